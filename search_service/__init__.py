@@ -1,0 +1,1 @@
+"""Plinqy Search: semantic + geo 'search near me' over the Plinqy marketplace."""

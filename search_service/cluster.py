@@ -1,0 +1,200 @@
+"""The embedded PostgreSQL cluster that lives in the project (`.pgdata/`).
+
+PostgreSQL refuses to run as root, so when we are root every server-side binary runs as the `postgres` OS user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+PG_MAJOR = 15
+INSTALL_HINT = "run `sudo bash scripts/install-postgres.sh` (or `make run`, which does it)"
+
+# Tuned for a search workload on a small machine: JIT only slows short queries, HNSW builds want memory.
+SERVER_SETTINGS: dict[str, str] = {
+    "listen_addresses": "127.0.0.1",
+    "unix_socket_directories": "",
+    "max_connections": "200",
+    "shared_buffers": "512MB",
+    "work_mem": "16MB",
+    "maintenance_work_mem": "1GB",
+    "max_parallel_maintenance_workers": "2",
+    "jit": "off",
+    "random_page_cost": "1.1",
+    "logging_collector": "off",
+}
+
+
+class ClusterError(RuntimeError):
+    """A one-line, user-facing problem with the embedded cluster."""
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    initialised: bool
+    running: bool
+    port: int
+    data_dir: Path
+
+    def describe(self) -> str:
+        if not self.initialised:
+            return f"not initialised ({self.data_dir}); run `plinqy-search db up`"
+        if not self.running:
+            return f"stopped ({self.data_dir}); run `plinqy-search db up`"
+        return f"running on 127.0.0.1:{self.port} ({self.data_dir})"
+
+
+def pg_bin_dir() -> Path:
+    candidates = [Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")]
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        if out.returncode == 0:
+            candidates.append(Path(out.stdout.strip()))
+    for candidate in candidates:
+        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
+            return candidate
+    raise ClusterError(f"PostgreSQL {PG_MAJOR} server binaries (initdb, pg_ctl) not found: {INSTALL_HINT}")
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Cluster:
+    def __init__(self, data_dir: Path, port: int, dbname: str = "plinqy") -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self.dbname = dbname
+        self.log_file = self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    def url(self, dbname: str | None = None) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname or self.dbname}"
+
+    # -- running binaries -------------------------------------------------------------------------------------
+    def _as_server_user(self, argv: list[str]) -> list[str]:
+        if os.geteuid() != 0:
+            return argv
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise ClusterError(f"running as root needs the `postgres` OS user: {INSTALL_HINT}") from None
+        return ["runuser", "-u", "postgres", "--", *argv]
+
+    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = self._as_server_user([str(pg_bin_dir() / tool), *args])
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if check and proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise ClusterError(f"{tool} failed: {detail[-1] if detail else proc.returncode}")
+        return proc
+
+    # -- state ------------------------------------------------------------------------------------------------
+    @property
+    def initialised(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def status(self) -> ClusterStatus:
+        running = False
+        if self.initialised:
+            proc = self._run("pg_ctl", "status", "-D", str(self.data_dir), check=False)
+            running = proc.returncode == 0
+        return ClusterStatus(self.initialised, running, self._running_port() if running else self.port, self.data_dir)
+
+    def _running_port(self) -> int:
+        # postmaster.pid line 4 holds the port the server really listens on.
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+            return int(lines[3])
+        except (OSError, IndexError, ValueError):
+            return self.port
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    def _initdb(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.data_dir, "postgres", "postgres")
+            self.data_dir.chmod(0o700)
+        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                  "--locale=C.UTF-8")
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write("\n# plinqy-search embedded cluster\n")
+            for key, value in SERVER_SETTINGS.items():
+                conf.write(f"{key} = '{value}'\n")
+
+    def up(self) -> str:
+        """Initialise (once) and start the cluster, and create the database. Safe to run twice."""
+        pg_bin_dir()
+        if self.initialised and self.status().running:
+            running_port = self._running_port()
+            if running_port != self.port:
+                raise ClusterError(
+                    f"the embedded cluster already runs on port {running_port}, not {self.port}: "
+                    "run `plinqy-search db down` first, or set PLINQY_DB_PORT to match"
+                )
+            self._ensure_database()
+            return f"already running on 127.0.0.1:{self.port}"
+        if not port_is_free(self.port):
+            raise ClusterError(
+                f"port {self.port} on 127.0.0.1 is taken by another process: "
+                "set PLINQY_DB_PORT to a free port, or stop that process"
+            )
+        if not self.initialised:
+            self._initdb()
+        if os.geteuid() == 0 and not self.log_file.exists():
+            self.log_file.touch()
+            shutil.chown(self.log_file, "postgres", "postgres")
+        proc = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir), "-l", str(self.log_file),
+                         "-o", f"-p {self.port}", check=False)
+        if proc.returncode != 0:
+            raise ClusterError(f"PostgreSQL did not start; see {self.log_file}")
+        self._ensure_database()
+        return f"started on 127.0.0.1:{self.port}"
+
+    def down(self) -> str:
+        if not self.initialised or not self.status().running:
+            return "not running"
+        self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_dir))
+        return "stopped"
+
+    def destroy(self) -> None:
+        """Stop the server immediately and delete its data (throwaway test clusters only)."""
+        if self.initialised and self.status().running:
+            self._run("pg_ctl", "stop", "-w", "-m", "immediate", "-D", str(self.data_dir), check=False)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.log_file.unlink(missing_ok=True)
+
+    def _ensure_database(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=5) as conn:
+                    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.dbname,)).fetchone()
+                    if not exists:
+                        conn.execute(f'CREATE DATABASE "{self.dbname}"')  # name is ours, not user input
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"PostgreSQL started but accepts no connections; see {self.log_file}") from None
+                time.sleep(0.2)

@@ -1,0 +1,98 @@
+"""One Settings object, read from the environment once and passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from embeddings.encoder import EncoderConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB_PORT = 54329
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value we cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name}={value} is out of range {lo}..{hi}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name}={value} is out of range {lo}..{hi}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    external_database_url: str | None
+    db_port: int
+    pgdata: Path
+    cache_dir: Path
+    encoder: EncoderConfig
+    statement_timeout_ms: int = 2000
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    pool_acquire_timeout_s: float = 1.0
+    query_cache_size: int = 1024
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        cache_dir = Path(env.get("PLINQY_CACHE_DIR") or PROJECT_ROOT / ".cache")
+        backend = env.get("PLINQY_ENCODER_BACKEND", "auto")
+        if backend not in ("auto", "onnx", "torch", "onnx-int8"):
+            raise SettingsError(f"PLINQY_ENCODER_BACKEND={backend!r}: use auto, onnx, torch or onnx-int8")
+        return cls(
+            external_database_url=env.get("DATABASE_URL") or None,
+            db_port=_int(env, "PLINQY_DB_PORT", DEFAULT_DB_PORT, 1, 65535),
+            pgdata=Path(env.get("PLINQY_PGDATA") or PROJECT_ROOT / ".pgdata"),
+            cache_dir=cache_dir,
+            encoder=EncoderConfig(
+                model_path=env.get("PLINQY_MODEL") or None,
+                backend=backend,  # type: ignore[arg-type]
+                cache_dir=cache_dir / "models",
+            ),
+            statement_timeout_ms=_int(env, "PLINQY_STATEMENT_TIMEOUT_MS", 2000, 10, 600_000),
+            pool_min_size=_int(env, "PLINQY_POOL_MIN", 2, 1, 100),
+            pool_max_size=_int(env, "PLINQY_POOL_MAX", 10, 1, 200),
+            pool_acquire_timeout_s=_float(env, "PLINQY_POOL_TIMEOUT_S", 1.0, 0.01, 60.0),
+            query_cache_size=_int(env, "PLINQY_QUERY_CACHE_SIZE", 1024, 0, 1_000_000),
+            env=env,
+        )
+
+    @property
+    def uses_embedded_db(self) -> bool:
+        return self.external_database_url is None
+
+    @property
+    def database_url(self) -> str:
+        """DATABASE_URL when set, otherwise the embedded cluster's URL."""
+        if self.external_database_url:
+            return self.external_database_url
+        return embedded_url(self.db_port)
+
+
+def embedded_url(port: int, dbname: str = "plinqy") -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/{dbname}"
