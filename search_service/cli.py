@@ -37,7 +37,7 @@ def user_errors(func: F) -> F:
 
 
 def embedded_cluster(settings: Settings) -> cluster_mod.Cluster:
-    return cluster_mod.Cluster(settings.pgdata, settings.db_port)
+    return cluster_mod.Cluster(settings.pgdata, settings.db_port, bin_dir=settings.pg_bindir)
 
 
 def database_url(settings: Settings) -> str:

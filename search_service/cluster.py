@@ -53,7 +53,11 @@ class ClusterStatus:
         return f"running on 127.0.0.1:{self.port} ({self.data_dir})"
 
 
-def pg_bin_dir() -> Path:
+def pg_bin_dir(override: Path | None = None) -> Path:
+    if override is not None:
+        if (override / "initdb").exists() and (override / "pg_ctl").exists():
+            return override
+        raise ClusterError(f"PostgreSQL server binaries not found in {override} (PLINQY_PG_BINDIR): {INSTALL_HINT}")
     candidates = [Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")]
     pg_config = shutil.which("pg_config")
     if pg_config:
@@ -83,7 +87,8 @@ def free_port() -> int:
 
 
 class Cluster:
-    def __init__(self, data_dir: Path, port: int, dbname: str = "plinqy") -> None:
+    def __init__(self, data_dir: Path, port: int, dbname: str = "plinqy", bin_dir: Path | None = None) -> None:
+        self.bin_dir = bin_dir
         self.data_dir = data_dir.resolve()
         self.port = port
         self.dbname = dbname
@@ -103,7 +108,7 @@ class Cluster:
         return ["runuser", "-u", "postgres", "--", *argv]
 
     def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = self._as_server_user([str(pg_bin_dir() / tool), *args])
+        argv = self._as_server_user([str(pg_bin_dir(self.bin_dir) / tool), *args])
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
@@ -145,7 +150,7 @@ class Cluster:
 
     def up(self) -> str:
         """Initialise (once) and start the cluster, and create the database. Safe to run twice."""
-        pg_bin_dir()
+        pg_bin_dir(self.bin_dir)
         if self.initialised and self.status().running:
             running_port = self._running_port()
             if running_port != self.port:

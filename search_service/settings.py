@@ -48,6 +48,7 @@ class Settings:
     external_database_url: str | None
     db_port: int
     pgdata: Path
+    pg_bindir: Path | None
     cache_dir: Path
     encoder: EncoderConfig
     statement_timeout_ms: int = 2000
@@ -68,6 +69,7 @@ class Settings:
             external_database_url=env.get("DATABASE_URL") or None,
             db_port=_int(env, "PLINQY_DB_PORT", DEFAULT_DB_PORT, 1, 65535),
             pgdata=Path(env.get("PLINQY_PGDATA") or PROJECT_ROOT / ".pgdata"),
+            pg_bindir=Path(env["PLINQY_PG_BINDIR"]) if env.get("PLINQY_PG_BINDIR") else None,
             cache_dir=cache_dir,
             encoder=EncoderConfig(
                 model_path=env.get("PLINQY_MODEL") or None,

@@ -1,0 +1,96 @@
+"""Test infrastructure: a throwaway PostgreSQL cluster, a migrated template database, a database per test.
+
+The suite starts its own cluster in a temporary directory on a free port unless TEST_DATABASE_URL names a server
+(its maintenance database, e.g. postgresql://postgres@127.0.0.1:5432/postgres). Migrations run once, into a
+template; each test module (or test, where it asks) gets its own database cloned from it in milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from search_service import migrate
+from search_service.cluster import Cluster, free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _replace_db(url: str, dbname: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + dbname
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """URL of the maintenance database of the server under test."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    root = Path(tempfile.mkdtemp(prefix="plinqy-test-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    cluster = Cluster(root / "data", free_port(), dbname="postgres")
+    cluster.up()
+    try:
+        yield cluster.url("postgres")
+    finally:
+        cluster.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_admin_url: str) -> Iterator[str]:
+    """Name of a database migrated to head once per session."""
+    name = f"plinqy_tpl_{os.getpid()}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    migrate.upgrade(_replace_db(pg_admin_url, name))
+    yield name
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def make_database(pg_admin_url: str, template_db: str) -> Iterator[Callable[..., str]]:
+    """Factory: a new database cloned from the migrated template (or empty), dropped at session end."""
+    created: list[str] = []
+
+    def factory(*, migrated: bool = True) -> str:
+        name = f"plinqy_t_{uuid.uuid4().hex[:12]}"
+        template = f'TEMPLATE "{template_db}"' if migrated else "TEMPLATE template0"
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" {template}')
+        created.append(name)
+        return _replace_db(pg_admin_url, name)
+
+    yield factory
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def db_url(make_database: Callable[..., str]) -> str:
+    """A migrated database shared by the tests of one module."""
+    return make_database()
+
+
+@pytest.fixture
+def fresh_db_url(make_database: Callable[..., str]) -> str:
+    """A migrated database of one's own, for tests that need an empty catalogue."""
+    return make_database()
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        yield connection
