@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
@@ -12,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-REQUIRED_EXTENSIONS = {"uuid-ossp": None, "citext": None, "postgis": None, "vector": "0.8.0", "pg_trgm": None}
+REQUIRED_EXTENSIONS: Mapping[str, str | None] = {"uuid-ossp": None, "citext": None, "postgis": None, "vector": "0.8.0", "pg_trgm": None}
 
 
 class MigrationError(RuntimeError):
@@ -38,7 +39,7 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
-def check_server(dsn: str) -> None:
+def check_server(dsn: str, required: Mapping[str, str | None] = REQUIRED_EXTENSIONS) -> None:
     """Fail with a clear message when the server is unreachable or lacks an extension."""
     try:
         with psycopg.connect(dsn, connect_timeout=5) as conn:
@@ -49,7 +50,7 @@ def check_server(dsn: str) -> None:
             f"cannot reach the database ({first}): check DATABASE_URL, or unset it to use the embedded cluster"
         ) from None
     available = {name: version for name, version in rows}
-    for ext, minimum in REQUIRED_EXTENSIONS.items():
+    for ext, minimum in required.items():
         if ext not in available:
             raise MigrationError(
                 f"extension {ext!r} is not installed on the database server: install it there "

@@ -1,0 +1,41 @@
+# The two commands of the README: `make run` and `make test`. Both are idempotent.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+CLI := $(BIN)/plinqy-search
+SCALE ?= demo
+SEED ?= 42
+
+.PHONY: setup run test lint db-up migrate seed bench bench-large clean
+
+setup:
+	@bash scripts/setup.sh
+
+db-up: setup
+	@if [ -z "$$DATABASE_URL" ]; then $(CLI) db up; fi
+
+migrate: db-up
+	@$(CLI) migrate
+
+seed: migrate
+	@$(CLI) seed-demo --scale $(SCALE) --seed $(SEED)
+	@$(CLI) worker --drain
+
+run: seed
+	@$(CLI) serve --host 127.0.0.1 --port 8000
+
+test: setup
+	@$(BIN)/pytest -q
+
+lint: setup
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+bench: migrate
+	@$(BIN)/python -m benchmarks.run --scale small
+
+bench-large: migrate
+	@$(BIN)/python -m benchmarks.run --scale large
+
+clean:
+	@if [ -x $(CLI) ] && [ -z "$$DATABASE_URL" ]; then $(CLI) db down || true; fi
+	rm -rf .pgdata .pgdata.log .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,122 @@
+"""`plinqy-search db …` and `migrate` as a user runs them: real processes, a real cluster, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from search_service.cluster import free_port
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "search_service", *args], capture_output=True, text=True, env=env, timeout=180
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def embedded_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    root = tmp_path_factory.mktemp("embedded")
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(PLINQY_PGDATA=str(root / "pgdata"), PLINQY_DB_PORT=str(free_port()))
+    yield env
+    run_cli("db", "down", env=env)
+
+
+def test_db_up_twice_status_url_migrate_down(embedded_env: dict[str, str]) -> None:
+    port = embedded_env["PLINQY_DB_PORT"]
+    first = run_cli("db", "up", env=embedded_env)
+    assert first.returncode == 0, first.stderr
+    assert f"started on 127.0.0.1:{port}" in first.stdout
+    second = run_cli("db", "up", env=embedded_env)
+    assert second.returncode == 0, second.stderr
+    assert "already running" in second.stdout
+
+    status = run_cli("db", "status", env=embedded_env)
+    assert status.returncode == 0 and "running" in status.stdout
+    url = run_cli("db", "url", env=embedded_env).stdout.strip()
+    assert url == f"postgresql://postgres@127.0.0.1:{port}/plinqy"
+
+    migrated = run_cli("migrate", env=embedded_env)
+    assert migrated.returncode == 0, migrated.stderr
+    with psycopg.connect(url) as conn:
+        count = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+        assert count is not None and count[0] >= 16
+        owner = conn.execute("SELECT usename FROM pg_stat_activity WHERE backend_type = 'checkpointer'").fetchone()
+        assert owner is not None
+    data_owner = Path(embedded_env["PLINQY_PGDATA"]).stat().st_uid
+    if os.geteuid() == 0:
+        import pwd
+
+        assert data_owner == pwd.getpwnam("postgres").pw_uid
+
+    down = run_cli("db", "down", env=embedded_env)
+    assert down.returncode == 0 and "stopped" in down.stdout
+    stopped = run_cli("db", "status", env=embedded_env)
+    assert stopped.returncode == 3 and "stopped" in stopped.stdout
+    not_running = run_cli("migrate", env=embedded_env)
+    assert_one_line_error(not_running, "db up")
+
+
+def test_port_taken_is_a_one_line_error(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(tmp_path, "postgres", "postgres")
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env.update(PLINQY_PGDATA=str(tmp_path / "pgdata"), PLINQY_DB_PORT=str(port))
+        proc = run_cli("db", "up", env=env)
+    assert_one_line_error(proc, f"port {port}", "PLINQY_DB_PORT")
+
+
+def test_missing_binaries_point_to_the_install_script(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(PLINQY_PGDATA=str(tmp_path / "pgdata"), PLINQY_DB_PORT=str(free_port()),
+               PLINQY_PG_BINDIR=str(tmp_path / "no-postgres-here"))
+    proc = run_cli("db", "up", env=env)
+    assert_one_line_error(proc, "scripts/install-postgres.sh")
+
+
+def test_unreachable_database_url(tmp_path: Path) -> None:
+    env = dict(os.environ, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    proc = run_cli("migrate", env=env)
+    assert_one_line_error(proc, "cannot reach the database", "DATABASE_URL")
+
+
+def test_external_server_without_an_extension_or_too_old(pg_admin_url: str) -> None:
+    from search_service import migrate
+
+    migrate.check_server(pg_admin_url)  # the real requirements hold on the test server
+    with pytest.raises(migrate.MigrationError, match="'not_an_extension' is not installed"):
+        migrate.check_server(pg_admin_url, {**migrate.REQUIRED_EXTENSIONS, "not_an_extension": None})
+    with pytest.raises(migrate.MigrationError, match="'vector' is .* 99.0 or newer is needed"):
+        migrate.check_server(pg_admin_url, {"vector": "99.0"})
+
+
+def test_external_database_url_wins(pg_admin_url: str) -> None:
+    env = dict(os.environ, DATABASE_URL=pg_admin_url, PLINQY_DB_PORT="1")
+    assert run_cli("db", "url", env=env).stdout.strip() == pg_admin_url
+    up = run_cli("db", "up", env=env)
+    assert up.returncode == 0 and "DATABASE_URL is set" in up.stdout
