@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# Production image of Plinqy Search: the API, the worker and the CLI, with the embedding model baked in.
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# The source lives at /app in both stages: migrations and SQL files are read from the checkout.
+WORKDIR /app
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# The CPU build of torch first: the default wheel drags several GB of CUDA libraries into the image.
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+COPY pyproject.toml README.md alembic.ini ./
+COPY search_service ./search_service
+COPY embeddings ./embeddings
+COPY migrations ./migrations
+COPY benchmarks ./benchmarks
+RUN pip install -e .
+# Bake the ONNX export of the model into the image, so containers start warm and never need a hub.
+ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PLINQY_CACHE_DIR=/opt/plinqy-cache
+RUN python -c "from search_service.settings import Settings; from embeddings.encoder import load_encoder; \
+load_encoder(Settings.from_env().encoder).encode(['warm up'])"
+
+FROM python:3.11-slim-bookworm
+RUN groupadd --system plinqy && useradd --system --gid plinqy --home-dir /app --shell /usr/sbin/nologin plinqy
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chown=plinqy:plinqy /opt/plinqy-cache /opt/plinqy-cache
+COPY --from=build --chown=root:root /app /app
+WORKDIR /app
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+    PLINQY_CACHE_DIR=/opt/plinqy-cache
+USER plinqy
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s \
+  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
+ENTRYPOINT ["plinqy-search"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
