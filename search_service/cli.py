@@ -124,5 +124,32 @@ def migrate(settings: Settings, revision: str) -> None:
     click.echo(f"database at revision {migrate_mod.current_revision(url)}")
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.pass_obj
+@user_errors
+def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Run the search API (litestar on uvicorn)."""
+    import uvicorn
+
+    database_url(settings)  # fails early, in one line, when the embedded cluster is down
+    if workers == 1:
+        from search_service.app import create_app
+
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    # Each worker process builds its own app (and its Settings.from_env) from the inherited environment.
+    uvicorn.run(
+        "search_service.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
 def main() -> None:
     cli(prog_name="plinqy-search")

@@ -1,0 +1,368 @@
+"""The litestar application: `create_app(settings)`.
+
+Lifespan: an asyncpg pool (pgvector codec registered on every connection) and the encoder, loaded and warmed
+in the background, so `/healthz` answers at once and `/readyz` turns ready when both are usable. Every
+request's SQL runs in a transaction under `SET LOCAL statement_timeout`; a timeout, an exhausted pool or an
+unreachable database become 503 + Retry-After, bad input 400, unknown ids 404 — one JSON error format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import asyncpg
+import numpy as np
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.spec import Server
+from pgvector.asyncpg import register_vector
+
+from embeddings.encoder import Encoder, load_encoder
+from embeddings.sqlblocks import load_blocks
+from search_service import migrate
+from search_service import routes as routes_mod
+from search_service import search as engine
+from search_service.metrics import Metrics
+from search_service.params import RULES, BadParameter, NotFound
+from search_service.query_cache import QueryEmbeddingCache
+from search_service.settings import Settings
+
+log = logging.getLogger("search_service.api")
+
+RETRY_AFTER_S = 1
+# Errors that mean "the database is busy or away", not "our SQL is wrong": 503, never 500.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.QueryCanceledError,  # statement_timeout, or cancelled by an operator
+    asyncpg.exceptions.LockNotAvailableError,
+    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, out of memory, disk full
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.InterfaceError,  # connection closed underneath us
+    ConnectionError,
+    OSError,
+)
+
+
+class Unavailable(Exception):
+    """503 + Retry-After: the request could not be served now but may succeed soon."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class Runtime:
+    """What handlers need, created with the app and filled in by its lifespan."""
+
+    settings: Settings
+    cache: QueryEmbeddingCache
+    metrics: Metrics
+    pool: asyncpg.Pool | None = None
+    encoder: Encoder | None = None
+    model_ready: bool = False
+    model_error: str | None = None
+    database_error: str | None = None
+    head_revision: str = ""
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    embed_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
+
+    # --- embedding
+    async def embed(self, text: str) -> np.ndarray:
+        encoder = self.encoder
+        if encoder is None or not self.model_ready:
+            raise Unavailable("model", self.model_error or "the model is still loading; retry shortly")
+
+        async def compute() -> np.ndarray:
+            started = time.perf_counter()
+            matrix = await anyio.to_thread.run_sync(encoder.encode, [text], limiter=self.embed_limiter)
+            self.metrics.embed_latency.observe(time.perf_counter() - started)
+            return np.asarray(matrix[0], dtype=np.float32)
+
+        hits_before = self.cache.hits
+        vector = await self.cache.get_or_compute(QueryEmbeddingCache.key(encoder.model_id, text), compute)
+        self.metrics.cache_lookups.labels("hit" if self.cache.hits > hits_before else "miss").inc()
+        return vector
+
+    # --- database
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection in a transaction whose statements each run under the statement timeout.
+
+        Bounded in time: the acquire waits at most `pool_acquire_timeout_s`, each statement at most
+        `statement_timeout_ms` (server side) and the whole block at most a few statement timeouts
+        (client side, in case the server does not answer at all).
+        """
+        pool = self.pool
+        if pool is None:
+            raise Unavailable("database", self.database_error or "the database is not connected yet")
+        settings = self.settings
+        try:
+            conn = await pool.acquire(timeout=settings.pool_acquire_timeout_s)
+        except TimeoutError:
+            raise Unavailable("pool_exhausted", "all database connections are busy; retry shortly") from None
+        budget_s = 3 * settings.statement_timeout_ms / 1000 + 1
+        try:
+            async with asyncio.timeout(budget_s):
+                async with conn.transaction(readonly=True):
+                    await conn.execute(
+                        "SELECT set_config('statement_timeout', $1, true)", str(settings.statement_timeout_ms)
+                    )
+                    yield conn
+        except TimeoutError:
+            raise Unavailable("statement_timeout", "the database took too long; retry shortly") from None
+        finally:
+            await pool.release(conn, timeout=5)
+
+    async def readiness(self) -> routes_mod.Readiness:
+        checks: dict[str, str] = {}
+        reasons: list[str] = []
+        if self.model_ready:
+            checks["model"] = "ok"
+        elif self.model_error:
+            checks["model"] = "failed"
+            reasons.append(self.model_error)
+        else:
+            checks["model"] = "loading"
+            reasons.append("the model is loading")
+        try:
+            async with self.transaction() as conn:
+                versions = [row["version_num"] for row in await conn.fetch(_catalog_sql("readiness"))]
+            checks["database"] = "ok"
+            if versions == [self.head_revision]:
+                checks["migrations"] = "ok"
+            else:
+                checks["migrations"] = "behind"
+                reasons.append(
+                    f"the database is at revision {', '.join(versions) or 'none'}, the code expects "
+                    f"{self.head_revision}: run `plinqy-search migrate`"
+                )
+        except asyncpg.UndefinedTableError:
+            checks["database"] = "ok"
+            checks["migrations"] = "missing"
+            reasons.append("the database has no migrations applied: run `plinqy-search migrate`")
+        except Unavailable as exc:
+            checks["database"] = exc.reason
+            reasons.append(exc.message)
+        except TRANSIENT_DB_ERRORS as exc:
+            checks["database"] = "unreachable"
+            reasons.append(f"database: {type(exc).__name__}: {exc}")
+        status = "ready" if not reasons else "not ready"
+        return routes_mod.Readiness(status=status, checks=dict(sorted(checks.items())), reasons=reasons)
+
+    # --- lifecycle
+    async def start(self) -> None:
+        self.tasks.append(asyncio.create_task(self._connect(), name="plinqy-db-pool"))
+        self.tasks.append(asyncio.create_task(self._load_model(), name="plinqy-model"))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except (TimeoutError, Exception):
+                log.warning("the database pool did not close in time; terminating its connections")
+                pool.terminate()
+
+    async def _connect(self) -> None:
+        """Create the pool, retrying until the database answers (readiness says why meanwhile)."""
+        settings = self.settings
+        delay = 0.5
+        while self.pool is None:
+            try:
+                self.pool = await asyncpg.create_pool(
+                    settings.database_url,
+                    min_size=min(settings.pool_min_size, settings.pool_max_size),
+                    max_size=settings.pool_max_size,
+                    init=_init_connection,
+                    command_timeout=3 * settings.statement_timeout_ms / 1000 + 1,
+                    max_inactive_connection_lifetime=300,
+                    server_settings={"application_name": "plinqy-search-api"},
+                    timeout=10,
+                )
+                self.database_error = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.database_error = f"cannot connect to the database ({type(exc).__name__}: {exc})"
+                log.warning("%s; retrying in %.1fs", self.database_error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def _load_model(self) -> None:
+        try:
+            if self.encoder is None:
+                self.encoder = await anyio.to_thread.run_sync(load_encoder, self.settings.encoder)
+            encoder = self.encoder
+            await anyio.to_thread.run_sync(encoder.encode, ["warm up the model"])
+            self.model_ready = True
+            log.info("model %s loaded and warmed", encoder.model_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.model_error = f"the model failed to load ({type(exc).__name__}: {exc})"
+            log.exception("model load failed")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await register_vector(conn)
+
+
+def _catalog_sql(name: str) -> Any:
+    return load_blocks(routes_mod.CATALOG_SQL)[name]
+
+
+# --- errors
+def _error(
+    status: int, parameter: str | None, message: str, headers: Mapping[str, str] | None = None
+) -> Response[Any]:
+    return Response(
+        {"error": {"parameter": parameter, "message": message}},
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type="application/json",
+    )
+
+
+def _runtime_of(request: Request[Any, Any, Any]) -> Runtime | None:
+    runtime = request.app.state.get("runtime")
+    return runtime if isinstance(runtime, Runtime) else None
+
+
+def _unavailable(request: Request[Any, Any, Any], reason: str, message: str) -> Response[Any]:
+    runtime = _runtime_of(request)
+    if runtime is not None:
+        runtime.metrics.unavailable.labels(reason).inc()
+    return _error(503, None, message, {"Retry-After": str(RETRY_AFTER_S)})
+
+
+def handle_bad_parameter(request: Request[Any, Any, Any], exc: BadParameter) -> Response[Any]:
+    return _error(400, exc.parameter, exc.message)
+
+
+def handle_not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
+    return _error(404, exc.parameter, exc.message)
+
+
+def handle_product_not_found(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _error(404, "id", "no product with this id")
+
+
+def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """litestar's parameter errors, in our format: the first offending parameter and what it accepts."""
+    parameter: str | None = None
+    detail = str(exc.detail)
+    if isinstance(exc.extra, list) and exc.extra and isinstance(exc.extra[0], dict):
+        first = exc.extra[0]
+        parameter = str(first["key"]) if first.get("key") is not None else None
+        detail = str(first.get("message") or detail)
+    elif detail.startswith("Missing required"):
+        # "Missing required query parameter 'q' for path /v1/search"
+        parts = detail.split("'")
+        parameter = parts[1] if len(parts) >= 3 else None
+        detail = "is required"
+    if parameter == "product_id":
+        parameter = "id"
+    rule = RULES.get(parameter or "")
+    message = detail if rule is None or detail == "is required" else f"{rule} ({detail})"
+    return _error(400, parameter, message)
+
+
+def handle_unavailable(request: Request[Any, Any, Any], exc: Unavailable) -> Response[Any]:
+    return _unavailable(request, exc.reason, exc.message)
+
+
+def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    headers = dict(exc.headers or {})
+    return _error(exc.status_code, None, str(exc.detail), headers)
+
+
+def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return _unavailable(request, "statement_timeout", "the search took too long; retry shortly")
+    if isinstance(exc, TimeoutError):
+        return _unavailable(request, "statement_timeout", "the database took too long; retry shortly")
+    if isinstance(exc, TRANSIENT_DB_ERRORS):
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return _unavailable(request, "database", "the database is unavailable; retry shortly")
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, None, "internal error")
+
+
+def _exception_handlers() -> dict[Any, Any]:
+    handlers: dict[Any, Any] = {
+        BadParameter: handle_bad_parameter,
+        NotFound: handle_not_found,
+        ValidationException: handle_validation,
+        Unavailable: handle_unavailable,
+        HTTPException: handle_http,
+        Exception: handle_other,
+    }
+    product_not_found = getattr(engine, "ProductNotFound", None)
+    if isinstance(product_not_found, type) and issubclass(product_not_found, Exception):
+        handlers[product_not_found] = handle_product_not_found
+    return handlers
+
+
+# --- factory
+def create_app(settings: Settings, *, encoder: Encoder | None = None) -> Litestar:
+    """The API. `encoder`: an already loaded one (tests share one); otherwise loaded from settings.encoder."""
+    cache = QueryEmbeddingCache(settings.query_cache_size)
+    holder: dict[str, Runtime] = {}
+    metrics = Metrics(cache, lambda: holder["runtime"].pool if "runtime" in holder else None)
+    runtime = Runtime(settings=settings, cache=cache, metrics=metrics, encoder=encoder)
+    holder["runtime"] = runtime
+    runtime.head_revision = migrate.head_revision()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    def provide_runtime() -> Runtime:
+        return runtime
+
+    return Litestar(
+        route_handlers=routes_mod.ROUTES,
+        dependencies={"rt": Provide(provide_runtime, use_cache=True, sync_to_thread=False)},
+        exception_handlers=_exception_handlers(),
+        middleware=[metrics.middleware],
+        lifespan=[lifespan],
+        state=State({"runtime": runtime}),
+        openapi_config=OpenAPIConfig(
+            title="Plinqy Search",
+            version="1.0.0",
+            description="Semantic + geo 'search near me' over the products of local stores.",
+            servers=[Server(url="/")],
+            use_handler_docstrings=False,
+        ),
+        signature_namespace={"Runtime": Runtime},
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for `uvicorn --factory` (serve --workers N): settings come from each worker's environment."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(Settings.from_env())

@@ -1,0 +1,251 @@
+"""Query parameters of the API: their declared types (what OpenAPI shows) and the checks types cannot express.
+
+Type and range checks run in litestar's signature model (msgspec); its `ValidationException` is rendered by
+`app.py` in our error format. What a type cannot say (trimmed length, control characters, lat/lon given
+together, min_price <= max_price) is checked here and raised as `BadParameter`, rendered the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from litestar.openapi.spec import Example
+from litestar.params import Parameter
+
+from search_service.search import SearchParams
+
+Q_MAX_LENGTH = 256
+MAX_RADIUS_M = 100_000
+MAX_LIMIT = 100
+MAX_OFFSET = 1000
+MAX_PRICE = 1_000_000_000
+MAX_CATEGORY_ID = 2**63 - 1
+
+# What `q` accepts, as the OpenAPI schema states it: no control characters, at least one non-space.
+Q_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID_RE = re.compile(UUID_PATTERN)
+
+Mode = Literal["hybrid", "semantic", "keyword"]
+
+# What each parameter accepts, in words: the message of a 400 for a value of the wrong type or range.
+RULES = {
+    "q": f"is required: 1–{Q_MAX_LENGTH} characters of text",
+    "lat": "must be a number between -90 and 90",
+    "lon": "must be a number between -180 and 180",
+    "radius_m": f"must be a number of metres between 1 and {MAX_RADIUS_M}",
+    "limit": f"must be an integer between 1 and {MAX_LIMIT}",
+    "offset": f"must be an integer between 0 and {MAX_OFFSET}",
+    "category_id": "must be a positive integer (a category id)",
+    "min_price": f"must be a number between 0 and {MAX_PRICE}",
+    "max_price": f"must be a number between 0 and {MAX_PRICE}",
+    "in_stock": "must be true or false",
+    "stores_per_product": "must be an integer between 1 and 10",
+    "mode": "must be one of hybrid, semantic, keyword",
+}
+
+
+class BadParameter(Exception):
+    """A request parameter is invalid; rendered as 400 `{"error": {"parameter", "message"}}`."""
+
+    def __init__(self, parameter: str | None, message: str) -> None:
+        super().__init__(f"{parameter}: {message}" if parameter else message)
+        self.parameter = parameter
+        self.message = message
+
+
+class NotFound(Exception):
+    """The addressed resource does not exist; rendered as 404 in the same error format."""
+
+    def __init__(self, parameter: str | None, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.message = message
+
+
+def _ex(value: object, summary: str | None = None) -> list[Example]:
+    return [Example(summary=summary or f"{value}", value=value)]
+
+
+# Declared parameter types, shared by the routes. `q` is checked by `clean_query`, so that its errors say
+# what is wrong in words; its schema still states the constraints.
+Q = Annotated[
+    str,
+    Parameter(
+        description=(
+            f"What to look for, in natural language. 1–{Q_MAX_LENGTH} characters after trimming surrounding "
+            "whitespace; no control characters."
+        ),
+        schema_extra={"minLength": 1, "maxLength": Q_MAX_LENGTH, "pattern": Q_PATTERN},
+        examples=[Example(summary="natural language", value="something to fix a dripping tap")],
+    ),
+]
+Lat = Annotated[
+    float | None,
+    Parameter(
+        ge=-90, le=90, description="Latitude (WGS 84) of the searcher; give with `lon`.", examples=_ex(52.37)
+    ),
+]
+Lon = Annotated[
+    float | None,
+    Parameter(
+        ge=-180,
+        le=180,
+        description="Longitude (WGS 84) of the searcher; give with `lat`.",
+        examples=_ex(4.89),
+    ),
+]
+RequiredLat = Annotated[
+    float, Parameter(ge=-90, le=90, description="Latitude (WGS 84).", examples=_ex(52.37))
+]
+RequiredLon = Annotated[
+    float, Parameter(ge=-180, le=180, description="Longitude (WGS 84).", examples=_ex(4.89))
+]
+RadiusM = Annotated[
+    float,
+    Parameter(
+        ge=1, le=MAX_RADIUS_M, description="Search radius in metres (used with lat/lon).", examples=_ex(5000)
+    ),
+]
+Limit = Annotated[
+    int, Parameter(ge=1, le=MAX_LIMIT, description="Number of results to return.", examples=_ex(20))
+]
+Offset = Annotated[
+    int, Parameter(ge=0, le=MAX_OFFSET, description="Results to skip (pagination).", examples=_ex(0))
+]
+CategoryId = Annotated[
+    int | None,
+    Parameter(
+        ge=1,
+        le=MAX_CATEGORY_ID,
+        description="Only products in this category or its subcategories.",
+        examples=_ex(12),
+    ),
+]
+MinPrice = Annotated[
+    float | None,
+    Parameter(
+        ge=0,
+        le=MAX_PRICE,
+        description="Only listings priced at least this much.",
+        examples=_ex(1.5),
+        schema_extra={"minimum": 0},  # litestar drops a falsy `ge` from the schema
+    ),
+]
+MaxPrice = Annotated[
+    float | None,
+    Parameter(
+        ge=0,
+        le=MAX_PRICE,
+        description="Only listings priced at most this much.",
+        examples=_ex(20),
+        schema_extra={"minimum": 0},
+    ),
+]
+InStock = Annotated[
+    bool,
+    Parameter(
+        description="Only listings with quantity > 0 (inactive listings are never shown).", examples=_ex(True)
+    ),
+]
+StoresPerProduct = Annotated[
+    int, Parameter(ge=1, le=10, description="Nearest stores listed per product.", examples=_ex(3))
+]
+ModeParam = Annotated[
+    Mode,
+    Parameter(
+        description="hybrid (semantic + keyword; default), semantic (vectors) or keyword (full text).",
+        examples=_ex("hybrid"),
+    ),
+]
+ProductIdParam = Annotated[
+    str,
+    Parameter(
+        description="Product id (UUID).",
+        schema_extra={"format": "uuid", "pattern": UUID_PATTERN},
+        examples=_ex("6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"),
+    ),
+]
+
+
+def clean_query(q: str) -> str:
+    """`q` trimmed, or BadParameter: empty, whitespace only, too long, or holding control characters."""
+    if any(unicodedata.category(ch) == "Cc" for ch in q):
+        raise BadParameter("q", "must not contain control characters")
+    text = q.strip()
+    if not text:
+        raise BadParameter("q", "must not be empty or whitespace only")
+    if len(text) > Q_MAX_LENGTH:
+        raise BadParameter("q", f"must be at most {Q_MAX_LENGTH} characters")
+    return text
+
+
+def check_point(lat: float | None, lon: float | None) -> tuple[float, float] | None:
+    if lat is None and lon is None:
+        return None
+    if lat is None:
+        raise BadParameter("lat", "lat and lon must be given together")
+    if lon is None:
+        raise BadParameter("lon", "lat and lon must be given together")
+    for name, value, bound in (("lat", lat, 90.0), ("lon", lon, 180.0)):
+        if not math.isfinite(value) or abs(value) > bound:
+            raise BadParameter(name, f"must be a finite number between -{bound:g} and {bound:g}")
+    return lat, lon
+
+
+def _price(name: str, value: float | None) -> Decimal | None:
+    if value is None:
+        return None
+    if not math.isfinite(value) or not 0 <= value <= MAX_PRICE:
+        raise BadParameter(name, f"must be a number between 0 and {MAX_PRICE}")
+    return Decimal(repr(value))
+
+
+def product_id(raw: str) -> str:
+    """The canonical (lower-case) UUID text, or BadParameter."""
+    if not _UUID_RE.match(raw):
+        raise BadParameter("id", "must be a UUID like 6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a")
+    return raw.lower()
+
+
+def search_params(
+    *,
+    q: str,
+    lat: float | None,
+    lon: float | None,
+    radius_m: float,
+    limit: int,
+    offset: int,
+    category_id: int | None,
+    min_price: float | None,
+    max_price: float | None,
+    in_stock: bool,
+    stores_per_product: int,
+    mode: Mode,
+) -> SearchParams:
+    """Everything checked that the declared types could not check; `q=""` for /similar (unused there)."""
+    point = check_point(lat, lon)
+    if not math.isfinite(radius_m) or not 1 <= radius_m <= MAX_RADIUS_M:
+        raise BadParameter("radius_m", f"must be between 1 and {MAX_RADIUS_M}")
+    low = _price("min_price", min_price)
+    high = _price("max_price", max_price)
+    if low is not None and high is not None and low > high:
+        raise BadParameter("min_price", "must not exceed max_price")
+    return SearchParams(
+        q=q,
+        lat=point[0] if point else None,
+        lon=point[1] if point else None,
+        radius_m=float(radius_m),
+        limit=limit,
+        offset=offset,
+        category_id=category_id,
+        min_price=low,
+        max_price=high,
+        in_stock=in_stock,
+        stores_per_product=stores_per_product,
+        mode=mode,
+    )
