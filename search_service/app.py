@@ -26,6 +26,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Server
+from asyncpg.pool import PoolConnectionProxy
 from pgvector.asyncpg import register_vector
 
 from embeddings.encoder import Encoder, load_encoder
@@ -100,7 +101,7 @@ class Runtime:
 
     # --- database
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
         """A pooled connection in a transaction whose statements each run under the statement timeout.
 
         Bounded in time: the acquire waits at most `pool_acquire_timeout_s`, each statement at most
@@ -210,9 +211,11 @@ class Runtime:
 
     async def _load_model(self) -> None:
         try:
-            if self.encoder is None:
-                self.encoder = await anyio.to_thread.run_sync(load_encoder, self.settings.encoder)
             encoder = self.encoder
+            if encoder is None:
+                encoder = await anyio.to_thread.run_sync(load_encoder, self.settings.encoder)
+                self.encoder = encoder
+            assert encoder is not None
             await anyio.to_thread.run_sync(encoder.encode, ["warm up the model"])
             self.model_ready = True
             log.info("model %s loaded and warmed", encoder.model_id)

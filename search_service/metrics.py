@@ -120,7 +120,7 @@ class Metrics:
 
 def _route_template(scope: Scope) -> str:
     handler: Any = scope.get("route_handler")
-    template = scope.get("path_template")  # type: ignore[typeddict-item]
+    template = scope.get("path_template")
     if isinstance(template, str) and template:
         return template
     if handler is not None and getattr(handler, "paths", None):

@@ -17,6 +17,7 @@ from uuid import UUID
 import msgspec
 from litestar import MediaType, Request, Response, get
 from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
@@ -302,7 +303,7 @@ def build_tree(rows: list[Any]) -> list[CategoryNode]:
     responses=_SEARCH_RESPONSES,
 )
 async def search_products(
-    rt: Runtime,
+    rt: NamedDependency[Runtime],
     request: Request[Any, Any, Any],
     q: P.Q,
     lat: P.Lat = None,
@@ -352,7 +353,7 @@ async def search_products(
     responses=_SIMILAR_RESPONSES,
 )
 async def similar_products(
-    rt: Runtime,
+    rt: NamedDependency[Runtime],
     request: Request[Any, Any, Any],
     product_id: P.ProductIdParam,
     lat: P.Lat = None,
@@ -428,7 +429,7 @@ async def similar_products(
         503: _UNAVAILABLE,
     },
 )
-async def get_product(rt: Runtime, product_id: P.ProductIdParam) -> ProductDetail:
+async def get_product(rt: NamedDependency[Runtime], product_id: P.ProductIdParam) -> ProductDetail:
     pid = UUID(P.product_id(product_id))
     async with rt.transaction() as conn:
         row = await conn.fetchrow(_sql("product_by_id"), pid)
@@ -477,7 +478,7 @@ async def get_product(rt: Runtime, product_id: P.ProductIdParam) -> ProductDetai
     },
 )
 async def stores_nearby(
-    rt: Runtime,
+    rt: NamedDependency[Runtime],
     lat: P.RequiredLat,
     lon: P.RequiredLon,
     radius_m: P.RadiusM = 5000,
@@ -533,7 +534,7 @@ async def stores_nearby(
         503: _UNAVAILABLE,
     },
 )
-async def categories(rt: Runtime) -> CategoriesResponse:
+async def categories(rt: NamedDependency[Runtime]) -> CategoriesResponse:
     async with rt.transaction() as conn:
         rows = await conn.fetch(_sql("categories"))
     return CategoriesResponse(categories=build_tree(list(rows)))
@@ -582,7 +583,7 @@ async def healthz() -> Health:
         ),
     },
 )
-async def readyz(rt: Runtime) -> Response[Readiness]:
+async def readyz(rt: NamedDependency[Runtime]) -> Response[Readiness]:
     readiness = await rt.readiness()
     if readiness.status == "ready":
         return Response(readiness, status_code=200)
@@ -597,7 +598,7 @@ async def readyz(rt: Runtime) -> Response[Readiness]:
     media_type=MediaType.TEXT,
     responses={200: ResponseSpec(str, description="Prometheus text format.", media_type=MediaType.TEXT)},
 )
-async def metrics(rt: Runtime) -> Response[bytes]:
+async def metrics(rt: NamedDependency[Runtime]) -> Response[bytes]:
     return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

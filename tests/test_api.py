@@ -1,0 +1,633 @@
+"""The search API over HTTP: a real database, the real model, the app as `create_app` builds it.
+
+A small catalogue of everyday products around a point in Amsterdam; stores placed with geographiclib at
+known distances (4.9 km inside, 5.1 km outside a 5 km radius); product vectors written by the real encoder
+from `compose_text`, as the worker would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import pytest
+from geographiclib.geodesic import Geodesic
+from litestar.testing import TestClient
+
+from embeddings.encoder import Encoder, load_encoder
+from embeddings.text import compose_text
+from search_service.app import create_app
+from search_service.settings import Settings
+
+CENTER = (52.3676, 4.9041)  # Amsterdam, Dam square-ish
+READY_TIMEOUT_S = 180
+
+
+# --- fixtures
+@dataclass
+class Listing:
+    store: str
+    price: float
+    quantity: int = 10
+    active: bool = True
+    currency: str = "EUR"
+
+
+@dataclass
+class Item:
+    key: str
+    name: str
+    description: str
+    category: str
+    brand: str | None = None
+    gtin: str | None = None
+    listings: list[Listing] = field(default_factory=lambda: [Listing("near", 4.99)])
+
+
+# (store key) -> (distance from CENTER in metres, azimuth in degrees, active)
+STORES: dict[str, tuple[float, float, bool]] = {
+    "near": (1000.0, 0.0, True),
+    "east49": (4900.0, 90.0, True),
+    "west51": (5100.0, 270.0, True),
+    "far": (30000.0, 180.0, True),
+    "closed": (500.0, 45.0, False),
+}
+
+# (name, parent name)
+CATEGORIES: list[tuple[str, str | None]] = [
+    ("Home & DIY", None),
+    ("Tools", "Home & DIY"),
+    ("Plumbing", "Home & DIY"),
+    ("Food", None),
+    ("Plant-based drinks", "Food"),
+    ("Milk & eggs", "Food"),
+    ("Bakery", "Food"),
+    ("Pantry", "Food"),
+    ("Health", None),
+    ("Pharmacy", "Health"),
+    ("Pets", None),
+    ("Beauty", None),
+    ("Electronics", None),
+    ("Household", None),
+]
+
+CATALOGUE: list[Item] = [
+    # No word of "something to fix a dripping tap" appears in this product's text.
+    Item(
+        "washer",
+        "Faucet washer set",
+        "Assorted rubber seals and O-rings for leaking faucets and mixer valves.",
+        "Plumbing",
+        brand="FixPro",
+        listings=[Listing("near", 3.49)],
+    ),
+    # No word of "milk for people who avoid dairy" appears in this product's text.
+    Item(
+        "oat",
+        "Oat drink barista edition",
+        "Plant-based, lactose-free oat beverage enriched with calcium. Vegan.",
+        "Plant-based drinks",
+        brand="Avena",
+        listings=[Listing("near", 2.29)],
+    ),
+    Item(
+        "cowmilk", "Semi-skimmed milk 1 L", "Fresh pasteurised cow's milk.", "Milk & eggs", brand="Farmhouse"
+    ),
+    Item("paracetamol", "Paracetamol 500 mg tablets", "Pain and fever relief, 20 tablets.", "Pharmacy"),
+    Item("ibuprofen", "Ibuprofen 200 mg", "Anti-inflammatory painkiller, 24 tablets.", "Pharmacy"),
+    Item(
+        "dogfood", "Adult dog food, chicken 2 kg", "Complete dry food for adult dogs.", "Pets", brand="Woof"
+    ),
+    Item("catlitter", "Clumping cat litter 10 L", "Odour-control clay litter.", "Pets"),
+    Item(
+        "hammer",
+        "Claw hammer 16 oz",
+        "Steel claw hammer with fibreglass handle.",
+        "Tools",
+        brand="Forge",
+        listings=[Listing("east49", 14.95)],
+    ),
+    Item(
+        "screwdriver",
+        "Screwdriver set 6 pieces",
+        "Phillips and flat-head screwdrivers with magnetic tips.",
+        "Tools",
+        listings=[Listing("west51", 9.95)],
+    ),
+    Item("wrench", "Adjustable pipe wrench", "Heavy-duty wrench for pipes and fittings.", "Plumbing"),
+    Item("ptfe", "PTFE thread seal tape", "White sealing tape for threaded pipe joints.", "Plumbing"),
+    Item("shampoo", "Anti-dandruff shampoo 250 ml", "Gentle daily hair wash with zinc.", "Beauty"),
+    Item("sunscreen", "Sunscreen SPF 50", "Water-resistant sun protection lotion.", "Beauty"),
+    Item("toothpaste", "Whitening toothpaste", "Fluoride toothpaste with mint flavour.", "Beauty"),
+    Item(
+        "charger",
+        "USB-C phone charger 20 W",
+        "Fast wall charger for smartphones.",
+        "Electronics",
+        brand="Voltix",
+        gtin="8712345678906",
+    ),
+    Item(
+        "batteries",
+        "AA alkaline batteries, 8 pack",
+        "Long-lasting batteries for remotes and toys.",
+        "Electronics",
+    ),
+    Item("bulb", "LED light bulb E27 9 W", "Warm white, replaces a 60 W bulb.", "Electronics"),
+    Item("bread", "Sourdough loaf", "Crusty bread baked daily.", "Bakery"),
+    Item(
+        "coffee",
+        "Whole bean coffee 500 g",
+        "Medium roast arabica beans.",
+        "Pantry",
+        listings=[Listing("near", 12.99), Listing("east49", 11.49)],
+    ),
+    Item("pasta", "Spaghetti 500 g", "Durum wheat pasta.", "Pantry", listings=[Listing("near", 1.09)]),
+    Item("oliveoil", "Extra virgin olive oil 750 ml", "Cold-pressed, from Spain.", "Pantry"),
+    Item("bananas", "Bananas, bunch", "Ripe yellow bananas.", "Food"),
+    Item("detergent", "Laundry detergent 2 L", "Liquid detergent for colour washes.", "Household"),
+    Item("umbrella", "Folding umbrella", "Compact windproof umbrella.", "Household"),
+    Item("pump", "Bicycle floor pump", "Pump with pressure gauge for all valves.", "Household"),
+    Item("hose", "Garden hose 20 m", "Flexible hose with spray nozzle.", "Household"),
+    Item("notebook", "A5 notebook, dotted", "120 pages of acid-free paper.", "Household"),
+    # Filters: never shown by default.
+    Item(
+        "ricecakes", "Rice cakes", "Lightly salted puffed rice.", "Pantry", listings=[Listing("near", 1.5, 0)]
+    ),
+    Item(
+        "greentea",
+        "Green tea, 20 bags",
+        "Japanese sencha.",
+        "Pantry",
+        listings=[Listing("near", 2.5, 5, False)],
+    ),
+    Item(
+        "candles", "Scented candles", "Vanilla, set of three.", "Household", listings=[Listing("closed", 6.0)]
+    ),
+    Item(
+        "paddle",
+        "Kayak paddle",
+        "Lightweight aluminium paddle.",
+        "Household",
+        listings=[Listing("far", 39.0)],
+    ),
+]
+
+
+@dataclass
+class Seeded:
+    products: dict[str, uuid.UUID]
+    stores: dict[str, uuid.UUID]
+    store_points: dict[str, tuple[float, float]]
+    categories: dict[str, int]
+
+
+def compose(item: Item, category_path: list[str]) -> str:
+    """`compose_text` with the fields it takes (the one definition of what the worker embeds)."""
+    available: dict[str, Any] = {
+        "name": item.name,
+        "brand": item.brand,
+        "description": item.description,
+        "category": category_path[-1] if category_path else None,
+        "category_name": category_path[-1] if category_path else None,
+        "category_path": category_path,
+        "attributes": {},
+        "gtin": item.gtin,
+    }
+    params = inspect.signature(compose_text).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return compose_text(**available)
+    return compose_text(**{name: value for name, value in available.items() if name in params})
+
+
+def vector_literal(values: Any) -> str:
+    return "[" + ",".join(f"{float(v):.7f}" for v in values) + "]"
+
+
+def seed_catalogue(url: str, encoder: Encoder, items: list[Item] = CATALOGUE) -> Seeded:
+    geod = Geodesic.WGS84
+    with psycopg.connect(url, autocommit=True) as conn:
+        categories: dict[str, int] = {}
+        parents: dict[str, str | None] = dict(CATEGORIES)
+        for position, (name, parent) in enumerate(CATEGORIES):
+            row = conn.execute(
+                "INSERT INTO category (parent_id, name, slug, position) VALUES (%s, %s, %s, %s) RETURNING id",
+                (categories[parent] if parent else None, name, name.lower().replace(" ", "-"), position),
+            ).fetchone()
+            assert row is not None
+            categories[name] = row[0]
+
+        stores: dict[str, uuid.UUID] = {}
+        points: dict[str, tuple[float, float]] = {}
+        for key, (dist, azimuth, active) in STORES.items():
+            g = geod.Direct(CENTER[0], CENTER[1], azimuth, dist)
+            points[key] = (g["lat2"], g["lon2"])
+            row = conn.execute(
+                "INSERT INTO store (name, store_type, city, country_code, location, is_active) "
+                "VALUES (%s, 'shop', 'Amsterdam', 'NL', "
+                "ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s) RETURNING id",
+                (f"Store {key}", g["lon2"], g["lat2"], active),
+            ).fetchone()
+            assert row is not None
+            stores[key] = row[0]
+
+        def path_of(category: str) -> list[str]:
+            path: list[str] = []
+            node: str | None = category
+            while node is not None:
+                path.insert(0, node)
+                node = parents[node]
+            return path
+
+        texts = [compose(item, path_of(item.category)) for item in items]
+        vectors = encoder.encode(texts)
+        products: dict[str, uuid.UUID] = {}
+        for item, vector in zip(items, vectors, strict=True):
+            row = conn.execute(
+                "INSERT INTO product_master (name, brand, description, category_id, gtin, ai_vector, "
+                "ai_model, ai_embedded_at) VALUES (%s, %s, %s, %s, %s, %s::vector, %s, now()) RETURNING id",
+                (
+                    item.name,
+                    item.brand,
+                    item.description,
+                    categories[item.category],
+                    item.gtin,
+                    vector_literal(vector),
+                    encoder.model_id,
+                ),
+            ).fetchone()
+            assert row is not None
+            products[item.key] = row[0]
+            for listing in item.listings:
+                conn.execute(
+                    "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity, "
+                    "is_active) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (
+                        stores[listing.store],
+                        row[0],
+                        listing.price,
+                        listing.currency,
+                        listing.quantity,
+                        listing.active,
+                    ),
+                )
+        conn.execute(
+            "INSERT INTO product_image (product_master_id, url, alt_text, position, is_primary) "
+            "VALUES (%s, 'https://img.example/washer.jpg', 'Washers', 0, true), "
+            "(%s, '/img/washer-2.jpg', NULL, 1, false)",
+            (products["washer"], products["washer"]),
+        )
+        conn.execute("ANALYZE")
+    return Seeded(products=products, stores=stores, store_points=points, categories=categories)
+
+
+def load_test_encoder() -> Encoder:
+    return load_encoder(Settings.from_env().encoder)
+
+
+def app_settings(url: str, **overrides: Any) -> Settings:
+    settings = Settings.from_env({**os.environ, "DATABASE_URL": url})
+    return dataclasses.replace(settings, **overrides) if overrides else settings
+
+
+@contextmanager
+def running_client(settings: Settings, encoder: Encoder | None) -> Iterator[TestClient[Any]]:
+    """The app with its lifespan running, once /readyz says ready."""
+    app = create_app(settings, encoder=encoder)
+    with TestClient(app, timeout=60) as client:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            response = client.get("/readyz")
+            if response.status_code == 200:
+                break
+            assert time.monotonic() < deadline, f"never ready: {response.text}"
+            time.sleep(0.2)
+        yield client
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return load_test_encoder()
+
+
+@pytest.fixture(scope="module")
+def seeded(db_url: str, encoder: Encoder) -> Seeded:
+    return seed_catalogue(db_url, encoder)
+
+
+@pytest.fixture(scope="module")
+def client(db_url: str, seeded: Seeded, encoder: Encoder) -> Iterator[TestClient[Any]]:
+    with running_client(app_settings(db_url), encoder) as c:
+        yield c
+
+
+def search(client: TestClient[Any], **params: Any) -> dict[str, Any]:
+    response = client.get("/v1/search", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def result_ids(body: dict[str, Any]) -> list[uuid.UUID]:
+    return [uuid.UUID(r["product"]["id"]) for r in body["results"]]
+
+
+AT_CENTER = {"lat": CENTER[0], "lon": CENTER[1]}
+
+
+# --- semantic
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+def test_dripping_tap_finds_the_faucet_washer(client: TestClient[Any], seeded: Seeded, mode: str) -> None:
+    body = search(client, q="something to fix a dripping tap", mode=mode, **AT_CENTER)
+    assert seeded.products["washer"] in result_ids(body)[:3], [r["product"]["name"] for r in body["results"]]
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+def test_milk_without_dairy_finds_oat_drink(client: TestClient[Any], seeded: Seeded, mode: str) -> None:
+    body = search(client, q="milk for people who avoid dairy", mode=mode, **AT_CENTER)
+    assert seeded.products["oat"] in result_ids(body)[:3], [r["product"]["name"] for r in body["results"]]
+
+
+def test_keyword_mode_alone_cannot_find_them(client: TestClient[Any], seeded: Seeded) -> None:
+    """The semantic results above owe nothing to shared words."""
+    body = search(client, q="something to fix a dripping tap", mode="keyword", **AT_CENTER)
+    assert seeded.products["washer"] not in result_ids(body)
+
+
+def test_response_shape(client: TestClient[Any], seeded: Seeded) -> None:
+    body = search(client, q="painkiller", limit=5, **AT_CENTER)
+    assert set(body) == {"results", "total_candidates", "strategy", "took_ms"}
+    assert isinstance(body["total_candidates"], int) and body["total_candidates"] >= len(body["results"])
+    assert isinstance(body["strategy"], str) and body["strategy"]
+    assert body["took_ms"] >= 0
+    assert 1 <= len(body["results"]) <= 5
+    first = body["results"][0]
+    assert set(first) == {"product", "score", "stores"}
+    assert {"id", "name", "brand", "category_id", "gtin", "description"} <= set(first["product"])
+    assert set(first["stores"][0]) == {"id", "name", "distance_m", "price", "currency", "quantity"}
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_pagination_with_offset(client: TestClient[Any]) -> None:
+    everything = result_ids(search(client, q="household things", limit=10, mode="semantic", **AT_CENTER))
+    second_page = result_ids(
+        search(client, q="household things", limit=5, offset=5, mode="semantic", **AT_CENTER)
+    )
+    assert second_page == everything[5:10]
+
+
+def test_stores_per_product(client: TestClient[Any], seeded: Seeded) -> None:
+    body = search(client, q="coffee beans", radius_m=6000, stores_per_product=1, **AT_CENTER)
+    coffee = next(r for r in body["results"] if r["product"]["id"] == str(seeded.products["coffee"]))
+    assert len(coffee["stores"]) == 1
+    body = search(client, q="coffee beans", radius_m=6000, stores_per_product=3, **AT_CENTER)
+    coffee = next(r for r in body["results"] if r["product"]["id"] == str(seeded.products["coffee"]))
+    assert len(coffee["stores"]) == 2
+    assert [s["distance_m"] for s in coffee["stores"]] == sorted(s["distance_m"] for s in coffee["stores"])
+
+
+# --- hybrid
+def test_hybrid_gtin_comes_first(client: TestClient[Any], seeded: Seeded) -> None:
+    body = search(client, q="8712345678906", **AT_CENTER)
+    assert result_ids(body)[0] == seeded.products["charger"]
+
+
+def test_hybrid_exact_name_comes_first(client: TestClient[Any], seeded: Seeded) -> None:
+    body = search(client, q="Adjustable pipe wrench", **AT_CENTER)
+    assert result_ids(body)[0] == seeded.products["wrench"]
+    body = search(client, q="  sourdough LOAF ", **AT_CENTER)
+    assert result_ids(body)[0] == seeded.products["bread"]
+
+
+# --- geo
+def test_distances_agree_with_geographiclib(client: TestClient[Any], seeded: Seeded) -> None:
+    geod = Geodesic.WGS84
+    body = search(client, q="coffee", radius_m=6000, limit=50, **AT_CENTER)
+    checked = 0
+    store_ids = {v: k for k, v in seeded.stores.items()}
+    for hit in body["results"]:
+        for store in hit["stores"]:
+            lat, lon = seeded.store_points[store_ids[uuid.UUID(store["id"])]]
+            expected = geod.Inverse(CENTER[0], CENTER[1], lat, lon)["s12"]
+            assert store["distance_m"] == pytest.approx(expected, rel=1e-3)
+            checked += 1
+    assert checked >= 3
+
+    stores = client.get("/v1/stores/nearby", params={**AT_CENTER, "radius_m": 100000, "limit": 100}).json()
+    assert stores["stores"], stores
+    for store in stores["stores"]:
+        loc = store["location"]
+        expected = geod.Inverse(CENTER[0], CENTER[1], loc["lat"], loc["lon"])["s12"]
+        assert store["distance_m"] == pytest.approx(expected, rel=1e-3)
+    distances = [s["distance_m"] for s in stores["stores"]]
+    assert distances == sorted(distances)
+
+
+def test_radius_4_9_km_in_5_1_km_out(client: TestClient[Any], seeded: Seeded) -> None:
+    body = search(client, q="hand tools for DIY", radius_m=5000, limit=100, mode="semantic", **AT_CENTER)
+    ids = result_ids(body)
+    assert seeded.products["hammer"] in ids  # only at the store 4.9 km away
+    assert seeded.products["screwdriver"] not in ids  # only at the store 5.1 km away
+    hammer = next(r for r in body["results"] if r["product"]["id"] == str(seeded.products["hammer"]))
+    assert hammer["stores"][0]["distance_m"] == pytest.approx(4900, rel=1e-3)
+    for hit in body["results"]:
+        assert all(s["distance_m"] <= 5000 for s in hit["stores"])
+
+    nearby = client.get("/v1/stores/nearby", params={**AT_CENTER, "radius_m": 5000}).json()["stores"]
+    ids_nearby = {uuid.UUID(s["id"]) for s in nearby}
+    assert seeded.stores["east49"] in ids_nearby
+    assert seeded.stores["west51"] not in ids_nearby
+    assert seeded.stores["closed"] not in ids_nearby  # inactive
+    assert seeded.stores["far"] not in ids_nearby
+
+    wider = search(client, q="hand tools for DIY", radius_m=5200, limit=100, mode="semantic", **AT_CENTER)
+    assert seeded.products["screwdriver"] in result_ids(wider)
+
+
+def test_without_a_point_search_is_global(client: TestClient[Any], seeded: Seeded) -> None:
+    body = search(client, q="kayak paddle", limit=5)
+    assert result_ids(body)[0] == seeded.products["paddle"]
+    assert body["results"][0]["stores"][0]["distance_m"] is None
+
+
+def test_stores_nearby_limit(client: TestClient[Any]) -> None:
+    body = client.get("/v1/stores/nearby", params={**AT_CENTER, "radius_m": 100000, "limit": 2}).json()
+    assert len(body["stores"]) == 2
+
+
+# --- filters
+def test_out_of_stock_and_inactive_excluded_by_default(client: TestClient[Any], seeded: Seeded) -> None:
+    ids = result_ids(search(client, q="snacks and tea", limit=100, mode="semantic", **AT_CENTER))
+    assert seeded.products["ricecakes"] not in ids  # quantity 0
+    assert seeded.products["greentea"] not in ids  # listing inactive
+    assert seeded.products["candles"] not in ids  # store inactive
+    assert seeded.products["paddle"] not in ids  # 30 km away
+
+    body = search(client, q="snacks and tea", limit=100, mode="semantic", in_stock="false", **AT_CENTER)
+    ids = result_ids(body)
+    assert seeded.products["ricecakes"] in ids
+    assert seeded.products["greentea"] not in ids  # an inactive listing is never shown
+    rice = next(r for r in body["results"] if r["product"]["id"] == str(seeded.products["ricecakes"]))
+    assert rice["stores"][0]["quantity"] == 0
+
+
+def test_category_subtree(client: TestClient[Any], seeded: Seeded) -> None:
+    diy = seeded.categories["Home & DIY"]
+    body = search(client, q="useful things", category_id=diy, limit=100, radius_m=6000, **AT_CENTER)
+    ids = set(result_ids(body))
+    assert {seeded.products[k] for k in ("washer", "wrench", "ptfe", "hammer")} <= ids
+    allowed = {seeded.categories["Tools"], seeded.categories["Plumbing"], diy}
+    assert all(r["product"]["category_id"] in allowed for r in body["results"])
+    empty = search(client, q="useful things", category_id=999_999, **AT_CENTER)
+    assert empty["results"] == []
+
+
+def test_price_range(client: TestClient[Any], seeded: Seeded) -> None:
+    body = search(client, q="food", min_price=10, max_price=13, limit=100, radius_m=6000, **AT_CENTER)
+    assert seeded.products["coffee"] in result_ids(body)
+    assert seeded.products["pasta"] not in result_ids(body)
+    for hit in body["results"]:
+        assert hit["stores"], hit
+        assert all(10 <= s["price"] <= 13 for s in hit["stores"])
+    only_cheap = search(client, q="coffee", max_price=1.5, limit=100, **AT_CENTER)
+    assert seeded.products["coffee"] not in result_ids(only_cheap)
+
+
+# --- products, categories
+def test_product_by_id(client: TestClient[Any], seeded: Seeded) -> None:
+    pid = seeded.products["washer"]
+    response = client.get(f"/v1/products/{pid}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == str(pid)
+    assert body["name"] == "Faucet washer set"
+    assert [c["name"] for c in body["category_path"]] == ["Home & DIY", "Plumbing"]
+    assert [i["url"] for i in body["images"]] == ["https://img.example/washer.jpg", "/img/washer-2.jpg"]
+    assert body["images"][0]["is_primary"] is True
+    assert body["attributes"] == {}
+    # upper-case UUIDs are the same id
+    assert client.get(f"/v1/products/{str(pid).upper()}").status_code == 200
+
+
+def test_unknown_product_is_404(client: TestClient[Any]) -> None:
+    for path in (f"/v1/products/{uuid.uuid4()}", f"/v1/products/{uuid.uuid4()}/similar"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"]["parameter"] == "id"
+
+
+def test_similar_products(client: TestClient[Any], seeded: Seeded) -> None:
+    pid = seeded.products["paracetamol"]
+    body = client.get(f"/v1/products/{pid}/similar", params={**AT_CENTER, "limit": 3}).json()
+    ids = result_ids(body)
+    assert pid not in ids
+    assert ids[0] == seeded.products["ibuprofen"]
+    response = client.get(f"/v1/products/{pid}/similar", params={"lat": 52.0})
+    assert response.status_code == 400
+    assert response.json()["error"]["parameter"] == "lon"
+
+
+def test_categories_tree(client: TestClient[Any]) -> None:
+    response = client.get("/v1/categories")
+    assert response.status_code == 200
+    roots = response.json()["categories"]
+    by_name = {c["name"]: c for c in roots}
+    assert set(by_name) == {name for name, parent in CATEGORIES if parent is None}
+    assert [c["name"] for c in by_name["Home & DIY"]["children"]] == ["Tools", "Plumbing"]
+    assert by_name["Pets"]["children"] == []
+
+
+# --- health, metrics
+def test_health_ready_and_metrics(client: TestClient[Any]) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "model": "ok"}
+
+    search(client, q="repeated query for the cache", **AT_CENTER)
+    search(client, q="repeated query for the cache", **AT_CENTER)
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    for name in (
+        "plinqy_http_request_duration_seconds_bucket",
+        "plinqy_search_duration_seconds_bucket",
+        "plinqy_query_embedding_duration_seconds_bucket",
+        "plinqy_db_pool_size",
+        "plinqy_db_pool_in_use",
+        "plinqy_query_cache_hit_ratio",
+        'plinqy_query_cache_lookups_total{result="hit"}',
+    ):
+        assert name in text, name
+    assert 'route="/v1/search"' in text
+    ratio = next(ln for ln in text.splitlines() if ln.startswith("plinqy_query_cache_hit_ratio "))
+    assert float(ratio.split()[1]) > 0
+
+
+def test_readyz_reports_migrations_behind(make_database: Callable[..., str], encoder: Encoder) -> None:
+    url = make_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'not_the_head'")
+    app = create_app(app_settings(url), encoder=encoder)
+    with TestClient(app) as client:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            response = client.get("/readyz")
+            body = response.json()
+            if body["checks"].get("model") == "ok" and "database" in body["checks"]:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert response.status_code == 503
+        assert response.headers["retry-after"]
+        assert body["checks"]["migrations"] == "behind"
+        assert any("migrate" in reason for reason in body["reasons"])
+
+
+# --- overload
+def test_statement_timeout_is_503(db_url: str, seeded: Seeded, encoder: Encoder) -> None:
+    """A search stuck behind a lock is cancelled by the statement timeout: 503 + Retry-After, promptly."""
+    settings = app_settings(db_url, statement_timeout_ms=300)
+    with running_client(settings, encoder) as client:
+        assert client.get("/v1/search", params={"q": "lock test"}).status_code == 200
+        with psycopg.connect(db_url) as locker:
+            locker.execute("LOCK TABLE product_master IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            response = client.get("/v1/search", params={"q": "lock test", **AT_CENTER})
+            elapsed = time.monotonic() - started
+            locker.rollback()
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["error"]["message"]
+        assert elapsed < 3
+        assert client.get("/v1/search", params={"q": "lock test", **AT_CENTER}).status_code == 200
+        assert 'plinqy_unavailable_responses_total{reason="statement_timeout"}' in client.get("/metrics").text
+
+
+def test_pool_exhausted_is_503(db_url: str, seeded: Seeded, encoder: Encoder) -> None:
+    settings = app_settings(db_url, pool_min_size=1, pool_max_size=1, pool_acquire_timeout_s=0.3)
+    with running_client(settings, encoder) as client:
+        pool = client.app.state["runtime"].pool
+        portal = client.blocking_portal
+        held = portal.call(pool.acquire)
+        try:
+            started = time.monotonic()
+            response = client.get("/v1/search", params={"q": "pool test", **AT_CENTER})
+            elapsed = time.monotonic() - started
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "1"
+            assert elapsed < 2
+            assert client.get("/v1/categories").status_code == 503
+        finally:
+            portal.call(pool.release, held)
+        assert client.get("/v1/search", params={"q": "pool test", **AT_CENTER}).status_code == 200
+        assert 'plinqy_unavailable_responses_total{reason="pool_exhausted"}' in client.get("/metrics").text

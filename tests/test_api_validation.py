@@ -1,0 +1,185 @@
+"""Bad input never reaches the engine and never gives a 500: a JSON 400 that names the parameter."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from embeddings.encoder import Encoder
+from tests.test_api import app_settings, load_test_encoder, running_client
+
+POINT = {"lat": "52.37", "lon": "4.89"}
+
+
+@pytest.fixture(scope="module")
+def client(db_url: str) -> Iterator[TestClient[Any]]:
+    encoder: Encoder = load_test_encoder()
+    with running_client(app_settings(db_url), encoder) as c:
+        yield c
+
+
+def assert_bad(response: Any, parameter: str | None) -> None:
+    assert response.status_code == 400, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"parameter", "message"}
+    assert body["error"]["parameter"] == parameter, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+SEARCH_CASES: list[tuple[dict[str, str], str]] = [
+    ({}, "q"),
+    ({"q": ""}, "q"),
+    ({"q": "   "}, "q"),
+    ({"q": "\t\n "}, "q"),
+    ({"q": "\u00a0\u2003"}, "q"),  # Unicode spaces only
+    ({"q": "oat\x00milk"}, "q"),
+    ({"q": "bell\x07"}, "q"),
+    ({"q": "line\nbreak"}, "q"),
+    ({"q": "c1\x85control"}, "q"),
+    ({"q": "x" * 10_000}, "q"),
+    ({"q": "y" * 257}, "q"),
+    ({"q": "milk", "lat": "nan", "lon": "4.89"}, "lat"),
+    ({"q": "milk", "lat": "NaN", "lon": "4.89"}, "lat"),
+    ({"q": "milk", "lat": "inf", "lon": "4.89"}, "lat"),
+    ({"q": "milk", "lat": "-Infinity", "lon": "4.89"}, "lat"),
+    ({"q": "milk", "lat": "1e400", "lon": "4.89"}, "lat"),
+    ({"q": "milk", "lat": "90.0001", "lon": "4.89"}, "lat"),
+    ({"q": "milk", "lat": "-91", "lon": "4.89"}, "lat"),
+    ({"q": "milk", "lat": "52.37", "lon": "nan"}, "lon"),
+    ({"q": "milk", "lat": "52.37", "lon": "180.5"}, "lon"),
+    ({"q": "milk", "lat": "52.37", "lon": "-inf"}, "lon"),
+    ({"q": "milk", "lat": "abc", "lon": "4.89"}, "lat"),
+    ({"q": "milk", "lat": "", "lon": "4.89"}, "lat"),
+    ({"q": "milk", "lat": "52.37"}, "lon"),
+    ({"q": "milk", "lon": "4.89"}, "lat"),
+    ({"q": "milk", "radius_m": "-1", **POINT}, "radius_m"),
+    ({"q": "milk", "radius_m": "0", **POINT}, "radius_m"),
+    ({"q": "milk", "radius_m": "100001", **POINT}, "radius_m"),
+    ({"q": "milk", "radius_m": "nan", **POINT}, "radius_m"),
+    ({"q": "milk", "radius_m": "far", **POINT}, "radius_m"),
+    ({"q": "milk", "limit": "0"}, "limit"),
+    ({"q": "milk", "limit": "1000"}, "limit"),
+    ({"q": "milk", "limit": "101"}, "limit"),
+    ({"q": "milk", "limit": "-1"}, "limit"),
+    ({"q": "milk", "limit": "abc"}, "limit"),
+    ({"q": "milk", "limit": "2.5"}, "limit"),
+    ({"q": "milk", "limit": ""}, "limit"),
+    ({"q": "milk", "limit": "99999999999999999999999"}, "limit"),
+    ({"q": "milk", "offset": "-1"}, "offset"),
+    ({"q": "milk", "offset": "1001"}, "offset"),
+    ({"q": "milk", "category_id": "0"}, "category_id"),
+    ({"q": "milk", "category_id": "-5"}, "category_id"),
+    ({"q": "milk", "category_id": "dairy"}, "category_id"),
+    ({"q": "milk", "category_id": "99999999999999999999999"}, "category_id"),
+    ({"q": "milk", "min_price": "-1"}, "min_price"),
+    ({"q": "milk", "min_price": "nan"}, "min_price"),
+    ({"q": "milk", "min_price": "cheap"}, "min_price"),
+    ({"q": "milk", "max_price": "-0.01"}, "max_price"),
+    ({"q": "milk", "max_price": "inf"}, "max_price"),
+    ({"q": "milk", "min_price": "5", "max_price": "1"}, "min_price"),
+    ({"q": "milk", "in_stock": "maybe"}, "in_stock"),
+    ({"q": "milk", "stores_per_product": "0"}, "stores_per_product"),
+    ({"q": "milk", "stores_per_product": "11"}, "stores_per_product"),
+    ({"q": "milk", "mode": "fuzzy"}, "mode"),
+    ({"q": "milk", "mode": "HYBRID"}, "mode"),
+    ({"q": "milk", "mode": ""}, "mode"),
+]
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"), SEARCH_CASES, ids=[f"{p}-{i}" for i, (_, p) in enumerate(SEARCH_CASES)]
+)
+def test_search_rejects(client: TestClient[Any], params: dict[str, str], parameter: str) -> None:
+    assert_bad(client.get("/v1/search", params=params), parameter)
+
+
+@pytest.mark.parametrize(
+    "product_id",
+    [
+        "abc",
+        "123",
+        "6f1c2a1e8a534c1e9d3b2f8f6c1d2e3a",  # no hyphens: not the canonical form
+        "{6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a}",
+        "6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3g",
+        "6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a0",
+        "%00",
+        "x" * 5000,
+        "'; DROP TABLE product_master; --",
+    ],
+)
+def test_invalid_product_id(client: TestClient[Any], product_id: str) -> None:
+    assert_bad(client.get(f"/v1/products/{product_id}"), "id")
+    assert_bad(client.get(f"/v1/products/{product_id}/similar"), "id")
+
+
+SIMILAR_CASES: list[tuple[dict[str, str], str]] = [
+    ({"lat": "nan", "lon": "4.89"}, "lat"),
+    ({"lat": "52.37"}, "lon"),
+    ({"radius_m": "-5", **POINT}, "radius_m"),
+    ({"limit": "0"}, "limit"),
+    ({"limit": "1000"}, "limit"),
+    ({"min_price": "3", "max_price": "2"}, "min_price"),
+    ({"stores_per_product": "abc"}, "stores_per_product"),
+]
+
+
+@pytest.mark.parametrize(("params", "parameter"), SIMILAR_CASES)
+def test_similar_rejects(client: TestClient[Any], params: dict[str, str], parameter: str) -> None:
+    assert_bad(client.get(f"/v1/products/{uuid.uuid4()}/similar", params=params), parameter)
+
+
+NEARBY_CASES: list[tuple[dict[str, str], str]] = [
+    ({}, "lat"),
+    ({"lat": "52.37"}, "lon"),
+    ({"lon": "4.89"}, "lat"),
+    ({"lat": "nan", "lon": "4.89"}, "lat"),
+    ({"lat": "52.37", "lon": "inf"}, "lon"),
+    ({"lat": "95", "lon": "4.89"}, "lat"),
+    ({"radius_m": "0", **POINT}, "radius_m"),
+    ({"radius_m": "-100", **POINT}, "radius_m"),
+    ({"radius_m": "1e9", **POINT}, "radius_m"),
+    ({"limit": "0", **POINT}, "limit"),
+    ({"limit": "1000", **POINT}, "limit"),
+    ({"limit": "ten", **POINT}, "limit"),
+]
+
+
+@pytest.mark.parametrize(("params", "parameter"), NEARBY_CASES)
+def test_stores_nearby_rejects(client: TestClient[Any], params: dict[str, str], parameter: str) -> None:
+    assert_bad(client.get("/v1/stores/nearby", params=params), parameter)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": "  oat milk  "},
+        {"q": "y" * 256},
+        {"q": "  " + "z" * 256 + "  "},  # 256 after trimming
+        {"q": "café crème, 50% off & more?"},
+        {"q": "牛乳"},
+        {"q": "milk", "unknown_parameter": "ignored"},
+        {"q": "milk", "in_stock": "false", "mode": "keyword"},
+        {"q": "milk", "lat": "-90", "lon": "180", "radius_m": "100000", "limit": "100", "offset": "1000"},
+        {"q": "milk", "lat": "0", "lon": "0", "radius_m": "1", "limit": "1", "stores_per_product": "10"},
+        {"q": "milk", "min_price": "0", "max_price": "0"},
+    ],
+)
+def test_valid_edge_cases_are_accepted(client: TestClient[Any], params: dict[str, str]) -> None:
+    response = client.get("/v1/search", params=params)
+    assert response.status_code == 200, response.text
+    assert response.json()["results"] == []  # the database is empty
+
+
+def test_unknown_routes_and_methods_are_json(client: TestClient[Any]) -> None:
+    response = client.get("/v1/nope")
+    assert response.status_code == 404
+    assert response.json()["error"]["message"]
+    response = client.post("/v1/search", params={"q": "milk"})
+    assert response.status_code == 405
+    assert response.json()["error"]["message"]
