@@ -1,0 +1,507 @@
+"""The search engine of issue 4 ("Search near me"): exact top-k under a radius filter, hybrid ranking.
+
+Plan (one transaction, a handful of round trips):
+
+1. `search_context`: active stores in the radius via the GiST index on store.location (none → return at
+   once, strategy ``no_stores``), the category subtree, and catalogue statistics (reltuples, pg_stats).
+2. The vector side picks a plan per query from a cost estimate (`choose_strategy`):
+   - ``exact``: candidates = distinct products listed in-stock at those stores; each candidate's distance
+     is computed with `cosine_distance()` (not index-orderable, so the HNSW index cannot be used) and
+     top-N sorted. Exact by construction; cost grows with the number of candidates.
+   - ``hnsw_iterative``: an HNSW iterative index scan (`hnsw.iterative_scan`, raised `hnsw.ef_search`,
+     bounded `hnsw.max_scan_tuples`) filtered by an EXISTS probe of the listings, over-fetched and re-sorted
+     by exact distance. If the scan returns fewer rows than asked, it ran out of budget: the query is
+     answered by the exact plan instead (``hnsw_fallback_exact``), so a selective filter never loses rows.
+   Without a point the filter is "listed at any active store" (``global_hnsw`` / ``global_exact`` /
+   ``global_fallback_exact``).
+3. Hybrid mode also runs the keyword side (`rank_keyword`) under the same filters and fuses both ranked
+   lists with Reciprocal Rank Fusion (k=60); exact name/brand/GTIN matches sort first.
+4. `hydrate`: the page's products and, per product, its nearest qualifying stores (LATERAL).
+
+Scores: ``semantic`` → cosine similarity (1 - cosine distance); ``hybrid`` → RRF score
+Σ 1/(60 + rank) over the two lists (rank from 1; at most 2/61); ``keyword`` → text rank (ts_rank_cd,
+best of the 'simple' and 'english' configs) + trigram similarity, plus 1.0 for an exact name/brand/GTIN
+match.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+from uuid import UUID
+
+import asyncpg
+import numpy as np
+from asyncpg.pool import PoolConnectionProxy
+
+from embeddings.sqlblocks import load_blocks
+
+SQL_PATH = Path(__file__).resolve().parent / "sql" / "search.sql"
+HNSW_INDEX = "ix_product_master_ai_vector_hnsw"
+RRF_K = 60
+MAX_OFFSET = 1000
+
+# A plain connection or a pool's proxy; the pool (or the connection) has pgvector's codec registered.
+Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+Mode = Literal["hybrid", "semantic", "keyword"]
+ForcedPlan = Literal["auto", "exact", "hnsw"]
+
+
+class ProductNotFound(LookupError):
+    """similar() was asked about a product id that does not exist (the HTTP layer answers 404)."""
+
+    def __init__(self, product_id: UUID) -> None:
+        super().__init__(f"product {product_id} not found")
+        self.product_id = product_id
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    q: str  # already trimmed and validated
+    lat: float | None = None
+    lon: float | None = None
+    radius_m: float = 5000
+    limit: int = 20
+    offset: int = 0
+    category_id: int | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    in_stock: bool = True
+    stores_per_product: int = 3
+    mode: Mode = "hybrid"
+
+
+@dataclass(frozen=True)
+class ProductSummary:
+    id: UUID
+    name: str
+    brand: str | None
+    category_id: int | None
+    gtin: str | None
+    description: str | None
+
+
+@dataclass(frozen=True)
+class StoreHit:
+    id: UUID
+    name: str
+    distance_m: float | None  # None in a global search (no point given)
+    price: Decimal
+    currency: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ProductHit:
+    product: ProductSummary
+    score: float
+    stores: list[StoreHit]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    results: list[ProductHit]
+    total_candidates: int
+    strategy: str
+    # False when total_candidates is the planner-side estimate (HNSW plans do not enumerate candidates).
+    total_candidates_exact: bool = True
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Knobs of the plan choice. Defaults measured on 100k products / 1k stores / 1M listings (2 cores)."""
+
+    force: ForcedPlan = "auto"  # tests and benchmarks force a plan; production leaves "auto"
+    # Always exact up to this many estimated candidate products (~4.5 µs each: pk probe + heap + distance).
+    exact_max_candidates: int = 3000
+    # Cost model (µs) comparing the plans above that: exact = per candidate + per listing scanned;
+    # HNSW = base (graph descent at ef_search) + per index tuple the iterative scan visits
+    # (fetch / selectivity).
+    exact_us_per_candidate: float = 4.5
+    exact_us_per_listing: float = 0.5
+    hnsw_base_us: float = 4000.0
+    hnsw_us_per_visit: float = 40.0
+    ef_search: int = 100
+    # Over-fetch: the iterative scan returns max(top_n * overfetch, top_n * selectivity_overfetch / s,
+    # top_n + min_extra) rows, re-sorted by exact distance. Under a filter passing a fraction s of the
+    # products, relaxed order needs ~1/s x top_n rows for recall >= 0.99 (measured at s=0.1: 10x → 0.995,
+    # 1x → 0.85).
+    overfetch: float = 2.0
+    selectivity_overfetch: float = 1.5
+    min_extra: int = 10
+    # Cap of index tuples one HNSW scan may visit; a scan returning fewer rows than asked falls back to exact.
+    max_scan_tuples: int = 20000
+    scan_mem_multiplier: float = 2.0
+    iterative_scan: Literal["relaxed_order", "strict_order"] = "relaxed_order"
+    rrf_depth: int = 60  # hybrid: each side contributes at least this many ranked products
+    trigram_similarity: float = 0.3
+    trigram_word_similarity: float = 0.5
+    statement_timeout_ms: int | None = None  # None: leave it to the caller (the HTTP layer sets it)
+    extra_settings: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+DEFAULT_CONFIG = EngineConfig()
+
+
+def as_vector(value: Any) -> np.ndarray:
+    """A float32 numpy vector from what pgvector's asyncpg codec returns (Vector or ndarray) or a sequence."""
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
+def sql_blocks() -> dict[str, str]:
+    return dict(load_blocks(SQL_PATH))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Plan choice
+
+
+@dataclass(frozen=True)
+class Estimate:
+    listings: float  # qualifying listings at the stores in scope
+    candidates: float  # distinct qualifying products (before vector NULLs)
+    selectivity: float  # candidates / products
+
+
+def _fraction_in_range(bounds: Sequence[float] | None, lo: float | None, hi: float | None) -> float:
+    if lo is None and hi is None:
+        return 1.0
+    if not bounds or len(bounds) < 2:
+        return 0.33  # the planner's default guess for a range without statistics
+    arr = np.asarray(bounds, dtype=float)
+    lo_v = -math.inf if lo is None else lo
+    hi_v = math.inf if hi is None else hi
+
+    def cdf(x: float) -> float:
+        return float(np.interp(x, arr, np.linspace(0.0, 1.0, len(arr)), left=0.0, right=1.0))
+
+    return max(cdf(hi_v) - cdf(lo_v), 0.0)
+
+
+def _category_fraction(ctx: asyncpg.Record) -> float:
+    ids = ctx["category_ids"]
+    if ids is None:
+        return 1.0
+    if not ids:
+        return 0.0
+    mcv = list(ctx["category_mcv"] or [])
+    mcf = list(ctx["category_mcf"] or [])
+    n_products = max(float(ctx["n_products"] or 0), 1.0)
+    nd = float(ctx["category_n_distinct"] or 0)
+    n_distinct = -nd * n_products if nd < 0 else nd
+    rest = max(1.0 - sum(mcf), 0.0)
+    per_other = rest / max(n_distinct - len(mcv), 1.0)
+    freq = dict(zip(mcv, mcf, strict=False))
+    return min(sum(freq.get(cid, per_other) for cid in ids), 1.0)
+
+
+def estimate(ctx: asyncpg.Record, n_stores_in_scope: int | None, params: SearchParams) -> Estimate:
+    """Candidate products from cheap statistics: stores x listings per store x price/category selectivity."""
+    n_products = max(float(ctx["n_products"] or 0), 1.0)
+    n_stores = max(float(ctx["n_stores"] or 0), 1.0)
+    n_listings = max(float(ctx["n_listings"] or 0), 0.0)
+    n_in_stock = float(ctx["n_in_stock"] or 0)
+    if n_in_stock <= 0:  # never analysed: assume most listings are in stock (errs toward more candidates)
+        n_in_stock = n_listings
+    per_store = (n_in_stock if params.in_stock else n_listings) / n_stores
+    if ctx["n_products"] is None or float(ctx["n_products"]) < 0:
+        per_store = max(per_store, 1000.0)  # no statistics at all
+    stores = n_stores if n_stores_in_scope is None else float(n_stores_in_scope)
+    price_frac = _fraction_in_range(
+        ctx["price_histogram"],
+        None if params.min_price is None else float(params.min_price),
+        None if params.max_price is None else float(params.max_price),
+    )
+    listings = stores * per_store * price_frac
+    # Listings are spread over products: the expected number of distinct products they cover.
+    distinct = n_products * (1.0 - math.exp(-listings / n_products))
+    candidates = distinct * _category_fraction(ctx)
+    return Estimate(listings=listings, candidates=candidates, selectivity=min(candidates / n_products, 1.0))
+
+
+def fetch_size(top_n: int, est: Estimate, config: EngineConfig) -> int:
+    mult = max(config.overfetch, config.selectivity_overfetch / max(est.selectivity, 1e-6))
+    return max(math.ceil(top_n * mult), top_n + config.min_extra)
+
+
+@dataclass(frozen=True)
+class Choice:
+    plan: Literal["exact", "hnsw"]
+    fetch: int  # rows the HNSW scan is asked for
+    exact_cost_us: float
+    hnsw_cost_us: float
+
+
+def choose_strategy(est: Estimate, top_n: int, config: EngineConfig) -> Choice:
+    fetch = fetch_size(top_n, est, config)
+    visits = fetch / max(est.selectivity, 1e-6)
+    exact_cost = config.exact_us_per_candidate * est.candidates + config.exact_us_per_listing * est.listings
+    hnsw_cost = config.hnsw_base_us + config.hnsw_us_per_visit * visits
+    plan: Literal["exact", "hnsw"]
+    if config.force != "auto":
+        plan = config.force
+    elif est.candidates <= config.exact_max_candidates or exact_cost <= hnsw_cost:
+        plan = "exact"
+    else:
+        plan = "hnsw"
+    return Choice(plan, fetch, exact_cost, hnsw_cost)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Execution
+
+
+def settings_sql(config: EngineConfig) -> str:
+    settings: list[tuple[str, str]] = [
+        # Each statement is planned for its own parameters: `$n IS NULL OR …` guards fold away, and a
+        # 3-store radius and a 900-store radius do not share one generic plan.
+        ("plan_cache_mode", "force_custom_plan"),
+        ("jit", "off"),
+        ("hnsw.ef_search", str(int(config.ef_search))),
+        ("hnsw.iterative_scan", config.iterative_scan),
+        ("hnsw.max_scan_tuples", str(int(config.max_scan_tuples))),
+        ("hnsw.scan_mem_multiplier", str(float(config.scan_mem_multiplier))),
+        ("pg_trgm.similarity_threshold", str(float(config.trigram_similarity))),
+        ("pg_trgm.word_similarity_threshold", str(float(config.trigram_word_similarity))),
+    ]
+    if config.statement_timeout_ms is not None:
+        settings.append(("statement_timeout", str(int(config.statement_timeout_ms))))
+    settings.extend(config.extra_settings)
+    return "; ".join(f"SET LOCAL {name} = '{value}'" for name, value in settings)
+
+
+@dataclass
+class _Ranked:
+    ids: list[UUID]
+    distances: dict[UUID, float]
+    total: int
+    total_exact: bool
+    strategy: str
+
+
+@dataclass(frozen=True)
+class _Scope:
+    store_ids: list[UUID] | None  # None: global (any active store)
+    category_ids: list[int] | None
+    params: SearchParams
+
+    def filter_args(self) -> tuple[Any, ...]:
+        p = self.params
+        return (self.store_ids, self.category_ids, p.min_price, p.max_price, p.in_stock)
+
+
+async def _rank_vector(
+    conn: Conn,
+    scope: _Scope,
+    ctx: asyncpg.Record,
+    vector: np.ndarray,
+    top_n: int,
+    exclude_id: UUID | None,
+    config: EngineConfig,
+) -> _Ranked:
+    sql = sql_blocks()
+    est = estimate(ctx, None if scope.store_ids is None else len(scope.store_ids), scope.params)
+    choice = choose_strategy(est, top_n, config)
+    prefix = "global_" if scope.store_ids is None else ""
+    if choice.plan == "hnsw":
+        want = choice.fetch
+        rows = await conn.fetch(sql["rank_hnsw"], vector, *scope.filter_args(), want, exclude_id)
+        fetched = int(rows[0]["fetched"]) if rows else 0
+        if fetched >= want:
+            rows = rows[:top_n]
+            return _Ranked(
+                ids=[r["id"] for r in rows],
+                distances={r["id"]: float(r["distance"]) for r in rows},
+                total=max(round(est.candidates), fetched),
+                total_exact=False,
+                strategy=f"{prefix}hnsw" if prefix else "hnsw_iterative",
+            )
+        # The scan hit max_scan_tuples (or fewer products qualify than we asked for): answer exactly.
+        strategy = f"{prefix}fallback_exact" if prefix else "hnsw_fallback_exact"
+    else:
+        strategy = f"{prefix}exact"
+    rows = await conn.fetch(sql["rank_exact"], vector, *scope.filter_args(), top_n, exclude_id)
+    return _Ranked(
+        ids=[r["id"] for r in rows],
+        distances={r["id"]: float(r["distance"]) for r in rows},
+        total=int(rows[0]["total"]) if rows else 0,
+        total_exact=True,
+        strategy=strategy,
+    )
+
+
+async def _hydrate(conn: Conn, scope: _Scope, ids: list[UUID], scores: dict[UUID, float]) -> list[ProductHit]:
+    if not ids:
+        return []
+    p = scope.params
+    rows = await conn.fetch(
+        sql_blocks()["hydrate"],
+        ids,
+        scope.store_ids,
+        p.lon if scope.store_ids is not None else None,
+        p.lat if scope.store_ids is not None else None,
+        p.in_stock,
+        p.min_price,
+        p.max_price,
+        p.stores_per_product,
+    )
+    hits: dict[UUID, ProductHit] = {}
+    for r in rows:
+        pid = r["id"]
+        hit = hits.get(pid)
+        if hit is None:
+            summary = ProductSummary(
+                id=pid,
+                name=r["name"],
+                brand=r["brand"],
+                category_id=r["category_id"],
+                gtin=r["gtin"],
+                description=r["description"],
+            )
+            hit = hits[pid] = ProductHit(product=summary, score=scores[pid], stores=[])
+        if r["store_id"] is not None:
+            hit.stores.append(
+                StoreHit(
+                    id=r["store_id"],
+                    name=r["store_name"],
+                    distance_m=None if r["distance_m"] is None else float(r["distance_m"]),
+                    price=r["price"],
+                    currency=r["currency"],
+                    quantity=r["quantity"],
+                )
+            )
+    return [hits[i] for i in ids if i in hits]
+
+
+def rrf_fuse(lists: Sequence[Sequence[UUID]], k: int = RRF_K) -> dict[UUID, float]:
+    """Reciprocal Rank Fusion: score(d) = Σ over lists containing d of 1 / (k + rank), rank from 1."""
+    scores: dict[UUID, float] = {}
+    for ranked in lists:
+        for rank, pid in enumerate(ranked, start=1):
+            scores[pid] = scores.get(pid, 0.0) + 1.0 / (k + rank)
+    return scores
+
+
+async def _run(
+    conn: Conn,
+    params: SearchParams,
+    vector: np.ndarray | None,
+    exclude_id: UUID | None,
+    config: EngineConfig,
+) -> SearchResult:
+    if params.offset < 0 or params.offset > MAX_OFFSET:
+        raise ValueError(f"offset must be between 0 and {MAX_OFFSET}")
+    if params.limit < 1:
+        raise ValueError("limit must be at least 1")
+    sql = sql_blocks()
+    top_n = params.offset + params.limit
+    geo = params.lat is not None and params.lon is not None
+    want_price_stats = params.min_price is not None or params.max_price is not None
+    await conn.execute(settings_sql(config))
+    ctx = await conn.fetchrow(
+        sql["search_context"],
+        params.lon if geo else None,
+        params.lat if geo else None,
+        float(params.radius_m),
+        params.category_id,
+        want_price_stats,
+    )
+    assert ctx is not None
+    store_ids: list[UUID] | None = None
+    if geo:
+        store_ids = list(ctx["store_ids"] or [])
+        if not store_ids:
+            return SearchResult(results=[], total_candidates=0, strategy="no_stores")
+    scope = _Scope(store_ids=store_ids, category_ids=ctx["category_ids"], params=params)
+    if scope.category_ids is not None and not scope.category_ids:  # unknown category: nothing qualifies
+        return SearchResult(results=[], total_candidates=0, strategy="no_category")
+
+    mode = params.mode if vector is not None else "keyword"
+    if vector is None and exclude_id is not None:
+        return SearchResult(results=[], total_candidates=0, strategy="no_vector")
+
+    if mode == "semantic":
+        assert vector is not None
+        ranked = await _rank_vector(conn, scope, ctx, vector, top_n, exclude_id, config)
+        page = ranked.ids[params.offset : top_n]
+        scores = {pid: 1.0 - ranked.distances[pid] for pid in page}
+        hits = await _hydrate(conn, scope, page, scores)
+        return SearchResult(hits, ranked.total, ranked.strategy, ranked.total_exact)
+
+    depth = max(top_n, config.rrf_depth)
+    kw_rows = await conn.fetch(sql["rank_keyword"], params.q, *scope.filter_args(), depth, exclude_id)
+    kw_ids = [r["id"] for r in kw_rows]
+    exact_ids = {r["id"] for r in kw_rows if r["exact"]}
+    if mode == "keyword":
+        page = kw_ids[params.offset : top_n]
+        kscores = {r["id"]: float(r["kscore"]) + (1.0 if r["exact"] else 0.0) for r in kw_rows}
+        hits = await _hydrate(conn, scope, page, kscores)
+        total = int(kw_rows[0]["total"]) if kw_rows else 0
+        return SearchResult(hits, total, "keyword", True)
+
+    assert vector is not None
+    ranked = await _rank_vector(conn, scope, ctx, vector, depth, exclude_id, config)
+    fused = rrf_fuse([ranked.ids, kw_ids])
+    vec_rank = {pid: i for i, pid in enumerate(ranked.ids)}
+    order = sorted(
+        fused,
+        key=lambda pid: (pid not in exact_ids, -fused[pid], vec_rank.get(pid, len(vec_rank)), str(pid)),
+    )
+    page = order[params.offset : top_n]
+    hits = await _hydrate(conn, scope, page, {pid: fused[pid] for pid in page})
+    total = max(ranked.total, int(kw_rows[0]["total"]) if kw_rows else 0)
+    return SearchResult(hits, total, ranked.strategy, ranked.total_exact)
+
+
+async def _in_transaction(
+    conn: Conn,
+    params: SearchParams,
+    vector: np.ndarray | None,
+    exclude_id: UUID | None,
+    config: EngineConfig,
+) -> SearchResult:
+    if (
+        conn.is_in_transaction()
+    ):  # the caller's transaction (e.g. with its statement_timeout) carries SET LOCAL
+        return await _run(conn, params, vector, exclude_id, config)
+    async with conn.transaction(readonly=True):
+        return await _run(conn, params, vector, exclude_id, config)
+
+
+async def search(
+    conn: Conn,
+    params: SearchParams,
+    query_vector: np.ndarray | None,
+    config: EngineConfig = DEFAULT_CONFIG,
+) -> SearchResult:
+    """Search near a point (or globally without lat/lon). `query_vector`: float32 (384,), L2-normalised;
+    None is accepted in keyword mode only."""
+    if query_vector is None and params.mode != "keyword":
+        raise ValueError(f"mode {params.mode!r} needs a query vector")
+    vector = None if query_vector is None else np.asarray(query_vector, dtype=np.float32)
+    return await _in_transaction(conn, params, vector, None, config)
+
+
+async def similar(
+    conn: Conn,
+    product_id: UUID,
+    params: SearchParams,
+    config: EngineConfig = DEFAULT_CONFIG,
+) -> SearchResult:
+    """Products like `product_id` under the same filters (semantic ranking; `q` and `mode` are unused).
+
+    Raises ProductNotFound for an unknown id; a product not embedded yet gives strategy ``no_vector``."""
+    row = await conn.fetchrow(sql_blocks()["product_vector"], product_id)
+    if row is None:
+        raise ProductNotFound(product_id)
+    vector = row["ai_vector"]
+    semantic = replace(params, mode="semantic")
+    if vector is None:
+        return SearchResult(results=[], total_candidates=0, strategy="no_vector")
+    return await _in_transaction(conn, semantic, as_vector(vector), product_id, config)

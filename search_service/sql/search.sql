@@ -1,0 +1,183 @@
+-- Search engine SQL (issue 4). asyncpg blocks: `$n` placeholders. Every statement runs inside the search
+-- transaction with `plan_cache_mode = force_custom_plan`, so `$n IS NULL OR …` guards fold away at plan time
+-- and each query is planned for its own selectivity.
+
+-- name: search_context
+-- params: $1 lon float8|null, $2 lat float8|null, $3 radius_m float8, $4 category_id bigint|null,
+--         $5 want_price_stats bool
+-- Round trip 1: active stores in the radius (GiST on store.location), the category subtree,
+-- and the catalogue statistics the strategy choice needs (pg_class.reltuples, pg_stats) — all cheap.
+WITH pt AS (
+    SELECT CASE WHEN $1::float8 IS NULL OR $2::float8 IS NULL THEN NULL
+                ELSE ST_SetSRID(ST_MakePoint($1::float8, $2::float8), 4326)::geography END AS g
+), near AS (
+    SELECT s.id
+    FROM store s, pt
+    WHERE pt.g IS NOT NULL AND s.is_active AND ST_DWithin(s.location, pt.g, $3::float8)
+), subtree AS (
+    WITH RECURSIVE t(id) AS (
+        SELECT c.id FROM category c WHERE c.id = $4::bigint
+        UNION
+        SELECT c.id FROM category c JOIN t ON c.parent_id = t.id
+    )
+    SELECT id FROM t
+)
+SELECT
+    (SELECT array_agg(id) FROM near) AS store_ids,
+    CASE WHEN $4::bigint IS NULL THEN NULL
+         ELSE coalesce((SELECT array_agg(id) FROM subtree), '{}'::bigint[]) END AS category_ids,
+    (SELECT reltuples FROM pg_class WHERE oid = 'product_master'::regclass) AS n_products,
+    (SELECT reltuples FROM pg_class WHERE oid = 'store'::regclass) AS n_stores,
+    (SELECT reltuples FROM pg_class WHERE oid = 'store_product'::regclass) AS n_listings,
+    (SELECT reltuples FROM pg_class WHERE oid = 'ix_store_product_in_stock'::regclass) AS n_in_stock,
+    (SELECT st.most_common_vals::text::bigint[] FROM pg_stats st
+      WHERE $4::bigint IS NOT NULL AND st.schemaname = 'public' AND st.tablename = 'product_master'
+        AND st.attname = 'category_id') AS category_mcv,
+    (SELECT st.most_common_freqs FROM pg_stats st
+      WHERE $4::bigint IS NOT NULL AND st.schemaname = 'public' AND st.tablename = 'product_master'
+        AND st.attname = 'category_id') AS category_mcf,
+    (SELECT st.n_distinct FROM pg_stats st
+      WHERE $4::bigint IS NOT NULL AND st.schemaname = 'public' AND st.tablename = 'product_master'
+        AND st.attname = 'category_id') AS category_n_distinct,
+    (SELECT st.histogram_bounds::text::float8[] FROM pg_stats st
+      WHERE $5::bool AND st.schemaname = 'public' AND st.tablename = 'store_product'
+        AND st.attname = 'price') AS price_histogram;
+
+-- name: rank_exact
+-- params: $1 query vector, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
+--         $4 min_price numeric|null, $5 max_price numeric|null, $6 in_stock bool, $7 top_n int,
+--         $8 exclude_id uuid|null
+-- EXACT plan: the candidate products are the listings of the stores in the radius (unique index
+-- (store_id, product_master_id)); every candidate's distance is computed and sorted (top-N heap sort).
+-- cosine_distance() is the function behind `<=>` but is not an index-orderable operator, so the HNSW
+-- index can never serve this ORDER BY: the result is the true top-N. `total` counts all candidates.
+WITH cand AS MATERIALIZED (
+    SELECT DISTINCT sp.product_master_id AS id
+    FROM store_product sp
+    WHERE ($2::uuid[] IS NULL OR sp.store_id = ANY($2::uuid[]))
+      AND sp.is_active
+      AND (NOT $6::bool OR sp.quantity > 0)
+      AND ($4::numeric IS NULL OR sp.price >= $4::numeric)
+      AND ($5::numeric IS NULL OR sp.price <= $5::numeric)
+      AND ($2::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+), scored AS MATERIALIZED (
+    -- materialised as (id, distance) pairs: the 1.5 kB vectors never reach a sort or a tuplestore
+    SELECT p.id, cosine_distance(p.ai_vector, $1::vector) AS distance
+    FROM cand JOIN product_master p ON p.id = cand.id
+    WHERE p.is_active AND p.ai_vector IS NOT NULL
+      AND ($3::bigint[] IS NULL OR p.category_id = ANY($3::bigint[]))
+      AND ($8::uuid IS NULL OR p.id <> $8::uuid)
+)
+SELECT id, distance, (SELECT count(*) FROM scored) AS total
+FROM scored
+ORDER BY distance, id
+LIMIT $7::int;
+
+-- name: rank_hnsw
+-- params: $1 query vector, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
+--         $4 min_price numeric|null, $5 max_price numeric|null, $6 in_stock bool, $7 fetch_n int,
+--         $8 exclude_id uuid|null
+-- HNSW plan: an iterative index scan (hnsw.iterative_scan set by the caller) whose filter probes the
+-- listings of each visited product (ix_store_product_in_stock: product_master_id, store_id INCLUDE price).
+-- The scan over-fetches fetch_n rows, re-sorted here by exact distance; `fetched` < fetch_n means the
+-- scan ran out (max_scan_tuples) and the caller falls back to the exact plan.
+WITH hits AS MATERIALIZED (
+    SELECT p.id, p.ai_vector <=> $1::vector AS distance
+    FROM product_master p
+    WHERE p.is_active
+      AND ($3::bigint[] IS NULL OR p.category_id = ANY($3::bigint[]))
+      AND ($8::uuid IS NULL OR p.id <> $8::uuid)
+      AND EXISTS (
+          SELECT 1 FROM store_product sp
+          WHERE sp.product_master_id = p.id
+            AND ($2::uuid[] IS NULL OR sp.store_id = ANY($2::uuid[]))
+            AND sp.is_active
+            AND (NOT $6::bool OR sp.quantity > 0)
+            AND ($4::numeric IS NULL OR sp.price >= $4::numeric)
+            AND ($5::numeric IS NULL OR sp.price <= $5::numeric)
+            AND ($2::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+      )
+    ORDER BY p.ai_vector <=> $1::vector
+    LIMIT $7::int
+)
+SELECT id, distance, count(*) OVER () AS fetched
+FROM hits
+ORDER BY distance, id;
+
+-- name: rank_keyword
+-- params: $1 q text, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
+--         $4 min_price numeric|null, $5 max_price numeric|null, $6 in_stock bool, $7 depth int,
+--         $8 exclude_id uuid|null
+-- Keyword side of hybrid search, under the same filters as the vector side. Matches: full text in both
+-- configs (GIN on search_tsv), trigram typo tolerance on name (GIN gin_trgm_ops: `%` whole-name
+-- similarity, `<%` best-matching word span; thresholds set locally by the caller) or the GTIN (unique
+-- btree) — one BitmapOr. An exact name, brand or GTIN match sorts first; then text rank + trigram score.
+WITH matched AS (
+    SELECT p.id,
+           (lower(p.name) = lower(btrim($1::text)) OR lower(p.brand) = lower(btrim($1::text))
+            OR p.gtin = btrim($1::text)) AS exact,
+           greatest(ts_rank_cd(p.search_tsv, websearch_to_tsquery('simple', $1::text)),
+                    ts_rank_cd(p.search_tsv, websearch_to_tsquery('english', $1::text)))
+             + greatest(similarity(p.name, $1::text), word_similarity($1::text, p.name)) AS kscore
+    FROM product_master p
+    WHERE (p.search_tsv @@ websearch_to_tsquery('simple', $1::text)
+           OR p.search_tsv @@ websearch_to_tsquery('english', $1::text)
+           OR p.name % $1::text
+           OR $1::text <% p.name
+           OR p.gtin = btrim($1::text))
+      AND p.is_active
+      AND ($3::bigint[] IS NULL OR p.category_id = ANY($3::bigint[]))
+      AND ($8::uuid IS NULL OR p.id <> $8::uuid)
+      AND EXISTS (
+          SELECT 1 FROM store_product sp
+          WHERE sp.product_master_id = p.id
+            AND ($2::uuid[] IS NULL OR sp.store_id = ANY($2::uuid[]))
+            AND sp.is_active
+            AND (NOT $6::bool OR sp.quantity > 0)
+            AND ($4::numeric IS NULL OR sp.price >= $4::numeric)
+            AND ($5::numeric IS NULL OR sp.price <= $5::numeric)
+            AND ($2::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+      )
+)
+SELECT id, exact, kscore, count(*) OVER () AS total
+FROM matched
+ORDER BY exact DESC, kscore DESC, id
+LIMIT $7::int;
+
+-- name: hydrate
+-- params: $1 product_ids uuid[] (ranked), $2 store_ids uuid[]|null (null: any active store),
+--         $3 lon float8|null, $4 lat float8|null, $5 in_stock bool, $6 min_price numeric|null,
+--         $7 max_price numeric|null, $8 stores_per_product int
+-- The page's products with, per product, its nearest stores_per_product qualifying stores (LATERAL;
+-- geodesic ST_Distance on geography, i.e. on the WGS84 spheroid); without a point, cheapest first.
+WITH pt AS (
+    SELECT CASE WHEN $3::float8 IS NULL OR $4::float8 IS NULL THEN NULL
+                ELSE ST_SetSRID(ST_MakePoint($3::float8, $4::float8), 4326)::geography END AS g
+)
+SELECT h.ord, p.id, p.name, p.brand, p.category_id, p.gtin, p.description,
+       st.store_id, st.store_name, st.distance_m, st.price, st.currency, st.quantity
+FROM unnest($1::uuid[]) WITH ORDINALITY AS h(id, ord)
+JOIN product_master p ON p.id = h.id
+CROSS JOIN pt
+LEFT JOIN LATERAL (
+    SELECT s.id AS store_id, s.name AS store_name,
+           CASE WHEN pt.g IS NULL THEN NULL ELSE ST_Distance(s.location, pt.g) END AS distance_m,
+           sp.price, sp.currency, sp.quantity
+    FROM store_product sp
+    JOIN store s ON s.id = sp.store_id
+    WHERE sp.product_master_id = p.id
+      AND ($2::uuid[] IS NULL OR sp.store_id = ANY($2::uuid[]))
+      AND s.is_active
+      AND sp.is_active
+      AND (NOT $5::bool OR sp.quantity > 0)
+      AND ($6::numeric IS NULL OR sp.price >= $6::numeric)
+      AND ($7::numeric IS NULL OR sp.price <= $7::numeric)
+    ORDER BY 3, sp.price, s.id
+    LIMIT $8::int
+) st ON true
+ORDER BY h.ord, st.distance_m, st.price, st.store_id;
+
+-- name: product_vector
+-- params: $1 product_id uuid
+-- similar(): the product's own vector (NULL while it waits for the embedding worker).
+SELECT ai_vector FROM product_master WHERE id = $1::uuid;

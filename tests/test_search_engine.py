@@ -1,0 +1,733 @@
+"""The search engine (search_service.search) against a real PostgreSQL: exact recall under the radius filter
+for every plan, plan shapes (EXPLAIN), filters, hybrid ranking, geodesic distances.
+
+The catalogue: ~4k products with clustered random unit vectors (the recall property is about the plan, not the
+model), 150 stores scattered around Berlin (some far away, some inactive), ~40k listings with random stock,
+plus hand-placed products and stores for the filter, keyword and geodesy cases. The ground truth is numpy over
+data read back from the database, with radii decided by geographiclib (WGS84 geodesics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import asyncpg
+import numpy as np
+import psycopg
+import pytest
+from geographiclib.geodesic import Geodesic
+from pgvector.asyncpg import register_vector
+from pgvector.psycopg import register_vector as register_vector_psycopg
+
+from benchmarks.synthetic import SyntheticSpec, query_vectors, random_unit_vectors, seed_synthetic
+from search_service.search import (
+    DEFAULT_CONFIG,
+    ProductNotFound,
+    SearchParams,
+    SearchResult,
+    as_vector,
+    search,
+    settings_sql,
+    similar,
+    sql_blocks,
+)
+
+CENTER = (52.52, 13.405)
+SPEC = SyntheticSpec(products=4000, stores=150, listings=40_000, seed=5, clusters=80, sigma_m=4000.0)
+GEOD = Geodesic.WGS84
+T = TypeVar("T")
+
+# Hand-placed points: far from the synthetic cloud so only our own stores are in range.
+BOUNDARY_POINT = (48.137, 11.575)  # Munich: stores at 4.9 km and 5.1 km
+ANTIMERIDIAN_POINT = (-16.5, -179.99)  # Fiji: a store across the antimeridian at lon +179.99
+SVALBARD_POINT = (78.2232, 15.6267)  # Longyearbyen
+OCEAN_POINT = (0.0, -30.0)  # mid-Atlantic, no store within 1000 km
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(url)
+    await register_vector(conn)
+    return conn
+
+
+def with_conn(url: str, fn: Callable[[asyncpg.Connection], Coroutine[Any, Any, T]]) -> T:
+    async def body() -> T:
+        conn = await connect(url)
+        try:
+            return await fn(conn)
+        finally:
+            await conn.close()
+
+    return run(body())
+
+
+def direct(lat: float, lon: float, azimuth: float, dist_m: float) -> tuple[float, float]:
+    g = GEOD.Direct(lat, lon, azimuth, dist_m)
+    return g["lat2"], g["lon2"]
+
+
+def geodesic_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    return float(GEOD.Inverse(lat1, lon1, lat2, lon2)["s12"])
+
+
+@dataclass
+class Truth:
+    """The catalogue as numpy arrays, read back from the database."""
+
+    product_ids: list[uuid.UUID]
+    vectors: np.ndarray  # float64 (n, 384); rows of products without a vector are zero
+    has_vector: np.ndarray
+    product_active: np.ndarray
+    category: np.ndarray  # int64, -1 for none
+    index: dict[uuid.UUID, int]
+    store_ids: list[uuid.UUID]
+    store_lat: np.ndarray
+    store_lon: np.ndarray
+    store_active: np.ndarray
+    store_index: dict[uuid.UUID, int]
+    l_store: np.ndarray
+    l_product: np.ndarray
+    l_price: np.ndarray
+    l_qty: np.ndarray
+    l_active: np.ndarray
+    parent: dict[int, int | None]
+
+    def subtree(self, root: int) -> set[int]:
+        out = {root}
+        changed = True
+        while changed:
+            changed = False
+            for cid, par in self.parent.items():
+                if par in out and cid not in out:
+                    out.add(cid)
+                    changed = True
+        return out
+
+    def stores_within(self, lat: float, lon: float, radius: float) -> np.ndarray:
+        d = np.array(
+            [geodesic_m(lat, lon, a, b) for a, b in zip(self.store_lat, self.store_lon, strict=True)]
+        )
+        return (d <= radius) & self.store_active
+
+    def qualifying(self, p: SearchParams, exclude: uuid.UUID | None = None) -> np.ndarray:
+        if p.lat is not None and p.lon is not None:
+            store_ok = self.stores_within(p.lat, p.lon, p.radius_m)
+        else:
+            store_ok = self.store_active.copy()
+        ok = store_ok[self.l_store] & self.l_active
+        if p.in_stock:
+            ok &= self.l_qty > 0
+        if p.min_price is not None:
+            ok &= self.l_price >= float(p.min_price)
+        if p.max_price is not None:
+            ok &= self.l_price <= float(p.max_price)
+        qual = np.zeros(len(self.product_ids), dtype=bool)
+        qual[self.l_product[ok]] = True
+        qual &= self.product_active
+        if p.category_id is not None:
+            cats = np.array(sorted(self.subtree(p.category_id)))
+            qual &= np.isin(self.category, cats)
+        if exclude is not None:
+            qual[self.index[exclude]] = False
+        return qual
+
+    def top_k(
+        self, p: SearchParams, q: np.ndarray, exclude: uuid.UUID | None = None
+    ) -> list[tuple[uuid.UUID, float]]:
+        qual = self.qualifying(p, exclude) & self.has_vector
+        idx = np.nonzero(qual)[0]
+        dist = 1.0 - self.vectors[idx] @ q.astype(np.float64) / np.linalg.norm(q)
+        order = np.argsort(dist, kind="stable")[: p.offset + p.limit]
+        return [(self.product_ids[idx[i]], float(dist[i])) for i in order][p.offset :]
+
+
+@dataclass
+class Catalogue:
+    url: str
+    truth: Truth
+    specials: dict[str, uuid.UUID]
+
+
+def _insert_store(
+    cur: psycopg.Cursor[Any], name: str, lat: float, lon: float, active: bool = True
+) -> uuid.UUID:
+    row = cur.execute(
+        "INSERT INTO store (name, location, is_active)"
+        " VALUES (%s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s) RETURNING id",
+        (name, lon, lat, active),
+    ).fetchone()
+    assert row is not None
+    return uuid.UUID(str(row[0]))
+
+
+def _insert_product(
+    cur: psycopg.Cursor[Any],
+    name: str,
+    vector: np.ndarray,
+    *,
+    brand: str | None = None,
+    gtin: str | None = None,
+    category_id: int | None = None,
+) -> uuid.UUID:
+    row = cur.execute(
+        "INSERT INTO product_master (name, brand, gtin, category_id, ai_vector, ai_model)"
+        " VALUES (%s, %s, %s, %s, %s, 'test') RETURNING id",
+        (name, brand, gtin, category_id, vector),
+    ).fetchone()
+    assert row is not None
+    return uuid.UUID(str(row[0]))
+
+
+def _list(
+    cur: psycopg.Cursor[Any],
+    store: uuid.UUID,
+    product: uuid.UUID,
+    price: str = "2.50",
+    qty: int = 5,
+    active: bool = True,
+) -> None:
+    cur.execute(
+        "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity, is_active)"
+        " VALUES (%s, %s, %s, 'EUR', %s, %s)",
+        (store, product, Decimal(price), qty, active),
+    )
+
+
+def _add_specials(url: str) -> dict[str, uuid.UUID]:
+    rng = np.random.default_rng(99)
+    vecs = random_unit_vectors(16, rng)
+    s: dict[str, uuid.UUID] = {}
+    with psycopg.connect(url) as conn:
+        register_vector_psycopg(conn)
+        cur = conn.cursor()
+        lat, lon = CENTER
+        s["store_center"] = _insert_store(cur, "Centre Market", *direct(lat, lon, 45, 150))
+        s["store_inactive"] = _insert_store(cur, "Closed Shop", *direct(lat, lon, 90, 200), active=False)
+        s["oat_milk"] = _insert_product(cur, "Oat Milk", vecs[0], brand="Oatly", gtin="7394376616037")
+        s["oat_barista"] = _insert_product(cur, "Oat Milk Barista Edition", vecs[1], brand="Oatly")
+        s["almond"] = _insert_product(cur, "Almond Drink", vecs[2], brand="Alpro", gtin="5411188112709")
+        s["only_oos"] = _insert_product(cur, "Sold Out Sprouts", vecs[3])
+        s["only_inactive_listing"] = _insert_product(cur, "Delisted Dill", vecs[4])
+        s["only_inactive_store"] = _insert_product(cur, "Closed Store Cress", vecs[5])
+        for key in ("oat_milk", "oat_barista", "almond"):
+            _list(cur, s["store_center"], s[key])
+        _list(cur, s["store_center"], s["only_oos"], qty=0)
+        _list(cur, s["store_center"], s["only_inactive_listing"], active=False)
+        _list(cur, s["store_inactive"], s["only_inactive_store"])
+        # geodesy: 4.9 km in / 5.1 km out around Munich; antimeridian; Svalbard
+        blat, blon = BOUNDARY_POINT
+        s["store_4900"] = _insert_store(cur, "In at 4.9 km", *direct(blat, blon, 30, 4900))
+        s["store_5100"] = _insert_store(cur, "Out at 5.1 km", *direct(blat, blon, 210, 5100))
+        s["boundary_product"] = _insert_product(cur, "Boundary Bread", vecs[6])
+        _list(cur, s["store_4900"], s["boundary_product"], price="3.00")
+        _list(cur, s["store_5100"], s["boundary_product"], price="1.00")
+        alat, _ = ANTIMERIDIAN_POINT
+        s["store_antimeridian"] = _insert_store(cur, "Taveuni East", alat, 179.99)
+        s["antimeridian_product"] = _insert_product(cur, "Kava Root", vecs[7])
+        _list(cur, s["store_antimeridian"], s["antimeridian_product"])
+        slat, slon = SVALBARD_POINT
+        s["store_svalbard"] = _insert_store(cur, "Svalbardbutikken", *direct(slat, slon, 60, 3000))
+        s["svalbard_product"] = _insert_product(cur, "Polar Bread", vecs[8])
+        _list(cur, s["store_svalbard"], s["svalbard_product"])
+        conn.commit()
+    return s
+
+
+def _load_truth(url: str) -> Truth:
+    with psycopg.connect(url) as conn:
+        register_vector_psycopg(conn)
+        prods = conn.execute(
+            "SELECT id, ai_vector, is_active, coalesce(category_id, -1) FROM product_master ORDER BY id"
+        ).fetchall()
+        stores = conn.execute(
+            "SELECT id, ST_Y(location::geometry), ST_X(location::geometry), is_active FROM store ORDER BY id"
+        ).fetchall()
+        listings = conn.execute(
+            "SELECT store_id, product_master_id, price, quantity, is_active FROM store_product"
+        ).fetchall()
+        cats = conn.execute("SELECT id, parent_id FROM category").fetchall()
+    ids = [r[0] for r in prods]
+    index = {pid: i for i, pid in enumerate(ids)}
+    vectors = np.zeros((len(ids), 384))
+    has_vector = np.zeros(len(ids), dtype=bool)
+    for i, r in enumerate(prods):
+        if r[1] is not None:
+            vectors[i] = as_vector(r[1]).astype(np.float64)
+            has_vector[i] = True
+    sids = [r[0] for r in stores]
+    sindex = {sid: i for i, sid in enumerate(sids)}
+    return Truth(
+        product_ids=ids,
+        vectors=vectors,
+        has_vector=has_vector,
+        product_active=np.array([r[2] for r in prods], dtype=bool),
+        category=np.array([r[3] for r in prods], dtype=np.int64),
+        index=index,
+        store_ids=sids,
+        store_lat=np.array([r[1] for r in stores]),
+        store_lon=np.array([r[2] for r in stores]),
+        store_active=np.array([r[3] for r in stores], dtype=bool),
+        store_index=sindex,
+        l_store=np.array([sindex[r[0]] for r in listings]),
+        l_product=np.array([index[r[1]] for r in listings]),
+        l_price=np.array([float(r[2]) for r in listings]),
+        l_qty=np.array([r[3] for r in listings]),
+        l_active=np.array([r[4] for r in listings], dtype=bool),
+        parent={int(r[0]): (None if r[1] is None else int(r[1])) for r in cats},
+    )
+
+
+@pytest.fixture(scope="module")
+def catalogue(db_url: str) -> Iterator[Catalogue]:
+    seed_synthetic(db_url, SPEC)  # the HNSW index of the normal schema is maintained while loading
+    specials = _add_specials(db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    yield Catalogue(db_url, _load_truth(db_url), specials)
+
+
+def _queries(cat: Catalogue, n: int, seed: int = 1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    vecs = cat.truth.vectors[cat.truth.has_vector].astype(np.float32)
+    return list(query_vectors(vecs, n, 0.5, rng))
+
+
+def _assert_same_ranking(got: SearchResult, want: list[tuple[uuid.UUID, float]], context: str) -> None:
+    got_ids = [h.product.id for h in got.results]
+    assert len(got_ids) == len(want), f"{context}: {len(got_ids)} results, expected {len(want)}"
+    for pos, (hit, (wid, wdist)) in enumerate(zip(got.results, want, strict=True)):
+        if hit.product.id != wid:  # only a near-tie may swap places
+            assert abs((1.0 - hit.score) - wdist) < 1e-5, (
+                f"{context}: position {pos} differs: {got_ids} vs {want}"
+            )
+        else:
+            assert abs((1.0 - hit.score) - wdist) < 1e-5, f"{context}: score of {wid}"
+
+
+def _radii(cat: Catalogue) -> list[float | None]:
+    t = cat.truth
+    lat, lon = CENTER
+    d = np.sort(
+        [
+            geodesic_m(lat, lon, a, b)
+            for a, b, act in zip(t.store_lat, t.store_lon, t.store_active, strict=True)
+            if act
+        ]
+    )
+    # from the nearest store alone up to every store (including the far ones), then global
+    return [
+        float(d[0]) + 1,
+        float(d[2]) + 1,
+        float(d[9]) + 1,
+        float(d[39]) + 1,
+        5000.0,
+        20_000.0,
+        2_000_000.0,
+        None,
+    ]
+
+
+PLANS = {
+    "auto": DEFAULT_CONFIG,
+    "exact": replace(DEFAULT_CONFIG, force="exact"),
+    "hnsw": replace(DEFAULT_CONFIG, force="hnsw"),
+}
+
+
+@pytest.mark.parametrize("plan", ["auto", "exact", "hnsw"])
+def test_vector_recall_is_exact_for_every_radius(catalogue: Catalogue, plan: str) -> None:
+    config = PLANS[plan]
+    queries = _queries(catalogue, 6)
+    seen: dict[str, int] = {}
+
+    async def body(conn: asyncpg.Connection) -> None:
+        for radius in _radii(catalogue):
+            geo = radius is not None
+            params = SearchParams(
+                q="",
+                lat=CENTER[0] if geo else None,
+                lon=CENTER[1] if geo else None,
+                radius_m=radius or 0.0,
+                limit=10,
+                mode="semantic",
+            )
+            for i, q in enumerate(queries):
+                got = await search(conn, params, q, config)
+                seen[got.strategy] = seen.get(got.strategy, 0) + 1
+                want = catalogue.truth.top_k(params, q)
+                _assert_same_ranking(got, want, f"{plan} radius={radius} query={i} strategy={got.strategy}")
+                n_qual = int((catalogue.truth.qualifying(params) & catalogue.truth.has_vector).sum())
+                assert len(got.results) == min(10, n_qual)
+                if got.total_candidates_exact:
+                    assert got.total_candidates == n_qual
+
+    with_conn(catalogue.url, body)
+    if plan == "exact":
+        assert set(seen) <= {"exact", "global_exact"}
+    if (
+        plan == "hnsw"
+    ):  # the HNSW plan really ran (it may fall back to exact under tight radii, never lose rows)
+        assert seen.get("hnsw_iterative", 0) > 0 and seen.get("global_hnsw", 0) > 0, seen
+
+
+@pytest.mark.parametrize("plan", ["auto", "exact", "hnsw"])
+def test_recall_with_offset_category_price_and_stock_filters(catalogue: Catalogue, plan: str) -> None:
+    config = PLANS[plan]
+    t = catalogue.truth
+    root = min(
+        cid for cid, par in t.parent.items() if par is None and any(p == cid for p in t.parent.values())
+    )
+    child = min(cid for cid, par in t.parent.items() if par == root)
+    variants = [
+        {"offset": 5, "limit": 7},
+        {"category_id": root},
+        {"category_id": child},
+        {"min_price": Decimal("10.00"), "max_price": Decimal("20.00")},
+        {"in_stock": False},
+        {"category_id": root, "max_price": Decimal("25"), "radius_m": 20_000.0},
+    ]
+    queries = _queries(catalogue, 3, seed=2)
+
+    async def body(conn: asyncpg.Connection) -> None:
+        for v in variants:
+            for geo in (True, False):
+                base = SearchParams(
+                    q="",
+                    lat=CENTER[0] if geo else None,
+                    lon=CENTER[1] if geo else None,
+                    radius_m=3000.0,
+                    limit=10,
+                    mode="semantic",
+                )
+                params = replace(base, **v)  # type: ignore[arg-type]
+                for i, q in enumerate(queries):
+                    got = await search(conn, params, q, config)
+                    _assert_same_ranking(
+                        got, t.top_k(params, q), f"{plan} {v} geo={geo} q={i} {got.strategy}"
+                    )
+
+    with_conn(catalogue.url, body)
+
+
+def test_default_strategy_choice_uses_both_plans(catalogue: Catalogue) -> None:
+    """At this scale the cost model must pick exact for a few stores and HNSW for the whole cloud."""
+    q = _queries(catalogue, 1)[0]
+    radii = _radii(catalogue)
+
+    async def body(conn: asyncpg.Connection) -> tuple[str, str, str]:
+        small = await search(
+            conn, SearchParams(q="", lat=CENTER[0], lon=CENTER[1], radius_m=radii[0] or 0, mode="semantic"), q
+        )
+        large = await search(
+            conn, SearchParams(q="", lat=CENTER[0], lon=CENTER[1], radius_m=2_000_000, mode="semantic"), q
+        )
+        glob = await search(conn, SearchParams(q="", mode="semantic"), q)
+        return small.strategy, large.strategy, glob.strategy
+
+    small, large, glob = with_conn(catalogue.url, body)
+    assert small == "exact"
+    assert large == "hnsw_iterative"
+    assert glob == "global_hnsw"
+
+
+async def _explain(
+    conn: asyncpg.Connection, block: str, params: SearchParams, q: np.ndarray, top_n: int = 10
+) -> str:
+    sql = sql_blocks()
+    async with conn.transaction():
+        await conn.execute(settings_sql(DEFAULT_CONFIG))
+        geo = params.lat is not None
+        ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, params.radius_m, None, False)
+        assert ctx is not None
+        if block == "search_context":
+            rows = await conn.fetch(
+                "EXPLAIN " + sql[block], params.lon, params.lat, params.radius_m, None, False
+            )
+        else:
+            stores = ctx["store_ids"] if geo else None
+            rows = await conn.fetch("EXPLAIN " + sql[block], q, stores, None, None, None, True, top_n, None)
+    return "\n".join(r[0] for r in rows)
+
+
+def test_explain_hnsw_plan_uses_the_hnsw_index_and_exact_plan_does_not(catalogue: Catalogue) -> None:
+    q = _queries(catalogue, 1)[0]
+    params = SearchParams(q="", lat=CENTER[0], lon=CENTER[1], radius_m=20_000, mode="semantic")
+
+    few_stores = replace(params, radius_m=_radii(catalogue)[1] or 0.0)
+
+    async def body(conn: asyncpg.Connection) -> tuple[str, str, str, str]:
+        return (
+            await _explain(conn, "rank_hnsw", params, q, 40),
+            await _explain(conn, "rank_exact", few_stores, q),
+            await _explain(conn, "rank_hnsw", SearchParams(q="", mode="semantic"), q, 40),
+            await _explain(conn, "search_context", replace(params, radius_m=1000), q),
+        )
+
+    hnsw_plan, exact_plan, global_plan, context_plan = with_conn(catalogue.url, body)
+    assert "ix_product_master_ai_vector_hnsw" in hnsw_plan, hnsw_plan
+    assert "ix_store_product_in_stock" in hnsw_plan, hnsw_plan  # the EXISTS probe is an index(-only) scan
+    assert "ix_product_master_ai_vector_hnsw" in global_plan, global_plan
+    assert "ix_product_master_ai_vector_hnsw" not in exact_plan, exact_plan
+    assert "Order By" not in exact_plan, exact_plan  # no index-ordered scan anywhere
+    # candidates come from the listings of the stores in the radius, through the (store_id, product) index
+    assert "uq_store_product_store_id_product_master_id" in exact_plan, exact_plan
+    assert "ix_store_location" in context_plan, context_plan
+
+
+def test_empty_radius_returns_at_once(catalogue: Catalogue) -> None:
+    q = _queries(catalogue, 1)[0]
+    params = SearchParams(q="oat milk", lat=OCEAN_POINT[0], lon=OCEAN_POINT[1], radius_m=50_000)
+
+    async def body(conn: asyncpg.Connection) -> tuple[SearchResult, float]:
+        await search(conn, params, q)  # warm the statement cache
+        t0 = time.perf_counter()
+        res = await search(conn, params, q, PLANS["hnsw"])
+        return res, (time.perf_counter() - t0) * 1000
+
+    res, ms = with_conn(catalogue.url, body)
+    assert res.strategy == "no_stores"
+    assert res.results == [] and res.total_candidates == 0
+    assert ms < 20, ms
+
+
+def _near_center(**kw: Any) -> SearchParams:
+    return SearchParams(
+        **{"q": "", "lat": CENTER[0], "lon": CENTER[1], "radius_m": 1000.0, "limit": 50, **kw}
+    )
+
+
+def test_stock_and_activity_filters(catalogue: Catalogue) -> None:
+    s = catalogue.specials
+    rng = np.random.default_rng(4)
+
+    async def body(conn: asyncpg.Connection) -> dict[str, set[uuid.UUID]]:
+        out: dict[str, set[uuid.UUID]] = {}
+        for name, params in {
+            "default": _near_center(q="Sold Out Sprouts Delisted Dill Closed Store Cress", mode="keyword"),
+            "any_stock": _near_center(
+                q="Sold Out Sprouts Delisted Dill Closed Store Cress", mode="keyword", in_stock=False
+            ),
+        }.items():
+            res = await search(conn, params, random_unit_vectors(1, rng)[0])
+            out[name] = {h.product.id for h in res.results}
+            for h in res.results:
+                assert all(st.id != s["store_inactive"] for st in h.stores)
+                if params.in_stock:
+                    assert all(st.quantity > 0 for st in h.stores)
+        return out
+
+    out = with_conn(catalogue.url, body)
+    assert s["only_oos"] not in out["default"]
+    assert s["only_oos"] in out["any_stock"]  # in_stock=false drops the quantity condition only
+    for key in ("only_inactive_listing", "only_inactive_store"):
+        assert s[key] not in out["default"] and s[key] not in out["any_stock"]
+
+
+def test_category_subtree_and_price_range_are_respected_in_every_mode(catalogue: Catalogue) -> None:
+    t = catalogue.truth
+    root = min(
+        cid for cid, par in t.parent.items() if par is None and any(p == cid for p in t.parent.values())
+    )
+    subtree = t.subtree(root)
+    q = _queries(catalogue, 1, seed=7)[0]
+
+    async def body(conn: asyncpg.Connection) -> None:
+        for mode in ("semantic", "hybrid", "keyword"):
+            params = replace(
+                _near_center(q="synthetic product", mode=mode, radius_m=5000.0, limit=30),
+                category_id=root,
+                min_price=Decimal("5"),
+                max_price=Decimal("15"),
+            )
+            res = await search(conn, params, q)
+            assert res.results, mode
+            qual = t.qualifying(params)
+            for h in res.results:
+                assert int(t.category[t.index[h.product.id]]) in subtree
+                assert h.product.category_id in subtree
+                assert qual[t.index[h.product.id]], (mode, h.product.id)
+                assert h.stores and all(Decimal("5") <= st.price <= Decimal("15") for st in h.stores)
+
+    with_conn(catalogue.url, body)
+
+
+def test_exact_name_gtin_and_brand_rank_first_and_typos_still_match(catalogue: Catalogue) -> None:
+    s = catalogue.specials
+    noise = random_unit_vectors(1, np.random.default_rng(11))[0]  # a vector unrelated to the products
+
+    async def first(conn: asyncpg.Connection, q: str, mode: str = "hybrid") -> list[uuid.UUID]:
+        res = await search(conn, _near_center(q=q, mode=mode), noise)
+        return [h.product.id for h in res.results]
+
+    async def body(conn: asyncpg.Connection) -> dict[str, list[uuid.UUID]]:
+        return {
+            "name": await first(conn, "oat milk"),
+            "gtin": await first(conn, "5411188112709"),
+            "brand": await first(conn, "Oatly"),
+            "typo_kw": await first(conn, "oat mlik", "keyword"),
+            "typo_hybrid": await first(conn, "oat mlik"),
+            "gtin_kw": await first(conn, "7394376616037", "keyword"),
+        }
+
+    r = with_conn(catalogue.url, body)
+    assert r["name"][0] == s["oat_milk"]
+    assert r["gtin"][0] == s["almond"]
+    assert set(r["brand"][:2]) == {s["oat_milk"], s["oat_barista"]}
+    assert r["gtin_kw"][0] == s["oat_milk"]
+    assert s["oat_milk"] in r["typo_kw"][:3]
+    assert s["oat_milk"] in r["typo_hybrid"][:5]
+
+
+def test_hybrid_scores_and_keyword_mode_strategy(catalogue: Catalogue) -> None:
+    q = _queries(catalogue, 1)[0]
+
+    async def body(conn: asyncpg.Connection) -> tuple[SearchResult, SearchResult, SearchResult]:
+        hyb = await search(conn, _near_center(q="oat milk", limit=10), q)
+        kw = await search(conn, _near_center(q="oat milk", mode="keyword", limit=10), None)
+        sem = await search(conn, _near_center(q="oat milk", mode="semantic", limit=10), q)
+        return hyb, kw, sem
+
+    hyb, kw, sem = with_conn(catalogue.url, body)
+    assert len(hyb.results) == 10  # the vector side fills the page beyond the keyword matches
+    assert all(0 < h.score <= 2 / 61 + 1e-12 for h in hyb.results)
+    assert kw.strategy == "keyword" and kw.results
+    scores = [h.score for h in sem.results]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= x <= 1 for x in scores)
+
+
+def test_stores_per_product_are_nearest_first_with_geodesic_distances(catalogue: Catalogue) -> None:
+    t = catalogue.truth
+    q = _queries(catalogue, 1, seed=5)[0]
+
+    async def body(conn: asyncpg.Connection) -> SearchResult:
+        return await search(
+            conn, _near_center(radius_m=4000.0, limit=20, stores_per_product=4, mode="semantic"), q
+        )
+
+    res = with_conn(catalogue.url, body)
+    assert res.results
+    for h in res.results:
+        assert 1 <= len(h.stores) <= 4
+        dists = [st.distance_m for st in h.stores]
+        assert all(d is not None for d in dists)
+        assert dists == sorted(dists)  # type: ignore[type-var]
+        for st in h.stores:
+            i = t.store_index[st.id]
+            ref = geodesic_m(CENTER[0], CENTER[1], t.store_lat[i], t.store_lon[i])
+            assert st.distance_m is not None
+            assert abs(st.distance_m - ref) <= 0.001 * ref + 0.01
+            assert st.distance_m <= 4000.0 and st.currency == "EUR"
+
+
+def test_global_search_lists_stores_by_price_without_distances(catalogue: Catalogue) -> None:
+    q = _queries(catalogue, 1, seed=6)[0]
+
+    async def body(conn: asyncpg.Connection) -> SearchResult:
+        return await search(conn, SearchParams(q="", limit=10, stores_per_product=5, mode="semantic"), q)
+
+    res = with_conn(catalogue.url, body)
+    assert len(res.results) == 10
+    for h in res.results:
+        assert h.stores and all(st.distance_m is None for st in h.stores)
+        prices = [st.price for st in h.stores]
+        assert prices == sorted(prices)
+
+
+def _special_search(cat: Catalogue, point: tuple[float, float], radius: float, product: str) -> list[Any]:
+    q = random_unit_vectors(1, np.random.default_rng(3))[0]
+
+    async def body(conn: asyncpg.Connection) -> list[Any]:
+        res = await search(
+            conn,
+            SearchParams(q="", lat=point[0], lon=point[1], radius_m=radius, limit=50, mode="semantic"),
+            q,
+        )
+        return [h for h in res.results if h.product.id == cat.specials[product]]
+
+    return with_conn(cat.url, body)
+
+
+def test_radius_boundary_4900_in_5100_out(catalogue: Catalogue) -> None:
+    s = catalogue.specials
+    hits = _special_search(catalogue, BOUNDARY_POINT, 5000, "boundary_product")
+    assert len(hits) == 1
+    assert [st.id for st in hits[0].stores] == [s["store_4900"]]  # the cheaper store at 5.1 km is outside
+    assert abs(hits[0].stores[0].distance_m - 4900) < 4.9
+    wide = _special_search(catalogue, BOUNDARY_POINT, 5200, "boundary_product")
+    assert [st.id for st in wide[0].stores] == [s["store_4900"], s["store_5100"]]
+    assert abs(wide[0].stores[1].distance_m - 5100) < 5.1
+
+
+def test_antimeridian_and_high_latitude(catalogue: Catalogue) -> None:
+    alat, alon = ANTIMERIDIAN_POINT
+    expected = geodesic_m(alat, alon, alat, 179.99)
+    assert 1500 < expected < 2500
+    hits = _special_search(catalogue, ANTIMERIDIAN_POINT, 5000, "antimeridian_product")
+    assert len(hits) == 1 and abs(hits[0].stores[0].distance_m - expected) <= 0.001 * expected
+    assert _special_search(catalogue, ANTIMERIDIAN_POINT, 1000, "antimeridian_product") == []
+    hits = _special_search(catalogue, SVALBARD_POINT, 5000, "svalbard_product")
+    assert len(hits) == 1 and abs(hits[0].stores[0].distance_m - 3000) <= 3.0
+    assert _special_search(catalogue, SVALBARD_POINT, 2000, "svalbard_product") == []
+
+
+def test_similar_excludes_the_product_and_is_exact(catalogue: Catalogue) -> None:
+    t = catalogue.truth
+    pid = next(p for p, ok in zip(t.product_ids, t.has_vector, strict=True) if ok)
+    vec = t.vectors[t.index[pid]].astype(np.float32)
+
+    async def body(conn: asyncpg.Connection) -> list[SearchResult]:
+        out = []
+        for radius in (5000.0, 2_000_000.0):
+            out.append(
+                await similar(conn, pid, SearchParams(q="", lat=CENTER[0], lon=CENTER[1], radius_m=radius))
+            )
+        out.append(await similar(conn, pid, SearchParams(q="")))
+        with pytest.raises(ProductNotFound):
+            await similar(conn, uuid.uuid4(), SearchParams(q=""))
+        return out
+
+    results = with_conn(catalogue.url, body)
+    for res, radius in zip(results, (5000.0, 2_000_000.0, None), strict=True):
+        params = SearchParams(
+            q="",
+            lat=CENTER[0] if radius else None,
+            lon=CENTER[1] if radius else None,
+            radius_m=radius or 0.0,
+            mode="semantic",
+        )
+        assert pid not in [h.product.id for h in res.results]
+        _assert_same_ranking(res, t.top_k(params, vec, exclude=pid), f"similar radius={radius}")
+
+
+def test_runs_inside_the_callers_transaction(catalogue: Catalogue) -> None:
+    """The HTTP layer opens the transaction (with its statement_timeout); SET LOCAL must not leak past it."""
+    q = _queries(catalogue, 1)[0]
+
+    async def body(conn: asyncpg.Connection) -> tuple[SearchResult, str]:
+        async with conn.transaction(readonly=True):
+            await conn.execute("SET LOCAL statement_timeout = '2s'")
+            res = await search(conn, _near_center(q="oat milk"), q)
+        ef = await conn.fetchval("SHOW hnsw.ef_search")
+        return res, str(ef)
+
+    res, ef = with_conn(catalogue.url, body)
+    assert res.results
+    assert ef == "40"  # back to the default after the caller's transaction
+
+
+def test_vectors_round_trip_as_float32(catalogue: Catalogue) -> None:
+    async def body(conn: asyncpg.Connection) -> np.ndarray:
+        return as_vector(await conn.fetchval("SELECT ai_vector FROM product_master LIMIT 1"))
+
+    v = with_conn(catalogue.url, body)
+    assert v.dtype == np.float32 and v.shape == (384,)
