@@ -631,3 +631,47 @@ def test_pool_exhausted_is_503(db_url: str, seeded: Seeded, encoder: Encoder) ->
             portal.call(pool.release, held)
         assert client.get("/v1/search", params={"q": "pool test", **AT_CENTER}).status_code == 200
         assert 'plinqy_unavailable_responses_total{reason="pool_exhausted"}' in client.get("/metrics").text
+
+
+# --- query-embedding cache
+def test_query_cache_is_a_bounded_lru_that_shares_inflight_work() -> None:
+    import asyncio
+
+    import numpy as np
+
+    from search_service.query_cache import QueryEmbeddingCache
+
+    calls: list[str] = []
+
+    def computer(text: str) -> Callable[[], Any]:
+        async def compute() -> np.ndarray:
+            calls.append(text)
+            await asyncio.sleep(0.01)
+            return np.full(3, len(text), dtype=np.float32)
+
+        return compute
+
+    async def scenario() -> None:
+        cache = QueryEmbeddingCache(2)
+        key = QueryEmbeddingCache.key
+        # Ten concurrent requests for one query: one computation.
+        vectors = await asyncio.gather(
+            *(cache.get_or_compute(key("m", "a"), computer("a")) for _ in range(10))
+        )
+        assert calls == ["a"] and all(v[0] == 1 for v in vectors)
+        await cache.get_or_compute(key("m", "bb"), computer("bb"))
+        await cache.get_or_compute(key("m", "a"), computer("a"))  # hit; "a" becomes most recent
+        await cache.get_or_compute(key("m", "ccc"), computer("ccc"))  # evicts "bb"
+        assert len(cache) == 2
+        await cache.get_or_compute(key("m", "bb"), computer("bb"))
+        assert calls == ["a", "bb", "ccc", "bb"]
+        await cache.get_or_compute(key("other-model", "a"), computer("a"))  # the model is part of the key
+        assert calls[-1] == "a"
+        assert cache.misses == 5 and cache.hits == 10
+        assert 0 < cache.hit_ratio < 1
+
+        disabled = QueryEmbeddingCache(0)
+        await disabled.get_or_compute(key("m", "a"), computer("a"))
+        assert len(disabled) == 0
+
+    asyncio.run(scenario())
