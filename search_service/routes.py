@@ -16,7 +16,6 @@ from uuid import UUID
 
 import msgspec
 from litestar import MediaType, Request, Response, get
-from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
@@ -149,7 +148,6 @@ def _error_example(status: int, parameter: str | None, message: str) -> Example:
     return Example(summary=f"{status}", value={"error": {"parameter": parameter, "message": message}})
 
 
-_RETRY_AFTER = [ResponseHeader(name="Retry-After", value="1", description="Seconds to wait before retrying.")]
 _BAD_REQUEST = ResponseSpec(
     ErrorBody,
     description="A parameter is invalid; `parameter` names it.",
