@@ -137,7 +137,9 @@ class EngineConfig:
     max_scan_tuples: int = 20000
     scan_mem_multiplier: float = 2.0
     iterative_scan: Literal["relaxed_order", "strict_order"] = "relaxed_order"
-    rrf_depth: int = 60  # hybrid: each side contributes at least this many ranked products
+    rrf_depth: int = 30  # hybrid: each side contributes at least this many ranked products
+    keyword_cap: int = 400  # keyword side: at most this many full-text and this many trigram matches
+
     trigram_similarity: float = 0.3
     trigram_word_similarity: float = 0.5
     statement_timeout_ms: int | None = None  # None: leave it to the caller (the HTTP layer sets it)
@@ -379,6 +381,11 @@ async def _hydrate(conn: Conn, scope: _Scope, ids: list[UUID], scores: dict[UUID
     return [hits[i] for i in ids if i in hits]
 
 
+def ilike_literal(text: str) -> str:
+    """`text` as an ILIKE pattern matching exactly itself (case-insensitively): wildcards escaped."""
+    return text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def rrf_fuse(lists: Sequence[Sequence[UUID]], k: int = RRF_K) -> dict[UUID, float]:
     """Reciprocal Rank Fusion: score(d) = Σ over lists containing d of 1 / (k + rank), rank from 1."""
     scores: dict[UUID, float] = {}
@@ -435,7 +442,16 @@ async def _run(
         return SearchResult(hits, ranked.total, ranked.strategy, ranked.total_exact)
 
     depth = max(top_n, config.rrf_depth)
-    kw_rows = await conn.fetch(sql["rank_keyword"], params.q, *scope.filter_args(), depth, exclude_id)
+    kw_rows = await conn.fetch(
+        sql["rank_keyword"],
+        params.q,
+        *scope.filter_args(),
+        depth,
+        exclude_id,
+        ilike_literal(params.q),
+        config.keyword_cap,
+    )
+    kw_capped = bool(kw_rows[0]["capped"]) if kw_rows else False
     kw_ids = [r["id"] for r in kw_rows]
     exact_ids = {r["id"] for r in kw_rows if r["exact"]}
     if mode == "keyword":
@@ -443,7 +459,7 @@ async def _run(
         kscores = {r["id"]: float(r["kscore"]) + (1.0 if r["exact"] else 0.0) for r in kw_rows}
         hits = await _hydrate(conn, scope, page, kscores)
         total = int(kw_rows[0]["total"]) if kw_rows else 0
-        return SearchResult(hits, total, "keyword", True)
+        return SearchResult(hits, total, "keyword", not kw_capped)
 
     assert vector is not None
     ranked = await _rank_vector(conn, scope, ctx, vector, depth, exclude_id, config)

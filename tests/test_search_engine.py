@@ -508,29 +508,36 @@ def _near_center(**kw: Any) -> SearchParams:
 
 def test_stock_and_activity_filters(catalogue: Catalogue) -> None:
     s = catalogue.specials
-    rng = np.random.default_rng(4)
+    names = {
+        "only_oos": "Sold Out Sprouts",
+        "only_inactive_listing": "Delisted Dill",
+        "only_inactive_store": "Closed Store Cress",
+        "oat_milk": "Oat Milk",
+    }
+    vec = random_unit_vectors(1, np.random.default_rng(4))[0]
 
-    async def body(conn: asyncpg.Connection) -> dict[str, set[uuid.UUID]]:
-        out: dict[str, set[uuid.UUID]] = {}
-        for name, params in {
-            "default": _near_center(q="Sold Out Sprouts Delisted Dill Closed Store Cress", mode="keyword"),
-            "any_stock": _near_center(
-                q="Sold Out Sprouts Delisted Dill Closed Store Cress", mode="keyword", in_stock=False
-            ),
-        }.items():
-            res = await search(conn, params, random_unit_vectors(1, rng)[0])
-            out[name] = {h.product.id for h in res.results}
-            for h in res.results:
-                assert all(st.id != s["store_inactive"] for st in h.stores)
-                if params.in_stock:
-                    assert all(st.quantity > 0 for st in h.stores)
+    async def body(conn: asyncpg.Connection) -> dict[tuple[str, bool, str], set[uuid.UUID]]:
+        out: dict[tuple[str, bool, str], set[uuid.UUID]] = {}
+        for key, name in names.items():
+            for in_stock in (True, False):
+                for mode in ("keyword", "hybrid"):
+                    res = await search(conn, _near_center(q=name, mode=mode, in_stock=in_stock), vec)
+                    out[key, in_stock, mode] = {h.product.id for h in res.results}
+                    for h in res.results:
+                        assert all(st.id != s["store_inactive"] for st in h.stores)
+                        if in_stock:
+                            assert all(st.quantity > 0 for st in h.stores)
         return out
 
     out = with_conn(catalogue.url, body)
-    assert s["only_oos"] not in out["default"]
-    assert s["only_oos"] in out["any_stock"]  # in_stock=false drops the quantity condition only
-    for key in ("only_inactive_listing", "only_inactive_store"):
-        assert s[key] not in out["default"] and s[key] not in out["any_stock"]
+    for mode in ("keyword", "hybrid"):
+        assert s["oat_milk"] in out["oat_milk", True, mode]  # the query itself works
+        assert s["only_oos"] not in out["only_oos", True, mode]
+        assert (
+            s["only_oos"] in out["only_oos", False, mode]
+        )  # in_stock=false drops the quantity condition only
+        for key in ("only_inactive_listing", "only_inactive_store"):
+            assert s[key] not in out[key, True, mode] and s[key] not in out[key, False, mode]
 
 
 def test_category_subtree_and_price_range_are_respected_in_every_mode(catalogue: Catalogue) -> None:

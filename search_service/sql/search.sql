@@ -107,25 +107,38 @@ ORDER BY distance, id;
 -- name: rank_keyword
 -- params: $1 q text, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
 --         $4 min_price numeric|null, $5 max_price numeric|null, $6 in_stock bool, $7 depth int,
---         $8 exclude_id uuid|null
--- Keyword side of hybrid search, under the same filters as the vector side. Matches: full text in both
--- configs (GIN on search_tsv), trigram typo tolerance on name (GIN gin_trgm_ops: `%` whole-name
--- similarity, `<%` best-matching word span; thresholds set locally by the caller) or the GTIN (unique
--- btree) — one BitmapOr. An exact name, brand or GTIN match sorts first; then text rank + trigram score.
-WITH matched AS (
+--         $8 exclude_id uuid|null, $9 q as an ILIKE pattern (wildcards escaped), $10 cap int
+-- Keyword side of hybrid search, under the same filters as the vector side. Three capped match sets:
+-- exact name (ILIKE served by the trigram GIN) or GTIN (unique btree); full text in both configs (GIN on
+-- search_tsv); trigram typo tolerance on name (`<%`: word similarity, the best-matching span of the name,
+-- threshold set locally by the caller; whole-name `%` is left out: with short queries its GIN scan
+-- returns nearly every row for recheck). The caps bound the cost of very broad queries (a common word over
+-- 100k products): past them the set is an arbitrary subset, reported by `capped`. Exact name/brand/GTIN
+-- matches sort first; then text rank + trigram score.
+WITH exact AS MATERIALIZED (
+    SELECT p.id FROM product_master p
+    WHERE p.name ILIKE $9::text OR p.gtin = btrim($1::text)
+    LIMIT 50
+), fts AS MATERIALIZED (
+    SELECT p.id FROM product_master p
+    WHERE p.search_tsv @@ websearch_to_tsquery('simple', $1::text)
+       OR p.search_tsv @@ websearch_to_tsquery('english', $1::text)
+    LIMIT $10::int
+), trg AS MATERIALIZED (
+    SELECT p.id FROM product_master p
+    WHERE $1::text <% p.name
+    LIMIT $10::int
+), cand AS (
+    SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM trg
+), matched AS (
     SELECT p.id,
            (lower(p.name) = lower(btrim($1::text)) OR lower(p.brand) = lower(btrim($1::text))
             OR p.gtin = btrim($1::text)) AS exact,
            greatest(ts_rank_cd(p.search_tsv, websearch_to_tsquery('simple', $1::text)),
                     ts_rank_cd(p.search_tsv, websearch_to_tsquery('english', $1::text)))
              + greatest(similarity(p.name, $1::text), word_similarity($1::text, p.name)) AS kscore
-    FROM product_master p
-    WHERE (p.search_tsv @@ websearch_to_tsquery('simple', $1::text)
-           OR p.search_tsv @@ websearch_to_tsquery('english', $1::text)
-           OR p.name % $1::text
-           OR $1::text <% p.name
-           OR p.gtin = btrim($1::text))
-      AND p.is_active
+    FROM cand JOIN product_master p ON p.id = cand.id
+    WHERE p.is_active
       AND ($3::bigint[] IS NULL OR p.category_id = ANY($3::bigint[]))
       AND ($8::uuid IS NULL OR p.id <> $8::uuid)
       AND EXISTS (
@@ -139,7 +152,8 @@ WITH matched AS (
             AND ($2::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
       )
 )
-SELECT id, exact, kscore, count(*) OVER () AS total
+SELECT id, exact, kscore, count(*) OVER () AS total,
+       ((SELECT count(*) FROM fts) >= $10::int OR (SELECT count(*) FROM trg) >= $10::int) AS capped
 FROM matched
 ORDER BY exact DESC, kscore DESC, id
 LIMIT $7::int;
