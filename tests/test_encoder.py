@@ -86,7 +86,7 @@ def test_int8_is_opt_in_with_its_own_model_id(onnx_encoder: Encoder) -> None:
 
 
 def test_bad_model_path_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(EncoderError, match="PLINQY_MODEL=.* is not a sentence-transformers model directory"):
+    with pytest.raises(EncoderError, match=r"PLINQY_MODEL=.* is not a sentence-transformers model directory"):
         load_encoder(EncoderConfig(model_path=str(tmp_path / "nope")))
 
 
