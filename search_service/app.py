@@ -20,13 +20,13 @@ import anyio
 import anyio.to_thread
 import asyncpg
 import numpy as np
+from asyncpg.pool import PoolConnectionProxy
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Server
-from asyncpg.pool import PoolConnectionProxy
 from pgvector.asyncpg import register_vector
 
 from embeddings.encoder import Encoder, load_encoder

@@ -8,7 +8,6 @@ from `compose_text`, as the worker would.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 import time
 import uuid
@@ -191,21 +190,14 @@ class Seeded:
 
 
 def compose(item: Item, category_path: list[str]) -> str:
-    """`compose_text` with the fields it takes (the one definition of what the worker embeds)."""
-    available: dict[str, Any] = {
-        "name": item.name,
-        "brand": item.brand,
-        "description": item.description,
-        "category": category_path[-1] if category_path else None,
-        "category_name": category_path[-1] if category_path else None,
-        "category_path": category_path,
-        "attributes": {},
-        "gtin": item.gtin,
-    }
-    params = inspect.signature(compose_text).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return compose_text(**available)
-    return compose_text(**{name: value for name, value in available.items() if name in params})
+    """What the worker embeds for this product (the one definition lives in `compose_text`)."""
+    return compose_text(
+        name=item.name,
+        brand=item.brand,
+        category_path=category_path,
+        description=item.description,
+        attributes={},
+    )
 
 
 def vector_literal(values: Any) -> str:
