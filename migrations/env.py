@@ -17,8 +17,15 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 # Objects the extensions own (PostGIS's spatial_ref_sys, …) are not ours to compare.
-EXTENSION_TABLES = {"spatial_ref_sys", "geography_columns", "geometry_columns", "raster_columns",
-                    "raster_overviews", "layer", "topology"}
+EXTENSION_TABLES = {
+    "spatial_ref_sys",
+    "geography_columns",
+    "geometry_columns",
+    "raster_columns",
+    "raster_overviews",
+    "layer",
+    "topology",
+}
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]

@@ -139,10 +139,19 @@ class Cluster:
     def _initdb(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
+            probe = subprocess.run(
+                ["runuser", "-u", "postgres", "--", "test", "-x", str(self.data_dir.parent)],
+                capture_output=True,
+                check=False,
+            )
+            if probe.returncode != 0:
+                raise ClusterError(
+                    f"the `postgres` OS user cannot enter {self.data_dir.parent}: "
+                    "set PLINQY_PGDATA to a directory whose parents it can traverse"
+                )
             shutil.chown(self.data_dir, "postgres", "postgres")
             self.data_dir.chmod(0o700)
-        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                  "--locale=C.UTF-8")
+        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8")
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write("\n# plinqy-search embedded cluster\n")
             for key, value in SERVER_SETTINGS.items():
@@ -170,8 +179,20 @@ class Cluster:
         if os.geteuid() == 0 and not self.log_file.exists():
             self.log_file.touch()
             shutil.chown(self.log_file, "postgres", "postgres")
-        proc = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir), "-l", str(self.log_file),
-                         "-o", f"-p {self.port}", check=False)
+        proc = self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-o",
+            f"-p {self.port}",
+            check=False,
+        )
         if proc.returncode != 0:
             raise ClusterError(f"PostgreSQL did not start; see {self.log_file}")
         self._ensure_database()

@@ -13,7 +13,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-REQUIRED_EXTENSIONS: Mapping[str, str | None] = {"uuid-ossp": None, "citext": None, "postgis": None, "vector": "0.8.0", "pg_trgm": None}
+REQUIRED_EXTENSIONS: Mapping[str, str | None] = {
+    "uuid-ossp": None,
+    "citext": None,
+    "postgis": None,
+    "vector": "0.8.0",
+    "pg_trgm": None,
+}
 
 
 class MigrationError(RuntimeError):
@@ -23,7 +29,7 @@ class MigrationError(RuntimeError):
 def sqlalchemy_url(dsn: str) -> str:
     for prefix in ("postgresql://", "postgres://"):
         if dsn.startswith(prefix):
-            return "postgresql+psycopg://" + dsn[len(prefix):]
+            return "postgresql+psycopg://" + dsn[len(prefix) :]
     return dsn
 
 

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,14 +34,16 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: st
 
 
 @pytest.fixture(scope="module")
-def embedded_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    root = tmp_path_factory.mktemp("embedded")
+def embedded_env() -> Iterator[dict[str, str]]:
+    # Not pytest's tmp_path: its parents are private to root, and the server runs as `postgres`.
+    root = Path(tempfile.mkdtemp(prefix="plinqy-cli-"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(PLINQY_PGDATA=str(root / "pgdata"), PLINQY_DB_PORT=str(free_port()))
     yield env
     run_cli("db", "down", env=env)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_db_up_twice_status_url_migrate_down(embedded_env: dict[str, str]) -> None:
@@ -93,8 +96,11 @@ def test_port_taken_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_missing_binaries_point_to_the_install_script(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(PLINQY_PGDATA=str(tmp_path / "pgdata"), PLINQY_DB_PORT=str(free_port()),
-               PLINQY_PG_BINDIR=str(tmp_path / "no-postgres-here"))
+    env.update(
+        PLINQY_PGDATA=str(tmp_path / "pgdata"),
+        PLINQY_DB_PORT=str(free_port()),
+        PLINQY_PG_BINDIR=str(tmp_path / "no-postgres-here"),
+    )
     proc = run_cli("db", "up", env=env)
     assert_one_line_error(proc, "scripts/install-postgres.sh")
 
@@ -111,7 +117,7 @@ def test_external_server_without_an_extension_or_too_old(pg_admin_url: str) -> N
     migrate.check_server(pg_admin_url)  # the real requirements hold on the test server
     with pytest.raises(migrate.MigrationError, match="'not_an_extension' is not installed"):
         migrate.check_server(pg_admin_url, {**migrate.REQUIRED_EXTENSIONS, "not_an_extension": None})
-    with pytest.raises(migrate.MigrationError, match="'vector' is .* 99.0 or newer is needed"):
+    with pytest.raises(migrate.MigrationError, match=r"'vector' is .* 99.0 or newer is needed"):
         migrate.check_server(pg_admin_url, {"vector": "99.0"})
 
 
