@@ -185,6 +185,14 @@ store_product = Table(
     CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
     UniqueConstraint("store_id", "product_master_id", name="uq_store_product_store_id_product_master_id"),
     Index("ix_store_product_product_master_id_store_id", "product_master_id", "store_id"),
+    # The exact plan gathers candidates store by store: an index-only scan of the sellable listings.
+    Index(
+        "ix_store_product_store_in_stock",
+        "store_id",
+        "product_master_id",
+        postgresql_include=["price"],
+        postgresql_where=text("is_active AND quantity > 0"),
+    ),
     # Search probes only sellable listings; the covering partial index answers them without the heap.
     Index(
         "ix_store_product_in_stock",

@@ -432,6 +432,14 @@ def upgrade() -> None:
         postgresql_where=sa.text("is_active AND quantity > 0"),
     )
     op.create_index(
+        "ix_store_product_store_in_stock",
+        "store_product",
+        ["store_id", "product_master_id"],
+        unique=False,
+        postgresql_include=["price"],
+        postgresql_where=sa.text("is_active AND quantity > 0"),
+    )
+    op.create_index(
         "ix_store_product_product_master_id_store_id", "store_product", ["product_master_id", "store_id"], unique=False
     )
     op.create_table(
