@@ -151,5 +151,142 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     )
 
 
+def _encoder(settings: Settings) -> Any:
+    from embeddings.encoder import EncoderError, load_encoder
+
+    try:
+        return load_encoder(settings.encoder)
+    except EncoderError as exc:
+        raise UserFacingError(str(exc)) from None
+
+
+def _configure_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+
+
+@cli.command()
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 4096), help="Tasks per claim.")
+@click.option(
+    "--poll-interval", default=5.0, show_default=True, type=click.FloatRange(0.05, 3600), help="Seconds between polls."
+)
+@click.option("--lease", default=60.0, show_default=True, type=click.FloatRange(1, 86400), help="Lease in seconds.")
+@click.option("--drain", is_flag=True, help="Process until nothing is due, then exit.")
+@click.pass_obj
+@user_errors
+def worker(settings: Settings, batch_size: int, poll_interval: float, lease: float, drain: bool) -> None:
+    """Embed products from the ai_task queue (SIGTERM/SIGINT: finish the batch in hand and exit 0)."""
+    from embeddings.worker import WorkerConfig, run_worker
+
+    _configure_logging()
+    url = database_url(settings)
+    config = WorkerConfig(
+        batch_size=batch_size,
+        poll_interval_s=poll_interval,
+        lease_seconds=lease,
+        drain=drain,
+        fail_marker=settings.env.get("PLINQY_WORKER_FAIL_MARKER") or None,
+        hold_s=float(settings.env.get("PLINQY_WORKER_HOLD_S") or 0),
+    )
+    encoder = _encoder(settings)
+    run_worker(url, encoder, config, on_start=lambda wid: click.echo(f"worker {wid} started", err=True))
+
+
+@cli.group()
+def tasks() -> None:
+    """Inspect and requeue the ai_task queue."""
+
+
+def _connect(settings: Settings) -> Any:
+    import psycopg
+
+    return psycopg.connect(database_url(settings), autocommit=True)
+
+
+@tasks.command("stats")
+@click.pass_obj
+@user_errors
+def tasks_stats(settings: Settings) -> None:
+    """Counts by status and the age of the oldest pending task."""
+    from embeddings import queue
+
+    with _connect(settings) as conn:
+        stats = queue.stats(conn)
+    for status, count in stats.counts.items():
+        click.echo(f"{status:<8} {count}")
+    age = "-" if stats.oldest_pending_s is None else f"{stats.oldest_pending_s:.1f}s"
+    click.echo(f"oldest pending: {age}")
+
+
+@tasks.command("failed")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100000))
+@click.pass_obj
+@user_errors
+def tasks_failed(settings: Settings, limit: int) -> None:
+    """Dead tasks with their last error."""
+    from embeddings import queue
+
+    with _connect(settings) as conn:
+        rows = queue.list_failed(conn, limit)
+    if not rows:
+        click.echo("no failed tasks")
+    for task_id, product_id, attempts, max_attempts, error, _finished in rows:
+        click.echo(f"{task_id}\tproduct={product_id}\tattempts={attempts}/{max_attempts}\t{error}")
+
+
+@tasks.command("retry")
+@click.option("--all", "retry_all", is_flag=True, help="Requeue every failed task.")
+@click.argument("ids", nargs=-1, type=int)
+@click.pass_obj
+@user_errors
+def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> None:
+    """Requeue failed tasks: `--all` or task IDs."""
+    from embeddings import queue
+
+    if retry_all == bool(ids):
+        raise UserFacingError("give either --all or one or more task IDs (see `plinqy-search tasks failed`)")
+    with _connect(settings) as conn:
+        requeued = queue.retry_failed(conn, None if retry_all else list(ids))
+    click.echo(f"requeued {len(requeued)} task(s)")
+
+
+@cli.command()
+@click.option("--missing", "mode", flag_value="missing", help="Products without a vector.")
+@click.option("--stale", "mode", flag_value="stale", help="Wrong model or changed text.")
+@click.option("--all", "mode", flag_value="all", help="Every product (resumable).")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--limit", default=None, type=click.IntRange(1, None), help="Stop after this many products.")
+@click.option("--via-queue", is_flag=True, help="Enqueue ai_tasks for the workers instead of embedding here.")
+@click.pass_obj
+@user_errors
+def reembed(settings: Settings, mode: str | None, batch_size: int, limit: int | None, via_queue: bool) -> None:
+    """Re-embed the catalogue in bulk (Ctrl-C is safe: run again to resume)."""
+    from embeddings.reembed import ReembedError
+    from embeddings.reembed import reembed as run_reembed
+
+    if mode is None:
+        raise UserFacingError("choose what to re-embed: --missing, --stale or --all")
+    url = database_url(settings)
+    encoder = _encoder(settings)
+    try:
+        report = run_reembed(
+            url,
+            encoder,
+            mode=mode,  # type: ignore[arg-type]
+            batch_size=batch_size,
+            limit=limit,
+            via_queue=via_queue,
+            cache_dir=settings.cache_dir,
+        )
+    except ReembedError as exc:
+        raise UserFacingError(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished batches are saved; run the same command again to resume", err=True)
+        sys.exit(130)
+    action = f"enqueued {report.enqueued}" if via_queue else f"wrote {report.written}"
+    click.echo(f"reembed --{mode}: scanned {report.scanned}, {action} in {report.seconds:.1f}s ({report.rate:.0f}/s)")
+
+
 def main() -> None:
     cli(prog_name="plinqy-search")

@@ -1,0 +1,139 @@
+"""The ai_task queue: claim with leases, fenced completion, backoff, dead letters, reaping, stats."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, LiteralString
+from uuid import UUID
+
+import numpy as np
+import psycopg
+
+from embeddings.sqlblocks import load_blocks
+
+SQL_PATH = Path(__file__).resolve().parent / "sql" / "queue.sql"
+
+
+def sql(name: str) -> LiteralString:
+    return load_blocks(SQL_PATH)[name]
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    id: int
+    product_id: UUID | None
+    attempts: int
+    max_attempts: int
+
+
+def backoff_delay(
+    attempt: int, *, base_s: float = 2.0, max_s: float = 600.0, rng: random.Random | None = None
+) -> float:
+    """Exponential backoff with "equal jitter": half the step is fixed, half random, so retries of a failed batch
+    spread out but the delay still grows with every attempt. attempt counts from 1."""
+    step = min(max_s, base_s * 2 ** max(attempt - 1, 0))
+    return step / 2 + (rng or random).uniform(0, step / 2)
+
+
+def claim(conn: psycopg.Connection, worker_id: str, batch_size: int, lease_seconds: float) -> list[ClaimedTask]:
+    with conn.transaction():
+        rows = conn.execute(
+            sql("claim_batch"),
+            {"worker_id": worker_id, "batch_size": batch_size, "lease_seconds": lease_seconds},
+        ).fetchall()
+    return [ClaimedTask(r[0], r[1], r[2], r[3]) for r in sorted(rows, key=lambda r: r[0])]
+
+
+def load_products(conn: psycopg.Connection, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+    rows = conn.execute(sql("load_products"), {"ids": list(ids)}).fetchall()
+    return {r[0]: _product_row(r) for r in rows}
+
+
+def _product_row(r: Sequence[Any]) -> dict[str, Any]:
+    keys = ("id", "name", "brand", "description", "attributes", "ai_model", "ai_text_hash", "category_path")
+    return dict(zip(keys, r, strict=False))
+
+
+def lock_products(conn: psycopg.Connection, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+    keys = ("id", "name", "brand", "description", "attributes", "category_path")
+    rows = conn.execute(sql("lock_products"), {"ids": list(ids)}).fetchall()
+    return {r[0]: dict(zip(keys, r, strict=True)) for r in rows}
+
+
+def finish_owned(conn: psycopg.Connection, worker_id: str, results: dict[int, str]) -> dict[int, UUID | None]:
+    """Mark done the tasks this worker still holds; returns them (task id → product id). Call in a transaction."""
+    rows = conn.execute(
+        sql("finish_owned"),
+        {"task_ids": list(results), "results": list(results.values()), "worker_id": worker_id},
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def write_vectors(
+    conn: psycopg.Connection, ids: Sequence[UUID], vectors: np.ndarray, hashes: Sequence[str], model: str
+) -> None:
+    if not ids:
+        return
+    conn.execute(
+        sql("write_vectors"),
+        {"ids": list(ids), "vectors": list(vectors), "hashes": list(hashes), "model": model},
+    )
+
+
+def fail(conn: psycopg.Connection, task: ClaimedTask, worker_id: str, error: str, delay_s: float) -> str | None:
+    """Record a failed attempt; returns the task's new status (None if the lease was lost meanwhile)."""
+    with conn.transaction():
+        row = conn.execute(
+            sql("fail_task"),
+            {"task_id": task.id, "worker_id": worker_id, "error": error, "delay_s": delay_s},
+        ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def release(conn: psycopg.Connection, task_ids: Sequence[int], worker_id: str) -> int:
+    with conn.transaction():
+        rows = conn.execute(sql("release_owned"), {"task_ids": list(task_ids), "worker_id": worker_id}).fetchall()
+    return len(rows)
+
+
+def reap_expired(conn: psycopg.Connection) -> list[tuple[int, str]]:
+    """Return expired leases to the queue; loops because each pass takes one task per product."""
+    reclaimed: list[tuple[int, str]] = []
+    while True:
+        with conn.transaction():
+            rows = conn.execute(sql("reap_expired")).fetchall()
+        if not rows:
+            return reclaimed
+        reclaimed.extend((r[0], r[1]) for r in rows)
+
+
+def due_count(conn: psycopg.Connection) -> int:
+    row = conn.execute(sql("due_count")).fetchone()
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    counts: dict[str, int]
+    oldest_pending_s: float | None
+
+
+def stats(conn: psycopg.Connection) -> QueueStats:
+    rows = conn.execute(sql("stats")).fetchall()
+    oldest = next((float(r[2]) for r in rows if r[0] == "pending" and r[2] is not None), None)
+    return QueueStats({r[0]: int(r[1]) for r in rows}, oldest)
+
+
+def list_failed(conn: psycopg.Connection, limit: int = 100) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in conn.execute(sql("list_failed"), {"limit": limit}).fetchall()]
+
+
+def retry_failed(conn: psycopg.Connection, ids: Sequence[int] | None) -> list[int]:
+    with conn.transaction():
+        rows = conn.execute(sql("retry_failed"), {"ids": None if ids is None else list(ids)}).fetchall()
+        if rows:
+            conn.execute(sql("notify"))
+    return [r[0] for r in rows]

@@ -1,0 +1,181 @@
+-- The ai_task queue (psycopg, `%(name)s` parameters). A task is `pending` → `running` (leased by one worker) →
+-- `done` | back to `pending` with backoff | `failed` (dead letter after max_attempts).
+-- "One pending task per product" is a partial unique index: every path that returns a task to `pending` first
+-- checks for a newer pending task of the same product and, if there is one, finishes as 'superseded' instead.
+
+-- name: claim_batch
+-- params: worker_id text, batch_size int, lease_seconds float8
+-- Due pending tasks, best priority then oldest first (ix_ai_task_claim), skipping rows other workers hold.
+WITH due AS (
+    SELECT id
+    FROM ai_task
+    WHERE status = 'pending' AND run_after <= now()
+    ORDER BY priority DESC, run_after, id
+    LIMIT %(batch_size)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE ai_task t
+SET status = 'running',
+    locked_by = %(worker_id)s,
+    locked_until = now() + make_interval(secs => %(lease_seconds)s)
+FROM due
+WHERE t.id = due.id
+RETURNING t.id, t.product_master_id, t.attempts, t.max_attempts;
+
+-- name: load_products
+-- params: ids uuid[]
+-- What the text to embed is made of, with the category path root → leaf.
+SELECT p.id, p.name, p.brand, p.description, p.attributes, p.ai_model, p.ai_text_hash,
+       (WITH RECURSIVE path(id, parent_id, name, depth) AS (
+            SELECT c.id, c.parent_id, c.name, 0 FROM category c WHERE c.id = p.category_id
+            UNION ALL
+            SELECT c.id, c.parent_id, c.name, path.depth + 1
+            FROM category c JOIN path ON c.id = path.parent_id
+            WHERE path.depth < 32
+        )
+        SELECT coalesce(array_agg(name ORDER BY depth DESC), '{}') FROM path) AS category_path
+FROM product_master p
+WHERE p.id = ANY(%(ids)s::uuid[]);
+
+-- name: lock_products
+-- params: ids uuid[]
+-- Inside the write transaction: the current text, locked, so a concurrent edit cannot slip between the
+-- check and the write.
+SELECT p.id, p.name, p.brand, p.description, p.attributes,
+       (WITH RECURSIVE path(id, parent_id, name, depth) AS (
+            SELECT c.id, c.parent_id, c.name, 0 FROM category c WHERE c.id = p.category_id
+            UNION ALL
+            SELECT c.id, c.parent_id, c.name, path.depth + 1
+            FROM category c JOIN path ON c.id = path.parent_id
+            WHERE path.depth < 32
+        )
+        SELECT coalesce(array_agg(name ORDER BY depth DESC), '{}') FROM path) AS category_path
+FROM product_master p
+WHERE p.id = ANY(%(ids)s::uuid[])
+ORDER BY p.id
+FOR UPDATE OF p;
+
+-- name: finish_owned
+-- params: task_ids bigint[], results text[], worker_id text
+-- The fence: only tasks this worker still holds are finished; the caller writes vectors for those alone.
+UPDATE ai_task t
+SET status = 'done', result = r.result, finished_at = now(), locked_by = NULL, locked_until = NULL
+FROM unnest(%(task_ids)s::bigint[], %(results)s::text[]) AS r(id, result)
+WHERE t.id = r.id AND t.status = 'running' AND t.locked_by = %(worker_id)s
+RETURNING t.id, t.product_master_id;
+
+-- name: write_vectors
+-- params: ids uuid[], vectors vector[], hashes text[], model text
+UPDATE product_master p
+SET ai_vector = v.vec, ai_text_hash = v.hash, ai_model = %(model)s, ai_embedded_at = now()
+FROM unnest(%(ids)s::uuid[], %(vectors)s::vector[], %(hashes)s::text[]) AS v(id, vec, hash)
+WHERE p.id = v.id;
+
+-- name: fail_task
+-- params: task_id bigint, worker_id text, error text, delay_s float8
+-- attempts + 1; back to pending after the backoff delay, or failed (dead letter) at max_attempts.
+UPDATE ai_task t
+SET attempts = t.attempts + 1,
+    status = CASE
+        WHEN t.attempts + 1 >= t.max_attempts THEN 'failed'
+        WHEN EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
+                     AND o.status = 'pending' AND o.id <> t.id) THEN 'done'
+        ELSE 'pending' END,
+    result = CASE
+        WHEN t.attempts + 1 >= t.max_attempts THEN 'failed after ' || (t.attempts + 1) || ' attempts'
+        WHEN EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
+                     AND o.status = 'pending' AND o.id <> t.id) THEN 'superseded'
+        ELSE NULL END,
+    finished_at = CASE WHEN t.attempts + 1 >= t.max_attempts THEN now() END,
+    last_error = left(%(error)s, 2000),
+    run_after = now() + make_interval(secs => %(delay_s)s),
+    locked_by = NULL,
+    locked_until = NULL
+WHERE t.id = %(task_id)s AND t.status = 'running' AND t.locked_by = %(worker_id)s
+RETURNING t.status, t.attempts;
+
+-- name: release_owned
+-- params: task_ids bigint[], worker_id text
+-- Graceful shutdown: give unfinished tasks back untouched (no attempt is spent).
+UPDATE ai_task t
+SET status = CASE WHEN EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
+                               AND o.status = 'pending' AND o.id <> t.id) THEN 'done' ELSE 'pending' END,
+    result = CASE WHEN EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
+                               AND o.status = 'pending' AND o.id <> t.id) THEN 'superseded' END,
+    locked_by = NULL, locked_until = NULL
+WHERE t.id = ANY(%(task_ids)s::bigint[]) AND t.status = 'running' AND t.locked_by = %(worker_id)s
+RETURNING t.id;
+
+-- name: reap_expired
+-- params: (none)
+-- Leases that ran out belong to dead or stuck workers: the attempt counts, the task goes back to the queue
+-- (or to failed at max_attempts). One expired task per product at a time keeps the pending index satisfied.
+WITH locked AS (
+    SELECT id, product_master_id
+    FROM ai_task
+    WHERE status = 'running' AND locked_until < now()
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    SELECT DISTINCT ON (coalesce(product_master_id::text, id::text)) id
+    FROM locked
+    ORDER BY coalesce(product_master_id::text, id::text), id
+)
+UPDATE ai_task t
+SET attempts = t.attempts + 1,
+    status = CASE
+        WHEN t.attempts + 1 >= t.max_attempts THEN 'failed'
+        WHEN EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
+                     AND o.status = 'pending' AND o.id <> t.id) THEN 'done'
+        ELSE 'pending' END,
+    result = CASE
+        WHEN t.attempts + 1 >= t.max_attempts THEN 'failed after ' || (t.attempts + 1) || ' attempts'
+        WHEN EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
+                     AND o.status = 'pending' AND o.id <> t.id) THEN 'superseded'
+        ELSE NULL END,
+    finished_at = CASE WHEN t.attempts + 1 >= t.max_attempts THEN now() END,
+    last_error = 'lease expired (held by ' || coalesce(t.locked_by, '?') || ')',
+    run_after = now(),
+    locked_by = NULL,
+    locked_until = NULL
+FROM expired
+WHERE t.id = expired.id
+RETURNING t.id, t.status;
+
+-- name: due_count
+-- params: (none)
+SELECT count(*) FROM ai_task WHERE status = 'pending' AND run_after <= now();
+
+-- name: stats
+-- params: (none)
+SELECT s.status, count(t.id) AS n,
+       extract(epoch FROM now() - min(t.created_at) FILTER (WHERE t.status = 'pending')) AS oldest_pending_s
+FROM unnest(ARRAY['pending', 'running', 'done', 'failed']) AS s(status)
+LEFT JOIN ai_task t ON t.status = s.status
+GROUP BY s.status
+ORDER BY array_position(ARRAY['pending', 'running', 'done', 'failed'], s.status);
+
+-- name: list_failed
+-- params: limit int
+SELECT id, product_master_id, attempts, max_attempts, last_error, finished_at
+FROM ai_task WHERE status = 'failed' ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: retry_failed
+-- params: ids bigint[] (NULL: every failed task)
+-- Requeue dead letters with fresh attempts; a product that already has a pending task keeps that one.
+WITH candidates AS (
+    SELECT DISTINCT ON (coalesce(product_master_id::text, id::text)) id
+    FROM ai_task t
+    WHERE t.status = 'failed' AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s::bigint[]))
+      AND NOT EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
+                      AND o.status = 'pending')
+    ORDER BY coalesce(product_master_id::text, id::text), id DESC
+)
+UPDATE ai_task t
+SET status = 'pending', attempts = 0, run_after = now(), finished_at = NULL, result = NULL
+FROM candidates
+WHERE t.id = candidates.id
+RETURNING t.id;
+
+-- name: notify
+-- params: (none)
+SELECT pg_notify('ai_task', '');

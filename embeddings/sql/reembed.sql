@@ -1,0 +1,51 @@
+-- Batch re-embedding (psycopg, `%(name)s` parameters). product_master is walked by keyset on id, never OFFSET.
+
+-- name: column_dimension
+-- params: (none)
+-- pgvector stores a vector column's dimension as its type modifier.
+SELECT atttypmod FROM pg_attribute
+WHERE attrelid = 'product_master'::regclass AND attname = 'ai_vector';
+
+-- name: count_products
+-- params: mode text ('missing' | 'stale' | 'all'), before timestamptz|null
+SELECT count(*) FROM product_master
+WHERE (%(mode)s <> 'missing' OR ai_vector IS NULL)
+  AND (%(mode)s <> 'all' OR ai_embedded_at IS NULL OR ai_embedded_at < %(before)s::timestamptz);
+
+-- name: next_batch
+-- params: after uuid|null, batch_size int, mode text, before timestamptz|null
+-- The next keyset page of candidates; 'stale' is decided in Python (it needs the composed text's hash).
+SELECT p.id, p.name, p.brand, p.description, p.attributes, p.ai_model, p.ai_text_hash,
+       (WITH RECURSIVE path(id, parent_id, name, depth) AS (
+            SELECT c.id, c.parent_id, c.name, 0 FROM category c WHERE c.id = p.category_id
+            UNION ALL
+            SELECT c.id, c.parent_id, c.name, path.depth + 1
+            FROM category c JOIN path ON c.id = path.parent_id
+            WHERE path.depth < 32
+        )
+        SELECT coalesce(array_agg(name ORDER BY depth DESC), '{}') FROM path) AS category_path
+FROM product_master p
+WHERE (%(after)s::uuid IS NULL OR p.id > %(after)s::uuid)
+  AND (%(mode)s <> 'missing' OR p.ai_vector IS NULL)
+  AND (%(mode)s <> 'all' OR p.ai_embedded_at IS NULL OR p.ai_embedded_at < %(before)s::timestamptz)
+ORDER BY p.id
+LIMIT %(batch_size)s;
+
+-- name: create_staging
+-- params: (none)
+CREATE TEMP TABLE IF NOT EXISTS reembed_staging (id uuid PRIMARY KEY, vec vector, hash text) ON COMMIT DELETE ROWS;
+
+-- name: apply_staging
+-- params: model text
+-- One set-based UPDATE per batch from the COPY-filled staging table.
+UPDATE product_master p
+SET ai_vector = s.vec, ai_text_hash = s.hash, ai_model = %(model)s, ai_embedded_at = now()
+FROM reembed_staging s
+WHERE p.id = s.id;
+
+-- name: enqueue
+-- params: ids uuid[], priority int
+-- --via-queue: hand the work to the workers; a product with a pending task keeps it.
+INSERT INTO ai_task (product_master_id, priority)
+SELECT unnest(%(ids)s::uuid[]), %(priority)s
+ON CONFLICT (product_master_id) WHERE status = 'pending' DO NOTHING;
