@@ -1,0 +1,118 @@
+"""`plinqy-search reembed`: bulk, resumable after Ctrl-C, idempotent, refuses a model of the wrong dimension."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from embeddings.encoder import DEFAULT_CACHE_DIR, EncoderConfig, load_encoder
+from embeddings.reembed import ReembedError, check_dimension, reembed
+from embeddings.text import text_hash
+from embeddings.worker import product_text
+
+
+def seed(conn: psycopg.Connection, n: int) -> None:
+    cat = conn.execute("INSERT INTO category (name) VALUES ('Pets') RETURNING id").fetchone()[0]
+    conn.execute(
+        "INSERT INTO product_master (name, brand, category_id) "
+        "SELECT 'Dog food adult chicken ' || i || ' kg', 'Happy Paws', %s FROM generate_series(1, %s) i",
+        (cat, n),
+    )
+
+
+def run_cli(dsn: str, *args: str, cache: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "DATABASE_URL": dsn, "PLINQY_CACHE_DIR": str(cache)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "search_service", "reembed", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def embedded(conn: psycopg.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM product_master WHERE ai_vector IS NOT NULL").fetchone()[0])
+
+
+def test_interrupted_all_resumes_and_a_second_run_writes_nothing(fresh_db_url: str, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    # Reuse the suite's ONNX export instead of exporting again in the subprocess.
+    for item in DEFAULT_CACHE_DIR.iterdir():
+        (cache / "models" / item.name).symlink_to(item)
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        seed(conn, 400)
+        started = conn.execute("SELECT now()").fetchone()[0]
+        proc = run_cli(fresh_db_url, "--all", "--batch-size", "20", cache=cache)
+        deadline = time.monotonic() + 120
+        while embedded(conn) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        done_first = embedded(conn)
+        assert proc.returncode == 130, err[-1500:]
+        assert "run the same command again to resume" in err and "Traceback" not in err
+        assert 40 <= done_first < 400
+        first_times = dict(conn.execute("SELECT id, ai_embedded_at FROM product_master WHERE ai_vector IS NOT NULL"))
+
+        resumed = run_cli(fresh_db_url, "--all", "--batch-size", "50", cache=cache)
+        out, err = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, err[-1500:]
+        assert f"wrote {400 - done_first}" in out  # finished work was not redone
+        again = dict(conn.execute("SELECT id, ai_embedded_at FROM product_master"))
+        assert all(again[pid] == at for pid, at in first_times.items())
+        assert all(at is not None and at >= started for at in again.values())
+
+        encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+        for mode in ("missing", "stale"):
+            report = reembed(fresh_db_url, encoder, mode=mode, cache_dir=cache, progress=False)  # type: ignore[arg-type]
+            assert report.written == 0, mode
+        rows = conn.execute("SELECT p.id, p.ai_text_hash, p.ai_model FROM product_master p").fetchall()
+        assert {r[2] for r in rows} == {encoder.model_id}
+
+
+def test_stale_reembeds_changed_text_and_other_models(fresh_db_url: str, tmp_path: Path) -> None:
+    encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        seed(conn, 30)
+        assert reembed(fresh_db_url, encoder, mode="missing", cache_dir=tmp_path, progress=False).written == 30
+        conn.execute("UPDATE product_master SET brand = 'Wolfsblut' WHERE name LIKE '%% 1 kg'")
+        conn.execute("UPDATE product_master SET ai_model = 'some-older-model@0' WHERE name LIKE '%% 2 kg'")
+        report = reembed(fresh_db_url, encoder, mode="stale", cache_dir=tmp_path, progress=False)
+        assert (report.scanned, report.written) == (30, 2)
+        from embeddings import queue
+
+        products = queue.load_products(conn, [r[0] for r in conn.execute("SELECT id FROM product_master")])
+        for product in products.values():
+            assert product["ai_text_hash"] == text_hash(product_text(product))
+
+
+def test_limit_and_via_queue(fresh_db_url: str, tmp_path: Path) -> None:
+    encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        seed(conn, 25)
+        conn.execute("UPDATE ai_task SET status = 'done'")
+        report = reembed(fresh_db_url, encoder, mode="missing", limit=10, cache_dir=tmp_path, progress=False)
+        assert (report.scanned, report.written) == (10, 10)
+        queued = reembed(fresh_db_url, encoder, mode="missing", via_queue=True, cache_dir=tmp_path, progress=False)
+        assert queued.enqueued == 15 and queued.written == 0
+        pending = conn.execute("SELECT count(*), min(priority) FROM ai_task WHERE status = 'pending'").fetchone()
+        assert pending == (15, -1)
+
+
+def test_a_model_of_the_wrong_dimension_is_refused(fresh_db_url: str) -> None:
+    encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        check_dimension(conn, encoder)  # the real column fits the real model
+        conn.execute("DROP INDEX ix_product_master_ai_vector_hnsw")
+        conn.execute("ALTER TABLE product_master ALTER COLUMN ai_vector TYPE vector(768)")
+        with pytest.raises(ReembedError, match=r"makes 384-d vectors but product_master.ai_vector is vector\(768\)"):
+            check_dimension(conn, encoder)
