@@ -1,0 +1,479 @@
+"""Writing a benchmark run: JSON (every figure), Markdown summary with pass/fail per target, PNG plots.
+
+`write(result, out_dir)` → {"json": …, "markdown": …, "latest": …, "latency_plot": …, "recall_plot": …}.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# Targets of the issue (small scale, a 2-core machine).
+RECALL_TARGET = 0.99
+SHORT_RATE_TARGET = 0.0
+E2E_P95_MS_TARGET = 30.0
+QPS_C8_TARGET = 100.0
+LOAD_ROWS_PER_S_TARGET = 50_000.0
+NAIVE_SHOWN_AT = ("0.5 km", "2 km")
+
+
+def _get(d: Any, *keys: str, default: Any = None) -> Any:
+    for key in keys:
+        if not isinstance(d, dict) or key not in d:
+            return default
+        d = d[key]
+    return d
+
+
+def _ms(value: Any) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _f3(value: Any) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _mib(value: Any) -> str:
+    return "–" if value is None else f"{value / 2**20:,.0f} MiB"
+
+
+def _strategies(d: dict[str, int] | None) -> str:
+    if not d:
+        return "–"
+    return ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda kv: -kv[1]))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Targets
+
+
+def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per target: what it asks, the measured value, passed (True/False/None when not measured)."""
+    rows: list[dict[str, Any]] = []
+    sql = result.get("sql", {})
+    http = _get(result, "http", "radii", default={}) or {}
+
+    def add(name: str, target: str, value: str, passed: bool | None, detail: str = "") -> None:
+        rows.append({"target": name, "wants": target, "value": value, "passed": passed, "detail": detail})
+
+    for lab, entry in sql.items():
+        rec = _get(entry, "engine_semantic", "recall_at_k")
+        http_rec = _get(http, lab, "semantic", "recall_at_k")
+        worst = min(v for v in (rec, http_rec) if v is not None) if (rec is not None or http_rec is not None) else None
+        add(
+            f"recall@10 {lab}",
+            f"≥ {RECALL_TARGET}",
+            f"SQL {_f3(rec)}, HTTP {_f3(http_rec)}",
+            None if worst is None else worst >= RECALL_TARGET,
+        )
+    shorts = {lab: _get(e, "engine_semantic", "short_rate") for lab, e in sql.items()}
+    shorts.update({f"{lab} http": _get(e, "semantic", "short_rate") for lab, e in http.items()})
+    measured = {k: v for k, v in shorts.items() if v is not None}
+    bad = {k: v for k, v in measured.items() if v > SHORT_RATE_TARGET}
+    add(
+        "short-result rate (all radii)",
+        "0",
+        "0" if measured and not bad else ", ".join(f"{k}: {v:.3f}" for k, v in bad.items()) or "–",
+        None if not measured else not bad,
+    )
+    for mode in ("semantic", "hybrid"):
+        p95s = {lab: _get(e, mode, "latency_ms", "p95") for lab, e in http.items()}
+        p95s = {k: v for k, v in p95s.items() if v is not None}
+        if p95s:
+            worst_lab = max(p95s, key=lambda k: p95s[k])
+            over = [f"{k} {v:.1f}" for k, v in p95s.items() if v > E2E_P95_MS_TARGET]
+            add(
+                f"end-to-end p95, concurrency 1 ({mode})",
+                f"≤ {E2E_P95_MS_TARGET:g} ms at every radius",
+                f"worst {p95s[worst_lab]:.1f} ms ({worst_lab})",
+                not over,
+                "over: " + ", ".join(over) if over else "",
+            )
+        else:
+            add(f"end-to-end p95, concurrency 1 ({mode})", f"≤ {E2E_P95_MS_TARGET:g} ms", "not measured", None)
+    qps8 = {lab: _get(e, "qps", "8", "qps") for lab, e in http.items()}
+    qps8 = {k: v for k, v in qps8.items() if v is not None}
+    if qps8:
+        worst_lab = min(qps8, key=lambda k: qps8[k])
+        under = [f"{k} {v:.0f}" for k, v in qps8.items() if v < QPS_C8_TARGET]
+        mode = _get(result, "http", "qps_mode", default="?")
+        add(
+            f"QPS at concurrency 8 ({mode})",
+            f"≥ {QPS_C8_TARGET:g} at every radius",
+            f"lowest {qps8[worst_lab]:.0f} ({worst_lab})",
+            not under,
+            "under: " + ", ".join(under) if under else "",
+        )
+    else:
+        add("QPS at concurrency 8", f"≥ {QPS_C8_TARGET:g}", "not measured", None)
+    naive_vals = [f"{lab}: {_f3(_get(sql, lab, 'naive', 'recall_at_k'))}" for lab in NAIVE_SHOWN_AT if lab in sql]
+    shown = all(_get(sql, lab, "naive", "recall_at_k") is not None for lab in NAIVE_SHOWN_AT if lab in sql)
+    add("naive plan recall shown at 0.5 and 2 km", "shown", "; ".join(naive_vals) or "–", bool(naive_vals) and shown)
+    rate = _get(result, "load", "rows_per_s")
+    add(
+        "loading rate",
+        f"≥ {LOAD_ROWS_PER_S_TARGET:,.0f} rows/s",
+        "–" if rate is None else f"{rate:,.0f} rows/s",
+        None if rate is None else rate >= LOAD_ROWS_PER_S_TARGET,
+        _get(result, "load", "rows_per_s_source", default=""),
+    )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _verdict(passed: bool | None) -> str:
+    return "PASS" if passed is True else "FAIL" if passed is False else "n/a"
+
+
+def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
+    m = result.get("machine", {})
+    load = result.get("load", {})
+    c = load.get("counts", {})
+    params = result.get("parameters", {})
+    lines = [
+        f"# Plinqy Search benchmark — {result['scale']} scale, {result['started_at'][:10]}",
+        "",
+        f"- Machine: {m.get('cpu_count')} × {m.get('cpu_model')}, {_mib(m.get('ram_bytes'))} RAM; load average at "
+        f"start {', '.join(f'{x:.2f}' for x in m.get('load_average_start', []))}, at end "
+        f"{', '.join(f'{x:.2f}' for x in m.get('load_average_end', []))} (shared machine: medians and ratios "
+        "matter more than absolute values).",
+        f"- PostgreSQL {m.get('postgresql')}, pgvector {m.get('pgvector')}, PostGIS {m.get('postgis')}, "
+        f"Python {_get(m, 'versions', 'python')}, onnxruntime {_get(m, 'versions', 'onnxruntime')}, "
+        f"torch {_get(m, 'versions', 'torch')}.",
+        f"- Data ({load.get('generator')}{', reused' if load.get('reused') else ''}): "
+        f"{c.get('product_master', 0):,} products ({c.get('embedded_products', 0):,} embedded), "
+        f"{c.get('store', 0):,} stores, {c.get('store_product', 0):,} listings, {c.get('category', 0):,} categories; "
+        f"loaded in {load.get('seconds', 0):.1f} s ({load.get('rows_per_s', 0):,.0f} rows/s, "
+        f"{load.get('rows_per_s_source', '')}).",
+        f"- Queries: {params.get('queries')} ({_kinds(_get(result, 'query_set', 'kinds', default={}))}) at "
+        f"{_kinds(_get(result, 'query_set', 'place_kinds', default={}))} places "
+        f"({_get(result, 'query_set', 'places_source')}); recall@{params.get('k')} against exact filtered ground "
+        f"truth (numpy brute force; stores in radius from PostGIS); page size {params.get('limit')}.",
+        "",
+        "## Targets",
+        "",
+        "| target | wants | measured | verdict | detail |",
+        "|---|---|---|---|---|",
+    ]
+    for t in evaluate_targets(result):
+        lines.append(f"| {t['target']} | {t['wants']} | {t['value']} | **{_verdict(t['passed'])}** | {t['detail']} |")
+    lines += _sql_section(result)
+    lines += _http_section(result)
+    lines += _embedding_section(result)
+    lines += _index_section(result)
+    if plots:
+        lines += ["", "## Plots", ""]
+        for name, path in plots.items():
+            lines.append(f"![{name}]({path.name})")
+    lines += _explain_section(result)
+    lines += [
+        "",
+        "## Phases",
+        "",
+        ", ".join(f"{k} {v:.0f} s" for k, v in result.get("phases_s", {}).items()),
+        "",
+        f"Reproduce: `.venv/bin/python -m benchmarks.run --scale {result['scale']} --seed {params.get('seed')} "
+        f"--queries {params.get('queries')}`; every figure is in the JSON next to this file.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _kinds(d: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda kv: -kv[1]))
+
+
+def _sql_section(result: dict[str, Any]) -> list[str]:
+    sql = result.get("sql", {})
+    if not sql:
+        return []
+    lines = [
+        "",
+        "## SQL only (engine call on one asyncpg connection), per radius",
+        "",
+        "Engine = `search()` with the automatic plan choice. Naive = one statement `ORDER BY ai_vector <=> $q LIMIT k` "
+        "with the radius and stock filter as an `EXISTS` in the WHERE, default `hnsw.ef_search`, "
+        "`hnsw.iterative_scan = off`; *planner* is what the planner picks for it, *HNSW forced* the same statement "
+        "with `enable_seqscan/enable_sort/enable_bitmapscan = off` (the HNSW index drives the scan).",
+        "",
+        "| radius | stores | candidates (median) | engine p50 / p95 / p99 ms | recall@10 | short | strategies "
+        "| hybrid p50 / p95 / p99 ms |",
+        "|---|---:|---:|---|---:|---:|---|---|",
+    ]
+    for lab, e in sql.items():
+        es = e.get("engine_semantic", {})
+        eh = e.get("engine_hybrid", {})
+        lines.append(
+            f"| {lab} | {e.get('stores_median', 0):.0f} | {e.get('candidates_median', 0):,.0f} "
+            f"| {_lat(es)} | {_f3(es.get('recall_at_k'))} | {_f3(es.get('short_rate'))} "
+            f"| {_strategies(es.get('strategies'))} | {_lat(eh)} |"
+        )
+    if any("naive" in e for e in sql.values()):
+        lines += [
+            "",
+            "| radius | naive (planner) p50 / p95 ms | recall@10 | short | plan uses HNSW | naive (HNSW forced) "
+            "p50 / p95 ms | recall@10 | short | engine recall | naive / engine p50 | forced / engine p50 |",
+            "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for lab, e in sql.items():
+            n = e.get("naive", {})
+            f = e.get("naive_forced", {})
+            lines.append(
+                f"| {lab} | {_lat(n, p99=False)} | {_f3(n.get('recall_at_k'))} | {_f3(n.get('short_rate'))} "
+                f"| {_uses(n)} | {_lat(f, p99=False)} | {_f3(f.get('recall_at_k'))} | {_f3(f.get('short_rate'))} "
+                f"| {_f3(_get(e, 'engine_semantic', 'recall_at_k'))} "
+                f"| {_ratio(e.get('ratio_naive_over_engine_p50'))} "
+                f"| {_ratio(e.get('ratio_naive_forced_over_engine_p50'))} |"
+            )
+        first = next(iter(sql.values()))
+        plan = _get(first, "naive", "plan", "nodes")
+        if plan:
+            lines += ["", f"Naive plan chosen by the planner at {next(iter(sql))}:", "", "```", *plan, "```"]
+    return lines
+
+
+def _uses(entry: dict[str, Any]) -> str:
+    plan = entry.get("plan")
+    if not plan:
+        return "–"
+    if plan.get("uses_hnsw"):
+        return "yes"
+    top = [n.strip() for n in plan.get("nodes", [])[:3]]
+    return "no (" + " → ".join(top) + ")"
+
+
+def _ratio(value: Any) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def _lat(entry: dict[str, Any], p99: bool = True) -> str:
+    lat = entry.get("latency_ms", {})
+    if not lat:
+        return "–"
+    out = f"{_ms(lat.get('p50'))} / {_ms(lat.get('p95'))}"
+    return out + f" / {_ms(lat.get('p99'))}" if p99 else out
+
+
+def _http_section(result: dict[str, Any]) -> list[str]:
+    http = result.get("http")
+    if not http:
+        return []
+    radii = http.get("radii", {})
+    rss = _get(http, "api_rss_bytes", "vm_hwm")
+    cache = http.get("query_cache_size")
+    cache_note = "every request runs the model" if not cache else "repeats hit the cache"
+    lines = [
+        "",
+        "## End to end over HTTP (`plinqy-search serve`, httpx), per radius",
+        "",
+        f"Latency at concurrency 1 includes embedding the query (API query cache size "
+        f"{cache}: {cache_note}). "
+        f"QPS: {http.get('qps_mode')} mode, N concurrent loops for {_get(result, 'parameters', 'qps_seconds')} s each "
+        f"(client and server share the machine). API ready after {http.get('ready_after_s')} s; peak RSS (VmHWM) "
+        f"{_mib(rss)}.",
+        "",
+        "| radius | semantic p50 / p95 / p99 ms | recall@10 | short | hybrid p50 / p95 / p99 ms | QPS c=1 | QPS c=8 "
+        "| QPS c=32 | c=32 p95 ms | errors |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for lab, e in radii.items():
+        q = e.get("qps", {})
+        errors: dict[str, int] = {}
+        for part in (e.get("semantic", {}), e.get("hybrid", {}), *q.values()):
+            for k, v in (part.get("errors") or {}).items():
+                errors[str(k)] = errors.get(str(k), 0) + int(v)
+        lines.append(
+            f"| {lab} | {_lat(e.get('semantic', {}))} | {_f3(_get(e, 'semantic', 'recall_at_k'))} "
+            f"| {_f3(_get(e, 'semantic', 'short_rate'))} | {_lat(e.get('hybrid', {}))} "
+            f"| {_qps(q, '1')} | {_qps(q, '8')} | {_qps(q, '32')} | {_ms(_get(q, '32', 'latency_ms', 'p95'))} "
+            f"| {', '.join(f'{k}: {v}' for k, v in errors.items()) or '0'} |"
+        )
+    return lines
+
+
+def _qps(q: dict[str, Any], conc: str) -> str:
+    value = _get(q, conc, "qps")
+    return "–" if value is None else f"{value:.0f}"
+
+
+def _embedding_section(result: dict[str, Any]) -> list[str]:
+    emb = result.get("embedding")
+    if not emb:
+        return []
+    lines = ["", "## Embedding", ""]
+    enc = emb.get("encoders", {})
+    backends = enc.get("backends")
+    if backends:
+        lines += [
+            f"Encoder rates on {enc.get('texts')} product texts ({enc.get('text_source')}), median of 3 passes, "
+            "each backend in its own process:",
+            "",
+            "| backend | texts/s | × torch | cosine to torch (mean / min) | load s | peak RSS |",
+            "|---|---:|---:|---|---:|---:|",
+        ]
+        for name, r in backends.items():
+            lines.append(
+                f"| {name} | {r.get('texts_per_s', 0):,.0f} | {r.get('speedup', 0):.2f} "
+                f"| {r.get('cosine_mean', 0):.4f} / {r.get('cosine_min', 0):.4f} | {r.get('load_s', 0)} "
+                f"| {r.get('peak_rss_mib', 0):,.0f} MiB |"
+            )
+    else:
+        lines.append(f"Encoder rates: {enc.get('skipped') or enc.get('error') or 'not measured'}")
+    worker = emb.get("worker", {})
+    lines += ["", "Worker (end to end, queue → vectors): " + _kv(worker)]
+    lines += ["", "Re-embedding (`embeddings.reembed`): " + _kv(emb.get("reembed", {}))]
+    return lines
+
+
+def _kv(d: dict[str, Any]) -> str:
+    if not d:
+        return "not measured"
+    parts = []
+    for k, v in d.items():
+        if isinstance(v, float):
+            parts.append(f"{k} {v:,.1f}")
+        elif isinstance(v, dict):
+            parts.append(f"{k} {json.dumps(v, default=str)}")
+        else:
+            parts.append(f"{k} {v}")
+    return "; ".join(parts)
+
+
+def _index_section(result: dict[str, Any]) -> list[str]:
+    build = result.get("hnsw_build")
+    sizes = result.get("sizes", {})
+    lines = ["", "## Index build and sizes", ""]
+    if build:
+        lines.append(
+            f"HNSW `REINDEX INDEX {build['index']}`: **{build['seconds']:.1f} s** (maintenance_work_mem "
+            f"{build['maintenance_work_mem']}, {build['max_parallel_maintenance_workers']} parallel workers)."
+        )
+    tables = sizes.get("tables", {})
+    if tables:
+        lines += ["", "| table | heap | indexes | total |", "|---|---:|---:|---:|"]
+        for name, t in tables.items():
+            lines.append(
+                f"| {name} | {_mib(t['table_bytes'])} | {_mib(t['indexes_bytes'])} | {_mib(t['total_bytes'])} |"
+            )
+    indexes = sizes.get("indexes", {})
+    if indexes:
+        top = list(indexes.items())[:8]
+        lines += ["", "Largest indexes: " + ", ".join(f"`{k}` {_mib(v)}" for k, v in top) + "."]
+    return lines
+
+
+def _explain_section(result: dict[str, Any]) -> list[str]:
+    sql = result.get("sql", {})
+    if not sql:
+        return []
+    worst_lab = max(sql, key=lambda k: _get(sql[k], "slowest_engine_query", "ms", default=0.0) or 0.0)
+    slow = sql[worst_lab].get("slowest_engine_query", {})
+    if not slow:
+        return []
+    q = slow.get("query", {})
+    return [
+        "",
+        f"## Slowest engine query (SQL only): {worst_lab}, {slow.get('ms', 0):.1f} ms",
+        "",
+        f"`{q.get('text')}` ({q.get('kind')}) at {_get(q, 'place', 'name')} "
+        f"({_get(q, 'place', 'lat', default=0):.5f}, {_get(q, 'place', 'lon', default=0):.5f}). "
+        "EXPLAIN (ANALYZE, BUFFERS) of its vector-side statement, re-run (warm):",
+        "",
+        "<details><summary>plan</summary>",
+        "",
+        "```",
+        slow.get("explain_analyze", ""),
+        "```",
+        "",
+        "</details>",
+    ]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Plots
+
+
+def plots(result: dict[str, Any], stem: Path) -> dict[str, Path]:
+    sql = result.get("sql", {})
+    if not sql:
+        return {}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(sql)
+    x = list(range(len(labels)))
+    http = _get(result, "http", "radii", default={}) or {}
+    series: list[tuple[str, Sequence[float | None], str]] = [
+        ("engine (SQL) p50", [_get(sql[lab], "engine_semantic", "latency_ms", "p50") for lab in labels], "o-"),
+        ("engine (SQL) p95", [_get(sql[lab], "engine_semantic", "latency_ms", "p95") for lab in labels], "o--"),
+        ("naive planner (SQL) p50", [_get(sql[lab], "naive", "latency_ms", "p50") for lab in labels], "s-"),
+        ("naive HNSW forced (SQL) p50", [_get(sql[lab], "naive_forced", "latency_ms", "p50") for lab in labels], "^-"),
+        ("HTTP semantic p95", [_get(http, lab, "semantic", "latency_ms", "p95") for lab in labels], "d-"),
+        ("HTTP hybrid p95", [_get(http, lab, "hybrid", "latency_ms", "p95") for lab in labels], "d--"),
+    ]
+    out: dict[str, Path] = {}
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for name, values, style in series:
+        if any(v is not None for v in values):
+            ax.plot(x, [float("nan") if v is None else v for v in values], style, label=name)
+    ax.axhline(E2E_P95_MS_TARGET, color="grey", linestyle=":", label=f"target e2e p95 {E2E_P95_MS_TARGET:g} ms")
+    ax.set_yscale("log")
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("radius")
+    ax.set_ylabel("latency (ms, log)")
+    ax.set_title(f"Latency vs radius — {result['scale']} scale")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out["latency_plot"] = stem.with_name(stem.name + "-latency.png")
+    fig.savefig(out["latency_plot"], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    rec_series: list[tuple[str, Sequence[float | None], str]] = [
+        ("engine (SQL)", [_get(sql[lab], "engine_semantic", "recall_at_k") for lab in labels], "o-"),
+        ("engine (HTTP)", [_get(http, lab, "semantic", "recall_at_k") for lab in labels], "d--"),
+        ("naive planner", [_get(sql[lab], "naive", "recall_at_k") for lab in labels], "s-"),
+        ("naive HNSW forced", [_get(sql[lab], "naive_forced", "recall_at_k") for lab in labels], "^-"),
+    ]
+    for name, values, style in rec_series:
+        if any(v is not None for v in values):
+            ax.plot(x, [float("nan") if v is None else v for v in values], style, label=name)
+    ax.axhline(RECALL_TARGET, color="grey", linestyle=":", label=f"target {RECALL_TARGET}")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("radius")
+    ax.set_ylabel(f"recall@{_get(result, 'parameters', 'k', default=10)}")
+    ax.set_title(f"Recall vs radius — {result['scale']} scale")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    out["recall_plot"] = stem.with_name(stem.name + "-recall.png")
+    fig.savefig(out["recall_plot"], dpi=110)
+    plt.close(fig)
+    return out
+
+
+def write(result: dict[str, Any], out_dir: Path, tag: str = "") -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    date = str(result.get("started_at", "")[:10]) or "undated"
+    stem = out_dir / f"{result['scale']}-{date}{('-' + tag) if tag else ''}"
+    paths: dict[str, Path] = {}
+    pngs = plots(result, stem)
+    result = {**result, "targets": evaluate_targets(result)}
+    paths["json"] = stem.with_suffix(".json")
+    paths["json"].write_text(json.dumps(result, indent=2, default=str) + "\n")
+    paths["markdown"] = stem.with_suffix(".md")
+    paths["markdown"].write_text(markdown(result, pngs))
+    paths["latest"] = out_dir / f"latest-{result['scale']}.md"
+    shutil.copyfile(paths["markdown"], paths["latest"])
+    paths.update(pngs)
+    return paths

@@ -1,0 +1,1173 @@
+"""The benchmark suite: one command, one JSON + Markdown + plots.
+
+    .venv/bin/python -m benchmarks.run --scale small|large|tiny [--seed 42] [--queries N] [--out benchmarks/results]
+
+Steps (each timed, every figure lands in the JSON):
+
+1. Data: a database of its own (`plinqy_bench_<scale>` on the dev cluster, or `--database-url`), migrated and
+   seeded by the data generator (`benchmarks.datagen`, real-model vectors) — or by `benchmarks.synthetic` when
+   the generator is not there (or `--generator synthetic`). A seeded database is reused when its scale, seed
+   and generator match (the marker is the database's COMMENT), so a second run skips generation.
+2. HNSW build: REINDEX of the HNSW index, timed; table and index sizes.
+3. Query set (`benchmarks.queries`): templated texts that are not product texts, at places where people live.
+4. Ground truth: every product vector, sellable listing and store loaded into numpy once; the stores in a
+   radius come from PostGIS itself (the engine's ST_DWithin on the spheroid), then the top-k is exact.
+5. SQL-only: the engine (`search()` on an asyncpg connection; semantic for recall, hybrid for latency) and the
+   naive single statement (planner's choice, and HNSW forced) at radii 0.5/2/5/20/100 km and without a radius.
+6. HTTP: the real app (`python -m search_service serve`) in a subprocess; latency per radius (semantic and
+   hybrid), recall of the semantic answers, QPS at concurrency 1/8/32; peak RSS of the process.
+7. Embedding: encoder rates (torch reference, ONNX, int8; cosine to the reference), the worker's rate and the
+   re-embedding rate (the embedding engineer's measuring functions when present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import importlib
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import numpy as np
+import psycopg
+from pgvector.asyncpg import register_vector as register_vector_async
+from pgvector.psycopg import register_vector
+
+from benchmarks import queries as qmod
+from benchmarks.plan_probe import NAIVE_GLOBAL_SQL, NAIVE_SQL
+from benchmarks.synthetic import SyntheticSpec, seed_synthetic
+from search_service import migrate
+from search_service.search import (
+    HNSW_INDEX,
+    EngineConfig,
+    SearchParams,
+    as_vector,
+    choose_strategy,
+    estimate,
+    search,
+    settings_sql,
+    sql_blocks,
+)
+from search_service.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = PROJECT_ROOT / "benchmarks" / "results"
+RADII: tuple[float | None, ...] = (500.0, 2000.0, 5000.0, 20000.0, 100000.0, None)
+CONCURRENCIES: tuple[int, ...] = (1, 8, 32)
+TIE_EPS = 1e-5  # a result scoring within this of the k-th true score counts as a hit (float32 ties)
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    datagen_scale: str | None  # the generator's scale name; None: always synthetic
+    products: int  # synthetic fallback sizes
+    stores: int
+    listings: int
+    queries: int
+    qps_duration_s: float
+    encoder_texts: int
+    reembed_rows: int
+    http: bool = True
+
+
+SCALES: dict[str, Scale] = {
+    "tiny": Scale("tiny", None, 1500, 40, 12000, 12, 1.0, 32, 200),
+    "small": Scale("small", "small", 100_000, 1000, 1_000_000, 200, 10.0, 512, 2000),
+    "large": Scale("large", "large", 1_000_000, 5000, 10_000_000, 200, 10.0, 512, 5000),
+}
+
+
+def label(radius: float | None) -> str:
+    return "global" if radius is None else f"{radius / 1000:g} km"
+
+
+def pct(values: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if values else None
+
+
+def summary(values: Sequence[float]) -> dict[str, float | None]:
+    return {
+        "n": len(values),
+        "p50": pct(values, 50),
+        "p95": pct(values, 95),
+        "p99": pct(values, 99),
+        "mean": float(np.mean(values)) if values else None,
+        "max": float(max(values)) if values else None,
+    }
+
+
+class Phases:
+    """Wall time of each step of the run."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        print(f"[bench] {name} …", flush=True)
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - t0, 2)
+            print(f"[bench] {name}: {self.seconds[name]:.1f} s", flush=True)
+
+
+# --------------------------------------------------------------------------------------------------------
+# 1. Data
+
+
+def _with_db(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def _db_name(url: str) -> str:
+    return url.rsplit("/", 1)[1].split("?", 1)[0]
+
+
+def datagen_module() -> Any | None:
+    try:
+        module = importlib.import_module("benchmarks.datagen")
+    except ImportError:
+        return None
+    return module if hasattr(module, "seed") else None
+
+
+def ensure_database(server_url: str, name: str) -> str:
+    with psycopg.connect(_with_db(server_url, "postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')  # name built by us from the scale
+    return _with_db(server_url, name)
+
+
+def read_marker(url: str) -> dict[str, Any]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()"
+        ).fetchone()
+    if not row or not row[0]:
+        return {}
+    try:
+        marker = json.loads(row[0])
+    except ValueError:
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def write_marker(url: str, marker: dict[str, Any]) -> None:
+    text = json.dumps(marker, default=str).replace("'", "''")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"COMMENT ON DATABASE \"{_db_name(url)}\" IS '{text}'")
+
+
+def wipe(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> 'alembic_version'"
+                # extension tables (PostGIS's spatial_ref_sys) are not ours to empty
+                " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+                "                 AND d.objid = c.oid AND d.deptype = 'e')"
+            ).fetchall()
+        ]
+        if tables:
+            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+
+
+def counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        out = {}
+        for table in ("product_master", "store", "store_product", "category"):
+            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            out[table] = int(row[0]) if row else 0
+        row = conn.execute("SELECT count(*) FROM product_master WHERE ai_vector IS NOT NULL").fetchone()
+        out["embedded_products"] = int(row[0]) if row else 0
+    return out
+
+
+def _report_dict(report: Any) -> dict[str, Any]:
+    if report is None:
+        return {}
+    if hasattr(report, "__dataclass_fields__"):
+        return {k: v for k, v in asdict(report).items() if _jsonable(v)}
+    if isinstance(report, dict):
+        return {k: v for k, v in report.items() if _jsonable(v)}
+    return {"repr": repr(report)}
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def seed_data(url: str, scale: Scale, seed: int, generator: str, settings: Settings) -> dict[str, Any]:
+    """Seed `url` (emptied first); returns what was loaded, how, and how fast."""
+    wipe(url)
+    t0 = time.perf_counter()
+    info: dict[str, Any] = {"generator": generator}
+    if generator == "datagen":
+        datagen = datagen_module()
+        assert datagen is not None and scale.datagen_scale is not None
+        report = datagen.seed(
+            url,
+            scale.datagen_scale,
+            seed,
+            embed=True,
+            cache_dir=settings.cache_dir,
+            encoder_config=settings.encoder,
+        )
+        info["load_report"] = _report_dict(report)
+    else:
+        spec = SyntheticSpec(
+            products=scale.products,
+            stores=scale.stores,
+            listings=scale.listings,
+            seed=seed,
+            clusters=max(scale.products // 50, 1),
+            rebuild_hnsw=True,
+            sigma_m=6000.0,
+        )
+        seed_synthetic(url, spec)
+        info["synthetic_spec"] = asdict(spec)
+    info["seconds"] = round(time.perf_counter() - t0, 2)
+    info["counts"] = counts(url)
+    rows = sum(info["counts"][t] for t in ("product_master", "store", "store_product", "category"))
+    info["rows"] = rows
+    report_rate = _rows_per_s(info.get("load_report", {}))
+    info["rows_per_s"] = report_rate if report_rate is not None else rows / max(info["seconds"], 1e-9)
+    info["rows_per_s_source"] = "generator LoadReport" if report_rate is not None else "rows / wall time"
+    return info
+
+
+def _rows_per_s(report: dict[str, Any]) -> float | None:
+    for key in ("rows_per_s", "rows_per_second", "load_rows_per_s"):
+        value = report.get(key)
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return None
+
+
+def prepare_data(args: argparse.Namespace, scale: Scale, settings: Settings, phases: Phases) -> tuple[str, dict]:
+    if args.database_url:
+        url = args.database_url
+    else:
+        server = args.server_url or settings.database_url
+        url = ensure_database(server, f"plinqy_bench_{scale.name}")
+    with phases("migrate"):
+        migrate.upgrade(url)
+    generator = args.generator
+    if generator == "auto":
+        generator = "datagen" if scale.datagen_scale and datagen_module() is not None else "synthetic"
+    wanted = {"scale": scale.name, "seed": args.seed, "generator": generator}
+    marker = read_marker(url)
+    current = counts(url)
+    if (
+        not args.regenerate
+        and {k: marker.get(k) for k in wanted} == wanted
+        and current["product_master"] > 0
+        and marker.get("load")
+    ):
+        load = dict(marker["load"])
+        load["reused"] = True
+        print(f"[bench] reusing {_db_name(url)} ({current['product_master']} products, {generator})", flush=True)
+        return url, load
+    with phases("generate"):
+        load = seed_data(url, scale, args.seed, generator, settings)
+    write_marker(url, {**wanted, "load": load})
+    load["reused"] = False
+    return url, load
+
+
+# --------------------------------------------------------------------------------------------------------
+# 2. Index build and sizes
+
+
+def reindex_hnsw(url: str, maintenance_work_mem: str = "1GB") -> dict[str, Any]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
+        workers = conn.execute("SHOW max_parallel_maintenance_workers").fetchone()
+        t0 = time.perf_counter()
+        conn.execute(f"REINDEX INDEX {HNSW_INDEX}")
+        seconds = time.perf_counter() - t0
+        conn.execute("ANALYZE")
+    return {
+        "index": HNSW_INDEX,
+        "seconds": round(seconds, 2),
+        "maintenance_work_mem": maintenance_work_mem,
+        "max_parallel_maintenance_workers": int(workers[0]) if workers else None,
+    }
+
+
+def sizes(url: str) -> dict[str, Any]:
+    with psycopg.connect(url) as conn:
+        tables = {}
+        for table in ("product_master", "store", "store_product", "category", "ai_task"):
+            row = conn.execute(
+                "SELECT pg_relation_size(c.oid), pg_indexes_size(c.oid), pg_total_relation_size(c.oid)"
+                " FROM pg_class c WHERE c.relname = %s AND c.relkind = 'r'",
+                (table,),
+            ).fetchone()
+            if row:
+                tables[table] = {"table_bytes": row[0], "indexes_bytes": row[1], "total_bytes": row[2]}
+        indexes = {
+            r[0]: int(r[1])
+            for r in conn.execute(
+                "SELECT indexrelname, pg_relation_size(indexrelid) FROM pg_stat_user_indexes ORDER BY 2 DESC"
+            ).fetchall()
+        }
+        db = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return {"tables": tables, "indexes": indexes, "database_bytes": int(db[0]) if db else None}
+
+
+# --------------------------------------------------------------------------------------------------------
+# 3/4. Query set and ground truth
+
+
+def build_query_set(url: str, scale: Scale, n: int, seed: int) -> tuple[list[qmod.Query], dict[str, Any]]:
+    with psycopg.connect(url) as conn:
+        products = qmod.sample_products(conn, max(4 * n, 50), seed)
+        places, source = _places(conn, seed)
+    queries = qmod.build_queries(products, places, n, seed)
+    info = {
+        "n": len(queries),
+        "places_source": source,
+        "places": len(places),
+        "kinds": dict(Counter(q.kind for q in queries)),
+        "place_kinds": dict(Counter(q.place.kind for q in queries)),
+        "examples": [q.as_dict() for q in queries[:12]],
+    }
+    return queries, info
+
+
+def _places(conn: psycopg.Connection[Any], seed: int) -> tuple[list[qmod.Place], str]:
+    """The generator's cities and neighbourhoods when it offers them for this database, else store rings."""
+    datagen = datagen_module()
+    finder = getattr(datagen, "bench_places", None) if datagen is not None else None
+    if callable(finder):
+        try:
+            found = [qmod.Place(**p) if isinstance(p, dict) else p for p in finder(conn, seed)]
+        except Exception as exc:  # the generator's map is optional; fall back, but say so
+            print(f"[bench] datagen places unavailable ({type(exc).__name__}: {exc}); using store rings")
+        else:
+            if found:
+                return found, "datagen"
+    return qmod.places_from_stores(conn, seed), "store rings"
+
+
+@dataclass
+class Truth:
+    """Exact filtered top-k, brute force in numpy."""
+
+    product_ids: list[UUID]
+    index_of: dict[UUID, int]
+    vectors: np.ndarray  # (n, d) float32, L2-normalised; zero rows for products without a vector
+    product_ok: np.ndarray  # active and embedded
+    store_active: np.ndarray
+    listing_product: np.ndarray  # sellable listings only (active, quantity > 0)
+    listing_store: np.ndarray
+    store_sets: dict[tuple[float, float, float], np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, url: str) -> Truth:
+        with psycopg.connect(url) as conn:
+            register_vector(conn)
+            ids: list[UUID] = []
+            vecs: list[np.ndarray | None] = []
+            ok: list[bool] = []
+            with conn.cursor(binary=True) as cur:
+                cur.execute("SELECT id, ai_vector, is_active FROM product_master ORDER BY id")
+                for pid, vec, active in cur:
+                    ids.append(pid)
+                    vecs.append(None if vec is None else as_vector(vec))
+                    ok.append(bool(active) and vec is not None)
+            dim = next((v.shape[0] for v in vecs if v is not None), 384)
+            matrix = np.zeros((len(ids), dim), dtype=np.float32)
+            for i, v in enumerate(vecs):
+                if v is not None:
+                    matrix[i] = v
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            matrix /= np.maximum(norms, 1e-12)
+            store_active = np.asarray(
+                [bool(r[0]) for r in conn.execute("SELECT is_active FROM store ORDER BY id").fetchall()], dtype=bool
+            )
+            text = bytearray()
+            with conn.cursor().copy(
+                "COPY (SELECT pi.i, si.i FROM store_product sp"
+                " JOIN (SELECT id, (row_number() OVER (ORDER BY id))::int - 1 AS i FROM product_master) pi"
+                "   ON pi.id = sp.product_master_id"
+                " JOIN (SELECT id, (row_number() OVER (ORDER BY id))::int - 1 AS i FROM store) si"
+                "   ON si.id = sp.store_id"
+                " WHERE sp.is_active AND sp.quantity > 0) TO STDOUT"
+            ) as copy:
+                for chunk in copy:
+                    text += chunk
+        pairs = np.array(list(map(int, bytes(text).split())), dtype=np.int64).reshape(-1, 2)
+        return cls(
+            product_ids=ids,
+            index_of={pid: i for i, pid in enumerate(ids)},
+            vectors=matrix,
+            product_ok=np.asarray(ok, dtype=bool),
+            store_active=store_active,
+            listing_product=pairs[:, 0].copy(),
+            listing_store=pairs[:, 1].copy(),
+        )
+
+    def stores_in(self, conn: psycopg.Connection[Any], lat: float, lon: float, radius: float) -> np.ndarray:
+        """Indices of active stores within `radius` of the point: PostGIS's own geodesic ST_DWithin."""
+        key = (lat, lon, radius)
+        if key not in self.store_sets:
+            rows = conn.execute(
+                "SELECT s.i FROM (SELECT (row_number() OVER (ORDER BY id))::int - 1 AS i, location, is_active"
+                " FROM store) s WHERE s.is_active"
+                " AND ST_DWithin(s.location, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s)",
+                (lon, lat, radius),
+            ).fetchall()
+            self.store_sets[key] = np.asarray([r[0] for r in rows], dtype=np.int64)
+        return self.store_sets[key]
+
+    def candidates(self, store_idx: np.ndarray | None) -> np.ndarray:
+        """Products with a sellable listing at one of the stores (None: at any active store)."""
+        mask_store = self.store_active.copy() if store_idx is None else np.zeros(len(self.store_active), bool)
+        if store_idx is not None:
+            mask_store[store_idx] = True
+        cand = np.zeros(len(self.product_ids), dtype=bool)
+        cand[self.listing_product[mask_store[self.listing_store]]] = True
+        return cand & self.product_ok
+
+
+@dataclass
+class Expected:
+    top: list[int]  # product indices, best first
+    kth_score: float  # similarity of the k-th (or last) true result
+    n_candidates: int
+    candidate_mask: np.ndarray
+
+
+def exact_topk(truth: Truth, cand: np.ndarray, q: np.ndarray, k: int) -> Expected:
+    idx = np.flatnonzero(cand)
+    if idx.size == 0:
+        return Expected([], math.inf, 0, cand)
+    scores = truth.vectors[idx] @ q
+    kk = min(k, idx.size)
+    part = np.argpartition(-scores, kk - 1)[:kk]
+    order = part[np.argsort(-scores[part], kind="stable")]
+    return Expected([int(idx[j]) for j in order], float(scores[order[-1]]), int(idx.size), cand)
+
+
+@dataclass
+class Scored:
+    recall: float
+    short: bool
+    invalid: int  # results that do not pass the filter (should be 0)
+
+
+def score(truth: Truth, exp: Expected, q: np.ndarray, got: Sequence[UUID], k: int, limit: int) -> Scored:
+    got_idx = [truth.index_of.get(g, -1) for g in got]
+    invalid = sum(1 for i in got_idx if i < 0 or not exp.candidate_mask[i])
+    short = len(got) < min(limit, exp.n_candidates)
+    if not exp.top:
+        return Scored(1.0 if not got else 0.0, short, invalid)
+    want = set(exp.top)
+    hits = 0
+    for i in got_idx[:k]:
+        if i < 0 or not exp.candidate_mask[i]:
+            continue
+        if i in want or float(truth.vectors[i] @ q) >= exp.kth_score - TIE_EPS:
+            hits += 1
+    return Scored(min(hits, len(exp.top)) / len(exp.top), short, invalid)
+
+
+# --------------------------------------------------------------------------------------------------------
+# 5. SQL-only: engine and naive plan
+
+
+NAIVE_SETTINGS = "SET LOCAL hnsw.iterative_scan = off; SET LOCAL jit = off"
+FORCED_SETTINGS = (
+    NAIVE_SETTINGS + "; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off;"
+    " SET LOCAL enable_incremental_sort = off; SET LOCAL enable_bitmapscan = off"
+)
+
+
+async def naive(
+    conn: asyncpg.Connection, q: np.ndarray, query: qmod.Query, radius: float | None, k: int, forced: bool
+) -> list[UUID]:
+    async with conn.transaction(readonly=True):
+        await conn.execute(FORCED_SETTINGS if forced else NAIVE_SETTINGS)
+        if radius is None:
+            rows = await conn.fetch(NAIVE_GLOBAL_SQL, q, k)
+        else:
+            rows = await conn.fetch(NAIVE_SQL, q, query.place.lon, query.place.lat, radius, k)
+    return [r["id"] for r in rows]
+
+
+def _plan_nodes(node: dict[str, Any], depth: int = 0) -> list[str]:
+    name = node.get("Node Type", "?")
+    if node.get("Index Name"):
+        name += f" using {node['Index Name']}"
+    elif node.get("Relation Name"):
+        name += f" on {node['Relation Name']}"
+    out = ["  " * depth + name]
+    for child in node.get("Plans", []) or []:
+        out.extend(_plan_nodes(child, depth + 1))
+    return out
+
+
+async def naive_plan(
+    conn: asyncpg.Connection, q: np.ndarray, query: qmod.Query, radius: float | None, k: int, forced: bool
+) -> dict[str, Any]:
+    async with conn.transaction(readonly=True):
+        await conn.execute(FORCED_SETTINGS if forced else NAIVE_SETTINGS)
+        if radius is None:
+            raw = await conn.fetchval("EXPLAIN (FORMAT JSON) " + NAIVE_GLOBAL_SQL, q, k)
+        else:
+            raw = await conn.fetchval(
+                "EXPLAIN (FORMAT JSON) " + NAIVE_SQL, q, query.place.lon, query.place.lat, radius, k
+            )
+    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+    nodes = _plan_nodes(plan)
+    return {"uses_hnsw": any(HNSW_INDEX in n for n in nodes), "nodes": nodes}
+
+
+async def explain_engine(
+    conn: asyncpg.Connection, params: SearchParams, q: np.ndarray, config: EngineConfig | None = None
+) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the vector-side statement the engine picks for these parameters (the
+    strategy choice is replayed with the engine's own functions; a fallback explains both statements)."""
+    config = config or EngineConfig()
+    sql = sql_blocks()
+    geo = params.lat is not None and params.lon is not None
+    out: list[str] = []
+    async with conn.transaction(readonly=True):
+        await conn.execute(settings_sql(config))
+        ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, float(params.radius_m), None, False)
+        assert ctx is not None
+        store_ids = list(ctx["store_ids"] or []) if geo else None
+        if store_ids is not None and not store_ids:
+            return "no stores in the radius"
+        est = estimate(ctx, None if store_ids is None else len(store_ids), params)
+        choice = choose_strategy(est, params.limit, config)
+        args = (store_ids, None, None, None, True)
+        out.append(
+            f"-- stores in scope: {'all' if store_ids is None else len(store_ids)}; estimated candidates "
+            f"{est.candidates:.0f} (selectivity {est.selectivity:.4f}); plan {choice.plan} "
+            f"(exact cost {choice.exact_cost_us / 1000:.1f} ms, hnsw cost {choice.hnsw_cost_us / 1000:.1f} ms)"
+        )
+        exact = choice.plan == "exact"
+        if not exact:
+            rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql["rank_hnsw"], q, *args, choice.fetch, None)
+            out.append(f"-- rank_hnsw (fetch {choice.fetch})")
+            out.extend(r[0] for r in rows)
+            got = await conn.fetch(sql["rank_hnsw"], q, *args, choice.fetch, None)
+            exact = len(got) < choice.fetch
+        if exact:
+            rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql["rank_exact"], q, *args, params.limit, None)
+            out.append("-- rank_exact")
+            out.extend(r[0] for r in rows)
+    return "\n".join(out)
+
+
+def _params(query: qmod.Query, radius: float | None, limit: int, mode: str) -> SearchParams:
+    return SearchParams(
+        q=query.text,
+        lat=None if radius is None else query.place.lat,
+        lon=None if radius is None else query.place.lon,
+        radius_m=5000.0 if radius is None else radius,
+        limit=limit,
+        mode=mode,  # type: ignore[arg-type]
+    )
+
+
+def _plan_stats(times: list[float], scored: list[Scored], strategies: Counter[str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"latency_ms": summary(times)}
+    if scored:
+        out["recall_at_k"] = float(np.mean([s.recall for s in scored]))
+        out["recall_min"] = float(min(s.recall for s in scored))
+        out["queries_below_0_99"] = sum(1 for s in scored if s.recall < 0.99)
+        out["short_rate"] = float(np.mean([s.short for s in scored]))
+        out["invalid_results"] = int(sum(s.invalid for s in scored))
+    if strategies is not None:
+        out["strategies"] = dict(strategies)
+    return out
+
+
+async def bench_sql(
+    url: str,
+    truth: Truth,
+    queries: Sequence[qmod.Query],
+    vectors: np.ndarray,
+    expected: dict[tuple[int, float | None], Expected],
+    k: int,
+    limit: int,
+    with_naive: bool,
+) -> dict[str, Any]:
+    conn = await asyncpg.connect(url)
+    await register_vector_async(conn)
+    results: dict[str, Any] = {}
+    try:
+        for radius in RADII:
+            lab = label(radius)
+            stats: dict[str, tuple[list[float], list[Scored], Counter[str]]] = {
+                name: ([], [], Counter()) for name in ("engine_semantic", "engine_hybrid", "naive", "naive_forced")
+            }
+            slowest: tuple[float, int] = (-1.0, 0)
+            for i, query in enumerate(queries[: min(5, len(queries))]):  # warm-up, not measured
+                await search(conn, _params(query, radius, limit, "semantic"), vectors[i])
+            for i, query in enumerate(queries):
+                q = vectors[i]
+                exp = expected[(query.id, radius)]
+                t0 = time.perf_counter()
+                res = await search(conn, _params(query, radius, limit, "semantic"), q)
+                ms = (time.perf_counter() - t0) * 1000
+                st = stats["engine_semantic"]
+                st[0].append(ms)
+                st[1].append(score(truth, exp, q, [h.product.id for h in res.results], k, limit))
+                st[2][res.strategy] += 1
+                slowest = max(slowest, (ms, i))
+                t0 = time.perf_counter()
+                hres = await search(conn, _params(query, radius, limit, "hybrid"), q)
+                stats["engine_hybrid"][0].append((time.perf_counter() - t0) * 1000)
+                stats["engine_hybrid"][2][hres.strategy] += 1
+                if with_naive:
+                    for name, forced in (("naive", False), ("naive_forced", True)):
+                        t0 = time.perf_counter()
+                        got = await naive(conn, q, query, radius, limit, forced)
+                        stats[name][0].append((time.perf_counter() - t0) * 1000)
+                        stats[name][1].append(score(truth, exp, q, got, k, limit))
+            entry: dict[str, Any] = {
+                "radius_m": radius,
+                "candidates_median": float(np.median([expected[(qq.id, radius)].n_candidates for qq in queries])),
+                "candidates_min": int(min(expected[(qq.id, radius)].n_candidates for qq in queries)),
+                "stores_median": float(
+                    np.median(
+                        [
+                            len(truth.store_sets.get((qq.place.lat, qq.place.lon, radius), []))
+                            if radius is not None
+                            else int(truth.store_active.sum())
+                            for qq in queries
+                        ]
+                    )
+                ),
+            }
+            for name, (times, scored, strategies) in stats.items():
+                if times:
+                    entry[name] = _plan_stats(times, scored, strategies if name.startswith("engine") else None)
+            if with_naive:
+                probe = queries[0]
+                entry["naive"]["plan"] = await naive_plan(conn, vectors[0], probe, radius, limit, False)
+                entry["naive_forced"]["plan"] = await naive_plan(conn, vectors[0], probe, radius, limit, True)
+                e50 = entry["engine_semantic"]["latency_ms"]["p50"]
+                n50 = entry["naive"]["latency_ms"]["p50"]
+                f50 = entry["naive_forced"]["latency_ms"]["p50"]
+                entry["ratio_naive_over_engine_p50"] = n50 / e50 if e50 else None
+                entry["ratio_naive_forced_over_engine_p50"] = f50 / e50 if e50 else None
+            slow_query = queries[slowest[1]]
+            entry["slowest_engine_query"] = {
+                "ms": slowest[0],
+                "query": slow_query.as_dict(),
+                "explain_analyze": await explain_engine(
+                    conn, _params(slow_query, radius, limit, "semantic"), vectors[slowest[1]]
+                ),
+            }
+            results[lab] = entry
+            es = entry["engine_semantic"]
+            line = (
+                f"[bench] sql {lab:>7}: engine p50 {es['latency_ms']['p50']:.1f} ms p95 {es['latency_ms']['p95']:.1f}"
+                f" recall {es['recall_at_k']:.3f} short {es['short_rate']:.3f} {dict(es['strategies'])}"
+            )
+            if with_naive:
+                nv = entry["naive"]
+                line += (
+                    f" | naive p50 {nv['latency_ms']['p50']:.1f} recall {nv['recall_at_k']:.3f}"
+                    f" hnsw={nv['plan']['uses_hnsw']}"
+                    f" | forced p50 {entry['naive_forced']['latency_ms']['p50']:.1f}"
+                    f" recall {entry['naive_forced']['recall_at_k']:.3f}"
+                )
+            print(line, flush=True)
+    finally:
+        await conn.close()
+    return results
+
+
+# --------------------------------------------------------------------------------------------------------
+# 6. HTTP
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def peak_rss_bytes(pid: int) -> dict[str, int | None]:
+    """VmHWM (peak resident set) and VmRSS of a process, from /proc."""
+    out: dict[str, int | None] = {"vm_hwm": None, "vm_rss": None}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                out["vm_hwm"] = int(line.split()[1]) * 1024
+            elif line.startswith("VmRSS:"):
+                out["vm_rss"] = int(line.split()[1]) * 1024
+    return out
+
+
+class Server:
+    """`python -m search_service serve` against the benchmark database, in a subprocess."""
+
+    def __init__(self, url: str, query_cache: int, log_path: Path) -> None:
+        self.url = url
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        env.update(
+            {
+                "DATABASE_URL": url,
+                "PLINQY_QUERY_CACHE_SIZE": str(query_cache),
+                "PLINQY_STATEMENT_TIMEOUT_MS": env.get("PLINQY_STATEMENT_TIMEOUT_MS", "5000"),
+            }
+        )
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "search_service", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout_s: float = 180.0) -> float:
+        import httpx
+
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < timeout_s:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the API exited with {self.proc.returncode}; see {self.log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.base + "/readyz", timeout=2.0).status_code == 200:
+                    return time.perf_counter() - t0
+            time.sleep(0.25)
+        raise RuntimeError(f"the API was not ready after {timeout_s:.0f} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def _http_params(query: qmod.Query, radius: float | None, limit: int, mode: str) -> dict[str, str]:
+    p = {"q": query.text, "limit": str(limit), "mode": mode}
+    if radius is not None:
+        p.update({"lat": f"{query.place.lat:.7f}", "lon": f"{query.place.lon:.7f}", "radius_m": f"{radius:g}"})
+    return p
+
+
+async def _qps(
+    base: str, queries: Sequence[qmod.Query], radius: float | None, limit: int, mode: str, conc: int, seconds: float
+) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
+
+        async def loop(worker: int) -> None:
+            i = worker * max(len(queries) // max(conc, 1), 1)
+            while time.perf_counter() < deadline:
+                query = queries[i % len(queries)]
+                i += 1
+                t0 = time.perf_counter()
+                try:
+                    r = await client.get("/v1/search", params=_http_params(query, radius, limit, mode))
+                    statuses[str(r.status_code)] += 1
+                    if r.status_code == 200:
+                        latencies.append((time.perf_counter() - t0) * 1000)
+                except httpx.HTTPError as exc:
+                    statuses[type(exc).__name__] += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(loop(w) for w in range(conc)))
+        elapsed = time.perf_counter() - t0
+    ok = statuses.get("200", 0)
+    return {
+        "concurrency": conc,
+        "seconds": round(elapsed, 2),
+        "qps": ok / elapsed,
+        "ok": ok,
+        "errors": {k: v for k, v in statuses.items() if k != "200"},
+        "latency_ms": summary(latencies),
+    }
+
+
+def bench_http(
+    url: str,
+    truth: Truth,
+    queries: Sequence[qmod.Query],
+    vectors: np.ndarray,
+    expected: dict[tuple[int, float | None], Expected],
+    k: int,
+    limit: int,
+    qps_seconds: float,
+    qps_mode: str,
+    query_cache: int,
+    log_dir: Path,
+) -> dict[str, Any]:
+    import httpx
+
+    server = Server(url, query_cache, log_dir / "api-server.log")
+    out: dict[str, Any] = {"query_cache_size": query_cache, "qps_mode": qps_mode, "radii": {}}
+    try:
+        out["ready_after_s"] = round(server.wait_ready(), 2)
+        with httpx.Client(base_url=server.base, timeout=30.0) as client:
+            for query in queries[: min(5, len(queries))]:  # warm-up
+                client.get("/v1/search", params=_http_params(query, 5000.0, limit, "hybrid"))
+            for radius in RADII:
+                lab = label(radius)
+                entry: dict[str, Any] = {"radius_m": radius}
+                for mode in ("semantic", "hybrid"):
+                    times: list[float] = []
+                    took: list[float] = []
+                    scored: list[Scored] = []
+                    strategies: Counter[str] = Counter()
+                    errors: Counter[int] = Counter()
+                    for i, query in enumerate(queries):
+                        t0 = time.perf_counter()
+                        r = client.get("/v1/search", params=_http_params(query, radius, limit, mode))
+                        ms = (time.perf_counter() - t0) * 1000
+                        if r.status_code != 200:
+                            errors[r.status_code] += 1
+                            continue
+                        body = r.json()
+                        times.append(ms)
+                        took.append(float(body.get("took_ms", 0.0)))
+                        strategies[str(body.get("strategy"))] += 1
+                        if mode == "semantic":
+                            got = [UUID(h["product"]["id"]) for h in body["results"]]
+                            scored.append(score(truth, expected[(query.id, radius)], vectors[i], got, k, limit))
+                    stats = _plan_stats(times, scored, strategies)
+                    stats["server_took_ms"] = summary(took)
+                    stats["errors"] = dict(errors)
+                    entry[mode] = stats
+                entry["qps"] = {}
+                for conc in CONCURRENCIES:
+                    entry["qps"][str(conc)] = asyncio.run(
+                        _qps(server.base, queries, radius, limit, qps_mode, conc, qps_seconds)
+                    )
+                out["radii"][lab] = entry
+                sem = entry["semantic"]
+                print(
+                    f"[bench] http {lab:>7}: semantic p50 {sem['latency_ms']['p50']:.1f} p95"
+                    f" {sem['latency_ms']['p95']:.1f} recall {sem.get('recall_at_k', float('nan')):.3f};"
+                    f" hybrid p95 {entry['hybrid']['latency_ms']['p95']:.1f};"
+                    " qps " + ", ".join(f"c{c}={v['qps']:.0f}" for c, v in entry["qps"].items()),
+                    flush=True,
+                )
+        out["api_rss_bytes"] = peak_rss_bytes(server.proc.pid)
+    finally:
+        server.stop()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# 7. Embedding
+
+
+PRODUCT_TEXT_SQL = """
+SELECT p.name, p.brand, p.description, p.attributes,
+       (WITH RECURSIVE path(id, parent_id, name, depth) AS (
+            SELECT c.id, c.parent_id, c.name, 0 FROM category c WHERE c.id = p.category_id
+            UNION ALL
+            SELECT c.id, c.parent_id, c.name, path.depth + 1 FROM category c JOIN path ON c.id = path.parent_id
+            WHERE path.depth < 32)
+        SELECT coalesce(array_agg(name ORDER BY depth DESC), '{}') FROM path) AS category_path
+FROM product_master p
+ORDER BY md5(p.id::text)
+LIMIT %(n)s
+"""
+
+
+def catalogue_texts(url: str, n: int) -> list[str]:
+    """Composed texts of n products of the benchmark catalogue (what the worker would embed)."""
+    from embeddings.text import compose_text
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(PRODUCT_TEXT_SQL, {"n": n}).fetchall()
+    return [
+        compose_text(name=r[0], brand=r[1], description=r[2], attributes=r[3] or {}, category_path=r[4] or ())
+        for r in rows
+    ]
+
+
+def bench_embedding(url: str, scale: Scale, settings: Settings, generator: str, skip_torch: bool) -> dict[str, Any]:
+    """Encoder rates (benchmarks.bench_encoder), the worker's end-to-end rate (benchmarks.bench_worker, when
+    there) and the batch re-embedder's rate (embeddings.reembed on `reembed_rows` products of this database)."""
+    import tempfile
+
+    out: dict[str, Any] = {}
+    bench_encoder = _optional("benchmarks.bench_encoder")
+    if bench_encoder is not None and hasattr(bench_encoder, "measure_encoder_rates"):
+        # Real catalogue texts when the generator wrote them; the encoder benchmark's own templates otherwise.
+        if generator == "datagen":
+            texts, source = catalogue_texts(url, scale.encoder_texts), "catalogue"
+        else:
+            texts, source = bench_encoder.product_texts(scale.encoder_texts), "bench_encoder templates"
+        backends = ("onnx", "onnx-int8") if skip_torch else ("torch", "onnx", "onnx-int8")
+        try:
+            rates = bench_encoder.measure_encoder_rates(
+                texts, backends=backends, runs=3, cache_dir=settings.encoder.cache_dir
+            )
+            out["encoders"] = {"texts": len(texts), "text_source": source, "backends": rates}
+        except Exception as exc:
+            out["encoders"] = {"error": f"{type(exc).__name__}: {exc}"}
+    else:
+        out["encoders"] = {"skipped": "benchmarks/bench_encoder.py (measure_encoder_rates) is not there"}
+    worker = _optional("benchmarks.bench_worker")
+    if worker is not None:
+        out["worker"] = _call_worker_bench(worker, url, settings)
+    else:
+        out["worker"] = {"skipped": "benchmarks/bench_worker.py is not there yet"}
+    try:
+        from embeddings.encoder import load_encoder
+        from embeddings.reembed import reembed
+
+        encoder = load_encoder(settings.encoder)
+        with tempfile.TemporaryDirectory() as tmp:
+            rep = reembed(url, encoder, mode="all", limit=scale.reembed_rows, cache_dir=Path(tmp), progress=False)
+        out["reembed"] = {
+            "rows": rep.written,
+            "seconds": round(rep.seconds, 2),
+            "rows_per_s": rep.rate,
+            "encoder": encoder.model_id,
+            "note": "embeddings.reembed --all on a sample of the catalogue (encode + COPY + UPDATE + HNSW insert)",
+        }
+    except Exception as exc:
+        out["reembed"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
+def _optional(name: str) -> Any | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _call_worker_bench(module: Any, url: str, settings: Settings) -> dict[str, Any]:
+    for name in ("measure_worker", "bench_worker", "measure"):
+        fn: Callable[..., Any] | None = getattr(module, name, None)
+        if callable(fn):
+            try:
+                return {"function": f"{module.__name__}.{name}", **_report_dict(fn(url))}
+            except Exception as exc:
+                return {"function": f"{module.__name__}.{name}", "error": f"{type(exc).__name__}: {exc}"}
+    return {"skipped": f"{module.__name__} has no measuring function this harness knows"}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Machine
+
+
+def machine(url: str) -> dict[str, Any]:
+    cpu_model = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    mem = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    with psycopg.connect(url) as conn:
+        pg = conn.execute("SHOW server_version").fetchone()
+        ext: dict[str, str] = dict(conn.execute("SELECT extname, extversion FROM pg_extension").fetchall())
+        pg_settings: dict[str, str] = dict(
+            conn.execute(
+                "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)",
+                (["shared_buffers", "work_mem", "effective_cache_size", "jit", "max_parallel_workers_per_gather"],),
+            ).fetchall()
+        )
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for mod in ("onnxruntime", "torch", "numpy", "asyncpg", "litestar", "httpx"):
+        try:
+            versions[mod] = str(importlib.import_module(mod).__version__)
+        except Exception:
+            versions[mod] = None
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "ram_bytes": mem,
+        "load_average_start": os.getloadavg(),
+        "platform": platform.platform(),
+        "postgresql": pg[0] if pg else None,
+        "pgvector": ext.get("vector"),
+        "postgis": ext.get("postgis"),
+        "postgres_settings": pg_settings,
+        "versions": versions,
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# Main
+
+
+def encode_queries(queries: Sequence[qmod.Query], settings: Settings) -> tuple[np.ndarray, str]:
+    from embeddings.encoder import load_encoder
+
+    encoder = load_encoder(settings.encoder)
+    return encoder.encode([q.text for q in queries]), encoder.model_id
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    scale = SCALES[args.scale]
+    settings = Settings.from_env()
+    phases = Phases()
+    started = dt.datetime.now(dt.UTC)
+    n_queries = args.queries or scale.queries
+    k = limit = args.k
+    url, load = prepare_data(args, scale, settings, phases)
+    result: dict[str, Any] = {
+        "scale": scale.name,
+        "started_at": started.isoformat(timespec="seconds"),
+        "database": _db_name(url),
+        "parameters": {
+            "seed": args.seed,
+            "queries": n_queries,
+            "k": k,
+            "limit": limit,
+            "radii_m": list(RADII),
+            "concurrencies": list(CONCURRENCIES),
+            "qps_seconds": args.qps_seconds if args.qps_seconds is not None else scale.qps_duration_s,
+            "qps_mode": args.qps_mode,
+            "query_cache_size": args.query_cache,
+            "engine_config": asdict(EngineConfig()),
+            "naive_settings": NAIVE_SETTINGS,
+            "naive_forced_settings": FORCED_SETTINGS,
+            "tie_eps": TIE_EPS,
+        },
+        "machine": machine(url),
+        "load": load,
+    }
+    if not args.skip_reindex:
+        with phases("hnsw build (REINDEX)"):
+            result["hnsw_build"] = reindex_hnsw(url)
+    result["sizes"] = sizes(url)
+    with phases("query set"):
+        queries, result["query_set"] = build_query_set(url, scale, n_queries, args.seed)
+        vectors, model_id = encode_queries(queries, settings)
+        result["query_set"]["encoder"] = model_id
+    with phases("ground truth"):
+        truth = Truth.load(url)
+        expected: dict[tuple[int, float | None], Expected] = {}
+        with psycopg.connect(url) as conn:
+            for radius in RADII:
+                for i, query in enumerate(queries):
+                    store_idx = (
+                        None if radius is None else truth.stores_in(conn, query.place.lat, query.place.lon, radius)
+                    )
+                    cand = truth.candidates(store_idx)
+                    expected[(query.id, radius)] = exact_topk(truth, cand, vectors[i], k)
+        result["ground_truth"] = {
+            "products": len(truth.product_ids),
+            "embedded_active_products": int(truth.product_ok.sum()),
+            "stores": len(truth.store_active),
+            "sellable_listings": len(truth.listing_product),
+            "method": "numpy brute force over the same filters; stores in radius from PostGIS ST_DWithin",
+        }
+    with phases("sql benchmark"):
+        result["sql"] = asyncio.run(
+            bench_sql(url, truth, queries, vectors, expected, k, limit, with_naive=not args.skip_naive)
+        )
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not args.skip_http and scale.http:
+        with phases("http benchmark"):
+            result["http"] = bench_http(
+                url,
+                truth,
+                queries,
+                vectors,
+                expected,
+                k,
+                limit,
+                result["parameters"]["qps_seconds"],
+                args.qps_mode,
+                args.query_cache,
+                out_dir,
+            )
+    if not args.skip_embedding:
+        with phases("embedding"):
+            result["embedding"] = bench_embedding(url, scale, settings, load["generator"], skip_torch=args.skip_torch)
+    result["phases_s"] = phases.seconds
+    result["machine"]["load_average_end"] = os.getloadavg()
+    result["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return result
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scale", choices=sorted(SCALES), default="small")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--queries", type=int, default=None, help="query count (default per scale)")
+    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--k", type=int, default=10, help="recall@k; also the page size asked for")
+    p.add_argument("--database-url", help="use this (migrated or empty) database instead of plinqy_bench_<scale>")
+    p.add_argument("--server-url", help="server to create plinqy_bench_<scale> on (default: DATABASE_URL/embedded)")
+    p.add_argument("--generator", choices=["auto", "datagen", "synthetic"], default="auto")
+    p.add_argument("--regenerate", action="store_true", help="reseed even when the database matches")
+    p.add_argument("--qps-seconds", type=float, default=None, help="duration of each QPS measurement")
+    p.add_argument("--qps-mode", choices=["hybrid", "semantic"], default="hybrid")
+    p.add_argument(
+        "--query-cache", type=int, default=0, help="API query-embedding cache size (0: every request embeds)"
+    )
+    p.add_argument("--skip-http", action="store_true")
+    p.add_argument("--skip-naive", action="store_true")
+    p.add_argument("--skip-embedding", action="store_true")
+    p.add_argument("--skip-torch", action="store_true", help="leave the torch reference out of the encoder rates")
+    p.add_argument("--skip-reindex", action="store_true")
+    p.add_argument("--tag", default="", help="suffix of the result file names")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
+    from benchmarks import report
+
+    args = parse_args(argv)
+    result = run(args)
+    paths = report.write(result, Path(args.out), tag=args.tag)
+    for kind, path in paths.items():
+        print(f"[bench] {kind}: {path}")
+    return paths
+
+
+if __name__ == "__main__":
+    main()
