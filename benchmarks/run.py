@@ -926,14 +926,18 @@ def catalogue_texts(url: str, n: int) -> list[str]:
     ]
 
 
-def bench_embedding(url: str, scale: Scale, settings: Settings, generator: str, skip_torch: bool) -> dict[str, Any]:
+def bench_embedding(
+    url: str, scale: Scale, settings: Settings, generator: str, skip_torch: bool, encoder_rates: bool = True
+) -> dict[str, Any]:
     """Encoder rates (benchmarks.bench_encoder), the worker's end-to-end rate (benchmarks.bench_worker, when
     there) and the batch re-embedder's rate (embeddings.reembed on `reembed_rows` products of this database)."""
     import tempfile
 
     out: dict[str, Any] = {}
     bench_encoder = _optional("benchmarks.bench_encoder")
-    if bench_encoder is not None and hasattr(bench_encoder, "measure_encoder_rates"):
+    if not encoder_rates:
+        out["encoders"] = {"skipped": "--skip-encoder-rates"}
+    elif bench_encoder is not None and hasattr(bench_encoder, "measure_encoder_rates"):
         # Real catalogue texts when the generator wrote them; the encoder benchmark's own templates otherwise.
         if generator == "datagen":
             texts, source = catalogue_texts(url, scale.encoder_texts), "catalogue"
@@ -1126,7 +1130,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
     if not args.skip_embedding:
         with phases("embedding"):
-            result["embedding"] = bench_embedding(url, scale, settings, load["generator"], skip_torch=args.skip_torch)
+            result["embedding"] = bench_embedding(
+                url,
+                scale,
+                settings,
+                load["generator"],
+                skip_torch=args.skip_torch,
+                encoder_rates=not args.skip_encoder_rates,
+            )
     result["phases_s"] = phases.seconds
     result["machine"]["load_average_end"] = os.getloadavg()
     result["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -1153,6 +1164,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--skip-embedding", action="store_true")
     p.add_argument("--skip-torch", action="store_true", help="leave the torch reference out of the encoder rates")
+    p.add_argument("--skip-encoder-rates", action="store_true", help="embedding: only the worker and re-embedding")
     p.add_argument("--skip-reindex", action="store_true")
     p.add_argument("--tag", default="", help="suffix of the result file names")
     return p.parse_args(argv)

@@ -1,0 +1,83 @@
+"""Smoke run of the benchmark harness (benchmarks/run.py) at a tiny scale, so that it cannot rot.
+
+A real database (cloned from the migrated template), a synthetic catalogue of ~1.5k products, a few queries,
+the real API in a subprocess for a few requests per radius and very short QPS windows. The real benchmarks
+(`make bench`, `make bench-large`) never run in the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from benchmarks import run as bench
+
+EXPECTED_RADII = ["0.5 km", "2 km", "5 km", "20 km", "100 km", "global"]
+
+
+@pytest.mark.timeout(180)
+def test_tiny_benchmark_run_writes_every_figure(make_database: Callable[..., str], tmp_path: Path) -> None:
+    url = make_database()
+    paths = bench.main(
+        [
+            "--scale",
+            "tiny",
+            "--database-url",
+            url,
+            "--generator",
+            "synthetic",
+            "--queries",
+            "4",
+            "--qps-seconds",
+            "0.3",
+            "--skip-encoder-rates",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    for kind in ("json", "markdown", "latest", "latency_plot", "recall_plot"):
+        assert paths[kind].exists() and paths[kind].stat().st_size > 0, kind
+    result = json.loads(paths["json"].read_text())
+
+    for key in ("machine", "parameters", "load", "hnsw_build", "sizes", "query_set", "sql", "http", "embedding"):
+        assert key in result, key
+    machine = result["machine"]
+    for key in ("cpu_count", "cpu_model", "ram_bytes", "postgresql", "pgvector", "postgis", "versions"):
+        assert machine[key], key
+    assert machine["versions"]["onnxruntime"]
+    assert result["load"]["counts"]["product_master"] > 0 and result["load"]["rows_per_s"] > 0
+    assert result["hnsw_build"]["seconds"] >= 0
+    assert result["sizes"]["tables"]["product_master"]["total_bytes"] > 0
+
+    assert list(result["sql"]) == EXPECTED_RADII
+    for radius, entry in result["sql"].items():
+        engine = entry["engine_semantic"]
+        for plan in ("engine_semantic", "naive", "naive_forced"):
+            assert 0.0 <= entry[plan]["recall_at_k"] <= 1.0, (radius, plan)
+            assert 0.0 <= entry[plan]["short_rate"] <= 1.0, (radius, plan)
+            assert entry[plan]["latency_ms"]["p50"] > 0, (radius, plan)
+        assert sum(engine["strategies"].values()) == 4
+        assert engine["invalid_results"] == 0
+        assert entry["engine_hybrid"]["latency_ms"]["p99"] >= entry["engine_hybrid"]["latency_ms"]["p50"]
+        assert isinstance(entry["naive"]["plan"]["uses_hnsw"], bool)
+        assert entry["slowest_engine_query"]["explain_analyze"]
+    # The engine is exact by construction below its HNSW threshold: a tiny catalogue is answered exactly.
+    assert all(result["sql"][r]["engine_semantic"]["recall_at_k"] == 1.0 for r in EXPECTED_RADII)
+
+    http = result["http"]
+    assert list(http["radii"]) == EXPECTED_RADII
+    for radius, entry in http["radii"].items():
+        assert 0.0 <= entry["semantic"]["recall_at_k"] <= 1.0, radius
+        assert entry["hybrid"]["latency_ms"]["p95"] > 0, radius
+        assert set(entry["qps"]) == {"1", "8", "32"}
+        assert all(v["qps"] >= 0 for v in entry["qps"].values())
+    assert http["api_rss_bytes"]["vm_hwm"] > 0
+
+    assert "reembed" in result["embedding"] and "worker" in result["embedding"]
+    targets = {t["target"] for t in result["targets"]}
+    assert "loading rate" in targets and "short-result rate (all radii)" in targets
+    markdown = paths["markdown"].read_text()
+    assert "## Targets" in markdown and "recall@10 0.5 km" in markdown
