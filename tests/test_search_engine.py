@@ -479,8 +479,8 @@ def test_explain_hnsw_plan_uses_the_hnsw_index_and_exact_plan_does_not(catalogue
     assert "ix_product_master_ai_vector_hnsw" in global_plan, global_plan
     assert "ix_product_master_ai_vector_hnsw" not in exact_plan, exact_plan
     assert "Order By" not in exact_plan, exact_plan  # no index-ordered scan anywhere
-    # candidates come from the listings of the stores in the radius, through the (store_id, product) index
-    assert "uq_store_product_store_id_product_master_id" in exact_plan, exact_plan
+    # candidates come from the sellable listings of the stores in the radius: an index-only scan by store
+    assert "Index Only Scan using ix_store_product_store_in_stock" in exact_plan, exact_plan
     assert "ix_store_location" in context_plan, context_plan
 
 
