@@ -21,8 +21,12 @@ seed: migrate
 	@$(CLI) seed-demo --scale $(SCALE) --seed $(SEED)
 	@$(CLI) worker --drain
 
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
 run: seed
-	@$(CLI) serve --host 127.0.0.1 --port 8000
+	@echo "Plinqy Search: open http://$(HOST):$(PORT)/  (API: http://$(HOST):$(PORT)/v1/search?q=oat+milk, docs: /schema)"
+	@$(CLI) serve --host $(HOST) --port $(PORT)
 
 test: setup
 	@$(BIN)/pytest -q
