@@ -167,6 +167,7 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
     lines += _http_section(result)
     lines += _embedding_section(result)
     lines += _index_section(result)
+    lines += _memory_section(result)
     if plots:
         lines += ["", "## Plots", ""]
         for name, path in plots.items():
@@ -343,6 +344,26 @@ def _kv(d: dict[str, Any]) -> str:
         else:
             parts.append(f"{k} {v}")
     return "; ".join(parts)
+
+
+def _memory_section(result: dict[str, Any]) -> list[str]:
+    rows: list[str] = []
+    api = _get(result, "http", "api_rss_bytes", "vm_hwm")
+    if api:
+        rows.append(
+            f"| API (`plinqy-search serve`, 1 process, model loaded) | {_mib(api)} | /proc VmHWM after the run |"
+        )
+    worker = _get(result, "embedding", "worker", "worker_peak_rss_mb")
+    if worker:
+        rows.append(
+            f"| embedding worker (`plinqy-search worker --drain`) | {worker:,.0f} MiB | ru_maxrss (bench_worker) |"
+        )
+    for name, r in (_get(result, "embedding", "encoders", "backends", default={}) or {}).items():
+        if r.get("peak_rss_mib"):
+            rows.append(f"| encoder alone, {name} | {r['peak_rss_mib']:,.0f} MiB | ru_maxrss (bench_encoder) |")
+    if not rows:
+        return []
+    return ["", "## Peak RSS", "", "| process | peak RSS | source |", "|---|---:|---|", *rows]
 
 
 def _index_section(result: dict[str, Any]) -> list[str]:

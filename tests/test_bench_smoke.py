@@ -34,6 +34,7 @@ def test_tiny_benchmark_run_writes_every_figure(make_database: Callable[..., str
             "--qps-seconds",
             "0.3",
             "--skip-encoder-rates",
+            "--skip-worker",
             "--out",
             str(tmp_path),
         ]
