@@ -1,0 +1,372 @@
+"""Bulk loading of a generated marketplace into an EMPTY catalogue with COPY.
+
+The load runs in one transaction:
+- the secondary (non-constraint) indexes of store, product_master and store_product are captured with
+  `pg_get_indexdef`, dropped, and recreated from those very definitions after the COPYs (so the schema stays
+  identical), then the tables are ANALYZEd;
+- the statement-level listing audit trigger (`trg_store_product_audit_insert`) is disabled for the COPY of
+  store_product: a seed is not an audit event, and it would write three rows per listing (history_store_product,
+  search_index_queue, inventory_event) — 30M rows for the large scale. It is re-enabled in `finally`.
+- product_master's embedding trigger stays on: products copied without a vector get their ai_task (the worker
+  embeds them), products copied with one do not.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from tqdm import tqdm
+
+from embeddings.text import text_hash
+
+from .market import Marketplace, Product, slugify
+
+SECONDARY_INDEX_TABLES = ("store", "product_master", "store_product")
+AUDIT_TRIGGER = "trg_store_product_audit_insert"
+CATALOGUE_TABLES = ("category", "store", "product_master", "store_product")
+
+_SECONDARY_INDEXES = sql.SQL(
+    """
+SELECT format('%I.%I', n.nspname, c.relname) AS name, pg_get_indexdef(i.indexrelid) AS definition
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE i.indrelid = {table}::regclass
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_constraint k
+      WHERE k.conrelid = i.indrelid AND k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
+ORDER BY c.relname
+"""
+)
+
+
+@dataclass
+class TableStat:
+    table: str
+    rows: int
+    seconds: float
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class LoadReport:
+    """What a seed did. `tables`: table -> {"rows", "seconds", "rows_per_s"} of its COPY."""
+
+    scale: str
+    seed: int
+    skipped: bool = False
+    message: str = ""
+    tables: dict[str, dict[str, float]] = field(default_factory=dict)
+    rows: int = 0
+    copy_seconds: float = 0.0
+    rows_per_s: float = 0.0
+    generate_seconds: float = 0.0
+    embed_seconds: float = 0.0
+    index_seconds: float = 0.0
+    analyze_seconds: float = 0.0
+    seconds: float = 0.0
+    vectors: int = 0  # products copied with a vector
+    ai_tasks: int = 0  # products left for the worker to embed
+    indexes_recreated: list[str] = field(default_factory=list)
+
+    def add(self, stat: TableStat) -> None:
+        self.tables[stat.table] = {
+            "rows": stat.rows,
+            "seconds": round(stat.seconds, 3),
+            "rows_per_s": round(stat.rows_per_s, 1),
+        }
+        self.rows += stat.rows
+        self.copy_seconds += stat.seconds
+        self.rows_per_s = self.rows / self.copy_seconds if self.copy_seconds > 0 else 0.0
+
+    def lines(self) -> list[str]:
+        """Human-readable summary, one line per table."""
+        if self.skipped:
+            return [self.message]
+        out = [f"seeded scale {self.scale!r} (seed {self.seed}) in {self.seconds:.1f}s"]
+        for table, t in self.tables.items():
+            out.append(f"  {table:<14} {int(t['rows']):>10,} rows  {t['seconds']:>8.2f}s  {t['rows_per_s']:>12,.0f} rows/s")
+        out.append(
+            f"  copy {self.rows:,} rows at {self.rows_per_s:,.0f} rows/s; generate {self.generate_seconds:.1f}s, "
+            f"embed {self.embed_seconds:.1f}s, indexes {self.index_seconds:.1f}s, analyze {self.analyze_seconds:.1f}s"
+        )
+        out.append(f"  vectors written: {self.vectors:,}; products queued for the worker: {self.ai_tasks:,}")
+        if self.message:
+            out.append(f"  {self.message}")
+        return out
+
+
+def catalogue_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    return {
+        t: int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0])  # type: ignore[index]
+        for t in CATALOGUE_TABLES
+    }
+
+
+def catalogue_is_empty(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM store) OR EXISTS (SELECT 1 FROM product_master) "
+        "OR EXISTS (SELECT 1 FROM category) OR EXISTS (SELECT 1 FROM store_product)"
+    ).fetchone()
+    return not bool(row and row[0])
+
+
+def secondary_indexes(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, str]]:
+    """(qualified name, CREATE INDEX statement) of the table's indexes that back no constraint."""
+    rows = conn.execute(_SECONDARY_INDEXES.format(table=sql.Literal(table))).fetchall()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def trigger_enabled(conn: psycopg.Connection[Any], table: str, trigger: str) -> bool:
+    row = conn.execute(
+        "SELECT tgenabled FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s", (table, trigger)
+    ).fetchone()
+    return bool(row) and row[0] != "D"  # type: ignore[index]
+
+
+def _progress(total: int, desc: str, quiet: bool) -> tqdm[Any]:
+    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, disable=quiet, leave=False)
+
+
+def _uuid_hex(id_bytes: np.ndarray) -> list[str]:
+    """32-digit hex per (n, 16) uint8 row: PostgreSQL's uuid input takes it without dashes."""
+    h = id_bytes.tobytes().hex()
+    return [h[i : i + 32] for i in range(0, len(h), 32)]
+
+
+def _copy_categories(conn: psycopg.Connection[Any], market: Marketplace) -> TableStat:
+    t0 = time.perf_counter()
+    with conn.cursor() as cur:
+        with cur.copy("COPY category (id, parent_id, name, slug, position) FROM STDIN") as copy:
+            for c in market.categories:
+                copy.write_row((c.id, c.parent_id, c.name, c.slug, c.position))
+        cur.execute("SELECT setval(pg_get_serial_sequence('category', 'id'), (SELECT max(id) FROM category))")
+    return TableStat("category", len(market.categories), time.perf_counter() - t0)
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS: dict[str, tuple[str, str, str | None]] = {
+    # store type -> (weekdays, saturday, sunday)
+    "supermarket": ("07:00-22:00", "07:00-22:00", None),
+    "convenience": ("06:00-23:00", "06:00-23:00", "08:00-22:00"),
+    "bakery": ("06:30-18:30", "06:30-14:00", "07:30-12:00"),
+    "pharmacy": ("08:00-19:00", "09:00-14:00", None),
+}
+
+
+def _opening_hours(store_type: str) -> str:
+    week, sat, sun = _HOURS.get(store_type, ("09:00-19:00", "10:00-18:00", None))
+    hours = {d: week for d in _WEEKDAYS[:5]} | {"sat": sat}
+    if sun:
+        hours["sun"] = sun
+    return json.dumps(hours)
+
+
+def _copy_stores(conn: psycopg.Connection[Any], market: Marketplace, quiet: bool) -> TableStat:
+    t0 = time.perf_counter()
+    cols = (
+        "id, name, slug, store_type, description, address, city, country_code, location, phone, website, "
+        "opening_hours, is_active"
+    )
+    with conn.cursor() as cur, _progress(len(market.stores), "store", quiet) as bar:
+        with cur.copy(f"COPY store ({cols}) FROM STDIN") as copy:  # type: ignore[arg-type]
+            for s in market.stores:
+                slug = f"{slugify(s.name)}-{s.id.hex[:6]}"
+                digits = f"{s.id.int % 10**7:07d}"
+                phone = {"DE": f"+49 30 {digits}", "GB": f"+44 20 {digits[:4]} {digits[4:]}"}.get(
+                    s.country_code, f"+{digits[:2]} {digits[2:]}"
+                )
+                copy.write_row(
+                    (
+                        s.id,
+                        s.name,
+                        slug,
+                        s.store_type,
+                        f"{s.name}: your local {s.store_type.replace('_', ' ')} in {s.city}.",
+                        s.address,
+                        s.city,
+                        s.country_code,
+                        f"SRID=4326;POINT({s.lon} {s.lat})",
+                        phone,
+                        f"https://{slug}.example.com",
+                        _opening_hours(s.store_type),
+                        s.is_active,
+                    )
+                )
+            bar.update(len(market.stores))
+    return TableStat("store", len(market.stores), time.perf_counter() - t0)
+
+
+def product_text(p: Product) -> str:
+    """The text the worker would embed for this product (same category path, attributes and description)."""
+    from embeddings.text import compose_text
+
+    return compose_text(
+        name=p.name,
+        brand=p.brand,
+        category_path=list(p.category_path),
+        description=p.description,
+        attributes=p.attributes,
+    )
+
+
+def _copy_products(
+    conn: psycopg.Connection[Any],
+    market: Marketplace,
+    vectors: np.ndarray | None,
+    model_id: str | None,
+    quiet: bool,
+    chunk: int = 20_000,
+) -> TableStat:
+    t0 = time.perf_counter()
+    n = market.n_products
+    now = datetime.now(UTC)
+    with conn.cursor() as cur, _progress(n, "product_master", quiet) as bar:
+        if vectors is None:
+            stmt = "COPY product_master (id, name, brand, description, category_id, gtin, attributes) FROM STDIN"
+            types = ["uuid", "text", "text", "text", "int8", "text", "jsonb"]
+        else:
+            stmt = (
+                "COPY product_master (id, name, brand, description, category_id, gtin, attributes, "
+                "ai_vector, ai_model, ai_text_hash, ai_embedded_at) FROM STDIN (FORMAT BINARY)"
+            )
+            types = [
+                "uuid", "text", "text", "text", "int8", "text", "jsonb", "vector", "text", "text", "timestamptz",
+            ]  # fmt: skip
+        with cur.copy(stmt) as copy:  # type: ignore[arg-type]
+            if vectors is not None:
+                copy.set_types(types)
+            start = 0
+            for products in market.iter_products(chunk):
+                if vectors is None:
+                    for p in products:
+                        copy.write_row(
+                            (p.id, p.name, p.brand, p.description, p.category_id, p.gtin, json.dumps(p.attributes))
+                        )
+                else:
+                    block = vectors[start : start + len(products)]
+                    for p, vec in zip(products, block, strict=True):
+                        copy.write_row(
+                            (
+                                p.id, p.name, p.brand, p.description, p.category_id, p.gtin, p.attributes,
+                                vec, model_id, text_hash(product_text(p)), now,
+                            )
+                        )  # fmt: skip
+                start += len(products)
+                bar.update(len(products))
+    return TableStat("product_master", n, time.perf_counter() - t0)
+
+
+def _listing_lines(market: Marketplace, store_hex: list[str], product_hex: list[str]) -> Iterator[tuple[int, bytes]]:
+    """Text COPY data per chunk of stores, built column-wise (far faster than a Python call per row)."""
+    currency = [s.currency for s in market.stores]
+    for chunk in market.iter_listings():
+        n = len(chunk)
+        if n == 0:
+            continue
+        ids = _uuid_hex(chunk.id_bytes)
+        sids = [store_hex[i] for i in chunk.store_idx.tolist()]
+        pids = [product_hex[i] for i in chunk.product_idx.tolist()]
+        prices = [f"{p:.2f}" for p in chunk.price.tolist()]
+        curr = [currency[i] for i in chunk.store_idx.tolist()]
+        qty = [str(q) for q in chunk.quantity.tolist()]
+        act = ["t" if a else "f" for a in chunk.is_active.tolist()]
+        body = "\n".join(map("\t".join, zip(ids, sids, pids, prices, curr, qty, act, strict=True))) + "\n"
+        yield n, body.encode()
+
+
+def _copy_listings(conn: psycopg.Connection[Any], market: Marketplace, quiet: bool) -> TableStat:
+    t0 = time.perf_counter()
+    store_hex = [s.id.hex for s in market.stores]
+    product_hex = _uuid_hex(market.plan.id_bytes)
+    rows = 0
+    with conn.cursor() as cur, _progress(market.expected_listings, "store_product", quiet) as bar:
+        stmt = "COPY store_product (id, store_id, product_master_id, price, currency, quantity, is_active) FROM STDIN"
+        with cur.copy(stmt) as copy:
+            for n, data in _listing_lines(market, store_hex, product_hex):
+                copy.write(data)
+                rows += n
+                bar.update(n)
+    return TableStat("store_product", rows, time.perf_counter() - t0)
+
+
+def load(
+    dsn: str,
+    market: Marketplace,
+    *,
+    vectors: np.ndarray | None = None,
+    model_id: str | None = None,
+    report: LoadReport | None = None,
+    quiet: bool = False,
+    maintenance_work_mem: str = "1GB",
+) -> LoadReport:
+    """COPY `market` into the empty catalogue at `dsn` (see the module docstring). With `vectors`
+    (float32, one row per product, L2-normalised) and `model_id`, products carry their embedding."""
+    if vectors is not None:
+        if model_id is None:
+            raise ValueError("vectors need the model_id that produced them")
+        if vectors.shape[0] != market.n_products:
+            raise ValueError(f"{vectors.shape[0]} vectors for {market.n_products} products")
+    report = report or LoadReport(scale=market.scale.name, seed=market.seed)
+    t_start = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if vectors is not None:
+            from pgvector.psycopg import register_vector
+
+            register_vector(conn)
+        if not catalogue_is_empty(conn):
+            counts = catalogue_counts(conn)
+            report.skipped = True
+            report.message = "catalogue already seeded, nothing to do (" + ", ".join(
+                f"{t}: {c:,}" for t, c in counts.items()
+            ) + ")"
+            return report
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(maintenance_work_mem)))
+                # Serialise concurrent seeds: the second one finds the catalogue full and does nothing.
+                conn.execute("LOCK TABLE store, product_master, store_product, category IN SHARE ROW EXCLUSIVE MODE")
+                if not catalogue_is_empty(conn):
+                    report.skipped = True
+                    report.message = "catalogue already seeded (by a concurrent seed), nothing to do"
+                    return report
+                dropped: list[tuple[str, str]] = []
+                for table in SECONDARY_INDEX_TABLES:
+                    for name, definition in secondary_indexes(conn, table):
+                        conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))
+                        dropped.append((name, definition))
+                report.add(_copy_categories(conn, market))
+                report.add(_copy_stores(conn, market, quiet))
+                report.add(_copy_products(conn, market, vectors, model_id, quiet))
+                conn.execute(sql.SQL("ALTER TABLE store_product DISABLE TRIGGER {}").format(sql.Identifier(AUDIT_TRIGGER)))
+                report.add(_copy_listings(conn, market, quiet))
+                conn.execute(sql.SQL("ALTER TABLE store_product ENABLE TRIGGER {}").format(sql.Identifier(AUDIT_TRIGGER)))
+                t0 = time.perf_counter()
+                for name, definition in tqdm(dropped, desc="indexes", disable=quiet, leave=False):
+                    conn.execute(definition)  # type: ignore[arg-type]
+                    report.indexes_recreated.append(name)
+                report.index_seconds = time.perf_counter() - t0
+                tasks = conn.execute("SELECT count(*) FROM ai_task WHERE status = 'pending'").fetchone()
+                report.ai_tasks = int(tasks[0]) if tasks else 0
+                report.vectors = market.n_products if vectors is not None else 0
+        finally:
+            # The transaction's rollback restores the trigger on failure; this is the belt to those braces.
+            if not conn.closed and not trigger_enabled(conn, "store_product", AUDIT_TRIGGER):
+                conn.execute(sql.SQL("ALTER TABLE store_product ENABLE TRIGGER {}").format(sql.Identifier(AUDIT_TRIGGER)))
+        t0 = time.perf_counter()
+        for table in (*CATALOGUE_TABLES, "ai_task"):
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+        report.analyze_seconds = time.perf_counter() - t0
+    report.seconds += time.perf_counter() - t_start
+    return report
