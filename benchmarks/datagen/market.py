@@ -169,14 +169,17 @@ def uuid4_bytes(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def charm_price(p: np.ndarray, fx: float = 1.0) -> np.ndarray:
-    """Shelf prices: 2.49, 12.99, 149.99; whole units for currencies with large unit values."""
+    """Shelf prices: 0.45, 2.49, 12.99, 149.99; whole units for currencies with large unit values."""
     p = np.asarray(p, dtype=np.float64)
     if fx >= 20:
         return np.maximum(np.round(p, -1) - 1, 9.0)
+    # Nearest shelf price (never more than ~6% off): cents below 1, then x.x9, x.99 and xx5.99 / xx9.99 steps.
     out = np.where(
-        p < 10,
-        np.floor(p * 10) / 10 + 0.09,
-        np.where(p < 100, np.floor(p) + 0.99, np.round(p / 5) * 5 - 0.01),
+        p < 1,
+        np.round(p, 2),
+        np.where(
+            p < 10, np.round(p * 10) / 10 - 0.01, np.where(p < 100, np.round(p) - 0.01, np.round(p / 5) * 5 - 0.01)
+        ),
     )
     return np.round(np.maximum(out, 0.19), 2)
 
