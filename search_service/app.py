@@ -31,7 +31,7 @@ from pgvector.asyncpg import register_vector
 
 from embeddings.encoder import Encoder, load_encoder
 from embeddings.sqlblocks import load_blocks
-from search_service import migrate
+from search_service import migrate, page
 from search_service import routes as routes_mod
 from search_service import search as engine
 from search_service.metrics import Metrics
@@ -348,7 +348,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> Litesta
         return runtime
 
     return Litestar(
-        route_handlers=routes_mod.ROUTES,
+        route_handlers=[*routes_mod.ROUTES, *page.PAGE_ROUTES],
         dependencies={"rt": Provide(provide_runtime, use_cache=True, sync_to_thread=False)},
         exception_handlers=_exception_handlers(),
         middleware=[metrics.middleware],

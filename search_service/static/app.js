@@ -1,0 +1,506 @@
+/* Plinqy "search near me": plain JS, no dependencies, no build step.
+ *
+ * Searches as you type (debounced), aborts the request in flight when a newer one starts (and ignores any
+ * answer that is not the latest), draws the selected product's stores on an SVG radar around you.
+ * Talks only to this service: /v1/search, /v1/categories, /v1/presets, /v1/stores/nearby.
+ */
+(function () {
+  "use strict";
+
+  var DEBOUNCE_MS = 250;
+  var RADAR_R = 100; // the radius circle, in SVG units (viewBox is ±120)
+  var SVG_NS = "http://www.w3.org/2000/svg";
+
+  var $ = function (id) { return document.getElementById(id); };
+  var els = {
+    form: $("search-form"), q: $("q"), location: $("location"), locate: $("locate"), city: $("city-name"),
+    radius: $("radius"), radiusOut: $("radius-out"), mode: $("mode"), category: $("category"),
+    inStock: $("in-stock"), status: $("status"), error: $("error"), badge: $("badge"),
+    results: $("results"), radar: $("radar"), radarCaption: $("radar-caption")
+  };
+
+  var state = {
+    presets: [],          // [{name, lat, lon}]
+    me: null,             // {lat, lon} from the browser's geolocation
+    response: null,       // the last successful /v1/search body
+    params: null,         // the parameters it answered
+    selected: -1,         // index of the selected result
+    stores: {},           // "lat,lon,radius" -> {id: {lat, lon}} from /v1/stores/nearby
+    searchCtl: null,      // AbortController of the search in flight
+    storesCtl: null,
+    seq: 0,               // number of the latest search; older answers are dropped
+    timer: 0
+  };
+
+  // --- formatting (the e2e test formats the API's numbers the same way)
+  function formatDistance(m) {
+    if (m === null || m === undefined) return "";
+    return m < 1000 ? Math.round(m) + " m" : (m / 1000).toFixed(1) + " km";
+  }
+  function formatKm(km) { return (Number.isInteger(km) ? km.toFixed(0) : km.toFixed(1)) + " km"; }
+  function formatPrice(price, currency) {
+    try {
+      return new Intl.NumberFormat("en", { style: "currency", currency: currency || "EUR" }).format(price);
+    } catch (e) {
+      return price.toFixed(2) + " " + (currency || "");
+    }
+  }
+  function formatStock(q) { return q > 0 ? q + " in stock" : "out of stock"; }
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+  function svg(tag, attrs, text) {
+    var node = document.createElementNS(SVG_NS, tag);
+    for (var k in attrs) node.setAttribute(k, attrs[k]);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // --- inputs
+  function radiusKm() { return parseFloat(els.radius.value); }
+  function showRadius() {
+    var text = formatKm(radiusKm());
+    els.radiusOut.textContent = text;
+    els.radius.setAttribute("aria-valuetext", text);
+  }
+
+  /** The chosen point: {lat, lon, label}, or null for "anywhere". */
+  function currentLocation() {
+    var v = els.location.value;
+    if (v === "me" && state.me) return { lat: state.me.lat, lon: state.me.lon, label: "your location" };
+    if (v.indexOf("preset:") === 0) {
+      var p = state.presets[parseInt(v.slice(7), 10)];
+      if (p) return { lat: p.lat, lon: p.lon, label: p.name };
+    }
+    return null;
+  }
+
+  function searchParams() {
+    var params = new URLSearchParams();
+    params.set("q", els.q.value);
+    var loc = currentLocation();
+    if (loc) {
+      params.set("lat", String(loc.lat));
+      params.set("lon", String(loc.lon));
+      params.set("radius_m", String(Math.round(radiusKm() * 1000)));
+    }
+    params.set("mode", els.mode.value);
+    params.set("in_stock", els.inStock.checked ? "true" : "false");
+    if (els.category.value) params.set("category_id", els.category.value);
+    params.set("limit", "20");
+    params.set("stores_per_product", "3");
+    return params;
+  }
+
+  /** Mirror the inputs in the address bar, so a search can be shared or reloaded. */
+  function saveToUrl() {
+    var u = new URLSearchParams();
+    if (els.q.value) u.set("q", els.q.value);
+    var v = els.location.value;
+    if (v.indexOf("preset:") === 0) {
+      var p = state.presets[parseInt(v.slice(7), 10)];
+      if (p) u.set("near", p.name);
+    } else if (v === "") {
+      u.set("near", "anywhere");
+    }
+    u.set("radius", els.radius.value);
+    u.set("mode", els.mode.value);
+    if (!els.inStock.checked) u.set("in_stock", "false");
+    if (els.category.value) u.set("category", els.category.value);
+    try { history.replaceState(null, "", "?" + u.toString()); } catch (e) { /* file: or sandboxed */ }
+  }
+
+  function restoreFromUrl() {
+    var u = new URLSearchParams(window.location.search);
+    if (u.has("q")) els.q.value = u.get("q");
+    if (u.has("radius")) {
+      var r = parseFloat(u.get("radius"));
+      if (isFinite(r)) els.radius.value = String(Math.min(50, Math.max(0.5, r)));
+    }
+    if (u.has("mode") && ["hybrid", "semantic", "keyword"].indexOf(u.get("mode")) >= 0) els.mode.value = u.get("mode");
+    if (u.get("in_stock") === "false") els.inStock.checked = false;
+    return { near: u.get("near"), category: u.get("category") };
+  }
+
+  // --- status, errors, loading
+  function setStatus(text) { els.status.textContent = text; }
+  function showError(title, detail) {
+    els.error.replaceChildren();
+    els.error.appendChild(el("strong", "error-title", title));
+    if (detail) els.error.appendChild(el("span", "error-detail", detail));
+    els.error.hidden = false;
+  }
+  function clearError() { els.error.hidden = true; els.error.replaceChildren(); }
+  function setLoading(on) {
+    els.results.setAttribute("aria-busy", on ? "true" : "false");
+    document.body.classList.toggle("is-loading", on);
+  }
+
+  // --- search
+  function scheduleSearch(delay) {
+    clearTimeout(state.timer);
+    // What is in flight answers a question the user is no longer asking: cancel it now, drop its answer.
+    if (state.searchCtl) { state.searchCtl.abort(); state.searchCtl = null; }
+    state.seq++;
+    state.timer = setTimeout(runSearch, delay === undefined ? DEBOUNCE_MS : delay);
+  }
+
+  function runSearch() {
+    clearTimeout(state.timer);
+    saveToUrl();
+    if (state.searchCtl) state.searchCtl.abort();
+    state.searchCtl = null;
+    var seq = ++state.seq;
+    if (els.q.value.trim() === "") {
+      setLoading(false);
+      clearError();
+      state.response = null;
+      renderResults();
+      setStatus("Type what you are looking for.");
+      return;
+    }
+    var params = searchParams();
+    var ctl = new AbortController();
+    state.searchCtl = ctl;
+    setLoading(true);
+    setStatus("Searching…");
+    fetch("/v1/search?" + params.toString(), { signal: ctl.signal, headers: { Accept: "application/json" } })
+      .then(function (res) {
+        return res.text().then(function (text) {
+          var body = null;
+          try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+          return { res: res, body: body };
+        });
+      })
+      .then(function (r) {
+        if (seq !== state.seq) return; // a newer search started meanwhile
+        state.searchCtl = null;
+        setLoading(false);
+        if (r.res.ok && r.body && Array.isArray(r.body.results)) {
+          clearError();
+          state.response = r.body;
+          state.params = params;
+          renderResults();
+          return;
+        }
+        state.response = null;
+        renderResults();
+        failed(r.res, r.body);
+      })
+      .catch(function (err) {
+        if (err && err.name === "AbortError") return;
+        if (seq !== state.seq) return;
+        state.searchCtl = null;
+        setLoading(false);
+        state.response = null;
+        renderResults();
+        showError("Can't reach the search service.", "Check your connection and try again.");
+        setStatus("The search failed: the service could not be reached.");
+      });
+  }
+
+  function failed(res, body) {
+    var err = body && body.error ? body.error : null;
+    var message = err && err.message ? err.message : res.statusText || "unexpected answer";
+    if (res.status === 400) {
+      var what = err && err.parameter ? describeParam(err.parameter) : "The search";
+      showError("That search can't run.", what + " " + message + ".");
+      setStatus("The search was refused: " + what.toLowerCase() + " " + message + ".");
+    } else if (res.status === 503) {
+      var after = res.headers.get("Retry-After");
+      showError("The service is busy or still starting.",
+        message + (after ? " (try again in " + after + " s)" : ""));
+      setStatus("The search is temporarily unavailable.");
+      scheduleSearch(Math.max(1, parseInt(after || "2", 10)) * 1000);
+    } else {
+      showError("Something went wrong (" + res.status + ").", message);
+      setStatus("The search failed.");
+    }
+  }
+
+  function describeParam(p) {
+    var names = { q: "The query", lat: "The latitude", lon: "The longitude", radius_m: "The radius",
+      category_id: "The category", mode: "The mode", in_stock: "The in-stock filter" };
+    return names[p] || "The parameter “" + p + "”";
+  }
+
+  // --- results
+  function renderResults() {
+    var body = state.response;
+    els.results.replaceChildren();
+    state.selected = -1;
+    if (!body) {
+      els.badge.hidden = true;
+      drawRadar();
+      return;
+    }
+    els.badge.textContent = body.strategy + " · " + Math.round(body.took_ms) + " ms";
+    els.badge.title = "strategy " + body.strategy + ", answered in " + body.took_ms + " ms";
+    els.badge.hidden = false;
+    var loc = currentLocation();
+    var where = loc ? " within " + formatKm(radiusKm()) + " of " + loc.label : "";
+    if (body.results.length === 0) {
+      var empty = el("li", "empty");
+      empty.appendChild(el("p", "empty-title", "Nothing found" + where + "."));
+      empty.appendChild(el("p", "hint", loc
+        ? "Try other words, a wider radius, or turn off “Only in stock”."
+        : "Try other words or another category."));
+      els.results.appendChild(empty);
+      setStatus("No products found for “" + els.q.value.trim() + "”" + where + ".");
+      drawRadar();
+      return;
+    }
+    body.results.forEach(function (hit, i) { els.results.appendChild(renderHit(hit, i)); });
+    var n = body.results.length;
+    setStatus(n + (n === 1 ? " product" : " products") + " for “" + els.q.value.trim() + "”" + where +
+      ". Press Enter on a result to show its stores on the radar.");
+    select(0, false);
+  }
+
+  function renderHit(hit, i) {
+    var p = hit.product;
+    var li = el("li", "result");
+    li.tabIndex = 0;
+    li.dataset.index = String(i);
+    li.dataset.productId = p.id;
+    li.setAttribute("aria-current", "false");
+    var head = el("div", "result-head");
+    head.appendChild(el("h3", "name", p.name));
+    var score = el("span", "score", hit.score.toFixed(3));
+    score.title = "relevance score";
+    score.setAttribute("aria-label", "score " + hit.score.toFixed(3));
+    head.appendChild(score);
+    li.appendChild(head);
+    li.appendChild(el("p", "brand", p.brand || "no brand"));
+    if (hit.stores.length === 0) {
+      li.appendChild(el("p", "no-stores", "No store near you lists it."));
+    } else {
+      var ul = el("ul", "stores");
+      ul.setAttribute("aria-label", "Nearest stores");
+      hit.stores.forEach(function (s, k) {
+        var row = el("li", "store");
+        row.dataset.storeId = s.id;
+        if (s.distance_m !== null && s.distance_m !== undefined) row.dataset.distanceM = String(s.distance_m);
+        var mark = el("span", "marker", String(k + 1));
+        mark.setAttribute("aria-hidden", "true");
+        row.appendChild(mark);
+        row.appendChild(el("span", "store-name", s.name));
+        row.appendChild(el("span", "distance", formatDistance(s.distance_m)));
+        row.appendChild(el("span", "price", formatPrice(s.price, s.currency)));
+        row.appendChild(el("span", "stock " + (s.quantity > 0 ? "in" : "out"), formatStock(s.quantity)));
+        ul.appendChild(row);
+      });
+      li.appendChild(ul);
+    }
+    return li;
+  }
+
+  function select(i, announce) {
+    var items = els.results.querySelectorAll("li.result");
+    if (i < 0 || i >= items.length) return;
+    state.selected = i;
+    items.forEach(function (node, k) {
+      node.classList.toggle("selected", k === i);
+      node.setAttribute("aria-current", k === i ? "true" : "false");
+    });
+    if (announce) {
+      setStatus("Selected " + state.response.results[i].product.name + ": its stores are on the radar.");
+    }
+    drawRadar();
+  }
+
+  els.results.addEventListener("click", function (ev) {
+    var li = ev.target.closest("li.result");
+    if (li) select(parseInt(li.dataset.index, 10), true);
+  });
+  els.results.addEventListener("keydown", function (ev) {
+    var li = ev.target.closest("li.result");
+    if (!li) return;
+    var i = parseInt(li.dataset.index, 10);
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();
+      select(i, true);
+    } else if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      var next = els.results.querySelector('li.result[data-index="' + (i + (ev.key === "ArrowDown" ? 1 : -1)) + '"]');
+      if (next) next.focus();
+    }
+  });
+
+  // --- radar
+  function storesKey(loc) { return loc.lat.toFixed(5) + "," + loc.lon.toFixed(5) + "," + els.radius.value; }
+
+  /** Store coordinates around `loc` (the search API gives distances only), fetched once per place+radius. */
+  function loadStores(loc) {
+    var key = storesKey(loc);
+    if (state.stores[key]) return;
+    if (state.storesCtl) state.storesCtl.abort();
+    var ctl = new AbortController();
+    state.storesCtl = ctl;
+    state.stores[key] = null; // pending
+    var q = new URLSearchParams({ lat: String(loc.lat), lon: String(loc.lon),
+      radius_m: String(Math.round(radiusKm() * 1000)), limit: "100" });
+    fetch("/v1/stores/nearby?" + q.toString(), { signal: ctl.signal })
+      .then(function (res) { if (!res.ok) throw new Error(String(res.status)); return res.json(); })
+      .then(function (body) {
+        var byId = {};
+        body.stores.forEach(function (s) { byId[s.id] = s.location; });
+        state.stores[key] = byId;
+        drawRadar();
+      })
+      .catch(function () { delete state.stores[key]; });
+  }
+
+  function bearing(from, to) {
+    var rad = Math.PI / 180;
+    var f1 = from.lat * rad, f2 = to.lat * rad, dl = (to.lon - from.lon) * rad;
+    var y = Math.sin(dl) * Math.cos(f2);
+    var x = Math.cos(f1) * Math.sin(f2) - Math.sin(f1) * Math.cos(f2) * Math.cos(dl);
+    return Math.atan2(y, x); // radians clockwise from north
+  }
+
+  function drawRadar() {
+    var root = els.radar;
+    Array.prototype.slice.call(root.childNodes).forEach(function (n) {
+      if (n.nodeName !== "title" && n.nodeName !== "desc") root.removeChild(n);
+    });
+    var loc = currentLocation();
+    var km = radiusKm();
+    root.appendChild(svg("circle", { cx: 0, cy: 0, r: RADAR_R, class: "ring" }));
+    root.appendChild(svg("circle", { cx: 0, cy: 0, r: RADAR_R / 2, class: "ring inner" }));
+    root.appendChild(svg("line", { x1: -RADAR_R, y1: 0, x2: RADAR_R, y2: 0, class: "axis" }));
+    root.appendChild(svg("line", { x1: 0, y1: -RADAR_R, x2: 0, y2: RADAR_R, class: "axis" }));
+    root.appendChild(svg("text", { x: 0, y: -RADAR_R - 6, class: "north" }, "N"));
+    root.appendChild(svg("text", { x: 4, y: -RADAR_R + 14, class: "ring-label" }, formatKm(km)));
+    root.appendChild(svg("text", { x: 4, y: -RADAR_R / 2 + 14, class: "ring-label" }, formatKm(km / 2)));
+    root.appendChild(svg("circle", { cx: 0, cy: 0, r: 5, class: "me" }));
+
+    var hit = state.response && state.selected >= 0 ? state.response.results[state.selected] : null;
+    if (!loc) {
+      els.radarCaption.textContent = "Pick a place to see how far the stores are.";
+      return;
+    }
+    if (!hit) {
+      els.radarCaption.textContent = "You are at the centre (" + loc.label + "); the circle is " + formatKm(km) + ".";
+      return;
+    }
+    var coords = state.stores[storesKey(loc)];
+    if (coords === undefined) { loadStores(loc); }
+    var placed = 0;
+    hit.stores.forEach(function (s, k) {
+      var at = coords && coords[s.id];
+      if (!at || s.distance_m === null) return;
+      var b = bearing(loc, at);
+      var r = Math.min(s.distance_m / (km * 1000), 1) * RADAR_R;
+      var x = r * Math.sin(b), y = -r * Math.cos(b);
+      var g = svg("g", { class: "store-dot", "data-store-id": s.id });
+      g.appendChild(svg("title", {}, (k + 1) + ". " + s.name + ", " + formatDistance(s.distance_m)));
+      g.appendChild(svg("circle", { cx: x.toFixed(2), cy: y.toFixed(2), r: 7 }));
+      g.appendChild(svg("text", { x: x.toFixed(2), y: (y + 3.5).toFixed(2) }, String(k + 1)));
+      root.appendChild(g);
+      placed++;
+    });
+    var name = hit.product.name;
+    if (hit.stores.length === 0) els.radarCaption.textContent = name + ": no store within the radius.";
+    else if (coords === null || coords === undefined) els.radarCaption.textContent = name + ": locating its stores…";
+    else els.radarCaption.textContent = name + ": " + placed + " of " + hit.stores.length +
+      (hit.stores.length === 1 ? " store" : " stores") + " around " + loc.label + ".";
+  }
+
+  // --- geolocation
+  els.locate.addEventListener("click", function () {
+    if (!("geolocation" in navigator)) {
+      showError("Your browser can't share its location.", "Pick a neighbourhood instead.");
+      return;
+    }
+    setStatus("Asking your browser for your location…");
+    navigator.geolocation.getCurrentPosition(function (pos) {
+      state.me = { lat: pos.coords.latitude, lon: pos.coords.longitude };
+      var opt = els.location.querySelector('option[value="me"]');
+      if (!opt) {
+        opt = el("option", null, "My location");
+        opt.value = "me";
+        els.location.insertBefore(opt, els.location.firstChild);
+      }
+      els.location.value = "me";
+      clearError();
+      runSearch();
+    }, function (err) {
+      var why = err.code === 1 ? "permission was denied" : err.code === 3 ? "it took too long" : "it is unavailable";
+      showError("Couldn't get your location (" + why + ").", "Pick a neighbourhood instead.");
+      setStatus("Location unavailable: " + why + ".");
+    }, { enableHighAccuracy: false, timeout: 10000, maximumAge: 60000 });
+  });
+
+  // --- presets and categories
+  function loadPresets(near) {
+    return fetch("/v1/presets").then(function (res) {
+      if (!res.ok) throw new Error(String(res.status));
+      return res.json();
+    }).then(function (body) {
+      state.presets = body.presets;
+      els.city.textContent = body.city;
+      els.location.replaceChildren();
+      body.presets.forEach(function (p, i) {
+        var opt = el("option", null, p.name);
+        opt.value = "preset:" + i;
+        els.location.appendChild(opt);
+      });
+      var any = el("option", null, "Anywhere (no distance limit)");
+      any.value = "";
+      els.location.appendChild(any);
+      var wanted = 0;
+      if (near === "anywhere") wanted = -1;
+      else if (near) body.presets.forEach(function (p, i) { if (p.name === near) wanted = i; });
+      els.location.value = wanted < 0 ? "" : "preset:" + wanted;
+    }).catch(function () {
+      els.location.replaceChildren();
+      var any = el("option", null, "Anywhere (places unavailable)");
+      any.value = "";
+      els.location.appendChild(any);
+    });
+  }
+
+  function loadCategories(wanted) {
+    return fetch("/v1/categories").then(function (res) {
+      if (!res.ok) throw new Error(String(res.status));
+      return res.json();
+    }).then(function (body) {
+      var add = function (nodes, depth) {
+        nodes.forEach(function (c) {
+          var opt = el("option", null, "\u00a0\u00a0\u00a0".repeat(depth) + (depth ? "└ " : "") + c.name);
+          opt.value = String(c.id);
+          els.category.appendChild(opt);
+          add(c.children || [], depth + 1);
+        });
+      };
+      add(body.categories, 0);
+      if (wanted && els.category.querySelector('option[value="' + CSS.escape(wanted) + '"]')) els.category.value = wanted;
+    }).catch(function () {
+      var opt = el("option", null, "(categories unavailable)");
+      opt.disabled = true;
+      els.category.appendChild(opt);
+    });
+  }
+
+  // --- wiring
+  els.form.addEventListener("submit", function (ev) { ev.preventDefault(); runSearch(); });
+  els.q.addEventListener("input", function () { scheduleSearch(); });
+  els.radius.addEventListener("input", function () { showRadius(); scheduleSearch(); });
+  [els.location, els.mode, els.category, els.inStock].forEach(function (input) {
+    input.addEventListener("change", function () { runSearch(); });
+  });
+
+  var restored = restoreFromUrl();
+  showRadius();
+  drawRadar();
+  Promise.all([loadPresets(restored.near), loadCategories(restored.category)]).then(function () {
+    document.body.dataset.ready = "true";
+    if (els.q.value.trim() !== "") runSearch();
+    else drawRadar();
+  });
+})();

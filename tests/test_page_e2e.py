@@ -1,0 +1,615 @@
+"""The "search near me" page end to end: headless Chromium against the real app, database and model.
+
+The app runs under uvicorn in a thread on a free port, built by `create_app` over a migrated database seeded
+with a dozen products (vectors from the real encoder over `compose_text`, as the worker writes them) and stores
+placed with geographiclib at known distances and bearings from the Kreuzberg preset. The browser types, picks
+the preset and reads what the page shows; the test asks the API the same question (the exact URL the page
+requested, read from the browser's resource timing) and compares names and distances as displayed.
+Screenshots (desktop and phone width) go to `test-artifacts/`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from geographiclib.geodesic import Geodesic
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from embeddings.encoder import Encoder, load_encoder
+from embeddings.text import compose_text
+from search_service.app import create_app
+from search_service.cluster import free_port
+from search_service.page import demo_presets
+from search_service.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+READY_TIMEOUT_S = 180
+WAIT_S = 30
+PRESET = "Kreuzberg"
+
+pytestmark = [
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason="needs Debian's chromium and chromium-driver (scripts/setup.sh installs them)",
+    ),
+]
+
+# (store name) -> (distance from the preset in metres, azimuth in degrees, active)
+STORES: dict[str, tuple[float, float, bool]] = {
+    "Kiez Hardware": (400.0, 0.0, True),
+    "Spree Baumarkt": (1800.0, 90.0, True),
+    "Südstern Drogerie": (3500.0, 225.0, True),
+    "Randberg Markt": (8000.0, 180.0, True),  # outside the default 5 km
+    "Closed Corner Shop": (250.0, 300.0, False),
+}
+
+CATEGORIES: list[tuple[str, str | None]] = [
+    ("Home & DIY", None),
+    ("Plumbing", "Home & DIY"),
+    ("Tools", "Home & DIY"),
+    ("Food", None),
+    ("Drinks", "Food"),
+    ("Pantry", "Food"),
+    ("Health & beauty", None),
+    ("Household", None),
+]
+
+
+@dataclass
+class Product:
+    name: str
+    brand: str | None
+    description: str
+    category: str
+    listings: list[tuple[str, float, int]]  # (store, price, quantity)
+
+
+CATALOGUE: list[Product] = [
+    Product(
+        "Faucet washer set",
+        "FixPro",
+        "Assorted rubber seals and O-rings for leaking faucets and mixer valves.",
+        "Plumbing",
+        [
+            ("Kiez Hardware", 3.49, 12),
+            ("Spree Baumarkt", 3.29, 4),
+            ("Südstern Drogerie", 2.99, 7),
+            ("Randberg Markt", 2.49, 30),
+        ],
+    ),
+    Product(
+        "PTFE thread seal tape",
+        "Tesla Seal",
+        "White sealing tape for threaded pipe joints.",
+        "Plumbing",
+        [("Spree Baumarkt", 1.99, 25)],
+    ),
+    Product(
+        "Adjustable pipe wrench",
+        "Forge",
+        "Heavy-duty wrench for pipes and fittings.",
+        "Plumbing",
+        [("Südstern Drogerie", 17.9, 2)],
+    ),
+    Product(
+        "Claw hammer 16 oz",
+        "Forge",
+        "Steel claw hammer with fibreglass handle.",
+        "Tools",
+        [("Kiez Hardware", 14.95, 3)],
+    ),
+    Product(
+        "Cordless drill 18 V",
+        "Voltix",
+        "Drill driver with two batteries and a charger.",
+        "Tools",
+        [("Spree Baumarkt", 89.0, 1), ("Kiez Hardware", 94.5, 2)],
+    ),
+    Product(
+        "Oat drink barista edition",
+        "Avena",
+        "Plant-based, lactose-free oat beverage. Vegan.",
+        "Drinks",
+        [("Kiez Hardware", 2.29, 0), ("Spree Baumarkt", 2.19, 40)],
+    ),
+    Product(
+        "Whole bean coffee 500 g",
+        "Röstwerk",
+        "Medium roast arabica beans.",
+        "Pantry",
+        [("Spree Baumarkt", 11.49, 9), ("Südstern Drogerie", 12.99, 5)],
+    ),
+    Product("Sourdough loaf", None, "Crusty rye sourdough bread baked daily.", "Pantry", [("Kiez Hardware", 4.2, 6)]),
+    Product(
+        "Paracetamol 500 mg tablets",
+        "Medix",
+        "Pain and fever relief, 20 tablets.",
+        "Health & beauty",
+        [("Südstern Drogerie", 2.95, 20)],
+    ),
+    Product(
+        "Sunscreen SPF 50",
+        "Solis",
+        "Water-resistant sun protection lotion.",
+        "Health & beauty",
+        [("Südstern Drogerie", 9.95, 8), ("Randberg Markt", 8.5, 3)],
+    ),
+    Product(
+        "AA alkaline batteries, 8 pack",
+        "Voltix",
+        "Long-lasting batteries for remotes and toys.",
+        "Household",
+        [("Spree Baumarkt", 6.49, 15)],
+    ),
+    Product("Folding umbrella", None, "Compact windproof umbrella.", "Household", [("Closed Corner Shop", 12.0, 4)]),
+]
+
+
+@dataclass
+class Seeded:
+    origin: tuple[float, float]
+    store_points: dict[str, tuple[float, float]]
+
+
+def seed(url: str, encoder: Encoder, origin: tuple[float, float]) -> Seeded:
+    geod = Geodesic.WGS84
+    parents = dict(CATEGORIES)
+    with psycopg.connect(url, autocommit=True) as conn:
+        cat_ids: dict[str, int] = {}
+        for position, (name, parent) in enumerate(CATEGORIES):
+            row = conn.execute(
+                "INSERT INTO category (parent_id, name, slug, position) VALUES (%s, %s, %s, %s) RETURNING id",
+                (cat_ids[parent] if parent else None, name, name.lower().replace(" ", "-"), position),
+            ).fetchone()
+            assert row is not None
+            cat_ids[name] = row[0]
+
+        store_ids: dict[str, uuid.UUID] = {}
+        points: dict[str, tuple[float, float]] = {}
+        for name, (dist, azimuth, active) in STORES.items():
+            g = geod.Direct(origin[0], origin[1], azimuth, dist)
+            points[name] = (g["lat2"], g["lon2"])
+            row = conn.execute(
+                "INSERT INTO store (name, store_type, city, country_code, location, is_active) "
+                "VALUES (%s, 'shop', 'Berlin', 'DE', ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s) "
+                "RETURNING id",
+                (name, g["lon2"], g["lat2"], active),
+            ).fetchone()
+            assert row is not None
+            store_ids[name] = row[0]
+
+        def path_of(category: str) -> list[str]:
+            path: list[str] = []
+            node: str | None = category
+            while node is not None:
+                path.insert(0, node)
+                node = parents[node]
+            return path
+
+        texts = [
+            compose_text(
+                name=p.name,
+                brand=p.brand,
+                category_path=path_of(p.category),
+                description=p.description,
+                attributes={},
+            )
+            for p in CATALOGUE
+        ]
+        vectors = encoder.encode(texts)
+        for product, vector in zip(CATALOGUE, vectors, strict=True):
+            row = conn.execute(
+                "INSERT INTO product_master (name, brand, description, category_id, ai_vector, ai_model, "
+                "ai_embedded_at) VALUES (%s, %s, %s, %s, %s::vector, %s, now()) RETURNING id",
+                (
+                    product.name,
+                    product.brand,
+                    product.description,
+                    cat_ids[product.category],
+                    "[" + ",".join(f"{float(v):.7f}" for v in vector) + "]",
+                    encoder.model_id,
+                ),
+            ).fetchone()
+            assert row is not None
+            for store, price, quantity in product.listings:
+                conn.execute(
+                    "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity, is_active) "
+                    "VALUES (%s, %s, %s, 'EUR', %s, true)",
+                    (store_ids[store], row[0], price, quantity),
+                )
+        conn.execute("ANALYZE")
+    return Seeded(origin=origin, store_points=points)
+
+
+# --- what the page shows, computed the same way as app.js
+def format_distance(m: float | None) -> str:
+    if m is None:
+        return ""
+    return f"{math.floor(m + 0.5)} m" if m < 1000 else f"{m / 1000:.1f} km"
+
+
+# --- fixtures
+@pytest.fixture(scope="module")
+def origin() -> tuple[float, float]:
+    preset = next(p for p in demo_presets().presets if p.name == PRESET)
+    return (preset.lat, preset.lon)
+
+
+@pytest.fixture(scope="module")
+def server(make_database: Callable[..., str], origin: tuple[float, float]) -> Iterator[str]:
+    """Base URL of the real app (uvicorn in a thread) over a seeded database, once /readyz says ready."""
+    url = make_database()
+    settings = Settings.from_env({**os.environ, "DATABASE_URL": url})
+    encoder = load_encoder(settings.encoder)
+    seed(url, encoder, origin)
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, encoder=encoder), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="page-e2e-uvicorn", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    last = ""
+    while True:
+        try:
+            response = httpx.get(base + "/readyz", timeout=5)
+            if response.status_code == 200:
+                break
+            last = response.text
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        assert thread.is_alive(), "uvicorn stopped"
+        assert time.monotonic() < deadline, f"never ready: {last}"
+        time.sleep(0.2)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    profile = tempfile.mkdtemp(prefix="plinqy-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,900",
+        "--lang=en-US",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+# --- helpers
+def wait_for(driver: WebDriver, what: str, condition: Callable[[WebDriver], Any], timeout: float = WAIT_S) -> Any:
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+    except TimeoutException:
+        status = driver.find_element(By.ID, "status").text
+        raise AssertionError(f"timed out waiting for {what}; status says: {status!r}") from None
+
+
+def open_page(driver: WebDriver, base: str, query: str = "") -> None:
+    driver.get(base + "/" + query)
+    wait_for(
+        driver,
+        "the page to load presets and categories",
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true",
+    )
+
+
+def settled(driver: WebDriver) -> bool:
+    """No search scheduled or in flight: the debounce timer fired and the latest answer is rendered."""
+    return bool(
+        driver.execute_script(
+            "return document.getElementById('results').getAttribute('aria-busy') === 'false' && "
+            "!document.body.classList.contains('is-loading');"
+        )
+    )
+
+
+def last_search_url(driver: WebDriver) -> str:
+    urls = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/v1/search?'));"
+    )
+    assert urls, "the page made no search request"
+    return str(urls[-1])
+
+
+def search_requests(driver: WebDriver) -> int:
+    return int(
+        driver.execute_script(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/search?')).length;"
+        )
+    )
+
+
+def type_query(driver: WebDriver, text: str) -> None:
+    box = driver.find_element(By.ID, "q")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.DELETE)
+    box.send_keys(text)
+
+
+def wait_results(driver: WebDriver, query: str) -> list[WebElement]:
+    """Wait until the page shows the answer to `query` (not an older one) and return the result items."""
+
+    def done(d: WebDriver) -> bool:
+        if not settled(d):
+            return False
+        status = d.find_element(By.ID, "status").text
+        return f"“{query}”" in status
+
+    wait_for(driver, f"results for {query!r}", done)
+    return driver.find_elements(By.CSS_SELECTOR, "#results li.result")
+
+
+def api_answer(page_url: str) -> dict[str, Any]:
+    response = httpx.get(page_url, timeout=30)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def save_screenshot(driver: WebDriver, path: Path) -> None:
+    assert driver.save_screenshot(str(path)), f"could not save {path}"
+    assert path.stat().st_size > 5000
+
+
+# --- tests
+def test_page_is_self_contained(server: str) -> None:
+    page = httpx.get(server + "/", timeout=10)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for asset, kind in (("/static/app.js", "javascript"), ("/static/style.css", "text/css")):
+        response = httpx.get(server + asset, timeout=10)
+        assert response.status_code == 200, asset
+        assert kind in response.headers["content-type"], asset
+        # Nothing from a CDN, a font service or a tile server: the only absolute URL is the SVG namespace.
+        text = response.text.replace("http://www.w3.org/2000/svg", "")
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, asset
+    assert "https://" not in page.text and "http://" not in page.text.replace("http://www.w3.org/2000/svg", "")
+
+    presets = httpx.get(server + "/v1/presets", timeout=10).json()
+    assert presets["city"] == "Berlin"
+    names = [p["name"] for p in presets["presets"]]
+    assert {"Mitte", "Kreuzberg", "Prenzlauer Berg", "Neukölln"} <= set(names)
+    assert all(52.3 < p["lat"] < 52.7 and 13.0 < p["lon"] < 13.8 for p in presets["presets"])
+
+
+def test_search_near_a_preset_matches_the_api(
+    server: str, browser: WebDriver, artifacts: Path, origin: tuple[float, float]
+) -> None:
+    driver = browser
+    open_page(driver, server)
+
+    # Every input has a label; the status region is polite and live.
+    unlabelled = driver.execute_script(
+        "return [...document.querySelectorAll('input, select')].filter(e => !e.labels || !e.labels.length)"
+        ".map(e => e.id);"
+    )
+    assert unlabelled == []
+    status = driver.find_element(By.ID, "status")
+    assert status.get_attribute("aria-live") == "polite"
+    assert "Type what you are looking for" in status.text
+
+    # The category tree is in the picker, children indented under their parents.
+    options = driver.execute_script("return [...document.getElementById('category').options].map(o => o.textContent);")
+    assert options[0] == "All categories"
+    assert options.index("\u00a0\u00a0\u00a0└ Plumbing") == options.index("Home & DIY") + 1
+    assert options.index("Food") < options.index("\u00a0\u00a0\u00a0└ Pantry")
+
+    Select(driver.find_element(By.ID, "location")).select_by_visible_text(PRESET)
+    query = "something to fix a dripping tap"
+    before = search_requests(driver)
+    type_query(driver, query)  # one keystroke at a time: the debounce must collapse them
+    items = wait_results(driver, query)
+    requests = search_requests(driver) - before
+    assert 1 <= requests <= 3, f"{requests} search requests for {len(query)} keystrokes: not debounced"
+
+    # The page asked for what the inputs say.
+    page_url = last_search_url(driver)
+    asked = parse_qs(urlsplit(page_url).query)
+    assert asked["q"] == [query]
+    assert float(asked["lat"][0]) == pytest.approx(origin[0]) and float(asked["lon"][0]) == pytest.approx(origin[1])
+    assert asked["radius_m"] == ["5000"] and asked["mode"] == ["hybrid"] and asked["in_stock"] == ["true"]
+
+    # … and shows what the API answers to that question.
+    body = api_answer(page_url)
+    assert body["results"], "the API found nothing; the seed or the engine changed"
+    assert body["results"][0]["product"]["name"] == "Faucet washer set"
+    shown_names = [li.find_element(By.CSS_SELECTOR, ".name").text for li in items]
+    assert shown_names == [hit["product"]["name"] for hit in body["results"]]
+
+    first = items[0]
+    first_hit = body["results"][0]
+    rows = first.find_elements(By.CSS_SELECTOR, "li.store")
+    shown = [
+        (r.find_element(By.CSS_SELECTOR, ".store-name").text, r.find_element(By.CSS_SELECTOR, ".distance").text)
+        for r in rows
+    ]
+    expected = [(s["name"], format_distance(s["distance_m"])) for s in first_hit["stores"]]
+    assert shown == expected
+    # Nearest first, the 8 km store is outside the 5 km radius: 400 m, 1.8 km, 3.5 km.
+    assert [d for _, d in shown] == ["400 m", "1.8 km", "3.5 km"]
+    assert first.find_element(By.CSS_SELECTOR, ".brand").text == "FixPro"
+    assert first.find_element(By.CSS_SELECTOR, ".score").text == f"{first_hit['score']:.3f}"
+    assert "€3.49" in rows[0].text and "12 in stock" in rows[0].text
+    badge = driver.find_element(By.ID, "badge")
+    assert badge.is_displayed() and badge.text.startswith(body["strategy"] + " · ") and badge.text.endswith(" ms")
+
+    # The radar: the first result is selected, its three stores placed by bearing and distance.
+    assert first.get_attribute("aria-current") == "true"
+    dots = wait_for(
+        driver,
+        "the radar's store dots",
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "#radar .store-dot")
+            if len(d.find_elements(By.CSS_SELECTOR, "#radar .store-dot")) == 3
+            else False
+        ),
+    )
+    north = dots[0].find_element(By.TAG_NAME, "circle")  # Kiez Hardware: 400 m due north of a 5 km circle
+    assert float(north.get_attribute("cx") or "nan") == pytest.approx(0, abs=0.5)
+    assert float(north.get_attribute("cy") or "nan") == pytest.approx(-8, abs=0.5)
+    east = dots[1].find_element(By.TAG_NAME, "circle")  # Spree Baumarkt: 1.8 km due east
+    assert float(east.get_attribute("cx") or "nan") == pytest.approx(36, abs=0.5)
+    assert float(east.get_attribute("cy") or "nan") == pytest.approx(0, abs=0.5)
+
+    save_screenshot(driver, artifacts / "page-desktop.png")
+
+    # Keyboard: results are focusable, arrows move between them, Enter selects one for the radar.
+    assert first.get_attribute("tabindex") == "0"
+    second = items[1]
+    driver.execute_script("arguments[0].focus();", first)
+    driver.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
+    assert driver.switch_to.active_element == second
+    second.send_keys(Keys.ENTER)
+    assert second.get_attribute("aria-current") == "true" and first.get_attribute("aria-current") == "false"
+    assert f"Selected {shown_names[1]}" in driver.find_element(By.ID, "status").text
+    wait_for(driver, "the radar caption", lambda d: shown_names[1] in d.find_element(By.ID, "radar-caption").text)
+
+
+def test_latest_query_wins(server: str, browser: WebDriver) -> None:
+    """A query typed over an unfinished one: the page shows the answer to the last one only."""
+    driver = browser
+    open_page(driver, server, "?near=Kreuzberg")
+    box = driver.find_element(By.ID, "q")
+    box.send_keys("cordless drill")
+    time.sleep(0.3)  # its request is in flight (or answered) …
+    type_query(driver, "oat milk")  # … when the next one starts
+    items = wait_results(driver, "oat milk")
+    body = api_answer(last_search_url(driver))
+    assert [li.find_element(By.CSS_SELECTOR, ".name").text for li in items] == [
+        hit["product"]["name"] for hit in body["results"]
+    ]
+    assert items[0].find_element(By.CSS_SELECTOR, ".name").text == "Oat drink barista edition"
+    # In stock only (the default): the 0-quantity listing at Kiez Hardware is not offered.
+    assert "Kiez Hardware" not in items[0].text
+
+
+def test_empty_state_in_keyword_mode(server: str, browser: WebDriver) -> None:
+    driver = browser
+    open_page(driver, server, "?near=Kreuzberg")
+    Select(driver.find_element(By.ID, "mode")).select_by_value("keyword")
+    type_query(driver, "xylophone")
+    wait_for(driver, "the empty state", lambda d: settled(d) and d.find_elements(By.CSS_SELECTOR, "#results .empty"))
+    assert "No products found for “xylophone”" in driver.find_element(By.ID, "status").text
+    assert "Nothing found within 5 km of Kreuzberg" in driver.find_element(By.CSS_SELECTOR, "#results .empty").text
+    assert parse_qs(urlsplit(last_search_url(driver)).query)["mode"] == ["keyword"]
+
+
+def test_bad_request_shows_the_api_message(server: str, browser: WebDriver, artifacts: Path) -> None:
+    """A query pasted with a tab in it (a cell copied from a spreadsheet): the input keeps the tab, the page
+    sends it as typed and the API refuses it with a 400 whose message the page shows."""
+    driver = browser
+    open_page(driver, server, "?near=Kreuzberg")
+    pasted = "tap\twasher"
+    driver.execute_script(
+        "const q = document.getElementById('q'); q.focus(); q.value = arguments[0];"
+        "q.dispatchEvent(new InputEvent('input', {bubbles: true, inputType: 'insertFromPaste'}));",
+        pasted,
+    )
+    error = wait_for(
+        driver,
+        "the error box",
+        lambda d: (
+            d.find_element(By.ID, "error") if settled(d) and d.find_element(By.ID, "error").is_displayed() else False
+        ),
+    )
+    page_url = last_search_url(driver)
+    assert parse_qs(urlsplit(page_url).query)["q"] == [pasted]
+    response = httpx.get(page_url, timeout=30)
+    assert response.status_code == 400
+    problem = response.json()["error"]
+    assert problem["parameter"] == "q"
+    assert problem["message"] in error.text
+    assert error.get_attribute("role") == "alert"
+    assert "The query " + problem["message"] in error.text
+    assert problem["message"] in driver.find_element(By.ID, "status").text
+    assert driver.find_elements(By.CSS_SELECTOR, "#results li.result") == []
+    save_screenshot(driver, artifacts / "page-error.png")
+
+    # Fixing the query clears the error.
+    type_query(driver, "tap washer")
+    wait_results(driver, "tap washer")
+    assert not driver.find_element(By.ID, "error").is_displayed()
+
+
+def test_phone_width(server: str, browser: WebDriver, artifacts: Path) -> None:
+    driver = browser
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+    )
+    try:
+        open_page(driver, server, "?near=Kreuzberg&q=" + "something to fix a dripping tap".replace(" ", "+"))
+        items = wait_results(driver, "something to fix a dripping tap")
+        assert items
+        width = driver.execute_script("return window.innerWidth;")
+        assert width == 390
+        overflow = driver.execute_script("return document.documentElement.scrollWidth;")
+        assert overflow <= width, f"horizontal scrolling at phone width ({overflow} px > {width} px)"
+        # Controls stack above the results; everything fits the screen's width.
+        for element_id in ("q", "location", "radius", "mode", "category", "results", "radar"):
+            rect = json.loads(
+                driver.execute_script(
+                    "return JSON.stringify(document.getElementById(arguments[0]).getBoundingClientRect());",
+                    element_id,
+                )
+            )
+            assert rect["left"] >= 0 and rect["right"] <= width + 0.5, (element_id, rect)
+        save_screenshot(driver, artifacts / "page-phone.png")
+        driver.execute_script("document.getElementById('results-heading').scrollIntoView();")
+        save_screenshot(driver, artifacts / "page-phone-results.png")
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
