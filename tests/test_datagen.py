@@ -203,3 +203,154 @@ def test_multi_city_currencies() -> None:
     assert by_city[("Berlin", "EUR", "DE")] == 28
     assert by_city[("London", "GBP", "GB")] == 12
     assert not any(s.name.startswith(("Späti", "Apotheke", "Bäckerei")) for s in m.stores if s.country_code == "GB")
+
+
+# ---- loading into a real database ------------------------------------------------------------------------------
+
+LOAD = Scale("load", products=400, stores=30, listings_per_store=40)
+
+
+def _indexes(url: str) -> dict[str, str]:
+    import psycopg
+
+    with psycopg.connect(url) as c:
+        rows = c.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+            "AND tablename IN ('category', 'store', 'product_master', 'store_product')"
+        ).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def _counts(url: str) -> dict[str, int]:
+    import psycopg
+
+    tables = ("category", "store", "product_master", "store_product", "ai_task", "history_store_product")
+    with psycopg.connect(url) as c:
+        return {t: int(c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}  # type: ignore[index]
+
+
+def test_load_copies_everything_and_restores_indexes(fresh_db_url: str) -> None:
+    from benchmarks.datagen.load import load
+
+    market = generate(LOAD, seed=3)
+    before = _indexes(fresh_db_url)
+    assert any("hnsw" in d for d in before.values()) and any("gist" in d for d in before.values())
+    report = load(fresh_db_url, market, quiet=True)
+    assert not report.skipped
+    listings = market.listings()
+    counts = _counts(fresh_db_url)
+    assert counts["category"] == len(market.categories)
+    assert counts["store"] == len(market.stores)
+    assert counts["product_master"] == market.n_products
+    assert counts["store_product"] == len(listings)
+    # Without vectors, the schema's trigger queues one embedding task per product; a seed writes no audit rows.
+    assert counts["ai_task"] == market.n_products
+    assert counts["history_store_product"] == 0
+    # The very same indexes exist afterwards, with the very same definitions.
+    assert _indexes(fresh_db_url) == before
+    for table in ("category", "store", "product_master", "store_product"):
+        assert report.tables[table]["rows"] == counts[table]
+        assert report.tables[table]["rows_per_s"] > 0
+
+    import psycopg
+
+    with psycopg.connect(fresh_db_url) as c:
+        # The audit trigger is back on; the identity sequence continues after the copied ids.
+        assert c.execute(
+            "SELECT tgenabled FROM pg_trigger WHERE tgname = 'trg_store_product_audit_insert'"
+        ).fetchone() == ("O",)
+        new_id = c.execute("INSERT INTO category (name) VALUES ('New Root') RETURNING id").fetchone()
+        assert new_id is not None and new_id[0] > len(market.categories)
+        c.rollback()
+        # Rows round-trip: a product and a store as generated.
+        p = market.product(0)
+        row = c.execute(
+            "SELECT name, brand, gtin, category_id, attributes FROM product_master WHERE id = %s", (p.id,)
+        ).fetchone()
+        assert row == (p.name, p.brand, p.gtin, p.category_id, p.attributes)
+        s = market.stores[0]
+        row = c.execute(
+            "SELECT name, store_type, city, ST_Y(location::geometry), ST_X(location::geometry) "
+            "FROM store WHERE id = %s",
+            (s.id,),
+        ).fetchone()
+        assert row is not None and row[:3] == (s.name, s.store_type, s.city)
+        assert abs(row[3] - s.lat) < 1e-6 and abs(row[4] - s.lon) < 1e-6
+        oos = c.execute("SELECT avg((quantity = 0)::int) FROM store_product").fetchone()
+        assert oos is not None and 0.05 < float(oos[0]) < 0.15
+
+
+def test_load_with_vectors_writes_them_in_the_copy(fresh_db_url: str) -> None:
+    import psycopg
+
+    from benchmarks.datagen.load import load
+    from embeddings.text import compose_text, text_hash
+
+    market = generate(LOAD, seed=4)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((market.n_products, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    report = load(fresh_db_url, market, vectors=vectors, model_id="test-model@1", quiet=True)
+    assert report.vectors == market.n_products
+    with psycopg.connect(fresh_db_url) as c:
+        assert c.execute("SELECT count(*) FROM ai_task").fetchone() == (0,)
+        assert c.execute(
+            "SELECT count(*) FROM product_master WHERE ai_vector IS NULL OR ai_model <> 'test-model@1' "
+            "OR ai_embedded_at IS NULL"
+        ).fetchone() == (0,)
+        p = market.product(5)
+        row = c.execute("SELECT ai_vector::text, ai_text_hash FROM product_master WHERE id = %s", (p.id,)).fetchone()
+        assert row is not None
+        stored = np.array([float(x) for x in row[0].strip("[]").split(",")], dtype=np.float32)
+        assert np.allclose(stored, vectors[5], atol=1e-6)
+        text = compose_text(
+            name=p.name,
+            brand=p.brand,
+            category_path=p.category_path,
+            description=p.description,
+            attributes=p.attributes,
+        )
+        assert row[1] == text_hash(text)
+
+
+def test_seed_is_idempotent(fresh_db_url: str, tmp_path) -> None:
+    from benchmarks.datagen.seed import seed
+
+    first = seed(fresh_db_url, LOAD, 5, embed=False, cache_dir=tmp_path, quiet=True)
+    assert not first.skipped
+    indexes = _indexes(fresh_db_url)
+    counts = _counts(fresh_db_url)
+    second = seed(fresh_db_url, LOAD, 5, embed=False, cache_dir=tmp_path, quiet=True)
+    assert second.skipped
+    assert _counts(fresh_db_url) == counts
+    assert _indexes(fresh_db_url) == indexes
+
+
+def test_vector_cache_is_reused(tmp_path) -> None:
+    from benchmarks.datagen.seed import product_vectors, vector_cache_path
+
+    class CountingEncoder:
+        """Stands in for the model to count encode calls; the vectors' content is not under test here."""
+
+        model_id = "counting@1"
+        dim = 384
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def encode(self, texts):
+            self.calls += 1
+            out = np.zeros((len(texts), 384), dtype=np.float32)
+            out[:, 0] = [len(t) for t in texts]
+            return out
+
+    market = generate(Scale("cache", products=120, stores=10, listings_per_store=10), seed=9)
+    enc = CountingEncoder()
+    first = product_vectors(market, enc, tmp_path, quiet=True)  # type: ignore[arg-type]
+    assert first.shape == (120, 384) and enc.calls >= 1
+    path = vector_cache_path(tmp_path, market.scale, 9, enc.model_id)
+    assert path.exists() and "seed9" in path.name and "counting" in path.name
+    calls = enc.calls
+    again = product_vectors(market, enc, tmp_path, quiet=True)  # type: ignore[arg-type]
+    assert enc.calls == calls
+    assert np.array_equal(first, again)
