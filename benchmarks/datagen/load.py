@@ -7,6 +7,11 @@ The load runs in one transaction:
 - the statement-level listing audit trigger (`trg_store_product_audit_insert`) is disabled for the COPY of
   store_product: a seed is not an audit event, and it would write three rows per listing (history_store_product,
   search_index_queue, inventory_event) — 30M rows for the large scale. It is re-enabled in `finally`.
+- the same goes for the constraints that per-row checking makes slow on a bulk load and that nothing else
+  depends on: the tables' outgoing foreign keys (checked row by row by RI triggers; re-adding one validates it with
+  a single join) and primary-key/unique constraints no foreign key references (an index built once after the
+  load instead of maintained row by row). They are re-added under their own names from `pg_get_constraintdef`,
+  so the schema after the load is the schema before it;
 - product_master's embedding trigger stays on: products copied without a vector get their ai_task (the worker
   embeds them), products copied with one do not.
 """
@@ -48,6 +53,19 @@ ORDER BY c.relname
 )
 
 
+_DROPPABLE_CONSTRAINTS = sql.SQL(
+    """
+SELECT k.conname, pg_get_constraintdef(k.oid), k.contype
+FROM pg_constraint k
+WHERE k.conrelid = {table}::regclass
+  AND (k.contype = 'f'
+       OR (k.contype IN ('p', 'u')
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint r WHERE r.contype = 'f' AND r.conindid = k.conindid)))
+ORDER BY k.contype = 'f', k.conname
+"""
+)
+
+
 @dataclass
 class TableStat:
     table: str
@@ -79,6 +97,7 @@ class LoadReport:
     vectors: int = 0  # products copied with a vector
     ai_tasks: int = 0  # products left for the worker to embed
     indexes_recreated: list[str] = field(default_factory=list)
+    constraints_readded: list[str] = field(default_factory=list)
 
     def add(self, stat: TableStat) -> None:
         self.tables[stat.table] = {
@@ -96,7 +115,9 @@ class LoadReport:
             return [self.message]
         out = [f"seeded scale {self.scale!r} (seed {self.seed}) in {self.seconds:.1f}s"]
         for table, t in self.tables.items():
-            out.append(f"  {table:<14} {int(t['rows']):>10,} rows  {t['seconds']:>8.2f}s  {t['rows_per_s']:>12,.0f} rows/s")
+            out.append(
+                f"  {table:<14} {int(t['rows']):>10,} rows  {t['seconds']:>8.2f}s  {t['rows_per_s']:>12,.0f} rows/s"
+            )
         out.append(
             f"  copy {self.rows:,} rows at {self.rows_per_s:,.0f} rows/s; generate {self.generate_seconds:.1f}s, "
             f"embed {self.embed_seconds:.1f}s, indexes {self.index_seconds:.1f}s, analyze {self.analyze_seconds:.1f}s"
@@ -126,6 +147,13 @@ def secondary_indexes(conn: psycopg.Connection[Any], table: str) -> list[tuple[s
     """(qualified name, CREATE INDEX statement) of the table's indexes that back no constraint."""
     rows = conn.execute(_SECONDARY_INDEXES.format(table=sql.Literal(table))).fetchall()
     return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def droppable_constraints(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, str, str]]:
+    """(name, definition, type) of the table's foreign keys and of its primary-key/unique constraints that no
+    foreign key depends on: keys first, foreign keys last (the order to re-add them in)."""
+    rows = conn.execute(_DROPPABLE_CONSTRAINTS.format(table=sql.Literal(table))).fetchall()
+    return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 
 def trigger_enabled(conn: psycopg.Connection[Any], table: str, trigger: str) -> bool:
@@ -179,32 +207,35 @@ def _copy_stores(conn: psycopg.Connection[Any], market: Marketplace, quiet: bool
         "id, name, slug, store_type, description, address, city, country_code, location, phone, website, "
         "opening_hours, is_active"
     )
-    with conn.cursor() as cur, _progress(len(market.stores), "store", quiet) as bar:
-        with cur.copy(f"COPY store ({cols}) FROM STDIN") as copy:  # type: ignore[arg-type]
-            for s in market.stores:
-                slug = f"{slugify(s.name)}-{s.id.hex[:6]}"
-                digits = f"{s.id.int % 10**7:07d}"
-                phone = {"DE": f"+49 30 {digits}", "GB": f"+44 20 {digits[:4]} {digits[4:]}"}.get(
-                    s.country_code, f"+{digits[:2]} {digits[2:]}"
+    with (
+        conn.cursor() as cur,
+        _progress(len(market.stores), "store", quiet) as bar,
+        cur.copy(sql.SQL("COPY store ({}) FROM STDIN").format(sql.SQL(cols))) as copy,
+    ):
+        for s in market.stores:
+            slug = f"{slugify(s.name)}-{s.id.hex[:6]}"
+            digits = f"{s.id.int % 10**7:07d}"
+            phone = {"DE": f"+49 30 {digits}", "GB": f"+44 20 {digits[:4]} {digits[4:]}"}.get(
+                s.country_code, f"+{digits[:2]} {digits[2:]}"
+            )
+            copy.write_row(
+                (
+                    s.id,
+                    s.name,
+                    slug,
+                    s.store_type,
+                    f"{s.name}: your local {s.store_type.replace('_', ' ')} in {s.city}.",
+                    s.address,
+                    s.city,
+                    s.country_code,
+                    f"SRID=4326;POINT({s.lon} {s.lat})",
+                    phone,
+                    f"https://{slug}.example.com",
+                    _opening_hours(s.store_type),
+                    s.is_active,
                 )
-                copy.write_row(
-                    (
-                        s.id,
-                        s.name,
-                        slug,
-                        s.store_type,
-                        f"{s.name}: your local {s.store_type.replace('_', ' ')} in {s.city}.",
-                        s.address,
-                        s.city,
-                        s.country_code,
-                        f"SRID=4326;POINT({s.lon} {s.lat})",
-                        phone,
-                        f"https://{slug}.example.com",
-                        _opening_hours(s.store_type),
-                        s.is_active,
-                    )
-                )
-            bar.update(len(market.stores))
+            )
+        bar.update(len(market.stores))
     return TableStat("store", len(market.stores), time.perf_counter() - t0)
 
 
@@ -244,7 +275,7 @@ def _copy_products(
             types = [
                 "uuid", "text", "text", "text", "int8", "text", "jsonb", "vector", "text", "text", "timestamptz",
             ]  # fmt: skip
-        with cur.copy(stmt) as copy:  # type: ignore[arg-type]
+        with cur.copy(stmt) as copy:
             if vectors is not None:
                 copy.set_types(types)
             start = 0
@@ -328,9 +359,9 @@ def load(
         if not catalogue_is_empty(conn):
             counts = catalogue_counts(conn)
             report.skipped = True
-            report.message = "catalogue already seeded, nothing to do (" + ", ".join(
-                f"{t}: {c:,}" for t, c in counts.items()
-            ) + ")"
+            report.message = (
+                "catalogue already seeded, nothing to do (" + ", ".join(f"{t}: {c:,}" for t, c in counts.items()) + ")"
+            )
             return report
         try:
             with conn.transaction():
@@ -342,19 +373,38 @@ def load(
                     report.message = "catalogue already seeded (by a concurrent seed), nothing to do"
                     return report
                 dropped: list[tuple[str, str]] = []
+                constraints: list[tuple[str, str, str, str]] = []
                 for table in SECONDARY_INDEX_TABLES:
                     for name, definition in secondary_indexes(conn, table):
                         conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))
                         dropped.append((name, definition))
+                    for name, definition, kind in droppable_constraints(conn, table):
+                        constraints.append((table, name, definition, kind))
+                # Foreign keys go first: a key constraint cannot be dropped while a foreign key leans on it.
+                for table, name, _definition, _kind in sorted(constraints, key=lambda c: c[3] != "f"):
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table), sql.Identifier(name))
+                    )
                 report.add(_copy_categories(conn, market))
                 report.add(_copy_stores(conn, market, quiet))
                 report.add(_copy_products(conn, market, vectors, model_id, quiet))
-                conn.execute(sql.SQL("ALTER TABLE store_product DISABLE TRIGGER {}").format(sql.Identifier(AUDIT_TRIGGER)))
+                conn.execute(
+                    sql.SQL("ALTER TABLE store_product DISABLE TRIGGER {}").format(sql.Identifier(AUDIT_TRIGGER))
+                )
                 report.add(_copy_listings(conn, market, quiet))
-                conn.execute(sql.SQL("ALTER TABLE store_product ENABLE TRIGGER {}").format(sql.Identifier(AUDIT_TRIGGER)))
+                conn.execute(
+                    sql.SQL("ALTER TABLE store_product ENABLE TRIGGER {}").format(sql.Identifier(AUDIT_TRIGGER))
+                )
                 t0 = time.perf_counter()
+                for table, name, definition, _kind in sorted(constraints, key=lambda c: c[3] == "f"):
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                            sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)
+                        )
+                    )
+                    report.constraints_readded.append(name)
                 for name, definition in tqdm(dropped, desc="indexes", disable=quiet, leave=False):
-                    conn.execute(definition)  # type: ignore[arg-type]
+                    conn.execute(sql.SQL(definition))
                     report.indexes_recreated.append(name)
                 report.index_seconds = time.perf_counter() - t0
                 tasks = conn.execute("SELECT count(*) FROM ai_task WHERE status = 'pending'").fetchone()
@@ -363,7 +413,9 @@ def load(
         finally:
             # The transaction's rollback restores the trigger on failure; this is the belt to those braces.
             if not conn.closed and not trigger_enabled(conn, "store_product", AUDIT_TRIGGER):
-                conn.execute(sql.SQL("ALTER TABLE store_product ENABLE TRIGGER {}").format(sql.Identifier(AUDIT_TRIGGER)))
+                conn.execute(
+                    sql.SQL("ALTER TABLE store_product ENABLE TRIGGER {}").format(sql.Identifier(AUDIT_TRIGGER))
+                )
         t0 = time.perf_counter()
         for table in (*CATALOGUE_TABLES, "ai_task"):
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
