@@ -288,5 +288,39 @@ def reembed(settings: Settings, mode: str | None, batch_size: int, limit: int | 
     click.echo(f"reembed --{mode}: scanned {report.scanned}, {action} in {report.seconds:.1f}s ({report.rate:.0f}/s)")
 
 
+@cli.command("seed-demo")
+@click.option(
+    "--scale", type=click.Choice(["demo", "small", "large"]), default="demo", show_default=True, help="How much data."
+)
+@click.option("--seed", "seed_value", default=42, show_default=True, type=int, help="Random seed.")
+@click.option(
+    "--embed/--no-embed",
+    default=None,
+    help="Write real-model vectors in the load (default: yes for small/large; demo leaves them to the worker).",
+)
+@click.pass_obj
+@user_errors
+def seed_demo(settings: Settings, scale: str, seed_value: int, embed: bool | None) -> None:
+    """Fill an empty catalogue with a generated marketplace (does nothing when it already has data)."""
+    import psycopg
+
+    from benchmarks.datagen.seed import seed as run_seed
+    from embeddings.encoder import EncoderError
+
+    url = database_url(settings)
+    try:
+        report = run_seed(
+            url, scale, seed_value, embed=embed, cache_dir=settings.cache_dir, encoder_config=settings.encoder
+        )
+    except EncoderError as exc:
+        raise UserFacingError(str(exc)) from None
+    except psycopg.errors.UndefinedTable:
+        raise UserFacingError("the database has no Plinqy schema: run `plinqy-search migrate` first") from None
+    except psycopg.OperationalError as exc:
+        raise UserFacingError(f"cannot reach the database: {str(exc).strip().splitlines()[0]}") from None
+    for line in report.lines():
+        click.echo(line)
+
+
 def main() -> None:
     cli(prog_name="plinqy-search")
