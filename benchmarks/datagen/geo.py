@@ -115,11 +115,22 @@ ZONES = ("core", "suburbs", "outskirts")
 ZONE_SHARE = (0.62, 0.27, 0.11)
 
 
-def place_stores(city: City, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+HOOD_SHARE = 0.6  # of the core stores of a city with neighbourhoods: clustered around one of them
+HOOD_SIGMA_KM = 0.7
+
+
+def place_stores(
+    city: City,
+    n: int,
+    rng: np.random.Generator,
+    centres: tuple[tuple[str, float, float], ...] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """n store positions: (lat, lon, distance_m from the centre, zone index).
 
     Core: Rayleigh around the centre (most stores within a few km); suburbs: a ring out to ~5 core radii;
-    outskirts: 20-60 km out. The density per km² falls steeply with distance, as in a real city.
+    outskirts: 20-60 km out. The density per km² falls steeply with distance, as in a real city. With `centres`
+    (the city's neighbourhoods, (name, lat, lon)), most core stores cluster around them instead (high streets),
+    nearer neighbourhoods drawing more stores.
     """
     core = core_radius_km(city.population)
     zone = rng.choice(3, size=n, p=np.array(ZONE_SHARE))
@@ -134,6 +145,18 @@ def place_stores(city: City, n: int, rng: np.random.Generator) -> tuple[np.ndarr
     north, east = r_km * 1000 * np.cos(theta), r_km * 1000 * np.sin(theta)
     lat = city.lat + north / 111_320.0
     lon = city.lon + east / (111_320.0 * math.cos(math.radians(city.lat)))
+    if centres:
+        c_lat = np.array([c[1] for c in centres])
+        c_lon = np.array([c[2] for c in centres])
+        c_dist_km = haversine_m_np(c_lat, c_lon, city.lat, city.lon) / 1000
+        weight = 1.0 / (1.0 + c_dist_km / core)
+        hood = c & (rng.random(n) < HOOD_SHARE)
+        k = int(hood.sum())
+        pick = rng.choice(len(centres), size=k, p=weight / weight.sum())
+        lat[hood] = c_lat[pick] + rng.normal(0.0, HOOD_SIGMA_KM, k) * 1000 / 111_320.0
+        lon[hood] = c_lon[pick] + rng.normal(0.0, HOOD_SIGMA_KM, k) * 1000 / (
+            111_320.0 * math.cos(math.radians(city.lat))
+        )
     dist = haversine_m_np(lat, lon, city.lat, city.lon)
     return lat, lon, dist, zone
 

@@ -539,7 +539,7 @@ class Marketplace:
         for city, n in zip(self.cities, per_city.tolist(), strict=True):
             if n == 0:
                 continue
-            lat, lon, dist, zone = geo.place_stores(city, n, rng)
+            lat, lon, dist, zone = geo.place_stores(city, n, rng, vocab.NEIGHBOURHOODS.get(city.name, ()))
             places, towns = geo.place_names(city, lat, lon, dist, vocab.NEIGHBOURHOODS.get(city.name, ()))
             german = city.country_code in ("DE", "AT", "CH")
             streets = vocab.STREETS.get(city.country_code, vocab.STREETS_DEFAULT)
