@@ -1,5 +1,24 @@
--- Triggers of the Plinqy schema, applied by migration 0001. Statement-level triggers with transition tables keep
+-- Functions and triggers of the Plinqy schema, applied by migration 0001. Statement-level triggers with transition tables keep
 -- bulk loads (COPY of a million listings) set-based instead of firing a row trigger a million times.
+
+-- The names of a category and its ancestors, root first: part of every product's embedded text.
+-- The depth guard stops a (constraint-violating) cycle from looping forever.
+CREATE FUNCTION category_path(category_id bigint) RETURNS text[] LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE path(id, parent_id, name, depth) AS (
+        SELECT c.id, c.parent_id, c.name, 0 FROM category c WHERE c.id = category_id
+        UNION ALL
+        SELECT c.id, c.parent_id, c.name, path.depth + 1
+        FROM category c JOIN path ON c.id = path.parent_id
+        WHERE path.depth < 32
+    )
+    SELECT coalesce(array_agg(name ORDER BY depth DESC), '{}') FROM path
+$$;
+
+-- Whether another pending embedding task exists for a product: a task returning to the queue yields to it,
+-- because the partial unique index allows one pending task per product.
+CREATE FUNCTION ai_task_other_pending(product uuid, task bigint) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = product AND o.status = 'pending' AND o.id <> task)
+$$;
 
 CREATE FUNCTION set_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

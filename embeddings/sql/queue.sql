@@ -1,7 +1,7 @@
 -- The ai_task queue (psycopg, `%(name)s` parameters). A task is `pending` → `running` (leased by one worker) →
 -- `done` | back to `pending` with backoff | `failed` (dead letter after max_attempts).
 -- "One pending task per product" is a partial unique index: every path that returns a task to `pending` first
--- checks for a newer pending task of the same product and, if there is one, finishes as 'superseded' instead.
+-- asks ai_task_other_pending() (a SQL function of the migration) and, if so, finishes as 'superseded' instead.
 
 -- name: claim_batch
 -- params: worker_id text, batch_size int, lease_seconds float8
@@ -26,14 +26,7 @@ RETURNING t.id, t.product_master_id, t.attempts, t.max_attempts;
 -- params: ids uuid[]
 -- What the text to embed is made of, with the category path root → leaf.
 SELECT p.id, p.name, p.brand, p.description, p.attributes, p.ai_model, p.ai_text_hash,
-       (WITH RECURSIVE path(id, parent_id, name, depth) AS (
-            SELECT c.id, c.parent_id, c.name, 0 FROM category c WHERE c.id = p.category_id
-            UNION ALL
-            SELECT c.id, c.parent_id, c.name, path.depth + 1
-            FROM category c JOIN path ON c.id = path.parent_id
-            WHERE path.depth < 32
-        )
-        SELECT coalesce(array_agg(name ORDER BY depth DESC), '{}') FROM path) AS category_path
+       category_path(p.category_id) AS category_path
 FROM product_master p
 WHERE p.id = ANY(%(ids)s::uuid[]);
 
@@ -42,14 +35,7 @@ WHERE p.id = ANY(%(ids)s::uuid[]);
 -- Inside the write transaction: the current text, locked, so a concurrent edit cannot slip between the
 -- check and the write.
 SELECT p.id, p.name, p.brand, p.description, p.attributes,
-       (WITH RECURSIVE path(id, parent_id, name, depth) AS (
-            SELECT c.id, c.parent_id, c.name, 0 FROM category c WHERE c.id = p.category_id
-            UNION ALL
-            SELECT c.id, c.parent_id, c.name, path.depth + 1
-            FROM category c JOIN path ON c.id = path.parent_id
-            WHERE path.depth < 32
-        )
-        SELECT coalesce(array_agg(name ORDER BY depth DESC), '{}') FROM path) AS category_path
+       category_path(p.category_id) AS category_path
 FROM product_master p
 WHERE p.id = ANY(%(ids)s::uuid[])
 ORDER BY p.id
@@ -78,13 +64,11 @@ UPDATE ai_task t
 SET attempts = t.attempts + 1,
     status = CASE
         WHEN t.attempts + 1 >= t.max_attempts THEN 'failed'
-        WHEN EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
-                     AND o.status = 'pending' AND o.id <> t.id) THEN 'done'
+        WHEN ai_task_other_pending(t.product_master_id, t.id) THEN 'done'
         ELSE 'pending' END,
     result = CASE
         WHEN t.attempts + 1 >= t.max_attempts THEN 'failed after ' || (t.attempts + 1) || ' attempts'
-        WHEN EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
-                     AND o.status = 'pending' AND o.id <> t.id) THEN 'superseded'
+        WHEN ai_task_other_pending(t.product_master_id, t.id) THEN 'superseded'
         ELSE NULL END,
     finished_at = CASE WHEN t.attempts + 1 >= t.max_attempts THEN now() END,
     last_error = left(%(error)s, 2000),
@@ -98,10 +82,8 @@ RETURNING t.status, t.attempts;
 -- params: task_ids bigint[], worker_id text
 -- Graceful shutdown: give unfinished tasks back untouched (no attempt is spent).
 UPDATE ai_task t
-SET status = CASE WHEN EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
-                               AND o.status = 'pending' AND o.id <> t.id) THEN 'done' ELSE 'pending' END,
-    result = CASE WHEN EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
-                               AND o.status = 'pending' AND o.id <> t.id) THEN 'superseded' END,
+SET status = CASE WHEN ai_task_other_pending(t.product_master_id, t.id) THEN 'done' ELSE 'pending' END,
+    result = CASE WHEN ai_task_other_pending(t.product_master_id, t.id) THEN 'superseded' END,
     locked_by = NULL, locked_until = NULL
 WHERE t.id = ANY(%(task_ids)s::bigint[]) AND t.status = 'running' AND t.locked_by = %(worker_id)s
 RETURNING t.id;
@@ -124,13 +106,11 @@ UPDATE ai_task t
 SET attempts = t.attempts + 1,
     status = CASE
         WHEN t.attempts + 1 >= t.max_attempts THEN 'failed'
-        WHEN EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
-                     AND o.status = 'pending' AND o.id <> t.id) THEN 'done'
+        WHEN ai_task_other_pending(t.product_master_id, t.id) THEN 'done'
         ELSE 'pending' END,
     result = CASE
         WHEN t.attempts + 1 >= t.max_attempts THEN 'failed after ' || (t.attempts + 1) || ' attempts'
-        WHEN EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
-                     AND o.status = 'pending' AND o.id <> t.id) THEN 'superseded'
+        WHEN ai_task_other_pending(t.product_master_id, t.id) THEN 'superseded'
         ELSE NULL END,
     finished_at = CASE WHEN t.attempts + 1 >= t.max_attempts THEN now() END,
     last_error = 'lease expired (held by ' || coalesce(t.locked_by, '?') || ')',

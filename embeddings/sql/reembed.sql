@@ -16,14 +16,7 @@ WHERE (%(mode)s <> 'missing' OR ai_vector IS NULL)
 -- params: after uuid|null, batch_size int, mode text, before timestamptz|null
 -- The next keyset page of candidates; 'stale' is decided in Python (it needs the composed text's hash).
 SELECT p.id, p.name, p.brand, p.description, p.attributes, p.ai_model, p.ai_text_hash,
-       (WITH RECURSIVE path(id, parent_id, name, depth) AS (
-            SELECT c.id, c.parent_id, c.name, 0 FROM category c WHERE c.id = p.category_id
-            UNION ALL
-            SELECT c.id, c.parent_id, c.name, path.depth + 1
-            FROM category c JOIN path ON c.id = path.parent_id
-            WHERE path.depth < 32
-        )
-        SELECT coalesce(array_agg(name ORDER BY depth DESC), '{}') FROM path) AS category_path
+       category_path(p.category_id) AS category_path
 FROM product_master p
 WHERE (%(after)s::uuid IS NULL OR p.id > %(after)s::uuid)
   AND (%(mode)s <> 'missing' OR p.ai_vector IS NULL)

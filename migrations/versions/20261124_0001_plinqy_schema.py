@@ -30,14 +30,16 @@ TABLES_WITH_UPDATED_AT = (
     "store_webhook",
     "feature_flag",
 )
-TRIGGER_FUNCTIONS = (
-    "set_updated_at",
-    "enqueue_embedding_on_insert",
-    "enqueue_embedding_on_update",
-    "enqueue_embedding_on_category_change",
-    "store_product_after_insert",
-    "store_product_after_update",
-    "store_product_after_delete",
+SQL_FUNCTIONS = (
+    "set_updated_at()",
+    "enqueue_embedding_on_insert()",
+    "enqueue_embedding_on_update()",
+    "enqueue_embedding_on_category_change()",
+    "store_product_after_insert()",
+    "store_product_after_update()",
+    "store_product_after_delete()",
+    "category_path(bigint)",
+    "ai_task_other_pending(uuid, bigint)",
 )
 
 revision: str = "0001"
@@ -566,5 +568,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_category_parent_id"), table_name="category")
     op.drop_table("category")
     op.drop_table("app_user")
-    for function in TRIGGER_FUNCTIONS:
-        op.execute(f"DROP FUNCTION IF EXISTS {function}() CASCADE")
+    for function in SQL_FUNCTIONS:
+        op.execute(f"DROP FUNCTION IF EXISTS {function} CASCADE")
