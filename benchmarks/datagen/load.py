@@ -18,9 +18,11 @@ The load runs in one transaction:
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +34,7 @@ from tqdm import tqdm
 
 from embeddings.text import text_hash
 
-from .market import Marketplace, Product, slugify
+from .market import ListingChunk, Marketplace, Product, slugify
 
 SECONDARY_INDEX_TABLES = ("store", "product_master", "store_product")
 AUDIT_TRIGGER = "trg_store_product_audit_insert"
@@ -252,57 +254,71 @@ def product_text(p: Product) -> str:
     )
 
 
-def _copy_products(
-    conn: psycopg.Connection[Any],
+_PRODUCT_COLS = "id, name, brand, description, category_id, gtin, attributes"
+_VECTOR_COLS = "ai_vector, ai_model, ai_text_hash, ai_embedded_at"
+_PRODUCT_TYPES = ["uuid", "text", "text", "text", "int8", "text", "jsonb"]
+_VECTOR_TYPES = ["vector", "text", "text", "timestamptz"]
+
+
+def _copy_product_range(
+    dsn_or_conn: str | psycopg.Connection[Any],
     market: Marketplace,
+    start: int,
+    stop: int,
     vectors: np.ndarray | None,
     model_id: str | None,
-    quiet: bool,
-    chunk: int = 20_000,
-) -> TableStat:
-    t0 = time.perf_counter()
-    n = market.n_products
-    now = datetime.now(UTC)
-    with conn.cursor() as cur, _progress(n, "product_master", quiet) as bar:
+    bar: tqdm[Any],
+    chunk: int = 10_000,
+) -> int:
+    """COPY products [start, stop): text COPY without vectors, binary COPY (pgvector's dumper) with them."""
+    own = isinstance(dsn_or_conn, str)
+    conn = psycopg.connect(dsn_or_conn, autocommit=True) if isinstance(dsn_or_conn, str) else dsn_or_conn
+    try:
+        if vectors is not None and own:
+            from pgvector.psycopg import register_vector
+
+            register_vector(conn)
+        now = datetime.now(UTC)
         if vectors is None:
-            stmt = "COPY product_master (id, name, brand, description, category_id, gtin, attributes) FROM STDIN"
-            types = ["uuid", "text", "text", "text", "int8", "text", "jsonb"]
+            stmt = sql.SQL("COPY product_master ({}) FROM STDIN").format(sql.SQL(_PRODUCT_COLS))
         else:
-            stmt = (
-                "COPY product_master (id, name, brand, description, category_id, gtin, attributes, "
-                "ai_vector, ai_model, ai_text_hash, ai_embedded_at) FROM STDIN (FORMAT BINARY)"
+            stmt = sql.SQL("COPY product_master ({}, {}) FROM STDIN (FORMAT BINARY)").format(
+                sql.SQL(_PRODUCT_COLS), sql.SQL(_VECTOR_COLS)
             )
-            types = [
-                "uuid", "text", "text", "text", "int8", "text", "jsonb", "vector", "text", "text", "timestamptz",
-            ]  # fmt: skip
-        with cur.copy(stmt) as copy:
+        with conn.cursor() as cur, cur.copy(stmt) as copy:
             if vectors is not None:
-                copy.set_types(types)
-            start = 0
-            for products in market.iter_products(chunk):
+                copy.set_types(_PRODUCT_TYPES + _VECTOR_TYPES)
+            for lo in range(start, stop, chunk):
+                products = market.products(lo, min(lo + chunk, stop))
                 if vectors is None:
                     for p in products:
                         copy.write_row(
                             (p.id, p.name, p.brand, p.description, p.category_id, p.gtin, json.dumps(p.attributes))
                         )
                 else:
-                    block = vectors[start : start + len(products)]
+                    block = vectors[lo : lo + len(products)]
                     for p, vec in zip(products, block, strict=True):
                         copy.write_row(
                             (
                                 p.id, p.name, p.brand, p.description, p.category_id, p.gtin, p.attributes,
-                                vec, model_id, text_hash(product_text(p)), now,
+                                np.asarray(vec, dtype=np.float32), model_id, text_hash(product_text(p)), now,
                             )
                         )  # fmt: skip
-                start += len(products)
                 bar.update(len(products))
-    return TableStat("product_master", n, time.perf_counter() - t0)
+    finally:
+        if own:
+            conn.close()
+    return stop - start
 
 
-def _listing_lines(market: Marketplace, store_hex: list[str], product_hex: list[str]) -> Iterator[tuple[int, bytes]]:
-    """Text COPY data per chunk of stores, built column-wise (far faster than a Python call per row)."""
+def _listing_lines(
+    market: Marketplace, store_start: int, store_stop: int, store_hex: list[str], product_hex: list[str]
+) -> Iterator[tuple[int, bytes]]:
+    """Text COPY data per run of stores, built column-wise (far faster than a Python call per row)."""
     currency = [s.currency for s in market.stores]
-    for chunk in market.iter_listings():
+    step = 50
+    for lo in range(store_start, store_stop, step):
+        chunk = ListingChunk.concat([market._store_listings(s) for s in range(lo, min(lo + step, store_stop))])
         n = len(chunk)
         if n == 0:
             continue
@@ -317,19 +333,122 @@ def _listing_lines(market: Marketplace, store_hex: list[str], product_hex: list[
         yield n, body.encode()
 
 
-def _copy_listings(conn: psycopg.Connection[Any], market: Marketplace, quiet: bool) -> TableStat:
+def _copy_listing_range(
+    dsn_or_conn: str | psycopg.Connection[Any],
+    market: Marketplace,
+    store_start: int,
+    store_stop: int,
+    store_hex: list[str],
+    product_hex: list[str],
+    bar: tqdm[Any],
+) -> int:
+    own = isinstance(dsn_or_conn, str)
+    conn = psycopg.connect(dsn_or_conn, autocommit=True) if isinstance(dsn_or_conn, str) else dsn_or_conn
+    rows = 0
+    stmt = "COPY store_product (id, store_id, product_master_id, price, currency, quantity, is_active) FROM STDIN"
+    try:
+        with conn.cursor() as cur, cur.copy(stmt) as copy:
+            for n, data in _listing_lines(market, store_start, store_stop, store_hex, product_hex):
+                copy.write(data)
+                rows += n
+                bar.update(n)
+    finally:
+        if own:
+            conn.close()
+    return rows
+
+
+def _ranges(n: int, parts: int) -> list[tuple[int, int]]:
+    bounds = np.linspace(0, n, max(1, min(parts, n)) + 1).astype(int).tolist()
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _copy_products(
+    conn: psycopg.Connection[Any],
+    dsn: str,
+    market: Marketplace,
+    vectors: np.ndarray | None,
+    model_id: str | None,
+    quiet: bool,
+    workers: int,
+) -> TableStat:
+    t0 = time.perf_counter()
+    n = market.n_products
+    with _progress(n, "product_master", quiet) as bar:
+        if workers <= 1:
+            _copy_product_range(conn, market, 0, n, vectors, model_id, bar)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [
+                    pool.submit(_copy_product_range, dsn, market, a, b, vectors, model_id, bar)
+                    for a, b in _ranges(n, workers)
+                ]
+                for f in futures:
+                    f.result()
+    return TableStat("product_master", n, time.perf_counter() - t0)
+
+
+def _copy_listings(
+    conn: psycopg.Connection[Any], dsn: str, market: Marketplace, quiet: bool, workers: int
+) -> TableStat:
     t0 = time.perf_counter()
     store_hex = [s.id.hex for s in market.stores]
     product_hex = _uuid_hex(market.plan.id_bytes)
     rows = 0
-    with conn.cursor() as cur, _progress(market.expected_listings, "store_product", quiet) as bar:
-        stmt = "COPY store_product (id, store_id, product_master_id, price, currency, quantity, is_active) FROM STDIN"
-        with cur.copy(stmt) as copy:
-            for n, data in _listing_lines(market, store_hex, product_hex):
-                copy.write(data)
-                rows += n
-                bar.update(n)
+    with _progress(market.expected_listings, "store_product", quiet) as bar:
+        if workers <= 1:
+            rows = _copy_listing_range(conn, market, 0, len(market.stores), store_hex, product_hex, bar)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [
+                    pool.submit(_copy_listing_range, dsn, market, a, b, store_hex, product_hex, bar)
+                    for a, b in _ranges(len(market.stores), workers)
+                ]
+                rows = sum(f.result() for f in futures)
     return TableStat("store_product", rows, time.perf_counter() - t0)
+
+
+def _strip(conn: psycopg.Connection[Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str, str, str]]]:
+    """Drop the secondary indexes and the droppable constraints; return what is needed to put them back."""
+    dropped: list[tuple[str, str]] = []
+    constraints: list[tuple[str, str, str, str]] = []
+    for table in SECONDARY_INDEX_TABLES:
+        for name, definition in secondary_indexes(conn, table):
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))
+            dropped.append((name, definition))
+        for name, definition, kind in droppable_constraints(conn, table):
+            constraints.append((table, name, definition, kind))
+    # Foreign keys go first: a key constraint cannot be dropped while a foreign key leans on it.
+    for table, name, _definition, _kind in sorted(constraints, key=lambda c: c[3] != "f"):
+        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table), sql.Identifier(name)))
+    return dropped, constraints
+
+
+def _restore(
+    conn: psycopg.Connection[Any],
+    dropped: list[tuple[str, str]],
+    constraints: list[tuple[str, str, str, str]],
+    report: LoadReport,
+    quiet: bool,
+) -> None:
+    """Re-add the constraints (keys before the foreign keys that need them) and recreate the indexes."""
+    t0 = time.perf_counter()
+    for table, name, definition, _kind in sorted(constraints, key=lambda c: c[3] == "f"):
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)
+            )
+        )
+        report.constraints_readded.append(name)
+    for name, definition in tqdm(dropped, desc="indexes", disable=quiet, leave=False):
+        conn.execute(sql.SQL(definition))
+        report.indexes_recreated.append(name)
+    report.index_seconds = time.perf_counter() - t0
+
+
+def _set_trigger(conn: psycopg.Connection[Any], enabled: bool) -> None:
+    action = sql.SQL("ENABLE" if enabled else "DISABLE")
+    conn.execute(sql.SQL("ALTER TABLE store_product {} TRIGGER {}").format(action, sql.Identifier(AUDIT_TRIGGER)))
 
 
 def load(
@@ -340,10 +459,17 @@ def load(
     model_id: str | None = None,
     report: LoadReport | None = None,
     quiet: bool = False,
+    workers: int = 1,
     maintenance_work_mem: str = "1GB",
 ) -> LoadReport:
     """COPY `market` into the empty catalogue at `dsn` (see the module docstring). With `vectors`
-    (float32, one row per product, L2-normalised) and `model_id`, products carry their embedding."""
+    (float32, one row per product, L2-normalised) and `model_id`, products carry their embedding.
+
+    workers=1: everything in one transaction (all or nothing). workers>1: products and listings are copied over
+    that many connections at once (product_master's generated tsvector makes its COPY CPU-bound on the server);
+    the index/constraint drop and the trigger switch then commit first, and `finally` puts both back even when
+    a COPY fails (the rows copied so far stay: seed a fresh database again).
+    """
     if vectors is not None:
         if model_id is None:
             raise ValueError("vectors need the model_id that produced them")
@@ -356,69 +482,83 @@ def load(
             from pgvector.psycopg import register_vector
 
             register_vector(conn)
-        if not catalogue_is_empty(conn):
-            counts = catalogue_counts(conn)
-            report.skipped = True
-            report.message = (
-                "catalogue already seeded, nothing to do (" + ", ".join(f"{t}: {c:,}" for t, c in counts.items()) + ")"
-            )
-            return report
+        # One seed at a time per database: a second one waits, then finds the catalogue full.
+        conn.execute("SELECT pg_advisory_lock(hashtext('plinqy-datagen-seed'))")
         try:
-            with conn.transaction():
-                conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(maintenance_work_mem)))
-                # Serialise concurrent seeds: the second one finds the catalogue full and does nothing.
-                conn.execute("LOCK TABLE store, product_master, store_product, category IN SHARE ROW EXCLUSIVE MODE")
-                if not catalogue_is_empty(conn):
-                    report.skipped = True
-                    report.message = "catalogue already seeded (by a concurrent seed), nothing to do"
-                    return report
-                dropped: list[tuple[str, str]] = []
-                constraints: list[tuple[str, str, str, str]] = []
-                for table in SECONDARY_INDEX_TABLES:
-                    for name, definition in secondary_indexes(conn, table):
-                        conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))
-                        dropped.append((name, definition))
-                    for name, definition, kind in droppable_constraints(conn, table):
-                        constraints.append((table, name, definition, kind))
-                # Foreign keys go first: a key constraint cannot be dropped while a foreign key leans on it.
-                for table, name, _definition, _kind in sorted(constraints, key=lambda c: c[3] != "f"):
-                    conn.execute(
-                        sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table), sql.Identifier(name))
-                    )
-                report.add(_copy_categories(conn, market))
-                report.add(_copy_stores(conn, market, quiet))
-                report.add(_copy_products(conn, market, vectors, model_id, quiet))
-                conn.execute(
-                    sql.SQL("ALTER TABLE store_product DISABLE TRIGGER {}").format(sql.Identifier(AUDIT_TRIGGER))
+            if not catalogue_is_empty(conn):
+                counts = catalogue_counts(conn)
+                report.skipped = True
+                report.message = (
+                    "catalogue already seeded, nothing to do ("
+                    + ", ".join(f"{t}: {c:,}" for t, c in counts.items())
+                    + ")"
                 )
-                report.add(_copy_listings(conn, market, quiet))
-                conn.execute(
-                    sql.SQL("ALTER TABLE store_product ENABLE TRIGGER {}").format(sql.Identifier(AUDIT_TRIGGER))
-                )
-                t0 = time.perf_counter()
-                for table, name, definition, _kind in sorted(constraints, key=lambda c: c[3] == "f"):
-                    conn.execute(
-                        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-                            sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)
-                        )
-                    )
-                    report.constraints_readded.append(name)
-                for name, definition in tqdm(dropped, desc="indexes", disable=quiet, leave=False):
-                    conn.execute(sql.SQL(definition))
-                    report.indexes_recreated.append(name)
-                report.index_seconds = time.perf_counter() - t0
-                tasks = conn.execute("SELECT count(*) FROM ai_task WHERE status = 'pending'").fetchone()
-                report.ai_tasks = int(tasks[0]) if tasks else 0
-                report.vectors = market.n_products if vectors is not None else 0
+                return report
+            if workers <= 1:
+                _load_in_one_transaction(conn, dsn, market, vectors, model_id, report, quiet, maintenance_work_mem)
+            else:
+                _load_in_parallel(conn, dsn, market, vectors, model_id, report, quiet, workers, maintenance_work_mem)
+            tasks = conn.execute("SELECT count(*) FROM ai_task WHERE status = 'pending'").fetchone()
+            report.ai_tasks = int(tasks[0]) if tasks else 0
+            report.vectors = market.n_products if vectors is not None else 0
+            t0 = time.perf_counter()
+            for table in (*CATALOGUE_TABLES, "ai_task"):
+                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+            report.analyze_seconds = time.perf_counter() - t0
         finally:
-            # The transaction's rollback restores the trigger on failure; this is the belt to those braces.
-            if not conn.closed and not trigger_enabled(conn, "store_product", AUDIT_TRIGGER):
-                conn.execute(
-                    sql.SQL("ALTER TABLE store_product ENABLE TRIGGER {}").format(sql.Identifier(AUDIT_TRIGGER))
-                )
-        t0 = time.perf_counter()
-        for table in (*CATALOGUE_TABLES, "ai_task"):
-            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
-        report.analyze_seconds = time.perf_counter() - t0
+            conn.execute("SELECT pg_advisory_unlock(hashtext('plinqy-datagen-seed'))")
     report.seconds += time.perf_counter() - t_start
     return report
+
+
+def _load_in_one_transaction(
+    conn: psycopg.Connection[Any],
+    dsn: str,
+    market: Marketplace,
+    vectors: np.ndarray | None,
+    model_id: str | None,
+    report: LoadReport,
+    quiet: bool,
+    maintenance_work_mem: str,
+) -> None:
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(maintenance_work_mem)))
+            dropped, constraints = _strip(conn)
+            report.add(_copy_categories(conn, market))
+            report.add(_copy_stores(conn, market, quiet))
+            report.add(_copy_products(conn, dsn, market, vectors, model_id, quiet, 1))
+            _set_trigger(conn, False)
+            report.add(_copy_listings(conn, dsn, market, quiet, 1))
+            _set_trigger(conn, True)
+            _restore(conn, dropped, constraints, report, quiet)
+    finally:
+        # A failed transaction rolls the trigger back to enabled by itself; this is the belt to those braces.
+        if not conn.closed and not trigger_enabled(conn, "store_product", AUDIT_TRIGGER):
+            _set_trigger(conn, True)
+
+
+def _load_in_parallel(
+    conn: psycopg.Connection[Any],
+    dsn: str,
+    market: Marketplace,
+    vectors: np.ndarray | None,
+    model_id: str | None,
+    report: LoadReport,
+    quiet: bool,
+    workers: int,
+    maintenance_work_mem: str,
+) -> None:
+    with conn.transaction():
+        dropped, constraints = _strip(conn)
+        _set_trigger(conn, False)
+    try:
+        report.add(_copy_categories(conn, market))
+        report.add(_copy_stores(conn, market, quiet))
+        report.add(_copy_products(conn, dsn, market, vectors, model_id, quiet, workers))
+        report.add(_copy_listings(conn, dsn, market, quiet, workers))
+    finally:
+        _set_trigger(conn, True)
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(maintenance_work_mem)))
+            _restore(conn, dropped, constraints, report, quiet)

@@ -7,6 +7,7 @@ one and the schema's trigger queues an ai_task per product, which `plinqy-search
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -29,6 +30,13 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
 def embed_by_default(scale_name: str) -> bool:
     """Demo leaves embedding to the worker (it is what `make run` shows); bigger scales embed inline."""
     return scale_name != "demo"
+
+
+def default_workers(scale: Scale) -> int:
+    """One transaction for small catalogues; parallel COPY (half the cores, 2-8) from 50k products up."""
+    if scale.products < 50_000:
+        return 1
+    return min(8, max(2, (os.cpu_count() or 2) // 2))
 
 
 def vector_cache_path(cache_dir: Path, scale: Scale, seed: int, model_id: str) -> Path:
@@ -88,12 +96,14 @@ def seed(
     encoder_config: EncoderConfig | None = None,
     encoder: Encoder | None = None,
     quiet: bool = False,
+    workers: int | None = None,
 ) -> LoadReport:
     """Seed the empty catalogue at `dsn` with the marketplace of (scale, seed). Idempotent: when the catalogue
     already has categories, stores, products or listings, nothing is done and the report says so.
 
     embed: None → `embed_by_default(scale)`; True → vectors inline (from `encoder`, else one loaded from
     `encoder_config`), cached under `cache_dir`; False → no vectors, the worker embeds from the ai_task queue.
+    workers: connections copying at once (None → `default_workers(scale)`; 1 → one all-or-nothing transaction).
     """
     scale = scale_name if isinstance(scale_name, Scale) else get_scale(scale_name)
     report = LoadReport(scale=scale.name, seed=seed)
@@ -123,7 +133,9 @@ def seed(
         model_id = encoder.model_id
         report.embed_seconds = time.perf_counter() - t1
     report.seconds = time.perf_counter() - t0
-    return load(dsn, market, vectors=vectors, model_id=model_id, report=report, quiet=quiet)
+    if workers is None:
+        workers = default_workers(scale)
+    return load(dsn, market, vectors=vectors, model_id=model_id, report=report, quiet=quiet, workers=workers)
 
 
 def seed_summary(report: LoadReport) -> dict[str, Any]:
