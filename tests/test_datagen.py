@@ -354,3 +354,70 @@ def test_vector_cache_is_reused(tmp_path) -> None:
     again = product_vectors(market, enc, tmp_path, quiet=True)  # type: ignore[arg-type]
     assert enc.calls == calls
     assert np.array_equal(first, again)
+
+
+def _schema(url: str) -> tuple[dict[str, str], dict[str, str], str]:
+    """Indexes and constraints of the public schema, and the audit trigger's state."""
+    import psycopg
+
+    with psycopg.connect(url) as c:
+        cons = c.execute(
+            "SELECT conrelid::regclass::text || '.' || conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE connamespace = 'public'::regnamespace"
+        ).fetchall()
+        trig = c.execute("SELECT tgenabled FROM pg_trigger WHERE tgname = 'trg_store_product_audit_insert'").fetchone()
+    assert trig is not None
+    return _indexes(url), {str(r[0]): str(r[1]) for r in cons}, str(trig[0])
+
+
+def test_parallel_load_restores_indexes_constraints_and_trigger(fresh_db_url: str) -> None:
+    from benchmarks.datagen.load import load
+
+    before = _schema(fresh_db_url)
+    assert before[2] == "O"
+    market = generate(LOAD, seed=6)
+    report = load(fresh_db_url, market, quiet=True, workers=3)
+    assert not report.skipped and report.constraints_readded and report.indexes_recreated
+    assert _schema(fresh_db_url) == before
+    counts = _counts(fresh_db_url)
+    assert counts["product_master"] == market.n_products == counts["ai_task"]
+    assert counts["store_product"] == len(market.listings())
+    assert counts["history_store_product"] == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_failed_load_leaves_the_schema_as_it_was(fresh_db_url: str, monkeypatch, workers: int) -> None:
+    import importlib
+
+    load_mod = importlib.import_module("benchmarks.datagen.load")  # the module; the package's `load` is the function
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("listing copy failed")
+
+    before = _schema(fresh_db_url)
+    monkeypatch.setattr(load_mod, "_copy_listing_range", broken)
+    with pytest.raises(RuntimeError, match="listing copy failed"):
+        load_mod.load(fresh_db_url, generate(LOAD, seed=6), quiet=True, workers=workers)
+    assert _schema(fresh_db_url) == before
+    if workers == 1:  # one transaction: nothing stays behind
+        assert _counts(fresh_db_url)["product_master"] == 0
+
+
+def test_demo_presets_are_real_berlin_neighbourhoods(demo) -> None:
+    from benchmarks.datagen import DEMO_CITY, neighbourhoods
+    from benchmarks.datagen.geo import haversine_m
+
+    assert DEMO_CITY["name"] == "Berlin"
+    hoods = neighbourhoods("Berlin")
+    names = {n for n, _, _ in hoods}
+    assert {"Mitte", "Kreuzberg", "Prenzlauer Berg", "Neukölln", "Spandau", "Köpenick"} <= names
+    for _, lat, lon in hoods:
+        assert haversine_m(DEMO_CITY["lat"], DEMO_CITY["lon"], lat, lon) < 25_000
+    # Stores cluster around the neighbourhoods: most Berlin stores are within 1.5 km of one.
+    near = [
+        min(haversine_m(s.lat, s.lon, lat, lon) for _, lat, lon in hoods) < 1500
+        for s in demo.stores
+        if s.home_city == "Berlin" and s.zone == "core"
+    ]
+    assert sum(near) > 0.6 * len(near)
+    assert neighbourhoods("Nowhere") == []
