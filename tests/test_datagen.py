@@ -421,3 +421,33 @@ def test_demo_presets_are_real_berlin_neighbourhoods(demo) -> None:
     ]
     assert sum(near) > 0.6 * len(near)
     assert neighbourhoods("Nowhere") == []
+
+
+def test_seeded_vectors_are_what_the_worker_would_write(fresh_db_url: str, tmp_path) -> None:
+    """Real model: a seed with inline vectors leaves nothing stale for `reembed --stale` (same text, same hash,
+    same model id), and the stored vectors are the encoder's vectors of the worker's text."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    from benchmarks.datagen.seed import seed
+    from embeddings import queue
+    from embeddings.encoder import DEFAULT_CACHE_DIR, EncoderConfig, load_encoder
+    from embeddings.reembed import reembed
+    from embeddings.worker import product_text
+
+    encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+    scale = Scale("embedded", products=120, stores=12, listings_per_store=20)
+    report = seed(fresh_db_url, scale, 11, embed=True, encoder=encoder, cache_dir=tmp_path, quiet=True)
+    assert report.vectors == 120 and report.ai_tasks == 0
+    assert list((tmp_path / "vectors").glob("*.npy"))
+    stale = reembed(fresh_db_url, encoder, mode="stale", cache_dir=tmp_path, progress=False)
+    assert (stale.scanned, stale.written) == (120, 0)
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        register_vector(conn)
+        ids = [r[0] for r in conn.execute("SELECT id FROM product_master ORDER BY id LIMIT 5")]
+        products = queue.load_products(conn, ids)
+        stored = dict(conn.execute("SELECT id, ai_vector FROM product_master WHERE id = ANY(%s)", (ids,)).fetchall())
+    for pid, product in products.items():
+        expected = encoder.encode([product_text(product)])[0]
+        vec = stored[pid]
+        assert float(np.dot(expected, vec.to_numpy() if hasattr(vec, "to_numpy") else np.asarray(vec))) > 0.999
