@@ -25,6 +25,11 @@ INACTIVE_LISTING_SHARE = 0.02
 INACTIVE_STORE_SHARE = 0.03
 PRICE_SPREAD = 0.15  # store prices within ±15% of the product's base price
 ZIPF_EXPONENT = 0.85
+# Sub-brands for catalogues bigger than a leaf's name combinations (the large scale).
+PRODUCT_LINES = (
+    "Select", "Essentials", "Classic", "Premium", "Plus", "Signature", "Everyday", "Pro", "Original", "Prime",
+    "Home", "Studio", "Max", "Heritage", "Urban", "Nature", "Smart", "Family", "Expert", "Lite",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -333,12 +338,18 @@ def _plan_products(n: int, leaves: list[_LeafInfo], rng: np.random.Generator) ->
         total = int(li.item_offsets[-1])
         # Distinct combinations while the leaf has them (so names rarely repeat), then repeats.
         combo = rng.choice(total, size=min(int(k), total), replace=False)
+        line = np.zeros(len(combo), dtype=np.int64)
         if k > total:
-            combo = np.concatenate([combo, rng.integers(0, total, int(k) - total)])
+            # More products than combinations: further rounds come from the brands' product lines
+            # ("Kabelwerk Pro", "Bellavita Select"), so big catalogues stay mostly distinct too.
+            rounds = -(-int(k) // total)
+            extra = np.concatenate([rng.permutation(total) for _ in range(rounds - 1)])[: int(k) - total]
+            combo = np.concatenate([combo, extra])
+            line = np.minimum(np.arange(int(k)) // total, len(PRODUCT_LINES))
         item = np.searchsorted(li.item_offsets, combo, side="right") - 1
         rest = combo - li.item_offsets[item]
         nb, nm, nc = len(li.brands), len(li.leaf.materials), len(li.leaf.colours)
-        brand = rest % nb
+        brand = rest % nb + nb * line  # product line folded into the brand index
         rest //= nb
         mat = rest % nm
         rest //= nm
@@ -370,7 +381,8 @@ def _plan_products(n: int, leaves: list[_LeafInfo], rng: np.random.Generator) ->
     weight = listing_f / (rank + 10.0) ** ZIPF_EXPONENT
 
     brand_names = [
-        leaves[lf_i].brands[b] for lf_i, b in zip(cols["leaf"].tolist(), cols["brand"].tolist(), strict=True)
+        leaves[lf_i].brands[b % len(leaves[lf_i].brands)]
+        for lf_i, b in zip(cols["leaf"].tolist(), cols["brand"].tolist(), strict=True)
     ]
     all_prefixes = np.array([p for cc in sorted(GS1_PREFIXES) for p in GS1_PREFIXES[cc]])
     prefixes = np.array([all_prefixes[zlib.crc32(b.encode()) % len(all_prefixes)] for b in brand_names])
@@ -476,7 +488,8 @@ class Marketplace:
             size = _sizes(lf, item)[s_i]
             colour = lf.colours[c_i]
             material = lf.materials[m_i]
-            brand = li.brands[b_i]
+            line, b_i = divmod(b_i, len(li.brands))
+            brand = f"{li.brands[b_i]} {PRODUCT_LINES[line - 1]}" if line else li.brands[b_i]
             name = _join_name(variant, material, item.name)
             if colour:
                 name = f"{name}, {colour}"
