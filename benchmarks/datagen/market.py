@@ -34,13 +34,25 @@ PRODUCT_LINES = (
 
 @dataclass(frozen=True)
 class Scale:
-    """How big a marketplace to generate. `cities`: ("Name,CC", share of stores) pairs, the first the densest."""
+    """How big a marketplace to generate. `cities`: ("Name,CC", share of stores) pairs, the first the densest.
+    Give the listings either per store (`listings_per_store`) or in total (`listings`, about that many)."""
 
     name: str
     products: int
     stores: int
-    listings_per_store: float
+    listings_per_store: float = 0.0
     cities: tuple[tuple[str, float], ...] = (("Berlin,DE", 1.0),)
+    listings: int = 0
+
+    def __post_init__(self) -> None:
+        if self.products <= 0 or self.stores <= 0:
+            raise ValueError("a scale needs products and stores")
+        if self.listings_per_store <= 0:
+            if self.listings <= 0:
+                raise ValueError("give listings_per_store or listings")
+            object.__setattr__(self, "listings_per_store", self.listings / self.stores)
+        if self.listings <= 0:
+            object.__setattr__(self, "listings", round(self.stores * self.listings_per_store))
 
     @property
     def target_listings(self) -> int:
