@@ -1,6 +1,8 @@
 """Bulk loading of a generated marketplace into an EMPTY catalogue with COPY.
 
-The load runs in one transaction:
+With `workers=1` the load runs in one transaction (all or nothing); with more, products and listings are copied
+over several connections at once (product_master's generated tsvector column makes its COPY CPU-bound on the
+server), after the drops below have committed. Either way:
 - the secondary (non-constraint) indexes of store, product_master and store_product are captured with
   `pg_get_indexdef`, dropped, and recreated from those very definitions after the COPYs (so the schema stays
   identical), then the tables are ANALYZEd;
@@ -13,7 +15,8 @@ The load runs in one transaction:
   load instead of maintained row by row). They are re-added under their own names from `pg_get_constraintdef`,
   so the schema after the load is the schema before it;
 - product_master's embedding trigger stays on: products copied without a vector get their ai_task (the worker
-  embeds them), products copied with one do not.
+  embeds them), products copied with one do not;
+- a session advisory lock serialises seeds of one database: the second finds the catalogue full and does nothing.
 """
 
 from __future__ import annotations
