@@ -44,8 +44,8 @@ class EncoderConfig:
 
 def _offline() -> None:
     # Never reach for a hub: this service runs where there is none.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 def resolve_model_dir(config: EncoderConfig) -> Path:
@@ -90,6 +90,14 @@ def _pooling_is_mean(model_dir: Path) -> bool:
     if not pooling.exists():
         return True
     return bool(json.loads(pooling.read_text()).get("pooling_mode_mean_tokens", True))
+
+
+def _unsupported_modules(model_dir: Path) -> list[str]:
+    modules = model_dir / "modules.json"
+    if not modules.exists():
+        return []
+    known = ("models.Transformer", "models.Pooling", "models.Normalize")
+    return [m["type"] for m in json.loads(modules.read_text()) if not str(m.get("type", "")).endswith(known)]
 
 
 def _max_seq_length(model_dir: Path) -> int:
@@ -214,8 +222,16 @@ class OnnxEncoder(Encoder):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        if not _pooling_is_mean(model_dir):
-            raise EncoderError(f"{model_dir}: only mean pooling is supported by the onnx backend; use torch")
+        # The ONNX path re-implements Transformer -> Pooling(mean) -> Normalize; anything else (Dense, CLS pooling)
+        # would silently give other vectors, so such a model must use the torch backend.
+        extra = _unsupported_modules(model_dir)
+        if extra or not _pooling_is_mean(model_dir):
+            raise EncoderError(
+                f"{model_dir}: the onnx backend supports Transformer + mean Pooling + Normalize only "
+                f"(found {', '.join(extra) or 'non-mean pooling'}): set PLINQY_ENCODER_BACKEND=torch"
+            )
+        if not (model_dir / "tokenizer.json").exists():
+            raise EncoderError(f"{model_dir}: no tokenizer.json (fast tokenizer): set PLINQY_ENCODER_BACKEND=torch")
         fingerprint = _fingerprint(model_dir)
         cache_dir = config.cache_dir / f"{_model_name(model_dir)}-{fingerprint}"
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -236,22 +252,40 @@ class OnnxEncoder(Encoder):
         max_len = _max_seq_length(model_dir)
         tokenizer.enable_truncation(max_length=max_len)
         pad_id = tokenizer.token_to_id("[PAD]")
-        tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+        tokenizer.no_padding()  # encode() pads per batch, to that batch's longest text only
+        self._pad_id = 0 if pad_id is None else pad_id
         self._tokenizer = tokenizer
         self.backend_name = "onnx-int8" if int8 else "onnx"
         dim = int(json.loads((model_dir / "config.json").read_text()).get("hidden_size", 0))
         model_id = f"{_model_name(model_dir)}@{fingerprint}" + ("+int8" if int8 else "")
         super().__init__(model_dir, config, dim, model_id)
 
-    def _lengths(self, texts: Sequence[str]) -> list[int]:
-        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Tokenise once, sort by token count, pad each batch only to its own longest text."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch(list(texts))
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        size = max(1, self.config.batch_size)
+        with self._lock:
+            for start in range(0, len(order), size):
+                idx = order[start : start + size]
+                width = int(lengths[idx].max())
+                input_ids = np.full((len(idx), width), self._pad_id, dtype=np.int64)
+                mask = np.zeros((len(idx), width), dtype=np.int64)
+                for row, i in enumerate(idx):
+                    n = int(lengths[i])
+                    input_ids[row, :n] = encodings[i].ids
+                    mask[row, :n] = 1
+                out[idx] = self._run(input_ids, mask)
+        return out
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts)
-        input_ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
-        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+    def _run(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
         hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
+        # Mean pooling over real tokens, as sentence-transformers' Pooling(mean) does, then Normalize.
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return _normalise(pooled)
@@ -272,7 +306,9 @@ def load_encoder(config: EncoderConfig) -> Encoder:
     model_dir = resolve_model_dir(config)
     backend = config.backend
     if backend == "auto":
-        backend = "torch" if (config.device or "").startswith("cuda") or _cuda_available() else "onnx"
+        # An explicit non-CUDA device means CPU, where onnx is the fast path.
+        on_cuda = config.device.startswith("cuda") if config.device else _cuda_available()
+        backend = "torch" if on_cuda else "onnx"
     try:
         if backend == "torch":
             return TorchEncoder(model_dir, config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 # all-MiniLM-L6-v2 reads at most 256 word pieces; ~1000 characters of listing text stays under that.
@@ -12,7 +13,18 @@ _SPACES = re.compile(r"\s+")
 
 
 def _clean(value: object) -> str:
-    return _SPACES.sub(" ", str(value)).strip()
+    # NFC so that "é" typed as one or two code points hashes the same; one space between words.
+    return _SPACES.sub(" ", unicodedata.normalize("NFC", str(value))).strip()
+
+
+def _attribute_value(value: object) -> str:
+    """Scalars as text, lists of scalars joined ("red, blue"); nested objects are not key attributes."""
+    if isinstance(value, (list, tuple)):
+        items = [_clean(v) for v in value if v is not None and not isinstance(v, (dict, list, tuple))]
+        return ", ".join(i for i in items if i)
+    if value is None or isinstance(value, dict):
+        return ""
+    return _clean(value)
 
 
 def compose_text(
@@ -32,10 +44,9 @@ def compose_text(
     if path:
         parts.append("Category: " + " > ".join(path))
     for key in sorted(attributes or {}):
-        value = (attributes or {})[key]
-        if value is None or _clean(value) == "" or isinstance(value, (dict, list)):
-            continue
-        parts.append(f"{_clean(key).replace('_', ' ').capitalize()}: {_clean(value)}")
+        value = _attribute_value((attributes or {})[key])
+        if value:  # empty values say nothing and would only churn the hash
+            parts.append(f"{_clean(key).replace('_', ' ').capitalize()}: {value}")
     if description and _clean(description):
         parts.append(_clean(description))
     text = ". ".join(p.rstrip(".") for p in parts if p)

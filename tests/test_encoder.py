@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from embeddings.encoder import DEFAULT_CACHE_DIR, Encoder, EncoderConfig, EncoderError, load_encoder
+from embeddings.encoder import Encoder, EncoderConfig, EncoderError, load_encoder
 from embeddings.text import compose_text, text_hash
 
 PRODUCT_TEXTS = [
@@ -44,14 +45,20 @@ PRODUCT_TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def onnx_encoder() -> Encoder:
-    return load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A fresh cache per session exercises the export itself (~7 s once); all tests then share it.
+    return tmp_path_factory.mktemp("encoder-cache")
 
 
 @pytest.fixture(scope="module")
-def torch_encoder() -> Encoder:
-    return load_encoder(EncoderConfig(backend="torch", cache_dir=DEFAULT_CACHE_DIR))
+def onnx_encoder(cache_dir: Path) -> Encoder:
+    return load_encoder(EncoderConfig(backend="onnx", cache_dir=cache_dir))
+
+
+@pytest.fixture(scope="module")
+def torch_encoder(cache_dir: Path) -> Encoder:
+    return load_encoder(EncoderConfig(backend="torch", device="cpu", cache_dir=cache_dir))
 
 
 def test_onnx_matches_the_torch_reference(onnx_encoder: Encoder, torch_encoder: Encoder) -> None:
@@ -70,6 +77,13 @@ def test_vectors_are_normalised_float32_and_in_input_order(onnx_encoder: Encoder
     singles = np.stack([onnx_encoder.encode_one(t) for t in PRODUCT_TEXTS[:6]])
     np.testing.assert_allclose((singles * vectors[:6]).sum(axis=1), 1.0, atol=1e-4)
     assert onnx_encoder.encode([]).shape == (0, 384)
+    # Reversed input: the inverse permutation of the internal length sort must still put rows back.
+    np.testing.assert_allclose(onnx_encoder.encode(PRODUCT_TEXTS[::-1]), vectors[::-1], atol=1e-5)
+    assert onnx_encoder.dim == 384 and onnx_encoder.backend_name == "onnx"
+
+
+def test_auto_on_an_explicit_cpu_device_is_onnx(cache_dir: Path, onnx_encoder: Encoder) -> None:
+    assert load_encoder(EncoderConfig(backend="auto", device="cpu", cache_dir=cache_dir)).backend_name == "onnx"
 
 
 def test_semantics_survive_the_export(onnx_encoder: Encoder) -> None:
@@ -78,8 +92,8 @@ def test_semantics_survive_the_export(onnx_encoder: Encoder) -> None:
     assert int(np.argmax(scores)) in (0, 9, 10)  # one of the oat drinks
 
 
-def test_int8_is_opt_in_with_its_own_model_id(onnx_encoder: Encoder) -> None:
-    int8 = load_encoder(EncoderConfig(backend="onnx-int8", cache_dir=DEFAULT_CACHE_DIR))
+def test_int8_is_opt_in_with_its_own_model_id(onnx_encoder: Encoder, cache_dir: Path) -> None:
+    int8 = load_encoder(EncoderConfig(backend="onnx-int8", cache_dir=cache_dir))
     assert int8.model_id != onnx_encoder.model_id and int8.model_id.endswith("+int8")
     cosines = (int8.encode(PRODUCT_TEXTS[:10]) * onnx_encoder.encode(PRODUCT_TEXTS[:10])).sum(axis=1)
     assert 0.8 < cosines.mean() < 0.9999
@@ -88,6 +102,21 @@ def test_int8_is_opt_in_with_its_own_model_id(onnx_encoder: Encoder) -> None:
 def test_bad_model_path_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(EncoderError, match=r"PLINQY_MODEL=.* is not a sentence-transformers model directory"):
         load_encoder(EncoderConfig(model_path=str(tmp_path / "nope")))
+
+
+def test_onnx_refuses_a_pipeline_it_cannot_reproduce(tmp_path: Path, onnx_encoder: Encoder) -> None:
+    # A copy of the model with an extra Dense layer: onnx would silently give other vectors, so it must refuse.
+    for item in onnx_encoder.model_dir.iterdir():
+        (tmp_path / item.name).symlink_to(item)
+    (tmp_path / "modules.json").unlink()
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+    ]
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(EncoderError, match=r"PLINQY_ENCODER_BACKEND=torch"):
+        load_encoder(EncoderConfig(model_path=str(tmp_path), backend="onnx", cache_dir=tmp_path / "cache"))
 
 
 def test_compose_text_is_deterministic_and_hash_tracks_every_field() -> None:
@@ -119,3 +148,9 @@ def test_compose_text_is_deterministic_and_hash_tracks_every_field() -> None:
 def test_compose_text_truncates_long_descriptions_but_keeps_the_name() -> None:
     text = compose_text(name="Garden hose", description="very long " * 500)
     assert text.startswith("Garden hose") and len(text) <= 1000
+
+
+def test_compose_text_normalises_unicode_and_skips_empty_attributes() -> None:
+    composed = compose_text(name="Crème brûlée", attributes={"colour": ["red", "blue"], "size": "", "note": None})
+    decomposed = compose_text(name="Cre\u0300me bru\u0302le\u0301e", attributes={"colour": ["red", "blue"]})
+    assert composed == decomposed == "Crème brûlée. Colour: red, blue"
