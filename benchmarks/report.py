@@ -316,8 +316,8 @@ def _embedding_section(result: dict[str, Any]) -> list[str]:
     backends = enc.get("backends")
     if backends:
         lines += [
-            f"Encoder rates on {enc.get('texts')} product texts ({enc.get('text_source')}), median of 3 passes, "
-            "each backend in its own process:",
+            f"Encoder rates on {enc.get('texts')} product texts ({enc.get('text_source')}), median of "
+            f"{enc.get('runs', 2)} passes, each backend in its own process:",
             "",
             "| backend | texts/s | × torch | cosine to torch (mean / min) | load s | peak RSS |",
             "|---|---:|---:|---|---:|---:|",

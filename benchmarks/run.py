@@ -70,6 +70,7 @@ DEFAULT_OUT = PROJECT_ROOT / "benchmarks" / "results"
 RADII: tuple[float | None, ...] = (500.0, 2000.0, 5000.0, 20000.0, 100000.0, None)
 CONCURRENCIES: tuple[int, ...] = (1, 8, 32)
 TIE_EPS = 1e-5  # a result scoring within this of the k-th true score counts as a hit (float32 ties)
+ENCODER_RUNS = 2  # timed passes per encoder backend (median); each backend also runs a warm-up
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,8 @@ class Scale:
 
 SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", None, 1500, 40, 12000, 12, 1.0, 32, 200, 64, 12),
-    "small": Scale("small", "small", 100_000, 1000, 1_000_000, 200, 10.0, 512, 2000, 2000, 50),
-    "large": Scale("large", "large", 1_000_000, 5000, 10_000_000, 200, 10.0, 512, 5000, 3000, 30),
+    "small": Scale("small", "small", 100_000, 1000, 1_000_000, 200, 10.0, 256, 1000, 1000, 50),
+    "large": Scale("large", "large", 1_000_000, 10_000, 10_000_000, 200, 10.0, 256, 2000, 1000, 30),
 }
 
 
@@ -470,6 +471,7 @@ class Expected:
     kth_score: float  # similarity of the k-th (or last) true result
     n_candidates: int
     candidate_mask: np.ndarray
+    top_scores: list[float] = field(default_factory=list)  # similarities of `top`
 
 
 def exact_topk(all_scores: np.ndarray, cand: np.ndarray, k: int) -> Expected:
@@ -481,7 +483,7 @@ def exact_topk(all_scores: np.ndarray, cand: np.ndarray, k: int) -> Expected:
     kk = min(k, n)
     part = np.argpartition(-masked, kk - 1)[:kk]
     order = part[np.argsort(-masked[part], kind="stable")]
-    return Expected([int(j) for j in order], float(masked[order[-1]]), n, cand)
+    return Expected([int(j) for j in order], float(masked[order[-1]]), n, cand, [float(x) for x in masked[order]])
 
 
 @dataclass
@@ -489,6 +491,8 @@ class Scored:
     recall: float
     short: bool
     invalid: int  # results that do not pass the filter (should be 0)
+    empty: bool = False  # nothing qualifies (e.g. no store in the radius): recall is trivially 1
+    sim_loss: float = 0.0  # mean similarity given up per rank: (Σ true top-k sims − Σ returned top-k sims) / k
 
 
 def score(truth: Truth, exp: Expected, q: np.ndarray, got: Sequence[UUID], k: int, limit: int) -> Scored:
@@ -496,15 +500,19 @@ def score(truth: Truth, exp: Expected, q: np.ndarray, got: Sequence[UUID], k: in
     invalid = sum(1 for i in got_idx if i < 0 or not exp.candidate_mask[i])
     short = len(got) < min(limit, exp.n_candidates)
     if not exp.top:
-        return Scored(1.0 if not got else 0.0, short, invalid)
+        return Scored(1.0 if not got else 0.0, short, invalid, empty=True)
     want = set(exp.top)
     hits = 0
+    got_sims: list[float] = []
     for i in got_idx[:k]:
         if i < 0 or not exp.candidate_mask[i]:
             continue
-        if i in want or float(truth.vectors[i] @ q) >= exp.kth_score - TIE_EPS:
+        sim = float(truth.vectors[i] @ q)
+        got_sims.append(sim)
+        if i in want or sim >= exp.kth_score - TIE_EPS:
             hits += 1
-    return Scored(min(hits, len(exp.top)) / len(exp.top), short, invalid)
+    loss = (sum(exp.top_scores) - sum(sorted(got_sims, reverse=True)[: len(exp.top)])) / len(exp.top)
+    return Scored(min(hits, len(exp.top)) / len(exp.top), short, invalid, sim_loss=max(loss, 0.0))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -615,6 +623,13 @@ def _plan_stats(times: list[float], scored: list[Scored], strategies: Counter[st
         out["queries_below_0_99"] = sum(1 for s in scored if s.recall < 0.99)
         out["short_rate"] = float(np.mean([s.short for s in scored]))
         out["invalid_results"] = int(sum(s.invalid for s in scored))
+        with_candidates = [s for s in scored if not s.empty]
+        out["queries_with_candidates"] = len(with_candidates)
+        out["recall_at_k_with_candidates"] = (
+            float(np.mean([s.recall for s in with_candidates])) if with_candidates else None
+        )
+        out["similarity_loss_mean"] = float(np.mean([s.sim_loss for s in scored]))
+        out["similarity_loss_max"] = float(max(s.sim_loss for s in scored))
     if strategies is not None:
         out["strategies"] = dict(strategies)
     return out
@@ -644,6 +659,8 @@ async def bench_sql(
                 name: ([], [], Counter()) for name in ("engine_semantic", "engine_hybrid", "naive", "naive_forced")
             }
             slowest: tuple[float, int] = (-1.0, 0)
+            worst: tuple[float, float, int] = (2.0, 0.0, 0)  # (recall, -similarity loss, query index)
+            per_strategy: dict[str, list[float]] = {}
             for i, query in enumerate(queries[: min(5, len(queries))]):  # warm-up, not measured
                 await search(conn, _params(query, radius, limit, "semantic"), vectors[i])
             for i, query in enumerate(queries):
@@ -654,9 +671,12 @@ async def bench_sql(
                 ms = (time.perf_counter() - t0) * 1000
                 st = stats["engine_semantic"]
                 st[0].append(ms)
-                st[1].append(score(truth, exp, q, [h.product.id for h in res.results], k, limit))
+                sc = score(truth, exp, q, [h.product.id for h in res.results], k, limit)
+                st[1].append(sc)
                 st[2][res.strategy] += 1
+                per_strategy.setdefault(res.strategy, []).append(sc.recall)
                 slowest = max(slowest, (ms, i))
+                worst = min(worst, (sc.recall, -sc.sim_loss, i))
                 t0 = time.perf_counter()
                 hres = await search(conn, _params(query, radius, limit, "hybrid"), q)
                 stats["engine_hybrid"][0].append((time.perf_counter() - t0) * 1000)
@@ -709,6 +729,19 @@ async def bench_sql(
                     conn, _params(slow_query, radius, limit, "semantic"), vectors[slowest[1]]
                 ),
             }
+            entry["engine_semantic"]["recall_by_strategy"] = {
+                name: {"queries": len(v), "recall_at_k": float(np.mean(v))} for name, v in per_strategy.items()
+            }
+            if worst[0] < 1.0:
+                bad = queries[worst[2]]
+                entry["worst_recall_engine_query"] = {
+                    "recall": worst[0],
+                    "similarity_loss": -worst[1],
+                    "query": bad.as_dict(),
+                    "explain_analyze": await explain_engine(
+                        conn, _params(bad, radius, limit, "semantic"), vectors[worst[2]]
+                    ),
+                }
             results[lab] = entry
             es = entry["engine_semantic"]
             line = (
@@ -971,9 +1004,9 @@ def bench_embedding(
         backends = ("onnx", "onnx-int8") if skip_torch else ("torch", "onnx", "onnx-int8")
         try:
             rates = bench_encoder.measure_encoder_rates(
-                texts, backends=backends, runs=3, cache_dir=settings.encoder.cache_dir
+                texts, backends=backends, runs=ENCODER_RUNS, cache_dir=settings.encoder.cache_dir
             )
-            out["encoders"] = {"texts": len(texts), "text_source": source, "backends": rates}
+            out["encoders"] = {"texts": len(texts), "text_source": source, "runs": ENCODER_RUNS, "backends": rates}
         except Exception as exc:
             out["encoders"] = {"error": f"{type(exc).__name__}: {exc}"}
     else:
