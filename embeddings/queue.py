@@ -3,22 +3,44 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, LiteralString
+from typing import Any, LiteralString, TypeVar
 from uuid import UUID
 
 import numpy as np
 import psycopg
+from psycopg import errors
 
 from embeddings.sqlblocks import load_blocks
 
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "queue.sql"
 
 
+T = TypeVar("T")
+
+
 def sql(name: str) -> LiteralString:
     return load_blocks(SQL_PATH)[name]
+
+
+def _in_transaction_retrying(conn: psycopg.Connection, body: Callable[[], T], tries: int = 5) -> T:
+    """Run `body` in a transaction, again when it loses a race on "one pending task per product".
+
+    A task returning to `pending` checks ai_task_other_pending() first, but a concurrent transaction (a product
+    edit's trigger, another worker's reaper) may insert that other pending task after our snapshot: the unique
+    index then waits for it and raises. On the next try the other task is visible and ours is 'superseded'."""
+    for attempt in range(1, tries + 1):
+        try:
+            with conn.transaction():
+                return body()
+        except errors.UniqueViolation:
+            if attempt == tries:
+                raise
+            time.sleep(0.01 * attempt)
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -52,9 +74,13 @@ def load_products(conn: psycopg.Connection, ids: Sequence[UUID]) -> dict[UUID, d
     return {r[0]: _product_row(r) for r in rows}
 
 
+PRODUCT_KEYS = (
+    "id", "name", "brand", "description", "attributes", "ai_model", "ai_text_hash", "category_path", "has_vector"
+)
+
+
 def _product_row(r: Sequence[Any]) -> dict[str, Any]:
-    keys = ("id", "name", "brand", "description", "attributes", "ai_model", "ai_text_hash", "category_path")
-    return dict(zip(keys, r, strict=False))
+    return dict(zip(PRODUCT_KEYS, r, strict=True))
 
 
 def lock_products(conn: psycopg.Connection, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
@@ -85,17 +111,15 @@ def write_vectors(
 
 def fail(conn: psycopg.Connection, task: ClaimedTask, worker_id: str, error: str, delay_s: float) -> str | None:
     """Record a failed attempt; returns the task's new status (None if the lease was lost meanwhile)."""
-    with conn.transaction():
-        row = conn.execute(
-            sql("fail_task"),
-            {"task_id": task.id, "worker_id": worker_id, "error": error, "delay_s": delay_s},
-        ).fetchone()
+    params = {"task_id": task.id, "worker_id": worker_id, "error": error, "delay_s": delay_s}
+    row = _in_transaction_retrying(conn, lambda: conn.execute(sql("fail_task"), params).fetchone())
     return None if row is None else str(row[0])
 
 
 def release(conn: psycopg.Connection, task_ids: Sequence[int], worker_id: str) -> int:
-    with conn.transaction():
-        rows = conn.execute(sql("release_owned"), {"task_ids": list(task_ids), "worker_id": worker_id}).fetchall()
+    """Give tasks back untouched (graceful shutdown): pending again, attempts unchanged."""
+    params = {"task_ids": list(task_ids), "worker_id": worker_id}
+    rows = _in_transaction_retrying(conn, lambda: conn.execute(sql("release_owned"), params).fetchall())
     return len(rows)
 
 
@@ -103,8 +127,7 @@ def reap_expired(conn: psycopg.Connection) -> list[tuple[int, str]]:
     """Return expired leases to the queue; loops because each pass takes one task per product."""
     reclaimed: list[tuple[int, str]] = []
     while True:
-        with conn.transaction():
-            rows = conn.execute(sql("reap_expired")).fetchall()
+        rows = _in_transaction_retrying(conn, lambda: conn.execute(sql("reap_expired")).fetchall())
         if not rows:
             return reclaimed
         reclaimed.extend((r[0], r[1]) for r in rows)
@@ -132,8 +155,14 @@ def list_failed(conn: psycopg.Connection, limit: int = 100) -> list[tuple[Any, .
 
 
 def retry_failed(conn: psycopg.Connection, ids: Sequence[int] | None) -> list[int]:
-    with conn.transaction():
-        rows = conn.execute(sql("retry_failed"), {"ids": None if ids is None else list(ids)}).fetchall()
+    """Requeue dead letters (all of them with ids=None) with fresh attempts; returns the requeued ids.
+    A failed task whose product already has a pending task stays failed: that pending task does its work."""
+    params = {"ids": None if ids is None else list(ids)}
+
+    def body() -> list[Any]:
+        rows = conn.execute(sql("retry_failed"), params).fetchall()
         if rows:
             conn.execute(sql("notify"))
-    return [r[0] for r in rows]
+        return rows
+
+    return sorted(r[0] for r in _in_transaction_retrying(conn, body))

@@ -26,7 +26,7 @@ RETURNING t.id, t.product_master_id, t.attempts, t.max_attempts;
 -- params: ids uuid[]
 -- What the text to embed is made of, with the category path root → leaf.
 SELECT p.id, p.name, p.brand, p.description, p.attributes, p.ai_model, p.ai_text_hash,
-       category_path(p.category_id) AS category_path
+       category_path(p.category_id) AS category_path, p.ai_vector IS NOT NULL AS has_vector
 FROM product_master p
 WHERE p.id = ANY(%(ids)s::uuid[]);
 
@@ -44,6 +44,8 @@ FOR UPDATE OF p;
 -- name: finish_owned
 -- params: task_ids bigint[], results text[], worker_id text
 -- The fence: only tasks this worker still holds are finished; the caller writes vectors for those alone.
+-- A lease that ran out but was not reaped is still ours: nobody else can hold the task until the reaper
+-- returns it to pending, and the reaper skips rows this UPDATE has locked.
 UPDATE ai_task t
 SET status = 'done', result = r.result, finished_at = now(), locked_by = NULL, locked_until = NULL
 FROM unnest(%(task_ids)s::bigint[], %(results)s::text[]) AS r(id, result)
