@@ -36,6 +36,10 @@ def _f3(value: Any) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
+def _f4(value: Any) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
 def _mib(value: Any) -> str:
     return "–" if value is None else f"{value / 2**20:,.0f} MiB"
 
@@ -203,18 +207,34 @@ def _sql_section(result: dict[str, Any]) -> list[str]:
         "`hnsw.iterative_scan = off`; *planner* is what the planner picks for it, *HNSW forced* the same statement "
         "with `enable_seqscan/enable_sort/enable_bitmapscan = off` (the HNSW index drives the scan).",
         "",
-        "| radius | stores | candidates (median) | engine p50 / p95 / p99 ms | recall@10 | short | strategies "
-        "| hybrid p50 / p95 / p99 ms |",
-        "|---|---:|---:|---|---:|---:|---|---|",
+        "*recall (n)*: over the n queries with at least one qualifying product (the others have nothing to find); "
+        "*sim. loss*: mean over queries of (Σ true top-10 similarity − Σ returned top-10 similarity) / 10.",
+        "",
+        "| radius | stores | candidates (median) | engine p50 / p95 / p99 ms | recall@10 | recall (n) | sim. loss "
+        "| short | strategies | hybrid p50 / p95 / p99 ms |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---|---|",
     ]
     for lab, e in sql.items():
         es = e.get("engine_semantic", {})
         eh = e.get("engine_hybrid", {})
         lines.append(
             f"| {lab} | {e.get('stores_median', 0):.0f} | {e.get('candidates_median', 0):,.0f} "
-            f"| {_lat(es)} | {_f3(es.get('recall_at_k'))} | {_f3(es.get('short_rate'))} "
+            f"| {_lat(es)} | {_f3(es.get('recall_at_k'))} "
+            f"| {_f3(es.get('recall_at_k_with_candidates'))} ({es.get('queries_with_candidates', '–')}) "
+            f"| {_f4(es.get('similarity_loss_mean'))} | {_f3(es.get('short_rate'))} "
             f"| {_strategies(es.get('strategies'))} | {_lat(eh)} |"
         )
+    by_strategy = [
+        (lab, name, v)
+        for lab, e in sql.items()
+        for name, v in (_get(e, "engine_semantic", "recall_by_strategy", default={}) or {}).items()
+        if name != "no_stores"
+    ]
+    if by_strategy:
+        lines += ["", "Engine recall@10 by the strategy it chose:", "", "| radius | strategy | queries | recall@10 |"]
+        lines.append("|---|---|---:|---:|")
+        for lab, name, v in by_strategy:
+            lines.append(f"| {lab} | {name} | {v['queries']} | {_f3(v['recall_at_k'])} |")
     if any("naive" in e for e in sql.values()):
         n_naive = next((e.get("naive_queries") for e in sql.values() if e.get("naive_queries")), None)
         lines += [
@@ -330,8 +350,19 @@ def _embedding_section(result: dict[str, Any]) -> list[str]:
             )
     else:
         lines.append(f"Encoder rates: {enc.get('skipped') or enc.get('error') or 'not measured'}")
-    worker = emb.get("worker", {})
-    lines += ["", "Worker (end to end, queue → vectors): " + _kv(worker)]
+    wp = emb.get("worker_process", {})
+    if wp.get("embedded") is not None:
+        lines += [
+            "",
+            f"Worker process (`plinqy-search worker --drain`, {wp['products']} queued catalogue products): "
+            f"{wp['embedded']} embedded in {wp['wall_s']:.1f} s wall, model load included "
+            f"({wp.get('products_per_s_wall') or 0:,.1f} products/s); steady "
+            f"{wp.get('products_per_s_steady') or 0:,.1f} products/s; peak RSS {_mib(wp.get('peak_rss_bytes'))}.",
+        ]
+    elif wp:
+        lines += ["", "Worker process: " + _kv(wp)]
+    worker = {k: v for k, v in emb.get("worker", {}).items() if k != "worker_peak_rss_mb"}
+    lines += ["", "Worker vs raw encoder (`benchmarks.bench_worker`, short synthetic texts): " + _kv(worker)]
     lines += ["", "Re-embedding (`embeddings.reembed`): " + _kv(emb.get("reembed", {}))]
     return lines
 
@@ -357,14 +388,20 @@ def _memory_section(result: dict[str, Any]) -> list[str]:
         rows.append(
             f"| API (`plinqy-search serve`, 1 process, model loaded) | {_mib(api)} | /proc VmHWM after the run |"
         )
-    worker = _get(result, "embedding", "worker", "worker_peak_rss_mb")
+    worker = _get(result, "embedding", "worker_process", "peak_rss_bytes")
     if worker:
-        rows.append(
-            f"| embedding worker (`plinqy-search worker --drain`) | {worker:,.0f} MiB | ru_maxrss (bench_worker) |"
-        )
+        rows.append(f"| embedding worker (`plinqy-search worker --drain`) | {_mib(worker)} | /proc VmHWM, polled |")
+    harness = _get(result, "embedding", "harness_rss_bytes_before", "vm_hwm") or 0
     for name, r in (_get(result, "embedding", "encoders", "backends", default={}) or {}).items():
         if r.get("peak_rss_mib"):
-            rows.append(f"| encoder alone, {name} | {r['peak_rss_mib']:,.0f} MiB | ru_maxrss (bench_encoder) |")
+            caveat = (
+                " (not above the parent's high-water mark: an upper bound)"
+                if (r["peak_rss_mib"] * 2**20 <= harness * 1.02)
+                else ""
+            )
+            rows.append(
+                f"| encoder alone, {name} | {r['peak_rss_mib']:,.0f} MiB | ru_maxrss of its spawned process{caveat} |"
+            )
     if not rows:
         return []
     return ["", "## Peak RSS", "", "| process | peak RSS | source |", "|---|---:|---|", *rows]
@@ -397,14 +434,28 @@ def _explain_section(result: dict[str, Any]) -> list[str]:
     sql = result.get("sql", {})
     if not sql:
         return []
+    lines: list[str] = []
     worst_lab = max(sql, key=lambda k: _get(sql[k], "slowest_engine_query", "ms", default=0.0) or 0.0)
     slow = sql[worst_lab].get("slowest_engine_query", {})
-    if not slow:
-        return []
-    q = slow.get("query", {})
+    if slow:
+        lines += _explain_block(f"Slowest engine query (SQL only): {worst_lab}, {slow.get('ms', 0):.1f} ms", slow)
+    misses = {k: e["worst_recall_engine_query"] for k, e in sql.items() if e.get("worst_recall_engine_query")}
+    if misses:
+        lab = min(misses, key=lambda k: (misses[k]["recall"], -misses[k]["similarity_loss"]))
+        bad = misses[lab]
+        lines += _explain_block(
+            f"Worst-recall engine query: {lab}, recall@10 {bad['recall']:.2f}, "
+            f"similarity loss {bad['similarity_loss']:.4f}",
+            bad,
+        )
+    return lines
+
+
+def _explain_block(title: str, entry: dict[str, Any]) -> list[str]:
+    q = entry.get("query", {})
     return [
         "",
-        f"## Slowest engine query (SQL only): {worst_lab}, {slow.get('ms', 0):.1f} ms",
+        f"## {title}",
         "",
         f"`{q.get('text')}` ({q.get('kind')}) at {_get(q, 'place', 'name')} "
         f"({_get(q, 'place', 'lat', default=0):.5f}, {_get(q, 'place', 'lon', default=0):.5f}). "
@@ -413,7 +464,7 @@ def _explain_section(result: dict[str, Any]) -> list[str]:
         "<details><summary>plan</summary>",
         "",
         "```",
-        slow.get("explain_analyze", ""),
+        entry.get("explain_analyze", ""),
         "```",
         "",
         "</details>",

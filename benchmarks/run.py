@@ -272,6 +272,38 @@ def _rows_per_s(report: dict[str, Any]) -> float | None:
     return None
 
 
+SEED_MARK = "BENCH_SEED_JSON:"
+
+
+def seed_in_subprocess(url: str, scale_name: str, seed: int, generator: str) -> dict[str, Any]:
+    """seed_data in a child process: the generator's arrays never swell this process, whose memory high-water
+    mark every later child inherits (ru_maxrss survives fork and exec, and the encoder benchmark reads it)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--seed-only",
+            "--database-url",
+            url,
+            "--scale",
+            scale_name,
+            "--seed",
+            str(seed),
+            "--generator",
+            generator,
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(SEED_MARK):
+            return dict(json.loads(line[len(SEED_MARK) :]))
+    raise RuntimeError(f"seeding {scale_name} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}")
+
+
 def prepare_data(args: argparse.Namespace, scale: Scale, settings: Settings, phases: Phases) -> tuple[str, dict]:
     if args.database_url:
         url = args.database_url
@@ -297,7 +329,7 @@ def prepare_data(args: argparse.Namespace, scale: Scale, settings: Settings, pha
         print(f"[bench] reusing {_db_name(url)} ({current['product_master']} products, {generator})", flush=True)
         return url, load
     with phases("generate"):
-        load = seed_data(url, scale, args.seed, generator, settings)
+        load = seed_in_subprocess(url, scale.name, args.seed, generator)
     write_marker(url, {**wanted, "load": load})
     load["reused"] = False
     return url, load
@@ -987,12 +1019,14 @@ def bench_embedding(
     encoder_rates: bool = True,
     worker_rate: bool = True,
 ) -> dict[str, Any]:
-    """Encoder rates (benchmarks.bench_encoder), the worker's end-to-end rate (benchmarks.bench_worker, when
-    there) and the batch re-embedder's rate (embeddings.reembed on `reembed_rows` products of this database)."""
+    """Encoder rates (benchmarks.bench_encoder), the worker as a process (rate and peak RSS, measured here), the
+    worker's end-to-end rate against the raw encoder (benchmarks.bench_worker) and the batch re-embedder's rate
+    (embeddings.reembed on `reembed_rows` products of this database)."""
     import tempfile
 
     out: dict[str, Any] = {}
     bench_encoder = _optional("benchmarks.bench_encoder")
+    out["harness_rss_bytes_before"] = peak_rss_bytes(os.getpid())
     if not encoder_rates:
         out["encoders"] = {"skipped": "--skip-encoder-rates"}
     elif bench_encoder is not None and hasattr(bench_encoder, "measure_encoder_rates"):
@@ -1012,6 +1046,11 @@ def bench_embedding(
     else:
         out["encoders"] = {"skipped": "benchmarks/bench_encoder.py (measure_encoder_rates) is not there"}
     worker = _optional("benchmarks.bench_worker") if worker_rate else None
+    if worker_rate:
+        try:
+            out["worker_process"] = measure_worker_process(url, scale.worker_rows)
+        except Exception as exc:
+            out["worker_process"] = {"error": f"{type(exc).__name__}: {exc}"}
     if not worker_rate:
         out["worker"] = {"skipped": "--skip-worker"}
     elif worker is not None:
@@ -1035,6 +1074,79 @@ def bench_embedding(
     except Exception as exc:
         out["reembed"] = {"error": f"{type(exc).__name__}: {exc}"}
     return out
+
+
+def measure_worker_process(url: str, n: int) -> dict[str, Any]:
+    """`plinqy-search worker --drain` as its own process on n products copied from the benchmark catalogue into a
+    throwaway database (the insert trigger queues them): wall time (model load included), steady products/s
+    (between the first and the last finished batch) and peak RSS, polled from /proc VmHWM while it runs."""
+    import tempfile
+
+    from psycopg.types.json import Jsonb
+
+    name = f"plinqy_bench_worker_rss_{os.getpid()}"
+    admin = _with_db(url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    wurl = _with_db(url, name)
+    try:
+        migrate.upgrade(wurl)
+        with psycopg.connect(url) as src:
+            rows = src.execute(
+                "SELECT name, brand, description, attributes FROM product_master ORDER BY md5(id::text) LIMIT %s",
+                (n,),
+            ).fetchall()
+        with psycopg.connect(wurl) as dst:
+            with dst.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO product_master (name, brand, description, attributes) VALUES (%s, %s, %s, %s)",
+                    [(r[0], r[1], r[2], Jsonb(r[3] or {})) for r in rows],
+                )
+            dst.commit()
+            queued_row = dst.execute("SELECT count(*) FROM ai_task WHERE status = 'pending'").fetchone()
+        queued = int(queued_row[0]) if queued_row else 0
+        with tempfile.TemporaryFile() as log:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "search_service", "worker", "--drain"],
+                env={**os.environ, "DATABASE_URL": wurl},
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            hwm = 0
+            while proc.poll() is None:
+                hwm = max(hwm, peak_rss_bytes(proc.pid)["vm_hwm"] or 0)
+                time.sleep(0.1)
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                log.seek(0)
+                tail = log.read().decode(errors="replace")[-800:]
+                return {"error": f"worker exited with {proc.returncode}: {tail}"}
+        with psycopg.connect(wurl) as dst:
+            stats = dst.execute(
+                "SELECT count(*) FILTER (WHERE status = 'done'),"
+                " extract(epoch FROM max(finished_at) - min(finished_at)),"
+                " count(*) FILTER (WHERE finished_at = (SELECT min(finished_at) FROM ai_task))"
+                " FROM ai_task"
+            ).fetchone()
+            embedded_row = dst.execute("SELECT count(*) FROM product_master WHERE ai_vector IS NOT NULL").fetchone()
+        done, span, first_batch = (int(stats[0]), float(stats[1] or 0.0), int(stats[2])) if stats else (0, 0.0, 0)
+        embedded = int(embedded_row[0]) if embedded_row else 0
+        return {
+            "products": queued,
+            "embedded": embedded,
+            "tasks_done": done,
+            "wall_s": round(wall, 2),
+            "products_per_s_wall": embedded / wall if wall > 0 else None,
+            "products_per_s_steady": (done - first_batch) / span if span > 0 else None,
+            "peak_rss_bytes": hwm,
+            "note": "python -m search_service worker --drain in its own process; VmHWM polled every 0.1 s",
+        }
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _optional(name: str) -> Any | None:
@@ -1144,6 +1256,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(url),
         "load": load,
     }
+    # Embedding first, while this process is still lean (its children inherit its memory high-water mark);
+    # the re-embedding updates some vectors, and the REINDEX below rebuilds the graph after it.
+    if not args.skip_embedding:
+        with phases("embedding"):
+            result["embedding"] = bench_embedding(
+                url,
+                scale,
+                settings,
+                load["generator"],
+                skip_torch=args.skip_torch,
+                encoder_rates=not args.skip_encoder_rates,
+                worker_rate=not args.skip_worker,
+            )
     if not args.skip_reindex:
         with phases("hnsw build (REINDEX)"):
             result["hnsw_build"] = reindex_hnsw(url)
@@ -1205,17 +1330,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.query_cache,
                 out_dir,
             )
-    if not args.skip_embedding:
-        with phases("embedding"):
-            result["embedding"] = bench_embedding(
-                url,
-                scale,
-                settings,
-                load["generator"],
-                skip_torch=args.skip_torch,
-                encoder_rates=not args.skip_encoder_rates,
-                worker_rate=not args.skip_worker,
-            )
     result["phases_s"] = phases.seconds
     result["machine"]["load_average_end"] = os.getloadavg()
     result["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -1247,6 +1361,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-worker", action="store_true", help="embedding: leave out the worker's end-to-end rate")
     p.add_argument("--skip-reindex", action="store_true")
     p.add_argument("--tag", default="", help="suffix of the result file names")
+    p.add_argument("--seed-only", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -1254,6 +1369,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     from benchmarks import report
 
     args = parse_args(argv)
+    if args.seed_only:  # the child of seed_in_subprocess
+        info = seed_data(args.database_url, SCALES[args.scale], args.seed, args.generator, Settings.from_env())
+        print(SEED_MARK + json.dumps(info, default=str), flush=True)
+        return {}
     result = run(args)
     paths = report.write(result, Path(args.out), tag=args.tag)
     for kind, path in paths.items():
