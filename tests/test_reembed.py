@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -102,10 +103,40 @@ def test_limit_and_via_queue(fresh_db_url: str, tmp_path: Path) -> None:
         conn.execute("UPDATE ai_task SET status = 'done'")
         report = reembed(fresh_db_url, encoder, mode="missing", limit=10, cache_dir=tmp_path, progress=False)
         assert (report.scanned, report.written) == (10, 10)
-        queued = reembed(fresh_db_url, encoder, mode="missing", via_queue=True, cache_dir=tmp_path, progress=False)
-        assert queued.enqueued == 15 and queued.written == 0
-        pending = conn.execute("SELECT count(*), min(priority) FROM ai_task WHERE status = 'pending'").fetchone()
-        assert pending == (15, -1)
+        # One of the 15 still-missing products already has a pending task: it keeps it, and is not counted.
+        conn.execute(
+            "INSERT INTO ai_task (product_master_id) SELECT id FROM product_master WHERE ai_vector IS NULL LIMIT 1"
+        )
+        with psycopg.connect(fresh_db_url, autocommit=True) as listener:
+            listener.execute("LISTEN ai_task")
+            queued = reembed(fresh_db_url, encoder, mode="missing", via_queue=True, cache_dir=tmp_path, progress=False)
+            assert list(listener.notifies(timeout=5, stop_after=1))  # idle workers are woken
+        assert queued.enqueued == 14 and queued.written == 0
+        pending = conn.execute(
+            "SELECT count(*), count(DISTINCT product_master_id), min(priority) FROM ai_task WHERE status = 'pending'"
+        ).fetchone()
+        assert pending == (15, 15, -1)
+        again = reembed(fresh_db_url, encoder, mode="missing", via_queue=True, cache_dir=tmp_path, progress=False)
+        assert again.enqueued == 0  # ON CONFLICT DO NOTHING: one pending task per product
+
+
+def test_a_product_edited_while_embedding_is_left_to_its_task(fresh_db_url: str, tmp_path: Path) -> None:
+    encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+
+    class EditingEncoder:
+        dim, model_id = encoder.dim, encoder.model_id
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            with psycopg.connect(fresh_db_url, autocommit=True) as other:
+                other.execute("UPDATE product_master SET brand = 'Edited' WHERE name LIKE '%% 3 kg'")
+            return encoder.encode(texts)
+
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        seed(conn, 5)
+        report = reembed(fresh_db_url, EditingEncoder(), mode="missing", cache_dir=tmp_path, progress=False)  # type: ignore[arg-type]
+        assert (report.scanned, report.written) == (5, 4)
+        row = conn.execute("SELECT ai_vector IS NULL FROM product_master WHERE name LIKE '%% 3 kg'").fetchone()
+        assert row == (True,)  # not the old text's vector: the edit's pending task embeds the new text
 
 
 def test_a_model_of_the_wrong_dimension_is_refused(fresh_db_url: str) -> None:
@@ -116,3 +147,14 @@ def test_a_model_of_the_wrong_dimension_is_refused(fresh_db_url: str) -> None:
         conn.execute("ALTER TABLE product_master ALTER COLUMN ai_vector TYPE vector(768)")
         with pytest.raises(ReembedError, match=r"makes 384-d vectors but product_master.ai_vector is vector\(768\)"):
             check_dimension(conn, encoder)
+    env = {**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_ENCODER_BACKEND": "onnx"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "search_service", "reembed", "--missing"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the model ") and "vector(768)" in lines[0], proc.stderr

@@ -16,7 +16,7 @@ WHERE (%(mode)s <> 'missing' OR ai_vector IS NULL)
 -- params: after uuid|null, batch_size int, mode text, before timestamptz|null
 -- The next keyset page of candidates; 'stale' is decided in Python (it needs the composed text's hash).
 SELECT p.id, p.name, p.brand, p.description, p.attributes, p.ai_model, p.ai_text_hash,
-       category_path(p.category_id) AS category_path
+       category_path(p.category_id) AS category_path, p.ai_vector IS NOT NULL AS has_vector, p.updated_at
 FROM product_master p
 WHERE (%(after)s::uuid IS NULL OR p.id > %(after)s::uuid)
   AND (%(mode)s <> 'missing' OR p.ai_vector IS NULL)
@@ -26,19 +26,32 @@ LIMIT %(batch_size)s;
 
 -- name: create_staging
 -- params: (none)
-CREATE TEMP TABLE IF NOT EXISTS reembed_staging (id uuid PRIMARY KEY, vec vector, hash text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS reembed_staging (id uuid PRIMARY KEY, vec vector, hash text, seen timestamptz)
+ON COMMIT DELETE ROWS;
 
 -- name: apply_staging
 -- params: model text
--- One set-based UPDATE per batch from the COPY-filled staging table.
+-- One set-based UPDATE per batch from the COPY-filled staging table. A product edited (or embedded by a worker)
+-- since we read it has another updated_at: it is left alone, its newer text has its own ai_task.
 UPDATE product_master p
 SET ai_vector = s.vec, ai_text_hash = s.hash, ai_model = %(model)s, ai_embedded_at = now()
 FROM reembed_staging s
-WHERE p.id = s.id;
+WHERE p.id = s.id AND p.updated_at = s.seen;
 
 -- name: enqueue
 -- params: ids uuid[], priority int
--- --via-queue: hand the work to the workers; a product with a pending task keeps it.
+-- --via-queue: hand the work to the workers; a product with a pending task keeps it. Returns the new tasks.
 INSERT INTO ai_task (product_master_id, priority)
 SELECT unnest(%(ids)s::uuid[]), %(priority)s
-ON CONFLICT (product_master_id) WHERE status = 'pending' DO NOTHING;
+ON CONFLICT (product_master_id) WHERE status = 'pending' DO NOTHING
+RETURNING id;
+
+-- name: server_now
+-- params: (none)
+-- The run's start for `--all`, on the server's clock: the one ai_embedded_at (now() of the write) is compared to.
+SELECT now();
+
+-- name: notify
+-- params: (none)
+-- Wake idle workers after --via-queue added tasks.
+SELECT pg_notify('ai_task', '');
