@@ -176,6 +176,7 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
         lines += ["", "## Plots", ""]
         for name, path in plots.items():
             lines.append(f"![{name}]({path.name})")
+    lines += _sweep_section(result)
     lines += _explain_section(result)
     lines += [
         "",
@@ -427,6 +428,26 @@ def _index_section(result: dict[str, Any]) -> list[str]:
     if indexes:
         top = list(indexes.items())[:8]
         lines += ["", "Largest indexes: " + ", ".join(f"`{k}` {_mib(v)}" for k, v in top) + "."]
+    return lines
+
+
+def _sweep_section(result: dict[str, Any]) -> list[str]:
+    rows = result.get("engine_sweep")
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Engine knobs (`--sweep`, SQL only, semantic)",
+        "",
+        "| radius | EngineConfig | p50 / p95 ms | recall@10 | sim. loss | strategies |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for r in rows:
+        knobs = ", ".join(f"{k}={v}" for k, v in r["config"].items())
+        lines.append(
+            f"| {r['radius']} | {knobs} | {_lat(r, p99=False)} | {_f3(r.get('recall_at_k'))} "
+            f"| {_f4(r.get('similarity_loss_mean'))} | {_strategies(r.get('strategies'))} |"
+        )
     return lines
 
 

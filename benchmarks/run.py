@@ -667,6 +667,60 @@ def _plan_stats(times: list[float], scored: list[Scored], strategies: Counter[st
     return out
 
 
+SWEEP_RADII: tuple[float | None, ...] = (5000.0, 20000.0, None)
+SWEEP_CONFIGS: tuple[dict[str, Any], ...] = (
+    {"ef_search": 100, "overfetch": 2.0},
+    {"ef_search": 200, "overfetch": 2.0},
+    {"ef_search": 400, "overfetch": 2.0},
+    {"ef_search": 100, "overfetch": 10.0},
+    {"ef_search": 400, "overfetch": 10.0},
+    {"ef_search": 1000, "overfetch": 10.0},
+    {"force": "exact"},
+)
+
+
+async def sweep_engine(
+    url: str,
+    truth: Truth,
+    queries: Sequence[qmod.Query],
+    vectors: np.ndarray,
+    expected: dict[tuple[int, float | None], Expected],
+    k: int,
+    limit: int,
+    n: int,
+) -> list[dict[str, Any]]:
+    """`--sweep`: recall and latency of engine configurations (EngineConfig knobs) at the radii where the HNSW
+    plans run, over the first n queries: evidence for tuning, the defaults are measured by bench_sql."""
+    conn = await asyncpg.connect(url)
+    await register_vector_async(conn)
+    rows: list[dict[str, Any]] = []
+    try:
+        for radius in SWEEP_RADII:
+            for knobs in SWEEP_CONFIGS:
+                config = EngineConfig(**knobs)
+                times: list[float] = []
+                scored: list[Scored] = []
+                strategies: Counter[str] = Counter()
+                for i, query in enumerate(queries[:n]):
+                    t0 = time.perf_counter()
+                    res = await search(conn, _params(query, radius, limit, "semantic"), vectors[i], config)
+                    times.append((time.perf_counter() - t0) * 1000)
+                    got = [h.product.id for h in res.results]
+                    scored.append(score(truth, expected[(query.id, radius)], vectors[i], got, k, limit))
+                    strategies[res.strategy] += 1
+                row = {"radius": label(radius), "config": knobs, **_plan_stats(times, scored, strategies)}
+                rows.append(row)
+                print(
+                    f"[bench] sweep {label(radius):>7} {knobs}: p50 {row['latency_ms']['p50']:.1f} ms"
+                    f" p95 {row['latency_ms']['p95']:.1f} recall {row['recall_at_k']:.3f}"
+                    f" loss {row['similarity_loss_mean']:.4f} {dict(strategies)}",
+                    flush=True,
+                )
+    finally:
+        await conn.close()
+    return rows
+
+
 async def bench_sql(
     url: str,
     truth: Truth,
@@ -1313,6 +1367,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 naive_queries=args.naive_queries if args.naive_queries is not None else scale.naive_queries,
             )
         )
+    if args.sweep:
+        with phases("engine sweep"):
+            result["engine_sweep"] = asyncio.run(
+                sweep_engine(url, truth, queries, vectors, expected, k, limit, min(args.sweep, len(queries)))
+            )
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not args.skip_http and scale.http:
@@ -1353,6 +1412,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--query-cache", type=int, default=0, help="API query-embedding cache size (0: every request embeds)"
     )
     p.add_argument("--naive-queries", type=int, default=None, help="queries run through the naive plan per radius")
+    p.add_argument(
+        "--sweep", type=int, default=0, metavar="N", help="also sweep engine knobs (ef_search, overfetch) on N queries"
+    )
     p.add_argument("--skip-http", action="store_true")
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--skip-embedding", action="store_true")
