@@ -159,6 +159,15 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
         f"{_kinds(_get(result, 'query_set', 'place_kinds', default={}))} places "
         f"({_get(result, 'query_set', 'places_source')}); recall@{params.get('k')} against exact filtered ground "
         f"truth (numpy brute force; stores in radius from PostGIS); page size {params.get('limit')}.",
+        f"- Code: `{_get(result, 'code', 'git_head')}`"
+        + (" (engine files modified in the working tree)" if _get(result, "code", "engine_dirty") else "")
+        + (
+            ". **Warning: the engine's code changed during this run** — the SQL-only and HTTP figures may "
+            "come from different versions."
+            if _get(result, "code", "engine_changed_during_run")
+            else "."
+        ),
+        _vector_check(result),
         "",
         "## Targets",
         "",
@@ -189,6 +198,16 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _vector_check(result: dict[str, Any]) -> str:
+    check = _get(result, "load", "vector_check")
+    if not check or not check.get("sample"):
+        return "- Vectors: synthetic (no text to check against)." if _get(result, "load", "generator") else ""
+    return (
+        f"- Vectors: {check['sample']} stored product vectors re-embedded from their texts: cosine min "
+        f"{check['cosine_min']:.4f}, median {check['cosine_median']:.4f} (they belong to their products)."
+    )
 
 
 def _kinds(d: dict[str, int]) -> str:

@@ -304,6 +304,44 @@ def seed_in_subprocess(url: str, scale_name: str, seed: int, generator: str) -> 
     raise RuntimeError(f"seeding {scale_name} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}")
 
 
+VERIFY_SQL = """
+SELECT p.name, p.brand, p.description, p.attributes,
+       (WITH RECURSIVE path(id, parent_id, name, depth) AS (
+            SELECT c.id, c.parent_id, c.name, 0 FROM category c WHERE c.id = p.category_id
+            UNION ALL
+            SELECT c.id, c.parent_id, c.name, path.depth + 1 FROM category c JOIN path ON c.id = path.parent_id
+            WHERE path.depth < 32)
+        SELECT coalesce(array_agg(name ORDER BY depth DESC), '{}') FROM path) AS category_path,
+       p.ai_vector
+FROM product_master p
+WHERE p.ai_vector IS NOT NULL
+ORDER BY md5(p.id::text || 'verify')
+LIMIT %(n)s
+"""
+
+
+def verify_vectors(url: str, settings: Settings, n: int = 24) -> dict[str, Any]:
+    """Do the stored vectors belong to their products? Re-embeds n products' composed texts and compares: a stale
+    vector cache (a generator change under an unchanged cache key) shows up as cosines far below 1."""
+    from embeddings.encoder import load_encoder
+    from embeddings.text import compose_text
+
+    with psycopg.connect(url) as conn:
+        register_vector(conn)
+        rows = conn.execute(VERIFY_SQL, {"n": n}).fetchall()
+    if not rows:
+        return {"sample": 0}
+    texts = [
+        compose_text(name=r[0], brand=r[1], description=r[2], attributes=r[3] or {}, category_path=r[4] or ())
+        for r in rows
+    ]
+    fresh = load_encoder(settings.encoder).encode(texts)
+    stored = np.stack([as_vector(r[5]) for r in rows])
+    stored /= np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
+    cos = (fresh * stored).sum(axis=1)
+    return {"sample": len(rows), "cosine_min": float(cos.min()), "cosine_median": float(np.median(cos))}
+
+
 def prepare_data(args: argparse.Namespace, scale: Scale, settings: Settings, phases: Phases) -> tuple[str, dict]:
     if args.database_url:
         url = args.database_url
@@ -327,11 +365,20 @@ def prepare_data(args: argparse.Namespace, scale: Scale, settings: Settings, pha
         load = dict(marker["load"])
         load["reused"] = True
         print(f"[bench] reusing {_db_name(url)} ({current['product_master']} products, {generator})", flush=True)
-        return url, load
-    with phases("generate"):
-        load = seed_in_subprocess(url, scale.name, args.seed, generator)
-    write_marker(url, {**wanted, "load": load})
-    load["reused"] = False
+    else:
+        with phases("generate"):
+            load = seed_in_subprocess(url, scale.name, args.seed, generator)
+        write_marker(url, {**wanted, "load": load})
+        load["reused"] = False
+    if generator == "datagen":
+        load["vector_check"] = check = verify_vectors(url, settings)
+        print(f"[bench] stored vectors vs fresh embeddings of their texts: {check}", flush=True)
+        if check.get("sample") and check["cosine_min"] < 0.98 and not args.no_verify:
+            raise SystemExit(
+                f"error: the vectors in {_db_name(url)} do not belong to their products (cosine to a fresh embedding "
+                f"of the product text: min {check['cosine_min']:.3f}, median {check['cosine_median']:.3f}). "
+                "The generator's vector cache is stale: delete .cache/vectors/ and rerun with --regenerate."
+            )
     return url, load
 
 
@@ -981,7 +1028,12 @@ def bench_http(
     import httpx
 
     server = Server(url, query_cache, log_dir / "api-server.log")
-    out: dict[str, Any] = {"query_cache_size": query_cache, "qps_mode": qps_mode, "radii": {}}
+    out: dict[str, Any] = {
+        "query_cache_size": query_cache,
+        "qps_mode": qps_mode,
+        "engine_fingerprint_at_server_start": engine_fingerprint(),
+        "radii": {},
+    }
     try:
         out["ready_after_s"] = round(server.wait_ready(), 2)
         with httpx.Client(base_url=server.base, timeout=30.0) as client:
@@ -1228,6 +1280,39 @@ def _call_worker_bench(module: Any, url: str, rows: int) -> dict[str, Any]:
 # Machine
 
 
+ENGINE_FILES = ("search_service/search.py", "search_service/sql/search.sql", "search_service/app.py")
+
+
+def engine_fingerprint() -> str:
+    """Hash of the engine's code: the harness imports it once, the API subprocess when it starts; a change in
+    between (others commit while a run goes on) makes the SQL and HTTP figures measure different engines."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ENGINE_FILES:
+        with contextlib.suppress(OSError):
+            digest.update((PROJECT_ROOT / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def code_version() -> dict[str, Any]:
+    def git(*cmd: str) -> str:
+        try:
+            out = subprocess.run(["git", *cmd], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return out.stdout.strip()
+
+    return {
+        "git_head": git("rev-parse", "--short", "HEAD"),
+        "engine_dirty": bool(git("status", "--porcelain", "--", *ENGINE_FILES)),
+        "engine_fingerprint_at_import": ENGINE_AT_IMPORT,
+    }
+
+
+ENGINE_AT_IMPORT = engine_fingerprint()
+
+
 def machine(url: str) -> dict[str, Any]:
     cpu_model = platform.processor() or ""
     with contextlib.suppress(OSError):
@@ -1308,6 +1393,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "tie_eps": TIE_EPS,
         },
         "machine": machine(url),
+        "code": code_version(),
         "load": load,
     }
     # Embedding first, while this process is still lean (its children inherit its memory high-water mark);
@@ -1390,6 +1476,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out_dir,
             )
     result["phases_s"] = phases.seconds
+    seen = {ENGINE_AT_IMPORT, engine_fingerprint(), result.get("http", {}).get("engine_fingerprint_at_server_start")}
+    result["code"]["engine_changed_during_run"] = len(seen - {None}) > 1
+    if result["code"]["engine_changed_during_run"]:
+        print("[bench] WARNING: the engine's code changed during the run; SQL and HTTP figures may differ", flush=True)
     result["machine"]["load_average_end"] = os.getloadavg()
     result["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return result
@@ -1406,6 +1496,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server-url", help="server to create plinqy_bench_<scale> on (default: DATABASE_URL/embedded)")
     p.add_argument("--generator", choices=["auto", "datagen", "synthetic"], default="auto")
     p.add_argument("--regenerate", action="store_true", help="reseed even when the database matches")
+    p.add_argument("--no-verify", action="store_true", help="go on when stored vectors do not match their products")
     p.add_argument("--qps-seconds", type=float, default=None, help="duration of each QPS measurement")
     p.add_argument("--qps-mode", choices=["hybrid", "semantic"], default="hybrid")
     p.add_argument(
