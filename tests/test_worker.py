@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -265,7 +266,8 @@ def test_stop_during_a_batch_finishes_it_then_exits(db: psycopg.Connection, enco
             worker.request_stop()  # as SIGTERM's handler does
             return encoder.encode(texts)
 
-    worker = Worker(dsn_of(db), StoppingEncoder(), WorkerConfig(batch_size=10))  # type: ignore[arg-type]
+    config = WorkerConfig(batch_size=10, pipeline=True)
+    worker = Worker(dsn_of(db), StoppingEncoder(), config)  # type: ignore[arg-type]
     totals = worker.run()
     assert (totals.embedded, worker.batches) == (10, 1)
     assert status_counts(db) == {"done": 10, "pending": 20}
@@ -281,6 +283,25 @@ def test_drain_reaches_an_empty_queue_with_the_pipelined_writer(db: psycopg.Conn
     assert db.execute("SELECT count(*) FROM product_master WHERE ai_model = %s", (encoder.model_id,)).fetchone() == (
         50,
     )
+
+
+def test_notify_wakes_an_idle_worker_long_before_its_poll(db: psycopg.Connection, encoder: Encoder) -> None:
+    worker = Worker(dsn_of(db), encoder, WorkerConfig(poll_interval_s=60))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: db.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN ai_task'")
+                 .fetchone()[0] == 1, timeout=30)
+        time.sleep(0.3)  # idle in its wait now, the queue empty and reaped
+        started = time.monotonic()
+        seed_products(db, 3)  # the insert trigger NOTIFYs
+        wait_for(lambda: status_counts(db) == {"done": 3}, timeout=30)
+        assert time.monotonic() - started < 15  # the poll alone would have taken 60 s
+    finally:
+        worker.request_stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert worker.totals.embedded == 3
 
 
 def test_a_write_that_fails_is_isolated_to_its_row(db: psycopg.Connection, encoder: Encoder) -> None:
