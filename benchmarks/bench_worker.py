@@ -232,7 +232,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "Worker = `Worker.run(drain=True)`: claim → compose → one model call → one fenced write transaction per batch;",
         "`pipelined` writes batch n while batch n+1 is embedded, `serial` does not; `worker_mode` is the default",
-        "here. Encoder = the same ONNX encoder on the same texts,"
+        "here. Encoder = the same ONNX encoder on the same texts, "
         "same batch size, no database. Measurements interleaved in rounds (rotating order) on one machine.",
         "",
         "| figure | value |",
