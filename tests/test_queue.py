@@ -225,3 +225,33 @@ def test_backoff_grows_and_stays_within_its_bound(base: float, cap: float, attem
     assert later >= next_step / 2 >= step / 2  # the window's floor never shrinks
     if base * 2**attempt <= cap:
         assert next_step == 2 * step  # and it doubles until the bound
+
+
+def test_tasks_cli_stats_failed_retry(db: psycopg.Connection, fresh_db_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "search_service", "tasks", *args],
+            env={**os.environ, "DATABASE_URL": fresh_db_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    add_products(db, 3)
+    failed_id = min(tasks(db))
+    db.execute("UPDATE ai_task SET status = 'failed', attempts = 5, last_error = 'boom: bad text' WHERE id = %s",
+               (failed_id,))
+    stats = cli("stats")
+    assert stats.returncode == 0 and "pending  2" in stats.stdout and "failed   1" in stats.stdout
+    assert "oldest pending: " in stats.stdout
+    listed = cli("failed")
+    assert listed.returncode == 0 and f"{failed_id}\t" in listed.stdout and "boom: bad text" in listed.stdout
+    neither = cli("retry")
+    assert neither.returncode == 1 and neither.stderr.startswith("error: give either --all or")
+    retried = cli("retry", str(failed_id))
+    assert retried.returncode == 0 and "requeued 1 task(s)" in retried.stdout
+    assert tasks(db)[failed_id][:2] == ("pending", 0)
