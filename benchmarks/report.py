@@ -104,12 +104,18 @@ def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         worst_lab = min(qps8, key=lambda k: qps8[k])
         under = [f"{k} {v:.0f}" for k, v in qps8.items() if v < QPS_C8_TARGET]
         mode = _get(result, "http", "qps_mode", default="?")
+        cached = {lab: _get(e, "qps_cached", "8", "qps") for lab, e in http.items()}
+        cached = {k: v for k, v in cached.items() if v is not None}
+        detail = "under: " + ", ".join(under) if under else ""
+        if cached:
+            low = min(cached, key=lambda k: cached[k])
+            detail += f"{'; ' if detail else ''}with a warm query-embedding cache: lowest {cached[low]:.0f} ({low})"
         add(
-            f"QPS at concurrency 8 ({mode})",
+            f"QPS at concurrency 8 ({mode}, every request embeds)",
             f"≥ {QPS_C8_TARGET:g} at every radius",
             f"lowest {qps8[worst_lab]:.0f} ({worst_lab})",
             not under,
-            "under: " + ", ".join(under) if under else "",
+            detail,
         )
     else:
         add("QPS at concurrency 8", f"≥ {QPS_C8_TARGET:g}", "not measured", None)
@@ -323,9 +329,12 @@ def _http_section(result: dict[str, Any]) -> list[str]:
         f"(client and server share the machine). API ready after {http.get('ready_after_s')} s; peak RSS (VmHWM) "
         f"{_mib(rss)}.",
         "",
+        "*QPS c=8 cached*: the same load against a second API process with the query-embedding cache on and warm "
+        "(the loops repeat the query set), i.e. without the model's cost per request.",
+        "",
         "| radius | semantic p50 / p95 / p99 ms | recall@10 | short | hybrid p50 / p95 / p99 ms | QPS c=1 | QPS c=8 "
-        "| QPS c=32 | c=32 p95 ms | errors |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
+        "| QPS c=32 | c=32 p95 ms | QPS c=8 cached | errors |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for lab, e in radii.items():
         q = e.get("qps", {})
@@ -337,6 +346,7 @@ def _http_section(result: dict[str, Any]) -> list[str]:
             f"| {lab} | {_lat(e.get('semantic', {}))} | {_f3(_get(e, 'semantic', 'recall_at_k'))} "
             f"| {_f3(_get(e, 'semantic', 'short_rate'))} | {_lat(e.get('hybrid', {}))} "
             f"| {_qps(q, '1')} | {_qps(q, '8')} | {_qps(q, '32')} | {_ms(_get(q, '32', 'latency_ms', 'p95'))} "
+            f"| {_qps(e.get('qps_cached', {}), '8')} "
             f"| {', '.join(f'{k}: {v}' for k, v in errors.items()) or '0'} |"
         )
     return lines

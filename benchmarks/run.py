@@ -91,7 +91,7 @@ class Scale:
 
 SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", None, 1500, 40, 12000, 12, 1.0, 32, 200, 64, 12),
-    "small": Scale("small", "small", 100_000, 1000, 1_000_000, 200, 10.0, 256, 1000, 1000, 50),
+    "small": Scale("small", "small", 100_000, 1000, 1_000_000, 200, 10.0, 256, 500, 500, 40),
     "large": Scale("large", "large", 1_000_000, 10_000, 10_000_000, 200, 10.0, 256, 2000, 1000, 30),
 }
 
@@ -1024,6 +1024,7 @@ def bench_http(
     qps_mode: str,
     query_cache: int,
     log_dir: Path,
+    cached_qps_seconds: float = 0.0,
 ) -> dict[str, Any]:
     import httpx
 
@@ -1083,6 +1084,27 @@ def bench_http(
         out["api_rss_bytes"] = peak_rss_bytes(server.proc.pid)
     finally:
         server.stop()
+    if cached_qps_seconds > 0 and query_cache == 0:
+        # The same load with the API's query-embedding cache on and warm (the loops repeat the query set): what
+        # the database side sustains when the model is out of the way, next to the every-request-embeds figure.
+        cached = Server(url, 1024, log_dir / "api-server-cached.log")
+        try:
+            cached.wait_ready()
+            with httpx.Client(base_url=cached.base, timeout=30.0) as client:
+                for query in queries:
+                    client.get("/v1/search", params=_http_params(query, None, limit, qps_mode))
+            for radius in RADII:
+                entry = out["radii"][label(radius)]
+                entry["qps_cached"] = {
+                    "8": asyncio.run(_qps(cached.base, queries, radius, limit, qps_mode, 8, cached_qps_seconds))
+                }
+            print(
+                "[bench] http cached-embedding c8 qps: "
+                + ", ".join(f"{lab} {e['qps_cached']['8']['qps']:.0f}" for lab, e in out["radii"].items()),
+                flush=True,
+            )
+        finally:
+            cached.stop()
     return out
 
 
@@ -1474,6 +1496,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.qps_mode,
                 args.query_cache,
                 out_dir,
+                cached_qps_seconds=result["parameters"]["qps_seconds"] / 2 if not args.skip_cached_qps else 0.0,
             )
     result["phases_s"] = phases.seconds
     seen = {ENGINE_AT_IMPORT, engine_fingerprint(), result.get("http", {}).get("engine_fingerprint_at_server_start")}
@@ -1507,6 +1530,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--sweep", type=int, default=0, metavar="N", help="also sweep engine knobs (ef_search, overfetch) on N queries"
     )
     p.add_argument("--skip-http", action="store_true")
+    p.add_argument("--skip-cached-qps", action="store_true", help="leave out QPS with the query-embedding cache on")
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--skip-embedding", action="store_true")
     p.add_argument("--skip-torch", action="store_true", help="leave the torch reference out of the encoder rates")
