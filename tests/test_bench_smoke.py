@@ -35,6 +35,7 @@ def test_tiny_benchmark_run_writes_every_figure(make_database: Callable[..., str
             "0.3",
             "--skip-encoder-rates",
             "--skip-worker",
+            "--skip-cached-qps",
             "--out",
             str(tmp_path),
         ]
