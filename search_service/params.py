@@ -86,9 +86,7 @@ Q = Annotated[
 ]
 Lat = Annotated[
     float | None,
-    Parameter(
-        ge=-90, le=90, description="Latitude (WGS 84) of the searcher; give with `lon`.", examples=_ex(52.37)
-    ),
+    Parameter(ge=-90, le=90, description="Latitude (WGS 84) of the searcher; give with `lon`.", examples=_ex(52.37)),
 ]
 Lon = Annotated[
     float | None,
@@ -99,24 +97,14 @@ Lon = Annotated[
         examples=_ex(4.89),
     ),
 ]
-RequiredLat = Annotated[
-    float, Parameter(ge=-90, le=90, description="Latitude (WGS 84).", examples=_ex(52.37))
-]
-RequiredLon = Annotated[
-    float, Parameter(ge=-180, le=180, description="Longitude (WGS 84).", examples=_ex(4.89))
-]
+RequiredLat = Annotated[float, Parameter(ge=-90, le=90, description="Latitude (WGS 84).", examples=_ex(52.37))]
+RequiredLon = Annotated[float, Parameter(ge=-180, le=180, description="Longitude (WGS 84).", examples=_ex(4.89))]
 RadiusM = Annotated[
     float,
-    Parameter(
-        ge=1, le=MAX_RADIUS_M, description="Search radius in metres (used with lat/lon).", examples=_ex(5000)
-    ),
+    Parameter(ge=1, le=MAX_RADIUS_M, description="Search radius in metres (used with lat/lon).", examples=_ex(5000)),
 ]
-Limit = Annotated[
-    int, Parameter(ge=1, le=MAX_LIMIT, description="Number of results to return.", examples=_ex(20))
-]
-Offset = Annotated[
-    int, Parameter(ge=0, le=MAX_OFFSET, description="Results to skip (pagination).", examples=_ex(0))
-]
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Number of results to return.", examples=_ex(20))]
+Offset = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description="Results to skip (pagination).", examples=_ex(0))]
 CategoryId = Annotated[
     int | None,
     Parameter(
@@ -148,9 +136,7 @@ MaxPrice = Annotated[
 ]
 InStock = Annotated[
     bool,
-    Parameter(
-        description="Only listings with quantity > 0 (inactive listings are never shown).", examples=_ex(True)
-    ),
+    Parameter(description="Only listings with quantity > 0 (inactive listings are never shown).", examples=_ex(True)),
 ]
 StoresPerProduct = Annotated[
     int, Parameter(ge=1, le=10, description="Nearest stores listed per product.", examples=_ex(3))

@@ -52,9 +52,7 @@ class QueryEmbeddingCache:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
 
-    async def get_or_compute(
-        self, key: tuple[str, str], compute: Callable[[], Awaitable[np.ndarray]]
-    ) -> np.ndarray:
+    async def get_or_compute(self, key: tuple[str, str], compute: Callable[[], Awaitable[np.ndarray]]) -> np.ndarray:
         """The cached vector, or the result of `compute()`; one computation per key at a time.
 
         The computation runs as its own task, so a cancelled request (client gone) neither cancels it for
