@@ -220,6 +220,13 @@ def _kinds(d: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda kv: -kv[1]))
 
 
+def _vector_cache_note(result: dict[str, Any]) -> str:
+    vc = result.get("vector_cache")
+    if not vc:
+        return ""
+    return f" ({vc['vectors']:,} vectors, {vc['mib']:.0f} MiB, loaded in {vc['load_s']:.1f} s)"
+
+
 def _sql_section(result: dict[str, Any]) -> list[str]:
     sql = result.get("sql", {})
     if not sql:
@@ -228,7 +235,8 @@ def _sql_section(result: dict[str, Any]) -> list[str]:
         "",
         "## SQL only (engine call on one asyncpg connection), per radius",
         "",
-        "Engine = `search()` with the automatic plan choice. Naive = one statement `ORDER BY ai_vector <=> $q LIMIT k` "
+        "Engine = `search()` with the automatic plan choice, holding the in-memory vector copy as the API does"
+        f"{_vector_cache_note(result)}. Naive = one statement `ORDER BY ai_vector <=> $q LIMIT k` "
         "with the radius and stock filter as an `EXISTS` in the WHERE, default `hnsw.ef_search`, "
         "`hnsw.iterative_scan = off`; *planner* is what the planner picks for it, *HNSW forced* the same statement "
         "with `enable_seqscan/enable_sort/enable_bitmapscan = off` (the HNSW index drives the scan).",

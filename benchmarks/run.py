@@ -64,6 +64,7 @@ from search_service.search import (
     sql_blocks,
 )
 from search_service.settings import Settings
+from search_service.vectors import VectorCache
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = PROJECT_ROOT / "benchmarks" / "results"
@@ -768,6 +769,14 @@ async def sweep_engine(
     return rows
 
 
+async def load_vector_cache(conn: asyncpg.Connection) -> dict[str, Any]:
+    """The API's in-memory vector copy, loaded as the API loads it (the engine's exact scan needs it)."""
+    cache = VectorCache()
+    t0 = time.perf_counter()
+    await cache.load(conn)
+    return {"cache": cache, "vectors": len(cache), "mib": cache.nbytes / 2**20, "load_s": time.perf_counter() - t0}
+
+
 async def bench_sql(
     url: str,
     truth: Truth,
@@ -786,6 +795,8 @@ async def bench_sql(
     await register_vector_async(conn)
     results: dict[str, Any] = {}
     try:
+        results["vector_cache"] = copy = await load_vector_cache(conn)
+        vcache = copy.pop("cache")
         for radius in RADII:
             lab = label(radius)
             stats: dict[str, tuple[list[float], list[Scored], Counter[str]]] = {
@@ -795,12 +806,12 @@ async def bench_sql(
             worst: tuple[float, float, int] = (2.0, 0.0, 0)  # (recall, -similarity loss, query index)
             per_strategy: dict[str, list[float]] = {}
             for i, query in enumerate(queries[: min(5, len(queries))]):  # warm-up, not measured
-                await search(conn, _params(query, radius, limit, "semantic"), vectors[i])
+                await search(conn, _params(query, radius, limit, "semantic"), vectors[i], vectors=vcache)
             for i, query in enumerate(queries):
                 q = vectors[i]
                 exp = expected[(query.id, radius)]
                 t0 = time.perf_counter()
-                res = await search(conn, _params(query, radius, limit, "semantic"), q)
+                res = await search(conn, _params(query, radius, limit, "semantic"), q, vectors=vcache)
                 ms = (time.perf_counter() - t0) * 1000
                 st = stats["engine_semantic"]
                 st[0].append(ms)
@@ -811,7 +822,7 @@ async def bench_sql(
                 slowest = max(slowest, (ms, i))
                 worst = min(worst, (sc.recall, -sc.sim_loss, i))
                 t0 = time.perf_counter()
-                hres = await search(conn, _params(query, radius, limit, "hybrid"), q)
+                hres = await search(conn, _params(query, radius, limit, "hybrid"), q, vectors=vcache)
                 stats["engine_hybrid"][0].append((time.perf_counter() - t0) * 1000)
                 stats["engine_hybrid"][2][hres.strategy] += 1
                 if with_naive and i < naive_queries:
@@ -1302,7 +1313,13 @@ def _call_worker_bench(module: Any, url: str, rows: int) -> dict[str, Any]:
 # Machine
 
 
-ENGINE_FILES = ("search_service/search.py", "search_service/sql/search.sql", "search_service/app.py")
+ENGINE_FILES = (
+    "search_service/search.py",
+    "search_service/sql/search.sql",
+    "search_service/app.py",
+    "search_service/vectors.py",
+    "search_service/sql/vectors.sql",
+)
 
 
 def engine_fingerprint() -> str:
@@ -1475,6 +1492,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 naive_queries=args.naive_queries if args.naive_queries is not None else scale.naive_queries,
             )
         )
+    result["vector_cache"] = result["sql"].pop("vector_cache")
     if args.sweep:
         with phases("engine sweep"):
             result["engine_sweep"] = asyncio.run(

@@ -38,6 +38,8 @@ from search_service.metrics import Metrics
 from search_service.params import RULES, BadParameter, NotFound
 from search_service.query_cache import QueryEmbeddingCache
 from search_service.settings import Settings
+from search_service.vectors import SQL_PATH as VECTORS_SQL
+from search_service.vectors import VectorCache
 
 log = logging.getLogger("search_service.api")
 
@@ -79,6 +81,9 @@ class Runtime:
     model_error: str | None = None
     database_error: str | None = None
     head_revision: str = ""
+    vectors: VectorCache | None = None  # None: turned off (PLINQY_VECTOR_CACHE_MAX=0) or too many vectors
+    vectors_state: str = "loading"  # loading | ok | disabled | failed
+    vectors_error: str | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     embed_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
 
@@ -162,13 +167,26 @@ class Runtime:
         except TRANSIENT_DB_ERRORS as exc:
             checks["database"] = "unreachable"
             reasons.append(f"database: {type(exc).__name__}: {exc}")
+        checks["vectors"] = self.vectors_state
+        if self.vectors_state in ("loading", "failed"):
+            reasons.append(self.vectors_error or "the in-memory vector copy is loading")
         status = "ready" if not reasons else "not ready"
         return routes_mod.Readiness(status=status, checks=dict(sorted(checks.items())), reasons=reasons)
+
+    @property
+    def usable_vectors(self) -> VectorCache | None:
+        vectors = self.vectors
+        return vectors if vectors is not None and vectors.loaded else None
 
     # --- lifecycle
     async def start(self) -> None:
         self.tasks.append(asyncio.create_task(self._connect(), name="plinqy-db-pool"))
         self.tasks.append(asyncio.create_task(self._load_model(), name="plinqy-model"))
+        if self.settings.vector_cache_max > 0:
+            self.vectors = VectorCache()
+            self.tasks.append(asyncio.create_task(self._maintain_vectors(), name="plinqy-vectors"))
+        else:
+            self.vectors_state = "disabled"
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -209,6 +227,46 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
 
+    async def _maintain_vectors(self) -> None:
+        """Load the in-memory vector copy once the database answers, then refresh it every
+        `vector_cache_refresh_s`. Failures are retried; searches meanwhile run without the copy."""
+        settings = self.settings
+        delay = settings.vector_cache_refresh_s
+        while True:
+            await asyncio.sleep(delay)
+            vectors, pool = self.vectors, self.pool
+            if vectors is None:
+                return
+            if pool is None:
+                delay = 0.2
+                continue
+            try:
+                async with pool.acquire(timeout=settings.pool_acquire_timeout_s * 5) as conn:
+                    if not vectors.loaded:
+                        held = await conn.fetchval(load_blocks(VECTORS_SQL)["vector_count"])
+                        if held > settings.vector_cache_max:
+                            log.warning(
+                                "%d product vectors exceed PLINQY_VECTOR_CACHE_MAX=%d: no in-memory copy,"
+                                " large candidate sets use HNSW",
+                                held,
+                                settings.vector_cache_max,
+                            )
+                            self.vectors, self.vectors_state = None, "disabled"
+                            return
+                        await vectors.load(conn)
+                    else:
+                        await vectors.refresh(conn)
+                self.vectors_state, self.vectors_error = "ok", None
+                delay = settings.vector_cache_refresh_s
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.vectors_error = f"the in-memory vector copy failed to load ({type(exc).__name__}: {exc})"
+                if not vectors.loaded:
+                    self.vectors_state = "failed"
+                log.warning("%s; retrying", self.vectors_error)
+                delay = min(max(delay * 2, 1.0), 30.0)
+
     async def _load_model(self) -> None:
         try:
             encoder = self.encoder
@@ -235,9 +293,7 @@ def _catalog_sql(name: str) -> Any:
 
 
 # --- errors
-def _error(
-    status: int, parameter: str | None, message: str, headers: Mapping[str, str] | None = None
-) -> Response[Any]:
+def _error(status: int, parameter: str | None, message: str, headers: Mapping[str, str] | None = None) -> Response[Any]:
     return Response(
         {"error": {"parameter": parameter, "message": message}},
         status_code=status,
@@ -331,7 +387,11 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> Litesta
     """The API. `encoder`: an already loaded one (tests share one); otherwise loaded from settings.encoder."""
     cache = QueryEmbeddingCache(settings.query_cache_size)
     holder: dict[str, Runtime] = {}
-    metrics = Metrics(cache, lambda: holder["runtime"].pool if "runtime" in holder else None)
+    metrics = Metrics(
+        cache,
+        lambda: holder["runtime"].pool if "runtime" in holder else None,
+        lambda: holder["runtime"].usable_vectors if "runtime" in holder else None,
+    )
     runtime = Runtime(settings=settings, cache=cache, metrics=metrics, encoder=encoder)
     holder["runtime"] = runtime
     runtime.head_revision = migrate.head_revision()

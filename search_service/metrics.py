@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
     from search_service.query_cache import QueryEmbeddingCache
+    from search_service.vectors import VectorCache
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -27,9 +28,15 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class _StateCollector(Collector):
     """Pool and cache gauges, read when scraped (never stale, no bookkeeping on the hot path)."""
 
-    def __init__(self, get_pool: Callable[[], asyncpg.Pool | None], cache: QueryEmbeddingCache) -> None:
+    def __init__(
+        self,
+        get_pool: Callable[[], asyncpg.Pool | None],
+        cache: QueryEmbeddingCache,
+        get_vectors: Callable[[], VectorCache | None],
+    ) -> None:
         self._get_pool = get_pool
         self._cache = cache
+        self._get_vectors = get_vectors
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         pool = self._get_pool()
@@ -46,10 +53,25 @@ class _StateCollector(Collector):
             "Query-embedding cache hits / lookups since start.",
             value=cache.hit_ratio,
         )
+        vectors = self._get_vectors()
+        if vectors is not None and vectors.loaded and vectors.refreshed_at is not None:
+            yield GaugeMetricFamily(
+                "plinqy_vector_cache_vectors", "Product vectors held in memory for the exact scan.", value=len(vectors)
+            )
+            yield GaugeMetricFamily(
+                "plinqy_vector_cache_age_seconds",
+                "Seconds since the in-memory vectors were last refreshed (searches also check newer ones in SQL).",
+                value=time.monotonic() - vectors.refreshed_at,
+            )
 
 
 class Metrics:
-    def __init__(self, cache: QueryEmbeddingCache, get_pool: Callable[[], asyncpg.Pool | None]) -> None:
+    def __init__(
+        self,
+        cache: QueryEmbeddingCache,
+        get_pool: Callable[[], asyncpg.Pool | None],
+        get_vectors: Callable[[], VectorCache | None] = lambda: None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_latency = Histogram(
             "plinqy_http_request_duration_seconds",
@@ -83,7 +105,7 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
-        self.registry.register(_StateCollector(get_pool, cache))
+        self.registry.register(_StateCollector(get_pool, cache, get_vectors))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

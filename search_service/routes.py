@@ -276,9 +276,7 @@ def to_search_response(result: Any, took_ms: float) -> SearchResponse:
 def build_tree(rows: list[Any]) -> list[CategoryNode]:
     """Nested categories from (id, parent_id, …) rows; rows unreachable from a root (a cycle) are left out."""
     nodes = {
-        row["id"]: CategoryNode(
-            id=row["id"], name=row["name"], slug=row["slug"], position=row["position"], children=[]
-        )
+        row["id"]: CategoryNode(id=row["id"], name=row["name"], slug=row["slug"], position=row["position"], children=[])
         for row in rows
     }
     roots: list[CategoryNode] = []
@@ -336,7 +334,7 @@ async def search_products(
     vector = None if mode == "keyword" else await rt.embed(text)
     async with rt.transaction() as conn:
         engine_started = time.perf_counter()
-        result = await engine.search(conn, sp, vector)
+        result = await engine.search(conn, sp, vector, vectors=rt.usable_vectors)
     strategy = str(result.strategy)
     rt.metrics.search_latency.labels(mode, strategy).observe(time.perf_counter() - engine_started)
     request.state.search_strategy = strategy
@@ -383,7 +381,7 @@ async def similar_products(
     )
     async with rt.transaction() as conn:
         engine_started = time.perf_counter()
-        result = await engine.similar(conn, pid, sp)
+        result = await engine.similar(conn, pid, sp, vectors=rt.usable_vectors)
     strategy = str(result.strategy)
     rt.metrics.search_latency.labels("similar", strategy).observe(time.perf_counter() - engine_started)
     request.state.search_strategy = strategy
@@ -521,9 +519,7 @@ async def stores_nearby(
                         "name": "DIY",
                         "slug": "diy",
                         "position": 0,
-                        "children": [
-                            {"id": 42, "name": "Plumbing", "slug": "plumbing", "position": 0, "children": []}
-                        ],
+                        "children": [{"id": 42, "name": "Plumbing", "slug": "plumbing", "position": 0, "children": []}],
                     }
                 ]
             },

@@ -151,6 +151,9 @@ product_master = Table(
     CheckConstraint("length(btrim(name)) > 0", name="name"),
     CheckConstraint("gtin IS NULL OR gtin ~ '^[0-9]{8,14}$'", name="gtin"),
     CheckConstraint("jsonb_typeof(attributes) = 'object'", name="attributes"),
+    # The API's in-memory vector copy asks "which vectors changed since my snapshot" on every search and
+    # every refresh: an index-only range scan (migration 0002).
+    Index("ix_product_master_ai_embedded_at", "ai_embedded_at", postgresql_include=["id"]),
     Index(
         "ix_product_master_ai_vector_hnsw",
         "ai_vector",

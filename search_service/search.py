@@ -5,6 +5,11 @@ Plan (one transaction, a handful of round trips):
 1. `search_context`: active stores in the radius via the GiST index on store.location (none → return at
    once, strategy ``no_stores``), the category subtree, and catalogue statistics (reltuples, pg_stats).
 2. The vector side picks a plan per query from a cost estimate (`choose_strategy`):
+   - ``exact_scan`` (when the API holds the in-memory vector copy, `vectors.VectorCache`): every vector is
+     scored in memory (brute force, exact), and PostgreSQL keeps the best-scored ids that pass the filters,
+     slice by slice in score order, together with the qualifying products whose vector changed after the
+     copy was taken; it stops once the k-th kept distance is no worse than the last scored one, so the
+     answer is the true top-k. Cost: one matrix-vector product plus a few index probes per id checked.
    - ``exact``: candidates = distinct products listed in-stock at those stores; each candidate's distance
      is computed with `cosine_distance()` (not index-orderable, so the HNSW index cannot be used) and
      top-N sorted. Exact by construction; cost grows with the number of candidates.
@@ -26,6 +31,7 @@ match.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -39,6 +45,7 @@ import numpy as np
 from asyncpg.pool import PoolConnectionProxy
 
 from embeddings.sqlblocks import load_blocks
+from search_service.vectors import VectorCache
 
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "search.sql"
 HNSW_INDEX = "ix_product_master_ai_vector_hnsw"
@@ -48,7 +55,7 @@ MAX_OFFSET = 1000
 # A plain connection or a pool's proxy; the pool (or the connection) has pgvector's codec registered.
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 Mode = Literal["hybrid", "semantic", "keyword"]
-ForcedPlan = Literal["auto", "exact", "hnsw"]
+ForcedPlan = Literal["auto", "exact", "hnsw", "scan"]
 
 
 class ProductNotFound(LookupError):
@@ -125,6 +132,9 @@ class EngineConfig:
     exact_us_per_listing: float = 0.5
     hnsw_base_us: float = 10000.0
     hnsw_us_per_visit: float = 40.0
+    # exact_scan: the matrix-vector product over the in-memory copy, plus a filter probe per id checked.
+    scan_us_per_vector: float = 0.08
+    scan_us_per_probe: float = 6.0
     # Real MiniLM vectors of a templated catalogue are full of near-duplicates, which HNSW finds hard: on the
     # small benchmark (100k products), unfiltered recall@10 was 0.88 at ef_search=100, 0.95 at 400 and 1.00 at
     # 800; the engine at 2/5/20 km and globally went from 0.87-0.95 to 1.00 for ~6-10 ms more (2 cores).
@@ -235,27 +245,39 @@ def fetch_size(top_n: int, est: Estimate, config: EngineConfig) -> int:
     return max(math.ceil(top_n * mult), top_n + config.min_extra)
 
 
+Plan: TypeAlias = Literal["exact", "hnsw", "scan"]
+
+
 @dataclass(frozen=True)
 class Choice:
-    plan: Literal["exact", "hnsw"]
-    fetch: int  # rows the HNSW scan is asked for
+    plan: Plan
+    fetch: int  # rows the HNSW scan is asked for; ids the exact scan checks first
     exact_cost_us: float
     hnsw_cost_us: float
+    scan_cost_us: float | None  # None: no in-memory vector copy
 
 
-def choose_strategy(est: Estimate, top_n: int, config: EngineConfig) -> Choice:
+def choose_strategy(est: Estimate, top_n: int, config: EngineConfig, scan_vectors: int | None = None) -> Choice:
+    """`scan_vectors`: the size of the in-memory vector copy, None without one (the scan is then impossible)."""
     fetch = fetch_size(top_n, est, config)
     visits = fetch / max(est.selectivity, 1e-6)
     exact_cost = config.exact_us_per_candidate * est.candidates + config.exact_us_per_listing * est.listings
     hnsw_cost = config.hnsw_base_us + config.hnsw_us_per_visit * visits
-    plan: Literal["exact", "hnsw"]
+    scan_cost = (
+        None if scan_vectors is None else config.scan_us_per_vector * scan_vectors + config.scan_us_per_probe * fetch
+    )
+    plan: Plan
     if config.force != "auto":
         plan = config.force
+        if plan == "scan" and scan_cost is None:
+            raise ValueError("the exact scan needs the in-memory vector copy")
+    elif scan_cost is not None:  # both remaining plans are exact: the cheaper one
+        plan = "exact" if exact_cost <= scan_cost else "scan"
     elif est.candidates <= config.exact_max_candidates or exact_cost <= hnsw_cost:
         plan = "exact"
     else:
         plan = "hnsw"
-    return Choice(plan, fetch, exact_cost, hnsw_cost)
+    return Choice(plan, fetch, exact_cost, hnsw_cost, scan_cost)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -301,6 +323,43 @@ class _Scope:
         return (self.store_ids, self.category_ids, p.min_price, p.max_price, p.in_stock)
 
 
+# Float32 in memory vs PostgreSQL's own arithmetic: distances agree to ~1e-6.
+SCAN_DISTANCE_SLACK = 1e-5
+
+
+async def _rank_scan(
+    conn: Conn,
+    scope: _Scope,
+    vectors: VectorCache,
+    vector: np.ndarray,
+    top_n: int,
+    first_slice: int,
+    exclude_id: UUID | None,
+) -> dict[UUID, float]:
+    """The exact scan: qualifying products (id → PostgreSQL's distance) that include the true top_n.
+
+    Every product outside the ids checked either changed after the copy was taken (and is checked by the
+    first statement) or has an in-memory distance no better than the last one checked, so once top_n
+    qualifying distances are no worse than that, nothing unchecked can beat them."""
+    sql = sql_blocks()["filter_ranked"]
+    scores = vectors.scores(vector)
+    n = len(scores)
+    found: dict[UUID, float] = {}
+    changed_since: Any = vectors.watermark or dt.datetime.min.replace(tzinfo=dt.UTC)
+    start, stop = 0, max(first_slice, 1)
+    while True:
+        rows = vectors.top_rows(scores, start, stop)
+        records = await conn.fetch(sql, vector, vectors.ids_of(rows), *scope.filter_args(), exclude_id, changed_since)
+        found.update((r["id"], float(r["distance"])) for r in records)
+        changed_since = None  # changed vectors are checked once
+        if stop >= n:
+            return found
+        last = 1.0 - float(scores[rows[-1]]) if len(rows) else 0.0
+        if len(found) >= top_n and sorted(found.values())[top_n - 1] <= last + SCAN_DISTANCE_SLACK:
+            return found
+        start, stop = stop, stop * 4
+
+
 async def _rank_vector(
     conn: Conn,
     scope: _Scope,
@@ -309,11 +368,24 @@ async def _rank_vector(
     top_n: int,
     exclude_id: UUID | None,
     config: EngineConfig,
+    vectors: VectorCache | None,
 ) -> _Ranked:
     sql = sql_blocks()
     est = estimate(ctx, None if scope.store_ids is None else len(scope.store_ids), scope.params)
-    choice = choose_strategy(est, top_n, config)
+    usable = vectors if vectors is not None and vectors.loaded else None
+    choice = choose_strategy(est, top_n, config, None if usable is None else len(usable))
     prefix = "global_" if scope.store_ids is None else ""
+    if choice.plan == "scan":
+        assert usable is not None
+        found = await _rank_scan(conn, scope, usable, vector, top_n, choice.fetch, exclude_id)
+        ordered = sorted(found, key=lambda pid: (found[pid], pid))[:top_n]
+        return _Ranked(
+            ids=ordered,
+            distances={pid: found[pid] for pid in ordered},
+            total=max(round(est.candidates), len(found)),
+            total_exact=False,
+            strategy=f"{prefix}exact_scan",
+        )
     if choice.plan == "hnsw":
         want = choice.fetch
         rows = await conn.fetch(sql["rank_hnsw"], vector, *scope.filter_args(), want, exclude_id)
@@ -404,6 +476,7 @@ async def _run(
     vector: np.ndarray | None,
     exclude_id: UUID | None,
     config: EngineConfig,
+    vectors: VectorCache | None,
 ) -> SearchResult:
     if params.offset < 0 or params.offset > MAX_OFFSET:
         raise ValueError(f"offset must be between 0 and {MAX_OFFSET}")
@@ -438,7 +511,7 @@ async def _run(
 
     if mode == "semantic":
         assert vector is not None
-        ranked = await _rank_vector(conn, scope, ctx, vector, top_n, exclude_id, config)
+        ranked = await _rank_vector(conn, scope, ctx, vector, top_n, exclude_id, config, vectors)
         page = ranked.ids[params.offset : top_n]
         scores = {pid: 1.0 - ranked.distances[pid] for pid in page}
         hits = await _hydrate(conn, scope, page, scores)
@@ -465,7 +538,7 @@ async def _run(
         return SearchResult(hits, total, "keyword", not kw_capped)
 
     assert vector is not None
-    ranked = await _rank_vector(conn, scope, ctx, vector, depth, exclude_id, config)
+    ranked = await _rank_vector(conn, scope, ctx, vector, depth, exclude_id, config, vectors)
     fused = rrf_fuse([ranked.ids, kw_ids])
     vec_rank = {pid: i for i, pid in enumerate(ranked.ids)}
     order = sorted(
@@ -484,13 +557,12 @@ async def _in_transaction(
     vector: np.ndarray | None,
     exclude_id: UUID | None,
     config: EngineConfig,
+    vectors: VectorCache | None,
 ) -> SearchResult:
-    if (
-        conn.is_in_transaction()
-    ):  # the caller's transaction (e.g. with its statement_timeout) carries SET LOCAL
-        return await _run(conn, params, vector, exclude_id, config)
+    if conn.is_in_transaction():  # the caller's transaction (e.g. with its statement_timeout) carries SET LOCAL
+        return await _run(conn, params, vector, exclude_id, config, vectors)
     async with conn.transaction(readonly=True):
-        return await _run(conn, params, vector, exclude_id, config)
+        return await _run(conn, params, vector, exclude_id, config, vectors)
 
 
 async def search(
@@ -498,13 +570,15 @@ async def search(
     params: SearchParams,
     query_vector: np.ndarray | None,
     config: EngineConfig = DEFAULT_CONFIG,
+    vectors: VectorCache | None = None,
 ) -> SearchResult:
     """Search near a point (or globally without lat/lon). `query_vector`: float32 (384,), L2-normalised;
-    None is accepted in keyword mode only."""
+    None is accepted in keyword mode only. `vectors`: the in-memory vector copy, which enables the exact
+    scan (without it, or before it is loaded, the engine chooses between the exact and HNSW plans)."""
     if query_vector is None and params.mode != "keyword":
         raise ValueError(f"mode {params.mode!r} needs a query vector")
     vector = None if query_vector is None else np.asarray(query_vector, dtype=np.float32)
-    return await _in_transaction(conn, params, vector, None, config)
+    return await _in_transaction(conn, params, vector, None, config, vectors)
 
 
 async def similar(
@@ -512,6 +586,7 @@ async def similar(
     product_id: UUID,
     params: SearchParams,
     config: EngineConfig = DEFAULT_CONFIG,
+    vectors: VectorCache | None = None,
 ) -> SearchResult:
     """Products like `product_id` under the same filters (semantic ranking; `q` and `mode` are unused).
 
@@ -523,4 +598,4 @@ async def similar(
     semantic = replace(params, mode="semantic")
     if vector is None:
         return SearchResult(results=[], total_candidates=0, strategy="no_vector")
-    return await _in_transaction(conn, semantic, as_vector(vector), product_id, config)
+    return await _in_transaction(conn, semantic, as_vector(vector), product_id, config, vectors)

@@ -56,6 +56,10 @@ class Settings:
     pool_max_size: int = 10
     pool_acquire_timeout_s: float = 1.0
     query_cache_size: int = 1024
+    # The API's in-memory vector copy (exact scan): off above this many vectors (~1.5 kB each per API
+    # process; a 100k-product scan is ~7 ms on 2 cores, 1M would be ~70 ms), 0 turns it off.
+    vector_cache_max: int = 300_000
+    vector_cache_refresh_s: float = 1.0
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -81,6 +85,8 @@ class Settings:
             pool_max_size=_int(env, "PLINQY_POOL_MAX", 10, 1, 200),
             pool_acquire_timeout_s=_float(env, "PLINQY_POOL_TIMEOUT_S", 1.0, 0.01, 60.0),
             query_cache_size=_int(env, "PLINQY_QUERY_CACHE_SIZE", 1024, 0, 1_000_000),
+            vector_cache_max=_int(env, "PLINQY_VECTOR_CACHE_MAX", 300_000, 0, 100_000_000),
+            vector_cache_refresh_s=_float(env, "PLINQY_VECTOR_CACHE_REFRESH_S", 1.0, 0.05, 3600.0),
             env=env,
         )
 

@@ -542,7 +542,7 @@ def test_health_ready_and_metrics(client: TestClient[Any]) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "model": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "model": "ok", "vectors": "ok"}
 
     search(client, q="repeated query for the cache", **AT_CENTER)
     search(client, q="repeated query for the cache", **AT_CENTER)
@@ -558,6 +558,8 @@ def test_health_ready_and_metrics(client: TestClient[Any]) -> None:
         "plinqy_db_pool_in_use",
         "plinqy_query_cache_hit_ratio",
         'plinqy_query_cache_lookups_total{result="hit"}',
+        "plinqy_vector_cache_vectors",
+        "plinqy_vector_cache_age_seconds",
     ):
         assert name in text, name
     assert 'route="/v1/search"' in text

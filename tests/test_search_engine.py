@@ -37,6 +37,7 @@ from search_service.search import (
     similar,
     sql_blocks,
 )
+from search_service.vectors import VectorCache
 
 CENTER = (52.52, 13.405)
 SPEC = SyntheticSpec(products=4000, stores=150, listings=40_000, seed=5, clusters=80, sigma_m=4000.0)
@@ -114,9 +115,7 @@ class Truth:
         return out
 
     def stores_within(self, lat: float, lon: float, radius: float) -> np.ndarray:
-        d = np.array(
-            [geodesic_m(lat, lon, a, b) for a, b in zip(self.store_lat, self.store_lon, strict=True)]
-        )
+        d = np.array([geodesic_m(lat, lon, a, b) for a, b in zip(self.store_lat, self.store_lon, strict=True)])
         return (d <= radius) & self.store_active
 
     def qualifying(self, p: SearchParams, exclude: uuid.UUID | None = None) -> np.ndarray:
@@ -141,9 +140,7 @@ class Truth:
             qual[self.index[exclude]] = False
         return qual
 
-    def top_k(
-        self, p: SearchParams, q: np.ndarray, exclude: uuid.UUID | None = None
-    ) -> list[tuple[uuid.UUID, float]]:
+    def top_k(self, p: SearchParams, q: np.ndarray, exclude: uuid.UUID | None = None) -> list[tuple[uuid.UUID, float]]:
         qual = self.qualifying(p, exclude) & self.has_vector
         idx = np.nonzero(qual)[0]
         dist = 1.0 - self.vectors[idx] @ q.astype(np.float64) / np.linalg.norm(q)
@@ -158,9 +155,7 @@ class Catalogue:
     specials: dict[str, uuid.UUID]
 
 
-def _insert_store(
-    cur: psycopg.Cursor[Any], name: str, lat: float, lon: float, active: bool = True
-) -> uuid.UUID:
+def _insert_store(cur: psycopg.Cursor[Any], name: str, lat: float, lon: float, active: bool = True) -> uuid.UUID:
     row = cur.execute(
         "INSERT INTO store (name, location, is_active)"
         " VALUES (%s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s) RETURNING id",
@@ -307,9 +302,7 @@ def _assert_same_ranking(got: SearchResult, want: list[tuple[uuid.UUID, float]],
     assert len(got_ids) == len(want), f"{context}: {len(got_ids)} results, expected {len(want)}"
     for pos, (hit, (wid, wdist)) in enumerate(zip(got.results, want, strict=True)):
         if hit.product.id != wid:  # only a near-tie may swap places
-            assert abs((1.0 - hit.score) - wdist) < 1e-5, (
-                f"{context}: position {pos} differs: {got_ids} vs {want}"
-            )
+            assert abs((1.0 - hit.score) - wdist) < 1e-5, f"{context}: position {pos} differs: {got_ids} vs {want}"
         else:
             assert abs((1.0 - hit.score) - wdist) < 1e-5, f"{context}: score of {wid}"
 
@@ -318,11 +311,7 @@ def _radii(cat: Catalogue) -> list[float | None]:
     t = cat.truth
     lat, lon = CENTER
     d = np.sort(
-        [
-            geodesic_m(lat, lon, a, b)
-            for a, b, act in zip(t.store_lat, t.store_lon, t.store_active, strict=True)
-            if act
-        ]
+        [geodesic_m(lat, lon, a, b) for a, b, act in zip(t.store_lat, t.store_lon, t.store_active, strict=True) if act]
     )
     # from the nearest store alone up to every store (including the far ones), then global
     return [
@@ -341,16 +330,29 @@ PLANS = {
     "auto": DEFAULT_CONFIG,
     "exact": replace(DEFAULT_CONFIG, force="exact"),
     "hnsw": replace(DEFAULT_CONFIG, force="hnsw"),
+    "scan": replace(DEFAULT_CONFIG, force="scan"),
+    "auto_with_vectors": DEFAULT_CONFIG,
 }
+ALL_PLANS = list(PLANS)
 
 
-@pytest.mark.parametrize("plan", ["auto", "exact", "hnsw"])
+async def vectors_for(conn: asyncpg.Connection, plan: str) -> VectorCache | None:
+    """The in-memory vector copy for the plans that use it (the API's default), loaded from the database."""
+    if plan not in ("scan", "auto_with_vectors"):
+        return None
+    vectors = VectorCache()
+    await vectors.load(conn)
+    return vectors
+
+
+@pytest.mark.parametrize("plan", ALL_PLANS)
 def test_vector_recall_is_exact_for_every_radius(catalogue: Catalogue, plan: str) -> None:
     config = PLANS[plan]
     queries = _queries(catalogue, 6)
     seen: dict[str, int] = {}
 
     async def body(conn: asyncpg.Connection) -> None:
+        vectors = await vectors_for(conn, plan)
         for radius in _radii(catalogue):
             geo = radius is not None
             params = SearchParams(
@@ -362,7 +364,7 @@ def test_vector_recall_is_exact_for_every_radius(catalogue: Catalogue, plan: str
                 mode="semantic",
             )
             for i, q in enumerate(queries):
-                got = await search(conn, params, q, config)
+                got = await search(conn, params, q, config, vectors)
                 seen[got.strategy] = seen.get(got.strategy, 0) + 1
                 want = catalogue.truth.top_k(params, q)
                 _assert_same_ranking(got, want, f"{plan} radius={radius} query={i} strategy={got.strategy}")
@@ -374,19 +376,20 @@ def test_vector_recall_is_exact_for_every_radius(catalogue: Catalogue, plan: str
     with_conn(catalogue.url, body)
     if plan == "exact":
         assert set(seen) <= {"exact", "global_exact"}
-    if (
-        plan == "hnsw"
-    ):  # the HNSW plan really ran (it may fall back to exact under tight radii, never lose rows)
+    if plan == "hnsw":  # the HNSW plan really ran (it may fall back to exact under tight radii, never lose rows)
         assert seen.get("hnsw_iterative", 0) > 0 and seen.get("global_hnsw", 0) > 0, seen
+    if plan == "scan":
+        assert set(seen) <= {"exact_scan", "global_exact_scan", "no_stores"}, seen
+    if plan == "auto_with_vectors":  # exact for a few stores, the scan for many: HNSW never
+        assert seen.get("exact", 0) > 0 and seen.get("exact_scan", 0) > 0, seen
+        assert not any("hnsw" in name for name in seen), seen
 
 
-@pytest.mark.parametrize("plan", ["auto", "exact", "hnsw"])
+@pytest.mark.parametrize("plan", ALL_PLANS)
 def test_recall_with_offset_category_price_and_stock_filters(catalogue: Catalogue, plan: str) -> None:
     config = PLANS[plan]
     t = catalogue.truth
-    root = min(
-        cid for cid, par in t.parent.items() if par is None and any(p == cid for p in t.parent.values())
-    )
+    root = min(cid for cid, par in t.parent.items() if par is None and any(p == cid for p in t.parent.values()))
     child = min(cid for cid, par in t.parent.items() if par == root)
     variants = [
         {"offset": 5, "limit": 7},
@@ -399,6 +402,7 @@ def test_recall_with_offset_category_price_and_stock_filters(catalogue: Catalogu
     queries = _queries(catalogue, 3, seed=2)
 
     async def body(conn: asyncpg.Connection) -> None:
+        vectors = await vectors_for(conn, plan)
         for v in variants:
             for geo in (True, False):
                 base = SearchParams(
@@ -411,10 +415,8 @@ def test_recall_with_offset_category_price_and_stock_filters(catalogue: Catalogu
                 )
                 params = replace(base, **v)  # type: ignore[arg-type]
                 for i, q in enumerate(queries):
-                    got = await search(conn, params, q, config)
-                    _assert_same_ranking(
-                        got, t.top_k(params, q), f"{plan} {v} geo={geo} q={i} {got.strategy}"
-                    )
+                    got = await search(conn, params, q, config, vectors)
+                    _assert_same_ranking(got, t.top_k(params, q), f"{plan} {v} geo={geo} q={i} {got.strategy}")
 
     with_conn(catalogue.url, body)
 
@@ -440,9 +442,7 @@ def test_default_strategy_choice_uses_both_plans(catalogue: Catalogue) -> None:
     assert glob == "global_hnsw"
 
 
-async def _explain(
-    conn: asyncpg.Connection, block: str, params: SearchParams, q: np.ndarray, top_n: int = 10
-) -> str:
+async def _explain(conn: asyncpg.Connection, block: str, params: SearchParams, q: np.ndarray, top_n: int = 10) -> str:
     sql = sql_blocks()
     async with conn.transaction():
         await conn.execute(settings_sql(DEFAULT_CONFIG))
@@ -450,9 +450,7 @@ async def _explain(
         ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, params.radius_m, None, False)
         assert ctx is not None
         if block == "search_context":
-            rows = await conn.fetch(
-                "EXPLAIN " + sql[block], params.lon, params.lat, params.radius_m, None, False
-            )
+            rows = await conn.fetch("EXPLAIN " + sql[block], params.lon, params.lat, params.radius_m, None, False)
         else:
             stores = ctx["store_ids"] if geo else None
             rows = await conn.fetch("EXPLAIN " + sql[block], q, stores, None, None, None, True, top_n, None)
@@ -501,9 +499,7 @@ def test_empty_radius_returns_at_once(catalogue: Catalogue) -> None:
 
 
 def _near_center(**kw: Any) -> SearchParams:
-    return SearchParams(
-        **{"q": "", "lat": CENTER[0], "lon": CENTER[1], "radius_m": 1000.0, "limit": 50, **kw}
-    )
+    return SearchParams(**{"q": "", "lat": CENTER[0], "lon": CENTER[1], "radius_m": 1000.0, "limit": 50, **kw})
 
 
 def test_stock_and_activity_filters(catalogue: Catalogue) -> None:
@@ -533,18 +529,14 @@ def test_stock_and_activity_filters(catalogue: Catalogue) -> None:
     for mode in ("keyword", "hybrid"):
         assert s["oat_milk"] in out["oat_milk", True, mode]  # the query itself works
         assert s["only_oos"] not in out["only_oos", True, mode]
-        assert (
-            s["only_oos"] in out["only_oos", False, mode]
-        )  # in_stock=false drops the quantity condition only
+        assert s["only_oos"] in out["only_oos", False, mode]  # in_stock=false drops the quantity condition only
         for key in ("only_inactive_listing", "only_inactive_store"):
             assert s[key] not in out[key, True, mode] and s[key] not in out[key, False, mode]
 
 
 def test_category_subtree_and_price_range_are_respected_in_every_mode(catalogue: Catalogue) -> None:
     t = catalogue.truth
-    root = min(
-        cid for cid, par in t.parent.items() if par is None and any(p == cid for p in t.parent.values())
-    )
+    root = min(cid for cid, par in t.parent.items() if par is None and any(p == cid for p in t.parent.values()))
     subtree = t.subtree(root)
     q = _queries(catalogue, 1, seed=7)[0]
 
@@ -617,9 +609,7 @@ def test_stores_per_product_are_nearest_first_with_geodesic_distances(catalogue:
     q = _queries(catalogue, 1, seed=5)[0]
 
     async def body(conn: asyncpg.Connection) -> SearchResult:
-        return await search(
-            conn, _near_center(radius_m=4000.0, limit=20, stores_per_product=4, mode="semantic"), q
-        )
+        return await search(conn, _near_center(radius_m=4000.0, limit=20, stores_per_product=4, mode="semantic"), q)
 
     res = with_conn(catalogue.url, body)
     assert res.results
@@ -694,17 +684,25 @@ def test_similar_excludes_the_product_and_is_exact(catalogue: Catalogue) -> None
 
     async def body(conn: asyncpg.Connection) -> list[SearchResult]:
         out = []
-        for radius in (5000.0, 2_000_000.0):
-            out.append(
-                await similar(conn, pid, SearchParams(q="", lat=CENTER[0], lon=CENTER[1], radius_m=radius))
-            )
-        out.append(await similar(conn, pid, SearchParams(q="")))
+        vectors = await vectors_for(conn, "auto_with_vectors")
+        for cache in (None, vectors):
+            for radius in (5000.0, 2_000_000.0):
+                out.append(
+                    await similar(
+                        conn,
+                        pid,
+                        SearchParams(q="", lat=CENTER[0], lon=CENTER[1], radius_m=radius),
+                        vectors=cache,
+                    )
+                )
+            out.append(await similar(conn, pid, SearchParams(q=""), vectors=cache))
         with pytest.raises(ProductNotFound):
-            await similar(conn, uuid.uuid4(), SearchParams(q=""))
+            await similar(conn, uuid.uuid4(), SearchParams(q=""), vectors=vectors)
         return out
 
     results = with_conn(catalogue.url, body)
-    for res, radius in zip(results, (5000.0, 2_000_000.0, None), strict=True):
+    assert results[-1].strategy == "global_exact_scan"
+    for res, radius in zip(results, (5000.0, 2_000_000.0, None) * 2, strict=True):
         params = SearchParams(
             q="",
             lat=CENTER[0] if radius else None,

@@ -104,6 +104,36 @@ SELECT id, distance, count(*) OVER () AS fetched
 FROM hits
 ORDER BY distance, id;
 
+-- name: filter_ranked
+-- params: $1 query vector, $2 ids uuid[] (the next slice of the in-memory ranking, best first),
+--         $3 store_ids uuid[]|null (null: any active store), $4 category_ids bigint[]|null,
+--         $5 min_price numeric|null, $6 max_price numeric|null, $7 in_stock bool, $8 exclude_id uuid|null,
+--         $9 changed_since timestamptz|null (the in-memory copy's watermark; null: no changed-vector check)
+-- EXACT SCAN plan: the API scored every vector in memory (search_service/vectors.py); this keeps the ids of
+-- the next slice of that ranking that pass the filters, plus every qualifying product whose vector changed
+-- after the copy was taken (index-only range scan on ai_embedded_at), with PostgreSQL's own distance.
+-- Per id: a primary-key probe and an EXISTS probe of ix_store_product_in_stock; no candidate enumeration.
+WITH ids AS (
+    SELECT u.id FROM unnest($2::uuid[]) AS u(id)
+    UNION
+    SELECT c.id FROM product_master c WHERE c.ai_embedded_at > $9::timestamptz
+)
+SELECT p.id, cosine_distance(p.ai_vector, $1::vector) AS distance
+FROM ids JOIN product_master p ON p.id = ids.id
+WHERE p.is_active AND p.ai_vector IS NOT NULL
+  AND ($4::bigint[] IS NULL OR p.category_id = ANY($4::bigint[]))
+  AND ($8::uuid IS NULL OR p.id <> $8::uuid)
+  AND EXISTS (
+      SELECT 1 FROM store_product sp
+      WHERE sp.product_master_id = p.id
+        AND ($3::uuid[] IS NULL OR sp.store_id = ANY($3::uuid[]))
+        AND sp.is_active
+        AND (NOT $7::bool OR sp.quantity > 0)
+        AND ($5::numeric IS NULL OR sp.price >= $5::numeric)
+        AND ($6::numeric IS NULL OR sp.price <= $6::numeric)
+        AND ($3::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+  );
+
 -- name: rank_keyword
 -- params: $1 q text, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
 --         $4 min_price numeric|null, $5 max_price numeric|null, $6 in_stock bool, $7 depth int,

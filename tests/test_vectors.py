@@ -1,0 +1,260 @@
+"""The API's in-memory vector copy (search_service.vectors) and the exact scan that uses it, against a real
+PostgreSQL: the change stamp kept by the trigger of migration 0002, answers that stay exact while the copy is
+behind the database, the refresh (including a transaction that commits after the copy moved past its stamp),
+and the API's readiness and fall-back when the copy is turned off or too large."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from litestar.testing import TestClient
+from pgvector.psycopg import register_vector as register_vector_psycopg
+
+from benchmarks.synthetic import random_unit_vectors
+from embeddings.encoder import Encoder
+from search_service.app import create_app
+from search_service.search import DEFAULT_CONFIG, SearchParams, SearchResult, search
+from search_service.vectors import VectorCache
+from tests.test_api import READY_TIMEOUT_S, app_settings, load_test_encoder
+from tests.test_search_engine import connect, run
+
+SCAN = replace(DEFAULT_CONFIG, force="scan")
+POINT = (52.52, 13.405)
+N_PRODUCTS = 300
+
+
+def seed(url: str, n: int = N_PRODUCTS) -> tuple[list[uuid.UUID], uuid.UUID, np.ndarray]:
+    """n products with random unit vectors, all listed in stock at one store at POINT."""
+    vecs = random_unit_vectors(n, np.random.default_rng(3))
+    with psycopg.connect(url) as conn:
+        register_vector_psycopg(conn)
+        store = conn.execute(
+            "INSERT INTO store (name, location) VALUES ('Corner shop', ST_SetSRID(ST_MakePoint(%s, %s), 4326))"
+            " RETURNING id",
+            (POINT[1], POINT[0]),
+        ).fetchone()
+        assert store is not None
+        ids = []
+        for i, v in enumerate(vecs):
+            row = conn.execute(
+                "INSERT INTO product_master (name, ai_vector) VALUES (%s, %s) RETURNING id", (f"Item {i}", v)
+            ).fetchone()
+            assert row is not None
+            ids.append(row[0])
+        conn.execute(
+            "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity)"
+            " SELECT %s, id, 1.50, 'EUR', 4 FROM product_master",
+            (store[0],),
+        )
+    return ids, store[0], vecs
+
+
+def add_product(url: str, name: str, vector: np.ndarray, store: uuid.UUID) -> uuid.UUID:
+    with psycopg.connect(url) as conn:
+        register_vector_psycopg(conn)
+        row = conn.execute(
+            "INSERT INTO product_master (name, ai_vector) VALUES (%s, %s) RETURNING id", (name, vector)
+        ).fetchone()
+        assert row is not None
+        conn.execute(
+            "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity)"
+            " VALUES (%s, %s, %s, 'EUR', 3)",
+            (store, row[0], Decimal("2.00")),
+        )
+        return uuid.UUID(str(row[0]))
+
+
+def set_vector(url: str, product: uuid.UUID, vector: np.ndarray) -> None:
+    with psycopg.connect(url) as conn:
+        register_vector_psycopg(conn)
+        conn.execute("UPDATE product_master SET ai_vector = %s WHERE id = %s", (vector, product))
+
+
+def nearby(limit: int = 5) -> SearchParams:
+    return SearchParams(q="", lat=POINT[0], lon=POINT[1], radius_m=1000, limit=limit, mode="semantic")
+
+
+def ids(result: SearchResult) -> list[uuid.UUID]:
+    return [h.product.id for h in result.results]
+
+
+def exact_top(url: str, q: np.ndarray, k: int) -> list[uuid.UUID]:
+    """The truth: PostgreSQL's own exact distances over every listed, active product with a vector."""
+    with psycopg.connect(url) as conn:
+        register_vector_psycopg(conn)
+        rows = conn.execute(
+            "SELECT p.id FROM product_master p WHERE p.is_active AND p.ai_vector IS NOT NULL"
+            " AND EXISTS (SELECT 1 FROM store_product sp WHERE sp.product_master_id = p.id AND sp.quantity > 0)"
+            " ORDER BY cosine_distance(p.ai_vector, %s), p.id LIMIT %s",
+            (q, k),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_every_vector_change_moves_the_stamp(fresh_db_url: str) -> None:
+    vec = random_unit_vectors(2, np.random.default_rng(1))
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        register_vector_psycopg(conn)
+        pid = conn.execute(
+            "INSERT INTO product_master (name, ai_vector, ai_embedded_at) VALUES ('Kettle', %s, '2001-01-01')"
+            " RETURNING id",
+            (vec[0],),
+        ).fetchone()[0]  # type: ignore[index]
+
+        def stamp() -> dt.datetime | None:
+            return conn.execute("SELECT ai_embedded_at FROM product_master WHERE id = %s", (pid,)).fetchone()[0]  # type: ignore[index]
+
+        first = stamp()
+        assert first is not None and first.year > 2001  # the writer's stamp is replaced by the trigger's
+        conn.execute("UPDATE product_master SET name = 'Electric kettle' WHERE id = %s", (pid,))
+        assert stamp() == first  # not a vector change
+        conn.execute("UPDATE product_master SET ai_vector = ai_vector WHERE id = %s", (pid,))
+        assert stamp() == first  # the same vector: no change either
+        conn.execute("UPDATE product_master SET ai_vector = %s WHERE id = %s", (vec[1], pid))
+        second = stamp()
+        assert second is not None and second > first
+        conn.execute("UPDATE product_master SET ai_vector = NULL WHERE id = %s", (pid,))
+        assert stamp() is None
+        bare = conn.execute("INSERT INTO product_master (name) VALUES ('Toaster') RETURNING ai_embedded_at").fetchone()
+        assert bare == (None,)
+
+
+def test_scan_is_exact_while_the_copy_is_behind_and_after_refresh(fresh_db_url: str) -> None:
+    product_ids, store, vecs = seed(fresh_db_url)
+    rng = np.random.default_rng(8)
+    q = random_unit_vectors(1, rng)[0]
+
+    async def body() -> None:
+        conn = await connect(fresh_db_url)
+        try:
+            vectors = VectorCache()
+            assert await vectors.load(conn) == N_PRODUCTS
+            before = ids(await search(conn, nearby(), q, SCAN, vectors))
+            assert before == exact_top(fresh_db_url, q, 5)
+
+            # After the copy was taken: one vector moves next to the query, a new product lands on it,
+            # the old best is deactivated and the second best deleted.
+            moved = product_ids[-1]
+            set_vector(fresh_db_url, moved, (q + 0.05 * vecs[-1]) / np.linalg.norm(q + 0.05 * vecs[-1]))
+            new = add_product(fresh_db_url, "Brand new", q, store)
+            with psycopg.connect(fresh_db_url, autocommit=True) as pg:
+                pg.execute("UPDATE product_master SET is_active = false WHERE id = %s", (before[0],))
+                pg.execute("DELETE FROM product_master WHERE id = %s", (before[1],))
+            want = exact_top(fresh_db_url, q, 5)
+            assert want[:2] == [new, moved]
+
+            got = await search(conn, nearby(), q, SCAN, vectors)
+            assert got.strategy == "exact_scan"
+            assert ids(got) == want  # exact before the copy has seen any of it
+            assert len(vectors) == N_PRODUCTS
+
+            watermark = vectors.watermark
+            assert await vectors.refresh(conn) == 2  # the moved vector and the new one, nothing else
+            assert len(vectors) == N_PRODUCTS + 1
+            assert vectors.watermark is not None and watermark is not None and vectors.watermark > watermark
+            assert await vectors.refresh(conn) == 0
+            assert ids(await search(conn, nearby(), q, SCAN, vectors)) == want
+            glob = await search(conn, SearchParams(q="", limit=5, mode="semantic"), q, SCAN, vectors)
+            assert glob.strategy == "global_exact_scan" and ids(glob) == want
+        finally:
+            await conn.close()
+
+    run(body())
+
+
+def test_refresh_catches_a_commit_that_lands_behind_the_watermark(fresh_db_url: str) -> None:
+    """A transaction stamps its rows when it writes them and commits later; if the copy refreshed in
+    between, the rows are stamped below its watermark. The next refresh re-reads the stamps of the last
+    `margin` seconds and picks them up."""
+    product_ids, _store, _vecs = seed(fresh_db_url, 50)
+    q = random_unit_vectors(1, np.random.default_rng(11))[0]
+
+    async def body() -> None:
+        conn = await connect(fresh_db_url)
+        try:
+            vectors = VectorCache(margin_s=60)
+            await vectors.load(conn)
+            assert vectors.watermark is not None
+            late = product_ids[7]
+            with psycopg.connect(fresh_db_url) as pg:  # one transaction: the trigger off, a stamp from the past
+                register_vector_psycopg(pg)
+                pg.execute("ALTER TABLE product_master DISABLE TRIGGER trg_product_master_stamp_vector_update")
+                pg.execute(
+                    "UPDATE product_master SET ai_vector = %s, ai_embedded_at = %s WHERE id = %s",
+                    (q, vectors.watermark - dt.timedelta(seconds=5), late),
+                )
+                pg.execute("ALTER TABLE product_master ENABLE TRIGGER trg_product_master_stamp_vector_update")
+            assert ids(await search(conn, nearby(1), q, SCAN, vectors)) != [late]  # the documented window
+            assert await vectors.refresh(conn) == 1
+            assert ids(await search(conn, nearby(1), q, SCAN, vectors)) == [late]
+        finally:
+            await conn.close()
+
+    run(body())
+
+
+def test_scan_walks_further_when_the_filter_is_selective(fresh_db_url: str) -> None:
+    """Most of the best-scored products are not sold nearby: the scan must keep going, not come back short."""
+    product_ids, _store, vecs = seed(fresh_db_url)
+    q = vecs[0]
+    with psycopg.connect(fresh_db_url, autocommit=True) as pg:  # only every 25th product stays in stock
+        pg.execute(
+            "UPDATE store_product SET quantity = 0 WHERE product_master_id <> ALL(%s)",
+            ([p for i, p in enumerate(product_ids) if i % 25 == 0],),
+        )
+
+    async def body() -> SearchResult:
+        conn = await connect(fresh_db_url)
+        try:
+            vectors = VectorCache()
+            await vectors.load(conn)
+            return await search(conn, nearby(10), q, SCAN, vectors)
+        finally:
+            await conn.close()
+
+    got = run(body())
+    assert ids(got) == exact_top(fresh_db_url, q, 10)
+    assert len(got.results) == 10
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return load_test_encoder()
+
+
+def wait_ready(client: TestClient[Any]) -> dict[str, Any]:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        body: dict[str, Any] = client.get("/readyz").json()
+        if body["status"] == "ready" or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "state"),
+    [({}, "ok"), ({"vector_cache_max": 0}, "disabled"), ({"vector_cache_max": 10}, "disabled")],
+)
+def test_api_uses_the_copy_unless_it_is_off_or_too_large(
+    fresh_db_url: str, encoder: Encoder, overrides: dict[str, Any], state: str
+) -> None:
+    seed(fresh_db_url, 60)
+    app = create_app(app_settings(fresh_db_url, vector_cache_refresh_s=0.1, **overrides), encoder=encoder)
+    with TestClient(app, timeout=60) as client:
+        ready = wait_ready(client)
+        assert ready["status"] == "ready", ready
+        assert ready["checks"]["vectors"] == state
+        body = client.get("/v1/search", params={"q": "anything at all", "mode": "semantic", "limit": 5}).json()
+        assert len(body["results"]) == 5
+        if state == "ok":
+            assert body["strategy"] == "global_exact_scan"
+        else:
+            assert "scan" not in body["strategy"]
