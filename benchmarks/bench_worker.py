@@ -172,8 +172,11 @@ def measure_worker_rate(admin_dsn: str, n: int = 3000, batch_size: int = 128, ro
                         count, seconds = len(texts), time.perf_counter() - t0
                     else:
                         _requeue(conn, ids)
-                        conn.execute("UPDATE ai_task SET run_after = now() WHERE status = 'pending' "
-                                     "AND product_master_id = ANY(%s)", (ids,))
+                        conn.execute(
+                            "UPDATE ai_task SET run_after = now() WHERE status = 'pending' "
+                            "AND product_master_id = ANY(%s)",
+                            (ids,),
+                        )
                         count, seconds = _run_worker(dsn, encoder, batch_size, pipeline=what == "pipelined")
                         assert count == len(ids), (what, count, len(ids))
                     spent[what] += seconds

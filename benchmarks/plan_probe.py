@@ -79,13 +79,10 @@ async def connect(dsn: str) -> asyncpg.Connection:
     return conn
 
 
-async def sample_queries(
-    conn: asyncpg.Connection, n: int, noise: float = 0.5, seed: int = 3
-) -> list[np.ndarray]:
+async def sample_queries(conn: asyncpg.Connection, n: int, noise: float = 0.5, seed: int = 3) -> list[np.ndarray]:
     """Queries near the catalogue: sampled product vectors plus noise, re-normalised."""
     rows = await conn.fetch(
-        "SELECT ai_vector FROM product_master WHERE ai_vector IS NOT NULL"
-        " ORDER BY md5(id::text || $1) LIMIT $2",
+        "SELECT ai_vector FROM product_master WHERE ai_vector IS NOT NULL ORDER BY md5(id::text || $1) LIMIT $2",
         str(seed),
         n,
     )
@@ -219,9 +216,7 @@ def format_rows(rows: Sequence[ProbeRow]) -> str:
     lines = [f"{'radius':>10} {'plan':<18} {'median ms':>10} {'p95 ms':>8} {'recall':>7}  strategies"]
     for r in rows:
         strategies = ", ".join(f"{k}:{v}" for k, v in sorted(r.strategies.items()))
-        lines.append(
-            f"{r.label:>10} {r.plan:<18} {r.median_ms:>10.1f} {r.p95_ms:>8.1f} {r.recall:>7.3f}  {strategies}"
-        )
+        lines.append(f"{r.label:>10} {r.plan:<18} {r.median_ms:>10.1f} {r.p95_ms:>8.1f} {r.recall:>7.3f}  {strategies}")
     return "\n".join(lines)
 
 
@@ -231,18 +226,13 @@ async def main_async(args: argparse.Namespace) -> None:
         lat, lon = (args.lat, args.lon) if args.lat is not None else await densest_point(conn)
         queries = await sample_queries(conn, args.queries)
         config = EngineConfig(ef_search=args.ef_search)
-        print(
-            f"point lat={lat:.5f} lon={lon:.5f}, {len(queries)} queries, k={args.k}, "
-            f"ef_search={args.ef_search}"
-        )
+        print(f"point lat={lat:.5f} lon={lon:.5f}, {len(queries)} queries, k={args.k}, ef_search={args.ef_search}")
         for token in args.radii.split(","):
             radius = None if token == "global" else float(token)
             if radius is not None:
                 print(f"-- {radius:g} m: {await stores_in_radius(conn, lat, lon, radius)} active stores")
             for q in queries[:3]:  # warm-up
-                await search(
-                    conn, SearchParams(q="", lat=lat, lon=lon, radius_m=radius or 0, mode="semantic"), q
-                )
+                await search(conn, SearchParams(q="", lat=lat, lon=lon, radius_m=radius or 0, mode="semantic"), q)
             rows = await probe_radius(
                 conn,
                 queries,
@@ -259,12 +249,8 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--dsn", default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:54329/plinqy")
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dsn", default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:54329/plinqy"))
     parser.add_argument("--radii", default="300,500,1000,2000,5000,20000,global")
     parser.add_argument("--queries", type=int, default=30)
     parser.add_argument("--k", type=int, default=10)

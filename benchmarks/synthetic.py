@@ -95,14 +95,11 @@ def seed_synthetic(dsn: str, spec: SyntheticSpec = SyntheticSpec()) -> None:
             if spec.clusters
             else random_unit_vectors(spec.products, rng)
         )
-        product_ids = [
-            uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | i, version=4) for i in range(spec.products)
-        ]
+        product_ids = [uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | i, version=4) for i in range(spec.products)]
         categories = rng.choice(np.array(cat_ids), size=spec.products)
         gtin_base = 4_000_000_000_000 + spec.seed * 10_000_000
         with conn.cursor().copy(
-            "COPY product_master (id, name, brand, description, category_id, gtin, ai_vector, ai_model)"
-            " FROM STDIN"
+            "COPY product_master (id, name, brand, description, category_id, gtin, ai_vector, ai_model) FROM STDIN"
         ) as copy:
             for i in range(spec.products):
                 copy.write_row(
@@ -139,8 +136,7 @@ def seed_synthetic(dsn: str, spec: SyntheticSpec = SyntheticSpec()) -> None:
         qty[rng.random(n_pairs) < spec.out_of_stock_fraction] = 0
         active_l = rng.random(n_pairs) >= spec.inactive_listing_fraction
         with conn.cursor().copy(
-            "COPY store_product (store_id, product_master_id, price, currency, quantity, is_active)"
-            " FROM STDIN"
+            "COPY store_product (store_id, product_master_id, price, currency, quantity, is_active) FROM STDIN"
         ) as copy:
             for j, f in enumerate(flat):
                 s, p = divmod(int(f), spec.products)
