@@ -75,7 +75,15 @@ def load_products(conn: psycopg.Connection, ids: Sequence[UUID]) -> dict[UUID, d
 
 
 PRODUCT_KEYS = (
-    "id", "name", "brand", "description", "attributes", "ai_model", "ai_text_hash", "category_path", "has_vector"
+    "id",
+    "name",
+    "brand",
+    "description",
+    "attributes",
+    "ai_model",
+    "ai_text_hash",
+    "category_path",
+    "has_vector",
 )
 
 

@@ -97,14 +97,10 @@ CATALOGUE: list[Item] = [
         brand="Avena",
         listings=[Listing("near", 2.29)],
     ),
-    Item(
-        "cowmilk", "Semi-skimmed milk 1 L", "Fresh pasteurised cow's milk.", "Milk & eggs", brand="Farmhouse"
-    ),
+    Item("cowmilk", "Semi-skimmed milk 1 L", "Fresh pasteurised cow's milk.", "Milk & eggs", brand="Farmhouse"),
     Item("paracetamol", "Paracetamol 500 mg tablets", "Pain and fever relief, 20 tablets.", "Pharmacy"),
     Item("ibuprofen", "Ibuprofen 200 mg", "Anti-inflammatory painkiller, 24 tablets.", "Pharmacy"),
-    Item(
-        "dogfood", "Adult dog food, chicken 2 kg", "Complete dry food for adult dogs.", "Pets", brand="Woof"
-    ),
+    Item("dogfood", "Adult dog food, chicken 2 kg", "Complete dry food for adult dogs.", "Pets", brand="Woof"),
     Item("catlitter", "Clumping cat litter 10 L", "Odour-control clay litter.", "Pets"),
     Item(
         "hammer",
@@ -158,9 +154,7 @@ CATALOGUE: list[Item] = [
     Item("hose", "Garden hose 20 m", "Flexible hose with spray nozzle.", "Household"),
     Item("notebook", "A5 notebook, dotted", "120 pages of acid-free paper.", "Household"),
     # Filters: never shown by default.
-    Item(
-        "ricecakes", "Rice cakes", "Lightly salted puffed rice.", "Pantry", listings=[Listing("near", 1.5, 0)]
-    ),
+    Item("ricecakes", "Rice cakes", "Lightly salted puffed rice.", "Pantry", listings=[Listing("near", 1.5, 0)]),
     Item(
         "greentea",
         "Green tea, 20 bags",
@@ -168,9 +162,7 @@ CATALOGUE: list[Item] = [
         "Pantry",
         listings=[Listing("near", 2.5, 5, False)],
     ),
-    Item(
-        "candles", "Scented candles", "Vanilla, set of three.", "Household", listings=[Listing("closed", 6.0)]
-    ),
+    Item("candles", "Scented candles", "Vanilla, set of three.", "Household", listings=[Listing("closed", 6.0)]),
     Item(
         "paddle",
         "Kayak paddle",
@@ -370,9 +362,7 @@ def test_response_shape(client: TestClient[Any], seeded: Seeded) -> None:
 
 def test_pagination_with_offset(client: TestClient[Any]) -> None:
     everything = result_ids(search(client, q="household things", limit=10, mode="semantic", **AT_CENTER))
-    second_page = result_ids(
-        search(client, q="household things", limit=5, offset=5, mode="semantic", **AT_CENTER)
-    )
+    second_page = result_ids(search(client, q="household things", limit=5, offset=5, mode="semantic", **AT_CENTER))
     assert second_page == everything[5:10]
 
 
@@ -649,9 +639,7 @@ def test_query_cache_is_a_bounded_lru_that_shares_inflight_work() -> None:
         cache = QueryEmbeddingCache(2)
         key = QueryEmbeddingCache.key
         # Ten concurrent requests for one query: one computation.
-        vectors = await asyncio.gather(
-            *(cache.get_or_compute(key("m", "a"), computer("a")) for _ in range(10))
-        )
+        vectors = await asyncio.gather(*(cache.get_or_compute(key("m", "a"), computer("a")) for _ in range(10)))
         assert calls == ["a"] and all(v[0] == 1 for v in vectors)
         await cache.get_or_compute(key("m", "bb"), computer("bb"))
         await cache.get_or_compute(key("m", "a"), computer("a"))  # hit; "a" becomes most recent

@@ -63,8 +63,10 @@ def test_claim_uses_the_claim_index(db: psycopg.Connection) -> None:
     with db.transaction():
         db.execute("SET LOCAL enable_seqscan = off")
         plan = "\n".join(
-            r[0] for r in db.execute("EXPLAIN " + queue.sql("claim_batch"), {"worker_id": "w", "batch_size": 8,
-                                                                             "lease_seconds": 5.0})
+            r[0]
+            for r in db.execute(
+                "EXPLAIN " + queue.sql("claim_batch"), {"worker_id": "w", "batch_size": 8, "lease_seconds": 5.0}
+            )
         )
     assert "ix_ai_task_claim" in plan
     assert "Sort" not in plan.split("ix_ai_task_claim")[0].rsplit("LockRows", 1)[-1]
@@ -150,8 +152,10 @@ def test_reclaimed_task_yields_to_a_newer_pending_one(db: psycopg.Connection) ->
 
 def test_two_expired_tasks_of_one_product_leave_one_pending(db: psycopg.Connection) -> None:
     [product] = add_products(db, 1)
-    db.execute("INSERT INTO ai_task (product_master_id, status, locked_by, locked_until) "
-               "VALUES (%s, 'running', 'x', now())", (product,))
+    db.execute(
+        "INSERT INTO ai_task (product_master_id, status, locked_by, locked_until) VALUES (%s, 'running', 'x', now())",
+        (product,),
+    )
     db.execute("UPDATE ai_task SET status = 'running', locked_by = 'w', locked_until = now() - interval '1 s'")
     reclaimed = sorted(queue.reap_expired(db))
     assert [status for _, status in reclaimed] == ["pending", "done"]
@@ -243,8 +247,9 @@ def test_tasks_cli_stats_failed_retry(db: psycopg.Connection, fresh_db_url: str)
 
     add_products(db, 3)
     failed_id = min(tasks(db))
-    db.execute("UPDATE ai_task SET status = 'failed', attempts = 5, last_error = 'boom: bad text' WHERE id = %s",
-               (failed_id,))
+    db.execute(
+        "UPDATE ai_task SET status = 'failed', attempts = 5, last_error = 'boom: bad text' WHERE id = %s", (failed_id,)
+    )
     stats = cli("stats")
     assert stats.returncode == 0 and "pending  2" in stats.stdout and "failed   1" in stats.stdout
     assert "oldest pending: " in stats.stdout

@@ -290,8 +290,12 @@ def test_notify_wakes_an_idle_worker_long_before_its_poll(db: psycopg.Connection
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        wait_for(lambda: db.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN ai_task'")
-                 .fetchone()[0] == 1, timeout=30)
+        wait_for(
+            lambda: (
+                db.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN ai_task'").fetchone()[0] == 1
+            ),
+            timeout=30,
+        )
         time.sleep(0.3)  # idle in its wait now, the queue empty and reaped
         started = time.monotonic()
         seed_products(db, 3)  # the insert trigger NOTIFYs
