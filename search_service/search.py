@@ -31,6 +31,7 @@ match.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from collections.abc import Sequence
@@ -327,6 +328,22 @@ class _Scope:
 SCAN_DISTANCE_SLACK = 1e-5
 
 
+@dataclass
+class _VectorPlan:
+    est: Estimate
+    choice: Choice
+    vectors: VectorCache | None  # the loaded in-memory copy, if any
+    scores: asyncio.Task[np.ndarray] | None = None  # the scan's similarities, computed ahead (hybrid mode)
+
+
+def _plan_vector(
+    scope: _Scope, ctx: asyncpg.Record, top_n: int, config: EngineConfig, vectors: VectorCache | None
+) -> _VectorPlan:
+    est = estimate(ctx, None if scope.store_ids is None else len(scope.store_ids), scope.params)
+    usable = vectors if vectors is not None and vectors.loaded else None
+    return _VectorPlan(est, choose_strategy(est, top_n, config, None if usable is None else len(usable)), usable)
+
+
 async def _rank_scan(
     conn: Conn,
     scope: _Scope,
@@ -335,6 +352,7 @@ async def _rank_scan(
     top_n: int,
     first_slice: int,
     exclude_id: UUID | None,
+    scores_ahead: asyncio.Task[np.ndarray] | None,
 ) -> dict[UUID, float]:
     """The exact scan: qualifying products (id → PostgreSQL's distance) that include the true top_n.
 
@@ -342,7 +360,7 @@ async def _rank_scan(
     first statement) or has an in-memory distance no better than the last one checked, so once top_n
     qualifying distances are no worse than that, nothing unchecked can beat them."""
     sql = sql_blocks()["filter_ranked"]
-    scores = vectors.scores(vector)
+    scores = await scores_ahead if scores_ahead is not None else vectors.scores(vector)
     n = len(scores)
     found: dict[UUID, float] = {}
     changed_since: Any = vectors.watermark or dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -363,21 +381,17 @@ async def _rank_scan(
 async def _rank_vector(
     conn: Conn,
     scope: _Scope,
-    ctx: asyncpg.Record,
+    plan: _VectorPlan,
     vector: np.ndarray,
     top_n: int,
     exclude_id: UUID | None,
-    config: EngineConfig,
-    vectors: VectorCache | None,
 ) -> _Ranked:
     sql = sql_blocks()
-    est = estimate(ctx, None if scope.store_ids is None else len(scope.store_ids), scope.params)
-    usable = vectors if vectors is not None and vectors.loaded else None
-    choice = choose_strategy(est, top_n, config, None if usable is None else len(usable))
+    est, choice = plan.est, plan.choice
     prefix = "global_" if scope.store_ids is None else ""
     if choice.plan == "scan":
-        assert usable is not None
-        found = await _rank_scan(conn, scope, usable, vector, top_n, choice.fetch, exclude_id)
+        assert plan.vectors is not None
+        found = await _rank_scan(conn, scope, plan.vectors, vector, top_n, choice.fetch, exclude_id, plan.scores)
         ordered = sorted(found, key=lambda pid: (found[pid], pid))[:top_n]
         return _Ranked(
             ids=ordered,
@@ -456,11 +470,6 @@ async def _hydrate(conn: Conn, scope: _Scope, ids: list[UUID], scores: dict[UUID
     return [hits[i] for i in ids if i in hits]
 
 
-def ilike_literal(text: str) -> str:
-    """`text` as an ILIKE pattern matching exactly itself (case-insensitively): wildcards escaped."""
-    return text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def rrf_fuse(lists: Sequence[Sequence[UUID]], k: int = RRF_K) -> dict[UUID, float]:
     """Reciprocal Rank Fusion: score(d) = Σ over lists containing d of 1 / (k + rank), rank from 1."""
     scores: dict[UUID, float] = {}
@@ -511,22 +520,36 @@ async def _run(
 
     if mode == "semantic":
         assert vector is not None
-        ranked = await _rank_vector(conn, scope, ctx, vector, top_n, exclude_id, config, vectors)
+        ranked = await _rank_vector(
+            conn, scope, _plan_vector(scope, ctx, top_n, config, vectors), vector, top_n, exclude_id
+        )
         page = ranked.ids[params.offset : top_n]
         scores = {pid: 1.0 - ranked.distances[pid] for pid in page}
         hits = await _hydrate(conn, scope, page, scores)
         return SearchResult(hits, ranked.total, ranked.strategy, ranked.total_exact)
 
     depth = max(top_n, config.rrf_depth)
-    kw_rows = await conn.fetch(
-        sql["rank_keyword"],
-        params.q,
-        *scope.filter_args(),
-        depth,
-        exclude_id,
-        ilike_literal(params.q),
-        config.keyword_cap,
-    )
+    plan = None
+    if mode == "hybrid":
+        assert vector is not None
+        plan = _plan_vector(scope, ctx, depth, config, vectors)
+        if plan.choice.plan == "scan" and plan.vectors is not None:
+            # The matrix-vector product (numpy, GIL released) runs on the other core while PostgreSQL
+            # answers the keyword side.
+            plan.scores = asyncio.create_task(asyncio.to_thread(plan.vectors.scores, vector))
+    try:
+        kw_rows = await conn.fetch(
+            sql["rank_keyword"],
+            params.q,
+            *scope.filter_args(),
+            depth,
+            exclude_id,
+            config.keyword_cap,
+        )
+    except BaseException:
+        if plan is not None and plan.scores is not None:
+            plan.scores.cancel()
+        raise
     kw_capped = bool(kw_rows[0]["capped"]) if kw_rows else False
     kw_ids = [r["id"] for r in kw_rows]
     exact_ids = {r["id"] for r in kw_rows if r["exact"]}
@@ -537,8 +560,8 @@ async def _run(
         total = int(kw_rows[0]["total"]) if kw_rows else 0
         return SearchResult(hits, total, "keyword", not kw_capped)
 
-    assert vector is not None
-    ranked = await _rank_vector(conn, scope, ctx, vector, depth, exclude_id, config, vectors)
+    assert vector is not None and plan is not None
+    ranked = await _rank_vector(conn, scope, plan, vector, depth, exclude_id)
     fused = rrf_fuse([ranked.ids, kw_ids])
     vec_rank = {pid: i for i, pid in enumerate(ranked.ids)}
     order = sorted(

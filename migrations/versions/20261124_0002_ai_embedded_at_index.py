@@ -2,7 +2,8 @@
 
 The search API keeps every product vector in memory for exact scoring; each search asks which vectors
 changed since that copy was taken (`ai_embedded_at > watermark`), and the copy refreshes itself the same
-way: index-only range scans on the new index. For that to be sound every change of ai_vector must move
+way: index-only range scans on the new index. Also an index on lower(name), for hybrid search's exact-name
+match. For that to be sound every change of ai_vector must move
 ai_embedded_at, whoever writes it, so a trigger stamps it (clock_timestamp(), not the transaction's start,
 which keeps the gap between the stamp and the commit short).
 
@@ -13,6 +14,7 @@ Create Date: 2026-11-24 20:40:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 STAMP_FUNCTION = """
@@ -43,6 +45,7 @@ def upgrade() -> None:
         ["ai_embedded_at"],
         postgresql_include=["id"],
     )
+    op.create_index("ix_product_master_lower_name", "product_master", [sa.text("lower(name)")])
     op.execute(STAMP_FUNCTION)
     # Vectors written without a stamp before this revision get one, so the copy can track them too.
     op.execute(
@@ -56,4 +59,5 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER trg_product_master_stamp_vector_update ON product_master")
     op.execute("DROP TRIGGER trg_product_master_stamp_vector_insert ON product_master")
     op.execute("DROP FUNCTION product_master_stamp_vector()")
+    op.drop_index("ix_product_master_lower_name", table_name="product_master")
     op.drop_index("ix_product_master_ai_embedded_at", table_name="product_master")

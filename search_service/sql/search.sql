@@ -137,27 +137,31 @@ WHERE p.is_active AND p.ai_vector IS NOT NULL
 -- name: rank_keyword
 -- params: $1 q text, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
 --         $4 min_price numeric|null, $5 max_price numeric|null, $6 in_stock bool, $7 depth int,
---         $8 exclude_id uuid|null, $9 q as an ILIKE pattern (wildcards escaped), $10 cap int
+--         $8 exclude_id uuid|null, $9 cap int
 -- Keyword side of hybrid search, under the same filters as the vector side. Three capped match sets:
--- exact name (ILIKE served by the trigram GIN) or GTIN (unique btree); full text in both configs (GIN on
+-- exact name (btree on lower(name)) or GTIN (unique btree); full text in both configs (GIN on
 -- search_tsv); trigram typo tolerance on name (`<%`: word similarity, the best-matching span of the name,
 -- threshold set locally by the caller; whole-name `%` is left out: with short queries its GIN scan
--- returns nearly every row for recheck). The caps bound the cost of very broad queries (a common word over
--- 100k products): past them the set is an arbitrary subset, reported by `capped`. Exact name/brand/GTIN
--- matches sort first; then text rank + trigram score.
+-- returns nearly every row for recheck). Typo tolerance only runs when nothing matched the name or GTIN
+-- exactly and the words as typed match fewer than `depth` products (Typesense's typo_tokens_threshold):
+-- otherwise the exact words fill the ranks fusion uses, and the trigram GIN scan, the costliest part, is
+-- skipped (a one-time filter).
+-- The caps bound the cost of very broad queries (a common word over 100k products): past them the set is an
+-- arbitrary subset, reported by `capped`. Exact name/brand/GTIN matches sort first; then text rank +
+-- trigram score.
 WITH exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
-    WHERE p.name ILIKE $9::text OR p.gtin = btrim($1::text)
+    WHERE lower(p.name) = lower(btrim($1::text)) OR p.gtin = btrim($1::text)
     LIMIT 50
 ), fts AS MATERIALIZED (
     SELECT p.id FROM product_master p
     WHERE p.search_tsv @@ websearch_to_tsquery('simple', $1::text)
        OR p.search_tsv @@ websearch_to_tsquery('english', $1::text)
-    LIMIT $10::int
+    LIMIT $9::int
 ), trg AS MATERIALIZED (
     SELECT p.id FROM product_master p
-    WHERE $1::text <% p.name
-    LIMIT $10::int
+    WHERE NOT EXISTS (SELECT 1 FROM exact) AND (SELECT count(*) FROM fts) < $7::int AND $1::text <% p.name
+    LIMIT $9::int
 ), cand AS (
     SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM trg
 ), matched AS (
@@ -183,7 +187,7 @@ WITH exact AS MATERIALIZED (
       )
 )
 SELECT id, exact, kscore, count(*) OVER () AS total,
-       ((SELECT count(*) FROM fts) >= $10::int OR (SELECT count(*) FROM trg) >= $10::int) AS capped
+       ((SELECT count(*) FROM fts) >= $9::int OR (SELECT count(*) FROM trg) >= $9::int) AS capped
 FROM matched
 ORDER BY exact DESC, kscore DESC, id
 LIMIT $7::int;
