@@ -124,18 +124,20 @@ class EngineConfig:
     """Knobs of the plan choice. Defaults measured on 100k products / 1k stores / 1M listings (2 cores)."""
 
     force: ForcedPlan = "auto"  # tests and benchmarks force a plan; production leaves "auto"
-    # Always exact up to this many estimated candidate products (~4.5 µs each: pk probe + heap + distance).
+    # Without the in-memory copy: always exact up to this many estimated candidate products.
     exact_max_candidates: int = 3000
     # Cost model (µs) comparing the plans above that: exact = per candidate + per listing scanned;
     # HNSW = base (graph descent at ef_search) + per index tuple the iterative scan visits
     # (fetch / selectivity).
-    exact_us_per_candidate: float = 4.5
+    exact_us_per_candidate: float = 10.0
     exact_us_per_listing: float = 0.5
     hnsw_base_us: float = 10000.0
     hnsw_us_per_visit: float = 40.0
     # exact_scan: the matrix-vector product over the in-memory copy, plus a filter probe per id checked.
+    # Measured on the small benchmark (quiet 2-core machine): the exact plan 9-12 µs per candidate, the scan
+    # 7.6 ms per 100k vectors and ~16 µs per id checked.
     scan_us_per_vector: float = 0.08
-    scan_us_per_probe: float = 6.0
+    scan_us_per_probe: float = 16.0
     # Real MiniLM vectors of a templated catalogue are full of near-duplicates, which HNSW finds hard: on the
     # small benchmark (100k products), unfiltered recall@10 was 0.88 at ef_search=100, 0.95 at 400 and 1.00 at
     # 800; the engine at 2/5/20 km and globally went from 0.87-0.95 to 1.00 for ~6-10 ms more (2 cores).
@@ -333,7 +335,18 @@ class _VectorPlan:
     est: Estimate
     choice: Choice
     vectors: VectorCache | None  # the loaded in-memory copy, if any
-    scores: asyncio.Task[np.ndarray] | None = None  # the scan's similarities, computed ahead (hybrid mode)
+    scores: asyncio.Task[np.ndarray] | None = None  # the scan's similarities, asked for at planning time
+    changed_since: dt.datetime | None = None  # the copy's watermark, captured before the scores were asked for
+
+    def start_scan(self, vector: np.ndarray) -> None:
+        """Ask for the scan's scores now (they are computed in a thread while the caller goes on)."""
+        if self.choice.plan == "scan" and self.vectors is not None and self.scores is None:
+            self.changed_since = self.vectors.watermark or dt.datetime.min.replace(tzinfo=dt.UTC)
+            self.scores = asyncio.ensure_future(self.vectors.scores_batched(vector))
+
+    def cancel(self) -> None:
+        if self.scores is not None:
+            self.scores.cancel()
 
 
 def _plan_vector(
@@ -347,12 +360,10 @@ def _plan_vector(
 async def _rank_scan(
     conn: Conn,
     scope: _Scope,
-    vectors: VectorCache,
+    plan: _VectorPlan,
     vector: np.ndarray,
     top_n: int,
-    first_slice: int,
     exclude_id: UUID | None,
-    scores_ahead: asyncio.Task[np.ndarray] | None,
 ) -> dict[UUID, float]:
     """The exact scan: qualifying products (id → PostgreSQL's distance) that include the true top_n.
 
@@ -360,11 +371,14 @@ async def _rank_scan(
     first statement) or has an in-memory distance no better than the last one checked, so once top_n
     qualifying distances are no worse than that, nothing unchecked can beat them."""
     sql = sql_blocks()["filter_ranked"]
-    scores = await scores_ahead if scores_ahead is not None else vectors.scores(vector)
+    plan.start_scan(vector)
+    assert plan.vectors is not None and plan.scores is not None
+    vectors = plan.vectors
+    scores = await plan.scores
     n = len(scores)
     found: dict[UUID, float] = {}
-    changed_since: Any = vectors.watermark or dt.datetime.min.replace(tzinfo=dt.UTC)
-    start, stop = 0, max(first_slice, 1)
+    changed_since = plan.changed_since
+    start, stop = 0, max(plan.choice.fetch, 1)
     while True:
         rows = vectors.top_rows(scores, start, stop)
         records = await conn.fetch(sql, vector, vectors.ids_of(rows), *scope.filter_args(), exclude_id, changed_since)
@@ -390,8 +404,7 @@ async def _rank_vector(
     est, choice = plan.est, plan.choice
     prefix = "global_" if scope.store_ids is None else ""
     if choice.plan == "scan":
-        assert plan.vectors is not None
-        found = await _rank_scan(conn, scope, plan.vectors, vector, top_n, choice.fetch, exclude_id, plan.scores)
+        found = await _rank_scan(conn, scope, plan, vector, top_n, exclude_id)
         ordered = sorted(found, key=lambda pid: (found[pid], pid))[:top_n]
         return _Ranked(
             ids=ordered,
@@ -533,10 +546,7 @@ async def _run(
     if mode == "hybrid":
         assert vector is not None
         plan = _plan_vector(scope, ctx, depth, config, vectors)
-        if plan.choice.plan == "scan" and plan.vectors is not None:
-            # The matrix-vector product (numpy, GIL released) runs on the other core while PostgreSQL
-            # answers the keyword side.
-            plan.scores = asyncio.create_task(asyncio.to_thread(plan.vectors.scores, vector))
+        plan.start_scan(vector)  # the matrix product runs in a thread while PostgreSQL answers the keyword side
     try:
         kw_rows = await conn.fetch(
             sql["rank_keyword"],
@@ -547,8 +557,8 @@ async def _run(
             config.keyword_cap,
         )
     except BaseException:
-        if plan is not None and plan.scores is not None:
-            plan.scores.cancel()
+        if plan is not None:
+            plan.cancel()
         raise
     kw_capped = bool(kw_rows[0]["capped"]) if kw_rows else False
     kw_ids = [r["id"] for r in kw_rows]

@@ -16,10 +16,18 @@ every change of ai_vector; migration 0002) and the copy remembers the highest st
   rows before the previous refresh but committed after it is caught on the next one.
 Vectors set to NULL and deleted products stay in the copy; the engine's filter drops them (it requires
 a vector and an existing, active product).
+
+Scoring is memory-bound (the whole matrix is read per query), so concurrent queries are batched: while one
+matrix product runs in a worker thread, the queries that arrive wait for the next one, which scores them
+all in a single pass over the matrix (a matrix-matrix product costs about what one matrix-vector product
+does). A lone query is scored at once.
+A refresh may overwrite rows while a product runs in the thread; such rows carry stamps above the watermark
+the search captured before asking for scores, so the search checks them in SQL anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -36,6 +44,7 @@ from embeddings.sqlblocks import load_blocks
 log = logging.getLogger(__name__)
 
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "vectors.sql"
+SCORE_BLOCK_ROWS = 2048  # 3 MiB of float32 x 384: stays in cache while every query of a batch scores it
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
@@ -60,6 +69,10 @@ class VectorCache:
         self.refreshed_at: float | None = None  # time.monotonic() of the last load or refresh
         self.refreshes = 0
         self.rows_updated = 0
+        self._waiting: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
+        self._scoring = False
+        self.batches = 0
+        self.batched_queries = 0
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -71,11 +84,53 @@ class VectorCache:
     # --- reading
     def scores(self, query: np.ndarray) -> np.ndarray:
         """Cosine similarity of every held vector to `query` (row order)."""
-        q = np.asarray(query, dtype=np.float32)
-        norm = float(np.linalg.norm(q))
-        if norm > 0:
-            q = q / norm
-        return self._matrix[: len(self._ids)] @ q
+        return self._score_many(np.asarray(query, dtype=np.float32)[None, :])[0]
+
+    def _score_many(self, queries: np.ndarray) -> np.ndarray:
+        """(b, dim) queries → (b, n) similarities: one pass over the matrix for the whole batch.
+
+        Block by block, each block scored for every query while it is in cache (OpenBLAS's sgemm packs the
+        whole matrix first and is slower here than b matrix-vector products: measured 19-24 ms vs 11-14 ms
+        for b = 2-4 over 100k x 384)."""
+        norms = np.linalg.norm(queries, axis=1, keepdims=True)
+        queries = queries / np.where(norms > 0, norms, 1.0)
+        matrix = self._matrix[: len(self._ids)]
+        if len(queries) == 1:
+            return (matrix @ queries[0])[None, :]
+        out = np.empty((len(queries), len(matrix)), dtype=np.float32)
+        for start in range(0, len(matrix), SCORE_BLOCK_ROWS):
+            block = matrix[start : start + SCORE_BLOCK_ROWS]
+            for j, q in enumerate(queries):
+                np.matmul(block, q, out=out[j, start : start + len(block)])
+        return out
+
+    async def scores_batched(self, query: np.ndarray) -> np.ndarray:
+        """`scores()` in a worker thread, batched with the queries that arrive while a product runs."""
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        self._waiting.append((np.asarray(query, dtype=np.float32), future))
+        if not self._scoring:
+            self._scoring = True
+            asyncio.get_running_loop().create_task(self._score_waiting())
+        return await future
+
+    async def _score_waiting(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    result = await asyncio.to_thread(self._score_many, np.stack([q for q, _ in batch]))
+                except Exception as exc:  # e.g. a query of the wrong dimension: its callers get the error
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                self.batches += 1
+                self.batched_queries += len(batch)
+                for row, (_, future) in zip(result, batch, strict=True):
+                    if not future.done():
+                        future.set_result(row)
+        finally:
+            self._scoring = False
 
     @staticmethod
     def top_rows(scores: np.ndarray, start: int, stop: int) -> np.ndarray:

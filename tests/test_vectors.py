@@ -5,6 +5,7 @@ and the API's readiness and fall-back when the copy is turned off or too large."
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import uuid
@@ -258,3 +259,27 @@ def test_api_uses_the_copy_unless_it_is_off_or_too_large(
             assert body["strategy"] == "global_exact_scan"
         else:
             assert "scan" not in body["strategy"]
+
+
+def test_concurrent_queries_share_one_pass_over_the_matrix(fresh_db_url: str) -> None:
+    seed(fresh_db_url, 200)
+    queries = random_unit_vectors(12, np.random.default_rng(21))
+
+    async def body() -> tuple[VectorCache, list[np.ndarray]]:
+        conn = await connect(fresh_db_url)
+        try:
+            vectors = VectorCache()
+            await vectors.load(conn)
+        finally:
+            await conn.close()
+        got = await asyncio.gather(*(vectors.scores_batched(q) for q in queries))
+        with pytest.raises(ValueError):  # a malformed query fails its own caller, and the batcher lives on
+            await vectors.scores_batched(np.ones(7, dtype=np.float32))
+        got.append(await vectors.scores_batched(queries[0]))
+        return vectors, got
+
+    vectors, got = run(body())
+    for q, scores in zip([*queries, queries[0]], got, strict=True):
+        np.testing.assert_allclose(scores, vectors.scores(q), rtol=0, atol=1e-5)
+    assert vectors.batched_queries == len(queries) + 1
+    assert vectors.batches < len(queries)  # the first query ran alone, the rest waited and went together
