@@ -34,6 +34,7 @@ from embeddings.sqlblocks import load_blocks
 from search_service import migrate, page
 from search_service import routes as routes_mod
 from search_service import search as engine
+from search_service.batcher import MicroBatcher
 from search_service.metrics import Metrics
 from search_service.params import RULES, BadParameter, NotFound
 from search_service.query_cache import QueryEmbeddingCache
@@ -85,7 +86,8 @@ class Runtime:
     vectors_state: str = "loading"  # loading | ok | disabled | failed
     vectors_error: str | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    embed_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
+    # Concurrent cache misses share one model call (a batch of short texts costs little more than one).
+    embed_batcher: MicroBatcher[str, np.ndarray] | None = None
 
     # --- embedding
     async def embed(self, text: str) -> np.ndarray:
@@ -93,11 +95,14 @@ class Runtime:
         if encoder is None or not self.model_ready:
             raise Unavailable("model", self.model_error or "the model is still loading; retry shortly")
 
+        batcher = self.embed_batcher
+        assert batcher is not None  # set with model_ready
+
         async def compute() -> np.ndarray:
             started = time.perf_counter()
-            matrix = await anyio.to_thread.run_sync(encoder.encode, [text], limiter=self.embed_limiter)
+            vector = await batcher.submit(text)
             self.metrics.embed_latency.observe(time.perf_counter() - started)
-            return np.asarray(matrix[0], dtype=np.float32)
+            return np.asarray(vector, dtype=np.float32)
 
         hits_before = self.cache.hits
         vector = await self.cache.get_or_compute(QueryEmbeddingCache.key(encoder.model_id, text), compute)
@@ -275,6 +280,7 @@ class Runtime:
                 self.encoder = encoder
             assert encoder is not None
             await anyio.to_thread.run_sync(encoder.encode, ["warm up the model"])
+            self.embed_batcher = MicroBatcher(lambda texts: list(encoder.encode(texts)), max_batch=32)
             self.model_ready = True
             log.info("model %s loaded and warmed", encoder.model_id)
         except asyncio.CancelledError:

@@ -27,7 +27,6 @@ the search captured before asking for scores, so the search checks them in SQL a
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import time
@@ -40,6 +39,7 @@ import numpy as np
 from asyncpg.pool import PoolConnectionProxy
 
 from embeddings.sqlblocks import load_blocks
+from search_service.batcher import MicroBatcher
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,9 @@ class VectorCache:
         self.refreshed_at: float | None = None  # time.monotonic() of the last load or refresh
         self.refreshes = 0
         self.rows_updated = 0
-        self._waiting: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
-        self._scoring = False
-        self.batches = 0
-        self.batched_queries = 0
+        self.batcher: MicroBatcher[np.ndarray, np.ndarray] = MicroBatcher(
+            lambda queries: list(self._score_many(np.stack(queries)))
+        )
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -106,31 +105,10 @@ class VectorCache:
 
     async def scores_batched(self, query: np.ndarray) -> np.ndarray:
         """`scores()` in a worker thread, batched with the queries that arrive while a product runs."""
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self._waiting.append((np.asarray(query, dtype=np.float32), future))
-        if not self._scoring:
-            self._scoring = True
-            asyncio.get_running_loop().create_task(self._score_waiting())
-        return await future
-
-    async def _score_waiting(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    result = await asyncio.to_thread(self._score_many, np.stack([q for q, _ in batch]))
-                except Exception as exc:  # e.g. a query of the wrong dimension: its callers get the error
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                self.batches += 1
-                self.batched_queries += len(batch)
-                for row, (_, future) in zip(result, batch, strict=True):
-                    if not future.done():
-                        future.set_result(row)
-        finally:
-            self._scoring = False
+        q = np.asarray(query, dtype=np.float32)
+        if q.shape != (self.dim,):  # checked here, so a malformed query cannot fail the rest of its batch
+            raise ValueError(f"a query vector of shape {q.shape}, expected ({self.dim},)")
+        return await self.batcher.submit(q)
 
     @staticmethod
     def top_rows(scores: np.ndarray, start: int, stop: int) -> np.ndarray:

@@ -281,5 +281,5 @@ def test_concurrent_queries_share_one_pass_over_the_matrix(fresh_db_url: str) ->
     vectors, got = run(body())
     for q, scores in zip([*queries, queries[0]], got, strict=True):
         np.testing.assert_allclose(scores, vectors.scores(q), rtol=0, atol=1e-5)
-    assert vectors.batched_queries == len(queries) + 1
-    assert vectors.batches < len(queries)  # the first query ran alone, the rest waited and went together
+    assert vectors.batcher.items == len(queries) + 1
+    assert vectors.batcher.batches < len(queries)  # the first query ran alone, the rest waited and went together

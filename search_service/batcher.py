@@ -1,0 +1,62 @@
+"""Micro-batching of CPU-bound work for concurrent requests (what Triton calls dynamic batching).
+
+A lone call runs at once. Calls that arrive while a batch is running wait, and go together in the next batch:
+one model call for several query texts, one pass over the vector matrix for several query vectors. Both cost
+about as much for a few items as for one, so under load the per-request cost falls instead of requests
+queueing behind each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class MicroBatcher(Generic[T, R]):
+    """`await submit(item)` → `run(items)[i]`, with `run` called in a worker thread, one batch at a time."""
+
+    def __init__(self, run: Callable[[list[T]], Sequence[R]], max_batch: int = 64) -> None:
+        self._run = run
+        self.max_batch = max_batch
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._running = False
+        self._task: asyncio.Task[None] | None = None  # held so the running drain is not garbage-collected
+        self.batches = 0
+        self.items = 0
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._waiting.append((item, future))
+        if not self._running:
+            self._running = True
+            self._task = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+                batch = [(item, future) for item, future in batch if not future.cancelled()]
+                if not batch:
+                    continue
+                try:
+                    results = await asyncio.to_thread(self._run, [item for item, _ in batch])
+                    if len(results) != len(batch):
+                        raise RuntimeError(f"a batch of {len(batch)} gave {len(results)} results")
+                except Exception as exc:  # every caller of the batch gets the error; the batcher lives on
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                self.batches += 1
+                self.items += len(batch)
+                for result, (_, future) in zip(results, batch, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._running = False
