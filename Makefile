@@ -29,6 +29,7 @@ run: seed
 	@$(CLI) serve --host $(HOST) --port $(PORT)
 
 test: setup
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 	@$(BIN)/pytest -q
 
 lint: setup
