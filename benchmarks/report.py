@@ -265,10 +265,15 @@ def _sql_section(result: dict[str, Any]) -> list[str]:
         if name != "no_stores"
     ]
     if by_strategy:
-        lines += ["", "Engine recall@10 by the strategy it chose:", "", "| radius | strategy | queries | recall@10 |"]
-        lines.append("|---|---|---:|---:|")
+        lines += [
+            "",
+            "Engine recall@10 and latency by the strategy it chose:",
+            "",
+            "| radius | strategy | queries | recall@10 | p50 / p95 / p99 ms |",
+        ]
+        lines.append("|---|---|---:|---:|---|")
         for lab, name, v in by_strategy:
-            lines.append(f"| {lab} | {name} | {v['queries']} | {_f3(v['recall_at_k'])} |")
+            lines.append(f"| {lab} | {name} | {v['queries']} | {_f3(v['recall_at_k'])} | {_lat(v)} |")
     if any("naive" in e for e in sql.values()):
         n_naive = next((e.get("naive_queries") for e in sql.values() if e.get("naive_queries")), None)
         lines += [

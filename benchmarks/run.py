@@ -647,7 +647,11 @@ async def naive_plan(
 
 
 async def explain_engine(
-    conn: asyncpg.Connection, params: SearchParams, q: np.ndarray, config: EngineConfig | None = None
+    conn: asyncpg.Connection,
+    params: SearchParams,
+    q: np.ndarray,
+    config: EngineConfig | None = None,
+    vectors: VectorCache | None = None,
 ) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of the vector-side statement the engine picks for these parameters (the
     strategy choice is replayed with the engine's own functions; a fallback explains both statements)."""
@@ -663,15 +667,26 @@ async def explain_engine(
         if store_ids is not None and not store_ids:
             return "no stores in the radius"
         est = estimate(ctx, None if store_ids is None else len(store_ids), params)
-        choice = choose_strategy(est, params.limit, config)
+        choice = choose_strategy(est, params.limit, config, None if vectors is None else len(vectors))
         args = (store_ids, None, None, None, True)
+        scan_cost = "" if choice.scan_cost_us is None else f", scan cost {choice.scan_cost_us / 1000:.1f} ms"
         out.append(
             f"-- stores in scope: {'all' if store_ids is None else len(store_ids)}; estimated candidates "
             f"{est.candidates:.0f} (selectivity {est.selectivity:.4f}); plan {choice.plan} "
-            f"(exact cost {choice.exact_cost_us / 1000:.1f} ms, hnsw cost {choice.hnsw_cost_us / 1000:.1f} ms)"
+            f"(exact cost {choice.exact_cost_us / 1000:.1f} ms, hnsw cost {choice.hnsw_cost_us / 1000:.1f} ms"
+            f"{scan_cost})"
         )
         exact = choice.plan == "exact"
-        if not exact:
+        if choice.plan == "scan" and vectors is not None:
+            t0 = time.perf_counter()
+            ids = vectors.ids_of(vectors.top_rows(vectors.scores(q), 0, choice.fetch))
+            out.append(f"-- in-memory scores of {len(vectors):,} vectors: {(time.perf_counter() - t0) * 1000:.1f} ms")
+            rows = await conn.fetch(
+                "EXPLAIN (ANALYZE, BUFFERS) " + sql["filter_ranked"], q, ids, *args, None, vectors.watermark
+            )
+            out.append(f"-- filter_ranked, first slice ({choice.fetch} ids)")
+            out.extend(r[0] for r in rows)
+        elif not exact:
             rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql["rank_hnsw"], q, *args, choice.fetch, None)
             out.append(f"-- rank_hnsw (fetch {choice.fetch})")
             out.extend(r[0] for r in rows)
@@ -805,6 +820,7 @@ async def bench_sql(
             slowest: tuple[float, int] = (-1.0, 0)
             worst: tuple[float, float, int] = (2.0, 0.0, 0)  # (recall, -similarity loss, query index)
             per_strategy: dict[str, list[float]] = {}
+            strategy_ms: dict[str, list[float]] = {}
             for i, query in enumerate(queries[: min(5, len(queries))]):  # warm-up, not measured
                 await search(conn, _params(query, radius, limit, "semantic"), vectors[i], vectors=vcache)
             for i, query in enumerate(queries):
@@ -819,6 +835,7 @@ async def bench_sql(
                 st[1].append(sc)
                 st[2][res.strategy] += 1
                 per_strategy.setdefault(res.strategy, []).append(sc.recall)
+                strategy_ms.setdefault(res.strategy, []).append(ms)
                 slowest = max(slowest, (ms, i))
                 worst = min(worst, (sc.recall, -sc.sim_loss, i))
                 t0 = time.perf_counter()
@@ -870,11 +887,12 @@ async def bench_sql(
                 "ms": slowest[0],
                 "query": slow_query.as_dict(),
                 "explain_analyze": await explain_engine(
-                    conn, _params(slow_query, radius, limit, "semantic"), vectors[slowest[1]]
+                    conn, _params(slow_query, radius, limit, "semantic"), vectors[slowest[1]], vectors=vcache
                 ),
             }
             entry["engine_semantic"]["recall_by_strategy"] = {
-                name: {"queries": len(v), "recall_at_k": float(np.mean(v))} for name, v in per_strategy.items()
+                name: {"queries": len(v), "recall_at_k": float(np.mean(v)), "latency_ms": summary(strategy_ms[name])}
+                for name, v in per_strategy.items()
             }
             if worst[0] < 1.0:
                 bad = queries[worst[2]]
@@ -883,7 +901,7 @@ async def bench_sql(
                     "similarity_loss": -worst[1],
                     "query": bad.as_dict(),
                     "explain_analyze": await explain_engine(
-                        conn, _params(bad, radius, limit, "semantic"), vectors[worst[2]]
+                        conn, _params(bad, radius, limit, "semantic"), vectors[worst[2]], vectors=vcache
                     ),
                 }
             results[lab] = entry
