@@ -187,12 +187,12 @@ def test_refresh_catches_a_commit_that_lands_behind_the_watermark(fresh_db_url: 
             late = product_ids[7]
             with psycopg.connect(fresh_db_url) as pg:  # one transaction: the trigger off, a stamp from the past
                 register_vector_psycopg(pg)
-                pg.execute("ALTER TABLE product_master DISABLE TRIGGER trg_product_master_stamp_vector_update")
+                pg.execute("ALTER TABLE product_master DISABLE TRIGGER trg_product_master_stamp_vector")
                 pg.execute(
                     "UPDATE product_master SET ai_vector = %s, ai_embedded_at = %s WHERE id = %s",
                     (q, vectors.watermark - dt.timedelta(seconds=5), late),
                 )
-                pg.execute("ALTER TABLE product_master ENABLE TRIGGER trg_product_master_stamp_vector_update")
+                pg.execute("ALTER TABLE product_master ENABLE TRIGGER trg_product_master_stamp_vector")
             assert ids(await search(conn, nearby(1), q, SCAN, vectors)) != [late]  # the documented window
             assert await vectors.refresh(conn) == 1
             assert ids(await search(conn, nearby(1), q, SCAN, vectors)) == [late]

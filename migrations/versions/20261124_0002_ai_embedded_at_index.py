@@ -20,16 +20,17 @@ from alembic import op
 STAMP_FUNCTION = """
 CREATE FUNCTION product_master_stamp_vector() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.ai_embedded_at := CASE WHEN NEW.ai_vector IS NULL THEN NULL ELSE clock_timestamp() END;
+    IF TG_OP = 'INSERT' OR NEW.ai_vector IS DISTINCT FROM OLD.ai_vector THEN
+        NEW.ai_embedded_at := CASE WHEN NEW.ai_vector IS NULL THEN NULL ELSE clock_timestamp() END;
+    END IF;
     RETURN NEW;
 END $$
 """
-# WHEN clauses keep the plpgsql call off rows whose vector does not change.
-STAMP_TRIGGERS = (
-    "CREATE TRIGGER trg_product_master_stamp_vector_insert BEFORE INSERT ON product_master FOR EACH ROW"
-    " WHEN (NEW.ai_vector IS NOT NULL) EXECUTE FUNCTION product_master_stamp_vector()",
-    "CREATE TRIGGER trg_product_master_stamp_vector_update BEFORE UPDATE OF ai_vector ON product_master"
-    " FOR EACH ROW WHEN (NEW.ai_vector IS DISTINCT FROM OLD.ai_vector) EXECUTE FUNCTION product_master_stamp_vector()",
+# No WHEN clause and no column list: either would make the trigger depend on ai_vector, and block
+# `ALTER COLUMN ai_vector TYPE vector(n)` when the model (and its dimension) changes.
+STAMP_TRIGGER = (
+    "CREATE TRIGGER trg_product_master_stamp_vector BEFORE INSERT OR UPDATE ON product_master FOR EACH ROW"
+    " EXECUTE FUNCTION product_master_stamp_vector()"
 )
 
 revision: str = "0002"
@@ -51,13 +52,11 @@ def upgrade() -> None:
     op.execute(
         "UPDATE product_master SET ai_embedded_at = now() WHERE ai_vector IS NOT NULL AND ai_embedded_at IS NULL"
     )
-    for statement in STAMP_TRIGGERS:
-        op.execute(statement)
+    op.execute(STAMP_TRIGGER)
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER trg_product_master_stamp_vector_update ON product_master")
-    op.execute("DROP TRIGGER trg_product_master_stamp_vector_insert ON product_master")
+    op.execute("DROP TRIGGER trg_product_master_stamp_vector ON product_master")
     op.execute("DROP FUNCTION product_master_stamp_vector()")
     op.drop_index("ix_product_master_lower_name", table_name="product_master")
     op.drop_index("ix_product_master_ai_embedded_at", table_name="product_master")
