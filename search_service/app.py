@@ -178,11 +178,6 @@ class Runtime:
         status = "ready" if not reasons else "not ready"
         return routes_mod.Readiness(status=status, checks=dict(sorted(checks.items())), reasons=reasons)
 
-    @property
-    def usable_vectors(self) -> VectorCache | None:
-        vectors = self.vectors
-        return vectors if vectors is not None and vectors.loaded else None
-
     # --- lifecycle
     async def start(self) -> None:
         self.tasks.append(asyncio.create_task(self._connect(), name="plinqy-db-pool"))
@@ -396,7 +391,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> Litesta
     metrics = Metrics(
         cache,
         lambda: holder["runtime"].pool if "runtime" in holder else None,
-        lambda: holder["runtime"].usable_vectors if "runtime" in holder else None,
+        lambda: holder["runtime"].vectors if "runtime" in holder else None,
     )
     runtime = Runtime(settings=settings, cache=cache, metrics=metrics, encoder=encoder)
     holder["runtime"] = runtime

@@ -334,7 +334,7 @@ async def search_products(
     vector = None if mode == "keyword" else await rt.embed(text)
     async with rt.transaction() as conn:
         engine_started = time.perf_counter()
-        result = await engine.search(conn, sp, vector, vectors=rt.usable_vectors)
+        result = await engine.search(conn, sp, vector, vectors=rt.vectors)
     strategy = str(result.strategy)
     rt.metrics.search_latency.labels(mode, strategy).observe(time.perf_counter() - engine_started)
     request.state.search_strategy = strategy
@@ -381,7 +381,7 @@ async def similar_products(
     )
     async with rt.transaction() as conn:
         engine_started = time.perf_counter()
-        result = await engine.similar(conn, pid, sp, vectors=rt.usable_vectors)
+        result = await engine.similar(conn, pid, sp, vectors=rt.vectors)
     strategy = str(result.strategy)
     rt.metrics.search_latency.labels("similar", strategy).observe(time.perf_counter() - engine_started)
     request.state.search_strategy = strategy

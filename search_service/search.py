@@ -46,7 +46,7 @@ import numpy as np
 from asyncpg.pool import PoolConnectionProxy
 
 from embeddings.sqlblocks import load_blocks
-from search_service.vectors import VectorCache
+from search_service.vectors import VectorCache, as_vector
 
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "search.sql"
 HNSW_INDEX = "ix_product_master_ai_vector_hnsw"
@@ -163,13 +163,6 @@ class EngineConfig:
 
 
 DEFAULT_CONFIG = EngineConfig()
-
-
-def as_vector(value: Any) -> np.ndarray:
-    """A float32 numpy vector from what pgvector's asyncpg codec returns (Vector or ndarray) or a sequence."""
-    if hasattr(value, "to_numpy"):
-        value = value.to_numpy()
-    return np.asarray(value, dtype=np.float32)
 
 
 def sql_blocks() -> dict[str, str]:

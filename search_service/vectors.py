@@ -48,7 +48,8 @@ SCORE_BLOCK_ROWS = 2048  # 3 MiB of float32 x 384: stays in cache while every qu
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
-def _as_array(value: Any) -> np.ndarray:
+def as_vector(value: Any) -> np.ndarray:
+    """A float32 numpy vector from what pgvector's asyncpg codec returns (Vector or ndarray) or a sequence."""
     if hasattr(value, "to_numpy"):
         value = value.to_numpy()
     return np.asarray(value, dtype=np.float32)
@@ -67,8 +68,6 @@ class VectorCache:
         self.watermark: dt.datetime | None = None  # highest ai_embedded_at held; None: none held
         self.loaded = False
         self.refreshed_at: float | None = None  # time.monotonic() of the last load or refresh
-        self.refreshes = 0
-        self.rows_updated = 0
         self.batcher: MicroBatcher[np.ndarray, np.ndarray] = MicroBatcher(
             lambda queries: list(self._score_many(np.stack(queries)))
         )
@@ -139,7 +138,7 @@ class VectorCache:
             grown[: len(self._ids)] = self._matrix[: len(self._ids)]
             self._matrix = grown
         for r in records:
-            vec = _as_array(r["ai_vector"])
+            vec = as_vector(r["ai_vector"])
             if vec.shape != (self.dim,):
                 raise ValueError(f"product {r['id']}: a {vec.shape[0]}-dimensional vector, expected {self.dim}")
             pid = r["id"]
@@ -188,7 +187,5 @@ class VectorCache:
             changed = [r["id"] for r in stamps if self._stamp_of.get(r["id"], False) != r["ai_embedded_at"]]
             records = await conn.fetch(blocks["vectors_by_id"], changed) if changed else []
         updated = self._apply(records)
-        self.refreshes += 1
-        self.rows_updated += updated
         self.refreshed_at = time.monotonic()
         return updated
