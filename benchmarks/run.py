@@ -679,7 +679,7 @@ async def explain_engine(
         exact = choice.plan == "exact"
         if choice.plan == "scan" and vectors is not None:
             t0 = time.perf_counter()
-            ids = vectors.ids_of(vectors.top_rows(vectors.scores(q), 0, choice.fetch))
+            ids = vectors.ids_of(vectors.rank(q).top(choice.fetch)[0])
             out.append(f"-- in-memory scores of {len(vectors):,} vectors: {(time.perf_counter() - t0) * 1000:.1f} ms")
             rows = await conn.fetch(
                 "EXPLAIN (ANALYZE, BUFFERS) " + sql["filter_ranked"], q, ids, *args, None, vectors.watermark

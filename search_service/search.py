@@ -46,7 +46,7 @@ import numpy as np
 from asyncpg.pool import PoolConnectionProxy
 
 from embeddings.sqlblocks import load_blocks
-from search_service.vectors import VectorCache, as_vector
+from search_service.vectors import Ranking, VectorCache, as_vector
 
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "search.sql"
 HNSW_INDEX = "ix_product_master_ai_vector_hnsw"
@@ -135,8 +135,9 @@ class EngineConfig:
     hnsw_us_per_visit: float = 40.0
     # exact_scan: the matrix-vector product over the in-memory copy, plus a filter probe per id checked.
     # Measured on the small benchmark (quiet 2-core machine): the exact plan 9-12 µs per candidate, the scan
-    # 7.6 ms per 100k vectors and ~16 µs per id checked.
-    scan_us_per_vector: float = 0.08
+    # ~3 ms per 100k vectors (int8 bounds + float32 re-scoring, thread hand-off included) and ~16 µs per
+    # id checked.
+    scan_us_per_vector: float = 0.03
     scan_us_per_probe: float = 16.0
     # Real MiniLM vectors of a templated catalogue are full of near-duplicates, which HNSW finds hard: on the
     # small benchmark (100k products), unfiltered recall@10 was 0.88 at ef_search=100, 0.95 at 400 and 1.00 at
@@ -328,18 +329,18 @@ class _VectorPlan:
     est: Estimate
     choice: Choice
     vectors: VectorCache | None  # the loaded in-memory copy, if any
-    scores: asyncio.Task[np.ndarray] | None = None  # the scan's similarities, asked for at planning time
+    ranking: asyncio.Task[Ranking] | None = None  # the scan's in-memory ranking, asked for at planning time
     changed_since: dt.datetime | None = None  # the copy's watermark, captured before the scores were asked for
 
     def start_scan(self, vector: np.ndarray) -> None:
-        """Ask for the scan's scores now (they are computed in a thread while the caller goes on)."""
-        if self.choice.plan == "scan" and self.vectors is not None and self.scores is None:
+        """Ask for the scan's ranking now (it is computed in a thread while the caller goes on)."""
+        if self.choice.plan == "scan" and self.vectors is not None and self.ranking is None:
             self.changed_since = self.vectors.watermark or dt.datetime.min.replace(tzinfo=dt.UTC)
-            self.scores = asyncio.ensure_future(self.vectors.scores_batched(vector))
+            self.ranking = asyncio.ensure_future(self.vectors.rank_batched(vector))
 
     def cancel(self) -> None:
-        if self.scores is not None:
-            self.scores.cancel()
+        if self.ranking is not None:
+            self.ranking.cancel()
 
 
 def _plan_vector(
@@ -365,21 +366,22 @@ async def _rank_scan(
     qualifying distances are no worse than that, nothing unchecked can beat them."""
     sql = sql_blocks()["filter_ranked"]
     plan.start_scan(vector)
-    assert plan.vectors is not None and plan.scores is not None
+    assert plan.vectors is not None and plan.ranking is not None
     vectors = plan.vectors
-    scores = await plan.scores
-    n = len(scores)
+    ranking = await plan.ranking
+    n = len(ranking)
     found: dict[UUID, float] = {}
     changed_since = plan.changed_since
     start, stop = 0, max(plan.choice.fetch, 1)
     while True:
-        rows = vectors.top_rows(scores, start, stop)
-        records = await conn.fetch(sql, vector, vectors.ids_of(rows), *scope.filter_args(), exclude_id, changed_since)
+        rows, scores = ranking.top(stop)
+        ids = vectors.ids_of(rows[start:stop])
+        records = await conn.fetch(sql, vector, ids, *scope.filter_args(), exclude_id, changed_since)
         found.update((r["id"], float(r["distance"])) for r in records)
         changed_since = None  # changed vectors are checked once
         if stop >= n:
             return found
-        last = 1.0 - float(scores[rows[-1]]) if len(rows) else 0.0
+        last = 1.0 - float(scores[-1]) if len(scores) else 0.0
         if len(found) >= top_n and sorted(found.values())[top_n - 1] <= last + SCAN_DISTANCE_SLACK:
             return found
         start, stop = stop, stop * 4

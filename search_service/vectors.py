@@ -2,9 +2,9 @@
 
 HNSW with the schema's m=16 / ef_construction=64 misses true neighbours on a catalogue of near-duplicate
 product texts (recall@10 0.77-0.92 even at ef_search 800, some queries 0), and exact scoring inside
-PostgreSQL costs ~5-10 µs per candidate (a heap fetch of a 1.5 kB row each). A float32 matrix of all
-vectors scores 100k products in ~7 ms on two cores; the search engine then checks the filters in
-PostgreSQL, in score order (`search.py`, strategy ``exact_scan``).
+PostgreSQL costs ~5-10 µs per candidate (a heap fetch of a 1.5 kB row each). An in-memory copy of all
+vectors ranks 100k products in ~3 ms (int8 bounds, float32 re-scoring: below); the search engine then
+checks the filters in PostgreSQL, in score order (`search.py`, strategy ``exact_scan``).
 
 PostgreSQL stays the source of truth. `ai_embedded_at` is the vectors' change stamp (a trigger moves it on
 every change of ai_vector; migration 0002) and the copy remembers the highest stamp it holds, its
@@ -17,12 +17,13 @@ every change of ai_vector; migration 0002) and the copy remembers the highest st
 Vectors set to NULL and deleted products stay in the copy; the engine's filter drops them (it requires
 a vector and an existing, active product).
 
-Scoring is memory-bound (the whole matrix is read per query), so concurrent queries are batched: while one
-matrix product runs in a worker thread, the queries that arrive wait for the next one, which scores them
-all in a single pass over the matrix (a matrix-matrix product costs about what one matrix-vector product
-does). A lone query is scored at once.
-A refresh may overwrite rows while a product runs in the thread; such rows carry stamps above the watermark
-the search captured before asking for scores, so the search checks them in SQL anyway.
+Scoring reads the whole copy per query, so it runs on an int8 copy of it (`quantizer.py`, ~1.5 ms for
+100k instead of ~7 ms in float32) that gives an upper bound of every row's similarity; `Ranking` re-scores
+in float32 the rows whose bound reaches the part of the ranking a search reads, so the order it hands out
+is the exact float32 order. Without a usable int8 kernel the bounds are the float32 scores themselves.
+Queries that arrive while one is scored in the worker thread are scored together next (`MicroBatcher`).
+A refresh may overwrite rows while a query is scored in the thread; such rows carry stamps above the
+watermark the search captured before asking for scores, so the search checks them in SQL anyway.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ from asyncpg.pool import PoolConnectionProxy
 
 from embeddings.sqlblocks import load_blocks
 from search_service.batcher import MicroBatcher
+from search_service.quantizer import Int8Copy, Int8Unavailable
 
 log = logging.getLogger(__name__)
 
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "vectors.sql"
-SCORE_BLOCK_ROWS = 2048  # 3 MiB of float32 x 384: stays in cache while every query of a batch scores it
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
@@ -53,6 +54,51 @@ def as_vector(value: Any) -> np.ndarray:
     if hasattr(value, "to_numpy"):
         value = value.to_numpy()
     return np.asarray(value, dtype=np.float32)
+
+
+class Ranking:
+    """The held rows of one query in descending order of float32 similarity, certified lazily from bounds.
+
+    `bounds[i]` ≥ the similarity of row i. Re-scoring the m rows of highest bound certifies every one of
+    them whose similarity is at least the highest bound left out: no row outside can beat it. `top(stop)`
+    re-scores more rows (x4) until `stop` rows are certified."""
+
+    def __init__(self, matrix: np.ndarray, query: np.ndarray, bounds: np.ndarray) -> None:
+        self._matrix = matrix
+        self._query = query
+        self._bounds = bounds
+        self._rows = np.zeros(0, dtype=np.int64)
+        self._scores = np.zeros(0, dtype=np.float32)
+        self.rescored = 0  # rows re-scored in float32 so far (the cost of the bounds' looseness)
+
+    def __len__(self) -> int:
+        return len(self._bounds)
+
+    def top(self, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, similarities) of the `stop` best rows, best first (fewer when fewer are held)."""
+        n = len(self._bounds)
+        stop = min(stop, n)
+        if len(self._rows) >= stop:
+            return self._rows[:stop], self._scores[:stop]
+        m = max(2 * stop, stop + 64)
+        while True:
+            if 2 * m >= n:  # re-scoring most rows: score them all, once, and keep the whole order
+                scores = self._matrix @ self._query
+                self.rescored += n
+                self._rows = np.argsort(-scores, kind="stable")
+                self._scores = scores[self._rows]
+                return self._rows[:stop], self._scores[:stop]
+            part = np.argpartition(-self._bounds, m)  # position m holds the highest bound left out
+            candidates, limit = part[:m], float(self._bounds[part[m]])
+            scores = self._matrix[candidates] @ self._query
+            self.rescored += m
+            certified = scores >= limit
+            if int(certified.sum()) >= stop:
+                rows, scores = candidates[certified], scores[certified]
+                order = np.argsort(-scores, kind="stable")
+                self._rows, self._scores = rows[order], scores[order]
+                return self._rows[:stop], self._scores[:stop]
+            m *= 4
 
 
 class VectorCache:
@@ -68,60 +114,43 @@ class VectorCache:
         self.watermark: dt.datetime | None = None  # highest ai_embedded_at held; None: none held
         self.loaded = False
         self.refreshed_at: float | None = None  # time.monotonic() of the last load or refresh
-        self.batcher: MicroBatcher[np.ndarray, np.ndarray] = MicroBatcher(
-            lambda queries: list(self._score_many(np.stack(queries)))
-        )
+        try:
+            self._int8: Int8Copy | None = Int8Copy(dim)
+        except Int8Unavailable as exc:
+            log.warning("vector cache: scoring in float32 (%s)", exc)
+            self._int8 = None
+        self.batcher: MicroBatcher[np.ndarray, Ranking] = MicroBatcher(lambda queries: [self.rank(q) for q in queries])
 
     def __len__(self) -> int:
         return len(self._ids)
 
     @property
     def nbytes(self) -> int:
-        return int(self._matrix.nbytes)
+        return int(self._matrix.nbytes) + (0 if self._int8 is None else self._int8.nbytes)
+
+    @property
+    def scoring(self) -> str:
+        return "float32" if self._int8 is None else "int8"
 
     # --- reading
-    def scores(self, query: np.ndarray) -> np.ndarray:
-        """Cosine similarity of every held vector to `query` (row order)."""
-        return self._score_many(np.asarray(query, dtype=np.float32)[None, :])[0]
+    def rank(self, query: np.ndarray) -> Ranking:
+        """The exact ranking of every held row by cosine similarity to `query`."""
+        q = np.asarray(query, dtype=np.float32)
+        if q.shape != (self.dim,):
+            raise ValueError(f"a query vector of shape {q.shape}, expected ({self.dim},)")
+        norm = float(np.linalg.norm(q))
+        q = q / norm if norm > 0 else q
+        n = len(self._ids)
+        matrix = self._matrix[:n]
+        bounds = matrix @ q if self._int8 is None else self._int8.upper_bounds(q, n)
+        return Ranking(matrix, q, bounds)
 
-    def _score_many(self, queries: np.ndarray) -> np.ndarray:
-        """(b, dim) queries → (b, n) similarities: one pass over the matrix for the whole batch.
-
-        Block by block, each block scored for every query while it is in cache (OpenBLAS's sgemm packs the
-        whole matrix first and is slower here than b matrix-vector products: measured 19-24 ms vs 11-14 ms
-        for b = 2-4 over 100k x 384)."""
-        norms = np.linalg.norm(queries, axis=1, keepdims=True)
-        queries = queries / np.where(norms > 0, norms, 1.0)
-        matrix = self._matrix[: len(self._ids)]
-        if len(queries) == 1:
-            return (matrix @ queries[0])[None, :]
-        out = np.empty((len(queries), len(matrix)), dtype=np.float32)
-        for start in range(0, len(matrix), SCORE_BLOCK_ROWS):
-            block = matrix[start : start + SCORE_BLOCK_ROWS]
-            for j, q in enumerate(queries):
-                np.matmul(block, q, out=out[j, start : start + len(block)])
-        return out
-
-    async def scores_batched(self, query: np.ndarray) -> np.ndarray:
-        """`scores()` in a worker thread, batched with the queries that arrive while a product runs."""
+    async def rank_batched(self, query: np.ndarray) -> Ranking:
+        """`rank()` in a worker thread, with the queries that arrive meanwhile ranked in the next batch."""
         q = np.asarray(query, dtype=np.float32)
         if q.shape != (self.dim,):  # checked here, so a malformed query cannot fail the rest of its batch
             raise ValueError(f"a query vector of shape {q.shape}, expected ({self.dim},)")
         return await self.batcher.submit(q)
-
-    @staticmethod
-    def top_rows(scores: np.ndarray, start: int, stop: int) -> np.ndarray:
-        """Rows ranked start..stop-1 by descending score."""
-        n = len(scores)
-        stop = min(stop, n)
-        if start >= stop:
-            return np.zeros(0, dtype=np.int64)
-        if stop >= n:
-            order = np.argsort(-scores, kind="stable")
-        else:
-            part = np.argpartition(-scores, stop - 1)[:stop]
-            order = part[np.argsort(-scores[part], kind="stable")]
-        return order[start:stop]
 
     def ids_of(self, rows: np.ndarray) -> list[UUID]:
         ids = self._ids
@@ -137,7 +166,10 @@ class VectorCache:
             grown = np.zeros((max(need, int(self._matrix.shape[0] * 1.25) + 1024), self.dim), dtype=np.float32)
             grown[: len(self._ids)] = self._matrix[: len(self._ids)]
             self._matrix = grown
-        for r in records:
+            if self._int8 is not None:
+                self._int8.reserve(len(grown))
+        rows = np.empty(len(records), dtype=np.int64)
+        for i, r in enumerate(records):
             vec = as_vector(r["ai_vector"])
             if vec.shape != (self.dim,):
                 raise ValueError(f"product {r['id']}: a {vec.shape[0]}-dimensional vector, expected {self.dim}")
@@ -148,10 +180,13 @@ class VectorCache:
                 self._ids.append(pid)
             norm = float(np.linalg.norm(vec))
             self._matrix[row] = vec / norm if norm > 0 else vec
+            rows[i] = row
             stamp = r["ai_embedded_at"]
             self._stamp_of[pid] = stamp
             if stamp is not None and (self.watermark is None or stamp > self.watermark):
                 self.watermark = stamp
+        if self._int8 is not None:
+            self._int8.set_rows(rows, self._matrix[rows])
         return len(records)
 
     async def load(self, conn: Conn, batch: int = 5000) -> int:
@@ -169,9 +204,10 @@ class VectorCache:
         self.loaded = True
         self.refreshed_at = time.monotonic()
         log.info(
-            "vector cache: %d vectors (%.0f MiB) loaded in %.2fs",
+            "vector cache: %d vectors (%.0f MiB, %s scoring) loaded in %.2fs",
             len(self),
             self.nbytes / 2**20,
+            self.scoring,
             time.perf_counter() - started,
         )
         return len(self)

@@ -23,7 +23,7 @@ from benchmarks.synthetic import random_unit_vectors
 from embeddings.encoder import Encoder
 from search_service.app import create_app
 from search_service.search import DEFAULT_CONFIG, SearchParams, SearchResult, search
-from search_service.vectors import VectorCache
+from search_service.vectors import Ranking, VectorCache
 from tests.test_api import READY_TIMEOUT_S, app_settings, load_test_encoder
 from tests.test_search_engine import connect, run
 
@@ -261,25 +261,30 @@ def test_api_uses_the_copy_unless_it_is_off_or_too_large(
             assert "scan" not in body["strategy"]
 
 
-def test_concurrent_queries_share_one_pass_over_the_matrix(fresh_db_url: str) -> None:
+def test_concurrent_queries_are_batched_and_ranked_exactly(fresh_db_url: str) -> None:
     seed(fresh_db_url, 200)
     queries = random_unit_vectors(12, np.random.default_rng(21))
 
-    async def body() -> tuple[VectorCache, list[np.ndarray]]:
+    async def body() -> tuple[VectorCache, list[Ranking]]:
         conn = await connect(fresh_db_url)
         try:
             vectors = VectorCache()
             await vectors.load(conn)
         finally:
             await conn.close()
-        got = await asyncio.gather(*(vectors.scores_batched(q) for q in queries))
+        got = await asyncio.gather(*(vectors.rank_batched(q) for q in queries))
         with pytest.raises(ValueError):  # a malformed query fails its own caller, and the batcher lives on
-            await vectors.scores_batched(np.ones(7, dtype=np.float32))
-        got.append(await vectors.scores_batched(queries[0]))
+            await vectors.rank_batched(np.ones(7, dtype=np.float32))
+        got.append(await vectors.rank_batched(queries[0]))
         return vectors, got
 
     vectors, got = run(body())
-    for q, scores in zip([*queries, queries[0]], got, strict=True):
-        np.testing.assert_allclose(scores, vectors.scores(q), rtol=0, atol=1e-5)
+    matrix = np.stack([vectors._matrix[vectors._row_of[pid]] for pid in vectors._ids])
+    for q, ranking in zip([*queries, queries[0]], got, strict=True):
+        rows, scores = ranking.top(len(vectors))
+        want = matrix @ q
+        np.testing.assert_allclose(scores, want[rows], rtol=0, atol=1e-6)
+        assert sorted(rows.tolist()) == list(range(len(vectors)))  # every row, once
+        assert np.all(np.diff(scores) <= 0)  # best first
     assert vectors.batcher.items == len(queries) + 1
     assert vectors.batcher.batches < len(queries)  # the first query ran alone, the rest waited and went together

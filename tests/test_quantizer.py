@@ -1,0 +1,98 @@
+"""The int8 copy's bounds and the lazily certified ranking built on them (no database needed)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+
+from search_service import quantizer
+from search_service.quantizer import Int8Copy, Int8Unavailable
+from search_service.vectors import Ranking, VectorCache
+
+DIM = 384
+
+
+def unit(matrix: np.ndarray) -> np.ndarray:
+    return (matrix / np.linalg.norm(matrix, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def near_duplicates(rng: np.random.Generator, n: int, clusters: int = 40, spread: float = 0.05) -> np.ndarray:
+    """A catalogue like the real one: many products that differ in a size or a colour (cosine ~0.99)."""
+    centres = rng.standard_normal((clusters, DIM))
+    return unit(centres[rng.integers(0, clusters, n)] + spread * rng.standard_normal((n, DIM)))
+
+
+def int8_copy(matrix: np.ndarray) -> Int8Copy:
+    copy = Int8Copy(DIM)
+    copy.reserve(len(matrix) + 100)  # unused capacity must not leak into the bounds
+    copy.set_rows(np.arange(len(matrix)), matrix)
+    return copy
+
+
+def test_bounds_are_upper_bounds_and_tight() -> None:
+    rng = np.random.default_rng(3)
+    matrix = np.concatenate([near_duplicates(rng, 3000), unit(rng.standard_normal((1000, DIM)))])
+    matrix[0] = unit(np.eye(DIM)[0])  # one huge component: the coarsest rounding
+    copy = int8_copy(matrix)
+    queries = np.concatenate([unit(rng.standard_normal((20, DIM))), matrix[:5], -matrix[5:10]])
+    for q in queries:
+        bounds = copy.upper_bounds(q, len(matrix))
+        exact = matrix.astype(np.float64) @ q.astype(np.float64)
+        assert bounds.shape == (len(matrix),)
+        assert np.all(bounds >= exact)
+        assert float(np.max(bounds - exact)) < 0.06  # loose enough to be safe, tight enough to prune
+
+
+def test_ranking_matches_exact_order_and_rescores_few_rows() -> None:
+    rng = np.random.default_rng(5)
+    matrix = near_duplicates(rng, 20_000)
+    copy = int8_copy(matrix)
+    for q in [*unit(rng.standard_normal((5, DIM))), *matrix[:5]]:
+        exact = matrix @ q
+        ranking = Ranking(matrix, q, copy.upper_bounds(q, len(matrix)))
+        for stop in (1, 10, 40, 160, 640):
+            rows, scores = ranking.top(stop)
+            want = np.lexsort((np.arange(len(matrix)), -exact))[:stop]
+            # equal up to float ties: same scores in the same order, and the rows are the true top `stop`
+            np.testing.assert_allclose(scores, exact[want], rtol=0, atol=1e-6)
+            assert len(rows) == stop and len(set(rows.tolist())) == stop
+            assert np.all(exact[rows] >= exact[want][-1] - 1e-6)
+        assert ranking.rescored < len(matrix) // 2  # the bounds pruned most of the matrix
+
+
+def test_ranking_of_a_small_copy_returns_every_row() -> None:
+    rng = np.random.default_rng(8)
+    matrix = unit(rng.standard_normal((30, DIM)))
+    q = unit(rng.standard_normal(DIM))
+    rows, scores = Ranking(matrix, q, int8_copy(matrix).upper_bounds(q, 30)).top(100)
+    assert sorted(rows.tolist()) == list(range(30))
+    np.testing.assert_allclose(scores, np.sort(matrix @ q)[::-1], rtol=0, atol=1e-6)
+
+
+def test_an_inexact_kernel_turns_int8_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = quantizer._session()
+
+    class Saturating:  # what an int16-saturating kernel with ±127 codes would give
+        def run(self, names: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            out = real.run(names, feeds)[0]
+            return [np.clip(out, -30000, 30000)]
+
+    monkeypatch.setattr(quantizer, "_session", Saturating)
+    with pytest.raises(Int8Unavailable):
+        Int8Copy(DIM)
+    vectors = VectorCache(DIM)  # falls back to float32 scores, still exact
+    assert vectors.scoring == "float32"
+    rng = np.random.default_rng(9)
+    matrix = near_duplicates(rng, 500)
+    vectors._apply([{"id": uuid.uuid4(), "ai_vector": v, "ai_embedded_at": None} for v in matrix])  # type: ignore[misc]
+    q = matrix[7]
+    rows, scores = vectors.rank(q).top(10)
+    np.testing.assert_allclose(scores, np.sort(matrix @ q)[::-1][:10], rtol=0, atol=1e-6)
+    assert rows[0] == 7
+
+
+def test_vector_cache_scores_in_int8_here() -> None:
+    assert VectorCache(DIM).scoring == "int8"
