@@ -24,9 +24,9 @@ Plan (one transaction, a handful of round trips):
 4. `hydrate`: the page's products and, per product, its nearest qualifying stores (LATERAL).
 
 Scores: ``semantic`` → cosine similarity (1 - cosine distance); ``hybrid`` → RRF score
-Σ 1/(60 + rank) over the two lists (rank from 1; at most 2/61); ``keyword`` → text rank (ts_rank_cd,
-best of the 'simple' and 'english' configs) + trigram similarity, plus 1.0 for an exact name/brand/GTIN
-match.
+Σ 1/(60 + rank) over the two lists (rank from 1; at most 2/61); ``keyword`` → text rank (ts_rank_cd
+under the 'english' config, else 'simple') or, for a typo match, trigram word similarity; plus 1.0 for an
+exact name/brand/GTIN match.
 """
 
 from __future__ import annotations

@@ -147,8 +147,10 @@ WHERE p.is_active AND p.ai_vector IS NOT NULL
 -- otherwise the exact words fill the ranks fusion uses, and the trigram GIN scan, the costliest part, is
 -- skipped (a one-time filter).
 -- The caps bound the cost of very broad queries (a common word over 100k products): past them the set is an
--- arbitrary subset, reported by `capped`. Exact name/brand/GTIN matches sort first; then text rank +
--- trigram score.
+-- arbitrary subset, reported by `capped`. Exact name/brand/GTIN matches sort first; then the score: the text
+-- rank (ts_rank_cd) under the config whose query matched (english first), or the trigram word similarity
+-- for a typo match. One scoring function per row: ts_rank_cd in both configs plus two trigram similarities
+-- cost ~50 µs a row, half the statement for a broad query (400 matches: 21 ms -> 8 ms).
 WITH exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
     WHERE lower(p.name) = lower(btrim($1::text)) OR p.gtin = btrim($1::text)
@@ -168,9 +170,11 @@ WITH exact AS MATERIALIZED (
     SELECT p.id,
            (lower(p.name) = lower(btrim($1::text)) OR lower(p.brand) = lower(btrim($1::text))
             OR p.gtin = btrim($1::text)) AS exact,
-           greatest(ts_rank_cd(p.search_tsv, websearch_to_tsquery('simple', $1::text)),
-                    ts_rank_cd(p.search_tsv, websearch_to_tsquery('english', $1::text)))
-             + greatest(similarity(p.name, $1::text), word_similarity($1::text, p.name)) AS kscore
+           CASE WHEN p.search_tsv @@ websearch_to_tsquery('english', $1::text)
+                  THEN ts_rank_cd(p.search_tsv, websearch_to_tsquery('english', $1::text))
+                WHEN p.search_tsv @@ websearch_to_tsquery('simple', $1::text)
+                  THEN ts_rank_cd(p.search_tsv, websearch_to_tsquery('simple', $1::text))
+                ELSE word_similarity($1::text, p.name) END AS kscore
     FROM cand JOIN product_master p ON p.id = cand.id
     WHERE p.is_active
       AND ($3::bigint[] IS NULL OR p.category_id = ANY($3::bigint[]))
