@@ -326,13 +326,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "backends": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"encoder-{report['date']}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(_markdown(report))
-    print(_markdown(report))
-    print(f"wrote {stem}.json and {stem}.md")
+    write_report(args.out / f"encoder-{report['date']}", report, _markdown(report))
     return 0
+
+
+def write_report(stem: Path, report: dict[str, Any], markdown: str) -> None:
+    """`stem`.json and `stem`.md, and the Markdown on stdout."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown)
+    print(markdown)
+    print(f"wrote {stem}.json and {stem}.md")
 
 
 if __name__ == "__main__":
