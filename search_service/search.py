@@ -6,10 +6,12 @@ Plan (one transaction, a handful of round trips):
    once, strategy ``no_stores``), the category subtree, and catalogue statistics (reltuples, pg_stats).
 2. The vector side picks a plan per query from a cost estimate (`choose_strategy`):
    - ``exact_scan`` (when the API holds the in-memory vector copy, `vectors.VectorCache`): every vector is
-     scored in memory (brute force, exact), and PostgreSQL keeps the best-scored ids that pass the filters,
-     slice by slice in score order, together with the qualifying products whose vector changed after the
-     copy was taken; it stops once the k-th kept distance is no worse than the last scored one, so the
-     answer is the true top-k. Cost: one matrix-vector product plus a few index probes per id checked.
+     ranked in memory (int8 bounds, float32 re-scoring: exact), and PostgreSQL keeps the best-ranked ids
+     that pass the filters, slice by slice, together with the qualifying products whose vector changed
+     after the copy was taken; it stops once the k-th kept distance is no worse than the best any unchecked
+     vector can have, so the answer is the true top-k. Cost: ranking plus a few index probes per id
+     checked. When the next slice would cost more than the exact plan, that plan answers instead
+     (``scan_fallback_exact``).
    - ``exact``: candidates = distinct products listed in-stock at those stores; each candidate's distance
      is computed with `cosine_distance()` (not index-orderable, so the HNSW index cannot be used) and
      top-N sorted. Exact by construction; cost grows with the number of candidates.
@@ -133,12 +135,19 @@ class EngineConfig:
     exact_us_per_listing: float = 0.5
     hnsw_base_us: float = 10000.0
     hnsw_us_per_visit: float = 40.0
-    # exact_scan: the matrix-vector product over the in-memory copy, plus a filter probe per id checked.
-    # Measured on the small benchmark (quiet 2-core machine): the exact plan 9-12 µs per candidate, the scan
-    # ~3 ms per 100k vectors (int8 bounds + float32 re-scoring, thread hand-off included) and ~16 µs per
-    # id checked.
+    # exact_scan: ranking the in-memory copy, plus a filter statement per slice of ids checked. Measured on
+    # the small benchmark (quiet 2-core machine): the exact plan 9-12 µs per candidate; the scan ~3 ms per
+    # 100k vectors (int8 bounds + float32 re-scoring, thread hand-off included), ~1.2 ms per filter
+    # statement and ~2 µs per id checked. Under a selective filter the scan checks far more ids than the
+    # first slice (`fetch`): a query's nearest products are often of a kind the few stores in range do not
+    # sell, so the choice prices ids at scan_depth x fetch (the break-even against the exact plan measured
+    # at 1-2k candidates). A scan whose next slice would cost more than the exact plan's estimate hands the
+    # query to the exact plan (``scan_fallback_exact``).
     scan_us_per_vector: float = 0.03
-    scan_us_per_probe: float = 16.0
+    scan_us_per_round: float = 1200.0
+    scan_us_per_probe: float = 2.0
+    scan_depth: float = 8.0
+    scan_fallback: bool = True  # tests turn it off to run the scan to its end
     # Real MiniLM vectors of a templated catalogue are full of near-duplicates, which HNSW finds hard: on the
     # small benchmark (100k products), unfiltered recall@10 was 0.88 at ef_search=100, 0.95 at 400 and 1.00 at
     # 800; the engine at 2/5/20 km and globally went from 0.87-0.95 to 1.00 for ~6-10 ms more (2 cores).
@@ -261,7 +270,11 @@ def choose_strategy(est: Estimate, top_n: int, config: EngineConfig, scan_vector
     exact_cost = config.exact_us_per_candidate * est.candidates + config.exact_us_per_listing * est.listings
     hnsw_cost = config.hnsw_base_us + config.hnsw_us_per_visit * visits
     scan_cost = (
-        None if scan_vectors is None else config.scan_us_per_vector * scan_vectors + config.scan_us_per_probe * fetch
+        None
+        if scan_vectors is None
+        else config.scan_us_per_vector * scan_vectors
+        + 2 * config.scan_us_per_round
+        + config.scan_us_per_probe * config.scan_depth * fetch
     )
     plan: Plan
     if config.force != "auto":
@@ -358,33 +371,45 @@ async def _rank_scan(
     vector: np.ndarray,
     top_n: int,
     exclude_id: UUID | None,
-) -> dict[UUID, float]:
+    config: EngineConfig,
+) -> dict[UUID, float] | None:
     """The exact scan: qualifying products (id → PostgreSQL's distance) that include the true top_n.
 
     Every product outside the ids checked either changed after the copy was taken (and is checked by the
-    first statement) or has an in-memory distance no better than the last one checked, so once top_n
-    qualifying distances are no worse than that, nothing unchecked can beat them."""
+    first statement) or has an in-memory similarity no better than the ranking's threshold, so once top_n
+    qualifying distances are no worse than that, nothing unchecked can beat them. None: the next slice
+    would cost more than the exact plan's estimate (a selective radius whose products rank far down), so
+    the caller answers with the exact plan instead."""
     sql = sql_blocks()["filter_ranked"]
     plan.start_scan(vector)
     assert plan.vectors is not None and plan.ranking is not None
     vectors = plan.vectors
     ranking = await plan.ranking
     n = len(ranking)
+    checked = np.zeros(n, dtype=bool)
     found: dict[UUID, float] = {}
     changed_since = plan.changed_since
-    start, stop = 0, max(plan.choice.fetch, 1)
+    stop = max(plan.choice.fetch, 1)
     while True:
-        rows, scores = ranking.top(stop)
-        ids = vectors.ids_of(rows[start:stop])
+        rows, threshold = ranking.top(stop)
+        rows = rows[~checked[rows]]
+        checked[rows] = True
+        if (
+            config.scan_fallback
+            and scope.store_ids is not None
+            and changed_since is None
+            and config.scan_us_per_round + config.scan_us_per_probe * len(rows) > plan.choice.exact_cost_us
+        ):
+            return None
+        ids = vectors.ids_of(rows)
         records = await conn.fetch(sql, vector, ids, *scope.filter_args(), exclude_id, changed_since)
         found.update((r["id"], float(r["distance"])) for r in records)
         changed_since = None  # changed vectors are checked once
         if stop >= n:
             return found
-        last = 1.0 - float(scores[-1]) if len(scores) else 0.0
-        if len(found) >= top_n and sorted(found.values())[top_n - 1] <= last + SCAN_DISTANCE_SLACK:
+        if len(found) >= top_n and sorted(found.values())[top_n - 1] <= 1.0 - threshold + SCAN_DISTANCE_SLACK:
             return found
-        start, stop = stop, stop * 4
+        stop *= 4
 
 
 async def _rank_vector(
@@ -394,21 +419,24 @@ async def _rank_vector(
     vector: np.ndarray,
     top_n: int,
     exclude_id: UUID | None,
+    config: EngineConfig,
 ) -> _Ranked:
     sql = sql_blocks()
     est, choice = plan.est, plan.choice
     prefix = "global_" if scope.store_ids is None else ""
     if choice.plan == "scan":
-        found = await _rank_scan(conn, scope, plan, vector, top_n, exclude_id)
-        ordered = sorted(found, key=lambda pid: (found[pid], pid))[:top_n]
-        return _Ranked(
-            ids=ordered,
-            distances={pid: found[pid] for pid in ordered},
-            total=max(round(est.candidates), len(found)),
-            total_exact=False,
-            strategy=f"{prefix}exact_scan",
-        )
-    if choice.plan == "hnsw":
+        found = await _rank_scan(conn, scope, plan, vector, top_n, exclude_id, config)
+        if found is not None:
+            ordered = sorted(found, key=lambda pid: (found[pid], pid))[:top_n]
+            return _Ranked(
+                ids=ordered,
+                distances={pid: found[pid] for pid in ordered},
+                total=max(round(est.candidates), len(found)),
+                total_exact=False,
+                strategy=f"{prefix}exact_scan",
+            )
+        strategy = "scan_fallback_exact"
+    elif choice.plan == "hnsw":
         want = choice.fetch
         rows = await conn.fetch(sql["rank_hnsw"], vector, *scope.filter_args(), want, exclude_id)
         fetched = int(rows[0]["fetched"]) if rows else 0
@@ -529,7 +557,7 @@ async def _run(
     if mode == "semantic":
         assert vector is not None
         ranked = await _rank_vector(
-            conn, scope, _plan_vector(scope, ctx, top_n, config, vectors), vector, top_n, exclude_id
+            conn, scope, _plan_vector(scope, ctx, top_n, config, vectors), vector, top_n, exclude_id, config
         )
         page = ranked.ids[params.offset : top_n]
         scores = {pid: 1.0 - ranked.distances[pid] for pid in page}
@@ -566,7 +594,7 @@ async def _run(
         return SearchResult(hits, total, "keyword", not kw_capped)
 
     assert vector is not None and plan is not None
-    ranked = await _rank_vector(conn, scope, plan, vector, depth, exclude_id)
+    ranked = await _rank_vector(conn, scope, plan, vector, depth, exclude_id, config)
     fused = rrf_fuse([ranked.ids, kw_ids])
     vec_rank = {pid: i for i, pid in enumerate(ranked.ids)}
     order = sorted(

@@ -10,7 +10,7 @@ import pytest
 
 from search_service import quantizer
 from search_service.quantizer import Int8Copy, Int8Unavailable
-from search_service.vectors import Ranking, VectorCache
+from search_service.vectors import EXACT_ORDER_MAX, Ranking, VectorCache
 
 DIM = 384
 
@@ -46,20 +46,24 @@ def test_bounds_are_upper_bounds_and_tight() -> None:
         assert float(np.max(bounds - exact)) < 0.06  # loose enough to be safe, tight enough to prune
 
 
-def test_ranking_matches_exact_order_and_rescores_few_rows() -> None:
+def test_ranking_hands_out_the_best_rows_with_a_sound_threshold() -> None:
     rng = np.random.default_rng(5)
     matrix = near_duplicates(rng, 20_000)
     copy = int8_copy(matrix)
     for q in [*unit(rng.standard_normal((5, DIM))), *matrix[:5]]:
         exact = matrix @ q
         ranking = Ranking(matrix, q, copy.upper_bounds(q, len(matrix)))
-        for stop in (1, 10, 40, 160, 640):
-            rows, scores = ranking.top(stop)
-            want = np.lexsort((np.arange(len(matrix)), -exact))[:stop]
-            # equal up to float ties: same scores in the same order, and the rows are the true top `stop`
-            np.testing.assert_allclose(scores, exact[want], rtol=0, atol=1e-6)
+        for stop in (1, 10, 40, 160, 640, 2560, 10240):
+            rows, threshold = ranking.top(stop)
             assert len(rows) == stop and len(set(rows.tolist())) == stop
-            assert np.all(exact[rows] >= exact[want][-1] - 1e-6)
+            left_out = np.ones(len(matrix), dtype=bool)
+            left_out[rows] = False
+            assert float(exact[left_out].max()) <= threshold + 1e-6  # nothing left out beats the threshold
+            if stop <= EXACT_ORDER_MAX:  # exact order: the true top `stop`, best first
+                np.testing.assert_allclose(exact[rows], np.sort(exact)[::-1][:stop], rtol=0, atol=1e-6)
+                assert threshold == pytest.approx(float(exact[rows[-1]]), abs=1e-6)
+            else:  # by bound: the threshold is the highest bound left out, within the bound's error of exact
+                assert threshold - float(np.sort(exact)[::-1][stop]) < 0.06
         assert ranking.rescored < len(matrix) // 2  # the bounds pruned most of the matrix
 
 
@@ -67,9 +71,11 @@ def test_ranking_of_a_small_copy_returns_every_row() -> None:
     rng = np.random.default_rng(8)
     matrix = unit(rng.standard_normal((30, DIM)))
     q = unit(rng.standard_normal(DIM))
-    rows, scores = Ranking(matrix, q, int8_copy(matrix).upper_bounds(q, 30)).top(100)
-    assert sorted(rows.tolist()) == list(range(30))
-    np.testing.assert_allclose(scores, np.sort(matrix @ q)[::-1], rtol=0, atol=1e-6)
+    ranking = Ranking(matrix, q, int8_copy(matrix).upper_bounds(q, 30))
+    rows, threshold = ranking.top(100)
+    assert sorted(rows.tolist()) == list(range(30)) and threshold == -np.inf
+    rows, threshold = ranking.top(10)
+    np.testing.assert_allclose(matrix[rows] @ q, np.sort(matrix @ q)[::-1][:10], rtol=0, atol=1e-6)
 
 
 def test_an_inexact_kernel_turns_int8_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,9 +95,9 @@ def test_an_inexact_kernel_turns_int8_off(monkeypatch: pytest.MonkeyPatch) -> No
     matrix = near_duplicates(rng, 500)
     vectors._apply([{"id": uuid.uuid4(), "ai_vector": v, "ai_embedded_at": None} for v in matrix])  # type: ignore[misc]
     q = matrix[7]
-    rows, scores = vectors.rank(q).top(10)
-    np.testing.assert_allclose(scores, np.sort(matrix @ q)[::-1][:10], rtol=0, atol=1e-6)
-    assert rows[0] == 7
+    rows, threshold = vectors.rank(q).top(10)
+    np.testing.assert_allclose(matrix[rows] @ q, np.sort(matrix @ q)[::-1][:10], rtol=0, atol=1e-6)
+    assert rows[0] == 7 and threshold == pytest.approx(float(matrix[rows[-1]] @ q), abs=1e-6)
 
 
 def test_vector_cache_scores_in_int8_here() -> None:

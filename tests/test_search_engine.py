@@ -330,7 +330,9 @@ PLANS = {
     "auto": DEFAULT_CONFIG,
     "exact": replace(DEFAULT_CONFIG, force="exact"),
     "hnsw": replace(DEFAULT_CONFIG, force="hnsw"),
-    "scan": replace(DEFAULT_CONFIG, force="scan"),
+    "scan": replace(DEFAULT_CONFIG, force="scan", scan_fallback=False),
+    # every scan needing a second slice hands the query to the exact plan (slices priced far above it)
+    "scan_fallback": replace(DEFAULT_CONFIG, force="scan", scan_us_per_probe=1e9),
     "auto_with_vectors": DEFAULT_CONFIG,
 }
 ALL_PLANS = list(PLANS)
@@ -338,7 +340,7 @@ ALL_PLANS = list(PLANS)
 
 async def vectors_for(conn: asyncpg.Connection, plan: str) -> VectorCache | None:
     """The in-memory vector copy for the plans that use it (the API's default), loaded from the database."""
-    if plan not in ("scan", "auto_with_vectors"):
+    if plan not in ("scan", "scan_fallback", "auto_with_vectors"):
         return None
     vectors = VectorCache()
     await vectors.load(conn)
@@ -380,6 +382,8 @@ def test_vector_recall_is_exact_for_every_radius(catalogue: Catalogue, plan: str
         assert seen.get("hnsw_iterative", 0) > 0 and seen.get("global_hnsw", 0) > 0, seen
     if plan == "scan":
         assert set(seen) <= {"exact_scan", "global_exact_scan", "no_stores"}, seen
+    if plan == "scan_fallback":  # radii whose best products are not stocked nearby: the exact plan answered
+        assert seen.get("scan_fallback_exact", 0) > 0 and seen.get("exact_scan", 0) > 0, seen
     if plan == "auto_with_vectors":  # exact for a few stores, the scan for many: HNSW never
         assert seen.get("exact", 0) > 0 and seen.get("exact_scan", 0) > 0, seen
         assert not any("hnsw" in name for name in seen), seen

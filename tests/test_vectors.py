@@ -27,7 +27,7 @@ from search_service.vectors import Ranking, VectorCache
 from tests.test_api import READY_TIMEOUT_S, app_settings, load_test_encoder
 from tests.test_search_engine import connect, run
 
-SCAN = replace(DEFAULT_CONFIG, force="scan")
+SCAN = replace(DEFAULT_CONFIG, force="scan", scan_fallback=False)
 POINT = (52.52, 13.405)
 N_PRODUCTS = 300
 
@@ -55,6 +55,7 @@ def seed(url: str, n: int = N_PRODUCTS) -> tuple[list[uuid.UUID], uuid.UUID, np.
             " SELECT %s, id, 1.50, 'EUR', 4 FROM product_master",
             (store[0],),
         )
+        conn.execute("ANALYZE product_master, store_product, store")  # the plan choice reads the statistics
     return ids, store[0], vecs
 
 
@@ -242,12 +243,12 @@ def wait_ready(client: TestClient[Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("overrides", "state"),
-    [({}, "ok"), ({"vector_cache_max": 0}, "disabled"), ({"vector_cache_max": 10}, "disabled")],
+    [({}, "ok"), ({"vector_cache_max": 0}, "disabled"), ({"vector_cache_max": 100}, "disabled")],
 )
 def test_api_uses_the_copy_unless_it_is_off_or_too_large(
     fresh_db_url: str, encoder: Encoder, overrides: dict[str, Any], state: str
 ) -> None:
-    seed(fresh_db_url, 60)
+    seed(fresh_db_url, 600)  # enough products for the scan to beat enumerating them all in SQL
     app = create_app(app_settings(fresh_db_url, vector_cache_refresh_s=0.1, **overrides), encoder=encoder)
     with TestClient(app, timeout=60) as client:
         ready = wait_ready(client)
@@ -281,10 +282,11 @@ def test_concurrent_queries_are_batched_and_ranked_exactly(fresh_db_url: str) ->
     vectors, got = run(body())
     matrix = np.stack([vectors._matrix[vectors._row_of[pid]] for pid in vectors._ids])
     for q, ranking in zip([*queries, queries[0]], got, strict=True):
-        rows, scores = ranking.top(len(vectors))
-        want = matrix @ q
-        np.testing.assert_allclose(scores, want[rows], rtol=0, atol=1e-6)
-        assert sorted(rows.tolist()) == list(range(len(vectors)))  # every row, once
-        assert np.all(np.diff(scores) <= 0)  # best first
+        rows, threshold = ranking.top(10)
+        want = np.sort(matrix @ q)[::-1]
+        np.testing.assert_allclose(matrix[rows] @ q, want[:10], rtol=0, atol=1e-6)  # the true top 10, best first
+        assert threshold == pytest.approx(want[9], abs=1e-6)
+        rows, threshold = ranking.top(len(vectors))
+        assert sorted(rows.tolist()) == list(range(len(vectors))) and threshold == -np.inf  # every row, once
     assert vectors.batcher.items == len(queries) + 1
     assert vectors.batcher.batches < len(queries)  # the first query ran alone, the rest waited and went together
