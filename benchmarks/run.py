@@ -669,7 +669,11 @@ async def explain_engine(
         est = estimate(ctx, None if store_ids is None else len(store_ids), params)
         choice = choose_strategy(est, params.limit, config, None if vectors is None else len(vectors))
         args = (store_ids, None, None, None, True)
-        scan_cost = "" if choice.scan_cost_us is None else f", scan cost {choice.scan_cost_us / 1000:.1f} ms"
+        scan_cost = (
+            ""
+            if choice.scan_cost_us is None or choice.gather_cost_us is None
+            else f", scan cost {choice.scan_cost_us / 1000:.1f} ms, gather cost {choice.gather_cost_us / 1000:.1f} ms"
+        )
         out.append(
             f"-- stores in scope: {'all' if store_ids is None else len(store_ids)}; estimated candidates "
             f"{est.candidates:.0f} (selectivity {est.selectivity:.4f}); plan {choice.plan} "
@@ -685,6 +689,21 @@ async def explain_engine(
                 "EXPLAIN (ANALYZE, BUFFERS) " + sql["filter_ranked"], q, ids, *args, None, vectors.watermark
             )
             out.append(f"-- filter_ranked, first slice ({choice.fetch} ids)")
+            out.extend(r[0] for r in rows)
+        elif choice.plan == "gather" and vectors is not None:
+            listed = (store_ids, None, None, True)
+            rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql["listed_products"], *listed)
+            out.append("-- listed_products")
+            out.extend(r[0] for r in rows)
+            t0 = time.perf_counter()
+            ranking = vectors.rank_subset(q, await conn.fetchval(sql["listed_products"], *listed))
+            ids = vectors.ids_of(ranking.top(2 * params.limit)[0])
+            took_ms = (time.perf_counter() - t0) * 1000
+            out.append(f"-- in-memory scores of {len(ranking):,} listed products: {took_ms:.1f} ms")
+            rows = await conn.fetch(
+                "EXPLAIN (ANALYZE, BUFFERS) " + sql["filter_ranked"], q, ids, *args, None, vectors.watermark
+            )
+            out.append(f"-- filter_ranked, first slice ({len(ids)} ids)")
             out.extend(r[0] for r in rows)
         elif not exact:
             rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql["rank_hnsw"], q, *args, choice.fetch, None)

@@ -69,11 +69,16 @@ class Ranking:
     re-scoring (a 10k-row slice would otherwise re-score 20k rows); the search checks a few more ids for it.
     """
 
-    def __init__(self, matrix: np.ndarray, query: np.ndarray, bounds: np.ndarray) -> None:
+    def __init__(
+        self, matrix: np.ndarray, query: np.ndarray, bounds: np.ndarray, rows: np.ndarray | None = None
+    ) -> None:
+        """`rows`: when the ranking covers a subset, the rows of the copy that `matrix` and `bounds` hold;
+        `top()` hands out rows of the copy either way."""
         self._matrix = matrix
         self._query = query
         self._bounds = bounds
-        self._rows = np.zeros(0, dtype=np.int64)  # the certified exact prefix
+        self._subset = rows
+        self._rows = np.zeros(0, dtype=np.int64)  # the certified exact prefix (local positions)
         self._scores = np.zeros(0, dtype=np.float32)
         self.rescored = 0  # rows re-scored in float32 so far (the cost of the bounds' looseness)
 
@@ -82,7 +87,11 @@ class Ranking:
 
     def top(self, stop: int) -> tuple[np.ndarray, float]:
         """(rows, threshold): the min(stop, n) best rows (best first up to EXACT_ORDER_MAX, unordered past
-        it) and a similarity that no other row exceeds (-inf once every row is handed out)."""
+        it) and a similarity that no other row of the ranking exceeds (-inf once every row is handed out)."""
+        local, threshold = self._top(stop)
+        return (local if self._subset is None else self._subset[local]), threshold
+
+    def _top(self, stop: int) -> tuple[np.ndarray, float]:
         n = len(self._bounds)
         if stop >= n:
             return np.argsort(-self._bounds, kind="stable"), -np.inf
@@ -122,6 +131,10 @@ class VectorCache:
         self._matrix = np.zeros((0, dim), dtype=np.float32)
         self._ids: list[UUID] = []
         self._row_of: dict[UUID, int] = {}
+        # The ids' 16 bytes as two big-endian uint64 per row, and the rows sorted by the first: the gather plan
+        # receives its ids packed (listed_products) and maps thousands of them to rows with one searchsorted.
+        self._key = np.zeros((0, 2), dtype=np.uint64)
+        self._by_key: tuple[np.ndarray, np.ndarray] | None = None  # (rows, their _key[:, 0]) sorted; None: stale
         self._stamp_of: dict[UUID, dt.datetime | None] = {}
         self.watermark: dt.datetime | None = None  # highest ai_embedded_at held; None: none held
         self.loaded = False
@@ -145,17 +158,48 @@ class VectorCache:
         return "float32" if self._int8 is None else "int8"
 
     # --- reading
-    def rank(self, query: np.ndarray) -> Ranking:
-        """The exact ranking of every held row by cosine similarity to `query`."""
+    def _unit_query(self, query: np.ndarray) -> np.ndarray:
         q = np.asarray(query, dtype=np.float32)
         if q.shape != (self.dim,):
             raise ValueError(f"a query vector of shape {q.shape}, expected ({self.dim},)")
         norm = float(np.linalg.norm(q))
-        q = q / norm if norm > 0 else q
+        return q / norm if norm > 0 else q
+
+    def rank(self, query: np.ndarray) -> Ranking:
+        """The exact ranking of every held row by cosine similarity to `query`."""
+        q = self._unit_query(query)
         n = len(self._ids)
         matrix = self._matrix[:n]
         bounds = matrix @ q if self._int8 is None else self._int8.upper_bounds(q, n)
         return Ranking(matrix, q, bounds)
+
+    def rank_subset(self, query: np.ndarray, packed_ids: bytes) -> Ranking:
+        """The exact ranking of the held rows among `packed_ids` (16 bytes per id, as uuid_send gives them).
+        Ids not held are left out: their vector is NULL, or newer than the copy (the search checks those in
+        SQL)."""
+        q = self._unit_query(query)
+        rows = self.rows_of(packed_ids)
+        matrix = self._matrix[rows]
+        return Ranking(matrix, q, matrix @ q, rows)
+
+    def rows_of(self, packed_ids: bytes) -> np.ndarray:
+        """Rows of the held ids among `packed_ids` (16 bytes each), in their order; ids not held are dropped."""
+        want = np.frombuffer(packed_ids, dtype=">u8").reshape(-1, 2).astype(np.uint64)
+        n = len(self._ids)
+        if n == 0 or len(want) == 0:
+            return np.zeros(0, dtype=np.int64)
+        if self._by_key is None or len(self._by_key[0]) != n:
+            order = np.argsort(self._key[:n, 0], kind="stable")
+            self._by_key = (order, self._key[order, 0])
+        order, sorted_first = self._by_key
+        rows = order[np.minimum(np.searchsorted(sorted_first, want[:, 0]), n - 1)]
+        hit = (self._key[rows] == want).all(axis=1)
+        if not hit.all():  # not held, or (one in 2^64) another held id shares the first half: ask the dict
+            row_of = self._row_of
+            for i in np.flatnonzero(~hit):
+                rows[i] = row_of.get(UUID(bytes=packed_ids[16 * i : 16 * i + 16]), -1)
+            rows = rows[rows >= 0]
+        return rows.astype(np.int64, copy=False)
 
     async def rank_batched(self, query: np.ndarray) -> Ranking:
         """`rank()` in a worker thread, with the queries that arrive meanwhile ranked in the next batch."""
@@ -178,6 +222,9 @@ class VectorCache:
             grown = np.zeros((max(need, int(self._matrix.shape[0] * 1.25) + 1024), self.dim), dtype=np.float32)
             grown[: len(self._ids)] = self._matrix[: len(self._ids)]
             self._matrix = grown
+            key = np.zeros((len(grown), 2), dtype=np.uint64)
+            key[: len(self._ids)] = self._key[: len(self._ids)]
+            self._key = key
             if self._int8 is not None:
                 self._int8.reserve(len(grown))
         rows = np.empty(len(records), dtype=np.int64)
@@ -190,6 +237,8 @@ class VectorCache:
             if row is None:
                 row = self._row_of[pid] = len(self._ids)
                 self._ids.append(pid)
+                self._key[row] = np.frombuffer(pid.bytes, dtype=">u8")
+                self._by_key = None
             norm = float(np.linalg.norm(vec))
             self._matrix[row] = vec / norm if norm > 0 else vec
             rows[i] = row

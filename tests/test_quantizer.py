@@ -102,3 +102,27 @@ def test_an_inexact_kernel_turns_int8_off(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_vector_cache_scores_in_int8_here() -> None:
     assert VectorCache(DIM).scoring == "int8"
+
+
+def test_packed_ids_map_to_rows_including_unknown_and_colliding_ids() -> None:
+    rng = np.random.default_rng(12)
+    vectors = VectorCache(DIM)
+    ids = [uuid.uuid4() for _ in range(300)]
+    # two held ids sharing their first 8 bytes: the sorted lookup finds one, the dict must find the other
+    twin = uuid.UUID(bytes=ids[0].bytes[:8] + bytes(8))
+    ids.append(twin)
+    records = [
+        {"id": i, "ai_vector": v, "ai_embedded_at": None}
+        for i, v in zip(ids, unit(rng.standard_normal((301, DIM))), strict=True)
+    ]
+    vectors._apply(records)  # type: ignore[arg-type]
+    unknown = uuid.uuid4()
+    asked = [ids[5], unknown, twin, ids[0], ids[299]]
+    rows = vectors.rows_of(b"".join(i.bytes for i in asked))
+    assert [vectors._ids[r] for r in rows] == [ids[5], twin, ids[0], ids[299]]
+    assert len(vectors.rows_of(b"")) == 0
+    q = unit(rng.standard_normal(DIM))
+    ranking = vectors.rank_subset(q, b"".join(i.bytes for i in asked))
+    got, _ = ranking.top(10)
+    want = sorted(rows.tolist(), key=lambda r: -float(vectors._matrix[r] @ q))
+    assert got.tolist() == want

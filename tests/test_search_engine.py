@@ -333,6 +333,7 @@ PLANS = {
     "scan": replace(DEFAULT_CONFIG, force="scan", scan_fallback=False),
     # every scan needing a second slice hands the query to the exact plan (slices priced far above it)
     "scan_fallback": replace(DEFAULT_CONFIG, force="scan", scan_us_per_probe=1e9),
+    "gather": replace(DEFAULT_CONFIG, force="gather"),
     "auto_with_vectors": DEFAULT_CONFIG,
 }
 ALL_PLANS = list(PLANS)
@@ -340,7 +341,7 @@ ALL_PLANS = list(PLANS)
 
 async def vectors_for(conn: asyncpg.Connection, plan: str) -> VectorCache | None:
     """The in-memory vector copy for the plans that use it (the API's default), loaded from the database."""
-    if plan not in ("scan", "scan_fallback", "auto_with_vectors"):
+    if plan not in ("scan", "scan_fallback", "gather", "auto_with_vectors"):
         return None
     vectors = VectorCache()
     await vectors.load(conn)
@@ -383,9 +384,11 @@ def test_vector_recall_is_exact_for_every_radius(catalogue: Catalogue, plan: str
     if plan == "scan":
         assert set(seen) <= {"exact_scan", "global_exact_scan", "no_stores"}, seen
     if plan == "scan_fallback":  # radii whose best products are not stocked nearby: the exact plan answered
-        assert seen.get("scan_fallback_exact", 0) > 0 and seen.get("exact_scan", 0) > 0, seen
-    if plan == "auto_with_vectors":  # exact for a few stores, the scan for many: HNSW never
-        assert seen.get("exact", 0) > 0 and seen.get("exact_scan", 0) > 0, seen
+        assert seen.get("scan_fallback_gather", 0) > 0 and seen.get("exact_scan", 0) > 0, seen
+    if plan == "gather":
+        assert set(seen) <= {"exact_gather", "global_exact_gather", "no_stores"}, seen
+    if plan == "auto_with_vectors":  # SQL exact for a handful of candidates, gather for more, scan for many
+        assert seen.get("exact", 0) > 0 and seen.get("exact_gather", 0) > 0 and seen.get("exact_scan", 0) > 0, seen
         assert not any("hnsw" in name for name in seen), seen
 
 

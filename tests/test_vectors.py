@@ -28,6 +28,8 @@ from tests.test_api import READY_TIMEOUT_S, app_settings, load_test_encoder
 from tests.test_search_engine import connect, run
 
 SCAN = replace(DEFAULT_CONFIG, force="scan", scan_fallback=False)
+GATHER = replace(DEFAULT_CONFIG, force="gather")
+COPY_PLANS = {"scan": (SCAN, "exact_scan"), "gather": (GATHER, "exact_gather")}
 POINT = (52.52, 13.405)
 N_PRODUCTS = 300
 
@@ -129,7 +131,9 @@ def test_every_vector_change_moves_the_stamp(fresh_db_url: str) -> None:
         assert bare == (None,)
 
 
-def test_scan_is_exact_while_the_copy_is_behind_and_after_refresh(fresh_db_url: str) -> None:
+@pytest.mark.parametrize("plan", list(COPY_PLANS))
+def test_plans_on_the_copy_are_exact_while_it_is_behind_and_after_refresh(fresh_db_url: str, plan: str) -> None:
+    config, strategy = COPY_PLANS[plan]
     product_ids, store, vecs = seed(fresh_db_url)
     rng = np.random.default_rng(8)
     q = random_unit_vectors(1, rng)[0]
@@ -139,7 +143,7 @@ def test_scan_is_exact_while_the_copy_is_behind_and_after_refresh(fresh_db_url: 
         try:
             vectors = VectorCache()
             assert await vectors.load(conn) == N_PRODUCTS
-            before = ids(await search(conn, nearby(), q, SCAN, vectors))
+            before = ids(await search(conn, nearby(), q, config, vectors))
             assert before == exact_top(fresh_db_url, q, 5)
 
             # After the copy was taken: one vector moves next to the query, a new product lands on it,
@@ -153,8 +157,8 @@ def test_scan_is_exact_while_the_copy_is_behind_and_after_refresh(fresh_db_url: 
             want = exact_top(fresh_db_url, q, 5)
             assert want[:2] == [new, moved]
 
-            got = await search(conn, nearby(), q, SCAN, vectors)
-            assert got.strategy == "exact_scan"
+            got = await search(conn, nearby(), q, config, vectors)
+            assert got.strategy == strategy
             assert ids(got) == want  # exact before the copy has seen any of it
             assert len(vectors) == N_PRODUCTS
 
@@ -163,16 +167,17 @@ def test_scan_is_exact_while_the_copy_is_behind_and_after_refresh(fresh_db_url: 
             assert len(vectors) == N_PRODUCTS + 1
             assert vectors.watermark is not None and watermark is not None and vectors.watermark > watermark
             assert await vectors.refresh(conn) == 0
-            assert ids(await search(conn, nearby(), q, SCAN, vectors)) == want
-            glob = await search(conn, SearchParams(q="", limit=5, mode="semantic"), q, SCAN, vectors)
-            assert glob.strategy == "global_exact_scan" and ids(glob) == want
+            assert ids(await search(conn, nearby(), q, config, vectors)) == want
+            glob = await search(conn, SearchParams(q="", limit=5, mode="semantic"), q, config, vectors)
+            assert glob.strategy == f"global_{strategy}" and ids(glob) == want
         finally:
             await conn.close()
 
     run(body())
 
 
-def test_refresh_catches_a_commit_that_lands_behind_the_watermark(fresh_db_url: str) -> None:
+@pytest.mark.parametrize("plan", list(COPY_PLANS))
+def test_refresh_catches_a_commit_that_lands_behind_the_watermark(fresh_db_url: str, plan: str) -> None:
     """A transaction stamps its rows when it writes them and commits later; if the copy refreshed in
     between, the rows are stamped below its watermark. The next refresh re-reads the stamps of the last
     `margin` seconds and picks them up."""
@@ -194,9 +199,11 @@ def test_refresh_catches_a_commit_that_lands_behind_the_watermark(fresh_db_url: 
                     (q, vectors.watermark - dt.timedelta(seconds=5), late),
                 )
                 pg.execute("ALTER TABLE product_master ENABLE TRIGGER trg_product_master_stamp_vector")
-            assert ids(await search(conn, nearby(1), q, SCAN, vectors)) != [late]  # the documented window
+            assert ids(await search(conn, nearby(1), q, COPY_PLANS[plan][0], vectors)) != [
+                late
+            ]  # the documented window
             assert await vectors.refresh(conn) == 1
-            assert ids(await search(conn, nearby(1), q, SCAN, vectors)) == [late]
+            assert ids(await search(conn, nearby(1), q, COPY_PLANS[plan][0], vectors)) == [late]
         finally:
             await conn.close()
 

@@ -109,10 +109,11 @@ ORDER BY distance, id;
 --         $3 store_ids uuid[]|null (null: any active store), $4 category_ids bigint[]|null,
 --         $5 min_price numeric|null, $6 max_price numeric|null, $7 in_stock bool, $8 exclude_id uuid|null,
 --         $9 changed_since timestamptz|null (the in-memory copy's watermark; null: no changed-vector check)
--- EXACT SCAN plan: the API scored every vector in memory (search_service/vectors.py); this keeps the ids of
--- the next slice of that ranking that pass the filters, plus every qualifying product whose vector changed
--- after the copy was taken (index-only range scan on ai_embedded_at), with PostgreSQL's own distance.
--- Per id: a primary-key probe and an EXISTS probe of ix_store_product_in_stock; no candidate enumeration.
+-- EXACT SCAN and EXACT GATHER plans: the API ranked the vectors in memory (search_service/vectors.py; every
+-- vector, or the listed_products ids); this keeps the ids of the next slice of that ranking that pass the
+-- filters, plus every qualifying product whose vector changed after the copy was taken (index-only range
+-- scan on ai_embedded_at), with PostgreSQL's own distance. Per id: a primary-key probe and an EXISTS probe
+-- of ix_store_product_in_stock.
 WITH ids AS (
     SELECT u.id FROM unnest($2::uuid[]) AS u(id)
     UNION
@@ -133,6 +134,23 @@ WHERE p.is_active AND p.ai_vector IS NOT NULL
         AND ($6::numeric IS NULL OR sp.price <= $6::numeric)
         AND ($3::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
   );
+
+-- name: listed_products
+-- params: $1 store_ids uuid[]|null (null: any active store), $2 min_price numeric|null,
+--         $3 max_price numeric|null, $4 in_stock bool
+-- EXACT GATHER plan: the distinct products with a qualifying listing at the stores in scope (index-only
+-- scan of ix_store_product_store_in_stock, ~1 µs per listing), packed as 16 bytes each in one bytea: a
+-- uuid[] of thousands costs more to decode in the client than to compute. No product row is read: the API
+-- scores these ids in memory, and filter_ranked checks the product-level filters (active, category, has a
+-- vector) on the best-scored ones, slice by slice, as in the exact scan.
+SELECT coalesce(string_agg(DISTINCT uuid_send(sp.product_master_id), ''::bytea), ''::bytea) AS packed_ids
+FROM store_product sp
+WHERE ($1::uuid[] IS NULL OR sp.store_id = ANY($1::uuid[]))
+  AND sp.is_active
+  AND (NOT $4::bool OR sp.quantity > 0)
+  AND ($2::numeric IS NULL OR sp.price >= $2::numeric)
+  AND ($3::numeric IS NULL OR sp.price <= $3::numeric)
+  AND ($1::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active));
 
 -- name: rank_keyword
 -- params: $1 q text, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
