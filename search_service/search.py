@@ -381,6 +381,15 @@ def _plan_vector(
     return _VectorPlan(est, choose_strategy(est, top_n, config, None if usable is None else len(usable)), usable)
 
 
+def _next_stop(stop: int, passed: int, top_n: int) -> int:
+    """The next slice's end. The pass rate so far predicts the depth still needed (x1.5 for safety), kept
+    within x1.5..x4 of this slice: a fixed x4 checks up to 4x the ids needed, and a 10k-id slice against
+    dozens of stores costs ~50 ms. Once top_n passed, a bound-ordered ranking's threshold only has to fall
+    below the k-th distance: x1.5."""
+    want = stop * 1.5 if passed >= top_n else stop + 1.5 * (top_n - passed) * stop / max(passed, 1)
+    return int(min(max(want, stop * 1.5), stop * 4))
+
+
 async def _check_ranked(
     conn: Conn,
     scope: _Scope,
@@ -396,8 +405,9 @@ async def _check_ranked(
 ) -> dict[UUID, float] | None:
     """Qualifying products (id → PostgreSQL's distance) that include the true top_n of an in-memory ranking.
 
-    Checks the ranking's ids in slices (first `first`, then x4) with filter_ranked; the first slice also
-    checks every qualifying product whose vector changed since `changed_since` (the copy's watermark).
+    Checks the ranking's ids in slices (first `first`, then as `_next_stop` says) with filter_ranked; the
+    first slice also checks every qualifying product whose vector changed since `changed_since` (the
+    copy's watermark).
     Every product outside the ids checked either changed after the copy was taken or has an in-memory
     similarity no better than the ranking's threshold, so once top_n qualifying distances are no worse
     than that, nothing unchecked can beat them. None: the next slice would cost more than `give_up_us`."""
@@ -423,7 +433,7 @@ async def _check_ranked(
             return found
         if len(found) >= top_n and sorted(found.values())[top_n - 1] <= 1.0 - threshold + SCAN_DISTANCE_SLACK:
             return found
-        stop *= 4
+        stop = _next_stop(stop, len(found), top_n)
 
 
 async def _rank_scan(
