@@ -90,10 +90,15 @@ class Runtime:
     embed_batcher: MicroBatcher[str, np.ndarray] | None = None
 
     # --- embedding
-    async def embed(self, text: str) -> np.ndarray:
+    def check_model(self) -> Encoder:
+        """The loaded encoder, or Unavailable (HTTP 503) while it loads or after it failed to."""
         encoder = self.encoder
         if encoder is None or not self.model_ready:
             raise Unavailable("model", self.model_error or "the model is still loading; retry shortly")
+        return encoder
+
+    async def embed(self, text: str) -> np.ndarray:
+        encoder = self.check_model()
 
         batcher = self.embed_batcher
         assert batcher is not None  # set with model_ready
@@ -138,6 +143,17 @@ class Runtime:
             raise Unavailable("statement_timeout", "the database took too long; retry shortly") from None
         finally:
             await pool.release(conn, timeout=5)
+
+    @contextlib.asynccontextmanager
+    async def spare_transaction(self) -> AsyncIterator[PoolConnectionProxy[Any] | None]:
+        """A second transaction for one request when the pool has an idle connection, else None (the
+        request then does its work on one connection): extra parallelism, never a wait for it."""
+        pool = self.pool
+        if pool is None or pool.get_idle_size() == 0:
+            yield None
+            return
+        async with self.transaction() as conn:
+            yield conn
 
     async def readiness(self) -> routes_mod.Readiness:
         checks: dict[str, str] = {}

@@ -6,6 +6,8 @@ Handlers stay thin: validate (params.py), embed (cached, in a thread), run SQL u
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import math
 import time
@@ -25,6 +27,8 @@ from search_service import params as P
 from search_service import search as engine
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from search_service.app import Runtime
 
 CATALOG_SQL = Path(__file__).with_name("sql") / "catalog.sql"
@@ -330,11 +334,22 @@ async def search_products(
         stores_per_product=stores_per_product,
         mode=mode,
     )
-    # Keyword mode needs no model (it keeps working while the model loads).
-    vector = None if mode == "keyword" else await rt.embed(text)
-    async with rt.transaction() as conn:
-        engine_started = time.perf_counter()
-        result = await engine.search(conn, sp, vector, vectors=rt.vectors)
+    # Keyword mode needs no model (it keeps working while the model loads). Otherwise the query is embedded
+    # while the database work starts; a model that is not ready answers 503 before any of it.
+    embedding: asyncio.Future[np.ndarray] | None = None
+    if mode != "keyword":
+        rt.check_model()
+        embedding = asyncio.ensure_future(rt.embed(text))
+    try:
+        spare = rt.spare_transaction() if mode == "hybrid" else contextlib.nullcontext()
+        async with rt.transaction() as conn, spare as kw_conn:
+            engine_started = time.perf_counter()
+            result = await engine.search(conn, sp, embedding, vectors=rt.vectors, keyword_conn=kw_conn)
+    finally:
+        if embedding is not None and not embedding.done():
+            embedding.cancel()  # the engine answered without it (no store in the radius, say)
+        elif embedding is not None and not embedding.cancelled():
+            embedding.exception()  # retrieved: a failure the engine never awaited is not logged as lost
     strategy = str(result.strategy)
     rt.metrics.search_latency.labels(mode, strategy).observe(time.perf_counter() - engine_started)
     request.state.search_strategy = strategy

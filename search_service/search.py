@@ -39,9 +39,10 @@ exact name/brand/GTIN match.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -598,13 +599,31 @@ def rrf_fuse(lists: Sequence[Sequence[UUID]], k: int = RRF_K) -> dict[UUID, floa
     return scores
 
 
+QueryVector: TypeAlias = "np.ndarray | Awaitable[np.ndarray]"
+
+
+async def _resolved(vector: QueryVector) -> np.ndarray:
+    return np.asarray(vector if isinstance(vector, np.ndarray) else await vector, dtype=np.float32)
+
+
+async def _keyword_rows(
+    conn: Conn, scope: _Scope, depth: int, exclude_id: UUID | None, config: EngineConfig, *, own_settings: bool
+) -> list[asyncpg.Record]:
+    if own_settings:  # a second connection: its transaction needs the engine's settings too
+        await conn.execute(settings_sql(config))
+    return await conn.fetch(
+        sql_blocks()["rank_keyword"], scope.params.q, *scope.filter_args(), depth, exclude_id, config.keyword_cap
+    )
+
+
 async def _run(
     conn: Conn,
     params: SearchParams,
-    vector: np.ndarray | None,
+    query_vector: QueryVector | None,
     exclude_id: UUID | None,
     config: EngineConfig,
     vectors: VectorCache | None,
+    keyword_conn: Conn | None = None,
 ) -> SearchResult:
     if params.offset < 0 or params.offset > MAX_OFFSET:
         raise ValueError(f"offset must be between 0 and {MAX_OFFSET}")
@@ -633,12 +652,13 @@ async def _run(
     if scope.category_ids is not None and not scope.category_ids:  # unknown category: nothing qualifies
         return SearchResult(results=[], total_candidates=0, strategy="no_category")
 
-    mode = params.mode if vector is not None else "keyword"
-    if vector is None and exclude_id is not None:
+    mode = params.mode if query_vector is not None else "keyword"
+    if query_vector is None and exclude_id is not None:
         return SearchResult(results=[], total_candidates=0, strategy="no_vector")
 
     if mode == "semantic":
-        assert vector is not None
+        assert query_vector is not None
+        vector = await _resolved(query_vector)
         ranked = await _rank_vector(
             conn, scope, _plan_vector(scope, ctx, top_n, config, vectors), vector, top_n, exclude_id, config
         )
@@ -648,24 +668,13 @@ async def _run(
         return SearchResult(hits, ranked.total, ranked.strategy, ranked.total_exact)
 
     depth = max(top_n, config.rrf_depth)
-    plan = None
-    if mode == "hybrid":
-        assert vector is not None
-        plan = _plan_vector(scope, ctx, depth, config, vectors)
-        plan.start_scan(vector)  # the matrix product runs in a thread while PostgreSQL answers the keyword side
-    try:
-        kw_rows = await conn.fetch(
-            sql["rank_keyword"],
-            params.q,
-            *scope.filter_args(),
-            depth,
-            exclude_id,
-            config.keyword_cap,
+    if mode == "keyword":
+        kw_rows = await _keyword_rows(conn, scope, depth, exclude_id, config, own_settings=False)
+    else:
+        assert query_vector is not None
+        kw_rows, ranked = await _hybrid_sides(
+            conn, keyword_conn, scope, ctx, query_vector, depth, exclude_id, config, vectors
         )
-    except BaseException:
-        if plan is not None:
-            plan.cancel()
-        raise
     kw_capped = bool(kw_rows[0]["capped"]) if kw_rows else False
     kw_ids = [r["id"] for r in kw_rows]
     exact_ids = {r["id"] for r in kw_rows if r["exact"]}
@@ -676,8 +685,6 @@ async def _run(
         total = int(kw_rows[0]["total"]) if kw_rows else 0
         return SearchResult(hits, total, "keyword", not kw_capped)
 
-    assert vector is not None and plan is not None
-    ranked = await _rank_vector(conn, scope, plan, vector, depth, exclude_id, config)
     fused = rrf_fuse([ranked.ids, kw_ids])
     vec_rank = {pid: i for i, pid in enumerate(ranked.ids)}
     order = sorted(
@@ -690,34 +697,76 @@ async def _run(
     return SearchResult(hits, total, ranked.strategy, ranked.total_exact)
 
 
-async def _in_transaction(
+async def _hybrid_sides(
     conn: Conn,
-    params: SearchParams,
-    vector: np.ndarray | None,
+    keyword_conn: Conn | None,
+    scope: _Scope,
+    ctx: asyncpg.Record,
+    query_vector: QueryVector,
+    depth: int,
     exclude_id: UUID | None,
     config: EngineConfig,
     vectors: VectorCache | None,
+) -> tuple[list[asyncpg.Record], _Ranked]:
+    """Both sides of hybrid search. With a second connection the keyword statement (the costlier side, and
+    one that needs no vector) starts at once, while the query embedding finishes and the vector side runs
+    on `conn`; without one, the vector ranking runs in a thread while `conn` answers the keyword side."""
+    if keyword_conn is not None:
+        keyword = asyncio.ensure_future(
+            _keyword_rows(keyword_conn, scope, depth, exclude_id, config, own_settings=True)
+        )
+        try:
+            vector = await _resolved(query_vector)
+            plan = _plan_vector(scope, ctx, depth, config, vectors)
+            ranked = await _rank_vector(conn, scope, plan, vector, depth, exclude_id, config)
+            return await keyword, ranked
+        except BaseException:
+            keyword.cancel()
+            with contextlib.suppress(BaseException):
+                await keyword
+            raise
+    vector = await _resolved(query_vector)
+    plan = _plan_vector(scope, ctx, depth, config, vectors)
+    plan.start_scan(vector)  # the in-memory ranking runs in a thread while PostgreSQL answers the keyword side
+    try:
+        kw_rows = await _keyword_rows(conn, scope, depth, exclude_id, config, own_settings=False)
+    except BaseException:
+        plan.cancel()
+        raise
+    return kw_rows, await _rank_vector(conn, scope, plan, vector, depth, exclude_id, config)
+
+
+async def _in_transaction(
+    conn: Conn,
+    params: SearchParams,
+    vector: QueryVector | None,
+    exclude_id: UUID | None,
+    config: EngineConfig,
+    vectors: VectorCache | None,
+    keyword_conn: Conn | None = None,
 ) -> SearchResult:
     if conn.is_in_transaction():  # the caller's transaction (e.g. with its statement_timeout) carries SET LOCAL
-        return await _run(conn, params, vector, exclude_id, config, vectors)
+        return await _run(conn, params, vector, exclude_id, config, vectors, keyword_conn)
     async with conn.transaction(readonly=True):
-        return await _run(conn, params, vector, exclude_id, config, vectors)
+        return await _run(conn, params, vector, exclude_id, config, vectors, keyword_conn)
 
 
 async def search(
     conn: Conn,
     params: SearchParams,
-    query_vector: np.ndarray | None,
+    query_vector: QueryVector | None,
     config: EngineConfig = DEFAULT_CONFIG,
     vectors: VectorCache | None = None,
+    keyword_conn: Conn | None = None,
 ) -> SearchResult:
-    """Search near a point (or globally without lat/lon). `query_vector`: float32 (384,), L2-normalised;
-    None is accepted in keyword mode only. `vectors`: the in-memory vector copy, which enables the exact
-    scan (without it, or before it is loaded, the engine chooses between the exact and HNSW plans)."""
+    """Search near a point (or globally without lat/lon). `query_vector`: float32 (384,), L2-normalised, or
+    an awaitable of one (the embedding still running: the engine awaits it only once it needs it); None is
+    accepted in keyword mode only. `vectors`: the in-memory vector copy, which enables the exact scan and
+    gather plans (without it, or before it is loaded, the engine chooses between the exact and HNSW plans).
+    `keyword_conn`: a second connection, in its own read-only transaction, for hybrid's keyword side."""
     if query_vector is None and params.mode != "keyword":
         raise ValueError(f"mode {params.mode!r} needs a query vector")
-    vector = None if query_vector is None else np.asarray(query_vector, dtype=np.float32)
-    return await _in_transaction(conn, params, vector, None, config, vectors)
+    return await _in_transaction(conn, params, query_vector, None, config, vectors, keyword_conn)
 
 
 async def similar(

@@ -743,3 +743,33 @@ def test_vectors_round_trip_as_float32(catalogue: Catalogue) -> None:
 
     v = with_conn(catalogue.url, body)
     assert v.dtype == np.float32 and v.shape == (384,)
+
+
+def test_hybrid_with_a_keyword_connection_and_an_awaited_vector_gives_the_same_answer(catalogue: Catalogue) -> None:
+    queries = _queries(catalogue, 4, seed=17)
+
+    async def body(conn: asyncpg.Connection) -> list[tuple[SearchResult, SearchResult]]:
+        vectors = VectorCache()
+        await vectors.load(conn)
+        keyword_conn = await connect(catalogue.url)
+        try:
+            pairs = []
+            for text, q in zip(["oat milk", "oat mlik", "5411188112709", "something else"], queries, strict=True):
+                params = _near_center(q=text, limit=10)
+
+                async def embedded_later(q: np.ndarray = q) -> np.ndarray:  # the API's embedding still running
+                    await asyncio.sleep(0.02)
+                    return q
+
+                one = await search(conn, params, q, vectors=vectors)
+                async with keyword_conn.transaction(readonly=True):
+                    two = await search(conn, params, embedded_later(), vectors=vectors, keyword_conn=keyword_conn)
+                pairs.append((one, two))
+            return pairs
+        finally:
+            await keyword_conn.close()
+
+    for one, two in with_conn(catalogue.url, body):
+        assert one.results and [h.product.id for h in one.results] == [h.product.id for h in two.results]
+        assert [h.score for h in one.results] == [h.score for h in two.results]
+        assert one.strategy == two.strategy
