@@ -146,10 +146,11 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def spare_transaction(self) -> AsyncIterator[PoolConnectionProxy[Any] | None]:
-        """A second transaction for one request when the pool has an idle connection, else None (the
-        request then does its work on one connection): extra parallelism, never a wait for it."""
+        """A second transaction for one request when the pool has idle connections to spare, else None (the
+        request then does its work on one connection): extra parallelism, never a wait for it. One idle
+        connection is left for the next request (under saturation, spares cost the first acquires)."""
         pool = self.pool
-        if pool is None or pool.get_idle_size() == 0:
+        if pool is None or pool.get_idle_size() < 2:
             yield None
             return
         async with self.transaction() as conn:

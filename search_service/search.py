@@ -146,13 +146,14 @@ class EngineConfig:
     # 100k vectors (int8 bounds + float32 re-scoring, thread hand-off included), ~1.2 ms per filter
     # statement and ~2 µs per id checked. Under a selective filter the scan checks far more ids than the
     # first slice (`fetch`): a query's nearest products are often of a kind the few stores in range do not
-    # sell, so the choice prices ids at scan_depth x fetch (the break-even against the exact plan measured
-    # at 1-2k candidates). A scan whose next slice would cost more than the exact plan's estimate hands the
-    # query to the exact plan (``scan_fallback_exact``).
+    # sell, so the choice prices ids at scan_depth x fetch (16: at 2 and 5 km, engine p95 25 -> 20 and
+    # 23 -> 18 ms against 8 on the benchmark's queries, 27 -> 27 and 19 -> 17 ms on a second query set).
+    # A scan whose next slice would cost more than the gather plan's estimate hands the query to it
+    # (``scan_fallback_gather``).
     scan_us_per_vector: float = 0.03
     scan_us_per_round: float = 1200.0
     scan_us_per_probe: float = 2.0
-    scan_depth: float = 8.0
+    scan_depth: float = 16.0
     # exact_gather: the qualifying listings' product ids, packed in one bytea (~0.85 µs per candidate
     # measured at 0.9k-23k candidates), scored in memory (~0.7 µs per id: searchsorted, float32 gather and
     # product), plus a filter statement for the best ones.
