@@ -1,9 +1,10 @@
 """Micro-batching of CPU-bound work for concurrent requests (what Triton calls dynamic batching).
 
 A lone call runs at once. Calls that arrive while a batch is running wait, and go together in the next batch:
-one model call for several query texts, one pass over the vector matrix for several query vectors. Both cost
-about as much for a few items as for one, so under load the per-request cost falls instead of requests
-queueing behind each other.
+one model call for several query texts, which costs about as much for a few as for one, so under load the
+per-request cost falls instead of requests queueing behind each other. The in-memory vector rankings use it
+too: one thread hand-off for the queries that arrived together, ranked one after the other (the int8 kernel
+is fastest on one query at a time), while PostgreSQL keeps the other core.
 """
 
 from __future__ import annotations

@@ -203,10 +203,8 @@ class VectorCache:
 
     async def rank_batched(self, query: np.ndarray) -> Ranking:
         """`rank()` in a worker thread, with the queries that arrive meanwhile ranked in the next batch."""
-        q = np.asarray(query, dtype=np.float32)
-        if q.shape != (self.dim,):  # checked here, so a malformed query cannot fail the rest of its batch
-            raise ValueError(f"a query vector of shape {q.shape}, expected ({self.dim},)")
-        return await self.batcher.submit(q)
+        # checked here, so a malformed query cannot fail the rest of its batch
+        return await self.batcher.submit(self._unit_query(query))
 
     def ids_of(self, rows: np.ndarray) -> list[UUID]:
         ids = self._ids
