@@ -146,11 +146,15 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def spare_transaction(self) -> AsyncIterator[PoolConnectionProxy[Any] | None]:
-        """A second transaction for one request when the pool has idle connections to spare, else None (the
-        request then does its work on one connection): extra parallelism, never a wait for it. One idle
-        connection is left for the next request (under saturation, spares cost the first acquires)."""
+        """A second transaction for one request when the pool can spare one, else None (the request then does
+        its work on one connection): extra parallelism, never a wait for it. One idle connection is left for
+        the next request unless the pool may still grow (under saturation, spares cost the first acquires)."""
         pool = self.pool
-        if pool is None or pool.get_idle_size() < 2:
+        if pool is None:
+            yield None
+            return
+        idle = pool.get_idle_size()
+        if idle == 0 or (idle == 1 and pool.get_size() >= pool.get_max_size()):
             yield None
             return
         async with self.transaction() as conn:

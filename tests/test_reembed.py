@@ -49,8 +49,9 @@ def test_interrupted_all_resumes_and_a_second_run_writes_nothing(fresh_db_url: s
     # Reuse the suite's ONNX export instead of exporting again in the subprocess.
     for item in DEFAULT_CACHE_DIR.iterdir():
         (cache / "models" / item.name).symlink_to(item)
+    n = 2000  # ~8 s of work at ~250/s: the Ctrl-C lands mid-run even on a loaded machine (400 could finish first)
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        seed(conn, 400)
+        seed(conn, n)
         started = conn.execute("SELECT now()").fetchone()[0]
         proc = run_cli(fresh_db_url, "--all", "--batch-size", "20", cache=cache)
         deadline = time.monotonic() + 120
@@ -61,13 +62,13 @@ def test_interrupted_all_resumes_and_a_second_run_writes_nothing(fresh_db_url: s
         done_first = embedded(conn)
         assert proc.returncode == 130, err[-1500:]
         assert "run the same command again to resume" in err and "Traceback" not in err
-        assert 40 <= done_first < 400
+        assert 40 <= done_first < n
         first_times = dict(conn.execute("SELECT id, ai_embedded_at FROM product_master WHERE ai_vector IS NOT NULL"))
 
         resumed = run_cli(fresh_db_url, "--all", "--batch-size", "50", cache=cache)
         out, err = resumed.communicate(timeout=300)
         assert resumed.returncode == 0, err[-1500:]
-        assert f"wrote {400 - done_first}" in out  # finished work was not redone
+        assert f"wrote {n - done_first}" in out  # finished work was not redone
         again = dict(conn.execute("SELECT id, ai_embedded_at FROM product_master"))
         assert all(again[pid] == at for pid, at in first_times.items())
         assert all(at is not None and at >= started for at in again.values())
