@@ -24,6 +24,7 @@ from pgvector.psycopg import register_vector
 from tqdm import tqdm
 
 from embeddings.encoder import Encoder
+from embeddings.queue import PRODUCT_KEYS
 from embeddings.sqlblocks import load_blocks
 from embeddings.text import text_hash
 from embeddings.worker import product_text
@@ -92,18 +93,7 @@ class Checkpoint:
         self.path.unlink(missing_ok=True)
 
 
-KEYS = (
-    "id",
-    "name",
-    "brand",
-    "description",
-    "attributes",
-    "ai_model",
-    "ai_text_hash",
-    "category_path",
-    "has_vector",
-    "updated_at",
-)
+KEYS = (*PRODUCT_KEYS, "updated_at")  # the worker's product columns, plus the edit guard's timestamp
 
 
 def _batches(
