@@ -40,6 +40,7 @@ class EncoderConfig:
     cache_dir: Path = field(default=DEFAULT_CACHE_DIR)
     device: str | None = None  # None: cuda when available (torch backend), else cpu
     batch_size: int = 64
+    threads: int = 0  # the ONNX backends' intra-op threads; 0: one per core (torch keeps its own setting)
 
 
 def _offline() -> None:
@@ -245,7 +246,7 @@ class OnnxEncoder(Encoder):
                 _quantise(fp32, path)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = os.cpu_count() or 1
+        options.intra_op_num_threads = config.threads or os.cpu_count() or 1
         # No busy-waiting between ops: the worker shares its CPUs with PostgreSQL, and under that contention
         # spinning threads cost ~1.7x throughput (measured on the 2-core dev box: 49-61/s vs 29-34/s).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

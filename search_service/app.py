@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -292,7 +292,8 @@ class Runtime:
         try:
             encoder = self.encoder
             if encoder is None:
-                encoder = await anyio.to_thread.run_sync(load_encoder, self.settings.encoder)
+                config = replace(self.settings.encoder, threads=self.settings.query_encoder_threads)
+                encoder = await anyio.to_thread.run_sync(load_encoder, config)
                 self.encoder = encoder
             assert encoder is not None
             await anyio.to_thread.run_sync(encoder.encode, ["warm up the model"])

@@ -154,3 +154,10 @@ def test_compose_text_normalises_unicode_and_skips_empty_attributes() -> None:
     composed = compose_text(name="Crème brûlée", attributes={"colour": ["red", "blue"], "size": "", "note": None})
     decomposed = compose_text(name="Cre\u0300me bru\u0302le\u0301e", attributes={"colour": ["red", "blue"]})
     assert composed == decomposed == "Crème brûlée. Colour: red, blue"
+
+
+def test_one_thread_encoder_gives_the_same_vectors(onnx_encoder: Encoder, cache_dir: Path) -> None:
+    # The API's query encoder runs one ONNX thread (PLINQY_QUERY_ENCODER_THREADS); vectors must not change.
+    single = load_encoder(EncoderConfig(backend="onnx", cache_dir=cache_dir, threads=1))
+    assert single._session.get_session_options().intra_op_num_threads == 1  # type: ignore[attr-defined]
+    np.testing.assert_allclose(single.encode(PRODUCT_TEXTS), onnx_encoder.encode(PRODUCT_TEXTS), atol=1e-5)
