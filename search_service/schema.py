@@ -161,9 +161,16 @@ product_master = Table(
         postgresql_with={"m": 16, "ef_construction": 64},
         postgresql_ops={"ai_vector": "vector_cosine_ops"},
     ),
-    Index("ix_product_master_search_tsv", "search_tsv", postgresql_using="gin"),
+    # No pending list (migration 0003): every search would scan it, and embedding writes keep refilling it.
+    Index("ix_product_master_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
     # pg_trgm folds case itself, so the plain column serves case-insensitive typo matching.
-    Index("ix_product_master_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+    Index(
+        "ix_product_master_name_trgm",
+        "name",
+        postgresql_using="gin",
+        postgresql_ops={"name": "gin_trgm_ops"},
+        postgresql_with={"fastupdate": "off"},
+    ),
     # Hybrid search's exact-name match: a btree probe instead of an ILIKE through the trigram GIN (migration 0002).
     Index("ix_product_master_lower_name", text("lower(name)")),
 )

@@ -268,3 +268,26 @@ def test_updated_at_moves_on_update(conn: psycopg.Connection) -> None:
         0
     ]
     assert after > before
+
+
+def test_search_gin_indexes_keep_no_pending_list(fresh_db_url: str) -> None:
+    # Embedding writes are non-HOT updates of product_master; with a pending list every keyword search would
+    # scan what they left there (migration 0003).
+    names = ("ix_product_master_search_tsv", "ix_product_master_name_trgm")
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        options = dict(
+            conn.execute("SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)", (list(names),)).fetchall()
+        )
+        assert options == {name: ["fastupdate=off"] for name in names}
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        register_vector(conn)
+        conn.execute("INSERT INTO product_master (name) SELECT 'pending probe ' || g FROM generate_series(1, 300) g")
+        conn.execute("UPDATE product_master SET ai_vector = %s", (np.ones(384, dtype=np.float32) / np.sqrt(384),))
+        for name in names:
+            pending = conn.execute("SELECT pending_tuples FROM pgstatginindex(%s::regclass)", (name,)).fetchone()
+            assert pending == (0,)
+        # The same writes against a default GIN index do leave a pending list (the check above can fail).
+        conn.execute("CREATE INDEX probe_default_gin ON product_master USING gin (search_tsv)")
+        conn.execute("UPDATE product_master SET name = name || ' x'")
+        pending = conn.execute("SELECT pending_tuples FROM pgstatginindex('probe_default_gin'::regclass)").fetchone()
+        assert pending is not None and pending[0] > 0
