@@ -115,14 +115,15 @@ class Runtime:
         return vector
 
     # --- database
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
-        """A pooled connection in a transaction whose statements each run under the statement timeout.
+    @property
+    def engine_config(self) -> engine.EngineConfig:
+        """The engine's settings with the API's statement timeout (the engine opens its own transactions)."""
+        return replace(engine.DEFAULT_CONFIG, statement_timeout_ms=self.settings.statement_timeout_ms)
 
-        Bounded in time: the acquire waits at most `pool_acquire_timeout_s`, each statement at most
-        `statement_timeout_ms` (server side) and the whole block at most a few statement timeouts
-        (client side, in case the server does not answer at all).
-        """
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
+        """A pooled connection, bounded in time: the acquire waits at most `pool_acquire_timeout_s`, and the
+        whole block at most a few statement timeouts (client side, in case the server does not answer)."""
         pool = self.pool
         if pool is None:
             raise Unavailable("database", self.database_error or "the database is not connected yet")
@@ -134,19 +135,25 @@ class Runtime:
         budget_s = 3 * settings.statement_timeout_ms / 1000 + 1
         try:
             async with asyncio.timeout(budget_s):
-                async with conn.transaction(readonly=True):
-                    await conn.execute(
-                        "SELECT set_config('statement_timeout', $1, true)", str(settings.statement_timeout_ms)
-                    )
-                    yield conn
+                yield conn
         except TimeoutError:
             raise Unavailable("statement_timeout", "the database took too long; retry shortly") from None
         finally:
             await pool.release(conn, timeout=5)
 
     @contextlib.asynccontextmanager
-    async def spare_transaction(self) -> AsyncIterator[PoolConnectionProxy[Any] | None]:
-        """A second transaction for one request when the pool can spare one, else None (the request then does
+    async def transaction(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
+        """A pooled connection (as `connection()`) in a read-only transaction whose statements each run under
+        the statement timeout (server side)."""
+        async with self.connection() as conn, conn.transaction(readonly=True):
+            await conn.execute(
+                "SELECT set_config('statement_timeout', $1, true)", str(self.settings.statement_timeout_ms)
+            )
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def spare_connection(self) -> AsyncIterator[PoolConnectionProxy[Any] | None]:
+        """A second connection for one request when the pool can spare one, else None (the request then does
         its work on one connection): extra parallelism, never a wait for it. One idle connection is left for
         the next request unless the pool may still grow (under saturation, spares cost the first acquires)."""
         pool = self.pool
@@ -157,7 +164,7 @@ class Runtime:
         if idle == 0 or (idle == 1 and pool.get_size() >= pool.get_max_size()):
             yield None
             return
-        async with self.transaction() as conn:
+        async with self.connection() as conn:
             yield conn
 
     async def readiness(self) -> routes_mod.Readiness:
@@ -234,6 +241,7 @@ class Runtime:
                     min_size=min(settings.pool_min_size, settings.pool_max_size),
                     max_size=settings.pool_max_size,
                     init=_init_connection,
+                    connection_class=ApiConnection,
                     command_timeout=3 * settings.statement_timeout_ms / 1000 + 1,
                     max_inactive_connection_lifetime=300,
                     server_settings={"application_name": "plinqy-search-api"},
@@ -309,6 +317,15 @@ class Runtime:
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
+
+
+class ApiConnection(asyncpg.Connection):
+    """Pool connections without the reset query on release: requests change no session state (settings are
+    SET LOCAL; no LISTEN, cursors or advisory locks), so the default one (a round trip per request) buys
+    nothing. An open transaction is still rolled back on release."""
+
+    def get_reset_query(self) -> str:
+        return ""
 
 
 def _catalog_sql(name: str) -> Any:

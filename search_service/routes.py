@@ -341,10 +341,12 @@ async def search_products(
         rt.check_model()
         embedding = asyncio.ensure_future(rt.embed(text))
     try:
-        spare = rt.spare_transaction() if mode == "hybrid" else contextlib.nullcontext()
-        async with rt.transaction() as conn, spare as kw_conn:
+        spare = rt.spare_connection() if mode == "hybrid" else contextlib.nullcontext()
+        async with rt.connection() as conn, spare as kw_conn:
             engine_started = time.perf_counter()
-            result = await engine.search(conn, sp, embedding, vectors=rt.vectors, keyword_conn=kw_conn)
+            result = await engine.search(
+                conn, sp, embedding, rt.engine_config, vectors=rt.vectors, keyword_conn=kw_conn
+            )
     finally:
         if embedding is not None and not embedding.done():
             embedding.cancel()  # the engine answered without it (no store in the radius, say)
@@ -394,9 +396,9 @@ async def similar_products(
         stores_per_product=stores_per_product,
         mode="semantic",
     )
-    async with rt.transaction() as conn:
+    async with rt.connection() as conn:
         engine_started = time.perf_counter()
-        result = await engine.similar(conn, pid, sp, vectors=rt.vectors)
+        result = await engine.similar(conn, pid, sp, rt.engine_config, vectors=rt.vectors)
     strategy = str(result.strategy)
     rt.metrics.search_latency.labels("similar", strategy).observe(time.perf_counter() - engine_started)
     request.state.search_strategy = strategy

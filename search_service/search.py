@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import math
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -608,13 +608,19 @@ async def _resolved(vector: QueryVector) -> np.ndarray:
 
 
 async def _keyword_rows(
-    conn: Conn, scope: _Scope, depth: int, exclude_id: UUID | None, config: EngineConfig, *, own_settings: bool
+    conn: Conn, scope: _Scope, depth: int, exclude_id: UUID | None, config: EngineConfig
 ) -> list[asyncpg.Record]:
-    if own_settings:  # a second connection: its transaction needs the engine's settings too
-        await conn.execute(settings_sql(config))
     return await conn.fetch(
         sql_blocks()["rank_keyword"], scope.params.q, *scope.filter_args(), depth, exclude_id, config.keyword_cap
     )
+
+
+async def _keyword_rows_apart(
+    conn: Conn, scope: _Scope, depth: int, exclude_id: UUID | None, config: EngineConfig
+) -> list[asyncpg.Record]:
+    """The keyword side on a second connection, in a transaction of its own with the engine's settings."""
+    async with _transaction(conn, config):
+        return await _keyword_rows(conn, scope, depth, exclude_id, config)
 
 
 async def _run(
@@ -634,7 +640,6 @@ async def _run(
     top_n = params.offset + params.limit
     geo = params.lat is not None and params.lon is not None
     want_price_stats = params.min_price is not None or params.max_price is not None
-    await conn.execute(settings_sql(config))
     ctx = await conn.fetchrow(
         sql["search_context"],
         params.lon if geo else None,
@@ -670,7 +675,7 @@ async def _run(
 
     depth = max(top_n, config.rrf_depth)
     if mode == "keyword":
-        kw_rows = await _keyword_rows(conn, scope, depth, exclude_id, config, own_settings=False)
+        kw_rows = await _keyword_rows(conn, scope, depth, exclude_id, config)
     else:
         assert query_vector is not None
         kw_rows, ranked = await _hybrid_sides(
@@ -713,9 +718,7 @@ async def _hybrid_sides(
     one that needs no vector) starts at once, while the query embedding finishes and the vector side runs
     on `conn`; without one, the vector ranking runs in a thread while `conn` answers the keyword side."""
     if keyword_conn is not None:
-        keyword = asyncio.ensure_future(
-            _keyword_rows(keyword_conn, scope, depth, exclude_id, config, own_settings=True)
-        )
+        keyword = asyncio.ensure_future(_keyword_rows_apart(keyword_conn, scope, depth, exclude_id, config))
         try:
             vector = await _resolved(query_vector)
             plan = _plan_vector(scope, ctx, depth, config, vectors)
@@ -730,7 +733,7 @@ async def _hybrid_sides(
     plan = _plan_vector(scope, ctx, depth, config, vectors)
     plan.start_scan(vector)  # the in-memory ranking runs in a thread while PostgreSQL answers the keyword side
     try:
-        kw_rows = await _keyword_rows(conn, scope, depth, exclude_id, config, own_settings=False)
+        kw_rows = await _keyword_rows(conn, scope, depth, exclude_id, config)
     except BaseException:
         plan.cancel()
         raise
@@ -746,10 +749,28 @@ async def _in_transaction(
     vectors: VectorCache | None,
     keyword_conn: Conn | None = None,
 ) -> SearchResult:
-    if conn.is_in_transaction():  # the caller's transaction (e.g. with its statement_timeout) carries SET LOCAL
+    async with _transaction(conn, config):
         return await _run(conn, params, vector, exclude_id, config, vectors, keyword_conn)
-    async with conn.transaction(readonly=True):
-        return await _run(conn, params, vector, exclude_id, config, vectors, keyword_conn)
+
+
+@contextlib.asynccontextmanager
+async def _transaction(conn: Conn, config: EngineConfig) -> AsyncIterator[None]:
+    """The engine's settings for the statements in the block. A caller's open transaction (e.g. one with its
+    statement_timeout) gets them with SET LOCAL; otherwise a read-only transaction opens with them in one
+    round trip (asyncpg's `transaction()` and a SET would take two) and commits, or rolls back on error."""
+    if conn.is_in_transaction():
+        await conn.execute(settings_sql(config))
+        yield
+        return
+    await conn.execute("BEGIN READ ONLY; " + settings_sql(config))
+    try:
+        yield
+    except BaseException:
+        if not conn.is_closed() and conn.is_in_transaction():
+            with contextlib.suppress(Exception):  # a connection still cancelling: the pool's release rolls back
+                await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
 
 
 async def search(
@@ -764,7 +785,8 @@ async def search(
     an awaitable of one (the embedding still running: the engine awaits it only once it needs it); None is
     accepted in keyword mode only. `vectors`: the in-memory vector copy, which enables the exact scan and
     gather plans (without it, or before it is loaded, the engine chooses between the exact and HNSW plans).
-    `keyword_conn`: a second connection, in its own read-only transaction, for hybrid's keyword side."""
+    `keyword_conn`: a second connection for hybrid's keyword side (the engine opens a transaction on it, or
+    uses the caller's). Statements run in the caller's open transaction, or in a read-only one of their own."""
     if query_vector is None and params.mode != "keyword":
         raise ValueError(f"mode {params.mode!r} needs a query vector")
     return await _in_transaction(conn, params, query_vector, None, config, vectors, keyword_conn)
@@ -780,11 +802,12 @@ async def similar(
     """Products like `product_id` under the same filters (semantic ranking; `q` and `mode` are unused).
 
     Raises ProductNotFound for an unknown id; a product not embedded yet gives strategy ``no_vector``."""
-    row = await conn.fetchrow(sql_blocks()["product_vector"], product_id)
-    if row is None:
-        raise ProductNotFound(product_id)
-    vector = row["ai_vector"]
-    semantic = replace(params, mode="semantic")
-    if vector is None:
-        return SearchResult(results=[], total_candidates=0, strategy="no_vector")
-    return await _in_transaction(conn, semantic, as_vector(vector), product_id, config, vectors)
+    async with _transaction(conn, config):
+        row = await conn.fetchrow(sql_blocks()["product_vector"], product_id)
+        if row is None:
+            raise ProductNotFound(product_id)
+        vector = row["ai_vector"]
+        if vector is None:
+            return SearchResult(results=[], total_candidates=0, strategy="no_vector")
+        semantic = replace(params, mode="semantic")
+        return await _run(conn, semantic, as_vector(vector), product_id, config, vectors)
