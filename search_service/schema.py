@@ -163,14 +163,6 @@ product_master = Table(
     ),
     # No pending list (migration 0003): every search would scan it, and embedding writes keep refilling it.
     Index("ix_product_master_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
-    # pg_trgm folds case itself, so the plain column serves case-insensitive typo matching.
-    Index(
-        "ix_product_master_name_trgm",
-        "name",
-        postgresql_using="gin",
-        postgresql_ops={"name": "gin_trgm_ops"},
-        postgresql_with={"fastupdate": "off"},
-    ),
     # Hybrid search's exact-name match: a btree probe instead of an ILIKE through the trigram GIN (migration 0002).
     Index("ix_product_master_lower_name", text("lower(name)")),
 )
@@ -424,6 +416,22 @@ system_log = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint(_in("level", ("debug", "info", "warning", "error", "critical")), name="level"),
     Index("ix_system_log_created_at", "created_at"),
+)
+
+# The words of product names and brands (migration 0004: kept by a trigger on product_master), against
+# which hybrid search corrects the words of a query.
+search_term = Table(
+    "search_term",
+    metadata,
+    _bigint_pk(),
+    Column("term", Text, nullable=False, index=True),  # not unique: a product write never waits on a new word
+    Index(
+        "ix_search_term_trgm",
+        "term",
+        postgresql_using="gin",
+        postgresql_ops={"term": "gin_trgm_ops"},
+        postgresql_with={"fastupdate": "off"},
+    ),
 )
 
 ALL_TABLES = tuple(metadata.sorted_tables)

@@ -30,6 +30,7 @@ EXPECTED_TABLES = {
     "store_webhook",
     "feature_flag",
     "system_log",
+    "search_term",
 }
 
 
@@ -273,7 +274,7 @@ def test_updated_at_moves_on_update(conn: psycopg.Connection) -> None:
 def test_search_gin_indexes_keep_no_pending_list(fresh_db_url: str) -> None:
     # Embedding writes are non-HOT updates of product_master; with a pending list every keyword search would
     # scan what they left there (migration 0003).
-    names = ("ix_product_master_search_tsv", "ix_product_master_name_trgm")
+    names = ("ix_product_master_search_tsv", "ix_search_term_trgm")
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         options = dict(
             conn.execute("SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)", (list(names),)).fetchall()
@@ -291,3 +292,42 @@ def test_search_gin_indexes_keep_no_pending_list(fresh_db_url: str) -> None:
         conn.execute("UPDATE product_master SET name = name || ' x'")
         pending = conn.execute("SELECT pending_tuples FROM pgstatginindex('probe_default_gin'::regclass)").fetchone()
         assert pending is not None and pending[0] > 0
+
+
+def test_search_term_collects_the_words_of_new_and_renamed_products(conn: psycopg.Connection) -> None:
+    def terms() -> set[str]:
+        return {r[0] for r in conn.execute("SELECT term FROM search_term")}
+
+    before = terms()
+    assert "quokkabar" not in before
+    conn.execute(
+        "INSERT INTO product_master (name, brand) VALUES ('Quokka Drink Baristaz', 'Oatlyz'), ('Quokkabar', NULL)"
+    )
+    added = terms() - before
+    assert {"quokka", "drink", "baristaz", "oatlyz", "quokkabar"} - before == added
+    conn.execute("UPDATE product_master SET name = 'Quokka Drink Organicz' WHERE name = 'Quokka Drink Baristaz'")
+    assert terms() - before == added | {"organicz"}  # words are never removed
+    register_vector(conn)
+    conn.execute(
+        "UPDATE product_master SET ai_vector = %s WHERE name LIKE 'Quokka%%'",
+        (np.ones(384, dtype=np.float32) / np.sqrt(384),),
+    )
+    assert terms() - before == added | {"organicz"}  # not a name or brand change
+    duplicates = conn.execute("SELECT count(*) - count(DISTINCT term) FROM search_term").fetchone()
+    assert duplicates == (0,)  # one writer at a time adds each word once
+
+
+def test_concurrent_writers_of_the_same_new_words_never_wait_on_each_other(fresh_db_url: str) -> None:
+    # Two open transactions add products with the same new words in opposite orders: neither blocks (a unique
+    # term would make the second wait, and a third statement of each deadlock).
+    with psycopg.connect(fresh_db_url) as first, psycopg.connect(fresh_db_url) as second:
+        for conn in (first, second):
+            conn.execute("SET lock_timeout = '2s'")
+        first.execute("INSERT INTO product_master (name) VALUES ('zephyr quokka')")
+        second.execute("INSERT INTO product_master (name) VALUES ('quokka zephyr')")
+        first.execute("INSERT INTO product_master (name) VALUES ('quokka')")
+        second.execute("INSERT INTO product_master (name) VALUES ('zephyr')")
+        first.commit()
+        second.commit()
+        rows = first.execute("SELECT term, count(*) FROM search_term GROUP BY term ORDER BY term").fetchall()
+    assert rows == [("quokka", 2), ("zephyr", 2)]  # stored twice, which lookups tolerate

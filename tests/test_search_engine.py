@@ -582,6 +582,8 @@ def test_exact_name_gtin_and_brand_rank_first_and_typos_still_match(catalogue: C
             "brand": await first(conn, "Oatly"),
             "typo_kw": await first(conn, "oat mlik", "keyword"),
             "typo_hybrid": await first(conn, "oat mlik"),
+            # three slips, one ("mikl") too far from any word to be corrected: all words but one still match
+            "typos_kw": await first(conn, "Oat Mikl Barsita Editon", "keyword"),
             "gtin_kw": await first(conn, "7394376616037", "keyword"),
         }
 
@@ -592,6 +594,7 @@ def test_exact_name_gtin_and_brand_rank_first_and_typos_still_match(catalogue: C
     assert r["gtin_kw"][0] == s["oat_milk"]
     assert s["oat_milk"] in r["typo_kw"][:3]
     assert s["oat_milk"] in r["typo_hybrid"][:5]
+    assert r["typos_kw"][0] == s["oat_barista"]
 
 
 def test_hybrid_scores_and_keyword_mode_strategy(catalogue: Catalogue) -> None:
