@@ -965,11 +965,18 @@ def peak_rss_bytes(pid: int) -> dict[str, int | None]:
     return out
 
 
-class Server:
-    """`python -m search_service serve` against the benchmark database, in a subprocess."""
+def child_pids(pid: int) -> list[int]:
+    with contextlib.suppress(OSError):
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
 
-    def __init__(self, url: str, query_cache: int, log_path: Path) -> None:
+
+class Server:
+    """`python -m search_service serve --workers N` against the benchmark database, in a subprocess."""
+
+    def __init__(self, url: str, query_cache: int, log_path: Path, workers: int = 1) -> None:
         self.url = url
+        self.workers = workers
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
@@ -982,8 +989,9 @@ class Server:
         )
         self.log_path = log_path
         self._log = log_path.open("wb")
+        address = ["--host", "127.0.0.1", "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "search_service", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "search_service", "serve", *address, "--workers", str(workers)],
             env=env,
             cwd=PROJECT_ROOT,
             stdout=self._log,
@@ -1002,6 +1010,12 @@ class Server:
                     return time.perf_counter() - t0
             time.sleep(0.25)
         raise RuntimeError(f"the API was not ready after {timeout_s:.0f} s; see {self.log_path}")
+
+    def peak_rss(self) -> dict[str, int | None]:
+        """The API's peak RSS: of its one process, or the largest of its worker processes."""
+        pids = child_pids(self.proc.pid) if self.workers > 1 else [self.proc.pid]
+        readings = [peak_rss_bytes(pid) for pid in pids] or [peak_rss_bytes(self.proc.pid)]
+        return max(readings, key=lambda r: r["vm_hwm"] or 0)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -1024,13 +1038,16 @@ def _http_params(query: qmod.Query, radius: float | None, limit: int, mode: str)
 async def _qps(
     base: str, queries: Sequence[qmod.Query], radius: float | None, limit: int, mode: str, conc: int, seconds: float
 ) -> dict[str, Any]:
-    import httpx
+    # aiohttp: the load generator shares the machine with the API and PostgreSQL, and costs ~0.5 ms of CPU per
+    # request where httpx's async client cost ~2.3 ms (measured here), CPU the server would otherwise have.
+    import aiohttp
 
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
+    timeout = aiohttp.ClientTimeout(total=30.0)
+    connector = aiohttp.TCPConnector(limit=conc)
+    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as session:
 
         async def loop(worker: int) -> None:
             i = worker * max(len(queries) // max(conc, 1), 1)
@@ -1039,11 +1056,12 @@ async def _qps(
                 i += 1
                 t0 = time.perf_counter()
                 try:
-                    r = await client.get("/v1/search", params=_http_params(query, radius, limit, mode))
-                    statuses[str(r.status_code)] += 1
-                    if r.status_code == 200:
-                        latencies.append((time.perf_counter() - t0) * 1000)
-                except httpx.HTTPError as exc:
+                    async with session.get("/v1/search", params=_http_params(query, radius, limit, mode)) as r:
+                        await r.read()
+                        statuses[str(r.status)] += 1
+                        if r.status == 200:
+                            latencies.append((time.perf_counter() - t0) * 1000)
+                except (aiohttp.ClientError, TimeoutError) as exc:
                     statuses[type(exc).__name__] += 1
 
         t0 = time.perf_counter()
@@ -1052,6 +1070,7 @@ async def _qps(
     ok = statuses.get("200", 0)
     return {
         "concurrency": conc,
+        "mode": mode,
         "seconds": round(elapsed, 2),
         "qps": ok / elapsed,
         "ok": ok,
@@ -1073,13 +1092,15 @@ def bench_http(
     query_cache: int,
     log_dir: Path,
     cached_qps_seconds: float = 0.0,
+    api_workers: int = 1,
 ) -> dict[str, Any]:
     import httpx
 
-    server = Server(url, query_cache, log_dir / "api-server.log")
+    server = Server(url, query_cache, log_dir / "api-server.log", api_workers)
     out: dict[str, Any] = {
         "query_cache_size": query_cache,
         "qps_mode": qps_mode,
+        "api_workers": api_workers,
         "engine_fingerprint_at_server_start": engine_fingerprint(),
         "radii": {},
     }
@@ -1120,22 +1141,28 @@ def bench_http(
                     entry["qps"][str(conc)] = asyncio.run(
                         _qps(server.base, queries, radius, limit, qps_mode, conc, qps_seconds)
                     )
+                other = "semantic" if qps_mode == "hybrid" else "hybrid"
+                entry["qps_other_mode"] = {
+                    "8": asyncio.run(_qps(server.base, queries, radius, limit, other, 8, qps_seconds))
+                }
                 out["radii"][lab] = entry
                 sem = entry["semantic"]
                 print(
                     f"[bench] http {lab:>7}: semantic p50 {sem['latency_ms']['p50']:.1f} p95"
                     f" {sem['latency_ms']['p95']:.1f} recall {sem.get('recall_at_k', float('nan')):.3f};"
                     f" hybrid p95 {entry['hybrid']['latency_ms']['p95']:.1f};"
-                    " qps " + ", ".join(f"c{c}={v['qps']:.0f}" for c, v in entry["qps"].items()),
+                    " qps "
+                    + ", ".join(f"c{c}={v['qps']:.0f}" for c, v in entry["qps"].items())
+                    + f" ({qps_mode}), c8={entry['qps_other_mode']['8']['qps']:.0f} ({other})",
                     flush=True,
                 )
-        out["api_rss_bytes"] = peak_rss_bytes(server.proc.pid)
+        out["api_rss_bytes"] = server.peak_rss()
     finally:
         server.stop()
     if cached_qps_seconds > 0 and query_cache == 0:
         # The same load with the API's query-embedding cache on and warm (the loops repeat the query set): what
         # the database side sustains when the model is out of the way, next to the every-request-embeds figure.
-        cached = Server(url, 1024, log_dir / "api-server-cached.log")
+        cached = Server(url, 1024, log_dir / "api-server-cached.log", api_workers)
         try:
             cached.wait_ready()
             with httpx.Client(base_url=cached.base, timeout=30.0) as client:
@@ -1551,6 +1578,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.query_cache,
                 out_dir,
                 cached_qps_seconds=result["parameters"]["qps_seconds"] / 2 if not args.skip_cached_qps else 0.0,
+                api_workers=args.api_workers,
             )
     result["phases_s"] = phases.seconds
     seen = {ENGINE_AT_IMPORT, engine_fingerprint(), result.get("http", {}).get("engine_fingerprint_at_server_start")}
@@ -1576,6 +1604,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-verify", action="store_true", help="go on when stored vectors do not match their products")
     p.add_argument("--qps-seconds", type=float, default=None, help="duration of each QPS measurement")
     p.add_argument("--qps-mode", choices=["hybrid", "semantic"], default="hybrid")
+    p.add_argument(
+        "--api-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="API worker processes (`serve --workers`; default: one per core, as `serve` runs)",
+    )
     p.add_argument(
         "--query-cache", type=int, default=0, help="API query-embedding cache size (0: every request embeds)"
     )

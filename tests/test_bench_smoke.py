@@ -76,7 +76,10 @@ def test_tiny_benchmark_run_writes_every_figure(make_database: Callable[..., str
         assert entry["hybrid"]["latency_ms"]["p95"] > 0, radius
         assert set(entry["qps"]) == {"1", "8", "32"}
         assert all(v["qps"] >= 0 for v in entry["qps"].values())
+        assert entry["qps"]["8"]["ok"] > 0 and entry["qps"]["8"]["mode"] == "hybrid", radius
+        assert entry["qps_other_mode"]["8"]["ok"] > 0 and entry["qps_other_mode"]["8"]["mode"] == "semantic", radius
     assert http["api_rss_bytes"]["vm_hwm"] > 0
+    assert http["api_workers"] >= 1
 
     assert "reembed" in result["embedding"] and "worker" in result["embedding"]
     targets = {t["target"] for t in result["targets"]}
