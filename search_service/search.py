@@ -176,10 +176,9 @@ class EngineConfig:
     scan_mem_multiplier: float = 2.0
     iterative_scan: Literal["relaxed_order", "strict_order"] = "relaxed_order"
     rrf_depth: int = 30  # hybrid: each side contributes at least this many ranked products
-    keyword_cap: int = 400  # keyword side: at most this many full-text and this many trigram matches
-
-    trigram_similarity: float = 0.3
-    trigram_word_similarity: float = 0.5
+    keyword_cap: int = 400  # keyword side: at most this many full-text and this many typo matches
+    typo_tolerance: bool = True  # off: the keyword side matches the words as typed only (a benchmark baseline)
+    trigram_similarity: float = 0.3  # a query word's vocabulary corrections are at least this similar
     statement_timeout_ms: int | None = None  # None: leave it to the caller (the HTTP layer sets it)
     extra_settings: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
@@ -324,7 +323,6 @@ def settings_sql(config: EngineConfig) -> str:
         ("hnsw.max_scan_tuples", str(int(config.max_scan_tuples))),
         ("hnsw.scan_mem_multiplier", str(float(config.scan_mem_multiplier))),
         ("pg_trgm.similarity_threshold", str(float(config.trigram_similarity))),
-        ("pg_trgm.word_similarity_threshold", str(float(config.trigram_word_similarity))),
     ]
     if config.statement_timeout_ms is not None:
         settings.append(("statement_timeout", str(int(config.statement_timeout_ms))))
@@ -611,7 +609,13 @@ async def _keyword_rows(
     conn: Conn, scope: _Scope, depth: int, exclude_id: UUID | None, config: EngineConfig
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        sql_blocks()["rank_keyword"], scope.params.q, *scope.filter_args(), depth, exclude_id, config.keyword_cap
+        sql_blocks()["rank_keyword"],
+        scope.params.q,
+        *scope.filter_args(),
+        depth,
+        exclude_id,
+        config.keyword_cap,
+        config.typo_tolerance,
     )
 
 
@@ -740,19 +744,6 @@ async def _hybrid_sides(
     return kw_rows, await _rank_vector(conn, scope, plan, vector, depth, exclude_id, config)
 
 
-async def _in_transaction(
-    conn: Conn,
-    params: SearchParams,
-    vector: QueryVector | None,
-    exclude_id: UUID | None,
-    config: EngineConfig,
-    vectors: VectorCache | None,
-    keyword_conn: Conn | None = None,
-) -> SearchResult:
-    async with _transaction(conn, config):
-        return await _run(conn, params, vector, exclude_id, config, vectors, keyword_conn)
-
-
 @contextlib.asynccontextmanager
 async def _transaction(conn: Conn, config: EngineConfig) -> AsyncIterator[None]:
     """The engine's settings for the statements in the block. A caller's open transaction (e.g. one with its
@@ -789,7 +780,8 @@ async def search(
     uses the caller's). Statements run in the caller's open transaction, or in a read-only one of their own."""
     if query_vector is None and params.mode != "keyword":
         raise ValueError(f"mode {params.mode!r} needs a query vector")
-    return await _in_transaction(conn, params, query_vector, None, config, vectors, keyword_conn)
+    async with _transaction(conn, config):
+        return await _run(conn, params, query_vector, None, config, vectors, keyword_conn)
 
 
 async def similar(

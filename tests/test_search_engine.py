@@ -28,6 +28,7 @@ from pgvector.psycopg import register_vector as register_vector_psycopg
 from benchmarks.synthetic import SyntheticSpec, query_vectors, random_unit_vectors, seed_synthetic
 from search_service.search import (
     DEFAULT_CONFIG,
+    EngineConfig,
     ProductNotFound,
     SearchParams,
     SearchResult,
@@ -571,8 +572,10 @@ def test_exact_name_gtin_and_brand_rank_first_and_typos_still_match(catalogue: C
     s = catalogue.specials
     noise = random_unit_vectors(1, np.random.default_rng(11))[0]  # a vector unrelated to the products
 
-    async def first(conn: asyncpg.Connection, q: str, mode: str = "hybrid") -> list[uuid.UUID]:
-        res = await search(conn, _near_center(q=q, mode=mode), noise)
+    async def first(
+        conn: asyncpg.Connection, q: str, mode: str = "hybrid", config: EngineConfig = DEFAULT_CONFIG
+    ) -> list[uuid.UUID]:
+        res = await search(conn, _near_center(q=q, mode=mode), noise, config)
         return [h.product.id for h in res.results]
 
     async def body(conn: asyncpg.Connection) -> dict[str, list[uuid.UUID]]:
@@ -584,6 +587,9 @@ def test_exact_name_gtin_and_brand_rank_first_and_typos_still_match(catalogue: C
             "typo_hybrid": await first(conn, "oat mlik"),
             # three slips, one ("mikl") too far from any word to be corrected: all words but one still match
             "typos_kw": await first(conn, "Oat Mikl Barsita Editon", "keyword"),
+            "typos_kw_off": await first(
+                conn, "Oat Mikl Barsita Editon", "keyword", replace(DEFAULT_CONFIG, typo_tolerance=False)
+            ),
             "gtin_kw": await first(conn, "7394376616037", "keyword"),
         }
 
@@ -595,6 +601,7 @@ def test_exact_name_gtin_and_brand_rank_first_and_typos_still_match(catalogue: C
     assert s["oat_milk"] in r["typo_kw"][:3]
     assert s["oat_milk"] in r["typo_hybrid"][:5]
     assert r["typos_kw"][0] == s["oat_barista"]
+    assert r["typos_kw_off"] == []  # the words as typed match nothing: typo tolerance found it
 
 
 def test_hybrid_scores_and_keyword_mode_strategy(catalogue: Catalogue) -> None:

@@ -155,7 +155,7 @@ WHERE ($1::uuid[] IS NULL OR sp.store_id = ANY($1::uuid[]))
 -- name: rank_keyword
 -- params: $1 q text, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
 --         $4 min_price numeric|null, $5 max_price numeric|null, $6 in_stock bool, $7 depth int,
---         $8 exclude_id uuid|null, $9 cap int
+--         $8 exclude_id uuid|null, $9 cap int, $10 typo_tolerance bool
 -- Keyword side of hybrid search, under the same filters as the vector side. Three capped match sets:
 -- exact name (btree on lower(name)) or GTIN (unique btree); full text in both configs (GIN on
 -- search_tsv); typo tolerance: the query's words (English stop words left out) each widened to the
@@ -186,7 +186,7 @@ WITH exact AS MATERIALIZED (
     LIMIT $9::int
 ), words AS MATERIALIZED (
     SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', $1::text))) AS u(w)
-    WHERE NOT EXISTS (SELECT 1 FROM exact) AND (SELECT count(*) FROM fts) < $7::int
+    WHERE $10::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT count(*) FROM fts) < $7::int
       AND to_tsvector('english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
 ), spellings AS MATERIALIZED (
     SELECT words.w, tsquery_or_agg(quote_literal(s.term)::tsquery) AS q
