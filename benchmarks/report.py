@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks import bench_typos
+
 # Targets of the issue (small scale, a 2-core machine).
 RECALL_TARGET = 0.99
 SHORT_RATE_TARGET = 0.0
@@ -196,6 +198,7 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
         lines.append(f"| {t['target']} | {t['wants']} | {t['value']} | **{_verdict(t['passed'])}** | {t['detail']} |")
     lines += _sql_section(result)
     lines += _http_section(result)
+    lines += bench_typos.report_lines(result.get("typos"))
     lines += _embedding_section(result)
     lines += _index_section(result)
     lines += _memory_section(result)

@@ -48,6 +48,7 @@ import psycopg
 from pgvector.asyncpg import register_vector as register_vector_async
 from pgvector.psycopg import register_vector
 
+from benchmarks import bench_typos
 from benchmarks import queries as qmod
 from benchmarks.plan_probe import NAIVE_GLOBAL_SQL, NAIVE_SQL
 from benchmarks.synthetic import SyntheticSpec, seed_synthetic
@@ -1556,6 +1557,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 naive_queries=args.naive_queries if args.naive_queries is not None else scale.naive_queries,
             )
         )
+    if args.typo_names:
+        with phases("typo tolerance"):
+            result["typos"] = bench_typos.measure(url, settings, args.typo_names, args.seed)
     if args.sweep:
         with phases("engine sweep"):
             result["engine_sweep"] = asyncio.run(
@@ -1604,6 +1608,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-verify", action="store_true", help="go on when stored vectors do not match their products")
     p.add_argument("--qps-seconds", type=float, default=None, help="duration of each QPS measurement")
     p.add_argument("--qps-mode", choices=["hybrid", "semantic"], default="hybrid")
+    p.add_argument(
+        "--typo-names", type=int, default=300, help="names with slips for the typo-tolerance figures (0: skip)"
+    )
     p.add_argument(
         "--api-workers",
         type=int,

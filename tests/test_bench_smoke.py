@@ -36,6 +36,8 @@ def test_tiny_benchmark_run_writes_every_figure(make_database: Callable[..., str
             "--skip-encoder-rates",
             "--skip-worker",
             "--skip-cached-qps",
+            "--typo-names",
+            "12",
             "--out",
             str(tmp_path),
         ]
@@ -80,6 +82,13 @@ def test_tiny_benchmark_run_writes_every_figure(make_database: Callable[..., str
         assert entry["qps_other_mode"]["8"]["ok"] > 0 and entry["qps_other_mode"]["8"]["mode"] == "semantic", radius
     assert http["api_rss_bytes"]["vm_hwm"] > 0
     assert http["api_workers"] >= 1
+
+    typos = result["typos"]
+    assert typos["names"] == 12
+    for key in ("typo_tolerance/keyword", "typo_tolerance/hybrid", "words_as_typed/keyword", "words_as_typed/hybrid"):
+        assert 0.0 <= typos[key]["found_at_10"] <= typos[key]["found_at_30"] <= 1.0, key
+        assert typos[key]["latency_ms_p50"] > 0, key
+    assert "## Typo tolerance" in paths["markdown"].read_text()
 
     assert "reembed" in result["embedding"] and "worker" in result["embedding"]
     targets = {t["target"] for t in result["targets"]}
