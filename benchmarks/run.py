@@ -1614,8 +1614,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--api-workers",
         type=int,
-        default=os.cpu_count() or 1,
-        help="API worker processes (`serve --workers`; default: one per core, as `serve` runs)",
+        default=len(os.sched_getaffinity(0)),
+        help="API worker processes (`serve --workers`; default: one per usable CPU, as `serve` runs)",
     )
     p.add_argument(
         "--query-cache", type=int, default=0, help="API query-embedding cache size (0: every request embeds)"

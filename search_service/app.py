@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -115,7 +116,7 @@ class Runtime:
         return vector
 
     # --- database
-    @property
+    @functools.cached_property
     def engine_config(self) -> engine.EngineConfig:
         """The engine's settings with the API's statement timeout (the engine opens its own transactions)."""
         return replace(engine.DEFAULT_CONFIG, statement_timeout_ms=self.settings.statement_timeout_ms)

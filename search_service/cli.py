@@ -131,7 +131,7 @@ def migrate(settings: Settings, revision: str) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    help="Worker processes [default: one per core]. Each holds its own model and in-memory vector copy.",
+    help="Worker processes [default: one per usable CPU]. Each holds its own model and in-memory vector copy.",
 )
 @click.pass_obj
 @user_errors
@@ -142,7 +142,7 @@ def serve(settings: Settings, host: str, port: int, workers: int | None) -> None
     database_url(settings)  # fails early, in one line, when the embedded cluster is down
     # One process per core: a request's Python work (HTTP, asyncpg, the ranking's bookkeeping) holds the GIL,
     # and one process saturated it at ~100 semantic searches/s on the 2-core benchmark machine.
-    workers = workers or os.cpu_count() or 1
+    workers = workers or len(os.sched_getaffinity(0))  # the CPUs this process may run on (cpusets)
     if workers == 1:
         from search_service.app import create_app
 
