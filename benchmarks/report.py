@@ -445,9 +445,9 @@ def _memory_section(result: dict[str, Any]) -> list[str]:
     rows: list[str] = []
     api = _get(result, "http", "api_rss_bytes", "vm_hwm")
     if api:
-        rows.append(
-            f"| API (`plinqy-search serve`, 1 process, model loaded) | {_mib(api)} | /proc VmHWM after the run |"
-        )
+        workers = _get(result, "http", "api_workers", default=1)
+        who = "1 process" if workers == 1 else f"largest of {workers} worker processes"
+        rows.append(f"| API (`plinqy-search serve`, {who}, model loaded) | {_mib(api)} | /proc VmHWM after the run |")
     worker = _get(result, "embedding", "worker_process", "peak_rss_bytes")
     if worker:
         rows.append(f"| embedding worker (`plinqy-search worker --drain`) | {_mib(worker)} | /proc VmHWM, polled |")
