@@ -163,7 +163,7 @@ product_master = Table(
     ),
     # No pending list (migration 0003): every search would scan it, and embedding writes keep refilling it.
     Index("ix_product_master_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
-    # Hybrid search's exact-name match: a btree probe instead of an ILIKE through the trigram GIN (migration 0002).
+    # Hybrid search's exact-name match: a btree probe instead of a case-insensitive scan (migration 0002).
     Index("ix_product_master_lower_name", text("lower(name)")),
 )
 
