@@ -297,3 +297,12 @@ def test_concurrent_queries_are_batched_and_ranked_exactly(fresh_db_url: str) ->
         assert sorted(rows.tolist()) == list(range(len(vectors))) and threshold == -np.inf  # every row, once
     assert vectors.batcher.items == len(queries) + 1
     assert vectors.batcher.batches < len(queries)  # the first query ran alone, the rest waited and went together
+
+
+def test_the_vector_copy_holds_blas_to_one_thread() -> None:
+    # Its matrix-vector products are memory-bound: extra OpenBLAS threads only busy-wait, at 2-3x the CPU.
+    from threadpoolctl import threadpool_info
+
+    VectorCache()
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
