@@ -259,6 +259,23 @@ def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> No
     click.echo(f"requeued {len(requeued)} task(s)")
 
 
+@cli.group()
+def vocabulary() -> None:
+    """The words typo correction works with (search_term)."""
+
+
+@vocabulary.command("prune")
+@click.pass_obj
+@user_errors
+def vocabulary_prune(settings: Settings) -> None:
+    """Drop words no product name or brand uses any more, and duplicates. Safe while writers run."""
+    from search_service import vocabulary as vocabulary_mod
+
+    with _connect(settings) as conn:
+        report = vocabulary_mod.prune(conn)
+    click.echo(f"removed {report.removed} word(s), {report.kept} kept")
+
+
 @cli.command()
 @click.option("--missing", "mode", flag_value="missing", help="Products without a vector.")
 @click.option("--stale", "mode", flag_value="stale", help="Wrong model or changed text.")

@@ -1,0 +1,18 @@
+-- The search_term vocabulary (migration 0004) only grows as products are written; this keeps it tidy.
+
+-- name: prune_search_terms
+-- params: none
+-- Removes the words no product name or brand has any more, and second copies of a word (two writers that added
+-- the same new word at once). One statement, one snapshot: a word committed by a writer after it started is
+-- not visible to it and stays; one committed before it is in `current` too.
+WITH current_words AS (
+    SELECT DISTINCT w
+    FROM product_master p,
+         unnest(tsvector_to_array(to_tsvector('simple', coalesce(p.name, '') || ' ' || coalesce(p.brand, '')))) w
+), gone AS (
+    DELETE FROM search_term t
+    WHERE NOT EXISTS (SELECT 1 FROM current_words c WHERE c.w = t.term)
+       OR EXISTS (SELECT 1 FROM search_term d WHERE d.term = t.term AND d.id < t.id)
+    RETURNING t.term
+)
+SELECT count(*) AS removed, (SELECT count(*) FROM search_term) - count(*) AS kept FROM gone;
