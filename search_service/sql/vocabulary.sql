@@ -11,9 +11,7 @@ LOCK TABLE product_master IN SHARE MODE;
 -- Removes the words no product name or brand has any more, and second copies of a word (two writers that added
 -- the same new word at once). Runs after lock_products_for_prune, in the same transaction.
 WITH current_words AS (
-    SELECT DISTINCT w
-    FROM product_master p,
-         unnest(tsvector_to_array(to_tsvector('simple', coalesce(p.name, '') || ' ' || coalesce(p.brand, '')))) w
+    SELECT DISTINCT w FROM product_master p, search_terms_of(p.name, p.brand) w
 ), gone AS (
     DELETE FROM search_term t
     WHERE NOT EXISTS (SELECT 1 FROM current_words c WHERE c.w = t.term)
