@@ -30,7 +30,6 @@ WHERE p.is_active AND p.ai_vector IS NOT NULL
 ORDER BY md5(p.id::text || $1::text)
 LIMIT $2
 """
-NAMES_SQL = "SELECT id, lower(name) AS name FROM product_master WHERE id = ANY($1::uuid[])"
 MODES: tuple[Mode, ...] = ("keyword", "hybrid")
 DEPTH = 30
 
@@ -65,9 +64,7 @@ async def _measure(url: str, settings: Settings, n: int, seed: int) -> dict[str,
                     t0 = time.perf_counter()
                     result = await search(conn, params, vector, config, vectors=vector_copy)
                     times.append((time.perf_counter() - t0) * 1000)
-                    ids = [h.product.id for h in result.results]
-                    lowered = {r["id"]: r["name"] for r in await conn.fetch(NAMES_SQL, ids)}
-                    ranked = [lowered.get(i) for i in ids]
+                    ranked = [h.product.name.lower() for h in result.results]
                     found10 += name.lower() in ranked[:10]
                     found30 += name.lower() in ranked
                 out[f"{label}/{mode}"] = {
