@@ -490,6 +490,26 @@ def test_explain_hnsw_plan_uses_the_hnsw_index_and_exact_plan_does_not(catalogue
     assert "ix_store_location" in context_plan, context_plan
 
 
+def test_keyword_statement_probes_listings_per_match(catalogue: Catalogue) -> None:
+    """The keyword side checks the listing filter on each (capped) match with an index probe; it never hashes
+    every listing of the stores in the radius, which the planner chose for an EXISTS (22 of 26 ms at 2 km)."""
+    params = SearchParams(q="oat milk", lat=CENTER[0], lon=CENTER[1], radius_m=20_000)
+
+    async def body(conn: asyncpg.Connection) -> str:
+        sql = sql_blocks()
+        async with conn.transaction():
+            await conn.execute(settings_sql(DEFAULT_CONFIG))
+            ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, params.radius_m, None, False)
+            assert ctx is not None and ctx["store_ids"]
+            args = (params.q, ctx["store_ids"], None, None, None, True, 30, None, 400, True)
+            rows = await conn.fetch("EXPLAIN " + sql["rank_keyword"], *args)
+        return "\n".join(r[0] for r in rows)
+
+    plan = with_conn(catalogue.url, body)
+    assert "SubPlan" in plan and "Index Only Scan using ix_store_product_in_stock" in plan, plan
+    assert "ix_store_product_store_in_stock" not in plan, plan  # no scan of the radius's listings by store
+
+
 def test_empty_radius_returns_at_once(catalogue: Catalogue) -> None:
     q = _queries(catalogue, 1)[0]
     params = SearchParams(q="oat milk", lat=OCEAN_POINT[0], lon=OCEAN_POINT[1], radius_m=50_000)
