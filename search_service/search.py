@@ -146,14 +146,16 @@ class EngineConfig:
     # 100k vectors (int8 bounds + float32 re-scoring, thread hand-off included), ~1.2 ms per filter
     # statement and ~2 µs per id checked. Under a selective filter the scan checks far more ids than the
     # first slice (`fetch`): a query's nearest products are often of a kind the few stores in range do not
-    # sell, so the choice prices ids at scan_depth x fetch (16: at 2 and 5 km, engine p95 25 -> 20 and
-    # 23 -> 18 ms against 8 on the benchmark's queries, 27 -> 27 and 19 -> 17 ms on a second query set).
-    # A scan whose next slice would cost more than the gather plan's estimate hands the query to it
+    # sell, so the choice prices ids at scan_depth x fetch (32 µs per fetched id: at 2 and 5 km, engine p95
+    # 25 -> 20 and 23 -> 18 ms against 4 µs on the benchmark's queries, 27 -> 27 and 19 -> 17 ms on a second
+    # query set). A checked id costs ~12 µs (filter_ranked at 2 km, 200-600 ids: a primary-key probe, a
+    # listing probe, client encoding). A scan whose remaining work, predicted from the share of checked ids
+    # that passed, would cost more than the gather plan's estimate hands the query to it
     # (``scan_fallback_gather``).
     scan_us_per_vector: float = 0.03
     scan_us_per_round: float = 1200.0
-    scan_us_per_probe: float = 2.0
-    scan_depth: float = 16.0
+    scan_us_per_probe: float = 12.0
+    scan_depth: float = 32.0 / 12.0
     # exact_gather: the qualifying listings' product ids, packed in one bytea (~0.85 µs per candidate
     # measured at 0.9k-23k candidates), scored in memory (~0.7 µs per id: searchsorted, float32 gather and
     # product), plus a filter statement for the best ones.
@@ -390,6 +392,14 @@ def _next_stop(stop: int, passed: int, top_n: int) -> int:
     return int(min(max(want, stop * 1.5), stop * 4))
 
 
+def _ids_left(next_slice: int, checked: int, passed: int, top_n: int) -> int:
+    """The ids a scan still has to check: the next slice, or more when fewer than top_n passed so far, at
+    the pass rate so far (half a pass when none passed yet)."""
+    if passed >= top_n:
+        return next_slice
+    return max(next_slice, round(checked * (top_n - passed) / max(passed, 0.5)))
+
+
 async def _check_ranked(
     conn: Conn,
     scope: _Scope,
@@ -410,22 +420,23 @@ async def _check_ranked(
     copy's watermark).
     Every product outside the ids checked either changed after the copy was taken or has an in-memory
     similarity no better than the ranking's threshold, so once top_n qualifying distances are no worse
-    than that, nothing unchecked can beat them. None: the next slice would cost more than `give_up_us`."""
+    than that, nothing unchecked can beat them. None: the rest of the scan would cost more than `give_up_us`
+    (predicted from the next slice, and from the share of the ids checked so far that passed)."""
     sql = sql_blocks()["filter_ranked"]
     n = len(ranking)
     checked = np.zeros(len(vectors), dtype=bool)  # the ranking's rows are rows of the copy as it was, or fewer
+    checked_count = 0
     found: dict[UUID, float] = {}
     stop = max(first, 1)
     while True:
         rows, threshold = ranking.top(stop)
         rows = rows[~checked[rows]]
         checked[rows] = True
-        if (
-            give_up_us is not None
-            and changed_since is None
-            and config.scan_us_per_round + config.scan_us_per_probe * len(rows) > give_up_us
-        ):
-            return None
+        if give_up_us is not None and changed_since is None:
+            ids_left = _ids_left(len(rows), checked_count, len(found), top_n)
+            if config.scan_us_per_round + config.scan_us_per_probe * ids_left > give_up_us:
+                return None
+        checked_count += len(rows)
         records = await conn.fetch(sql, vector, vectors.ids_of(rows), *scope.filter_args(), exclude_id, changed_since)
         found.update((r["id"], float(r["distance"])) for r in records)
         changed_since = None  # changed vectors are checked once

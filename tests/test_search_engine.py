@@ -32,6 +32,7 @@ from search_service.search import (
     ProductNotFound,
     SearchParams,
     SearchResult,
+    _ids_left,
     as_vector,
     search,
     settings_sql,
@@ -508,6 +509,13 @@ def test_keyword_statement_probes_listings_per_match(catalogue: Catalogue) -> No
     plan = with_conn(catalogue.url, body)
     assert "SubPlan" in plan and "Index Only Scan using ix_store_product_in_stock" in plan, plan
     assert "ix_store_product_store_in_stock" not in plan, plan  # no scan of the radius's listings by store
+
+
+def test_scan_predicts_the_ids_it_still_has_to_check() -> None:
+    assert _ids_left(600, 200, 30, 30) == 600  # enough passed: the threshold decides, the next slice is all
+    assert _ids_left(600, 200, 20, 30) == 600  # 100 more at this pass rate: the slice is larger
+    assert _ids_left(700, 236, 0, 30) == 14_160  # nothing passed: far down the ranking, a gather is cheaper
+    assert _ids_left(600, 1000, 3, 30) == 9000
 
 
 def test_empty_radius_returns_at_once(catalogue: Catalogue) -> None:
