@@ -71,20 +71,33 @@ class Ranking:
     """
 
     def __init__(
-        self, matrix: np.ndarray, query: np.ndarray, bounds: np.ndarray, rows: np.ndarray | None = None
+        self,
+        matrix: np.ndarray,
+        query: np.ndarray,
+        bounds: np.ndarray,
+        rows: np.ndarray | None = None,
+        *,
+        whole_matrix: bool = False,
     ) -> None:
-        """`rows`: when the ranking covers a subset, the rows of the copy that `matrix` and `bounds` hold;
-        `top()` hands out rows of the copy either way."""
+        """`rows`: when the ranking covers a subset, the rows of the copy that `bounds` holds, and `matrix`
+        too unless `whole_matrix` (then `matrix` is the whole copy); `top()` hands out rows of the copy."""
         self._matrix = matrix
         self._query = query
         self._bounds = bounds
         self._subset = rows
+        self._matrix_rows = rows if whole_matrix else None  # local position -> matrix row; None: the same
         self._rows = np.zeros(0, dtype=np.int64)  # the certified exact prefix (local positions)
         self._scores = np.zeros(0, dtype=np.float32)
         self.rescored = 0  # rows re-scored in float32 so far (the cost of the bounds' looseness)
 
     def __len__(self) -> int:
         return len(self._bounds)
+
+    def restricted(self, rows: np.ndarray) -> Ranking:
+        """This ranking (of the whole copy) restricted to `rows` of the copy: their bounds, no re-scoring."""
+        if self._subset is not None:
+            raise ValueError("only a ranking of the whole copy can be restricted")
+        return Ranking(self._matrix, self._query, self._bounds[rows], rows, whole_matrix=True)
 
     def top(self, stop: int) -> tuple[np.ndarray, float]:
         """(rows, threshold): the min(stop, n) best rows (best first up to EXACT_ORDER_MAX, unordered past
@@ -112,7 +125,8 @@ class Ranking:
             else:
                 part = np.argpartition(-self._bounds, m)
                 candidates, limit = part[:m], float(self._bounds[part[m]])
-            scores = self._matrix[candidates] @ self._query
+            in_matrix = candidates if self._matrix_rows is None else self._matrix_rows[candidates]
+            scores = self._matrix[in_matrix] @ self._query
             self.rescored += len(candidates)
             certified = scores >= limit
             if int(certified.sum()) >= stop or m >= n:
@@ -178,31 +192,45 @@ class VectorCache:
         bounds = matrix @ q if self._int8 is None else self._int8.upper_bounds(q, n)
         return Ranking(matrix, q, bounds)
 
-    def rank_subset(self, query: np.ndarray, packed_ids: bytes) -> Ranking:
+    def whole_ranking_pays(self, subset: float) -> bool:
+        """Whether a subset of this many rows is ranked faster through the int8 bounds of every row (~2 ms per
+        100k) than by gathering its float32 rows (~0.35 µs a row: 20k rows, a 30 MiB copy, took 13 ms)."""
+        return self._int8 is not None and subset * 16 >= len(self)
+
+    def rank_subset(self, query: np.ndarray, packed_ids: bytes, whole: Ranking | None = None) -> Ranking:
         """The exact ranking of the held rows among `packed_ids` (16 bytes per id, as uuid_send gives them).
         Ids not held are left out: their vector is NULL, or newer than the copy (the search checks those in
-        SQL)."""
+        SQL). `whole`: this query's ranking of the whole copy, if the caller has one (it is restricted)."""
         q = self._unit_query(query)
         rows = self.rows_of(packed_ids)
+        if whole is None and self.whole_ranking_pays(len(rows)):
+            whole = self.rank(q)
+        if whole is not None:
+            return whole.restricted(rows)
         matrix = self._matrix[rows]
         return Ranking(matrix, q, matrix @ q, rows)
 
     def rows_of(self, packed_ids: bytes) -> np.ndarray:
-        """Rows of the held ids among `packed_ids` (16 bytes each), in their order; ids not held are dropped."""
+        """Rows of the held ids among `packed_ids` (16 bytes each), in the order of their ids' first 8 bytes
+        (the ranking does not care; sorted lookups are 3x faster than random ones, and listed_products hands
+        them out sorted already); ids not held are dropped."""
         want = np.frombuffer(packed_ids, dtype=">u8").reshape(-1, 2).astype(np.uint64)
         n = len(self._ids)
         if n == 0 or len(want) == 0:
             return np.zeros(0, dtype=np.int64)
+        if not (want[1:, 0] >= want[:-1, 0]).all():
+            want = want[np.argsort(want[:, 0])]
         if self._by_key is None or len(self._by_key[0]) != n:
             order = np.argsort(self._key[:n, 0], kind="stable")
             self._by_key = (order, self._key[order, 0])
         order, sorted_first = self._by_key
-        rows = order[np.minimum(np.searchsorted(sorted_first, want[:, 0]), n - 1)]
-        hit = (self._key[rows] == want).all(axis=1)
+        pos = np.minimum(np.searchsorted(sorted_first, want[:, 0]), n - 1)
+        rows = order[pos]
+        hit = (sorted_first[pos] == want[:, 0]) & (self._key[rows, 1] == want[:, 1])
         if not hit.all():  # not held, or (one in 2^64) another held id shares the first half: ask the dict
             row_of = self._row_of
             for i in np.flatnonzero(~hit):
-                rows[i] = row_of.get(UUID(bytes=packed_ids[16 * i : 16 * i + 16]), -1)
+                rows[i] = row_of.get(UUID(bytes=want[i].astype(">u8").tobytes()), -1)
             rows = rows[rows >= 0]
         return rows.astype(np.int64, copy=False)
 

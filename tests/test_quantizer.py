@@ -119,10 +119,34 @@ def test_packed_ids_map_to_rows_including_unknown_and_colliding_ids() -> None:
     unknown = uuid.uuid4()
     asked = [ids[5], unknown, twin, ids[0], ids[299]]
     rows = vectors.rows_of(b"".join(i.bytes for i in asked))
-    assert [vectors._ids[r] for r in rows] == [ids[5], twin, ids[0], ids[299]]
+    assert sorted(vectors._ids[r] for r in rows) == sorted([ids[5], twin, ids[0], ids[299]])
     assert len(vectors.rows_of(b"")) == 0
     q = unit(rng.standard_normal(DIM))
     ranking = vectors.rank_subset(q, b"".join(i.bytes for i in asked))
     got, _ = ranking.top(10)
     want = sorted(rows.tolist(), key=lambda r: -float(vectors._matrix[r] @ q))
     assert got.tolist() == want
+
+
+@pytest.mark.parametrize("share", [0.02, 0.5])
+def test_subset_ranking_is_exact_whether_gathered_or_restricted_from_the_whole(share: float) -> None:
+    """A small subset is ranked on its gathered float32 rows; a large one through the whole copy's int8
+    bounds, restricted to it (and re-scored against the whole matrix): the same exact ranking either way."""
+    rng = np.random.default_rng(21)
+    vectors = VectorCache(DIM)
+    matrix = near_duplicates(rng, 4000)
+    ids = [uuid.uuid4() for _ in range(len(matrix))]
+    vectors._apply([{"id": i, "ai_vector": v, "ai_embedded_at": None} for i, v in zip(ids, matrix, strict=True)])  # type: ignore[misc]
+    subset = rng.choice(len(matrix), int(share * len(matrix)), replace=False)
+    assert vectors.whole_ranking_pays(len(subset)) == (share > 0.1)
+    packed = b"".join(ids[i].bytes for i in subset)
+    for q in [matrix[int(subset[0])], *unit(rng.standard_normal((3, DIM)))]:
+        exact = {int(r): float(matrix[r] @ q) for r in subset}
+        best = sorted(exact, key=lambda r: -exact[r])
+        for ranking in (vectors.rank_subset(q, packed), vectors.rank_subset(q, packed, vectors.rank(q))):
+            rows, threshold = ranking.top(10)
+            assert rows.tolist() == best[:10]
+            assert threshold == pytest.approx(exact[best[9]], abs=1e-6)
+            rows, threshold = ranking.top(len(subset) // 2)  # deeper: by bound, nothing left out beats it
+            left_out = set(exact) - set(rows.tolist())
+            assert max(exact[r] for r in left_out) <= threshold + 1e-6
