@@ -149,7 +149,8 @@ class VectorCache:
         # The ids' 16 bytes as two big-endian uint64 per row, and the rows sorted by the first: the gather plan
         # receives its ids packed (listed_products) and maps thousands of them to rows with one searchsorted.
         self._key = np.zeros((0, 2), dtype=np.uint64)
-        self._by_key: tuple[np.ndarray, np.ndarray] | None = None  # (rows, their _key[:, 0]) sorted; None: stale
+        # (rows, their _key[:, 0]) sorted by the latter, and whether two rows share it; None: stale
+        self._by_key: tuple[np.ndarray, np.ndarray, bool] | None = None
         self._stamp_of: dict[UUID, dt.datetime | None] = {}
         self.watermark: dt.datetime | None = None  # highest ai_embedded_at held; None: none held
         self.loaded = False
@@ -211,28 +212,39 @@ class VectorCache:
         return Ranking(matrix, q, matrix @ q, rows)
 
     def rows_of(self, packed_ids: bytes) -> np.ndarray:
-        """Rows of the held ids among `packed_ids` (16 bytes each), in the order of their ids' first 8 bytes
-        (the ranking does not care; sorted lookups are 3x faster than random ones, and listed_products hands
-        them out sorted already); ids not held are dropped."""
+        """Rows of the held ids among `packed_ids` (16 bytes each, repeats allowed), each once, in the order of
+        the ids' first 8 bytes (the ranking does not care); ids not held are dropped.
+
+        The lookup goes by the ids' first 8 bytes, sorted (3x faster than in the given order). An id not held
+        that shares them with a held one (odds ~2^-64 a pair) yields that held row: the search's filter
+        statement checks it like any other row, and the id not held (no vector, or one newer than the copy,
+        which the search checks in SQL anyway) is lost to nothing. Two held ids sharing them would hide one
+        another, so with such twins in the copy every asked id is matched on all 16 bytes."""
         want = np.frombuffer(packed_ids, dtype=">u8").reshape(-1, 2).astype(np.uint64)
         n = len(self._ids)
         if n == 0 or len(want) == 0:
             return np.zeros(0, dtype=np.int64)
-        if not (want[1:, 0] >= want[:-1, 0]).all():
-            want = want[np.argsort(want[:, 0])]
         if self._by_key is None or len(self._by_key[0]) != n:
             order = np.argsort(self._key[:n, 0], kind="stable")
-            self._by_key = (order, self._key[order, 0])
-        order, sorted_first = self._by_key
+            sorted_first = self._key[order, 0]
+            self._by_key = (order, sorted_first, bool((sorted_first[1:] == sorted_first[:-1]).any()))
+        order, sorted_first, twins = self._by_key
+        if twins:
+            return self._rows_of_all_bytes(want, order, sorted_first)
+        first = np.sort(want[:, 0])
+        first = first[np.concatenate(([True], first[1:] != first[:-1]))]
+        pos = np.minimum(np.searchsorted(sorted_first, first), n - 1)
+        return order[pos[sorted_first[pos] == first]].astype(np.int64, copy=False)
+
+    def _rows_of_all_bytes(self, want: np.ndarray, order: np.ndarray, sorted_first: np.ndarray) -> np.ndarray:
+        n = len(self._ids)
         pos = np.minimum(np.searchsorted(sorted_first, want[:, 0]), n - 1)
         rows = order[pos]
         hit = (sorted_first[pos] == want[:, 0]) & (self._key[rows, 1] == want[:, 1])
-        if not hit.all():  # not held, or (one in 2^64) another held id shares the first half: ask the dict
-            row_of = self._row_of
-            for i in np.flatnonzero(~hit):
-                rows[i] = row_of.get(UUID(bytes=want[i].astype(">u8").tobytes()), -1)
-            rows = rows[rows >= 0]
-        return rows.astype(np.int64, copy=False)
+        row_of = self._row_of
+        for i in np.flatnonzero(~hit):  # not held, or a twin: ask the dict
+            rows[i] = row_of.get(UUID(bytes=want[i].astype(">u8").tobytes()), -1)
+        return np.unique(rows[rows >= 0]).astype(np.int64, copy=False)
 
     async def rank_batched(self, query: np.ndarray) -> Ranking:
         """`rank()` in a worker thread, with the queries that arrive meanwhile ranked in the next batch."""

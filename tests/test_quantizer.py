@@ -128,6 +128,24 @@ def test_packed_ids_map_to_rows_including_unknown_and_colliding_ids() -> None:
     assert got.tolist() == want
 
 
+def test_packed_ids_with_repeats_map_to_each_held_row_once() -> None:
+    rng = np.random.default_rng(13)
+    vectors = VectorCache(DIM)
+    ids = [uuid.uuid4() for _ in range(200)]
+    vectors._apply(
+        [
+            {"id": i, "ai_vector": v, "ai_embedded_at": None}
+            for i, v in zip(ids, unit(rng.standard_normal((200, DIM))), strict=True)
+        ]
+    )  # type: ignore[misc]
+    asked = [ids[3], ids[150], uuid.uuid4(), ids[3], ids[77], ids[150], ids[3]]  # one id per listing
+    rows = vectors.rows_of(b"".join(i.bytes for i in asked))
+    assert sorted(rows.tolist()) == [3, 77, 150]
+    # an id not held sharing its first 8 bytes with a held one yields that row (the filter statement checks it)
+    lookalike = uuid.UUID(bytes=ids[42].bytes[:8] + bytes(8))
+    assert vectors.rows_of(lookalike.bytes).tolist() == [42]
+
+
 @pytest.mark.parametrize("share", [0.02, 0.5])
 def test_subset_ranking_is_exact_whether_gathered_or_restricted_from_the_whole(share: float) -> None:
     """A small subset is ranked on its gathered float32 rows; a large one through the whole copy's int8

@@ -141,12 +141,13 @@ WHERE p.is_active AND p.ai_vector IS NOT NULL
 -- name: listed_products
 -- params: $1 store_ids uuid[]|null (null: any active store), $2 min_price numeric|null,
 --         $3 max_price numeric|null, $4 in_stock bool
--- EXACT GATHER plan: the distinct products with a qualifying listing at the stores in scope (index-only
--- scan of ix_store_product_store_in_stock, ~1 µs per listing), packed as 16 bytes each in one bytea: a
--- uuid[] of thousands costs more to decode in the client than to compute. No product row is read: the API
--- scores these ids in memory, and filter_ranked checks the product-level filters (active, category, has a
--- vector) on the best-scored ones, slice by slice, as in the exact scan.
-SELECT coalesce(string_agg(DISTINCT uuid_send(sp.product_master_id), ''::bytea), ''::bytea) AS packed_ids
+-- EXACT GATHER plan: the products with a qualifying listing at the stores in scope (index-only scan of
+-- ix_store_product_store_in_stock), packed as 16 bytes each in one bytea: a uuid[] of thousands costs more
+-- to decode in the client than to compute. One per listing, repeats included: the API drops them while it
+-- sorts the ids anyway, where a DISTINCT sorted 26k bytea values here (2 / 5 km: 12 -> 5 / 23 -> 8 ms).
+-- No product row is read: the API scores these ids in memory, and filter_ranked checks the product-level
+-- filters (active, category, has a vector) on the best-scored ones, slice by slice, as in the exact scan.
+SELECT coalesce(string_agg(uuid_send(sp.product_master_id), ''::bytea), ''::bytea) AS packed_ids
 FROM store_product sp
 WHERE ($1::uuid[] IS NULL OR sp.store_id = ANY($1::uuid[]))
   AND sp.is_active
