@@ -21,6 +21,7 @@ from pgvector.asyncpg import register_vector
 from benchmarks import queries as qmod
 from search_service.search import DEFAULT_CONFIG, EngineConfig, Mode, SearchParams, search
 from search_service.settings import Settings
+from search_service.stats import StatsCache
 from search_service.vectors import VectorCache
 
 SAMPLE_SQL = """
@@ -47,6 +48,7 @@ async def _measure(url: str, settings: Settings, n: int, seed: int) -> dict[str,
         await register_vector(conn)
         vector_copy = VectorCache()  # as the API holds it: the hybrid side's vector ranking is exact
         await vector_copy.load(conn)
+        catalogue = StatsCache()
         names = [r["name"] for r in await conn.fetch(SAMPLE_SQL, str(seed), n)]
         pairs = slipped_names(names, seed)
         vectors = load_encoder(settings.encoder).encode([typed for _, typed in pairs])
@@ -62,7 +64,7 @@ async def _measure(url: str, settings: Settings, n: int, seed: int) -> dict[str,
                 for (name, typed), vector in zip(pairs, vectors, strict=True):
                     params = SearchParams(q=typed, limit=DEPTH, mode=mode)
                     t0 = time.perf_counter()
-                    result = await search(conn, params, vector, config, vectors=vector_copy)
+                    result = await search(conn, params, vector, config, vectors=vector_copy, stats=catalogue)
                     times.append((time.perf_counter() - t0) * 1000)
                     ranked = [h.product.name.lower() for h in result.results]
                     found10 += name.lower() in ranked[:10]

@@ -65,6 +65,7 @@ from search_service.search import (
     sql_blocks,
 )
 from search_service.settings import Settings
+from search_service.stats import StatsCache, read_stats
 from search_service.vectors import VectorCache
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -662,12 +663,12 @@ async def explain_engine(
     out: list[str] = []
     async with conn.transaction(readonly=True):
         await conn.execute(settings_sql(config))
-        ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, float(params.radius_m), None, False)
+        ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, float(params.radius_m), None)
         assert ctx is not None
         store_ids = list(ctx["store_ids"] or []) if geo else None
         if store_ids is not None and not store_ids:
             return "no stores in the radius"
-        est = estimate(ctx, None if store_ids is None else len(store_ids), params)
+        est = estimate(await read_stats(conn), None, None if store_ids is None else len(store_ids), params)
         choice = choose_strategy(est, params.limit, config, None if vectors is None else len(vectors))
         args = (store_ids, None, None, None, True)
         scan_cost = (
@@ -832,6 +833,7 @@ async def bench_sql(
     results: dict[str, Any] = {}
     try:
         vcache, copy_info = await load_vector_cache(conn)
+        catalogue = StatsCache()  # the catalogue statistics, read every few seconds as the API reads them
         for radius in RADII:
             lab = label(radius)
             stats: dict[str, tuple[list[float], list[Scored], Counter[str]]] = {
@@ -842,12 +844,14 @@ async def bench_sql(
             per_strategy: dict[str, list[float]] = {}
             strategy_ms: dict[str, list[float]] = {}
             for i, query in enumerate(queries[: min(5, len(queries))]):  # warm-up, not measured
-                await search(conn, _params(query, radius, limit, "semantic"), vectors[i], vectors=vcache)
+                await search(
+                    conn, _params(query, radius, limit, "semantic"), vectors[i], vectors=vcache, stats=catalogue
+                )
             for i, query in enumerate(queries):
                 q = vectors[i]
                 exp = expected[(query.id, radius)]
                 t0 = time.perf_counter()
-                res = await search(conn, _params(query, radius, limit, "semantic"), q, vectors=vcache)
+                res = await search(conn, _params(query, radius, limit, "semantic"), q, vectors=vcache, stats=catalogue)
                 ms = (time.perf_counter() - t0) * 1000
                 st = stats["engine_semantic"]
                 st[0].append(ms)
@@ -859,7 +863,7 @@ async def bench_sql(
                 slowest = max(slowest, (ms, i))
                 worst = min(worst, (sc.recall, -sc.sim_loss, i))
                 t0 = time.perf_counter()
-                hres = await search(conn, _params(query, radius, limit, "hybrid"), q, vectors=vcache)
+                hres = await search(conn, _params(query, radius, limit, "hybrid"), q, vectors=vcache, stats=catalogue)
                 stats["engine_hybrid"][0].append((time.perf_counter() - t0) * 1000)
                 stats["engine_hybrid"][2][hres.strategy] += 1
                 if with_naive and i < naive_queries:

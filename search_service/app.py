@@ -40,6 +40,7 @@ from search_service.metrics import Metrics
 from search_service.params import RULES, BadParameter, NotFound
 from search_service.query_cache import QueryEmbeddingCache
 from search_service.settings import Settings
+from search_service.stats import StatsCache
 from search_service.vectors import SQL_PATH as VECTORS_SQL
 from search_service.vectors import VectorCache
 
@@ -86,6 +87,7 @@ class Runtime:
     vectors: VectorCache | None = None  # None: turned off (PLINQY_VECTOR_CACHE_MAX=0) or too many vectors
     vectors_state: str = "loading"  # loading | ok | disabled | failed
     vectors_error: str | None = None
+    stats: StatsCache = field(default_factory=StatsCache)  # the plan choice's catalogue statistics
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Concurrent cache misses share one model call (a batch of short texts costs little more than one).
     embed_batcher: MicroBatcher[str, np.ndarray] | None = None

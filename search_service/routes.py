@@ -345,7 +345,7 @@ async def search_products(
         async with rt.connection() as conn, spare as kw_conn:
             engine_started = time.perf_counter()
             result = await engine.search(
-                conn, sp, embedding, rt.engine_config, vectors=rt.vectors, keyword_conn=kw_conn
+                conn, sp, embedding, rt.engine_config, vectors=rt.vectors, keyword_conn=kw_conn, stats=rt.stats
             )
     finally:
         if embedding is not None and not embedding.done():
@@ -398,7 +398,7 @@ async def similar_products(
     )
     async with rt.connection() as conn:
         engine_started = time.perf_counter()
-        result = await engine.similar(conn, pid, sp, rt.engine_config, vectors=rt.vectors)
+        result = await engine.similar(conn, pid, sp, rt.engine_config, vectors=rt.vectors, stats=rt.stats)
     strategy = str(result.strategy)
     rt.metrics.search_latency.labels("similar", strategy).observe(time.perf_counter() - engine_started)
     request.state.search_strategy = strategy

@@ -3,7 +3,8 @@
 Plan (one transaction, a handful of round trips):
 
 1. `search_context`: active stores in the radius via the GiST index on store.location (none → return at
-   once, strategy ``no_stores``), the category subtree, and catalogue statistics (reltuples, pg_stats).
+   once, strategy ``no_stores``) and the category subtree. The catalogue statistics (reltuples, pg_stats)
+   come from `stats.StatsCache`, read every few seconds.
 2. The vector side picks a plan per query from a cost estimate (`choose_strategy`):
    - ``exact_scan`` (when the API holds the in-memory vector copy, `vectors.VectorCache`): every vector is
      ranked in memory (int8 bounds, float32 re-scoring: exact), and PostgreSQL keeps the best-ranked ids
@@ -54,6 +55,7 @@ import numpy as np
 from asyncpg.pool import PoolConnectionProxy
 
 from embeddings.sqlblocks import load_blocks
+from search_service.stats import CatalogueStats, StatsCache, read_stats
 from search_service.vectors import Ranking, VectorCache, as_vector
 
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "search.sql"
@@ -219,16 +221,15 @@ def _fraction_in_range(bounds: Sequence[float] | None, lo: float | None, hi: flo
     return max(cdf(hi_v) - cdf(lo_v), 0.0)
 
 
-def _category_fraction(ctx: asyncpg.Record) -> float:
-    ids = ctx["category_ids"]
+def _category_fraction(stats: CatalogueStats, ids: Sequence[int] | None) -> float:
     if ids is None:
         return 1.0
     if not ids:
         return 0.0
-    mcv = list(ctx["category_mcv"] or [])
-    mcf = list(ctx["category_mcf"] or [])
-    n_products = max(float(ctx["n_products"] or 0), 1.0)
-    nd = float(ctx["category_n_distinct"] or 0)
+    mcv = list(stats.category_mcv or [])
+    mcf = list(stats.category_mcf or [])
+    n_products = max(float(stats.n_products or 0), 1.0)
+    nd = float(stats.category_n_distinct or 0)
     n_distinct = -nd * n_products if nd < 0 else nd
     rest = max(1.0 - sum(mcf), 0.0)
     per_other = rest / max(n_distinct - len(mcv), 1.0)
@@ -236,27 +237,29 @@ def _category_fraction(ctx: asyncpg.Record) -> float:
     return min(sum(freq.get(cid, per_other) for cid in ids), 1.0)
 
 
-def estimate(ctx: asyncpg.Record, n_stores_in_scope: int | None, params: SearchParams) -> Estimate:
+def estimate(
+    stats: CatalogueStats, category_ids: Sequence[int] | None, n_stores_in_scope: int | None, params: SearchParams
+) -> Estimate:
     """Candidate products from cheap statistics: stores x listings per store x price/category selectivity."""
-    n_products = max(float(ctx["n_products"] or 0), 1.0)
-    n_stores = max(float(ctx["n_stores"] or 0), 1.0)
-    n_listings = max(float(ctx["n_listings"] or 0), 0.0)
-    n_in_stock = float(ctx["n_in_stock"] or 0)
+    n_products = max(float(stats.n_products or 0), 1.0)
+    n_stores = max(float(stats.n_stores or 0), 1.0)
+    n_listings = max(float(stats.n_listings or 0), 0.0)
+    n_in_stock = float(stats.n_in_stock or 0)
     if n_in_stock <= 0:  # never analysed: assume most listings are in stock (errs toward more candidates)
         n_in_stock = n_listings
     per_store = (n_in_stock if params.in_stock else n_listings) / n_stores
-    if ctx["n_products"] is None or float(ctx["n_products"]) < 0:
+    if stats.n_products is None or stats.n_products < 0:
         per_store = max(per_store, 1000.0)  # no statistics at all
     stores = n_stores if n_stores_in_scope is None else float(n_stores_in_scope)
     price_frac = _fraction_in_range(
-        ctx["price_histogram"],
+        stats.price_histogram,
         None if params.min_price is None else float(params.min_price),
         None if params.max_price is None else float(params.max_price),
     )
     listings = stores * per_store * price_frac
     # Listings are spread over products: the expected number of distinct products they cover.
     distinct = n_products * (1.0 - math.exp(-listings / n_products))
-    candidates = distinct * _category_fraction(ctx)
+    candidates = distinct * _category_fraction(stats, category_ids)
     return Estimate(listings=listings, candidates=candidates, selectivity=min(candidates / n_products, 1.0))
 
 
@@ -377,9 +380,9 @@ class _VectorPlan:
 
 
 def _plan_vector(
-    scope: _Scope, ctx: asyncpg.Record, top_n: int, config: EngineConfig, vectors: VectorCache | None
+    scope: _Scope, stats: CatalogueStats, top_n: int, config: EngineConfig, vectors: VectorCache | None
 ) -> _VectorPlan:
-    est = estimate(ctx, None if scope.store_ids is None else len(scope.store_ids), scope.params)
+    est = estimate(stats, scope.category_ids, None if scope.store_ids is None else len(scope.store_ids), scope.params)
     usable = vectors if vectors is not None and vectors.loaded else None
     return _VectorPlan(est, choose_strategy(est, top_n, config, None if usable is None else len(usable)), usable)
 
@@ -651,6 +654,10 @@ async def _keyword_rows_apart(
         return await _keyword_rows(conn, scope, depth, exclude_id, config)
 
 
+async def _catalogue_stats(conn: Conn, cache: StatsCache | None) -> CatalogueStats:
+    return await (read_stats(conn) if cache is None else cache.get(conn))
+
+
 async def _run(
     conn: Conn,
     params: SearchParams,
@@ -658,6 +665,7 @@ async def _run(
     exclude_id: UUID | None,
     config: EngineConfig,
     vectors: VectorCache | None,
+    stats: StatsCache | None,
     keyword_conn: Conn | None = None,
 ) -> SearchResult:
     if params.offset < 0 or params.offset > MAX_OFFSET:
@@ -667,14 +675,12 @@ async def _run(
     sql = sql_blocks()
     top_n = params.offset + params.limit
     geo = params.lat is not None and params.lon is not None
-    want_price_stats = params.min_price is not None or params.max_price is not None
     ctx = await conn.fetchrow(
         sql["search_context"],
         params.lon if geo else None,
         params.lat if geo else None,
         float(params.radius_m),
         params.category_id,
-        want_price_stats,
     )
     assert ctx is not None
     store_ids: list[UUID] | None = None
@@ -693,9 +699,8 @@ async def _run(
     if mode == "semantic":
         assert query_vector is not None
         vector = await _resolved(query_vector)
-        ranked = await _rank_vector(
-            conn, scope, _plan_vector(scope, ctx, top_n, config, vectors), vector, top_n, exclude_id, config
-        )
+        plan = _plan_vector(scope, await _catalogue_stats(conn, stats), top_n, config, vectors)
+        ranked = await _rank_vector(conn, scope, plan, vector, top_n, exclude_id, config)
         page = ranked.ids[params.offset : top_n]
         scores = {pid: 1.0 - ranked.distances[pid] for pid in page}
         hits = await _hydrate(conn, scope, page, scores)
@@ -707,7 +712,7 @@ async def _run(
     else:
         assert query_vector is not None
         kw_rows, ranked = await _hybrid_sides(
-            conn, keyword_conn, scope, ctx, query_vector, depth, exclude_id, config, vectors
+            conn, keyword_conn, scope, stats, query_vector, depth, exclude_id, config, vectors
         )
     kw_capped = bool(kw_rows[0]["capped"]) if kw_rows else False
     kw_ids = [r["id"] for r in kw_rows]
@@ -735,7 +740,7 @@ async def _hybrid_sides(
     conn: Conn,
     keyword_conn: Conn | None,
     scope: _Scope,
-    ctx: asyncpg.Record,
+    stats: StatsCache | None,
     query_vector: QueryVector,
     depth: int,
     exclude_id: UUID | None,
@@ -749,7 +754,7 @@ async def _hybrid_sides(
         keyword = asyncio.ensure_future(_keyword_rows_apart(keyword_conn, scope, depth, exclude_id, config))
         try:
             vector = await _resolved(query_vector)
-            plan = _plan_vector(scope, ctx, depth, config, vectors)
+            plan = _plan_vector(scope, await _catalogue_stats(conn, stats), depth, config, vectors)
             ranked = await _rank_vector(conn, scope, plan, vector, depth, exclude_id, config)
             return await keyword, ranked
         except BaseException:
@@ -758,7 +763,7 @@ async def _hybrid_sides(
                 await keyword
             raise
     vector = await _resolved(query_vector)
-    plan = _plan_vector(scope, ctx, depth, config, vectors)
+    plan = _plan_vector(scope, await _catalogue_stats(conn, stats), depth, config, vectors)
     plan.start_scan(vector)  # the in-memory ranking runs in a thread while PostgreSQL answers the keyword side
     try:
         kw_rows = await _keyword_rows(conn, scope, depth, exclude_id, config)
@@ -795,17 +800,20 @@ async def search(
     config: EngineConfig = DEFAULT_CONFIG,
     vectors: VectorCache | None = None,
     keyword_conn: Conn | None = None,
+    stats: StatsCache | None = None,
 ) -> SearchResult:
     """Search near a point (or globally without lat/lon). `query_vector`: float32 (384,), L2-normalised, or
     an awaitable of one (the embedding still running: the engine awaits it only once it needs it); None is
     accepted in keyword mode only. `vectors`: the in-memory vector copy, which enables the exact scan and
     gather plans (without it, or before it is loaded, the engine chooses between the exact and HNSW plans).
     `keyword_conn`: a second connection for hybrid's keyword side (the engine opens a transaction on it, or
-    uses the caller's). Statements run in the caller's open transaction, or in a read-only one of their own."""
+    uses the caller's). `stats`: the catalogue statistics the plan choice reads (without a cache, a
+    statement per search reads them). Statements run in the caller's open transaction, or in a read-only
+    one of their own."""
     if query_vector is None and params.mode != "keyword":
         raise ValueError(f"mode {params.mode!r} needs a query vector")
     async with _transaction(conn, config):
-        return await _run(conn, params, query_vector, None, config, vectors, keyword_conn)
+        return await _run(conn, params, query_vector, None, config, vectors, stats, keyword_conn)
 
 
 async def similar(
@@ -814,6 +822,7 @@ async def similar(
     params: SearchParams,
     config: EngineConfig = DEFAULT_CONFIG,
     vectors: VectorCache | None = None,
+    stats: StatsCache | None = None,
 ) -> SearchResult:
     """Products like `product_id` under the same filters (semantic ranking; `q` and `mode` are unused).
 
@@ -826,4 +835,4 @@ async def similar(
         if vector is None:
             return SearchResult(results=[], total_candidates=0, strategy="no_vector")
         semantic = replace(params, mode="semantic")
-        return await _run(conn, semantic, as_vector(vector), product_id, config, vectors)
+        return await _run(conn, semantic, as_vector(vector), product_id, config, vectors, stats)

@@ -456,10 +456,10 @@ async def _explain(conn: asyncpg.Connection, block: str, params: SearchParams, q
     async with conn.transaction():
         await conn.execute(settings_sql(DEFAULT_CONFIG))
         geo = params.lat is not None
-        ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, params.radius_m, None, False)
+        ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, params.radius_m, None)
         assert ctx is not None
         if block == "search_context":
-            rows = await conn.fetch("EXPLAIN " + sql[block], params.lon, params.lat, params.radius_m, None, False)
+            rows = await conn.fetch("EXPLAIN " + sql[block], params.lon, params.lat, params.radius_m, None)
         else:
             stores = ctx["store_ids"] if geo else None
             rows = await conn.fetch("EXPLAIN " + sql[block], q, stores, None, None, None, True, top_n, None)
@@ -500,7 +500,7 @@ def test_keyword_statement_probes_listings_per_match(catalogue: Catalogue) -> No
         sql = sql_blocks()
         async with conn.transaction():
             await conn.execute(settings_sql(DEFAULT_CONFIG))
-            ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, params.radius_m, None, False)
+            ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, params.radius_m, None)
             assert ctx is not None and ctx["store_ids"]
             args = (params.q, ctx["store_ids"], None, None, None, True, 30, None, 400, True)
             rows = await conn.fetch("EXPLAIN " + sql["rank_keyword"], *args)

@@ -3,10 +3,9 @@
 -- and each query is planned for its own selectivity.
 
 -- name: search_context
--- params: $1 lon float8|null, $2 lat float8|null, $3 radius_m float8, $4 category_id bigint|null,
---         $5 want_price_stats bool
--- Round trip 1: active stores in the radius (GiST on store.location), the category subtree,
--- and the catalogue statistics the strategy choice needs (pg_class.reltuples, pg_stats) — all cheap.
+-- params: $1 lon float8|null, $2 lat float8|null, $3 radius_m float8, $4 category_id bigint|null
+-- Round trip 1: active stores in the radius (GiST on store.location) and the category subtree. The catalogue
+-- statistics the strategy choice needs come from search_service/stats.py, read every few seconds.
 WITH pt AS (
     SELECT CASE WHEN $1::float8 IS NULL OR $2::float8 IS NULL THEN NULL
                 ELSE ST_SetSRID(ST_MakePoint($1::float8, $2::float8), 4326)::geography END AS g
@@ -25,23 +24,7 @@ WITH pt AS (
 SELECT
     (SELECT array_agg(id) FROM near) AS store_ids,
     CASE WHEN $4::bigint IS NULL THEN NULL
-         ELSE coalesce((SELECT array_agg(id) FROM subtree), '{}'::bigint[]) END AS category_ids,
-    (SELECT reltuples FROM pg_class WHERE oid = 'product_master'::regclass) AS n_products,
-    (SELECT reltuples FROM pg_class WHERE oid = 'store'::regclass) AS n_stores,
-    (SELECT reltuples FROM pg_class WHERE oid = 'store_product'::regclass) AS n_listings,
-    (SELECT reltuples FROM pg_class WHERE oid = 'ix_store_product_in_stock'::regclass) AS n_in_stock,
-    (SELECT st.most_common_vals::text::bigint[] FROM pg_stats st
-      WHERE $4::bigint IS NOT NULL AND st.schemaname = 'public' AND st.tablename = 'product_master'
-        AND st.attname = 'category_id') AS category_mcv,
-    (SELECT st.most_common_freqs FROM pg_stats st
-      WHERE $4::bigint IS NOT NULL AND st.schemaname = 'public' AND st.tablename = 'product_master'
-        AND st.attname = 'category_id') AS category_mcf,
-    (SELECT st.n_distinct FROM pg_stats st
-      WHERE $4::bigint IS NOT NULL AND st.schemaname = 'public' AND st.tablename = 'product_master'
-        AND st.attname = 'category_id') AS category_n_distinct,
-    (SELECT st.histogram_bounds::text::float8[] FROM pg_stats st
-      WHERE $5::bool AND st.schemaname = 'public' AND st.tablename = 'store_product'
-        AND st.attname = 'price') AS price_histogram;
+         ELSE coalesce((SELECT array_agg(id) FROM subtree), '{}'::bigint[]) END AS category_ids;
 
 -- name: rank_exact
 -- params: $1 query vector, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
