@@ -144,20 +144,19 @@ class EngineConfig:
     hnsw_base_us: float = 10000.0
     hnsw_us_per_visit: float = 40.0
     # exact_scan: ranking the in-memory copy, plus a filter statement per slice of ids checked. Measured on
-    # the small benchmark (quiet 2-core machine): the exact plan 9-12 µs per candidate; the scan ~3 ms per
-    # 100k vectors (int8 bounds + float32 re-scoring, thread hand-off included), ~1.2 ms per filter
-    # statement and ~2 µs per id checked. Under a selective filter the scan checks far more ids than the
-    # first slice (`fetch`): a query's nearest products are often of a kind the few stores in range do not
-    # sell, so the choice prices ids at scan_depth x fetch (32 µs per fetched id: at 2 and 5 km, engine p95
-    # 25 -> 20 and 23 -> 18 ms against 4 µs on the benchmark's queries, 27 -> 27 and 19 -> 17 ms on a second
-    # query set). A checked id costs ~12 µs (filter_ranked at 2 km, 200-600 ids: a primary-key probe, a
-    # listing probe, client encoding). A scan whose remaining work, predicted from the share of checked ids
-    # that passed, would cost more than the gather plan's estimate hands the query to it
-    # (``scan_fallback_gather``).
+    # the small benchmark (2-core machine): the exact plan 9-12 µs per candidate; the scan ~3 ms per 100k
+    # vectors (int8 bounds + float32 re-scoring, thread hand-off included), ~1.2 ms per filter statement and
+    # ~12 µs per id checked (200-600 ids at 2 km: a primary-key probe, a listing probe, client encoding).
+    # Under a selective filter the scan checks far more ids than the first slice (`fetch`): a query's nearest
+    # products are often of a kind the few stores in range do not sell, so the choice prices scan_depth x
+    # fetch ids (32 µs per fetched id; at 2 and 5 km, engine p95 25 -> 20 and 23 -> 18 ms against 4 µs on the
+    # benchmark's queries, 27 -> 27 and 19 -> 17 ms on a second query set). A scan whose remaining work,
+    # predicted from the share of the ids checked so far that passed, would cost more than the gather plan's
+    # estimate hands the query to it (``scan_fallback_gather``).
     scan_us_per_vector: float = 0.03
     scan_us_per_round: float = 1200.0
     scan_us_per_probe: float = 12.0
-    scan_depth: float = 32.0 / 12.0
+    scan_depth: float = 8.0 / 3.0  # x scan_us_per_probe: 32 µs per fetched id
     # exact_gather: the qualifying listings' product ids, packed in one bytea (~0.2 µs per listing: 5 ms for
     # 26k at 2 km) and mapped to rows of the copy (~0.05 µs: a sort and a searchsorted), ranked there (~0.1 µs
     # per id: the whole copy's int8 ranking, computed meanwhile, restricted to them), plus a filter statement
