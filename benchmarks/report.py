@@ -619,15 +619,20 @@ def plots(result: dict[str, Any], stem: Path) -> dict[str, Path]:
 
 
 def write(result: dict[str, Any], out_dir: Path, tag: str = "") -> dict[str, Path]:
+    """The JSON, the Markdown summary and the plots, named `<scale>-<date>[-<tag>]`; a run that would overwrite
+    an earlier one's files gets `-run2`, `-run3`, … instead (the day's earlier figures stay)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     date = str(result.get("started_at", "")[:10]) or "undated"
-    stem = out_dir / f"{result['scale']}-{date}{('-' + tag) if tag else ''}"
+    base = f"{result['scale']}-{date}{('-' + tag) if tag else ''}"
+    stem, n = out_dir / base, 2
+    while stem.with_name(stem.name + ".json").exists():
+        stem, n = out_dir / f"{base}-run{n}", n + 1
     paths: dict[str, Path] = {}
     pngs = plots(result, stem)
     result = {**result, "targets": evaluate_targets(result)}
-    paths["json"] = stem.with_suffix(".json")
+    paths["json"] = stem.with_name(stem.name + ".json")
     paths["json"].write_text(json.dumps(result, indent=2, default=str) + "\n")
-    paths["markdown"] = stem.with_suffix(".md")
+    paths["markdown"] = stem.with_name(stem.name + ".md")
     paths["markdown"].write_text(markdown(result, pngs))
     paths["latest"] = out_dir / f"latest-{result['scale']}.md"
     shutil.copyfile(paths["markdown"], paths["latest"])

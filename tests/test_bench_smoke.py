@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import report
 from benchmarks import run as bench
 
 EXPECTED_RADII = ["0.5 km", "2 km", "5 km", "20 km", "100 km", "global"]
@@ -95,3 +96,9 @@ def test_tiny_benchmark_run_writes_every_figure(make_database: Callable[..., str
     assert "loading rate" in targets and "short-result rate (all radii)" in targets
     markdown = paths["markdown"].read_text()
     assert "## Targets" in markdown and "recall@10 0.5 km" in markdown
+
+    # A second run the same day gets files of its own; the first run's stay as they were.
+    again = report.write(result, tmp_path)
+    assert again["json"].name == paths["json"].name.replace(".json", "-run2.json")
+    assert again["latency_plot"].exists() and again["markdown"].read_text() != ""
+    assert json.loads(paths["json"].read_text()) == result
