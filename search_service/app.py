@@ -1,9 +1,10 @@
 """The litestar application: `create_app(settings)`.
 
 Lifespan: an asyncpg pool (pgvector codec registered on every connection) and the encoder, loaded and warmed
-in the background, so `/healthz` answers at once and `/readyz` turns ready when both are usable. Every
-request's SQL runs in a transaction under `SET LOCAL statement_timeout`; a timeout, an exhausted pool or an
-unreachable database become 503 + Retry-After, bad input 400, unknown ids 404 — one JSON error format.
+in the background, so `/healthz` answers at once and `/readyz` turns ready when both are usable. Every pool
+connection runs under the statement timeout (and the search engine's settings) from its start; a timeout, an
+exhausted pool or an unreachable database become 503 + Retry-After, bad input 400, unknown ids 404 — one JSON
+error format.
 """
 
 from __future__ import annotations
@@ -120,8 +121,13 @@ class Runtime:
     # --- database
     @functools.cached_property
     def engine_config(self) -> engine.EngineConfig:
-        """The engine's settings with the API's statement timeout (the engine opens its own transactions)."""
-        return replace(engine.DEFAULT_CONFIG, statement_timeout_ms=self.settings.statement_timeout_ms)
+        """The engine's settings with the API's statement timeout, which every pool connection carries from its
+        start (`_connect`), so a search opens no transaction of its own."""
+        return replace(
+            engine.DEFAULT_CONFIG,
+            statement_timeout_ms=self.settings.statement_timeout_ms,
+            connection_has_settings=True,
+        )
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
@@ -146,12 +152,9 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
-        """A pooled connection (as `connection()`) in a read-only transaction whose statements each run under
-        the statement timeout (server side)."""
+        """A pooled connection (as `connection()`) in a read-only transaction (its statements each run under the
+        statement timeout every pool connection carries)."""
         async with self.connection() as conn, conn.transaction(readonly=True):
-            await conn.execute(
-                "SELECT set_config('statement_timeout', $1, true)", str(self.settings.statement_timeout_ms)
-            )
             yield conn
 
     @contextlib.asynccontextmanager
@@ -247,7 +250,11 @@ class Runtime:
                     connection_class=ApiConnection,
                     command_timeout=3 * settings.statement_timeout_ms / 1000 + 1,
                     max_inactive_connection_lifetime=300,
-                    server_settings={"application_name": "plinqy-search-api"},
+                    # The search engine's settings and the statement timeout, for every statement on them.
+                    server_settings={
+                        "application_name": "plinqy-search-api",
+                        **engine.session_settings(self.engine_config),
+                    },
                     timeout=10,
                 )
                 self.database_error = None

@@ -35,6 +35,7 @@ from search_service.search import (
     _ids_left,
     as_vector,
     search,
+    session_settings,
     settings_sql,
     similar,
     sql_blocks,
@@ -811,3 +812,51 @@ def test_hybrid_with_a_keyword_connection_and_an_awaited_vector_gives_the_same_a
         assert one.results and [h.product.id for h in one.results] == [h.product.id for h in two.results]
         assert [h.score for h in one.results] == [h.score for h in two.results]
         assert one.strategy == two.strategy
+
+
+class _Recording(asyncpg.Connection):
+    """A connection that records the statements it is asked to run without parameters (BEGIN, SET, COMMIT)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.executed: list[str] = []
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        if not args:
+            self.executed.append(query)
+        return await super().execute(query, *args, timeout=timeout)
+
+
+def test_connections_that_carry_the_settings_search_without_a_transaction(catalogue: Catalogue) -> None:
+    """As the API's pool connections: the engine's settings at connect, then no BEGIN / SET / COMMIT per search,
+    and the same answers (the typo path needs pg_trgm's threshold, the plans force_custom_plan)."""
+    queries = _queries(catalogue, 3, seed=23)
+    carrying = replace(DEFAULT_CONFIG, statement_timeout_ms=5000, connection_has_settings=True)
+
+    async def body() -> list[tuple[SearchResult, SearchResult, list[str]]]:
+        settings = session_settings(carrying)
+        main = await asyncpg.connect(catalogue.url, server_settings=settings, connection_class=_Recording)
+        spare = await asyncpg.connect(catalogue.url, server_settings=settings, connection_class=_Recording)
+        plain = await connect(catalogue.url)
+        try:
+            for c in (main, spare):
+                await register_vector(c)
+            assert await main.fetchval("SHOW pg_trgm.similarity_threshold") == "0.3"
+            assert await spare.fetchval("SHOW statement_timeout") == "5s"
+            out = []
+            for text, q in zip(["oat milk", "oat mlik", "something else"], queries, strict=True):
+                params = _near_center(q=text, limit=10)
+                main.executed.clear()
+                spare.executed.clear()
+                got = await search(main, params, q, carrying, keyword_conn=spare)
+                want = await search(plain, params, q)
+                out.append((got, want, main.executed + spare.executed))
+            return out
+        finally:
+            for c in (main, spare, plain):
+                await c.close()
+
+    for got, want, executed in run(body()):
+        assert executed == [], executed
+        assert got.results and [h.product.id for h in got.results] == [h.product.id for h in want.results]
+        assert got.strategy == want.strategy
