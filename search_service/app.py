@@ -330,9 +330,9 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 class ApiConnection(asyncpg.Connection):
-    """Pool connections without the reset query on release: requests change no session state (settings are
-    SET LOCAL; no LISTEN, cursors or advisory locks), so the default one (a round trip per request) buys
-    nothing. An open transaction is still rolled back on release."""
+    """Pool connections without the reset query on release: requests change no session state (the engine's
+    settings are the connection's own from its start; no SET, LISTEN, cursors or advisory locks), so the
+    default one (a round trip per request) buys nothing. An open transaction is still rolled back on release."""
 
     def get_reset_query(self) -> str:
         return ""
