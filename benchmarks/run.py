@@ -833,7 +833,7 @@ async def bench_sql(
     results: dict[str, Any] = {}
     try:
         vcache, copy_info = await load_vector_cache(conn)
-        catalogue = StatsCache()  # the catalogue statistics, read every few seconds as the API reads them
+        catalogue = StatsCache()  # the catalogue statistics, read every 30 s as the API reads them
         for radius in RADII:
             lab = label(radius)
             stats: dict[str, tuple[list[float], list[Scored], Counter[str]]] = {

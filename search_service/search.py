@@ -1,10 +1,11 @@
 """The search engine of issue 4 ("Search near me"): exact top-k under a radius filter, hybrid ranking.
 
-Plan (one transaction, a handful of round trips):
+Plan (a handful of round trips; in a read-only transaction of its own unless the connections carry the
+engine's settings, as the API's do):
 
 1. `search_context`: active stores in the radius via the GiST index on store.location (none → return at
    once, strategy ``no_stores``) and the category subtree. The catalogue statistics (reltuples, pg_stats)
-   come from `stats.StatsCache`, read every few seconds.
+   come from `stats.StatsCache`, read every 30 s.
 2. The vector side picks a plan per query from a cost estimate (`choose_strategy`):
    - ``exact_scan`` (when the API holds the in-memory vector copy, `vectors.VectorCache`): every vector is
      ranked in memory (int8 bounds, float32 re-scoring: exact), and PostgreSQL keeps the best-ranked ids

@@ -1,4 +1,4 @@
-"""Catalogue statistics for the search engine's plan choice, read once every few seconds instead of per search.
+"""Catalogue statistics for the search engine's plan choice, read every 30 s instead of per search.
 
 The plan choice (`search.estimate`) needs row counts and the planner's statistics of the category and price
 columns. They change with ANALYZE only, and a stale figure can only make the choice slower, never wrong: every

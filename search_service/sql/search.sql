@@ -5,7 +5,7 @@
 -- name: search_context
 -- params: $1 lon float8|null, $2 lat float8|null, $3 radius_m float8, $4 category_id bigint|null
 -- Round trip 1: active stores in the radius (GiST on store.location) and the category subtree. The catalogue
--- statistics the strategy choice needs come from search_service/stats.py, read every few seconds.
+-- statistics the strategy choice needs come from search_service/stats.py, read every 30 s.
 WITH pt AS (
     SELECT CASE WHEN $1::float8 IS NULL OR $2::float8 IS NULL THEN NULL
                 ELSE ST_SetSRID(ST_MakePoint($1::float8, $2::float8), 4326)::geography END AS g

@@ -4,7 +4,7 @@
 -- params: none
 -- Row counts (pg_class.reltuples: -1 before the first VACUUM/ANALYZE) and the planner statistics of
 -- product_master.category_id and store_product.price (pg_stats: NULL before the first ANALYZE). They change
--- with ANALYZE only, so the API reads them every few seconds, not per search: the pg_stats view cost each
+-- with ANALYZE only, so the API reads them every 30 s, not per search: the pg_stats view cost each
 -- search ~0.4 ms (planning four subqueries over it) of a ~1 ms context statement.
 SELECT
     (SELECT reltuples FROM pg_class WHERE oid = 'product_master'::regclass) AS n_products,
