@@ -512,6 +512,40 @@ def test_keyword_statement_probes_listings_per_match(catalogue: Catalogue) -> No
     assert "ix_store_product_store_in_stock" not in plan, plan  # no scan of the radius's listings by store
 
 
+def test_store_scope_is_a_hash_in_probes_and_an_index_key_where_it_drives_the_scan(catalogue: Catalogue) -> None:
+    """Probes of a found product's listings test the stores in scope against a hash built once per statement
+    (planning an `= ANY` of hundreds of constant stores cost 1-4 ms a statement); the statement that lists
+    the stores' listings keeps them as index keys (as a hash it read every listing)."""
+    params = SearchParams(q="oat milk", lat=CENTER[0], lon=CENTER[1], radius_m=20_000)
+    q = _queries(catalogue, 1)[0]
+
+    async def body(conn: asyncpg.Connection) -> dict[str, str]:
+        sql = sql_blocks()
+        async with conn.transaction():
+            await conn.execute(settings_sql(DEFAULT_CONFIG))
+            ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, params.radius_m, None)
+            assert ctx is not None and ctx["store_ids"]
+            stores = ctx["store_ids"]
+            ids = await conn.fetchval("SELECT array_agg(id) FROM (SELECT id FROM product_master LIMIT 10) p")
+            args = {
+                "hydrate": (ids, stores, params.lon, params.lat, True, None, None, 3),
+                "filter_ranked": (q, ids, stores, None, None, None, True, None, None),
+                "rank_keyword": (params.q, stores, None, None, None, True, 30, None, 400, True),
+                "listed_products": (stores, None, None, True),
+            }
+            plans = {}
+            for name, values in args.items():
+                rows = await conn.fetch("EXPLAIN " + sql[name], *values)
+                plans[name] = "\n".join(r[0] for r in rows)
+        return plans
+
+    plans = with_conn(catalogue.url, body)
+    for name in ("hydrate", "filter_ranked", "rank_keyword"):
+        assert "hashed SubPlan" in plans[name] and "store_id = ANY ('{" not in plans[name], plans[name]
+    listed = plans["listed_products"]
+    assert "Index Cond: (store_id = ANY ('{" in listed and "hashed SubPlan" not in listed, listed
+
+
 def test_scan_predicts_the_ids_it_still_has_to_check() -> None:
     assert _ids_left(600, 200, 30, 30) == 600  # enough passed: the threshold decides, the next slice is all
     assert _ids_left(600, 200, 20, 30) == 600  # 100 more at this pass rate: the slice is larger
