@@ -3,8 +3,8 @@
 A lone call runs at once. Calls that arrive while a batch is running wait, and go together in the next batch:
 one model call for several query texts, which costs about as much for a few as for one, so under load the
 per-request cost falls instead of requests queueing behind each other. The in-memory vector rankings use it
-too: one thread hand-off for the queries that arrived together, ranked one after the other (the int8 kernel
-is fastest on one query at a time), while PostgreSQL keeps the other core.
+too: one thread hand-off and one int8 scoring call for the queries that arrived together (the copy is read
+once for all of them), while PostgreSQL keeps the other core.
 """
 
 from __future__ import annotations

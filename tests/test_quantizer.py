@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -168,3 +169,60 @@ def test_subset_ranking_is_exact_whether_gathered_or_restricted_from_the_whole(s
             rows, threshold = ranking.top(len(subset) // 2)  # deeper: by bound, nothing left out beats it
             left_out = set(exact) - set(rows.tolist())
             assert max(exact[r] for r in left_out) <= threshold + 1e-6
+
+
+def test_packed_batches_give_the_bounds_of_single_queries_for_rows_set_before_and_after_the_pack() -> None:
+    rng = np.random.default_rng(17)
+    matrix = near_duplicates(rng, 5000)
+    copy = int8_copy(matrix[:4000])
+    assert copy.batches_packed  # the packed kernel passed its self-test here
+    copy.pack(4000)
+    assert copy.unpacked_rows(4000) == 0
+    changed = rng.choice(4000, 50, replace=False)
+    matrix[changed] = near_duplicates(rng, 50)
+    copy.set_rows(changed, matrix[changed])  # newer than the snapshot
+    copy.reserve(5100)
+    copy.set_rows(np.arange(4000, 5000), matrix[4000:])  # added after it
+    assert copy.unpacked_rows(5000) == 1050
+    queries = np.concatenate([unit(rng.standard_normal((3, DIM))), matrix[changed[:2]], matrix[4990:4991]])
+    batch = copy.upper_bounds_many(queries, 5000)
+    for q, bounds in zip(queries, batch, strict=True):
+        assert np.array_equal(bounds, copy.upper_bounds(q, 5000))  # the same integers, the same bounds
+        assert np.all(bounds >= matrix.astype(np.float64) @ q.astype(np.float64))
+
+
+def test_vector_copy_ranks_a_batch_as_it_ranks_each_query() -> None:
+    rng = np.random.default_rng(19)
+    matrix = near_duplicates(rng, 3000)
+    cache = VectorCache(DIM)
+    assert cache._int8 is not None
+    cache._apply([{"id": uuid.uuid4(), "ai_vector": v, "ai_embedded_at": None} for v in matrix])  # type: ignore[misc]
+    cache._int8.pack(len(cache))
+    queries = [*unit(rng.standard_normal((3, DIM))), matrix[7]]
+    for q, ranking in zip(queries, cache.rank_many(queries), strict=True):
+        alone = cache.rank(q)
+        rows, threshold = ranking.top(40)
+        assert np.array_equal(rows, alone.top(40)[0]) and threshold == alone.top(40)[1]
+        best = matrix @ q
+        assert np.all(best[rows] >= np.sort(best)[-40] - 1e-6)  # the true 40 best, whatever the ties
+
+
+def test_vector_copy_repacks_once_enough_rows_changed_since_the_snapshot() -> None:
+    rng = np.random.default_rng(23)
+    matrix = near_duplicates(rng, 3000)
+    ids = [uuid.uuid4() for _ in matrix]
+    cache = VectorCache(DIM)
+    assert cache._int8 is not None
+    cache._apply([{"id": i, "ai_vector": v, "ai_embedded_at": None} for i, v in zip(ids, matrix, strict=True)])  # type: ignore[misc]
+    assert cache._repack_due()  # nothing packed yet
+    asyncio.run(cache._repack())
+    assert cache._int8.unpacked_rows(len(cache)) == 0 and not cache._repack_due()
+    cache._apply(
+        [{"id": i, "ai_vector": v, "ai_embedded_at": None} for i, v in zip(ids[:40], matrix[:40], strict=True)]
+    )  # type: ignore[misc]
+    assert cache._int8.unpacked_rows(len(cache)) == 40 and not cache._repack_due()  # a few: scored in numpy
+    more = near_duplicates(rng, 2100)
+    cache._apply([{"id": uuid.uuid4(), "ai_vector": v, "ai_embedded_at": None} for v in more])  # type: ignore[misc]
+    assert cache._repack_due()
+    asyncio.run(cache._repack())
+    assert cache._int8.unpacked_rows(len(cache)) == 0
