@@ -66,14 +66,20 @@ def _session(packed_codes: np.ndarray | None = None) -> Any:
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def _self_test(session: Any, dim: int) -> None:
-    """Extreme and random codes: the kernel's integer products must equal numpy's."""
+def _test_codes(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Extreme and random codes (dim, 67) and queries (4, dim), the extremes where saturation would show."""
     rng = np.random.default_rng(0)
     codes = rng.integers(-VECTOR_LEVELS, VECTOR_LEVELS + 1, size=(dim, 67), dtype=np.int8)
     codes[:, 0], codes[:, 1] = VECTOR_LEVELS, -VECTOR_LEVELS
     codes[::2, 2], codes[1::2, 2] = VECTOR_LEVELS, -VECTOR_LEVELS
     queries = rng.integers(-QUERY_LEVELS, QUERY_LEVELS + 1, size=(4, dim), dtype=np.int8)
     queries[0], queries[1] = QUERY_LEVELS, -QUERY_LEVELS
+    return codes, queries
+
+
+def _self_test(session: Any, dim: int) -> None:
+    """The kernel's integer products on the test codes must equal numpy's."""
+    codes, queries = _test_codes(dim)
     for q8 in queries:
         got = session.run(None, {"query": _as_input(q8), "codes": codes})[0][0].astype(np.int64)
         want = codes.T.astype(np.int64) @ q8.astype(np.int64)
@@ -82,13 +88,8 @@ def _self_test(session: Any, dim: int) -> None:
 
 
 def _packed_kernel_is_exact(dim: int) -> bool:
-    """The packed (batch) kernel on the self-test's extreme and random codes, against numpy."""
-    rng = np.random.default_rng(1)
-    codes = rng.integers(-VECTOR_LEVELS, VECTOR_LEVELS + 1, size=(dim, 67), dtype=np.int8)
-    codes[:, 0], codes[:, 1] = VECTOR_LEVELS, -VECTOR_LEVELS
-    codes[::2, 2], codes[1::2, 2] = VECTOR_LEVELS, -VECTOR_LEVELS
-    queries = rng.integers(-QUERY_LEVELS, QUERY_LEVELS + 1, size=(5, dim), dtype=np.int8)
-    queries[0], queries[1] = QUERY_LEVELS, -QUERY_LEVELS
+    """The packed (batch) kernel on the same test codes, all queries in one call, against numpy."""
+    codes, queries = _test_codes(dim)
     inputs = _as_inputs(queries)
     got = _session(codes).run(None, {"query": inputs})[0].astype(np.int64)
     return bool(np.array_equal(got, inputs.astype(np.int64) @ codes.astype(np.int64)))
