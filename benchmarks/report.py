@@ -358,6 +358,8 @@ def _http_section(result: dict[str, Any]) -> list[str]:
         f"{http.get('api_workers', 1)}. API ready after {http.get('ready_after_s')} s; peak RSS (VmHWM) "
         f"{_mib(rss)}{' per worker' if http.get('api_workers', 1) > 1 else ''}.",
         "",
+        f"*QPS c=8* and *QPS c=8 other mode*: the median of {http.get('qps_c8_windows', 1)} window(s), the two "
+        "modes interleaved (lowest–highest window in brackets). "
         "*QPS c=8 cached*: the same load against a second API process with the query-embedding cache on and warm "
         "(the loops repeat the query set), i.e. without the model's cost per request. *QPS c=8 other mode*: "
         f"the same load in {'semantic' if http.get('qps_mode') == 'hybrid' else 'hybrid'} mode.",
@@ -383,8 +385,13 @@ def _http_section(result: dict[str, Any]) -> list[str]:
 
 
 def _qps(q: dict[str, Any], conc: str) -> str:
+    """The rate; with several windows, their median and, in brackets, the lowest and highest."""
     value = _get(q, conc, "qps")
-    return "–" if value is None else f"{value:.0f}"
+    if value is None:
+        return "–"
+    windows = _get(q, conc, "windows_qps") or []
+    spread = f" ({min(windows):.0f}–{max(windows):.0f})" if len(windows) > 1 else ""
+    return f"{value:.0f}{spread}"
 
 
 def _embedding_section(result: dict[str, Any]) -> list[str]:

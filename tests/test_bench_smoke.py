@@ -34,6 +34,8 @@ def test_tiny_benchmark_run_writes_every_figure(make_database: Callable[..., str
             "4",
             "--qps-seconds",
             "0.3",
+            "--qps-windows",
+            "3",
             "--skip-encoder-rates",
             "--skip-worker",
             "--skip-cached-qps",
@@ -81,6 +83,8 @@ def test_tiny_benchmark_run_writes_every_figure(make_database: Callable[..., str
         assert all(v["qps"] >= 0 for v in entry["qps"].values())
         assert entry["qps"]["8"]["ok"] > 0 and entry["qps"]["8"]["mode"] == "hybrid", radius
         assert entry["qps_other_mode"]["8"]["ok"] > 0 and entry["qps_other_mode"]["8"]["mode"] == "semantic", radius
+        for c8 in (entry["qps"]["8"], entry["qps_other_mode"]["8"]):  # the median of three windows, each kept
+            assert len(c8["windows_qps"]) == 3 and c8["qps"] == sorted(c8["windows_qps"])[1], radius
     assert http["api_rss_bytes"]["vm_hwm"] > 0
     assert http["api_workers"] >= 1
 
