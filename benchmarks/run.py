@@ -1008,14 +1008,23 @@ class Server:
     def wait_ready(self, timeout_s: float = 180.0) -> float:
         import httpx
 
+        # Each poll is a new connection, which any worker process may accept: one ready answer only says that one
+        # worker is ready, and a client kept alive on another got nothing but 503s for its first requests (seen
+        # in a smoke run). Ready means this many ready answers in a row, which every worker has given by then.
+        in_a_row = 8 * self.workers if self.workers > 1 else 1
+        ready = 0
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < timeout_s:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the API exited with {self.proc.returncode}; see {self.log_path}")
+            ok = False
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.base + "/readyz", timeout=2.0).status_code == 200:
-                    return time.perf_counter() - t0
-            time.sleep(0.25)
+                ok = httpx.get(self.base + "/readyz", timeout=2.0).status_code == 200
+            ready = ready + 1 if ok else 0
+            if ready >= in_a_row:
+                return time.perf_counter() - t0
+            if not ok:
+                time.sleep(0.25)
         raise RuntimeError(f"the API was not ready after {timeout_s:.0f} s; see {self.log_path}")
 
     def peak_rss(self) -> dict[str, int | None]:
@@ -1084,6 +1093,11 @@ async def _qps(
         "errors": {k: v for k, v in statuses.items() if k != "200"},
         "latency_ms": summary(latencies),
     }
+
+
+def _ms1(value: float | None) -> str:
+    """A latency for a progress line; "–" when no request of the set succeeded (its errors say why)."""
+    return "–" if value is None else f"{value:.1f}"
 
 
 async def _qps_windows(
@@ -1185,9 +1199,10 @@ def bench_http(
                 out["radii"][lab] = entry
                 sem = entry["semantic"]
                 print(
-                    f"[bench] http {lab:>7}: semantic p50 {sem['latency_ms']['p50']:.1f} p95"
-                    f" {sem['latency_ms']['p95']:.1f} recall {sem.get('recall_at_k', float('nan')):.3f};"
-                    f" hybrid p95 {entry['hybrid']['latency_ms']['p95']:.1f};"
+                    f"[bench] http {lab:>7}: semantic p50 {_ms1(sem['latency_ms']['p50'])} p95"
+                    f" {_ms1(sem['latency_ms']['p95'])} recall {sem.get('recall_at_k', float('nan')):.3f};"
+                    f" hybrid p95 {_ms1(entry['hybrid']['latency_ms']['p95'])};"
+                    f" errors {sem['errors'] or 0} / {entry['hybrid']['errors'] or 0};"
                     " qps "
                     + ", ".join(f"c{c}={v['qps']:.0f}" for c, v in entry["qps"].items())
                     + f" ({qps_mode}), c8={entry['qps_other_mode']['8']['qps']:.0f} ({other})",
