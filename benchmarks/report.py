@@ -166,7 +166,7 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
         f"- Machine: {m.get('cpu_count')} × {m.get('cpu_model')}, {_mib(m.get('ram_bytes'))} RAM; load average at "
         f"start {', '.join(f'{x:.2f}' for x in m.get('load_average_start', []))}, at end "
         f"{', '.join(f'{x:.2f}' for x in m.get('load_average_end', []))} (shared machine: medians and ratios "
-        "matter more than absolute values).",
+        f"matter more than absolute values).{_machine_state(result)}",
         f"- PostgreSQL {m.get('postgresql')}, pgvector {m.get('pgvector')}, PostGIS {m.get('postgis')}, "
         f"Python {_get(m, 'versions', 'python')}, onnxruntime {_get(m, 'versions', 'onnxruntime')}, "
         f"torch {_get(m, 'versions', 'torch')}.",
@@ -214,6 +214,7 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
         "",
         ", ".join(f"{k} {v:.0f} s" for k, v in result.get("phases_s", {}).items()),
         "",
+        *_phase_cpu_lines(result),
         f"Reproduce: `.venv/bin/python -m benchmarks.run --scale {result['scale']} --seed {params.get('seed')} "
         f"--queries {params.get('queries')}`; every figure is in the JSON next to this file.",
         "",
@@ -472,6 +473,47 @@ def _memory_section(result: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     return ["", "## Peak RSS", "", "| process | peak RSS | source |", "|---|---:|---|", *rows]
+
+
+def _machine_state(result: dict[str, Any]) -> str:
+    """How fast the shared machine was during the run: the speed probe at start and end, and the CPU time the
+    hypervisor stole during the timed phases (runs older than 2026-12-02 have neither)."""
+    m = result.get("machine", {})
+    parts = []
+    start, end = m.get("speed_probe_ms_start"), m.get("speed_probe_ms_end")
+    if start is not None and end is not None:
+        parts.append(
+            f"speed probe (a fixed 3M-iteration Python loop, best of 5) {start:.0f} ms at start, {end:.0f} ms at end"
+        )
+    cpu = result.get("phases_cpu", {})
+    timed = [(name, cpu[name]) for name in ("sql benchmark", "http benchmark") if name in cpu]
+    if timed:
+        parts.append(
+            "CPU time stolen by the hypervisor / waiting for disk: "
+            + "; ".join(
+                f"{name} {100 * c.get('steal', 0):.1f} % / {100 * c.get('iowait', 0):.1f} %" for name, c in timed
+            )
+        )
+    if not parts:
+        return ""
+    text = "; ".join(parts)
+    return f" {text[0].upper()}{text[1:]}."
+
+
+def _phase_cpu_lines(result: dict[str, Any]) -> list[str]:
+    cpu = result.get("phases_cpu", {})
+    if not cpu:
+        return []
+    return [
+        "The machine's CPU time per phase (all CPUs, /proc/stat): "
+        + "; ".join(
+            f"{name}: busy {100 * (1 - c.get('idle', 0) - c.get('iowait', 0)):.0f} %, "
+            f"stolen {100 * c.get('steal', 0):.1f} %"
+            for name, c in cpu.items()
+        )
+        + ".",
+        "",
+    ]
 
 
 def _index_section(result: dict[str, Any]) -> list[str]:

@@ -131,20 +131,61 @@ def summary(values: Sequence[float]) -> dict[str, float | None]:
     }
 
 
+CPU_STATES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_ticks() -> dict[str, int] | None:
+    """The machine's CPU time per state over all CPUs (/proc/stat, clock ticks); None where there is none."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    return dict(zip(CPU_STATES, (int(f) for f in fields), strict=False))
+
+
+def cpu_shares(before: dict[str, int] | None, after: dict[str, int] | None) -> dict[str, float] | None:
+    """The share of the machine's CPU time each state took between two `cpu_ticks()`."""
+    if before is None or after is None:
+        return None
+    spent = {name: after.get(name, 0) - before.get(name, 0) for name in before}
+    total = sum(spent.values())
+    return {name: round(ticks / total, 4) for name, ticks in spent.items()} if total > 0 else None
+
+
+def speed_probe_ms(repeats: int = 5) -> float:
+    """A fixed single-threaded CPU workload (3M iterations of a Python loop), best of `repeats`, in ms. On a
+    shared machine the same code runs slower at some moments than at others: this reads higher then, so runs
+    (and the start and end of one run) can be compared by it."""
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(3_000_000):
+            total += i * i
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)
+
+
 class Phases:
-    """Wall time of each step of the run."""
+    """Wall time of each step of the run, and how the machine's CPU time was spent meanwhile (the share the
+    hypervisor stole from this VM, the share spent waiting for disk)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, dict[str, float]] = {}
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         t0 = time.perf_counter()
+        ticks = cpu_ticks()
         print(f"[bench] {name} …", flush=True)
         try:
             yield
         finally:
             self.seconds[name] = round(time.perf_counter() - t0, 2)
+            shares = cpu_shares(ticks, cpu_ticks())
+            if shares is not None:
+                self.cpu[name] = shares
             print(f"[bench] {name}: {self.seconds[name]:.1f} s", flush=True)
 
 
@@ -1511,6 +1552,7 @@ def machine(url: str) -> dict[str, Any]:
         "cpu_model": cpu_model,
         "ram_bytes": mem,
         "load_average_start": os.getloadavg(),
+        "speed_probe_ms_start": speed_probe_ms(),
         "platform": platform.platform(),
         "postgresql": pg[0] if pg else None,
         "pgvector": ext.get("vector"),
@@ -1651,11 +1693,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 qps_windows=result["parameters"]["qps_c8_windows"],
             )
     result["phases_s"] = phases.seconds
+    result["phases_cpu"] = phases.cpu
     seen = {ENGINE_AT_IMPORT, engine_fingerprint(), result.get("http", {}).get("engine_fingerprint_at_server_start")}
     result["code"]["engine_changed_during_run"] = len(seen - {None}) > 1
     if result["code"]["engine_changed_during_run"]:
         print("[bench] WARNING: the engine's code changed during the run; SQL and HTTP figures may differ", flush=True)
     result["machine"]["load_average_end"] = os.getloadavg()
+    result["machine"]["speed_probe_ms_end"] = speed_probe_ms()
     result["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return result
 

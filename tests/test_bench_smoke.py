@@ -101,8 +101,32 @@ def test_tiny_benchmark_run_writes_every_figure(make_database: Callable[..., str
     markdown = paths["markdown"].read_text()
     assert "## Targets" in markdown and "recall@10 0.5 km" in markdown
 
+    # How fast the shared machine was: the speed probe at both ends, the CPU states of each timed phase.
+    assert machine["speed_probe_ms_start"] > 0 and machine["speed_probe_ms_end"] > 0
+    for phase in ("sql benchmark", "http benchmark"):
+        shares = result["phases_cpu"][phase]
+        assert set(shares) <= set(bench.CPU_STATES) and all(v >= 0 for v in shares.values()), phase
+        assert sum(shares.values()) == pytest.approx(1.0, abs=0.01) and shares["idle"] < 1.0, phase
+    assert "Speed probe" in markdown and "stolen by the hypervisor" in markdown
+
     # A second run the same day gets files of its own; the first run's stay as they were.
     again = report.write(result, tmp_path)
     assert again["json"].name == paths["json"].name.replace(".json", "-run2.json")
     assert again["latency_plot"].exists() and again["markdown"].read_text() != ""
     assert json.loads(paths["json"].read_text()) == result
+
+
+def test_cpu_shares_are_each_states_part_of_the_ticks_between_two_readings() -> None:
+    before = {"user": 100, "system": 50, "idle": 800, "iowait": 10, "steal": 40}
+    after = {"user": 400, "system": 150, "idle": 1300, "iowait": 10, "steal": 140}
+    assert bench.cpu_shares(before, after) == {
+        "user": 0.3,
+        "system": 0.1,
+        "idle": 0.5,
+        "iowait": 0.0,
+        "steal": 0.1,
+    }
+    assert bench.cpu_shares(before, before) is None  # no time passed
+    assert bench.cpu_shares(None, after) is None  # no /proc/stat
+    ticks = bench.cpu_ticks()
+    assert ticks is not None and set(ticks) <= set(bench.CPU_STATES) and ticks["idle"] >= 0
