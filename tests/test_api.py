@@ -8,6 +8,7 @@ from `compose_text`, as the worker would.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import time
 import uuid
@@ -23,7 +24,7 @@ from litestar.testing import TestClient
 
 from embeddings.encoder import Encoder, load_encoder
 from embeddings.text import compose_text
-from search_service.app import create_app
+from search_service.app import collector_paused, create_app
 from search_service.settings import Settings
 
 CENTER = (52.3676, 4.9041)  # Amsterdam, Dam square-ish
@@ -658,3 +659,20 @@ def test_query_cache_is_a_bounded_lru_that_shares_inflight_work() -> None:
         assert len(disabled) == 0
 
     asyncio.run(scenario())
+
+
+def test_collector_paused_during_the_vector_load_and_restored_as_it_was() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("the load failed")
+    assert gc.isenabled()  # a failed load leaves the collector on
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # off before, off after: not switched on behind the caller's back
+    finally:
+        gc.enable()
