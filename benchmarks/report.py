@@ -477,7 +477,7 @@ def _memory_section(result: dict[str, Any]) -> list[str]:
 
 def _machine_state(result: dict[str, Any]) -> str:
     """How fast the shared machine was during the run: the speed probe at start and end, and the CPU time the
-    hypervisor stole during the timed phases (runs older than 2026-12-02 have neither)."""
+    hypervisor stole during the timed phases (runs before small-2026-12-02-run7 have neither)."""
     m = result.get("machine", {})
     parts = []
     start, end = m.get("speed_probe_ms_start"), m.get("speed_probe_ms_end")
