@@ -102,31 +102,36 @@ ORDER BY distance, id;
 -- EXACT SCAN and EXACT GATHER plans: the API ranked the vectors in memory (search_service/vectors.py; every
 -- vector, or the listed_products ids); this keeps the ids of the next slice of that ranking that pass the
 -- filters, plus every qualifying product whose vector changed after the copy was taken (index-only range
--- scan on ai_embedded_at), with PostgreSQL's own distance. Per id: a primary-key probe and a listing probe
--- of ix_store_product_in_stock (~12 µs with the client's share), a scalar subquery so that it stays one: as an
--- EXISTS the planner hashed every qualifying listing in the radius from ~700 ids on (26k listings at 2 km,
--- 12-20 ms against ~7). A slice that large costs more than the gather plan, which the scan hands over to.
+-- scan on ai_embedded_at), with PostgreSQL's own distance. Per id: a listing probe of
+-- ix_store_product_in_stock, and a primary-key probe for the ids that pass it (~12 µs with the client's
+-- share). The probe is a scalar subquery so that it stays one: as an EXISTS the planner hashed every
+-- qualifying listing in the radius from ~700 ids on (26k listings at 2 km, 12-20 ms against ~7). A slice that
+-- large costs more than the gather plan, which the scan hands over to. The probe runs before the product row
+-- is read (`listed`, materialised), so an id no store in scope sells costs no heap fetch: 1.28 -> 1.08 ms a
+-- statement (paired replay of 1,181 calls at 0.5 km to global, identical rows).
 WITH ids AS (
     SELECT u.id FROM unnest($2::uuid[]) AS u(id)
     UNION
     SELECT c.id FROM product_master c WHERE c.ai_embedded_at > $9::timestamptz
+), listed AS MATERIALIZED (
+    SELECT ids.id FROM ids
+    WHERE (
+          SELECT true FROM store_product sp
+          WHERE sp.product_master_id = ids.id
+            AND ($3::uuid[] IS NULL OR sp.store_id IN (SELECT unnest($3::uuid[])))
+            AND sp.is_active
+            AND (NOT $7::bool OR sp.quantity > 0)
+            AND ($5::numeric IS NULL OR sp.price >= $5::numeric)
+            AND ($6::numeric IS NULL OR sp.price <= $6::numeric)
+            AND ($3::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+          LIMIT 1
+      )
 )
 SELECT p.id, cosine_distance(p.ai_vector, $1::vector) AS distance
-FROM ids JOIN product_master p ON p.id = ids.id
+FROM listed JOIN product_master p ON p.id = listed.id
 WHERE p.is_active AND p.ai_vector IS NOT NULL
   AND ($4::bigint[] IS NULL OR p.category_id = ANY($4::bigint[]))
-  AND ($8::uuid IS NULL OR p.id <> $8::uuid)
-  AND (
-      SELECT true FROM store_product sp
-      WHERE sp.product_master_id = p.id
-        AND ($3::uuid[] IS NULL OR sp.store_id IN (SELECT unnest($3::uuid[])))
-        AND sp.is_active
-        AND (NOT $7::bool OR sp.quantity > 0)
-        AND ($5::numeric IS NULL OR sp.price >= $5::numeric)
-        AND ($6::numeric IS NULL OR sp.price <= $6::numeric)
-        AND ($3::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
-      LIMIT 1
-  );
+  AND ($8::uuid IS NULL OR p.id <> $8::uuid);
 
 -- name: listed_products
 -- params: $1 store_ids uuid[]|null (null: any active store), $2 min_price numeric|null,
@@ -172,7 +177,10 @@ WHERE ($1::uuid[] IS NULL OR sp.store_id = ANY($1::uuid[]))
 -- The listing filter is a per-row probe (a scalar subquery, LIMIT 1), not an EXISTS: the matches are capped
 -- (at most ~570 probes of ix_store_product_in_stock), while the planner, misjudging the full-text match
 -- count, turned the EXISTS into a hash of every qualifying listing in the radius (26k at 2 km: 22 of 26 ms).
--- Same results; statement p95 at 2 / 5 km 19 -> 12 / 20 -> 13 ms, and ~0.5 ms less planning.
+-- Same results; statement p95 at 2 / 5 km 19 -> 12 / 20 -> 13 ms, and ~0.5 ms less planning. The probe runs
+-- on the candidate ids before their product rows are read (`listed`, materialised): a typo match capped at 400
+-- of which a few stores sell 30 fetches 30 rows, not 400: 2.64 -> 2.40 ms a statement (paired replay of
+-- 1,060 calls at 0.5 km to global, identical rows).
 WITH exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
     WHERE lower(p.name) = lower(btrim($1::text)) OR p.gtin = btrim($1::text)
@@ -216,6 +224,20 @@ WITH exact AS MATERIALIZED (
      LIMIT 4 * $7::int)
 ), cand AS (
     SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM typo
+), listed AS MATERIALIZED (
+    -- the listing probe first: a candidate no store in scope sells costs no product row fetch
+    SELECT cand.id FROM cand
+    WHERE (
+          SELECT true FROM store_product sp
+          WHERE sp.product_master_id = cand.id
+            AND ($2::uuid[] IS NULL OR sp.store_id IN (SELECT unnest($2::uuid[])))
+            AND sp.is_active
+            AND (NOT $6::bool OR sp.quantity > 0)
+            AND ($4::numeric IS NULL OR sp.price >= $4::numeric)
+            AND ($5::numeric IS NULL OR sp.price <= $5::numeric)
+            AND ($2::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+          LIMIT 1
+      )
 ), matched AS (
     SELECT p.id,
            (lower(p.name) = lower(btrim($1::text)) OR lower(p.brand) = lower(btrim($1::text))
@@ -225,21 +247,10 @@ WITH exact AS MATERIALIZED (
                 WHEN p.search_tsv @@ websearch_to_tsquery('simple', $1::text)
                   THEN ts_rank_cd(p.search_tsv, websearch_to_tsquery('simple', $1::text))
                 ELSE word_similarity($1::text, p.name) END AS kscore
-    FROM cand JOIN product_master p ON p.id = cand.id
+    FROM listed JOIN product_master p ON p.id = listed.id
     WHERE p.is_active
       AND ($3::bigint[] IS NULL OR p.category_id = ANY($3::bigint[]))
       AND ($8::uuid IS NULL OR p.id <> $8::uuid)
-      AND (
-          SELECT true FROM store_product sp
-          WHERE sp.product_master_id = p.id
-            AND ($2::uuid[] IS NULL OR sp.store_id IN (SELECT unnest($2::uuid[])))
-            AND sp.is_active
-            AND (NOT $6::bool OR sp.quantity > 0)
-            AND ($4::numeric IS NULL OR sp.price >= $4::numeric)
-            AND ($5::numeric IS NULL OR sp.price <= $5::numeric)
-            AND ($2::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
-          LIMIT 1
-      )
 )
 SELECT id, exact, kscore, count(*) OVER () AS total,
        ((SELECT count(*) FROM fts) >= $9::int OR (SELECT count(*) FROM typo) >= $9::int) AS capped
