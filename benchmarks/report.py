@@ -667,15 +667,20 @@ def plots(result: dict[str, Any], stem: Path) -> dict[str, Path]:
     return out
 
 
+def free_stem(out_dir: Path, base: str) -> Path:
+    """`out_dir/base`, or `base-run2`, `base-run3`, … when a `.json` of that name is there already."""
+    stem, n = out_dir / base, 2
+    while stem.with_name(stem.name + ".json").exists():
+        stem, n = out_dir / f"{base}-run{n}", n + 1
+    return stem
+
+
 def write(result: dict[str, Any], out_dir: Path, tag: str = "") -> dict[str, Path]:
     """The JSON, the Markdown summary and the plots, named `<scale>-<date>[-<tag>]`; a run that would overwrite
     an earlier one's files gets `-run2`, `-run3`, … instead (the day's earlier figures stay)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     date = str(result.get("started_at", "")[:10]) or "undated"
-    base = f"{result['scale']}-{date}{('-' + tag) if tag else ''}"
-    stem, n = out_dir / base, 2
-    while stem.with_name(stem.name + ".json").exists():
-        stem, n = out_dir / f"{base}-run{n}", n + 1
+    stem = free_stem(out_dir, f"{result['scale']}-{date}{('-' + tag) if tag else ''}")
     paths: dict[str, Path] = {}
     pngs = plots(result, stem)
     result = {**result, "targets": evaluate_targets(result)}

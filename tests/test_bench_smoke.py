@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from benchmarks import report
+from benchmarks import replay, report
 from benchmarks import run as bench
+from search_service import search as engine
 
 EXPECTED_RADII = ["0.5 km", "2 km", "5 km", "20 km", "100 km", "global"]
 
 
-@pytest.mark.timeout(180)
-def test_tiny_benchmark_run_writes_every_figure(make_database: Callable[..., str], tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class TinyRun:
+    url: str  # the seeded tiny database the run used (the replay test reuses it)
+    out: Path
+    paths: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(make_database: Callable[..., str], tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     url = make_database()
+    out = tmp_path_factory.mktemp("bench")
     paths = bench.main(
         [
             "--scale",
@@ -42,9 +52,15 @@ def test_tiny_benchmark_run_writes_every_figure(make_database: Callable[..., str
             "--typo-names",
             "12",
             "--out",
-            str(tmp_path),
+            str(out),
         ]
     )
+    return TinyRun(url, out, paths)
+
+
+@pytest.mark.timeout(180)
+def test_tiny_benchmark_run_writes_every_figure(tiny_run: TinyRun) -> None:
+    paths, tmp_path = tiny_run.paths, tiny_run.out
     for kind in ("json", "markdown", "latest", "latency_plot", "recall_plot"):
         assert paths[kind].exists() and paths[kind].stat().st_size > 0, kind
     result = json.loads(paths["json"].read_text())
@@ -130,3 +146,40 @@ def test_cpu_shares_are_each_states_part_of_the_ticks_between_two_readings() -> 
     assert bench.cpu_shares(None, after) is None  # no /proc/stat
     ticks = bench.cpu_ticks()
     assert ticks is not None and set(ticks) <= set(bench.CPU_STATES) and ticks["idle"] >= 0
+
+
+@pytest.mark.timeout(180)
+def test_statement_replay_compares_rows_and_times_both_forms(tiny_run: TinyRun, tmp_path: Path) -> None:
+    sql_file = engine.SQL_PATH.read_text()
+    same = tmp_path / "same.sql"
+    same.write_text(sql_file)
+    args = ["--database-url", tiny_run.url, "--radii", "2000,global", "--queries", "3", "--reps", "2"]
+    assert replay.main(["--block", "hydrate", "--variant", str(same), *args, "--out", str(tmp_path)]) == 0
+    result = json.loads(next(tmp_path.glob("replay-hydrate-*.json")).read_text())
+    assert result["calls"] > 0 and result["identical"] == result["calls"] and result["mismatches"] == []
+    assert len(result["rounds"]) == 2
+    for r in result["rounds"]:
+        assert r["current_ms_per_call"] > 0 and r["variant_ms_per_call"] > 0
+        assert r["ratio_of_sums"] == pytest.approx(r["variant_ms_per_call"] / r["current_ms_per_call"])
+    assert "identical rows in both forms" in next(tmp_path.glob("replay-hydrate-*.md")).read_text()
+    again = ["--block", "hydrate", "--variant", str(same), *args, "--reps", "1", "--out", str(tmp_path)]
+    assert replay.main(again) == 0
+    assert len(list(tmp_path.glob("replay-hydrate-*-run2.json"))) == 1  # the first run's files stay
+
+    # A rewrite that loses rows is caught: every global page has products, so every call differs.
+    end = "ORDER BY h.ord, st.distance_m, st.price, st.store_id;"
+    assert sql_file.count(end) == 1
+    lossy = tmp_path / "lossy.sql"
+    lossy.write_text(sql_file.replace(end, end[:-1] + " LIMIT 0;"))
+    assert replay.main(["--block", "hydrate", "--variant", str(lossy), *args, "--reps", "1"]) == 1
+
+    other = tmp_path / "other.sql"
+    other.write_text("-- name: something_else\nSELECT 1;\n")
+    with pytest.raises(SystemExit, match="no block named 'hydrate'"):
+        replay.main(["--block", "hydrate", "--variant", str(other), *args])
+    with pytest.raises(SystemExit, match="cannot read"):
+        replay.main(["--block", "hydrate", "--variant", str(tmp_path / "missing.sql"), *args])
+    with pytest.raises(SystemExit, match="has no SQL block 'no_such_block'"):
+        replay.main(["--block", "no_such_block", "--variant", str(same), *args])
+    with pytest.raises(SystemExit, match="neither a radius"):
+        replay.main(["--block", "hydrate", "--variant", str(same), *args, "--radii", "far"])
