@@ -107,8 +107,8 @@ ORDER BY distance, id;
 -- share). The probe is a scalar subquery so that it stays one: as an EXISTS the planner hashed every
 -- qualifying listing in the radius from ~700 ids on (26k listings at 2 km, 12-20 ms against ~7). A slice that
 -- large costs more than the gather plan, which the scan hands over to. The probe runs before the product row
--- is read (`listed`, materialised), so an id no store in scope sells costs no heap fetch: 1.28 -> 1.08 ms a
--- statement (paired replay of 1,181 calls at 0.5 km to global, identical rows).
+-- is read (`listed`, materialised), so an id no store in scope sells costs no heap fetch: the form that read the
+-- row first took 6-7 % longer a call (benchmarks/replay.py over 1,180 calls at 0.5 km to global, identical rows).
 WITH ids AS (
     SELECT u.id FROM unnest($2::uuid[]) AS u(id)
     UNION
@@ -179,8 +179,8 @@ WHERE ($1::uuid[] IS NULL OR sp.store_id = ANY($1::uuid[]))
 -- count, turned the EXISTS into a hash of every qualifying listing in the radius (26k at 2 km: 22 of 26 ms).
 -- Same results; statement p95 at 2 / 5 km 19 -> 12 / 20 -> 13 ms, and ~0.5 ms less planning. The probe runs
 -- on the candidate ids before their product rows are read (`listed`, materialised): a typo match capped at 400
--- of which a few stores sell 30 fetches 30 rows, not 400: 2.64 -> 2.40 ms a statement (paired replay of
--- 1,060 calls at 0.5 km to global, identical rows).
+-- of which a few stores sell 30 fetches 30 rows, not 400: the form that read the rows first took 5-8 % longer a
+-- call (benchmarks/replay.py over 1,060 calls at 0.5 km to global, identical rows).
 WITH exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
     WHERE lower(p.name) = lower(btrim($1::text)) OR p.gtin = btrim($1::text)
