@@ -382,7 +382,39 @@ def _http_section(result: dict[str, Any]) -> list[str]:
             f"| {_qps(e.get('qps_cached', {}), '8')} | {_qps(e.get('qps_other_mode', {}), '8')} "
             f"| {', '.join(f'{k}: {v}' for k, v in errors.items()) or '0'} |"
         )
+    return lines + _cpu_lines(http)
+
+
+def _cpu_lines(http: dict[str, Any]) -> list[str]:
+    """CPU per request of the median c=8 window, per process group: what bounds the rate on shared cores."""
+    radii = http.get("radii", {})
+    modes = [(lab, e, key) for lab, e in radii.items() for key in ("qps", "qps_other_mode")]
+    if not any(_get(e, key, "8", "cpu_ms_per_request") for _, e, key in modes):
+        return []
+    measured = http.get("cpu_measured", {})
+    lines = [
+        "",
+        "CPU per request in the median c=8 window (ms, from /proc: the API's process tree, the PostgreSQL server's, "
+        "the load generator), and *busy*: the share of the machine's CPUs the three used together. The same code "
+        "costs more CPU per request when the machine runs slower, so these say whether a lower rate came from more "
+        "work or from a slower machine."
+        + ("" if measured.get("database", True) else " PostgreSQL runs elsewhere: its CPU is not measured."),
+        "",
+        "| radius | mode | QPS c=8 | API | PostgreSQL | client | busy |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for lab, e, key in modes:
+        c8 = _get(e, key, "8") or {}
+        cpu = c8.get("cpu_ms_per_request") or {}
+        lines.append(
+            f"| {lab} | {c8.get('mode', '?')} | {_qps(e.get(key, {}), '8')} | {_num(cpu.get('api'))} "
+            f"| {_num(cpu.get('database'))} | {_num(cpu.get('client'))} | {_num(cpu.get('busy'), 2)} |"
+        )
     return lines
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _qps(q: dict[str, Any], conc: str) -> str:

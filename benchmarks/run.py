@@ -49,7 +49,7 @@ import psycopg
 from pgvector.asyncpg import register_vector as register_vector_async
 from pgvector.psycopg import register_vector
 
-from benchmarks import bench_typos
+from benchmarks import bench_typos, cputime
 from benchmarks import queries as qmod
 from benchmarks.plan_probe import NAIVE_GLOBAL_SQL, NAIVE_SQL
 from benchmarks.synthetic import SyntheticSpec, seed_synthetic
@@ -1030,6 +1030,13 @@ def child_pids(pid: int) -> list[int]:
     return []
 
 
+def local_postmaster(url: str) -> int | None:
+    """The PostgreSQL server's postmaster PID when it runs on this machine (its CPU can then be read)."""
+    with psycopg.connect(url) as conn:  # read while the backend lives
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        return None if row is None else cputime.postmaster_of(int(row[0]))
+
+
 class Server:
     """`python -m search_service serve --workers N` against the benchmark database, in a subprocess."""
 
@@ -1104,7 +1111,14 @@ def _http_params(query: qmod.Query, radius: float | None, limit: int, mode: str)
 
 
 async def _qps(
-    base: str, queries: Sequence[qmod.Query], radius: float | None, limit: int, mode: str, conc: int, seconds: float
+    base: str,
+    queries: Sequence[qmod.Query],
+    radius: float | None,
+    limit: int,
+    mode: str,
+    conc: int,
+    seconds: float,
+    meter: cputime.CpuMeter | None = None,
 ) -> dict[str, Any]:
     # aiohttp: the load generator shares the machine with the API and PostgreSQL, and costs ~0.5 ms of CPU per
     # request where httpx's async client cost ~2.3 ms (measured here), CPU the server would otherwise have.
@@ -1132,10 +1146,15 @@ async def _qps(
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     statuses[type(exc).__name__] += 1
 
+        cpu_before = None if meter is None else meter.read()
         t0 = time.perf_counter()
         await asyncio.gather(*(loop(w) for w in range(conc)))
         elapsed = time.perf_counter() - t0
+        cpu_after = None if meter is None else meter.read()
     ok = statuses.get("200", 0)
+    cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu = cputime.per_request(cpu_before, cpu_after, sum(statuses.values()))
     return {
         "concurrency": conc,
         "mode": mode,
@@ -1144,7 +1163,16 @@ async def _qps(
         "ok": ok,
         "errors": {k: v for k, v in statuses.items() if k != "200"},
         "latency_ms": summary(latencies),
+        "cpu_ms_per_request": cpu,
     }
+
+
+def _cpu_note(cpu: dict[str, float | None] | None) -> str:
+    """CPU ms per request of a c=8 window for a progress line."""
+    if not cpu:
+        return ""
+    parts = [f"{name} {cpu[name]:.1f}" for name in ("api", "database", "client") if cpu.get(name) is not None]
+    return "; c8 cpu ms/request " + ", ".join(parts)
 
 
 def _ms1(value: float | None) -> str:
@@ -1161,6 +1189,7 @@ async def _qps_windows(
     conc: int,
     seconds: float,
     windows: int,
+    meter: cputime.CpuMeter | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per mode, the median of `windows` QPS windows, the modes interleaved so that a slow minute of the shared
     machine falls on both: one window's rate moved by ~10 % between runs here. The median window's figures,
@@ -1168,7 +1197,7 @@ async def _qps_windows(
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     for _ in range(max(windows, 1)):
         for mode in modes:
-            runs[mode].append(await _qps(base, queries, radius, limit, mode, conc, seconds))
+            runs[mode].append(await _qps(base, queries, radius, limit, mode, conc, seconds, meter))
     out: dict[str, dict[str, Any]] = {}
     for mode, results in runs.items():
         median = dict(sorted(results, key=lambda r: r["qps"])[len(results) // 2])
@@ -1207,6 +1236,8 @@ def bench_http(
     }
     try:
         out["ready_after_s"] = round(server.wait_ready(), 2)
+        meter = cputime.CpuMeter(server.proc.pid, local_postmaster(url))
+        out["cpu_measured"] = {"api": True, "database": meter.postmaster_pid is not None, "client": True}
         with httpx.Client(base_url=server.base, timeout=30.0) as client:
             for query in queries[: min(5, len(queries))]:  # warm-up
                 client.get("/v1/search", params=_http_params(query, 5000.0, limit, "hybrid"))
@@ -1239,12 +1270,14 @@ def bench_http(
                     entry[mode] = stats
                 other = "semantic" if qps_mode == "hybrid" else "hybrid"
                 c8 = asyncio.run(
-                    _qps_windows(server.base, queries, radius, limit, (qps_mode, other), 8, qps_seconds, qps_windows)
+                    _qps_windows(
+                        server.base, queries, radius, limit, (qps_mode, other), 8, qps_seconds, qps_windows, meter
+                    )
                 )
                 entry["qps"] = {
                     str(conc): c8[qps_mode]
                     if conc == 8
-                    else asyncio.run(_qps(server.base, queries, radius, limit, qps_mode, conc, qps_seconds))
+                    else asyncio.run(_qps(server.base, queries, radius, limit, qps_mode, conc, qps_seconds, meter))
                     for conc in CONCURRENCIES
                 }
                 entry["qps_other_mode"] = {"8": c8[other]}
@@ -1257,7 +1290,8 @@ def bench_http(
                     f" errors {sem['errors'] or 0} / {entry['hybrid']['errors'] or 0};"
                     " qps "
                     + ", ".join(f"c{c}={v['qps']:.0f}" for c, v in entry["qps"].items())
-                    + f" ({qps_mode}), c8={entry['qps_other_mode']['8']['qps']:.0f} ({other})",
+                    + f" ({qps_mode}), c8={entry['qps_other_mode']['8']['qps']:.0f} ({other})"
+                    + _cpu_note(entry["qps"]["8"].get("cpu_ms_per_request")),
                     flush=True,
                 )
         out["api_rss_bytes"] = server.peak_rss()
