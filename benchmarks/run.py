@@ -1193,7 +1193,7 @@ async def _qps_windows(
 ) -> dict[str, dict[str, Any]]:
     """Per mode, the median of `windows` QPS windows, the modes interleaved so that a slow minute of the shared
     machine falls on both: one window's rate moved by ~10 % between runs here. The median window's figures,
-    with every window's rate (`windows_qps`) and the errors of all of them."""
+    with every window's rate (`windows_qps`) and CPU per request, and the errors of all of them."""
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     for _ in range(max(windows, 1)):
         for mode in modes:
@@ -1202,6 +1202,7 @@ async def _qps_windows(
     for mode, results in runs.items():
         median = dict(sorted(results, key=lambda r: r["qps"])[len(results) // 2])
         median["windows_qps"] = [r["qps"] for r in results]
+        median["windows_cpu_ms_per_request"] = [r["cpu_ms_per_request"] for r in results]
         median["errors"] = dict(sum((Counter(r["errors"]) for r in results), Counter()))
         out[mode] = median
     return out

@@ -101,6 +101,7 @@ def test_tiny_benchmark_run_writes_every_figure(tiny_run: TinyRun) -> None:
         assert entry["qps_other_mode"]["8"]["ok"] > 0 and entry["qps_other_mode"]["8"]["mode"] == "semantic", radius
         for c8 in (entry["qps"]["8"], entry["qps_other_mode"]["8"]):  # the median of three windows, each kept
             assert len(c8["windows_qps"]) == 3 and c8["qps"] == sorted(c8["windows_qps"])[1], radius
+            assert c8["cpu_ms_per_request"] in c8["windows_cpu_ms_per_request"], radius
     # CPU per request of each process group in every c=8 window (the median window's are reported).
     cpu = [c8["cpu_ms_per_request"] for e in http["radii"].values() for c8 in (e["qps"]["8"], e["qps_other_mode"]["8"])]
     assert all(c["api"] is not None and c["api"] >= 0 and c["client"] >= 0 and c["busy"] > 0 for c in cpu)
