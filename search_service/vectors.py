@@ -11,9 +11,13 @@ every change of ai_vector; migration 0002) and the copy remembers the highest st
 `watermark`:
 - every search also scores, in PostgreSQL, the qualifying products stamped after the watermark (vectors
   embedded since the copy was taken), so a product embedded a moment ago is found at once;
-- `refresh()` (a background task of the API) pulls the changed vectors and moves the watermark. It re-reads
-  the stamps of the last `margin` seconds and compares them with its own, so a transaction that stamped
-  rows before the previous refresh but committed after it is caught on the next one.
+- `refresh()` (a background task of the API) pulls the changed vectors and moves the watermark. A transaction
+  may stamp rows before one refresh and commit after it, below the watermark. So before each snapshot the copy
+  reads a write horizon from pg_stat_activity: the start of the oldest open transaction that has written, or
+  now. Every row that snapshot misses is stamped at or after that horizon, and the next refresh reads the stamps
+  from there: usually the last second. A fixed look-back would re-read every vector stamped within it, once a
+  second per API process (during a bulk re-embed, all of the last minute's), so it is only the fallback
+  (`margin`) where the horizon cannot be known (a role without pg_read_all_stats, prepared transactions).
 Vectors set to NULL and deleted products stay in the copy; the engine's filter drops them (it requires
 a vector and an existing, active product).
 
@@ -172,6 +176,10 @@ class VectorCache:
         self._by_key: tuple[np.ndarray, np.ndarray, bool] | None = None
         self._stamp_of: dict[UUID, dt.datetime | None] = {}
         self.watermark: dt.datetime | None = None  # highest ai_embedded_at held; None: none held
+        # The write horizon read before the last load's or refresh's snapshot: the next refresh reads the stamps
+        # from it on. None: unknown (see write_horizon), the next refresh reads from watermark - margin.
+        self._horizon: dt.datetime | None = None
+        self.last_refresh_stamps = 0  # stamps the last refresh read (its cost grows with them)
         self.loaded = False
         self.refreshed_at: float | None = None  # time.monotonic() of the last load or refresh
         try:
@@ -326,9 +334,18 @@ class VectorCache:
             self._int8.set_rows(rows, self._matrix[rows])
         return len(records)
 
+    async def _write_horizon(self, conn: Conn) -> dt.datetime | None:
+        """write_horizon, read before the caller's snapshot; None when it cannot be known (also inside a
+        transaction the caller opened: its snapshot may be older than this reading)."""
+        if conn.is_in_transaction():
+            return None
+        row = await conn.fetchrow(load_blocks(SQL_PATH)["write_horizon"])
+        return row["horizon"] if row is not None and row["complete"] else None
+
     async def load(self, conn: Conn, batch: int = 5000) -> int:
         """Read every vector (a cursor in one snapshot); returns the number held."""
         started = time.perf_counter()
+        horizon = await self._write_horizon(conn)
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             cursor = conn.cursor(load_blocks(SQL_PATH)["vectors_all"], prefetch=batch)
             chunk: list[asyncpg.Record] = []
@@ -338,6 +355,7 @@ class VectorCache:
                     self._apply(chunk)
                     chunk = []
             self._apply(chunk)
+        self._horizon = horizon
         await self._repack()
         self.loaded = True
         self.refreshed_at = time.monotonic()
@@ -351,15 +369,25 @@ class VectorCache:
         return len(self)
 
     async def refresh(self, conn: Conn) -> int:
-        """Pull the vectors changed since the watermark (minus the margin); returns how many were updated."""
+        """Pull the vectors changed since the last load or refresh; returns how many were updated. A row that
+        snapshot did not see is stamped no earlier than the write horizon read before it; without one, the
+        stamps of the `margin` before the watermark are read again."""
         if not self.loaded:
             return await self.load(conn)
-        since = dt.datetime.min.replace(tzinfo=dt.UTC) if self.watermark is None else self.watermark - self.margin
+        if self._horizon is not None:
+            since = self._horizon - dt.timedelta(microseconds=1)  # the statement keeps stamps > since
+        elif self.watermark is not None:
+            since = self.watermark - self.margin
+        else:
+            since = dt.datetime.min.replace(tzinfo=dt.UTC)
+        horizon = await self._write_horizon(conn)
         blocks = load_blocks(SQL_PATH)
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             stamps = await conn.fetch(blocks["vectors_changed_stamps"], since)
             changed = [r["id"] for r in stamps if self._stamp_of.get(r["id"], False) != r["ai_embedded_at"]]
             records = await conn.fetch(blocks["vectors_by_id"], changed) if changed else []
+        self._horizon = horizon
+        self.last_refresh_stamps = len(stamps)
         updated = self._apply(records)
         await self._repack()
         self.refreshed_at = time.monotonic()

@@ -176,34 +176,96 @@ def test_plans_on_the_copy_are_exact_while_it_is_behind_and_after_refresh(fresh_
     run(body())
 
 
+def _role_url(url: str, role: str) -> str:
+    """`url` with another user (the test cluster trusts local connections)."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{role}@{rest.split('@', 1)[1]}"
+
+
+@pytest.fixture
+def reader_url(fresh_db_url: str) -> Any:
+    """A role that may read the catalogue but not see other roles' sessions (no pg_read_all_stats)."""
+    role = f"plinqy_reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT SELECT ON product_master TO {role}")
+    try:
+        yield _role_url(fresh_db_url, role)
+    finally:
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+async def _late_commit(url: str, reader: str, margin_s: float, plan: str) -> VectorCache:
+    """A writer stamps a row (the trigger: clock_timestamp() at the write), another writer stamps a later row
+    and commits, the copy refreshes, and only then does the first commit: its row lands below the watermark.
+    The copy must pick it up on its next refresh."""
+    product_ids, _store, _vecs = seed(url, 50)
+    q = random_unit_vectors(1, np.random.default_rng(11))[0]
+    config = COPY_PLANS[plan][0]
+    late, other = product_ids[7], product_ids[8]
+    conn, reading = await connect(url), await connect(reader)
+    try:
+        vectors = VectorCache(margin_s=margin_s)
+        await vectors.load(reading)
+        with psycopg.connect(url) as slow, psycopg.connect(url, autocommit=True) as quick:
+            register_vector_psycopg(slow)
+            register_vector_psycopg(quick)
+            slow.execute("UPDATE product_master SET ai_vector = %s WHERE id = %s", (q, late))
+            quick.execute(
+                "UPDATE product_master SET ai_vector = %s WHERE id = %s",
+                (random_unit_vectors(1, np.random.default_rng(12))[0], other),
+            )
+            assert await vectors.refresh(reading) == 1  # the quick writer's row; the slow one is not committed
+            slow.commit()
+            stamp = slow.execute("SELECT ai_embedded_at FROM product_master WHERE id = %s", (late,)).fetchone()
+            assert stamp is not None and vectors.watermark is not None and stamp[0] < vectors.watermark
+        # the documented window: the search checks stamps above the watermark only
+        assert ids(await search(conn, nearby(1), q, config, vectors)) != [late]
+        assert await vectors.refresh(reading) == 1
+        assert ids(await search(conn, nearby(1), q, config, vectors)) == [late]
+        return vectors
+    finally:
+        await conn.close()
+        await reading.close()
+
+
 @pytest.mark.parametrize("plan", list(COPY_PLANS))
 def test_refresh_catches_a_commit_that_lands_behind_the_watermark(fresh_db_url: str, plan: str) -> None:
-    """A transaction stamps its rows when it writes them and commits later; if the copy refreshed in
-    between, the rows are stamped below its watermark. The next refresh re-reads the stamps of the last
-    `margin` seconds and picks them up."""
-    product_ids, _store, _vecs = seed(fresh_db_url, 50)
-    q = random_unit_vectors(1, np.random.default_rng(11))[0]
+    """Without any look-back (margin 0): the write horizon read before the refresh's snapshot (the slow
+    writer's start) is where the next refresh reads from."""
+    run(_late_commit(fresh_db_url, fresh_db_url, 0.0, plan))
+
+
+def test_without_the_horizon_the_refresh_looks_back_a_margin(reader_url: str, fresh_db_url: str) -> None:
+    """A role that cannot see the writers' sessions cannot know the horizon: the refresh then re-reads the
+    stamps of the last `margin` seconds, which also catches the late commit."""
+    vectors = asyncio.run(_late_commit(fresh_db_url, reader_url, 60.0, "scan"))
+    assert vectors.last_refresh_stamps >= 2  # both rows, re-read within the margin
+
+
+def test_a_refresh_reads_only_the_stamps_since_its_horizon(fresh_db_url: str) -> None:
+    """With no writer open, the next refresh reads nothing it has already seen, where a fixed look-back
+    re-reads every vector stamped within it (during a bulk re-embed: all of the last minute's, every second)."""
+    product_ids, _store, vecs = seed(fresh_db_url, 60)
 
     async def body() -> None:
         conn = await connect(fresh_db_url)
         try:
             vectors = VectorCache(margin_s=60)
             await vectors.load(conn)
-            assert vectors.watermark is not None
-            late = product_ids[7]
-            with psycopg.connect(fresh_db_url) as pg:  # one transaction: the trigger off, a stamp from the past
+            with psycopg.connect(fresh_db_url, autocommit=True) as pg:
                 register_vector_psycopg(pg)
-                pg.execute("ALTER TABLE product_master DISABLE TRIGGER trg_product_master_stamp_vector")
-                pg.execute(
-                    "UPDATE product_master SET ai_vector = %s, ai_embedded_at = %s WHERE id = %s",
-                    (q, vectors.watermark - dt.timedelta(seconds=5), late),
-                )
-                pg.execute("ALTER TABLE product_master ENABLE TRIGGER trg_product_master_stamp_vector")
-            assert ids(await search(conn, nearby(1), q, COPY_PLANS[plan][0], vectors)) != [
-                late
-            ]  # the documented window
+                for pid, v in zip(product_ids[:40], vecs[20:60], strict=True):
+                    pg.execute("UPDATE product_master SET ai_vector = %s WHERE id = %s", (v, pid))
+            assert await vectors.refresh(conn) == 40
+            assert vectors.last_refresh_stamps == 40
+            assert await vectors.refresh(conn) == 0
+            assert vectors.last_refresh_stamps == 0
+            set_vector(fresh_db_url, product_ids[50], vecs[0])
             assert await vectors.refresh(conn) == 1
-            assert ids(await search(conn, nearby(1), q, COPY_PLANS[plan][0], vectors)) == [late]
+            assert vectors.last_refresh_stamps == 1
         finally:
             await conn.close()
 

@@ -14,10 +14,24 @@ SELECT id, ai_vector, ai_embedded_at
 FROM product_master
 WHERE ai_vector IS NOT NULL;
 
+-- name: write_horizon
+-- params: none
+-- Run before a refresh's snapshot is taken: a time that no row committed after that snapshot can be stamped
+-- before. Such a row comes from a transaction open now that has written (it holds an xid, and its stamps,
+-- clock_timestamp() at the write, are no earlier than its start), or from one that writes from now on.
+-- `complete` is false when the horizon cannot be known: this role does not see other roles' sessions (no
+-- pg_read_all_stats), or a prepared transaction (not a session) may commit rows stamped at any earlier time.
+SELECT least(statement_timestamp(), min(a.xact_start) FILTER (WHERE a.backend_xid IS NOT NULL)) AS horizon,
+       (pg_has_role('pg_read_all_stats', 'USAGE')
+        OR NOT coalesce(bool_or(a.usesysid IS NOT NULL AND a.usesysid <> r.oid), false))
+       AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts) AS complete
+FROM pg_stat_activity a, (SELECT oid FROM pg_roles WHERE rolname = current_user) r;
+
 -- name: vectors_changed_stamps
 -- params: $1 since timestamptz
--- Refresh, step 1: the (id, stamp) pairs changed since `since` (index-only scan). The caller compares them
--- with the stamps it holds and fetches only the vectors that differ.
+-- Refresh, step 1: the (id, stamp) pairs changed since `since` (index-only scan): the previous load's or
+-- refresh's write_horizon, else its watermark minus a margin. The caller compares them with the stamps it
+-- holds and fetches only the vectors that differ.
 SELECT id, ai_embedded_at
 FROM product_master
 WHERE ai_embedded_at > $1::timestamptz;
