@@ -17,7 +17,8 @@ every change of ai_vector; migration 0002) and the copy remembers the highest st
   now. Every row that snapshot misses is stamped at or after that horizon, and the next refresh reads the stamps
   from there: usually the last second. A fixed look-back would re-read every vector stamped within it, once a
   second per API process (during a bulk re-embed, all of the last minute's), so it is only the fallback
-  (`margin`) where the horizon cannot be known (a role without pg_read_all_stats, prepared transactions).
+  (`margin`) where the horizon cannot be known (a role without pg_read_all_stats, prepared transactions, a
+  standby).
 Vectors set to NULL and deleted products stay in the copy; the engine's filter drops them (it requires
 a vector and an existing, active product).
 

@@ -20,11 +20,12 @@ WHERE ai_vector IS NOT NULL;
 -- before. Such a row comes from a transaction open now that has written (it holds an xid, and its stamps,
 -- clock_timestamp() at the write, are no earlier than its start), or from one that writes from now on.
 -- `complete` is false when the horizon cannot be known: this role does not see other roles' sessions (no
--- pg_read_all_stats), or a prepared transaction (not a session) may commit rows stamped at any earlier time.
+-- pg_read_all_stats), a prepared transaction (not a session) may commit rows stamped at any earlier time, or
+-- this is a standby, whose rows come from the primary's transactions, which its pg_stat_activity does not show.
 SELECT least(statement_timestamp(), min(a.xact_start) FILTER (WHERE a.backend_xid IS NOT NULL)) AS horizon,
        (pg_has_role('pg_read_all_stats', 'USAGE')
         OR NOT coalesce(bool_or(a.usesysid IS NOT NULL AND a.usesysid <> r.oid), false))
-       AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts) AS complete
+       AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts) AND NOT pg_is_in_recovery() AS complete
 FROM pg_stat_activity a, (SELECT oid FROM pg_roles WHERE rolname = current_user) r;
 
 -- name: vectors_changed_stamps
