@@ -15,10 +15,11 @@ every change of ai_vector; migration 0002) and the copy remembers the highest st
   may stamp rows before one refresh and commit after it, below the watermark. So before each snapshot the copy
   reads a write horizon from pg_stat_activity: the start of the oldest open transaction that has written, or
   now. Every row that snapshot misses is stamped at or after that horizon, and the next refresh reads the stamps
-  from there: usually the last second. A fixed look-back would re-read every vector stamped within it, once a
-  second per API process (during a bulk re-embed, all of the last minute's), so it is only the fallback
-  (`margin`) where the horizon cannot be known (a role without pg_read_all_stats, prepared transactions, a
-  standby).
+  from there: usually the last second. A fixed look-back (`margin`, 60 s) would re-read every vector stamped
+  within it, once a second per API process (during a bulk re-embed, all of the last minute's). It stays as the
+  bound: a writer open for longer than it (a session left idle in a transaction) would hold the horizon back
+  indefinitely, and where the horizon cannot be known (a role without pg_read_all_stats, prepared
+  transactions, a standby) the refresh reads the whole look-back.
 Vectors set to NULL and deleted products stay in the copy; the engine's filter drops them (it requires
 a vector and an existing, active product).
 
@@ -375,12 +376,13 @@ class VectorCache:
         stamps of the `margin` before the watermark are read again."""
         if not self.loaded:
             return await self.load(conn)
-        if self._horizon is not None:
-            since = self._horizon - dt.timedelta(microseconds=1)  # the statement keeps stamps > since
-        elif self.watermark is not None:
+        since = dt.datetime.min.replace(tzinfo=dt.UTC)
+        if self.watermark is not None:
             since = self.watermark - self.margin
-        else:
-            since = dt.datetime.min.replace(tzinfo=dt.UTC)
+        if self._horizon is not None:
+            # No earlier than the look-back: a session left open after a write would hold the horizon, and the
+            # stamps read each second would pile up behind it.
+            since = max(since, self._horizon - dt.timedelta(microseconds=1))  # the statement keeps stamps > since
         horizon = await self._write_horizon(conn)
         blocks = load_blocks(SQL_PATH)
         async with conn.transaction(isolation="repeatable_read", readonly=True):

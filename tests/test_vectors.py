@@ -197,7 +197,7 @@ def reader_url(fresh_db_url: str) -> Any:
             conn.execute(f"DROP ROLE {role}")
 
 
-async def _late_commit(url: str, reader: str, margin_s: float, plan: str) -> VectorCache:
+async def _late_commit(url: str, reader: str, plan: str) -> VectorCache:
     """A writer stamps a row (the trigger: clock_timestamp() at the write), another writer stamps a later row
     and commits, the copy refreshes, and only then does the first commit: its row lands below the watermark.
     The copy must pick it up on its next refresh."""
@@ -207,7 +207,7 @@ async def _late_commit(url: str, reader: str, margin_s: float, plan: str) -> Vec
     late, other = product_ids[7], product_ids[8]
     conn, reading = await connect(url), await connect(reader)
     try:
-        vectors = VectorCache(margin_s=margin_s)
+        vectors = VectorCache()
         await vectors.load(reading)
         with psycopg.connect(url) as slow, psycopg.connect(url, autocommit=True) as quick:
             register_vector_psycopg(slow)
@@ -233,16 +233,17 @@ async def _late_commit(url: str, reader: str, margin_s: float, plan: str) -> Vec
 
 @pytest.mark.parametrize("plan", list(COPY_PLANS))
 def test_refresh_catches_a_commit_that_lands_behind_the_watermark(fresh_db_url: str, plan: str) -> None:
-    """Without any look-back (margin 0): the write horizon read before the refresh's snapshot (the slow
-    writer's start) is where the next refresh reads from."""
-    run(_late_commit(fresh_db_url, fresh_db_url, 0.0, plan))
+    """The refresh after the late commit reads from the write horizon taken before the previous one (the slow
+    writer's start): the two rows written since, not the 50 stamped in the seconds before."""
+    vectors = run(_late_commit(fresh_db_url, fresh_db_url, plan))
+    assert vectors.last_refresh_stamps == 2
 
 
 def test_without_the_horizon_the_refresh_looks_back_a_margin(reader_url: str, fresh_db_url: str) -> None:
-    """A role that cannot see the writers' sessions cannot know the horizon: the refresh then re-reads the
-    stamps of the last `margin` seconds, which also catches the late commit."""
-    vectors = asyncio.run(_late_commit(fresh_db_url, reader_url, 60.0, "scan"))
-    assert vectors.last_refresh_stamps >= 2  # both rows, re-read within the margin
+    """A role that cannot see the writers' sessions cannot know the horizon: the refresh re-reads the stamps
+    of the last `margin` seconds (the 50 seeded rows too), which also catches the late commit."""
+    vectors = run(_late_commit(fresh_db_url, reader_url, "scan"))
+    assert vectors.last_refresh_stamps >= 50
 
 
 def test_a_refresh_reads_only_the_stamps_since_its_horizon(fresh_db_url: str) -> None:
@@ -266,6 +267,33 @@ def test_a_refresh_reads_only_the_stamps_since_its_horizon(fresh_db_url: str) ->
             set_vector(fresh_db_url, product_ids[50], vecs[0])
             assert await vectors.refresh(conn) == 1
             assert vectors.last_refresh_stamps == 1
+        finally:
+            await conn.close()
+
+    run(body())
+
+
+def test_a_session_left_open_after_a_write_does_not_hold_the_refresh_back(fresh_db_url: str) -> None:
+    """Its start is the write horizon for as long as it stays open; the refresh still reads no further back
+    than `margin` before its watermark, so its cost does not pile up behind that session."""
+    product_ids, _store, vecs = seed(fresh_db_url, 30)
+
+    async def body() -> None:
+        conn = await connect(fresh_db_url)
+        try:
+            with psycopg.connect(fresh_db_url) as idle, psycopg.connect(fresh_db_url, autocommit=True) as pg:
+                register_vector_psycopg(pg)
+                idle.execute("UPDATE product_master SET name = name WHERE id = %s", (product_ids[0],))  # an xid
+                vectors = VectorCache(margin_s=0.5)
+                await vectors.load(conn)
+                for pid, v in zip(product_ids[1:11], vecs[11:21], strict=True):
+                    pg.execute("UPDATE product_master SET ai_vector = %s WHERE id = %s", (v, pid))
+                time.sleep(1.0)
+                pg.execute("UPDATE product_master SET ai_vector = %s WHERE id = %s", (vecs[0], product_ids[20]))
+                assert await vectors.refresh(conn) == 11
+                assert await vectors.refresh(conn) == 0
+                assert vectors.last_refresh_stamps == 1  # the last 0.5 s before the watermark, not all 11
+                idle.rollback()
         finally:
             await conn.close()
 

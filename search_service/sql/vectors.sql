@@ -17,12 +17,16 @@ WHERE ai_vector IS NOT NULL;
 -- name: write_horizon
 -- params: none
 -- Run before a refresh's snapshot is taken: a time that no row committed after that snapshot can be stamped
--- before. Such a row comes from a transaction open now that has written (it holds an xid, and its stamps,
--- clock_timestamp() at the write, are no earlier than its start), or from one that writes from now on.
+-- before. Such a row comes from a transaction open now in this database that has written (it holds an xid,
+-- and its stamps, clock_timestamp() at the write, are no earlier than its start), or from one that writes from
+-- now on.
 -- `complete` is false when the horizon cannot be known: this role does not see other roles' sessions (no
 -- pg_read_all_stats), a prepared transaction (not a session) may commit rows stamped at any earlier time, or
 -- this is a standby, whose rows come from the primary's transactions, which its pg_stat_activity does not show.
-SELECT least(statement_timestamp(), min(a.xact_start) FILTER (WHERE a.backend_xid IS NOT NULL)) AS horizon,
+SELECT least(statement_timestamp(),
+             min(a.xact_start) FILTER (WHERE a.backend_xid IS NOT NULL
+                                        AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())))
+           AS horizon,
        (pg_has_role('pg_read_all_stats', 'USAGE')
         OR NOT coalesce(bool_or(a.usesysid IS NOT NULL AND a.usesysid <> r.oid), false))
        AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts) AND NOT pg_is_in_recovery() AS complete
