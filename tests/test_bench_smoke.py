@@ -140,6 +140,15 @@ def test_tiny_benchmark_run_writes_every_figure(tiny_run: TinyRun) -> None:
     assert json.loads(paths["json"].read_text()) == result
 
 
+def test_cpu_table_says_when_postgresql_runs_elsewhere() -> None:
+    window = {"qps": 50.0, "mode": "hybrid", "cpu_ms_per_request": {"api": 9.5, "database": None, "client": 0.5}}
+    http = {"cpu_measured": {"database": False}, "radii": {"2 km": {"qps": {"8": window}}}}
+    lines = report._cpu_lines(http)
+    assert any("its CPU is not measured" in line for line in lines)
+    assert "| 2 km | hybrid | 50 | 9.5 | – | 0.5 | – |" in lines
+    assert report._cpu_lines({"radii": {"2 km": {"qps": {"8": {"qps": 50.0}}}}}) == []  # runs before the meter
+
+
 def test_cpu_shares_are_each_states_part_of_the_ticks_between_two_readings() -> None:
     before = {"user": 100, "system": 50, "idle": 800, "iowait": 10, "steal": 40}
     after = {"user": 400, "system": 150, "idle": 1300, "iowait": 10, "steal": 140}
