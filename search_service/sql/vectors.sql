@@ -20,23 +20,24 @@ WHERE ai_vector IS NOT NULL;
 -- before. Such a row comes from a transaction open now in this database that has written (it holds an xid,
 -- and its stamps, clock_timestamp() at the write, are no earlier than its start), or from one that writes from
 -- now on.
--- `complete` is false when the horizon cannot be known: this role does not see other roles' sessions (no
+-- `complete` is false when the horizon cannot be known: this role does not see other roles' sessions here (no
 -- pg_read_all_stats), a prepared transaction (not a session) may commit rows stamped at any earlier time, or
 -- this is a standby, whose rows come from the primary's transactions, which its pg_stat_activity does not show.
-SELECT least(statement_timestamp(),
-             min(a.xact_start) FILTER (WHERE a.backend_xid IS NOT NULL
-                                        AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())))
-           AS horizon,
+WITH here AS (SELECT oid FROM pg_database WHERE datname = current_database()),
+     me AS (SELECT oid FROM pg_roles WHERE rolname = current_user)
+SELECT least(statement_timestamp(), min(a.xact_start) FILTER (WHERE a.backend_xid IS NOT NULL)) AS horizon,
        (pg_has_role('pg_read_all_stats', 'USAGE')
-        OR NOT coalesce(bool_or(a.usesysid IS NOT NULL AND a.usesysid <> r.oid), false))
-       AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts) AND NOT pg_is_in_recovery() AS complete
-FROM pg_stat_activity a, (SELECT oid FROM pg_roles WHERE rolname = current_user) r;
+        OR NOT coalesce(bool_or(a.usesysid IS NOT NULL AND a.usesysid <> (SELECT oid FROM me)), false))
+       AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts x WHERE x.database = current_database())
+       AND NOT pg_is_in_recovery() AS complete
+FROM pg_stat_activity a
+WHERE a.datid = (SELECT oid FROM here);
 
 -- name: vectors_changed_stamps
 -- params: $1 since timestamptz
--- Refresh, step 1: the (id, stamp) pairs changed since `since` (index-only scan): the previous load's or
--- refresh's write_horizon, else its watermark minus a margin. The caller compares them with the stamps it
--- holds and fetches only the vectors that differ.
+-- Refresh, step 1: the (id, stamp) pairs changed since `since` (index-only scan): the write_horizon read
+-- before the previous load or refresh, or the watermark minus a margin when that is later or the horizon
+-- unknown. The caller compares them with the stamps it holds and fetches only the vectors that differ.
 SELECT id, ai_embedded_at
 FROM product_master
 WHERE ai_embedded_at > $1::timestamptz;
