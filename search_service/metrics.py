@@ -63,6 +63,17 @@ class _StateCollector(Collector):
                 "Seconds since the in-memory vectors were last refreshed (searches also check newer ones in SQL).",
                 value=time.monotonic() - vectors.refreshed_at,
             )
+            yield GaugeMetricFamily(
+                "plinqy_vector_cache_refresh_stamps",
+                "Change stamps the last refresh read (its cost; after a bulk re-embed, the vectors written since).",
+                value=vectors.last_refresh_stamps,
+            )
+            yield GaugeMetricFamily(
+                "plinqy_vector_cache_write_horizon_known",
+                "1: refreshes read from the write horizon; 0: from the 60 s look-back (grant the API's role"
+                " pg_read_all_stats, or no prepared transactions / no standby).",
+                value=1.0 if vectors.write_horizon_known else 0.0,
+            )
 
 
 class Metrics:

@@ -199,6 +199,11 @@ class VectorCache:
         return len(self._ids)
 
     @property
+    def write_horizon_known(self) -> bool:
+        """Whether the next refresh reads from a write horizon (else from the look-back: see write_horizon)."""
+        return self._horizon is not None
+
+    @property
     def nbytes(self) -> int:
         return int(self._matrix.nbytes) + (0 if self._int8 is None else self._int8.nbytes)
 

@@ -551,8 +551,12 @@ def test_health_ready_and_metrics(client: TestClient[Any]) -> None:
         'plinqy_query_cache_lookups_total{result="hit"}',
         "plinqy_vector_cache_vectors",
         "plinqy_vector_cache_age_seconds",
+        "plinqy_vector_cache_refresh_stamps",
     ):
         assert name in text, name
+    # the test server's superuser sees every session: refreshes read from the write horizon
+    known = next(ln for ln in text.splitlines() if ln.startswith("plinqy_vector_cache_write_horizon_known "))
+    assert float(known.split()[1]) == 1.0
     assert 'route="/v1/search"' in text
     ratio = next(ln for ln in text.splitlines() if ln.startswith("plinqy_query_cache_hit_ratio "))
     assert float(ratio.split()[1]) > 0

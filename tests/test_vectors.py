@@ -237,6 +237,7 @@ def test_refresh_catches_a_commit_that_lands_behind_the_watermark(fresh_db_url: 
     writer's start): the two rows written since, not the 50 stamped in the seconds before."""
     vectors = run(_late_commit(fresh_db_url, fresh_db_url, plan))
     assert vectors.last_refresh_stamps == 2
+    assert vectors.write_horizon_known
 
 
 def test_without_the_horizon_the_refresh_looks_back_a_margin(reader_url: str, fresh_db_url: str) -> None:
@@ -244,6 +245,7 @@ def test_without_the_horizon_the_refresh_looks_back_a_margin(reader_url: str, fr
     of the last `margin` seconds (the 50 seeded rows too), which also catches the late commit."""
     vectors = run(_late_commit(fresh_db_url, reader_url, "scan"))
     assert vectors.last_refresh_stamps >= 50
+    assert not vectors.write_horizon_known
 
 
 def test_a_refresh_reads_only_the_stamps_since_its_horizon(fresh_db_url: str) -> None:
