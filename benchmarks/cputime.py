@@ -34,18 +34,20 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def process_tree_seconds(pid: int) -> float | None:
-    """CPU seconds (user + system) of a process and all its descendants, including those that ended: a reaped
-    child's time moves into its parent's cutime/cstime, so the sum over the live tree of own + children's time
-    only grows. None when the process is gone (or /proc is not there)."""
+def _tree_ticks(pid: int) -> int | None:
     fields = _stat_fields(pid)
     if fields is None:
         return None
     # after the name: state(0) ... utime(11) stime(12) cutime(13) cstime(14)
-    ticks = sum(int(f) for f in fields[11:15])
-    for child in _children(pid):
-        ticks += round((process_tree_seconds(child) or 0.0) * CLOCK_TICKS)
-    return ticks / CLOCK_TICKS
+    return sum(int(f) for f in fields[11:15]) + sum(_tree_ticks(child) or 0 for child in _children(pid))
+
+
+def process_tree_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) of a process and all its descendants, including those that ended: a reaped
+    child's time moves into its parent's cutime/cstime, so the sum over the live tree of own + children's time
+    only grows. None when the process is gone (or /proc is not there)."""
+    ticks = _tree_ticks(pid)
+    return None if ticks is None else ticks / CLOCK_TICKS
 
 
 def postmaster_of(backend_pid: int) -> int | None:
