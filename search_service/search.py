@@ -4,7 +4,7 @@ Plan (a handful of round trips; in a read-only transaction of its own unless the
 engine's settings, as the API's do):
 
 1. `search_context`: active stores in the radius via the GiST index on store.location (none → return at
-   once, strategy ``no_stores``) and the category subtree. The catalogue statistics (reltuples, pg_stats)
+   once, strategy ``no_stores``) and the category subtree; a global search without a category skips it. The catalogue statistics (reltuples, pg_stats)
    come from `stats.StatsCache`, read every 30 s.
 2. The vector side picks a plan per query from a cost estimate (`choose_strategy`):
    - ``exact_scan`` (when the API holds the in-memory vector copy, `vectors.VectorCache`): every vector is
@@ -685,20 +685,24 @@ async def _run(
     sql = sql_blocks()
     top_n = params.offset + params.limit
     geo = params.lat is not None and params.lon is not None
-    ctx = await conn.fetchrow(
-        sql["search_context"],
-        params.lon if geo else None,
-        params.lat if geo else None,
-        float(params.radius_m),
-        params.category_id,
-    )
-    assert ctx is not None
     store_ids: list[UUID] | None = None
-    if geo:
-        store_ids = list(ctx["store_ids"] or [])
-        if not store_ids:
-            return SearchResult(results=[], total_candidates=0, strategy="no_stores")
-    scope = _Scope(store_ids=store_ids, category_ids=ctx["category_ids"], params=params)
+    category_ids: list[int] | None = None
+    # A global search without a category has no context to look up: no round trip for it.
+    if geo or params.category_id is not None:
+        ctx = await conn.fetchrow(
+            sql["search_context"],
+            params.lon if geo else None,
+            params.lat if geo else None,
+            float(params.radius_m),
+            params.category_id,
+        )
+        assert ctx is not None
+        category_ids = ctx["category_ids"]
+        if geo:
+            store_ids = list(ctx["store_ids"] or [])
+            if not store_ids:
+                return SearchResult(results=[], total_candidates=0, strategy="no_stores")
+    scope = _Scope(store_ids=store_ids, category_ids=category_ids, params=params)
     if scope.category_ids is not None and not scope.category_ids:  # unknown category: nothing qualifies
         return SearchResult(results=[], total_candidates=0, strategy="no_category")
 

@@ -720,6 +720,50 @@ def test_global_search_lists_stores_by_price_without_distances(catalogue: Catalo
         assert prices == sorted(prices)
 
 
+class _Statements(asyncpg.Connection):
+    """A connection that records which of the engine's named statements it ran."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.blocks: list[str] = []
+
+    def _note(self, query: str) -> None:
+        self.blocks.extend(name for name, sql in sql_blocks().items() if sql == query)
+
+    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> list[Any]:
+        self._note(query)
+        return await super().fetch(query, *args, **kwargs)
+
+    async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        self._note(query)
+        return await super().fetchrow(query, *args, **kwargs)
+
+
+def test_global_search_without_a_category_skips_the_context_round_trip(catalogue: Catalogue) -> None:
+    """Without a point or a category there are no stores or subtree to look up; with a category there are, and
+    the subtree still filters."""
+    t = catalogue.truth
+    category = min(cid for cid, par in t.parent.items() if par is None and any(p == cid for p in t.parent.values()))
+    q = _queries(catalogue, 1, seed=7)[0]
+
+    async def body() -> tuple[list[str], list[str], SearchResult]:
+        conn = await asyncpg.connect(catalogue.url, connection_class=_Statements)
+        try:
+            await register_vector(conn)
+            await search(conn, SearchParams(q="oat milk", limit=10, mode="hybrid"), q)
+            plain = list(conn.blocks)
+            conn.blocks.clear()
+            res = await search(conn, SearchParams(q="", limit=10, mode="semantic", category_id=category), q)
+            return plain, list(conn.blocks), res
+        finally:
+            await conn.close()
+
+    plain, with_category, res = run(body())
+    assert "search_context" not in plain and {"rank_keyword", "hydrate"} <= set(plain), plain
+    assert with_category[0] == "search_context", with_category
+    assert res.results and all(h.product.category_id in t.subtree(category) for h in res.results)
+
+
 def _special_search(cat: Catalogue, point: tuple[float, float], radius: float, product: str) -> list[Any]:
     q = random_unit_vectors(1, np.random.default_rng(3))[0]
 
