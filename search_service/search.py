@@ -4,8 +4,8 @@ Plan (a handful of round trips; in a read-only transaction of its own unless the
 engine's settings, as the API's do):
 
 1. `search_context`: active stores in the radius via the GiST index on store.location (none → return at
-   once, strategy ``no_stores``) and the category subtree; a global search without a category skips it. The catalogue statistics (reltuples, pg_stats)
-   come from `stats.StatsCache`, read every 30 s.
+   once, strategy ``no_stores``) and the category subtree; a global search without a category skips it. The
+   catalogue statistics (reltuples, pg_stats) come from `stats.StatsCache`, read every 30 s.
 2. The vector side picks a plan per query from a cost estimate (`choose_strategy`):
    - ``exact_scan`` (when the API holds the in-memory vector copy, `vectors.VectorCache`): every vector is
      ranked in memory (int8 bounds, float32 re-scoring: exact), and PostgreSQL keeps the best-ranked ids

@@ -294,6 +294,11 @@ def catalogue(db_url: str) -> Iterator[Catalogue]:
     yield Catalogue(db_url, _load_truth(db_url), specials)
 
 
+def _root_category(t: Truth) -> int:
+    """The first top-level category that has children."""
+    return min(cid for cid, par in t.parent.items() if par is None and any(p == cid for p in t.parent.values()))
+
+
 def _queries(cat: Catalogue, n: int, seed: int = 1) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     vecs = cat.truth.vectors[cat.truth.has_vector].astype(np.float32)
@@ -399,7 +404,7 @@ def test_vector_recall_is_exact_for_every_radius(catalogue: Catalogue, plan: str
 def test_recall_with_offset_category_price_and_stock_filters(catalogue: Catalogue, plan: str) -> None:
     config = PLANS[plan]
     t = catalogue.truth
-    root = min(cid for cid, par in t.parent.items() if par is None and any(p == cid for p in t.parent.values()))
+    root = _root_category(t)
     child = min(cid for cid, par in t.parent.items() if par == root)
     variants = [
         {"offset": 5, "limit": 7},
@@ -607,7 +612,7 @@ def test_stock_and_activity_filters(catalogue: Catalogue) -> None:
 
 def test_category_subtree_and_price_range_are_respected_in_every_mode(catalogue: Catalogue) -> None:
     t = catalogue.truth
-    root = min(cid for cid, par in t.parent.items() if par is None and any(p == cid for p in t.parent.values()))
+    root = _root_category(t)
     subtree = t.subtree(root)
     q = _queries(catalogue, 1, seed=7)[0]
 
@@ -743,7 +748,7 @@ def test_global_search_without_a_category_skips_the_context_round_trip(catalogue
     """Without a point or a category there are no stores or subtree to look up; with a category there are, and
     the subtree still filters."""
     t = catalogue.truth
-    category = min(cid for cid, par in t.parent.items() if par is None and any(p == cid for p in t.parent.values()))
+    category = _root_category(t)
     q = _queries(catalogue, 1, seed=7)[0]
 
     async def body() -> tuple[list[str], list[str], SearchResult]:
