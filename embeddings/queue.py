@@ -1,4 +1,4 @@
-"""The ai_task queue: claim with leases, fenced completion, backoff, dead letters, reaping, stats."""
+"""The ai_task queue: claim with leases, fenced completion, backoff, dead letters, reaping, stats, retention."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, LiteralString, TypeVar
 from uuid import UUID
@@ -174,3 +175,42 @@ def retry_failed(conn: psycopg.Connection, ids: Sequence[int] | None) -> list[in
         return rows
 
     return sorted(r[0] for r in _in_transaction_retrying(conn, body))
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    cutoff: datetime  # done tasks that finished before this go
+    upto: int  # the highest task id when the prune started: later tasks are the next prune's
+    count: int  # how many tasks qualify
+
+
+def plan_prune(conn: psycopg.Connection, older_than_s: float) -> PrunePlan:
+    """What a prune of the done tasks older than `older_than_s` would delete (nothing is deleted)."""
+    if older_than_s < 0:
+        raise ValueError("older_than_s must be >= 0")
+    row = conn.execute(sql("prune_cutoff"), {"older_than_s": older_than_s}).fetchone()
+    assert row is not None
+    cutoff, upto = row[0], int(row[1])
+    counted = conn.execute(sql("prunable_count"), {"cutoff": cutoff, "upto": upto}).fetchone()
+    return PrunePlan(cutoff, upto, int(counted[0]) if counted else 0)
+
+
+def prune_done(
+    conn: psycopg.Connection, plan: PrunePlan, window: int = 5000, on_batch: Callable[[int], object] | None = None
+) -> int:
+    """Delete the done tasks `plan` counted, `window` ids per transaction (short locks; an interrupted prune
+    loses nothing and the next one goes on). `on_batch` gets each batch's deleted count. Returns the total."""
+    if window < 1:
+        raise ValueError("window must be >= 1")
+    after, total = 0, 0
+    while True:
+        with conn.transaction():
+            row = conn.execute(
+                sql("prune_done"), {"after_id": after, "upto": plan.upto, "cutoff": plan.cutoff, "window": window}
+            ).fetchone()
+        if row is None or row[0] is None:
+            return total
+        after, deleted = int(row[0]), int(row[1])
+        total += deleted
+        if on_batch is not None:
+            on_batch(deleted)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -257,6 +257,47 @@ def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> No
     with _connect(settings) as conn:
         requeued = queue.retry_failed(conn, None if retry_all else list(ids))
     click.echo(f"requeued {len(requeued)} task(s)")
+
+
+class Duration(click.ParamType):
+    """A span of time as a number and a unit: 90s, 30m, 12h, 7d."""
+
+    name = "duration"
+    UNITS: ClassVar[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        try:
+            seconds = float(text[:-1]) * self.UNITS[text[-1:]]
+        except (KeyError, ValueError):
+            self.fail(f"{value!r} is not a duration: give a number and a unit, e.g. 90s, 30m, 12h or 7d", param, ctx)
+        if seconds < 0:
+            self.fail(f"{value!r}: a duration cannot be negative", param, ctx)
+        return seconds
+
+
+@tasks.command("prune")
+@click.option("--older-than", required=True, type=Duration(), help="Age of the done tasks to delete: 7d, 12h, 30m.")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.pass_obj
+@user_errors
+def tasks_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
+    """Delete done tasks that finished longer ago than --older-than (pending, running and failed ones stay)."""
+    from tqdm import tqdm
+
+    from embeddings import queue
+
+    with _connect(settings) as conn:
+        plan = queue.plan_prune(conn, older_than)
+        before = f"that finished before {plan.cutoff:%Y-%m-%d %H:%M:%S %Z}"
+        if dry_run:
+            click.echo(f"would delete {plan.count} done task(s) {before}")
+            return
+        with tqdm(total=plan.count, unit="task", desc="tasks prune", disable=plan.count == 0) as bar:
+            deleted = queue.prune_done(conn, plan, on_batch=bar.update)
+    click.echo(f"deleted {deleted} done task(s) {before}")
 
 
 @cli.group()

@@ -1,5 +1,5 @@
 """The ai_task queue's SQL against a real PostgreSQL: claims, leases, the fence, backoff, dead letters, the reaper,
-"one pending task per product" under races, stats and requeueing."""
+"one pending task per product" under races, stats, requeueing and retention."""
 
 from __future__ import annotations
 
@@ -213,6 +213,40 @@ def test_retry_requeues_dead_letters_and_respects_one_pending_per_product(db: ps
     assert queue.retry_failed(db, None) == []  # nothing more can be requeued without breaking the index
 
 
+def _age_tasks(conn: psycopg.Connection, ids: list[int], status: str, days: float, finished: bool = True) -> None:
+    """Put tasks into `status`, ended `days` ago: the updated_at trigger is off for this (it would stamp now())."""
+    conn.execute("SET session_replication_role = replica")
+    try:
+        conn.execute(
+            "UPDATE ai_task SET status = %s, updated_at = now() - make_interval(secs => %s * 86400),"
+            " finished_at = CASE WHEN %s THEN now() - make_interval(secs => %s * 86400) END WHERE id = ANY(%s)",
+            (status, days, finished, days, ids),
+        )
+    finally:
+        conn.execute("SET session_replication_role = DEFAULT")
+
+
+def test_prune_deletes_only_done_tasks_older_than_the_cutoff_in_windows(db: psycopg.Connection) -> None:
+    add_products(db, 9)
+    ids = sorted(tasks(db))
+    old_done, superseded, recent_done, old_failed, old_pending = ids[:3], ids[3:4], ids[4:6], ids[6:7], ids[7:8]
+    _age_tasks(db, old_done, "done", 10)
+    _age_tasks(db, superseded, "done", 10, finished=False)  # superseded: done, no finished_at
+    _age_tasks(db, recent_done, "done", 0.5)
+    _age_tasks(db, old_failed, "failed", 10)
+    _age_tasks(db, old_pending, "pending", 10, finished=False)
+    plan = queue.plan_prune(db, 86400.0)
+    assert plan.count == 4 and plan.upto == ids[-1]
+    assert set(tasks(db)) == set(ids)  # planning deletes nothing
+    batches: list[int] = []
+    assert queue.prune_done(db, plan, window=2, on_batch=batches.append) == 4
+    assert len(batches) == 5 and sum(batches) == 4  # 9 ids in windows of 2, each its own transaction
+    assert set(tasks(db)) == set(ids) - set(old_done) - set(superseded)
+    assert queue.prune_done(db, queue.plan_prune(db, 86400.0)) == 0
+    with pytest.raises(ValueError):
+        queue.plan_prune(db, -1.0)
+
+
 @given(
     base=st.floats(min_value=0.01, max_value=30),
     cap=st.floats(min_value=1, max_value=3600),
@@ -231,7 +265,7 @@ def test_backoff_grows_and_stays_within_its_bound(base: float, cap: float, attem
         assert next_step == 2 * step  # and it doubles until the bound
 
 
-def test_tasks_cli_stats_failed_retry(db: psycopg.Connection, fresh_db_url: str) -> None:
+def test_tasks_cli_stats_failed_retry_prune(db: psycopg.Connection, fresh_db_url: str) -> None:
     import os
     import subprocess
     import sys
@@ -260,3 +294,13 @@ def test_tasks_cli_stats_failed_retry(db: psycopg.Connection, fresh_db_url: str)
     retried = cli("retry", str(failed_id))
     assert retried.returncode == 0 and "requeued 1 task(s)" in retried.stdout
     assert tasks(db)[failed_id][:2] == ("pending", 0)
+    done_ids = sorted(tasks(db))[1:]
+    _age_tasks(db, done_ids, "done", 3)
+    bad = cli("prune", "--older-than", "2 weeks")
+    assert bad.returncode == 2 and "is not a duration: give a number and a unit" in bad.stderr
+    dry = cli("prune", "--older-than", "2d", "--dry-run")
+    assert dry.returncode == 0 and "would delete 2 done task(s) that finished before" in dry.stdout
+    assert set(done_ids) <= set(tasks(db))
+    pruned = cli("prune", "--older-than", "48h")
+    assert pruned.returncode == 0 and "deleted 2 done task(s)" in pruned.stdout
+    assert set(tasks(db)) == {failed_id}

@@ -161,3 +161,31 @@ RETURNING t.id;
 -- name: notify
 -- params: (none)
 SELECT pg_notify('ai_task', '');
+
+-- name: prune_cutoff
+-- params: older_than_s float8
+-- Retention: the one cutoff a whole prune works to (fixed at its start), and the table's highest id then, so
+-- tasks finishing during the prune are left for the next one.
+SELECT now() - make_interval(secs => %(older_than_s)s) AS cutoff, coalesce(max(id), 0) AS upto FROM ai_task;
+
+-- name: prunable_count
+-- params: cutoff timestamptz, upto bigint
+-- Retention: how many tasks a prune to `cutoff` deletes (--dry-run, and the progress bar's total).
+SELECT count(*) FROM ai_task
+WHERE id <= %(upto)s AND status = 'done' AND coalesce(finished_at, updated_at) < %(cutoff)s;
+
+-- name: prune_done
+-- params: after_id bigint, upto bigint, cutoff timestamptz, window int
+-- Retention: delete the done tasks that finished before `cutoff` among the next `window` ids after `after_id`
+-- (a keyset walk over the primary key: each short transaction reads on from the last, never rescanning the
+-- table). A superseded task is done without finished_at; its last update is when it ended. Pending, running
+-- and failed tasks are never deleted: failed ones are the dead letters `tasks failed` lists.
+WITH slice AS (
+    SELECT id FROM ai_task WHERE id > %(after_id)s AND id <= %(upto)s ORDER BY id LIMIT %(window)s
+), gone AS (
+    DELETE FROM ai_task t
+    USING slice
+    WHERE t.id = slice.id AND t.status = 'done' AND coalesce(t.finished_at, t.updated_at) < %(cutoff)s
+    RETURNING t.id
+)
+SELECT (SELECT max(id) FROM slice) AS last_id, (SELECT count(*) FROM gone) AS deleted;
