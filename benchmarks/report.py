@@ -357,7 +357,12 @@ def _http_section(result: dict[str, Any]) -> list[str]:
         f"QPS: {http.get('qps_mode')} mode, N concurrent loops for {_get(result, 'parameters', 'qps_seconds')} s each "
         f"(client and server share the machine; aiohttp loops, httpx at concurrency 1); API worker processes: "
         f"{http.get('api_workers', 1)}. API ready after {http.get('ready_after_s')} s; peak RSS (VmHWM) "
-        f"{_mib(rss)}{' per worker' if http.get('api_workers', 1) > 1 else ''}.",
+        f"{_mib(rss)}{' per worker' if http.get('api_workers', 1) > 1 else ''}"
+        + (
+            f"; in-memory vector copy allowed up to {http['api_vector_cache_max']:,} vectors (PLINQY_VECTOR_CACHE_MAX)."
+            if http.get("api_vector_cache_max")
+            else "."
+        ),
         "",
         f"*QPS c=8* and *QPS c=8 other mode*: the median of {http.get('qps_c8_windows', 1)} window(s), the two "
         "modes interleaved (lowest–highest window in brackets). "
