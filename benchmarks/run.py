@@ -48,9 +48,11 @@ import numpy as np
 import psycopg
 from pgvector.asyncpg import register_vector as register_vector_async
 from pgvector.psycopg import register_vector
+from psycopg import sql as psql
 
 from benchmarks import bench_typos, cputime
 from benchmarks import queries as qmod
+from benchmarks.hnsw import build_memory
 from benchmarks.plan_probe import NAIVE_GLOBAL_SQL, NAIVE_SQL
 from benchmarks.synthetic import SyntheticSpec, seed_synthetic
 from search_service import migrate
@@ -443,9 +445,12 @@ def prepare_data(args: argparse.Namespace, scale: Scale, settings: Settings, pha
 # 2. Index build and sizes
 
 
-def reindex_hnsw(url: str, maintenance_work_mem: str = "1GB") -> dict[str, Any]:
+def reindex_hnsw(url: str) -> dict[str, Any]:
+    """REINDEX the HNSW index, timed, with the memory to build it in memory (`benchmarks.hnsw`)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
+        counted = conn.execute("SELECT count(*) FROM product_master WHERE ai_vector IS NOT NULL").fetchone()
+        maintenance_work_mem = build_memory(int(counted[0]) if counted else 0)
+        conn.execute(psql.SQL("SET maintenance_work_mem = {}").format(psql.Literal(maintenance_work_mem)))
         workers = conn.execute("SHOW max_parallel_maintenance_workers").fetchone()
         t0 = time.perf_counter()
         conn.execute(f"REINDEX INDEX {HNSW_INDEX}")

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg import sql
+
+from benchmarks.hnsw import build_memory
 
 EMBEDDING_DIM = 384
 
@@ -144,7 +147,7 @@ def seed_synthetic(dsn: str, spec: SyntheticSpec = SyntheticSpec()) -> None:
                     (store_ids[s], product_ids[p], f"{prices[j]:.2f}", "EUR", int(qty[j]), bool(active_l[j]))
                 )
         if spec.rebuild_hnsw:
-            conn.execute("SET maintenance_work_mem = '1GB'")
+            conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(build_memory(spec.products))))
             conn.execute(
                 "CREATE INDEX ix_product_master_ai_vector_hnsw ON product_master "
                 "USING hnsw (ai_vector vector_cosine_ops) WITH (m = 16, ef_construction = 64)"

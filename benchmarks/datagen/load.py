@@ -35,6 +35,7 @@ import psycopg
 from psycopg import sql
 from tqdm import tqdm
 
+from benchmarks.hnsw import build_memory
 from embeddings.text import text_hash
 
 from .market import ListingChunk, Marketplace, Product, slugify
@@ -463,7 +464,7 @@ def load(
     report: LoadReport | None = None,
     quiet: bool = False,
     workers: int = 1,
-    maintenance_work_mem: str = "1GB",
+    maintenance_work_mem: str | None = None,
 ) -> LoadReport:
     """COPY `market` into the empty catalogue at `dsn` (see the module docstring). With `vectors`
     (float32, one row per product, L2-normalised) and `model_id`, products carry their embedding.
@@ -472,6 +473,7 @@ def load(
     that many connections at once (product_master's generated tsvector makes its COPY CPU-bound on the server);
     the index/constraint drop and the trigger switch then commit first, and `finally` puts both back even when
     a COPY fails (the rows copied so far stay: seed a fresh database again).
+    maintenance_work_mem: for the index rebuilds; None: enough to build the HNSW index over every product in memory.
     """
     if vectors is not None:
         if model_id is None:
@@ -479,6 +481,7 @@ def load(
         if vectors.shape[0] != market.n_products:
             raise ValueError(f"{vectors.shape[0]} vectors for {market.n_products} products")
     report = report or LoadReport(scale=market.scale.name, seed=market.seed)
+    maintenance_work_mem = maintenance_work_mem or build_memory(market.n_products)
     t_start = time.perf_counter()
     with psycopg.connect(dsn, autocommit=True) as conn:
         if vectors is not None:
