@@ -13,7 +13,6 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY search_service ./search_service
 COPY embeddings ./embeddings
 COPY migrations ./migrations
-COPY benchmarks ./benchmarks
 RUN pip install -e .
 # Bake the ONNX export of the model into the image, so containers start warm and never need a hub.
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PLINQY_CACHE_DIR=/opt/plinqy-cache

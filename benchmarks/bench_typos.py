@@ -19,10 +19,10 @@ import numpy as np
 from pgvector.asyncpg import register_vector
 
 from benchmarks import queries as qmod
-from search_service.search import DEFAULT_CONFIG, EngineConfig, Mode, SearchParams, search
+from search_service.engine.search import DEFAULT_CONFIG, EngineConfig, Mode, SearchParams, search
+from search_service.engine.stats import StatsCache
+from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
-from search_service.stats import StatsCache
-from search_service.vectors import VectorCache
 
 SAMPLE_SQL = """
 SELECT p.name FROM product_master p

@@ -36,7 +36,7 @@ import psycopg
 from embeddings import queue
 from embeddings.encoder import DEFAULT_CACHE_DIR, Encoder, EncoderConfig, load_encoder
 from embeddings.worker import Worker, WorkerConfig, product_text
-from search_service import migrate
+from search_service.db import migrate
 
 NAMES = [
     "Oat drink barista",
@@ -63,7 +63,7 @@ def _replace_db(url: str, name: str) -> str:
 @contextlib.contextmanager
 def throwaway_server() -> Iterator[str]:
     """A PostgreSQL cluster in a temporary directory on a free port; yields its maintenance URL."""
-    from search_service.cluster import Cluster, free_port
+    from search_service.db.cluster import Cluster, free_port
 
     root = Path(tempfile.mkdtemp(prefix="plinqy-bench-worker-"))
     if os.geteuid() == 0:

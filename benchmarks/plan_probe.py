@@ -25,8 +25,8 @@ import asyncpg
 import numpy as np
 from pgvector.asyncpg import register_vector
 
-from benchmarks.synthetic import SyntheticSpec, seed_synthetic
-from search_service.search import EngineConfig, SearchParams, SearchResult, as_vector, search
+from search_service.demo.synthetic import SyntheticSpec, seed_synthetic
+from search_service.engine.search import EngineConfig, SearchParams, SearchResult, as_vector, search
 
 # The naive plan: one statement, radius as an EXISTS filter, ORDER BY the HNSW operator.
 NAIVE_SQL: LiteralString = """

@@ -37,9 +37,9 @@ from pgvector.asyncpg import register_vector
 from benchmarks import report
 from benchmarks import run as bench
 from embeddings.sqlblocks import SqlBlockError, load_blocks
-from search_service import search as engine
+from search_service.engine import search as engine
+from search_service.engine.stats import StatsCache
 from search_service.settings import Settings
-from search_service.stats import StatsCache
 
 FETCHES = ("fetch", "fetchrow", "fetchval")
 

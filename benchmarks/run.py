@@ -5,7 +5,7 @@
 Steps (each timed, every figure lands in the JSON):
 
 1. Data: a database of its own (`plinqy_bench_<scale>` on the dev cluster, or `--database-url`), migrated and
-   seeded by the data generator (`benchmarks.datagen`, real-model vectors) — or by `benchmarks.synthetic` when
+   seeded by the data generator (`search_service.demo`, real-model vectors) — or by `search_service.demo.synthetic` when
    the generator is not there (or `--generator synthetic`). A seeded database is reused when its scale, seed
    and generator match (the marker is the database's COMMENT), so a second run skips generation.
 2. HNSW build: REINDEX of the HNSW index, timed; table and index sizes.
@@ -52,11 +52,11 @@ from psycopg import sql as psql
 
 from benchmarks import bench_typos, cputime
 from benchmarks import queries as qmod
-from benchmarks.hnsw import build_memory
 from benchmarks.plan_probe import NAIVE_GLOBAL_SQL, NAIVE_SQL
-from benchmarks.synthetic import SyntheticSpec, seed_synthetic
-from search_service import migrate
-from search_service.search import (
+from search_service.db import migrate
+from search_service.db.hnsw import build_memory
+from search_service.demo.synthetic import SyntheticSpec, seed_synthetic
+from search_service.engine.search import (
     HNSW_INDEX,
     EngineConfig,
     SearchParams,
@@ -67,9 +67,9 @@ from search_service.search import (
     settings_sql,
     sql_blocks,
 )
+from search_service.engine.stats import StatsCache, read_stats
+from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
-from search_service.stats import StatsCache, read_stats
-from search_service.vectors import VectorCache
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = PROJECT_ROOT / "benchmarks" / "results"
@@ -205,7 +205,7 @@ def _db_name(url: str) -> str:
 
 def datagen_module() -> Any | None:
     try:
-        module = importlib.import_module("benchmarks.datagen")
+        module = importlib.import_module("search_service.demo")
     except ImportError:
         return None
     return module if hasattr(module, "seed") else None
@@ -446,7 +446,7 @@ def prepare_data(args: argparse.Namespace, scale: Scale, settings: Settings, pha
 
 
 def reindex_hnsw(url: str) -> dict[str, Any]:
-    """REINDEX the HNSW index, timed, with the memory to build it in memory (`benchmarks.hnsw`)."""
+    """REINDEX the HNSW index, timed, with the memory to build it in memory (`search_service.db.hnsw`)."""
     with psycopg.connect(url, autocommit=True) as conn:
         counted = conn.execute("SELECT count(*) FROM product_master WHERE ai_vector IS NOT NULL").fetchone()
         maintenance_work_mem = build_memory(int(counted[0]) if counted else 0)

@@ -15,7 +15,7 @@ import numpy as np
 import psycopg
 from psycopg import errors
 
-from embeddings.sqlblocks import load_blocks
+from embeddings.sqlblocks import load_statements
 
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "queue.sql"
 
@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 
 def sql(name: str) -> LiteralString:
-    return load_blocks(SQL_PATH)[name]
+    return load_statements(SQL_PATH)[name].psycopg
 
 
 def _in_transaction_retrying(conn: psycopg.Connection, body: Callable[[], T], tries: int = 5) -> T:

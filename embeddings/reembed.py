@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from embeddings.encoder import Encoder
 from embeddings.queue import PRODUCT_KEYS
-from embeddings.sqlblocks import load_blocks
+from embeddings.sqlblocks import load_statements
 from embeddings.text import text_hash
 from embeddings.worker import product_text
 
@@ -52,7 +52,7 @@ class ReembedReport:
 
 
 def _sql(name: str) -> Any:
-    return load_blocks(SQL_PATH)[name]
+    return load_statements(SQL_PATH)[name].psycopg
 
 
 def check_dimension(conn: psycopg.Connection, encoder: Encoder) -> None:

@@ -1,4 +1,4 @@
-"""Alembic environment: the URL comes from search_service.migrate (or DATABASE_URL), never from alembic.ini."""
+"""Alembic environment: the URL comes from search_service.db.migrate (or DATABASE_URL), never from alembic.ini."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
-from search_service.migrate import sqlalchemy_url
-from search_service.schema import metadata
+from search_service.db.migrate import sqlalchemy_url
+from search_service.db.schema import metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

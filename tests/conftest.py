@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from search_service import migrate
-from search_service.cluster import Cluster, free_port
+from search_service.db import migrate
+from search_service.db.cluster import Cluster, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

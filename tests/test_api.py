@@ -24,7 +24,7 @@ from litestar.testing import TestClient
 
 from embeddings.encoder import Encoder, load_encoder
 from embeddings.text import compose_text
-from search_service.app import collector_paused, create_app
+from search_service.api.app import collector_paused, create_app
 from search_service.settings import Settings
 
 CENTER = (52.3676, 4.9041)  # Amsterdam, Dam square-ish
@@ -629,7 +629,7 @@ def test_query_cache_is_a_bounded_lru_that_shares_inflight_work() -> None:
 
     import numpy as np
 
-    from search_service.query_cache import QueryEmbeddingCache
+    from search_service.api.query_cache import QueryEmbeddingCache
 
     calls: list[str] = []
 

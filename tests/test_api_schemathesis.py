@@ -23,8 +23,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from search_service.app import create_app
-from search_service.cluster import free_port
+from search_service.api.app import create_app
+from search_service.db.cluster import free_port
 from tests.test_api import READY_TIMEOUT_S, app_settings, load_test_encoder, seed_catalogue
 
 

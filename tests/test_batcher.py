@@ -1,4 +1,4 @@
-"""search_service.batcher.MicroBatcher: concurrent calls share batches, results go back to their own callers,
+"""search_service.engine.batcher.MicroBatcher: concurrent calls share batches, results go back to their own callers,
 an error fails exactly the calls of its batch, and a cancelled caller neither blocks nor breaks the others."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from search_service.batcher import MicroBatcher
+from search_service.engine.batcher import MicroBatcher
 
 
 def test_concurrent_calls_share_batches_and_get_their_own_results() -> None:

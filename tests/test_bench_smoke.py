@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import replay, report
 from benchmarks import run as bench
-from search_service import search as engine
+from search_service.engine import search as engine
 
 EXPECTED_RADII = ["0.5 km", "2 km", "5 km", "20 km", "100 km", "global"]
 

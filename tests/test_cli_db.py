@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from search_service.cluster import free_port
+from search_service.db.cluster import free_port
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -112,7 +112,7 @@ def test_unreachable_database_url(tmp_path: Path) -> None:
 
 
 def test_external_server_without_an_extension_or_too_old(pg_admin_url: str) -> None:
-    from search_service import migrate
+    from search_service.db import migrate
 
     migrate.check_server(pg_admin_url)  # the real requirements hold on the test server
     with pytest.raises(migrate.MigrationError, match="'not_an_extension' is not installed"):

@@ -8,8 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from benchmarks.datagen import Scale, generate, gtin_check_digit, is_valid_gtin
-from benchmarks.datagen.geo import core_radius_km
+from search_service.demo import Scale, generate, gtin_check_digit, is_valid_gtin
+from search_service.demo.geo import core_radius_km
 
 TINY = Scale("tiny", products=600, stores=60, listings_per_store=80)
 
@@ -160,7 +160,7 @@ def test_stores_are_believable(demo) -> None:
 
 
 def test_store_types_carry_their_departments(demo) -> None:
-    from benchmarks.datagen.vocab import DEPARTMENTS, STORE_TYPES
+    from search_service.demo.vocab import DEPARTMENTS, STORE_TYPES
 
     carries = {t.key: set(t.departments) for t in STORE_TYPES}
     listings = demo.listings()
@@ -230,7 +230,7 @@ def _counts(url: str) -> dict[str, int]:
 
 
 def test_load_copies_everything_and_restores_indexes(fresh_db_url: str) -> None:
-    from benchmarks.datagen.load import load
+    from search_service.demo.load import load
 
     market = generate(LOAD, seed=3)
     before = _indexes(fresh_db_url)
@@ -283,8 +283,8 @@ def test_load_copies_everything_and_restores_indexes(fresh_db_url: str) -> None:
 def test_load_with_vectors_writes_them_in_the_copy(fresh_db_url: str) -> None:
     import psycopg
 
-    from benchmarks.datagen.load import load
     from embeddings.text import compose_text, text_hash
+    from search_service.demo.load import load
 
     market = generate(LOAD, seed=4)
     rng = np.random.default_rng(0)
@@ -314,7 +314,7 @@ def test_load_with_vectors_writes_them_in_the_copy(fresh_db_url: str) -> None:
 
 
 def test_seed_is_idempotent(fresh_db_url: str, tmp_path) -> None:
-    from benchmarks.datagen.seed import seed
+    from search_service.demo.seed import seed
 
     first = seed(fresh_db_url, LOAD, 5, embed=False, cache_dir=tmp_path, quiet=True)
     assert not first.skipped
@@ -327,7 +327,7 @@ def test_seed_is_idempotent(fresh_db_url: str, tmp_path) -> None:
 
 
 def test_vector_cache_is_reused(tmp_path) -> None:
-    from benchmarks.datagen.seed import product_vectors, vector_cache_path
+    from search_service.demo.seed import product_vectors, vector_cache_path
 
     class CountingEncoder:
         """Stands in for the model to count encode calls; the vectors' content is not under test here."""
@@ -371,7 +371,7 @@ def _schema(url: str) -> tuple[dict[str, str], dict[str, str], str]:
 
 
 def test_parallel_load_restores_indexes_constraints_and_trigger(fresh_db_url: str) -> None:
-    from benchmarks.datagen.load import load
+    from search_service.demo.load import load
 
     before = _schema(fresh_db_url)
     assert before[2] == "O"
@@ -389,7 +389,7 @@ def test_parallel_load_restores_indexes_constraints_and_trigger(fresh_db_url: st
 def test_failed_load_leaves_the_schema_as_it_was(fresh_db_url: str, monkeypatch, workers: int) -> None:
     import importlib
 
-    load_mod = importlib.import_module("benchmarks.datagen.load")  # the module; the package's `load` is the function
+    load_mod = importlib.import_module("search_service.demo.load")  # the module; the package's `load` is the function
 
     def broken(*args, **kwargs):
         raise RuntimeError("listing copy failed")
@@ -404,8 +404,8 @@ def test_failed_load_leaves_the_schema_as_it_was(fresh_db_url: str, monkeypatch,
 
 
 def test_demo_presets_are_real_berlin_neighbourhoods(demo) -> None:
-    from benchmarks.datagen import DEMO_CITY, neighbourhoods
-    from benchmarks.datagen.geo import haversine_m
+    from search_service.demo import DEMO_CITY, neighbourhoods
+    from search_service.demo.geo import haversine_m
 
     assert DEMO_CITY["name"] == "Berlin"
     hoods = neighbourhoods("Berlin")
@@ -429,11 +429,11 @@ def test_seeded_vectors_are_what_the_worker_would_write(fresh_db_url: str, tmp_p
     import psycopg
     from pgvector.psycopg import register_vector
 
-    from benchmarks.datagen.seed import seed
     from embeddings import queue
     from embeddings.encoder import DEFAULT_CACHE_DIR, EncoderConfig, load_encoder
     from embeddings.reembed import reembed
     from embeddings.worker import product_text
+    from search_service.demo.seed import seed
 
     encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
     scale = Scale("embedded", products=120, stores=12, listings_per_store=20)

@@ -1,10 +1,10 @@
-"""benchmarks.hnsw sizes maintenance_work_mem for HNSW builds; checked against pgvector's own build here."""
+"""search_service.db.hnsw sizes maintenance_work_mem for HNSW builds; checked against pgvector's own build here."""
 
 from __future__ import annotations
 
 import psycopg
 
-from benchmarks import hnsw
+from search_service.db import hnsw
 
 N = 6000
 

@@ -40,9 +40,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from embeddings.encoder import Encoder, load_encoder
 from embeddings.text import compose_text
-from search_service.app import create_app
-from search_service.cluster import free_port
-from search_service.page import demo_presets
+from search_service.api.app import create_app
+from search_service.api.page import demo_presets
+from search_service.db.cluster import free_port
 from search_service.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search_service import quantizer
-from search_service.quantizer import Int8Copy, Int8Unavailable
-from search_service.vectors import EXACT_ORDER_MAX, Ranking, VectorCache
+from search_service.engine import quantizer
+from search_service.engine.quantizer import Int8Copy, Int8Unavailable
+from search_service.engine.vectors import EXACT_ORDER_MAX, Ranking, VectorCache
 
 DIM = 384
 

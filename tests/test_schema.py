@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from search_service import migrate
-from search_service.schema import metadata
+from search_service.db import migrate
+from search_service.db.schema import metadata
 
 EXPECTED_TABLES = {
     "app_user",

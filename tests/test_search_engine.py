@@ -1,4 +1,4 @@
-"""The search engine (search_service.search) against a real PostgreSQL: exact recall under the radius filter
+"""The search engine (search_service.engine.search) against a real PostgreSQL: exact recall under the radius filter
 for every plan, plan shapes (EXPLAIN), filters, hybrid ranking, geodesic distances.
 
 The catalogue: ~4k products with clustered random unit vectors (the recall property is about the plan, not the
@@ -25,8 +25,8 @@ from geographiclib.geodesic import Geodesic
 from pgvector.asyncpg import register_vector
 from pgvector.psycopg import register_vector as register_vector_psycopg
 
-from benchmarks.synthetic import SyntheticSpec, query_vectors, random_unit_vectors, seed_synthetic
-from search_service.search import (
+from search_service.demo.synthetic import SyntheticSpec, query_vectors, random_unit_vectors, seed_synthetic
+from search_service.engine.search import (
     DEFAULT_CONFIG,
     EngineConfig,
     ProductNotFound,
@@ -40,7 +40,7 @@ from search_service.search import (
     similar,
     sql_blocks,
 )
-from search_service.vectors import VectorCache
+from search_service.engine.vectors import VectorCache
 
 CENTER = (52.52, 13.405)
 SPEC = SyntheticSpec(products=4000, stores=150, listings=40_000, seed=5, clusters=80, sigma_m=4000.0)

@@ -7,9 +7,9 @@ import asyncio
 import asyncpg
 import psycopg
 
-from benchmarks.synthetic import SyntheticSpec, seed_synthetic
-from search_service.search import SearchParams, estimate
-from search_service.stats import StatsCache, read_stats
+from search_service.demo.synthetic import SyntheticSpec, seed_synthetic
+from search_service.engine.search import SearchParams, estimate
+from search_service.engine.stats import StatsCache, read_stats
 
 
 def test_statistics_before_and_after_analyze_and_their_cache(fresh_db_url: str) -> None:

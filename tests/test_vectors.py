@@ -1,4 +1,4 @@
-"""The API's in-memory vector copy (search_service.vectors) and the exact scan that uses it, against a real
+"""The API's in-memory vector copy (search_service.engine.vectors) and the exact scan that uses it, against a real
 PostgreSQL: the change stamp kept by the trigger of migration 0002, answers that stay exact while the copy is
 behind the database, the refresh (including a transaction that commits after the copy moved past its stamp),
 and the API's readiness and fall-back when the copy is turned off or too large."""
@@ -19,11 +19,11 @@ import pytest
 from litestar.testing import TestClient
 from pgvector.psycopg import register_vector as register_vector_psycopg
 
-from benchmarks.synthetic import random_unit_vectors
 from embeddings.encoder import Encoder
-from search_service.app import create_app
-from search_service.search import DEFAULT_CONFIG, SearchParams, SearchResult, search
-from search_service.vectors import Ranking, VectorCache, highest
+from search_service.api.app import create_app
+from search_service.demo.synthetic import random_unit_vectors
+from search_service.engine.search import DEFAULT_CONFIG, SearchParams, SearchResult, search
+from search_service.engine.vectors import Ranking, VectorCache, highest
 from tests.test_api import READY_TIMEOUT_S, app_settings, load_test_encoder
 from tests.test_search_engine import connect, run
 

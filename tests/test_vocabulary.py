@@ -7,7 +7,7 @@ import os
 import psycopg
 import pytest
 
-from search_service import vocabulary
+from search_service.engine import vocabulary
 from tests.test_cli_db import run_cli
 
 

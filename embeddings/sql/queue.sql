@@ -1,4 +1,4 @@
--- The ai_task queue (psycopg, `%(name)s` parameters). A task is `pending` → `running` (leased by one worker) →
+-- The ai_task queue (named `:name` parameters, run through psycopg). A task is `pending` → `running` (leased by one worker) →
 -- `done` | back to `pending` with backoff | `failed` (dead letter after max_attempts).
 -- "One pending task per product" is a partial unique index: every path that returns a task to `pending` first
 -- asks ai_task_other_pending() (a SQL function of the migration) and, if so, finishes as 'superseded' instead.
@@ -11,13 +11,13 @@ WITH due AS (
     FROM ai_task
     WHERE status = 'pending' AND run_after <= now()
     ORDER BY priority DESC, run_after, id
-    LIMIT %(batch_size)s
+    LIMIT :batch_size
     FOR UPDATE SKIP LOCKED
 )
 UPDATE ai_task t
 SET status = 'running',
-    locked_by = %(worker_id)s,
-    locked_until = now() + make_interval(secs => %(lease_seconds)s)
+    locked_by = :worker_id,
+    locked_until = now() + make_interval(secs => :lease_seconds)
 FROM due
 WHERE t.id = due.id
 RETURNING t.id, t.product_master_id, t.attempts, t.max_attempts;
@@ -28,7 +28,7 @@ RETURNING t.id, t.product_master_id, t.attempts, t.max_attempts;
 SELECT p.id, p.name, p.brand, p.description, p.attributes, p.ai_model, p.ai_text_hash,
        category_path(p.category_id) AS category_path, p.ai_vector IS NOT NULL AS has_vector
 FROM product_master p
-WHERE p.id = ANY(%(ids)s::uuid[]);
+WHERE p.id = ANY(:ids::uuid[]);
 
 -- name: lock_products
 -- params: ids uuid[]
@@ -37,7 +37,7 @@ WHERE p.id = ANY(%(ids)s::uuid[]);
 SELECT p.id, p.name, p.brand, p.description, p.attributes,
        category_path(p.category_id) AS category_path
 FROM product_master p
-WHERE p.id = ANY(%(ids)s::uuid[])
+WHERE p.id = ANY(:ids::uuid[])
 ORDER BY p.id
 FOR UPDATE OF p;
 
@@ -48,15 +48,15 @@ FOR UPDATE OF p;
 -- returns it to pending, and the reaper skips rows this UPDATE has locked.
 UPDATE ai_task t
 SET status = 'done', result = r.result, finished_at = now(), locked_by = NULL, locked_until = NULL
-FROM unnest(%(task_ids)s::bigint[], %(results)s::text[]) AS r(id, result)
-WHERE t.id = r.id AND t.status = 'running' AND t.locked_by = %(worker_id)s
+FROM unnest(:task_ids::bigint[], :results::text[]) AS r(id, result)
+WHERE t.id = r.id AND t.status = 'running' AND t.locked_by = :worker_id
 RETURNING t.id, t.product_master_id;
 
 -- name: write_vectors
 -- params: ids uuid[], vectors vector[], hashes text[], model text
 UPDATE product_master p
-SET ai_vector = v.vec, ai_text_hash = v.hash, ai_model = %(model)s, ai_embedded_at = now()
-FROM unnest(%(ids)s::uuid[], %(vectors)s::vector[], %(hashes)s::text[]) AS v(id, vec, hash)
+SET ai_vector = v.vec, ai_text_hash = v.hash, ai_model = :model, ai_embedded_at = now()
+FROM unnest(:ids::uuid[], :vectors::vector[], :hashes::text[]) AS v(id, vec, hash)
 WHERE p.id = v.id;
 
 -- name: fail_task
@@ -73,11 +73,11 @@ SET attempts = t.attempts + 1,
         WHEN ai_task_other_pending(t.product_master_id, t.id) THEN 'superseded'
         ELSE NULL END,
     finished_at = CASE WHEN t.attempts + 1 >= t.max_attempts THEN now() END,
-    last_error = left(%(error)s, 2000),
-    run_after = now() + make_interval(secs => %(delay_s)s),
+    last_error = left(:error, 2000),
+    run_after = now() + make_interval(secs => :delay_s),
     locked_by = NULL,
     locked_until = NULL
-WHERE t.id = %(task_id)s AND t.status = 'running' AND t.locked_by = %(worker_id)s
+WHERE t.id = :task_id AND t.status = 'running' AND t.locked_by = :worker_id
 RETURNING t.status, t.attempts;
 
 -- name: release_owned
@@ -87,7 +87,7 @@ UPDATE ai_task t
 SET status = CASE WHEN ai_task_other_pending(t.product_master_id, t.id) THEN 'done' ELSE 'pending' END,
     result = CASE WHEN ai_task_other_pending(t.product_master_id, t.id) THEN 'superseded' END,
     locked_by = NULL, locked_until = NULL
-WHERE t.id = ANY(%(task_ids)s::bigint[]) AND t.status = 'running' AND t.locked_by = %(worker_id)s
+WHERE t.id = ANY(:task_ids::bigint[]) AND t.status = 'running' AND t.locked_by = :worker_id
 RETURNING t.id;
 
 -- name: reap_expired
@@ -139,7 +139,7 @@ ORDER BY array_position(ARRAY['pending', 'running', 'done', 'failed'], s.status)
 -- name: list_failed
 -- params: limit int
 SELECT id, product_master_id, attempts, max_attempts, last_error, finished_at
-FROM ai_task WHERE status = 'failed' ORDER BY id DESC LIMIT %(limit)s;
+FROM ai_task WHERE status = 'failed' ORDER BY id DESC LIMIT :limit;
 
 -- name: retry_failed
 -- params: ids bigint[] (NULL: every failed task)
@@ -147,7 +147,7 @@ FROM ai_task WHERE status = 'failed' ORDER BY id DESC LIMIT %(limit)s;
 WITH candidates AS (
     SELECT DISTINCT ON (coalesce(product_master_id::text, id::text)) id
     FROM ai_task t
-    WHERE t.status = 'failed' AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s::bigint[]))
+    WHERE t.status = 'failed' AND (:ids::bigint[] IS NULL OR t.id = ANY(:ids::bigint[]))
       AND NOT EXISTS (SELECT 1 FROM ai_task o WHERE o.product_master_id = t.product_master_id
                       AND o.status = 'pending')
     ORDER BY coalesce(product_master_id::text, id::text), id DESC
@@ -166,13 +166,13 @@ SELECT pg_notify('ai_task', '');
 -- params: older_than_s float8
 -- Retention: the one cutoff a whole prune works to (fixed at its start), and the table's highest id then, so
 -- tasks finishing during the prune are left for the next one.
-SELECT now() - make_interval(secs => %(older_than_s)s) AS cutoff, coalesce(max(id), 0) AS upto FROM ai_task;
+SELECT now() - make_interval(secs => :older_than_s) AS cutoff, coalesce(max(id), 0) AS upto FROM ai_task;
 
 -- name: prunable_count
 -- params: cutoff timestamptz, upto bigint
 -- Retention: how many tasks a prune to `cutoff` deletes (--dry-run, and the progress bar's total).
 SELECT count(*) FROM ai_task
-WHERE id <= %(upto)s AND status = 'done' AND coalesce(finished_at, updated_at) < %(cutoff)s;
+WHERE id <= :upto AND status = 'done' AND coalesce(finished_at, updated_at) < :cutoff;
 
 -- name: prune_done
 -- params: after_id bigint, upto bigint, cutoff timestamptz, window int
@@ -181,11 +181,11 @@ WHERE id <= %(upto)s AND status = 'done' AND coalesce(finished_at, updated_at) <
 -- table). A superseded task is done without finished_at; its last update is when it ended. Pending, running
 -- and failed tasks are never deleted: failed ones are the dead letters `tasks failed` lists.
 WITH slice AS (
-    SELECT id FROM ai_task WHERE id > %(after_id)s AND id <= %(upto)s ORDER BY id LIMIT %(window)s
+    SELECT id FROM ai_task WHERE id > :after_id AND id <= :upto ORDER BY id LIMIT :window
 ), gone AS (
     DELETE FROM ai_task t
     USING slice
-    WHERE t.id = slice.id AND t.status = 'done' AND coalesce(t.finished_at, t.updated_at) < %(cutoff)s
+    WHERE t.id = slice.id AND t.status = 'done' AND coalesce(t.finished_at, t.updated_at) < :cutoff
     RETURNING t.id
 )
 SELECT (SELECT max(id) FROM slice) AS last_id, (SELECT count(*) FROM gone) AS deleted;

@@ -1,4 +1,4 @@
--- Batch re-embedding (psycopg, `%(name)s` parameters). product_master is walked by keyset on id, never OFFSET.
+-- Batch re-embedding (psycopg, `:name` parameters). product_master is walked by keyset on id, never OFFSET.
 
 -- name: column_dimension
 -- params: (none)
@@ -9,8 +9,8 @@ WHERE attrelid = 'product_master'::regclass AND attname = 'ai_vector';
 -- name: count_products
 -- params: mode text ('missing' | 'stale' | 'all'), before timestamptz|null
 SELECT count(*) FROM product_master
-WHERE (%(mode)s <> 'missing' OR ai_vector IS NULL)
-  AND (%(mode)s <> 'all' OR ai_embedded_at IS NULL OR ai_embedded_at < %(before)s::timestamptz);
+WHERE (:mode <> 'missing' OR ai_vector IS NULL)
+  AND (:mode <> 'all' OR ai_embedded_at IS NULL OR ai_embedded_at < :before::timestamptz);
 
 -- name: next_batch
 -- params: after uuid|null, batch_size int, mode text, before timestamptz|null
@@ -18,11 +18,11 @@ WHERE (%(mode)s <> 'missing' OR ai_vector IS NULL)
 SELECT p.id, p.name, p.brand, p.description, p.attributes, p.ai_model, p.ai_text_hash,
        category_path(p.category_id) AS category_path, p.ai_vector IS NOT NULL AS has_vector, p.updated_at
 FROM product_master p
-WHERE (%(after)s::uuid IS NULL OR p.id > %(after)s::uuid)
-  AND (%(mode)s <> 'missing' OR p.ai_vector IS NULL)
-  AND (%(mode)s <> 'all' OR p.ai_embedded_at IS NULL OR p.ai_embedded_at < %(before)s::timestamptz)
+WHERE (:after::uuid IS NULL OR p.id > :after::uuid)
+  AND (:mode <> 'missing' OR p.ai_vector IS NULL)
+  AND (:mode <> 'all' OR p.ai_embedded_at IS NULL OR p.ai_embedded_at < :before::timestamptz)
 ORDER BY p.id
-LIMIT %(batch_size)s;
+LIMIT :batch_size;
 
 -- name: create_staging
 -- params: (none)
@@ -34,7 +34,7 @@ ON COMMIT DELETE ROWS;
 -- One set-based UPDATE per batch from the COPY-filled staging table. A product edited (or embedded by a worker)
 -- since we read it has another updated_at: it is left alone, its newer text has its own ai_task.
 UPDATE product_master p
-SET ai_vector = s.vec, ai_text_hash = s.hash, ai_model = %(model)s, ai_embedded_at = now()
+SET ai_vector = s.vec, ai_text_hash = s.hash, ai_model = :model, ai_embedded_at = now()
 FROM reembed_staging s
 WHERE p.id = s.id AND p.updated_at = s.seen;
 
@@ -42,7 +42,7 @@ WHERE p.id = s.id AND p.updated_at = s.seen;
 -- params: ids uuid[], priority int
 -- --via-queue: hand the work to the workers; a product with a pending task keeps it. Returns the new tasks.
 INSERT INTO ai_task (product_master_id, priority)
-SELECT unnest(%(ids)s::uuid[]), %(priority)s
+SELECT unnest(:ids::uuid[]), :priority
 ON CONFLICT (product_master_id) WHERE status = 'pending' DO NOTHING
 RETURNING id;
 

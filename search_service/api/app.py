@@ -34,17 +34,18 @@ from pgvector.asyncpg import register_vector
 
 from embeddings.encoder import Encoder, load_encoder
 from embeddings.sqlblocks import load_blocks
-from search_service import migrate, page
-from search_service import routes as routes_mod
-from search_service import search as engine
-from search_service.batcher import MicroBatcher
-from search_service.metrics import Metrics
-from search_service.params import RULES, BadParameter, NotFound
-from search_service.query_cache import QueryEmbeddingCache
+from search_service.api import page
+from search_service.api import routes as routes_mod
+from search_service.api.metrics import Metrics
+from search_service.api.params import RULES, BadParameter, NotFound
+from search_service.api.query_cache import QueryEmbeddingCache
+from search_service.db import migrate
+from search_service.engine import search as engine
+from search_service.engine.batcher import MicroBatcher
+from search_service.engine.stats import StatsCache
+from search_service.engine.vectors import SQL_PATH as VECTORS_SQL
+from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
-from search_service.stats import StatsCache
-from search_service.vectors import SQL_PATH as VECTORS_SQL
-from search_service.vectors import VectorCache
 
 log = logging.getLogger("search_service.api")
 

@@ -23,13 +23,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
 from embeddings.sqlblocks import load_blocks
-from search_service import params as P
-from search_service import search as engine
+from search_service.api import params as P
+from search_service.engine import search as engine
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from search_service.app import Runtime
+    from search_service.api.app import Runtime
 
 CATALOG_SQL = Path(__file__).with_name("sql") / "catalog.sql"
 

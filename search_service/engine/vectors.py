@@ -51,8 +51,8 @@ from asyncpg.pool import PoolConnectionProxy
 from threadpoolctl import threadpool_limits
 
 from embeddings.sqlblocks import load_blocks
-from search_service.batcher import MicroBatcher
-from search_service.quantizer import Int8Copy, Int8Unavailable
+from search_service.engine.batcher import MicroBatcher
+from search_service.engine.quantizer import Int8Copy, Int8Unavailable
 
 log = logging.getLogger(__name__)
 

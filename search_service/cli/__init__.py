@@ -4,50 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
 import click
 
-from search_service import cluster as cluster_mod
-from search_service import migrate as migrate_mod
+from search_service.cli.common import (
+    Duration,
+    UserFacingError,
+    connect,
+    database_url,
+    embedded_cluster,
+    user_errors,
+)
+from search_service.db import migrate as migrate_mod
 from search_service.settings import Settings, SettingsError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class UserFacingError(click.ClickException):
-    """Printed as one line, exit code 1, never a traceback."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
-def user_errors(func: F) -> F:
-    """Turn the project's known failure types into one-line messages."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (cluster_mod.ClusterError, migrate_mod.MigrationError, SettingsError) as exc:
-            raise UserFacingError(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def embedded_cluster(settings: Settings) -> cluster_mod.Cluster:
-    return cluster_mod.Cluster(settings.pgdata, settings.db_port, bin_dir=settings.pg_bindir)
-
-
-def database_url(settings: Settings) -> str:
-    """The URL every command uses: DATABASE_URL when set, else the running embedded cluster."""
-    if settings.uses_embedded_db:
-        status = embedded_cluster(settings).status()
-        if not status.running:
-            raise UserFacingError("the embedded database is not running: run `plinqy-search db up` (or `make run`)")
-    return settings.database_url
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -144,13 +114,13 @@ def serve(settings: Settings, host: str, port: int, workers: int | None) -> None
     # and one process saturated it at ~100 semantic searches/s on the 2-core benchmark machine.
     workers = workers or len(os.sched_getaffinity(0))  # the CPUs this process may run on (cpusets)
     if workers == 1:
-        from search_service.app import create_app
+        from search_service.api.app import create_app
 
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
         return
     # Each worker process builds its own app (and its Settings.from_env) from the inherited environment.
     uvicorn.run(
-        "search_service.app:create_app_from_env",
+        "search_service.api.app:create_app_from_env",
         factory=True,
         host=host,
         port=port,
@@ -206,12 +176,6 @@ def tasks() -> None:
     """Inspect and requeue the ai_task queue."""
 
 
-def _connect(settings: Settings) -> Any:
-    import psycopg
-
-    return psycopg.connect(database_url(settings), autocommit=True)
-
-
 @tasks.command("stats")
 @click.pass_obj
 @user_errors
@@ -219,7 +183,7 @@ def tasks_stats(settings: Settings) -> None:
     """Counts by status and the age of the oldest pending task."""
     from embeddings import queue
 
-    with _connect(settings) as conn:
+    with connect(settings) as conn:
         stats = queue.stats(conn)
     for status, count in stats.counts.items():
         click.echo(f"{status:<8} {count}")
@@ -235,7 +199,7 @@ def tasks_failed(settings: Settings, limit: int) -> None:
     """Dead tasks with their last error."""
     from embeddings import queue
 
-    with _connect(settings) as conn:
+    with connect(settings) as conn:
         rows = queue.list_failed(conn, limit)
     if not rows:
         click.echo("no failed tasks")
@@ -254,28 +218,9 @@ def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> No
 
     if retry_all == bool(ids):
         raise UserFacingError("give either --all or one or more task IDs (see `plinqy-search tasks failed`)")
-    with _connect(settings) as conn:
+    with connect(settings) as conn:
         requeued = queue.retry_failed(conn, None if retry_all else list(ids))
     click.echo(f"requeued {len(requeued)} task(s)")
-
-
-class Duration(click.ParamType):
-    """A span of time as a number and a unit: 90s, 30m, 12h, 7d."""
-
-    name = "duration"
-    UNITS: ClassVar[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, float):
-            return value
-        text = str(value).strip().lower()
-        try:
-            seconds = float(text[:-1]) * self.UNITS[text[-1:]]
-        except (KeyError, ValueError):
-            self.fail(f"{value!r} is not a duration: give a number and a unit, e.g. 90s, 30m, 12h or 7d", param, ctx)
-        if seconds < 0:
-            self.fail(f"{value!r}: a duration cannot be negative", param, ctx)
-        return seconds
 
 
 @tasks.command("prune")
@@ -289,7 +234,7 @@ def tasks_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
 
     from embeddings import queue
 
-    with _connect(settings) as conn:
+    with connect(settings) as conn:
         plan = queue.plan_prune(conn, older_than)
         before = f"that finished before {plan.cutoff:%Y-%m-%d %H:%M:%S %Z}"
         if dry_run:
@@ -310,9 +255,9 @@ def vocabulary() -> None:
 @user_errors
 def vocabulary_prune(settings: Settings) -> None:
     """Drop words no product name or brand uses any more, and duplicates (product writes wait meanwhile)."""
-    from search_service import vocabulary as vocabulary_mod
+    from search_service.engine import vocabulary as vocabulary_mod
 
-    with _connect(settings) as conn:
+    with connect(settings) as conn:
         try:
             report = vocabulary_mod.prune(conn)
         except vocabulary_mod.VocabularyBusy as exc:
@@ -373,8 +318,8 @@ def seed_demo(settings: Settings, scale: str, seed_value: int, embed: bool | Non
     """Fill an empty catalogue with a generated marketplace (does nothing when it already has data)."""
     import psycopg
 
-    from benchmarks.datagen.seed import seed as run_seed
     from embeddings.encoder import EncoderError
+    from search_service.demo.seed import seed as run_seed
 
     url = database_url(settings)
     try:

@@ -56,8 +56,8 @@ import numpy as np
 from asyncpg.pool import PoolConnectionProxy
 
 from embeddings.sqlblocks import load_blocks
-from search_service.stats import CatalogueStats, StatsCache, read_stats
-from search_service.vectors import Ranking, VectorCache, as_vector
+from search_service.engine.stats import CatalogueStats, StatsCache, read_stats
+from search_service.engine.vectors import Ranking, VectorCache, as_vector
 
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "search.sql"
 HNSW_INDEX = "ix_product_master_ai_vector_hnsw"

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
-from search_service.search import SearchParams
+from search_service.engine.search import SearchParams
 
 Q_MAX_LENGTH = 256
 MAX_RADIUS_M = 100_000

@@ -15,7 +15,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from benchmarks.hnsw import build_memory
+from search_service.db.hnsw import build_memory
 
 EMBEDDING_DIM = 384
 

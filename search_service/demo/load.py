@@ -35,8 +35,8 @@ import psycopg
 from psycopg import sql
 from tqdm import tqdm
 
-from benchmarks.hnsw import build_memory
 from embeddings.text import text_hash
+from search_service.db.hnsw import build_memory
 
 from .market import ListingChunk, Marketplace, Product, slugify
 

@@ -1,0 +1,73 @@
+"""What every command shares: one-line errors, the database URL, a connection, durations."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import click
+
+from search_service.db import cluster as cluster_mod
+from search_service.db import migrate as migrate_mod
+from search_service.settings import Settings, SettingsError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserFacingError(click.ClickException):
+    """Printed as one line, exit code 1, never a traceback."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def user_errors(func: F) -> F:
+    """Turn the project's known failure types into one-line messages."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (cluster_mod.ClusterError, migrate_mod.MigrationError, SettingsError) as exc:
+            raise UserFacingError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def embedded_cluster(settings: Settings) -> cluster_mod.Cluster:
+    return cluster_mod.Cluster(settings.pgdata, settings.db_port, bin_dir=settings.pg_bindir)
+
+
+def database_url(settings: Settings) -> str:
+    """The URL every command uses: DATABASE_URL when set, else the running embedded cluster."""
+    if settings.uses_embedded_db:
+        status = embedded_cluster(settings).status()
+        if not status.running:
+            raise UserFacingError("the embedded database is not running: run `plinqy-search db up` (or `make run`)")
+    return settings.database_url
+
+
+def connect(settings: Settings) -> Any:
+    import psycopg
+
+    return psycopg.connect(database_url(settings), autocommit=True)
+
+
+class Duration(click.ParamType):
+    """A span of time as a number and a unit: 90s, 30m, 12h, 7d."""
+
+    name = "duration"
+    UNITS: ClassVar[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        try:
+            seconds = float(text[:-1]) * self.UNITS[text[-1:]]
+        except (KeyError, ValueError):
+            self.fail(f"{value!r} is not a duration: give a number and a unit, e.g. 90s, 30m, 12h or 7d", param, ctx)
+        if seconds < 0:
+            self.fail(f"{value!r}: a duration cannot be negative", param, ctx)
+        return seconds

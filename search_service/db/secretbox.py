@@ -1,0 +1,48 @@
+"""Secrets we must read back (webhook signing secrets, POS credentials) are stored encrypted (Fernet: AES-128-CBC
+plus HMAC-SHA256). Secrets we only compare (API keys) are hashed instead, elsewhere.
+
+The key comes from `PLINQY_SECRET_KEY` (a Fernet key: 32 url-safe base64 bytes) or, when that is unset, from the
+file `PLINQY_SECRET_KEY_FILE` (default `.secrets/plinqy.key`), created with mode 0600 on first use so that
+`make run` needs no set-up. Losing the key makes the stored secrets unreadable: back it up with the database.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+class SecretBoxError(RuntimeError):
+    """The key is malformed, or a stored secret was encrypted under another key."""
+
+
+class SecretBox:
+    def __init__(self, key: bytes) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except (ValueError, TypeError):
+            raise SecretBoxError("PLINQY_SECRET_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+
+    @classmethod
+    def from_settings(cls, key: str | None, key_file: Path) -> SecretBox:
+        if key:
+            return cls(key.encode())
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(Fernet.generate_key())
+        return cls(key_file.read_bytes().strip())
+
+    def encrypt(self, secret: str) -> bytes:
+        return self._fernet.encrypt(secret.encode())
+
+    def decrypt(self, token: bytes) -> str:
+        try:
+            return self._fernet.decrypt(bytes(token)).decode()
+        except InvalidToken:
+            raise SecretBoxError(
+                "a stored secret does not open with this key (was PLINQY_SECRET_KEY changed?)"
+            ) from None
