@@ -19,11 +19,8 @@ from litestar.openapi.spec import Server
 from embeddings.encoder import Encoder
 from search_service.api import page
 from search_service.api.errors import EXCEPTION_HANDLERS
-from search_service.api.metrics import Metrics
-from search_service.api.query_cache import QueryEmbeddingCache
 from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
-from search_service.db import migrate
 from search_service.settings import Settings
 
 OPENAPI = OpenAPIConfig(
@@ -35,24 +32,9 @@ OPENAPI = OpenAPIConfig(
 )
 
 
-def build_runtime(settings: Settings, encoder: Encoder | None) -> Runtime:
-    """The runtime with its query cache and metrics (which read the runtime's pool and vector copy)."""
-    cache = QueryEmbeddingCache(settings.query_cache_size)
-    holder: list[Runtime] = []
-    metrics = Metrics(
-        cache,
-        lambda: holder[0].pool if holder else None,
-        lambda: holder[0].vectors if holder else None,
-    )
-    runtime = Runtime(settings=settings, cache=cache, metrics=metrics, encoder=encoder)
-    runtime.head_revision = migrate.head_revision()
-    holder.append(runtime)
-    return runtime
-
-
 def create_app(settings: Settings, *, encoder: Encoder | None = None) -> Litestar:
     """The API. `encoder`: an already loaded one (tests share one); otherwise loaded from settings.encoder."""
-    runtime = build_runtime(settings, encoder)
+    runtime = Runtime.build(settings, encoder)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -27,6 +27,7 @@ from search_service.api.errors import TRANSIENT_DB_ERRORS, Unavailable
 from search_service.api.metrics import Metrics
 from search_service.api.query_cache import QueryEmbeddingCache
 from search_service.api.schemas import Readiness
+from search_service.db import migrate
 from search_service.engine import catalog
 from search_service.engine import search as engine
 from search_service.engine.batcher import MicroBatcher
@@ -84,6 +85,21 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Concurrent cache misses share one model call (a batch of short texts costs little more than one).
     embed_batcher: MicroBatcher[str, np.ndarray] | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, encoder: Encoder | None = None) -> Runtime:
+        """A runtime with its query cache and metrics (which read the runtime's pool and vector copy)."""
+        cache = QueryEmbeddingCache(settings.query_cache_size)
+        holder: list[Runtime] = []
+        metrics = Metrics(
+            cache,
+            lambda: holder[0].pool if holder else None,
+            lambda: holder[0].vectors if holder else None,
+        )
+        runtime = cls(settings=settings, cache=cache, metrics=metrics, encoder=encoder)
+        runtime.head_revision = migrate.head_revision()
+        holder.append(runtime)
+        return runtime
 
     # --- embedding
     def check_model(self) -> Encoder:
