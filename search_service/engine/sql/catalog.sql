@@ -1,10 +1,11 @@
--- SQL of the API's non-search endpoints (asyncpg: $1 placeholders). Search itself lives in search.sql.
+-- The catalogue reads behind the API's non-search endpoints and its readiness check (asyncpg).
+-- Search itself lives in search.sql.
 
 -- name: stores_nearby
--- params: $1 lat float8, $2 lon float8, $3 radius_m float8, $4 limit int
+-- params: lat float8, lon float8, radius_m float8, limit int
 -- ST_DWithin on geography uses the GiST index on store.location; distances are on the spheroid (metres).
 WITH here AS (
-    SELECT ST_SetSRID(ST_MakePoint($2::float8, $1::float8), 4326)::geography AS point
+    SELECT ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography AS point
 )
 SELECT s.id,
        s.name,
@@ -18,19 +19,19 @@ SELECT s.id,
        ST_Distance(s.location, here.point) AS distance_m
 FROM store s, here
 WHERE s.is_active
-  AND ST_DWithin(s.location, here.point, $3::float8)
+  AND ST_DWithin(s.location, here.point, :radius_m::float8)
 ORDER BY distance_m, s.id
-LIMIT $4::int;
+LIMIT :limit::int;
 
 -- name: product_by_id
--- params: $1 product_id uuid
+-- params: product_id uuid
 -- One round trip: the product, its category path (root first) and its images as JSON text.
 -- The depth guard stops a (corrupt) parent cycle from recursing forever.
 WITH RECURSIVE path AS (
     SELECT c.id, c.parent_id, c.name, c.slug, 0 AS depth
     FROM category c
     JOIN product_master p ON p.category_id = c.id
-    WHERE p.id = $1::uuid
+    WHERE p.id = :product_id::uuid
     UNION ALL
     SELECT c.id, c.parent_id, c.name, c.slug, path.depth + 1
     FROM category c
@@ -59,15 +60,23 @@ SELECT p.id,
            '[]'::jsonb
        )::text AS images
 FROM product_master p
-WHERE p.id = $1::uuid
+WHERE p.id = :product_id::uuid
   AND p.is_active;
 
 -- name: categories
--- The whole tree is small (hundreds of rows); it is assembled into a nested tree in Python.
+-- params: none
+-- The whole tree is small (hundreds of rows); it is assembled into a nested tree by the caller.
 SELECT c.id, c.parent_id, c.name, c.slug, c.position
 FROM category c
 ORDER BY c.position, c.name, c.id;
 
--- name: readiness
+-- name: migration_revisions
+-- params: none
 -- The migration revision the database is at (alembic keeps exactly one row).
 SELECT version_num FROM alembic_version;
+
+-- name: vector_count
+-- params: none
+-- How many vectors a full load of the in-memory copy would hold (index-only scan on
+-- ix_product_master_ai_embedded_at), checked against PLINQY_VECTOR_CACHE_MAX before loading.
+SELECT count(*) FROM product_master WHERE ai_embedded_at IS NOT NULL;
