@@ -139,9 +139,7 @@ def _used_names(body: str) -> list[str]:
     return list(dict.fromkeys(_PLACEHOLDER.findall(code)))
 
 
-def _expand(
-    block: _Block, fragments: Mapping[str, tuple[str, tuple[str, ...]]], source: str
-) -> tuple[str, list[str]]:
+def _expand(block: _Block, fragments: Mapping[str, tuple[str, tuple[str, ...]]], source: str) -> tuple[str, list[str]]:
     """The body with its fragments included, and the parameters those fragments bring, in order."""
     body = "\n".join(block.body).strip().rstrip(";").strip()
     if not body:
