@@ -39,13 +39,7 @@ async def hydrate(conn: Conn, scope: Scope, ids: list[UUID], scores: dict[UUID, 
         return []
     lon, lat = scope.point
     stmt = statement("engine/search", "hydrate")
-    values = stmt.bind(
-        product_ids=ids,
-        lon=lon,
-        lat=lat,
-        stores_per_product=scope.params.stores_per_product,
-        **scope.listing_values(),
-    )
+    values = scope.bind(stmt, product_ids=ids, lon=lon, lat=lat)
     hits: dict[UUID, ProductHit] = {}
     for r in await conn.fetch(stmt.sql, *values):
         hit = hits.get(r["id"])

@@ -12,13 +12,7 @@ from search_service.engine.session import Conn, transaction
 
 async def rank_keyword(conn: Conn, scope: Scope, depth: int, config: EngineConfig) -> Ranked:
     stmt = statement("engine/search", "rank_keyword")
-    values = stmt.bind(
-        q=scope.params.q,
-        depth=depth,
-        cap=config.keyword_cap,
-        typo_tolerance=config.typo_tolerance,
-        **scope.filter_values(),
-    )
+    values = scope.bind(stmt, depth=depth, cap=config.keyword_cap, typo_tolerance=config.typo_tolerance)
     rows = await conn.fetch(stmt.sql, *values)
     capped = bool(rows[0]["capped"]) if rows else False
     return Ranked(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 from uuid import UUID
 
-from search_service.db.sql import statement
+from search_service.db.sql import Statement, statement
 from search_service.engine.results import SearchParams, SearchResult
 from search_service.engine.session import Conn
+
+_PARAM_FIELDS = frozenset(f.name for f in fields(SearchParams))
 
 
 @dataclass(frozen=True)
@@ -18,15 +20,17 @@ class Scope:
     params: SearchParams
     exclude_id: UUID | None = None  # similar(): the product asked about
 
-    def listing_values(self) -> dict[str, Any]:
-        """The parameters of search.sql's listing filter fragments (`listing_filter`, `listing_terms`, …)."""
-        p = self.params
-        return {"store_ids": self.store_ids, "in_stock": p.in_stock, "min_price": p.min_price, "max_price": p.max_price}
-
-    def filter_values(self) -> dict[str, Any]:
-        """The listing filter's parameters and the `product_filter` fragment's."""
-        product = {"category_ids": self.category_ids, "exclude_id": self.exclude_id, "brand": self.params.brand}
-        return {**self.listing_values(), **product}
+    def bind(self, stmt: Statement, **own: Any) -> tuple[Any, ...]:
+        """`stmt`'s arguments by name: `own`, else the filters resolved here (store_ids, category_ids,
+        exclude_id), else the `SearchParams` field of that name (in_stock, min_price, brand, …). So a filter
+        that is a field of SearchParams and a parameter of a shared SQL fragment needs no code here."""
+        resolved = {"store_ids": self.store_ids, "category_ids": self.category_ids, "exclude_id": self.exclude_id}
+        values = {
+            name: resolved[name] if name in resolved else getattr(self.params, name)
+            for name in stmt.params
+            if name not in own and (name in resolved or name in _PARAM_FIELDS)
+        }
+        return stmt.bind(**values, **own)  # a parameter found nowhere, or an unknown one in `own`: TypeError
 
     @property
     def point(self) -> tuple[float | None, float | None]:

@@ -51,7 +51,7 @@ async def _hnsw(conn: Conn, scope: Scope, plan: VectorPlan, vector: np.ndarray, 
     """None: the scan returned fewer rows than asked (its budget ran out, or fewer products qualify)."""
     stmt = statement("engine/search", "rank_hnsw")
     want = plan.choice.fetch
-    rows = await conn.fetch(stmt.sql, *stmt.bind(query_vector=vector, fetch_n=want, **scope.filter_values()))
+    rows = await conn.fetch(stmt.sql, *scope.bind(stmt, query_vector=vector, fetch_n=want))
     fetched = int(rows[0]["fetched"]) if rows else 0
     if fetched < want:
         return None
@@ -61,7 +61,7 @@ async def _hnsw(conn: Conn, scope: Scope, plan: VectorPlan, vector: np.ndarray, 
 
 async def _exact(conn: Conn, scope: Scope, vector: np.ndarray, top_n: int, strategy: str) -> Ranked:
     stmt = statement("engine/search", "rank_exact")
-    rows = await conn.fetch(stmt.sql, *stmt.bind(query_vector=vector, top_n=top_n, **scope.filter_values()))
+    rows = await conn.fetch(stmt.sql, *scope.bind(stmt, query_vector=vector, top_n=top_n))
     return _ranked(rows, int(rows[0]["total"]) if rows else 0, True, strategy)
 
 

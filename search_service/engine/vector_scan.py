@@ -79,7 +79,6 @@ async def check_ranked(
     worse than that, nothing unchecked can beat them. None: the rest of the scan would cost more than
     `give_up_us` (predicted from the next slice, and from the share of the ids checked so far that passed)."""
     stmt = statement("engine/search", "filter_ranked")
-    filters = scope.filter_values()
     ranking, top_n, changed_since = check.ranking, check.top_n, check.changed_since
     checked = np.zeros(len(vectors), dtype=bool)  # the ranking's rows are rows of the copy as it was, or fewer
     checked_count = 0
@@ -94,7 +93,7 @@ async def check_ranked(
             if config.scan_us_per_round + config.scan_us_per_probe * left > check.give_up_us:
                 return None
         checked_count += len(rows)
-        values = stmt.bind(query_vector=vector, ids=vectors.ids_of(rows), changed_since=changed_since, **filters)
+        values = scope.bind(stmt, query_vector=vector, ids=vectors.ids_of(rows), changed_since=changed_since)
         records = await conn.fetch(stmt.sql, *values)
         found.update((r["id"], float(r["distance"])) for r in records)
         changed_since = None  # changed vectors are checked once
@@ -132,7 +131,7 @@ async def rank_gather(
         whole = asyncio.ensure_future(vectors.rank_batched(vector))
     stmt = statement("engine/search", "listed_products")
     try:
-        packed = await conn.fetchval(stmt.sql, *stmt.bind(**scope.listing_values()))
+        packed = await conn.fetchval(stmt.sql, *scope.bind(stmt))
     except BaseException:
         if whole is not None:
             whole.cancel()
