@@ -22,7 +22,6 @@ ALLOWED_OVER = {
     "search_service/demo/load.py",  # 570 lines, load(): 60
     "search_service/demo/market.py",  # 689 lines, _plan_products(): 122, products(): 57
     "search_service/demo/synthetic.py",  # seed_synthetic(): 86 lines
-    "search_service/demo/vocab.py",  # 2282 lines (word lists)
 }
 
 
