@@ -12,6 +12,9 @@ Fault injection, for tests and chaos drills only (the CLI reads them from the en
 - ``PLINQY_WORKER_FAIL_MARKER``: texts containing this marker fail to embed (a poison task).
 - ``PLINQY_WORKER_HOLD_S``: sleep this long after each claim while holding the batch (so a test can SIGKILL or
   SIGTERM a worker that holds a lease). The sleep ends early on SIGTERM/SIGINT.
+
+Modules: this one is the loop (connections, LISTEN, reaper, signals, stop); embeddings/batch.py the steps of one
+batch; embeddings/writer.py the pipelined write; embeddings/worker_config.py the settings.
 """
 
 from __future__ import annotations
@@ -155,7 +158,7 @@ class Worker(BatchSteps):
         while not self.stopping and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(0.1, left))
 
-    # -- one batch ----------------------------------------------------------------------------------------
+    # -- one batch (its steps, prepare → embed → commit: embeddings/batch.py) ------------------------------
     def run_once(self, conn: psycopg.Connection, writer: BatchWriter | None = None) -> bool:
         """Claim and process one batch; False when nothing was due.
 
