@@ -66,7 +66,9 @@ def _create_connections() -> None:
         sa.Column("base_url", sa.Text(), nullable=True),
         sa.Column("secret_enc", sa.LargeBinary(), nullable=True),
         sa.Column("credentials_enc", sa.LargeBinary(), nullable=True),
-        sa.Column("config", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "config", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
         sa.Column("cursor", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("enabled", sa.Boolean(), server_default=sa.text("true"), nullable=False),
         sa.Column("last_sync_at", sa.DateTime(timezone=True), nullable=True),
@@ -109,6 +111,12 @@ def _create_deliveries() -> None:
 
 
 def _alter_store_and_listings() -> None:
+    op.create_index(
+        "ix_product_master_gtin14",
+        "product_master",
+        [sa.text("lpad(gtin, 14, '0')")],
+        postgresql_where=sa.text("gtin IS NOT NULL"),
+    )
     op.add_column("store", sa.Column("currency", sa.CHAR(length=3), server_default="EUR", nullable=False))
     op.create_check_constraint("currency", "store", "currency ~ '^[A-Z]{3}$'")
     op.add_column("store_product", sa.Column("title", sa.Text(), nullable=True))
@@ -194,6 +202,7 @@ def downgrade() -> None:
     for column in ("file_name", "delivery_id", "connection_id", "kind", "seq"):
         op.drop_column("import_batch", column)
     op.drop_index("uq_store_product_store_id_sku", table_name="store_product")
+    op.drop_index("ix_product_master_gtin14", table_name="product_master")
     for column in ("source_version", "source_updated_at", "title"):
         op.drop_column("store_product", column)
     op.drop_constraint(op.f("ck_store_currency"), "store", type_="check")

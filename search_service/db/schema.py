@@ -178,6 +178,8 @@ product_master = Table(
     Index("ix_product_master_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
     # Hybrid search's exact-name match: a btree probe instead of a case-insensitive scan (migration 0002).
     Index("ix_product_master_lower_name", text("lower(name)")),
+    # Ingest matches GTINs in one normal form, GTIN-14 (migration 0006); older rows may hold 8-13 digits.
+    Index("ix_product_master_gtin14", text("lpad(gtin, 14, '0')"), postgresql_where=text("gtin IS NOT NULL")),
 )
 
 store_product = Table(
@@ -283,9 +285,7 @@ import_batch = Table(
     # Ingest (migration 0006). seq orders a store's batches: they are mapped one after another, oldest first.
     Column("seq", BigInteger, Identity(always=False), nullable=False),
     Column("kind", Text, nullable=False, server_default="csv"),
-    Column(
-        "connection_id", UUID(as_uuid=True), ForeignKey("ingest_connection.id", ondelete="SET NULL"), index=True
-    ),
+    Column("connection_id", UUID(as_uuid=True), ForeignKey("ingest_connection.id", ondelete="SET NULL"), index=True),
     Column("delivery_id", Text),
     Column("file_name", Text),
     Column("mapped_rows", Integer, nullable=False, server_default=text("0")),
@@ -329,7 +329,9 @@ imported_product_raw = Table(
     Column("matched_by", Text),
     CheckConstraint(_in("status", RAW_ROW_STATUSES), name="status"),
     UniqueConstraint("import_batch_id", "row_number", name="uq_imported_product_raw_batch_row"),
-    Index("ix_imported_product_raw_pending", "import_batch_id", "row_number", postgresql_where=text("status = 'pending'")),
+    Index(
+        "ix_imported_product_raw_pending", "import_batch_id", "row_number", postgresql_where=text("status = 'pending'")
+    ),
 )
 
 api_key = Table(
