@@ -253,6 +253,7 @@ async def map_chunk(conn: Any, batch_id: UUID, worker_id: str, limit: int, lease
         if not fenced:
             raise LeaseLost(str(batch_id))
         store_id = fenced[0]["store_id"]
+        await conn.execute(_sql("async_commit").sql)
         await _fetch(conn, "store_lock", store_id=store_id)
         pending = await _fetch(conn, "pending_rows", batch_id=batch_id, limit=limit)
         if not pending:
@@ -287,11 +288,24 @@ async def mark_duplicates(conn: Any, batch_id: UUID, worker_id: str, lease_s: fl
     return marked
 
 
+ANALYZE_EVERY = 8  # chunks
+
+
+async def refresh_statistics(conn: Any, chunks_done: int, chunk_rows: int) -> None:
+    """After the first full chunk of a big batch and every ANALYZE_EVERY chunks (see analyze_targets)."""
+    if chunk_rows >= 1000 and chunks_done % ANALYZE_EVERY == 1:
+        await conn.execute(_sql("analyze_targets").sql)
+
+
 async def map_batch(conn: Any, batch_id: UUID, worker_id: str, chunk_rows: int, lease_s: float) -> ChunkCounts:
     """Map a batch this worker holds, chunk by chunk, then complete it."""
     totals = ChunkCounts(duplicate=await mark_duplicates(conn, batch_id, worker_id, lease_s))
+    chunks = 0
     while (counts := await map_chunk(conn, batch_id, worker_id, chunk_rows, lease_s)) is not None:
         totals.add(counts)
+        chunks += 1
+        if sum(vars(counts).values()) == chunk_rows:
+            await refresh_statistics(conn, chunks, chunk_rows)
     await complete(conn, batch_id, worker_id)
     return totals
 
