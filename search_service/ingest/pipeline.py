@@ -45,6 +45,7 @@ from search_service.ingest.mapping import RowResult, apply_rows
 
 KINDS = ("csv", "webhook", "listing", "sync")
 COPY_THRESHOLD = 200
+COPY_TIMEOUT_S = 600.0
 
 
 class DuplicateDelivery(Exception):
@@ -170,7 +171,10 @@ async def store_rows(conn: Any, batch_id: UUID, rows: Iterable[dict[str, Any]]) 
     if len(split) >= COPY_THRESHOLD:
         records = [(batch_id, n, p, r, s, e) for n, p, r, s, e in split]
         columns = ["import_batch_id", "row_number", "payload", "raw", "status", "error"]
-        await conn.copy_records_to_table("imported_product_raw", records=records, columns=columns)
+        # An explicit timeout: the API pool's client-side command timeout is sized for searches, not for a 1M-row COPY.
+        await conn.copy_records_to_table(
+            "imported_product_raw", records=records, columns=columns, timeout=COPY_TIMEOUT_S
+        )
     elif split:
         numbers, payloads, raws, statuses, errors = (list(c) for c in zip(*split, strict=True))
         await _fetch(
