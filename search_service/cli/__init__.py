@@ -42,3 +42,9 @@ cli.add_command(reembed)
 cli.add_command(tasks)
 cli.add_command(vocabulary)
 cli.add_command(seed_demo)
+
+from search_service.cli import ingest as _ingest  # noqa: E402
+
+for _command in _ingest.COMMANDS:
+    cli.add_command(_command)
+cli.add_command(_ingest.CONNECT, "connect")

@@ -1,0 +1,278 @@
+-- The raw-first pipeline's batches: stored whole in one transaction, then mapped by workers under a lease.
+
+-- name: insert_batch
+-- params: store_id uuid, source text, kind text, status text, connection_id uuid|null, delivery_id text|null,
+--    file_name text|null, locked_by text|null (an inline mapper holds its own batch from the start), lease_s float8
+INSERT INTO import_batch (store_id, source, kind, status, connection_id, delivery_id, file_name, locked_by,
+                          locked_until, started_at)
+VALUES (:store_id, :source, :kind, :status, :connection_id, :delivery_id, :file_name, :locked_by,
+        CASE WHEN :locked_by::text IS NOT NULL THEN now() + make_interval(secs => :lease_s) END,
+        CASE WHEN :locked_by::text IS NOT NULL THEN now() END)
+RETURNING id;
+
+-- name: insert_delivery
+-- params: connection_id uuid, delivery_id text
+-- A delivery id is stored once: a replay finds it and changes nothing.
+INSERT INTO ingest_delivery (connection_id, delivery_id) VALUES (:connection_id, :delivery_id)
+ON CONFLICT (connection_id, delivery_id) DO NOTHING
+RETURNING id;
+
+-- name: delivery_batch
+-- params: connection_id uuid, delivery_id text
+SELECT import_batch_id FROM ingest_delivery WHERE connection_id = :connection_id AND delivery_id = :delivery_id;
+
+-- name: link_delivery
+-- params: delivery_row bigint, batch_id uuid
+UPDATE ingest_delivery SET import_batch_id = :batch_id WHERE id = :delivery_row;
+
+-- name: record_small
+-- params: batch_id uuid (chosen by the caller), store_id uuid, source text, kind text, connection_id uuid|null,
+--    delivery_id text|null, numbers int[], payloads jsonb[], raws jsonb[], statuses text[], errors text[],
+--    total_rows int, rejected_rows int
+-- A small batch (a webhook delivery, a listing write) stored whole in ONE statement: the delivery id (a replay
+-- inserts nothing at all: stored = 0), the batch, its rows, and the workers' wake-up.
+WITH delivery AS (
+    INSERT INTO ingest_delivery (connection_id, delivery_id, import_batch_id)
+    SELECT :connection_id, :delivery_id, :batch_id
+    WHERE :delivery_id::text IS NOT NULL AND :connection_id::uuid IS NOT NULL
+    ON CONFLICT (connection_id, delivery_id) DO NOTHING
+    RETURNING id
+), batch AS (
+    INSERT INTO import_batch (id, store_id, source, kind, status, connection_id, delivery_id, total_rows,
+                              processed_rows, error_rows, finished_at)
+    SELECT :batch_id, :store_id, :source, :kind,
+           CASE WHEN :total_rows::int = :rejected_rows::int THEN 'completed' ELSE 'pending' END,
+           :connection_id, :delivery_id, :total_rows::int, :rejected_rows::int, :rejected_rows::int,
+           CASE WHEN :total_rows::int = :rejected_rows::int THEN now() END
+    WHERE :delivery_id::text IS NULL OR :connection_id::uuid IS NULL OR EXISTS (SELECT 1 FROM delivery)
+    RETURNING id
+), rows AS (
+    INSERT INTO imported_product_raw (import_batch_id, row_number, payload, raw, status, error)
+    SELECT b.id, r.n, r.payload, r.raw, r.status, r.error
+    FROM batch b,
+         unnest(:numbers::int[], :payloads::jsonb[], :raws::jsonb[], :statuses::text[], :errors::text[])
+         AS r(n, payload, raw, status, error)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM batch) AS stored, (SELECT count(*) FROM rows) AS row_count,
+       (SELECT pg_notify('ingest_batch', '') FROM batch) AS notified;
+
+-- name: insert_rows
+-- params: batch_id uuid, numbers int[], payloads jsonb[], raws jsonb[], statuses text[], errors text[]
+-- Small batches (webhooks, listing writes); large ones are COPYed (copy_rows).
+INSERT INTO imported_product_raw (import_batch_id, row_number, payload, raw, status, error)
+SELECT :batch_id, r.n, r.payload, r.raw, r.status, r.error
+FROM unnest(:numbers::int[], :payloads::jsonb[], :raws::jsonb[], :statuses::text[], :errors::text[])
+     AS r(n, payload, raw, status, error);
+
+-- name: copy_rows
+-- params: none
+COPY imported_product_raw (import_batch_id, row_number, payload, raw, status, error) FROM STDIN;
+
+-- name: finish_receiving
+-- params: batch_id uuid, total_rows int, rejected_rows int
+-- The batch is whole: counts set, and it waits for a worker (or completes at once when nothing is left to map).
+UPDATE import_batch
+SET total_rows = :total_rows::int, processed_rows = :rejected_rows::int, error_rows = :rejected_rows::int,
+    status = CASE WHEN status = 'processing' THEN status
+                  WHEN :total_rows::int = :rejected_rows::int THEN 'completed' ELSE 'pending' END,
+    finished_at = CASE WHEN status <> 'processing' AND :total_rows::int = :rejected_rows::int THEN now() END
+WHERE id = :batch_id AND status IN ('receiving', 'pending', 'processing')
+RETURNING status;
+
+-- name: notify
+-- params: none
+SELECT pg_notify('ingest_batch', '');
+
+-- name: abort_batch
+-- params: batch_id uuid, reason text
+-- An upload that never arrived whole: nothing of it is applied.
+UPDATE import_batch SET status = 'aborted', error = :reason, finished_at = now()
+WHERE id = :batch_id AND status = 'receiving';
+
+-- name: store_of
+-- params: store_id uuid
+SELECT id, currency FROM store WHERE id = :store_id;
+
+-- name: claim_batch
+-- params: worker_id text, lease_s float8
+-- The oldest waiting batch of a store none of whose earlier batches is unfinished (a store's batches are mapped
+-- in order), skipping batches other workers hold; a lapsed lease (a killed worker) is taken over.
+WITH candidate AS (
+    SELECT b.id
+    FROM import_batch b
+    WHERE b.status IN ('pending', 'processing')
+      AND (b.locked_until IS NULL OR b.locked_until < now())
+      AND NOT EXISTS (SELECT 1 FROM import_batch e
+                      WHERE e.store_id = b.store_id AND e.status IN ('pending', 'processing') AND e.seq < b.seq)
+    ORDER BY b.seq
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE import_batch b
+SET status = 'processing', locked_by = :worker_id, locked_until = now() + make_interval(secs => :lease_s),
+    started_at = coalesce(b.started_at, now()), attempts = b.attempts + 1
+FROM candidate
+WHERE b.id = candidate.id
+RETURNING b.id, b.store_id, b.total_rows;
+
+-- name: due_count
+-- params: none
+SELECT count(*) FROM import_batch
+WHERE status IN ('pending', 'processing') AND (locked_until IS NULL OR locked_until < now());
+
+-- name: fence
+-- params: batch_id uuid, worker_id text, lease_s float8
+-- Starts each chunk's transaction in one round trip: the batch is still ours (the row lock keeps it so until
+-- commit) and its lease is extended; the store's lock is taken (one mapper per store: newest-wins decisions stay
+-- valid); the commit will not wait for the WAL flush (lost in a server crash, the rows are pending again and are
+-- mapped again to the same state). No row: another worker took the batch over; the chunk rolls back.
+WITH ours AS (
+    UPDATE import_batch SET locked_until = now() + make_interval(secs => :lease_s)
+    WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing'
+    RETURNING store_id
+)
+SELECT ours.store_id, s.currency,
+       pg_advisory_xact_lock(hashtextextended(ours.store_id::text, 20261203)) AS locked,
+       set_config('synchronous_commit', 'off', true) AS async_commit
+FROM ours JOIN store s ON s.id = ours.store_id;
+
+-- name: mark_duplicates
+-- params: batch_id uuid
+-- Duplicate SKUs within a batch: the last row wins; an earlier row that a later one replaces (a later upsert or
+-- delete, or the same op) ends `duplicate`. A stock row after an upsert is not a duplicate: both apply, in order.
+-- Window maxima over one sort of the batch, not a self-join.
+WITH rows AS (
+    SELECT id, row_number, status, payload->>'sku' AS sku, coalesce(payload->>'op', 'upsert') AS op
+    FROM imported_product_raw
+    WHERE import_batch_id = :batch_id AND status <> 'rejected'
+), ranked AS (
+    SELECT id, status, row_number,
+           max(row_number) FILTER (WHERE op IN ('upsert', 'delete')) OVER (PARTITION BY sku) AS last_replacing,
+           max(row_number) OVER (PARTITION BY sku, op) AS last_same_op
+    FROM rows
+), marked AS (
+    UPDATE imported_product_raw r
+    SET status = 'duplicate', error = 'a later row of this batch has the same sku; the last one wins'
+    FROM ranked
+    WHERE r.id = ranked.id AND ranked.status = 'pending'
+      AND (ranked.row_number < ranked.last_replacing OR ranked.row_number < ranked.last_same_op)
+    RETURNING r.id
+)
+SELECT count(*) FROM marked;
+
+-- name: pending_rows
+-- params: batch_id uuid, limit int
+SELECT id, row_number, payload FROM imported_product_raw
+WHERE import_batch_id = :batch_id AND status = 'pending'
+ORDER BY row_number
+LIMIT :limit;
+
+-- name: set_row_results
+-- params: ids bigint[], statuses text[], errors text[], matched_by text[], products uuid[]
+UPDATE imported_product_raw r
+SET status = v.status, error = v.error, matched_by = v.matched_by, matched_product_id = v.product
+FROM unnest(:ids::bigint[], :statuses::text[], :errors::text[], :matched_by::text[], :products::uuid[])
+     AS v(id, status, error, matched_by, product)
+WHERE r.id = v.id AND r.status = 'pending';
+
+-- name: save_results
+-- params: batch_id uuid, ids bigint[], statuses text[], errors text[], matched_by text[], products uuid[],
+--    mapped int, stale int, duplicate int, rejected int, last bool (true: no pending row is left after these)
+-- A chunk's row outcomes and the batch's counters in one statement (they move together, so totals always add up);
+-- the last chunk completes the batch and lets the lease go.
+WITH saved AS (
+    UPDATE imported_product_raw r
+    SET status = v.status, error = v.error, matched_by = v.matched_by, matched_product_id = v.product
+    FROM unnest(:ids::bigint[], :statuses::text[], :errors::text[], :matched_by::text[], :products::uuid[])
+         AS v(id, status, error, matched_by, product)
+    WHERE r.id = v.id AND r.status = 'pending'
+    RETURNING 1
+)
+UPDATE import_batch
+SET mapped_rows = mapped_rows + :mapped, stale_rows = stale_rows + :stale,
+    duplicate_rows = duplicate_rows + :duplicate, error_rows = error_rows + :rejected,
+    processed_rows = processed_rows + :mapped + :stale + :duplicate + :rejected,
+    status = CASE WHEN :last THEN 'completed' ELSE status END,
+    finished_at = CASE WHEN :last THEN now() ELSE finished_at END,
+    locked_by = CASE WHEN :last THEN NULL ELSE locked_by END,
+    locked_until = CASE WHEN :last THEN NULL ELSE locked_until END
+WHERE id = :batch_id AND (SELECT count(*) FROM saved) >= 0
+RETURNING status;
+
+-- name: add_counts
+-- params: batch_id uuid, mapped int, stale int, duplicate int, rejected int
+UPDATE import_batch
+SET mapped_rows = mapped_rows + :mapped, stale_rows = stale_rows + :stale,
+    duplicate_rows = duplicate_rows + :duplicate, error_rows = error_rows + :rejected,
+    processed_rows = processed_rows + :mapped + :stale + :duplicate + :rejected
+WHERE id = :batch_id;
+
+-- name: complete_batch
+-- params: batch_id uuid, worker_id text
+-- Every row has ended: done, and the lease let go.
+UPDATE import_batch b
+SET status = 'completed', finished_at = now(), locked_by = NULL, locked_until = NULL
+WHERE b.id = :batch_id AND b.locked_by = :worker_id AND b.status = 'processing'
+  AND NOT EXISTS (SELECT 1 FROM imported_product_raw r WHERE r.import_batch_id = b.id AND r.status = 'pending')
+RETURNING b.id;
+
+-- name: release_batch
+-- params: batch_id uuid, worker_id text
+-- Graceful stop: the batch goes back to the queue at once, its finished chunks kept.
+UPDATE import_batch SET locked_by = NULL, locked_until = NULL
+WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing';
+
+-- name: batch_status
+-- params: batch_id uuid
+SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
+       error_rows, error, file_name, created_at, started_at, finished_at
+FROM import_batch WHERE id = :batch_id;
+
+-- name: batch_rows
+-- params: batch_id uuid
+SELECT row_number, status, error, matched_by, matched_product_id, payload->>'sku' AS sku
+FROM imported_product_raw WHERE import_batch_id = :batch_id ORDER BY row_number;
+
+-- name: batch_errors
+-- params: batch_id uuid
+SELECT row_number, error, raw, payload FROM imported_product_raw
+WHERE import_batch_id = :batch_id AND status = 'rejected' ORDER BY row_number;
+
+-- name: prunable
+-- params: older_than_s float8
+-- Retention: finished batches older than the cutoff whose raw rows are still stored.
+SELECT b.id FROM import_batch b
+WHERE b.status IN ('completed', 'aborted', 'failed') AND b.finished_at < now() - make_interval(secs => :older_than_s)
+  AND EXISTS (SELECT 1 FROM imported_product_raw r WHERE r.import_batch_id = b.id)
+ORDER BY b.finished_at;
+
+-- name: prune_rows
+-- params: batch_ids uuid[]
+-- The batch rows (their counts and status) stay; the raw rows go.
+WITH gone AS (DELETE FROM imported_product_raw WHERE import_batch_id = ANY(:batch_ids::uuid[]) RETURNING 1)
+SELECT count(*) FROM gone;
+
+-- name: claim_this_batch
+-- params: batch_id uuid, worker_id text, lease_s float8
+-- `import csv` maps its own batch when no worker holds it and none of its store's earlier batches is unfinished.
+UPDATE import_batch b
+SET status = 'processing', locked_by = :worker_id, locked_until = now() + make_interval(secs => :lease_s),
+    started_at = coalesce(b.started_at, now()), attempts = b.attempts + 1
+WHERE b.id = :batch_id AND b.status IN ('pending', 'processing')
+  AND (b.locked_until IS NULL OR b.locked_until < now())
+  AND NOT EXISTS (SELECT 1 FROM import_batch e
+                  WHERE e.store_id = b.store_id AND e.status IN ('pending', 'processing') AND e.seq < b.seq)
+RETURNING b.id;
+
+-- name: long_statements
+-- params: timeout text (e.g. '300s')
+-- Inside a transaction: a big upload's COPY may take longer than the API's search-sized statement timeout.
+SELECT set_config('statement_timeout', :timeout, true);
+
+-- name: analyze_targets
+-- params: none
+-- A big import grows these tables many times over within minutes, long before autovacuum's ANALYZE: stale
+-- statistics make the triggers' anti-joins (search_term) and the lookups nested loops over whole tables (measured:
+-- a 100k-row import slowed chunk after chunk). Refreshed after the first chunk and every few chunks.
+ANALYZE product_master, store_product, search_term, ai_task;
