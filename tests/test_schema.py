@@ -31,6 +31,9 @@ EXPECTED_TABLES = {
     "feature_flag",
     "system_log",
     "search_term",
+    "webhook_store_seq",
+    "webhook_event",
+    "webhook_delivery",
 }
 
 
