@@ -17,6 +17,7 @@ from search_service.cli.common import (
     user_errors,
 )
 from search_service.db import migrate as migrate_mod
+from search_service.events.config import EventsConfigError
 from search_service.settings import Settings, SettingsError
 
 
@@ -26,7 +27,7 @@ def cli(ctx: click.Context) -> None:
     """Plinqy Search: semantic + geo 'search near me'."""
     try:
         ctx.obj = Settings.from_env()
-    except SettingsError as exc:
+    except (SettingsError, EventsConfigError) as exc:
         raise UserFacingError(str(exc)) from None
 
 
@@ -334,6 +335,13 @@ def seed_demo(settings: Settings, scale: str, seed_value: int, embed: bool | Non
         raise UserFacingError(f"cannot reach the database: {str(exc).strip().splitlines()[0]}") from None
     for line in report.lines():
         click.echo(line)
+
+
+from search_service.cli.events import prune as events_prune  # noqa: E402
+from search_service.cli.events import webhooks  # noqa: E402
+
+cli.add_command(webhooks)
+cli.add_command(events_prune)
 
 
 def main() -> None:
