@@ -5,7 +5,7 @@ The path chooses the behaviour, so one server plays many receivers:
 - `/slow/<seconds>/...`: waits, then 204.
 - `/status/<code>/...`: answers that code (`/status/302/...` adds a Location, `/status/429/...` and
   `/status/503/...` a `Retry-After` from the `retry_after` query parameter).
-- `/flaky/<n>/...`: 500 for the first n attempts of each webhook-id, then 204.
+- `/flaky/<n>/...`: 500 for the first n attempts of each webhook-id (on that path), then 204.
 Every request is recorded (path, headers, body, time received) for the caller to check.
 """
 
@@ -87,8 +87,9 @@ class Receiver:
         record = Received(request.path, {k.lower(): v for k, v in request.headers.items()}, body, time.time())
         with self._lock:
             self.received.append(record)
-            self._attempts[record.webhook_id] += 1
-            attempt = self._attempts[record.webhook_id]
+            key = f"{record.path} {record.webhook_id}"
+            self._attempts[key] += 1
+            attempt = self._attempts[key]
         parts = request.path.strip("/").split("/")
         kind = parts[0]
         if kind == "slow":

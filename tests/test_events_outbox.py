@@ -109,7 +109,9 @@ def test_import_batch_finishing_emits_import_events(db: psycopg.Connection, fres
     db.execute("UPDATE import_batch SET status = 'processing' WHERE id = %s", (batch,))
     db.execute("UPDATE import_batch SET status = 'completed', processed_rows = 10 WHERE id = %s", (batch,))
     db.execute("UPDATE import_batch SET processed_rows = 10 WHERE id = %s", (batch,))  # not a status change
-    db.execute("INSERT INTO import_batch (store_id, source, status, error) VALUES (%s, 'csv', 'failed', 'bad')", (store,))
+    db.execute(
+        "INSERT INTO import_batch (store_id, source, status, error) VALUES (%s, 'csv', 'failed', 'bad')", (store,)
+    )
     got = events(db)
     assert [t for t, _, _ in got] == ["import.completed", "import.failed"]
     assert got[0][2]["import"]["id"] == str(batch) and got[0][2]["import"]["processed_rows"] == 10
