@@ -7,7 +7,7 @@ from uuid import UUID
 
 from litestar import Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import Body
+from litestar.params import Body, PathParameter
 
 from search_service.api import events_schemas as S
 from search_service.api.params import BadParameter, NotFound
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from search_service.api.app import Runtime
 
 _BASE = "/v1/stores/{store_id:uuid}/webhooks"
+StoreId = Annotated[UUID, PathParameter(description="The store.")]
+WebhookId = Annotated[UUID, PathParameter(description="The webhook (its `id` at creation).")]
 _TAGS = ["webhooks"]
 _EVENTS_DOC = (
     "Event types: listing.created, listing.updated, listing.deleted, stock.changed, stock.out (quantity reaches 0), "
@@ -44,7 +46,7 @@ def _raise_as_http(exc: subscriptions.SubscriptionError) -> None:
 )
 async def create_webhook(
     rt: NamedDependency[Runtime],
-    store_id: UUID,
+    store_id: StoreId,
     data: Annotated[S.WebhookCreate, Body(examples=[S.CREATE_EXAMPLE])],
 ) -> S.WebhookCreated:
     settings = rt.settings
@@ -75,7 +77,7 @@ async def create_webhook(
     tags=_TAGS,
     responses=S.LIST_RESPONSES,
 )
-async def list_webhooks(rt: NamedDependency[Runtime], store_id: UUID) -> S.WebhookList:
+async def list_webhooks(rt: NamedDependency[Runtime], store_id: StoreId) -> S.WebhookList:
     try:
         async with rt.connection() as conn:
             await subscriptions.require_store(conn, store_id)
@@ -94,7 +96,7 @@ async def list_webhooks(rt: NamedDependency[Runtime], store_id: UUID) -> S.Webho
     status_code=204,
     responses=S.DELETE_RESPONSES,
 )
-async def delete_webhook(rt: NamedDependency[Runtime], store_id: UUID, webhook_id: UUID) -> None:
+async def delete_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhook_id: WebhookId) -> None:
     try:
         async with rt.connection() as conn:
             await subscriptions.delete(conn, store_id, webhook_id)
@@ -111,7 +113,7 @@ async def delete_webhook(rt: NamedDependency[Runtime], store_id: UUID, webhook_i
     status_code=200,
     responses=S.PING_RESPONSES,
 )
-async def ping_webhook(rt: NamedDependency[Runtime], store_id: UUID, webhook_id: UUID) -> Response[Any]:
+async def ping_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhook_id: WebhookId) -> Response[Any]:
     settings = rt.settings
     try:
         async with rt.connection() as conn:

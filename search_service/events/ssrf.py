@@ -14,7 +14,7 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -84,27 +84,28 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-def parse(url: str, allow_hosts: Iterable[str]) -> tuple[httpx.URL, str, int]:
-    """Syntax: an absolute https URL (http for allowed hosts) with a host; returns it, its host and port."""
+def parse(url: str, allow_hosts: Iterable[str]) -> tuple[str, int]:
+    """Syntax: an absolute https URL (http for allowed hosts) with a host; returns its host and port.
+    Read with urllib, which takes any host spelling, so an odd one gets its real reason below."""
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        split = urlsplit(url)
+        port = split.port
+    except ValueError as exc:
         raise UnsafeUrl(f"not a valid URL ({exc})") from None
-    host = unquote(parsed.host).lower().strip("[]")
+    host = unquote(split.hostname or "")
+    if split.scheme not in ("https", "http"):
+        raise UnsafeUrl(f"only https URLs are accepted, not {split.scheme or 'a relative URL'}")
     if not host:
         raise UnsafeUrl("the URL has no host")
-    if parsed.scheme not in ("https", "http"):
-        raise UnsafeUrl(f"only https URLs are accepted, not {parsed.scheme or 'a relative URL'}")
-    if parsed.scheme == "http" and host not in set(allow_hosts):
+    if split.scheme == "http" and host not in set(allow_hosts):
         raise UnsafeUrl("only https URLs are accepted (http only for the hosts in PLINQY_WEBHOOK_ALLOW_HOSTS)")
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return parsed, host, port
+    return host, port or (443 if split.scheme == "https" else 80)
 
 
 async def check(url: str, allow_hosts: Iterable[str], resolver: Resolver = system_resolver) -> Target:
     """The target of a webhook URL, or UnsafeUrl saying why not. Opens no connection."""
     allowed = {h.lower() for h in allow_hosts}
-    parsed, host, port = parse(url, allowed)
+    host, port = parse(url, allowed)
     literal = numeric_address(host)
     if literal is not None:
         addresses = [literal]
@@ -122,4 +123,8 @@ async def check(url: str, allow_hosts: Iterable[str], resolver: Resolver = syste
             if problem is not None:
                 shown = host if str(address) == host else f"{host} ({address})"
                 raise UnsafeUrl(f"the host {shown} is {problem}; webhooks go to public addresses only")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise UnsafeUrl(f"not a valid URL ({exc})") from None
     return Target(parsed, unquote(parsed.host), port, str(addresses[0]))
