@@ -9,7 +9,8 @@ from pathlib import Path
 
 from embeddings.encoder import EncoderConfig
 from search_service.db.secretbox import SecretBox
-from search_service.events.config import EventsConfig
+from search_service.events.config import EventsConfig, EventsConfigError
+from search_service.ingest.config import IngestConfig, IngestConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PORT = 54329
@@ -69,6 +70,7 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     secret_key_file: Path = PROJECT_ROOT / ".secrets" / "plinqy.key"
     events: EventsConfig = field(default_factory=EventsConfig)  # webhooks (search_service/events/config.py)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -99,7 +101,8 @@ class Settings:
             vector_cache_refresh_s=_float(env, "PLINQY_VECTOR_CACHE_REFRESH_S", 1.0, 0.05, 3600.0),
             secret_key=env.get("PLINQY_SECRET_KEY") or None,
             secret_key_file=Path(env.get("PLINQY_SECRET_KEY_FILE") or PROJECT_ROOT / ".secrets" / "plinqy.key"),
-            events=EventsConfig.from_env(env),
+            events=_events_config(env),
+            ingest=_ingest_config(env),
             env=env,
         )
 
@@ -116,6 +119,20 @@ class Settings:
         if self.external_database_url:
             return self.external_database_url
         return embedded_url(self.db_port)
+
+
+def _ingest_config(env: Mapping[str, str]) -> IngestConfig:
+    try:
+        return IngestConfig.from_env(env)
+    except IngestConfigError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _events_config(env: Mapping[str, str]) -> EventsConfig:
+    try:
+        return EventsConfig.from_env(env)
+    except EventsConfigError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def embedded_url(port: int, dbname: str = "plinqy") -> str:

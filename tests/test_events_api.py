@@ -19,6 +19,7 @@ from embeddings.encoder import Encoder
 from search_service.events import ssrf, subscriptions
 from search_service.events.config import EventsConfig
 from search_service.events.dispatcher import Dispatcher
+from search_service.ingest.keys import create_key
 from tests.events_support import BOX, FAST, deliveries, seed_store, subscribe
 from tests.test_api import app_settings, load_test_encoder, running_client
 
@@ -105,11 +106,28 @@ def store(db_url: str) -> uuid.UUID:
         return seed_store(conn)
 
 
+def _key(db_url: str, store: uuid.UUID | None, scopes: tuple[str, ...] = ("webhooks:write",)) -> dict[str, str]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return {"Authorization": f"Bearer {create_key(conn, store_id=store, scopes=scopes).key}"}
+
+
+@pytest.fixture(scope="module")
+def auth(db_url: str, store: uuid.UUID) -> dict[str, str]:
+    """The store's key with the webhooks scope."""
+    return _key(db_url, store)
+
+
 @pytest.mark.parametrize(("url", "reason"), REFUSED, ids=[u for u, _ in REFUSED])
 def test_unsafe_urls_are_refused_before_any_connection(
-    client: TestClient[Any], store: uuid.UUID, db_url: str, connects: list[Any], url: str, reason: str
+    client: TestClient[Any],
+    store: uuid.UUID,
+    auth: dict[str, str],
+    db_url: str,
+    connects: list[Any],
+    url: str,
+    reason: str,
 ) -> None:
-    response = client.post(f"/v1/stores/{store}/webhooks", json={"url": url, "events": ["stock.out"]})
+    response = client.post(f"/v1/stores/{store}/webhooks", json={"url": url, "events": ["stock.out"]}, headers=auth)
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["parameter"] == "url" and reason in error["message"], error
@@ -157,38 +175,63 @@ def local_client(db_url: str, encoder: Encoder, key: str) -> Iterator[TestClient
         yield c
 
 
-def test_create_list_ping_delete(local_client: TestClient[Any], store: uuid.UUID) -> None:
+def test_create_list_ping_delete(local_client: TestClient[Any], store: uuid.UUID, auth: dict[str, str]) -> None:
     base = f"/v1/stores/{store}/webhooks"
     with Receiver() as receiver:
-        created = local_client.post(base, json={"url": receiver.url("/ok/api"), "events": ["stock.out", "stock.back"]})
+        created = local_client.post(
+            base, json={"url": receiver.url("/ok/api"), "events": ["stock.out", "stock.back"]}, headers=auth
+        )
         assert created.status_code == 201, created.text
         body = created.json()
         assert body["secret"].startswith("whsec_") and body["events"] == ["stock.out", "stock.back"]
-        listed = local_client.get(base).json()["webhooks"]
+        listed = local_client.get(base, headers=auth).json()["webhooks"]
         assert [w["id"] for w in listed] == [body["id"]] and "secret" not in listed[0] and listed[0]["enabled"]
-        ping = local_client.post(f"{base}/{body['id']}/test")
+        ping = local_client.post(f"{base}/{body['id']}/test", headers=auth)
         assert ping.status_code == 200 and ping.json()["delivered"] is True, ping.text
         got = receiver.snapshot()
         assert len(got) == 1 and Webhook(body["secret"]).verify(got[0].body, got[0].headers)["type"] == "webhook.ping"
-    assert local_client.delete(f"{base}/{body['id']}").status_code == 204
-    assert local_client.get(base).json()["webhooks"] == []
-    assert local_client.delete(f"{base}/{body['id']}").json()["error"]["parameter"] == "webhook_id"
+    assert local_client.delete(f"{base}/{body['id']}", headers=auth).status_code == 204
+    assert local_client.get(base, headers=auth).json()["webhooks"] == []
+    assert local_client.delete(f"{base}/{body['id']}", headers=auth).json()["error"]["parameter"] == "webhook_id"
 
 
-def test_bad_input_is_a_400_and_unknown_ids_a_404(local_client: TestClient[Any], store: uuid.UUID) -> None:
+def test_bad_input_is_a_400_and_unknown_ids_a_404(
+    local_client: TestClient[Any], store: uuid.UUID, db_url: str, auth: dict[str, str]
+) -> None:
     base = f"/v1/stores/{store}/webhooks"
-    bad_event = local_client.post(base, json={"url": "https://example.com/h", "events": ["stock.gone"]})
+    bad_event = local_client.post(base, json={"url": "https://example.com/h", "events": ["stock.gone"]}, headers=auth)
     assert bad_event.status_code == 400 and bad_event.json()["error"]["parameter"] == "events"
-    no_events = local_client.post(base, json={"url": "https://example.com/h", "events": []})
+    no_events = local_client.post(base, json={"url": "https://example.com/h", "events": []}, headers=auth)
     assert no_events.status_code == 400 and no_events.json()["error"]["parameter"] == "events"
-    missing = local_client.post(base, json={"events": ["stock.out"]})
+    missing = local_client.post(base, json={"events": ["stock.out"]}, headers=auth)
     assert missing.status_code == 400 and "error" in missing.json()
-    no_store = local_client.post(
-        f"/v1/stores/{uuid.uuid4()}/webhooks", json={"url": "http://127.0.0.1:9/h", "events": ["*"]}
-    )
+    admin = _key(db_url, None)
+    nowhere = f"/v1/stores/{uuid.uuid4()}/webhooks"
+    no_store = local_client.post(nowhere, json={"url": "http://127.0.0.1:9/h", "events": ["*"]}, headers=admin)
     assert no_store.status_code == 404 and no_store.json()["error"]["parameter"] == "store_id"
-    assert local_client.get(f"/v1/stores/{uuid.uuid4()}/webhooks").status_code == 404
-    assert local_client.post(f"{base}/{uuid.uuid4()}/test").status_code == 404
+    assert local_client.get(nowhere, headers=admin).status_code == 404
+    assert local_client.post(f"{base}/{uuid.uuid4()}/test", headers=auth).status_code == 404
+
+
+def test_every_webhook_endpoint_needs_the_stores_key(
+    local_client: TestClient[Any], store: uuid.UUID, db_url: str
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        other_store = seed_store(conn, "Elsewhere")
+    base = f"/v1/stores/{store}/webhooks"
+    body = {"url": "http://127.0.0.1:9/h", "events": ["*"]}
+    calls = [
+        ("post", base),
+        ("get", base),
+        ("delete", f"{base}/{uuid.uuid4()}"),
+        ("post", f"{base}/{uuid.uuid4()}/test"),
+    ]
+    for method, path in calls:
+        kwargs: dict[str, Any] = {"json": body} if method == "post" else {}
+        assert getattr(local_client, method)(path, **kwargs).status_code == 401
+        for headers in (_key(db_url, other_store), _key(db_url, store, ("listings:write",))):
+            response = getattr(local_client, method)(path, headers=headers, **kwargs)
+            assert response.status_code == 403 and "error" in response.json(), response.text
 
 
 def test_openapi_documents_the_webhook_endpoints(local_client: TestClient[Any]) -> None:

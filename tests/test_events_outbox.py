@@ -91,7 +91,7 @@ def test_bulk_statement_numbers_each_store_without_gaps(db: psycopg.Connection, 
     products = [seed_product(db, f"P{i}") for i in range(50)]
     db.execute(
         "INSERT INTO store_product (store_id, product_master_id, sku, price, currency, quantity) "
-        "SELECT s, p, 'sku', 1, 'EUR', 1 FROM unnest(%s::uuid[]) s, unnest(%s::uuid[]) p",
+        "SELECT s, p, 'sku-' || p, 1, 'EUR', 1 FROM unnest(%s::uuid[]) s, unnest(%s::uuid[]) p",
         (stores, products),
     )
     db.execute("UPDATE store_product SET quantity = 0")

@@ -34,6 +34,9 @@ EXPECTED_TABLES = {
     "webhook_store_seq",
     "webhook_event",
     "webhook_delivery",
+    "api_key",
+    "ingest_connection",
+    "ingest_delivery",
 }
 
 

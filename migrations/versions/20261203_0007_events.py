@@ -8,7 +8,7 @@ counter row stays locked until commit, so a store's numbers follow its commit or
 each event out to webhook_delivery, one row per matching enabled subscription, and NOTIFYs the dispatchers.
 
 Revision ID: 0007
-Revises: 0005 (the lead re-chains it after 0006 on merge)
+Revises: 0006
 Create Date: 2026-12-03 06:30:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import Body, PathParameter
 
 from search_service.api import events_schemas as S
+from search_service.api.auth import require_store_key
 from search_service.api.params import BadParameter, NotFound
 from search_service.events import subscriptions
 
@@ -21,6 +22,7 @@ StoreId = Annotated[UUID, PathParameter(description="The store.")]
 WebhookId = Annotated[UUID, PathParameter(description="The webhook (its `id` at creation).")]
 _TAGS = ["webhooks"]
 _EVENTS_DOC = (
+    "Needs the store's API key (or an admin key) with the webhooks:write scope. "
     "Event types: listing.created, listing.updated, listing.deleted, stock.changed, stock.out (quantity reaches 0), "
     "stock.back (from 0 to more), price.changed, import.completed, import.failed, or '*' for all. Deliveries are "
     "signed per Standard Webhooks (headers webhook-id, webhook-timestamp, webhook-signature) with the secret "
@@ -37,6 +39,7 @@ def _raise_as_http(exc: subscriptions.SubscriptionError) -> None:
 
 @post(
     _BASE,
+    guards=[require_store_key("webhooks:write")],
     summary="Subscribe a URL to the store's events",
     description="The URL must be https and resolve to a public address (checked now and at every delivery). "
     + _EVENTS_DOC,
@@ -71,9 +74,10 @@ async def create_webhook(
 
 @get(
     _BASE,
+    guards=[require_store_key("webhooks:write")],
     summary="The store's webhooks",
     description="Each with its state: `enabled` false and `disabled_reason` when a 410 or 24 hours of failures "
-    "switched it off. Secrets are never shown again.",
+    "switched it off. Secrets are never shown again. Needs the store's key (webhooks:write).",
     tags=_TAGS,
     responses=S.LIST_RESPONSES,
 )
@@ -90,8 +94,9 @@ async def list_webhooks(rt: NamedDependency[Runtime], store_id: StoreId) -> S.We
 
 @delete(
     _BASE + "/{webhook_id:uuid}",
+    guards=[require_store_key("webhooks:write")],
     summary="Remove a webhook",
-    description="Its queued deliveries are dropped with it.",
+    description="Its queued deliveries are dropped with it. Needs the store's key (webhooks:write).",
     tags=_TAGS,
     status_code=204,
     responses=S.DELETE_RESPONSES,
@@ -106,9 +111,10 @@ async def delete_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhoo
 
 @post(
     _BASE + "/{webhook_id:uuid}/test",
+    guards=[require_store_key("webhooks:write")],
     summary="Send a test ping",
     description="Sends a signed `webhook.ping` event now, once, and says how the receiver answered. "
-    "Recorded among the deliveries.",
+    "Recorded among the deliveries. Needs the store's key (webhooks:write).",
     tags=_TAGS,
     status_code=200,
     responses=S.PING_RESPONSES,
