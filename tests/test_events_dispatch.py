@@ -16,6 +16,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from benchmarks.webhook_receiver import Receiver
+from search_service.db.cluster import free_port
 from search_service.events import subscriptions
 from search_service.events.dispatcher import Dispatcher
 from tests.events_support import (
@@ -239,3 +240,31 @@ def test_ping_is_sent_once_and_recorded(db: psycopg.Connection, fresh_db_url: st
     assert json.loads(got[0].body)["data"]["webhook_id"] == str(webhook_id)
     assert deliveries(db) == [("webhook.ping", "delivered", 1, 204, outcome.message_id, None)]
     assert dispatch(fresh_db_url).delivered == 0  # no dispatcher sends it again
+
+
+def test_a_receiver_that_was_down_gets_everything_when_it_returns(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """The outage is scaled down with the schedule: refused connections for ~1.5 s, then the receiver is back."""
+    port = free_port()
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, f"http://127.0.0.1:{port}/ok/back", ["stock.changed"])
+    listing = seed_listing(db, store, seed_product(db, "Oat milk"), "A")
+    for q in range(1, 21):
+        db.execute("UPDATE store_product SET quantity = %s WHERE id = %s", (q, listing))
+    config = replace(FAST, retry_schedule=(0.0, 0.3, 0.6, 1.2, 2.4, 4.8))
+
+    async def run() -> Receiver:
+        dispatcher = Dispatcher(fresh_db_url, config, BOX)
+        task = asyncio.create_task(dispatcher.run(drain=True))
+        await asyncio.sleep(1.5)
+        assert db.execute("SELECT count(*) FROM webhook_delivery WHERE status = 'retrying'").fetchone() == (20,)
+        receiver = Receiver(port=port).start()
+        await task
+        return receiver
+
+    receiver = asyncio.run(run())
+    try:
+        assert len({r.webhook_id for r in receiver.snapshot()}) == 20
+    finally:
+        receiver.stop()
+    assert {r[1] for r in deliveries(db)} == {"delivered"}
+    assert all(r[2] >= 2 for r in deliveries(db))  # each needed a retry after the outage
