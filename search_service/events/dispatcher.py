@@ -36,6 +36,7 @@ from search_service.events.config import EventsConfig
 from search_service.events.transport import make_client
 
 log = logging.getLogger("plinqy.events")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would cost more than the request
 CHANNEL = "webhook_delivery"
 DB_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError, asyncpg.AdminShutdownError)
 
@@ -206,8 +207,9 @@ class Dispatcher:
 
     # -- results --------------------------------------------------------------------------------------------
     async def _flush(self, conn: asyncpg.Connection) -> None:
-        """Write the results in hand: one fenced statement, then the subscriptions' health."""
-        results = self._state.results
+        """Write the results in hand: one fenced statement, then the subscriptions' health. Results that sends
+        finish meanwhile wait for the next flush; after a failed write these go back in hand."""
+        results, self._state.results = self._state.results, []
         if not results:
             return
         stmt = _q("record_results")
@@ -219,8 +221,11 @@ class Dispatcher:
             status_codes=[r.status_code for r in results],
             errors=[r.error for r in results],
         )
-        written = {r["id"] for r in await conn.fetch(stmt.sql, *args)}
-        self._state.results = []
+        try:
+            written = {r["id"] for r in await conn.fetch(stmt.sql, *args)}
+        except BaseException:
+            self._state.results[:0] = results
+            raise
         for r in results:
             if r.delivery_id in written:
                 setattr(self.totals, r.decision.outcome, getattr(self.totals, r.decision.outcome) + 1)
