@@ -251,9 +251,10 @@ def check(dsn: str, receiver: Receiver, secret: str, expected: set[str], report:
     report.duplicates = len(ids) - len(set(ids))
     report.missing = len(expected - set(ids))
     with psycopg.connect(dsn, autocommit=True) as conn:
-        counts = dict(conn.execute("SELECT status, count(*) FROM ai_task GROUP BY status").fetchall())
+        rows = conn.execute("SELECT status, count(*) FROM ai_task GROUP BY status").fetchall()
+        counts: dict[str, int] = {str(r[0]): int(r[1]) for r in rows}
         report.tasks_done = int(counts.get("done", 0))
-        report.tasks_lost = sum(int(v) for k, v in counts.items() if k != "done")
+        report.tasks_lost = sum(v for k, v in counts.items() if k != "done")
         twice = (
             "SELECT count(*) FROM (SELECT 1 FROM chaos_vector_write "
             "GROUP BY product_id, text_hash HAVING count(*) > 1) x"
