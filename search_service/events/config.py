@@ -59,7 +59,9 @@ class EventsConfig:
     allow_hosts: frozenset[str] = field(default_factory=frozenset)  # http and any address allowed (development)
     timeout_s: float = 10.0
     concurrency: int = 256  # sends in flight per dispatcher
-    per_webhook: int = 16  # of which at most about this many to one subscription (a slow receiver's share)
+    # Of which at most about this many to one subscription (a slow receiver's share); also each receiver's
+    # connection pool size.
+    per_webhook: int = 16
     lease_s: float = 60.0
     poll_interval_s: float = 1.0
     disable_after_s: float = 86400.0  # a subscription failing this long without a success is disabled

@@ -33,7 +33,7 @@ from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.events import delivery, policy, ssrf
 from search_service.events.config import EventsConfig
-from search_service.events.transport import make_client
+from search_service.events.transport import Clients
 
 log = logging.getLogger("plinqy.events")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would cost more than the request
@@ -100,11 +100,11 @@ class Dispatcher:
     async def run(self, *, drain: bool = False) -> Totals:
         """Until stopped (or, with drain, until nothing is left to attempt). Rides out a lost database."""
         delay = 0.2
-        client = make_client(self.config.timeout_s, self.config.concurrency)
+        clients = Clients(self.config.timeout_s, self.config.per_webhook)
         try:
             while not self.stopping:
                 try:
-                    if await self._run_connected(client, drain):
+                    if await self._run_connected(clients, drain):
                         break
                     delay = 0.2
                 except DB_ERRORS as exc:
@@ -116,17 +116,17 @@ class Dispatcher:
             await self._finish_inflight()
             await self._final_flush()
         finally:
-            await client.aclose()
+            await clients.aclose()
         log.info(json.dumps({"event": "stopped", "dispatcher": self.id, **vars(self.totals)}))
         return self.totals
 
-    async def _run_connected(self, client: Any, drain: bool) -> bool:
+    async def _run_connected(self, clients: Clients, drain: bool) -> bool:
         conn = await asyncpg.connect(self.dsn, server_settings={"application_name": f"plinqy-events {self.id}"[:63]})
         try:
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
             while not self.stopping:
                 await self._flush(conn)
-                claimed = await self._claim(conn, client)
+                claimed = await self._claim(conn, clients)
                 if claimed:
                     continue
                 if drain and not self._state.inflight and await self._drained(conn):
@@ -153,7 +153,7 @@ class Dispatcher:
         self._wake.clear()
 
     # -- claiming and sending ---------------------------------------------------------------------------
-    async def _claim(self, conn: asyncpg.Connection, client: Any) -> int:
+    async def _claim(self, conn: asyncpg.Connection, clients: Clients) -> int:
         free = self.config.concurrency - len(self._state.inflight)
         if free <= 0 or self.stopping:
             return 0
@@ -173,7 +173,7 @@ class Dispatcher:
             ),
         )
         for row in rows:
-            task = asyncio.create_task(self._deliver(client, row))
+            task = asyncio.create_task(self._deliver(clients, row))
             self._state.inflight[task] = row["webhook_id"]
             task.add_done_callback(self._done)
         return len(rows)
@@ -184,7 +184,7 @@ class Dispatcher:
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task crashed", exc_info=task.exception())
 
-    async def _deliver(self, client: Any, row: asyncpg.Record) -> None:
+    async def _deliver(self, clients: Clients, row: asyncpg.Record) -> None:
         if not row["is_active"]:
             decision = policy.Decision("failed")
             self._record(row, decision, None, "subscription disabled")
@@ -196,7 +196,9 @@ class Dispatcher:
             self._record(row, policy.Decision("failed"), None, f"cannot sign: {exc}")
             return
         cfg = self.config
-        result = await delivery.attempt(client, row["url"], headers, body, cfg.allow_hosts, self.resolver)
+        result = await delivery.attempt(
+            clients.get(row["webhook_id"]), row["url"], headers, body, cfg.allow_hosts, self.resolver
+        )
         decision = policy.decide(
             row["attempts"], result.status_code, result.retry_after, cfg.retry_schedule, cfg.jitter, self._rng
         )

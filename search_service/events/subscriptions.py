@@ -14,12 +14,12 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import httpx
 
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.events import delivery, policy, ssrf
 from search_service.events.config import EVENT_TYPES, EventsConfig
+from search_service.events.transport import make_client
 
 MAX_URL_LENGTH = 2000
 
@@ -144,7 +144,7 @@ async def send_ping(
     job: PingJob, config: EventsConfig, resolver: ssrf.Resolver = ssrf.system_resolver
 ) -> delivery.AttemptResult:
     """The one attempt (no database connection held meanwhile: it may take the whole timeout)."""
-    async with delivery_client(config) as client:
+    async with make_client(config.timeout_s, 2) as client:
         return await delivery.attempt(client, job.url, job.headers, job.body, config.allow_hosts, resolver)
 
 
@@ -165,12 +165,6 @@ async def finish_ping(conn: Any, job: PingJob, result: delivery.AttemptResult) -
     )
     ok = decided.outcome == "delivered"
     return PingResult(job.delivery_id, job.message_id, ok, result.status_code, result.error)
-
-
-def delivery_client(config: EventsConfig) -> httpx.AsyncClient:
-    from search_service.events.transport import make_client
-
-    return make_client(config.timeout_s, 4)
 
 
 async def deliveries(conn: Any, *, failed_only: bool, store_id: UUID | None, limit: int) -> list[dict[str, Any]]:

@@ -85,3 +85,28 @@ def make_client(timeout_s: float, max_connections: int) -> httpx.AsyncClient:
         follow_redirects=False,
         trust_env=False,
     )
+
+
+class Clients:
+    """One small client (connection pool) per subscription: httpcore's pool scans all its connections for every
+    request, so one pool shared by hundreds of connections costs quadratic CPU (measured: most of a dispatcher's
+    time at 64 in flight). Per-subscription pools also keep a slow receiver's connections (its per_webhook share)
+    from crowding out another's, even on the same host."""
+
+    def __init__(self, timeout_s: float, per_client: int, max_clients: int = 1000) -> None:
+        self.timeout_s, self.per_client, self.max_clients = timeout_s, per_client, max_clients
+        self._clients: dict[object, httpx.AsyncClient] = {}
+
+    def get(self, key: object) -> httpx.AsyncClient:
+        client = self._clients.get(key)
+        if client is None:
+            if len(self._clients) >= self.max_clients:
+                # Forget the oldest; its idle connections close when it is collected (sends in flight finish).
+                self._clients.pop(next(iter(self._clients)))
+            client = self._clients[key] = make_client(self.timeout_s, self.per_client)
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()

@@ -18,7 +18,7 @@ WITH candidates AS (
           AND (locked_until IS NULL OR locked_until < now())
           AND webhook_id <> ALL (:busy::uuid[])
         ORDER BY next_attempt_at, id
-        LIMIT :batch_size::int * 4
+        LIMIT :batch_size::int * 2
     ) c
 ), due AS (
     SELECT d.id
