@@ -126,3 +126,36 @@ def test_deleting_a_store_with_webhooks_and_listings_works(db: psycopg.Connectio
     db.execute("DELETE FROM store WHERE id = %s", (store,))
     assert db.execute("SELECT count(*) FROM webhook_delivery").fetchone() == (0,)
     assert json.dumps(events(db)[0][2])  # the listing.created event stays until pruned
+
+
+def test_an_ingest_import_emits_listing_events_and_import_completed(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """The ingest pipeline needs no call into events: the triggers see its listing writes and its batch status."""
+    import asyncio
+
+    import asyncpg
+
+    from search_service.ingest import pipeline
+
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, "http://127.0.0.1:9/a", ["listing.created", "import.completed"])
+    rows = [
+        {"sku": "A1", "name": "Oat drink", "price": "2.49", "quantity": "10"},
+        {"sku": "B2", "name": "Rye bread", "price": "3.10", "quantity": "0"},
+    ]
+    batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
+
+    async def drain() -> None:
+        conn = await asyncpg.connect(fresh_db_url)
+        try:
+            while (claimed := await pipeline.claim_batch(conn, "events-test", 30)) is not None:
+                await pipeline.map_batch(conn, claimed, "events-test", 1000, 30)
+        finally:
+            await conn.close()
+
+    asyncio.run(drain())
+    got = events(db)
+    assert sorted(t for t, _, _ in got) == ["import.completed", "listing.created", "listing.created"]
+    done = next(p for t, _, p in got if t == "import.completed")
+    assert done["import"]["id"] == str(batch) and done["import"]["status"] == "completed"
+    assert got[-1][0] == "import.completed"  # after the listings it wrote
+    assert db.execute("SELECT count(*) FROM webhook_delivery").fetchone() == (3,)
