@@ -23,6 +23,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -333,7 +334,9 @@ def main() -> None:
     )
     dsn = os.environ.get("DATABASE_URL") or _scratch_database()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H%M")
-    report = run_chaos(dsn, plan, RESULTS / f"soak-{stamp}-logs", on_tick=lambda s: print(s, flush=True))
+    logs = Path(tempfile.mkdtemp(prefix=f"plinqy-soak-{stamp}-"))
+    print(f"worker logs: {logs}", flush=True)
+    report = run_chaos(dsn, plan, logs, on_tick=lambda s: print(s, flush=True))
     out = {**asdict(report), "passed": report.passed}
     (RESULTS / f"soak-{stamp}.json").write_text(json.dumps(out, indent=2))
     (RESULTS / f"soak-{stamp}.md").write_text(_markdown(out))
