@@ -38,6 +38,7 @@ from search_service.events.transport import Clients
 log = logging.getLogger("plinqy.events")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would cost more than the request
 CHANNEL = "webhook_delivery"
+LINGER_S = 0.01
 DB_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError, asyncpg.AdminShutdownError)
 
 
@@ -126,10 +127,9 @@ class Dispatcher:
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
             while not self.stopping:
                 await self._flush(conn)
+                # A claim takes all it may (free slots, per-subscription caps): the next one waits for a wake.
                 claimed = await self._claim(conn, clients)
-                if claimed:
-                    continue
-                if drain and not self._state.inflight and await self._drained(conn):
+                if not claimed and drain and not self._state.inflight and await self._drained(conn):
                     return True
                 await self._wait()
             return True
@@ -145,6 +145,9 @@ class Dispatcher:
     async def _wait(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_interval_s)
+        # Let the sends finishing about now finish too: one flush and one claim then serve many of them (a round
+        # trip per finished send cost more than the sends under load). Adds at most LINGER_S to a first attempt.
+        await asyncio.sleep(LINGER_S)
         self._wake.clear()
 
     async def _sleep(self, seconds: float) -> None:
