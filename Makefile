@@ -6,7 +6,7 @@ CLI := $(BIN)/plinqy-search
 SCALE ?= demo
 SEED ?= 42
 
-.PHONY: setup run test lint db-up migrate seed bench bench-large clean
+.PHONY: setup run test lint db-up migrate seed bench bench-large bench-events soak clean
 
 setup:
 	@bash scripts/setup.sh
@@ -40,6 +40,15 @@ bench: migrate
 
 bench-large: migrate
 	@$(BIN)/python -m benchmarks.run --scale large
+
+bench-events: migrate
+	@$(BIN)/python -m benchmarks.bench_events
+
+# Chaos over both queues (not part of `make test`, which runs a short version): 8 workers, 10k embedding tasks and
+# 10k webhook deliveries, a worker SIGKILLed every 2-5 s, a connection terminated every 10 s. Takes minutes.
+soak: migrate
+	@$(BIN)/python -m benchmarks.chaos --workers 8 --tasks 10000 --deliveries 10000 --kill-every 2,5 \
+		--terminate-every 10 --chaos 120
 
 clean:
 	@if [ -x $(CLI) ] && [ -z "$$DATABASE_URL" ]; then $(CLI) db down || true; fi

@@ -92,9 +92,20 @@ def _run_import(ctx: JobContext) -> int:
     return run_import_worker(ctx.dsn, ctx.settings.ingest, options)
 
 
+def _run_events(ctx: JobContext) -> int:
+    from search_service.events.dispatcher import run_dispatcher
+
+    settings = ctx.settings
+    run_dispatcher(
+        ctx.dsn, settings.events, settings.secret_box(), drain=ctx.drain, on_start=ctx.options.get("on_start")
+    )
+    return 0
+
+
 def _register_builtin_jobs() -> None:
     register(Job("import", _run_import, order=20, help="map stored import batches into products and listings"))
     register(Job("embed", _run_embed, order=30, help="embed products from the ai_task queue"))
+    register(Job("events", _run_events, order=40, help="deliver outgoing store webhooks"))
 
 
 _register_builtin_jobs()

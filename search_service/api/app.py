@@ -17,7 +17,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Server
 
 from embeddings.encoder import Encoder
-from search_service.api import ingest_routes, page
+from search_service.api import events_routes, ingest_routes, page
 from search_service.api.errors import EXCEPTION_HANDLERS
 from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
@@ -48,7 +48,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> Litesta
         return runtime
 
     return Litestar(
-        route_handlers=[*ROUTES, *page.PAGE_ROUTES, *ingest_routes.ROUTES],
+        route_handlers=[*ROUTES, *page.PAGE_ROUTES, *ingest_routes.ROUTES, *events_routes.EVENTS_ROUTES],
         dependencies={"rt": Provide(provide_runtime, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[runtime.metrics.middleware],

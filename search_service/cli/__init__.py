@@ -43,6 +43,12 @@ cli.add_command(tasks)
 cli.add_command(vocabulary)
 cli.add_command(seed_demo)
 
+from search_service.cli.events import prune as events_prune  # noqa: E402
+from search_service.cli.events import webhooks  # noqa: E402
+
+cli.add_command(webhooks)
+cli.add_command(events_prune)
+
 from search_service.cli import ingest as _ingest  # noqa: E402
 
 for _command in _ingest.COMMANDS:

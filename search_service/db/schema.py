@@ -482,8 +482,69 @@ store_webhook = Table(
     Column("failure_count", Integer, nullable=False, server_default=text("0")),
     Column("last_delivery_at", DateTime(timezone=True)),
     *_timestamps(),
+    # Migration 0007 (events): why a subscription was switched off, and since when its deliveries have failed
+    # without a success in between (24 hours of that disables it). `secret` holds the SecretBox token.
+    Column("disabled_reason", Text),
+    Column("failing_since", DateTime(timezone=True)),
     CheckConstraint("url ~ '^https?://'", name="url"),
     CheckConstraint("failure_count >= 0", name="failure_count"),
+)
+
+WEBHOOK_DELIVERY_STATUSES = ("pending", "retrying", "delivered", "failed")
+
+# The next event number of each store (migration 0007). No foreign key: a store's deletion cascades into its
+# listings, whose listing.deleted events still take a number.
+webhook_store_seq = Table(
+    "webhook_store_seq",
+    metadata,
+    Column("store_id", UUID(as_uuid=True), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False, server_default=text("0")),
+)
+
+# The outbox: written by triggers in the transaction of the change itself (migration 0007).
+webhook_event = Table(
+    "webhook_event",
+    metadata,
+    _bigint_pk(),
+    Column("store_id", UUID(as_uuid=True), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("store_id", "seq", name="uq_webhook_event_store_id_seq"),
+    Index("ix_webhook_event_created_at", "created_at"),
+)
+
+# One row per event and subscription; the dispatchers' queue (SKIP LOCKED claims, leases, fenced results).
+webhook_delivery = Table(
+    "webhook_delivery",
+    metadata,
+    _bigint_pk(),
+    Column("event_id", BigInteger, ForeignKey("webhook_event.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "webhook_id", UUID(as_uuid=True), ForeignKey("store_webhook.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("message_id", Text, nullable=False),  # the webhook-id header: the same on every attempt
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("locked_by", Text),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("first_attempt_at", DateTime(timezone=True)),
+    Column("last_attempt_at", DateTime(timezone=True)),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(_in("status", WEBHOOK_DELIVERY_STATUSES), name="status"),
+    CheckConstraint("attempts >= 0", name="attempts"),
+    Index(
+        "ix_webhook_delivery_due",
+        "next_attempt_at",
+        "id",
+        postgresql_where=text("status IN ('pending', 'retrying')"),
+    ),
+    Index("ix_webhook_delivery_failed", "id", postgresql_where=text("status = 'failed'")),
 )
 
 feature_flag = Table(

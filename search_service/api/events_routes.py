@@ -1,0 +1,135 @@
+"""HTTP routes of the outbound webhooks: subscribe, list, unsubscribe, ping (search_service/events does the work)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import Body, PathParameter
+
+from search_service.api import events_schemas as S
+from search_service.api.auth import require_store_key
+from search_service.api.params import BadParameter, NotFound
+from search_service.api.runtime import Runtime
+from search_service.events import subscriptions
+
+_BASE = "/v1/stores/{store_id:uuid}/webhooks"
+StoreId = Annotated[UUID, PathParameter(description="The store.")]
+WebhookId = Annotated[UUID, PathParameter(description="The webhook (its `id` at creation).")]
+_TAGS = ["webhooks"]
+_EVENTS_DOC = (
+    "Needs the store's API key (or an admin key) with the webhooks:write scope. "
+    "Event types: listing.created, listing.updated, listing.deleted, stock.changed, stock.out (quantity reaches 0), "
+    "stock.back (from 0 to more), price.changed, import.completed, import.failed, or '*' for all. Deliveries are "
+    "signed per Standard Webhooks (headers webhook-id, webhook-timestamp, webhook-signature) with the secret "
+    "returned at creation; they are retried on the Standard Webhooks schedule, and a 410 answer disables the "
+    "webhook."
+)
+
+
+def _raise_as_http(exc: subscriptions.SubscriptionError) -> None:
+    if isinstance(exc, subscriptions.SubscriptionNotFound):
+        raise NotFound(exc.parameter, exc.message) from None
+    raise BadParameter(exc.parameter, exc.message) from None
+
+
+@post(
+    _BASE,
+    guards=[require_store_key("webhooks:write")],
+    summary="Subscribe a URL to the store's events",
+    description="The URL must be https and resolve to a public address (checked now and at every delivery). "
+    + _EVENTS_DOC,
+    tags=_TAGS,
+    status_code=201,
+    responses=S.CREATE_RESPONSES,
+)
+async def create_webhook(
+    rt: NamedDependency[Runtime],
+    store_id: StoreId,
+    data: Annotated[S.WebhookCreate, Body(examples=[S.CREATE_EXAMPLE])],
+) -> S.WebhookCreated:
+    settings = rt.settings
+    try:
+        async with rt.connection() as conn:
+            created = await subscriptions.create(
+                conn, settings.secret_box(), settings.events, store_id, data.url, data.events
+            )
+    except subscriptions.SubscriptionError as exc:
+        _raise_as_http(exc)
+        raise
+    row = created.subscription
+    return S.WebhookCreated(
+        id=row["id"],
+        store_id=row["store_id"],
+        url=row["url"],
+        events=list(row["events"]),
+        secret=created.secret,
+        created_at=row["created_at"],
+    )
+
+
+@get(
+    _BASE,
+    guards=[require_store_key("webhooks:write")],
+    summary="The store's webhooks",
+    description="Each with its state: `enabled` false and `disabled_reason` when a 410 or 24 hours of failures "
+    "switched it off. Secrets are never shown again. Needs the store's key (webhooks:write).",
+    tags=_TAGS,
+    responses=S.LIST_RESPONSES,
+)
+async def list_webhooks(rt: NamedDependency[Runtime], store_id: StoreId) -> S.WebhookList:
+    try:
+        async with rt.connection() as conn:
+            await subscriptions.require_store(conn, store_id)
+            rows = await subscriptions.list_for(conn, store_id)
+    except subscriptions.SubscriptionError as exc:
+        _raise_as_http(exc)
+        raise
+    return S.WebhookList([S.webhook_out(r) for r in rows])
+
+
+@delete(
+    _BASE + "/{webhook_id:uuid}",
+    guards=[require_store_key("webhooks:write")],
+    summary="Remove a webhook",
+    description="Its queued deliveries are dropped with it. Needs the store's key (webhooks:write).",
+    tags=_TAGS,
+    status_code=204,
+    responses=S.DELETE_RESPONSES,
+)
+async def delete_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhook_id: WebhookId) -> None:
+    try:
+        async with rt.connection() as conn:
+            await subscriptions.delete(conn, store_id, webhook_id)
+    except subscriptions.SubscriptionError as exc:
+        _raise_as_http(exc)
+
+
+@post(
+    _BASE + "/{webhook_id:uuid}/test",
+    guards=[require_store_key("webhooks:write")],
+    summary="Send a test ping",
+    description="Sends a signed `webhook.ping` event now, once, and says how the receiver answered. "
+    "Recorded among the deliveries. Needs the store's key (webhooks:write).",
+    tags=_TAGS,
+    status_code=200,
+    responses=S.PING_RESPONSES,
+)
+async def ping_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhook_id: WebhookId) -> Response[Any]:
+    settings = rt.settings
+    try:
+        async with rt.connection() as conn:
+            job = await subscriptions.start_ping(conn, settings.secret_box(), store_id, webhook_id)
+    except subscriptions.SubscriptionError as exc:
+        _raise_as_http(exc)
+        raise
+    result = await subscriptions.send_ping(job, settings.events)  # no connection held while it waits
+    async with rt.connection() as conn:
+        outcome = await subscriptions.finish_ping(conn, job, result)
+    body = S.PingOut(outcome.delivered, outcome.delivery_id, outcome.message_id, outcome.status_code, outcome.error)
+    return Response(body, status_code=200)
+
+
+EVENTS_ROUTES = [create_webhook, list_webhooks, delete_webhook, ping_webhook]

@@ -1,0 +1,124 @@
+"""Request and response bodies of the webhook endpoints (msgspec structs: also their OpenAPI schema), with examples."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+
+from search_service.api.schemas import ErrorBody
+
+_STORE = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
+_WEBHOOK = "5d2c8e4a-1f3b-4a6d-9e8c-7b6a5f4e3d2c"
+
+
+class WebhookCreate(msgspec.Struct):
+    url: str
+    events: list[str]
+
+
+class WebhookOut(msgspec.Struct):
+    id: UUID
+    store_id: UUID
+    url: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    failing_since: datetime | None
+    created_at: datetime
+
+
+class WebhookCreated(msgspec.Struct):
+    id: UUID
+    store_id: UUID
+    url: str
+    events: list[str]
+    secret: str  # whsec_…, shown once
+    created_at: datetime
+
+
+class WebhookList(msgspec.Struct):
+    webhooks: list[WebhookOut]
+
+
+class PingOut(msgspec.Struct):
+    delivered: bool
+    delivery_id: int
+    webhook_id: str  # the message's webhook-id header
+    status_code: int | None
+    error: str | None
+
+
+def webhook_out(row: dict[str, Any]) -> WebhookOut:
+    return WebhookOut(
+        id=row["id"],
+        store_id=row["store_id"],
+        url=row["url"],
+        events=list(row["events"]),
+        enabled=row["is_active"],
+        disabled_reason=row["disabled_reason"],
+        failing_since=row["failing_since"],
+        created_at=row["created_at"],
+    )
+
+
+CREATE_EXAMPLE = Example(
+    summary="stock events to one receiver",
+    value={"url": "https://hooks.example.com/plinqy", "events": ["stock.out", "stock.back", "price.changed"]},
+)
+_CREATED = {
+    "id": _WEBHOOK,
+    "store_id": _STORE,
+    "url": "https://hooks.example.com/plinqy",
+    "events": ["stock.out", "stock.back", "price.changed"],
+    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "created_at": "2026-12-03T07:00:00Z",
+}
+_LISTED = {k: v for k, v in _CREATED.items() if k != "secret"} | {
+    "enabled": True,
+    "disabled_reason": None,
+    "failing_since": None,
+}
+
+
+def _spec(model: type, status: int, value: object, description: str) -> dict[int, ResponseSpec]:
+    return {
+        status: ResponseSpec(
+            model, description=description, examples=[Example(summary="example", value=value)], generate_examples=False
+        )
+    }
+
+
+def _error(status: int, parameter: str | None, message: str, description: str) -> dict[int, ResponseSpec]:
+    return _spec(ErrorBody, status, {"error": {"parameter": parameter, "message": message}}, description)
+
+
+BAD_URL = _error(
+    400,
+    "url",
+    "the host 169.254.169.254 is the cloud metadata address; webhooks go to public addresses only",
+    "Invalid input; `parameter` names it. URLs must be https and resolve to public addresses only.",
+)
+NO_STORE = _error(404, "store_id", "no store with this id", "No such store.")
+NO_WEBHOOK = _error(404, "webhook_id", "no webhook with this id for this store", "No such webhook in this store.")
+
+CREATE_RESPONSES = {
+    **_spec(WebhookCreated, 201, _CREATED, "Created. `secret` (whsec_…) signs every delivery; it is shown only now."),
+    **BAD_URL,
+    **NO_STORE,
+}
+LIST_RESPONSES = {**_spec(WebhookList, 200, {"webhooks": [_LISTED]}, "The store's webhooks (no secrets)."), **NO_STORE}
+DELETE_RESPONSES = NO_WEBHOOK
+PING_RESPONSES = {
+    **_spec(
+        PingOut,
+        200,
+        {"delivered": True, "delivery_id": 42, "webhook_id": "msg_42", "status_code": 204, "error": None},
+        "The ping was sent once (no retries); `delivered` says whether the receiver answered 2xx.",
+    ),
+    **NO_WEBHOOK,
+}

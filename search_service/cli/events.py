@@ -1,0 +1,188 @@
+"""`plinqy-search webhooks ...` (subscriptions, deliveries, replay, the dispatcher) and `plinqy-search prune`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import click
+
+from search_service.cli.common import Duration, UserFacingError, connect, database_url, user_errors
+from search_service.settings import Settings
+
+T = TypeVar("T")
+
+
+def _with_conn(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(conn)` on one asyncpg connection; the events package's errors become one-line errors."""
+    import asyncpg
+
+    from search_service.events.subscriptions import SubscriptionError
+
+    url = database_url(settings)
+
+    async def main() -> T:
+        conn = await asyncpg.connect(url)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(main())
+    except SubscriptionError as exc:
+        raise UserFacingError(f"{exc.parameter}: {exc.message}") from None
+
+
+@click.group()
+def webhooks() -> None:
+    """Outbound webhooks: subscriptions, deliveries, replay, the dispatcher."""
+
+
+@webhooks.command("add")
+@click.option("--store", "store_id", required=True, type=click.UUID, help="The store whose events to send.")
+@click.option("--url", required=True, help="https URL of the receiver (public addresses only).")
+@click.option(
+    "--event", "events", multiple=True, default=("*",), show_default=True, help="An event type (repeat) or '*'."
+)
+@click.pass_obj
+@user_errors
+def webhooks_add(settings: Settings, store_id: UUID, url: str, events: tuple[str, ...]) -> None:
+    """Subscribe a URL; prints the whsec_ signing secret once."""
+    from search_service.events import subscriptions
+
+    created = _with_conn(
+        settings,
+        lambda c: subscriptions.create(c, settings.secret_box(), settings.events, store_id, url, list(events)),
+    )
+    click.echo(f"webhook {created.subscription['id']} for store {store_id}: {url}")
+    click.echo(f"events: {', '.join(created.subscription['events'])}")
+    click.echo(f"secret (shown once, keep it): {created.secret}")
+
+
+@webhooks.command("list")
+@click.option("--store", "store_id", type=click.UUID, help="Only this store's webhooks.")
+@click.pass_obj
+@user_errors
+def webhooks_list(settings: Settings, store_id: UUID | None) -> None:
+    """Subscriptions with their state (no secrets)."""
+    from search_service.events import subscriptions
+
+    rows = _with_conn(settings, lambda c: subscriptions.list_for(c, store_id))
+    if not rows:
+        click.echo("no webhooks")
+    for r in rows:
+        state = "enabled" if r["is_active"] else f"disabled ({r['disabled_reason'] or 'by an operator'})"
+        failing = f"\tfailing since {r['failing_since']:%Y-%m-%d %H:%M:%S}" if r["failing_since"] else ""
+        click.echo(f"{r['id']}\tstore={r['store_id']}\t{r['url']}\t{','.join(r['events'])}\t{state}{failing}")
+
+
+@webhooks.command("remove")
+@click.argument("webhook_id", type=click.UUID)
+@click.pass_obj
+@user_errors
+def webhooks_remove(settings: Settings, webhook_id: UUID) -> None:
+    """Delete a subscription (its queued deliveries go with it)."""
+    from search_service.events import subscriptions
+
+    _with_conn(settings, lambda c: subscriptions.delete(c, None, webhook_id))
+    click.echo(f"removed webhook {webhook_id}")
+
+
+@webhooks.command("deliveries")
+@click.option("--failed", "failed_only", is_flag=True, help="Only deliveries that failed for good.")
+@click.option("--store", "store_id", type=click.UUID, help="Only this store's deliveries.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.pass_obj
+@user_errors
+def webhooks_deliveries(settings: Settings, failed_only: bool, store_id: UUID | None, limit: int) -> None:
+    """Recent deliveries, newest first, with their last answer and error."""
+    from search_service.events import subscriptions
+
+    rows = _with_conn(
+        settings, lambda c: subscriptions.deliveries(c, failed_only=failed_only, store_id=store_id, limit=limit)
+    )
+    if not rows:
+        click.echo("no deliveries")
+    for r in rows:
+        code = r["last_status_code"] if r["last_status_code"] is not None else "-"
+        sub = "" if r["is_active"] else f"\twebhook disabled: {r['disabled_reason']}"
+        error = f"\t{r['last_error']}" if r["last_error"] and r["status"] != "delivered" else ""
+        click.echo(
+            f"{r['id']}\t{r['status']}\tattempts={r['attempts']}\tcode={code}\t{r['type']}\t{r['message_id']}"
+            f"\t{r['url']}{error}{sub}"
+        )
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise UserFacingError(f"--since {value!r}: give an ISO time, e.g. 2026-12-03T07:00:00+00:00") from None
+
+
+@webhooks.command("replay")
+@click.argument("delivery_id", type=int, required=False)
+@click.option("--store", "store_id", type=click.UUID, help="Replay this store's finished deliveries (with --since).")
+@click.option("--since", help="ISO time: deliveries of events created since then.")
+@click.pass_obj
+@user_errors
+def webhooks_replay(settings: Settings, delivery_id: int | None, store_id: UUID | None, since: str | None) -> None:
+    """Send finished deliveries again (same webhook-id): DELIVERY_ID, or --store ID --since TIME."""
+    from search_service.events import subscriptions
+
+    if (delivery_id is None) == (store_id is None) or (store_id is not None) != (since is not None):
+        raise UserFacingError("give either DELIVERY_ID, or --store ID and --since TIME")
+    when = _parse_time(since) if since else None
+    n = _with_conn(settings, lambda c: subscriptions.replay(c, delivery_id=delivery_id, store_id=store_id, since=when))
+    click.echo(f"queued {n} deliver{'y' if n == 1 else 'ies'} again")
+
+
+@webhooks.command("dispatch")
+@click.option("--drain", is_flag=True, help="Send until nothing is left to attempt soon, then exit.")
+@click.pass_obj
+@user_errors
+def webhooks_dispatch(settings: Settings, drain: bool) -> None:
+    """Run one webhook dispatcher (SIGTERM/SIGINT: finish the sends in flight and exit 0)."""
+    import logging
+    import sys
+
+    from search_service.events.dispatcher import run_dispatcher
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    url = database_url(settings)
+    run_dispatcher(
+        url,
+        settings.events,
+        settings.secret_box(),
+        drain=drain,
+        on_start=lambda did: click.echo(f"dispatcher {did} started", err=True),
+    )
+
+
+@click.command("prune")
+@click.option("--older-than", required=True, type=Duration(), help="Age of the rows to delete: 30d, 12h.")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.pass_obj
+@user_errors
+def prune(settings: Settings, older_than: float, dry_run: bool) -> None:
+    """Delete old inventory events, listing history, index-queue rows and delivered webhook records
+    (undelivered webhook events stay)."""
+    from tqdm import tqdm
+
+    from search_service.events import prune as prune_mod
+
+    with connect(settings) as conn:
+        plan = prune_mod.plan(conn, older_than)
+        before = f"older than {plan.cutoff:%Y-%m-%d %H:%M:%S %Z}"
+        if dry_run:
+            for table, count in plan.counts.items():
+                click.echo(f"would delete {count} row(s) of {table} {before}")
+            return
+        with tqdm(total=plan.total, unit="row", desc="prune", disable=plan.total == 0) as bar:
+            deleted = prune_mod.prune(conn, plan, on_batch=lambda _table, n: bar.update(n))
+    for table, count in deleted.items():
+        click.echo(f"deleted {count} row(s) of {table} {before}")

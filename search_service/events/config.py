@@ -1,0 +1,82 @@
+"""Settings of the events package (webhook delivery), read from the environment once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Standard Webhooks' schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+
+EVENT_TYPES = (
+    "listing.created",
+    "listing.updated",
+    "listing.deleted",
+    "stock.changed",
+    "stock.out",
+    "stock.back",
+    "price.changed",
+    "import.completed",
+    "import.failed",
+)
+PING_TYPE = "webhook.ping"
+
+
+class EventsConfigError(ValueError):
+    """An environment variable of the events package holds a value we cannot use."""
+
+
+def parse_schedule(raw: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise EventsConfigError(
+            f"PLINQY_WEBHOOK_RETRY_SCHEDULE={raw!r}: give comma-separated seconds, e.g. 0,5,300"
+        ) from None
+    if not values or any(v < 0 for v in values):
+        raise EventsConfigError(f"PLINQY_WEBHOOK_RETRY_SCHEDULE={raw!r}: needs at least one delay, none negative")
+    return values
+
+
+def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise EventsConfigError(f"{name}={raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise EventsConfigError(f"{name}={value} is out of range {lo}..{hi}")
+    return value
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    # Delay before attempt n+1 is schedule[n]; after the last one the delivery is failed.
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    jitter: float = 0.1  # ± this fraction of each delay, so retries of one outage spread out
+    allow_hosts: frozenset[str] = field(default_factory=frozenset)  # http and any address allowed (development)
+    timeout_s: float = 10.0
+    concurrency: int = 256  # sends in flight per dispatcher
+    # Of which at most about this many to one subscription (a slow receiver's share); also each receiver's
+    # connection pool size.
+    per_webhook: int = 16
+    lease_s: float = 60.0
+    poll_interval_s: float = 1.0
+    disable_after_s: float = 86400.0  # a subscription failing this long without a success is disabled
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EventsConfig:
+        raw_schedule = env.get("PLINQY_WEBHOOK_RETRY_SCHEDULE")
+        hosts = env.get("PLINQY_WEBHOOK_ALLOW_HOSTS") or ""
+        return cls(
+            retry_schedule=parse_schedule(raw_schedule) if raw_schedule else DEFAULT_RETRY_SCHEDULE,
+            allow_hosts=frozenset(h.strip().lower().strip("[]") for h in hosts.split(",") if h.strip()),
+            timeout_s=_number(env, "PLINQY_WEBHOOK_TIMEOUT_S", 10.0, 0.05, 60.0),
+            concurrency=int(_number(env, "PLINQY_WEBHOOK_CONCURRENCY", 256, 1, 10_000)),
+            per_webhook=int(_number(env, "PLINQY_WEBHOOK_PER_SUBSCRIPTION", 16, 1, 1000)),
+            lease_s=_number(env, "PLINQY_WEBHOOK_LEASE_S", 60.0, 1.0, 3600.0),
+            poll_interval_s=_number(env, "PLINQY_WEBHOOK_POLL_S", 1.0, 0.01, 60.0),
+            disable_after_s=_number(env, "PLINQY_WEBHOOK_DISABLE_AFTER_S", 86400.0, 0.0, 30 * 86400.0),
+        )

@@ -1,0 +1,98 @@
+"""One attempt: check the URL (SSRF), sign the message (Standard Webhooks), POST it to the checked address."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+from standardwebhooks import Webhook
+
+from search_service.db.secretbox import SecretBox
+from search_service.events import ssrf
+from search_service.events.transport import pinned
+
+USER_AGENT = "Plinqy-Webhooks/1.0"
+
+
+def new_secret() -> str:
+    """A Standard Webhooks signing secret: whsec_ + base64 of 32 random bytes."""
+    import base64
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def message_body(event_type: str, created_at: datetime, payload_json: str) -> str:
+    """{type, timestamp, data}: the envelope Standard Webhooks suggests; data is the stored payload verbatim."""
+    stamp = created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return f'{{"type":{json.dumps(event_type)},"timestamp":"{stamp}","data":{payload_json}}}'
+
+
+class Signers:
+    """Decrypted secrets' signers, by stored token (decrypting and base64-decoding once per subscription)."""
+
+    def __init__(self, box: SecretBox) -> None:
+        self._box = box
+        self._cache: dict[str, Webhook] = {}
+
+    def get(self, token: str) -> Webhook:
+        signer = self._cache.get(token)
+        if signer is None:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            signer = self._cache[token] = Webhook(self._box.decrypt(token.encode()))
+        return signer
+
+
+def signed_headers(signer: Webhook, message_id: str, body: str, now: datetime | None = None) -> dict[str, str]:
+    when = now or datetime.now(UTC)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": signer.sign(message_id, when, body),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status_code: int | None
+    retry_after: str | None
+    error: str | None  # why it is not a success, for last_error
+
+
+def _describe_failure(response: httpx.Response) -> str | None:
+    code = response.status_code
+    if 200 <= code < 300:
+        return None
+    if 300 <= code < 400:
+        where = response.headers.get("location", "?")
+        return f"HTTP {code}: a redirect (to {where[:200]}) is a failure; redirects are not followed"
+    return f"HTTP {code}: {response.text[:200]}"
+
+
+async def attempt(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    body: str,
+    allow_hosts: frozenset[str],
+    resolver: ssrf.Resolver,
+) -> AttemptResult:
+    """One POST. A refused URL, a timeout or a connection error are failures like a 5xx (retried)."""
+    try:
+        target = await ssrf.check(url, allow_hosts, resolver)
+    except ssrf.UnsafeUrl as exc:
+        return AttemptResult(None, None, f"refused by the SSRF guard: {exc}")
+    try:
+        with pinned(target):
+            response = await client.post(target.url, content=body.encode(), headers=headers)
+            await response.aread()
+    except httpx.TimeoutException as exc:
+        return AttemptResult(None, None, f"timed out ({type(exc).__name__})")
+    except httpx.HTTPError as exc:
+        return AttemptResult(None, None, f"{type(exc).__name__}: {exc}"[:500])
+    return AttemptResult(response.status_code, response.headers.get("retry-after"), _describe_failure(response))

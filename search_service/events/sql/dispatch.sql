@@ -1,0 +1,109 @@
+-- The webhook_delivery queue, worked by the dispatchers (asyncpg). A delivery is `pending` (never tried) or `retrying`
+-- (due again at next_attempt_at) until `delivered` or `failed`. A claim leases it (locked_by, locked_until) without
+-- changing its status, so a dispatcher that dies mid-send needs no reaper: once the lease runs out the row is due
+-- again. Results are fenced on locked_by: a dispatcher whose lease was taken over writes nothing.
+
+-- name: claim_deliveries
+-- params: worker_id text, batch_size int, per_webhook int, busy uuid[] (subscriptions at this dispatcher's cap),
+--    lease_s float8
+-- Due rows oldest first, at most per_webhook of one subscription (so a slow receiver holds a bounded share of the
+-- sends in flight), skipping rows another dispatcher is claiming. The attempt counts at the claim: a send cut
+-- short by a crash was an attempt.
+WITH candidates AS (
+    SELECT c.id, row_number() OVER (PARTITION BY c.webhook_id ORDER BY c.next_attempt_at, c.id) AS nth
+    FROM (
+        SELECT id, webhook_id, next_attempt_at
+        FROM webhook_delivery
+        WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()
+          AND (locked_until IS NULL OR locked_until < now())
+          AND webhook_id <> ALL (:busy::uuid[])
+        ORDER BY next_attempt_at, id
+        LIMIT :batch_size::int * 2
+    ) c
+), due AS (
+    SELECT d.id
+    FROM webhook_delivery d JOIN candidates c ON c.id = d.id
+    WHERE c.nth <= :per_webhook::int
+      AND d.status IN ('pending', 'retrying') AND (d.locked_until IS NULL OR d.locked_until < now())
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT :batch_size::int
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE webhook_delivery d
+SET locked_by = :worker_id::text,
+    locked_until = now() + make_interval(secs => :lease_s::float8),
+    attempts = d.attempts + 1,
+    first_attempt_at = coalesce(d.first_attempt_at, clock_timestamp()),
+    last_attempt_at = clock_timestamp()
+FROM due, webhook_event e, store_webhook w
+WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.webhook_id
+RETURNING d.id, d.webhook_id, d.message_id, d.attempts, e.type, e.payload::text, e.created_at, w.url, w.secret,
+          w.is_active;
+
+-- name: record_results
+-- params: worker_id text, ids bigint[], outcomes text[] (delivered | retrying | failed),
+--    delays float8[] (seconds to the next attempt, for retrying), status_codes int[], errors text[]
+-- The fence: only rows this dispatcher still holds change.
+UPDATE webhook_delivery d
+SET status = r.outcome,
+    next_attempt_at = CASE WHEN r.outcome = 'retrying'
+                           THEN now() + make_interval(secs => r.delay) ELSE d.next_attempt_at END,
+    last_status_code = r.code,
+    last_error = left(r.error, 2000),
+    delivered_at = CASE WHEN r.outcome = 'delivered' THEN now() END,
+    locked_by = NULL,
+    locked_until = NULL
+FROM unnest(:ids::bigint[], :outcomes::text[], :delays::float8[], :status_codes::int[], :errors::text[])
+     AS r(id, outcome, delay, code, error)
+WHERE d.id = r.id AND d.locked_by = :worker_id::text
+RETURNING d.id;
+
+-- name: subscription_succeeded
+-- params: webhook_id uuid
+-- A success ends a failing streak. Written only when something changes (or once a minute): at hundreds of
+-- deliveries a second a write per success would queue every dispatcher behind this one row.
+UPDATE store_webhook
+SET failing_since = NULL, failure_count = 0, last_delivery_at = now()
+WHERE id = :webhook_id::uuid
+  AND (failing_since IS NOT NULL OR last_delivery_at IS NULL OR last_delivery_at < now() - interval '1 minute');
+
+-- name: subscription_failed
+-- params: webhook_id uuid, disable_after_s float8
+-- A failure starts (or continues) a failing streak; a streak as long as disable_after_s disables the subscription.
+UPDATE store_webhook
+SET failing_since = coalesce(failing_since, now()),
+    failure_count = failure_count + 1,
+    is_active = is_active AND coalesce(failing_since, now()) > now() - make_interval(secs => :disable_after_s::float8),
+    disabled_reason = CASE
+        WHEN is_active AND coalesce(failing_since, now()) <= now() - make_interval(secs => :disable_after_s::float8)
+        THEN 'deliveries failing since ' || to_char(coalesce(failing_since, now()) AT TIME ZONE 'UTC',
+                                                    'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        ELSE disabled_reason END
+WHERE id = :webhook_id::uuid
+RETURNING is_active;
+
+-- name: disable_subscription
+-- params: webhook_id uuid, reason text
+-- At once (a 410 Gone): the subscription stops, and its waiting deliveries fail with the reason.
+WITH off AS (
+    UPDATE store_webhook SET is_active = false, disabled_reason = :reason::text
+    WHERE id = :webhook_id::uuid
+    RETURNING id
+)
+UPDATE webhook_delivery d
+SET status = 'failed', last_error = 'subscription disabled: ' || :reason::text
+FROM off
+WHERE d.webhook_id = off.id AND d.status IN ('pending', 'retrying')
+  AND (d.locked_until IS NULL OR d.locked_until < now());
+
+-- name: due_count
+-- params: none
+SELECT count(*) FROM webhook_delivery
+WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()
+  AND (locked_until IS NULL OR locked_until < now());
+
+-- name: unfinished_count
+-- params: none
+-- Deliveries still to be attempted, due or not (a drain waits for retries that fall due soon).
+SELECT count(*), extract(epoch FROM min(next_attempt_at) - now())
+FROM webhook_delivery WHERE status IN ('pending', 'retrying');

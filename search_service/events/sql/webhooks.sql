@@ -1,0 +1,83 @@
+-- Webhook subscriptions and the operators' view of deliveries (asyncpg). The secret column holds the SecretBox token
+-- of the whsec_ signing secret; no statement here returns it except the dispatcher's claim (events/dispatch).
+
+-- name: store_exists
+-- params: store_id uuid
+SELECT EXISTS (SELECT 1 FROM store WHERE id = :store_id::uuid);
+
+-- name: insert_subscription
+-- params: store_id uuid, url text, events text[], secret text
+INSERT INTO store_webhook (store_id, url, events, secret)
+VALUES (:store_id::uuid, :url::text, :events::text[], :secret::text)
+RETURNING id, store_id, url, events, is_active, disabled_reason, failing_since, created_at;
+
+-- name: list_subscriptions
+-- params: store_id uuid|null (NULL: every store)
+SELECT id, store_id, url, events, is_active, disabled_reason, failing_since, created_at
+FROM store_webhook
+WHERE :store_id::uuid IS NULL OR store_id = :store_id::uuid
+ORDER BY created_at, id;
+
+-- name: get_subscription
+-- params: store_id uuid|null (NULL: any store), webhook_id uuid
+SELECT id, store_id, url, events, is_active, disabled_reason, failing_since, created_at, secret
+FROM store_webhook
+WHERE id = :webhook_id::uuid AND (:store_id::uuid IS NULL OR store_id = :store_id::uuid);
+
+-- name: delete_subscription
+-- params: store_id uuid|null (NULL: any store), webhook_id uuid
+-- Its deliveries go with it (ON DELETE CASCADE); events stay for other subscriptions and the prune.
+DELETE FROM store_webhook
+WHERE id = :webhook_id::uuid AND (:store_id::uuid IS NULL OR store_id = :store_id::uuid)
+RETURNING id;
+
+-- name: insert_ping
+-- params: store_id uuid, webhook_id uuid, lock text
+-- A ping event and its one delivery, held by the caller (locked_by = lock) so no dispatcher sends it too.
+WITH ev AS (
+    INSERT INTO webhook_event (store_id, seq, type, payload)
+    VALUES (:store_id::uuid, 0, 'webhook.ping',
+            jsonb_build_object('store_id', :store_id::uuid, 'webhook_id', :webhook_id::uuid,
+                               'occurred_at', statement_timestamp()))
+    RETURNING id, type, payload, created_at
+), d AS (
+    INSERT INTO webhook_delivery (event_id, webhook_id, message_id, attempts, locked_by, locked_until,
+                                  first_attempt_at, last_attempt_at)
+    SELECT ev.id, :webhook_id::uuid, 'msg_' || ev.id, 1, :lock::text, now() + interval '1 minute', now(), now()
+    FROM ev
+    RETURNING id, message_id
+)
+SELECT d.id, d.message_id, ev.type, ev.payload::text AS payload, ev.created_at FROM d, ev;
+
+-- name: list_deliveries
+-- params: failed_only boolean, store_id uuid|null (NULL: every store), limit int
+SELECT d.id, w.store_id, d.webhook_id, w.url, e.type, d.message_id, d.status, d.attempts, d.next_attempt_at,
+       d.last_status_code, d.last_error, d.delivered_at, d.created_at, w.is_active, w.disabled_reason
+FROM webhook_delivery d
+JOIN store_webhook w ON w.id = d.webhook_id
+JOIN webhook_event e ON e.id = d.event_id
+WHERE (NOT :failed_only::boolean OR d.status = 'failed')
+  AND (:store_id::uuid IS NULL OR w.store_id = :store_id::uuid)
+ORDER BY d.id DESC
+LIMIT :limit::int;
+
+-- name: replay
+-- params: delivery_id bigint|null, store_id uuid|null, since timestamptz|null
+-- Send again (same webhook-id: receivers deduplicate), with fresh attempts: one delivery, or every finished one of
+-- a store's events since a time. Rows still queued or in flight are left as they are.
+WITH again AS (
+    UPDATE webhook_delivery d
+    SET status = 'pending', attempts = 0, next_attempt_at = now(), locked_by = NULL, locked_until = NULL,
+        delivered_at = NULL
+    FROM webhook_event e
+    WHERE e.id = d.event_id AND d.status IN ('delivered', 'failed')
+      AND (:delivery_id::bigint IS NULL OR d.id = :delivery_id::bigint)
+      AND (:store_id::uuid IS NULL OR e.store_id = :store_id::uuid)
+      AND (:since::timestamptz IS NULL OR e.created_at >= :since::timestamptz)
+    RETURNING d.id
+)
+SELECT count(*) AS n, pg_notify('webhook_delivery', '') IS NULL AS notified FROM again;
+
+-- name: delivery_exists
+-- params: delivery_id bigint
+SELECT status FROM webhook_delivery WHERE id = :delivery_id::bigint;

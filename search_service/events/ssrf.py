@@ -1,0 +1,130 @@
+"""The SSRF guard: which webhook URLs we may call, and the one address we then connect to.
+
+A URL must be https (http only for hosts in PLINQY_WEBHOOK_ALLOW_HOSTS, matched on the host as written), and every
+address its host resolves to must be a public unicast one. IP literals are read the way the C resolver reads
+them (getaddrinfo with AI_NUMERICHOST: 2130706433, 0177.0.0.1, 127.1, 0x7f000001 are all 127.0.0.1), so no
+spelling slips past. The check runs at registration and again before every delivery, and the delivery connects
+to the address that was checked (events/transport.py pins it), so a second DNS answer cannot swap it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# host, port -> the addresses the name resolves to (tests pass a local table; nothing is sent).
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+_NETWORKS: tuple[tuple[str, str], ...] = (
+    ("169.254.169.254/32", "the cloud metadata address"),
+    ("100.64.0.0/10", "a carrier-grade NAT (CGNAT) address"),
+    ("fc00::/7", "an IPv6 unique local (ULA) address"),
+    ("fe80::/10", "an IPv6 link-local address"),
+    ("64:ff9b::/96", "a NAT64 address (it embeds an IPv4 address)"),
+    ("2002::/16", "a 6to4 address (it embeds an IPv4 address)"),
+    ("2001::/32", "a Teredo address (it embeds an IPv4 address)"),
+)
+_KNOWN = tuple((ipaddress.ip_network(net), why) for net, why in _NETWORKS)
+
+
+class UnsafeUrl(ValueError):
+    """The URL may not be called; the message says why."""
+
+
+@dataclass(frozen=True)
+class Target:
+    url: httpx.URL
+    host: str  # as httpcore will ask to connect to it
+    port: int
+    address: str  # the checked address to connect to instead
+
+
+def address_problem(ip: IPAddress) -> str | None:
+    """Why a webhook may not go to this address (None: a public unicast address)."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return f"an IPv4-mapped IPv6 address (of {ip.ipv4_mapped})"
+    if ip.is_unspecified:
+        return "the unspecified address"
+    if ip.is_loopback:
+        return "a loopback address"
+    for network, why in _KNOWN:
+        if ip.version == network.version and ip in network:
+            return why
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip.is_reserved:
+        return "a reserved address"
+    if ip.is_private:
+        return "a private address"
+    if not ip.is_global:
+        return "not a public address"
+    return None
+
+
+def numeric_address(host: str) -> IPAddress | None:
+    """The address an IP literal means in any spelling the resolver accepts; None for a name."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError, ValueError):
+        return None
+    return ipaddress.ip_address(str(infos[0][4][0]).split("%", 1)[0])
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def parse(url: str, allow_hosts: Iterable[str]) -> tuple[str, int]:
+    """Syntax: an absolute https URL (http for allowed hosts) with a host; returns its host and port.
+    Read with urllib, which takes any host spelling, so an odd one gets its real reason below."""
+    try:
+        split = urlsplit(url)
+        port = split.port
+    except ValueError as exc:
+        raise UnsafeUrl(f"not a valid URL ({exc})") from None
+    host = unquote(split.hostname or "")
+    if split.scheme not in ("https", "http"):
+        raise UnsafeUrl(f"only https URLs are accepted, not {split.scheme or 'a relative URL'}")
+    if not host:
+        raise UnsafeUrl("the URL has no host")
+    if split.scheme == "http" and host not in set(allow_hosts):
+        raise UnsafeUrl("only https URLs are accepted (http only for the hosts in PLINQY_WEBHOOK_ALLOW_HOSTS)")
+    return host, port or (443 if split.scheme == "https" else 80)
+
+
+async def check(url: str, allow_hosts: Iterable[str], resolver: Resolver = system_resolver) -> Target:
+    """The target of a webhook URL, or UnsafeUrl saying why not. Opens no connection."""
+    allowed = {h.lower() for h in allow_hosts}
+    host, port = parse(url, allowed)
+    literal = numeric_address(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            answers = await resolver(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise UnsafeUrl(f"the host {host} does not resolve ({exc})") from None
+        addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in answers]
+        if not addresses:
+            raise UnsafeUrl(f"the host {host} does not resolve")
+    if host not in allowed:
+        for address in addresses:
+            problem = address_problem(address)
+            if problem is not None:
+                shown = host if str(address) == host else f"{host} ({address})"
+                raise UnsafeUrl(f"the host {shown} is {problem}; webhooks go to public addresses only")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise UnsafeUrl(f"not a valid URL ({exc})") from None
+    return Target(parsed, unquote(parsed.host), port, str(addresses[0]))

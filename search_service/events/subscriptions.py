@@ -1,0 +1,186 @@
+"""Webhook subscriptions (create, list, delete, ping) and the operators' deliveries view and replay (asyncpg).
+
+The API and the CLI both call these; errors are `SubscriptionError` (bad input: the API's 400) and
+`SubscriptionNotFound` (404), each naming the parameter at fault.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from search_service.db.secretbox import SecretBox
+from search_service.db.sql import statement
+from search_service.events import delivery, policy, ssrf
+from search_service.events.config import EVENT_TYPES, EventsConfig
+from search_service.events.transport import make_client
+
+MAX_URL_LENGTH = 2000
+
+
+class SubscriptionError(ValueError):
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.message = message
+
+
+class SubscriptionNotFound(SubscriptionError):
+    pass
+
+
+def _q(name: str) -> Any:
+    return statement("events/webhooks", name)
+
+
+async def _fetch(conn: Any, name: str, **values: Any) -> list[asyncpg.Record]:
+    stmt = _q(name)
+    return list(await conn.fetch(stmt.sql, *stmt.bind(**values)))
+
+
+async def _one(conn: Any, name: str, **values: Any) -> asyncpg.Record | None:
+    stmt = _q(name)
+    return await conn.fetchrow(stmt.sql, *stmt.bind(**values))
+
+
+def check_events(events: Sequence[str]) -> list[str]:
+    chosen = list(dict.fromkeys(events))
+    if not chosen:
+        raise SubscriptionError("events", f"name at least one event type (or '*'): {', '.join(EVENT_TYPES)}")
+    unknown = [e for e in chosen if e != "*" and e not in EVENT_TYPES]
+    if unknown:
+        raise SubscriptionError("events", f"unknown event type {unknown[0]!r}; known: '*', {', '.join(EVENT_TYPES)}")
+    return chosen
+
+
+async def check_url(url: str, config: EventsConfig, resolver: ssrf.Resolver = ssrf.system_resolver) -> None:
+    if len(url) > MAX_URL_LENGTH:
+        raise SubscriptionError("url", f"at most {MAX_URL_LENGTH} characters")
+    try:
+        await ssrf.check(url, config.allow_hosts, resolver)
+    except ssrf.UnsafeUrl as exc:
+        raise SubscriptionError("url", str(exc)) from None
+
+
+async def require_store(conn: Any, store_id: UUID) -> None:
+    row = await _one(conn, "store_exists", store_id=store_id)
+    if row is None or not row[0]:
+        raise SubscriptionNotFound("store_id", "no store with this id")
+
+
+@dataclass(frozen=True)
+class Created:
+    subscription: dict[str, Any]
+    secret: str  # whsec_…, shown once
+
+
+async def create(
+    conn: Any,
+    box: SecretBox,
+    config: EventsConfig,
+    store_id: UUID,
+    url: str,
+    events: Sequence[str],
+    resolver: ssrf.Resolver = ssrf.system_resolver,
+) -> Created:
+    chosen = check_events(events)
+    await check_url(url, config, resolver)
+    await require_store(conn, store_id)
+    secret = delivery.new_secret()
+    token = box.encrypt(secret).decode()
+    row = await _one(conn, "insert_subscription", store_id=store_id, url=url, events=chosen, secret=token)
+    assert row is not None
+    return Created(dict(row), secret)
+
+
+async def list_for(conn: Any, store_id: UUID | None) -> list[dict[str, Any]]:
+    return [dict(r) for r in await _fetch(conn, "list_subscriptions", store_id=store_id)]
+
+
+async def delete(conn: Any, store_id: UUID | None, webhook_id: UUID) -> None:
+    if not await _fetch(conn, "delete_subscription", store_id=store_id, webhook_id=webhook_id):
+        raise SubscriptionNotFound("webhook_id", "no webhook with this id for this store")
+
+
+@dataclass(frozen=True)
+class PingResult:
+    delivery_id: int
+    message_id: str
+    delivered: bool
+    status_code: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class PingJob:
+    delivery_id: int
+    message_id: str
+    lock: str
+    url: str
+    headers: dict[str, str]
+    body: str
+
+
+async def start_ping(conn: Any, box: SecretBox, store_id: UUID | None, webhook_id: UUID) -> PingJob:
+    """Record a webhook.ping event and its delivery, held by this caller (no dispatcher sends it)."""
+    sub = await _one(conn, "get_subscription", store_id=store_id, webhook_id=webhook_id)
+    if sub is None:
+        raise SubscriptionNotFound("webhook_id", "no webhook with this id for this store")
+    lock = f"ping:{uuid.uuid4().hex[:12]}"
+    row = await _one(conn, "insert_ping", store_id=sub["store_id"], webhook_id=webhook_id, lock=lock)
+    assert row is not None
+    body = delivery.message_body(row["type"], row["created_at"], row["payload"])
+    headers = delivery.signed_headers(delivery.Signers(box).get(sub["secret"]), row["message_id"], body)
+    return PingJob(row["id"], row["message_id"], lock, sub["url"], headers, body)
+
+
+async def send_ping(
+    job: PingJob, config: EventsConfig, resolver: ssrf.Resolver = ssrf.system_resolver
+) -> delivery.AttemptResult:
+    """The one attempt (no database connection held meanwhile: it may take the whole timeout)."""
+    async with make_client(config.timeout_s, 2) as client:
+        return await delivery.attempt(client, job.url, job.headers, job.body, config.allow_hosts, resolver)
+
+
+async def finish_ping(conn: Any, job: PingJob, result: delivery.AttemptResult) -> PingResult:
+    """Record the ping's result: delivered or failed (a ping is never retried)."""
+    decided = policy.decide(1, result.status_code, result.retry_after, (0.0,), 0.0)
+    record = statement("events/dispatch", "record_results")
+    await conn.execute(
+        record.sql,
+        *record.bind(
+            worker_id=job.lock,
+            ids=[job.delivery_id],
+            outcomes=[decided.outcome],
+            delays=[0.0],
+            status_codes=[result.status_code],
+            errors=[result.error],
+        ),
+    )
+    ok = decided.outcome == "delivered"
+    return PingResult(job.delivery_id, job.message_id, ok, result.status_code, result.error)
+
+
+async def deliveries(conn: Any, *, failed_only: bool, store_id: UUID | None, limit: int) -> list[dict[str, Any]]:
+    rows = await _fetch(conn, "list_deliveries", failed_only=failed_only, store_id=store_id, limit=limit)
+    return [dict(r) for r in rows]
+
+
+async def replay(
+    conn: Any, *, delivery_id: int | None = None, store_id: UUID | None = None, since: datetime | None = None
+) -> int:
+    """Queue finished deliveries again; returns how many. One delivery must exist and be finished."""
+    if delivery_id is not None:
+        row = await _one(conn, "delivery_exists", delivery_id=delivery_id)
+        if row is None:
+            raise SubscriptionNotFound("delivery_id", f"no delivery {delivery_id}")
+        if row["status"] not in ("delivered", "failed"):
+            raise SubscriptionError("delivery_id", f"delivery {delivery_id} is {row['status']}: already queued")
+    row = await _one(conn, "replay", delivery_id=delivery_id, store_id=store_id, since=since)
+    return int(row["n"]) if row else 0

@@ -1,0 +1,249 @@
+"""The webhook endpoints over HTTP, and the SSRF guard: refused URLs answer 400 saying why, before any connection."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+from litestar.testing import TestClient
+from standardwebhooks import Webhook
+
+from benchmarks.webhook_receiver import Receiver
+from embeddings.encoder import Encoder
+from search_service.events import ssrf, subscriptions
+from search_service.events.config import EventsConfig
+from search_service.events.dispatcher import Dispatcher
+from search_service.ingest.keys import create_key
+from tests.events_support import BOX, FAST, deliveries, seed_store, subscribe
+from tests.test_api import app_settings, load_test_encoder, running_client
+
+# Each URL is refused; the message must contain the reason.
+REFUSED = [
+    ("http://example.com/hook", "only https"),
+    ("ftp://example.com/hook", "only https"),
+    ("https:///no-host", "no host"),
+    ("https://127.0.0.1/hook", "loopback"),
+    ("https://2130706433/hook", "loopback"),
+    ("https://0177.0.0.1/hook", "loopback"),
+    ("https://127.1/hook", "loopback"),
+    ("https://0x7f000001/hook", "loopback"),
+    ("https://0x7f.0.0.1/hook", "loopback"),
+    ("https://[::1]/hook", "loopback"),
+    ("https://localhost/hook", "loopback"),
+    ("https://[::ffff:127.0.0.1]/hook", "IPv4-mapped"),
+    ("https://[::ffff:169.254.169.254]/hook", "IPv4-mapped"),
+    ("https://10.0.0.1/hook", "private"),
+    ("https://172.16.5.4/hook", "private"),
+    ("https://192.168.1.1:8443/hook", "private"),
+    ("https://169.254.169.254/latest/meta-data/", "cloud metadata"),
+    ("https://2852039166/latest/meta-data/", "cloud metadata"),
+    ("https://0251.0376.0251.0376/latest/", "cloud metadata"),
+    ("https://169.254.1.1/hook", "link-local"),
+    ("https://100.64.0.1/hook", "CGNAT"),
+    ("https://224.0.0.1/hook", "multicast"),
+    ("https://0.0.0.0/hook", "unspecified"),
+    ("https://[::]/hook", "unspecified"),
+    ("https://[fc00::1]/hook", "unique local"),
+    ("https://[fd12:3456::1]/hook", "unique local"),
+    ("https://[fe80::1]/hook", "IPv6 link-local"),
+    ("https://240.0.0.1/hook", "reserved"),
+    ("https://[64:ff9b::a00:1]/hook", "NAT64"),
+    ("https://[2002:7f00:1::]/hook", "6to4"),
+]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return load_test_encoder()
+
+
+@pytest.fixture(scope="module")
+def key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="module")
+def client(db_url: str, encoder: Encoder, key: str) -> Iterator[TestClient[Any]]:
+    """The API with no allowed hosts: every address is checked."""
+    settings = app_settings(db_url, secret_key=key, events=EventsConfig())
+    with running_client(settings, encoder) as c:
+        yield c
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every outbound connect of this process (the database's included), recorded before it happens."""
+    seen: list[Any] = []
+    real_connect = socket.socket.connect
+    real_create = socket.create_connection
+
+    def connect(self: socket.socket, address: Any) -> Any:
+        seen.append(address)
+        return real_connect(self, address)
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(address)
+        return real_create(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    return seen
+
+
+def _db_port(db_url: str) -> int:
+    return int(db_url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+@pytest.fixture(scope="module")
+def store(db_url: str) -> uuid.UUID:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return seed_store(conn)
+
+
+def _key(db_url: str, store: uuid.UUID | None, scopes: tuple[str, ...] = ("webhooks:write",)) -> dict[str, str]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return {"Authorization": f"Bearer {create_key(conn, store_id=store, scopes=scopes).key}"}
+
+
+@pytest.fixture(scope="module")
+def auth(db_url: str, store: uuid.UUID) -> dict[str, str]:
+    """The store's key with the webhooks scope."""
+    return _key(db_url, store)
+
+
+@pytest.mark.parametrize(("url", "reason"), REFUSED, ids=[u for u, _ in REFUSED])
+def test_unsafe_urls_are_refused_before_any_connection(
+    client: TestClient[Any],
+    store: uuid.UUID,
+    auth: dict[str, str],
+    db_url: str,
+    connects: list[Any],
+    url: str,
+    reason: str,
+) -> None:
+    response = client.post(f"/v1/stores/{store}/webhooks", json={"url": url, "events": ["stock.out"]}, headers=auth)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["parameter"] == "url" and reason in error["message"], error
+    assert all(a[1] == _db_port(db_url) for a in connects if isinstance(a, tuple)), connects
+
+
+def test_table_is_large_enough() -> None:
+    assert len(REFUSED) >= 25
+
+
+def test_names_are_checked_on_every_answer_and_again_at_delivery(fresh_db_url: str, connects: list[Any]) -> None:
+    answers = {"hooks.example.test": ["203.0.113.7"]}  # TEST-NET-3: documentation space, never public
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return answers[host]
+
+    with pytest.raises(ssrf.UnsafeUrl, match=r"203\.0\.113\.7"):
+        asyncio.run(ssrf.check("https://hooks.example.test/x", [], resolver))
+    answers["mixed.example.test"] = ["10.1.2.3", "127.0.0.1"]
+    with pytest.raises(ssrf.UnsafeUrl, match="private"):
+        asyncio.run(ssrf.check("https://mixed.example.test/x", [], resolver))
+    # A subscription that passed its check (here: written directly) whose name now resolves to the metadata address.
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        store = seed_store(conn)
+        conn.execute(
+            "INSERT INTO store_webhook (store_id, url, events, secret) VALUES (%s, %s, '{*}', %s)",
+            (store, "https://rebind.example.test/x", BOX.encrypt("whsec_" + "Q" * 43 + "=").decode()),
+        )
+        conn.execute("INSERT INTO import_batch (store_id, source, status) VALUES (%s, 'csv', 'completed')", (store,))
+    answers["rebind.example.test"] = ["169.254.169.254"]
+    config = EventsConfig(retry_schedule=(0.0,), poll_interval_s=0.05)
+    totals = asyncio.run(Dispatcher(fresh_db_url, config, BOX, resolver=resolver).run(drain=True))
+    assert totals.failed == 1
+    with psycopg.connect(fresh_db_url) as conn:
+        error = deliveries(conn)[0][5]
+    assert "SSRF" in error and "cloud metadata" in error
+    assert all(a[1] == _db_port(fresh_db_url) for a in connects if isinstance(a, tuple)), connects
+
+
+@pytest.fixture(scope="module")
+def local_client(db_url: str, encoder: Encoder, key: str) -> Iterator[TestClient[Any]]:
+    """The API with 127.0.0.1 allowed (local development), for the receiver below."""
+    settings = app_settings(db_url, secret_key=key, events=FAST)
+    with running_client(settings, encoder) as c:
+        yield c
+
+
+def test_create_list_ping_delete(local_client: TestClient[Any], store: uuid.UUID, auth: dict[str, str]) -> None:
+    base = f"/v1/stores/{store}/webhooks"
+    with Receiver() as receiver:
+        created = local_client.post(
+            base, json={"url": receiver.url("/ok/api"), "events": ["stock.out", "stock.back"]}, headers=auth
+        )
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert body["secret"].startswith("whsec_") and body["events"] == ["stock.out", "stock.back"]
+        listed = local_client.get(base, headers=auth).json()["webhooks"]
+        assert [w["id"] for w in listed] == [body["id"]] and "secret" not in listed[0] and listed[0]["enabled"]
+        ping = local_client.post(f"{base}/{body['id']}/test", headers=auth)
+        assert ping.status_code == 200 and ping.json()["delivered"] is True, ping.text
+        got = receiver.snapshot()
+        assert len(got) == 1 and Webhook(body["secret"]).verify(got[0].body, got[0].headers)["type"] == "webhook.ping"
+    assert local_client.delete(f"{base}/{body['id']}", headers=auth).status_code == 204
+    assert local_client.get(base, headers=auth).json()["webhooks"] == []
+    assert local_client.delete(f"{base}/{body['id']}", headers=auth).json()["error"]["parameter"] == "webhook_id"
+
+
+def test_bad_input_is_a_400_and_unknown_ids_a_404(
+    local_client: TestClient[Any], store: uuid.UUID, db_url: str, auth: dict[str, str]
+) -> None:
+    base = f"/v1/stores/{store}/webhooks"
+    bad_event = local_client.post(base, json={"url": "https://example.com/h", "events": ["stock.gone"]}, headers=auth)
+    assert bad_event.status_code == 400 and bad_event.json()["error"]["parameter"] == "events"
+    no_events = local_client.post(base, json={"url": "https://example.com/h", "events": []}, headers=auth)
+    assert no_events.status_code == 400 and no_events.json()["error"]["parameter"] == "events"
+    missing = local_client.post(base, json={"events": ["stock.out"]}, headers=auth)
+    assert missing.status_code == 400 and "error" in missing.json()
+    admin = _key(db_url, None)
+    nowhere = f"/v1/stores/{uuid.uuid4()}/webhooks"
+    no_store = local_client.post(nowhere, json={"url": "http://127.0.0.1:9/h", "events": ["*"]}, headers=admin)
+    assert no_store.status_code == 404 and no_store.json()["error"]["parameter"] == "store_id"
+    assert local_client.get(nowhere, headers=admin).status_code == 404
+    assert local_client.post(f"{base}/{uuid.uuid4()}/test", headers=auth).status_code == 404
+
+
+def test_every_webhook_endpoint_needs_the_stores_key(
+    local_client: TestClient[Any], store: uuid.UUID, db_url: str
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        other_store = seed_store(conn, "Elsewhere")
+    base = f"/v1/stores/{store}/webhooks"
+    body = {"url": "http://127.0.0.1:9/h", "events": ["*"]}
+    calls = [
+        ("post", base),
+        ("get", base),
+        ("delete", f"{base}/{uuid.uuid4()}"),
+        ("post", f"{base}/{uuid.uuid4()}/test"),
+    ]
+    for method, path in calls:
+        kwargs: dict[str, Any] = {"json": body} if method == "post" else {}
+        assert getattr(local_client, method)(path, **kwargs).status_code == 401
+        for headers in (_key(db_url, other_store), _key(db_url, store, ("listings:write",))):
+            response = getattr(local_client, method)(path, headers=headers, **kwargs)
+            assert response.status_code == 403 and "error" in response.json(), response.text
+
+
+def test_openapi_documents_the_webhook_endpoints(local_client: TestClient[Any]) -> None:
+    spec = local_client.get("/schema/openapi.json").json()
+    create = spec["paths"]["/v1/stores/{store_id}/webhooks"]["post"]
+    assert "201" in create["responses"] and "400" in create["responses"]
+    assert "whsec_" in str(create["responses"]["201"]) and "public address" in create["description"]
+    assert "/v1/stores/{store_id}/webhooks/{webhook_id}/test" in spec["paths"]
+
+
+def test_subscription_functions_reject_what_the_api_rejects(fresh_db_url: str) -> None:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        store = seed_store(conn)
+    with pytest.raises(subscriptions.SubscriptionError, match="loopback"):
+        subscribe(fresh_db_url, store, "https://127.1/x", config=EventsConfig())

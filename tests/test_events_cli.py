@@ -1,0 +1,122 @@
+"""`plinqy-search webhooks ...` and `plinqy-search prune` against a real database (click's runner, real receiver)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+from cryptography.fernet import Fernet
+
+from benchmarks.webhook_receiver import Receiver
+from search_service.cli import cli
+from tests.events_support import seed_listing, seed_product, seed_store
+
+KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+def run(url: str, *args: str, **env: str) -> Result:
+    environment = {
+        "DATABASE_URL": url,
+        "PLINQY_SECRET_KEY": KEY,
+        "PLINQY_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+        "PLINQY_WEBHOOK_RETRY_SCHEDULE": "0,0.1",
+        "PLINQY_WEBHOOK_POLL_S": "0.05",
+        **env,
+    }
+    return CliRunner().invoke(cli, list(args), env=environment, catch_exceptions=False)
+
+
+def test_add_list_deliveries_replay_remove(db: psycopg.Connection, fresh_db_url: str) -> None:
+    store = seed_store(db)
+    with Receiver() as receiver:
+        added = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", receiver.url("/ok/cli"))
+        assert added.exit_code == 0, added.output
+        webhook_id = added.output.split()[1]
+        assert "whsec_" in added.output
+        bad = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", receiver.url("/status/500/cli"))
+        assert bad.exit_code == 0
+        listed = run(fresh_db_url, "webhooks", "list", "--store", str(store))
+        assert webhook_id in listed.output and "whsec_" not in listed.output and "enabled" in listed.output
+        seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+        assert run(fresh_db_url, "webhooks", "dispatch", "--drain").exit_code == 0
+        assert len(receiver.snapshot()) == 3  # one to /ok, two attempts to /status/500
+    failed = run(fresh_db_url, "webhooks", "deliveries", "--failed", "--store", str(store))
+    lines = failed.output.strip().splitlines()
+    assert len(lines) == 1 and "\tfailed\t" in lines[0] and "code=500" in lines[0] and "HTTP 500" in lines[0]
+    everything = run(fresh_db_url, "webhooks", "deliveries").output.strip().splitlines()
+    assert len(everything) == 2
+    delivery_id = lines[0].split("\t")[0]
+    replayed = run(fresh_db_url, "webhooks", "replay", delivery_id)
+    assert replayed.output.strip() == "queued 1 delivery again"
+    since = run(fresh_db_url, "webhooks", "replay", "--store", str(store), "--since", "2000-01-01T00:00:00+00:00")
+    assert since.output.strip() == "queued 1 delivery again"  # the other one is queued already
+    assert run(fresh_db_url, "webhooks", "replay").output.startswith("error: give either")
+    assert run(fresh_db_url, "webhooks", "remove", webhook_id).exit_code == 0
+    gone = run(fresh_db_url, "webhooks", "remove", webhook_id)
+    assert gone.exit_code == 1 and gone.output.startswith("error: webhook_id: no webhook")
+
+
+def test_add_refuses_unsafe_urls_in_one_line(db: psycopg.Connection, fresh_db_url: str) -> None:
+    store = seed_store(db)
+    result = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "https://169.254.169.254/")
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        "error: url: the host 169.254.169.254 is the cloud metadata address; webhooks go to public addresses only"
+    ]
+    schedule = run(fresh_db_url, "webhooks", "list", PLINQY_WEBHOOK_RETRY_SCHEDULE="5,x")
+    assert schedule.exit_code == 1 and "PLINQY_WEBHOOK_RETRY_SCHEDULE" in schedule.output
+
+
+def _counts(conn: psycopg.Connection) -> dict[str, Any]:
+    tables = ("inventory_event", "history_store_product", "search_index_queue", "webhook_delivery", "webhook_event")
+    return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}  # type: ignore[index]
+
+
+def test_prune_keeps_recent_rows_and_undelivered_events(db: psycopg.Connection, fresh_db_url: str) -> None:
+    store = seed_store(db)
+    run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "http://127.0.0.1:9/x")
+    for i in range(4):
+        seed_listing(db, store, seed_product(db, f"P{i}"), f"S{i}")
+    # Four listing.created events: delivered, pending, failed (old), and one delivered but recent.
+    ids = [r[0] for r in db.execute("SELECT id FROM webhook_delivery ORDER BY id")]
+    db.execute(
+        "UPDATE webhook_delivery SET status = 'delivered', delivered_at = now() WHERE id IN (%s, %s)", (ids[0], ids[3])
+    )
+    db.execute("UPDATE webhook_delivery SET status = 'failed' WHERE id = %s", (ids[2],))
+    old = "now() - interval '40 days'"
+    db.execute(f"UPDATE webhook_delivery SET delivered_at = {old} WHERE id = %s", (ids[0],))
+    db.execute(
+        f"UPDATE webhook_event SET created_at = {old} "
+        "WHERE id IN (SELECT event_id FROM webhook_delivery WHERE id <> %s)",
+        (ids[3],),
+    )
+    db.execute(f"UPDATE inventory_event SET occurred_at = {old} WHERE id IN (SELECT min(id) FROM inventory_event)")
+    db.execute(f"UPDATE history_store_product SET changed_at = {old}")
+    db.execute(
+        f"UPDATE search_index_queue SET enqueued_at = {old} WHERE id IN (SELECT max(id) FROM search_index_queue)"
+    )
+    before = _counts(db)
+    dry = run(fresh_db_url, "prune", "--older-than", "30d", "--dry-run")
+    assert "would delete 1 row(s) of inventory_event" in dry.output and "would delete 4 row(s) of history" in dry.output
+    assert _counts(db) == before
+    pruned = run(fresh_db_url, "prune", "--older-than", "30d")
+    assert pruned.exit_code == 0, pruned.output
+    after = _counts(db)
+    assert {t: before[t] - after[t] for t in before} == {
+        "inventory_event": 1,
+        "history_store_product": 4,
+        "search_index_queue": 1,
+        "webhook_delivery": 1,
+        "webhook_event": 1,
+    }
+    left = {r[0] for r in db.execute("SELECT status FROM webhook_delivery")}
+    assert left == {"pending", "failed", "delivered"}  # the undelivered events and the recent one stay
+    assert "deleted 1 row(s) of webhook_event" in pruned.output

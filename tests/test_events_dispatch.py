@@ -1,0 +1,270 @@
+"""The dispatcher against real PostgreSQL and a real HTTP receiver on 127.0.0.1: signing, retries, 410, 429,
+redirects, a slow receiver beside a fast one, replay, lease fencing."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import psycopg
+import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from benchmarks.webhook_receiver import Receiver
+from search_service.db.cluster import free_port
+from search_service.events import subscriptions
+from search_service.events.dispatcher import Dispatcher
+from tests.events_support import (
+    BOX,
+    FAST,
+    deliveries,
+    dispatch,
+    on_conn,
+    seed_listing,
+    seed_product,
+    seed_store,
+    subscribe,
+)
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as r:
+        yield r
+
+
+def _mine(receiver: Receiver, marker: str) -> list:  # type: ignore[type-arg]
+    return [r for r in receiver.snapshot() if marker in r.path]
+
+
+def test_delivered_signed_and_verifiable_by_the_receiver(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    store = seed_store(db)
+    sub = subscribe(fresh_db_url, store, receiver.url("/ok/signed"), ["listing.created", "stock.changed"])
+    assert sub.secret.startswith("whsec_")
+    listing = seed_listing(db, store, seed_product(db, "Tap washer set"), "TW-12")
+    db.execute("UPDATE store_product SET quantity = 9 WHERE id = %s", (listing,))
+    totals = dispatch(fresh_db_url)
+    assert totals.delivered == 2 and totals.failed == 0
+    got = _mine(receiver, "/ok/signed")
+    verifier = Webhook(sub.secret)
+    bodies = [verifier.verify(r.body, r.headers) for r in got]  # raises on a bad signature
+    assert [b["type"] for b in bodies] == ["listing.created", "stock.changed"]
+    assert bodies[1]["data"]["new"]["quantity"] == 9 and bodies[1]["data"]["sequence"] == 3
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + "A" * 43 + "=").verify(got[0].body, got[0].headers)
+    assert [r[1] for r in deliveries(db)] == ["delivered", "delivered"]
+    stored = db.execute("SELECT secret FROM store_webhook").fetchone()[0]
+    assert sub.secret not in stored and BOX.decrypt(stored.encode()) == sub.secret
+
+
+def test_retries_follow_the_schedule_with_the_same_webhook_id(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, receiver.url("/flaky/2/retry"), ["listing.created"])
+    seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+    totals = dispatch(fresh_db_url, replace(FAST, retry_schedule=(0.0, 0.3, 0.6, 5.0)))
+    assert totals.delivered == 1 and totals.retrying == 2
+    got = _mine(receiver, "/flaky/2/retry")
+    assert len(got) == 3 and len({r.webhook_id for r in got}) == 1
+    gaps = [b.at - a.at for a, b in itertools.pairwise(got)]
+    assert 0.3 <= gaps[0] < 2.0 and 0.6 <= gaps[1] < 2.5
+    assert deliveries(db)[0][1:4] == ("delivered", 3, 204)
+
+
+def test_failed_after_the_last_retry_and_listed_as_failed(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, receiver.url("/status/500/dead"), ["listing.created"])
+    seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+    totals = dispatch(fresh_db_url)
+    assert (totals.failed, totals.retrying) == (1, 2)
+    assert len(_mine(receiver, "/status/500/dead")) == 3  # the schedule has three entries
+    failed = on_conn(fresh_db_url, lambda c: subscriptions.deliveries(c, failed_only=True, store_id=store, limit=10))
+    assert len(failed) == 1 and failed[0]["last_status_code"] == 500 and "HTTP 500" in failed[0]["last_error"]
+    failing_since = db.execute("SELECT failing_since, is_active FROM store_webhook").fetchone()
+    assert failing_since[0] is not None and failing_since[1] is True
+
+
+def test_a_subscription_failing_for_the_disable_period_is_disabled(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, receiver.url("/status/500/long"), ["listing.created"])
+    db.execute("UPDATE store_webhook SET failing_since = now() - interval '25 hours'")
+    seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+    dispatch(fresh_db_url, replace(FAST, retry_schedule=(0.0, 0.2, 0.2, 0.2, 0.2)))
+    row = db.execute("SELECT is_active, disabled_reason FROM store_webhook").fetchone()
+    assert row[0] is False and row[1].startswith("deliveries failing since")
+    assert len(_mine(receiver, "/status/500/long")) == 1  # disabled at once: the retries are not sent
+    assert deliveries(db)[0][1] == "failed"
+
+
+def test_410_disables_the_subscription_at_once(db: psycopg.Connection, fresh_db_url: str, receiver: Receiver) -> None:
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, receiver.url("/status/410/gone"), ["listing.created"])
+    product = seed_product(db, "Oat milk")
+    seed_listing(db, store, product, "A")
+    dispatch(fresh_db_url)
+    assert db.execute("SELECT is_active, disabled_reason FROM store_webhook").fetchone() == (
+        False,
+        "the receiver answered 410 Gone",
+    )
+    seed_listing(db, store, seed_product(db, "Soy milk"), "B")  # a disabled subscription gets no more events
+    assert dispatch(fresh_db_url).delivered == 0
+    assert len(_mine(receiver, "/status/410/gone")) == 1
+    assert [r[1] for r in deliveries(db)] == ["failed"]
+
+
+def test_429_retry_after_is_honoured(db: psycopg.Connection, fresh_db_url: str, receiver: Receiver) -> None:
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, receiver.url("/status/429/busy?retry_after=1"), ["listing.created"])
+    seed_listing(db, store, seed_product(db, "Oat milk"), "A")
+    dispatch(fresh_db_url, replace(FAST, retry_schedule=(0.0, 0.05)))
+    got = _mine(receiver, "/status/429/busy")
+    assert len(got) == 2 and got[1].at - got[0].at >= 1.0  # the schedule said 0.05 s; Retry-After said 1 s
+
+
+def test_a_redirect_is_a_failure_and_not_followed(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, receiver.url("/status/302/moved"), ["listing.created"])
+    seed_listing(db, store, seed_product(db, "Oat milk"), "A")
+    totals = dispatch(fresh_db_url, replace(FAST, retry_schedule=(0.0,)))
+    assert totals.failed == 1
+    row = deliveries(db)[0]
+    assert row[3] == 302 and "redirect" in row[5] and "not followed" in row[5]
+    assert len(_mine(receiver, "/status/302/moved")) == 1  # the Location (127.0.0.1:9) was never asked
+
+
+def test_a_slow_receiver_does_not_delay_a_fast_one(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, receiver.url("/slow/1.5/s"), ["stock.changed"])
+    subscribe(fresh_db_url, store, receiver.url("/ok/fast"), ["stock.changed"])
+    listing = seed_listing(db, store, seed_product(db, "Oat milk"), "A")
+    config = replace(FAST, concurrency=8, per_webhook=2, timeout_s=5.0)
+    started = time.time()
+    for q in range(1, 41):  # 40 events each: the slow one needs ~30 s at 2 in flight, the fast one well under 1 s
+        db.execute("UPDATE store_product SET quantity = %s WHERE id = %s", (q, listing))
+
+    async def run() -> None:
+        dispatcher = Dispatcher(fresh_db_url, config, BOX)
+        task = asyncio.create_task(dispatcher.run())
+        deadline = time.monotonic() + 15
+        while len(_mine(receiver, "/ok/fast")) < 40 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        dispatcher.request_stop()
+        await task
+
+    asyncio.run(run())
+    fast = _mine(receiver, "/ok/fast")
+    slow = _mine(receiver, "/slow/1.5/s")
+    assert len(fast) == 40 and max(r.at for r in fast) - started < 5.0
+    assert len(slow) < 40  # it was still working through its share
+
+
+def test_replay_sends_again_with_the_same_webhook_id(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, receiver.url("/ok/replay"), ["listing.created"])
+    seed_listing(db, store, seed_product(db, "Oat milk"), "A")
+    seed_listing(db, store, seed_product(db, "Soy milk"), "B")
+    dispatch(fresh_db_url)
+    first, first_message = db.execute("SELECT id, message_id FROM webhook_delivery ORDER BY id LIMIT 1").fetchone()
+    assert on_conn(fresh_db_url, lambda c: subscriptions.replay(c, delivery_id=first)) == 1
+    with pytest.raises(subscriptions.SubscriptionError, match="already queued"):
+        on_conn(fresh_db_url, lambda c: subscriptions.replay(c, delivery_id=first))
+    dispatch(fresh_db_url)
+    got = _mine(receiver, "/ok/replay")
+    assert len(got) == 3 and got[2].webhook_id == first_message and len({r.webhook_id for r in got}) == 2
+    since = db.execute("SELECT min(created_at) FROM webhook_event").fetchone()[0]
+    assert on_conn(fresh_db_url, lambda c: subscriptions.replay(c, store_id=store, since=since)) == 2
+    dispatch(fresh_db_url)
+    assert len(_mine(receiver, "/ok/replay")) == 5
+
+
+def test_a_dispatcher_whose_lease_was_taken_over_writes_nothing(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, receiver.url("/slow/0.5/lease"), ["listing.created"])
+    seed_listing(db, store, seed_product(db, "Oat milk"), "A")
+
+    async def run() -> None:
+        dispatcher = Dispatcher(fresh_db_url, FAST, BOX)
+        task = asyncio.create_task(dispatcher.run())
+        while not _mine(receiver, "/slow/0.5/lease"):
+            await asyncio.sleep(0.02)
+        db.execute("UPDATE webhook_delivery SET locked_by = 'someone-else'")  # its lease expired and was retaken
+        await asyncio.sleep(0.8)
+        dispatcher.request_stop()
+        totals = await task
+        assert totals.lost_lease == 1 and totals.delivered == 0
+
+    asyncio.run(run())
+    assert db.execute("SELECT status, locked_by FROM webhook_delivery").fetchone() == ("pending", "someone-else")
+
+
+def test_ping_is_sent_once_and_recorded(db: psycopg.Connection, fresh_db_url: str, receiver: Receiver) -> None:
+    store = seed_store(db)
+    sub = subscribe(fresh_db_url, store, receiver.url("/ok/ping"), ["stock.out"])
+    webhook_id = sub.subscription["id"]
+
+    async def ping(conn):  # type: ignore[no-untyped-def]
+        job = await subscriptions.start_ping(conn, BOX, store, webhook_id)
+        result = await subscriptions.send_ping(job, FAST)
+        return await subscriptions.finish_ping(conn, job, result)
+
+    outcome = on_conn(fresh_db_url, ping)
+    assert outcome.delivered and outcome.status_code == 204
+    got = _mine(receiver, "/ok/ping")
+    assert len(got) == 1 and Webhook(sub.secret).verify(got[0].body, got[0].headers)["type"] == "webhook.ping"
+    assert json.loads(got[0].body)["data"]["webhook_id"] == str(webhook_id)
+    assert deliveries(db) == [("webhook.ping", "delivered", 1, 204, outcome.message_id, None)]
+    assert dispatch(fresh_db_url).delivered == 0  # no dispatcher sends it again
+
+
+def test_a_receiver_that_was_down_gets_everything_when_it_returns(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """The outage is scaled down with the schedule: refused connections for ~1.5 s, then the receiver is back."""
+    port = free_port()
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, f"http://127.0.0.1:{port}/ok/back", ["stock.changed"])
+    listing = seed_listing(db, store, seed_product(db, "Oat milk"), "A")
+    for q in range(1, 21):
+        db.execute("UPDATE store_product SET quantity = %s WHERE id = %s", (q, listing))
+    config = replace(FAST, retry_schedule=(0.0, 0.3, 0.6, 1.2, 2.4, 4.8))
+
+    async def run() -> Receiver:
+        dispatcher = Dispatcher(fresh_db_url, config, BOX)
+        task = asyncio.create_task(dispatcher.run(drain=True))
+        await asyncio.sleep(1.5)
+        assert db.execute("SELECT count(*) FROM webhook_delivery WHERE status = 'retrying'").fetchone() == (20,)
+        receiver = Receiver(port=port).start()
+        await task
+        return receiver
+
+    receiver = asyncio.run(run())
+    try:
+        assert len({r.webhook_id for r in receiver.snapshot()}) == 20
+    finally:
+        receiver.stop()
+    assert {r[1] for r in deliveries(db)} == {"delivered"}
+    assert all(r[2] >= 2 for r in deliveries(db))  # each needed a retry after the outage

@@ -1,0 +1,55 @@
+"""The retry policy and the settings of the events package (pure functions)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from search_service.events.config import DEFAULT_RETRY_SCHEDULE, EventsConfig, EventsConfigError
+from search_service.events.policy import decide, parse_retry_after
+from search_service.settings import Settings, SettingsError
+
+
+def test_schedule_jitter_and_the_end_of_the_schedule() -> None:
+    rng = random.Random(1)
+    delays = [decide(n, 500, None, DEFAULT_RETRY_SCHEDULE, 0.1, rng).delay_s for n in range(1, 10)]
+    for delay, base in zip(delays, DEFAULT_RETRY_SCHEDULE[1:], strict=True):
+        assert base * 0.9 <= delay <= base * 1.1
+    assert len({round(d / b, 6) for d, b in zip(delays, DEFAULT_RETRY_SCHEDULE[1:], strict=True)}) > 1  # jittered
+    assert decide(10, 500, None, DEFAULT_RETRY_SCHEDULE, 0.1).outcome == "failed"
+    assert decide(3, None, None, DEFAULT_RETRY_SCHEDULE, 0.0).delay_s == 1800  # no answer: retried like a 5xx
+
+
+def test_success_gone_redirect_and_retry_after() -> None:
+    schedule = (0.0, 5.0, 300.0)
+    assert decide(1, 204, None, schedule, 0.0).outcome == "delivered"
+    gone = decide(1, 410, None, schedule, 0.0)
+    assert gone.outcome == "failed" and gone.disable_reason and "410" in gone.disable_reason
+    assert decide(1, 302, None, schedule, 0.0).outcome == "retrying"
+    assert decide(1, 429, "120", schedule, 0.0).delay_s == 120
+    assert decide(1, 503, "1", schedule, 0.0).delay_s == 5  # never earlier than the schedule
+    assert decide(1, 500, "120", schedule, 0.0).delay_s == 5  # Retry-After counts on 429/503 only
+    assert decide(1, 429, "99999999", schedule, 0.0).delay_s == 86400  # capped at a day
+
+
+def test_retry_after_as_an_http_date() -> None:
+    now = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90
+    assert parse_retry_after("soon", now) is None and parse_retry_after(None) is None
+
+
+def test_settings_from_the_environment() -> None:
+    config = EventsConfig.from_env(
+        {"PLINQY_WEBHOOK_RETRY_SCHEDULE": "0, 1,2.5", "PLINQY_WEBHOOK_ALLOW_HOSTS": "127.0.0.1, [::1],Localhost"}
+    )
+    assert config.retry_schedule == (0.0, 1.0, 2.5)
+    assert config.allow_hosts == frozenset({"127.0.0.1", "::1", "localhost"})
+    assert EventsConfig.from_env({}).retry_schedule == DEFAULT_RETRY_SCHEDULE
+    for bad in ("x", "-1", ","):
+        with pytest.raises(EventsConfigError):
+            EventsConfig.from_env({"PLINQY_WEBHOOK_RETRY_SCHEDULE": bad})
+    with pytest.raises(SettingsError, match="PLINQY_WEBHOOK_TIMEOUT_S"):
+        Settings.from_env({"PLINQY_WEBHOOK_TIMEOUT_S": "0"})
