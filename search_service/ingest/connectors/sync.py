@@ -1,0 +1,133 @@
+"""One sync of one connection: pages from the vendor, each stored with its cursor in one transaction.
+
+The cursor is saved in the transaction that records the page's rows, so it never runs ahead of what is stored:
+a sync that dies (vendor down, rate limit, malformed page, a killed process) resumes from the last stored page.
+A failure is recorded on the connection (`connections list` shows it) and backs the next attempt off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+from psycopg.types.json import Jsonb
+
+from search_service.db.secretbox import SecretBox
+from search_service.db.sql import statement
+from search_service.ingest.connectors.common import Page
+from search_service.ingest.connectors.factory import ConnectionError_, ConnectionSpec, build_connector, parse_secrets
+from search_service.ingest.connectors.http import RateLimited, RetryPolicy, VendorError
+
+log = logging.getLogger("plinqy.connectors")
+
+# Stores one page's rows (a raw batch of the ingest pipeline); runs inside the page's transaction.
+Recorder = Callable[[Any, ConnectionSpec, Page], None]
+
+
+class SyncFailed(RuntimeError):
+    """The sync stopped; the failure is recorded on the connection and the stored pages stay stored."""
+
+
+class UnknownConnection(LookupError):
+    pass
+
+
+@dataclass
+class SyncReport:
+    pages: int = 0
+    read: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+
+def _sql(name: str) -> Any:
+    return statement("ingest/connectors", name).psycopg
+
+
+def load_spec(conn: Any, box: SecretBox, connection_id: UUID | str) -> ConnectionSpec:
+    row = conn.execute(_sql("get_connection"), {"connection_id": str(connection_id)}).fetchone()
+    if row is None:
+        raise UnknownConnection(f"no connection {connection_id}")
+    (cid, store_id, source, location, base_url, secret_enc, credentials_enc, config, cursor, _enabled, _f, currency) = row
+    credentials = json.loads(box.decrypt(credentials_enc)) if credentials_enc else {}
+    secrets = parse_secrets(box.decrypt(secret_enc)) if secret_enc else []
+    return ConnectionSpec(
+        id=cid,
+        store_id=store_id,
+        source=source,
+        location=str(location or ""),
+        base_url=base_url,
+        credentials=credentials,
+        secrets=secrets,
+        config=dict(config or {}),
+        cursor=dict(cursor or {}),
+        currency=(currency or "EUR").strip(),
+    )
+
+
+def _store_page(conn: Any, spec: ConnectionSpec, page: Page, recorder: Recorder) -> None:
+    with conn.transaction():
+        if page.links:
+            conn.execute(
+                _sql("save_links"),
+                {
+                    "connection_id": spec.id,
+                    "external_ids": [link.external_id for link in page.links],
+                    "parent_ids": [link.parent_id for link in page.links],
+                    "skus": [link.sku for link in page.links],
+                },
+            )
+        if page.rows:
+            recorder(conn, spec, page)
+        conn.execute(_sql("save_cursor"), {"connection_id": spec.id, "cursor": Jsonb(page.cursor)})
+
+
+def record_failure(conn: Any, connection_id: UUID, error: str, wait_s: float | None = None) -> int:
+    not_before = time.time() + wait_s if wait_s else None
+    params = {"connection_id": connection_id, "error": error[:500], "not_before": not_before}
+    row = conn.execute(_sql("record_sync_failure"), params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def sync_connection(
+    conn: Any,
+    spec: ConnectionSpec,
+    recorder: Recorder,
+    *,
+    full: bool = False,
+    policy: RetryPolicy | None = None,
+    on_page: Callable[[Page], None] | None = None,
+) -> SyncReport:
+    """Poll the vendor once, storing page after page; raises SyncFailed after recording the failure."""
+    report, started = SyncReport(), time.perf_counter()
+    try:
+        connector = build_connector(spec, policy)
+    except ConnectionError_ as exc:
+        record_failure(conn, spec.id, str(exc))
+        raise SyncFailed(str(exc)) from None
+    try:
+        for page in connector.pages(spec.cursor, full=full):
+            _store_page(conn, spec, page, recorder)
+            report.pages, report.read, report.rows = report.pages + 1, report.read + page.read, report.rows + len(page.rows)
+            if on_page is not None:
+                on_page(page)
+    except (VendorError, httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        failures = record_failure(conn, spec.id, message, exc.wait_s if isinstance(exc, RateLimited) else None)
+        log.warning("sync of connection %s failed (%d in a row): %s", spec.id, failures, message)
+        raise SyncFailed(message) from exc
+    finally:
+        connector.close()
+        report.seconds = time.perf_counter() - started
+    conn.execute(_sql("record_sync_success"), {"connection_id": spec.id})
+    return report
