@@ -9,6 +9,7 @@ from pathlib import Path
 
 from embeddings.encoder import EncoderConfig
 from search_service.db.secretbox import SecretBox
+from search_service.ingest.config import IngestConfig, IngestConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PORT = 54329
@@ -67,6 +68,7 @@ class Settings:
     # Secrets stored encrypted (see search_service/db/secretbox.py).
     secret_key: str | None = field(default=None, repr=False)
     secret_key_file: Path = PROJECT_ROOT / ".secrets" / "plinqy.key"
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -97,6 +99,7 @@ class Settings:
             vector_cache_refresh_s=_float(env, "PLINQY_VECTOR_CACHE_REFRESH_S", 1.0, 0.05, 3600.0),
             secret_key=env.get("PLINQY_SECRET_KEY") or None,
             secret_key_file=Path(env.get("PLINQY_SECRET_KEY_FILE") or PROJECT_ROOT / ".secrets" / "plinqy.key"),
+            ingest=_ingest_config(env),
             env=env,
         )
 
@@ -113,6 +116,13 @@ class Settings:
         if self.external_database_url:
             return self.external_database_url
         return embedded_url(self.db_port)
+
+
+def _ingest_config(env: Mapping[str, str]) -> IngestConfig:
+    try:
+        return IngestConfig.from_env(env)
+    except IngestConfigError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def embedded_url(port: int, dbname: str = "plinqy") -> str:

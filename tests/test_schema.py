@@ -31,6 +31,9 @@ EXPECTED_TABLES = {
     "feature_flag",
     "system_log",
     "search_term",
+    "api_key",
+    "ingest_connection",
+    "ingest_delivery",
 }
 
 

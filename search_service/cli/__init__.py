@@ -145,30 +145,38 @@ def _configure_logging() -> None:
 
 
 @cli.command()
+@click.option("--only", default=None, help="Comma-separated jobs to run (default: all): import, embed, …")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 4096), help="Tasks per claim.")
 @click.option(
     "--poll-interval", default=5.0, show_default=True, type=click.FloatRange(0.05, 3600), help="Seconds between polls."
 )
 @click.option("--lease", default=60.0, show_default=True, type=click.FloatRange(1, 86400), help="Lease in seconds.")
-@click.option("--drain", is_flag=True, help="Process until nothing is due, then exit.")
+@click.option("--drain", is_flag=True, help="Process what is pending (job after job), then exit.")
 @click.pass_obj
 @user_errors
-def worker(settings: Settings, batch_size: int, poll_interval: float, lease: float, drain: bool) -> None:
-    """Embed products from the ai_task queue (SIGTERM/SIGINT: finish the batch in hand and exit 0)."""
-    from embeddings.worker import WorkerConfig, run_worker
+def worker(
+    settings: Settings, only: str | None, batch_size: int, poll_interval: float, lease: float, drain: bool
+) -> None:
+    """Run the background jobs, each in its own process (SIGTERM/SIGINT: finish what is in hand, exit 0)."""
+    from search_service import worker as worker_mod
 
     _configure_logging()
     url = database_url(settings)
-    config = WorkerConfig(
-        batch_size=batch_size,
-        poll_interval_s=poll_interval,
-        lease_seconds=lease,
-        drain=drain,
-        fail_marker=settings.env.get("PLINQY_WORKER_FAIL_MARKER") or None,
-        hold_s=float(settings.env.get("PLINQY_WORKER_HOLD_S") or 0),
-    )
-    encoder = _encoder(settings)
-    run_worker(url, encoder, config, on_start=lambda wid: click.echo(f"worker {wid} started", err=True))
+    try:
+        jobs = worker_mod.select_jobs(only)
+    except ValueError as exc:
+        raise UserFacingError(str(exc)) from None
+    if any(j.name == "embed" for j in jobs):
+        _encoder(settings)  # a missing model fails here, in one line, before any child starts
+    options = {
+        "batch_size": batch_size,
+        "poll_interval": poll_interval,
+        "lease": lease,
+        "on_start": lambda wid: click.echo(f"worker {wid} started", err=True),
+    }
+    code = worker_mod.run(settings, url, only=only, drain=drain, options=options)
+    if code:
+        sys.exit(code)
 
 
 @cli.group()
@@ -334,6 +342,13 @@ def seed_demo(settings: Settings, scale: str, seed_value: int, embed: bool | Non
         raise UserFacingError(f"cannot reach the database: {str(exc).strip().splitlines()[0]}") from None
     for line in report.lines():
         click.echo(line)
+
+
+from search_service.cli import ingest as _ingest  # noqa: E402
+
+for _command in _ingest.COMMANDS:
+    cli.add_command(_command)
+cli.add_command(_ingest.CONNECT, "connect")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from geoalchemy2 import Geography
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
+    CHAR,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     SmallInteger,
@@ -43,6 +45,14 @@ metadata = MetaData(
 
 USER_ROLES = ("admin", "store_owner", "store_staff", "customer")
 POS_SOURCES = ("lightspeed", "vend", "erply", "shopify_pos", "csv", "webhook")
+# Where an import batch came from (migration 0006): the write API, CSV, signed webhooks, the POS connectors.
+INGEST_SOURCES = ("api", "csv", "webhook", "lightspeed-r", "lightspeed-x", "erply", "shopify")
+# What an ingest connection is (the sources that deliver on their own: webhooks and the POS connectors).
+CONNECTION_SOURCES = ("webhook", "lightspeed-r", "lightspeed-x", "erply", "shopify")
+# receiving: an upload is still arriving (aborted if it never completes); pending: stored whole, waits for the
+# mapping; processing: a worker holds its lease; completed: every row ended mapped/stale/duplicate/rejected.
+BATCH_STATUSES = ("receiving", "pending", "processing", "completed", "failed", "aborted")
+RAW_ROW_STATUSES = ("pending", "mapped", "stale", "duplicate", "rejected")
 TASK_STATUSES = ("pending", "running", "done", "failed")
 
 
@@ -100,8 +110,11 @@ store = Table(
     Column("opening_hours", JSONB),
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
     *_timestamps(),
+    # The store's default currency: no POS sends one with its items (migration 0006).
+    Column("currency", CHAR(3), nullable=False, server_default="EUR"),
     CheckConstraint("length(btrim(name)) > 0", name="name"),
     CheckConstraint("country_code IS NULL OR country_code ~ '^[A-Z]{2}$'", name="country_code"),
+    CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
     Index("ix_store_location", "location", postgresql_using="gist"),
 )
 
@@ -165,6 +178,8 @@ product_master = Table(
     Index("ix_product_master_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
     # Hybrid search's exact-name match: a btree probe instead of a case-insensitive scan (migration 0002).
     Index("ix_product_master_lower_name", text("lower(name)")),
+    # Ingest matches GTINs in one normal form, GTIN-14 (migration 0006); older rows may hold 8-13 digits.
+    Index("ix_product_master_gtin14", text("lpad(gtin, 14, '0')"), postgresql_where=text("gtin IS NOT NULL")),
 )
 
 store_product = Table(
@@ -184,11 +199,17 @@ store_product = Table(
     Column("quantity", Integer, nullable=False, server_default=text("0")),
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
     *_timestamps(),
+    # Ingest (migration 0006): the store's own title, and the source's clock for "newest wins".
+    Column("title", Text),
+    Column("source_updated_at", DateTime(timezone=True)),
+    Column("source_version", BigInteger),
     CheckConstraint("price >= 0", name="price"),
     CheckConstraint("quantity >= 0", name="quantity"),
     CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
     UniqueConstraint("store_id", "product_master_id", name="uq_store_product_store_id_product_master_id"),
     Index("ix_store_product_product_master_id_store_id", "product_master_id", "store_id"),
+    # Writes are keyed by the store's own SKU (listings without one, e.g. the demo's, are not addressable).
+    Index("uq_store_product_store_id_sku", "store_id", "sku", unique=True, postgresql_where=text("sku IS NOT NULL")),
     # The exact plan gathers candidates store by store: an index-only scan of the sellable listings.
     Index(
         "ix_store_product_store_in_stock",
@@ -256,14 +277,28 @@ import_batch = Table(
     Column("status", Text, nullable=False, server_default="pending"),
     Column("total_rows", Integer, nullable=False, server_default=text("0")),
     Column("processed_rows", Integer, nullable=False, server_default=text("0")),
-    Column("error_rows", Integer, nullable=False, server_default=text("0")),
+    Column("error_rows", Integer, nullable=False, server_default=text("0")),  # = rejected rows
     Column("error", Text),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     *_timestamps(),
-    CheckConstraint(_in("source", POS_SOURCES), name="source"),
-    CheckConstraint(_in("status", ("pending", "processing", "completed", "failed")), name="status"),
+    # Ingest (migration 0006). seq orders a store's batches: they are mapped one after another, oldest first.
+    Column("seq", BigInteger, Identity(always=False), nullable=False),
+    Column("kind", Text, nullable=False, server_default="csv"),
+    Column("connection_id", UUID(as_uuid=True), ForeignKey("ingest_connection.id", ondelete="SET NULL"), index=True),
+    Column("delivery_id", Text),
+    Column("file_name", Text),
+    Column("mapped_rows", Integer, nullable=False, server_default=text("0")),
+    Column("stale_rows", Integer, nullable=False, server_default=text("0")),
+    Column("duplicate_rows", Integer, nullable=False, server_default=text("0")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("locked_by", Text),
+    Column("locked_until", DateTime(timezone=True)),
+    CheckConstraint(_in("source", INGEST_SOURCES), name="source"),
+    CheckConstraint(_in("status", BATCH_STATUSES), name="status"),
     CheckConstraint("total_rows >= 0 AND processed_rows >= 0 AND error_rows >= 0", name="row_counts"),
+    Index("ix_import_batch_claim", "store_id", "seq", postgresql_where=text("status IN ('pending', 'processing')")),
+    Index("ix_import_batch_finished_at", "finished_at", postgresql_where=text("status IN ('completed', 'aborted')")),
 )
 
 imported_product_raw = Table(
@@ -289,8 +324,67 @@ imported_product_raw = Table(
     ),
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    CheckConstraint(_in("status", ("pending", "matched", "created", "skipped", "error")), name="status"),
+    # Ingest (migration 0006): the source's original cells (a CSV row), and how the row was matched.
+    Column("raw", JSONB),
+    Column("matched_by", Text),
+    CheckConstraint(_in("status", RAW_ROW_STATUSES), name="status"),
     UniqueConstraint("import_batch_id", "row_number", name="uq_imported_product_raw_batch_row"),
+    Index(
+        "ix_imported_product_raw_pending", "import_batch_id", "row_number", postgresql_where=text("status = 'pending'")
+    ),
+)
+
+api_key = Table(
+    "api_key",
+    metadata,
+    _uuid_pk(),
+    Column("key_prefix", Text, nullable=False),  # the first characters, for people to tell keys apart
+    Column("key_hash", Text, nullable=False, unique=True),  # sha256 hex of the whole key
+    Column("store_id", UUID(as_uuid=True), ForeignKey("store.id", ondelete="CASCADE"), index=True),  # NULL: admin
+    Column("scopes", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("name", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+    CheckConstraint("key_hash ~ '^[0-9a-f]{64}$'", name="key_hash"),
+)
+
+ingest_connection = Table(
+    "ingest_connection",
+    metadata,
+    _uuid_pk(),
+    Column("store_id", UUID(as_uuid=True), ForeignKey("store.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("source", Text, nullable=False),
+    Column("external_location", Text),  # the POS's own id of the store's location
+    Column("base_url", Text),
+    Column("secret_enc", LargeBinary),  # SecretBox: the webhook signing secret(s)
+    Column("credentials_enc", LargeBinary),  # SecretBox: JSON of the vendor's credentials
+    Column("config", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("cursor", JSONB),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("last_sync_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("last_error_at", DateTime(timezone=True)),
+    Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(_in("source", CONNECTION_SOURCES), name="source"),
+)
+
+# Webhook dedup: a delivery id seen once is answered `duplicate` ever after (pruned with its batch's retention).
+ingest_delivery = Table(
+    "ingest_delivery",
+    metadata,
+    _bigint_pk(),
+    Column(
+        "connection_id",
+        UUID(as_uuid=True),
+        ForeignKey("ingest_connection.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("delivery_id", Text, nullable=False),
+    Column("import_batch_id", UUID(as_uuid=True), ForeignKey("import_batch.id", ondelete="SET NULL")),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("connection_id", "delivery_id", name="uq_ingest_delivery_connection_id_delivery_id"),
 )
 
 # Audit rows outlive the listing they describe, so they hold ids without foreign keys.

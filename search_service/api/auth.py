@@ -1,0 +1,132 @@
+"""API-key authentication for write endpoints: a litestar guard any package's routes can reuse.
+
+Usage (a route of a store, e.g. the events package's webhooks):
+
+    from search_service.api.auth import principal_of, require_store_key
+
+    @post("/v1/stores/{store_id:uuid}/webhooks", guards=[require_store_key("webhooks:write")])
+    async def create_webhook(request: Request, store_id: UUID, ...) -> ...:
+        principal = principal_of(request)   # who called: key id, store id (None: admin), scopes
+
+- `require_store_key(scope)`: the path's `store_id` must be the key's store (admin keys act for any store).
+- `require_admin_key(scope)`: admin keys only (e.g. `POST /v1/stores`).
+- `require_key(scope)`: any valid key with the scope; the handler checks the resource's store itself with
+  `principal.may(scope, store_id)` and raises `PermissionDeniedException` when it may not.
+
+Requests carry `Authorization: Bearer plq_…`. No key, or an unknown or revoked one: 401 (with
+`WWW-Authenticate: Bearer`). A valid key of another store, or without the scope: 403. Each key is rate limited
+(token bucket, `PLINQY_INGEST_RATE_PER_S` / `PLINQY_INGEST_RATE_BURST`): 429 with `Retry-After`. All of these
+answer in the API's JSON error format. Keys are never logged.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+from uuid import UUID
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
+from litestar.handlers.base import BaseRouteHandler
+
+from search_service.ingest.keys import Principal, authenticate
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]]
+_PRINCIPAL = "plinqy_principal"
+_BUCKETS = "plinqy_rate_buckets"
+
+
+class TokenBucket:
+    def __init__(self, rate_per_s: float, burst: float) -> None:
+        self.rate, self.burst = rate_per_s, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+
+    def take(self) -> float:
+        """0 when a request may go now, else the seconds until it may."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthorizedException(
+            "an API key is required: Authorization: Bearer plq_…", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return token.strip()
+
+
+def _rate_limit(connection: ASGIConnection[Any, Any, Any, Any], runtime: Any, principal: Principal) -> None:
+    config = runtime.settings.ingest
+    buckets: dict[UUID, TokenBucket] = connection.app.state.setdefault(_BUCKETS, {})
+    bucket = buckets.get(principal.key_id)
+    if bucket is None:
+        bucket = buckets[principal.key_id] = TokenBucket(config.rate_per_s, config.rate_burst)
+    wait_s = bucket.take()
+    if wait_s > 0:
+        raise TooManyRequestsException(
+            "too many requests for this API key; retry later", headers={"Retry-After": str(max(1, math.ceil(wait_s)))}
+        )
+
+
+async def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    cached = connection.scope.get("state", {}).get(_PRINCIPAL)
+    if isinstance(cached, Principal):
+        return cached
+    key = _bearer(connection)
+    runtime = connection.app.state["runtime"]
+    async with runtime.connection() as conn:
+        principal = await authenticate(conn, key)
+    if principal is None:
+        raise NotAuthorizedException("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    _rate_limit(connection, runtime, principal)
+    connection.scope.setdefault("state", {})[_PRINCIPAL] = principal
+    return principal
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The principal a guard of this request authenticated."""
+    principal = connection.scope.get("state", {}).get(_PRINCIPAL)
+    if not isinstance(principal, Principal):
+        raise NotAuthorizedException("an API key is required", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def require_key(scope: str) -> Guard:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = await _principal(connection)
+        if scope not in principal.scopes:
+            raise PermissionDeniedException(f"this API key lacks the scope {scope!r}")
+
+    return guard
+
+
+def require_store_key(scope: str) -> Guard:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = await _principal(connection)
+        store_id = connection.path_params.get("store_id")
+        if scope not in principal.scopes:
+            raise PermissionDeniedException(f"this API key lacks the scope {scope!r}")
+        if not principal.is_admin and str(principal.store_id) != str(store_id):
+            raise PermissionDeniedException("this API key belongs to another store")
+
+    return guard
+
+
+def require_admin_key(scope: str) -> Guard:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = await _principal(connection)
+        if not principal.is_admin:
+            raise PermissionDeniedException("this endpoint needs an admin API key")
+        if scope not in principal.scopes:
+            raise PermissionDeniedException(f"this API key lacks the scope {scope!r}")
+
+    return guard

@@ -1,0 +1,232 @@
+"""Request and response bodies of the ingest endpoints (msgspec structs: also their OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from litestar.openapi.spec import Example
+
+Price = Annotated[float | str, msgspec.Meta(description='A decimal >= 0: 3.49 or "3,49".', examples=[3.49])]
+Quantity = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1, description="Absolute stock level.")]
+Currency = Annotated[str, msgspec.Meta(description="ISO 4217, 3 letters; default: the store's currency.")]
+EXAMPLE_STORE = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
+EXAMPLE_PRODUCT = "6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"
+
+
+class StoreIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    lat: float
+    lon: float
+    address: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    country_code: str | None = None
+    store_type: str | None = None
+    currency: str = "EUR"
+    phone: str | None = None
+    website: str | None = None
+
+
+class StorePatch(msgspec.Struct, forbid_unknown_fields=True):
+    name: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    address: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    country_code: str | None = None
+    store_type: str | None = None
+    currency: str | None = None
+    phone: str | None = None
+    website: str | None = None
+    is_active: bool | None = None
+
+
+class StoreOut(msgspec.Struct):
+    id: UUID
+    name: str
+    lat: float
+    lon: float
+    address: str | None
+    city: str | None
+    postal_code: str | None
+    country_code: str | None
+    store_type: str | None
+    currency: str
+    phone: str | None
+    website: str | None
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ListingIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    price: Price
+    quantity: Quantity
+    gtin: str | None = None
+    brand: str | None = None
+    description: str | None = None
+    category: int | str | None = None
+    currency: Currency | None = None
+    is_active: bool | None = None
+    attributes: dict[str, Any] | None = None
+    updated_at: datetime | None = None
+    version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class StockPatch(msgspec.Struct, forbid_unknown_fields=True):
+    quantity: Quantity | None = None
+    price: Price | None = None
+    updated_at: datetime | None = None
+    version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class BatchItem(msgspec.Struct, forbid_unknown_fields=True):
+    sku: str
+    op: Literal["upsert", "stock", "delete"] = "upsert"
+    name: str | None = None
+    price: Price | None = None
+    quantity: Quantity | None = None
+    gtin: str | None = None
+    brand: str | None = None
+    description: str | None = None
+    category: int | str | None = None
+    currency: Currency | None = None
+    is_active: bool | None = None
+    attributes: dict[str, Any] | None = None
+    updated_at: datetime | None = None
+    version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    items: Annotated[list[BatchItem], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class ListingOut(msgspec.Struct):
+    id: UUID
+    sku: str
+    title: str
+    gtin: str | None
+    price: float
+    currency: str
+    quantity: int
+    is_active: bool
+    source_updated_at: datetime | None
+    updated_at: datetime
+
+
+class ListingResult(msgspec.Struct):
+    sku: str
+    status: Literal["mapped", "stale", "duplicate", "rejected"]
+    matched_by: Literal["gtin", "sku", "created"] | None
+    product_id: UUID | None
+    notes: str | None
+    listing: ListingOut | None
+    batch_id: UUID
+
+
+class BatchResultItem(msgspec.Struct):
+    sku: str | None
+    status: str
+    matched_by: str | None
+    product_id: UUID | None
+    error: str | None
+
+
+class BatchResult(msgspec.Struct):
+    batch_id: UUID
+    results: list[BatchResultItem]
+
+
+class ImportAccepted(msgspec.Struct):
+    batch_id: UUID
+    status: str
+    status_url: str
+    errors_url: str
+
+
+class ImportStatus(msgspec.Struct):
+    batch_id: UUID
+    store_id: UUID
+    source: str
+    status: str
+    total_rows: int
+    processed_rows: int
+    mapped_rows: int
+    stale_rows: int
+    duplicate_rows: int
+    error_rows: int
+    error: str | None
+    file_name: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class IngestAccepted(msgspec.Struct):
+    batch_id: UUID | None
+    duplicate: bool = False
+
+
+class WebhookListing(msgspec.Struct):
+    """A listing as a webhook carries it: the pipeline's row shape without `op`."""
+
+    sku: str
+    name: str | None = None
+    price: Price | None = None
+    quantity: Quantity | None = None
+    gtin: str | None = None
+    currency: Currency | None = None
+    updated_at: datetime | None = None
+    version: int | None = None
+
+
+class WebhookBody(msgspec.Struct):
+    type: Literal["listing.upsert", "listing.delete", "stock.set", "listings.upsert"]
+    data: WebhookListing | list[WebhookListing]
+
+
+LISTING_EXAMPLE = Example(
+    summary="A listing",
+    value={"gtin": "4006381333931", "name": "Oat drink barista 1 L", "brand": "Avena", "price": "2.49",
+           "quantity": 24, "category": "Food > Plant-based drinks", "updated_at": "2026-12-03T08:00:00Z"},
+)  # fmt: skip
+STOCK_EXAMPLE = Example(summary="Sold out", value={"quantity": 0, "updated_at": "2026-12-03T08:05:00Z"})
+BATCH_EXAMPLE = Example(
+    summary="Two upserts and a stock change",
+    value={"items": [
+        {"sku": "KB-001", "name": "Hafer Barista 1 L", "price": "2,49", "quantity": 24},
+        {"sku": "KB-002", "name": "Roggenbrot", "price": 3.9, "quantity": 12},
+        {"op": "stock", "sku": "KB-003", "quantity": 0},
+    ]},
+)  # fmt: skip
+STORE_EXAMPLE = Example(
+    summary="A shop in Kreuzberg",
+    value={"name": "Kiez Laden", "lat": 52.4986, "lon": 13.4030, "city": "Berlin", "country_code": "DE",
+           "store_type": "grocery", "currency": "EUR"},
+)  # fmt: skip
+WEBHOOK_EXAMPLES = [
+    Example(summary="stock.set", value={"type": "stock.set", "data": {"sku": "KB-001", "quantity": 0}}),
+    Example(
+        summary="listing.upsert",
+        value={
+            "type": "listing.upsert",
+            "data": {
+                "sku": "KB-001",
+                "name": "Hafer Barista 1 L",
+                "price": "2.49",
+                "quantity": 24,
+                "updated_at": "2026-12-03T08:00:00Z",
+            },
+        },
+    ),
+    Example(summary="listing.delete", value={"type": "listing.delete", "data": {"sku": "KB-001"}}),
+    Example(
+        summary="listings.upsert",
+        value={"type": "listings.upsert", "data": [{"sku": "A", "name": "Apple", "price": 0.5, "quantity": 100}]},
+    ),
+]

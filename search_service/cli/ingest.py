@@ -1,0 +1,203 @@
+"""Ingest commands: `keys`, `stores create`, `connect webhook`, `import csv`, `imports prune`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from uuid import UUID
+
+import click
+
+from search_service.cli.common import Duration, UserFacingError, connect, database_url, user_errors
+from search_service.settings import Settings
+
+
+@click.group()
+def keys() -> None:
+    """API keys for the write API (shown once, stored hashed)."""
+
+
+@keys.command("create")
+@click.option("--store", "store_id", type=click.UUID, help="The store the key acts for.")
+@click.option("--admin", is_flag=True, help="An admin key (stores:write, every store) instead of a store's.")
+@click.option("--scope", "scopes", multiple=True, help="listings:write, stores:write, webhooks:write (repeatable).")
+@click.option("--name", default=None, help="A label to tell keys apart.")
+@click.pass_obj
+@user_errors
+def keys_create(
+    settings: Settings, store_id: UUID | None, admin: bool, scopes: tuple[str, ...], name: str | None
+) -> None:
+    """Create a key; the key itself is printed once, as the last line."""
+    from search_service.ingest.keys import ApiKeyError, create_key
+
+    if admin == (store_id is not None):
+        raise UserFacingError("give either --store STORE_ID or --admin")
+    with connect(settings) as conn:
+        try:
+            new = create_key(conn, store_id=store_id, scopes=list(scopes), name=name)
+        except ApiKeyError as exc:
+            raise UserFacingError(str(exc)) from None
+    owner = "admin" if store_id is None else f"store {store_id}"
+    click.echo(f"created key {new.id} ({owner}, scopes: {', '.join(new.scopes)}); it is shown only now:")
+    click.echo(new.key)
+
+
+@keys.command("list")
+@click.option("--store", "store_id", type=click.UUID, default=None, help="Only this store's keys.")
+@click.pass_obj
+@user_errors
+def keys_list(settings: Settings, store_id: UUID | None) -> None:
+    """Keys with their prefix, owner, scopes and state (never the key)."""
+    from search_service.ingest.keys import list_keys
+
+    with connect(settings) as conn:
+        infos = list_keys(conn, store_id)
+    if not infos:
+        click.echo("no API keys")
+    for k in infos:
+        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        used = f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never"
+        owner = "admin" if k.is_admin else f"store={k.store_id}"
+        click.echo(f"{k.id}\t{k.prefix}…\t{owner}\t{','.join(k.scopes)}\t{state}\tused={used}\t{k.name or ''}")
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=click.UUID)
+@click.pass_obj
+@user_errors
+def keys_revoke(settings: Settings, key_id: UUID) -> None:
+    """Revoke a key: its requests get 401 from now on."""
+    from search_service.ingest.keys import ApiKeyError, revoke_key
+
+    with connect(settings) as conn:
+        try:
+            revoked_at = revoke_key(conn, key_id)
+        except ApiKeyError as exc:
+            raise UserFacingError(str(exc)) from None
+    click.echo(f"key {key_id} revoked at {revoked_at:%Y-%m-%d %H:%M:%S %Z}")
+
+
+@click.group()
+def stores() -> None:
+    """Stores (what `POST /v1/stores` does, from the command line)."""
+
+
+@stores.command("create")
+@click.option("--name", required=True)
+@click.option("--lat", required=True, type=float)
+@click.option("--lon", required=True, type=float)
+@click.option("--address", default=None)
+@click.option("--city", default=None)
+@click.option("--postal-code", default=None)
+@click.option("--country", "country_code", default=None, help="ISO 3166-1 alpha-2, e.g. DE.")
+@click.option("--store-type", default=None)
+@click.option("--currency", default="EUR", show_default=True, help="The store's default currency (ISO 4217).")
+@click.pass_obj
+@user_errors
+def stores_create(settings: Settings, **fields: object) -> None:
+    """Create a store; prints its id."""
+    from search_service.ingest.stores import StoreError, StoreFields, create_store
+
+    with connect(settings) as conn:
+        try:
+            store_id = create_store(conn, StoreFields(**fields))  # type: ignore[arg-type]
+        except StoreError as exc:
+            raise UserFacingError(f"{exc.field}: {exc.message}") from None
+    click.echo(f"created store {store_id}")
+
+
+@click.group()
+def connect_group() -> None:
+    """Connections that deliver a store's data (signed webhooks; the POS connectors)."""
+
+
+@connect_group.command("webhook")
+@click.option("--store", "store_id", required=True, type=click.UUID)
+@click.pass_obj
+@user_errors
+def connect_webhook(settings: Settings, store_id: UUID) -> None:
+    """A Standard Webhooks connection: prints its id and its signing secret (once, last line)."""
+    from search_service.ingest.stores import StoreError, create_connection
+
+    with connect(settings) as conn:
+        try:
+            new = create_connection(conn, settings.secret_box(), store_id=store_id, source="webhook")
+        except StoreError as exc:
+            raise UserFacingError(exc.message) from None
+    click.echo(f"connection {new.id}: POST /v1/ingest/{new.id} (Standard Webhooks); signing secret, shown only now:")
+    click.echo(new.secret)
+
+
+@click.group("import")
+def import_group() -> None:
+    """Import a store's catalogue and stock."""
+
+
+@import_group.command("csv")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--store", "store_id", required=True, type=click.UUID)
+@click.option("--strict", is_flag=True, help="Exit 3 when any row was rejected.")
+@click.pass_obj
+@user_errors
+def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool) -> None:
+    """Import a CSV file (sku, gtin, name, brand, description, category, price, currency, quantity, is_active)."""
+    from tqdm import tqdm
+
+    from search_service.ingest.csvfile import CsvError
+    from search_service.ingest.imports import import_csv_async
+    from search_service.ingest.pipeline import UnknownStore
+
+    if file.stat().st_size > settings.ingest.max_upload_bytes:
+        raise UserFacingError(f"{file} is larger than {settings.ingest.max_upload_bytes} bytes")
+    dsn = database_url(settings)
+    with tqdm(total=0, unit="row", desc=f"import {file.name}", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            out = asyncio.run(import_csv_async(dsn, file, store_id, settings.ingest, progress))
+        except CsvError as exc:
+            raise UserFacingError(str(exc)) from None
+        except UnknownStore as exc:
+            raise UserFacingError(str(exc)) from None
+    for number, reason in out.errors:
+        click.echo(f"row {number}: rejected: {reason}")
+    if out.ignored_columns:
+        click.echo(f"ignored columns: {', '.join(out.ignored_columns)}")
+    click.echo(
+        f"batch {out.batch_id} {out.status}: {out.total} rows, {out.mapped} mapped, {out.stale} stale, "
+        f"{out.duplicate} duplicate, {out.rejected} rejected"
+    )
+    if out.status != "completed":
+        sys.exit(1)
+    if strict and out.rejected:
+        sys.exit(3)
+
+
+@click.group()
+def imports() -> None:
+    """Import batches."""
+
+
+@imports.command("prune")
+@click.option("--older-than", required=True, type=Duration(), help="Age of finished batches: 30d, 12h.")
+@click.option("--dry-run", is_flag=True, help="Count; delete nothing.")
+@click.pass_obj
+@user_errors
+def imports_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
+    """Delete the raw rows of finished batches (their status and counts stay)."""
+    from search_service.ingest.imports import prune_imports
+
+    with connect(settings) as conn:
+        batches, rows = prune_imports(conn, older_than, dry_run)
+    if dry_run:
+        click.echo(f"would delete the raw rows of {batches} finished batch(es)")
+    else:
+        click.echo(f"deleted {rows} raw row(s) of {batches} finished batch(es)")
+
+
+COMMANDS = [keys, stores, import_group, imports]
+CONNECT = connect_group

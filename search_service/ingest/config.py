@@ -1,0 +1,46 @@
+"""Ingest settings (`Settings.ingest`), read from the environment once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class IngestConfigError(ValueError):
+    pass
+
+
+def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise IngestConfigError(f"{name}={raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise IngestConfigError(f"{name}={value} is out of range {lo}..{hi}")
+    return value
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    # Per API key: a token bucket of `rate_burst` requests refilled at `rate_per_s` (429 + Retry-After past it).
+    rate_per_s: float = 50.0
+    rate_burst: float = 200.0
+    max_upload_bytes: int = 100 * 1024 * 1024  # CSV imports and webhook bodies (413 past it)
+    max_webhook_bytes: int = 5 * 1024 * 1024
+    webhook_tolerance_s: int = 300  # Standard Webhooks: a timestamp further off than this is refused
+    batch_chunk_rows: int = 5000  # rows a worker maps per transaction
+    lease_s: float = 60.0  # a worker's hold on a batch; a killed worker's batch is taken over after it
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> IngestConfig:
+        return cls(
+            rate_per_s=_number(env, "PLINQY_INGEST_RATE_PER_S", 50.0, 0.01, 1e6),
+            rate_burst=_number(env, "PLINQY_INGEST_RATE_BURST", 200.0, 1, 1e7),
+            max_upload_bytes=int(_number(env, "PLINQY_INGEST_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, 1024, 2**34)),
+            max_webhook_bytes=int(_number(env, "PLINQY_INGEST_MAX_WEBHOOK_BYTES", 5 * 1024 * 1024, 1024, 2**30)),
+            batch_chunk_rows=int(_number(env, "PLINQY_INGEST_CHUNK_ROWS", 5000, 1, 1_000_000)),
+            lease_s=_number(env, "PLINQY_INGEST_LEASE_S", 60.0, 1, 86400),
+        )

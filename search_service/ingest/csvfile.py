@@ -1,0 +1,118 @@
+"""CSV files into pipeline rows: the delimiter (`,` `;` tab) detected, UTF-8 with or without a BOM, headers
+case-insensitive. A row the file itself makes unreadable (ragged, not UTF-8) becomes a row with `_error`, stored
+and reported `rejected` like any other; a file without a `sku` column, or empty, is refused whole (CsvError).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+COLUMNS = ("sku", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity", "is_active")
+REQUIRED = ("sku",)
+DELIMITERS = (",", ";", "\t")
+BOM = b"\xef\xbb\xbf"
+
+
+class CsvError(ValueError):
+    """The file cannot be imported at all; `column` names the missing column when that is why."""
+
+    def __init__(self, message: str, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+@dataclass
+class ParsedCsv:
+    columns: list[str]
+    ignored_columns: list[str]
+    rows: list[dict[str, Any]]
+    delimiter: str
+
+
+def detect_delimiter(header_line: str) -> str:
+    """The delimiter the header uses most (outside quotes)."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for char in header_line:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _clean(cell: str) -> str:
+    """A cell whose bytes were not UTF-8 (held as surrogates), made storable."""
+    return cell.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _has_bad_bytes(cells: list[str]) -> bool:
+    return any(any("\udc80" <= ch <= "\udcff" for ch in cell) for cell in cells)
+
+
+def _row(header: list[str], cells: list[str]) -> dict[str, Any]:
+    if _has_bad_bytes(cells):
+        return {"_error": "the row is not valid UTF-8", "_raw": [_clean(c) for c in cells]}
+    if len(cells) != len(header):
+        return {"_error": f"the row has {len(cells)} cells, the header has {len(header)}", "_raw": cells}
+    row: dict[str, Any] = {"_raw": cells}
+    for column, cell in zip(header, cells, strict=True):
+        if column in COLUMNS and cell.strip() != "":
+            row[column] = cell.strip()
+    return row
+
+
+def iter_records(data: bytes) -> tuple[list[str], str, Iterator[list[str]]]:
+    """The header (lower-cased), the delimiter and the remaining records of a CSV file's bytes."""
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
+    text = data.decode("utf-8", "surrogateescape")
+    if not text.strip():
+        raise CsvError("the file is empty")
+    first_line = text.split("\n", 1)[0]
+    delimiter = detect_delimiter(first_line)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [_clean(h).strip().lower() for h in next(reader)]
+    except (StopIteration, csv.Error) as exc:
+        raise CsvError(f"the header cannot be read ({exc})") from None
+    for column in REQUIRED:
+        if column not in header:
+            raise CsvError(f"the file has no {column!r} column (columns: {', '.join(header)[:200]})", column)
+    return header, delimiter, (r for r in reader)
+
+
+def parse_csv(data: bytes) -> ParsedCsv:
+    header, delimiter, records = iter_records(data)
+    rows: list[dict[str, Any]] = []
+    try:
+        for cells in records:
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # a blank line
+            rows.append(_row(header, cells))
+    except csv.Error as exc:
+        rows.append({"_error": f"the file cannot be read past here ({exc})"})
+    ignored = [h for h in header if h not in COLUMNS]
+    return ParsedCsv([h for h in header if h in COLUMNS], ignored, rows, delimiter)
+
+
+def escape_cell(value: Any) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection): `= + - @` (and tab/CR) get a `'`."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def errors_csv(rows: list[tuple[int, str, list[str] | None, dict[str, Any]]]) -> str:
+    """The rejected rows: row number, reason, then the original cells (or the row's fields)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["row", "reason", "cells"])
+    for number, reason, raw, payload in rows:
+        cells = raw if raw is not None else [f"{k}={v}" for k, v in payload.items()]
+        writer.writerow([number, escape_cell(reason), *(escape_cell(c) for c in cells)])
+    return out.getvalue()

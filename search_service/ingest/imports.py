@@ -1,0 +1,115 @@
+"""Importing a CSV file end to end (the CLI's `import csv`): store it as a batch, map it here (or follow a worker
+that took it), report progress and the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import psycopg
+
+from search_service.db.sql import statement
+from search_service.ingest import pipeline
+from search_service.ingest.config import IngestConfig
+from search_service.ingest.csvfile import parse_csv
+
+
+@dataclass
+class ImportOutcome:
+    batch_id: UUID
+    status: str
+    total: int
+    mapped: int
+    stale: int
+    duplicate: int
+    rejected: int
+    ignored_columns: list[str]
+    errors: list[tuple[int, str]]  # the first rejected rows: (row number, reason)
+
+
+def _sql(name: str) -> Any:
+    return statement("ingest/batches", name)
+
+
+async def batch_status(conn: Any, batch_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(_sql("batch_status").sql, *_sql("batch_status").bind(batch_id=batch_id))
+    return None if row is None else dict(row)
+
+
+async def _follow(
+    conn: Any, batch_id: UUID, worker_id: str, config: IngestConfig, progress: Callable[[int], None]
+) -> None:
+    """Map the batch here when it can be claimed; otherwise wait while a worker (or an earlier batch) has it."""
+    claim = _sql("claim_this_batch")
+    while True:
+        if await conn.fetchval(claim.sql, *claim.bind(batch_id=batch_id, worker_id=worker_id, lease_s=config.lease_s)):
+            await _map_with_progress(conn, batch_id, worker_id, config, progress)
+            return
+        status = await batch_status(conn, batch_id)
+        assert status is not None
+        progress(status["processed_rows"])
+        if status["status"] in ("completed", "failed", "aborted"):
+            return
+        await asyncio.sleep(0.2)
+
+
+async def _map_with_progress(
+    conn: Any, batch_id: UUID, worker_id: str, config: IngestConfig, progress: Callable[[int], None]
+) -> None:
+    await pipeline.mark_duplicates(conn, batch_id, worker_id, config.lease_s)
+    while True:
+        status = await batch_status(conn, batch_id)
+        assert status is not None
+        progress(status["processed_rows"])
+        chunk = await pipeline.map_chunk(conn, batch_id, worker_id, config.batch_chunk_rows, config.lease_s)
+        if chunk is None:
+            await pipeline.complete(conn, batch_id, worker_id)
+            break
+    final = await batch_status(conn, batch_id)
+    assert final is not None
+    progress(final["processed_rows"])
+
+
+async def import_csv_async(
+    dsn: str,
+    path: Path,
+    store_id: UUID,
+    config: IngestConfig,
+    progress: Callable[[int, int], None],
+) -> ImportOutcome:
+    parsed = parse_csv(path.read_bytes())
+    conn = await asyncpg.connect(dsn)
+    try:
+        batch_id = await pipeline.record_batch_async(
+            conn, store_id=store_id, source="csv", kind="csv", rows=parsed.rows, file_name=path.name
+        )
+        total = len(parsed.rows)
+        worker_id = f"cli-import:{batch_id}"
+        await _follow(conn, batch_id, worker_id, config, lambda done: progress(done, total))
+        status = await batch_status(conn, batch_id)
+        assert status is not None
+        errors = await conn.fetch(_sql("batch_errors").sql, *_sql("batch_errors").bind(batch_id=batch_id))
+    finally:
+        await conn.close()
+    return ImportOutcome(
+        batch_id, status["status"], status["total_rows"], status["mapped_rows"], status["stale_rows"],
+        status["duplicate_rows"], status["error_rows"], parsed.ignored_columns,
+        [(r["row_number"], r["error"]) for r in errors[:20]],
+    )  # fmt: skip
+
+
+def prune_imports(conn: psycopg.Connection, older_than_s: float, dry_run: bool) -> tuple[int, int]:
+    """Delete the raw rows of batches finished longer ago than `older_than_s`; (batches, rows deleted)."""
+    batches = [r[0] for r in conn.execute(_sql("prunable").psycopg, {"older_than_s": older_than_s}).fetchall()]
+    if dry_run or not batches:
+        return len(batches), 0
+    deleted = 0
+    for start in range(0, len(batches), 100):  # short transactions
+        row = conn.execute(_sql("prune_rows").psycopg, {"batch_ids": batches[start : start + 100]}).fetchone()
+        deleted += int(row[0]) if row else 0
+    return len(batches), deleted

@@ -1,0 +1,265 @@
+"""Apply a chunk of raw rows to products and listings: validate in Python, write set-based (a few statements per
+chunk, whatever its size). Runs inside the caller's transaction, under the store's advisory lock.
+
+Matching (per upsert row): a valid GTIN links to the product with that GTIN (`gtin`); otherwise the store's
+listing of the SKU keeps its product (`sku`); otherwise a new product is created (`created`, embedded later by
+the worker through the product trigger). Only a product no other store lists has its text rewritten.
+Newest wins: a row older (updated_at or version) than what its listing holds ends `stale` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from search_service.db.sql import statement
+from search_service.ingest.rows import Rejected, ValidRow, validate
+
+
+@dataclass
+class RowResult:
+    status: str  # mapped | stale | rejected
+    error: str | None = None  # the reason (rejected) or what was ignored (mapped)
+    matched_by: str | None = None  # gtin | sku | created (upserts)
+    product_id: UUID | None = None
+
+
+@dataclass
+class _Plan:
+    """One round's writes (each SKU at most once per round)."""
+
+    new_products: list[tuple[UUID, ValidRow, int | None]] = field(default_factory=list)
+    product_updates: list[tuple[UUID, ValidRow, int | None]] = field(default_factory=list)
+    listings: list[tuple[ValidRow, UUID, str]] = field(default_factory=list)  # row, product, currency
+    stock: list[ValidRow] = field(default_factory=list)
+    deletes: list[ValidRow] = field(default_factory=list)
+
+
+async def _run(conn: Any, name: str, **params: Any) -> list[Any]:
+    stmt = statement("ingest/mapping", name)
+    return list(await conn.fetch(stmt.sql, *stmt.bind(**params)))
+
+
+class Categories:
+    """The category tree, to resolve a row's category id or path (`Grocery > Dairy > Milk`, case-insensitive)."""
+
+    def __init__(self, rows: Sequence[Any]) -> None:
+        self.ids = {r["id"] for r in rows}
+        parent = {r["id"]: r["parent_id"] for r in rows}
+        name = {r["id"]: r["name"] for r in rows}
+        self.paths: dict[str, int] = {}
+        for cid in self.ids:
+            parts: list[str] = []
+            node, depth = cid, 0
+            while node is not None and depth < 32:
+                parts.insert(0, name[node].strip().lower())
+                node, depth = parent.get(node), depth + 1
+            self.paths[" > ".join(parts)] = cid
+
+    @classmethod
+    async def load(cls, conn: Any) -> Categories:
+        return cls(await _run(conn, "categories"))
+
+    def resolve(self, row: ValidRow) -> int | None:
+        if row.category is None:
+            return None
+        if isinstance(row.category, int):
+            if row.category in self.ids:
+                return row.category
+        else:
+            key = " > ".join(p.strip().lower() for p in row.category.split(">"))
+            if key in self.paths:
+                return self.paths[key]
+        row.notes.append(f"category {str(row.category)[:80]!r} not found; mapped without a category")
+        return None
+
+
+def _is_stale(row: ValidRow, look: Any) -> bool:
+    held_at, held_version = look["source_updated_at"], look["source_version"]
+    if row.updated_at is not None and held_at is not None and row.updated_at < held_at:
+        return True
+    return row.version is not None and held_version is not None and row.version < held_version
+
+
+def _rounds(items: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
+    """Split so that a SKU occurs once per round, keeping each SKU's rows in order."""
+    rounds: list[list[tuple[int, Any]]] = []
+    seen: dict[Any, int] = {}
+    for item in items:
+        payload = item[1]
+        sku = str(payload.get("sku")).strip() if isinstance(payload, dict) else None
+        index = seen.get(sku, -1) + 1
+        seen[sku] = index
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(item)
+    return rounds
+
+
+async def apply_rows(
+    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]]
+) -> dict[int, RowResult]:
+    """Map (key, payload) items; returns each key's result. The caller holds the store lock and the transaction."""
+    categories = await Categories.load(conn)
+    results: dict[int, RowResult] = {}
+    for round_items in _rounds(items):
+        results.update(await _apply_round(conn, store_id, currency, round_items, categories))
+    return results
+
+
+async def _apply_round(
+    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], categories: Categories
+) -> dict[int, RowResult]:
+    results: dict[int, RowResult] = {}
+    valid: list[tuple[int, ValidRow]] = []
+    for key, payload in items:
+        try:
+            valid.append((key, validate(payload)))
+        except Rejected as exc:
+            results[key] = RowResult("rejected", str(exc))
+    if not valid:
+        return results
+    looks = await _run(
+        conn, "lookup", store_id=store_id, skus=[r.sku for _, r in valid], gtins=[r.gtin for _, r in valid]
+    )
+    plan = _Plan()
+    claimed: dict[UUID, str] = {}  # product → the SKU of this round that takes it
+    for (key, row), look in zip(valid, looks, strict=True):
+        results[key] = _decide(row, look, currency, categories, plan, claimed)
+    await _write(conn, store_id, plan, results, valid)
+    return results
+
+
+def _decide(
+    row: ValidRow, look: Any, currency: str, categories: Categories, plan: _Plan, claimed: dict[UUID, str]
+) -> RowResult:
+    if _is_stale(row, look):
+        return RowResult("stale", "older than the listing's last update; nothing changed")
+    if row.op != "upsert":
+        if look["listing_id"] is None:
+            return RowResult("rejected", f"no listing with sku {row.sku!r} in this store")
+        (plan.stock if row.op == "stock" else plan.deletes).append(row)
+        return RowResult("mapped", None, None, look["listing_product"])
+    category_id = categories.resolve(row)
+    if row.gtin and look["gtin_product"] is not None:
+        product, matched_by = look["gtin_product"], "gtin"
+        listed_as = look["gtin_listed_as"]
+        if listed_as is not None and listed_as != row.sku:
+            reason = f"this store already lists the product of gtin {row.gtin} as sku {listed_as!r}"
+            return RowResult("rejected", reason)
+    elif look["listing_id"] is not None:
+        product, matched_by = look["listing_product"], "sku"
+    else:
+        if not row.name:
+            return RowResult("rejected", "name is required for a new sku")
+        product, matched_by = _new_product(row, category_id, plan, claimed)
+    if claimed.get(product, row.sku) != row.sku:
+        return RowResult("rejected", f"sku {claimed[product]!r} of this batch takes the same product (same gtin)")
+    claimed[product] = row.sku
+    if look["listing_id"] is not None and look["sole_listing"] and look["listing_product"] == product:
+        plan.product_updates.append((product, row, category_id))
+    plan.listings.append((row, product, row.currency or currency))
+    return RowResult("mapped", None, matched_by, product)
+
+
+def _new_product(row: ValidRow, category_id: int | None, plan: _Plan, claimed: dict[UUID, str]) -> tuple[UUID, str]:
+    if row.gtin:  # two new SKUs of one round with one new GTIN: the second finds the first's product
+        for product, other, _ in plan.new_products:
+            if other.gtin == row.gtin:
+                return product, "gtin"
+    product = uuid.uuid4()
+    plan.new_products.append((product, row, category_id))
+    return product, "created"
+
+
+def _jsonb(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+async def _write(
+    conn: Any, store_id: UUID, plan: _Plan, results: dict[int, RowResult], valid: list[tuple[int, ValidRow]]
+) -> None:
+    if plan.new_products:
+        await _insert_products(conn, plan, results, valid)
+    if plan.product_updates:
+        ids, rows, cats = zip(*plan.product_updates, strict=True)
+        await _run(
+            conn,
+            "update_products",
+            ids=list(ids),
+            names=[r.name for r in rows],
+            brands=[r.brand for r in rows],
+            descriptions=[r.description for r in rows],
+            category_ids=list(cats),
+            attributes=[_jsonb(r.attributes) for r in rows],
+        )
+    if plan.listings:
+        await _upsert_listings(conn, store_id, plan)
+    changes = plan.stock + plan.deletes
+    if changes:
+        await _run(
+            conn,
+            "update_stock",
+            store_id=store_id,
+            skus=[r.sku for r in changes],
+            quantities=[r.quantity for r in changes],
+            prices=[r.price for r in changes],
+            deactivate=[r.op == "delete" for r in changes],
+            updated_ats=[r.updated_at for r in changes],
+            versions=[r.version for r in changes],
+        )
+    for key, row in valid:
+        result = results[key]
+        if result.status == "mapped" and row.notes and result.error is None:
+            result.error = "; ".join(row.notes)
+
+
+async def _insert_products(
+    conn: Any, plan: _Plan, results: dict[int, RowResult], valid: list[tuple[int, ValidRow]]
+) -> None:
+    ids, rows, cats = zip(*plan.new_products, strict=True)
+    inserted = await _run(
+        conn,
+        "insert_products",
+        ids=list(ids),
+        names=[r.name for r in rows],
+        brands=[r.brand for r in rows],
+        descriptions=[r.description for r in rows],
+        category_ids=list(cats),
+        gtins=[r.gtin for r in rows],
+        attributes=[_jsonb(r.attributes) for r in rows],
+    )
+    missing = set(ids) - {r["id"] for r in inserted}
+    if not missing:
+        return
+    # Another transaction created these GTINs' products first: link to those.
+    lost = {pid: row.gtin for pid, row, _ in plan.new_products if pid in missing}
+    found = {r["gtin14"]: r["id"] for r in await _run(conn, "gtin_products", gtins=list(lost.values()))}
+    swap = {pid: found[gtin] for pid, gtin in lost.items() if gtin in found}
+    plan.listings = [(row, swap.get(pid, pid), cur) for row, pid, cur in plan.listings]
+    for result in results.values():
+        if result.product_id in swap:
+            result.product_id, result.matched_by = swap[result.product_id], "gtin"
+
+
+async def _upsert_listings(conn: Any, store_id: UUID, plan: _Plan) -> None:
+    rows = [r for r, _, _ in plan.listings]
+    await _run(
+        conn,
+        "upsert_listings",
+        store_id=store_id,
+        skus=[r.sku for r in rows],
+        products=[p for _, p, _ in plan.listings],
+        titles=[r.name for r in rows],
+        prices=[r.price if r.price is not None else Decimal(0) for r in rows],
+        currencies=[c for _, _, c in plan.listings],
+        quantities=[r.quantity or 0 for r in rows],
+        actives=[True if r.is_active is None else r.is_active for r in rows],
+        updated_ats=[r.updated_at for r in rows],
+        versions=[r.version for r in rows],
+    )

@@ -1,0 +1,327 @@
+"""The ingest pipeline: every source stores its rows raw first (`record_batch`), workers map them later
+(`map_next_batch`), the single-listing writes map inline (`record_and_map`) through the same code.
+
+THE ROW SHAPE every source produces (CSV, webhooks, the listing API, the POS connectors), one dict per row:
+
+    {"op": "upsert" | "delete" | "stock",   # default "upsert"
+     "sku": str,                             # required: the store's own id of the item
+     "gtin": str?,                           # GTIN-8/12/13/14; a bad check digit is ignored (noted), not fatal
+     "name": str?,                           # required for a new SKU; the listing's own title
+     "brand": str?, "description": str?,
+     "category": int | str?,                 # a category id, or a path "Grocery > Dairy > Milk"
+     "price": str | int | float?,            # decimal; "3.49" and "3,49" both work; required for upsert
+     "currency": str?,                       # ISO 4217; default: the store's currency
+     "quantity": int | str?,                 # absolute stock level, whole, >= 0; required for upsert
+     "is_active": bool?,                     # default true (upsert)
+     "attributes": dict?,                    # free-form, part of the embedded text
+     "updated_at": str?,                     # ISO-8601 (naive = UTC): the source's clock, for newest wins
+     "version": int?}                        # or a version number, for newest wins
+
+- `upsert` creates or replaces a listing (price, quantity required). `stock` changes quantity and/or price of an
+  existing listing only (the till's fast path). `delete` makes the listing unsellable (history stays).
+- Values may be strings as a CSV gives them; validation (rows.py) types them. Missing keys mean "not given".
+- Two private keys, for source adapters: `_raw` (the source's original cells, JSON; shown in the errors CSV) and
+  `_error` (the source could not even read the row, e.g. a ragged CSV line: it is stored `rejected` with
+  that reason).
+
+Every row ends `mapped`, `stale` (older than the listing), `duplicate` (a later row of the batch has its SKU and
+replaces it) or `rejected` (with the reason); one bad row never fails its batch. A batch is mapped in chunks, one
+transaction each, fenced on the worker's lease: a killed worker's batch is finished by the next one, and every
+total adds up (the counters move in the same transaction as the rows).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from search_service.db.sql import statement
+from search_service.ingest.mapping import RowResult, apply_rows
+
+KINDS = ("csv", "webhook", "listing", "sync")
+COPY_THRESHOLD = 200
+
+
+class DuplicateDelivery(Exception):
+    """This connection already received this delivery id; nothing was stored. `batch_id`: the first one's."""
+
+    def __init__(self, batch_id: UUID | None) -> None:
+        super().__init__(f"delivery already received (batch {batch_id})")
+        self.batch_id = batch_id
+
+
+class UnknownStore(LookupError):
+    pass
+
+
+def _split(rows: Iterable[dict[str, Any]]) -> list[tuple[int, str, str | None, str, str | None]]:
+    """(row_number, payload json, raw json, status, error) per row, private keys taken out."""
+    out = []
+    for number, row in enumerate(rows, start=1):
+        raw = row.get("_raw")
+        error = row.get("_error")
+        payload = {k: v for k, v in row.items() if not k.startswith("_")}
+        out.append(
+            (
+                number,
+                json.dumps(payload, default=str),
+                None if raw is None else json.dumps(raw, default=str),
+                "rejected" if error else "pending",
+                str(error) if error else None,
+            )
+        )
+    return out
+
+
+def _sql(name: str) -> Any:
+    return statement("ingest/batches", name)
+
+
+def _rejected(split: Sequence[tuple[Any, ...]]) -> int:
+    return sum(1 for r in split if r[3] == "rejected")
+
+
+# --- storing (psycopg: the CLI, the worker's connectors) -------------------------------------------------------
+def record_batch(
+    conn: psycopg.Connection,
+    *,
+    store_id: UUID,
+    source: str,
+    kind: str,
+    rows: Iterable[dict[str, Any]],
+    connection_id: UUID | None = None,
+    delivery_id: str | None = None,
+    file_name: str | None = None,
+) -> UUID:
+    """Store a batch of raw rows as they came, in ONE transaction, and wake the workers; returns its id.
+
+    source: api | csv | webhook | lightspeed-r | lightspeed-x | erply | shopify. kind: csv | webhook | listing | sync.
+    With a delivery_id (per connection_id), a replay raises DuplicateDelivery and stores nothing."""
+    split = _split(rows)
+    with conn.transaction():
+        if conn.execute(_sql("store_of").psycopg, {"store_id": store_id}).fetchone() is None:
+            raise UnknownStore(f"no store with id {store_id}")
+        delivery_row = _claim_delivery_sync(conn, connection_id, delivery_id)
+        params = {
+            "store_id": store_id, "source": source, "kind": kind, "status": "receiving",
+            "connection_id": connection_id, "delivery_id": delivery_id, "file_name": file_name,
+            "locked_by": None, "lease_s": 0.0,
+        }  # fmt: skip
+        row = conn.execute(_sql("insert_batch").psycopg, params).fetchone()
+        assert row is not None
+        batch_id: UUID = row[0]
+        if delivery_row is not None:
+            conn.execute(_sql("link_delivery").psycopg, {"delivery_row": delivery_row, "batch_id": batch_id})
+        with conn.cursor() as cur, cur.copy(_sql("copy_rows").psycopg) as copy:
+            for number, payload, raw, status, error in split:
+                copy.write_row((batch_id, number, payload, raw, status, error))
+        finish = {"batch_id": batch_id, "total_rows": len(split), "rejected_rows": _rejected(split)}
+        conn.execute(_sql("finish_receiving").psycopg, finish)
+        conn.execute(_sql("notify").psycopg)
+    return batch_id
+
+
+def _claim_delivery_sync(conn: psycopg.Connection, connection_id: UUID | None, delivery_id: str | None) -> int | None:
+    if delivery_id is None or connection_id is None:
+        return None
+    params = {"connection_id": connection_id, "delivery_id": delivery_id}
+    row = conn.execute(_sql("insert_delivery").psycopg, params).fetchone()
+    if row is None:
+        seen = conn.execute(_sql("delivery_batch").psycopg, params).fetchone()
+        raise DuplicateDelivery(seen[0] if seen else None)
+    return int(row[0])
+
+
+# --- storing (asyncpg: the API) ----------------------------------------------------------------------------------
+async def _fetch(conn: Any, name: str, **params: Any) -> list[Any]:
+    stmt = _sql(name)
+    return list(await conn.fetch(stmt.sql, *stmt.bind(**params)))
+
+
+async def open_batch(
+    conn: Any,
+    *,
+    store_id: UUID,
+    source: str,
+    kind: str,
+    connection_id: UUID | None = None,
+    delivery_id: str | None = None,
+    file_name: str | None = None,
+    locked_by: str | None = None,
+    lease_s: float = 60.0,
+) -> UUID:
+    """A `receiving` batch (an upload about to stream in); `store_rows` completes it, `abort_batch` ends it."""
+    rows = await _fetch(
+        conn, "insert_batch", store_id=store_id, source=source, kind=kind,
+        status="processing" if locked_by else "receiving", connection_id=connection_id,
+        delivery_id=delivery_id, file_name=file_name, locked_by=locked_by, lease_s=lease_s,
+    )  # fmt: skip
+    return rows[0]["id"]
+
+
+async def store_rows(conn: Any, batch_id: UUID, rows: Iterable[dict[str, Any]]) -> str:
+    """Store a received batch's rows and mark it whole (`pending`); returns its status. Call in a transaction."""
+    split = _split(rows)
+    if len(split) >= COPY_THRESHOLD:
+        records = [(batch_id, n, p, r, s, e) for n, p, r, s, e in split]
+        columns = ["import_batch_id", "row_number", "payload", "raw", "status", "error"]
+        await conn.copy_records_to_table("imported_product_raw", records=records, columns=columns)
+    elif split:
+        numbers, payloads, raws, statuses, errors = (list(c) for c in zip(*split, strict=True))
+        await _fetch(
+            conn, "insert_rows", batch_id=batch_id, numbers=numbers, payloads=payloads, raws=raws,
+            statuses=statuses, errors=errors,
+        )  # fmt: skip
+    done = await _fetch(
+        conn, "finish_receiving", batch_id=batch_id, total_rows=len(split), rejected_rows=_rejected(split)
+    )
+    await _fetch(conn, "notify")
+    return str(done[0]["status"]) if done else "aborted"
+
+
+async def abort_batch(conn: Any, batch_id: UUID, reason: str) -> None:
+    await _fetch(conn, "abort_batch", batch_id=batch_id, reason=reason)
+
+
+async def store_of(conn: Any, store_id: UUID) -> tuple[UUID, str] | None:
+    rows = await _fetch(conn, "store_of", store_id=store_id)
+    return (rows[0]["id"], rows[0]["currency"].strip()) if rows else None
+
+
+async def record_batch_async(
+    conn: Any,
+    *,
+    store_id: UUID,
+    source: str,
+    kind: str,
+    rows: Iterable[dict[str, Any]],
+    connection_id: UUID | None = None,
+    delivery_id: str | None = None,
+    file_name: str | None = None,
+) -> UUID:
+    """`record_batch` on an asyncpg connection: one transaction, DuplicateDelivery on a replayed delivery id."""
+    async with conn.transaction():
+        if await store_of(conn, store_id) is None:
+            raise UnknownStore(f"no store with id {store_id}")
+        delivery_row = await _claim_delivery(conn, connection_id, delivery_id)
+        batch_id = await open_batch(
+            conn, store_id=store_id, source=source, kind=kind, connection_id=connection_id,
+            delivery_id=delivery_id, file_name=file_name,
+        )  # fmt: skip
+        if delivery_row is not None:
+            await _fetch(conn, "link_delivery", delivery_row=delivery_row, batch_id=batch_id)
+        await store_rows(conn, batch_id, rows)
+    return batch_id
+
+
+async def _claim_delivery(conn: Any, connection_id: UUID | None, delivery_id: str | None) -> int | None:
+    if delivery_id is None or connection_id is None:
+        return None
+    got = await _fetch(conn, "insert_delivery", connection_id=connection_id, delivery_id=delivery_id)
+    if not got:
+        seen = await _fetch(conn, "delivery_batch", connection_id=connection_id, delivery_id=delivery_id)
+        raise DuplicateDelivery(seen[0]["import_batch_id"] if seen else None)
+    return int(got[0]["id"])
+
+
+# --- mapping --------------------------------------------------------------------------------------------------------
+@dataclass
+class ChunkCounts:
+    mapped: int = 0
+    stale: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+
+    def add(self, other: ChunkCounts) -> None:
+        for key, value in vars(other).items():
+            setattr(self, key, getattr(self, key) + value)
+
+
+class LeaseLost(Exception):
+    """Another worker took the batch over (our lease lapsed): the chunk was rolled back."""
+
+
+async def map_chunk(conn: Any, batch_id: UUID, worker_id: str, limit: int, lease_s: float) -> ChunkCounts | None:
+    """Map the batch's next `limit` pending rows in one transaction, fenced on our lease; None when none is left."""
+    async with conn.transaction():
+        fenced = await _fetch(conn, "fence", batch_id=batch_id, worker_id=worker_id, lease_s=lease_s)
+        if not fenced:
+            raise LeaseLost(str(batch_id))
+        store_id = fenced[0]["store_id"]
+        await _fetch(conn, "store_lock", store_id=store_id)
+        pending = await _fetch(conn, "pending_rows", batch_id=batch_id, limit=limit)
+        if not pending:
+            return None
+        store = await store_of(conn, store_id)
+        currency = store[1] if store else "EUR"
+        results = await apply_rows(conn, store_id, currency, [(r["id"], json.loads(r["payload"])) for r in pending])
+        return await _save_results(conn, batch_id, results)
+
+
+async def _save_results(conn: Any, batch_id: UUID, results: dict[int, RowResult]) -> ChunkCounts:
+    ids = list(results)
+    await _fetch(
+        conn, "set_row_results", ids=ids, statuses=[results[i].status for i in ids],
+        errors=[results[i].error for i in ids], matched_by=[results[i].matched_by for i in ids],
+        products=[results[i].product_id for i in ids],
+    )  # fmt: skip
+    counts = ChunkCounts()
+    for result in results.values():
+        setattr(counts, result.status, getattr(counts, result.status) + 1)
+    await _fetch(conn, "add_counts", batch_id=batch_id, **vars(counts))
+    return counts
+
+
+async def mark_duplicates(conn: Any, batch_id: UUID, worker_id: str, lease_s: float) -> int:
+    async with conn.transaction():
+        if not await _fetch(conn, "fence", batch_id=batch_id, worker_id=worker_id, lease_s=lease_s):
+            raise LeaseLost(str(batch_id))
+        marked = int((await _fetch(conn, "mark_duplicates", batch_id=batch_id))[0][0])
+        if marked:
+            await _fetch(conn, "add_counts", batch_id=batch_id, mapped=0, stale=0, duplicate=marked, rejected=0)
+    return marked
+
+
+async def map_batch(conn: Any, batch_id: UUID, worker_id: str, chunk_rows: int, lease_s: float) -> ChunkCounts:
+    """Map a batch this worker holds, chunk by chunk, then complete it."""
+    totals = ChunkCounts(duplicate=await mark_duplicates(conn, batch_id, worker_id, lease_s))
+    while (counts := await map_chunk(conn, batch_id, worker_id, chunk_rows, lease_s)) is not None:
+        totals.add(counts)
+    await complete(conn, batch_id, worker_id)
+    return totals
+
+
+async def complete(conn: Any, batch_id: UUID, worker_id: str) -> bool:
+    return bool(await _fetch(conn, "complete_batch", batch_id=batch_id, worker_id=worker_id))
+
+
+async def claim_batch(conn: Any, worker_id: str, lease_s: float) -> UUID | None:
+    rows = await _fetch(conn, "claim_batch", worker_id=worker_id, lease_s=lease_s)
+    return rows[0]["id"] if rows else None
+
+
+async def release_batch(conn: Any, batch_id: UUID, worker_id: str) -> None:
+    await _fetch(conn, "release_batch", batch_id=batch_id, worker_id=worker_id)
+
+
+async def due_count(conn: Any) -> int:
+    return int((await _fetch(conn, "due_count"))[0][0])
+
+
+async def record_and_map(
+    conn: Any, *, store_id: UUID, rows: Sequence[dict[str, Any]], worker_id: str, lease_s: float = 60.0
+) -> tuple[UUID, list[Any]]:
+    """A listing write: store the rows (source api, kind listing) and map them at once, through the same code and
+    leaving the same record as any batch. Returns the batch id and its rows' results (batch_rows)."""
+    async with conn.transaction():
+        batch_id = await open_batch(
+            conn, store_id=store_id, source="api", kind="listing", locked_by=worker_id, lease_s=lease_s
+        )
+        await store_rows(conn, batch_id, rows)
+    await map_batch(conn, batch_id, worker_id, max(len(rows), 1), lease_s)
+    return batch_id, await _fetch(conn, "batch_rows", batch_id=batch_id)

@@ -1,0 +1,218 @@
+"""Validation of the pipeline's normalized rows (see `pipeline` for the shape): each row becomes a `ValidRow`
+or a rejection reason. Pure Python, no database: the mapping validates a chunk, then applies it set-based.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+OPS = ("upsert", "delete", "stock")
+MAX_PRICE = Decimal("9999999999.99")  # numeric(12, 2)
+MAX_QUANTITY = 2**31 - 1
+MAX_TEXT = {"sku": 200, "name": 500, "brand": 200, "description": 10_000, "category": 1000}
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+class Rejected(ValueError):
+    """The row cannot be mapped; the message is the reason shown to the store."""
+
+
+def gtin14(value: Any) -> str | None:
+    """The GTIN in its normal form (14 digits, zero-padded) when it is a GTIN-8/12/13/14 with a valid check
+    digit, else None. Spaces and hyphens are ignored."""
+    text = re.sub(r"[\s-]", "", str(value))
+    if not text.isdigit() or len(text) not in (8, 12, 13, 14):
+        return None
+    padded = text.zfill(14)
+    body, check = padded[:13], int(padded[13])
+    # GS1: weights 3,1,3,… from the digit left of the check digit.
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return padded if (10 - total % 10) % 10 == check else None
+
+
+@dataclass
+class ValidRow:
+    op: str
+    sku: str
+    gtin: str | None = None
+    name: str | None = None
+    brand: str | None = None
+    description: str | None = None
+    category: int | str | None = None  # an id or a path "A > B > C" (resolved by the mapping)
+    price: Decimal | None = None
+    currency: str | None = None
+    quantity: int | None = None
+    is_active: bool | None = None
+    attributes: dict[str, Any] | None = None
+    updated_at: datetime | None = None
+    version: int | None = None
+    notes: list[str] = field(default_factory=list)  # what was ignored; kept on the row with status mapped
+
+
+def _text(row: dict[str, Any], key: str) -> str | None:
+    value = row.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise Rejected(f"{key} must be a string")
+    text = str(value).strip()
+    if len(text) > MAX_TEXT.get(key, 1000):
+        raise Rejected(f"{key} is longer than {MAX_TEXT.get(key, 1000)} characters")
+    return text or None
+
+
+def parse_price(value: Any) -> Decimal:
+    """A price ≥ 0 with at most 2 decimals after rounding; `3,49` and `3.49` are both 3.49."""
+    if isinstance(value, bool):
+        raise Rejected("price must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Rejected("price must be a finite number")
+    text = str(value).strip().replace(" ", "")
+    if "," in text:
+        if "." in text or text.count(",") > 1:
+            raise Rejected(f"price {str(value)[:40]!r} is not a number (use 3.49 or 3,49)")
+        text = text.replace(",", ".")
+    try:
+        price = Decimal(text)
+    except InvalidOperation:
+        raise Rejected(f"price {str(value)[:40]!r} is not a number") from None
+    if not price.is_finite():
+        raise Rejected("price must be a finite number")
+    if price < 0:
+        raise Rejected("price must not be negative")
+    if price > MAX_PRICE:
+        raise Rejected(f"price must be at most {MAX_PRICE}")
+    return price.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def parse_quantity(value: Any) -> int:
+    """An absolute stock level: a whole number ≥ 0."""
+    if isinstance(value, bool):
+        raise Rejected("quantity must be a whole number")
+    if isinstance(value, int):
+        number = Decimal(value)
+    else:
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise Rejected(f"quantity {str(value)[:40]!r} is not a whole number") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise Rejected("quantity must be a whole number")
+    if number < 0:
+        raise Rejected("quantity must not be negative")
+    if number > MAX_QUANTITY:
+        raise Rejected(f"quantity must be at most {MAX_QUANTITY}")
+    return int(number)
+
+
+def parse_currency(value: Any) -> str:
+    text = str(value).strip().upper()
+    if not _CURRENCY.match(text):
+        raise Rejected(f"currency {str(value)[:20]!r} is not a 3-letter code (ISO 4217, e.g. EUR)")
+    return text
+
+
+def parse_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise Rejected(f"{key} must be true or false")
+
+
+def parse_timestamp(value: Any) -> datetime:
+    try:
+        stamp = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise Rejected(f"updated_at {str(value)[:40]!r} is not an ISO-8601 time") from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def parse_version(value: Any) -> int:
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise Rejected("version must be a whole number >= 0")
+    number = int(str(value).strip())
+    if number >= 2**63:
+        raise Rejected("version is too large")
+    return number
+
+
+def parse_category(value: Any) -> int | str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = _text({"category": value}, "category")
+    if text is None:
+        return None
+    return int(text) if text.isdigit() and len(text) < 18 else text
+
+
+def _op_and_sku(row: dict[str, Any]) -> tuple[str, str]:
+    op = row.get("op", "upsert")
+    if op not in OPS:
+        raise Rejected(f"op must be one of {', '.join(OPS)}")
+    sku = _text(row, "sku")
+    if not sku:
+        raise Rejected("sku is required")
+    return op, sku
+
+
+def _common(row: dict[str, Any], out: ValidRow) -> None:
+    if row.get("updated_at") not in (None, ""):
+        out.updated_at = parse_timestamp(row["updated_at"])
+    if row.get("version") not in (None, ""):
+        out.version = parse_version(row["version"])
+    if row.get("price") not in (None, ""):
+        out.price = parse_price(row["price"])
+    if row.get("currency") not in (None, ""):
+        out.currency = parse_currency(row["currency"])
+    if row.get("quantity") not in (None, ""):
+        out.quantity = parse_quantity(row["quantity"])
+
+
+def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
+    if out.price is None:
+        raise Rejected("price is required")
+    if out.quantity is None:
+        raise Rejected("quantity is required")
+    for key in ("name", "brand", "description"):
+        setattr(out, key, _text(row, key))
+    out.category = parse_category(row.get("category"))
+    if row.get("is_active") not in (None, ""):
+        out.is_active = parse_bool(row["is_active"], "is_active")
+    attributes = row.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        raise Rejected("attributes must be an object")
+    out.attributes = attributes
+    raw_gtin = row.get("gtin")
+    if raw_gtin not in (None, ""):
+        out.gtin = gtin14(raw_gtin)
+        if out.gtin is None:
+            out.notes.append(f"gtin {str(raw_gtin)[:20]!r} ignored: not a valid GTIN-8/12/13/14 (check digit)")
+
+
+def validate(row: Any) -> ValidRow:
+    """The row, checked and typed; raises Rejected with the reason."""
+    if not isinstance(row, dict):
+        raise Rejected("a row must be an object")
+    if row.get("_error"):
+        raise Rejected(str(row["_error"]))
+    op, sku = _op_and_sku(row)
+    out = ValidRow(op=op, sku=sku)
+    _common(row, out)
+    if op == "upsert":
+        _upsert_fields(row, out)
+    elif op == "stock" and out.quantity is None and out.price is None:
+        raise Rejected("a stock row needs quantity or price")
+    return out

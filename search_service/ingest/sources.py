@@ -1,0 +1,66 @@
+"""How `POST /v1/ingest/{connection_id}` reads a request: one handler per `ingest_connection.source`.
+
+A handler gets the raw request (bytes and lower-cased headers, before any parsing) and the connection (with a
+SecretBox to open its secrets), verifies it, and returns the delivery's id (for dedup) and its rows in the
+pipeline's row shape (see `pipeline`). It raises `SignatureError` (answered 401, nothing stored) or
+`PayloadError` (400). Register a source with one line, at import of the module that defines it:
+
+    from search_service.ingest.sources import register_source
+    register_source("shopify", verify_and_parse_shopify)
+
+The built-in `webhook` source (Standard Webhooks) is registered in `ingest/webhooks.py`; `sources_registry()`
+imports it, so every caller sees the built-ins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from search_service.db.secretbox import SecretBox
+from search_service.ingest.stores import Connection
+
+
+class SignatureError(Exception):
+    """The request is not signed by the connection's secret (or too old): 401, nothing stored."""
+
+
+class PayloadError(ValueError):
+    """The request is signed but unreadable: 400 with this message (`parameter` names the field when known)."""
+
+    def __init__(self, message: str, parameter: str | None = "body") -> None:
+        super().__init__(message)
+        self.message, self.parameter = message, parameter
+
+
+@dataclass(frozen=True)
+class IncomingRequest:
+    body: bytes
+    headers: Mapping[str, str]  # lower-case names
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    delivery_id: str | None  # a replay of the same id answers {"duplicate": true} and stores nothing
+    rows: list[dict[str, Any]]
+    kind: str = "webhook"  # import_batch.kind
+
+
+SourceHandler = Callable[[IncomingRequest, Connection, SecretBox], Delivery]
+_SOURCES: dict[str, SourceHandler] = {}
+
+
+def register_source(name: str, handler: SourceHandler) -> None:
+    _SOURCES[name] = handler
+
+
+def sources_registry() -> dict[str, SourceHandler]:
+    from search_service.ingest import webhooks  # noqa: F401  (registers the built-in `webhook` source)
+
+    return _SOURCES
+
+
+def handler_for(source: str) -> SourceHandler | None:
+    return sources_registry().get(source)

@@ -1,0 +1,206 @@
+-- The raw-first pipeline's batches: stored whole in one transaction, then mapped by workers under a lease.
+
+-- name: insert_batch
+-- params: store_id uuid, source text, kind text, status text, connection_id uuid|null, delivery_id text|null,
+--    file_name text|null, locked_by text|null (an inline mapper holds its own batch from the start), lease_s float8
+INSERT INTO import_batch (store_id, source, kind, status, connection_id, delivery_id, file_name, locked_by,
+                          locked_until, started_at)
+VALUES (:store_id, :source, :kind, :status, :connection_id, :delivery_id, :file_name, :locked_by,
+        CASE WHEN :locked_by::text IS NOT NULL THEN now() + make_interval(secs => :lease_s) END,
+        CASE WHEN :locked_by::text IS NOT NULL THEN now() END)
+RETURNING id;
+
+-- name: insert_delivery
+-- params: connection_id uuid, delivery_id text
+-- A delivery id is stored once: a replay finds it and changes nothing.
+INSERT INTO ingest_delivery (connection_id, delivery_id) VALUES (:connection_id, :delivery_id)
+ON CONFLICT (connection_id, delivery_id) DO NOTHING
+RETURNING id;
+
+-- name: delivery_batch
+-- params: connection_id uuid, delivery_id text
+SELECT import_batch_id FROM ingest_delivery WHERE connection_id = :connection_id AND delivery_id = :delivery_id;
+
+-- name: link_delivery
+-- params: delivery_row bigint, batch_id uuid
+UPDATE ingest_delivery SET import_batch_id = :batch_id WHERE id = :delivery_row;
+
+-- name: insert_rows
+-- params: batch_id uuid, numbers int[], payloads jsonb[], raws jsonb[], statuses text[], errors text[]
+-- Small batches (webhooks, listing writes); large ones are COPYed (copy_rows).
+INSERT INTO imported_product_raw (import_batch_id, row_number, payload, raw, status, error)
+SELECT :batch_id, r.n, r.payload, r.raw, r.status, r.error
+FROM unnest(:numbers::int[], :payloads::jsonb[], :raws::jsonb[], :statuses::text[], :errors::text[])
+     AS r(n, payload, raw, status, error);
+
+-- name: copy_rows
+-- params: none
+COPY imported_product_raw (import_batch_id, row_number, payload, raw, status, error) FROM STDIN;
+
+-- name: finish_receiving
+-- params: batch_id uuid, total_rows int, rejected_rows int
+-- The batch is whole: counts set, and it waits for a worker (or completes at once when nothing is left to map).
+UPDATE import_batch
+SET total_rows = :total_rows::int, processed_rows = :rejected_rows::int, error_rows = :rejected_rows::int,
+    status = CASE WHEN status = 'processing' THEN status
+                  WHEN :total_rows::int = :rejected_rows::int THEN 'completed' ELSE 'pending' END,
+    finished_at = CASE WHEN status <> 'processing' AND :total_rows::int = :rejected_rows::int THEN now() END
+WHERE id = :batch_id AND status IN ('receiving', 'pending', 'processing')
+RETURNING status;
+
+-- name: notify
+-- params: none
+SELECT pg_notify('ingest_batch', '');
+
+-- name: abort_batch
+-- params: batch_id uuid, reason text
+-- An upload that never arrived whole: nothing of it is applied.
+UPDATE import_batch SET status = 'aborted', error = :reason, finished_at = now()
+WHERE id = :batch_id AND status = 'receiving';
+
+-- name: store_of
+-- params: store_id uuid
+SELECT id, currency FROM store WHERE id = :store_id;
+
+-- name: claim_batch
+-- params: worker_id text, lease_s float8
+-- The oldest waiting batch of a store none of whose earlier batches is unfinished (a store's batches are mapped
+-- in order), skipping batches other workers hold; a lapsed lease (a killed worker) is taken over.
+WITH candidate AS (
+    SELECT b.id
+    FROM import_batch b
+    WHERE b.status IN ('pending', 'processing')
+      AND (b.locked_until IS NULL OR b.locked_until < now())
+      AND NOT EXISTS (SELECT 1 FROM import_batch e
+                      WHERE e.store_id = b.store_id AND e.status IN ('pending', 'processing') AND e.seq < b.seq)
+    ORDER BY b.seq
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE import_batch b
+SET status = 'processing', locked_by = :worker_id, locked_until = now() + make_interval(secs => :lease_s),
+    started_at = coalesce(b.started_at, now()), attempts = b.attempts + 1
+FROM candidate
+WHERE b.id = candidate.id
+RETURNING b.id, b.store_id;
+
+-- name: due_count
+-- params: none
+SELECT count(*) FROM import_batch
+WHERE status IN ('pending', 'processing') AND (locked_until IS NULL OR locked_until < now());
+
+-- name: fence
+-- params: batch_id uuid, worker_id text, lease_s float8
+-- Inside each chunk's transaction: the batch is still ours (the row lock keeps it so until commit), and the
+-- lease is extended. No row: another worker took the batch over; the chunk rolls back.
+UPDATE import_batch SET locked_until = now() + make_interval(secs => :lease_s)
+WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing'
+RETURNING store_id;
+
+-- name: store_lock
+-- params: store_id uuid
+-- One mapper at a time per store (worker chunks and inline listing writes): newest-wins decisions stay valid.
+SELECT pg_advisory_xact_lock(hashtextextended(:store_id::uuid::text, 20261203));
+
+-- name: mark_duplicates
+-- params: batch_id uuid
+-- Duplicate SKUs within a batch: the last row wins; an earlier row that a later one replaces (a later upsert or
+-- delete, or the same op) ends `duplicate`. A stock row after an upsert is not a duplicate: both apply, in order.
+WITH later AS (
+    SELECT r.id,
+           bool_or(l.payload->>'op' IS NULL OR l.payload->>'op' IN ('upsert', 'delete')
+                   OR l.payload->>'op' = coalesce(r.payload->>'op', 'upsert')) AS replaced
+    FROM imported_product_raw r
+    JOIN imported_product_raw l
+      ON l.import_batch_id = r.import_batch_id AND l.payload->>'sku' = r.payload->>'sku'
+     AND l.row_number > r.row_number AND l.status <> 'rejected'
+    WHERE r.import_batch_id = :batch_id AND r.status = 'pending'
+    GROUP BY r.id
+), marked AS (
+    UPDATE imported_product_raw r
+    SET status = 'duplicate', error = 'a later row of this batch has the same sku; the last one wins'
+    FROM later
+    WHERE r.id = later.id AND later.replaced
+    RETURNING r.id
+)
+SELECT count(*) FROM marked;
+
+-- name: pending_rows
+-- params: batch_id uuid, limit int
+SELECT id, row_number, payload FROM imported_product_raw
+WHERE import_batch_id = :batch_id AND status = 'pending'
+ORDER BY row_number
+LIMIT :limit;
+
+-- name: set_row_results
+-- params: ids bigint[], statuses text[], errors text[], matched_by text[], products uuid[]
+UPDATE imported_product_raw r
+SET status = v.status, error = v.error, matched_by = v.matched_by, matched_product_id = v.product
+FROM unnest(:ids::bigint[], :statuses::text[], :errors::text[], :matched_by::text[], :products::uuid[])
+     AS v(id, status, error, matched_by, product)
+WHERE r.id = v.id AND r.status = 'pending';
+
+-- name: add_counts
+-- params: batch_id uuid, mapped int, stale int, duplicate int, rejected int
+UPDATE import_batch
+SET mapped_rows = mapped_rows + :mapped, stale_rows = stale_rows + :stale,
+    duplicate_rows = duplicate_rows + :duplicate, error_rows = error_rows + :rejected,
+    processed_rows = processed_rows + :mapped + :stale + :duplicate + :rejected
+WHERE id = :batch_id;
+
+-- name: complete_batch
+-- params: batch_id uuid, worker_id text
+-- Every row has ended: done, and the lease let go.
+UPDATE import_batch b
+SET status = 'completed', finished_at = now(), locked_by = NULL, locked_until = NULL
+WHERE b.id = :batch_id AND b.locked_by = :worker_id AND b.status = 'processing'
+  AND NOT EXISTS (SELECT 1 FROM imported_product_raw r WHERE r.import_batch_id = b.id AND r.status = 'pending')
+RETURNING b.id;
+
+-- name: release_batch
+-- params: batch_id uuid, worker_id text
+-- Graceful stop: the batch goes back to the queue at once, its finished chunks kept.
+UPDATE import_batch SET locked_by = NULL, locked_until = NULL
+WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing';
+
+-- name: batch_status
+-- params: batch_id uuid
+SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
+       error_rows, error, file_name, created_at, started_at, finished_at
+FROM import_batch WHERE id = :batch_id;
+
+-- name: batch_rows
+-- params: batch_id uuid
+SELECT row_number, status, error, matched_by, matched_product_id, payload->>'sku' AS sku
+FROM imported_product_raw WHERE import_batch_id = :batch_id ORDER BY row_number;
+
+-- name: batch_errors
+-- params: batch_id uuid
+SELECT row_number, error, raw, payload FROM imported_product_raw
+WHERE import_batch_id = :batch_id AND status = 'rejected' ORDER BY row_number;
+
+-- name: prunable
+-- params: older_than_s float8
+-- Retention: finished batches older than the cutoff whose raw rows are still stored.
+SELECT b.id FROM import_batch b
+WHERE b.status IN ('completed', 'aborted', 'failed') AND b.finished_at < now() - make_interval(secs => :older_than_s)
+  AND EXISTS (SELECT 1 FROM imported_product_raw r WHERE r.import_batch_id = b.id)
+ORDER BY b.finished_at;
+
+-- name: prune_rows
+-- params: batch_ids uuid[]
+-- The batch rows (their counts and status) stay; the raw rows go.
+WITH gone AS (DELETE FROM imported_product_raw WHERE import_batch_id = ANY(:batch_ids::uuid[]) RETURNING 1)
+SELECT count(*) FROM gone;
+
+-- name: claim_this_batch
+-- params: batch_id uuid, worker_id text, lease_s float8
+-- `import csv` maps its own batch when no worker holds it and none of its store's earlier batches is unfinished.
+UPDATE import_batch b
+SET status = 'processing', locked_by = :worker_id, locked_until = now() + make_interval(secs => :lease_s),
+    started_at = coalesce(b.started_at, now()), attempts = b.attempts + 1
+WHERE b.id = :batch_id AND b.status IN ('pending', 'processing')
+  AND (b.locked_until IS NULL OR b.locked_until < now())
+  AND NOT EXISTS (SELECT 1 FROM import_batch e
+                  WHERE e.store_id = b.store_id AND e.status IN ('pending', 'processing') AND e.seq < b.seq)
+RETURNING b.id;

@@ -1,0 +1,111 @@
+-- Mapping a chunk of validated rows into products and listings: a handful of set-based statements per chunk.
+-- The decisions between them (stale, which product, conflicts) are made in Python on the lookup's answer, under
+-- the store's advisory lock (batches.store_lock), so nothing changes underneath them.
+
+-- name: lookup
+-- params: store_id uuid, skus text[], gtins text[] (GTIN-14 or NULL)
+-- Per input row (ord, 1-based): the store's listing of that SKU, its source clock and whether another store lists
+-- its product; the product with that GTIN (any stored width) and which SKU of this store already lists it.
+SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product, sp.source_updated_at, sp.source_version,
+       (sp.id IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM store_product x WHERE x.product_master_id = sp.product_master_id AND x.store_id <> :store_id
+       )) AS sole_listing,
+       g.id AS gtin_product,
+       (SELECT o.sku FROM store_product o WHERE o.store_id = :store_id AND o.product_master_id = g.id) AS gtin_listed_as
+FROM unnest(:skus::text[], :gtins::text[]) WITH ORDINALITY AS i(sku, gtin, ord)
+LEFT JOIN store_product sp ON sp.store_id = :store_id AND sp.sku = i.sku
+LEFT JOIN LATERAL (
+    SELECT p.id FROM product_master p
+    WHERE i.gtin IS NOT NULL AND lpad(p.gtin, 14, '0') = i.gtin
+    ORDER BY (p.gtin = i.gtin) DESC, p.created_at
+    LIMIT 1
+) g ON true
+ORDER BY i.ord;
+
+-- name: categories
+-- params: none
+SELECT id, parent_id, name FROM category;
+
+-- name: insert_products
+-- params: ids uuid[], names text[], brands text[], descriptions text[], category_ids bigint[], gtins text[],
+--    attributes jsonb[]
+-- New products (ids chosen by the caller, so each row knows its own). A GTIN that another transaction inserted
+-- meanwhile is skipped here and looked up again (gtin_products).
+INSERT INTO product_master (id, name, brand, description, category_id, gtin, attributes)
+SELECT v.id, v.name, v.brand, v.description, v.category_id, v.gtin, coalesce(v.attributes, '{}'::jsonb)
+FROM unnest(:ids::uuid[], :names::text[], :brands::text[], :descriptions::text[], :category_ids::bigint[],
+            :gtins::text[], :attributes::jsonb[]) AS v(id, name, brand, description, category_id, gtin, attributes)
+ON CONFLICT (gtin) DO NOTHING
+RETURNING id;
+
+-- name: gtin_products
+-- params: gtins text[]
+SELECT DISTINCT ON (lpad(gtin, 14, '0')) lpad(gtin, 14, '0') AS gtin14, id
+FROM product_master WHERE gtin IS NOT NULL AND lpad(gtin, 14, '0') = ANY(:gtins::text[])
+ORDER BY lpad(gtin, 14, '0'), created_at;
+
+-- name: update_products
+-- params: ids uuid[], names text[], brands text[], descriptions text[], category_ids bigint[], attributes jsonb[]
+-- The text of products only this store lists (a shared GTIN product keeps its text); absent fields stay. The
+-- embedding trigger re-queues a product whose text changed.
+UPDATE product_master p
+SET name = coalesce(v.name, p.name), brand = coalesce(v.brand, p.brand),
+    description = coalesce(v.description, p.description), category_id = coalesce(v.category_id, p.category_id),
+    attributes = coalesce(v.attributes, p.attributes)
+FROM unnest(:ids::uuid[], :names::text[], :brands::text[], :descriptions::text[], :category_ids::bigint[],
+            :attributes::jsonb[]) AS v(id, name, brand, description, category_id, attributes)
+WHERE p.id = v.id
+  AND (p.name, p.brand, p.description, p.category_id, p.attributes) IS DISTINCT FROM
+      (coalesce(v.name, p.name), coalesce(v.brand, p.brand), coalesce(v.description, p.description),
+       coalesce(v.category_id, p.category_id), coalesce(v.attributes, p.attributes));
+
+-- name: upsert_listings
+-- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],
+--    quantities int[], actives bool[], updated_ats timestamptz[], versions bigint[]
+-- One statement for new and existing listings; an unchanged listing is not written (no history, no event).
+-- The triggers write history_store_product and inventory_event (the delta from the absolute quantity).
+INSERT INTO store_product (store_id, sku, product_master_id, title, price, currency, quantity, is_active,
+                           source_updated_at, source_version)
+SELECT :store_id, v.sku, v.product, v.title, v.price, v.currency, v.quantity, v.active, v.updated_at, v.version
+FROM unnest(:skus::text[], :products::uuid[], :titles::text[], :prices::numeric[], :currencies::text[],
+            :quantities::int[], :actives::bool[], :updated_ats::timestamptz[], :versions::bigint[])
+     AS v(sku, product, title, price, currency, quantity, active, updated_at, version)
+ON CONFLICT (store_id, sku) WHERE sku IS NOT NULL DO UPDATE
+SET product_master_id = excluded.product_master_id, title = coalesce(excluded.title, store_product.title),
+    price = excluded.price, currency = excluded.currency, quantity = excluded.quantity,
+    is_active = excluded.is_active,
+    source_updated_at = coalesce(excluded.source_updated_at, store_product.source_updated_at),
+    source_version = coalesce(excluded.source_version, store_product.source_version)
+WHERE (store_product.product_master_id, store_product.title, store_product.price, store_product.currency,
+       store_product.quantity, store_product.is_active, store_product.source_updated_at,
+       store_product.source_version)
+      IS DISTINCT FROM
+      (excluded.product_master_id, coalesce(excluded.title, store_product.title), excluded.price,
+       excluded.currency, excluded.quantity, excluded.is_active,
+       coalesce(excluded.source_updated_at, store_product.source_updated_at),
+       coalesce(excluded.source_version, store_product.source_version));
+
+-- name: update_stock
+-- params: store_id uuid, skus text[], quantities int[] (NULL: keep), prices numeric[] (NULL: keep),
+--    deactivate bool[] (true: a delete), updated_ats timestamptz[], versions bigint[]
+-- Stock/price changes and deletes of existing listings. A delete only stops the listing being sellable: its
+-- history and its product stay.
+UPDATE store_product sp
+SET quantity = coalesce(v.quantity, sp.quantity), price = coalesce(v.price, sp.price),
+    is_active = sp.is_active AND NOT v.deactivate,
+    source_updated_at = coalesce(v.updated_at, sp.source_updated_at),
+    source_version = coalesce(v.version, sp.source_version)
+FROM unnest(:skus::text[], :quantities::int[], :prices::numeric[], :deactivate::bool[], :updated_ats::timestamptz[],
+            :versions::bigint[]) AS v(sku, quantity, price, deactivate, updated_at, version)
+WHERE sp.store_id = :store_id AND sp.sku = v.sku
+  AND (sp.quantity, sp.price, sp.is_active, sp.source_updated_at, sp.source_version) IS DISTINCT FROM
+      (coalesce(v.quantity, sp.quantity), coalesce(v.price, sp.price), sp.is_active AND NOT v.deactivate,
+       coalesce(v.updated_at, sp.source_updated_at), coalesce(v.version, sp.source_version));
+
+-- name: listings_of
+-- params: store_id uuid, skus text[]
+-- What a listing write answers with.
+SELECT sp.id, sp.sku, sp.product_master_id, coalesce(sp.title, p.name) AS title, p.gtin, sp.price, sp.currency,
+       sp.quantity, sp.is_active, sp.source_updated_at, sp.updated_at
+FROM store_product sp JOIN product_master p ON p.id = sp.product_master_id
+WHERE sp.store_id = :store_id AND sp.sku = ANY(:skus::text[]);

@@ -1,0 +1,63 @@
+"""The `webhook` source: Standard Webhooks deliveries (webhook-id, webhook-timestamp, webhook-signature),
+verified with the `standardwebhooks` package on the raw bytes, against the connection's secret(s).
+
+Body: {"type": "listing.upsert" | "listing.delete" | "stock.set", "data": {...}} or
+{"type": "listings.upsert", "data": [{...}, ...]}. `data` is in the pipeline's row shape (without `op`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from standardwebhooks import Webhook
+
+from search_service.db.secretbox import SecretBox
+from search_service.ingest.sources import (
+    Delivery,
+    IncomingRequest,
+    PayloadError,
+    SignatureError,
+    register_source,
+)
+from search_service.ingest.stores import Connection
+
+EVENT_OPS = {"listing.upsert": "upsert", "listing.delete": "delete", "stock.set": "stock", "listings.upsert": "upsert"}
+MAX_ITEMS = 1000
+
+
+def _verify(request: IncomingRequest, secrets: list[str]) -> None:
+    for secret in secrets:
+        try:
+            Webhook(secret).verify(request.body, dict(request.headers), json_parse=False)
+            return
+        except Exception:  # a malformed header or signature is as bad as a wrong one: 401
+            continue
+    raise SignatureError("the webhook signature is missing, wrong, or its timestamp is more than 5 minutes off")
+
+
+def parse_body(body: bytes) -> list[dict[str, Any]]:
+    try:
+        message = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise PayloadError("the body is not valid JSON") from None
+    if not isinstance(message, dict) or message.get("type") not in EVENT_OPS:
+        raise PayloadError(f"type must be one of {', '.join(EVENT_OPS)}", "type")
+    op, data = EVENT_OPS[message["type"]], message.get("data")
+    items = data if message["type"] == "listings.upsert" else [data]
+    if not isinstance(items, list) or not items or len(items) > MAX_ITEMS:
+        raise PayloadError(f"data must be a list of 1 to {MAX_ITEMS} listings", "data")
+    if not all(isinstance(item, dict) for item in items):
+        raise PayloadError("each listing in data must be an object", "data")
+    return [{**item, "op": op} for item in items]
+
+
+def verify_and_parse(request: IncomingRequest, connection: Connection, box: SecretBox) -> Delivery:
+    if connection.secret_enc is None:
+        raise SignatureError("this connection has no signing secret")
+    # Several secrets, space-separated, while a secret is being rotated.
+    _verify(request, box.decrypt(connection.secret_enc).split())
+    return Delivery(request.headers.get("webhook-id"), parse_body(request.body))
+
+
+register_source("webhook", verify_and_parse)

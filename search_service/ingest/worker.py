@@ -1,0 +1,119 @@
+"""The import job: claims waiting batches (SKIP LOCKED, one store's batches in order), maps them chunk by chunk
+under a lease, each chunk one fenced transaction.
+
+A SIGKILLed worker loses nothing: its finished chunks are committed with their counters, the rest stay `pending`
+and its lease lapses, and the next worker takes the batch over. SIGTERM/SIGINT: the chunk in hand is finished, the
+batch released (back to the queue at once), exit 0.
+
+Fault injection for tests: `hold_s` sleeps after each chunk (so a test can kill a worker mid-batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import uuid
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+
+from search_service.ingest import pipeline
+from search_service.ingest.config import IngestConfig
+
+log = logging.getLogger("plinqy.ingest")
+
+
+@dataclass(frozen=True)
+class ImportWorkerOptions:
+    drain: bool = False
+    poll_interval_s: float = 5.0
+    hold_s: float = 0.0
+
+
+def make_worker_id() -> str:
+    return f"import:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class ImportWorker:
+    def __init__(self, dsn: str, config: IngestConfig, options: ImportWorkerOptions) -> None:
+        self.dsn, self.config, self.options = dsn, config, options
+        self.worker_id = make_worker_id()
+        self.stop = asyncio.Event()
+        self.batches = 0
+        self.totals = pipeline.ChunkCounts()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stop.set)
+
+    async def run(self) -> int:
+        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": self.worker_id[:63]})
+        listener = await asyncpg.connect(self.dsn)
+        wake = asyncio.Event()
+        await listener.add_listener("ingest_batch", lambda *_: wake.set())
+        try:
+            while not self.stop.is_set():
+                batch_id = await pipeline.claim_batch(conn, self.worker_id, self.config.lease_s)
+                if batch_id is not None:
+                    await self._map(conn, batch_id)
+                    continue
+                if self.options.drain:
+                    if await pipeline.due_count(conn) == 0:
+                        break
+                    await asyncio.sleep(0.05)  # held elsewhere or waiting behind a store's earlier batch
+                    continue
+                await self._wait(wake)
+        finally:
+            await listener.close()
+            await conn.close()
+        log.info(json.dumps({"event": "stopped", "worker": self.worker_id, "batches": self.batches,
+                             **vars(self.totals)}))  # fmt: skip
+        return 0
+
+    async def _wait(self, wake: asyncio.Event) -> None:
+        wake.clear()
+        stop = asyncio.ensure_future(self.stop.wait())
+        woke = asyncio.ensure_future(wake.wait())
+        await asyncio.wait({stop, woke}, timeout=self.options.poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
+        for task in (stop, woke):
+            task.cancel()
+
+    async def _map(self, conn: asyncpg.Connection, batch_id: UUID) -> None:
+        cfg = self.config
+        try:
+            counts = pipeline.ChunkCounts(
+                duplicate=await pipeline.mark_duplicates(conn, batch_id, self.worker_id, cfg.lease_s)
+            )
+            while not self.stop.is_set():
+                chunk = await pipeline.map_chunk(conn, batch_id, self.worker_id, cfg.batch_chunk_rows, cfg.lease_s)
+                if chunk is None:
+                    await pipeline.complete(conn, batch_id, self.worker_id)
+                    break
+                counts.add(chunk)
+                if self.options.hold_s:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop.wait(), self.options.hold_s)
+            else:
+                await pipeline.release_batch(conn, batch_id, self.worker_id)
+        except pipeline.LeaseLost:
+            log.warning(json.dumps({"event": "lease_lost", "batch": str(batch_id), "worker": self.worker_id}))
+            return
+        self.batches += 1
+        self.totals.add(counts)
+        log.info(json.dumps({"event": "batch", "batch": str(batch_id), **vars(counts)}))
+
+
+def run_import_worker(dsn: str, config: IngestConfig, options: ImportWorkerOptions) -> int:
+    async def main() -> int:
+        worker = ImportWorker(dsn, config, options)
+        worker.install_signal_handlers()
+        return await worker.run()
+
+    return asyncio.run(main())

@@ -1,0 +1,197 @@
+"""`plinqy-search worker`: every background job, each in its own child process, under one supervisor.
+
+    plinqy-search worker                       # every job, until SIGTERM/SIGINT
+    plinqy-search worker --only embed,import   # some of them
+    plinqy-search worker --drain               # process what is pending, then exit (jobs one after another,
+                                               # in `order`: imports first, so their new products get embedded)
+
+Each job is a child process (forked before any model or connection exists; it dies with the supervisor, so a
+SIGKILL of the worker leaves no orphan holding leases). Every job keeps its work in PostgreSQL under leases, so a
+SIGKILL loses nothing: the next run takes the lapsed leases over. SIGTERM/SIGINT go to every child; each finishes
+or releases what it holds and exits; the supervisor exits 0. Without --drain, a job that crashes is restarted
+after a growing pause.
+
+ADDING A JOB (e.g. the events helper's `events`, the connectors helper's `sync`): write a function
+`run(ctx: JobContext) -> int` (exit code; install your own SIGTERM handler; honour `ctx.drain`), then one line:
+
+    JOBS["events"] = Job("events", run_events, order=40, help="deliver outgoing store webhooks")
+
+in `search_service/worker.py`'s `_register_builtin_jobs` (or `register(Job(...))` at import of a module that this
+file imports). `ctx.settings` is the Settings, `ctx.dsn` the database URL, `ctx.options` the CLI's extra options.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from search_service.settings import Settings
+
+log = logging.getLogger("plinqy.supervisor")
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class JobContext:
+    settings: Settings
+    dsn: str
+    drain: bool
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    run: Callable[[JobContext], int]
+    order: int = 50  # --drain runs jobs in this order; producers before consumers
+    help: str = ""
+
+
+JOBS: dict[str, Job] = {}
+
+
+def register(job: Job) -> None:
+    JOBS[job.name] = job
+
+
+def _run_embed(ctx: JobContext) -> int:
+    from embeddings.encoder import load_encoder
+    from embeddings.worker import WorkerConfig, run_worker
+
+    env = ctx.settings.env
+    config = WorkerConfig(
+        batch_size=int(ctx.options.get("batch_size", 64)),
+        poll_interval_s=float(ctx.options.get("poll_interval", 5.0)),
+        lease_seconds=float(ctx.options.get("lease", 60.0)),
+        drain=ctx.drain,
+        fail_marker=env.get("PLINQY_WORKER_FAIL_MARKER") or None,
+        hold_s=float(env.get("PLINQY_WORKER_HOLD_S") or 0),
+    )
+    on_start = ctx.options.get("on_start")
+    run_worker(ctx.dsn, load_encoder(ctx.settings.encoder), config, on_start=on_start)
+    return 0
+
+
+def _run_import(ctx: JobContext) -> int:
+    from search_service.ingest.worker import ImportWorkerOptions, run_import_worker
+
+    options = ImportWorkerOptions(
+        drain=ctx.drain,
+        poll_interval_s=float(ctx.options.get("poll_interval", 5.0)),
+        hold_s=float(ctx.settings.env.get("PLINQY_INGEST_HOLD_S") or 0),
+    )
+    return run_import_worker(ctx.dsn, ctx.settings.ingest, options)
+
+
+def _register_builtin_jobs() -> None:
+    register(Job("import", _run_import, order=20, help="map stored import batches into products and listings"))
+    register(Job("embed", _run_embed, order=30, help="embed products from the ai_task queue"))
+
+
+_register_builtin_jobs()
+
+
+def select_jobs(only: str | None) -> list[Job]:
+    """The jobs named in `only` (comma-separated; all when None), in their order; ValueError on an unknown name."""
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else list(JOBS)
+    unknown = [n for n in names if n not in JOBS]
+    if unknown:
+        raise ValueError(f"unknown job {unknown[0]!r}: choose from {', '.join(sorted(JOBS))}")
+    return sorted((JOBS[n] for n in dict.fromkeys(names)), key=lambda j: j.order)
+
+
+def _child_main(job: Job, ctx: JobContext) -> None:
+    # Die with the supervisor (Linux): a SIGKILLed worker leaves no child behind holding leases.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    sys.exit(job.run(ctx))
+
+
+class Supervisor:
+    def __init__(self, jobs: list[Job], ctx: JobContext) -> None:
+        self.jobs, self.ctx = jobs, ctx
+        self.mp = multiprocessing.get_context("fork")
+        self.children: dict[str, multiprocessing.process.BaseProcess] = {}
+        self.stopping = False
+
+    def _start(self, job: Job) -> multiprocessing.process.BaseProcess:
+        proc = self.mp.Process(target=_child_main, args=(job, self.ctx), name=f"plinqy-{job.name}")
+        proc.start()
+        self.children[job.name] = proc
+        return proc
+
+    def _stop(self, signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+        for proc in self.children.values():
+            if proc.is_alive() and proc.pid is not None:
+                with_signal(proc.pid, signal.SIGTERM)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        if self.ctx.drain:
+            return self._drain()
+        return self._supervise()
+
+    def _drain(self) -> int:
+        failed = []
+        for job in self.jobs:
+            if self.stopping:
+                break
+            proc = self._start(job)
+            proc.join()
+            if proc.exitcode not in (0, None) and not self.stopping:
+                failed.append(f"{job.name} (exit {proc.exitcode})")
+        if failed:
+            log.error("jobs failed: %s", ", ".join(failed))
+            return 1
+        return 0
+
+    def _supervise(self) -> int:
+        delays = dict.fromkeys((j.name for j in self.jobs), 1.0)
+        restart_at: dict[str, float] = {}
+        for job in self.jobs:
+            self._start(job)
+        while True:
+            alive = [p for p in self.children.values() if p.is_alive()]
+            if self.stopping:
+                for proc in alive:
+                    proc.join()
+                return 0
+            for job in self.jobs:
+                proc = self.children[job.name]
+                if proc.is_alive():
+                    continue
+                now = time.monotonic()
+                if job.name not in restart_at:
+                    delay = delays[job.name]
+                    log.warning("job %s exited (code %s); restarting in %.0fs", job.name, proc.exitcode, delay)
+                    restart_at[job.name] = now + delays[job.name]
+                    delays[job.name] = min(delays[job.name] * 2, 60.0)
+                elif now >= restart_at.pop(job.name):
+                    self._start(job)
+            time.sleep(0.2)
+
+
+def with_signal(pid: int, signum: int) -> None:
+    import os
+
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def run(settings: Settings, dsn: str, *, only: str | None, drain: bool, options: dict[str, Any]) -> int:
+    """Run the selected jobs (see the module docstring); returns the exit code."""
+    jobs = select_jobs(only)
+    return Supervisor(jobs, JobContext(settings, dsn, drain, options)).run()

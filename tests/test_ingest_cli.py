@@ -1,0 +1,96 @@
+"""The ingest CLI as a user runs it: keys, stores, connections, CSV import, prune, and the worker's jobs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from uuid import UUID
+
+import psycopg
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(dsn: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "search_service", *args],
+        env={**os.environ, "DATABASE_URL": dsn, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+@pytest.fixture
+def dsn(fresh_db_url: str) -> str:
+    return fresh_db_url
+
+
+def create_store(dsn: str) -> UUID:
+    out = cli(dsn, "stores", "create", "--name", "Kiez Laden", "--lat", "52.4986", "--lon", "13.4030")
+    assert out.returncode == 0, out.stderr
+    return UUID(out.stdout.strip().split()[-1])
+
+
+def test_keys_create_list_revoke(dsn: str) -> None:
+    store = create_store(dsn)
+    out = cli(dsn, "keys", "create", "--store", str(store), "--scope", "listings:write", "--name", "till")
+    assert out.returncode == 0, out.stderr
+    key = out.stdout.strip().splitlines()[-1]
+    assert key.startswith("plq_") and len(key) >= 36
+    with psycopg.connect(dsn) as conn:
+        stored = conn.execute("SELECT key_hash, key_prefix FROM api_key").fetchall()
+    assert len(stored) == 1 and key not in stored[0][0] and key.startswith(stored[0][1])
+    listed = cli(dsn, "keys", "list")
+    assert listed.returncode == 0 and key not in listed.stdout and "active" in listed.stdout
+    key_id = listed.stdout.split()[0]
+    assert cli(dsn, "keys", "revoke", key_id).returncode == 0
+    assert "revoked" in cli(dsn, "keys", "list").stdout
+    both = cli(dsn, "keys", "create", "--store", str(store), "--admin")
+    assert both.returncode == 1 and both.stderr.startswith("error: ")
+    bad = cli(dsn, "keys", "create", "--store", str(store), "--scope", "everything")
+    assert bad.returncode == 1 and "unknown scope" in bad.stderr
+
+
+def test_connect_webhook_prints_secret_once_and_stores_it_encrypted(dsn: str, tmp_path: Path) -> None:
+    store = create_store(dsn)
+    env = {"PLINQY_SECRET_KEY_FILE": str(tmp_path / "key")}
+    out = cli(dsn, "connect", "webhook", "--store", str(store), **env)
+    assert out.returncode == 0, out.stderr
+    secret = out.stdout.strip().splitlines()[-1]
+    assert secret.startswith("whsec_")
+    with psycopg.connect(dsn) as conn:
+        enc = conn.execute("SELECT secret_enc FROM ingest_connection").fetchone()
+    assert enc is not None and secret.encode() not in bytes(enc[0])
+
+
+def test_import_csv_then_strict_and_prune(dsn: str, tmp_path: Path) -> None:
+    store = create_store(dsn)
+    out = cli(dsn, "import", "csv", str(PROJECT_ROOT / "examples" / "products.csv"), "--store", str(store))
+    assert out.returncode == 0, out.stderr
+    assert "20 rows, 20 mapped" in out.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("SKU,Price,Quantity,Name\nx1,1.00,1,Thing\nx2,-5,1,Other\n")
+    loose = cli(dsn, "import", "csv", str(bad), "--store", str(store))
+    assert loose.returncode == 0 and "1 rejected" in loose.stdout and "row 2: rejected" in loose.stdout
+    strict = cli(dsn, "import", "csv", str(bad), "--store", str(store), "--strict")
+    assert strict.returncode == 3
+    nosku = tmp_path / "nosku.csv"
+    nosku.write_text("name,price\nx,1\n")
+    refused = cli(dsn, "import", "csv", str(nosku), "--store", str(store))
+    assert refused.returncode == 1 and "'sku'" in refused.stderr
+    dry = cli(dsn, "imports", "prune", "--older-than", "0s", "--dry-run")
+    assert dry.returncode == 0 and "3 finished batch" in dry.stdout
+    pruned = cli(dsn, "imports", "prune", "--older-than", "0s")
+    assert pruned.returncode == 0 and "deleted 24 raw row(s)" in pruned.stdout
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM imported_product_raw").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (21,)
+
+
+def test_worker_rejects_unknown_job(dsn: str) -> None:
+    out = cli(dsn, "worker", "--only", "embed,nope", "--drain")
+    assert out.returncode == 1 and "unknown job 'nope'" in out.stderr

@@ -1,0 +1,177 @@
+"""The ingest pipeline against a real database: raw rows stored whole, mapped set-based, every row accounted for."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import psycopg
+import pytest
+
+from search_service.ingest import pipeline
+from search_service.ingest.rows import gtin14
+
+WORKER = "test-worker"
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+def dsn_of(conn: psycopg.Connection) -> str:
+    info = conn.info
+    return f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+
+
+def make_store(conn: psycopg.Connection, name: str = "Shop", currency: str = "EUR") -> uuid.UUID:
+    row = conn.execute(
+        "INSERT INTO store (name, location, currency) VALUES (%s, 'SRID=4326;POINT(13.4 52.5)', %s) RETURNING id",
+        (name, currency),
+    ).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def drain(conn: psycopg.Connection) -> None:
+    async def run() -> None:
+        aconn = await asyncpg.connect(dsn_of(conn))
+        try:
+            while (batch := await pipeline.claim_batch(aconn, WORKER, 30)) is not None:
+                await pipeline.map_batch(aconn, batch, WORKER, 1000, 30)
+        finally:
+            await aconn.close()
+
+    asyncio.run(run())
+
+
+def rows_of(conn: psycopg.Connection, batch: uuid.UUID) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT row_number, status, error, matched_by FROM imported_product_raw WHERE import_batch_id = %s "
+        "ORDER BY row_number",
+        (batch,),
+    ).fetchall()
+
+
+def listing(conn: psycopg.Connection, store: uuid.UUID, sku: str) -> tuple[Any, ...] | None:
+    return conn.execute(
+        "SELECT price::text, quantity, currency, is_active, product_master_id, title FROM store_product "
+        "WHERE store_id = %s AND sku = %s",
+        (store, sku),
+    ).fetchone()
+
+
+def test_gtin_check_digits_and_normal_form() -> None:
+    assert gtin14("4006381333931") == "04006381333931"  # GTIN-13
+    assert gtin14("96385074") == "00000096385074"  # GTIN-8
+    assert gtin14("036000291452") == "00036000291452"  # GTIN-12 (UPC-A)
+    assert gtin14("10036000291459") is None or gtin14("10036000291459") == "10036000291459"
+    assert gtin14("4006381333932") is None  # wrong check digit
+    assert gtin14("400638133393") is None  # 12 digits, wrong check
+    assert gtin14("abc") is None
+
+
+def test_batch_maps_every_row_and_totals_add_up(db: psycopg.Connection) -> None:
+    store = make_store(db)
+    rows = [
+        {"sku": "A1", "name": "Oat drink", "price": "2,49", "quantity": "10", "gtin": "4006381333931"},
+        {"sku": "B2", "name": "Rye bread", "price": 3.1, "quantity": 5, "category": "Nope > Missing"},
+        {"sku": "C3", "name": "Bad price", "price": "-1", "quantity": 1},
+        {"sku": "D4", "name": "Nan price", "price": "NaN", "quantity": 1},
+        {"sku": "E5", "name": "Frac", "price": "1", "quantity": "1.5"},
+        {"sku": "F6", "name": "Cur", "price": "1", "quantity": 1, "currency": "EURO"},
+        {"sku": "G7", "name": "Bad gtin", "price": "1", "quantity": 1, "gtin": "4006381333932"},
+        {"sku": "A1", "name": "Oat drink 1 L", "price": "2.59", "quantity": 12, "gtin": "4006381333931"},
+        {"_error": "the row has 3 cells, the header has 4", "_raw": ["x", "y", "z"]},
+        {"sku": "H8", "price": "1", "quantity": 1},
+    ]
+    batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
+    drain(db)
+    got = {r[0]: r[1:] for r in rows_of(db, batch)}
+    assert got[1][0] == "duplicate"
+    assert got[2][0] == "mapped" and "category" in got[2][1]
+    assert got[3][0] == "rejected" and "negative" in got[3][1]
+    assert got[4][0] == "rejected" and "finite" in got[4][1]
+    assert got[5][0] == "rejected" and "whole" in got[5][1]
+    assert got[6][0] == "rejected" and "3-letter" in got[6][1]
+    assert got[7][0] == "mapped" and "gtin" in got[7][1] and got[7][2] == "created"
+    assert got[8][0] == "mapped" and got[8][2] == "created"
+    assert got[9][0] == "rejected"
+    assert got[10][0] == "rejected" and "name is required" in got[10][1]
+    status = db.execute(
+        "SELECT status, total_rows, processed_rows, mapped_rows, duplicate_rows, error_rows FROM import_batch "
+        "WHERE id = %s",
+        (batch,),
+    ).fetchone()
+    assert status == ("completed", 10, 10, 3, 1, 6)
+    a1 = listing(db, store, "A1")
+    assert a1 is not None and a1[:4] == ("2.59", 12, "EUR", True) and a1[5] == "Oat drink 1 L"
+    gtin = db.execute("SELECT gtin FROM product_master WHERE id = %s", (a1[4],)).fetchone()
+    assert gtin == ("04006381333931",)
+
+
+def test_second_store_links_by_gtin_and_keeps_text(db: psycopg.Connection) -> None:
+    first, second = make_store(db, "First"), make_store(db, "Second", "CHF")
+    row = {"sku": "X", "name": "Oat drink", "description": "first text", "price": 2, "quantity": 1}
+    pipeline.record_batch(db, store_id=first, source="api", kind="listing", rows=[{**row, "gtin": "96385074"}])
+    drain(db)
+    pipeline.record_batch(
+        db,
+        store_id=second,
+        source="api",
+        kind="listing",
+        rows=[{**row, "sku": "other", "name": "Haferdrink", "description": "second", "gtin": "00000096385074"}],
+    )
+    drain(db)
+    one, two = listing(db, first, "X"), listing(db, second, "other")
+    assert one is not None and two is not None and one[4] == two[4]
+    assert two[2] == "CHF" and two[5] == "Haferdrink"
+    text = db.execute("SELECT name, description FROM product_master WHERE id = %s", (one[4],)).fetchone()
+    assert text == ("Oat drink", "first text")
+    matched = db.execute("SELECT matched_by FROM imported_product_raw ORDER BY id DESC LIMIT 1").fetchone()
+    assert matched == ("gtin",)
+
+
+def test_newest_wins_and_inventory_delta(db: psycopg.Connection) -> None:
+    store = make_store(db)
+    base = {"sku": "S", "name": "Soap", "price": "1.00", "quantity": 10, "updated_at": "2026-12-01T10:00:00Z"}
+    pipeline.record_batch(db, store_id=store, source="webhook", kind="webhook", rows=[base])
+    drain(db)
+    older = {"op": "stock", "sku": "S", "quantity": 3, "updated_at": "2026-12-01T09:00:00Z"}
+    newer = {"op": "stock", "sku": "S", "quantity": 4, "updated_at": "2026-12-01T11:00:00Z"}
+    b_old = pipeline.record_batch(db, store_id=store, source="webhook", kind="webhook", rows=[older])
+    b_new = pipeline.record_batch(db, store_id=store, source="webhook", kind="webhook", rows=[newer])
+    drain(db)
+    assert rows_of(db, b_old)[0][1] == "stale"
+    assert rows_of(db, b_new)[0][1] == "mapped"
+    got = listing(db, store, "S")
+    assert got is not None and got[1] == 4
+    deltas = db.execute("SELECT delta, reason FROM inventory_event ORDER BY id").fetchall()
+    assert deltas == [(10, "listed"), (-6, "update")]
+    pipeline.record_batch(db, store_id=store, source="api", kind="listing", rows=[{"op": "delete", "sku": "S"}])
+    drain(db)
+    got = listing(db, store, "S")
+    assert got is not None and got[3] is False
+
+
+def test_replayed_delivery_is_stored_once(db: psycopg.Connection) -> None:
+    store = make_store(db)
+    conn_id = db.execute(
+        "INSERT INTO ingest_connection (store_id, source) VALUES (%s, 'webhook') RETURNING id", (store,)
+    ).fetchone()[0]  # type: ignore[index]
+    row = {"sku": "R", "name": "Rice", "price": "1", "quantity": 1}
+    first = pipeline.record_batch(
+        db, store_id=store, source="webhook", kind="webhook", rows=[row], connection_id=conn_id, delivery_id="d1"
+    )
+    for _ in range(2):
+        with pytest.raises(pipeline.DuplicateDelivery) as caught:
+            pipeline.record_batch(
+                db, store_id=store, source="webhook", kind="webhook", rows=[row], connection_id=conn_id,
+                delivery_id="d1",
+            )  # fmt: skip
+        assert caught.value.batch_id == first
+    assert db.execute("SELECT count(*) FROM import_batch").fetchone() == (1,)
