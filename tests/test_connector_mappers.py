@@ -26,7 +26,7 @@ R_ITEM = json.loads("""{"itemID":"118248","systemSku":"210000118248","defaultCos
   "ItemShops":{"ItemShop":[
     {"itemShopID":"745048","qoh":"24","sellable":"24","timeStamp":"2025-06-18T18:31:40+00:00","itemID":"118248","shopID":"1"},
     {"itemShopID":"745047","qoh":"24","sellable":"24","timeStamp":"2025-06-18T18:31:40+00:00","itemID":"118248","shopID":"0"}]}}""")
-SHOP1 = MapContext(location="1", currency="EUR")
+SHOP1 = MapContext(location="1")
 
 
 def test_r_series_item_maps_strings_to_numbers_and_the_default_price() -> None:
@@ -51,7 +51,7 @@ def test_r_series_summary_row_and_other_shops_are_skipped_negative_qoh_is_zero()
         "op": "stock",
         "sku": "118248",
         "quantity": 0,
-        "updated_at": "2025-06-18T18:31:40+00:00",
+        "version": 1750271500000,  # the stock clock: the ItemShop's timeStamp in ms
     }
 
 
@@ -164,12 +164,12 @@ def test_erply_string_numbers_and_the_price_with_vat() -> None:
     assert row["sku"] == "1041" and row["price"] == "3.49" and row["is_active"] is True
     assert row["updated_at"] == "2025-06-18T18:30:09+00:00"
     assert erply.map_product(dict(ERPLY_PRODUCT, status="ARCHIVED"), MapContext("1"))["is_active"] is False
-    assert erply.map_stock({"productID": 1041, "amountInStock": "24"}, None) == {
+    assert erply.map_stock({"productID": 1041, "amountInStock": "24"}) == {
         "op": "stock",
         "sku": "1041",
         "quantity": 24,
     }
-    assert erply.map_stock({"productID": 1041, "amountInStock": -2.5}, None)["quantity"] == 0
+    assert erply.map_stock({"productID": 1041, "amountInStock": -2.5})["quantity"] == 0
 
 
 def test_erply_webhook_hmac_and_what_it_triggers() -> None:

@@ -34,6 +34,7 @@ EXPECTED_TABLES = {
     "api_key",
     "ingest_connection",
     "ingest_delivery",
+    "ingest_connector_link",
 }
 
 

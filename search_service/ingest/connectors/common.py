@@ -25,7 +25,7 @@ class MapContext:
     """What a mapper needs besides the vendor record: the connection's location and the store's currency."""
 
     location: str
-    currency: str = "EUR"
+    currency: str | None = None  # None: the store's currency (no POS sends one)
 
 
 @dataclass
@@ -153,6 +153,22 @@ def iso_from_unix(seconds: Any) -> str | None:
     if number is None or number <= 0:
         return None
     return datetime.fromtimestamp(float(number), UTC).isoformat()
+
+
+def stock_clock(stamp: Any) -> int | None:
+    """A stock row's ordering key: the vendor's stock timestamp in epoch milliseconds, sent as `version`.
+
+    Catalogue rows order by `updated_at` and stock rows by `version`, two independent clocks per listing: a product
+    edit is never dropped as older than a later stock move (or the reverse), yet an old stock event after a newer
+    one is stale.
+    """
+    if not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 def iso_from_naive(text: Any) -> str | None:

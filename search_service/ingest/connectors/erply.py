@@ -93,12 +93,13 @@ def map_product(record: Mapping[str, Any], ctx: MapContext) -> Row:
     return merge_attributes(row, {"code": record.get("code"), "code3": record.get("code3")})
 
 
-def map_stock(record: Mapping[str, Any], as_of: str | None) -> Row | None:
+def map_stock(record: Mapping[str, Any]) -> Row | None:
     """A stock record of the warehouse the request named (the record itself does not say)."""
     level = stock_level(record.get("amountInStock"))
     if level is None or record.get("productID") in (None, ""):
         return None
-    return compact({"op": "stock", "sku": str(record["productID"]), "quantity": level, "updated_at": as_of})
+    # No clock: a level is as of the request, and stock polls of one account run one at a time.
+    return compact({"op": "stock", "sku": str(record["productID"]), "quantity": level})
 
 
 def map_deletion(record: Mapping[str, Any]) -> Row | None:
@@ -188,7 +189,7 @@ class Erply:
             status = body.get("status") or {}
             started = started or int(status.get("requestUnixTime") or time.time())
             records = [r for r in as_list(body.get("records")) if isinstance(r, dict)]
-            rows = self._map(query, records, iso_from_unix(started))
+            rows = self._map(query, records)
             done = len(records) < self.page_size
             state = {"since": started, "page": 1} if done else {"since": since, "page": page_no + 1, "started": started}
             cursor[query.key] = state
@@ -197,10 +198,10 @@ class Erply:
                 return
             page_no += 1
 
-    def _map(self, query: _Query, records: list[dict[str, Any]], as_of: str | None) -> list[Row]:
+    def _map(self, query: _Query, records: list[dict[str, Any]]) -> list[Row]:
         if query.request == "getProducts":
             return [map_product(r, self.ctx) for r in records if r.get("productID") not in (None, "")]
-        mapper = map_deletion if query.request == "getUserOperationsLog" else (lambda r: map_stock(r, as_of))
+        mapper = map_deletion if query.request == "getUserOperationsLog" else map_stock
         return [row for r in records if (row := mapper(r))]
 
 

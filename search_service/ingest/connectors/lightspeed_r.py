@@ -22,6 +22,7 @@ from search_service.ingest.connectors.common import (
     merge_attributes,
     plain_text,
     price_text,
+    stock_clock,
     stock_level,
     truthy,
 )
@@ -89,7 +90,7 @@ def map_item_shop(shop: dict[str, Any], ctx: MapContext) -> Row | None:
     if level is None:
         return None
     return compact(
-        {"op": "stock", "sku": str(shop["itemID"]), "quantity": level, "updated_at": shop.get("timeStamp") or None}
+        {"op": "stock", "sku": str(shop["itemID"]), "quantity": level, "version": stock_clock(shop.get("timeStamp"))}
     )
 
 

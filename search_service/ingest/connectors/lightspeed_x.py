@@ -66,7 +66,7 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> Row:
     """An API 2.0 product (variants are products of their own) as an upsert, or a delete when deleted."""
     sku = str(product["id"])
     if product.get("deleted_at"):
-        return compact({"op": "delete", "sku": sku, "version": product.get("version")})
+        return compact({"op": "delete", "sku": sku, "updated_at": product.get("deleted_at")})
     category = (product.get("product_category") or {}).get("name") or (product.get("type") or {}).get("name")
     row = compact(
         {
@@ -79,8 +79,7 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> Row:
             "price": price_text(product.get("price_including_tax")),
             "currency": ctx.currency,
             "is_active": truthy(product.get("is_active", True)),
-            "updated_at": product.get("updated_at"),
-            "version": product.get("version"),
+            "updated_at": product.get("updated_at"),  # catalogue clock; `version` orders stock (inventory)
         }
     )
     row.update(barcode_fields(_gtin_source(product)))

@@ -34,6 +34,7 @@ from search_service.ingest.connectors.common import (
     merge_attributes,
     plain_text,
     price_text,
+    stock_clock,
     stock_level,
 )
 from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, VendorHTTP

@@ -58,7 +58,9 @@ def load_spec(conn: Any, box: SecretBox, connection_id: UUID | str) -> Connectio
     row = conn.execute(_sql("get_connection"), {"connection_id": str(connection_id)}).fetchone()
     if row is None:
         raise UnknownConnection(f"no connection {connection_id}")
-    (cid, store_id, source, location, base_url, secret_enc, credentials_enc, config, cursor, _enabled, _f, currency) = row
+    (cid, store_id, source, location, base_url, secret_enc, credentials_enc, config, cursor, _enabled, _f, currency) = (
+        row
+    )
     credentials = json.loads(box.decrypt(credentials_enc)) if credentials_enc else {}
     secrets = parse_secrets(box.decrypt(secret_enc)) if secret_enc else []
     return ConnectionSpec(
@@ -118,7 +120,11 @@ def sync_connection(
     try:
         for page in connector.pages(spec.cursor, full=full):
             _store_page(conn, spec, page, recorder)
-            report.pages, report.read, report.rows = report.pages + 1, report.read + page.read, report.rows + len(page.rows)
+            report.pages, report.read, report.rows = (
+                report.pages + 1,
+                report.read + page.read,
+                report.rows + len(page.rows),
+            )
             if on_page is not None:
                 on_page(page)
     except (VendorError, httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
