@@ -129,7 +129,7 @@ def test_x_series_wrong_signature_and_other_encodings() -> None:
 def test_x_series_inventory_update_only_triggers_a_stock_read() -> None:
     headers, body = _x_delivery({"product_id": "p-9", "count": "junk"}, topic="inventory.update")
     result = lightspeed_x.parse_webhook(headers, body, MapContext("o"))
-    assert result.rows == [] and result.repoll == {"stock:p-9"}
+    assert result.rows == [] and result.repoll == {"stock=p-9"}
 
 
 def test_retry_after_as_seconds_and_as_an_http_date() -> None:

@@ -350,6 +350,10 @@ for _command in _ingest.COMMANDS:
     cli.add_command(_command)
 cli.add_command(_ingest.CONNECT, "connect")
 
+from search_service.cli import connectors as _connectors  # noqa: E402
+
+_connectors.register(cli, _ingest.CONNECT)
+
 
 def main() -> None:
     cli(prog_name="plinqy-search")

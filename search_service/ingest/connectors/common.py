@@ -72,7 +72,7 @@ class WebhookResult:
     kind: str
     rows: list[Row] = field(default_factory=list)
     links: list[ItemLink] = field(default_factory=list)
-    repoll: set[str] = field(default_factory=set)  # "stock", "catalog", or "stock:<external id>"
+    repoll: set[str] = field(default_factory=set)  # "stock", "catalog", or "stock=<external id>"
     deleted_parents: list[str] = field(default_factory=list)  # Shopify products/delete: resolve via links
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -65,19 +64,14 @@ def check_credentials(source: str, credentials: dict[str, str]) -> None:
 
 
 def parse_secrets(text: str | None) -> list[str]:
-    """The stored webhook secret(s): a JSON list (during a rotation: new and old) or one plain secret."""
-    if not text:
-        return []
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return [text]
-    return [str(s) for s in value] if isinstance(value, list) else [text]
+    """The stored webhook secret(s), space-separated (two during a rotation), as ingest stores them."""
+    return (text or "").split()
 
 
 def build_connector(spec: ConnectionSpec, policy: RetryPolicy | None = None) -> Connector:
     check_credentials(spec.source, spec.credentials)
-    creds, common = spec.credentials, {"ctx": spec.ctx, "base_url": spec.base_url, "policy": policy}
+    creds = spec.credentials
+    common: dict[str, Any] = {"ctx": spec.ctx, "base_url": spec.base_url, "policy": policy}
     page_size = spec.config.get("page_size")
     if page_size:
         common["page_size"] = int(page_size)

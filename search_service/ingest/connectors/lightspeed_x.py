@@ -161,7 +161,7 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
         return WebhookResult(delivery_id, "catalog", rows=[map_webhook_product(payload, ctx)])
     if topic == "inventory.update":
         product_id = payload.get("product_id") or (payload.get("product") or {}).get("id")
-        return WebhookResult(delivery_id, "stock", repoll={f"stock:{product_id}" if product_id else "stock"})
+        return WebhookResult(delivery_id, "stock", repoll={f"stock={product_id}" if product_id else "stock"})
     raise WebhookRejected(f"unsupported webhook type {topic!r}", 400)
 
 

@@ -104,7 +104,7 @@ def map_inventory_level(level: Mapping[str, Any], ctx: MapContext) -> Row | None
             "op": "stock",
             "sku": str(level["inventory_item_id"]),
             "quantity": quantity,
-            "updated_at": level.get("updated_at"),
+            "version": stock_clock(level.get("updated_at")),  # the stock clock (see common.stock_clock)
         }
     )
 
@@ -138,6 +138,11 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
         return WebhookResult(delivery_id, "catalog", rows=rows, links=links)
     if topic == "products/delete" and payload.get("id") is not None:
         return WebhookResult(delivery_id, "catalog", deleted_parents=[str(payload["id"])])
+    if topic == "inventory_items/delete" and payload.get("id") is not None:  # a variant (or its product) deleted
+        when = headers.get("x-shopify-triggered-at")
+        return WebhookResult(
+            delivery_id, "catalog", rows=[compact({"op": "delete", "sku": str(payload["id"]), "updated_at": when})]
+        )
     if topic == "inventory_levels/update":
         row = map_inventory_level(payload, ctx)
         return WebhookResult(delivery_id, "stock", rows=[row] if row else [])

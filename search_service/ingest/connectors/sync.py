@@ -108,7 +108,7 @@ def sync_connection(
     *,
     full: bool = False,
     policy: RetryPolicy | None = None,
-    on_page: Callable[[Page], None] | None = None,
+    on_page: Callable[[Page], object] | None = None,
 ) -> SyncReport:
     """Poll the vendor once, storing page after page; raises SyncFailed after recording the failure."""
     report, started = SyncReport(), time.perf_counter()
@@ -118,6 +118,7 @@ def sync_connection(
         record_failure(conn, spec.id, str(exc))
         raise SyncFailed(str(exc)) from None
     try:
+        apply_triggers(conn, spec, recorder)
         for page in connector.pages(spec.cursor, full=full):
             _store_page(conn, spec, page, recorder)
             report.pages, report.read, report.rows = (
@@ -137,3 +138,37 @@ def sync_connection(
         report.seconds = time.perf_counter() - started
     conn.execute(_sql("record_sync_success"), {"connection_id": spec.id})
     return report
+
+
+def parse_trigger(delivery_id: str) -> list[tuple[str, str | None]]:
+    """`trigger:stock=p-9|delete=123 <vendor id>` -> [("stock", "p-9"), ("delete", "123")]."""
+    wants = delivery_id.removeprefix("trigger:").split(" ", 1)[0]
+    return [(w.partition("=")[0], w.partition("=")[2] or None) for w in wants.split("|") if w]
+
+
+def apply_triggers(conn: Any, spec: ConnectionSpec, recorder: Recorder) -> None:
+    """Webhook deliveries that asked for more than rows: queue stock re-reads, delete a deleted product's listings."""
+    mark = int(spec.cursor.get("delivery_mark") or 0)
+    triggers = conn.execute(_sql("pending_triggers"), {"connection_id": spec.id, "mark": mark}).fetchall()
+    if not triggers:
+        return
+    cursor = dict(spec.cursor)
+    repoll = list(cursor.get("repoll_stock") or [])
+    deletes: list[dict[str, Any]] = []
+    for _id, delivery_id in triggers:
+        for what, ref in parse_trigger(delivery_id):
+            if what == "stock" and ref and ref not in repoll:
+                repoll.append(ref)
+            elif what == "delete" and ref:
+                skus = conn.execute(_sql("skus_of_parent"), {"connection_id": spec.id, "parent_id": ref}).fetchall()
+                deletes += [{"op": "delete", "sku": sku} for (sku,) in skus]
+    cursor.update(repoll_stock=repoll, delivery_mark=int(triggers[-1][0]))
+    _store_page(conn, spec, Page("catalog", deletes, cursor, len(triggers)), recorder)
+    spec.cursor = cursor
+
+
+def record_rows(conn: Any, spec: ConnectionSpec, page: Page) -> None:
+    """The default recorder: the page as one raw batch of the ingest pipeline (kind `sync`)."""
+    from search_service.ingest.pipeline import record_batch
+
+    record_batch(conn, store_id=spec.store_id, source=spec.source, kind="sync", rows=page.rows, connection_id=spec.id)

@@ -49,8 +49,9 @@ RETURNING consecutive_failures
 
 -- name: due_connections
 -- params: interval_s float8, retry_base_s float8, sources text[]
--- Due: never synced, asked for by a webhook, or its interval passed; after failures, an exponential backoff
--- (retry_base_s doubling, capped at 4 intervals) and any wait the vendor asked for.
+-- Due: never synced, asked for by a webhook (a trigger delivery past the cursor's mark), or its interval passed;
+-- after failures, an exponential backoff (retry_base_s doubling, capped at 4 intervals) and any wait the vendor
+-- asked for.
 SELECT c.id, c.source, coalesce(c.config ->> 'account', c.id::text) AS account
 FROM ingest_connection c
 WHERE c.enabled AND c.source = ANY(:sources)
@@ -58,6 +59,9 @@ WHERE c.enabled AND c.source = ANY(:sources)
   AND (
     c.last_sync_at IS NULL AND c.consecutive_failures = 0
     OR coalesce((c.config ->> 'due_now')::boolean, false)
+    OR EXISTS (SELECT 1 FROM ingest_delivery d
+               WHERE d.connection_id = c.id AND d.delivery_id LIKE 'trigger:%'
+                 AND d.id > coalesce((c.cursor ->> 'delivery_mark')::bigint, 0))
     OR (c.consecutive_failures = 0 AND c.last_sync_at < now() - make_interval(secs => :interval_s))
     OR (c.consecutive_failures > 0 AND c.last_error_at < now() - make_interval(secs => least(
         4 * :interval_s, :retry_base_s * power(2, least(c.consecutive_failures - 1, 20))))))
@@ -81,7 +85,20 @@ ON CONFLICT (connection_id, external_id) DO UPDATE SET parent_id = excluded.pare
 
 -- name: skus_of_parent
 -- params: connection_id uuid, parent_id text
-SELECT sku FROM ingest_connector_link WHERE connection_id = :connection_id AND parent_id = :parent_id ORDER BY sku
+-- The links a poll recorded, and (a product only ever seen in webhooks) the raw rows that carried it.
+SELECT sku FROM ingest_connector_link WHERE connection_id = :connection_id AND parent_id = :parent_id
+UNION
+SELECT r.payload ->> 'sku'
+FROM import_batch b JOIN imported_product_raw r ON r.import_batch_id = b.id
+WHERE b.connection_id = :connection_id AND r.payload -> 'attributes' ->> 'product_id' = :parent_id
+  AND r.payload ->> 'op' = 'upsert'
+
+-- name: pending_triggers
+-- params: connection_id uuid, mark bigint
+-- Webhook deliveries that asked for a re-read (see connectors/webhooks.py), oldest first.
+SELECT id, delivery_id FROM ingest_delivery
+WHERE connection_id = :connection_id AND id > :mark AND delivery_id LIKE 'trigger:%'
+ORDER BY id
 
 -- name: try_account_lock
 -- params: account_key text
