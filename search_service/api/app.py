@@ -34,7 +34,7 @@ from pgvector.asyncpg import register_vector
 
 from embeddings.encoder import Encoder, load_encoder
 from embeddings.sqlblocks import load_blocks
-from search_service.api import page
+from search_service.api import ingest_routes, page
 from search_service.api import routes as routes_mod
 from search_service.api.metrics import Metrics
 from search_service.api.params import RULES, BadParameter, NotFound
@@ -475,7 +475,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> Litesta
         return runtime
 
     return Litestar(
-        route_handlers=[*routes_mod.ROUTES, *page.PAGE_ROUTES],
+        route_handlers=[*routes_mod.ROUTES, *page.PAGE_ROUTES, *ingest_routes.ROUTES],
         dependencies={"rt": Provide(provide_runtime, use_cache=True, sync_to_thread=False)},
         exception_handlers=_exception_handlers(),
         middleware=[metrics.middleware],

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
 Price = Annotated[float | str, msgspec.Meta(description='A decimal >= 0: 3.49 or "3,49".', examples=[3.49])]
@@ -64,9 +65,9 @@ class StoreOut(msgspec.Struct):
 
 
 class ListingIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
     price: Price
     quantity: Quantity
+    name: Annotated[str, msgspec.Meta(description="Required for a new SKU; the store's own title.")] | None = None
     gtin: str | None = None
     brand: str | None = None
     description: str | None = None
@@ -230,3 +231,24 @@ WEBHOOK_EXAMPLES = [
         value={"type": "listings.upsert", "data": [{"sku": "A", "name": "Apple", "price": 0.5, "quantity": 100}]},
     ),
 ]
+
+
+class ErrorDetail(msgspec.Struct):
+    parameter: str | None
+    message: str
+
+
+class ErrorOut(msgspec.Struct):
+    error: ErrorDetail
+
+
+def error_spec(status: int, parameter: str | None, message: str, description: str) -> ResponseSpec:
+    example = Example(summary=str(status), value={"error": {"parameter": parameter, "message": message}})
+    return ResponseSpec(ErrorOut, description=description, examples=[example], generate_examples=False)
+
+
+AUTH_ERRORS = {
+    401: error_spec(401, None, "unknown or revoked API key", "No key, or an unknown or revoked one."),
+    403: error_spec(403, None, "this API key belongs to another store", "Another store's key, or a missing scope."),
+    429: error_spec(429, None, "too many requests for this API key; retry later", "Rate limited: see Retry-After."),
+}

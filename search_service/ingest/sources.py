@@ -34,6 +34,10 @@ class PayloadError(ValueError):
         self.message, self.parameter = message, parameter
 
 
+class MediaTypeError(PayloadError):
+    """The request's Content-Type is not one this source reads: 415."""
+
+
 @dataclass(frozen=True)
 class IncomingRequest:
     body: bytes

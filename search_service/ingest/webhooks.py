@@ -16,6 +16,7 @@ from search_service.db.secretbox import SecretBox
 from search_service.ingest.sources import (
     Delivery,
     IncomingRequest,
+    MediaTypeError,
     PayloadError,
     SignatureError,
     register_source,
@@ -53,6 +54,8 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
 
 
 def verify_and_parse(request: IncomingRequest, connection: Connection, box: SecretBox) -> Delivery:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise MediaTypeError("a webhook body must be application/json", "content-type")
     if connection.secret_enc is None:
         raise SignatureError("this connection has no signing secret")
     # Several secrets, space-separated, while a secret is being rotated.

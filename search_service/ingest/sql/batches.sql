@@ -204,3 +204,8 @@ WHERE b.id = :batch_id AND b.status IN ('pending', 'processing')
   AND NOT EXISTS (SELECT 1 FROM import_batch e
                   WHERE e.store_id = b.store_id AND e.status IN ('pending', 'processing') AND e.seq < b.seq)
 RETURNING b.id;
+
+-- name: long_statements
+-- params: timeout text (e.g. '300s')
+-- Inside a transaction: a big upload's COPY may take longer than the API's search-sized statement timeout.
+SELECT set_config('statement_timeout', :timeout, true);

@@ -1,0 +1,298 @@
+"""HTTP routes of the write path: stores, listings, CSV imports, signed webhooks in (see docs/ingest.md).
+
+Handlers stay thin: authenticate (api/auth.py guards), read the body, hand the rows to the ingest pipeline
+(search_service/ingest), shape the answer. Listing writes map inline; imports and webhooks are stored and answered,
+and the worker's `import` job maps them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, delete, get, patch, post, put
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import Body
+
+from search_service.api import ingest_schemas as S
+from search_service.api import ingest_uploads as uploads
+from search_service.api.auth import principal_of, require_admin_key, require_key, require_store_key
+from search_service.api.params import BadParameter, NotFound
+from search_service.db.sql import statement
+from search_service.ingest import pipeline
+from search_service.ingest.csvfile import errors_csv
+from search_service.ingest.imports import batch_status
+from search_service.ingest.stores import StoreError, StoreFields, store_detail_async, update_store_async
+from search_service.ingest.stores import create_store_async as create_store_row
+
+if TYPE_CHECKING:
+    from search_service.api.app import Runtime
+
+FIELDS = ("sku", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity", "is_active",
+          "attributes", "updated_at", "version", "op", "row", "the")  # fmt: skip
+AUTH_ERRORS = S.AUTH_ERRORS
+
+
+@contextlib.asynccontextmanager
+async def long_connection(rt: Runtime) -> AsyncIterator[Any]:
+    """A pooled connection for writes that may take longer than a search (a big CSV, a 1,000-item batch): the
+    pool's acquire bound, but a generous statement timeout set per transaction by the callers."""
+    async with rt.connection() if rt.pool is None else rt.pool.acquire(timeout=10) as conn:
+        yield conn
+
+
+async def json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A guard: 415 unless the body is declared JSON (litestar would parse any body as JSON). Guards run before
+    the body is read, so a wrong content type is 415 whatever the body holds."""
+    media = connection.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise HTTPException(status_code=415, detail="send the body as application/json")
+
+
+def _parameter(reason: str) -> str | None:
+    first = reason.split(" ", 1)[0]
+    return first if first in FIELDS and first not in ("row", "the", "op") else None
+
+
+def _row_of(sku: str, body: msgspec.Struct, op: str) -> dict[str, Any]:
+    row: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not None}
+    for key in ("updated_at",):
+        if key in row:
+            row[key] = row[key].isoformat()
+    return {**row, "op": op, "sku": sku}
+
+
+async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.ListingResult:
+    async with long_connection(rt) as conn:
+        if await pipeline.store_of(conn, store_id) is None:
+            raise NotFound("store_id", "no store with this id")
+        batch_id, results = await pipeline.record_and_map(
+            conn, store_id=store_id, rows=[row], worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s
+        )
+        result = results[0]
+        if result["status"] == "rejected":
+            reason = str(result["error"])
+            if reason.startswith("no listing with sku"):
+                raise NotFound("sku", reason)
+            raise BadParameter(_parameter(reason), reason)
+        listing = await _listing(conn, store_id, row["sku"])
+    return S.ListingResult(
+        sku=row["sku"], status=result["status"], matched_by=result["matched_by"],
+        product_id=result["matched_product_id"], notes=result["error"], listing=listing, batch_id=batch_id,
+    )  # fmt: skip
+
+
+async def _listing(conn: Any, store_id: UUID, sku: str) -> S.ListingOut | None:
+    stmt = statement("ingest/mapping", "listings_of")
+    row = await conn.fetchrow(stmt.sql, *stmt.bind(store_id=store_id, skus=[sku]))
+    if row is None:
+        return None
+    return S.ListingOut(
+        id=row["id"], sku=row["sku"], title=row["title"], gtin=row["gtin"], price=float(row["price"]),
+        currency=row["currency"], quantity=row["quantity"], is_active=row["is_active"],
+        source_updated_at=row["source_updated_at"], updated_at=row["updated_at"],
+    )  # fmt: skip
+
+
+_LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; mapped at once (see docs/ingest.md)."
+
+
+@put(
+    "/v1/stores/{store_id:uuid}/listings/{sku:str}",
+    summary="Create or replace a listing",
+    description=_LISTING_DOC + " A valid GTIN links to the global product with it (`matched_by: gtin`); otherwise "
+    "the SKU keeps its product (`sku`) or a product is created (`created`). A write older than the listing "
+    "(`updated_at`/`version`) changes nothing: `status: stale`.",
+    tags=["ingest"],
+    guards=[require_store_key("listings:write"), json_body],
+    responses={**AUTH_ERRORS},
+    status_code=200,
+)
+async def put_listing(
+    rt: NamedDependency[Runtime],
+    store_id: UUID,
+    sku: str,
+    data: Annotated[S.ListingIn, Body(examples=[S.LISTING_EXAMPLE])],
+) -> S.ListingResult:
+    return await _write_one(rt, store_id, _row_of(sku, data, "upsert"))
+
+
+@patch(
+    "/v1/stores/{store_id:uuid}/listings/{sku:str}",
+    summary="Change a listing's stock and/or price",
+    description="The fast path a till uses: absolute `quantity`, `price`, and the source's `updated_at`. 404 when the "
+    "store has no listing with this SKU.",
+    tags=["ingest"],
+    guards=[require_store_key("listings:write"), json_body],
+    responses={**AUTH_ERRORS},
+)
+async def patch_listing(
+    rt: NamedDependency[Runtime],
+    store_id: UUID,
+    sku: str,
+    data: Annotated[S.StockPatch, Body(examples=[S.STOCK_EXAMPLE])],
+) -> S.ListingResult:
+    if data.quantity is None and data.price is None:
+        raise BadParameter("quantity", "give quantity and/or price")
+    return await _write_one(rt, store_id, _row_of(sku, data, "stock"))
+
+
+@delete(
+    "/v1/stores/{store_id:uuid}/listings/{sku:str}",
+    summary="Stop selling a listing",
+    description="The listing stops being sellable (`is_active: false`); its history and product stay.",
+    tags=["ingest"],
+    guards=[require_store_key("listings:write")],
+    responses={**AUTH_ERRORS},
+    status_code=200,
+)
+async def delete_listing(rt: NamedDependency[Runtime], store_id: UUID, sku: str) -> S.ListingResult:
+    return await _write_one(rt, store_id, {"op": "delete", "sku": sku})
+
+
+@post(
+    "/v1/stores/{store_id:uuid}/listings/batch",
+    summary="Write up to 1,000 listings",
+    description="Each item is an upsert (default), `stock` or `delete`; each gets its own result. Items that fail "
+    "validation are `rejected` with a reason; the others are applied.",
+    tags=["ingest"],
+    guards=[require_store_key("listings:write"), json_body],
+    responses={**AUTH_ERRORS},
+    status_code=200,
+)
+async def batch_listings(
+    rt: NamedDependency[Runtime], store_id: UUID, data: Annotated[S.BatchIn, Body(examples=[S.BATCH_EXAMPLE])]
+) -> S.BatchResult:
+    rows = [_row_of(item.sku, item, item.op) for item in data.items]
+    async with long_connection(rt) as conn:
+        if await pipeline.store_of(conn, store_id) is None:
+            raise NotFound("store_id", "no store with this id")
+        batch_id, results = await pipeline.record_and_map(
+            conn, store_id=store_id, rows=rows, worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s
+        )
+    items = [
+        S.BatchResultItem(r["sku"], r["status"], r["matched_by"], r["matched_product_id"], r["error"]) for r in results
+    ]
+    return S.BatchResult(batch_id, items)
+
+
+# --- stores (admin)
+def _fields(data: msgspec.Struct) -> StoreFields:
+    values = msgspec.structs.asdict(data)
+    values.pop("is_active", None)
+    return StoreFields(**values)
+
+
+async def _store_out(conn: Any, store_id: UUID) -> S.StoreOut:
+    detail = await store_detail_async(conn, store_id)
+    if detail is None:
+        raise NotFound("store_id", "no store with this id")
+    detail["currency"] = detail["currency"].strip()
+    return S.StoreOut(**detail)
+
+
+@post(
+    "/v1/stores",
+    summary="Create a store (admin)",
+    description="Admin keys only (`stores:write`). `currency` is the store's default for listings that send none.",
+    tags=["ingest"],
+    guards=[require_admin_key("stores:write"), json_body],
+    responses={**AUTH_ERRORS},
+    status_code=201,
+)
+async def create_store(
+    rt: NamedDependency[Runtime], data: Annotated[S.StoreIn, Body(examples=[S.STORE_EXAMPLE])]
+) -> S.StoreOut:
+    async with rt.connection() as conn:
+        try:
+            store_id = await create_store_row(conn, _fields(data))
+        except StoreError as exc:
+            raise BadParameter(exc.field, exc.message) from None
+        return await _store_out(conn, store_id)
+
+
+@patch(
+    "/v1/stores/{store_id:uuid}",
+    summary="Edit a store (admin)",
+    description="Only the fields given change.",
+    tags=["ingest"],
+    guards=[require_admin_key("stores:write"), json_body],
+    responses={**AUTH_ERRORS},
+)
+async def patch_store(rt: NamedDependency[Runtime], store_id: UUID, data: S.StorePatch) -> S.StoreOut:
+    async with rt.connection() as conn:
+        try:
+            found = await update_store_async(conn, store_id, _fields(data), data.is_active)
+        except StoreError as exc:
+            raise BadParameter(exc.field, exc.message) from None
+        if not found:
+            raise NotFound("store_id", "no store with this id")
+        return await _store_out(conn, store_id)
+
+
+# --- imports
+async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: UUID) -> dict[str, Any]:
+    async with rt.connection() as conn:
+        status = await batch_status(conn, batch_id)
+    if status is None:
+        raise NotFound("batch_id", "no import with this id")
+    if not principal_of(request).may("listings:write", status["store_id"]):
+        raise PermissionDeniedException("this API key belongs to another store")
+    return status
+
+
+@get(
+    "/v1/imports/{batch_id:uuid}",
+    summary="An import's status",
+    description="Status (`receiving`, `pending`, `processing`, `completed`, `aborted`) and row counts.",
+    tags=["ingest"],
+    guards=[require_key("listings:write")],
+    responses={**AUTH_ERRORS},
+)
+async def import_status(
+    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: UUID
+) -> S.ImportStatus:
+    status = await _owned_batch(rt, request, batch_id)
+    status["batch_id"] = status.pop("id")
+    status.pop("kind", None)
+    return S.ImportStatus(**status)
+
+
+@get(
+    "/v1/imports/{batch_id:uuid}/errors",
+    summary="An import's rejected rows, as CSV",
+    description="Row number, reason, the original cells. Cells starting with = + - @ are prefixed with ' so a "
+    "spreadsheet does not run them.",
+    tags=["ingest"],
+    guards=[require_key("listings:write")],
+    responses={**AUTH_ERRORS},
+    media_type="text/csv",
+)
+async def import_errors(rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: UUID) -> Response[str]:
+    await _owned_batch(rt, request, batch_id)
+    stmt = statement("ingest/batches", "batch_errors")
+    async with rt.connection() as conn:
+        rows = await conn.fetch(stmt.sql, *stmt.bind(batch_id=batch_id))
+    table = [
+        (
+            r["row_number"],
+            r["error"] or "",
+            None if r["raw"] is None else json.loads(r["raw"]),
+            json.loads(r["payload"]),
+        )
+        for r in rows
+    ]
+    return Response(errors_csv(table), media_type="text/csv; charset=utf-8")
+
+
+ROUTES = [
+    put_listing, patch_listing, delete_listing, batch_listings, create_store, patch_store, import_status,
+    import_errors, *uploads.ROUTES,
+]  # fmt: skip

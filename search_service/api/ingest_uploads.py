@@ -1,0 +1,198 @@
+"""The two endpoints whose body is read raw: CSV uploads (`POST /v1/stores/{id}/imports`, streamed, applied only
+once whole) and signed deliveries (`POST /v1/ingest/{connection_id}`, verified on the exact bytes)."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import anyio.to_thread
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+from litestar.exceptions import (
+    HTTPException,
+    InternalServerException,
+    NotAuthorizedException,
+)
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+
+from search_service.api import ingest_schemas as S
+from search_service.api.auth import require_store_key
+from search_service.api.params import BadParameter, NotFound
+from search_service.db.secretbox import SecretBox
+from search_service.db.sql import statement
+from search_service.ingest import pipeline
+from search_service.ingest.csvfile import CsvError, parse_csv
+from search_service.ingest.sources import IncomingRequest, MediaTypeError, PayloadError, SignatureError, handler_for
+from search_service.ingest.stores import connection_async
+
+if TYPE_CHECKING:
+    from search_service.api.app import Runtime
+
+CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel")
+
+
+class TooLarge(Exception):
+    pass
+
+
+def _media_type(request: Request[Any, Any, Any]) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(status_code=413, detail=f"the body is larger than {limit} bytes")
+
+
+async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The whole body, refusing past `limit` bytes (by Content-Length up front, else while it streams)."""
+    announced = request.headers.get("content-length")
+    if announced and announced.isdigit() and int(announced) > limit:
+        raise TooLarge
+    parts, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
+    """The first file part of a multipart/form-data body (or the part named `file`)."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    for part in message.iter_parts() if message.is_multipart() else ():
+        if part.get_filename() or part.get_param("name", header="content-disposition") == "file":
+            payload = part.get_payload(decode=True)
+            return (payload if isinstance(payload, bytes) else b""), part.get_filename()
+    raise BadParameter("file", "the multipart body has no file part (send the CSV as the field `file`)")
+
+
+@post(
+    "/v1/stores/{store_id:uuid}/imports",
+    summary="Import a CSV file",
+    description=(
+        "Body: `text/csv`, or `multipart/form-data` with the file in `file`. Columns (headers case-insensitive, "
+        "`,` `;` or tab detected, UTF-8 with or without BOM): sku (required), gtin, name (required for a new SKU), "
+        "brand, description, category (id or path `A > B`), price (required; `3,49` or `3.49`), currency, "
+        "quantity (required), is_active. Up to 100 MB (413 past it). Answers 202 once the upload is stored whole; "
+        "the worker maps it. An interrupted upload leaves an `aborted` batch with nothing applied."
+    ),
+    tags=["ingest"],
+    guards=[require_store_key("listings:write")],
+    request_max_body_size=None,
+    status_code=202,
+    responses={
+        **S.AUTH_ERRORS,
+        413: S.error_spec(413, None, "the body is larger than 104857600 bytes", "The file is over the limit."),
+        415: S.error_spec(415, "content-type", "send text/csv or multipart/form-data", "Not a CSV upload."),
+    },
+)
+async def upload_import(
+    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], store_id: UUID
+) -> Response[S.ImportAccepted]:
+    media = _media_type(request)
+    if media not in CSV_TYPES and media != "multipart/form-data":
+        raise HTTPException(status_code=415, detail="send text/csv or multipart/form-data (field `file`)")
+    limit = rt.settings.ingest.max_upload_bytes
+    async with rt.pool.acquire(timeout=10) if rt.pool else rt.connection() as conn:
+        if await pipeline.store_of(conn, store_id) is None:
+            raise NotFound("store_id", "no store with this id")
+        batch_id = await pipeline.open_batch(conn, store_id=store_id, source="csv", kind="csv")
+        data = await _receive(conn, request, batch_id, limit, media)
+        try:
+            parsed = await anyio.to_thread.run_sync(parse_csv, data)
+        except CsvError as exc:
+            await pipeline.abort_batch(conn, batch_id, str(exc))
+            raise BadParameter(exc.column or "file", str(exc)) from None
+        async with conn.transaction():
+            timeout = statement("ingest/batches", "long_statements")
+            await conn.fetch(timeout.sql, *timeout.bind(timeout="600s"))
+            status = await pipeline.store_rows(conn, batch_id, parsed.rows)
+    accepted = S.ImportAccepted(batch_id, status, f"/v1/imports/{batch_id}", f"/v1/imports/{batch_id}/errors")
+    return Response(accepted, status_code=202, headers={"Location": accepted.status_url})
+
+
+async def _receive(conn: Any, request: Request[Any, Any, Any], batch_id: UUID, limit: int, media: str) -> bytes:
+    try:
+        body = await read_body(request, limit)
+    except TooLarge:
+        await pipeline.abort_batch(conn, batch_id, f"the upload is larger than {limit} bytes")
+        raise _too_large(limit) from None
+    except InternalServerException:
+        await pipeline.abort_batch(conn, batch_id, "the upload was interrupted")
+        raise
+    if media == "multipart/form-data":
+        body, _name = multipart_file(body, request.headers.get("content-type", ""))
+    return body
+
+
+def _secret_box(request: Request[Any, Any, Any], rt: Runtime) -> SecretBox:
+    box = request.app.state.get("plinqy_secret_box")
+    if not isinstance(box, SecretBox):
+        box = request.app.state["plinqy_secret_box"] = rt.settings.secret_box()
+    return box
+
+
+@post(
+    "/v1/ingest/{connection_id:uuid}",
+    summary="Receive a signed delivery (webhooks, POS connectors)",
+    description="Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, verified on the raw "
+    'bytes with the connection\'s `whsec_` secret). Body: `{"type": "listing.upsert" | "listing.delete" | '
+    '"stock.set", "data": {...}}` or `"listings.upsert"` with a list of up to 1,000. A bad or missing signature, '
+    "or a timestamp more than 5 minutes off: 401, nothing stored. A `webhook-id` already received: 200 "
+    '`{"duplicate": true}`, nothing changed. Otherwise 202: stored, mapped by the worker. The connection\'s source '
+    "decides how a request is verified and read (POS connectors register their own). Example body: "
+    '`{"type": "stock.set", "data": {"sku": "KB-001", "quantity": 0, "updated_at": "2026-12-03T08:05:00Z"}}`.',
+    tags=["ingest"],
+    request_max_body_size=None,
+    status_code=202,
+    responses={
+        200: ResponseSpec(
+            S.IngestAccepted,
+            description="A delivery already received.",
+            generate_examples=False,
+            examples=[Example(summary="duplicate", value={"batch_id": None, "duplicate": True})],
+        ),
+        401: S.error_spec(401, None, "the webhook signature is missing, wrong, or ...", "Not signed by the secret."),
+        413: S.error_spec(413, None, "the body is larger than 5242880 bytes", "Over the limit."),
+    },
+)
+async def ingest_delivery(
+    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], connection_id: UUID
+) -> Response[S.IngestAccepted]:
+    limit = rt.settings.ingest.max_webhook_bytes
+    try:
+        body = await read_body(request, limit)
+    except TooLarge:
+        raise _too_large(limit) from None
+    async with rt.connection() as conn:
+        connection = await connection_async(conn, connection_id)
+        handler = None if connection is None else handler_for(connection.source)
+        if connection is None or handler is None or not connection.enabled:
+            raise NotFound("connection_id", "no enabled connection with this id")
+        incoming = IncomingRequest(body, {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params))
+        try:
+            delivery = handler(incoming, connection, _secret_box(request, rt))
+        except SignatureError as exc:
+            raise NotAuthorizedException(str(exc)) from None
+        except MediaTypeError as exc:
+            raise HTTPException(status_code=415, detail=exc.message) from None
+        except PayloadError as exc:
+            raise BadParameter(exc.parameter, exc.message) from None
+        try:
+            batch_id = await pipeline.record_batch_async(
+                conn, store_id=connection.store_id, source=connection.source, kind=delivery.kind, rows=delivery.rows,
+                connection_id=connection.id, delivery_id=delivery.delivery_id,
+            )  # fmt: skip
+        except pipeline.DuplicateDelivery as dup:
+            return Response(S.IngestAccepted(dup.batch_id, duplicate=True), status_code=200)
+    return Response(S.IngestAccepted(batch_id), status_code=202)
+
+
+ROUTES = [upload_import, ingest_delivery]

@@ -1,0 +1,355 @@
+"""The write API over real HTTP (uvicorn): keys, stores, listings, CSV imports, signed webhooks, bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from search_service.ingest.keys import revoke_key
+from search_service.settings import Settings
+from tests.ingest_helpers import (
+    bearer,
+    drain_imports,
+    ingest_settings,
+    new_store,
+    serve,
+    signed,
+    store_key,
+    webhook_connection,
+)
+
+LIMIT = 300_000  # the upload limit of the server under test (413 past it)
+
+
+@pytest.fixture(scope="module")
+def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return ingest_settings(db_url, tmp_path_factory.mktemp("keys"), max_upload_bytes=LIMIT, max_webhook_bytes=20_000)
+
+
+@pytest.fixture(scope="module")
+def base(settings: Settings) -> Iterator[str]:
+    with serve(settings, None) as url:  # no model: the write path needs none (/readyz waits on it though)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def shop(conn: psycopg.Connection) -> tuple[uuid.UUID, str]:
+    store = new_store(conn)
+    return store, store_key(conn, store, "listings:write")
+
+
+def put(base: str, store: uuid.UUID, sku: str, key: str, body: Any, **kw: Any) -> httpx.Response:
+    return httpx.put(f"{base}/v1/stores/{store}/listings/{sku}", json=body, headers=bearer(key), **kw)
+
+
+def error_of(response: httpx.Response) -> tuple[Any, str]:
+    body = response.json()["error"]
+    return body["parameter"], body["message"]
+
+
+OAT = {"name": "Oat drink", "price": "2,49", "quantity": 5, "gtin": "4006381333931"}
+
+
+def fresh_gtin() -> str:
+    """A valid GTIN-13 no other test uses."""
+    body = f"20{uuid.uuid4().int % 10**10:010d}"
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return body + str((10 - total % 10) % 10)
+
+
+def test_keys_guard_the_write_path(base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    basic = httpx.put(f"{base}/v1/stores/{store}/listings/A", json=OAT, headers={"Authorization": "Basic eDp5"})
+    assert basic.status_code == 401
+    nobody = httpx.put(f"{base}/v1/stores/{store}/listings/A", json=OAT)
+    assert nobody.status_code == 401 and nobody.headers["www-authenticate"] == "Bearer"
+    assert put(base, store, "A", "plq_" + "x" * 43, OAT).status_code == 401
+    other = new_store(conn)
+    assert put(base, other, "A", key, OAT).status_code == 403
+    no_scope = store_key(conn, store, "webhooks:write")
+    assert put(base, store, "A", no_scope, OAT).status_code == 403
+    store_post = httpx.post(f"{base}/v1/stores", json={"name": "x", "lat": 1, "lon": 1}, headers=bearer(key))
+    assert store_post.status_code == 403
+    assert put(base, store, "A", key, OAT).status_code == 200
+    key_id = conn.execute("SELECT id FROM api_key WHERE store_id = %s ORDER BY created_at LIMIT 1", (store,))
+    revoke_key(conn, key_id.fetchone()[0])  # type: ignore[index]
+    assert put(base, store, "A", key, OAT).status_code == 401
+    assert httpx.get(f"{base}/v1/search", params={"q": "oat", "mode": "keyword"}).status_code == 200  # reads open
+
+
+def test_stores_admin_create_and_patch(base: str, conn: psycopg.Connection) -> None:
+    admin = store_key(conn, None)
+    body = {"name": "Kiez Laden", "lat": 52.4986, "lon": 13.403, "city": "Berlin", "currency": "chf"}
+    created = httpx.post(f"{base}/v1/stores", json=body, headers=bearer(admin))
+    assert created.status_code == 201, created.text
+    store = created.json()
+    assert store["currency"] == "CHF" and abs(store["lat"] - 52.4986) < 1e-9
+    patched = httpx.patch(f"{base}/v1/stores/{store['id']}", json={"currency": "EUR"}, headers=bearer(admin))
+    assert patched.status_code == 200 and patched.json()["currency"] == "EUR" and patched.json()["city"] == "Berlin"
+    bad = httpx.post(f"{base}/v1/stores", json={**body, "currency": "EURO"}, headers=bearer(admin))
+    assert bad.status_code == 400 and error_of(bad)[0] == "currency"
+    far = httpx.post(f"{base}/v1/stores", json={**body, "lat": 91}, headers=bearer(admin))
+    assert far.status_code == 400 and error_of(far)[0] == "lat"
+    missing = httpx.patch(f"{base}/v1/stores/{uuid.uuid4()}", json={"name": "x"}, headers=bearer(admin))
+    assert missing.status_code == 404
+    unknown = put(base, uuid.uuid4(), "A", admin, OAT)
+    assert unknown.status_code == 404 and error_of(unknown)[0] == "store_id"
+
+
+def test_put_patch_delete_a_listing(base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    gtin = fresh_gtin()
+    first = put(base, store, "OAT-1", key, {**OAT, "gtin": gtin})
+    assert first.status_code == 200, first.text
+    got = first.json()
+    assert got["matched_by"] == "created" and got["listing"]["price"] == 2.49 and got["listing"]["quantity"] == 5
+    other, other_key = new_store(conn), ""
+    other_key = store_key(conn, other, "listings:write")
+    second = put(base, other, "hafer", other_key, {**OAT, "name": "Haferdrink", "gtin": "0" + gtin})
+    assert second.json()["matched_by"] == "gtin" and second.json()["product_id"] == got["product_id"]
+    assert second.json()["listing"]["title"] == "Haferdrink"
+    again = put(base, store, "OAT-1", key, {**OAT, "gtin": None, "quantity": 7})
+    assert again.json()["matched_by"] == "sku" and again.json()["product_id"] == got["product_id"]
+    stock = httpx.patch(f"{base}/v1/stores/{store}/listings/OAT-1", json={"quantity": 0}, headers=bearer(key))
+    assert stock.status_code == 200 and stock.json()["listing"]["quantity"] == 0
+    events = conn.execute(
+        "SELECT delta FROM inventory_event e JOIN store_product sp ON sp.id = e.store_product_id "
+        "WHERE sp.store_id = %s ORDER BY e.id",
+        (store,),
+    ).fetchall()
+    assert [e[0] for e in events] == [5, 2, -7]
+    old = httpx.patch(
+        f"{base}/v1/stores/{store}/listings/OAT-1",
+        json={"quantity": 9, "updated_at": "2001-01-01T00:00:00Z"},
+        headers=bearer(key),
+    )
+    assert old.json()["status"] == "mapped"  # the listing held no source clock yet
+    stale = httpx.patch(
+        f"{base}/v1/stores/{store}/listings/OAT-1",
+        json={"quantity": 1, "updated_at": "2000-01-01T00:00:00Z"},
+        headers=bearer(key),
+    )
+    assert stale.json()["status"] == "stale" and stale.json()["listing"]["quantity"] == 9
+    gone = httpx.delete(f"{base}/v1/stores/{store}/listings/OAT-1", headers=bearer(key))
+    assert gone.status_code == 200 and gone.json()["listing"]["is_active"] is False
+    missing = httpx.patch(f"{base}/v1/stores/{store}/listings/NOPE", json={"quantity": 1}, headers=bearer(key))
+    assert missing.status_code == 404 and error_of(missing)[0] == "sku"
+
+
+@pytest.mark.parametrize(
+    ("body", "parameter", "fragment"),
+    [
+        ({**OAT, "price": -1}, "price", "negative"),
+        ({**OAT, "price": "NaN"}, "price", "finite"),
+        ({**OAT, "currency": "EURO"}, "currency", "3-letter"),
+        ({**OAT, "quantity": 1.5}, "quantity", ""),
+        ({**OAT, "quantity": -2}, "quantity", ""),
+        ({**OAT, "price": "abc"}, "price", "not a number"),
+        ({"price": 1, "quantity": 1}, "name", ""),
+    ],
+)
+def test_bad_listing_values_are_400(
+    base: str, shop: tuple[uuid.UUID, str], body: dict[str, Any], parameter: str, fragment: str
+) -> None:
+    store, key = shop
+    response = put(base, store, "BAD", key, body)
+    assert response.status_code == 400, response.text
+    got_parameter, message = error_of(response)
+    assert got_parameter == parameter and fragment in message
+
+
+def test_bad_bodies(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    url = f"{base}/v1/stores/{store}/listings/X"
+    huge = httpx.put(url, content=b'{"name": "x", "price": 1e309, "quantity": 1}', headers={
+        **bearer(key), "content-type": "application/json"})  # fmt: skip
+    assert huge.status_code == 400 and error_of(huge)[1]  # msgspec refuses the number itself
+    malformed = httpx.put(url, content=b'{"name": ', headers={**bearer(key), "content-type": "application/json"})
+    assert malformed.status_code == 400 and "error" in malformed.json()
+    wrong_type = httpx.put(url, content=json.dumps(OAT), headers={**bearer(key), "content-type": "text/plain"})
+    assert wrong_type.status_code == 415
+    gtin = put(base, store, "G", key, {**OAT, "gtin": "4006381333932"})
+    assert gtin.status_code == 200 and gtin.json()["matched_by"] == "created" and "gtin" in gtin.json()["notes"]
+    category = put(base, store, "C", key, {**OAT, "gtin": None, "category": "Nope > Never"})
+    assert category.status_code == 200 and "category" in category.json()["notes"]
+
+
+def test_batch_of_listings(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    items = [
+        {"sku": "B1", "name": "Bread", "price": 2, "quantity": 3},
+        {"sku": "B2", "name": "Butter", "price": "-1", "quantity": 3},
+        {"op": "stock", "sku": "B1", "quantity": 1},
+    ]
+    response = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["mapped", "rejected", "mapped"]
+    too_many = [{"sku": f"s{i}", "name": "x", "price": 1, "quantity": 1} for i in range(1001)]
+    refused = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": too_many}, headers=bearer(key))
+    assert refused.status_code == 400
+
+
+def upload(base: str, store: uuid.UUID, key: str, data: bytes, media: str = "text/csv") -> httpx.Response:
+    headers = {**bearer(key), "content-type": media}
+    return httpx.post(f"{base}/v1/stores/{store}/imports", content=data, headers=headers, timeout=60)
+
+
+def status_of(base: str, key: str, batch: str) -> dict[str, Any]:
+    response = httpx.get(f"{base}/v1/imports/{batch}", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+CSV_TEXT = (
+    "\ufeffSKU;Name;Price;Quantity;Category\n"
+    "c1;Apples;3,49;10;\n"
+    'c2;=HYPERLINK("x");-1;1;\n'
+    "c3;Pears;1.20;2\n"
+    "c1;Apples red;3,59;11;\n"
+)
+
+
+def test_csv_import_status_errors_and_replay(base: str, db_url: str, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    states = []
+    for _ in range(3):
+        response = upload(base, store, key, CSV_TEXT.encode() + b"c4;Caf\xe9;1;1;\n")
+        assert response.status_code == 202, response.text
+        accepted = response.json()
+        drain_imports(db_url)
+        status = status_of(base, key, accepted["batch_id"])
+        assert status["status"] == "completed" and status["total_rows"] == 5
+        assert (status["mapped_rows"], status["duplicate_rows"], status["error_rows"]) == (1, 1, 3)
+        with psycopg.connect(db_url) as c:
+            states.append(c.execute(
+                "SELECT sku, price::text, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (store,)
+            ).fetchall())  # fmt: skip
+    assert states[0] == states[1] == states[2] == [("c1", "3.59", 11)]
+    errors = httpx.get(f"{base}{accepted['errors_url']}", headers=bearer(key))
+    assert errors.status_code == 200 and errors.headers["content-type"].startswith("text/csv")
+    table = list(csv.reader(io.StringIO(errors.text)))
+    assert table[0] == ["row", "reason", "cells"]
+    by_row = {int(r[0]): r for r in table[1:]}
+    assert "negative" in by_row[2][1] and by_row[2][3] == '\'=HYPERLINK("x")' and by_row[2][4] == "'-1"
+    assert "cells" in by_row[3][1] and "UTF-8" in by_row[5][1]
+
+
+def test_csv_refusals(base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    no_sku = upload(base, store, key, b"name,price,quantity\nx,1,1\n")
+    assert no_sku.status_code == 400 and error_of(no_sku)[0] == "sku"
+    empty = upload(base, store, key, b"")
+    assert empty.status_code == 400
+    wrong = upload(base, store, key, b"sku,price\nx,1\n", media="application/json")
+    assert wrong.status_code == 415
+    big = upload(base, store, key, b"sku,price,quantity,name\n" + b"x,1,1,y\n" * (LIMIT // 8 + 10))
+    assert big.status_code == 413
+    files = {"file": ("stock.csv", b"sku\tname\tprice\tquantity\nm1\tMilk\t1.09\t4\n", "text/csv")}
+    multipart = httpx.post(f"{base}/v1/stores/{store}/imports", files=files, headers=bearer(key))
+    assert multipart.status_code == 202, multipart.text
+    other_key = store_key(conn, new_store(conn), "listings:write")
+    assert httpx.get(f"{base}/v1/imports/{multipart.json()['batch_id']}", headers=bearer(other_key)).status_code == 403
+    assert httpx.get(f"{base}/v1/imports/{uuid.uuid4()}", headers=bearer(key)).status_code == 404
+
+
+def test_interrupted_upload_is_aborted_with_nothing_applied(
+    base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str]
+) -> None:
+    store, key = shop
+    host, port = base.removeprefix("http://").split(":")
+    head = (
+        f"POST /v1/stores/{store}/imports HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: text/csv\r\nContent-Length: 100000\r\n\r\nsku,name,price,quantity\ncut1,Cut,1,1\n"
+    )
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(head.encode())
+        time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = conn.execute("SELECT status FROM import_batch WHERE store_id = %s", (store,)).fetchone()
+        if row and row[0] == "aborted":
+            break
+        time.sleep(0.1)
+    assert row is not None and row[0] == "aborted"
+    assert conn.execute("SELECT count(*) FROM imported_product_raw r JOIN import_batch b ON b.id = r.import_batch_id "
+                        "WHERE b.store_id = %s", (store,)).fetchone() == (0,)  # fmt: skip
+    assert conn.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone() == (0,)
+
+
+def test_signed_webhooks(base: str, db_url: str, settings: Settings, conn: psycopg.Connection) -> None:
+    store = new_store(conn)
+    connection, secret = webhook_connection(conn, settings, store)
+    url = f"{base}/v1/ingest/{connection}"
+    body = json.dumps({"type": "listing.upsert", "data": {"sku": "W1", "name": "Tea", "price": 2, "quantity": 3}})
+    headers = signed(secret, body.encode(), "msg_1")
+    for attempt in range(3):
+        response = httpx.post(url, content=body, headers=headers)
+        assert response.status_code == (202 if attempt == 0 else 200), response.text
+        assert response.json()["duplicate"] is (attempt > 0)
+    drain_imports(db_url)
+    stock = json.dumps({"type": "stock.set", "data": {"sku": "W1", "quantity": 0}}).encode()
+    assert httpx.post(url, content=stock, headers=signed(secret, stock)).status_code == 202
+    drain_imports(db_url)
+    assert conn.execute("SELECT quantity FROM store_product WHERE store_id = %s", (store,)).fetchone() == (0,)
+    batches_before = conn.execute("SELECT count(*) FROM import_batch").fetchone()
+    forged = signed("whsec_" + "A" * 44, stock)
+    assert httpx.post(url, content=stock, headers=forged).status_code == 401
+    stale = signed(secret, stock, at=datetime.now(UTC) - timedelta(minutes=6))
+    assert httpx.post(url, content=stock, headers=stale).status_code == 401
+    unsigned = httpx.post(url, content=stock, headers={"content-type": "application/json"})
+    assert unsigned.status_code == 401 and "error" in unsigned.json()
+    tampered = signed(secret, stock)
+    assert httpx.post(url, content=stock.replace(b"0", b"5"), headers=tampered).status_code == 401
+    assert conn.execute("SELECT count(*) FROM import_batch").fetchone() == batches_before
+    junk = b"not json"
+    assert httpx.post(url, content=junk, headers=signed(secret, junk)).status_code == 400
+    assert (
+        httpx.post(url, content=stock, headers={**signed(secret, stock), "content-type": "text/plain"}).status_code
+        == 415
+    )
+    too_big = json.dumps({"type": "listings.upsert", "data": [{"sku": "x" * 100}] * 300}).encode()
+    assert httpx.post(url, content=too_big, headers=signed(secret, too_big)).status_code == 413
+    assert (
+        httpx.post(f"{base}/v1/ingest/{uuid.uuid4()}", content=stock, headers=signed(secret, stock)).status_code == 404
+    )
+
+
+def test_rate_limit_answers_429_with_retry_after(db_url: str, tmp_path: Path, conn: psycopg.Connection) -> None:
+    store = new_store(conn)
+    key = store_key(conn, store, "listings:write")
+    with serve(ingest_settings(db_url, tmp_path, rate_per_s=0.5, rate_burst=3), None) as url:
+        codes = [put(url, store, "R", key, OAT).status_code for _ in range(5)]
+        assert codes[:3] == [200, 200, 200] and codes[3] == 429
+        limited = put(url, store, "R", key, OAT)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+
+
+def test_openapi_documents_the_write_path(base: str) -> None:
+    document = httpx.get(f"{base}/schema/openapi.json").json()
+    paths = document["paths"]
+    expected = ["/v1/stores", "/v1/stores/{store_id}/listings/{sku}", "/v1/stores/{store_id}/imports",
+                "/v1/imports/{batch_id}", "/v1/ingest/{connection_id}",
+                "/v1/stores/{store_id}/listings/batch"]  # fmt: skip
+    for path in expected:
+        assert path in paths, path
+    put_op = paths["/v1/stores/{store_id}/listings/{sku}"]["put"]
+    assert {"401", "403", "429"} <= set(put_op["responses"])

@@ -1,0 +1,96 @@
+"""The import job in real processes: a SIGKILL mid-batch loses nothing, SIGTERM exits 0 and gives the batch back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from search_service.ingest import pipeline
+from tests.ingest_helpers import new_store
+
+pytestmark = pytest.mark.slow
+ROWS = 1000
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+def spawn(dsn: str, *args: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "search_service", "worker", "--only", "import", "--poll-interval", "0.2", *args],
+        env={**os.environ, "DATABASE_URL": dsn, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def batch_state(conn: psycopg.Connection, batch: uuid.UUID) -> tuple[str, int, int, str | None]:
+    row = conn.execute(
+        "SELECT status, processed_rows, mapped_rows, locked_by FROM import_batch WHERE id = %s", (batch,)
+    ).fetchone()
+    assert row is not None
+    return row  # type: ignore[return-value]
+
+
+def wait_for_processed(conn: psycopg.Connection, batch: uuid.UUID, at_least: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while batch_state(conn, batch)[1] < at_least:
+        assert time.monotonic() < deadline, batch_state(conn, batch)
+        time.sleep(0.1)
+
+
+def seed_batch(conn: psycopg.Connection) -> tuple[uuid.UUID, uuid.UUID]:
+    store = new_store(conn)
+    rows = [{"sku": f"k{i}", "name": f"Item {i}", "price": "1.00", "quantity": i % 7} for i in range(ROWS)]
+    return store, pipeline.record_batch(conn, store_id=store, source="csv", kind="csv", rows=rows)
+
+
+HOLDING = {"PLINQY_INGEST_CHUNK_ROWS": "100", "PLINQY_INGEST_HOLD_S": "60", "PLINQY_INGEST_LEASE_S": "2"}
+
+
+def test_sigkill_mid_batch_loses_nothing(db: psycopg.Connection, fresh_db_url: str) -> None:
+    store, batch = seed_batch(db)
+    doomed = spawn(fresh_db_url, **HOLDING)
+    wait_for_processed(db, batch, 100)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(timeout=10)
+    time.sleep(2.5)  # the lease lapses; the killed worker's child died with it and wrote nothing more
+    status, processed, mapped, _ = batch_state(db, batch)
+    assert (status, processed, mapped) == ("processing", 100, 100)
+    rescuer = spawn(fresh_db_url, "--drain")
+    _out, err = rescuer.communicate(timeout=120)
+    assert rescuer.returncode == 0, err[-2000:]
+    assert batch_state(db, batch)[:3] == ("completed", ROWS, ROWS)
+    assert db.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone() == (ROWS,)
+    statuses = dict(db.execute("SELECT status, count(*) FROM imported_product_raw GROUP BY status").fetchall())
+    assert statuses == {"mapped": ROWS}
+    listed = db.execute("SELECT count(*) FROM inventory_event WHERE reason = 'listed'").fetchone()
+    assert listed == (ROWS,)  # every row applied exactly once
+
+
+def test_sigterm_exits_zero_and_releases_the_batch(db: psycopg.Connection, fresh_db_url: str) -> None:
+    _store, batch = seed_batch(db)
+    proc = spawn(fresh_db_url, **HOLDING)
+    wait_for_processed(db, batch, 100)
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert time.monotonic() - started < 10
+    status, processed, _mapped, locked_by = batch_state(db, batch)
+    assert status == "processing" and locked_by is None and processed == 100
+    drain = spawn(fresh_db_url, "--drain")
+    assert drain.wait(timeout=120) == 0
+    assert batch_state(db, batch)[:3] == ("completed", ROWS, ROWS)
