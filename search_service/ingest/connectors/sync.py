@@ -67,7 +67,7 @@ def load_spec(conn: Any, box: SecretBox, connection_id: UUID | str) -> Connectio
         id=cid,
         store_id=store_id,
         source=source,
-        location=str(location or ""),
+        location=str(location or (config or {}).get("location") or ""),
         base_url=base_url,
         credentials=credentials,
         secrets=secrets,
