@@ -221,8 +221,11 @@ def _wait_ready(url: str, timeout_s: float = 240) -> None:
 
 
 def run(admin_dsn: str, n: int, put_sample: int) -> dict[str, Any]:
+    import os
+
     from search_service.db import migrate
 
+    load_before = os.getloadavg()[0]
     name = f"plinqy_bench_sync_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -239,7 +242,9 @@ def run(admin_dsn: str, n: int, put_sample: int) -> dict[str, Any]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return {
         "benchmark": "sync", "date": datetime.now(UTC).isoformat(timespec="seconds"), "items": n,
-        "machine": {"cpus": _cpus(), "python": platform.python_version()}, "target_items_per_s": 5000,
+        "machine": {"cpus": _cpus(), "python": platform.python_version(),
+                    "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]},  # shared machine
+        "target_items_per_s": 5000,
         "connector": connector, "sync": sync, "put_baseline": baseline,
         "sync_speedup_vs_put": sync["sync_items_per_s"] / baseline["items_per_s"],
         "end_to_end_speedup_vs_put": sync["items_per_s"] / baseline["items_per_s"],
@@ -259,7 +264,8 @@ def markdown(r: dict[str, Any]) -> str:
     verdict = "met" if r["passes"] else "NOT met"
     e2e = "met" if r["end_to_end_passes"] else "NOT met"
     return "\n".join([
-        f"# Sync benchmark ({r['date']}, {r['machine']['cpus']} CPUs)", "",
+        f"# Sync benchmark ({r['date']}, {r['machine']['cpus']} CPUs, load average "
+        f"{r['machine']['load_average_1m'][0]} at the start, {r['machine']['load_average_1m'][1]} at the end)", "",
         f"First sync of {r['items']:,} items from a local fake Lightspeed X-Series (API 2.0 pages of 1,000).", "",
         "| stage | items/s | seconds |", "|---|---:|---:|",
         f"| connector: fetch + map to rows | {c['items_per_s']:,.0f} | {c['seconds']:.1f} |",

@@ -1,6 +1,7 @@
 """Each POS end to end: a fake vendor holds a small catalogue; a sync (or webhooks) brings it in; the import and
 embed jobs' code maps and embeds it; `/v1/search` near the store finds it with the vendor's price and stock; a
-stock change shows; an archived or deleted item leaves the results. Replays and older events change nothing; a
+stock change shows; an archived or deleted item leaves the results. Every fake is flaky (429, 500, timeouts,
+malformed pages). Replays and older events change nothing; a
 wrong signature is 401. Webhooks go through the real `POST /v1/ingest/{id}`.
 """
 
@@ -115,6 +116,7 @@ def test_lightspeed_x_series_poll_and_webhooks(db: psycopg.Connection, client: A
     fake = LightspeedXFake()
     fake.add(Item("x-701", "Oat drink barista 1 L", "3.49", 24, "", "Oatly", "Plant milk"))
     fake.add(Item("x-702", "Soy drink unsweetened", "1.79", 6), level_name="inventory_level")
+    fake.server.flaky.every = 4
     store = make_store(db, "X grocer", *POINTS["x"])
     creds = {"domain_prefix": "shop", "token": "x-token"}
     cid = make_connection(db, store, "lightspeed-x", "outlet-1", fake.server.url, creds, secret="x-secret")
@@ -158,6 +160,7 @@ def test_erply_poll_webhook_triggers_and_deletions(db: psycopg.Connection, clien
     fake = ErplyFake()
     fake.add(Item("801", "Whole bean coffee 500 g", "12.99", 8, "", "Roastery", "Pantry"), as_strings=True)
     fake.add(Item("802", "Green tea 20 bags", "2.50", 5, "", "Sencha", "Pantry"))
+    fake.server.flaky.every = 4
     store = make_store(db, "E deli", *POINTS["e"])
     creds = {"client_code": "123456", "username": "api-user", "password": "api-pass"}
     cid = make_connection(db, store, "erply", "1", fake.server.url + "/api/", creds, secret="e-secret")
@@ -201,6 +204,7 @@ def test_shopify_webhooks_and_reconciliation_poll(db: psycopg.Connection, client
         variant_id=642667041472713923,
         inventory_item_id=271878346596884016,
     )
+    fake.server.flaky.every = 4
     store = make_store(db, "S gifts", *POINTS["s"])
     creds = {"shop": "gifts.myshopify.com", "token": "shpat_test"}
     cid = make_connection(db, store, "shopify", "24826418", fake.server.url, creds, secret="new-secret old-secret")

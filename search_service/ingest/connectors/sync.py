@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -94,6 +96,70 @@ def _store_page(conn: Any, spec: ConnectionSpec, page: Page, recorder: Recorder)
         conn.execute(_sql("save_cursor"), {"connection_id": spec.id, "cursor": Jsonb(page.cursor)})
 
 
+def prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
+    """The vendor's next pages are fetched and mapped on a thread while this one stores the current page (the store
+    waits on PostgreSQL with the GIL released). The cursor is still saved only with its stored page."""
+    slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        slots.put(("page", page), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            slots.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="plinqy-sync-fetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            what, item = slots.get()
+            if what == "end":
+                return
+            if what == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+
+
+def coalesced(pages: Iterator[Page], max_rows: int, max_age_s: float = 5.0) -> Iterator[Page]:
+    """Consecutive pages merged up to `max_rows` rows (or `max_age_s`): one raw batch and one commit for several
+    vendor pages. The cursor is the last merged page's, and what is held is handed over before a vendor error is
+    raised, so the cursor never runs ahead of the stored rows and no stored progress is lost."""
+    held: Page | None = None
+    since = 0.0
+    try:
+        for page in pages:
+            if held is None:
+                held, since = (
+                    Page(page.kind, list(page.rows), page.cursor, page.read, list(page.links)),
+                    time.monotonic(),
+                )
+            else:
+                held.rows += page.rows
+                held.links += page.links
+                held.cursor, held.read = page.cursor, held.read + page.read
+            if len(held.rows) >= max_rows or time.monotonic() - since >= max_age_s:
+                yield held
+                held = None
+    except Exception:
+        if held is not None:
+            yield held
+        raise
+    if held is not None:
+        yield held
+
+
 def record_failure(conn: Any, connection_id: UUID, error: str, wait_s: float | None = None) -> int:
     not_before = time.time() + wait_s if wait_s else None
     params = {"connection_id": connection_id, "error": error[:500], "not_before": not_before}
@@ -109,6 +175,7 @@ def sync_connection(
     full: bool = False,
     policy: RetryPolicy | None = None,
     on_page: Callable[[Page], object] | None = None,
+    batch_rows: int = 5000,
 ) -> SyncReport:
     """Poll the vendor once, storing page after page; raises SyncFailed after recording the failure."""
     report, started = SyncReport(), time.perf_counter()
@@ -119,7 +186,7 @@ def sync_connection(
         raise SyncFailed(str(exc)) from None
     try:
         apply_triggers(conn, spec, recorder)
-        for page in connector.pages(spec.cursor, full=full):
+        for page in coalesced(prefetched(connector.pages(spec.cursor, full=full)), batch_rows):
             _store_page(conn, spec, page, recorder)
             report.pages, report.read, report.rows = (
                 report.pages + 1,
