@@ -175,3 +175,23 @@ def test_replayed_delivery_is_stored_once(db: psycopg.Connection) -> None:
             )  # fmt: skip
         assert caught.value.batch_id == first
     assert db.execute("SELECT count(*) FROM import_batch").fetchone() == (1,)
+
+
+@pytest.mark.slow
+def test_a_million_row_csv_is_read_and_stored_whole(db: psycopg.Connection) -> None:
+    """1M rows (~30 MB, under the 100 MB limit): parsed, stored as one batch in one transaction, counted."""
+    from search_service.ingest.csvfile import parse_csv
+
+    store = make_store(db)
+    body = "".join(f"m{i};Item {i};{i % 100},{i % 10}0;{i % 7}\n" for i in range(1_000_000))
+    data = ("sku;name;price;quantity\n" + body).encode()
+    parsed = parse_csv(data)
+    assert len(parsed.rows) == 1_000_000 and parsed.delimiter == ";"
+    batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=parsed.rows)
+    row = db.execute("SELECT status, total_rows FROM import_batch WHERE id = %s", (batch,)).fetchone()
+    assert row == ("pending", 1_000_000)
+    last = db.execute(
+        "SELECT payload->>'price' FROM imported_product_raw WHERE import_batch_id = %s AND row_number = 1000000",
+        (batch,),
+    ).fetchone()
+    assert last == ("99,90",)

@@ -62,6 +62,7 @@ async def _map_with_progress(
     conn: Any, batch_id: UUID, worker_id: str, config: IngestConfig, progress: Callable[[int], None]
 ) -> None:
     await pipeline.mark_duplicates(conn, batch_id, worker_id, config.lease_s)
+    chunks = 0
     while True:
         status = await batch_status(conn, batch_id)
         assert status is not None
@@ -70,6 +71,9 @@ async def _map_with_progress(
         if chunk is None:
             await pipeline.complete(conn, batch_id, worker_id)
             break
+        chunks += 1
+        if sum(vars(chunk).values()) == config.batch_chunk_rows:
+            await pipeline.refresh_statistics(conn, chunks, config.batch_chunk_rows)
     final = await batch_status(conn, batch_id)
     assert final is not None
     progress(final["processed_rows"])

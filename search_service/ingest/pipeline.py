@@ -46,6 +46,7 @@ from search_service.ingest.mapping import RowResult, apply_rows
 
 KINDS = ("csv", "webhook", "listing", "sync")
 COPY_THRESHOLD = 200
+COPY_TIMEOUT_S = 600.0
 
 
 class DuplicateDelivery(Exception):
@@ -171,7 +172,10 @@ async def store_rows(conn: Any, batch_id: UUID, rows: Iterable[dict[str, Any]]) 
     if len(split) >= COPY_THRESHOLD:
         records = [(batch_id, n, p, r, s, e) for n, p, r, s, e in split]
         columns = ["import_batch_id", "row_number", "payload", "raw", "status", "error"]
-        await conn.copy_records_to_table("imported_product_raw", records=records, columns=columns)
+        # An explicit timeout: the API pool's client-side command timeout is sized for searches, not for a 1M-row COPY.
+        await conn.copy_records_to_table(
+            "imported_product_raw", records=records, columns=columns, timeout=COPY_TIMEOUT_S
+        )
     elif split:
         numbers, payloads, raws, statuses, errors = (list(c) for c in zip(*split, strict=True))
         await _fetch(
@@ -254,6 +258,7 @@ async def map_chunk(conn: Any, batch_id: UUID, worker_id: str, limit: int, lease
         if not fenced:
             raise LeaseLost(str(batch_id))
         store_id = fenced[0]["store_id"]
+        await conn.execute(_sql("async_commit").sql)
         await _fetch(conn, "store_lock", store_id=store_id)
         pending = await _fetch(conn, "pending_rows", batch_id=batch_id, limit=limit)
         if not pending:
@@ -288,11 +293,24 @@ async def mark_duplicates(conn: Any, batch_id: UUID, worker_id: str, lease_s: fl
     return marked
 
 
+ANALYZE_EVERY = 8  # chunks
+
+
+async def refresh_statistics(conn: Any, chunks_done: int, chunk_rows: int) -> None:
+    """After the first full chunk of a big batch and every ANALYZE_EVERY chunks (see analyze_targets)."""
+    if chunk_rows >= 1000 and chunks_done % ANALYZE_EVERY == 1:
+        await conn.execute(_sql("analyze_targets").sql)
+
+
 async def map_batch(conn: Any, batch_id: UUID, worker_id: str, chunk_rows: int, lease_s: float) -> ChunkCounts:
     """Map a batch this worker holds, chunk by chunk, then complete it."""
     totals = ChunkCounts(duplicate=await mark_duplicates(conn, batch_id, worker_id, lease_s))
+    chunks = 0
     while (counts := await map_chunk(conn, batch_id, worker_id, chunk_rows, lease_s)) is not None:
         totals.add(counts)
+        chunks += 1
+        if sum(vars(counts).values()) == chunk_rows:
+            await refresh_statistics(conn, chunks, chunk_rows)
     await complete(conn, batch_id, worker_id)
     return totals
 

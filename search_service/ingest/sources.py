@@ -9,7 +9,7 @@ pipeline's row shape (see `pipeline`). It raises `SignatureError` (answered 401,
     register_source("shopify", verify_and_parse_shopify)
 
 The built-in `webhook` source (Standard Webhooks) is registered in `ingest/webhooks.py`; `sources_registry()`
-imports it, so every caller sees the built-ins.
+imports it, so every caller sees the built-ins: add the import of your source's module there (one line).
 """
 
 from __future__ import annotations

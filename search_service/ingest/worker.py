@@ -91,12 +91,16 @@ class ImportWorker:
             counts = pipeline.ChunkCounts(
                 duplicate=await pipeline.mark_duplicates(conn, batch_id, self.worker_id, cfg.lease_s)
             )
+            chunks = 0
             while not self.stop.is_set():
                 chunk = await pipeline.map_chunk(conn, batch_id, self.worker_id, cfg.batch_chunk_rows, cfg.lease_s)
                 if chunk is None:
                     await pipeline.complete(conn, batch_id, self.worker_id)
                     break
                 counts.add(chunk)
+                chunks += 1
+                if sum(vars(chunk).values()) == cfg.batch_chunk_rows:
+                    await pipeline.refresh_statistics(conn, chunks, cfg.batch_chunk_rows)
                 if self.options.hold_s:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stop.wait(), self.options.hold_s)

@@ -106,21 +106,22 @@ SELECT pg_advisory_xact_lock(hashtextextended(:store_id::uuid::text, 20261203));
 -- params: batch_id uuid
 -- Duplicate SKUs within a batch: the last row wins; an earlier row that a later one replaces (a later upsert or
 -- delete, or the same op) ends `duplicate`. A stock row after an upsert is not a duplicate: both apply, in order.
-WITH later AS (
-    SELECT r.id,
-           bool_or(l.payload->>'op' IS NULL OR l.payload->>'op' IN ('upsert', 'delete')
-                   OR l.payload->>'op' = coalesce(r.payload->>'op', 'upsert')) AS replaced
-    FROM imported_product_raw r
-    JOIN imported_product_raw l
-      ON l.import_batch_id = r.import_batch_id AND l.payload->>'sku' = r.payload->>'sku'
-     AND l.row_number > r.row_number AND l.status <> 'rejected'
-    WHERE r.import_batch_id = :batch_id AND r.status = 'pending'
-    GROUP BY r.id
+-- Window maxima over one sort of the batch, not a self-join.
+WITH rows AS (
+    SELECT id, row_number, status, payload->>'sku' AS sku, coalesce(payload->>'op', 'upsert') AS op
+    FROM imported_product_raw
+    WHERE import_batch_id = :batch_id AND status <> 'rejected'
+), ranked AS (
+    SELECT id, status, row_number,
+           max(row_number) FILTER (WHERE op IN ('upsert', 'delete')) OVER (PARTITION BY sku) AS last_replacing,
+           max(row_number) OVER (PARTITION BY sku, op) AS last_same_op
+    FROM rows
 ), marked AS (
     UPDATE imported_product_raw r
     SET status = 'duplicate', error = 'a later row of this batch has the same sku; the last one wins'
-    FROM later
-    WHERE r.id = later.id AND later.replaced
+    FROM ranked
+    WHERE r.id = ranked.id AND ranked.status = 'pending'
+      AND (ranked.row_number < ranked.last_replacing OR ranked.row_number < ranked.last_same_op)
     RETURNING r.id
 )
 SELECT count(*) FROM marked;
@@ -209,3 +210,16 @@ RETURNING b.id;
 -- params: timeout text (e.g. '300s')
 -- Inside a transaction: a big upload's COPY may take longer than the API's search-sized statement timeout.
 SELECT set_config('statement_timeout', :timeout, true);
+
+-- name: analyze_targets
+-- params: none
+-- A big import grows these tables many times over within minutes, long before autovacuum's ANALYZE: stale
+-- statistics make the triggers' anti-joins (search_term) and the lookups nested loops over whole tables (measured:
+-- a 100k-row import slowed chunk after chunk). Refreshed after the first chunk and every few chunks.
+ANALYZE product_master, store_product, search_term, ai_task;
+
+-- name: async_commit
+-- params: none
+-- A chunk's commit need not wait for the WAL flush: lost in a server crash, its rows are simply pending again (the
+-- raw batch was committed durably before) and are mapped again to the same state.
+SET LOCAL synchronous_commit = off;
