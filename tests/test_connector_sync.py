@@ -150,3 +150,25 @@ def test_worker_sync_job_drains(db: psycopg.Connection, fresh_db_url: str, r_fak
     assert out.returncode == 0, out.stderr
     assert state(db, cid)[4] is not None
     assert db.execute("SELECT count(*) FROM store_product WHERE quantity > 0").fetchone() == (5,)
+
+
+def test_full_sync_removes_what_the_vendor_no_longer_has_but_never_empties_a_store(
+    db: psycopg.Connection, r_fake: Any
+) -> None:
+    cid = r_connection(db, r_fake, page_size=100)
+    sync(db, cid)
+    map_batches(db)
+    del r_fake.items["105"]  # gone at the vendor without a trace (no archival)
+    assert sync(db, cid).removed == 0  # an incremental sync cannot tell
+    assert sync(db, cid, full=True).removed == 1
+    map_batches(db)
+    active = dict(db.execute("SELECT sku, is_active FROM store_product").fetchall())
+    assert active == {"101": True, "102": True, "103": True, "104": True, "105": False}
+    for key in ("101", "102", "103"):
+        del r_fake.items[key]
+    report = sync(db, cid, full=True)  # 3 of the 4 active would go: refused, recorded
+    assert report.removed == 0
+    _cursor, failures, error, _config, _ = state(db, cid)
+    assert failures == 1 and "3 of 4 listings" in error and "not removed" in error
+    map_batches(db)
+    assert db.execute("SELECT count(*) FROM store_product WHERE is_active").fetchone() == (4,)

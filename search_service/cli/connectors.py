@@ -129,7 +129,9 @@ def connections_disable(settings: Settings, connection_id: UUID) -> None:
 
 @click.command()
 @click.argument("connection_id", type=click.UUID)
-@click.option("--full", is_flag=True, help="Read everything again, not only what changed since the cursor.")
+@click.option(
+    "--full", is_flag=True, help="Read everything again, and remove listings the vendor no longer has (not >50%)."
+)
 @click.pass_obj
 @user_errors
 def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
@@ -152,8 +154,9 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
                                   on_page=lambda page: bar.update(page.read))  # fmt: skip
             except SyncFailed as exc:
                 raise UserFacingError(f"sync failed (recorded on the connection; the cursor kept): {exc}") from None
-    click.echo(f"synced {report.read} vendor records into {report.rows} rows in {report.pages} pages "
-               f"({report.seconds:.1f}s); the import worker maps them")  # fmt: skip
+    removed = f"; {report.removed} listing(s) gone at the vendor removed" if report.removed else ""
+    click.echo(f"synced {report.read} vendor records into {report.rows} rows in {report.pages} batches "
+               f"({report.seconds:.1f}s){removed}; the import worker maps them")  # fmt: skip
 
 
 def register(cli: click.Group, connect_group: click.Group) -> None:

@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
-from search_service.ingest.connectors.common import Page
+from search_service.ingest.connectors.common import Cursor, Page
 from search_service.ingest.connectors.factory import ConnectionError_, ConnectionSpec, build_connector, parse_secrets
 from search_service.ingest.connectors.http import RateLimited, RetryPolicy, VendorError
 
@@ -45,7 +45,11 @@ class SyncReport:
     pages: int = 0
     read: int = 0
     rows: int = 0
+    removed: int = 0  # listings a full sync found gone at the vendor
     seconds: float = 0.0
+
+    def add(self, page: Page) -> None:
+        self.pages, self.read, self.rows = self.pages + 1, self.read + page.read, self.rows + len(page.rows)
 
     @property
     def rate(self) -> float:
@@ -179,6 +183,8 @@ def sync_connection(
 ) -> SyncReport:
     """Poll the vendor once, storing page after page; raises SyncFailed after recording the failure."""
     report, started = SyncReport(), time.perf_counter()
+    seen: set[str] | None = set() if full else None
+    cursor: Cursor = spec.cursor
     try:
         connector = build_connector(spec, policy)
     except ConnectionError_ as exc:
@@ -188,11 +194,10 @@ def sync_connection(
         apply_triggers(conn, spec, recorder)
         for page in coalesced(prefetched(connector.pages(spec.cursor, full=full)), batch_rows):
             _store_page(conn, spec, page, recorder)
-            report.pages, report.read, report.rows = (
-                report.pages + 1,
-                report.read + page.read,
-                report.rows + len(page.rows),
-            )
+            cursor = page.cursor
+            if seen is not None:
+                seen.update(str(r["sku"]) for r in page.rows if r.get("op") != "stock")
+            report.add(page)
             if on_page is not None:
                 on_page(page)
     except (VendorError, httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -203,8 +208,30 @@ def sync_connection(
     finally:
         connector.close()
         report.seconds = time.perf_counter() - started
+    if seen:
+        removed = remove_vanished(conn, spec, seen, recorder, cursor)
+        if removed is None:
+            return report  # refused, and recorded as the connection's last error
+        report.removed = removed
     conn.execute(_sql("record_sync_success"), {"connection_id": spec.id})
     return report
+
+
+def remove_vanished(conn: Any, spec: ConnectionSpec, seen: set[str], recorder: Recorder, cursor: Cursor) -> int | None:
+    """After a complete full pass: delete the listings the vendor no longer returns. A pass that would remove more
+    than half of the store's active listings is refused (a vendor glitch must not empty a store) and recorded."""
+    params = {"connection_id": spec.id, "store_id": spec.store_id, "seen": sorted(seen)}
+    vanished = conn.execute(_sql("vanished_listings"), params).fetchall()
+    if not vanished:
+        return 0
+    if len(vanished) * 2 > int(vanished[0][1]):
+        message = f"full sync: {len(vanished)} of {vanished[0][1]} listings no longer at the vendor; not removed"
+        record_failure(conn, spec.id, message)
+        log.warning("connection %s: %s", spec.id, message)
+        return None
+    rows = [{"op": "delete", "sku": sku} for sku, _ in vanished]
+    _store_page(conn, spec, Page("catalog", rows, cursor, 0), recorder)
+    return len(rows)
 
 
 def parse_trigger(delivery_id: str) -> list[tuple[str, str | None]]:

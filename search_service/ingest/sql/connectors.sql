@@ -108,3 +108,15 @@ SELECT pg_try_advisory_lock(hashtext('plinqy-sync:' || :account_key))
 -- name: account_unlock
 -- params: account_key text
 SELECT pg_advisory_unlock(hashtext('plinqy-sync:' || :account_key))
+
+-- name: vanished_listings
+-- params: connection_id uuid, store_id uuid, seen text[]
+-- After a complete full sync: the store's active listings this connection once delivered (its raw rows) that the
+-- vendor no longer returns. Pruned raw rows only hide candidates, so nothing is ever removed by mistake.
+SELECT sp.sku,
+       (SELECT count(*) FROM store_product a WHERE a.store_id = :store_id AND a.is_active) AS active
+FROM store_product sp
+WHERE sp.store_id = :store_id AND sp.is_active AND sp.sku IS NOT NULL AND NOT (sp.sku = ANY(:seen::text[]))
+  AND sp.sku IN (SELECT r.payload ->> 'sku'
+                 FROM import_batch b JOIN imported_product_raw r ON r.import_batch_id = b.id
+                 WHERE b.connection_id = :connection_id)
