@@ -172,3 +172,20 @@ def test_full_sync_removes_what_the_vendor_no_longer_has_but_never_empties_a_sto
     assert failures == 1 and "3 of 4 listings" in error and "not removed" in error
     map_batches(db)
     assert db.execute("SELECT count(*) FROM store_product WHERE is_active").fetchone() == (4,)
+
+
+def test_a_stopped_sync_ends_after_the_stored_batch_and_stays_due(db: psycopg.Connection, r_fake: Any) -> None:
+    import threading
+
+    from search_service.ingest.connectors.sync import load_spec, record_rows, sync_connection
+
+    cid = r_connection(db, r_fake)
+    stop = threading.Event()
+    stop.set()  # SIGTERM arrived: finish the batch in hand
+    report = sync_connection(db, load_spec(db, BOX, cid), record_rows, batch_rows=1, stop=stop)
+    assert report.interrupted and report.pages == 1
+    cursor, failures, _error, _config, last_sync = state(db, cid)
+    assert cursor["item_ts"] == r_fake.items["101"]["timeStamp"] and failures == 0 and last_sync is None
+    due = statement("ingest/connectors", "due_connections").psycopg
+    params = {"interval_s": 3600, "retry_base_s": 30, "sources": ["lightspeed-r"]}
+    assert [r[0] for r in db.execute(due, params).fetchall()] == [cid]

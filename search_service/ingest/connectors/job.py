@@ -42,7 +42,13 @@ class JobReport:
 
 
 def sync_once(
-    conn: Any, box: SecretBox, connection_id: UUID, config: ConnectorsConfig, recorder: Recorder, report: JobReport
+    conn: Any,
+    box: SecretBox,
+    connection_id: UUID,
+    config: ConnectorsConfig,
+    recorder: Recorder,
+    report: JobReport,
+    stop: threading.Event | None = None,
 ) -> None:
     """One due connection: lock its account, sync, record; never raises for a vendor's or a data problem."""
     try:
@@ -57,7 +63,7 @@ def sync_once(
         report.skipped_locked += 1
         return
     try:
-        result = sync_connection(conn, spec, recorder, policy=config.policy())
+        result = sync_connection(conn, spec, recorder, policy=config.policy(), stop=stop)
         report.synced += 1
         log.info("synced connection %s: %d read, %d rows in %.1fs", spec.id, result.read, result.rows, result.seconds)
     except SyncFailed as exc:
@@ -95,7 +101,7 @@ def run_sync_loop(
                 if stop.is_set():
                     break
                 attempted.add(connection_id)
-                sync_once(conn, box, connection_id, config, recorder, report)
+                sync_once(conn, box, connection_id, config, recorder, report, stop)
             if not drain:
                 stop.wait(config.check_s)
     return report

@@ -46,6 +46,7 @@ class SyncReport:
     read: int = 0
     rows: int = 0
     removed: int = 0  # listings a full sync found gone at the vendor
+    interrupted: bool = False  # stopped (SIGTERM) after a stored batch; resumes from its cursor
     seconds: float = 0.0
 
     def add(self, page: Page) -> None:
@@ -180,8 +181,10 @@ def sync_connection(
     policy: RetryPolicy | None = None,
     on_page: Callable[[Page], object] | None = None,
     batch_rows: int = 5000,
+    stop: threading.Event | None = None,
 ) -> SyncReport:
-    """Poll the vendor once, storing page after page; raises SyncFailed after recording the failure."""
+    """Poll the vendor once, storing page after page; raises SyncFailed after recording the failure. A set `stop`
+    ends the sync after the batch in hand (stored with its cursor); the connection stays due."""
     report, started = SyncReport(), time.perf_counter()
     seen: set[str] | None = set() if full else None
     cursor: Cursor = spec.cursor
@@ -200,6 +203,9 @@ def sync_connection(
             report.add(page)
             if on_page is not None:
                 on_page(page)
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+                break
     except (VendorError, httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
         message = f"{type(exc).__name__}: {exc}"
         failures = record_failure(conn, spec.id, message, exc.wait_s if isinstance(exc, RateLimited) else None)
@@ -208,6 +214,8 @@ def sync_connection(
     finally:
         connector.close()
         report.seconds = time.perf_counter() - started
+    if report.interrupted:
+        return report
     if seen:
         removed = remove_vanished(conn, spec, seen, recorder, cursor)
         if removed is None:
