@@ -62,17 +62,14 @@ async def _map_with_progress(
     conn: Any, batch_id: UUID, worker_id: str, config: IngestConfig, progress: Callable[[int], None]
 ) -> None:
     await pipeline.mark_duplicates(conn, batch_id, worker_id, config.lease_s)
-    chunks = 0
-    while True:
+    chunks, last = 0, False
+    while not last:
         status = await batch_status(conn, batch_id)
         assert status is not None
         progress(status["processed_rows"])
-        chunk = await pipeline.map_chunk(conn, batch_id, worker_id, config.batch_chunk_rows, config.lease_s)
-        if chunk is None:
-            await pipeline.complete(conn, batch_id, worker_id)
-            break
+        _counts, last = await pipeline.map_chunk(conn, batch_id, worker_id, config.batch_chunk_rows, config.lease_s)
         chunks += 1
-        if sum(vars(chunk).values()) == config.batch_chunk_rows:
+        if not last:
             await pipeline.refresh_statistics(conn, chunks, config.batch_chunk_rows)
     final = await batch_status(conn, batch_id)
     assert final is not None

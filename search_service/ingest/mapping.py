@@ -105,7 +105,8 @@ async def apply_rows(
     conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]]
 ) -> dict[int, RowResult]:
     """Map (key, payload) items; returns each key's result. The caller holds the store lock and the transaction."""
-    categories = await Categories.load(conn)
+    wanted = any(isinstance(p, dict) and p.get("category") not in (None, "") for _, p in items)
+    categories = await Categories.load(conn) if wanted else Categories([])  # a stock update reads no tree
     results: dict[int, RowResult] = {}
     for round_items in _rounds(items):
         results.update(await _apply_round(conn, store_id, currency, round_items, categories))

@@ -34,11 +34,13 @@ total adds up (the counters move in the same transaction as the rows).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import psycopg
 
 from search_service.db.sql import statement
@@ -166,9 +168,11 @@ async def open_batch(
     return rows[0]["id"]
 
 
-async def store_rows(conn: Any, batch_id: UUID, rows: Iterable[dict[str, Any]]) -> str:
-    """Store a received batch's rows and mark it whole (`pending`); returns its status. Call in a transaction."""
-    split = _split(rows)
+async def store_rows(conn: Any, batch_id: UUID, rows: Iterable[dict[str, Any]] | list[tuple[Any, ...]]) -> str:
+    """Store a received batch's rows (or their `_split`) and mark it whole (`pending`); returns its status. Call in
+    a transaction."""
+    given: list[Any] = list(rows)
+    split: list[tuple[Any, ...]] = given if given and isinstance(given[0], tuple) else _split(given)
     if len(split) >= COPY_THRESHOLD:
         records = [(batch_id, n, p, r, s, e) for n, p, r, s, e in split]
         columns = ["import_batch_id", "row_number", "payload", "raw", "status", "error"]
@@ -210,6 +214,9 @@ async def record_batch_async(
     file_name: str | None = None,
 ) -> UUID:
     """`record_batch` on an asyncpg connection: one transaction, DuplicateDelivery on a replayed delivery id."""
+    split = _split(rows)
+    if len(split) < COPY_THRESHOLD and file_name is None:
+        return await _record_small(conn, store_id, source, kind, split, connection_id, delivery_id)
     async with conn.transaction():
         if await store_of(conn, store_id) is None:
             raise UnknownStore(f"no store with id {store_id}")
@@ -220,7 +227,33 @@ async def record_batch_async(
         )  # fmt: skip
         if delivery_row is not None:
             await _fetch(conn, "link_delivery", delivery_row=delivery_row, batch_id=batch_id)
-        await store_rows(conn, batch_id, rows)
+        await store_rows(conn, batch_id, split)
+    return batch_id
+
+
+async def _record_small(
+    conn: Any,
+    store_id: UUID,
+    source: str,
+    kind: str,
+    split: list[tuple[int, str, str | None, str, str | None]],
+    connection_id: UUID | None,
+    delivery_id: str | None,
+) -> UUID:
+    """One statement, one round trip (record_small): what makes webhook intake fast."""
+    batch_id = uuid.uuid4()
+    numbers, payloads, raws, statuses, errors = (list(c) for c in zip(*split, strict=True)) if split else ([],) * 5
+    try:
+        got = await _fetch(
+            conn, "record_small", batch_id=batch_id, store_id=store_id, source=source, kind=kind,
+            connection_id=connection_id, delivery_id=delivery_id, numbers=numbers, payloads=payloads, raws=raws,
+            statuses=statuses, errors=errors, total_rows=len(split), rejected_rows=_rejected(split),
+        )  # fmt: skip
+    except asyncpg.ForeignKeyViolationError:
+        raise UnknownStore(f"no store with id {store_id}") from None
+    if got[0]["stored"] == 0:
+        seen = await _fetch(conn, "delivery_batch", connection_id=connection_id, delivery_id=delivery_id)
+        raise DuplicateDelivery(seen[0]["import_batch_id"] if seen else None)
     return batch_id
 
 
@@ -251,35 +284,31 @@ class LeaseLost(Exception):
     """Another worker took the batch over (our lease lapsed): the chunk was rolled back."""
 
 
-async def map_chunk(conn: Any, batch_id: UUID, worker_id: str, limit: int, lease_s: float) -> ChunkCounts | None:
-    """Map the batch's next `limit` pending rows in one transaction, fenced on our lease; None when none is left."""
+async def map_chunk(conn: Any, batch_id: UUID, worker_id: str, limit: int, lease_s: float) -> tuple[ChunkCounts, bool]:
+    """Map the batch's next `limit` pending rows in one transaction, fenced on our lease. Returns the chunk's counts
+    and whether the batch is now complete (its last chunk completes it in the same transaction)."""
     async with conn.transaction():
         fenced = await _fetch(conn, "fence", batch_id=batch_id, worker_id=worker_id, lease_s=lease_s)
         if not fenced:
             raise LeaseLost(str(batch_id))
-        store_id = fenced[0]["store_id"]
-        await conn.execute(_sql("async_commit").sql)
-        await _fetch(conn, "store_lock", store_id=store_id)
+        store_id, currency = fenced[0]["store_id"], fenced[0]["currency"].strip()
         pending = await _fetch(conn, "pending_rows", batch_id=batch_id, limit=limit)
-        if not pending:
-            return None
-        store = await store_of(conn, store_id)
-        currency = store[1] if store else "EUR"
+        # Fewer than `limit`: these are all that is left (a stored batch never grows), so this chunk is the last.
+        last = len(pending) < limit
         results = await apply_rows(conn, store_id, currency, [(r["id"], json.loads(r["payload"])) for r in pending])
-        return await _save_results(conn, batch_id, results)
+        return await _save_results(conn, batch_id, results, last), last
 
 
-async def _save_results(conn: Any, batch_id: UUID, results: dict[int, RowResult]) -> ChunkCounts:
-    ids = list(results)
-    await _fetch(
-        conn, "set_row_results", ids=ids, statuses=[results[i].status for i in ids],
-        errors=[results[i].error for i in ids], matched_by=[results[i].matched_by for i in ids],
-        products=[results[i].product_id for i in ids],
-    )  # fmt: skip
+async def _save_results(conn: Any, batch_id: UUID, results: dict[int, RowResult], last: bool) -> ChunkCounts:
     counts = ChunkCounts()
     for result in results.values():
         setattr(counts, result.status, getattr(counts, result.status) + 1)
-    await _fetch(conn, "add_counts", batch_id=batch_id, **vars(counts))
+    ids = list(results)
+    await _fetch(
+        conn, "save_results", batch_id=batch_id, ids=ids, statuses=[results[i].status for i in ids],
+        errors=[results[i].error for i in ids], matched_by=[results[i].matched_by for i in ids],
+        products=[results[i].product_id for i in ids], last=last, **vars(counts),
+    )  # fmt: skip
     return counts
 
 
@@ -305,13 +334,13 @@ async def refresh_statistics(conn: Any, chunks_done: int, chunk_rows: int) -> No
 async def map_batch(conn: Any, batch_id: UUID, worker_id: str, chunk_rows: int, lease_s: float) -> ChunkCounts:
     """Map a batch this worker holds, chunk by chunk, then complete it."""
     totals = ChunkCounts(duplicate=await mark_duplicates(conn, batch_id, worker_id, lease_s))
-    chunks = 0
-    while (counts := await map_chunk(conn, batch_id, worker_id, chunk_rows, lease_s)) is not None:
+    chunks, last = 0, False
+    while not last:
+        counts, last = await map_chunk(conn, batch_id, worker_id, chunk_rows, lease_s)
         totals.add(counts)
         chunks += 1
-        if sum(vars(counts).values()) == chunk_rows:
+        if not last:
             await refresh_statistics(conn, chunks, chunk_rows)
-    await complete(conn, batch_id, worker_id)
     return totals
 
 

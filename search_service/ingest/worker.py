@@ -91,20 +91,19 @@ class ImportWorker:
             counts = pipeline.ChunkCounts(
                 duplicate=await pipeline.mark_duplicates(conn, batch_id, self.worker_id, cfg.lease_s)
             )
-            chunks = 0
-            while not self.stop.is_set():
-                chunk = await pipeline.map_chunk(conn, batch_id, self.worker_id, cfg.batch_chunk_rows, cfg.lease_s)
-                if chunk is None:
-                    await pipeline.complete(conn, batch_id, self.worker_id)
-                    break
+            chunks, last = 0, False
+            while not last and not self.stop.is_set():
+                chunk, last = await pipeline.map_chunk(
+                    conn, batch_id, self.worker_id, cfg.batch_chunk_rows, cfg.lease_s
+                )
                 counts.add(chunk)
                 chunks += 1
-                if sum(vars(chunk).values()) == cfg.batch_chunk_rows:
+                if not last:
                     await pipeline.refresh_statistics(conn, chunks, cfg.batch_chunk_rows)
-                if self.options.hold_s:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.stop.wait(), self.options.hold_s)
-            else:
+                    if self.options.hold_s:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self.stop.wait(), self.options.hold_s)
+            if not last:
                 await pipeline.release_batch(conn, batch_id, self.worker_id)
         except pipeline.LeaseLost:
             log.warning(json.dumps({"event": "lease_lost", "batch": str(batch_id), "worker": self.worker_id}))

@@ -25,6 +25,38 @@ SELECT import_batch_id FROM ingest_delivery WHERE connection_id = :connection_id
 -- params: delivery_row bigint, batch_id uuid
 UPDATE ingest_delivery SET import_batch_id = :batch_id WHERE id = :delivery_row;
 
+-- name: record_small
+-- params: batch_id uuid (chosen by the caller), store_id uuid, source text, kind text, connection_id uuid|null,
+--    delivery_id text|null, numbers int[], payloads jsonb[], raws jsonb[], statuses text[], errors text[],
+--    total_rows int, rejected_rows int
+-- A small batch (a webhook delivery, a listing write) stored whole in ONE statement: the delivery id (a replay
+-- inserts nothing at all: stored = 0), the batch, its rows, and the workers' wake-up.
+WITH delivery AS (
+    INSERT INTO ingest_delivery (connection_id, delivery_id, import_batch_id)
+    SELECT :connection_id, :delivery_id, :batch_id
+    WHERE :delivery_id::text IS NOT NULL AND :connection_id::uuid IS NOT NULL
+    ON CONFLICT (connection_id, delivery_id) DO NOTHING
+    RETURNING id
+), batch AS (
+    INSERT INTO import_batch (id, store_id, source, kind, status, connection_id, delivery_id, total_rows,
+                              processed_rows, error_rows, finished_at)
+    SELECT :batch_id, :store_id, :source, :kind,
+           CASE WHEN :total_rows::int = :rejected_rows::int THEN 'completed' ELSE 'pending' END,
+           :connection_id, :delivery_id, :total_rows::int, :rejected_rows::int, :rejected_rows::int,
+           CASE WHEN :total_rows::int = :rejected_rows::int THEN now() END
+    WHERE :delivery_id::text IS NULL OR :connection_id::uuid IS NULL OR EXISTS (SELECT 1 FROM delivery)
+    RETURNING id
+), rows AS (
+    INSERT INTO imported_product_raw (import_batch_id, row_number, payload, raw, status, error)
+    SELECT b.id, r.n, r.payload, r.raw, r.status, r.error
+    FROM batch b,
+         unnest(:numbers::int[], :payloads::jsonb[], :raws::jsonb[], :statuses::text[], :errors::text[])
+         AS r(n, payload, raw, status, error)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM batch) AS stored, (SELECT count(*) FROM rows) AS row_count,
+       (SELECT pg_notify('ingest_batch', '') FROM batch) AS notified;
+
 -- name: insert_rows
 -- params: batch_id uuid, numbers int[], payloads jsonb[], raws jsonb[], statuses text[], errors text[]
 -- Small batches (webhooks, listing writes); large ones are COPYed (copy_rows).
@@ -82,7 +114,7 @@ SET status = 'processing', locked_by = :worker_id, locked_until = now() + make_i
     started_at = coalesce(b.started_at, now()), attempts = b.attempts + 1
 FROM candidate
 WHERE b.id = candidate.id
-RETURNING b.id, b.store_id;
+RETURNING b.id, b.store_id, b.total_rows;
 
 -- name: due_count
 -- params: none
@@ -91,16 +123,19 @@ WHERE status IN ('pending', 'processing') AND (locked_until IS NULL OR locked_un
 
 -- name: fence
 -- params: batch_id uuid, worker_id text, lease_s float8
--- Inside each chunk's transaction: the batch is still ours (the row lock keeps it so until commit), and the
--- lease is extended. No row: another worker took the batch over; the chunk rolls back.
-UPDATE import_batch SET locked_until = now() + make_interval(secs => :lease_s)
-WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing'
-RETURNING store_id;
-
--- name: store_lock
--- params: store_id uuid
--- One mapper at a time per store (worker chunks and inline listing writes): newest-wins decisions stay valid.
-SELECT pg_advisory_xact_lock(hashtextextended(:store_id::uuid::text, 20261203));
+-- Starts each chunk's transaction in one round trip: the batch is still ours (the row lock keeps it so until
+-- commit) and its lease is extended; the store's lock is taken (one mapper per store: newest-wins decisions stay
+-- valid); the commit will not wait for the WAL flush (lost in a server crash, the rows are pending again and are
+-- mapped again to the same state). No row: another worker took the batch over; the chunk rolls back.
+WITH ours AS (
+    UPDATE import_batch SET locked_until = now() + make_interval(secs => :lease_s)
+    WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing'
+    RETURNING store_id
+)
+SELECT ours.store_id, s.currency,
+       pg_advisory_xact_lock(hashtextextended(ours.store_id::text, 20261203)) AS locked,
+       set_config('synchronous_commit', 'off', true) AS async_commit
+FROM ours JOIN store s ON s.id = ours.store_id;
 
 -- name: mark_duplicates
 -- params: batch_id uuid
@@ -140,6 +175,30 @@ SET status = v.status, error = v.error, matched_by = v.matched_by, matched_produ
 FROM unnest(:ids::bigint[], :statuses::text[], :errors::text[], :matched_by::text[], :products::uuid[])
      AS v(id, status, error, matched_by, product)
 WHERE r.id = v.id AND r.status = 'pending';
+
+-- name: save_results
+-- params: batch_id uuid, ids bigint[], statuses text[], errors text[], matched_by text[], products uuid[],
+--    mapped int, stale int, duplicate int, rejected int, last bool (true: no pending row is left after these)
+-- A chunk's row outcomes and the batch's counters in one statement (they move together, so totals always add up);
+-- the last chunk completes the batch and lets the lease go.
+WITH saved AS (
+    UPDATE imported_product_raw r
+    SET status = v.status, error = v.error, matched_by = v.matched_by, matched_product_id = v.product
+    FROM unnest(:ids::bigint[], :statuses::text[], :errors::text[], :matched_by::text[], :products::uuid[])
+         AS v(id, status, error, matched_by, product)
+    WHERE r.id = v.id AND r.status = 'pending'
+    RETURNING 1
+)
+UPDATE import_batch
+SET mapped_rows = mapped_rows + :mapped, stale_rows = stale_rows + :stale,
+    duplicate_rows = duplicate_rows + :duplicate, error_rows = error_rows + :rejected,
+    processed_rows = processed_rows + :mapped + :stale + :duplicate + :rejected,
+    status = CASE WHEN :last THEN 'completed' ELSE status END,
+    finished_at = CASE WHEN :last THEN now() ELSE finished_at END,
+    locked_by = CASE WHEN :last THEN NULL ELSE locked_by END,
+    locked_until = CASE WHEN :last THEN NULL ELSE locked_until END
+WHERE id = :batch_id AND (SELECT count(*) FROM saved) >= 0
+RETURNING status;
 
 -- name: add_counts
 -- params: batch_id uuid, mapped int, stale int, duplicate int, rejected int
@@ -217,9 +276,3 @@ SELECT set_config('statement_timeout', :timeout, true);
 -- statistics make the triggers' anti-joins (search_term) and the lookups nested loops over whole tables (measured:
 -- a 100k-row import slowed chunk after chunk). Refreshed after the first chunk and every few chunks.
 ANALYZE product_master, store_product, search_term, ai_task;
-
--- name: async_commit
--- params: none
--- A chunk's commit need not wait for the WAL flush: lost in a server crash, its rows are simply pending again (the
--- raw batch was committed durably before) and are mapped again to the same state.
-SET LOCAL synchronous_commit = off;
