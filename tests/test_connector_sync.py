@@ -72,6 +72,10 @@ def test_a_vendor_down_mid_sync_keeps_the_stored_pages_and_resumes(db: psycopg.C
     cursor, failures, error, _config, last_sync = state(db, cid)
     assert failures == 1 and "HTTP 500" in error and last_sync is None
     assert cursor["item_ts"] == r_fake.items["103"]["timeStamp"]  # three pages stored, cursor at the third
+    due = statement("ingest/connectors", "due_connections").psycopg
+    for retry_base_s, expected in ((3600.0, []), (0.001, [cid])):  # backed off, then due again
+        params = {"interval_s": 3600, "retry_base_s": retry_base_s, "sources": ["lightspeed-r"]}
+        assert [r[0] for r in db.execute(due, params).fetchall()] == expected
     r_fake.server.handler = original
     sync(db, cid)
     map_batches(db)
