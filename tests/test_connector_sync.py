@@ -116,6 +116,7 @@ def cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=180)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str, r_fake: Any) -> None:
     store = make_store(db, "R", 52.37, 4.89)
     out = cli(fresh_db_url, "connect", "lightspeed-r", "--store", str(store), "--location", "1",
@@ -144,6 +145,7 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
     assert out.returncode == 1 and out.stderr.strip() == "error: erply needs --username, --password"
 
 
+@pytest.mark.slow
 def test_worker_sync_job_drains(db: psycopg.Connection, fresh_db_url: str, r_fake: Any) -> None:
     cid = r_connection(db, r_fake, page_size=100)
     out = subprocess.run(
