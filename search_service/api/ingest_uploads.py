@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import time
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -27,7 +28,7 @@ from search_service.db.sql import statement
 from search_service.ingest import pipeline
 from search_service.ingest.csvfile import CsvError, parse_csv
 from search_service.ingest.sources import IncomingRequest, MediaTypeError, PayloadError, SignatureError, handler_for
-from search_service.ingest.stores import connection_async
+from search_service.ingest.stores import Connection, connection_async
 
 if TYPE_CHECKING:
     from search_service.api.app import Runtime
@@ -132,6 +133,22 @@ async def _receive(conn: Any, request: Request[Any, Any, Any], batch_id: UUID, l
     return body
 
 
+CONNECTION_CACHE_S = 5.0  # a disabled connection or a rotated secret takes effect within this
+
+
+async def _connection(request: Request[Any, Any, Any], conn: Any, connection_id: UUID) -> Connection | None:
+    """The connection, from a per-process cache of a few seconds (a delivery then costs one round trip)."""
+    cache: dict[UUID, tuple[float, Connection | None]] = request.app.state.setdefault("plinqy_connections", {})
+    hit = cache.get(connection_id)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    found = await connection_async(conn, connection_id)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[connection_id] = (time.monotonic() + CONNECTION_CACHE_S, found)
+    return found
+
+
 def _secret_box(request: Request[Any, Any, Any], rt: Runtime) -> SecretBox:
     box = request.app.state.get("plinqy_secret_box")
     if not isinstance(box, SecretBox):
@@ -172,7 +189,7 @@ async def ingest_delivery(
     except TooLarge:
         raise _too_large(limit) from None
     async with rt.connection() as conn:
-        connection = await connection_async(conn, connection_id)
+        connection = await _connection(request, conn, connection_id)
         handler = None if connection is None else handler_for(connection.source)
         if connection is None or handler is None or not connection.enabled:
             raise NotFound("connection_id", "no enabled connection with this id")
