@@ -6,11 +6,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from embeddings.encoder import EncoderConfig
 from search_service.db.secretbox import SecretBox
 from search_service.events.config import EventsConfig, EventsConfigError
 from search_service.ingest.config import IngestConfig, IngestConfigError
+from search_service.ingest.connectors.config import ConnectorsConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PORT = 54329
@@ -71,6 +73,7 @@ class Settings:
     secret_key_file: Path = PROJECT_ROOT / ".secrets" / "plinqy.key"
     events: EventsConfig = field(default_factory=EventsConfig)  # webhooks (search_service/events/config.py)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    connectors: ConnectorsConfig = field(default_factory=ConnectorsConfig)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -103,6 +106,7 @@ class Settings:
             secret_key_file=Path(env.get("PLINQY_SECRET_KEY_FILE") or PROJECT_ROOT / ".secrets" / "plinqy.key"),
             events=_events_config(env),
             ingest=_ingest_config(env),
+            connectors=_ingest_config(env, ConnectorsConfig),
             env=env,
         )
 
@@ -121,9 +125,9 @@ class Settings:
         return embedded_url(self.db_port)
 
 
-def _ingest_config(env: Mapping[str, str]) -> IngestConfig:
+def _ingest_config(env: Mapping[str, str], config: Any = IngestConfig) -> Any:
     try:
-        return IngestConfig.from_env(env)
+        return config.from_env(env)
     except IngestConfigError as exc:
         raise SettingsError(str(exc)) from None
 

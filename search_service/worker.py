@@ -102,7 +102,22 @@ def _run_events(ctx: JobContext) -> int:
     return 0
 
 
+def _run_sync(ctx: JobContext) -> int:
+    import threading
+
+    from search_service.ingest.connectors.job import run_sync_loop
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # finish the page in hand (its cursor is saved), then exit
+        signal.signal(signum, lambda *_: stop.set())
+    settings = ctx.settings
+    report = run_sync_loop(ctx.dsn, settings.secret_box(), settings.connectors, drain=ctx.drain, stop=stop)
+    log.info("sync job stopped: %d synced, %d failed", report.synced, report.failed)
+    return 0
+
+
 def _register_builtin_jobs() -> None:
+    register(Job("sync", _run_sync, order=10, help="poll the POS connections (Lightspeed, Erply, Shopify)"))
     register(Job("import", _run_import, order=20, help="map stored import batches into products and listings"))
     register(Job("embed", _run_embed, order=30, help="embed products from the ai_task queue"))
     register(Job("events", _run_events, order=40, help="deliver outgoing store webhooks"))

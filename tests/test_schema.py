@@ -37,6 +37,7 @@ EXPECTED_TABLES = {
     "api_key",
     "ingest_connection",
     "ingest_delivery",
+    "ingest_connector_link",
 }
 
 

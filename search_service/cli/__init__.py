@@ -54,3 +54,7 @@ from search_service.cli import ingest as _ingest  # noqa: E402
 for _command in _ingest.COMMANDS:
     cli.add_command(_command)
 cli.add_command(_ingest.CONNECT, "connect")
+
+from search_service.cli import connectors as _connectors  # noqa: E402
+
+_connectors.register(cli, _ingest.CONNECT)

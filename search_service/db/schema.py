@@ -590,3 +590,20 @@ search_term = Table(
 )
 
 ALL_TABLES = tuple(metadata.sorted_tables)
+
+# POS connectors (migration 0007): vendor ids that later messages name instead of a listing's SKU
+# (a Shopify product's variants, for products/delete).
+ingest_connector_link = Table(
+    "ingest_connector_link",
+    metadata,
+    Column(
+        "connection_id",
+        UUID(as_uuid=True),
+        ForeignKey("ingest_connection.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("external_id", Text, primary_key=True),
+    Column("parent_id", Text),
+    Column("sku", Text, nullable=False),
+    Index("ix_ingest_connector_link_connection_id_parent_id", "connection_id", "parent_id"),
+)

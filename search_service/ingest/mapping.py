@@ -147,6 +147,8 @@ def _decide(
         (plan.stock if row.op == "stock" else plan.deletes).append(row)
         return RowResult("mapped", None, None, look["listing_product"])
     category_id = categories.resolve(row)
+    if row.quantity is None:  # an upsert without a level keeps the listing's (read under the store lock)
+        row.quantity = look["listing_quantity"] or 0
     if row.gtin and look["gtin_product"] is not None:
         product, matched_by = look["gtin_product"], "gtin"
         listed_as = look["gtin_listed_as"]

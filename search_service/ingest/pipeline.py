@@ -11,14 +11,15 @@ THE ROW SHAPE every source produces (CSV, webhooks, the listing API, the POS con
      "category": int | str?,                 # a category id, or a path "Grocery > Dairy > Milk"
      "price": str | int | float?,            # decimal; "3.49" and "3,49" both work; required for upsert
      "currency": str?,                       # ISO 4217; default: the store's currency
-     "quantity": int | str?,                 # absolute stock level, whole, >= 0; required for upsert
+     "quantity": int | str?,                 # absolute stock level, whole, >= 0; upsert without: kept (new: 0)
      "is_active": bool?,                     # default true (upsert)
      "attributes": dict?,                    # free-form, part of the embedded text
      "updated_at": str?,                     # ISO-8601 (naive = UTC): the source's clock, for newest wins
      "version": int?}                        # or a version number, for newest wins
 
-- `upsert` creates or replaces a listing (price, quantity required). `stock` changes quantity and/or price of an
-  existing listing only (the till's fast path). `delete` makes the listing unsellable (history stays).
+- `upsert` creates or replaces a listing (price required; no quantity keeps the listing's, 0 when new). `stock`
+  changes quantity and/or price of an existing listing only (the till's fast path). `delete` makes the listing
+  unsellable (history stays).
 - Values may be strings as a CSV gives them; validation (rows.py) types them. Missing keys mean "not given".
 - Two private keys, for source adapters: `_raw` (the source's original cells, JSON; shown in the errors CSV) and
   `_error` (the source could not even read the row, e.g. a ragged CSV line: it is stored `rejected` with

@@ -184,8 +184,8 @@ def _common(row: dict[str, Any], out: ValidRow) -> None:
 def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
     if out.price is None:
         raise Rejected("price is required")
-    if out.quantity is None:
-        raise Rejected("quantity is required")
+    # No quantity: an existing listing keeps its stock, a new one starts at 0 (POS catalogues and stock arrive
+    # apart: X-Series, Erply and Shopify send products without a level for the location).
     for key in ("name", "brand", "description"):
         setattr(out, key, _text(row, key))
     out.category = parse_category(row.get("category"))

@@ -62,6 +62,7 @@ def register_source(name: str, handler: SourceHandler) -> None:
 
 def sources_registry() -> dict[str, SourceHandler]:
     from search_service.ingest import webhooks  # noqa: F401  (registers the built-in `webhook` source)
+    from search_service.ingest.connectors import webhooks as pos_webhooks  # noqa: F401  (the POS sources)
 
     return _SOURCES
 

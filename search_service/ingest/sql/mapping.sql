@@ -7,6 +7,7 @@
 -- Per input row (ord, 1-based): the store's listing of that SKU, its source clock and whether another store lists
 -- its product; the product with that GTIN (any stored width) and which SKU of this store already lists it.
 SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product, sp.source_updated_at, sp.source_version,
+       sp.quantity AS listing_quantity,
        (sp.id IS NOT NULL AND NOT EXISTS (
            SELECT 1 FROM store_product x WHERE x.product_master_id = sp.product_master_id AND x.store_id <> :store_id
        )) AS sole_listing,

@@ -1,0 +1,209 @@
+"""What every connector shares: the page it yields, the mapping context, and tolerant value readers.
+
+Vendors send numbers as strings ("24", "24.00000"), a single child as an object instead of a list, negative stock,
+and barcodes that are not GTINs. The readers here absorb all of that once, so the mappers stay declarative.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+Cursor = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MapContext:
+    """What a mapper needs besides the vendor record: the connection's location and the store's currency."""
+
+    location: str
+    currency: str | None = None  # None: the store's currency (no POS sends one)
+
+
+@dataclass
+class Page:
+    """One page of normalized rows and the cursor to persist once those rows are stored (never before)."""
+
+    kind: str  # "catalog" or "stock"
+    rows: list[Row]
+    cursor: Cursor
+    read: int  # vendor records read, mapped or skipped
+    links: list[ItemLink] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ItemLink:
+    """A vendor id that later messages use instead of the listing key (Shopify inventory items, products)."""
+
+    external_id: str
+    parent_id: str | None
+    sku: str
+
+
+class Connector(Protocol):
+    source: str
+
+    def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]: ...
+
+    def close(self) -> None: ...
+
+
+class WebhookRejected(Exception):
+    """A delivery that fails authentication (401) or cannot be read (400)."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class WebhookResult:
+    """What a verified delivery means: rows to record, and what to read again from the vendor."""
+
+    delivery_id: str
+    kind: str
+    rows: list[Row] = field(default_factory=list)
+    links: list[ItemLink] = field(default_factory=list)
+    repoll: set[str] = field(default_factory=set)  # "stock", "catalog", or "stock=<external id>"
+    deleted_parents: list[str] = field(default_factory=list)  # Shopify products/delete: resolve via links
+
+
+def as_list(value: Any) -> list[Any]:
+    """A vendor child that may be missing, one object, or a list of objects, always as a list."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def stock_level(value: Any) -> int | None:
+    """An absolute stock level: strings and decimals read, fractions dropped, negative stock is 0 sellable."""
+    number = to_decimal(value)
+    if number is None:
+        return None
+    return max(0, int(number))
+
+
+def price_text(value: Any) -> str | None:
+    number = to_decimal(value)
+    if number is None or number < 0:
+        return None
+    return str(number.quantize(Decimal("0.01")))
+
+
+def truthy(value: Any) -> bool:
+    """Vendor booleans: true/"true"/1/"1"."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def gtin_or_none(raw: Any) -> str | None:
+    """The barcode when it is a GTIN-8/12/13/14 with a right check digit; free text ("1234_pink") is not."""
+    if raw is None:
+        return None
+    code = re.sub(r"[\s-]", "", str(raw))
+    if not code.isdigit() or len(code) not in (8, 12, 13, 14):
+        return None
+    body, check = code[:-1], int(code[-1])
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return code if (10 - total % 10) % 10 == check else None
+
+
+def barcode_fields(raw: Any) -> dict[str, Any]:
+    """`gtin` when the barcode is one, else the barcode kept as an attribute (still a listing, no GTIN match)."""
+    text = "" if raw is None else str(raw).strip()
+    if not text:
+        return {}
+    gtin = gtin_or_none(text)
+    return {"gtin": gtin} if gtin else {"attributes": {"barcode": text}}
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def plain_text(html: Any) -> str | None:
+    if not html:
+        return None
+    text = re.sub(r"\s+", " ", _TAG.sub(" ", str(html))).strip()
+    return text or None
+
+
+def iso_from_unix(seconds: Any) -> str | None:
+    number = to_decimal(seconds)
+    if number is None or number <= 0:
+        return None
+    return datetime.fromtimestamp(float(number), UTC).isoformat()
+
+
+def stock_clock(stamp: Any) -> int | None:
+    """A stock row's ordering key: the vendor's stock timestamp in epoch milliseconds, sent as `version`.
+
+    Catalogue rows order by `updated_at` and stock rows by `version`, two independent clocks per listing: a product
+    edit is never dropped as older than a later stock move (or the reverse), yet an old stock event after a newer
+    one is stale.
+    """
+    if not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def iso_from_naive(text: Any) -> str | None:
+    """X-Series 1.0 "YYYY-MM-DD HH:MM:SS" (no zone; taken as UTC) to ISO-8601."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(str(text).replace(" ", "T"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
+
+
+def merge_attributes(row: Row, extra: dict[str, Any]) -> Row:
+    values = {k: v for k, v in extra.items() if v not in (None, "")}
+    if values:
+        row["attributes"] = {**row.get("attributes", {}), **values}
+    return row
+
+
+def compact(row: Row) -> Row:
+    """Drop absent values: a missing field means "not sent", never "set to null"."""
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def hmac_sha256(key: str, message: bytes, encoding: str = "hex") -> str:
+    digest = hmac.new(key.encode(), message, hashlib.sha256).digest()
+    return digest.hex() if encoding == "hex" else base64.b64encode(digest).decode()
+
+
+def matches_any(given: str, key_candidates: Iterable[str], message: bytes, encoding: str = "hex") -> bool:
+    """Constant-time check of a signature against each valid secret (several during a rotation)."""
+    found = False
+    for key in key_candidates:
+        if key:
+            expected = hmac_sha256(key, message, encoding)
+            found |= hmac.compare_digest(expected.encode(), given.strip().encode())
+    return found

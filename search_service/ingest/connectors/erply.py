@@ -1,0 +1,241 @@
+"""Erply: `getProducts`, `getProductStock` and `getUserOperationsLog` (deletions) by `changedSince`.
+
+Errors arrive as HTTP 200 with `status.errorCode` ≠ 0: 1002 is the hourly quota (wait for the next hour), 1054-1056
+an expired session (log in again); a per-IP 429 comes as HTTP. Numbers may be strings. A stock record has no
+warehouse: it belongs to the warehouse the request asked for. Webhooks are enriched events used only as a
+trigger to poll again (the poll is the source of truth), so their data is never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from search_service.ingest.connectors.common import (
+    Cursor,
+    MapContext,
+    Page,
+    Row,
+    WebhookRejected,
+    WebhookResult,
+    as_list,
+    barcode_fields,
+    compact,
+    hmac_sha256,
+    iso_from_unix,
+    matches_any,
+    merge_attributes,
+    plain_text,
+    price_text,
+    stock_level,
+    truthy,
+)
+from search_service.ingest.connectors.http import RetryPolicy, RetryRequest, VendorError, VendorHTTP
+
+SOURCE = "erply"
+QUOTA_EXCEEDED = 1002
+SESSION_ERRORS = frozenset({1054, 1055, 1056})
+SELLABLE_STATUSES = frozenset({"ACTIVE", "NO_LONGER_ORDERED"})
+STOCK_TABLES = ("wm_inventory", "wm_sales_document", "wm_product_stock")
+
+
+class SessionExpired(VendorError):
+    pass
+
+
+def default_base_url(client_code: str) -> str:
+    return f"https://{client_code}.erply.com/api/"
+
+
+def seconds_to_next_hour(now: float | None = None) -> float:
+    now = time.time() if now is None else now
+    return 3600 - now % 3600 + 1
+
+
+def check_status(body: Any, response: httpx.Response) -> None:
+    """Erply reports errors inside HTTP 200: turn them into retries, re-logins or failures."""
+    status = body.get("status") if isinstance(body, dict) else None
+    if not isinstance(status, dict):
+        raise RetryRequest("malformed Erply answer: no status")
+    code = int(status.get("errorCode") or 0)
+    if code == 0:
+        return
+    if code == QUOTA_EXCEEDED:
+        raise RetryRequest("Erply hourly request quota used up (error 1002)", seconds_to_next_hour())
+    if code in SESSION_ERRORS:
+        raise SessionExpired(f"Erply session expired (error {code})", status=401)
+    raise VendorError(f"Erply {status.get('request')}: error {code} {status.get('errorField') or ''}".strip())
+
+
+def map_product(record: Mapping[str, Any], ctx: MapContext) -> Row:
+    status = str(record.get("status") or "ACTIVE").upper()
+    row = compact(
+        {
+            "op": "upsert",
+            "sku": str(record["productID"]),
+            "name": record.get("name") or None,
+            "brand": record.get("brandName") or None,
+            "description": plain_text(record.get("longdesc")) or plain_text(record.get("description")),
+            "category": record.get("groupName") or record.get("categoryName") or None,
+            "price": price_text(record.get("priceWithVat")),  # `price` is net of VAT
+            "currency": ctx.currency,
+            "is_active": status in SELLABLE_STATUSES and truthy(record.get("active", 1)),
+            "updated_at": iso_from_unix(record.get("lastModified")),
+        }
+    )
+    row.update(barcode_fields(record.get("code2")))
+    return merge_attributes(row, {"code": record.get("code"), "code3": record.get("code3")})
+
+
+def map_stock(record: Mapping[str, Any]) -> Row | None:
+    """A stock record of the warehouse the request named (the record itself does not say)."""
+    level = stock_level(record.get("amountInStock"))
+    if level is None or record.get("productID") in (None, ""):
+        return None
+    # No clock: a level is as of the request, and stock polls of one account run one at a time.
+    return compact({"op": "stock", "sku": str(record["productID"]), "quantity": level})
+
+
+def map_deletion(record: Mapping[str, Any]) -> Row | None:
+    if str(record.get("operation")) != "delete" or record.get("itemID") in (None, ""):
+        return None
+    return compact({"op": "delete", "sku": str(record["itemID"]), "updated_at": iso_from_unix(record.get("timestamp"))})
+
+
+@dataclass(frozen=True)
+class _Query:
+    request: str
+    key: str  # cursor key of this query
+    kind: str
+    since_param: str = "changedSince"
+
+
+QUERIES = (
+    _Query("getProducts", "products", "catalog"),
+    _Query("getUserOperationsLog", "deletions", "catalog", "addedSince"),
+    _Query("getProductStock", "stock", "stock"),
+)
+
+
+class Erply:
+    source = SOURCE
+
+    def __init__(
+        self,
+        *,
+        client_code: str,
+        ctx: MapContext,
+        username: str | None = None,
+        password: str | None = None,
+        session_key: str | None = None,
+        base_url: str | None = None,
+        policy: RetryPolicy | None = None,
+        page_size: int = 1000,
+    ) -> None:
+        self.ctx = ctx
+        self.client_code = client_code
+        self.username, self.password, self.session_key = username, password, session_key
+        self.page_size = page_size
+        self.http = VendorHTTP(base_url or default_base_url(client_code), policy=policy, check=check_status)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _login(self) -> None:
+        if not (self.username and self.password):
+            raise VendorError("Erply session expired and no username/password to log in again", status=401)
+        body = self._post({"request": "verifyUser", "username": self.username, "password": self.password})
+        self.session_key = str(as_list(body.get("records"))[0]["sessionKey"])
+
+    def _post(self, form: dict[str, Any]) -> Any:
+        body, _ = self.http.request_json("POST", "", data={"clientCode": self.client_code, **form})
+        return body
+
+    def call(self, request: str, **params: Any) -> Any:
+        """One API call with the session; an expired session logs in again once."""
+        if self.session_key is None:
+            self._login()
+        try:
+            return self._post({"request": request, "sessionKey": self.session_key, **params})
+        except SessionExpired:
+            self._login()
+            return self._post({"request": request, "sessionKey": self.session_key, **params})
+
+    def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]:
+        cursor = dict(cursor)
+        for query in QUERIES:
+            if full and query.key == "deletions":
+                continue  # a full pass re-reads everything that exists
+            yield from self._walk(query, cursor, full)
+
+    def _walk(self, query: _Query, cursor: Cursor, full: bool) -> Iterator[Page]:
+        """Pages of one query; mid-pass the cursor keeps its page, and `since` advances only at the pass's end."""
+        state = dict(cursor.get(query.key) or {}) if not full else {}
+        since, page_no = int(state.get("since") or 0), int(state.get("page") or 1)
+        started = state.get("started")
+        while True:
+            params: dict[str, Any] = {query.since_param: since, "recordsOnPage": self.page_size, "pageNo": page_no}
+            if query.request == "getProductStock":
+                params["warehouseID"] = self.ctx.location
+            if query.request == "getUserOperationsLog":
+                params["tableName"] = "products"
+            body = self.call(query.request, **params)
+            status = body.get("status") or {}
+            started = started or int(status.get("requestUnixTime") or time.time())
+            records = [r for r in as_list(body.get("records")) if isinstance(r, dict)]
+            rows = self._map(query, records)
+            done = len(records) < self.page_size
+            state = {"since": started, "page": 1} if done else {"since": since, "page": page_no + 1, "started": started}
+            cursor[query.key] = state
+            yield Page(query.kind, rows, dict(cursor), len(records))
+            if done:
+                return
+            page_no += 1
+
+    def _map(self, query: _Query, records: list[dict[str, Any]]) -> list[Row]:
+        if query.request == "getProducts":
+            return [map_product(r, self.ctx) for r in records if r.get("productID") not in (None, "")]
+        mapper = map_deletion if query.request == "getUserOperationsLog" else map_stock
+        return [row for r in records if (row := mapper(r))]
+
+
+@dataclass(frozen=True)
+class SignatureConfig:
+    message: str = "id"  # unconfirmed input of the body's `hmac`: "id" (the event id) or "items" (compact JSON)
+    encoding: str = "hex"
+
+
+def _signed_message(event: Mapping[str, Any], config: SignatureConfig) -> bytes:
+    if config.message == "items":
+        return json.dumps(event.get("items"), separators=(",", ":"), default=str).encode()
+    return str(event.get("id") or "").encode()
+
+
+def sign_event(event: Mapping[str, Any], secret: str, config: SignatureConfig | None = None) -> str:
+    return hmac_sha256(
+        secret, _signed_message(event, config or SignatureConfig()), (config or SignatureConfig()).encoding
+    )
+
+
+def verify_and_parse_webhook(body: bytes, secrets: list[str], config: SignatureConfig | None = None) -> WebhookResult:
+    """Check the body's `hmac`, then say what to poll again: the catalogue or the stock."""
+    config = config or SignatureConfig()
+    try:
+        event = json.loads(body, parse_float=Decimal)
+    except ValueError:
+        raise WebhookRejected("the body is not JSON", 400) from None
+    if not isinstance(event, dict) or not event.get("id"):
+        raise WebhookRejected("not an Erply event (no id)", 400)
+    if not matches_any(str(event.get("hmac") or ""), secrets, _signed_message(event, config), config.encoding):
+        raise WebhookRejected("the event's hmac does not match")
+    table = str(event.get("table") or "")
+    repoll = {"stock"} if table.startswith(STOCK_TABLES) else {"catalog"}
+    return WebhookResult(
+        delivery_id=f"erply:{event['id']}", kind="stock" if "stock" in repoll else "catalog", repoll=repoll
+    )

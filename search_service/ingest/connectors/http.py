@@ -1,0 +1,205 @@
+"""The one outbound HTTP client of the connectors: retries, backoff, rate-limit pacing, Retry-After.
+
+Every vendor answers overload differently (R-Series and Shopify: a leaky bucket in headers and 429; X-Series: 429
+with `Retry-After` as an HTTP date; Erply: HTTP 200 with error code 1002). The client retries what may pass
+(429, 5xx, timeouts, connection errors, a malformed page) with capped exponential backoff and jitter; a wait
+longer than `max_delay_s` is not slept here but raised as `RateLimited`, so the sync records it and the scheduler
+comes back later instead of holding a worker.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+import httpx
+import msgspec
+
+
+class VendorError(Exception):
+    """A vendor call failed for good (after retries, or at once when retrying cannot help)."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+
+
+class RateLimited(VendorError):
+    """The vendor asks us to come back after `wait_s` seconds, longer than we sleep in place."""
+
+    def __init__(self, message: str, wait_s: float) -> None:
+        super().__init__(message, status=429, retryable=True)
+        self.wait_s = wait_s
+
+
+class RetryRequest(Exception):
+    """Raised by a vendor's response check to ask for a retry (optionally after `wait_s`)."""
+
+    def __init__(self, message: str, wait_s: float | None = None) -> None:
+        super().__init__(message)
+        self.wait_s = wait_s
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    timeout_s: float = 15.0
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` value: delta-seconds ("2", "2.5") or an HTTP date (RFC 9110)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def backoff_delay(attempt: int, policy: RetryPolicy) -> float:
+    """Capped exponential backoff with equal jitter: attempt 0 waits base/2..base."""
+    ceiling = min(policy.max_delay_s, policy.base_delay_s * (2**attempt))
+    return ceiling / 2 + random.random() * ceiling / 2
+
+
+class BucketPacer:
+    """Paces requests by a leaky bucket the vendor reports in a header ("used/size"), never a hard-coded bucket.
+
+    R-Series: `X-LS-API-Bucket-Level` and `X-LS-API-Drip-Rate` (units per second); Shopify REST:
+    `X-Shopify-Shop-Api-Call-Limit` (leaks 2 a second). When the bucket is nearly full, wait for it to drain.
+    """
+
+    def __init__(self, level_header: str, drip_header: str | None = None, default_drip: float = 1.0) -> None:
+        self.level_header = level_header
+        self.drip_header = drip_header
+        self.default_drip = default_drip
+        self.used = 0.0
+        self.size = 0.0
+        self.drip = default_drip
+        self.seen_at = 0.0
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        level = headers.get(self.level_header)
+        if level and "/" in level:
+            used, _, size = level.partition("/")
+            try:
+                self.used, self.size = float(used), float(size)
+            except ValueError:
+                return
+            self.seen_at = time.monotonic()
+        if self.drip_header and headers.get(self.drip_header):
+            try:
+                self.drip = max(0.01, float(headers[self.drip_header]))
+            except ValueError:
+                self.drip = self.default_drip
+
+    def wait_s(self, cost: float = 1.0, margin: float = 1.0) -> float:
+        """How long to wait so that a request of `cost` leaves `margin` free in the bucket."""
+        if self.size <= 0:
+            return 0.0
+        drained = (time.monotonic() - self.seen_at) * self.drip
+        level = max(0.0, self.used - drained)
+        excess = level + cost + margin - self.size
+        return max(0.0, excess / self.drip)
+
+
+ResponseCheck = Callable[[Any, httpx.Response], None]
+
+
+class VendorHTTP:
+    """A JSON client bound to one base URL (configurable: production code never assumes a host)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        policy: RetryPolicy | None = None,
+        pacer: BucketPacer | None = None,
+        check: ResponseCheck | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.policy = policy or RetryPolicy()
+        self.pacer = pacer
+        self.check = check
+        self.sleep = sleep
+        self.requests = 0
+        self.retries = 0
+        self.client = httpx.Client(
+            base_url=base_url.rstrip("/"), headers=dict(headers or {}), timeout=self.policy.timeout_s
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> VendorHTTP:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _wait(self, seconds: float, why: str) -> None:
+        if seconds > self.policy.max_delay_s:
+            raise RateLimited(f"{why}: the vendor asks to wait {seconds:.0f}s", seconds)
+        self.retries += 1
+        self.sleep(seconds)
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> tuple[Any, httpx.Response]:
+        """Send, retrying what may pass; returns the decoded JSON (ints exact)."""
+        last = "no attempt"
+        for attempt in range(self.policy.attempts):
+            if self.pacer is not None and (pause := self.pacer.wait_s()) > 0:
+                self.sleep(min(pause, self.policy.max_delay_s))
+            try:
+                return self._attempt(method, path, **kwargs)
+            except RetryRequest as exc:
+                last = str(exc)
+                delay = exc.wait_s if exc.wait_s is not None else backoff_delay(attempt, self.policy)
+            if attempt + 1 < self.policy.attempts:
+                self._wait(delay, last)
+        raise VendorError(f"{method} {path}: gave up after {self.policy.attempts} attempts: {last}", retryable=True)
+
+    def _attempt(self, method: str, path: str, **kwargs: Any) -> tuple[Any, httpx.Response]:
+        self.requests += 1
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise RetryRequest("timed out") from None
+        except httpx.TransportError as exc:
+            raise RetryRequest(f"connection failed: {type(exc).__name__}") from None
+        if self.pacer is not None:
+            self.pacer.observe(response.headers)
+        status = response.status_code
+        if status == 429 or status == 503:
+            raise RetryRequest(f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After")))
+        if status >= 500:
+            raise RetryRequest(f"HTTP {status}")
+        if status >= 400:
+            raise VendorError(f"{method} {path}: HTTP {status}", status=status)
+        try:
+            # msgspec: ints stay exact (Shopify ids beyond 2^53), floats keep their shortest repr ("3.49").
+            body = msgspec.json.decode(response.content)
+        except (msgspec.DecodeError, ValueError):
+            raise RetryRequest("malformed JSON page") from None
+        if self.check is not None:
+            self.check(body, response)
+        return body, response

@@ -1,0 +1,222 @@
+"""Shopify (Shopify POS uses the Admin API): product and inventory-level webhooks, plus a reconciliation poll.
+
+A listing is one variant, keyed by its `inventory_item_id`: that is how `inventory_levels/update` names it, so
+stock joins a listing without a lookup (the variant id is kept as an attribute). `products/delete` names only the
+product: its listings are found through the links recorded when the product was read. ids exceed 2^53: JSON is
+parsed with Python ints (exact) and ids become text. `available: null` means the item is untracked: its stock
+cannot vouch for it, so it counts as 0 (not sellable by stock). Deliveries are verified on the raw body with
+every valid secret (two during a rotation), deduplicated by `X-Shopify-Event-Id` + topic, ordered by `updated_at`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from search_service.ingest.connectors.common import (
+    Cursor,
+    ItemLink,
+    MapContext,
+    Page,
+    Row,
+    WebhookRejected,
+    WebhookResult,
+    as_list,
+    barcode_fields,
+    compact,
+    merge_attributes,
+    plain_text,
+    price_text,
+    stock_clock,
+    stock_level,
+)
+from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, VendorHTTP
+
+SOURCE = "shopify"
+API_VERSION = "2024-07"
+PRODUCT_TOPICS = ("products/create", "products/update")
+_NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="?next"?')
+
+
+def _later(a: str | None, b: str | None) -> str | None:
+    if not a or not b:
+        return a or b
+    return a if datetime.fromisoformat(a) >= datetime.fromisoformat(b) else b
+
+
+def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row], list[ItemLink]]:
+    """One upsert per variant that has an inventory item, and the links that let a delete find them later."""
+    rows: list[Row] = []
+    links: list[ItemLink] = []
+    product_id = str(product["id"])
+    active = str(product.get("status") or "active") == "active"
+    for variant in as_list(product.get("variants")):
+        if variant.get("inventory_item_id") is None:
+            continue
+        sku = str(variant["inventory_item_id"])
+        title = product.get("title") or ""
+        if variant.get("title") and variant["title"] != "Default Title":
+            title = f"{title} / {variant['title']}"
+        row = compact(
+            {
+                "op": "upsert",
+                "sku": sku,
+                "name": title.strip() or None,
+                "brand": product.get("vendor") or None,
+                "description": plain_text(product.get("body_html")),
+                "category": product.get("product_type") or None,
+                "price": price_text(variant.get("price")),
+                "currency": ctx.currency,
+                "is_active": active,
+                "updated_at": _later(product.get("updated_at"), variant.get("updated_at")),
+            }
+        )
+        row.update(barcode_fields(variant.get("barcode")))
+        rows.append(
+            merge_attributes(
+                row,
+                {
+                    "variant_id": str(variant.get("id") or ""),
+                    "product_id": product_id,
+                    "vendor_sku": variant.get("sku"),
+                },
+            )
+        )
+        links.append(ItemLink(external_id=sku, parent_id=product_id, sku=sku))
+    return rows, links
+
+
+def map_inventory_level(level: Mapping[str, Any], ctx: MapContext) -> Row | None:
+    """An absolute level of our location; `available: null` (untracked) counts as 0."""
+    if str(level.get("location_id")) != ctx.location or level.get("inventory_item_id") is None:
+        return None
+    available = level.get("available")
+    quantity = 0 if available is None else stock_level(available)
+    return compact(
+        {
+            "op": "stock",
+            "sku": str(level["inventory_item_id"]),
+            "quantity": quantity,
+            "version": stock_clock(level.get("updated_at")),  # the stock clock (see common.stock_clock)
+        }
+    )
+
+
+def verify_webhook(headers: Mapping[str, str], body: bytes, secrets: list[str]) -> None:
+    """base64(HMAC-SHA256(app secret, raw body)), compared in constant time with every valid secret."""
+    given = (headers.get("x-shopify-hmac-sha256") or "").strip().encode()
+    ok = False
+    for secret in secrets:
+        if secret:
+            expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
+            ok |= hmac.compare_digest(expected, given)
+    if not given or not ok:
+        raise WebhookRejected("X-Shopify-Hmac-Sha256 does not match")
+
+
+def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> WebhookResult:
+    topic = headers.get("x-shopify-topic") or ""
+    event_id = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id")
+    if not event_id:
+        raise WebhookRejected("no X-Shopify-Event-Id", 400)
+    try:
+        payload = json.loads(body, parse_float=Decimal)  # ints stay exact beyond 2^53
+    except ValueError:
+        raise WebhookRejected("the body is not JSON", 400) from None
+    if not isinstance(payload, dict):
+        raise WebhookRejected("the body is not a JSON object", 400)
+    delivery_id = f"shopify:{event_id}:{topic}"
+    if topic in PRODUCT_TOPICS and payload.get("id") is not None:
+        rows, links = map_product(payload, ctx)
+        return WebhookResult(delivery_id, "catalog", rows=rows, links=links)
+    if topic == "products/delete" and payload.get("id") is not None:
+        return WebhookResult(delivery_id, "catalog", deleted_parents=[str(payload["id"])])
+    if topic == "inventory_items/delete" and payload.get("id") is not None:  # a variant (or its product) deleted
+        when = headers.get("x-shopify-triggered-at")
+        return WebhookResult(
+            delivery_id, "catalog", rows=[compact({"op": "delete", "sku": str(payload["id"]), "updated_at": when})]
+        )
+    if topic == "inventory_levels/update":
+        row = map_inventory_level(payload, ctx)
+        return WebhookResult(delivery_id, "stock", rows=[row] if row else [])
+    raise WebhookRejected(f"unsupported topic {topic!r}", 400)
+
+
+class Shopify:
+    source = SOURCE
+
+    def __init__(
+        self,
+        *,
+        shop: str,
+        token: str,
+        ctx: MapContext,
+        base_url: str | None = None,
+        policy: RetryPolicy | None = None,
+        page_size: int = 250,
+        api_version: str = API_VERSION,
+    ) -> None:
+        self.ctx = ctx
+        self.page_size = page_size
+        self.prefix = f"/admin/api/{api_version}"
+        pacer = BucketPacer("X-Shopify-Shop-Api-Call-Limit", None, default_drip=2.0)
+        headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
+        self.http = VendorHTTP(base_url or f"https://{shop}", headers=headers, policy=policy, pacer=pacer)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]:
+        cursor = dict(cursor)
+        for key, path, kind in (
+            ("products", "products.json", "catalog"),
+            ("inventory", "inventory_levels.json", "stock"),
+        ):
+            yield from self._walk(key, path, kind, cursor, full)
+
+    def _walk(self, key: str, path: str, kind: str, cursor: Cursor, full: bool) -> Iterator[Page]:
+        """Link-header pages of one query; `since` becomes the newest `updated_at` only when the pass ends."""
+        state = {} if full else dict(cursor.get(key) or {})
+        url: str = state.get("next") or f"{self.prefix}/{path}"
+        params: dict[str, Any] | None = None
+        if not state.get("next"):
+            params = {"limit": self.page_size}
+            if state.get("since"):
+                params["updated_at_min"] = state["since"]
+            if kind == "stock":
+                params["location_ids"] = self.ctx.location
+        newest = state.get("newest") or state.get("since")
+        while True:
+            body, response = self.http.request_json("GET", url, params=params)
+            records = [r for r in as_list((body or {}).get(key if kind == "catalog" else "inventory_levels")) if r]
+            rows, links = self._map(kind, records)
+            for record in records:
+                newest = _later(newest, record.get("updated_at"))
+            match = _NEXT_LINK.search(response.headers.get("link") or "")
+            state = (
+                {"since": state.get("since"), "next": match.group(1), "newest": newest} if match else {"since": newest}
+            )
+            cursor[key] = state
+            yield Page(kind, rows, dict(cursor), len(records), links)
+            if not match:
+                return
+            url, params = match.group(1), None
+
+    def _map(self, kind: str, records: list[dict[str, Any]]) -> tuple[list[Row], list[ItemLink]]:
+        if kind == "stock":
+            return [row for r in records if (row := map_inventory_level(r, self.ctx))], []
+        rows: list[Row] = []
+        links: list[ItemLink] = []
+        for record in records:
+            if record.get("id") is not None:
+                more_rows, more_links = map_product(record, self.ctx)
+                rows += more_rows
+                links += more_links
+        return rows, links

@@ -1,0 +1,282 @@
+"""One sync of one connection: pages from the vendor, each stored with its cursor in one transaction.
+
+The cursor is saved in the transaction that records the page's rows, so it never runs ahead of what is stored:
+a sync that dies (vendor down, rate limit, malformed page, a killed process) resumes from the last stored page.
+A failure is recorded on the connection (`connections list` shows it) and backs the next attempt off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+from psycopg.types.json import Jsonb
+
+from search_service.db.secretbox import SecretBox
+from search_service.db.sql import statement
+from search_service.ingest.connectors.common import Cursor, Page
+from search_service.ingest.connectors.factory import ConnectionError_, ConnectionSpec, build_connector, parse_secrets
+from search_service.ingest.connectors.http import RateLimited, RetryPolicy, VendorError
+
+log = logging.getLogger("plinqy.connectors")
+
+# Stores one page's rows (a raw batch of the ingest pipeline); runs inside the page's transaction.
+Recorder = Callable[[Any, ConnectionSpec, Page], None]
+
+
+class SyncFailed(RuntimeError):
+    """The sync stopped; the failure is recorded on the connection and the stored pages stay stored."""
+
+
+class UnknownConnection(LookupError):
+    pass
+
+
+@dataclass
+class SyncReport:
+    pages: int = 0
+    read: int = 0
+    rows: int = 0
+    removed: int = 0  # listings a full sync found gone at the vendor
+    interrupted: bool = False  # stopped (SIGTERM) after a stored batch; resumes from its cursor
+    seconds: float = 0.0
+
+    def add(self, page: Page) -> None:
+        self.pages, self.read, self.rows = self.pages + 1, self.read + page.read, self.rows + len(page.rows)
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+
+def _sql(name: str) -> Any:
+    return statement("ingest/connectors", name).psycopg
+
+
+def load_spec(conn: Any, box: SecretBox, connection_id: UUID | str) -> ConnectionSpec:
+    row = conn.execute(_sql("get_connection"), {"connection_id": str(connection_id)}).fetchone()
+    if row is None:
+        raise UnknownConnection(f"no connection {connection_id}")
+    (cid, store_id, source, location, base_url, secret_enc, credentials_enc, config, cursor, _enabled, _f, currency) = (
+        row
+    )
+    credentials = json.loads(box.decrypt(credentials_enc)) if credentials_enc else {}
+    secrets = parse_secrets(box.decrypt(secret_enc)) if secret_enc else []
+    return ConnectionSpec(
+        id=cid,
+        store_id=store_id,
+        source=source,
+        location=str(location or (config or {}).get("location") or ""),
+        base_url=base_url,
+        credentials=credentials,
+        secrets=secrets,
+        config=dict(config or {}),
+        cursor=dict(cursor or {}),
+        currency=(currency or "EUR").strip(),
+    )
+
+
+def _store_page(conn: Any, spec: ConnectionSpec, page: Page, recorder: Recorder) -> None:
+    with conn.transaction():
+        if page.links:
+            conn.execute(
+                _sql("save_links"),
+                {
+                    "connection_id": spec.id,
+                    "external_ids": [link.external_id for link in page.links],
+                    "parent_ids": [link.parent_id for link in page.links],
+                    "skus": [link.sku for link in page.links],
+                },
+            )
+        if page.rows:
+            recorder(conn, spec, page)
+        conn.execute(_sql("save_cursor"), {"connection_id": spec.id, "cursor": Jsonb(page.cursor)})
+
+
+def prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
+    """The vendor's next pages are fetched and mapped on a thread while this one stores the current page (the store
+    waits on PostgreSQL with the GIL released). The cursor is still saved only with its stored page."""
+    slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        slots.put(("page", page), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            slots.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="plinqy-sync-fetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            what, item = slots.get()
+            if what == "end":
+                return
+            if what == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+
+
+def coalesced(pages: Iterator[Page], max_rows: int, max_age_s: float = 5.0) -> Iterator[Page]:
+    """Consecutive pages merged up to `max_rows` rows (or `max_age_s`): one raw batch and one commit for several
+    vendor pages. The cursor is the last merged page's, and what is held is handed over before a vendor error is
+    raised, so the cursor never runs ahead of the stored rows and no stored progress is lost."""
+    held: Page | None = None
+    since = 0.0
+    try:
+        for page in pages:
+            if held is None:
+                held, since = (
+                    Page(page.kind, list(page.rows), page.cursor, page.read, list(page.links)),
+                    time.monotonic(),
+                )
+            else:
+                held.rows += page.rows
+                held.links += page.links
+                held.cursor, held.read = page.cursor, held.read + page.read
+            if len(held.rows) >= max_rows or time.monotonic() - since >= max_age_s:
+                yield held
+                held = None
+    except Exception:
+        if held is not None:
+            yield held
+        raise
+    if held is not None:
+        yield held
+
+
+def record_failure(conn: Any, connection_id: UUID, error: str, wait_s: float | None = None) -> int:
+    not_before = time.time() + wait_s if wait_s else None
+    params = {"connection_id": connection_id, "error": error[:500], "not_before": not_before}
+    row = conn.execute(_sql("record_sync_failure"), params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def sync_connection(
+    conn: Any,
+    spec: ConnectionSpec,
+    recorder: Recorder,
+    *,
+    full: bool = False,
+    policy: RetryPolicy | None = None,
+    on_page: Callable[[Page], object] | None = None,
+    batch_rows: int = 5000,
+    stop: threading.Event | None = None,
+) -> SyncReport:
+    """Poll the vendor once, storing page after page; raises SyncFailed after recording the failure. A set `stop`
+    ends the sync after the batch in hand (stored with its cursor); the connection stays due."""
+    report, started = SyncReport(), time.perf_counter()
+    seen: set[str] | None = set() if full else None
+    cursor: Cursor = spec.cursor
+    try:
+        connector = build_connector(spec, policy)
+    except ConnectionError_ as exc:
+        record_failure(conn, spec.id, str(exc))
+        raise SyncFailed(str(exc)) from None
+    try:
+        apply_triggers(conn, spec, recorder)
+        for page in coalesced(prefetched(connector.pages(spec.cursor, full=full)), batch_rows):
+            _store_page(conn, spec, page, recorder)
+            cursor = page.cursor
+            if seen is not None:
+                seen.update(str(r["sku"]) for r in page.rows if r.get("op") != "stock")
+            report.add(page)
+            if on_page is not None:
+                on_page(page)
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+                break
+    except (VendorError, httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        failures = record_failure(conn, spec.id, message, exc.wait_s if isinstance(exc, RateLimited) else None)
+        log.warning("sync of connection %s failed (%d in a row): %s", spec.id, failures, message)
+        raise SyncFailed(message) from exc
+    finally:
+        connector.close()
+        report.seconds = time.perf_counter() - started
+    if not report.interrupted:
+        _finish_pass(conn, spec, recorder, report, seen, cursor)
+    return report
+
+
+def _finish_pass(
+    conn: Any, spec: ConnectionSpec, recorder: Recorder, report: SyncReport, seen: set[str] | None, cursor: Cursor
+) -> None:
+    """A complete pass: a full one removes what the vendor no longer returns; then the success is recorded."""
+    if seen:
+        removed = remove_vanished(conn, spec, seen, recorder, cursor)
+        if removed is None:
+            return  # refused, and recorded as the connection's last error
+        report.removed = removed
+    conn.execute(_sql("record_sync_success"), {"connection_id": spec.id})
+
+
+def remove_vanished(conn: Any, spec: ConnectionSpec, seen: set[str], recorder: Recorder, cursor: Cursor) -> int | None:
+    """After a complete full pass: delete the listings the vendor no longer returns. A pass that would remove more
+    than half of the store's active listings is refused (a vendor glitch must not empty a store) and recorded."""
+    params = {"connection_id": spec.id, "store_id": spec.store_id, "seen": sorted(seen)}
+    vanished = conn.execute(_sql("vanished_listings"), params).fetchall()
+    if not vanished:
+        return 0
+    if len(vanished) * 2 > int(vanished[0][1]):
+        message = f"full sync: {len(vanished)} of {vanished[0][1]} listings no longer at the vendor; not removed"
+        record_failure(conn, spec.id, message)
+        log.warning("connection %s: %s", spec.id, message)
+        return None
+    rows = [{"op": "delete", "sku": sku} for sku, _ in vanished]
+    _store_page(conn, spec, Page("catalog", rows, cursor, 0), recorder)
+    return len(rows)
+
+
+def parse_trigger(delivery_id: str) -> list[tuple[str, str | None]]:
+    """`trigger:stock=p-9|delete=123 <vendor id>` -> [("stock", "p-9"), ("delete", "123")]."""
+    wants = delivery_id.removeprefix("trigger:").split(" ", 1)[0]
+    return [(w.partition("=")[0], w.partition("=")[2] or None) for w in wants.split("|") if w]
+
+
+def apply_triggers(conn: Any, spec: ConnectionSpec, recorder: Recorder) -> None:
+    """Webhook deliveries that asked for more than rows: queue stock re-reads, delete a deleted product's listings."""
+    mark = int(spec.cursor.get("delivery_mark") or 0)
+    triggers = conn.execute(_sql("pending_triggers"), {"connection_id": spec.id, "mark": mark}).fetchall()
+    if not triggers:
+        return
+    cursor = dict(spec.cursor)
+    repoll = list(cursor.get("repoll_stock") or [])
+    deletes: list[dict[str, Any]] = []
+    for _id, delivery_id in triggers:
+        for what, ref in parse_trigger(delivery_id):
+            if what == "stock" and ref and ref not in repoll:
+                repoll.append(ref)
+            elif what == "delete" and ref:
+                skus = conn.execute(_sql("skus_of_parent"), {"connection_id": spec.id, "parent_id": ref}).fetchall()
+                deletes += [{"op": "delete", "sku": sku} for (sku,) in skus]
+    cursor.update(repoll_stock=repoll, delivery_mark=int(triggers[-1][0]))
+    _store_page(conn, spec, Page("catalog", deletes, cursor, len(triggers)), recorder)
+    spec.cursor = cursor
+
+
+def record_rows(conn: Any, spec: ConnectionSpec, page: Page) -> None:
+    """The default recorder: the page as one raw batch of the ingest pipeline (kind `sync`)."""
+    from search_service.ingest.pipeline import record_batch
+
+    record_batch(conn, store_id=spec.store_id, source=spec.source, kind="sync", rows=page.rows, connection_id=spec.id)

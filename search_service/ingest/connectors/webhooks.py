@@ -1,0 +1,81 @@
+"""The POS webhooks in ingest's source registry (`POST /v1/ingest/{connection_id}`): verify, then parse.
+
+A handler has no database, so what a delivery asks for beyond rows travels in its delivery id, which ingest
+stores (`ingest_delivery`) for dedup anyway: ids starting `trigger:` ask the connection's next sync to run now
+and say what to read again (an X-Series product's stock, an Erply change, a Shopify product deleted whose
+listings the sync finds through its links). Rows (X-Series products, Shopify products and levels) are mapped
+like any batch, newest wins.
+"""
+
+from __future__ import annotations
+
+from search_service.db.secretbox import SecretBox
+from search_service.ingest.connectors import erply, lightspeed_x, shopify
+from search_service.ingest.connectors.common import MapContext, WebhookRejected, WebhookResult
+from search_service.ingest.sources import (
+    Delivery,
+    IncomingRequest,
+    PayloadError,
+    SignatureError,
+    register_source,
+)
+from search_service.ingest.stores import Connection
+
+TRIGGER = "trigger:"
+
+
+def _secrets(connection: Connection, box: SecretBox) -> list[str]:
+    if connection.secret_enc is None:
+        raise SignatureError("this connection has no signing secret (connect it with --secret)")
+    return box.decrypt(connection.secret_enc).split()  # several, space-separated, during a rotation
+
+
+def _ctx(connection: Connection) -> MapContext:
+    return MapContext(location=str(connection.config.get("location") or ""))
+
+
+def _delivery(result: WebhookResult) -> Delivery:
+    """Rows go to the pipeline; a re-read request or an unresolved delete becomes a trigger delivery id."""
+    wants = sorted(result.repoll) + [f"delete={p}" for p in result.deleted_parents]
+    if wants:  # "trigger:stock=p-9|delete=123 <the vendor's delivery id>"
+        return Delivery(f"{TRIGGER}{'|'.join(wants)} {result.delivery_id}", result.rows, "webhook")
+    return Delivery(result.delivery_id, result.rows, "webhook")
+
+
+def _reject(exc: WebhookRejected) -> Exception:
+    if exc.status == 401:
+        return SignatureError(str(exc))
+    return PayloadError(str(exc))
+
+
+def lightspeed_x_handler(request: IncomingRequest, connection: Connection, box: SecretBox) -> Delivery:
+    config = lightspeed_x.SignatureConfig(
+        encoding=str(connection.config.get("signature_encoding", "hex")),
+        message=str(connection.config.get("signature_message", "raw")),
+    )
+    try:
+        lightspeed_x.verify_webhook(request.headers, request.body, _secrets(connection, box), config)
+        return _delivery(lightspeed_x.parse_webhook(request.headers, request.body, _ctx(connection)))
+    except WebhookRejected as exc:
+        raise _reject(exc) from None
+
+
+def erply_handler(request: IncomingRequest, connection: Connection, box: SecretBox) -> Delivery:
+    config = erply.SignatureConfig(message=str(connection.config.get("signature_message", "id")))
+    try:
+        return _delivery(erply.verify_and_parse_webhook(request.body, _secrets(connection, box), config))
+    except WebhookRejected as exc:
+        raise _reject(exc) from None
+
+
+def shopify_handler(request: IncomingRequest, connection: Connection, box: SecretBox) -> Delivery:
+    try:
+        shopify.verify_webhook(request.headers, request.body, _secrets(connection, box))
+        return _delivery(shopify.parse_webhook(request.headers, request.body, _ctx(connection)))
+    except WebhookRejected as exc:
+        raise _reject(exc) from None
+
+
+register_source("lightspeed-x", lightspeed_x_handler)
+register_source("erply", erply_handler)
+register_source("shopify", shopify_handler)

@@ -1,0 +1,122 @@
+-- name: insert_connection
+-- params: store_id uuid, source text, external_location text, base_url text|null, secret_enc bytea|null,
+--    credentials_enc bytea, config jsonb
+-- A POS connection starts enabled with no cursor: its first sync reads everything.
+INSERT INTO ingest_connection (store_id, source, external_location, base_url, secret_enc, credentials_enc, config)
+VALUES (:store_id, :source, :external_location, :base_url, :secret_enc, :credentials_enc, :config)
+RETURNING id
+
+-- name: get_connection
+-- params: connection_id uuid
+-- Everything a sync needs, with the store's currency (no POS sends one).
+SELECT c.id, c.store_id, c.source, c.external_location, c.base_url, c.secret_enc, c.credentials_enc, c.config,
+       coalesce(c.cursor, '{}'::jsonb) AS cursor, c.enabled, c.consecutive_failures, s.currency
+FROM ingest_connection c JOIN store s ON s.id = c.store_id
+WHERE c.id = :connection_id
+
+-- name: list_connections
+-- params: none
+-- The operator's view: state and the last failure, never a secret.
+SELECT c.id, c.store_id, c.source, c.external_location, c.enabled, c.last_sync_at, c.consecutive_failures,
+       c.last_error, c.last_error_at
+FROM ingest_connection c
+ORDER BY c.created_at, c.id
+
+-- name: disable_connection
+-- params: connection_id uuid
+UPDATE ingest_connection SET enabled = false WHERE id = :connection_id RETURNING id
+
+-- name: save_cursor
+-- params: connection_id uuid, cursor jsonb
+-- Runs in the transaction that stored the page's rows: the cursor never runs ahead of what is stored.
+UPDATE ingest_connection SET cursor = :cursor WHERE id = :connection_id
+
+-- name: record_sync_success
+-- params: connection_id uuid
+UPDATE ingest_connection
+SET last_sync_at = now(), consecutive_failures = 0, config = config - 'due_now' - 'not_before'
+WHERE id = :connection_id
+
+-- name: record_sync_failure
+-- params: connection_id uuid, error text, not_before float8|null (unix seconds a vendor asked us to wait for)
+-- The failure stays visible (connections list) until a sync succeeds; the cursor is untouched.
+UPDATE ingest_connection
+SET last_error = :error, last_error_at = now(), consecutive_failures = consecutive_failures + 1,
+    config = CASE WHEN :not_before::float8 IS NULL THEN config - 'not_before'
+                  ELSE config || jsonb_build_object('not_before', :not_before::float8) END
+WHERE id = :connection_id
+RETURNING consecutive_failures
+
+-- name: due_connections
+-- params: interval_s float8, retry_base_s float8, sources text[]
+-- Due: never synced, asked for by a webhook (a trigger delivery past the cursor's mark), or its interval passed;
+-- after failures, an exponential backoff (retry_base_s doubling, capped at 4 intervals) and any wait the vendor
+-- asked for.
+SELECT c.id, c.source, coalesce(c.config ->> 'account', c.id::text) AS account
+FROM ingest_connection c
+WHERE c.enabled AND c.source = ANY(:sources)
+  AND coalesce((c.config ->> 'not_before')::float8, 0) <= extract(epoch FROM now())
+  AND (
+    c.last_sync_at IS NULL AND c.consecutive_failures = 0
+    OR coalesce((c.config ->> 'due_now')::boolean, false)
+    OR EXISTS (SELECT 1 FROM ingest_delivery d
+               WHERE d.connection_id = c.id AND d.delivery_id LIKE 'trigger:%'
+                 AND d.id > coalesce((c.cursor ->> 'delivery_mark')::bigint, 0))
+    OR (c.consecutive_failures = 0 AND c.last_sync_at < now() - make_interval(secs => :interval_s))
+    OR (c.consecutive_failures > 0 AND c.last_error_at < now() - make_interval(secs => least(
+        4 * :interval_s, :retry_base_s * power(2, least(c.consecutive_failures - 1, 20))))))
+ORDER BY c.last_sync_at NULLS FIRST, c.id
+
+-- name: request_repoll
+-- params: connection_id uuid, stock_ids jsonb (a JSON array of vendor product ids whose stock to read again)
+-- A webhook that only says "something changed": the next sync runs now and reads these products' stock.
+UPDATE ingest_connection
+SET config = config || '{"due_now": true}'::jsonb,
+    cursor = jsonb_set(coalesce(cursor, '{}'::jsonb), '{repoll_stock}',
+                       coalesce(cursor -> 'repoll_stock', '[]'::jsonb) || :stock_ids)
+WHERE id = :connection_id
+
+-- name: save_links
+-- params: connection_id uuid, external_ids text[], parent_ids text[], skus text[]
+-- Vendor ids that later messages name instead of the listing's SKU (a Shopify product's variants).
+INSERT INTO ingest_connector_link (connection_id, external_id, parent_id, sku)
+SELECT :connection_id, e, p, s FROM unnest(:external_ids::text[], :parent_ids::text[], :skus::text[]) AS t(e, p, s)
+ON CONFLICT (connection_id, external_id) DO UPDATE SET parent_id = excluded.parent_id, sku = excluded.sku
+
+-- name: skus_of_parent
+-- params: connection_id uuid, parent_id text
+-- The links a poll recorded, and (a product only ever seen in webhooks) the raw rows that carried it.
+SELECT sku FROM ingest_connector_link WHERE connection_id = :connection_id AND parent_id = :parent_id
+UNION
+SELECT r.payload ->> 'sku'
+FROM import_batch b JOIN imported_product_raw r ON r.import_batch_id = b.id
+WHERE b.connection_id = :connection_id AND r.payload -> 'attributes' ->> 'product_id' = :parent_id
+  AND r.payload ->> 'op' = 'upsert'
+
+-- name: pending_triggers
+-- params: connection_id uuid, mark bigint
+-- Webhook deliveries that asked for a re-read (see connectors/webhooks.py), oldest first.
+SELECT id, delivery_id FROM ingest_delivery
+WHERE connection_id = :connection_id AND id > :mark AND delivery_id LIKE 'trigger:%'
+ORDER BY id
+
+-- name: try_account_lock
+-- params: account_key text
+-- One sync at a time per vendor account, across worker processes (released at the session's unlock).
+SELECT pg_try_advisory_lock(hashtext('plinqy-sync:' || :account_key))
+
+-- name: account_unlock
+-- params: account_key text
+SELECT pg_advisory_unlock(hashtext('plinqy-sync:' || :account_key))
+
+-- name: vanished_listings
+-- params: connection_id uuid, store_id uuid, seen text[]
+-- After a complete full sync: the store's active listings this connection once delivered (its raw rows) that the
+-- vendor no longer returns. Pruned raw rows only hide candidates, so nothing is ever removed by mistake.
+SELECT sp.sku,
+       (SELECT count(*) FROM store_product a WHERE a.store_id = :store_id AND a.is_active) AS active
+FROM store_product sp
+WHERE sp.store_id = :store_id AND sp.is_active AND sp.sku IS NOT NULL AND NOT (sp.sku = ANY(:seen::text[]))
+  AND sp.sku IN (SELECT r.payload ->> 'sku'
+                 FROM import_batch b JOIN imported_product_raw r ON r.import_batch_id = b.id
+                 WHERE b.connection_id = :connection_id)

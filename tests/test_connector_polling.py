@@ -1,0 +1,227 @@
+"""The vendor clients against local fake vendor servers: cursors, pages, rate limits, errors, a flaky server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from search_service.ingest.connectors.common import Connector, Cursor, MapContext, Row
+from search_service.ingest.connectors.erply import Erply
+from search_service.ingest.connectors.http import RateLimited, RetryPolicy, VendorError
+from search_service.ingest.connectors.lightspeed_r import LightspeedR
+from search_service.ingest.connectors.lightspeed_x import LightspeedX
+from search_service.ingest.connectors.shopify import Shopify
+from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, LightspeedXFake, ShopifyFake
+
+FAST = RetryPolicy(attempts=6, base_delay_s=0.01, max_delay_s=5.0, timeout_s=0.3)
+ITEMS = [
+    Item("101", "Barista Oat Drink 1L", "3.49", 24, "5901234123457"),
+    Item("102", "Oat Cream 250ml", "1.99", 0, ""),
+    Item("103", "Almond Drink 1L", "2.79", 5, "1234_pink"),
+]
+
+
+def collect(connector: Connector, cursor: Cursor, *, full: bool = False) -> tuple[list[Row], Cursor]:
+    rows: list[Row] = []
+    for page in connector.pages(cursor, full=full):
+        rows += page.rows
+        cursor = page.cursor
+    return rows, cursor
+
+
+def by_op(rows: list[Row], op: str) -> dict[str, Row]:
+    return {r["sku"]: r for r in rows if r["op"] == op}
+
+
+@pytest.fixture(params=[False, True], ids=["steady", "flaky"])
+def flaky(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+def _fake(fake: Any, flaky: bool) -> Iterator[Any]:
+    for item in ITEMS:
+        fake.add(item)
+    if flaky:
+        fake.server.flaky.every = 2
+    yield fake
+    fake.server.close()
+
+
+@pytest.fixture
+def r_fake(flaky: bool) -> Iterator[LightspeedRFake]:
+    yield from _fake(LightspeedRFake(), flaky)
+
+
+def test_r_series_reads_items_and_item_shops_by_timestamp(r_fake: LightspeedRFake, flaky: bool) -> None:
+    client = LightspeedR(
+        account_id="4242", token="r-token", ctx=MapContext("1"), base_url=r_fake.server.url, policy=FAST, page_size=2
+    )
+    rows, cursor = collect(client, {})
+    upserts, stock = by_op(rows, "upsert"), by_op(rows, "stock")
+    assert set(upserts) == {"101", "102", "103"} and upserts["101"]["price"] == "3.49"
+    assert {k: r["quantity"] for k, r in stock.items()} == {"101": 24, "102": 0, "103": 5}  # no summary rows
+    r_fake.set_stock("102", -4)
+    rows, cursor = collect(client, cursor)
+    assert by_op(rows, "upsert").keys() <= {"103"}  # `>=` re-reads the last second only
+    assert by_op(rows, "stock")["102"]["quantity"] == 0
+    r_fake.update("101", archived="true")
+    rows, _ = collect(client, cursor)
+    assert by_op(rows, "upsert")["101"]["is_active"] is False
+    assert client.http.pacer is not None and client.http.pacer.size == 60
+    assert bool(r_fake.server.flaky.injected) == flaky
+
+
+@pytest.fixture
+def x_fake(flaky: bool) -> Iterator[LightspeedXFake]:
+    yield from _fake(LightspeedXFake(), flaky)
+
+
+def test_x_series_versions_legacy_level_names_and_http_date_retry_after(x_fake: LightspeedXFake) -> None:
+    client = LightspeedX(
+        domain_prefix="shop",
+        token="x-token",
+        ctx=MapContext("outlet-1"),
+        base_url=x_fake.server.url,
+        policy=FAST,
+        page_size=2,
+    )
+    rows, cursor = collect(client, {})
+    assert set(by_op(rows, "upsert")) == {"101", "102", "103"} and cursor["inventory"] == x_fake.version
+    x_fake.add(Item("104", "Soy Drink", "1.49", 9), level_name="current_amount")
+    x_fake.throttle_next = 1  # 429 with an HTTP-date Retry-After one second ahead
+    rows, cursor = collect(client, cursor)
+    assert set(by_op(rows, "upsert")) == {"104"} and by_op(rows, "stock")["104"]["quantity"] == 9
+    x_fake.update("103", deleted_at="2025-06-19T10:00:00+00:00")
+    rows, cursor = collect(client, {**cursor, "repoll_stock": ["101"]})
+    assert set(by_op(rows, "delete")) == {"103"} and by_op(rows, "stock")["101"]["quantity"] == 24
+    assert cursor["repoll_stock"] == []
+
+
+@pytest.fixture
+def erply_fake(flaky: bool) -> Iterator[ErplyFake]:
+    fake = ErplyFake()
+    fake.add(ITEMS[0], as_strings=True)
+    for item in ITEMS[1:]:
+        fake.add(item)
+    if flaky:
+        fake.server.flaky.every = 2
+    yield fake
+    fake.server.close()
+
+
+def _erply(fake: ErplyFake, warehouse: str = "1", **kw: Any) -> Erply:
+    return Erply(
+        client_code="123456",
+        username="api-user",
+        password="api-pass",
+        ctx=MapContext(warehouse),
+        base_url=fake.server.url + "/api/",
+        policy=FAST,
+        page_size=2,
+        **kw,
+    )
+
+
+def test_erply_pages_string_numbers_request_warehouse_deletions(erply_fake: ErplyFake) -> None:
+    rows, cursor = collect(_erply(erply_fake), {})
+    assert by_op(rows, "upsert")["101"]["price"] == "3.49"
+    assert {k: r["quantity"] for k, r in by_op(rows, "stock").items()} == {"101": 24, "102": 0, "103": 5}
+    rows2, _ = collect(_erply(erply_fake, "2"), {})
+    assert by_op(rows2, "stock")["101"]["quantity"] == 124  # the warehouse asked for, not a record field
+    erply_fake.set_stock("101", 3)
+    erply_fake.delete("102")
+    rows, cursor = collect(_erply(erply_fake), cursor)
+    assert by_op(rows, "stock")["101"]["quantity"] == 3 and set(by_op(rows, "delete")) == {"102"}
+
+
+def test_erply_quota_error_1002_is_not_slept_in_place_and_expired_session_logs_in_again() -> None:
+    fake = ErplyFake()
+    try:
+        fake.add(ITEMS[0])
+        fake.quota_errors = 1
+        with pytest.raises(RateLimited) as info:
+            collect(_erply(fake), {})
+        assert info.value.wait_s > 0
+        client = _erply(fake, session_key="stale-key")
+        rows, _ = collect(client, {})
+        assert "101" in by_op(rows, "upsert") and client.session_key in fake.sessions
+        with pytest.raises(VendorError):
+            collect(
+                Erply(
+                    client_code="123456",
+                    session_key="stale",
+                    ctx=MapContext("1"),
+                    base_url=fake.server.url,
+                    policy=FAST,
+                ),
+                {},
+            )
+    finally:
+        fake.server.close()
+
+
+@pytest.fixture
+def shopify_fake(flaky: bool) -> Iterator[ShopifyFake]:
+    fake = ShopifyFake()
+    for n, item in enumerate(ITEMS):
+        fake.add(
+            item,
+            product_id=788032119674292922 + n,
+            variant_id=642667041472713922 + n,
+            inventory_item_id=271878346596884015 + n,
+        )
+    if flaky:
+        fake.server.flaky.every = 2
+    yield fake
+    fake.server.close()
+
+
+def test_shopify_reconciliation_poll_follows_link_pages(shopify_fake: ShopifyFake) -> None:
+    client = Shopify(
+        shop="s.myshopify.com",
+        token="shpat_test",
+        ctx=MapContext("24826418"),
+        base_url=shopify_fake.server.url,
+        policy=FAST,
+        page_size=2,
+    )
+    first = list(client.pages({}))
+    rows = [r for p in first for r in p.rows]
+    assert len(by_op(rows, "upsert")) == 3 and "271878346596884015" in by_op(rows, "stock")
+    assert "next" in first[0].cursor["products"]  # mid-pass, the page link is the cursor
+    cursor = first[-1].cursor
+    shopify_fake.set_stock("102", None)
+    rows, _ = collect(client, cursor)
+    assert by_op(rows, "stock")["271878346596884016"]["quantity"] == 0
+
+
+def test_a_sync_cut_after_any_page_resumes_from_that_page_losing_nothing(r_fake: LightspeedRFake) -> None:
+    client = LightspeedR(
+        account_id="4242", token="r-token", ctx=MapContext("1"), base_url=r_fake.server.url, policy=FAST, page_size=1
+    )
+    r_fake.bucket = (0.0, 100_000)  # many requests; the pacing has its own test
+    total_pages = len(list(client.pages({})))
+    for cut in range(1, total_pages):
+        seen: set[tuple[str, str]] = set()
+        pages = client.pages({})
+        cursor: Cursor = {}
+        for _ in range(cut):  # these pages were stored, then the sync died
+            page = next(pages)
+            seen |= {(r["op"], r["sku"]) for r in page.rows}
+            cursor = page.cursor
+        rows, _ = collect(client, cursor)
+        seen |= {(r["op"], r["sku"]) for r in rows}
+        assert {s for op, s in seen if op == "upsert"} == {"101", "102", "103"}, cut
+        assert {s for op, s in seen if op == "stock"} == {"101", "102", "103"}, cut
+
+
+def test_the_leaky_bucket_headers_pace_the_next_request() -> None:
+    from search_service.ingest.connectors.http import BucketPacer
+
+    pacer = BucketPacer("X-LS-API-Bucket-Level", "X-LS-API-Drip-Rate")
+    pacer.observe({"X-LS-API-Bucket-Level": "10/60", "X-LS-API-Drip-Rate": "2"})
+    assert pacer.wait_s() == 0.0
+    pacer.observe({"X-LS-API-Bucket-Level": "60/60", "X-LS-API-Drip-Rate": "2"})
+    assert 0.9 <= pacer.wait_s() <= 1.0  # two units over at 2 a second

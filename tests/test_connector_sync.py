@@ -1,0 +1,197 @@
+"""Syncs that fail: recorded on the connection, cursor progress kept, backoff, the worker's sync job never crashes;
+and the CLI as an operator runs it (connect, connections list/disable, sync), credentials never shown again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from search_service.db.sql import statement
+from search_service.ingest.connectors.config import ConnectorsConfig
+from search_service.ingest.connectors.job import run_sync_loop
+from search_service.ingest.connectors.sync import SyncFailed
+from tests.connector_helpers import BOX, SECRET_KEY, make_connection, make_store, map_batches, sync
+from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake
+
+ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 106)]
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def r_fake() -> Iterator[LightspeedRFake]:
+    fake = LightspeedRFake()
+    fake.bucket = (0.0, 100_000)
+    for item in ITEMS:
+        fake.add(item)
+    yield fake
+    fake.server.close()
+
+
+def state(db: psycopg.Connection, cid: uuid.UUID) -> tuple[Any, ...]:
+    row = db.execute(
+        "SELECT cursor, consecutive_failures, last_error, config, last_sync_at FROM ingest_connection WHERE id = %s",
+        (cid,),
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def r_connection(db: psycopg.Connection, fake: LightspeedRFake, page_size: int = 1) -> uuid.UUID:
+    store = make_store(db, "R", 52.37, 4.89)
+    cid = make_connection(db, store, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
+    db.execute("UPDATE ingest_connection SET config = config || %s::jsonb WHERE id = %s",
+               (f'{{"page_size": {page_size}}}', cid))  # fmt: skip
+    return cid
+
+
+def test_a_vendor_down_mid_sync_keeps_the_stored_pages_and_resumes(db: psycopg.Connection, r_fake: Any) -> None:
+    cid = r_connection(db, r_fake)
+    original = r_fake.handle
+    calls = {"n": 0}
+
+    def dies_after_three(req: Any) -> Any:
+        calls["n"] += 1
+        return original(req) if calls["n"] <= 3 else r_fake.server._fault_reply("500")
+
+    r_fake.server.handler = dies_after_three
+    with pytest.raises(SyncFailed, match="HTTP 500"):
+        sync(db, cid)
+    cursor, failures, error, _config, last_sync = state(db, cid)
+    assert failures == 1 and "HTTP 500" in error and last_sync is None
+    assert cursor["item_ts"] == r_fake.items["103"]["timeStamp"]  # three pages stored, cursor at the third
+    due = statement("ingest/connectors", "due_connections").psycopg
+    for retry_base_s, expected in ((3600.0, []), (0.001, [cid])):  # backed off, then due again
+        params = {"interval_s": 3600, "retry_base_s": retry_base_s, "sources": ["lightspeed-r"]}
+        assert [r[0] for r in db.execute(due, params).fetchall()] == expected
+    r_fake.server.handler = original
+    sync(db, cid)
+    map_batches(db)
+    skus = {r[0] for r in db.execute("SELECT sku FROM store_product").fetchall()}
+    assert skus == {i.key for i in ITEMS}
+    _cursor, failures, error, _config, last_sync = state(db, cid)
+    assert failures == 0 and last_sync is not None
+    resumed = [r.query.get("timeStamp") for r in r_fake.server.requests[calls["n"] :] if r.path.endswith("Item.json")]
+    assert resumed[0] == f">=,{r_fake.items['103']['timeStamp']}"  # it did not start over
+
+
+def test_quota_error_waits_until_the_vendor_says_and_the_job_carries_on(db: psycopg.Connection, r_fake: Any) -> None:
+    erply = ErplyFake()
+    try:
+        erply.add(ITEMS[0])
+        erply.quota_errors = 10**6  # error 1002 on every call
+        store = make_store(db, "E", 52.0, 4.0)
+        creds = {"client_code": "123456", "username": "api-user", "password": "api-pass"}
+        bad = make_connection(db, store, "erply", "1", erply.server.url, creds)
+        good = r_connection(db, r_fake, page_size=100)
+        config = ConnectorsConfig(sync_interval_s=3600, retry_base_s=0.1, http_attempts=2, http_timeout_s=1)
+        report = run_sync_loop(db.info.dsn, BOX, config, drain=True)
+        assert (report.synced, report.failed) == (1, 1)
+        _cursor, failures, error, config_after, _ = state(db, bad)
+        assert failures == 1 and "1002" in error and config_after["not_before"] > time.time() + 60
+        due = statement("ingest/connectors", "due_connections").psycopg
+        params = {"interval_s": 3600, "retry_base_s": 0.1, "sources": ["erply", "lightspeed-r"]}
+        time.sleep(0.2)
+        assert [r[0] for r in db.execute(due, params).fetchall()] == []  # the erply one waits for the hour
+        assert state(db, good)[1] == 0
+    finally:
+        erply.server.close()
+
+
+def cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": dsn, "PLINQY_SECRET_KEY": SECRET_KEY, "PLINQY_SYNC_HTTP_ATTEMPTS": "2"}
+    return subprocess.run([sys.executable, "-m", "search_service", *args], env=env, capture_output=True, text=True,
+                          timeout=180)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str, r_fake: Any) -> None:
+    store = make_store(db, "R", 52.37, 4.89)
+    out = cli(fresh_db_url, "connect", "lightspeed-r", "--store", str(store), "--location", "1",
+              "--base-url", r_fake.server.url, "--account", "4242", "--token", "r-token")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    cid = out.stdout.split()[1]
+    assert "r-token" not in out.stdout + out.stderr and "webhook URL" not in out.stdout
+    out = cli(fresh_db_url, "connect", "shopify", "--store", str(store), "--location", "24826418",
+              "--shop", "s.myshopify.com", "--token", "shpat_x", "--secret", "app-secret")  # fmt: skip
+    assert out.returncode == 0 and "webhook URL: POST /v1/ingest/" in out.stdout
+    assert "shpat_x" not in out.stdout and "app-secret" not in out.stdout
+    out = cli(fresh_db_url, "sync", cid)
+    assert out.returncode == 0, out.stderr
+    # 5 items + 10 item-shops (5 of them shopID "0" summary rows, skipped): 10 rows; the tqdm bar on stderr
+    assert "synced 15 vendor records into 10 rows" in out.stdout and "15item" in out.stderr
+    r_fake.server.flaky.every, r_fake.server.flaky.faults = 1, ("500",)
+    out = cli(fresh_db_url, "sync", cid, "--full")
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].startswith("error: sync failed")
+    listing = cli(fresh_db_url, "connections", "list").stdout
+    line = next(line for line in listing.splitlines() if line.startswith(cid))
+    assert "failures=1" in line and "HTTP 500" in line and "r-token" not in listing
+    assert cli(fresh_db_url, "connections", "disable", cid).returncode == 0
+    assert "disabled" in next(line for line in cli(fresh_db_url, "connections", "list").stdout.splitlines()
+                              if line.startswith(cid))  # fmt: skip
+    out = cli(fresh_db_url, "connect", "erply", "--store", str(store), "--location", "1", "--client-code", "1")
+    assert out.returncode == 1 and out.stderr.strip() == "error: erply needs --username, --password"
+
+
+@pytest.mark.slow
+def test_worker_sync_job_drains(db: psycopg.Connection, fresh_db_url: str, r_fake: Any) -> None:
+    cid = r_connection(db, r_fake, page_size=100)
+    out = subprocess.run(
+        [sys.executable, "-m", "search_service", "worker", "--only", "sync,import", "--drain"],
+        env={**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_SECRET_KEY": SECRET_KEY},
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert state(db, cid)[4] is not None
+    assert db.execute("SELECT count(*) FROM store_product WHERE quantity > 0").fetchone() == (5,)
+
+
+def test_full_sync_removes_what_the_vendor_no_longer_has_but_never_empties_a_store(
+    db: psycopg.Connection, r_fake: Any
+) -> None:
+    cid = r_connection(db, r_fake, page_size=100)
+    sync(db, cid)
+    map_batches(db)
+    del r_fake.items["105"]  # gone at the vendor without a trace (no archival)
+    assert sync(db, cid).removed == 0  # an incremental sync cannot tell
+    assert sync(db, cid, full=True).removed == 1
+    map_batches(db)
+    active = dict(db.execute("SELECT sku, is_active FROM store_product").fetchall())
+    assert active == {"101": True, "102": True, "103": True, "104": True, "105": False}
+    for key in ("101", "102", "103"):
+        del r_fake.items[key]
+    report = sync(db, cid, full=True)  # 3 of the 4 active would go: refused, recorded
+    assert report.removed == 0
+    _cursor, failures, error, _config, _ = state(db, cid)
+    assert failures == 1 and "3 of 4 listings" in error and "not removed" in error
+    map_batches(db)
+    assert db.execute("SELECT count(*) FROM store_product WHERE is_active").fetchone() == (4,)
+
+
+def test_a_stopped_sync_ends_after_the_stored_batch_and_stays_due(db: psycopg.Connection, r_fake: Any) -> None:
+    import threading
+
+    from search_service.ingest.connectors.sync import load_spec, record_rows, sync_connection
+
+    cid = r_connection(db, r_fake)
+    stop = threading.Event()
+    stop.set()  # SIGTERM arrived: finish the batch in hand
+    report = sync_connection(db, load_spec(db, BOX, cid), record_rows, batch_rows=1, stop=stop)
+    assert report.interrupted and report.pages == 1
+    cursor, failures, _error, _config, last_sync = state(db, cid)
+    assert cursor["item_ts"] == r_fake.items["101"]["timeStamp"] and failures == 0 and last_sync is None
+    due = statement("ingest/connectors", "due_connections").psycopg
+    params = {"interval_s": 3600, "retry_base_s": 30, "sources": ["lightspeed-r"]}
+    assert [r[0] for r in db.execute(due, params).fetchall()] == [cid]
