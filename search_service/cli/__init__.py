@@ -101,7 +101,7 @@ def migrate(settings: Settings, revision: str) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    help="Worker processes [default: one per usable CPU]. Each holds its own model and in-memory vector copy.",
+    help="Worker processes [default: one per usable CPU]. Each holds its own model; they share one vector copy.",
 )
 @click.pass_obj
 @user_errors
@@ -118,15 +118,19 @@ def serve(settings: Settings, host: str, port: int, workers: int | None) -> None
 
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
         return
-    # Each worker process builds its own app (and its Settings.from_env) from the inherited environment.
-    uvicorn.run(
-        "search_service.api.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-    )
+    from search_service.api.metrics import multiprocess_dir
+
+    # Each worker process builds its own app (and its Settings.from_env) from the inherited environment; their
+    # metrics go to one directory of files, so a scrape of any worker reports all of them.
+    with multiprocess_dir():
+        uvicorn.run(
+            "search_service.api.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
 
 
 def _encoder(settings: Settings) -> Any:
