@@ -13,6 +13,7 @@ until it drops the mapping (Linux frees an unlinked file's pages with its last m
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
@@ -20,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import numpy as np
 GROWING = ("matrix", "key", "stamp")
 FIXED = ("codes", "offset", "scale", "error", "order", "first")
 PREFIX = "gen-"
+SHARED_DIR_ENV = "PLINQY_VECTOR_SHARED_DIR"
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class VectorCopyConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VectorCopyConfig:
-        raw = env.get("PLINQY_VECTOR_SHARED_DIR")
+        raw = env.get(SHARED_DIR_ENV)
         return cls(shared_dir=Path(raw) if raw else None)
 
 
@@ -139,3 +141,24 @@ def write_generation(
     for number in numbers:  # mapped elsewhere, they live on until unmapped
         shutil.rmtree(directory / f"{PREFIX}{number:08d}", ignore_errors=True)
     return open_generation(path, meta)
+
+
+@contextlib.contextmanager
+def shared_dir_for_run(cache_dir: Path, env: MutableMapping[str, str] | None = None) -> Iterator[Path]:
+    """The directory `serve`'s processes share the vector copy in, in `env` (os.environ) for its workers: the
+    one PLINQY_VECTOR_SHARED_DIR names (kept: a restart maps its newest generation instead of loading), or a
+    fresh one under the cache directory, removed when the run ends (stale vectors of another run are never
+    mapped)."""
+    env = os.environ if env is None else env
+    given = env.get(SHARED_DIR_ENV)
+    if given:
+        yield Path(given)
+        return
+    (cache_dir / "vectors").mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir / "vectors"))
+    env[SHARED_DIR_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        env.pop(SHARED_DIR_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)

@@ -28,6 +28,10 @@ def stamp_us(stamp: dt.datetime | None) -> int:
     return int(NO_STAMP) if stamp is None else (stamp - EPOCH) // dt.timedelta(microseconds=1)
 
 
+def iso(stamp: dt.datetime | None) -> str | None:
+    return None if stamp is None else stamp.isoformat()
+
+
 @dataclass
 class CopyView:
     """One state of the copy: rows [0, n) of the arrays, and what a refresh goes on from."""
@@ -44,15 +48,15 @@ class CopyView:
     horizon: dt.datetime | None = None
     generation: int = 0  # the shared generation mapped; 0: private arrays
     base_rows: int = 0  # rows [0, base_rows) are the generation's, its int8 codes as written
-    changed: set[int] = field(default_factory=set)  # base rows set since (scored in float32)
+    # base rows set since (scored in float32), sorted; replaced, never changed in place: a ranking thread reads it
+    changed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     grown: bool = False  # outgrew the generation's room: private arrays until the next one
 
     def overlay(self) -> np.ndarray:
         """Rows whose int8 codes are not the generation's: changed since, or added past it (shared only)."""
         if self.generation == 0:
             return np.zeros(0, dtype=np.int64)
-        changed = np.fromiter(self.changed, dtype=np.int64, count=len(self.changed))
-        return np.concatenate([np.sort(changed), np.arange(self.base_rows, self.n, dtype=np.int64)])
+        return np.concatenate([self.changed, np.arange(self.base_rows, self.n, dtype=np.int64)])
 
     @property
     def private_rows(self) -> int:
@@ -97,7 +101,7 @@ class CopyView:
         if newest is not None and (self.watermark is None or newest > self.watermark):
             self.watermark = newest
         if self.generation:
-            self.changed.update(rows[rows < self.base_rows].tolist())
+            self.changed = np.union1d(self.changed, rows[rows < self.base_rows])
         elif self.int8 is not None:
             self.int8.set_rows(rows, self.matrix[rows])
         if not self.generation and self.index.tail_rows(self.n) > max(4096, self.n // 32):
@@ -119,7 +123,10 @@ class CopyView:
         base = self.int8.export(self.base_rows)
         codes = np.zeros((dim, n), dtype=np.int8)
         codes[:, : self.base_rows] = base["codes"]
-        terms = {k: np.concatenate([base[k], np.zeros(n - self.base_rows, dtype=base[k].dtype)]) for k in base}
+        tail = n - self.base_rows
+        terms = {
+            k: np.concatenate([base[k], np.zeros(tail, dtype=base[k].dtype)]) for k in ("offset", "scale", "error")
+        }
         overlay = self.overlay()
         norm = self.int8.rounded_norm_max
         if len(overlay):

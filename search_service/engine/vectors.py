@@ -66,10 +66,8 @@ from search_service.engine import vector_files as files
 from search_service.engine.batcher import MicroBatcher
 from search_service.engine.keyindex import KeyIndex, ids_from_keys, keys_of
 from search_service.engine.quantizer import BOUND_SLACK, Int8Copy, Int8Unavailable
-from search_service.engine.ranking import EXACT_ORDER_MAX as EXACT_ORDER_MAX
-from search_service.engine.ranking import Ranking as Ranking
-from search_service.engine.ranking import highest as highest
-from search_service.engine.vector_view import CopyView, as_vector, stamp_us
+from search_service.engine.ranking import EXACT_ORDER_MAX, Ranking, highest
+from search_service.engine.vector_view import CopyView, as_vector, iso, stamp_us
 
 __all__ = ["EXACT_ORDER_MAX", "SQL_PATH", "Ranking", "VectorCache", "as_vector", "highest"]
 
@@ -77,10 +75,6 @@ log = logging.getLogger(__name__)
 
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "vectors.sql"
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
-
-
-def _iso(stamp: dt.datetime | None) -> str | None:
-    return None if stamp is None else stamp.isoformat()
 
 
 class VectorCache:
@@ -93,6 +87,7 @@ class VectorCache:
         self.shared_dir = shared_dir
         self._dir: Path | None = None  # shared_dir's directory of this database, once known
         self.last_refresh_stamps = 0  # stamps the last refresh read (its cost grows with them)
+        self.private_floor = 2048  # see private_limit
         self.loaded = False
         self.refreshed_at: float | None = None  # time.monotonic() of the last load or refresh
         try:
@@ -136,7 +131,7 @@ class VectorCache:
     @property
     def private_limit(self) -> int:
         """Private rows past which a new generation is written (each costs float32 scoring per query)."""
-        return max(2048, self._view.n // 200)
+        return max(self.private_floor, self._view.n // 200)
 
     @property
     def _matrix(self) -> np.ndarray:  # the rows held (tests)
@@ -168,12 +163,14 @@ class VectorCache:
         """`rank()` of each query, scored together: the copy is read once for the batch (int8: see `pack`)."""
         qs = np.stack([self._unit_query(q) for q in queries])
         view = self._view
-        matrix = view.matrix[: view.n]
+        n = view.n  # a refresh may add rows meanwhile
+        matrix = view.matrix[:n]
         if view.int8 is None:
             bounds = qs @ matrix.T
         else:
-            bounds = view.int8.upper_bounds_many(qs, view.n)
+            bounds = view.int8.upper_bounds_many(qs, n)
             overlay = view.overlay()
+            overlay = overlay[overlay < n]
             if len(overlay):  # exact similarities bound themselves (the slack covers a different summation)
                 bounds[:, overlay] = qs @ matrix[overlay].T + BOUND_SLACK
         rankings = [Ranking(matrix, q, b) for q, b in zip(qs, bounds, strict=True)]
@@ -331,7 +328,7 @@ class VectorCache:
         """Write `view` as the next generation (the caller holds the directory's lock) and map it."""
         arrays, norm = view.export(self.dim)
         n = view.n
-        meta = files.GenerationMeta(0, n, self.dim, _iso(view.watermark), _iso(view.horizon), norm)
+        meta = files.GenerationMeta(0, n, self.dim, iso(view.watermark), iso(view.horizon), norm)
         return files.write_generation(directory, meta, arrays, capacity=n + max(4096, n // 16))
 
     async def _directory(self, conn: Conn) -> Path:
