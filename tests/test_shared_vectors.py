@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import psycopg
 import pytest
 
 from search_service.demo.synthetic import random_unit_vectors
@@ -118,21 +117,21 @@ def test_searches_on_a_shared_copy_are_exact_before_and_after_refresh(
 
 
 def test_private_rows_past_the_limit_make_a_generation_the_others_take(fresh_db_url: str, tmp_path: Path) -> None:
-    product_ids, store, vecs = seed(fresh_db_url, 200)
+    product_ids, store, _vecs = seed(fresh_db_url, 200)
     rng = np.random.default_rng(11)
 
     async def body() -> None:
         conn = await connect(fresh_db_url)
         try:
-            writer, reader, private = (VectorCache(shared_dir=tmp_path), VectorCache(shared_dir=tmp_path), VectorCache())
+            writer, reader = VectorCache(shared_dir=tmp_path), VectorCache(shared_dir=tmp_path)
+            private = VectorCache()
             for cache in (writer, reader, private):
                 await cache.load(conn)
             old_dir = Path(writer._view.matrix.filename).parent  # type: ignore[attr-defined]
             writer.private_floor = reader.private_floor = 5
             fresh = random_unit_vectors(12, rng)
-            with psycopg.connect(fresh_db_url, autocommit=True):
-                for pid, v in zip(product_ids[:10], fresh[:10], strict=True):
-                    set_vector(fresh_db_url, pid, v)
+            for pid, v in zip(product_ids[:10], fresh[:10], strict=True):
+                set_vector(fresh_db_url, pid, v)
             added = [add_product(fresh_db_url, f"New {i}", fresh[10 + i], store) for i in range(2)]
             assert await writer.refresh(conn) == 12
             assert writer.generation == 2 and writer.private_rows == 0  # written, and mapped by the writer
