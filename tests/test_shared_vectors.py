@@ -148,3 +148,39 @@ def test_private_rows_past_the_limit_make_a_generation_the_others_take(fresh_db_
             await conn.close()
 
     run(body())
+
+
+def test_a_generation_with_rows_in_another_order_waits_for_the_rankings_in_flight(
+    fresh_db_url: str, tmp_path: Path
+) -> None:
+    _product_ids, store, _vecs = seed(fresh_db_url, 50)
+    fresh = random_unit_vectors(2, np.random.default_rng(21))
+
+    async def body() -> None:
+        conn = await connect(fresh_db_url)
+        try:
+            writer, reader = VectorCache(shared_dir=tmp_path), VectorCache(shared_dir=tmp_path)
+            await writer.load(conn)
+            await reader.load(conn)
+            added = [add_product(fresh_db_url, f"New {i}", v, store) for i, v in enumerate(fresh)]
+            records = await conn.fetch(
+                "SELECT id, ai_vector, ai_embedded_at FROM product_master WHERE id = ANY($1::uuid[])", added
+            )
+            by_id = {r["id"]: r for r in records}
+            reader._apply([by_id[added[0]], by_id[added[1]]])
+            writer._apply([by_id[added[1]], by_id[added[0]]])  # the same rows, added in the other order
+            writer.private_floor = 0
+            await writer.refresh(conn)
+            assert writer.generation == 2
+            held = reader.rank(fresh[0])  # a search in flight holds rows of the reader's own numbering
+            await reader.refresh(conn)
+            assert reader.generation == 1  # taking generation 2 now would renumber the held rows
+            rows, _ = held.top(1)
+            assert reader.ids_of(rows) == [added[0]]
+            del held
+            await reader.refresh(conn)
+            assert reader.generation == 2 and top_ids(reader, fresh[0], 10) == top_ids(writer, fresh[0], 10)
+        finally:
+            await conn.close()
+
+    run(body())

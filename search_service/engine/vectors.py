@@ -140,8 +140,7 @@ class VectorCache:
     @property
     def nbytes(self) -> int:
         view = self._view
-        int8 = 0 if view.int8 is None else view.int8.nbytes
-        return int(view.matrix[: view.n].nbytes) + int8
+        return int(view.matrix[: view.n].nbytes) + (0 if view.int8 is None else view.int8.nbytes)
 
     @property
     def scoring(self) -> str:
@@ -374,7 +373,10 @@ class VectorCache:
         view = self._view
         found = files.latest_meta(self._dir)
         if found is not None and found[1].number > view.generation:
-            candidate = self._adopt(files.open_generation(*found))
+            try:
+                candidate = self._adopt(files.open_generation(*found))
+            except FileNotFoundError:  # unlinked by a newer one meanwhile: taken at a next refresh
+                return
             await self._refresh_view(conn, candidate)
             self._swap(view, candidate)
             return
