@@ -15,13 +15,15 @@ benchmarks/results/memory-<date>.{json,md}.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +71,24 @@ def worker_pids(server: Server) -> list[int]:
     return [pid for pid in api_processes(server) if role_of(server, pid) == "worker"]
 
 
-def measure(url: str, workers: int, log_dir: Path, settle_s: float) -> dict[str, Any]:
-    """One `serve --workers N`: ready time, then every process's memory after `settle_s` of idling."""
-    server = Server(url, 1024, log_dir / f"api-{workers}.log", workers, holds_vectors=10**8)
+def warm(base: str, searches: int = 24) -> None:
+    """Searches on new connections, several at once, so that every worker serves some (and reads the copy)."""
+    params = {"q": "warm up", "limit": "5"}
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: httpx.get(base + "/v1/search", params=params, timeout=60), range(searches)))
+
+
+def measure(url: str, workers: int, log_dir: Path, settle_s: float, shared_dir: Path | None = None) -> dict[str, Any]:
+    """One `serve --workers N`: ready time, then every process's memory after warm-up searches. `shared_dir`:
+    PLINQY_VECTOR_SHARED_DIR, kept across runs (a run after one that wrote it maps its generation)."""
+    with contextlib.ExitStack() as stack:
+        if shared_dir is not None:
+            env = stack.enter_context(environment_restored())
+            env["PLINQY_VECTOR_SHARED_DIR"] = str(shared_dir)
+        server = Server(url, 1024, log_dir / f"api-{workers}.log", workers, holds_vectors=10**8)
     try:
         ready_s = server.wait_ready()
-        httpx.get(server.base + "/v1/search", params={"q": "warm up", "limit": "5"}, timeout=60)
+        warm(server.base)
         time.sleep(settle_s)
         processes = []
         for pid in api_processes(server):
@@ -83,6 +97,7 @@ def measure(url: str, workers: int, log_dir: Path, settle_s: float) -> dict[str,
             processes.append(entry)
         return {
             "workers": workers,
+            "generation_kept": shared_dir is not None,
             "ready_s": round(ready_s, 2),
             "processes": processes,
             "pss_total": sum(p["pss"] for p in processes),
@@ -92,13 +107,26 @@ def measure(url: str, workers: int, log_dir: Path, settle_s: float) -> dict[str,
         server.stop()
 
 
+@contextlib.contextmanager
+def environment_restored() -> Iterator[dict[str, str]]:
+    """os.environ, restored afterwards (the server copies it when it starts)."""
+    saved = dict(os.environ)
+    try:
+        yield os.environ  # type: ignore[misc]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def catalogue_size(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM product_master WHERE ai_vector IS NOT NULL").fetchone()
     return int(row[0]) if row else 0
 
 
-def run(url: str, products: int, worker_counts: Sequence[int], settle_s: float = 2.0) -> dict[str, Any]:
+def run(
+    url: str, products: int, worker_counts: Sequence[int], settle_s: float = 2.0, restart: bool = False
+) -> dict[str, Any]:
     seeded_s = None
     if catalogue_size(url) == 0:
         started = time.perf_counter()
@@ -112,6 +140,9 @@ def run(url: str, products: int, worker_counts: Sequence[int], settle_s: float =
     log_dir = Path(tempfile.mkdtemp(prefix="plinqy-bench-memory-"))
     try:
         runs = [measure(url, n, log_dir, settle_s) for n in worker_counts]
+        if restart:  # a restart on the generation a first run wrote and kept: start-up without the load
+            kept = log_dir / "vectors"
+            runs += [measure(url, worker_counts[-1], log_dir, settle_s, kept) for _ in range(2)][1:]
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)
     result: dict[str, Any] = {
@@ -121,7 +152,7 @@ def run(url: str, products: int, worker_counts: Sequence[int], settle_s: float =
         "cpus": len(os.sched_getaffinity(0)),
         "runs": runs,
     }
-    by_workers = {r["workers"]: r for r in runs}
+    by_workers = {r["workers"]: r for r in runs if not r["generation_kept"]}
     if 1 in by_workers and 2 in by_workers:
         result["second_worker_pss"] = by_workers[2]["pss_total"] - by_workers[1]["pss_total"]
     return result
@@ -136,6 +167,9 @@ def markdown(result: dict[str, Any]) -> str:
         "|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for r in result["runs"]:
+        if r["generation_kept"]:
+            lines.append(f"| {r['workers']}, restarted on a kept generation | {r['ready_s']} | | | | | | |")
+            continue
         for p in r["processes"]:
             generation = Path(p["generation_file"]).parent.name if p["generation_file"] else "-"
             lines.append(
@@ -161,8 +195,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     parser.add_argument("--settle-s", type=float, default=2.0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
+    parser.add_argument("--restart", action="store_true", help="also: a restart on a kept generation")
     args = parser.parse_args(argv)
-    result = run(args.database_url, args.products, [int(w) for w in args.workers.split(",")], args.settle_s)
+    workers = [int(w) for w in args.workers.split(",")]
+    result = run(args.database_url, args.products, workers, args.settle_s, args.restart)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"memory-{result['date']}{args.tag}"
     paths = {"json": stem.with_suffix(".json"), "md": stem.with_suffix(".md")}
