@@ -70,7 +70,8 @@ def test_every_scrape_counts_the_searches_of_both_workers(two_workers: Server) -
         )
     )
     served = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("histogram_*.db")}
-    assert served == {str(pid) for pid in worker_pids(two_workers)}  # each worker recorded requests
+    # every worker writes its own files (a worker uvicorn restarted under load leaves its old ones, still summed)
+    assert {str(pid) for pid in worker_pids(two_workers)} <= served
     for _ in range(8):  # each scrape may be answered by either worker
         samples = scrape(base)
         assert total(samples, "plinqy_search_duration_seconds_count") == SEARCHES

@@ -61,7 +61,7 @@ import numpy as np
 from asyncpg.pool import PoolConnectionProxy
 from threadpoolctl import threadpool_limits
 
-from embeddings.sqlblocks import load_blocks
+from search_service.db.sql import statement
 from search_service.engine import vector_files as files
 from search_service.engine.batcher import MicroBatcher
 from search_service.engine.keyindex import KeyIndex, ids_from_keys, keys_of
@@ -230,14 +230,14 @@ class VectorCache:
         transaction the caller opened: its snapshot may be older than this reading)."""
         if conn.is_in_transaction():
             return None
-        row = await conn.fetchrow(load_blocks(SQL_PATH)["write_horizon"])
+        row = await conn.fetchrow(statement("engine/vectors", "write_horizon").sql)
         return row["horizon"] if row is not None and row["complete"] else None
 
     async def _load_view(self, conn: Conn, batch: int) -> CopyView:
         view = self._private_view()
         horizon = await self._write_horizon(conn)
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            cursor = conn.cursor(load_blocks(SQL_PATH)["vectors_all"], prefetch=batch)
+            cursor = conn.cursor(statement("engine/vectors", "vectors_all").sql, prefetch=batch)
             chunk: list[asyncpg.Record] = []
             async for record in cursor:
                 chunk.append(record)
@@ -292,15 +292,15 @@ class VectorCache:
             # stamps read each second would pile up behind it.
             since = max(since, view.horizon - dt.timedelta(microseconds=1))  # the statement keeps stamps > since
         horizon = await self._write_horizon(conn)
-        blocks = load_blocks(SQL_PATH)
+        stamps_of, by_id = (statement("engine/vectors", n) for n in ("vectors_changed_stamps", "vectors_by_id"))
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            stamps = await conn.fetch(blocks["vectors_changed_stamps"], since)
+            stamps = await conn.fetch(stamps_of.sql, *stamps_of.bind(since=since))
             rows = view.index.find(view.key, view.n, keys_of([r["id"] for r in stamps]))
             theirs = np.array([stamp_us(r["ai_embedded_at"]) for r in stamps], dtype=np.int64)
             held = view.stamp[np.maximum(rows, 0)] if view.n else theirs
             differs = (rows < 0) | (held != theirs)
             changed = [stamps[i]["id"] for i in np.flatnonzero(differs)]
-            records = await conn.fetch(blocks["vectors_by_id"], changed) if changed else []
+            records = await conn.fetch(by_id.sql, *by_id.bind(ids=changed)) if changed else []
         view.horizon = horizon
         self.last_refresh_stamps = len(stamps)
         return view.apply(records, self.dim)
@@ -333,7 +333,7 @@ class VectorCache:
     async def _directory(self, conn: Conn) -> Path:
         if self._dir is None:
             assert self.shared_dir is not None
-            identity = await conn.fetchval(load_blocks(SQL_PATH)["database_identity"])
+            identity = await conn.fetchval(statement("engine/vectors", "database_identity").sql)
             self._dir = files.database_dir(self.shared_dir, identity)
         return self._dir
 
@@ -342,7 +342,7 @@ class VectorCache:
         if found is None or found[1].dim != self.dim:
             return None
         watermark = found[1].stamp("watermark")
-        newest = await conn.fetchval(load_blocks(SQL_PATH)["newest_stamp"])
+        newest = await conn.fetchval(statement("engine/vectors", "newest_stamp").sql)
         if watermark is not None and (newest is None or newest < watermark):
             log.warning("vector cache: %s is newer than the database (restored?): not used", found[0])
             return None
