@@ -154,8 +154,9 @@ def shared_dir_for_run(cache_dir: Path, env: MutableMapping[str, str] | None = N
     if given:
         yield Path(given)
         return
-    (cache_dir / "vectors").mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir / "vectors"))
+    parent = cache_dir / "vector-copy"  # not .cache/vectors: the benchmark's embedded vectors live there
+    parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
     env[SHARED_DIR_ENV] = str(path)
     try:
         yield path
