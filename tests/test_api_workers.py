@@ -30,9 +30,17 @@ def two_workers(make_database: Callable[..., str], tmp_path_factory: pytest.Temp
     server = Server(url, 1024, tmp_path_factory.mktemp("api") / "api.log", workers=2)
     try:
         server.wait_ready()
+        run_dirs = [worker_env(server, name) for name in ("PROMETHEUS_MULTIPROC_DIR", "PLINQY_VECTOR_SHARED_DIR")]
+        assert all(d.is_dir() for d in run_dirs)
         yield server
     finally:
         server.stop()
+    assert not any(d.exists() for d in run_dirs)  # serve removes its run's directories when it stops (SIGTERM)
+
+
+def worker_env(server: Server, name: str) -> Path:
+    environ = Path(f"/proc/{worker_pids(server)[0]}/environ").read_bytes().decode().split("\0")
+    return Path(next(line.split("=", 1)[1] for line in environ if line.startswith(name + "=")))
 
 
 def scrape(base: str) -> dict[str, float]:
@@ -62,13 +70,7 @@ def test_every_scrape_counts_the_searches_of_both_workers(two_workers: Server) -
 
     with ThreadPoolExecutor(4) as pool:  # new connections, several at once: both workers take some
         assert list(pool.map(one, range(SEARCHES))) == [200] * SEARCHES
-    metrics_dir = Path(
-        next(
-            line.split("=", 1)[1]
-            for line in Path(f"/proc/{worker_pids(two_workers)[0]}/environ").read_bytes().decode().split("\0")
-            if line.startswith("PROMETHEUS_MULTIPROC_DIR=")
-        )
-    )
+    metrics_dir = worker_env(two_workers, "PROMETHEUS_MULTIPROC_DIR")
     served = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("histogram_*.db")}
     # every worker writes its own files (a worker uvicorn restarted under load leaves its old ones, still summed)
     assert {str(pid) for pid in worker_pids(two_workers)} <= served

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from dataclasses import replace
 
 import click
@@ -34,6 +36,9 @@ def serve(settings: Settings, host: str, port: int, workers: int | None) -> None
 
     # The workers map one copy of the vectors, and their metrics go to one directory of files, so a scrape of
     # any worker reports all of them. Each worker builds its own app (and Settings) from this environment.
+    # uvicorn re-raises the SIGTERM it stopped for once it has shut down: as SystemExit, the run's directories
+    # below are removed on the way out (the default action would end the process first).
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     with shared_dir_for_run(settings.cache_dir) as shared:
         if workers == 1:
             from search_service.api.app import create_app
