@@ -10,6 +10,7 @@ from typing import Any
 
 from embeddings.encoder import EncoderConfig
 from search_service.db.secretbox import SecretBox
+from search_service.engine.vector_files import VectorCopyConfig
 from search_service.events.config import EventsConfig, EventsConfigError
 from search_service.ingest.config import IngestConfig, IngestConfigError
 from search_service.ingest.connectors.config import ConnectorsConfig
@@ -68,6 +69,7 @@ class Settings:
     # process; a 100k-product scan is ~7 ms on 2 cores, 1M would be ~70 ms), 0 turns it off.
     vector_cache_max: int = 300_000
     vector_cache_refresh_s: float = 1.0
+    vector_copy: VectorCopyConfig = field(default_factory=VectorCopyConfig)  # one copy a machine (serve sets it)
     # Secrets stored encrypted (see search_service/db/secretbox.py).
     secret_key: str | None = field(default=None, repr=False)
     secret_key_file: Path = PROJECT_ROOT / ".secrets" / "plinqy.key"
@@ -102,6 +104,7 @@ class Settings:
             query_encoder_threads=_int(env, "PLINQY_QUERY_ENCODER_THREADS", 1, 0, 256),
             vector_cache_max=_int(env, "PLINQY_VECTOR_CACHE_MAX", 300_000, 0, 100_000_000),
             vector_cache_refresh_s=_float(env, "PLINQY_VECTOR_CACHE_REFRESH_S", 1.0, 0.05, 3600.0),
+            vector_copy=VectorCopyConfig.from_env(env),
             secret_key=env.get("PLINQY_SECRET_KEY") or None,
             secret_key_file=Path(env.get("PLINQY_SECRET_KEY_FILE") or PROJECT_ROOT / ".secrets" / "plinqy.key"),
             events=_events_config(env),

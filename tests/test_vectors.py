@@ -379,7 +379,7 @@ def test_concurrent_queries_are_batched_and_ranked_exactly(fresh_db_url: str) ->
         return vectors, got
 
     vectors, got = run(body())
-    matrix = np.stack([vectors._matrix[vectors._row_of[pid]] for pid in vectors._ids])
+    matrix = np.array(vectors._matrix)
     for q, ranking in zip([*queries, queries[0]], got, strict=True):
         rows, threshold = ranking.top(10)
         want = np.sort(matrix @ q)[::-1]

@@ -1,16 +1,28 @@
 """Prometheus metrics of the API, in a registry of the app's own (tests build many apps in one process).
 
-With `serve --workers N` each worker process exposes its own numbers; scrape them per process, or run one
-worker per container.
+`serve --workers N` (N > 1) runs prometheus-client's multiprocess mode: every worker writes its numbers to
+files in PROMETHEUS_MULTIPROC_DIR (a fresh directory per run, `multiprocess_dir()`), and a scrape of any worker
+sums the counters and histograms of all of them, the ones that exited included (totals never go back). The
+state gauges (pool, query cache, vector copy) are read per process: each worker publishes its own once a second
+(and the scraped one just before answering), aggregated as `STATE_MODES` says (pool sizes and cache entries
+summed over the live workers, the vector copy's age as the oldest, the cache's hit ratio per worker: `pid`).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -23,57 +35,152 @@ if TYPE_CHECKING:
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PUBLISH_EVERY_S = 1.0
+
+# How a state gauge of several workers is aggregated (prometheus-client's multiprocess modes; "live": the
+# workers alive now). Single-process apps report their own value.
+STATE_MODES: dict[str, Any] = {
+    "plinqy_db_pool_size": "livesum",
+    "plinqy_db_pool_idle": "livesum",
+    "plinqy_db_pool_in_use": "livesum",
+    "plinqy_db_pool_max": "livesum",
+    "plinqy_query_cache_entries": "livesum",
+    "plinqy_query_cache_hit_ratio": "liveall",  # a ratio does not sum: one series per worker (label pid)
+    "plinqy_vector_cache_vectors": "livemax",
+    "plinqy_vector_cache_age_seconds": "livemax",  # the stalest worker
+    "plinqy_vector_cache_refresh_stamps": "livemax",
+    "plinqy_vector_cache_write_horizon_known": "livemin",  # 0 when any worker reads the look-back
+    "plinqy_vector_cache_private_rows": "livesum",
+    "plinqy_vector_cache_generation": "livemin",
+}
+STATE_HELP = {
+    "plinqy_db_pool_size": "Connections open in the pool.",
+    "plinqy_db_pool_idle": "Idle connections in the pool.",
+    "plinqy_db_pool_in_use": "Connections checked out.",
+    "plinqy_db_pool_max": "Pool capacity.",
+    "plinqy_query_cache_entries": "Query embeddings cached.",
+    "plinqy_query_cache_hit_ratio": "Query-embedding cache hits / lookups since start.",
+    "plinqy_vector_cache_vectors": "Product vectors held in memory for the exact scan.",
+    "plinqy_vector_cache_age_seconds": "Seconds since the in-memory vectors were last refreshed (searches also"
+    " check newer ones in SQL).",
+    "plinqy_vector_cache_refresh_stamps": "Change stamps the last refresh read (its cost; after a bulk re-embed,"
+    " the vectors written since).",
+    "plinqy_vector_cache_write_horizon_known": "1: refreshes read from the write horizon; 0: from the 60 s"
+    " look-back (grant the API's role pg_read_all_stats, or no prepared transactions / no standby).",
+    "plinqy_vector_cache_private_rows": "Rows of the vector copy held privately (changed since the shared"
+    " generation was written, or all of them without one).",
+    "plinqy_vector_cache_generation": "The shared vector copy's generation mapped (0: a private copy).",
+}
+
+
+def multiprocess_enabled() -> bool:
+    """Whether prometheus-client keeps its values in files (decided by the environment at its import)."""
+    return MULTIPROC_ENV in os.environ or MULTIPROC_ENV.lower() in os.environ
+
+
+@contextlib.contextmanager
+def multiprocess_dir(env: MutableMapping[str, str] | None = None) -> Iterator[Path]:
+    """The metric files' directory of one `serve` run, in `env` (os.environ) for the workers it starts: the one
+    PROMETHEUS_MULTIPROC_DIR names, emptied now (files of an earlier run would be summed in), or a fresh
+    temporary one, removed afterwards."""
+    env = os.environ if env is None else env
+    given = env.get(MULTIPROC_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        yield path
+        return
+    path = Path(tempfile.mkdtemp(prefix="plinqy-metrics-"))
+    env[MULTIPROC_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        env.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _forget_dead_workers(path: Path) -> None:
+    """Drop the live gauges of workers that exited (a crash skips their atexit)."""
+    for file in path.glob("gauge_live*_*.db"):
+        pid = int(file.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            prom_multiprocess.mark_process_dead(pid, str(path))
+        except PermissionError:
+            pass  # alive, another user's
+
+
+def state_values(
+    pool: asyncpg.Pool | None, cache: QueryEmbeddingCache, vectors: VectorCache | None
+) -> dict[str, float]:
+    """The state gauges of this process, read now."""
+    values: dict[str, float] = {}
+    if pool is not None:
+        size, idle = pool.get_size(), pool.get_idle_size()
+        values |= {
+            "plinqy_db_pool_size": size,
+            "plinqy_db_pool_idle": idle,
+            "plinqy_db_pool_in_use": size - idle,
+            "plinqy_db_pool_max": pool.get_max_size(),
+        }
+    values["plinqy_query_cache_entries"] = len(cache)
+    values["plinqy_query_cache_hit_ratio"] = cache.hit_ratio
+    if vectors is not None and vectors.loaded and vectors.refreshed_at is not None:
+        values |= {
+            "plinqy_vector_cache_vectors": len(vectors),
+            "plinqy_vector_cache_age_seconds": time.monotonic() - vectors.refreshed_at,
+            "plinqy_vector_cache_refresh_stamps": vectors.last_refresh_stamps,
+            "plinqy_vector_cache_write_horizon_known": 1.0 if vectors.write_horizon_known else 0.0,
+            "plinqy_vector_cache_private_rows": vectors.private_rows,
+            "plinqy_vector_cache_generation": vectors.generation,
+        }
+    return values
 
 
 class _StateCollector(Collector):
-    """Pool and cache gauges, read when scraped (never stale, no bookkeeping on the hot path)."""
+    """Pool and cache gauges, read when scraped (never stale, no bookkeeping on the hot path): one process."""
 
-    def __init__(
-        self,
-        get_pool: Callable[[], asyncpg.Pool | None],
-        cache: QueryEmbeddingCache,
-        get_vectors: Callable[[], VectorCache | None],
-    ) -> None:
-        self._get_pool = get_pool
-        self._cache = cache
-        self._get_vectors = get_vectors
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self._read = read
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        pool = self._get_pool()
-        if pool is not None:
-            size, idle = pool.get_size(), pool.get_idle_size()
-            yield GaugeMetricFamily("plinqy_db_pool_size", "Connections open in the pool.", value=size)
-            yield GaugeMetricFamily("plinqy_db_pool_idle", "Idle connections in the pool.", value=idle)
-            yield GaugeMetricFamily("plinqy_db_pool_in_use", "Connections checked out.", value=size - idle)
-            yield GaugeMetricFamily("plinqy_db_pool_max", "Pool capacity.", value=pool.get_max_size())
-        cache = self._cache
-        yield GaugeMetricFamily("plinqy_query_cache_entries", "Query embeddings cached.", value=len(cache))
-        yield GaugeMetricFamily(
-            "plinqy_query_cache_hit_ratio",
-            "Query-embedding cache hits / lookups since start.",
-            value=cache.hit_ratio,
-        )
-        vectors = self._get_vectors()
-        if vectors is not None and vectors.loaded and vectors.refreshed_at is not None:
-            yield GaugeMetricFamily(
-                "plinqy_vector_cache_vectors", "Product vectors held in memory for the exact scan.", value=len(vectors)
-            )
-            yield GaugeMetricFamily(
-                "plinqy_vector_cache_age_seconds",
-                "Seconds since the in-memory vectors were last refreshed (searches also check newer ones in SQL).",
-                value=time.monotonic() - vectors.refreshed_at,
-            )
-            yield GaugeMetricFamily(
-                "plinqy_vector_cache_refresh_stamps",
-                "Change stamps the last refresh read (its cost; after a bulk re-embed, the vectors written since).",
-                value=vectors.last_refresh_stamps,
-            )
-            yield GaugeMetricFamily(
-                "plinqy_vector_cache_write_horizon_known",
-                "1: refreshes read from the write horizon; 0: from the 60 s look-back (grant the API's role"
-                " pg_read_all_stats, or no prepared transactions / no standby).",
-                value=1.0 if vectors.write_horizon_known else 0.0,
-            )
+        for name, value in self._read().items():
+            yield GaugeMetricFamily(name, STATE_HELP[name], value=value)
+
+
+class _StatePublisher:
+    """Multiprocess mode: this worker's state gauges, written to its metric files once a second (a daemon
+    thread: reads of a few counters) and before each scrape it answers."""
+
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self._read = read
+        self._gauges = {
+            name: Gauge(name, STATE_HELP[name], registry=None, multiprocess_mode=mode)
+            for name, mode in STATE_MODES.items()
+        }
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="plinqy-metrics-publisher", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def publish(self) -> None:
+        for name, value in self._read().items():
+            self._gauges[name].set(value)
+
+    def _run(self) -> None:
+        while not self._stop.wait(PUBLISH_EVERY_S):
+            with contextlib.suppress(Exception):  # a read racing the pool's start-up: next second
+                self.publish()
+
+    def close(self) -> None:
+        self._stop.set()
+        path = os.environ.get(MULTIPROC_ENV)
+        if path:
+            prom_multiprocess.mark_process_dead(os.getpid(), path)
 
 
 class Metrics:
@@ -116,10 +223,28 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
-        self.registry.register(_StateCollector(get_pool, cache, get_vectors))
+
+        def read_state() -> dict[str, float]:
+            return state_values(get_pool(), cache, get_vectors())
+
+        self.multiprocess = multiprocess_enabled()
+        self._publisher: _StatePublisher | None = None
+        if self.multiprocess:
+            self._publisher = _StatePublisher(read_state)
+        else:
+            self.registry.register(_StateCollector(read_state))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition text: this process's registry, or in multiprocess mode every worker's files."""
+        if self._publisher is None:
+            return generate_latest(self.registry)
+        path = Path(os.environ[MULTIPROC_ENV])
+        with contextlib.suppress(Exception):
+            self._publisher.publish()
+        _forget_dead_workers(path)
+        registry = CollectorRegistry()
+        prom_multiprocess.MultiProcessCollector(registry, str(path))
+        return generate_latest(registry)
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """ASGI middleware timing every HTTP request, labelled by the route template (not the raw path)."""

@@ -231,7 +231,7 @@ class Runtime:
         self.tasks.append(asyncio.create_task(self._connect(), name="plinqy-db-pool"))
         self.tasks.append(asyncio.create_task(self._load_model(), name="plinqy-model"))
         if self.settings.vector_cache_max > 0:
-            self.vectors = VectorCache()
+            self.vectors = VectorCache(shared_dir=self.settings.vector_copy.shared_dir)  # scale: one copy a machine
             self.tasks.append(asyncio.create_task(self._maintain_vectors(), name="plinqy-vectors"))
         else:
             self.vectors_state = "disabled"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
+from dataclasses import replace
 
 import click
 
@@ -16,7 +19,7 @@ from search_service.settings import Settings
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    help="Worker processes [default: one per usable CPU]. Each holds its own model and in-memory vector copy.",
+    help="Worker processes [default: one per usable CPU]. Each holds its own model; they share one vector copy.",
 )
 @click.pass_obj
 @user_errors
@@ -28,17 +31,27 @@ def serve(settings: Settings, host: str, port: int, workers: int | None) -> None
     # One process per core: a request's Python work (HTTP, asyncpg, the ranking's bookkeeping) holds the GIL,
     # and one process saturated it at ~100 semantic searches/s on the 2-core benchmark machine.
     workers = workers or len(os.sched_getaffinity(0))  # the CPUs this process may run on (cpusets)
-    if workers == 1:
-        from search_service.api.app import create_app
+    from search_service.api.metrics import multiprocess_dir
+    from search_service.engine.vector_files import VectorCopyConfig, shared_dir_for_run
 
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
-        return
-    # Each worker process builds its own app (and its Settings.from_env) from the inherited environment.
-    uvicorn.run(
-        "search_service.api.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-    )
+    # The workers map one copy of the vectors, and their metrics go to one directory of files, so a scrape of
+    # any worker reports all of them. Each worker builds its own app (and Settings) from this environment.
+    # uvicorn re-raises the SIGTERM it stopped for once it has shut down: as SystemExit, the run's directories
+    # below are removed on the way out (the default action would end the process first).
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    with shared_dir_for_run(settings.cache_dir) as shared:
+        if workers == 1:
+            from search_service.api.app import create_app
+
+            settings = replace(settings, vector_copy=VectorCopyConfig(shared_dir=shared))
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+            return
+        with multiprocess_dir():
+            uvicorn.run(
+                "search_service.api.app:create_app_from_env",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="info",
+            )

@@ -24,6 +24,7 @@ next pack. The packed kernel passes the same self-test, or batches stay one quer
 
 from __future__ import annotations
 
+import copy
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -114,6 +115,19 @@ def _as_inputs(q8: np.ndarray) -> np.ndarray:
     return (q8.astype(np.int16) + ZERO_POINT).astype(np.uint8)
 
 
+def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Unit rows (k, dim) rounded: (codes (k, dim), ZERO_POINT x code sums, scales, error norms rounded up,
+    the largest rounded norm)."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    peak = np.abs(vectors).max(axis=1)
+    scale = np.where(peak > 0, peak / VECTOR_LEVELS, 1.0)
+    codes = np.rint(vectors / scale[:, None]).astype(np.int8)
+    rounded = codes * scale[:, None]
+    offset = ZERO_POINT * codes.sum(axis=1, dtype=np.int32)
+    error = np.nextafter(np.linalg.norm(vectors - rounded, axis=1), np.inf).astype(np.float32)
+    return codes, offset, scale.astype(np.float32), error, float(np.linalg.norm(rounded, axis=1).max())
+
+
 class _Packed(NamedTuple):
     session: Any
     rows: int  # the rows of the snapshot: 0..rows-1
@@ -136,6 +150,7 @@ class Int8Copy:
         self._set_at = np.zeros(0, dtype=np.int64)  # the generation of each row's last set_rows
         self._packed: _Packed | None = None
         self.batches_packed = _packed_kernel_is_exact(dim)
+        self.frozen_rows: int | None = None  # a shared generation's rows (adopt), scored as they were written
 
     @property
     def nbytes(self) -> int:
@@ -145,7 +160,7 @@ class Int8Copy:
     def reserve(self, capacity: int) -> None:
         """Room for `capacity` rows (the float32 copy's capacity); unused columns are zero and never read."""
         old = self._codes.shape[1]
-        if capacity <= old:
+        if capacity <= old or self.frozen_rows is not None:
             return
         codes = np.zeros((self.dim, capacity), dtype=np.int8)
         codes[:, :old] = self._codes
@@ -159,19 +174,57 @@ class Int8Copy:
         """Round `vectors` (k, dim), already unit length, into `rows`."""
         if len(rows) == 0:
             return
-        vectors = np.asarray(vectors, dtype=np.float64)
-        peak = np.abs(vectors).max(axis=1)
-        scale = np.where(peak > 0, peak / VECTOR_LEVELS, 1.0)
-        codes = np.rint(vectors / scale[:, None]).astype(np.int8)
-        rounded = codes * scale[:, None]
+        if self.frozen_rows is not None:
+            raise ValueError("the int8 copy is a shared generation's: rows changed since are scored in float32")
+        codes, offset, scale, error, rounded_norm = quantize(vectors)
         self._codes[:, rows] = codes.T
-        self._offset[rows] = ZERO_POINT * codes.sum(axis=1, dtype=np.int32)
+        self._offset[rows] = offset
         self._scale[rows] = scale
-        self._error[rows] = np.nextafter(np.linalg.norm(vectors - rounded, axis=1), np.inf).astype(np.float32)
-        self._rounded_norm_max = max(self._rounded_norm_max, float(np.linalg.norm(rounded, axis=1).max()))
+        self._error[rows] = error
+        self._rounded_norm_max = max(self._rounded_norm_max, rounded_norm)
         # stamped after the codes are written: a pack that snapshots them meanwhile sees these rows as newer
         self._generation += 1
         self._set_at[rows] = self._generation
+
+    def export(self, n: int) -> dict[str, np.ndarray]:
+        """The first n rows' codes and bounds terms, for a shared generation (`vector_files.py`)."""
+        return {
+            "codes": self._codes[:, :n],
+            "offset": self._offset[:n],
+            "scale": self._scale[:n],
+            "error": self._error[:n],
+        }
+
+    @property
+    def rounded_norm_max(self) -> float:
+        return self._rounded_norm_max
+
+    def sharing(self, arrays: dict[str, np.ndarray], rounded_norm_max: float) -> Int8Copy:
+        """A scorer of a shared generation's codes, on this one's (self-tested) session."""
+        shared = copy.copy(self)
+        shared.adopt(arrays, rounded_norm_max)
+        return shared
+
+    def blank(self) -> Int8Copy:
+        """An empty copy on this one's (self-tested) session."""
+        fresh = copy.copy(self)
+        fresh._codes = np.zeros((self.dim, 0), dtype=np.int8)
+        for name, dtype in (("_offset", np.int32), ("_scale", np.float32), ("_error", np.float32)):
+            setattr(fresh, name, np.zeros(0, dtype=dtype))
+        fresh._set_at = np.zeros(0, dtype=np.int64)
+        fresh._rounded_norm_max, fresh._generation, fresh._packed = 0.0, 0, None
+        return fresh
+
+    def adopt(self, arrays: dict[str, np.ndarray], rounded_norm_max: float) -> None:
+        """Score a shared generation's codes (mapped read-only) from now on: no packed session (ONNX Runtime
+        would hold a private, pre-packed copy of them in every process) and no more set_rows."""
+        self._codes = arrays["codes"]
+        self._offset, self._scale, self._error = arrays["offset"], arrays["scale"], arrays["error"]
+        self._rounded_norm_max = rounded_norm_max
+        self._set_at = np.zeros(0, dtype=np.int64)
+        self._packed = None
+        self.batches_packed = False
+        self.frozen_rows = int(self._codes.shape[1])
 
     def pack(self, n: int) -> None:
         """Snapshot the first n rows' codes into a session that scores batches (blocking: ~0.25 s per 100k
@@ -191,7 +244,8 @@ class Int8Copy:
         return int(np.count_nonzero(self._set_at[:m] > packed.generation)) + (n - m)
 
     def upper_bounds(self, query: np.ndarray, n: int) -> np.ndarray:
-        """For a unit `query`: (n,) float32, each ≥ the true similarity of that row (and within ~0.03 of it)."""
+        """For a unit `query`: (n,) float32, each ≥ the true similarity of that row (and within ~0.03 of it);
+        +inf for rows past a shared generation's (the caller scores those)."""
         return self.upper_bounds_many(np.asarray(query)[None, :], n)[0]
 
     def upper_bounds_many(self, queries: np.ndarray, n: int) -> np.ndarray:
@@ -203,13 +257,16 @@ class Int8Copy:
         q8 = np.rint(queries / q_scale[:, None]).astype(np.int8)
         q_error = np.linalg.norm(queries - q8 * q_scale[:, None], axis=1)
         inputs = _as_inputs(q8)
-        dots = self._dots(inputs, n)
-        dots -= self._offset[:n]
-        bounds = dots.astype(np.float32)
-        bounds *= self._scale[:n]
-        bounds *= q_scale.astype(np.float32)[:, None]
-        bounds += self._error[:n]
-        bounds += (q_error * self._rounded_norm_max + BOUND_SLACK).astype(np.float32)[:, None]
+        m = n if self.frozen_rows is None else min(n, self.frozen_rows)
+        bounds = np.full((len(queries), n), np.inf, dtype=np.float32)
+        dots = self._dots(inputs, m)
+        dots -= self._offset[:m]
+        held = bounds[:, :m]
+        held[...] = dots
+        held *= self._scale[:m]
+        held *= q_scale.astype(np.float32)[:, None]
+        held += self._error[:m]
+        held += (q_error * self._rounded_norm_max + BOUND_SLACK).astype(np.float32)[:, None]
         return bounds
 
     def _dots(self, inputs: np.ndarray, n: int) -> np.ndarray:

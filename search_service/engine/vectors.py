@@ -30,6 +30,15 @@ is the exact float32 order. Without a usable int8 kernel the bounds are the floa
 Queries that arrive while one is scored in the worker thread are scored together next (`MicroBatcher`),
 in one call on a packed snapshot of the int8 codes (`Int8Copy.pack`, rebuilt in a thread once ~1 % of the
 rows changed since): 4 queries over 100k rows cost 4.6 ms of CPU against 10.5 one by one.
+
+Shared (`shared_dir`, set by `serve`): the API's processes map one copy per machine (`vector_files.py`). The
+first to load writes a generation from PostgreSQL; the others map it. Each refreshes on its own, into its own
+copy-on-write pages, and scores the rows changed since the generation (and the rows added) in float32; once
+those pass `private_limit`, one process writes a new generation and the others move to it after refreshing it
+to a snapshot no older than their own (`_share`). Row numbers never change within a process: a generation
+whose rows do not extend a process's own (new products added in another order) is taken only while no ranking
+of this process is alive. Packed batches are off when shared: ONNX Runtime would pre-pack the codes into
+every process's private memory (+0.8 GB a process at 1M).
 A refresh may overwrite rows while a query is scored in the thread; such rows carry stamps above the
 watermark the search captured before asking for scores, so the search checks them in SQL anyway.
 """
@@ -39,7 +48,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -51,8 +62,14 @@ from asyncpg.pool import PoolConnectionProxy
 from threadpoolctl import threadpool_limits
 
 from search_service.db.sql import statement
+from search_service.engine import vector_files as files
 from search_service.engine.batcher import MicroBatcher
-from search_service.engine.quantizer import Int8Copy, Int8Unavailable
+from search_service.engine.keyindex import KeyIndex, ids_from_keys, keys_of
+from search_service.engine.quantizer import BOUND_SLACK, Int8Copy, Int8Unavailable
+from search_service.engine.ranking import EXACT_ORDER_MAX, Ranking, highest
+from search_service.engine.vector_view import CopyView, as_vector, iso, stamp_us
+
+__all__ = ["EXACT_ORDER_MAX", "SQL_PATH", "Ranking", "VectorCache", "as_vector", "highest"]
 
 log = logging.getLogger(__name__)
 
@@ -60,128 +77,17 @@ SQL_PATH = Path(__file__).resolve().parent / "sql" / "vectors.sql"
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
-def as_vector(value: Any) -> np.ndarray:
-    """A float32 numpy vector from what pgvector's asyncpg codec returns (Vector or ndarray) or a sequence."""
-    if hasattr(value, "to_numpy"):
-        value = value.to_numpy()
-    return np.asarray(value, dtype=np.float32)
-
-
-EXACT_ORDER_MAX = 1024  # past this depth the ranking hands out rows by bound: no float32 re-scoring
-
-
-def highest(bounds: np.ndarray, m: int) -> tuple[np.ndarray, float]:
-    """Positions of the m highest `bounds` (in no order; 0 < m < len(bounds)) and the highest bound left out,
-    as an argpartition of all of them gives, found by partitioning only the bounds at or above a threshold read
-    from a sample: one pass over 100k bounds and a small partition take ~0.07 ms, the full one ~0.5 ms."""
-    n = len(bounds)
-    sample = bounds[:: max(1, n // 4096)]
-    k = len(sample)
-    rank = min(k - 1, 2 * (m + 1) * k // n + 16)  # twice the share wanted, and a margin: m+1 reach it, mostly
-    threshold = np.partition(sample, k - 1 - rank)[k - 1 - rank]
-    candidates = np.flatnonzero(bounds >= threshold)
-    if len(candidates) <= m:  # the sample misled: every bound left out must be seen
-        candidates = np.arange(n)
-    # every bound not among the candidates is below each of theirs, so the (m+1)-th is the highest left out
-    part = np.argpartition(-bounds[candidates], m)
-    return candidates[part[:m]], float(bounds[candidates[part[m]]])
-
-
-class Ranking:
-    """One query's held rows, handed out best first, each hand-out with a similarity no row left out exceeds.
-
-    `bounds[i]` ≥ the similarity of row i (int8 bounds, or the float32 similarities themselves). Up to
-    EXACT_ORDER_MAX rows are handed out in exact float32 order: re-scoring the m rows of highest bound
-    certifies every one of them whose similarity is at least the highest bound left out (x4 until enough
-    are). Deeper, rows go out by bound and the threshold is the highest bound left out, which needs no
-    re-scoring (a 10k-row slice would otherwise re-score 20k rows); the search checks a few more ids for it.
-    """
-
-    def __init__(
-        self,
-        matrix: np.ndarray,
-        query: np.ndarray,
-        bounds: np.ndarray,
-        rows: np.ndarray | None = None,
-        *,
-        whole_matrix: bool = False,
-    ) -> None:
-        """`rows`: when the ranking covers a subset, the rows of the copy that `bounds` holds, and `matrix`
-        too unless `whole_matrix` (then `matrix` is the whole copy); `top()` hands out rows of the copy."""
-        self._matrix = matrix
-        self._query = query
-        self._bounds = bounds
-        self._subset = rows
-        self._matrix_rows = rows if whole_matrix else None  # local position -> matrix row; None: the same
-        self._rows = np.zeros(0, dtype=np.int64)  # the certified exact prefix (local positions)
-        self._scores = np.zeros(0, dtype=np.float32)
-        self.rescored = 0  # rows re-scored in float32 so far (the cost of the bounds' looseness)
-
-    def __len__(self) -> int:
-        return len(self._bounds)
-
-    def restricted(self, rows: np.ndarray) -> Ranking:
-        """This ranking (of the whole copy) restricted to `rows` of the copy: their bounds, no re-scoring."""
-        if self._subset is not None:
-            raise ValueError("only a ranking of the whole copy can be restricted")
-        return Ranking(self._matrix, self._query, self._bounds[rows], rows, whole_matrix=True)
-
-    def top(self, stop: int) -> tuple[np.ndarray, float]:
-        """(rows, threshold): the min(stop, n) best rows (best first up to EXACT_ORDER_MAX, unordered past
-        it) and a similarity that no other row of the ranking exceeds (-inf once every row is handed out)."""
-        local, threshold = self._top(stop)
-        return (local if self._subset is None else self._subset[local]), threshold
-
-    def _top(self, stop: int) -> tuple[np.ndarray, float]:
-        n = len(self._bounds)
-        if stop >= n:
-            return np.argsort(-self._bounds, kind="stable"), -np.inf
-        if stop > EXACT_ORDER_MAX:
-            return highest(self._bounds, stop)
-        if len(self._rows) < stop:
-            self._certify(stop)
-        return self._rows[:stop], float(self._scores[stop - 1])
-
-    def _certify(self, stop: int) -> None:
-        n = len(self._bounds)
-        m = max(2 * stop, stop + 64)
-        while True:
-            if m >= n:
-                candidates, limit = np.arange(n), -np.inf
-            else:
-                candidates, limit = highest(self._bounds, m)
-            in_matrix = candidates if self._matrix_rows is None else self._matrix_rows[candidates]
-            scores = self._matrix[in_matrix] @ self._query
-            self.rescored += len(candidates)
-            certified = scores >= limit
-            if int(certified.sum()) >= stop or m >= n:
-                rows, scores = candidates[certified], scores[certified]
-                order = np.argsort(-scores, kind="stable")
-                self._rows, self._scores = rows[order], scores[order]
-                return
-            m *= 4
-
-
 class VectorCache:
-    """An in-memory, L2-normalised float32 copy of product_master.ai_vector, keyed by product id."""
+    """An L2-normalised float32 copy of product_master.ai_vector, keyed by product id: private, or shared by
+    the processes of a machine through `shared_dir` (see the module docstring)."""
 
-    def __init__(self, dim: int = 384, margin_s: float = 60.0) -> None:
+    def __init__(self, dim: int = 384, margin_s: float = 60.0, shared_dir: Path | None = None) -> None:
         self.dim = dim
         self.margin = dt.timedelta(seconds=margin_s)
-        self._matrix = np.zeros((0, dim), dtype=np.float32)
-        self._ids: list[UUID] = []
-        self._row_of: dict[UUID, int] = {}
-        # The ids' 16 bytes as two big-endian uint64 per row, and the rows sorted by the first: the gather plan
-        # receives its ids packed (listed_products) and maps thousands of them to rows with one searchsorted.
-        self._key = np.zeros((0, 2), dtype=np.uint64)
-        # (rows, their _key[:, 0]) sorted by the latter, and whether two rows share it; None: stale
-        self._by_key: tuple[np.ndarray, np.ndarray, bool] | None = None
-        self._stamp_of: dict[UUID, dt.datetime | None] = {}
-        self.watermark: dt.datetime | None = None  # highest ai_embedded_at held; None: none held
-        # The write horizon read before the last load's or refresh's snapshot: the next refresh reads the stamps
-        # from it on. None: unknown (see write_horizon), the next refresh reads from watermark - margin.
-        self._horizon: dt.datetime | None = None
+        self.shared_dir = shared_dir
+        self._dir: Path | None = None  # shared_dir's directory of this database, once known
         self.last_refresh_stamps = 0  # stamps the last refresh read (its cost grows with them)
+        self.private_floor = 2048  # see private_limit
         self.loaded = False
         self.refreshed_at: float | None = None  # time.monotonic() of the last load or refresh
         try:
@@ -189,23 +95,52 @@ class VectorCache:
         except Int8Unavailable as exc:
             log.warning("vector cache: scoring in float32 (%s)", exc)
             self._int8 = None
+        self._view = self._private_view()
+        self._live: weakref.WeakSet[Ranking] = weakref.WeakSet()  # rankings a search may still read rows of
         self.batcher: MicroBatcher[np.ndarray, Ranking] = MicroBatcher(self.rank_many)
         # The copy's products with one query are memory-bound; OpenBLAS's extra threads only busy-wait, and
         # that spin cost 2-3x the process's CPU per search under load (measured: 16 -> 4 ms at 2 km).
         # Process-wide on purpose: every BLAS call of a process serving searches is one of these.
         threadpool_limits(limits=1, user_api="blas")
 
+    def _private_view(self) -> CopyView:
+        """An empty private view; shared, with an int8 copy of its own (the prototype's stays empty)."""
+        int8 = self._int8 if self._int8 is None or self.shared_dir is None else self._int8.blank()
+        return CopyView(np.zeros((0, self.dim), np.float32), np.zeros((0, 2), np.uint64), np.zeros(0, np.int64), int8)
+
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._view.n
+
+    @property
+    def watermark(self) -> dt.datetime | None:
+        return self._view.watermark
 
     @property
     def write_horizon_known(self) -> bool:
         """Whether the next refresh reads from a write horizon (else from the look-back: see write_horizon)."""
-        return self._horizon is not None
+        return self._view.horizon is not None
+
+    @property
+    def generation(self) -> int:
+        return self._view.generation
+
+    @property
+    def private_rows(self) -> int:
+        return self._view.private_rows
+
+    @property
+    def private_limit(self) -> int:
+        """Private rows past which a new generation is written (each costs float32 scoring per query)."""
+        return max(self.private_floor, self._view.n // 200)
+
+    @property
+    def _matrix(self) -> np.ndarray:  # the rows held (tests)
+        return self._view.matrix[: self._view.n]
 
     @property
     def nbytes(self) -> int:
-        return int(self._matrix.nbytes) + (0 if self._int8 is None else self._int8.nbytes)
+        view = self._view
+        return int(view.matrix[: view.n].nbytes) + (0 if view.int8 is None else view.int8.nbytes)
 
     @property
     def scoring(self) -> str:
@@ -226,20 +161,31 @@ class VectorCache:
     def rank_many(self, queries: Sequence[np.ndarray]) -> list[Ranking]:
         """`rank()` of each query, scored together: the copy is read once for the batch (int8: see `pack`)."""
         qs = np.stack([self._unit_query(q) for q in queries])
-        n = len(self._ids)
-        matrix = self._matrix[:n]
-        bounds = qs @ matrix.T if self._int8 is None else self._int8.upper_bounds_many(qs, n)
-        return [Ranking(matrix, q, b) for q, b in zip(qs, bounds, strict=True)]
+        view = self._view
+        n = view.n  # a refresh may add rows meanwhile
+        matrix = view.matrix[:n]
+        if view.int8 is None:
+            bounds = qs @ matrix.T
+        else:
+            bounds = view.int8.upper_bounds_many(qs, n)
+            overlay = view.overlay()
+            overlay = overlay[overlay < n]
+            if len(overlay):  # exact similarities bound themselves (the slack covers a different summation)
+                bounds[:, overlay] = qs @ matrix[overlay].T + BOUND_SLACK
+        rankings = [Ranking(matrix, q, b) for q, b in zip(qs, bounds, strict=True)]
+        self._live.update(rankings)
+        return rankings
 
     def _repack_due(self) -> bool:
         """Whether the int8 batch snapshot should be rebuilt: the rows scored outside it (set or added since)
-        cost ~1 µs each per batch in numpy, a rebuild ~2.5 µs per row once."""
-        n = len(self._ids)
-        return self._int8 is not None and self._int8.unpacked_rows(n) > max(2048, n // 100)
+        cost ~1 µs each per batch in numpy, a rebuild ~2.5 µs per row once. Never for a shared generation."""
+        int8, n = self._view.int8, self._view.n
+        return int8 is not None and int8.batches_packed and int8.unpacked_rows(n) > max(2048, n // 100)
 
     async def _repack(self) -> None:
-        if self._int8 is not None and self._repack_due():
-            await asyncio.to_thread(self._int8.pack, len(self._ids))
+        int8 = self._view.int8
+        if int8 is not None and self._repack_due():
+            await asyncio.to_thread(int8.pack, self._view.n)
 
     def whole_ranking_pays(self, subset: float) -> bool:
         """Whether a subset of this many rows is ranked faster through the int8 bounds of every row (~2 ms per
@@ -255,44 +201,17 @@ class VectorCache:
         if whole is None and self.whole_ranking_pays(len(rows)):
             whole = self.rank(q)
         if whole is not None:
-            return whole.restricted(rows)
-        matrix = self._matrix[rows]
-        return Ranking(matrix, q, matrix @ q, rows)
+            ranking = whole.restricted(rows)
+        else:
+            matrix = self._view.matrix[rows]
+            ranking = Ranking(matrix, q, matrix @ q, rows)
+        self._live.add(ranking)
+        return ranking
 
     def rows_of(self, packed_ids: bytes) -> np.ndarray:
-        """Rows of the held ids among `packed_ids` (16 bytes each, repeats allowed), each once, in the order of
-        the ids' first 8 bytes (the ranking does not care); ids not held are dropped.
-
-        The lookup goes by the ids' first 8 bytes, sorted (3x faster than in the given order). An id not held
-        that shares them with a held one (odds ~2^-64 a pair) yields that held row: the search's filter
-        statement checks it like any other row, and the id not held (no vector, or one newer than the copy,
-        which the search checks in SQL anyway) is lost to nothing. Two held ids sharing them would hide one
-        another, so with such twins in the copy every asked id is matched on all 16 bytes."""
-        want = np.frombuffer(packed_ids, dtype=">u8").reshape(-1, 2).astype(np.uint64)
-        n = len(self._ids)
-        if n == 0 or len(want) == 0:
-            return np.zeros(0, dtype=np.int64)
-        if self._by_key is None or len(self._by_key[0]) != n:
-            order = np.argsort(self._key[:n, 0], kind="stable")
-            sorted_first = self._key[order, 0]
-            self._by_key = (order, sorted_first, bool((sorted_first[1:] == sorted_first[:-1]).any()))
-        order, sorted_first, twins = self._by_key
-        if twins:
-            return self._rows_of_all_bytes(want, order, sorted_first)
-        first = np.sort(want[:, 0])
-        first = first[np.concatenate(([True], first[1:] != first[:-1]))]
-        pos = np.minimum(np.searchsorted(sorted_first, first), n - 1)
-        return order[pos[sorted_first[pos] == first]].astype(np.int64, copy=False)
-
-    def _rows_of_all_bytes(self, want: np.ndarray, order: np.ndarray, sorted_first: np.ndarray) -> np.ndarray:
-        n = len(self._ids)
-        pos = np.minimum(np.searchsorted(sorted_first, want[:, 0]), n - 1)
-        rows = order[pos]
-        hit = (sorted_first[pos] == want[:, 0]) & (self._key[rows, 1] == want[:, 1])
-        row_of = self._row_of
-        for i in np.flatnonzero(~hit):  # not held, or a twin: ask the dict
-            rows[i] = row_of.get(UUID(bytes=want[i].astype(">u8").tobytes()), -1)
-        return np.unique(rows[rows >= 0]).astype(np.int64, copy=False)
+        """Rows of the held ids among `packed_ids` (16 bytes each, repeats allowed), each once (keyindex.py)."""
+        view = self._view
+        return view.index.rows_of(view.key, view.n, packed_ids)
 
     async def rank_batched(self, query: np.ndarray) -> Ranking:
         """`rank()` in a worker thread, with the queries that arrive meanwhile ranked in the next batch."""
@@ -300,46 +219,11 @@ class VectorCache:
         return await self.batcher.submit(self._unit_query(query))
 
     def ids_of(self, rows: np.ndarray) -> list[UUID]:
-        ids = self._ids
-        return [ids[int(i)] for i in rows]
+        return ids_from_keys(self._view.key[np.asarray(rows, dtype=np.int64)])
 
     # --- writing
     def _apply(self, records: list[asyncpg.Record]) -> int:
-        if not records:
-            return 0
-        new = [r for r in records if r["id"] not in self._row_of]
-        need = len(self._ids) + len(new)
-        if need > self._matrix.shape[0]:
-            grown = np.zeros((max(need, int(self._matrix.shape[0] * 1.25) + 1024), self.dim), dtype=np.float32)
-            grown[: len(self._ids)] = self._matrix[: len(self._ids)]
-            self._matrix = grown
-            key = np.zeros((len(grown), 2), dtype=np.uint64)
-            key[: len(self._ids)] = self._key[: len(self._ids)]
-            self._key = key
-            if self._int8 is not None:
-                self._int8.reserve(len(grown))
-        rows = np.empty(len(records), dtype=np.int64)
-        for i, r in enumerate(records):
-            vec = as_vector(r["ai_vector"])
-            if vec.shape != (self.dim,):
-                raise ValueError(f"product {r['id']}: a {vec.shape[0]}-dimensional vector, expected {self.dim}")
-            pid = r["id"]
-            row = self._row_of.get(pid)
-            if row is None:
-                row = self._row_of[pid] = len(self._ids)
-                self._ids.append(pid)
-                self._key[row] = np.frombuffer(pid.bytes, dtype=">u8")
-                self._by_key = None
-            norm = float(np.linalg.norm(vec))
-            self._matrix[row] = vec / norm if norm > 0 else vec
-            rows[i] = row
-            stamp = r["ai_embedded_at"]
-            self._stamp_of[pid] = stamp
-            if stamp is not None and (self.watermark is None or stamp > self.watermark):
-                self.watermark = stamp
-        if self._int8 is not None:
-            self._int8.set_rows(rows, self._matrix[rows])
-        return len(records)
+        return self._view.apply(records, self.dim)
 
     async def _write_horizon(self, conn: Conn) -> dt.datetime | None:
         """write_horizon, read before the caller's snapshot; None when it cannot be known (also inside a
@@ -349,9 +233,8 @@ class VectorCache:
         row = await conn.fetchrow(statement("engine/vectors", "write_horizon").sql)
         return row["horizon"] if row is not None and row["complete"] else None
 
-    async def load(self, conn: Conn, batch: int = 5000) -> int:
-        """Read every vector (a cursor in one snapshot); returns the number held."""
-        started = time.perf_counter()
+    async def _load_view(self, conn: Conn, batch: int) -> CopyView:
+        view = self._private_view()
         horizon = await self._write_horizon(conn)
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             cursor = conn.cursor(statement("engine/vectors", "vectors_all").sql, prefetch=batch)
@@ -359,44 +242,158 @@ class VectorCache:
             async for record in cursor:
                 chunk.append(record)
                 if len(chunk) >= batch:
-                    self._apply(chunk)
+                    view.apply(chunk, self.dim)
                     chunk = []
-            self._apply(chunk)
-        self._horizon = horizon
+            view.apply(chunk, self.dim)
+        view.horizon = horizon
+        return view
+
+    async def load(self, conn: Conn, batch: int = 5000) -> int:
+        """Read every vector (a cursor in one snapshot), or map the machine's shared generation and refresh
+        it; returns the number held."""
+        started = time.perf_counter()
+        if self.shared_dir is not None:
+            await self._load_shared(conn, batch)
+        else:
+            self._view = await self._load_view(conn, batch)
         await self._repack()
         self.loaded = True
         self.refreshed_at = time.monotonic()
         log.info(
-            "vector cache: %d vectors (%.0f MiB, %s scoring) loaded in %.2fs",
+            "vector cache: %d vectors (%.0f MiB, %s scoring, generation %d) ready in %.2fs",
             len(self),
             self.nbytes / 2**20,
             self.scoring,
+            self.generation,
             time.perf_counter() - started,
         )
         return len(self)
 
     async def refresh(self, conn: Conn) -> int:
-        """Pull the vectors changed since the last load or refresh; returns how many were updated. A row that
-        snapshot did not see is stamped no earlier than the write horizon read before it; without one, the
-        stamps of the `margin` before the watermark are read again."""
+        """Pull the vectors changed since the last load or refresh; returns how many were updated. Shared:
+        then write a new generation, or move to one another process wrote (`_share`)."""
         if not self.loaded:
             return await self.load(conn)
+        updated = await self._refresh_view(conn, self._view)
+        await self._repack()
+        if self._dir is not None:
+            await self._share(conn)
+        self.refreshed_at = time.monotonic()
+        return updated
+
+    async def _refresh_view(self, conn: Conn, view: CopyView) -> int:
+        """A row the last snapshot did not see is stamped no earlier than the write horizon read before it;
+        without one, the stamps of the `margin` before the watermark are read again."""
         since = dt.datetime.min.replace(tzinfo=dt.UTC)
-        if self.watermark is not None:
-            since = self.watermark - self.margin
-        if self._horizon is not None:
+        if view.watermark is not None:
+            since = view.watermark - self.margin
+        if view.horizon is not None:
             # No earlier than the look-back: a session left open after a write would hold the horizon, and the
             # stamps read each second would pile up behind it.
-            since = max(since, self._horizon - dt.timedelta(microseconds=1))  # the statement keeps stamps > since
+            since = max(since, view.horizon - dt.timedelta(microseconds=1))  # the statement keeps stamps > since
         horizon = await self._write_horizon(conn)
         stamps_of, by_id = (statement("engine/vectors", n) for n in ("vectors_changed_stamps", "vectors_by_id"))
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             stamps = await conn.fetch(stamps_of.sql, *stamps_of.bind(since=since))
-            changed = [r["id"] for r in stamps if self._stamp_of.get(r["id"], False) != r["ai_embedded_at"]]
+            rows = view.index.find(view.key, view.n, keys_of([r["id"] for r in stamps]))
+            theirs = np.array([stamp_us(r["ai_embedded_at"]) for r in stamps], dtype=np.int64)
+            held = view.stamp[np.maximum(rows, 0)] if view.n else theirs
+            differs = (rows < 0) | (held != theirs)
+            changed = [stamps[i]["id"] for i in np.flatnonzero(differs)]
             records = await conn.fetch(by_id.sql, *by_id.bind(ids=changed)) if changed else []
-        self._horizon = horizon
+        view.horizon = horizon
         self.last_refresh_stamps = len(stamps)
-        updated = self._apply(records)
-        await self._repack()
-        self.refreshed_at = time.monotonic()
-        return updated
+        return view.apply(records, self.dim)
+
+    # --- sharing (see the module docstring and vector_files.py)
+    def _adopt(self, generation: files.Generation) -> CopyView:
+        """A view of a mapped generation (its own int8 scorer: in-flight rankings keep the old one)."""
+        a, meta = generation.arrays, generation.meta
+        int8 = None if self._int8 is None else self._int8.sharing(a, meta.rounded_norm_max)
+        return CopyView(
+            a["matrix"],
+            a["key"],
+            a["stamp"],
+            int8,
+            n=meta.rows,
+            index=KeyIndex(a["order"], a["first"]),
+            watermark=meta.stamp("watermark"),
+            horizon=meta.stamp("horizon"),
+            generation=meta.number,
+            base_rows=meta.rows,
+        )
+
+    def _write(self, directory: Path, view: CopyView) -> files.Generation:
+        """Write `view` as the next generation (the caller holds the directory's lock) and map it."""
+        arrays, norm = view.export(self.dim)
+        n = view.n
+        meta = files.GenerationMeta(0, n, self.dim, iso(view.watermark), iso(view.horizon), norm)
+        return files.write_generation(directory, meta, arrays, capacity=n + max(4096, n // 16))
+
+    async def _directory(self, conn: Conn) -> Path:
+        if self._dir is None:
+            assert self.shared_dir is not None
+            identity = await conn.fetchval(statement("engine/vectors", "database_identity").sql)
+            self._dir = files.database_dir(self.shared_dir, identity)
+        return self._dir
+
+    async def _usable(self, conn: Conn, directory: Path) -> files.Generation | None:
+        found = files.latest_meta(directory)
+        if found is None or found[1].dim != self.dim:
+            return None
+        watermark = found[1].stamp("watermark")
+        newest = await conn.fetchval(statement("engine/vectors", "newest_stamp").sql)
+        if watermark is not None and (newest is None or newest < watermark):
+            log.warning("vector cache: %s is newer than the database (restored?): not used", found[0])
+            return None
+        return files.open_generation(*found)
+
+    async def _load_shared(self, conn: Conn, batch: int) -> None:
+        """Map the newest generation, or load from PostgreSQL and write one, under the directory's lock (the
+        other processes wait for it, then map it); then refresh to now."""
+        directory = await self._directory(conn)
+        fd = await asyncio.to_thread(files.acquire, directory)
+        try:
+            generation = await self._usable(conn, directory)
+            if generation is None:
+                loaded = await self._load_view(conn, batch)
+                generation = await asyncio.to_thread(self._write, directory, loaded)
+                del loaded
+        finally:
+            if fd is not None:
+                os.close(fd)
+        view = self._adopt(generation)
+        await self._refresh_view(conn, view)
+        self._view = view
+
+    async def _share(self, conn: Conn) -> None:
+        """Move to a newer generation once it is refreshed past this process's view, or write one when this
+        view holds more than `private_limit` private rows (or outgrew its generation's room)."""
+        assert self._dir is not None
+        view = self._view
+        found = files.latest_meta(self._dir)
+        if found is not None and found[1].number > view.generation:
+            try:
+                candidate = self._adopt(files.open_generation(*found))
+            except FileNotFoundError:  # unlinked by a newer one meanwhile: taken at a next refresh
+                return
+            await self._refresh_view(conn, candidate)
+            self._swap(view, candidate)
+            return
+        if view.private_rows <= self.private_limit and not view.grown:
+            return
+        fd = files.acquire(self._dir, blocking=False)
+        if fd is None:  # another process writes one: taken at a next refresh
+            return
+        try:
+            generation = await asyncio.to_thread(self._write, self._dir, view)
+        finally:
+            os.close(fd)
+        self._view = self._adopt(generation)
+
+    def _swap(self, view: CopyView, candidate: CopyView) -> None:
+        """A search may hold rows of `view` (it maps them to ids later): take `candidate` if its rows extend
+        them, or once no ranking is alive; else stay (a next refresh tries again)."""
+        extends = candidate.n >= view.n and np.array_equal(candidate.key[: view.n], view.key[: view.n])
+        if extends or not self._live:
+            self._view = candidate

@@ -48,3 +48,14 @@ WHERE ai_embedded_at > :since::timestamptz;
 SELECT id, ai_vector, ai_embedded_at
 FROM product_master
 WHERE id = ANY(:ids::uuid[]) AND ai_vector IS NOT NULL;
+
+-- name: database_identity
+-- params: none
+-- Names the database a shared copy of the vectors belongs to (search_service/engine/vector_files.py).
+SELECT concat_ws(':', coalesce(host(inet_server_addr()), 'local'), current_setting('port'), current_database(),
+                 (SELECT oid FROM pg_database WHERE datname = current_database())) AS identity;
+
+-- name: newest_stamp
+-- params: none
+-- A shared generation newer than this was taken from another state of the database (a restore): not reused.
+SELECT max(ai_embedded_at) AS newest FROM product_master;

@@ -1,0 +1,138 @@
+"""One state of the vector copy (`vectors.py`): its arrays, private or a mapped generation's, and what a refresh
+goes on from."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from search_service.engine.keyindex import KeyIndex, keys_of
+from search_service.engine.quantizer import Int8Copy, quantize
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+NO_STAMP = np.iinfo(np.int64).min  # ai_embedded_at NULL
+
+
+def as_vector(value: Any) -> np.ndarray:
+    """A float32 numpy vector from what pgvector's asyncpg codec returns (Vector or ndarray) or a sequence."""
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
+def stamp_us(stamp: dt.datetime | None) -> int:
+    return int(NO_STAMP) if stamp is None else (stamp - EPOCH) // dt.timedelta(microseconds=1)
+
+
+def iso(stamp: dt.datetime | None) -> str | None:
+    return None if stamp is None else stamp.isoformat()
+
+
+@dataclass
+class CopyView:
+    """One state of the copy: rows [0, n) of the arrays, and what a refresh goes on from."""
+
+    matrix: np.ndarray  # (capacity, dim) float32, unit rows
+    key: np.ndarray  # (capacity, 2) uint64: the ids' bytes (keyindex.py)
+    stamp: np.ndarray  # (capacity,) int64 µs since the epoch, NO_STAMP for NULL
+    int8: Int8Copy | None
+    n: int = 0
+    index: KeyIndex = field(default_factory=KeyIndex)
+    watermark: dt.datetime | None = None  # highest ai_embedded_at held; None: none held
+    # The write horizon read before the last snapshot: the next refresh reads the stamps from it on. None:
+    # unknown (see _write_horizon), the next refresh reads from watermark - margin.
+    horizon: dt.datetime | None = None
+    generation: int = 0  # the shared generation mapped; 0: private arrays
+    base_rows: int = 0  # rows [0, base_rows) are the generation's, its int8 codes as written
+    # base rows set since (scored in float32), sorted; replaced, never changed in place: a ranking thread reads it
+    changed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    grown: bool = False  # outgrew the generation's room: private arrays until the next one
+
+    def overlay(self) -> np.ndarray:
+        """Rows whose int8 codes are not the generation's: changed since, or added past it (shared only)."""
+        if self.generation == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([self.changed, np.arange(self.base_rows, self.n, dtype=np.int64)])
+
+    @property
+    def private_rows(self) -> int:
+        return self.n if self.generation == 0 else len(self.changed) + self.n - self.base_rows
+
+    def reserve(self, need: int, dim: int) -> None:
+        capacity = self.matrix.shape[0]
+        if need <= capacity:
+            return
+        capacity = max(need, int(capacity * 1.25) + 1024)
+        for name in ("matrix", "key", "stamp"):
+            old = getattr(self, name)
+            grown = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+            grown[: self.n] = old[: self.n]
+            setattr(self, name, grown)
+        if self.generation:
+            self.grown = True
+        elif self.int8 is not None:
+            self.int8.reserve(capacity)
+
+    def apply(self, records: list[asyncpg.Record], dim: int) -> int:
+        if not records:
+            return 0
+        want = keys_of([r["id"] for r in records])
+        rows = self.index.find(self.key, self.n, want)
+        new = np.flatnonzero(rows < 0)
+        self.reserve(self.n + len(new), dim)
+        rows[new] = np.arange(self.n, self.n + len(new))
+        self.key[rows[new]] = want[new]
+        self.n += len(new)
+        vecs = np.empty((len(records), dim), dtype=np.float32)
+        for i, r in enumerate(records):
+            vec = as_vector(r["ai_vector"])
+            if vec.shape != (dim,):
+                raise ValueError(f"product {r['id']}: a {vec.shape[0]}-dimensional vector, expected {dim}")
+            vecs[i] = vec
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        self.matrix[rows] = np.divide(vecs, norms, out=vecs.copy(), where=norms > 0)
+        stamps = [r["ai_embedded_at"] for r in records]
+        self.stamp[rows] = np.array([stamp_us(s) for s in stamps], dtype=np.int64)
+        newest = max((s for s in stamps if s is not None), default=None)
+        if newest is not None and (self.watermark is None or newest > self.watermark):
+            self.watermark = newest
+        if self.generation:
+            self.changed = np.union1d(self.changed, rows[rows < self.base_rows])
+        elif self.int8 is not None:
+            self.int8.set_rows(rows, self.matrix[rows])
+        if not self.generation and self.index.tail_rows(self.n) > max(4096, self.n // 32):
+            self.index = KeyIndex.rebuilt(self.key, self.n)
+        return len(records)
+
+    def export(self, dim: int) -> tuple[dict[str, np.ndarray], float]:
+        """The arrays of a generation holding this state, and its int8 codes' largest rounded norm."""
+        n = self.n
+        index = KeyIndex.rebuilt(self.key, n)
+        arrays = {"matrix": self.matrix, "key": self.key, "stamp": self.stamp, "order": index.order}
+        arrays["first"] = index.first
+        if self.int8 is None:
+            empty = np.zeros(0, dtype=np.float32)
+            codes = np.zeros((dim, 0), dtype=np.int8)
+            return arrays | {"codes": codes, "offset": empty.astype(np.int32), "scale": empty, "error": empty}, 0.0
+        if not self.generation:
+            return arrays | self.int8.export(n), self.int8.rounded_norm_max
+        base = self.int8.export(self.base_rows)
+        codes = np.zeros((dim, n), dtype=np.int8)
+        codes[:, : self.base_rows] = base["codes"]
+        tail = n - self.base_rows
+        terms = {
+            k: np.concatenate([base[k], np.zeros(tail, dtype=base[k].dtype)]) for k in ("offset", "scale", "error")
+        }
+        overlay = self.overlay()
+        norm = self.int8.rounded_norm_max
+        if len(overlay):
+            c, terms["offset"][overlay], terms["scale"][overlay], terms["error"][overlay], top = quantize(
+                self.matrix[overlay]
+            )
+            codes[:, overlay] = c.T
+            norm = max(norm, top)
+        return arrays | terms | {"codes": codes}, norm
