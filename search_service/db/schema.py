@@ -100,9 +100,19 @@ store = Table(
     Column("opening_hours", JSONB),
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
     *_timestamps(),
+    # Where the store delivers (migration 0008): a radius around its location, or a polygon (either, both or none).
+    Column("delivery_radius_m", Integer),
+    Column("delivery_area", Geography("MULTIPOLYGON", srid=4326, spatial_index=False)),
     CheckConstraint("length(btrim(name)) > 0", name="name"),
     CheckConstraint("country_code IS NULL OR country_code ~ '^[A-Z]{2}$'", name="country_code"),
+    CheckConstraint(
+        "delivery_radius_m IS NULL OR delivery_radius_m BETWEEN 1 AND 1000000", name="delivery_radius_m"
+    ),
     Index("ix_store_location", "location", postgresql_using="gist"),
+    Index("ix_store_delivery_area", "delivery_area", postgresql_using="gist"),
+    Index("ix_store_delivery_radius_m", "delivery_radius_m"),
+    # Map-viewport scopes compare longitudes and latitudes (migration 0008).
+    Index("ix_store_location_geometry", text("(location::geometry)"), postgresql_using="gist"),
 )
 
 category = Table(
@@ -165,6 +175,9 @@ product_master = Table(
     Index("ix_product_master_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
     # Hybrid search's exact-name match: a btree probe instead of a case-insensitive scan (migration 0002).
     Index("ix_product_master_lower_name", text("lower(name)")),
+    # Search-as-you-type: LIKE 'prefix%' range scans outside the C collation (migration 0008).
+    Index("ix_product_master_name_prefix", text("lower(name) text_pattern_ops")),
+    Index("ix_product_master_brand_prefix", text("lower(brand) text_pattern_ops")),
 )
 
 store_product = Table(
@@ -432,6 +445,7 @@ search_term = Table(
         postgresql_ops={"term": "gin_trgm_ops"},
         postgresql_with={"fastupdate": "off"},
     ),
+    Index("ix_search_term_term_prefix", text("term text_pattern_ops")),  # completions (migration 0008)
 )
 
 ALL_TABLES = tuple(metadata.sorted_tables)
