@@ -1,0 +1,104 @@
+-- Facets and sorts over a search's result set (issue 24).
+
+-- name: facet_set
+-- params: product_ids uuid[] (the result set before the facet filters, best first),
+--    store_ids uuid[]|null (the stores in scope; null: any active store), in_stock bool,
+--    lon float8|null, lat float8|null (distances, for sort = distance),
+--    category_ids bigint[]|null (chosen category and its subtree), brand text|null, store_id uuid|null,
+--    min_price numeric|null, max_price numeric|null,
+--    price_edges numeric[] (lower bounds of the price buckets, ascending, from 0),
+--    facets text[] (which of category, brand, price, store to count), facet_values int (values per facet at most),
+--    sort text (relevance, distance or price), page_offset int, page_limit int
+-- One statement: the result set's products (`base`, with the product-level filters as flags) and their qualifying
+-- listings in scope (`lst`, with the listing-level filters as flags). A result passes every filter, with the
+-- store and price filters holding on one and the same listing. Each facet counts the products that pass every
+-- filter but its own (a chosen brand leaves the other brands' counts visible, and narrows the rest), so a count is
+-- the number of results that choosing the value gives. Category counts roll up the tree (a product counts for its
+-- category and every ancestor). Price buckets count the products with a qualifying listing in the bucket. Sorts
+-- are stable: ties keep the relevance order (`ord`). Distances (geodesic) are computed once per store.
+WITH pt AS (
+    SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
+                ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
+), base AS MATERIALIZED (
+    SELECT p.id, b.ord, p.category_id, p.brand,
+           (:category_ids::bigint[] IS NULL OR p.category_id = ANY(:category_ids::bigint[])) AS cat_ok,
+           (:brand::text IS NULL OR p.brand = :brand::text) AS brand_ok
+    FROM unnest(:product_ids::uuid[]) WITH ORDINALITY AS b(id, ord)
+    JOIN product_master p ON p.id = b.id
+    WHERE p.is_active
+), lst AS MATERIALIZED (
+    SELECT sp.product_master_id AS id, sp.store_id, sp.price,
+           (:store_id::uuid IS NULL OR sp.store_id = :store_id::uuid) AS store_ok,
+           ((:min_price::numeric IS NULL OR sp.price >= :min_price::numeric)
+            AND (:max_price::numeric IS NULL OR sp.price <= :max_price::numeric)) AS price_ok
+    FROM base
+    JOIN store_product sp ON sp.product_master_id = base.id
+    JOIN store s ON s.id = sp.store_id
+    WHERE s.is_active AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
+      AND (:store_ids::uuid[] IS NULL OR sp.store_id IN (SELECT unnest(:store_ids::uuid[])))
+), per AS MATERIALIZED (
+    SELECT id, bool_or(store_ok AND price_ok) AS listing_ok,
+           min(price) FILTER (WHERE store_ok AND price_ok) AS best_price
+    FROM lst GROUP BY id
+), store_distance AS MATERIALIZED (
+    SELECT s.id, ST_Distance(s.location, pt.g) AS d
+    FROM store s CROSS JOIN pt
+    WHERE :sort::text = 'distance' AND pt.g IS NOT NULL
+      AND s.id IN (SELECT DISTINCT store_id FROM lst WHERE store_ok AND price_ok)
+), hits AS MATERIALIZED (
+    SELECT b.id, b.ord, per.best_price,
+           (SELECT min(sd.d) FROM lst l JOIN store_distance sd ON sd.id = l.store_id
+            WHERE l.id = b.id AND l.store_ok AND l.price_ok) AS nearest_m
+    FROM base b JOIN per ON per.id = b.id
+    WHERE b.cat_ok AND b.brand_ok AND per.listing_ok
+), ordered AS (
+    SELECT id, best_price, nearest_m,
+           row_number() OVER (ORDER BY CASE WHEN :sort::text = 'distance' THEN nearest_m END NULLS LAST,
+                                       CASE WHEN :sort::text = 'price' THEN best_price END NULLS LAST,
+                                       ord) AS pos
+    FROM hits
+), page AS (
+    SELECT * FROM ordered ORDER BY pos OFFSET :page_offset::int LIMIT :page_limit::int
+), cat_products AS (
+    SELECT b.id, b.category_id FROM base b JOIN per ON per.id = b.id
+    WHERE 'category' = ANY(:facets::text[]) AND b.brand_ok AND per.listing_ok AND b.category_id IS NOT NULL
+), cat_up AS (
+    WITH RECURSIVE up(leaf, anc) AS (
+        SELECT DISTINCT category_id, category_id FROM cat_products
+        UNION
+        SELECT up.leaf, c.parent_id FROM up JOIN category c ON c.id = up.anc WHERE c.parent_id IS NOT NULL
+    )
+    SELECT leaf, anc FROM up
+), category_counts AS (
+    SELECT c.id, c.name, c.parent_id, count(*) AS n
+    FROM cat_products cp JOIN cat_up u ON u.leaf = cp.category_id JOIN category c ON c.id = u.anc
+    GROUP BY c.id, c.name, c.parent_id
+), brand_counts AS (
+    SELECT b.brand AS value, count(*) AS n
+    FROM base b JOIN per ON per.id = b.id
+    WHERE 'brand' = ANY(:facets::text[]) AND b.cat_ok AND per.listing_ok AND b.brand IS NOT NULL
+    GROUP BY b.brand
+    ORDER BY count(*) DESC, b.brand
+    LIMIT :facet_values::int
+), store_counts AS (
+    SELECT l.store_id AS id, min(s.name) AS name, count(DISTINCT l.id) AS n
+    FROM lst l JOIN base b ON b.id = l.id JOIN store s ON s.id = l.store_id
+    WHERE 'store' = ANY(:facets::text[]) AND b.cat_ok AND b.brand_ok AND l.price_ok
+    GROUP BY l.store_id
+    ORDER BY count(DISTINCT l.id) DESC, l.store_id
+    LIMIT :facet_values::int
+), price_counts AS (
+    SELECT width_bucket(l.price, :price_edges::numeric[]) AS bucket, count(DISTINCT l.id) AS n
+    FROM lst l JOIN base b ON b.id = l.id
+    WHERE 'price' = ANY(:facets::text[]) AND b.cat_ok AND b.brand_ok AND l.store_ok
+    GROUP BY 1
+)
+SELECT
+    (SELECT count(*) FROM hits) AS total,
+    (SELECT coalesce(array_agg(id ORDER BY pos), '{}'::uuid[]) FROM page) AS page_ids,
+    (SELECT coalesce(array_agg(best_price ORDER BY pos), '{}'::numeric[]) FROM page) AS page_prices,
+    (SELECT coalesce(array_agg(nearest_m ORDER BY pos), '{}'::float8[]) FROM page) AS page_distances,
+    (SELECT json_agg(json_build_array(id, name, parent_id, n) ORDER BY n DESC, id) FROM category_counts) AS categories,
+    (SELECT json_agg(json_build_array(value, n) ORDER BY n DESC, value) FROM brand_counts) AS brands,
+    (SELECT json_agg(json_build_array(id, name, n) ORDER BY n DESC, id) FROM store_counts) AS stores,
+    (SELECT json_agg(json_build_array(bucket, n) ORDER BY bucket) FROM price_counts) AS prices;
