@@ -9,6 +9,7 @@ from pathlib import Path
 
 from embeddings.encoder import EncoderConfig
 from search_service.db.secretbox import SecretBox
+from search_service.engine.facets import FacetConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PORT = 54329
@@ -67,6 +68,7 @@ class Settings:
     # Secrets stored encrypted (see search_service/db/secretbox.py).
     secret_key: str | None = field(default=None, repr=False)
     secret_key_file: Path = PROJECT_ROOT / ".secrets" / "plinqy.key"
+    facets: FacetConfig = field(default_factory=FacetConfig)  # PLINQY_FACET_DEPTH (issue 24)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -97,6 +99,7 @@ class Settings:
             vector_cache_refresh_s=_float(env, "PLINQY_VECTOR_CACHE_REFRESH_S", 1.0, 0.05, 3600.0),
             secret_key=env.get("PLINQY_SECRET_KEY") or None,
             secret_key_file=Path(env.get("PLINQY_SECRET_KEY_FILE") or PROJECT_ROOT / ".secrets" / "plinqy.key"),
+            facets=FacetConfig.from_env(env),
             env=env,
         )
 

@@ -149,9 +149,7 @@ def _oracle(cat: Catalogue, ids: list[uuid.UUID], scope: set[uuid.UUID] | None, 
         _name, brand, category = cat.products[pid]
         if skip != "category" and chosen_cats is not None and category not in chosen_cats:
             return False
-        if skip != "brand" and f.brand is not None and brand != f.brand:
-            return False
-        return True
+        return skip == "brand" or f.brand is None or brand == f.brand
 
     def listing_ok(price: Decimal, store: uuid.UUID, skip: str) -> bool:
         store_ok = skip == "store" or f.store_id is None or store == f.store_id
@@ -178,7 +176,8 @@ def _oracle(cat: Catalogue, ids: list[uuid.UUID], scope: set[uuid.UUID] | None, 
             counts["store"][sid] = n
     for b in range(1, len(PRICE_EDGES) + 1):
         low, high = price_bucket(b)
-        n = len(products_with("price", lambda s, price, low=low, high=high: low <= price and (high is None or price <= high)))
+        in_bucket = lambda s, price, low=low, high=high: low <= price and (high is None or price <= high)  # noqa: E731
+        n = len(products_with("price", in_bucket))
         if n:
             counts["price"][(low, high)] = n
     return {"counts": counts, "results": products_with("")}
@@ -208,8 +207,12 @@ def _choices(cat: Catalogue, ids: list[uuid.UUID], scope: set[uuid.UUID]) -> lis
         FacetFilters(brand="Bolt"),
         FacetFilters(store_id=some_store),
         FacetFilters(min_price=Decimal("5.00"), max_price=Decimal("9.99")),
-        FacetFilters(brand="Acme", min_price=Decimal("10.00"), max_price=Decimal("19.99"),
-                     category_ids=sorted(_subtree(cat, tools))),  # fmt: skip
+        FacetFilters(
+            brand="Acme",
+            min_price=Decimal("10.00"),
+            max_price=Decimal("19.99"),
+            category_ids=sorted(_subtree(cat, tools)),
+        ),
     ]
 
 
@@ -234,7 +237,8 @@ def test_a_facet_count_is_the_number_of_results_choosing_it_gives(cat: Catalogue
         chosen = run(_call(cat.url, facet_set, ids, store_ids=None, filters=FacetFilters(brand=b.value)))
         assert chosen.total == b.count
     for p in page.facets.price:
-        chosen = run(_call(cat.url, facet_set, ids, store_ids=None, filters=FacetFilters(min_price=p.min, max_price=p.max)))
+        f = FacetFilters(min_price=p.min, max_price=p.max)
+        chosen = run(_call(cat.url, facet_set, ids, store_ids=None, filters=f))
         assert chosen.total == p.count
     for c in page.facets.category:
         f = FacetFilters(category_ids=sorted(_subtree(cat, c.id)))
@@ -384,8 +388,13 @@ def test_merge_reserves_places_and_drops_repeats() -> None:
     assert [s.text for s in got] == ["Drillco", "Drill 0", "Drill 1", "Drill 2", "Drill 3"]
 
 
-@pytest.mark.parametrize(("prefix", "metres"), [("d", None), ("dr", 20_000), ("ha", 3_000), ("la", 800), ("drill d", None)])
-def test_suggestions_complete_the_prefix_and_are_in_stock_in_scope(cat: Catalogue, prefix: str, metres: float | None) -> None:
+SUGGEST_CASES = [("d", None), ("dr", 20_000), ("ha", 3_000), ("la", 800), ("drill d", None)]
+
+
+@pytest.mark.parametrize(("prefix", "metres"), SUGGEST_CASES)
+def test_suggestions_complete_the_prefix_and_are_in_stock_in_scope(
+    cat: Catalogue, prefix: str, metres: float | None
+) -> None:
     point = (None, None) if metres is None else CENTER
     params = SuggestParams(q=prefix, lat=point[0], lon=point[1], radius_m=metres or 5000, limit=10)
     got = run(_call(cat.url, suggest, params))

@@ -105,9 +105,7 @@ store = Table(
     Column("delivery_area", Geography("MULTIPOLYGON", srid=4326, spatial_index=False)),
     CheckConstraint("length(btrim(name)) > 0", name="name"),
     CheckConstraint("country_code IS NULL OR country_code ~ '^[A-Z]{2}$'", name="country_code"),
-    CheckConstraint(
-        "delivery_radius_m IS NULL OR delivery_radius_m BETWEEN 1 AND 1000000", name="delivery_radius_m"
-    ),
+    CheckConstraint("delivery_radius_m IS NULL OR delivery_radius_m BETWEEN 1 AND 1000000", name="delivery_radius_m"),
     Index("ix_store_location", "location", postgresql_using="gist"),
     Index("ix_store_delivery_area", "delivery_area", postgresql_using="gist"),
     Index("ix_store_delivery_radius_m", "delivery_radius_m"),
@@ -445,7 +443,7 @@ search_term = Table(
         postgresql_ops={"term": "gin_trgm_ops"},
         postgresql_with={"fastupdate": "off"},
     ),
-    Index("ix_search_term_term_prefix", text("term text_pattern_ops")),  # completions (migration 0008)
+    Index("ix_search_term_term_prefix", "term", postgresql_ops={"term": "text_pattern_ops"}),  # completions (0008)
 )
 
 ALL_TABLES = tuple(metadata.sorted_tables)

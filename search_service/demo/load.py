@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from embeddings.text import text_hash
 from search_service.db.hnsw import build_memory
+from search_service.db.sql import statement
 
 from .market import ListingChunk, Marketplace, Product, slugify
 
@@ -504,6 +505,7 @@ def load(
                 _load_in_one_transaction(conn, dsn, market, vectors, model_id, report, quiet, maintenance_work_mem)
             else:
                 _load_in_parallel(conn, dsn, market, vectors, model_id, report, quiet, workers, maintenance_work_mem)
+            conn.execute(statement("demo/delivery", "seed_delivery_areas").psycopg, {})  # delivery radii, polygons
             tasks = conn.execute("SELECT count(*) FROM ai_task WHERE status = 'pending'").fetchone()
             report.ai_tasks = int(tasks[0]) if tasks else 0
             report.vectors = market.n_products if vectors is not None else 0

@@ -34,16 +34,9 @@ class FacetConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FacetConfig:
-        raw = env.get("PLINQY_FACET_DEPTH", "")
-        if raw == "":
-            return cls()
-        try:
-            depth = int(raw)
-        except ValueError:
-            raise ValueError(f"PLINQY_FACET_DEPTH={raw!r} is not an integer") from None
-        if not 10 <= depth <= 10_000:
-            raise ValueError(f"PLINQY_FACET_DEPTH={depth} is out of range 10..10000")
-        return cls(depth=depth)
+        from search_service.settings import _int  # the settings' own parsing and SettingsError messages
+
+        return cls(depth=_int(env, "PLINQY_FACET_DEPTH", DEFAULT_DEPTH, 10, 10_000))
 
 
 @dataclass(frozen=True)
@@ -114,7 +107,9 @@ def _facets(row: Any, wanted: set[str]) -> Facets:
         return json.loads(row[column]) if row[column] else []
 
     return Facets(
-        category=[CategoryCount(int(i), n, p, c) for i, n, p, c in rows("categories")] if "category" in wanted else None,
+        category=[CategoryCount(int(i), n, p, c) for i, n, p, c in rows("categories")]
+        if "category" in wanted
+        else None,
         brand=[ValueCount(v, c) for v, c in rows("brands")] if "brand" in wanted else None,
         price=[PriceBucket(*price_bucket(b), c) for b, c in rows("prices")] if "price" in wanted else None,
         store=[StoreCount(UUID(i), n, c) for i, n, c in rows("stores")] if "store" in wanted else None,
