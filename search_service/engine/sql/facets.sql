@@ -102,3 +102,37 @@ SELECT
     (SELECT json_agg(json_build_array(value, n) ORDER BY n DESC, value) FROM brand_counts) AS brands,
     (SELECT json_agg(json_build_array(id, name, n) ORDER BY n DESC, id) FROM store_counts) AS stores,
     (SELECT json_agg(json_build_array(bucket, n) ORDER BY bucket) FROM price_counts) AS prices;
+
+-- name: category_subtree
+-- params: category_id bigint
+-- A chosen category facet value filters by the category and its descendants.
+WITH RECURSIVE t(id) AS (
+    SELECT c.id FROM category c WHERE c.id = :category_id::bigint
+    UNION
+    SELECT c.id FROM category c JOIN t ON c.parent_id = t.id
+)
+SELECT coalesce(array_agg(id), '{}'::bigint[]) AS ids FROM t;
+
+-- name: explain_typos
+-- params: q text, product_ids uuid[]
+-- explain=true: per product, the typo corrections it owes its match: a query word the vocabulary does not know,
+-- and the known word (as the keyword side's trigram correction finds them, at most 3 per word) that the product's
+-- name or brand has. Same words and thresholds as rank_keyword's typo tolerance (pg_trgm.similarity_threshold
+-- comes from the engine's settings).
+WITH words AS (
+    SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', :q::text))) AS u(w)
+    WHERE length(w) >= 4 AND w !~ '^[0-9]+$'
+      AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = w)
+), corrections AS (
+    SELECT words.w AS word, s.term
+    FROM words
+    CROSS JOIN LATERAL (
+        SELECT t.term FROM search_term t WHERE t.term % words.w
+        GROUP BY t.term ORDER BY similarity(t.term, words.w) DESC, t.term LIMIT 3
+    ) s
+)
+SELECT p.id, array_agg(c.word || '->' || c.term ORDER BY c.word, c.term) AS applied
+FROM product_master p
+JOIN corrections c ON c.term IN (SELECT search_terms_of(p.name, p.brand))
+WHERE p.id = ANY(:product_ids::uuid[])
+GROUP BY p.id;
