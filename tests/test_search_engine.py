@@ -508,7 +508,7 @@ def test_keyword_statement_probes_listings_per_match(catalogue: Catalogue) -> No
             await conn.execute(settings_sql(DEFAULT_CONFIG))
             ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, params.radius_m, None)
             assert ctx is not None and ctx["store_ids"]
-            args = (params.q, ctx["store_ids"], None, None, None, True, 30, None, 400, True)
+            args = (params.q, ctx["store_ids"], None, None, None, True, 30, None, 400, True, 30)
             rows = await conn.fetch("EXPLAIN " + sql["rank_keyword"], *args)
         return "\n".join(r[0] for r in rows)
 
@@ -535,7 +535,7 @@ def test_store_scope_is_a_hash_in_probes_and_an_index_key_where_it_drives_the_sc
             args = {
                 "hydrate": (ids, stores, params.lon, params.lat, True, None, None, 3),
                 "filter_ranked": (q, ids, stores, None, None, None, True, None, None),
-                "rank_keyword": (params.q, stores, None, None, None, True, 30, None, 400, True),
+                "rank_keyword": (params.q, stores, None, None, None, True, 30, None, 400, True, 30),
                 "listed_products": (stores, None, None, True),
             }
             plans = {}

@@ -643,8 +643,14 @@ async def _resolved(vector: QueryVector) -> np.ndarray:
 
 
 async def _keyword_rows(
-    conn: Conn, scope: _Scope, depth: int, exclude_id: UUID | None, config: EngineConfig
+    conn: Conn,
+    scope: _Scope,
+    depth: int,
+    exclude_id: UUID | None,
+    config: EngineConfig,
+    typo_below: int | None = None,
 ) -> list[asyncpg.Record]:
+    """`typo_below`: the typo threshold (default `depth`); facets rank deeper with search's threshold."""
     return await conn.fetch(
         sql_blocks()["rank_keyword"],
         scope.params.q,
@@ -653,6 +659,7 @@ async def _keyword_rows(
         exclude_id,
         config.keyword_cap,
         config.typo_tolerance,
+        depth if typo_below is None else typo_below,
     )
 
 

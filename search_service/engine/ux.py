@@ -91,26 +91,34 @@ async def _rank(
     scope: Any,
     query_vector: engine.QueryVector | None,
     depth: int,
+    search_depth: int,
     config: engine.EngineConfig,
     vectors: VectorCache | None,
     stats: StatsCache | None,
 ) -> _Ranking:
+    """The ranked result set, `depth` deep. The keyword side keeps search's typo threshold (`search_depth`), so
+    that a deeper set holds the same matches, not the looser typo matches a deeper threshold would let in."""
     mode = scope.params.mode if query_vector is not None else "keyword"
-    if mode == "semantic":
-        assert query_vector is not None
-        vector = await engine._resolved(query_vector)
-        plan = engine._plan_vector(scope, await engine._catalogue_stats(conn, stats), depth, config, vectors)
-        ranked = await engine._rank_vector(conn, scope, plan, vector, depth, None, config)
-        scores = {pid: 1.0 - d for pid, d in ranked.distances.items()}
-        return _Ranking(ranked.ids, scores, ranked.strategy, ranked.total, ranked.distances)
-    kw_depth = max(depth, config.rrf_depth)
+    typo_below = max(search_depth, config.rrf_depth)
     if mode == "keyword":
-        rows = await engine._keyword_rows(conn, scope, kw_depth, None, config)
+        rows = await engine._keyword_rows(conn, scope, depth, None, config, typo_below)
         scores = {r["id"]: float(r["kscore"]) + (1.0 if r["exact"] else 0.0) for r in rows}
         total = int(rows[0]["total"]) if rows else 0
         return _Ranking([r["id"] for r in rows], scores, "keyword", total, keyword=list(rows))
     assert query_vector is not None
-    rows, ranked = await engine._hybrid_sides(conn, None, scope, stats, query_vector, kw_depth, None, config, vectors)
+    vector = await engine._resolved(query_vector)
+    plan = engine._plan_vector(scope, await engine._catalogue_stats(conn, stats), depth, config, vectors)
+    if mode == "semantic":
+        ranked = await engine._rank_vector(conn, scope, plan, vector, depth, None, config)
+        scores = {pid: 1.0 - d for pid, d in ranked.distances.items()}
+        return _Ranking(ranked.ids, scores, ranked.strategy, ranked.total, ranked.distances)
+    plan.start_scan(vector)  # the in-memory ranking runs in a thread meanwhile, as in search
+    try:
+        rows = await engine._keyword_rows(conn, scope, depth, None, config, typo_below)
+    except BaseException:
+        plan.cancel()
+        raise
+    ranked = await engine._rank_vector(conn, scope, plan, vector, depth, None, config)
     fused = engine.rrf_fuse([ranked.ids, [r["id"] for r in rows]])
     exact = {r["id"] for r in rows if r["exact"]}
     vec_rank = {pid: i for i, pid in enumerate(ranked.ids)}
@@ -191,7 +199,8 @@ async def _ux_run(
     ranked_params = replace(params, category_id=None, min_price=None, max_price=None) if ux.facets else params
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
     scope = engine._Scope(store_ids, categories, ranked_params)
-    ranking = await _rank(conn, scope, query_vector, _depth(params, ux, facet_config), config, vectors, stats)
+    depth = _depth(params, ux, facet_config)
+    ranking = await _rank(conn, scope, query_vector, depth, params.offset + params.limit, config, vectors, stats)
     clock.lap("rank")
     page = await facet_set(
         conn, ranking.ids, store_ids=store_ids, in_stock=params.in_stock, point=point, filters=filters,

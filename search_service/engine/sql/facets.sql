@@ -33,9 +33,9 @@ WITH pt AS (
             AND (:max_price::numeric IS NULL OR sp.price <= :max_price::numeric)) AS price_ok
     FROM base
     JOIN store_product sp ON sp.product_master_id = base.id
-    JOIN store s ON s.id = sp.store_id
-    WHERE s.is_active AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
+    WHERE sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
       AND (:store_ids::uuid[] IS NULL OR sp.store_id IN (SELECT unnest(:store_ids::uuid[])))
+      AND (:store_ids::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
 ), per AS MATERIALIZED (
     SELECT id, bool_or(store_ok AND price_ok) AS listing_ok,
            min(price) FILTER (WHERE store_ok AND price_ok) AS best_price
@@ -45,11 +45,14 @@ WITH pt AS (
     FROM store s CROSS JOIN pt
     WHERE :sort::text = 'distance' AND pt.g IS NOT NULL
       AND s.id IN (SELECT DISTINCT store_id FROM lst WHERE store_ok AND price_ok)
+), nearest AS (
+    SELECT l.id, min(sd.d) AS d
+    FROM lst l JOIN store_distance sd ON sd.id = l.store_id
+    WHERE l.store_ok AND l.price_ok
+    GROUP BY l.id
 ), hits AS MATERIALIZED (
-    SELECT b.id, b.ord, per.best_price,
-           (SELECT min(sd.d) FROM lst l JOIN store_distance sd ON sd.id = l.store_id
-            WHERE l.id = b.id AND l.store_ok AND l.price_ok) AS nearest_m
-    FROM base b JOIN per ON per.id = b.id
+    SELECT b.id, b.ord, per.best_price, nearest.d AS nearest_m
+    FROM base b JOIN per ON per.id = b.id LEFT JOIN nearest ON nearest.id = b.id
     WHERE b.cat_ok AND b.brand_ok AND per.listing_ok
 ), ordered AS (
     SELECT id, best_price, nearest_m,

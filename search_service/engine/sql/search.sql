@@ -154,7 +154,9 @@ WHERE ($1::uuid[] IS NULL OR sp.store_id = ANY($1::uuid[]))
 -- name: rank_keyword
 -- params: $1 q text, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
 --         $4 min_price numeric|null, $5 max_price numeric|null, $6 in_stock bool, $7 depth int,
---         $8 exclude_id uuid|null, $9 cap int, $10 typo_tolerance bool
+--         $8 exclude_id uuid|null, $9 cap int, $10 typo_tolerance bool,
+--         $11 typo_below int (typo tolerance runs below this many full-text matches; its looser matches are capped
+--         at 4 x this: search passes depth, facets their deeper result set with the same threshold as search)
 -- Keyword side of hybrid search, under the same filters as the vector side. Three capped match sets:
 -- exact name (btree on lower(name)) or GTIN (unique btree); full text in both configs (GIN on
 -- search_tsv); typo tolerance: the query's words (English stop words left out) each widened to the
@@ -192,7 +194,7 @@ WITH exact AS MATERIALIZED (
     LIMIT $9::int
 ), words AS MATERIALIZED (
     SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', $1::text))) AS u(w)
-    WHERE $10::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT count(*) FROM fts) < $7::int
+    WHERE $10::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT count(*) FROM fts) < $11::int
       AND to_tsvector('english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
 ), spellings AS MATERIALIZED (
     SELECT words.w, tsquery_or_agg(quote_literal(s.term)::tsquery) AS q
@@ -221,7 +223,7 @@ WITH exact AS MATERIALIZED (
     UNION
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT q FROM typo_query)
-     LIMIT 4 * $7::int)
+     LIMIT 4 * $11::int)
 ), cand AS (
     SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM typo
 ), listed AS MATERIALIZED (
