@@ -24,7 +24,8 @@ from litestar.testing import TestClient
 
 from embeddings.encoder import Encoder, load_encoder
 from embeddings.text import compose_text
-from search_service.api.app import collector_paused, create_app
+from search_service.api.app import create_app
+from search_service.api.runtime import collector_paused
 from search_service.settings import Settings
 
 CENTER = (52.3676, 4.9041)  # Amsterdam, Dam square-ish
@@ -482,6 +483,43 @@ def test_price_range(client: TestClient[Any], seeded: Seeded) -> None:
         assert all(10 <= s["price"] <= 13 for s in hit["stores"])
     only_cheap = search(client, q="coffee", max_price=1.5, limit=100, **AT_CENTER)
     assert seeded.products["coffee"] not in result_ids(only_cheap)
+
+
+def _engine_filters_by_brand() -> bool:
+    """Whether the engine's SQL takes a `brand` parameter. The HTTP side (the `brand` query parameter, carried in
+    SearchParams) and the engine side land separately; until both are in, the filter test must fail (strict)."""
+    from search_service.db.sql import SqlBlockError, sql_files, statements
+
+    for file in (f for f in sql_files() if f.startswith("engine/")):
+        try:
+            if any("brand" in s.params for s in statements(file).values()):
+                return True
+        except SqlBlockError:  # a file still in the legacy `$n` form (being converted) has no named parameters
+            continue
+    return False
+
+
+@pytest.mark.xfail(not _engine_filters_by_brand(), reason="the engine does not filter by brand yet", strict=True)
+def test_brand_filter(client: TestClient[Any], seeded: Seeded) -> None:
+    wide = {"limit": 100, "radius_m": 40000, **AT_CENTER}
+    everything = search(client, q="useful things", **wide)
+    assert {r["product"]["brand"] for r in everything["results"]} - {"FixPro"}, "the filter would have nothing to drop"
+    body = search(client, q="useful things", brand="  FixPro ", **wide)  # trimmed
+    assert result_ids(body) == [seeded.products["washer"]]
+    assert search(client, q="useful things", brand="NoSuchBrand", **wide)["results"] == []
+    similar = client.get(f"/v1/products/{seeded.products['paracetamol']}/similar", params={"brand": "Woof", **wide})
+    assert similar.status_code == 200, similar.text
+    assert result_ids(similar.json()) == [seeded.products["dogfood"]]
+
+
+def test_too_long_brand_is_400_naming_brand(client: TestClient[Any], seeded: Seeded) -> None:
+    pid = seeded.products["washer"]
+    for path, params in (("/v1/search", {"q": "tap"}), (f"/v1/products/{pid}/similar", {})):
+        response = client.get(path, params={**params, "brand": "B" * 201})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["parameter"] == "brand"
+        assert "200" in response.json()["error"]["message"]
+        assert client.get(path, params={**params, "brand": "B" * 200}).status_code == 200
 
 
 # --- products, categories

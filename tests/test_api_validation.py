@@ -92,6 +92,11 @@ SEARCH_CASES: list[tuple[dict[str, str], str]] = [
     ({"q": "milk", "mode": "fuzzy"}, "mode"),
     ({"q": "milk", "mode": "HYBRID"}, "mode"),
     ({"q": "milk", "mode": ""}, "mode"),
+    ({"q": "milk", "brand": "b" * 201}, "brand"),
+    ({"q": "milk", "brand": "  " + "b" * 201 + "  "}, "brand"),
+    ({"q": "milk", "brand": ""}, "brand"),
+    ({"q": "milk", "brand": "   "}, "brand"),
+    ({"q": "milk", "brand": "Fix\x00Pro"}, "brand"),
 ]
 
 
@@ -129,6 +134,8 @@ SIMILAR_CASES: list[tuple[dict[str, str], str]] = [
     ({"limit": "1000"}, "limit"),
     ({"min_price": "3", "max_price": "2"}, "min_price"),
     ({"stores_per_product": "abc"}, "stores_per_product"),
+    ({"brand": "b" * 201}, "brand"),
+    ({"brand": " "}, "brand"),
 ]
 
 
@@ -173,6 +180,8 @@ def test_stores_nearby_rejects(
         {"q": "milk", "lat": "-90", "lon": "180", "radius_m": "100000", "limit": "100", "offset": "1000"},
         {"q": "milk", "lat": "0", "lon": "0", "radius_m": "1", "limit": "1", "stores_per_product": "10"},
         {"q": "milk", "min_price": "0", "max_price": "0"},
+        {"q": "milk", "brand": "b" * 200},
+        {"q": "milk", "brand": "  " + "b" * 200 + "  "},  # 200 after trimming
     ],
 )
 def test_valid_edge_cases_are_accepted(client: TestClient[Any], params: dict[str, str]) -> None:

@@ -16,9 +16,8 @@ from typing import Annotated, Literal
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
-from search_service.engine.search import SearchParams
-
 Q_MAX_LENGTH = 256
+BRAND_MAX_LENGTH = 200
 MAX_RADIUS_M = 100_000
 MAX_LIMIT = 100
 MAX_OFFSET = 1000
@@ -46,6 +45,7 @@ RULES = {
     "in_stock": "must be true or false",
     "stores_per_product": "must be an integer between 1 and 10",
     "mode": "must be one of hybrid, semantic, keyword",
+    "brand": f"must be 1–{BRAND_MAX_LENGTH} characters of text",
 }
 
 
@@ -148,6 +148,18 @@ ModeParam = Annotated[
         examples=_ex("hybrid"),
     ),
 ]
+# Checked by `clean_brand` (trimmed first), like `q`; the schema states the constraints.
+Brand = Annotated[
+    str | None,
+    Parameter(
+        description=(
+            f"Only products of this brand. 1–{BRAND_MAX_LENGTH} characters after "
+            "trimming surrounding whitespace; no control characters."
+        ),
+        schema_extra={"minLength": 1, "maxLength": BRAND_MAX_LENGTH, "pattern": Q_PATTERN},
+        examples=_ex("FixIt"),
+    ),
+]
 ProductIdParam = Annotated[
     str,
     Parameter(
@@ -198,40 +210,29 @@ def product_id(raw: str) -> str:
     return raw.lower()
 
 
-def search_params(
-    *,
-    q: str,
-    lat: float | None,
-    lon: float | None,
-    radius_m: float,
-    limit: int,
-    offset: int,
-    category_id: int | None,
-    min_price: float | None,
-    max_price: float | None,
-    in_stock: bool,
-    stores_per_product: int,
-    mode: Mode,
-) -> SearchParams:
-    """Everything checked that the declared types could not check; `q=""` for /similar (unused there)."""
-    point = check_point(lat, lon)
+def clean_brand(brand: str | None) -> str | None:
+    """`brand` trimmed, or BadParameter: empty, whitespace only, too long, or holding control characters."""
+    if brand is None:
+        return None
+    if any(unicodedata.category(ch) == "Cc" for ch in brand):
+        raise BadParameter("brand", "must not contain control characters")
+    text = brand.strip()
+    if not text:
+        raise BadParameter("brand", "must not be empty or whitespace only")
+    if len(text) > BRAND_MAX_LENGTH:
+        raise BadParameter("brand", f"must be at most {BRAND_MAX_LENGTH} characters")
+    return text
+
+
+def check_radius(radius_m: float) -> float:
     if not math.isfinite(radius_m) or not 1 <= radius_m <= MAX_RADIUS_M:
         raise BadParameter("radius_m", f"must be between 1 and {MAX_RADIUS_M}")
+    return float(radius_m)
+
+
+def check_prices(min_price: float | None, max_price: float | None) -> tuple[Decimal | None, Decimal | None]:
     low = _price("min_price", min_price)
     high = _price("max_price", max_price)
     if low is not None and high is not None and low > high:
         raise BadParameter("min_price", "must not exceed max_price")
-    return SearchParams(
-        q=q,
-        lat=point[0] if point else None,
-        lon=point[1] if point else None,
-        radius_m=float(radius_m),
-        limit=limit,
-        offset=offset,
-        category_id=category_id,
-        min_price=low,
-        max_price=high,
-        in_stock=in_stock,
-        stores_per_product=stores_per_product,
-        mode=mode,
-    )
+    return low, high

@@ -92,6 +92,7 @@ class SearchParams:
     in_stock: bool = True
     stores_per_product: int = 3
     mode: Mode = "hybrid"
+    brand: str | None = None
 
 
 @dataclass(frozen=True)

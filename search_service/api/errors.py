@@ -1,0 +1,125 @@
+"""One JSON error format, `{"error": {"parameter": ..., "message": ...}}`, and the exception handlers that produce
+it: bad input 400, unknown ids 404, a busy or absent database (timeout, exhausted pool, unreachable) or a model
+still loading 503 + Retry-After, anything else 500 (logged)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from search_service.api.params import RULES, BadParameter, NotFound
+from search_service.engine import search as engine
+
+log = logging.getLogger("search_service.api")
+
+RETRY_AFTER_S = 1
+# Errors that mean "the database is busy or away", not "our SQL is wrong": 503, never 500.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.QueryCanceledError,  # statement_timeout, or cancelled by an operator
+    asyncpg.exceptions.LockNotAvailableError,
+    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, out of memory, disk full
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.InterfaceError,  # connection closed underneath us
+    ConnectionError,
+    OSError,
+)
+
+
+class Unavailable(Exception):
+    """503 + Retry-After: the request could not be served now but may succeed soon."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def error_response(
+    status: int, parameter: str | None, message: str, headers: Mapping[str, str] | None = None
+) -> Response[Any]:
+    return Response(
+        {"error": {"parameter": parameter, "message": message}},
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type="application/json",
+    )
+
+
+def _unavailable(request: Request[Any, Any, Any], reason: str, message: str) -> Response[Any]:
+    # The runtime (in app state) counts 503s by reason; looked up by attribute so this module needs no runtime.
+    metrics = getattr(request.app.state.get("runtime"), "metrics", None)
+    if metrics is not None:
+        metrics.unavailable.labels(reason).inc()
+    return error_response(503, None, message, {"Retry-After": str(RETRY_AFTER_S)})
+
+
+def handle_bad_parameter(request: Request[Any, Any, Any], exc: BadParameter) -> Response[Any]:
+    return error_response(400, exc.parameter, exc.message)
+
+
+def handle_not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
+    return error_response(404, exc.parameter, exc.message)
+
+
+def handle_product_not_found(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return error_response(404, "id", "no product with this id")
+
+
+def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """litestar's parameter errors, in our format: the first offending parameter and what it accepts."""
+    parameter: str | None = None
+    detail = str(exc.detail)
+    if isinstance(exc.extra, list) and exc.extra and isinstance(exc.extra[0], dict):
+        first = exc.extra[0]
+        parameter = str(first["key"]) if first.get("key") is not None else None
+        detail = str(first.get("message") or detail)
+    elif detail.startswith("Missing required"):
+        # "Missing required query parameter 'q' for path /v1/search"
+        parts = detail.split("'")
+        parameter = parts[1] if len(parts) >= 3 else None
+        detail = "is required"
+    if parameter == "product_id":
+        parameter = "id"
+    rule = RULES.get(parameter or "")
+    message = detail if rule is None or detail == "is required" else f"{rule} ({detail})"
+    return error_response(400, parameter, message)
+
+
+def handle_unavailable(request: Request[Any, Any, Any], exc: Unavailable) -> Response[Any]:
+    return _unavailable(request, exc.reason, exc.message)
+
+
+def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    headers = dict(exc.headers or {})
+    return error_response(exc.status_code, None, str(exc.detail), headers)
+
+
+def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return _unavailable(request, "statement_timeout", "the search took too long; retry shortly")
+    if isinstance(exc, TimeoutError):
+        return _unavailable(request, "statement_timeout", "the database took too long; retry shortly")
+    if isinstance(exc, TRANSIENT_DB_ERRORS):
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return _unavailable(request, "database", "the database is unavailable; retry shortly")
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, None, "internal error")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    BadParameter: handle_bad_parameter,
+    NotFound: handle_not_found,
+    engine.ProductNotFound: handle_product_not_found,
+    ValidationException: handle_validation,
+    Unavailable: handle_unavailable,
+    HTTPException: handle_http,
+    Exception: handle_other,
+}

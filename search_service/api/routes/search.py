@@ -1,0 +1,163 @@
+"""`/v1/search` and `/v1/products/{id}/similar`: validate (the shared filter dependency), embed (cached, batched),
+run the engine on pooled connections under the statement timeout, shape the JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+from litestar import Request, get
+from litestar.di import NamedDependency
+
+from search_service.api import params as P
+from search_service.api.filters import FILTER_DEPENDENCIES, SearchFilters
+from search_service.api.runtime import Runtime
+from search_service.api.schemas import (
+    SEARCH_RESPONSES,
+    SIMILAR_RESPONSES,
+    HitOut,
+    ProductOut,
+    SearchResponse,
+    StoreHitOut,
+)
+from search_service.engine import search as engine
+
+
+def _finite(value: Any, default: float = 0.0) -> float:
+    number = float(value) if value is not None else default
+    return number if math.isfinite(number) else default
+
+
+def _optional_distance(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _price(value: Any) -> float:
+    return float(value) if isinstance(value, Decimal | int | float) else float(str(value))
+
+
+def _hit_out(hit: Any) -> HitOut:
+    p = hit.product
+    return HitOut(
+        product=ProductOut(
+            id=_uuid(p.id),
+            name=p.name,
+            brand=getattr(p, "brand", None),
+            category_id=getattr(p, "category_id", None),
+            gtin=getattr(p, "gtin", None),
+            description=getattr(p, "description", None),
+        ),
+        score=_finite(hit.score),
+        stores=[
+            StoreHitOut(
+                id=_uuid(s.id),
+                name=s.name,
+                distance_m=_optional_distance(getattr(s, "distance_m", None)),
+                price=_price(s.price),
+                currency=s.currency,
+                quantity=int(s.quantity),
+            )
+            for s in hit.stores
+        ],
+    )
+
+
+def to_search_response(result: Any, took_ms: float) -> SearchResponse:
+    return SearchResponse(
+        results=[_hit_out(hit) for hit in result.results],
+        total_candidates=int(result.total_candidates),
+        strategy=str(result.strategy),
+        took_ms=round(took_ms, 3),
+    )
+
+
+async def _run_search(
+    rt: Runtime, sp: engine.SearchParams, embedding: asyncio.Future[np.ndarray] | None
+) -> tuple[engine.SearchResult, float]:
+    """The engine's result and when it started; hybrid searches get a spare connection when the pool has one."""
+    try:
+        spare = rt.spare_connection() if sp.mode == "hybrid" else contextlib.nullcontext()
+        async with rt.connection() as conn, spare as kw_conn:
+            engine_started = time.perf_counter()
+            result = await engine.search(
+                conn, sp, embedding, rt.engine_config, vectors=rt.vectors, keyword_conn=kw_conn, stats=rt.stats
+            )
+    finally:
+        if embedding is not None and not embedding.done():
+            embedding.cancel()  # the engine answered without it (no store in the radius, say)
+        elif embedding is not None and not embedding.cancelled():
+            embedding.exception()  # retrieved: a failure the engine never awaited is not logged as lost
+    return result, engine_started
+
+
+@get(
+    "/v1/search",
+    summary="Search products near a place",
+    description="Natural-language product search, optionally limited to stores within `radius_m` of lat/lon.",
+    tags=["search"],
+    responses=SEARCH_RESPONSES,
+    dependencies=FILTER_DEPENDENCIES,
+)
+async def search_products(
+    rt: NamedDependency[Runtime],
+    request: Request[Any, Any, Any],
+    filters: NamedDependency[SearchFilters],
+    q: P.Q,
+    mode: P.ModeParam = "hybrid",
+) -> SearchResponse:
+    started = time.perf_counter()
+    text = P.clean_query(q)
+    sp = filters.params(q=text, mode=mode)
+    # Keyword mode needs no model (it keeps working while the model loads). Otherwise the query is embedded
+    # while the database work starts; a model that is not ready answers 503 before any of it.
+    embedding: asyncio.Future[np.ndarray] | None = None
+    if mode != "keyword":
+        rt.check_model()
+        embedding = asyncio.ensure_future(rt.embed(text))
+    result, engine_started = await _run_search(rt, sp, embedding)
+    strategy = str(result.strategy)
+    rt.metrics.search_latency.labels(mode, strategy).observe(time.perf_counter() - engine_started)
+    request.state.search_strategy = strategy
+    return to_search_response(result, (time.perf_counter() - started) * 1000)
+
+
+@get(
+    "/v1/products/{product_id:str}/similar",
+    summary="Products similar to a product",
+    description="Products whose embedding is nearest to this product's, with the same filters as search.",
+    tags=["search"],
+    responses=SIMILAR_RESPONSES,
+    dependencies=FILTER_DEPENDENCIES,
+)
+async def similar_products(
+    rt: NamedDependency[Runtime],
+    request: Request[Any, Any, Any],
+    product_id: P.ProductIdParam,
+    filters: NamedDependency[SearchFilters],
+) -> SearchResponse:
+    started = time.perf_counter()
+    pid = UUID(P.product_id(product_id))
+    sp = filters.params(q="", mode="semantic")
+    async with rt.connection() as conn:
+        engine_started = time.perf_counter()
+        result = await engine.similar(conn, pid, sp, rt.engine_config, vectors=rt.vectors, stats=rt.stats)
+    strategy = str(result.strategy)
+    rt.metrics.search_latency.labels("similar", strategy).observe(time.perf_counter() - engine_started)
+    request.state.search_strategy = strategy
+    return to_search_response(result, (time.perf_counter() - started) * 1000)
+
+
+SEARCH_ROUTES = [search_products, similar_products]

@@ -1,0 +1,351 @@
+"""What the handlers need at run time, created with the app and filled in by its lifespan: the asyncpg pool
+(pgvector codec on every connection, the engine's settings and the statement timeout from each connection's
+start), the encoder (loaded and warmed in the background), the in-memory vector copy and its upkeep, and the
+readiness report. `/healthz` answers at once; `/readyz` turns ready when all of them are usable."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gc
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import asyncpg
+import numpy as np
+from asyncpg.pool import PoolConnectionProxy
+from pgvector.asyncpg import register_vector
+
+from embeddings.encoder import Encoder, load_encoder
+from search_service.api.errors import TRANSIENT_DB_ERRORS, Unavailable
+from search_service.api.metrics import Metrics
+from search_service.api.query_cache import QueryEmbeddingCache
+from search_service.api.schemas import Readiness
+from search_service.db import migrate
+from search_service.engine import catalog
+from search_service.engine import search as engine
+from search_service.engine.batcher import MicroBatcher
+from search_service.engine.stats import StatsCache
+from search_service.engine.vectors import VectorCache
+from search_service.settings import Settings
+
+log = logging.getLogger("search_service.api")
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block (restored as it was, errors included). Loading the vector
+    copy creates ~100k long-lived objects (its ids, the cursor's records), and the collector's full passes over
+    the growing heap took ~1 s of each worker's 5 s load (measured with a gc callback)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class ApiConnection(asyncpg.Connection):
+    """Pool connections without the reset query on release: requests change no session state (the engine's
+    settings are the connection's own from its start; no SET, LISTEN, cursors or advisory locks), so the
+    default one (a round trip per request) buys nothing. An open transaction is still rolled back on release."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await register_vector(conn)
+
+
+@dataclass
+class Runtime:
+    """What handlers need, created with the app and filled in by its lifespan."""
+
+    settings: Settings
+    cache: QueryEmbeddingCache
+    metrics: Metrics
+    pool: asyncpg.Pool | None = None
+    encoder: Encoder | None = None
+    model_ready: bool = False
+    model_error: str | None = None
+    database_error: str | None = None
+    head_revision: str = ""
+    vectors: VectorCache | None = None  # None: turned off (PLINQY_VECTOR_CACHE_MAX=0) or too many vectors
+    vectors_state: str = "loading"  # loading | ok | disabled | failed
+    vectors_error: str | None = None
+    stats: StatsCache = field(default_factory=StatsCache)  # the plan choice's catalogue statistics
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Concurrent cache misses share one model call (a batch of short texts costs little more than one).
+    embed_batcher: MicroBatcher[str, np.ndarray] | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, encoder: Encoder | None = None) -> Runtime:
+        """A runtime with its query cache and metrics (which read the runtime's pool and vector copy)."""
+        cache = QueryEmbeddingCache(settings.query_cache_size)
+        holder: list[Runtime] = []
+        metrics = Metrics(
+            cache,
+            lambda: holder[0].pool if holder else None,
+            lambda: holder[0].vectors if holder else None,
+        )
+        runtime = cls(settings=settings, cache=cache, metrics=metrics, encoder=encoder)
+        runtime.head_revision = migrate.head_revision()
+        holder.append(runtime)
+        return runtime
+
+    # --- embedding
+    def check_model(self) -> Encoder:
+        """The loaded encoder, or Unavailable (HTTP 503) while it loads or after it failed to."""
+        encoder = self.encoder
+        if encoder is None or not self.model_ready:
+            raise Unavailable("model", self.model_error or "the model is still loading; retry shortly")
+        return encoder
+
+    async def embed(self, text: str) -> np.ndarray:
+        encoder = self.check_model()
+
+        batcher = self.embed_batcher
+        assert batcher is not None  # set with model_ready
+
+        async def compute() -> np.ndarray:
+            started = time.perf_counter()
+            vector = await batcher.submit(text)
+            self.metrics.embed_latency.observe(time.perf_counter() - started)
+            return np.asarray(vector, dtype=np.float32)
+
+        hits_before = self.cache.hits
+        vector = await self.cache.get_or_compute(QueryEmbeddingCache.key(encoder.model_id, text), compute)
+        self.metrics.cache_lookups.labels("hit" if self.cache.hits > hits_before else "miss").inc()
+        return vector
+
+    # --- database
+    @functools.cached_property
+    def engine_config(self) -> engine.EngineConfig:
+        """The engine's settings with the API's statement timeout, which every pool connection carries from its
+        start (`_connect`), so a search opens no transaction of its own."""
+        return replace(
+            engine.DEFAULT_CONFIG,
+            statement_timeout_ms=self.settings.statement_timeout_ms,
+            connection_has_settings=True,
+        )
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
+        """A pooled connection, bounded in time: the acquire waits at most `pool_acquire_timeout_s`, and the
+        whole block at most a few statement timeouts (client side, in case the server does not answer)."""
+        pool = self.pool
+        if pool is None:
+            raise Unavailable("database", self.database_error or "the database is not connected yet")
+        settings = self.settings
+        try:
+            conn = await pool.acquire(timeout=settings.pool_acquire_timeout_s)
+        except TimeoutError:
+            raise Unavailable("pool_exhausted", "all database connections are busy; retry shortly") from None
+        budget_s = 3 * settings.statement_timeout_ms / 1000 + 1
+        try:
+            async with asyncio.timeout(budget_s):
+                yield conn
+        except TimeoutError:
+            raise Unavailable("statement_timeout", "the database took too long; retry shortly") from None
+        finally:
+            await pool.release(conn, timeout=5)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
+        """A pooled connection (as `connection()`) in a read-only transaction (its statements each run under the
+        statement timeout every pool connection carries)."""
+        async with self.connection() as conn, conn.transaction(readonly=True):
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def spare_connection(self) -> AsyncIterator[PoolConnectionProxy[Any] | None]:
+        """A second connection for one request when the pool can spare one, else None (the request then does
+        its work on one connection): extra parallelism, never a wait for it. One idle connection is left for
+        the next request unless the pool may still grow (under saturation, spares cost the first acquires)."""
+        pool = self.pool
+        if pool is None:
+            yield None
+            return
+        idle = pool.get_idle_size()
+        if idle == 0 or (idle == 1 and pool.get_size() >= pool.get_max_size()):
+            yield None
+            return
+        async with self.connection() as conn:
+            yield conn
+
+    # --- readiness
+    async def readiness(self) -> Readiness:
+        checks: dict[str, str] = {}
+        reasons: list[str] = []
+        checks["model"] = self._model_check(reasons)
+        checks["database"], checks["migrations"] = await self._database_checks(reasons)
+        checks["vectors"] = self.vectors_state
+        if self.vectors_state in ("loading", "failed"):
+            reasons.append(self.vectors_error or "the in-memory vector copy is loading")
+        # A database that is not reachable says nothing about migrations (no key then, as before).
+        checks = {name: state for name, state in checks.items() if state}
+        status = "ready" if not reasons else "not ready"
+        return Readiness(status=status, checks=dict(sorted(checks.items())), reasons=reasons)
+
+    def _model_check(self, reasons: list[str]) -> str:
+        if self.model_ready:
+            return "ok"
+        if self.model_error:
+            reasons.append(self.model_error)
+            return "failed"
+        reasons.append("the model is loading")
+        return "loading"
+
+    async def _database_checks(self, reasons: list[str]) -> tuple[str, str]:
+        """(database, migrations) states; "" for migrations when the database could not be asked."""
+        try:
+            async with self.transaction() as conn:
+                versions = await catalog.migration_revisions(conn)
+        except asyncpg.UndefinedTableError:
+            reasons.append("the database has no migrations applied: run `plinqy-search migrate`")
+            return "ok", "missing"
+        except Unavailable as exc:
+            reasons.append(exc.message)
+            return exc.reason, ""
+        except TRANSIENT_DB_ERRORS as exc:
+            reasons.append(f"database: {type(exc).__name__}: {exc}")
+            return "unreachable", ""
+        if versions == [self.head_revision]:
+            return "ok", "ok"
+        reasons.append(
+            f"the database is at revision {', '.join(versions) or 'none'}, the code expects "
+            f"{self.head_revision}: run `plinqy-search migrate`"
+        )
+        return "ok", "behind"
+
+    # --- lifecycle
+    async def start(self) -> None:
+        self.tasks.append(asyncio.create_task(self._connect(), name="plinqy-db-pool"))
+        self.tasks.append(asyncio.create_task(self._load_model(), name="plinqy-model"))
+        if self.settings.vector_cache_max > 0:
+            self.vectors = VectorCache()
+            self.tasks.append(asyncio.create_task(self._maintain_vectors(), name="plinqy-vectors"))
+        else:
+            self.vectors_state = "disabled"
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except (TimeoutError, Exception):
+                log.warning("the database pool did not close in time; terminating its connections")
+                pool.terminate()
+
+    async def _create_pool(self) -> asyncpg.Pool:
+        settings = self.settings
+        return await asyncpg.create_pool(
+            settings.database_url,
+            min_size=min(settings.pool_min_size, settings.pool_max_size),
+            max_size=settings.pool_max_size,
+            init=_init_connection,
+            connection_class=ApiConnection,
+            command_timeout=3 * settings.statement_timeout_ms / 1000 + 1,
+            max_inactive_connection_lifetime=300,
+            # The search engine's settings and the statement timeout, for every statement on them.
+            server_settings={
+                "application_name": "plinqy-search-api",
+                **engine.session_settings(self.engine_config),
+            },
+            timeout=10,
+        )
+
+    async def _connect(self) -> None:
+        """Create the pool, retrying until the database answers (readiness says why meanwhile)."""
+        delay = 0.5
+        while self.pool is None:
+            try:
+                self.pool = await self._create_pool()
+                self.database_error = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.database_error = f"cannot connect to the database ({type(exc).__name__}: {exc})"
+                log.warning("%s; retrying in %.1fs", self.database_error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def _maintain_vectors(self) -> None:
+        """Load the in-memory vector copy once the database answers, then refresh it every
+        `vector_cache_refresh_s`. Failures are retried; searches meanwhile run without the copy."""
+        settings = self.settings
+        delay = settings.vector_cache_refresh_s
+        while True:
+            await asyncio.sleep(delay)
+            vectors, pool = self.vectors, self.pool
+            if vectors is None:
+                return
+            if pool is None:
+                delay = 0.2
+                continue
+            try:
+                async with pool.acquire(timeout=settings.pool_acquire_timeout_s * 5) as conn:
+                    if not await self._load_or_refresh(conn, vectors):
+                        return
+                self.vectors_state, self.vectors_error = "ok", None
+                delay = settings.vector_cache_refresh_s
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.vectors_error = f"the in-memory vector copy failed to load ({type(exc).__name__}: {exc})"
+                if not vectors.loaded:
+                    self.vectors_state = "failed"
+                log.warning("%s; retrying", self.vectors_error)
+                delay = min(max(delay * 2, 1.0), 30.0)
+
+    async def _load_or_refresh(self, conn: Any, vectors: VectorCache) -> bool:
+        """The first load (False, and the copy turned off, when the catalogue holds too many vectors for it),
+        or a refresh of a loaded copy."""
+        if vectors.loaded:
+            await vectors.refresh(conn)
+            return True
+        held = await catalog.vector_count(conn)
+        limit = self.settings.vector_cache_max
+        if held > limit:
+            log.warning(
+                "%d product vectors exceed PLINQY_VECTOR_CACHE_MAX=%d: no in-memory copy,"
+                " large candidate sets use HNSW",
+                held,
+                limit,
+            )
+            self.vectors, self.vectors_state = None, "disabled"
+            return False
+        with collector_paused():
+            await vectors.load(conn)
+        return True
+
+    async def _load_model(self) -> None:
+        try:
+            encoder = self.encoder
+            if encoder is None:
+                config = replace(self.settings.encoder, threads=self.settings.query_encoder_threads)
+                encoder = await anyio.to_thread.run_sync(load_encoder, config)
+                self.encoder = encoder
+            assert encoder is not None
+            await anyio.to_thread.run_sync(encoder.encode, ["warm up the model"])
+            self.embed_batcher = MicroBatcher(lambda texts: list(encoder.encode(texts)), max_batch=32)
+            self.model_ready = True
+            log.info("model %s loaded and warmed", encoder.model_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.model_error = f"the model failed to load ({type(exc).__name__}: {exc})"
+            log.exception("model load failed")

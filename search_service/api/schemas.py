@@ -1,0 +1,305 @@
+"""The API's request/response bodies (msgspec structs, which are also the OpenAPI schema) and their OpenAPI
+examples and response specs, so the route decorators only name them."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import MediaType
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+
+EXAMPLE_PRODUCT_ID = "6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"
+EXAMPLE_STORE_ID = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
+
+
+# --- response bodies
+class ErrorDetail(msgspec.Struct):
+    parameter: str | None
+    message: str
+
+
+class ErrorBody(msgspec.Struct):
+    error: ErrorDetail
+
+
+class StoreHitOut(msgspec.Struct):
+    id: UUID
+    name: str
+    distance_m: float | None
+    price: float
+    currency: str
+    quantity: int
+
+
+class ProductOut(msgspec.Struct):
+    id: UUID
+    name: str
+    brand: str | None
+    category_id: int | None
+    gtin: str | None
+    description: str | None
+
+
+class HitOut(msgspec.Struct):
+    product: ProductOut
+    score: float
+    stores: list[StoreHitOut]
+
+
+class SearchResponse(msgspec.Struct):
+    results: list[HitOut]
+    total_candidates: int
+    strategy: str
+    took_ms: float
+
+
+class Location(msgspec.Struct):
+    lat: float
+    lon: float
+
+
+class StoreNearbyOut(msgspec.Struct):
+    id: UUID
+    name: str
+    store_type: str | None
+    address: str | None
+    city: str | None
+    postal_code: str | None
+    country_code: str | None
+    location: Location
+    distance_m: float
+
+
+class StoresNearbyResponse(msgspec.Struct):
+    stores: list[StoreNearbyOut]
+
+
+class CategoryRef(msgspec.Struct):
+    id: int
+    name: str
+    slug: str | None
+
+
+class ImageOut(msgspec.Struct):
+    id: UUID
+    url: str
+    alt_text: str | None
+    position: int
+    is_primary: bool
+
+
+class ProductDetail(msgspec.Struct):
+    id: UUID
+    name: str
+    brand: str | None
+    description: str | None
+    category_id: int | None
+    gtin: str | None
+    attributes: dict[str, Any]
+    category_path: list[CategoryRef]
+    images: list[ImageOut]
+
+
+class CategoryNode(msgspec.Struct):
+    id: int
+    name: str
+    slug: str | None
+    position: int
+    children: list[CategoryNode]
+
+
+class CategoriesResponse(msgspec.Struct):
+    categories: list[CategoryNode]
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class Readiness(msgspec.Struct):
+    status: str
+    checks: dict[str, str]
+    reasons: list[str]
+
+
+# --- OpenAPI examples and response specs (what each route's `responses=` names)
+def _error_example(status: int, parameter: str | None, message: str) -> Example:
+    return Example(summary=f"{status}", value={"error": {"parameter": parameter, "message": message}})
+
+
+_BAD_REQUEST = ResponseSpec(
+    ErrorBody,
+    description="A parameter is invalid; `parameter` names it.",
+    examples=[_error_example(400, "limit", "Expected `int` <= 100")],
+    generate_examples=False,
+)
+_NOT_FOUND = ResponseSpec(
+    ErrorBody,
+    description="No such product.",
+    examples=[_error_example(404, "id", "no product with this id")],
+    generate_examples=False,
+)
+_UNAVAILABLE = ResponseSpec(
+    ErrorBody,
+    description="Overloaded or not ready (statement timeout, connection pool exhausted, model loading); "
+    "retry after `Retry-After` seconds.",
+    examples=[_error_example(503, None, "the search took too long; retry shortly")],
+    generate_examples=False,
+)
+
+_STORE_HIT_EXAMPLE = {
+    "id": EXAMPLE_STORE_ID,
+    "name": "De Pijp Hardware",
+    "distance_m": 812.4,
+    "price": 2.49,
+    "currency": "EUR",
+    "quantity": 14,
+}
+_SEARCH_EXAMPLE = {
+    "results": [
+        {
+            "product": {
+                "id": EXAMPLE_PRODUCT_ID,
+                "name": "Tap washer set, 12 pieces",
+                "brand": "FixIt",
+                "category_id": 42,
+                "gtin": "8710000000017",
+                "description": 'Rubber washers for 1/2" and 3/4" taps.',
+            },
+            "score": 0.83,
+            "stores": [_STORE_HIT_EXAMPLE],
+        }
+    ],
+    "total_candidates": 57,
+    "strategy": "hybrid",
+    "took_ms": 18.2,
+}
+
+
+def _ok(model: type, example: object, description: str) -> dict[int, ResponseSpec]:
+    return {
+        200: ResponseSpec(
+            model,
+            description=description,
+            examples=[Example(summary="example", value=example)],
+            generate_examples=False,
+        )
+    }
+
+
+SEARCH_RESPONSES = {
+    **_ok(SearchResponse, _SEARCH_EXAMPLE, "Products ranked by relevance, each with its nearest stores."),
+    400: _BAD_REQUEST,
+    503: _UNAVAILABLE,
+}
+SIMILAR_RESPONSES = {**SEARCH_RESPONSES, 404: _NOT_FOUND}
+
+
+PRODUCT_RESPONSES = {
+    **_ok(
+        ProductDetail,
+        {
+            "id": EXAMPLE_PRODUCT_ID,
+            "name": "Tap washer set, 12 pieces",
+            "brand": "FixIt",
+            "description": 'Rubber washers for 1/2" and 3/4" taps.',
+            "category_id": 42,
+            "gtin": "8710000000017",
+            "attributes": {"pieces": 12},
+            "category_path": [
+                {"id": 3, "name": "DIY", "slug": "diy"},
+                {"id": 42, "name": "Plumbing", "slug": "plumbing"},
+            ],
+            "images": [
+                {
+                    "id": "3c1d2e3f-4a5b-4c6d-8e7f-8a9b0c1d2e3f",
+                    "url": "https://img.plinqy.example/tap-washers.jpg",
+                    "alt_text": "A set of tap washers",
+                    "position": 0,
+                    "is_primary": True,
+                }
+            ],
+        },
+        "The product.",
+    ),
+    400: _BAD_REQUEST,
+    404: _NOT_FOUND,
+    503: _UNAVAILABLE,
+}
+
+STORES_NEARBY_RESPONSES = {
+    **_ok(
+        StoresNearbyResponse,
+        {
+            "stores": [
+                {
+                    "id": EXAMPLE_STORE_ID,
+                    "name": "De Pijp Hardware",
+                    "store_type": "hardware",
+                    "address": "Ferdinand Bolstraat 1",
+                    "city": "Amsterdam",
+                    "postal_code": "1072 LA",
+                    "country_code": "NL",
+                    "location": {"lat": 52.3559, "lon": 4.8918},
+                    "distance_m": 812.4,
+                }
+            ]
+        },
+        "Stores, nearest first.",
+    ),
+    400: _BAD_REQUEST,
+    503: _UNAVAILABLE,
+}
+
+CATEGORIES_RESPONSES = {
+    **_ok(
+        CategoriesResponse,
+        {
+            "categories": [
+                {
+                    "id": 3,
+                    "name": "DIY",
+                    "slug": "diy",
+                    "position": 0,
+                    "children": [{"id": 42, "name": "Plumbing", "slug": "plumbing", "position": 0, "children": []}],
+                }
+            ]
+        },
+        "The tree.",
+    ),
+    503: _UNAVAILABLE,
+}
+
+HEALTHZ_RESPONSES = _ok(Health, {"status": "ok"}, "Alive.")
+
+READYZ_RESPONSES = {
+    **_ok(
+        Readiness,
+        {
+            "status": "ready",
+            "checks": {"database": "ok", "migrations": "ok", "model": "ok"},
+            "reasons": [],
+        },
+        "Ready to serve searches.",
+    ),
+    503: ResponseSpec(
+        Readiness,
+        description="Not ready; `reasons` says why.",
+        examples=[
+            Example(
+                summary="model loading",
+                value={
+                    "status": "not ready",
+                    "checks": {"database": "ok", "migrations": "ok", "model": "loading"},
+                    "reasons": ["the model is loading"],
+                },
+            )
+        ],
+        generate_examples=False,
+    ),
+}
+
+METRICS_RESPONSES = {200: ResponseSpec(str, description="Prometheus text format.", media_type=MediaType.TEXT)}

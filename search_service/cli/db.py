@@ -1,0 +1,76 @@
+"""`db` (the embedded cluster: up, down, status, url) and `migrate`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from search_service.cli.common import database_url, embedded_cluster, user_errors
+from search_service.db import migrate as migrate_mod
+from search_service.settings import Settings
+
+
+@click.group()
+def db() -> None:
+    """The embedded PostgreSQL cluster (ignored when DATABASE_URL is set)."""
+
+
+def _refuse_when_external(settings: Settings, action: str) -> bool:
+    if not settings.uses_embedded_db:
+        click.echo(f"DATABASE_URL is set, so the embedded cluster is not used; nothing to {action}.")
+        return True
+    return False
+
+
+@db.command("up")
+@click.pass_obj
+@user_errors
+def db_up(settings: Settings) -> None:
+    """Initialise (once) and start the embedded cluster."""
+    if _refuse_when_external(settings, "start"):
+        return
+    click.echo(f"embedded database {embedded_cluster(settings).up()}")
+
+
+@db.command("down")
+@click.pass_obj
+@user_errors
+def db_down(settings: Settings) -> None:
+    """Stop the embedded cluster."""
+    if _refuse_when_external(settings, "stop"):
+        return
+    click.echo(f"embedded database {embedded_cluster(settings).down()}")
+
+
+@db.command("status")
+@click.pass_obj
+@user_errors
+def db_status(settings: Settings) -> None:
+    """Report the embedded cluster's state (exit 3 when it is not running)."""
+    if not settings.uses_embedded_db:
+        migrate_mod.check_server(settings.database_url)
+        click.echo("external database (DATABASE_URL) is reachable")
+        return
+    status = embedded_cluster(settings).status()
+    click.echo(f"embedded database {status.describe()}")
+    if not status.running:
+        sys.exit(3)
+
+
+@db.command("url")
+@click.pass_obj
+def db_url(settings: Settings) -> None:
+    """Print the DATABASE_URL every command uses."""
+    click.echo(settings.database_url)
+
+
+@click.command()
+@click.option("--revision", default="head", show_default=True, help="Alembic revision to upgrade to.")
+@click.pass_obj
+@user_errors
+def migrate(settings: Settings, revision: str) -> None:
+    """Create the extensions and every table (alembic upgrade)."""
+    url = database_url(settings)
+    migrate_mod.upgrade(url, revision)
+    click.echo(f"database at revision {migrate_mod.current_revision(url)}")

@@ -1,0 +1,90 @@
+"""`worker` (embed products from the ai_task queue) and `reembed` (the catalogue in bulk)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from search_service.cli.common import UserFacingError, database_url, user_errors
+from search_service.settings import Settings
+
+
+def _encoder(settings: Settings) -> Any:
+    from embeddings.encoder import EncoderError, load_encoder
+
+    try:
+        return load_encoder(settings.encoder)
+    except EncoderError as exc:
+        raise UserFacingError(str(exc)) from None
+
+
+def _configure_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+
+
+@click.command()
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 4096), help="Tasks per claim.")
+@click.option(
+    "--poll-interval", default=5.0, show_default=True, type=click.FloatRange(0.05, 3600), help="Seconds between polls."
+)
+@click.option("--lease", default=60.0, show_default=True, type=click.FloatRange(1, 86400), help="Lease in seconds.")
+@click.option("--drain", is_flag=True, help="Process until nothing is due, then exit.")
+@click.pass_obj
+@user_errors
+def worker(settings: Settings, batch_size: int, poll_interval: float, lease: float, drain: bool) -> None:
+    """Embed products from the ai_task queue (SIGTERM/SIGINT: finish the batch in hand and exit 0)."""
+    from embeddings.worker import WorkerConfig, run_worker
+
+    _configure_logging()
+    url = database_url(settings)
+    config = WorkerConfig(
+        batch_size=batch_size,
+        poll_interval_s=poll_interval,
+        lease_seconds=lease,
+        drain=drain,
+        fail_marker=settings.env.get("PLINQY_WORKER_FAIL_MARKER") or None,
+        hold_s=float(settings.env.get("PLINQY_WORKER_HOLD_S") or 0),
+    )
+    encoder = _encoder(settings)
+    run_worker(url, encoder, config, on_start=lambda wid: click.echo(f"worker {wid} started", err=True))
+
+
+@click.command()
+@click.option("--missing", "mode", flag_value="missing", help="Products without a vector.")
+@click.option("--stale", "mode", flag_value="stale", help="Wrong model or changed text.")
+@click.option("--all", "mode", flag_value="all", help="Every product (resumable).")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--limit", default=None, type=click.IntRange(1, None), help="Stop after this many products.")
+@click.option("--via-queue", is_flag=True, help="Enqueue ai_tasks for the workers instead of embedding here.")
+@click.pass_obj
+@user_errors
+def reembed(settings: Settings, mode: str | None, batch_size: int, limit: int | None, via_queue: bool) -> None:
+    """Re-embed the catalogue in bulk (Ctrl-C is safe: run again to resume)."""
+    from embeddings.reembed import ReembedError
+    from embeddings.reembed import reembed as run_reembed
+
+    if mode is None:
+        raise UserFacingError("choose what to re-embed: --missing, --stale or --all")
+    url = database_url(settings)
+    encoder = _encoder(settings)
+    try:
+        report = run_reembed(
+            url,
+            encoder,
+            mode=mode,  # type: ignore[arg-type]
+            batch_size=batch_size,
+            limit=limit,
+            via_queue=via_queue,
+            cache_dir=settings.cache_dir,
+        )
+    except ReembedError as exc:
+        raise UserFacingError(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished batches are saved; run the same command again to resume", err=True)
+        sys.exit(130)
+    action = f"enqueued {report.enqueued}" if via_queue else f"wrote {report.written}"
+    click.echo(f"reembed --{mode}: scanned {report.scanned}, {action} in {report.seconds:.1f}s ({report.rate:.0f}/s)")

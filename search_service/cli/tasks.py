@@ -1,0 +1,82 @@
+"""`tasks`: inspect, requeue and prune the ai_task queue."""
+
+from __future__ import annotations
+
+import click
+
+from search_service.cli.common import Duration, UserFacingError, connect, user_errors
+from search_service.settings import Settings
+
+
+@click.group()
+def tasks() -> None:
+    """Inspect and requeue the ai_task queue."""
+
+
+@tasks.command("stats")
+@click.pass_obj
+@user_errors
+def tasks_stats(settings: Settings) -> None:
+    """Counts by status and the age of the oldest pending task."""
+    from embeddings import queue
+
+    with connect(settings) as conn:
+        stats = queue.stats(conn)
+    for status, count in stats.counts.items():
+        click.echo(f"{status:<8} {count}")
+    age = "-" if stats.oldest_pending_s is None else f"{stats.oldest_pending_s:.1f}s"
+    click.echo(f"oldest pending: {age}")
+
+
+@tasks.command("failed")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100000))
+@click.pass_obj
+@user_errors
+def tasks_failed(settings: Settings, limit: int) -> None:
+    """Dead tasks with their last error."""
+    from embeddings import queue
+
+    with connect(settings) as conn:
+        rows = queue.list_failed(conn, limit)
+    if not rows:
+        click.echo("no failed tasks")
+    for task_id, product_id, attempts, max_attempts, error, _finished in rows:
+        click.echo(f"{task_id}\tproduct={product_id}\tattempts={attempts}/{max_attempts}\t{error}")
+
+
+@tasks.command("retry")
+@click.option("--all", "retry_all", is_flag=True, help="Requeue every failed task.")
+@click.argument("ids", nargs=-1, type=int)
+@click.pass_obj
+@user_errors
+def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> None:
+    """Requeue failed tasks: `--all` or task IDs."""
+    from embeddings import queue
+
+    if retry_all == bool(ids):
+        raise UserFacingError("give either --all or one or more task IDs (see `plinqy-search tasks failed`)")
+    with connect(settings) as conn:
+        requeued = queue.retry_failed(conn, None if retry_all else list(ids))
+    click.echo(f"requeued {len(requeued)} task(s)")
+
+
+@tasks.command("prune")
+@click.option("--older-than", required=True, type=Duration(), help="Age of the done tasks to delete: 7d, 12h, 30m.")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.pass_obj
+@user_errors
+def tasks_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
+    """Delete done tasks that finished longer ago than --older-than (pending, running and failed ones stay)."""
+    from tqdm import tqdm
+
+    from embeddings import queue
+
+    with connect(settings) as conn:
+        plan = queue.plan_prune(conn, older_than)
+        before = f"that finished before {plan.cutoff:%Y-%m-%d %H:%M:%S %Z}"
+        if dry_run:
+            click.echo(f"would delete {plan.count} done task(s) {before}")
+            return
+        with tqdm(total=plan.count, unit="task", desc="tasks prune", disable=plan.count == 0) as bar:
+            deleted = queue.prune_done(conn, plan, on_batch=bar.update)
+    click.echo(f"deleted {deleted} done task(s) {before}")
