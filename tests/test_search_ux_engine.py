@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -62,9 +63,10 @@ def _matches(cat: Catalogue, word: str) -> list[uuid.UUID]:
 
 
 def test_needs_ux_only_for_the_new_parameters() -> None:
-    assert not needs_ux(UxParams())
-    assert needs_ux(UxParams(facets=("brand",))) and needs_ux(UxParams(sort="price"))
-    assert needs_ux(UxParams(fulfilment="delivery")) and needs_ux(UxParams(brand="Acme"))
+    plain = SearchParams(q="x")
+    assert not needs_ux(UxParams(), plain)
+    assert needs_ux(UxParams(facets=("brand",)), plain) and needs_ux(UxParams(sort="price"), plain)
+    assert needs_ux(UxParams(fulfilment="delivery"), plain) and needs_ux(UxParams(), SearchParams(q="x", brand="A"))
 
 
 def test_keyword_facets_count_every_match_in_scope(cat: Catalogue) -> None:
@@ -80,7 +82,7 @@ def test_keyword_facets_count_every_match_in_scope(cat: Catalogue) -> None:
 def test_brand_filter_narrows_results_but_brand_counts_stay(cat: Catalogue) -> None:
     params = SearchParams(q="drill", mode="keyword", limit=100)
     every = run(_ux(cat.url, params, UxParams(facets=("brand",))))
-    chosen = run(_ux(cat.url, params, UxParams(facets=("brand",), brand="Bolt")))
+    chosen = run(_ux(cat.url, replace(params, brand="Bolt"), UxParams(facets=("brand",))))
     assert chosen.facets.brand == every.facets.brand
     bolt = next(b.count for b in every.facets.brand if b.value == "Bolt")
     assert chosen.total == bolt == len(chosen.results)

@@ -147,7 +147,7 @@ async def facet_set(
             lon=None if point is None else point[1],
             lat=None if point is None else point[0],
             category_ids=None if filters.category_ids is None else list(filters.category_ids),
-            brand=filters.brand,
+            facet_brand=filters.brand,
             store_id=filters.store_id,
             min_price=filters.min_price,
             max_price=filters.max_price,

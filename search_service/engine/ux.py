@@ -39,8 +39,7 @@ class UxParams:
     bbox: geo_areas.BBox | None = None
     fulfilment: Fulfilment = "pickup"
     explain: bool = False
-    brand: str | None = None
-    store_id: UUID | None = None
+    store_id: UUID | None = None  # the store facet's value (the brand's is SearchParams.brand)
 
 
 @dataclass(frozen=True)
@@ -74,15 +73,15 @@ class _Ranking:
     keyword: list[Any] = field(default_factory=list)  # rank_keyword rows
 
 
-def needs_ux(ux: UxParams) -> bool:
+def needs_ux(ux: UxParams, params: engine.SearchParams) -> bool:
     """Whether a request needs this path (otherwise `engine.search` answers it, as before issue 24)."""
     return bool(ux.facets or ux.sort != "relevance" or ux.bbox or ux.fulfilment != "pickup" or ux.explain) or (
-        ux.brand is not None or ux.store_id is not None
+        params.brand is not None or ux.store_id is not None
     )
 
 
 def _depth(params: engine.SearchParams, ux: UxParams, config: FacetConfig) -> int:
-    whole = ux.facets or ux.sort != "relevance" or ux.brand is not None or ux.store_id is not None
+    whole = ux.facets or ux.sort != "relevance" or params.brand is not None or ux.store_id is not None
     return max(config.depth, params.offset + params.limit) if whole else params.offset + params.limit
 
 
@@ -132,7 +131,7 @@ async def _filters(conn: Any, params: engine.SearchParams, ux: UxParams) -> Face
     if params.category_id is not None:
         stmt = statement("engine/facets", "category_subtree")
         category_ids = list(await conn.fetchval(stmt.sql, *stmt.bind(category_id=params.category_id)))
-    return FacetFilters(category_ids, ux.brand, ux.store_id, params.min_price, params.max_price)
+    return FacetFilters(category_ids, params.brand, ux.store_id, params.min_price, params.max_price)
 
 
 async def _explain(conn: Any, q: str, ranking: _Ranking, page: Sequence[UUID]) -> dict[UUID, HitExplain]:

@@ -17,6 +17,7 @@ from litestar.di import NamedDependency
 
 from search_service.api import params as P
 from search_service.api.filters import FILTER_DEPENDENCIES, SearchFilters
+from search_service.api.routes.ux import run_ux_search, ux_response
 from search_service.api.runtime import Runtime
 from search_service.api.schemas import (
     SEARCH_RESPONSES,
@@ -26,7 +27,9 @@ from search_service.api.schemas import (
     SearchResponse,
     StoreHitOut,
 )
+from search_service.api.ux_params import UX_DEPENDENCIES, UxOptions
 from search_service.engine import search as engine
+from search_service.engine.ux import needs_ux
 
 
 def _finite(value: Any, default: float = 0.0) -> float:
@@ -106,15 +109,22 @@ async def _run_search(
 @get(
     "/v1/search",
     summary="Search products near a place",
-    description="Natural-language product search, optionally limited to stores within `radius_m` of lat/lon.",
+    description=(
+        "Natural-language product search, optionally limited to stores within `radius_m` of lat/lon, or in a map "
+        "viewport (`bbox`), or delivering to lat/lon (`fulfilment`). With `facets`, counts per category, brand, "
+        "price bucket and store over the result set: every product passing the filters in keyword mode, the top "
+        "PLINQY_FACET_DEPTH (default 1000) by relevance in semantic and hybrid mode. `sort` orders that set by "
+        "distance or price; `explain=true` says why each hit ranks where it does."
+    ),
     tags=["search"],
     responses=SEARCH_RESPONSES,
-    dependencies=FILTER_DEPENDENCIES,
+    dependencies={**FILTER_DEPENDENCIES, **UX_DEPENDENCIES},
 )
 async def search_products(
     rt: NamedDependency[Runtime],
     request: Request[Any, Any, Any],
     filters: NamedDependency[SearchFilters],
+    ux: NamedDependency[UxOptions],
     q: P.Q,
     mode: P.ModeParam = "hybrid",
 ) -> SearchResponse:
@@ -127,6 +137,11 @@ async def search_products(
     if mode != "keyword":
         rt.check_model()
         embedding = asyncio.ensure_future(rt.embed(text))
+    if needs_ux(ux.ux, sp):
+        found, engine_started = await run_ux_search(rt, sp, embedding, ux.ux)
+        rt.metrics.search_latency.labels(mode, found.strategy).observe(time.perf_counter() - engine_started)
+        request.state.search_strategy = found.strategy
+        return ux_response(found, ux.ux, _hit_out, (time.perf_counter() - started) * 1000)
     result, engine_started = await _run_search(rt, sp, embedding)
     strategy = str(result.strategy)
     rt.metrics.search_latency.labels(mode, strategy).observe(time.perf_counter() - engine_started)

@@ -4,7 +4,7 @@
 -- params: product_ids uuid[] (the result set before the facet filters, best first),
 --    store_ids uuid[]|null (the stores in scope; null: any active store), in_stock bool,
 --    lon float8|null, lat float8|null (distances, for sort = distance),
---    category_ids bigint[]|null (chosen category and its subtree), brand text|null, store_id uuid|null,
+--    category_ids bigint[]|null (chosen category and its subtree), facet_brand text|null, store_id uuid|null,
 --    min_price numeric|null, max_price numeric|null,
 --    price_edges numeric[] (lower bounds of the price buckets, ascending, from 0),
 --    facets text[] (which of category, brand, price, store to count), facet_values int (values per facet at most),
@@ -22,7 +22,7 @@ WITH pt AS (
 ), base AS MATERIALIZED (
     SELECT p.id, b.ord, p.category_id, p.brand,
            (:category_ids::bigint[] IS NULL OR p.category_id = ANY(:category_ids::bigint[])) AS cat_ok,
-           (:brand::text IS NULL OR p.brand = :brand::text) AS brand_ok
+           (:facet_brand::text IS NULL OR p.brand = :facet_brand::text) AS brand_ok
     FROM unnest(:product_ids::uuid[]) WITH ORDINALITY AS b(id, ord)
     JOIN product_master p ON p.id = b.id
     WHERE p.is_active
