@@ -116,6 +116,16 @@ def _facets(row: Any, wanted: set[str]) -> Facets:
     )
 
 
+def _check(facets: Sequence[str], sort: str, point: tuple[float, float] | None) -> None:
+    unknown = set(facets) - set(FACETS)
+    if unknown:
+        raise ValueError(f"unknown facets: {sorted(unknown)}")
+    if sort not in SORTS:
+        raise ValueError(f"unknown sort {sort!r}")
+    if sort == "distance" and point is None:
+        raise ValueError("sort=distance needs lat and lon")
+
+
 async def facet_set(
     conn: Any,
     product_ids: Sequence[UUID],
@@ -130,13 +140,7 @@ async def facet_set(
     limit: int = 20,
 ) -> FacetedPage:
     """Filter, order and count the result set `product_ids` (best first). `point`: (lat, lon)."""
-    unknown = set(facets) - set(FACETS)
-    if unknown:
-        raise ValueError(f"unknown facets: {sorted(unknown)}")
-    if sort not in SORTS:
-        raise ValueError(f"unknown sort {sort!r}")
-    if sort == "distance" and point is None:
-        raise ValueError("sort=distance needs lat and lon")
+    _check(facets, sort, point)
     stmt = statement("engine/facets", "facet_set")
     row = await conn.fetchrow(
         stmt.sql,
