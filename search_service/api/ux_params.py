@@ -97,9 +97,10 @@ def parse_facets(raw: str | None) -> tuple[str, ...]:
         return ()
     names = [n.strip() for n in raw.split(",") if n.strip()]
     unknown = [n for n in names if n not in FACETS]
-    if unknown or not names:
-        raise BadParameter("facets", f"unknown facet {unknown[0]!r}: use any of {', '.join(FACETS)}" if unknown
-                           else f"must name at least one of {', '.join(FACETS)}")  # fmt: skip
+    if unknown:
+        raise BadParameter("facets", f"unknown facet {unknown[0]!r}: use any of {', '.join(FACETS)}")
+    if not names:
+        raise BadParameter("facets", f"must name at least one of {', '.join(FACETS)}")
     return tuple(dict.fromkeys(names))
 
 
