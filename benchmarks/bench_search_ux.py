@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -155,7 +156,13 @@ def _search_summary(timed: dict[str, list[float]]) -> dict[str, Any]:
 
 
 def _markdown(report: dict[str, Any]) -> str:
+    load = report["load_average"]
     lines = [f"# Search UX benchmark ({report['date']})", "", f"Catalogue: {report['catalogue']}", ""]
+    lines += [
+        f"Machine: {load['cores']} cores, 1-minute load average {load['before']:.1f} before, "
+        f"{load['after']:.1f} after (other processes share the machine).",
+        "",
+    ]
     lines += [
         "## Suggestions (SQL round trip, client side)",
         "",
@@ -201,11 +208,15 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         queries = _queries(conn, rng, args.queries)
     assert counts is not None
     modes = args.modes.split(",")
+    load_before = os.getloadavg()
     results = asyncio.run(_measure(args.database_url, scopes, prefixes, queries, modes))
+    load_after = os.getloadavg()
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "catalogue": f"{counts[0]:,} products, {counts[1]:,} stores, {counts[2]:,} listings (scale {args.scale})",
         "facet_depth": FacetConfig().depth,
+        # other work on the machine skews every figure; the 1-minute load average before and after, and the cores
+        "load_average": {"before": load_before[0], "after": load_after[0], "cores": os.cpu_count()},
         "modes": modes,
         "prefixes": prefixes,
         "queries": queries,

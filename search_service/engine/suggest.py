@@ -15,8 +15,9 @@ from typing import Any, Literal
 from search_service.db.sql import statement
 
 MAX_SUGGESTIONS = 10
-WALK_CAP = 400  # rows an index walk examines at most (see the statement's comment)
-NARROW_STORES = 8  # scopes of at most this many stores are read from their listings
+WALK_CAP = 400  # product names the name walk examines at most (see the statement's comment)
+PROBE_CAP = 64  # products examined per brand, category or word
+NARROW_STORES = 3  # scopes of at most this many stores are read from their listings
 PREFIX_MAX_LENGTH = 100
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -85,7 +86,16 @@ async def suggest(conn: Any, params: SuggestParams) -> list[Suggestion]:
         return []
     limit = max(1, min(params.limit, MAX_SUGGESTIONS))
     stmt = statement("engine/suggest", "suggest")
-    rows = await conn.fetch(
+    # One generic plan, prepared once per connection: planning this statement (a dozen CTEs) took longer than
+    # running it, and its index walks do not depend on the prefix's selectivity.
+    async with conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        rows = await _fetch(conn, stmt, prefix, head, last, params, limit)
+    return merge(list(rows), limit)
+
+
+async def _fetch(conn: Any, stmt: Any, prefix: str, head: str, last: str, params: SuggestParams, limit: int) -> Any:
+    return await conn.fetch(
         stmt.sql,
         *stmt.bind(
             prefix=prefix,
@@ -96,7 +106,7 @@ async def suggest(conn: Any, params: SuggestParams) -> list[Suggestion]:
             radius_m=float(params.radius_m),
             lim=limit,
             walk_cap=WALK_CAP,
+            probe_cap=PROBE_CAP,
             narrow_stores=NARROW_STORES,
         ),
     )
-    return merge(list(rows), limit)

@@ -16,14 +16,16 @@ EXISTS (
 -- name: suggest
 -- params: prefix text (lower case, trimmed, non-empty), head text (the typed words before the last one),
 --    last_word text (the last typed word, lower case), lon float8|null, lat float8|null, radius_m float8,
---    lim int (completions of each kind), walk_cap int (rows an index walk examines at most),
+--    lim int (completions of each kind), walk_cap int (product names the name walk examines at most),
+--    probe_cap int (products examined at most per brand, category or word before it counts as absent),
 --    narrow_stores int (scopes of at most this many stores are read from their listings)
 -- One round trip, two plans chosen by one-time filters on the scope's size.
 -- WALK (global, or more than narrow_stores stores): each kind walks a text_pattern_ops btree (migration 0008) over
 -- [prefix, prefix || U+10FFFF) in byte order and probes the listings of what it finds, so a LIMIT stops early; the
 -- range operators (~>=~, ~<~) take a bound parameter where LIKE 'x%' needs a constant. Brands are read by a loose
--- index scan (one probe per brand). Each walk examines at most walk_cap rows: completions past the cap are
--- missed, never wrong.
+-- index scan (one probe per brand). The name walk examines at most walk_cap names, and each brand, category or
+-- word at most probe_cap of its products (with 50 brands of a letter and no listing nearby, uncapped probes cost
+-- 100+ ms): completions past a cap are missed, never wrong.
 -- NARROW (a few stores): the products those stores stock in-stock (ix_store_product_store_in_stock, ~1.1k per
 -- store), filtered by prefix: probing catalogue-wide walks there would mostly miss.
 -- `query` completes the last typed word ("cordless dr" -> "cordless drill") from words of products in scope
@@ -83,7 +85,7 @@ WITH pt AS (
         SELECT (SELECT lower(p.brand) FROM product_master p
                 WHERE lower(p.brand) ~>~ k.key AND lower(p.brand) ~<~ (:prefix::text || chr(1114111))
                 ORDER BY lower(p.brand) USING ~<~ LIMIT 1), k.n + 1
-        FROM k WHERE k.key IS NOT NULL AND k.n < 5 * :lim::int
+        FROM k WHERE k.key IS NOT NULL AND k.n < 3 * :lim::int
     )
     SELECT key, n FROM k WHERE key IS NOT NULL AND starts_with(key, :prefix::text)
 ), brands AS (
@@ -92,7 +94,7 @@ WITH pt AS (
     CROSS JOIN LATERAL (
         SELECT p.brand
         FROM (SELECT p.id, p.brand FROM product_master p
-              WHERE lower(p.brand) = k.key AND p.is_active LIMIT :walk_cap::int) p
+              WHERE lower(p.brand) = k.key AND p.is_active LIMIT :probe_cap::int) p
         WHERE {{ in_scope }}
         LIMIT 1
     ) b
@@ -126,7 +128,7 @@ WITH pt AS (
                    )
                    SELECT 1
                    FROM (SELECT p.id FROM product_master p
-                         WHERE p.category_id IN (SELECT id FROM sub) AND p.is_active LIMIT :walk_cap::int) p
+                         WHERE p.category_id IN (SELECT id FROM sub) AND p.is_active LIMIT :probe_cap::int) p
                    WHERE {{ in_scope }}
                ) END
     ORDER BY lower(c.name), c.id
@@ -140,14 +142,14 @@ WITH pt AS (
         WHERE NOT (SELECT narrow FROM scope) AND length(:last_word::text) >= 2
           AND t.term ~>=~ :last_word::text AND t.term ~<~ (:last_word::text || chr(1114111))
         ORDER BY t.term USING ~<~
-        LIMIT 3 * :lim::int
+        LIMIT 2 * :lim::int
     ) t
     WHERE EXISTS (
         SELECT 1
         FROM (SELECT p.id FROM product_master p
               WHERE p.search_tsv @@ (plainto_tsquery('simple', :head::text)
                                      && to_tsquery('simple', quote_literal(t.term)))
-                AND p.is_active LIMIT :walk_cap::int) p
+                AND p.is_active LIMIT :probe_cap::int) p
         WHERE {{ in_scope }}
     )
     LIMIT :lim::int
