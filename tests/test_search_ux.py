@@ -416,3 +416,27 @@ def test_suggestions_complete_the_prefix_and_are_in_stock_in_scope(
     got_names = [s.text for s in got if s.kind == "product"]
     assert got_names == want_names[: len(got_names)]
     assert got or not want_names
+
+
+def test_seed_demo_gives_stores_delivery_radii_and_polygons(fresh_db_url: str) -> None:
+    from search_service.demo.seed import seed
+
+    seed(fresh_db_url, "demo", embed=False, quiet=True)
+    with psycopg.connect(fresh_db_url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(delivery_radius_m), count(delivery_area), "
+            "count(*) FILTER (WHERE ST_NumInteriorRings(ST_GeometryN(delivery_area::geometry, 1)) > 0), "
+            "bool_and(delivery_area IS NULL OR ST_IsValid(delivery_area::geometry)) FROM store"
+        ).fetchone()
+        assert row is not None
+        stores, radii, areas, holed, valid = row
+        assert 0 < radii < stores and 0 < areas < stores and 0 < holed < areas and valid
+        lat, lon, sid = conn.execute(
+            "SELECT ST_Y(location::geometry), ST_X(location::geometry), id FROM store "
+            "WHERE delivery_area IS NOT NULL AND ST_NumInteriorRings(ST_GeometryN(delivery_area::geometry, 1)) > 0 "
+            "AND is_active AND delivery_radius_m IS NULL LIMIT 1"
+        ).fetchone()
+    at_store = run(_call(fresh_db_url, geo_areas.delivering_among, [sid], lat, lon))
+    assert at_store == set()  # the store itself sits in its polygon's hole
+    north = _destination(lat, lon, 0, 3000)
+    assert run(_call(fresh_db_url, geo_areas.delivering_among, [sid], *north)) == {sid}
