@@ -18,6 +18,7 @@ import json
 import os
 import random
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,6 +84,19 @@ def _queries(conn: psycopg.Connection[Any], rng: random.Random, n: int) -> list[
     return out
 
 
+def query_vector(q: str) -> np.ndarray:
+    """A unit vector per query text, for catalogues whose vectors are synthetic (see `_vectors`): the plans'
+    costs do not depend on what the vectors mean. Deterministic, so both variants rank the same query alike."""
+    rng = np.random.default_rng(zlib.crc32(q.encode()))
+    v = rng.normal(size=384).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def _vectors(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    rows = conn.execute("SELECT coalesce(ai_model, 'none'), count(*) FROM product_master GROUP BY 1").fetchall()
+    return {str(model): int(n) for model, n in rows}
+
+
 def _summary(ms: list[float]) -> dict[str, float]:
     a = np.asarray(ms)
     return {
@@ -125,10 +139,11 @@ async def _measure(url: str, scopes: list[Scope], prefixes: list[str], queries: 
             for s in scopes:
                 for q in queries:
                     params = engine.SearchParams(q=q, lat=s.lat, lon=s.lon, radius_m=s.radius_m, mode=mode)  # type: ignore[arg-type]
-                    plain.append((s.label, lambda p=params: engine.search(conn, p, None, CONFIG, stats=stats)))
+                    vec = None if mode == "keyword" else query_vector(q)
+                    plain.append((s.label, lambda p=params, v=vec: engine.search(conn, p, v, CONFIG, stats=stats)))
                     ux = UxParams(facets=FACETS)
                     faceted.append(
-                        (s.label, lambda p=params, u=ux: ux_search(conn, p, None, u, config=CONFIG, stats=stats))
+                        (s.label, lambda p=params, u=ux, v=vec: ux_search(conn, p, v, u, config=CONFIG, stats=stats))
                     )
             rng = random.Random(5)
             both = plain + faceted
@@ -158,6 +173,11 @@ def _search_summary(timed: dict[str, list[float]]) -> dict[str, Any]:
 def _markdown(report: dict[str, Any]) -> str:
     load = report["load_average"]
     lines = [f"# Search UX benchmark ({report['date']})", "", f"Catalogue: {report['catalogue']}", ""]
+    lines += [
+        f"Product vectors (ai_model: count): {report['vectors']}; semantic/hybrid queries use a random unit "
+        "vector per query text.",
+        "",
+    ]
     lines += [
         f"Machine: {load['cores']} cores, 1-minute load average {load['before']:.1f} before, "
         f"{load['after']:.1f} after (other processes share the machine).",
@@ -203,6 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
             "SELECT (SELECT count(*) FROM product_master), (SELECT count(*) FROM store), "
             "(SELECT count(*) FROM store_product)"
         ).fetchone()
+        vectors = _vectors(conn)
         scopes = _scopes(conn, rng, args.points)
         prefixes = _prefixes(conn, rng, args.prefixes)
         queries = _queries(conn, rng, args.queries)
@@ -215,6 +236,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "catalogue": f"{counts[0]:,} products, {counts[1]:,} stores, {counts[2]:,} listings (scale {args.scale})",
         "facet_depth": FacetConfig().depth,
+        "vectors": vectors,  # the catalogue's ai_model counts: the semantic/hybrid figures' query vectors are random
         # other work on the machine skews every figure; the 1-minute load average before and after, and the cores
         "load_average": {"before": load_before[0], "after": load_after[0], "cores": os.cpu_count()},
         "modes": modes,
