@@ -51,10 +51,15 @@ def bad(client: TestClient[Any], parameter: str, path: str = "/v1/search", **par
     return str(error["message"])
 
 
-def test_plain_search_is_unchanged_and_stores_say_delivers(client: TestClient[Any]) -> None:
+def test_plain_search_is_unchanged_and_stores_say_delivers(client: TestClient[Any], seeded: Seeded) -> None:
     body = get(client, q="milk", **AT_CENTER)
-    assert "facets" not in body and "explain" not in body
+    assert "facets" not in body and "explain" not in body and "total" not in body
     assert all(s["delivers"] is False for r in body["results"] for s in r["stores"])
+    # "far" is 30 km away and delivers within 40 km: with a 40 km radius its listings say so, the others do not
+    wide = get(client, q="paddle", **AT_CENTER, radius_m=40000)
+    flags = {s["id"]: s["delivers"] for r in wide["results"] for s in r["stores"]}
+    assert flags.get(str(seeded.stores["far"])) is True
+    assert get(client, q="paddle", radius_m=40000)["results"][0]["stores"][0]["delivers"] is False  # no point
 
 
 @pytest.mark.parametrize("mode", ["keyword", "hybrid", "semantic"])
