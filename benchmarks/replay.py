@@ -36,7 +36,8 @@ from pgvector.asyncpg import register_vector
 
 from benchmarks import report
 from benchmarks import run as bench
-from embeddings.sqlblocks import SqlBlockError, load_blocks
+from embeddings.sqlblocks import SqlBlockError, parse_statements
+from search_service.db.sql import statements
 from search_service.engine import search as engine
 from search_service.engine.stats import StatsCache
 from search_service.settings import Settings
@@ -94,17 +95,22 @@ def parse_radii(text: str) -> list[float | None]:
 
 
 def statement_pair(block: str, variant_path: Path) -> tuple[str, str]:
-    """The engine's form of `block` and the variant's, or SystemExit saying what is wrong."""
-    current = engine.sql_blocks()
+    """The engine's form of `block` and the variant's, or SystemExit saying what is wrong. Both take the same
+    parameters in the same order (the recorded arguments are replayed into both)."""
+    current = statements("engine/search")
     if block not in current:
         raise SystemExit(f"--block: the engine has no SQL block {block!r} (it has: {', '.join(sorted(current))})")
     try:
-        variant = load_blocks(variant_path)
+        variant = parse_statements(variant_path.read_text(encoding="utf-8"), str(variant_path))
     except (OSError, SqlBlockError) as exc:
         raise SystemExit(f"--variant: cannot read {variant_path}: {exc}") from None
     if block not in variant:
         raise SystemExit(f"--variant: {variant_path} has no block named {block!r} (`-- name: {block}`)")
-    return current[block], variant[block]
+    if variant[block].params != current[block].params:
+        raise SystemExit(
+            f"--variant: block {block!r} takes {variant[block].params}, the engine's {current[block].params}"
+        )
+    return current[block].sql, variant[block].sql
 
 
 def _comparable(method: str, result: Any) -> Any:

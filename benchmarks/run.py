@@ -55,6 +55,7 @@ from benchmarks import queries as qmod
 from benchmarks.plan_probe import NAIVE_GLOBAL_SQL, NAIVE_SQL
 from search_service.db import migrate
 from search_service.db.hnsw import build_memory
+from search_service.db.sql import statement
 from search_service.demo.synthetic import SyntheticSpec, seed_synthetic
 from search_service.engine.search import (
     HNSW_INDEX,
@@ -65,7 +66,6 @@ from search_service.engine.search import (
     estimate,
     search,
     settings_sql,
-    sql_blocks,
 )
 from search_service.engine.stats import StatsCache, read_stats
 from search_service.engine.vectors import VectorCache
@@ -707,6 +707,12 @@ async def naive_plan(
     return {"uses_hnsw": any(HNSW_INDEX in n for n in nodes), "nodes": nodes}
 
 
+def _bound(name: str, prefix: str = "", **values: Any) -> tuple[Any, ...]:
+    """(prefix + the engine's statement `name`, its arguments bound by name), for `conn.fetch(*...)`."""
+    stmt = statement("engine/search", name)
+    return (prefix + stmt.sql, *stmt.bind(**values))
+
+
 async def explain_engine(
     conn: asyncpg.Connection,
     params: SearchParams,
@@ -717,19 +723,21 @@ async def explain_engine(
     """EXPLAIN (ANALYZE, BUFFERS) of the vector-side statement the engine picks for these parameters (the
     strategy choice is replayed with the engine's own functions; a fallback explains both statements)."""
     config = config or EngineConfig()
-    sql = sql_blocks()
     geo = params.lat is not None and params.lon is not None
     out: list[str] = []
     async with conn.transaction(readonly=True):
         await conn.execute(settings_sql(config))
-        ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, float(params.radius_m), None)
+        ctx = await conn.fetchrow(
+            *_bound("search_context", lon=params.lon, lat=params.lat, radius_m=float(params.radius_m), category_id=None)
+        )
         assert ctx is not None
         store_ids = list(ctx["store_ids"] or []) if geo else None
         if store_ids is not None and not store_ids:
             return "no stores in the radius"
         est = estimate(await read_stats(conn), None, None if store_ids is None else len(store_ids), params)
         choice = choose_strategy(est, params.limit, config, None if vectors is None else len(vectors))
-        args = (store_ids, None, None, None, True)
+        listed: dict[str, Any] = {"store_ids": store_ids, "in_stock": True, "min_price": None, "max_price": None}
+        args: dict[str, Any] = {**listed, "category_ids": None, "exclude_id": None, "brand": None}
         scan_cost = (
             ""
             if choice.scan_cost_us is None or choice.gather_cost_us is None
@@ -747,33 +755,50 @@ async def explain_engine(
             ids = vectors.ids_of(vectors.rank(q).top(choice.fetch)[0])
             out.append(f"-- in-memory scores of {len(vectors):,} vectors: {(time.perf_counter() - t0) * 1000:.1f} ms")
             rows = await conn.fetch(
-                "EXPLAIN (ANALYZE, BUFFERS) " + sql["filter_ranked"], q, ids, *args, None, vectors.watermark
+                *_bound(
+                    "filter_ranked",
+                    "EXPLAIN (ANALYZE, BUFFERS) ",
+                    query_vector=q,
+                    ids=ids,
+                    changed_since=vectors.watermark,
+                    **args,
+                )
             )
             out.append(f"-- filter_ranked, first slice ({choice.fetch} ids)")
             out.extend(r[0] for r in rows)
         elif choice.plan == "gather" and vectors is not None:
-            listed = (store_ids, None, None, True)
-            rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql["listed_products"], *listed)
+            rows = await conn.fetch(*_bound("listed_products", "EXPLAIN (ANALYZE, BUFFERS) ", **listed))
             out.append("-- listed_products")
             out.extend(r[0] for r in rows)
             t0 = time.perf_counter()
-            ranking = vectors.rank_subset(q, await conn.fetchval(sql["listed_products"], *listed))
+            ranking = vectors.rank_subset(q, await conn.fetchval(*_bound("listed_products", **listed)))
             ids = vectors.ids_of(ranking.top(2 * params.limit)[0])
             took_ms = (time.perf_counter() - t0) * 1000
             out.append(f"-- in-memory scores of {len(ranking):,} listed products: {took_ms:.1f} ms")
             rows = await conn.fetch(
-                "EXPLAIN (ANALYZE, BUFFERS) " + sql["filter_ranked"], q, ids, *args, None, vectors.watermark
+                *_bound(
+                    "filter_ranked",
+                    "EXPLAIN (ANALYZE, BUFFERS) ",
+                    query_vector=q,
+                    ids=ids,
+                    changed_since=vectors.watermark,
+                    **args,
+                )
             )
             out.append(f"-- filter_ranked, first slice ({len(ids)} ids)")
             out.extend(r[0] for r in rows)
         elif not exact:
-            rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql["rank_hnsw"], q, *args, choice.fetch, None)
+            rows = await conn.fetch(
+                *_bound("rank_hnsw", "EXPLAIN (ANALYZE, BUFFERS) ", query_vector=q, fetch_n=choice.fetch, **args)
+            )
             out.append(f"-- rank_hnsw (fetch {choice.fetch})")
             out.extend(r[0] for r in rows)
-            got = await conn.fetch(sql["rank_hnsw"], q, *args, choice.fetch, None)
+            got = await conn.fetch(*_bound("rank_hnsw", query_vector=q, fetch_n=choice.fetch, **args))
             exact = len(got) < choice.fetch
         if exact:
-            rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql["rank_exact"], q, *args, params.limit, None)
+            rows = await conn.fetch(
+                *_bound("rank_exact", "EXPLAIN (ANALYZE, BUFFERS) ", query_vector=q, top_n=params.limit, **args)
+            )
             out.append("-- rank_exact")
             out.extend(r[0] for r in rows)
     return "\n".join(out)

@@ -12,8 +12,10 @@ A file holds blocks:
 
 - `-- params:` names every parameter (`none` when there are none); it may continue on comment lines indented
   by three or more spaces. The body refers to them as `:name` (`::type` casts are not parameters).
-- `-- fragment: listing_filter` declares a piece of SQL that statements include as `{{ listing_filter }}`; its
-  parameters must be declared by every statement that includes it.
+- `-- fragment: listing_filter` declares a piece of SQL that statements (and later fragments) include as
+  `{{ listing_filter }}`. Its `-- params:` header is checked against its body like a statement's, and a block
+  that includes it takes those parameters after its own (it may list them again; they are not repeated): adding
+  a parameter to a shared filter touches the fragment only. A fragment is defined before its first use.
 - Loading fails (`SqlBlockError`) when a body uses a name its header does not declare, or a header declares a
   name its body never uses: the header is the contract, and it cannot drift from the SQL.
 
@@ -101,7 +103,7 @@ def _declared_params(block: _Block, source: str) -> tuple[str, ...] | None:
     if text is None:
         return None
     joined = " ".join(text).strip()
-    if joined.lower() in _NO_PARAMS:
+    if re.sub(r"\([^)]*\)", "", joined).strip().lower() in _NO_PARAMS:  # `none (a note)` too
         return ()
     names = []
     for part in _split_top_level(joined):
@@ -137,18 +139,22 @@ def _used_names(body: str) -> list[str]:
     return list(dict.fromkeys(_PLACEHOLDER.findall(code)))
 
 
-def _expand(block: _Block, fragments: Mapping[str, str], source: str) -> str:
+def _expand(block: _Block, fragments: Mapping[str, tuple[str, tuple[str, ...]]], source: str) -> tuple[str, list[str]]:
+    """The body with its fragments included, and the parameters those fragments bring, in order."""
     body = "\n".join(block.body).strip().rstrip(";").strip()
     if not body:
         raise SqlBlockError(f"{source}: SQL block {block.name!r} is empty")
+    inherited: list[str] = []
 
     def include(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in fragments:
             raise SqlBlockError(f"{source}: block {block.name!r} includes unknown fragment {name!r}")
-        return fragments[name]
+        text, params = fragments[name]
+        inherited.extend(params)
+        return text
 
-    return _INCLUDE.sub(include, body)
+    return _INCLUDE.sub(include, body), inherited
 
 
 def _render(name: str, body: str, params: tuple[str, ...]) -> Statement:
@@ -159,27 +165,34 @@ def _render(name: str, body: str, params: tuple[str, ...]) -> Statement:
     return Statement(name, params, cast(LiteralString, asyncpg_text), cast(LiteralString, psycopg_text))
 
 
+def _checked_params(block: _Block, body: str, inherited: list[str], source: str) -> tuple[str, ...]:
+    """The block's parameters (its header's, then its fragments'), checked against the names its body uses."""
+    declared = _declared_params(block, source)
+    if declared is None:
+        raise SqlBlockError(f"{source}: block {block.name!r} has no '-- params:' line (write 'none')")
+    params = tuple(dict.fromkeys([*declared, *inherited]))
+    used = _used_names(body)
+    undeclared = [n for n in used if n not in params]
+    unused = [n for n in params if n not in used]
+    if undeclared or unused:
+        raise SqlBlockError(
+            f"{source}: block {block.name!r}: the header and the body disagree "
+            f"(used but not declared: {undeclared}; declared but not used: {unused})"
+        )
+    return params
+
+
 def parse_statements(text: str, source: str = "<string>") -> dict[str, Statement]:
     """Parse and check every block of one file."""
-    blocks = _parse(text, source)
-    fragments = {b.name: _expand(b, {}, source) for b in blocks if b.kind == "fragment"}
+    fragments: dict[str, tuple[str, tuple[str, ...]]] = {}
     result: dict[str, Statement] = {}
-    for block in blocks:
-        if block.kind != "name":
-            continue
-        body = _expand(block, fragments, source)
-        declared = _declared_params(block, source)
-        used = _used_names(body)
-        if declared is None:
-            raise SqlBlockError(f"{source}: block {block.name!r} has no '-- params:' line (write 'none')")
-        undeclared = [n for n in used if n not in declared]
-        unused = [n for n in declared if n not in used]
-        if undeclared or unused:
-            raise SqlBlockError(
-                f"{source}: block {block.name!r}: the header and the body disagree "
-                f"(used but not declared: {undeclared}; declared but not used: {unused})"
-            )
-        result[block.name] = _render(block.name, body, declared)
+    for block in _parse(text, source):
+        body, inherited = _expand(block, fragments, source)
+        params = _checked_params(block, body, inherited, source)
+        if block.kind == "fragment":
+            fragments[block.name] = (body, params)
+        else:
+            result[block.name] = _render(block.name, body, params)
     return result
 
 
@@ -187,10 +200,3 @@ def parse_statements(text: str, source: str = "<string>") -> dict[str, Statement
 def load_statements(path: Path) -> dict[str, Statement]:
     """Parse `path` once per process; later calls return the same mapping."""
     return parse_statements(path.read_text(encoding="utf-8"), source=str(path))
-
-
-@cache
-def load_blocks(path: Path) -> dict[str, LiteralString]:
-    """Legacy: raw block bodies for files still written with `$n` placeholders (being converted)."""
-    blocks = _parse(path.read_text(encoding="utf-8"), str(path))
-    return {b.name: cast(LiteralString, _expand(b, {}, str(path))) for b in blocks if b.kind == "name"}

@@ -485,21 +485,6 @@ def test_price_range(client: TestClient[Any], seeded: Seeded) -> None:
     assert seeded.products["coffee"] not in result_ids(only_cheap)
 
 
-def _engine_filters_by_brand() -> bool:
-    """Whether the engine's SQL takes a `brand` parameter. The HTTP side (the `brand` query parameter, carried in
-    SearchParams) and the engine side land separately; until both are in, the filter test must fail (strict)."""
-    from search_service.db.sql import SqlBlockError, sql_files, statements
-
-    for file in (f for f in sql_files() if f.startswith("engine/")):
-        try:
-            if any("brand" in s.params for s in statements(file).values()):
-                return True
-        except SqlBlockError:  # a file still in the legacy `$n` form (being converted) has no named parameters
-            continue
-    return False
-
-
-@pytest.mark.xfail(not _engine_filters_by_brand(), reason="the engine does not filter by brand yet", strict=True)
 def test_brand_filter(client: TestClient[Any], seeded: Seeded) -> None:
     wide = {"limit": 100, "radius_m": 40000, **AT_CENTER}
     everything = search(client, q="useful things", **wide)

@@ -202,7 +202,7 @@ def test_statement_replay_compares_rows_and_times_both_forms(tiny_run: TinyRun, 
     assert replay.main(["--block", "hydrate", "--variant", str(lossy), *args, "--reps", "1"]) == 1
 
     other = tmp_path / "other.sql"
-    other.write_text("-- name: something_else\nSELECT 1;\n")
+    other.write_text("-- name: something_else\n-- params: none\nSELECT 1;\n")
     with pytest.raises(SystemExit, match="no block named 'hydrate'"):
         replay.main(["--block", "hydrate", "--variant", str(other), *args])
     with pytest.raises(SystemExit, match="cannot read"):

@@ -25,6 +25,7 @@ from geographiclib.geodesic import Geodesic
 from pgvector.asyncpg import register_vector
 from pgvector.psycopg import register_vector as register_vector_psycopg
 
+from search_service.db.sql import statement
 from search_service.demo.synthetic import SyntheticSpec, query_vectors, random_unit_vectors, seed_synthetic
 from search_service.engine.search import (
     DEFAULT_CONFIG,
@@ -457,18 +458,34 @@ def test_default_strategy_choice_uses_both_plans(catalogue: Catalogue) -> None:
     assert glob == "global_hnsw"
 
 
+def _filters(stores: list[Any] | None) -> dict[str, Any]:
+    """The shared filters' parameters with nothing but the stores set (in stock only)."""
+    values = dict(category_ids=None, exclude_id=None, brand=None, min_price=None, max_price=None)
+    return {"store_ids": stores, "in_stock": True, **values}
+
+
+async def _context(conn: asyncpg.Connection, params: SearchParams) -> Any:
+    stmt = statement("engine/search", "search_context")
+    values = stmt.bind(lon=params.lon, lat=params.lat, radius_m=params.radius_m, category_id=None)
+    return await conn.fetchrow(stmt.sql, *values)
+
+
 async def _explain(conn: asyncpg.Connection, block: str, params: SearchParams, q: np.ndarray, top_n: int = 10) -> str:
-    sql = sql_blocks()
+    context = statement("engine/search", "search_context")
+    context_args = context.bind(lon=params.lon, lat=params.lat, radius_m=params.radius_m, category_id=None)
     async with conn.transaction():
         await conn.execute(settings_sql(DEFAULT_CONFIG))
         geo = params.lat is not None
-        ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, params.radius_m, None)
+        ctx = await conn.fetchrow(context.sql, *context_args)
         assert ctx is not None
         if block == "search_context":
-            rows = await conn.fetch("EXPLAIN " + sql[block], params.lon, params.lat, params.radius_m, None)
+            rows = await conn.fetch("EXPLAIN " + context.sql, *context_args)
         else:
+            stmt = statement("engine/search", block)
             stores = ctx["store_ids"] if geo else None
-            rows = await conn.fetch("EXPLAIN " + sql[block], q, stores, None, None, None, True, top_n, None)
+            size = {"top_n" if block == "rank_exact" else "fetch_n": top_n}
+            values = stmt.bind(query_vector=q, **size, **_filters(stores))
+            rows = await conn.fetch("EXPLAIN " + stmt.sql, *values)
     return "\n".join(r[0] for r in rows)
 
 
@@ -503,13 +520,15 @@ def test_keyword_statement_probes_listings_per_match(catalogue: Catalogue) -> No
     params = SearchParams(q="oat milk", lat=CENTER[0], lon=CENTER[1], radius_m=20_000)
 
     async def body(conn: asyncpg.Connection) -> str:
-        sql = sql_blocks()
+        stmt = statement("engine/search", "rank_keyword")
         async with conn.transaction():
             await conn.execute(settings_sql(DEFAULT_CONFIG))
-            ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, params.radius_m, None)
+            ctx = await _context(conn, params)
             assert ctx is not None and ctx["store_ids"]
-            args = (params.q, ctx["store_ids"], None, None, None, True, 30, None, 400, True, 30)
-            rows = await conn.fetch("EXPLAIN " + sql["rank_keyword"], *args)
+            args = stmt.bind(
+                q=params.q, depth=30, cap=400, typo_tolerance=True, typo_below=30, **_filters(ctx["store_ids"])
+            )
+            rows = await conn.fetch("EXPLAIN " + stmt.sql, *args)
         return "\n".join(r[0] for r in rows)
 
     plan = with_conn(catalogue.url, body)
@@ -525,22 +544,24 @@ def test_store_scope_is_a_hash_in_probes_and_an_index_key_where_it_drives_the_sc
     q = _queries(catalogue, 1)[0]
 
     async def body(conn: asyncpg.Connection) -> dict[str, str]:
-        sql = sql_blocks()
         async with conn.transaction():
             await conn.execute(settings_sql(DEFAULT_CONFIG))
-            ctx = await conn.fetchrow(sql["search_context"], params.lon, params.lat, params.radius_m, None)
+            ctx = await _context(conn, params)
             assert ctx is not None and ctx["store_ids"]
             stores = ctx["store_ids"]
+            filters = _filters(stores)
+            listing = {k: filters[k] for k in ("store_ids", "in_stock", "min_price", "max_price")}
             ids = await conn.fetchval("SELECT array_agg(id) FROM (SELECT id FROM product_master LIMIT 10) p")
-            args = {
-                "hydrate": (ids, stores, params.lon, params.lat, True, None, None, 3),
-                "filter_ranked": (q, ids, stores, None, None, None, True, None, None),
-                "rank_keyword": (params.q, stores, None, None, None, True, 30, None, 400, True, 30),
-                "listed_products": (stores, None, None, True),
+            args: dict[str, dict[str, Any]] = {
+                "hydrate": dict(product_ids=ids, lon=params.lon, lat=params.lat, stores_per_product=3, **listing),
+                "filter_ranked": dict(query_vector=q, ids=ids, changed_since=None, **filters),
+                "rank_keyword": dict(q=params.q, depth=30, cap=400, typo_tolerance=True, typo_below=30, **filters),
+                "listed_products": listing,
             }
             plans = {}
             for name, values in args.items():
-                rows = await conn.fetch("EXPLAIN " + sql[name], *values)
+                stmt = statement("engine/search", name)
+                rows = await conn.fetch("EXPLAIN " + stmt.sql, *stmt.bind(**values))
                 plans[name] = "\n".join(r[0] for r in rows)
         return plans
 
@@ -943,3 +964,40 @@ def test_connections_that_carry_the_settings_search_without_a_transaction(catalo
         assert executed == [], executed
         assert got.results and [h.product.id for h in got.results] == [h.product.id for h in want.results]
         assert got.strategy == want.strategy
+
+
+def test_brand_filter_applies_in_every_mode_and_plan(catalogue: Catalogue) -> None:
+    """`brand` (case-insensitive exact match) filters every mode, every vector plan and similar(); the vector
+    plans still return the true top-k of the products of that brand."""
+    t = catalogue.truth
+    q = _queries(catalogue, 1, seed=11)[0]
+    base = SearchParams(q="synthetic product", lat=CENTER[0], lon=CENTER[1], radius_m=20_000, limit=10)
+    wanted = replace(base, brand="BRAND7")
+
+    async def body(conn: asyncpg.Connection) -> tuple[dict[str, SearchResult], dict[uuid.UUID, str | None]]:
+        brands = {r["id"]: r["brand"] for r in await conn.fetch("SELECT id, brand FROM product_master")}
+        out = {mode: await search(conn, replace(wanted, mode=mode), q) for mode in ("semantic", "keyword", "hybrid")}
+        for plan in ("exact", "hnsw", "scan", "gather"):
+            vectors = await vectors_for(conn, plan)
+            out[plan] = await search(conn, replace(wanted, mode="semantic"), q, PLANS[plan], vectors=vectors)
+        out["unfiltered"] = await search(conn, replace(base, mode="hybrid"), q)
+        anchor = out["semantic"].results[0].product.id
+        out["similar"] = await similar(conn, anchor, wanted)
+        return out, brands
+
+    out, brands = with_conn(catalogue.url, body)
+    unfiltered = {brands[h.product.id] for h in out.pop("unfiltered").results}
+    assert len(unfiltered) > 1  # without the filter other brands rank too: the filter has something to remove
+    for name, result in out.items():
+        assert result.results, name
+        assert {str(brands[h.product.id]).lower() for h in result.results} == {"brand7"}, name
+        assert {h.product.brand for h in result.results} == {"brand7"}, name
+    of_brand = np.array([brands[pid] == "brand7" for pid in t.product_ids])
+    qual = t.qualifying(wanted) & t.has_vector & of_brand
+    idx = np.nonzero(qual)[0]
+    dist = 1.0 - t.vectors[idx] @ q.astype(np.float64) / np.linalg.norm(q)
+    want = [(t.product_ids[idx[i]], float(dist[i])) for i in np.argsort(dist, kind="stable")[:10]]
+    for plan in ("semantic", "exact", "hnsw", "scan", "gather"):
+        _assert_same_ranking(out[plan], want, f"brand filter, {plan} plan ({out[plan].strategy})")
+    anchor = out["semantic"].results[0].product.id
+    assert anchor not in {h.product.id for h in out["similar"].results}

@@ -10,15 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
+from search_service.db.sql import statement
 
-from embeddings.sqlblocks import load_blocks
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
 
-SQL = load_blocks(Path(__file__).resolve().parent / "sql" / "stats.sql")
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
@@ -35,7 +34,7 @@ class CatalogueStats:
 
 
 async def read_stats(conn: Conn) -> CatalogueStats:
-    row = await conn.fetchrow(SQL["catalogue_stats"])
+    row = await conn.fetchrow(statement("engine/stats", "catalogue_stats").sql)
     assert row is not None  # a SELECT without FROM returns one row
     return CatalogueStats(**dict(row))
 

@@ -21,11 +21,21 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from uuid import UUID
 
+import numpy as np
+
 from search_service.db.sql import statement
 from search_service.engine import geo_areas
 from search_service.engine import search as engine
 from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort, facet_set
-from search_service.engine.stats import StatsCache
+from search_service.engine.fusion import Ranked, merge
+from search_service.engine.hydrate import hydrate
+from search_service.engine.keyword import rank_keyword
+from search_service.engine.modes import QueryVector
+from search_service.engine.scope import Scope
+from search_service.engine.session import transaction
+from search_service.engine.stats import StatsCache, read_stats
+from search_service.engine.vector_plans import rank_vector
+from search_service.engine.vector_scan import VectorPlan, plan_vector
 from search_service.engine.vectors import VectorCache
 
 DEFAULT_FACETS = FacetConfig()
@@ -69,8 +79,8 @@ class _Ranking:
     scores: dict[UUID, float]
     strategy: str
     candidates: int
-    distances: dict[UUID, float] = field(default_factory=dict)
-    keyword: list[Any] = field(default_factory=list)  # rank_keyword rows
+    vector: Ranked | None = None  # the vector side (scores: cosine similarity)
+    keyword: Ranked | None = None  # the keyword side (scores: text rank, + 1 for an exact match)
 
 
 def needs_ux(ux: UxParams, params: engine.SearchParams) -> bool:
@@ -85,10 +95,17 @@ def _depth(params: engine.SearchParams, ux: UxParams, config: FacetConfig) -> in
     return max(config.depth, params.offset + params.limit) if whole else params.offset + params.limit
 
 
+async def _plan(
+    conn: Any, scope: Scope, depth: int, config: engine.EngineConfig, vectors: VectorCache | None, stats: Any
+) -> VectorPlan:
+    catalogue = await (read_stats(conn) if stats is None else stats.get(conn))
+    return plan_vector(scope, catalogue, depth, config, vectors)
+
+
 async def _rank(
     conn: Any,
-    scope: Any,
-    query_vector: engine.QueryVector | None,
+    scope: Scope,
+    query_vector: QueryVector | None,
     depth: int,
     search_depth: int,
     config: engine.EngineConfig,
@@ -99,31 +116,25 @@ async def _rank(
     that a deeper set holds the same matches, not the looser typo matches a deeper threshold would let in."""
     mode = scope.params.mode if query_vector is not None else "keyword"
     typo_below = max(search_depth, config.rrf_depth)
-    if mode == "keyword":
-        rows = await engine._keyword_rows(conn, scope, depth, None, config, typo_below)
-        scores = {r["id"]: float(r["kscore"]) + (1.0 if r["exact"] else 0.0) for r in rows}
-        total = int(rows[0]["total"]) if rows else 0
-        return _Ranking([r["id"] for r in rows], scores, "keyword", total, keyword=list(rows))
-    assert query_vector is not None
-    vector = await engine._resolved(query_vector)
-    plan = engine._plan_vector(scope, await engine._catalogue_stats(conn, stats), depth, config, vectors)
-    if mode == "semantic":
-        ranked = await engine._rank_vector(conn, scope, plan, vector, depth, None, config)
-        scores = {pid: 1.0 - d for pid, d in ranked.distances.items()}
-        return _Ranking(ranked.ids, scores, ranked.strategy, ranked.total, ranked.distances)
-    plan.start_scan(vector)  # the in-memory ranking runs in a thread meanwhile, as in search
-    try:
-        rows = await engine._keyword_rows(conn, scope, depth, None, config, typo_below)
-    except BaseException:
-        plan.cancel()
-        raise
-    ranked = await engine._rank_vector(conn, scope, plan, vector, depth, None, config)
-    fused = engine.rrf_fuse([ranked.ids, [r["id"] for r in rows]])
-    exact = {r["id"] for r in rows if r["exact"]}
-    vec_rank = {pid: i for i, pid in enumerate(ranked.ids)}
-    order = sorted(fused, key=lambda p: (p not in exact, -fused[p], vec_rank.get(p, len(vec_rank)), str(p)))
-    total = max(ranked.total, int(rows[0]["total"]) if rows else 0)
-    return _Ranking(order[:depth], fused, ranked.strategy, total, ranked.distances, list(rows))
+    vector_side = keyword_side = None
+    if mode != "keyword":
+        assert query_vector is not None
+        vector = np.asarray(query_vector if isinstance(query_vector, np.ndarray) else await query_vector, np.float32)
+        plan = await _plan(conn, scope, depth, config, vectors, stats)
+        plan.start_scan(vector)  # the in-memory ranking runs in a thread meanwhile, as in search
+        try:
+            if mode == "hybrid":
+                keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
+        except BaseException:
+            plan.cancel()
+            raise
+        vector_side = await rank_vector(conn, scope, plan, vector, depth, config)
+    else:
+        keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
+    merged = merge([side for side in (vector_side, keyword_side) if side is not None])
+    ids = [c.product_id for c in merged.candidates][:depth]
+    scores = {c.product_id: c.score for c in merged.candidates}
+    return _Ranking(ids, scores, merged.strategy, merged.total, vector_side, keyword_side)
 
 
 async def _filters(conn: Any, params: engine.SearchParams, ux: UxParams) -> FacetFilters:
@@ -138,13 +149,17 @@ async def _explain(conn: Any, q: str, ranking: _Ranking, page: Sequence[UUID]) -
     stmt = statement("engine/facets", "explain_typos")
     rows = await conn.fetch(stmt.sql, *stmt.bind(q=q, product_ids=list(page))) if q else []
     typos = {r["id"]: list(r["applied"]) for r in rows}
-    kw = {r["id"]: (i + 1, float(r["kscore"]), bool(r["exact"])) for i, r in enumerate(ranking.keyword)}
+    kw, vec = ranking.keyword, ranking.vector
+    kw_rank = {pid: i for i, pid in enumerate(kw.ids, start=1)} if kw else {}
     out = {}
     for pid in page:
-        rank, score, exact = kw.get(pid, (None, None, False))
-        distance = ranking.distances.get(pid)
-        similarity = None if distance is None else 1.0 - distance
-        out[pid] = HitExplain(similarity, rank, score, typos.get(pid, []), exact)
+        out[pid] = HitExplain(
+            vector_similarity=vec.scores.get(pid) if vec else None,
+            keyword_rank=kw_rank.get(pid),
+            keyword_score=kw.scores.get(pid) if kw else None,
+            typo_corrections=typos.get(pid, []),
+            exact_match=bool(kw and pid in kw.exact_ids),
+        )
     return out
 
 
@@ -162,7 +177,7 @@ class _Clock:
 async def ux_search(
     conn: Any,
     params: engine.SearchParams,
-    query_vector: engine.QueryVector | None,
+    query_vector: QueryVector | None,
     ux: UxParams,
     *,
     config: engine.EngineConfig = engine.DEFAULT_CONFIG,
@@ -171,14 +186,14 @@ async def ux_search(
     stats: StatsCache | None = None,
 ) -> UxResult:
     """Search under `ux` (see the module docstring); the statements run as `engine.search`'s do."""
-    async with engine._transaction(conn, config):
+    async with transaction(conn, config):
         return await _ux_run(conn, params, query_vector, ux, config, facet_config, vectors, stats)
 
 
 async def _ux_run(
     conn: Any,
     params: engine.SearchParams,
-    query_vector: engine.QueryVector | None,
+    query_vector: QueryVector | None,
     ux: UxParams,
     config: engine.EngineConfig,
     facet_config: FacetConfig,
@@ -195,9 +210,11 @@ async def _ux_run(
     if store_ids == [] or filters.category_ids == []:
         return UxResult([], 0, "no_stores" if store_ids == [] else "no_category", 0, Facets(), set(), {}, clock.timings)
     # With facets the ranking leaves the facet filters to facet_set; otherwise it applies what it can.
-    ranked_params = replace(params, category_id=None, min_price=None, max_price=None) if ux.facets else params
+    ranked_params = (
+        replace(params, category_id=None, min_price=None, max_price=None, brand=None) if ux.facets else params
+    )
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
-    scope = engine._Scope(store_ids, categories, ranked_params)
+    scope = Scope(store_ids, categories, ranked_params)
     depth = _depth(params, ux, facet_config)
     ranking = await _rank(conn, scope, query_vector, depth, params.offset + params.limit, config, vectors, stats)
     clock.lap("rank")
@@ -207,7 +224,7 @@ async def _ux_run(
     )  # fmt: skip
     clock.lap("facets")
     shown = store_ids if ux.store_id is None else [s for s in store_ids or [ux.store_id] if s == ux.store_id]
-    hits = await engine._hydrate(conn, engine._Scope(shown, None, params), page.ids, ranking.scores)
+    hits = await hydrate(conn, Scope(shown, None, params), page.ids, ranking.scores)
     clock.lap("hydrate")
     delivers: set[tuple[UUID, UUID]] = set()
     if point is not None:

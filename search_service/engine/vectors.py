@@ -50,7 +50,7 @@ import numpy as np
 from asyncpg.pool import PoolConnectionProxy
 from threadpoolctl import threadpool_limits
 
-from embeddings.sqlblocks import load_blocks
+from search_service.db.sql import statement
 from search_service.engine.batcher import MicroBatcher
 from search_service.engine.quantizer import Int8Copy, Int8Unavailable
 
@@ -346,7 +346,7 @@ class VectorCache:
         transaction the caller opened: its snapshot may be older than this reading)."""
         if conn.is_in_transaction():
             return None
-        row = await conn.fetchrow(load_blocks(SQL_PATH)["write_horizon"])
+        row = await conn.fetchrow(statement("engine/vectors", "write_horizon").sql)
         return row["horizon"] if row is not None and row["complete"] else None
 
     async def load(self, conn: Conn, batch: int = 5000) -> int:
@@ -354,7 +354,7 @@ class VectorCache:
         started = time.perf_counter()
         horizon = await self._write_horizon(conn)
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            cursor = conn.cursor(load_blocks(SQL_PATH)["vectors_all"], prefetch=batch)
+            cursor = conn.cursor(statement("engine/vectors", "vectors_all").sql, prefetch=batch)
             chunk: list[asyncpg.Record] = []
             async for record in cursor:
                 chunk.append(record)
@@ -389,11 +389,11 @@ class VectorCache:
             # stamps read each second would pile up behind it.
             since = max(since, self._horizon - dt.timedelta(microseconds=1))  # the statement keeps stamps > since
         horizon = await self._write_horizon(conn)
-        blocks = load_blocks(SQL_PATH)
+        stamps_of, by_id = (statement("engine/vectors", n) for n in ("vectors_changed_stamps", "vectors_by_id"))
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            stamps = await conn.fetch(blocks["vectors_changed_stamps"], since)
+            stamps = await conn.fetch(stamps_of.sql, *stamps_of.bind(since=since))
             changed = [r["id"] for r in stamps if self._stamp_of.get(r["id"], False) != r["ai_embedded_at"]]
-            records = await conn.fetch(blocks["vectors_by_id"], changed) if changed else []
+            records = await conn.fetch(by_id.sql, *by_id.bind(ids=changed)) if changed else []
         self._horizon = horizon
         self.last_refresh_stamps = len(stamps)
         updated = self._apply(records)

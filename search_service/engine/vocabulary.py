@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from embeddings.sqlblocks import load_blocks
-
-SQL_PATH = Path(__file__).resolve().parent / "sql" / "vocabulary.sql"
+from search_service.db.sql import statement
 
 
 class VocabularyBusy(RuntimeError):
@@ -26,12 +23,11 @@ def prune(conn: Any, lock_timeout_s: float = 10.0) -> PruneReport:
     for it (~1.6 s per 100k products); VocabularyBusy when they hold their lock for over `lock_timeout_s`."""
     import psycopg
 
-    blocks = load_blocks(SQL_PATH)
     try:
         with conn.transaction():
             conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(lock_timeout_s * 1000)}ms",))
-            conn.execute(blocks["lock_products_for_prune"])
-            row = conn.execute(blocks["prune_search_terms"]).fetchone()
+            conn.execute(statement("engine/vocabulary", "lock_products_for_prune").psycopg)
+            row = conn.execute(statement("engine/vocabulary", "prune_search_terms").psycopg).fetchone()
     except psycopg.errors.LockNotAvailable:
         raise VocabularyBusy(
             f"product writes held their lock for over {lock_timeout_s:g} s; retry when the catalogue is quieter"

@@ -1,28 +1,75 @@
--- Search engine SQL (issue 4). asyncpg blocks: `$n` placeholders. Every statement runs with the engine's
--- settings (`plan_cache_mode = force_custom_plan` among them), so `$n IS NULL OR …` guards fold away at plan
--- time and each query is planned for its own selectivity.
+-- Search engine SQL: named blocks (search_service.db.sql, `statement("engine/search", name)`). Every statement
+-- runs with the engine's settings (`plan_cache_mode = force_custom_plan` among them), so `:name IS NULL OR …`
+-- guards fold away at plan time and each query is planned for its own selectivity.
 -- The stores in scope reach a statement as a uuid[]. Where they drive an index scan (rank_exact,
--- listed_products) the statement compares with `= ANY($n)`; where they only filter the listings of a
--- product already found (the per-row probes of filter_ranked, rank_hnsw, rank_keyword and hydrate) it
--- uses `IN (SELECT unnest($n))`, a hash built once per statement: the planner costs an `= ANY` of a constant
--- array element by element, and with hundreds of stores (20-100 km) planning took 1-4 ms a statement
--- (hydrate with 977 stores: 3.6 ms, against 0.4 ms without); as a driver, the IN form was planned as a
--- hash of every listing (listed_products at 2 km: 3 -> 120 ms), so those keep `= ANY`.
+-- listed_products: `listing_filter_driving`) the statement compares with `= ANY(:store_ids)`; where they only
+-- filter the listings of a product already found (the per-row probes of filter_ranked, rank_hnsw, rank_keyword
+-- and hydrate: `listing_filter`, `store_scope_probe`) it uses `IN (SELECT unnest(:store_ids))`, a hash built once
+-- per statement: the planner costs an `= ANY` of a constant array element by element, and with hundreds of
+-- stores (20-100 km) planning took 1-4 ms a statement (hydrate with 977 stores: 3.6 ms, against 0.4 ms
+-- without); as a driver, the IN form was planned as a hash of every listing (listed_products at 2 km:
+-- 3 -> 120 ms), so those keep `= ANY`.
+-- The filters shared by the statements are the fragments below: a statement that includes one takes its
+-- parameters. A new listing-level filter goes in `listing_terms`, a new product-level one in `product_filter`.
+
+-- fragment: store_scope_probe
+-- params: store_ids uuid[]|null (null: any active store)
+(:store_ids::uuid[] IS NULL OR sp.store_id IN (SELECT unnest(:store_ids::uuid[])))
+
+-- fragment: store_scope_driving
+-- params: store_ids uuid[]|null (null: any active store)
+(:store_ids::uuid[] IS NULL OR sp.store_id = ANY(:store_ids::uuid[]))
+
+-- fragment: listing_terms
+-- params: in_stock bool, min_price numeric|null, max_price numeric|null
+-- The listing's own terms (alias sp = store_product).
+sp.is_active
+AND (NOT :in_stock::bool OR sp.quantity > 0)
+AND (:min_price::numeric IS NULL OR sp.price >= :min_price::numeric)
+AND (:max_price::numeric IS NULL OR sp.price <= :max_price::numeric)
+
+-- fragment: any_active_store
+-- params: store_ids uuid[]|null
+-- A global search (no stores in scope) still only counts listings of active stores.
+(:store_ids::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+
+-- fragment: listing_filter
+-- params: none
+-- A qualifying listing, probed per product found: the stores in scope as a hash.
+{{ store_scope_probe }}
+AND {{ listing_terms }}
+AND {{ any_active_store }}
+
+-- fragment: listing_filter_driving
+-- params: none
+-- A qualifying listing, where the stores in scope drive an index scan: the stores as index keys.
+{{ store_scope_driving }}
+AND {{ listing_terms }}
+AND {{ any_active_store }}
+
+-- fragment: product_filter
+-- params: category_ids bigint[]|null (the category subtree), exclude_id uuid|null (similar(): the product
+--         itself), brand text|null (case-insensitive exact match)
+-- A qualifying product (alias p = product_master).
+p.is_active
+AND (:category_ids::bigint[] IS NULL OR p.category_id = ANY(:category_ids::bigint[]))
+AND (:exclude_id::uuid IS NULL OR p.id <> :exclude_id::uuid)
+AND (:brand::text IS NULL OR lower(p.brand) = lower(:brand::text))
 
 -- name: search_context
--- params: $1 lon float8|null, $2 lat float8|null, $3 radius_m float8, $4 category_id bigint|null
+-- params: lon float8|null, lat float8|null, radius_m float8, category_id bigint|null
 -- Round trip 1: active stores in the radius (GiST on store.location) and the category subtree. The catalogue
 -- statistics the strategy choice needs come from search_service/stats.py, read every 30 s.
 WITH pt AS (
-    SELECT CASE WHEN $1::float8 IS NULL OR $2::float8 IS NULL THEN NULL
-                ELSE ST_SetSRID(ST_MakePoint($1::float8, $2::float8), 4326)::geography END AS g
+    SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
+                ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
 ), near AS (
     SELECT s.id
     FROM store s, pt
-    WHERE pt.g IS NOT NULL AND s.is_active AND ST_DWithin(s.location, pt.g, $3::float8)
+    WHERE pt.g IS NOT NULL AND s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)
 ), subtree AS (
     WITH RECURSIVE t(id) AS (
-        SELECT c.id FROM category c WHERE c.id = $4::bigint
+        SELECT c.id FROM category c WHERE c.id = :category_id::bigint
         UNION
         SELECT c.id FROM category c JOIN t ON c.parent_id = t.id
     )
@@ -30,13 +77,11 @@ WITH pt AS (
 )
 SELECT
     (SELECT array_agg(id) FROM near) AS store_ids,
-    CASE WHEN $4::bigint IS NULL THEN NULL
+    CASE WHEN :category_id::bigint IS NULL THEN NULL
          ELSE coalesce((SELECT array_agg(id) FROM subtree), '{}'::bigint[]) END AS category_ids;
 
 -- name: rank_exact
--- params: $1 query vector, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
---         $4 min_price numeric|null, $5 max_price numeric|null, $6 in_stock bool, $7 top_n int,
---         $8 exclude_id uuid|null
+-- params: query_vector vector, top_n int (+ listing_filter_driving, product_filter)
 -- EXACT plan: the candidate products are the listings of the stores in the radius (unique index
 -- (store_id, product_master_id)); every candidate's distance is computed and sorted (top-N heap sort).
 -- cosine_distance() is the function behind `<=>` but is not an index-orderable operator, so the HNSW
@@ -44,61 +89,44 @@ SELECT
 WITH cand AS MATERIALIZED (
     SELECT DISTINCT sp.product_master_id AS id
     FROM store_product sp
-    WHERE ($2::uuid[] IS NULL OR sp.store_id = ANY($2::uuid[]))
-      AND sp.is_active
-      AND (NOT $6::bool OR sp.quantity > 0)
-      AND ($4::numeric IS NULL OR sp.price >= $4::numeric)
-      AND ($5::numeric IS NULL OR sp.price <= $5::numeric)
-      AND ($2::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+    WHERE {{ listing_filter_driving }}
 ), scored AS MATERIALIZED (
     -- materialised as (id, distance) pairs: the 1.5 kB vectors never reach a sort or a tuplestore
-    SELECT p.id, cosine_distance(p.ai_vector, $1::vector) AS distance
+    SELECT p.id, cosine_distance(p.ai_vector, :query_vector::vector) AS distance
     FROM cand JOIN product_master p ON p.id = cand.id
-    WHERE p.is_active AND p.ai_vector IS NOT NULL
-      AND ($3::bigint[] IS NULL OR p.category_id = ANY($3::bigint[]))
-      AND ($8::uuid IS NULL OR p.id <> $8::uuid)
+    WHERE {{ product_filter }} AND p.ai_vector IS NOT NULL
 )
 SELECT id, distance, (SELECT count(*) FROM scored) AS total
 FROM scored
 ORDER BY distance, id
-LIMIT $7::int;
+LIMIT :top_n::int;
 
 -- name: rank_hnsw
--- params: $1 query vector, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
---         $4 min_price numeric|null, $5 max_price numeric|null, $6 in_stock bool, $7 fetch_n int,
---         $8 exclude_id uuid|null
+-- params: query_vector vector, fetch_n int (+ listing_filter, product_filter)
 -- HNSW plan: an iterative index scan (hnsw.iterative_scan set by the caller) whose filter probes the
 -- listings of each visited product (ix_store_product_in_stock: product_master_id, store_id INCLUDE price).
 -- The scan over-fetches fetch_n rows, re-sorted here by exact distance; `fetched` < fetch_n means the
 -- scan ran out (max_scan_tuples) and the caller falls back to the exact plan.
 WITH hits AS MATERIALIZED (
-    SELECT p.id, p.ai_vector <=> $1::vector AS distance
+    SELECT p.id, p.ai_vector <=> :query_vector::vector AS distance
     FROM product_master p
-    WHERE p.is_active
-      AND ($3::bigint[] IS NULL OR p.category_id = ANY($3::bigint[]))
-      AND ($8::uuid IS NULL OR p.id <> $8::uuid)
+    WHERE {{ product_filter }}
       AND EXISTS (
           SELECT 1 FROM store_product sp
           WHERE sp.product_master_id = p.id
-            AND ($2::uuid[] IS NULL OR sp.store_id IN (SELECT unnest($2::uuid[])))
-            AND sp.is_active
-            AND (NOT $6::bool OR sp.quantity > 0)
-            AND ($4::numeric IS NULL OR sp.price >= $4::numeric)
-            AND ($5::numeric IS NULL OR sp.price <= $5::numeric)
-            AND ($2::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+            AND {{ listing_filter }}
       )
-    ORDER BY p.ai_vector <=> $1::vector
-    LIMIT $7::int
+    ORDER BY p.ai_vector <=> :query_vector::vector
+    LIMIT :fetch_n::int
 )
 SELECT id, distance, count(*) OVER () AS fetched
 FROM hits
 ORDER BY distance, id;
 
 -- name: filter_ranked
--- params: $1 query vector, $2 ids uuid[] (the next slice of the in-memory ranking, best first),
---         $3 store_ids uuid[]|null (null: any active store), $4 category_ids bigint[]|null,
---         $5 min_price numeric|null, $6 max_price numeric|null, $7 in_stock bool, $8 exclude_id uuid|null,
---         $9 changed_since timestamptz|null (the in-memory copy's watermark; null: no changed-vector check)
+-- params: query_vector vector, ids uuid[] (the next slice of the in-memory ranking, best first),
+--         changed_since timestamptz|null (the in-memory copy's watermark; null: no changed-vector check)
+--         (+ listing_filter, product_filter)
 -- EXACT SCAN and EXACT GATHER plans: the API ranked the vectors in memory (search_service/vectors.py; every
 -- vector, or the listed_products ids); this keeps the ids of the next slice of that ranking that pass the
 -- filters, plus every qualifying product whose vector changed after the copy was taken (index-only range
@@ -110,32 +138,24 @@ ORDER BY distance, id;
 -- is read (`listed`, materialised), so an id no store in scope sells costs no heap fetch: the form that read the
 -- row first took 6-7 % longer a call (benchmarks/replay.py over 1,180 calls at 0.5 km to global, identical rows).
 WITH ids AS (
-    SELECT u.id FROM unnest($2::uuid[]) AS u(id)
+    SELECT u.id FROM unnest(:ids::uuid[]) AS u(id)
     UNION
-    SELECT c.id FROM product_master c WHERE c.ai_embedded_at > $9::timestamptz
+    SELECT c.id FROM product_master c WHERE c.ai_embedded_at > :changed_since::timestamptz
 ), listed AS MATERIALIZED (
     SELECT ids.id FROM ids
     WHERE (
           SELECT true FROM store_product sp
           WHERE sp.product_master_id = ids.id
-            AND ($3::uuid[] IS NULL OR sp.store_id IN (SELECT unnest($3::uuid[])))
-            AND sp.is_active
-            AND (NOT $7::bool OR sp.quantity > 0)
-            AND ($5::numeric IS NULL OR sp.price >= $5::numeric)
-            AND ($6::numeric IS NULL OR sp.price <= $6::numeric)
-            AND ($3::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+            AND {{ listing_filter }}
           LIMIT 1
       )
 )
-SELECT p.id, cosine_distance(p.ai_vector, $1::vector) AS distance
+SELECT p.id, cosine_distance(p.ai_vector, :query_vector::vector) AS distance
 FROM listed JOIN product_master p ON p.id = listed.id
-WHERE p.is_active AND p.ai_vector IS NOT NULL
-  AND ($4::bigint[] IS NULL OR p.category_id = ANY($4::bigint[]))
-  AND ($8::uuid IS NULL OR p.id <> $8::uuid);
+WHERE {{ product_filter }} AND p.ai_vector IS NOT NULL;
 
 -- name: listed_products
--- params: $1 store_ids uuid[]|null (null: any active store), $2 min_price numeric|null,
---         $3 max_price numeric|null, $4 in_stock bool
+-- params: none (beyond listing_filter_driving's)
 -- EXACT GATHER plan: the products with a qualifying listing at the stores in scope (index-only scan of
 -- ix_store_product_store_in_stock), packed as 16 bytes each in one bytea: a uuid[] of thousands costs more
 -- to decode in the client than to compute. One per listing, repeats included: the API drops them while it
@@ -144,19 +164,13 @@ WHERE p.is_active AND p.ai_vector IS NOT NULL
 -- filters (active, category, has a vector) on the best-scored ones, slice by slice, as in the exact scan.
 SELECT coalesce(string_agg(uuid_send(sp.product_master_id), ''::bytea), ''::bytea) AS packed_ids
 FROM store_product sp
-WHERE ($1::uuid[] IS NULL OR sp.store_id = ANY($1::uuid[]))
-  AND sp.is_active
-  AND (NOT $4::bool OR sp.quantity > 0)
-  AND ($2::numeric IS NULL OR sp.price >= $2::numeric)
-  AND ($3::numeric IS NULL OR sp.price <= $3::numeric)
-  AND ($1::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active));
+WHERE {{ listing_filter_driving }};
 
 -- name: rank_keyword
--- params: $1 q text, $2 store_ids uuid[]|null (null: any active store), $3 category_ids bigint[]|null,
---         $4 min_price numeric|null, $5 max_price numeric|null, $6 in_stock bool, $7 depth int,
---         $8 exclude_id uuid|null, $9 cap int, $10 typo_tolerance bool,
---         $11 typo_below int (typo tolerance runs below this many full-text matches; its looser matches are capped
---         at 4 x this: search passes depth, facets their deeper result set with the same threshold as search)
+-- params: q text, depth int, cap int, typo_tolerance bool,
+--    typo_below int (typo tolerance runs below this many full-text matches, and its looser matches are capped
+--    at 4 x this: search passes depth; facets, ranking deeper, pass search's depth to keep the same matches)
+--    (+ listing_filter, product_filter)
 -- Keyword side of hybrid search, under the same filters as the vector side. Three capped match sets:
 -- exact name (btree on lower(name)) or GTIN (unique btree); full text in both configs (GIN on
 -- search_tsv); typo tolerance: the query's words (English stop words left out) each widened to the
@@ -185,16 +199,16 @@ WHERE ($1::uuid[] IS NULL OR sp.store_id = ANY($1::uuid[]))
 -- call (benchmarks/replay.py over 1,060 calls at 0.5 km to global, identical rows).
 WITH exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
-    WHERE lower(p.name) = lower(btrim($1::text)) OR p.gtin = btrim($1::text)
+    WHERE lower(p.name) = lower(btrim(:q::text)) OR p.gtin = btrim(:q::text)
     LIMIT 50
 ), fts AS MATERIALIZED (
     SELECT p.id FROM product_master p
-    WHERE p.search_tsv @@ websearch_to_tsquery('simple', $1::text)
-       OR p.search_tsv @@ websearch_to_tsquery('english', $1::text)
-    LIMIT $9::int
+    WHERE p.search_tsv @@ websearch_to_tsquery('simple', :q::text)
+       OR p.search_tsv @@ websearch_to_tsquery('english', :q::text)
+    LIMIT :cap::int
 ), words AS MATERIALIZED (
-    SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', $1::text))) AS u(w)
-    WHERE $10::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT count(*) FROM fts) < $11::int
+    SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', :q::text))) AS u(w)
+    WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT count(*) FROM fts) < :typo_below::int
       AND to_tsvector('english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
 ), spellings AS MATERIALIZED (
     SELECT words.w, tsquery_or_agg(quote_literal(s.term)::tsquery) AS q
@@ -219,11 +233,11 @@ WITH exact AS MATERIALIZED (
 ), typo AS MATERIALIZED (
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT tsquery_and_agg(q) FROM spellings)
-     LIMIT $9::int)
+     LIMIT :cap::int)
     UNION
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT q FROM typo_query)
-     LIMIT 4 * $11::int)
+     LIMIT 4 * :typo_below::int)
 ), cand AS (
     SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM typo
 ), listed AS MATERIALIZED (
@@ -232,47 +246,39 @@ WITH exact AS MATERIALIZED (
     WHERE (
           SELECT true FROM store_product sp
           WHERE sp.product_master_id = cand.id
-            AND ($2::uuid[] IS NULL OR sp.store_id IN (SELECT unnest($2::uuid[])))
-            AND sp.is_active
-            AND (NOT $6::bool OR sp.quantity > 0)
-            AND ($4::numeric IS NULL OR sp.price >= $4::numeric)
-            AND ($5::numeric IS NULL OR sp.price <= $5::numeric)
-            AND ($2::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+            AND {{ listing_filter }}
           LIMIT 1
       )
 ), matched AS (
     SELECT p.id,
-           (lower(p.name) = lower(btrim($1::text)) OR lower(p.brand) = lower(btrim($1::text))
-            OR p.gtin = btrim($1::text)) AS exact,
-           CASE WHEN p.search_tsv @@ websearch_to_tsquery('english', $1::text)
-                  THEN ts_rank_cd(p.search_tsv, websearch_to_tsquery('english', $1::text))
-                WHEN p.search_tsv @@ websearch_to_tsquery('simple', $1::text)
-                  THEN ts_rank_cd(p.search_tsv, websearch_to_tsquery('simple', $1::text))
-                ELSE word_similarity($1::text, p.name) END AS kscore
+           (lower(p.name) = lower(btrim(:q::text)) OR lower(p.brand) = lower(btrim(:q::text))
+            OR p.gtin = btrim(:q::text)) AS exact,
+           CASE WHEN p.search_tsv @@ websearch_to_tsquery('english', :q::text)
+                  THEN ts_rank_cd(p.search_tsv, websearch_to_tsquery('english', :q::text))
+                WHEN p.search_tsv @@ websearch_to_tsquery('simple', :q::text)
+                  THEN ts_rank_cd(p.search_tsv, websearch_to_tsquery('simple', :q::text))
+                ELSE word_similarity(:q::text, p.name) END AS kscore
     FROM listed JOIN product_master p ON p.id = listed.id
-    WHERE p.is_active
-      AND ($3::bigint[] IS NULL OR p.category_id = ANY($3::bigint[]))
-      AND ($8::uuid IS NULL OR p.id <> $8::uuid)
+    WHERE {{ product_filter }}
 )
 SELECT id, exact, kscore, count(*) OVER () AS total,
-       ((SELECT count(*) FROM fts) >= $9::int OR (SELECT count(*) FROM typo) >= $9::int) AS capped
+       ((SELECT count(*) FROM fts) >= :cap::int OR (SELECT count(*) FROM typo) >= :cap::int) AS capped
 FROM matched
 ORDER BY exact DESC, kscore DESC, id
-LIMIT $7::int;
+LIMIT :depth::int;
 
 -- name: hydrate
--- params: $1 product_ids uuid[] (ranked), $2 store_ids uuid[]|null (null: any active store),
---         $3 lon float8|null, $4 lat float8|null, $5 in_stock bool, $6 min_price numeric|null,
---         $7 max_price numeric|null, $8 stores_per_product int
+-- params: product_ids uuid[] (ranked), lon float8|null, lat float8|null, stores_per_product int
+--         (+ store_scope_probe, listing_terms)
 -- The page's products with, per product, its nearest stores_per_product qualifying stores (LATERAL;
 -- geodesic ST_Distance on geography, i.e. on the WGS84 spheroid); without a point, cheapest first.
 WITH pt AS (
-    SELECT CASE WHEN $3::float8 IS NULL OR $4::float8 IS NULL THEN NULL
-                ELSE ST_SetSRID(ST_MakePoint($3::float8, $4::float8), 4326)::geography END AS g
+    SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
+                ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
 )
 SELECT h.ord, p.id, p.name, p.brand, p.category_id, p.gtin, p.description,
        st.store_id, st.store_name, st.distance_m, st.price, st.currency, st.quantity
-FROM unnest($1::uuid[]) WITH ORDINALITY AS h(id, ord)
+FROM unnest(:product_ids::uuid[]) WITH ORDINALITY AS h(id, ord)
 JOIN product_master p ON p.id = h.id
 CROSS JOIN pt
 LEFT JOIN LATERAL (
@@ -282,18 +288,15 @@ LEFT JOIN LATERAL (
     FROM store_product sp
     JOIN store s ON s.id = sp.store_id
     WHERE sp.product_master_id = p.id
-      AND ($2::uuid[] IS NULL OR sp.store_id IN (SELECT unnest($2::uuid[])))
+      AND {{ store_scope_probe }}
       AND s.is_active
-      AND sp.is_active
-      AND (NOT $5::bool OR sp.quantity > 0)
-      AND ($6::numeric IS NULL OR sp.price >= $6::numeric)
-      AND ($7::numeric IS NULL OR sp.price <= $7::numeric)
+      AND {{ listing_terms }}
     ORDER BY 3, sp.price, s.id
-    LIMIT $8::int
+    LIMIT :stores_per_product::int
 ) st ON true
 ORDER BY h.ord, st.distance_m, st.price, st.store_id;
 
 -- name: product_vector
--- params: $1 product_id uuid
+-- params: product_id uuid
 -- similar(): the product's own vector (NULL while it waits for the embedding worker).
-SELECT ai_vector FROM product_master WHERE id = $1::uuid;
+SELECT ai_vector FROM product_master WHERE id = :product_id::uuid;

@@ -1,4 +1,4 @@
--- Catalogue statistics for the search engine's plan choice (search_service/stats.py). asyncpg blocks.
+-- Catalogue statistics for the search engine's plan choice (search_service/stats.py). Named blocks (search_service.db.sql).
 
 -- name: catalogue_stats
 -- params: none

@@ -1,4 +1,4 @@
--- The API's in-memory copy of the product vectors (search_service/vectors.py). asyncpg blocks: `$n` placeholders.
+-- The API's in-memory copy of the product vectors (search_service/vectors.py). Named blocks (search_service.db.sql).
 -- ai_embedded_at is the vectors' change stamp: a trigger (migration 0002) moves it on every change of ai_vector,
 -- and ix_product_master_ai_embedded_at (INCLUDE id) serves every range scan below.
 
@@ -34,17 +34,17 @@ FROM pg_stat_activity a
 WHERE a.datid = (SELECT oid FROM here);
 
 -- name: vectors_changed_stamps
--- params: $1 since timestamptz
+-- params: since timestamptz
 -- Refresh, step 1: the (id, stamp) pairs changed since `since` (index-only scan): the write_horizon read
 -- before the previous load or refresh, or the watermark minus a margin when that is later or the horizon
 -- unknown. The caller compares them with the stamps it holds and fetches only the vectors that differ.
 SELECT id, ai_embedded_at
 FROM product_master
-WHERE ai_embedded_at > $1::timestamptz;
+WHERE ai_embedded_at > :since::timestamptz;
 
 -- name: vectors_by_id
--- params: $1 ids uuid[]
+-- params: ids uuid[]
 -- Refresh, step 2: the changed vectors themselves.
 SELECT id, ai_vector, ai_embedded_at
 FROM product_master
-WHERE id = ANY($1::uuid[]) AND ai_vector IS NOT NULL;
+WHERE id = ANY(:ids::uuid[]) AND ai_vector IS NOT NULL;

@@ -1,0 +1,50 @@
+"""Hydration: the page's products and, per product, its nearest qualifying stores (one statement)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from search_service.db.sql import statement
+from search_service.engine.results import ProductHit, ProductSummary, StoreHit
+from search_service.engine.scope import Scope
+from search_service.engine.session import Conn
+
+
+def _summary(r: Any) -> ProductSummary:
+    return ProductSummary(
+        id=r["id"],
+        name=r["name"],
+        brand=r["brand"],
+        category_id=r["category_id"],
+        gtin=r["gtin"],
+        description=r["description"],
+    )
+
+
+def _store(r: Any) -> StoreHit:
+    return StoreHit(
+        id=r["store_id"],
+        name=r["store_name"],
+        distance_m=None if r["distance_m"] is None else float(r["distance_m"]),
+        price=r["price"],
+        currency=r["currency"],
+        quantity=r["quantity"],
+    )
+
+
+async def hydrate(conn: Conn, scope: Scope, ids: list[UUID], scores: dict[UUID, float]) -> list[ProductHit]:
+    """`ids` in their order, each with its score and its nearest (globally: cheapest) stores in scope."""
+    if not ids:
+        return []
+    lon, lat = scope.point
+    stmt = statement("engine/search", "hydrate")
+    values = scope.bind(stmt, product_ids=ids, lon=lon, lat=lat)
+    hits: dict[UUID, ProductHit] = {}
+    for r in await conn.fetch(stmt.sql, *values):
+        hit = hits.get(r["id"])
+        if hit is None:
+            hit = hits[r["id"]] = ProductHit(product=_summary(r), score=scores[r["id"]], stores=[])
+        if r["store_id"] is not None:
+            hit.stores.append(_store(r))
+    return [hits[i] for i in ids if i in hits]

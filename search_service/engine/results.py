@@ -1,0 +1,72 @@
+"""What a search is asked (`SearchParams`) and what it answers (`SearchResult` and its parts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+Mode = Literal["hybrid", "semantic", "keyword"]
+MAX_OFFSET = 1000
+
+
+class ProductNotFound(LookupError):
+    """similar() was asked about a product id that does not exist (the HTTP layer answers 404)."""
+
+    def __init__(self, product_id: UUID) -> None:
+        super().__init__(f"product {product_id} not found")
+        self.product_id = product_id
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    q: str  # already trimmed and validated
+    lat: float | None = None
+    lon: float | None = None
+    radius_m: float = 5000
+    limit: int = 20
+    offset: int = 0
+    category_id: int | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    in_stock: bool = True
+    stores_per_product: int = 3
+    mode: Mode = "hybrid"
+    brand: str | None = None  # case-insensitive exact match on the product's brand
+
+
+@dataclass(frozen=True)
+class ProductSummary:
+    id: UUID
+    name: str
+    brand: str | None
+    category_id: int | None
+    gtin: str | None
+    description: str | None
+
+
+@dataclass(frozen=True)
+class StoreHit:
+    id: UUID
+    name: str
+    distance_m: float | None  # None in a global search (no point given)
+    price: Decimal
+    currency: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ProductHit:
+    product: ProductSummary
+    score: float
+    stores: list[StoreHit]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    results: list[ProductHit]
+    total_candidates: int
+    strategy: str
+    # False when total_candidates is the planner-side estimate (HNSW plans do not enumerate candidates).
+    total_candidates_exact: bool = True

@@ -1,0 +1,68 @@
+"""The scope of one search: the stores and category subtree its filters resolve to, and the values it binds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+from uuid import UUID
+
+from search_service.db.sql import Statement, statement
+from search_service.engine.results import SearchParams, SearchResult
+from search_service.engine.session import Conn
+
+_PARAM_FIELDS = frozenset(f.name for f in fields(SearchParams))
+
+
+@dataclass(frozen=True)
+class Scope:
+    store_ids: list[UUID] | None  # None: global (any active store)
+    category_ids: list[int] | None  # None: any category
+    params: SearchParams
+    exclude_id: UUID | None = None  # similar(): the product asked about
+
+    def bind(self, stmt: Statement, **own: Any) -> tuple[Any, ...]:
+        """`stmt`'s arguments by name: `own`, else the filters resolved here (store_ids, category_ids,
+        exclude_id), else the `SearchParams` field of that name (in_stock, min_price, brand, …). So a filter
+        that is a field of SearchParams and a parameter of a shared SQL fragment needs no code here."""
+        resolved = {"store_ids": self.store_ids, "category_ids": self.category_ids, "exclude_id": self.exclude_id}
+        values = {
+            name: resolved[name] if name in resolved else getattr(self.params, name)
+            for name in stmt.params
+            if name not in own and (name in resolved or name in _PARAM_FIELDS)
+        }
+        return stmt.bind(**values, **own)  # a parameter found nowhere, or an unknown one in `own`: TypeError
+
+    @property
+    def point(self) -> tuple[float | None, float | None]:
+        """(lon, lat) of a search near a point; (None, None) for a global one."""
+        return (self.params.lon, self.params.lat) if self.store_ids is not None else (None, None)
+
+
+def _empty(strategy: str) -> SearchResult:
+    return SearchResult(results=[], total_candidates=0, strategy=strategy)
+
+
+async def resolve_scope(conn: Conn, params: SearchParams, exclude_id: UUID | None) -> Scope | SearchResult:
+    """Round trip 1 (search_context): the active stores in the radius and the category subtree; an empty
+    result when nothing can qualify. A global search without a category has nothing to look up."""
+    geo = params.lat is not None and params.lon is not None
+    store_ids: list[UUID] | None = None
+    category_ids: list[int] | None = None
+    if geo or params.category_id is not None:
+        stmt = statement("engine/search", "search_context")
+        values = stmt.bind(
+            lon=params.lon if geo else None,
+            lat=params.lat if geo else None,
+            radius_m=float(params.radius_m),
+            category_id=params.category_id,
+        )
+        ctx = await conn.fetchrow(stmt.sql, *values)
+        assert ctx is not None
+        category_ids = ctx["category_ids"]
+        if geo:
+            store_ids = list(ctx["store_ids"] or [])
+            if not store_ids:
+                return _empty("no_stores")
+    if category_ids is not None and not category_ids:  # unknown category: nothing qualifies
+        return _empty("no_category")
+    return Scope(store_ids=store_ids, category_ids=category_ids, params=params, exclude_id=exclude_id)
