@@ -36,6 +36,7 @@ from search_service.engine.facets import FacetConfig
 from search_service.engine.stats import StatsCache
 from search_service.engine.suggest import SuggestParams, suggest
 from search_service.engine.ux import UxParams, ux_search
+from search_service.engine.vectors import VectorCache
 
 RADII_M = (500, 2_000, 5_000, 20_000)
 FACETS = ("category", "brand", "price")
@@ -125,6 +126,10 @@ async def _measure(url: str, scopes: list[Scope], prefixes: list[str], queries: 
     for name, value in engine.session_settings(CONFIG).items():
         await conn.execute(f"SET {name} = '{value}'")
     stats = StatsCache()
+    vectors: VectorCache | None = None
+    if any(m != "keyword" for m in modes):
+        vectors = VectorCache()  # as the API holds it: the vector side's plans are the exact scan and gather
+        await vectors.load(conn)
     try:
         sug = [
             (s.label, lambda s=s, p=p: suggest(conn, SuggestParams(p, s.lat, s.lon, s.radius_m)))
@@ -140,10 +145,20 @@ async def _measure(url: str, scopes: list[Scope], prefixes: list[str], queries: 
                 for q in queries:
                     params = engine.SearchParams(q=q, lat=s.lat, lon=s.lon, radius_m=s.radius_m, mode=mode)  # type: ignore[arg-type]
                     vec = None if mode == "keyword" else query_vector(q)
-                    plain.append((s.label, lambda p=params, v=vec: engine.search(conn, p, v, CONFIG, stats=stats)))
+                    plain.append(
+                        (
+                            s.label,
+                            lambda p=params, v=vec: engine.search(conn, p, v, CONFIG, vectors=vectors, stats=stats),
+                        )
+                    )
                     ux = UxParams(facets=FACETS)
                     faceted.append(
-                        (s.label, lambda p=params, u=ux, v=vec: ux_search(conn, p, v, u, config=CONFIG, stats=stats))
+                        (
+                            s.label,
+                            lambda p=params, u=ux, v=vec: ux_search(
+                                conn, p, v, u, config=CONFIG, vectors=vectors, stats=stats
+                            ),
+                        )
                     )
             rng = random.Random(5)
             both = plain + faceted
