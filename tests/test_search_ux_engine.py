@@ -20,6 +20,7 @@ from search_service.engine import geo_areas
 from search_service.engine.facets import FACETS, FacetConfig, FacetFilters
 from search_service.engine.search import SearchParams
 from search_service.engine.ux import UxParams, needs_ux, ux_search
+from search_service.engine.vectors import VectorCache
 from tests.test_search_ux import (
     CENTER,
     Catalogue,
@@ -49,11 +50,17 @@ def cat(db_url: str) -> Iterator[Catalogue]:
     yield catalogue
 
 
-async def _ux(url: str, params: SearchParams, ux: UxParams, vector: Any = None, depth: int = 1000) -> Any:
+async def _ux(
+    url: str, params: SearchParams, ux: UxParams, vector: Any = None, depth: int = 1000, copy: bool = False
+) -> Any:
     conn = await asyncpg.connect(url)
     await register_vector(conn)
     try:
-        return await ux_search(conn, params, vector, ux, facet_config=FacetConfig(depth=depth))
+        vectors = None
+        if copy:  # the API's in-memory vector copy: the facet set comes from facet_vectors
+            vectors = VectorCache()
+            await vectors.load(conn)
+        return await ux_search(conn, params, vector, ux, facet_config=FacetConfig(depth=depth), vectors=vectors)
     finally:
         await conn.close()
 
@@ -89,7 +96,8 @@ def test_brand_filter_narrows_results_but_brand_counts_stay(cat: Catalogue) -> N
     assert all(h.product.brand == "Bolt" for h in chosen.results)
 
 
-def test_semantic_facets_cover_the_top_depth_by_similarity(cat: Catalogue) -> None:
+@pytest.mark.parametrize("copy", [False, True])
+def test_semantic_facets_cover_the_top_depth_by_similarity(cat: Catalogue, copy: bool) -> None:
     rng = np.random.default_rng(11)
     q = rng.normal(size=384).astype(np.float32)
     q /= np.linalg.norm(q)
@@ -100,7 +108,8 @@ def test_semantic_facets_cover_the_top_depth_by_similarity(cat: Catalogue) -> No
         vec = {r[0]: r[1].to_numpy() for r in conn.execute("SELECT id, ai_vector FROM product_master")}
     top = sorted(in_scope, key=lambda p: (1 - float(np.dot(vec[p], q)), str(p)))[:40]
     params = SearchParams(q="x", lat=CENTER[0], lon=CENTER[1], radius_m=25_000, mode="semantic", limit=30)
-    got = run(_ux(cat.url, params, UxParams(facets=FACETS, explain=True), vector=q, depth=40))
+    got = run(_ux(cat.url, params, UxParams(facets=FACETS, explain=True), vector=q, depth=40, copy=copy))
+    assert got.strategy == ("facet_set" if copy else "exact")
     want = _oracle(cat, top, scope, FacetFilters())
     assert got.total == 40 and [h.product.id for h in got.results] == top[:30]
     assert _got(got) == want["counts"]

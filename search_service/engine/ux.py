@@ -26,6 +26,7 @@ import numpy as np
 from search_service.db.sql import statement
 from search_service.engine import geo_areas
 from search_service.engine import search as engine
+from search_service.engine.facet_vectors import rank_vector_set
 from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort, facet_set
 from search_service.engine.fusion import Ranked, merge
 from search_service.engine.hydrate import hydrate
@@ -102,6 +103,10 @@ async def _plan(
     return plan_vector(scope, catalogue, depth, config, vectors)
 
 
+async def _vector_of(query_vector: QueryVector) -> np.ndarray:
+    return np.asarray(query_vector if isinstance(query_vector, np.ndarray) else await query_vector, np.float32)
+
+
 async def _rank(
     conn: Any,
     scope: Scope,
@@ -117,9 +122,17 @@ async def _rank(
     mode = scope.params.mode if query_vector is not None else "keyword"
     typo_below = max(search_depth, config.rrf_depth)
     vector_side = keyword_side = None
-    if mode != "keyword":
+    if mode == "keyword":
+        keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
+    elif depth > search_depth and vectors is not None and vectors.loaded:  # a whole set: facet_vectors
         assert query_vector is not None
-        vector = np.asarray(query_vector if isinstance(query_vector, np.ndarray) else await query_vector, np.float32)
+        if mode == "hybrid":
+            keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
+        vector = await _vector_of(query_vector)
+        vector_side = await rank_vector_set(conn, scope, vectors, vector, depth)
+    else:
+        assert query_vector is not None
+        vector = await _vector_of(query_vector)
         plan = await _plan(conn, scope, depth, config, vectors, stats)
         plan.start_scan(vector)  # the in-memory ranking runs in a thread meanwhile, as in search
         try:
@@ -129,8 +142,6 @@ async def _rank(
             plan.cancel()
             raise
         vector_side = await rank_vector(conn, scope, plan, vector, depth, config)
-    else:
-        keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
     merged = merge([side for side in (vector_side, keyword_side) if side is not None])
     ids = [c.product_id for c in merged.candidates][:depth]
     scores = {c.product_id: c.score for c in merged.candidates}
