@@ -23,11 +23,11 @@ import psycopg
 from pgvector.psycopg import register_vector
 from tqdm import tqdm
 
+from embeddings.batch import product_text
 from embeddings.encoder import Encoder
 from embeddings.queue import PRODUCT_KEYS
 from embeddings.sqlblocks import load_statements
 from embeddings.text import text_hash
-from embeddings.worker import product_text
 
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "reembed.sql"
 Mode = Literal["missing", "stale", "all"]
@@ -125,6 +125,93 @@ def _write_batch(conn: psycopg.Connection, todo: Todo, vectors: np.ndarray, mode
         return cur.rowcount
 
 
+def _resume_point(
+    conn: psycopg.Connection, mode: Mode, checkpoint: Checkpoint, report: ReembedReport
+) -> datetime | None:
+    """`--all` re-embeds what was updated before its start: an interrupted run's start, else the server's now."""
+    if mode != "all":
+        return None
+    before = checkpoint.load()
+    if before is not None:
+        report.resumed_from = before.isoformat()
+    else:
+        before = conn.execute(_sql("server_now")).fetchone()[0]  # type: ignore[index]
+        checkpoint.save(before)
+    return before
+
+
+def _total(conn: psycopg.Connection, mode: Mode, before: datetime | None, limit: int | None) -> int:
+    total = int(conn.execute(_sql("count_products"), {"mode": mode, "before": before}).fetchone()[0])  # type: ignore[index]
+    return total if limit is None else min(total, limit)
+
+
+def _limited(
+    batches: Iterator[list[dict[str, Any]]], limit: int | None, report: ReembedReport
+) -> Iterator[list[dict[str, Any]]]:
+    """The batches up to `limit` products in all, counted into report.scanned."""
+    for batch in batches:
+        if limit is not None and report.scanned >= limit:
+            return
+        if limit is not None:
+            batch = batch[: limit - report.scanned]
+        report.scanned += len(batch)
+        yield batch
+
+
+def _todo(batch: list[dict[str, Any]], mode: Mode, model_id: str) -> Todo:
+    """The products of a batch that need a vector (`stale`: skip those whose text and model are current)."""
+    todo: Todo = []
+    for product in batch:
+        text = product_text(product)
+        digest = text_hash(text)
+        if (
+            mode == "stale"
+            and product["has_vector"]
+            and product["ai_model"] == model_id
+            and product["ai_text_hash"] == digest
+        ):
+            continue
+        todo.append((product["id"], text, digest, product["updated_at"]))
+    return todo
+
+
+def _enqueue(conn: psycopg.Connection, todo: Todo) -> int:
+    with conn.transaction():
+        added = conn.execute(_sql("enqueue"), {"ids": [t[0] for t in todo], "priority": -1}).fetchall()
+        if added:
+            conn.execute(_sql("notify"))
+    return len(added)
+
+
+class _OneWrite:
+    """At most one batch write in flight, on the writer connection and thread."""
+
+    def __init__(self, pool: ThreadPoolExecutor, conn: psycopg.Connection) -> None:
+        self.pool = pool
+        self.conn = conn
+        self.pending: Future[int] | None = None
+
+    def collect(self) -> int:
+        """Rows written by the write in flight (waits for it); 0 when none."""
+        if self.pending is None:
+            return 0
+        done, self.pending = self.pending, None
+        return done.result()
+
+    def submit(self, todo: Todo, vectors: np.ndarray, model_id: str) -> int:
+        """Wait for the previous write (its rows are returned), then start this one."""
+        written = self.collect()
+        self.pending = self.pool.submit(_write_batch, self.conn, todo, vectors, model_id)
+        return written
+
+    def settle(self) -> int:
+        """On the way out (Ctrl-C included): the batch being written commits (or rolls back) as a whole."""
+        if self.pending is not None:
+            with contextlib.suppress(Exception):
+                return self.pending.result()
+        return 0
+
+
 def reembed(
     dsn: str,
     encoder: Encoder,
@@ -150,64 +237,24 @@ def reembed(
         register_vector(write_conn)
         check_dimension(conn, encoder)
         checkpoint = Checkpoint(cache_dir, dsn, encoder.model_id)
-        before: datetime | None = None
-        if mode == "all":
-            before = checkpoint.load()
-            if before is not None:
-                report.resumed_from = before.isoformat()
-            else:
-                before = conn.execute(_sql("server_now")).fetchone()[0]  # type: ignore[index]
-                checkpoint.save(before)
-        total = int(conn.execute(_sql("count_products"), {"mode": mode, "before": before}).fetchone()[0])  # type: ignore[index]
-        if limit is not None:
-            total = min(total, limit)
+        before = _resume_point(conn, mode, checkpoint, report)
+        total = _total(conn, mode, before, limit)
         write_conn.execute(_sql("create_staging"))
         bar = tqdm(total=total, unit="product", desc=f"reembed --{mode}", disable=not progress, smoothing=0.1)
-        pending: Future[int] | None = None
-
-        def collect() -> None:
-            nonlocal pending
-            if pending is not None:
-                done, pending = pending, None
-                report.written += done.result()
-
+        writes = _OneWrite(pool, write_conn)
         try:
-            for batch in _batches(conn, mode, batch_size, before):
-                if limit is not None and report.scanned >= limit:
-                    break
-                if limit is not None:
-                    batch = batch[: limit - report.scanned]
-                report.scanned += len(batch)
-                todo: Todo = []
-                for product in batch:
-                    text = product_text(product)
-                    digest = text_hash(text)
-                    if (
-                        mode == "stale"
-                        and product["has_vector"]
-                        and product["ai_model"] == encoder.model_id
-                        and product["ai_text_hash"] == digest
-                    ):
-                        continue
-                    todo.append((product["id"], text, digest, product["updated_at"]))
+            for batch in _limited(_batches(conn, mode, batch_size, before), limit, report):
+                todo = _todo(batch, mode, encoder.model_id)
                 if todo and via_queue:
-                    with conn.transaction():
-                        added = conn.execute(_sql("enqueue"), {"ids": [t[0] for t in todo], "priority": -1}).fetchall()
-                        if added:
-                            conn.execute(_sql("notify"))
-                    report.enqueued += len(added)
+                    report.enqueued += _enqueue(conn, todo)
                 elif todo:
                     vectors = encoder.encode([t[1] for t in todo])
-                    collect()  # at most one write in flight
-                    pending = pool.submit(_write_batch, write_conn, todo, vectors, encoder.model_id)
+                    report.written += writes.submit(todo, vectors, encoder.model_id)
                 bar.update(len(batch))
                 bar.set_postfix(written=report.written, enqueued=report.enqueued, refresh=False)
-            collect()
+            report.written += writes.collect()
         finally:
-            # Ctrl-C included: the batch being written commits (or rolls back) as a whole before we return.
-            if pending is not None:
-                with contextlib.suppress(Exception):
-                    report.written += pending.result()
+            report.written += writes.settle()
             bar.close()
             report.seconds = time.perf_counter() - started
         if mode == "all" and (limit is None or report.scanned < limit):

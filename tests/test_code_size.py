@@ -16,13 +16,7 @@ MAX_FUNCTION_LINES = 50
 ALLOWED_OVER = {
     "search_service/engine/vectors.py",  # split on the vectors branch
     # over before this round's redesign; not yet assigned:
-    "embeddings/reembed.py",  # reembed(): 88 lines
-    "embeddings/worker.py",  # 446 lines
     "search_service/db/schema.py",  # 437 lines
-    "search_service/demo/load.py",  # 570 lines, load(): 60
-    "search_service/demo/market.py",  # 689 lines, _plan_products(): 122, products(): 57
-    "search_service/demo/synthetic.py",  # seed_synthetic(): 86 lines
-    "search_service/demo/vocab.py",  # 2282 lines (word lists)
 }
 
 

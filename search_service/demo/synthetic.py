@@ -69,83 +69,111 @@ def query_vectors(vectors: np.ndarray, n: int, noise: float, rng: np.random.Gene
     return picks.astype(np.float32)
 
 
+def _insert_categories(conn: psycopg.Connection, spec: SyntheticSpec) -> list[int]:
+    """Roots and their children; returns every category id."""
+    cat_ids: list[int] = []
+    for r in range(spec.root_categories):
+        row = conn.execute(
+            "INSERT INTO category (name) VALUES (%s) RETURNING id", (f"root {r} {spec.seed}",)
+        ).fetchone()
+        assert row is not None
+        root = int(row[0])
+        cat_ids.append(root)
+        for c in range(spec.children_per_root):
+            row = conn.execute(
+                "INSERT INTO category (parent_id, name) VALUES (%s, %s) RETURNING id",
+                (root, f"child {r}.{c}"),
+            ).fetchone()
+            assert row is not None
+            cat_ids.append(int(row[0]))
+    return cat_ids
+
+
+def _copy_products(
+    conn: psycopg.Connection, spec: SyntheticSpec, cat_ids: list[int], rng: np.random.Generator
+) -> list[uuid.UUID]:
+    """Products with their vectors; returns their ids."""
+    vectors = (
+        clustered_unit_vectors(spec.products, spec.clusters, spec.cluster_spread, rng)
+        if spec.clusters
+        else random_unit_vectors(spec.products, rng)
+    )
+    product_ids = [uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | i, version=4) for i in range(spec.products)]
+    categories = rng.choice(np.array(cat_ids), size=spec.products)
+    gtin_base = 4_000_000_000_000 + spec.seed * 10_000_000
+    with conn.cursor().copy(
+        "COPY product_master (id, name, brand, description, category_id, gtin, ai_vector, ai_model) FROM STDIN"
+    ) as copy:
+        for i in range(spec.products):
+            copy.write_row(
+                (
+                    product_ids[i],
+                    f"synthetic product {i}",
+                    f"brand{i % 97}",
+                    f"description of synthetic product number {i}",
+                    int(categories[i]),
+                    str(gtin_base + i),
+                    vectors[i],
+                    "synthetic",
+                )
+            )
+    return product_ids
+
+
+def _store_point(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[float, float]:
+    if rng.random() < spec.far_fraction:
+        dist = rng.uniform(50_000, 800_000)
+        ang = rng.uniform(0, 2 * math.pi)
+        return offset_point(spec.center_lat, spec.center_lon, dist * math.cos(ang), dist * math.sin(ang))
+    north, east = rng.normal(0, spec.sigma_m, size=2)
+    return offset_point(spec.center_lat, spec.center_lon, float(north), float(east))
+
+
+def _copy_stores(conn: psycopg.Connection, spec: SyntheticSpec, rng: np.random.Generator) -> list[uuid.UUID]:
+    """Stores around the centre (some far away); returns their ids."""
+    store_ids = [uuid.uuid4() for _ in range(spec.stores)]
+    with conn.cursor().copy("COPY store (id, name, location, is_active) FROM STDIN") as copy:
+        for i, sid in enumerate(store_ids):
+            lat, lon = _store_point(spec, rng)
+            active = rng.random() >= spec.inactive_store_fraction
+            copy.write_row((sid, f"store {i}", f"SRID=4326;POINT({lon} {lat})", active))
+    return store_ids
+
+
+def _copy_listings(
+    conn: psycopg.Connection,
+    spec: SyntheticSpec,
+    store_ids: list[uuid.UUID],
+    product_ids: list[uuid.UUID],
+    rng: np.random.Generator,
+) -> None:
+    n_pairs = min(spec.listings, spec.stores * spec.products)
+    flat = rng.choice(spec.stores * spec.products, size=n_pairs, replace=False)
+    flat.sort()  # listings of one store together, as a per-store POS import would write them
+    prices = np.round(rng.uniform(0.5, 50.0, size=n_pairs), 2)
+    qty = rng.integers(1, 40, size=n_pairs)
+    qty[rng.random(n_pairs) < spec.out_of_stock_fraction] = 0
+    active_l = rng.random(n_pairs) >= spec.inactive_listing_fraction
+    with conn.cursor().copy(
+        "COPY store_product (store_id, product_master_id, price, currency, quantity, is_active) FROM STDIN"
+    ) as copy:
+        for j, f in enumerate(flat):
+            s, p = divmod(int(f), spec.products)
+            copy.write_row((store_ids[s], product_ids[p], f"{prices[j]:.2f}", "EUR", int(qty[j]), bool(active_l[j])))
+
+
 def seed_synthetic(dsn: str, spec: SyntheticSpec = SyntheticSpec()) -> None:
     """Load categories, products (with vectors), stores and listings. Triggers are skipped for speed."""
     rng = np.random.default_rng(spec.seed)
     with psycopg.connect(dsn) as conn:
         register_vector(conn)
         conn.execute("SET session_replication_role = replica")  # no audit/queue triggers for bulk data
-        # categories: roots and children
-        cat_ids: list[int] = []
-        for r in range(spec.root_categories):
-            row = conn.execute(
-                "INSERT INTO category (name) VALUES (%s) RETURNING id", (f"root {r} {spec.seed}",)
-            ).fetchone()
-            assert row is not None
-            root = int(row[0])
-            cat_ids.append(root)
-            for c in range(spec.children_per_root):
-                row = conn.execute(
-                    "INSERT INTO category (parent_id, name) VALUES (%s, %s) RETURNING id",
-                    (root, f"child {r}.{c}"),
-                ).fetchone()
-                assert row is not None
-                cat_ids.append(int(row[0]))
+        cat_ids = _insert_categories(conn, spec)
         if spec.rebuild_hnsw:
             conn.execute("DROP INDEX IF EXISTS ix_product_master_ai_vector_hnsw")
-        vectors = (
-            clustered_unit_vectors(spec.products, spec.clusters, spec.cluster_spread, rng)
-            if spec.clusters
-            else random_unit_vectors(spec.products, rng)
-        )
-        product_ids = [uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | i, version=4) for i in range(spec.products)]
-        categories = rng.choice(np.array(cat_ids), size=spec.products)
-        gtin_base = 4_000_000_000_000 + spec.seed * 10_000_000
-        with conn.cursor().copy(
-            "COPY product_master (id, name, brand, description, category_id, gtin, ai_vector, ai_model) FROM STDIN"
-        ) as copy:
-            for i in range(spec.products):
-                copy.write_row(
-                    (
-                        product_ids[i],
-                        f"synthetic product {i}",
-                        f"brand{i % 97}",
-                        f"description of synthetic product number {i}",
-                        int(categories[i]),
-                        str(gtin_base + i),
-                        vectors[i],
-                        "synthetic",
-                    )
-                )
-        store_ids = [uuid.uuid4() for _ in range(spec.stores)]
-        with conn.cursor().copy("COPY store (id, name, location, is_active) FROM STDIN") as copy:
-            for i, sid in enumerate(store_ids):
-                if rng.random() < spec.far_fraction:
-                    dist = rng.uniform(50_000, 800_000)
-                    ang = rng.uniform(0, 2 * math.pi)
-                    lat, lon = offset_point(
-                        spec.center_lat, spec.center_lon, dist * math.cos(ang), dist * math.sin(ang)
-                    )
-                else:
-                    north, east = rng.normal(0, spec.sigma_m, size=2)
-                    lat, lon = offset_point(spec.center_lat, spec.center_lon, float(north), float(east))
-                active = rng.random() >= spec.inactive_store_fraction
-                copy.write_row((sid, f"store {i}", f"SRID=4326;POINT({lon} {lat})", active))
-        n_pairs = min(spec.listings, spec.stores * spec.products)
-        flat = rng.choice(spec.stores * spec.products, size=n_pairs, replace=False)
-        flat.sort()  # listings of one store together, as a per-store POS import would write them
-        prices = np.round(rng.uniform(0.5, 50.0, size=n_pairs), 2)
-        qty = rng.integers(1, 40, size=n_pairs)
-        qty[rng.random(n_pairs) < spec.out_of_stock_fraction] = 0
-        active_l = rng.random(n_pairs) >= spec.inactive_listing_fraction
-        with conn.cursor().copy(
-            "COPY store_product (store_id, product_master_id, price, currency, quantity, is_active) FROM STDIN"
-        ) as copy:
-            for j, f in enumerate(flat):
-                s, p = divmod(int(f), spec.products)
-                copy.write_row(
-                    (store_ids[s], product_ids[p], f"{prices[j]:.2f}", "EUR", int(qty[j]), bool(active_l[j]))
-                )
+        product_ids = _copy_products(conn, spec, cat_ids, rng)
+        store_ids = _copy_stores(conn, spec, rng)
+        _copy_listings(conn, spec, store_ids, product_ids, rng)
         if spec.rebuild_hnsw:
             conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(build_memory(spec.products))))
             conn.execute(
