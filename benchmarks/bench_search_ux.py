@@ -29,7 +29,9 @@ import asyncpg
 import numpy as np
 import psycopg
 from pgvector.asyncpg import register_vector
+from pgvector.psycopg import register_vector as register_vector_psycopg
 
+from search_service.db.hnsw import build_memory
 from search_service.demo.seed import seed
 from search_service.engine import search as engine
 from search_service.engine.facets import FacetConfig
@@ -91,6 +93,37 @@ def query_vector(q: str) -> np.ndarray:
     rng = np.random.default_rng(zlib.crc32(q.encode()))
     v = rng.normal(size=384).astype(np.float32)
     return v / np.linalg.norm(v)
+
+
+def synthetic_vectors(url: str, seed_value: int = 42) -> int:
+    """Random unit vectors (ai_model 'synthetic-random-unit') for the products without one: COPY into a scratch
+    table, one UPDATE with the HNSW index dropped, the index rebuilt (as the seed builds it). Returns how many."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        register_vector_psycopg(conn)
+        ids = [r[0] for r in conn.execute("SELECT id FROM product_master WHERE ai_vector IS NULL ORDER BY id")]
+        if not ids:
+            return 0
+        rng = np.random.default_rng(seed_value)
+        conn.execute(f"DROP INDEX IF EXISTS {engine.HNSW_INDEX}")
+        conn.execute("CREATE UNLOGGED TABLE bench_vec (id uuid PRIMARY KEY, vec vector(384))")
+        with conn.cursor().copy("COPY bench_vec (id, vec) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["uuid", "vector"])
+            for pid in ids:
+                v = rng.normal(size=384).astype(np.float32)
+                copy.write_row((pid, v / np.linalg.norm(v)))
+        conn.execute(
+            "UPDATE product_master p SET ai_vector = b.vec, ai_model = 'synthetic-random-unit', "
+            "ai_embedded_at = now() FROM bench_vec b WHERE b.id = p.id"
+        )
+        conn.execute("DROP TABLE bench_vec")
+        total = conn.execute("SELECT count(*) FROM product_master").fetchone()
+        conn.execute(f"SET maintenance_work_mem = '{build_memory(int(total[0]) if total else len(ids))}'")
+        conn.execute(
+            f"CREATE INDEX {engine.HNSW_INDEX} ON product_master USING hnsw (ai_vector vector_cosine_ops) "
+            "WITH (m = 16, ef_construction = 64)"
+        )
+        conn.execute("VACUUM ANALYZE product_master")
+    return len(ids)
 
 
 def _vectors(conn: psycopg.Connection[Any]) -> dict[str, int]:
@@ -230,8 +263,15 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     ap.add_argument("--modes", default="keyword")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--name", default=None)
+    ap.add_argument(
+        "--synthetic-vectors",
+        action="store_true",
+        help="give products without a vector a random unit one (semantic/hybrid timing, no embedding run)",
+    )
     args = ap.parse_args(argv)
     seed(args.database_url, args.scale, 42, embed=False, quiet=True)
+    if args.synthetic_vectors:
+        synthetic_vectors(args.database_url)
     rng = random.Random(24)
     with psycopg.connect(args.database_url) as conn:
         counts = conn.execute(

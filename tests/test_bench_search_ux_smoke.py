@@ -1,5 +1,6 @@
 """Smoke run of benchmarks/bench_search_ux.py at the demo scale (5k products), so that it cannot rot: it seeds,
-measures suggestions and searches with and without facets, and writes JSON and Markdown that say so."""
+gives the products synthetic vectors, measures suggestions and keyword and hybrid searches with and without facets,
+and writes JSON and Markdown that say so."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def test_bench_search_ux_smoke(make_database: Callable[..., str], tmp_path: Path
             str(tmp_path),
             "--name",
             "smoke",
+            "--modes",
+            "keyword,hybrid",
+            "--synthetic-vectors",
         ]
     )
     report = json.loads(paths["json"].read_text())
@@ -38,5 +42,8 @@ def test_bench_search_ux_smoke(make_database: Callable[..., str], tmp_path: Path
     keyword = report["results"]["keyword"]["all"]
     assert keyword["plain"]["n"] == keyword["facets"]["n"] == 3 * 5
     assert keyword["ratio_p95"] > 0
+    hybrid = report["results"]["hybrid"]["all"]
+    assert hybrid["plain"]["n"] == hybrid["facets"]["n"] == 3 * 5
+    assert report["vectors"] == {"synthetic-random-unit": 5000}
     md = paths["md"].read_text()
     assert "## Suggestions" in md and "facets=category,brand,price vs none" in md

@@ -23,13 +23,12 @@ from search_service.engine.vectors import VectorCache
 
 async def rank_vector_set(conn: Any, scope: Scope, vectors: VectorCache, vector: np.ndarray, depth: int) -> Ranked:
     """The `depth` products of the copy most similar to `vector` among those listed in scope, best first."""
-    whole = await vectors.rank_batched(vector)
     if scope.store_ids is None:
-        ranking = whole
-    else:
+        ranking = await vectors.rank_batched(vector)
+    else:  # rank_subset ranks the whole copy itself only when that beats gathering the listed rows
         stmt = statement("engine/search", "listed_products")
         packed = await conn.fetchval(stmt.sql, *scope.bind(stmt))
-        ranking = vectors.rank_subset(vector, packed, whole)
+        ranking = vectors.rank_subset(vector, packed)
     rows, _threshold = ranking.top(min(depth, len(ranking)))  # exact up to EXACT_ORDER_MAX, by bound past it
     query = vectors._unit_query(vector)
     similarity = vectors._matrix[rows] @ query  # exact float32 scores of the rows the bounds chose
