@@ -10,9 +10,10 @@ from typing import Any
 
 from embeddings.encoder import EncoderConfig
 from search_service.db.secretbox import SecretBox
+from search_service.engine.facets import FacetConfig
 from search_service.engine.vector_files import VectorCopyConfig
-from search_service.events.config import EventsConfig, EventsConfigError
-from search_service.ingest.config import IngestConfig, IngestConfigError
+from search_service.events.config import EventsConfig
+from search_service.ingest.config import IngestConfig
 from search_service.ingest.connectors.config import ConnectorsConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +77,7 @@ class Settings:
     events: EventsConfig = field(default_factory=EventsConfig)  # webhooks (search_service/events/config.py)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     connectors: ConnectorsConfig = field(default_factory=ConnectorsConfig)
+    facets: FacetConfig = field(default_factory=FacetConfig)  # PLINQY_FACET_DEPTH
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -107,9 +109,10 @@ class Settings:
             vector_copy=VectorCopyConfig.from_env(env),
             secret_key=env.get("PLINQY_SECRET_KEY") or None,
             secret_key_file=Path(env.get("PLINQY_SECRET_KEY_FILE") or PROJECT_ROOT / ".secrets" / "plinqy.key"),
-            events=_events_config(env),
-            ingest=_ingest_config(env),
-            connectors=_ingest_config(env, ConnectorsConfig),
+            events=_domain_config(EventsConfig, env),
+            ingest=_domain_config(IngestConfig, env),
+            connectors=_domain_config(ConnectorsConfig, env),
+            facets=_domain_config(FacetConfig, env),
             env=env,
         )
 
@@ -128,17 +131,11 @@ class Settings:
         return embedded_url(self.db_port)
 
 
-def _ingest_config(env: Mapping[str, str], config: Any = IngestConfig) -> Any:
+def _domain_config(config: Any, env: Mapping[str, str]) -> Any:
+    """A package's own settings (`<Domain>Config.from_env` raises a ValueError that names the variable)."""
     try:
         return config.from_env(env)
-    except IngestConfigError as exc:
-        raise SettingsError(str(exc)) from None
-
-
-def _events_config(env: Mapping[str, str]) -> EventsConfig:
-    try:
-        return EventsConfig.from_env(env)
-    except EventsConfigError as exc:
+    except ValueError as exc:
         raise SettingsError(str(exc)) from None
 
 

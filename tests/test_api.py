@@ -357,7 +357,7 @@ def test_response_shape(client: TestClient[Any], seeded: Seeded) -> None:
     first = body["results"][0]
     assert set(first) == {"product", "score", "stores"}
     assert {"id", "name", "brand", "category_id", "gtin", "description"} <= set(first["product"])
-    assert set(first["stores"][0]) == {"id", "name", "distance_m", "price", "currency", "quantity"}
+    assert set(first["stores"][0]) == {"id", "name", "distance_m", "price", "currency", "quantity", "delivers"}
     scores = [r["score"] for r in body["results"]]
     assert scores == sorted(scores, reverse=True)
 

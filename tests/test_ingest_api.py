@@ -114,6 +114,42 @@ def test_stores_admin_create_and_patch(base: str, conn: psycopg.Connection) -> N
     assert unknown.status_code == 404 and error_of(unknown)[0] == "store_id"
 
 
+def _square(lon: float, lat: float, half: float) -> list[list[float]]:
+    return [[lon - half, lat - half], [lon + half, lat - half], [lon + half, lat + half], [lon - half, lat + half],
+            [lon - half, lat - half]]  # fmt: skip
+
+
+def test_store_patch_sets_and_clears_delivery_areas(base: str, conn: psycopg.Connection) -> None:
+    admin = store_key(conn, None)
+    created = httpx.post(
+        f"{base}/v1/stores", json={"name": "Lieferladen", "lat": 52.5, "lon": 13.4}, headers=bearer(admin)
+    )
+    store = created.json()["id"]
+    url, auth = f"{base}/v1/stores/{store}", bearer(admin)
+    holed = {"type": "Polygon", "coordinates": [_square(13.4, 52.5, 0.1), _square(13.4, 52.5, 0.02)]}
+    both = httpx.patch(url, json={"delivery_radius_m": 8000, "delivery_area": holed}, headers=auth)
+    assert both.status_code == 200, both.text
+    assert both.json()["delivery_radius_m"] == 8000 and both.json()["delivery_area"]["type"] == "MultiPolygon"
+    row = conn.execute(
+        "SELECT delivery_radius_m, ST_Covers(delivery_area, ST_MakePoint(13.45, 52.55)::geography),"
+        " ST_Covers(delivery_area, ST_MakePoint(13.4, 52.5)::geography) FROM store WHERE id = %s",
+        (store,),
+    ).fetchone()
+    assert row == (8000, True, False)  # inside the ring, and the hole excluded
+    kept = httpx.patch(url, json={"delivery_radius_m": None}, headers=auth).json()  # clears one, keeps the other
+    assert kept["delivery_radius_m"] is None and kept["delivery_area"] is not None
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+    crossed = httpx.patch(url, json={"delivery_area": bowtie}, headers=auth)
+    assert crossed.status_code == 400 and error_of(crossed)[0] == "delivery_area", crossed.text
+    not_geojson = httpx.patch(url, json={"delivery_area": {"type": "Circle", "radius": 3}}, headers=auth)
+    assert not_geojson.status_code == 400 and error_of(not_geojson)[0] == "delivery_area"
+    huge = httpx.patch(url, json={"delivery_radius_m": 2_000_000}, headers=auth)
+    assert huge.status_code == 400 and error_of(huge)[0] == "delivery_radius_m"
+    assert httpx.get(f"{base}/v1/stores/nearby", params={"lat": 52.5, "lon": 13.4}).status_code == 200
+    final = conn.execute("SELECT delivery_area IS NOT NULL FROM store WHERE id = %s", (store,)).fetchone()
+    assert final == (True,)  # the refused PATCHes changed nothing
+
+
 def test_put_patch_delete_a_listing(base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str]) -> None:
     store, key = shop
     gtin = fresh_gtin()

@@ -268,6 +268,8 @@ def server(make_database: Callable[..., str], origin: tuple[float, float]) -> It
     settings = Settings.from_env({**os.environ, "DATABASE_URL": url})
     encoder = load_encoder(settings.encoder)
     seed(url, encoder, origin)
+    with psycopg.connect(url, autocommit=True) as conn:  # 8 km away, delivering within 10 km (issue 24)
+        conn.execute("UPDATE store SET delivery_radius_m = 10000 WHERE name = 'Randberg Markt'")
     port = free_port()
     config = uvicorn.Config(
         create_app(settings, encoder=encoder), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
@@ -613,3 +615,66 @@ def test_phone_width(server: str, browser: WebDriver, artifacts: Path) -> None:
         save_screenshot(driver, artifacts / "page-phone-results.png")
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def wait_new_answer(driver: WebDriver, before: int, query: str) -> list[WebElement]:
+    wait_for(driver, "a new search request", lambda d: search_requests(d) > before)
+    return wait_results(driver, query)
+
+
+def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, artifacts: Path) -> None:
+    """Issue 24 on the page: suggestions under the box, a facet column whose counts filter, the sort selector and
+    the "delivers to me" switch, each checked against the API's answer to the URL the page asked."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET)
+    type_query(driver, "cordless dr")
+    wait_for(
+        driver,
+        "suggestions under the search box",
+        lambda d: any("cordless drill" in e.text.lower() for e in d.find_elements(By.CSS_SELECTOR, "#suggestions li")),
+    )
+    save_screenshot(driver, artifacts / "page-suggestions.png")
+    driver.find_element(By.CSS_SELECTOR, "#suggestions li button").click()
+    assert driver.find_element(By.ID, "suggestions").get_attribute("hidden") is not None
+
+    query = "something to fix a dripping tap"
+    type_query(driver, query)
+    wait_results(driver, query)
+    body = api_answer(last_search_url(driver))
+    brands = {f["value"]: f["count"] for f in body["facets"]["brand"]}
+    shown = {
+        b.find_element(By.CSS_SELECTOR, ".label").text: int(b.find_element(By.CSS_SELECTOR, ".count").text)
+        for b in driver.find_elements(By.CSS_SELECTOR, "#facets .facet-group:nth-of-type(2) button")
+    }
+    assert shown == brands and "Forge" in brands
+
+    before = search_requests(driver)
+    forge = next(b for b in driver.find_elements(By.CSS_SELECTOR, "#facets button") if b.text.startswith("Forge"))
+    forge.click()
+    items = wait_new_answer(driver, before, query)
+    assert len(items) == brands["Forge"]
+    assert {li.find_element(By.CSS_SELECTOR, ".brand").text for li in items} == {"Forge"}
+    assert "brand=Forge" in last_search_url(driver)
+    save_screenshot(driver, artifacts / "page-facets.png")
+    before = search_requests(driver)
+    next(b for b in driver.find_elements(By.CSS_SELECTOR, "#facets button") if b.text.startswith("Forge")).click()
+    wait_new_answer(driver, before, query)
+
+    before = search_requests(driver)
+    Select(driver.find_element(By.ID, "sort")).select_by_value("price")
+    wait_new_answer(driver, before, query)
+    body = api_answer(last_search_url(driver))
+    lowest = [min(s["price"] for s in hit["stores"]) for hit in body["results"]]
+    assert lowest == sorted(lowest) and len(lowest) > 1
+    shown_names = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#results li.result .name")]
+    assert shown_names == [hit["product"]["name"] for hit in body["results"]]
+
+    before = search_requests(driver)
+    driver.find_element(By.ID, "delivers").click()
+    items = wait_new_answer(driver, before, query)
+    assert "fulfilment=delivery" in last_search_url(driver)
+    stores = [r.text for li in items for r in li.find_elements(By.CSS_SELECTOR, "li.store")]
+    assert stores and all("Randberg Markt" in t and "delivers" in t for t in stores)
+    save_screenshot(driver, artifacts / "page-delivery.png")
+    driver.find_element(By.ID, "delivers").click()
+    Select(driver.find_element(By.ID, "sort")).select_by_value("relevance")

@@ -525,7 +525,9 @@ def test_keyword_statement_probes_listings_per_match(catalogue: Catalogue) -> No
             await conn.execute(settings_sql(DEFAULT_CONFIG))
             ctx = await _context(conn, params)
             assert ctx is not None and ctx["store_ids"]
-            args = stmt.bind(q=params.q, depth=30, cap=400, typo_tolerance=True, **_filters(ctx["store_ids"]))
+            args = stmt.bind(
+                q=params.q, depth=30, cap=400, typo_tolerance=True, typo_below=30, **_filters(ctx["store_ids"])
+            )
             rows = await conn.fetch("EXPLAIN " + stmt.sql, *args)
         return "\n".join(r[0] for r in rows)
 
@@ -553,7 +555,7 @@ def test_store_scope_is_a_hash_in_probes_and_an_index_key_where_it_drives_the_sc
             args: dict[str, dict[str, Any]] = {
                 "hydrate": dict(product_ids=ids, lon=params.lon, lat=params.lat, stores_per_product=3, **listing),
                 "filter_ranked": dict(query_vector=q, ids=ids, changed_since=None, **filters),
-                "rank_keyword": dict(q=params.q, depth=30, cap=400, typo_tolerance=True, **filters),
+                "rank_keyword": dict(q=params.q, depth=30, cap=400, typo_tolerance=True, typo_below=30, **filters),
                 "listed_products": listing,
             }
             plans = {}

@@ -27,6 +27,7 @@ from search_service.api.auth import principal_of, require_admin_key, require_key
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.runtime import Runtime
 from search_service.db.sql import statement
+from search_service.engine import geo_areas
 from search_service.ingest import pipeline
 from search_service.ingest.csvfile import errors_csv
 from search_service.ingest.imports import batch_status
@@ -184,7 +185,8 @@ async def batch_listings(
 # --- stores (admin)
 def _fields(data: msgspec.Struct) -> StoreFields:
     values = msgspec.structs.asdict(data)
-    values.pop("is_active", None)
+    for not_a_field in ("is_active", "delivery_radius_m", "delivery_area"):
+        values.pop(not_a_field, None)
     return StoreFields(**values)
 
 
@@ -193,7 +195,28 @@ async def _store_out(conn: Any, store_id: UUID) -> S.StoreOut:
     if detail is None:
         raise NotFound("store_id", "no store with this id")
     detail["currency"] = detail["currency"].strip()
-    return S.StoreOut(**detail)
+    area = detail.pop("delivery_area", None)
+    return S.StoreOut(**detail, delivery_area=None if area is None else json.loads(area))
+
+
+async def _patch_delivery(conn: Any, store_id: UUID, data: S.StorePatch) -> None:
+    """The delivery radius and polygon (validated by PostGIS; a self-intersecting polygon is a 400)."""
+    radius, area = data.delivery_radius_m, data.delivery_area
+    set_radius, set_area = radius is not msgspec.UNSET, area is not msgspec.UNSET
+    if not (set_radius or set_area):
+        return
+    try:
+        await geo_areas.set_delivery(
+            conn,
+            store_id,
+            None if radius is msgspec.UNSET else radius,
+            None if area is msgspec.UNSET else area,
+            set_radius=set_radius,
+            set_area=set_area,
+        )
+    except geo_areas.InvalidArea as exc:
+        parameter = "delivery_radius_m" if str(exc).startswith("delivery_radius_m") else "delivery_area"
+        raise BadParameter(parameter, str(exc)) from None
 
 
 @post(
@@ -219,19 +242,22 @@ async def create_store(
 @patch(
     "/v1/stores/{store_id:uuid}",
     summary="Edit a store (admin)",
-    description="Only the fields given change.",
+    description="Only the fields given change. `delivery_radius_m` (metres, 1-1,000,000) and `delivery_area` (a "
+    "GeoJSON Polygon or MultiPolygon, holes allowed; checked with PostGIS, a self-intersecting one is a 400) say "
+    "where the store delivers (`fulfilment=delivery` in search); `null` clears either.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
     responses={**AUTH_ERRORS},
 )
 async def patch_store(rt: NamedDependency[Runtime], store_id: UUID, data: S.StorePatch) -> S.StoreOut:
-    async with rt.connection() as conn:
+    async with rt.connection() as conn, conn.transaction():
         try:
             found = await update_store_async(conn, store_id, _fields(data), data.is_active)
         except StoreError as exc:
             raise BadParameter(exc.field, exc.message) from None
         if not found:
             raise NotFound("store_id", "no store with this id")
+        await _patch_delivery(conn, store_id, data)
         return await _store_out(conn, store_id)
 
 

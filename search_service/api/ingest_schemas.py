@@ -44,6 +44,8 @@ class StorePatch(msgspec.Struct, forbid_unknown_fields=True):
     phone: str | None = None
     website: str | None = None
     is_active: bool | None = None
+    delivery_radius_m: int | msgspec.UnsetType | None = msgspec.field(default=msgspec.UNSET)
+    delivery_area: dict[str, Any] | msgspec.UnsetType | None = msgspec.field(default=msgspec.UNSET)
 
 
 class StoreOut(msgspec.Struct):
@@ -62,6 +64,8 @@ class StoreOut(msgspec.Struct):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+    delivery_radius_m: int | None = None
+    delivery_area: dict[str, Any] | None = None  # GeoJSON MultiPolygon
 
 
 class ListingIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -46,6 +46,9 @@ RULES = {
     "stores_per_product": "must be an integer between 1 and 10",
     "mode": "must be one of hybrid, semantic, keyword",
     "brand": f"must be 1–{BRAND_MAX_LENGTH} characters of text",
+    "sort": "must be one of relevance, distance, price",
+    "fulfilment": "must be one of pickup, delivery, any",
+    "explain": "must be true or false",
 }
 
 

@@ -11,6 +11,8 @@ from litestar import MediaType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
+from search_service.api.ux_schemas import ExplainOut, FacetsOut, HitExplainOut
+
 EXAMPLE_PRODUCT_ID = "6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"
 EXAMPLE_STORE_ID = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
 
@@ -32,6 +34,7 @@ class StoreHitOut(msgspec.Struct):
     price: float
     currency: str
     quantity: int
+    delivers: bool = False  # the store's delivery radius or polygon holds the searcher's lat/lon
 
 
 class ProductOut(msgspec.Struct):
@@ -43,17 +46,21 @@ class ProductOut(msgspec.Struct):
     description: str | None
 
 
-class HitOut(msgspec.Struct):
+class HitOut(msgspec.Struct, omit_defaults=True):
     product: ProductOut
     score: float
     stores: list[StoreHitOut]
+    explain: HitExplainOut | None = None  # explain=true only
 
 
-class SearchResponse(msgspec.Struct):
+class SearchResponse(msgspec.Struct, omit_defaults=True):
     results: list[HitOut]
     total_candidates: int
     strategy: str
     took_ms: float
+    total: int | None = None  # results passing every filter (facets, sort, bbox, fulfilment, store_id, brand)
+    facets: FacetsOut | None = None  # facets=... only
+    explain: ExplainOut | None = None  # explain=true only
 
 
 class Location(msgspec.Struct):

@@ -32,6 +32,7 @@ from psycopg import sql
 from tqdm import tqdm
 
 from search_service.db.hnsw import build_memory
+from search_service.db.sql import statement
 
 from .load_ddl import (
     AUDIT_TRIGGER,
@@ -172,6 +173,7 @@ def load(
                 _load_in_one_transaction(conn, dsn, market, vectors, model_id, report, quiet, maintenance_work_mem)
             else:
                 _load_in_parallel(conn, dsn, market, vectors, model_id, report, quiet, workers, maintenance_work_mem)
+            conn.execute(statement("demo/delivery", "seed_delivery_areas").psycopg, {})  # delivery radii, polygons
             _count_and_analyze(conn, market, vectors, report)
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext('plinqy-datagen-seed'))")

@@ -17,6 +17,7 @@ from litestar.di import NamedDependency
 
 from search_service.api import params as P
 from search_service.api.filters import FILTER_DEPENDENCIES, SearchFilters
+from search_service.api.routes.ux import run_ux_search, ux_response
 from search_service.api.runtime import Runtime
 from search_service.api.schemas import (
     SEARCH_RESPONSES,
@@ -26,7 +27,10 @@ from search_service.api.schemas import (
     SearchResponse,
     StoreHitOut,
 )
+from search_service.api.ux_params import UX_DEPENDENCIES, UxOptions
+from search_service.engine import geo_areas
 from search_service.engine import search as engine
+from search_service.engine.ux import needs_ux
 
 
 def _finite(value: Any, default: float = 0.0) -> float:
@@ -75,9 +79,13 @@ def _hit_out(hit: Any) -> HitOut:
     )
 
 
-def to_search_response(result: Any, took_ms: float) -> SearchResponse:
+def to_search_response(result: Any, took_ms: float, delivers: set[UUID] | None = None) -> SearchResponse:
+    hits = [_hit_out(hit) for hit in result.results]
+    for hit in hits:
+        for store in hit.stores:
+            store.delivers = store.id in (delivers or ())
     return SearchResponse(
-        results=[_hit_out(hit) for hit in result.results],
+        results=hits,
         total_candidates=int(result.total_candidates),
         strategy=str(result.strategy),
         took_ms=round(took_ms, 3),
@@ -86,7 +94,7 @@ def to_search_response(result: Any, took_ms: float) -> SearchResponse:
 
 async def _run_search(
     rt: Runtime, sp: engine.SearchParams, embedding: asyncio.Future[np.ndarray] | None
-) -> tuple[engine.SearchResult, float]:
+) -> tuple[engine.SearchResult, float, set[UUID]]:
     """The engine's result and when it started; hybrid searches get a spare connection when the pool has one."""
     try:
         spare = rt.spare_connection() if sp.mode == "hybrid" else contextlib.nullcontext()
@@ -95,26 +103,42 @@ async def _run_search(
             result = await engine.search(
                 conn, sp, embedding, rt.engine_config, vectors=rt.vectors, keyword_conn=kw_conn, stats=rt.stats
             )
+            delivers = await _delivering(conn, sp, result)
     finally:
         if embedding is not None and not embedding.done():
             embedding.cancel()  # the engine answered without it (no store in the radius, say)
         elif embedding is not None and not embedding.cancelled():
             embedding.exception()  # retrieved: a failure the engine never awaited is not logged as lost
-    return result, engine_started
+    return result, engine_started, delivers
+
+
+async def _delivering(conn: Any, sp: engine.SearchParams, result: engine.SearchResult) -> set[UUID]:
+    """The hits' stores that deliver to the searcher's point (none without one): each store says `delivers`."""
+    stores = sorted({s.id for hit in result.results for s in hit.stores})
+    if sp.lat is None or sp.lon is None or not stores:
+        return set()
+    return await geo_areas.delivering_among(conn, stores, sp.lat, sp.lon)
 
 
 @get(
     "/v1/search",
     summary="Search products near a place",
-    description="Natural-language product search, optionally limited to stores within `radius_m` of lat/lon.",
+    description=(
+        "Natural-language product search, optionally limited to stores within `radius_m` of lat/lon, or in a map "
+        "viewport (`bbox`), or delivering to lat/lon (`fulfilment`). With `facets`, counts per category, brand, "
+        "price bucket and store over the result set: every product passing the filters in keyword mode, the top "
+        "PLINQY_FACET_DEPTH (default 1000) by relevance in semantic and hybrid mode. `sort` orders that set by "
+        "distance or price; `explain=true` says why each hit ranks where it does."
+    ),
     tags=["search"],
     responses=SEARCH_RESPONSES,
-    dependencies=FILTER_DEPENDENCIES,
+    dependencies={**FILTER_DEPENDENCIES, **UX_DEPENDENCIES},
 )
 async def search_products(
     rt: NamedDependency[Runtime],
     request: Request[Any, Any, Any],
     filters: NamedDependency[SearchFilters],
+    ux: NamedDependency[UxOptions],
     q: P.Q,
     mode: P.ModeParam = "hybrid",
 ) -> SearchResponse:
@@ -127,11 +151,16 @@ async def search_products(
     if mode != "keyword":
         rt.check_model()
         embedding = asyncio.ensure_future(rt.embed(text))
-    result, engine_started = await _run_search(rt, sp, embedding)
+    if needs_ux(ux.ux, sp):
+        found, engine_started = await run_ux_search(rt, sp, embedding, ux.ux)
+        rt.metrics.search_latency.labels(mode, found.strategy).observe(time.perf_counter() - engine_started)
+        request.state.search_strategy = found.strategy
+        return ux_response(found, ux.ux, _hit_out, (time.perf_counter() - started) * 1000)
+    result, engine_started, delivers = await _run_search(rt, sp, embedding)
     strategy = str(result.strategy)
     rt.metrics.search_latency.labels(mode, strategy).observe(time.perf_counter() - engine_started)
     request.state.search_strategy = strategy
-    return to_search_response(result, (time.perf_counter() - started) * 1000)
+    return to_search_response(result, (time.perf_counter() - started) * 1000, delivers)
 
 
 @get(

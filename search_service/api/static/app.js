@@ -2,7 +2,9 @@
  *
  * Searches as you type (debounced), aborts the request in flight when a newer one starts (and ignores any
  * answer that is not the latest), draws the selected product's stores on an SVG radar around you.
- * Talks only to this service: /v1/search, /v1/categories, /v1/presets, /v1/stores/nearby.
+ * Talks only to this service: /v1/search, /v1/suggest, /v1/categories, /v1/presets, /v1/stores/nearby.
+ * Facets (issue 24): the column's counts are links; a chosen brand, store or price range is a filter
+ * (`state.chosen`), a chosen category sets the category select. Suggestions appear under the box as you type.
  */
 (function () {
   "use strict";
@@ -16,8 +18,10 @@
     form: $("search-form"), q: $("q"), location: $("location"), locate: $("locate"), city: $("city-name"),
     radius: $("radius"), radiusOut: $("radius-out"), mode: $("mode"), category: $("category"),
     inStock: $("in-stock"), status: $("status"), error: $("error"), badge: $("badge"),
-    results: $("results"), radar: $("radar"), radarCaption: $("radar-caption")
+    results: $("results"), radar: $("radar"), radarCaption: $("radar-caption"),
+    sort: $("sort"), delivers: $("delivers"), facets: $("facets"), suggestions: $("suggestions")
   };
+  var FACETS = "category,brand,price,store";
 
   var state = {
     presets: [],          // [{name, lat, lon}]
@@ -29,7 +33,10 @@
     searchCtl: null,      // AbortController of the search in flight
     storesCtl: null,
     seq: 0,               // number of the latest search; older answers are dropped
-    timer: 0
+    timer: 0,
+    chosen: {},           // facet values chosen: brand, store_id, min_price, max_price
+    suggestCtl: null,
+    suggestTimer: 0
   };
 
   // --- formatting (the e2e test formats the API's numbers the same way)
@@ -91,6 +98,10 @@
     params.set("mode", els.mode.value);
     params.set("in_stock", els.inStock.checked ? "true" : "false");
     if (els.category.value) params.set("category_id", els.category.value);
+    params.set("facets", FACETS);
+    if (els.sort.value !== "relevance" && (loc || els.sort.value !== "distance")) params.set("sort", els.sort.value);
+    if (els.delivers.checked && loc) params.set("fulfilment", "delivery");
+    Object.keys(state.chosen).forEach(function (k) { params.set(k, String(state.chosen[k])); });
     params.set("limit", "20");
     params.set("stores_per_product", "3");
     return params;
@@ -229,8 +240,99 @@
   }
 
   // --- results
+  // --- facets: each value a button with its count; pressing it filters, pressing it again clears it
+  function facetButton(label, count, pressed, onPress) {
+    var b = el("button", "facet");
+    b.type = "button";
+    b.setAttribute("aria-pressed", pressed ? "true" : "false");
+    b.appendChild(el("span", "label", label));
+    b.appendChild(el("span", "count", String(count)));
+    b.addEventListener("click", onPress);
+    var li = el("li");
+    li.appendChild(b);
+    return li;
+  }
+
+  function facetGroup(title, items) {
+    if (!items || items.length === 0) return;
+    var box = el("section", "facet-group");
+    box.appendChild(el("h3", null, title));
+    var ul = el("ul");
+    items.forEach(function (li) { ul.appendChild(li); });
+    box.appendChild(ul);
+    els.facets.appendChild(box);
+  }
+
+  function choose(changes) {
+    Object.keys(changes).forEach(function (k) {
+      if (changes[k] === null) delete state.chosen[k]; else state.chosen[k] = changes[k];
+    });
+    runSearch();
+  }
+
+  function renderFacets(facets) {
+    els.facets.replaceChildren();
+    if (!facets) return;
+    var c = state.chosen;
+    facetGroup("Category", (facets.category || []).slice(0, 12).map(function (f) {
+      var on = els.category.value === String(f.id);
+      return facetButton(f.name, f.count, on, function () { els.category.value = on ? "" : String(f.id); runSearch(); });
+    }));
+    facetGroup("Brand", (facets.brand || []).slice(0, 10).map(function (f) {
+      var on = c.brand === f.value;
+      return facetButton(f.value, f.count, on, function () { choose({ brand: on ? null : f.value }); });
+    }));
+    facetGroup("Price", (facets.price || []).map(function (f) {
+      var on = c.min_price === f.min && c.max_price === (f.max === null ? undefined : f.max);
+      var label = f.max === null ? "from " + f.min : f.min + "–" + f.max;
+      return facetButton(label, f.count, on, function () {
+        choose(on ? { min_price: null, max_price: null } : { min_price: f.min, max_price: f.max });
+      });
+    }));
+    facetGroup("Store", (facets.store || []).slice(0, 8).map(function (f) {
+      var on = c.store_id === f.id;
+      return facetButton(f.name, f.count, on, function () { choose({ store_id: on ? null : f.id }); });
+    }));
+  }
+
+  // --- suggestions under the search box
+  function hideSuggestions() { els.suggestions.hidden = true; els.suggestions.replaceChildren(); }
+
+  function loadSuggestions() {
+    var text = els.q.value.trim();
+    if (state.suggestCtl) state.suggestCtl.abort();
+    if (!text) { hideSuggestions(); return; }
+    var q = new URLSearchParams({ q: text, limit: "8" });
+    var loc = currentLocation();
+    if (loc) {
+      q.set("lat", String(loc.lat)); q.set("lon", String(loc.lon));
+      q.set("radius_m", String(Math.round(radiusKm() * 1000)));
+    }
+    var ctl = new AbortController();
+    state.suggestCtl = ctl;
+    fetch("/v1/suggest?" + q.toString(), { signal: ctl.signal })
+      .then(function (res) { if (!res.ok) throw new Error(String(res.status)); return res.json(); })
+      .then(function (body) {
+        els.suggestions.replaceChildren();
+        body.suggestions.forEach(function (s) {
+          var b = el("button", "suggestion");
+          b.type = "button";
+          b.appendChild(el("span", null, s.text));
+          b.appendChild(el("span", "kind", s.kind));
+          b.addEventListener("click", function () { els.q.value = s.text; hideSuggestions(); runSearch(); });
+          var li = el("li");
+          li.setAttribute("role", "option");
+          li.appendChild(b);
+          els.suggestions.appendChild(li);
+        });
+        els.suggestions.hidden = body.suggestions.length === 0;
+      })
+      .catch(function () { /* aborted or failed: suggestions are optional */ });
+  }
+
   function renderResults() {
     var body = state.response;
+    renderFacets(body ? body.facets : null);
     els.results.replaceChildren();
     state.selected = -1;
     if (!body) {
@@ -292,6 +394,7 @@
         row.appendChild(el("span", "distance", formatDistance(s.distance_m)));
         row.appendChild(el("span", "price", formatPrice(s.price, s.currency)));
         row.appendChild(el("span", "stock " + (s.quantity > 0 ? "in" : "out"), formatStock(s.quantity)));
+        if (s.delivers) row.appendChild(el("span", "delivers", "delivers"));
         ul.appendChild(row);
       });
       li.appendChild(ul);
@@ -489,7 +592,14 @@
 
   // --- wiring
   els.form.addEventListener("submit", function (ev) { ev.preventDefault(); runSearch(); });
-  els.q.addEventListener("input", function () { scheduleSearch(); });
+  els.q.addEventListener("input", function () {
+    state.chosen = {}; // a new query: the facet values chosen for the last one may not exist for it
+    scheduleSearch();
+    clearTimeout(state.suggestTimer);
+    state.suggestTimer = setTimeout(loadSuggestions, 120);
+  });
+  els.q.addEventListener("keydown", function (ev) { if (ev.key === "Escape") hideSuggestions(); });
+  [els.sort, els.delivers].forEach(function (input) { input.addEventListener("change", function () { runSearch(); }); });
   els.radius.addEventListener("input", function () { showRadius(); scheduleSearch(); });
   [els.location, els.mode, els.category, els.inStock].forEach(function (input) {
     input.addEventListener("change", function () { runSearch(); });

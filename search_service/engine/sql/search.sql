@@ -167,7 +167,10 @@ FROM store_product sp
 WHERE {{ listing_filter_driving }};
 
 -- name: rank_keyword
--- params: q text, depth int, cap int, typo_tolerance bool (+ listing_filter, product_filter)
+-- params: q text, depth int, cap int, typo_tolerance bool,
+--    typo_below int (typo tolerance runs below this many full-text matches, and its looser matches are capped
+--    at 4 x this: search passes depth; facets, ranking deeper, pass search's depth to keep the same matches)
+--    (+ listing_filter, product_filter)
 -- Keyword side of hybrid search, under the same filters as the vector side. Three capped match sets:
 -- exact name (btree on lower(name)) or GTIN (unique btree); full text in both configs (GIN on
 -- search_tsv); typo tolerance: the query's words (English stop words left out) each widened to the
@@ -205,7 +208,7 @@ WITH exact AS MATERIALIZED (
     LIMIT :cap::int
 ), words AS MATERIALIZED (
     SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', :q::text))) AS u(w)
-    WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT count(*) FROM fts) < :depth::int
+    WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT count(*) FROM fts) < :typo_below::int
       AND to_tsvector('english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
 ), spellings AS MATERIALIZED (
     SELECT words.w, tsquery_or_agg(quote_literal(s.term)::tsquery) AS q
@@ -234,7 +237,7 @@ WITH exact AS MATERIALIZED (
     UNION
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT q FROM typo_query)
-     LIMIT 4 * :depth::int)
+     LIMIT 4 * :typo_below::int)
 ), cand AS (
     SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM typo
 ), listed AS MATERIALIZED (

@@ -26,7 +26,8 @@ RETURNING id;
 -- name: store_detail
 -- params: store_id uuid
 SELECT id, name, ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon, address, city, postal_code,
-       country_code, store_type, currency, phone, website, is_active, created_at, updated_at
+       country_code, store_type, currency, phone, website, is_active, created_at, updated_at,
+       delivery_radius_m, ST_AsGeoJSON(delivery_area) AS delivery_area
 FROM store WHERE id = :store_id;
 
 -- name: insert_connection

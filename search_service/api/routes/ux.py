@@ -1,0 +1,140 @@
+"""Issue 24's parts of the search API: `/v1/search` with facets, sorts, bbox, fulfilment or explain (run by
+`engine.ux.ux_search`), and `GET /v1/suggest` (search-as-you-type)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+import numpy as np
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
+from litestar.params import Parameter
+
+from search_service.api import params as P
+from search_service.api.runtime import Runtime
+from search_service.api.schemas import SEARCH_RESPONSES, HitOut, SearchResponse
+from search_service.api.ux_schemas import (
+    BrandFacet,
+    CategoryFacet,
+    ExplainOut,
+    FacetsOut,
+    HitExplainOut,
+    PriceFacet,
+    StoreFacet,
+    SuggestionOut,
+    SuggestResponse,
+)
+from search_service.engine import search as engine
+from search_service.engine.facets import Facets
+from search_service.engine.suggest import MAX_SUGGESTIONS, PREFIX_MAX_LENGTH, SuggestParams, suggest
+from search_service.engine.ux import UxParams, UxResult, ux_search
+
+
+def facets_out(f: Facets) -> FacetsOut:
+    return FacetsOut(
+        category=None
+        if f.category is None
+        else [CategoryFacet(c.id, c.name, c.parent_id, c.count) for c in f.category],
+        brand=None if f.brand is None else [BrandFacet(b.value, b.count) for b in f.brand],
+        price=None
+        if f.price is None
+        else [PriceFacet(float(p.min), None if p.max is None else float(p.max), p.count) for p in f.price],
+        store=None if f.store is None else [StoreFacet(s.id, s.name, s.count) for s in f.store],
+    )
+
+
+def ux_response(result: UxResult, ux: UxParams, hit_out: Any, took_ms: float) -> SearchResponse:
+    hits: list[HitOut] = []
+    for hit in result.results:
+        out = hit_out(hit)
+        for store in out.stores:
+            store.delivers = (hit.product.id, store.id) in result.delivers
+        e = result.explain.get(hit.product.id)
+        if e is not None:
+            out.explain = HitExplainOut(
+                e.vector_similarity, e.keyword_rank, e.keyword_score, e.typo_corrections, e.exact_match
+            )
+        hits.append(out)
+    return SearchResponse(
+        results=hits,
+        total_candidates=result.candidates,
+        strategy=result.strategy,
+        took_ms=round(took_ms, 3),
+        total=result.total,
+        facets=facets_out(result.facets) if ux.facets else None,
+        explain=ExplainOut(result.strategy, result.candidates, result.timings_ms) if ux.explain else None,
+    )
+
+
+async def run_ux_search(
+    rt: Runtime, sp: engine.SearchParams, embedding: asyncio.Future[np.ndarray] | None, ux: UxParams
+) -> tuple[UxResult, float]:
+    try:
+        async with rt.connection() as conn:
+            started = time.perf_counter()
+            result = await ux_search(
+                conn,
+                sp,
+                embedding,
+                ux,
+                config=rt.engine_config,
+                facet_config=rt.settings.facets,
+                vectors=rt.vectors,
+                stats=rt.stats,
+            )
+    finally:
+        if embedding is not None and not embedding.done():
+            embedding.cancel()
+        elif embedding is not None and not embedding.cancelled():
+            embedding.exception()
+    return result, started
+
+
+SuggestQ = Annotated[
+    str,
+    Parameter(
+        description=f"What has been typed so far: 1–{PREFIX_MAX_LENGTH} characters.",
+        schema_extra={"minLength": 1, "maxLength": PREFIX_MAX_LENGTH, "pattern": P.Q_PATTERN},
+        examples=[Example(summary="a prefix", value="cordless dr")],
+    ),
+]
+SuggestLimit = Annotated[
+    int, Parameter(ge=1, le=MAX_SUGGESTIONS, description="Completions to return.", examples=[Example(value=10)])
+]
+
+
+@get(
+    "/v1/suggest",
+    summary="Search-as-you-type suggestions",
+    description=(
+        "Up to 10 completions of what is typed so far: product names, brands and categories starting with it, and "
+        "completions of its last word (`query`), each backed by an in-stock listing at a store in scope (within "
+        "`radius_m` of lat/lon, or any active store)."
+    ),
+    tags=["search"],
+    responses={400: SEARCH_RESPONSES[400], 503: SEARCH_RESPONSES[503]},
+)
+async def suggest_route(
+    rt: NamedDependency[Runtime],
+    q: SuggestQ,
+    lat: P.Lat = None,
+    lon: P.Lon = None,
+    radius_m: P.RadiusM = 5000,
+    limit: SuggestLimit = MAX_SUGGESTIONS,
+) -> SuggestResponse:
+    started = time.perf_counter()
+    text = P.clean_query(q)
+    if len(text) > PREFIX_MAX_LENGTH:
+        raise P.BadParameter("q", f"must be at most {PREFIX_MAX_LENGTH} characters")
+    point = P.check_point(lat, lon)
+    params = SuggestParams(text, point[0] if point else None, point[1] if point else None, radius_m, limit)
+    async with rt.connection() as conn:
+        found = await suggest(conn, params)
+    took = round((time.perf_counter() - started) * 1000, 3)
+    return SuggestResponse([SuggestionOut(s.kind, s.text, s.ref) for s in found], took)
+
+
+UX_ROUTES = [suggest_route]

@@ -1,0 +1,137 @@
+"""`/v1/search`'s shopper-facing parameters (issue 24): facets, sort, bbox, fulfilment, explain, store_id.
+
+One litestar dependency, `ux`, declared by the search route next to the shared filters (`/v1/similar` does not take
+these). Types are checked by litestar; the rest here, as `BadParameter` naming the parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from litestar import Request
+from litestar.di import Provide
+from litestar.openapi.spec import Example
+from litestar.params import Parameter
+
+from search_service.api.params import UUID_PATTERN, BadParameter
+from search_service.engine import geo_areas
+from search_service.engine.facets import FACETS
+from search_service.engine.ux import UxParams
+
+_UUID_RE = re.compile(UUID_PATTERN)
+
+FacetsParam = Annotated[
+    str | None,
+    Parameter(
+        description=(
+            "Comma-separated facets to count over the result set: any of category, brand, price, store. The result "
+            "set is every product that passes the filters in keyword mode, and the top PLINQY_FACET_DEPTH (default "
+            "1000) products by relevance in semantic and hybrid mode. Category counts roll up the tree. A chosen "
+            "value (category_id, brand, store_id, min_price/max_price) filters the results and the other facets' "
+            "counts, not its own facet's."
+        ),
+        examples=[Example(summary="three facets", value="category,brand,price")],
+    ),
+]
+SortParam = Annotated[
+    Literal["relevance", "distance", "price"],
+    Parameter(
+        description=(
+            "relevance (default); distance: nearest store with stock first (needs lat/lon); price: lowest price in "
+            "scope first. Distance and price order the same result set the facets count; ties keep relevance order."
+        ),
+        examples=[Example(summary="cheapest first", value="price")],
+    ),
+]
+BBoxParam = Annotated[
+    str | None,
+    Parameter(
+        description=(
+            "Map viewport instead of a radius: min_lon,min_lat,max_lon,max_lat (WGS 84, bounds included). "
+            "min_lon > max_lon is a box across the antimeridian. Not together with radius_m. Distances are still "
+            "measured from lat/lon when given."
+        ),
+        examples=[Example(summary="central Berlin", value="13.30,52.48,13.48,52.56")],
+    ),
+]
+FulfilmentParam = Annotated[
+    Literal["pickup", "delivery", "any"],
+    Parameter(
+        description=(
+            "pickup (default): stores in the radius or bbox; delivery: stores whose delivery radius or polygon "
+            "holds lat/lon, however far away; any: both. Each store in a hit says whether it `delivers` there."
+        ),
+        examples=[Example(summary="delivered to me", value="delivery")],
+    ),
+]
+ExplainParam = Annotated[
+    bool,
+    Parameter(
+        description=(
+            "Add to each hit its vector similarity, keyword rank, typo corrections and exact-match flag, and to "
+            "the response the plan, its candidate count and each stage's time."
+        ),
+        examples=[Example(summary="explain", value=True)],
+    ),
+]
+StoreIdParam = Annotated[
+    str | None,
+    Parameter(
+        description="Only listings of this store (the store facet's value).",
+        schema_extra={"format": "uuid", "pattern": UUID_PATTERN},
+        examples=[Example(summary="a store", value="0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b")],
+    ),
+]
+
+
+@dataclass(frozen=True)
+class UxOptions:
+    ux: UxParams
+
+
+def parse_facets(raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FACETS]
+    if unknown:
+        raise BadParameter("facets", f"unknown facet {unknown[0]!r}: use any of {', '.join(FACETS)}")
+    if not names:
+        raise BadParameter("facets", f"must name at least one of {', '.join(FACETS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def provide_ux(
+    request: Request[Any, Any, Any],
+    facets: FacetsParam = None,
+    sort: SortParam = "relevance",
+    bbox: BBoxParam = None,
+    fulfilment: FulfilmentParam = "pickup",
+    explain: ExplainParam = False,
+    store_id: StoreIdParam = None,
+) -> UxOptions:
+    """The checks a type cannot make: facet names, bbox shape and ranges, bbox with radius_m, what needs a point."""
+    query = request.query_params
+    point = query.get("lat") is not None and query.get("lon") is not None
+    box = None
+    if bbox is not None:
+        if query.get("radius_m") is not None:
+            raise BadParameter("bbox", "give either bbox or radius_m, not both")
+        try:
+            box = geo_areas.parse_bbox(bbox)
+        except geo_areas.InvalidBBox as exc:
+            raise BadParameter("bbox", str(exc)) from None
+    if sort == "distance" and not point:
+        raise BadParameter("sort", "sort=distance needs lat and lon")
+    if fulfilment != "pickup" and not point:
+        raise BadParameter("fulfilment", f"fulfilment={fulfilment} needs lat and lon (where to deliver)")
+    if store_id is not None and not _UUID_RE.match(store_id):
+        raise BadParameter("store_id", "must be a UUID like 0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b")
+    sid = None if store_id is None else UUID(store_id)
+    return UxOptions(UxParams(parse_facets(facets), sort, box, fulfilment, explain, sid))
+
+
+UX_DEPENDENCIES = {"ux": Provide(provide_ux, sync_to_thread=False)}

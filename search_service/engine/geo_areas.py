@@ -1,0 +1,207 @@
+"""Store scopes for issue 24: map viewports (bbox), delivery areas, and the validation of a delivery polygon.
+
+A delivery area is a GeoJSON Polygon or MultiPolygon (lon/lat, WGS 84). `parse_area` checks its shape in Python
+(types, coordinate pairs in range, rings of at least four positions that end where they start); `check_area` then
+asks PostGIS whether it is valid (no self-intersection, holes inside their shell) and returns it as a MultiPolygon.
+Both raise `InvalidArea`, whose message says what is wrong; the HTTP layer answers 400 naming `delivery_area`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from search_service.db.sql import statement
+
+MAX_AREA_POSITIONS = 10_000
+
+
+class InvalidArea(ValueError):
+    """A delivery polygon that is not valid GeoJSON, or not a valid polygon."""
+
+
+class InvalidBBox(ValueError):
+    """A bbox that is malformed or out of range."""
+
+
+@dataclass(frozen=True)
+class BBox:
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+
+    @property
+    def crosses_antimeridian(self) -> bool:
+        return self.min_lon > self.max_lon
+
+    def contains(self, lon: float, lat: float) -> bool:
+        """The same rule as stores_in_bbox (bounds included)."""
+        if not self.min_lat <= lat <= self.max_lat:
+            return False
+        if self.crosses_antimeridian:
+            return lon >= self.min_lon or lon <= self.max_lon
+        return self.min_lon <= lon <= self.max_lon
+
+
+def parse_bbox(raw: str) -> BBox:
+    """`min_lon,min_lat,max_lon,max_lat`. A min_lon above max_lon is a box across the antimeridian (as in
+    GeoJSON, RFC 7946 §5.2); a min_lat above max_lat is an error."""
+    parts = [p.strip() for p in raw.split(",")]
+    if len(parts) != 4:
+        raise InvalidBBox("must be four numbers: min_lon,min_lat,max_lon,max_lat")
+    try:
+        min_lon, min_lat, max_lon, max_lat = (float(p) for p in parts)
+    except ValueError:
+        raise InvalidBBox("must be four numbers: min_lon,min_lat,max_lon,max_lat") from None
+    for name, value, bound in (
+        ("min_lon", min_lon, 180.0),
+        ("max_lon", max_lon, 180.0),
+        ("min_lat", min_lat, 90.0),
+        ("max_lat", max_lat, 90.0),
+    ):
+        if not math.isfinite(value) or abs(value) > bound:
+            raise InvalidBBox(f"{name} must be between -{bound:g} and {bound:g}")
+    if min_lat > max_lat:
+        raise InvalidBBox("min_lat must not exceed max_lat")
+    return BBox(min_lon, min_lat, max_lon, max_lat)
+
+
+def _position(value: Any, where: str) -> tuple[float, float]:
+    if not isinstance(value, list | tuple) or len(value) not in (2, 3):
+        raise InvalidArea(f"{where}: a position is [lon, lat]")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        raise InvalidArea(f"{where}: a position holds numbers")
+    lon, lat = float(value[0]), float(value[1])
+    if not (math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90):
+        raise InvalidArea(f"{where}: [lon, lat] must be within [-180, 180] x [-90, 90]")
+    return lon, lat
+
+
+def _check_polygon(rings: Any, where: str) -> int:
+    if not isinstance(rings, list) or not rings:
+        raise InvalidArea(f"{where}: a polygon is a non-empty list of linear rings")
+    count = 0
+    for i, ring in enumerate(rings):
+        here = f"{where} ring {i}"
+        if not isinstance(ring, list) or len(ring) < 4:
+            raise InvalidArea(f"{here}: a linear ring has at least four positions")
+        positions = [_position(p, here) for p in ring]
+        if positions[0] != positions[-1]:
+            raise InvalidArea(f"{here}: a linear ring must end at the position it starts at (closed)")
+        count += len(positions)
+    return count
+
+
+def parse_area(value: str | dict[str, Any]) -> dict[str, Any]:
+    """The GeoJSON object, its shape checked (not yet its validity: see `check_area`)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidArea("is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidArea("must be a GeoJSON Polygon or MultiPolygon object")
+    kind, coordinates = value.get("type"), value.get("coordinates")
+    if kind == "Polygon":
+        positions = _check_polygon(coordinates, "polygon")
+    elif kind == "MultiPolygon":
+        if not isinstance(coordinates, list) or not coordinates:
+            raise InvalidArea("a MultiPolygon is a non-empty list of polygons")
+        positions = sum(_check_polygon(poly, f"polygon {i}") for i, poly in enumerate(coordinates))
+    else:
+        raise InvalidArea(f"type must be Polygon or MultiPolygon, not {kind!r}")
+    if positions > MAX_AREA_POSITIONS:
+        raise InvalidArea(f"at most {MAX_AREA_POSITIONS} positions")
+    return {"type": kind, "coordinates": coordinates}
+
+
+async def check_area(conn: Any, value: str | dict[str, Any]) -> str:
+    """The area as a GeoJSON MultiPolygon text ready for `set_delivery`, or InvalidArea (asyncpg connection)."""
+    area = parse_area(value)
+    stmt = statement("engine/geo_scope", "check_area")
+    row = await conn.fetchrow(stmt.sql, *stmt.bind(geojson=json.dumps(area)))
+    if not row["valid"]:
+        raise InvalidArea(f"is not a valid polygon: {row['reason']}")
+    return str(row["multi"])
+
+
+async def set_delivery(
+    conn: Any,
+    store_id: UUID,
+    radius_m: int | None,
+    area: str | dict[str, Any] | None,
+    *,
+    set_radius: bool = True,
+    set_area: bool = True,
+) -> bool:
+    """Check and store a store's delivery radius and/or polygon (None clears one; `set_*=False` keeps it);
+    False when there is no such store."""
+    if set_radius and radius_m is not None and not 1 <= radius_m <= 1_000_000:
+        raise InvalidArea("delivery_radius_m must be between 1 and 1000000 metres")
+    multi = None if area is None or not set_area else await check_area(conn, area)
+    stmt = statement("engine/geo_scope", "set_delivery")
+    args = stmt.bind(
+        store_id=store_id, set_radius=set_radius, delivery_radius_m=radius_m, set_area=set_area, delivery_area=multi
+    )
+    return await conn.fetchrow(stmt.sql, *args) is not None
+
+
+async def stores_in_bbox(conn: Any, box: BBox) -> list[UUID]:
+    stmt = statement("engine/geo_scope", "stores_in_bbox")
+    ids = await conn.fetchval(
+        stmt.sql, *stmt.bind(min_lon=box.min_lon, min_lat=box.min_lat, max_lon=box.max_lon, max_lat=box.max_lat)
+    )
+    return list(ids)
+
+
+async def stores_delivering(conn: Any, lat: float, lon: float) -> list[UUID]:
+    stmt = statement("engine/geo_scope", "stores_delivering")
+    return list(await conn.fetchval(stmt.sql, *stmt.bind(lon=lon, lat=lat)))
+
+
+async def delivering_among(conn: Any, store_ids: Sequence[UUID], lat: float, lon: float) -> set[UUID]:
+    """The subset of `store_ids` that deliver to the point."""
+    if not store_ids:
+        return set()
+    stmt = statement("engine/geo_scope", "delivering_among")
+    rows = await conn.fetch(stmt.sql, *stmt.bind(store_ids=list(store_ids), lon=lon, lat=lat))
+    return {r["id"] for r in rows}
+
+
+async def stores_in_radius(conn: Any, lat: float, lon: float, radius_m: float) -> list[UUID]:
+    stmt = statement("engine/geo_scope", "stores_in_radius")
+    return list(await conn.fetchval(stmt.sql, *stmt.bind(lon=lon, lat=lat, radius_m=float(radius_m))))
+
+
+async def store_scope(
+    conn: Any,
+    *,
+    lat: float | None,
+    lon: float | None,
+    radius_m: float,
+    bbox: BBox | None,
+    fulfilment: str = "pickup",
+) -> list[UUID] | None:
+    """The stores a search may use; None: any active store (no point, no box). pickup: the radius around the
+    point, or the box when given; delivery: the stores whose delivery area holds the point; any: both."""
+    point = lat is not None and lon is not None
+    if fulfilment != "pickup" and not point:
+        raise ValueError(f"fulfilment={fulfilment} needs lat and lon")
+    pickup: list[UUID] | None = None
+    if bbox is not None:
+        pickup = await stores_in_bbox(conn, bbox)
+    elif point:
+        assert lat is not None and lon is not None
+        pickup = await stores_in_radius(conn, lat, lon, radius_m)
+    if fulfilment == "pickup":
+        return pickup
+    assert lat is not None and lon is not None
+    delivering = await stores_delivering(conn, lat, lon)
+    if fulfilment == "delivery":
+        return delivering
+    return sorted(set(pickup or []) | set(delivering))

@@ -1,0 +1,141 @@
+-- Facets and sorts over a search's result set (issue 24).
+
+-- name: facet_set
+-- params: product_ids uuid[] (the result set before the facet filters, best first),
+--    store_ids uuid[]|null (the stores in scope; null: any active store), in_stock bool,
+--    lon float8|null, lat float8|null (distances, for sort = distance),
+--    category_ids bigint[]|null (chosen category and its subtree), facet_brand text|null, store_id uuid|null,
+--    min_price numeric|null, max_price numeric|null,
+--    price_edges numeric[] (lower bounds of the price buckets, ascending, from 0),
+--    facets text[] (which of category, brand, price, store to count), facet_values int (values per facet at most),
+--    sort text (relevance, distance or price), page_offset int, page_limit int
+-- One statement: the result set's products (`base`, with the product-level filters as flags) and their qualifying
+-- listings in scope (`lst`, with the listing-level filters as flags). A result passes every filter, with the
+-- store and price filters holding on one and the same listing. Each facet counts the products that pass every
+-- filter but its own (a chosen brand leaves the other brands' counts visible, and narrows the rest), so a count is
+-- the number of results that choosing the value gives. Category counts roll up the tree (a product counts for its
+-- category and every ancestor). Price buckets count the products with a qualifying listing in the bucket. Sorts
+-- are stable: ties keep the relevance order (`ord`). Distances (geodesic) are computed once per store.
+WITH pt AS (
+    SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
+                ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
+), base AS MATERIALIZED (
+    SELECT p.id, b.ord, p.category_id, p.brand,
+           (:category_ids::bigint[] IS NULL OR p.category_id = ANY(:category_ids::bigint[])) AS cat_ok,
+           (:facet_brand::text IS NULL OR p.brand = :facet_brand::text) AS brand_ok
+    FROM unnest(:product_ids::uuid[]) WITH ORDINALITY AS b(id, ord)
+    JOIN product_master p ON p.id = b.id
+    WHERE p.is_active
+), lst AS MATERIALIZED (
+    SELECT sp.product_master_id AS id, sp.store_id, sp.price,
+           (:store_id::uuid IS NULL OR sp.store_id = :store_id::uuid) AS store_ok,
+           ((:min_price::numeric IS NULL OR sp.price >= :min_price::numeric)
+            AND (:max_price::numeric IS NULL OR sp.price <= :max_price::numeric)) AS price_ok
+    FROM base
+    JOIN store_product sp ON sp.product_master_id = base.id
+    WHERE sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
+      AND (:store_ids::uuid[] IS NULL OR sp.store_id IN (SELECT unnest(:store_ids::uuid[])))
+      AND (:store_ids::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+), per AS MATERIALIZED (
+    SELECT id, bool_or(store_ok AND price_ok) AS listing_ok,
+           min(price) FILTER (WHERE store_ok AND price_ok) AS best_price
+    FROM lst GROUP BY id
+), store_distance AS MATERIALIZED (
+    SELECT s.id, ST_Distance(s.location, pt.g) AS d
+    FROM store s CROSS JOIN pt
+    WHERE :sort::text = 'distance' AND pt.g IS NOT NULL
+      AND s.id IN (SELECT DISTINCT store_id FROM lst WHERE store_ok AND price_ok)
+), nearest AS (
+    SELECT l.id, min(sd.d) AS d
+    FROM lst l JOIN store_distance sd ON sd.id = l.store_id
+    WHERE l.store_ok AND l.price_ok
+    GROUP BY l.id
+), hits AS MATERIALIZED (
+    SELECT b.id, b.ord, per.best_price, nearest.d AS nearest_m
+    FROM base b JOIN per ON per.id = b.id LEFT JOIN nearest ON nearest.id = b.id
+    WHERE b.cat_ok AND b.brand_ok AND per.listing_ok
+), ordered AS (
+    SELECT id, best_price, nearest_m,
+           row_number() OVER (ORDER BY CASE WHEN :sort::text = 'distance' THEN nearest_m END NULLS LAST,
+                                       CASE WHEN :sort::text = 'price' THEN best_price END NULLS LAST,
+                                       ord) AS pos
+    FROM hits
+), page AS (
+    SELECT * FROM ordered ORDER BY pos OFFSET :page_offset::int LIMIT :page_limit::int
+), cat_products AS (
+    SELECT b.id, b.category_id FROM base b JOIN per ON per.id = b.id
+    WHERE 'category' = ANY(:facets::text[]) AND b.brand_ok AND per.listing_ok AND b.category_id IS NOT NULL
+), cat_up AS (
+    WITH RECURSIVE up(leaf, anc) AS (
+        SELECT DISTINCT category_id, category_id FROM cat_products
+        UNION
+        SELECT up.leaf, c.parent_id FROM up JOIN category c ON c.id = up.anc WHERE c.parent_id IS NOT NULL
+    )
+    SELECT leaf, anc FROM up
+), category_counts AS (
+    SELECT c.id, c.name, c.parent_id, count(*) AS n
+    FROM cat_products cp JOIN cat_up u ON u.leaf = cp.category_id JOIN category c ON c.id = u.anc
+    GROUP BY c.id, c.name, c.parent_id
+), brand_counts AS (
+    SELECT b.brand AS value, count(*) AS n
+    FROM base b JOIN per ON per.id = b.id
+    WHERE 'brand' = ANY(:facets::text[]) AND b.cat_ok AND per.listing_ok AND b.brand IS NOT NULL
+    GROUP BY b.brand
+    ORDER BY count(*) DESC, b.brand
+    LIMIT :facet_values::int
+), store_counts AS (
+    SELECT l.store_id AS id, min(s.name) AS name, count(DISTINCT l.id) AS n
+    FROM lst l JOIN base b ON b.id = l.id JOIN store s ON s.id = l.store_id
+    WHERE 'store' = ANY(:facets::text[]) AND b.cat_ok AND b.brand_ok AND l.price_ok
+    GROUP BY l.store_id
+    ORDER BY count(DISTINCT l.id) DESC, l.store_id
+    LIMIT :facet_values::int
+), price_counts AS (
+    SELECT width_bucket(l.price, :price_edges::numeric[]) AS bucket, count(DISTINCT l.id) AS n
+    FROM lst l JOIN base b ON b.id = l.id
+    WHERE 'price' = ANY(:facets::text[]) AND b.cat_ok AND b.brand_ok AND l.store_ok
+    GROUP BY 1
+)
+SELECT
+    (SELECT count(*) FROM hits) AS total,
+    (SELECT coalesce(array_agg(id ORDER BY pos), '{}'::uuid[]) FROM page) AS page_ids,
+    (SELECT coalesce(array_agg(best_price ORDER BY pos), '{}'::numeric[]) FROM page) AS page_prices,
+    (SELECT coalesce(array_agg(nearest_m ORDER BY pos), '{}'::float8[]) FROM page) AS page_distances,
+    (SELECT json_agg(json_build_array(id, name, parent_id, n) ORDER BY n DESC, id) FROM category_counts) AS categories,
+    (SELECT json_agg(json_build_array(value, n) ORDER BY n DESC, value) FROM brand_counts) AS brands,
+    (SELECT json_agg(json_build_array(id, name, n) ORDER BY n DESC, id) FROM store_counts) AS stores,
+    (SELECT json_agg(json_build_array(bucket, n) ORDER BY bucket) FROM price_counts) AS prices;
+
+-- name: category_subtree
+-- params: category_id bigint
+-- A chosen category facet value filters by the category and its descendants.
+WITH RECURSIVE t(id) AS (
+    SELECT c.id FROM category c WHERE c.id = :category_id::bigint
+    UNION
+    SELECT c.id FROM category c JOIN t ON c.parent_id = t.id
+)
+SELECT coalesce(array_agg(id), '{}'::bigint[]) AS ids FROM t;
+
+-- name: explain_typos
+-- params: q text, product_ids uuid[]
+-- explain=true: per product, the typo corrections it owes its match: a query word the vocabulary does not know,
+-- and the known word (as the keyword side's trigram correction finds them, at most 3 per word) that the product's
+-- name or brand has. Same words and thresholds as rank_keyword's typo tolerance (pg_trgm.similarity_threshold
+-- comes from the engine's settings).
+WITH words AS (
+    SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', :q::text))) AS u(w)
+    WHERE length(w) >= 4 AND w !~ '^[0-9]+$'
+      AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = w)
+), corrections AS (
+    SELECT words.w AS word, s.term
+    FROM words
+    CROSS JOIN LATERAL (
+        SELECT t.term FROM search_term t WHERE t.term % words.w
+        GROUP BY t.term ORDER BY similarity(t.term, words.w) DESC, t.term LIMIT 3
+    ) s
+)
+SELECT p.id, array_agg(c.word || '->' || c.term ORDER BY c.word, c.term) AS applied
+FROM product_master p
+JOIN corrections c ON c.term IN (SELECT search_terms_of(p.name, p.brand))
+WHERE p.id = ANY(:product_ids::uuid[])
+GROUP BY p.id;

@@ -1,0 +1,78 @@
+-- Store scopes other than "within radius_m of the point" (issue 24): a map viewport, and delivery areas.
+
+-- name: stores_in_bbox
+-- params: min_lon float8, min_lat float8, max_lon float8, max_lat float8 (min_lon > max_lon: the box crosses
+--    the antimeridian)
+-- Active stores whose location lies in the box, bounds included. Plain longitude/latitude comparisons (a viewport
+-- is a lon/lat rectangle, not a geodesic polygon); `&&` against one envelope, or two for a box crossing the
+-- antimeridian, reads the GiST index on location::geometry (migration 0008), and the exact comparisons after it
+-- drop what the index's float4 boxes let through.
+SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'::uuid[]) AS store_ids
+FROM store s
+WHERE s.is_active
+  AND (s.location::geometry && ST_MakeEnvelope(:min_lon::float8, :min_lat::float8,
+                                               CASE WHEN :min_lon::float8 <= :max_lon::float8 THEN :max_lon::float8
+                                                    ELSE 180 END, :max_lat::float8, 4326)
+       OR (:min_lon::float8 > :max_lon::float8
+           AND s.location::geometry && ST_MakeEnvelope(-180, :min_lat::float8, :max_lon::float8, :max_lat::float8, 4326)))
+  AND ST_Y(s.location::geometry) BETWEEN :min_lat::float8 AND :max_lat::float8
+  AND CASE WHEN :min_lon::float8 <= :max_lon::float8
+           THEN ST_X(s.location::geometry) BETWEEN :min_lon::float8 AND :max_lon::float8
+           ELSE ST_X(s.location::geometry) >= :min_lon::float8 OR ST_X(s.location::geometry) <= :max_lon::float8 END;
+
+-- name: stores_delivering
+-- params: lon float8, lat float8
+-- Active stores that deliver to the point, however far away: within their delivery radius (geodesic, as
+-- ST_DWithin on geography), or inside their delivery polygon (ST_Covers: a hole is outside, the boundary inside).
+-- The radius side probes the GiST index on location with the largest radius any store has (a per-row radius
+-- alone cannot use it), then checks each store's own.
+WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography AS g)
+SELECT coalesce(array_agg(DISTINCT x.id ORDER BY x.id), '{}'::uuid[]) AS store_ids
+FROM (
+    SELECT s.id FROM store s, pt
+    WHERE s.is_active AND s.delivery_radius_m IS NOT NULL
+      AND ST_DWithin(s.location, pt.g, (SELECT max(delivery_radius_m) FROM store)::float8)
+      AND ST_DWithin(s.location, pt.g, s.delivery_radius_m::float8)
+    UNION ALL
+    SELECT s.id FROM store s, pt
+    WHERE s.is_active AND s.delivery_area IS NOT NULL AND ST_Covers(s.delivery_area, pt.g)
+) x;
+
+-- name: delivering_among
+-- params: store_ids uuid[], lon float8, lat float8
+-- Which of these stores deliver to the point (the `delivers` flag of the stores in a search hit).
+WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography AS g)
+SELECT s.id
+FROM store s, pt
+WHERE s.id = ANY(:store_ids::uuid[])
+  AND ((s.delivery_radius_m IS NOT NULL AND ST_DWithin(s.location, pt.g, s.delivery_radius_m::float8))
+       OR (s.delivery_area IS NOT NULL AND ST_Covers(s.delivery_area, pt.g)));
+
+-- name: check_area
+-- params: geojson text (a Polygon or MultiPolygon, already checked for shape by geo_areas.parse_area)
+-- PostGIS's verdict on a delivery polygon: valid (OGC rules: no self-intersection, holes inside their shell),
+-- the reason when not, and the polygon as a MultiPolygon for storage.
+WITH g AS (SELECT ST_SetSRID(ST_GeomFromGeoJSON(:geojson::text), 4326) AS geom)
+SELECT ST_IsValid(geom) AS valid, ST_IsValidReason(geom) AS reason, ST_AsGeoJSON(ST_Multi(geom)) AS multi
+FROM g;
+
+-- name: set_delivery
+-- params: store_id uuid, set_radius bool, delivery_radius_m int|null, set_area bool,
+--         delivery_area text|null (GeoJSON MultiPolygon, checked)
+-- Sets a store's delivery radius and/or polygon (set_*: whether to change it; NULL clears it).
+UPDATE store
+SET delivery_radius_m = CASE WHEN :set_radius::bool THEN :delivery_radius_m::int ELSE delivery_radius_m END,
+    delivery_area = CASE WHEN NOT :set_area::bool THEN delivery_area
+                         WHEN :delivery_area::text IS NULL THEN NULL
+                         ELSE ST_SetSRID(ST_GeomFromGeoJSON(:delivery_area::text), 4326)::geography END,
+    updated_at = now()
+WHERE id = :store_id::uuid
+RETURNING id;
+
+-- name: stores_in_radius
+-- params: lon float8, lat float8, radius_m float8
+-- Pickup scope: active stores within radius_m of the point (geodesic; GiST on store.location), as search_context.
+SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'::uuid[]) AS store_ids
+FROM store s
+WHERE s.is_active
+  AND ST_DWithin(s.location, ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography, :radius_m::float8);

@@ -1,0 +1,176 @@
+-- Search-as-you-type (issue 24): completions of what is typed so far, each backed by an in-stock listing in scope.
+
+-- fragment: in_scope
+-- params: none
+-- Product `p` has an in-stock listing at an active store in scope (`scope.ids`; NULL: any active store). A
+-- per-row probe of ix_store_product_in_stock that stops at the first listing found.
+EXISTS (
+    SELECT 1 FROM store_product sp
+    WHERE sp.product_master_id = p.id
+      AND sp.is_active AND sp.quantity > 0
+      AND ((SELECT ids FROM scope) IS NULL OR sp.store_id IN (SELECT unnest((SELECT ids FROM scope))))
+      AND ((SELECT ids FROM scope) IS NOT NULL
+           OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+)
+
+-- name: suggest
+-- params: prefix text (lower case, trimmed, non-empty), head text (the typed words before the last one),
+--    last_word text (the last typed word, lower case), lon float8|null, lat float8|null, radius_m float8,
+--    lim int (completions of each kind), walk_cap int (product names the name walk examines at most),
+--    probe_cap int (products examined at most per brand, category or word before it counts as absent),
+--    narrow_stores int (scopes of at most this many stores are read from their listings)
+-- One round trip, two plans chosen by one-time filters on the scope's size.
+-- WALK (global, or more than narrow_stores stores): each kind walks a text_pattern_ops btree (migration 0008) over
+-- [prefix, prefix || U+10FFFF) in byte order and probes the listings of what it finds, so a LIMIT stops early; the
+-- range operators (~>=~, ~<~) take a bound parameter where LIKE 'x%' needs a constant. Brands are read by a loose
+-- index scan (one probe per brand). The name walk examines at most walk_cap names, and each brand, category or
+-- word at most probe_cap of its products (with 50 brands of a letter and no listing nearby, uncapped probes cost
+-- 100+ ms): completions past a cap are missed, never wrong.
+-- NARROW (a few stores): the products those stores stock in-stock (ix_store_product_store_in_stock, ~1.1k per
+-- store), filtered by prefix: probing catalogue-wide walks there would mostly miss.
+-- `query` completes the last typed word ("cordless dr" -> "cordless drill") from words of products in scope
+-- that also have the earlier words (the search_term vocabulary in the walk, the products' own words when narrow).
+WITH pt AS (
+    SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
+                ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
+), scope AS MATERIALIZED (
+    SELECT ids, ids IS NOT NULL AND cardinality(ids) <= :narrow_stores::int AS narrow
+    FROM (
+        SELECT CASE WHEN pt.g IS NULL THEN NULL
+                    ELSE coalesce((SELECT array_agg(s.id) FROM store s
+                                   WHERE s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)),
+                                  '{}'::uuid[]) END AS ids
+        FROM pt
+    ) x
+), stocked AS MATERIALIZED (
+    -- a LATERAL with LIMIT 1: a primary-key probe per product (the planner, misjudging the listing count,
+    -- otherwise hashed them against a scan of every product)
+    SELECT p.id, p.name, p.brand, p.category_id, p.search_tsv
+    FROM (SELECT DISTINCT sp.product_master_id AS id
+          FROM scope CROSS JOIN unnest(scope.ids) AS st(id)
+          JOIN store_product sp ON sp.store_id = st.id
+          WHERE scope.narrow AND sp.is_active AND sp.quantity > 0) l
+    CROSS JOIN LATERAL (
+        SELECT p.id, p.name, p.brand, p.category_id, p.search_tsv FROM product_master p
+        WHERE p.id = l.id AND p.is_active LIMIT 1
+    ) p
+), names AS (
+    SELECT 'product' AS kind, w.name AS label, w.id::text AS ref, row_number() OVER () AS ord
+    FROM (
+        SELECT p.id, p.name
+        FROM (
+            SELECT p.id, p.name FROM product_master p
+            WHERE NOT (SELECT narrow FROM scope)
+              AND lower(p.name) ~>=~ :prefix::text AND lower(p.name) ~<~ (:prefix::text || chr(1114111))
+              AND starts_with(lower(p.name), :prefix::text) AND p.is_active
+            ORDER BY lower(p.name) USING ~<~
+            LIMIT :walk_cap::int
+        ) p
+        WHERE {{ in_scope }}
+        LIMIT 4 * :lim::int
+    ) w
+), narrow_names AS (
+    SELECT 'product' AS kind, p.name AS label, p.id::text AS ref,
+           row_number() OVER (ORDER BY lower(p.name) USING ~<~, p.id) AS ord
+    FROM stocked p WHERE starts_with(lower(p.name), :prefix::text)
+    ORDER BY lower(p.name) USING ~<~, p.id
+    LIMIT 4 * :lim::int
+), brand_keys AS (
+    WITH RECURSIVE k(key, n) AS (
+        (SELECT lower(p.brand), 1 FROM product_master p
+         WHERE NOT (SELECT narrow FROM scope)
+           AND lower(p.brand) ~>=~ :prefix::text AND lower(p.brand) ~<~ (:prefix::text || chr(1114111))
+         ORDER BY lower(p.brand) USING ~<~ LIMIT 1)
+        UNION ALL
+        SELECT (SELECT lower(p.brand) FROM product_master p
+                WHERE lower(p.brand) ~>~ k.key AND lower(p.brand) ~<~ (:prefix::text || chr(1114111))
+                ORDER BY lower(p.brand) USING ~<~ LIMIT 1), k.n + 1
+        FROM k WHERE k.key IS NOT NULL AND k.n < 3 * :lim::int
+    )
+    SELECT key, n FROM k WHERE key IS NOT NULL AND starts_with(key, :prefix::text)
+), brands AS (
+    SELECT 'brand' AS kind, b.brand AS label, b.brand AS ref, row_number() OVER (ORDER BY k.n) AS ord
+    FROM brand_keys k
+    CROSS JOIN LATERAL (
+        SELECT p.brand
+        FROM (SELECT p.id, p.brand FROM product_master p
+              WHERE lower(p.brand) = k.key AND p.is_active LIMIT :probe_cap::int) p
+        WHERE {{ in_scope }}
+        LIMIT 1
+    ) b
+    LIMIT :lim::int
+), narrow_brands AS (
+    SELECT 'brand' AS kind, min(p.brand) AS label, min(p.brand) AS ref,
+           row_number() OVER (ORDER BY lower(p.brand) USING ~<~) AS ord
+    FROM stocked p WHERE starts_with(lower(p.brand), :prefix::text)
+    GROUP BY lower(p.brand)
+    ORDER BY lower(p.brand) USING ~<~
+    LIMIT :lim::int
+), stocked_categories AS (
+    -- the categories of the stocked products and all their ancestors
+    WITH RECURSIVE up(id) AS (
+        SELECT DISTINCT category_id FROM stocked WHERE category_id IS NOT NULL
+        UNION
+        SELECT c.parent_id FROM category c JOIN up ON c.id = up.id WHERE c.parent_id IS NOT NULL
+    )
+    SELECT id FROM up
+), categories AS (
+    SELECT 'category' AS kind, c.name AS label, c.id::text AS ref,
+           row_number() OVER (ORDER BY lower(c.name), c.id) AS ord
+    FROM category c
+    WHERE starts_with(lower(c.name), :prefix::text)
+      AND CASE WHEN (SELECT narrow FROM scope) THEN c.id IN (SELECT id FROM stocked_categories)
+               ELSE EXISTS (
+                   WITH RECURSIVE sub(id) AS (
+                       SELECT c.id
+                       UNION
+                       SELECT k.id FROM category k JOIN sub ON k.parent_id = sub.id
+                   )
+                   SELECT 1
+                   FROM (SELECT p.id FROM product_master p
+                         WHERE p.category_id IN (SELECT id FROM sub) AND p.is_active LIMIT :probe_cap::int) p
+                   WHERE {{ in_scope }}
+               ) END
+    ORDER BY lower(c.name), c.id
+    LIMIT :lim::int
+), terms AS (
+    SELECT 'query' AS kind, btrim(:head::text || ' ' || t.term) AS label, NULL::text AS ref,
+           row_number() OVER () AS ord
+    FROM (
+        SELECT DISTINCT ON (t.term) t.term
+        FROM search_term t
+        WHERE NOT (SELECT narrow FROM scope) AND length(:last_word::text) >= 2
+          AND t.term ~>=~ :last_word::text AND t.term ~<~ (:last_word::text || chr(1114111))
+        ORDER BY t.term USING ~<~
+        LIMIT 2 * :lim::int
+    ) t
+    WHERE EXISTS (
+        SELECT 1
+        FROM (SELECT p.id FROM product_master p
+              WHERE p.search_tsv @@ (plainto_tsquery('simple', :head::text)
+                                     && to_tsquery('simple', quote_literal(t.term)))
+                AND p.is_active LIMIT :probe_cap::int) p
+        WHERE {{ in_scope }}
+    )
+    LIMIT :lim::int
+), narrow_terms AS (
+    SELECT 'query' AS kind, btrim(:head::text || ' ' || w.term) AS label, NULL::text AS ref,
+           row_number() OVER (ORDER BY w.term USING ~<~) AS ord
+    FROM (
+        SELECT DISTINCT w AS term
+        FROM stocked p, search_terms_of(p.name, p.brand) w
+        WHERE length(:last_word::text) >= 2
+          AND p.search_tsv @@ (plainto_tsquery('simple', :head::text)
+                               && to_tsquery('simple', quote_literal(:last_word::text) || ':*'))
+          AND starts_with(w, :last_word::text)
+    ) w
+    ORDER BY w.term USING ~<~
+    LIMIT :lim::int
+)
+SELECT kind, label, ref, ord FROM categories
+UNION ALL SELECT kind, label, ref, ord FROM brands
+UNION ALL SELECT kind, label, ref, ord FROM narrow_brands
+UNION ALL SELECT kind, label, ref, ord FROM names
+UNION ALL SELECT kind, label, ref, ord FROM narrow_names
+UNION ALL SELECT kind, label, ref, ord FROM terms
+UNION ALL SELECT kind, label, ref, ord FROM narrow_terms;

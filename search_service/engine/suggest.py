@@ -1,0 +1,112 @@
+"""Search-as-you-type suggestions (issue 24): completions of the typed prefix that some in-stock listing in scope has.
+
+Four kinds, one statement (`engine/sql/suggest.sql`): product names starting with the prefix, brands starting with
+it, categories starting with it (a category counts when a product of its subtree is in scope), and `query`
+completions of the last word from the search_term vocabulary ("cordless dr" -> "cordless drill"). The merged list
+gives categories and brands a couple of places first, then names, then word completions, without repeats.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from search_service.db.sql import statement
+
+MAX_SUGGESTIONS = 10
+WALK_CAP = 400  # product names the name walk examines at most (see the statement's comment)
+PROBE_CAP = 64  # products examined per brand, category or word
+NARROW_STORES = 3  # scopes of at most this many stores are read from their listings
+PREFIX_MAX_LENGTH = 100
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+Kind = Literal["product", "brand", "category", "query"]
+_FIRST_PLACES = {"category": 2, "brand": 2}  # places reserved up front; the rest fill what remains
+_ORDER: tuple[Kind, ...] = ("category", "brand", "product", "query")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    kind: Kind
+    text: str
+    ref: str | None  # category id, brand, product id; None for a query completion
+
+
+@dataclass(frozen=True)
+class SuggestParams:
+    q: str
+    lat: float | None = None
+    lon: float | None = None
+    radius_m: float = 5000
+    limit: int = MAX_SUGGESTIONS
+
+
+def split_prefix(q: str) -> tuple[str, str, str]:
+    """(prefix, head, last_word): the whole typed text in lower case, the words before the last one, the last."""
+    prefix = " ".join(q.lower().split())[:PREFIX_MAX_LENGTH]
+    words = _WORD.findall(prefix)
+    if not words:
+        return prefix, "", ""
+    ends_in_word = prefix[-1:].isalnum() or prefix.endswith("_")
+    last = words[-1] if ends_in_word else ""
+    head = " ".join(words[:-1] if ends_in_word else words)
+    return prefix, head, last
+
+
+def merge(rows: list[Any], limit: int) -> list[Suggestion]:
+    """Categories and brands get their reserved places first, then every kind in `_ORDER` fills the rest."""
+    by_kind: dict[str, list[Suggestion]] = {k: [] for k in _ORDER}
+    for row in sorted(rows, key=lambda r: (r["kind"], r["ord"])):
+        by_kind[row["kind"]].append(Suggestion(row["kind"], row["label"], row["ref"]))
+    chosen: list[Suggestion] = []
+    seen: set[tuple[str, str]] = set()
+
+    def take(items: list[Suggestion], n: int) -> None:
+        for item in items:
+            if len(chosen) >= limit or n <= 0:
+                return
+            key = (item.kind if item.kind in ("category", "brand") else "text", item.text.lower())
+            if key not in seen:
+                seen.add(key)
+                chosen.append(item)
+                n -= 1
+
+    for kind, places in _FIRST_PLACES.items():
+        take(by_kind[kind], places)
+    for kind in _ORDER:
+        take(by_kind[kind], limit)
+    return chosen
+
+
+async def suggest(conn: Any, params: SuggestParams) -> list[Suggestion]:
+    """Up to `params.limit` (≤ 10) completions; an empty or wordless prefix gives none."""
+    prefix, head, last = split_prefix(params.q)
+    if not prefix.strip():
+        return []
+    limit = max(1, min(params.limit, MAX_SUGGESTIONS))
+    stmt = statement("engine/suggest", "suggest")
+    # One generic plan, prepared once per connection: planning this statement (a dozen CTEs) took longer than
+    # running it, and its index walks do not depend on the prefix's selectivity.
+    async with conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        rows = await _fetch(conn, stmt, prefix, head, last, params, limit)
+    return merge(list(rows), limit)
+
+
+async def _fetch(conn: Any, stmt: Any, prefix: str, head: str, last: str, params: SuggestParams, limit: int) -> Any:
+    return await conn.fetch(
+        stmt.sql,
+        *stmt.bind(
+            prefix=prefix,
+            head=head,
+            last_word=last,
+            lon=params.lon,
+            lat=params.lat,
+            radius_m=float(params.radius_m),
+            lim=limit,
+            walk_cap=WALK_CAP,
+            probe_cap=PROBE_CAP,
+            narrow_stores=NARROW_STORES,
+        ),
+    )

@@ -1,0 +1,251 @@
+"""Search with the shopper-facing extras of issue 24: facets, distance/price sorts, map viewports, delivery, explain.
+
+`ux_search` composes the engine's ranking with `facets.facet_set`:
+
+1. scope: the stores (`geo_areas.store_scope`: the radius or the bbox for pickup, delivery areas holding the
+   point for delivery, both for any);
+2. the ranked result set: the engine's own sides (keyword, vector, or both fused by RRF as in `search`) at a depth
+   of offset + limit, or `FacetConfig.depth` when facets, a non-relevance sort or a brand/store filter need the
+   whole set (keyword search: every match, up to the keyword side's caps). With facets the ranking leaves out the
+   facet filters (category, price), which `facet_set` applies, so that each facet can count the values not chosen;
+3. `facet_set`: filters, orders (stable) and counts; then the page is hydrated, each store says whether it
+   delivers to the point, and with explain each hit gets its vector similarity, keyword rank, typo corrections and
+   exact-match flag, and the response the plan, candidate count and stage timings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+from uuid import UUID
+
+import numpy as np
+
+from search_service.db.sql import statement
+from search_service.engine import geo_areas
+from search_service.engine import search as engine
+from search_service.engine.facet_vectors import rank_vector_set
+from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort, facet_set
+from search_service.engine.fusion import Ranked, merge
+from search_service.engine.hydrate import hydrate
+from search_service.engine.keyword import rank_keyword
+from search_service.engine.modes import QueryVector
+from search_service.engine.scope import Scope
+from search_service.engine.session import transaction
+from search_service.engine.stats import StatsCache, read_stats
+from search_service.engine.vector_plans import rank_vector
+from search_service.engine.vector_scan import VectorPlan, plan_vector
+from search_service.engine.vectors import VectorCache
+
+DEFAULT_FACETS = FacetConfig()
+Fulfilment = Literal["pickup", "delivery", "any"]
+
+
+@dataclass(frozen=True)
+class UxParams:
+    facets: tuple[str, ...] = ()
+    sort: Sort = "relevance"
+    bbox: geo_areas.BBox | None = None
+    fulfilment: Fulfilment = "pickup"
+    explain: bool = False
+    store_id: UUID | None = None  # the store facet's value (the brand's is SearchParams.brand)
+
+
+@dataclass(frozen=True)
+class HitExplain:
+    vector_similarity: float | None  # None: not among the vector side's ranked products (or keyword mode)
+    keyword_rank: int | None  # 1-based position on the keyword side; None: no keyword match
+    keyword_score: float | None
+    typo_corrections: list[str]  # "typed->corrected" pairs this product's name or brand matched
+    exact_match: bool  # exact name, brand or GTIN match
+
+
+@dataclass(frozen=True)
+class UxResult:
+    results: list[engine.ProductHit]
+    total: int
+    strategy: str
+    candidates: int
+    facets: Facets
+    delivers: set[tuple[UUID, UUID]]  # (product id, store id) pairs whose store delivers to the point
+    explain: dict[UUID, HitExplain] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Ranking:
+    ids: list[UUID]
+    scores: dict[UUID, float]
+    strategy: str
+    candidates: int
+    vector: Ranked | None = None  # the vector side (scores: cosine similarity)
+    keyword: Ranked | None = None  # the keyword side (scores: text rank, + 1 for an exact match)
+
+
+def needs_ux(ux: UxParams, params: engine.SearchParams) -> bool:
+    """Whether a request needs this path (otherwise `engine.search` answers it, as before issue 24)."""
+    return bool(ux.facets or ux.sort != "relevance" or ux.bbox or ux.fulfilment != "pickup" or ux.explain) or (
+        params.brand is not None or ux.store_id is not None
+    )
+
+
+def _depth(params: engine.SearchParams, ux: UxParams, config: FacetConfig) -> int:
+    whole = ux.facets or ux.sort != "relevance" or params.brand is not None or ux.store_id is not None
+    return max(config.depth, params.offset + params.limit) if whole else params.offset + params.limit
+
+
+async def _plan(
+    conn: Any, scope: Scope, depth: int, config: engine.EngineConfig, vectors: VectorCache | None, stats: Any
+) -> VectorPlan:
+    catalogue = await (read_stats(conn) if stats is None else stats.get(conn))
+    return plan_vector(scope, catalogue, depth, config, vectors)
+
+
+async def _vector_of(query_vector: QueryVector) -> np.ndarray:
+    return np.asarray(query_vector if isinstance(query_vector, np.ndarray) else await query_vector, np.float32)
+
+
+async def _rank(
+    conn: Any,
+    scope: Scope,
+    query_vector: QueryVector | None,
+    depth: int,
+    search_depth: int,
+    config: engine.EngineConfig,
+    vectors: VectorCache | None,
+    stats: StatsCache | None,
+) -> _Ranking:
+    """The ranked result set, `depth` deep. The keyword side keeps search's typo threshold (`search_depth`), so
+    that a deeper set holds the same matches, not the looser typo matches a deeper threshold would let in."""
+    mode = scope.params.mode if query_vector is not None else "keyword"
+    typo_below = max(search_depth, config.rrf_depth)
+    vector_side = keyword_side = None
+    if mode == "keyword":
+        keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
+    elif depth > search_depth and vectors is not None and vectors.loaded:  # a whole set: facet_vectors
+        assert query_vector is not None
+        if mode == "hybrid":
+            keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
+        vector = await _vector_of(query_vector)
+        vector_side = await rank_vector_set(conn, scope, vectors, vector, depth)
+    else:
+        assert query_vector is not None
+        vector = await _vector_of(query_vector)
+        plan = await _plan(conn, scope, depth, config, vectors, stats)
+        plan.start_scan(vector)  # the in-memory ranking runs in a thread meanwhile, as in search
+        try:
+            if mode == "hybrid":
+                keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
+        except BaseException:
+            plan.cancel()
+            raise
+        vector_side = await rank_vector(conn, scope, plan, vector, depth, config)
+    merged = merge([side for side in (vector_side, keyword_side) if side is not None])
+    ids = [c.product_id for c in merged.candidates][:depth]
+    scores = {c.product_id: c.score for c in merged.candidates}
+    return _Ranking(ids, scores, merged.strategy, merged.total, vector_side, keyword_side)
+
+
+async def _filters(conn: Any, params: engine.SearchParams, ux: UxParams) -> FacetFilters:
+    category_ids = None
+    if params.category_id is not None:
+        stmt = statement("engine/facets", "category_subtree")
+        category_ids = list(await conn.fetchval(stmt.sql, *stmt.bind(category_id=params.category_id)))
+    return FacetFilters(category_ids, params.brand, ux.store_id, params.min_price, params.max_price)
+
+
+async def _explain(conn: Any, q: str, ranking: _Ranking, page: Sequence[UUID]) -> dict[UUID, HitExplain]:
+    stmt = statement("engine/facets", "explain_typos")
+    rows = await conn.fetch(stmt.sql, *stmt.bind(q=q, product_ids=list(page))) if q else []
+    typos = {r["id"]: list(r["applied"]) for r in rows}
+    kw, vec = ranking.keyword, ranking.vector
+    kw_rank = {pid: i for i, pid in enumerate(kw.ids, start=1)} if kw else {}
+    out = {}
+    for pid in page:
+        out[pid] = HitExplain(
+            vector_similarity=vec.scores.get(pid) if vec else None,
+            keyword_rank=kw_rank.get(pid),
+            keyword_score=kw.scores.get(pid) if kw else None,
+            typo_corrections=typos.get(pid, []),
+            exact_match=bool(kw and pid in kw.exact_ids),
+        )
+    return out
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round((now - self._last) * 1000, 3)
+        self._last = now
+
+
+async def ux_search(
+    conn: Any,
+    params: engine.SearchParams,
+    query_vector: QueryVector | None,
+    ux: UxParams,
+    *,
+    config: engine.EngineConfig = engine.DEFAULT_CONFIG,
+    facet_config: FacetConfig = DEFAULT_FACETS,
+    vectors: VectorCache | None = None,
+    stats: StatsCache | None = None,
+) -> UxResult:
+    """Search under `ux` (see the module docstring); the statements run as `engine.search`'s do."""
+    async with transaction(conn, config):
+        return await _ux_run(conn, params, query_vector, ux, config, facet_config, vectors, stats)
+
+
+async def _ux_run(
+    conn: Any,
+    params: engine.SearchParams,
+    query_vector: QueryVector | None,
+    ux: UxParams,
+    config: engine.EngineConfig,
+    facet_config: FacetConfig,
+    vectors: VectorCache | None,
+    stats: StatsCache | None,
+) -> UxResult:
+    clock = _Clock()
+    point = (params.lat, params.lon) if params.lat is not None and params.lon is not None else None
+    store_ids = await geo_areas.store_scope(
+        conn, lat=params.lat, lon=params.lon, radius_m=params.radius_m, bbox=ux.bbox, fulfilment=ux.fulfilment
+    )
+    filters = await _filters(conn, params, ux)
+    clock.lap("scope")
+    if store_ids == [] or filters.category_ids == []:
+        return UxResult([], 0, "no_stores" if store_ids == [] else "no_category", 0, Facets(), set(), {}, clock.timings)
+    # With facets the ranking leaves the facet filters to facet_set; otherwise it applies what it can.
+    ranked_params = (
+        replace(params, category_id=None, min_price=None, max_price=None, brand=None) if ux.facets else params
+    )
+    categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
+    scope = Scope(store_ids, categories, ranked_params)
+    depth = _depth(params, ux, facet_config)
+    ranking = await _rank(conn, scope, query_vector, depth, params.offset + params.limit, config, vectors, stats)
+    clock.lap("rank")
+    page = await facet_set(
+        conn, ranking.ids, store_ids=store_ids, in_stock=params.in_stock, point=point, filters=filters,
+        facets=ux.facets, sort=ux.sort, offset=params.offset, limit=params.limit,
+    )  # fmt: skip
+    clock.lap("facets")
+    shown = store_ids if ux.store_id is None else [s for s in store_ids or [ux.store_id] if s == ux.store_id]
+    hits = await hydrate(conn, Scope(shown, None, params), page.ids, ranking.scores)
+    clock.lap("hydrate")
+    delivers: set[tuple[UUID, UUID]] = set()
+    if point is not None:
+        stores = {s.id for h in hits for s in h.stores}
+        yes = await geo_areas.delivering_among(conn, sorted(stores), point[0], point[1])
+        delivers = {(h.product.id, s.id) for h in hits for s in h.stores if s.id in yes}
+    clock.lap("delivery")
+    explain = await _explain(conn, params.q, ranking, page.ids) if ux.explain else {}
+    if ux.explain:
+        clock.lap("explain")
+    return UxResult(
+        hits, page.total, ranking.strategy, ranking.candidates, page.facets, delivers, explain, clock.timings
+    )

@@ -1,0 +1,160 @@
+"""Issue 24 over the API: /v1/search with facets, sort, bbox, fulfilment, explain, store_id; /v1/suggest; 400s
+that name the parameter. The catalogue and app of test_api (real database, real model)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from geographiclib.geodesic import Geodesic
+from litestar.testing import TestClient
+
+from embeddings.encoder import Encoder
+from tests.test_api import AT_CENTER, CENTER, Seeded, app_settings, load_test_encoder, running_client, seed_catalogue
+
+GEOD = Geodesic.WGS84
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return load_test_encoder()
+
+
+@pytest.fixture(scope="module")
+def seeded(db_url: str, encoder: Encoder) -> Seeded:
+    seeded = seed_catalogue(db_url, encoder)
+    with psycopg.connect(db_url, autocommit=True) as conn:  # "far" (30 km south) delivers within 40 km
+        conn.execute("UPDATE store SET delivery_radius_m = 40000 WHERE id = %s", (seeded.stores["far"],))
+    return seeded
+
+
+@pytest.fixture(scope="module")
+def client(db_url: str, seeded: Seeded, encoder: Encoder) -> Iterator[TestClient[Any]]:
+    with running_client(app_settings(db_url), encoder) as c:
+        yield c
+
+
+def get(client: TestClient[Any], path: str = "/v1/search", **params: Any) -> dict[str, Any]:
+    response = client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def bad(client: TestClient[Any], parameter: str, path: str = "/v1/search", **params: Any) -> str:
+    response = client.get(path, params=params)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["parameter"] == parameter, error
+    return str(error["message"])
+
+
+def test_plain_search_is_unchanged_and_stores_say_delivers(client: TestClient[Any], seeded: Seeded) -> None:
+    body = get(client, q="milk", **AT_CENTER)
+    assert "facets" not in body and "explain" not in body and "total" not in body
+    assert all(s["delivers"] is False for r in body["results"] for s in r["stores"])
+    # "far" is 30 km away and delivers within 40 km: with a 40 km radius its listings say so, the others do not
+    wide = get(client, q="paddle", **AT_CENTER, radius_m=40000)
+    flags = {s["id"]: s["delivers"] for r in wide["results"] for s in r["stores"]}
+    assert flags.get(str(seeded.stores["far"])) is True
+    assert get(client, q="paddle", radius_m=40000)["results"][0]["stores"][0]["delivers"] is False  # no point
+
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid", "semantic"])
+def test_facets_are_counts_of_what_choosing_them_gives(client: TestClient[Any], mode: str) -> None:
+    base = {"q": "food", "mode": mode, "limit": 100, **AT_CENTER, "radius_m": 40000}
+    body = get(client, **base, facets="category,brand,price,store")
+    base["facets"] = "price"  # a chosen value comes with facets, over the same result set
+    facets = body["facets"]
+    assert set(facets) == {"category", "brand", "price", "store"} and facets["store"]
+    assert body["total"] == len(body["results"])
+    for b in facets["brand"]:
+        assert get(client, **base, brand=b["value"])["total"] == b["count"]
+    for s in facets["store"]:
+        assert get(client, **base, store_id=s["id"])["total"] == s["count"]
+    for p in facets["price"]:
+        price = {"min_price": p["min"]} | ({"max_price": p["max"]} if p["max"] is not None else {})
+        assert get(client, **base, **price)["total"] == p["count"]
+    for c in facets["category"]:
+        assert get(client, **base, category_id=c["id"])["total"] == c["count"]
+
+
+def test_sort_by_price_and_distance(client: TestClient[Any]) -> None:
+    common = {"q": "food", "mode": "hybrid", "limit": 50, **AT_CENTER, "radius_m": 40000}
+    by_price = get(client, **common, sort="price")
+    lowest = [min(s["price"] for s in r["stores"]) for r in by_price["results"]]
+    assert lowest == sorted(lowest) and len(lowest) > 3
+    by_distance = get(client, **common, sort="distance")
+    nearest = [min(s["distance_m"] for s in r["stores"]) for r in by_distance["results"]]
+    assert nearest == sorted(nearest)
+    assert {r["product"]["id"] for r in by_distance["results"]} == {r["product"]["id"] for r in by_price["results"]}
+
+
+def test_bbox_scope_and_delivery_fulfilment(client: TestClient[Any], seeded: Seeded) -> None:
+    lat, lon = seeded.store_points["far"]
+    box = f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}"
+    body = get(client, q="paddle", mode="keyword", bbox=box, limit=100)
+    stores = {s["id"] for r in body["results"] for s in r["stores"]}
+    assert stores == {str(seeded.stores["far"])}
+    # 20 km south of the centre: no store within 5 km, but "far" (10 km further south) delivers within 40 km
+    north = GEOD.Direct(CENTER[0], CENTER[1], 180, 20000)
+    point = {"lat": north["lat2"], "lon": north["lon2"]}
+    assert get(client, q="paddle", mode="keyword", **point)["results"] == []
+    delivered = get(client, q="paddle", mode="keyword", fulfilment="delivery", **point)
+    assert delivered["results"]
+    for r in delivered["results"]:
+        assert [s["id"] for s in r["stores"]] == [str(seeded.stores["far"])] and r["stores"][0]["delivers"]
+
+
+def test_explain(client: TestClient[Any]) -> None:
+    body = get(client, q="hamer", mode="hybrid", explain="true", **AT_CENTER, radius_m=40000)
+    assert body["explain"]["plan"] and body["explain"]["candidates"] >= len(body["results"])
+    assert {"scope", "rank", "facets", "hydrate"} <= set(body["explain"]["stage_ms"])
+    hammer = next(r for r in body["results"] if "hammer" in r["product"]["name"].lower())
+    assert "hamer->hammer" in hammer["explain"]["typo_corrections"]
+    assert hammer["explain"]["keyword_rank"] >= 1 and hammer["explain"]["vector_similarity"] is not None
+
+
+def test_suggest(client: TestClient[Any], seeded: Seeded) -> None:
+    body = get(client, "/v1/suggest", q="Oat", **AT_CENTER, radius_m=5000)
+    products = [s for s in body["suggestions"] if s["kind"] == "product"]
+    assert products and all(s["text"].lower().startswith("oat") for s in products)
+    assert uuid.UUID(products[0]["ref"]) == seeded.products["oat"]
+    far_away = get(client, "/v1/suggest", q="Oat", lat=0.0, lon=-30.0, radius_m=5000)
+    assert far_away["suggestions"] == []
+    assert len(get(client, "/v1/suggest", q="a", limit=3)["suggestions"]) <= 3
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter", "message"),
+    [
+        ({"bbox": "1,2,3"}, "bbox", "four numbers"),
+        ({"bbox": "4.8,52.4,4.9,52.3"}, "bbox", "min_lat must not exceed max_lat"),
+        ({"bbox": "4.8,52.3,4.9,52.4", "radius_m": 500}, "bbox", "not both"),
+        ({"facets": "colour"}, "facets", "unknown facet"),
+        ({"sort": "popularity"}, "sort", "relevance, distance, price"),
+        ({"sort": "distance"}, "sort", "needs lat and lon"),
+        ({"fulfilment": "drone"}, "fulfilment", "pickup, delivery, any"),
+        ({"fulfilment": "delivery"}, "fulfilment", "needs lat and lon"),
+        ({"store_id": "nope"}, "store_id", "UUID"),
+    ],
+)
+def test_bad_input_names_the_parameter(
+    client: TestClient[Any], params: dict[str, Any], parameter: str, message: str
+) -> None:
+    assert message in bad(client, parameter, q="milk", mode="keyword", **params)
+
+
+def test_suggest_bad_input(client: TestClient[Any]) -> None:
+    bad(client, "q", "/v1/suggest", q="   ")
+    bad(client, "limit", "/v1/suggest", q="oat", limit=11)
+
+
+def test_openapi_documents_the_new_parameters(client: TestClient[Any]) -> None:
+    spec = client.get("/schema/openapi.json").json()
+    search = {p["name"]: p for p in spec["paths"]["/v1/search"]["get"]["parameters"]}
+    assert {"facets", "sort", "bbox", "fulfilment", "explain", "store_id"} <= set(search)
+    assert "PLINQY_FACET_DEPTH" in search["facets"]["description"]
+    assert "/v1/suggest" in spec["paths"]

@@ -1,0 +1,442 @@
+"""Issue 24 phase 1 against a real PostgreSQL: facet counts, sorts, map viewports, delivery areas, suggestions.
+
+A hand-made catalogue (a category tree, brands, stores around Berlin at random distances, stores either side of the
+antimeridian, listings with random prices and stock, an inactive store). Oracles are plain Python over the rows
+read back from the database; distances are geographiclib's (WGS84 geodesics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import asyncpg
+import psycopg
+import pytest
+from geographiclib.geodesic import Geodesic
+
+from search_service.engine import geo_areas
+from search_service.engine.facets import FACETS, PRICE_EDGES, FacetFilters, facet_set, price_bucket
+from search_service.engine.suggest import SuggestParams, merge, split_prefix, suggest
+
+T = TypeVar("T")
+GEOD = Geodesic.WGS84
+CENTER = (52.52, 13.405)  # lat, lon
+FIJI = (-16.5, 179.95)
+BRANDS = ["Acme", "Bolt", "Crafty", "Dynamo", "Everest", None]
+WORDS = ["drill", "hammer", "driver", "saw", "glue", "tape", "paint", "brush", "ladder", "lamp"]
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@dataclass
+class Catalogue:
+    url: str
+    stores: dict[uuid.UUID, tuple[float, float, bool]]  # id -> (lat, lon, active)
+    products: dict[uuid.UUID, tuple[str, str | None, int]]  # id -> (name, brand, category_id)
+    listings: list[tuple[uuid.UUID, uuid.UUID, Decimal, int, bool]]  # store, product, price, quantity, active
+    parent: dict[int, int | None]
+
+
+def _destination(lat: float, lon: float, bearing: float, metres: float) -> tuple[float, float]:
+    g = GEOD.Direct(lat, lon, bearing, metres)
+    return g["lat2"], g["lon2"]
+
+
+def _seed(conn: psycopg.Connection, rng: random.Random) -> Catalogue:
+    parent: dict[int, int | None] = {}
+    for name, up in [("Tools", None), ("Power Tools", "Tools"), ("Hand Tools", "Tools"), ("Home", None),
+                     ("Lighting", "Home"), ("Desk Lamps", "Lighting")]:  # fmt: skip
+        row = conn.execute(
+            "INSERT INTO category (name, parent_id) VALUES (%s, (SELECT id FROM category WHERE name = %s)) "
+            "RETURNING id, parent_id",
+            (name, up),
+        ).fetchone()
+        assert row is not None
+        parent[row[0]] = row[1]
+    stores: dict[uuid.UUID, tuple[float, float, bool]] = {}
+    spots = [_destination(*CENTER, rng.uniform(0, 360), rng.uniform(100, 30_000)) for _ in range(30)]
+    spots += [(FIJI[0] + rng.uniform(-0.2, 0.2), lon) for lon in (179.9, 179.99, -179.95, -179.8)]
+    for i, (lat, lon) in enumerate(spots):
+        active = i != 3
+        sid = uuid.uuid4()
+        conn.execute(
+            "INSERT INTO store (id, name, location, is_active) VALUES (%s, %s, "
+            "ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s)",
+            (sid, f"Store {i}", lon, lat, active),
+        )
+        stores[sid] = (lat, lon, active)
+    products: dict[uuid.UUID, tuple[str, str | None, int]] = {}
+    for i in range(240):
+        pid = uuid.uuid4()
+        name = f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} {i}"
+        brand, cat = rng.choice(BRANDS), rng.choice(list(parent))
+        conn.execute(
+            "INSERT INTO product_master (id, name, brand, category_id) VALUES (%s, %s, %s, %s)",
+            (pid, name, brand, cat),
+        )
+        products[pid] = (name, brand, cat)
+    listings = []
+    prices = [Decimal("4.99"), Decimal("5.00"), Decimal("9.99"), Decimal("10.00"), Decimal("1000.00")]
+    for sid in stores:
+        for pid in rng.sample(list(products), 25):
+            price = rng.choice(prices) if rng.random() < 0.2 else Decimal(rng.randint(50, 150_000)) / 100
+            qty, active = rng.choice([0, 1, 3, 7]), rng.random() > 0.05
+            conn.execute(
+                "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity, is_active) "
+                "VALUES (%s, %s, %s, 'EUR', %s, %s)",
+                (sid, pid, price, qty, active),
+            )
+            listings.append((sid, pid, price, qty, active))
+    return Catalogue("", stores, products, listings, parent)
+
+
+@pytest.fixture(scope="module")
+def cat(db_url: str) -> Iterator[Catalogue]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        catalogue = _seed(conn, random.Random(24))
+    catalogue.url = db_url
+    yield catalogue
+
+
+async def _call(url: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    conn = await asyncpg.connect(url)
+    try:
+        return await fn(conn, *args, **kwargs)
+    finally:
+        await conn.close()
+
+
+# --- oracle
+def _subtree(cat: Catalogue, root: int) -> set[int]:
+    out = {root}
+    while True:
+        more = {c for c, p in cat.parent.items() if p in out} - out
+        if not more:
+            return out
+        out |= more
+
+
+def _ancestors(cat: Catalogue, cid: int) -> list[int]:
+    chain: list[int] = []
+    current: int | None = cid
+    while current is not None:
+        chain.append(current)
+        current = cat.parent[current]
+    return chain
+
+
+def _qualifying(cat: Catalogue, scope: set[uuid.UUID] | None) -> list[tuple[uuid.UUID, uuid.UUID, Decimal]]:
+    return [
+        (s, p, price)
+        for s, p, price, qty, active in cat.listings
+        if active and qty > 0 and cat.stores[s][2] and (scope is None or s in scope)
+    ]
+
+
+def _oracle(cat: Catalogue, ids: list[uuid.UUID], scope: set[uuid.UUID] | None, f: FacetFilters) -> dict[str, Any]:
+    listing = _qualifying(cat, scope)
+    chosen_cats = set(f.category_ids) if f.category_ids is not None else None
+
+    def passes(pid: uuid.UUID, skip: str) -> bool:
+        _name, brand, category = cat.products[pid]
+        if skip != "category" and chosen_cats is not None and category not in chosen_cats:
+            return False
+        return skip == "brand" or f.brand is None or brand == f.brand
+
+    def listing_ok(price: Decimal, store: uuid.UUID, skip: str) -> bool:
+        store_ok = skip == "store" or f.store_id is None or store == f.store_id
+        price_ok = skip == "price" or (
+            (f.min_price is None or price >= f.min_price) and (f.max_price is None or price <= f.max_price)
+        )
+        return store_ok and price_ok
+
+    def products_with(skip: str, extra: Any = lambda s, price: True) -> set[uuid.UUID]:
+        return {p for s, p, price in listing if p in ids and passes(p, skip) and listing_ok(price, s, skip)
+                and extra(s, price)}  # fmt: skip
+
+    counts: dict[str, dict[Any, int]] = {k: {} for k in FACETS}
+    for pid in products_with("category"):
+        for anc in _ancestors(cat, cat.products[pid][2]):
+            counts["category"][anc] = counts["category"].get(anc, 0) + 1
+    for pid in products_with("brand"):
+        brand = cat.products[pid][1]
+        if brand is not None:
+            counts["brand"][brand] = counts["brand"].get(brand, 0) + 1
+    for sid in {s for s, _p, _price in listing}:
+        n = len(products_with("store", lambda s, price, sid=sid: s == sid))
+        if n:
+            counts["store"][sid] = n
+    for b in range(1, len(PRICE_EDGES) + 1):
+        low, high = price_bucket(b)
+        in_bucket = lambda s, price, low=low, high=high: low <= price and (high is None or price <= high)  # noqa: E731
+        n = len(products_with("price", in_bucket))
+        if n:
+            counts["price"][(low, high)] = n
+    return {"counts": counts, "results": products_with("")}
+
+
+def _got(page: Any) -> dict[str, dict[Any, int]]:
+    f = page.facets
+    return {
+        "category": {c.id: c.count for c in f.category},
+        "brand": {b.value: b.count for b in f.brand},
+        "store": {s.id: s.count for s in f.store},
+        "price": {(p.min, p.max): p.count for p in f.price},
+    }
+
+
+def _near(cat: Catalogue, metres: float) -> set[uuid.UUID]:
+    return {s for s, (lat, lon, active) in cat.stores.items()
+            if active and GEOD.Inverse(CENTER[0], CENTER[1], lat, lon)["s12"] <= metres}  # fmt: skip
+
+
+def _choices(cat: Catalogue, ids: list[uuid.UUID], scope: set[uuid.UUID]) -> list[FacetFilters]:
+    tools = next(c for c, p in cat.parent.items() if p is None)
+    some_store = sorted(scope)[0]
+    return [
+        FacetFilters(),
+        FacetFilters(category_ids=sorted(_subtree(cat, tools))),
+        FacetFilters(brand="Bolt"),
+        FacetFilters(store_id=some_store),
+        FacetFilters(min_price=Decimal("5.00"), max_price=Decimal("9.99")),
+        FacetFilters(
+            brand="Acme",
+            min_price=Decimal("10.00"),
+            max_price=Decimal("19.99"),
+            category_ids=sorted(_subtree(cat, tools)),
+        ),
+    ]
+
+
+# --- facets
+@pytest.mark.parametrize("choice", range(6))
+def test_facet_counts_equal_the_oracle_with_and_without_a_chosen_value(cat: Catalogue, choice: int) -> None:
+    ids = sorted(cat.products, key=str)[:200]  # a result set: 200 of the 240 products
+    scope = _near(cat, 20_000)
+    filters = _choices(cat, ids, scope)[choice]
+    page = run(_call(cat.url, facet_set, ids, store_ids=sorted(scope), facets=FACETS, filters=filters, limit=500))
+    want = _oracle(cat, ids, scope, filters)
+    assert _got(page) == want["counts"]
+    assert page.total == len(want["results"]) and set(page.ids) == want["results"]
+    assert page.total > 0 or choice == 5
+
+
+def test_a_facet_count_is_the_number_of_results_choosing_it_gives(cat: Catalogue) -> None:
+    ids = list(cat.products)
+    page = run(_call(cat.url, facet_set, ids, store_ids=None, facets=FACETS))
+    assert page.facets.brand and page.facets.price and page.facets.category
+    for b in page.facets.brand:
+        chosen = run(_call(cat.url, facet_set, ids, store_ids=None, filters=FacetFilters(brand=b.value)))
+        assert chosen.total == b.count
+    for p in page.facets.price:
+        f = FacetFilters(min_price=p.min, max_price=p.max)
+        chosen = run(_call(cat.url, facet_set, ids, store_ids=None, filters=f))
+        assert chosen.total == p.count
+    for c in page.facets.category:
+        f = FacetFilters(category_ids=sorted(_subtree(cat, c.id)))
+        assert run(_call(cat.url, facet_set, ids, store_ids=None, filters=f)).total == c.count
+
+
+def test_unknown_facet_or_sort_is_refused(cat: Catalogue) -> None:
+    with pytest.raises(ValueError, match="unknown facets"):
+        run(_call(cat.url, facet_set, [], store_ids=None, facets=["colour"]))
+    with pytest.raises(ValueError, match="unknown sort"):
+        run(_call(cat.url, facet_set, [], store_ids=None, sort="popularity"))
+    with pytest.raises(ValueError, match="needs lat and lon"):
+        run(_call(cat.url, facet_set, [], store_ids=None, sort="distance"))
+
+
+# --- sorts
+def test_sort_by_price_is_ascending_and_stable(cat: Catalogue) -> None:
+    ids = sorted(cat.products, key=str)
+    scope = _near(cat, 15_000)
+    page = run(_call(cat.url, facet_set, ids, store_ids=sorted(scope), sort="price", limit=500))
+    best: dict[uuid.UUID, Decimal] = {}
+    for _s, p, price in _qualifying(cat, scope):
+        best[p] = min(price, best.get(p, price))
+    assert page.ids == sorted(best, key=lambda p: (best[p], ids.index(p)))  # ties keep the relevance order
+    assert [page.best_price[p] for p in page.ids] == sorted(best.values())
+
+
+def test_sort_by_distance_is_ascending_and_agrees_with_geographiclib(cat: Catalogue) -> None:
+    ids = sorted(cat.products, key=str)
+    scope = _near(cat, 25_000)
+    page = run(_call(cat.url, facet_set, ids, store_ids=sorted(scope), sort="distance", point=CENTER, limit=500))
+    nearest: dict[uuid.UUID, float] = {}
+    for s, p, _price in _qualifying(cat, scope):
+        d = GEOD.Inverse(CENTER[0], CENTER[1], *cat.stores[s][:2])["s12"]
+        nearest[p] = min(d, nearest.get(p, d))
+    assert set(page.ids) == set(nearest) and len(page.ids) > 50
+    got = [page.nearest_m[p] for p in page.ids]
+    assert got == sorted(got)
+    for p in page.ids:
+        assert page.nearest_m[p] == pytest.approx(nearest[p], rel=1e-3)
+
+
+# --- map viewport
+BOXES = [
+    "13.2,52.4,13.6,52.6",
+    "13.405,52.52,13.9,52.9",
+    "179.9,-17,-179.9,-16",  # across the antimeridian
+    "179.95,-17,-179.5,-16",
+    "170,-20,180,-10",
+    "-180,-90,180,90",
+]
+
+
+@pytest.mark.parametrize("raw", BOXES)
+def test_bbox_scope_is_exactly_the_stores_inside_and_the_products_they_stock(cat: Catalogue, raw: str) -> None:
+    box = geo_areas.parse_bbox(raw)
+    got = run(_call(cat.url, geo_areas.stores_in_bbox, box))
+    want = {s for s, (lat, lon, active) in cat.stores.items() if active and box.contains(lon, lat)}
+    assert set(got) == want
+    page = run(_call(cat.url, facet_set, list(cat.products), store_ids=got, limit=1000))
+    assert set(page.ids) == {p for _s, p, _price in _qualifying(cat, want)}
+    if box.crosses_antimeridian:
+        assert want and any(cat.stores[s][1] > 0 for s in want) and any(cat.stores[s][1] < 0 for s in want)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("1,2,3", "four numbers"),
+        ("a,b,c,d", "four numbers"),
+        ("0,10,1,5", "min_lat must not exceed max_lat"),
+        ("0,0,181,1", "max_lon must be between"),
+        ("0,-91,1,1", "min_lat must be between"),
+    ],
+)
+def test_malformed_bbox_is_refused_with_a_message(raw: str, message: str) -> None:
+    with pytest.raises(geo_areas.InvalidBBox, match=message):
+        geo_areas.parse_bbox(raw)
+
+
+# --- delivery areas
+def _square(lat: float, lon: float, half_deg: float) -> list[list[float]]:
+    return [[lon - half_deg, lat - half_deg], [lon + half_deg, lat - half_deg], [lon + half_deg, lat + half_deg],
+            [lon - half_deg, lat + half_deg], [lon - half_deg, lat - half_deg]]  # fmt: skip
+
+
+def test_delivery_radius_and_polygon_with_a_hole(fresh_db_url: str) -> None:
+    home = (48.137, 11.575)  # Munich: no other store near
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        ids = []
+        for km, radius in ((8, 10_000), (8, 5_000), (300, None)):
+            lat, lon = _destination(*home, 90, km * 1000)
+            row = conn.execute(
+                "INSERT INTO store (name, location, delivery_radius_m) VALUES "
+                "('s', ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s) RETURNING id",
+                (lon, lat, radius),
+            ).fetchone()
+            assert row is not None
+            ids.append(row[0])
+    near10, near5, far = ids
+    ring = _square(*home, 0.5)
+    hole = _square(*home, 0.05)
+
+    async def scenario(conn: asyncpg.Connection) -> None:
+        assert await geo_areas.set_delivery(conn, far, None, {"type": "Polygon", "coordinates": [ring, hole]})
+        assert set(await geo_areas.stores_delivering(conn, *home)) == {near10}  # home is in the hole
+        outside_hole = (home[0] + 0.2, home[1])
+        assert set(await geo_areas.stores_delivering(conn, *outside_hole)) == {far}
+        assert await geo_areas.delivering_among(conn, [near10, near5, far], *home) == {near10}
+        scope = await geo_areas.store_scope(conn, lat=home[0], lon=home[1], radius_m=5000, bbox=None, fulfilment="any")
+        assert scope == [near10]
+        await geo_areas.set_delivery(conn, far, None, {"type": "Polygon", "coordinates": [ring]})
+        assert set(await geo_areas.stores_delivering(conn, *home)) == {near10, far}
+
+    run(_call(fresh_db_url, scenario))
+
+
+@pytest.mark.parametrize(
+    ("area", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ({"type": "Point", "coordinates": [1, 2]}, "Polygon or MultiPolygon"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1]]]}, "at least four positions"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}, "closed"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, "x"], [0, 0]]]}, "numbers"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [200, 0], [1, 1], [0, 0]]]}, "within"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]}, "Self-intersection"),
+    ],
+)
+def test_invalid_delivery_area_is_refused_with_a_message(fresh_db_url: str, area: Any, message: str) -> None:
+    with pytest.raises(geo_areas.InvalidArea, match=message):
+        run(_call(fresh_db_url, geo_areas.check_area, area))
+
+
+# --- suggestions
+def test_split_prefix() -> None:
+    assert split_prefix("  Cordless  DR") == ("cordless dr", "cordless", "dr")
+    assert split_prefix("cordless ") == ("cordless", "", "cordless")
+    assert split_prefix("...") == ("...", "", "")
+
+
+def test_merge_reserves_places_and_drops_repeats() -> None:
+    rows = [{"kind": "product", "label": f"Drill {i}", "ref": str(i), "ord": i} for i in range(12)]
+    rows += [{"kind": "brand", "label": "Drillco", "ref": "Drillco", "ord": 1},
+             {"kind": "product", "label": "drill 0", "ref": "x", "ord": 99}]  # fmt: skip
+    got = merge(rows, 5)
+    assert [s.text for s in got] == ["Drillco", "Drill 0", "Drill 1", "Drill 2", "Drill 3"]
+
+
+SUGGEST_CASES = [("d", None), ("dr", 20_000), ("ha", 3_000), ("la", 800), ("drill d", None)]
+
+
+@pytest.mark.parametrize(("prefix", "metres"), SUGGEST_CASES)
+def test_suggestions_complete_the_prefix_and_are_in_stock_in_scope(
+    cat: Catalogue, prefix: str, metres: float | None
+) -> None:
+    point = (None, None) if metres is None else CENTER
+    params = SuggestParams(q=prefix, lat=point[0], lon=point[1], radius_m=metres or 5000, limit=10)
+    got = run(_call(cat.url, suggest, params))
+    scope = None if metres is None else _near(cat, metres)
+    stocked = {p for _s, p, _price in _qualifying(cat, scope)}
+    assert len(got) <= 10
+    for s in got:
+        assert s.text.lower().startswith(prefix.lower()) or s.kind != "product"
+        if s.kind == "product":
+            assert uuid.UUID(s.ref) in stocked
+        elif s.kind == "brand":
+            assert any(cat.products[p][1] == s.text for p in stocked)
+        elif s.kind == "category":
+            assert any(int(s.ref) in _ancestors(cat, cat.products[p][2]) for p in stocked)
+        else:
+            words = s.text.lower().split()
+            assert any(set(words) <= set(cat.products[p][0].lower().split()) for p in stocked)
+    want_names = sorted({cat.products[p][0] for p in stocked if cat.products[p][0].lower().startswith(prefix)})
+    got_names = [s.text for s in got if s.kind == "product"]
+    assert got_names == want_names[: len(got_names)]
+    assert got or not want_names
+
+
+def test_seed_demo_gives_stores_delivery_radii_and_polygons(fresh_db_url: str) -> None:
+    from search_service.demo.seed import seed
+
+    seed(fresh_db_url, "demo", embed=False, quiet=True)
+    with psycopg.connect(fresh_db_url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(delivery_radius_m), count(delivery_area), "
+            "count(*) FILTER (WHERE ST_NumInteriorRings(ST_GeometryN(delivery_area::geometry, 1)) > 0), "
+            "bool_and(delivery_area IS NULL OR ST_IsValid(delivery_area::geometry)) FROM store"
+        ).fetchone()
+        assert row is not None
+        stores, radii, areas, holed, valid = row
+        assert 0 < radii < stores and 0 < areas < stores and 0 < holed < areas and valid
+        lat, lon, sid = conn.execute(
+            "SELECT ST_Y(location::geometry), ST_X(location::geometry), id FROM store "
+            "WHERE delivery_area IS NOT NULL AND ST_NumInteriorRings(ST_GeometryN(delivery_area::geometry, 1)) > 0 "
+            "AND is_active AND delivery_radius_m IS NULL LIMIT 1"
+        ).fetchone()
+    at_store = run(_call(fresh_db_url, geo_areas.delivering_among, [sid], lat, lon))
+    assert at_store == set()  # the store itself sits in its polygon's hole
+    north = _destination(lat, lon, 0, 3000)
+    assert run(_call(fresh_db_url, geo_areas.delivering_among, [sid], *north)) == {sid}

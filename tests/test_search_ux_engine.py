@@ -1,0 +1,169 @@
+"""`engine.ux.ux_search` end to end on the catalogue of test_search_ux: the result set facets count (keyword: every
+match; semantic: the top PLINQY_FACET_DEPTH by similarity), fulfilment scopes and `delivers`, viewports, explain."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import numpy as np
+import psycopg
+import pytest
+from pgvector.asyncpg import register_vector
+from pgvector.psycopg import register_vector as register_vector_psycopg
+
+from search_service.engine import geo_areas
+from search_service.engine.facets import FACETS, FacetConfig, FacetFilters
+from search_service.engine.search import SearchParams
+from search_service.engine.ux import UxParams, needs_ux, ux_search
+from search_service.engine.vectors import VectorCache
+from tests.test_search_ux import (
+    CENTER,
+    Catalogue,
+    _call,
+    _destination,
+    _got,
+    _near,
+    _oracle,
+    _qualifying,
+    _seed,
+    run,
+)
+
+
+@pytest.fixture(scope="module")
+def cat(db_url: str) -> Iterator[Catalogue]:
+    import random
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        catalogue = _seed(conn, random.Random(7))
+        register_vector_psycopg(conn)
+        rng = np.random.default_rng(3)
+        for pid in catalogue.products:
+            v = rng.normal(size=384).astype(np.float32)
+            conn.execute("UPDATE product_master SET ai_vector = %s WHERE id = %s", (v / np.linalg.norm(v), pid))
+    catalogue.url = db_url
+    yield catalogue
+
+
+async def _ux(
+    url: str, params: SearchParams, ux: UxParams, vector: Any = None, depth: int = 1000, copy: bool = False
+) -> Any:
+    conn = await asyncpg.connect(url)
+    await register_vector(conn)
+    try:
+        vectors = None
+        if copy:  # the API's in-memory vector copy: the facet set comes from facet_vectors
+            vectors = VectorCache()
+            await vectors.load(conn)
+        return await ux_search(conn, params, vector, ux, facet_config=FacetConfig(depth=depth), vectors=vectors)
+    finally:
+        await conn.close()
+
+
+def _matches(cat: Catalogue, word: str) -> list[uuid.UUID]:
+    return [p for p, (name, _b, _c) in cat.products.items() if word in name.lower().split()]
+
+
+def test_needs_ux_only_for_the_new_parameters() -> None:
+    plain = SearchParams(q="x")
+    assert not needs_ux(UxParams(), plain)
+    assert needs_ux(UxParams(facets=("brand",)), plain) and needs_ux(UxParams(sort="price"), plain)
+    assert needs_ux(UxParams(fulfilment="delivery"), plain) and needs_ux(UxParams(), SearchParams(q="x", brand="A"))
+
+
+def test_keyword_facets_count_every_match_in_scope(cat: Catalogue) -> None:
+    params = SearchParams(q="drill", lat=CENTER[0], lon=CENTER[1], radius_m=20_000, mode="keyword", limit=100)
+    got = run(_ux(cat.url, params, UxParams(facets=FACETS)))
+    scope = _near(cat, 20_000)
+    want = _oracle(cat, _matches(cat, "drill"), scope, FacetFilters())
+    assert got.total == len(want["results"]) > 5
+    assert {h.product.id for h in got.results} == want["results"]
+    assert _got(got) == want["counts"]
+
+
+def test_brand_filter_narrows_results_but_brand_counts_stay(cat: Catalogue) -> None:
+    params = SearchParams(q="drill", mode="keyword", limit=100)
+    every = run(_ux(cat.url, params, UxParams(facets=("brand",))))
+    chosen = run(_ux(cat.url, replace(params, brand="Bolt"), UxParams(facets=("brand",))))
+    assert chosen.facets.brand == every.facets.brand
+    bolt = next(b.count for b in every.facets.brand if b.value == "Bolt")
+    assert chosen.total == bolt == len(chosen.results)
+    assert all(h.product.brand == "Bolt" for h in chosen.results)
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_semantic_facets_cover_the_top_depth_by_similarity(cat: Catalogue, copy: bool) -> None:
+    rng = np.random.default_rng(11)
+    q = rng.normal(size=384).astype(np.float32)
+    q /= np.linalg.norm(q)
+    scope = _near(cat, 25_000)
+    in_scope = sorted({p for _s, p, _price in _qualifying(cat, scope)}, key=str)
+    with psycopg.connect(cat.url) as conn:
+        register_vector_psycopg(conn)
+        vec = {r[0]: r[1].to_numpy() for r in conn.execute("SELECT id, ai_vector FROM product_master")}
+    top = sorted(in_scope, key=lambda p: (1 - float(np.dot(vec[p], q)), str(p)))[:40]
+    params = SearchParams(q="x", lat=CENTER[0], lon=CENTER[1], radius_m=25_000, mode="semantic", limit=30)
+    got = run(_ux(cat.url, params, UxParams(facets=FACETS, explain=True), vector=q, depth=40, copy=copy))
+    assert got.strategy == ("facet_set" if copy else "exact")
+    want = _oracle(cat, top, scope, FacetFilters())
+    assert got.total == 40 and [h.product.id for h in got.results] == top[:30]
+    assert _got(got) == want["counts"]
+    for h in got.results:
+        assert got.explain[h.product.id].vector_similarity == pytest.approx(
+            float(np.dot(vec[h.product.id], q)), abs=1e-5
+        )
+    assert set(got.timings_ms) >= {"scope", "rank", "facets", "hydrate"}
+
+
+def test_delivery_fulfilment_reaches_far_stores_and_says_delivers(cat: Catalogue) -> None:
+    far_point = _destination(*CENTER, 0, 60_000)  # 60 km north: no store within 5 km
+    far_store = next(s for s, (_lat, _lon, active) in cat.stores.items() if active)
+    area = {"type": "Polygon", "coordinates": [[[far_point[1] - 0.1, far_point[0] - 0.1],
+             [far_point[1] + 0.1, far_point[0] - 0.1], [far_point[1] + 0.1, far_point[0] + 0.1],
+             [far_point[1] - 0.1, far_point[0] + 0.1], [far_point[1] - 0.1, far_point[0] - 0.1]]]}  # fmt: skip
+
+    async def set_area(conn: asyncpg.Connection) -> None:
+        await geo_areas.set_delivery(conn, far_store, None, area)
+
+    run(_call(cat.url, set_area))
+    base = SearchParams(q="drill", lat=far_point[0], lon=far_point[1], radius_m=5000, mode="keyword", limit=100)
+    pickup = run(_ux(cat.url, base, UxParams(sort="price")))
+    assert pickup.total == 0 and pickup.strategy == "no_stores"
+    delivery = run(_ux(cat.url, base, UxParams(fulfilment="delivery")))
+    stocked = {p for _s, p, _price in _qualifying(cat, {far_store})} & set(_matches(cat, "drill"))
+    assert {h.product.id for h in delivery.results} == stocked and stocked
+    for h in delivery.results:
+        assert [s.id for s in h.stores] == [far_store]
+        assert (h.product.id, far_store) in delivery.delivers
+
+
+def test_price_sort_and_bbox_through_ux_search(cat: Catalogue) -> None:
+    box = geo_areas.parse_bbox("13.2,52.4,13.6,52.6")
+    params = SearchParams(q="drill", mode="keyword", limit=100)
+    got = run(_ux(cat.url, params, UxParams(sort="price", bbox=box)))
+    inside = {s for s, (lat, lon, a) in cat.stores.items() if a and box.contains(lon, lat)}
+    best: dict[uuid.UUID, Decimal] = {}
+    for _s, p, price in _qualifying(cat, inside):
+        best[p] = min(price, best.get(p, price))
+    want = [p for p in best if p in set(_matches(cat, "drill"))]
+    assert {h.product.id for h in got.results} == set(want) and want
+    prices = [min(s.price for s in h.stores) for h in got.results]
+    assert prices == sorted(prices)
+
+
+def test_explain_reports_typo_corrections_and_exact_matches(cat: Catalogue) -> None:
+    got = run(_ux(cat.url, SearchParams(q="hamer", mode="keyword", limit=50), UxParams(explain=True)))
+    assert got.results
+    for h in got.results:
+        e = got.explain[h.product.id]
+        assert e.keyword_rank is not None and e.vector_similarity is None
+        if "hammer" in h.product.name.lower().split():
+            assert "hamer->hammer" in e.typo_corrections
+    name = next(iter(cat.products.values()))[0]
+    exact = run(_ux(cat.url, SearchParams(q=name, mode="keyword", limit=5), UxParams(explain=True)))
+    assert exact.results[0].product.name == name and exact.explain[exact.results[0].product.id].exact_match
