@@ -4,6 +4,7 @@ and a real block whose header disagrees with its body fails to load."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,20 @@ def test_a_fragment_whose_header_and_body_disagree_fails() -> None:
     mutated = text.replace(header, "-- params: in_stock bool, min_price numeric|null\n")
     with pytest.raises(SqlBlockError, match=r"listing_terms.*used but not declared: \['max_price'\]"):
         parse_statements(mutated, "mutated search.sql")
+
+
+def test_the_api_refuses_to_start_on_a_block_whose_header_disagrees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runtime.build checks every SQL file: a broken block stops the start-up, naming the block."""
+    from search_service.api.runtime import Runtime
+    from search_service.db import sql
+    from search_service.settings import Settings
+
+    (tmp_path / "engine" / "sql").mkdir(parents=True)
+    (tmp_path / "engine" / "sql" / "broken.sql").write_text(
+        "-- name: drifted\n-- params: store_id uuid\nSELECT :store_id, :sku\n", encoding="utf-8"
+    )
+    monkeypatch.setattr(sql, "PACKAGE_ROOT", tmp_path)
+    with pytest.raises(SqlBlockError, match=r"drifted.*used but not declared: \['sku'\]"):
+        Runtime.build(Settings.from_env({"PLINQY_VECTOR_CACHE_MAX": "0"}))

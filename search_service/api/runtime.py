@@ -27,7 +27,7 @@ from search_service.api.errors import TRANSIENT_DB_ERRORS, Unavailable
 from search_service.api.metrics import Metrics
 from search_service.api.query_cache import QueryEmbeddingCache
 from search_service.api.schemas import Readiness
-from search_service.db import migrate
+from search_service.db import migrate, sql
 from search_service.engine import catalog
 from search_service.engine import search as engine
 from search_service.engine.batcher import MicroBatcher
@@ -98,6 +98,7 @@ class Runtime:
         )
         runtime = cls(settings=settings, cache=cache, metrics=metrics, encoder=encoder)
         runtime.head_revision = migrate.head_revision()
+        sql.check_all()  # every SQL file parses and each block's header matches its body, or start-up fails
         holder.append(runtime)
         return runtime
 
