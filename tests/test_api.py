@@ -491,6 +491,9 @@ def test_brand_filter(client: TestClient[Any], seeded: Seeded) -> None:
     assert {r["product"]["brand"] for r in everything["results"]} - {"FixPro"}, "the filter would have nothing to drop"
     body = search(client, q="useful things", brand="  FixPro ", **wide)  # trimmed
     assert result_ids(body) == [seeded.products["washer"]]
+    for mode in ("hybrid", "semantic"):  # case-insensitive, as the engine documents
+        lower = search(client, q="useful things", brand="fixpro", mode=mode, **wide)
+        assert result_ids(lower) == [seeded.products["washer"]], mode
     assert search(client, q="useful things", brand="NoSuchBrand", **wide)["results"] == []
     similar = client.get(f"/v1/products/{seeded.products['paracetamol']}/similar", params={"brand": "Woof", **wide})
     assert similar.status_code == 200, similar.text

@@ -22,7 +22,7 @@ WITH pt AS (
 ), base AS MATERIALIZED (
     SELECT p.id, b.ord, p.category_id, p.brand,
            (:category_ids::bigint[] IS NULL OR p.category_id = ANY(:category_ids::bigint[])) AS cat_ok,
-           (:facet_brand::text IS NULL OR p.brand = :facet_brand::text) AS brand_ok
+           (:facet_brand::text IS NULL OR lower(p.brand) = lower(:facet_brand::text)) AS brand_ok
     FROM unnest(:product_ids::uuid[]) WITH ORDINALITY AS b(id, ord)
     JOIN product_master p ON p.id = b.id
     WHERE p.is_active
