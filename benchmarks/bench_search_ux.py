@@ -1,4 +1,4 @@
-"""Issue 24's latency targets: suggestions' SQL p95 (target <= 10 ms at the 100k scale), and search p95 with
+"""The search features' latency targets: suggestions' SQL p95 (target <= 10 ms at the 100k scale), and search p95 with
 `facets=category,brand,price` against the same searches without facets (target <= 1.5x).
 
     PYTHONPATH=$PWD .venv/bin/python -m benchmarks.bench_search_ux --database-url URL [--scale small] [--queries 200]

@@ -1,4 +1,4 @@
-"""Issue 24 over the API: /v1/search with facets, sort, bbox, fulfilment, explain, store_id; /v1/suggest; 400s
+"""Search features over the API: /v1/search with facets, sort, bbox, fulfilment, explain, store_id; /v1/suggest; 400s
 that name the parameter. The catalogue and app of test_api (real database, real model)."""
 
 from __future__ import annotations

@@ -268,7 +268,7 @@ def server(make_database: Callable[..., str], origin: tuple[float, float]) -> It
     settings = Settings.from_env({**os.environ, "DATABASE_URL": url})
     encoder = load_encoder(settings.encoder)
     seed(url, encoder, origin)
-    with psycopg.connect(url, autocommit=True) as conn:  # 8 km away, delivering within 10 km (issue 24)
+    with psycopg.connect(url, autocommit=True) as conn:  # 8 km away, delivering within 10 km
         conn.execute("UPDATE store SET delivery_radius_m = 10000 WHERE name = 'Randberg Markt'")
     port = free_port()
     config = uvicorn.Config(
@@ -623,7 +623,7 @@ def wait_new_answer(driver: WebDriver, before: int, query: str) -> list[WebEleme
 
 
 def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, artifacts: Path) -> None:
-    """Issue 24 on the page: suggestions under the box, a facet column whose counts filter, the sort selector and
+    """The search features on the page: suggestions under the box, a facet column whose counts filter, the sort selector and
     the "delivers to me" switch, each checked against the API's answer to the URL the page asked."""
     driver = browser
     open_page(driver, server, "?near=" + PRESET)

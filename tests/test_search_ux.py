@@ -1,4 +1,4 @@
-"""Issue 24 phase 1 against a real PostgreSQL: facet counts, sorts, map viewports, delivery areas, suggestions.
+"""Search features against a real PostgreSQL: facet counts, sorts, map viewports, delivery areas, suggestions.
 
 A hand-made catalogue (a category tree, brands, stores around Berlin at random distances, stores either side of the
 antimeridian, listings with random prices and stock, an inactive store). Oracles are plain Python over the rows

@@ -1,4 +1,4 @@
-"""`/v1/search`'s shopper-facing parameters (issue 24): facets, sort, bbox, fulfilment, explain, store_id.
+"""`/v1/search`'s shopper-facing parameters: facets, sort, bbox, fulfilment, explain, store_id.
 
 One litestar dependency, `ux`, declared by the search route next to the shared filters (`/v1/similar` does not take
 these). Types are checked by litestar; the rest here, as `BadParameter` naming the parameter.

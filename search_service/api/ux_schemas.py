@@ -1,4 +1,4 @@
-"""Response parts of issue 24's features: facets, explain, suggestions (msgspec structs: also the OpenAPI schema)."""
+"""Response parts of the search features: facets, explain, suggestions (msgspec structs: also the OpenAPI schema)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The vector side of a facet set (issue 24), from the API's in-memory vector copy.
+"""The vector side of a facet set, from the API's in-memory vector copy.
 
 Facets and sorts of semantic and hybrid search cover the `PLINQY_FACET_DEPTH` (1000) products most similar to the
 query in scope. The engine's exact plans find a page's top-k and check each candidate's listings in SQL (~12 µs an

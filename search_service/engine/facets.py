@@ -1,4 +1,4 @@
-"""Facet counts and the distance/price sorts over a search's result set (issue 24).
+"""Facet counts and the distance/price sorts over a search's result set.
 
 The result set: for keyword search every product the query matches in scope (up to the keyword side's caps); for
 semantic and hybrid search the `FacetConfig.depth` (PLINQY_FACET_DEPTH, default 1000) most relevant products in

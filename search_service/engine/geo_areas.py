@@ -1,4 +1,4 @@
-"""Store scopes for issue 24: map viewports (bbox), delivery areas, and the validation of a delivery polygon.
+"""Store scopes: map viewports (bbox), delivery areas, and the validation of a delivery polygon.
 
 A delivery area is a GeoJSON Polygon or MultiPolygon (lon/lat, WGS 84). `parse_area` checks its shape in Python
 (types, coordinate pairs in range, rings of at least four positions that end where they start); `check_area` then

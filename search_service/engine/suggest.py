@@ -1,4 +1,4 @@
-"""Search-as-you-type suggestions (issue 24): completions of the typed prefix that some in-stock listing in scope has.
+"""Search-as-you-type suggestions: completions of the typed prefix that some in-stock listing in scope has.
 
 Four kinds, one statement (`engine/sql/suggest.sql`): product names starting with the prefix, brands starting with
 it, categories starting with it (a category counts when a product of its subtree is in scope), and `query`

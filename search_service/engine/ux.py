@@ -1,4 +1,4 @@
-"""Search with the shopper-facing extras of issue 24: facets, distance/price sorts, map viewports, delivery, explain.
+"""Search with the shopper-facing extras: facets, distance/price sorts, map viewports, delivery, explain.
 
 `ux_search` composes the engine's ranking with `facets.facet_set`:
 
@@ -85,7 +85,7 @@ class _Ranking:
 
 
 def needs_ux(ux: UxParams, params: engine.SearchParams) -> bool:
-    """Whether a request needs this path (otherwise `engine.search` answers it, as before issue 24)."""
+    """Whether a request needs this path (otherwise `engine.search` answers it, as before these features)."""
     return bool(ux.facets or ux.sort != "relevance" or ux.bbox or ux.fulfilment != "pickup" or ux.explain) or (
         params.brand is not None or ux.store_id is not None
     )

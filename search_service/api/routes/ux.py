@@ -1,4 +1,4 @@
-"""Issue 24's parts of the search API: `/v1/search` with facets, sorts, bbox, fulfilment or explain (run by
+"""The shopper-facing parts of the search API: `/v1/search` with facets, sorts, bbox, fulfilment or explain (run by
 `engine.ux.ux_search`), and `GET /v1/suggest` (search-as-you-type)."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
  * Searches as you type (debounced), aborts the request in flight when a newer one starts (and ignores any
  * answer that is not the latest), draws the selected product's stores on an SVG radar around you.
  * Talks only to this service: /v1/search, /v1/suggest, /v1/categories, /v1/presets, /v1/stores/nearby.
- * Facets (issue 24): the column's counts are links; a chosen brand, store or price range is a filter
+ * Facets: the column's counts are links; a chosen brand, store or price range is a filter
  * (`state.chosen`), a chosen category sets the category select. Suggestions appear under the box as you type.
  */
 (function () {

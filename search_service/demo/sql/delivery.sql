@@ -1,4 +1,4 @@
--- seed-demo's delivery areas (issue 24).
+-- seed-demo's delivery areas.
 
 -- name: seed_delivery_areas
 -- params: none

@@ -1,4 +1,4 @@
--- Facets and sorts over a search's result set (issue 24).
+-- Facets and sorts over a search's result set.
 
 -- name: facet_set
 -- params: product_ids uuid[] (the result set before the facet filters, best first),

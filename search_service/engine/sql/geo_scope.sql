@@ -1,4 +1,4 @@
--- Store scopes other than "within radius_m of the point" (issue 24): a map viewport, and delivery areas.
+-- Store scopes other than "within radius_m of the point": a map viewport, and delivery areas.
 
 -- name: stores_in_bbox
 -- params: min_lon float8, min_lat float8, max_lon float8, max_lat float8 (min_lon > max_lon: the box crosses

@@ -1,4 +1,4 @@
--- Search-as-you-type (issue 24): completions of what is typed so far, each backed by an in-stock listing in scope.
+-- Search-as-you-type: completions of what is typed so far, each backed by an in-stock listing in scope.
 
 -- fragment: in_scope
 -- params: none
