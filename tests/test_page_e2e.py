@@ -623,8 +623,8 @@ def wait_new_answer(driver: WebDriver, before: int, query: str) -> list[WebEleme
 
 
 def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, artifacts: Path) -> None:
-    """The search features on the page: suggestions under the box, a facet column whose counts filter, the sort selector and
-    the "delivers to me" switch, each checked against the API's answer to the URL the page asked."""
+    """The search features on the page: suggestions under the box, a facet column whose counts filter, the sort
+    selector and the "delivers to me" switch, each checked against the API's answer to the URL the page asked."""
     driver = browser
     open_page(driver, server, "?near=" + PRESET)
     type_query(driver, "cordless dr")
