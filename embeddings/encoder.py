@@ -296,6 +296,10 @@ class OnnxEncoder(Encoder):
 
 
 def _cuda_available() -> bool:
+    # Importing torch costs ~140 MiB in every process that only needs ONNX: without an NVIDIA device node (or
+    # WSL's /dev/dxg) there is no CUDA for it to find.
+    if not any(Path("/dev").glob("nvidia[0-9]*")) and not Path("/dev/dxg").exists():
+        return False
     try:
         import torch
     except ImportError:

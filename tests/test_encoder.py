@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +86,18 @@ def test_vectors_are_normalised_float32_and_in_input_order(onnx_encoder: Encoder
 
 def test_auto_on_an_explicit_cpu_device_is_onnx(cache_dir: Path, onnx_encoder: Encoder) -> None:
     assert load_encoder(EncoderConfig(backend="auto", device="cpu", cache_dir=cache_dir)).backend_name == "onnx"
+
+
+@pytest.mark.skipif(any(Path("/dev").glob("nvidia[0-9]*")), reason="a GPU machine: auto rightly imports torch")
+def test_auto_without_a_gpu_never_imports_torch(cache_dir: Path, onnx_encoder: Encoder) -> None:
+    """torch costs ~140 MiB in every API worker; without an NVIDIA device auto picks ONNX without importing it."""
+    code = (
+        "import sys; from pathlib import Path; from embeddings.encoder import EncoderConfig, load_encoder; "
+        f"e = load_encoder(EncoderConfig(backend='auto', cache_dir=Path({str(cache_dir)!r}))); "
+        "e.encode(['oat milk']); print(e.backend_name, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["onnx", "False"], out.stdout + out.stderr
 
 
 def test_semantics_survive_the_export(onnx_encoder: Encoder) -> None:
