@@ -86,7 +86,7 @@ class Dispatcher:
         self.dsn = dsn
         self.config = config
         self.signers = delivery.Signers(box)
-        self.resolver = resolver
+        self.resolver = ssrf.CachingResolver(resolver, config.dns_ttl_s)
         self.id = dispatcher_id or make_dispatcher_id()
         self.stopping = False
         self.totals = Totals()
