@@ -1,4 +1,4 @@
-"""An httpx client that connects only to addresses the SSRF guard checked.
+"""An httpx transport (keep-alive pool) that connects only to addresses the SSRF guard checked.
 
 The URL (hence the Host header and TLS SNI and certificate check) stays as registered; the TCP connection goes to
 the pinned address of the current request. A host with no pin in the current task is refused before any socket
