@@ -65,6 +65,7 @@ class EventsConfig:
     lease_s: float = 60.0
     poll_interval_s: float = 1.0
     disable_after_s: float = 86400.0  # a subscription failing this long without a success is disabled
+    dns_ttl_s: float = 30.0  # a dispatcher keeps a host's resolved addresses this long (checked at every delivery)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EventsConfig:
@@ -79,4 +80,5 @@ class EventsConfig:
             lease_s=_number(env, "PLINQY_WEBHOOK_LEASE_S", 60.0, 1.0, 3600.0),
             poll_interval_s=_number(env, "PLINQY_WEBHOOK_POLL_S", 1.0, 0.01, 60.0),
             disable_after_s=_number(env, "PLINQY_WEBHOOK_DISABLE_AFTER_S", 86400.0, 0.0, 30 * 86400.0),
+            dns_ttl_s=_number(env, "PLINQY_WEBHOOK_DNS_TTL_S", 30.0, 0.0, 3600.0),
         )

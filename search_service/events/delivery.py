@@ -12,7 +12,7 @@ from standardwebhooks import Webhook
 
 from search_service.db.secretbox import SecretBox
 from search_service.events import ssrf
-from search_service.events.transport import pinned
+from search_service.events.transport import PinnedTransport, pinned
 
 USER_AGENT = "Plinqy-Webhooks/1.0"
 
@@ -75,7 +75,7 @@ def _describe_failure(response: httpx.Response) -> str | None:
 
 
 async def attempt(
-    client: httpx.AsyncClient,
+    client: PinnedTransport,
     url: str,
     headers: dict[str, str],
     body: str,
@@ -89,8 +89,7 @@ async def attempt(
         return AttemptResult(None, None, f"refused by the SSRF guard: {exc}")
     try:
         with pinned(target):
-            response = await client.post(target.url, content=body.encode(), headers=headers)
-            await response.aread()
+            response = await client.post(target.url, body.encode(), headers)
     except httpx.TimeoutException as exc:
         return AttemptResult(None, None, f"timed out ({type(exc).__name__})")
     except httpx.HTTPError as exc:

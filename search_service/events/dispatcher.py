@@ -86,17 +86,19 @@ class Dispatcher:
         self.dsn = dsn
         self.config = config
         self.signers = delivery.Signers(box)
-        self.resolver = resolver
+        self.resolver = ssrf.CachingResolver(resolver, config.dns_ttl_s)
         self.id = dispatcher_id or make_dispatcher_id()
         self.stopping = False
         self.totals = Totals()
         self._wake = asyncio.Event()
+        self._all_done = asyncio.Event()  # set when the last send in flight finishes
         self._state = _State()
         self._rng = random.Random()
 
     def request_stop(self) -> None:
         self.stopping = True
         self._wake.set()
+        self._all_done.set()
 
     async def run(self, *, drain: bool = False) -> Totals:
         """Until stopped (or, with drain, until nothing is left to attempt). Rides out a lost database."""
@@ -146,8 +148,12 @@ class Dispatcher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_interval_s)
         # Let the sends finishing about now finish too: one flush and one claim then serve many of them (a round
-        # trip per finished send cost more than the sends under load). Adds at most LINGER_S to a first attempt.
-        await asyncio.sleep(LINGER_S)
+        # trip per finished send cost more than the sends under load). Adds at most LINGER_S to a first attempt;
+        # ends as soon as nothing is in flight (idling the rest of it would cap a fast receiver's rate).
+        if self._state.inflight and not self.stopping:
+            self._all_done.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_done.wait(), timeout=LINGER_S)
         self._wake.clear()
 
     async def _sleep(self, seconds: float) -> None:
@@ -184,6 +190,8 @@ class Dispatcher:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._state.inflight.pop(task, None)
         self._wake.set()
+        if not self._state.inflight:
+            self._all_done.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task crashed", exc_info=task.exception())
 

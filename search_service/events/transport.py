@@ -1,4 +1,4 @@
-"""An httpx client that connects only to addresses the SSRF guard checked.
+"""An httpx transport (keep-alive pool) that connects only to addresses the SSRF guard checked.
 
 The URL (hence the Host header and TLS SNI and certificate check) stays as registered; the TCP connection goes to
 the pinned address of the current request. A host with no pin in the current task is refused before any socket
@@ -7,6 +7,7 @@ is opened, so a connection can only ever reach a checked address.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import typing
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 import httpcore
 import httpx
 from httpcore._backends.auto import AutoBackend
+from httpx._transports.default import map_httpcore_exceptions
 
 from search_service.events.ssrf import Target
 
@@ -64,40 +66,110 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class PinnedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, max_connections: int) -> None:
-        super().__init__(retries=0)
-        ssl_context = httpx.create_ssl_context()
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=30.0,
-            network_backend=PinnedBackend(),
+MAX_RESPONSE_BYTES = 64 * 1024  # of a receiver's answer we keep (the error text shows 200 characters)
+_PoolKey = tuple[bytes, bytes, int, str]
+
+
+class PinnedTransport(httpx.AsyncBaseTransport):
+    """A small keep-alive pool, its idle connections kept per (origin, checked address) on a stack. httpcore's
+    own pool re-examines every connection (a poll() each) on every request and every response: most of a
+    dispatcher's CPU. Here a request takes the last idle connection (one poll to see that the receiver has not
+    closed it), or opens one; the answer is read here (up to MAX_RESPONSE_BYTES) and the connection goes back."""
+
+    def __init__(self, max_connections: int, timeout_s: float = 10.0, keepalive_expiry: float = 30.0) -> None:
+        self._timeouts = httpx.Timeout(timeout_s).as_dict()
+        self._ssl_context = httpx.create_ssl_context()
+        self._backend = PinnedBackend()
+        self._keepalive_expiry = keepalive_expiry
+        self._slots = asyncio.Semaphore(max_connections)
+        self._idle: dict[_PoolKey, list[httpcore.AsyncHTTPConnection]] = {}
+
+    async def post(self, url: httpx.URL, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """One POST, its answer read. Straight to the transport: an AsyncClient's layers (cookies, auth, redirects,
+        header merging) cost a tenth of a dispatcher's CPU and none of them is wanted here."""
+        request = httpx.Request("POST", url, content=body, headers=headers, extensions={"timeout": self._timeouts})
+        return await self.handle_async_request(request)
+
+    async def _take(self, key: _PoolKey) -> httpcore.AsyncHTTPConnection | None:
+        idle = self._idle.get(key)
+        while idle:
+            connection = idle.pop()
+            if connection.is_idle() and not connection.has_expired():
+                return connection
+            await connection.aclose()  # expired, or the receiver closed it
+        return None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        url = request.url
+        address = (_PINS.get() or {}).get(url.host.lower().strip("[]"), "")
+        key = (url.raw_scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80), address)
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
         )
+        timeouts = request.extensions.get("timeout", {})
+        with map_httpcore_exceptions():
+            try:
+                await asyncio.wait_for(self._slots.acquire(), timeouts.get("pool"))
+            except TimeoutError:
+                raise httpcore.PoolTimeout("no free connection slot") from None
+            try:
+                return await self._exchange(key, core_request)
+            finally:
+                self._slots.release()
+
+    async def _exchange(self, key: _PoolKey, request: httpcore.Request) -> httpx.Response:
+        connection = await self._take(key) or httpcore.AsyncHTTPConnection(
+            origin=request.url.origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            network_backend=self._backend,
+        )
+        try:
+            response = await connection.handle_async_request(request)
+            chunks, size = [], 0
+            async for chunk in response.aiter_stream():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= MAX_RESPONSE_BYTES:
+                    break  # the rest is not read: the connection closes below
+            await response.aclose()
+        except BaseException:
+            await connection.aclose()
+            raise
+        if connection.is_idle():
+            self._idle.setdefault(key, []).append(connection)
+        else:
+            await connection.aclose()
+        content = b"".join(chunks)[:MAX_RESPONSE_BYTES]
+        return httpx.Response(response.status, headers=response.headers, content=content)
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                await connection.aclose()
 
 
-def make_client(timeout_s: float, max_connections: int) -> httpx.AsyncClient:
-    """No redirects followed (a redirect is a failed delivery), no proxies from the environment, no cookies kept."""
-    return httpx.AsyncClient(
-        transport=PinnedTransport(max_connections),
-        timeout=httpx.Timeout(timeout_s),
-        follow_redirects=False,
-        trust_env=False,
-    )
+def make_client(timeout_s: float, max_connections: int) -> PinnedTransport:
+    """No redirects followed (a redirect is a failed delivery), no proxies from the environment, no cookies kept:
+    the transport does none of these."""
+    return PinnedTransport(max_connections, timeout_s)
 
 
 class Clients:
-    """One small client (connection pool) per subscription: httpcore's pool scans all its connections for every
-    request, so one pool shared by hundreds of connections costs quadratic CPU (measured: most of a dispatcher's
-    time at 64 in flight). Per-subscription pools also keep a slow receiver's connections (its per_webhook share)
-    from crowding out another's, even on the same host."""
+    """One small client (connection pool) per subscription: keep-alive connections of its own, and a slow
+    receiver's connections (its per_webhook share) never crowd out another's, even on the same host."""
 
     def __init__(self, timeout_s: float, per_client: int, max_clients: int = 1000) -> None:
         self.timeout_s, self.per_client, self.max_clients = timeout_s, per_client, max_clients
-        self._clients: dict[object, httpx.AsyncClient] = {}
+        self._clients: dict[object, PinnedTransport] = {}
 
-    def get(self, key: object) -> httpx.AsyncClient:
+    def get(self, key: object) -> PinnedTransport:
         client = self._clients.get(key)
         if client is None:
             if len(self._clients) >= self.max_clients:
