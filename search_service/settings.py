@@ -12,6 +12,7 @@ from embeddings.encoder import EncoderConfig
 from search_service.db.secretbox import SecretBox
 from search_service.engine.facets import FacetConfig
 from search_service.engine.vector_files import VectorCopyConfig
+from search_service.envconfig import ConfigError, env_float, env_int
 from search_service.events.config import EventsConfig
 from search_service.ingest.config import IngestConfig
 from search_service.ingest.connectors.config import ConnectorsConfig
@@ -20,34 +21,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PORT = 54329
 
 
-class SettingsError(ValueError):
-    """An environment variable holds a value we cannot use."""
-
-
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name}={value} is out of range {lo}..{hi}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name}={value} is out of range {lo}..{hi}")
-    return value
+# What the CLI reports as a one-line error: any variable, the service's own or a package's.
+SettingsError = ConfigError
 
 
 @dataclass(frozen=True)
@@ -89,7 +64,7 @@ class Settings:
             raise SettingsError(f"PLINQY_ENCODER_BACKEND={backend!r}: use auto, onnx, torch or onnx-int8")
         return cls(
             external_database_url=env.get("DATABASE_URL") or None,
-            db_port=_int(env, "PLINQY_DB_PORT", DEFAULT_DB_PORT, 1, 65535),
+            db_port=env_int(env, "PLINQY_DB_PORT", DEFAULT_DB_PORT, 1, 65535),
             pgdata=Path(env.get("PLINQY_PGDATA") or PROJECT_ROOT / ".pgdata"),
             pg_bindir=Path(env["PLINQY_PG_BINDIR"]) if env.get("PLINQY_PG_BINDIR") else None,
             cache_dir=cache_dir,
@@ -98,14 +73,14 @@ class Settings:
                 backend=backend,  # type: ignore[arg-type]
                 cache_dir=cache_dir / "models",
             ),
-            statement_timeout_ms=_int(env, "PLINQY_STATEMENT_TIMEOUT_MS", 2000, 10, 600_000),
-            pool_min_size=_int(env, "PLINQY_POOL_MIN", 2, 1, 100),
-            pool_max_size=_int(env, "PLINQY_POOL_MAX", 10, 1, 200),
-            pool_acquire_timeout_s=_float(env, "PLINQY_POOL_TIMEOUT_S", 1.0, 0.01, 60.0),
-            query_cache_size=_int(env, "PLINQY_QUERY_CACHE_SIZE", 1024, 0, 1_000_000),
-            query_encoder_threads=_int(env, "PLINQY_QUERY_ENCODER_THREADS", 1, 0, 256),
-            vector_cache_max=_int(env, "PLINQY_VECTOR_CACHE_MAX", 300_000, 0, 100_000_000),
-            vector_cache_refresh_s=_float(env, "PLINQY_VECTOR_CACHE_REFRESH_S", 1.0, 0.05, 3600.0),
+            statement_timeout_ms=env_int(env, "PLINQY_STATEMENT_TIMEOUT_MS", 2000, 10, 600_000),
+            pool_min_size=env_int(env, "PLINQY_POOL_MIN", 2, 1, 100),
+            pool_max_size=env_int(env, "PLINQY_POOL_MAX", 10, 1, 200),
+            pool_acquire_timeout_s=env_float(env, "PLINQY_POOL_TIMEOUT_S", 1.0, 0.01, 60.0),
+            query_cache_size=env_int(env, "PLINQY_QUERY_CACHE_SIZE", 1024, 0, 1_000_000),
+            query_encoder_threads=env_int(env, "PLINQY_QUERY_ENCODER_THREADS", 1, 0, 256),
+            vector_cache_max=env_int(env, "PLINQY_VECTOR_CACHE_MAX", 300_000, 0, 100_000_000),
+            vector_cache_refresh_s=env_float(env, "PLINQY_VECTOR_CACHE_REFRESH_S", 1.0, 0.05, 3600.0),
             vector_copy=VectorCopyConfig.from_env(env),
             secret_key=env.get("PLINQY_SECRET_KEY") or None,
             secret_key_file=Path(env.get("PLINQY_SECRET_KEY_FILE") or PROJECT_ROOT / ".secrets" / "plinqy.key"),

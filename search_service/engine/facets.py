@@ -17,6 +17,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from search_service.db.sql import statement
+from search_service.envconfig import env_int
 
 FACETS = ("category", "brand", "price", "store")
 SORTS = ("relevance", "distance", "price")
@@ -34,16 +35,7 @@ class FacetConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FacetConfig:
-        raw = (env.get("PLINQY_FACET_DEPTH") or "").strip()
-        if not raw:
-            return cls()
-        try:
-            depth = int(raw)
-        except ValueError:
-            raise ValueError(f"PLINQY_FACET_DEPTH={raw!r} is not an integer") from None
-        if not 10 <= depth <= 10_000:
-            raise ValueError(f"PLINQY_FACET_DEPTH={depth} is out of range 10..10000")
-        return cls(depth=depth)
+        return cls(depth=env_int(env, "PLINQY_FACET_DEPTH", DEFAULT_DEPTH, 10, 10_000))
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from search_service.envconfig import ConfigError, env_float
+
 # Standard Webhooks' schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 
@@ -22,7 +24,7 @@ EVENT_TYPES = (
 PING_TYPE = "webhook.ping"
 
 
-class EventsConfigError(ValueError):
+class EventsConfigError(ConfigError):
     """An environment variable of the events package holds a value we cannot use."""
 
 
@@ -36,19 +38,6 @@ def parse_schedule(raw: str) -> tuple[float, ...]:
     if not values or any(v < 0 for v in values):
         raise EventsConfigError(f"PLINQY_WEBHOOK_RETRY_SCHEDULE={raw!r}: needs at least one delay, none negative")
     return values
-
-
-def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise EventsConfigError(f"{name}={raw!r} is not a number") from None
-    if not lo <= value <= hi:
-        raise EventsConfigError(f"{name}={value} is out of range {lo}..{hi}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -74,11 +63,11 @@ class EventsConfig:
         return cls(
             retry_schedule=parse_schedule(raw_schedule) if raw_schedule else DEFAULT_RETRY_SCHEDULE,
             allow_hosts=frozenset(h.strip().lower().strip("[]") for h in hosts.split(",") if h.strip()),
-            timeout_s=_number(env, "PLINQY_WEBHOOK_TIMEOUT_S", 10.0, 0.05, 60.0),
-            concurrency=int(_number(env, "PLINQY_WEBHOOK_CONCURRENCY", 256, 1, 10_000)),
-            per_webhook=int(_number(env, "PLINQY_WEBHOOK_PER_SUBSCRIPTION", 16, 1, 1000)),
-            lease_s=_number(env, "PLINQY_WEBHOOK_LEASE_S", 60.0, 1.0, 3600.0),
-            poll_interval_s=_number(env, "PLINQY_WEBHOOK_POLL_S", 1.0, 0.01, 60.0),
-            disable_after_s=_number(env, "PLINQY_WEBHOOK_DISABLE_AFTER_S", 86400.0, 0.0, 30 * 86400.0),
-            dns_ttl_s=_number(env, "PLINQY_WEBHOOK_DNS_TTL_S", 30.0, 0.0, 3600.0),
+            timeout_s=env_float(env, "PLINQY_WEBHOOK_TIMEOUT_S", 10.0, 0.05, 60.0),
+            concurrency=int(env_float(env, "PLINQY_WEBHOOK_CONCURRENCY", 256, 1, 10_000)),
+            per_webhook=int(env_float(env, "PLINQY_WEBHOOK_PER_SUBSCRIPTION", 16, 1, 1000)),
+            lease_s=env_float(env, "PLINQY_WEBHOOK_LEASE_S", 60.0, 1.0, 3600.0),
+            poll_interval_s=env_float(env, "PLINQY_WEBHOOK_POLL_S", 1.0, 0.01, 60.0),
+            disable_after_s=env_float(env, "PLINQY_WEBHOOK_DISABLE_AFTER_S", 86400.0, 0.0, 30 * 86400.0),
+            dns_ttl_s=env_float(env, "PLINQY_WEBHOOK_DNS_TTL_S", 30.0, 0.0, 3600.0),
         )

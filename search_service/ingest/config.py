@@ -5,22 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-
-class IngestConfigError(ValueError):
-    pass
-
-
-def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise IngestConfigError(f"{name}={raw!r} is not a number") from None
-    if not lo <= value <= hi:
-        raise IngestConfigError(f"{name}={value} is out of range {lo}..{hi}")
-    return value
+from search_service.envconfig import env_float
 
 
 @dataclass(frozen=True)
@@ -37,10 +22,10 @@ class IngestConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngestConfig:
         return cls(
-            rate_per_s=_number(env, "PLINQY_INGEST_RATE_PER_S", 50.0, 0.01, 1e6),
-            rate_burst=_number(env, "PLINQY_INGEST_RATE_BURST", 200.0, 1, 1e7),
-            max_upload_bytes=int(_number(env, "PLINQY_INGEST_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, 1024, 2**34)),
-            max_webhook_bytes=int(_number(env, "PLINQY_INGEST_MAX_WEBHOOK_BYTES", 5 * 1024 * 1024, 1024, 2**30)),
-            batch_chunk_rows=int(_number(env, "PLINQY_INGEST_CHUNK_ROWS", 5000, 1, 1_000_000)),
-            lease_s=_number(env, "PLINQY_INGEST_LEASE_S", 60.0, 1, 86400),
+            rate_per_s=env_float(env, "PLINQY_INGEST_RATE_PER_S", 50.0, 0.01, 1e6),
+            rate_burst=env_float(env, "PLINQY_INGEST_RATE_BURST", 200.0, 1, 1e7),
+            max_upload_bytes=int(env_float(env, "PLINQY_INGEST_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, 1024, 2**34)),
+            max_webhook_bytes=int(env_float(env, "PLINQY_INGEST_MAX_WEBHOOK_BYTES", 5 * 1024 * 1024, 1024, 2**30)),
+            batch_chunk_rows=int(env_float(env, "PLINQY_INGEST_CHUNK_ROWS", 5000, 1, 1_000_000)),
+            lease_s=env_float(env, "PLINQY_INGEST_LEASE_S", 60.0, 1, 86400),
         )

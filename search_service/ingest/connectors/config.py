@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from search_service.ingest.config import _number
+from search_service.envconfig import env_float
 from search_service.ingest.connectors.http import RetryPolicy
 
 
@@ -21,12 +21,12 @@ class ConnectorsConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ConnectorsConfig:
         return cls(
-            sync_interval_s=_number(env, "PLINQY_SYNC_INTERVAL_S", 300.0, 1, 86400 * 7),
-            retry_base_s=_number(env, "PLINQY_SYNC_RETRY_BASE_S", 30.0, 0.1, 86400),
-            check_s=_number(env, "PLINQY_SYNC_CHECK_S", 5.0, 0.05, 3600),
-            http_timeout_s=_number(env, "PLINQY_SYNC_HTTP_TIMEOUT_S", 15.0, 0.05, 600),
-            http_attempts=int(_number(env, "PLINQY_SYNC_HTTP_ATTEMPTS", 5, 1, 50)),
-            max_wait_s=_number(env, "PLINQY_SYNC_MAX_WAIT_S", 30.0, 0, 3600),
+            sync_interval_s=env_float(env, "PLINQY_SYNC_INTERVAL_S", 300.0, 1, 86400 * 7),
+            retry_base_s=env_float(env, "PLINQY_SYNC_RETRY_BASE_S", 30.0, 0.1, 86400),
+            check_s=env_float(env, "PLINQY_SYNC_CHECK_S", 5.0, 0.05, 3600),
+            http_timeout_s=env_float(env, "PLINQY_SYNC_HTTP_TIMEOUT_S", 15.0, 0.05, 600),
+            http_attempts=int(env_float(env, "PLINQY_SYNC_HTTP_ATTEMPTS", 5, 1, 50)),
+            max_wait_s=env_float(env, "PLINQY_SYNC_MAX_WAIT_S", 30.0, 0, 3600),
         )
 
     def policy(self) -> RetryPolicy:
