@@ -585,7 +585,8 @@ search_term = Table(
         "term",
         postgresql_using="gin",
         postgresql_ops={"term": "gin_trgm_ops"},
-        postgresql_with={"fastupdate": "off"},
+        # on: a statement's new words are merged in one go by search_term_collect (migration 0009)
+        postgresql_with={"fastupdate": "on"},
     ),
 )
 
