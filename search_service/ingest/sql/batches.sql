@@ -200,14 +200,6 @@ SET mapped_rows = mapped_rows + :mapped, stale_rows = stale_rows + :stale,
 WHERE id = :batch_id AND (SELECT count(*) FROM saved) >= 0
 RETURNING status;
 
--- name: add_counts
--- params: batch_id uuid, mapped int, stale int, duplicate int, rejected int
-UPDATE import_batch
-SET mapped_rows = mapped_rows + :mapped, stale_rows = stale_rows + :stale,
-    duplicate_rows = duplicate_rows + :duplicate, error_rows = error_rows + :rejected,
-    processed_rows = processed_rows + :mapped + :stale + :duplicate + :rejected
-WHERE id = :batch_id;
-
 -- name: complete_batch
 -- params: batch_id uuid, worker_id text
 -- Every row has ended: done, and the lease let go.
