@@ -303,7 +303,9 @@ async def map_chunk(
         if not fenced:
             raise LeaseLost(str(batch_id))
         store_id, currency = fenced[0]["store_id"], fenced[0]["currency"].strip()
-        marked = int((await _fetch(conn, "mark_duplicates", batch_id=batch_id))[0][0]) if first else 0
+        # A one-row batch (a webhook delivery, mostly) has no duplicates: a round trip saved.
+        dedupe = first and fenced[0]["total_rows"] > 1
+        marked = int((await _fetch(conn, "mark_duplicates", batch_id=batch_id))[0][0]) if dedupe else 0
         pending = await _fetch(conn, "pending_rows", batch_id=batch_id, limit=limit)
         # Fewer than `limit`: these are all that is left (a stored batch never grows), so this chunk is the last.
         last = len(pending) < limit
