@@ -40,6 +40,7 @@ import psycopg
 from standardwebhooks import Webhook
 
 from benchmarks.bench_worker import throwaway_server
+from benchmarks.cputime import postmaster_of, process_tree_seconds
 from search_service.db import migrate
 from search_service.db.cluster import free_port
 from search_service.ingest.keys import create_key
@@ -106,9 +107,38 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def measure_csv(base: str, key: str, store: uuid.UUID, dsn: str, rows: int) -> dict[str, Any]:
+class CpuMeter:
+    """CPU seconds (user + system) of the API's and the worker's process trees, the local PostgreSQL server's and
+    this process, read before and after a measurement: what each row or delivery cost in each."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+
+    def read(self) -> dict[str, float | None]:
+        own = os.times()
+        out = {name: None if pid is None else process_tree_seconds(pid) for name, pid in self.pids.items()}
+        return {**out, "client": own.user + own.system}
+
+    @staticmethod
+    def per_item(
+        before: dict[str, float | None], after: dict[str, float | None], n: int, unit: float
+    ) -> dict[str, Any]:
+        def each(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else round((b - a) * unit / n, 1)
+
+        return {name: each(a, after.get(name)) for name, a in before.items()}
+
+
+def _database_pid(dsn: str) -> int | None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    return None if row is None else postmaster_of(int(row[0]))
+
+
+def measure_csv(base: str, key: str, store: uuid.UUID, dsn: str, rows: int, cpu: CpuMeter) -> dict[str, Any]:
     data = csv_bytes(rows, "csv-")
     headers = {"Authorization": f"Bearer {key}", "content-type": "text/csv"}
+    cpu_before = cpu.read()
     started = time.perf_counter()
     accepted = httpx.post(f"{base}/v1/stores/{store}/imports", content=data, headers=headers, timeout=600)
     if accepted.status_code != 202:
@@ -122,7 +152,8 @@ def measure_csv(base: str, key: str, store: uuid.UUID, dsn: str, rows: int) -> d
         listed = conn.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone()
     assert listed == (rows,), listed
     return {"rows": rows, "bytes": len(data), "upload_stored_s": round(stored_s, 3), "total_s": round(elapsed, 3),
-            "rows_per_s": round(rows / elapsed, 1)}  # fmt: skip
+            "rows_per_s": round(rows / elapsed, 1),
+            "cpu_us_per_row": CpuMeter.per_item(cpu_before, cpu.read(), rows, 1e6)}  # fmt: skip
 
 
 def measure_baseline(base: str, key: str, store: uuid.UUID, rows: int, extrapolate_to: int) -> dict[str, Any]:
@@ -167,15 +198,19 @@ def sign(secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
                   "content-type": "application/json"}  # fmt: skip
 
 
-def measure_webhooks(base: str, connection: uuid.UUID, secret: str, n: int, concurrency: int) -> dict[str, Any]:
+def measure_webhooks(
+    base: str, connection: uuid.UUID, secret: str, n: int, concurrency: int, cpu: CpuMeter
+) -> dict[str, Any]:
     bodies = [sign(secret, {"type": "stock.set", "data": {"sku": f"csv-{i % 1000}", "quantity": i % 9}})
               for i in range(n)]  # fmt: skip
+    cpu_before = cpu.read()
     started = time.perf_counter()
     latencies = asyncio.run(_deliver(base, connection, bodies, concurrency))
     elapsed = time.perf_counter() - started
     return {"deliveries": n, "concurrency": concurrency, "seconds": round(elapsed, 3),
             "per_s": round(n / elapsed, 1), "p50_ms": round(pct(latencies, 0.5) * 1000, 1),
-            "p95_ms": round(pct(latencies, 0.95) * 1000, 1)}  # fmt: skip
+            "p95_ms": round(pct(latencies, 0.95) * 1000, 1),
+            "cpu_ms_per_delivery": CpuMeter.per_item(cpu_before, cpu.read(), n, 1e3)}  # fmt: skip
 
 
 def _post(base: str, connection: uuid.UUID, secret: str, payload: dict[str, Any]) -> None:
@@ -277,16 +312,18 @@ def run(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "DATABASE_URL": dsn, "PLINQY_SECRET_KEY": secret_key, "PLINQY_INGEST_RATE_PER_S": "100000",
            "PLINQY_INGEST_RATE_BURST": "100000"}  # fmt: skip
     serve_args = ["serve", "--port", str(port), "--workers", str(args.api_workers)]
-    with process(serve_args, env):
+    database = _database_pid(dsn)
+    with process(serve_args, env) as api:
         wait_ready(base)
         stores, keys, hooks = ctx["stores"], ctx["keys"], ctx["hooks"]
         # The import phase runs the worker's `import` job alone: the embedding of 100k new products would compete
         # for the same cores (it is dropped below, see _drop_embedding_backlog).
-        with process(["worker", "--only", "import", "--poll-interval", "0.2"], env):
-            csv = measure_csv(base, keys["csv"], stores["csv"], dsn, args.rows)
+        with process(["worker", "--only", "import", "--poll-interval", "0.2"], env) as worker:
+            cpu = CpuMeter({"api": api.pid, "worker": worker.pid, "database": database})
+            csv = measure_csv(base, keys["csv"], stores["csv"], dsn, args.rows, cpu)
             baseline = measure_baseline(base, keys["baseline"], stores["baseline"], args.baseline_rows, args.rows)
         backlog = _drop_embedding_backlog(dsn)
-        with process(["worker", "--poll-interval", "0.2"], env):
+        with process(["worker", "--poll-interval", "0.2"], env) as worker:
             fresh_rows = max(args.freshness * 2, 50)
             fresh_csv = csv_bytes(fresh_rows, "csv-")
             fresh_headers = {"Authorization": f"Bearer {keys['fresh']}", "content-type": "text/csv"}
@@ -295,7 +332,8 @@ def run(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
             _wait_idle(dsn)
             hook = hooks["csv"]
             assert hook.secret is not None
-            webhooks = measure_webhooks(base, hook.id, hook.secret, args.webhooks, args.concurrency)
+            cpu = CpuMeter({"api": api.pid, "worker": worker.pid, "database": database})
+            webhooks = measure_webhooks(base, hook.id, hook.secret, args.webhooks, args.concurrency, cpu)
             webhooks["backlog_mapped_s"] = round(_wait_idle(dsn), 2)
             fresh = hooks["fresh"]
             assert fresh.secret is not None
@@ -321,6 +359,10 @@ def run(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _cpu_text(cpu: dict[str, float | None] | None) -> str:
+    return "not measured" if not cpu else ", ".join(f"{k} {'n/a' if v is None else v}" for k, v in cpu.items())
+
+
 def markdown(result: dict[str, Any]) -> str:
     csv, base, hooks, fresh = (result[k] for k in ("csv_import", "baseline_put", "webhook_intake", "freshness"))
     lines = [
@@ -344,6 +386,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"{fresh['stock_p95_s']} s ({fresh['stock_trials']} trials) | p95 ≤ 1 s |",
         f"| new product (webhook) until found semantically | p50 {fresh['new_product_p50_s']} s, p95 "
         f"{fresh['new_product_p95_s']} s ({fresh['new_product_trials']} trials) | p95 ≤ 5 s |",
+        "",
+        f"CPU per CSV row (µs): {_cpu_text(csv.get('cpu_us_per_row'))}. CPU per webhook delivery (ms): "
+        f"{_cpu_text(hooks.get('cpu_ms_per_delivery'))} (the worker maps the deliveries meanwhile; the client is this "
+        "process: it signs and sends). `database`: the local PostgreSQL server's processes, all of them.",
         "",
         f"Baseline: {base['note']}. The intake's deliveries were then mapped by the worker in "
         f"{hooks['backlog_mapped_s']} s (a store's batches are mapped in order, one at a time). Before the "

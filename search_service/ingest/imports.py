@@ -61,13 +61,14 @@ async def _follow(
 async def _map_with_progress(
     conn: Any, batch_id: UUID, worker_id: str, config: IngestConfig, progress: Callable[[int], None]
 ) -> None:
-    await pipeline.mark_duplicates(conn, batch_id, worker_id, config.lease_s)
     chunks, last = 0, False
     while not last:
         status = await batch_status(conn, batch_id)
         assert status is not None
         progress(status["processed_rows"])
-        _counts, last = await pipeline.map_chunk(conn, batch_id, worker_id, config.batch_chunk_rows, config.lease_s)
+        _counts, last = await pipeline.map_chunk(
+            conn, batch_id, worker_id, config.batch_chunk_rows, config.lease_s, first=chunks == 0
+        )
         chunks += 1
         if not last:
             await pipeline.refresh_statistics(conn, chunks, config.batch_chunk_rows)

@@ -33,7 +33,6 @@ total adds up (the counters move in the same transaction as the rows).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 import psycopg
 
 from search_service.db.sql import statement
@@ -49,6 +49,7 @@ from search_service.ingest.mapping import RowResult, apply_rows
 KINDS = ("csv", "webhook", "listing", "sync")
 COPY_THRESHOLD = 200
 COPY_TIMEOUT_S = 600.0
+_decode = msgspec.json.Decoder().decode
 
 
 class DuplicateDelivery(Exception):
@@ -63,6 +64,13 @@ class UnknownStore(LookupError):
     pass
 
 
+_encode = msgspec.json.Encoder(enc_hook=str).encode  # ~6x json.dumps; what it cannot encode: its str()
+
+
+def _json(value: Any) -> str:
+    return _encode(value).decode()
+
+
 def _split(rows: Iterable[dict[str, Any]]) -> list[tuple[int, str, str | None, str, str | None]]:
     """(row_number, payload json, raw json, status, error) per row, private keys taken out."""
     out = []
@@ -73,8 +81,8 @@ def _split(rows: Iterable[dict[str, Any]]) -> list[tuple[int, str, str | None, s
         out.append(
             (
                 number,
-                json.dumps(payload, default=str),
-                None if raw is None else json.dumps(raw, default=str),
+                _json(payload),
+                None if raw is None else _json(raw),
                 "rejected" if error else "pending",
                 str(error) if error else None,
             )
@@ -284,23 +292,31 @@ class LeaseLost(Exception):
     """Another worker took the batch over (our lease lapsed): the chunk was rolled back."""
 
 
-async def map_chunk(conn: Any, batch_id: UUID, worker_id: str, limit: int, lease_s: float) -> tuple[ChunkCounts, bool]:
+async def map_chunk(
+    conn: Any, batch_id: UUID, worker_id: str, limit: int, lease_s: float, *, first: bool = False
+) -> tuple[ChunkCounts, bool]:
     """Map the batch's next `limit` pending rows in one transaction, fenced on our lease. Returns the chunk's counts
-    and whether the batch is now complete (its last chunk completes it in the same transaction)."""
+    and whether the batch is now complete (its last chunk completes it in the same transaction). `first`: the first
+    chunk of this hold also marks the batch's duplicates (mark_duplicates), in the same transaction."""
     async with conn.transaction():
         fenced = await _fetch(conn, "fence", batch_id=batch_id, worker_id=worker_id, lease_s=lease_s)
         if not fenced:
             raise LeaseLost(str(batch_id))
         store_id, currency = fenced[0]["store_id"], fenced[0]["currency"].strip()
+        # A one-row batch (a webhook delivery, mostly) has no duplicates: a round trip saved.
+        dedupe = first and fenced[0]["total_rows"] > 1
+        marked = int((await _fetch(conn, "mark_duplicates", batch_id=batch_id))[0][0]) if dedupe else 0
         pending = await _fetch(conn, "pending_rows", batch_id=batch_id, limit=limit)
         # Fewer than `limit`: these are all that is left (a stored batch never grows), so this chunk is the last.
         last = len(pending) < limit
-        results = await apply_rows(conn, store_id, currency, [(r["id"], json.loads(r["payload"])) for r in pending])
-        return await _save_results(conn, batch_id, results, last), last
+        results = await apply_rows(conn, store_id, currency, [(r["id"], _decode(r["payload"])) for r in pending])
+        return await _save_results(conn, batch_id, results, last, marked), last
 
 
-async def _save_results(conn: Any, batch_id: UUID, results: dict[int, RowResult], last: bool) -> ChunkCounts:
-    counts = ChunkCounts()
+async def _save_results(
+    conn: Any, batch_id: UUID, results: dict[int, RowResult], last: bool, duplicates: int
+) -> ChunkCounts:
+    counts = ChunkCounts(duplicate=duplicates)
     for result in results.values():
         setattr(counts, result.status, getattr(counts, result.status) + 1)
     ids = list(results)
@@ -310,16 +326,6 @@ async def _save_results(conn: Any, batch_id: UUID, results: dict[int, RowResult]
         products=[results[i].product_id for i in ids], last=last, **vars(counts),
     )  # fmt: skip
     return counts
-
-
-async def mark_duplicates(conn: Any, batch_id: UUID, worker_id: str, lease_s: float) -> int:
-    async with conn.transaction():
-        if not await _fetch(conn, "fence", batch_id=batch_id, worker_id=worker_id, lease_s=lease_s):
-            raise LeaseLost(str(batch_id))
-        marked = int((await _fetch(conn, "mark_duplicates", batch_id=batch_id))[0][0])
-        if marked:
-            await _fetch(conn, "add_counts", batch_id=batch_id, mapped=0, stale=0, duplicate=marked, rejected=0)
-    return marked
 
 
 ANALYZE_EVERY = 8  # chunks
@@ -333,10 +339,10 @@ async def refresh_statistics(conn: Any, chunks_done: int, chunk_rows: int) -> No
 
 async def map_batch(conn: Any, batch_id: UUID, worker_id: str, chunk_rows: int, lease_s: float) -> ChunkCounts:
     """Map a batch this worker holds, chunk by chunk, then complete it."""
-    totals = ChunkCounts(duplicate=await mark_duplicates(conn, batch_id, worker_id, lease_s))
+    totals = ChunkCounts()
     chunks, last = 0, False
     while not last:
-        counts, last = await map_chunk(conn, batch_id, worker_id, chunk_rows, lease_s)
+        counts, last = await map_chunk(conn, batch_id, worker_id, chunk_rows, lease_s, first=chunks == 0)
         totals.add(counts)
         chunks += 1
         if not last:

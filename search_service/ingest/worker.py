@@ -88,13 +88,11 @@ class ImportWorker:
     async def _map(self, conn: asyncpg.Connection, batch_id: UUID) -> None:
         cfg = self.config
         try:
-            counts = pipeline.ChunkCounts(
-                duplicate=await pipeline.mark_duplicates(conn, batch_id, self.worker_id, cfg.lease_s)
-            )
+            counts = pipeline.ChunkCounts()
             chunks, last = 0, False
             while not last and not self.stop.is_set():
                 chunk, last = await pipeline.map_chunk(
-                    conn, batch_id, self.worker_id, cfg.batch_chunk_rows, cfg.lease_s
+                    conn, batch_id, self.worker_id, cfg.batch_chunk_rows, cfg.lease_s, first=chunks == 0
                 )
                 counts.add(chunk)
                 chunks += 1

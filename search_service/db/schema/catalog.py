@@ -143,8 +143,9 @@ product_master = Table(
         postgresql_with={"m": 16, "ef_construction": 64},
         postgresql_ops={"ai_vector": "vector_cosine_ops"},
     ),
-    # No pending list (migration 0003): every search would scan it, and embedding writes keep refilling it.
-    Index("ix_product_master_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
+    # A pending list that a statement trigger merges when each writing statement ends (migration 0010): searches
+    # find it empty (0003: scanning a pending list slowed every search), writes merge their entries sorted.
+    Index("ix_product_master_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "on"}),
     # Hybrid search's exact-name match: a btree probe instead of a case-insensitive scan (migration 0002).
     Index("ix_product_master_lower_name", text("lower(name)")),
     # Ingest matches GTINs in one normal form, GTIN-14 (migration 0006); older rows may hold 8-13 digits.
@@ -255,7 +256,8 @@ search_term = Table(
         "term",
         postgresql_using="gin",
         postgresql_ops={"term": "gin_trgm_ops"},
-        postgresql_with={"fastupdate": "off"},
+        # on, merged when each writing statement ends (migration 0010, as ix_product_master_search_tsv)
+        postgresql_with={"fastupdate": "on"},
     ),
     Index("ix_search_term_term_prefix", "term", postgresql_ops={"term": "text_pattern_ops"}),  # completions (0009)
 )

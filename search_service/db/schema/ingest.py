@@ -77,8 +77,7 @@ imported_product_raw = Table(
         UUID(as_uuid=True),
         ForeignKey("import_batch.id", ondelete="CASCADE"),
         nullable=False,
-        index=True,
-    ),
+    ),  # no index of its own: uq_imported_product_raw_batch_row leads with it (migration 0010)
     Column("row_number", Integer, nullable=False),
     Column("external_id", Text),
     Column("payload", JSONB, nullable=False),
@@ -87,7 +86,6 @@ imported_product_raw = Table(
         "matched_product_id",
         UUID(as_uuid=True),
         ForeignKey("product_master.id", ondelete="SET NULL"),
-        index=True,
     ),
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -98,6 +96,12 @@ imported_product_raw = Table(
     UniqueConstraint("import_batch_id", "row_number", name="uq_imported_product_raw_batch_row"),
     Index(
         "ix_imported_product_raw_pending", "import_batch_id", "row_number", postgresql_where=text("status = 'pending'")
+    ),
+    # For the foreign key's ON DELETE SET NULL; a stored row is unmatched (NULL) until mapped (migration 0010).
+    Index(
+        "ix_imported_product_raw_matched_product_id",
+        "matched_product_id",
+        postgresql_where=text("matched_product_id IS NOT NULL"),
     ),
 )
 

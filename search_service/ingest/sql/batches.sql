@@ -130,9 +130,9 @@ WHERE status IN ('pending', 'processing') AND (locked_until IS NULL OR locked_un
 WITH ours AS (
     UPDATE import_batch SET locked_until = now() + make_interval(secs => :lease_s)
     WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing'
-    RETURNING store_id
+    RETURNING store_id, total_rows
 )
-SELECT ours.store_id, s.currency,
+SELECT ours.store_id, ours.total_rows, s.currency,
        pg_advisory_xact_lock(hashtextextended(ours.store_id::text, 20261203)) AS locked,
        set_config('synchronous_commit', 'off', true) AS async_commit
 FROM ours JOIN store s ON s.id = ours.store_id;
@@ -199,14 +199,6 @@ SET mapped_rows = mapped_rows + :mapped, stale_rows = stale_rows + :stale,
     locked_until = CASE WHEN :last THEN NULL ELSE locked_until END
 WHERE id = :batch_id AND (SELECT count(*) FROM saved) >= 0
 RETURNING status;
-
--- name: add_counts
--- params: batch_id uuid, mapped int, stale int, duplicate int, rejected int
-UPDATE import_batch
-SET mapped_rows = mapped_rows + :mapped, stale_rows = stale_rows + :stale,
-    duplicate_rows = duplicate_rows + :duplicate, error_rows = error_rows + :rejected,
-    processed_rows = processed_rows + :mapped + :stale + :duplicate + :rejected
-WHERE id = :batch_id;
 
 -- name: complete_batch
 -- params: batch_id uuid, worker_id text
