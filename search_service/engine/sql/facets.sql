@@ -33,10 +33,17 @@ WITH pt AS (
     SELECT sp.product_master_id AS id, sp.store_id, sp.price
     FROM base
     JOIN store_product sp ON sp.product_master_id = base.id
-    WHERE NOT coalesce(cardinality(:store_ids::uuid[]) <= :narrow_stores::int, false)
+    WHERE cardinality(:store_ids::uuid[]) > :narrow_stores::int
       AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
-      AND (:store_ids::uuid[] IS NULL OR sp.store_id IN (SELECT unnest(:store_ids::uuid[])))
-      AND (:store_ids::uuid[] IS NOT NULL OR EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active))
+      AND sp.store_id IN (SELECT unnest(:store_ids::uuid[]))
+    UNION ALL
+    -- global: any active store, a hash join (a primary-key probe per listing cost ~27k buffers at 1000 deep)
+    SELECT sp.product_master_id, sp.store_id, sp.price
+    FROM base
+    JOIN store_product sp ON sp.product_master_id = base.id
+    JOIN store s ON s.id = sp.store_id
+    WHERE :store_ids::uuid[] IS NULL
+      AND s.is_active AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
     UNION ALL
     -- a few stores: their listings, read store by store, joined to the set
     SELECT sp.product_master_id, sp.store_id, sp.price
