@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from geographiclib.geodesic import Geodesic
 
+from search_service.engine import facets as facets_module
 from search_service.engine import geo_areas
 from search_service.engine.facets import FACETS, PRICE_EDGES, FacetFilters, facet_set, price_bucket
 from search_service.engine.suggest import SuggestParams, merge, split_prefix, suggest
@@ -217,8 +218,13 @@ def _choices(cat: Catalogue, ids: list[uuid.UUID], scope: set[uuid.UUID]) -> lis
 
 
 # --- facets
+@pytest.mark.parametrize("narrow", [False, True])
 @pytest.mark.parametrize("choice", range(6))
-def test_facet_counts_equal_the_oracle_with_and_without_a_chosen_value(cat: Catalogue, choice: int) -> None:
+def test_facet_counts_equal_the_oracle_with_and_without_a_chosen_value(
+    cat: Catalogue, choice: int, narrow: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if narrow:  # the listings read store by store, as for scopes of a few stores
+        monkeypatch.setattr(facets_module, "NARROW_STORES", 10_000)
     ids = sorted(cat.products, key=str)[:200]  # a result set: 200 of the 240 products
     scope = _near(cat, 20_000)
     filters = _choices(cat, ids, scope)[choice]

@@ -16,7 +16,7 @@ import pytest
 from pgvector.asyncpg import register_vector
 from pgvector.psycopg import register_vector as register_vector_psycopg
 
-from search_service.engine import geo_areas
+from search_service.engine import facet_vectors, geo_areas
 from search_service.engine.facets import FACETS, FacetConfig, FacetFilters
 from search_service.engine.search import SearchParams
 from search_service.engine.ux import UxParams, needs_ux, ux_search
@@ -96,8 +96,12 @@ def test_brand_filter_narrows_results_but_brand_counts_stay(cat: Catalogue) -> N
     assert all(h.product.brand == "Bolt" for h in chosen.results)
 
 
-@pytest.mark.parametrize("copy", [False, True])
-def test_semantic_facets_cover_the_top_depth_by_similarity(cat: Catalogue, copy: bool) -> None:
+@pytest.mark.parametrize("copy", [False, True, "wide"])
+def test_semantic_facets_cover_the_top_depth_by_similarity(
+    cat: Catalogue, copy: bool | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if copy == "wide":  # every scope counts as wide: the whole copy's best, probed in order
+        monkeypatch.setattr(facet_vectors, "WIDE_SCOPE_STORES", 1)
     rng = np.random.default_rng(11)
     q = rng.normal(size=384).astype(np.float32)
     q /= np.linalg.norm(q)
@@ -108,8 +112,8 @@ def test_semantic_facets_cover_the_top_depth_by_similarity(cat: Catalogue, copy:
         vec = {r[0]: r[1].to_numpy() for r in conn.execute("SELECT id, ai_vector FROM product_master")}
     top = sorted(in_scope, key=lambda p: (1 - float(np.dot(vec[p], q)), str(p)))[:40]
     params = SearchParams(q="x", lat=CENTER[0], lon=CENTER[1], radius_m=25_000, mode="semantic", limit=30)
-    got = run(_ux(cat.url, params, UxParams(facets=FACETS, explain=True), vector=q, depth=40, copy=copy))
-    assert got.strategy == ("facet_set" if copy else "exact")
+    got = run(_ux(cat.url, params, UxParams(facets=FACETS, explain=True), vector=q, depth=40, copy=bool(copy)))
+    assert got.strategy == {False: "exact", True: "facet_set", "wide": "wide_facet_set"}[copy]
     want = _oracle(cat, top, scope, FacetFilters())
     assert got.total == 40 and [h.product.id for h in got.results] == top[:30]
     assert _got(got) == want["counts"]

@@ -27,6 +27,7 @@ PRICE_EDGES = tuple(Decimal(v) for v in ("0", "5", "10", "20", "50", "100", "200
 CENT = Decimal("0.01")
 FACET_VALUES = 50  # brand and store values returned at most (the most frequent)
 DEFAULT_DEPTH = 1000
+NARROW_STORES = 4  # scopes of at most this many stores: the set's listings read store by store (facets.sql)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ async def facet_set(
             sort=sort,
             page_offset=offset,
             page_limit=limit,
+            narrow_stores=NARROW_STORES,
         ),
     )
     ids = list(row["page_ids"])

@@ -153,6 +153,13 @@ product_master = Table(
     # Search-as-you-type: LIKE 'prefix%' range scans outside the C collation (migration 0009).
     Index("ix_product_master_name_prefix", text("lower(name) text_pattern_ops")),
     Index("ix_product_master_brand_prefix", text("lower(brand) text_pattern_ops")),
+    # Suggestions in a few stores read the label of every product they stock: index-only (migration 0010).
+    Index(
+        "ix_product_master_active_labels",
+        "id",
+        postgresql_include=["name", "brand", "category_id"],
+        postgresql_where=text("is_active"),
+    ),
 )
 
 
