@@ -153,7 +153,7 @@ product_master = Table(
     # Search-as-you-type: LIKE 'prefix%' range scans outside the C collation (migration 0009).
     Index("ix_product_master_name_prefix", text("lower(name) text_pattern_ops")),
     Index("ix_product_master_brand_prefix", text("lower(brand) text_pattern_ops")),
-    # Suggestions in a few stores read the label of every product they stock: index-only (migration 0010).
+    # Suggestions in a few stores read the label of every product they stock: index-only (migration 0011).
     Index(
         "ix_product_master_active_labels",
         "id",

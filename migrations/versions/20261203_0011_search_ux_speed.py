@@ -5,8 +5,8 @@ Suggestions in a narrow scope (a few stores) read the name, brand and category o
 carrying those columns, answers the probes index-only (search_tsv, which holds the description, stays out: only
 the few word-completion candidates read it).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-03 08:15:00
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
