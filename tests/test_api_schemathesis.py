@@ -6,15 +6,12 @@ from /schema/openapi.json and checks every response against it.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -23,37 +20,16 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from search_service.api.app import create_app
-from search_service.db.cluster import free_port
-from tests.test_api import READY_TIMEOUT_S, app_settings, load_test_encoder, seed_catalogue
+from tests.ingest_helpers import serve
+from tests.test_api import app_settings, load_test_encoder, seed_catalogue
 
 
 @pytest.fixture(scope="module")
 def base_url(db_url: str) -> Iterator[str]:
     encoder = load_test_encoder()
     seed_catalogue(db_url, encoder)
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(app_settings(db_url), encoder=encoder), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="plinqy-api-under-test", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the API never became ready"
-        time.sleep(0.2)
-    try:
+    with serve(app_settings(db_url), encoder) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
