@@ -8,7 +8,7 @@ from uuid import UUID
 
 import click
 
-from search_service.cli.common import UserFacingError, connect, user_errors
+from search_service.cli.common import UserFacingError, connect, echo_webhook_url, user_errors
 from search_service.settings import Settings
 
 # Per vendor: (option, credential key, help); every credential is stored encrypted and never shown again.
@@ -79,7 +79,7 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
             raise UserFacingError(exc.message) from None
     click.echo(f"connection {new.id} ({source}, location {location} -> store {store_id})")
     if source in PUSH_SOURCES:
-        click.echo(f"webhook URL: POST /v1/ingest/{new.id} (configure it at the vendor, signed with --secret)")
+        echo_webhook_url(settings, new.id, "configure it at the vendor, signed with --secret")
         if not secret:
             click.echo("no --secret given: webhooks will be refused (401) until one is set; polling works", err=True)
     click.echo(f"first sync: plinqy-search sync {new.id} (or let `plinqy-search worker` poll it)")
