@@ -236,6 +236,11 @@ def test_shopify_webhooks_and_reconciliation_poll(db: psycopg.Connection, client
         assert found(client, "umbrella", store, POINTS["s"])["Folding umbrella windproof"] == (15.0, 3)
         assert "Scented candles vanilla" not in found(client, "candles", store, POINTS["s"])
         _shopify_delete_of_a_product_only_seen_in_webhooks(db, client, cid, store)
+        untracked = fake.set_stock("s1", None)  # inventory tracking turned off at the vendor: `available: null`
+        assert deliver(client, cid, *_shopify(untracked, "inventory_levels/update", "ev-30")) == "stored"
+        map_batches(db)
+        assert "Folding umbrella windproof" not in found(client, "umbrella", store, POINTS["s"])
+        assert listing(db, store, "271878346596884015") == ("15.00", 0, True)  # listed, not sellable by stock
     finally:
         fake.server.close()
 

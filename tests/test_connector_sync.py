@@ -138,6 +138,16 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
     assert "PLINQY_PUBLIC_BASE_URL" not in out.stderr
     out = cli(fresh_db_url, *shopify, PLINQY_PUBLIC_BASE_URL="search.example.com")
     assert out.returncode == 1 and "PLINQY_PUBLIC_BASE_URL" in out.stderr
+    out = cli(fresh_db_url, "connect", "lightspeed-x", "--store", str(store), "--location", "outlet-1",
+              "--domain-prefix", "shop", "--token", "x-token", "--secret", "x-secret",
+              "--signature-encoding", "base64", "--signature-message", "payload")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    config = db.execute("SELECT config FROM ingest_connection WHERE id = %s", (out.stdout.split()[1],)).fetchone()
+    assert config is not None and (config[0]["signature_encoding"], config[0]["signature_message"]) == (
+        "base64", "payload")  # fmt: skip
+    bad = cli(fresh_db_url, "connect", "erply", "--store", str(store), "--location", "1", "--client-code", "1",
+              "--session-key", "k", "--signature-message", "body")  # fmt: skip
+    assert bad.returncode == 2 and "--signature-message" in bad.stderr
     out = cli(fresh_db_url, "sync", cid)
     assert out.returncode == 0, out.stderr
     # 5 items + 10 item-shops (5 of them shopID "0" summary rows, skipped): 10 rows; the tqdm bar on stderr

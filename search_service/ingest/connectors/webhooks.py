@@ -85,7 +85,10 @@ def lightspeed_x_handler(request: IncomingRequest, connection: Connection, box: 
 
 
 def erply_handler(request: IncomingRequest, connection: Connection, box: SecretBox) -> Delivery:
-    config = erply.SignatureConfig(message=str(connection.config.get("signature_message", "id")))
+    config = erply.SignatureConfig(
+        message=str(connection.config.get("signature_message", "id")),
+        encoding=str(connection.config.get("signature_encoding", "hex")),
+    )
     try:
         return _delivery(erply.verify_and_parse_webhook(request.body, _secrets(connection, box), config))
     except WebhookRejected as exc:
