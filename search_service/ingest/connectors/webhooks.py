@@ -4,9 +4,10 @@ A handler has no database, so what a delivery asks for beyond rows travels in it
 stores (`ingest_delivery`) for dedup anyway: ids starting `trigger:` ask the connection's next sync to run now
 and say what to read again (an X-Series product's stock, an Erply change). Rows (X-Series products, Shopify
 products and levels) are mapped like any batch, newest wins. A Shopify product deleted names no listing: the
-delivery's `resolve` step finds its listings at intake (one query, through the links a poll recorded or the raw
-rows of the webhooks that brought the product) and stores a `delete` row for each, so the listings leave search
-as soon as the import job maps the delivery; a product not known yet becomes a trigger for the next sync.
+delivery's `resolve` step finds its listings at intake (through the links a poll recorded, one index probe, or
+for a product created since the last poll the raw rows of the webhooks that brought it) and stores a `delete`
+row for each, so the listings leave search as soon as the import job maps the delivery; a product not known yet
+becomes a trigger for the next sync.
 """
 
 from __future__ import annotations
@@ -54,12 +55,17 @@ def _delivery(result: WebhookResult, *, resolved: bool = False) -> Delivery:
 async def _resolve(result: WebhookResult, conn: Any, connection: Connection) -> Delivery:
     """A deleted product's listings, each as a `delete` row (not sellable, history kept); the parents nothing is
     known of yet stay a trigger for the next sync."""
-    stmt = statement("ingest/connectors", "skus_of_parent")
     rows, unresolved = list(result.rows), []
     for parent in result.deleted_parents:
-        found = sorted(
-            r[0] for r in await conn.fetch(stmt.sql, *stmt.bind(connection_id=connection.id, parent_id=parent))
-        )
+        found: list[str] = []
+        # The poll's links (an index probe) first; the raw rows of earlier webhooks (a scan of the connection's
+        # webhook batches) only for a product created since the last poll.
+        for name in ("linked_skus_of_parent", "skus_of_parent"):
+            stmt = statement("ingest/connectors", name)
+            got = await conn.fetch(stmt.sql, *stmt.bind(connection_id=connection.id, parent_id=parent))
+            found = sorted(r[0] for r in got)
+            if found:
+                break
         rows += [compact({"op": "delete", "sku": sku, "updated_at": result.event_time}) for sku in found]
         if not found:
             unresolved.append(parent)
