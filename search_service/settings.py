@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from embeddings.encoder import EncoderConfig
 from search_service.db.secretbox import SecretBox
@@ -53,6 +54,8 @@ class Settings:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     connectors: ConnectorsConfig = field(default_factory=ConnectorsConfig)
     facets: FacetConfig = field(default_factory=FacetConfig)  # PLINQY_FACET_DEPTH
+    # Where vendors reach this API (https://search.example.com): `connect` prints full webhook URLs with it.
+    public_base_url: str | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -88,11 +91,16 @@ class Settings:
             ingest=_domain_config(IngestConfig, env),
             connectors=_domain_config(ConnectorsConfig, env),
             facets=_domain_config(FacetConfig, env),
+            public_base_url=public_base_url(env.get("PLINQY_PUBLIC_BASE_URL")),
             env=env,
         )
 
     def secret_box(self) -> SecretBox:
         return SecretBox.from_settings(self.secret_key, self.secret_key_file)
+
+    def public_url(self, path: str) -> str | None:
+        """The address a vendor calls for this API path, or None when PLINQY_PUBLIC_BASE_URL is not set."""
+        return f"{self.public_base_url}{path}" if self.public_base_url else None
 
     @property
     def uses_embedded_db(self) -> bool:
@@ -112,6 +120,19 @@ def _domain_config(config: Any, env: Mapping[str, str]) -> Any:
         return config.from_env(env)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+
+
+def public_base_url(value: str | None) -> str | None:
+    """PLINQY_PUBLIC_BASE_URL: an http(s) origin with an optional path prefix (behind a proxy), no query."""
+    if not value or not value.strip():
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SettingsError(
+            f"PLINQY_PUBLIC_BASE_URL={value!r}: use the address vendors reach this API at, "
+            "e.g. https://search.example.com (http or https, no query)"
+        )
+    return value.strip().rstrip("/")
 
 
 def embedded_url(port: int, dbname: str = "plinqy") -> str:

@@ -1,4 +1,5 @@
-"""`serve --workers 2` as a real process: the metrics of every worker in each scrape, one vector copy mapped by both.
+"""`serve --workers 2` as a real process: the metrics of every worker in each scrape, one vector copy mapped by both,
+one rate limit per API key across both.
 
 The catalogue is synthetic (random unit vectors, no model needed to build it); the server embeds the query
 texts with the real model. Marked slow: two worker processes each load the model (~10-20 s on 2 cores).
@@ -7,27 +8,34 @@ texts with the real model. Marked slow: two worker processes each load the model
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks import bench_memory
 from benchmarks.run import Server
 from search_service.demo.synthetic import SyntheticSpec, seed_synthetic
+from tests.ingest_helpers import bearer, new_store, store_key
 
 pytestmark = pytest.mark.slow
 SEARCHES = 24
+RATE_PER_S, BURST = 0.01, 6  # a key may make 6 writes, then one per 100 s
 
 
 @pytest.fixture(scope="module")
 def two_workers(make_database: Callable[..., str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = make_database()
     seed_synthetic(url, SyntheticSpec(products=400, stores=12, listings=1500))
-    server = Server(url, 1024, tmp_path_factory.mktemp("api") / "api.log", workers=2)
+    with pytest.MonkeyPatch.context() as env:  # the server copies the environment when it starts
+        env.setenv("PLINQY_INGEST_RATE_PER_S", str(RATE_PER_S))
+        env.setenv("PLINQY_INGEST_RATE_BURST", str(BURST))
+        server = Server(url, 1024, tmp_path_factory.mktemp("api") / "api.log", workers=2)
     try:
         server.wait_ready()
         run_dirs = [worker_env(server, name) for name in ("PROMETHEUS_MULTIPROC_DIR", "PLINQY_VECTOR_SHARED_DIR")]
@@ -101,3 +109,52 @@ def test_both_workers_map_one_vector_generation(two_workers: Server) -> None:
         samples = scrape(two_workers.base)
         assert total(samples, "plinqy_vector_cache_generation") == 1  # livemin over the workers
         assert total(samples, "plinqy_vector_cache_vectors") == 400
+
+
+def worker_of(server: Server, client: httpx.Client) -> int:
+    """The worker process that accepted this kept-alive client's connection: the one holding the socket whose
+    remote port is the client's local port (/proc/net/tcp gives its inode, /proc/PID/fd who holds it)."""
+    response = client.get("/healthz")
+    client_port = response.extensions["network_stream"].get_extra_info("client_addr")[1]
+    inode = ""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, remote_port = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+        if local_port == server.port and remote_port == client_port:
+            inode = fields[9]
+    for pid in worker_pids(server):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:  # an fd closed meanwhile
+                continue
+    raise AssertionError(f"no worker holds the connection from port {client_port}")
+
+
+def test_one_rate_limit_per_key_across_the_workers(two_workers: Server) -> None:
+    with psycopg.connect(two_workers.url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    clients: dict[int, httpx.Client] = {}
+    for _ in range(40):  # new connections until each worker holds one
+        client = httpx.Client(base_url=two_workers.base, timeout=60)
+        pid = worker_of(two_workers, client)
+        if pid in clients:
+            client.close()
+        else:
+            clients[pid] = client
+        if len(clients) == 2:
+            break
+    assert len(clients) == 2, "every connection went to the same worker"
+    codes = []
+    try:
+        for i in range(2 * BURST):  # alternately on each worker: per-process buckets would let all 12 through
+            client = list(clients.values())[i % 2]
+            body = {"name": f"Item {i}", "price": 1, "quantity": 1}
+            url = f"/v1/stores/{store}/listings/SKU-{uuid.uuid4().hex[:6]}"
+            codes.append(client.put(url, json=body, headers=bearer(key)).status_code)
+    finally:
+        for client in clients.values():
+            client.close()
+    assert codes == [200] * BURST + [429] * BURST, codes

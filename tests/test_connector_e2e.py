@@ -29,6 +29,7 @@ from tests.connector_helpers import (
     listing,
     make_connection,
     make_store,
+    map_batches,
     sync,
     webhook_row_statuses,
 )
@@ -221,12 +222,44 @@ def test_shopify_webhooks_and_reconciliation_poll(db: psycopg.Connection, client
                          "inventory_levels/update", "ev-9")  # fmt: skip
         assert deliver(client, cid, *older) == "stored"  # mapped `stale`: changes nothing
         assert deliver(client, cid, *_shopify(level, "inventory_levels/update", "ev-11", secret="stolen")) == "401"
-        assert deliver(client, cid, *_shopify({"id": 788032119674292923}, "products/delete", "ev-12")) == "stored"
+        assert "Scented candles vanilla" in found(client, "candles", store, POINTS["s"])
+        deleted = _shopify({"id": 788032119674292923}, "products/delete", "ev-12")
+        assert deliver(client, cid, *deleted) == "stored"  # its listings found through the poll's links
+        map_batches(db)  # the import job maps the delivery: no sync in between
+        assert "Scented candles vanilla" not in found(client, "candles", store, POINTS["s"])
+        assert listing(db, store, "271878346596884016") == ("6.00", 4, False)  # not sellable; its history stays
+        assert deliver(client, cid, *deleted) == "duplicate"
         del fake.products["s2"], fake.levels["s2"]
-        sync(db, cid)  # resolves the deleted product's listings through its links
+        sync(db, cid)
         index(db, encoder)
-        assert webhook_row_statuses(db, cid) == ["mapped", "stale"]
+        assert webhook_row_statuses(db, cid) == ["mapped", "stale", "mapped"]
         assert found(client, "umbrella", store, POINTS["s"])["Folding umbrella windproof"] == (15.0, 3)
         assert "Scented candles vanilla" not in found(client, "candles", store, POINTS["s"])
+        _shopify_delete_of_a_product_only_seen_in_webhooks(db, client, cid, store)
+        untracked = fake.set_stock("s1", None)  # inventory tracking turned off at the vendor: `available: null`
+        assert deliver(client, cid, *_shopify(untracked, "inventory_levels/update", "ev-30")) == "stored"
+        map_batches(db)
+        assert "Folding umbrella windproof" not in found(client, "umbrella", store, POINTS["s"])
+        assert listing(db, store, "271878346596884015") == ("15.00", 0, True)  # listed, not sellable by stock
     finally:
         fake.server.close()
+
+
+def _shopify_delete_of_a_product_only_seen_in_webhooks(
+    db: psycopg.Connection, client: Any, cid: uuid.UUID, store: uuid.UUID
+) -> None:
+    """No poll recorded its links: the raw rows of the webhook that created it name its listings. A product never
+    seen becomes a trigger for the next sync."""
+    variant = {"id": 642667041472713930, "product_id": 788032119674292930, "title": "Default Title", "sku": "MUG",
+               "barcode": "", "price": "8.50", "inventory_item_id": 271878346596884030}  # fmt: skip
+    product = {"id": 788032119674292930, "title": "Enamel camping mug", "vendor": "Trail", "product_type": "Outdoor",
+               "status": "active", "updated_at": "2025-06-20T10:00:00-04:00", "variants": [variant]}  # fmt: skip
+    assert deliver(client, cid, *_shopify(product, "products/create", "ev-20")) == "stored"
+    map_batches(db)
+    assert listing(db, store, "271878346596884030") == ("8.50", 0, True)
+    assert deliver(client, cid, *_shopify({"id": 788032119674292930}, "products/delete", "ev-21")) == "stored"
+    map_batches(db)
+    assert listing(db, store, "271878346596884030") == ("8.50", 0, False)
+    assert deliver(client, cid, *_shopify({"id": 99}, "products/delete", "ev-22")) == "stored"
+    ids = [r[0] for r in db.execute("SELECT delivery_id FROM ingest_delivery WHERE connection_id = %s", (cid,))]
+    assert "trigger:delete=99 shopify:ev-22:products/delete" in ids and "shopify:ev-21:products/delete" in ids

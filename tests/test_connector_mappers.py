@@ -8,13 +8,18 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from urllib.parse import urlencode
 
 import pytest
 
 from search_service.ingest.connectors import erply, lightspeed_r, lightspeed_x, shopify
+from search_service.ingest.connectors import webhooks as pos_webhooks
 from search_service.ingest.connectors.common import MapContext, WebhookRejected, gtin_or_none, hmac_sha256
 from search_service.ingest.connectors.http import parse_retry_after
+from search_service.ingest.sources import IncomingRequest, SignatureError
+from search_service.ingest.stores import Connection
+from tests.connector_helpers import BOX
 
 R_ITEM = json.loads("""{"itemID":"118248","systemSku":"210000118248","defaultCost":"1.90","tax":"true",
   "archived":"false",
@@ -188,6 +193,30 @@ def test_erply_webhook_hmac_and_what_it_triggers() -> None:
     assert erply.verify_and_parse_webhook(json.dumps(product_event).encode(), ["e-secret"]).repoll == {"catalog"}
     with pytest.raises(WebhookRejected):
         erply.verify_and_parse_webhook(json.dumps(dict(event, hmac="00")).encode(), ["e-secret"])
+
+
+def _connection(source: str, secret: str, **config: str) -> Connection:
+    return Connection(uuid.uuid4(), uuid.uuid4(), source, BOX.encrypt(secret), None, {"location": "1", **config}, True)
+
+
+def test_the_connection_config_chooses_the_unconfirmed_signature_details() -> None:
+    """`connect … --signature-encoding/--signature-message` (stored in the config) reach the verification."""
+    event = {"id": "ev-7", "table": "wm_product", "items": [{"rowId": 1, "data": {"productID": 1}}]}
+    items = json.dumps(event["items"], separators=(",", ":")).encode()
+    signed = dict(event, hmac=base64.b64encode(hmac.new(b"e-secret", items, hashlib.sha256).digest()).decode())
+    request = IncomingRequest(json.dumps(signed).encode(), {})
+    chosen = _connection("erply", "e-secret", signature_message="items", signature_encoding="base64")
+    assert pos_webhooks.erply_handler(request, chosen, BOX).delivery_id.startswith("trigger:catalog")
+    with pytest.raises(SignatureError):  # the defaults (hex of the event id) refuse the same delivery
+        pos_webhooks.erply_handler(request, _connection("erply", "e-secret"), BOX)
+    payload = json.dumps(X_WEBHOOK)
+    body = urlencode({"type": "product.update", "payload": payload}).encode()
+    sig = base64.b64encode(hmac.new(b"x-secret", payload.encode(), hashlib.sha256).digest()).decode()
+    x_request = IncomingRequest(body, {"x-signature": f"signature={sig},algorithm=HMAC-SHA256"})
+    x_chosen = _connection("lightspeed-x", "x-secret", signature_encoding="base64", signature_message="payload")
+    assert len(pos_webhooks.lightspeed_x_handler(x_request, x_chosen, BOX).rows) == 1
+    with pytest.raises(SignatureError):
+        pos_webhooks.lightspeed_x_handler(x_request, _connection("lightspeed-x", "x-secret"), BOX)
 
 
 SHOPIFY_PRODUCT = b"""{"id":788032119674292922,"title":"Barista Oat Drink 1L","body_html":"<p>Foams like dairy.</p>",

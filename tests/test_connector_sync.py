@@ -110,8 +110,10 @@ def test_quota_error_waits_until_the_vendor_says_and_the_job_carries_on(db: psyc
         erply.server.close()
 
 
-def cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(dsn: str, *args: str, **more_env: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": dsn, "PLINQY_SECRET_KEY": SECRET_KEY, "PLINQY_SYNC_HTTP_ATTEMPTS": "2"}
+    env.pop("PLINQY_PUBLIC_BASE_URL", None)
+    env.update(more_env)
     return subprocess.run([sys.executable, "-m", "search_service", *args], env=env, capture_output=True, text=True,
                           timeout=180)  # fmt: skip
 
@@ -124,10 +126,28 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
     assert out.returncode == 0, out.stderr
     cid = out.stdout.split()[1]
     assert "r-token" not in out.stdout + out.stderr and "webhook URL" not in out.stdout
-    out = cli(fresh_db_url, "connect", "shopify", "--store", str(store), "--location", "24826418",
-              "--shop", "s.myshopify.com", "--token", "shpat_x", "--secret", "app-secret")  # fmt: skip
+    shopify = ("connect", "shopify", "--store", str(store), "--location", "24826418", "--shop", "s.myshopify.com",
+               "--token", "shpat_x", "--secret", "app-secret")  # fmt: skip
+    out = cli(fresh_db_url, *shopify)  # no public base URL: the path, and how to make it a URL
     assert out.returncode == 0 and "webhook URL: POST /v1/ingest/" in out.stdout
+    assert "PLINQY_PUBLIC_BASE_URL" in out.stderr
     assert "shpat_x" not in out.stdout and "app-secret" not in out.stdout
+    out = cli(fresh_db_url, *shopify, PLINQY_PUBLIC_BASE_URL="https://search.example.com/plinqy/")
+    shop_id = out.stdout.split()[1]
+    assert f"webhook URL: POST https://search.example.com/plinqy/v1/ingest/{shop_id} " in out.stdout, out.stdout
+    assert "PLINQY_PUBLIC_BASE_URL" not in out.stderr
+    out = cli(fresh_db_url, *shopify, PLINQY_PUBLIC_BASE_URL="search.example.com")
+    assert out.returncode == 1 and "PLINQY_PUBLIC_BASE_URL" in out.stderr
+    out = cli(fresh_db_url, "connect", "lightspeed-x", "--store", str(store), "--location", "outlet-1",
+              "--domain-prefix", "shop", "--token", "x-token", "--secret", "x-secret",
+              "--signature-encoding", "base64", "--signature-message", "payload")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    config = db.execute("SELECT config FROM ingest_connection WHERE id = %s", (out.stdout.split()[1],)).fetchone()
+    assert config is not None and (config[0]["signature_encoding"], config[0]["signature_message"]) == (
+        "base64", "payload")  # fmt: skip
+    bad = cli(fresh_db_url, "connect", "erply", "--store", str(store), "--location", "1", "--client-code", "1",
+              "--session-key", "k", "--signature-message", "body")  # fmt: skip
+    assert bad.returncode == 2 and "--signature-message" in bad.stderr
     out = cli(fresh_db_url, "sync", cid)
     assert out.returncode == 0, out.stderr
     # 5 items + 10 item-shops (5 of them shopID "0" summary rows, skipped): 10 rows; the tqdm bar on stderr

@@ -58,10 +58,12 @@ def test_keys_create_list_revoke(dsn: str) -> None:
 def test_connect_webhook_prints_secret_once_and_stores_it_encrypted(dsn: str, tmp_path: Path) -> None:
     store = create_store(dsn)
     env = {"PLINQY_SECRET_KEY_FILE": str(tmp_path / "key")}
-    out = cli(dsn, "connect", "webhook", "--store", str(store), **env)
+    out = cli(dsn, "connect", "webhook", "--store", str(store), PLINQY_PUBLIC_BASE_URL="http://10.0.0.5:8000", **env)
     assert out.returncode == 0, out.stderr
     secret = out.stdout.strip().splitlines()[-1]
     assert secret.startswith("whsec_")
+    connection = out.stdout.split()[1]
+    assert f"webhook URL: POST http://10.0.0.5:8000/v1/ingest/{connection} " in out.stdout
     with psycopg.connect(dsn) as conn:
         enc = conn.execute("SELECT secret_enc FROM ingest_connection").fetchone()
     assert enc is not None and secret.encode() not in bytes(enc[0])

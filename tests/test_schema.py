@@ -35,6 +35,7 @@ EXPECTED_TABLES = {
     "webhook_event",
     "webhook_delivery",
     "api_key",
+    "api_key_rate",
     "ingest_connection",
     "ingest_delivery",
     "ingest_connector_link",

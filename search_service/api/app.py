@@ -18,6 +18,7 @@ from litestar.openapi.spec import Server
 
 from embeddings.encoder import Encoder
 from search_service.api import events_routes, ingest_routes, page
+from search_service.api.bodies import PlinqyRequest
 from search_service.api.errors import EXCEPTION_HANDLERS
 from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
@@ -51,6 +52,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> Litesta
         route_handlers=[*ROUTES, *page.PAGE_ROUTES, *ingest_routes.ROUTES, *events_routes.EVENTS_ROUTES],
         dependencies={"rt": Provide(provide_runtime, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=PlinqyRequest,
         middleware=[runtime.metrics.middleware],
         lifespan=[lifespan],
         state=State({"runtime": runtime}),

@@ -15,17 +15,16 @@ Usage (a route of a store, e.g. the events package's webhooks):
 
 Requests carry `Authorization: Bearer plq_…`. No key, or an unknown or revoked one: 401 (with
 `WWW-Authenticate: Bearer`). A valid key of another store, or without the scope: 403. Each key is rate limited
-(token bucket, `PLINQY_INGEST_RATE_PER_S` / `PLINQY_INGEST_RATE_BURST`): 429 with `Retry-After`. All of these
-answer in the API's JSON error format. Keys are never logged.
+(token bucket, `PLINQY_INGEST_RATE_PER_S` / `PLINQY_INGEST_RATE_BURST`), across every API process: the bucket is
+a row of `api_key_rate`, taken in the statement that authenticates the key. Past it: 429 with `Retry-After`.
+All of these answer in the API's JSON error format. Keys are never logged.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
-from uuid import UUID
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
@@ -35,23 +34,6 @@ from search_service.ingest.keys import Principal, authenticate
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]]
 _PRINCIPAL = "plinqy_principal"
-_BUCKETS = "plinqy_rate_buckets"
-
-
-class TokenBucket:
-    def __init__(self, rate_per_s: float, burst: float) -> None:
-        self.rate, self.burst = rate_per_s, burst
-        self.tokens, self.stamp = burst, time.monotonic()
-
-    def take(self) -> float:
-        """0 when a request may go now, else the seconds until it may."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
 
 
 def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -64,30 +46,21 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return token.strip()
 
 
-def _rate_limit(connection: ASGIConnection[Any, Any, Any, Any], runtime: Any, principal: Principal) -> None:
-    config = runtime.settings.ingest
-    buckets: dict[UUID, TokenBucket] = connection.app.state.setdefault(_BUCKETS, {})
-    bucket = buckets.get(principal.key_id)
-    if bucket is None:
-        bucket = buckets[principal.key_id] = TokenBucket(config.rate_per_s, config.rate_burst)
-    wait_s = bucket.take()
-    if wait_s > 0:
-        raise TooManyRequestsException(
-            "too many requests for this API key; retry later", headers={"Retry-After": str(max(1, math.ceil(wait_s)))}
-        )
-
-
 async def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     cached = connection.scope.get("state", {}).get(_PRINCIPAL)
     if isinstance(cached, Principal):
         return cached
     key = _bearer(connection)
     runtime = connection.app.state["runtime"]
+    config = runtime.settings.ingest
     async with runtime.connection() as conn:
-        principal = await authenticate(conn, key)
+        principal, wait_s = await authenticate(conn, key, config.rate_per_s, config.rate_burst)
     if principal is None:
         raise NotAuthorizedException("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    _rate_limit(connection, runtime, principal)
+    if wait_s > 0:
+        raise TooManyRequestsException(
+            "too many requests for this API key; retry later", headers={"Retry-After": str(max(1, math.ceil(wait_s)))}
+        )
     connection.scope.setdefault("state", {})[_PRINCIPAL] = principal
     return principal
 

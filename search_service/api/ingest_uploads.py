@@ -205,6 +205,8 @@ async def ingest_delivery(
             raise NotFound("connection_id", "no enabled connection with this id")
         incoming = IncomingRequest(body, {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params))
         delivery = _verified(handler, incoming, connection, _secret_box(request, rt))
+        if delivery.resolve is not None:  # rows that depend on what is stored (e.g. a product's listings)
+            delivery = await delivery.resolve(conn, connection)
         try:
             batch_id = await pipeline.record_batch_async(
                 conn, store_id=connection.store_id, source=connection.source, kind=delivery.kind, rows=delivery.rows,

@@ -54,6 +54,20 @@ def connect(settings: Settings) -> Any:
     return psycopg.connect(database_url(settings), autocommit=True)
 
 
+def echo_webhook_url(settings: Settings, connection_id: Any, note: str) -> None:
+    """The address to configure at the vendor: a full URL with PLINQY_PUBLIC_BASE_URL, else the path and how to
+    make it one."""
+    path = f"/v1/ingest/{connection_id}"
+    url = settings.public_url(path)
+    click.echo(f"webhook URL: POST {url or path} ({note})")
+    if url is None:
+        click.echo(
+            "this is the path only: set PLINQY_PUBLIC_BASE_URL (the address vendors reach this API at, e.g. "
+            "https://search.example.com) to print the full URL, or prefix the path with it yourself",
+            err=True,
+        )
+
+
 class Duration(click.ParamType):
     """A span of time as a number and a unit: 90s, 30m, 12h, 7d."""
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import click
 
-from search_service.cli.common import UserFacingError, connect, user_errors
+from search_service.cli.common import UserFacingError, connect, echo_webhook_url, user_errors
 from search_service.settings import Settings
 
 # Per vendor: (option, credential key, help); every credential is stored encrypted and never shown again.
@@ -29,6 +29,20 @@ VENDOR_OPTIONS: dict[str, list[tuple[str, str, str]]] = {
         ("--token", "token", "Admin API token."),
     ],
 }
+# Per vendor: webhook signature details the vendors do not document (docs/connectors.md): (option, config key,
+# choices, help); the first choice is the default. Stored in the connection's config, not secret.
+SIGNATURE_OPTIONS: dict[str, list[tuple[str, str, tuple[str, ...], str]]] = {
+    "lightspeed-x": [
+        ("--signature-encoding", "signature_encoding", ("hex", "base64"), "How X-Signature's HMAC is written."),
+        ("--signature-message", "signature_message", ("raw", "payload"),
+         "What X-Signature covers: the raw form body, or the `payload` field's JSON."),
+    ],
+    "erply": [
+        ("--signature-message", "signature_message", ("id", "items"),
+         "What the event's `hmac` covers: the event id, or the compact JSON of its items."),
+        ("--signature-encoding", "signature_encoding", ("hex", "base64"), "How the `hmac` is written."),
+    ],
+}  # fmt: skip
 LOCATION_HELP = {
     "lightspeed-r": "the R-Series shopID",
     "lightspeed-x": "the X-Series outlet_id",
@@ -42,7 +56,8 @@ def _connect_command(source: str) -> click.Command:
     @user_errors
     def command(settings: Settings, store_id: UUID, location: str, base_url: str | None, secret: str | None,
                 **credentials: str | None) -> None:  # fmt: skip
-        _create(settings, source, store_id, location, base_url, secret, credentials)
+        signature = {key: credentials.pop(key) for _, key, _, _ in SIGNATURE_OPTIONS.get(source, [])}
+        _create(settings, source, store_id, location, base_url, secret, credentials, signature)
 
     params: list[click.Parameter] = [
         click.Option(["--store", "store_id"], required=True, type=click.UUID, help="The Plinqy store."),
@@ -53,12 +68,17 @@ def _connect_command(source: str) -> click.Command:
         ),
     ]
     params += [click.Option([flag, key], default=None, help=text) for flag, key, text in VENDOR_OPTIONS[source]]
+    params += [
+        click.Option([flag, key], type=click.Choice(choices), default=choices[0], show_default=True, help=text)
+        for flag, key, choices, text in SIGNATURE_OPTIONS.get(source, [])
+    ]
     doc = f"Connect a store to {source} ({LOCATION_HELP[source]} -> --store); prints the connection id."
     return click.Command(source, callback=command, params=params, help=doc)
 
 
 def _create(settings: Settings, source: str, store_id: UUID, location: str, base_url: str | None,
-            secret: str | None, credentials: dict[str, str | None]) -> None:  # fmt: skip
+            secret: str | None, credentials: dict[str, str | None],
+            signature: dict[str, str | None]) -> None:  # fmt: skip
     from search_service.ingest.connectors.factory import CREDENTIALS, PUSH_SOURCES, ConnectionError_, check_credentials
     from search_service.ingest.stores import StoreError, create_connection
 
@@ -68,7 +88,7 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
     except ConnectionError_ as exc:
         raise UserFacingError(str(exc)) from None
     account = f"{source}:{creds.get(CREDENTIALS[source][0], '')}"
-    config: dict[str, Any] = {"location": location, "account": account}
+    config: dict[str, Any] = {"location": location, "account": account, **signature}
     with connect(settings) as conn:
         try:
             new = create_connection(
@@ -79,7 +99,7 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
             raise UserFacingError(exc.message) from None
     click.echo(f"connection {new.id} ({source}, location {location} -> store {store_id})")
     if source in PUSH_SOURCES:
-        click.echo(f"webhook URL: POST /v1/ingest/{new.id} (configure it at the vendor, signed with --secret)")
+        echo_webhook_url(settings, new.id, "configure it at the vendor, signed with --secret")
         if not secret:
             click.echo("no --secret given: webhooks will be refused (401) until one is set; polling works", err=True)
     click.echo(f"first sync: plinqy-search sync {new.id} (or let `plinqy-search worker` poll it)")

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import click
 
-from search_service.cli.common import Duration, UserFacingError, connect, database_url, user_errors
+from search_service.cli.common import Duration, UserFacingError, connect, database_url, echo_webhook_url, user_errors
 from search_service.settings import Settings
 
 
@@ -125,7 +125,9 @@ def connect_webhook(settings: Settings, store_id: UUID) -> None:
             new = create_connection(conn, settings.secret_box(), store_id=store_id, source="webhook")
         except StoreError as exc:
             raise UserFacingError(exc.message) from None
-    click.echo(f"connection {new.id}: POST /v1/ingest/{new.id} (Standard Webhooks); signing secret, shown only now:")
+    click.echo(f"connection {new.id}")
+    echo_webhook_url(settings, new.id, "Standard Webhooks")
+    click.echo("signing secret, shown only now:")
     click.echo(new.secret)
 
 

@@ -129,15 +129,16 @@ def _verified(row: Any, presented_hash: str) -> Principal | None:
     return Principal(row["id"], row["store_id"], frozenset(row["scopes"]))
 
 
-async def authenticate(conn: Any, key: str) -> Principal | None:
-    """The principal of a presented key (asyncpg connection), or None when unknown or revoked."""
+async def authenticate(conn: Any, key: str, rate_per_s: float, burst: float) -> tuple[Principal | None, float]:
+    """The principal of a presented key (asyncpg connection, autocommit), or None when unknown or revoked, and the
+    seconds it must wait before its next request (0.0: it may go now). One statement: the lookup, the key's last
+    use and a token from its rate bucket, shared by every API process (table api_key_rate)."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
-        return None
+        return None, 0.0
     presented = hash_key(key)
-    stmt = statement("ingest/keys", "key_by_hash")
-    row = await conn.fetchrow(stmt.sql, *stmt.bind(key_hash=presented))
+    stmt = statement("ingest/keys", "authenticate")
+    row = await conn.fetchrow(stmt.sql, *stmt.bind(key_hash=presented, rate=rate_per_s, burst=burst))
     principal = _verified(row, presented)
-    if principal is not None:
-        touch = statement("ingest/keys", "touch_key")
-        await conn.execute(touch.sql, *touch.bind(key_id=principal.key_id))
-    return principal
+    if principal is None or row["allowed"]:
+        return principal, 0.0
+    return principal, max(0.0, 1.0 - float(row["tokens"])) / rate_per_s

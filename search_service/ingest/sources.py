@@ -10,11 +10,15 @@ pipeline's row shape (see `pipeline`). It raises `SignatureError` (answered 401,
 
 The built-in `webhook` source (Standard Webhooks) is registered in `ingest/webhooks.py`; `sources_registry()`
 imports it, so every caller sees the built-ins: add the import of your source's module there (one line).
+
+A handler has no database. A delivery whose rows depend on what is stored (a Shopify `products/delete` names only
+the product: its listings are found through recorded links) sets `resolve`: the endpoint awaits it with its
+asyncpg connection, after verification and before storing, and stores the Delivery it returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +54,8 @@ class Delivery:
     delivery_id: str | None  # a replay of the same id answers {"duplicate": true} and stores nothing
     rows: list[dict[str, Any]]
     kind: str = "webhook"  # import_batch.kind
+    # Rows that need the database (asyncpg connection, the connection): the Delivery to store instead.
+    resolve: Callable[[Any, Connection], Awaitable[Delivery]] | None = None
 
 
 SourceHandler = Callable[[IncomingRequest, Connection, SecretBox], Delivery]

@@ -8,6 +8,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -119,6 +120,19 @@ api_key = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Column("last_used_at", DateTime(timezone=True)),
     CheckConstraint("key_hash ~ '^[0-9a-f]{64}$'", name="key_hash"),
+)
+
+
+# Per-key rate limit (migration 0015): a token bucket per key shared by every API process, taken in the statement
+# that authenticates the key. UNLOGGED: no WAL for a row rewritten on every write; a crash refills every bucket.
+api_key_rate = Table(
+    "api_key_rate",
+    metadata,
+    Column("key_id", UUID(as_uuid=True), ForeignKey("api_key.id", ondelete="CASCADE"), primary_key=True),
+    Column("tokens", Float(precision=53), nullable=False),
+    Column("allowed", Boolean, nullable=False),  # whether the last request took a token
+    Column("stamp", DateTime(timezone=True), nullable=False),
+    prefixes=["UNLOGGED"],
 )
 
 

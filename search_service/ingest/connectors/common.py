@@ -74,6 +74,7 @@ class WebhookResult:
     links: list[ItemLink] = field(default_factory=list)
     repoll: set[str] = field(default_factory=set)  # "stock", "catalog", or "stock=<external id>"
     deleted_parents: list[str] = field(default_factory=list)  # Shopify products/delete: resolve via links
+    event_time: str | None = None  # the vendor's time of the event (a delete's `updated_at`, for newest wins)
 
 
 def as_list(value: Any) -> list[Any]:

@@ -1,10 +1,12 @@
 """Lightspeed Retail X-Series (formerly Vend): API 2.0 polling by `version`, and 1.0-object webhooks.
 
-Products and inventory each have a `version` cursor (`after=`). The stock level has had three names
+Products and inventory each have a `version` cursor (`after=`; for `/api/2.0/inventory` as Vend's own Go client
+pages it, see docs/connectors.md). The stock level has had three names
 (`current_inventory_level`, `inventory_level`, `current_amount`): all are read. Webhooks post a form whose field
 `payload` holds the API 1.0 object; `inventory.update`'s payload is unconfirmed, so it only triggers a re-read of
 that product's inventory. `X-Signature` is HMAC-SHA256; its key, encoding and input are unconfirmed, so they are
-configurable (default: hex of the raw body, keyed with the client secret).
+configurable per connection (`connect lightspeed-x --signature-encoding/--signature-message`; default: hex of the
+raw body, keyed with the client secret).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A listing is one variant, keyed by its `inventory_item_id`: that is how `inventory_levels/update` names it, so
 stock joins a listing without a lookup (the variant id is kept as an attribute). `products/delete` names only the
-product: its listings are found through the links recorded when the product was read. ids exceed 2^53: JSON is
+product: its listings are found at intake (connectors/webhooks.py) through the links recorded when the product was
+read, or the raw rows of the webhooks that brought it, and deleted in the same delivery. ids exceed 2^53: JSON is
 parsed with Python ints (exact) and ids become text. `available: null` means the item is untracked: its stock
 cannot vouch for it, so it counts as 0 (not sellable by stock). Deliveries are verified on the raw body with
 every valid secret (two during a rotation), deduplicated by `X-Shopify-Event-Id` + topic, ordered by `updated_at`.
@@ -136,10 +137,10 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     if topic in PRODUCT_TOPICS and payload.get("id") is not None:
         rows, links = map_product(payload, ctx)
         return WebhookResult(delivery_id, "catalog", rows=rows, links=links)
-    if topic == "products/delete" and payload.get("id") is not None:
-        return WebhookResult(delivery_id, "catalog", deleted_parents=[str(payload["id"])])
+    when = headers.get("x-shopify-triggered-at")
+    if topic == "products/delete" and payload.get("id") is not None:  # its listings: resolved at intake
+        return WebhookResult(delivery_id, "catalog", deleted_parents=[str(payload["id"])], event_time=when)
     if topic == "inventory_items/delete" and payload.get("id") is not None:  # a variant (or its product) deleted
-        when = headers.get("x-shopify-triggered-at")
         return WebhookResult(
             delivery_id, "catalog", rows=[compact({"op": "delete", "sku": str(payload["id"]), "updated_at": when})]
         )

@@ -2,16 +2,24 @@
 
 A handler has no database, so what a delivery asks for beyond rows travels in its delivery id, which ingest
 stores (`ingest_delivery`) for dedup anyway: ids starting `trigger:` ask the connection's next sync to run now
-and say what to read again (an X-Series product's stock, an Erply change, a Shopify product deleted whose
-listings the sync finds through its links). Rows (X-Series products, Shopify products and levels) are mapped
-like any batch, newest wins.
+and say what to read again (an X-Series product's stock, an Erply change). Rows (X-Series products, Shopify
+products and levels) are mapped like any batch, newest wins. A Shopify product deleted names no listing: the
+delivery's `resolve` step finds its listings at intake (through the links a poll recorded, one index probe, or
+for a product created since the last poll the raw rows of the webhooks that brought it) and stores a `delete`
+row for each, so the listings leave search as soon as the import job maps the delivery; a product not known yet
+becomes a trigger for the next sync.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from typing import Any
+
 from search_service.db.secretbox import SecretBox
+from search_service.db.sql import statement
 from search_service.ingest.connectors import erply, lightspeed_x, shopify
-from search_service.ingest.connectors.common import MapContext, WebhookRejected, WebhookResult
+from search_service.ingest.connectors.common import MapContext, WebhookRejected, WebhookResult, compact
 from search_service.ingest.sources import (
     Delivery,
     IncomingRequest,
@@ -34,12 +42,34 @@ def _ctx(connection: Connection) -> MapContext:
     return MapContext(location=str(connection.config.get("location") or ""))
 
 
-def _delivery(result: WebhookResult) -> Delivery:
+def _delivery(result: WebhookResult, *, resolved: bool = False) -> Delivery:
     """Rows go to the pipeline; a re-read request or an unresolved delete becomes a trigger delivery id."""
+    if result.deleted_parents and not resolved:
+        return Delivery(result.delivery_id, result.rows, "webhook", resolve=functools.partial(_resolve, result))
     wants = sorted(result.repoll) + [f"delete={p}" for p in result.deleted_parents]
     if wants:  # "trigger:stock=p-9|delete=123 <the vendor's delivery id>"
         return Delivery(f"{TRIGGER}{'|'.join(wants)} {result.delivery_id}", result.rows, "webhook")
     return Delivery(result.delivery_id, result.rows, "webhook")
+
+
+async def _resolve(result: WebhookResult, conn: Any, connection: Connection) -> Delivery:
+    """A deleted product's listings, each as a `delete` row (not sellable, history kept); the parents nothing is
+    known of yet stay a trigger for the next sync."""
+    rows, unresolved = list(result.rows), []
+    for parent in result.deleted_parents:
+        found: list[str] = []
+        # The poll's links (an index probe) first; the raw rows of earlier webhooks (a scan of the connection's
+        # webhook batches) only for a product created since the last poll.
+        for name in ("linked_skus_of_parent", "skus_of_parent"):
+            stmt = statement("ingest/connectors", name)
+            got = await conn.fetch(stmt.sql, *stmt.bind(connection_id=connection.id, parent_id=parent))
+            found = sorted(r[0] for r in got)
+            if found:
+                break
+        rows += [compact({"op": "delete", "sku": sku, "updated_at": result.event_time}) for sku in found]
+        if not found:
+            unresolved.append(parent)
+    return _delivery(dataclasses.replace(result, rows=rows, deleted_parents=unresolved), resolved=True)
 
 
 def _reject(exc: WebhookRejected) -> Exception:
@@ -61,7 +91,10 @@ def lightspeed_x_handler(request: IncomingRequest, connection: Connection, box: 
 
 
 def erply_handler(request: IncomingRequest, connection: Connection, box: SecretBox) -> Delivery:
-    config = erply.SignatureConfig(message=str(connection.config.get("signature_message", "id")))
+    config = erply.SignatureConfig(
+        message=str(connection.config.get("signature_message", "id")),
+        encoding=str(connection.config.get("signature_encoding", "hex")),
+    )
     try:
         return _delivery(erply.verify_and_parse_webhook(request.body, _secrets(connection, box), config))
     except WebhookRejected as exc:

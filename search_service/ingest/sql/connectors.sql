@@ -83,15 +83,21 @@ INSERT INTO ingest_connector_link (connection_id, external_id, parent_id, sku)
 SELECT :connection_id, e, p, s FROM unnest(:external_ids::text[], :parent_ids::text[], :skus::text[]) AS t(e, p, s)
 ON CONFLICT (connection_id, external_id) DO UPDATE SET parent_id = excluded.parent_id, sku = excluded.sku
 
+-- name: linked_skus_of_parent
+-- params: connection_id uuid, parent_id text
+-- The links a poll recorded (in the transaction of its rows): one index probe, what a delete webhook tries first.
+SELECT sku FROM ingest_connector_link WHERE connection_id = :connection_id AND parent_id = :parent_id
+
 -- name: skus_of_parent
 -- params: connection_id uuid, parent_id text
--- The links a poll recorded, and (a product only ever seen in webhooks) the raw rows that carried it.
+-- The links a poll recorded (in the transaction of its rows), and, for a product not polled yet, the raw rows of
+-- the webhooks that carried it (pruned with their batches).
 SELECT sku FROM ingest_connector_link WHERE connection_id = :connection_id AND parent_id = :parent_id
 UNION
 SELECT r.payload ->> 'sku'
 FROM import_batch b JOIN imported_product_raw r ON r.import_batch_id = b.id
-WHERE b.connection_id = :connection_id AND r.payload -> 'attributes' ->> 'product_id' = :parent_id
-  AND r.payload ->> 'op' = 'upsert'
+WHERE b.connection_id = :connection_id AND b.kind = 'webhook'
+  AND r.payload -> 'attributes' ->> 'product_id' = :parent_id AND r.payload ->> 'op' = 'upsert'
 
 -- name: pending_triggers
 -- params: connection_id uuid, mark bigint
