@@ -34,6 +34,7 @@ from pgvector.psycopg import register_vector as register_vector_psycopg
 from search_service.db.hnsw import build_memory
 from search_service.demo.seed import seed
 from search_service.engine import search as engine
+from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facets import FacetConfig
 from search_service.engine.stats import StatsCache
 from search_service.engine.suggest import SuggestParams, suggest
@@ -159,6 +160,8 @@ async def _measure(url: str, scopes: list[Scope], prefixes: list[str], queries: 
     for name, value in engine.session_settings(CONFIG).items():
         await conn.execute(f"SET {name} = '{value}'")
     stats = StatsCache()
+    labels = ProductLabels()  # as the API holds them: facets counted in memory
+    await labels.load(conn)
     vectors: VectorCache | None = None
     if any(m != "keyword" for m in modes):
         vectors = VectorCache()  # as the API holds it: the vector side's plans are the exact scan and gather
@@ -189,7 +192,7 @@ async def _measure(url: str, scopes: list[Scope], prefixes: list[str], queries: 
                         (
                             s.label,
                             lambda p=params, u=ux, v=vec: ux_search(
-                                conn, p, v, u, config=CONFIG, vectors=vectors, stats=stats
+                                conn, p, v, u, config=CONFIG, vectors=vectors, stats=stats, labels=labels
                             ),
                         )
                     )

@@ -26,8 +26,10 @@ import numpy as np
 from search_service.db.sql import statement
 from search_service.engine import geo_areas
 from search_service.engine import search as engine
+from search_service.engine.facet_labels import ProductLabels
+from search_service.engine.facet_memory import faceted_page
 from search_service.engine.facet_vectors import rank_vector_set
-from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort, facet_set
+from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort
 from search_service.engine.fusion import Ranked, merge
 from search_service.engine.hydrate import hydrate
 from search_service.engine.keyword import rank_keyword
@@ -195,10 +197,12 @@ async def ux_search(
     facet_config: FacetConfig = DEFAULT_FACETS,
     vectors: VectorCache | None = None,
     stats: StatsCache | None = None,
+    labels: ProductLabels | None = None,
 ) -> UxResult:
-    """Search under `ux` (see the module docstring); the statements run as `engine.search`'s do."""
+    """Search under `ux` (see the module docstring); the statements run as `engine.search`'s do. `labels`: the
+    in-memory product labels (facet_labels.py), which count the facets in memory when loaded."""
     async with transaction(conn, config):
-        return await _ux_run(conn, params, query_vector, ux, config, facet_config, vectors, stats)
+        return await _ux_run(conn, params, query_vector, ux, config, facet_config, vectors, stats, labels)
 
 
 async def _ux_run(
@@ -210,6 +214,7 @@ async def _ux_run(
     facet_config: FacetConfig,
     vectors: VectorCache | None,
     stats: StatsCache | None,
+    labels: ProductLabels | None,
 ) -> UxResult:
     clock = _Clock()
     point = (params.lat, params.lon) if params.lat is not None and params.lon is not None else None
@@ -229,8 +234,8 @@ async def _ux_run(
     depth = _depth(params, ux, facet_config)
     ranking = await _rank(conn, scope, query_vector, depth, params.offset + params.limit, config, vectors, stats)
     clock.lap("rank")
-    page = await facet_set(
-        conn, ranking.ids, store_ids=store_ids, in_stock=params.in_stock, point=point, filters=filters,
+    page = await faceted_page(
+        conn, labels, ranking.ids, store_ids=store_ids, in_stock=params.in_stock, point=point, filters=filters,
         facets=ux.facets, sort=ux.sort, offset=params.offset, limit=params.limit,
     )  # fmt: skip
     clock.lap("facets")

@@ -84,6 +84,7 @@ async def run_ux_search(
                 facet_config=rt.settings.facets,
                 vectors=rt.vectors,
                 stats=rt.stats,
+                labels=rt.labels,
             )
     finally:
         if embedding is not None and not embedding.done():
