@@ -168,7 +168,7 @@ async def _measure(url: str, scopes: list[Scope], prefixes: list[str], queries: 
         await vectors.load(conn)
     try:
         sug = [
-            (s.label, lambda s=s, p=p: suggest(conn, SuggestParams(p, s.lat, s.lon, s.radius_m)))
+            (s.label, lambda s=s, p=p: suggest(conn, SuggestParams(p, s.lat, s.lon, s.radius_m), labels))
             for s in scopes
             for p in prefixes
         ]

@@ -22,6 +22,7 @@ from geographiclib.geodesic import Geodesic
 
 from search_service.engine import facet_memory, geo_areas
 from search_service.engine import facets as facets_module
+from search_service.engine import suggest as suggest_module
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import facet_set_in_memory
 from search_service.engine.facets import FACETS, PRICE_EDGES, FacetFilters, facet_set, price_bucket
@@ -441,6 +442,30 @@ def test_suggestions_complete_the_prefix_and_are_in_stock_in_scope(
     got_names = [s.text for s in got if s.kind == "product"]
     assert got_names == want_names[: len(got_names)]
     assert got or not want_names
+
+
+@pytest.mark.parametrize("narrow_stores", [3, 10_000])
+def test_suggestions_from_the_in_memory_labels_equal_the_sql_plans(
+    cat: Catalogue, narrow_stores: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Narrow scopes answered from memory (suggest_memory.py) give what the statement's narrow plan gives; wider
+    ones fall back to the statement. 10,000: every scope narrow."""
+    monkeypatch.setattr(suggest_module, "NARROW_STORES", narrow_stores)
+    cases = [(p, m) for p in ("d", "dr", "Ha", "la", "drill d", "saw ", "bo", "acme", "tools", "l", "x") for m in
+             (300, 800, 3_000, 20_000)]  # fmt: skip
+
+    async def compare(conn: asyncpg.Connection) -> int:
+        labels = ProductLabels()
+        await labels.load(conn)
+        found = 0
+        for prefix, metres in cases:
+            params = SuggestParams(q=prefix, lat=CENTER[0], lon=CENTER[1], radius_m=metres, limit=10)
+            want = await suggest(conn, params)
+            assert await suggest(conn, params, labels) == want, (prefix, metres)
+            found += len(want)
+        return found
+
+    assert run(_call(cat.url, compare)) > 50
 
 
 def test_seed_demo_gives_stores_delivery_radii_and_polygons(fresh_db_url: str) -> None:

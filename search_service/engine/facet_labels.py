@@ -35,10 +35,12 @@ NO_BRAND = -1
 class Category:
     name: str
     parent_id: int | None
+    lower_name: str  # lower(name) as PostgreSQL has it
 
 
 class ProductLabels:
-    """Category id, brand (as a code into `brands`) and is_active of each product, by row (see the module)."""
+    """Category id, brand (as a code into `brands`), is_active and lower(name) of each product, by row (see the
+    module). Lower-cased names and brands are PostgreSQL's lower() (suggest_memory.py matches prefixes on them)."""
 
     def __init__(self, margin_s: float = 60.0) -> None:
         self.margin = dt.timedelta(seconds=margin_s)
@@ -48,7 +50,9 @@ class ProductLabels:
         self.brand = np.zeros(0, dtype=np.int32)
         self.active = np.zeros(0, dtype=bool)
         self.index = KeyIndex()
+        self.lower_names: list[str] = []  # row -> lower(name)
         self.brands: list[str] = []  # code -> the brand as stored
+        self.lower_brands: dict[int, str] = {}  # code -> lower(brand)
         self._brand_code: dict[str, int] = {}
         self.categories: dict[int, Category] = {}
         self._category_state: tuple[Any, ...] | None = None
@@ -74,14 +78,16 @@ class ProductLabels:
         """The row of each id, -1 where the copy does not hold it."""
         return self.index.find(self.key, self.n, keys_of(list(ids)))
 
-    def brand_code(self, brand: str | None) -> int:
-        """The code of `brand` (added when new); NO_BRAND for None."""
+    def brand_code(self, brand: str | None, lower: str | None = None) -> int:
+        """The code of `brand` (added when new); NO_BRAND for None. `lower`: its lower() (PostgreSQL's)."""
         if brand is None:
             return NO_BRAND
         code = self._brand_code.get(brand)
         if code is None:
             code = self._brand_code[brand] = len(self.brands)
             self.brands.append(brand)
+        if lower is not None:
+            self.lower_brands[code] = lower
         return code
 
     def ancestors(self, category_id: int) -> list[int]:
@@ -104,8 +110,11 @@ class ProductLabels:
         rows[new] = np.arange(self.n, self.n + len(new))
         self.key[rows[new]] = want[new]
         self.n += len(new)
+        self.lower_names.extend([""] * len(new))
+        for row, r in zip(rows.tolist(), records, strict=True):
+            self.lower_names[row] = r["lower_name"]
         self.category[rows] = [NO_CATEGORY if r["category_id"] is None else r["category_id"] for r in records]
-        self.brand[rows] = [self.brand_code(r["brand"]) for r in records]
+        self.brand[rows] = [self.brand_code(r["brand"], r["lower_brand"]) for r in records]
         self.active[rows] = [bool(r["is_active"]) for r in records]
         newest = max(r["updated_at"] for r in records)
         if self.watermark is None or newest > self.watermark:
@@ -138,9 +147,10 @@ class ProductLabels:
         state = (row["n"], row["newest"])
         if state == self._category_state:
             return
+        columns = (row["ids"] or [], row["parents"] or [], row["names"] or [], row["lower_names"] or [])
         self.categories = {
-            int(i): Category(name, None if p is None else int(p))
-            for i, p, name in zip(row["ids"] or [], row["parents"] or [], row["names"] or [], strict=True)
+            int(i): Category(name, None if p is None else int(p), lower)
+            for i, p, name, lower in zip(*columns, strict=True)
         }
         self._category_state = state
 

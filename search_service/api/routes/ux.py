@@ -133,7 +133,7 @@ async def suggest_route(
     point = P.check_point(lat, lon)
     params = SuggestParams(text, point[0] if point else None, point[1] if point else None, radius_m, limit)
     async with rt.connection() as conn:
-        found = await suggest(conn, params)
+        found = await suggest(conn, params, rt.labels)
     took = round((time.perf_counter() - started) * 1000, 3)
     return SuggestResponse([SuggestionOut(s.kind, s.text, s.ref) for s in found], took)
 

@@ -164,19 +164,23 @@ GROUP BY p.id;
 
 -- name: labels_all
 -- params: none
--- The in-memory product labels (facet_labels.py): every product's category, brand and active flag, and its stamp.
-SELECT id, category_id, brand, is_active, updated_at FROM product_master;
+-- The in-memory product labels (facet_labels.py): every product's category, brand, active flag and lower-cased
+-- name and brand (PostgreSQL's lower(), which the SQL paths compare with), and its stamp.
+SELECT id, category_id, brand, is_active, updated_at, lower(name) AS lower_name, lower(brand) AS lower_brand
+FROM product_master;
 
 -- name: labels_changed
 -- params: since timestamptz
 -- A refresh of the labels: the products stamped after `since` (index-only in ix_product_master_updated_at).
-SELECT id, category_id, brand, is_active, updated_at FROM product_master WHERE updated_at > :since::timestamptz;
+SELECT id, category_id, brand, is_active, updated_at, lower(name) AS lower_name, lower(brand) AS lower_brand
+FROM product_master WHERE updated_at > :since::timestamptz;
 
 -- name: category_tree
 -- params: none
 -- The category tree of the in-memory labels, with what tells whether it changed (row count, newest stamp).
 SELECT count(*) AS n, max(updated_at) AS newest, array_agg(id ORDER BY id) AS ids,
-       array_agg(parent_id ORDER BY id) AS parents, array_agg(name ORDER BY id) AS names
+       array_agg(parent_id ORDER BY id) AS parents, array_agg(name ORDER BY id) AS names,
+       array_agg(lower(name) ORDER BY id) AS lower_names
 FROM category;
 
 -- name: facet_listings
