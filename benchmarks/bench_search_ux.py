@@ -222,7 +222,7 @@ async def _measure(url: str, scopes: list[Scope], prefixes: list[str], queries: 
         await conn.close()
 
 
-def _search_summary(timed: dict[str, list[float]]) -> dict[str, Any]:
+def _search_summary(timed: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, values in timed.items():
         variant, label = key.split("|")
