@@ -14,6 +14,7 @@ import psycopg
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import facet_set_in_memory
 from search_service.engine.facets import FacetFilters, facet_set
+from search_service.engine.suggest import SuggestParams, suggest
 from tests.test_search_ux import CENTER, _near, _seed, run
 
 WANTED = ("category", "brand", "price")
@@ -85,3 +86,29 @@ async def _call(url: str, scenario: Any) -> None:
         await scenario(conn)
     finally:
         await conn.close()
+
+
+def test_narrow_suggestions_of_a_prefix_ending_in_punctuation(fresh_db_url: str) -> None:
+    """ "dr." has no last word to complete: the in-memory path's details statement must still plan (an empty
+    prefix query, '':*, is a tsquery syntax error if the planner folds it), and agree with the SQL plan."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        cat = _seed(sync, random.Random(8))
+        store = sorted(_near(cat, 20_000))[0]
+        sync.execute(
+            "WITH p AS (INSERT INTO product_master (name, brand) VALUES ('Dr. Oetker Pizza', 'Dr. Oetker') "
+            "RETURNING id) INSERT INTO store_product (store_id, product_master_id, price, currency, quantity) "
+            "SELECT %s, id, 3.99, 'EUR', 5 FROM p",
+            (store,),
+        )
+        lat, lon = cat.stores[store][:2]
+
+    async def scenario(conn: asyncpg.Connection) -> None:
+        labels = ProductLabels()
+        await labels.load(conn)
+        for prefix in ("dr.", "dr. o", "Dr"):
+            params = SuggestParams(q=prefix, lat=lat, lon=lon, radius_m=50, limit=10)
+            want = await suggest(conn, params)
+            assert await suggest(conn, params, labels) == want
+            assert any(s.text == "Dr. Oetker Pizza" for s in want), (prefix, want)
+
+    run(_call(fresh_db_url, scenario))

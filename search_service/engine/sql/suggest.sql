@@ -228,8 +228,10 @@ WITH names AS (
         SELECT DISTINCT w AS term
         FROM product_master p, search_terms_of(p.name, p.brand) w
         WHERE p.id = ANY(:term_ids::uuid[]) AND starts_with(w, :last_word::text)
-          AND p.search_tsv @@ (plainto_tsquery('simple', :head::text)
-                               && to_tsquery('simple', quote_literal(:last_word::text) || ':*'))
+          -- a CASE: the planner folds the constant tsquery, and an empty last word ('':*) is a syntax error
+          AND p.search_tsv @@ CASE WHEN length(:last_word::text) >= 2
+                                   THEN plainto_tsquery('simple', :head::text)
+                                        && to_tsquery('simple', quote_literal(:last_word::text) || ':*') END
     ) w
     ORDER BY w.term USING ~<~
     LIMIT :lim::int
