@@ -142,11 +142,11 @@ class ProductLabels:
 
     async def load_categories(self, conn: Any) -> None:
         """The category tree, when the table changed since it was read (its row count and newest stamp)."""
-        stmt = statement("engine/facets", "category_tree")
-        row = await conn.fetchrow(stmt.sql)
-        state = (row["n"], row["newest"])
-        if state == self._category_state:
+        row = await conn.fetchrow(statement("engine/facets", "category_state").sql)
+        if (row["n"], row["newest"]) == self._category_state:
             return
+        row = await conn.fetchrow(statement("engine/facets", "category_tree").sql)
+        state = (row["n"], row["newest"])
         columns = (row["ids"] or [], row["parents"] or [], row["names"] or [], row["lower_names"] or [])
         self.categories = {
             int(i): Category(name, None if p is None else int(p), lower)

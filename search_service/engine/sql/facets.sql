@@ -175,9 +175,14 @@ FROM product_master;
 SELECT id, category_id, brand, is_active, updated_at, lower(name) AS lower_name, lower(brand) AS lower_brand
 FROM product_master WHERE updated_at > :since::timestamptz;
 
+-- name: category_state
+-- params: none
+-- Whether the category table changed since the in-memory labels read it (its row count and newest stamp).
+SELECT count(*) AS n, max(updated_at) AS newest FROM category;
+
 -- name: category_tree
 -- params: none
--- The category tree of the in-memory labels, with what tells whether it changed (row count, newest stamp).
+-- The category tree of the in-memory labels, with the state category_state reads.
 SELECT count(*) AS n, max(updated_at) AS newest, array_agg(id ORDER BY id) AS ids,
        array_agg(parent_id ORDER BY id) AS parents, array_agg(name ORDER BY id) AS names,
        array_agg(lower(name) ORDER BY id) AS lower_names
