@@ -227,3 +227,9 @@ def test_openapi_documents_the_similar_parameters(client: TestClient[Any]) -> No
     similar = {p["name"]: p for p in spec["paths"]["/v1/products/{product_id}/similar"]["get"]["parameters"]}
     assert {"facets", "sort", "bbox", "fulfilment", "explain", "store_id", "lat", "radius_m"} <= set(similar)
     assert "PLINQY_FACET_DEPTH" in similar["facets"]["description"]
+
+
+def test_similar_with_the_search_features_of_an_unknown_product_is_404(client: TestClient[Any]) -> None:
+    response = client.get(f"/v1/products/{uuid.uuid4()}/similar", params={"facets": "brand", "sort": "price"})
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["parameter"] == "id"
