@@ -31,9 +31,12 @@ import psycopg
 from pgvector.asyncpg import register_vector
 from pgvector.psycopg import register_vector as register_vector_psycopg
 
+from benchmarks import cputime
 from search_service.db.hnsw import build_memory
 from search_service.demo.seed import seed
+from search_service.engine import geo_areas
 from search_service.engine import search as engine
+from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facets import FacetConfig
 from search_service.engine.stats import StatsCache
 from search_service.engine.suggest import SuggestParams, suggest
@@ -131,26 +134,62 @@ def _vectors(conn: psycopg.Connection[Any]) -> dict[str, int]:
     return {str(model): int(n) for model, n in rows}
 
 
-def _summary(ms: list[float]) -> dict[str, float]:
-    a = np.asarray(ms)
+def _summary(timed: list[tuple[float, float]]) -> dict[str, float]:
+    """Latency percentiles and the mean CPU a call cost (this process and the backend: stable under load)."""
+    a = np.asarray([wall for wall, _cpu in timed])
     return {
-        "n": len(ms),
+        "n": len(a),
         "p50_ms": round(float(np.percentile(a, 50)), 2),
         "p95_ms": round(float(np.percentile(a, 95)), 2),
         "p99_ms": round(float(np.percentile(a, 99)), 2),
         "mean_ms": round(float(a.mean()), 2),
+        "cpu_ms": round(sum(cpu for _wall, cpu in timed) / len(a), 2),
     }
 
 
-async def _timed(calls: Sequence[tuple[str, Callable[[], Awaitable[Any]]]]) -> dict[str, list[float]]:
+def _cpu_ms(backend_pid: int) -> float:
+    """CPU milliseconds of this process (all threads: the vector ranking's too) and of the connection's backend
+    (in 10 ms ticks: exact summed over many calls)."""
+    return (time.process_time() + (cputime.process_tree_seconds(backend_pid) or 0.0)) * 1000
+
+
+async def _timed(
+    calls: Sequence[tuple[str, Callable[[], Awaitable[Any]]]], backend_pid: int
+) -> dict[str, list[tuple[float, float]]]:
+    """(wall ms, CPU ms) of each call, by label."""
     for _label, call in calls[: min(len(calls), 20)]:  # warm-up: plans, caches
         await call()
-    out: dict[str, list[float]] = {}
+    out: dict[str, list[tuple[float, float]]] = {}
     for label, call in calls:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), _cpu_ms(backend_pid)
         await call()
-        out.setdefault(label, []).append((time.perf_counter() - t) * 1000)
+        out.setdefault(label, []).append(((time.perf_counter() - t) * 1000, _cpu_ms(backend_pid) - cpu))
     return out
+
+
+async def _plain_search(
+    conn: Any, params: engine.SearchParams, vector: np.ndarray | None, **engine_kw: Any
+) -> engine.SearchResult:
+    """A search without facets as the API answers it (`routes/search.py`): the engine's path, then whether each
+    hit's store delivers to the point (the faceted path's `ux_search` does the same)."""
+    result = await engine.search(conn, params, vector, CONFIG, **engine_kw)
+    stores = sorted({s.id for hit in result.results for s in hit.stores})
+    if params.lat is not None and params.lon is not None and stores:
+        await geo_areas.delivering_among(conn, stores, params.lat, params.lon)
+    return result
+
+
+def _variants(
+    conn: Any, label: str, params: engine.SearchParams, vec: np.ndarray | None, kw: dict[str, Any], labels: Any
+) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
+    """One search as the API answers it without facets (plain), the engine's part of that alone (engine: run6's
+    baseline), and with facets=category,brand,price."""
+    ux = UxParams(facets=FACETS)
+    return [
+        (f"plain|{label}", lambda: _plain_search(conn, params, vec, **kw)),
+        (f"engine|{label}", lambda: engine.search(conn, params, vec, CONFIG, **kw)),
+        (f"facets|{label}", lambda: ux_search(conn, params, vec, ux, config=CONFIG, labels=labels, **kw)),
+    ]
 
 
 async def _measure(url: str, scopes: list[Scope], prefixes: list[str], queries: list[str], modes: list[str]) -> dict:
@@ -159,62 +198,47 @@ async def _measure(url: str, scopes: list[Scope], prefixes: list[str], queries: 
     for name, value in engine.session_settings(CONFIG).items():
         await conn.execute(f"SET {name} = '{value}'")
     stats = StatsCache()
+    labels = ProductLabels()  # as the API holds them: facets counted in memory
+    await labels.load(conn)
     vectors: VectorCache | None = None
     if any(m != "keyword" for m in modes):
         vectors = VectorCache()  # as the API holds it: the vector side's plans are the exact scan and gather
         await vectors.load(conn)
     try:
         sug = [
-            (s.label, lambda s=s, p=p: suggest(conn, SuggestParams(p, s.lat, s.lon, s.radius_m)))
+            (s.label, lambda s=s, p=p: suggest(conn, SuggestParams(p, s.lat, s.lon, s.radius_m), labels))
             for s in scopes
             for p in prefixes
         ]
-        suggest_ms = await _timed(sug)
+        suggest_ms = await _timed(sug, conn.get_server_pid())
         result: dict[str, Any] = {"suggest": {k: _summary(v) for k, v in suggest_ms.items()}}
         result["suggest"]["all"] = _summary([x for v in suggest_ms.values() for x in v])
         for mode in modes:
-            plain, faceted = [], []
+            calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
             for s in scopes:
                 for q in queries:
                     params = engine.SearchParams(q=q, lat=s.lat, lon=s.lon, radius_m=s.radius_m, mode=mode)  # type: ignore[arg-type]
                     vec = None if mode == "keyword" else query_vector(q)
-                    plain.append(
-                        (
-                            s.label,
-                            lambda p=params, v=vec: engine.search(conn, p, v, CONFIG, vectors=vectors, stats=stats),
-                        )
-                    )
-                    ux = UxParams(facets=FACETS)
-                    faceted.append(
-                        (
-                            s.label,
-                            lambda p=params, u=ux, v=vec: ux_search(
-                                conn, p, v, u, config=CONFIG, vectors=vectors, stats=stats
-                            ),
-                        )
-                    )
-            rng = random.Random(5)
-            both = plain + faceted
-            order = list(range(len(both)))
-            rng.shuffle(order)  # interleaved, so that a slow phase of the machine hits both alike
-            timed = await _timed(
-                [(("plain" if i < len(plain) else "facets") + "|" + both[i][0], both[i][1]) for i in order]
-            )
+                    calls += _variants(conn, s.label, params, vec, {"vectors": vectors, "stats": stats}, labels)
+            random.Random(5).shuffle(calls)  # interleaved, so that a slow phase of the machine hits all alike
+            timed = await _timed(calls, conn.get_server_pid())
             result[mode] = _search_summary(timed)
         return result
     finally:
         await conn.close()
 
 
-def _search_summary(timed: dict[str, list[float]]) -> dict[str, Any]:
+def _search_summary(timed: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, values in timed.items():
         variant, label = key.split("|")
         out.setdefault(label, {})[variant] = _summary(values)
-    for kind in ("plain", "facets"):
+    for kind in ("plain", "engine", "facets"):
         out.setdefault("all", {})[kind] = _summary([x for k, v in timed.items() if k.startswith(kind) for x in v])
     for row in out.values():
         row["ratio_p95"] = round(row["facets"]["p95_ms"] / row["plain"]["p95_ms"], 2)
+        row["ratio_p95_engine"] = round(row["facets"]["p95_ms"] / row["engine"]["p95_ms"], 2)
+        row["ratio_cpu"] = round(row["facets"]["cpu_ms"] / max(row["plain"]["cpu_ms"], 0.01), 2)
     return out
 
 
@@ -228,27 +252,35 @@ def _markdown(report: dict[str, Any]) -> str:
     ]
     lines += [
         f"Machine: {load['cores']} cores, 1-minute load average {load['before']:.1f} before, "
-        f"{load['after']:.1f} after (other processes share the machine).",
+        f"{load['after']:.1f} after (other processes share the machine). CPU ms: this process (every thread) and "
+        "its PostgreSQL backend per call, which other load does not inflate as it does latency.",
         "",
     ]
     lines += [
-        "## Suggestions (SQL round trip, client side)",
+        "## Suggestions (client side: SQL round trips and in-memory work)",
         "",
-        "| scope | n | p50 ms | p95 ms | p99 ms |",
-        "|---|---|---|---|---|",
+        "| scope | n | p50 ms | p95 ms | p99 ms | CPU ms/call |",
+        "|---|---|---|---|---|---|",
     ]
     for label, s in report["results"]["suggest"].items():
-        lines.append(f"| {label} | {s['n']} | {s['p50_ms']} | {s['p95_ms']} | {s['p99_ms']} |")
+        lines.append(f"| {label} | {s['n']} | {s['p50_ms']} | {s['p95_ms']} | {s['p99_ms']} | {s['cpu_ms']} |")
     for mode in report["modes"]:
         lines += ["", f"## Search, {mode} mode: facets={','.join(FACETS)} vs none", ""]
         lines += [
-            "| scope | p95 plain ms | p95 facets ms | ratio | p50 plain | p50 facets |",
-            "|---|---|---|---|---|---|",
+            "plain: the API's path without facets (the engine, then whether each hit's store delivers to the point); "
+            "engine only: `engine.search` alone (run6's baseline).",
+            "",
+        ]
+        lines += [
+            "| scope | p95 plain ms | p95 facets ms | ratio | p50 plain | p50 facets | CPU ms plain | CPU ms facets "
+            "| CPU ratio | p95 engine only ms | ratio to it |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for label, row in report["results"][mode].items():
-            p, f = row["plain"], row["facets"]
+            p, f, e = row["plain"], row["facets"], row["engine"]
             lines.append(
-                f"| {label} | {p['p95_ms']} | {f['p95_ms']} | {row['ratio_p95']} | {p['p50_ms']} | {f['p50_ms']} |"
+                f"| {label} | {p['p95_ms']} | {f['p95_ms']} | {row['ratio_p95']} | {p['p50_ms']} | {f['p50_ms']} "
+                f"| {p['cpu_ms']} | {f['cpu_ms']} | {row['ratio_cpu']} | {e['p95_ms']} | {row['ratio_p95_engine']} |"
             )
     return "\n".join(lines) + "\n"
 

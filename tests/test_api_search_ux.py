@@ -158,3 +158,78 @@ def test_openapi_documents_the_new_parameters(client: TestClient[Any]) -> None:
     assert {"facets", "sort", "bbox", "fulfilment", "explain", "store_id"} <= set(search)
     assert "PLINQY_FACET_DEPTH" in search["facets"]["description"]
     assert "/v1/suggest" in spec["paths"]
+
+
+def _similar(seeded: Seeded) -> str:
+    return f"/v1/products/{seeded.products['oat']}/similar"
+
+
+def test_similar_takes_facets_sorts_and_explain(client: TestClient[Any], seeded: Seeded) -> None:
+    path, me = _similar(seeded), str(seeded.products["oat"])
+    base = {"limit": 100, **AT_CENTER, "radius_m": 40000}
+    plain = get(client, path, **base)
+    body = get(client, path, **base, facets="category,brand,price,store")
+    assert {r["product"]["id"] for r in body["results"]} == {r["product"]["id"] for r in plain["results"]}
+    assert me not in {r["product"]["id"] for r in body["results"]} and body["total"] == len(body["results"])
+    facets = body["facets"]
+    assert facets["brand"] and facets["price"] and facets["category"] and facets["store"]
+    for b in facets["brand"]:
+        assert get(client, path, **base, facets="price", brand=b["value"])["total"] == b["count"]
+    for p in facets["price"]:
+        price = {"min_price": p["min"]} | ({"max_price": p["max"]} if p["max"] is not None else {})
+        assert get(client, path, **base, facets="brand", **price)["total"] == p["count"]
+    by_price = get(client, path, **base, sort="price")
+    lowest = [min(s["price"] for s in r["stores"]) for r in by_price["results"]]
+    assert lowest == sorted(lowest) and len(lowest) > 3
+    nearest = [min(s["distance_m"] for s in r["stores"]) for r in get(client, path, **base, sort="distance")["results"]]
+    assert nearest == sorted(nearest)
+    explained = get(client, path, **base, explain="true")
+    assert {"scope", "rank", "facets", "hydrate"} <= set(explained["explain"]["stage_ms"])
+    for r in explained["results"]:
+        assert r["explain"]["vector_similarity"] is not None and r["explain"]["keyword_rank"] is None
+
+
+def test_similar_takes_bbox_and_delivery(client: TestClient[Any], seeded: Seeded) -> None:
+    path = _similar(seeded)
+    lat, lon = seeded.store_points["far"]
+    box = f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}"
+    boxed = get(client, path, bbox=box, limit=100)
+    assert boxed["results"] and {s["id"] for r in boxed["results"] for s in r["stores"]} == {str(seeded.stores["far"])}
+    north = GEOD.Direct(CENTER[0], CENTER[1], 180, 20000)
+    point = {"lat": north["lat2"], "lon": north["lon2"]}
+    assert get(client, path, **point)["results"] == []
+    delivered = get(client, path, fulfilment="delivery", **point)
+    assert delivered["results"]
+    for r in delivered["results"]:
+        assert [s["id"] for s in r["stores"]] == [str(seeded.stores["far"])] and r["stores"][0]["delivers"]
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter", "message"),
+    [
+        ({"bbox": "1,2,3"}, "bbox", "four numbers"),
+        ({"bbox": "4.8,52.3,4.9,52.4", "radius_m": 500}, "bbox", "not both"),
+        ({"facets": "colour"}, "facets", "unknown facet"),
+        ({"sort": "distance"}, "sort", "needs lat and lon"),
+        ({"fulfilment": "delivery"}, "fulfilment", "needs lat and lon"),
+        ({"store_id": "nope"}, "store_id", "UUID"),
+        ({"explain": "perhaps"}, "explain", ""),
+    ],
+)
+def test_similar_bad_input_names_the_parameter(
+    client: TestClient[Any], seeded: Seeded, params: dict[str, Any], parameter: str, message: str
+) -> None:
+    assert message in bad(client, parameter, _similar(seeded), **params)
+
+
+def test_openapi_documents_the_similar_parameters(client: TestClient[Any]) -> None:
+    spec = client.get("/schema/openapi.json").json()
+    similar = {p["name"]: p for p in spec["paths"]["/v1/products/{product_id}/similar"]["get"]["parameters"]}
+    assert {"facets", "sort", "bbox", "fulfilment", "explain", "store_id", "lat", "radius_m"} <= set(similar)
+    assert "PLINQY_FACET_DEPTH" in similar["facets"]["description"]
+
+
+def test_similar_with_the_search_features_of_an_unknown_product_is_404(client: TestClient[Any]) -> None:
+    response = client.get(f"/v1/products/{uuid.uuid4()}/similar", params={"facets": "brand", "sort": "price"})
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["parameter"] == "id"

@@ -20,8 +20,11 @@ import psycopg
 import pytest
 from geographiclib.geodesic import Geodesic
 
+from search_service.engine import facet_memory, geo_areas
 from search_service.engine import facets as facets_module
-from search_service.engine import geo_areas
+from search_service.engine import suggest as suggest_module
+from search_service.engine.facet_labels import ProductLabels
+from search_service.engine.facet_memory import facet_set_in_memory
 from search_service.engine.facets import FACETS, PRICE_EDGES, FacetFilters, facet_set, price_bucket
 from search_service.engine.suggest import SuggestParams, merge, split_prefix, suggest
 
@@ -186,12 +189,13 @@ def _oracle(cat: Catalogue, ids: list[uuid.UUID], scope: set[uuid.UUID] | None, 
 
 def _got(page: Any) -> dict[str, dict[Any, int]]:
     f = page.facets
-    return {
-        "category": {c.id: c.count for c in f.category},
-        "brand": {b.value: b.count for b in f.brand},
-        "store": {s.id: s.count for s in f.store},
-        "price": {(p.min, p.max): p.count for p in f.price},
+    got = {
+        "category": None if f.category is None else {c.id: c.count for c in f.category},
+        "brand": None if f.brand is None else {b.value: b.count for b in f.brand},
+        "store": None if f.store is None else {s.id: s.count for s in f.store},
+        "price": None if f.price is None else {(p.min, p.max): p.count for p in f.price},
     }
+    return {k: v for k, v in got.items() if v is not None}
 
 
 def _near(cat: Catalogue, metres: float) -> set[uuid.UUID]:
@@ -218,19 +222,31 @@ def _choices(cat: Catalogue, ids: list[uuid.UUID], scope: set[uuid.UUID]) -> lis
 
 
 # --- facets
+async def in_memory(conn: asyncpg.Connection, ids: list[uuid.UUID], **kwargs: Any) -> Any:
+    """facet_set counted from freshly loaded in-memory labels (facet_memory.py)."""
+    labels = ProductLabels()
+    await labels.load(conn)
+    return await facet_set_in_memory(conn, labels, ids, **kwargs)
+
+
+@pytest.mark.parametrize("memory", [False, True])
 @pytest.mark.parametrize("narrow", [False, True])
 @pytest.mark.parametrize("choice", range(6))
 def test_facet_counts_equal_the_oracle_with_and_without_a_chosen_value(
-    cat: Catalogue, choice: int, narrow: bool, monkeypatch: pytest.MonkeyPatch
+    cat: Catalogue, choice: int, narrow: bool, memory: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if narrow:  # the listings read store by store, as for scopes of a few stores
         monkeypatch.setattr(facets_module, "NARROW_STORES", 10_000)
+        monkeypatch.setattr(facet_memory, "NARROW_STORES", 10_000)
     ids = sorted(cat.products, key=str)[:200]  # a result set: 200 of the 240 products
     scope = _near(cat, 20_000)
     filters = _choices(cat, ids, scope)[choice]
-    page = run(_call(cat.url, facet_set, ids, store_ids=sorted(scope), facets=FACETS, filters=filters, limit=500))
+    wanted = tuple(f for f in FACETS if f != "store") if memory else FACETS  # the store facet is SQL's
+    call = (in_memory,) if memory else (facet_set,)
+    page = run(_call(cat.url, *call, ids, store_ids=sorted(scope), facets=wanted, filters=filters, limit=500))
     want = _oracle(cat, ids, scope, filters)
-    assert _got(page) == want["counts"]
+    got = _got(page)
+    assert got == {k: v for k, v in want["counts"].items() if k in wanted}
     assert page.total == len(want["results"]) and set(page.ids) == want["results"]
     assert page.total > 0 or choice == 5
 
@@ -261,10 +277,12 @@ def test_unknown_facet_or_sort_is_refused(cat: Catalogue) -> None:
 
 
 # --- sorts
-def test_sort_by_price_is_ascending_and_stable(cat: Catalogue) -> None:
+@pytest.mark.parametrize("memory", [False, True])
+def test_sort_by_price_is_ascending_and_stable(cat: Catalogue, memory: bool) -> None:
     ids = sorted(cat.products, key=str)
     scope = _near(cat, 15_000)
-    page = run(_call(cat.url, facet_set, ids, store_ids=sorted(scope), sort="price", limit=500))
+    call = in_memory if memory else facet_set
+    page = run(_call(cat.url, call, ids, store_ids=sorted(scope), sort="price", limit=500))
     best: dict[uuid.UUID, Decimal] = {}
     for _s, p, price in _qualifying(cat, scope):
         best[p] = min(price, best.get(p, price))
@@ -272,10 +290,12 @@ def test_sort_by_price_is_ascending_and_stable(cat: Catalogue) -> None:
     assert [page.best_price[p] for p in page.ids] == sorted(best.values())
 
 
-def test_sort_by_distance_is_ascending_and_agrees_with_geographiclib(cat: Catalogue) -> None:
+@pytest.mark.parametrize("memory", [False, True])
+def test_sort_by_distance_is_ascending_and_agrees_with_geographiclib(cat: Catalogue, memory: bool) -> None:
     ids = sorted(cat.products, key=str)
     scope = _near(cat, 25_000)
-    page = run(_call(cat.url, facet_set, ids, store_ids=sorted(scope), sort="distance", point=CENTER, limit=500))
+    call = in_memory if memory else facet_set
+    page = run(_call(cat.url, call, ids, store_ids=sorted(scope), sort="distance", point=CENTER, limit=500))
     nearest: dict[uuid.UUID, float] = {}
     for s, p, _price in _qualifying(cat, scope):
         d = GEOD.Inverse(CENTER[0], CENTER[1], *cat.stores[s][:2])["s12"]
@@ -422,6 +442,30 @@ def test_suggestions_complete_the_prefix_and_are_in_stock_in_scope(
     got_names = [s.text for s in got if s.kind == "product"]
     assert got_names == want_names[: len(got_names)]
     assert got or not want_names
+
+
+@pytest.mark.parametrize("narrow_stores", [3, 10_000])
+def test_suggestions_from_the_in_memory_labels_equal_the_sql_plans(
+    cat: Catalogue, narrow_stores: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Narrow scopes answered from memory (suggest_memory.py) give what the statement's narrow plan gives; wider
+    ones fall back to the statement. 10,000: every scope narrow."""
+    monkeypatch.setattr(suggest_module, "NARROW_STORES", narrow_stores)
+    cases = [(p, m) for p in ("d", "dr", "Ha", "la", "drill d", "saw ", "bo", "acme", "tools", "l", "x") for m in
+             (300, 800, 3_000, 20_000)]  # fmt: skip
+
+    async def compare(conn: asyncpg.Connection) -> int:
+        labels = ProductLabels()
+        await labels.load(conn)
+        found = 0
+        for prefix, metres in cases:
+            params = SuggestParams(q=prefix, lat=CENTER[0], lon=CENTER[1], radius_m=metres, limit=10)
+            want = await suggest(conn, params)
+            assert await suggest(conn, params, labels) == want, (prefix, metres)
+            found += len(want)
+        return found
+
+    assert run(_call(cat.url, compare)) > 50
 
 
 def test_seed_demo_gives_stores_delivery_radii_and_polygons(fresh_db_url: str) -> None:

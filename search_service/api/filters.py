@@ -1,5 +1,6 @@
 """The filters `/v1/search` and `/v1/similar` share, declared once: one litestar dependency whose query
-parameters OpenAPI documents for both routes, returning a checked, frozen `SearchFilters`.
+parameters OpenAPI documents for both routes, returning a checked, frozen `SearchFilters`; and the shopper-facing
+options both take (facets, sort, bbox, fulfilment, explain, store_id: `ux_params.py`), the `ux` dependency.
 
 A new filter is one parameter here (its declared type in params.py), one field, and one line in `params()`.
 """
@@ -12,6 +13,7 @@ from decimal import Decimal
 from litestar.di import Provide
 
 from search_service.api import params as P
+from search_service.api.ux_params import UX_DEPENDENCIES
 from search_service.engine.search import SearchParams
 
 
@@ -82,5 +84,5 @@ def provide_search_filters(
     )
 
 
-# Handlers declare `filters: NamedDependency[SearchFilters]` and these dependencies.
-FILTER_DEPENDENCIES = {"filters": Provide(provide_search_filters, sync_to_thread=False)}
+# Handlers declare `filters: NamedDependency[SearchFilters]`, `ux: NamedDependency[UxOptions]` and these.
+FILTER_DEPENDENCIES = {"filters": Provide(provide_search_filters, sync_to_thread=False), **UX_DEPENDENCIES}

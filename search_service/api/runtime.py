@@ -31,6 +31,7 @@ from search_service.db import migrate, sql
 from search_service.engine import catalog
 from search_service.engine import search as engine
 from search_service.engine.batcher import MicroBatcher
+from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.stats import StatsCache
 from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
@@ -82,6 +83,7 @@ class Runtime:
     vectors_state: str = "loading"  # loading | ok | disabled | failed
     vectors_error: str | None = None
     stats: StatsCache = field(default_factory=StatsCache)  # the plan choice's catalogue statistics
+    labels: ProductLabels = field(default_factory=ProductLabels)  # facet counts in memory once loaded
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Concurrent cache misses share one model call (a batch of short texts costs little more than one).
     embed_batcher: MicroBatcher[str, np.ndarray] | None = None
@@ -236,6 +238,7 @@ class Runtime:
             self.tasks.append(asyncio.create_task(self._maintain_vectors(), name="plinqy-vectors"))
         else:
             self.vectors_state = "disabled"
+        self.tasks.append(asyncio.create_task(self._maintain_labels(), name="plinqy-facet-labels"))
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -311,6 +314,24 @@ class Runtime:
                     self.vectors_state = "failed"
                 log.warning("%s; retrying", self.vectors_error)
                 delay = min(max(delay * 2, 1.0), 30.0)
+
+    async def _maintain_labels(self) -> None:
+        """Load the in-memory facet labels once the database answers, then refresh them every
+        `vector_cache_refresh_s` (facet_labels.py); until they load, facets are counted in SQL."""
+        labels, settings = self.labels, self.settings
+        while True:
+            await asyncio.sleep(settings.vector_cache_refresh_s if labels.loaded else 0.2)
+            if self.pool is None:
+                continue
+            try:
+                async with self.pool.acquire(timeout=settings.pool_acquire_timeout_s * 5) as conn:
+                    with collector_paused():
+                        await labels.refresh(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("the in-memory facet labels failed to refresh (%s: %s); retrying", type(exc).__name__, exc)
+                await asyncio.sleep(1.0)
 
     async def _load_or_refresh(self, conn: Any, vectors: VectorCache) -> bool:
         """The first load (False, and the copy turned off, when the catalogue holds too many vectors for it),

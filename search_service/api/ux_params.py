@@ -1,7 +1,7 @@
-"""`/v1/search`'s shopper-facing parameters: facets, sort, bbox, fulfilment, explain, store_id.
+"""The search routes' shopper-facing parameters: facets, sort, bbox, fulfilment, explain, store_id.
 
-One litestar dependency, `ux`, declared by the search route next to the shared filters (`/v1/similar` does not take
-these). Types are checked by litestar; the rest here, as `BadParameter` naming the parameter.
+One litestar dependency, `ux`, part of the shared filters (filters.py): `/v1/search` and `/v1/similar` take them.
+Types are checked by litestar; the rest here, as `BadParameter` naming the parameter.
 """
 
 from __future__ import annotations

@@ -65,11 +65,8 @@ async def rank_vector_set(conn: Any, scope: Scope, vectors: VectorCache, vector:
         packed = await conn.fetchval(stmt.sql, *scope.bind(stmt))
         ranking = vectors.rank_subset(vector, packed)
     rows, _threshold = ranking.top(min(depth, len(ranking)))  # exact up to EXACT_ORDER_MAX, by bound past it
-    query = vectors._unit_query(vector)
-    similarity = vectors._matrix[rows] @ query  # exact float32 scores of the rows the bounds chose
-    ids = vectors.ids_of(rows)
-    order = sorted(range(len(ids)), key=lambda i: (-float(similarity[i]), str(ids[i])))
-    ranked = [ids[i] for i in order]
-    scores = {ids[i]: float(similarity[i]) for i in order}
+    rows, similarity = _exact_order(vectors, vectors._unit_query(vector), rows)  # exact float32 scores and order
+    ranked = vectors.ids_of(rows)
+    scores = dict(zip(ranked, similarity.tolist(), strict=True))
     strategy = "global_facet_set" if scope.store_ids is None else "facet_set"
     return Ranked(ranked, scores, len(ranking), False, strategy)

@@ -116,7 +116,7 @@ def _facets(row: Any, wanted: set[str]) -> Facets:
     )
 
 
-def _check(facets: Sequence[str], sort: str, point: tuple[float, float] | None) -> None:
+def check_request(facets: Sequence[str], sort: str, point: tuple[float, float] | None) -> None:
     unknown = set(facets) - set(FACETS)
     if unknown:
         raise ValueError(f"unknown facets: {sorted(unknown)}")
@@ -140,7 +140,7 @@ async def facet_set(
     limit: int = 20,
 ) -> FacetedPage:
     """Filter, order and count the result set `product_ids` (best first). `point`: (lat, lon)."""
-    _check(facets, sort, point)
+    check_request(facets, sort, point)
     stmt = statement("engine/facets", "facet_set")
     row = await conn.fetchrow(
         stmt.sql,

@@ -59,7 +59,8 @@ def merge(sides: Sequence[Ranked], k: int = RRF_K) -> Merged:
     scores = dict(sides[0].scores) if len(sides) == 1 else rrf_fuse([side.ids for side in sides], k)
     exact = frozenset().union(*(side.exact_ids for side in sides))
     first, last = ranks[0], len(ranks[0]) + 1
-    order = sorted(scores, key=lambda pid: (pid not in exact, -scores[pid], first.get(pid, last), str(pid)))
+    # ties by id: a UUID orders as its text does (fixed-width hex), without formatting one per candidate
+    order = sorted(scores, key=lambda pid: (pid not in exact, -scores[pid], first.get(pid, last), pid))
     candidates = [Candidate(pid, scores[pid], tuple(r.get(pid) for r in ranks)) for pid in order]
     total = max(side.total for side in sides)
     return Merged(candidates, total, sides[0].total_exact, sides[0].strategy)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from search_service.db.sql import statement
+from search_service.engine.facet_labels import ProductLabels
+from search_service.engine.suggest_memory import suggest_narrow
 
 MAX_SUGGESTIONS = 10
 WALK_CAP = 400  # product names the name walk examines at most (see the statement's comment)
@@ -79,12 +81,18 @@ def merge(rows: list[Any], limit: int) -> list[Suggestion]:
     return chosen
 
 
-async def suggest(conn: Any, params: SuggestParams) -> list[Suggestion]:
-    """Up to `params.limit` (≤ 10) completions; an empty or wordless prefix gives none."""
+async def suggest(conn: Any, params: SuggestParams, labels: ProductLabels | None = None) -> list[Suggestion]:
+    """Up to `params.limit` (≤ 10) completions; an empty or wordless prefix gives none. `labels`: the API's
+    in-memory product labels, which answer narrow scopes (suggest_memory.py) once loaded."""
     prefix, head, last = split_prefix(params.q)
     if not prefix.strip():
         return []
     limit = max(1, min(params.limit, MAX_SUGGESTIONS))
+    if labels is not None and labels.loaded and params.lat is not None and params.lon is not None:
+        scope = {"lon": params.lon, "lat": params.lat, "radius_m": float(params.radius_m)}
+        rows = await suggest_narrow(conn, labels, prefix, head, last, {**scope, "narrow_stores": NARROW_STORES}, limit)
+        if rows is not None:
+            return merge(rows, limit)
     stmt = statement("engine/suggest", "suggest")
     # One generic plan, prepared once per connection: planning this statement (a dozen CTEs) took longer than
     # running it, and its index walks do not depend on the prefix's selectivity.

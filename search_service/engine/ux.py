@@ -26,8 +26,10 @@ import numpy as np
 from search_service.db.sql import statement
 from search_service.engine import geo_areas
 from search_service.engine import search as engine
+from search_service.engine.facet_labels import ProductLabels
+from search_service.engine.facet_memory import faceted_page
 from search_service.engine.facet_vectors import rank_vector_set
-from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort, facet_set
+from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort
 from search_service.engine.fusion import Ranked, merge
 from search_service.engine.hydrate import hydrate
 from search_service.engine.keyword import rank_keyword
@@ -185,6 +187,18 @@ class _Clock:
         self._last = now
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What a search runs with, beyond its parameters."""
+
+    config: engine.EngineConfig
+    facet_config: FacetConfig
+    vectors: VectorCache | None
+    stats: StatsCache | None
+    labels: ProductLabels | None
+    exclude_id: UUID | None = None  # similar: the product asked about
+
+
 async def ux_search(
     conn: Any,
     params: engine.SearchParams,
@@ -195,43 +209,84 @@ async def ux_search(
     facet_config: FacetConfig = DEFAULT_FACETS,
     vectors: VectorCache | None = None,
     stats: StatsCache | None = None,
+    labels: ProductLabels | None = None,
 ) -> UxResult:
-    """Search under `ux` (see the module docstring); the statements run as `engine.search`'s do."""
+    """Search under `ux` (see the module docstring); the statements run as `engine.search`'s do. `labels`: the
+    in-memory product labels (facet_labels.py), which count the facets in memory when loaded."""
     async with transaction(conn, config):
-        return await _ux_run(conn, params, query_vector, ux, config, facet_config, vectors, stats)
+        return await _ux_run(conn, params, query_vector, ux, _Context(config, facet_config, vectors, stats, labels))
 
 
-async def _ux_run(
+async def ux_similar(
+    conn: Any,
+    product_id: UUID,
+    params: engine.SearchParams,
+    ux: UxParams,
+    *,
+    config: engine.EngineConfig = engine.DEFAULT_CONFIG,
+    facet_config: FacetConfig = DEFAULT_FACETS,
+    vectors: VectorCache | None = None,
+    stats: StatsCache | None = None,
+    labels: ProductLabels | None = None,
+) -> UxResult:
+    """`engine.similar` under `ux`: the products nearest to `product_id`'s vector (semantic ranking, the product
+    itself left out). Raises ProductNotFound for an unknown id; a product not embedded yet gives ``no_vector``."""
+    stmt = statement("engine/search", "product_vector")
+    async with transaction(conn, config):
+        row = await conn.fetchrow(stmt.sql, *stmt.bind(product_id=product_id))
+        if row is None:
+            raise engine.ProductNotFound(product_id)
+        if row["ai_vector"] is None:
+            return UxResult([], 0, "no_vector", 0, Facets(), set())
+        context = _Context(config, facet_config, vectors, stats, labels, product_id)
+        semantic = replace(params, q="", mode="semantic")
+        return await _ux_run(conn, semantic, engine.as_vector(row["ai_vector"]), ux, context)
+
+
+async def _ranked_set(
     conn: Any,
     params: engine.SearchParams,
     query_vector: QueryVector | None,
     ux: UxParams,
-    config: engine.EngineConfig,
-    facet_config: FacetConfig,
-    vectors: VectorCache | None,
-    stats: StatsCache | None,
-) -> UxResult:
-    clock = _Clock()
-    point = (params.lat, params.lon) if params.lat is not None and params.lon is not None else None
+    context: _Context,
+    clock: _Clock,
+) -> tuple[list[UUID] | None, FacetFilters, _Ranking | str]:
+    """The stores in scope, the chosen facet values, and the ranked result set (or why it is empty)."""
     store_ids = await geo_areas.store_scope(
         conn, lat=params.lat, lon=params.lon, radius_m=params.radius_m, bbox=ux.bbox, fulfilment=ux.fulfilment
     )
     filters = await _filters(conn, params, ux)
     clock.lap("scope")
     if store_ids == [] or filters.category_ids == []:
-        return UxResult([], 0, "no_stores" if store_ids == [] else "no_category", 0, Facets(), set(), {}, clock.timings)
+        return store_ids, filters, "no_stores" if store_ids == [] else "no_category"
     # With facets the ranking leaves the facet filters to facet_set; otherwise it applies what it can.
     ranked_params = (
         replace(params, category_id=None, min_price=None, max_price=None, brand=None) if ux.facets else params
     )
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
-    scope = Scope(store_ids, categories, ranked_params)
-    depth = _depth(params, ux, facet_config)
-    ranking = await _rank(conn, scope, query_vector, depth, params.offset + params.limit, config, vectors, stats)
+    scope = Scope(store_ids, categories, ranked_params, exclude_id=context.exclude_id)
+    depth = _depth(params, ux, context.facet_config)
+    extra = context.exclude_id is not None  # the facet set's in-memory ranking may hold the product itself
+    ranking = await _rank(
+        conn, scope, query_vector, depth + extra, params.offset + params.limit, context.config, context.vectors,
+        context.stats,
+    )  # fmt: skip
+    ranking.ids = [i for i in ranking.ids if i != context.exclude_id][:depth]
+    return store_ids, filters, ranking
+
+
+async def _ux_run(
+    conn: Any, params: engine.SearchParams, query_vector: QueryVector | None, ux: UxParams, context: _Context
+) -> UxResult:
+    clock = _Clock()
+    point = (params.lat, params.lon) if params.lat is not None and params.lon is not None else None
+    store_ids, filters, ranking = await _ranked_set(conn, params, query_vector, ux, context, clock)
+    if isinstance(ranking, str):
+        return UxResult([], 0, ranking, 0, Facets(), set(), {}, clock.timings)
     clock.lap("rank")
-    page = await facet_set(
-        conn, ranking.ids, store_ids=store_ids, in_stock=params.in_stock, point=point, filters=filters,
-        facets=ux.facets, sort=ux.sort, offset=params.offset, limit=params.limit,
+    page = await faceted_page(
+        conn, context.labels, ranking.ids, store_ids=store_ids, in_stock=params.in_stock, point=point,
+        filters=filters, facets=ux.facets, sort=ux.sort, offset=params.offset, limit=params.limit,
     )  # fmt: skip
     clock.lap("facets")
     shown = store_ids if ux.store_id is None else [s for s in store_ids or [ux.store_id] if s == ux.store_id]

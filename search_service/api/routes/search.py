@@ -27,10 +27,10 @@ from search_service.api.schemas import (
     SearchResponse,
     StoreHitOut,
 )
-from search_service.api.ux_params import UX_DEPENDENCIES, UxOptions
+from search_service.api.ux_params import UxOptions
 from search_service.engine import geo_areas
 from search_service.engine import search as engine
-from search_service.engine.ux import needs_ux
+from search_service.engine.ux import UxResult, needs_ux, ux_similar
 
 
 def _finite(value: Any, default: float = 0.0) -> float:
@@ -132,7 +132,7 @@ async def _delivering(conn: Any, sp: engine.SearchParams, result: engine.SearchR
     ),
     tags=["search"],
     responses=SEARCH_RESPONSES,
-    dependencies={**FILTER_DEPENDENCIES, **UX_DEPENDENCIES},
+    dependencies=FILTER_DEPENDENCIES,
 )
 async def search_products(
     rt: NamedDependency[Runtime],
@@ -166,7 +166,12 @@ async def search_products(
 @get(
     "/v1/products/{product_id:str}/similar",
     summary="Products similar to a product",
-    description="Products whose embedding is nearest to this product's, with the same filters as search.",
+    description=(
+        "Products whose embedding is nearest to this product's, with the same filters as search: a radius, a map "
+        "viewport (`bbox`) or the stores delivering to lat/lon (`fulfilment`); `facets` counted over the "
+        "PLINQY_FACET_DEPTH (default 1000) most similar products; `sort` by distance or price; `explain=true` "
+        "gives each hit's vector similarity and the plan's stages. The product itself is never a result."
+    ),
     tags=["search"],
     responses=SIMILAR_RESPONSES,
     dependencies=FILTER_DEPENDENCIES,
@@ -176,10 +181,16 @@ async def similar_products(
     request: Request[Any, Any, Any],
     product_id: P.ProductIdParam,
     filters: NamedDependency[SearchFilters],
+    ux: NamedDependency[UxOptions],
 ) -> SearchResponse:
     started = time.perf_counter()
     pid = UUID(P.product_id(product_id))
     sp = filters.params(q="", mode="semantic")
+    if needs_ux(ux.ux, sp):
+        found, engine_started = await _run_ux_similar(rt, pid, sp, ux)
+        rt.metrics.search_latency.labels("similar", found.strategy).observe(time.perf_counter() - engine_started)
+        request.state.search_strategy = found.strategy
+        return ux_response(found, ux.ux, _hit_out, (time.perf_counter() - started) * 1000)
     async with rt.connection() as conn:
         engine_started = time.perf_counter()
         result = await engine.similar(conn, pid, sp, rt.engine_config, vectors=rt.vectors, stats=rt.stats)
@@ -187,6 +198,16 @@ async def similar_products(
     rt.metrics.search_latency.labels("similar", strategy).observe(time.perf_counter() - engine_started)
     request.state.search_strategy = strategy
     return to_search_response(result, (time.perf_counter() - started) * 1000)
+
+
+async def _run_ux_similar(rt: Runtime, pid: UUID, sp: engine.SearchParams, ux: UxOptions) -> tuple[UxResult, float]:
+    async with rt.connection() as conn:
+        started = time.perf_counter()
+        found = await ux_similar(
+            conn, pid, sp, ux.ux, config=rt.engine_config, facet_config=rt.settings.facets, vectors=rt.vectors,
+            stats=rt.stats, labels=rt.labels,
+        )  # fmt: skip
+    return found, started
 
 
 SEARCH_ROUTES = [search_products, similar_products]

@@ -84,6 +84,7 @@ async def run_ux_search(
                 facet_config=rt.settings.facets,
                 vectors=rt.vectors,
                 stats=rt.stats,
+                labels=rt.labels,
             )
     finally:
         if embedding is not None and not embedding.done():
@@ -132,7 +133,7 @@ async def suggest_route(
     point = P.check_point(lat, lon)
     params = SuggestParams(text, point[0] if point else None, point[1] if point else None, radius_m, limit)
     async with rt.connection() as conn:
-        found = await suggest(conn, params)
+        found = await suggest(conn, params, rt.labels)
     took = round((time.perf_counter() - started) * 1000, 3)
     return SuggestResponse([SuggestionOut(s.kind, s.text, s.ref) for s in found], took)
 

@@ -161,3 +161,96 @@ FROM product_master p
 JOIN corrections c ON c.term IN (SELECT search_terms_of(p.name, p.brand))
 WHERE p.id = ANY(:product_ids::uuid[])
 GROUP BY p.id;
+
+-- name: labels_all
+-- params: none
+-- The in-memory product labels (facet_labels.py): every product's category, brand, active flag and lower-cased
+-- name and brand (PostgreSQL's lower(), which the SQL paths compare with), and its stamp.
+SELECT id, category_id, brand, is_active, updated_at, lower(name) AS lower_name, lower(brand) AS lower_brand
+FROM product_master;
+
+-- name: labels_changed
+-- params: since timestamptz
+-- A refresh of the labels: the products stamped after `since` (index-only in ix_product_master_updated_at).
+SELECT id, category_id, brand, is_active, updated_at, lower(name) AS lower_name, lower(brand) AS lower_brand
+FROM product_master WHERE updated_at > :since::timestamptz;
+
+-- name: category_state
+-- params: none
+-- Whether the category table changed since the in-memory labels read it (its row count and newest stamp).
+SELECT count(*) AS n, max(updated_at) AS newest FROM category;
+
+-- name: category_tree
+-- params: none
+-- The category tree of the in-memory labels, with the state category_state reads.
+SELECT count(*) AS n, max(updated_at) AS newest, array_agg(id ORDER BY id) AS ids,
+       array_agg(parent_id ORDER BY id) AS parents, array_agg(name ORDER BY id) AS names,
+       array_agg(lower(name) ORDER BY id) AS lower_names
+FROM category;
+
+-- name: facet_listings
+-- params: product_ids uuid[] (the result set, best first), store_ids uuid[]|null (null: any active store),
+--    in_stock bool, store_id uuid|null (the chosen store), distances bool (compute each listing's store distance),
+--    lon float8|null, lat float8|null, narrow_stores int (scopes of at most this many stores: store by store),
+--    since timestamptz (the in-memory labels may miss products stamped after this), unknown_ids uuid[] (the set's
+--    products the labels do not hold), set_brands text[] (the brands the labels give the set),
+--    facet_brand text|null (the chosen brand)
+-- The in-memory facet path (facet_memory.py): the set's qualifying listings in scope, 20 bytes each in one bytea
+-- (int4 position in product_ids from 1, int8 price in cents, float8 store distance or NaN), read as facet_set
+-- reads them (per product; globally a hash of the active stores; a few stores store by store) but without the
+-- product rows, which the API holds; the labels of the set's products stamped after `since` or not held; and
+-- which of the set's brands the chosen one is (lower() as PostgreSQL has it, as the SQL path compares them).
+WITH pt AS (
+    SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
+                ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
+), base AS MATERIALIZED (
+    SELECT b.id, b.ord FROM unnest(:product_ids::uuid[]) WITH ORDINALITY AS b(id, ord)
+), listing AS (
+    SELECT base.ord, sp.store_id, sp.price
+    FROM base
+    JOIN store_product sp ON sp.product_master_id = base.id
+    WHERE cardinality(:store_ids::uuid[]) > :narrow_stores::int
+      AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
+      AND sp.store_id IN (SELECT unnest(:store_ids::uuid[]))
+    UNION ALL
+    SELECT base.ord, sp.store_id, sp.price
+    FROM base
+    JOIN store_product sp ON sp.product_master_id = base.id
+    JOIN store s ON s.id = sp.store_id
+    WHERE :store_ids::uuid[] IS NULL
+      AND s.is_active AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
+    UNION ALL
+    SELECT base.ord, sp.store_id, sp.price
+    FROM unnest(:store_ids::uuid[]) AS st(id)
+    JOIN store_product sp ON sp.store_id = st.id
+    JOIN base ON base.id = sp.product_master_id
+    WHERE cardinality(:store_ids::uuid[]) <= :narrow_stores::int
+      AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
+), kept AS MATERIALIZED (
+    SELECT ord, store_id, price FROM listing WHERE :store_id::uuid IS NULL OR store_id = :store_id::uuid
+), store_distance AS MATERIALIZED (
+    SELECT s.id, ST_Distance(s.location, pt.g) AS d
+    FROM store s CROSS JOIN pt
+    WHERE :distances::bool AND pt.g IS NOT NULL AND s.id IN (SELECT DISTINCT store_id FROM kept)
+), labels AS MATERIALIZED (
+    SELECT p.id, p.category_id, p.brand, p.is_active
+    FROM product_master p
+    WHERE p.updated_at > :since::timestamptz AND p.id IN (SELECT id FROM base)
+    UNION
+    SELECT p.id, p.category_id, p.brand, p.is_active
+    FROM product_master p
+    WHERE p.id = ANY(:unknown_ids::uuid[])
+), chosen AS (
+    SELECT coalesce(array_agg(DISTINCT b.brand), '{}'::text[]) AS brands
+    FROM (SELECT unnest(:set_brands::text[]) AS brand UNION SELECT brand FROM labels) b
+    WHERE lower(b.brand) = lower(:facet_brand::text)
+)
+SELECT
+    (SELECT coalesce(string_agg(int4send(k.ord::int4) || int8send((k.price * 100)::int8)
+                                || float8send(coalesce(sd.d, 'NaN'::float8)), ''::bytea), ''::bytea)
+     FROM kept k LEFT JOIN store_distance sd ON sd.id = k.store_id) AS listings,
+    l.ids AS label_ids, l.categories AS label_categories, l.brands AS label_brands, l.actives AS label_actives,
+    (SELECT brands FROM chosen) AS chosen_brands
+FROM (SELECT coalesce(array_agg(id), '{}'::uuid[]) AS ids, array_agg(category_id) AS categories,
+             array_agg(brand) AS brands, array_agg(is_active) AS actives
+      FROM labels) l;

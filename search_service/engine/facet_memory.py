@@ -1,0 +1,222 @@
+"""`facet_set` from the in-memory product labels: the same page, totals and counts as the SQL statement's.
+
+PostgreSQL reads only the set's qualifying listings in scope (`facet_listings`: position, price in cents, store
+distance; no product row) and the labels of the set's products the copy may not have yet (`facet_labels.py`);
+filters, orders and counts are numpy's. The category, brand and price facets and all three sorts; the store
+facet needs every listing's store, and goes to the SQL statement (`faceted_page` chooses).
+
+As in SQL: a product passes when it is active, in the chosen category subtree, of the chosen brand (lower() as
+PostgreSQL compares it), and has a listing in scope at the chosen store in the price range; a facet counts the
+products that pass every filter but its own (the chosen store is no facet here: its filter applies to every
+listing read); categories roll up the tree; a price bucket counts the products with a listing in it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+
+from search_service.db.sql import statement
+from search_service.engine.facet_labels import NO_BRAND, NO_CATEGORY, ProductLabels
+from search_service.engine.facets import (
+    FACET_VALUES,
+    NARROW_STORES,
+    PRICE_EDGES,
+    CategoryCount,
+    FacetedPage,
+    FacetFilters,
+    Facets,
+    PriceBucket,
+    Sort,
+    ValueCount,
+    check_request,
+    facet_set,
+    price_bucket,
+)
+
+MEMORY_FACETS = frozenset(("category", "brand", "price"))
+LISTING = np.dtype([("pos", ">i4"), ("cents", ">i8"), ("distance", ">f8")])
+EDGE_CENTS = np.array([int(edge * 100) for edge in PRICE_EDGES], dtype=np.int64)
+NO_PRICE = np.iinfo(np.int64).max
+NO_FILTERS = FacetFilters()
+
+
+async def faceted_page(conn: Any, labels: ProductLabels | None, product_ids: Sequence[UUID], **kw: Any) -> FacetedPage:
+    """`facet_set` in memory when the labels are loaded and the facets asked for allow it, else in SQL."""
+    if labels is not None and labels.loaded and MEMORY_FACETS.issuperset(kw.get("facets", ())):
+        return await facet_set_in_memory(conn, labels, product_ids, **kw)
+    return await facet_set(conn, product_ids, **kw)
+
+
+class _Set:
+    """The set's products (by position) and their qualifying listings, as arrays."""
+
+    def __init__(self, n: int, labels: ProductLabels, rows: np.ndarray, row: Any, ids: Sequence[UUID]) -> None:
+        held = rows >= 0
+        self.category = np.full(n, NO_CATEGORY, dtype=np.int64)
+        self.brand = np.full(n, NO_BRAND, dtype=np.int32)
+        self.active = np.zeros(n, dtype=bool)
+        self.category[held] = labels.category[rows[held]]
+        self.brand[held] = labels.brand[rows[held]]
+        self.active[held] = labels.active[rows[held]]
+        if row["label_ids"]:  # stamped since the copy's snapshot, or not held: the statement's rows win
+            position = {pid: i for i, pid in enumerate(ids)}
+            for pid, category, brand, active in zip(
+                row["label_ids"], row["label_categories"], row["label_brands"], row["label_actives"], strict=True
+            ):
+                i = position[pid]
+                self.category[i] = NO_CATEGORY if category is None else category
+                self.brand[i] = labels.brand_code(brand)
+                self.active[i] = active
+        listings = np.frombuffer(row["listings"], dtype=LISTING)
+        self.pos = listings["pos"].astype(np.int64) - 1
+        self.cents = listings["cents"].astype(np.int64)
+        self.distance = listings["distance"].astype(np.float64)
+
+
+def _cents(low: Decimal | None, high: Decimal | None) -> tuple[int, int]:
+    """The price range in whole cents: prices have two decimals, so price >= low iff cents >= ceil(low * 100)."""
+    return (
+        -1 if low is None else math.ceil(low * 100),
+        NO_PRICE if high is None else math.floor(high * 100),
+    )
+
+
+def _category_counts(labels: ProductLabels, category: np.ndarray) -> list[CategoryCount]:
+    leaves, counts = np.unique(category[category != NO_CATEGORY], return_counts=True)
+    totals: dict[int, int] = {}
+    for leaf, count in zip(leaves.tolist(), counts.tolist(), strict=True):
+        for ancestor in labels.ancestors(leaf):
+            totals[ancestor] = totals.get(ancestor, 0) + count
+    ordered = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    return [CategoryCount(i, labels.categories[i].name, labels.categories[i].parent_id, n) for i, n in ordered]
+
+
+def _brand_counts(labels: ProductLabels, brand: np.ndarray) -> list[ValueCount]:
+    codes, counts = np.unique(brand[brand != NO_BRAND], return_counts=True)
+    values = [(labels.brands[c], n) for c, n in zip(codes.tolist(), counts.tolist(), strict=True)]
+    values.sort(key=lambda item: (-item[1], item[0]))  # code point order: the cluster's C.UTF-8 collation
+    return [ValueCount(v, n) for v, n in values[:FACET_VALUES]]
+
+
+def _price_counts(pos: np.ndarray, cents: np.ndarray, n: int) -> list[PriceBucket]:
+    bucket = np.searchsorted(EDGE_CENTS, cents, side="right")  # as width_bucket numbers them, from 1
+    pairs = np.unique(bucket * n + pos)  # each product once per bucket
+    found, counts = np.unique(pairs // n, return_counts=True)
+    return [PriceBucket(*price_bucket(int(b)), int(c)) for b, c in zip(found, counts, strict=True)]
+
+
+def _order(hits: np.ndarray, s: _Set, price_ok: np.ndarray, sort: Sort) -> np.ndarray:
+    """Positions of the hits in the chosen order; ties keep the relevance order (stable sorts)."""
+    positions = np.flatnonzero(hits)
+    if sort == "relevance":
+        return positions
+    if sort == "price":
+        key = np.full(len(hits), NO_PRICE, dtype=np.int64)
+        np.minimum.at(key, s.pos[price_ok], s.cents[price_ok])
+        return positions[np.argsort(key[positions], kind="stable")]
+    nearest = np.full(len(hits), np.inf)
+    np.fmin.at(nearest, s.pos[price_ok], s.distance[price_ok])
+    return positions[np.argsort(nearest[positions], kind="stable")]
+
+
+async def _read(
+    conn: Any, labels: ProductLabels, ids: list[UUID], rows: np.ndarray, brand: str | None, **bind: Any
+) -> Any:
+    held = rows[rows >= 0]
+    set_brands = [labels.brands[c] for c in np.unique(labels.brand[held]).tolist() if c != NO_BRAND] if brand else []
+    stmt = statement("engine/facets", "facet_listings")
+    return await conn.fetchrow(
+        stmt.sql,
+        *stmt.bind(
+            product_ids=ids,
+            since=labels.since,
+            unknown_ids=[ids[i] for i in np.flatnonzero(rows < 0).tolist()],
+            set_brands=set_brands,
+            facet_brand=brand,
+            narrow_stores=NARROW_STORES,
+            **bind,
+        ),
+    )
+
+
+async def facet_set_in_memory(
+    conn: Any,
+    labels: ProductLabels,
+    product_ids: Sequence[UUID],
+    *,
+    store_ids: Sequence[UUID] | None,
+    in_stock: bool = True,
+    point: tuple[float, float] | None = None,
+    filters: FacetFilters = NO_FILTERS,
+    facets: Sequence[str] = (),
+    sort: Sort = "relevance",
+    offset: int = 0,
+    limit: int = 20,
+) -> FacetedPage:
+    """`facets.facet_set` (same arguments and result), counted in memory; the store facet is not counted here."""
+    check_request(facets, sort, point)
+    if not MEMORY_FACETS.issuperset(facets):
+        raise ValueError(f"the in-memory facets are {sorted(MEMORY_FACETS)}")
+    ids = list(product_ids)
+    rows = labels.rows_of(ids)
+    row = await _read(
+        conn, labels, ids, rows, filters.brand,
+        store_ids=None if store_ids is None else list(store_ids), in_stock=in_stock, store_id=filters.store_id,
+        distances=sort == "distance", lon=None if point is None else point[1], lat=None if point is None else point[0],
+    )  # fmt: skip
+    s = _Set(len(ids), labels, rows, row, ids)
+    if not set(np.unique(s.category).tolist()) <= {NO_CATEGORY, *labels.categories}:
+        await labels.load_categories(conn)  # a category newer than the copy's tree
+    return _page(labels, s, row, ids, filters, facets, sort, offset, limit)
+
+
+def _page(
+    labels: ProductLabels,
+    s: _Set,
+    row: Any,
+    ids: list[UUID],
+    filters: FacetFilters,
+    facets: Sequence[str],
+    sort: Sort,
+    offset: int,
+    limit: int,
+) -> FacetedPage:
+    n = len(ids)
+    cat_ok = np.ones(n, dtype=bool) if filters.category_ids is None else np.isin(s.category, filters.category_ids)
+    brand_ok = np.ones(n, dtype=bool)
+    if filters.brand is not None:
+        chosen = [labels.brand_code(b) for b in row["chosen_brands"]]
+        brand_ok = np.isin(s.brand, chosen)
+    low, high = _cents(filters.min_price, filters.max_price)
+    price_ok = (s.cents >= low) & (s.cents <= high)
+    listed = np.zeros(n, dtype=bool)
+    listed[s.pos[price_ok]] = True
+    hits = s.active & cat_ok & brand_ok & listed
+    order = _order(hits, s, price_ok, sort)
+    page = order[offset : offset + limit]
+    best = np.full(n, NO_PRICE, dtype=np.int64)
+    np.minimum.at(best, s.pos[price_ok], s.cents[price_ok])
+    nearest = np.full(n, np.nan)
+    if sort == "distance":
+        np.fmin.at(nearest, s.pos[price_ok], s.distance[price_ok])
+    wanted = set(facets)
+    priced = (s.active & cat_ok & brand_ok)[s.pos]
+    return FacetedPage(
+        total=int(hits.sum()),
+        ids=[ids[i] for i in page.tolist()],
+        best_price={ids[i]: Decimal(int(best[i])) / 100 for i in page.tolist()},
+        nearest_m={ids[i]: float(nearest[i]) for i in page.tolist() if not math.isnan(nearest[i])},
+        facets=Facets(
+            category=_category_counts(labels, s.category[s.active & brand_ok & listed])
+            if "category" in wanted
+            else None,
+            brand=_brand_counts(labels, s.brand[s.active & cat_ok & listed]) if "brand" in wanted else None,
+            price=_price_counts(s.pos[priced], s.cents[priced], n) if "price" in wanted else None,
+        ),
+    )
