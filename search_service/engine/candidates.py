@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import asyncpg
 import numpy as np
 from pyroaring import BitMap
 
@@ -91,6 +92,7 @@ class CandidateSets:
         self.stale = False  # a rebuild is due (a refresh does it)
         self.applied_changes = 0
         self._map: tuple[object, int, int, np.ndarray] | None = None  # (view, view rows, ordinals, row of ordinal)
+        self._retry_at = 0.0  # time.monotonic() from which a failed load is tried again
 
     @property
     def loaded(self) -> bool:
@@ -159,7 +161,8 @@ class CandidateSets:
     async def refresh(self, conn: Conn) -> None:
         """Rebuild when due (or never loaded), else apply the changes since the sets' snapshot."""
         if self.snapshot is None or self.stale:
-            await self.load(conn)
+            if time.monotonic() >= self._retry_at:
+                await self.load(conn)
             return
         stmt = statement("engine/search", "listing_changes")
         base = self.snapshot
@@ -169,12 +172,19 @@ class CandidateSets:
             await self.load(conn)
 
     async def load(self, conn: Conn) -> None:
-        """Every sellable listing, grouped by store, and the change log's state, in one snapshot."""
+        """Every sellable listing, grouped by store, and the change log's state, in one snapshot. A database that
+        does not let this role read them (or lacks the log: behind migration 0012) leaves the sets unloaded, and
+        searches list the products in SQL as before; a refresh tries again a minute later."""
         started = time.perf_counter()
         state, by_store = (statement("engine/search", n) for n in ("candidate_sets_state", "in_stock_by_store"))
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            row = await conn.fetchrow(state.sql)
-            stores = await conn.fetch(by_store.sql)
+        try:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                row = await conn.fetchrow(state.sql)
+                stores = await conn.fetch(by_store.sql)
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedTableError) as exc:
+            log.warning("candidate sets: not loaded (%s); searches list their products in SQL", exc)
+            self._retry_at = time.monotonic() + 60.0
+            return
         self._build([r["store_id"] for r in stores], [bytes(r["packed_ids"]) for r in stores])
         self.snapshot, self.stale = snapshot_of(row), False
         log.info(

@@ -37,8 +37,8 @@ copy-on-write pages, and scores the rows changed since the generation (and the r
 those pass `private_limit`, one process writes a new generation and the others move to it after refreshing it
 to a snapshot no older than their own (`_share`). Row numbers never change within a process: a generation
 whose rows do not extend a process's own (new products added in another order) is taken only while no ranking
-of this process is alive. Packed batches are off when shared: ONNX Runtime would pre-pack the codes into
-every process's private memory (+0.8 GB a process at 1M).
+of this process is alive. Packed batches are off when shared past quantizer.SHARED_PACK_MAX_ROWS: ONNX Runtime
+pre-packs the codes into every process's private memory (+0.8 GB a process at 1M; ~40 MB at 100k).
 A refresh may overwrite rows while a query is scored in the thread; such rows carry stamps above the
 watermark the search captured before asking for scores, so the search checks them in SQL anyway.
 """
@@ -177,7 +177,7 @@ class VectorCache:
 
     def _repack_due(self) -> bool:
         """Whether the int8 batch snapshot should be rebuilt: the rows scored outside it (set or added since)
-        cost ~1 µs each per batch in numpy, a rebuild ~2.5 µs per row once. Never for a shared generation."""
+        cost ~1 µs each per batch in numpy, a rebuild ~2.5 µs per row once. Shared: small generations only."""
         int8, n = self._view.int8, self._view.n
         return int8 is not None and int8.batches_packed and int8.unpacked_rows(n) > max(2048, n // 100)
 
