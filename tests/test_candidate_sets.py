@@ -170,6 +170,28 @@ def test_listings_added_moved_and_deleted_keep_the_sets_exact(db_url: str, seede
     asyncio.run(body())
 
 
+def test_changes_pruned_before_they_were_read_rebuild_the_sets(db_url: str, seeded: Seeded, encoder: Encoder) -> None:
+    pasta = seeded.products["pasta"]
+
+    async def body() -> None:
+        engine = Engine(db_url, encoder)
+        await engine.start()
+        sets = engine.vectors.candidates
+        assert pasta in (await engine.ids())[0] and sets.loaded
+        set_quantity(db_url, seeded, "pasta", "near", 0)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("SELECT prune_listing_changes(interval '0 seconds')")
+        ids, got = await engine.ids()  # the sets fell behind: this search lists its products in SQL
+        assert pasta not in ids and got.strategy == "exact_gather" and sets.stale
+        await sets.refresh(engine.conn)  # the API's refresh rebuilds them
+        assert sets.loaded
+        set_quantity(db_url, seeded, "pasta", "near", 3)
+        assert pasta in (await engine.ids())[0]
+        await engine.conn.close()
+
+    asyncio.run(body())
+
+
 @pytest.fixture(scope="module")
 def api_url(db_url: str, seeded: Seeded, encoder: Encoder) -> Iterator[str]:
     """The API with the gather plan forced (at this catalogue's size the plan choice takes the SQL exact plan, which

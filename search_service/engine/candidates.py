@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PRUNE_EVERY_S = 600.0
 PAIR_BYTES = 33  # a change: store id, product id (16 bytes each), sellable (1 byte)
 NO_CHANGES: Mapping[str, Any] = MappingProxyType({"since_seq": None, "pending": [], "max_changes": 0})  # none read
 
@@ -93,6 +94,7 @@ class CandidateSets:
         self.applied_changes = 0
         self._map: tuple[object, int, int, np.ndarray] | None = None  # (view, view rows, ordinals, row of ordinal)
         self._retry_at = 0.0  # time.monotonic() from which a failed load is tried again
+        self._prune_at = time.monotonic() + PRUNE_EVERY_S
 
     @property
     def loaded(self) -> bool:
@@ -159,7 +161,11 @@ class CandidateSets:
         self.applied_changes += len(pairs)
 
     async def refresh(self, conn: Conn) -> None:
-        """Rebuild when due (or never loaded), else apply the changes since the sets' snapshot."""
+        """Rebuild when due (or never loaded), else apply the changes since the sets' snapshot; and every
+        PRUNE_EVERY_S, delete the log's rows older than PRUNE_KEEP (every process reads it each second)."""
+        if time.monotonic() >= self._prune_at and self.loaded:
+            self._prune_at = time.monotonic() + PRUNE_EVERY_S
+            await conn.execute(statement("engine/search", "prune_listing_changes").sql)
         if self.snapshot is None or self.stale:
             if time.monotonic() >= self._retry_at:
                 await self.load(conn)

@@ -125,6 +125,12 @@ SELECT
 WITH {{ changes_since }}
 SELECT {{ listing_changes_columns }};
 
+-- name: prune_listing_changes
+-- params: none
+-- The API's refresh, every 10 minutes a process: the change log's rows older than an hour go (a process reads it
+-- every second; one that had not read them yet rebuilds its sets: listing_change_pruned).
+SELECT prune_listing_changes(interval '1 hour');
+
 -- name: candidate_sets_state
 -- params: none
 -- A rebuild of the candidate sets: the change log's state, in the snapshot in_stock_by_store then reads.
