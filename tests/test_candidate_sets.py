@@ -220,3 +220,31 @@ def test_a_stock_change_reaches_the_next_http_search(api_url: str, db_url: str, 
     set_quantity(db_url, seeded, "ricecakes", "near", 0)
     ids, body = found()
     assert rice not in ids and body["total_candidates"] == before["total_candidates"]
+
+
+def test_explain_counts_the_products_in_stock_in_scope(api_url: str, db_url: str, seeded: Seeded) -> None:
+    """The UX path (explain) reads the changes itself and reports the sets' exact count."""
+
+    def explained() -> dict[str, Any]:
+        params = {"q": "rice cakes snack", "mode": "semantic", "radius_m": 3000, "explain": "true", **AT_CENTER}
+        response = httpx.get(f"{api_url}/v1/search", params=params, timeout=30)
+        assert response.status_code == 200, response.text
+        return dict(response.json()["explain"])
+
+    def in_stock_nearby() -> int:
+        with psycopg.connect(db_url) as conn:
+            row = conn.execute(
+                "SELECT count(DISTINCT sp.product_master_id) FROM store_product sp "
+                "JOIN product_master p ON p.id = sp.product_master_id "
+                "WHERE sp.store_id = %s AND sp.is_active AND sp.quantity > 0 AND p.ai_vector IS NOT NULL",
+                (seeded.stores["near"],),  # the one active store within 3 km
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+    first = explained()
+    assert first["plan"] == "exact_gather" and first["candidates"] == in_stock_nearby()
+    set_quantity(db_url, seeded, "pasta", "near", 0)
+    assert explained()["candidates"] == in_stock_nearby() == first["candidates"] - 1
+    set_quantity(db_url, seeded, "pasta", "near", 3)
+    assert explained()["candidates"] == first["candidates"]

@@ -222,6 +222,16 @@ class CandidateSets:
         self._map = None
 
     # --- reading
+    async def current_scope(self, conn: Conn, store_ids: list[UUID] | None, in_stock: bool) -> InScope | None:
+        """The products in stock at `store_ids` as of now, for a search whose scope came from another statement
+        than search_context (the UX path's bbox and delivery scopes): the changes read first. None: no sets."""
+        if store_ids is None or not in_stock or not self.loaded:
+            return None
+        stmt = statement("engine/search", "listing_changes")
+        base = self.snapshot
+        row = await conn.fetchrow(stmt.sql, *stmt.bind(**self.read_args()))
+        return self.in_scope(store_ids) if self.apply(base, row) else None
+
     def in_scope(self, store_ids: list[UUID]) -> InScope:
         bitmaps = [b for b in (self.stores.get(s) for s in store_ids) if b is not None]
         union = BitMap.union(*bitmaps) if bitmaps else BitMap()

@@ -225,7 +225,9 @@ async def _ux_run(
         replace(params, category_id=None, min_price=None, max_price=None, brand=None) if ux.facets else params
     )
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
-    scope = Scope(store_ids, categories, ranked_params)
+    sets = None if vectors is None else vectors.candidates  # the products in stock in scope, counted (candidates.py)
+    in_scope = None if sets is None else await sets.current_scope(conn, store_ids, params.in_stock)
+    scope = Scope(store_ids, categories, ranked_params, None, in_scope)
     depth = _depth(params, ux, facet_config)
     ranking = await _rank(conn, scope, query_vector, depth, params.offset + params.limit, config, vectors, stats)
     clock.lap("rank")
