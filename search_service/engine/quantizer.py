@@ -23,7 +23,7 @@ next pack. The packed kernel passes the same self-test, or batches stay one quer
 One query goes to the packed session too: with the codes as an input, ONNX Runtime 1.32 packs them on every
 call whatever the batch (100k rows, one query: 21 ms of CPU against 1.5 packed, 2026-12-03). A shared
 generation's codes are packed when it holds at most SHARED_PACK_MAX_ROWS rows: the packed copy is private to each
-process (~40 MB per 100k rows), which a 1M-row copy cannot afford in every worker.
+process (+74 MB of RSS measured at 100k rows), which a 1M-row copy cannot afford in every worker.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np
 VECTOR_LEVELS = 63
 QUERY_LEVELS = 127
 ZERO_POINT = 128  # queries go in as uint8: q8 + 128 (the kernel's fast path is u8 x s8)
-SHARED_PACK_MAX_ROWS = 250_000  # a shared generation up to this size is packed in each process (see above)
+SHARED_PACK_MAX_ROWS = 120_000  # a shared generation up to this size is packed in each process (~75 MB, above)
 BOUND_SLACK = 1e-5  # float32 rounding of scales and bounds is ~1e-7; exactness needs an upper bound
 
 

@@ -38,7 +38,7 @@ those pass `private_limit`, one process writes a new generation and the others m
 to a snapshot no older than their own (`_share`). Row numbers never change within a process: a generation
 whose rows do not extend a process's own (new products added in another order) is taken only while no ranking
 of this process is alive. Packed batches are off when shared past quantizer.SHARED_PACK_MAX_ROWS: ONNX Runtime
-pre-packs the codes into every process's private memory (+0.8 GB a process at 1M; ~40 MB at 100k).
+pre-packs the codes into every process's private memory (+0.8 GB a process at 1M; ~75 MB at 100k).
 A refresh may overwrite rows while a query is scored in the thread; such rows carry stamps above the
 watermark the search captured before asking for scores, so the search checks them in SQL anyway.
 """
