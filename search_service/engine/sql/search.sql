@@ -56,6 +56,11 @@ AND (:category_ids::bigint[] IS NULL OR p.category_id = ANY(:category_ids::bigin
 AND (:exclude_id::uuid IS NULL OR p.id <> :exclude_id::uuid)
 AND (:brand::text IS NULL OR lower(p.brand) = lower(:brand::text))
 
+-- fragment: sellable_listing
+-- params: none
+-- What the candidate sets hold (alias sp): a listing in stock, as the partial indexes on store_product define it.
+sp.is_active AND sp.quantity > 0
+
 -- fragment: changes_since
 -- params: since_seq bigint|null (the candidate sets' snapshot; null: none held, nothing read),
 --    pending bigint[] (the transactions in progress then), max_changes int (past it the sets are rebuilt)
@@ -86,7 +91,7 @@ ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x) A
             || CASE WHEN EXISTS (
                    SELECT 1 FROM store_product sp
                    WHERE sp.store_id = ch.store_id AND sp.product_master_id = ch.product_master_id
-                     AND sp.is_active AND sp.quantity > 0
+                     AND {{ sellable_listing }}
                ) THEN '\x01'::bytea ELSE '\x00'::bytea END, ''::bytea)
  FROM changed ch) AS change_pairs,
 (SELECT count(*) FROM changed) AS change_count,
@@ -142,7 +147,7 @@ SELECT {{ snapshot_columns }};
 -- index-only scan of ix_store_product_store_in_stock, in store order).
 SELECT sp.store_id, string_agg(uuid_send(sp.product_master_id), ''::bytea) AS packed_ids
 FROM store_product sp
-WHERE sp.is_active AND sp.quantity > 0
+WHERE {{ sellable_listing }}
 GROUP BY sp.store_id;
 
 -- name: rank_exact
