@@ -192,6 +192,28 @@ def test_changes_pruned_before_they_were_read_rebuild_the_sets(db_url: str, seed
     asyncio.run(body())
 
 
+def test_an_emptied_log_rebuilds_the_sets(db_url: str, seeded: Seeded, encoder: Encoder) -> None:
+    """TRUNCATE … RESTART IDENTITY (a reseed) numbers changes from 1 again, below the sets' snapshot."""
+    bananas = seeded.products["bananas"]
+
+    async def body() -> None:
+        engine = Engine(db_url, encoder)
+        await engine.start()
+        sets = engine.vectors.candidates
+        assert sets.snapshot is not None and sets.snapshot.seq > 0  # the earlier tests logged changes
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("TRUNCATE listing_change, listing_change_pruned RESTART IDENTITY")
+        set_quantity(db_url, seeded, "bananas", "near", 0)
+        ids, _ = await engine.ids()
+        assert bananas not in ids and sets.stale
+        await sets.refresh(engine.conn)
+        set_quantity(db_url, seeded, "bananas", "near", 10)
+        assert bananas in (await engine.ids())[0] and sets.loaded
+        await engine.conn.close()
+
+    asyncio.run(body())
+
+
 @pytest.fixture(scope="module")
 def api_url(db_url: str, seeded: Seeded, encoder: Encoder) -> Iterator[str]:
     """The API with the gather plan forced (at this catalogue's size the plan choice takes the SQL exact plan, which

@@ -75,7 +75,8 @@ BEGIN
     IF last IS NULL THEN
         RETURN 0;
     END IF;
-    UPDATE listing_change_pruned SET seq = greatest(seq, last);
+    INSERT INTO listing_change_pruned (seq) VALUES (last)  -- an upsert: a TRUNCATE may have emptied the table
+    ON CONFLICT (one) DO UPDATE SET seq = greatest(listing_change_pruned.seq, EXCLUDED.seq);
     DELETE FROM listing_change WHERE seq <= last;
     RETURN last;
 END $$;

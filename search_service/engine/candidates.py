@@ -136,8 +136,9 @@ class CandidateSets:
         if base is None or current is None or self.stale:
             return False
         seen = snapshot_of(row)
-        if int(row["change_count"]) > self.max_changes or int(row["change_pruned"]) > base.seq:
-            self.stale = True  # fell behind: the next refresh rebuilds
+        behind = int(row["change_count"]) > self.max_changes or int(row["change_pruned"]) > base.seq
+        if behind or seen.seq < base.seq:  # fell behind, or the log was emptied (TRUNCATE … RESTART IDENTITY)
+            self.stale = True  # the next refresh rebuilds
             return False
         if not (current.covers(base) and seen.covers(current)):
             return current.covers(seen)  # an older read: the sets are newer than its snapshot already

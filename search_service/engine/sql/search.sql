@@ -78,7 +78,7 @@ changed AS MATERIALIZED (
 -- params: none
 -- The change log's state in this statement's snapshot: the highest number visible (or pruned), the transaction
 -- horizon and the transactions in progress.
-greatest((SELECT max(seq) FROM listing_change), (SELECT seq FROM listing_change_pruned)) AS change_seq,
+coalesce(greatest((SELECT max(seq) FROM listing_change), (SELECT seq FROM listing_change_pruned)), 0) AS change_seq,
 pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS snap_xmax,
 ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x) AS snap_xip
 
@@ -95,7 +95,7 @@ ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x) A
                ) THEN '\x01'::bytea ELSE '\x00'::bytea END, ''::bytea)
  FROM changed ch) AS change_pairs,
 (SELECT count(*) FROM changed) AS change_count,
-(SELECT seq FROM listing_change_pruned) AS change_pruned,
+coalesce((SELECT seq FROM listing_change_pruned), 0) AS change_pruned,
 {{ snapshot_columns }}
 
 -- name: search_context
