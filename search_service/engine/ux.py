@@ -225,10 +225,12 @@ async def _ux_run(
         replace(params, category_id=None, min_price=None, max_price=None, brand=None) if ux.facets else params
     )
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
-    sets = None if vectors is None else vectors.candidates  # the products in stock in scope, counted (candidates.py)
-    in_scope = None if sets is None else await sets.current_scope(conn, store_ids, params.in_stock)
-    scope = Scope(store_ids, categories, ranked_params, None, in_scope)
     depth = _depth(params, ux, facet_config)
+    # The engine's vector plans (not the keyword side, nor the facet sets) rank on the candidate sets (candidates.py).
+    sets = None if vectors is None or params.mode == "keyword" or query_vector is None else vectors.candidates
+    planned = sets is not None and depth <= params.offset + params.limit
+    in_scope = await sets.current_scope(conn, store_ids, params.in_stock) if sets is not None and planned else None
+    scope = Scope(store_ids, categories, ranked_params, None, in_scope)
     ranking = await _rank(conn, scope, query_vector, depth, params.offset + params.limit, config, vectors, stats)
     clock.lap("rank")
     page = await facet_set(
