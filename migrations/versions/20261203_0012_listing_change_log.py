@@ -9,7 +9,8 @@ progress in its snapshot (see candidates.py). A reader reads the pairs' current 
 twice is harmless.
 
 `listing_change_pruned` holds the highest number `prune_listing_changes` has deleted: a reader behind it rebuilds
-its sets from store_product.
+its sets from store_product. (Not caught: rows of a transaction that stayed open for longer than the pruning age
+after writing them, pruned in the second between its commit and the readers' next read.)
 
 Revision ID: 0012
 Revises: 0011
@@ -31,7 +32,7 @@ CREATE TABLE listing_change (
     xid bigint NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
     store_id uuid NOT NULL,
     product_master_id uuid NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()  -- when written, not when its transaction began
 );
 CREATE INDEX ix_listing_change_xid ON listing_change (xid);
 CREATE TABLE listing_change_pruned (
