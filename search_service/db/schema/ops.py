@@ -104,7 +104,7 @@ listing_change = Table(
     Column("xid", BigInteger, nullable=False),  # the writing top-level transaction (pg_current_xact_id)
     Column("store_id", UUID(as_uuid=True), nullable=False),
     Column("product_master_id", UUID(as_uuid=True), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
     Index("ix_listing_change_xid", "xid"),
 )
 
