@@ -26,6 +26,7 @@ import numpy as np
 from search_service.db.sql import statement
 from search_service.engine import geo_areas
 from search_service.engine import search as engine
+from search_service.engine.candidates import InScope
 from search_service.engine.facet_vectors import rank_vector_set
 from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort, facet_set
 from search_service.engine.fusion import Ranked, merge
@@ -148,6 +149,21 @@ async def _rank(
     return _Ranking(ids, scores, merged.strategy, merged.total, vector_side, keyword_side)
 
 
+async def _in_scope(
+    conn: Any,
+    params: engine.SearchParams,
+    store_ids: list[UUID] | None,
+    depth: int,
+    has_vector: bool,
+    vectors: VectorCache | None,
+) -> InScope | None:
+    """The candidate sets' products in scope (candidates.py), when the engine's vector plans rank: not for the
+    keyword side alone, nor for a facet set (facet_vectors.py)."""
+    if vectors is None or params.mode == "keyword" or not has_vector or depth > params.offset + params.limit:
+        return None
+    return await vectors.candidates.current_scope(conn, store_ids, params.in_stock)
+
+
 async def _filters(conn: Any, params: engine.SearchParams, ux: UxParams) -> FacetFilters:
     category_ids = None
     if params.category_id is not None:
@@ -226,10 +242,7 @@ async def _ux_run(
     )
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
     depth = _depth(params, ux, facet_config)
-    # The engine's vector plans (not the keyword side, nor the facet sets) rank on the candidate sets (candidates.py).
-    sets = None if vectors is None or params.mode == "keyword" or query_vector is None else vectors.candidates
-    planned = sets is not None and depth <= params.offset + params.limit
-    in_scope = await sets.current_scope(conn, store_ids, params.in_stock) if sets is not None and planned else None
+    in_scope = await _in_scope(conn, params, store_ids, depth, query_vector is not None, vectors)
     scope = Scope(store_ids, categories, ranked_params, None, in_scope)
     ranking = await _rank(conn, scope, query_vector, depth, params.offset + params.limit, config, vectors, stats)
     clock.lap("rank")
