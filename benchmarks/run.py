@@ -57,6 +57,7 @@ from search_service.db import migrate
 from search_service.db.hnsw import build_memory
 from search_service.db.sql import statement
 from search_service.demo.synthetic import SyntheticSpec, seed_synthetic
+from search_service.engine.candidates import NO_CHANGES
 from search_service.engine.search import (
     HNSW_INDEX,
     EngineConfig,
@@ -728,7 +729,14 @@ async def explain_engine(
     async with conn.transaction(readonly=True):
         await conn.execute(settings_sql(config))
         ctx = await conn.fetchrow(
-            *_bound("search_context", lon=params.lon, lat=params.lat, radius_m=float(params.radius_m), category_id=None)
+            *_bound(
+                "search_context",
+                lon=params.lon,
+                lat=params.lat,
+                radius_m=float(params.radius_m),
+                category_id=None,
+                **NO_CHANGES,
+            )
         )
         assert ctx is not None
         store_ids = list(ctx["store_ids"] or []) if geo else None

@@ -17,6 +17,7 @@ from search_service.engine.planner import (
     _fraction_in_range,
     category_fraction,
     choose_strategy,
+    counted,
     estimate,
     fetch_size,
     ids_left,
@@ -128,6 +129,26 @@ def test_with_the_vector_copy_the_cheapest_exact_plan_wins() -> None:
     choice = choose_strategy(many, 10, CONFIG, scan_vectors=100_000)
     assert choice.scan_cost_us is not None and choice.gather_cost_us is not None
     assert choice.scan_cost_us < choice.gather_cost_us and choice.scan_cost_us < choice.exact_cost_us
+
+
+def test_a_counted_scope_routes_on_its_exact_count() -> None:
+    """The candidate sets' counts: exact without a category or price filter, scaled by their share with one;
+    the gather plan then costs no listing reads and the scan is never chosen (it probes what the gather ranks)."""
+    params = SearchParams(q="x")
+    est = counted(STATS, None, 40_000, 450_000, params)
+    assert (est.candidates, est.listings, est.counted) == (40_000, 450_000, True)
+    assert est.selectivity == pytest.approx(0.4)
+    assert counted(STATS, [1], 40_000, 450_000, params).candidates == pytest.approx(8_000)
+    assert counted(STATS, None, 40_000, 450_000, replace(params, max_price=Decimal(10))).candidates == pytest.approx(
+        10_000
+    )
+    choice = choose_strategy(est, 10, CONFIG, scan_vectors=100_000)
+    assert choice.plan == "gather" and choice.gather_cost_us == pytest.approx(
+        CONFIG.gather_us_per_candidate * 40_000 + 2 * CONFIG.scan_us_per_round
+    )
+    estimated = replace(est, counted=False)  # the same numbers from statistics: listings cost, and the scan wins
+    assert choose_strategy(estimated, 10, CONFIG, scan_vectors=100_000).plan == "scan"
+    assert choose_strategy(counted(STATS, None, 12, 14, params), 10, CONFIG, scan_vectors=100_000).plan == "exact"
 
 
 def test_a_forced_plan_is_taken_but_the_copy_plans_need_the_copy() -> None:

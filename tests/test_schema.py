@@ -39,6 +39,8 @@ EXPECTED_TABLES = {
     "ingest_connection",
     "ingest_delivery",
     "ingest_connector_link",
+    "listing_change",
+    "listing_change_pruned",
 }
 
 

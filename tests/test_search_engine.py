@@ -27,6 +27,7 @@ from pgvector.psycopg import register_vector as register_vector_psycopg
 
 from search_service.db.sql import statement
 from search_service.demo.synthetic import SyntheticSpec, query_vectors, random_unit_vectors, seed_synthetic
+from search_service.engine.candidates import NO_CHANGES
 from search_service.engine.search import (
     DEFAULT_CONFIG,
     EngineConfig,
@@ -340,8 +341,9 @@ PLANS = {
     "exact": replace(DEFAULT_CONFIG, force="exact"),
     "hnsw": replace(DEFAULT_CONFIG, force="hnsw"),
     "scan": replace(DEFAULT_CONFIG, force="scan", scan_fallback=False),
-    # every scan needing a second slice hands the query to the exact plan (slices priced far above it)
-    "scan_fallback": replace(DEFAULT_CONFIG, force="scan", scan_us_per_probe=1e9),
+    # every scan needing a second slice hands the query to the exact plan (slices priced far above it); a first
+    # slice of 2 x top_n ids (sized on the candidate sets' exact count, most first slices sufficed)
+    "scan_fallback": replace(DEFAULT_CONFIG, force="scan", scan_us_per_probe=1e9, selectivity_overfetch=0.1),
     "gather": replace(DEFAULT_CONFIG, force="gather"),
     "auto_with_vectors": DEFAULT_CONFIG,
 }
@@ -396,8 +398,10 @@ def test_vector_recall_is_exact_for_every_radius(catalogue: Catalogue, plan: str
         assert seen.get("scan_fallback_gather", 0) > 0 and seen.get("exact_scan", 0) > 0, seen
     if plan == "gather":
         assert set(seen) <= {"exact_gather", "global_exact_gather", "no_stores"}, seen
-    if plan == "auto_with_vectors":  # SQL exact for a handful of candidates, gather for more, scan for many
-        assert seen.get("exact", 0) > 0 and seen.get("exact_gather", 0) > 0 and seen.get("exact_scan", 0) > 0, seen
+    if plan == "auto_with_vectors":  # SQL exact for a handful of candidates, else gather on the candidate sets'
+        # exact count (it ranks in memory the rows a scan would probe in SQL); the scan globally
+        assert seen.get("exact", 0) > 0 and seen.get("exact_gather", 0) > 0, seen
+        assert seen.get("global_exact_scan", 0) > 0 and "exact_scan" not in seen, seen
         assert not any("hnsw" in name for name in seen), seen
 
 
@@ -466,13 +470,15 @@ def _filters(stores: list[Any] | None) -> dict[str, Any]:
 
 async def _context(conn: asyncpg.Connection, params: SearchParams) -> Any:
     stmt = statement("engine/search", "search_context")
-    values = stmt.bind(lon=params.lon, lat=params.lat, radius_m=params.radius_m, category_id=None)
+    values = stmt.bind(lon=params.lon, lat=params.lat, radius_m=params.radius_m, category_id=None, **NO_CHANGES)
     return await conn.fetchrow(stmt.sql, *values)
 
 
 async def _explain(conn: asyncpg.Connection, block: str, params: SearchParams, q: np.ndarray, top_n: int = 10) -> str:
     context = statement("engine/search", "search_context")
-    context_args = context.bind(lon=params.lon, lat=params.lat, radius_m=params.radius_m, category_id=None)
+    context_args = context.bind(
+        lon=params.lon, lat=params.lat, radius_m=params.radius_m, category_id=None, **NO_CHANGES
+    )
     async with conn.transaction():
         await conn.execute(settings_sql(DEFAULT_CONFIG))
         geo = params.lat is not None

@@ -27,7 +27,8 @@ def test_no_engine_statement_uses_positional_placeholders_in_its_source() -> Non
 
 def test_the_listing_filter_is_written_once() -> None:
     text = (PACKAGE_ROOT / "engine" / "sql" / "search.sql").read_text()
-    assert text.count("sp.quantity > 0") == 1 and text.count("p.category_id = ANY") == 1
+    # listing_terms, and sellable_listing (what the in-memory candidate sets hold)
+    assert text.count("sp.quantity > 0") == 2 and text.count("p.category_id = ANY") == 1
     assert text.count("lower(p.brand) = lower(:brand") == 1
     # the shared filters reach every statement that ranks or checks products
     for name in ("rank_exact", "rank_hnsw", "filter_ranked", "rank_keyword"):

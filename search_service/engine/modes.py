@@ -118,7 +118,7 @@ async def run_search(
         raise ValueError(f"offset must be between 0 and {MAX_OFFSET}")
     if params.limit < 1:
         raise ValueError("limit must be at least 1")
-    scope = await resolve_scope(conn, params, exclude_id)
+    scope = await resolve_scope(conn, params, exclude_id, None if vectors is None else vectors.candidates)
     if isinstance(scope, SearchResult):
         return scope
     if query_vector is None and exclude_id is not None:

@@ -27,6 +27,7 @@ class Estimate:
     listings: float  # qualifying listings at the stores in scope
     candidates: float  # distinct qualifying products (before vector NULLs)
     selectivity: float  # candidates / products
+    counted: bool = False  # from the in-memory candidate sets' exact counts (`counted`), not statistics
 
 
 def _fraction_in_range(bounds: Sequence[float] | None, lo: float | None, hi: float | None) -> float:
@@ -86,6 +87,22 @@ def estimate(
     return Estimate(listings=listings, candidates=candidates, selectivity=min(candidates / n_products, 1.0))
 
 
+def counted(
+    stats: CatalogueStats, category_ids: Sequence[int] | None, products: int, listings: int, params: SearchParams
+) -> Estimate:
+    """From the candidate sets (candidates.py): the products in stock at the stores in scope that the vector copy
+    holds, and those stores' in-stock listings, exact. A category or price filter, which the sets do not know,
+    scales them by its estimated share."""
+    share = category_fraction(stats, category_ids) * _fraction_in_range(
+        stats.price_histogram,
+        None if params.min_price is None else float(params.min_price),
+        None if params.max_price is None else float(params.max_price),
+    )
+    n_products = max(float(stats.n_products or 0), float(products), 1.0)
+    candidates = products * share
+    return Estimate(float(listings) * share, candidates, min(candidates / n_products, 1.0), counted=True)
+
+
 def fetch_size(top_n: int, est: Estimate, config: EngineConfig) -> int:
     mult = max(config.overfetch, config.selectivity_overfetch / max(est.selectivity, 1e-6))
     return max(math.ceil(top_n * mult), top_n + config.min_extra)
@@ -117,11 +134,8 @@ def choose_strategy(est: Estimate, top_n: int, config: EngineConfig, scan_vector
             + 2 * config.scan_us_per_round
             + config.scan_us_per_probe * config.scan_depth * fetch
         )
-        gather_cost = (
-            config.gather_us_per_listing * est.listings
-            + config.gather_us_per_candidate * est.candidates
-            + 2 * config.scan_us_per_round
-        )
+        listing_cost = 0.0 if est.counted else config.gather_us_per_listing * est.listings  # counted: in memory
+        gather_cost = listing_cost + config.gather_us_per_candidate * est.candidates + 2 * config.scan_us_per_round
     plan: Plan
     if config.force != "auto":
         plan = config.force
@@ -129,6 +143,8 @@ def choose_strategy(est: Estimate, top_n: int, config: EngineConfig, scan_vector
             raise ValueError(f"the {plan} plan needs the in-memory vector copy")
     elif scan_cost is not None and gather_cost is not None:  # all three remaining plans are exact
         costs: dict[Plan, float] = {"gather": gather_cost, "scan": scan_cost, "exact": exact_cost}
+        if est.counted:  # the gather plan ranks exactly the rows the scan would check in SQL one by one
+            del costs["scan"]
         plan = min(costs, key=lambda name: costs[name])
     elif est.candidates <= config.exact_max_candidates or exact_cost <= hnsw_cost:
         plan = "exact"

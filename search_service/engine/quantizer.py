@@ -20,6 +20,10 @@ Runtime packs the 38 MB of codes on every call: 2 queries 9.7 ms against 2 × 2.
 session that holds a snapshot of the codes as a constant, packed once (~0.25 s per 100k rows, in a thread):
 4 queries then cost ~3.2 ms for 100k rows. Rows set after the snapshot are scored exactly in numpy until the
 next pack. The packed kernel passes the same self-test, or batches stay one query at a time.
+One query goes to the packed session too: with the codes as an input, ONNX Runtime 1.32 packs them on every
+call whatever the batch (100k rows, one query: 21 ms of CPU against 1.5 packed, 2026-12-03). A shared
+generation's codes are packed when it holds at most SHARED_PACK_MAX_ROWS rows: the packed copy is private to each
+process (+74 MB of RSS measured at 100k rows), which a 1M-row copy cannot afford in every worker.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import numpy as np
 VECTOR_LEVELS = 63
 QUERY_LEVELS = 127
 ZERO_POINT = 128  # queries go in as uint8: q8 + 128 (the kernel's fast path is u8 x s8)
+SHARED_PACK_MAX_ROWS = 120_000  # a shared generation up to this size is packed in each process (~75 MB, above)
 BOUND_SLACK = 1e-5  # float32 rounding of scales and bounds is ~1e-7; exactness needs an upper bound
 
 
@@ -216,15 +221,15 @@ class Int8Copy:
         return fresh
 
     def adopt(self, arrays: dict[str, np.ndarray], rounded_norm_max: float) -> None:
-        """Score a shared generation's codes (mapped read-only) from now on: no packed session (ONNX Runtime
-        would hold a private, pre-packed copy of them in every process) and no more set_rows."""
+        """Score a shared generation's codes (mapped read-only) from now on, and no more set_rows; packed only when
+        small (ONNX Runtime holds a private, pre-packed copy of them in every process)."""
         self._codes = arrays["codes"]
         self._offset, self._scale, self._error = arrays["offset"], arrays["scale"], arrays["error"]
         self._rounded_norm_max = rounded_norm_max
         self._set_at = np.zeros(0, dtype=np.int64)
         self._packed = None
-        self.batches_packed = False
         self.frozen_rows = int(self._codes.shape[1])
+        self.batches_packed = self.batches_packed and self.frozen_rows <= SHARED_PACK_MAX_ROWS
 
     def pack(self, n: int) -> None:
         """Snapshot the first n rows' codes into a session that scores batches (blocking: ~0.25 s per 100k
@@ -272,7 +277,7 @@ class Int8Copy:
     def _dots(self, inputs: np.ndarray, n: int) -> np.ndarray:
         """(b, n) int32: each query input (uint8, offset by ZERO_POINT) times the first n rows' codes."""
         packed = self._packed
-        if packed is None or len(inputs) == 1:
+        if packed is None:
             return np.stack(
                 [self._session.run(None, {"query": q[None, :], "codes": self._codes})[0][0, :n] for q in inputs]
             )

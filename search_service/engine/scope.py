@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from search_service.db.sql import Statement, statement
+from search_service.engine.candidates import NO_CHANGES, CandidateSets, InScope
 from search_service.engine.results import SearchParams, SearchResult
 from search_service.engine.session import Conn
 
@@ -19,6 +20,9 @@ class Scope:
     category_ids: list[int] | None  # None: any category
     params: SearchParams
     exclude_id: UUID | None = None  # similar(): the product asked about
+    # The products in stock at the stores in scope, from the in-memory candidate sets brought up to this search's
+    # snapshot (candidates.py); None: global, in_stock off, or no sets (SQL lists them).
+    in_scope: InScope | None = None
 
     def bind(self, stmt: Statement, **own: Any) -> tuple[Any, ...]:
         """`stmt`'s arguments by name: `own`, else the filters resolved here (store_ids, category_ids,
@@ -42,27 +46,37 @@ def _empty(strategy: str) -> SearchResult:
     return SearchResult(results=[], total_candidates=0, strategy=strategy)
 
 
-async def resolve_scope(conn: Conn, params: SearchParams, exclude_id: UUID | None) -> Scope | SearchResult:
-    """Round trip 1 (search_context): the active stores in the radius and the category subtree; an empty
-    result when nothing can qualify. A global search without a category has nothing to look up."""
+async def resolve_scope(
+    conn: Conn, params: SearchParams, exclude_id: UUID | None, candidates: CandidateSets | None = None
+) -> Scope | SearchResult:
+    """Round trip 1 (search_context): the active stores in the radius and the category subtree, and the candidate
+    sets' changes since their snapshot (applied here); an empty result when nothing can qualify. A global search
+    without a category has nothing to look up."""
     geo = params.lat is not None and params.lon is not None
     store_ids: list[UUID] | None = None
     category_ids: list[int] | None = None
+    in_scope: InScope | None = None
     if geo or params.category_id is not None:
         stmt = statement("engine/search", "search_context")
+        base = None if candidates is None else candidates.snapshot
+        changes = dict(NO_CHANGES) if candidates is None else candidates.read_args()
         values = stmt.bind(
             lon=params.lon if geo else None,
             lat=params.lat if geo else None,
             radius_m=float(params.radius_m),
             category_id=params.category_id,
+            **changes,
         )
         ctx = await conn.fetchrow(stmt.sql, *values)
         assert ctx is not None
+        current = candidates is not None and changes["since_seq"] is not None and candidates.apply(base, ctx)
         category_ids = ctx["category_ids"]
         if geo:
             store_ids = list(ctx["store_ids"] or [])
             if not store_ids:
                 return _empty("no_stores")
+            if current and params.in_stock and candidates is not None:
+                in_scope = candidates.in_scope(store_ids)
     if category_ids is not None and not category_ids:  # unknown category: nothing qualifies
         return _empty("no_category")
-    return Scope(store_ids=store_ids, category_ids=category_ids, params=params, exclude_id=exclude_id)
+    return Scope(store_ids, category_ids, params, exclude_id, in_scope)

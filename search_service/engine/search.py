@@ -14,10 +14,12 @@ engine's settings, as the API's do):
      vector can have, so the answer is the true top-k. Cost: ranking plus a few index probes per id
      checked. When the next slice would cost more than the gather plan, that plan answers instead
      (``scan_fallback_gather``).
-   - ``exact_gather`` (with the copy): the product ids listed at the stores in scope, in one packed array
-     (`listed_products`, ~1 µs each, no product row read), ranked exactly in memory and checked best
-     first as in the scan. Cheapest for a few thousand candidates, where the scan may walk far down the
-     ranking before it finds products the nearby stores sell.
+   - ``exact_gather`` (with the copy): the products in stock at the stores in scope, from the in-memory
+     candidate sets (`candidates.py`: a roaring bitmap a store, kept exact by the listing change log that
+     search_context reads; the plan choice routes on their exact count), or else listed by PostgreSQL in one
+     packed array (`listed_products`), ranked exactly in memory and checked best first as in the scan. With
+     the candidate sets it replaces the scan near a point; without, it is cheapest for a few thousand
+     candidates, where the scan may walk far down the ranking before it finds products the nearby stores sell.
    - ``exact``: candidates = distinct products listed in-stock at those stores; each candidate's distance
      is computed with `cosine_distance()` (not index-orderable, so the HNSW index cannot be used) and
      top-N sorted. Exact by construction; ~10 µs per candidate (a heap and TOAST fetch each), so with the

@@ -26,6 +26,7 @@ import numpy as np
 from search_service.db.sql import statement
 from search_service.engine import geo_areas
 from search_service.engine import search as engine
+from search_service.engine.candidates import InScope
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import faceted_page
 from search_service.engine.facet_vectors import rank_vector_set
@@ -150,6 +151,21 @@ async def _rank(
     return _Ranking(ids, scores, merged.strategy, merged.total, vector_side, keyword_side)
 
 
+async def _in_scope(
+    conn: Any,
+    params: engine.SearchParams,
+    store_ids: list[UUID] | None,
+    depth: int,
+    has_vector: bool,
+    vectors: VectorCache | None,
+) -> InScope | None:
+    """The candidate sets' products in scope (candidates.py), when the engine's vector plans rank: not for the
+    keyword side alone, nor for a facet set (facet_vectors.py)."""
+    if vectors is None or params.mode == "keyword" or not has_vector or depth > params.offset + params.limit:
+        return None
+    return await vectors.candidates.current_scope(conn, store_ids, params.in_stock)
+
+
 async def _filters(conn: Any, params: engine.SearchParams, ux: UxParams) -> FacetFilters:
     category_ids = None
     if params.category_id is not None:
@@ -264,8 +280,9 @@ async def _ranked_set(
         replace(params, category_id=None, min_price=None, max_price=None, brand=None) if ux.facets else params
     )
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
-    scope = Scope(store_ids, categories, ranked_params, exclude_id=context.exclude_id)
     depth = _depth(params, ux, context.facet_config)
+    in_scope = await _in_scope(conn, params, store_ids, depth, query_vector is not None, context.vectors)
+    scope = Scope(store_ids, categories, ranked_params, context.exclude_id, in_scope)
     extra = context.exclude_id is not None  # the facet set's in-memory ranking may hold the product itself
     ranking = await _rank(
         conn, scope, query_vector, depth + extra, params.offset + params.limit, context.config, context.vectors,

@@ -14,7 +14,7 @@ import numpy as np
 
 from search_service.db.sql import statement
 from search_service.engine.config import EngineConfig
-from search_service.engine.planner import Choice, Estimate, choose_strategy, estimate, ids_left, next_stop
+from search_service.engine.planner import Choice, Estimate, choose_strategy, counted, estimate, ids_left, next_stop
 from search_service.engine.scope import Scope
 from search_service.engine.session import Conn
 from search_service.engine.stats import CatalogueStats
@@ -35,10 +35,17 @@ class VectorPlan:
     vectors: VectorCache | None  # the loaded in-memory copy, if any
     ranking: asyncio.Task[Ranking] | None = None  # the scan's in-memory ranking, asked for at planning time
     changed_since: dt.datetime | None = None  # the copy's watermark, captured before the scores were asked for
+    rows: np.ndarray | None = None  # the gather plan's rows, from the candidate sets (None: listed_products)
+
+    def whole_ranking(self) -> bool:
+        """Whether this plan reads a ranking of the whole copy: the scan, or a gather of many rows."""
+        if self.choice.plan == "gather" and self.rows is not None and self.vectors is not None:
+            return self.vectors.whole_ranking_pays(len(self.rows))
+        return self.choice.plan == "scan"
 
     def start_scan(self, vector: np.ndarray) -> None:
-        """Ask for the scan's ranking now (it is computed in a thread while the caller goes on)."""
-        if self.choice.plan == "scan" and self.vectors is not None and self.ranking is None:
+        """Ask for the whole copy's ranking now, if the plan reads one (computed in a thread meanwhile)."""
+        if self.whole_ranking() and self.vectors is not None and self.ranking is None:
             self.changed_since = self.vectors.watermark or _epoch()
             self.ranking = asyncio.ensure_future(self.vectors.rank_batched(vector))
 
@@ -50,10 +57,17 @@ class VectorPlan:
 def plan_vector(
     scope: Scope, stats: CatalogueStats, top_n: int, config: EngineConfig, vectors: VectorCache | None
 ) -> VectorPlan:
-    n_stores = None if scope.store_ids is None else len(scope.store_ids)
-    est = estimate(stats, scope.category_ids, n_stores, scope.params)
+    """The plan: on the candidate sets' exact count when the scope has them, else on an estimate."""
     usable = vectors if vectors is not None and vectors.loaded else None
-    return VectorPlan(est, choose_strategy(est, top_n, config, None if usable is None else len(usable)), usable)
+    rows = None
+    if usable is not None and scope.in_scope is not None:
+        rows = usable.candidates.rows_in_copy(scope.in_scope.products, usable)
+        est = counted(stats, scope.category_ids, len(rows), scope.in_scope.listings, scope.params)
+    else:
+        n_stores = None if scope.store_ids is None else len(scope.store_ids)
+        est = estimate(stats, scope.category_ids, n_stores, scope.params)
+    choice = choose_strategy(est, top_n, config, None if usable is None else len(usable))
+    return VectorPlan(est, choice, usable, rows=rows)
 
 
 @dataclass(frozen=True)
@@ -117,15 +131,10 @@ async def rank_scan(
     return await check_ranked(conn, scope, plan.vectors, vector, check, config)
 
 
-async def rank_gather(
-    conn: Conn, scope: Scope, plan: VectorPlan, vector: np.ndarray, top_n: int, config: EngineConfig
-) -> dict[UUID, float]:
-    """The exact gather: the products listed at the stores in scope, ranked in memory, checked best first.
-    A ranking of the whole copy (the scan's, or one computed in a thread while PostgreSQL lists the ids, when
-    that is cheaper than gathering the listed rows' vectors) is restricted to the listed ids."""
+async def _rank_listed(conn: Conn, scope: Scope, plan: VectorPlan, vector: np.ndarray) -> Ranking:
+    """The gather plan's ranking of the products listed_products lists (no candidate sets for this scope)."""
     assert plan.vectors is not None
     vectors = plan.vectors
-    changed_since = vectors.watermark or _epoch()  # before the ids are read
     whole = plan.ranking
     if whole is None and vectors.whole_ranking_pays(plan.est.candidates):
         whole = asyncio.ensure_future(vectors.rank_batched(vector))
@@ -136,7 +145,24 @@ async def rank_gather(
         if whole is not None:
             whole.cancel()
         raise
-    ranking = vectors.rank_subset(vector, packed, None if whole is None else await whole)
+    return vectors.rank_subset(vector, packed, None if whole is None else await whole)
+
+
+async def rank_gather(
+    conn: Conn, scope: Scope, plan: VectorPlan, vector: np.ndarray, top_n: int, config: EngineConfig
+) -> dict[UUID, float]:
+    """The exact gather: the products listed at the stores in scope, ranked in memory, checked best first.
+    A ranking of the whole copy (the scan's, or one computed in a thread while PostgreSQL lists the ids, when
+    that is cheaper than gathering the listed rows' vectors) is restricted to the listed ids."""
+    assert plan.vectors is not None
+    vectors = plan.vectors
+    if plan.rows is not None:  # the candidate sets' rows: no statement lists them
+        plan.start_scan(vector)
+        changed_since = plan.changed_since or vectors.watermark or _epoch()
+        ranking = vectors.rank_subset(vector, plan.rows, None if plan.ranking is None else await plan.ranking)
+    else:
+        changed_since = vectors.watermark or _epoch()  # before the ids are read
+        ranking = await _rank_listed(conn, scope, plan, vector)
     check = _Check(ranking, max(2 * top_n, top_n + 10), top_n, changed_since)
     found = await check_ranked(conn, scope, vectors, vector, check, config)
     assert found is not None  # no give-up budget

@@ -37,8 +37,8 @@ copy-on-write pages, and scores the rows changed since the generation (and the r
 those pass `private_limit`, one process writes a new generation and the others move to it after refreshing it
 to a snapshot no older than their own (`_share`). Row numbers never change within a process: a generation
 whose rows do not extend a process's own (new products added in another order) is taken only while no ranking
-of this process is alive. Packed batches are off when shared: ONNX Runtime would pre-pack the codes into
-every process's private memory (+0.8 GB a process at 1M).
+of this process is alive. Packed batches are off when shared past quantizer.SHARED_PACK_MAX_ROWS: ONNX Runtime
+pre-packs the codes into every process's private memory (+0.8 GB a process at 1M; ~75 MB at 100k).
 A refresh may overwrite rows while a query is scored in the thread; such rows carry stamps above the
 watermark the search captured before asking for scores, so the search checks them in SQL anyway.
 """
@@ -53,20 +53,20 @@ import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
 from uuid import UUID
 
 import asyncpg
 import numpy as np
-from asyncpg.pool import PoolConnectionProxy
 from threadpoolctl import threadpool_limits
 
 from search_service.db.sql import statement
 from search_service.engine import vector_files as files
 from search_service.engine.batcher import MicroBatcher
+from search_service.engine.candidates import CandidateSets
 from search_service.engine.keyindex import KeyIndex, ids_from_keys, keys_of
 from search_service.engine.quantizer import BOUND_SLACK, Int8Copy, Int8Unavailable
 from search_service.engine.ranking import EXACT_ORDER_MAX, Ranking, highest
+from search_service.engine.session import Conn
 from search_service.engine.vector_view import CopyView, as_vector, iso, stamp_us
 
 __all__ = ["EXACT_ORDER_MAX", "SQL_PATH", "Ranking", "VectorCache", "as_vector", "highest"]
@@ -74,7 +74,6 @@ __all__ = ["EXACT_ORDER_MAX", "SQL_PATH", "Ranking", "VectorCache", "as_vector",
 log = logging.getLogger(__name__)
 
 SQL_PATH = Path(__file__).resolve().parent / "sql" / "vectors.sql"
-Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
 class VectorCache:
@@ -98,6 +97,7 @@ class VectorCache:
         self._view = self._private_view()
         self._live: weakref.WeakSet[Ranking] = weakref.WeakSet()  # rankings a search may still read rows of
         self.batcher: MicroBatcher[np.ndarray, Ranking] = MicroBatcher(self.rank_many)
+        self.candidates = CandidateSets()  # per store, the products in stock (candidates.py); loaded with the copy
         # The copy's products with one query are memory-bound; OpenBLAS's extra threads only busy-wait, and
         # that spin cost 2-3x the process's CPU per search under load (measured: 16 -> 4 ms at 2 km).
         # Process-wide on purpose: every BLAS call of a process serving searches is one of these.
@@ -134,7 +134,7 @@ class VectorCache:
         return max(self.private_floor, self._view.n // 200)
 
     @property
-    def _matrix(self) -> np.ndarray:  # the rows held (tests)
+    def _matrix(self) -> np.ndarray:  # the rows held (tests, facet_vectors)
         return self._view.matrix[: self._view.n]
 
     @property
@@ -146,7 +146,6 @@ class VectorCache:
     def scoring(self) -> str:
         return "float32" if self._int8 is None else "int8"
 
-    # --- reading
     def _unit_query(self, query: np.ndarray) -> np.ndarray:
         q = np.asarray(query, dtype=np.float32)
         if q.shape != (self.dim,):
@@ -178,7 +177,7 @@ class VectorCache:
 
     def _repack_due(self) -> bool:
         """Whether the int8 batch snapshot should be rebuilt: the rows scored outside it (set or added since)
-        cost ~1 µs each per batch in numpy, a rebuild ~2.5 µs per row once. Never for a shared generation."""
+        cost ~1 µs each per batch in numpy, a rebuild ~2.5 µs per row once. Shared: small generations only."""
         int8, n = self._view.int8, self._view.n
         return int8 is not None and int8.batches_packed and int8.unpacked_rows(n) > max(2048, n // 100)
 
@@ -192,12 +191,12 @@ class VectorCache:
         100k) than by gathering its float32 rows (~0.35 µs a row: 20k rows, a 30 MiB copy, took 13 ms)."""
         return self._int8 is not None and subset * 16 >= len(self)
 
-    def rank_subset(self, query: np.ndarray, packed_ids: bytes, whole: Ranking | None = None) -> Ranking:
-        """The exact ranking of the held rows among `packed_ids` (16 bytes per id, as uuid_send gives them).
-        Ids not held are left out: their vector is NULL, or newer than the copy (the search checks those in
-        SQL). `whole`: this query's ranking of the whole copy, if the caller has one (it is restricted)."""
+    def rank_subset(self, query: np.ndarray, packed_ids: bytes | np.ndarray, whole: Ranking | None = None) -> Ranking:
+        """The exact ranking of the held rows among `packed_ids` (16 bytes per id, as uuid_send gives them; or rows,
+        sorted). Ids not held are left out: their vector is NULL, or newer than the copy (the search checks those
+        in SQL). `whole`: this query's ranking of the whole copy, if the caller has one (it is restricted)."""
         q = self._unit_query(query)
-        rows = self.rows_of(packed_ids)
+        rows = self.rows_of(packed_ids) if isinstance(packed_ids, bytes) else packed_ids
         if whole is None and self.whole_ranking_pays(len(rows)):
             whole = self.rank(q)
         if whole is not None:
@@ -257,6 +256,7 @@ class VectorCache:
         else:
             self._view = await self._load_view(conn, batch)
         await self._repack()
+        await self.candidates.load(conn)
         self.loaded = True
         self.refreshed_at = time.monotonic()
         log.info(
@@ -276,6 +276,7 @@ class VectorCache:
             return await self.load(conn)
         updated = await self._refresh_view(conn, self._view)
         await self._repack()
+        await self.candidates.refresh(conn)
         if self._dir is not None:
             await self._share(conn)
         self.refreshed_at = time.monotonic()

@@ -1,8 +1,9 @@
-"""Operations: the embedding queue (ai_task), feature flags, the system log."""
+"""Operations: the embedding queue (ai_task), feature flags, the system log, the listings' change log."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -91,4 +92,27 @@ system_log = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint(_in("level", ("debug", "info", "warning", "error", "critical")), name="level"),
     Index("ix_system_log_created_at", "created_at"),
+)
+
+
+# The listings whose sellable state may have changed, for the API's in-memory candidate sets (migration 0012:
+# written by statement triggers on store_product; engine/candidates.py).
+listing_change = Table(
+    "listing_change",
+    metadata,
+    Column("seq", BigInteger, primary_key=True),  # GENERATED ALWAYS AS IDENTITY in the migration
+    Column("xid", BigInteger, nullable=False),  # the writing top-level transaction (pg_current_xact_id)
+    Column("store_id", UUID(as_uuid=True), nullable=False),
+    Column("product_master_id", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
+    Index("ix_listing_change_xid", "xid"),
+)
+
+# The highest listing_change.seq pruned (prune_listing_changes): a reader behind it rebuilds its sets.
+listing_change_pruned = Table(
+    "listing_change_pruned",
+    metadata,
+    Column("one", Boolean, primary_key=True, server_default=text("true")),
+    Column("seq", BigInteger, nullable=False),
+    CheckConstraint("one", name="one"),
 )

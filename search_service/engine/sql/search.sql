@@ -56,11 +56,54 @@ AND (:category_ids::bigint[] IS NULL OR p.category_id = ANY(:category_ids::bigin
 AND (:exclude_id::uuid IS NULL OR p.id <> :exclude_id::uuid)
 AND (:brand::text IS NULL OR lower(p.brand) = lower(:brand::text))
 
+-- fragment: sellable_listing
+-- params: none
+-- What the candidate sets hold (alias sp): a listing in stock, as the partial indexes on store_product define it.
+sp.is_active AND sp.quantity > 0
+
+-- fragment: changes_since
+-- params: since_seq bigint|null (the candidate sets' snapshot; null: none held, nothing read),
+--    pending bigint[] (the transactions in progress then), max_changes int (past it the sets are rebuilt)
+-- The in-memory candidate sets' changes (engine/candidates.py, migration 0012): the listings logged since the
+-- sets' snapshot (numbered past the highest seen then, or written by a transaction still running then), once
+-- each. A CTE; `listing_changes_columns` reads it.
+changed AS MATERIALIZED (
+    SELECT DISTINCT c.store_id, c.product_master_id
+    FROM listing_change c
+    WHERE :since_seq::bigint IS NOT NULL AND (c.seq > :since_seq::bigint OR c.xid = ANY(:pending::bigint[]))
+    LIMIT :max_changes::int + 1
+)
+
+-- fragment: snapshot_columns
+-- params: none
+-- The change log's state in this statement's snapshot: the highest number visible (or pruned), the transaction
+-- horizon and the transactions in progress.
+coalesce(greatest((SELECT max(seq) FROM listing_change), (SELECT seq FROM listing_change_pruned)), 0) AS change_seq,
+pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS snap_xmax,
+ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x) AS snap_xip
+
+-- fragment: listing_changes_columns
+-- params: none
+-- The changed pairs with their current state, packed 33 bytes each (store id, product id, sellable), their
+-- count (max_changes + 1: too many), the highest number pruned, and `snapshot_columns`.
+(SELECT string_agg(
+            uuid_send(ch.store_id) || uuid_send(ch.product_master_id)
+            || CASE WHEN EXISTS (
+                   SELECT 1 FROM store_product sp
+                   WHERE sp.store_id = ch.store_id AND sp.product_master_id = ch.product_master_id
+                     AND {{ sellable_listing }}
+               ) THEN '\x01'::bytea ELSE '\x00'::bytea END, ''::bytea)
+ FROM changed ch) AS change_pairs,
+(SELECT count(*) FROM changed) AS change_count,
+coalesce((SELECT seq FROM listing_change_pruned), 0) AS change_pruned,
+{{ snapshot_columns }}
+
 -- name: search_context
--- params: lon float8|null, lat float8|null, radius_m float8, category_id bigint|null
--- Round trip 1: active stores in the radius (GiST on store.location) and the category subtree. The catalogue
--- statistics the strategy choice needs come from search_service/stats.py, read every 30 s.
-WITH pt AS (
+-- params: lon float8|null, lat float8|null, radius_m float8, category_id bigint|null (+ changes_since)
+-- Round trip 1: active stores in the radius (GiST on store.location) and the category subtree, and the candidate
+-- sets' changes (one indexed read of the change log, usually empty). The catalogue statistics the strategy
+-- choice needs come from search_service/stats.py, read every 30 s.
+WITH {{ changes_since }}, pt AS (
     SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
                 ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
 ), near AS (
@@ -78,7 +121,34 @@ WITH pt AS (
 SELECT
     (SELECT array_agg(id) FROM near) AS store_ids,
     CASE WHEN :category_id::bigint IS NULL THEN NULL
-         ELSE coalesce((SELECT array_agg(id) FROM subtree), '{}'::bigint[]) END AS category_ids;
+         ELSE coalesce((SELECT array_agg(id) FROM subtree), '{}'::bigint[]) END AS category_ids,
+    {{ listing_changes_columns }};
+
+-- name: listing_changes
+-- params: none (+ changes_since)
+-- The candidate sets' changes alone: the API's refresh, every second (search_context reads them per search).
+WITH {{ changes_since }}
+SELECT {{ listing_changes_columns }};
+
+-- name: prune_listing_changes
+-- params: none
+-- The API's refresh, every 10 minutes a process: the change log's rows older than an hour go (a process reads it
+-- every second; one that had not read them yet rebuilds its sets: listing_change_pruned).
+SELECT prune_listing_changes(interval '1 hour');
+
+-- name: candidate_sets_state
+-- params: none
+-- A rebuild of the candidate sets: the change log's state, in the snapshot in_stock_by_store then reads.
+SELECT {{ snapshot_columns }};
+
+-- name: in_stock_by_store
+-- params: none
+-- A rebuild of the candidate sets: every sellable listing's product, packed 16 bytes each, a row a store (an
+-- index-only scan of ix_store_product_store_in_stock, in store order).
+SELECT sp.store_id, string_agg(uuid_send(sp.product_master_id), ''::bytea) AS packed_ids
+FROM store_product sp
+WHERE {{ sellable_listing }}
+GROUP BY sp.store_id;
 
 -- name: rank_exact
 -- params: query_vector vector, top_n int (+ listing_filter_driving, product_filter)
