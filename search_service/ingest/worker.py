@@ -23,7 +23,7 @@ from uuid import UUID
 
 import asyncpg
 
-from search_service.ingest import pipeline
+from search_service.ingest import groups, pipeline
 from search_service.ingest.config import IngestConfig
 
 log = logging.getLogger("plinqy.ingest")
@@ -60,9 +60,9 @@ class ImportWorker:
         await listener.add_listener("ingest_batch", lambda *_: wake.set())
         try:
             while not self.stop.is_set():
-                batch_id = await pipeline.claim_batch(conn, self.worker_id, self.config.lease_s)
-                if batch_id is not None:
-                    await self._map(conn, batch_id)
+                head = await groups.claim_next(conn, self.worker_id, self.config.lease_s)
+                if head is not None:
+                    await self._take(conn, head)
                     continue
                 if self.options.drain:
                     if await pipeline.due_count(conn) == 0:
@@ -84,6 +84,25 @@ class ImportWorker:
         await asyncio.wait({stop, woke}, timeout=self.options.poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
         for task in (stop, woke):
             task.cancel()
+
+    async def _take(self, conn: asyncpg.Connection, head: groups.Claimed) -> None:
+        """A small head batch takes the store's next waiting small batches along (groups), a big one is mapped
+        chunk by chunk."""
+        room = self.config.batch_chunk_rows - head.total_rows
+        followers = (
+            await groups.claim_followers(conn, head, self.worker_id, self.config.lease_s, room) if room > 0 else []
+        )
+        if not followers:
+            await self._map(conn, head.id)
+            return
+        try:
+            counts = await groups.map_group(conn, [head, *followers], self.worker_id, self.config.lease_s)
+        except pipeline.LeaseLost:
+            log.warning(json.dumps({"event": "lease_lost", "batch": str(head.id), "worker": self.worker_id}))
+            return
+        self.batches += 1 + len(followers)
+        self.totals.add(counts)
+        log.info(json.dumps({"event": "group", "batches": 1 + len(followers), **vars(counts)}))
 
     async def _map(self, conn: asyncpg.Connection, batch_id: UUID) -> None:
         cfg = self.config
