@@ -7,6 +7,7 @@ Body: {"type": "listing.upsert" | "listing.delete" | "stock.set", "data": {...}}
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -27,10 +28,25 @@ EVENT_OPS = {"listing.upsert": "upsert", "listing.delete": "delete", "stock.set"
 MAX_ITEMS = 1000
 
 
-def _verify(request: IncomingRequest, secrets: list[str]) -> None:
-    for secret in secrets:
+@functools.lru_cache(maxsize=1024)
+def _verifiers(box: SecretBox, secret_enc: bytes) -> tuple[Webhook, ...]:
+    """A connection's secrets (several, space-separated, while one is rotated), decrypted once per process: per
+    delivery, the decryption cost more than the signature check. Keyed by the ciphertext, so a rotated secret is
+    a new entry."""
+    verifiers = []
+    for secret in box.decrypt(secret_enc).split():
         try:
-            Webhook(secret).verify(request.body, dict(request.headers), json_parse=False)
+            verifiers.append(Webhook(secret))
+        except Exception:  # a malformed secret verifies nothing (as before: 401)
+            continue
+    return tuple(verifiers)
+
+
+def _verify(request: IncomingRequest, verifiers: tuple[Webhook, ...]) -> None:
+    headers = dict(request.headers)
+    for verifier in verifiers:
+        try:
+            verifier.verify(request.body, headers, json_parse=False)
             return
         except Exception:  # a malformed header or signature is as bad as a wrong one: 401
             continue
@@ -58,8 +74,7 @@ def verify_and_parse(request: IncomingRequest, connection: Connection, box: Secr
         raise MediaTypeError("a webhook body must be application/json", "content-type")
     if connection.secret_enc is None:
         raise SignatureError("this connection has no signing secret")
-    # Several secrets, space-separated, while a secret is being rotated.
-    _verify(request, box.decrypt(connection.secret_enc).split())
+    _verify(request, _verifiers(box, connection.secret_enc))
     return Delivery(request.headers.get("webhook-id"), parse_body(request.body))
 
 

@@ -23,7 +23,7 @@ from uuid import UUID
 
 import asyncpg
 
-from search_service.ingest import pipeline
+from search_service.ingest import groups, pipeline
 from search_service.ingest.config import IngestConfig
 
 log = logging.getLogger("plinqy.ingest")
@@ -34,6 +34,13 @@ class ImportWorkerOptions:
     drain: bool = False
     poll_interval_s: float = 5.0
     hold_s: float = 0.0
+    # After mapping a small group, wait this long before the next claim (not when draining), so that the
+    # deliveries arriving meanwhile are mapped together: one transaction per few dozen deliveries instead of one
+    # or two, at most this much later.
+    coalesce_s: float = 0.05
+
+
+COALESCE_BELOW_ROWS = 100  # a group this small means deliveries trickle in: let a few more gather first
 
 
 def make_worker_id() -> str:
@@ -60,9 +67,12 @@ class ImportWorker:
         await listener.add_listener("ingest_batch", lambda *_: wake.set())
         try:
             while not self.stop.is_set():
-                batch_id = await pipeline.claim_batch(conn, self.worker_id, self.config.lease_s)
-                if batch_id is not None:
-                    await self._map(conn, batch_id)
+                head = await groups.claim_next(conn, self.worker_id, self.config.lease_s)
+                if head is not None:
+                    rows = await self._take(conn, head)
+                    if rows < COALESCE_BELOW_ROWS and not self.options.drain and self.options.coalesce_s > 0:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self.stop.wait(), self.options.coalesce_s)
                     continue
                 if self.options.drain:
                     if await pipeline.due_count(conn) == 0:
@@ -84,6 +94,26 @@ class ImportWorker:
         await asyncio.wait({stop, woke}, timeout=self.options.poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
         for task in (stop, woke):
             task.cancel()
+
+    async def _take(self, conn: asyncpg.Connection, head: groups.Claimed) -> int:
+        """A small head batch takes the store's next waiting small batches along (groups), a big one is mapped
+        chunk by chunk. Returns the rows taken."""
+        room = self.config.batch_chunk_rows - head.total_rows
+        followers = (
+            await groups.claim_followers(conn, head, self.worker_id, self.config.lease_s, room) if room > 0 else []
+        )
+        if not followers:
+            await self._map(conn, head.id)
+            return head.total_rows
+        try:
+            counts = await groups.map_group(conn, [head, *followers], self.worker_id, self.config.lease_s)
+        except pipeline.LeaseLost:
+            log.warning(json.dumps({"event": "lease_lost", "batch": str(head.id), "worker": self.worker_id}))
+            return 0
+        self.batches += 1 + len(followers)
+        self.totals.add(counts)
+        log.info(json.dumps({"event": "group", "batches": 1 + len(followers), **vars(counts)}))
+        return head.total_rows + sum(f.total_rows for f in followers)
 
     async def _map(self, conn: asyncpg.Connection, batch_id: UUID) -> None:
         cfg = self.config

@@ -1,0 +1,135 @@
+"""Small batches of a store mapped together (ingest/groups.py): in order, each with its own outcome and counters,
+in one transaction; a store's queue head is claimed cheaply and only by one worker; a killed worker's group is
+taken over."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import psycopg
+import pytest
+
+from search_service.ingest import groups, pipeline
+from search_service.ingest.config import IngestConfig
+from search_service.ingest.worker import ImportWorker, ImportWorkerOptions
+from tests.ingest_helpers import drain_imports, new_store
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+def deliver(conn: psycopg.Connection, store: uuid.UUID, *rows: dict[str, Any]) -> uuid.UUID:
+    return pipeline.record_batch(conn, store_id=store, source="webhook", kind="webhook", rows=list(rows))
+
+
+def run_worker(dsn: str) -> None:
+    asyncio.run(ImportWorker(dsn, IngestConfig(), ImportWorkerOptions(drain=True)).run())
+
+
+def listed(conn: psycopg.Connection, store: uuid.UUID, sku: str) -> tuple[int, bool]:
+    row = conn.execute(
+        "SELECT quantity, is_active FROM store_product WHERE store_id = %s AND sku = %s", (store, sku)
+    ).fetchone()
+    assert row is not None
+    return row  # type: ignore[return-value]
+
+
+def test_waiting_deliveries_are_mapped_in_order_each_with_its_own_outcome(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    store = new_store(db)
+    deliver(db, store, *({"sku": s, "name": f"Item {s}", "price": "1.00", "quantity": 5} for s in ("a", "b", "c")))
+    drain_imports(fresh_db_url)
+    batches = [deliver(db, store, {"op": "stock", "sku": "a", "quantity": q}) for q in (4, 3, 0, 7)]
+    newer = deliver(db, store, {"op": "stock", "sku": "b", "quantity": 1, "updated_at": "2026-12-03T10:00:00Z"})
+    older = deliver(db, store, {"op": "stock", "sku": "b", "quantity": 9, "updated_at": "2026-12-03T09:00:00Z"})
+    unknown = deliver(db, store, {"op": "stock", "sku": "nope", "quantity": 1})
+    twice = deliver(
+        db, store, {"op": "stock", "sku": "c", "quantity": 2}, {"op": "stock", "sku": "c", "quantity": 8}
+    )  # the same SKU twice in one delivery: the last row wins, the first ends duplicate
+    gone = deliver(db, store, {"op": "delete", "sku": "c"})
+    run_worker(fresh_db_url)
+
+    assert listed(db, store, "a") == (7, True)
+    assert listed(db, store, "b") == (1, True)
+    assert listed(db, store, "c") == (8, False)
+    levels = db.execute(
+        "SELECT e.new_quantity FROM inventory_event e JOIN store_product sp ON sp.id = e.store_product_id "
+        "WHERE sp.sku = 'a' AND e.reason = 'update' ORDER BY e.id"
+    ).fetchall()
+    assert [r[0] for r in levels] == [4, 3, 0, 7]  # every delivery applied, in the order they came
+    ids = [*batches, newer, older, unknown, twice, gone]
+    states = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "SELECT id, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows, error_rows, "
+            "locked_by FROM import_batch WHERE id = ANY(%s)",
+            (ids,),
+        )
+    }
+    assert all(s[0] == "completed" and s[1] == s[2] and s[7] is None for s in states.values()), states
+    assert states[older][4] == 1 and states[unknown][6] == 1 and states[twice][3:5] == (1, 0)
+    assert states[twice][5] == 1 and states[gone][3] == 1
+    # Mapped together: one transaction finished them all.
+    finished = db.execute("SELECT count(DISTINCT finished_at) FROM import_batch WHERE id = ANY(%s)", (ids,))
+    assert finished.fetchone() == (1,)
+
+
+async def _claims(dsn: str, first: uuid.UUID, second: uuid.UUID) -> tuple[Any, ...]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        head = await groups.claim_next(conn, "w1", 30)
+        other = await groups.claim_next(conn, "w2", 30)  # the first store's queue is held: the second store's head
+        nothing = await groups.claim_next(conn, "w3", 30)
+        assert head is not None and head.store_id == first
+        assert other is not None and other.store_id == second
+        followers = await groups.claim_followers(conn, head, "w1", 30, max_rows=3)
+        return head, other, nothing, followers
+    finally:
+        await conn.close()
+
+
+def test_only_a_stores_head_is_claimed_and_its_holder_takes_the_followers(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    first, second = new_store(db), new_store(db)
+    mine = [deliver(db, first, {"op": "stock", "sku": "a", "quantity": i}) for i in range(5)]
+    theirs = deliver(db, second, {"op": "stock", "sku": "a", "quantity": 1})
+    head, other, nothing, followers = asyncio.run(_claims(fresh_db_url, first, second))
+    assert head.id == mine[0] and other.id == theirs and nothing is None
+    assert [f.id for f in followers] == mine[1:4]  # in order, up to max_rows rows
+
+
+async def _abandon_a_group(dsn: str) -> list[uuid.UUID]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        head = await groups.claim_next(conn, "dead", 0.5)
+        assert head is not None
+        followers = await groups.claim_followers(conn, head, "dead", 0.5, max_rows=100)
+        return [head.id, *(f.id for f in followers)]
+    finally:
+        await conn.close()
+
+
+def test_a_killed_workers_group_is_taken_over(db: psycopg.Connection, fresh_db_url: str) -> None:
+    store = new_store(db)
+    deliver(db, store, {"sku": "a", "name": "Apple", "price": "1.00", "quantity": 5})
+    drain_imports(fresh_db_url)
+    batches = [deliver(db, store, {"op": "stock", "sku": "a", "quantity": q}) for q in (1, 2, 3)]
+    held = asyncio.run(_abandon_a_group(fresh_db_url))
+    assert held == batches  # claimed, never mapped: the worker died
+    time.sleep(0.6)  # its leases lapse
+    run_worker(fresh_db_url)
+    states = db.execute(
+        "SELECT status, processed_rows, attempts FROM import_batch WHERE id = ANY(%s)", (batches,)
+    ).fetchall()
+    assert states == [("completed", 1, 2)] * 3
+    assert listed(db, store, "a") == (3, True)
