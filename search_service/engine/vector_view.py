@@ -12,6 +12,7 @@ import numpy as np
 
 from search_service.engine.keyindex import KeyIndex, keys_of
 from search_service.engine.quantizer import Int8Copy, quantize
+from search_service.engine.ranking import score_error
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 NO_STAMP = np.iinfo(np.int64).min  # ai_embedded_at NULL
@@ -133,6 +134,8 @@ class CopyView:
             c, terms["offset"][overlay], terms["scale"][overlay], terms["error"][overlay], top = quantize(
                 self.matrix[overlay]
             )
+            # rounded from float16 rows: the bound must also cover their distance from the float32 vectors
+            terms["error"][overlay] += np.float32(score_error(self.matrix))
             codes[:, overlay] = c.T
             norm = max(norm, top)
         return arrays | terms | {"codes": codes}, norm

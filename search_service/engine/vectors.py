@@ -66,7 +66,7 @@ from search_service.engine import vector_files as files
 from search_service.engine.batcher import MicroBatcher
 from search_service.engine.keyindex import KeyIndex, ids_from_keys, keys_of
 from search_service.engine.quantizer import BOUND_SLACK, Int8Copy, Int8Unavailable
-from search_service.engine.ranking import EXACT_ORDER_MAX, Ranking, highest
+from search_service.engine.ranking import EXACT_ORDER_MAX, Ranking, highest, score_error
 from search_service.engine.vector_view import CopyView, as_vector, iso, stamp_us
 
 __all__ = ["EXACT_ORDER_MAX", "SQL_PATH", "Ranking", "VectorCache", "as_vector", "highest"]
@@ -164,14 +164,15 @@ class VectorCache:
         view = self._view
         n = view.n  # a refresh may add rows meanwhile
         matrix = view.matrix[:n]
+        error = score_error(matrix)  # float16 rows: similarities within it of float32's
         if view.int8 is None:
-            bounds = qs @ matrix.T
+            bounds = qs @ matrix.T + error
         else:
             bounds = view.int8.upper_bounds_many(qs, n)
             overlay = view.overlay()
             overlay = overlay[overlay < n]
             if len(overlay):  # exact similarities bound themselves (the slack covers a different summation)
-                bounds[:, overlay] = qs @ matrix[overlay].T + BOUND_SLACK
+                bounds[:, overlay] = qs @ matrix[overlay].T + (BOUND_SLACK + error)
         rankings = [Ranking(matrix, q, b) for q, b in zip(qs, bounds, strict=True)]
         self._live.update(rankings)
         return rankings
@@ -204,7 +205,7 @@ class VectorCache:
             ranking = whole.restricted(rows)
         else:
             matrix = self._view.matrix[rows]
-            ranking = Ranking(matrix, q, matrix @ q, rows)
+            ranking = Ranking(matrix, q, matrix @ q + score_error(matrix), rows)
         self._live.add(ranking)
         return ranking
 
