@@ -64,7 +64,8 @@ def role_of(server: Server, pid: int) -> str:
     if pid == server.proc.pid:
         return "supervisor"
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    return "worker" if b"spawn_main" in cmdline else "helper"  # multiprocessing's resource tracker
+    forked = cmdline == Path(f"/proc/{server.proc.pid}/cmdline").read_bytes()  # serve's forked workers
+    return "worker" if forked or b"spawn_main" in cmdline else "helper"  # multiprocessing's resource tracker
 
 
 def worker_pids(server: Server) -> list[int]:
