@@ -67,6 +67,7 @@ from search_service.engine.batcher import MicroBatcher
 from search_service.engine.keyindex import KeyIndex, ids_from_keys, keys_of
 from search_service.engine.quantizer import BOUND_SLACK, Int8Copy, Int8Unavailable
 from search_service.engine.ranking import EXACT_ORDER_MAX, Ranking, highest, score_error
+from search_service.engine.vector_load import load_all
 from search_service.engine.vector_view import CopyView, as_vector, iso, stamp_us
 
 __all__ = ["EXACT_ORDER_MAX", "SQL_PATH", "Ranking", "VectorCache", "as_vector", "highest"]
@@ -238,14 +239,7 @@ class VectorCache:
         view = self._private_view()
         horizon = await self._write_horizon(conn)
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            cursor = conn.cursor(statement("engine/vectors", "vectors_all").sql, prefetch=batch)
-            chunk: list[asyncpg.Record] = []
-            async for record in cursor:
-                chunk.append(record)
-                if len(chunk) >= batch:
-                    view.apply(chunk, self.dim)
-                    chunk = []
-            view.apply(chunk, self.dim)
+            await load_all(conn, view, self.dim, batch)
         view.horizon = horizon
         return view
 

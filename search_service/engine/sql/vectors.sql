@@ -7,10 +7,11 @@
 -- How many vectors a full load would hold (index-only scan), checked against PLINQY_VECTOR_CACHE_MAX first.
 SELECT count(*) FROM product_master WHERE ai_embedded_at IS NOT NULL;
 
--- name: vectors_all
+-- name: vectors_all_binary
 -- params: none
--- The full load: every stored vector with its stamp.
-SELECT id, ai_vector, ai_embedded_at
+-- The full load as one binary COPY (engine/vector_load.py decodes it with numpy): fixed-size rows, so a NULL
+-- stamp comes as -infinity (the copy's NO_STAMP).
+SELECT id, ai_vector, coalesce(ai_embedded_at, '-infinity'::timestamptz)
 FROM product_master
 WHERE ai_vector IS NOT NULL;
 
