@@ -23,6 +23,8 @@ from embeddings.encoder import Encoder
 from search_service.api.app import create_app
 from search_service.demo.synthetic import SyntheticSpec, random_unit_vectors, seed_synthetic
 from search_service.engine.search import DEFAULT_CONFIG, SearchParams, SearchResult, search
+from search_service.engine.vector_load import load_all
+from search_service.engine.vector_view import CopyView
 from search_service.engine.vectors import Ranking, VectorCache, highest
 from tests.test_api import READY_TIMEOUT_S, app_settings, load_test_encoder
 from tests.test_search_engine import connect, run
@@ -445,6 +447,12 @@ def test_the_binary_load_holds_every_vector_with_its_stamp(fresh_db_url: str) ->
         try:
             cache = VectorCache()
             assert await cache.load(conn, batch=64) == 700
+            async with conn.transaction():  # the API's statement_timeout does not bound the load's one COPY
+                await conn.execute("SET LOCAL statement_timeout = 1")  # 1 ms (1M vectors: 1.5 GB in ~10 s)
+                view = CopyView(
+                    np.zeros((0, 384), np.float32), np.zeros((0, 2), np.uint64), np.zeros(0, np.int64), None
+                )
+                assert await load_all(conn, view, 384, 64) == 700 == view.n
             return cache
         finally:
             await conn.close()

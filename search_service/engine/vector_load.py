@@ -85,5 +85,6 @@ class BinaryRows:
 async def load_all(conn: Any, view: CopyView, dim: int, batch: int) -> int:
     """Every stored vector into the (empty) `view`, in the caller's transaction; returns how many."""
     sink = BinaryRows(view, dim, batch)
+    await conn.execute(statement("engine/vectors", "load_without_timeout").sql)
     await conn.copy_from_query(statement("engine/vectors", "vectors_all_binary").sql, output=sink, format="binary")
     return sink.finish()

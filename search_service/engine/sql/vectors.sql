@@ -7,6 +7,12 @@
 -- How many vectors a full load would hold (index-only scan), checked against PLINQY_VECTOR_CACHE_MAX first.
 SELECT count(*) FROM product_master WHERE ai_embedded_at IS NOT NULL;
 
+-- name: load_without_timeout
+-- params: none
+-- The full load is one statement (a binary COPY of every vector: 1.5 GB at 1M products), longer than the API's
+-- statement_timeout; for the load's own transaction only.
+SET LOCAL statement_timeout = 0;
+
 -- name: vectors_all_binary
 -- params: none
 -- The full load as one binary COPY (engine/vector_load.py decodes it with numpy): fixed-size rows, so a NULL
