@@ -20,6 +20,7 @@ SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 HEADER = len(SIGNATURE) + 8  # flags and header-extension length, both int32 0 here
 TRAILER = b"\xff\xff"
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in µs since 1970-01-01
+LOAD_TIMEOUT_S = 3600.0  # the whole COPY, client side (1M vectors: ~10 s)
 
 
 def row_dtype(dim: int) -> np.dtype:
@@ -86,5 +87,8 @@ async def load_all(conn: Any, view: CopyView, dim: int, batch: int) -> int:
     """Every stored vector into the (empty) `view`, in the caller's transaction; returns how many."""
     sink = BinaryRows(view, dim, batch)
     await conn.execute(statement("engine/vectors", "load_without_timeout").sql)
-    await conn.copy_from_query(statement("engine/vectors", "vectors_all_binary").sql, output=sink, format="binary")
+    # Nor the pool's client-side command_timeout (asyncpg applies it to a COPY as a whole).
+    await conn.copy_from_query(
+        statement("engine/vectors", "vectors_all_binary").sql, output=sink, format="binary", timeout=LOAD_TIMEOUT_S
+    )
     return sink.finish()
