@@ -90,11 +90,14 @@ class CopyView:
         stamps = np.array([stamp_us(r["ai_embedded_at"]) for r in records], dtype=np.int64)
         return self.apply_arrays(keys_of([r["id"] for r in records]), vecs, stamps, dim)
 
-    def apply_arrays(self, want: np.ndarray, vecs: np.ndarray, stamps: np.ndarray, dim: int) -> int:
-        """Set the rows of ids `want` (keys, each once) to `vecs` (normalised here) and `stamps` (µs)."""
+    def apply_arrays(
+        self, want: np.ndarray, vecs: np.ndarray, stamps: np.ndarray, dim: int, *, fresh: bool = False
+    ) -> int:
+        """Set the rows of ids `want` (keys, each once) to `vecs` (normalised here) and `stamps` (µs). `fresh`:
+        ids the view does not hold (a full load: the caller rebuilds the index once, at the end)."""
         if len(want) == 0:
             return 0
-        rows = self.index.find(self.key, self.n, want)
+        rows = np.full(len(want), -1, dtype=np.int64) if fresh else self.index.find(self.key, self.n, want)
         new = np.flatnonzero(rows < 0)
         self.reserve(self.n + len(new), dim)
         rows[new] = np.arange(self.n, self.n + len(new))
@@ -112,7 +115,7 @@ class CopyView:
             self.changed = np.union1d(self.changed, rows[rows < self.base_rows])
         elif self.int8 is not None:
             self.int8.set_rows(rows, self.matrix[rows])
-        if not self.generation and self.index.tail_rows(self.n) > max(4096, self.n // 32):
+        if not fresh and not self.generation and self.index.tail_rows(self.n) > max(4096, self.n // 32):
             self.index = KeyIndex.rebuilt(self.key, self.n)
         return len(want)
 

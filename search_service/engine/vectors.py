@@ -67,7 +67,7 @@ from search_service.engine.batcher import MicroBatcher
 from search_service.engine.keyindex import KeyIndex, ids_from_keys, keys_of
 from search_service.engine.quantizer import BOUND_SLACK, Int8Copy, Int8Unavailable
 from search_service.engine.ranking import EXACT_ORDER_MAX, Ranking, highest, score_error
-from search_service.engine.vector_load import load_all
+from search_service.engine.vector_load import load_all, release_freed_memory
 from search_service.engine.vector_view import CopyView, as_vector, iso, stamp_us
 
 __all__ = ["EXACT_ORDER_MAX", "SQL_PATH", "Ranking", "VectorCache", "as_vector", "highest"]
@@ -354,6 +354,7 @@ class VectorCache:
                 loaded = await self._load_view(conn, batch)
                 generation = await asyncio.to_thread(self._write, directory, loaded)
                 del loaded
+                release_freed_memory()
         finally:
             if fd is not None:
                 os.close(fd)

@@ -13,6 +13,11 @@ SELECT count(*) FROM product_master WHERE ai_embedded_at IS NOT NULL;
 -- statement_timeout; for the load's own transaction only.
 SET LOCAL statement_timeout = 0;
 
+-- name: vector_rows_estimate
+-- params: none
+-- The planner's row count of product_master (no scan): the full load sizes the copy's arrays by it.
+SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'product_master'::regclass;
+
 -- name: vectors_all_binary
 -- params: none
 -- The full load as one binary COPY (engine/vector_load.py decodes it with numpy): fixed-size rows, so a NULL
