@@ -1395,6 +1395,9 @@ def bench_http(
                 + ", ".join(f"{lab} {e['qps_cached']['8']['qps']:.0f}" for lab, e in out["radii"].items()),
                 flush=True,
             )
+        except Exception as exc:  # keep the figures of the first server
+            out["cached_failed"] = f"{type(exc).__name__}: {exc}"
+            print(f"[bench] http cached-embedding QPS failed: {exc}", flush=True)
         finally:
             cached.stop()
     return out
