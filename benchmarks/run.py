@@ -1094,6 +1094,21 @@ def peak_rss_bytes(pid: int) -> dict[str, int | None]:
     return out
 
 
+def process_memory(pid: int) -> list[dict[str, Any]]:
+    """RSS, PSS and peak RSS of a process and its children (serve's supervisor and workers), after the load:
+    PSS shares each page among the processes that map it, so their sum is what the API costs the machine."""
+    out = []
+    for each in [pid, *child_pids(pid)]:
+        entry: dict[str, Any] = {"pid": each, **peak_rss_bytes(each)}
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{each}/smaps_rollup").read_text().splitlines():
+                name, _, rest = line.partition(":")
+                if name in ("Rss", "Pss", "Pss_Anon", "Pss_File"):
+                    entry[name.lower()] = int(rest.split()[0]) * 1024
+        out.append(entry)
+    return out
+
+
 def child_pids(pid: int) -> list[int]:
     with contextlib.suppress(OSError):
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -1374,6 +1389,7 @@ def bench_http(
                     flush=True,
                 )
         out["api_rss_bytes"] = server.peak_rss()
+        out["api_processes"] = process_memory(server.proc.pid)
     finally:
         server.stop()
     if cached_qps_seconds > 0 and query_cache == 0:
