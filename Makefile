@@ -38,8 +38,10 @@ lint: setup
 bench: migrate
 	@$(BIN)/python -m benchmarks.run --scale small
 
+# BENCH_GENERATOR=synthetic: random clustered vectors instead of the model's (1M texts take ~2-3 h to embed here)
+BENCH_GENERATOR ?= auto
 bench-large: migrate
-	@$(BIN)/python -m benchmarks.run --scale large
+	@$(BIN)/python -m benchmarks.run --scale large --generator $(BENCH_GENERATOR)
 
 bench-events: migrate
 	@$(BIN)/python -m benchmarks.bench_events

@@ -64,7 +64,8 @@ def role_of(server: Server, pid: int) -> str:
     if pid == server.proc.pid:
         return "supervisor"
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    return "worker" if b"spawn_main" in cmdline else "helper"  # multiprocessing's resource tracker
+    forked = cmdline == Path(f"/proc/{server.proc.pid}/cmdline").read_bytes()  # serve's forked workers
+    return "worker" if forked or b"spawn_main" in cmdline else "helper"  # multiprocessing's resource tracker
 
 
 def worker_pids(server: Server) -> list[int]:
@@ -137,6 +138,7 @@ def run(
             conn.execute("DROP INDEX IF EXISTS ix_product_master_ai_vector_hnsw")
         seed_synthetic(url, SyntheticSpec(products=products, stores=stores, listings=min(products * 2, 400_000)))
         seeded_s = round(time.perf_counter() - started, 1)
+    load_start = os.getloadavg()  # a shared machine: the ready times move with it
     log_dir = Path(tempfile.mkdtemp(prefix="plinqy-bench-memory-"))
     try:
         runs = [measure(url, n, log_dir, settle_s) for n in worker_counts]
@@ -150,6 +152,8 @@ def run(
         "vectors": catalogue_size(url),
         "seeded_s": seeded_s,
         "cpus": len(os.sched_getaffinity(0)),
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg(),
         "runs": runs,
     }
     by_workers = {r["workers"]: r for r in runs if not r["generation_kept"]}
@@ -162,6 +166,9 @@ def markdown(result: dict[str, Any]) -> str:
     mib = 2**20
     lines = [
         f"# API memory and start-up, {result['vectors']:,} vectors ({result['date']}, {result['cpus']} CPUs)",
+        "",
+        f"Load average at start {', '.join(f'{x:.2f}' for x in result.get('load_average_start', ()))}, at end "
+        f"{', '.join(f'{x:.2f}' for x in result.get('load_average_end', ()))} (a shared machine).",
         "",
         "| workers | ready s | process | RSS MiB | PSS MiB | PSS anon MiB | PSS file MiB | generation mapped |",
         "|---:|---:|---|---:|---:|---:|---:|---|",

@@ -340,6 +340,15 @@ def _lat(entry: dict[str, Any], p99: bool = True) -> str:
     return out + f" / {_ms(lat.get('p99'))}" if p99 else out
 
 
+def _process_lines(processes: list[dict[str, Any]]) -> list[str]:
+    """Each API process's memory after the load (the first is serve's own: the supervisor with workers)."""
+    if not processes:
+        return []
+    each = ", ".join(f"{_mib(p.get('pss'))} ({_mib(p.get('rss'))} RSS)" for p in processes)
+    total = sum(p.get("pss") or 0 for p in processes)
+    return ["", f"API processes after the load, PSS: {each}; all together {_mib(total)} of PSS."]
+
+
 def _http_section(result: dict[str, Any]) -> list[str]:
     http = result.get("http")
     if not http:
@@ -363,6 +372,7 @@ def _http_section(result: dict[str, Any]) -> list[str]:
             if http.get("api_vector_cache_max")
             else "."
         ),
+        *_process_lines(http.get("api_processes") or []),
         "",
         f"*QPS c=8* and *QPS c=8 other mode*: the median of {http.get('qps_c8_windows', 1)} window(s), the two "
         "modes interleaved (lowest–highest window in brackets). "

@@ -38,7 +38,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -95,14 +95,36 @@ class Scale:
     naive_queries: int
     http: bool = True
     qps_c8_windows: int = 3  # QPS at concurrency 8 (the target's figure): the median of this many windows
+    # Synthetic data: build the HNSW index. 1M vectors take most of an hour to index on 2 busy cores, and the
+    # engine never uses it while the API holds every vector (only the naive baseline's forced plan does).
+    hnsw: bool = True
 
 
 SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", None, 1500, 40, 12000, 12, 1.0, 32, 200, 64, 12, qps_c8_windows=1),
     # 7 s per QPS window keeps `make bench` within 15 minutes here with three windows per c=8 figure
     "small": Scale("small", "small", 100_000, 1000, 1_000_000, 200, 7.0, 256, 500, 500, 40),
-    "large": Scale("large", "large", 1_000_000, 10_000, 10_000_000, 200, 10.0, 256, 2000, 1000, 30),
+    "large": Scale("large", "large", 1_000_000, 10_000, 10_000_000, 200, 10.0, 256, 2000, 1000, 30, hnsw=False),
 }
+
+
+def sized(scale: Scale, products: int | None, stores: int | None, listings: int | None) -> Scale:
+    """The scale with the synthetic sizes given on the command line (stores and listings default to the
+    scale's ratios to its products)."""
+    if products is None and stores is None and listings is None:
+        return scale
+    n = products or scale.products
+    return replace(
+        scale,
+        products=n,
+        stores=stores or max(1, scale.stores * n // scale.products),
+        listings=listings or scale.listings * n // scale.products,
+    )
+
+
+def has_hnsw(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (HNSW_INDEX,)).fetchone() == (True,)
 
 
 def settle_heap() -> None:
@@ -176,12 +198,14 @@ class Phases:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.cpu: dict[str, dict[str, float]] = {}
+        self.current: str | None = None  # the step under way (the one a failure happened in)
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         t0 = time.perf_counter()
         ticks = cpu_ticks()
         print(f"[bench] {name} …", flush=True)
+        self.current = name
         try:
             yield
         finally:
@@ -310,9 +334,10 @@ def seed_data(url: str, scale: Scale, seed: int, generator: str, settings: Setti
             seed=seed,
             clusters=max(scale.products // 50, 1),
             rebuild_hnsw=True,
+            hnsw=scale.hnsw,
             sigma_m=6000.0,
         )
-        seed_synthetic(url, spec)
+        seed_synthetic(url, spec, progress=lambda message: print(f"[bench] seeded {message}", flush=True))
         info["synthetic_spec"] = asdict(spec)
     info["seconds"] = round(time.perf_counter() - t0, 2)
     info["counts"] = counts(url)
@@ -335,10 +360,11 @@ def _rows_per_s(report: dict[str, Any]) -> float | None:
 SEED_MARK = "BENCH_SEED_JSON:"
 
 
-def seed_in_subprocess(url: str, scale_name: str, seed: int, generator: str) -> dict[str, Any]:
+def seed_in_subprocess(url: str, scale: Scale, seed: int, generator: str) -> dict[str, Any]:
     """seed_data in a child process: the generator's arrays never swell this process, whose memory high-water
-    mark every later child inherits (ru_maxrss survives fork and exec, and the encoder benchmark reads it)."""
-    proc = subprocess.run(
+    mark every later child inherits (ru_maxrss survives fork and exec, and the encoder benchmark reads it).
+    Its progress lines are passed on as they come."""
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -347,21 +373,27 @@ def seed_in_subprocess(url: str, scale_name: str, seed: int, generator: str) -> 
             "--database-url",
             url,
             "--scale",
-            scale_name,
+            scale.name,
             "--seed",
             str(seed),
             "--generator",
             generator,
+            *(f"--{name}={getattr(scale, name)}" for name in ("products", "stores", "listings")),
         ],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         text=True,
-        check=False,
     )
-    for line in reversed(proc.stdout.splitlines()):
+    assert proc.stdout is not None
+    tail: list[str] = []
+    for line in proc.stdout:
         if line.startswith(SEED_MARK):
+            proc.wait()
             return dict(json.loads(line[len(SEED_MARK) :]))
-    raise RuntimeError(f"seeding {scale_name} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}")
+        print(line, end="", flush=True)
+        tail = [*tail[-40:], line]
+    proc.wait()
+    raise RuntimeError(f"seeding {scale.name} failed (exit {proc.returncode}):\n{''.join(tail)}")
 
 
 VERIFY_SQL = """
@@ -413,7 +445,9 @@ def prepare_data(args: argparse.Namespace, scale: Scale, settings: Settings, pha
     generator = args.generator
     if generator == "auto":
         generator = "datagen" if scale.datagen_scale and datagen_module() is not None else "synthetic"
-    wanted = {"scale": scale.name, "seed": args.seed, "generator": generator}
+    wanted: dict[str, Any] = {"scale": scale.name, "seed": args.seed, "generator": generator}
+    if generator == "synthetic":
+        wanted |= {"products": scale.products, "stores": scale.stores, "listings": scale.listings}
     marker = read_marker(url)
     current = counts(url)
     if (
@@ -427,7 +461,7 @@ def prepare_data(args: argparse.Namespace, scale: Scale, settings: Settings, pha
         print(f"[bench] reusing {_db_name(url)} ({current['product_master']} products, {generator})", flush=True)
     else:
         with phases("generate"):
-            load = seed_in_subprocess(url, scale.name, args.seed, generator)
+            load = seed_in_subprocess(url, scale, args.seed, generator)
         write_marker(url, {**wanted, "load": load})
         load["reused"] = False
     if generator == "datagen":
@@ -915,6 +949,7 @@ async def bench_sql(
     limit: int,
     with_naive: bool,
     naive_queries: int,
+    with_forced: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per radius: the engine (semantic: latency, recall, short results, strategies; hybrid: latency) over every
     query, and the naive statement (planner's plan and HNSW forced) over the first `naive_queries` of them (it
@@ -959,7 +994,7 @@ async def bench_sql(
                 stats["engine_hybrid"][0].append((time.perf_counter() - t0) * 1000)
                 stats["engine_hybrid"][2][hres.strategy] += 1
                 if with_naive and i < naive_queries:
-                    for name, forced in (("naive", False), ("naive_forced", True)):
+                    for name, forced in (("naive", False), ("naive_forced", True))[: 2 if with_forced else 1]:
                         t0 = time.perf_counter()
                         got = await naive(conn, q, query, radius, limit, forced)
                         stats[name][0].append((time.perf_counter() - t0) * 1000)
@@ -985,7 +1020,8 @@ async def bench_sql(
             if with_naive:
                 probe = queries[0]
                 entry["naive"]["plan"] = await naive_plan(conn, vectors[0], probe, radius, limit, False)
-                entry["naive_forced"]["plan"] = await naive_plan(conn, vectors[0], probe, radius, limit, True)
+                if with_forced:
+                    entry["naive_forced"]["plan"] = await naive_plan(conn, vectors[0], probe, radius, limit, True)
                 n_sub = len(stats["naive"][0])
                 sub_times = stats["engine_semantic"][0][:n_sub]
                 entry["naive_queries"] = n_sub
@@ -995,9 +1031,10 @@ async def bench_sql(
                 }
                 e50 = pct(sub_times, 50)
                 n50 = entry["naive"]["latency_ms"]["p50"]
-                f50 = entry["naive_forced"]["latency_ms"]["p50"]
                 entry["ratio_naive_over_engine_p50"] = n50 / e50 if e50 else None
-                entry["ratio_naive_forced_over_engine_p50"] = f50 / e50 if e50 else None
+                if with_forced:
+                    f50 = entry["naive_forced"]["latency_ms"]["p50"]
+                    entry["ratio_naive_forced_over_engine_p50"] = f50 / e50 if e50 else None
             slow_query = queries[slowest[1]]
             entry["slowest_engine_query"] = {
                 "ms": slowest[0],
@@ -1031,9 +1068,12 @@ async def bench_sql(
                 line += (
                     f" | naive p50 {nv['latency_ms']['p50']:.1f} recall {nv['recall_at_k']:.3f}"
                     f" hnsw={nv['plan']['uses_hnsw']}"
-                    f" | forced p50 {entry['naive_forced']['latency_ms']['p50']:.1f}"
-                    f" recall {entry['naive_forced']['recall_at_k']:.3f}"
                 )
+                if with_forced:
+                    line += (
+                        f" | forced p50 {entry['naive_forced']['latency_ms']['p50']:.1f}"
+                        f" recall {entry['naive_forced']['recall_at_k']:.3f}"
+                    )
             print(line, flush=True)
     finally:
         await conn.close()
@@ -1059,6 +1099,21 @@ def peak_rss_bytes(pid: int) -> dict[str, int | None]:
                 out["vm_hwm"] = int(line.split()[1]) * 1024
             elif line.startswith("VmRSS:"):
                 out["vm_rss"] = int(line.split()[1]) * 1024
+    return out
+
+
+def process_memory(pid: int) -> list[dict[str, Any]]:
+    """RSS, PSS and peak RSS of a process and its children (serve's supervisor and workers), after the load:
+    PSS shares each page among the processes that map it, so their sum is what the API costs the machine."""
+    out = []
+    for each in [pid, *child_pids(pid)]:
+        entry: dict[str, Any] = {"pid": each, **peak_rss_bytes(each)}
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{each}/smaps_rollup").read_text().splitlines():
+                name, _, rest = line.partition(":")
+                if name in ("Rss", "Pss", "Pss_Anon", "Pss_File"):
+                    entry[name.lower()] = int(rest.split()[0]) * 1024
+        out.append(entry)
     return out
 
 
@@ -1342,6 +1397,7 @@ def bench_http(
                     flush=True,
                 )
         out["api_rss_bytes"] = server.peak_rss()
+        out["api_processes"] = process_memory(server.proc.pid)
     finally:
         server.stop()
     if cached_qps_seconds > 0 and query_cache == 0:
@@ -1363,6 +1419,9 @@ def bench_http(
                 + ", ".join(f"{lab} {e['qps_cached']['8']['qps']:.0f}" for lab, e in out["radii"].items()),
                 flush=True,
             )
+        except Exception as exc:  # keep the figures of the first server
+            out["cached_failed"] = f"{type(exc).__name__}: {exc}"
+            print(f"[bench] http cached-embedding QPS failed: {exc}", flush=True)
         finally:
             cached.stop()
     return out
@@ -1654,8 +1713,17 @@ def encode_queries(queries: Sequence[qmod.Query], settings: Settings) -> tuple[n
     return encoder.encode([q.text for q in queries]), encoder.model_id
 
 
+def checkpoint(result: dict[str, Any]) -> None:
+    """The result so far, in .cache/ (not a result file): what a run killed part-way had measured."""
+    path = PROJECT_ROOT / ".cache" / f"bench-{result['scale']}-partial.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    scale = SCALES[args.scale]
+    """Every phase; one that fails is recorded in result["failed"] and the phases measured before it are
+    kept (and written, as a complete run's are)."""
+    scale = sized(SCALES[args.scale], args.products, args.stores, args.listings)
     settings = Settings.from_env()
     phases = Phases()
     started = dt.datetime.now(dt.UTC)
@@ -1686,6 +1754,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "code": code_version(),
         "load": load,
     }
+    load["hnsw_index"] = has_hnsw(url)
+    try:
+        _run_phases(args, scale, settings, phases, url, result)
+    except Exception as exc:  # keep what was measured; say where it stopped
+        import traceback
+
+        traceback.print_exc()
+        result["failed"] = {"phase": phases.current, "error": f"{type(exc).__name__}: {exc}"}
+    result["phases_s"] = phases.seconds
+    result["phases_cpu"] = phases.cpu
+    seen = {ENGINE_AT_IMPORT, engine_fingerprint(), result.get("http", {}).get("engine_fingerprint_at_server_start")}
+    result["code"]["engine_changed_during_run"] = len(seen - {None}) > 1
+    if result["code"]["engine_changed_during_run"]:
+        print("[bench] WARNING: the engine's code changed during the run; SQL and HTTP figures may differ", flush=True)
+    result["machine"]["load_average_end"] = os.getloadavg()
+    result["machine"]["speed_probe_ms_end"] = speed_probe_ms()
+    result["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return result
+
+
+def _run_phases(
+    args: argparse.Namespace, scale: Scale, settings: Settings, phases: Phases, url: str, result: dict[str, Any]
+) -> None:
+    n_queries = result["parameters"]["queries"]
+    k = limit = args.k
+    load = result["load"]
+    checkpoint(result)
     # Embedding first, while this process is still lean (its children inherit its memory high-water mark);
     # the re-embedding updates some vectors, and the REINDEX below rebuilds the graph after it.
     if not args.skip_embedding:
@@ -1699,7 +1794,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 encoder_rates=not args.skip_encoder_rates,
                 worker_rate=not args.skip_worker,
             )
-    if not args.skip_reindex:
+    if not args.skip_reindex and load["hnsw_index"]:
         with phases("hnsw build (REINDEX)"):
             result["hnsw_build"] = reindex_hnsw(url)
     result["sizes"] = sizes(url)
@@ -1742,8 +1837,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 limit,
                 with_naive=not args.skip_naive,
                 naive_queries=args.naive_queries if args.naive_queries is not None else scale.naive_queries,
+                with_forced=load["hnsw_index"],
             )
         )
+    checkpoint(result)
     if args.typo_names:
         with phases("typo tolerance"):
             result["typos"] = bench_typos.measure(url, settings, args.typo_names, args.seed)
@@ -1773,16 +1870,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 api_workers=args.api_workers,
                 qps_windows=result["parameters"]["qps_c8_windows"],
             )
-    result["phases_s"] = phases.seconds
-    result["phases_cpu"] = phases.cpu
-    seen = {ENGINE_AT_IMPORT, engine_fingerprint(), result.get("http", {}).get("engine_fingerprint_at_server_start")}
-    result["code"]["engine_changed_during_run"] = len(seen - {None}) > 1
-    if result["code"]["engine_changed_during_run"]:
-        print("[bench] WARNING: the engine's code changed during the run; SQL and HTTP figures may differ", flush=True)
-    result["machine"]["load_average_end"] = os.getloadavg()
-    result["machine"]["speed_probe_ms_end"] = speed_probe_ms()
-    result["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    return result
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -1827,6 +1914,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-worker", action="store_true", help="embedding: leave out the worker's end-to-end rate")
     p.add_argument("--skip-reindex", action="store_true")
     p.add_argument("--tag", default="", help="suffix of the result file names")
+    p.add_argument("--products", type=int, default=None, help="synthetic data: products (default per scale)")
+    p.add_argument("--stores", type=int, default=None, help="synthetic data: stores (default: the scale's ratio)")
+    p.add_argument("--listings", type=int, default=None, help="synthetic data: listings (default: the scale's ratio)")
     p.add_argument("--seed-only", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -1836,7 +1926,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
 
     args = parse_args(argv)
     if args.seed_only:  # the child of seed_in_subprocess
-        info = seed_data(args.database_url, SCALES[args.scale], args.seed, args.generator, Settings.from_env())
+        scale = sized(SCALES[args.scale], args.products, args.stores, args.listings)
+        info = seed_data(args.database_url, scale, args.seed, args.generator, Settings.from_env())
         print(SEED_MARK + json.dumps(info, default=str), flush=True)
         return {}
     result = run(args)

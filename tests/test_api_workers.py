@@ -8,6 +8,8 @@ texts with the real model. Marked slow: two worker processes each load the model
 from __future__ import annotations
 
 import os
+import signal
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +40,7 @@ def two_workers(make_database: Callable[..., str], tmp_path_factory: pytest.Temp
         server = Server(url, 1024, tmp_path_factory.mktemp("api") / "api.log", workers=2)
     try:
         server.wait_ready()
-        run_dirs = [worker_env(server, name) for name in ("PROMETHEUS_MULTIPROC_DIR", "PLINQY_VECTOR_SHARED_DIR")]
+        run_dirs = [metrics_dir(server), vector_dir(server)]
         assert all(d.is_dir() for d in run_dirs)
         yield server
     finally:
@@ -46,9 +48,21 @@ def two_workers(make_database: Callable[..., str], tmp_path_factory: pytest.Temp
     assert not any(d.exists() for d in run_dirs)  # serve removes its run's directories when it stops (SIGTERM)
 
 
-def worker_env(server: Server, name: str) -> Path:
-    environ = Path(f"/proc/{worker_pids(server)[0]}/environ").read_bytes().decode().split("\0")
-    return Path(next(line.split("=", 1)[1] for line in environ if line.startswith(name + "=")))
+def mapped_files(pid: int) -> list[Path]:
+    return [Path(line.split()[-1]) for line in Path(f"/proc/{pid}/maps").read_text().splitlines() if "/" in line]
+
+
+def metrics_dir(server: Server) -> Path:
+    """PROMETHEUS_MULTIPROC_DIR of the run (forked workers' /proc/PID/environ is the supervisor's at exec):
+    the directory of the metric files a worker maps."""
+    return next(p.parent for p in mapped_files(worker_pids(server)[0]) if p.suffix == ".db")
+
+
+def vector_dir(server: Server) -> Path:
+    """PLINQY_VECTOR_SHARED_DIR of the run: <dir>/<database key>/gen-N/matrix.npy is mapped."""
+    generation = bench_memory.mapped_generation(worker_pids(server)[0])
+    assert generation is not None
+    return Path(generation).parents[2]
 
 
 def scrape(base: str) -> dict[str, float]:
@@ -78,8 +92,7 @@ def test_every_scrape_counts_the_searches_of_both_workers(two_workers: Server) -
 
     with ThreadPoolExecutor(4) as pool:  # new connections, several at once: both workers take some
         assert list(pool.map(one, range(SEARCHES))) == [200] * SEARCHES
-    metrics_dir = worker_env(two_workers, "PROMETHEUS_MULTIPROC_DIR")
-    served = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("histogram_*.db")}
+    served = {p.stem.rsplit("_", 1)[1] for p in metrics_dir(two_workers).glob("histogram_*.db")}
     # every worker writes its own files (a worker uvicorn restarted under load leaves its old ones, still summed)
     assert {str(pid) for pid in worker_pids(two_workers)} <= served
     for _ in range(8):  # each scrape may be answered by either worker
@@ -158,3 +171,32 @@ def test_one_rate_limit_per_key_across_the_workers(two_workers: Server) -> None:
         for client in clients.values():
             client.close()
     assert codes == [200] * BURST + [429] * BURST, codes
+def test_workers_share_the_model_the_supervisor_loaded(two_workers: Server) -> None:
+    """Forked after the model was loaded: most of each worker's memory is pages it shares (the model's packed
+    weights, the imported code), not pages of its own."""
+    for pid in worker_pids(two_workers):
+        memory = bench_memory.smaps_rollup(pid)
+        assert memory["rss"] - memory["pss"] > 100 * 2**20, memory
+
+
+def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:
+    before = worker_pids(two_workers)
+    os.kill(before[0], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pids = bench_memory.worker_pids(two_workers)
+        if len(pids) == 2 and before[0] not in pids:
+            break
+        time.sleep(0.2)
+    after = worker_pids(two_workers)
+    assert before[0] not in after and before[1] in after
+    params = {"q": "synthetic product 3", "limit": "3"}
+    while time.monotonic() < deadline:  # once the new worker is ready, every search succeeds, whichever answers
+        with ThreadPoolExecutor(4) as pool:
+            codes = list(
+                pool.map(lambda _: httpx.get(two_workers.base + "/v1/search", params=params).status_code, range(8))
+            )
+        if codes == [200] * 8:
+            break
+        time.sleep(0.5)
+    assert codes == [200] * 8

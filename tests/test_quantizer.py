@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from search_service.demo.synthetic import random_unit_vectors
 from search_service.engine import quantizer
 from search_service.engine.quantizer import Int8Copy, Int8Unavailable
+from search_service.engine.ranking import FLOAT16_ERROR
 from search_service.engine.vectors import EXACT_ORDER_MAX, Ranking, VectorCache
 
 DIM = 384
@@ -227,3 +229,25 @@ def test_vector_copy_repacks_once_enough_rows_changed_since_the_snapshot() -> No
     assert cache._repack_due()
     asyncio.run(cache._repack())
     assert cache._int8.unpacked_rows(len(cache)) == 0
+
+
+def test_a_float16_ranking_widens_its_thresholds_by_the_rounding_error() -> None:
+    """Near-duplicate rows (a catalogue's variants): float16 rounding reorders them, and a threshold read off
+    the float16 scores alone is below the float32 similarity of rows it leaves out; the widened one never is."""
+    rng = np.random.default_rng(11)
+    base = random_unit_vectors(1, rng)[0]
+    rows = base + 0.05 * random_unit_vectors(3000, rng)
+    rows = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    half = rows.astype(np.float16)
+    unwidened_misses = 0
+    for q in base + 0.05 * random_unit_vectors(20, rng):
+        q = (q / np.linalg.norm(q)).astype(np.float32)
+        true = rows @ q
+        ranking = Ranking(half, q, half @ q + FLOAT16_ERROR)
+        for stop in (1, 10, 100, 2000):
+            handed, threshold = ranking.top(stop)
+            left = np.ones(len(rows), dtype=bool)
+            left[handed] = False
+            assert true[left].max() <= threshold
+            unwidened_misses += int(true[left].max() > threshold - FLOAT16_ERROR)
+    assert unwidened_misses > 0  # the widening is what keeps these thresholds sound

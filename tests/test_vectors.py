@@ -21,8 +21,10 @@ from pgvector.psycopg import register_vector as register_vector_psycopg
 
 from embeddings.encoder import Encoder
 from search_service.api.app import create_app
-from search_service.demo.synthetic import random_unit_vectors
+from search_service.demo.synthetic import SyntheticSpec, random_unit_vectors, seed_synthetic
 from search_service.engine.search import DEFAULT_CONFIG, SearchParams, SearchResult, search
+from search_service.engine.vector_load import load_all
+from search_service.engine.vector_view import CopyView
 from search_service.engine.vectors import Ranking, VectorCache, highest
 from tests.test_api import READY_TIMEOUT_S, app_settings, load_test_encoder
 from tests.test_search_engine import connect, run
@@ -424,3 +426,44 @@ def test_highest_gives_the_top_m_and_the_highest_bound_left_out(shape: str) -> N
         assert float(bounds[left_out].max()) == limit
         assert float(bounds[positions].min()) >= limit
         assert np.array_equal(np.sort(bounds[positions]), np.sort(bounds)[n - m :])
+
+
+def test_the_binary_load_holds_every_vector_with_its_stamp(fresh_db_url: str) -> None:
+    """The full load (one binary COPY decoded by numpy, vector_load.py): the vectors and ids PostgreSQL holds,
+    the stamps to the microsecond, a NULL stamp (a bulk load with triggers off) as none, over several batches."""
+    seed_synthetic(fresh_db_url, SyntheticSpec(products=700, stores=5, listings=900, seed=4))
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        register_vector_psycopg(conn)
+        stamped = conn.execute(
+            "UPDATE product_master SET ai_vector = %s"
+            " WHERE id = (SELECT id FROM product_master ORDER BY id LIMIT 1) RETURNING id, ai_embedded_at",
+            (random_unit_vectors(1, np.random.default_rng(9))[0],),
+        ).fetchone()
+        assert stamped is not None and stamped[1] is not None
+        rows = conn.execute("SELECT id, ai_vector FROM product_master").fetchall()
+
+    async def body() -> VectorCache:
+        conn = await connect(fresh_db_url)
+        try:
+            cache = VectorCache()
+            assert await cache.load(conn, batch=64) == 700
+            async with conn.transaction():  # the API's statement_timeout does not bound the load's one COPY
+                await conn.execute("SET LOCAL statement_timeout = 1")  # 1 ms (1M vectors: 1.5 GB in ~10 s)
+                view = CopyView(
+                    np.zeros((0, 384), np.float32), np.zeros((0, 2), np.uint64), np.zeros(0, np.int64), None
+                )
+                assert await load_all(conn, view, 384, 64) == 700 == view.n
+            return cache
+        finally:
+            await conn.close()
+
+    cache = run(body())
+    assert cache.watermark == stamped[1]
+    want = {r[0]: np.asarray(r[1].to_numpy(), dtype=np.float32) for r in rows}
+    held = dict(zip(cache.ids_of(np.arange(len(cache))), cache._matrix, strict=True))
+    assert held.keys() == want.keys()
+    for pid, vec in want.items():
+        np.testing.assert_allclose(held[pid], vec / np.linalg.norm(vec), atol=1e-6)
+    stamps = dict(zip(cache.ids_of(np.arange(len(cache))), cache._view.stamp[: len(cache)], strict=True))
+    assert stamps[stamped[0]] == (stamped[1] - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+    assert sum(s == np.iinfo(np.int64).min for s in stamps.values()) == 699

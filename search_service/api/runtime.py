@@ -358,7 +358,7 @@ class Runtime:
         try:
             encoder = self.encoder
             if encoder is None:
-                config = replace(self.settings.encoder, threads=self.settings.query_encoder_threads)
+                config = replace(self.settings.encoder, threads=self.settings.query_encoder_threads, memory_arena=False)
                 encoder = await anyio.to_thread.run_sync(load_encoder, config)
                 self.encoder = encoder
             assert encoder is not None

@@ -19,7 +19,8 @@ from search_service.settings import Settings
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    help="Worker processes [default: one per usable CPU]. Each holds its own model; they share one vector copy.",
+    help="Worker processes [default: one per usable CPU], forked from one that loaded the model: they share it, "
+    "and one vector copy.",
 )
 @click.pass_obj
 @user_errors
@@ -47,11 +48,8 @@ def serve(settings: Settings, host: str, port: int, workers: int | None) -> None
             uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
             return
         with multiprocess_dir():
-            uvicorn.run(
-                "search_service.api.app:create_app_from_env",
-                factory=True,
-                host=host,
-                port=port,
-                workers=workers,
-                log_level="info",
-            )
+            from search_service.cli.prefork import run_workers
+
+            status = run_workers(settings, host, port, workers)
+    if status:
+        sys.exit(status)

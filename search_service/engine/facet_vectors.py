@@ -19,6 +19,7 @@ import numpy as np
 
 from search_service.db.sql import statement
 from search_service.engine.fusion import Ranked
+from search_service.engine.ranking import score_error
 from search_service.engine.scope import Scope
 from search_service.engine.vectors import VectorCache
 
@@ -42,7 +43,8 @@ async def _wide_top(conn: Any, scope: Scope, vectors: VectorCache, vector: np.nd
     whole = await vectors.rank_batched(vector)
     rows, threshold = whole.top(min(len(whole), WIDE_RESCORED * depth))  # by bound: certified below
     rows, similarity = _exact_order(vectors, vectors._unit_query(vector), rows)
-    certain = np.flatnonzero(similarity > threshold)[: WIDE_PROBED * depth]  # no row left out scores above it
+    # no row left out scores above the threshold (float16 similarities: within score_error of float32's)
+    certain = np.flatnonzero(similarity - score_error(vectors._matrix) > threshold)[: WIDE_PROBED * depth]
     ids = vectors.ids_of(rows[certain])
     stmt = statement("engine/search", "listed_among")
     listed = await conn.fetchval(stmt.sql, *scope.bind(stmt, ids=ids, depth=depth))

@@ -1,10 +1,19 @@
-"""One query's ranking of the vector copy's rows (`vectors.py`): exact float32 order from upper bounds."""
+"""One query's ranking of the vector copy's rows (`vectors.py`): exact order from upper bounds."""
 
 from __future__ import annotations
 
 import numpy as np
 
 EXACT_ORDER_MAX = 1024  # past this depth the ranking hands out rows by bound: no float32 re-scoring
+# A unit vector rounded to float16 moves by at most 2^-11 of its norm (normal range: relative rounding 2^-11
+# per element; subnormals, below 2^-14, by at most 2^-25 each: sqrt(384) x 2^-25 < 1e-6), so a unit query's
+# similarity to it moves by at most this much (Cauchy-Schwarz).
+FLOAT16_ERROR = 2.0**-11 + 1e-6
+
+
+def score_error(matrix: np.ndarray) -> float:
+    """How far a unit query's similarity to a row of `matrix` may be from its similarity to the float32 row."""
+    return FLOAT16_ERROR if matrix.dtype == np.float16 else 0.0
 
 
 def highest(bounds: np.ndarray, m: int) -> tuple[np.ndarray, float]:
@@ -32,6 +41,10 @@ class Ranking:
     certifies every one of them whose similarity is at least the highest bound left out (x4 until enough
     are). Deeper, rows go out by bound and the threshold is the highest bound left out, which needs no
     re-scoring (a 10k-row slice would otherwise re-score 20k rows); the search checks a few more ids for it.
+
+    A float16 matrix (a shared generation's, `vector_files.py`) re-scores within `score_error` of float32:
+    the order handed out is float16's, and each threshold is raised by the error, so it still bounds every
+    row left out (the search checks the true distances in PostgreSQL).
     """
 
     def __init__(
@@ -52,6 +65,7 @@ class Ranking:
         self._matrix_rows = rows if whole_matrix else None  # local position -> matrix row; None: the same
         self._rows = np.zeros(0, dtype=np.int64)  # the certified exact prefix (local positions)
         self._scores = np.zeros(0, dtype=np.float32)
+        self._error = score_error(matrix)
         self.rescored = 0  # rows re-scored in float32 so far (the cost of the bounds' looseness)
 
     def __len__(self) -> int:
@@ -77,7 +91,7 @@ class Ranking:
             return highest(self._bounds, stop)
         if len(self._rows) < stop:
             self._certify(stop)
-        return self._rows[:stop], float(self._scores[stop - 1])
+        return self._rows[:stop], float(self._scores[stop - 1]) + self._error
 
     def _certify(self, stop: int) -> None:
         n = len(self._bounds)

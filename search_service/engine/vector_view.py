@@ -12,6 +12,7 @@ import numpy as np
 
 from search_service.engine.keyindex import KeyIndex, keys_of
 from search_service.engine.quantizer import Int8Copy, quantize
+from search_service.engine.ranking import score_error
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 NO_STAMP = np.iinfo(np.int64).min  # ai_embedded_at NULL
@@ -80,33 +81,43 @@ class CopyView:
     def apply(self, records: list[asyncpg.Record], dim: int) -> int:
         if not records:
             return 0
-        want = keys_of([r["id"] for r in records])
-        rows = self.index.find(self.key, self.n, want)
-        new = np.flatnonzero(rows < 0)
-        self.reserve(self.n + len(new), dim)
-        rows[new] = np.arange(self.n, self.n + len(new))
-        self.key[rows[new]] = want[new]
-        self.n += len(new)
         vecs = np.empty((len(records), dim), dtype=np.float32)
         for i, r in enumerate(records):
             vec = as_vector(r["ai_vector"])
             if vec.shape != (dim,):
                 raise ValueError(f"product {r['id']}: a {vec.shape[0]}-dimensional vector, expected {dim}")
             vecs[i] = vec
+        stamps = np.array([stamp_us(r["ai_embedded_at"]) for r in records], dtype=np.int64)
+        return self.apply_arrays(keys_of([r["id"] for r in records]), vecs, stamps, dim)
+
+    def apply_arrays(
+        self, want: np.ndarray, vecs: np.ndarray, stamps: np.ndarray, dim: int, *, fresh: bool = False
+    ) -> int:
+        """Set the rows of ids `want` (keys, each once) to `vecs` (normalised here) and `stamps` (µs). `fresh`:
+        ids the view does not hold (a full load: the caller rebuilds the index once, at the end)."""
+        if len(want) == 0:
+            return 0
+        rows = np.full(len(want), -1, dtype=np.int64) if fresh else self.index.find(self.key, self.n, want)
+        new = np.flatnonzero(rows < 0)
+        self.reserve(self.n + len(new), dim)
+        rows[new] = np.arange(self.n, self.n + len(new))
+        self.key[rows[new]] = want[new]
+        self.n += len(new)
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         self.matrix[rows] = np.divide(vecs, norms, out=vecs.copy(), where=norms > 0)
-        stamps = [r["ai_embedded_at"] for r in records]
-        self.stamp[rows] = np.array([stamp_us(s) for s in stamps], dtype=np.int64)
-        newest = max((s for s in stamps if s is not None), default=None)
-        if newest is not None and (self.watermark is None or newest > self.watermark):
-            self.watermark = newest
+        self.stamp[rows] = stamps
+        top = int(stamps.max())
+        if top != NO_STAMP:
+            newest = EPOCH + dt.timedelta(microseconds=top)
+            if self.watermark is None or newest > self.watermark:
+                self.watermark = newest
         if self.generation:
             self.changed = np.union1d(self.changed, rows[rows < self.base_rows])
         elif self.int8 is not None:
             self.int8.set_rows(rows, self.matrix[rows])
-        if not self.generation and self.index.tail_rows(self.n) > max(4096, self.n // 32):
+        if not fresh and not self.generation and self.index.tail_rows(self.n) > max(4096, self.n // 32):
             self.index = KeyIndex.rebuilt(self.key, self.n)
-        return len(records)
+        return len(want)
 
     def export(self, dim: int) -> tuple[dict[str, np.ndarray], float]:
         """The arrays of a generation holding this state, and its int8 codes' largest rounded norm."""
@@ -133,6 +144,8 @@ class CopyView:
             c, terms["offset"][overlay], terms["scale"][overlay], terms["error"][overlay], top = quantize(
                 self.matrix[overlay]
             )
+            # rounded from float16 rows: the bound must also cover their distance from the float32 vectors
+            terms["error"][overlay] += np.float32(score_error(self.matrix))
             codes[:, overlay] = c.T
             norm = max(norm, top)
         return arrays | terms | {"codes": codes}, norm

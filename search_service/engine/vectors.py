@@ -65,8 +65,9 @@ from search_service.engine.batcher import MicroBatcher
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.keyindex import KeyIndex, ids_from_keys, keys_of
 from search_service.engine.quantizer import BOUND_SLACK, Int8Copy, Int8Unavailable
-from search_service.engine.ranking import EXACT_ORDER_MAX, Ranking, highest
+from search_service.engine.ranking import EXACT_ORDER_MAX, Ranking, highest, score_error
 from search_service.engine.session import Conn
+from search_service.engine.vector_load import load_all, release_freed_memory
 from search_service.engine.vector_view import CopyView, as_vector, iso, stamp_us
 
 __all__ = ["EXACT_ORDER_MAX", "SQL_PATH", "Ranking", "VectorCache", "as_vector", "highest"]
@@ -163,14 +164,15 @@ class VectorCache:
         view = self._view
         n = view.n  # a refresh may add rows meanwhile
         matrix = view.matrix[:n]
+        error = score_error(matrix)  # float16 rows: similarities within it of float32's
         if view.int8 is None:
-            bounds = qs @ matrix.T
+            bounds = qs @ matrix.T + error
         else:
             bounds = view.int8.upper_bounds_many(qs, n)
             overlay = view.overlay()
             overlay = overlay[overlay < n]
             if len(overlay):  # exact similarities bound themselves (the slack covers a different summation)
-                bounds[:, overlay] = qs @ matrix[overlay].T + BOUND_SLACK
+                bounds[:, overlay] = qs @ matrix[overlay].T + (BOUND_SLACK + error)
         rankings = [Ranking(matrix, q, b) for q, b in zip(qs, bounds, strict=True)]
         self._live.update(rankings)
         return rankings
@@ -203,7 +205,7 @@ class VectorCache:
             ranking = whole.restricted(rows)
         else:
             matrix = self._view.matrix[rows]
-            ranking = Ranking(matrix, q, matrix @ q, rows)
+            ranking = Ranking(matrix, q, matrix @ q + score_error(matrix), rows)
         self._live.add(ranking)
         return ranking
 
@@ -236,14 +238,7 @@ class VectorCache:
         view = self._private_view()
         horizon = await self._write_horizon(conn)
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            cursor = conn.cursor(statement("engine/vectors", "vectors_all").sql, prefetch=batch)
-            chunk: list[asyncpg.Record] = []
-            async for record in cursor:
-                chunk.append(record)
-                if len(chunk) >= batch:
-                    view.apply(chunk, self.dim)
-                    chunk = []
-            view.apply(chunk, self.dim)
+            await load_all(conn, view, self.dim, batch)
         view.horizon = horizon
         return view
 
@@ -360,6 +355,7 @@ class VectorCache:
                 loaded = await self._load_view(conn, batch)
                 generation = await asyncio.to_thread(self._write, directory, loaded)
                 del loaded
+                release_freed_memory()
         finally:
             if fd is not None:
                 os.close(fd)

@@ -7,10 +7,22 @@
 -- How many vectors a full load would hold (index-only scan), checked against PLINQY_VECTOR_CACHE_MAX first.
 SELECT count(*) FROM product_master WHERE ai_embedded_at IS NOT NULL;
 
--- name: vectors_all
+-- name: load_without_timeout
 -- params: none
--- The full load: every stored vector with its stamp.
-SELECT id, ai_vector, ai_embedded_at
+-- The full load is one statement (a binary COPY of every vector: 1.5 GB at 1M products), longer than the API's
+-- statement_timeout; for the load's own transaction only.
+SET LOCAL statement_timeout = 0;
+
+-- name: vector_rows_estimate
+-- params: none
+-- The planner's row count of product_master (no scan): the full load sizes the copy's arrays by it.
+SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'product_master'::regclass;
+
+-- name: vectors_all_binary
+-- params: none
+-- The full load as one binary COPY (engine/vector_load.py decodes it with numpy): fixed-size rows, so a NULL
+-- stamp comes as -infinity (the copy's NO_STAMP).
+SELECT id, ai_vector, coalesce(ai_embedded_at, '-infinity'::timestamptz)
 FROM product_master
 WHERE ai_vector IS NOT NULL;
 
