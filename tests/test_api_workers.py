@@ -171,6 +171,8 @@ def test_one_rate_limit_per_key_across_the_workers(two_workers: Server) -> None:
         for client in clients.values():
             client.close()
     assert codes == [200] * BURST + [429] * BURST, codes
+
+
 def test_workers_share_the_model_the_supervisor_loaded(two_workers: Server) -> None:
     """Forked after the model was loaded: most of each worker's memory is pages it shares (the model's packed
     weights, the imported code), not pages of its own."""
