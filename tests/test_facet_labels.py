@@ -37,7 +37,9 @@ def test_in_memory_facets_follow_changes_before_and_after_a_refresh(fresh_db_url
         cat = _seed(sync, random.Random(7))
     scope = sorted(_near(cat, 20_000))
     products = sorted(cat.products, key=str)
-    renamed, moved, retired = products[:3]
+    # The changed products must be in the global result set (in stock at an active store), or their counts vanish.
+    in_stock = {pid for sid, pid, _, qty, active in cat.listings if qty > 0 and active and cat.stores[sid][2]}
+    renamed, moved, retired = [pid for pid in products if pid in in_stock][:3]
 
     async def scenario(conn: asyncpg.Connection) -> None:
         labels = ProductLabels()
