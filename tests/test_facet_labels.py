@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import psycopg
 
-from search_service.engine.facet_labels import ProductLabels
+from search_service.engine.facet_labels import NameColumn, ProductLabels
 from search_service.engine.facet_memory import facet_set_in_memory
 from search_service.engine.facets import FacetFilters, facet_set
 from search_service.engine.suggest import SuggestParams, suggest
@@ -114,3 +114,16 @@ def test_narrow_suggestions_of_a_prefix_ending_in_punctuation(fresh_db_url: str)
             assert any(s.text == "Dr. Oetker Pizza" for s in want), (prefix, want)
 
     run(_call(fresh_db_url, scenario))
+
+
+def test_the_packed_name_column_reads_what_was_set_before_and_after_packing() -> None:
+    names = NameColumn()
+    names.set([0, 2], ["oat milk", "Ünïcode brot"])
+    assert [names[r] for r in range(4)] == ["oat milk", "", "Ünïcode brot", ""]
+    names.pack()
+    assert [names[r] for r in range(4)] == ["oat milk", "", "Ünïcode brot", ""]
+    names.set([1, 2, 3], ["rye", "spelt", "teff"])  # changed rows win over the packed blob until the next packing
+    assert [names[r] for r in range(4)] == ["oat milk", "rye", "spelt", "teff"]
+    many = [f"name {i}" for i in range(5000)]  # past the packing threshold: packed again on its own
+    names.set(list(range(4, 5004)), many)
+    assert names.n == 5004 and names[3] == "teff" and names[5003] == "name 4999" and names[2] == "spelt"

@@ -38,6 +38,38 @@ class Category:
     lower_name: str  # lower(name) as PostgreSQL has it
 
 
+class NameColumn:
+    """Lower-cased names by row, packed: one UTF-8 blob and its offsets, plus the rows set since the last packing.
+    A list of a million str objects, interleaved on the heap with the load's freed rows, pinned ~400 MiB of pages
+    per API process at 1M products; packed, the names take ~50 MB."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._blob = b""
+        self._offsets = np.zeros(1, dtype=np.int64)
+        self._changed: dict[int, str] = {}
+
+    def __getitem__(self, row: int) -> str:
+        name = self._changed.get(row)
+        if name is not None:
+            return name
+        if row >= len(self._offsets) - 1:
+            return ""
+        return self._blob[self._offsets[row] : self._offsets[row + 1]].decode()
+
+    def set(self, rows: list[int], names: list[str]) -> None:
+        self._changed.update(zip(rows, names, strict=True))
+        self.n = max(self.n, max(rows, default=-1) + 1)
+        if len(self._changed) > max(4096, self.n // 32):
+            self.pack()
+
+    def pack(self) -> None:
+        encoded = [self[row].encode() for row in range(self.n)]
+        offsets = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        self._blob, self._offsets, self._changed = b"".join(encoded), offsets, {}
+
+
 class ProductLabels:
     """Category id, brand (as a code into `brands`), is_active and lower(name) of each product, by row (see the
     module). Lower-cased names and brands are PostgreSQL's lower() (suggest_memory.py matches prefixes on them)."""
@@ -50,7 +82,7 @@ class ProductLabels:
         self.brand = np.zeros(0, dtype=np.int32)
         self.active = np.zeros(0, dtype=bool)
         self.index = KeyIndex()
-        self.lower_names: list[str] = []  # row -> lower(name)
+        self.lower_names = NameColumn()  # row -> lower(name)
         self.brands: list[str] = []  # code -> the brand as stored
         self.lower_brands: dict[int, str] = {}  # code -> lower(brand)
         self._brand_code: dict[str, int] = {}
@@ -110,9 +142,7 @@ class ProductLabels:
         rows[new] = np.arange(self.n, self.n + len(new))
         self.key[rows[new]] = want[new]
         self.n += len(new)
-        self.lower_names.extend([""] * len(new))
-        for row, r in zip(rows.tolist(), records, strict=True):
-            self.lower_names[row] = r["lower_name"]
+        self.lower_names.set(rows.tolist(), [r["lower_name"] for r in records])
         self.category[rows] = [NO_CATEGORY if r["category_id"] is None else r["category_id"] for r in records]
         self.brand[rows] = [self.brand_code(r["brand"], r["lower_brand"]) for r in records]
         self.active[rows] = [bool(r["is_active"]) for r in records]
@@ -161,6 +191,7 @@ class ProductLabels:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             self._apply(await conn.fetch(stmt.sql))
             await self.load_categories(conn)
+        self.lower_names.pack()
         self.index = KeyIndex.rebuilt(self.key, self.n)
         self.horizon = horizon
         self.loaded = True
