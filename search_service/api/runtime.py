@@ -33,6 +33,7 @@ from search_service.engine import search as engine
 from search_service.engine.batcher import MicroBatcher
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.stats import StatsCache
+from search_service.engine.vector_load import release_freed_memory
 from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
 
@@ -325,8 +326,11 @@ class Runtime:
                 continue
             try:
                 async with self.pool.acquire(timeout=settings.pool_acquire_timeout_s * 5) as conn:
+                    first = not labels.loaded
                     with collector_paused():
                         await labels.refresh(conn)
+                    if first and labels.loaded:
+                        release_freed_memory()  # the first load's rows leave free heap behind
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -252,6 +252,7 @@ class VectorCache:
             self._view = await self._load_view(conn, batch)
         await self._repack()
         await self.candidates.load(conn)
+        release_freed_memory()  # the load's rows (every listing, grouped by store) leave free heap behind
         self.loaded = True
         self.refreshed_at = time.monotonic()
         log.info(
