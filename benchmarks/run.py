@@ -1323,7 +1323,7 @@ def bench_http(
 ) -> dict[str, Any]:
     import httpx
 
-    # The SQL-only part held every vector; above PLINQY_VECTOR_CACHE_MAX's default (300k: the large scale) the API
+    # The SQL-only part held every vector; above PLINQY_VECTOR_CACHE_MAX (1M by default) the API
     # would hold none and answer on HNSW plans instead, so its cap is raised to the catalogue.
     holds = len(truth.product_ids)
     server = Server(url, query_cache, log_dir / "api-server.log", api_workers, holds_vectors=holds)

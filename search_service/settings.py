@@ -44,7 +44,7 @@ class Settings:
     query_encoder_threads: int = 1
     # The API's in-memory vector copy (exact scan): off above this many vectors (~1.5 kB each per API
     # process; a 100k-product scan is ~7 ms on 2 cores, 1M would be ~70 ms), 0 turns it off.
-    vector_cache_max: int = 300_000
+    vector_cache_max: int = 1_000_000
     vector_cache_refresh_s: float = 1.0
     vector_copy: VectorCopyConfig = field(default_factory=VectorCopyConfig)  # one copy a machine (serve sets it)
     # Secrets stored encrypted (see search_service/db/secretbox.py).
@@ -82,7 +82,7 @@ class Settings:
             pool_acquire_timeout_s=env_float(env, "PLINQY_POOL_TIMEOUT_S", 1.0, 0.01, 60.0),
             query_cache_size=env_int(env, "PLINQY_QUERY_CACHE_SIZE", 1024, 0, 1_000_000),
             query_encoder_threads=env_int(env, "PLINQY_QUERY_ENCODER_THREADS", 1, 0, 256),
-            vector_cache_max=env_int(env, "PLINQY_VECTOR_CACHE_MAX", 300_000, 0, 100_000_000),
+            vector_cache_max=env_int(env, "PLINQY_VECTOR_CACHE_MAX", 1_000_000, 0, 100_000_000),
             vector_cache_refresh_s=env_float(env, "PLINQY_VECTOR_CACHE_REFRESH_S", 1.0, 0.05, 3600.0),
             vector_copy=VectorCopyConfig.from_env(env),
             secret_key=env.get("PLINQY_SECRET_KEY") or None,
