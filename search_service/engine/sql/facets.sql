@@ -1,5 +1,32 @@
 -- Facets and sorts over a search's result set.
 
+-- fragment: set_listings
+-- params: store_ids uuid[]|null, narrow_stores int, in_stock bool
+-- The qualifying listings in scope of the result set `base` (id, ord): per product in a wide scope; globally a
+-- hash join of the active stores; scopes of at most narrow_stores stores store by store, joined to the set.
+SELECT base.id, base.ord, sp.store_id, sp.price
+FROM base
+JOIN store_product sp ON sp.product_master_id = base.id
+WHERE cardinality(:store_ids::uuid[]) > :narrow_stores::int
+  AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
+  AND sp.store_id IN (SELECT unnest(:store_ids::uuid[]))
+UNION ALL
+-- global: any active store, a hash join (a primary-key probe per listing cost ~27k buffers at 1000 deep)
+SELECT base.id, base.ord, sp.store_id, sp.price
+FROM base
+JOIN store_product sp ON sp.product_master_id = base.id
+JOIN store s ON s.id = sp.store_id
+WHERE :store_ids::uuid[] IS NULL
+  AND s.is_active AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
+UNION ALL
+-- a few stores: their listings, read store by store, joined to the set
+SELECT base.id, base.ord, sp.store_id, sp.price
+FROM unnest(:store_ids::uuid[]) AS st(id)
+JOIN store_product sp ON sp.store_id = st.id
+JOIN base ON base.id = sp.product_master_id
+WHERE cardinality(:store_ids::uuid[]) <= :narrow_stores::int
+  AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
+
 -- name: facet_set
 -- params: product_ids uuid[] (the result set before the facet filters, best first),
 --    store_ids uuid[]|null (the stores in scope; null: any active store), in_stock bool,
@@ -30,28 +57,7 @@ WITH pt AS (
     JOIN product_master p ON p.id = b.id
     WHERE p.is_active
 ), listing AS (
-    SELECT sp.product_master_id AS id, sp.store_id, sp.price
-    FROM base
-    JOIN store_product sp ON sp.product_master_id = base.id
-    WHERE cardinality(:store_ids::uuid[]) > :narrow_stores::int
-      AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
-      AND sp.store_id IN (SELECT unnest(:store_ids::uuid[]))
-    UNION ALL
-    -- global: any active store, a hash join (a primary-key probe per listing cost ~27k buffers at 1000 deep)
-    SELECT sp.product_master_id, sp.store_id, sp.price
-    FROM base
-    JOIN store_product sp ON sp.product_master_id = base.id
-    JOIN store s ON s.id = sp.store_id
-    WHERE :store_ids::uuid[] IS NULL
-      AND s.is_active AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
-    UNION ALL
-    -- a few stores: their listings, read store by store, joined to the set
-    SELECT sp.product_master_id, sp.store_id, sp.price
-    FROM unnest(:store_ids::uuid[]) AS st(id)
-    JOIN store_product sp ON sp.store_id = st.id
-    JOIN base ON base.id = sp.product_master_id
-    WHERE cardinality(:store_ids::uuid[]) <= :narrow_stores::int
-      AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
+    {{ set_listings }}
 ), lst AS MATERIALIZED (
     SELECT id, store_id, price,
            (:store_id::uuid IS NULL OR store_id = :store_id::uuid) AS store_ok,
@@ -206,26 +212,7 @@ WITH pt AS (
 ), base AS MATERIALIZED (
     SELECT b.id, b.ord FROM unnest(:product_ids::uuid[]) WITH ORDINALITY AS b(id, ord)
 ), listing AS (
-    SELECT base.ord, sp.store_id, sp.price
-    FROM base
-    JOIN store_product sp ON sp.product_master_id = base.id
-    WHERE cardinality(:store_ids::uuid[]) > :narrow_stores::int
-      AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
-      AND sp.store_id IN (SELECT unnest(:store_ids::uuid[]))
-    UNION ALL
-    SELECT base.ord, sp.store_id, sp.price
-    FROM base
-    JOIN store_product sp ON sp.product_master_id = base.id
-    JOIN store s ON s.id = sp.store_id
-    WHERE :store_ids::uuid[] IS NULL
-      AND s.is_active AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
-    UNION ALL
-    SELECT base.ord, sp.store_id, sp.price
-    FROM unnest(:store_ids::uuid[]) AS st(id)
-    JOIN store_product sp ON sp.store_id = st.id
-    JOIN base ON base.id = sp.product_master_id
-    WHERE cardinality(:store_ids::uuid[]) <= :narrow_stores::int
-      AND sp.is_active AND (NOT :in_stock::bool OR sp.quantity > 0)
+    {{ set_listings }}
 ), kept AS MATERIALIZED (
     SELECT ord, store_id, price FROM listing WHERE :store_id::uuid IS NULL OR store_id = :store_id::uuid
 ), store_distance AS MATERIALIZED (
