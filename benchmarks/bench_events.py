@@ -17,7 +17,6 @@ Targets: ≥ 500 deliveries/s; event to first attempt p95 ≤ 1 s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -34,6 +33,7 @@ import psycopg
 from cryptography.fernet import Fernet
 
 from benchmarks.chaos import seed
+from benchmarks.output import write_json_and_markdown
 from benchmarks.webhook_receiver import Receiver
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
@@ -213,11 +213,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def write(result: dict[str, Any], out_dir: Path, stem: str) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    js, md = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
-    js.write_text(json.dumps(result, indent=2))
-    md.write_text(markdown(result))
-    return js, md
+    return write_json_and_markdown(result, markdown(result), out_dir, stem)
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
@@ -30,6 +29,7 @@ from typing import Any
 import psycopg
 
 from benchmarks import cputime
+from benchmarks.output import write_json_and_markdown
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = 8
@@ -196,12 +196,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def write_results(result: dict[str, Any], out_dir: Path, tag: str = "") -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"keyauth{tag}-{result['date'][:10]}"
-    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    md_path.write_text(markdown(result))
-    return json_path, md_path
+    return write_json_and_markdown(result, markdown(result), out_dir, f"keyauth{tag}-{result['date'][:10]}")
 
 
 def main() -> None:

@@ -31,6 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
+from benchmarks.output import write_json_and_markdown
+
 RESULTS = Path(__file__).resolve().parent / "results"
 WORDS = ["Oat drink", "Claw hammer", "Garden hose", "LED bulb", "Dog food", "Green tea", "Yoga mat", "Sunscreen"]
 PAGE = 1000
@@ -285,12 +287,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def write_results(result: dict[str, Any], out_dir: Path, tag: str = "") -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"sync{tag}-{result['date'][:10]}"
-    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    md_path.write_text(markdown(result))
-    return json_path, md_path
+    return write_json_and_markdown(result, markdown(result), out_dir, f"sync{tag}-{result['date'][:10]}")
 
 
 def main() -> None:
