@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
 from litestar import Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import Body, PathParameter
+from litestar.params import Body
 
 from search_service.api import events_schemas as S
 from search_service.api.auth import require_store_key
 from search_service.api.params import BadParameter, NotFound
+from search_service.api.path_params import StoreId, WebhookId
 from search_service.api.runtime import Runtime
 from search_service.events import subscriptions
 
 _BASE = "/v1/stores/{store_id:uuid}/webhooks"
-StoreId = Annotated[UUID, PathParameter(description="The store.")]
-WebhookId = Annotated[UUID, PathParameter(description="The webhook (its `id` at creation).")]
 _TAGS = ["webhooks"]
 _EVENTS_DOC = (
     "Needs the store's API key (or an admin key) with the webhooks:write scope. "

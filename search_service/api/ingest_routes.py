@@ -25,6 +25,7 @@ from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
 from search_service.api.auth import principal_of, require_admin_key, require_key, require_store_key
 from search_service.api.params import BadParameter, NotFound
+from search_service.api.path_params import BatchId, Sku, StoreId
 from search_service.api.runtime import Runtime
 from search_service.db.sql import statement
 from search_service.engine import geo_areas
@@ -116,8 +117,8 @@ _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; ma
 )
 async def put_listing(
     rt: NamedDependency[Runtime],
-    store_id: UUID,
-    sku: str,
+    store_id: StoreId,
+    sku: Sku,
     data: Annotated[S.ListingIn, Body(examples=[S.LISTING_EXAMPLE])],
 ) -> S.ListingResult:
     return await _write_one(rt, store_id, _row_of(sku, data, "upsert"))
@@ -134,8 +135,8 @@ async def put_listing(
 )
 async def patch_listing(
     rt: NamedDependency[Runtime],
-    store_id: UUID,
-    sku: str,
+    store_id: StoreId,
+    sku: Sku,
     data: Annotated[S.StockPatch, Body(examples=[S.STOCK_EXAMPLE])],
 ) -> S.ListingResult:
     if data.quantity is None and data.price is None:
@@ -152,7 +153,7 @@ async def patch_listing(
     responses={**AUTH_ERRORS},
     status_code=200,
 )
-async def delete_listing(rt: NamedDependency[Runtime], store_id: UUID, sku: str) -> S.ListingResult:
+async def delete_listing(rt: NamedDependency[Runtime], store_id: StoreId, sku: Sku) -> S.ListingResult:
     return await _write_one(rt, store_id, {"op": "delete", "sku": sku})
 
 
@@ -167,7 +168,7 @@ async def delete_listing(rt: NamedDependency[Runtime], store_id: UUID, sku: str)
     status_code=200,
 )
 async def batch_listings(
-    rt: NamedDependency[Runtime], store_id: UUID, data: Annotated[S.BatchIn, Body(examples=[S.BATCH_EXAMPLE])]
+    rt: NamedDependency[Runtime], store_id: StoreId, data: Annotated[S.BatchIn, Body(examples=[S.BATCH_EXAMPLE])]
 ) -> S.BatchResult:
     rows = [_row_of(item.sku, item, item.op) for item in data.items]
     async with long_connection(rt) as conn:
@@ -249,7 +250,9 @@ async def create_store(
     guards=[require_admin_key("stores:write"), json_body],
     responses={**AUTH_ERRORS},
 )
-async def patch_store(rt: NamedDependency[Runtime], store_id: UUID, data: S.StorePatch) -> S.StoreOut:
+async def patch_store(
+    rt: NamedDependency[Runtime], store_id: StoreId, data: Annotated[S.StorePatch, Body()]
+) -> S.StoreOut:
     async with rt.connection() as conn, conn.transaction():
         try:
             found = await update_store_async(conn, store_id, _fields(data), data.is_active)
@@ -281,7 +284,7 @@ async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: U
     responses={**AUTH_ERRORS},
 )
 async def import_status(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: UUID
+    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
 ) -> S.ImportStatus:
     status = await _owned_batch(rt, request, batch_id)
     status["batch_id"] = status.pop("id")
@@ -299,7 +302,9 @@ async def import_status(
     responses={**AUTH_ERRORS},
     media_type="text/csv",
 )
-async def import_errors(rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: UUID) -> Response[str]:
+async def import_errors(
+    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
+) -> Response[str]:
     await _owned_batch(rt, request, batch_id)
     stmt = statement("ingest/batches", "batch_errors")
     async with rt.connection() as conn:

@@ -23,6 +23,7 @@ from litestar.openapi.spec import Example
 from search_service.api import ingest_schemas as S
 from search_service.api.auth import require_store_key
 from search_service.api.params import BadParameter, NotFound
+from search_service.api.path_params import ConnectionId, StoreId
 from search_service.api.runtime import Runtime
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
@@ -93,7 +94,7 @@ def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
     },
 )
 async def upload_import(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], store_id: UUID
+    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], store_id: StoreId
 ) -> Response[S.ImportAccepted]:
     media = _media_type(request)
     if media not in CSV_TYPES and media != "multipart/form-data":
@@ -191,7 +192,7 @@ def _verified(handler: Any, incoming: IncomingRequest, connection: Connection, b
     },
 )
 async def ingest_delivery(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], connection_id: UUID
+    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], connection_id: ConnectionId
 ) -> Response[S.IngestAccepted]:
     limit = rt.settings.ingest.max_webhook_bytes
     try:
