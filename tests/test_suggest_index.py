@@ -8,6 +8,7 @@ statement: its narrow plan (every radius scope narrow) for radius scopes, its wa
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from search_service.engine.candidates import CandidateSets
 from search_service.engine.suggest import Suggestion, SuggestParams, merge, split_prefix, suggest
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_scope import suggest_in_memory
+from tests.test_api import AT_CENTER, app_settings, load_test_encoder, running_client, seed_catalogue
 from tests.test_search_ux import CENTER, Catalogue, _call, _near, _seed, run
 
 PREFIXES = ("d", "dr", "Ha", "la", "drill d", "saw ", "bo", "acme", "tools", "l", "x", "h", "power", "lamp 1")
@@ -142,3 +144,39 @@ def test_the_index_falls_back_and_rebuilds_when_the_category_table_changes(fresh
         assert "Tooling" in [s.text for s in got] and got == await suggest(conn, params)
 
     run(_call(fresh_db_url, scenario))
+
+
+def test_the_api_answers_from_the_index_and_sees_a_stock_change_at_once(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoder = load_test_encoder()
+    seeded = seed_catalogue(fresh_db_url, encoder)
+    answers: list[bool] = []  # whether each suggestion came from memory
+    from_memory = suggest_module.suggest_in_memory
+
+    async def counted(*args: Any) -> Any:
+        rows = await from_memory(*args)
+        answers.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(suggest_module, "suggest_in_memory", counted)
+
+    def oat_refs(client: Any) -> list[str]:
+        response = client.get("/v1/suggest", params={"q": "Oat", **AT_CENTER, "radius_m": 5000})
+        assert response.status_code == 200, response.text
+        return [s["ref"] for s in response.json()["suggestions"] if s["kind"] == "product"]
+
+    with running_client(app_settings(fresh_db_url), encoder) as client:
+        deadline = time.monotonic() + 60
+        while not (answers and answers[-1]):  # the index builds in the background after start-up
+            assert time.monotonic() < deadline, "the suggestion index never answered"
+            oat_refs(client)
+            time.sleep(0.2)
+        oat = str(seeded.products["oat"])
+        assert oat in oat_refs(client)
+        with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+            sync.execute("UPDATE store_product SET quantity = 0 WHERE product_master_id = %s", (oat,))
+            assert oat not in oat_refs(client)
+            sync.execute("UPDATE store_product SET quantity = 2 WHERE product_master_id = %s", (oat,))
+            assert oat in oat_refs(client)
+        assert answers[-3:] == [True, True, True]

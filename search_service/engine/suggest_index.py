@@ -101,7 +101,7 @@ def _packed_rows(blob: bytes | None) -> np.ndarray:
 class SuggestIndex:
     """See the module. Not loaded: suggestions take the statement plans."""
 
-    def __init__(self, margin_s: float = 60.0, rebuild_after: int = 64) -> None:
+    def __init__(self, margin_s: float = 60.0, rebuild_after: int = 200) -> None:
         self.margin = dt.timedelta(seconds=margin_s)
         self.rebuild_after = rebuild_after
         self.n = 0
@@ -154,9 +154,14 @@ class SuggestIndex:
         horizon_row = (
             None if conn.is_in_transaction() else await conn.fetchrow(statement("engine/vectors", "write_horizon").sql)
         )
+        groups: dict[str, tuple[list[Any], list[Any], list[np.ndarray]]] = {}
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             head = await conn.fetchrow(statement("engine/suggest", "index_products").sql)
-            groups = await conn.fetch(statement("engine/suggest", "index_groups").sql)
+            async for r in conn.cursor(statement("engine/suggest", "index_groups").sql, prefetch=2000):
+                keys, extra, rows = groups.setdefault(r["kind"], ([], [], []))
+                keys.append(r["key"] if r["kind"] != "category" else int(r["category_id"]))
+                extra.append(r["spelling"])
+                rows.append(_packed_rows(r["packed_rows"]))
         assert head is not None
         self._build(head, groups)
         since = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -168,7 +173,7 @@ class SuggestIndex:
         self.generation += 1
         log.info("suggestion index: %d products built in %.2fs", self.n, time.perf_counter() - started)
 
-    def _build(self, head: Any, groups: list[Any]) -> None:
+    def _build(self, head: Any, groups: dict[str, tuple[list[Any], list[Any], list[np.ndarray]]]) -> None:
         packed = bytes(head["packed_ids"])
         self.keys = np.frombuffer(packed, dtype=">u8").reshape(-1, 2).astype(np.uint64)
         self.n = len(self.keys)
@@ -183,17 +188,14 @@ class SuggestIndex:
             {i: None if p is None else int(p) for i, p in zip(ids, head["category_parents"] or [], strict=True)},
             (head["category_count"], head["category_newest"]),
         )
-        brands = sorted(
-            (r["key"], r["spelling"], _packed_rows(r["packed_rows"])) for r in groups if r["kind"] == "brand"
-        )
-        self.brands = Groups([b[0] for b in brands], [b[2] for b in brands])
-        self.spellings = [b[1] for b in brands]
-        words = sorted((r["key"], _packed_rows(r["packed_rows"])) for r in groups if r["kind"] == "word")
-        self.words = Groups([w[0] for w in words], [w[1] for w in words])
-        lexemes = sorted((r["key"], _packed_rows(r["packed_rows"])) for r in groups if r["kind"] == "lexeme")
-        self.lexemes = Groups(PackedStrings([x[0] for x in lexemes]), [x[1] for x in lexemes])
-        self._build_categories({int(r["category_id"]): _packed_rows(r["packed_rows"]) for r in groups
-                                if r["kind"] == "category"})  # fmt: skip
+        empty: tuple[list[Any], list[Any], list[np.ndarray]] = ([], [], [])
+        brands, spellings, brand_rows = groups.get("brand", empty)
+        self.brands, self.spellings = Groups(brands, brand_rows), spellings
+        self.words = Groups(*groups.get("word", empty)[::2])
+        lexemes, _none, lexeme_rows = groups.get("lexeme", empty)
+        self.lexemes = Groups(PackedStrings(lexemes), lexeme_rows)
+        category_ids, _none, category_rows = groups.get("category", empty)
+        self._build_categories(dict(zip(category_ids, category_rows, strict=True)))
 
     def _build_categories(self, own: dict[int, np.ndarray]) -> None:
         """Each category with the rows of its subtree (a product counts for its category's ancestors)."""

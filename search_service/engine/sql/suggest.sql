@@ -271,8 +271,10 @@ SELECT (SELECT coalesce(string_agg(uuid_send(id), ''::bytea ORDER BY r), ''::byt
 -- The index's groups of rows, packed int4 each, in byte order of their key: `brand` (lower(brand), then the
 -- spelling), `word` (the words search_terms_of gives a product, as the narrow plan's `query` completions read
 -- them), `category` (a product's own category; the index adds the subtrees) and `lexeme` (every lexeme of the
--- product's search_tsv: the narrow plan's test of the earlier words of a `query` completion).
+-- product's search_tsv: the narrow plan's test of the earlier words of a `query` completion). Read through a
+-- cursor in this order (Python's str order): the index appends them as they come.
 WITH {{ index_rows }}
+SELECT g.* FROM (
 SELECT 'brand' AS kind, lower(brand) AS key, brand AS spelling, NULL::bigint AS category_id,
        string_agg(int4send(r), ''::bytea ORDER BY r) AS packed_rows
 FROM index_rows WHERE brand IS NOT NULL
@@ -288,4 +290,6 @@ GROUP BY category_id
 UNION ALL
 SELECT 'lexeme', l, NULL, NULL, string_agg(int4send(i.r), ''::bytea ORDER BY i.r)
 FROM index_rows i JOIN product_master p ON p.id = i.id, unnest(tsvector_to_array(p.search_tsv)) l
-GROUP BY l;
+GROUP BY l
+) g
+ORDER BY g.kind, g.key COLLATE "C", g.spelling COLLATE "C";
