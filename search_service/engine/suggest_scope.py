@@ -57,25 +57,26 @@ def _overlay(index: SuggestIndex, sets: CandidateSets, row: Any, in_scope: BitMa
 
 
 def _names(index: SuggestIndex, mask: np.ndarray, over: _Overlay, prefix: str, want: int) -> list[dict[str, Any]]:
-    """The first `want` names starting with the prefix, in (lower(name), id) order."""
+    """The first `want` names starting with the prefix, in (lower(name), id) order: the index's rows are in that
+    order already; the overlay's are merged in."""
     lo, hi = index.name_range(prefix)
-    found: list[tuple[str, bytes, str, str]] = []
-    long = len(prefix.encode()) > KEY_BYTES
+    rows: list[int] = []
+    long = len(prefix.encode()) > KEY_BYTES  # the binary search compared the first KEY_BYTES only
     for start in range(lo, hi, CHUNK):
-        for r in (np.flatnonzero(mask[start : min(hi, start + CHUNK)]) + start).tolist():
-            lower = index.lower_names[r]
-            if long and not lower.startswith(prefix):
-                continue
-            found.append((lower, index.keys[r].astype(">u8").tobytes(), index.names[r], index.ids([r])[0]))
-            if len(found) >= want:
-                break
-        if len(found) >= want:
+        hits = (np.flatnonzero(mask[start : min(hi, start + CHUNK)]) + start).tolist()
+        rows += [r for r in hits if index.lower_names[r].startswith(prefix)] if long else hits
+        if len(rows) >= want:
             break
-    for item in over.items:
-        if item["lower_name"].startswith(prefix):
-            found.append((item["lower_name"], item["id"].bytes, item["name"], str(item["id"])))
-    found.sort(key=lambda f: (f[0], f[1]))
-    return [{"kind": "product", "label": f[2], "ref": f[3], "ord": n} for n, f in enumerate(found[:want], 1)]
+    rows = rows[:want]
+    found = [(index.names[r], ref) for r, ref in zip(rows, index.ids(rows), strict=True)]
+    extra = [item for item in over.items if item["lower_name"].startswith(prefix)]
+    if extra:
+        keyed = [
+            (index.lower_names[r], index.keys[r].astype(">u8").tobytes(), *f) for r, f in zip(rows, found, strict=True)
+        ]
+        keyed += [(i["lower_name"], i["id"].bytes, i["name"], str(i["id"])) for i in extra]
+        found = [(k[2], k[3]) for k in sorted(keyed, key=lambda k: (k[0], k[1]))[:want]]
+    return [{"kind": "product", "label": label, "ref": ref, "ord": n} for n, (label, ref) in enumerate(found, 1)]
 
 
 def _brands(index: SuggestIndex, mask: np.ndarray, over: _Overlay, prefix: str, lim: int) -> list[dict[str, Any]]:
