@@ -110,9 +110,12 @@ def test_a_stock_change_a_product_change_and_a_closed_store_show_in_the_next_sug
             assert str(product) not in await check(everywhere)
             sync.execute("UPDATE store_product SET quantity = 4 WHERE product_master_id = %s", (product,))
             assert str(product) in await check(near)
-            sync.execute("UPDATE product_master SET name = 'Zyx renamed' WHERE id = %s", (product,))  # overlay
+            sync.execute("UPDATE product_master SET name = 'Zyx renamed widget' WHERE id = %s", (product,))  # overlay
             renamed = SuggestParams("zyx", lat, lon, 50.0, 10)
             assert await check(renamed) == [str(product)]
+            two_words = SuggestParams("zyx ren", lat, lon, 50.0, 10)  # the overlay's words and lexemes
+            await check(two_words)
+            assert ("query", "zyx renamed") in [(s.kind, s.text) for s in await suggest(conn, two_words)]
             assert str(product) not in await check(near)
             sync.execute("UPDATE product_master SET is_active = false WHERE id = %s", (product,))
             assert await check(renamed) == []
