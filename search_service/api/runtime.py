@@ -33,6 +33,7 @@ from search_service.engine import search as engine
 from search_service.engine.batcher import MicroBatcher
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.stats import StatsCache
+from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.vector_load import release_freed_memory
 from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
@@ -85,6 +86,7 @@ class Runtime:
     vectors_error: str | None = None
     stats: StatsCache = field(default_factory=StatsCache)  # the plan choice's catalogue statistics
     labels: ProductLabels = field(default_factory=ProductLabels)  # facet counts in memory once loaded
+    suggestions: SuggestIndex = field(default_factory=SuggestIndex)  # suggestions in memory once loaded
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Concurrent cache misses share one model call (a batch of short texts costs little more than one).
     embed_batcher: MicroBatcher[str, np.ndarray] | None = None
@@ -240,6 +242,7 @@ class Runtime:
         else:
             self.vectors_state = "disabled"
         self.tasks.append(asyncio.create_task(self._maintain_labels(), name="plinqy-facet-labels"))
+        self.tasks.append(asyncio.create_task(self._maintain_suggestions(), name="plinqy-suggestion-index"))
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -336,6 +339,24 @@ class Runtime:
             except Exception as exc:
                 log.warning("the in-memory facet labels failed to refresh (%s: %s); retrying", type(exc).__name__, exc)
                 await asyncio.sleep(1.0)
+
+    async def _maintain_suggestions(self) -> None:
+        """Build the suggestion index once the database answers, and again when a suggestion found it due
+        (suggest_index.py); until then suggestions take the statement plans."""
+        index, settings = self.suggestions, self.settings
+        while True:
+            await asyncio.sleep(settings.vector_cache_refresh_s if index.loaded else 0.2)
+            if self.pool is None or (index.loaded and not index.rebuild_due):
+                continue
+            try:
+                async with self.pool.acquire(timeout=settings.pool_acquire_timeout_s * 5) as conn:
+                    with collector_paused():
+                        await index.refresh(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("the suggestion index failed to build (%s: %s); retrying", type(exc).__name__, exc)
+                await asyncio.sleep(10.0)
 
     async def _load_or_refresh(self, conn: Any, vectors: VectorCache) -> bool:
         """The first load (False, and the copy turned off, when the catalogue holds too many vectors for it),

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from search_service.db.sql import statement
+from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_labels import ProductLabels
+from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_memory import suggest_narrow
+from search_service.engine.suggest_scope import suggest_in_memory
 
 MAX_SUGGESTIONS = 10
 WALK_CAP = 400  # product names the name walk examines at most (see the statement's comment)
@@ -81,13 +84,30 @@ def merge(rows: list[Any], limit: int) -> list[Suggestion]:
     return chosen
 
 
-async def suggest(conn: Any, params: SuggestParams, labels: ProductLabels | None = None) -> list[Suggestion]:
-    """Up to `params.limit` (≤ 10) completions; an empty or wordless prefix gives none. `labels`: the API's
-    in-memory product labels, which answer narrow scopes (suggest_memory.py) once loaded."""
+async def suggest(
+    conn: Any,
+    params: SuggestParams,
+    labels: ProductLabels | None = None,
+    index: SuggestIndex | None = None,
+    sets: CandidateSets | None = None,
+) -> list[Suggestion]:
+    """Up to `params.limit` (≤ 10) completions; an empty or wordless prefix gives none. `index` and `sets`: the
+    API's suggestion index and candidate sets, which answer every scope (suggest_scope.py) once both are loaded;
+    else `labels`, the in-memory product labels, answer narrow scopes (suggest_memory.py); else the statement."""
     prefix, head, last = split_prefix(params.q)
     if not prefix.strip():
         return []
     limit = max(1, min(params.limit, MAX_SUGGESTIONS))
+    if index is not None and sets is not None:
+        geo = params.lat is not None and params.lon is not None
+        scope = {
+            "lon": params.lon if geo else None,
+            "lat": params.lat if geo else None,
+            "radius_m": float(params.radius_m),
+        }
+        found = await suggest_in_memory(conn, index, sets, (prefix, head, last), scope, limit)
+        if found is not None:
+            return merge(found, limit)
     if labels is not None and labels.loaded and params.lat is not None and params.lon is not None:
         scope = {"lon": params.lon, "lat": params.lat, "radius_m": float(params.radius_m)}
         rows = await suggest_narrow(conn, labels, prefix, head, last, {**scope, "narrow_stores": NARROW_STORES}, limit)

@@ -133,7 +133,8 @@ async def suggest_route(
     point = P.check_point(lat, lon)
     params = SuggestParams(text, point[0] if point else None, point[1] if point else None, radius_m, limit)
     async with rt.connection() as conn:
-        found = await suggest(conn, params, rt.labels)
+        sets = rt.vectors.candidates if rt.vectors is not None else None
+        found = await suggest(conn, params, rt.labels, rt.suggestions, sets)
     took = round((time.perf_counter() - started) * 1000, 3)
     return SuggestResponse([SuggestionOut(s.kind, s.text, s.ref) for s in found], took)
 

@@ -389,3 +389,44 @@ ORDER BY h.ord, st.distance_m, st.price, st.store_id;
 -- params: product_id uuid
 -- similar(): the product's own vector (NULL while it waits for the embedding worker).
 SELECT ai_vector FROM product_master WHERE id = :product_id::uuid;
+
+-- name: suggest_context
+-- params: lon float8|null, lat float8|null, radius_m float8, since timestamptz (the suggestion index may miss
+--    products stamped after this), overlay_cap int, head text, last_word text (+ changes_since)
+-- A suggestion answered from memory (engine/suggest_scope.py), its one round trip: the active stores in the
+-- radius (global: the inactive stores, whose listings do not count), the candidate sets' changes, the products
+-- stamped since the index was built (at most overlay_cap + 1, bounds in ix_product_master_updated_at), the
+-- category table's state, and the lexemes the `simple` parser makes of the earlier words and of the last word
+-- (the narrow plan's plainto_tsquery('simple', head) and to_tsquery of the last word's prefix).
+WITH {{ changes_since }}, pt AS (
+    SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
+                ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
+), overlay AS MATERIALIZED (
+    SELECT p.id, p.name, lower(p.name) AS lower_name, p.brand, lower(p.brand) AS lower_brand, p.category_id,
+           p.is_active, array_to_string(ARRAY(SELECT search_terms_of(p.name, p.brand)), ' ') AS words,
+           array_to_string(tsvector_to_array(p.search_tsv), ' ') AS lexemes
+    FROM product_master p
+    WHERE p.updated_at > :since::timestamptz
+    LIMIT :overlay_cap::int + 1
+)
+SELECT
+    (SELECT CASE WHEN pt.g IS NULL THEN NULL
+                 ELSE coalesce((SELECT array_agg(s.id) FROM store s
+                                WHERE s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)),
+                               '{}'::uuid[]) END FROM pt) AS store_ids,
+    (SELECT array_agg(s.id) FROM store s WHERE NOT s.is_active AND (SELECT g FROM pt) IS NULL) AS inactive_store_ids,
+    (SELECT count(*) FROM category) AS category_count,
+    (SELECT max(updated_at) FROM category) AS category_newest,
+    (SELECT count(*) FROM overlay) AS overlay_count,
+    (SELECT array_agg(id) FROM overlay) AS overlay_ids,
+    (SELECT array_agg(name) FROM overlay) AS overlay_names,
+    (SELECT array_agg(lower_name) FROM overlay) AS overlay_lower_names,
+    (SELECT array_agg(brand) FROM overlay) AS overlay_brands,
+    (SELECT array_agg(lower_brand) FROM overlay) AS overlay_lower_brands,
+    (SELECT array_agg(category_id) FROM overlay) AS overlay_categories,
+    (SELECT array_agg(is_active) FROM overlay) AS overlay_actives,
+    (SELECT array_agg(words) FROM overlay) AS overlay_words,
+    (SELECT array_agg(lexemes) FROM overlay) AS overlay_lexemes,
+    tsvector_to_array(to_tsvector('simple', :head::text)) AS head_lexemes,
+    tsvector_to_array(to_tsvector('simple', :last_word::text)) AS last_lexemes,
+    {{ listing_changes_columns }};

@@ -238,3 +238,58 @@ WITH names AS (
 )
 SELECT kind, label, ref, ord FROM names
 UNION ALL SELECT kind, label, ref, ord FROM terms;
+
+-- fragment: index_rows
+-- params: none
+-- The suggestion index's products (suggest_index.py): the active ones numbered from 0 in the order of the name
+-- completions (lower(name) in byte order, then id), so a prefix's names are a range of rows. A CTE.
+index_rows AS MATERIALIZED (
+    SELECT (row_number() OVER (ORDER BY lower(p.name) COLLATE "C", p.id) - 1)::int AS r,
+           p.id, p.name, p.brand, p.category_id
+    FROM product_master p
+    WHERE p.is_active
+)
+
+-- name: index_products
+-- params: none
+-- The index's products in row order: their ids packed 16 bytes each, names and lower-cased names; the highest
+-- stamp of every product (active or not: the look-back when the write horizon is unknown) and the category tree.
+WITH {{ index_rows }}
+SELECT (SELECT coalesce(string_agg(uuid_send(id), ''::bytea ORDER BY r), ''::bytea) FROM index_rows) AS packed_ids,
+       (SELECT array_agg(name ORDER BY r) FROM index_rows) AS names,
+       (SELECT array_agg(lower(name) ORDER BY r) FROM index_rows) AS lower_names,
+       (SELECT max(updated_at) FROM product_master) AS watermark,
+       (SELECT count(*) FROM category) AS category_count,
+       (SELECT max(updated_at) FROM category) AS category_newest,
+       (SELECT array_agg(id ORDER BY id) FROM category) AS category_ids,
+       (SELECT array_agg(parent_id ORDER BY id) FROM category) AS category_parents,
+       (SELECT array_agg(name ORDER BY id) FROM category) AS category_names,
+       (SELECT array_agg(lower(name) ORDER BY id) FROM category) AS category_lower_names;
+
+-- name: index_groups
+-- params: none
+-- The index's groups of rows, packed int4 each, in byte order of their key: `brand` (lower(brand), then the
+-- spelling), `word` (the words search_terms_of gives a product, as the narrow plan's `query` completions read
+-- them), `category` (a product's own category; the index adds the subtrees) and `lexeme` (every lexeme of the
+-- product's search_tsv: the narrow plan's test of the earlier words of a `query` completion). Read through a
+-- cursor in this order (Python's str order): the index appends them as they come.
+WITH {{ index_rows }}
+SELECT g.* FROM (
+SELECT 'brand' AS kind, lower(brand) AS key, brand AS spelling, NULL::bigint AS category_id,
+       string_agg(int4send(r), ''::bytea ORDER BY r) AS packed_rows
+FROM index_rows WHERE brand IS NOT NULL
+GROUP BY lower(brand), brand
+UNION ALL
+SELECT 'word', w, NULL, NULL, string_agg(int4send(r), ''::bytea ORDER BY r)
+FROM index_rows, search_terms_of(name, brand) w
+GROUP BY w
+UNION ALL
+SELECT 'category', NULL, NULL, category_id, string_agg(int4send(r), ''::bytea ORDER BY r)
+FROM index_rows WHERE category_id IS NOT NULL
+GROUP BY category_id
+UNION ALL
+SELECT 'lexeme', l, NULL, NULL, string_agg(int4send(i.r), ''::bytea ORDER BY i.r)
+FROM index_rows i JOIN product_master p ON p.id = i.id, unnest(tsvector_to_array(p.search_tsv)) l
+GROUP BY l
+) g
+ORDER BY g.kind, g.key COLLATE "C", g.spelling COLLATE "C";

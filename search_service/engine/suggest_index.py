@@ -1,0 +1,254 @@
+"""The suggestion index: every active product's name, brand, category and words, sorted for prefix lookups.
+
+Built from one snapshot (`index_products`, `index_groups` in suggest.sql) and then read only; `suggest_scope.py`
+answers a suggestion from it and the candidate sets (candidates.py) with one statement. Rows are the products in
+the order of the name completions (lower(name) in byte order, then id, as the SQL plans order them), so the names
+starting with a prefix are one range of rows, found by binary search on their first `KEY_BYTES` bytes.
+Brands, categories and words keep, per key, their rows (int32, CSR). A product changed after the snapshot (any
+stamp past `since`) is read again by every suggestion (the overlay) until a rebuild, which the API's refresh does
+when the overlay grows past `rebuild_after` or the category table changed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+from pyroaring import BitMap
+
+from search_service.db.sql import statement
+from search_service.engine.candidates import CandidateSets
+from search_service.engine.keyindex import KeyIndex, ids_from_keys
+from search_service.engine.session import Conn
+
+log = logging.getLogger(__name__)
+
+KEY_BYTES = 32  # bytes of each lower-cased name the binary search compares; longer prefixes are checked in full
+
+
+class PackedStrings:
+    """Strings by row in one UTF-8 blob and its offsets (a list of a million str objects costs ~60 MB more)."""
+
+    def __init__(self, strings: list[str]) -> None:
+        encoded = [s.encode() for s in strings]
+        self.offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=self.offsets[1:])
+        self.blob = b"".join(encoded)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, row: int) -> str:
+        return self.blob[self.offsets[row] : self.offsets[row + 1]].decode()
+
+
+class Groups:
+    """Sorted keys (byte order, as Python compares str), each with its rows."""
+
+    def __init__(self, keys: Sequence[str] | PackedStrings, rows: list[np.ndarray]) -> None:
+        self.keys = keys
+        self.offsets = np.zeros(len(keys) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in rows], out=self.offsets[1:])
+        self.rows = np.concatenate(rows).astype(np.int32) if rows else np.zeros(0, dtype=np.int32)
+
+    def starting_with(self, prefix: str) -> Iterator[int]:
+        """Positions of the keys that start with `prefix`, in order."""
+        i = bisect.bisect_left(self.keys, prefix)
+        while i < len(self.keys) and self.keys[i].startswith(prefix):
+            yield i
+            i += 1
+
+    def find(self, key: str) -> int | None:
+        i = bisect.bisect_left(self.keys, key)
+        return i if i < len(self.keys) and self.keys[i] == key else None
+
+    def rows_of(self, i: int) -> np.ndarray:
+        return self.rows[self.offsets[i] : self.offsets[i + 1]]
+
+    def held(self, i: int, mask: np.ndarray) -> bool:
+        """Whether a row of key `i` is in `mask`."""
+        return bool(mask[self.rows_of(i)].any())
+
+
+@dataclass(frozen=True)
+class CategoryTree:
+    names: dict[int, str]
+    lower_names: dict[int, str]
+    parents: dict[int, int | None]
+    state: tuple[Any, Any]  # (row count, newest stamp) of the category table
+
+    def ancestors(self, category_id: int) -> list[int]:
+        """The category and its ancestors (a cycle ends it)."""
+        chain: list[int] = []
+        current: int | None = category_id
+        while current is not None and current in self.parents and current not in chain:
+            chain.append(current)
+            current = self.parents[current]
+        return chain
+
+
+def _packed_rows(blob: bytes | None) -> np.ndarray:
+    return np.frombuffer(blob or b"", dtype=">i4").astype(np.int32)
+
+
+class SuggestIndex:
+    """See the module. Not loaded: suggestions take the statement plans."""
+
+    def __init__(self, margin_s: float = 60.0, rebuild_after: int = 200) -> None:
+        self.margin = dt.timedelta(seconds=margin_s)
+        self.rebuild_after = rebuild_after
+        self.n = 0
+        self.keys = np.zeros((0, 2), dtype=np.uint64)
+        self.key_index = KeyIndex()
+        self.name_keys = np.zeros(0, dtype=f"S{KEY_BYTES}")
+        self.names = PackedStrings([])
+        self.lower_names = PackedStrings([])
+        self.brands = Groups([], [])
+        self.spellings: list[str] = []  # per position of `brands`: the brand as stored
+        self.words = Groups([], [])
+        self.lexemes = Groups([], [])  # every lexeme of search_tsv (description's too), keys packed
+        self.categories = Groups([], [])  # keyed by lower(name); `category_ids` gives each position's id
+        self.category_ids: list[int] = []
+        self.tree = CategoryTree({}, {}, {}, (None, None))
+        self.since = dt.datetime.min.replace(tzinfo=dt.UTC)
+        self.loaded = False
+        self.rebuild_due = False
+        self.generation = 0  # counts builds: what a caller derived from the rows is void after one
+        self.scopes = ScopeCache()
+
+    def with_lexemes(self, lexemes: list[str]) -> np.ndarray:
+        """Mask of the rows whose search_tsv holds every one of `lexemes` (a tsquery of them ANDed)."""
+        mask = np.ones(self.n, dtype=bool)
+        for lexeme in lexemes:
+            i = self.lexemes.find(lexeme)
+            held = np.zeros(self.n, dtype=bool)
+            if i is not None:
+                held[self.lexemes.rows_of(i)] = True
+            mask &= held
+        return mask
+
+    def ids(self, rows: list[int]) -> list[str]:
+        return [str(i) for i in ids_from_keys(self.keys[np.asarray(rows, dtype=np.int64)])] if rows else []
+
+    def name_range(self, prefix: str) -> tuple[int, int]:
+        """Rows whose lower-cased name may start with `prefix` (exactly those when it has ≤ KEY_BYTES bytes)."""
+        key = prefix.encode()[:KEY_BYTES]
+        lo = int(np.searchsorted(self.name_keys, np.bytes_(key), side="left"))
+        hi = int(np.searchsorted(self.name_keys, np.bytes_(key.ljust(KEY_BYTES, b"\xff")), side="right"))
+        return lo, hi
+
+    async def refresh(self, conn: Conn) -> None:
+        """Build when never built or when a suggestion found the index due (see the module)."""
+        if not self.loaded or self.rebuild_due:
+            await self.load(conn)
+
+    async def load(self, conn: Conn) -> None:
+        started = time.perf_counter()
+        horizon_row = (
+            None if conn.is_in_transaction() else await conn.fetchrow(statement("engine/vectors", "write_horizon").sql)
+        )
+        groups: dict[str, tuple[list[Any], list[Any], list[np.ndarray]]] = {}
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            head = await conn.fetchrow(statement("engine/suggest", "index_products").sql)
+            async for r in conn.cursor(statement("engine/suggest", "index_groups").sql, prefetch=2000):
+                keys, extra, rows = groups.setdefault(r["kind"], ([], [], []))
+                keys.append(r["key"] if r["kind"] != "category" else int(r["category_id"]))
+                extra.append(r["spelling"])
+                rows.append(_packed_rows(r["packed_rows"]))
+        assert head is not None
+        self._build(head, groups)
+        since = dt.datetime.min.replace(tzinfo=dt.UTC)
+        if head["watermark"] is not None:
+            since = head["watermark"] - self.margin
+        if horizon_row is not None and horizon_row["complete"]:
+            since = max(since, horizon_row["horizon"] - dt.timedelta(microseconds=1))
+        self.since, self.loaded, self.rebuild_due = since, True, False
+        self.generation += 1
+        log.info("suggestion index: %d products built in %.2fs", self.n, time.perf_counter() - started)
+
+    def _build(self, head: Any, groups: dict[str, tuple[list[Any], list[Any], list[np.ndarray]]]) -> None:
+        packed = bytes(head["packed_ids"])
+        self.keys = np.frombuffer(packed, dtype=">u8").reshape(-1, 2).astype(np.uint64)
+        self.n = len(self.keys)
+        self.key_index = KeyIndex.rebuilt(self.keys, self.n)
+        lower = head["lower_names"] or []
+        self.name_keys = np.array([s.encode()[:KEY_BYTES] for s in lower], dtype=f"S{KEY_BYTES}")
+        self.names, self.lower_names = PackedStrings(head["names"] or []), PackedStrings(lower)
+        ids = [int(i) for i in head["category_ids"] or []]
+        self.tree = CategoryTree(
+            dict(zip(ids, head["category_names"] or [], strict=True)),
+            dict(zip(ids, head["category_lower_names"] or [], strict=True)),
+            {i: None if p is None else int(p) for i, p in zip(ids, head["category_parents"] or [], strict=True)},
+            (head["category_count"], head["category_newest"]),
+        )
+        empty: tuple[list[Any], list[Any], list[np.ndarray]] = ([], [], [])
+        brands, spellings, brand_rows = groups.get("brand", empty)
+        self.brands, self.spellings = Groups(brands, brand_rows), spellings
+        self.words = Groups(*groups.get("word", empty)[::2])
+        lexemes, _none, lexeme_rows = groups.get("lexeme", empty)
+        self.lexemes = Groups(PackedStrings(lexemes), lexeme_rows)
+        category_ids, _none, category_rows = groups.get("category", empty)
+        self._build_categories(dict(zip(category_ids, category_rows, strict=True)))
+
+    def _build_categories(self, own: dict[int, np.ndarray]) -> None:
+        """Each category with the rows of its subtree (a product counts for its category's ancestors)."""
+        subtree: dict[int, list[np.ndarray]] = {c: [] for c in self.tree.parents}
+        for category, rows in own.items():
+            for c in self.tree.ancestors(category):
+                subtree[c].append(rows)
+        order = sorted((self.tree.lower_names[c], c) for c in subtree)
+        self.categories = Groups(
+            [lower for lower, _c in order],
+            [np.unique(np.concatenate(subtree[c])) if subtree[c] else np.zeros(0, np.int32) for _l, c in order],
+        )
+        self.category_ids = [c for _lower, c in order]
+
+
+class ScopeCache:
+    """Per (index, candidate sets): the map from candidate ordinals to index rows, and the global scope's mask."""
+
+    def __init__(self) -> None:
+        self.map_key: tuple[Any, ...] | None = None
+        self.row_of: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.global_key: tuple[Any, ...] | None = None
+        self.global_products = BitMap()
+        self.global_mask: np.ndarray = np.zeros(0, dtype=bool)
+
+    def rows_of_ordinals(self, index: SuggestIndex, sets: CandidateSets) -> np.ndarray:
+        """Row in the index of every ordinal (-1: not an active product of the index)."""
+        key = (index.generation, sets.stores)
+        if self.map_key is not None and self.map_key[0] == key[0] and self.map_key[1] is key[1]:
+            done = len(self.row_of)
+            if done < sets.n:
+                more = index.key_index.find(index.keys, index.n, sets.keys[done : sets.n])
+                self.row_of = np.concatenate([self.row_of, more])
+            return self.row_of
+        self.row_of = index.key_index.find(index.keys, index.n, sets.keys[: sets.n])
+        self.map_key = key
+        return self.row_of
+
+    def mask(self, index: SuggestIndex, sets: CandidateSets, products: BitMap) -> np.ndarray:
+        row_of = self.rows_of_ordinals(index, sets)
+        ordinals = np.frombuffer(products.to_array(), dtype=np.uint32)
+        rows = row_of[ordinals]
+        mask = np.zeros(index.n, dtype=bool)
+        mask[rows[rows >= 0]] = True
+        return mask
+
+    def global_scope(self, index: SuggestIndex, sets: CandidateSets, inactive: list[UUID]) -> tuple[BitMap, np.ndarray]:
+        """The products in stock at any active store, and their mask (kept while no set changed)."""
+        key = (index.generation, id(sets.stores), sets.applied_changes, sets.n, tuple(sorted(inactive)))
+        if key != self.global_key:
+            skip = set(inactive)
+            bitmaps = [b for s, b in sets.stores.items() if s not in skip]
+            self.global_products = BitMap.union(*bitmaps) if bitmaps else BitMap()
+            self.global_mask = self.mask(index, sets, self.global_products)
+            self.global_key = key
+        return self.global_products, self.global_mask

@@ -1,0 +1,185 @@
+"""Suggestions for every scope from memory (engine/suggest_index.py, engine/suggest_scope.py): the same completions
+as the statement plans, and fresh after a stock change, a product change or a store closing.
+
+The catalogue is test_search_ux.py's (names of WORDS, five brands, a category tree, 34 stores). The oracle is the
+statement: its narrow plan (every radius scope narrow) for radius scopes, its walk for the global one.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import psycopg
+import pytest
+
+from search_service.engine import suggest as suggest_module
+from search_service.engine.candidates import CandidateSets
+from search_service.engine.suggest import Suggestion, SuggestParams, merge, split_prefix, suggest
+from search_service.engine.suggest_index import SuggestIndex
+from search_service.engine.suggest_scope import suggest_in_memory
+from tests.test_api import AT_CENTER, app_settings, load_test_encoder, running_client, seed_catalogue
+from tests.test_search_ux import CENTER, Catalogue, _call, _near, _seed, run
+
+PREFIXES = ("d", "dr", "Ha", "la", "drill d", "saw ", "bo", "acme", "tools", "l", "x", "h", "power", "lamp 1")
+RADII = (300, 800, 3_000, 20_000, 60_000)
+
+
+@pytest.fixture(scope="module")
+def cat(db_url: str) -> Iterator[Catalogue]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        catalogue = _seed(conn, random.Random(24))
+    catalogue.url = db_url
+    yield catalogue
+
+
+async def _loaded(conn: asyncpg.Connection) -> tuple[SuggestIndex, CandidateSets]:
+    index, sets = SuggestIndex(), CandidateSets()
+    await index.load(conn)
+    await sets.load(conn)
+    assert index.loaded and sets.loaded
+    return index, sets
+
+
+async def _from_memory(
+    conn: asyncpg.Connection, index: SuggestIndex, sets: CandidateSets, params: SuggestParams
+) -> list[Suggestion]:
+    """The in-memory answer itself (the test fails if it would fall back to the statement)."""
+    geo = params.lat is not None
+    scope = {"lon": params.lon if geo else None, "lat": params.lat if geo else None, "radius_m": params.radius_m}
+    rows = await suggest_in_memory(conn, index, sets, split_prefix(params.q), scope, params.limit)
+    assert rows is not None, params
+    return merge(rows, params.limit)
+
+
+def test_every_scope_from_memory_equals_the_statement(cat: Catalogue, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(suggest_module, "NARROW_STORES", 100_000)  # every radius scope: the exact narrow plan
+
+    async def compare(conn: asyncpg.Connection) -> int:
+        index, sets = await _loaded(conn)
+        found = 0
+        for prefix in PREFIXES:
+            for metres in (None, *RADII):
+                point = (None, None) if metres is None else CENTER
+                for limit in (10, 3):
+                    params = SuggestParams(prefix, point[0], point[1], float(metres or 5000), limit)
+                    want = await suggest(conn, params)
+                    assert await _from_memory(conn, index, sets, params) == want, (prefix, metres, limit)
+                    assert await suggest(conn, params, None, index, sets) == want
+                    found += len(want)
+        return found
+
+    assert run(_call(cat.url, compare)) > 300
+
+
+def _first_in_stock(conn: psycopg.Connection, store: uuid.UUID) -> tuple[uuid.UUID, str]:
+    row = conn.execute(
+        "SELECT p.id, p.name FROM store_product sp JOIN product_master p ON p.id = sp.product_master_id "
+        "WHERE sp.store_id = %s AND sp.is_active AND sp.quantity > 0 AND p.is_active ORDER BY p.name LIMIT 1",
+        (store,),
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_a_stock_change_a_product_change_and_a_closed_store_show_in_the_next_suggestion(fresh_db_url: str) -> None:
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        cat = _seed(sync, random.Random(5))
+        store = sorted(_near(cat, 20_000))[0]
+        lat, lon = cat.stores[store][:2]
+        product, name = _first_in_stock(sync, store)
+
+    async def scenario(conn: asyncpg.Connection) -> None:
+        index, sets = await _loaded(conn)
+        near = SuggestParams(name, lat, lon, 50.0, 10)  # this store alone
+        everywhere = SuggestParams(name, None, None, 5000.0, 10)
+
+        async def check(params: SuggestParams) -> list[Any]:
+            got = await _from_memory(conn, index, sets, params)
+            assert got == await suggest(conn, params), params
+            return [s.ref for s in got if s.kind == "product"]
+
+        assert str(product) in await check(near)
+        with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+            sync.execute("UPDATE store_product SET quantity = 0 WHERE product_master_id = %s", (product,))
+            assert str(product) not in await check(near)
+            assert str(product) not in await check(everywhere)
+            sync.execute("UPDATE store_product SET quantity = 4 WHERE product_master_id = %s", (product,))
+            assert str(product) in await check(near)
+            sync.execute("UPDATE product_master SET name = 'Zyx renamed widget' WHERE id = %s", (product,))  # overlay
+            renamed = SuggestParams("zyx", lat, lon, 50.0, 10)
+            assert await check(renamed) == [str(product)]
+            two_words = SuggestParams("zyx ren", lat, lon, 50.0, 10)  # the overlay's words and lexemes
+            await check(two_words)
+            assert ("query", "zyx renamed") in [(s.kind, s.text) for s in await suggest(conn, two_words)]
+            assert str(product) not in await check(near)
+            sync.execute("UPDATE product_master SET is_active = false WHERE id = %s", (product,))
+            assert await check(renamed) == []
+            sync.execute(
+                "INSERT INTO product_master (name, brand) VALUES ('Zyx new', 'Zyxco') RETURNING id"
+            )  # new, in no store: no completion
+            assert await check(SuggestParams("zyx", None, None, 5000.0, 10)) == []
+            sync.execute("UPDATE store SET is_active = false")  # every store closed: nothing in scope globally
+            assert await _from_memory(conn, index, sets, SuggestParams("d", None, None, 5000.0, 10)) == []
+        assert sets.applied_changes > 0 and index.rebuild_due is False
+
+    run(_call(fresh_db_url, scenario))
+
+
+def test_the_index_falls_back_and_rebuilds_when_the_category_table_changes(fresh_db_url: str) -> None:
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        _seed(sync, random.Random(6))
+
+    async def scenario(conn: asyncpg.Connection) -> None:
+        index, sets = await _loaded(conn)
+        params = SuggestParams("t", None, None, 5000.0, 10)
+        assert await _from_memory(conn, index, sets, params)
+        await conn.execute("UPDATE category SET name = 'Tooling' WHERE name = 'Tools'")
+        geo = {"lon": None, "lat": None, "radius_m": 5000.0}
+        assert await suggest_in_memory(conn, index, sets, split_prefix("t"), geo, 10) is None
+        assert index.rebuild_due
+        await index.refresh(conn)
+        got = await _from_memory(conn, index, sets, params)
+        assert "Tooling" in [s.text for s in got] and got == await suggest(conn, params)
+
+    run(_call(fresh_db_url, scenario))
+
+
+def test_the_api_answers_from_the_index_and_sees_a_stock_change_at_once(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoder = load_test_encoder()
+    seeded = seed_catalogue(fresh_db_url, encoder)
+    answers: list[bool] = []  # whether each suggestion came from memory
+    from_memory = suggest_module.suggest_in_memory
+
+    async def counted(*args: Any) -> Any:
+        rows = await from_memory(*args)
+        answers.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(suggest_module, "suggest_in_memory", counted)
+
+    def oat_refs(client: Any) -> list[str]:
+        response = client.get("/v1/suggest", params={"q": "Oat", **AT_CENTER, "radius_m": 5000})
+        assert response.status_code == 200, response.text
+        return [s["ref"] for s in response.json()["suggestions"] if s["kind"] == "product"]
+
+    with running_client(app_settings(fresh_db_url), encoder) as client:
+        deadline = time.monotonic() + 60
+        while not (answers and answers[-1]):  # the index builds in the background after start-up
+            assert time.monotonic() < deadline, "the suggestion index never answered"
+            oat_refs(client)
+            time.sleep(0.2)
+        oat = str(seeded.products["oat"])
+        assert oat in oat_refs(client)
+        with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+            sync.execute("UPDATE store_product SET quantity = 0 WHERE product_master_id = %s", (oat,))
+            assert oat not in oat_refs(client)
+            sync.execute("UPDATE store_product SET quantity = 2 WHERE product_master_id = %s", (oat,))
+            assert oat in oat_refs(client)
+        assert answers[-3:] == [True, True, True]
