@@ -3,7 +3,9 @@
 Facets and sorts of semantic and hybrid search cover the `PLINQY_FACET_DEPTH` (1000) products most similar to the
 query in scope. The engine's exact plans find a page's top-k and check each candidate's listings in SQL (~12 µs an
 id, in slices): 1000-deep that was 3-4x a search's time. Narrow scopes: the products listed at the stores in scope
-(`listed_products`, one packed array) are ranked in memory and the best `depth` taken, scored exactly in float32.
+(`listed_products`, one packed array) are ranked in memory and the best `depth` taken, scored exactly in float32;
+with the candidate sets in scope (`candidates.py`, brought up to this search's snapshot) those products are their
+union and no statement lists them.
 Wide scopes (WIDE_SCOPE_STORES stores or more, where most products are listed and gathering every listing cost
 ~75 ms at 20 km): the whole copy is ranked and its best are probed in order (`listed_among`) until `depth` are
 listed; the same set, since both keep the held products with a listing in scope, in exact score order. A global
@@ -21,7 +23,7 @@ from search_service.db.sql import statement
 from search_service.engine.fusion import Ranked
 from search_service.engine.ranking import score_error
 from search_service.engine.scope import Scope
-from search_service.engine.vectors import VectorCache
+from search_service.engine.vectors import Ranking, VectorCache
 
 # Scopes of this many stores probe the whole copy's best rather than gather listings (100k products, 1,000
 # stores: gathering cost 50-65 ms at 70-125 stores, probing as much; 165 against 38 ms at 480 stores).
@@ -56,6 +58,9 @@ async def _wide_top(conn: Any, scope: Scope, vectors: VectorCache, vector: np.nd
 
 async def rank_vector_set(conn: Any, scope: Scope, vectors: VectorCache, vector: np.ndarray, depth: int) -> Ranked:
     """The `depth` products of the copy most similar to `vector` among those listed in scope, best first."""
+    if scope.in_scope is not None:  # the candidate sets' products in stock in scope: no statement
+        rows = vectors.candidates.rows_in_copy(scope.in_scope.products, vectors)
+        return _ranked_rows(vectors, vector, vectors.rank_subset(vector, rows), depth, "facet_set")
     if scope.store_ids is not None and len(scope.store_ids) >= WIDE_SCOPE_STORES:
         wide = await _wide_top(conn, scope, vectors, vector, depth)
         if wide is not None:
@@ -66,9 +71,12 @@ async def rank_vector_set(conn: Any, scope: Scope, vectors: VectorCache, vector:
         stmt = statement("engine/search", "listed_products")
         packed = await conn.fetchval(stmt.sql, *scope.bind(stmt))
         ranking = vectors.rank_subset(vector, packed)
+    return _ranked_rows(vectors, vector, ranking, depth, "global_facet_set" if scope.store_ids is None else "facet_set")
+
+
+def _ranked_rows(vectors: VectorCache, vector: np.ndarray, ranking: Ranking, depth: int, strategy: str) -> Ranked:
     rows, _threshold = ranking.top(min(depth, len(ranking)))  # exact up to EXACT_ORDER_MAX, by bound past it
     rows, similarity = _exact_order(vectors, vectors._unit_query(vector), rows)  # exact float32 scores and order
     ranked = vectors.ids_of(rows)
     scores = dict(zip(ranked, similarity.tolist(), strict=True))
-    strategy = "global_facet_set" if scope.store_ids is None else "facet_set"
     return Ranked(ranked, scores, len(ranking), False, strategy)
