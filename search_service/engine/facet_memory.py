@@ -181,7 +181,8 @@ async def facet_set_from_stock(
     not be brought up to date (the caller reads the listings in SQL)."""
     check_request(facets, "relevance", relevance.get("point"))
     ids = list(product_ids)
-    rows = labels.rows_of(ids)
+    keys = keys_of(ids)
+    rows = labels.rows_of_keys(keys)
     stmt = statement("engine/facets", "facet_fresh")
     base = stock.snapshot
     bind = {"product_ids": ids, "global": store_ids is None, **_label_args(labels, ids, rows, filters.brand)}
@@ -191,7 +192,7 @@ async def facet_set_from_stock(
     stores = stock.store_mask(None if store_ids is None else list(store_ids), row["inactive_stores"] or ())
     if filters.store_id is not None:
         stores &= stock.store_mask([filters.store_id])
-    pos, bucket = stock.in_scope(keys_of(ids), stores)
+    pos, bucket = stock.in_scope(keys, stores)
     listings = np.zeros(len(pos), dtype=LISTING)
     listings["pos"], listings["cents"], listings["distance"] = pos + 1, EDGE_CENTS[bucket - 1], np.nan
     s = _Set(len(ids), labels, rows, row, ids, listings)

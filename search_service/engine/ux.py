@@ -301,7 +301,8 @@ async def _ranked_set(
         conn, scope, query_vector, depth + extra, params.offset + params.limit, context.config, context.vectors,
         context.stats,
     )  # fmt: skip
-    ranking.ids = [i for i in ranking.ids if i != context.exclude_id][:depth]
+    if extra:
+        ranking.ids = [i for i in ranking.ids if i != context.exclude_id][:depth]
     return store_ids, filters, ranking
 
 
