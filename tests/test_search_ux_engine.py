@@ -176,3 +176,26 @@ def test_explain_reports_typo_corrections_and_exact_matches(cat: Catalogue) -> N
     name = next(iter(cat.products.values()))[0]
     exact = run(_ux(cat.url, SearchParams(q=name, mode="keyword", limit=5), UxParams(explain=True)))
     assert exact.results[0].product.name == name and exact.explain[exact.results[0].product.id].exact_match
+
+
+@pytest.mark.parametrize("loose", [0.0, 0.03, 0.3])
+def test_a_facet_sets_best_rows_are_the_exact_best(loose: float) -> None:
+    """`facet_vectors._best_rows` certifies the best `depth` from upper bounds (exact, or loose by up to `loose`),
+    of the whole matrix and of a subset of its rows: the same as sorting every exact similarity."""
+    from search_service.engine.ranking import Ranking
+
+    rng = np.random.default_rng(5)
+    matrix = rng.normal(size=(5000, 16)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    q = matrix[0] + rng.normal(size=16).astype(np.float32)
+    q /= np.linalg.norm(q)
+    exact = matrix @ q
+    subset = np.sort(rng.choice(5000, 1200, replace=False))
+    whole = Ranking(matrix, q, exact + rng.uniform(0, loose, size=5000).astype(np.float32))
+    for ranking, rows in ((whole, np.arange(5000)), (whole.restricted(subset), subset)):
+        for depth in (1, 100, 1000):
+            got_rows, similarity = facet_vectors._best_rows(ranking, depth)
+            best = got_rows[np.argsort(-similarity, kind="stable")[:depth]]
+            want = rows[np.argsort(-exact[rows], kind="stable")[:depth]]
+            assert set(best.tolist()) == set(want.tolist())
+            assert np.allclose(similarity, exact[got_rows], atol=1e-6)
