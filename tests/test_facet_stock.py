@@ -66,6 +66,16 @@ def test_stock_buckets_follow_price_and_stock_changes_at_once(fresh_db_url: str)
         after = _price_count(await _same(conn, labels, stock, [repriced], store_ids=[repriced_store]))
         assert after != before and after == {500: 1}  # the next request sees the new bucket
         await conn.execute(
+            "UPDATE store_product SET price = 7.77 WHERE store_id = $1 AND product_master_id = $2",
+            repriced_store,
+            repriced,
+        )
+        seen = stock.snapshot
+        await stock.refresh(conn)  # the API's refresh applies it without a request
+        _pos, bucket = stock.in_scope(keys_of([repriced]), stock.store_mask([repriced_store]))
+        assert stock.snapshot != seen and bucket.tolist() == [2]  # 5-9.99, before any request read it
+        assert _price_count(await _same(conn, labels, stock, [repriced], store_ids=[repriced_store])) == {5: 1}
+        await conn.execute(
             "UPDATE store_product SET quantity = 0 WHERE store_id = $1 AND product_master_id = $2",
             emptied_store,
             emptied,

@@ -331,7 +331,7 @@ class Runtime:
                     first = not labels.loaded
                     with collector_paused():
                         await labels.refresh(conn)
-                        await self.stock.refresh(conn)  # (re)built when due; requests apply the changes
+                        await self.stock.refresh(conn)  # the listing buckets: their changes, or a rebuild when due
                     if first and labels.loaded:
                         release_freed_memory()  # the first load's rows leave free heap behind
             except asyncio.CancelledError:

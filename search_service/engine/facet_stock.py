@@ -184,8 +184,16 @@ class StockBuckets:
 
     # --- loading
     async def refresh(self, conn: Any) -> None:
-        """Rebuild when due (never loaded, or stale); requests bring the buckets up to date themselves."""
-        if (self.snapshot is None or self.stale) and time.monotonic() >= self._retry_at:
+        """Rebuild when due (never loaded, or stale), else apply the changes since the buckets' snapshot (the API,
+        every second: a request then reads the last second's changes, not an idle hour's)."""
+        if self.snapshot is None or self.stale:
+            if time.monotonic() >= self._retry_at:
+                await self.load(conn)
+            return
+        stmt = statement("engine/facets", "stock_changes")
+        base = self.snapshot
+        self.apply(base, await conn.fetchrow(stmt.sql, *stmt.bind(**self.read_args())))
+        if self.stale:
             await self.load(conn)
 
     async def load(self, conn: Any) -> None:

@@ -273,34 +273,50 @@ FROM store_product sp
 WHERE sp.is_active AND sp.quantity > 0
 GROUP BY sp.store_id;
 
--- name: facet_fresh
--- params: product_ids uuid[] (the result set), since_seq bigint|null (the buckets' snapshot; null: none read),
---    pending bigint[] (transactions in progress then), max_changes int (past it the buckets are rebuilt),
---    price_edges numeric[], global bool (list the inactive stores)
--- The in-memory facet path with the listing buckets (facet_memory.py, facet_stock.py): one round trip for what
--- memory may not have yet. The listings logged since the buckets' snapshot (numbered past the highest seen, or
--- written by a transaction still running then: as the candidate sets read them) with their current state, packed
--- 33 bytes each (store id, product id, price bucket; 0: not sellable); for a global set, the inactive stores;
--- and `fresh_labels`.
-WITH changed AS MATERIALIZED (
+-- fragment: stock_changed
+-- params: since_seq bigint|null (the buckets' snapshot; null: none read), pending bigint[] (transactions in
+--    progress then), max_changes int (past it the buckets are rebuilt)
+-- The listings logged since the buckets' snapshot (numbered past the highest seen, or written by a transaction
+-- still running then: as the candidate sets read them), once each. A CTE.
+changed AS MATERIALIZED (
     SELECT DISTINCT c.store_id, c.product_master_id
     FROM listing_change c
     WHERE :since_seq::bigint IS NOT NULL AND (c.seq > :since_seq::bigint OR c.xid = ANY(:pending::bigint[]))
     LIMIT :max_changes::int + 1
-), base AS MATERIALIZED (
+)
+
+-- fragment: stock_change_columns
+-- params: price_edges numeric[]
+-- The changed pairs with their current state, packed 33 bytes each (store id, product id, price bucket; 0: not
+-- sellable), their count, the highest number pruned, and the log's state in this snapshot.
+(SELECT string_agg(
+            uuid_send(ch.store_id) || uuid_send(ch.product_master_id)
+            || set_byte('\x00'::bytea, 0, coalesce((
+                   SELECT width_bucket(sp.price, :price_edges::numeric[]) FROM store_product sp
+                   WHERE sp.store_id = ch.store_id AND sp.product_master_id = ch.product_master_id
+                     AND sp.is_active AND sp.quantity > 0), 0)), ''::bytea)
+ FROM changed ch) AS change_pairs,
+(SELECT count(*) FROM changed) AS change_count,
+coalesce((SELECT seq FROM listing_change_pruned), 0) AS change_pruned,
+{{ stock_snapshot_columns }}
+
+-- name: stock_changes
+-- params: none (+ stock_changed, stock_change_columns)
+-- The listing buckets' changes alone: the API's refresh, every second (facet requests read them too).
+WITH {{ stock_changed }}
+SELECT {{ stock_change_columns }};
+
+-- name: facet_fresh
+-- params: product_ids uuid[] (the result set), global bool (list the inactive stores)
+--    (+ stock_changed, stock_change_columns, fresh_labels)
+-- The in-memory facet path with the listing buckets (facet_memory.py, facet_stock.py): one round trip for what
+-- memory may not have yet: the buckets' changes (`stock_changed`), for a global set the inactive stores, and
+-- `fresh_labels`.
+WITH {{ stock_changed }}, base AS MATERIALIZED (
     SELECT b.id FROM unnest(:product_ids::uuid[]) AS b(id)
 ), {{ fresh_labels }}
 SELECT
-    (SELECT string_agg(
-                uuid_send(ch.store_id) || uuid_send(ch.product_master_id)
-                || set_byte('\x00'::bytea, 0, coalesce((
-                       SELECT width_bucket(sp.price, :price_edges::numeric[]) FROM store_product sp
-                       WHERE sp.store_id = ch.store_id AND sp.product_master_id = ch.product_master_id
-                         AND sp.is_active AND sp.quantity > 0), 0)), ''::bytea)
-     FROM changed ch) AS change_pairs,
-    (SELECT count(*) FROM changed) AS change_count,
-    coalesce((SELECT seq FROM listing_change_pruned), 0) AS change_pruned,
-    {{ stock_snapshot_columns }},
+    {{ stock_change_columns }},
     CASE WHEN :global::bool
          THEN (SELECT coalesce(array_agg(id), '{}'::uuid[]) FROM store WHERE NOT is_active) END AS inactive_stores,
     l.ids AS label_ids, l.categories AS label_categories, l.brands AS label_brands, l.actives AS label_actives,
