@@ -41,6 +41,7 @@ from search_service.engine import geo_areas
 from search_service.engine import search as engine
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_labels import ProductLabels
+from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facets import FacetConfig
 from search_service.engine.stats import StatsCache
 from search_service.engine.suggest import SuggestParams, split_prefix, suggest
@@ -186,7 +187,7 @@ async def _plain_search(
 
 
 def _variants(
-    conn: Any, label: str, params: engine.SearchParams, vec: np.ndarray | None, kw: dict[str, Any], labels: Any
+    conn: Any, label: str, params: engine.SearchParams, vec: np.ndarray | None, kw: dict[str, Any], memory: Any
 ) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
     """One search as the API answers it without facets (plain), the engine's part of that alone (engine: run6's
     baseline), and with facets=category,brand,price."""
@@ -194,7 +195,7 @@ def _variants(
     return [
         (f"plain|{label}", lambda: _plain_search(conn, params, vec, **kw)),
         (f"engine|{label}", lambda: engine.search(conn, params, vec, CONFIG, **kw)),
-        (f"facets|{label}", lambda: ux_search(conn, params, vec, ux, config=CONFIG, labels=labels, **kw)),
+        (f"facets|{label}", lambda: ux_search(conn, params, vec, ux, config=CONFIG, **memory, **kw)),
     ]
 
 
@@ -206,6 +207,8 @@ async def _measure(url: str, scopes: list[Scope], prefixes: list[str], queries: 
     stats = StatsCache()
     labels = ProductLabels()  # as the API holds them: facets counted in memory
     await labels.load(conn)
+    stock = StockBuckets()  # as the API holds them: the facet sets' listings in memory
+    await stock.load(conn)
     vectors: VectorCache | None = None
     if any(m != "keyword" for m in modes):
         vectors = VectorCache()  # as the API holds it: the vector side's plans are the exact scan and gather
@@ -218,7 +221,8 @@ async def _measure(url: str, scopes: list[Scope], prefixes: list[str], queries: 
                 for q in queries:
                     params = engine.SearchParams(q=q, lat=s.lat, lon=s.lon, radius_m=s.radius_m, mode=mode)  # type: ignore[arg-type]
                     vec = None if mode == "keyword" else query_vector(q)
-                    calls += _variants(conn, s.label, params, vec, {"vectors": vectors, "stats": stats}, labels)
+                    kw = {"vectors": vectors, "stats": stats}
+                    calls += _variants(conn, s.label, params, vec, kw, {"labels": labels, "stock": stock})
             random.Random(5).shuffle(calls)  # interleaved, so that a slow phase of the machine hits all alike
             timed = await _timed(calls, conn.get_server_pid())
             result[mode] = _search_summary(timed)

@@ -51,8 +51,9 @@ def cat(db_url: str) -> Iterator[Catalogue]:
 
 
 async def _ux(
-    url: str, params: SearchParams, ux: UxParams, vector: Any = None, depth: int = 1000, copy: bool = False
-) -> Any:
+    url: str, params: SearchParams, ux: UxParams, vector: Any = None, depth: int = 1000, copy: bool = False,
+    sets: bool = True,
+) -> Any:  # fmt: skip
     conn = await asyncpg.connect(url)
     await register_vector(conn)
     try:
@@ -60,6 +61,7 @@ async def _ux(
         if copy:  # the API's in-memory vector copy: the facet set comes from facet_vectors
             vectors = VectorCache()
             await vectors.load(conn)
+            vectors.candidates.stale = not sets  # without the candidate sets, SQL lists the products in scope
         return await ux_search(conn, params, vector, ux, facet_config=FacetConfig(depth=depth), vectors=vectors)
     finally:
         await conn.close()
@@ -96,10 +98,12 @@ def test_brand_filter_narrows_results_but_brand_counts_stay(cat: Catalogue) -> N
     assert all(h.product.brand == "Bolt" for h in chosen.results)
 
 
-@pytest.mark.parametrize("copy", [False, True, "wide"])
+@pytest.mark.parametrize("copy", [False, True, "gather", "wide"])
 def test_semantic_facets_cover_the_top_depth_by_similarity(
     cat: Catalogue, copy: bool | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """No copy: SQL ranks; the copy: the candidate sets' products in scope, or without the sets the products
+    listed_products lists, or (every scope wide) the whole copy's best probed in order."""
     if copy == "wide":  # every scope counts as wide: the whole copy's best, probed in order
         monkeypatch.setattr(facet_vectors, "WIDE_SCOPE_STORES", 1)
     rng = np.random.default_rng(11)
@@ -112,8 +116,9 @@ def test_semantic_facets_cover_the_top_depth_by_similarity(
         vec = {r[0]: r[1].to_numpy() for r in conn.execute("SELECT id, ai_vector FROM product_master")}
     top = sorted(in_scope, key=lambda p: (1 - float(np.dot(vec[p], q)), str(p)))[:40]
     params = SearchParams(q="x", lat=CENTER[0], lon=CENTER[1], radius_m=25_000, mode="semantic", limit=30)
-    got = run(_ux(cat.url, params, UxParams(facets=FACETS, explain=True), vector=q, depth=40, copy=bool(copy)))
-    assert got.strategy == {False: "exact", True: "facet_set", "wide": "wide_facet_set"}[copy]
+    ux = UxParams(facets=FACETS, explain=True)
+    got = run(_ux(cat.url, params, ux, vector=q, depth=40, copy=bool(copy), sets=copy is True))
+    assert got.strategy == {False: "exact", True: "facet_set", "gather": "facet_set", "wide": "wide_facet_set"}[copy]
     want = _oracle(cat, top, scope, FacetFilters())
     assert got.total == 40 and [h.product.id for h in got.results] == top[:30]
     assert _got(got) == want["counts"]
@@ -171,3 +176,26 @@ def test_explain_reports_typo_corrections_and_exact_matches(cat: Catalogue) -> N
     name = next(iter(cat.products.values()))[0]
     exact = run(_ux(cat.url, SearchParams(q=name, mode="keyword", limit=5), UxParams(explain=True)))
     assert exact.results[0].product.name == name and exact.explain[exact.results[0].product.id].exact_match
+
+
+@pytest.mark.parametrize("loose", [0.0, 0.03, 0.3])
+def test_a_facet_sets_best_rows_are_the_exact_best(loose: float) -> None:
+    """`facet_vectors._best_rows` certifies the best `depth` from upper bounds (exact, or loose by up to `loose`),
+    of the whole matrix and of a subset of its rows: the same as sorting every exact similarity."""
+    from search_service.engine.ranking import Ranking
+
+    rng = np.random.default_rng(5)
+    matrix = rng.normal(size=(5000, 16)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    q = matrix[0] + rng.normal(size=16).astype(np.float32)
+    q /= np.linalg.norm(q)
+    exact = matrix @ q
+    subset = np.sort(rng.choice(5000, 1200, replace=False))
+    whole = Ranking(matrix, q, exact + rng.uniform(0, loose, size=5000).astype(np.float32))
+    for ranking, rows in ((whole, np.arange(5000)), (whole.restricted(subset), subset)):
+        for depth in (1, 100, 1000):
+            got_rows, similarity = facet_vectors._best_rows(ranking, depth)
+            best = got_rows[np.argsort(-similarity, kind="stable")[:depth]]
+            want = rows[np.argsort(-exact[rows], kind="stable")[:depth]]
+            assert set(best.tolist()) == set(want.tolist())
+            assert np.allclose(similarity, exact[got_rows], atol=1e-6)

@@ -32,6 +32,7 @@ from search_service.engine import catalog
 from search_service.engine import search as engine
 from search_service.engine.batcher import MicroBatcher
 from search_service.engine.facet_labels import ProductLabels
+from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.stats import StatsCache
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.vector_load import release_freed_memory
@@ -87,6 +88,7 @@ class Runtime:
     stats: StatsCache = field(default_factory=StatsCache)  # the plan choice's catalogue statistics
     labels: ProductLabels = field(default_factory=ProductLabels)  # facet counts in memory once loaded
     suggestions: SuggestIndex = field(default_factory=SuggestIndex)  # suggestions in memory once loaded
+    stock: StockBuckets = field(default_factory=StockBuckets)  # the facet sets' listings in memory once loaded
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Concurrent cache misses share one model call (a batch of short texts costs little more than one).
     embed_batcher: MicroBatcher[str, np.ndarray] | None = None
@@ -332,6 +334,7 @@ class Runtime:
                     first = not labels.loaded
                     with collector_paused():
                         await labels.refresh(conn)
+                        await self.stock.refresh(conn)  # the listing buckets: their changes, or a rebuild when due
                     if first and labels.loaded:
                         release_freed_memory()  # the first load's rows leave free heap behind
             except asyncio.CancelledError:

@@ -110,6 +110,10 @@ class ProductLabels:
         """The row of each id, -1 where the copy does not hold it."""
         return self.index.find(self.key, self.n, keys_of(list(ids)))
 
+    def rows_of_keys(self, keys: np.ndarray) -> np.ndarray:
+        """`rows_of` for ids given as (k, 2) keys (`keyindex.keys_of`)."""
+        return self.index.find(self.key, self.n, keys)
+
     def brand_code(self, brand: str | None, lower: str | None = None) -> int:
         """The code of `brand` (added when new); NO_BRAND for None. `lower`: its lower() (PostgreSQL's)."""
         if brand is None:

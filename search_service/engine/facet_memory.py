@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -23,6 +24,7 @@ import numpy as np
 
 from search_service.db.sql import statement
 from search_service.engine.facet_labels import NO_BRAND, NO_CATEGORY, ProductLabels
+from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facets import (
     FACET_VALUES,
     NARROW_STORES,
@@ -38,6 +40,7 @@ from search_service.engine.facets import (
     facet_set,
     price_bucket,
 )
+from search_service.engine.keyindex import keys_of
 
 MEMORY_FACETS = frozenset(("category", "brand", "price"))
 LISTING = np.dtype([("pos", ">i4"), ("cents", ">i8"), ("distance", ">f8")])
@@ -46,9 +49,24 @@ NO_PRICE = np.iinfo(np.int64).max
 NO_FILTERS = FacetFilters()
 
 
-async def faceted_page(conn: Any, labels: ProductLabels | None, product_ids: Sequence[UUID], **kw: Any) -> FacetedPage:
-    """`facet_set` in memory when the labels are loaded and the facets asked for allow it, else in SQL."""
+async def faceted_page(
+    conn: Any, labels: ProductLabels | None, product_ids: Sequence[UUID], stock: StockBuckets | None = None, **kw: Any
+) -> FacetedPage:
+    """`facet_set` in memory when the labels are loaded and the facets asked for allow it (with the listings from
+    `stock` when loaded, for the relevance order of the products in stock without a price range), else in SQL."""
     if labels is not None and labels.loaded and MEMORY_FACETS.issuperset(kw.get("facets", ())):
+        filters = kw.get("filters", NO_FILTERS)
+        if (
+            stock is not None
+            and stock.loaded
+            and kw.get("sort", "relevance") == "relevance"
+            and kw.get("in_stock", True)
+            and filters.min_price is None
+            and filters.max_price is None
+        ):
+            page = await facet_set_from_stock(conn, labels, stock, product_ids, **kw)
+            if page is not None:
+                return page
         return await facet_set_in_memory(conn, labels, product_ids, **kw)
     return await facet_set(conn, product_ids, **kw)
 
@@ -56,7 +74,9 @@ async def faceted_page(conn: Any, labels: ProductLabels | None, product_ids: Seq
 class _Set:
     """The set's products (by position) and their qualifying listings, as arrays."""
 
-    def __init__(self, n: int, labels: ProductLabels, rows: np.ndarray, row: Any, ids: Sequence[UUID]) -> None:
+    def __init__(
+        self, n: int, labels: ProductLabels, rows: np.ndarray, row: Any, ids: Sequence[UUID], listings: np.ndarray
+    ) -> None:
         held = rows >= 0
         self.category = np.full(n, NO_CATEGORY, dtype=np.int64)
         self.brand = np.full(n, NO_BRAND, dtype=np.int32)
@@ -73,7 +93,6 @@ class _Set:
                 self.category[i] = NO_CATEGORY if category is None else category
                 self.brand[i] = labels.brand_code(brand)
                 self.active[i] = active
-        listings = np.frombuffer(row["listings"], dtype=LISTING)
         self.pos = listings["pos"].astype(np.int64) - 1
         self.cents = listings["cents"].astype(np.int64)
         self.distance = listings["distance"].astype(np.float64)
@@ -125,24 +144,61 @@ def _order(hits: np.ndarray, s: _Set, price_ok: np.ndarray, sort: Sort) -> np.nd
     return positions[np.argsort(nearest[positions], kind="stable")]
 
 
+def _label_args(labels: ProductLabels, ids: list[UUID], rows: np.ndarray, brand: str | None) -> dict[str, Any]:
+    """The `fresh_labels` fragment's arguments: what the labels may miss of the set, and the set's brands."""
+    held = rows[rows >= 0]
+    set_brands = [labels.brands[c] for c in np.unique(labels.brand[held]).tolist() if c != NO_BRAND] if brand else []
+    unknown_ids = [ids[i] for i in np.flatnonzero(rows < 0).tolist()]
+    return {"since": labels.since, "unknown_ids": unknown_ids, "set_brands": set_brands, "facet_brand": brand}
+
+
 async def _read(
     conn: Any, labels: ProductLabels, ids: list[UUID], rows: np.ndarray, brand: str | None, **bind: Any
 ) -> Any:
-    held = rows[rows >= 0]
-    set_brands = [labels.brands[c] for c in np.unique(labels.brand[held]).tolist() if c != NO_BRAND] if brand else []
     stmt = statement("engine/facets", "facet_listings")
     return await conn.fetchrow(
         stmt.sql,
-        *stmt.bind(
-            product_ids=ids,
-            since=labels.since,
-            unknown_ids=[ids[i] for i in np.flatnonzero(rows < 0).tolist()],
-            set_brands=set_brands,
-            facet_brand=brand,
-            narrow_stores=NARROW_STORES,
-            **bind,
-        ),
+        *stmt.bind(product_ids=ids, narrow_stores=NARROW_STORES, **_label_args(labels, ids, rows, brand), **bind),
     )
+
+
+async def facet_set_from_stock(
+    conn: Any,
+    labels: ProductLabels,
+    stock: StockBuckets,
+    product_ids: Sequence[UUID],
+    *,
+    store_ids: Sequence[UUID] | None,
+    filters: FacetFilters = NO_FILTERS,
+    facets: Sequence[str] = (),
+    offset: int = 0,
+    limit: int = 20,
+    **relevance: Any,
+) -> FacetedPage | None:
+    """`facet_set_in_memory` in the relevance order of the products in stock without a price range, the set's
+    listings in scope from `stock` (facet_stock.py): one statement (`facet_fresh`) brings the buckets and the
+    labels up to this request's snapshot. best_price stays empty (buckets, not prices). None: the buckets could
+    not be brought up to date (the caller reads the listings in SQL)."""
+    check_request(facets, "relevance", relevance.get("point"))
+    ids = list(product_ids)
+    keys = keys_of(ids)
+    rows = labels.rows_of_keys(keys)
+    stmt = statement("engine/facets", "facet_fresh")
+    base = stock.snapshot
+    bind = {"product_ids": ids, "global": store_ids is None, **_label_args(labels, ids, rows, filters.brand)}
+    row = await conn.fetchrow(stmt.sql, *stmt.bind(**bind, **stock.read_args()))
+    if not stock.apply(base, row):
+        return None
+    stores = stock.store_mask(None if store_ids is None else list(store_ids), row["inactive_stores"] or ())
+    if filters.store_id is not None:
+        stores &= stock.store_mask([filters.store_id])
+    pos, bucket = stock.in_scope(keys, stores)
+    listings = np.zeros(len(pos), dtype=LISTING)
+    listings["pos"], listings["cents"], listings["distance"] = pos + 1, EDGE_CENTS[bucket - 1], np.nan
+    s = _Set(len(ids), labels, rows, row, ids, listings)
+    if not set(np.unique(s.category).tolist()) <= {NO_CATEGORY, *labels.categories}:
+        await labels.load_categories(conn)  # a category newer than the copy's tree
+    return replace(_page(labels, s, row, ids, filters, facets, "relevance", offset, limit), best_price={})
 
 
 async def facet_set_in_memory(
@@ -170,7 +226,7 @@ async def facet_set_in_memory(
         store_ids=None if store_ids is None else list(store_ids), in_stock=in_stock, store_id=filters.store_id,
         distances=sort == "distance", lon=None if point is None else point[1], lat=None if point is None else point[0],
     )  # fmt: skip
-    s = _Set(len(ids), labels, rows, row, ids)
+    s = _Set(len(ids), labels, rows, row, ids, np.frombuffer(row["listings"], dtype=LISTING))
     if not set(np.unique(s.category).tolist()) <= {NO_CATEGORY, *labels.categories}:
         await labels.load_categories(conn)  # a category newer than the copy's tree
     return _page(labels, s, row, ids, filters, facets, sort, offset, limit)

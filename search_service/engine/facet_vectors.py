@@ -3,7 +3,9 @@
 Facets and sorts of semantic and hybrid search cover the `PLINQY_FACET_DEPTH` (1000) products most similar to the
 query in scope. The engine's exact plans find a page's top-k and check each candidate's listings in SQL (~12 µs an
 id, in slices): 1000-deep that was 3-4x a search's time. Narrow scopes: the products listed at the stores in scope
-(`listed_products`, one packed array) are ranked in memory and the best `depth` taken, scored exactly in float32.
+(`listed_products`, one packed array) are ranked in memory and the best `depth` taken, scored exactly in float32;
+with the candidate sets in scope (`candidates.py`, brought up to this search's snapshot) those products are their
+union and no statement lists them.
 Wide scopes (WIDE_SCOPE_STORES stores or more, where most products are listed and gathering every listing cost
 ~75 ms at 20 km): the whole copy is ranked and its best are probed in order (`listed_among`) until `depth` are
 listed; the same set, since both keep the held products with a listing in scope, in exact score order. A global
@@ -19,15 +21,16 @@ import numpy as np
 
 from search_service.db.sql import statement
 from search_service.engine.fusion import Ranked
-from search_service.engine.ranking import score_error
+from search_service.engine.ranking import highest, score_error
 from search_service.engine.scope import Scope
-from search_service.engine.vectors import VectorCache
+from search_service.engine.vectors import Ranking, VectorCache
 
 # Scopes of this many stores probe the whole copy's best rather than gather listings (100k products, 1,000
 # stores: gathering cost 50-65 ms at 70-125 stores, probing as much; 165 against 38 ms at 480 stores).
 WIDE_SCOPE_STORES = 200
 WIDE_PROBED = 3  # x depth: the whole copy's best probed at most before the gather plan takes over
 WIDE_RESCORED = 8  # x depth: rows re-scored in float32 to certify the probed ones (int8 bounds are loose)
+FIRST_RESCORED = 3  # x depth: rows of highest bound re-scored first to certify a set's best (_best_rows)
 
 
 def _exact_order(vectors: VectorCache, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +59,9 @@ async def _wide_top(conn: Any, scope: Scope, vectors: VectorCache, vector: np.nd
 
 async def rank_vector_set(conn: Any, scope: Scope, vectors: VectorCache, vector: np.ndarray, depth: int) -> Ranked:
     """The `depth` products of the copy most similar to `vector` among those listed in scope, best first."""
+    if scope.in_scope is not None:  # the candidate sets' products in stock in scope: no statement
+        rows = vectors.candidates.rows_in_copy(scope.in_scope.products, vectors)
+        return _ranked_rows(vectors, vector, vectors.rank_subset(vector, rows), depth, "facet_set")
     if scope.store_ids is not None and len(scope.store_ids) >= WIDE_SCOPE_STORES:
         wide = await _wide_top(conn, scope, vectors, vector, depth)
         if wide is not None:
@@ -66,9 +72,30 @@ async def rank_vector_set(conn: Any, scope: Scope, vectors: VectorCache, vector:
         stmt = statement("engine/search", "listed_products")
         packed = await conn.fetchval(stmt.sql, *scope.bind(stmt))
         ranking = vectors.rank_subset(vector, packed)
-    rows, _threshold = ranking.top(min(depth, len(ranking)))  # exact up to EXACT_ORDER_MAX, by bound past it
-    rows, similarity = _exact_order(vectors, vectors._unit_query(vector), rows)  # exact float32 scores and order
+    return _ranked_rows(vectors, vector, ranking, depth, "global_facet_set" if scope.store_ids is None else "facet_set")
+
+
+def _best_rows(ranking: Ranking, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the copy that hold the `depth` best of `ranking`, with their re-scored similarities: the rows of
+    highest bound re-scored until `depth` of them score at least the highest bound left out (as `Ranking.top`
+    certifies, which re-scores 2x, then 4x as many: 10k rows for a top 1000 at 100k random vectors, where ~2.8k
+    bound above the 1000th similarity; here FIRST_RESCORED x depth, then twice as many)."""
+    bounds, n = ranking._bounds, len(ranking._bounds)
+    m = min(n, int(FIRST_RESCORED * depth) + 64)
+    while True:
+        local, limit = (np.arange(n), -np.inf) if m >= n else highest(bounds, m)
+        in_matrix = local if ranking._matrix_rows is None else ranking._matrix_rows[local]
+        similarity = ranking._matrix[in_matrix] @ ranking._query
+        if m >= n or int((similarity >= limit).sum()) >= depth:
+            return (local if ranking._subset is None else ranking._subset[local]), similarity
+        m = min(n, 2 * m)
+
+
+def _ranked_rows(vectors: VectorCache, vector: np.ndarray, ranking: Ranking, depth: int, strategy: str) -> Ranked:
+    rows, similarity = _best_rows(ranking, depth)
+    keys = vectors._view.key[rows]
+    order = np.lexsort((keys[:, 1], keys[:, 0], -similarity))[:depth]  # exact scores, ties by id (as str orders)
+    rows, similarity = rows[order], similarity[order]
     ranked = vectors.ids_of(rows)
     scores = dict(zip(ranked, similarity.tolist(), strict=True))
-    strategy = "global_facet_set" if scope.store_ids is None else "facet_set"
     return Ranked(ranked, scores, len(ranking), False, strategy)

@@ -27,8 +27,10 @@ from search_service.db.sql import statement
 from search_service.engine import geo_areas
 from search_service.engine import search as engine
 from search_service.engine.candidates import InScope
+from search_service.engine.facet_fusion import fuse_two
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import faceted_page
+from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facet_vectors import rank_vector_set
 from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort
 from search_service.engine.fusion import Ranked, merge
@@ -145,6 +147,13 @@ async def _rank(
             plan.cancel()
             raise
         vector_side = await rank_vector(conn, scope, plan, vector, depth, config)
+    if keyword_side is None and vector_side is not None:  # one side, best first: merge would keep its order
+        return _Ranking(vector_side.ids[:depth], vector_side.scores, vector_side.strategy, vector_side.total,
+                        vector_side)  # fmt: skip
+    if keyword_side is not None and vector_side is not None:  # merge's order, in arrays (facet_fusion.py)
+        ids, scores = fuse_two(vector_side, keyword_side, depth)
+        total = max(vector_side.total, keyword_side.total)
+        return _Ranking(ids, scores, vector_side.strategy, total, vector_side, keyword_side)
     merged = merge([side for side in (vector_side, keyword_side) if side is not None])
     ids = [c.product_id for c in merged.candidates][:depth]
     scores = {c.product_id: c.score for c in merged.candidates}
@@ -155,13 +164,12 @@ async def _in_scope(
     conn: Any,
     params: engine.SearchParams,
     store_ids: list[UUID] | None,
-    depth: int,
     has_vector: bool,
     vectors: VectorCache | None,
 ) -> InScope | None:
-    """The candidate sets' products in scope (candidates.py), when the engine's vector plans rank: not for the
-    keyword side alone, nor for a facet set (facet_vectors.py)."""
-    if vectors is None or params.mode == "keyword" or not has_vector or depth > params.offset + params.limit:
+    """The candidate sets' products in scope (candidates.py), when a vector side ranks (the engine's plans, or a
+    facet set's: facet_vectors.py); not for the keyword side alone."""
+    if vectors is None or params.mode == "keyword" or not has_vector:
         return None
     return await vectors.candidates.current_scope(conn, store_ids, params.in_stock)
 
@@ -212,6 +220,7 @@ class _Context:
     vectors: VectorCache | None
     stats: StatsCache | None
     labels: ProductLabels | None
+    stock: StockBuckets | None = None  # listings in stock by product (facet_stock.py)
     exclude_id: UUID | None = None  # similar: the product asked about
 
 
@@ -226,11 +235,14 @@ async def ux_search(
     vectors: VectorCache | None = None,
     stats: StatsCache | None = None,
     labels: ProductLabels | None = None,
+    stock: StockBuckets | None = None,
 ) -> UxResult:
     """Search under `ux` (see the module docstring); the statements run as `engine.search`'s do. `labels`: the
-    in-memory product labels (facet_labels.py), which count the facets in memory when loaded."""
+    in-memory product labels (facet_labels.py), which count the facets in memory when loaded; `stock`: the listings
+    in stock by product (facet_stock.py), which spare the facet set's listings statement when loaded."""
+    context = _Context(config, facet_config, vectors, stats, labels, stock)
     async with transaction(conn, config):
-        return await _ux_run(conn, params, query_vector, ux, _Context(config, facet_config, vectors, stats, labels))
+        return await _ux_run(conn, params, query_vector, ux, context)
 
 
 async def ux_similar(
@@ -244,6 +256,7 @@ async def ux_similar(
     vectors: VectorCache | None = None,
     stats: StatsCache | None = None,
     labels: ProductLabels | None = None,
+    stock: StockBuckets | None = None,
 ) -> UxResult:
     """`engine.similar` under `ux`: the products nearest to `product_id`'s vector (semantic ranking, the product
     itself left out). Raises ProductNotFound for an unknown id; a product not embedded yet gives ``no_vector``."""
@@ -254,7 +267,7 @@ async def ux_similar(
             raise engine.ProductNotFound(product_id)
         if row["ai_vector"] is None:
             return UxResult([], 0, "no_vector", 0, Facets(), set())
-        context = _Context(config, facet_config, vectors, stats, labels, product_id)
+        context = _Context(config, facet_config, vectors, stats, labels, stock, product_id)
         semantic = replace(params, q="", mode="semantic")
         return await _ux_run(conn, semantic, engine.as_vector(row["ai_vector"]), ux, context)
 
@@ -281,14 +294,15 @@ async def _ranked_set(
     )
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
     depth = _depth(params, ux, context.facet_config)
-    in_scope = await _in_scope(conn, params, store_ids, depth, query_vector is not None, context.vectors)
+    in_scope = await _in_scope(conn, params, store_ids, query_vector is not None, context.vectors)
     scope = Scope(store_ids, categories, ranked_params, context.exclude_id, in_scope)
     extra = context.exclude_id is not None  # the facet set's in-memory ranking may hold the product itself
     ranking = await _rank(
         conn, scope, query_vector, depth + extra, params.offset + params.limit, context.config, context.vectors,
         context.stats,
     )  # fmt: skip
-    ranking.ids = [i for i in ranking.ids if i != context.exclude_id][:depth]
+    if extra:
+        ranking.ids = [i for i in ranking.ids if i != context.exclude_id][:depth]
     return store_ids, filters, ranking
 
 
@@ -302,7 +316,7 @@ async def _ux_run(
         return UxResult([], 0, ranking, 0, Facets(), set(), {}, clock.timings)
     clock.lap("rank")
     page = await faceted_page(
-        conn, context.labels, ranking.ids, store_ids=store_ids, in_stock=params.in_stock, point=point,
+        conn, context.labels, ranking.ids, context.stock, store_ids=store_ids, in_stock=params.in_stock, point=point,
         filters=filters, facets=ux.facets, sort=ux.sort, offset=params.offset, limit=params.limit,
     )  # fmt: skip
     clock.lap("facets")

@@ -85,6 +85,7 @@ async def run_ux_search(
                 vectors=rt.vectors,
                 stats=rt.stats,
                 labels=rt.labels,
+                stock=rt.stock,
             )
     finally:
         if embedding is not None and not embedding.done():

@@ -194,6 +194,24 @@ SELECT count(*) AS n, max(updated_at) AS newest, array_agg(id ORDER BY id) AS id
        array_agg(lower(name) ORDER BY id) AS lower_names
 FROM category;
 
+-- fragment: fresh_labels
+-- params: since timestamptz, unknown_ids uuid[], set_brands text[], facet_brand text|null
+-- The in-memory facet path's labels (CTEs `labels`, `chosen`; the set is CTE `base`): those of the set's products
+-- stamped after `since` or not held, and which of the set's brands the chosen one is.
+labels AS MATERIALIZED (
+    SELECT p.id, p.category_id, p.brand, p.is_active
+    FROM product_master p
+    WHERE p.updated_at > :since::timestamptz AND p.id IN (SELECT id FROM base)
+    UNION
+    SELECT p.id, p.category_id, p.brand, p.is_active
+    FROM product_master p
+    WHERE p.id = ANY(:unknown_ids::uuid[])
+), chosen AS (
+    SELECT coalesce(array_agg(DISTINCT b.brand), '{}'::text[]) AS brands
+    FROM (SELECT unnest(:set_brands::text[]) AS brand UNION SELECT brand FROM labels) b
+    WHERE lower(b.brand) = lower(:facet_brand::text)
+)
+
 -- name: facet_listings
 -- params: product_ids uuid[] (the result set, best first), store_ids uuid[]|null (null: any active store),
 --    in_stock bool, store_id uuid|null (the chosen store), distances bool (compute each listing's store distance),
@@ -219,23 +237,88 @@ WITH pt AS (
     SELECT s.id, ST_Distance(s.location, pt.g) AS d
     FROM store s CROSS JOIN pt
     WHERE :distances::bool AND pt.g IS NOT NULL AND s.id IN (SELECT DISTINCT store_id FROM kept)
-), labels AS MATERIALIZED (
-    SELECT p.id, p.category_id, p.brand, p.is_active
-    FROM product_master p
-    WHERE p.updated_at > :since::timestamptz AND p.id IN (SELECT id FROM base)
-    UNION
-    SELECT p.id, p.category_id, p.brand, p.is_active
-    FROM product_master p
-    WHERE p.id = ANY(:unknown_ids::uuid[])
-), chosen AS (
-    SELECT coalesce(array_agg(DISTINCT b.brand), '{}'::text[]) AS brands
-    FROM (SELECT unnest(:set_brands::text[]) AS brand UNION SELECT brand FROM labels) b
-    WHERE lower(b.brand) = lower(:facet_brand::text)
-)
+), {{ fresh_labels }}
 SELECT
     (SELECT coalesce(string_agg(int4send(k.ord::int4) || int8send((k.price * 100)::int8)
                                 || float8send(coalesce(sd.d, 'NaN'::float8)), ''::bytea), ''::bytea)
      FROM kept k LEFT JOIN store_distance sd ON sd.id = k.store_id) AS listings,
+    l.ids AS label_ids, l.categories AS label_categories, l.brands AS label_brands, l.actives AS label_actives,
+    (SELECT brands FROM chosen) AS chosen_brands
+FROM (SELECT coalesce(array_agg(id), '{}'::uuid[]) AS ids, array_agg(category_id) AS categories,
+             array_agg(brand) AS brands, array_agg(is_active) AS actives
+      FROM labels) l;
+
+-- fragment: stock_snapshot_columns
+-- params: none
+-- The change log's state in this statement's snapshot (as search.sql's snapshot_columns, for facet_stock.py).
+coalesce(greatest((SELECT max(seq) FROM listing_change), (SELECT seq FROM listing_change_pruned)), 0) AS change_seq,
+pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS snap_xmax,
+ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x) AS snap_xip
+
+-- name: stock_state
+-- params: none
+-- A rebuild of the in-memory listing buckets (facet_stock.py): the change log's state, in the snapshot that
+-- stock_by_store then reads.
+SELECT {{ stock_snapshot_columns }};
+
+-- name: stock_by_store
+-- params: price_edges numeric[]
+-- A rebuild of the in-memory listing buckets: per store, its sellable listings' products (16 bytes each) and price
+-- buckets (1 byte each, width_bucket's number), in the same order (one group's aggregates read its rows in one
+-- order; an index-only scan of ix_store_product_store_in_stock, as the candidate sets' in_stock_by_store).
+SELECT sp.store_id,
+       string_agg(uuid_send(sp.product_master_id), ''::bytea) AS packed_ids,
+       string_agg(set_byte('\x00'::bytea, 0, width_bucket(sp.price, :price_edges::numeric[])), ''::bytea) AS packed_buckets
+FROM store_product sp
+WHERE sp.is_active AND sp.quantity > 0
+GROUP BY sp.store_id;
+
+-- fragment: stock_changed
+-- params: since_seq bigint|null (the buckets' snapshot; null: none read), pending bigint[] (transactions in
+--    progress then), max_changes int (past it the buckets are rebuilt)
+-- The listings logged since the buckets' snapshot (numbered past the highest seen, or written by a transaction
+-- still running then: as the candidate sets read them), once each. A CTE.
+changed AS MATERIALIZED (
+    SELECT DISTINCT c.store_id, c.product_master_id
+    FROM listing_change c
+    WHERE :since_seq::bigint IS NOT NULL AND (c.seq > :since_seq::bigint OR c.xid = ANY(:pending::bigint[]))
+    LIMIT :max_changes::int + 1
+)
+
+-- fragment: stock_change_columns
+-- params: price_edges numeric[]
+-- The changed pairs with their current state, packed 33 bytes each (store id, product id, price bucket; 0: not
+-- sellable), their count, the highest number pruned, and the log's state in this snapshot.
+(SELECT string_agg(
+            uuid_send(ch.store_id) || uuid_send(ch.product_master_id)
+            || set_byte('\x00'::bytea, 0, coalesce((
+                   SELECT width_bucket(sp.price, :price_edges::numeric[]) FROM store_product sp
+                   WHERE sp.store_id = ch.store_id AND sp.product_master_id = ch.product_master_id
+                     AND sp.is_active AND sp.quantity > 0), 0)), ''::bytea)
+ FROM changed ch) AS change_pairs,
+(SELECT count(*) FROM changed) AS change_count,
+coalesce((SELECT seq FROM listing_change_pruned), 0) AS change_pruned,
+{{ stock_snapshot_columns }}
+
+-- name: stock_changes
+-- params: none (+ stock_changed, stock_change_columns)
+-- The listing buckets' changes alone: the API's refresh, every second (facet requests read them too).
+WITH {{ stock_changed }}
+SELECT {{ stock_change_columns }};
+
+-- name: facet_fresh
+-- params: product_ids uuid[] (the result set), global bool (list the inactive stores)
+--    (+ stock_changed, stock_change_columns, fresh_labels)
+-- The in-memory facet path with the listing buckets (facet_memory.py, facet_stock.py): one round trip for what
+-- memory may not have yet: the buckets' changes (`stock_changed`), for a global set the inactive stores, and
+-- `fresh_labels`.
+WITH {{ stock_changed }}, base AS MATERIALIZED (
+    SELECT b.id FROM unnest(:product_ids::uuid[]) AS b(id)
+), {{ fresh_labels }}
+SELECT
+    {{ stock_change_columns }},
+    CASE WHEN :global::bool
+         THEN (SELECT coalesce(array_agg(id), '{}'::uuid[]) FROM store WHERE NOT is_active) END AS inactive_stores,
     l.ids AS label_ids, l.categories AS label_categories, l.brands AS label_brands, l.actives AS label_actives,
     (SELECT brands FROM chosen) AS chosen_brands
 FROM (SELECT coalesce(array_agg(id), '{}'::uuid[]) AS ids, array_agg(category_id) AS categories,
