@@ -90,7 +90,7 @@ def preload_shared_state(settings: Settings) -> SharedState:
     gc.disable()  # ~1M long-lived records: the collector's passes over them cost seconds
     try:
         state = asyncio.run(load_shared_state(settings))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+    except Exception as exc:  # any: the workers' own loads are the fallback, as without a supervisor
         log.warning("shared state: not preloaded (%s: %s); each worker loads its own", type(exc).__name__, exc)
         return SharedState()
     finally:
