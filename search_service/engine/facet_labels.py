@@ -67,7 +67,7 @@ class NameColumn:
         if not self._changed:
             return
         old, bounds, changed = self._blob, self._offsets.tolist(), self._changed
-        held = len(bounds) - 1  # rows the blob holds (bounds: Python ints, ~10x faster to slice by than numpy's)
+        held = len(bounds) - 1  # rows the blob holds (bounds as Python ints: cheaper to slice by than numpy scalars)
         encoded = [
             changed[row].encode() if row in changed else old[bounds[row] : bounds[row + 1]] if row < held else b""
             for row in range(self.n)
