@@ -53,6 +53,12 @@ def mapped_generation(pid: int) -> str | None:
     return max(found) if found else None
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU the process has used, with that of its children it has waited for (serve's generation writer)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
+
+
 def api_processes(server: Server) -> list[int]:
     """The serving processes: the one process, or the supervisor and its children (workers and helpers)."""
     return [server.proc.pid] if server.workers == 1 else [server.proc.pid, *child_pids(server.proc.pid)]
@@ -89,6 +95,7 @@ def measure(url: str, workers: int, log_dir: Path, settle_s: float, shared_dir: 
         server = Server(url, 1024, log_dir / f"api-{workers}.log", workers, holds_vectors=10**8)
     try:
         ready_s = server.wait_ready()
+        ready_cpu_s = sum(cpu_seconds(pid) for pid in api_processes(server))  # steadier than ready_s under load
         warm(server.base)
         time.sleep(settle_s)
         processes = []
@@ -100,6 +107,7 @@ def measure(url: str, workers: int, log_dir: Path, settle_s: float, shared_dir: 
             "workers": workers,
             "generation_kept": shared_dir is not None,
             "ready_s": round(ready_s, 2),
+            "ready_cpu_s": round(ready_cpu_s, 2),
             "processes": processes,
             "pss_total": sum(p["pss"] for p in processes),
             "rss_total": sum(p["rss"] for p in processes),
@@ -170,22 +178,27 @@ def markdown(result: dict[str, Any]) -> str:
         f"Load average at start {', '.join(f'{x:.2f}' for x in result.get('load_average_start', ()))}, at end "
         f"{', '.join(f'{x:.2f}' for x in result.get('load_average_end', ()))} (a shared machine).",
         "",
-        "| workers | ready s | process | RSS MiB | PSS MiB | PSS anon MiB | PSS file MiB | generation mapped |",
-        "|---:|---:|---|---:|---:|---:|---:|---|",
+        "| workers | ready s | CPU s to ready | process | RSS MiB | PSS MiB | PSS anon MiB | PSS file MiB "
+        "| generation mapped |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for r in result["runs"]:
         if r["generation_kept"]:
-            lines.append(f"| {r['workers']}, restarted on a kept generation | {r['ready_s']} | | | | | | |")
+            lines.append(
+                f"| {r['workers']}, restarted on a kept generation | {r['ready_s']} | {r.get('ready_cpu_s', '')} "
+                "| | | | | | |"
+            )
             continue
         for p in r["processes"]:
             generation = Path(p["generation_file"]).parent.name if p["generation_file"] else "-"
             lines.append(
-                f"| {r['workers']} | {r['ready_s']} | {p['role']} {p['pid']} | {p['rss'] / mib:,.0f} "
+                f"| {r['workers']} | {r['ready_s']} | {r.get('ready_cpu_s', '')} | {p['role']} {p['pid']} "
+                f"| {p['rss'] / mib:,.0f} "
                 f"| {p['pss'] / mib:,.0f} | {p.get('pss_anon', 0) / mib:,.0f} | {p.get('pss_file', 0) / mib:,.0f} "
                 f"| {generation} |"
             )
         lines.append(
-            f"| {r['workers']} | | **all** | {r['rss_total'] / mib:,.0f} | {r['pss_total'] / mib:,.0f} | | | |"
+            f"| {r['workers']} | | | **all** | {r['rss_total'] / mib:,.0f} | {r['pss_total'] / mib:,.0f} | | | |"
         )
     if "second_worker_pss" in result:
         lines += ["", f"The second worker costs {result['second_worker_pss'] / mib:,.0f} MiB of PSS."]

@@ -145,14 +145,12 @@ def worker_of(server: Server, client: httpx.Client) -> int:
     raise AssertionError(f"no worker holds the connection from port {client_port}")
 
 
-def test_one_rate_limit_per_key_across_the_workers(two_workers: Server) -> None:
-    with psycopg.connect(two_workers.url, autocommit=True) as conn:
-        store = new_store(conn)
-        key = store_key(conn, store, "listings:write")
+def client_per_worker(server: Server) -> dict[int, httpx.Client]:
+    """A kept-alive client on each worker (the caller closes them)."""
     clients: dict[int, httpx.Client] = {}
     for _ in range(40):  # new connections until each worker holds one
-        client = httpx.Client(base_url=two_workers.base, timeout=60)
-        pid = worker_of(two_workers, client)
+        client = httpx.Client(base_url=server.base, timeout=60)
+        pid = worker_of(server, client)
         if pid in clients:
             client.close()
         else:
@@ -160,6 +158,14 @@ def test_one_rate_limit_per_key_across_the_workers(two_workers: Server) -> None:
         if len(clients) == 2:
             break
     assert len(clients) == 2, "every connection went to the same worker"
+    return clients
+
+
+def test_one_rate_limit_per_key_across_the_workers(two_workers: Server) -> None:
+    with psycopg.connect(two_workers.url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    clients = client_per_worker(two_workers)
     codes = []
     try:
         for i in range(2 * BURST):  # alternately on each worker: per-process buckets would let all 12 through
@@ -179,6 +185,46 @@ def test_workers_share_the_model_the_supervisor_loaded(two_workers: Server) -> N
     for pid in worker_pids(two_workers):
         memory = bench_memory.smaps_rollup(pid)
         assert memory["rss"] - memory["pss"] > 100 * 2**20, memory
+
+
+def test_the_workers_take_the_candidate_sets_and_labels_the_supervisor_loaded(two_workers: Server) -> None:
+    """Loaded once before the fork (api/shared_state.py): no worker builds its own sets or loads its labels."""
+    log = two_workers.log_path.read_text()
+    assert "shared state: candidate sets loaded, facet labels of 400 products" in log
+    assert log.count("candidate sets: ") == 1, log  # the supervisor's build only
+
+
+def test_a_stock_change_reaches_the_next_search_in_every_worker(two_workers: Server) -> None:
+    """Every worker holds the sets forked from the supervisor's and applies the change log to them in each search:
+    a listing sold out, then restocked, is counted by the very next search of either worker. (At 400 products the
+    plan is SQL's exact one, which the sets only steer; test_candidate_sets checks their content with the gather
+    plan forced, on copies taken over as a worker takes its supervisor's.)"""
+    with psycopg.connect(two_workers.url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT sp.id, ST_Y(s.location::geometry), ST_X(s.location::geometry) FROM store_product sp "
+            "JOIN store s ON s.id = sp.store_id WHERE s.is_active AND sp.is_active AND sp.quantity > 0 "
+            "ORDER BY sp.id LIMIT 1"
+        ).fetchone()
+        assert row is not None
+        listing, lat, lon = row
+        params = {"q": "synthetic product", "lat": lat, "lon": lon, "radius_m": 1, "explain": "true"}
+
+        def counts(clients: dict[int, httpx.Client]) -> list[int]:
+            answers = [c.get("/v1/search", params=params) for c in clients.values()]
+            assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+            return [int(a.json()["explain"]["candidates"]) for a in answers]
+
+        clients = client_per_worker(two_workers)
+        try:
+            before = counts(clients)
+            assert before[0] == before[1] >= 1
+            conn.execute("UPDATE store_product SET quantity = 0 WHERE id = %s", (listing,))
+            assert counts(clients) == [before[0] - 1] * 2
+            conn.execute("UPDATE store_product SET quantity = 5 WHERE id = %s", (listing,))
+            assert counts(clients) == before
+        finally:
+            for client in clients.values():
+                client.close()
 
 
 def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:

@@ -24,6 +24,7 @@ def test_memory_benchmark_measures_every_api_process(make_database: Callable[...
     assert result["vectors"] == 300 and result["seeded_s"] is not None
     one, two = result["runs"]
     assert [one["workers"], two["workers"]] == [1, 2] and one["ready_s"] > 0 and two["ready_s"] > 0
+    assert one["ready_cpu_s"] > 0 and two["ready_cpu_s"] > 0
     assert [p["role"] for p in one["processes"]] == ["worker"]
     workers = [p for p in two["processes"] if p["role"] == "worker"]
     assert len(workers) == 2 and any(p["role"] == "supervisor" for p in two["processes"])

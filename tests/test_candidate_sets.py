@@ -9,6 +9,7 @@ the sets moved past it: its rows carry a lower number than the sets' snapshot, a
 from __future__ import annotations
 
 import asyncio
+import copy
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,6 +23,7 @@ import pytest
 from pgvector.asyncpg import register_vector
 
 from embeddings.encoder import Encoder
+from search_service.api.shared_state import load_shared_state
 from search_service.engine import search as engine_search
 from search_service.engine.candidates import CandidateSets, Snapshot
 from search_service.engine.search import DEFAULT_CONFIG, SearchParams, SearchResult, search
@@ -74,13 +76,15 @@ def test_snapshot_covers_follows_visibility() -> None:
 class Engine:
     """The engine on one connection, with the vector copy (and its candidate sets) loaded."""
 
-    def __init__(self, url: str, encoder: Encoder) -> None:
-        self.url, self.encoder = url, encoder
+    def __init__(self, url: str, encoder: Encoder, candidates: CandidateSets | None = None) -> None:
+        self.url, self.encoder, self.candidates = url, encoder, candidates
 
     async def start(self) -> None:
         self.conn = await asyncpg.connect(self.url)
         await register_vector(self.conn)
         self.vectors = VectorCache()
+        if self.candidates is not None:  # loaded already, as a forked worker takes its supervisor's over
+            self.vectors.candidates = self.candidates
         await self.vectors.load(self.conn)
         self.query = np.asarray(self.encoder.encode(["rice cakes snack"])[0], dtype=np.float32)
 
@@ -129,6 +133,35 @@ def test_a_stock_change_reaches_the_very_next_search(db_url: str, seeded: Seeded
         ids, _ = await engine.ids()
         assert pasta in ids and bananas in ids
         await engine.conn.close()
+
+    asyncio.run(body())
+
+
+def test_sets_loaded_before_a_fork_stay_exact_in_each_worker(db_url: str, seeded: Seeded, encoder: Encoder) -> None:
+    """`serve --workers N`: the supervisor loads the sets (api/shared_state.py) and each forked worker holds a
+    copy of them (here: deep copies). A worker brings its copy up to date instead of rebuilding it, and a change
+    made before or after it started is in its very next search."""
+    pasta = seeded.products["pasta"]
+
+    async def body() -> None:
+        supervisor = (await load_shared_state(app_settings(db_url))).candidates
+        assert supervisor is not None and supervisor.loaded
+        set_quantity(db_url, seeded, "pasta", "near", 0)  # after the supervisor's snapshot
+        workers = [Engine(db_url, encoder, copy.deepcopy(supervisor)) for _ in range(2)]
+        for worker in workers:
+            await worker.start()
+            assert worker.vectors.candidates is worker.candidates  # taken over, not replaced
+            ids, got = await worker.ids()
+            assert pasta not in ids and got.strategy == "exact_gather", got.strategy
+            assert worker.vectors.candidates.applied_changes >= 1  # the change applied: the sets were not rebuilt
+        set_quantity(db_url, seeded, "pasta", "near", 3)
+        for worker in workers:
+            assert pasta in (await worker.ids())[0]
+        fresh = CandidateSets()
+        await fresh.load(workers[0].conn)
+        for worker in workers:
+            assert sets_by_store(worker.vectors.candidates) == sets_by_store(fresh)
+            await worker.conn.close()
 
     asyncio.run(body())
 

@@ -22,6 +22,7 @@ from search_service.api.bodies import PlinqyRequest
 from search_service.api.errors import EXCEPTION_HANDLERS
 from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
+from search_service.api.shared_state import SharedState
 from search_service.settings import Settings
 
 OPENAPI = OpenAPIConfig(
@@ -33,9 +34,10 @@ OPENAPI = OpenAPIConfig(
 )
 
 
-def create_app(settings: Settings, *, encoder: Encoder | None = None) -> Litestar:
-    """The API. `encoder`: an already loaded one (tests share one); otherwise loaded from settings.encoder."""
-    runtime = Runtime.build(settings, encoder)
+def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: SharedState | None = None) -> Litestar:
+    """The API. `encoder`: an already loaded one (tests share one); otherwise loaded from settings.encoder.
+    `shared`: candidate sets and facet labels a supervisor loaded before forking this worker (shared_state.py)."""
+    runtime = Runtime.build(settings, encoder, shared)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -27,6 +27,7 @@ from search_service.api.errors import TRANSIENT_DB_ERRORS, Unavailable
 from search_service.api.metrics import Metrics
 from search_service.api.query_cache import QueryEmbeddingCache
 from search_service.api.schemas import Readiness
+from search_service.api.shared_state import SharedState
 from search_service.db import migrate, sql
 from search_service.engine import catalog
 from search_service.engine import search as engine
@@ -89,13 +90,15 @@ class Runtime:
     labels: ProductLabels = field(default_factory=ProductLabels)  # facet counts in memory once loaded
     suggestions: SuggestIndex = field(default_factory=SuggestIndex)  # suggestions in memory once loaded
     stock: StockBuckets = field(default_factory=StockBuckets)  # the facet sets' listings in memory once loaded
+    shared: SharedState = field(default_factory=SharedState)  # preloaded before a fork
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Concurrent cache misses share one model call (a batch of short texts costs little more than one).
     embed_batcher: MicroBatcher[str, np.ndarray] | None = None
 
     @classmethod
-    def build(cls, settings: Settings, encoder: Encoder | None = None) -> Runtime:
-        """A runtime with its query cache and metrics (which read the runtime's pool and vector copy)."""
+    def build(cls, settings: Settings, encoder: Encoder | None = None, shared: SharedState | None = None) -> Runtime:
+        """A runtime with its query cache and metrics (which read the runtime's pool and vector copy); `shared`:
+        the supervisor's candidate sets and labels, taken over (shared_state.py)."""
         cache = QueryEmbeddingCache(settings.query_cache_size)
         holder: list[Runtime] = []
         metrics = Metrics(
@@ -103,7 +106,9 @@ class Runtime:
             lambda: holder[0].pool if holder else None,
             lambda: holder[0].vectors if holder else None,
         )
-        runtime = cls(settings=settings, cache=cache, metrics=metrics, encoder=encoder)
+        runtime = cls(settings=settings, cache=cache, metrics=metrics, encoder=encoder, shared=shared or SharedState())
+        if runtime.shared.labels is not None:
+            runtime.labels = runtime.shared.labels
         runtime.head_revision = migrate.head_revision()
         sql.check_all()  # every SQL file parses and each block's header matches its body, or start-up fails
         holder.append(runtime)
@@ -239,7 +244,10 @@ class Runtime:
         self.tasks.append(asyncio.create_task(self._connect(), name="plinqy-db-pool"))
         self.tasks.append(asyncio.create_task(self._load_model(), name="plinqy-model"))
         if self.settings.vector_cache_max > 0:
-            self.vectors = VectorCache(shared_dir=self.settings.vector_copy.shared_dir)  # scale: one copy a machine
+            shared_dir = self.settings.vector_copy.shared_dir  # scale: one copy a machine
+            self.vectors = VectorCache(shared_dir=shared_dir)
+            if self.shared.candidates is not None:
+                self.vectors.candidates = self.shared.candidates
             self.tasks.append(asyncio.create_task(self._maintain_vectors(), name="plinqy-vectors"))
         else:
             self.vectors_state = "disabled"

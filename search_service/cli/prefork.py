@@ -4,7 +4,8 @@ uvicorn's own supervisor spawns each worker as a fresh interpreter, which import
 its own ONNX Runtime session: ~200 MiB of private memory a worker (measured at 200k products: the second
 worker cost 287 MiB of PSS). Forked from a supervisor that holds them, the workers share those pages
 copy-on-write: the imported modules (frozen out of the collector's reach first, so that collections do not
-write to them) and the model's weights, which ONNX Runtime pre-packs once and then only reads.
+write to them), the model's weights, which ONNX Runtime pre-packs once and then only reads, and the candidate
+sets and facet labels (`api/shared_state.py`: ~140 MiB a worker at 1M products).
 
 The model is loaded before the fork only with one intra-op thread (PLINQY_QUERY_ENCODER_THREADS=1, the
 default): a thread pool does not survive a fork. Otherwise each worker loads its own, as before. The
@@ -14,6 +15,7 @@ dies, and on SIGTERM or SIGINT stops them all and waits for them.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -67,18 +69,20 @@ def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
     from search_service.api.app import create_app
+    from search_service.api.shared_state import preload_shared_state, start_generation_writer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _metrics_for_workers()
     encoder = preload_encoder(settings)
     worker_settings = Settings.from_env()  # the run's environment: the shared vector and metric directories
-    config = uvicorn.Config(
-        lambda: create_app(worker_settings, encoder=encoder), factory=True, host=host, port=port, log_level="info"
-    )
+    writer = start_generation_writer(worker_settings)  # meanwhile: the vectors' generation (shared_state.py)
+    shared = preload_shared_state(worker_settings)
+    app = functools.partial(create_app, worker_settings, encoder=encoder, shared=shared)
+    config = uvicorn.Config(app, factory=True, host=host, port=port, log_level="info")
     sock = config.bind_socket()
     gc.collect()
     gc.freeze()  # the objects imported so far stay out of every collection: their pages stay shared
-    children: set[int] = set()
+    children: set[int] = set() if writer is None else {writer}
     stopped: list[int] = []
     supervisor = os.getpid()
 
@@ -103,7 +107,7 @@ def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     while children:
         pid, status = os.wait()
         children.discard(pid)
-        if not stopped:
+        if not stopped and pid != writer:
             log.warning("worker %d ended (status %d): starting another", pid, status)
             fork()
     sock.close()

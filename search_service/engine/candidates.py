@@ -213,7 +213,9 @@ class CandidateSets:
         if not np.array_equal(unique[inverse, 1], keys[:, 1]):  # two ids share their first 8 bytes
             unique, inverse = np.unique(keys, axis=0, return_inverse=True)
         ordinals = np.asarray(inverse, dtype=np.uint32).reshape(-1)
-        self.keys, self.n = np.ascontiguousarray(unique), len(unique)
+        self.n = len(unique)
+        self.keys = np.zeros((self.n + max(1024, self.n // 16), 2), dtype=np.uint64)  # room: see facet_labels.load
+        self.keys[: self.n] = unique
         self.index = KeyIndex.rebuilt(self.keys, self.n)
         self.stores, start = {}, 0
         for store, blob in zip(store_ids, packed, strict=True):

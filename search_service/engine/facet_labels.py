@@ -64,7 +64,14 @@ class NameColumn:
             self.pack()
 
     def pack(self) -> None:
-        encoded = [self[row].encode() for row in range(self.n)]
+        if not self._changed:
+            return
+        old, bounds, changed = self._blob, self._offsets.tolist(), self._changed
+        held = len(bounds) - 1  # rows the blob holds (bounds as Python ints: cheaper to slice by than numpy scalars)
+        encoded = [
+            changed[row].encode() if row in changed else old[bounds[row] : bounds[row + 1]] if row < held else b""
+            for row in range(self.n)
+        ]
         offsets = np.zeros(self.n + 1, dtype=np.int64)
         np.cumsum([len(e) for e in encoded], out=offsets[1:])
         self._blob, self._offsets, self._changed = b"".join(encoded), offsets, {}
@@ -193,7 +200,9 @@ class ProductLabels:
         horizon = await self._write_horizon(conn)
         stmt = statement("engine/facets", "labels_all")
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            self._apply(await conn.fetch(stmt.sql))
+            records = await conn.fetch(stmt.sql)
+            self._reserve(len(records) + max(4096, len(records) // 16))  # room: a new product copies no array
+            self._apply(records)
             await self.load_categories(conn)
         self.lower_names.pack()
         self.index = KeyIndex.rebuilt(self.key, self.n)

@@ -251,7 +251,8 @@ class VectorCache:
         else:
             self._view = await self._load_view(conn, batch)
         await self._repack()
-        await self.candidates.load(conn)
+        # sets loaded already (a supervisor's, api/shared_state.py) are brought up to date
+        await (self.candidates.load(conn) if self.candidates.snapshot is None else self.candidates.refresh(conn))
         release_freed_memory()  # the load's rows (every listing, grouped by store) leave free heap behind
         self.loaded = True
         self.refreshed_at = time.monotonic()
