@@ -25,7 +25,7 @@ from litestar.testing import TestClient
 from embeddings.encoder import Encoder, load_encoder
 from embeddings.text import compose_text
 from search_service.api.app import create_app
-from search_service.api.runtime import collector_paused
+from search_service.api.refresh import collector_paused
 from search_service.settings import Settings
 
 CENTER = (52.3676, 4.9041)  # Amsterdam, Dam square-ish

@@ -183,3 +183,33 @@ def test_the_api_answers_from_the_index_and_sees_a_stock_change_at_once(
             sync.execute("UPDATE store_product SET quantity = 2 WHERE product_master_id = %s", (oat,))
             assert oat in oat_refs(client)
         assert answers[-3:] == [True, True, True]
+
+
+def test_a_catalogue_over_the_index_limit_is_suggested_by_the_statements(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoder = load_test_encoder()
+    seeded = seed_catalogue(fresh_db_url, encoder)
+    answers: list[bool] = []
+    from_memory = suggest_module.suggest_in_memory
+
+    async def counted(*args: Any) -> Any:
+        rows = await from_memory(*args)
+        answers.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(suggest_module, "suggest_in_memory", counted)
+    settings = app_settings(fresh_db_url, suggest_index_max=1)  # the catalogue holds more than one product
+    with running_client(settings, encoder) as client:
+        runtime = client.app.state["runtime"]
+        (task,) = [t for t in runtime.tasks if t.get_name() == "plinqy-suggestion-index"]
+        deadline = time.monotonic() + 30
+        while not task.done():  # the limit ends the index's task instead of building it
+            assert time.monotonic() < deadline, "the suggestion index's task never checked the limit"
+            time.sleep(0.2)
+        assert task.exception() is None and not runtime.suggestions.loaded
+        response = client.get("/v1/suggest", params={"q": "Oat", **AT_CENTER, "radius_m": 5000})
+        assert response.status_code == 200, response.text
+        refs = [s["ref"] for s in response.json()["suggestions"] if s["kind"] == "product"]
+        assert str(seeded.products["oat"]) in refs
+        assert answers and not any(answers)  # every suggestion took the statements

@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,6 +22,7 @@ from asyncpg.pool import PoolConnectionProxy
 from pgvector.asyncpg import register_vector
 
 from embeddings.encoder import Encoder, load_encoder
+from search_service.api import refresh
 from search_service.api.errors import TRANSIENT_DB_ERRORS, Unavailable
 from search_service.api.metrics import Metrics
 from search_service.api.query_cache import QueryEmbeddingCache
@@ -36,25 +36,10 @@ from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.stats import StatsCache
 from search_service.engine.suggest_index import SuggestIndex
-from search_service.engine.vector_load import release_freed_memory
 from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
 
 log = logging.getLogger("search_service.api")
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside the block (restored as it was, errors included). Loading the vector
-    copy creates ~100k long-lived objects (its ids, the cursor's records), and the collector's full passes over
-    the growing heap took ~1 s of each worker's 5 s load (measured with a gc callback)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class ApiConnection(asyncpg.Connection):
@@ -98,7 +83,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, encoder: Encoder | None = None, shared: SharedState | None = None) -> Runtime:
         """A runtime with its query cache and metrics (which read the runtime's pool and vector copy); `shared`:
-        the supervisor's candidate sets and labels, taken over (shared_state.py)."""
+        the supervisor's candidate sets, labels and listing buckets, taken over (shared_state.py)."""
         cache = QueryEmbeddingCache(settings.query_cache_size)
         holder: list[Runtime] = []
         metrics = Metrics(
@@ -109,6 +94,8 @@ class Runtime:
         runtime = cls(settings=settings, cache=cache, metrics=metrics, encoder=encoder, shared=shared or SharedState())
         if runtime.shared.labels is not None:
             runtime.labels = runtime.shared.labels
+        if runtime.shared.stock is not None:
+            runtime.stock = runtime.shared.stock
         runtime.head_revision = migrate.head_revision()
         sql.check_all()  # every SQL file parses and each block's header matches its body, or start-up fails
         holder.append(runtime)
@@ -248,11 +235,21 @@ class Runtime:
             self.vectors = VectorCache(shared_dir=shared_dir)
             if self.shared.candidates is not None:
                 self.vectors.candidates = self.shared.candidates
-            self.tasks.append(asyncio.create_task(self._maintain_vectors(), name="plinqy-vectors"))
+            self.tasks.append(asyncio.create_task(refresh.maintain_vectors(self), name="plinqy-vectors"))
         else:
             self.vectors_state = "disabled"
-        self.tasks.append(asyncio.create_task(self._maintain_labels(), name="plinqy-facet-labels"))
-        self.tasks.append(asyncio.create_task(self._maintain_suggestions(), name="plinqy-suggestion-index"))
+        labels = refresh.keep_fresh(
+            self, "the facet labels", functools.partial(refresh.refresh_labels, self), lambda: self.labels.loaded, 1.0
+        )
+        self.tasks.append(asyncio.create_task(labels, name="plinqy-facet-labels"))
+        index = refresh.keep_fresh(
+            self,
+            "the suggestion index",
+            functools.partial(refresh.refresh_suggestions, self),
+            lambda: self.suggestions.loaded,
+            10.0,
+        )
+        self.tasks.append(asyncio.create_task(index, name="plinqy-suggestion-index"))
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -300,95 +297,6 @@ class Runtime:
                 log.warning("%s; retrying in %.1fs", self.database_error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
-
-    async def _maintain_vectors(self) -> None:
-        """Load the in-memory vector copy once the database answers, then refresh it every
-        `vector_cache_refresh_s`. Failures are retried; searches meanwhile run without the copy."""
-        settings = self.settings
-        delay = settings.vector_cache_refresh_s
-        while True:
-            await asyncio.sleep(delay)
-            vectors, pool = self.vectors, self.pool
-            if vectors is None:
-                return
-            if pool is None:
-                delay = 0.2
-                continue
-            try:
-                async with pool.acquire(timeout=settings.pool_acquire_timeout_s * 5) as conn:
-                    if not await self._load_or_refresh(conn, vectors):
-                        return
-                self.vectors_state, self.vectors_error = "ok", None
-                delay = settings.vector_cache_refresh_s
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.vectors_error = f"the in-memory vector copy failed to load ({type(exc).__name__}: {exc})"
-                if not vectors.loaded:
-                    self.vectors_state = "failed"
-                log.warning("%s; retrying", self.vectors_error)
-                delay = min(max(delay * 2, 1.0), 30.0)
-
-    async def _maintain_labels(self) -> None:
-        """Load the in-memory facet labels once the database answers, then refresh them every
-        `vector_cache_refresh_s` (facet_labels.py); until they load, facets are counted in SQL."""
-        labels, settings = self.labels, self.settings
-        while True:
-            await asyncio.sleep(settings.vector_cache_refresh_s if labels.loaded else 0.2)
-            if self.pool is None:
-                continue
-            try:
-                async with self.pool.acquire(timeout=settings.pool_acquire_timeout_s * 5) as conn:
-                    first = not labels.loaded
-                    with collector_paused():
-                        await labels.refresh(conn)
-                        await self.stock.refresh(conn)  # the listing buckets: their changes, or a rebuild when due
-                    if first and labels.loaded:
-                        release_freed_memory()  # the first load's rows leave free heap behind
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("the in-memory facet labels failed to refresh (%s: %s); retrying", type(exc).__name__, exc)
-                await asyncio.sleep(1.0)
-
-    async def _maintain_suggestions(self) -> None:
-        """Build the suggestion index once the database answers, and again when a suggestion found it due
-        (suggest_index.py); until then suggestions take the statement plans."""
-        index, settings = self.suggestions, self.settings
-        while True:
-            await asyncio.sleep(settings.vector_cache_refresh_s if index.loaded else 0.2)
-            if self.pool is None or (index.loaded and not index.rebuild_due):
-                continue
-            try:
-                async with self.pool.acquire(timeout=settings.pool_acquire_timeout_s * 5) as conn:
-                    with collector_paused():
-                        await index.refresh(conn)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("the suggestion index failed to build (%s: %s); retrying", type(exc).__name__, exc)
-                await asyncio.sleep(10.0)
-
-    async def _load_or_refresh(self, conn: Any, vectors: VectorCache) -> bool:
-        """The first load (False, and the copy turned off, when the catalogue holds too many vectors for it),
-        or a refresh of a loaded copy."""
-        if vectors.loaded:
-            await vectors.refresh(conn)
-            return True
-        held = await catalog.vector_count(conn)
-        limit = self.settings.vector_cache_max
-        if held > limit:
-            log.warning(
-                "%d product vectors exceed PLINQY_VECTOR_CACHE_MAX=%d: no in-memory copy,"
-                " large candidate sets use HNSW",
-                held,
-                limit,
-            )
-            self.vectors, self.vectors_state = None, "disabled"
-            return False
-        with collector_paused():
-            await vectors.load(conn)
-        return True
 
     async def _load_model(self) -> None:
         try:

@@ -1,13 +1,15 @@
-"""The candidate sets and the facet labels, loaded once by `serve --workers N`'s supervisor before it forks.
+"""The candidate sets, facet labels and listing buckets, loaded once by `serve --workers N`'s supervisor before it
+forks.
 
 Loaded in each worker, they were private to it: at 1M products / 10M listings ~60 MiB of roaring bitmaps, ordinal
 keys and their index (`engine/candidates.py`) and ~80 MiB of label arrays and packed names (`engine/facet_labels.py`)
-a worker, 140 of the second worker's 272 MiB. Loaded before the fork, their pages (numpy's and pyroaring's C
-heap alike) are shared copy-on-write: a worker reads them, and copies only the pages a change writes (a store's
-bitmap container, a label row's page; the arrays keep room for appended rows, so a new product does not copy
-them). Each worker then keeps its sets and labels exact as before, from the supervisor's snapshot on: the changes
-since are read by its first refresh (the sets rebuild privately if more than `max_changes` came since, as for a
-worker started much later in place of one that died).
+a worker, 140 of the second worker's 272 MiB; the facets' listing buckets (`engine/facet_stock.py`) add ~80 MiB.
+Loaded before the fork, their pages (numpy's and pyroaring's C heap alike) are shared copy-on-write: a worker
+reads them, and copies only the pages a change writes (a store's bitmap container, a label row's page; the arrays
+keep room for appended rows, so a new product does not copy them). Each worker then keeps its sets and labels
+exact as before, from the supervisor's snapshot on: the changes since are read by its first refresh (the sets
+rebuild privately if more than `max_changes` came since, as for a worker started much later in place of one that
+died).
 
 Without a database at the supervisor's start (or with the vector copy off) nothing is preloaded and every worker
 loads its own, as before.
@@ -28,6 +30,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 from pgvector.asyncpg import register_vector
@@ -35,6 +38,7 @@ from pgvector.asyncpg import register_vector
 from search_service.engine import catalog
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_labels import ProductLabels
+from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.vector_load import release_freed_memory
 from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
@@ -42,6 +46,7 @@ from search_service.settings import Settings
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+Loadable = TypeVar("Loadable", ProductLabels, StockBuckets)
 
 
 @dataclass
@@ -50,6 +55,7 @@ class SharedState:
 
     candidates: CandidateSets | None = None
     labels: ProductLabels | None = None
+    stock: StockBuckets | None = None
 
 
 async def _candidate_sets(settings: Settings) -> CandidateSets | None:
@@ -64,12 +70,11 @@ async def _candidate_sets(settings: Settings) -> CandidateSets | None:
         await conn.close()
 
 
-async def _labels(settings: Settings) -> ProductLabels:
+async def _loaded(settings: Settings, empty: Loadable) -> Loadable:
     conn = await asyncpg.connect(settings.database_url, timeout=CONNECT_TIMEOUT_S)
     try:
-        labels = ProductLabels()
-        await labels.load(conn)
-        return labels
+        await empty.load(conn)
+        return empty
     finally:
         await conn.close()
 
@@ -78,8 +83,9 @@ async def load_shared_state(settings: Settings) -> SharedState:
     """One after the other: loaded at once, the two loads' freed records and rows interleaved on the heap and
     kept 500 MiB of it resident after malloc_trim (measured at 1M products), against 140 MiB one by one."""
     candidates = await _candidate_sets(settings)
-    labels = await _labels(settings)
-    return SharedState(candidates, labels)
+    labels = await _loaded(settings, ProductLabels())
+    stock = await _loaded(settings, StockBuckets())
+    return SharedState(candidates, labels, stock if stock.loaded else None)
 
 
 def preload_shared_state(settings: Settings) -> SharedState:

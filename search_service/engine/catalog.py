@@ -43,3 +43,8 @@ async def migration_revisions(conn: Any) -> list[str]:
 async def vector_count(conn: Any) -> int:
     """How many product vectors a full load of the in-memory copy would hold."""
     return int(await conn.fetchval(statement(FILE, "vector_count").sql))
+
+
+async def active_product_count(conn: Any) -> int:
+    """How many products a suggestion index would hold."""
+    return int(await conn.fetchval(statement(FILE, "active_product_count").sql))

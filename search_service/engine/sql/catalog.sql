@@ -80,3 +80,9 @@ SELECT version_num FROM alembic_version;
 -- How many vectors a full load of the in-memory copy would hold (index-only scan on
 -- ix_product_master_ai_embedded_at), checked against PLINQY_VECTOR_CACHE_MAX before loading.
 SELECT count(*) FROM product_master WHERE ai_embedded_at IS NOT NULL;
+
+-- name: active_product_count
+-- params: none
+-- The catalogue's size, checked once against PLINQY_SUGGEST_INDEX_MAX before the suggestion index is built
+-- (index-only scan on the partial ix_product_master_active_labels).
+SELECT count(*) FROM product_master WHERE is_active;

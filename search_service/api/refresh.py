@@ -1,0 +1,132 @@
+"""The API's in-memory state kept fresh in the background: the vector copy (with the candidate sets), the facet
+labels and listing buckets, the suggestion index. Each loads once the database answers and is refreshed every
+`vector_cache_refresh_s`; until it loads, and after a failure (logged, retried), the statement plans answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from search_service.engine import catalog
+from search_service.engine.vector_load import release_freed_memory
+from search_service.engine.vectors import VectorCache
+
+if TYPE_CHECKING:
+    from search_service.api.runtime import Runtime
+
+log = logging.getLogger("search_service.api")
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block (restored as it was, errors included). Loading the vector
+    copy creates ~100k long-lived objects (its ids, the cursor's records), and the collector's full passes over
+    the growing heap took ~1 s of each worker's 5 s load (measured with a gc callback)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+async def maintain_vectors(rt: Runtime) -> None:
+    """Load the in-memory vector copy once the database answers, then refresh it every
+    `vector_cache_refresh_s`. Failures are retried; searches meanwhile run without the copy."""
+    settings = rt.settings
+    delay = settings.vector_cache_refresh_s
+    while True:
+        await asyncio.sleep(delay)
+        vectors, pool = rt.vectors, rt.pool
+        if vectors is None:
+            return
+        if pool is None:
+            delay = 0.2
+            continue
+        try:
+            async with pool.acquire(timeout=settings.pool_acquire_timeout_s * 5) as conn:
+                if not await _load_or_refresh(rt, conn, vectors):
+                    return
+            rt.vectors_state, rt.vectors_error = "ok", None
+            delay = settings.vector_cache_refresh_s
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            rt.vectors_error = f"the in-memory vector copy failed to load ({type(exc).__name__}: {exc})"
+            if not vectors.loaded:
+                rt.vectors_state = "failed"
+            log.warning("%s; retrying", rt.vectors_error)
+            delay = min(max(delay * 2, 1.0), 30.0)
+
+
+async def keep_fresh(
+    rt: Runtime, what: str, refresh: Callable[[Any], Awaitable[bool]], loaded: Callable[[], bool], retry_s: float
+) -> None:
+    """Load `what` once the database answers, then refresh it every `vector_cache_refresh_s`; failures are
+    logged and retried (meanwhile the statement plans answer). `refresh` returning False ends the task."""
+    settings = rt.settings
+    while True:
+        await asyncio.sleep(settings.vector_cache_refresh_s if loaded() else 0.2)
+        if rt.pool is None:
+            continue
+        try:
+            async with rt.pool.acquire(timeout=settings.pool_acquire_timeout_s * 5) as conn:
+                with collector_paused():
+                    if not await refresh(conn):
+                        return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s failed to refresh (%s: %s); retrying", what, type(exc).__name__, exc)
+            await asyncio.sleep(retry_s)
+
+
+async def refresh_labels(rt: Runtime, conn: Any) -> bool:
+    """The facet labels (facet_labels.py) and the listing buckets (facet_stock.py): their changes, or a
+    rebuild when due."""
+    first = not rt.labels.loaded
+    await rt.labels.refresh(conn)
+    await rt.stock.refresh(conn)
+    if first and rt.labels.loaded:
+        release_freed_memory()  # the first load's rows leave free heap behind
+    return True
+
+
+async def refresh_suggestions(rt: Runtime, conn: Any) -> bool:
+    """Build the suggestion index, and again when a suggestion found it due (suggest_index.py); off (False)
+    for a catalogue over PLINQY_SUGGEST_INDEX_MAX."""
+    index = rt.suggestions
+    if not index.loaded:
+        held, limit = await catalog.active_product_count(conn), rt.settings.suggest_index_max
+        if held > limit:
+            log.info("%d products exceed PLINQY_SUGGEST_INDEX_MAX=%d: suggestions take the statements", held, limit)
+            return False
+    if not index.loaded or index.rebuild_due:
+        await index.refresh(conn)
+    return True
+
+
+async def _load_or_refresh(rt: Runtime, conn: Any, vectors: VectorCache) -> bool:
+    """The first load (False, and the copy turned off, when the catalogue holds too many vectors for it),
+    or a refresh of a loaded copy."""
+    if vectors.loaded:
+        await vectors.refresh(conn)
+        return True
+    held = await catalog.vector_count(conn)
+    limit = rt.settings.vector_cache_max
+    if held > limit:
+        log.warning(
+            "%d product vectors exceed PLINQY_VECTOR_CACHE_MAX=%d: no in-memory copy, large candidate sets use HNSW",
+            held,
+            limit,
+        )
+        rt.vectors, rt.vectors_state = None, "disabled"
+        return False
+    with collector_paused():
+        await vectors.load(conn)
+    return True
