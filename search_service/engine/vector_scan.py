@@ -57,17 +57,23 @@ class VectorPlan:
 def plan_vector(
     scope: Scope, stats: CatalogueStats, top_n: int, config: EngineConfig, vectors: VectorCache | None
 ) -> VectorPlan:
-    """The plan: on the candidate sets' exact count when the scope has them, else on an estimate."""
+    """The plan: on the candidate sets' exact count when the scope has them, else on an estimate. The copy's
+    rows of the products in scope are listed only for the gather plan (the count routes first: a near-full scope
+    is scanned, `EngineConfig.scan_min_share`)."""
     usable = vectors if vectors is not None and vectors.loaded else None
-    rows = None
-    if usable is not None and scope.in_scope is not None:
-        rows = usable.candidates.rows_in_copy(scope.in_scope.products, usable)
-        est = counted(stats, scope.category_ids, len(rows), scope.in_scope.listings, scope.params)
-    else:
+    size = None if usable is None else len(usable)
+    if usable is None or scope.in_scope is None:
         n_stores = None if scope.store_ids is None else len(scope.store_ids)
         est = estimate(stats, scope.category_ids, n_stores, scope.params)
-    choice = choose_strategy(est, top_n, config, None if usable is None else len(usable))
-    return VectorPlan(est, choice, usable, rows=rows)
+        return VectorPlan(est, choose_strategy(est, top_n, config, size), usable)
+    in_scope = scope.in_scope
+    est = counted(stats, scope.category_ids, len(in_scope.products), in_scope.listings, scope.params)
+    choice = choose_strategy(est, top_n, config, size)
+    if choice.plan != "gather":
+        return VectorPlan(est, choice, usable)
+    rows = usable.candidates.rows_in_copy(in_scope.products, usable)  # the products the copy holds
+    est = counted(stats, scope.category_ids, len(rows), in_scope.listings, scope.params)
+    return VectorPlan(est, choose_strategy(est, top_n, config, size), usable, rows=rows)
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,8 @@ async def rank_gather(
     that is cheaper than gathering the listed rows' vectors) is restricted to the listed ids."""
     assert plan.vectors is not None
     vectors = plan.vectors
+    if plan.rows is None and scope.in_scope is not None:  # a scan that gave up: the candidate sets' rows
+        plan.rows = vectors.candidates.rows_in_copy(scope.in_scope.products, vectors)
     if plan.rows is not None:  # the candidate sets' rows: no statement lists them
         plan.start_scan(vector)
         changed_since = plan.changed_since or vectors.watermark or _epoch()
