@@ -103,6 +103,13 @@ def counted(
     return Estimate(float(listings) * share, candidates, min(candidates / n_products, 1.0), counted=True)
 
 
+def needs_count(est: Estimate, config: EngineConfig) -> bool:
+    """Whether a scope is planned on the candidate sets' exact count: not when the statistics put it at
+    `count_below_share` of the products or more (the union of that many stores' sets is the dearer part of a
+    search, and such a scope is scanned either way)."""
+    return est.selectivity < config.count_below_share
+
+
 def fetch_size(top_n: int, est: Estimate, config: EngineConfig) -> int:
     mult = max(config.overfetch, config.selectivity_overfetch / max(est.selectivity, 1e-6))
     return max(math.ceil(top_n * mult), top_n + config.min_extra)
