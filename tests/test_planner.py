@@ -21,6 +21,7 @@ from search_service.engine.planner import (
     estimate,
     fetch_size,
     ids_left,
+    needs_count,
     next_stop,
 )
 from search_service.engine.results import SearchParams
@@ -149,6 +150,37 @@ def test_a_counted_scope_routes_on_its_exact_count() -> None:
     estimated = replace(est, counted=False)  # the same numbers from statistics: listings cost, and the scan wins
     assert choose_strategy(estimated, 10, CONFIG, scan_vectors=100_000).plan == "scan"
     assert choose_strategy(counted(STATS, None, 12, 14, params), 10, CONFIG, scan_vectors=100_000).plan == "exact"
+
+
+@pytest.mark.parametrize("rows", [100_000, 1_000_000])
+def test_a_near_full_counted_scope_is_scanned(rows: int) -> None:
+    """From `scan_min_share` of the copy's rows in scope the scan is priced too, and wins near full (it lists no
+    rows and restricts no ranking); just below that share it is not considered, whatever it would cost."""
+    params = SearchParams(q="x")
+    stats = replace(STATS, n_products=rows)
+    share = CONFIG.scan_min_share
+
+    def plan(products: int) -> str:
+        return choose_strategy(counted(stats, None, products, 7 * products, params), 30, CONFIG, rows).plan
+
+    assert plan(int(0.99 * rows)) == "scan"
+    # at the share the costs decide: 1M rows, the gather's 0.1 µs a candidate outweighs the scan's extra probes
+    assert plan(int(share * rows)) == ("scan" if rows >= 1_000_000 else "gather")
+    assert plan(int(share * rows) - 1) == "gather"
+    off = replace(CONFIG, scan_min_share=1.01)  # never: the gather, as before the rule
+    assert choose_strategy(counted(stats, None, int(0.99 * rows), 7 * rows, params), 30, off, rows).plan == "gather"
+
+
+def test_a_scope_the_statistics_put_near_full_is_planned_without_the_count() -> None:
+    """From `count_below_share` of the products by the statistics' estimate, no union of the sets is taken: the
+    estimate's plan is the scan (the listings a gather would read price it out)."""
+    params = SearchParams(q="x")
+    wide = estimate(STATS, None, 900, params)  # 900 of 1,000 stores, 900 listings each: ~100 % of the products
+    narrow = estimate(STATS, None, 20, params)
+    assert wide.selectivity >= CONFIG.count_below_share > narrow.selectivity
+    assert not needs_count(wide, CONFIG) and needs_count(narrow, CONFIG)
+    assert choose_strategy(wide, 30, CONFIG, scan_vectors=100_000).plan == "scan"
+    assert needs_count(wide, replace(CONFIG, count_below_share=1.01))  # the rule off: always counted
 
 
 def test_a_forced_plan_is_taken_but_the_copy_plans_need_the_copy() -> None:

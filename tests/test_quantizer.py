@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -251,3 +252,59 @@ def test_a_float16_ranking_widens_its_thresholds_by_the_rounding_error() -> None
             assert true[left].max() <= threshold
             unwidened_misses += int(true[left].max() > threshold - FLOAT16_ERROR)
     assert unwidened_misses > 0  # the widening is what keeps these thresholds sound
+
+
+@pytest.mark.parametrize("kernel", ["onnx", "numpy"])
+def test_a_shared_generations_rows_give_the_private_copys_bounds(kernel: str) -> None:
+    """The codes as rows (`rows8`, as a shared generation stores them) give the very bounds of the columns: the
+    whole copy through the rows kernel (or numpy's integers where it fails its self-test), a subset from its
+    own rows, a batch as each query."""
+    rng = np.random.default_rng(5)
+    matrix = np.concatenate([near_duplicates(rng, 2000), unit(rng.standard_normal((500, DIM)))])
+    matrix[0] = unit(np.eye(DIM)[0])  # the extreme codes: ±63
+    private, n = int8_copy(matrix), len(matrix)
+    rows8 = np.zeros((n, DIM), dtype=np.uint8)
+    private.write_rows8(rows8, n, chunk=1000)
+    assert rows8.min() >= 1 and rows8.max() <= 127
+    shared = private.sharing({"rows8": rows8} | private.export(n), private.rounded_norm_max)
+    assert shared.scores_rows and shared._rows_session is not None  # the rows kernel passed its self-test here
+    if kernel == "numpy":
+        shared._rows_session = None
+    queries = np.concatenate([unit(rng.standard_normal((3, DIM))), -matrix[:1]])
+    subset = np.sort(rng.choice(n, 300, replace=False))
+    for q in queries:
+        want = private.upper_bounds(q, n)
+        assert np.array_equal(shared.upper_bounds(q, n), want)
+        assert np.array_equal(shared.upper_bounds_rows(q, subset), want[subset])
+        assert np.all(want >= matrix.astype(np.float64) @ q.astype(np.float64))
+    assert np.array_equal(shared.upper_bounds_many(queries, n), private.upper_bounds_many(queries, n))
+
+
+def test_a_shared_copys_subset_ranking_is_sound_over_changed_and_added_rows(tmp_path: Path) -> None:
+    """A gather on a shared generation ranks a small subset from its int8 rows, and the rows changed or added
+    since from the matrix: every row it leaves out is below its threshold, and the best rows come first."""
+    rng = np.random.default_rng(29)
+    cache = VectorCache(DIM, shared_dir=tmp_path)
+    ids = [uuid.uuid4() for _ in range(4000)]
+    matrix = unit(rng.standard_normal((4000, DIM)))
+    cache._apply([{"id": i, "ai_vector": v, "ai_embedded_at": None} for i, v in zip(ids, matrix, strict=True)])  # type: ignore[misc]
+    cache._view = cache._adopt(cache._write(tmp_path, cache._view))
+    assert cache._view.int8 is not None and cache._view.int8.scores_rows
+    changed = rng.choice(4000, 40, replace=False)
+    matrix[changed] = unit(rng.standard_normal((40, DIM)))
+    extra = [uuid.uuid4() for _ in range(30)]
+    added = unit(rng.standard_normal((30, DIM)))
+    records = [*zip([ids[i] for i in changed], matrix[changed], strict=True), *zip(extra, added, strict=True)]
+    cache._apply([{"id": i, "ai_vector": v, "ai_embedded_at": None} for i, v in records])  # type: ignore[misc]
+    whole = np.concatenate([matrix, added])
+    subset = np.sort(np.concatenate([rng.choice(4000, 150, replace=False), changed[:10], np.arange(4000, 4030)]))
+    subset = np.unique(subset)
+    assert not cache.whole_ranking_pays(len(subset))
+    for q in [whole[int(changed[0])], whole[4005], *unit(rng.standard_normal((3, DIM)))]:
+        ranking = cache.rank_subset(q, subset)
+        true = {int(r): float(whole[r] @ q) for r in subset}
+        for stop in (1, 10, 100):
+            rows, threshold = ranking.top(stop)
+            left_out = set(true) - set(rows.tolist())
+            assert max(true[r] for r in left_out) <= threshold
+        assert int(ranking.top(1)[0][0]) == max(true, key=lambda r: true[r])

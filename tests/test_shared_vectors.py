@@ -202,3 +202,26 @@ def test_a_generation_with_rows_in_another_order_waits_for_the_rankings_in_fligh
             await conn.close()
 
     run(body())
+
+
+def test_a_generation_of_the_older_layout_is_loaded_anew(fresh_db_url: str, tmp_path: Path) -> None:
+    """A kept generation whose codes are columns (`codes.npy`, before `rows8`) is not mapped: the next process
+    loads from PostgreSQL and writes a generation of the current layout."""
+    seed(fresh_db_url, 120)
+
+    async def load() -> VectorCache:
+        conn = await connect(fresh_db_url)
+        try:
+            cache = VectorCache(shared_dir=tmp_path)
+            assert await cache.load(conn) == 120
+            return cache
+        finally:
+            await conn.close()
+
+    first = run(load())
+    assert first.generation == 1
+    [gen] = list(tmp_path.glob("*/gen-*"))
+    (gen / "rows8.npy").rename(gen / "codes.npy")
+    second = run(load())
+    assert second.generation == 2 and second._view.int8 is not None and second._view.int8.scores_rows
+    assert [p.name for p in tmp_path.glob("*/gen-*")] == ["gen-00000002"]

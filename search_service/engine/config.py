@@ -43,6 +43,14 @@ class EngineConfig:
     # for the best.
     gather_us_per_listing: float = 0.25
     gather_us_per_candidate: float = 0.1
+    # A counted scope holding at least this share of the copy's rows is priced for the scan too (planner.py):
+    # nearly every id the whole ranking hands out passes, and the gather's rows (a mask of the copy, ~10 ms at
+    # 1M) and restricted ranking cost more than the few ids it spares the filter statement.
+    scan_min_share: float = 0.5
+    # A scope the statistics' estimate puts at this share of the products or more is planned on that estimate,
+    # without the candidate sets' union (6,800 stores' sets at 1M products: 30-40 ms); its scan, if it gives up,
+    # still gathers on the union's rows.
+    count_below_share: float = 0.9
     scan_fallback: bool = True  # tests turn it off to run the scan to its end
     # Real MiniLM vectors of a templated catalogue are full of near-duplicates, which HNSW finds hard: on the
     # small benchmark (100k products), unfiltered recall@10 was 0.88 at ef_search=100, 0.95 at 400 and 1.00 at

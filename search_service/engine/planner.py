@@ -103,6 +103,13 @@ def counted(
     return Estimate(float(listings) * share, candidates, min(candidates / n_products, 1.0), counted=True)
 
 
+def needs_count(est: Estimate, config: EngineConfig) -> bool:
+    """Whether a scope is planned on the candidate sets' exact count: not when the statistics put it at
+    `count_below_share` of the products or more (the union of that many stores' sets is the dearer part of a
+    search, and such a scope is scanned either way)."""
+    return est.selectivity < config.count_below_share
+
+
 def fetch_size(top_n: int, est: Estimate, config: EngineConfig) -> int:
     mult = max(config.overfetch, config.selectivity_overfetch / max(est.selectivity, 1e-6))
     return max(math.ceil(top_n * mult), top_n + config.min_extra)
@@ -141,10 +148,10 @@ def choose_strategy(est: Estimate, top_n: int, config: EngineConfig, scan_vector
         plan = config.force
         if plan in ("scan", "gather") and scan_vectors is None:
             raise ValueError(f"the {plan} plan needs the in-memory vector copy")
-    elif scan_cost is not None and gather_cost is not None:  # all three remaining plans are exact
+    elif scan_vectors is not None and scan_cost is not None and gather_cost is not None:  # all three: exact
         costs: dict[Plan, float] = {"gather": gather_cost, "scan": scan_cost, "exact": exact_cost}
-        if est.counted:  # the gather plan ranks exactly the rows the scan would check in SQL one by one
-            del costs["scan"]
+        if est.counted and est.candidates < config.scan_min_share * scan_vectors:
+            del costs["scan"]  # the gather ranks exactly the rows the scan would check in SQL one by one
         plan = min(costs, key=lambda name: costs[name])
     elif est.candidates <= config.exact_max_candidates or exact_cost <= hnsw_cost:
         plan = "exact"

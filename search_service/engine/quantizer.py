@@ -24,6 +24,13 @@ One query goes to the packed session too: with the codes as an input, ONNX Runti
 call whatever the batch (100k rows, one query: 21 ms of CPU against 1.5 packed, 2026-12-03). A shared
 generation's codes are packed when it holds at most SHARED_PACK_MAX_ROWS rows: the packed copy is private to each
 process (+74 MB of RSS measured at 100k rows), which a 1M-row copy cannot afford in every worker.
+
+A shared generation stores its codes as rows (`rows8`: n x dim uint8, code + ROW_ZERO_POINT), scored with the
+rows as MatMulInteger's first input: MLAS streams the mapped rows as they are and packs only the queries (1M
+rows, one query: ~43 ms of CPU against ~130 with the codes as the second input, packed on every call), and a
+subset of rows (a gather's candidates) is scored from its int8 rows (384 bytes a row) instead of float16 ones.
+A row's u8 ≤ 127 times a query's s8 ±127: pair sums ≤ 32,258, exact in vpmaddubsw's int16; self-tested too,
+and numpy's integer product scores the rows where the kernel fails it.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import numpy as np
 VECTOR_LEVELS = 63
 QUERY_LEVELS = 127
 ZERO_POINT = 128  # queries go in as uint8: q8 + 128 (the kernel's fast path is u8 x s8)
+ROW_ZERO_POINT = 64  # a shared generation's rows are stored as uint8: code + 64, in 1..127 (docstring above)
 SHARED_PACK_MAX_ROWS = 120_000  # a shared generation up to this size is packed in each process (~75 MB, above)
 BOUND_SLACK = 1e-5  # float32 rounding of scales and bounds is ~1e-7; exactness needs an upper bound
 
@@ -112,6 +120,33 @@ def _packed_kernel_is_exact(dim: int) -> bool:
     return bool(np.array_equal(got, inputs.astype(np.int64) @ codes.astype(np.int64)))
 
 
+def _rows_session(dim: int) -> Any | None:
+    """Rows (uint8, code + ROW_ZERO_POINT) times queries (int8 columns) -> (rows, batch) int32, nothing packed;
+    None where its products on the test codes differ from numpy's."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("MatMulInteger", ["rows", "queries"], ["dots"])
+    a = helper.make_tensor_value_info("rows", TensorProto.UINT8, ["rows", dim])
+    b = helper.make_tensor_value_info("queries", TensorProto.INT8, [dim, "batch"])
+    y = helper.make_tensor_value_info("dots", TensorProto.INT32, ["rows", "batch"])
+    graph = helper.make_graph([node], "int8_rows", [a, b], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    codes, queries = _test_codes(dim)
+    rows = as_rows8(codes.T)
+    got = session.run(None, {"rows": rows, "queries": np.ascontiguousarray(queries.T)})[0].astype(np.int64)
+    return session if np.array_equal(got, rows.astype(np.int64) @ queries.T.astype(np.int64)) else None
+
+
+def as_rows8(codes: np.ndarray) -> np.ndarray:
+    """Codes (k, dim) int8 within ±VECTOR_LEVELS as a shared generation stores them (uint8, code + 64)."""
+    return (np.asarray(codes, dtype=np.int8) + np.int8(ROW_ZERO_POINT)).view(np.uint8)
+
+
 def _as_input(q8: np.ndarray) -> np.ndarray:
     return _as_inputs(q8[None, :])
 
@@ -131,6 +166,15 @@ def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     offset = ZERO_POINT * codes.sum(axis=1, dtype=np.int32)
     error = np.nextafter(np.linalg.norm(vectors - rounded, axis=1), np.inf).astype(np.float32)
     return codes, offset, scale.astype(np.float32), error, float(np.linalg.norm(rounded, axis=1).max())
+
+
+def _rounded(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit queries (b, dim) rounded to ±QUERY_LEVELS: (codes int8, scales, error norms)."""
+    queries = np.asarray(queries, dtype=np.float64)
+    peak = np.abs(queries).max(axis=1)
+    q_scale = np.where(peak > 0, peak / QUERY_LEVELS, 1.0)
+    q8 = np.rint(queries / q_scale[:, None]).astype(np.int8)
+    return q8, q_scale, np.linalg.norm(queries - q8 * q_scale[:, None], axis=1)
 
 
 class _Packed(NamedTuple):
@@ -156,11 +200,14 @@ class Int8Copy:
         self._packed: _Packed | None = None
         self.batches_packed = _packed_kernel_is_exact(dim)
         self.frozen_rows: int | None = None  # a shared generation's rows (adopt), scored as they were written
+        self._rows8: np.ndarray | None = None  # a shared generation's codes as rows (adopt)
+        self._rows_session = _rows_session(dim)  # scores them; None: numpy does (see the module docstring)
 
     @property
     def nbytes(self) -> int:
         packed = 0 if self._packed is None else 2 * self.dim * self._packed.rows  # the constant, and packed
-        return int(self._codes.nbytes + self._offset.nbytes + self._scale.nbytes + self._error.nbytes) + packed
+        rows8 = 0 if self._rows8 is None else self._rows8.nbytes
+        return int(self._codes.nbytes + self._offset.nbytes + self._scale.nbytes + self._error.nbytes) + packed + rows8
 
     def reserve(self, capacity: int) -> None:
         """Room for `capacity` rows (the float32 copy's capacity); unused columns are zero and never read."""
@@ -192,13 +239,16 @@ class Int8Copy:
         self._set_at[rows] = self._generation
 
     def export(self, n: int) -> dict[str, np.ndarray]:
-        """The first n rows' codes and bounds terms, for a shared generation (`vector_files.py`)."""
-        return {
-            "codes": self._codes[:, :n],
-            "offset": self._offset[:n],
-            "scale": self._scale[:n],
-            "error": self._error[:n],
-        }
+        """The first n rows' bounds terms, for a shared generation (`vector_files.py`; the codes: write_rows8)."""
+        return {"offset": self._offset[:n], "scale": self._scale[:n], "error": self._error[:n]}
+
+    def write_rows8(self, out: np.ndarray, n: int, chunk: int = 65536) -> None:
+        """The first n rows' codes into `out` (n, dim) as a shared generation stores them, a chunk at a time."""
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            out[start:stop] = (
+                self._rows8[start:stop] if self._rows8 is not None else as_rows8(self._codes[:, start:stop].T)
+            )
 
     @property
     def rounded_norm_max(self) -> float:
@@ -217,18 +267,20 @@ class Int8Copy:
         for name, dtype in (("_offset", np.int32), ("_scale", np.float32), ("_error", np.float32)):
             setattr(fresh, name, np.zeros(0, dtype=dtype))
         fresh._set_at = np.zeros(0, dtype=np.int64)
-        fresh._rounded_norm_max, fresh._generation, fresh._packed = 0.0, 0, None
+        fresh._rounded_norm_max, fresh._generation, fresh._packed, fresh._rows8 = 0.0, 0, None, None
         return fresh
 
     def adopt(self, arrays: dict[str, np.ndarray], rounded_norm_max: float) -> None:
         """Score a shared generation's codes (mapped read-only) from now on, and no more set_rows; packed only when
         small (ONNX Runtime holds a private, pre-packed copy of them in every process)."""
-        self._codes = arrays["codes"]
-        self._offset, self._scale, self._error = arrays["offset"], arrays["scale"], arrays["error"]
+        # plain views of the mappings: numpy.memmap's own indexing costs ~0.6 ms a gather's subset (1M rows)
+        mapped = {name: np.asarray(arrays[name]) for name in ("rows8", "offset", "scale", "error")}
+        self._rows8, self._codes = mapped["rows8"], np.zeros((self.dim, 0), dtype=np.int8)
+        self._offset, self._scale, self._error = mapped["offset"], mapped["scale"], mapped["error"]
         self._rounded_norm_max = rounded_norm_max
         self._set_at = np.zeros(0, dtype=np.int64)
         self._packed = None
-        self.frozen_rows = int(self._codes.shape[1])
+        self.frozen_rows = len(self._rows8)
         self.batches_packed = self.batches_packed and self.frozen_rows <= SHARED_PACK_MAX_ROWS
 
     def pack(self, n: int) -> None:
@@ -237,7 +289,11 @@ class Int8Copy:
         if not self.batches_packed or n == 0:
             return
         generation = self._generation  # read before the snapshot: rows set during it count as newer
-        codes = np.ascontiguousarray(self._codes[:, :n])
+        if self._rows8 is None:
+            codes = np.ascontiguousarray(self._codes[:, :n])
+        else:  # a small shared generation's rows: transposed, their zero point removed
+            codes = np.ascontiguousarray(self._rows8[:n].T).view(np.int8)
+            codes -= np.int8(ROW_ZERO_POINT)
         self._packed = _Packed(_session(codes), n, generation)
 
     def unpacked_rows(self, n: int) -> int:
@@ -256,23 +312,57 @@ class Int8Copy:
     def upper_bounds_many(self, queries: np.ndarray, n: int) -> np.ndarray:
         """`upper_bounds` of each unit row of `queries` (b, dim): (b, n). Several queries go to the packed
         session in one call, once there is one; one query, or none packed, runs on the codes as they are."""
-        queries = np.asarray(queries, dtype=np.float64)
-        peak = np.abs(queries).max(axis=1)
-        q_scale = np.where(peak > 0, peak / QUERY_LEVELS, 1.0)
-        q8 = np.rint(queries / q_scale[:, None]).astype(np.int8)
-        q_error = np.linalg.norm(queries - q8 * q_scale[:, None], axis=1)
-        inputs = _as_inputs(q8)
+        q8, q_scale, q_error = _rounded(queries)
         m = n if self.frozen_rows is None else min(n, self.frozen_rows)
-        bounds = np.full((len(queries), n), np.inf, dtype=np.float32)
-        dots = self._dots(inputs, m)
-        dots -= self._offset[:m]
-        held = bounds[:, :m]
-        held[...] = dots
-        held *= self._scale[:m]
-        held *= q_scale.astype(np.float32)[:, None]
-        held += self._error[:m]
-        held += (q_error * self._rounded_norm_max + BOUND_SLACK).astype(np.float32)[:, None]
+        bounds = np.full((len(q8), n), np.inf, dtype=np.float32)
+        if self._rows8 is not None and self._packed is None:
+            dots = self._row_dots(q8, self._rows8[:m])
+        else:
+            dots = self._dots(_as_inputs(q8), m)
+            dots -= self._offset[:m]
+        self._bounds_into(bounds[:, :m], dots, (q_scale, q_error), self._scale[:m], self._error[:m])
         return bounds
+
+    @property
+    def scores_rows(self) -> bool:
+        """Whether `upper_bounds_rows` can score a subset of the rows from its codes (a shared generation's)."""
+        return self._rows8 is not None
+
+    def upper_bounds_rows(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """`upper_bounds` of some rows (each below frozen_rows) of a shared generation, from their int8 rows:
+        384 bytes a row read, against 768 of float16 and their conversion (see the module docstring)."""
+        assert self._rows8 is not None
+        q8, q_scale, q_error = _rounded(np.asarray(query)[None, :])
+        dots = self._row_dots(q8, self._rows8.take(rows, axis=0))
+        bounds = np.empty((1, len(rows)), dtype=np.float32)
+        self._bounds_into(bounds, dots, (q_scale, q_error), self._scale[rows], self._error[rows])
+        return bounds[0]
+
+    def _bounds_into(
+        self,
+        out: np.ndarray,
+        dots: np.ndarray,
+        query: tuple[np.ndarray, np.ndarray],
+        scale: np.ndarray,
+        error: np.ndarray,
+    ) -> None:
+        """out (b, m) = the bounds of rows with these integer products, scales and error norms (module docstring)."""
+        q_scale, q_error = query
+        out[...] = dots
+        out *= scale
+        out *= q_scale.astype(np.float32)[:, None]
+        out += error
+        out += (q_error * self._rounded_norm_max + BOUND_SLACK).astype(np.float32)[:, None]
+
+    def _row_dots(self, q8: np.ndarray, rows8: np.ndarray, chunk: int = 65536) -> np.ndarray:
+        """(b, m) int32: each query's codes (int8) times rows (uint8, code + ROW_ZERO_POINT), the offset removed."""
+        if self._rows_session is not None:
+            raw = self._rows_session.run(None, {"rows": rows8, "queries": np.ascontiguousarray(q8.T)})[0].T
+        else:  # exact integers in numpy, a chunk of rows at a time (int32 copies of them)
+            raw = np.empty((len(q8), len(rows8)), dtype=np.int32)
+            for start in range(0, len(rows8), chunk):
+                raw[:, start : start + chunk] = q8.astype(np.int32) @ rows8[start : start + chunk].T.astype(np.int32)
+        return raw - ROW_ZERO_POINT * q8.sum(axis=1, dtype=np.int32)[:, None]
 
     def _dots(self, inputs: np.ndarray, n: int) -> np.ndarray:
         """(b, n) int32: each query input (uint8, offset by ZERO_POINT) times the first n rows' codes."""

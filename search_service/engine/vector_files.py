@@ -6,8 +6,9 @@ worker: the pages live once in the page cache, whichever processes map them. The
 (half of float32's pages: 732 MiB at 1M products; the rankings re-score within `ranking.FLOAT16_ERROR` of
 float32 and widen their thresholds by it, so the searches stay exact). The matrix, the ids and
 their stamps are mapped copy-on-write with room for appended rows (the file's tail is sparse, never read
-until written): a process that refreshes rows writes only its own copies of those pages. The int8 codes and
-their bounds are mapped read-only; rows changed since are scored in float32 (`vectors.py`).
+until written): a process that refreshes rows writes only its own copies of those pages. The int8 codes (as rows:
+`rows8`, quantizer.py) and their bounds are mapped read-only; rows changed since are scored in float32
+(`vectors.py`). A generation of the older layout (`codes.npy`, a column a row) is not opened: it is loaded anew.
 
 Older generations are unlinked when a newer one is written; a process that still maps one keeps its pages
 until it drops the mapping (Linux frees an unlinked file's pages with its last mapping).
@@ -20,19 +21,22 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 # Mapped copy-on-write, with room for rows appended after the generation was written.
 GROWING = ("matrix", "key", "stamp")
 MATRIX_DTYPE = np.float16
-FIXED = ("codes", "offset", "scale", "error", "order", "first")
+FIXED = ("rows8", "offset", "scale", "error", "order", "first")
 PREFIX = "gen-"
 SHARED_DIR_ENV = "PLINQY_VECTOR_SHARED_DIR"
 
@@ -61,6 +65,15 @@ class GenerationMeta:
     def stamp(self, name: str) -> dt.datetime | None:
         value = getattr(self, name)
         return None if value is None else dt.datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A FIXED array written in place by `fill` (into the file's mapping: no copy of it in memory)."""
+
+    shape: tuple[int, ...]
+    dtype: type
+    fill: Callable[[np.ndarray], None]
 
 
 @dataclass
@@ -109,15 +122,32 @@ def latest_meta(directory: Path) -> tuple[Path, GenerationMeta] | None:
     return path, meta
 
 
+def usable_generation(directory: Path, dim: int, newest: dt.datetime | None) -> Generation | None:
+    """The newest generation mapped, unless none is usable: of another dimension or layout, unlinked meanwhile, or
+    newer than the database (`newest`: its highest stamp; a restore)."""
+    found = latest_meta(directory)
+    if found is None or found[1].dim != dim:
+        return None
+    watermark = found[1].stamp("watermark")
+    if watermark is not None and (newest is None or newest < watermark):
+        log.warning("vector cache: %s is newer than the database (restored?): not used", found[0])
+        return None
+    try:
+        return open_generation(*found)
+    except FileNotFoundError:  # unlinked meanwhile, or of the older layout (`codes.npy`): loaded anew
+        return None
+
+
 def open_generation(path: Path, meta: GenerationMeta) -> Generation:
-    """Map a generation: the growing arrays copy-on-write, the rest read-only."""
+    """Map a generation: the growing arrays copy-on-write, the rest read-only. FileNotFoundError: unlinked
+    meanwhile, or of the older layout."""
     arrays = {name: np.load(path / f"{name}.npy", mmap_mode="c") for name in GROWING}
     arrays |= {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in FIXED}
     return Generation(path, meta, arrays)
 
 
 def write_generation(
-    directory: Path, meta: GenerationMeta, arrays: Mapping[str, np.ndarray], capacity: int
+    directory: Path, meta: GenerationMeta, arrays: Mapping[str, np.ndarray | Filled], capacity: int
 ) -> Generation:
     """Write a generation (numbered past every one there) atomically, drop the older ones, and map it. The
     caller holds `acquire(directory)`. `arrays`: GROWING ones with meta.rows rows, FIXED ones complete."""
@@ -127,6 +157,7 @@ def write_generation(
     try:
         for name in GROWING:
             source = arrays[name]
+            assert isinstance(source, np.ndarray)
             dtype = MATRIX_DTYPE if name == "matrix" else source.dtype
             out = np.lib.format.open_memmap(
                 tmp / f"{name}.npy", mode="w+", dtype=dtype, shape=(capacity, *source.shape[1:])
@@ -135,7 +166,14 @@ def write_generation(
             out.flush()
             del out
         for name in FIXED:
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]))
+            array = arrays[name]
+            if isinstance(array, Filled):
+                out = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=array.dtype, shape=array.shape)
+                array.fill(out)
+                out.flush()
+                del out
+            else:
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(array))
         (tmp / "meta.json").write_text(json.dumps(asdict(meta)))
         path = directory / f"{PREFIX}{meta.number:08d}"
         os.rename(tmp, path)

@@ -14,7 +14,16 @@ import numpy as np
 
 from search_service.db.sql import statement
 from search_service.engine.config import EngineConfig
-from search_service.engine.planner import Choice, Estimate, choose_strategy, counted, estimate, ids_left, next_stop
+from search_service.engine.planner import (
+    Choice,
+    Estimate,
+    choose_strategy,
+    counted,
+    estimate,
+    ids_left,
+    needs_count,
+    next_stop,
+)
 from search_service.engine.scope import Scope
 from search_service.engine.session import Conn
 from search_service.engine.stats import CatalogueStats
@@ -57,17 +66,23 @@ class VectorPlan:
 def plan_vector(
     scope: Scope, stats: CatalogueStats, top_n: int, config: EngineConfig, vectors: VectorCache | None
 ) -> VectorPlan:
-    """The plan: on the candidate sets' exact count when the scope has them, else on an estimate."""
+    """The plan: on the candidate sets' exact count when the scope has them, else on an estimate. The copy's
+    rows of the products in scope are listed only for the gather plan (the count routes first: a near-full scope
+    is scanned, `EngineConfig.scan_min_share`)."""
     usable = vectors if vectors is not None and vectors.loaded else None
-    rows = None
-    if usable is not None and scope.in_scope is not None:
-        rows = usable.candidates.rows_in_copy(scope.in_scope.products, usable)
-        est = counted(stats, scope.category_ids, len(rows), scope.in_scope.listings, scope.params)
-    else:
-        n_stores = None if scope.store_ids is None else len(scope.store_ids)
-        est = estimate(stats, scope.category_ids, n_stores, scope.params)
-    choice = choose_strategy(est, top_n, config, None if usable is None else len(usable))
-    return VectorPlan(est, choice, usable, rows=rows)
+    size = None if usable is None else len(usable)
+    n_stores = None if scope.store_ids is None else len(scope.store_ids)
+    est = estimate(stats, scope.category_ids, n_stores, scope.params)
+    in_scope = scope.products_in_scope() if usable is not None and needs_count(est, config) else None
+    if usable is None or in_scope is None:
+        return VectorPlan(est, choose_strategy(est, top_n, config, size), usable)
+    est = counted(stats, scope.category_ids, len(in_scope.products), in_scope.listings, scope.params)
+    choice = choose_strategy(est, top_n, config, size)
+    if choice.plan != "gather":
+        return VectorPlan(est, choice, usable)
+    rows = usable.candidates.rows_in_copy(in_scope.products, usable)  # the products the copy holds
+    est = counted(stats, scope.category_ids, len(rows), in_scope.listings, scope.params)
+    return VectorPlan(est, choose_strategy(est, top_n, config, size), usable, rows=rows)
 
 
 @dataclass(frozen=True)
@@ -156,6 +171,9 @@ async def rank_gather(
     that is cheaper than gathering the listed rows' vectors) is restricted to the listed ids."""
     assert plan.vectors is not None
     vectors = plan.vectors
+    in_scope = scope.products_in_scope() if plan.rows is None else None
+    if in_scope is not None:  # a scan that gave up: the candidate sets' rows
+        plan.rows = vectors.candidates.rows_in_copy(in_scope.products, vectors)
     if plan.rows is not None:  # the candidate sets' rows: no statement lists them
         plan.start_scan(vector)
         changed_since = plan.changed_since or vectors.watermark or _epoch()

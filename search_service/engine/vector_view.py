@@ -11,8 +11,9 @@ import asyncpg
 import numpy as np
 
 from search_service.engine.keyindex import KeyIndex, keys_of
-from search_service.engine.quantizer import Int8Copy, quantize
+from search_service.engine.quantizer import BOUND_SLACK, Int8Copy, as_rows8, quantize
 from search_service.engine.ranking import score_error
+from search_service.engine.vector_files import Filled
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 NO_STAMP = np.iinfo(np.int64).min  # ai_embedded_at NULL
@@ -58,6 +59,22 @@ class CopyView:
         if self.generation == 0:
             return np.zeros(0, dtype=np.int64)
         return np.concatenate([self.changed, np.arange(self.base_rows, self.n, dtype=np.int64)])
+
+    def subset_bounds(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Upper bounds of a unit query's similarity to `rows` (sorted) of a shared view: int8 for the
+        generation's rows as written, the similarity itself (within the matrix's error) for rows changed or
+        added since."""
+        assert self.int8 is not None
+        overlay = self.overlay()
+        fresh = np.isin(rows, overlay, assume_unique=True) if len(overlay) else np.zeros(len(rows), dtype=bool)
+        bounds = np.empty(len(rows), dtype=np.float32)
+        frozen = np.flatnonzero(~fresh)
+        bounds[frozen] = self.int8.upper_bounds_rows(query, rows[frozen])
+        changed = rows[fresh]
+        if len(changed):
+            matrix = self.matrix[changed]
+            bounds[fresh] = matrix @ query + (BOUND_SLACK + score_error(matrix))
+        return bounds
 
     @property
     def private_rows(self) -> int:
@@ -119,33 +136,39 @@ class CopyView:
             self.index = KeyIndex.rebuilt(self.key, self.n)
         return len(want)
 
-    def export(self, dim: int) -> tuple[dict[str, np.ndarray], float]:
+    def export(self, dim: int) -> tuple[dict[str, np.ndarray | Filled], float]:
         """The arrays of a generation holding this state, and its int8 codes' largest rounded norm."""
         n = self.n
         index = KeyIndex.rebuilt(self.key, n)
-        arrays = {"matrix": self.matrix, "key": self.key, "stamp": self.stamp, "order": index.order}
-        arrays["first"] = index.first
-        if self.int8 is None:
+        arrays: dict[str, np.ndarray | Filled] = {"matrix": self.matrix, "key": self.key, "stamp": self.stamp}
+        arrays |= {"order": index.order, "first": index.first}
+        int8 = self.int8
+        if int8 is None:
             empty = np.zeros(0, dtype=np.float32)
-            codes = np.zeros((dim, 0), dtype=np.int8)
-            return arrays | {"codes": codes, "offset": empty.astype(np.int32), "scale": empty, "error": empty}, 0.0
+            rows8 = np.zeros((0, dim), dtype=np.uint8)
+            return arrays | {"rows8": rows8, "offset": empty.astype(np.int32), "scale": empty, "error": empty}, 0.0
         if not self.generation:
-            return arrays | self.int8.export(n), self.int8.rounded_norm_max
-        base = self.int8.export(self.base_rows)
-        codes = np.zeros((dim, n), dtype=np.int8)
-        codes[:, : self.base_rows] = base["codes"]
+            rows = Filled((n, dim), np.uint8, lambda out: int8.write_rows8(out, n))
+            return arrays | int8.export(n) | {"rows8": rows}, int8.rounded_norm_max
+        base = int8.export(self.base_rows)
         tail = n - self.base_rows
         terms = {
             k: np.concatenate([base[k], np.zeros(tail, dtype=base[k].dtype)]) for k in ("offset", "scale", "error")
         }
         overlay = self.overlay()
-        norm = self.int8.rounded_norm_max
+        norm = int8.rounded_norm_max
+        codes = np.zeros((0, dim), dtype=np.int8)
         if len(overlay):
-            c, terms["offset"][overlay], terms["scale"][overlay], terms["error"][overlay], top = quantize(
+            codes, terms["offset"][overlay], terms["scale"][overlay], terms["error"][overlay], top = quantize(
                 self.matrix[overlay]
             )
             # rounded from float16 rows: the bound must also cover their distance from the float32 vectors
             terms["error"][overlay] += np.float32(score_error(self.matrix))
-            codes[:, overlay] = c.T
             norm = max(norm, top)
-        return arrays | terms | {"codes": codes}, norm
+
+        def fill(out: np.ndarray) -> None:
+            int8.write_rows8(out, self.base_rows)
+            out[self.base_rows :] = 0
+            out[overlay] = as_rows8(codes)
+
+        return arrays | terms | {"rows8": Filled((n, dim), np.uint8, fill)}, norm
