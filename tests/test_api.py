@@ -7,6 +7,7 @@ from `compose_text`, as the worker would.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gc
 import os
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import psycopg
 import pytest
 from geographiclib.geodesic import Geodesic
@@ -25,7 +27,8 @@ from litestar.testing import TestClient
 from embeddings.encoder import Encoder, load_encoder
 from embeddings.text import compose_text
 from search_service.api.app import create_app
-from search_service.api.refresh import collector_paused
+from search_service.api.refresh import StateConnection, collector_paused
+from search_service.api.runtime import Runtime
 from search_service.settings import Settings
 
 CENTER = (52.3676, 4.9041)  # Amsterdam, Dam square-ish
@@ -706,3 +709,31 @@ def test_collector_paused_during_the_vector_load_and_restored_as_it_was() -> Non
         assert not gc.isenabled()  # off before, off after: not switched on behind the caller's back
     finally:
         gc.enable()
+
+
+def test_the_state_loads_run_outside_the_requests_statement_timeout(db_url: str) -> None:
+    """A load of the in-memory state may take longer than a request may (seconds at 1M products): the loops'
+    own connection has no timeout, a pool connection keeps the requests' one."""
+    runtime = Runtime.build(app_settings(db_url, statement_timeout_ms=50))
+
+    async def scenario() -> None:
+        pool = await runtime._create_pool()
+        state = StateConnection(runtime)
+        try:
+            async with state.use() as conn:
+                await conn.execute("SELECT pg_sleep(0.2)")  # would raise QueryCanceledError with a timeout
+                assert await conn.fetchval("SHOW statement_timeout") == "0"
+            async with pool.acquire() as conn:
+                with pytest.raises(asyncpg.QueryCanceledError):
+                    await conn.fetchval("SELECT pg_sleep(0.2)")
+            with pytest.raises(asyncpg.QueryCanceledError):  # a failed use closes the connection ...
+                async with state.use() as conn:
+                    await conn.execute("SET statement_timeout = 10")
+                    await conn.fetchval("SELECT pg_sleep(0.2)")
+            async with state.use() as conn:  # ... and the next one opens a new one, without a timeout
+                assert await conn.fetchval("SHOW statement_timeout") == "0"
+        finally:
+            state.close()
+            await pool.close()
+
+    asyncio.run(scenario())

@@ -8,10 +8,15 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
+from pgvector.asyncpg import register_vector
+
 from search_service.engine import catalog
+from search_service.engine.session import session_settings
 from search_service.engine.vector_load import release_freed_memory
 from search_service.engine.vectors import VectorCache
 
@@ -35,7 +40,45 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+class StateConnection:
+    """A background loop's own connection, outside the pool. The loads of the in-memory state read the whole
+    catalogue (seconds a statement at 1M products, more on a busy machine): on a pool connection the requests'
+    statement timeout (2 s) and asyncpg's command timeout cut them, and the loop retried them forever (seen at 1M
+    under load). Opened on first use with the engine's settings but no timeout; closed after a failure, since a
+    cancelled statement may leave it inside a transaction."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.conn: asyncpg.Connection | None = None
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[asyncpg.Connection]:
+        if self.conn is None or self.conn.is_closed():
+            config = replace(self.rt.engine_config, statement_timeout_ms=None)
+            settings = {"application_name": "plinqy-search-api-state", **session_settings(config)}
+            self.conn = await asyncpg.connect(self.rt.settings.database_url, timeout=10, server_settings=settings)
+            await register_vector(self.conn)
+        try:
+            yield self.conn
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.terminate()
+
+
 async def maintain_vectors(rt: Runtime) -> None:
+    state = StateConnection(rt)
+    try:
+        await _maintain_vectors(rt, state)
+    finally:
+        state.close()
+
+
+async def _maintain_vectors(rt: Runtime, state: StateConnection) -> None:
     """Load the in-memory vector copy once the database answers, then refresh it every
     `vector_cache_refresh_s`. Failures are retried; searches meanwhile run without the copy."""
     settings = rt.settings
@@ -49,7 +92,7 @@ async def maintain_vectors(rt: Runtime) -> None:
             delay = 0.2
             continue
         try:
-            async with pool.acquire(timeout=settings.pool_acquire_timeout_s * 5) as conn:
+            async with state.use() as conn:
                 if not await _load_or_refresh(rt, conn, vectors):
                     return
             rt.vectors_state, rt.vectors_error = "ok", None
@@ -69,13 +112,28 @@ async def keep_fresh(
 ) -> None:
     """Load `what` once the database answers, then refresh it every `vector_cache_refresh_s`; failures are
     logged and retried (meanwhile the statement plans answer). `refresh` returning False ends the task."""
+    state = StateConnection(rt)
+    try:
+        await _keep_fresh(rt, state, what, refresh, loaded, retry_s)
+    finally:
+        state.close()
+
+
+async def _keep_fresh(
+    rt: Runtime,
+    state: StateConnection,
+    what: str,
+    refresh: Callable[[Any], Awaitable[bool]],
+    loaded: Callable[[], bool],
+    retry_s: float,
+) -> None:
     settings = rt.settings
     while True:
         await asyncio.sleep(settings.vector_cache_refresh_s if loaded() else 0.2)
         if rt.pool is None:
             continue
         try:
-            async with rt.pool.acquire(timeout=settings.pool_acquire_timeout_s * 5) as conn:
+            async with state.use() as conn:
                 with collector_paused():
                     if not await refresh(conn):
                         return
