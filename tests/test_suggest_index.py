@@ -149,12 +149,9 @@ def test_the_index_falls_back_and_rebuilds_when_the_category_table_changes(fresh
     run(_call(fresh_db_url, scenario))
 
 
-def test_the_api_answers_from_the_index_and_sees_a_stock_change_at_once(
-    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    encoder = load_test_encoder()
-    seeded = seed_catalogue(fresh_db_url, encoder)
-    answers: list[bool] = []  # whether each suggestion came from memory
+def memory_answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each suggestion from now on came from memory (True) or took the statements (False)."""
+    answers: list[bool] = []
     from_memory = suggest_module.suggest_in_memory
 
     async def counted(*args: Any) -> Any:
@@ -163,6 +160,15 @@ def test_the_api_answers_from_the_index_and_sees_a_stock_change_at_once(
         return rows
 
     monkeypatch.setattr(suggest_module, "suggest_in_memory", counted)
+    return answers
+
+
+def test_the_api_answers_from_the_index_and_sees_a_stock_change_at_once(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoder = load_test_encoder()
+    seeded = seed_catalogue(fresh_db_url, encoder)
+    answers = memory_answers(monkeypatch)
 
     def oat_refs(client: Any) -> list[str]:
         response = client.get("/v1/suggest", params={"q": "Oat", **AT_CENTER, "radius_m": 5000})
@@ -190,15 +196,7 @@ def test_a_catalogue_over_the_index_limit_is_suggested_by_the_statements(
 ) -> None:
     encoder = load_test_encoder()
     seeded = seed_catalogue(fresh_db_url, encoder)
-    answers: list[bool] = []
-    from_memory = suggest_module.suggest_in_memory
-
-    async def counted(*args: Any) -> Any:
-        rows = await from_memory(*args)
-        answers.append(rows is not None)
-        return rows
-
-    monkeypatch.setattr(suggest_module, "suggest_in_memory", counted)
+    answers = memory_answers(monkeypatch)
     settings = app_settings(fresh_db_url, suggest_index_max=1)  # the catalogue holds more than one product
     with running_client(settings, encoder) as client:
         runtime = client.app.state["runtime"]

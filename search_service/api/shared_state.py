@@ -29,8 +29,9 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import asyncpg
 from pgvector.asyncpg import register_vector
@@ -131,10 +132,16 @@ def start_generation_writer(settings: Settings) -> int | None:
     pid = os.fork()
     if pid:
         return pid
+    gc.disable()  # a process that exits after the load
+    exit_after(lambda: asyncio.run(_write_generation(settings)))
+
+
+def exit_after(body: Callable[[], object]) -> NoReturn:
+    """In a forked child: run `body`, then leave at once with its outcome (1 after printing the traceback),
+    without the parent's clean-up (atexit handlers, finalizers of what the parent owns)."""
     code = 0
     try:
-        gc.disable()  # a process that exits after the load
-        asyncio.run(_write_generation(settings))
+        body()
     except BaseException:
         traceback.print_exc()
         code = 1

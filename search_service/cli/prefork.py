@@ -20,10 +20,8 @@ import gc
 import logging
 import os
 import signal
-import sys
-import traceback
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 from embeddings.encoder import Encoder, load_encoder
 from search_service.settings import Settings
@@ -46,22 +44,19 @@ def _metrics_for_workers() -> None:
     values.ValueClass = values.get_value_class()
 
 
-def _worker(config: Any, sock: Any) -> None:
-    """In the forked child: serve until stopped, then leave without the supervisor's clean-up."""
+def _worker(config: Any, sock: Any) -> NoReturn:
+    """In the forked child: serve until stopped, then leave without the supervisor's clean-up (the shared
+    directories belong to the supervisor)."""
     import uvicorn
 
-    code = 0
-    try:
+    from search_service.api.shared_state import exit_after
+
+    def serve() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         uvicorn.Server(config).run(sockets=[sock])
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)  # the shared directories belong to the supervisor
+
+    exit_after(serve)
 
 
 def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
