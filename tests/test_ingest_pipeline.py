@@ -195,28 +195,3 @@ def test_a_million_row_csv_is_read_and_stored_whole(db: psycopg.Connection) -> N
         (batch,),
     ).fetchone()
     assert last == ("99,90",)
-
-
-def test_a_chunk_that_takes_every_row_left_completes_the_batch(db: psycopg.Connection) -> None:
-    # 4 rows: one rejected when stored, one duplicate; the 2 left fill a chunk of 2 exactly (a connector's full
-    # page): that chunk is the last, with no empty chunk (and no statistics refresh) after it.
-    store = make_store(db)
-    rows = [{"sku": "A", "name": "a", "price": "1"}, {"sku": "A", "name": "a2", "price": "2"},
-            {"sku": "B", "name": "b", "price": "1"}, {"_error": "unreadable", "_raw": ["x"]}]  # fmt: skip
-    batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
-
-    async def run() -> tuple[pipeline.ChunkCounts, bool]:
-        aconn = await asyncpg.connect(dsn_of(db))
-        try:
-            assert await pipeline.claim_batch(aconn, WORKER, 30) == batch
-            return await pipeline.map_chunk(aconn, batch, WORKER, 2, 30, first=True)
-        finally:
-            await aconn.close()
-
-    counts, last = asyncio.run(run())
-    assert last and (counts.mapped, counts.duplicate) == (2, 1)
-    status = db.execute(
-        "SELECT status, processed_rows, total_rows, locked_by FROM import_batch WHERE id = %s", (batch,)
-    ).fetchone()
-    assert status == ("completed", 4, 4, None)
-    assert [r[1] for r in rows_of(db, batch)] == ["duplicate", "mapped", "mapped", "rejected"]

@@ -307,10 +307,8 @@ async def map_chunk(
         dedupe = first and fenced[0]["total_rows"] > 1
         marked = int((await _fetch(conn, "mark_duplicates", batch_id=batch_id))[0][0]) if dedupe else 0
         pending = await _fetch(conn, "pending_rows", batch_id=batch_id, limit=limit)
-        # These are all that is left (a stored batch never grows; processed_rows moves with the row statuses): this
-        # chunk is the last. Counted, so that a batch of exactly `limit` rows (a connector's page) needs no empty
-        # chunk after it, nor the statistics refresh between them.
-        last = len(pending) < limit or fenced[0]["processed_rows"] + marked + len(pending) >= fenced[0]["total_rows"]
+        # Fewer than `limit`: these are all that is left (a stored batch never grows), so this chunk is the last.
+        last = len(pending) < limit
         results = await apply_rows(conn, store_id, currency, [(r["id"], _decode(r["payload"])) for r in pending])
         return await _save_results(conn, batch_id, results, last, marked), last
 

@@ -140,9 +140,9 @@ WHERE status IN ('pending', 'processing') AND (locked_until IS NULL OR locked_un
 WITH ours AS (
     UPDATE import_batch SET locked_until = now() + make_interval(secs => :lease_s)
     WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing'
-    RETURNING store_id, total_rows, processed_rows
+    RETURNING store_id, total_rows
 )
-SELECT ours.store_id, ours.total_rows, ours.processed_rows, s.currency,
+SELECT ours.store_id, ours.total_rows, s.currency,
        pg_advisory_xact_lock(hashtextextended(ours.store_id::text, 20261203)) AS locked,
        set_config('synchronous_commit', 'off', true) AS async_commit
 FROM ours JOIN store s ON s.id = ours.store_id;
