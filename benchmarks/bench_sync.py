@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import platform
 import threading
 import time
@@ -124,20 +125,30 @@ def _store(conn: psycopg.Connection, name: str) -> uuid.UUID:
     return store_id
 
 
-def _drain(dsn: str) -> None:
+def _backend_cpu_s(pid: int) -> float:
+    """User + system CPU of a local PostgreSQL backend (the server runs on this machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _drain(dsn: str) -> tuple[float, float]:
+    """Map every pending batch as the import worker does; returns the CPU seconds of (this process, its backend)."""
     from search_service.ingest import pipeline
 
-    async def run() -> None:
+    async def run() -> tuple[float, float]:
         import asyncpg
 
         conn = await asyncpg.connect(dsn)
         try:
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+            cpu, db_cpu = time.process_time(), _backend_cpu_s(pid)
             while (batch := await pipeline.claim_batch(conn, "bench", 120)) is not None:
                 await pipeline.map_batch(conn, batch, "bench", 5000, 120)
+            return time.process_time() - cpu, _backend_cpu_s(pid) - db_cpu
         finally:
             await conn.close()
 
-    asyncio.run(run())
+    return asyncio.run(run())
 
 
 def measure_sync(dsn: str, base_url: str, n: int) -> dict[str, Any]:
@@ -156,7 +167,7 @@ def measure_sync(dsn: str, base_url: str, n: int) -> dict[str, Any]:
         started = time.perf_counter()
         report = sync_connection(conn, load_spec(conn, box, new.id), record_rows)
         synced = time.perf_counter()
-        _drain(dsn)
+        worker_cpu, db_cpu = _drain(dsn)
         mapped_at = time.perf_counter()
         counts = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE quantity > 0) FROM store_product WHERE store_id = %s", (store,)
@@ -166,6 +177,7 @@ def measure_sync(dsn: str, base_url: str, n: int) -> dict[str, Any]:
     return {"items": n, "vendor_records": report.read, "rows": report.rows, "listings": counts[0],
             "in_stock": counts[1], "sync_seconds": sync_s, "sync_items_per_s": n / sync_s,
             "map_seconds": mapped_at - synced, "map_items_per_s": n / (mapped_at - synced),
+            "map_cpu_us_per_item": {"worker": worker_cpu / n * 1e6, "database": db_cpu / n * 1e6},
             "seconds": total, "items_per_s": n / total}  # fmt: skip
 
 
@@ -275,6 +287,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"**{s['sync_items_per_s']:,.0f}** | {s['sync_seconds']:.1f} |",
         f"| import job: mapping the batches into products and listings | {s['map_items_per_s']:,.0f} | "
         f"{s['map_seconds']:.1f} |",
+        f"| … its CPU per item: worker {s['map_cpu_us_per_item']['worker']:.0f} µs, PostgreSQL backend "
+        f"{s['map_cpu_us_per_item']['database']:.0f} µs | | |",
         f"| end to end: sync + mapping | {s['items_per_s']:,.0f} | {s['seconds']:.1f} |",
         f"| baseline: one `PUT /v1/stores/{{id}}/listings/{{sku}}` per item (sample {b['sample']}) | "
         f"{b['items_per_s']:,.0f} | {b['extrapolated_seconds']:.0f} (extrapolated to {b['extrapolated_items']:,}) |",
@@ -295,6 +309,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--put-sample", type=int, default=1000, help="PUTs actually sent (then extrapolated).")
     parser.add_argument("--dsn", help="Maintenance URL of a server to use (default: a throwaway cluster).")
+    parser.add_argument("--tag", default="", help="result file name sync<TAG>-<date> (default: sync-<date>)")
     args = parser.parse_args()
     if args.dsn:
         result = run(args.dsn, args.items, args.put_sample)
@@ -303,7 +318,7 @@ def main() -> None:
 
         with throwaway_server() as admin:
             result = run(admin, args.items, args.put_sample)
-    for path in write_results(result, RESULTS):
+    for path in write_results(result, RESULTS, args.tag):
         print(path)
     print(markdown(result))
 
