@@ -16,8 +16,10 @@ from search_service.engine.fusion import RRF_K, Ranked
 from search_service.engine.keyindex import keys_of
 
 
-def fuse_two(first: Ranked, second: Ranked, depth: int, k: int = RRF_K) -> tuple[list[UUID], dict[UUID, float]]:
-    """The `depth` best of `merge([first, second])` and their RRF scores."""
+def fuse_two(
+    first: Ranked, second: Ranked, depth: int, k: int = RRF_K
+) -> tuple[list[UUID], dict[UUID, float], np.ndarray]:
+    """The `depth` best of `merge([first, second])`, their RRF scores and their keys (keyindex.py)."""
     index: dict[int, int] = {}
     ids: list[UUID] = []
 
@@ -41,4 +43,4 @@ def fuse_two(first: Ranked, second: Ranked, depth: int, k: int = RRF_K) -> tuple
     key = keys_of(ids)  # big-endian halves: a UUID's order
     order = np.lexsort((key[:, 1], key[:, 0], first_rank, -scores, inexact))[:depth]
     ranked = [ids[i] for i in order.tolist()]
-    return ranked, dict(zip(ranked, scores[order].tolist(), strict=True))
+    return ranked, dict(zip(ranked, scores[order].tolist(), strict=True)), key[order]
