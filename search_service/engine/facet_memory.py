@@ -50,10 +50,16 @@ NO_FILTERS = FacetFilters()
 
 
 async def faceted_page(
-    conn: Any, labels: ProductLabels | None, product_ids: Sequence[UUID], stock: StockBuckets | None = None, **kw: Any
+    conn: Any,
+    labels: ProductLabels | None,
+    product_ids: Sequence[UUID],
+    stock: StockBuckets | None = None,
+    keys: np.ndarray | None = None,
+    **kw: Any,
 ) -> FacetedPage:
     """`facet_set` in memory when the labels are loaded and the facets asked for allow it (with the listings from
-    `stock` when loaded, for the relevance order of the products in stock without a price range), else in SQL."""
+    `stock` when loaded, for the relevance order of the products in stock without a price range), else in SQL.
+    `keys`: `product_ids` as keyindex keys, when the ranking has them (spares turning the ids back into keys)."""
     if labels is not None and labels.loaded and MEMORY_FACETS.issuperset(kw.get("facets", ())):
         filters = kw.get("filters", NO_FILTERS)
         if (
@@ -64,7 +70,7 @@ async def faceted_page(
             and filters.min_price is None
             and filters.max_price is None
         ):
-            page = await facet_set_from_stock(conn, labels, stock, product_ids, **kw)
+            page = await facet_set_from_stock(conn, labels, stock, product_ids, keys=keys, **kw)
             if page is not None:
                 return page
         return await facet_set_in_memory(conn, labels, product_ids, **kw)
@@ -173,6 +179,7 @@ async def facet_set_from_stock(
     facets: Sequence[str] = (),
     offset: int = 0,
     limit: int = 20,
+    keys: np.ndarray | None = None,
     **relevance: Any,
 ) -> FacetedPage | None:
     """`facet_set_in_memory` in the relevance order of the products in stock without a price range, the set's
@@ -181,7 +188,7 @@ async def facet_set_from_stock(
     not be brought up to date (the caller reads the listings in SQL)."""
     check_request(facets, "relevance", relevance.get("point"))
     ids = list(product_ids)
-    keys = keys_of(ids)
+    keys = keys_of(ids) if keys is None or len(keys) != len(ids) else keys
     rows = labels.rows_of_keys(keys)
     stmt = statement("engine/facets", "facet_fresh")
     base = stock.snapshot

@@ -98,4 +98,4 @@ def _ranked_rows(vectors: VectorCache, vector: np.ndarray, ranking: Ranking, dep
     rows, similarity = rows[order], similarity[order]
     ranked = vectors.ids_of(rows)
     scores = dict(zip(ranked, similarity.tolist(), strict=True))
-    return Ranked(ranked, scores, len(ranking), False, strategy)
+    return Ranked(ranked, scores, len(ranking), False, strategy, keys=keys[order])

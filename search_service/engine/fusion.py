@@ -8,8 +8,10 @@ match); two sides (``hybrid``) are fused with Reciprocal Rank Fusion, Σ 1/(60 +
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
+
+import numpy as np
 
 RRF_K = 60
 
@@ -24,6 +26,8 @@ class Ranked:
     total_exact: bool
     strategy: str
     exact_ids: frozenset[UUID] = frozenset()  # exact name/brand/GTIN matches: they sort first
+    # `ids` as keyindex keys ((k, 2) uint64) when the side had them at hand (the facet sets' in-memory ranking)
+    keys: np.ndarray | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ class _Ranking:
     candidates: int
     vector: Ranked | None = None  # the vector side (scores: cosine similarity)
     keyword: Ranked | None = None  # the keyword side (scores: text rank, + 1 for an exact match)
+    keys: np.ndarray | None = None  # `ids` as keyindex keys, when the ranking had them (the facet set needs them)
 
 
 def needs_ux(ux: UxParams, params: engine.SearchParams) -> bool:
@@ -148,12 +149,13 @@ async def _rank(
             raise
         vector_side = await rank_vector(conn, scope, plan, vector, depth, config)
     if keyword_side is None and vector_side is not None:  # one side, best first: merge would keep its order
+        keys = None if vector_side.keys is None else vector_side.keys[:depth]
         return _Ranking(vector_side.ids[:depth], vector_side.scores, vector_side.strategy, vector_side.total,
-                        vector_side)  # fmt: skip
+                        vector_side, keys=keys)  # fmt: skip
     if keyword_side is not None and vector_side is not None:  # merge's order, in arrays (facet_fusion.py)
-        ids, scores = fuse_two(vector_side, keyword_side, depth)
+        ids, scores, keys = fuse_two(vector_side, keyword_side, depth)
         total = max(vector_side.total, keyword_side.total)
-        return _Ranking(ids, scores, vector_side.strategy, total, vector_side, keyword_side)
+        return _Ranking(ids, scores, vector_side.strategy, total, vector_side, keyword_side, keys)
     merged = merge([side for side in (vector_side, keyword_side) if side is not None])
     ids = [c.product_id for c in merged.candidates][:depth]
     scores = {c.product_id: c.score for c in merged.candidates}
@@ -302,7 +304,7 @@ async def _ranked_set(
         context.stats,
     )  # fmt: skip
     if extra:
-        ranking.ids = [i for i in ranking.ids if i != context.exclude_id][:depth]
+        ranking.ids, ranking.keys = [i for i in ranking.ids if i != context.exclude_id][:depth], None
     return store_ids, filters, ranking
 
 
@@ -316,8 +318,8 @@ async def _ux_run(
         return UxResult([], 0, ranking, 0, Facets(), set(), {}, clock.timings)
     clock.lap("rank")
     page = await faceted_page(
-        conn, context.labels, ranking.ids, context.stock, store_ids=store_ids, in_stock=params.in_stock, point=point,
-        filters=filters, facets=ux.facets, sort=ux.sort, offset=params.offset, limit=params.limit,
+        conn, context.labels, ranking.ids, context.stock, ranking.keys, store_ids=store_ids, in_stock=params.in_stock,
+        point=point, filters=filters, facets=ux.facets, sort=ux.sort, offset=params.offset, limit=params.limit,
     )  # fmt: skip
     clock.lap("facets")
     shown = store_ids if ux.store_id is None else [s for s in store_ids or [ux.store_id] if s == ux.store_id]
