@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -77,6 +78,7 @@ class Runtime:
     stock: StockBuckets = field(default_factory=StockBuckets)  # the facet sets' listings in memory once loaded
     shared: SharedState = field(default_factory=SharedState)  # preloaded before a fork
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    collector_was_enabled: bool = True  # the garbage collector's state when the runtime started
     # Concurrent cache misses share one model call (a batch of short texts costs little more than one).
     embed_batcher: MicroBatcher[str, np.ndarray] | None = None
 
@@ -228,6 +230,7 @@ class Runtime:
 
     # --- lifecycle
     async def start(self) -> None:
+        self.collector_was_enabled = gc.isenabled()
         self.tasks.append(asyncio.create_task(self._connect(), name="plinqy-db-pool"))
         self.tasks.append(asyncio.create_task(self._load_model(), name="plinqy-model"))
         if self.settings.vector_cache_max > 0:
@@ -257,6 +260,8 @@ class Runtime:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.collector_was_enabled:
+            gc.enable()  # the loops pause it across awaits (refresh.collector_paused): none may leave it off
         pool, self.pool = self.pool, None
         if pool is not None:
             try:
