@@ -136,6 +136,21 @@ def test_second_store_links_by_gtin_and_keeps_text(db: psycopg.Connection) -> No
     assert matched == ("gtin",)
 
 
+def test_two_skus_of_one_batch_with_one_new_gtin(db: psycopg.Connection) -> None:
+    """The first SKU creates the GTIN's product; the second of the same batch finds it (and is refused: one store
+    lists a product once), while other new GTINs of the batch get products of their own."""
+    store = make_store(db)
+    rows = [{"sku": f"S{i}", "name": f"Item {i}", "price": 1, "quantity": 1, "gtin": gtin}
+            for i, gtin in enumerate(["96385074", "4006381333931", "00000096385074"])]  # fmt: skip
+    batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
+    drain(db)
+    got = rows_of(db, batch)
+    assert [(r[1], r[3]) for r in got] == [("mapped", "created"), ("mapped", "created"), ("rejected", None)]
+    assert "takes the same product" in got[2][2]
+    products = db.execute("SELECT count(*) FROM product_master WHERE gtin IS NOT NULL").fetchone()
+    assert products == (2,)
+
+
 def test_newest_wins_and_inventory_delta(db: psycopg.Connection) -> None:
     store = make_store(db)
     base = {"sku": "S", "name": "Soap", "price": "1.00", "quantity": 10, "updated_at": "2026-12-01T10:00:00Z"}

@@ -38,6 +38,7 @@ class _Plan:
     listings: list[tuple[ValidRow, UUID, str]] = field(default_factory=list)  # row, product, currency
     stock: list[ValidRow] = field(default_factory=list)
     deletes: list[ValidRow] = field(default_factory=list)
+    new_by_gtin: dict[str, UUID] = field(default_factory=dict)  # the round's new products by GTIN
 
 
 async def _run(conn: Any, name: str, **params: Any) -> list[Any]:
@@ -171,12 +172,12 @@ def _decide(
 
 
 def _new_product(row: ValidRow, category_id: int | None, plan: _Plan, claimed: dict[UUID, str]) -> tuple[UUID, str]:
-    if row.gtin:  # two new SKUs of one round with one new GTIN: the second finds the first's product
-        for product, other, _ in plan.new_products:
-            if other.gtin == row.gtin:
-                return product, "gtin"
+    if row.gtin and row.gtin in plan.new_by_gtin:  # two new SKUs of one round with one new GTIN: the first's
+        return plan.new_by_gtin[row.gtin], "gtin"
     product = uuid.uuid4()
     plan.new_products.append((product, row, category_id))
+    if row.gtin:
+        plan.new_by_gtin[row.gtin] = product
     return product, "created"
 
 
