@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
@@ -41,6 +41,7 @@ from search_service.ingest.connectors.common import (
 from search_service.ingest.connectors.http import RetryPolicy, VendorHTTP
 
 SOURCE = "lightspeed-x"
+FOLD_MAX_LEVELS = 500_000  # a first sync holds this many levels in memory (~100 MB) to write each listing once
 LEVEL_FIELDS = ("current_inventory_level", "inventory_level", "current_amount")
 GTIN_TYPES = ("EAN", "UPC", "JAN", "ISBN", "ITF", "GTIN")
 
@@ -167,6 +168,21 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     raise WebhookRejected(f"unsupported webhook type {topic!r}", 400)
 
 
+@dataclass
+class _HeldLevels:
+    levels: dict[str, Row] = field(default_factory=dict)  # product id -> its stock row
+    top: int = 0  # the highest inventory version read
+    read: int = 0  # inventory records read
+
+
+def _with_level(row: Row, levels: dict[str, Row]) -> Row:
+    """An upsert with its held stock level (and that level's version, for newest wins) taken from `levels`."""
+    if row.get("op") != "upsert" or "quantity" in row or row["sku"] not in levels:
+        return row
+    level = levels.pop(row["sku"])
+    return {**row, "quantity": level["quantity"], **({"version": level["version"]} if "version" in level else {})}
+
+
 class LightspeedX:
     source = SOURCE
 
@@ -189,24 +205,57 @@ class LightspeedX:
         self.http.close()
 
     def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]:
+        """Products, then inventory, each from its `version` cursor. A first (or full) sync reads the inventory
+        first and carries each level on its product's upsert: every new listing is written once, with its
+        stock, instead of created at 0 and then updated (half the mapping work; no spurious stock events)."""
         cursor = dict(cursor)
-        for path, key, kind in (
-            ("/api/2.0/products", "products", "catalog"),
-            ("/api/2.0/inventory", "inventory", "stock"),
-        ):
-            after = 0 if full else int(cursor.get(key) or 0)
-            while True:
-                body, _ = self.http.request_json(
-                    "GET", path, params={"after": after, "page_size": self.page_size, "deleted": "true"}
-                )
-                records = as_list(body.get("data") if isinstance(body, dict) else body)
-                top = int(((body.get("version") or {}) if isinstance(body, dict) else {}).get("max") or 0)
-                top = max([top, *(int(r.get("version") or 0) for r in records)])
-                if not records or top <= after:
-                    break
-                after = cursor[key] = max(after, top)
-                yield Page(kind, self._map(kind, records), dict(cursor), len(records))
+        held = (
+            self._levels_ahead(0 if full else int(cursor.get("inventory") or 0))
+            if full or not cursor.get("products")
+            else None
+        )
+        for page in self._walk("/api/2.0/products", "products", "catalog", cursor, full):
+            if held is not None:
+                page.rows = [_with_level(row, held.levels) for row in page.rows]
+            yield page
+        if held is None:
+            yield from self._walk("/api/2.0/inventory", "inventory", "stock", cursor, full)
+        else:  # the levels no product took (other products' stock), and the inventory cursor with them
+            cursor["inventory"] = max(held.top, int(cursor.get("inventory") or 0))
+            yield Page("stock", list(held.levels.values()), dict(cursor), held.read)
         yield from self._repoll(cursor)
+
+    def _walk(self, path: str, key: str, kind: str, cursor: Cursor, full: bool) -> Iterator[Page]:
+        after = 0 if full else int(cursor.get(key) or 0)
+        for records, top in self._record_pages(path, after):
+            after = cursor[key] = max(after, top)
+            yield Page(kind, self._map(kind, records), dict(cursor), len(records))
+
+    def _record_pages(self, path: str, after: int) -> Iterator[tuple[list[dict[str, Any]], int]]:
+        """(records, highest version) per page after `after`, until a page brings nothing newer."""
+        while True:
+            body, _ = self.http.request_json(
+                "GET", path, params={"after": after, "page_size": self.page_size, "deleted": "true"}
+            )
+            records = as_list(body.get("data") if isinstance(body, dict) else body)
+            top = int(((body.get("version") or {}) if isinstance(body, dict) else {}).get("max") or 0)
+            top = max([top, *(int(r.get("version") or 0) for r in records)])
+            if not records or top <= after:
+                return
+            after = max(after, top)
+            yield records, top
+
+    def _levels_ahead(self, after: int) -> _HeldLevels | None:
+        """The outlet's stock levels by product, read before the products (None past FOLD_MAX_LEVELS: the
+        sync then reads them after the products, as a later poll does)."""
+        held = _HeldLevels()
+        for records, top in self._record_pages("/api/2.0/inventory", after):
+            held.read, held.top = held.read + len(records), max(held.top, top)
+            for row in self._map("stock", records):
+                held.levels[row["sku"]] = row  # pages come in version order: the last is the newest
+            if len(held.levels) > FOLD_MAX_LEVELS:
+                return None
+        return held
 
     def _map(self, kind: str, records: list[dict[str, Any]]) -> list[Row]:
         if kind == "catalog":
