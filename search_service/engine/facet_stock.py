@@ -125,16 +125,21 @@ class StockBuckets:
         return mask
 
     # --- changes
-    def apply(self, base: Snapshot | None, row: Any) -> bool:
+    def apply(self, base: Snapshot | None, row: Any, read_limit: int | None = None) -> bool:
         """Apply the changes facet_fresh read from the buckets' snapshot `base` (candidates.CandidateSets.apply's
-        rules). True when the buckets now hold at least that statement's snapshot (the request may count on them).
-        More than a burst of changes (or a reader behind the log's pruning) makes them step aside."""
+        rules; `read_limit`: the max_changes it read with, when not `read_args`'). True when the buckets now hold
+        at least that statement's snapshot (the request may count on them). More than a burst of changes (or a
+        reader behind the log's pruning) makes them step aside."""
         current = self.snapshot
         if base is None or current is None or self.stale:
             return False
         seen = snapshot_of(row)
         changes = int(row["change_count"])
-        if changes > self.burst_changes or int(row["change_pruned"]) > base.seq or seen.seq < base.seq:
+        if (
+            changes > min(self.burst_changes, read_limit or self.max_changes)
+            or int(row["change_pruned"]) > base.seq
+            or seen.seq < base.seq
+        ):
             self._step_aside(seen.seq, changes)  # a burst, a reader behind, or the log was emptied
             return False
         if not (current.covers(base) and seen.covers(current)):
@@ -222,15 +227,16 @@ class StockBuckets:
         if self.snapshot is None or (self.stale and await self._quiet(conn)):
             await self.load(conn)
             return
-        if not self.stale:
-            stmt = statement("engine/facets", "stock_changes")
+        if not self.stale:  # reads a burst at most (its pairs' buckets cost the database ~5 µs each)
+            stmt, limit = statement("engine/facets", "stock_changes"), self.burst_changes
             base = self.snapshot
-            self.apply(base, await conn.fetchrow(stmt.sql, *stmt.bind(**self.read_args())))
+            row = await conn.fetchrow(stmt.sql, *stmt.bind(**{**self.read_args(), "max_changes": limit}))
+            self.apply(base, row, limit)
 
     def _step_aside(self, head: int, changes: int) -> None:
         self.stale, self._aside_head = True, head
-        log.info("listing buckets: %d changes at once (a burst: past %d): stepping aside, facets count in SQL until "
-                 "the change log is quiet", changes, self.burst_changes)  # fmt: skip
+        log.info("listing buckets: %d changes read at once (a burst: past %d; or the log pruned past them): stepping "
+                 "aside, facets count in SQL until the change log is quiet", changes, self.burst_changes)  # fmt: skip
 
     async def _quiet(self, conn: Any) -> bool:
         """Whether the change log's head moved by at most a burst since the last probe (a refresh ago) or the
