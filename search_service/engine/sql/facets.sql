@@ -261,6 +261,12 @@ ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x) A
 -- stock_by_store then reads.
 SELECT {{ stock_snapshot_columns }};
 
+-- name: stock_log_head
+-- params: none
+-- The listing buckets stepped aside during a burst (facet_stock.py): the change log's head, probed each refresh
+-- until it moves by less than a burst (the primary key's last entry, and the one-row pruned mark).
+SELECT coalesce(greatest((SELECT max(seq) FROM listing_change), (SELECT seq FROM listing_change_pruned)), 0);
+
 -- name: stock_by_store
 -- params: price_edges numeric[]
 -- A rebuild of the in-memory listing buckets: per store, its sellable listings' products (16 bytes each) and price
