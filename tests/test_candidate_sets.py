@@ -144,8 +144,14 @@ def test_sets_loaded_before_a_fork_stay_exact_in_each_worker(db_url: str, seeded
     pasta = seeded.products["pasta"]
 
     async def body() -> None:
-        supervisor = (await load_shared_state(app_settings(db_url))).candidates
-        assert supervisor is not None and supervisor.loaded
+        state = await load_shared_state(app_settings(db_url))
+        supervisor = state.candidates
+        assert supervisor is not None and supervisor.loaded and state.stock is not None and state.stock.loaded
+        own = CandidateSets()  # the supervisor builds the sets from the listing buckets' read: the same sets
+        conn = await asyncpg.connect(db_url)
+        await own.load(conn)
+        await conn.close()
+        assert sets_by_store(own) == sets_by_store(supervisor) and own.snapshot == supervisor.snapshot
         set_quantity(db_url, seeded, "pasta", "near", 0)  # after the supervisor's snapshot
         workers = [Engine(db_url, encoder, copy.deepcopy(supervisor)) for _ in range(2)]
         for worker in workers:

@@ -59,34 +59,36 @@ class SharedState:
     stock: StockBuckets | None = None
 
 
-async def _candidate_sets(settings: Settings) -> CandidateSets | None:
+async def _sets_wanted(settings: Settings) -> bool:
+    """The candidate sets are read only beside the vector copy."""
+    if settings.vector_cache_max <= 0:
+        return False
     conn = await asyncpg.connect(settings.database_url, timeout=CONNECT_TIMEOUT_S)
     try:
-        if settings.vector_cache_max <= 0 or await catalog.vector_count(conn) > settings.vector_cache_max:
-            return None  # no vector copy: the sets are never read
-        sets = CandidateSets()
-        await sets.load(conn)
-        return sets if sets.loaded else None
+        return await catalog.vector_count(conn) <= settings.vector_cache_max
     finally:
         await conn.close()
 
 
-async def _loaded(settings: Settings, empty: Loadable) -> Loadable:
+async def _loaded(settings: Settings, empty: Loadable, sets: CandidateSets | None = None) -> Loadable:
     conn = await asyncpg.connect(settings.database_url, timeout=CONNECT_TIMEOUT_S)
     try:
-        await empty.load(conn)
+        await (empty.load(conn, sets) if isinstance(empty, StockBuckets) else empty.load(conn))
+        if sets is not None and not sets.loaded:  # the buckets' read failed: the sets' own, smaller one
+            await sets.load(conn)
         return empty
     finally:
         await conn.close()
 
 
 async def load_shared_state(settings: Settings) -> SharedState:
-    """One after the other: loaded at once, the two loads' freed records and rows interleaved on the heap and
-    kept 500 MiB of it resident after malloc_trim (measured at 1M products), against 140 MiB one by one."""
-    candidates = await _candidate_sets(settings)
+    """The listing buckets and the candidate sets from one read of the listings, then the labels: one after the
+    other, as loaded at once the loads' freed records and rows interleaved on the heap and kept 500 MiB of it
+    resident after malloc_trim (measured at 1M products), against 140 MiB one by one."""
+    sets = CandidateSets() if await _sets_wanted(settings) else None
+    stock = await _loaded(settings, StockBuckets(), sets)
     labels = await _loaded(settings, ProductLabels())
-    stock = await _loaded(settings, StockBuckets())
-    return SharedState(candidates, labels, stock if stock.loaded else None)
+    return SharedState(sets if sets is not None and sets.loaded else None, labels, stock if stock.loaded else None)
 
 
 def preload_shared_state(settings: Settings) -> SharedState:

@@ -192,8 +192,13 @@ class CandidateSets:
             log.warning("candidate sets: not loaded (%s); searches list their products in SQL", exc)
             self._retry_at = time.monotonic() + 60.0
             return
-        self._build([r["store_id"] for r in stores], [bytes(r["packed_ids"]) for r in stores])
-        self.snapshot, self.stale = snapshot_of(row), False
+        self.adopt(row, [r["store_id"] for r in stores], [bytes(r["packed_ids"]) for r in stores], started)
+
+    def adopt(self, state: Any, store_ids: list[UUID], packed: list[bytes], started: float) -> None:
+        """The sets from every sellable listing's product by store and the change log's `state`, read in one
+        snapshot (by `load`, or by the listing buckets' load, which reads the same listings: facet_stock.py)."""
+        self._build(store_ids, packed)
+        self.snapshot, self.stale = snapshot_of(state), False
         log.info(
             "candidate sets: %d stores, %d products, %d listings in stock, built in %.2fs",
             len(self.stores),
