@@ -61,7 +61,10 @@ def test_r_series_reads_items_and_item_shops_by_timestamp(r_fake: LightspeedRFak
     rows, cursor = collect(client, {})
     upserts, stock = by_op(rows, "upsert"), by_op(rows, "stock")
     assert set(upserts) == {"101", "102", "103"} and upserts["101"]["price"] == "3.49"
-    assert {k: r["quantity"] for k, r in stock.items()} == {"101": 24, "102": 0, "103": 5}  # no summary rows
+    assert {k: r["quantity"] for k, r in upserts.items()} == {"101": 24, "102": 0, "103": 5}  # no summary rows
+    shop_clock = {k: stock_clock(i["ItemShops"]["ItemShop"][0]["timeStamp"]) for k, i in r_fake.items.items()}
+    assert {k: r["version"] for k, r in upserts.items()} == shop_clock  # the level's own clock: newest wins
+    assert not stock and cursor["item_shop_ts"]  # the ItemShop pass only repeated the levels the items carried
     r_fake.set_stock("102", -4)
     rows, cursor = collect(client, cursor)
     assert by_op(rows, "upsert").keys() <= {"103"}  # `>=` re-reads the last second only
@@ -227,16 +230,31 @@ def test_a_sync_cut_after_any_page_resumes_from_that_page_losing_nothing(r_fake:
     total_pages = len(list(client.pages({})))
     for cut in range(1, total_pages):
         seen: set[tuple[str, str]] = set()
+        levels: dict[str, int] = {}
         pages = client.pages({})
         cursor: Cursor = {}
         for _ in range(cut):  # these pages were stored, then the sync died
             page = next(pages)
             seen |= {(r["op"], r["sku"]) for r in page.rows}
+            _levels(page.rows, levels)
             cursor = page.cursor
         rows, _ = collect(client, cursor)
         seen |= {(r["op"], r["sku"]) for r in rows}
         assert {s for op, s in seen if op == "upsert"} == {"101", "102", "103"}, cut
-        assert {s for op, s in seen if op == "stock"} == {"101", "102", "103"}, cut
+        assert _levels(rows, levels) == {"101": 24, "102": 0, "103": 5}, cut
+
+
+def test_r_series_first_sync_keeps_a_level_that_moved_after_its_item_was_read(r_fake: LightspeedRFake) -> None:
+    client = LightspeedR(
+        account_id="4242", token="r-token", ctx=MapContext("1"), base_url=r_fake.server.url, policy=FAST, page_size=1
+    )
+    r_fake.bucket = (0.0, 100_000)
+    walk = client.pages({})
+    rows = [r for _, page in zip(range(3), walk, strict=False) for r in page.rows]  # the three Item pages
+    assert {k: r["quantity"] for k, r in by_op(rows, "upsert").items()} == {"101": 24, "102": 0, "103": 5}
+    r_fake.set_stock("101", 9)  # a sale before the ItemShop pass
+    rows = [r for page in walk for r in page.rows]
+    assert {k: r["quantity"] for k, r in by_op(rows, "stock").items()} == {"101": 9}  # not a repeat: kept
 
 
 def _levels(rows: list[Row], levels: dict[str, int]) -> dict[str, int]:
