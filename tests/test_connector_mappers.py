@@ -37,6 +37,7 @@ SHOP1 = MapContext(location="1")
 def test_r_series_item_maps_strings_to_numbers_and_the_default_price() -> None:
     row = lightspeed_r.map_item(R_ITEM, SHOP1)
     assert row["sku"] == "118248" and row["price"] == "3.49" and row["quantity"] == 24
+    assert row["version"] == 1750271500000  # the level's clock: its ItemShop's timeStamp, as a stock row has it
     assert row["gtin"] == "5901234123457" and row["is_active"] is True
     assert row["attributes"]["custom_sku"] == "OAT-BAR-1L"
 

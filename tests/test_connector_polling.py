@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from search_service.ingest.connectors.common import Connector, Cursor, MapContext, Row
+from search_service.ingest.connectors.common import Connector, Cursor, HeldLevels, MapContext, Page, Row, stock_clock
 from search_service.ingest.connectors.erply import Erply
 from search_service.ingest.connectors.http import RateLimited, RetryPolicy, VendorError
 from search_service.ingest.connectors.lightspeed_r import LightspeedR
@@ -61,7 +61,10 @@ def test_r_series_reads_items_and_item_shops_by_timestamp(r_fake: LightspeedRFak
     rows, cursor = collect(client, {})
     upserts, stock = by_op(rows, "upsert"), by_op(rows, "stock")
     assert set(upserts) == {"101", "102", "103"} and upserts["101"]["price"] == "3.49"
-    assert {k: r["quantity"] for k, r in stock.items()} == {"101": 24, "102": 0, "103": 5}  # no summary rows
+    assert {k: r["quantity"] for k, r in upserts.items()} == {"101": 24, "102": 0, "103": 5}  # no summary rows
+    shop_clock = {k: stock_clock(i["ItemShops"]["ItemShop"][0]["timeStamp"]) for k, i in r_fake.items.items()}
+    assert {k: r["version"] for k, r in upserts.items()} == shop_clock  # the level's own clock: newest wins
+    assert not stock and cursor["item_shop_ts"]  # the ItemShop pass only repeated the levels the items carried
     r_fake.set_stock("102", -4)
     rows, cursor = collect(client, cursor)
     assert by_op(rows, "upsert").keys() <= {"103"}  # `>=` re-reads the last second only
@@ -140,21 +143,22 @@ def _erply(fake: ErplyFake, warehouse: str = "1", **kw: Any) -> Erply:
         ctx=MapContext(warehouse),
         base_url=fake.server.url + "/api/",
         policy=FAST,
-        page_size=2,
-        **kw,
+        **{"page_size": 2, **kw},
     )
 
 
 def test_erply_pages_string_numbers_request_warehouse_deletions(erply_fake: ErplyFake) -> None:
     rows, cursor = collect(_erply(erply_fake), {})
     assert by_op(rows, "upsert")["101"]["price"] == "3.49"
-    assert {k: r["quantity"] for k, r in by_op(rows, "stock").items()} == {"101": 24, "102": 0, "103": 5}
+    assert {k: r["quantity"] for k, r in by_op(rows, "upsert").items()} == {"101": 24, "102": 0, "103": 5}
     rows2, _ = collect(_erply(erply_fake, "2"), {})
-    assert by_op(rows2, "stock")["101"]["quantity"] == 124  # the warehouse asked for, not a record field
+    assert by_op(rows2, "upsert")["101"]["quantity"] == 124  # the warehouse asked for, not a record field
     erply_fake.set_stock("101", 3)
     erply_fake.delete("102")
+    erply_fake.update("103", name="Almond Drink 1L (new)")
     rows, cursor = collect(_erply(erply_fake), cursor)
     assert by_op(rows, "stock")["101"]["quantity"] == 3 and set(by_op(rows, "delete")) == {"102"}
+    assert "quantity" not in by_op(rows, "upsert")["103"]  # a later poll: the level comes as a stock row
 
 
 def test_erply_quota_error_1002_is_not_slept_in_place_and_expired_session_logs_in_again() -> None:
@@ -210,7 +214,7 @@ def test_shopify_reconciliation_poll_follows_link_pages(shopify_fake: ShopifyFak
     )
     first = list(client.pages({}))
     rows = [r for p in first for r in p.rows]
-    assert len(by_op(rows, "upsert")) == 3 and "271878346596884015" in by_op(rows, "stock")
+    assert len(by_op(rows, "upsert")) == 3 and by_op(rows, "upsert")["271878346596884015"]["quantity"] == 24
     assert "next" in first[0].cursor["products"]  # mid-pass, the page link is the cursor
     cursor = first[-1].cursor
     shopify_fake.set_stock("102", None)
@@ -226,16 +230,114 @@ def test_a_sync_cut_after_any_page_resumes_from_that_page_losing_nothing(r_fake:
     total_pages = len(list(client.pages({})))
     for cut in range(1, total_pages):
         seen: set[tuple[str, str]] = set()
+        levels: dict[str, int] = {}
         pages = client.pages({})
         cursor: Cursor = {}
         for _ in range(cut):  # these pages were stored, then the sync died
             page = next(pages)
             seen |= {(r["op"], r["sku"]) for r in page.rows}
+            _levels(page.rows, levels)
             cursor = page.cursor
         rows, _ = collect(client, cursor)
         seen |= {(r["op"], r["sku"]) for r in rows}
         assert {s for op, s in seen if op == "upsert"} == {"101", "102", "103"}, cut
-        assert {s for op, s in seen if op == "stock"} == {"101", "102", "103"}, cut
+        assert _levels(rows, levels) == {"101": 24, "102": 0, "103": 5}, cut
+
+
+def test_r_series_first_sync_keeps_a_level_that_moved_after_its_item_was_read(r_fake: LightspeedRFake) -> None:
+    client = LightspeedR(
+        account_id="4242", token="r-token", ctx=MapContext("1"), base_url=r_fake.server.url, policy=FAST, page_size=1
+    )
+    r_fake.bucket = (0.0, 100_000)
+    walk = client.pages({})
+    rows = [r for _, page in zip(range(3), walk, strict=False) for r in page.rows]  # the three Item pages
+    assert {k: r["quantity"] for k, r in by_op(rows, "upsert").items()} == {"101": 24, "102": 0, "103": 5}
+    r_fake.set_stock("101", 9)  # a sale before the ItemShop pass
+    rows = [r for page in walk for r in page.rows]
+    assert {k: r["quantity"] for k, r in by_op(rows, "stock").items()} == {"101": 9}  # not a repeat: kept
+
+
+def _levels(rows: list[Row], levels: dict[str, int]) -> dict[str, int]:
+    """The stock each SKU ends with once `rows` are mapped in order (an upsert without a level keeps it, new: 0)."""
+    for row in rows:
+        if row["op"] == "stock" or "quantity" in row:
+            levels[row["sku"]] = row["quantity"]
+        elif row["op"] == "upsert":
+            levels.setdefault(row["sku"], 0)
+    return levels
+
+
+def assert_first_sync_folds(client: Connector, expected: dict[str, int], orphan: str) -> None:
+    """A first sync: each product's upsert carries its level, no stock row repeats it, the level without a product
+    (`orphan`) comes as a stock row; a first sync cut after any page resumes from that page losing no level."""
+    pages = list(client.pages({}))
+    rows = [r for p in pages for r in p.rows]
+    upserts, stock = by_op(rows, "upsert"), by_op(rows, "stock")
+    assert {k: r["quantity"] for k, r in upserts.items()} == {k: q for k, q in expected.items() if k != orphan}
+    assert set(stock) == {orphan} and stock[orphan]["quantity"] == expected[orphan]
+    assert pages[-1].kind == "stock" and all(p.kind == "catalog" for p in pages[:-1])
+    stock_key = next(k for k in pages[-1].cursor if k not in pages[-2].cursor)  # saved with the leftover only
+    for cut in range(1, len(pages)):
+        walk, levels, cursor = client.pages({}), {}, {}
+        for _ in range(cut):  # these pages were stored, then the sync died
+            page = next(walk)
+            _levels(page.rows, levels)
+            cursor = page.cursor
+        assert stock_key not in cursor
+        rows, _ = collect(client, cursor)
+        assert _levels(rows, levels) == expected, cut
+
+
+def test_erply_first_sync_carries_each_level_on_its_product(erply_fake: ErplyFake) -> None:
+    erply_fake.stock[("1", "999")] = {"productID": 999, "amountInStock": 4, "amountReserved": 0, "changed": 1}
+    assert_first_sync_folds(_erply(erply_fake, page_size=1), {"101": 24, "102": 0, "103": 5, "999": 4}, "999")
+    rows, _ = collect(_erply(erply_fake), {}, full=True)  # a full sync folds too
+    assert by_op(rows, "upsert")["101"]["quantity"] == 24 and set(by_op(rows, "stock")) == {"999"}
+
+
+def test_erply_first_sync_stock_changed_during_it_comes_on_the_next_poll(erply_fake: ErplyFake) -> None:
+    client = _erply(erply_fake)
+    walk = client.pages({})
+    first = next(walk)  # the stock was read ahead, then the first product page
+    assert by_op(first.rows, "upsert")["101"]["quantity"] == 24
+    erply_fake.set_stock("101", 7)  # a sale while the products are read
+    cursor = [p.cursor for p in walk][-1]
+    rows, _ = collect(client, cursor)
+    assert by_op(rows, "stock")["101"]["quantity"] == 7  # `changedSince` the stock read's start, not the end
+
+
+def test_shopify_first_sync_carries_each_level_and_its_clock_on_its_variant(shopify_fake: ShopifyFake) -> None:
+    client = Shopify(
+        shop="s.myshopify.com", token="shpat_test", ctx=MapContext("24826418"), base_url=shopify_fake.server.url,
+        policy=FAST, page_size=1,
+    )  # fmt: skip
+    orphan = {
+        "inventory_item_id": 999,
+        "location_id": 24826418,
+        "available": 4,
+        "updated_at": "2025-06-18T18:00:00+00:00",
+    }
+    shopify_fake.levels["999"] = orphan
+    expected = {str(lv["inventory_item_id"]): lv["available"] for lv in shopify_fake.levels.values()}
+    assert_first_sync_folds(client, expected, "999")
+    rows, cursor = collect(client, {})
+    for key, level in shopify_fake.levels.items():  # newest wins by the stock clock, as a stock row carries it
+        if key != "999":
+            assert by_op(rows, "upsert")[str(level["inventory_item_id"])]["version"] == stock_clock(level["updated_at"])
+    assert cursor["inventory"] == {"since": max(lv["updated_at"] for lv in shopify_fake.levels.values())}
+    shopify_fake.update("101", title="Barista Oat Drink 1 L")
+    rows, _ = collect(client, cursor)  # a later poll: products without a level, the stock as stock rows
+    assert "quantity" not in by_op(rows, "upsert")["271878346596884015"]
+
+
+def test_x_series_first_sync_cut_after_any_page_loses_no_level(x_fake: LightspeedXFake) -> None:
+    client = LightspeedX(
+        domain_prefix="shop", token="x-token", ctx=MapContext("outlet-1"), base_url=x_fake.server.url, policy=FAST,
+        page_size=1,
+    )  # fmt: skip
+    x_fake.inventory["999"] = {"id": "inv-999", "outlet_id": "outlet-1", "product_id": "999",
+                               "inventory_level": 4, "version": 5000}  # fmt: skip
+    assert_first_sync_folds(client, {"101": 24, "102": 0, "103": 5, "999": 4}, "999")
 
 
 def test_the_leaky_bucket_headers_pace_the_next_request() -> None:
@@ -246,3 +348,16 @@ def test_the_leaky_bucket_headers_pace_the_next_request() -> None:
     assert pacer.wait_s() == 0.0
     pacer.observe({"X-LS-API-Bucket-Level": "60/60", "X-LS-API-Drip-Rate": "2"})
     assert 0.9 <= pacer.wait_s() <= 1.0  # two units over at 2 a second
+
+
+def test_held_levels_past_the_cap_are_not_held() -> None:
+    def stock_pages() -> Iterator[Page]:
+        for n in range(3):
+            yield Page("stock", [{"op": "stock", "sku": str(n), "quantity": n}], {"inventory": n + 1}, 2)
+
+    assert HeldLevels.read_ahead(stock_pages(), "inventory", cap=2) is None  # the sync reads them after the products
+    held = HeldLevels.read_ahead(stock_pages(), "inventory", cap=3)
+    assert held is not None and (held.read, held.end, len(held.levels)) == (6, 3, 3)
+    upsert = held.with_level({"op": "upsert", "sku": "1", "name": "x"})
+    assert upsert["quantity"] == 1 and "1" not in held.levels  # taken: the leftover page no longer repeats it
+    assert held.leftover({"products": 9}).cursor == {"products": 9, "inventory": 3}

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -54,6 +54,73 @@ class Connector(Protocol):
     def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]: ...
 
     def close(self) -> None: ...
+
+
+FOLD_MAX_LEVELS = 500_000  # a first sync holds this many stock levels in memory (~100 MB) to write each listing once
+
+
+@dataclass
+class HeldLevels:
+    """A first sync's stock levels, read before the products and carried on their upserts (see `fold_first_sync`)."""
+
+    key: str  # the stock query's cursor key
+    levels: dict[str, Row] = field(default_factory=dict)  # sku -> its stock row
+    read: int = 0  # vendor stock records read
+    end: Any = None  # the stock query's cursor at the end of its pass: saved only with the leftover levels
+
+    @classmethod
+    def read_ahead(cls, stock_pages: Iterable[Page], key: str, cap: int = FOLD_MAX_LEVELS) -> HeldLevels | None:
+        """A whole stock pass in memory; None past `cap` levels (the sync then reads the stock after the products)."""
+        held = cls(key)
+        for page in stock_pages:
+            held.read += page.read
+            held.levels.update((row["sku"], row) for row in page.rows)  # read later, so newer: the last one wins
+            held.end = page.cursor.get(key, held.end)
+            if len(held.levels) > cap:
+                return None
+        return held
+
+    def carry(self, page: Page) -> Page:
+        page.rows = [self.with_level(row) for row in page.rows]
+        return page
+
+    def with_level(self, row: Row) -> Row:
+        """An upsert with its held level (and the level's own version, for newest wins, as its stock row has it)."""
+        if row.get("op") != "upsert" or "quantity" in row or row["sku"] not in self.levels:
+            return row
+        level = self.levels.pop(row["sku"])
+        return {**row, "quantity": level["quantity"], **({"version": level["version"]} if "version" in level else {})}
+
+    def leftover(self, cursor: Cursor) -> Page:
+        """The levels no product took (other products' stock), with the stock cursor: it is saved only now."""
+        if self.end is not None:
+            cursor[self.key] = self.end
+        return Page("stock", list(self.levels.values()), dict(cursor), self.read)
+
+
+def fold_first_sync(
+    cursor: Cursor,
+    *,
+    full: bool,
+    catalog_key: str,
+    stock_key: str,
+    catalog: Callable[[], Iterator[Page]],
+    stock: Callable[[Cursor], Iterator[Page]],
+) -> Iterator[Page]:
+    """The catalogue pages, then the stock pages. A first (no `catalog_key` cursor) or full sync reads the stock
+    first (on a copy of the cursor) and carries each level on its product's upsert: every new listing is written
+    once with its stock instead of created at 0 and then updated (half the mapping work, no spurious 0 -> N stock
+    events). The stock cursor comes only with the leftover levels, after the products: a sync cut before them
+    re-reads the stock on the next poll. `catalog()` and `stock(cursor)` walk the vendor, moving `cursor`."""
+    held = None
+    if full or not cursor.get(catalog_key):
+        held = HeldLevels.read_ahead(stock(dict(cursor)), stock_key)
+    for page in catalog():
+        yield held.carry(page) if held is not None else page
+    if held is None:
+        yield from stock(cursor)
+    else:
+        yield held.leftover(cursor)
 
 
 class WebhookRejected(Exception):

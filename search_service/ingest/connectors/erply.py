@@ -27,6 +27,7 @@ from search_service.ingest.connectors.common import (
     as_list,
     barcode_fields,
     compact,
+    fold_first_sync,
     hmac_sha256,
     iso_from_unix,
     matches_any,
@@ -116,10 +117,11 @@ class _Query:
     since_param: str = "changedSince"
 
 
+STOCK_QUERY = _Query("getProductStock", "stock", "stock")
 QUERIES = (
     _Query("getProducts", "products", "catalog"),
     _Query("getUserOperationsLog", "deletions", "catalog", "addedSince"),
-    _Query("getProductStock", "stock", "stock"),
+    STOCK_QUERY,
 )
 
 
@@ -168,11 +170,19 @@ class Erply:
             return self._post({"request": request, "sessionKey": self.session_key, **params})
 
     def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]:
+        """Products, deletions, then stock, each query with its own state; a first (or full) sync carries each
+        level on its product's upsert (common.fold_first_sync)."""
         cursor = dict(cursor)
-        for query in QUERIES:
-            if full and query.key == "deletions":
-                continue  # a full pass re-reads everything that exists
-            yield from self._walk(query, cursor, full)
+        # a full pass re-reads everything that exists: no deletions log
+        catalog = [q for q in QUERIES if q.kind == "catalog" and not (full and q.key == "deletions")]
+        yield from fold_first_sync(
+            cursor,
+            full=full,
+            catalog_key="products",
+            stock_key=STOCK_QUERY.key,
+            catalog=lambda: (page for query in catalog for page in self._walk(query, cursor, full)),
+            stock=lambda at: self._walk(STOCK_QUERY, at, full),
+        )
 
     def _walk(self, query: _Query, cursor: Cursor, full: bool) -> Iterator[Page]:
         """Pages of one query; mid-pass the cursor keeps its page, and `since` advances only at the pass's end."""

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from search_service.ingest.connectors.common import (
+    FOLD_MAX_LEVELS,
     Cursor,
     MapContext,
     Page,
@@ -32,11 +33,12 @@ SOURCE = "lightspeed-r"
 DEFAULT_BASE_URL = "https://api.lightspeedapp.com"
 
 
-def _shop_level(item: dict[str, Any], location: str) -> int | None:
+def _shop(item: dict[str, Any], location: str) -> dict[str, Any]:
+    """Our shop's ItemShop of an item (loaded with it), or {}."""
     for shop in as_list((item.get("ItemShops") or {}).get("ItemShop")):
         if str(shop.get("shopID")) == location and location != "0":
-            return stock_level(shop.get("qoh"))
-    return None
+            return dict(shop)
+    return {}
 
 
 def _default_price(item: dict[str, Any]) -> str | None:
@@ -54,7 +56,10 @@ def _category(item: dict[str, Any]) -> str | None:
 
 
 def map_item(item: dict[str, Any], ctx: MapContext) -> Row:
-    """An `Item` (with its ItemShops, Category, Manufacturer relations) as an upsert of our listing."""
+    """An `Item` (with its ItemShops, Category, Manufacturer relations) as an upsert of our listing, with our
+    shop's level and that level's clock (`version`, as its stock row carries it: newest wins)."""
+    shop = _shop(item, ctx.location)
+    level = stock_level(shop.get("qoh"))
     row = compact(
         {
             "op": "upsert",
@@ -65,9 +70,10 @@ def map_item(item: dict[str, Any], ctx: MapContext) -> Row:
             "category": _category(item),
             "price": _default_price(item),
             "currency": ctx.currency,
-            "quantity": _shop_level(item, ctx.location),
+            "quantity": level,
             "is_active": not truthy(item.get("archived")),
             "updated_at": item.get("timeStamp") or None,
+            "version": stock_clock(shop.get("timeStamp")) if level is not None else None,
         }
     )
     row.update(barcode_fields(item.get("ean") or item.get("upc")))
@@ -94,6 +100,19 @@ def map_item_shop(shop: dict[str, Any], ctx: MapContext) -> Row | None:
     )
 
 
+def _without_repeats(rows: list[Row], carried: set[tuple[Any, ...]]) -> list[Row]:
+    """Rows less the stock rows that repeat a level (same quantity, same clock) an upsert already carried: a first
+    sync writes each listing once. Past FOLD_MAX_LEVELS carried levels, later repeats are simply written again."""
+    kept = []
+    for row in rows:
+        level = (row["sku"], row.get("quantity"), row.get("version"))
+        if row["op"] == "upsert" and "quantity" in row and len(carried) < FOLD_MAX_LEVELS:
+            carried.add(level)
+        if row["op"] != "stock" or level not in carried:
+            kept.append(row)
+    return kept
+
+
 class LightspeedR:
     source = SOURCE
 
@@ -118,13 +137,19 @@ class LightspeedR:
         self.http.close()
 
     def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]:
+        """Items (with their ItemShops: each upsert carries its level), then ItemShops, each by its own cursor.
+        A first (or full) sync drops the ItemShop rows that only repeat a level an upsert of it carried."""
         cursor = dict(cursor)
+        carried: set[tuple[Any, ...]] | None = set() if full or not cursor.get("item_ts") else None
         for entity, key, kind in (("Item", "item_ts", "catalog"), ("ItemShop", "item_shop_ts", "stock")):
             for records in self._walk(entity, None if full else cursor.get(key)):
                 newest = max((r.get("timeStamp") or "" for r in records), default="")
                 if newest and newest > (cursor.get(key) or ""):
                     cursor[key] = newest
-                yield self._page(entity, kind, records, dict(cursor))
+                page = self._page(entity, kind, records, dict(cursor))
+                if carried is not None:
+                    page.rows = _without_repeats(page.rows, carried)
+                yield page
 
     def _page(self, entity: str, kind: str, records: list[dict[str, Any]], cursor: Cursor) -> Page:
         if entity == "Item":

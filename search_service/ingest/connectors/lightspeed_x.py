@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
@@ -29,6 +29,7 @@ from search_service.ingest.connectors.common import (
     as_list,
     barcode_fields,
     compact,
+    fold_first_sync,
     iso_from_naive,
     matches_any,
     merge_attributes,
@@ -41,7 +42,6 @@ from search_service.ingest.connectors.common import (
 from search_service.ingest.connectors.http import RetryPolicy, VendorHTTP
 
 SOURCE = "lightspeed-x"
-FOLD_MAX_LEVELS = 500_000  # a first sync holds this many levels in memory (~100 MB) to write each listing once
 LEVEL_FIELDS = ("current_inventory_level", "inventory_level", "current_amount")
 GTIN_TYPES = ("EAN", "UPC", "JAN", "ISBN", "ITF", "GTIN")
 
@@ -168,21 +168,6 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     raise WebhookRejected(f"unsupported webhook type {topic!r}", 400)
 
 
-@dataclass
-class _HeldLevels:
-    levels: dict[str, Row] = field(default_factory=dict)  # product id -> its stock row
-    top: int = 0  # the highest inventory version read
-    read: int = 0  # inventory records read
-
-
-def _with_level(row: Row, levels: dict[str, Row]) -> Row:
-    """An upsert with its held stock level (and that level's version, for newest wins) taken from `levels`."""
-    if row.get("op") != "upsert" or "quantity" in row or row["sku"] not in levels:
-        return row
-    level = levels.pop(row["sku"])
-    return {**row, "quantity": level["quantity"], **({"version": level["version"]} if "version" in level else {})}
-
-
 class LightspeedX:
     source = SOURCE
 
@@ -205,24 +190,17 @@ class LightspeedX:
         self.http.close()
 
     def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]:
-        """Products, then inventory, each from its `version` cursor. A first (or full) sync reads the inventory
-        first and carries each level on its product's upsert: every new listing is written once, with its
-        stock, instead of created at 0 and then updated (half the mapping work; no spurious stock events)."""
+        """Products, then inventory, each from its `version` cursor; a first (or full) sync carries each level
+        on its product's upsert (common.fold_first_sync)."""
         cursor = dict(cursor)
-        held = (
-            self._levels_ahead(0 if full else int(cursor.get("inventory") or 0))
-            if full or not cursor.get("products")
-            else None
+        yield from fold_first_sync(
+            cursor,
+            full=full,
+            catalog_key="products",
+            stock_key="inventory",
+            catalog=lambda: self._walk("/api/2.0/products", "products", "catalog", cursor, full),
+            stock=lambda at: self._walk("/api/2.0/inventory", "inventory", "stock", at, full),
         )
-        for page in self._walk("/api/2.0/products", "products", "catalog", cursor, full):
-            if held is not None:
-                page.rows = [_with_level(row, held.levels) for row in page.rows]
-            yield page
-        if held is None:
-            yield from self._walk("/api/2.0/inventory", "inventory", "stock", cursor, full)
-        else:  # the levels no product took (other products' stock), and the inventory cursor with them
-            cursor["inventory"] = max(held.top, int(cursor.get("inventory") or 0))
-            yield Page("stock", list(held.levels.values()), dict(cursor), held.read)
         yield from self._repoll(cursor)
 
     def _walk(self, path: str, key: str, kind: str, cursor: Cursor, full: bool) -> Iterator[Page]:
@@ -244,18 +222,6 @@ class LightspeedX:
                 return
             after = max(after, top)
             yield records, top
-
-    def _levels_ahead(self, after: int) -> _HeldLevels | None:
-        """The outlet's stock levels by product, read before the products (None past FOLD_MAX_LEVELS: the
-        sync then reads them after the products, as a later poll does)."""
-        held = _HeldLevels()
-        for records, top in self._record_pages("/api/2.0/inventory", after):
-            held.read, held.top = held.read + len(records), max(held.top, top)
-            for row in self._map("stock", records):
-                held.levels[row["sku"]] = row  # pages come in version order: the last is the newest
-            if len(held.levels) > FOLD_MAX_LEVELS:
-                return None
-        return held
 
     def _map(self, kind: str, records: list[dict[str, Any]]) -> list[Row]:
         if kind == "catalog":

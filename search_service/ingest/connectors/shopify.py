@@ -32,6 +32,7 @@ from search_service.ingest.connectors.common import (
     as_list,
     barcode_fields,
     compact,
+    fold_first_sync,
     merge_attributes,
     plain_text,
     price_text,
@@ -175,12 +176,17 @@ class Shopify:
         self.http.close()
 
     def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]:
+        """The reconciliation poll: products, then our location's inventory levels; a first (or full) sync carries
+        each level on its variant's upsert (common.fold_first_sync)."""
         cursor = dict(cursor)
-        for key, path, kind in (
-            ("products", "products.json", "catalog"),
-            ("inventory", "inventory_levels.json", "stock"),
-        ):
-            yield from self._walk(key, path, kind, cursor, full)
+        yield from fold_first_sync(
+            cursor,
+            full=full,
+            catalog_key="products",
+            stock_key="inventory",
+            catalog=lambda: self._walk("products", "products.json", "catalog", cursor, full),
+            stock=lambda at: self._walk("inventory", "inventory_levels.json", "stock", at, full),
+        )
 
     def _walk(self, key: str, path: str, kind: str, cursor: Cursor, full: bool) -> Iterator[Page]:
         """Link-header pages of one query; `since` becomes the newest `updated_at` only when the pass ends."""
