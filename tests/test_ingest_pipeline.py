@@ -173,6 +173,34 @@ def test_newest_wins_and_inventory_delta(db: psycopg.Connection) -> None:
     assert got is not None and got[3] is False
 
 
+def test_an_upsert_with_both_clocks_applies_its_catalogue_when_only_its_level_is_older(db: psycopg.Connection) -> None:
+    """A first sync's upsert carries the product's clock (updated_at) and its level's (version): a newer stock
+    change already mapped keeps its level, the upsert's newer catalogue still applies; a row with one clock is
+    stale as a whole when that clock is older."""
+    store = make_store(db)
+    first = {"sku": "S", "name": "Soap", "price": "1.00", "quantity": 10, "updated_at": "2026-12-01T10:00:00Z",
+             "version": 20}  # fmt: skip
+    pipeline.record_batch(db, store_id=store, source="shopify", kind="sync", rows=[first])
+    drain(db)
+    later = {**first, "name": "Soap bar", "price": "1.20", "quantity": 3, "updated_at": "2026-12-01T11:00:00Z",
+             "version": 15}  # fmt: skip  # the catalogue is newer, the level older
+    batch = pipeline.record_batch(db, store_id=store, source="shopify", kind="sync", rows=[later])
+    drain(db)
+    got, result = listing(db, store, "S"), rows_of(db, batch)[0]
+    assert got is not None and (got[0], got[1], got[5]) == ("1.20", 10, "Soap bar")
+    assert result[1] == "mapped" and "keeps its level" in result[2]
+    held = db.execute("SELECT source_version FROM store_product WHERE sku = 'S'").fetchone()
+    assert held == (20,)
+    only_version = {"sku": "S", "name": "Old", "price": "9", "quantity": 1, "version": 19}
+    batch = pipeline.record_batch(db, store_id=store, source="api", kind="listing", rows=[only_version])
+    drain(db)
+    assert rows_of(db, batch)[0][1] == "stale"
+    older_catalogue = {**later, "name": "Older", "updated_at": "2026-12-01T10:30:00Z", "version": 25}
+    batch = pipeline.record_batch(db, store_id=store, source="shopify", kind="sync", rows=[older_catalogue])
+    drain(db)
+    assert rows_of(db, batch)[0][1] == "stale"
+
+
 def test_replayed_delivery_is_stored_once(db: psycopg.Connection) -> None:
     store = make_store(db)
     conn_id = db.execute(

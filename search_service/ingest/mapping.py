@@ -80,11 +80,19 @@ class Categories:
         return None
 
 
-def _is_stale(row: ValidRow, look: Any) -> bool:
+def _staleness(row: ValidRow, look: Any) -> str | None:
+    """`stale` (older than the listing: nothing changes), `level` (an upsert with both clocks whose stock level
+    alone is older: its catalogue applies, the listing keeps its level) or None.
+
+    An upsert carrying both `updated_at` and `version` (a connector's first sync carries each level, with its own
+    clock, on its product's upsert) reads `updated_at` as the catalogue's clock and `version` as the level's;
+    otherwise either clock is the whole row's."""
     held_at, held_version = look["source_updated_at"], look["source_version"]
-    if row.updated_at is not None and held_at is not None and row.updated_at < held_at:
-        return True
-    return row.version is not None and held_version is not None and row.version < held_version
+    older_at = row.updated_at is not None and held_at is not None and row.updated_at < held_at
+    older_version = row.version is not None and held_version is not None and row.version < held_version
+    if older_at or (older_version and not (row.op == "upsert" and row.updated_at is not None)):
+        return "stale"
+    return "level" if older_version else None
 
 
 def _rounds(items: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
@@ -140,8 +148,12 @@ async def _apply_round(
 def _decide(
     row: ValidRow, look: Any, currency: str, categories: Categories, plan: _Plan, claimed: dict[UUID, str]
 ) -> RowResult:
-    if _is_stale(row, look):
+    staleness = _staleness(row, look)
+    if staleness == "stale":
         return RowResult("stale", "older than the listing's last update; nothing changed")
+    if staleness == "level":
+        row.quantity, row.version = None, None
+        row.notes.append("the stock level is older than the listing's (version); the listing keeps its level")
     if row.op != "upsert":
         if look["listing_id"] is None:
             return RowResult("rejected", f"no listing with sku {row.sku!r} in this store")

@@ -15,7 +15,8 @@ THE ROW SHAPE every source produces (CSV, webhooks, the listing API, the POS con
      "is_active": bool?,                     # default true (upsert)
      "attributes": dict?,                    # free-form, part of the embedded text
      "updated_at": str?,                     # ISO-8601 (naive = UTC): the source's clock, for newest wins
-     "version": int?}                        # or a version number, for newest wins
+     "version": int?}                        # or a version number, for newest wins (an upsert with both:
+                                             # updated_at is the catalogue's clock, version the level's)
 
 - `upsert` creates or replaces a listing (price required; no quantity keeps the listing's, 0 when new). `stock`
   changes quantity and/or price of an existing listing only (the till's fast path). `delete` makes the listing
