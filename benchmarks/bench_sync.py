@@ -127,6 +127,19 @@ def _store(conn: psycopg.Connection, name: str) -> uuid.UUID:
     return store_id
 
 
+def _x_connection(conn: psycopg.Connection, box: Any, name: str, base_url: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """A new store and its X-Series connection to the fake at `base_url`: (store id, connection id)."""
+    from search_service.ingest.stores import create_connection
+
+    store = _store(conn, name)
+    new = create_connection(
+        conn, box, store_id=store, source="lightspeed-x", credentials={"domain_prefix": "b", "token": "t"},
+        config={"location": "outlet-1", "account": "lightspeed-x:b"}, external_location="outlet-1",
+        base_url=base_url,
+    )  # fmt: skip
+    return store, new.id
+
+
 def _backend_cpu_s(pid: int) -> float:
     """User + system CPU of a local PostgreSQL backend (the server runs on this machine)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -156,18 +169,12 @@ def _drain(dsn: str) -> tuple[float, float]:
 def measure_sync(dsn: str, base_url: str, n: int) -> dict[str, Any]:
     from search_service.db.secretbox import SecretBox
     from search_service.ingest.connectors.sync import load_spec, record_rows, sync_connection
-    from search_service.ingest.stores import create_connection
 
     box = SecretBox(b"x1Yd9jgn0ZzvhkBp8v1mJm0jv5t8k1cQ0VQYt6uXo7A=")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        store = _store(conn, "Bench X-Series")
-        new = create_connection(
-            conn, box, store_id=store, source="lightspeed-x", credentials={"domain_prefix": "b", "token": "t"},
-            config={"location": "outlet-1", "account": "lightspeed-x:b"}, external_location="outlet-1",
-            base_url=base_url,
-        )  # fmt: skip
+        store, connection = _x_connection(conn, box, "Bench X-Series", base_url)
         started = time.perf_counter()
-        report = sync_connection(conn, load_spec(conn, box, new.id), record_rows)
+        report = sync_connection(conn, load_spec(conn, box, connection), record_rows)
         synced = time.perf_counter()
         worker_cpu, db_cpu = _drain(dsn)
         mapped_at = time.perf_counter()
@@ -209,7 +216,6 @@ def measure_with_worker(dsn: str, base_url: str, n: int) -> dict[str, Any]:
     from benchmarks.cputime import process_tree_seconds
     from search_service.db.secretbox import SecretBox
     from search_service.ingest.connectors.sync import load_spec, record_rows, sync_connection
-    from search_service.ingest.stores import create_connection
 
     box = SecretBox(b"x1Yd9jgn0ZzvhkBp8v1mJm0jv5t8k1cQ0VQYt6uXo7A=")
     env = {**os.environ, "DATABASE_URL": dsn}
@@ -219,15 +225,10 @@ def measure_with_worker(dsn: str, base_url: str, n: int) -> dict[str, Any]:
     )  # fmt: skip
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            store = _store(conn, "Bench X-Series with the worker")
-            new = create_connection(
-                conn, box, store_id=store, source="lightspeed-x", credentials={"domain_prefix": "b", "token": "t"},
-                config={"location": "outlet-1", "account": "lightspeed-x:b"}, external_location="outlet-1",
-                base_url=base_url,
-            )  # fmt: skip
+            store, connection = _x_connection(conn, box, "Bench X-Series with the worker", base_url)
             time.sleep(2.0)  # the worker is up and listening (its start is not part of the sync)
             cpu_before, started = process_tree_seconds(worker.pid) or 0.0, time.perf_counter()
-            sync_connection(conn, load_spec(conn, box, new.id), record_rows)
+            sync_connection(conn, load_spec(conn, box, connection), record_rows)
             synced = time.perf_counter()
             _wait_mapped(dsn, store)
             done = time.perf_counter()
