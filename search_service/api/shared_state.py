@@ -29,7 +29,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
@@ -47,7 +47,7 @@ from search_service.settings import Settings
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
-Loadable = TypeVar("Loadable", ProductLabels, StockBuckets)
+Result = TypeVar("Result")
 
 
 @dataclass
@@ -59,35 +59,34 @@ class SharedState:
     stock: StockBuckets | None = None
 
 
-async def _sets_wanted(settings: Settings) -> bool:
+async def _on_connection(settings: Settings, body: Callable[[asyncpg.Connection], Awaitable[Result]]) -> Result:
+    conn = await asyncpg.connect(settings.database_url, timeout=CONNECT_TIMEOUT_S)
+    try:
+        return await body(conn)
+    finally:
+        await conn.close()
+
+
+async def _sets_wanted(conn: asyncpg.Connection, settings: Settings) -> bool:
     """The candidate sets are read only beside the vector copy."""
-    if settings.vector_cache_max <= 0:
-        return False
-    conn = await asyncpg.connect(settings.database_url, timeout=CONNECT_TIMEOUT_S)
-    try:
-        return await catalog.vector_count(conn) <= settings.vector_cache_max
-    finally:
-        await conn.close()
+    return settings.vector_cache_max > 0 and await catalog.vector_count(conn) <= settings.vector_cache_max
 
 
-async def _loaded(settings: Settings, empty: Loadable, sets: CandidateSets | None = None) -> Loadable:
-    conn = await asyncpg.connect(settings.database_url, timeout=CONNECT_TIMEOUT_S)
-    try:
-        await (empty.load(conn, sets) if isinstance(empty, StockBuckets) else empty.load(conn))
-        if sets is not None and not sets.loaded:  # the buckets' read failed: the sets' own, smaller one
-            await sets.load(conn)
-        return empty
-    finally:
-        await conn.close()
+async def _stock_and_sets(conn: asyncpg.Connection, stock: StockBuckets, sets: CandidateSets | None) -> None:
+    """The listing buckets and the candidate sets from one read of the listings (the sets' own read if it failed)."""
+    await stock.load(conn, sets)
+    if sets is not None and not sets.loaded:
+        await sets.load(conn)
 
 
 async def load_shared_state(settings: Settings) -> SharedState:
-    """The listing buckets and the candidate sets from one read of the listings, then the labels: one after the
-    other, as loaded at once the loads' freed records and rows interleaved on the heap and kept 500 MiB of it
-    resident after malloc_trim (measured at 1M products), against 140 MiB one by one."""
-    sets = CandidateSets() if await _sets_wanted(settings) else None
-    stock = await _loaded(settings, StockBuckets(), sets)
-    labels = await _loaded(settings, ProductLabels())
+    """The listing buckets and the candidate sets, then the labels: one after the other, as loaded at once the
+    loads' freed records and rows interleaved on the heap and kept 500 MiB of it resident after malloc_trim
+    (measured at 1M products), against 140 MiB one by one."""
+    wanted = await _on_connection(settings, lambda conn: _sets_wanted(conn, settings))
+    sets, stock, labels = CandidateSets() if wanted else None, StockBuckets(), ProductLabels()
+    await _on_connection(settings, lambda conn: _stock_and_sets(conn, stock, sets))
+    await _on_connection(settings, labels.load)
     return SharedState(sets if sets is not None and sets.loaded else None, labels, stock if stock.loaded else None)
 
 
