@@ -75,3 +75,19 @@ def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
         assert doomed.cancelled()
 
     asyncio.run(body())
+
+
+def test_callers_under_way_are_counted_and_released_on_error() -> None:
+    batcher: MicroBatcher[int, int] = MicroBatcher(lambda items: items)
+    assert batcher.alone
+    with batcher.caller():
+        assert batcher.callers == 1 and batcher.alone  # one search alone may use every core
+        with batcher.caller():
+            assert batcher.callers == 2 and not batcher.alone
+        try:
+            with batcher.caller():
+                raise ValueError("a search that fails")
+        except ValueError:
+            pass
+        assert batcher.callers == 1
+    assert batcher.callers == 0 and batcher.alone

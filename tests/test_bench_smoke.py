@@ -211,3 +211,27 @@ def test_statement_replay_compares_rows_and_times_both_forms(tiny_run: TinyRun, 
         replay.main(["--block", "no_such_block", "--variant", str(same), *args])
     with pytest.raises(SystemExit, match="neither a radius"):
         replay.main(["--block", "hydrate", "--variant", str(same), *args, "--radii", "far"])
+
+
+@pytest.mark.timeout(240)
+def test_scale_qps_benchmark_measures_both_catalogues_back_to_back(tiny_run: TinyRun, tmp_path: Path) -> None:
+    """benchmarks/bench_scale_qps.py at a tiny scale: the tiny catalogue plays both sizes (one API worker, short
+    windows); every run measures every radius, and the ratios are 1M's QPS over the mean of the runs around it."""
+    from benchmarks import bench_scale_qps
+
+    urls = ["--small-url", tiny_run.url, "--large-url", tiny_run.url, "--queries", "4", "--workers", "1"]
+    windows = ["--seconds", "0.3", "--c1-seconds", "0.2", "--warmup-seconds", "0.2", "--large-rank-threads", "2"]
+    json_path, md_path = bench_scale_qps.main([*urls, *windows, "--out", str(tmp_path), "--tag", "smoke"])
+    result = json.loads(json_path.read_text())
+    assert [run["name"] for run in result["runs"]] == ["100k", "1M, rank threads 2", "100k again"]
+    for run in result["runs"]:
+        assert [r["radius"] for r in run["radii"]] == EXPECTED_RADII
+        for entry in run["radii"]:
+            assert entry["c8"]["ok"] > 0 and entry["c1"]["ok"] > 0, (run["name"], entry)
+            assert entry["c8"]["cpu_ms_per_request"]["api"] > 0
+    small, large = result["runs"][0], result["runs"][1]
+    ratio = result["ratios"]["1M, rank threads 2"]["2 km"]
+    small_qps = [r["c8"]["qps"] for run in (small, result["runs"][2]) for r in run["radii"] if r["radius"] == "2 km"]
+    assert ratio["small_qps"] == pytest.approx(sum(small_qps) / 2)
+    assert ratio["ratio"] == pytest.approx(large["radii"][1]["c8"]["qps"] / ratio["small_qps"])
+    assert "QPS at c=8 over 100k's" in md_path.read_text()

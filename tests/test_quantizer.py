@@ -280,6 +280,30 @@ def test_a_shared_generations_rows_give_the_private_copys_bounds(kernel: str) ->
     assert np.array_equal(shared.upper_bounds_many(queries, n), private.upper_bounds_many(queries, n))
 
 
+def test_the_rows_kernel_on_two_threads_gives_numpys_integer_products() -> None:
+    """PLINQY_RANK_THREADS: MLAS splits a large block of rows between the threads; every product stays exact (a
+    block this size is split: 200k rows x 384 is ~6 ms of work), so the bounds are those of one thread."""
+    rng = np.random.default_rng(11)
+    rows8 = rng.integers(1, 128, size=(200_000, DIM), dtype=np.uint8)
+    rows8[0], rows8[1] = 127, 1  # the extremes of a stored row (code ±63 + 64)
+    queries = rng.integers(-127, 128, size=(DIM, 3), dtype=np.int8)
+    queries[:, 0] = 127
+    session = quantizer._rows_session(DIM, threads=2)
+    assert session is not None and session.get_session_options().intra_op_num_threads == 2
+    got = session.run(None, {"rows": rows8, "queries": queries})[0]
+    assert np.array_equal(got, rows8.astype(np.int64) @ queries.astype(np.int64))
+    matrix = unit(rng.standard_normal((3000, DIM)))
+    private = int8_copy(matrix)
+    rows8 = np.zeros((len(matrix), DIM), dtype=np.uint8)
+    private.write_rows8(rows8, len(matrix))
+    wide = Int8Copy(DIM, threads=2).sharing({"rows8": rows8} | private.export(len(matrix)), private.rounded_norm_max)
+    assert wide._rows_session_wide is not None  # the two-thread kernel passed the self-test too
+    query, subset = unit(rng.standard_normal((2, DIM))), np.arange(0, len(matrix), 7)
+    want = private.upper_bounds_many(query, len(matrix))
+    assert np.array_equal(wide.upper_bounds_many(query, len(matrix), wide=True), want)
+    assert np.array_equal(wide.upper_bounds_rows(query[0], subset, wide=True), want[0, subset])
+
+
 def test_a_shared_copys_subset_ranking_is_sound_over_changed_and_added_rows(tmp_path: Path) -> None:
     """A gather on a shared generation ranks a small subset from its int8 rows, and the rows changed or added
     since from the matrix: every row it leaves out is below its threshold, and the best rows come first."""

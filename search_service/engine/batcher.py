@@ -10,7 +10,8 @@ once for all of them), while PostgreSQL keeps the other core.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -28,6 +29,20 @@ class MicroBatcher(Generic[T, R]):
         self._task: asyncio.Task[None] | None = None  # held so the running drain is not garbage-collected
         self.batches = 0
         self.items = 0
+        self.callers = 0  # callers under way that may submit (`caller()`): one alone may use every core
+
+    @contextlib.contextmanager
+    def caller(self) -> Iterator[None]:
+        """Counts a piece of work (a search) under way in this process while it runs."""
+        self.callers += 1
+        try:
+            yield
+        finally:
+            self.callers -= 1
+
+    @property
+    def alone(self) -> bool:
+        return self.callers <= 1
 
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()

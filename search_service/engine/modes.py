@@ -126,7 +126,8 @@ async def run_search(
     mode = params.mode if query_vector is not None else "keyword"
     top_n = params.offset + params.limit
     run = SearchRun(conn, scope, query_vector, top_n, config, vectors, stats, keyword_conn)
-    merged = merge(await MODES[mode](run))
+    with contextlib.nullcontext() if vectors is None else vectors.batcher.caller():
+        merged = merge(await MODES[mode](run))
     page = merged.candidates[params.offset : top_n]
     scores = {c.product_id: c.score for c in page}
     hits = await hydrate(conn, scope, [c.product_id for c in page], scores)

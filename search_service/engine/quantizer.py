@@ -120,9 +120,10 @@ def _packed_kernel_is_exact(dim: int) -> bool:
     return bool(np.array_equal(got, inputs.astype(np.int64) @ codes.astype(np.int64)))
 
 
-def _rows_session(dim: int) -> Any | None:
+def _rows_session(dim: int, threads: int = 1) -> Any | None:
     """Rows (uint8, code + ROW_ZERO_POINT) times queries (int8 columns) -> (rows, batch) int32, nothing packed;
-    None where its products on the test codes differ from numpy's."""
+    None where its products on the test codes differ from numpy's. `threads`: MLAS splits the rows between
+    them (1M rows, one query: 44 ms on one thread, 22 on two, the same CPU: a lone search uses an idle core)."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
@@ -133,7 +134,7 @@ def _rows_session(dim: int) -> Any | None:
     graph = helper.make_graph([node], "int8_rows", [a, b], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = max(1, threads)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     codes, queries = _test_codes(dim)
@@ -199,7 +200,7 @@ class _Packed(NamedTuple):
 class Int8Copy:
     """Rounded rows (stored transposed: one column per row, as MatMulInteger wants them) and their error norms."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, threads: int = 1) -> None:
         self.dim = dim
         self._session = _session()
         _self_test(self._session, dim)
@@ -215,6 +216,8 @@ class Int8Copy:
         self.frozen_rows: int | None = None  # a shared generation's rows (adopt), scored as they were written
         self._rows8: np.ndarray | None = None  # a shared generation's codes as rows (adopt)
         self._rows_session = _rows_session(dim)  # scores them; None: numpy does (see the module docstring)
+        # the same on `threads` threads, for a search alone in its process (`wide=`): half the wall time at 2
+        self._rows_session_wide = _rows_session(dim, threads) if threads > 1 else None
 
     @property
     def nbytes(self) -> int:
@@ -322,14 +325,15 @@ class Int8Copy:
         +inf for rows past a shared generation's (the caller scores those)."""
         return self.upper_bounds_many(np.asarray(query)[None, :], n)[0]
 
-    def upper_bounds_many(self, queries: np.ndarray, n: int) -> np.ndarray:
+    def upper_bounds_many(self, queries: np.ndarray, n: int, wide: bool = False) -> np.ndarray:
         """`upper_bounds` of each unit row of `queries` (b, dim): (b, n). Several queries go to the packed
-        session in one call, once there is one; one query, or none packed, runs on the codes as they are."""
+        session in one call, once there is one; one query, or none packed, runs on the codes as they are.
+        `wide`: a shared generation's rows are scored on the session of several threads, if there is one."""
         q8, q_scale, q_error = _rounded(queries)
         m = n if self.frozen_rows is None else min(n, self.frozen_rows)
         bounds = np.full((len(q8), n), np.inf, dtype=np.float32)
         if self._rows8 is not None and self._packed is None:
-            dots = self._row_dots(q8, self._rows8[:m])
+            dots = self._row_dots(q8, self._rows8[:m], wide=wide)
         else:
             dots = self._dots(_as_inputs(q8), m)
             dots -= self._offset[:m]
@@ -341,12 +345,12 @@ class Int8Copy:
         """Whether `upper_bounds_rows` can score a subset of the rows from its codes (a shared generation's)."""
         return self._rows8 is not None
 
-    def upper_bounds_rows(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def upper_bounds_rows(self, query: np.ndarray, rows: np.ndarray, wide: bool = False) -> np.ndarray:
         """`upper_bounds` of some rows (each below frozen_rows) of a shared generation, from their int8 rows:
         384 bytes a row read, against 768 of float16 and their conversion (see the module docstring)."""
         assert self._rows8 is not None
         q8, q_scale, q_error = _rounded(np.asarray(query)[None, :])
-        dots = self._row_dots(q8, self._rows8.take(rows, axis=0))
+        dots = self._row_dots(q8, self._rows8.take(rows, axis=0), wide=wide)
         bounds = np.empty((1, len(rows)), dtype=np.float32)
         self._bounds_into(bounds, dots, (q_scale, q_error), self._scale[rows], self._error[rows])
         return bounds[0]
@@ -367,10 +371,13 @@ class Int8Copy:
         out += error
         out += (q_error * self._rounded_norm_max + BOUND_SLACK).astype(np.float32)[:, None]
 
-    def _row_dots(self, q8: np.ndarray, rows8: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    def _row_dots(self, q8: np.ndarray, rows8: np.ndarray, chunk: int = 65536, wide: bool = False) -> np.ndarray:
         """(b, m) int32: each query's codes (int8) times rows (uint8, code + ROW_ZERO_POINT), the offset removed."""
-        if self._rows_session is not None:
-            raw = self._rows_session.run(None, {"rows": rows8, "queries": np.ascontiguousarray(q8.T)})[0].T
+        session = self._rows_session
+        if wide and session is not None and self._rows_session_wide is not None:
+            session = self._rows_session_wide
+        if session is not None:
+            raw = session.run(None, {"rows": rows8, "queries": np.ascontiguousarray(q8.T)})[0].T
         else:  # exact integers in numpy, a chunk of rows at a time (int32 copies of them)
             raw = np.empty((len(q8), len(rows8)), dtype=np.int32)
             for start in range(0, len(rows8), chunk):

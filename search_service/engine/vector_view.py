@@ -60,7 +60,7 @@ class CopyView:
             return np.zeros(0, dtype=np.int64)
         return np.concatenate([self.changed, np.arange(self.base_rows, self.n, dtype=np.int64)])
 
-    def subset_bounds(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def subset_bounds(self, query: np.ndarray, rows: np.ndarray, wide: bool = False) -> np.ndarray:
         """Upper bounds of a unit query's similarity to `rows` (sorted) of a shared view: int8 for the
         generation's rows as written, the similarity itself (within the matrix's error) for rows changed or
         added since."""
@@ -69,7 +69,7 @@ class CopyView:
         fresh = np.isin(rows, overlay, assume_unique=True) if len(overlay) else np.zeros(len(rows), dtype=bool)
         bounds = np.empty(len(rows), dtype=np.float32)
         frozen = np.flatnonzero(~fresh)
-        bounds[frozen] = self.int8.upper_bounds_rows(query, rows[frozen])
+        bounds[frozen] = self.int8.upper_bounds_rows(query, rows[frozen], wide=wide)
         changed = rows[fresh]
         if len(changed):
             matrix = self.matrix[changed]

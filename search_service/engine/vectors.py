@@ -81,7 +81,9 @@ class VectorCache:
     """An L2-normalised float32 copy of product_master.ai_vector, keyed by product id: private, or shared by
     the processes of a machine through `shared_dir` (see the module docstring)."""
 
-    def __init__(self, dim: int = 384, margin_s: float = 60.0, shared_dir: Path | None = None) -> None:
+    def __init__(
+        self, dim: int = 384, margin_s: float = 60.0, shared_dir: Path | None = None, rank_threads: int = 1
+    ) -> None:
         self.dim = dim
         self.margin = dt.timedelta(seconds=margin_s)
         self.shared_dir = shared_dir
@@ -91,7 +93,7 @@ class VectorCache:
         self.loaded = False
         self.refreshed_at: float | None = None  # time.monotonic() of the last load or refresh
         try:
-            self._int8: Int8Copy | None = Int8Copy(dim)
+            self._int8: Int8Copy | None = Int8Copy(dim, rank_threads)
         except Int8Unavailable as exc:
             log.warning("vector cache: scoring in float32 (%s)", exc)
             self._int8 = None
@@ -168,7 +170,7 @@ class VectorCache:
         if view.int8 is None:
             bounds = qs @ matrix.T + error
         else:
-            bounds = view.int8.upper_bounds_many(qs, n)
+            bounds = view.int8.upper_bounds_many(qs, n, wide=len(qs) == 1 and self.batcher.alone)
             overlay = view.overlay()
             overlay = overlay[overlay < n]
             if len(overlay):  # exact similarities bound themselves (the slack covers a different summation)
@@ -208,7 +210,7 @@ class VectorCache:
         if whole is not None:
             ranking = whole.restricted(rows)
         elif view.int8 is not None and view.int8.scores_rows:  # a shared generation: its int8 rows
-            ranking = Ranking(view.matrix, q, view.subset_bounds(q, rows), rows, whole_matrix=True)
+            ranking = Ranking(view.matrix, q, view.subset_bounds(q, rows, self.batcher.alone), rows, whole_matrix=True)
         else:
             matrix = view.matrix[rows]
             ranking = Ranking(matrix, q, matrix @ q + score_error(matrix), rows)
