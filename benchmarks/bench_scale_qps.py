@@ -4,8 +4,8 @@
 of this shared machine moves by ±30 % from hour to hour). This benchmark serves two already seeded databases in
 turn, with the same API settings, and measures at every radius: latency at concurrency 1, hybrid QPS at
 concurrency 8, and the CPU a request costs (the API's processes, PostgreSQL's, the load generator's). The order is
-small, large (one run per `--large-rank-threads` value), small again: the two small runs bracket the large ones,
-and the ratio uses their mean.
+small, large (one run per `--large-variant`, e.g. `PLINQY_RANK_HOLD_MS=0`: an A/B in one run), small again: the
+two small runs bracket the large ones, and the ratio uses their mean.
 
     python -m benchmarks.bench_scale_qps \\
         --small-url postgresql://…/plinqy_bench_small_synth --large-url postgresql://…/plinqy_bench_large
@@ -68,12 +68,20 @@ async def _radius(
     return {"radius": bench.label(radius), "c1": c1, "c8": c8}
 
 
-def measure(name: str, url: str, queries: Sequence[Any], args: argparse.Namespace, rank_threads: int) -> dict:
-    """One server on `url` (every request embeds its query), every radius measured."""
+def variant(text: str) -> dict[str, str]:
+    """`NAME=VALUE,NAME=VALUE` (the server's environment for one large run); empty: the defaults."""
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(pair) != 2 or not pair[0].startswith("PLINQY_") for pair in pairs):
+        raise argparse.ArgumentTypeError(f"{text!r}: give PLINQY_NAME=VALUE pairs, comma-separated")
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def measure(name: str, url: str, queries: Sequence[Any], args: argparse.Namespace, env: dict[str, str]) -> dict:
+    """One server on `url` (every request embeds its query) with `env` added, every radius measured."""
     products = _products(url)
     slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
     log = Path(args.out) / f"scale-qps-{slug}-server.log"  # ignored by git, kept for a failed start
-    with _env(PLINQY_RANK_THREADS=str(rank_threads)):
+    with _env(**env):
         server = bench.Server(url, query_cache=0, log_path=log, workers=args.workers, holds_vectors=products)
     try:
         ready = server.wait_ready(timeout_s=args.ready_timeout)
@@ -93,7 +101,7 @@ def measure(name: str, url: str, queries: Sequence[Any], args: argparse.Namespac
     return {
         "name": name,
         "products": products,
-        "rank_threads": rank_threads,
+        "env": env,
         "ready_after_s": round(ready, 2),
         "load_average": os.getloadavg(),
         "radii": radii,
@@ -131,11 +139,7 @@ def markdown(result: dict) -> str:
         f"- API: `serve --workers {result['workers']}`, query-embedding cache off (every request embeds); hybrid mode, "
         f"page {result['k']}; c=1 for {result['c1_seconds']} s, c={result['concurrency']} for {result['seconds']} s "
         "per radius; queries from each catalogue (`benchmarks.run`'s query set).",
-        "- Order: "
-        + " → ".join(
-            f"{r['name']} ({r['products']:,} products, rank threads {r['rank_threads']})" for r in result["runs"]
-        )
-        + ".",
+        "- Order: " + " → ".join(f"{r['name']} ({r['products']:,} products)" for r in result["runs"]) + ".",
         "",
         "| run | radius | c=1 p50 / p95 ms | QPS c=8 | c=8 p95 ms | CPU ms a request: API / PostgreSQL / client "
         "| errors |",
@@ -180,10 +184,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     small_queries, _ = bench.build_query_set(args.small_url, small_scale, args.queries, args.seed)
     large_queries, _ = bench.build_query_set(args.large_url, large_scale, args.queries, args.seed)
     started = time.perf_counter()
-    runs = [measure("100k", args.small_url, small_queries, args, args.small_rank_threads)]
-    for threads in args.large_rank_threads:
-        runs.append(measure(f"1M, rank threads {threads}", args.large_url, large_queries, args, threads))
-    runs.append(measure("100k again", args.small_url, small_queries, args, args.small_rank_threads))
+    runs = [measure("100k", args.small_url, small_queries, args, {})]
+    for env in args.large_variant or [{}]:
+        name = "1M" + (f" ({', '.join(f'{k}={v}' for k, v in env.items())})" if env else "")
+        runs.append(measure(name, args.large_url, large_queries, args, env))
+    runs.append(measure("100k again", args.small_url, small_queries, args, {}))
     small_runs = [runs[0], runs[-1]]
     result["runs"] = runs
     result["ratios"] = {run["name"]: ratios(small_runs, run) for run in runs[1:-1]}
@@ -205,12 +210,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--c1-seconds", type=float, default=5.0, help="the c=1 window per radius")
     p.add_argument("--warmup-seconds", type=float, default=2.0, help="the warm-up per radius (c=2)")
     p.add_argument("--ready-timeout", type=float, default=300.0)
-    p.add_argument("--small-rank-threads", type=int, default=2)
     p.add_argument(
-        "--large-rank-threads",
-        type=lambda s: [int(x) for x in s.split(",")],
-        default=[2],
-        help="one 1M run per value of PLINQY_RANK_THREADS, e.g. 1,2",
+        "--large-variant",
+        type=variant,
+        action="append",
+        help="a 1M run with these settings (PLINQY_NAME=VALUE,...); repeat for an A/B in one run (default: one run)",
     )
     p.add_argument("--out", default=str(DEFAULT_OUT))
     p.add_argument("--tag", default="")

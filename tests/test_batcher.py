@@ -91,3 +91,45 @@ def test_callers_under_way_are_counted_and_released_on_error() -> None:
             pass
         assert batcher.callers == 1
     assert batcher.callers == 0 and batcher.alone
+
+
+def test_a_batch_waits_for_the_callers_heading_for_it() -> None:
+    """hold_s: the first submission waits while another caller is heading for one; both go in one batch."""
+    sizes: list[int] = []
+
+    def run(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        return [i * 10 for i in items]
+
+    async def body() -> None:
+        batcher: MicroBatcher[int, int] = MicroBatcher(run, hold_s=5.0)
+        with batcher.caller() as first, batcher.caller() as second:
+            early = asyncio.ensure_future(batcher.submit(1))
+            first.settled()
+            await asyncio.sleep(0.05)
+            assert not early.done()  # held for `second`, which is still heading for a submission
+            late = asyncio.ensure_future(batcher.submit(2))
+            second.settled()
+            assert await early == 10 and await late == 20
+        assert sizes == [2] and batcher.held == 1 and batcher.heading == 0
+
+    asyncio.run(body())
+
+
+def test_a_hold_ends_when_the_caller_settles_without_submitting_or_when_it_runs_out() -> None:
+    async def body() -> None:
+        batcher: MicroBatcher[int, int] = MicroBatcher(lambda items: items, hold_s=5.0)
+        with batcher.caller() as keyword_only:
+            started = time.perf_counter()
+            pending = asyncio.ensure_future(batcher.submit(7))
+            await asyncio.sleep(0.05)
+            keyword_only.settled()  # its plan needs no ranking: the batch goes at once
+            assert await pending == 7 and time.perf_counter() - started < 1.0
+        short: MicroBatcher[int, int] = MicroBatcher(lambda items: items, hold_s=lambda: 0.1)
+        with short.caller():  # heading, and never submits within the hold
+            started = time.perf_counter()
+            assert await short.submit(8) == 8
+            assert 0.09 <= time.perf_counter() - started < 1.0
+        assert short.heading == 0 and short.callers == 0
+
+    asyncio.run(body())

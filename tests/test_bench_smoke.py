@@ -220,17 +220,20 @@ def test_scale_qps_benchmark_measures_both_catalogues_back_to_back(tiny_run: Tin
     from benchmarks import bench_scale_qps
 
     urls = ["--small-url", tiny_run.url, "--large-url", tiny_run.url, "--queries", "4", "--workers", "1"]
-    windows = ["--seconds", "0.3", "--c1-seconds", "0.2", "--warmup-seconds", "0.2", "--large-rank-threads", "2"]
-    json_path, md_path = bench_scale_qps.main([*urls, *windows, "--out", str(tmp_path), "--tag", "smoke"])
+    windows = ["--seconds", "0.3", "--c1-seconds", "0.2", "--warmup-seconds", "0.2"]
+    variant = ["--large-variant", "PLINQY_RANK_HOLD_MS=0,PLINQY_RANK_THREADS=1"]
+    json_path, md_path = bench_scale_qps.main([*urls, *windows, *variant, "--out", str(tmp_path), "--tag", "smoke"])
     result = json.loads(json_path.read_text())
-    assert [run["name"] for run in result["runs"]] == ["100k", "1M, rank threads 2", "100k again"]
+    large_name = "1M (PLINQY_RANK_HOLD_MS=0, PLINQY_RANK_THREADS=1)"
+    assert [run["name"] for run in result["runs"]] == ["100k", large_name, "100k again"]
+    assert result["runs"][1]["env"] == {"PLINQY_RANK_HOLD_MS": "0", "PLINQY_RANK_THREADS": "1"}
     for run in result["runs"]:
         assert [r["radius"] for r in run["radii"]] == EXPECTED_RADII
         for entry in run["radii"]:
             assert entry["c8"]["ok"] > 0 and entry["c1"]["ok"] > 0, (run["name"], entry)
             assert entry["c8"]["cpu_ms_per_request"]["api"] > 0
     small, large = result["runs"][0], result["runs"][1]
-    ratio = result["ratios"]["1M, rank threads 2"]["2 km"]
+    ratio = result["ratios"][large_name]["2 km"]
     small_qps = [r["c8"]["qps"] for run in (small, result["runs"][2]) for r in run["radii"] if r["radius"] == "2 km"]
     assert ratio["small_qps"] == pytest.approx(sum(small_qps) / 2)
     assert ratio["ratio"] == pytest.approx(large["radii"][1]["c8"]["qps"] / ratio["small_qps"])
