@@ -4,7 +4,7 @@
 of this shared machine moves by ±30 % from hour to hour). This benchmark serves two already seeded databases in
 turn, with the same API settings, and measures at every radius: latency at concurrency 1, hybrid QPS at
 concurrency 8, and the CPU a request costs (the API's processes, PostgreSQL's, the load generator's). The order is
-small, large (one run per `--large-variant`, e.g. `PLINQY_RANK_HOLD_MS=0`: an A/B in one run), small again: the
+small, large (one run per `--large-variant`, e.g. `PLINQY_RANK_THREADS=1`: an A/B in one run), small again: the
 two small runs bracket the large ones, and the ratio uses their mean.
 
     python -m benchmarks.bench_scale_qps \\

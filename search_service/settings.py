@@ -49,9 +49,6 @@ class Settings:
     # Threads that score a large (shared, unpacked) copy's int8 rows for one batch of queries: a lone search's
     # ranking of 1M rows takes 22 ms on two instead of 44 on one, for the same CPU (quantizer._rows_session).
     rank_threads: int = 2
-    # How long such a ranking waits for the searches of its process still heading for one: a batch of eight costs
-    # what one does (48 vs 44 ms at 1M), so one more query in it saves a whole ranking's CPU (engine/batcher.py).
-    rank_hold_s: float = 0.06
     # The suggestion index (~300 B a product in each API process, rebuilt by each after 200 changed products, so
     # not shared by the fork): above this many active products suggestions take the statement plans. 0: off.
     suggest_index_max: int = 300_000
@@ -94,7 +91,6 @@ class Settings:
             vector_cache_max=env_int(env, "PLINQY_VECTOR_CACHE_MAX", 1_000_000, 0, 100_000_000),
             vector_cache_refresh_s=env_float(env, "PLINQY_VECTOR_CACHE_REFRESH_S", 1.0, 0.05, 3600.0),
             rank_threads=env_int(env, "PLINQY_RANK_THREADS", 2, 1, 256),
-            rank_hold_s=env_int(env, "PLINQY_RANK_HOLD_MS", 60, 0, 1000) / 1000,
             suggest_index_max=env_int(env, "PLINQY_SUGGEST_INDEX_MAX", 300_000, 0, 100_000_000),
             vector_copy=VectorCopyConfig.from_env(env),
             secret_key=env.get("PLINQY_SECRET_KEY") or None,

@@ -221,12 +221,12 @@ def test_scale_qps_benchmark_measures_both_catalogues_back_to_back(tiny_run: Tin
 
     urls = ["--small-url", tiny_run.url, "--large-url", tiny_run.url, "--queries", "4", "--workers", "1"]
     windows = ["--seconds", "0.3", "--c1-seconds", "0.2", "--warmup-seconds", "0.2"]
-    variant = ["--large-variant", "PLINQY_RANK_HOLD_MS=0,PLINQY_RANK_THREADS=1"]
+    variant = ["--large-variant", "PLINQY_RANK_THREADS=1,PLINQY_QUERY_CACHE_SIZE=0"]
     json_path, md_path = bench_scale_qps.main([*urls, *windows, *variant, "--out", str(tmp_path), "--tag", "smoke"])
     result = json.loads(json_path.read_text())
-    large_name = "1M (PLINQY_RANK_HOLD_MS=0, PLINQY_RANK_THREADS=1)"
+    large_name = "1M (PLINQY_RANK_THREADS=1, PLINQY_QUERY_CACHE_SIZE=0)"
     assert [run["name"] for run in result["runs"]] == ["100k", large_name, "100k again"]
-    assert result["runs"][1]["env"] == {"PLINQY_RANK_HOLD_MS": "0", "PLINQY_RANK_THREADS": "1"}
+    assert result["runs"][1]["env"] == {"PLINQY_RANK_THREADS": "1", "PLINQY_QUERY_CACHE_SIZE": "0"}
     for run in result["runs"]:
         assert [r["radius"] for r in run["radii"]] == EXPECTED_RADII
         for entry in run["radii"]:

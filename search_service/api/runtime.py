@@ -236,7 +236,6 @@ class Runtime:
         if self.settings.vector_cache_max > 0:
             shared_dir = self.settings.vector_copy.shared_dir  # scale: one copy a machine
             self.vectors = VectorCache(shared_dir=shared_dir, rank_threads=self.settings.rank_threads)
-            self.vectors.rank_hold_s = self.settings.rank_hold_s
             if self.shared.candidates is not None:
                 self.vectors.candidates = self.shared.candidates
             self.tasks.append(asyncio.create_task(refresh.maintain_vectors(self), name="plinqy-vectors"))

@@ -16,7 +16,6 @@ from uuid import UUID
 
 import numpy as np
 
-from search_service.engine.batcher import Caller
 from search_service.engine.config import EngineConfig
 from search_service.engine.fusion import Ranked, merge
 from search_service.engine.hydrate import hydrate
@@ -44,7 +43,6 @@ class SearchRun:
     vectors: VectorCache | None
     stats: StatsCache | None
     keyword_conn: Conn | None = None
-    caller: Caller | None = None  # this search in the vector copy's batcher, until its plan is made
 
     @property
     def depth(self) -> int:
@@ -56,20 +54,14 @@ class SearchRun:
         assert vector is not None
         return np.asarray(vector if isinstance(vector, np.ndarray) else await vector, dtype=np.float32)
 
-    async def plan(self, top_n: int, vector: np.ndarray) -> VectorPlan:
-        """The vector side's plan, its whole-copy ranking asked for at once (a batch waiting for this search's
-        query goes on when it arrives, or when the plan needs none)."""
+    async def plan(self, top_n: int) -> VectorPlan:
         stats: CatalogueStats = await (read_stats(self.conn) if self.stats is None else self.stats.get(self.conn))
-        plan = plan_vector(self.scope, stats, top_n, self.config, self.vectors)
-        plan.start_scan(vector)
-        if self.caller is not None:
-            self.caller.settled()
-        return plan
+        return plan_vector(self.scope, stats, top_n, self.config, self.vectors)
 
 
 async def semantic_sides(run: SearchRun) -> list[Ranked]:
     vector = await run.vector()
-    plan = await run.plan(run.top_n, vector)
+    plan = await run.plan(run.top_n)
     return [await rank_vector(run.conn, run.scope, plan, vector, run.top_n, run.config)]
 
 
@@ -86,7 +78,7 @@ async def hybrid_sides(run: SearchRun) -> list[Ranked]:
         keyword = asyncio.ensure_future(rank_keyword_apart(run.keyword_conn, scope, depth, config))
         try:
             vector = await run.vector()
-            ranked = await rank_vector(conn, scope, await run.plan(depth, vector), vector, depth, config)
+            ranked = await rank_vector(conn, scope, await run.plan(depth), vector, depth, config)
             return [ranked, await keyword]
         except BaseException:
             keyword.cancel()
@@ -94,8 +86,8 @@ async def hybrid_sides(run: SearchRun) -> list[Ranked]:
                 await keyword
             raise
     vector = await run.vector()
-    # the plan's in-memory ranking runs in a thread while PostgreSQL answers the keyword side
-    plan = await run.plan(depth, vector)
+    plan = await run.plan(depth)
+    plan.start_scan(vector)  # the in-memory ranking runs in a thread while PostgreSQL answers the keyword side
     try:
         keyword_side = await rank_keyword(conn, scope, depth, config)
     except BaseException:
@@ -126,17 +118,15 @@ async def run_search(
         raise ValueError(f"offset must be between 0 and {MAX_OFFSET}")
     if params.limit < 1:
         raise ValueError("limit must be at least 1")
+    scope = await resolve_scope(conn, params, exclude_id, None if vectors is None else vectors.candidates)
+    if isinstance(scope, SearchResult):
+        return scope
+    if query_vector is None and exclude_id is not None:
+        return SearchResult(results=[], total_candidates=0, strategy="no_vector")
     mode = params.mode if query_vector is not None else "keyword"
-    ranks = vectors is not None and mode != "keyword"
-    # counted from the start: a search still in its scope or embedding is heading for the copy's next batch
-    with vectors.batcher.caller() if ranks and vectors is not None else contextlib.nullcontext() as caller:
-        scope = await resolve_scope(conn, params, exclude_id, None if vectors is None else vectors.candidates)
-        if isinstance(scope, SearchResult):
-            return scope
-        if query_vector is None and exclude_id is not None:
-            return SearchResult(results=[], total_candidates=0, strategy="no_vector")
-        top_n = params.offset + params.limit
-        run = SearchRun(conn, scope, query_vector, top_n, config, vectors, stats, keyword_conn, caller)
+    top_n = params.offset + params.limit
+    run = SearchRun(conn, scope, query_vector, top_n, config, vectors, stats, keyword_conn)
+    with contextlib.nullcontext() if vectors is None else vectors.batcher.caller():
         merged = merge(await MODES[mode](run))
     page = merged.candidates[params.offset : top_n]
     scores = {c.product_id: c.score for c in page}

@@ -54,11 +54,6 @@ class CopyView:
     changed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     grown: bool = False  # outgrew the generation's room: private arrays until the next one
 
-    @property
-    def streams_rows(self) -> bool:
-        """Whether a ranking streams a large shared generation's int8 rows (a batch costs about what one does)."""
-        return self.int8 is not None and self.int8.scores_rows and not self.int8.batches_packed
-
     def overlay(self) -> np.ndarray:
         """Rows whose int8 codes are not the generation's: changed since, or added past it (shared only)."""
         if self.generation == 0:

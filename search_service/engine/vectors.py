@@ -23,12 +23,13 @@ every change of ai_vector; migration 0002) and the copy remembers the highest st
 Vectors set to NULL and deleted products stay in the copy; the engine's filter drops them (it requires
 a vector and an existing, active product).
 
-Scoring reads the whole copy per query, so it runs on an int8 copy (`quantizer.py`: ~1.5 ms for 100k, ~7 ms in
-float32) that bounds every row's similarity from above; `Ranking` re-scores in float32 the rows whose bound reaches
-the part of the ranking a search reads: the order handed out is the exact float32 order (without a usable int8
-kernel the bounds are the float32 scores). Queries that arrive while one is scored are scored together next
-(`MicroBatcher`; packed codes, `Int8Copy.pack`: 4 queries over 100k rows 4.6 ms of CPU against 10.5 one by one); a
-large shared generation's batch waits up to `rank_hold_s` for the searches heading for it (eight cost what one does).
+Scoring reads the whole copy per query, so it runs on an int8 copy of it (`quantizer.py`, ~1.5 ms for
+100k instead of ~7 ms in float32) that gives an upper bound of every row's similarity; `Ranking` re-scores
+in float32 the rows whose bound reaches the part of the ranking a search reads, so the order it hands out
+is the exact float32 order. Without a usable int8 kernel the bounds are the float32 scores themselves.
+Queries that arrive while one is scored in the worker thread are scored together next (`MicroBatcher`),
+in one call on a packed snapshot of the int8 codes (`Int8Copy.pack`, rebuilt in a thread once ~1 % of the
+rows changed since): 4 queries over 100k rows cost 4.6 ms of CPU against 10.5 one by one.
 
 Shared (`shared_dir`, set by `serve`): the API's processes map one copy per machine (`vector_files.py`). The
 first to load writes a generation from PostgreSQL; the others map it. Each refreshes on its own, into its own
@@ -98,9 +99,7 @@ class VectorCache:
             self._int8 = None
         self._view = self._private_view()
         self._live: weakref.WeakSet[Ranking] = weakref.WeakSet()  # rankings a search may still read rows of
-        self.rank_hold_s = 0.0  # the API sets PLINQY_RANK_HOLD_MS
-        hold = lambda: self.rank_hold_s if self._view.streams_rows else 0.0  # noqa: E731 (asked per batch)
-        self.batcher: MicroBatcher[np.ndarray, Ranking] = MicroBatcher(self.rank_many, hold_s=hold)
+        self.batcher: MicroBatcher[np.ndarray, Ranking] = MicroBatcher(self.rank_many)
         self.candidates = CandidateSets()  # per store, the products in stock (candidates.py); loaded with the copy
         # The copy's products with one query are memory-bound; OpenBLAS's extra threads only busy-wait, and
         # that spin cost 2-3x the process's CPU per search under load (measured: 16 -> 4 ms at 2 km).
@@ -195,8 +194,9 @@ class VectorCache:
         """Whether a subset of this many rows is ranked faster through the int8 bounds of every row (packed: ~2 ms
         per 100k; a large shared generation's, streamed: ~0.05 µs a row, 49 ms at 1M) than from its own rows
         (float32: ~0.35 µs a row, 20k took 13 ms; a shared generation's int8 rows: 30k took 5.5 ms, 200k 52)."""
-        factor = 6 if self._view.streams_rows else 16
-        return self._int8 is not None and self._view.int8 is not None and subset * factor >= len(self)
+        int8 = self._view.int8
+        streamed = int8 is not None and int8.scores_rows and not int8.batches_packed
+        return self._int8 is not None and int8 is not None and subset * (6 if streamed else 16) >= len(self)
 
     def rank_subset(self, query: np.ndarray, packed_ids: bytes | np.ndarray, whole: Ranking | None = None) -> Ranking:
         """The exact ranking of the held rows among `packed_ids` (16 bytes per id, as uuid_send gives them; or rows,
