@@ -128,13 +128,19 @@ def _cpu(entry: dict, part: str) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
+def _loads(values: Sequence[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
 def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [
         f"# Hybrid search at 100k and 1M products, back to back — {result['date']}",
         "",
-        f"- Machine: {m['cpu_count']} × {m['cpu_model']}; load average at start {m['load_average_start']}, at end "
-        f"{result['load_average_end']}; speed probe {m['speed_probe_ms_start']:.0f} ms at start. "
+        f"- Machine: {m['cpu_count']} × {m['cpu_model']}; load average at start {_loads(m['load_average_start'])}, "
+        f"at end {_loads(result['load_average_end'])}, after each run "
+        f"{'; '.join(_loads(r['load_average']) for r in result['runs'])}; "
+        f"speed probe {m['speed_probe_ms_start']:.0f} ms at start. "
         f"Code `{result['code']}`.",
         f"- API: `serve --workers {result['workers']}`, query-embedding cache off (every request embeds); hybrid mode, "
         f"page {result['k']}; c=1 for {result['c1_seconds']} s, c={result['concurrency']} for {result['seconds']} s "
