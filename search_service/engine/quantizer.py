@@ -216,8 +216,7 @@ class Int8Copy:
         self.frozen_rows: int | None = None  # a shared generation's rows (adopt), scored as they were written
         self._rows8: np.ndarray | None = None  # a shared generation's codes as rows (adopt)
         self._rows_session = _rows_session(dim)  # scores them; None: numpy does (see the module docstring)
-        # the same on `threads` threads, for a search alone in its process (`wide=`): half the wall time at 2
-        self._rows_session_wide = _rows_session(dim, threads) if threads > 1 else None
+        self._rows_session_wide = _rows_session(dim, threads) if threads > 1 else None  # `wide=`: a lone search
 
     @property
     def nbytes(self) -> int:
@@ -326,9 +325,8 @@ class Int8Copy:
         return self.upper_bounds_many(np.asarray(query)[None, :], n)[0]
 
     def upper_bounds_many(self, queries: np.ndarray, n: int, wide: bool = False) -> np.ndarray:
-        """`upper_bounds` of each unit row of `queries` (b, dim): (b, n). Several queries go to the packed
-        session in one call, once there is one; one query, or none packed, runs on the codes as they are.
-        `wide`: a shared generation's rows are scored on the session of several threads, if there is one."""
+        """`upper_bounds` of each unit row of `queries` (b, dim): (b, n). Several queries go to the packed session in
+        one call, once there is one; else on the codes as they are (`wide`: rows on the threads of `_rows_session`)."""
         q8, q_scale, q_error = _rounded(queries)
         m = n if self.frozen_rows is None else min(n, self.frozen_rows)
         bounds = np.full((len(q8), n), np.inf, dtype=np.float32)
@@ -373,9 +371,8 @@ class Int8Copy:
 
     def _row_dots(self, q8: np.ndarray, rows8: np.ndarray, chunk: int = 65536, wide: bool = False) -> np.ndarray:
         """(b, m) int32: each query's codes (int8) times rows (uint8, code + ROW_ZERO_POINT), the offset removed."""
-        session = self._rows_session
-        if wide and session is not None and self._rows_session_wide is not None:
-            session = self._rows_session_wide
+        narrow, wider = self._rows_session, self._rows_session_wide
+        session = wider if wide and narrow is not None and wider is not None else narrow
         if session is not None:
             raw = session.run(None, {"rows": rows8, "queries": np.ascontiguousarray(q8.T)})[0].T
         else:  # exact integers in numpy, a chunk of rows at a time (int32 copies of them)
