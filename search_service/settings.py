@@ -46,8 +46,8 @@ class Settings:
     # process; a 100k-product scan is ~7 ms on 2 cores, 1M would be ~70 ms), 0 turns it off.
     vector_cache_max: int = 1_000_000
     vector_cache_refresh_s: float = 1.0
-    # Threads that score a large (shared, unpacked) copy's int8 rows for one batch of queries: a lone search's
-    # ranking of 1M rows takes 22 ms on two instead of 44 on one, for the same CPU (quantizer._rows_session).
+    # Threads that score a large (shared, unpacked) copy's int8 rows for a search alone in its process: 1M rows in
+    # 22 ms on two instead of 44 on one, for the same CPU (quantizer._rows_session); under load one thread.
     rank_threads: int = 2
     # The suggestion index (~300 B a product in each API process, rebuilt by each after 200 changed products, so
     # not shared by the fork): above this many active products suggestions take the statement plans. 0: off.

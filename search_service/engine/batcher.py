@@ -29,7 +29,7 @@ class MicroBatcher(Generic[T, R]):
         self._task: asyncio.Task[None] | None = None  # held so the running drain is not garbage-collected
         self.batches = 0
         self.items = 0
-        self.callers = 0  # callers under way that may submit (`caller()`): one alone may use every core
+        self.callers = 0  # work under way that may submit (`caller()`: a search); one alone may use every core
 
     @contextlib.contextmanager
     def caller(self) -> Iterator[None]:
