@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import os
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import psycopg
 
 from benchmarks import cputime
 from benchmarks import run as bench
+from benchmarks.bench_memory import environment_restored
 from benchmarks.output import write_json_and_markdown
 
 DEFAULT_OUT = bench.DEFAULT_OUT
@@ -41,21 +41,6 @@ def _products(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM product_master WHERE ai_vector IS NOT NULL").fetchone()
     return int(row[0]) if row else 0
-
-
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    """os.environ with these values while a server starts (`bench.Server` copies the environment)."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 async def _radius(
@@ -81,7 +66,8 @@ def measure(name: str, url: str, queries: Sequence[Any], args: argparse.Namespac
     products = _products(url)
     slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
     log = Path(args.out) / f"scale-qps-{slug}-server.log"  # ignored by git, kept for a failed start
-    with _env(**env):
+    with environment_restored() as environ:  # the server copies the environment as it starts
+        environ.update(env)
         server = bench.Server(url, query_cache=0, log_path=log, workers=args.workers, holds_vectors=products)
     try:
         ready = server.wait_ready(timeout_s=args.ready_timeout)
