@@ -41,6 +41,7 @@ EXPECTED_TABLES = {
     "ingest_connector_link",
     "listing_change",
     "listing_change_pruned",
+    "store_geo_version",
 }
 
 

@@ -36,6 +36,7 @@ from search_service.engine.batcher import MicroBatcher
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.stats import StatsCache
+from search_service.engine.store_locator import StoreLocator
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
@@ -76,6 +77,7 @@ class Runtime:
     labels: ProductLabels = field(default_factory=ProductLabels)  # facet counts in memory once loaded
     suggestions: SuggestIndex = field(default_factory=SuggestIndex)  # suggestions in memory once loaded
     stock: StockBuckets = field(default_factory=StockBuckets)  # the facet sets' listings in memory once loaded
+    stores: StoreLocator = field(default_factory=StoreLocator)  # the stores' places, once loaded (store_locator.py)
     shared: SharedState = field(default_factory=SharedState)  # preloaded before a fork
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     collector_was_enabled: bool = True  # the garbage collector's state when the runtime started
@@ -253,6 +255,9 @@ class Runtime:
             10.0,
         )
         self.tasks.append(asyncio.create_task(index, name="plinqy-suggestion-index"))
+        if self.settings.store_locator:
+            places = refresh.keep_fresh(self, "the store places", self.stores.refresh, lambda: self.stores.loaded, 1.0)
+            self.tasks.append(asyncio.create_task(places, name="plinqy-store-places"))
 
     async def stop(self) -> None:
         for task in self.tasks:

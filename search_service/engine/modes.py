@@ -24,6 +24,7 @@ from search_service.engine.results import MAX_OFFSET, Mode, SearchParams, Search
 from search_service.engine.scope import Scope, resolve_scope
 from search_service.engine.session import Conn
 from search_service.engine.stats import CatalogueStats, StatsCache, read_stats
+from search_service.engine.store_locator import StoreLocator
 from search_service.engine.vector_plans import rank_vector
 from search_service.engine.vector_scan import VectorPlan, plan_vector
 from search_service.engine.vectors import VectorCache
@@ -112,13 +113,14 @@ async def run_search(
     vectors: VectorCache | None,
     stats: StatsCache | None,
     keyword_conn: Conn | None = None,
+    stores: StoreLocator | None = None,
 ) -> SearchResult:
     """Scope, the mode's sides, the one merge, the page hydrated (in the caller's transaction)."""
     if params.offset < 0 or params.offset > MAX_OFFSET:
         raise ValueError(f"offset must be between 0 and {MAX_OFFSET}")
     if params.limit < 1:
         raise ValueError("limit must be at least 1")
-    scope = await resolve_scope(conn, params, exclude_id, None if vectors is None else vectors.candidates)
+    scope = await resolve_scope(conn, params, exclude_id, None if vectors is None else vectors.candidates, stores)
     if isinstance(scope, SearchResult):
         return scope
     if query_vector is None and exclude_id is not None:

@@ -10,6 +10,7 @@ from search_service.db.sql import Statement, statement
 from search_service.engine.candidates import NO_CHANGES, CandidateSets, InScope
 from search_service.engine.results import SearchParams, SearchResult
 from search_service.engine.session import Conn
+from search_service.engine.store_locator import Located, StoreLocator
 
 _PARAM_FIELDS = frozenset(f.name for f in fields(SearchParams))
 
@@ -56,32 +57,29 @@ def _empty(strategy: str) -> SearchResult:
 
 
 async def resolve_scope(
-    conn: Conn, params: SearchParams, exclude_id: UUID | None, candidates: CandidateSets | None = None
+    conn: Conn,
+    params: SearchParams,
+    exclude_id: UUID | None,
+    candidates: CandidateSets | None = None,
+    stores: StoreLocator | None = None,
 ) -> Scope | SearchResult:
     """Round trip 1 (search_context): the active stores in the radius and the category subtree, and the candidate
     sets' changes since their snapshot (applied here); an empty result when nothing can qualify. A global search
-    without a category has nothing to look up."""
+    without a category has nothing to look up. With `stores` loaded, the stores in the radius come from memory
+    and PostgreSQL measures only those near its edge (store_locator.py)."""
     geo = params.lat is not None and params.lon is not None
     store_ids: list[UUID] | None = None
     category_ids: list[int] | None = None
     sets: CandidateSets | None = None
     if geo or params.category_id is not None:
-        stmt = statement("engine/search", "search_context")
         base = None if candidates is None else candidates.snapshot
         changes = dict(NO_CHANGES) if candidates is None else candidates.read_args()
-        values = stmt.bind(
-            lon=params.lon if geo else None,
-            lat=params.lat if geo else None,
-            radius_m=float(params.radius_m),
-            category_id=params.category_id,
-            **changes,
-        )
-        ctx = await conn.fetchrow(stmt.sql, *values)
-        assert ctx is not None
+        located = _locate(stores, params)
+        ctx = await _context(conn, params, changes, located)
         current = candidates is not None and changes["since_seq"] is not None and candidates.apply(base, ctx)
         category_ids = ctx["category_ids"]
         if geo:
-            store_ids = list(ctx["store_ids"] or [])
+            store_ids = _stores_in_radius(ctx, located)
             if not store_ids:
                 return _empty("no_stores")
             if current and params.in_stock and candidates is not None:
@@ -89,3 +87,34 @@ async def resolve_scope(
     if category_ids is not None and not category_ids:  # unknown category: nothing qualifies
         return _empty("no_category")
     return Scope(store_ids, category_ids, params, exclude_id, sets=sets)
+
+
+def _locate(stores: StoreLocator | None, params: SearchParams) -> Located | None:
+    if stores is None or params.lon is None or params.lat is None:
+        return None
+    return stores.locate(params.lon, params.lat, float(params.radius_m))
+
+
+async def _context(conn: Conn, params: SearchParams, changes: dict[str, Any], located: Located | None) -> Any:
+    """search_context's row; search_context_located's when the stores in the radius were placed in memory."""
+    geo = params.lat is not None and params.lon is not None
+    place = {"lon": params.lon if geo else None, "lat": params.lat if geo else None}
+    own = {"radius_m": float(params.radius_m), "category_id": params.category_id, **place, **changes}
+    if located is None:
+        stmt = statement("engine/search", "search_context")
+        values = stmt.bind(**own)
+    else:
+        stmt = statement("engine/search", "search_context_located")
+        values = stmt.bind(**own, store_version=located.version, edge_store_ids=located.edge)
+    ctx = await conn.fetchrow(stmt.sql, *values)
+    assert ctx is not None
+    return ctx
+
+
+def _stores_in_radius(ctx: Any, located: Located | None) -> list[UUID]:
+    """The stores in the radius: those placed inside in memory and those PostgreSQL measured at the edge, or every
+    store PostgreSQL found (no copy, or a copy older than the search's snapshot)."""
+    measured = list(ctx["store_ids"] or [])
+    if located is None or ctx["stores_stale"]:
+        return measured
+    return located.inside + measured

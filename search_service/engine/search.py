@@ -5,6 +5,8 @@ engine's settings, as the API's do):
 
 1. `search_context`: active stores in the radius via the GiST index on store.location (none → return at
    once, strategy ``no_stores``) and the category subtree; a global search without a category skips it. The
+   API places the stores in memory instead (`store_locator.StoreLocator`: `search_context_located` measures
+   only those near the radius's edge). The
    catalogue statistics (reltuples, pg_stats) come from `stats.StatsCache`, read every 30 s.
 2. The vector side picks a plan per query from a cost estimate (`choose_strategy`):
    - ``exact_scan`` (when the API holds the in-memory vector copy, `vectors.VectorCache`): every vector is
@@ -67,6 +69,7 @@ from search_service.engine.results import (
 )
 from search_service.engine.session import Conn, session_settings, settings_sql, transaction
 from search_service.engine.stats import StatsCache
+from search_service.engine.store_locator import StoreLocator
 from search_service.engine.vectors import VectorCache, as_vector
 
 SQL_PATH = PACKAGE_ROOT / "engine" / "sql" / "search.sql"
@@ -125,6 +128,7 @@ async def search(
     vectors: VectorCache | None = None,
     keyword_conn: Conn | None = None,
     stats: StatsCache | None = None,
+    stores: StoreLocator | None = None,
 ) -> SearchResult:
     """Search near a point (or globally without lat/lon). `query_vector`: float32 (384,), L2-normalised, or
     an awaitable of one (the embedding still running: the engine awaits it only once it needs it); None is
@@ -132,12 +136,13 @@ async def search(
     gather plans (without it, or before it is loaded, the engine chooses between the exact and HNSW plans).
     `keyword_conn`: a second connection for hybrid's keyword side (the engine opens a transaction on it, or
     uses the caller's). `stats`: the catalogue statistics the plan choice reads (without a cache, a
-    statement per search reads them). Statements run in the caller's open transaction, or in a read-only
+    statement per search reads them). `stores`: the stores' places in memory (store_locator.py), which find the
+    stores in a radius without a radius query. Statements run in the caller's open transaction, or in a read-only
     one of their own."""
     if query_vector is None and params.mode != "keyword":
         raise ValueError(f"mode {params.mode!r} needs a query vector")
     async with transaction(conn, config):
-        return await run_search(conn, params, query_vector, None, config, vectors, stats, keyword_conn)
+        return await run_search(conn, params, query_vector, None, config, vectors, stats, keyword_conn, stores)
 
 
 async def similar(
@@ -147,6 +152,7 @@ async def similar(
     config: EngineConfig = DEFAULT_CONFIG,
     vectors: VectorCache | None = None,
     stats: StatsCache | None = None,
+    stores: StoreLocator | None = None,
 ) -> SearchResult:
     """Products like `product_id` under the same filters (semantic ranking; `q` and `mode` are unused).
 
@@ -160,4 +166,4 @@ async def similar(
         if vector is None:
             return SearchResult(results=[], total_candidates=0, strategy="no_vector")
         semantic = replace(params, mode="semantic")
-        return await run_search(conn, semantic, as_vector(vector), product_id, config, vectors, stats)
+        return await run_search(conn, semantic, as_vector(vector), product_id, config, vectors, stats, stores=stores)

@@ -101,7 +101,14 @@ async def _run_search(
         async with rt.connection() as conn, spare as kw_conn:
             engine_started = time.perf_counter()
             result = await engine.search(
-                conn, sp, embedding, rt.engine_config, vectors=rt.vectors, keyword_conn=kw_conn, stats=rt.stats
+                conn,
+                sp,
+                embedding,
+                rt.engine_config,
+                vectors=rt.vectors,
+                keyword_conn=kw_conn,
+                stats=rt.stats,
+                stores=rt.stores,
             )
             delivers = await _delivering(conn, sp, result)
     finally:
@@ -193,7 +200,9 @@ async def similar_products(
         return ux_response(found, ux.ux, _hit_out, (time.perf_counter() - started) * 1000)
     async with rt.connection() as conn:
         engine_started = time.perf_counter()
-        result = await engine.similar(conn, pid, sp, rt.engine_config, vectors=rt.vectors, stats=rt.stats)
+        result = await engine.similar(
+            conn, pid, sp, rt.engine_config, vectors=rt.vectors, stats=rt.stats, stores=rt.stores
+        )
     strategy = str(result.strategy)
     rt.metrics.search_latency.labels("similar", strategy).observe(time.perf_counter() - engine_started)
     request.state.search_strategy = strategy

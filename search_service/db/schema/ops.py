@@ -116,3 +116,13 @@ listing_change_pruned = Table(
     Column("seq", BigInteger, nullable=False),
     CheckConstraint("one", name="one"),
 )
+
+# The stores' places' version (migration 0019): bumped by every statement that adds, removes, moves, activates or
+# deactivates a store; the API's in-memory store places (engine/store_locator.py) are current while it holds.
+store_geo_version = Table(
+    "store_geo_version",
+    metadata,
+    Column("only_row", Boolean, primary_key=True, server_default=text("true")),
+    Column("version", BigInteger, nullable=False, server_default=text("1")),
+    CheckConstraint("only_row", name="only_row"),
+)

@@ -98,19 +98,18 @@ ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x) A
 coalesce((SELECT seq FROM listing_change_pruned), 0) AS change_pruned,
 {{ snapshot_columns }}
 
--- name: search_context
--- params: lon float8|null, lat float8|null, radius_m float8, category_id bigint|null (+ changes_since)
--- Round trip 1: active stores in the radius (GiST on store.location) and the category subtree, and the candidate
--- sets' changes (one indexed read of the change log, usually empty). The catalogue statistics the strategy
--- choice needs come from search_service/stats.py, read every 30 s.
-WITH {{ changes_since }}, pt AS (
+-- fragment: search_point
+-- params: lon float8|null, lat float8|null
+-- The search's point as a geography (null without lat/lon). A CTE.
+pt AS (
     SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
                 ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
-), near AS (
-    SELECT s.id
-    FROM store s, pt
-    WHERE pt.g IS NOT NULL AND s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)
-), subtree AS (
+)
+
+-- fragment: category_subtree
+-- params: category_id bigint|null
+-- The category and its descendants. A CTE; `category_ids_column` reads it.
+subtree AS (
     WITH RECURSIVE t(id) AS (
         SELECT c.id FROM category c WHERE c.id = :category_id::bigint
         UNION
@@ -118,11 +117,67 @@ WITH {{ changes_since }}, pt AS (
     )
     SELECT id FROM t
 )
+
+-- fragment: category_ids_column
+-- params: category_id bigint|null
+CASE WHEN :category_id::bigint IS NULL THEN NULL
+     ELSE coalesce((SELECT array_agg(id) FROM subtree), '{}'::bigint[]) END AS category_ids
+
+-- name: search_context
+-- params: radius_m float8 (+ search_point, category_subtree, changes_since)
+-- Round trip 1: active stores in the radius (GiST on store.location) and the category subtree, and the candidate
+-- sets' changes (one indexed read of the change log, usually empty). The catalogue statistics the strategy
+-- choice needs come from search_service/stats.py, read every 30 s.
+WITH {{ changes_since }}, {{ search_point }}, near AS (
+    SELECT s.id
+    FROM store s, pt
+    WHERE pt.g IS NOT NULL AND s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)
+), {{ category_subtree }}
 SELECT
     (SELECT array_agg(id) FROM near) AS store_ids,
-    CASE WHEN :category_id::bigint IS NULL THEN NULL
-         ELSE coalesce((SELECT array_agg(id) FROM subtree), '{}'::bigint[]) END AS category_ids,
+    {{ category_ids_column }},
     {{ listing_changes_columns }};
+
+-- name: search_context_located
+-- params: radius_m float8, store_version bigint (the in-memory stores' version), edge_store_ids uuid[] (the
+--         stores the API could not place inside or outside the radius) (+ search_point, category_subtree,
+--         changes_since)
+-- search_context for an API that found the stores in the radius in memory (engine/store_locator.py): where the
+-- stores' version in this snapshot is the copy's, only the stores near the radius's edge are measured here and
+-- `store_ids` lists those inside; otherwise (`stores_stale`) every store in the radius, as search_context does.
+-- Each branch runs only when its one-time condition holds; an edge store is a probe of the primary key (as a join,
+-- the planner scanned every store in the radius's box for the few ids).
+WITH {{ changes_since }}, {{ search_point }}, stale AS (
+    SELECT :store_version::bigint IS DISTINCT FROM (SELECT v.version FROM store_geo_version v) AS yes
+), near AS (
+    SELECT s.id
+    FROM store s, pt
+    WHERE (SELECT yes FROM stale) AND s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)
+    UNION ALL
+    SELECT e.id
+    FROM unnest(:edge_store_ids::uuid[]) AS e(id)
+    WHERE NOT (SELECT yes FROM stale)
+      AND (SELECT s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8) FROM store s, pt WHERE s.id = e.id)
+), {{ category_subtree }}
+SELECT
+    (SELECT yes FROM stale) AS stores_stale,
+    (SELECT array_agg(id) FROM near) AS store_ids,
+    {{ category_ids_column }},
+    {{ listing_changes_columns }};
+
+-- name: store_places
+-- params: none
+-- engine/store_locator.py's copy: the stores' version and every active store's place, in one snapshot.
+SELECT (SELECT v.version FROM store_geo_version v) AS version,
+       coalesce(array_agg(s.id ORDER BY s.id), '{}') AS ids,
+       coalesce(array_agg(ST_X(s.location::geometry) ORDER BY s.id), '{}') AS lons,
+       coalesce(array_agg(ST_Y(s.location::geometry) ORDER BY s.id), '{}') AS lats
+FROM store s
+WHERE s.is_active;
+
+-- name: store_places_version
+-- params: none
+SELECT v.version FROM store_geo_version v;
 
 -- name: listing_changes
 -- params: none (+ changes_since)
