@@ -58,6 +58,7 @@ from search_service.db.hnsw import build_memory
 from search_service.db.sql import statement
 from search_service.demo.synthetic import SyntheticSpec, seed_synthetic
 from search_service.engine.candidates import NO_CHANGES
+from search_service.engine.scope import NO_NEAR
 from search_service.engine.search import (
     HNSW_INDEX,
     EngineConfig,
@@ -804,6 +805,7 @@ async def explain_engine(
                     ids=ids,
                     changed_since=vectors.watermark,
                     **args,
+                    **NO_NEAR,
                 )
             )
             out.append(f"-- filter_ranked, first slice ({choice.fetch} ids)")
@@ -825,6 +827,7 @@ async def explain_engine(
                     ids=ids,
                     changed_since=vectors.watermark,
                     **args,
+                    **NO_NEAR,
                 )
             )
             out.append(f"-- filter_ranked, first slice ({len(ids)} ids)")

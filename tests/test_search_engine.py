@@ -28,6 +28,7 @@ from pgvector.psycopg import register_vector as register_vector_psycopg
 from search_service.db.sql import statement
 from search_service.demo.synthetic import SyntheticSpec, query_vectors, random_unit_vectors, seed_synthetic
 from search_service.engine.candidates import NO_CHANGES
+from search_service.engine.scope import NO_NEAR
 from search_service.engine.search import (
     DEFAULT_CONFIG,
     EngineConfig,
@@ -42,6 +43,7 @@ from search_service.engine.search import (
     similar,
     sql_blocks,
 )
+from search_service.engine.store_locator import StoreLocator
 from search_service.engine.vectors import VectorCache
 
 CENTER = (52.52, 13.405)
@@ -346,13 +348,30 @@ PLANS = {
     "scan_fallback": replace(DEFAULT_CONFIG, force="scan", scan_us_per_probe=1e9, selectivity_overfetch=0.1),
     "gather": replace(DEFAULT_CONFIG, force="gather"),
     "auto_with_vectors": DEFAULT_CONFIG,
+    "located": DEFAULT_CONFIG,  # the API's: the vectors and the stores' places in memory (store_locator.py)
+    "near": DEFAULT_CONFIG,  # the same, every radius probed by the statements instead of their list of stores
 }
 ALL_PLANS = list(PLANS)
 
 
+class RadiusProbing(StoreLocator):
+    """A store locator that has the statements probe every radius (the API does so for most of 2,000+ stores)."""
+
+    def radius_pays(self, in_scope: int) -> bool:
+        return self.loaded
+
+
+async def stores_for(conn: asyncpg.Connection, plan: str) -> StoreLocator | None:
+    if plan not in ("located", "near"):
+        return None
+    stores = RadiusProbing() if plan == "near" else StoreLocator()
+    await stores.load(conn)
+    return stores
+
+
 async def vectors_for(conn: asyncpg.Connection, plan: str) -> VectorCache | None:
     """The in-memory vector copy for the plans that use it (the API's default), loaded from the database."""
-    if plan not in ("scan", "scan_fallback", "gather", "auto_with_vectors"):
+    if plan not in ("scan", "scan_fallback", "gather", "auto_with_vectors", "located", "near"):
         return None
     vectors = VectorCache()
     await vectors.load(conn)
@@ -367,7 +386,7 @@ def test_vector_recall_is_exact_for_every_radius(catalogue: Catalogue, plan: str
     scanned_shares: list[float] = []  # near a point: the share of the vectors in scope where the scan ran
 
     async def body(conn: asyncpg.Connection) -> None:
-        vectors = await vectors_for(conn, plan)
+        vectors, stores = await vectors_for(conn, plan), await stores_for(conn, plan)
         for radius in _radii(catalogue):
             geo = radius is not None
             params = SearchParams(
@@ -379,7 +398,7 @@ def test_vector_recall_is_exact_for_every_radius(catalogue: Catalogue, plan: str
                 mode="semantic",
             )
             for i, q in enumerate(queries):
-                got = await search(conn, params, q, config, vectors)
+                got = await search(conn, params, q, config, vectors, stores=stores)
                 seen[got.strategy] = seen.get(got.strategy, 0) + 1
                 want = catalogue.truth.top_k(params, q)
                 _assert_same_ranking(got, want, f"{plan} radius={radius} query={i} strategy={got.strategy}")
@@ -427,7 +446,7 @@ def test_recall_with_offset_category_price_and_stock_filters(catalogue: Catalogu
     queries = _queries(catalogue, 3, seed=2)
 
     async def body(conn: asyncpg.Connection) -> None:
-        vectors = await vectors_for(conn, plan)
+        vectors, stores = await vectors_for(conn, plan), await stores_for(conn, plan)
         for v in variants:
             for geo in (True, False):
                 base = SearchParams(
@@ -440,7 +459,7 @@ def test_recall_with_offset_category_price_and_stock_filters(catalogue: Catalogu
                 )
                 params = replace(base, **v)  # type: ignore[arg-type]
                 for i, q in enumerate(queries):
-                    got = await search(conn, params, q, config, vectors)
+                    got = await search(conn, params, q, config, vectors, stores=stores)
                     _assert_same_ranking(got, t.top_k(params, q), f"{plan} {v} geo={geo} q={i} {got.strategy}")
 
     with_conn(catalogue.url, body)
@@ -537,7 +556,13 @@ def test_keyword_statement_probes_listings_per_match(catalogue: Catalogue) -> No
             ctx = await _context(conn, params)
             assert ctx is not None and ctx["store_ids"]
             args = stmt.bind(
-                q=params.q, depth=30, cap=400, typo_tolerance=True, typo_below=30, **_filters(ctx["store_ids"])
+                q=params.q,
+                depth=30,
+                cap=400,
+                typo_tolerance=True,
+                typo_below=30,
+                **_filters(ctx["store_ids"]),
+                **NO_NEAR,
             )
             rows = await conn.fetch("EXPLAIN " + stmt.sql, *args)
         return "\n".join(r[0] for r in rows)
@@ -562,11 +587,14 @@ def test_store_scope_is_a_hash_in_probes_and_an_index_key_where_it_drives_the_sc
             stores = ctx["store_ids"]
             filters = _filters(stores)
             listing = {k: filters[k] for k in ("store_ids", "in_stock", "min_price", "max_price")}
+            probed = listing | NO_NEAR  # the statements that probe a found product's listings
             ids = await conn.fetchval("SELECT array_agg(id) FROM (SELECT id FROM product_master LIMIT 10) p")
             args: dict[str, dict[str, Any]] = {
-                "hydrate": dict(product_ids=ids, lon=params.lon, lat=params.lat, stores_per_product=3, **listing),
-                "filter_ranked": dict(query_vector=q, ids=ids, changed_since=None, **filters),
-                "rank_keyword": dict(q=params.q, depth=30, cap=400, typo_tolerance=True, typo_below=30, **filters),
+                "hydrate": dict(product_ids=ids, lon=params.lon, lat=params.lat, stores_per_product=3, **probed),
+                "filter_ranked": dict(query_vector=q, ids=ids, changed_since=None, **filters, **NO_NEAR),
+                "rank_keyword": dict(
+                    q=params.q, depth=30, cap=400, typo_tolerance=True, typo_below=30, **filters, **NO_NEAR
+                ),
                 "listed_products": listing,
             }
             plans = {}
@@ -927,6 +955,37 @@ def test_hybrid_with_a_keyword_connection_and_an_awaited_vector_gives_the_same_a
         assert one.results and [h.product.id for h in one.results] == [h.product.id for h in two.results]
         assert [h.score for h in one.results] == [h.score for h in two.results]
         assert one.strategy == two.strategy
+
+
+def test_every_mode_answers_the_same_with_the_radius_probed(catalogue: Catalogue) -> None:
+    """Keyword, hybrid and semantic pages, their stores and totals: the statements given the radius to probe
+    (store_scope_near) answer what they answer given the list of the stores in it."""
+    queries = _queries(catalogue, 3, seed=23)
+
+    async def body(conn: asyncpg.Connection) -> list[tuple[SearchResult, SearchResult]]:
+        vectors, listed, probing = await vectors_for(conn, "located"), StoreLocator(), RadiusProbing()
+        await listed.load(conn)
+        await probing.load(conn)
+        pairs = []
+        for radius in (2_000.0, 5_000.0, 20_000.0):
+            for mode, text, q in zip(("keyword", "hybrid", "semantic"), ("oat milk", "milk", ""), queries, strict=True):
+                params = _near_center(q=text, limit=10, radius_m=radius, mode=mode)
+                vector = None if mode == "keyword" else q
+                pairs.append(
+                    (
+                        await search(conn, params, vector, vectors=vectors, stores=listed),
+                        await search(conn, params, vector, vectors=vectors, stores=probing),
+                    )
+                )
+        return pairs
+
+    pairs = with_conn(catalogue.url, body)
+    assert sum(1 for one, _ in pairs if one.results) >= 6
+    for one, two in pairs:
+        assert [(h.product.id, h.score, h.stores) for h in one.results] == [
+            (h.product.id, h.score, h.stores) for h in two.results
+        ]
+        assert (one.total_candidates, one.strategy) == (two.total_candidates, two.strategy)
 
 
 class _Recording(asyncpg.Connection):

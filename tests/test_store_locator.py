@@ -152,3 +152,13 @@ def test_an_empty_store_table_loads_and_finds_nothing(fresh_db_url: str) -> None
         assert await _scope(conn, 5_000.0, locator) == set()
 
     on_conn(fresh_db_url, body)
+
+
+def test_the_statements_probe_a_radius_that_holds_most_of_many_stores() -> None:
+    locator = StoreLocator()
+    assert not locator.radius_pays(5000)  # not loaded
+    locator._ids, locator.version = np.empty(10_000, dtype=object), 1
+    assert locator.radius_pays(8_116)  # 20 km at 1M products: the list would cost ~2 ms to send, ~2 to hash
+    assert not locator.radius_pays(5_000)  # half the stores: a probe tries two listings for one in scope
+    locator._ids = np.empty(1_000, dtype=object)
+    assert not locator.radius_pays(900)  # a short list costs less than any probe

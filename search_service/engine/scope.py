@@ -13,6 +13,7 @@ from search_service.engine.session import Conn
 from search_service.engine.store_locator import Located, StoreLocator
 
 _PARAM_FIELDS = frozenset(f.name for f in fields(SearchParams))
+NO_NEAR = {"near_lon": None, "near_lat": None, "near_radius_m": None}  # store_scope_near: the list decides
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class Scope:
     in_scope: InScope | None = None
     # The candidate sets, current as of this search, that `products_in_scope` takes the union of on first use.
     sets: CandidateSets | None = None
+    # (lon, lat, radius_m) when `store_ids` are the active stores in that radius and hold most stores: statements
+    # with store_scope_near's parameters probe the radius instead of receiving the list (store_locator.py).
+    near: tuple[float, float, float] | None = None
 
     def products_in_scope(self) -> InScope | None:
         """`in_scope`, or the union of the sets taken now (once): a search that routes without it (a keyword
@@ -38,7 +42,16 @@ class Scope:
         """`stmt`'s arguments by name: `own`, else the filters resolved here (store_ids, category_ids,
         exclude_id), else the `SearchParams` field of that name (in_stock, min_price, brand, …). So a filter
         that is a field of SearchParams and a parameter of a shared SQL fragment needs no code here."""
-        resolved = {"store_ids": self.store_ids, "category_ids": self.category_ids, "exclude_id": self.exclude_id}
+        resolved: dict[str, Any] = {
+            "store_ids": self.store_ids,
+            "category_ids": self.category_ids,
+            "exclude_id": self.exclude_id,
+        }
+        if "near_radius_m" in stmt.params:
+            lon, lat, radius_m = self.near or (None, None, None)
+            resolved.update(near_lon=lon, near_lat=lat, near_radius_m=radius_m)
+            if self.near is not None:
+                resolved["store_ids"] = None
         values = {
             name: resolved[name] if name in resolved else getattr(self.params, name)
             for name in stmt.params
@@ -71,6 +84,7 @@ async def resolve_scope(
     store_ids: list[UUID] | None = None
     category_ids: list[int] | None = None
     sets: CandidateSets | None = None
+    near: tuple[float, float, float] | None = None
     if geo or params.category_id is not None:
         base = None if candidates is None else candidates.snapshot
         changes = dict(NO_CHANGES) if candidates is None else candidates.read_args()
@@ -82,11 +96,19 @@ async def resolve_scope(
             store_ids = _stores_in_radius(ctx, located)
             if not store_ids:
                 return _empty("no_stores")
+            near = _near(stores, params, len(store_ids))
             if current and params.in_stock and candidates is not None:
                 sets = candidates  # the union is taken when a plan asks for it (Scope.products_in_scope)
     if category_ids is not None and not category_ids:  # unknown category: nothing qualifies
         return _empty("no_category")
-    return Scope(store_ids, category_ids, params, exclude_id, sets=sets)
+    return Scope(store_ids, category_ids, params, exclude_id, sets=sets, near=near)
+
+
+def _near(stores: StoreLocator | None, params: SearchParams, in_scope: int) -> tuple[float, float, float] | None:
+    """The radius, for the statements to probe, when it holds most stores (StoreLocator.radius_pays)."""
+    if stores is None or params.lon is None or params.lat is None or not stores.radius_pays(in_scope):
+        return None
+    return (params.lon, params.lat, float(params.radius_m))
 
 
 def _locate(stores: StoreLocator | None, params: SearchParams) -> Located | None:

@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 EARTH_RADIUS_M = 6_371_008.8  # the mean radius (IUGG)
 EDGE_SHARE = 0.01  # > the sphere's 0.6 % worst case against the spheroid (module docstring)
 EDGE_M = 1.0  # float rounding of the distances and of PostGIS's own tolerance, with room to spare
+# A scope of at least this many stores and this share of them is probed as a radius by the statements
+# (store_scope_near): 300 ids checked at 20 km over 10k stores (8,116 in scope) 1.6 ms against 3.6 with the list;
+# at 5 km (2,370) the list wins, 1.8 ms against 3.1 (a probe measures ~1/share listings until one is in scope).
+RADIUS_PROBE_MIN_STORES = 2000
+RADIUS_PROBE_MIN_SHARE = 0.6
 
 
 def unit_vectors(lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
@@ -76,6 +81,11 @@ class StoreLocator:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    def radius_pays(self, in_scope: int) -> bool:
+        """Whether the statements should probe the radius rather than receive these many stores' ids."""
+        held = len(self._ids)
+        return self.loaded and in_scope >= RADIUS_PROBE_MIN_STORES and in_scope >= RADIUS_PROBE_MIN_SHARE * held
 
     def locate(self, lon: float, lat: float, radius_m: float) -> Located | None:
         """The stores within `radius_m` of (lon, lat), split as `Located` says; None when not loaded."""
