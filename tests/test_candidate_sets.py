@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -281,6 +282,37 @@ def test_a_stock_change_reaches_the_next_http_search(api_url: str, db_url: str, 
     set_quantity(db_url, seeded, "ricecakes", "near", 0)
     ids, body = found()
     assert rice not in ids and body["total_candidates"] == before["total_candidates"]
+
+
+def test_a_moved_store_reaches_the_next_http_search(api_url: str, db_url: str, seeded: Seeded) -> None:
+    """The API finds the stores in a radius in memory (store_locator.py): a store moved out of the radius and back
+    is seen by the very next search (its copy is stale in that search's snapshot: the radius query answers) and
+    after the copy reloaded."""
+
+    def pasta_found() -> bool:
+        params = {"q": "spaghetti", "mode": "keyword", "radius_m": 3000, **AT_CENTER}
+        response = httpx.get(f"{api_url}/v1/search", params=params, timeout=30)
+        assert response.status_code == 200, response.text
+        return seeded.products["pasta"] in [uuid.UUID(r["product"]["id"]) for r in response.json()["results"]]
+
+    def move(lat: float, lon: float) -> None:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE store SET location = ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography WHERE id = %s",
+                (lon, lat, seeded.stores["near"]),
+            )
+
+    home = seeded.store_points["near"]  # (lat, lon)
+    time.sleep(1.5)  # the API's copy of the stores' places is loaded by now
+    assert pasta_found()  # sold only at "near"
+    try:
+        move(home[0] + 0.5, home[1])  # ~55 km north
+        assert not pasta_found()
+        time.sleep(1.5)  # reloaded
+        assert not pasta_found()
+    finally:
+        move(*home)
+    assert pasta_found()
 
 
 def test_explain_counts_the_products_in_stock_in_scope(api_url: str, db_url: str, seeded: Seeded) -> None:
