@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from geographiclib.geodesic import Geodesic
 
+from search_service.engine import geo_areas
 from search_service.engine.results import SearchParams
 from search_service.engine.scope import Scope, resolve_scope
 from search_service.engine.store_locator import EDGE_SHARE, StoreLocator, sphere_distances_m, unit_vectors
@@ -88,6 +89,7 @@ def test_the_locator_finds_the_stores_postgis_finds(db_url: str, edge_stores: di
         for radius in RADII:
             truth = await _postgis(conn, radius)
             assert await _scope(conn, radius, locator) == truth == await _scope(conn, radius, None), radius
+            assert set(await geo_areas.stores_in_radius(conn, *CENTER, radius, locator)) == truth, radius  # UX path
             located = locator.locate(CENTER[1], CENTER[0], radius)
             assert located is not None
             near_edge = {edge_stores[f"{radius}/{s}/{n}"] for s in (-0.002, 0.002) for n in NUDGES_M}
@@ -131,6 +133,7 @@ def test_a_change_to_the_stores_is_exact_from_the_next_search_on(fresh_db_url: s
         )
         expected = {staying, opened}
         assert await _scope(conn, 2_000.0, locator) == expected == await _postgis(conn, 2_000.0)  # stale copy
+        assert set(await geo_areas.stores_in_radius(conn, *CENTER, 2_000.0, locator)) == expected
         await locator.refresh(conn)
         assert locator.loads == 2
         located = locator.locate(CENTER[1], CENTER[0], 2_000.0)

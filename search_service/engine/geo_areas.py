@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from search_service.db.sql import statement
+from search_service.engine.store_locator import StoreLocator
 
 MAX_AREA_POSITIONS = 10_000
 
@@ -173,9 +174,20 @@ async def delivering_among(conn: Any, store_ids: Sequence[UUID], lat: float, lon
     return {r["id"] for r in rows}
 
 
-async def stores_in_radius(conn: Any, lat: float, lon: float, radius_m: float) -> list[UUID]:
-    stmt = statement("engine/geo_scope", "stores_in_radius")
-    return list(await conn.fetchval(stmt.sql, *stmt.bind(lon=lon, lat=lat, radius_m=float(radius_m))))
+async def stores_in_radius(
+    conn: Any, lat: float, lon: float, radius_m: float, stores: StoreLocator | None = None
+) -> list[UUID]:
+    """The active stores within radius_m; with `stores` loaded, placed in memory (PostgreSQL measures the edge)."""
+    located = None if stores is None else stores.locate(lon, lat, float(radius_m))
+    if located is None:
+        stmt = statement("engine/geo_scope", "stores_in_radius")
+        return list(await conn.fetchval(stmt.sql, *stmt.bind(lon=lon, lat=lat, radius_m=float(radius_m))))
+    stmt = statement("engine/geo_scope", "stores_in_radius_located")
+    args = stmt.bind(
+        lon=lon, lat=lat, radius_m=float(radius_m), store_version=located.version, edge_store_ids=located.edge
+    )
+    row = await conn.fetchrow(stmt.sql, *args)
+    return located.stores(list(row["store_ids"]), row["stores_stale"])
 
 
 async def store_scope(
@@ -186,9 +198,11 @@ async def store_scope(
     radius_m: float,
     bbox: BBox | None,
     fulfilment: str = "pickup",
+    stores: StoreLocator | None = None,
 ) -> list[UUID] | None:
     """The stores a search may use; None: any active store (no point, no box). pickup: the radius around the
-    point, or the box when given; delivery: the stores whose delivery area holds the point; any: both."""
+    point, or the box when given; delivery: the stores whose delivery area holds the point; any: both. `stores`: the
+    stores' places in memory (store_locator.py), which find the radius's stores."""
     point = lat is not None and lon is not None
     if fulfilment != "pickup" and not point:
         raise ValueError(f"fulfilment={fulfilment} needs lat and lon")
@@ -197,7 +211,7 @@ async def store_scope(
         pickup = await stores_in_bbox(conn, bbox)
     elif point:
         assert lat is not None and lon is not None
-        pickup = await stores_in_radius(conn, lat, lon, radius_m)
+        pickup = await stores_in_radius(conn, lat, lon, radius_m, stores)
     if fulfilment == "pickup":
         return pickup
     assert lat is not None and lon is not None

@@ -137,6 +137,4 @@ def _stores_in_radius(ctx: Any, located: Located | None) -> list[UUID]:
     """The stores in the radius: those placed inside in memory and those PostgreSQL measured at the edge, or every
     store PostgreSQL found (no copy, or a copy older than the search's snapshot)."""
     measured = list(ctx["store_ids"] or [])
-    if located is None or ctx["stores_stale"]:
-        return measured
-    return located.inside + measured
+    return measured if located is None else located.stores(measured, ctx["stores_stale"])

@@ -65,6 +65,11 @@ class Located:
     inside: list[Any]
     edge: list[Any]
 
+    def stores(self, measured: list[Any], stale: bool) -> list[Any]:
+        """The stores in the radius, given those PostgreSQL returned: every one it found when this copy was stale
+        in its snapshot, else the edge stores it measured inside, with the stores placed inside here."""
+        return measured if stale else self.inside + measured
+
 
 class StoreLocator:
     """The active stores' ids and places as of one `store_geo_version` (module docstring)."""

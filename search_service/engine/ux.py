@@ -40,6 +40,7 @@ from search_service.engine.modes import QueryVector
 from search_service.engine.scope import Scope
 from search_service.engine.session import transaction
 from search_service.engine.stats import StatsCache, read_stats
+from search_service.engine.store_locator import StoreLocator
 from search_service.engine.vector_plans import rank_vector
 from search_service.engine.vector_scan import VectorPlan, plan_vector
 from search_service.engine.vectors import VectorCache
@@ -224,6 +225,7 @@ class _Context:
     labels: ProductLabels | None
     stock: StockBuckets | None = None  # listings in stock by product (facet_stock.py)
     exclude_id: UUID | None = None  # similar: the product asked about
+    stores: StoreLocator | None = None  # the stores' places in memory (store_locator.py)
 
 
 async def ux_search(
@@ -238,11 +240,12 @@ async def ux_search(
     stats: StatsCache | None = None,
     labels: ProductLabels | None = None,
     stock: StockBuckets | None = None,
+    stores: StoreLocator | None = None,
 ) -> UxResult:
     """Search under `ux` (see the module docstring); the statements run as `engine.search`'s do. `labels`: the
     in-memory product labels (facet_labels.py), which count the facets in memory when loaded; `stock`: the listings
     in stock by product (facet_stock.py), which spare the facet set's listings statement when loaded."""
-    context = _Context(config, facet_config, vectors, stats, labels, stock)
+    context = _Context(config, facet_config, vectors, stats, labels, stock, stores=stores)
     async with transaction(conn, config):
         return await _ux_run(conn, params, query_vector, ux, context)
 
@@ -259,6 +262,7 @@ async def ux_similar(
     stats: StatsCache | None = None,
     labels: ProductLabels | None = None,
     stock: StockBuckets | None = None,
+    stores: StoreLocator | None = None,
 ) -> UxResult:
     """`engine.similar` under `ux`: the products nearest to `product_id`'s vector (semantic ranking, the product
     itself left out). Raises ProductNotFound for an unknown id; a product not embedded yet gives ``no_vector``."""
@@ -269,7 +273,7 @@ async def ux_similar(
             raise engine.ProductNotFound(product_id)
         if row["ai_vector"] is None:
             return UxResult([], 0, "no_vector", 0, Facets(), set())
-        context = _Context(config, facet_config, vectors, stats, labels, stock, product_id)
+        context = _Context(config, facet_config, vectors, stats, labels, stock, product_id, stores)
         semantic = replace(params, q="", mode="semantic")
         return await _ux_run(conn, semantic, engine.as_vector(row["ai_vector"]), ux, context)
 
@@ -284,7 +288,13 @@ async def _ranked_set(
 ) -> tuple[list[UUID] | None, FacetFilters, _Ranking | str]:
     """The stores in scope, the chosen facet values, and the ranked result set (or why it is empty)."""
     store_ids = await geo_areas.store_scope(
-        conn, lat=params.lat, lon=params.lon, radius_m=params.radius_m, bbox=ux.bbox, fulfilment=ux.fulfilment
+        conn,
+        lat=params.lat,
+        lon=params.lon,
+        radius_m=params.radius_m,
+        bbox=ux.bbox,
+        fulfilment=ux.fulfilment,
+        stores=context.stores,
     )
     filters = await _filters(conn, params, ux)
     clock.lap("scope")

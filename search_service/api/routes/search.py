@@ -214,7 +214,7 @@ async def _run_ux_similar(rt: Runtime, pid: UUID, sp: engine.SearchParams, ux: U
         started = time.perf_counter()
         found = await ux_similar(
             conn, pid, sp, ux.ux, config=rt.engine_config, facet_config=rt.settings.facets, vectors=rt.vectors,
-            stats=rt.stats, labels=rt.labels, stock=rt.stock,
+            stats=rt.stats, labels=rt.labels, stock=rt.stock, stores=rt.stores,
         )  # fmt: skip
     return found, started
 

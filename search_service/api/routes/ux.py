@@ -86,6 +86,7 @@ async def run_ux_search(
                 stats=rt.stats,
                 labels=rt.labels,
                 stock=rt.stock,
+                stores=rt.stores,
             )
     finally:
         if embedding is not None and not embedding.done():

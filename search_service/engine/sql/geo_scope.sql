@@ -76,3 +76,23 @@ SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'::uuid[]) AS store_ids
 FROM store s
 WHERE s.is_active
   AND ST_DWithin(s.location, ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography, :radius_m::float8);
+
+-- name: stores_in_radius_located
+-- params: lon float8, lat float8, radius_m float8, store_version bigint (the in-memory stores' version),
+--         edge_store_ids uuid[] (the stores the API could not place inside or outside the radius)
+-- stores_in_radius for an API that placed the stores in memory (engine/store_locator.py), as search_context_located:
+-- where the stores' version in this snapshot is the copy's, only the edge stores are measured (a primary-key probe
+-- each) and `store_ids` lists those inside; otherwise (`stores_stale`) every store in the radius.
+WITH pt AS (
+    SELECT ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography AS g
+), stale AS (
+    SELECT :store_version::bigint IS DISTINCT FROM (SELECT v.version FROM store_geo_version v) AS yes
+)
+SELECT (SELECT yes FROM stale) AS stores_stale, coalesce(ARRAY(
+    SELECT s.id FROM store s, pt
+    WHERE (SELECT yes FROM stale) AND s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)
+    UNION ALL
+    SELECT e.id FROM unnest(:edge_store_ids::uuid[]) AS e(id)
+    WHERE NOT (SELECT yes FROM stale)
+      AND (SELECT s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8) FROM store s, pt WHERE s.id = e.id)
+), '{}'::uuid[]) AS store_ids;
