@@ -1,9 +1,9 @@
 """The active stores' places in memory: the stores in a radius found without a radius query per search.
 
 At 1M products / 10k stores, search_context's radius query read ~8,000 store rows and measured each on the
-spheroid (ST_DWithin on geography) per search at 20 km: 6 ms alone, ~14 ms under load, and 2.3 ms more in the
-API to decode the 8,000 ids it returned. Here each store is a unit vector; a search's great-circle distances to
-all of them take ~0.1 ms in numpy.
+spheroid (ST_DWithin on geography) per search at 20 km: 6-10 ms alone, ~14 ms under load, and 2.3 ms more in
+the API to decode the 8,000 ids it returned. Here each store is a unit vector; a search's great-circle distances
+to all of them and the lists of ids take ~0.4 ms.
 
 Exactness: a great-circle distance on the mean-radius sphere is within 0.6 % of the WGS84 geodesic PostGIS
 measures (the ellipsoid's radii of curvature lie between 6,335 and 6,400 km; the tests check the bound against
