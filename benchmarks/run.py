@@ -70,6 +70,7 @@ from search_service.engine.search import (
     settings_sql,
 )
 from search_service.engine.stats import StatsCache, read_stats
+from search_service.engine.store_locator import NOT_LOCATED
 from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
 
@@ -771,6 +772,7 @@ async def explain_engine(
                 radius_m=float(params.radius_m),
                 category_id=None,
                 **NO_CHANGES,
+                **NOT_LOCATED,
             )
         )
         assert ctx is not None

@@ -43,7 +43,7 @@ from search_service.engine.search import (
     similar,
     sql_blocks,
 )
-from search_service.engine.store_locator import StoreLocator
+from search_service.engine.store_locator import NOT_LOCATED, StoreLocator
 from search_service.engine.vectors import VectorCache
 
 CENTER = (52.52, 13.405)
@@ -494,14 +494,15 @@ def _filters(stores: list[Any] | None) -> dict[str, Any]:
 
 async def _context(conn: asyncpg.Connection, params: SearchParams) -> Any:
     stmt = statement("engine/search", "search_context")
-    values = stmt.bind(lon=params.lon, lat=params.lat, radius_m=params.radius_m, category_id=None, **NO_CHANGES)
+    place = {"lon": params.lon, "lat": params.lat, "radius_m": params.radius_m, "category_id": None}
+    values = stmt.bind(**place, **NO_CHANGES, **NOT_LOCATED)
     return await conn.fetchrow(stmt.sql, *values)
 
 
 async def _explain(conn: asyncpg.Connection, block: str, params: SearchParams, q: np.ndarray, top_n: int = 10) -> str:
     context = statement("engine/search", "search_context")
     context_args = context.bind(
-        lon=params.lon, lat=params.lat, radius_m=params.radius_m, category_id=None, **NO_CHANGES
+        lon=params.lon, lat=params.lat, radius_m=params.radius_m, category_id=None, **NO_CHANGES, **NOT_LOCATED
     )
     async with conn.transaction():
         await conn.execute(settings_sql(DEFAULT_CONFIG))

@@ -167,3 +167,37 @@ def test_the_statements_probe_a_radius_that_holds_most_of_many_stores() -> None:
     assert locator.radius_pays(809)  # 20 km at 100k products: 0.30 ms against 0.43 with the list
     locator._ids = np.empty(400, dtype=object)
     assert not locator.radius_pays(390)  # a short list costs little
+
+
+def test_an_emptied_version_row_never_lets_an_old_copy_pass(fresh_db_url: str) -> None:
+    """TRUNCATE of every table (the benchmark harness's wipe) empties store_geo_version: a copy taken before is
+    stale, a copy cannot load without the row, and the next store write brings it back with a number never handed
+    out before, so the old copy stays stale."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        g = GEOD.Direct(*CENTER, 0.0, 1_000.0)
+        first = _place(conn, "first", g["lat2"], g["lon2"])
+
+    async def body(conn: asyncpg.Connection) -> None:
+        old = StoreLocator()
+        await old.load(conn)
+        assert old.loaded and await _scope(conn, 2_000.0, old) == {first}
+        await conn.execute("DELETE FROM store")
+        await conn.execute("TRUNCATE store_geo_version")
+        assert await _scope(conn, 2_000.0, old) == set()  # no row: stale, the radius query answers
+        blank = StoreLocator()
+        await blank.load(conn)
+        assert not blank.loaded and blank.locate(CENTER[1], CENTER[0], 2_000.0) is None
+        g = GEOD.Direct(*CENTER, 90.0, 500.0)
+        second = await conn.fetchval(
+            "INSERT INTO store (name, location) VALUES ('second', "
+            "ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography) RETURNING id",
+            g["lon2"],
+            g["lat2"],
+        )
+        version = await conn.fetchval("SELECT version FROM store_geo_version")
+        assert old.version is not None and version is not None and version > old.version
+        assert await _scope(conn, 2_000.0, old) == {second}  # the old copy is still stale
+        await blank.load(conn)
+        assert blank.version == version and await _scope(conn, 2_000.0, blank) == {second}
+
+    on_conn(fresh_db_url, body)

@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from search_service.db.sql import statement
-from search_service.engine.store_locator import StoreLocator
+from search_service.engine.store_locator import NOT_LOCATED, StoreLocator
 
 MAX_AREA_POSITIONS = 10_000
 
@@ -179,15 +179,16 @@ async def stores_in_radius(
 ) -> list[UUID]:
     """The active stores within radius_m; with `stores` loaded, placed in memory (PostgreSQL measures the edge)."""
     located = None if stores is None else stores.locate(lon, lat, float(radius_m))
-    if located is None:
-        stmt = statement("engine/geo_scope", "stores_in_radius")
-        return list(await conn.fetchval(stmt.sql, *stmt.bind(lon=lon, lat=lat, radius_m=float(radius_m))))
-    stmt = statement("engine/geo_scope", "stores_in_radius_located")
+    stmt = statement("engine/geo_scope", "stores_in_radius")
     args = stmt.bind(
-        lon=lon, lat=lat, radius_m=float(radius_m), store_version=located.version, edge_store_ids=located.edge
+        lon=lon,
+        lat=lat,
+        radius_m=float(radius_m),
+        **(NOT_LOCATED if located is None else located.args),
     )
     row = await conn.fetchrow(stmt.sql, *args)
-    return located.stores(list(row["store_ids"]), row["stores_stale"])
+    measured = list(row["store_ids"])
+    return measured if located is None else located.stores(measured, row["stores_stale"])
 
 
 async def store_scope(

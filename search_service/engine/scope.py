@@ -10,7 +10,7 @@ from search_service.db.sql import Statement, statement
 from search_service.engine.candidates import NO_CHANGES, CandidateSets, InScope
 from search_service.engine.results import SearchParams, SearchResult
 from search_service.engine.session import Conn
-from search_service.engine.store_locator import Located, StoreLocator
+from search_service.engine.store_locator import NOT_LOCATED, Located, StoreLocator
 
 _PARAM_FIELDS = frozenset(f.name for f in fields(SearchParams))
 NO_NEAR = {"near_lon": None, "near_lat": None, "near_radius_m": None}  # store_scope_near: the list decides
@@ -118,16 +118,17 @@ def _locate(stores: StoreLocator | None, params: SearchParams) -> Located | None
 
 
 async def _context(conn: Conn, params: SearchParams, changes: dict[str, Any], located: Located | None) -> Any:
-    """search_context's row; search_context_located's when the stores in the radius were placed in memory."""
+    """search_context's row: it measures only the edge stores of `located`, or finds them all without it."""
     geo = params.lat is not None and params.lon is not None
-    place = {"lon": params.lon if geo else None, "lat": params.lat if geo else None}
-    own = {"radius_m": float(params.radius_m), "category_id": params.category_id, **place, **changes}
-    if located is None:
-        stmt = statement("engine/search", "search_context")
-        values = stmt.bind(**own)
-    else:
-        stmt = statement("engine/search", "search_context_located")
-        values = stmt.bind(**own, store_version=located.version, edge_store_ids=located.edge)
+    stmt = statement("engine/search", "search_context")
+    values = stmt.bind(
+        lon=params.lon if geo else None,
+        lat=params.lat if geo else None,
+        radius_m=float(params.radius_m),
+        category_id=params.category_id,
+        **(NOT_LOCATED if located is None else located.args),
+        **changes,
+    )
     ctx = await conn.fetchrow(stmt.sql, *values)
     assert ctx is not None
     return ctx

@@ -5,9 +5,9 @@ engine's settings, as the API's do):
 
 1. `search_context`: active stores in the radius via the GiST index on store.location (none → return at
    once, strategy ``no_stores``) and the category subtree; a global search without a category skips it. The
-   API places the stores in memory instead (`store_locator.StoreLocator`: `search_context_located` measures
-   only those near the radius's edge). The
-   catalogue statistics (reltuples, pg_stats) come from `stats.StatsCache`, read every 30 s.
+   API places the stores in memory instead (`store_locator.StoreLocator`: `search_context` then measures
+   only those near the radius's edge). The catalogue statistics (reltuples, pg_stats) come from
+   `stats.StatsCache`, read every 30 s.
 2. The vector side picks a plan per query from a cost estimate (`choose_strategy`):
    - ``exact_scan`` (when the API holds the in-memory vector copy, `vectors.VectorCache`): every vector is
      ranked in memory (int8 bounds, float32 re-scoring: exact), and PostgreSQL keeps the best-ranked ids

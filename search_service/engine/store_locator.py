@@ -10,12 +10,13 @@ measures (the ellipsoid's radii of curvature lie between 6,335 and 6,400 km; the
 geographiclib). So a store closer than (1 - EDGE_SHARE) x radius - EDGE_M is inside for PostGIS too, one
 farther than (1 + EDGE_SHARE) x radius + EDGE_M is outside, and only the stores in between (~4 % of those in
 the radius) go to PostgreSQL, which measures them with the very ST_DWithin that search_context uses
-(`search_context_located`).
+(`search_context`, `stores_in_radius`).
 
-Freshness: migration 0019 bumps `store_geo_version` in every statement that adds, removes, moves, activates or
-deactivates a store. The copy keeps the version it was read at; a search's statement compares it with the
-version in the search's own snapshot and, when they differ, finds the stores itself as before, so a change is
-exact from the very next search on; the API reloads the copy within a second (`refresh`).
+Freshness: migrations 0019-0020 set `store_geo_version` from a sequence (never the same number twice) in every
+statement that adds, removes, moves, activates or deactivates a store. The copy keeps the version it was read at;
+a search's statement compares it with the version in the search's own snapshot and, when they differ (or the row
+is gone), finds the stores itself as before, so a change is exact from the very next search on; the API reloads
+the copy within a second (`refresh`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def sphere_distances_m(points: np.ndarray, lon: float, lat: float) -> np.ndarray
     return 2.0 * EARTH_RADIUS_M * np.arcsin(np.minimum(chord / 2.0, 1.0))
 
 
+# search_context's and stores_in_radius's arguments without a copy: PostgreSQL finds every store in the radius
+NOT_LOCATED: dict[str, Any] = {"store_version": None, "edge_store_ids": None}
+
+
 @dataclass(frozen=True)
 class Located:
     """The stores a copy places in a radius: `inside` for sure, `edge` for PostgreSQL to measure."""
@@ -64,6 +69,11 @@ class Located:
     version: int
     inside: list[Any]
     edge: list[Any]
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """search_context's and stores_in_radius's arguments for this copy (NOT_LOCATED without one)."""
+        return {"store_version": self.version, "edge_store_ids": self.edge}
 
     def stores(self, measured: list[Any], stale: bool) -> list[Any]:
         """The stores in the radius, given those PostgreSQL returned: every one it found when this copy was stale
@@ -120,6 +130,10 @@ class StoreLocator:
         """Read every active store's place and the version, in one statement (one snapshot)."""
         started = time.perf_counter()
         row = await conn.fetchrow(statement("engine/search", "store_places").sql)
+        if row["version"] is None:  # the row was emptied (TRUNCATE): the next store write brings it back
+            self.version = None
+            log.warning("store places: no store_geo_version row; searches find the stores in SQL until one is written")
+            return
         points = unit_vectors(np.array(row["lons"], dtype=np.float64), np.array(row["lats"], dtype=np.float64))
         # no await from here on: a search never sees the ids of one load with the places or version of another
         ids = np.empty(len(row["ids"]), dtype=object)

@@ -70,23 +70,17 @@ WHERE id = :store_id::uuid
 RETURNING id;
 
 -- name: stores_in_radius
--- params: lon float8, lat float8, radius_m float8
--- Pickup scope: active stores within radius_m of the point (geodesic; GiST on store.location), as search_context.
-SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'::uuid[]) AS store_ids
-FROM store s
-WHERE s.is_active
-  AND ST_DWithin(s.location, ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography, :radius_m::float8);
-
--- name: stores_in_radius_located
--- params: lon float8, lat float8, radius_m float8, store_version bigint (the in-memory stores' version),
---         edge_store_ids uuid[] (the stores the API could not place inside or outside the radius)
--- stores_in_radius for an API that placed the stores in memory (engine/store_locator.py), as search_context_located:
--- where the stores' version in this snapshot is the copy's, only the edge stores are measured (a primary-key probe
--- each) and `store_ids` lists those inside; otherwise (`stores_stale`) every store in the radius.
+-- params: lon float8, lat float8, radius_m float8, store_version bigint|null (the API's in-memory stores' version;
+--         null: none held), edge_store_ids uuid[]|null (the stores the API could not place inside or outside)
+-- Pickup scope: active stores within radius_m of the point (geodesic), found as search_context finds them: where
+-- the stores' version in this snapshot is the API's copy's, only the edge stores are measured (a primary-key probe
+-- each) and `store_ids` lists those inside; otherwise (`stores_stale`) every store in the radius (GiST on
+-- store.location).
 WITH pt AS (
     SELECT ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography AS g
 ), stale AS (
-    SELECT :store_version::bigint IS DISTINCT FROM (SELECT v.version FROM store_geo_version v) AS yes
+    SELECT :store_version::bigint IS NULL
+        OR :store_version::bigint IS DISTINCT FROM (SELECT v.version FROM store_geo_version v) AS yes
 )
 SELECT (SELECT yes FROM stale) AS stores_stale, coalesce(ARRAY(
     SELECT s.id FROM store s, pt

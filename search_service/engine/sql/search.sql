@@ -145,35 +145,24 @@ CASE WHEN :category_id::bigint IS NULL THEN NULL
      ELSE coalesce((SELECT array_agg(id) FROM subtree), '{}'::bigint[]) END AS category_ids
 
 -- name: search_context
--- params: radius_m float8 (+ search_point, category_subtree, changes_since)
--- Round trip 1: active stores in the radius (GiST on store.location) and the category subtree, and the candidate
--- sets' changes (one indexed read of the change log, usually empty). The catalogue statistics the strategy
--- choice needs come from search_service/stats.py, read every 30 s.
-WITH {{ changes_since }}, {{ search_point }}, near AS (
-    SELECT s.id
-    FROM store s, pt
-    WHERE pt.g IS NOT NULL AND s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)
-), {{ category_subtree }}
-SELECT
-    (SELECT array_agg(id) FROM near) AS store_ids,
-    {{ category_ids_column }},
-    {{ listing_changes_columns }};
-
--- name: search_context_located
--- params: radius_m float8, store_version bigint (the in-memory stores' version), edge_store_ids uuid[] (the
---         stores the API could not place inside or outside the radius) (+ search_point, category_subtree,
---         changes_since)
--- search_context for an API that found the stores in the radius in memory (engine/store_locator.py): where the
--- stores' version in this snapshot is the copy's, only the stores near the radius's edge are measured here and
--- `store_ids` lists those inside; otherwise (`stores_stale`) every store in the radius, as search_context does.
--- Each branch runs only when its one-time condition holds; an edge store is a probe of the primary key (as a join,
--- the planner scanned every store in the radius's box for the few ids).
+-- params: radius_m float8, store_version bigint|null (the API's in-memory stores' version; null: none held),
+--         edge_store_ids uuid[]|null (the stores the API could not place inside or outside the radius)
+--         (+ search_point, category_subtree, changes_since)
+-- Round trip 1: active stores in the radius and the category subtree, and the candidate sets' changes (one indexed
+-- read of the change log, usually empty). Where the API placed the stores in memory (engine/store_locator.py) and
+-- the stores' version in this snapshot is its copy's, only the stores near the radius's edge are measured here and
+-- `store_ids` lists those inside; otherwise (`stores_stale`) every active store in the radius (GiST on
+-- store.location). Each branch runs only when its one-time condition holds; an edge store is a probe of the
+-- primary key (as a join, the planner scanned every store in the radius's box for the few ids). The catalogue
+-- statistics the strategy choice needs come from search_service/stats.py, read every 30 s.
 WITH {{ changes_since }}, {{ search_point }}, stale AS (
-    SELECT :store_version::bigint IS DISTINCT FROM (SELECT v.version FROM store_geo_version v) AS yes
+    SELECT :store_version::bigint IS NULL
+        OR :store_version::bigint IS DISTINCT FROM (SELECT v.version FROM store_geo_version v) AS yes
 ), near AS (
     SELECT s.id
     FROM store s, pt
-    WHERE (SELECT yes FROM stale) AND s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)
+    WHERE (SELECT yes FROM stale) AND pt.g IS NOT NULL AND s.is_active
+      AND ST_DWithin(s.location, pt.g, :radius_m::float8)
     UNION ALL
     SELECT e.id
     FROM unnest(:edge_store_ids::uuid[]) AS e(id)
