@@ -290,8 +290,8 @@ def test_the_rows_kernel_on_two_threads_gives_numpys_integer_products() -> None:
     queries[:, 0] = 127
     session = quantizer._rows_session(DIM, threads=2)
     assert session is not None and session.get_session_options().intra_op_num_threads == 2
-    got = session.run(None, {"rows": rows8, "queries": queries})[0]
-    assert np.array_equal(got, rows8.astype(np.int64) @ queries.astype(np.int64))
+    got = session.run(None, {"rows": rows8, "queries": queries})[0]  # the codes' products: the zero point removed
+    assert np.array_equal(got, (rows8.astype(np.int64) - quantizer.ROW_ZERO_POINT) @ queries.astype(np.int64))
     matrix = unit(rng.standard_normal((3000, DIM)))
     private = int8_copy(matrix)
     rows8 = np.zeros((len(matrix), DIM), dtype=np.uint8)

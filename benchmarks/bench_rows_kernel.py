@@ -1,0 +1,129 @@
+"""The int8 rows kernel of a large shared vector copy (engine/quantizer.py `_rows_session`): CPU a call, by batch,
+against the form it replaced, in the same run.
+
+    python -m benchmarks.bench_rows_kernel --rows 1000000 --name rows-kernel-2026-12-03
+
+A shared generation stores its codes as uint8 rows (code + ROW_ZERO_POINT). The kernel now takes that zero point
+itself (MatMulInteger's third input); before, the raw products came back and numpy took `64 x sum(query)` off them
+in a pass over (batch, rows) int32 read through a transposed view. Both forms run on the same random rows and
+queries, alternately, and must give identical integers; each call's CPU is this process's (the kernel runs on
+the calling thread). Medians of `--repeats` calls per batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.output import write_json_and_markdown
+from search_service.engine import quantizer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DIM = 384
+
+
+def _raw_session(dim: int) -> Any:
+    """The replaced form: the raw products of the stored rows, the zero point left in."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("MatMulInteger", ["rows", "queries"], ["dots"])
+    a = helper.make_tensor_value_info("rows", TensorProto.UINT8, ["rows", dim])
+    b = helper.make_tensor_value_info("queries", TensorProto.INT8, [dim, "batch"])
+    y = helper.make_tensor_value_info("dots", TensorProto.INT32, ["rows", "batch"])
+    graph = helper.make_graph([node], "raw", [a, b], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _timed(call: Any) -> tuple[float, np.ndarray]:
+    before = time.process_time()
+    out = call()
+    return (time.process_time() - before) * 1000, out
+
+
+def measure(rows: int, batches: list[int], repeats: int, seed: int = 0) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    rows8 = rng.integers(1, 128, size=(rows, DIM), dtype=np.uint8)  # codes ±63 + 64, as a generation stores them
+    kernel, raw = quantizer._rows_session(DIM), _raw_session(DIM)
+    if kernel is None:
+        raise SystemExit("the rows kernel failed its self-test on this machine: nothing to measure")
+    by_batch: dict[str, Any] = {}
+    for batch in batches:
+        q8 = rng.integers(-127, 128, size=(batch, DIM), dtype=np.int8)
+        queries = np.ascontiguousarray(q8.T)
+
+        def replaced(q8: np.ndarray = q8, queries: np.ndarray = queries) -> np.ndarray:
+            dots = raw.run(None, {"rows": rows8, "queries": queries})[0].T
+            return np.asarray(dots - quantizer.ROW_ZERO_POINT * q8.sum(axis=1, dtype=np.int32)[:, None])
+
+        def current(queries: np.ndarray = queries) -> np.ndarray:
+            return np.asarray(kernel.run(None, {"rows": rows8, "queries": queries})[0].T)
+
+        times: dict[str, list[float]] = {"replaced": [], "current": []}
+        for i in range(repeats + 1):  # the first pair warms up
+            (t_old, old), (t_new, new) = _timed(replaced), _timed(current)
+            if not np.array_equal(old, new):
+                raise SystemExit(f"batch {batch}: the two forms gave different integers")
+            if i:
+                times["replaced"].append(t_old)
+                times["current"].append(t_new)
+        medians = {name: float(np.median(values)) for name, values in times.items()}
+        by_batch[str(batch)] = {"median_cpu_ms": medians, "ratio": medians["current"] / medians["replaced"]}
+    return by_batch
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"# The int8 rows kernel: {result['rows']:,} rows x {DIM}, {result['when']}",
+        "",
+        f"Load {result['load_before']} before, {result['load_after']} after; medians of {result['repeats']} calls.",
+        "",
+        "| queries a call | zero point in numpy (replaced) | zero point in the kernel | ratio |",
+        "|---|---|---|---|",
+    ]
+    for batch, row in result["by_batch"].items():
+        m = row["median_cpu_ms"]
+        lines.append(f"| {batch} | {m['replaced']:.1f} ms | {m['current']:.1f} ms | {row['ratio']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batches", default="1,2,4,8", help="queries a call, comma-separated")
+    parser.add_argument("--repeats", type=int, default=12)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--name", default=None, help="file stem (default rows-kernel-<date>)")
+    args = parser.parse_args(argv)
+    batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    load_before = round(os.getloadavg()[0], 2)
+    by_batch = measure(args.rows, batches, args.repeats)
+    result = {
+        "benchmark": "bench_rows_kernel",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "rows": args.rows,
+        "repeats": args.repeats,
+        "load_before": load_before,
+        "load_after": round(os.getloadavg()[0], 2),
+        "by_batch": by_batch,
+    }
+    stem = args.name or f"rows-kernel-{datetime.now(UTC):%Y-%m-%d}"
+    json_path, md_path = write_json_and_markdown(result, _markdown(result), args.out, stem)
+    print(_markdown(result), f"\nwrote {json_path} and {md_path}", sep="")
+    return result
+
+
+if __name__ == "__main__":
+    main()
