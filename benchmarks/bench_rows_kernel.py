@@ -13,8 +13,6 @@ the calling thread). Medians of `--repeats` calls per batch size.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.output import write_json_and_markdown
+from benchmarks.output import measured_run, save_and_show
 from search_service.engine import quantizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -107,21 +105,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--name", default=None, help="file stem (default rows-kernel-<date>)")
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
-    load_before = round(os.getloadavg()[0], 2)
-    by_batch = measure(args.rows, batches, args.repeats)
-    result = {
-        "benchmark": "bench_rows_kernel",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
-        "rows": args.rows,
-        "repeats": args.repeats,
-        "load_before": load_before,
-        "load_after": round(os.getloadavg()[0], 2),
-        "by_batch": by_batch,
-    }
-    stem = args.name or f"rows-kernel-{datetime.now(UTC):%Y-%m-%d}"
-    json_path, md_path = write_json_and_markdown(result, _markdown(result), args.out, stem)
-    print(_markdown(result), f"\nwrote {json_path} and {md_path}", sep="")
+    result = measured_run(
+        "bench_rows_kernel",
+        lambda: {"rows": args.rows, "repeats": args.repeats, "by_batch": measure(args.rows, batches, args.repeats)},
+    )
+    save_and_show(result, _markdown(result), args.out, args.name or f"rows-kernel-{datetime.now(UTC):%Y-%m-%d}")
     return result
 
 

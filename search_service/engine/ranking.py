@@ -33,14 +33,19 @@ def highest(bounds: np.ndarray, m: int) -> tuple[np.ndarray, float]:
     return candidates[part[:m]], float(bounds[candidates[part[m]]])
 
 
+def _kth_highest(values: np.ndarray, k: int) -> float:
+    return float(np.partition(values, len(values) - k)[len(values) - k])
+
+
 class Ranking:
     """One query's held rows, handed out best first, each hand-out with a similarity no row left out exceeds.
 
     `bounds[i]` ≥ the similarity of row i (int8 bounds, or the float32 similarities themselves). Up to
-    EXACT_ORDER_MAX rows are handed out in exact float32 order: re-scoring the m rows of highest bound
-    certifies every one of them whose similarity is at least the highest bound left out (x4 until enough
-    are). Deeper, rows go out by bound and the threshold is the highest bound left out, which needs no
-    re-scoring (a 10k-row slice would otherwise re-score 20k rows); the search checks a few more ids for it.
+    EXACT_ORDER_MAX rows are handed out in exact float32 order: the m rows of highest bound are re-scored, then
+    every row whose bound reaches the stop-th similarity found among them (no other row can beat it); the rows
+    scoring at least that are certified, in order. Deeper, rows go out by bound and the threshold is the highest
+    bound left out, which needs no re-scoring (a 10k-row slice would otherwise re-score 20k rows); the search
+    checks a few more ids for it.
 
     A float16 matrix (a shared generation's, `vector_files.py`) re-scores within `score_error` of float32:
     the order handed out is float16's, and each threshold is raised by the error, so it still bounds every
@@ -67,6 +72,8 @@ class Ranking:
         self._scores = np.zeros(0, dtype=np.float32)
         self._error = score_error(matrix)
         self.rescored = 0  # rows re-scored in float32 so far (the cost of the bounds' looseness)
+        self._known = np.zeros(0, dtype=np.int64)  # local positions re-scored so far, sorted, and their scores
+        self._known_scores = np.zeros(0, dtype=np.result_type(matrix.dtype, query.dtype))
 
     def __len__(self) -> int:
         return len(self._bounds)
@@ -94,20 +101,53 @@ class Ranking:
         return self._rows[:stop], float(self._scores[stop - 1]) + self._error
 
     def _certify(self, stop: int) -> None:
+        """Re-score the m rows of highest bound, then the rows whose bound still reaches the stop-th similarity
+        found, best bound first, in doubling slices, that similarity rising as they go; certify the rows scoring at
+        least the highest bound left unscored (no fewer than `stop`). Two passes over the bounds whatever their
+        looseness (growing m x4 until enough rows were certified took 3-4 passes, re-scoring each round's rows
+        again)."""
         n = len(self._bounds)
         m = max(2 * stop, stop + 64)
-        while True:
-            if m >= n:
-                candidates, limit = np.arange(n), -np.inf
-            else:
-                candidates, limit = highest(self._bounds, m)
-            in_matrix = candidates if self._matrix_rows is None else self._matrix_rows[candidates]
-            scores = self._matrix[in_matrix] @ self._query
-            self.rescored += len(candidates)
-            certified = scores >= limit
-            if int(certified.sum()) >= stop or m >= n:
-                rows, scores = candidates[certified], scores[certified]
-                order = np.argsort(-scores, kind="stable")
-                self._rows, self._scores = rows[order], scores[order]
-                return
-            m *= 4
+        if m >= n:
+            candidates, limit = np.arange(n), -np.inf
+            scores = self._rescore(candidates)
+        else:
+            candidates, left_out = highest(self._bounds, m)
+            scores = self._rescore(candidates)
+            floor = _kth_highest(scores, stop)
+            limit = min(left_out, floor)  # no row left unscored has a higher bound (rows in reach aside)
+            reach = np.flatnonzero(self._bounds >= floor)  # every other row is below the floor, which only rises
+            reach = reach[~np.isin(reach, candidates)]
+            reach = reach[np.argsort(-self._bounds[reach], kind="stable")]
+            start, size = 0, m
+            while start < len(reach) and self._bounds[reach[start]] >= floor:
+                chunk = reach[start : start + size]  # doubling: a few rounds even when most of `reach` is needed
+                start, size = start + len(chunk), 2 * size
+                candidates = np.concatenate([candidates, chunk])
+                scores = np.concatenate([scores, self._rescore(chunk)])
+                floor = _kth_highest(scores, stop)
+            if start < len(reach):
+                limit = float(self._bounds[reach[start]])
+        certified = scores >= limit  # every row scoring at least the highest bound left unscored: ≥ stop rows
+        rows, scores = candidates[certified], scores[certified]
+        order = np.argsort(-scores, kind="stable")
+        self._rows, self._scores = rows[order], scores[order]
+
+    def _rescore(self, local: np.ndarray) -> np.ndarray:
+        """The scores of rows `local`, each row re-scored once per ranking (a deeper `top()` asks for most of them
+        again)."""
+        scores = np.empty(len(local), dtype=np.result_type(self._matrix.dtype, self._query.dtype))
+        at = np.searchsorted(self._known, local)
+        known = at < len(self._known)
+        known[known] = self._known[at[known]] == local[known]
+        scores[known] = self._known_scores[at[known]]
+        new = local[~known]
+        if len(new):
+            in_matrix = new if self._matrix_rows is None else self._matrix_rows[new]
+            scores[~known] = self._matrix[in_matrix] @ self._query
+            self.rescored += len(new)
+            merged = np.concatenate([self._known, new])
+            order = np.argsort(merged, kind="stable")
+            self._known = merged[order]
+            self._known_scores = np.concatenate([self._known_scores, scores[~known]])[order]
+        return scores
