@@ -180,8 +180,8 @@ def test_explain_reports_typo_corrections_and_exact_matches(cat: Catalogue) -> N
 
 @pytest.mark.parametrize("loose", [0.0, 0.03, 0.3])
 def test_a_facet_sets_best_rows_are_the_exact_best(loose: float) -> None:
-    """`facet_vectors._best_rows` certifies the best `depth` from upper bounds (exact, or loose by up to `loose`),
-    of the whole matrix and of a subset of its rows: the same as sorting every exact similarity."""
+    """`Ranking.best` (a facet set's rows) certifies the best `depth` from upper bounds (exact, or loose by up to
+    `loose`), of the whole matrix and of a subset of its rows: the same as sorting every exact similarity."""
     from search_service.engine.ranking import Ranking
 
     rng = np.random.default_rng(5)
@@ -194,7 +194,7 @@ def test_a_facet_sets_best_rows_are_the_exact_best(loose: float) -> None:
     whole = Ranking(matrix, q, exact + rng.uniform(0, loose, size=5000).astype(np.float32))
     for ranking, rows in ((whole, np.arange(5000)), (whole.restricted(subset), subset)):
         for depth in (1, 100, 1000):
-            got_rows, similarity = facet_vectors._best_rows(ranking, depth)
+            got_rows, similarity = ranking.best(depth)
             best = got_rows[np.argsort(-similarity, kind="stable")[:depth]]
             want = rows[np.argsort(-exact[rows], kind="stable")[:depth]]
             assert set(best.tolist()) == set(want.tolist())

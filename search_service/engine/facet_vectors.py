@@ -21,7 +21,7 @@ import numpy as np
 
 from search_service.db.sql import statement
 from search_service.engine.fusion import Ranked
-from search_service.engine.ranking import highest, score_error
+from search_service.engine.ranking import score_error
 from search_service.engine.scope import Scope
 from search_service.engine.vectors import Ranking, VectorCache
 
@@ -30,7 +30,6 @@ from search_service.engine.vectors import Ranking, VectorCache
 WIDE_SCOPE_STORES = 200
 WIDE_PROBED = 3  # x depth: the whole copy's best probed at most before the gather plan takes over
 WIDE_RESCORED = 8  # x depth: rows re-scored in float32 to certify the probed ones (int8 bounds are loose)
-FIRST_RESCORED = 3  # x depth: rows of highest bound re-scored first to certify a set's best (_best_rows)
 
 
 def _exact_order(vectors: VectorCache, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,24 +74,8 @@ async def rank_vector_set(conn: Any, scope: Scope, vectors: VectorCache, vector:
     return _ranked_rows(vectors, vector, ranking, depth, "global_facet_set" if scope.store_ids is None else "facet_set")
 
 
-def _best_rows(ranking: Ranking, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the copy that hold the `depth` best of `ranking`, with their re-scored similarities: the rows of
-    highest bound re-scored until `depth` of them score at least the highest bound left out (as `Ranking.top`
-    certifies, which re-scores 2x, then 4x as many: 10k rows for a top 1000 at 100k random vectors, where ~2.8k
-    bound above the 1000th similarity; here FIRST_RESCORED x depth, then twice as many)."""
-    bounds, n = ranking._bounds, len(ranking._bounds)
-    m = min(n, int(FIRST_RESCORED * depth) + 64)
-    while True:
-        local, limit = (np.arange(n), -np.inf) if m >= n else highest(bounds, m)
-        in_matrix = local if ranking._matrix_rows is None else ranking._matrix_rows[local]
-        similarity = ranking._matrix[in_matrix] @ ranking._query
-        if m >= n or int((similarity >= limit).sum()) >= depth:
-            return (local if ranking._subset is None else ranking._subset[local]), similarity
-        m = min(n, 2 * m)
-
-
 def _ranked_rows(vectors: VectorCache, vector: np.ndarray, ranking: Ranking, depth: int, strategy: str) -> Ranked:
-    rows, similarity = _best_rows(ranking, depth)
+    rows, similarity = ranking.best(depth)  # at least `depth`: every row above the highest bound left unscored
     keys = vectors._view.key[rows]
     order = np.lexsort((keys[:, 1], keys[:, 0], -similarity))[:depth]  # exact scores, ties by id (as str orders)
     rows, similarity = rows[order], similarity[order]

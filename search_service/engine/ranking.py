@@ -90,6 +90,13 @@ class Ranking:
         local, threshold = self._top(stop)
         return (local if self._subset is None else self._subset[local]), threshold
 
+    def best(self, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows holding the `stop` best at any depth, best first, with their re-scored similarities: every row
+        scoring at least the highest bound left unscored (facet sets take 1,000 of them)."""
+        if len(self._rows) < min(stop, len(self)):
+            self._certify(min(stop, len(self)))
+        return (self._rows if self._subset is None else self._subset[self._rows]), self._scores
+
     def _top(self, stop: int) -> tuple[np.ndarray, float]:
         n = len(self._bounds)
         if stop >= n:
