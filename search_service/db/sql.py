@@ -11,6 +11,7 @@ loads every file, so a block whose header and body disagree fails at start-up an
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from embeddings.sqlblocks import SqlBlockError, Statement, load_statements
@@ -20,6 +21,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 __all__ = ["PACKAGE_ROOT", "SqlBlockError", "Statement", "check_all", "sql_files", "statement", "statements"]
 
 
+@cache  # by name: a search looks statements up ~10 times, and building the path took ~4 µs of the ~5 a lookup
 def statements(file: str) -> dict[str, Statement]:
     """Every statement of `search_service/<package>/sql/<name>.sql` (file = "package/name"), parsed once."""
     package, _, name = file.partition("/")
