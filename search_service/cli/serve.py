@@ -29,6 +29,9 @@ def serve(settings: Settings, host: str, port: int, workers: int | None) -> None
     import uvicorn
 
     database_url(settings)  # fails early, in one line, when the embedded cluster is down
+    from search_service.engine.vector_load import return_large_frees
+
+    return_large_frees()  # before any fork: the workers inherit it (vector_load.py)
     # One process per core: a request's Python work (HTTP, asyncpg, the ranking's bookkeeping) holds the GIL,
     # and one process saturated it at ~100 semantic searches/s on the 2-core benchmark machine.
     workers = workers or len(os.sched_getaffinity(0))  # the CPUs this process may run on (cpusets)
