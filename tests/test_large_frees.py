@@ -1,6 +1,6 @@
 """`serve` keeps large transient arrays out of the heap (`vector_load.return_large_frees`): in a real process, a
-freed 32 MiB array leaves no resident memory behind, where glibc's default (a threshold raised by each large
-free) keeps the next one in the heap, resident after it is freed."""
+freed 12 MiB array leaves no resident memory behind, where glibc's default (a threshold raised by each large
+free, here a 16 MiB one's) serves the next ones from the heap, resident after they are freed."""
 
 from __future__ import annotations
 
