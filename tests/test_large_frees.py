@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from search_service.engine.batcher import MicroBatcher
+from search_service.engine.vector_load import IdleTrim
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = """
@@ -41,3 +44,28 @@ def test_a_freed_large_array_leaves_nothing_resident_once_fixed(policy: str, kep
     assert done.returncode == 0, done.stderr
     low, high = kept_mib
     assert low <= float(done.stdout) <= high  # default: the heap kept the 12 MiB; fixed: returned
+
+
+def test_the_heap_is_trimmed_once_idle_after_work_and_never_while_busy() -> None:
+    """`IdleTrim`: the API's vector refresh (every second) trims once no search has started since its last check
+    and none is under way, once per spell of work; a process with a search under way, or one started within the
+    interval, is not trimmed."""
+    batcher: MicroBatcher[int, int] = MicroBatcher(lambda items: items)
+    trim = IdleTrim()
+    checks = []
+
+    def check() -> bool:
+        checks.append(trim.due(batcher.calls, busy=batcher.callers > 0))
+        return checks[-1]
+
+    assert not check()  # nothing ever ran
+    with batcher.caller():
+        assert not check()  # a search under way
+        assert not check()  # still under way, nothing new started: busy
+    assert check()  # it ended, and none started since the last check: trim
+    assert not check()  # trimmed already: nothing ran since
+    with batcher.caller():  # a search started and ended between two checks
+        pass
+    assert not check()  # one started since the last check: not idle for an interval
+    assert check() and not check()
+    assert checks.count(True) == 2 and batcher.calls == 2

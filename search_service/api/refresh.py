@@ -17,7 +17,7 @@ from pgvector.asyncpg import register_vector
 
 from search_service.engine import catalog
 from search_service.engine.session import session_settings
-from search_service.engine.vector_load import release_freed_memory
+from search_service.engine.vector_load import IdleTrim, release_freed_memory
 from search_service.engine.vectors import VectorCache
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ async def _maintain_vectors(rt: Runtime, state: StateConnection) -> None:
     `vector_cache_refresh_s`. Failures are retried; searches meanwhile run without the copy."""
     settings = rt.settings
     delay = settings.vector_cache_refresh_s
+    trim = IdleTrim()
     while True:
         await asyncio.sleep(delay)
         vectors, pool = rt.vectors, rt.pool
@@ -96,6 +97,8 @@ async def _maintain_vectors(rt: Runtime, state: StateConnection) -> None:
                 if not await _load_or_refresh(rt, conn, vectors):
                     return
             rt.vectors_state, rt.vectors_error = "ok", None
+            if trim.due(vectors.batcher.calls, busy=vectors.batcher.callers > 0):
+                release_freed_memory()  # idle since the last check, after searches: what they left on the heap
             delay = settings.vector_cache_refresh_s
         except asyncio.CancelledError:
             raise

@@ -30,11 +30,13 @@ class MicroBatcher(Generic[T, R]):
         self.batches = 0
         self.items = 0
         self.callers = 0  # work under way that may submit (`caller()`: a search); one alone may use every core
+        self.calls = 0  # pieces of work started (`caller()`), ever
 
     @contextlib.contextmanager
     def caller(self) -> Iterator[None]:
         """Counts a piece of work (a search) under way in this process while it runs."""
         self.callers += 1
+        self.calls += 1
         try:
             yield
         finally:

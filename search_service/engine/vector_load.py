@@ -10,6 +10,7 @@ PostgreSQL's microseconds since 2000 to the copy's since 1970.
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,26 @@ def return_large_frees() -> None:
     except OSError:  # not glibc: its own policy
         return
     libc.mallopt(M_MMAP_THRESHOLD, LARGE_ALLOCATION)
+
+
+@dataclass
+class IdleTrim:
+    """When to hand the heap's free pages back (`release_freed_memory`): once no work has started since the last
+    check and none is under way, after work (`calls`: work started so far, ever; `busy`: work under way). With large
+    arrays outside the heap (`return_large_frees`) a burst of searches still leaves some behind (~47 MiB a
+    worker after a load at 1M, returned by a trim); trimmed only when idle, so that searches seldom meet it and
+    pages a busy process reuses are not given back only to be faulted in again."""
+
+    seen: int = 0  # `calls` at the last check
+    trimmed: int = 0  # `calls` at the last trim
+
+    def due(self, calls: int, busy: bool) -> bool:
+        idle = calls == self.seen and not busy
+        self.seen = calls
+        if idle and calls != self.trimmed:
+            self.trimmed = calls
+            return True
+        return False
 
 
 def release_freed_memory() -> None:
