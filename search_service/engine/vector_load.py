@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,15 @@ class BinaryRows:
         del self.buffer[: count * self.dtype.itemsize]
 
 
+@cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, if it is glibc (elsewhere the allocator keeps its own policy); loaded once."""
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 LARGE_ALLOCATION = 128 * 1024  # glibc's default threshold, kept fixed
 
@@ -98,11 +108,9 @@ def return_large_frees() -> None:
     kernel's products) came from the heap of whichever thread ranked them and stayed resident there: a worker
     held ~110-140 MiB more private memory after a load at 1M than before it. The cost: their pages are faulted
     in afresh each time (~1-2 ms of CPU a batch of queries at 1M rows, against a ~40 ms scan)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: its own policy
-        return
-    libc.mallopt(M_MMAP_THRESHOLD, LARGE_ALLOCATION)
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(M_MMAP_THRESHOLD, LARGE_ALLOCATION)
 
 
 @dataclass
@@ -128,11 +136,9 @@ class IdleTrim:
 def release_freed_memory() -> None:
     """Hand the C heap's free pages back to the system (glibc's malloc_trim): the process that loaded the
     copy and wrote it as a generation keeps only the mapping, not the heap the load grew."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to trim
-        return
-    libc.malloc_trim(0)
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 async def load_all(conn: Any, view: CopyView, dim: int, batch: int) -> int:
