@@ -63,7 +63,7 @@ class Ranking:
     ) -> None:
         """`rows`: when the ranking covers a subset, the rows of the copy that `bounds` holds, and `matrix`
         too unless `whole_matrix` (then `matrix` is the whole copy); `top()` hands out rows of the copy."""
-        self._matrix = matrix
+        self._matrix = np.asarray(matrix)  # a memmap's rows as a plain array: np.memmap's own indexing costs ~10 µs
         self._query = query
         self._bounds = bounds
         self._subset = rows
@@ -123,8 +123,7 @@ class Ranking:
             scores = self._rescore(candidates)
             floor = _kth_highest(scores, stop)
             limit = min(left_out, floor)  # no row left unscored has a higher bound (rows in reach aside)
-            reach = np.flatnonzero(self._bounds >= floor)  # every other row is below the floor, which only rises
-            reach = reach[~np.isin(reach, candidates)]
+            reach = self._in_reach(candidates, floor, left_out)
             reach = reach[np.argsort(-self._bounds[reach], kind="stable")]
             start, size = 0, m
             while start < len(reach) and self._bounds[reach[start]] >= floor:
@@ -139,6 +138,15 @@ class Ranking:
         rows, scores = candidates[certified], scores[certified]
         order = np.argsort(-scores, kind="stable")
         self._rows, self._scores = rows[order], scores[order]
+
+    def _in_reach(self, scored: np.ndarray, floor: float, left_out: float) -> np.ndarray:
+        """The rows not in `scored` whose bound reaches `floor` (every other row is below it, and it only rises);
+        none when the highest bound left out is below it. A mask, not np.isin's sort (~0.3 ms at 100k rows)."""
+        if left_out < floor:
+            return np.zeros(0, dtype=np.int64)
+        inside = self._bounds >= floor
+        inside[scored] = False
+        return np.flatnonzero(inside)
 
     def _rescore(self, local: np.ndarray) -> np.ndarray:
         """The scores of rows `local`, each row re-scored once per ranking (a deeper `top()` asks for most of them
