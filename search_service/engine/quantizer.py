@@ -19,18 +19,16 @@ Batches: with the codes as a graph input, a batch of queries is slower than scor
 Runtime packs the 38 MB of codes on every call: 2 queries 9.7 ms against 2 × 2.5). `pack()` builds a second
 session that holds a snapshot of the codes as a constant, packed once (~0.25 s per 100k rows, in a thread):
 4 queries then cost ~3.2 ms for 100k rows. Rows set after the snapshot are scored exactly in numpy until the
-next pack. The packed kernel passes the same self-test, or batches stay one query at a time.
-One query goes to the packed session too: with the codes as an input, ONNX Runtime 1.32 packs them on every
-call whatever the batch (100k rows, one query: 21 ms of CPU against 1.5 packed, 2026-12-03). A shared
-generation's codes are packed when it holds at most SHARED_PACK_MAX_ROWS rows: the packed copy is private to each
-process (+74 MB of RSS measured at 100k rows), which a 1M-row copy cannot afford in every worker.
+next pack. The packed kernel passes the same self-test, or batches stay one query at a time. One query goes to
+the packed session too (with the codes as an input, ONNX Runtime 1.32 packs them on every call: 100k rows, one
+query, 21 ms of CPU against 1.5 packed). A shared generation's codes are packed when it holds at most
+SHARED_PACK_MAX_ROWS rows: the packed copy is private to each process (+74 MB of RSS at 100k rows).
 
 A shared generation stores its codes as rows (`rows8`: n x dim uint8, code + ROW_ZERO_POINT), scored with the
-rows as MatMulInteger's first input: MLAS streams the mapped rows as they are and packs only the queries (1M
-rows, one query: ~43 ms of CPU against ~130 with the codes as the second input, packed on every call), and a
-subset of rows (a gather's candidates) is scored from its int8 rows (384 bytes a row) instead of float16 ones.
-A row's u8 ≤ 127 times a query's s8 ±127: pair sums ≤ 32,258, exact in vpmaddubsw's int16; self-tested too,
-and numpy's integer product scores the rows where the kernel fails it.
+rows as MatMulInteger's first input: MLAS streams the mapped rows and packs only the queries (1M rows, one
+query: ~43 ms of CPU against ~130 with the codes as the second input, packed on every call); a subset of rows
+(a gather's candidates) is scored from its int8 rows. A row's u8 ≤ 127 times a query's s8 ±127: pair sums ≤
+32,258, exact in vpmaddubsw's int16; self-tested too, and numpy scores the rows where the kernel fails it.
 """
 
 from __future__ import annotations
@@ -39,6 +37,8 @@ import copy
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from search_service.engine.row_gather import gathered
 
 VECTOR_LEVELS = 63
 QUERY_LEVELS = 127
@@ -158,8 +158,7 @@ def _as_inputs(q8: np.ndarray) -> np.ndarray:
 
 
 def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-    """Unit rows (k, dim) rounded: (codes (k, dim), ZERO_POINT x code sums, scales, error norms rounded up,
-    the largest rounded norm)."""
+    """Unit rows (k, dim) rounded: codes (k, dim), ZERO_POINT x code sums, scales, error norms (up), max norm."""
     vectors = np.asarray(vectors, dtype=np.float64)
     peak = np.abs(vectors).max(axis=1)
     scale = np.where(peak > 0, peak / VECTOR_LEVELS, 1.0)
@@ -345,13 +344,14 @@ class Int8Copy:
         return self._rows8 is not None
 
     def upper_bounds_rows(self, query: np.ndarray, rows: np.ndarray, wide: bool = False) -> np.ndarray:
-        """`upper_bounds` of some rows (each below frozen_rows) of a shared generation, from their int8 rows:
-        384 bytes a row read, against 768 of float16 and their conversion (see the module docstring)."""
+        """`upper_bounds` of some rows (each below frozen_rows) of a shared generation, from their int8 rows (384
+        bytes a row read, against 768 of float16), gathered a chunk at a time into a buffer reused (row_gather.py)."""
         assert self._rows8 is not None
         q8, q_scale, q_error = _rounded(np.asarray(query)[None, :])
-        dots = self._row_dots(q8, self._rows8.take(rows, axis=0), wide=wide)
         bounds = np.empty((1, len(rows)), dtype=np.float32)
-        self._bounds_into(bounds, dots, (q_scale, q_error), self._scale[rows], self._error[rows])
+        for part, at, chunk in gathered(self._rows8, rows):
+            dots = self._row_dots(q8, chunk, wide=wide)
+            self._bounds_into(bounds[:, part], dots, (q_scale, q_error), self._scale[at], self._error[at])
         return bounds[0]
 
     def _bounds_into(
