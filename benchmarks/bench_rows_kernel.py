@@ -1,13 +1,13 @@
-"""The int8 rows kernel of a large shared vector copy (engine/quantizer.py `_rows_session`): CPU a call, by batch,
-against the form it replaced, in the same run.
+"""The int8 rows kernels of a large shared vector copy (engine/rows_kernels.py): CPU a call, by batch, for MLAS
+(ONNX Runtime's MatMulInteger, the zero point taken off by the kernel), SimSIMD's int8 dot products, and the
+form MLAS's replaced (the zero point taken off in numpy), in the same run.
 
-    python -m benchmarks.bench_rows_kernel --rows 1000000 --name rows-kernel-2026-12-03
+    python -m benchmarks.bench_rows_kernel --rows 1000000 --name rows-kernel-2026-12-04
 
-A shared generation stores its codes as uint8 rows (code + ROW_ZERO_POINT). The kernel now takes that zero point
-itself (MatMulInteger's third input); before, the raw products came back and numpy took `64 x sum(query)` off them
-in a pass over (batch, rows) int32 read through a transposed view. Both forms run on the same random rows and
-queries, alternately, and must give identical integers; each call's CPU is this process's (the kernel runs on
-the calling thread). Medians of `--repeats` calls per batch size.
+A shared generation stores its codes as uint8 rows (code + ROW_ZERO_POINT). MLAS computes 16 query columns
+whatever the batch; SimSIMD each query on its own. Every form runs on the same random rows and queries, in turn,
+and must give identical integers; each call's CPU is this process's (the kernels run on the calling thread).
+Medians of `--repeats` calls per batch size; `simsimd_batch` is what `RowsKernel.calibrate` chose here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.output import measured_run, save_and_show
-from search_service.engine import quantizer
+from search_service.engine import quantizer, rows_kernels
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DIM = 384
@@ -53,46 +53,64 @@ def _timed(call: Any) -> tuple[float, np.ndarray]:
 def measure(rows: int, batches: list[int], repeats: int, seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     rows8 = rng.integers(1, 128, size=(rows, DIM), dtype=np.uint8)  # codes ±63 + 64, as a generation stores them
-    kernel, raw = quantizer._rows_session(DIM), _raw_session(DIM)
-    if kernel is None:
-        raise SystemExit("the rows kernel failed its self-test on this machine: nothing to measure")
+    test = quantizer._test_codes(DIM)
+    kernel, raw = rows_kernels.onnx_rows_session(DIM, test), _raw_session(DIM)
+    if kernel is None or not rows_kernels.simsimd_is_exact(test):
+        raise SystemExit("a kernel failed its self-test on this machine: nothing to compare")
     by_batch: dict[str, Any] = {}
     for batch in batches:
         q8 = rng.integers(-127, 128, size=(batch, DIM), dtype=np.int8)
         queries = np.ascontiguousarray(q8.T)
+        out = np.empty((batch, rows), dtype=np.float32)
 
         def replaced(q8: np.ndarray = q8, queries: np.ndarray = queries) -> np.ndarray:
             dots = raw.run(None, {"rows": rows8, "queries": queries})[0].T
-            return np.asarray(dots - quantizer.ROW_ZERO_POINT * q8.sum(axis=1, dtype=np.int32)[:, None])
+            return np.asarray(dots - rows_kernels.ROW_ZERO_POINT * q8.sum(axis=1, dtype=np.int32)[:, None])
 
-        def current(queries: np.ndarray = queries) -> np.ndarray:
+        def mlas(queries: np.ndarray = queries) -> np.ndarray:
             return np.asarray(kernel.run(None, {"rows": rows8, "queries": queries})[0].T)
 
-        times: dict[str, list[float]] = {"replaced": [], "current": []}
-        for i in range(repeats + 1):  # the first pair warms up
-            (t_old, old), (t_new, new) = _timed(replaced), _timed(current)
-            if not np.array_equal(old, new):
-                raise SystemExit(f"batch {batch}: the two forms gave different integers")
+        def simsimd(q8: np.ndarray = q8, out: np.ndarray = out) -> np.ndarray:
+            rows_kernels.simsimd_into(out, q8, rows8)
+            return out
+
+        forms = {"replaced": replaced, "mlas": mlas, "simsimd": simsimd}
+        times: dict[str, list[float]] = {name: [] for name in forms}
+        for i in range(repeats + 1):  # the first round warms up
+            got = {name: _timed(form) for name, form in forms.items()}
+            want = got["mlas"][1]
+            if not all(np.array_equal(out.astype(np.int64), want) for _, out in got.values()):
+                raise SystemExit(f"batch {batch}: the forms gave different integers")
             if i:
-                times["replaced"].append(t_old)
-                times["current"].append(t_new)
+                for name, (t, _) in got.items():
+                    times[name].append(t)
         medians = {name: float(np.median(values)) for name, values in times.items()}
-        by_batch[str(batch)] = {"median_cpu_ms": medians, "ratio": medians["current"] / medians["replaced"]}
+        by_batch[str(batch)] = {"median_cpu_ms": medians, "simsimd_to_mlas": medians["simsimd"] / medians["mlas"]}
     return by_batch
+
+
+def _calibrated_batch() -> int:
+    chosen = rows_kernels.RowsKernel(DIM, quantizer._test_codes(DIM))
+    chosen.calibrate()
+    return chosen.simsimd_batch
 
 
 def _markdown(result: dict[str, Any]) -> str:
     lines = [
-        f"# The int8 rows kernel: {result['rows']:,} rows x {DIM}, {result['when']}",
+        f"# The int8 rows kernels: {result['rows']:,} rows x {DIM}, {result['when']}",
         "",
-        f"Load {result['load_before']} before, {result['load_after']} after; medians of {result['repeats']} calls.",
+        f"Load {result['load_before']} before, {result['load_after']} after; medians of {result['repeats']} calls. "
+        f"`RowsKernel.calibrate` sends batches of up to {result['simsimd_batch']} queries to SimSIMD here.",
         "",
-        "| queries a call | zero point in numpy (replaced) | zero point in the kernel | ratio |",
-        "|---|---|---|---|",
+        "| queries a call | zero point in numpy (replaced) | MLAS | SimSIMD | SimSIMD / MLAS |",
+        "|---|---|---|---|---|",
     ]
     for batch, row in result["by_batch"].items():
         m = row["median_cpu_ms"]
-        lines.append(f"| {batch} | {m['replaced']:.1f} ms | {m['current']:.1f} ms | {row['ratio']:.2f}x |")
+        lines.append(
+            f"| {batch} | {m['replaced']:.1f} ms | {m['mlas']:.1f} ms | {m['simsimd']:.1f} ms "
+            f"| {row['simsimd_to_mlas']:.2f}x |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -107,7 +125,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
     result = measured_run(
         "bench_rows_kernel",
-        lambda: {"rows": args.rows, "repeats": args.repeats, "by_batch": measure(args.rows, batches, args.repeats)},
+        lambda: {
+            "rows": args.rows,
+            "repeats": args.repeats,
+            "simsimd_batch": _calibrated_batch(),
+            "by_batch": measure(args.rows, batches, args.repeats),
+        },
     )
     save_and_show(result, _markdown(result), args.out, args.name or f"rows-kernel-{datetime.now(UTC):%Y-%m-%d}")
     return result

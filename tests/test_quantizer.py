@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from search_service.demo.synthetic import random_unit_vectors
-from search_service.engine import quantizer
+from search_service.engine import quantizer, rows_kernels
 from search_service.engine.quantizer import Int8Copy, Int8Unavailable
 from search_service.engine.ranking import FLOAT16_ERROR
 from search_service.engine.vectors import EXACT_ORDER_MAX, Ranking, VectorCache
@@ -254,7 +254,7 @@ def test_a_float16_ranking_widens_its_thresholds_by_the_rounding_error() -> None
     assert unwidened_misses > 0  # the widening is what keeps these thresholds sound
 
 
-@pytest.mark.parametrize("kernel", ["onnx", "numpy"])
+@pytest.mark.parametrize("kernel", ["onnx", "simsimd", "numpy"])
 def test_a_shared_generations_rows_give_the_private_copys_bounds(kernel: str) -> None:
     """The codes as rows (`rows8`, as a shared generation stores them) give the very bounds of the columns: the
     whole copy through the rows kernel (or numpy's integers where it fails its self-test), a subset from its
@@ -267,9 +267,12 @@ def test_a_shared_generations_rows_give_the_private_copys_bounds(kernel: str) ->
     private.write_rows8(rows8, n, chunk=1000)
     assert rows8.min() >= 1 and rows8.max() <= 127
     shared = private.sharing({"rows8": rows8} | private.export(n), private.rounded_norm_max)
-    assert shared.scores_rows and shared._rows_session is not None  # the rows kernel passed its self-test here
+    rows_kernel = shared._rows_kernel
+    assert shared.scores_rows and rows_kernel.onnx is not None  # MLAS passed its self-test here
+    assert rows_kernel.calibrated and rows_kernels.simsimd_is_exact(quantizer._test_codes(DIM))
+    rows_kernel.simsimd_batch = 16 if kernel == "simsimd" else 0  # every batch to SimSIMD, or none
     if kernel == "numpy":
-        shared._rows_session = None
+        rows_kernel.onnx = None
     queries = np.concatenate([unit(rng.standard_normal((3, DIM))), -matrix[:1]])
     subset = np.sort(rng.choice(n, 300, replace=False))
     for q in queries:
@@ -288,20 +291,26 @@ def test_the_rows_kernel_on_two_threads_gives_numpys_integer_products() -> None:
     rows8[0], rows8[1] = 127, 1  # the extremes of a stored row (code ±63 + 64)
     queries = rng.integers(-127, 128, size=(DIM, 3), dtype=np.int8)
     queries[:, 0] = 127
-    session = quantizer._rows_session(DIM, threads=2)
+    session = rows_kernels.onnx_rows_session(DIM, quantizer._test_codes(DIM), threads=2)
     assert session is not None and session.get_session_options().intra_op_num_threads == 2
     got = session.run(None, {"rows": rows8, "queries": queries})[0]  # the codes' products: the zero point removed
-    assert np.array_equal(got, (rows8.astype(np.int64) - quantizer.ROW_ZERO_POINT) @ queries.astype(np.int64))
+    want_dots = (rows8.astype(np.int64) - quantizer.ROW_ZERO_POINT) @ queries.astype(np.int64)
+    assert np.array_equal(got, want_dots)
+    simsimd_dots = np.empty((3, len(rows8)), dtype=np.float32)
+    rows_kernels.simsimd_into(simsimd_dots, np.ascontiguousarray(queries.T), rows8, threads=2)
+    assert np.array_equal(simsimd_dots.astype(np.int64), want_dots.T)  # SimSIMD on two threads too
     matrix = unit(rng.standard_normal((3000, DIM)))
     private = int8_copy(matrix)
     rows8 = np.zeros((len(matrix), DIM), dtype=np.uint8)
     private.write_rows8(rows8, len(matrix))
     wide = Int8Copy(DIM, threads=2).sharing({"rows8": rows8} | private.export(len(matrix)), private.rounded_norm_max)
-    assert wide._rows_session_wide is not None  # the two-thread kernel passed the self-test too
+    assert wide._rows_kernel.onnx_wide is not None  # the two-thread kernel passed the self-test too
     query, subset = unit(rng.standard_normal((2, DIM))), np.arange(0, len(matrix), 7)
     want = private.upper_bounds_many(query, len(matrix))
-    assert np.array_equal(wide.upper_bounds_many(query, len(matrix), wide=True), want)
-    assert np.array_equal(wide.upper_bounds_rows(query[0], subset, wide=True), want[0, subset])
+    for simsimd_batch in (0, 16):  # MLAS, SimSIMD
+        wide._rows_kernel.simsimd_batch = simsimd_batch
+        assert np.array_equal(wide.upper_bounds_many(query, len(matrix), wide=True), want)
+        assert np.array_equal(wide.upper_bounds_rows(query[0], subset, wide=True), want[0, subset])
 
 
 def test_a_shared_copys_subset_ranking_is_sound_over_changed_and_added_rows(tmp_path: Path) -> None:

@@ -39,11 +39,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from search_service.engine.row_gather import gathered
+from search_service.engine.rows_kernels import ROW_ZERO_POINT, RowsKernel, as_rows8
 
 VECTOR_LEVELS = 63
 QUERY_LEVELS = 127
 ZERO_POINT = 128  # queries go in as uint8: q8 + 128 (the kernel's fast path is u8 x s8)
-ROW_ZERO_POINT = 64  # a shared generation's rows are stored as uint8: code + 64, in 1..127 (docstring above)
 SHARED_PACK_MAX_ROWS = 120_000  # a shared generation up to this size is packed in each process (~75 MB, above)
 BOUND_SLACK = 1e-5  # float32 rounding of scales and bounds is ~1e-7; exactness needs an upper bound
 
@@ -120,35 +120,6 @@ def _packed_kernel_is_exact(dim: int) -> bool:
     return bool(np.array_equal(got, inputs.astype(np.int64) @ codes.astype(np.int64)))
 
 
-def _rows_session(dim: int, threads: int = 1) -> Any | None:
-    """Rows (uint8, code + ROW_ZERO_POINT, a zero point the kernel removes) times queries (int8 columns) -> the
-    codes' products (rows, batch) int32, nothing packed; None where they differ from numpy's on the test codes.
-    `threads`: MLAS splits the rows (1M rows, one query: 44 ms on one thread, 22 on two, the same CPU)."""
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-
-    node = helper.make_node("MatMulInteger", ["rows", "queries", "row_zero_point"], ["dots"])
-    a = helper.make_tensor_value_info("rows", TensorProto.UINT8, ["rows", dim])
-    b = helper.make_tensor_value_info("queries", TensorProto.INT8, [dim, "batch"])
-    y = helper.make_tensor_value_info("dots", TensorProto.INT32, ["rows", "batch"])
-    zero_point = helper.make_tensor("row_zero_point", TensorProto.UINT8, [], [ROW_ZERO_POINT])
-    graph = helper.make_graph([node], "int8_rows", [a, b], [y], initializer=[zero_point])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, threads)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    codes, queries = _test_codes(dim)
-    rows = as_rows8(codes.T)
-    got = session.run(None, {"rows": rows, "queries": np.ascontiguousarray(queries.T)})[0].astype(np.int64)
-    return session if np.array_equal(got, codes.T.astype(np.int64) @ queries.T.astype(np.int64)) else None
-
-
-def as_rows8(codes: np.ndarray) -> np.ndarray:
-    """Codes (k, dim) int8 within ±VECTOR_LEVELS as a shared generation stores them (uint8, code + 64)."""
-    return (np.asarray(codes, dtype=np.int8) + np.int8(ROW_ZERO_POINT)).view(np.uint8)
-
-
 def _as_input(q8: np.ndarray) -> np.ndarray:
     return _as_inputs(q8[None, :])
 
@@ -215,8 +186,7 @@ class Int8Copy:
         self.batches_packed = _packed_kernel_is_exact(dim)
         self.frozen_rows: int | None = None  # a shared generation's rows (adopt), scored as they were written
         self._rows8: np.ndarray | None = None  # a shared generation's codes as rows (adopt)
-        self._rows_session = _rows_session(dim)  # scores them; None: numpy does (see the module docstring)
-        self._rows_session_wide = _rows_session(dim, threads) if threads > 1 else None  # `wide=`: a lone search
+        self._rows_kernel = RowsKernel(dim, _test_codes(dim), threads)  # scores them (rows_kernels.py)
 
     @property
     def nbytes(self) -> int:
@@ -297,6 +267,7 @@ class Int8Copy:
         self._packed = None
         self.frozen_rows = len(self._rows8)
         self.batches_packed = self.batches_packed and self.frozen_rows <= SHARED_PACK_MAX_ROWS
+        self._rows_kernel.calibrate()
 
     def pack(self, n: int) -> None:
         """Snapshot the first n rows' codes into a session that scores batches (blocking: ~0.25 s per 100k
@@ -325,13 +296,14 @@ class Int8Copy:
 
     def upper_bounds_many(self, queries: np.ndarray, n: int, wide: bool = False) -> np.ndarray:
         """`upper_bounds` of each unit row of `queries` (b, dim): (b, n). Several queries go to the packed session in
-        one call, once there is one; else on the codes as they are (`wide`: rows on the threads of `_rows_session`)."""
+        one call, once there is one; else on the codes as they are (`wide`: a lone search, on the kernel's threads)."""
         q8, q_scale, q_error = _rounded(queries)
         m = n if self.frozen_rows is None else min(n, self.frozen_rows)
         bounds = np.empty((len(q8), n), dtype=np.float32)  # each column written once (np.full: a pass more)
         bounds[:, m:] = np.inf
+        dots: np.ndarray | None = None  # the rows kernel writes into the bounds themselves
         if self._rows8 is not None and self._packed is None:
-            dots = self._row_dots(q8, self._rows8[:m], wide=wide)
+            self._rows_kernel.into(bounds[:, :m], q8, self._rows8[:m], wide=wide)
         else:
             dots = self._dots(_as_inputs(q8), m)
             dots -= self._offset[:m]
@@ -350,37 +322,27 @@ class Int8Copy:
         q8, q_scale, q_error = _rounded(np.asarray(query)[None, :])
         bounds = np.empty((1, len(rows)), dtype=np.float32)
         for part, at, chunk in gathered(self._rows8, rows):
-            dots = self._row_dots(q8, chunk, wide=wide)
-            self._bounds_into(bounds[:, part], dots, (q_scale, q_error), self._scale[at], self._error[at])
+            self._rows_kernel.into(bounds[:, part], q8, chunk, wide=wide)
+            self._bounds_into(bounds[:, part], None, (q_scale, q_error), self._scale[at], self._error[at])
         return bounds[0]
 
     def _bounds_into(
         self,
         out: np.ndarray,
-        dots: np.ndarray,
+        dots: np.ndarray | None,
         query: tuple[np.ndarray, np.ndarray],
         scale: np.ndarray,
         error: np.ndarray,
     ) -> None:
-        """out (b, m) = the bounds of rows with these integer products, scales and error norms (module docstring)."""
+        """out (b, m) = the bounds of rows with these integer products (None: already in `out`), scales and error
+        norms (module docstring)."""
         q_scale, q_error = query
-        out[...] = dots
+        if dots is not None:
+            out[...] = dots
         out *= scale
         out *= q_scale.astype(np.float32)[:, None]
         out += error
         out += (q_error * self._rounded_norm_max + BOUND_SLACK).astype(np.float32)[:, None]
-
-    def _row_dots(self, q8: np.ndarray, rows8: np.ndarray, chunk: int = 65536, wide: bool = False) -> np.ndarray:
-        """(b, m) int32: each query's codes (int8) times the rows' (uint8, code + ROW_ZERO_POINT). The kernel takes
-        the zero point off itself: removing it afterwards was a pass over (b, m) (1M rows, 4 queries: 48 -> 41 ms)."""
-        narrow, wider = self._rows_session, self._rows_session_wide
-        session = wider if wide and narrow is not None and wider is not None else narrow
-        if session is not None:
-            return np.asarray(session.run(None, {"rows": rows8, "queries": np.ascontiguousarray(q8.T)})[0].T)
-        raw = np.empty((len(q8), len(rows8)), dtype=np.int32)  # numpy's exact integers, a chunk of rows at a time
-        for start in range(0, len(rows8), chunk):
-            raw[:, start : start + chunk] = q8.astype(np.int32) @ rows8[start : start + chunk].T.astype(np.int32)
-        return raw - ROW_ZERO_POINT * q8.sum(axis=1, dtype=np.int32)[:, None]
 
     def _dots(self, inputs: np.ndarray, n: int) -> np.ndarray:
         """(b, n) int32: each query input (uint8, offset by ZERO_POINT) times the first n rows' codes."""

@@ -1,0 +1,151 @@
+"""The int8 rows kernels of a shared generation: its codes as rows (`rows8`: n x dim uint8, code +
+ROW_ZERO_POINT) times a batch of int8 queries, exact integers, each kernel self-tested against numpy's.
+
+ONNX Runtime's MatMulInteger (MLAS) streams the rows and computes 16 query columns whatever the batch: up to
+16 queries cost one. SimSIMD (PyPI `simsimd`) computes each query's products on its own (AVX-512 VNNI where
+the CPU has it): a cost linear in the batch. Which is faster depends on the CPU. CPU a call over 1M rows,
+measured 2026-12-04 on the 2-core AMD EPYC (Zen 4) machine: MLAS 123-131 ms for 1 to 8 queries, SimSIMD 18.6
+ms for one and ~19 a query more; the Intel Xeon of earlier sessions ran MLAS in 41-45 ms. So each process
+measures both once (`RowsKernel.calibrate`, 32k rows) and sends a batch to SimSIMD while it is cheaper there.
+
+Exact either way: a row's u8 (code + 64, ≤ 127: read as int8 by SimSIMD) times a query's s8 (±127) sums to at
+most 384 x 127 x 127 < 2^24, which float32 holds exactly (SimSIMD accumulates in int32); MLAS's u8 x s8 pair
+sums ≤ 32,258 stay exact in vpmaddubsw's int16.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+ROW_ZERO_POINT = 64  # a shared generation's rows are stored as uint8: code + 64, in 1..127
+CALIBRATION_ROWS = 32_768  # 12 MiB of rows: each kernel ~1-4 ms a call here, the best of three taken
+MLAS_COLUMNS = 16  # MLAS computes this many query columns whatever the batch
+
+TestCodes = tuple[np.ndarray, np.ndarray]  # codes (dim, k) int8 within ±63 and queries (b, dim) int8
+
+
+def as_rows8(codes: np.ndarray) -> np.ndarray:
+    """Codes (k, dim) int8 within ±63 as a shared generation stores them (uint8, code + 64)."""
+    return (np.asarray(codes, dtype=np.int8) + np.int8(ROW_ZERO_POINT)).view(np.uint8)
+
+
+def onnx_rows_session(dim: int, test: TestCodes, threads: int = 1) -> Any | None:
+    """MatMulInteger: rows (uint8, the zero point removed by the kernel) times queries (int8 columns) -> (rows,
+    batch) int32, nothing packed; None where its products differ from numpy's on the test codes. `threads`: MLAS
+    splits the rows (1M rows, one query, Xeon: 44 ms on one thread, 22 on two, the same CPU)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("MatMulInteger", ["rows", "queries", "row_zero_point"], ["dots"])
+    a = helper.make_tensor_value_info("rows", TensorProto.UINT8, ["rows", dim])
+    b = helper.make_tensor_value_info("queries", TensorProto.INT8, [dim, "batch"])
+    y = helper.make_tensor_value_info("dots", TensorProto.INT32, ["rows", "batch"])
+    zero_point = helper.make_tensor("row_zero_point", TensorProto.UINT8, [], [ROW_ZERO_POINT])
+    graph = helper.make_graph([node], "int8_rows", [a, b], [y], initializer=[zero_point])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    codes, queries = test
+    got = session.run(None, {"rows": as_rows8(codes.T), "queries": np.ascontiguousarray(queries.T)})[0]
+    want = codes.T.astype(np.int64) @ queries.T.astype(np.int64)
+    return session if np.array_equal(got.astype(np.int64), want) else None
+
+
+def _simsimd() -> Any | None:
+    try:
+        import simsimd
+    except ImportError:
+        return None
+    return simsimd
+
+
+def simsimd_into(out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, threads: int = 1) -> None:
+    """out (b, m) float32 = each query's codes times the rows' codes, exact integers, a query at a time (each
+    row of `out` is contiguous even when `out` is a column slice of a wider array)."""
+    simsimd = _simsimd()
+    assert simsimd is not None
+    rows = np.ascontiguousarray(rows8).view(np.int8)  # code + 64 ≤ 127: the same bytes read as int8
+    offsets = q8.sum(axis=1, dtype=np.int64) * ROW_ZERO_POINT
+    for k in range(len(q8)):
+        target = out[k : k + 1]
+        if not target.flags.c_contiguous:
+            raise ValueError("each query's row of `out` must be contiguous")
+        simsimd.cdist(q8[k : k + 1], rows, metric="dot", out=target, out_dtype="float32", threads=threads)
+        target -= np.float32(offsets[k])
+
+
+def simsimd_is_exact(test: TestCodes) -> bool:
+    """SimSIMD's products on the test codes, on one thread and on two, equal numpy's."""
+    if _simsimd() is None:
+        return False
+    codes, queries = test
+    out = np.empty((len(queries), codes.shape[1]), dtype=np.float32)
+    want = queries.astype(np.int64) @ codes.astype(np.int64)
+    for threads in (1, 2):
+        simsimd_into(out, queries, as_rows8(codes.T), threads)
+        if not np.array_equal(out.astype(np.int64), want):
+            return False
+    return True
+
+
+def _best_ms(run: Callable[[], object], repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        before = time.thread_time()
+        run()
+        best = min(best, time.thread_time() - before)
+    return best * 1000
+
+
+class RowsKernel:
+    """Scores rows for a batch of queries: SimSIMD up to `simsimd_batch` queries, else MLAS, else numpy."""
+
+    def __init__(self, dim: int, test: TestCodes, threads: int = 1) -> None:
+        self.dim, self.threads, self._test = dim, threads, test
+        self.onnx = onnx_rows_session(dim, test)  # None: numpy's integers instead (see the quantizer's docstring)
+        self.onnx_wide = onnx_rows_session(dim, test, threads) if threads > 1 else None  # `wide`: a lone search
+        self.simsimd_batch = 0  # set by calibrate(); 0: never SimSIMD
+        self.calibrated = False
+
+    def calibrate(self) -> None:
+        """Measure once (~30 ms): SimSIMD's time a query against MLAS's time a call, on random codes."""
+        if self.calibrated:
+            return
+        self.calibrated = True
+        if not simsimd_is_exact(self._test):
+            return
+        onnx = self.onnx
+        if onnx is None:
+            self.simsimd_batch = MLAS_COLUMNS
+            return
+        rng = np.random.default_rng(0)
+        rows8 = rng.integers(1, 128, size=(CALIBRATION_ROWS, self.dim), dtype=np.uint8)
+        q8 = rng.integers(-127, 128, size=(1, self.dim), dtype=np.int8)
+        out = np.empty((1, CALIBRATION_ROWS), dtype=np.float32)
+        onnx_ms = _best_ms(lambda: onnx.run(None, {"rows": rows8, "queries": np.ascontiguousarray(q8.T)}))
+        simsimd_ms = _best_ms(lambda: simsimd_into(out, q8, rows8))
+        self.simsimd_batch = min(MLAS_COLUMNS, int(onnx_ms // max(simsimd_ms, 1e-6)))
+
+    def into(self, out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, wide: bool = False) -> None:
+        """out (b, m) float32 = each query's codes (int8) times the rows' (uint8, code + 64): `dots`, or SimSIMD's."""
+        if len(q8) <= self.simsimd_batch:
+            simsimd_into(out, q8, rows8, self.threads if wide else 1)
+        else:
+            out[...] = self.dots(q8, rows8, wide=wide)
+
+    def dots(self, q8: np.ndarray, rows8: np.ndarray, wide: bool = False, chunk: int = 65536) -> np.ndarray:
+        """(b, m) int32 by MLAS (the kernel takes the zero point off itself: removing it afterwards was a pass over
+        (b, m): 1M rows, 4 queries, 48 -> 41 ms), or numpy's integers where MLAS failed its self-test."""
+        session = self.onnx_wide if wide and self.onnx is not None and self.onnx_wide is not None else self.onnx
+        if session is not None:
+            return np.asarray(session.run(None, {"rows": rows8, "queries": np.ascontiguousarray(q8.T)})[0].T)
+        raw = np.empty((len(q8), len(rows8)), dtype=np.int32)  # numpy's exact integers, a chunk of rows at a time
+        for start in range(0, len(rows8), chunk):
+            raw[:, start : start + chunk] = q8.astype(np.int32) @ rows8[start : start + chunk].T.astype(np.int32)
+        return raw - ROW_ZERO_POINT * q8.sum(axis=1, dtype=np.int32)[:, None]

@@ -1,0 +1,75 @@
+"""The int8 rows kernels (engine/rows_kernels.py): SimSIMD's products equal MLAS's and numpy's integers, on the
+extreme codes too; a batch goes to SimSIMD only up to the calibrated size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from search_service.engine import quantizer
+from search_service.engine.rows_kernels import ROW_ZERO_POINT, RowsKernel, simsimd_into, simsimd_is_exact
+
+DIM = 384
+
+
+def _rows_and_queries(rows: int, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    rows8 = rng.integers(1, 128, size=(rows, DIM), dtype=np.uint8)  # code ±63 + 64, as a generation stores them
+    rows8[0], rows8[1] = 127, 1
+    rows8[2, ::2], rows8[2, 1::2] = 127, 1
+    q8 = rng.integers(-127, 128, size=(batch, DIM), dtype=np.int8)
+    q8[0] = 127
+    if batch > 1:
+        q8[1] = -127
+    return rows8, q8
+
+
+def _numpy(rows8: np.ndarray, q8: np.ndarray) -> np.ndarray:
+    return q8.astype(np.int64) @ (rows8.astype(np.int64) - ROW_ZERO_POINT).T
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_simsimd_gives_numpys_integers_on_the_extreme_codes(threads: int) -> None:
+    rows8, q8 = _rows_and_queries(5000, 3)
+    out = np.empty((3, len(rows8)), dtype=np.float32)
+    simsimd_into(out, q8, rows8, threads)
+    assert np.array_equal(out.astype(np.int64), _numpy(rows8, q8))
+    assert np.abs(out).max() > 2**21  # the extremes reach far: float32 would round past 2^24, not below
+    assert simsimd_is_exact(quantizer._test_codes(DIM))
+
+
+def test_simsimd_writes_a_column_slice_and_refuses_rows_that_are_not_contiguous() -> None:
+    rows8, q8 = _rows_and_queries(700, 2)
+    wide = np.full((2, 1000), -1.0, dtype=np.float32)
+    simsimd_into(wide[:, :700], q8, rows8)  # each query's row of the slice is contiguous
+    assert np.array_equal(wide[:, :700].astype(np.int64), _numpy(rows8, q8))
+    assert np.all(wide[:, 700:] == -1.0)  # nothing written past the slice
+    with pytest.raises(ValueError, match="contiguous"):
+        simsimd_into(np.empty((700, 2), dtype=np.float32).T, q8, rows8)
+
+
+def test_every_path_of_the_kernel_gives_the_same_integers() -> None:
+    rows8, q8 = _rows_and_queries(20_000, 5, seed=3)
+    want = _numpy(rows8, q8)
+    kernel = RowsKernel(DIM, quantizer._test_codes(DIM), threads=2)
+    kernel.calibrate()
+    assert kernel.calibrated and 0 <= kernel.simsimd_batch <= 16
+    for simsimd_batch, onnx in ((16, True), (0, True), (0, False), (2, True)):  # SimSIMD, MLAS, numpy, mixed
+        kernel.simsimd_batch = simsimd_batch
+        if not onnx:
+            kernel.onnx = None
+        for batch in (1, 2, 5):
+            for wide in (False, True):
+                out = np.empty((batch, len(rows8)), dtype=np.float32)
+                kernel.into(out, q8[:batch], rows8, wide=wide)
+                assert np.array_equal(out.astype(np.int64), want[:batch]), (simsimd_batch, onnx, batch, wide)
+
+
+def test_calibration_is_measured_once_and_takes_simsimd_where_mlas_is_missing() -> None:
+    kernel = RowsKernel(DIM, quantizer._test_codes(DIM))
+    kernel.onnx = None  # as where MLAS failed its self-test: numpy's integers are far slower than SimSIMD
+    kernel.calibrate()
+    assert kernel.simsimd_batch == 16
+    kernel.simsimd_batch = 3
+    kernel.calibrate()  # measured already: kept
+    assert kernel.simsimd_batch == 3
