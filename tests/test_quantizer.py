@@ -297,7 +297,7 @@ def test_the_rows_kernel_on_two_threads_gives_numpys_integer_products() -> None:
     want_dots = (rows8.astype(np.int64) - quantizer.ROW_ZERO_POINT) @ queries.astype(np.int64)
     assert np.array_equal(got, want_dots)
     simsimd_dots = np.empty((3, len(rows8)), dtype=np.float32)
-    rows_kernels.simsimd_into(simsimd_dots, np.ascontiguousarray(queries.T), rows8, threads=2)
+    rows_kernels.simsimd_split_into(simsimd_dots, np.ascontiguousarray(queries.T), rows8, parts=2)
     assert np.array_equal(simsimd_dots.astype(np.int64), want_dots.T)  # SimSIMD on two threads too
     matrix = unit(rng.standard_normal((3000, DIM)))
     private = int8_copy(matrix)

@@ -13,6 +13,7 @@ import pytest
 from search_service.engine import row_gather
 from search_service.engine.quantizer import Int8Copy, _rounded
 from search_service.engine.row_gather import GATHER_ROWS, gathered
+from search_service.engine.rows_kernels import WIDE_MIN_ROWS
 
 DIM = 384
 
@@ -42,21 +43,34 @@ def test_rows_outside_the_array_are_refused_not_clipped() -> None:
             next(gathered(source, rows))
 
 
-def test_each_thread_reuses_its_own_buffer() -> None:
+def test_buffers_are_reused_and_never_lent_to_two_gathers_at_once() -> None:
     source = np.arange(2 * GATHER_ROWS * 4, dtype=np.uint8).reshape(-1, 4)
     rows = np.arange(0, len(source), 3)
-    first = next(chunk for _, _, chunk in gathered(source, rows))
-    again = next(chunk for _, _, chunk in gathered(source, rows))
-    assert np.shares_memory(first, again)  # the same pages, call after call
+
+    def pooled() -> int:  # buffers of these rows' shape the process keeps (other tests gather other shapes)
+        return sum(1 for b in row_gather._free_buffers if b.shape[1:] == (4,) and b.dtype == np.uint8)
+
+    before = pooled()
+    first = [chunk.copy() for _, _, chunk in gathered(source, rows)]
+    lent = [chunk for _, _, chunk in gathered(source, rows)]
+    again = [chunk for _, _, chunk in gathered(source, rows)]
+    assert np.shares_memory(lent[0], again[0])  # the same pages, call after call
+    outer = gathered(source, rows)
+    _, _, outer_chunk = next(outer)
+    inner = [chunk.copy() for _, _, chunk in gathered(source, rows)]  # a second gather while the first is lent
+    assert not np.shares_memory(outer_chunk, lent[0]) or not np.shares_memory(outer_chunk, inner[0])
+    assert np.array_equal(outer_chunk, first[0])  # the outer gather's chunk was not overwritten by the inner one
+    assert all(np.array_equal(a, b) for a, b in zip(inner, first, strict=True))
+    outer.close()  # its buffer is given back
     other: list[np.ndarray] = []
-    thread = threading.Thread(target=lambda: other.extend(chunk for _, _, chunk in gathered(source, rows)))
+    thread = threading.Thread(target=lambda: other.extend(chunk.copy() for _, _, chunk in gathered(source, rows)))
     thread.start()
     thread.join()
-    assert not np.shares_memory(first, other[0])  # not shared with a thread gathering at the same time
-    assert row_gather._buffer((4,), np.dtype(np.uint8)) is row_gather._buffers.rows
+    assert all(np.array_equal(a, b) for a, b in zip(other, first, strict=True))
+    assert pooled() == max(before, 2)  # as many buffers as gathers ran at once
 
 
-def _shared_copy(tmp_path: Path, rows: int) -> tuple[Int8Copy, np.ndarray]:
+def _shared_copy(tmp_path: Path, rows: int, threads: int = 1) -> tuple[Int8Copy, np.ndarray]:
     rng = np.random.default_rng(5)
     private = Int8Copy(DIM)
     private.reserve(rows)
@@ -64,7 +78,7 @@ def _shared_copy(tmp_path: Path, rows: int) -> tuple[Int8Copy, np.ndarray]:
     rows8 = np.lib.format.open_memmap(tmp_path / "rows8.npy", mode="w+", dtype=np.uint8, shape=(rows, DIM))
     private.write_rows8(rows8, rows)
     mapped = np.load(tmp_path / "rows8.npy", mmap_mode="r")  # mapped read-only, as a generation's rows are
-    shared = Int8Copy(DIM).sharing({"rows8": mapped} | private.export(rows), private.rounded_norm_max)
+    shared = Int8Copy(DIM, threads).sharing({"rows8": mapped} | private.export(rows), private.rounded_norm_max)
     return shared, mapped
 
 
@@ -85,3 +99,17 @@ def test_a_subsets_bounds_are_those_of_its_rows_gathered_at_once(tmp_path: Path)
     shared.upper_bounds_rows(query, subset)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     assert faults < 64, faults  # the gathered rows' 6 MB would be ~1,500 pages if gathered afresh
+
+
+def test_a_lone_searchs_large_subset_is_split_between_threads_with_the_same_bounds(tmp_path: Path) -> None:
+    """`wide` (a lone search, two threads): a subset of WIDE_MIN_ROWS or more is gathered and scored in two halves
+    at once, each into a buffer of its own; the bounds are those of one thread, MLAS's or SimSIMD's."""
+    rows = WIDE_MIN_ROWS + 4096
+    shared, _ = _shared_copy(tmp_path, rows, threads=2)
+    query = _unit(np.random.default_rng(12), 1)[0]
+    subset = np.arange(0, rows, 1)[:-3]
+    want = shared.upper_bounds_many(query[None, :], rows)[0, subset]
+    for simsimd_batch in (0, 16):
+        shared._rows_kernel.simsimd_batch = simsimd_batch
+        assert np.array_equal(shared.upper_bounds_rows(query, subset, wide=True), want)
+        assert np.array_equal(shared.upper_bounds_rows(query, subset), want)

@@ -3,11 +3,21 @@ extreme codes too; a batch goes to SimSIMD only up to the calibrated size."""
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 import pytest
 
 from search_service.engine import quantizer
-from search_service.engine.rows_kernels import ROW_ZERO_POINT, RowsKernel, simsimd_into, simsimd_is_exact
+from search_service.engine.rows_kernels import (
+    ROW_ZERO_POINT,
+    WIDE_MIN_ROWS,
+    RowsKernel,
+    simsimd_into,
+    simsimd_is_exact,
+    simsimd_split_into,
+)
 
 DIM = 384
 
@@ -28,11 +38,14 @@ def _numpy(rows8: np.ndarray, q8: np.ndarray) -> np.ndarray:
     return q8.astype(np.int64) @ (rows8.astype(np.int64) - ROW_ZERO_POINT).T
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_simsimd_gives_numpys_integers_on_the_extreme_codes(threads: int) -> None:
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_simsimd_gives_numpys_integers_on_the_extreme_codes(parts: int) -> None:
     rows8, q8 = _rows_and_queries(5000, 3)
     out = np.empty((3, len(rows8)), dtype=np.float32)
-    simsimd_into(out, q8, rows8, threads)
+    threads_before, tasks_before = threading.active_count(), len(os.listdir("/proc/self/task"))
+    simsimd_split_into(out, q8, rows8, parts)
+    assert threading.active_count() == threads_before  # no thread left behind,
+    assert len(os.listdir("/proc/self/task")) == tasks_before  # nor an OpenMP pool (it would not survive a fork)
     assert np.array_equal(out.astype(np.int64), _numpy(rows8, q8))
     assert np.abs(out).max() > 2**21  # the extremes reach far: float32 would round past 2^24, not below
     assert simsimd_is_exact(quantizer._test_codes(DIM))
@@ -49,7 +62,7 @@ def test_simsimd_writes_a_column_slice_and_refuses_rows_that_are_not_contiguous(
 
 
 def test_every_path_of_the_kernel_gives_the_same_integers() -> None:
-    rows8, q8 = _rows_and_queries(20_000, 5, seed=3)
+    rows8, q8 = _rows_and_queries(WIDE_MIN_ROWS + 7, 5, seed=3)  # a lone (wide) search splits these rows
     want = _numpy(rows8, q8)
     kernel = RowsKernel(DIM, quantizer._test_codes(DIM), threads=2)
     kernel.calibrate()

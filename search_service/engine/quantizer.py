@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from search_service.engine.row_gather import gathered
-from search_service.engine.rows_kernels import ROW_ZERO_POINT, RowsKernel, as_rows8
+from search_service.engine.rows_kernels import ROW_ZERO_POINT, WIDE_MIN_ROWS, RowsKernel, as_rows8, in_parts
 
 VECTOR_LEVELS = 63
 QUERY_LEVELS = 127
@@ -318,12 +318,18 @@ class Int8Copy:
     def upper_bounds_rows(self, query: np.ndarray, rows: np.ndarray, wide: bool = False) -> np.ndarray:
         """`upper_bounds` of some rows (each below frozen_rows) of a shared generation, from their int8 rows (384
         bytes a row read, against 768 of float16), gathered a chunk at a time into a buffer reused (row_gather.py)."""
-        assert self._rows8 is not None
+        rows8 = self._rows8
+        assert rows8 is not None
         q8, q_scale, q_error = _rounded(np.asarray(query)[None, :])
         bounds = np.empty((1, len(rows)), dtype=np.float32)
-        for part, at, chunk in gathered(self._rows8, rows):
-            self._rows_kernel.into(bounds[:, part], q8, chunk, wide=wide)
-            self._bounds_into(bounds[:, part], None, (q_scale, q_error), self._scale[at], self._error[at])
+
+        def bounds_of(start: int, stop: int) -> None:
+            for part, at, chunk in gathered(rows8, rows[start:stop]):
+                out = bounds[:, start + part.start : start + part.stop]
+                self._rows_kernel.into(out, q8, chunk)
+                self._bounds_into(out, None, (q_scale, q_error), self._scale[at], self._error[at])
+
+        in_parts(len(rows), self._rows_kernel.threads if wide and len(rows) >= WIDE_MIN_ROWS else 1, bounds_of)
         return bounds[0]
 
     def _bounds_into(

@@ -15,6 +15,8 @@ sums ≤ 32,258 stay exact in vpmaddubsw's int16.
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +26,7 @@ import numpy as np
 ROW_ZERO_POINT = 64  # a shared generation's rows are stored as uint8: code + 64, in 1..127
 CALIBRATION_ROWS = 32_768  # 12 MiB of rows: each kernel ~1-4 ms a call here, the best of three taken
 MLAS_COLUMNS = 16  # MLAS computes this many query columns whatever the batch
+WIDE_MIN_ROWS = 65_536  # a lone search's rows are split between threads from this many (~1 ms of work)
 
 TestCodes = tuple[np.ndarray, np.ndarray]  # codes (dim, k) int8 within ±63 and queries (b, dim) int8
 
@@ -65,9 +68,10 @@ def _simsimd() -> Any | None:
     return simsimd
 
 
-def simsimd_into(out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, threads: int = 1) -> None:
+def simsimd_into(out: np.ndarray, q8: np.ndarray, rows8: np.ndarray) -> None:
     """out (b, m) float32 = each query's codes times the rows' codes, exact integers, a query at a time (each
-    row of `out` is contiguous even when `out` is a column slice of a wider array)."""
+    row of `out` is contiguous even when `out` is a column slice of a wider array). On the calling thread:
+    SimSIMD's own `threads` are OpenMP's, whose pool would outlive the call (spinning) and not survive a fork."""
     simsimd = _simsimd()
     assert simsimd is not None
     rows = np.ascontiguousarray(rows8).view(np.int8)  # code + 64 ≤ 127: the same bytes read as int8
@@ -76,22 +80,45 @@ def simsimd_into(out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, threads: in
         target = out[k : k + 1]
         if not target.flags.c_contiguous:
             raise ValueError("each query's row of `out` must be contiguous")
-        simsimd.cdist(q8[k : k + 1], rows, metric="dot", out=target, out_dtype="float32", threads=threads)
+        simsimd.cdist(q8[k : k + 1], rows, metric="dot", out=target, out_dtype="float32")
         target -= np.float32(offsets[k])
 
 
 def simsimd_is_exact(test: TestCodes) -> bool:
-    """SimSIMD's products on the test codes, on one thread and on two, equal numpy's."""
+    """SimSIMD's products on the test codes equal numpy's."""
     if _simsimd() is None:
         return False
     codes, queries = test
     out = np.empty((len(queries), codes.shape[1]), dtype=np.float32)
-    want = queries.astype(np.int64) @ codes.astype(np.int64)
-    for threads in (1, 2):
-        simsimd_into(out, queries, as_rows8(codes.T), threads)
-        if not np.array_equal(out.astype(np.int64), want):
-            return False
-    return True
+    simsimd_into(out, queries, as_rows8(codes.T))
+    return bool(np.array_equal(out.astype(np.int64), queries.astype(np.int64) @ codes.astype(np.int64)))
+
+
+def in_parts(n: int, parts: int, work: Callable[[int, int], None]) -> None:
+    """work(start, stop) over `parts` slices of range(n): the first on the calling thread, the others on threads
+    started for the call (a thread costs ~0.1 ms; none is left behind to be forked), failures re-raised here."""
+    bounds = np.linspace(0, n, max(1, parts) + 1).astype(int)
+    failures: list[BaseException] = []
+
+    def part(start: int, stop: int) -> None:
+        try:
+            work(start, stop)
+        except BaseException as exc:  # re-raised on the calling thread
+            failures.append(exc)
+
+    helpers = [threading.Thread(target=part, args=(int(a), int(b))) for a, b in itertools.pairwise(bounds[1:])]
+    for helper in helpers:
+        helper.start()
+    part(int(bounds[0]), int(bounds[1]))
+    for helper in helpers:
+        helper.join()
+    if failures:
+        raise failures[0]
+
+
+def simsimd_split_into(out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, parts: int) -> None:
+    """`simsimd_into` with the rows split into `parts` slices scored at once (SimSIMD releases the GIL)."""
+    in_parts(len(rows8), parts, lambda start, stop: simsimd_into(out[:, start:stop], q8, rows8[start:stop]))
 
 
 def _best_ms(run: Callable[[], object], repeats: int = 3) -> float:
@@ -135,7 +162,10 @@ class RowsKernel:
     def into(self, out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, wide: bool = False) -> None:
         """out (b, m) float32 = each query's codes (int8) times the rows' (uint8, code + 64): `dots`, or SimSIMD's."""
         if len(q8) <= self.simsimd_batch:
-            simsimd_into(out, q8, rows8, self.threads if wide else 1)
+            if wide and self.threads > 1 and len(rows8) >= WIDE_MIN_ROWS:
+                simsimd_split_into(out, q8, rows8, self.threads)
+            else:
+                simsimd_into(out, q8, rows8)
         else:
             out[...] = self.dots(q8, rows8, wide=wide)
 
