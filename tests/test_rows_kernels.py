@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from search_service.engine import quantizer
+from search_service.engine.quantizer import Int8Copy
 from search_service.engine.rows_kernels import (
     ROW_ZERO_POINT,
     WIDE_MIN_ROWS,
@@ -86,3 +87,38 @@ def test_calibration_is_measured_once_and_takes_simsimd_where_mlas_is_missing() 
     kernel.simsimd_batch = 3
     kernel.calibrate()  # measured already: kept
     assert kernel.simsimd_batch == 3
+
+
+def test_a_packed_small_generation_scores_a_small_batch_through_simsimd_with_the_same_bounds() -> None:
+    """A shared generation of at most 120k rows is packed (MLAS, codes as a constant); `pack` measures SimSIMD
+    against that snapshot on its rows, and a batch up to the size measured goes to SimSIMD: the same bounds."""
+    rng = np.random.default_rng(17)
+    matrix = rng.standard_normal((6000, DIM)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    private = Int8Copy(DIM)
+    private.reserve(len(matrix))
+    private.set_rows(np.arange(len(matrix)), matrix)
+    rows8 = np.zeros((len(matrix), DIM), dtype=np.uint8)
+    private.write_rows8(rows8, len(matrix))
+    shared = private.sharing({"rows8": rows8} | private.export(len(matrix)), private.rounded_norm_max)
+    shared.pack(len(matrix))
+    assert shared._packed is not None and 0 <= shared._packed_simsimd_batch <= shared._rows_kernel.simsimd_batch
+    queries = matrix[:3] * 0.5 + rng.standard_normal((3, DIM)).astype(np.float32) * 0.05
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    want = private.upper_bounds_many(queries, len(matrix))
+    for simsimd_batch in (0, 1, 3):  # packed MLAS for every batch; SimSIMD for one query; for all three
+        shared._packed_simsimd_batch = simsimd_batch
+        shared._rows_kernel.simsimd_batch = max(simsimd_batch, 1)
+        assert np.array_equal(shared.upper_bounds_many(queries[:1], len(matrix)), want[:1])
+        assert np.array_equal(shared.upper_bounds_many(queries, len(matrix)), want)
+    packed = shared._packed
+
+    class Refusing:
+        def run(self, *args: object) -> object:
+            raise AssertionError("the packed session scored a batch SimSIMD should have")
+
+    shared._packed = packed._replace(session=Refusing())
+    assert np.array_equal(shared.upper_bounds_many(queries, len(matrix)), want)  # batch 3 ≤ 3: SimSIMD only
+    shared._packed_simsimd_batch = 2
+    with pytest.raises(AssertionError, match="packed session"):
+        shared.upper_bounds_many(queries, len(matrix))  # batch 3 > 2: the packed snapshot's

@@ -183,6 +183,7 @@ class Int8Copy:
         self._generation = 0  # bumped by every set_rows
         self._set_at = np.zeros(0, dtype=np.int64)  # the generation of each row's last set_rows
         self._packed: _Packed | None = None
+        self._packed_simsimd_batch = 0  # a packed shared generation's batches up to this size go to SimSIMD (pack)
         self.batches_packed = _packed_kernel_is_exact(dim)
         self.frozen_rows: int | None = None  # a shared generation's rows (adopt), scored as they were written
         self._rows8: np.ndarray | None = None  # a shared generation's codes as rows (adopt)
@@ -280,7 +281,13 @@ class Int8Copy:
         else:  # a small shared generation's rows: transposed, their zero point removed
             codes = np.ascontiguousarray(self._rows8[:n].T).view(np.int8)
             codes -= np.int8(ROW_ZERO_POINT)
-        self._packed = _Packed(_session(codes), n, generation)
+        packed = _Packed(_session(codes), n, generation)
+        if self._rows8 is not None:  # one query over 100k rows on the AMD machine: packed MLAS 3.4 ms, SimSIMD 1.7
+            run = packed.session.run
+            self._packed_simsimd_batch = self._rows_kernel.simsimd_beats(
+                lambda q8: run(None, {"query": _as_inputs(q8)}), self._rows8[:n]
+            )
+        self._packed = packed
 
     def unpacked_rows(self, n: int) -> int:
         """How many of the first n rows a batch scores outside the packed snapshot (set or added since)."""
@@ -302,7 +309,7 @@ class Int8Copy:
         bounds = np.empty((len(q8), n), dtype=np.float32)  # each column written once (np.full: a pass more)
         bounds[:, m:] = np.inf
         dots: np.ndarray | None = None  # the rows kernel writes into the bounds themselves
-        if self._rows8 is not None and self._packed is None:
+        if self._rows8 is not None and (self._packed is None or len(q8) <= self._packed_simsimd_batch):
             self._rows_kernel.into(bounds[:, :m], q8, self._rows8[:m], wide=wide)
         else:
             dots = self._dots(_as_inputs(q8), m)

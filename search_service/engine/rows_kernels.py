@@ -159,6 +159,18 @@ class RowsKernel:
         simsimd_ms = _best_ms(lambda: simsimd_into(out, q8, rows8))
         self.simsimd_batch = min(MLAS_COLUMNS, int(onnx_ms // max(simsimd_ms, 1e-6)))
 
+    def simsimd_beats(self, other: Callable[[np.ndarray], object], rows8: np.ndarray) -> int:
+        """The largest batch SimSIMD scores `rows8` in less time than `other(q8)` takes for one query (0: never; at
+        most `simsimd_batch`): a small shared generation's packed MLAS snapshot, measured once on its own rows."""
+        self.calibrate()
+        if self.simsimd_batch == 0 or len(rows8) == 0:
+            return 0
+        q8 = np.random.default_rng(1).integers(-127, 128, size=(1, self.dim), dtype=np.int8)
+        out = np.empty((1, len(rows8)), dtype=np.float32)
+        other_ms = _best_ms(lambda: other(q8))
+        simsimd_ms = _best_ms(lambda: simsimd_into(out, q8, rows8))
+        return min(self.simsimd_batch, int(other_ms // max(simsimd_ms, 1e-6)))
+
     def into(self, out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, wide: bool = False) -> None:
         """out (b, m) float32 = each query's codes (int8) times the rows' (uint8, code + 64): `dots`, or SimSIMD's."""
         if len(q8) <= self.simsimd_batch:
