@@ -151,13 +151,12 @@ class RowsKernel:
         if onnx is None:
             self.simsimd_batch = MLAS_COLUMNS
             return
-        rng = np.random.default_rng(0)
-        rows8 = rng.integers(1, 128, size=(CALIBRATION_ROWS, self.dim), dtype=np.uint8)
-        q8 = rng.integers(-127, 128, size=(1, self.dim), dtype=np.int8)
-        out = np.empty((1, CALIBRATION_ROWS), dtype=np.float32)
-        onnx_ms = _best_ms(lambda: onnx.run(None, {"rows": rows8, "queries": np.ascontiguousarray(q8.T)}))
-        simsimd_ms = _best_ms(lambda: simsimd_into(out, q8, rows8))
-        self.simsimd_batch = min(MLAS_COLUMNS, int(onnx_ms // max(simsimd_ms, 1e-6)))
+        rows8 = np.random.default_rng(0).integers(1, 128, size=(CALIBRATION_ROWS, self.dim), dtype=np.uint8)
+
+        def mlas(q8: np.ndarray) -> object:
+            return onnx.run(None, {"rows": rows8, "queries": np.ascontiguousarray(q8.T)})
+
+        self.simsimd_batch = self._batch_beating(mlas, rows8, MLAS_COLUMNS)
 
     def simsimd_beats(self, other: Callable[[np.ndarray], object], rows8: np.ndarray) -> int:
         """The largest batch SimSIMD scores `rows8` in less time than `other(q8)` takes for one query (0: never; at
@@ -165,11 +164,15 @@ class RowsKernel:
         self.calibrate()
         if self.simsimd_batch == 0 or len(rows8) == 0:
             return 0
+        return self._batch_beating(other, rows8, self.simsimd_batch)
+
+    def _batch_beating(self, other: Callable[[np.ndarray], object], rows8: np.ndarray, most: int) -> int:
+        """How many queries SimSIMD scores over `rows8` in the time `other` takes for one (at most `most`)."""
         q8 = np.random.default_rng(1).integers(-127, 128, size=(1, self.dim), dtype=np.int8)
         out = np.empty((1, len(rows8)), dtype=np.float32)
         other_ms = _best_ms(lambda: other(q8))
         simsimd_ms = _best_ms(lambda: simsimd_into(out, q8, rows8))
-        return min(self.simsimd_batch, int(other_ms // max(simsimd_ms, 1e-6)))
+        return min(most, int(other_ms // max(simsimd_ms, 1e-6)))
 
     def into(self, out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, wide: bool = False) -> None:
         """out (b, m) float32 = each query's codes (int8) times the rows' (uint8, code + 64): `dots`, or SimSIMD's."""
