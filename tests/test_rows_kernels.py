@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -46,7 +47,11 @@ def test_simsimd_gives_numpys_integers_on_the_extreme_codes(parts: int) -> None:
     threads_before, tasks_before = threading.active_count(), len(os.listdir("/proc/self/task"))
     simsimd_split_into(out, q8, rows8, parts)
     assert threading.active_count() == threads_before  # no thread left behind,
-    assert len(os.listdir("/proc/self/task")) == tasks_before  # nor an OpenMP pool (it would not survive a fork)
+    # nor an OpenMP pool (it would not survive a fork); a joined thread may take a moment to leave /proc
+    deadline = time.monotonic() + 2.0
+    while len(os.listdir("/proc/self/task")) != tasks_before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(os.listdir("/proc/self/task")) == tasks_before
     assert np.array_equal(out.astype(np.int64), _numpy(rows8, q8))
     assert np.abs(out).max() > 2**21  # the extremes reach far: float32 would round past 2^24, not below
     assert simsimd_is_exact(quantizer._test_codes(DIM))
