@@ -341,3 +341,47 @@ def test_a_shared_copys_subset_ranking_is_sound_over_changed_and_added_rows(tmp_
             left_out = set(true) - set(rows.tolist())
             assert max(true[r] for r in left_out) <= threshold
         assert int(ranking.top(1)[0][0]) == max(true, key=lambda r: true[r])
+
+
+def test_a_staged_generation_holds_the_private_copys_codes_as_rows_and_its_bounds() -> None:
+    """`blank()` stages a shared generation: set_rows writes its codes as the generation's rows (no transposing in
+    and out), in batches and out of order, growing as rows come; they are the rows a private copy writes, and the
+    staged copy scores them (rows kernel) to the private copy's bounds."""
+    rng = np.random.default_rng(8)
+    matrix = np.concatenate([near_duplicates(rng, 1500), unit(rng.standard_normal((500, DIM)))])
+    matrix[0] = unit(np.eye(DIM)[0])
+    private, n = int8_copy(matrix), len(matrix)
+    staged = private.blank()
+    assert staged.scores_rows and not staged.batches_packed
+    order = rng.permutation(n)
+    for batch in np.array_split(order, 7):
+        staged.reserve(int(batch.max()) + 1)
+        staged.set_rows(batch, matrix[batch])
+    want, got = np.zeros((n, DIM), dtype=np.uint8), np.zeros((n, DIM), dtype=np.uint8)
+    private.write_rows8(want, n, chunk=700)
+    staged.write_rows8(got, n, chunk=700)
+    assert np.array_equal(got, want)
+    for name, terms in staged.export(n).items():
+        assert np.array_equal(terms, private.export(n)[name])
+    queries = np.concatenate([unit(rng.standard_normal((3, DIM))), -matrix[:1]])
+    assert np.array_equal(staged.upper_bounds_many(queries, n), private.upper_bounds_many(queries, n))
+
+
+def test_rounding_error_norms_bound_the_exact_residual_of_every_row() -> None:
+    """quantize works in float32: each row's error norm must still be at least the exact (float64) norm of x - x̂,
+    with x̂ = code x the stored scale, for coarse and fine rows alike (one spike, a flat row, a zero row), and the
+    largest ‖x̂‖ at least every row's."""
+    rng = np.random.default_rng(9)
+    flat = np.full((1, DIM), 1.0 / np.sqrt(DIM))
+    spiky = np.zeros((1, DIM))
+    spiky[0, 7] = -1.0
+    matrix = np.concatenate([unit(rng.standard_normal((3000, DIM))), flat, spiky, np.zeros((1, DIM))])
+    matrix = matrix.astype(np.float32)
+    codes, offset, scale, error, rounded_norm = quantizer.quantize(matrix)
+    x_hat = codes.astype(np.float64) * scale.astype(np.float64)[:, None]
+    residual = np.linalg.norm(matrix.astype(np.float64) - x_hat, axis=1)
+    assert np.all(error.astype(np.float64) >= residual)
+    assert float(np.max(error.astype(np.float64) - residual)) < 1e-6  # and no looser than float32 needs
+    assert rounded_norm >= float(np.linalg.norm(x_hat, axis=1).max())
+    assert np.all(np.abs(codes) <= quantizer.VECTOR_LEVELS)
+    assert np.array_equal(offset, quantizer.ZERO_POINT * codes.sum(axis=1, dtype=np.int32))

@@ -40,7 +40,7 @@ from search_service.engine import catalog
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_stock import StockBuckets
-from search_service.engine.vector_load import release_freed_memory
+from search_service.engine.vector_load import release_freed_memory, reuse_large_frees
 from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
 
@@ -134,6 +134,7 @@ def start_generation_writer(settings: Settings) -> int | None:
     if pid:
         return pid
     gc.disable()  # a process that exits after the load
+    reuse_large_frees()  # its memory goes with it: reused, not faulted in afresh (vector_load.py)
     exit_after(lambda: asyncio.run(_write_generation(settings)))
 
 

@@ -21,8 +21,7 @@ session that holds a snapshot of the codes as a constant, packed once (~0.25 s p
 4 queries then cost ~3.2 ms for 100k rows. Rows set after the snapshot are scored exactly in numpy until the
 next pack. The packed kernel passes the same self-test, or batches stay one query at a time. One query goes to
 the packed session too (with the codes as an input, ONNX Runtime 1.32 packs them on every call: 100k rows, one
-query, 21 ms of CPU against 1.5 packed). A shared generation's codes are packed when it holds at most
-SHARED_PACK_MAX_ROWS rows: the packed copy is private to each process (+74 MB of RSS at 100k rows).
+query, 21 ms of CPU against 1.5 packed). A shared generation of at most SHARED_PACK_MAX_ROWS rows is packed.
 
 A shared generation stores its codes as rows (`rows8`: n x dim uint8, code + ROW_ZERO_POINT), scored with the
 rows as MatMulInteger's first input: MLAS streams the mapped rows and packs only the queries (1M rows, one
@@ -129,28 +128,44 @@ def _as_inputs(q8: np.ndarray) -> np.ndarray:
 
 
 def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-    """Unit rows (k, dim) rounded: codes (k, dim), ZERO_POINT x code sums, scales, error norms (up), max norm."""
-    vectors = np.asarray(vectors, dtype=np.float64)
-    peak = np.abs(vectors).max(axis=1)
-    scale = np.where(peak > 0, peak / VECTOR_LEVELS, 1.0)
-    codes = np.rint(vectors / scale[:, None]).astype(np.int8)
-    rounded = codes * scale[:, None]
-    offset = ZERO_POINT * codes.sum(axis=1, dtype=np.int32)
-    residual = vectors - rounded
-    # Row norms by einsum (no k x dim temporary: a 1M-vector generation's writing spent seconds in norm's), each
-    # rounded up (the error after its float32 cast), so a bound stays a bound.
-    error = np.nextafter(np.sqrt(_row_dots(residual)).astype(np.float32), np.float32(np.inf))
-    return (
-        codes,
-        offset,
-        scale.astype(np.float32),
-        error,
-        float(np.nextafter(np.sqrt(_row_dots(rounded).max()), np.inf)),
-    )
+    """Unit rows (k, dim) rounded: codes (k, dim), ZERO_POINT x code sums, scales, error norms (up), max norm. In
+    float32, QUANTIZE_ROWS at a time in reused buffers (whole batches in float64: ~7 s of CPU at 1M, mostly page
+    faults); x̂ and x - x̂ are within 2^-24 of their size in float32, covered by `_widened`: a bound stays a bound."""
+    v = np.asarray(vectors, dtype=np.float32)
+    k = len(v)
+    codes, offset = np.empty(v.shape, dtype=np.int8), np.empty(k, dtype=np.int32)
+    scale, error = np.empty(k, dtype=np.float32), np.empty(k, dtype=np.float32)
+    rounded, residual = np.empty_like(v[:QUANTIZE_ROWS]), np.empty_like(v[:QUANTIZE_ROWS])
+    top = 0.0
+    for at in range(0, k, QUANTIZE_ROWS):
+        part, n = slice(at, at + QUANTIZE_ROWS), min(QUANTIZE_ROWS, k - at)
+        x, x_hat, r = v[part], rounded[:n], residual[:n]
+        peak = np.abs(x).max(axis=1)
+        live = peak > 0
+        scale[part] = np.where(live, peak / np.float32(VECTOR_LEVELS), np.float32(1.0))
+        inverse = np.where(live, np.float32(VECTOR_LEVELS) / np.where(live, peak, np.float32(1.0)), np.float32(0.0))
+        np.multiply(x, inverse.astype(np.float32)[:, None], out=x_hat)
+        np.clip(np.rint(x_hat, out=x_hat), -VECTOR_LEVELS, VECTOR_LEVELS, out=x_hat)
+        codes[part] = x_hat
+        offset[part] = ZERO_POINT * codes[part].sum(axis=1, dtype=np.int32)
+        x_hat *= scale[part, None]
+        norms = _widened(_row_dots(np.subtract(x, x_hat, out=r))).astype(np.float32)
+        error[part] = np.nextafter(norms, np.float32(np.inf))  # rounded up: a float32 that is still a bound
+        top = max(top, float(_row_dots(x_hat).max()))
+    return codes, offset, scale, error, float(np.nextafter(_widened(top), np.inf))
+
+
+QUANTIZE_ROWS = 256
+_ROUNDING = 2.0**-22  # covers float32's rounding of x̂ and x - x̂ (~1.1 x 2^-24 of a unit row), with room
+
+
+def _widened(squares: np.ndarray | float) -> np.ndarray:
+    """Norms from float64 sums of squares of float32 terms, widened past the terms' rounding."""
+    return np.sqrt(np.asarray(squares, dtype=np.float64) * (1.0 + _ROUNDING)) + _ROUNDING
 
 
 def _row_dots(rows: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->i", rows, rows)
+    return np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
 
 
 def _rounded(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,12 +212,17 @@ class Int8Copy:
 
     def reserve(self, capacity: int) -> None:
         """Room for `capacity` rows (the float32 copy's capacity); unused columns are zero and never read."""
-        old = self._codes.shape[1]
+        old = len(self._offset)
         if capacity <= old or self.frozen_rows is not None:
             return
-        codes = np.zeros((self.dim, capacity), dtype=np.int8)
-        codes[:, :old] = self._codes
-        self._codes = codes
+        if self._rows8 is not None:  # staged as a generation's rows (blank)
+            rows8 = np.zeros((capacity, self.dim), dtype=np.uint8)
+            rows8[:old] = self._rows8[:old]
+            self._rows8 = rows8
+        else:
+            codes = np.zeros((self.dim, capacity), dtype=np.int8)
+            codes[:, :old] = self._codes
+            self._codes = codes
         for name in ("_offset", "_scale", "_error", "_set_at"):
             grown = np.zeros(capacity, dtype=getattr(self, name).dtype)
             grown[:old] = getattr(self, name)
@@ -215,7 +235,10 @@ class Int8Copy:
         if self.frozen_rows is not None:
             raise ValueError("the int8 copy is a shared generation's: rows changed since are scored in float32")
         codes, offset, scale, error, rounded_norm = quantize(vectors)
-        self._codes[:, rows] = codes.T
+        if self._rows8 is not None:
+            self._rows8[rows] = as_rows8(codes)
+        else:
+            self._codes[:, rows] = codes.T
         self._offset[rows] = offset
         self._scale[rows] = scale
         self._error[rows] = error
@@ -247,13 +270,15 @@ class Int8Copy:
         return shared
 
     def blank(self) -> Int8Copy:
-        """An empty copy on this one's (self-tested) session."""
+        """An empty copy on this one's session, staging a shared generation: codes kept as its rows (transposed in
+        and out, 1M rows took ~4.5 s of CPU), scored by the rows kernel, never packed."""
         fresh = copy.copy(self)
         fresh._codes = np.zeros((self.dim, 0), dtype=np.int8)
         for name, dtype in (("_offset", np.int32), ("_scale", np.float32), ("_error", np.float32)):
             setattr(fresh, name, np.zeros(0, dtype=dtype))
         fresh._set_at = np.zeros(0, dtype=np.int64)
-        fresh._rounded_norm_max, fresh._generation, fresh._packed, fresh._rows8 = 0.0, 0, None, None
+        fresh._rounded_norm_max, fresh._generation, fresh._packed = 0.0, 0, None
+        fresh._rows8, fresh.frozen_rows, fresh.batches_packed = np.zeros((0, self.dim), dtype=np.uint8), None, False
         return fresh
 
     def adopt(self, arrays: dict[str, np.ndarray], rounded_norm_max: float) -> None:
