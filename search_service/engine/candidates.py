@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -65,6 +65,26 @@ class Snapshot:
 
 def snapshot_of(row: Any) -> Snapshot:
     return Snapshot(int(row["change_seq"] or 0), int(row["snap_xmax"]), tuple(int(x) for x in row["snap_xip"]))
+
+
+class Numbered(NamedTuple):
+    """The products of listings packed store by store, numbered in key order."""
+
+    unique: np.ndarray  # (n, 2) uint64 keys, sorted
+    inverse: np.ndarray  # (listings,) int64: each listing's product, a row of `unique`
+
+
+def number_listings(packed: list[bytes]) -> Numbered:
+    """All at once: one sort of every listing's product. The first halves of the ids order them; a clash of
+    first halves takes the slower full sort."""
+    keys = keys_of_packed(b"".join(packed))
+    unique_first, inverse = np.unique(keys[:, 0], return_inverse=True)
+    firsts = np.full(len(unique_first), -1, dtype=np.int64)
+    firsts[inverse] = np.arange(len(keys))
+    unique = keys[firsts]
+    if not np.array_equal(unique[inverse, 1], keys[:, 1]):  # two ids share their first 8 bytes
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return Numbered(unique, np.asarray(inverse, dtype=np.int64).reshape(-1))
 
 
 @dataclass(frozen=True)
@@ -194,10 +214,13 @@ class CandidateSets:
             return
         self.adopt(row, [r["store_id"] for r in stores], [bytes(r["packed_ids"]) for r in stores], started)
 
-    def adopt(self, state: Any, store_ids: list[UUID], packed: list[bytes], started: float) -> None:
+    def adopt(
+        self, state: Any, store_ids: list[UUID], packed: list[bytes], started: float, numbered: Numbered | None = None
+    ) -> None:
         """The sets from every sellable listing's product by store and the change log's `state`, read in one
-        snapshot (by `load`, or by the listing buckets' load, which reads the same listings: facet_stock.py)."""
-        self._build(store_ids, packed)
+        snapshot (by `load`, or by the listing buckets' load, which reads the same listings and numbers them
+        once for both: facet_stock.py)."""
+        self._build(store_ids, packed, numbered or number_listings(packed))
         self.snapshot, self.stale = snapshot_of(state), False
         log.info(
             "candidate sets: %d stores, %d products, %d listings in stock, built in %.2fs",
@@ -207,17 +230,10 @@ class CandidateSets:
             time.perf_counter() - started,
         )
 
-    def _build(self, store_ids: list[UUID], packed: list[bytes]) -> None:
-        """Ordinals numbered in key order (all at once: one sort of every listing's product), then a bitmap a
-        store. The first halves of the ids order them; a clash of first halves takes the slower full sort."""
-        keys = keys_of_packed(b"".join(packed))
-        unique_first, inverse = np.unique(keys[:, 0], return_inverse=True)
-        firsts = np.full(len(unique_first), -1, dtype=np.int64)
-        firsts[inverse] = np.arange(len(keys))
-        unique = keys[firsts]
-        if not np.array_equal(unique[inverse, 1], keys[:, 1]):  # two ids share their first 8 bytes
-            unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-        ordinals = np.asarray(inverse, dtype=np.uint32).reshape(-1)
+    def _build(self, store_ids: list[UUID], packed: list[bytes], numbered: Numbered) -> None:
+        """Ordinals numbered in key order (`number_listings`), then a bitmap a store."""
+        unique, inverse = numbered
+        ordinals = inverse.astype(np.uint32)
         self.n = len(unique)
         self.keys = np.zeros((self.n + max(1024, self.n // 16), 2), dtype=np.uint64)  # room: see facet_labels.load
         self.keys[: self.n] = unique

@@ -36,7 +36,14 @@ from uuid import UUID
 import numpy as np
 
 from search_service.db.sql import statement
-from search_service.engine.candidates import CandidateSets, Snapshot, keys_of_packed, snapshot_of
+from search_service.engine.candidates import (
+    CandidateSets,
+    Numbered,
+    Snapshot,
+    keys_of_packed,
+    number_listings,
+    snapshot_of,
+)
 from search_service.engine.facets import PRICE_EDGES
 from search_service.engine.keyindex import KeyIndex
 
@@ -265,23 +272,19 @@ class StockBuckets:
             self._retry_at = time.monotonic() + 60.0
             return
         store_ids, packed_ids = [r["store_id"] for r in stores], [bytes(r["packed_ids"]) for r in stores]
+        numbered = number_listings(packed_ids)  # the same numbering as the sets'
         if sets is not None:
-            sets.adopt(row, store_ids, packed_ids, started)
+            sets.adopt(row, store_ids, packed_ids, started, numbered)
             started = time.perf_counter()
-        self._build(store_ids, packed_ids, [bytes(r["packed_buckets"]) for r in stores])
+        self._build(store_ids, packed_ids, [bytes(r["packed_buckets"]) for r in stores], numbered)
         self.snapshot, self.stale, self._aside_head = snapshot_of(row), False, None
         log.info("listing buckets: %d products, %d listings in %.2fs", self.n, len(self.packed),
                  time.perf_counter() - started)  # fmt: skip
 
-    def _build(self, store_ids: list[UUID], packed_ids: list[bytes], buckets: list[bytes]) -> None:
-        keys = keys_of_packed(b"".join(packed_ids))
-        unique_first, inverse = np.unique(keys[:, 0], return_inverse=True)  # as candidates.py numbers them
-        firsts = np.full(len(unique_first), -1, dtype=np.int64)
-        firsts[inverse] = np.arange(len(keys))
-        unique = keys[firsts]
-        if not np.array_equal(unique[inverse, 1], keys[:, 1]):  # two ids share their first 8 bytes
-            unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-        inverse = np.asarray(inverse).reshape(-1)
+    def _build(
+        self, store_ids: list[UUID], packed_ids: list[bytes], buckets: list[bytes], numbered: Numbered | None = None
+    ) -> None:
+        unique, inverse = numbered or number_listings(packed_ids)  # as candidates.py numbers them
         self.store_code = {s: i for i, s in enumerate(store_ids)}
         codes = np.repeat(np.arange(len(store_ids), dtype=np.int32), [len(p) // 16 for p in packed_ids])
         entries = (codes << BUCKET_BITS) | np.frombuffer(b"".join(buckets), dtype=np.uint8).astype(np.int32)
