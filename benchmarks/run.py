@@ -52,6 +52,7 @@ from psycopg import sql as psql
 
 from benchmarks import bench_typos, cputime
 from benchmarks import queries as qmod
+from benchmarks.api_engine import open_api_engine
 from benchmarks.plan_probe import NAIVE_GLOBAL_SQL, NAIVE_SQL
 from search_service.db import migrate
 from search_service.db.hnsw import build_memory
@@ -69,7 +70,7 @@ from search_service.engine.search import (
     search,
     settings_sql,
 )
-from search_service.engine.stats import StatsCache, read_stats
+from search_service.engine.stats import read_stats
 from search_service.engine.store_locator import NOT_LOCATED
 from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
@@ -963,9 +964,9 @@ async def bench_sql(
     conn = await asyncpg.connect(url)
     await register_vector_async(conn)
     results: dict[str, Any] = {}
+    api, copy_info = await open_api_engine(url, Settings.from_env())  # the engine as an API worker runs it
+    vcache = api.vectors
     try:
-        vcache, copy_info = await load_vector_cache(conn)
-        catalogue = StatsCache()  # the catalogue statistics, read every 30 s as the API reads them
         for radius in RADII:
             lab = label(radius)
             stats: dict[str, tuple[list[float], list[Scored], Counter[str]]] = {
@@ -976,14 +977,12 @@ async def bench_sql(
             per_strategy: dict[str, list[float]] = {}
             strategy_ms: dict[str, list[float]] = {}
             for i, query in enumerate(queries[: min(5, len(queries))]):  # warm-up, not measured
-                await search(
-                    conn, _params(query, radius, limit, "semantic"), vectors[i], vectors=vcache, stats=catalogue
-                )
+                await api.search(_params(query, radius, limit, "semantic"), vectors[i])
             for i, query in enumerate(queries):
                 q = vectors[i]
                 exp = expected[(query.id, radius)]
                 t0 = time.perf_counter()
-                res = await search(conn, _params(query, radius, limit, "semantic"), q, vectors=vcache, stats=catalogue)
+                res = await api.search(_params(query, radius, limit, "semantic"), q)
                 ms = (time.perf_counter() - t0) * 1000
                 st = stats["engine_semantic"]
                 st[0].append(ms)
@@ -995,7 +994,7 @@ async def bench_sql(
                 slowest = max(slowest, (ms, i))
                 worst = min(worst, (sc.recall, -sc.sim_loss, i))
                 t0 = time.perf_counter()
-                hres = await search(conn, _params(query, radius, limit, "hybrid"), q, vectors=vcache, stats=catalogue)
+                hres = await api.search(_params(query, radius, limit, "hybrid"), q)
                 stats["engine_hybrid"][0].append((time.perf_counter() - t0) * 1000)
                 stats["engine_hybrid"][2][hres.strategy] += 1
                 if with_naive and i < naive_queries:
@@ -1081,6 +1080,7 @@ async def bench_sql(
                     )
             print(line, flush=True)
     finally:
+        await api.close()
         await conn.close()
     return results, copy_info
 

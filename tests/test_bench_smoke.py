@@ -8,6 +8,7 @@ the real API in a subprocess for a few requests per radius and very short QPS wi
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,16 @@ def test_tiny_benchmark_run_writes_every_figure(tiny_run: TinyRun) -> None:
         assert entry["slowest_engine_query"]["explain_analyze"]
     # The engine is exact by construction below its HNSW threshold: a tiny catalogue is answered exactly.
     assert all(result["sql"][r]["engine_semantic"]["recall_at_k"] == 1.0 for r in EXPECTED_RADII)
+    # ...set up as an API worker runs it (benchmarks/api_engine.py): a shared generation mapped, its in-memory plans.
+    copy = result["vector_cache"]
+    assert (
+        copy["form"] == "shared generation (as serve)" and copy["vectors"] == result["load"]["counts"]["product_master"]
+    )
+    assert copy["stores_in_memory"] > 0 and copy["rank_threads"] >= 1
+    planned = {s for r in EXPECTED_RADII for s in result["sql"][r]["engine_semantic"]["strategies"]}
+    assert planned & {"exact_scan", "exact_gather", "global_exact_scan"} and not any("hnsw" in s for s in planned)
+    assert "mapping a shared generation" in paths["markdown"].read_text()
+    assert not list(Path(tempfile.gettempdir()).glob("bench-vectors-*")), "the run's generation was left behind"
 
     http = result["http"]
     assert list(http["radii"]) == EXPECTED_RADII

@@ -1,0 +1,99 @@
+"""The search engine set up as one API worker runs it, for the benchmarks' in-process ("SQL-only") part.
+
+`plinqy-search serve` maps a shared generation of the vectors (int8 rows scored by the rows kernels, a lone
+search on `PLINQY_RANK_THREADS` threads), places the stores in memory (`StoreLocator`), gives a hybrid search a
+second connection for its keyword side, and runs on connections that carry the engine's settings from their
+start (no transaction a search). A private float32 copy on one plain connection measured another engine: at 1M
+on the AMD machine its packed int8 snapshot cost ~130 ms of CPU a query where the API's rows kernel takes ~17.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import numpy as np
+from pgvector.asyncpg import register_vector
+
+from search_service.engine.search import DEFAULT_CONFIG, EngineConfig, SearchParams, SearchResult, search
+from search_service.engine.search import session_settings as engine_session_settings
+from search_service.engine.stats import StatsCache
+from search_service.engine.store_locator import StoreLocator
+from search_service.engine.vectors import VectorCache
+from search_service.settings import Settings
+
+
+@dataclass
+class ApiEngine:
+    """The engine's state and connections as an API worker holds them (`open_api_engine`)."""
+
+    conn: asyncpg.Connection
+    keyword_conn: asyncpg.Connection
+    vectors: VectorCache
+    stores: StoreLocator
+    stats: StatsCache
+    config: EngineConfig
+    shared_dir: Path
+    rank_threads: int
+
+    async def search(self, params: SearchParams, query_vector: np.ndarray) -> SearchResult:
+        """`engine.search` as the API's search route calls it (a hybrid search with its spare connection)."""
+        keyword_conn = self.keyword_conn if params.mode == "hybrid" else None
+        return await search(
+            self.conn,
+            params,
+            query_vector,
+            self.config,
+            vectors=self.vectors,
+            keyword_conn=keyword_conn,
+            stats=self.stats,
+            stores=self.stores,
+        )
+
+    def info(self, load_s: float) -> dict[str, Any]:
+        return {
+            "vectors": len(self.vectors),
+            "mib": self.vectors.nbytes / 2**20,
+            "load_s": load_s,
+            "form": "shared generation (as serve)",
+            "rank_threads": self.rank_threads,
+            "stores_in_memory": len(self.stores),
+        }
+
+    async def close(self) -> None:
+        gc.unfreeze()
+        for conn in (self.conn, self.keyword_conn):
+            await conn.close()
+        shutil.rmtree(self.shared_dir, ignore_errors=True)
+
+
+async def _connect(url: str, config: EngineConfig) -> asyncpg.Connection:
+    conn = await asyncpg.connect(url, server_settings=engine_session_settings(config))
+    await register_vector(conn)
+    return conn
+
+
+async def open_api_engine(url: str, settings: Settings) -> tuple[ApiEngine, dict[str, Any]]:
+    """Connections with the API's settings, the vectors mapped from a generation written for this run (removed by
+    `close`), the stores in memory; then the objects loaded so far are kept out of the collector's passes, as
+    `serve` freezes them before it forks (a collection over the benchmark's ground truth would land in a search)."""
+    config = replace(DEFAULT_CONFIG, statement_timeout_ms=settings.statement_timeout_ms, connection_has_settings=True)
+    conn = await _connect(url, config)
+    keyword_conn = await _connect(url, config)
+    shared_dir = Path(tempfile.mkdtemp(prefix="bench-vectors-"))
+    started = time.perf_counter()
+    vectors = VectorCache(shared_dir=shared_dir, rank_threads=settings.rank_threads)
+    await vectors.load(conn)
+    load_s = time.perf_counter() - started
+    stores = StoreLocator()
+    await stores.load(conn)
+    engine = ApiEngine(conn, keyword_conn, vectors, stores, StatsCache(), config, shared_dir, settings.rank_threads)
+    gc.collect()
+    gc.freeze()
+    return engine, engine.info(load_s)
