@@ -7,8 +7,12 @@ texts with the real model. Marked slow: two worker processes each load the model
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -128,7 +132,11 @@ def worker_of(server: Server, client: httpx.Client) -> int:
     """The worker process that accepted this kept-alive client's connection: the one holding the socket whose
     remote port is the client's local port (/proc/net/tcp gives its inode, /proc/PID/fd who holds it)."""
     response = client.get("/healthz")
-    client_port = response.extensions["network_stream"].get_extra_info("client_addr")[1]
+    return holder_of(server, response.extensions["network_stream"].get_extra_info("client_addr")[1])
+
+
+def holder_of(server: Server, client_port: int) -> int:
+    """The worker process holding the server's end of the connection from this local port."""
     inode = ""
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
@@ -248,3 +256,63 @@ def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:
             break
         time.sleep(0.5)
     assert codes == [200] * 8
+
+
+def listening_workers(server: Server) -> set[int]:
+    """The workers holding a listening socket on the server's port (/proc/net/tcp's LISTEN rows, state 0A)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == server.port and fields[3] == "0A":
+            inodes.add(f"socket:[{fields[9]}]")
+    holders = set()
+    for pid in worker_pids(server):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # an fd closed meanwhile
+                if os.readlink(fd) in inodes:
+                    holders.add(pid)
+    return holders
+
+
+def test_a_burst_of_connections_is_spread_over_both_workers(two_workers: Server) -> None:
+    """Each worker listens on a socket of its own (SO_REUSEPORT, cli/prefork.py), so the kernel spreads a burst of
+    new connections between them: on one shared socket the worker that woke first could accept all of them (asyncio
+    accepts every waiting connection at once) and keep them, kept alive, while the other idled. 16 connections at
+    once all on one worker: ~3 in 100,000 when the kernel hashes them."""
+    deadline = time.monotonic() + 60  # a worker started in place of a dead one listens once it has started
+    while listening_workers(two_workers) != set(worker_pids(two_workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert listening_workers(two_workers) == set(worker_pids(two_workers))  # each on a socket of its own
+    # connected back to back: the kernel completes them before any worker wakes to accept
+    burst = [socket.create_connection(("127.0.0.1", two_workers.port), timeout=10) for _ in range(16)]
+    try:
+        holders: list[int | None] = [None] * len(burst)
+        while None in holders and time.monotonic() < deadline:
+            time.sleep(0.05)
+            for i, conn in enumerate(burst):
+                with contextlib.suppress(AssertionError):  # not accepted yet
+                    holders[i] = holders[i] or holder_of(two_workers, conn.getsockname()[1])
+    finally:
+        for conn in burst:
+            conn.close()
+    assert set(holders) == set(worker_pids(two_workers)), holders
+
+
+def test_a_second_server_on_the_same_port_is_refused_at_once(two_workers: Server) -> None:
+    """SO_REUSEPORT would let a second `serve` of the same user share the port (and its traffic) silently: the
+    supervisor first binds the port without it, before it loads anything, and stops with a one-line error."""
+    env = {**os.environ, "DATABASE_URL": two_workers.url}
+    address = ["--host", "127.0.0.1", "--port", str(two_workers.port)]
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "search_service", "serve", *address, "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"error: cannot listen on 127.0.0.1:{two_workers.port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert time.monotonic() - started < 60  # before the model, the vectors or the sets are loaded
+    assert httpx.get(two_workers.base + "/healthz").status_code == 200  # the first server is untouched

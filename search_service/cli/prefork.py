@@ -10,7 +10,8 @@ sets and facet labels (`api/shared_state.py`: ~140 MiB a worker at 1M products).
 The model is loaded before the fork only with one intra-op thread (PLINQY_QUERY_ENCODER_THREADS=1, the
 default): a thread pool does not survive a fork. Otherwise each worker loads its own, as before. The
 supervisor starts no thread and no event loop; it forks the workers, starts a new one in place of any that
-dies, and on SIGTERM or SIGINT stops them all and waits for them.
+dies, and on SIGTERM or SIGINT stops them all and waits for them. Each worker listens on a socket of its own
+(SO_REUSEPORT: the kernel spreads new connections between them; `port_socket`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import gc
 import logging
 import os
 import signal
+import socket
 from dataclasses import replace
 from typing import Any, NoReturn
 
 from embeddings.encoder import Encoder, load_encoder
+from search_service.cli.common import UserFacingError
 from search_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,43 @@ def _metrics_for_workers() -> None:
     values.ValueClass = values.get_value_class()
 
 
-def _worker(config: Any, sock: Any) -> NoReturn:
+def port_socket(reserved: socket.socket) -> socket.socket:
+    """The socket a worker listens on. With SO_REUSEPORT each worker binds its own and the kernel spreads new
+    connections between them: on one shared socket, the worker that woke first accepted every connection waiting
+    (asyncio accepts up to the backlog at once), so a burst of keep-alive clients could all land on one worker
+    while the other idled (seen at c=8: 8 connections to one worker, 0 to the other). `reserved`: the
+    supervisor's bound socket of the group (`reserve_port`)."""
+    sock = socket.socket(reserved.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(reserved.getsockname()[:2])
+    return sock
+
+
+def reserve_port(host: str, port: int) -> tuple[socket.socket, bool]:
+    """The port, taken before anything is loaded: (the supervisor's socket, whether each worker binds its own).
+    It is first bound without SO_REUSEPORT, which fails if anything listens on it (another `serve` too); with
+    SO_REUSEPORT the supervisor then holds it bound but not listening (given no connection) for the workers'."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UserFacingError(f"cannot listen on {host}:{port}: {exc.strerror} (is another server running?)") from None
+    if not hasattr(socket, "SO_REUSEPORT"):
+        sock.set_inheritable(True)
+        return sock, False
+    sock.close()
+    reserved = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reserved.bind((host, port))
+    return reserved, True
+
+
+def _worker(config: Any, sock: socket.socket, own_socket: bool) -> NoReturn:
     """In the forked child: serve until stopped, then leave without the supervisor's clean-up (the shared
     directories belong to the supervisor)."""
     import uvicorn
@@ -54,7 +93,7 @@ def _worker(config: Any, sock: Any) -> NoReturn:
     def serve() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(config).run(sockets=[port_socket(sock) if own_socket else sock])
 
     exit_after(serve)
 
@@ -67,6 +106,7 @@ def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     from search_service.api.shared_state import preload_shared_state, start_generation_writer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sock, own_sockets = reserve_port(host, port)  # fails at once when the port is taken
     _metrics_for_workers()
     encoder = preload_encoder(settings)
     worker_settings = Settings.from_env()  # the run's environment: the shared vector and metric directories
@@ -74,7 +114,6 @@ def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     shared = preload_shared_state(worker_settings)
     app = functools.partial(create_app, worker_settings, encoder=encoder, shared=shared)
     config = uvicorn.Config(app, factory=True, host=host, port=port, log_level="info")
-    sock = config.bind_socket()
     gc.collect()
     gc.freeze()  # the objects imported so far stay out of every collection: their pages stay shared
     children: set[int] = set() if writer is None else {writer}
@@ -91,14 +130,21 @@ def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     def fork() -> None:
         pid = os.fork()
         if pid == 0:
-            _worker(config, sock)
+            _worker(config, sock, own_sockets)
         children.add(pid)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for _ in range(workers):
         fork()
-    log.info("serving with %d forked workers (model shared: %s)", workers, encoder is not None)
+    log.info(
+        "serving http://%s:%d with %d forked workers (model shared: %s; %s)",
+        host,
+        port,
+        workers,
+        encoder is not None,
+        "a socket each, SO_REUSEPORT" if own_sockets else "one shared socket",
+    )
     while children:
         pid, status = os.wait()
         children.discard(pid)
