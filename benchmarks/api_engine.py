@@ -87,12 +87,18 @@ async def open_api_engine(url: str, settings: Settings) -> tuple[ApiEngine, dict
     conn = await _connect(url, config)
     keyword_conn = await _connect(url, config)
     shared_dir = Path(tempfile.mkdtemp(prefix="bench-vectors-"))
-    started = time.perf_counter()
-    vectors = VectorCache(shared_dir=shared_dir, rank_threads=settings.rank_threads)
-    await vectors.load(conn)
-    load_s = time.perf_counter() - started
-    stores = StoreLocator()
-    await stores.load(conn)
+    # loaded on a connection of their own without the statement timeout, as the API's state connection does
+    # (api/refresh.py): reading every vector and listing at 1M takes longer than a search may
+    state = await _connect(url, replace(config, statement_timeout_ms=None))
+    try:
+        started = time.perf_counter()
+        vectors = VectorCache(shared_dir=shared_dir, rank_threads=settings.rank_threads)
+        await vectors.load(state)
+        load_s = time.perf_counter() - started
+        stores = StoreLocator()
+        await stores.load(state)
+    finally:
+        await state.close()
     engine = ApiEngine(conn, keyword_conn, vectors, stores, StatsCache(), config, shared_dir, settings.rank_threads)
     gc.collect()
     gc.freeze()
