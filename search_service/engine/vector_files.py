@@ -10,7 +10,9 @@ until written): a process that refreshes rows writes only its own copies of thos
 `rows8`, quantizer.py) and their bounds are mapped read-only; rows changed since are scored in float32
 (`vectors.py`). A generation of the older layout (`codes.npy`, a column a row) is not opened: it is loaded anew.
 
-Older generations are unlinked when a newer one is written; a process that still maps one keeps its pages
+Each process keeps the pages of the generation it maps in memory (`resident.py`: locked as they fault in, then
+faulted in): the kernel may otherwise page out rows idle for a while. Older generations are unlinked when a newer
+one is written; a process that still maps one keeps its pages
 until it drops the mapping (Linux frees an unlinked file's pages with its last mapping).
 """
 
@@ -30,6 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from search_service.engine.resident import keep_resident
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +147,8 @@ def open_generation(path: Path, meta: GenerationMeta) -> Generation:
     meanwhile, or of the older layout."""
     arrays = {name: np.load(path / f"{name}.npy", mmap_mode="c") for name in GROWING}
     arrays |= {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in FIXED}
+    # the rows written (a growing array's tail is sparse until rows are appended): locked, faulted in
+    keep_resident(array[: meta.rows] if name in GROWING else array for name, array in arrays.items())
     return Generation(path, meta, arrays)
 
 
