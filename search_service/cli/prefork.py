@@ -98,6 +98,13 @@ def _worker(config: Any, sock: socket.socket, own_socket: bool) -> NoReturn:
     exit_after(serve)
 
 
+def _log_serving(host: str, port: int, workers: int, shared_model: bool, own_sockets: bool) -> None:
+    sockets = "a socket each, SO_REUSEPORT" if own_sockets else "one shared socket"
+    log.info(
+        "serving http://%s:%d, %d forked workers (model shared: %s; %s)", host, port, workers, shared_model, sockets
+    )
+
+
 def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     """Serve with `workers` forked processes until SIGTERM or SIGINT; returns the exit status."""
     import uvicorn
@@ -137,14 +144,7 @@ def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     signal.signal(signal.SIGINT, stop)
     for _ in range(workers):
         fork()
-    log.info(
-        "serving http://%s:%d with %d forked workers (model shared: %s; %s)",
-        host,
-        port,
-        workers,
-        encoder is not None,
-        "a socket each, SO_REUSEPORT" if own_sockets else "one shared socket",
-    )
+    _log_serving(host, port, workers, encoder is not None, own_sockets)
     while children:
         pid, status = os.wait()
         children.discard(pid)
