@@ -53,10 +53,14 @@ def port_socket(reserved: socket.socket) -> socket.socket:
     (asyncio accepts up to the backlog at once), so a burst of keep-alive clients could all land on one worker
     while the other idled (seen at c=8: 8 connections to one worker, 0 to the other). `reserved`: the
     supervisor's bound socket of the group (`reserve_port`)."""
-    sock = socket.socket(reserved.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    return _reuse_port_socket(reserved.family, reserved.getsockname()[:2])
+
+
+def _reuse_port_socket(family: socket.AddressFamily, address: tuple[str, int]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(reserved.getsockname()[:2])
+    sock.bind(address)
     return sock
 
 
@@ -76,11 +80,7 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, bool]:
         sock.set_inheritable(True)
         return sock, False
     sock.close()
-    reserved = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    reserved.bind((host, port))
-    return reserved, True
+    return _reuse_port_socket(family, (host, port)), True
 
 
 def _worker(config: Any, sock: socket.socket, own_socket: bool) -> NoReturn:
