@@ -9,7 +9,9 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # The CPU build of torch first: the default wheel drags several GB of CUDA libraries into the image.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-COPY pyproject.toml README.md alembic.ini ./
+# A C compiler for the native int8 rows kernel (setup.py), built into /app and copied with it.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml setup.py README.md alembic.ini ./
 COPY search_service ./search_service
 COPY embeddings ./embeddings
 COPY migrations ./migrations

@@ -26,13 +26,21 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 fi
 
-# 3. The virtualenv. torch comes first and pinned: any other torch pulls several GB of CUDA wheels.
+# 3. A C compiler for the native int8 rows kernel (setup.py; optional at install, but `make test` checks it).
+if ! command -v cc >/dev/null 2>&1; then
+  log "installing gcc (the native rows kernel)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
+fi
+
+# 4. The virtualenv. torch comes first and pinned: any other torch pulls several GB of CUDA wheels.
 if [ ! -x $VENV/bin/python ]; then
   log "creating $VENV"
   "$PYTHON" -m venv $VENV
   $VENV/bin/pip install -q --upgrade pip
 fi
-deps_hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# the compiled kernel is rebuilt with the dependencies whenever its source or setup.py changes
+deps_hash=$(cat pyproject.toml setup.py search_service/engine/native/*.c | sha256sum | cut -d' ' -f1)
 if [ ! -f $STAMP ] || [ "$(cat $STAMP)" != "$deps_hash" ]; then
   log "installing Python dependencies (torch 2.13.0 CPU first)"
   $VENV/bin/pip install -q torch==2.13.0

@@ -23,11 +23,9 @@ next pack. The packed kernel passes the same self-test, or batches stay one quer
 the packed session too (with the codes as an input, ONNX Runtime 1.32 packs them on every call: 100k rows, one
 query, 21 ms of CPU against 1.5 packed). A shared generation of at most SHARED_PACK_MAX_ROWS rows is packed.
 
-A shared generation stores its codes as rows (`rows8`: n x dim uint8, code + ROW_ZERO_POINT), scored with the
-rows as MatMulInteger's first input: MLAS streams the mapped rows and packs only the queries (1M rows, one
-query: ~43 ms of CPU against ~130 with the codes as the second input, packed on every call); a subset of rows
-(a gather's candidates) is scored from its int8 rows. A row's u8 ≤ 127 times a query's s8 ±127: pair sums ≤
-32,258, exact in vpmaddubsw's int16; self-tested too, and numpy scores the rows where the kernel fails it.
+A shared generation stores its codes as rows (`rows8`: n x dim uint8, code + ROW_ZERO_POINT), scored by the
+kernels of rows_kernels.py, each self-tested against numpy's integers; a subset of rows (a gather's candidates)
+is scored from its int8 rows.
 """
 
 from __future__ import annotations
@@ -37,7 +35,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from search_service.engine.row_gather import gathered
 from search_service.engine.rows_kernels import ROW_ZERO_POINT, WIDE_MIN_ROWS, RowsKernel, as_rows8, in_parts
 
 VECTOR_LEVELS = 63
@@ -343,23 +340,25 @@ class Int8Copy:
         return bounds
 
     @property
-    def scores_rows(self) -> bool:
-        """Whether `upper_bounds_rows` can score a subset of the rows from its codes (a shared generation's)."""
+    def scores_rows(self) -> bool:  # whether `upper_bounds_rows` can score a subset (a shared generation's codes)
         return self._rows8 is not None
+
+    @property
+    def picks_in_place(self) -> bool:  # whether that subset is scored in place (the native kernel), not gathered
+        return self._rows8 is not None and self._rows_kernel.native is not None
 
     def upper_bounds_rows(self, query: np.ndarray, rows: np.ndarray, wide: bool = False) -> np.ndarray:
         """`upper_bounds` of some rows (each below frozen_rows) of a shared generation, from their int8 rows (384
-        bytes a row read, against 768 of float16), gathered a chunk at a time into a buffer reused (row_gather.py)."""
+        bytes a row read, against 768 of float16), in place or gathered (`RowsKernel.picked_into`)."""
         rows8 = self._rows8
         assert rows8 is not None
         q8, q_scale, q_error = _rounded(np.asarray(query)[None, :])
         bounds = np.empty((1, len(rows)), dtype=np.float32)
 
         def bounds_of(start: int, stop: int) -> None:
-            for part, at, chunk in gathered(rows8, rows[start:stop]):
-                out = bounds[:, start + part.start : start + part.stop]
-                self._rows_kernel.into(out, q8, chunk)
-                self._bounds_into(out, None, (q_scale, q_error), self._scale[at], self._error[at])
+            out, at = bounds[:, start:stop], rows[start:stop]
+            self._rows_kernel.picked_into(out, q8, rows8, at)
+            self._bounds_into(out, None, (q_scale, q_error), self._scale[at], self._error[at])
 
         in_parts(len(rows), self._rows_kernel.threads if wide and len(rows) >= WIDE_MIN_ROWS else 1, bounds_of)
         return bounds[0]

@@ -23,10 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from search_service.engine.native_rows import native_rows
+from search_service.engine.row_gather import gathered
+
 ROW_ZERO_POINT = 64  # a shared generation's rows are stored as uint8: code + 64, in 1..127
 CALIBRATION_ROWS = 32_768  # 12 MiB of rows: each kernel ~1-4 ms a call here, the best of three taken
 MLAS_COLUMNS = 16  # MLAS computes this many query columns whatever the batch
 WIDE_MIN_ROWS = 65_536  # a lone search's rows are split between threads from this many (~1 ms of work)
+NATIVE_MIN_BATCH = 3  # the native kernel reads contiguous rows once for a batch; SimSIMD is faster for one or two
 
 TestCodes = tuple[np.ndarray, np.ndarray]  # codes (dim, k) int8 within ±63 and queries (b, dim) int8
 
@@ -131,7 +135,9 @@ def _best_ms(run: Callable[[], object], repeats: int = 3) -> float:
 
 
 class RowsKernel:
-    """Scores rows for a batch of queries: SimSIMD up to `simsimd_batch` queries, else MLAS, else numpy."""
+    """Scores rows for a batch of queries: the native kernel (native_rows.py) from NATIVE_MIN_BATCH queries where
+    it runs, else SimSIMD up to `simsimd_batch` queries, else MLAS, else numpy; rows picked by their numbers with
+    the native kernel, else gathered a chunk at a time for SimSIMD."""
 
     def __init__(self, dim: int, test: TestCodes, threads: int = 1) -> None:
         self.dim, self.threads, self._test = dim, threads, test
@@ -139,6 +145,7 @@ class RowsKernel:
         self.onnx_wide = onnx_rows_session(dim, test, threads) if threads > 1 else None  # `wide`: a lone search
         self.simsimd_batch = 0  # set by calibrate(); 0: never SimSIMD
         self.calibrated = False
+        self.native = native_rows(dim)
 
     def calibrate(self) -> None:
         """Measure once (~30 ms): SimSIMD's time a query against MLAS's time a call, on random codes."""
@@ -176,13 +183,34 @@ class RowsKernel:
 
     def into(self, out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, wide: bool = False) -> None:
         """out (b, m) float32 = each query's codes (int8) times the rows' (uint8, code + 64): `dots`, or SimSIMD's."""
-        if len(q8) <= self.simsimd_batch:
+        if self.native is not None and len(q8) >= NATIVE_MIN_BATCH:
+            parts = self.threads if wide and len(rows8) >= WIDE_MIN_ROWS else 1
+            in_parts(
+                len(rows8), parts, lambda start, stop: self._native_into(out[:, start:stop], q8, rows8[start:stop])
+            )
+        elif len(q8) <= self.simsimd_batch:
             if wide and self.threads > 1 and len(rows8) >= WIDE_MIN_ROWS:
                 simsimd_split_into(out, q8, rows8, self.threads)
             else:
                 simsimd_into(out, q8, rows8)
         else:
             out[...] = self.dots(q8, rows8, wide=wide)
+
+    def picked_into(self, out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, picked: np.ndarray) -> None:
+        """out (b, k) float32 = the queries times rows8[picked]: in place (native), else gathered a chunk at a time
+        into a reused buffer (row_gather.py) and scored there."""
+        if self.native is not None:
+            self._native_into(out, q8, rows8, picked)
+            return
+        for part, _, chunk in gathered(rows8, picked):
+            self.into(out[:, part], q8, chunk)
+
+    def _native_into(
+        self, out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, picked: np.ndarray | None = None
+    ) -> None:
+        assert self.native is not None
+        self.native.into(out, q8, rows8, picked)
+        out -= (q8.sum(axis=1, dtype=np.int64) * ROW_ZERO_POINT).astype(np.float32)[:, None]  # the rows' zero point
 
     def dots(self, q8: np.ndarray, rows8: np.ndarray, wide: bool = False, chunk: int = 65536) -> np.ndarray:
         """(b, m) int32 by MLAS (the kernel takes the zero point off itself: removing it afterwards was a pass over
