@@ -1,6 +1,8 @@
 """The int8 rows kernels of a large shared vector copy (engine/rows_kernels.py): CPU a call, by batch, for MLAS
-(ONNX Runtime's MatMulInteger, the zero point taken off by the kernel), SimSIMD's int8 dot products, and the
-form MLAS's replaced (the zero point taken off in numpy), in the same run.
+(ONNX Runtime's MatMulInteger, the zero point taken off by the kernel), SimSIMD's int8 dot products, the native
+kernel (engine/native_rows.py, where it loads) and the form MLAS's replaced (the zero point taken off in numpy),
+in the same run; then one query over rows picked by their numbers (a gather's candidates): gathered a chunk at a
+time for SimSIMD (the path without the native kernel) against scored in place by the native kernel.
 
     python -m benchmarks.bench_rows_kernel --rows 1000000 --name rows-kernel-2026-12-04
 
@@ -22,6 +24,7 @@ import numpy as np
 
 from benchmarks.output import measured_run, save_and_show
 from search_service.engine import quantizer, rows_kernels
+from search_service.engine.native_rows import native_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DIM = 384
@@ -58,6 +61,7 @@ def measure(rows: int, batches: list[int], repeats: int, seed: int = 0) -> dict[
     if kernel is None or not rows_kernels.simsimd_is_exact(test):
         raise SystemExit("a kernel failed its self-test on this machine: nothing to compare")
     by_batch: dict[str, Any] = {}
+    native = native_rows(DIM)
     for batch in batches:
         q8 = rng.integers(-127, 128, size=(batch, DIM), dtype=np.int8)
         queries = np.ascontiguousarray(q8.T)
@@ -75,6 +79,15 @@ def measure(rows: int, batches: list[int], repeats: int, seed: int = 0) -> dict[
             return out
 
         forms = {"replaced": replaced, "mlas": mlas, "simsimd": simsimd}
+        if native is not None:
+            offsets = (rows_kernels.ROW_ZERO_POINT * q8.sum(axis=1, dtype=np.int64)).astype(np.float32)[:, None]
+
+            def in_place(q8: np.ndarray = q8, out: np.ndarray = out, offsets: np.ndarray = offsets) -> np.ndarray:
+                native.into(out, q8, rows8)
+                out -= offsets
+                return out
+
+            forms["native"] = in_place
         times: dict[str, list[float]] = {name: [] for name in forms}
         for i in range(repeats + 1):  # the first round warms up
             got = {name: _timed(form) for name, form in forms.items()}
@@ -87,6 +100,42 @@ def measure(rows: int, batches: list[int], repeats: int, seed: int = 0) -> dict[
         medians = {name: float(np.median(values)) for name, values in times.items()}
         by_batch[str(batch)] = {"median_cpu_ms": medians, "simsimd_to_mlas": medians["simsimd"] / medians["mlas"]}
     return by_batch
+
+
+def _picked_call(kernel: Any, out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, picked: np.ndarray) -> Any:
+    def call() -> np.ndarray:
+        kernel.picked_into(out, q8, rows8, picked)
+        return out
+
+    return call
+
+
+def measure_picked(rows: int, sizes: list[int], repeats: int, seed: int = 1) -> dict[str, Any]:
+    """One query over `size` rows picked at random (sorted, as candidate sets give them): RowsKernel.picked_into
+    with the native kernel and without it (the gather), the same integers."""
+    rng = np.random.default_rng(seed)
+    rows8 = rng.integers(1, 128, size=(rows, DIM), dtype=np.uint8)
+    kernel = rows_kernels.RowsKernel(DIM, quantizer._test_codes(DIM))
+    kernel.calibrate()
+    forms = {"gathered": None, "native": kernel.native} if kernel.native is not None else {"gathered": None}
+    by_size: dict[str, Any] = {}
+    for size in sizes:
+        picked = np.sort(rng.choice(rows, min(size, rows), replace=False))
+        q8 = rng.integers(-127, 128, size=(1, DIM), dtype=np.int8)
+        times: dict[str, list[float]] = {name: [] for name in forms}
+        for i in range(repeats + 1):
+            got = {}
+            for name, native in forms.items():
+                kernel.native = native
+                out = np.empty((1, len(picked)), dtype=np.float32)
+                got[name] = _timed(_picked_call(kernel, out, q8, rows8, picked))
+            if not all(np.array_equal(out, got["gathered"][1]) for _, out in got.values()):
+                raise SystemExit(f"{size} picked rows: the forms gave different integers")
+            if i:
+                for name, (t, _) in got.items():
+                    times[name].append(t)
+        by_size[str(size)] = {name: float(np.median(values)) for name, values in times.items()}
+    return by_size
 
 
 def _calibrated_batch() -> int:
@@ -102,15 +151,26 @@ def _markdown(result: dict[str, Any]) -> str:
         f"Load {result['load_before']} before, {result['load_after']} after; medians of {result['repeats']} calls. "
         f"`RowsKernel.calibrate` sends batches of up to {result['simsimd_batch']} queries to SimSIMD here.",
         "",
-        "| queries a call | zero point in numpy (replaced) | MLAS | SimSIMD | SimSIMD / MLAS |",
-        "|---|---|---|---|---|",
+        "| queries a call | zero point in numpy (replaced) | MLAS | SimSIMD | native | SimSIMD / MLAS |",
+        "|---|---|---|---|---|---|",
     ]
     for batch, row in result["by_batch"].items():
         m = row["median_cpu_ms"]
+        native = f"{m['native']:.1f} ms" if "native" in m else "not loaded"
         lines.append(
-            f"| {batch} | {m['replaced']:.1f} ms | {m['mlas']:.1f} ms | {m['simsimd']:.1f} ms "
+            f"| {batch} | {m['replaced']:.1f} ms | {m['mlas']:.1f} ms | {m['simsimd']:.1f} ms | {native} "
             f"| {row['simsimd_to_mlas']:.2f}x |"
         )
+    lines += [
+        "",
+        "One query over picked rows (CPU a call):",
+        "",
+        "| rows picked | gathered + SimSIMD | native, in place |",
+    ]
+    lines.append("|---|---|---|")
+    for size, m in result["picked"].items():
+        native = f"{m['native']:.2f} ms" if "native" in m else "not loaded"
+        lines.append(f"| {int(size):,} | {m['gathered']:.2f} ms | {native} |")
     return "\n".join(lines) + "\n"
 
 
@@ -118,6 +178,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batches", default="1,2,4,8", help="queries a call, comma-separated")
+    parser.add_argument("--picked", default="20000,136000,400000", help="rows picked for one query, comma-separated")
     parser.add_argument("--repeats", type=int, default=12)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default=None, help="file stem (default rows-kernel-<date>)")
@@ -130,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "repeats": args.repeats,
             "simsimd_batch": _calibrated_batch(),
             "by_batch": measure(args.rows, batches, args.repeats),
+            "picked": measure_picked(args.rows, [int(p) for p in args.picked.split(",") if p.strip()], args.repeats),
         },
     )
     save_and_show(result, _markdown(result), args.out, args.name or f"rows-kernel-{datetime.now(UTC):%Y-%m-%d}")
