@@ -8,6 +8,10 @@ measured 2026-12-04 on the 2-core AMD EPYC (Zen 4) machine: MLAS 123-131 ms for 
 ms for one and ~19 a query more; the Intel Xeon of earlier sessions ran MLAS in 41-45 ms. So each process
 measures both once (`RowsKernel.calibrate`, 32k rows) and sends a batch to SimSIMD while it is cheaper there.
 
+Where it was built and the CPU has AVX-512 VNNI, a native kernel (native_rows.py) scores batches of
+NATIVE_MIN_BATCH queries or more (it reads the rows once for the batch) and rows picked by their numbers (in
+place, where the others need them gathered first).
+
 Exact either way: a row's u8 (code + 64, ≤ 127: read as int8 by SimSIMD) times a query's s8 (±127) sums to at
 most 384 x 127 x 127 < 2^24, which float32 holds exactly (SimSIMD accumulates in int32); MLAS's u8 x s8 pair
 sums ≤ 32,258 stay exact in vpmaddubsw's int16.
