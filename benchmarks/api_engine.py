@@ -92,7 +92,9 @@ async def open_api_engine(url: str, settings: Settings) -> tuple[ApiEngine, dict
     state = await _connect(url, replace(config, statement_timeout_ms=None))
     try:
         started = time.perf_counter()
-        vectors = VectorCache(shared_dir=shared_dir, rank_threads=settings.rank_threads)
+        vectors = VectorCache(
+            shared_dir=shared_dir, rank_threads=settings.rank_threads, native_kernel=settings.native_kernel
+        )
         await vectors.load(state)
         load_s = time.perf_counter() - started
         stores = StoreLocator()

@@ -52,6 +52,9 @@ class Settings:
     # The stores in a radius found in memory (engine/store_locator.py; 10k stores: ~1 MB an API process). Off (0):
     # search_context's radius query finds them per search.
     store_locator: bool = True
+    # The native int8 rows kernel (engine/native_rows.py) where it was built and the CPU runs it. Off (0): SimSIMD
+    # and MLAS only, as without it (a switch for operators, and the baseline of a benchmark run).
+    native_kernel: bool = True
     # The suggestion index (~300 B a product in each API process, rebuilt by each after 200 changed products, so
     # not shared by the fork): above this many active products suggestions take the statement plans. 0: off.
     suggest_index_max: int = 300_000
@@ -95,6 +98,7 @@ class Settings:
             vector_cache_refresh_s=env_float(env, "PLINQY_VECTOR_CACHE_REFRESH_S", 1.0, 0.05, 3600.0),
             rank_threads=env_int(env, "PLINQY_RANK_THREADS", 2, 1, 256),
             store_locator=env_int(env, "PLINQY_STORE_LOCATOR", 1, 0, 1) == 1,
+            native_kernel=env_int(env, "PLINQY_NATIVE_KERNEL", 1, 0, 1) == 1,
             suggest_index_max=env_int(env, "PLINQY_SUGGEST_INDEX_MAX", 300_000, 0, 100_000_000),
             vector_copy=VectorCopyConfig.from_env(env),
             secret_key=env.get("PLINQY_SECRET_KEY") or None,

@@ -13,6 +13,8 @@ import pytest
 from search_service.engine import native_rows as native_module
 from search_service.engine import quantizer, rows_kernels
 from search_service.engine.native_rows import native_rows
+from search_service.engine.vectors import VectorCache
+from search_service.settings import Settings, SettingsError
 
 DIM = 384
 
@@ -95,3 +97,15 @@ def test_picked_rows_score_alike_in_place_and_gathered() -> None:
     for out, batch in results:
         assert np.array_equal(out[0].astype(np.int64), codes_products[0, picked])
         assert np.array_equal(batch.astype(np.int64), codes_products)
+
+
+def test_plinqy_native_kernel_0_leaves_it_out_of_the_vector_copy() -> None:
+    """The operators' switch (and a benchmark's baseline): PLINQY_NATIVE_KERNEL=0 reaches the rows kernel of the
+    API's vector copy; a value other than 0 or 1 is refused with the variable named."""
+    assert Settings.from_env({}).native_kernel and not Settings.from_env({"PLINQY_NATIVE_KERNEL": "0"}).native_kernel
+    with pytest.raises(SettingsError, match="PLINQY_NATIVE_KERNEL"):
+        Settings.from_env({"PLINQY_NATIVE_KERNEL": "2"})
+    for wanted in (True, False):
+        copy = VectorCache(dim=DIM, native_kernel=wanted)._int8
+        assert copy is not None
+        assert (copy._rows_kernel.native is not None) == (wanted and _vnni_cpu())

@@ -237,7 +237,11 @@ class Runtime:
         self.tasks.append(asyncio.create_task(self._load_model(), name="plinqy-model"))
         if self.settings.vector_cache_max > 0:
             shared_dir = self.settings.vector_copy.shared_dir  # scale: one copy a machine
-            self.vectors = VectorCache(shared_dir=shared_dir, rank_threads=self.settings.rank_threads)
+            self.vectors = VectorCache(
+                shared_dir=shared_dir,
+                rank_threads=self.settings.rank_threads,
+                native_kernel=self.settings.native_kernel,
+            )
             if self.shared.candidates is not None:
                 self.vectors.candidates = self.shared.candidates
             self.tasks.append(asyncio.create_task(refresh.maintain_vectors(self), name="plinqy-vectors"))

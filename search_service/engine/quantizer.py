@@ -183,7 +183,7 @@ class _Packed(NamedTuple):
 class Int8Copy:
     """Rounded rows (stored transposed: one column per row, as MatMulInteger wants them) and their error norms."""
 
-    def __init__(self, dim: int, threads: int = 1) -> None:
+    def __init__(self, dim: int, threads: int = 1, native: bool = True) -> None:
         self.dim = dim
         self._session = _session()
         _self_test(self._session, dim)
@@ -199,7 +199,7 @@ class Int8Copy:
         self.batches_packed = _packed_kernel_is_exact(dim)
         self.frozen_rows: int | None = None  # a shared generation's rows (adopt), scored as they were written
         self._rows8: np.ndarray | None = None  # a shared generation's codes as rows (adopt)
-        self._rows_kernel = RowsKernel(dim, _test_codes(dim), threads)  # scores them (rows_kernels.py)
+        self._rows_kernel = RowsKernel(dim, _test_codes(dim), threads, native)  # scores them (rows_kernels.py)
 
     @property
     def nbytes(self) -> int:

@@ -143,13 +143,13 @@ class RowsKernel:
     it runs, else SimSIMD up to `simsimd_batch` queries, else MLAS, else numpy; rows picked by their numbers with
     the native kernel, else gathered a chunk at a time for SimSIMD."""
 
-    def __init__(self, dim: int, test: TestCodes, threads: int = 1) -> None:
+    def __init__(self, dim: int, test: TestCodes, threads: int = 1, native: bool = True) -> None:
         self.dim, self.threads, self._test = dim, threads, test
         self.onnx = onnx_rows_session(dim, test)  # None: numpy's integers instead (see the quantizer's docstring)
         self.onnx_wide = onnx_rows_session(dim, test, threads) if threads > 1 else None  # `wide`: a lone search
         self.simsimd_batch = 0  # set by calibrate(); 0: never SimSIMD
         self.calibrated = False
-        self.native = native_rows(dim)
+        self.native = native_rows(dim) if native else None  # native=False: PLINQY_NATIVE_KERNEL=0
 
     def calibrate(self) -> None:
         """Measure once (~30 ms): SimSIMD's time a query against MLAS's time a call, on random codes."""

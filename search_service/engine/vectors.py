@@ -6,41 +6,38 @@ PostgreSQL costs ~5-10 µs per candidate (a heap fetch of a 1.5 kB row each). An
 vectors ranks 100k products in ~3 ms (int8 bounds, float32 re-scoring: below); the search engine then
 checks the filters in PostgreSQL, in score order (`search.py`, strategy ``exact_scan``).
 
-PostgreSQL stays the source of truth. `ai_embedded_at` is the vectors' change stamp (a trigger moves it on
-every change of ai_vector; migration 0002) and the copy remembers the highest stamp it holds, its
-`watermark`:
-- every search also scores, in PostgreSQL, the qualifying products stamped after the watermark (vectors
-  embedded since the copy was taken), so a product embedded a moment ago is found at once;
-- `refresh()` (a background task of the API) pulls the changed vectors and moves the watermark. A transaction
-  may stamp rows before one refresh and commit after it, below the watermark. So before each snapshot the copy
-  reads a write horizon from pg_stat_activity: the start of the oldest open transaction that has written, or
-  now. Every row that snapshot misses is stamped at or after that horizon, and the next refresh reads the stamps
-  from there: usually the last second. A fixed look-back (`margin`, 60 s) would re-read every vector stamped
-  within it, once a second per API process (during a bulk re-embed, all of the last minute's). It stays as the
-  bound: a writer open for longer than it (a session left idle in a transaction) would hold the horizon back
-  indefinitely, and where the horizon cannot be known (a role without pg_read_all_stats, prepared
-  transactions, a standby) the refresh reads the whole look-back.
-Vectors set to NULL and deleted products stay in the copy; the engine's filter drops them (it requires
-a vector and an existing, active product).
+PostgreSQL stays the source of truth. `ai_embedded_at` is the vectors' change stamp (a trigger moves it on every
+change of ai_vector; migration 0002) and the copy remembers the highest stamp it holds, its `watermark`:
+- every search also scores, in PostgreSQL, the qualifying products stamped after the watermark (vectors embedded
+  since the copy was taken), so a product embedded a moment ago is found at once;
+- `refresh()` (a background task of the API) pulls the changed vectors and moves the watermark. A transaction may
+  stamp rows before one refresh and commit after it, below the watermark. So before each snapshot the copy reads a
+  write horizon from pg_stat_activity: the start of the oldest open transaction that has written, or now. Every row
+  that snapshot misses is stamped at or after that horizon, and the next refresh reads the stamps from there:
+  usually the last second. A fixed look-back (`margin`, 60 s) would re-read every vector stamped within it, once a
+  second per API process (during a bulk re-embed, all of the last minute's). It stays as the bound: a writer open
+  for longer than it (a session left idle in a transaction) would hold the horizon back indefinitely, and where the
+  horizon cannot be known (a role without pg_read_all_stats, prepared transactions, a standby) the refresh reads the
+  whole look-back.
+Vectors set to NULL and deleted products stay in the copy; the engine's filter drops them (it requires a vector
+and an existing, active product).
 
-Scoring reads the whole copy per query, so it runs on an int8 copy of it (`quantizer.py`, ~1.5 ms for
-100k instead of ~7 ms in float32) that gives an upper bound of every row's similarity; `Ranking` re-scores
-in float32 the rows whose bound reaches the part of the ranking a search reads, so the order it hands out
-is the exact float32 order. Without a usable int8 kernel the bounds are the float32 scores themselves.
-Queries that arrive while one is scored in the worker thread are scored together next (`MicroBatcher`),
-in one call on a packed snapshot of the int8 codes (`Int8Copy.pack`, rebuilt in a thread once ~1 % of the
-rows changed since): 4 queries over 100k rows cost 4.6 ms of CPU against 10.5 one by one.
+Scoring reads the whole copy per query, so it runs on an int8 copy of it (`quantizer.py`, ~1.5 ms for 100k
+instead of ~7 ms in float32) that gives an upper bound of every row's similarity; `Ranking` re-scores in float32
+the rows whose bound reaches the part of the ranking a search reads, so the order it hands out is the exact
+float32 order (without a usable int8 kernel the bounds are the float32 scores themselves). Queries that arrive
+while one is scored in the worker thread are scored together next (`MicroBatcher`, rows_kernels.py).
 
-Shared (`shared_dir`, set by `serve`): the API's processes map one copy per machine (`vector_files.py`). The
-first to load writes a generation from PostgreSQL; the others map it. Each refreshes on its own, into its own
-copy-on-write pages, and scores the rows changed since the generation (and the rows added) in float32; once
-those pass `private_limit`, one process writes a new generation and the others move to it after refreshing it
-to a snapshot no older than their own (`_share`). Row numbers never change within a process: a generation
-whose rows do not extend a process's own (new products added in another order) is taken only while no ranking
-of this process is alive. Packed batches are off when shared past quantizer.SHARED_PACK_MAX_ROWS: ONNX Runtime
-pre-packs the codes into every process's private memory (+0.8 GB a process at 1M; ~75 MB at 100k).
-A refresh may overwrite rows while a query is scored in the thread; such rows carry stamps above the
-watermark the search captured before asking for scores, so the search checks them in SQL anyway.
+Shared (`shared_dir`, set by `serve`): the API's processes map one copy per machine (`vector_files.py`). The first
+to load writes a generation from PostgreSQL; the others map it. Each refreshes on its own, into its own copy-on-
+write pages, and scores the rows changed since the generation (and the rows added) in float32; once those pass
+`private_limit`, one process writes a new generation and the others move to it after refreshing it to a snapshot no
+older than their own (`_share`). Row numbers never change within a process: a generation whose rows do not extend a
+process's own (new products added in another order) is taken only while no ranking of this process is alive. Packed
+batches are off when shared past quantizer.SHARED_PACK_MAX_ROWS: ONNX Runtime pre-packs the codes into every
+process's private memory (+0.8 GB a process at 1M; ~75 MB at 100k). A refresh may overwrite rows while a query is
+scored in the thread; such rows carry stamps above the watermark the search captured before asking for scores, so
+the search checks them in SQL anyway.
 """
 
 from __future__ import annotations
@@ -82,7 +79,12 @@ class VectorCache:
     the processes of a machine through `shared_dir` (see the module docstring)."""
 
     def __init__(
-        self, dim: int = 384, margin_s: float = 60.0, shared_dir: Path | None = None, rank_threads: int = 1
+        self,
+        dim: int = 384,
+        margin_s: float = 60.0,
+        shared_dir: Path | None = None,
+        rank_threads: int = 1,
+        native_kernel: bool = True,  # rows_kernels.py's native kernel where it loads
     ) -> None:
         self.dim = dim
         self.margin = dt.timedelta(seconds=margin_s)
@@ -93,7 +95,7 @@ class VectorCache:
         self.loaded = False
         self.refreshed_at: float | None = None  # time.monotonic() of the last load or refresh
         try:
-            self._int8: Int8Copy | None = Int8Copy(dim, rank_threads)
+            self._int8: Int8Copy | None = Int8Copy(dim, rank_threads, native_kernel)
         except Int8Unavailable as exc:
             log.warning("vector cache: scoring in float32 (%s)", exc)
             self._int8 = None
@@ -101,9 +103,8 @@ class VectorCache:
         self._live: weakref.WeakSet[Ranking] = weakref.WeakSet()  # rankings a search may still read rows of
         self.batcher: MicroBatcher[np.ndarray, Ranking] = MicroBatcher(self.rank_many)
         self.candidates = CandidateSets()  # per store, the products in stock (candidates.py); loaded with the copy
-        # The copy's products with one query are memory-bound; OpenBLAS's extra threads only busy-wait, and
-        # that spin cost 2-3x the process's CPU per search under load (measured: 16 -> 4 ms at 2 km).
-        # Process-wide on purpose: every BLAS call of a process serving searches is one of these.
+        # The copy's products with one query are memory-bound; OpenBLAS's extra threads only busy-wait (2-3x the
+        # CPU a search under load: 16 -> 4 ms at 2 km). Process-wide: every BLAS call here is one of these.
         threadpool_limits(limits=1, user_api="blas")
 
     def _private_view(self) -> CopyView:
@@ -224,8 +225,8 @@ class VectorCache:
         return view.index.rows_of(view.key, view.n, packed_ids)
 
     async def rank_batched(self, query: np.ndarray) -> Ranking:
-        """`rank()` in a worker thread, with the queries that arrive meanwhile ranked in the next batch."""
-        # checked here, so a malformed query cannot fail the rest of its batch
+        """`rank()` in a worker thread, with the queries that arrive meanwhile ranked in the next batch (the query
+        checked here, so a malformed one cannot fail the rest of its batch)."""
         return await self.batcher.submit(self._unit_query(query))
 
     def ids_of(self, rows: np.ndarray) -> list[UUID]:
@@ -295,8 +296,7 @@ class VectorCache:
         if view.watermark is not None:
             since = view.watermark - self.margin
         if view.horizon is not None:
-            # No earlier than the look-back: a session left open after a write would hold the horizon, and the
-            # stamps read each second would pile up behind it.
+            # No earlier than the look-back: a session left open after a write would hold the horizon back.
             since = max(since, view.horizon - dt.timedelta(microseconds=1))  # the statement keeps stamps > since
         horizon = await self._write_horizon(conn)
         stamps_of, by_id = (statement("engine/vectors", n) for n in ("vectors_changed_stamps", "vectors_by_id"))
