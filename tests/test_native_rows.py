@@ -59,6 +59,26 @@ def test_the_products_are_numpys_integers_in_place_and_picked(batch: int) -> Non
 
 
 @pytest.mark.skipif(not _vnni_cpu(), reason="this CPU has no AVX-512 VNNI: the kernel is not used here")
+@pytest.mark.parametrize("dim", [64, 128, 1024])
+def test_dims_other_than_the_models_take_the_general_path_exactly(dim: int) -> None:
+    """The 384-code fast path (two queries in registers) is the model's; any other multiple of 64 up to 1024
+    takes the general loop, just as exact."""
+    rng = np.random.default_rng(dim)
+    rows8 = rng.integers(0, 128, size=(77, dim), dtype=np.uint8)
+    q8 = rng.integers(-127, 128, size=(3, dim), dtype=np.int8)
+    rows8[5], q8[1] = 127, -127  # the largest sum: 1024 x 127 x 127 < 2^24, still exact in float32
+    want = q8.astype(np.int64) @ rows8.astype(np.int64).T
+    kernel = native_rows(dim)
+    assert kernel is not None
+    whole = np.empty((3, 77), dtype=np.float32)
+    kernel.into(whole, q8, rows8)
+    picked = np.array([76, 5, 5, 0, 40])
+    out = np.empty((3, len(picked)), dtype=np.float32)
+    kernel.into(out, q8, rows8, picked)
+    assert np.array_equal(whole.astype(np.int64), want) and np.array_equal(out.astype(np.int64), want[:, picked])
+
+
+@pytest.mark.skipif(not _vnni_cpu(), reason="this CPU has no AVX-512 VNNI: the kernel is not used here")
 def test_rows_outside_the_array_or_wrong_shapes_are_refused_before_any_read() -> None:
     rows8 = np.ones((10, DIM), dtype=np.uint8)
     q8 = np.ones((1, DIM), dtype=np.int8)
@@ -77,7 +97,7 @@ def test_rows_outside_the_array_or_wrong_shapes_are_refused_before_any_read() ->
 
 def test_picked_rows_score_alike_in_place_and_gathered() -> None:
     """RowsKernel.picked_into: the native kernel where it loads, the gather and SimSIMD without it; a batch of
-    three or more over contiguous rows goes to the native kernel (NATIVE_MIN_BATCH), one to SimSIMD."""
+    two or more over contiguous rows goes to the native kernel (NATIVE_MIN_BATCH), one to SimSIMD."""
     rng = np.random.default_rng(3)
     rows8 = rng.integers(1, 128, size=(20_000, DIM), dtype=np.uint8)
     q8 = rng.integers(-127, 128, size=(4, DIM), dtype=np.int8)

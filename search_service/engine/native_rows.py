@@ -1,12 +1,14 @@
 """The native int8 rows kernel (native/rowdot.c, AVX-512 VNNI), where it was built and this CPU runs it.
 
-It scores a batch of queries over rows read once (a block of rows for every query while in cache), and rows
-picked by their numbers in place, prefetched ahead, where the other kernels need them copied out first. Measured
-on the 2-core AMD EPYC (Zen 4) machine, 1M generation rows: picked rows of one query 136k / 400k 7.0 / 19.5 ms
-against 11.2 / 28.9 gathered for SimSIMD (the gather is bound by memory latency), four queries 9.0 / 25.3 against
-43.6 / 117; every row, four queries 37.8 ms against 57.5, one query 25.9 against SimSIMD's 14.4 (a lone query
-over contiguous rows stays with SimSIMD). Loaded once per process, self-tested against numpy's integers; None
-where absent (no C compiler at install: setup.py's extension is optional), unsupported or wrong.
+It scores a batch of queries over rows read once (a block of rows for every query while in cache; the model's
+384 codes two queries at a time in registers, the rows prefetched ahead), and rows picked by their numbers in
+place, prefetched ahead, where the other kernels need them copied out first. Measured on the 2-core AMD EPYC
+(Zen 4) machine, 1M generation rows (rows-kernel-2026-12-04-session12): every row, two / four / eight queries
+22.7 / 16.4 / 26.0 ms against SimSIMD's 30.8 / 63.9 / 130.9 (one query 20.9 against 15.9: a lone query over
+contiguous rows stays with SimSIMD); one query's picked rows, 136k / 400k, 7.8 / 23.2 ms against 12.7 / 40.0
+gathered for SimSIMD (the gather is bound by memory latency). Loaded once per process, self-tested against
+numpy's integers; None where absent (no C compiler at install: setup.py's extension is optional), unsupported or
+wrong.
 """
 
 from __future__ import annotations
