@@ -11,7 +11,8 @@ setup(
         Extension(
             "search_service.engine._rowdot",
             sources=["search_service/engine/native/rowdot.c"],
-            extra_compile_args=["-O3"],
+            # -fno-wrapv after Python's own -fwrapv, which slowed the kernel's loops (8 queries, 1M rows: 27 -> 23 ms)
+            extra_compile_args=["-O3", "-fno-wrapv"],
             optional=True,
         )
     ]

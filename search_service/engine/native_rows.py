@@ -4,8 +4,8 @@ It scores a batch of queries over rows read once (a block of rows for every quer
 384 codes two queries at a time in registers, the rows prefetched ahead), and rows picked by their numbers in
 place, prefetched ahead, where the other kernels need them copied out first. Measured on the 2-core AMD EPYC
 (Zen 4) machine, 1M generation rows (rows-kernel-2026-12-04-session12): every row, two / four / eight queries
-22.7 / 16.4 / 26.0 ms against SimSIMD's 30.8 / 63.9 / 130.9 (one query 20.9 against 15.9: a lone query over
-contiguous rows stays with SimSIMD); one query's picked rows, 136k / 400k, 7.8 / 23.2 ms against 12.7 / 40.0
+20.4 / 15.4 / 25.1 ms against SimSIMD's 31.2 / 61.7 / 121.9 (one query 19.9 against 15.1: a lone query over
+contiguous rows stays with SimSIMD); one query's picked rows, 136k / 400k, 5.8 / 13.5 ms against 12.1 / 31.6
 gathered for SimSIMD (the gather is bound by memory latency). Loaded once per process, self-tested against
 numpy's integers; None where absent (no C compiler at install: setup.py's extension is optional), unsupported or
 wrong.

@@ -194,10 +194,10 @@ class VectorCache:
     def whole_ranking_pays(self, subset: float) -> bool:
         """Whether a subset of this many rows is ranked faster through the int8 bounds of every row (packed: ~2 ms
         per 100k; streamed from a large shared generation: ~15 ns a row) than from its own rows (float32: ~0.35 µs
-        a row; a shared generation's int8 rows: ~80 ns a row gathered, ~50 picked in place by the native kernel)."""
+        a row; a shared generation's int8 rows: ~80 ns a row gathered, ~35 picked in place by the native kernel)."""
         if self._int8 is None or (int8 := self._view.int8) is None:
             return False
-        picked_cost = 3 if int8.picks_in_place else 6 if int8.scores_rows and not int8.batches_packed else 16
+        picked_cost = 2 if int8.picks_in_place else 6 if int8.scores_rows and not int8.batches_packed else 16
         return subset * picked_cost >= len(self)
 
     def rank_subset(self, query: np.ndarray, packed_ids: bytes | np.ndarray, whole: Ranking | None = None) -> Ranking:

@@ -4,7 +4,8 @@
  * row_i = rows + (idx ? idx[i] : i) * dim: the rows in place or picked by their numbers, never copied.
  * AVX-512 VNNI's vpdpbusd multiplies exactly these operand types (u8 x s8, four pairs summed into an int32, no
  * saturation). Rows are read a block at a time and scored for every query of the batch while in cache, so a
- * batch reads the rows once; picked rows are prefetched a block ahead (a random row is ~6 cache misses).
+ * batch reads the rows once; picked rows are prefetched into L2 three blocks ahead (a random row is ~6 cache
+ * misses; L2 keeps more of them in flight than L1: 1M rows, 136k / 400k picked, 7.3 / 19.6 -> 5.0 / 12.8 ms).
  * The sums are exact integers: |sum| <= 1024 x 127 x 127 < 2^24 for dim <= 1024, held exactly by a float32.
  *
  * The model's 384 codes have a faster path: two queries held in registers for four rows at a time (a row's
@@ -19,6 +20,7 @@
 #define FAST_DIM 384
 #define PIECES (FAST_DIM / 64) /* 64-byte pieces of a row */
 #define AHEAD 64 /* contiguous rows prefetched this many rows ahead (32-256 measured alike) */
+#define PICK_AHEAD 96 /* picked rows prefetched into L2 this many rows ahead: more misses in flight than L1 keeps */
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni,avx512vl")))
 
 VNNI static inline float sum_of(__m512i v) { return (float)_mm512_reduce_add_epi32(v); }
@@ -147,10 +149,10 @@ VNNI void rowdot_u8s8(const uint8_t *rows, int64_t dim, const int64_t *idx, int6
         for (int64_t r = 0; r < nb; r++) {
             int64_t i = at + r;
             row[r] = rows + (idx ? idx[i] : i) * dim;
-            if (idx && i + BLOCK < n) {
-                const char *ahead = (const char *)(rows + idx[i + BLOCK] * dim);
+            if (idx && i + PICK_AHEAD < n) {
+                const char *ahead = (const char *)(rows + idx[i + PICK_AHEAD] * dim);
                 for (int64_t c = 0; c < dim; c += 64)
-                    _mm_prefetch(ahead + c, _MM_HINT_T0);
+                    _mm_prefetch(ahead + c, _MM_HINT_T1);
             }
         }
         score_block(row, nb, idx == 0, dim, q, nq, out + at, out_stride);
