@@ -93,7 +93,10 @@ async def open_api_engine(url: str, settings: Settings) -> tuple[ApiEngine, dict
     try:
         started = time.perf_counter()
         vectors = VectorCache(
-            shared_dir=shared_dir, rank_threads=settings.rank_threads, native_kernel=settings.native_kernel
+            shared_dir=shared_dir,
+            rank_threads=settings.rank_threads,
+            native_kernel=settings.native_kernel,
+            rank_linger=settings.rank_linger,
         )
         await vectors.load(state)
         load_s = time.perf_counter() - started

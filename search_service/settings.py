@@ -55,6 +55,10 @@ class Settings:
     # The native int8 rows kernel (engine/native_rows.py) where it was built and the CPU runs it. Off (0): SimSIMD
     # and MLAS only, as without it (a switch for operators, and the baseline of a benchmark run).
     native_kernel: bool = True
+    # Under load a whole-copy ranking waits for other searches of its process to rank with it, up to this many
+    # times what a lone one took (engine/batcher.py, at most 50 ms): 1M rows, four queries read the rows once for
+    # about the cost of one. 0: a ranking never waits.
+    rank_linger: float = 3.0
     # The suggestion index (~300 B a product in each API process, rebuilt by each after 200 changed products, so
     # not shared by the fork): above this many active products suggestions take the statement plans. 0: off.
     suggest_index_max: int = 300_000
@@ -99,6 +103,7 @@ class Settings:
             rank_threads=env_int(env, "PLINQY_RANK_THREADS", 2, 1, 256),
             store_locator=env_int(env, "PLINQY_STORE_LOCATOR", 1, 0, 1) == 1,
             native_kernel=env_int(env, "PLINQY_NATIVE_KERNEL", 1, 0, 1) == 1,
+            rank_linger=env_float(env, "PLINQY_RANK_LINGER", 3.0, 0.0, 20.0),
             suggest_index_max=env_int(env, "PLINQY_SUGGEST_INDEX_MAX", 300_000, 0, 100_000_000),
             vector_copy=VectorCopyConfig.from_env(env),
             secret_key=env.get("PLINQY_SECRET_KEY") or None,

@@ -241,6 +241,7 @@ class Runtime:
                 shared_dir=shared_dir,
                 rank_threads=self.settings.rank_threads,
                 native_kernel=self.settings.native_kernel,
+                rank_linger=self.settings.rank_linger,
             )
             if self.shared.candidates is not None:
                 self.vectors.candidates = self.shared.candidates

@@ -26,7 +26,7 @@ Scoring reads the whole copy per query, so it runs on an int8 copy of it (`quant
 instead of ~7 ms in float32) that gives an upper bound of every row's similarity; `Ranking` re-scores in float32
 the rows whose bound reaches the part of the ranking a search reads, so the order it hands out is the exact
 float32 order (without a usable int8 kernel the bounds are the float32 scores themselves). Queries that arrive
-while one is scored in the worker thread are scored together next (`MicroBatcher`, rows_kernels.py).
+while one is scored in the worker thread are scored together next (`MicroBatcher`, its `linger`; rows_kernels.py).
 
 Shared (`shared_dir`, set by `serve`): the API's processes map one copy per machine (`vector_files.py`). The first
 to load writes a generation from PostgreSQL; the others map it. Each refreshes on its own, into its own copy-on-
@@ -85,6 +85,7 @@ class VectorCache:
         shared_dir: Path | None = None,
         rank_threads: int = 1,
         native_kernel: bool = True,  # rows_kernels.py's native kernel where it loads
+        rank_linger: float = 0.0,  # batcher.py: how long a ranking waits for company under load (0: never)
     ) -> None:
         self.dim = dim
         self.margin = dt.timedelta(seconds=margin_s)
@@ -101,10 +102,9 @@ class VectorCache:
             self._int8 = None
         self._view = self._private_view()
         self._live: weakref.WeakSet[Ranking] = weakref.WeakSet()  # rankings a search may still read rows of
-        self.batcher: MicroBatcher[np.ndarray, Ranking] = MicroBatcher(self.rank_many)
+        self.batcher: MicroBatcher[np.ndarray, Ranking] = MicroBatcher(self.rank_many, linger=rank_linger)
         self.candidates = CandidateSets()  # per store, the products in stock (candidates.py); loaded with the copy
-        # The copy's products with one query are memory-bound; OpenBLAS's extra threads only busy-wait (2-3x the
-        # CPU a search under load: 16 -> 4 ms at 2 km). Process-wide: every BLAS call here is one of these.
+        # Memory-bound products: OpenBLAS's extra threads only busy-wait (2-3x the CPU: 16 -> 4 ms). Process-wide.
         threadpool_limits(limits=1, user_api="blas")
 
     def _private_view(self) -> CopyView:
