@@ -333,6 +333,14 @@ def test_a_shared_copys_subset_ranking_is_sound_over_changed_and_added_rows(tmp_
     subset = np.sort(np.concatenate([rng.choice(4000, 150, replace=False), changed[:10], np.arange(4000, 4030)]))
     subset = np.unique(subset)
     assert not cache.whole_ranking_pays(len(subset))
+    if cache._view.int8.picks_in_place:  # the native kernel: a picked row costs ~2 streamed ones, alone
+        quarter = len(cache) // 4
+        assert not cache.whole_ranking_pays(quarter)
+        with cache.batcher.caller(), cache.batcher.caller():
+            assert not cache.whole_ranking_pays(quarter)  # no linger: the rankings are not batched
+            cache.batcher.linger = 3.0
+            assert cache.whole_ranking_pays(quarter)  # under load they share one read of the rows
+        assert not cache.whole_ranking_pays(quarter)  # alone again
     for q in [whole[int(changed[0])], whole[4005], *unit(rng.standard_normal((3, DIM)))]:
         ranking = cache.rank_subset(q, subset)
         true = {int(r): float(whole[r] @ q) for r in subset}

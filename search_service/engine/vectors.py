@@ -19,8 +19,7 @@ change of ai_vector; migration 0002) and the copy remembers the highest stamp it
   for longer than it (a session left idle in a transaction) would hold the horizon back indefinitely, and where the
   horizon cannot be known (a role without pg_read_all_stats, prepared transactions, a standby) the refresh reads the
   whole look-back.
-Vectors set to NULL and deleted products stay in the copy; the engine's filter drops them (it requires a vector
-and an existing, active product).
+Vectors set to NULL and deleted products stay in the copy; the engine's filter (a vector, an active product) drops them.
 
 Scoring reads the whole copy per query, so it runs on an int8 copy of it (`quantizer.py`, ~1.5 ms for 100k
 instead of ~7 ms in float32) that gives an upper bound of every row's similarity; `Ranking` re-scores in float32
@@ -193,11 +192,12 @@ class VectorCache:
 
     def whole_ranking_pays(self, subset: float) -> bool:
         """Whether a subset of this many rows is ranked faster through the int8 bounds of every row (packed: ~2 ms
-        per 100k; streamed from a large shared generation: ~15 ns a row) than from its own rows (float32: ~0.35 µs
-        a row; a shared generation's int8 rows: ~80 ns a row gathered, ~35 picked in place by the native kernel)."""
+        per 100k; streamed from a large shared generation: ~15 ns a row, ~4 shared by the rankings that `linger`
+        batches under load) than from its own rows (float32: ~0.35 µs a row; int8: ~80 ns gathered, ~35 in place)."""
         if self._int8 is None or (int8 := self._view.int8) is None:
             return False
-        picked_cost = 2 if int8.picks_in_place else 6 if int8.scores_rows and not int8.batches_packed else 16
+        in_place = 6 if self.batcher.linger and not self.batcher.alone else 2  # the native kernel's picks
+        picked_cost = in_place if int8.picks_in_place else 6 if int8.scores_rows and not int8.batches_packed else 16
         return subset * picked_cost >= len(self)
 
     def rank_subset(self, query: np.ndarray, packed_ids: bytes | np.ndarray, whole: Ranking | None = None) -> Ranking:
