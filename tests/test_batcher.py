@@ -150,6 +150,27 @@ def test_a_call_never_waits_alone_and_never_past_the_cap() -> None:
     assert seen == [[0], [3], [4]]
 
 
+def test_a_search_that_ends_without_ranking_releases_the_call_waiting_for_it() -> None:
+    seen: list[list[int]] = []
+
+    async def body() -> float:
+        batcher: MicroBatcher[int, int] = MicroBatcher(_timed_square(seen, 0.01), linger=20.0)
+        await batcher.submit(0)  # a lone call's time: the wait would be capped at LINGER_CAP_S
+
+        async def gathers_instead() -> None:
+            with batcher.caller():
+                await asyncio.sleep(0.005)  # ends without submitting
+
+        with batcher.caller():
+            started = time.perf_counter()
+            _, squared = await asyncio.gather(gathers_instead(), batcher.submit(5))
+            assert squared == 25
+            return time.perf_counter() - started
+
+    assert asyncio.run(body()) < LINGER_CAP_S  # released when the other search ended, not at the cap
+    assert seen == [[0], [5]]
+
+
 def test_plinqy_rank_linger_reaches_the_vector_copys_batcher_and_bad_values_are_refused() -> None:
     assert Settings.from_env({}).rank_linger == 3.0 and Settings.from_env({"PLINQY_RANK_LINGER": "0"}).rank_linger == 0
     for bad in ("soon", "-1", "nan", "21"):

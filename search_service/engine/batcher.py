@@ -8,7 +8,7 @@ once for all of them), while PostgreSQL keeps the other core.
 
 `linger` (Triton's queue delay, sized by the work itself): the calls waiting to run wait a little longer while
 other work of the process is under way (`caller()`), at most `linger` times what the last lone call took
-(`LINGER_CAP_S` at most), or until every piece of work under way has submitted. Searches reach the ranking at
+(`LINGER_CAP_S` at most), or until every piece of work under way has submitted or ended. Searches reach the ranking at
 different times, so without it a batch rarely forms: at 1M rows on this machine, 55-75 % of the rankings ran
 alone under load, each a 15 ms read of every row, where four read together cost about what one does. Work alone
 in its process never waits.
@@ -54,6 +54,7 @@ class MicroBatcher(Generic[T, R]):
             yield
         finally:
             self.callers -= 1
+            self._call_company()  # work that ends without submitting releases the calls waiting for it
 
     @property
     def alone(self) -> bool:
@@ -63,8 +64,7 @@ class MicroBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._waiting.append((item, future))
-        if self._company is not None and len(self._waiting) >= self.callers:
-            self._company.set()
+        self._call_company()
         if not self._running:
             self._running = True
             self._task = loop.create_task(self._drain())
@@ -97,6 +97,10 @@ class MicroBatcher(Generic[T, R]):
                         future.set_result(result)
         finally:
             self._running = False
+
+    def _call_company(self) -> None:
+        if self._company is not None and len(self._waiting) >= self.callers:
+            self._company.set()
 
     async def _wait_for_company(self) -> None:
         """Hold the calls waiting while other work of this process is under way (see the module docstring)."""
