@@ -36,7 +36,7 @@ class MicroBatcher(Generic[T, R]):
         self.max_batch = max_batch
         self.linger = linger  # 0: a lone call never waits for company
         self.lone_s = 0.0  # what the last batch of one took (wall seconds, the thread hand-off included)
-        self._company: asyncio.Event | None = None  # set when every caller under way has submitted
+        self._company: asyncio.Event | None = None  # set when every caller under way has submitted or ended
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._running = False
         self._task: asyncio.Task[None] | None = None  # held so the running drain is not garbage-collected
