@@ -323,6 +323,9 @@ def test_a_shared_copys_subset_ranking_is_sound_over_changed_and_added_rows(tmp_
     cache._apply([{"id": i, "ai_vector": v, "ai_embedded_at": None} for i, v in zip(ids, matrix, strict=True)])  # type: ignore[misc]
     cache._view = cache._adopt(cache._write(tmp_path, cache._view))
     assert cache._view.int8 is not None and cache._view.int8.scores_rows
+    written = {v: i for i, v in enumerate(ids)}  # the generation holds the rows in id order
+    order = np.array([written[i] for i in cache.ids_of(np.arange(4000))])
+    ids, matrix = [ids[i] for i in order], matrix[order]
     changed = rng.choice(4000, 40, replace=False)
     matrix[changed] = unit(rng.standard_normal((40, DIM)))
     extra = [uuid.uuid4() for _ in range(30)]

@@ -10,12 +10,16 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
+from pyroaring import BitMap
 
 from search_service.demo.synthetic import random_unit_vectors
+from search_service.engine.candidates import CandidateSets
 from search_service.engine.ranking import FLOAT16_ERROR
 from search_service.engine.search import search
 from search_service.engine.vectors import VectorCache
@@ -225,3 +229,70 @@ def test_a_generation_of_the_older_layout_is_loaded_anew(fresh_db_url: str, tmp_
     second = run(load())
     assert second.generation == 2 and second._view.int8 is not None and second._view.int8.scores_rows
     assert [p.name for p in tmp_path.glob("*/gen-*")] == ["gen-00000002"]
+
+
+def add_unembedded_product(url: str, name: str, store: uuid.UUID) -> uuid.UUID:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("INSERT INTO product_master (name) VALUES (%s) RETURNING id", (name,)).fetchone()
+        assert row is not None
+        conn.execute(
+            "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity)"
+            " VALUES (%s, %s, 1.00, 'EUR', 2)",
+            (store, row[0]),
+        )
+        return uuid.UUID(str(row[0]))
+
+
+def rows_by_lookup(sets: CandidateSets, cache: VectorCache) -> list[int]:
+    """The truth for rows_in_copy: every ordinal's id looked up in the copy, the rows found, sorted."""
+    view = cache._view
+    rows = view.index.find(view.key, view.n, sets.keys[: sets.n])
+    return sorted(int(r) for r in rows if r >= 0)
+
+
+def test_a_generation_holds_its_rows_in_id_order_and_the_sets_map_onto_them_in_order(
+    fresh_db_url: str, tmp_path: Path
+) -> None:
+    """A generation written from a load lists its rows by id, as the candidate sets number the products: their
+    rows in the copy then rise with the ordinals (no sort). Products listed before they are embedded get both an
+    ordinal and a row past the others: still in order; embedded in another order than listed, they are not, and
+    the rows still come out sorted."""
+    product_ids, store, _ = seed(fresh_db_url, 200)
+
+    async def body() -> None:
+        conn = await connect(fresh_db_url)
+        try:
+            cache, sets = VectorCache(shared_dir=tmp_path), CandidateSets()
+            await cache.load(conn)
+            await sets.load(conn)
+            held = cache.ids_of(np.arange(len(cache)))
+            assert [i.bytes for i in held] == sorted(i.bytes for i in product_ids)  # rows in id order
+            everything = BitMap(range(sets.n))
+            assert sets.rows_in_copy(everything, cache).tolist() == rows_by_lookup(sets, cache) == list(range(200))
+            assert sets._row_map(cache).in_order
+            first = add_unembedded_product(fresh_db_url, "Listed first", store)
+            assert await sets.current_scope(conn, [store], True) is not None  # its listing applied: an ordinal
+            second = add_unembedded_product(fresh_db_url, "Listed second", store)
+            assert await sets.current_scope(conn, [store], True) is not None
+            for product, seed_no in ((first, 11), (second, 12)):  # embedded in the order listed
+                set_vector(fresh_db_url, product, random_unit_vectors(1, np.random.default_rng(seed_no))[0])
+                assert await cache.refresh(conn) == 1
+                everything = BitMap(range(sets.n))
+                assert sets.rows_in_copy(everything, cache).tolist() == rows_by_lookup(sets, cache)
+                assert sets._row_map(cache).in_order
+            assert len(sets.rows_in_copy(everything, cache)) == 202
+            late = add_unembedded_product(fresh_db_url, "Listed third", store)
+            assert await sets.current_scope(conn, [store], True) is not None
+            early = add_unembedded_product(fresh_db_url, "Listed fourth", store)
+            assert await sets.current_scope(conn, [store], True) is not None
+            for product, seed_no in ((early, 13), (late, 14)):  # not in the order their ordinals came
+                set_vector(fresh_db_url, product, random_unit_vectors(1, np.random.default_rng(seed_no))[0])
+                assert await cache.refresh(conn) == 1
+            everything = BitMap(range(sets.n))
+            rows = sets.rows_in_copy(everything, cache)
+            assert rows.tolist() == rows_by_lookup(sets, cache) and len(rows) == 204
+            assert not sets._row_map(cache).in_order
+        finally:
+            await conn.close()
+
+    run(body())

@@ -248,13 +248,12 @@ class Int8Copy:
         """The first n rows' bounds terms, for a shared generation (`vector_files.py`; the codes: write_rows8)."""
         return {"offset": self._offset[:n], "scale": self._scale[:n], "error": self._error[:n]}
 
-    def write_rows8(self, out: np.ndarray, n: int, chunk: int = 65536) -> None:
-        """The first n rows' codes into `out` (n, dim) as a shared generation stores them, a chunk at a time."""
+    def write_rows8(self, out: np.ndarray, n: int, order: np.ndarray | None = None, chunk: int = 65536) -> None:
+        """The first n rows' codes (rows `order`, if given) into `out` as a shared generation stores them, by chunks."""
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            out[start:stop] = (
-                self._rows8[start:stop] if self._rows8 is not None else as_rows8(self._codes[:, start:stop].T)
-            )
+            rows = slice(start, stop) if order is None else order[start:stop]
+            out[start:stop] = self._rows8[rows] if self._rows8 is not None else as_rows8(self._codes[:, rows].T)
 
     @property
     def rounded_norm_max(self) -> float:

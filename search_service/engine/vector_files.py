@@ -73,11 +73,22 @@ class GenerationMeta:
 
 @dataclass(frozen=True)
 class Filled:
-    """A FIXED array written in place by `fill` (into the file's mapping: no copy of it in memory)."""
+    """An array written in place by `fill` (into the file's mapping: no copy of it in memory). A GROWING one's
+    `shape` is its rows', and `fill` gets the mapping's first rows."""
 
     shape: tuple[int, ...]
     dtype: type
     fill: Callable[[np.ndarray], None]
+
+
+def gathered(source: np.ndarray, order: np.ndarray, chunk: int = 65536) -> Filled:
+    """`source[order]`, written a chunk of rows at a time (1M float32 rows would take 1.5 GB more at once)."""
+
+    def fill(out: np.ndarray) -> None:
+        for start in range(0, len(order), chunk):
+            out[start : start + chunk] = source[order[start : start + chunk]]
+
+    return Filled((len(order), *source.shape[1:]), source.dtype.type, fill)
 
 
 @dataclass
@@ -163,12 +174,14 @@ def write_generation(
     try:
         for name in GROWING:
             source = arrays[name]
-            assert isinstance(source, np.ndarray)
             dtype = MATRIX_DTYPE if name == "matrix" else source.dtype
             out = np.lib.format.open_memmap(
                 tmp / f"{name}.npy", mode="w+", dtype=dtype, shape=(capacity, *source.shape[1:])
             )
-            out[: meta.rows] = source[: meta.rows]
+            if isinstance(source, Filled):
+                source.fill(out[: meta.rows])
+            else:
+                out[: meta.rows] = source[: meta.rows]
             out.flush()
             del out
         for name in FIXED:

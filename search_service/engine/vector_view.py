@@ -13,7 +13,7 @@ import numpy as np
 from search_service.engine.keyindex import KeyIndex, keys_of
 from search_service.engine.quantizer import BOUND_SLACK, Int8Copy, as_rows8, quantize
 from search_service.engine.ranking import score_error
-from search_service.engine.vector_files import Filled
+from search_service.engine.vector_files import Filled, gathered
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 NO_STAMP = np.iinfo(np.int64).min  # ai_embedded_at NULL
@@ -137,19 +137,15 @@ class CopyView:
         return len(want)
 
     def export(self, dim: int) -> tuple[dict[str, np.ndarray | Filled], float]:
-        """The arrays of a generation holding this state, and its int8 codes' largest rounded norm."""
+        """The arrays of a generation holding this state, and its int8 codes' largest rounded norm. A private
+        copy's rows are written in id order (`_export_in_id_order`); a shared one's keep their rows."""
         n = self.n
+        int8 = self.int8
+        if int8 is None or not self.generation:
+            return self._export_in_id_order(dim)
         index = KeyIndex.rebuilt(self.key, n)
         arrays: dict[str, np.ndarray | Filled] = {"matrix": self.matrix, "key": self.key, "stamp": self.stamp}
         arrays |= {"order": index.order, "first": index.first}
-        int8 = self.int8
-        if int8 is None:
-            empty = np.zeros(0, dtype=np.float32)
-            rows8 = np.zeros((0, dim), dtype=np.uint8)
-            return arrays | {"rows8": rows8, "offset": empty.astype(np.int32), "scale": empty, "error": empty}, 0.0
-        if not self.generation:
-            rows = Filled((n, dim), np.uint8, lambda out: int8.write_rows8(out, n))
-            return arrays | int8.export(n) | {"rows8": rows}, int8.rounded_norm_max
         base = int8.export(self.base_rows)
         tail = n - self.base_rows
         terms = {
@@ -172,3 +168,30 @@ class CopyView:
             out[overlay] = as_rows8(codes)
 
         return arrays | terms | {"rows8": Filled((n, dim), np.uint8, fill)}, norm
+
+    def _export_in_id_order(self, dim: int) -> tuple[dict[str, np.ndarray | Filled], float]:
+        """A private copy's arrays with its rows in id order: the candidate sets number the products in that order
+        too, so the rows of a search's products come out sorted (candidates.rows_in_copy skips a sort of them)."""
+        n = self.n
+        order = id_order(self.key[:n])
+        keys = self.key[order]
+        index = KeyIndex.rebuilt(keys, n)
+        arrays: dict[str, np.ndarray | Filled] = {"matrix": gathered(self.matrix, order), "key": keys}
+        arrays |= {"stamp": self.stamp[order], "order": index.order, "first": index.first}
+        int8 = self.int8
+        if int8 is None:
+            empty = np.zeros(0, dtype=np.float32)
+            rows8 = np.zeros((0, dim), dtype=np.uint8)
+            return arrays | {"rows8": rows8, "offset": empty.astype(np.int32), "scale": empty, "error": empty}, 0.0
+        terms = {name: values[order] for name, values in int8.export(n).items()}
+        rows = Filled((n, dim), np.uint8, lambda out: int8.write_rows8(out, n, order))
+        return arrays | terms | {"rows8": rows}, int8.rounded_norm_max
+
+
+def id_order(keys: np.ndarray) -> np.ndarray:
+    """Rows ordered by id (keys (n, 2): first halves, then second), as `candidates.number_listings` numbers them."""
+    order = np.argsort(keys[:, 0], kind="stable")
+    firsts = keys[order, 0]
+    if np.any(firsts[1:] == firsts[:-1]):  # two ids share their first 8 bytes
+        order = np.lexsort((keys[:, 1], keys[:, 0]))
+    return order
