@@ -9,6 +9,7 @@ without a statement listing them (`listed_products` read every listing in the ra
   numbers (which a new shared generation may reorder) never leak into the sets. `rows_in_copy` maps ordinals to
   the copy's rows through an array it recomputes when the copy's view changes (`RowMap`). Ordinals number the ids
   in order, as a generation lists its rows: the rows then come out sorted without a sort.
+- **Blocks.** The union takes the prebuilt unions of blocks of nearby stores wholly in scope (store_blocks.py).
 - **Exact.** Triggers on store_product log the listings whose sellable state (active, quantity > 0) may have
   changed (`listing_change`, migration 0012), with their transaction id. `search_context` reads, in the search's
   own snapshot, the pairs logged since the sets' snapshot (numbered past the highest seen, or written by a
@@ -37,6 +38,7 @@ from pyroaring import BitMap
 from search_service.db.sql import statement
 from search_service.engine.keyindex import KeyIndex
 from search_service.engine.session import Conn
+from search_service.engine.store_blocks import StoreBlocks
 
 if TYPE_CHECKING:
     from search_service.engine.vectors import VectorCache
@@ -110,6 +112,7 @@ class CandidateSets:
         self.n = 0  # ordinals in use
         self.index = KeyIndex()
         self.stores: dict[UUID, BitMap] = {}
+        self.blocks = StoreBlocks({}, [])  # unions of nearby stores' sets (store_blocks.py)
         self.snapshot: Snapshot | None = None  # None: not loaded
         self.stale = False  # a rebuild is due (a refresh does it)
         self.applied_changes = 0
@@ -176,10 +179,13 @@ class CandidateSets:
             bitmap = self.stores.get(store)
             if bitmap is None:
                 bitmap = self.stores[store] = BitMap()
-            if pairs[i, 32]:
-                bitmap.add(int(ordinals[i]))
-            else:
-                bitmap.discard(int(ordinals[i]))
+            ordinal = int(ordinals[i])
+            if pairs[i, 32] and ordinal not in bitmap:
+                bitmap.add(ordinal)
+                self.blocks.added(store, ordinal)
+            elif not pairs[i, 32] and ordinal in bitmap:
+                bitmap.discard(ordinal)
+                self.blocks.removed(store, ordinal, self.stores)
         self.applied_changes += len(pairs)
 
     async def refresh(self, conn: Conn) -> None:
@@ -213,15 +219,24 @@ class CandidateSets:
             log.warning("candidate sets: not loaded (%s); searches list their products in SQL", exc)
             self._retry_at = time.monotonic() + 60.0
             return
-        self.adopt(row, [r["store_id"] for r in stores], [bytes(r["packed_ids"]) for r in stores], started)
+        store_ids, packed = [r["store_id"] for r in stores], [bytes(r["packed_ids"]) for r in stores]
+        self.adopt(row, store_ids, packed, started, places=[r["place"] for r in stores])
 
     def adopt(
-        self, state: Any, store_ids: list[UUID], packed: list[bytes], started: float, numbered: Numbered | None = None
+        self,
+        state: Any,
+        store_ids: list[UUID],
+        packed: list[bytes],
+        started: float,
+        numbered: Numbered | None = None,
+        places: list[str | None] | None = None,
     ) -> None:
         """The sets from every sellable listing's product by store and the change log's `state`, read in one
         snapshot (by `load`, or by the listing buckets' load, which reads the same listings and numbers them
-        once for both: facet_stock.py)."""
+        once for both: facet_stock.py); `places`: the stores' geohashes, which order them into blocks."""
         self._build(store_ids, packed, numbered or number_listings(packed))
+        by_place = sorted(range(len(store_ids)), key=lambda i: (places[i] or "~") if places else "")
+        self.blocks = StoreBlocks(self.stores, [store_ids[i] for i in by_place])
         self.snapshot, self.stale = snapshot_of(state), False
         log.info(
             "candidate sets: %d stores, %d products, %d listings in stock, built in %.2fs",
@@ -258,9 +273,8 @@ class CandidateSets:
         return self.in_scope(store_ids) if self.apply(base, row) else None
 
     def in_scope(self, store_ids: list[UUID]) -> InScope:
-        bitmaps = [b for b in (self.stores.get(s) for s in store_ids) if b is not None]
-        union = BitMap.union(*bitmaps) if bitmaps else BitMap()
-        return InScope(union, sum(len(b) for b in bitmaps))
+        bitmaps, listings = self.blocks.parts(store_ids, self.stores)
+        return InScope(BitMap.union(*bitmaps) if bitmaps else BitMap(), listings)
 
     def rows_in_copy(self, products: BitMap, vectors: VectorCache) -> np.ndarray:
         """The copy's rows of `products` (ordinals), sorted; products the copy does not hold are left out."""

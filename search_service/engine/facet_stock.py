@@ -274,7 +274,7 @@ class StockBuckets:
         store_ids, packed_ids = [r["store_id"] for r in stores], [bytes(r["packed_ids"]) for r in stores]
         numbered = number_listings(packed_ids)  # the same numbering as the sets'
         if sets is not None:
-            sets.adopt(row, store_ids, packed_ids, started, numbered)
+            sets.adopt(row, store_ids, packed_ids, started, numbered, [r["place"] for r in stores])
             started = time.perf_counter()
         self._build(store_ids, packed_ids, [bytes(r["packed_buckets"]) for r in stores], numbered)
         self.snapshot, self.stale, self._aside_head = snapshot_of(row), False, None

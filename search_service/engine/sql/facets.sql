@@ -271,10 +271,12 @@ SELECT coalesce(greatest((SELECT max(seq) FROM listing_change), (SELECT seq FROM
 -- params: price_edges numeric[]
 -- A rebuild of the in-memory listing buckets: per store, its sellable listings' products (16 bytes each) and price
 -- buckets (1 byte each, width_bucket's number), in the same order (one group's aggregates read its rows in one
--- order; an index-only scan of ix_store_product_store_in_stock, as the candidate sets' in_stock_by_store).
+-- order; an index-only scan of ix_store_product_store_in_stock, as the candidate sets' in_stock_by_store), and the
+-- store's geohash (the candidate sets built from this read order their stores by it: engine/store_blocks.py).
 SELECT sp.store_id,
        string_agg(uuid_send(sp.product_master_id), ''::bytea) AS packed_ids,
-       string_agg(set_byte('\x00'::bytea, 0, width_bucket(sp.price, :price_edges::numeric[])), ''::bytea) AS packed_buckets
+       string_agg(set_byte('\x00'::bytea, 0, width_bucket(sp.price, :price_edges::numeric[])), ''::bytea) AS packed_buckets,
+       (SELECT ST_GeoHash(s.location::geometry, 12) FROM store s WHERE s.id = sp.store_id) AS place
 FROM store_product sp
 WHERE sp.is_active AND sp.quantity > 0
 GROUP BY sp.store_id;

@@ -209,8 +209,10 @@ SELECT {{ snapshot_columns }};
 -- name: in_stock_by_store
 -- params: none
 -- A rebuild of the candidate sets: every sellable listing's product, packed 16 bytes each, a row a store (an
--- index-only scan of ix_store_product_store_in_stock, in store order).
-SELECT sp.store_id, string_agg(uuid_send(sp.product_master_id), ''::bytea) AS packed_ids
+-- index-only scan of ix_store_product_store_in_stock, in store order), and the store's geohash (engine/store_blocks.py
+-- orders the stores by it).
+SELECT sp.store_id, string_agg(uuid_send(sp.product_master_id), ''::bytea) AS packed_ids,
+       (SELECT ST_GeoHash(s.location::geometry, 12) FROM store s WHERE s.id = sp.store_id) AS place
 FROM store_product sp
 WHERE {{ sellable_listing }}
 GROUP BY sp.store_id;
