@@ -37,7 +37,6 @@ from pgvector.psycopg import register_vector as register_vector_psycopg
 from benchmarks import cputime
 from search_service.db.hnsw import build_memory
 from search_service.demo.seed import seed
-from search_service.engine import geo_areas
 from search_service.engine import search as engine
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_labels import ProductLabels
@@ -177,13 +176,9 @@ async def _timed(
 async def _plain_search(
     conn: Any, params: engine.SearchParams, vector: np.ndarray | None, **engine_kw: Any
 ) -> engine.SearchResult:
-    """A search without facets as the API answers it (`routes/search.py`): the engine's path, then whether each
-    hit's store delivers to the point (the faceted path's `ux_search` does the same)."""
-    result = await engine.search(conn, params, vector, CONFIG, **engine_kw)
-    stores = sorted({s.id for hit in result.results for s in hit.stores})
-    if params.lat is not None and params.lon is not None and stores:
-        await geo_areas.delivering_among(conn, stores, params.lat, params.lon)
-    return result
+    """A search without facets as the API answers it (`routes/search.py`): the engine's path, whose hydrate also
+    says whether each hit's store delivers to the point (it took a statement of its own until 2026-12-05)."""
+    return await engine.search(conn, params, vector, CONFIG, **engine_kw)
 
 
 def _variants(

@@ -591,7 +591,15 @@ def test_store_scope_is_a_hash_in_probes_and_an_index_key_where_it_drives_the_sc
             probed = listing | NO_NEAR  # the statements that probe a found product's listings
             ids = await conn.fetchval("SELECT array_agg(id) FROM (SELECT id FROM product_master LIMIT 10) p")
             args: dict[str, dict[str, Any]] = {
-                "hydrate": dict(product_ids=ids, lon=params.lon, lat=params.lat, stores_per_product=3, **probed),
+                "hydrate": dict(
+                    product_ids=ids,
+                    lon=params.lon,
+                    lat=params.lat,
+                    home_lon=params.lon,
+                    home_lat=params.lat,
+                    stores_per_product=3,
+                    **probed,
+                ),
                 "filter_ranked": dict(query_vector=q, ids=ids, changed_since=None, **filters, **NO_NEAR),
                 "rank_keyword": dict(
                     q=params.q, depth=30, cap=400, typo_tolerance=True, typo_below=30, **filters, **NO_NEAR

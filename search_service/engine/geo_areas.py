@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -163,15 +162,6 @@ async def stores_in_bbox(conn: Any, box: BBox) -> list[UUID]:
 async def stores_delivering(conn: Any, lat: float, lon: float) -> list[UUID]:
     stmt = statement("engine/geo_scope", "stores_delivering")
     return list(await conn.fetchval(stmt.sql, *stmt.bind(lon=lon, lat=lat)))
-
-
-async def delivering_among(conn: Any, store_ids: Sequence[UUID], lat: float, lon: float) -> set[UUID]:
-    """The subset of `store_ids` that deliver to the point."""
-    if not store_ids:
-        return set()
-    stmt = statement("engine/geo_scope", "delivering_among")
-    rows = await conn.fetch(stmt.sql, *stmt.bind(store_ids=list(store_ids), lon=lon, lat=lat))
-    return {r["id"] for r in rows}
 
 
 async def stores_in_radius(

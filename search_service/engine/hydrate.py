@@ -30,16 +30,19 @@ def _store(r: Any) -> StoreHit:
         price=r["price"],
         currency=r["currency"],
         quantity=r["quantity"],
+        delivers=r["delivers"],
     )
 
 
 async def hydrate(conn: Conn, scope: Scope, ids: list[UUID], scores: dict[UUID, float]) -> list[ProductHit]:
-    """`ids` in their order, each with its score and its nearest (globally: cheapest) stores in scope."""
+    """`ids` in their order, each with its score and its nearest (globally: cheapest) stores in scope, each store
+    saying whether it delivers to the searcher's point."""
     if not ids:
         return []
     lon, lat = scope.point
     stmt = statement("engine/search", "hydrate")
-    values = scope.bind(stmt, product_ids=ids, lon=lon, lat=lat)
+    home = {"home_lon": scope.params.lon, "home_lat": scope.params.lat}
+    values = scope.bind(stmt, product_ids=ids, lon=lon, lat=lat, **home)
     hits: dict[UUID, ProductHit] = {}
     for r in await conn.fetch(stmt.sql, *values):
         hit = hits.get(r["id"])

@@ -54,6 +54,7 @@ class StoreHit:
     price: Decimal
     currency: str
     quantity: int
+    delivers: bool = False  # the store's delivery radius or area holds the searcher's point
 
 
 @dataclass(frozen=True)

@@ -335,12 +335,7 @@ async def _ux_run(
     shown = store_ids if ux.store_id is None else [s for s in store_ids or [ux.store_id] if s == ux.store_id]
     hits = await hydrate(conn, Scope(shown, None, params), page.ids, ranking.scores)
     clock.lap("hydrate")
-    delivers: set[tuple[UUID, UUID]] = set()
-    if point is not None:
-        stores = {s.id for h in hits for s in h.stores}
-        yes = await geo_areas.delivering_among(conn, sorted(stores), point[0], point[1])
-        delivers = {(h.product.id, s.id) for h in hits for s in h.stores if s.id in yes}
-    clock.lap("delivery")
+    delivers = {(h.product.id, s.id) for h in hits for s in h.stores if s.delivers}  # measured by hydrate
     explain = await _explain(conn, params.q, ranking, page.ids) if ux.explain else {}
     if ux.explain:
         clock.lap("explain")

@@ -28,7 +28,6 @@ from search_service.api.schemas import (
     StoreHitOut,
 )
 from search_service.api.ux_params import UxOptions
-from search_service.engine import geo_areas
 from search_service.engine import search as engine
 from search_service.engine.ux import UxResult, needs_ux, ux_similar
 
@@ -73,17 +72,15 @@ def _hit_out(hit: Any) -> HitOut:
                 price=_price(s.price),
                 currency=s.currency,
                 quantity=int(s.quantity),
+                delivers=bool(getattr(s, "delivers", False)),
             )
             for s in hit.stores
         ],
     )
 
 
-def to_search_response(result: Any, took_ms: float, delivers: set[UUID] | None = None) -> SearchResponse:
+def to_search_response(result: Any, took_ms: float) -> SearchResponse:
     hits = [_hit_out(hit) for hit in result.results]
-    for hit in hits:
-        for store in hit.stores:
-            store.delivers = store.id in (delivers or ())
     return SearchResponse(
         results=hits,
         total_candidates=int(result.total_candidates),
@@ -94,7 +91,7 @@ def to_search_response(result: Any, took_ms: float, delivers: set[UUID] | None =
 
 async def _run_search(
     rt: Runtime, sp: engine.SearchParams, embedding: asyncio.Future[np.ndarray] | None
-) -> tuple[engine.SearchResult, float, set[UUID]]:
+) -> tuple[engine.SearchResult, float]:
     """The engine's result and when it started; hybrid searches get a spare connection when the pool has one."""
     try:
         spare = rt.spare_connection() if sp.mode == "hybrid" else contextlib.nullcontext()
@@ -110,21 +107,12 @@ async def _run_search(
                 stats=rt.stats,
                 stores=rt.stores,
             )
-            delivers = await _delivering(conn, sp, result)
     finally:
         if embedding is not None and not embedding.done():
             embedding.cancel()  # the engine answered without it (no store in the radius, say)
         elif embedding is not None and not embedding.cancelled():
             embedding.exception()  # retrieved: a failure the engine never awaited is not logged as lost
-    return result, engine_started, delivers
-
-
-async def _delivering(conn: Any, sp: engine.SearchParams, result: engine.SearchResult) -> set[UUID]:
-    """The hits' stores that deliver to the searcher's point (none without one): each store says `delivers`."""
-    stores = sorted({s.id for hit in result.results for s in hit.stores})
-    if sp.lat is None or sp.lon is None or not stores:
-        return set()
-    return await geo_areas.delivering_among(conn, stores, sp.lat, sp.lon)
+    return result, engine_started
 
 
 @get(
@@ -163,11 +151,11 @@ async def search_products(
         rt.metrics.search_latency.labels(mode, found.strategy).observe(time.perf_counter() - engine_started)
         request.state.search_strategy = found.strategy
         return ux_response(found, ux.ux, _hit_out, (time.perf_counter() - started) * 1000)
-    result, engine_started, delivers = await _run_search(rt, sp, embedding)
+    result, engine_started = await _run_search(rt, sp, embedding)
     strategy = str(result.strategy)
     rt.metrics.search_latency.labels(mode, strategy).observe(time.perf_counter() - engine_started)
     request.state.search_strategy = strategy
-    return to_search_response(result, (time.perf_counter() - started) * 1000, delivers)
+    return to_search_response(result, (time.perf_counter() - started) * 1000)
 
 
 @get(

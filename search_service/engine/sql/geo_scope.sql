@@ -38,16 +38,6 @@ FROM (
     WHERE s.is_active AND s.delivery_area IS NOT NULL AND ST_Covers(s.delivery_area, pt.g)
 ) x;
 
--- name: delivering_among
--- params: store_ids uuid[], lon float8, lat float8
--- Which of these stores deliver to the point (the `delivers` flag of the stores in a search hit).
-WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography AS g)
-SELECT s.id
-FROM store s, pt
-WHERE s.id = ANY(:store_ids::uuid[])
-  AND ((s.delivery_radius_m IS NOT NULL AND ST_DWithin(s.location, pt.g, s.delivery_radius_m::float8))
-       OR (s.delivery_area IS NOT NULL AND ST_Covers(s.delivery_area, pt.g)));
-
 -- name: check_area
 -- params: geojson text (a Polygon or MultiPolygon, already checked for shape by geo_areas.parse_area)
 -- PostGIS's verdict on a delivery polygon: valid (OGC rules: no self-intersection, holes inside their shell),

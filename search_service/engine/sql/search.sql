@@ -424,23 +424,33 @@ ORDER BY exact DESC, kscore DESC, id
 LIMIT :depth::int;
 
 -- name: hydrate
--- params: product_ids uuid[] (ranked), lon float8|null, lat float8|null, stores_per_product int
+-- params: product_ids uuid[] (ranked), lon float8|null, lat float8|null, stores_per_product int,
+--         home_lon float8|null, home_lat float8|null (the searcher's point, with or without a radius)
 --         (+ store_scope_near, listing_terms)
 -- The page's products with, per product, its nearest stores_per_product qualifying stores (LATERAL;
--- geodesic ST_Distance on geography, i.e. on the WGS84 spheroid); without a point, cheapest first.
+-- geodesic ST_Distance on geography, i.e. on the WGS84 spheroid); without a point, cheapest first. Each store
+-- says whether it delivers to the searcher's point (its delivery radius or area holds it, as
+-- geo_scope.sql's stores_delivering measures): here, not in a statement of its own after this one.
 WITH pt AS (
     SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
                 ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
+), home AS (
+    SELECT CASE WHEN :home_lon::float8 IS NULL OR :home_lat::float8 IS NULL THEN NULL
+                ELSE ST_SetSRID(ST_MakePoint(:home_lon::float8, :home_lat::float8), 4326)::geography END AS g
 )
 SELECT h.ord, p.id, p.name, p.brand, p.category_id, p.gtin, p.description,
-       st.store_id, st.store_name, st.distance_m, st.price, st.currency, st.quantity
+       st.store_id, st.store_name, st.distance_m, st.price, st.currency, st.quantity, st.delivers
 FROM unnest(:product_ids::uuid[]) WITH ORDINALITY AS h(id, ord)
 JOIN product_master p ON p.id = h.id
 CROSS JOIN pt
+CROSS JOIN home
 LEFT JOIN LATERAL (
     SELECT s.id AS store_id, s.name AS store_name,
            CASE WHEN pt.g IS NULL THEN NULL ELSE ST_Distance(s.location, pt.g) END AS distance_m,
-           sp.price, sp.currency, sp.quantity
+           sp.price, sp.currency, sp.quantity,
+           coalesce(home.g IS NOT NULL AND (
+               (s.delivery_radius_m IS NOT NULL AND ST_DWithin(s.location, home.g, s.delivery_radius_m::float8))
+               OR (s.delivery_area IS NOT NULL AND ST_Covers(s.delivery_area, home.g))), false) AS delivers
     FROM store_product sp
     JOIN store s ON s.id = sp.store_id
     WHERE sp.product_master_id = p.id
