@@ -177,7 +177,7 @@ async def _plain_search(
     conn: Any, params: engine.SearchParams, vector: np.ndarray | None, **engine_kw: Any
 ) -> engine.SearchResult:
     """A search without facets as the API answers it (`routes/search.py`): the engine's path, whose hydrate also
-    says whether each hit's store delivers to the point (it took a statement of its own until 2026-12-05)."""
+    says whether each hit's store delivers to the point (it took a statement of its own before 2026-12-04)."""
     return await engine.search(conn, params, vector, CONFIG, **engine_kw)
 
 
