@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from search_service.db.cluster import free_port
+from search_service.db.cluster import free_port, machine_memory, shared_buffers
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -67,6 +67,8 @@ def test_db_up_twice_status_url_migrate_down(embedded_env: dict[str, str]) -> No
         assert count is not None and count[0] >= 16
         owner = conn.execute("SELECT usename FROM pg_stat_activity WHERE backend_type = 'checkpointer'").fetchone()
         assert owner is not None
+        buffers = conn.execute("SELECT pg_size_bytes(current_setting('shared_buffers'))").fetchone()
+        assert buffers is not None and f"{buffers[0] // 2**20}MB" == shared_buffers(machine_memory())
     data_owner = Path(embedded_env["PLINQY_PGDATA"]).stat().st_uid
     if os.geteuid() == 0:
         import pwd
@@ -126,3 +128,11 @@ def test_external_database_url_wins(pg_admin_url: str) -> None:
     assert run_cli("db", "url", env=env).stdout.strip() == pg_admin_url
     up = run_cli("db", "up", env=env)
     assert up.returncode == 0 and "DATABASE_URL is set" in up.stdout
+
+
+def test_shared_buffers_are_a_quarter_of_the_memory_within_bounds() -> None:
+    gib = 2**30
+    assert shared_buffers(24 * gib) == "6144MB"
+    assert shared_buffers(1 * gib) == "512MB"  # the floor
+    assert shared_buffers(256 * gib) == "8192MB"  # the cap
+    assert machine_memory() > gib
