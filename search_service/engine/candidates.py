@@ -235,8 +235,7 @@ class CandidateSets:
         snapshot (by `load`, or by the listing buckets' load, which reads the same listings and numbers them
         once for both: facet_stock.py); `places`: the stores' geohashes, which order them into blocks."""
         self._build(store_ids, packed, numbered or number_listings(packed))
-        by_place = sorted(range(len(store_ids)), key=lambda i: (places[i] or "~") if places else "")
-        self.blocks = StoreBlocks(self.stores, [store_ids[i] for i in by_place])
+        self.blocks = StoreBlocks(self.stores, store_ids if places is None else by_place(store_ids, places))
         self.snapshot, self.stale = snapshot_of(state), False
         log.info(
             "candidate sets: %d stores, %d products, %d listings in stock, built in %.2fs",
@@ -299,9 +298,13 @@ class CandidateSets:
                 in_order = known.in_order and rows_rise(row_of)
             else:  # the rows of the older ordinals as before: do the new ones' rise on from them?
                 in_order = known.in_order and rows_rise(np.concatenate([[known.last], row_of[known.ordinals :]]))
-        held = row_of[row_of >= 0]
-        self._map = RowMap(view, view.n, self.n, row_of, in_order, int(held[-1]) if len(held) else -1)
+        self._map = RowMap(view, view.n, self.n, row_of, in_order, int(row_of.max(initial=-1)))
         return self._map
+
+
+def by_place(store_ids: list[UUID], places: list[str | None]) -> list[UUID]:
+    """The stores in their geohashes' order (a store without one last: "~" sorts after the base-32 digits)."""
+    return [store for _, store in sorted(zip((p or "~" for p in places), store_ids, strict=True), key=lambda x: x[0])]
 
 
 def rows_rise(row_of: np.ndarray) -> bool:
