@@ -49,9 +49,7 @@ def facets_out(f: Facets) -> FacetsOut:
 def ux_response(result: UxResult, ux: UxParams, hit_out: Any, took_ms: float) -> SearchResponse:
     hits: list[HitOut] = []
     for hit in result.results:
-        out = hit_out(hit)
-        for store in out.stores:
-            store.delivers = (hit.product.id, store.id) in result.delivers
+        out = hit_out(hit)  # each store's `delivers` comes with the hit (hydrate measures it)
         e = result.explain.get(hit.product.id)
         if e is not None:
             out.explain = HitExplainOut(
