@@ -806,6 +806,7 @@ async def explain_engine(
                     "EXPLAIN (ANALYZE, BUFFERS) ",
                     query_vector=q,
                     ids=ids,
+                    ids_listed=False,
                     changed_since=vectors.watermark,
                     **args,
                     **NO_NEAR,
@@ -828,6 +829,7 @@ async def explain_engine(
                     "EXPLAIN (ANALYZE, BUFFERS) ",
                     query_vector=q,
                     ids=ids,
+                    ids_listed=True,  # listed_products' ids
                     changed_since=vectors.watermark,
                     **args,
                     **NO_NEAR,

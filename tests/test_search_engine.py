@@ -600,7 +600,9 @@ def test_store_scope_is_a_hash_in_probes_and_an_index_key_where_it_drives_the_sc
                     stores_per_product=3,
                     **probed,
                 ),
-                "filter_ranked": dict(query_vector=q, ids=ids, changed_since=None, **filters, **NO_NEAR),
+                "filter_ranked": dict(
+                    query_vector=q, ids=ids, ids_listed=False, changed_since=None, **filters, **NO_NEAR
+                ),
                 "rank_keyword": dict(
                     q=params.q, depth=30, cap=400, typo_tolerance=True, typo_below=30, **filters, **NO_NEAR
                 ),

@@ -94,6 +94,7 @@ class _Check:
     top_n: int
     changed_since: dt.datetime | None
     give_up_us: float | None = None
+    listed: bool = False  # every row ranked has a qualifying listing in scope: filter_ranked skips their probes
 
 
 async def check_ranked(
@@ -122,7 +123,8 @@ async def check_ranked(
             if config.scan_us_per_round + config.scan_us_per_probe * left > check.give_up_us:
                 return None
         checked_count += len(rows)
-        values = scope.bind(stmt, query_vector=vector, ids=vectors.ids_of(rows), changed_since=changed_since)
+        ids = vectors.ids_of(rows)
+        values = scope.bind(stmt, query_vector=vector, ids=ids, ids_listed=check.listed, changed_since=changed_since)
         records = await conn.fetch(stmt.sql, *values)
         found.update((r["id"], float(r["distance"])) for r in records)
         changed_since = None  # changed vectors are checked once
@@ -163,6 +165,12 @@ async def _rank_listed(conn: Conn, scope: Scope, plan: VectorPlan, vector: np.nd
     return vectors.rank_subset(vector, packed, None if whole is None else await whole)
 
 
+def _rows_listed(scope: Scope, plan: VectorPlan) -> bool:
+    """Whether the gather's rows all have a qualifying listing in scope: listed_products lists exactly those; the
+    candidate sets hold the in-stock listings, which qualify unless a price bound narrows them."""
+    return plan.rows is None or (scope.params.min_price is None and scope.params.max_price is None)
+
+
 async def rank_gather(
     conn: Conn, scope: Scope, plan: VectorPlan, vector: np.ndarray, top_n: int, config: EngineConfig
 ) -> dict[UUID, float]:
@@ -181,7 +189,7 @@ async def rank_gather(
     else:
         changed_since = vectors.watermark or _epoch()  # before the ids are read
         ranking = await _rank_listed(conn, scope, plan, vector)
-    check = _Check(ranking, max(2 * top_n, top_n + 10), top_n, changed_since)
+    check = _Check(ranking, max(2 * top_n, top_n + 10), top_n, changed_since, listed=_rows_listed(scope, plan))
     found = await check_ranked(conn, scope, vectors, vector, check, config)
     assert found is not None  # no give-up budget
     return found

@@ -262,6 +262,7 @@ ORDER BY distance, id;
 
 -- name: filter_ranked
 -- params: query_vector vector, ids uuid[] (the next slice of the in-memory ranking, best first),
+--         ids_listed bool (every id has a qualifying listing in scope, as of this search: no probe for them),
 --         changed_since timestamptz|null (the in-memory copy's watermark; null: no changed-vector check)
 --         (+ listing_filter_near, product_filter)
 -- EXACT SCAN and EXACT GATHER plans: the API ranked the vectors in memory (search_service/vectors.py; every
@@ -274,15 +275,22 @@ ORDER BY distance, id;
 -- large costs more than the gather plan, which the scan hands over to. The probe runs before the product row
 -- is read (`listed`, materialised), so an id no store in scope sells costs no heap fetch: the form that read the
 -- row first took 6-7 % longer a call (benchmarks/replay.py over 1,180 calls at 0.5 km to global, identical rows).
-WITH ids AS (
+-- The gather plan's ids come from the stores' listings in scope (the candidate sets, current as of this search,
+-- or listed_products), so `ids_listed` skips their probes (~a third of the statement); a product whose vector
+-- changed is probed all the same.
+WITH listed AS MATERIALIZED (
     SELECT u.id FROM unnest(:ids::uuid[]) AS u(id)
-    UNION
-    SELECT c.id FROM product_master c WHERE c.ai_embedded_at > :changed_since::timestamptz
-), listed AS MATERIALIZED (
-    SELECT ids.id FROM ids
-    WHERE (
+    WHERE :ids_listed::bool OR (
           SELECT true FROM store_product sp
-          WHERE sp.product_master_id = ids.id
+          WHERE sp.product_master_id = u.id
+            AND {{ listing_filter_near }}
+          LIMIT 1
+      )
+    UNION
+    SELECT c.id FROM product_master c
+    WHERE c.ai_embedded_at > :changed_since::timestamptz AND (
+          SELECT true FROM store_product sp
+          WHERE sp.product_master_id = c.id
             AND {{ listing_filter_near }}
           LIMIT 1
       )
