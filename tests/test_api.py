@@ -29,6 +29,7 @@ from embeddings.text import compose_text
 from search_service.api.app import create_app
 from search_service.api.refresh import StateConnection, collector_paused
 from search_service.api.runtime import Runtime
+from search_service.db.sql import statement
 from search_service.settings import Settings
 
 CENTER = (52.3676, 4.9041)  # Amsterdam, Dam square-ish
@@ -655,6 +656,49 @@ def test_pool_exhausted_is_503(db_url: str, seeded: Seeded, encoder: Encoder) ->
             portal.call(pool.release, held)
         assert client.get("/v1/search", params={"q": "pool test", **AT_CENTER}).status_code == 200
         assert 'plinqy_unavailable_responses_total{reason="pool_exhausted"}' in client.get("/metrics").text
+
+
+def test_a_search_plans_its_scope_and_page_on_the_generic_pool(db_url: str, seeded: Seeded, encoder: Encoder) -> None:
+    """search_context and hydrate run on a connection that reuses one generic plan each; with that pool's one
+    connection taken, a search runs them on its own connection instead, at once and with the same answer."""
+    settings = app_settings(db_url, pool_min_size=1, pool_max_size=1, pool_acquire_timeout_s=5.0)
+    params = {"q": "cold milk", "mode": "semantic", "radius_m": 20_000, **AT_CENTER}
+    with running_client(settings, encoder) as client:
+        runtime = client.app.state["runtime"]
+        portal = client.blocking_portal
+        answer = client.get("/v1/search", params=params)
+        assert answer.status_code == 200 and answer.json()["results"], answer.text
+        with psycopg.connect(db_url) as admin:
+            modes = {}
+            for pool in (runtime.pool, runtime.generic_pool):
+                conn = portal.call(pool.acquire)
+                try:
+                    modes[pool is runtime.generic_pool] = portal.call(conn.fetchval, "SHOW plan_cache_mode")
+                finally:
+                    portal.call(pool.release, conn)
+            assert modes == {False: "force_custom_plan", True: "force_generic_plan"}
+            conn = portal.call(runtime.generic_pool.acquire)  # the pool's one connection: its backend, no query
+            pid = conn.get_server_pid()
+            portal.call(runtime.generic_pool.release, conn)
+            client.get("/v1/search", params=params).raise_for_status()
+            last = admin.execute(
+                "SELECT query FROM pg_stat_activity WHERE pid = %s AND application_name = 'plinqy-search-api-generic'",
+                [pid],
+            ).fetchall()
+            hydrate = statement("engine/search", "hydrate").sql  # as sent, up to track_activity_query_size
+            assert len(last) == 1 and len(last[0][0]) > 200 and hydrate.startswith(last[0][0]), last
+        held = portal.call(runtime.generic_pool.acquire)
+        try:
+            started = time.monotonic()
+            fallback = client.get("/v1/search", params=params)
+            assert time.monotonic() - started < settings.pool_acquire_timeout_s  # no wait for the generic pool
+        finally:
+            portal.call(runtime.generic_pool.release, held)
+        assert fallback.status_code == 200, fallback.text
+        assert [h["product"]["id"] for h in fallback.json()["results"]] == [
+            h["product"]["id"] for h in answer.json()["results"]
+        ]
+        assert fallback.json()["results"][0]["stores"] == answer.json()["results"][0]["stores"]
 
 
 # --- query-embedding cache

@@ -37,6 +37,7 @@ from search_service.engine.search import (
     SearchResult,
     _ids_left,
     as_vector,
+    generic_plan_settings,
     search,
     session_settings,
     settings_sql,
@@ -461,6 +462,42 @@ def test_recall_with_offset_category_price_and_stock_filters(catalogue: Catalogu
                 for i, q in enumerate(queries):
                     got = await search(conn, params, q, config, vectors, stores=stores)
                     _assert_same_ranking(got, t.top_k(params, q), f"{plan} {v} geo={geo} q={i} {got.strategy}")
+
+    with_conn(catalogue.url, body)
+
+
+@pytest.mark.parametrize("plan", ["auto", "located", "near"])
+def test_scope_and_page_on_a_generic_plan_connection_change_nothing(catalogue: Catalogue, plan: str) -> None:
+    """search_context and hydrate on a connection of generic plans (the API's, `context_conn`): the same ranking
+    as the ground truth and the same stores, distances and prices as on the search's own connection."""
+    config = replace(PLANS[plan], connection_has_settings=True)
+    t = catalogue.truth
+    variants: list[dict[str, Any]] = [
+        {},
+        {"category_id": _root_category(t)},
+        {"min_price": Decimal("10.00"), "max_price": Decimal("20.00"), "radius_m": 20_000.0},
+        {"in_stock": False, "radius_m": 1_000.0},
+    ]
+    queries = _queries(catalogue, 3, seed=4)
+
+    async def body(conn: asyncpg.Connection) -> None:
+        await conn.execute(settings_sql(config).replace("SET LOCAL", "SET"))
+        generic = await asyncpg.connect(catalogue.url, server_settings=generic_plan_settings(config))
+        await register_vector(generic)
+        try:
+            vectors, stores = await vectors_for(conn, plan), await stores_for(conn, plan)
+            for v in variants:
+                for geo in (True, False):
+                    base = SearchParams(q="", lat=CENTER[0] if geo else None, lon=CENTER[1] if geo else None)
+                    params = replace(base, **{"radius_m": 3000.0, "limit": 10, "mode": "semantic", **v})
+                    for i, q in enumerate(queries):
+                        own = await search(conn, params, q, config, vectors, stores=stores)
+                        got = await search(conn, params, q, config, vectors, stores=stores, context_conn=generic)
+                        _assert_same_ranking(got, t.top_k(params, q), f"{plan} {v} geo={geo} q={i} {got.strategy}")
+                        assert got.results == own.results, f"{plan} {v} geo={geo} q={i}"
+            assert await generic.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        finally:
+            await generic.close()
 
     with_conn(catalogue.url, body)
 

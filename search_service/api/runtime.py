@@ -65,6 +65,7 @@ class Runtime:
     cache: QueryEmbeddingCache
     metrics: Metrics
     pool: asyncpg.Pool | None = None
+    generic_pool: asyncpg.Pool | None = None  # connections that plan a statement once: `generic_connection()`
     encoder: Encoder | None = None
     model_ready: bool = False
     model_error: str | None = None
@@ -185,6 +186,25 @@ class Runtime:
         async with self.connection() as conn:
             yield conn
 
+    @contextlib.asynccontextmanager
+    async def generic_connection(self) -> AsyncIterator[PoolConnectionProxy[Any] | None]:
+        """A connection whose statements reuse one generic plan (engine.generic_plan_settings), for the search's
+        statements that are planned for longer than they run; None when the pool has none to give at once (those
+        statements then run, planned each time, on the search's own connection): never a wait."""
+        pool = self.generic_pool
+        if pool is None or (pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()):
+            yield None
+            return
+        try:
+            conn = await pool.acquire(timeout=self.settings.pool_acquire_timeout_s)
+        except TimeoutError:
+            yield None
+            return
+        try:
+            yield conn
+        finally:
+            await pool.release(conn, timeout=5)
+
     # --- readiness
     async def readiness(self) -> Readiness:
         checks: dict[str, str] = {}
@@ -272,19 +292,23 @@ class Runtime:
                 await task
         if self.collector_was_enabled:
             gc.enable()  # the loops pause it across awaits (refresh.collector_paused): none may leave it off
-        pool, self.pool = self.pool, None
-        if pool is not None:
+        pools, self.pool, self.generic_pool = (self.pool, self.generic_pool), None, None
+        for pool in pools:
+            if pool is None:
+                continue
             try:
                 await asyncio.wait_for(pool.close(), timeout=10)
             except (TimeoutError, Exception):
                 log.warning("the database pool did not close in time; terminating its connections")
                 pool.terminate()
 
-    async def _create_pool(self) -> asyncpg.Pool:
+    async def _create_pool(self, *, generic_plans: bool = False) -> asyncpg.Pool:
         settings = self.settings
+        config = self.engine_config
+        engine_settings = engine.generic_plan_settings(config) if generic_plans else engine.session_settings(config)
         return await asyncpg.create_pool(
             settings.database_url,
-            min_size=min(settings.pool_min_size, settings.pool_max_size),
+            min_size=1 if generic_plans else min(settings.pool_min_size, settings.pool_max_size),
             max_size=settings.pool_max_size,
             init=_init_connection,
             connection_class=ApiConnection,
@@ -292,8 +316,8 @@ class Runtime:
             max_inactive_connection_lifetime=300,
             # The search engine's settings and the statement timeout, for every statement on them.
             server_settings={
-                "application_name": "plinqy-search-api",
-                **engine.session_settings(self.engine_config),
+                "application_name": "plinqy-search-api-generic" if generic_plans else "plinqy-search-api",
+                **engine_settings,
             },
             timeout=10,
         )
@@ -303,7 +327,13 @@ class Runtime:
         delay = 0.5
         while self.pool is None:
             try:
-                self.pool = await self._create_pool()
+                pool = await self._create_pool()
+                try:
+                    self.generic_pool = await self._create_pool(generic_plans=True)
+                except BaseException:
+                    pool.terminate()
+                    raise
+                self.pool = pool
                 self.database_error = None
             except asyncio.CancelledError:
                 raise

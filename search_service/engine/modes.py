@@ -114,13 +114,16 @@ async def run_search(
     stats: StatsCache | None,
     keyword_conn: Conn | None = None,
     stores: StoreLocator | None = None,
+    context_conn: Conn | None = None,
 ) -> SearchResult:
-    """Scope, the mode's sides, the one merge, the page hydrated (in the caller's transaction)."""
+    """Scope, the mode's sides, the one merge, the page hydrated (in the caller's transaction; the scope and the
+    page on `context_conn` when given: search.search)."""
+    context = conn if context_conn is None else context_conn
     if params.offset < 0 or params.offset > MAX_OFFSET:
         raise ValueError(f"offset must be between 0 and {MAX_OFFSET}")
     if params.limit < 1:
         raise ValueError("limit must be at least 1")
-    scope = await resolve_scope(conn, params, exclude_id, None if vectors is None else vectors.candidates, stores)
+    scope = await resolve_scope(context, params, exclude_id, None if vectors is None else vectors.candidates, stores)
     if isinstance(scope, SearchResult):
         return scope
     if query_vector is None and exclude_id is not None:
@@ -132,5 +135,5 @@ async def run_search(
         merged = merge(await MODES[mode](run))
     page = merged.candidates[params.offset : top_n]
     scores = {c.product_id: c.score for c in page}
-    hits = await hydrate(conn, scope, [c.product_id for c in page], scores)
+    hits = await hydrate(context, scope, [c.product_id for c in page], scores)
     return SearchResult(hits, merged.total, merged.strategy, merged.total_exact)

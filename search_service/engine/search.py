@@ -67,7 +67,7 @@ from search_service.engine.results import (
     SearchResult,
     StoreHit,
 )
-from search_service.engine.session import Conn, session_settings, settings_sql, transaction
+from search_service.engine.session import Conn, generic_plan_settings, session_settings, settings_sql, transaction
 from search_service.engine.stats import StatsCache
 from search_service.engine.store_locator import StoreLocator
 from search_service.engine.vectors import VectorCache, as_vector
@@ -102,6 +102,7 @@ __all__ = [
     "choose_strategy",
     "estimate",
     "fetch_size",
+    "generic_plan_settings",
     "ids_left",
     "merge",
     "rrf_fuse",
@@ -129,6 +130,7 @@ async def search(
     keyword_conn: Conn | None = None,
     stats: StatsCache | None = None,
     stores: StoreLocator | None = None,
+    context_conn: Conn | None = None,
 ) -> SearchResult:
     """Search near a point (or globally without lat/lon). `query_vector`: float32 (384,), L2-normalised, or
     an awaitable of one (the embedding still running: the engine awaits it only once it needs it); None is
@@ -137,12 +139,16 @@ async def search(
     `keyword_conn`: a second connection for hybrid's keyword side (the engine opens a transaction on it, or
     uses the caller's). `stats`: the catalogue statistics the plan choice reads (without a cache, a
     statement per search reads them). `stores`: the stores' places in memory (store_locator.py), which find the
-    stores in a radius without a radius query. Statements run in the caller's open transaction, or in a read-only
-    one of their own."""
+    stores in a radius without a radius query. `context_conn`: a connection that reuses one generic plan per
+    statement (`generic_plan_settings`), for the first and last statements (search_context, hydrate), whose
+    generic plans are as good as their custom ones. Statements run in the caller's open transaction, or in a
+    read-only one of their own."""
     if query_vector is None and params.mode != "keyword":
         raise ValueError(f"mode {params.mode!r} needs a query vector")
     async with transaction(conn, config):
-        return await run_search(conn, params, query_vector, None, config, vectors, stats, keyword_conn, stores)
+        return await run_search(
+            conn, params, query_vector, None, config, vectors, stats, keyword_conn, stores, context_conn
+        )
 
 
 async def similar(

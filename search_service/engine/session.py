@@ -34,6 +34,13 @@ def session_settings(config: EngineConfig) -> dict[str, str]:
     return settings
 
 
+def generic_plan_settings(config: EngineConfig) -> dict[str, str]:
+    """The engine's settings for a connection that plans each statement once (a generic plan, reused): for
+    statements that are planned for far longer than they run and whose plan the parameters do not change.
+    search_context and hydrate: 0.3-0.5 ms planned against 0.1-0.3 run at 100k, same rows (docs/scale.md)."""
+    return session_settings(config) | {"plan_cache_mode": "force_generic_plan"}
+
+
 def settings_sql(config: EngineConfig) -> str:
     return "; ".join(f"SET LOCAL {name} = '{value}'" for name, value in session_settings(config).items())
 

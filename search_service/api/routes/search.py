@@ -92,10 +92,11 @@ def to_search_response(result: Any, took_ms: float) -> SearchResponse:
 async def _run_search(
     rt: Runtime, sp: engine.SearchParams, embedding: asyncio.Future[np.ndarray] | None
 ) -> tuple[engine.SearchResult, float]:
-    """The engine's result and when it started; hybrid searches get a spare connection when the pool has one."""
+    """The engine's result and when it started; hybrid searches get a spare connection when the pool has one, and
+    every search a connection of generic plans for its first and last statements when that pool has one."""
     try:
         spare = rt.spare_connection() if sp.mode == "hybrid" else contextlib.nullcontext()
-        async with rt.connection() as conn, spare as kw_conn:
+        async with rt.connection() as conn, spare as kw_conn, rt.generic_connection() as generic_conn:
             engine_started = time.perf_counter()
             result = await engine.search(
                 conn,
@@ -106,6 +107,7 @@ async def _run_search(
                 keyword_conn=kw_conn,
                 stats=rt.stats,
                 stores=rt.stores,
+                context_conn=generic_conn,
             )
     finally:
         if embedding is not None and not embedding.done():
