@@ -468,8 +468,9 @@ def test_recall_with_offset_category_price_and_stock_filters(catalogue: Catalogu
 
 @pytest.mark.parametrize("plan", ["auto", "located", "near"])
 def test_scope_and_page_on_a_generic_plan_connection_change_nothing(catalogue: Catalogue, plan: str) -> None:
-    """search_context and hydrate on a connection of generic plans (the API's, `context_conn`): the same ranking
-    as the ground truth and the same stores, distances and prices as on the search's own connection."""
+    """search_context and hydrate (and hybrid's keyword side) on a connection of generic plans (the API's,
+    `context_conn`): the same ranking as the ground truth, the same stores, distances and prices as on the search's
+    own connection, and the same hybrid pages."""
     config = replace(PLANS[plan], connection_has_settings=True)
     t = catalogue.truth
     variants: list[dict[str, Any]] = [
@@ -490,11 +491,18 @@ def test_scope_and_page_on_a_generic_plan_connection_change_nothing(catalogue: C
                 for geo in (True, False):
                     base = SearchParams(q="", lat=CENTER[0] if geo else None, lon=CENTER[1] if geo else None)
                     params = replace(base, **{"radius_m": 3000.0, "limit": 10, "mode": "semantic", **v})
+                    hybrid = replace(params, q="oat milk", mode="hybrid")
                     for i, q in enumerate(queries):
                         own = await search(conn, params, q, config, vectors, stores=stores)
                         got = await search(conn, params, q, config, vectors, stores=stores, context_conn=generic)
                         _assert_same_ranking(got, t.top_k(params, q), f"{plan} {v} geo={geo} q={i} {got.strategy}")
                         assert got.results == own.results, f"{plan} {v} geo={geo} q={i}"
+                        # hybrid: the keyword side on the generic connection too, between the scope and the page
+                        own = await search(conn, hybrid, q, config, vectors, stores=stores)
+                        got = await search(
+                            conn, hybrid, q, config, vectors, keyword_conn=generic, stores=stores, context_conn=generic
+                        )
+                        assert got.results == own.results, f"hybrid {plan} {v} geo={geo} q={i}"
             assert await generic.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
         finally:
             await generic.close()

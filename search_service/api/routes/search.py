@@ -92,11 +92,15 @@ def to_search_response(result: Any, took_ms: float) -> SearchResponse:
 async def _run_search(
     rt: Runtime, sp: engine.SearchParams, embedding: asyncio.Future[np.ndarray] | None
 ) -> tuple[engine.SearchResult, float]:
-    """The engine's result and when it started; hybrid searches get a spare connection when the pool has one, and
-    every search a connection of generic plans for its first and last statements when that pool has one."""
+    """The engine's result and when it started. A search gets a connection of generic plans, when that pool has one,
+    for its first and last statements and hybrid's keyword side (which runs in between, beside the vector side);
+    without one, hybrid's keyword side gets a spare connection when the main pool has one."""
     try:
-        spare = rt.spare_connection() if sp.mode == "hybrid" else contextlib.nullcontext()
-        async with rt.connection() as conn, spare as kw_conn, rt.generic_connection() as generic_conn:
+        async with (
+            rt.connection() as conn,
+            rt.generic_connection() as generic_conn,
+            _keyword_connection(rt, sp, generic_conn) as kw_conn,
+        ):
             engine_started = time.perf_counter()
             result = await engine.search(
                 conn,
@@ -115,6 +119,16 @@ async def _run_search(
         elif embedding is not None and not embedding.cancelled():
             embedding.exception()  # retrieved: a failure the engine never awaited is not logged as lost
     return result, engine_started
+
+
+def _keyword_connection(
+    rt: Runtime, sp: engine.SearchParams, generic_conn: Any
+) -> contextlib.AbstractAsyncContextManager[Any]:
+    """Hybrid's keyword side: on the generic-plan connection, else on a spare of the main pool, else (None) on the
+    search's own connection."""
+    if sp.mode != "hybrid":
+        return contextlib.nullcontext()
+    return contextlib.nullcontext(generic_conn) if generic_conn is not None else rt.spare_connection()
 
 
 @get(

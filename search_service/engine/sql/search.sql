@@ -361,14 +361,20 @@ FROM (
 -- on the candidate ids before their product rows are read (`listed`, materialised): a typo match capped at 400
 -- of which a few stores sell 30 fetches 30 rows, not 400: the form that read the rows first took 5-8 % longer a
 -- call (benchmarks/replay.py over 1,060 calls at 0.5 km to global, identical rows).
-WITH exact AS MATERIALIZED (
+-- The query's two tsqueries and its trimmed text are computed once (`tsq`, read through InitPlans): a generic plan
+-- (the API runs this on its generic-plan pool, api/runtime.py) would otherwise parse them again for every row
+-- it scores.
+WITH tsq AS MATERIALIZED (
+    SELECT websearch_to_tsquery('simple', :q::text) AS simple, websearch_to_tsquery('english', :q::text) AS english,
+           btrim(:q::text) AS trimmed
+), exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
-    WHERE lower(p.name) = lower(btrim(:q::text)) OR p.gtin = btrim(:q::text)
+    WHERE lower(p.name) = lower((SELECT trimmed FROM tsq)) OR p.gtin = (SELECT trimmed FROM tsq)
     LIMIT 50
 ), fts AS MATERIALIZED (
     SELECT p.id FROM product_master p
-    WHERE p.search_tsv @@ websearch_to_tsquery('simple', :q::text)
-       OR p.search_tsv @@ websearch_to_tsquery('english', :q::text)
+    WHERE p.search_tsv @@ (SELECT simple FROM tsq)
+       OR p.search_tsv @@ (SELECT english FROM tsq)
     LIMIT :cap::int
 ), words AS MATERIALIZED (
     SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', :q::text))) AS u(w)
@@ -405,22 +411,28 @@ WITH exact AS MATERIALIZED (
 ), cand AS (
     SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM typo
 ), listed AS MATERIALIZED (
-    -- the listing probe first: a candidate no store in scope sells costs no product row fetch
+    -- the listing probe first: a candidate no store in scope sells costs no product row fetch. In stock, the probe
+    -- says so in terms a generic plan can use too, ix_store_product_in_stock's own predicate (`sellable_listing`;
+    -- with `NOT :in_stock OR …` alone a generic plan read each listing's heap row: 7.7 against 3.2 ms, a brand).
     SELECT cand.id FROM cand
-    WHERE (
-          SELECT true FROM store_product sp
-          WHERE sp.product_master_id = cand.id
-            AND {{ listing_filter_near }}
-          LIMIT 1
-      )
+    WHERE CASE WHEN :in_stock::bool THEN (
+              SELECT true FROM store_product sp
+              WHERE sp.product_master_id = cand.id AND {{ sellable_listing }}
+                AND {{ listing_filter_near }}
+              LIMIT 1)
+          ELSE (
+              SELECT true FROM store_product sp
+              WHERE sp.product_master_id = cand.id
+                AND {{ listing_filter_near }}
+              LIMIT 1) END
 ), matched AS (
     SELECT p.id,
-           (lower(p.name) = lower(btrim(:q::text)) OR lower(p.brand) = lower(btrim(:q::text))
-            OR p.gtin = btrim(:q::text)) AS exact,
-           CASE WHEN p.search_tsv @@ websearch_to_tsquery('english', :q::text)
-                  THEN ts_rank_cd(p.search_tsv, websearch_to_tsquery('english', :q::text))
-                WHEN p.search_tsv @@ websearch_to_tsquery('simple', :q::text)
-                  THEN ts_rank_cd(p.search_tsv, websearch_to_tsquery('simple', :q::text))
+           (lower(p.name) = lower((SELECT trimmed FROM tsq)) OR lower(p.brand) = lower((SELECT trimmed FROM tsq))
+            OR p.gtin = (SELECT trimmed FROM tsq)) AS exact,
+           CASE WHEN p.search_tsv @@ (SELECT english FROM tsq)
+                  THEN ts_rank_cd(p.search_tsv, (SELECT english FROM tsq))
+                WHEN p.search_tsv @@ (SELECT simple FROM tsq)
+                  THEN ts_rank_cd(p.search_tsv, (SELECT simple FROM tsq))
                 ELSE word_similarity(:q::text, p.name) END AS kscore
     FROM listed JOIN product_master p ON p.id = listed.id
     WHERE {{ product_filter }}
