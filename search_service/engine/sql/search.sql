@@ -82,6 +82,21 @@ AND (:brand::text IS NULL OR lower(p.brand) = lower(:brand::text))
 -- What the candidate sets hold (alias sp): a listing in stock, as the partial indexes on store_product define it.
 sp.is_active AND sp.quantity > 0
 
+-- fragment: listing_probe
+-- params: none
+-- Whether product `cand.id` has a qualifying listing in scope: a scalar subquery (LIMIT 1), one probe of
+-- ix_store_product_in_stock per product. In stock, it says so in that partial index's own terms
+-- (`sellable_listing`), so that a generic plan probes the index too: with `NOT :in_stock OR …` alone a generic
+-- plan read each listing's heap row (rank_keyword, a brand's 400 matches: 7.7 against 3.2 ms).
+CASE WHEN :in_stock::bool THEN (
+    SELECT true FROM store_product sp
+    WHERE sp.product_master_id = cand.id AND {{ sellable_listing }} AND {{ listing_filter_near }}
+    LIMIT 1)
+ELSE (
+    SELECT true FROM store_product sp
+    WHERE sp.product_master_id = cand.id AND {{ listing_filter_near }}
+    LIMIT 1) END
+
 -- fragment: changes_since
 -- params: since_seq bigint|null (the candidate sets' snapshot; null: none held, nothing read),
 --    pending bigint[] (the transactions in progress then), max_changes int (past it the sets are rebuilt)
@@ -279,21 +294,10 @@ ORDER BY distance, id;
 -- or listed_products), so `ids_listed` skips their probes (~a third of the statement); a product whose vector
 -- changed is probed all the same.
 WITH listed AS MATERIALIZED (
-    SELECT u.id FROM unnest(:ids::uuid[]) AS u(id)
-    WHERE :ids_listed::bool OR (
-          SELECT true FROM store_product sp
-          WHERE sp.product_master_id = u.id
-            AND {{ listing_filter_near }}
-          LIMIT 1
-      )
+    SELECT cand.id FROM unnest(:ids::uuid[]) AS cand(id) WHERE :ids_listed::bool OR {{ listing_probe }}
     UNION
-    SELECT c.id FROM product_master c
-    WHERE c.ai_embedded_at > :changed_since::timestamptz AND (
-          SELECT true FROM store_product sp
-          WHERE sp.product_master_id = c.id
-            AND {{ listing_filter_near }}
-          LIMIT 1
-      )
+    SELECT cand.id FROM product_master cand
+    WHERE cand.ai_embedded_at > :changed_since::timestamptz AND {{ listing_probe }}
 )
 SELECT p.id, cosine_distance(p.ai_vector, :query_vector::vector) AS distance
 FROM listed JOIN product_master p ON p.id = listed.id
@@ -411,20 +415,8 @@ WITH tsq AS MATERIALIZED (
 ), cand AS (
     SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM typo
 ), listed AS MATERIALIZED (
-    -- the listing probe first: a candidate no store in scope sells costs no product row fetch. In stock, the probe
-    -- says so in terms a generic plan can use too, ix_store_product_in_stock's own predicate (`sellable_listing`;
-    -- with `NOT :in_stock OR …` alone a generic plan read each listing's heap row: 7.7 against 3.2 ms, a brand).
-    SELECT cand.id FROM cand
-    WHERE CASE WHEN :in_stock::bool THEN (
-              SELECT true FROM store_product sp
-              WHERE sp.product_master_id = cand.id AND {{ sellable_listing }}
-                AND {{ listing_filter_near }}
-              LIMIT 1)
-          ELSE (
-              SELECT true FROM store_product sp
-              WHERE sp.product_master_id = cand.id
-                AND {{ listing_filter_near }}
-              LIMIT 1) END
+    -- the listing probe first: a candidate no store in scope sells costs no product row fetch
+    SELECT cand.id FROM cand WHERE {{ listing_probe }}
 ), matched AS (
     SELECT p.id,
            (lower(p.name) = lower((SELECT trimmed FROM tsq)) OR lower(p.brand) = lower((SELECT trimmed FROM tsq))
