@@ -699,6 +699,10 @@ def test_a_search_plans_its_scope_and_page_on_the_generic_pool(db_url: str, seed
             h["product"]["id"] for h in answer.json()["results"]
         ]
         assert fallback.json()["results"][0]["stores"] == answer.json()["results"][0]["stores"]
+        portal.call(runtime.generic_pool.terminate)  # a pool that cannot give a connection at all
+        broken = client.get("/v1/search", params=params)
+        assert broken.status_code == 200, broken.text
+        assert broken.json()["results"] == fallback.json()["results"]
 
 
 # --- query-embedding cache

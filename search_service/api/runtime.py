@@ -66,6 +66,7 @@ class Runtime:
     metrics: Metrics
     pool: asyncpg.Pool | None = None
     generic_pool: asyncpg.Pool | None = None  # connections that plan a statement once: `generic_connection()`
+    generic_pool_failed: bool = False  # an acquire from it failed (logged once)
     encoder: Encoder | None = None
     model_ready: bool = False
     model_error: str | None = None
@@ -197,7 +198,10 @@ class Runtime:
             return
         try:
             conn = await pool.acquire(timeout=self.settings.pool_acquire_timeout_s)
-        except TimeoutError:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # max_connections, say
+            level = logging.DEBUG if self.generic_pool_failed else logging.WARNING  # once, not per search
+            log.log(level, "no generic-plan connection (%s): searches plan on their own connections", exc)
+            self.generic_pool_failed = True
             yield None
             return
         try:
