@@ -61,8 +61,8 @@ class SearchRun:
 
 
 async def semantic_sides(run: SearchRun) -> list[Ranked]:
+    plan = await run.plan(run.top_n)  # while the query is embedded: the plan (the scope's rows) needs no vector
     vector = await run.vector()
-    plan = await run.plan(run.top_n)
     return [await rank_vector(run.conn, run.scope, plan, vector, run.top_n, run.config)]
 
 
@@ -78,16 +78,17 @@ async def hybrid_sides(run: SearchRun) -> list[Ranked]:
     if run.keyword_conn is not None:
         keyword = asyncio.ensure_future(rank_keyword_apart(run.keyword_conn, scope, depth, config))
         try:
+            plan = await run.plan(depth)  # while the query is embedded: the plan needs no vector
             vector = await run.vector()
-            ranked = await rank_vector(conn, scope, await run.plan(depth), vector, depth, config)
+            ranked = await rank_vector(conn, scope, plan, vector, depth, config)
             return [ranked, await keyword]
         except BaseException:
             keyword.cancel()
             with contextlib.suppress(BaseException):
                 await keyword
             raise
+    plan = await run.plan(depth)  # while the query is embedded
     vector = await run.vector()
-    plan = await run.plan(depth)
     plan.start_scan(vector)  # the in-memory ranking runs in a thread while PostgreSQL answers the keyword side
     try:
         keyword_side = await rank_keyword(conn, scope, depth, config)
