@@ -78,6 +78,7 @@ async def hybrid_sides(run: SearchRun) -> list[Ranked]:
     if run.keyword_conn is not None:
         keyword = asyncio.ensure_future(rank_keyword_apart(run.keyword_conn, scope, depth, config))
         try:
+            await asyncio.sleep(0)  # the keyword statement goes out before the plan's CPU work holds the loop
             plan = await run.plan(depth)  # while the query is embedded: the plan needs no vector
             vector = await run.vector()
             ranked = await rank_vector(conn, scope, plan, vector, depth, config)
