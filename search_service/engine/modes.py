@@ -118,15 +118,14 @@ async def run_search(
     stores: StoreLocator | None = None,
     context_conn: Conn | None = None,
 ) -> SearchResult:
-    """Scope, the mode's sides, the one merge, the page hydrated (in the caller's transaction; the page on
-    `context_conn` when given: search.search). The scope is planned for its values on `conn`: search_context's
-    read of the change log turns to a sequential scan under a generic plan (search.sql, changes_since)."""
+    """Scope, the mode's sides, the one merge, the page hydrated (in the caller's transaction; the scope and the
+    page on `context_conn` when given: search.search)."""
     context = conn if context_conn is None else context_conn
     if params.offset < 0 or params.offset > MAX_OFFSET:
         raise ValueError(f"offset must be between 0 and {MAX_OFFSET}")
     if params.limit < 1:
         raise ValueError("limit must be at least 1")
-    scope = await resolve_scope(conn, params, exclude_id, None if vectors is None else vectors.candidates, stores)
+    scope = await resolve_scope(context, params, exclude_id, None if vectors is None else vectors.candidates, stores)
     if isinstance(scope, SearchResult):
         return scope
     if query_vector is None and exclude_id is not None:

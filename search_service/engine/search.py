@@ -140,9 +140,9 @@ async def search(
     uses the caller's). `stats`: the catalogue statistics the plan choice reads (without a cache, a
     statement per search reads them). `stores`: the stores' places in memory (store_locator.py), which find the
     stores in a radius without a radius query. `context_conn`: a connection that reuses one generic plan per
-    statement (`generic_plan_settings`), for the last statement (hydrate), whose generic plan is as good as its
-    custom ones; it may be `keyword_conn` too (the keyword side runs before it). Statements run in the caller's
-    open transaction, or in a read-only one of their own."""
+    statement (`generic_plan_settings`), for the first and last statements (search_context, hydrate), whose
+    generic plans are as good as their custom ones; it may be `keyword_conn` too (the keyword side runs between
+    them). Statements run in the caller's open transaction, or in a read-only one of their own."""
     if query_vector is None and params.mode != "keyword":
         raise ValueError(f"mode {params.mode!r} needs a query vector")
     async with transaction(conn, config):

@@ -93,7 +93,7 @@ async def _run_search(
     rt: Runtime, sp: engine.SearchParams, embedding: asyncio.Future[np.ndarray] | None
 ) -> tuple[engine.SearchResult, float]:
     """The engine's result and when it started. A search gets a connection of generic plans, when that pool has one,
-    for its last statement and hybrid's keyword side (which runs beside the vector side, before it);
+    for its first and last statements and hybrid's keyword side (which runs in between, beside the vector side);
     without one, hybrid's keyword side gets a spare connection when the main pool has one."""
     try:
         async with (

@@ -287,10 +287,8 @@ GROUP BY sp.store_id;
 -- The listings logged since the buckets' snapshot (numbered past the highest seen, or written by a transaction
 -- still running then: as the candidate sets read them), once each. A CTE.
 changed AS MATERIALIZED (
-    SELECT DISTINCT c.store_id, c.product_master_id
-    FROM listing_change c
-    WHERE :since_seq::bigint IS NOT NULL AND (c.seq > :since_seq::bigint OR c.xid = ANY(:pending::bigint[]))
-    LIMIT :max_changes::int + 1
+    SELECT f.store_id, f.product_master_id  -- planned for these values (search.sql, changes_since)
+    FROM listing_changes_since(:since_seq::bigint, :pending::bigint[], :max_changes::int) AS f
 )
 
 -- fragment: stock_change_columns

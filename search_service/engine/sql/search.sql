@@ -102,12 +102,11 @@ ELSE (
 --    pending bigint[] (the transactions in progress then), max_changes int (past it the sets are rebuilt)
 -- The in-memory candidate sets' changes (engine/candidates.py, migration 0012): the listings logged since the
 -- sets' snapshot (numbered past the highest seen then, or written by a transaction still running then), once
--- each. A CTE; `listing_changes_columns` reads it.
+-- each. A CTE; `listing_changes_columns` reads it. The function (migration 0021) plans its read of the log for
+-- these values on every call: planned without them (a generic plan), `seq > … OR xid = ANY(…)` scans the whole log.
 changed AS MATERIALIZED (
-    SELECT DISTINCT c.store_id, c.product_master_id
-    FROM listing_change c
-    WHERE :since_seq::bigint IS NOT NULL AND (c.seq > :since_seq::bigint OR c.xid = ANY(:pending::bigint[]))
-    LIMIT :max_changes::int + 1
+    SELECT f.store_id, f.product_master_id
+    FROM listing_changes_since(:since_seq::bigint, :pending::bigint[], :max_changes::int) AS f
 )
 
 -- fragment: snapshot_columns
