@@ -9,6 +9,7 @@ the sets moved past it: its rows carry a lower number than the sets' snapshot, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import time
 import uuid
@@ -25,8 +26,11 @@ from pgvector.asyncpg import register_vector
 
 from embeddings.encoder import Encoder
 from search_service.api.shared_state import load_shared_state
+from search_service.engine import candidates as candidates_module
+from search_service.engine import facet_stock as facet_stock_module
 from search_service.engine import search as engine_search
 from search_service.engine.candidates import CandidateSets, Snapshot
+from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.search import DEFAULT_CONFIG, SearchParams, SearchResult, search
 from search_service.engine.vectors import VectorCache
 from tests.ingest_helpers import serve
@@ -252,6 +256,77 @@ def test_an_emptied_log_rebuilds_the_sets(db_url: str, seeded: Seeded, encoder: 
         await sets.refresh(engine.conn)
         set_quantity(db_url, seeded, "bananas", "near", 10)
         assert bananas in (await engine.ids())[0] and sets.loaded
+        await engine.conn.close()
+
+    asyncio.run(body())
+
+
+class LoopWatch:
+    """The longest the event loop went without running a coroutine that asks to run every millisecond."""
+
+    def __init__(self) -> None:
+        self.gaps: list[float] = []
+        self.task = asyncio.ensure_future(self._tick())
+
+    async def _tick(self) -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            self.gaps.append(now - last)
+            last = now
+
+    async def longest(self) -> float:
+        await asyncio.sleep(0.01)  # a tick after the last stall records it
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        return max(self.gaps)
+
+
+def slowed(module: Any, name: str, monkeypatch: pytest.MonkeyPatch, seconds: float = 0.5) -> None:
+    build = getattr(module, name)
+
+    def slow(*args: Any) -> Any:
+        time.sleep(seconds)
+        return build(*args)
+
+    monkeypatch.setattr(module, name, slow)
+
+
+def test_a_rebuild_leaves_the_event_loop_answering(
+    db_url: str, seeded: Seeded, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild's CPU (~2 s at 10M listings, on the event loop before) runs in a thread: made slow on purpose,
+    it stops no coroutine, a search meanwhile is answered exactly (in SQL: the sets are stale), and the sets
+    swapped in are whole. The listing buckets likewise (they build the sets with theirs at start-up)."""
+    slowed(candidates_module, "built_sets", monkeypatch)
+    slowed(facet_stock_module, "built_buckets", monkeypatch)
+    pasta = seeded.products["pasta"]
+
+    async def body() -> None:
+        engine = Engine(db_url, encoder)
+        await engine.start()
+        sets = engine.vectors.candidates
+        set_quantity(db_url, seeded, "pasta", "near", 0)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("SELECT prune_listing_changes(interval '0 seconds')")
+        assert pasta not in (await engine.ids())[0] and sets.stale
+        set_quantity(db_url, seeded, "pasta", "near", 3)
+        watch, second = LoopWatch(), await asyncpg.connect(db_url)
+        rebuild = asyncio.ensure_future(sets.refresh(second))
+        await asyncio.sleep(0.1)  # the build is under way in its thread
+        ids, got = await engine.ids()
+        assert not rebuild.done() and sets.stale and pasta in ids and got.strategy == "exact_gather"
+        await rebuild
+        assert sets.loaded and await watch.longest() < 0.25
+        fresh = CandidateSets()
+        await fresh.load(second)
+        assert sets_by_store(sets) == sets_by_store(fresh) and pasta in (await engine.ids())[0]
+        watch, buckets = LoopWatch(), StockBuckets()
+        await buckets.load(second, CandidateSets())
+        assert buckets.loaded and buckets.n > 0 and await watch.longest() < 0.25
+        await second.close()
         await engine.conn.close()
 
     asyncio.run(body())

@@ -9,7 +9,7 @@ import uuid
 import numpy as np
 from pyroaring import BitMap
 
-from search_service.engine.candidates import PAIR_BYTES, CandidateSets
+from search_service.engine.candidates import PAIR_BYTES, CandidateSets, built_sets
 from search_service.engine.store_blocks import BLOCK_STORES, GROUP_BLOCKS
 
 STATE = {"change_seq": 0, "snap_xmax": 1, "snap_xip": []}
@@ -22,7 +22,7 @@ def built(rng: np.random.Generator, stores: int, products: int) -> tuple[Candida
     packed = [b"".join(product_ids[p] for p in rng.choice(products, products // 50, replace=False)) for _ in store_ids]
     places = [f"{rng.integers(1000):03d}" for _ in store_ids]
     sets = CandidateSets()
-    sets.adopt(STATE, store_ids, packed, time.perf_counter(), places=places)
+    sets.adopt(STATE, built_sets(store_ids, packed, None, places), time.perf_counter())
     return sets, store_ids, product_ids
 
 
@@ -81,7 +81,7 @@ def test_stores_without_places_still_make_exact_blocks() -> None:
     store_ids = [uuid.uuid4() for _ in range(40)]
     packed = [b"".join(uuid.uuid4().bytes for _ in range(20)) for _ in store_ids]
     sets = CandidateSets()
-    sets.adopt(STATE, store_ids, packed, time.perf_counter(), places=[None] * 40)
+    sets.adopt(STATE, built_sets(store_ids, packed, None, [None] * 40), time.perf_counter())
     for scope in (store_ids, store_ids[:8], list(rng.choice(np.array(store_ids, dtype=object), 17))):
         got, want = sets.in_scope(scope), naive(sets, scope)
         assert got.products == want[0] and got.listings == want[1]

@@ -7,6 +7,7 @@ statement: its narrow plan (every radius scope narrow) for radius scopes, its wa
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 
 from search_service.engine import suggest as suggest_module
+from search_service.engine import suggest_index as suggest_index_module
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.suggest import Suggestion, SuggestParams, merge, split_prefix, suggest
 from search_service.engine.suggest_index import SuggestIndex
@@ -211,3 +213,39 @@ def test_a_catalogue_over_the_index_limit_is_suggested_by_the_statements(
         refs = [s["ref"] for s in response.json()["suggestions"] if s["kind"] == "product"]
         assert str(seeded.products["oat"]) in refs
         assert answers and not any(answers)  # every suggestion took the statements
+
+
+def test_a_build_leaves_the_event_loop_answering(fresh_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index is built off the event loop (a build of 300k products takes ~0.4 s): a build made slow on
+    purpose does not stop a coroutine ticking every millisecond, and the index it swaps in is whole."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        _seed(sync, random.Random(9))
+    built = suggest_index_module._built
+
+    def slow_build(*args: Any) -> dict[str, Any]:
+        time.sleep(0.4)
+        return built(*args)
+
+    monkeypatch.setattr(suggest_index_module, "_built", slow_build)
+
+    async def scenario(conn: asyncpg.Connection) -> None:
+        gaps: list[float] = []
+        loading = True
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while loading:
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        ticks = asyncio.ensure_future(ticker())
+        index, sets = await _loaded(conn)
+        loading = False
+        await ticks
+        assert len(gaps) > 100 and max(gaps) < 0.2, (len(gaps), max(gaps))
+        params = SuggestParams("d", None, None, 5000.0, 10)
+        assert await _from_memory(conn, index, sets, params) == await suggest(conn, params)
+
+    run(_call(fresh_db_url, scenario))

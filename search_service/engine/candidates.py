@@ -23,6 +23,7 @@ without a statement listing them (`listed_products` read every listing in the ra
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -88,6 +89,35 @@ def number_listings(packed: list[bytes]) -> Numbered:
     if not np.array_equal(unique[inverse, 1], keys[:, 1]):  # two ids share their first 8 bytes
         unique, inverse = np.unique(keys, axis=0, return_inverse=True)
     return Numbered(unique, np.asarray(inverse, dtype=np.int64).reshape(-1))
+
+
+class BuiltSets(NamedTuple):
+    """What `CandidateSets.adopt` swaps in."""
+
+    n: int
+    keys: np.ndarray  # with room past n (see facet_labels.load)
+    key_index: KeyIndex
+    stores: dict[UUID, BitMap]
+    blocks: StoreBlocks
+
+
+def built_sets(
+    store_ids: list[UUID], packed: list[bytes], numbered: Numbered | None, places: list[str | None] | None
+) -> BuiltSets:
+    """The sets of every store's listings (ordinals numbered in key order, `number_listings`, then a bitmap a
+    store) and their blocks (`places`: the stores' geohashes, which order them). CPU only: run in a thread."""
+    unique, inverse = numbered or number_listings(packed)
+    ordinals = inverse.astype(np.uint32)
+    n = len(unique)
+    keys = np.zeros((n + max(1024, n // 16), 2), dtype=np.uint64)
+    keys[:n] = unique
+    stores, start = {}, 0
+    for store, blob in zip(store_ids, packed, strict=True):
+        stop = start + len(blob) // 16
+        stores[store] = BitMap(np.sort(ordinals[start:stop]).data)  # a buffer: ~4x faster than an array
+        start = stop
+    order = store_ids if places is None else by_place(store_ids, places)
+    return BuiltSets(n, keys, KeyIndex.rebuilt(keys, n), stores, StoreBlocks(stores, order))
 
 
 @dataclass(frozen=True)
@@ -220,22 +250,17 @@ class CandidateSets:
             self._retry_at = time.monotonic() + 60.0
             return
         store_ids, packed = [r["store_id"] for r in stores], [bytes(r["packed_ids"]) for r in stores]
-        self.adopt(row, store_ids, packed, started, places=[r["place"] for r in stores])
+        # Built in a thread: at 10M listings ~2 s of CPU that held the event loop (every request of the process)
+        # when a rebuild came while serving. Meanwhile the sets are not loaded, or stale: searches do not read them.
+        built = await asyncio.to_thread(built_sets, store_ids, packed, None, [r["place"] for r in stores])
+        self.adopt(row, built, started)
 
-    def adopt(
-        self,
-        state: Any,
-        store_ids: list[UUID],
-        packed: list[bytes],
-        started: float,
-        numbered: Numbered | None = None,
-        places: list[str | None] | None = None,
-    ) -> None:
-        """The sets from every sellable listing's product by store and the change log's `state`, read in one
-        snapshot (by `load`, or by the listing buckets' load, which reads the same listings and numbers them
-        once for both: facet_stock.py); `places`: the stores' geohashes, which order them into blocks."""
-        self._build(store_ids, packed, numbered or number_listings(packed))
-        self.blocks = StoreBlocks(self.stores, store_ids if places is None else by_place(store_ids, places))
+    def adopt(self, state: Any, built: BuiltSets, started: float) -> None:
+        """The sets `built` from every sellable listing's product by store and the change log's `state`, read in
+        one snapshot (by `load`, or by the listing buckets' load, which reads the same listings and numbers them
+        once for both: facet_stock.py). Swapped in at once (on the event loop, no await in between)."""
+        self.n, self.keys, self.index, self.stores, self.blocks = built
+        self._map = None
         self.snapshot, self.stale = snapshot_of(state), False
         log.info(
             "candidate sets: %d stores, %d products, %d listings in stock, built in %.2fs",
@@ -244,21 +269,6 @@ class CandidateSets:
             sum(len(b) for b in self.stores.values()),
             time.perf_counter() - started,
         )
-
-    def _build(self, store_ids: list[UUID], packed: list[bytes], numbered: Numbered) -> None:
-        """Ordinals numbered in key order (`number_listings`), then a bitmap a store."""
-        unique, inverse = numbered
-        ordinals = inverse.astype(np.uint32)
-        self.n = len(unique)
-        self.keys = np.zeros((self.n + max(1024, self.n // 16), 2), dtype=np.uint64)  # room: see facet_labels.load
-        self.keys[: self.n] = unique
-        self.index = KeyIndex.rebuilt(self.keys, self.n)
-        self.stores, start = {}, 0
-        for store, blob in zip(store_ids, packed, strict=True):
-            stop = start + len(blob) // 16
-            self.stores[store] = BitMap(np.sort(ordinals[start:stop]).data)  # a buffer: ~4x faster than an array
-            start = stop
-        self._map = None
 
     # --- reading
     async def current_scope(self, conn: Conn, store_ids: list[UUID] | None, in_stock: bool) -> InScope | None:

@@ -27,10 +27,11 @@ have yet (`facet_fresh`, one round trip).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import numpy as np
@@ -40,6 +41,7 @@ from search_service.engine.candidates import (
     CandidateSets,
     Numbered,
     Snapshot,
+    built_sets,
     keys_of_packed,
     number_listings,
     snapshot_of,
@@ -272,11 +274,15 @@ class StockBuckets:
             self._retry_at = time.monotonic() + 60.0
             return
         store_ids, packed_ids = [r["store_id"] for r in stores], [bytes(r["packed_ids"]) for r in stores]
-        numbered = number_listings(packed_ids)  # the same numbering as the sets'
+        # The CPU of the builds in a thread (~3 s at 10M listings held the event loop in a rebuild while serving);
+        # each swapped in at once. Meanwhile neither is loaded (or both stale): no request reads them.
+        numbered = await asyncio.to_thread(number_listings, packed_ids)  # the same numbering as the sets'
         if sets is not None:
-            sets.adopt(row, store_ids, packed_ids, started, numbered, [r["place"] for r in stores])
+            places = [r["place"] for r in stores]
+            sets.adopt(row, await asyncio.to_thread(built_sets, store_ids, packed_ids, numbered, places), started)
             started = time.perf_counter()
-        self._build(store_ids, packed_ids, [bytes(r["packed_buckets"]) for r in stores], numbered)
+        buckets = [bytes(r["packed_buckets"]) for r in stores]
+        self._install(await asyncio.to_thread(built_buckets, store_ids, packed_ids, buckets, numbered))
         self.snapshot, self.stale, self._aside_head = snapshot_of(row), False, None
         log.info("listing buckets: %d products, %d listings in %.2fs", self.n, len(self.packed),
                  time.perf_counter() - started)  # fmt: skip
@@ -284,17 +290,37 @@ class StockBuckets:
     def _build(
         self, store_ids: list[UUID], packed_ids: list[bytes], buckets: list[bytes], numbered: Numbered | None = None
     ) -> None:
-        unique, inverse = numbered or number_listings(packed_ids)  # as candidates.py numbers them
-        self.store_code = {s: i for i, s in enumerate(store_ids)}
-        codes = np.repeat(np.arange(len(store_ids), dtype=np.int32), [len(p) // 16 for p in packed_ids])
-        entries = (codes << BUCKET_BITS) | np.frombuffer(b"".join(buckets), dtype=np.uint8).astype(np.int32)
-        order = np.argsort(inverse, kind="stable")
-        self.keys, self.n = np.ascontiguousarray(unique), len(unique)
-        self.index = KeyIndex.rebuilt(self.keys, self.n)
-        self.start = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(inverse, minlength=self.n), out=self.start[1:])
-        self.packed = np.ascontiguousarray(entries[order])
+        self._install(built_buckets(store_ids, packed_ids, buckets, numbered))
+
+    def _install(self, built: BuiltBuckets) -> None:
+        self.store_code, self.keys, self.n, self.index, self.start, self.packed = built
         self._changed_rows, self._over_rows, self._over = (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.int32),)
+
+
+class BuiltBuckets(NamedTuple):
+    """What `StockBuckets._install` swaps in."""
+
+    store_code: dict[UUID, int]
+    keys: np.ndarray
+    n: int
+    key_index: KeyIndex
+    start: np.ndarray
+    packed: np.ndarray
+
+
+def built_buckets(
+    store_ids: list[UUID], packed_ids: list[bytes], buckets: list[bytes], numbered: Numbered | None = None
+) -> BuiltBuckets:
+    """Every store's listings by product (store code and price bucket). CPU only: run in a thread."""
+    unique, inverse = numbered or number_listings(packed_ids)  # as candidates.py numbers them
+    codes = np.repeat(np.arange(len(store_ids), dtype=np.int32), [len(p) // 16 for p in packed_ids])
+    entries = (codes << BUCKET_BITS) | np.frombuffer(b"".join(buckets), dtype=np.uint8).astype(np.int32)
+    order = np.argsort(inverse, kind="stable")
+    keys, n = np.ascontiguousarray(unique), len(unique)
+    start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(inverse, minlength=n), out=start[1:])
+    store_code = {s: i for i, s in enumerate(store_ids)}
+    return BuiltBuckets(store_code, keys, n, KeyIndex.rebuilt(keys, n), start, np.ascontiguousarray(entries[order]))
 
 
 def _ranges(first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
