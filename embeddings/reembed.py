@@ -93,7 +93,7 @@ class Checkpoint:
         self.path.unlink(missing_ok=True)
 
 
-KEYS = (*PRODUCT_KEYS, "updated_at")  # the worker's product columns, plus the edit guard's timestamp
+KEYS = (*PRODUCT_KEYS, "updated_at", "ai_embedded_at")  # the worker's product columns, plus the edit guard's stamps
 
 
 def _batches(
@@ -111,16 +111,18 @@ def _batches(
         yield [dict(zip(KEYS, r, strict=True)) for r in rows]
 
 
-Todo = list[tuple[UUID, str, str, datetime]]  # product id, text, text hash, updated_at as read
+# product id, text, text hash, updated_at and ai_embedded_at as read
+Todo = list[tuple[UUID, str, str, datetime, datetime | None]]
 
 
 def _write_batch(conn: psycopg.Connection, todo: Todo, vectors: np.ndarray, model_id: str) -> int:
     """COPY the batch into the session's staging table, then one UPDATE … FROM: one transaction per batch."""
     with conn.transaction(), conn.cursor() as cur:
-        with cur.copy("COPY reembed_staging (id, vec, hash, seen) FROM STDIN WITH (FORMAT BINARY)") as copy:
-            copy.set_types(["uuid", "vector", "text", "timestamptz"])
-            for (pid, _text, digest, seen), vec in zip(todo, vectors, strict=True):
-                copy.write_row((pid, vec, digest, seen))
+        columns = "id, vec, hash, seen, seen_embedded"
+        with cur.copy(f"COPY reembed_staging ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["uuid", "vector", "text", "timestamptz", "timestamptz"])
+            for (pid, _text, digest, seen, seen_embedded), vec in zip(todo, vectors, strict=True):
+                copy.write_row((pid, vec, digest, seen, seen_embedded))
         cur.execute(_sql("apply_staging"), {"model": model_id})
         return cur.rowcount
 
@@ -171,7 +173,7 @@ def _todo(batch: list[dict[str, Any]], mode: Mode, model_id: str) -> Todo:
             and product["ai_text_hash"] == digest
         ):
             continue
-        todo.append((product["id"], text, digest, product["updated_at"]))
+        todo.append((product["id"], text, digest, product["updated_at"], product["ai_embedded_at"]))
     return todo
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from pgvector.psycopg import register_vector
 
 from embeddings.encoder import DEFAULT_CACHE_DIR, EncoderConfig, load_encoder
 from embeddings.reembed import ReembedError, check_dimension, reembed
@@ -147,6 +148,33 @@ def test_a_product_edited_while_embedding_is_left_to_its_task(fresh_db_url: str,
         assert (report.scanned, report.written) == (5, 4)
         row = conn.execute("SELECT ai_vector IS NULL FROM product_master WHERE name LIKE '%% 3 kg'").fetchone()
         assert row == (True,)  # not the old text's vector: the edit's pending task embeds the new text
+
+
+def test_a_product_embedded_by_a_worker_meanwhile_keeps_that_vector(fresh_db_url: str, tmp_path: Path) -> None:
+    """A vector's write leaves updated_at (migration 0022): the guard compares ai_embedded_at too."""
+    encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+    worker_vector = np.zeros(encoder.dim, dtype=np.float32)
+    worker_vector[0] = 1.0
+
+    class RacedEncoder:
+        dim, model_id = encoder.dim, encoder.model_id
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            with psycopg.connect(fresh_db_url, autocommit=True) as other:
+                register_vector(other)
+                other.execute(
+                    "UPDATE product_master SET ai_vector = %s, ai_model = 'worker', ai_embedded_at = now() "
+                    "WHERE name LIKE '%% 3 kg'",
+                    (worker_vector,),
+                )
+            return encoder.encode(texts)
+
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        seed(conn, 5)
+        report = reembed(fresh_db_url, RacedEncoder(), mode="missing", cache_dir=tmp_path, progress=False)  # type: ignore[arg-type]
+        assert (report.scanned, report.written) == (5, 4)
+        row = conn.execute("SELECT ai_model FROM product_master WHERE name LIKE '%% 3 kg'").fetchone()
+        assert row == ("worker",)
 
 
 def test_a_model_of_the_wrong_dimension_is_refused(fresh_db_url: str) -> None:

@@ -282,6 +282,53 @@ def test_updated_at_moves_on_update(conn: psycopg.Connection) -> None:
     assert after > before
 
 
+# Each of the product's own columns (and its id, never updated: listings and tasks refer to it), with a new value:
+# an UPDATE setting it moves updated_at (migration 0022).
+OWN_COLUMNS = {
+    "name": "'Tap washer, 10 pack'",
+    "brand": "'Acme'",
+    "description": "'Rubber, 12 mm'",
+    "category_id": "(SELECT min(id) FROM category)",
+    "gtin": "'4006381333931'",
+    "attributes": '\'{"size": "12 mm"}\'::jsonb',
+    "is_active": "false",
+    "created_at": "now() - interval '1 day'",
+}
+EMBEDDING_COLUMNS = {
+    "ai_vector": "array_fill(0.5, ARRAY[384])::vector",
+    "ai_model": "'a-model'",
+    "ai_text_hash": "'0123abcd'",
+    "ai_embedded_at": "now()",
+}
+
+
+def test_updated_at_moves_with_the_products_own_columns_not_its_vector(conn: psycopg.Connection) -> None:
+    """The columns listed here are all of product_master's (a new one must say which kind it is), and a write of
+    the embedding's columns (the worker's, or a replayed UPDATE that changes nothing) leaves updated_at."""
+    columns = {r[0] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'product_master'")}  # fmt: skip
+    assert columns == {"id", *OWN_COLUMNS, *EMBEDDING_COLUMNS, "updated_at", "search_tsv"}
+    conn.execute("INSERT INTO category (name) VALUES ('Plumbing') ON CONFLICT DO NOTHING")
+    _, pid = _store_and_product(conn)
+
+    def stamp_after(assignment: str) -> tuple[object, object]:
+        with conn.transaction():  # now() moves between transactions, not within one
+            before = conn.execute("SELECT updated_at FROM product_master WHERE id = %s", (pid,)).fetchone()
+        with conn.transaction():
+            after = conn.execute(f"UPDATE product_master SET {assignment} WHERE id = %s RETURNING id, updated_at",
+                                 (pid,)).fetchone()  # fmt: skip
+        return before[0], after[1]
+
+    for column, value in EMBEDDING_COLUMNS.items():
+        before, after = stamp_after(f"{column} = {value}")
+        assert after == before, column
+    before, after = stamp_after("name = name, brand = brand")
+    assert after == before
+    for column, value in OWN_COLUMNS.items():
+        before, after = stamp_after(f"{column} = {value}")
+        assert after > before, column
+
+
 def test_search_gin_indexes_keep_no_pending_list(fresh_db_url: str) -> None:
     # Embedding writes are non-HOT updates of product_master; with a pending list every keyword search would
     # scan what they left there (migration 0003). The indexes take a statement's entries through their pending

@@ -132,7 +132,28 @@ def test_a_stock_change_a_product_change_and_a_closed_store_show_in_the_next_sug
     run(_call(fresh_db_url, scenario))
 
 
+def test_vectors_written_leave_the_index_whole(fresh_db_url: str) -> None:
+    """An embedding backlog drained (every product's vector written, more than the rebuild's threshold) changes
+    no product's text: the index answers from memory, with no overlay and no rebuild due (migration 0022)."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        _seed(sync, random.Random(7))
+
+    async def scenario(conn: asyncpg.Connection) -> None:
+        index, sets = await _loaded(conn)
+        written = await conn.execute(
+            "UPDATE product_master SET ai_vector = array_fill(0.1, ARRAY[384])::vector, ai_model = 'next', "
+            "ai_embedded_at = now()"
+        )
+        assert int(written.split()[-1]) > index.rebuild_after
+        params = SuggestParams("d", None, None, 5000.0, 10)
+        assert await _from_memory(conn, index, sets, params) == await suggest(conn, params)
+        assert index.rebuild_due is False
+
+    run(_call(fresh_db_url, scenario))
+
+
 def test_the_index_falls_back_and_rebuilds_when_the_category_table_changes(fresh_db_url: str) -> None:
+    """Once the gap after the last build has passed (REBUILD_GAP times its time), not before."""
     with psycopg.connect(fresh_db_url, autocommit=True) as sync:
         _seed(sync, random.Random(6))
 
@@ -144,7 +165,13 @@ def test_the_index_falls_back_and_rebuilds_when_the_category_table_changes(fresh
         geo = {"lon": None, "lat": None, "radius_m": 5000.0}
         assert await suggest_in_memory(conn, index, sets, split_prefix("t"), geo, 10) is None
         assert index.rebuild_due
+        generation = index.generation
+        await index.refresh(conn)  # too soon after the build (REBUILD_GAP): the statements answer meanwhile
+        assert index.generation == generation and index.rebuild_due and time.monotonic() < index.next_build_at
+        assert await suggest_in_memory(conn, index, sets, split_prefix("t"), geo, 10) is None
+        await asyncio.sleep(index.next_build_at - time.monotonic())
         await index.refresh(conn)
+        assert index.generation == generation + 1 and not index.rebuild_due
         got = await _from_memory(conn, index, sets, params)
         assert "Tooling" in [s.text for s in got] and got == await suggest(conn, params)
 

@@ -16,7 +16,8 @@ WHERE (:mode <> 'missing' OR ai_vector IS NULL)
 -- params: after uuid|null, batch_size int, mode text, before timestamptz|null
 -- The next keyset page of candidates; 'stale' is decided in Python (it needs the composed text's hash).
 SELECT p.id, p.name, p.brand, p.description, p.attributes, p.ai_model, p.ai_text_hash,
-       category_path(p.category_id) AS category_path, p.ai_vector IS NOT NULL AS has_vector, p.updated_at
+       category_path(p.category_id) AS category_path, p.ai_vector IS NOT NULL AS has_vector, p.updated_at,
+       p.ai_embedded_at
 FROM product_master p
 WHERE (:after::uuid IS NULL OR p.id > :after::uuid)
   AND (:mode <> 'missing' OR p.ai_vector IS NULL)
@@ -26,17 +27,20 @@ LIMIT :batch_size;
 
 -- name: create_staging
 -- params: (none)
-CREATE TEMP TABLE IF NOT EXISTS reembed_staging (id uuid PRIMARY KEY, vec vector, hash text, seen timestamptz)
+CREATE TEMP TABLE IF NOT EXISTS reembed_staging (
+    id uuid PRIMARY KEY, vec vector, hash text, seen timestamptz, seen_embedded timestamptz
+)
 ON COMMIT DELETE ROWS;
 
 -- name: apply_staging
 -- params: model text
--- One set-based UPDATE per batch from the COPY-filled staging table. A product edited (or embedded by a worker)
--- since we read it has another updated_at: it is left alone, its newer text has its own ai_task.
+-- One set-based UPDATE per batch from the COPY-filled staging table. A product edited since we read it has
+-- another updated_at, one embedded by a worker another ai_embedded_at (a vector's write leaves updated_at,
+-- migration 0022): it is left alone, its newer text has its own ai_task.
 UPDATE product_master p
 SET ai_vector = s.vec, ai_text_hash = s.hash, ai_model = :model, ai_embedded_at = now()
 FROM reembed_staging s
-WHERE p.id = s.id AND p.updated_at = s.seen;
+WHERE p.id = s.id AND p.updated_at = s.seen AND p.ai_embedded_at IS NOT DISTINCT FROM s.seen_embedded;
 
 -- name: enqueue
 -- params: ids uuid[], priority int

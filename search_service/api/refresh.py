@@ -159,16 +159,15 @@ async def refresh_labels(rt: Runtime, conn: Any) -> bool:
 
 
 async def refresh_suggestions(rt: Runtime, conn: Any) -> bool:
-    """Build the suggestion index, and again when a suggestion found it due (suggest_index.py); off (False)
-    for a catalogue over PLINQY_SUGGEST_INDEX_MAX."""
+    """Build the suggestion index, and again when a suggestion found it due, at most every REBUILD_GAP times
+    its build time (suggest_index.py); off (False) for a catalogue over PLINQY_SUGGEST_INDEX_MAX."""
     index = rt.suggestions
     if not index.loaded:
         held, limit = await catalog.active_product_count(conn), rt.settings.suggest_index_max
         if held > limit:
             log.info("%d products exceed PLINQY_SUGGEST_INDEX_MAX=%d: suggestions take the statements", held, limit)
             return False
-    if not index.loaded or index.rebuild_due:
-        await index.refresh(conn)
+    await index.refresh(conn)
     return True
 
 

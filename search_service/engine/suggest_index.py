@@ -32,6 +32,12 @@ from search_service.engine.session import Conn
 log = logging.getLogger(__name__)
 
 KEY_BYTES = 32  # bytes of each lower-cased name the binary search compares; longer prefixes are checked in full
+# A due rebuild waits this many times the last build's time after it (at most ~1/6 of a backend a process): a
+# build reads the whole catalogue (~5-9 s of PostgreSQL at 100k products, in every API process), and text that
+# keeps changing would otherwise have each process rebuild back to back (measured with the vectors' writes that
+# stamped products before migration 0022: 10 builds a minute, 83 s of PostgreSQL CPU a minute on 2 cores).
+# Meanwhile the overlay answers, and past OVERLAY_CAP the statements (~14 ms of PostgreSQL a suggestion at 100k).
+REBUILD_GAP = 5.0
 
 
 class PackedStrings:
@@ -102,9 +108,11 @@ def _packed_rows(blob: bytes | None) -> np.ndarray:
 class SuggestIndex:
     """See the module. Not loaded: suggestions take the statement plans."""
 
-    def __init__(self, margin_s: float = 60.0, rebuild_after: int = 200) -> None:
+    def __init__(self, margin_s: float = 60.0, rebuild_after: int = 200, rebuild_gap: float = REBUILD_GAP) -> None:
         self.margin = dt.timedelta(seconds=margin_s)
         self.rebuild_after = rebuild_after
+        self.rebuild_gap = rebuild_gap
+        self.next_build_at = 0.0  # time.monotonic() before which a due rebuild waits (REBUILD_GAP)
         self.n = 0
         self.keys = np.zeros((0, 2), dtype=np.uint64)
         self.key_index = KeyIndex()
@@ -145,9 +153,13 @@ class SuggestIndex:
         hi = int(np.searchsorted(self.name_keys, np.bytes_(key.ljust(KEY_BYTES, b"\xff")), side="right"))
         return lo, hi
 
+    @property
+    def build_wanted(self) -> bool:
+        """Never built, or found due by a suggestion (see the module) and past the gap since the last build."""
+        return not self.loaded or (self.rebuild_due and time.monotonic() >= self.next_build_at)
+
     async def refresh(self, conn: Conn) -> None:
-        """Build when never built or when a suggestion found the index due (see the module)."""
-        if not self.loaded or self.rebuild_due:
+        if self.build_wanted:
             await self.load(conn)
 
     async def load(self, conn: Conn) -> None:
@@ -174,7 +186,9 @@ class SuggestIndex:
             since = max(since, horizon_row["horizon"] - dt.timedelta(microseconds=1))
         self.since, self.loaded, self.rebuild_due = since, True, False
         self.generation += 1
-        log.info("suggestion index: %d products built in %.2fs", self.n, time.perf_counter() - started)
+        took = time.perf_counter() - started
+        self.next_build_at = time.monotonic() + self.rebuild_gap * took
+        log.info("suggestion index: %d products built in %.2fs", self.n, took)
 
 
 def _built(head: Any, groups: dict[str, tuple[list[Any], list[Any], list[np.ndarray]]]) -> dict[str, Any]:
