@@ -272,7 +272,9 @@ SELECT (SELECT coalesce(string_agg(uuid_send(id), ''::bytea ORDER BY r), ''::byt
 -- spelling), `word` (the words search_terms_of gives a product, as the narrow plan's `query` completions read
 -- them), `category` (a product's own category; the index adds the subtrees) and `lexeme` (every lexeme of the
 -- product's search_tsv: the narrow plan's test of the earlier words of a `query` completion). Read through a
--- cursor in this order (Python's str order): the index appends them as they come.
+-- cursor in this order (Python's str order): the index appends them as they come. Words and lexemes are grouped
+-- in byte order (COLLATE "C", the same groups): sorting 2.4M lexemes by the database's collation took ~1 s of a
+-- ~5 s build at 100k products.
 WITH {{ index_rows }}
 SELECT g.* FROM (
 SELECT 'brand' AS kind, lower(brand) AS key, brand AS spelling, NULL::bigint AS category_id,
@@ -280,16 +282,16 @@ SELECT 'brand' AS kind, lower(brand) AS key, brand AS spelling, NULL::bigint AS 
 FROM index_rows WHERE brand IS NOT NULL
 GROUP BY lower(brand), brand
 UNION ALL
-SELECT 'word', w, NULL, NULL, string_agg(int4send(r), ''::bytea ORDER BY r)
+SELECT 'word', w COLLATE "C", NULL, NULL, string_agg(int4send(r), ''::bytea ORDER BY r)
 FROM index_rows, search_terms_of(name, brand) w
-GROUP BY w
+GROUP BY w COLLATE "C"
 UNION ALL
 SELECT 'category', NULL, NULL, category_id, string_agg(int4send(r), ''::bytea ORDER BY r)
 FROM index_rows WHERE category_id IS NOT NULL
 GROUP BY category_id
 UNION ALL
-SELECT 'lexeme', l, NULL, NULL, string_agg(int4send(i.r), ''::bytea ORDER BY i.r)
+SELECT 'lexeme', l COLLATE "C", NULL, NULL, string_agg(int4send(i.r), ''::bytea ORDER BY i.r)
 FROM index_rows i JOIN product_master p ON p.id = i.id, unnest(tsvector_to_array(p.search_tsv)) l
-GROUP BY l
+GROUP BY l COLLATE "C"
 ) g
 ORDER BY g.kind, g.key COLLATE "C", g.spelling COLLATE "C";
