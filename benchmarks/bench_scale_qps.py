@@ -71,6 +71,7 @@ def measure(name: str, url: str, queries: Sequence[Any], args: argparse.Namespac
         server = bench.Server(url, query_cache=0, log_path=log, workers=args.workers, holds_vectors=products)
     try:
         ready = server.wait_ready(timeout_s=args.ready_timeout)
+        warm = server.wait_warm(timeout_s=args.ready_timeout)
         meter = cputime.CpuMeter(server.proc.pid, bench.local_postmaster(url))
         radii = []
         for radius in bench.RADII:
@@ -89,6 +90,7 @@ def measure(name: str, url: str, queries: Sequence[Any], args: argparse.Namespac
         "products": products,
         "env": env,
         "ready_after_s": round(ready, 2),
+        "warm_after_s": round(warm, 2),
         "load_average": os.getloadavg(),
         "radii": radii,
     }

@@ -372,7 +372,13 @@ def _http_section(result: dict[str, Any]) -> list[str]:
         f"{cache}: {cache_note}). "
         f"QPS: {http.get('qps_mode')} mode, N concurrent loops for {_get(result, 'parameters', 'qps_seconds')} s each "
         f"(client and server share the machine; aiohttp loops, httpx at concurrency 1); API worker processes: "
-        f"{http.get('api_workers', 1)}. API ready after {http.get('ready_after_s')} s; peak RSS (VmHWM) "
+        f"{http.get('api_workers', 1)}. API ready after {http.get('ready_after_s')} s"
+        + (
+            f", measured once every worker had built its suggestion index ({http['warm_after_s']} s later)"
+            if http.get("warm_after_s") is not None
+            else ""
+        )
+        + "; peak RSS (VmHWM) "
         f"{_mib(rss)}{' per worker' if http.get('api_workers', 1) > 1 else ''}"
         + (
             f"; in-memory vector copy allowed up to {http['api_vector_cache_max']:,} vectors (PLINQY_VECTOR_CACHE_MAX)."

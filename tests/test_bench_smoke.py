@@ -117,6 +117,8 @@ def test_tiny_benchmark_run_writes_every_figure(tiny_run: TinyRun) -> None:
 
     http = result["http"]
     assert list(http["radii"]) == EXPECTED_RADII
+    # measured once the workers' suggestion indexes were built (their build is not in the windows)
+    assert http["warm_after_s"] >= 0 and "had built its suggestion index" in paths["markdown"].read_text()
     for radius, entry in http["radii"].items():
         assert 0.0 <= entry["semantic"]["recall_at_k"] <= 1.0, radius
         assert entry["hybrid"]["latency_ms"]["p95"] > 0, radius

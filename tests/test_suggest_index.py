@@ -218,6 +218,7 @@ def test_the_api_answers_from_the_index_and_sees_a_stock_change_at_once(
             sync.execute("UPDATE store_product SET quantity = 2 WHERE product_master_id = %s", (oat,))
             assert oat in oat_refs(client)
         assert answers[-3:] == [True, True, True]
+        assert client.get("/readyz").json()["checks"]["suggestions"] == "ok"
 
 
 def test_a_catalogue_over_the_index_limit_is_suggested_by_the_statements(
@@ -235,6 +236,7 @@ def test_a_catalogue_over_the_index_limit_is_suggested_by_the_statements(
             assert time.monotonic() < deadline, "the suggestion index's task never checked the limit"
             time.sleep(0.2)
         assert task.exception() is None and not runtime.suggestions.loaded
+        assert client.get("/readyz").json()["checks"]["suggestions"] == "off"
         response = client.get("/v1/suggest", params={"q": "Oat", **AT_CENTER, "radius_m": 5000})
         assert response.status_code == 200, response.text
         refs = [s["ref"] for s in response.json()["suggestions"] if s["kind"] == "product"]

@@ -166,8 +166,10 @@ async def refresh_suggestions(rt: Runtime, conn: Any) -> bool:
         held, limit = await catalog.active_product_count(conn), rt.settings.suggest_index_max
         if held > limit:
             log.info("%d products exceed PLINQY_SUGGEST_INDEX_MAX=%d: suggestions take the statements", held, limit)
+            rt.suggestions_state = "off"
             return False
     await index.refresh(conn)
+    rt.suggestions_state = "ok" if index.loaded else "building"
     return True
 
 

@@ -74,6 +74,8 @@ class Runtime:
     head_revision: str = ""
     vectors: VectorCache | None = None  # None: turned off (PLINQY_VECTOR_CACHE_MAX=0) or too many vectors
     vectors_state: str = "loading"  # loading | ok | disabled | failed
+    # building | ok | off (over PLINQY_SUGGEST_INDEX_MAX): said by /readyz, not waited for (the statements answer)
+    suggestions_state: str = "building"
     vectors_error: str | None = None
     stats: StatsCache = field(default_factory=StatsCache)  # the plan choice's catalogue statistics
     labels: ProductLabels = field(default_factory=ProductLabels)  # facet counts in memory once loaded
@@ -216,6 +218,7 @@ class Runtime:
         checks["model"] = self._model_check(reasons)
         checks["database"], checks["migrations"] = await self._database_checks(reasons)
         checks["vectors"] = self.vectors_state
+        checks["suggestions"] = self.suggestions_state
         if self.vectors_state in ("loading", "failed"):
             reasons.append(self.vectors_error or "the in-memory vector copy is loading")
         # A database that is not reachable says nothing about migrations (no key then, as before).

@@ -287,10 +287,11 @@ READYZ_RESPONSES = {
         Readiness,
         {
             "status": "ready",
-            "checks": {"database": "ok", "migrations": "ok", "model": "ok"},
+            "checks": {"database": "ok", "migrations": "ok", "model": "ok", "suggestions": "building", "vectors": "ok"},
             "reasons": [],
         },
-        "Ready to serve searches.",
+        "Ready to serve searches. `suggestions` (building, ok, off) is not waited for: until the suggestion index is "
+        "built, suggestions are answered by statements.",
     ),
     503: ResponseSpec(
         Readiness,

@@ -24,7 +24,10 @@ async def healthz() -> Health:
 @get(
     "/readyz",
     summary="Readiness",
-    description="Ready when the database answers, migrations are at head and the model is loaded and warmed.",
+    description=(
+        "Ready when the database answers, migrations are at head, the model is loaded and warmed and the vector copy "
+        "is loaded. `checks.suggestions` says whether the suggestion index is built yet (not waited for)."
+    ),
     tags=["health"],
     responses=READYZ_RESPONSES,
 )
