@@ -6,7 +6,8 @@ the order of the name completions (lower(name) in byte order, then id, as the SQ
 starting with a prefix are one range of rows, found by binary search on their first `KEY_BYTES` bytes.
 Brands, categories and words keep, per key, their rows (int32, CSR). A product changed after the snapshot (any
 stamp past `since`) is read again by every suggestion (the overlay) until a rebuild, which the API's refresh does
-when the overlay grows past `rebuild_after` or the category table changed.
+when the overlay grows past `rebuild_after` or the category table changed, no sooner than REBUILD_GAP times the
+last build's time after it. A build runs in a thread and is swapped in at once.
 """
 
 from __future__ import annotations
