@@ -131,50 +131,49 @@ def test_limit_and_via_queue(fresh_db_url: str, tmp_path: Path) -> None:
         assert again.enqueued == 0  # ON CONFLICT DO NOTHING: one pending task per product
 
 
-def test_a_product_edited_while_embedding_is_left_to_its_task(fresh_db_url: str, tmp_path: Path) -> None:
-    encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+class RacedEncoder:
+    """The real encoder, with another connection writing `statement` to the products while a batch is encoded
+    (between the re-embedding's read of the batch and its write)."""
 
-    class EditingEncoder:
-        dim, model_id = encoder.dim, encoder.model_id
+    def __init__(self, url: str, statement: str, params: tuple[object, ...] = ()) -> None:
+        self.encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+        self.dim, self.model_id = self.encoder.dim, self.encoder.model_id
+        self.url, self.statement, self.params = url, statement, params
 
-        def encode(self, texts: list[str]) -> np.ndarray:
-            with psycopg.connect(fresh_db_url, autocommit=True) as other:
-                other.execute("UPDATE product_master SET brand = 'Edited' WHERE name LIKE '%% 3 kg'")
-            return encoder.encode(texts)
+    def encode(self, texts: list[str]) -> np.ndarray:
+        with psycopg.connect(self.url, autocommit=True) as other:
+            register_vector(other)
+            other.execute(self.statement, self.params)
+        return self.encoder.encode(texts)
 
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+
+def _reembed_raced(url: str, tmp_path: Path, statement: str, params: tuple[object, ...] = ()) -> tuple[object, ...]:
+    """Re-embed 5 products while `statement` changes the one named '… 3 kg'; returns that product's row (ai_vector
+    IS NULL, ai_model) after checking the other four were written."""
+    with psycopg.connect(url, autocommit=True) as conn:
         seed(conn, 5)
-        report = reembed(fresh_db_url, EditingEncoder(), mode="missing", cache_dir=tmp_path, progress=False)  # type: ignore[arg-type]
+        raced = RacedEncoder(url, statement, params)
+        report = reembed(url, raced, mode="missing", cache_dir=tmp_path, progress=False)  # type: ignore[arg-type]
         assert (report.scanned, report.written) == (5, 4)
-        row = conn.execute("SELECT ai_vector IS NULL FROM product_master WHERE name LIKE '%% 3 kg'").fetchone()
-        assert row == (True,)  # not the old text's vector: the edit's pending task embeds the new text
+        row = conn.execute("SELECT ai_vector IS NULL, ai_model FROM product_master WHERE name LIKE '%% 3 kg'")
+        return tuple(row.fetchone() or ())
+
+
+def test_a_product_edited_while_embedding_is_left_to_its_task(fresh_db_url: str, tmp_path: Path) -> None:
+    edit = "UPDATE product_master SET brand = 'Edited' WHERE name LIKE '%% 3 kg'"
+    # not the old text's vector: the edit's pending task embeds the new text
+    assert _reembed_raced(fresh_db_url, tmp_path, edit) == (True, None)
 
 
 def test_a_product_embedded_by_a_worker_meanwhile_keeps_that_vector(fresh_db_url: str, tmp_path: Path) -> None:
     """A vector's write leaves updated_at (migration 0022): the guard compares ai_embedded_at too."""
-    encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
-    worker_vector = np.zeros(encoder.dim, dtype=np.float32)
+    worker_vector = np.zeros(384, dtype=np.float32)
     worker_vector[0] = 1.0
-
-    class RacedEncoder:
-        dim, model_id = encoder.dim, encoder.model_id
-
-        def encode(self, texts: list[str]) -> np.ndarray:
-            with psycopg.connect(fresh_db_url, autocommit=True) as other:
-                register_vector(other)
-                other.execute(
-                    "UPDATE product_master SET ai_vector = %s, ai_model = 'worker', ai_embedded_at = now() "
-                    "WHERE name LIKE '%% 3 kg'",
-                    (worker_vector,),
-                )
-            return encoder.encode(texts)
-
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        seed(conn, 5)
-        report = reembed(fresh_db_url, RacedEncoder(), mode="missing", cache_dir=tmp_path, progress=False)  # type: ignore[arg-type]
-        assert (report.scanned, report.written) == (5, 4)
-        row = conn.execute("SELECT ai_model FROM product_master WHERE name LIKE '%% 3 kg'").fetchone()
-        assert row == ("worker",)
+    write = (
+        "UPDATE product_master SET ai_vector = %s, ai_model = 'worker', ai_embedded_at = now() "
+        "WHERE name LIKE '%% 3 kg'"
+    )
+    assert _reembed_raced(fresh_db_url, tmp_path, write, (worker_vector,)) == (False, "worker")
 
 
 def test_a_model_of_the_wrong_dimension_is_refused(fresh_db_url: str) -> None:
