@@ -1433,6 +1433,7 @@ def bench_http(
         cached = Server(url, 1024, log_dir / "api-server-cached.log", api_workers, holds_vectors=holds)
         try:
             cached.wait_ready()
+            cached.wait_warm()
             with httpx.Client(base_url=cached.base, timeout=30.0) as client:
                 for query in queries:
                     client.get("/v1/search", params=_http_params(query, None, limit, qps_mode))
