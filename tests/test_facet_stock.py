@@ -15,7 +15,7 @@ import psycopg
 
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import facet_set_from_stock, faceted_page
-from search_service.engine.facet_stock import StockBuckets
+from search_service.engine.facet_stock import StockBuckets, built_buckets
 from search_service.engine.facets import FacetFilters, facet_set
 from search_service.engine.keyindex import keys_of
 from tests.test_facet_labels import _call
@@ -149,7 +149,7 @@ def test_the_buckets_in_scope_of_a_few_products() -> None:
     stores = [uuid.uuid4() for _ in range(3)]
     products = [uuid.UUID(int=i + 1) for i in range(4)]
     packed = [b"".join(p.bytes for p in products[:2]), b"".join(p.bytes for p in products[1:])]
-    stock._build(stores[:2], packed, [bytes([1, 2]), bytes([3, 4, 5])])
+    stock._install(built_buckets(stores[:2], packed, [bytes([1, 2]), bytes([3, 4, 5])]))
     keys = keys_of([products[3], products[1], uuid.uuid4()])
     pos, bucket = stock.in_scope(keys, stock.store_mask(stores))
     assert sorted(zip(pos.tolist(), bucket.tolist(), strict=True)) == [(0, 5), (1, 2), (1, 3)]

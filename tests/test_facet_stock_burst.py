@@ -16,7 +16,7 @@ import pytest
 
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import facet_set_from_stock, faceted_page
-from search_service.engine.facet_stock import StockBuckets
+from search_service.engine.facet_stock import StockBuckets, built_buckets
 from search_service.engine.facets import facet_set
 from search_service.engine.keyindex import keys_of
 from tests.test_facet_labels import _call
@@ -108,7 +108,7 @@ def test_the_burst_threshold_scales_with_the_listings_held() -> None:
     rng = np.random.default_rng(3)
     for listings, max_changes, want in ((0, 20000, 1000), (50_000, 20000, 5000), (50_000, 3000, 3000)):
         stock = StockBuckets(max_changes=max_changes)
-        stock._build([uuid.uuid4()], [rng.bytes(16 * listings)], [bytes([1]) * listings])
+        stock._install(built_buckets([uuid.uuid4()], [rng.bytes(16 * listings)], [bytes([1]) * listings]))
         assert stock.burst_changes == want
 
 
@@ -122,8 +122,8 @@ def test_the_bulk_apply_agrees_with_a_model_of_every_listing() -> None:
             model[store, product] = rng.randint(1, 12)
     stock = StockBuckets()
     by_store = [[(p, b) for (s, p), b in model.items() if s == store] for store in stores[:4]]
-    stock._build(stores[:4], [b"".join(p.bytes for p, _b in got) for got in by_store],
-                 [bytes(b for _p, b in got) for got in by_store])  # fmt: skip
+    stock._install(built_buckets(stores[:4], [b"".join(p.bytes for p, _b in got) for got in by_store],
+                 [bytes(b for _p, b in got) for got in by_store]))  # fmt: skip
 
     def check() -> None:
         want = [*rng.sample(products, 1500), uuid.uuid4()]

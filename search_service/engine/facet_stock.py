@@ -287,11 +287,6 @@ class StockBuckets:
         log.info("listing buckets: %d products, %d listings in %.2fs", self.n, len(self.packed),
                  time.perf_counter() - started)  # fmt: skip
 
-    def _build(
-        self, store_ids: list[UUID], packed_ids: list[bytes], buckets: list[bytes], numbered: Numbered | None = None
-    ) -> None:
-        self._install(built_buckets(store_ids, packed_ids, buckets, numbered))
-
     def _install(self, built: BuiltBuckets) -> None:
         self.store_code, self.keys, self.n, self.index, self.start, self.packed = built
         self._changed_rows, self._over_rows, self._over = (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.int32),)
