@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,60 @@ def test_db_up_twice_status_url_migrate_down(embedded_env: dict[str, str]) -> No
     assert stopped.returncode == 3 and "stopped" in stopped.stdout
     not_running = run_cli("migrate", env=embedded_env)
     assert_one_line_error(not_running, "db up")
+
+
+def _buffered_blocks(url: str, table: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_buffercache")
+        row = conn.execute(
+            "SELECT count(*) FROM pg_buffercache b JOIN pg_database d ON d.oid = b.reldatabase "
+            "WHERE d.datname = current_database() AND b.relfilenode = pg_relation_filenode(%s::regclass)",
+            (table,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _restart(env: dict[str, str]) -> None:
+    for action in ("down", "up"):
+        proc = run_cli("db", action, env=env)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_a_restart_reads_back_the_blocks_shared_buffers_held(embedded_env: dict[str, str]) -> None:
+    """autoprewarm: `db down` records the blocks in shared buffers, `db up` reads them back before any search asks;
+    without the record (the control) they start out of the buffers. A cluster made before the settings file
+    existed (no include line) gets it at its next start."""
+    assert run_cli("db", "up", env=embedded_env).returncode == 0
+    url = run_cli("db", "url", env=embedded_env).stdout.strip()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS warm_probe")
+        conn.execute("CREATE TABLE warm_probe (id int, pad text) WITH (autovacuum_enabled = off)")
+        conn.execute("INSERT INTO warm_probe SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g")
+        conn.execute("SELECT count(*) FROM warm_probe")
+    held = _buffered_blocks(url, "warm_probe")
+    assert held >= 500  # ~20000 rows of ~230 bytes: the whole table
+
+    data = Path(embedded_env["PLINQY_PGDATA"])
+    conf = data / "postgresql.conf"
+    conf.write_text("".join(ln for ln in conf.read_text().splitlines(True) if "plinqy-search.conf" not in ln))
+    (data / "plinqy-search.conf").unlink()
+    _restart(embedded_env)
+    assert "include_if_exists = 'plinqy-search.conf'" in conf.read_text()
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+        assert row == ("pg_prewarm",)
+    deadline = time.monotonic() + 30
+    while (back := _buffered_blocks(url, "warm_probe")) < held and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert back >= held
+
+    run_cli("db", "down", env=embedded_env)
+    (data / "autoprewarm.blocks").unlink()
+    assert run_cli("db", "up", env=embedded_env).returncode == 0
+    time.sleep(1.0)  # what autoprewarm would have loaded by now (it loaded the table within ~0.1 s above)
+    assert _buffered_blocks(url, "warm_probe") == 0
+    assert run_cli("db", "down", env=embedded_env).returncode == 0
 
 
 def test_port_taken_is_a_one_line_error(tmp_path: Path) -> None:

@@ -31,6 +31,18 @@ SERVER_SETTINGS: dict[str, str] = {
     "random_page_cost": "1.1",
     "logging_collector": "off",
 }
+# A restart serves from a warm cache: pg_prewarm's autoprewarm worker records which blocks shared buffers hold
+# (every 5 minutes and at shutdown) and reads them back at start-up. At 1M products after a reboot, a 0.5 km
+# search's first pass took 13.7 ms (p50) cold against 3.9 prewarmed (docs/scale.md).
+PREWARM_SETTINGS: dict[str, str] = {
+    "shared_preload_libraries": "pg_prewarm",
+    "pg_prewarm.autoprewarm": "on",
+    "pg_prewarm.autoprewarm_interval": "300s",
+}
+# Our settings live in a file of their own, rewritten at every start (a cluster made by an older version gets the
+# new ones); postgresql.conf includes it last, so they win over its own lines (ALTER SYSTEM still wins over both).
+SETTINGS_FILE = "plinqy-search.conf"
+INCLUDE_LINE = f"include_if_exists = '{SETTINGS_FILE}'"
 
 
 def shared_buffers(memory_bytes: int) -> str:
@@ -39,6 +51,15 @@ def shared_buffers(memory_bytes: int) -> str:
     with 4 GB a search's statements took 18 % less CPU at 2 km, 8 % less at 5 km (docs/scale.md)."""
     mb = min(max(memory_bytes // 4 // 2**20, 512), 8192)
     return f"{mb}MB"
+
+
+def server_settings(bin_dir: Path, memory_bytes: int) -> dict[str, str]:
+    """SERVER_SETTINGS, shared_buffers for this memory, and autoprewarm where the server has pg_prewarm (a
+    contrib module, in Debian's server package; a server that lacks it would not start with it preloaded)."""
+    settings = SERVER_SETTINGS | {"shared_buffers": shared_buffers(memory_bytes)}
+    if (bin_dir.parent / "lib" / "pg_prewarm.so").exists():
+        settings |= PREWARM_SETTINGS
+    return settings
 
 
 def machine_memory() -> int:
@@ -163,10 +184,21 @@ class Cluster:
             shutil.chown(self.data_dir, "postgres", "postgres")
             self.data_dir.chmod(0o700)
         self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8")
-        with (self.data_dir / "postgresql.conf").open("a") as conf:
-            conf.write("\n# plinqy-search embedded cluster\n")
-            for key, value in (SERVER_SETTINGS | {"shared_buffers": shared_buffers(machine_memory())}).items():
-                conf.write(f"{key} = '{value}'\n")
+
+    def _write_settings(self) -> None:
+        """Rewrite SETTINGS_FILE (before a start) and make sure postgresql.conf includes it."""
+        settings = server_settings(pg_bin_dir(self.bin_dir), machine_memory())
+        path = self.data_dir / SETTINGS_FILE
+        path.write_text(
+            "# Written by plinqy-search at every `db up`: edits here are lost (use ALTER SYSTEM).\n"
+            + "".join(f"{key} = '{value}'\n" for key, value in settings.items())
+        )
+        if os.geteuid() == 0:
+            shutil.chown(path, "postgres", "postgres")
+        conf = self.data_dir / "postgresql.conf"
+        if INCLUDE_LINE not in conf.read_text().splitlines():
+            with conf.open("a") as out:
+                out.write(f"\n# plinqy-search embedded cluster\n{INCLUDE_LINE}\n")
 
     def up(self) -> str:
         """Initialise (once) and start the cluster, and create the database. Safe to run twice."""
@@ -187,6 +219,7 @@ class Cluster:
             )
         if not self.initialised:
             self._initdb()
+        self._write_settings()
         if os.geteuid() == 0 and not self.log_file.exists():
             self.log_file.touch()
             shutil.chown(self.log_file, "postgres", "postgres")
