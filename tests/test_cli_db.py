@@ -138,6 +138,24 @@ def test_a_restart_reads_back_the_blocks_shared_buffers_held(embedded_env: dict[
     assert run_cli("db", "down", env=embedded_env).returncode == 0
 
 
+def test_a_start_that_fails_says_why_in_one_line(embedded_env: dict[str, str]) -> None:
+    """A setting the server refuses (here one ALTER SYSTEM would have written) stops the start: the error quotes
+    the server's own reason, not only where its log is."""
+    assert run_cli("db", "up", env=embedded_env).returncode == 0  # initialised, whatever ran before
+    assert run_cli("db", "down", env=embedded_env).returncode == 0
+    auto = Path(embedded_env["PLINQY_PGDATA"]) / "postgresql.auto.conf"
+    kept = auto.read_text()
+    auto.write_text(kept + "shared_buffers = 'lots'\n")
+    try:
+        failed = run_cli("db", "up", env=embedded_env)
+        assert_one_line_error(failed, "did not start", 'invalid value for parameter "shared_buffers"', ".log")
+    finally:
+        auto.write_text(kept)
+    again = run_cli("db", "up", env=embedded_env)
+    assert again.returncode == 0, again.stderr
+    assert run_cli("db", "down", env=embedded_env).returncode == 0
+
+
 def test_port_taken_is_a_one_line_error(tmp_path: Path) -> None:
     if os.geteuid() == 0:
         shutil.chown(tmp_path, "postgres", "postgres")

@@ -223,6 +223,7 @@ class Cluster:
         if os.geteuid() == 0 and not self.log_file.exists():
             self.log_file.touch()
             shutil.chown(self.log_file, "postgres", "postgres")
+        log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         proc = self._run(
             "pg_ctl",
             "start",
@@ -238,9 +239,28 @@ class Cluster:
             check=False,
         )
         if proc.returncode != 0:
-            raise ClusterError(f"PostgreSQL did not start; see {self.log_file}")
+            reason = self._start_failure(log_offset)
+            raise ClusterError(f"PostgreSQL did not start{': ' + reason if reason else ''}; see {self.log_file}")
         self._ensure_database()
         return f"started on 127.0.0.1:{self.port}"
+
+    def _start_failure(self, offset: int) -> str:
+        """The server's own words for a failed start: its last FATAL line in the log written since `offset`, with
+        the line before when that names the bad setting (`invalid value for parameter …`)."""
+        try:
+            with self.log_file.open("rb") as log:
+                log.seek(offset)
+                lines = log.read().decode(errors="replace").splitlines()
+        except OSError:
+            return ""
+        fatal = [i for i, line in enumerate(lines) if "FATAL:" in line]
+        if not fatal:
+            return ""
+        words = [lines[fatal[-1]].split("FATAL:", 1)[1].strip()]
+        before = lines[fatal[-1] - 1] if fatal[-1] > 0 else ""
+        if "parameter" in before and "LOG:" in before:
+            words.insert(0, before.split("LOG:", 1)[1].strip())
+        return "; ".join(words)
 
     def down(self) -> str:
         if not self.initialised or not self.status().running:
