@@ -16,9 +16,12 @@ import pytest
 from pgvector.asyncpg import register_vector
 from pgvector.psycopg import register_vector as register_vector_psycopg
 
-from search_service.engine import facet_vectors, geo_areas
+from search_service.engine import facet_vectors, geo_areas, store_locator
+from search_service.engine.candidates import CandidateSets
 from search_service.engine.facets import FACETS, FacetConfig, FacetFilters
-from search_service.engine.search import SearchParams
+from search_service.engine.scope import Scope
+from search_service.engine.search import DEFAULT_CONFIG, EngineConfig, SearchParams
+from search_service.engine.store_locator import StoreLocator
 from search_service.engine.ux import UxParams, needs_ux, ux_search
 from search_service.engine.vectors import VectorCache
 from tests.test_search_ux import (
@@ -52,17 +55,24 @@ def cat(db_url: str) -> Iterator[Catalogue]:
 
 async def _ux(
     url: str, params: SearchParams, ux: UxParams, vector: Any = None, depth: int = 1000, copy: bool = False,
-    sets: bool = True,
+    sets: bool = True, config: EngineConfig = DEFAULT_CONFIG, stores: bool = False,
 ) -> Any:  # fmt: skip
     conn = await asyncpg.connect(url)
     await register_vector(conn)
     try:
+        locator = None
+        if stores:  # the stores in memory: a radius holding most of them is probed, not sent (radius_probe)
+            locator = StoreLocator()
+            await locator.load(conn)
         vectors = None
         if copy:  # the API's in-memory vector copy: the facet set comes from facet_vectors
             vectors = VectorCache()
             await vectors.load(conn)
             vectors.candidates.stale = not sets  # without the candidate sets, SQL lists the products in scope
-        return await ux_search(conn, params, vector, ux, facet_config=FacetConfig(depth=depth), vectors=vectors)
+        return await ux_search(
+            conn, params, vector, ux, config=config, facet_config=FacetConfig(depth=depth), vectors=vectors,
+            stores=locator,
+        )  # fmt: skip
     finally:
         await conn.close()
 
@@ -78,9 +88,30 @@ def test_needs_ux_only_for_the_new_parameters() -> None:
     assert needs_ux(UxParams(fulfilment="delivery"), plain) and needs_ux(UxParams(), SearchParams(q="x", brand="A"))
 
 
-def test_keyword_facets_count_every_match_in_scope(cat: Catalogue) -> None:
+def _probe_every_radius(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every radius counts as holding most stores (store_locator.radius_pays); the statements bound with the radius
+    to probe, by name."""
+    monkeypatch.setattr(store_locator, "RADIUS_PROBE_MIN_STORES", 1)
+    monkeypatch.setattr(store_locator, "RADIUS_PROBE_MIN_SHARE", 0.0)
+    probed: list[str] = []
+    bind = Scope.bind
+
+    def spy(self: Scope, stmt: Any, **own: Any) -> tuple[Any, ...]:
+        if self.near is not None and "near_radius_m" in stmt.params:
+            probed.append(stmt.name)
+        return bind(self, stmt, **own)
+
+    monkeypatch.setattr(Scope, "bind", spy)
+    return probed
+
+
+@pytest.mark.parametrize("near", [False, True])
+def test_keyword_facets_count_every_match_in_scope(cat: Catalogue, near: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also with the radius probed per listing (near), as a radius holding most stores is."""
+    probed = _probe_every_radius(monkeypatch) if near else []
     params = SearchParams(q="drill", lat=CENTER[0], lon=CENTER[1], radius_m=20_000, mode="keyword", limit=100)
-    got = run(_ux(cat.url, params, UxParams(facets=FACETS)))
+    got = run(_ux(cat.url, params, UxParams(facets=FACETS), stores=near))
+    assert ("rank_keyword" in probed) is near
     scope = _near(cat, 20_000)
     want = _oracle(cat, _matches(cat, "drill"), scope, FacetFilters())
     assert got.total == len(want["results"]) > 5
@@ -98,14 +129,26 @@ def test_brand_filter_narrows_results_but_brand_counts_stay(cat: Catalogue) -> N
     assert all(h.product.brand == "Bolt" for h in chosen.results)
 
 
-@pytest.mark.parametrize("copy", [False, True, "gather", "wide"])
+def _no_union(self: CandidateSets, store_ids: list[uuid.UUID]) -> Any:
+    raise AssertionError("the candidate sets' union was taken")
+
+
+@pytest.mark.parametrize("copy", [False, True, "gather", "wide", "wide_sets", "wide_near", "wide_slices"])
 def test_semantic_facets_cover_the_top_depth_by_similarity(
     cat: Catalogue, copy: bool | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No copy: SQL ranks; the copy: the candidate sets' products in scope, or without the sets the products
-    listed_products lists, or (every scope wide) the whole copy's best probed in order."""
-    if copy == "wide":  # every scope counts as wide: the whole copy's best, probed in order
+    listed_products lists, or (every scope wide) the whole copy's best probed in order; with the sets too when the
+    statistics put the scope near full (their union, never taken, fails the test if it is)."""
+    config = DEFAULT_CONFIG
+    if copy in ("wide", "wide_sets", "wide_near", "wide_slices"):  # every scope wide: the copy's best, probed
         monkeypatch.setattr(facet_vectors, "WIDE_SCOPE_STORES", 1)
+    if copy == "wide_slices":  # a first slice of exactly `depth` ids: the unlisted among them need a second
+        monkeypatch.setattr(facet_vectors, "WIDE_FIRST_MARGIN", 10**9)
+    probed = _probe_every_radius(monkeypatch) if copy in ("wide_near", "wide_slices") else []
+    if copy == "wide_sets":  # and near full: the union does not pay
+        config = replace(DEFAULT_CONFIG, count_below_share=0.0)
+        monkeypatch.setattr(CandidateSets, "in_scope", _no_union)
     rng = np.random.default_rng(11)
     q = rng.normal(size=384).astype(np.float32)
     q /= np.linalg.norm(q)
@@ -117,8 +160,15 @@ def test_semantic_facets_cover_the_top_depth_by_similarity(
     top = sorted(in_scope, key=lambda p: (1 - float(np.dot(vec[p], q)), str(p)))[:40]
     params = SearchParams(q="x", lat=CENTER[0], lon=CENTER[1], radius_m=25_000, mode="semantic", limit=30)
     ux = UxParams(facets=FACETS, explain=True)
-    got = run(_ux(cat.url, params, ux, vector=q, depth=40, copy=bool(copy), sets=copy is True))
-    assert got.strategy == {False: "exact", True: "facet_set", "gather": "facet_set", "wide": "wide_facet_set"}[copy]
+    sets = copy in (True, "wide_sets")
+    near = copy in ("wide_near", "wide_slices")
+    got = run(_ux(cat.url, params, ux, vector=q, depth=40, copy=bool(copy), sets=sets, config=config, stores=near))
+    strategies = {False: "exact", True: "facet_set", "gather": "facet_set", "wide": "wide_facet_set"}
+    wide = {"wide_sets": "wide_facet_set", "wide_near": "wide_facet_set", "wide_slices": "wide_facet_set"}
+    assert got.strategy == {**strategies, **wide}[copy]
+    assert ("listed_among" in probed) is (copy in ("wide_near", "wide_slices"))
+    if copy == "wide_slices":  # some of the copy's best 40 have no listing in scope: a second slice found the rest
+        assert probed.count("listed_among") == 2
     want = _oracle(cat, top, scope, FacetFilters())
     assert got.total == 40 and [h.product.id for h in got.results] == top[:30]
     assert _got(got) == want["counts"]

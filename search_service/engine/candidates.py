@@ -271,15 +271,16 @@ class CandidateSets:
         )
 
     # --- reading
-    async def current_scope(self, conn: Conn, store_ids: list[UUID] | None, in_stock: bool) -> InScope | None:
-        """The products in stock at `store_ids` as of now, for a search whose scope came from another statement
-        than search_context (the UX path's bbox and delivery scopes): the changes read first. None: no sets."""
+    async def brought_current(self, conn: Conn, store_ids: list[UUID] | None, in_stock: bool) -> CandidateSets | None:
+        """These sets with the changes up to now applied, for a search whose scope came from another statement than
+        search_context (the UX path's bbox and delivery scopes); its union is taken when a plan asks for it
+        (`Scope.products_in_scope`). None: not usable here (global, in_stock off, not loaded, or behind)."""
         if store_ids is None or not in_stock or not self.loaded:
             return None
         stmt = statement("engine/search", "listing_changes")
         base = self.snapshot
         row = await conn.fetchrow(stmt.sql, *stmt.bind(**self.read_args()))
-        return self.in_scope(store_ids) if self.apply(base, row) else None
+        return self if self.apply(base, row) else None
 
     def in_scope(self, store_ids: list[UUID]) -> InScope:
         bitmaps, listings = self.blocks.parts(store_ids, self.stores)

@@ -96,7 +96,7 @@ async def resolve_scope(
             store_ids = _stores_in_radius(ctx, located)
             if not store_ids:
                 return _empty("no_stores")
-            near = _near(stores, params, len(store_ids))
+            near = radius_probe(stores, params, len(store_ids))
             if current and params.in_stock and candidates is not None:
                 sets = candidates  # the union is taken when a plan asks for it (Scope.products_in_scope)
     if category_ids is not None and not category_ids:  # unknown category: nothing qualifies
@@ -104,7 +104,7 @@ async def resolve_scope(
     return Scope(store_ids, category_ids, params, exclude_id, sets=sets, near=near)
 
 
-def _near(stores: StoreLocator | None, params: SearchParams, in_scope: int) -> tuple[float, float, float] | None:
+def radius_probe(stores: StoreLocator | None, params: SearchParams, in_scope: int) -> tuple[float, float, float] | None:
     """The radius, for the statements to probe, when it holds most stores (StoreLocator.radius_pays)."""
     if stores is None or params.lon is None or params.lat is None or not stores.radius_pays(in_scope):
         return None
