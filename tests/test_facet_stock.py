@@ -103,6 +103,34 @@ def test_stock_buckets_follow_price_and_stock_changes_at_once(fresh_db_url: str)
     run(_call(fresh_db_url, scenario))
 
 
+def test_listed_follows_a_stock_change_once_brought_current(fresh_db_url: str) -> None:
+    """What a wide facet set asks the buckets (ux._listed_in_memory): brought up to now, they say a product emptied
+    a moment ago is no longer listed, and listed again once restocked; stepped aside they answer nothing."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        cat = _seed(sync, random.Random(9))
+    store, product = next((s, p) for s, p, _price, qty, active in cat.listings if qty > 0 and active)
+    only_there = sum(1 for s, p, _pr, q, a in cat.listings if p == product and q > 0 and a) == 1
+
+    async def scenario(conn: asyncpg.Connection) -> None:
+        stock = StockBuckets()
+        await stock.load(conn)
+        want, stores = keys_of([product]), stock.store_mask([store])
+        assert stock.listed(want, stores).tolist() == [True]
+        assert stock.listed(want, stock.store_mask([])).tolist() == [False]
+        for quantity, listed in ((0, False), (4, True)):
+            await conn.execute(
+                "UPDATE store_product SET quantity = $3 WHERE store_id = $1 AND product_master_id = $2",
+                store, product, quantity,
+            )  # fmt: skip
+            assert await stock.brought_current(conn)
+            assert stock.listed(want, stores).tolist() == [listed]
+            assert stock.listed(want, stock.store_mask(None)).tolist() == [listed or not only_there]
+        stock.stale = True
+        assert not await stock.brought_current(conn)
+
+    run(_call(fresh_db_url, scenario))
+
+
 def test_a_reader_behind_counts_in_sql_until_a_refresh_rebuilds(fresh_db_url: str) -> None:
     with psycopg.connect(fresh_db_url, autocommit=True) as sync:
         cat = _seed(sync, random.Random(9))

@@ -18,6 +18,7 @@ from pgvector.psycopg import register_vector as register_vector_psycopg
 
 from search_service.engine import facet_vectors, geo_areas, store_locator
 from search_service.engine.candidates import CandidateSets
+from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facets import FACETS, FacetConfig, FacetFilters
 from search_service.engine.scope import Scope
 from search_service.engine.search import DEFAULT_CONFIG, EngineConfig, SearchParams
@@ -55,7 +56,7 @@ def cat(db_url: str) -> Iterator[Catalogue]:
 
 async def _ux(
     url: str, params: SearchParams, ux: UxParams, vector: Any = None, depth: int = 1000, copy: bool = False,
-    sets: bool = True, config: EngineConfig = DEFAULT_CONFIG, stores: bool = False,
+    sets: bool = True, config: EngineConfig = DEFAULT_CONFIG, stores: bool = False, stock: bool = False,
 ) -> Any:  # fmt: skip
     conn = await asyncpg.connect(url)
     await register_vector(conn)
@@ -64,6 +65,10 @@ async def _ux(
         if stores:  # the stores in memory: a radius holding most of them is probed, not sent (radius_probe)
             locator = StoreLocator()
             await locator.load(conn)
+        buckets = None
+        if stock:  # the listings in stock by product: a wide set's listed products from memory
+            buckets = StockBuckets()
+            await buckets.load(conn)
         vectors = None
         if copy:  # the API's in-memory vector copy: the facet set comes from facet_vectors
             vectors = VectorCache()
@@ -71,7 +76,7 @@ async def _ux(
             vectors.candidates.stale = not sets  # without the candidate sets, SQL lists the products in scope
         return await ux_search(
             conn, params, vector, ux, config=config, facet_config=FacetConfig(depth=depth), vectors=vectors,
-            stores=locator,
+            stores=locator, stock=buckets,
         )  # fmt: skip
     finally:
         await conn.close()
@@ -133,7 +138,14 @@ def _no_union(self: CandidateSets, store_ids: list[uuid.UUID]) -> Any:
     raise AssertionError("the candidate sets' union was taken")
 
 
-@pytest.mark.parametrize("copy", [False, True, "gather", "wide", "wide_sets", "wide_near", "wide_slices"])
+async def _no_probes(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("listed_among probed the copy's best")
+
+
+WIDE = ("wide", "wide_sets", "wide_near", "wide_slices", "wide_stock")
+
+
+@pytest.mark.parametrize("copy", [False, True, "gather", *WIDE])
 def test_semantic_facets_cover_the_top_depth_by_similarity(
     cat: Catalogue, copy: bool | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,14 +153,16 @@ def test_semantic_facets_cover_the_top_depth_by_similarity(
     listed_products lists, or (every scope wide) the whole copy's best probed in order; with the sets too when the
     statistics put the scope near full (their union, never taken, fails the test if it is)."""
     config = DEFAULT_CONFIG
-    if copy in ("wide", "wide_sets", "wide_near", "wide_slices"):  # every scope wide: the copy's best, probed
+    if copy in WIDE:  # every scope wide: the copy's best, probed
         monkeypatch.setattr(facet_vectors, "WIDE_SCOPE_STORES", 1)
     if copy == "wide_slices":  # a first slice of exactly `depth` ids: the unlisted among them need a second
         monkeypatch.setattr(facet_vectors, "WIDE_FIRST_MARGIN", 10**9)
     probed = _probe_every_radius(monkeypatch) if copy in ("wide_near", "wide_slices") else []
-    if copy == "wide_sets":  # and near full: the union does not pay
+    if copy in ("wide_sets", "wide_stock"):  # and near full: the union does not pay
         config = replace(DEFAULT_CONFIG, count_below_share=0.0)
         monkeypatch.setattr(CandidateSets, "in_scope", _no_union)
+    if copy == "wide_stock":  # the listing buckets say which of the best are listed: no probe statement
+        monkeypatch.setattr(facet_vectors, "_probed", _no_probes)
     rng = np.random.default_rng(11)
     q = rng.normal(size=384).astype(np.float32)
     q /= np.linalg.norm(q)
@@ -160,11 +174,13 @@ def test_semantic_facets_cover_the_top_depth_by_similarity(
     top = sorted(in_scope, key=lambda p: (1 - float(np.dot(vec[p], q)), str(p)))[:40]
     params = SearchParams(q="x", lat=CENTER[0], lon=CENTER[1], radius_m=25_000, mode="semantic", limit=30)
     ux = UxParams(facets=FACETS, explain=True)
-    sets = copy in (True, "wide_sets")
+    sets = copy in (True, "wide_sets", "wide_stock")
     near = copy in ("wide_near", "wide_slices")
-    got = run(_ux(cat.url, params, ux, vector=q, depth=40, copy=bool(copy), sets=sets, config=config, stores=near))
+    got = run(
+        _ux(cat.url, params, ux, q, 40, bool(copy), sets=sets, config=config, stores=near, stock=copy == "wide_stock")
+    )
     strategies = {False: "exact", True: "facet_set", "gather": "facet_set", "wide": "wide_facet_set"}
-    wide = {"wide_sets": "wide_facet_set", "wide_near": "wide_facet_set", "wide_slices": "wide_facet_set"}
+    wide = {name: "wide_facet_set" for name in WIDE}
     assert got.strategy == {**strategies, **wide}[copy]
     assert ("listed_among" in probed) is (copy in ("wide_near", "wide_slices"))
     if copy == "wide_slices":  # some of the copy's best 40 have no listing in scope: a second slice found the rest

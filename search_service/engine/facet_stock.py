@@ -109,6 +109,13 @@ class StockBuckets:
         keep = stores[np.minimum(code, len(stores) - 1)] & (code < len(stores)) if len(stores) else code < 0
         return positions[keep], (entries[keep] & BUCKET_MASK).astype(np.int64)
 
+    def listed(self, want: np.ndarray, stores: np.ndarray) -> np.ndarray:
+        """Whether each product of `want` ((m, 2) keys) has a listing in stock at a store of the mask `stores`."""
+        positions, _buckets = self.in_scope(want, stores)
+        found = np.zeros(len(want), dtype=bool)
+        found[positions] = True
+        return found
+
     def _entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(i, entry) of every listing held for rows[i] (-1: none), packed or held aside."""
         changed = np.isin(rows, self._changed_rows)
@@ -236,11 +243,18 @@ class StockBuckets:
         if self.snapshot is None or (self.stale and await self._quiet(conn)):
             await self.load(conn)
             return
-        if not self.stale:  # reads a burst at most (its pairs' buckets cost the database ~5 µs each)
-            stmt, limit = statement("engine/facets", "stock_changes"), self.burst_changes
-            base = self.snapshot
-            row = await conn.fetchrow(stmt.sql, *stmt.bind(**{**self.read_args(), "max_changes": limit}))
-            self.apply(base, row, limit)
+        if not self.stale:
+            await self.brought_current(conn)
+
+    async def brought_current(self, conn: Any) -> bool:
+        """The changes since the snapshot applied (a burst at most: its pairs' buckets cost the database ~5 µs
+        each). True when the buckets now hold at least this moment's state, so a request may read them."""
+        if self.snapshot is None or self.stale:
+            return False
+        stmt, limit = statement("engine/facets", "stock_changes"), self.burst_changes
+        base = self.snapshot
+        row = await conn.fetchrow(stmt.sql, *stmt.bind(**{**self.read_args(), "max_changes": limit}))
+        return self.apply(base, row, limit)
 
     def _step_aside(self, head: int, changes: int) -> None:
         self.stale, self._aside_head = True, head

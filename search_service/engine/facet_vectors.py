@@ -15,6 +15,7 @@ vector changed since the copy's last refresh (about a second) rank by their old 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +35,8 @@ WIDE_RESCORED = 8  # x depth: rows re-scored in float32 to certify the probed on
 # The first probe takes depth + depth / this many of the best (a wide scope lists nearly all of them), the rest
 # only if too few were listed: at 1M products, 20 km, the 3 x depth ids at once were ~4 ms of UUIDs to make and send.
 WIDE_FIRST_MARGIN = 4
+# keys (m, 2) of products -> whether each has a listing in stock in scope (facet_stock.StockBuckets.listed)
+Listed = Callable[[np.ndarray], np.ndarray]
 
 
 def _exact_order(vectors: VectorCache, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,13 +47,31 @@ def _exact_order(vectors: VectorCache, query: np.ndarray, rows: np.ndarray) -> t
     return rows[order], similarity[order]
 
 
-async def _wide_top(conn: Any, scope: Scope, vectors: VectorCache, vector: np.ndarray, depth: int) -> Ranked | None:
-    """The set from the whole copy's best, or None when too few of them are listed in scope."""
+async def _wide_top(
+    conn: Any, scope: Scope, vectors: VectorCache, vector: np.ndarray, depth: int, listed: Listed | None = None
+) -> Ranked | None:
+    """The set from the whole copy's best, or None when too few of them are listed in scope. `listed`: which are,
+    from memory (the listing buckets, ux._listed_in_memory); else listed_among probes them."""
     whole = await vectors.rank_batched(vector)
     rows, threshold = whole.top(min(len(whole), WIDE_RESCORED * depth))  # by bound: certified below
     rows, similarity = _exact_order(vectors, vectors._unit_query(vector), rows)
     # no row left out scores above the threshold (float16 similarities: within score_error of float32's)
     certain = np.flatnonzero(similarity - score_error(vectors._matrix) > threshold)[: WIDE_PROBED * depth]
+    if listed is not None:
+        picked = certain[listed(vectors._view.key[rows[certain]])][:depth]
+        if len(picked) < depth and len(certain) < len(whole):
+            return None
+        ids = vectors.ids_of(rows[picked])
+        scores = dict(zip(ids, similarity[picked].tolist(), strict=True))
+        return Ranked(ids, scores, len(whole), False, "wide_facet_set", keys=vectors._view.key[rows[picked]])
+    return await _probed(conn, scope, vectors, (rows, similarity, certain), depth, len(whole))
+
+
+async def _probed(
+    conn: Any, scope: Scope, vectors: VectorCache, best: tuple[np.ndarray, ...], depth: int, whole: int
+) -> Ranked | None:
+    """_wide_top's set with listed_among probing the certified best (`best`: rows, similarities, certain)."""
+    rows, similarity, certain = best
     stmt = statement("engine/search", "listed_among")
     listed: list[UUID] = []
     score: dict[UUID, float] = {}
@@ -61,13 +82,19 @@ async def _wide_top(conn: Any, scope: Scope, vectors: VectorCache, vector: np.nd
         listed += await conn.fetchval(stmt.sql, *scope.bind(stmt, ids=ids, depth=depth - len(listed)))
         score.update(zip(ids, similarity[part].tolist(), strict=True))
         probed, size = probed + len(part), len(certain)
-    if len(listed) < depth and probed < len(whole):  # the gather plan finds the rest
+    if len(listed) < depth and probed < whole:  # the gather plan finds the rest
         return None
-    return Ranked(listed, {i: score[i] for i in listed}, len(whole), False, "wide_facet_set")
+    return Ranked(listed, {i: score[i] for i in listed}, whole, False, "wide_facet_set")
 
 
 async def rank_vector_set(
-    conn: Any, scope: Scope, vectors: VectorCache, vector: np.ndarray, depth: int, union: bool = True
+    conn: Any,
+    scope: Scope,
+    vectors: VectorCache,
+    vector: np.ndarray,
+    depth: int,
+    union: bool = True,
+    listed: Listed | None = None,
 ) -> Ranked:
     """The `depth` products of the copy most similar to `vector` among those listed in scope, best first. `union`:
     whether the candidate sets' union of the stores in scope pays (ux._union_pays); a wide scope probes otherwise."""
@@ -76,7 +103,7 @@ async def rank_vector_set(
         rows = vectors.candidates.rows_in_copy(in_scope.products, vectors)
         return _ranked_rows(vectors, vector, vectors.rank_subset(vector, rows), depth, "facet_set")
     if scope.store_ids is not None and len(scope.store_ids) >= WIDE_SCOPE_STORES:
-        wide = await _wide_top(conn, scope, vectors, vector, depth)
+        wide = await _wide_top(conn, scope, vectors, vector, depth, listed)
         if wide is not None:
             return wide
     if scope.store_ids is None:

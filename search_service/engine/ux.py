@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -31,7 +32,7 @@ from search_service.engine.facet_fusion import fuse_two
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import faceted_page
 from search_service.engine.facet_stock import StockBuckets
-from search_service.engine.facet_vectors import rank_vector_set
+from search_service.engine.facet_vectors import Listed, rank_vector_set
 from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort
 from search_service.engine.fusion import Ranked, merge
 from search_service.engine.hydrate import hydrate
@@ -124,6 +125,7 @@ async def _rank(
     config: engine.EngineConfig,
     vectors: VectorCache | None,
     stats: StatsCache | None,
+    stock: StockBuckets | None = None,
 ) -> _Ranking:
     """The ranked result set, `depth` deep. The keyword side keeps search's typo threshold (`search_depth`), so
     that a deeper set holds the same matches, not the looser typo matches a deeper threshold would let in."""
@@ -138,7 +140,8 @@ async def _rank(
             keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
         vector = await _vector_of(query_vector)
         union = await _union_pays(conn, scope, config, stats)
-        vector_side = await rank_vector_set(conn, scope, vectors, vector, depth, union)
+        listed = None if union else await _listed_in_memory(conn, scope, stock)
+        vector_side = await rank_vector_set(conn, scope, vectors, vector, depth, union, listed)
     else:
         assert query_vector is not None
         vector = await _vector_of(query_vector)
@@ -177,6 +180,17 @@ async def _current_sets(
     if vectors is None or params.mode == "keyword" or not has_vector:
         return None
     return await vectors.candidates.brought_current(conn, store_ids, params.in_stock)
+
+
+async def _listed_in_memory(conn: Any, scope: Scope, stock: StockBuckets | None) -> Listed | None:
+    """Which products have a listing in stock in scope, from the listing buckets brought up to now (facet_stock.py),
+    where they answer the scope exactly (in stock, no price bound, a list of stores): a wide facet set then needs
+    no listed_among probes (1M products, 20 km: ~1,250 ids, ~9 ms of PostgreSQL)."""
+    params = scope.params
+    exact = params.in_stock and params.min_price is None and params.max_price is None and scope.store_ids is not None
+    if stock is None or not exact or not await stock.brought_current(conn):
+        return None
+    return functools.partial(stock.listed, stores=stock.store_mask(scope.store_ids))
 
 
 async def _union_pays(conn: Any, scope: Scope, config: engine.EngineConfig, stats: StatsCache | None) -> bool:
@@ -326,7 +340,7 @@ async def _ranked_set(
     extra = context.exclude_id is not None  # the facet set's in-memory ranking may hold the product itself
     ranking = await _rank(
         conn, scope, query_vector, depth + extra, params.offset + params.limit, context.config, context.vectors,
-        context.stats,
+        context.stats, context.stock,
     )  # fmt: skip
     if extra:
         ranking.ids, ranking.keys = [i for i in ranking.ids if i != context.exclude_id][:depth], None
