@@ -22,7 +22,7 @@ import pytest
 from geographiclib.geodesic import Geodesic
 
 from search_service.db.sql import statement
-from search_service.engine import facet_memory, geo_areas
+from search_service.engine import facet_memory, geo_areas, store_locator
 from search_service.engine import facets as facets_module
 from search_service.engine import suggest as suggest_module
 from search_service.engine.facet_labels import ProductLabels
@@ -31,6 +31,7 @@ from search_service.engine.facets import FACETS, PRICE_EDGES, FacetFilters, face
 from search_service.engine.hydrate import hydrate
 from search_service.engine.results import SearchParams
 from search_service.engine.scope import Scope
+from search_service.engine.store_locator import StoreLocator
 from search_service.engine.suggest import SuggestParams, merge, split_prefix, suggest
 
 T = TypeVar("T")
@@ -485,6 +486,38 @@ def test_suggestions_from_the_in_memory_labels_equal_the_sql_plans(
     assert run(_call(cat.url, compare)) > 50
 
 
+def test_the_suggest_statement_probing_the_radius_gives_what_listing_its_stores_gives(
+    cat: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A radius holding most stores (store_locator.radius_pays, forced here for every radius) is measured per listing
+    probed instead of its stores listed: the same completions for every walked scope (more than NARROW_STORES)."""
+    monkeypatch.setattr(store_locator, "RADIUS_PROBE_MIN_STORES", 1)
+    monkeypatch.setattr(store_locator, "RADIUS_PROBE_MIN_SHARE", 0.0)
+    radii = [m for m in (3_000, 8_000, 20_000, 40_000) if len(_near(cat, m)) > suggest_module.NARROW_STORES]
+    prefixes = ("d", "dr", "Ha", "la", "drill d", "bo", "acme", "tools", "l", "x")
+    fetch, probed = suggest_module._fetch, []
+
+    async def recorded(*args: Any) -> Any:
+        probed.append(args[-1])  # near
+        return await fetch(*args)
+
+    monkeypatch.setattr(suggest_module, "_fetch", recorded)
+
+    async def compare(conn: asyncpg.Connection) -> int:
+        stores = StoreLocator()
+        await stores.load(conn)
+        found = 0
+        for prefix, metres in [(p, m) for p in prefixes for m in radii]:
+            params = SuggestParams(q=prefix, lat=CENTER[0], lon=CENTER[1], radius_m=metres, limit=10)
+            listed = await suggest(conn, params)
+            assert await suggest(conn, params, stores=stores) == listed, (prefix, metres)
+            found += len(listed)
+        return found
+
+    assert len(radii) >= 2 and run(_call(cat.url, compare)) > 30
+    assert probed.count(True) == probed.count(False) == len(prefixes) * len(radii)
+
+
 def _executed_scans(plan: dict[str, Any], relation: str) -> int:
     """Nodes of an EXPLAIN ANALYZE (JSON) plan that read `relation` and ran at least once."""
     here = int(plan.get("Relation Name") == relation and plan.get("Actual Loops", 0) > 0)
@@ -500,7 +533,7 @@ def test_the_suggest_statement_finds_the_stores_in_scope_once(cat: Catalogue, me
     values = stmt.bind(
         prefix=prefix, head=head, last_word=last, lon=CENTER[1], lat=CENTER[0], radius_m=float(metres), lim=10,
         walk_cap=suggest_module.WALK_CAP, probe_cap=suggest_module.PROBE_CAP,
-        narrow_stores=suggest_module.NARROW_STORES,
+        narrow_stores=suggest_module.NARROW_STORES, near=False,
     )  # fmt: skip
 
     async def explain(conn: asyncpg.Connection) -> dict[str, Any]:

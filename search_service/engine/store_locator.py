@@ -103,6 +103,12 @@ class StoreLocator:
         held = len(self._ids)
         return self.loaded and in_scope >= RADIUS_PROBE_MIN_STORES and in_scope >= RADIUS_PROBE_MIN_SHARE * held
 
+    def radius_pays_at(self, lon: float, lat: float, radius_m: float) -> bool:
+        """radius_pays for the stores about this radius (on the sphere: it picks a statement's form, not who is in)."""
+        if self.version is None:
+            return False
+        return self.radius_pays(int(np.count_nonzero(sphere_distances_m(self._points, lon, lat) <= radius_m)))
+
     def locate(self, lon: float, lat: float, radius_m: float) -> Located | None:
         """The stores within `radius_m` of (lon, lat), split as `Located` says; None when not loaded."""
         version = self.version

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from search_service.db.sql import statement
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_labels import ProductLabels
+from search_service.engine.store_locator import StoreLocator
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_memory import suggest_narrow
 from search_service.engine.suggest_scope import suggest_in_memory
@@ -90,10 +91,12 @@ async def suggest(
     labels: ProductLabels | None = None,
     index: SuggestIndex | None = None,
     sets: CandidateSets | None = None,
+    stores: StoreLocator | None = None,
 ) -> list[Suggestion]:
     """Up to `params.limit` (≤ 10) completions; an empty or wordless prefix gives none. `index` and `sets`: the
     API's suggestion index and candidate sets, which answer every scope (suggest_scope.py) once both are loaded;
-    else `labels`, the in-memory product labels, answer narrow scopes (suggest_memory.py); else the statement."""
+    else `labels`, the in-memory product labels, answer narrow scopes (suggest_memory.py); else the statement,
+    which probes a radius holding most of the stores in `stores` (the stores' places in memory) per listing."""
     prefix, head, last = split_prefix(params.q)
     if not prefix.strip():
         return []
@@ -118,11 +121,20 @@ async def suggest(
     # running it, and its index walks do not depend on the prefix's selectivity.
     async with conn.transaction():
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        rows = await _fetch(conn, stmt, prefix, head, last, params, limit)
+        rows = await _fetch(conn, stmt, prefix, head, last, params, limit, _radius_probed(params, stores))
     return merge(list(rows), limit)
 
 
-async def _fetch(conn: Any, stmt: Any, prefix: str, head: str, last: str, params: SuggestParams, limit: int) -> Any:
+def _radius_probed(params: SuggestParams, stores: StoreLocator | None) -> bool:
+    """Whether the statement measures each listing it probes against the radius (one holding most stores)."""
+    if stores is None or params.lat is None or params.lon is None:
+        return False
+    return stores.radius_pays_at(params.lon, params.lat, float(params.radius_m))
+
+
+async def _fetch(
+    conn: Any, stmt: Any, prefix: str, head: str, last: str, params: SuggestParams, limit: int, near: bool
+) -> Any:
     return await conn.fetch(
         stmt.sql,
         *stmt.bind(
@@ -136,5 +148,6 @@ async def _fetch(conn: Any, stmt: Any, prefix: str, head: str, last: str, params
             walk_cap=WALK_CAP,
             probe_cap=PROBE_CAP,
             narrow_stores=NARROW_STORES,
+            near=near,
         ),
     )

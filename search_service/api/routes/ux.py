@@ -134,7 +134,7 @@ async def suggest_route(
     params = SuggestParams(text, point[0] if point else None, point[1] if point else None, radius_m, limit)
     async with rt.connection() as conn:
         sets = rt.vectors.candidates if rt.vectors is not None else None
-        found = await suggest(conn, params, rt.labels, rt.suggestions, sets)
+        found = await suggest(conn, params, rt.labels, rt.suggestions, sets, rt.stores)
     took = round((time.perf_counter() - started) * 1000, 3)
     return SuggestResponse([SuggestionOut(s.kind, s.text, s.ref) for s in found], took)
 
