@@ -104,8 +104,8 @@ def test_stock_buckets_follow_price_and_stock_changes_at_once(fresh_db_url: str)
 
 
 def test_listed_follows_a_stock_change_once_brought_current(fresh_db_url: str) -> None:
-    """What a wide facet set asks the buckets (ux._listed_in_memory): brought up to now, they say a product emptied
-    a moment ago is no longer listed, and listed again once restocked; stepped aside they answer nothing."""
+    """What a wide facet set asks the buckets (facet_vectors.listed_in_memory): brought up to now, they say a product
+    emptied a moment ago is no longer listed, and listed again once restocked; stepped aside they answer nothing."""
     with psycopg.connect(fresh_db_url, autocommit=True) as sync:
         cat = _seed(sync, random.Random(9))
     store, product = next((s, p) for s, p, _price, qty, active in cat.listings if qty > 0 and active)

@@ -195,6 +195,23 @@ def test_semantic_facets_cover_the_top_depth_by_similarity(
     assert set(got.timings_ms) >= {"scope", "rank", "facets", "hydrate"}
 
 
+def test_a_wide_hybrid_set_equals_the_union_path(cat: Catalogue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hybrid, facets: a wide set (the copy's whole ranking, its listed best from the listing buckets) gives the
+    page, total and counts the candidate sets' union gives."""
+    q = np.random.default_rng(5).normal(size=384).astype(np.float32)
+    q /= np.linalg.norm(q)
+    params = SearchParams(q="drill", lat=CENTER[0], lon=CENTER[1], radius_m=25_000, mode="hybrid", limit=30)
+    ux = UxParams(facets=FACETS)
+    union = run(_ux(cat.url, params, ux, q, 40, True, stock=True))
+    monkeypatch.setattr(facet_vectors, "WIDE_SCOPE_STORES", 1)
+    monkeypatch.setattr(CandidateSets, "in_scope", _no_union)
+    monkeypatch.setattr(facet_vectors, "_probed", _no_probes)
+    wide = run(_ux(cat.url, params, ux, q, 40, True, config=replace(DEFAULT_CONFIG, count_below_share=0.0), stock=True))
+    assert union.strategy == "facet_set" and wide.strategy == "wide_facet_set"
+    assert [h.product.id for h in wide.results] == [h.product.id for h in union.results]
+    assert wide.total == union.total > 10 and _got(wide) == _got(union)
+
+
 def test_delivery_fulfilment_reaches_far_stores_and_says_delivers(cat: Catalogue) -> None:
     far_point = _destination(*CENTER, 0, 60_000)  # 60 km north: no store within 5 km
     far_store = next(s for s, (_lat, _lon, active) in cat.stores.items() if active)

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -25,20 +24,19 @@ from uuid import UUID
 import numpy as np
 
 from search_service.db.sql import statement
-from search_service.engine import facet_vectors, geo_areas
+from search_service.engine import geo_areas
 from search_service.engine import search as engine
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_fusion import fuse_two
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import faceted_page
 from search_service.engine.facet_stock import StockBuckets
-from search_service.engine.facet_vectors import Listed, rank_vector_set
+from search_service.engine.facet_vectors import listed_in_memory, rank_vector_set, union_pays
 from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort
 from search_service.engine.fusion import Ranked, merge
 from search_service.engine.hydrate import hydrate
 from search_service.engine.keyword import rank_keyword
 from search_service.engine.modes import QueryVector
-from search_service.engine.planner import estimate, needs_count
 from search_service.engine.scope import Scope, radius_probe
 from search_service.engine.session import transaction
 from search_service.engine.stats import StatsCache, read_stats
@@ -139,8 +137,8 @@ async def _rank(
         if mode == "hybrid":
             keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
         vector = await _vector_of(query_vector)
-        union = await _union_pays(conn, scope, config, stats)
-        listed = None if union else await _listed_in_memory(conn, scope, stock)
+        union = await union_pays(conn, scope, config, stats)
+        listed = None if union else await listed_in_memory(conn, scope, stock)
         vector_side = await rank_vector_set(conn, scope, vectors, vector, depth, union, listed)
     else:
         assert query_vector is not None
@@ -180,27 +178,6 @@ async def _current_sets(
     if vectors is None or params.mode == "keyword" or not has_vector:
         return None
     return await vectors.candidates.brought_current(conn, store_ids, params.in_stock)
-
-
-async def _listed_in_memory(conn: Any, scope: Scope, stock: StockBuckets | None) -> Listed | None:
-    """Which products have a listing in stock in scope, from the listing buckets brought up to now (facet_stock.py),
-    where they answer the scope exactly (in stock, no price bound, a list of stores): a wide facet set then needs
-    no listed_among probes (1M products, 20 km: ~1,250 ids, ~9 ms of PostgreSQL)."""
-    params = scope.params
-    exact = params.in_stock and params.min_price is None and params.max_price is None and scope.store_ids is not None
-    if stock is None or not exact or not await stock.brought_current(conn):
-        return None
-    return functools.partial(stock.listed, stores=stock.store_mask(scope.store_ids))
-
-
-async def _union_pays(conn: Any, scope: Scope, config: engine.EngineConfig, stats: StatsCache | None) -> bool:
-    """Whether a facet set takes the candidate sets' union of its stores: not for a wide scope the statistics put
-    near full (as search's plans, planner.needs_count), which probes the whole copy's best instead (1M products,
-    20 km: the union of 7,836 stores' sets was ~30 ms of a ~66 ms faceted search)."""
-    if scope.sets is None or scope.store_ids is None or len(scope.store_ids) < facet_vectors.WIDE_SCOPE_STORES:
-        return True
-    catalogue = await (read_stats(conn) if stats is None else stats.get(conn))
-    return needs_count(estimate(catalogue, scope.category_ids, len(scope.store_ids), scope.params), config)
 
 
 async def _filters(conn: Any, params: engine.SearchParams, ux: UxParams) -> FacetFilters:
