@@ -271,9 +271,9 @@ def test_a_generation_holds_its_rows_in_id_order_and_the_sets_map_onto_them_in_o
             assert sets.rows_in_copy(everything, cache).tolist() == rows_by_lookup(sets, cache) == list(range(200))
             assert sets._row_map(cache).in_order
             first = add_unembedded_product(fresh_db_url, "Listed first", store)
-            assert await sets.brought_current(conn, [store], True) is sets  # its listing applied: an ordinal
+            assert await sets.brought_current(conn, [store], True)  # its listing applied: an ordinal
             second = add_unembedded_product(fresh_db_url, "Listed second", store)
-            assert await sets.brought_current(conn, [store], True) is sets
+            assert await sets.brought_current(conn, [store], True)
             for product, seed_no in ((first, 11), (second, 12)):  # embedded in the order listed
                 set_vector(fresh_db_url, product, random_unit_vectors(1, np.random.default_rng(seed_no))[0])
                 assert await cache.refresh(conn) == 1
@@ -282,9 +282,9 @@ def test_a_generation_holds_its_rows_in_id_order_and_the_sets_map_onto_them_in_o
                 assert sets._row_map(cache).in_order
             assert len(sets.rows_in_copy(everything, cache)) == 202
             late = add_unembedded_product(fresh_db_url, "Listed third", store)
-            assert await sets.brought_current(conn, [store], True) is sets
+            assert await sets.brought_current(conn, [store], True)
             early = add_unembedded_product(fresh_db_url, "Listed fourth", store)
-            assert await sets.brought_current(conn, [store], True) is sets
+            assert await sets.brought_current(conn, [store], True)
             for product, seed_no in ((early, 13), (late, 14)):  # not in the order their ordinals came
                 set_vector(fresh_db_url, product, random_unit_vectors(1, np.random.default_rng(seed_no))[0])
                 assert await cache.refresh(conn) == 1

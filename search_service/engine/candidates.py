@@ -271,16 +271,16 @@ class CandidateSets:
         )
 
     # --- reading
-    async def brought_current(self, conn: Conn, store_ids: list[UUID] | None, in_stock: bool) -> CandidateSets | None:
-        """These sets with the changes up to now applied, for a search whose scope came from another statement than
-        search_context (the UX path's bbox and delivery scopes); its union is taken when a plan asks for it
-        (`Scope.products_in_scope`). None: not usable here (global, in_stock off, not loaded, or behind)."""
+    async def brought_current(self, conn: Conn, store_ids: list[UUID] | None, in_stock: bool) -> bool:
+        """The changes up to now applied, for a search whose scope came from another statement than search_context
+        (the UX path's bbox and delivery scopes): True when the sets may answer it (their union is taken when a plan
+        asks: `Scope.products_in_scope`); False for a global scope, in_stock off, sets not loaded or behind."""
         if store_ids is None or not in_stock or not self.loaded:
-            return None
+            return False
         stmt = statement("engine/search", "listing_changes")
         base = self.snapshot
         row = await conn.fetchrow(stmt.sql, *stmt.bind(**self.read_args()))
-        return self if self.apply(base, row) else None
+        return self.apply(base, row)
 
     def in_scope(self, store_ids: list[UUID]) -> InScope:
         bitmaps, listings = self.blocks.parts(store_ids, self.stores)

@@ -177,7 +177,8 @@ async def _current_sets(
     facet set's: facet_vectors.py); not for the keyword side alone. Their union is taken only if a plan asks."""
     if vectors is None or params.mode == "keyword" or not has_vector:
         return None
-    return await vectors.candidates.brought_current(conn, store_ids, params.in_stock)
+    sets = vectors.candidates
+    return sets if await sets.brought_current(conn, store_ids, params.in_stock) else None
 
 
 async def _filters(conn: Any, params: engine.SearchParams, ux: UxParams) -> FacetFilters:
