@@ -33,7 +33,7 @@ SERVER_SETTINGS: dict[str, str] = {
 }
 # A restart serves from a warm cache: pg_prewarm's autoprewarm worker records which blocks shared buffers hold
 # (every 5 minutes and at shutdown) and reads them back at start-up. At 1M products after a reboot, a 0.5 km
-# search's first pass took 13.7 ms (p50) cold against 3.9 prewarmed (docs/scale.md).
+# search's first pass took 16.0 ms (p50) cold against 4.7 prewarmed (benchmarks/results/restart-2026-12-05.md).
 PREWARM_SETTINGS: dict[str, str] = {
     "shared_preload_libraries": "pg_prewarm",
     "pg_prewarm.autoprewarm": "on",
