@@ -243,8 +243,7 @@ class StockBuckets:
         if self.snapshot is None or (self.stale and await self._quiet(conn)):
             await self.load(conn)
             return
-        if not self.stale:
-            await self.brought_current(conn)
+        await self.brought_current(conn)  # nothing while stepped aside
 
     async def brought_current(self, conn: Any) -> bool:
         """The changes since the snapshot applied (a burst at most: its pairs' buckets cost the database ~5 µs
