@@ -226,7 +226,10 @@ def _post(base: str, connection: uuid.UUID, secret: str, payload: dict[str, Any]
 
 def _found(base: str, store: uuid.UUID, query: str, name: str, mode: str) -> bool:
     params: dict[str, str | float] = {"q": query, "lat": BERLIN[0], "lon": BERLIN[1], "radius_m": 3000, "mode": mode}
-    results = httpx.get(f"{base}/v1/search", params=params, timeout=30).json()["results"]
+    response = httpx.get(f"{base}/v1/search", params=params, timeout=30)
+    if response.status_code != 200:
+        raise RuntimeError(f"/v1/search answered {response.status_code}: {response.text[:300]}")
+    results = response.json()["results"]
     return any(r["product"]["name"] == name and any(s["id"] == str(store) for s in r["stores"]) for r in results)
 
 

@@ -187,6 +187,8 @@ class RowsKernel:
 
     def into(self, out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, wide: bool = False) -> None:
         """out (b, m) float32 = each query's codes (int8) times the rows' (uint8, code + 64): `dots`, or SimSIMD's."""
+        if out.size == 0:  # no rows (a shared generation written while no product had a vector): SimSIMD refuses
+            return
         if self.native is not None and len(q8) >= NATIVE_MIN_BATCH:
             parts = self.threads if wide and len(rows8) >= WIDE_MIN_ROWS else 1
             in_parts(
@@ -203,6 +205,8 @@ class RowsKernel:
     def picked_into(self, out: np.ndarray, q8: np.ndarray, rows8: np.ndarray, picked: np.ndarray) -> None:
         """out (b, k) float32 = the queries times rows8[picked]: in place (native), else gathered a chunk at a time
         into a reused buffer (row_gather.py) and scored there."""
+        if out.size == 0:
+            return
         if self.native is not None:
             self._native_into(out, q8, rows8, picked)
             return
