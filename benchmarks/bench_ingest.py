@@ -329,7 +329,7 @@ def run(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DATABASE_URL": dsn, "PLINQY_SECRET_KEY": secret_key, "PLINQY_INGEST_RATE_PER_S": "100000",
-           "PLINQY_INGEST_RATE_BURST": "100000"}  # fmt: skip
+           "PLINQY_INGEST_RATE_BURST": "100000", "PLINQY_INGEST_LANES": str(args.lanes)}  # fmt: skip
     serve_args = ["serve", "--port", str(port), "--workers", str(args.api_workers)]
     database = _database_pid(dsn)
     loads = {"start": round(os.getloadavg()[0], 2)}
@@ -366,6 +366,7 @@ def run(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "api_workers": args.api_workers,
+        "import_lanes": args.lanes,
         "load_average_1m": loads,
         "csv_import": csv,
         "baseline_put": baseline,
@@ -398,7 +399,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"# Ingest benchmark ({result['date']})",
         "",
         f"Machine: {result['machine']['cpus']} CPUs, Python {result['machine']['python']}; API workers: "
-        f"{result['api_workers']}. CSV import and baseline: `plinqy-search worker --only import` running; "
+        f"{result['api_workers']}; import lanes: {result.get('import_lanes', 1)}. CSV import and baseline: "
+        "`plinqy-search worker --only import` running; "
         "webhooks and freshness: `plinqy-search worker` (every job). Load average (1 min; other jobs share the "
         f"machine): {_load_text(result.get('load_average_1m', {}))}.",
         "",
@@ -441,6 +443,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--freshness", type=int, default=20, help="stock trials (new-product trials: half)")
     parser.add_argument("--api-workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--lanes", type=int, default=2, help="PLINQY_INGEST_LANES for the worker (1: one mapper)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--name", default=None, help="result file name (default: ingest-<date>)")
     args = parser.parse_args(argv)

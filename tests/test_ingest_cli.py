@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,23 @@ def test_import_csv_then_strict_and_prune(dsn: str, tmp_path: Path) -> None:
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM imported_product_raw").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (21,)
+
+
+def test_import_csv_of_a_big_file_maps_it_in_lanes_with_the_bar_moving(dsn: str, tmp_path: Path) -> None:
+    """1,000 rows in chunks of 100: the first chunk, then two lanes (ingest/lanes.py) on their own connections."""
+    store = create_store(dsn)
+    big = tmp_path / "big.csv"
+    big.write_text(
+        "sku;name;price;quantity\n" + "".join(f"b{i};Thing {i};1,{i % 100:02d};{i % 4}\n" for i in range(1000))
+    )
+    out = cli(dsn, "import", "csv", str(big), "--store", str(store), PLINQY_INGEST_CHUNK_ROWS="100")
+    assert out.returncode == 0, out.stderr
+    assert "1000 rows, 1000 mapped" in out.stdout
+    shown = {int(m) for m in re.findall(r"(\d+)/1000", out.stderr)}
+    assert 1000 in shown and min(shown) < 1000  # a step between the start and the end
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone() == (1000,)
+        assert conn.execute("SELECT count(*) FROM inventory_event WHERE reason = 'listed'").fetchone() == (1000,)
 
 
 def test_worker_rejects_unknown_job(dsn: str) -> None:

@@ -18,6 +18,7 @@ class IngestConfig:
     webhook_tolerance_s: int = 300  # Standard Webhooks: a timestamp further off than this is refused
     batch_chunk_rows: int = 5000  # rows a worker maps per transaction
     lease_s: float = 60.0  # a worker's hold on a batch; a killed worker's batch is taken over after it
+    lanes: int = 2  # a big batch of independent rows is mapped on this many connections at once (lanes.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngestConfig:
@@ -28,4 +29,5 @@ class IngestConfig:
             max_webhook_bytes=int(env_float(env, "PLINQY_INGEST_MAX_WEBHOOK_BYTES", 5 * 1024 * 1024, 1024, 2**30)),
             batch_chunk_rows=int(env_float(env, "PLINQY_INGEST_CHUNK_ROWS", 5000, 1, 1_000_000)),
             lease_s=env_float(env, "PLINQY_INGEST_LEASE_S", 60.0, 1, 86400),
+            lanes=int(env_float(env, "PLINQY_INGEST_LANES", 2, 1, 16)),
         )

@@ -14,7 +14,7 @@ import asyncpg
 import psycopg
 
 from search_service.db.sql import statement
-from search_service.ingest import pipeline
+from search_service.ingest import lanes, pipeline
 from search_service.ingest.config import IngestConfig
 from search_service.ingest.csvfile import parse_csv
 
@@ -42,13 +42,13 @@ async def batch_status(conn: Any, batch_id: UUID) -> dict[str, Any] | None:
 
 
 async def _follow(
-    conn: Any, batch_id: UUID, worker_id: str, config: IngestConfig, progress: Callable[[int], None]
+    conn: Any, dsn: str, batch_id: UUID, worker_id: str, config: IngestConfig, progress: Callable[[int], None]
 ) -> None:
     """Map the batch here when it can be claimed; otherwise wait while a worker (or an earlier batch) has it."""
     claim = _sql("claim_this_batch")
     while True:
         if await conn.fetchval(claim.sql, *claim.bind(batch_id=batch_id, worker_id=worker_id, lease_s=config.lease_s)):
-            await _map_with_progress(conn, batch_id, worker_id, config, progress)
+            await _map_with_progress(conn, dsn, batch_id, worker_id, config, progress)
             return
         status = await batch_status(conn, batch_id)
         assert status is not None
@@ -59,22 +59,25 @@ async def _follow(
 
 
 async def _map_with_progress(
-    conn: Any, batch_id: UUID, worker_id: str, config: IngestConfig, progress: Callable[[int], None]
+    conn: Any, dsn: str, batch_id: UUID, worker_id: str, config: IngestConfig, progress: Callable[[int], None]
 ) -> None:
-    chunks, last = 0, False
-    while not last:
+    async def show() -> None:  # on the main connection: idle while the lanes map
         status = await batch_status(conn, batch_id)
         assert status is not None
         progress(status["processed_rows"])
+
+    chunks, last = 0, False
+    while not last:
+        await show()
         _counts, last = await pipeline.map_chunk(
             conn, batch_id, worker_id, config.batch_chunk_rows, config.lease_s, first=chunks == 0
         )
         chunks += 1
         if not last:
             await pipeline.refresh_statistics(conn, chunks, config.batch_chunk_rows)
-    final = await batch_status(conn, batch_id)
-    assert final is not None
-    progress(final["processed_rows"])
+        if chunks == 1 and not last:  # the duplicates are marked: the rest may go in lanes, the bar moving
+            await lanes.map_in_lanes(conn, lanes.LaneRun(dsn, batch_id, worker_id, config, after_chunk=show))
+    await show()
 
 
 async def import_csv_async(
@@ -92,7 +95,7 @@ async def import_csv_async(
         )
         total = len(parsed.rows)
         worker_id = f"cli-import:{batch_id}"
-        await _follow(conn, batch_id, worker_id, config, lambda done: progress(done, total))
+        await _follow(conn, dsn, batch_id, worker_id, config, lambda done: progress(done, total))
         status = await batch_status(conn, batch_id)
         assert status is not None
         errors = await conn.fetch(_sql("batch_errors").sql, *_sql("batch_errors").bind(batch_id=batch_id))

@@ -311,21 +311,33 @@ async def map_chunk(
         # Fewer than `limit`: these are all that is left (a stored batch never grows), so this chunk is the last.
         last = len(pending) < limit
         results = await apply_rows(conn, store_id, currency, [(r["id"], _decode(r["payload"])) for r in pending])
-        return await _save_results(conn, batch_id, results, last, marked), last
+        return await save_results(conn, batch_id, worker_id, lease_s, results, last=last, duplicates=marked), last
 
 
-async def _save_results(
-    conn: Any, batch_id: UUID, results: dict[int, RowResult], last: bool, duplicates: int
+async def save_results(
+    conn: Any,
+    batch_id: UUID,
+    worker_id: str,
+    lease_s: float,
+    results: dict[int, RowResult],
+    *,
+    last: bool,
+    duplicates: int = 0,
 ) -> ChunkCounts:
+    """Save a chunk's row outcomes and add them to the batch's counters (save_results); LeaseLost (roll the chunk
+    back) when the batch is no longer ours."""
     counts = ChunkCounts(duplicate=duplicates)
     for result in results.values():
         setattr(counts, result.status, getattr(counts, result.status) + 1)
     ids = list(results)
-    await _fetch(
-        conn, "save_results", batch_id=batch_id, ids=ids, statuses=[results[i].status for i in ids],
-        errors=[results[i].error for i in ids], matched_by=[results[i].matched_by for i in ids],
-        products=[results[i].product_id for i in ids], last=last, **vars(counts),
+    saved = await _fetch(
+        conn, "save_results", batch_id=batch_id, worker_id=worker_id, lease_s=lease_s, ids=ids,
+        statuses=[results[i].status for i in ids], errors=[results[i].error for i in ids],
+        matched_by=[results[i].matched_by for i in ids], products=[results[i].product_id for i in ids], last=last,
+        **vars(counts),
     )  # fmt: skip
+    if not saved:
+        raise LeaseLost(str(batch_id))
     return counts
 
 

@@ -1,5 +1,6 @@
 """The import job: claims waiting batches (SKIP LOCKED, one store's batches in order), maps them chunk by chunk
-under a lease, each chunk one fenced transaction.
+under a lease, each chunk one fenced transaction; a big batch of independent rows in lanes after its first chunk
+(lanes.py).
 
 A SIGKILLed worker loses nothing: its finished chunks are committed with their counters, the rest stay `pending`
 and its lease lapses, and the next worker takes the batch over. SIGTERM/SIGINT: the chunk in hand is finished, the
@@ -23,7 +24,7 @@ from uuid import UUID
 
 import asyncpg
 
-from search_service.ingest import groups, pipeline
+from search_service.ingest import groups, lanes, pipeline
 from search_service.ingest.config import IngestConfig
 
 log = logging.getLogger("plinqy.ingest")
@@ -115,6 +116,12 @@ class ImportWorker:
         log.info(json.dumps({"event": "group", "batches": 1 + len(followers), **vars(counts)}))
         return head.total_rows + sum(f.total_rows for f in followers)
 
+    async def _hold(self) -> None:
+        """Fault injection (tests): a pause after each chunk, cut short by a stop."""
+        if self.options.hold_s:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.options.hold_s)
+
     async def _map(self, conn: asyncpg.Connection, batch_id: UUID) -> None:
         cfg = self.config
         try:
@@ -128,9 +135,10 @@ class ImportWorker:
                 chunks += 1
                 if not last:
                     await pipeline.refresh_statistics(conn, chunks, cfg.batch_chunk_rows)
-                    if self.options.hold_s:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self.stop.wait(), self.options.hold_s)
+                    await self._hold()
+                if chunks == 1 and not last and not self.stop.is_set():  # duplicates marked: the rest may go in lanes
+                    run = lanes.LaneRun(self.dsn, batch_id, self.worker_id, cfg, self.stop.is_set, self._hold)
+                    counts.add(await lanes.map_in_lanes(conn, run) or pipeline.ChunkCounts())
             if not last:
                 await pipeline.release_batch(conn, batch_id, self.worker_id)
         except pipeline.LeaseLost:

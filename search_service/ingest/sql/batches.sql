@@ -187,10 +187,13 @@ FROM unnest(:ids::bigint[], :statuses::text[], :errors::text[], :matched_by::tex
 WHERE r.id = v.id AND r.status = 'pending';
 
 -- name: save_results
--- params: batch_id uuid, ids bigint[], statuses text[], errors text[], matched_by text[], products uuid[],
---    mapped int, stale int, duplicate int, rejected int, last bool (true: no pending row is left after these)
--- A chunk's row outcomes and the batch's counters in one statement (they move together, so totals always add up);
--- the last chunk completes the batch and lets the lease go.
+-- params: batch_id uuid, worker_id text, lease_s float8, ids bigint[], statuses text[], errors text[],
+--    matched_by text[], products uuid[], mapped int, stale int, duplicate int, rejected int,
+--    last bool (true: no pending row is left after these)
+-- A chunk's row outcomes and the batch's counters in one statement (they move together, so totals always add up),
+-- only while the batch is still ours (no row returned: the caller rolls the chunk back; a lane holds no row lock
+-- on the batch until here, lanes.sql); the lease is extended, or, by the last chunk, let go with the batch
+-- completed.
 WITH saved AS (
     UPDATE imported_product_raw r
     SET status = v.status, error = v.error, matched_by = v.matched_by, matched_product_id = v.product
@@ -206,8 +209,8 @@ SET mapped_rows = mapped_rows + :mapped, stale_rows = stale_rows + :stale,
     status = CASE WHEN :last THEN 'completed' ELSE status END,
     finished_at = CASE WHEN :last THEN now() ELSE finished_at END,
     locked_by = CASE WHEN :last THEN NULL ELSE locked_by END,
-    locked_until = CASE WHEN :last THEN NULL ELSE locked_until END
-WHERE id = :batch_id AND (SELECT count(*) FROM saved) >= 0
+    locked_until = CASE WHEN :last THEN NULL ELSE now() + make_interval(secs => :lease_s) END
+WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing' AND (SELECT count(*) FROM saved) >= 0
 RETURNING status;
 
 -- name: complete_batch
