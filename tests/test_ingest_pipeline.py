@@ -238,3 +238,39 @@ def test_a_million_row_csv_is_read_and_stored_whole(db: psycopg.Connection) -> N
         (batch,),
     ).fetchone()
     assert last == ("99,90",)
+
+
+def test_writes_on_the_apis_custom_planned_connections_plan_their_key_checks_once(fresh_db_url: str) -> None:
+    """The API's connections force custom plans (engine/session.py), which would plan every foreign-key check of
+    a write again for each row (a 100k-row COPY: twice the backend's CPU). A write's transaction (the fence, the
+    bulk upload's settings) and a small batch's single statement plan them once, and only for themselves: the
+    connection's searches keep forcing custom plans afterwards."""
+    from search_service.db.sql import statement
+    from search_service.engine.config import EngineConfig
+    from search_service.engine.session import session_settings
+
+    async def go() -> None:
+        conn = await asyncpg.connect(fresh_db_url, server_settings=session_settings(EngineConfig()))
+        try:
+            with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+                store = make_store(sync)
+            mode = "SELECT current_setting('plan_cache_mode')"
+            async with conn.transaction():
+                bulk = statement("ingest/batches", "bulk_write_settings")
+                await conn.fetch(bulk.sql, *bulk.bind(timeout="600s"))
+                assert await conn.fetchval(mode) == "auto"
+            assert await conn.fetchval(mode) == "force_custom_plan"
+            batch = await pipeline.record_batch_async(
+                conn, store_id=store, source="webhook", kind="webhook", rows=[{"sku": "a", "price": "1", "quantity": 1}]
+            )  # one statement (record_small), in its own transaction
+            assert await conn.fetchval(mode) == "force_custom_plan"
+            await conn.execute("UPDATE import_batch SET status = 'processing', locked_by = 'me' WHERE id = $1", batch)
+            async with conn.transaction():
+                fence = statement("ingest/batches", "fence")
+                await conn.fetch(fence.sql, *fence.bind(batch_id=batch, worker_id="me", lease_s=60))
+                assert await conn.fetchval(mode) == "auto"
+            assert await conn.fetchval(mode) == "force_custom_plan"
+        finally:
+            await conn.close()
+
+    asyncio.run(go())

@@ -111,8 +111,8 @@ async def upload_import(
             await pipeline.abort_batch(conn, batch_id, str(exc))
             raise BadParameter(exc.column or "file", str(exc)) from None
         async with conn.transaction():
-            timeout = statement("ingest/batches", "long_statements")
-            await conn.fetch(timeout.sql, *timeout.bind(timeout="600s"))
+            bulk = statement("ingest/batches", "bulk_write_settings")
+            await conn.fetch(bulk.sql, *bulk.bind(timeout="600s"))
             status = await pipeline.store_rows(conn, batch_id, parsed.rows)
     accepted = S.ImportAccepted(batch_id, status, f"/v1/imports/{batch_id}", f"/v1/imports/{batch_id}/errors")
     return Response(accepted, status_code=202, headers={"Location": accepted.status_url})

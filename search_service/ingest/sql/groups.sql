@@ -25,7 +25,8 @@ RETURNING b.id, b.seq, b.total_rows;
 
 -- name: fence_group
 -- params: batch_ids uuid[], worker_id text, lease_s float8
--- fence (batches.sql) for a group: every batch still ours (held = how many), the store lock, async commit.
+-- fence (batches.sql) for a group: every batch still ours (held = how many), the store lock, async commit, key
+-- checks planned once.
 WITH ours AS (
     UPDATE import_batch SET locked_until = now() + make_interval(secs => :lease_s)
     WHERE id = ANY (:batch_ids::uuid[]) AND locked_by = :worker_id AND status = 'processing'
@@ -33,7 +34,8 @@ WITH ours AS (
 )
 SELECT (SELECT count(*) FROM ours) AS held, s.id AS store_id, s.currency,
        pg_advisory_xact_lock(hashtextextended(s.id::text, 20261203)) AS locked,
-       set_config('synchronous_commit', 'off', true) AS async_commit
+       set_config('synchronous_commit', 'off', true) AS async_commit,
+       set_config('plan_cache_mode', 'auto', true) AS key_checks_planned_once
 FROM store s WHERE s.id = (SELECT store_id FROM ours LIMIT 1);
 
 -- name: mark_duplicates_group

@@ -29,11 +29,13 @@ FROM pending;
 
 -- name: lane_fence
 -- params: batch_id uuid, worker_id text
--- Starts a lane chunk's transaction: the batch is still ours, the store's lock taken shared, async commit (as the
--- sequential fence: a server crash leaves the rows pending, mapped again to the same state).
+-- Starts a lane chunk's transaction: the batch is still ours, the store's lock taken shared, async commit and key
+-- checks planned once (as the sequential fence: a server crash leaves the rows pending, mapped again to the same
+-- state).
 SELECT b.store_id, s.currency,
        pg_advisory_xact_lock_shared(hashtextextended(b.store_id::text, 20261203)) AS locked,
-       set_config('synchronous_commit', 'off', true) AS async_commit
+       set_config('synchronous_commit', 'off', true) AS async_commit,
+       set_config('plan_cache_mode', 'auto', true) AS key_checks_planned_once
 FROM import_batch b JOIN store s ON s.id = b.store_id
 WHERE b.id = :batch_id AND b.locked_by = :worker_id AND b.status = 'processing';
 
