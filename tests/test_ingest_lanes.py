@@ -17,6 +17,7 @@ import asyncpg
 import psycopg
 import pytest
 
+from search_service.db.cluster import free_port
 from search_service.ingest import lanes, pipeline
 from search_service.ingest.config import IngestConfig
 from search_service.ingest.rows import gtin14
@@ -191,6 +192,35 @@ def test_a_failing_lane_leaves_its_rows_to_the_chunk_loop(
         assert batch_state(conn, batch)[:3] == ("completed", BIG, BIG)
         listed = conn.execute("SELECT count(*) FROM inventory_event WHERE reason = 'listed'").fetchone()
         assert listed == (BIG,)  # each row applied once: the failed chunk rolled back, mapped again later
+
+
+def test_lanes_the_server_refuses_leave_the_batch_to_one_mapper(
+    fresh_db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No connection for a lane (here: nothing listens where they are opened; in life, max_connections): the
+    batch is mapped by the worker's chunk loop alone, whole."""
+    caplog.set_level(logging.INFO, logger="plinqy.ingest")
+    rows = [{"sku": f"u{i}", "name": f"Item {i}", "price": "1.00", "quantity": 1} for i in range(BIG)]
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        batch = pipeline.record_batch(conn, store_id=store, source="csv", kind="csv", rows=rows)
+        conn.execute("UPDATE import_batch SET status = 'processing', locked_by = 'me' WHERE id = %s", (batch,))
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    config = IngestConfig(batch_chunk_rows=CHUNK, lanes=2)
+
+    async def go() -> None:
+        conn = await asyncpg.connect(fresh_db_url)
+        try:
+            await pipeline.map_chunk(conn, batch, "me", CHUNK, 60, first=True)
+            assert await lanes.map_in_lanes(conn, lanes.LaneRun(closed, batch, "me", config)) is None
+            assert await lanes.map_in_lanes(conn, lanes.LaneRun(fresh_db_url, batch, "me", config)) is not None
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+    assert [e["event"] for e in lane_events(caplog, "lanes_unavailable")] == ["lanes_unavailable"]
+    with psycopg.connect(fresh_db_url) as conn:
+        assert batch_state(conn, batch)[1:3] == (BIG, BIG)  # every row mapped once: the first chunk, then lanes
 
 
 def test_a_batch_taken_over_while_a_lane_maps_rolls_the_lanes_chunk_back(

@@ -95,11 +95,10 @@ async def map_in_lanes(conn: Any, run: LaneRun) -> ChunkCounts | None:
     lanes = await plan_lanes(conn, run.batch_id, run.config.lanes, run.config.batch_chunk_rows)
     if lanes is None:
         return None
+    conns = await _connect(run, len(lanes.ranges))
+    if conns is None:
+        return None
     log.info(json.dumps({"event": "lanes", "batch": str(run.batch_id), "lanes": len(lanes.ranges)}))
-    conns = [
-        await asyncpg.connect(run.dsn, server_settings={"application_name": f"{run.worker_id[:50]}/lane{k}"})
-        for k in range(len(lanes.ranges))
-    ]
     lost = asyncio.Event()
     try:
         done = await asyncio.gather(
@@ -113,6 +112,22 @@ async def map_in_lanes(conn: Any, run: LaneRun) -> ChunkCounts | None:
             raise outcome
         counts.add(outcome)
     return counts
+
+
+async def _connect(run: LaneRun, lanes: int) -> list[Any] | None:
+    """A connection per lane, or None (the batch is then mapped by the caller's loop alone) when the server refuses
+    one (max_connections, most likely)."""
+    conns: list[Any] = []
+    try:
+        for k in range(lanes):
+            name = f"{run.worker_id[:50]}/lane{k}"
+            conns.append(await asyncpg.connect(run.dsn, server_settings={"application_name": name}))
+    except LANE_FAULTS as exc:
+        await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+        log.warning(json.dumps({"event": "lanes_unavailable", "batch": str(run.batch_id),
+                                "error": f"{type(exc).__name__}: {exc}"[:300]}))  # fmt: skip
+        return None
+    return conns
 
 
 async def _lane(conn: Any, lane: tuple[int, int], run: LaneRun, lost: asyncio.Event) -> ChunkCounts:
