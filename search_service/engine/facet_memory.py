@@ -23,6 +23,7 @@ from uuid import UUID
 import numpy as np
 
 from search_service.db.sql import statement
+from search_service.engine.facet_distance import certified_distances
 from search_service.engine.facet_labels import NO_BRAND, NO_CATEGORY, ProductLabels
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facets import (
@@ -41,6 +42,7 @@ from search_service.engine.facets import (
     price_bucket,
 )
 from search_service.engine.keyindex import keys_of
+from search_service.engine.store_locator import StoreLocator
 
 MEMORY_FACETS = frozenset(("category", "brand", "price"))
 LISTING = np.dtype([("pos", ">i4"), ("cents", ">i8"), ("distance", ">f8")])
@@ -55,22 +57,25 @@ async def faceted_page(
     product_ids: Sequence[UUID],
     stock: StockBuckets | None = None,
     keys: np.ndarray | None = None,
+    places: StoreLocator | None = None,
     **kw: Any,
 ) -> FacetedPage:
     """`facet_set` in memory when the labels are loaded and the facets asked for allow it (with the listings from
-    `stock` when loaded, for the relevance order of the products in stock without a price range), else in SQL.
-    `keys`: `product_ids` as keyindex keys, when the ranking has them (spares turning the ids back into keys)."""
+    `stock` when loaded, for the products in stock without a price range in the relevance order, or by distance
+    with `places`, the stores' places in memory), else in SQL. `keys`: `product_ids` as keyindex keys, when the
+    ranking has them (spares turning the ids back into keys)."""
     if labels is not None and labels.loaded and MEMORY_FACETS.issuperset(kw.get("facets", ())):
         filters = kw.get("filters", NO_FILTERS)
+        sort = kw.get("sort", "relevance")
         if (
             stock is not None
             and stock.loaded
-            and kw.get("sort", "relevance") == "relevance"
+            and (sort == "relevance" or (sort == "distance" and places is not None and places.loaded))
             and kw.get("in_stock", True)
             and filters.min_price is None
             and filters.max_price is None
         ):
-            page = await facet_set_from_stock(conn, labels, stock, product_ids, keys=keys, **kw)
+            page = await facet_set_from_stock(conn, labels, stock, product_ids, keys=keys, places=places, **kw)
             if page is not None:
                 return page
         return await facet_set_in_memory(conn, labels, product_ids, **kw)
@@ -180,13 +185,19 @@ async def facet_set_from_stock(
     offset: int = 0,
     limit: int = 20,
     keys: np.ndarray | None = None,
+    sort: Sort = "relevance",
+    point: tuple[float, float] | None = None,
+    places: StoreLocator | None = None,
     **relevance: Any,
 ) -> FacetedPage | None:
-    """`facet_set_in_memory` in the relevance order of the products in stock without a price range, the set's
-    listings in scope from `stock` (facet_stock.py): one statement (`facet_fresh`) brings the buckets and the
-    labels up to this request's snapshot. best_price stays empty (buckets, not prices). None: the buckets could
-    not be brought up to date (the caller reads the listings in SQL)."""
-    check_request(facets, "relevance", relevance.get("point"))
+    """`facet_set_in_memory` for the products in stock without a price range, in the relevance order or by
+    distance (with `places`, the stores' places in memory: facet_distance.py), the set's listings in scope from
+    `stock` (facet_stock.py): one statement (`facet_fresh`) brings the buckets and the labels up to this request's
+    snapshot. best_price stays empty (buckets, not prices). None: the buckets could not be brought up to date, or
+    a store has no place in memory (the caller reads the listings in SQL)."""
+    check_request(facets, sort, point)
+    if filters.min_price is not None or filters.max_price is not None:
+        return None  # the buckets hold price ranges, not prices
     ids = list(product_ids)
     keys = keys_of(ids) if keys is None or len(keys) != len(ids) else keys
     rows = labels.rows_of_keys(keys)
@@ -199,13 +210,41 @@ async def facet_set_from_stock(
     stores = stock.store_mask(None if store_ids is None else list(store_ids), row["inactive_stores"] or ())
     if filters.store_id is not None:
         stores &= stock.store_mask([filters.store_id])
-    pos, bucket = stock.in_scope(keys, stores)
+    pos, bucket, codes = stock.in_scope_at(keys, stores)
     listings = np.zeros(len(pos), dtype=LISTING)
     listings["pos"], listings["cents"], listings["distance"] = pos + 1, EDGE_CENTS[bucket - 1], np.nan
     s = _Set(len(ids), labels, rows, row, ids, listings)
     if not set(np.unique(s.category).tolist()) <= {NO_CATEGORY, *labels.categories}:
         await labels.load_categories(conn)  # a category newer than the copy's tree
-    return replace(_page(labels, s, row, ids, filters, facets, "relevance", offset, limit), best_price={})
+    if sort == "distance" and not await _by_distance(conn, labels, stock, s, row, codes, filters, point, places,
+                                                     offset + limit):  # fmt: skip
+        return None
+    return replace(_page(labels, s, row, ids, filters, facets, sort, offset, limit), best_price={})
+
+
+async def _by_distance(
+    conn: Any,
+    labels: ProductLabels,
+    stock: StockBuckets,
+    s: _Set,
+    row: Any,
+    codes: np.ndarray,
+    filters: FacetFilters,
+    point: tuple[float, float] | None,
+    places: StoreLocator | None,
+    window: int,
+) -> bool:
+    """The set's listing distances for sort=distance, certified for its first `window` hits (facet_distance.py).
+    False: no places in memory for them (the caller reads the listings in SQL)."""
+    if places is None or point is None or not places.loaded:
+        return False
+    hits = _hits(labels, s, row, len(s.active), filters)[0]
+    where = stock.places.of(stock.store_code, places)
+    distance = await certified_distances(conn, where, point, s.pos, codes, hits, window)
+    if distance is None:
+        return False
+    s.distance = distance
+    return True
 
 
 async def facet_set_in_memory(
@@ -239,6 +278,22 @@ async def facet_set_in_memory(
     return _page(labels, s, row, ids, filters, facets, sort, offset, limit)
 
 
+def _hits(
+    labels: ProductLabels, s: _Set, row: Any, n: int, filters: FacetFilters
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(hits, category ok, brand ok, listed, price ok by listing): which products of the set the filters keep."""
+    cat_ok = np.ones(n, dtype=bool) if filters.category_ids is None else np.isin(s.category, filters.category_ids)
+    brand_ok = np.ones(n, dtype=bool)
+    if filters.brand is not None:
+        chosen = [labels.brand_code(b) for b in row["chosen_brands"]]
+        brand_ok = np.isin(s.brand, chosen)
+    low, high = _cents(filters.min_price, filters.max_price)
+    price_ok = (s.cents >= low) & (s.cents <= high)
+    listed = np.zeros(n, dtype=bool)
+    listed[s.pos[price_ok]] = True
+    return s.active & cat_ok & brand_ok & listed, cat_ok, brand_ok, listed, price_ok
+
+
 def _page(
     labels: ProductLabels,
     s: _Set,
@@ -251,16 +306,7 @@ def _page(
     limit: int,
 ) -> FacetedPage:
     n = len(ids)
-    cat_ok = np.ones(n, dtype=bool) if filters.category_ids is None else np.isin(s.category, filters.category_ids)
-    brand_ok = np.ones(n, dtype=bool)
-    if filters.brand is not None:
-        chosen = [labels.brand_code(b) for b in row["chosen_brands"]]
-        brand_ok = np.isin(s.brand, chosen)
-    low, high = _cents(filters.min_price, filters.max_price)
-    price_ok = (s.cents >= low) & (s.cents <= high)
-    listed = np.zeros(n, dtype=bool)
-    listed[s.pos[price_ok]] = True
-    hits = s.active & cat_ok & brand_ok & listed
+    hits, cat_ok, brand_ok, listed, price_ok = _hits(labels, s, row, n, filters)
     order = _order(hits, s, price_ok, sort)
     page = order[offset : offset + limit]
     best = np.full(n, NO_PRICE, dtype=np.int64)

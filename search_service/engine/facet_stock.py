@@ -48,6 +48,7 @@ from search_service.engine.candidates import (
 )
 from search_service.engine.facets import PRICE_EDGES
 from search_service.engine.keyindex import KeyIndex
+from search_service.engine.store_locator import StoreLocator
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class StockBuckets:
         self._over_rows = np.zeros(0, dtype=np.int64)  # their listings now: rows and entries, by (row, entry)
         self._over = np.zeros(0, dtype=np.int32)
         self.store_code: dict[UUID, int] = {}
+        self.places = StorePlaces()  # the codes' places, for sort=distance (facet_distance.py)
         self.snapshot: Snapshot | None = None  # None: not loaded
         self.stale = False
         self._aside_head: int | None = None  # stepped aside: the log's head at the last probe
@@ -104,10 +106,15 @@ class StockBuckets:
     def in_scope(self, want: np.ndarray, stores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The listings in stock of the products `want` ((m, 2) keys) at the stores `stores` (a mask by store
         code): (position in `want`, price bucket) of each."""
+        positions, buckets, _codes = self.in_scope_at(want, stores)
+        return positions, buckets
+
+    def in_scope_at(self, want: np.ndarray, stores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`in_scope`, and each listing's store code."""
         positions, entries = self._entries(self.index.find(self.keys, self.n, want))
         code = entries >> BUCKET_BITS
         keep = stores[np.minimum(code, len(stores) - 1)] & (code < len(stores)) if len(stores) else code < 0
-        return positions[keep], (entries[keep] & BUCKET_MASK).astype(np.int64)
+        return positions[keep], (entries[keep] & BUCKET_MASK).astype(np.int64), code[keep].astype(np.int64)
 
     def listed(self, want: np.ndarray, stores: np.ndarray) -> np.ndarray:
         """Whether each product of `want` ((m, 2) keys) has a listing in stock at a store of the mask `stores`."""
@@ -337,3 +344,29 @@ def _ranges(first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray
     total = int(lengths.sum())
     which = np.repeat(np.arange(len(first)), lengths)
     return which, np.repeat(first - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(total)
+
+
+class StorePlaces:
+    """The places of the listing buckets' store codes, from the stores' places in memory (facet_distance.py)."""
+
+    def __init__(self) -> None:
+        self._for: tuple[Any, int, int] | None = None  # (the buckets' code dict, its size, the locator's loads)
+        self.version: int | None = None  # the locator's stores' version they are of
+        self.points = np.zeros((0, 3), dtype=np.float64)  # by store code; NaN: a store the locator does not hold
+        self.ids = np.zeros(0, dtype=object)  # by store code
+
+    def of(self, codes: dict[UUID, int], places: StoreLocator) -> StorePlaces:
+        """These places for the buckets' `codes` (their `store_code`), rebuilt when they or the locator moved."""
+        held = self._for
+        if held is not None and held[0] is codes and held[1] == len(codes) and held[2] == places.loads:
+            return self
+        at, version = places.index_of_ids(), places.version
+        ids = np.empty(len(codes), dtype=object)
+        where = np.full(len(codes), -1, dtype=np.int64)
+        for store_id, code in list(codes.items()):
+            ids[code] = store_id
+            where[code] = at.get(store_id, -1)
+        points = np.full((len(codes), 3), np.nan)
+        points[where >= 0] = places.points[where[where >= 0]]
+        self._for, self.points, self.ids, self.version = (codes, len(codes), places.loads), points, ids, version
+        return self

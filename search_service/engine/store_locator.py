@@ -95,6 +95,15 @@ class StoreLocator:
     def loaded(self) -> bool:
         return self.version is not None
 
+    @property
+    def points(self) -> np.ndarray:
+        """(n, 3): each held store's place as a unit vector (unit_vectors), in the order of index_of_ids."""
+        return self._points
+
+    def index_of_ids(self) -> dict[Any, int]:
+        """Each held store's row in `points`."""
+        return {store_id: i for i, store_id in enumerate(self._ids.tolist())}
+
     def __len__(self) -> int:
         return len(self._ids)
 

@@ -335,8 +335,9 @@ async def _ux_run(
         return UxResult([], 0, ranking, 0, Facets(), set(), {}, clock.timings)
     clock.lap("rank")
     page = await faceted_page(
-        conn, context.labels, ranking.ids, context.stock, ranking.keys, store_ids=store_ids, in_stock=params.in_stock,
-        point=point, filters=filters, facets=ux.facets, sort=ux.sort, offset=params.offset, limit=params.limit,
+        conn, context.labels, ranking.ids, context.stock, ranking.keys, context.stores, store_ids=store_ids,
+        in_stock=params.in_stock, point=point, filters=filters, facets=ux.facets, sort=ux.sort, offset=params.offset,
+        limit=params.limit,
     )  # fmt: skip
     clock.lap("facets")
     shown = store_ids if ux.store_id is None else [s for s in store_ids or [ux.store_id] if s == ux.store_id]

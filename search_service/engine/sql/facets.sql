@@ -248,6 +248,16 @@ FROM (SELECT coalesce(array_agg(id), '{}'::uuid[]) AS ids, array_agg(category_id
              array_agg(brand) AS brands, array_agg(is_active) AS actives
       FROM labels) l;
 
+-- name: store_distances
+-- params: store_ids uuid[], lon float8, lat float8
+-- Stores' distances from a point, measured as facet_listings measures them (facet_distance.py), and the stores'
+-- places' version in this snapshot (the in-memory places it certified with must be that version's).
+SELECT (SELECT v.version FROM store_geo_version v) AS version,
+       coalesce(array_agg(s.id), '{}'::uuid[]) AS ids,
+       coalesce(array_agg(ST_Distance(s.location, ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography)),
+                '{}'::float8[]) AS distances
+FROM store s WHERE s.id = ANY(:store_ids::uuid[]);
+
 -- fragment: stock_snapshot_columns
 -- params: none
 -- The change log's state in this statement's snapshot (as search.sql's snapshot_columns, for facet_stock.py).
