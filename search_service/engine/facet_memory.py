@@ -26,6 +26,7 @@ from search_service.db.sql import statement
 from search_service.engine.facet_distance import certified_distances
 from search_service.engine.facet_labels import NO_BRAND, NO_CATEGORY, ProductLabels
 from search_service.engine.facet_stock import StockBuckets
+from search_service.engine.facet_stores import store_counts
 from search_service.engine.facets import (
     FACET_VALUES,
     NARROW_STORES,
@@ -45,6 +46,7 @@ from search_service.engine.keyindex import keys_of
 from search_service.engine.store_locator import StoreLocator
 
 MEMORY_FACETS = frozenset(("category", "brand", "price"))
+STOCK_FACETS = MEMORY_FACETS | {"store"}  # the listing buckets count stores too (facet_stores.py)
 LISTING = np.dtype([("pos", ">i4"), ("cents", ">i8"), ("distance", ">f8")])
 EDGE_CENTS = np.array([int(edge * 100) for edge in PRICE_EDGES], dtype=np.int64)
 NO_PRICE = np.iinfo(np.int64).max
@@ -64,7 +66,8 @@ async def faceted_page(
     `stock` when loaded, for the products in stock without a price range in the relevance order, or by distance
     with `places`, the stores' places in memory), else in SQL. `keys`: `product_ids` as keyindex keys, when the
     ranking has them (spares turning the ids back into keys)."""
-    if labels is not None and labels.loaded and MEMORY_FACETS.issuperset(kw.get("facets", ())):
+    facets = kw.get("facets", ())
+    if labels is not None and labels.loaded and STOCK_FACETS.issuperset(facets):
         filters = kw.get("filters", NO_FILTERS)
         sort = kw.get("sort", "relevance")
         if (
@@ -78,7 +81,8 @@ async def faceted_page(
             page = await facet_set_from_stock(conn, labels, stock, product_ids, keys=keys, places=places, **kw)
             if page is not None:
                 return page
-        return await facet_set_in_memory(conn, labels, product_ids, **kw)
+        if MEMORY_FACETS.issuperset(facets):
+            return await facet_set_in_memory(conn, labels, product_ids, **kw)
     return await facet_set(conn, product_ids, **kw)
 
 
@@ -196,6 +200,8 @@ async def facet_set_from_stock(
     snapshot. best_price stays empty (buckets, not prices). None: the buckets could not be brought up to date, or
     a store has no place in memory (the caller reads the listings in SQL)."""
     check_request(facets, sort, point)
+    if not STOCK_FACETS.issuperset(facets):
+        raise ValueError(f"the facets counted from the buckets are {sorted(STOCK_FACETS)}")
     if filters.min_price is not None or filters.max_price is not None:
         return None  # the buckets hold price ranges, not prices
     ids = list(product_ids)
@@ -207,10 +213,8 @@ async def facet_set_from_stock(
     row = await conn.fetchrow(stmt.sql, *stmt.bind(**bind, **stock.read_args()))
     if not stock.apply(base, row):
         return None
-    stores = stock.store_mask(None if store_ids is None else list(store_ids), row["inactive_stores"] or ())
-    if filters.store_id is not None:
-        stores &= stock.store_mask([filters.store_id])
-    pos, bucket, codes = stock.in_scope_at(keys, stores)
+    in_scope, chosen = _in_scope(stock, keys, store_ids, row, filters)
+    pos, bucket, codes = (column[chosen] for column in in_scope)
     listings = np.zeros(len(pos), dtype=LISTING)
     listings["pos"], listings["cents"], listings["distance"] = pos + 1, EDGE_CENTS[bucket - 1], np.nan
     s = _Set(len(ids), labels, rows, row, ids, listings)
@@ -219,7 +223,38 @@ async def facet_set_from_stock(
     if sort == "distance" and not await _by_distance(conn, labels, stock, s, row, codes, filters, point, places,
                                                      offset + limit):  # fmt: skip
         return None
-    return replace(_page(labels, s, row, ids, filters, facets, sort, offset, limit), best_price={})
+    page = replace(_page(labels, s, row, ids, filters, facets, sort, offset, limit), best_price={})
+    return page if "store" not in facets else await _with_stores(conn, labels, stock, s, row, in_scope, filters, page)
+
+
+def _in_scope(
+    stock: StockBuckets, keys: np.ndarray, store_ids: Sequence[UUID] | None, row: Any, filters: FacetFilters
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """The set's listings in stock in scope (product position, price bucket, store code), the store filter not
+    applied (the store facet counts without it), and which of them it keeps."""
+    scope = stock.store_mask(None if store_ids is None else list(store_ids), row["inactive_stores"] or ())
+    in_scope = stock.in_scope_at(keys, scope)
+    if filters.store_id is None:
+        return in_scope, np.ones(len(in_scope[0]), dtype=bool)
+    return in_scope, stock.store_mask([filters.store_id])[in_scope[2]]
+
+
+async def _with_stores(
+    conn: Any,
+    labels: ProductLabels,
+    stock: StockBuckets,
+    s: _Set,
+    row: Any,
+    in_scope: tuple[np.ndarray, np.ndarray, np.ndarray],
+    filters: FacetFilters,
+    page: FacetedPage,
+) -> FacetedPage:
+    """The page with the store facet, counted over the set's listings in scope (`in_scope`: without the store
+    filter), their products passing the other filters (facet_stores.py)."""
+    outcome = _hits(labels, s, row, len(s.active), filters)
+    counted = (s.active & outcome[1] & outcome[2])[in_scope[0]]
+    counts = await store_counts(conn, stock.store_order.of(stock.store_code), in_scope[2], counted)
+    return replace(page, facets=replace(page.facets, store=counts))
 
 
 async def _by_distance(

@@ -46,6 +46,7 @@ from search_service.engine.candidates import (
     number_listings,
     snapshot_of,
 )
+from search_service.engine.facet_stores import StoreOrder
 from search_service.engine.facets import PRICE_EDGES
 from search_service.engine.keyindex import KeyIndex
 from search_service.engine.store_locator import StoreLocator
@@ -80,6 +81,7 @@ class StockBuckets:
         self._over = np.zeros(0, dtype=np.int32)
         self.store_code: dict[UUID, int] = {}
         self.places = StorePlaces()  # the codes' places, for sort=distance (facet_distance.py)
+        self.store_order = StoreOrder()  # the codes' stores in id order, for the store facet (facet_stores.py)
         self.snapshot: Snapshot | None = None  # None: not loaded
         self.stale = False
         self._aside_head: int | None = None  # stepped aside: the log's head at the last probe

@@ -258,6 +258,12 @@ SELECT (SELECT v.version FROM store_geo_version v) AS version,
                 '{}'::float8[]) AS distances
 FROM store s WHERE s.id = ANY(:store_ids::uuid[]);
 
+-- name: store_names
+-- params: store_ids uuid[]
+-- The names of the stores the store facet shows (facet_stores.py).
+SELECT coalesce(array_agg(id), '{}'::uuid[]) AS ids, coalesce(array_agg(name), '{}'::text[]) AS names
+FROM store WHERE id = ANY(:store_ids::uuid[]);
+
 -- fragment: stock_snapshot_columns
 -- params: none
 -- The change log's state in this statement's snapshot (as search.sql's snapshot_columns, for facet_stock.py).
