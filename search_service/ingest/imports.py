@@ -61,8 +61,11 @@ async def _follow(
 async def _map_with_progress(
     conn: Any, dsn: str, batch_id: UUID, worker_id: str, config: IngestConfig, progress: Callable[[int], None]
 ) -> None:
+    shown = asyncio.Lock()  # the lanes call it as each one's chunk ends: one query at a time on the connection
+
     async def show() -> None:  # on the main connection: idle while the lanes map
-        status = await batch_status(conn, batch_id)
+        async with shown:
+            status = await batch_status(conn, batch_id)
         assert status is not None
         progress(status["processed_rows"])
 

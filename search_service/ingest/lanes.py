@@ -85,7 +85,7 @@ class LaneRun:
     worker_id: str
     config: IngestConfig
     stopping: Callable[[], bool] = lambda: False  # a graceful stop: the lanes end after their chunk in hand
-    after_chunk: Callable[[], Awaitable[None]] | None = None  # progress, or a test's hold
+    after_chunk: Callable[[], Awaitable[None]] | None = None  # progress, or a test's hold: lanes call it at once
     chunks: int = 1  # the batch's chunks mapped so far (the caller's first one): statistics are refreshed by it
 
 
@@ -138,6 +138,10 @@ async def _lane(conn: Any, lane: tuple[int, int], run: LaneRun, lost: asyncio.Ev
             chunk, finished = await map_lane_chunk(
                 conn, run.batch_id, run.worker_id, lane, cfg.batch_chunk_rows, cfg.lease_s
             )
+            counts.add(chunk)
+            run.chunks += 1
+            if not finished:
+                await refresh_statistics(conn, run.chunks, cfg.batch_chunk_rows)
         except LeaseLost:
             lost.set()
             raise
@@ -145,10 +149,6 @@ async def _lane(conn: Any, lane: tuple[int, int], run: LaneRun, lost: asyncio.Ev
             log.warning(json.dumps({"event": "lane_failed", "batch": str(run.batch_id), "lane": list(lane),
                                     "error": f"{type(exc).__name__}: {exc}"[:300]}))  # fmt: skip
             return counts
-        counts.add(chunk)
-        run.chunks += 1
-        if not finished:
-            await refresh_statistics(conn, run.chunks, cfg.batch_chunk_rows)
         if run.after_chunk is not None:
             await run.after_chunk()
     return counts
