@@ -64,8 +64,8 @@ async def faceted_page(
 ) -> FacetedPage:
     """`facet_set` in memory when the labels are loaded and the facets asked for allow it (with the listings from
     `stock` when loaded, for the products in stock without a price range in the relevance order, or by distance
-    with `places`, the stores' places in memory), else in SQL. `keys`: `product_ids` as keyindex keys, when the
-    ranking has them (spares turning the ids back into keys)."""
+    with `places`, the stores' places in memory; the store facet is counted only there), else in SQL. `keys`:
+    `product_ids` as keyindex keys, when the ranking has them (spares turning the ids back into keys)."""
     facets = kw.get("facets", ())
     if labels is not None and labels.loaded and STOCK_FACETS.issuperset(facets):
         filters = kw.get("filters", NO_FILTERS)
@@ -194,11 +194,11 @@ async def facet_set_from_stock(
     places: StoreLocator | None = None,
     **relevance: Any,
 ) -> FacetedPage | None:
-    """`facet_set_in_memory` for the products in stock without a price range, in the relevance order or by
-    distance (with `places`, the stores' places in memory: facet_distance.py), the set's listings in scope from
-    `stock` (facet_stock.py): one statement (`facet_fresh`) brings the buckets and the labels up to this request's
-    snapshot. best_price stays empty (buckets, not prices). None: the buckets could not be brought up to date, or
-    a store has no place in memory (the caller reads the listings in SQL)."""
+    """`facet_set_in_memory` (and the store facet: facet_stores.py) for the products in stock without a price range,
+    in the relevance order or by distance (with `places`, the stores' places in memory: facet_distance.py), the set's
+    listings in scope from `stock` (facet_stock.py): one statement (`facet_fresh`) brings the buckets and the labels
+    up to this request's snapshot. best_price stays empty (buckets, not prices). None: the buckets could not be
+    brought up to date, or a store has no place in memory (the caller reads the listings in SQL)."""
     check_request(facets, sort, point)
     if not STOCK_FACETS.issuperset(facets):
         raise ValueError(f"the facets counted from the buckets are {sorted(STOCK_FACETS)}")
