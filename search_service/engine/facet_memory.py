@@ -274,7 +274,7 @@ async def _by_distance(
     if places is None or point is None or not places.loaded:
         return False
     hits = _hits(labels, s, row, len(s.active), filters)[0]
-    where = stock.places.of(stock.store_code, places)
+    where = stock.places.of(stock.store_order.of(stock.store_code), places)
     distance = await certified_distances(conn, where, point, s.pos, codes, hits, window)
     if distance is None:
         return False

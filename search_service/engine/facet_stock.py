@@ -352,23 +352,20 @@ class StorePlaces:
     """The places of the listing buckets' store codes, from the stores' places in memory (facet_distance.py)."""
 
     def __init__(self) -> None:
-        self._for: tuple[Any, int, int] | None = None  # (the buckets' code dict, its size, the locator's loads)
+        self._for: tuple[Any, int] | None = None  # (the stores by code it was built for, the locator's loads)
         self.version: int | None = None  # the locator's stores' version they are of
         self.points = np.zeros((0, 3), dtype=np.float64)  # by store code; NaN: a store the locator does not hold
         self.ids = np.zeros(0, dtype=object)  # by store code
 
-    def of(self, codes: dict[UUID, int], places: StoreLocator) -> StorePlaces:
-        """These places for the buckets' `codes` (their `store_code`), rebuilt when they or the locator moved."""
+    def of(self, order: StoreOrder, places: StoreLocator) -> StorePlaces:
+        """These places for the buckets' stores by code (`order`, kept current by its `of`), rebuilt when they or
+        the locator moved."""
         held = self._for
-        if held is not None and held[0] is codes and held[1] == len(codes) and held[2] == places.loads:
+        if held is not None and held[0] is order.ids and held[1] == places.loads:
             return self
         at, version = places.index_of_ids(), places.version
-        ids = np.empty(len(codes), dtype=object)
-        where = np.full(len(codes), -1, dtype=np.int64)
-        for store_id, code in list(codes.items()):
-            ids[code] = store_id
-            where[code] = at.get(store_id, -1)
-        points = np.full((len(codes), 3), np.nan)
+        where = np.array([at.get(store_id, -1) for store_id in order.ids.tolist()], dtype=np.int64)
+        points = np.full((len(where), 3), np.nan)
         points[where >= 0] = places.points[where[where >= 0]]
-        self._for, self.points, self.ids, self.version = (codes, len(codes), places.loads), points, ids, version
+        self._for, self.points, self.ids, self.version = (order.ids, places.loads), points, order.ids, version
         return self
