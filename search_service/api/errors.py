@@ -31,6 +31,9 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
+# Text PostgreSQL cannot store (a NUL character): the client's input, so 400. The write paths check their own
+# fields first (naming the field); this catches any that does not.
+UNSTORABLE_TEXT = (asyncpg.exceptions.CharacterNotInRepertoireError, asyncpg.exceptions.UntranslatableCharacterError)
 
 
 class Unavailable(Exception):
@@ -107,6 +110,8 @@ def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[An
         return _unavailable(request, "statement_timeout", "the search took too long; retry shortly")
     if isinstance(exc, TimeoutError):
         return _unavailable(request, "statement_timeout", "the database took too long; retry shortly")
+    if isinstance(exc, UNSTORABLE_TEXT):  # a path that does not check its text for NUL itself
+        return error_response(400, None, "a value holds a NUL character (0x00), which cannot be stored as text")
     if isinstance(exc, TRANSIENT_DB_ERRORS):
         log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
         return _unavailable(request, "database", "the database is unavailable; retry shortly")

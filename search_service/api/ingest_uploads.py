@@ -3,6 +3,7 @@ once whole) and signed deliveries (`POST /v1/ingest/{connection_id}`, verified o
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import email.policy
 import time
@@ -28,7 +29,8 @@ from search_service.api.runtime import Runtime
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.ingest import pipeline
-from search_service.ingest.csvfile import CsvError, parse_csv
+from search_service.ingest.csv_store import store_csv_rows
+from search_service.ingest.csvfile import CsvError, CsvRows
 from search_service.ingest.sources import IncomingRequest, MediaTypeError, PayloadError, SignatureError, handler_for
 from search_service.ingest.stores import Connection, connection_async
 
@@ -106,16 +108,29 @@ async def upload_import(
         batch_id = await pipeline.open_batch(conn, store_id=store_id, source="csv", kind="csv")
         data = await _receive(conn, request, batch_id, limit, media)
         try:
-            parsed = await anyio.to_thread.run_sync(parse_csv, data)
+            reader = await anyio.to_thread.run_sync(CsvRows, data)
         except CsvError as exc:
             await pipeline.abort_batch(conn, batch_id, str(exc))
             raise BadParameter(exc.column or "file", str(exc)) from None
+        status = await _store(conn, batch_id, reader)
+    accepted = S.ImportAccepted(batch_id, status, f"/v1/imports/{batch_id}", f"/v1/imports/{batch_id}/errors")
+    return Response(accepted, status_code=202, headers={"Location": accepted.status_url})
+
+
+async def _store(conn: Any, batch_id: UUID, reader: CsvRows) -> str:
+    """The upload's rows into its batch, in one transaction; a failure there (the database's) aborts the batch, so
+    its status says why nothing was applied, and the client is answered as for any database failure."""
+    try:
         async with conn.transaction():
             bulk = statement("ingest/batches", "bulk_write_settings")
             await conn.fetch(bulk.sql, *bulk.bind(timeout="600s"))
-            status = await pipeline.store_rows(conn, batch_id, parsed.rows)
-    accepted = S.ImportAccepted(batch_id, status, f"/v1/imports/{batch_id}", f"/v1/imports/{batch_id}/errors")
-    return Response(accepted, status_code=202, headers={"Location": accepted.status_url})
+            status, _rows = await store_csv_rows(conn, batch_id, reader)
+    except Exception as exc:
+        with contextlib.suppress(Exception):  # the connection itself may be what failed
+            reason = f"the upload could not be stored ({type(exc).__name__}); send it again"
+            await pipeline.abort_batch(conn, batch_id, reason)
+        raise
+    return status
 
 
 async def _receive(conn: Any, request: Request[Any, Any, Any], batch_id: UUID, limit: int, media: str) -> bytes:

@@ -97,18 +97,40 @@ def _records(data: bytes) -> tuple[list[str], str, Iterator[list[str]], bool]:
     return header, delimiter, (r for r in reader), _UNDECODABLE.search(text) is not None
 
 
+class CsvRows:
+    """A CSV file's rows, read a block at a time (`parse_csv` reads them all). The header is checked at once
+    (CsvError); a file the reader cannot go on with ends in one row with `_error`, as in parse_csv."""
+
+    def __init__(self, data: bytes) -> None:
+        header, self.delimiter, self._reader, self._undecodable = _records(data)
+        self._header = header
+        self.columns = [h for h in header if h in COLUMNS]
+        self.ignored_columns = [h for h in header if h not in COLUMNS]
+        self.done = False
+
+    def block(self, size: int) -> list[dict[str, Any]]:
+        """The next `size` rows (fewer at the end; none once done)."""
+        rows: list[dict[str, Any]] = []
+        if self.done:
+            return rows
+        try:
+            for cells in self._reader:
+                if cells and (len(cells) > 1 or cells[0].strip()):  # not a blank line
+                    rows.append(_row(self._header, cells, self._undecodable))
+                    if len(rows) >= size:
+                        return rows
+        except csv.Error as exc:
+            rows.append({"_error": f"the file cannot be read past here ({exc})"})
+        self.done = True
+        return rows
+
+
 def parse_csv(data: bytes) -> ParsedCsv:
-    header, delimiter, records, undecodable = _records(data)
+    reader = CsvRows(data)
     rows: list[dict[str, Any]] = []
-    try:
-        for cells in records:
-            if not cells or (len(cells) == 1 and not cells[0].strip()):
-                continue  # a blank line
-            rows.append(_row(header, cells, undecodable))
-    except csv.Error as exc:
-        rows.append({"_error": f"the file cannot be read past here ({exc})"})
-    ignored = [h for h in header if h not in COLUMNS]
-    return ParsedCsv([h for h in header if h in COLUMNS], ignored, rows, delimiter)
+    while not reader.done:
+        rows.extend(reader.block(100_000))
+    return ParsedCsv(reader.columns, reader.ignored_columns, rows, reader.delimiter)
 
 
 def escape_cell(value: Any) -> str:

@@ -16,7 +16,8 @@ import psycopg
 from search_service.db.sql import statement
 from search_service.ingest import lanes, pipeline
 from search_service.ingest.config import IngestConfig
-from search_service.ingest.csvfile import parse_csv
+from search_service.ingest.csv_store import record_csv
+from search_service.ingest.csvfile import CsvRows
 
 
 @dataclass
@@ -90,13 +91,10 @@ async def import_csv_async(
     config: IngestConfig,
     progress: Callable[[int, int], None],
 ) -> ImportOutcome:
-    parsed = parse_csv(path.read_bytes())
+    reader = CsvRows(path.read_bytes())
     conn = await asyncpg.connect(dsn)
     try:
-        batch_id = await pipeline.record_batch_async(
-            conn, store_id=store_id, source="csv", kind="csv", rows=parsed.rows, file_name=path.name
-        )
-        total = len(parsed.rows)
+        batch_id, total = await record_csv(conn, store_id, reader, path.name)
         worker_id = f"cli-import:{batch_id}"
         await _follow(conn, dsn, batch_id, worker_id, config, lambda done: progress(done, total))
         status = await batch_status(conn, batch_id)
@@ -106,7 +104,7 @@ async def import_csv_async(
         await conn.close()
     return ImportOutcome(
         batch_id, status["status"], status["total_rows"], status["mapped_rows"], status["stale_rows"],
-        status["duplicate_rows"], status["error_rows"], parsed.ignored_columns,
+        status["duplicate_rows"], status["error_rows"], reader.ignored_columns,
         [(r["row_number"], r["error"]) for r in errors[:20]],
     )  # fmt: skip
 

@@ -46,6 +46,7 @@ import psycopg
 
 from search_service.db.sql import statement
 from search_service.ingest.mapping import RowResult, apply_rows
+from search_service.ingest.raw_rows import split_rows
 
 KINDS = ("csv", "webhook", "listing", "sync")
 COPY_THRESHOLD = 200
@@ -65,37 +66,11 @@ class UnknownStore(LookupError):
     pass
 
 
-_encode = msgspec.json.Encoder(enc_hook=str).encode  # ~6x json.dumps; what it cannot encode: its str()
-
-
-def _json(value: Any) -> str:
-    return _encode(value).decode()
-
-
-def _split(rows: Iterable[dict[str, Any]]) -> list[tuple[int, str, str | None, str, str | None]]:
-    """(row_number, payload json, raw json, status, error) per row, private keys taken out."""
-    out = []
-    for number, row in enumerate(rows, start=1):
-        raw = row.get("_raw")
-        error = row.get("_error")
-        payload = {k: v for k, v in row.items() if not k.startswith("_")}
-        out.append(
-            (
-                number,
-                _json(payload),
-                None if raw is None else _json(raw),
-                "rejected" if error else "pending",
-                str(error) if error else None,
-            )
-        )
-    return out
-
-
 def _sql(name: str) -> Any:
     return statement("ingest/batches", name)
 
 
-def _rejected(split: Sequence[tuple[Any, ...]]) -> int:
+def rejected_count(split: Sequence[tuple[Any, ...]]) -> int:
     return sum(1 for r in split if r[3] == "rejected")
 
 
@@ -115,7 +90,7 @@ def record_batch(
 
     source: api | csv | webhook | lightspeed-r | lightspeed-x | erply | shopify. kind: csv | webhook | listing | sync.
     With a delivery_id (per connection_id), a replay raises DuplicateDelivery and stores nothing."""
-    split = _split(rows)
+    split = split_rows(rows)
     with conn.transaction():
         if conn.execute(_sql("store_of").psycopg, {"store_id": store_id}).fetchone() is None:
             raise UnknownStore(f"no store with id {store_id}")
@@ -133,7 +108,7 @@ def record_batch(
         with conn.cursor() as cur, cur.copy(_sql("copy_rows").psycopg) as copy:
             for number, payload, raw, status, error in split:
                 copy.write_row((batch_id, number, payload, raw, status, error))
-        finish = {"batch_id": batch_id, "total_rows": len(split), "rejected_rows": _rejected(split)}
+        finish = {"batch_id": batch_id, "total_rows": len(split), "rejected_rows": rejected_count(split)}
         conn.execute(_sql("finish_receiving").psycopg, finish)
         conn.execute(_sql("notify").psycopg)
     return batch_id
@@ -178,14 +153,19 @@ async def open_batch(
 
 
 async def store_rows(conn: Any, batch_id: UUID, rows: Iterable[dict[str, Any]] | list[tuple[Any, ...]]) -> str:
-    """Store a received batch's rows (or their `_split`) and mark it whole (`pending`); returns its status. Call in
-    a transaction."""
+    """Store a received batch's rows (or their `split_rows`) and mark it whole; its status. Call in a transaction."""
     given: list[Any] = list(rows)
-    split: list[tuple[Any, ...]] = given if given and isinstance(given[0], tuple) else _split(given)
+    split: list[tuple[Any, ...]] = given if given and isinstance(given[0], tuple) else split_rows(given)
+    await copy_rows(conn, batch_id, split)
+    return await finish_stored(conn, batch_id, len(split), rejected_count(split))
+
+
+async def copy_rows(conn: Any, batch_id: UUID, split: Sequence[tuple[Any, ...]]) -> None:
+    """Add rows (`split_rows`) to a receiving batch: COPY, or one statement for a few. The COPY's own timeout: the
+    API pool's command timeout is sized for searches."""
     if len(split) >= COPY_THRESHOLD:
         records = [(batch_id, n, p, r, s, e) for n, p, r, s, e in split]
         columns = ["import_batch_id", "row_number", "payload", "raw", "status", "error"]
-        # An explicit timeout: the API pool's client-side command timeout is sized for searches, not for a 1M-row COPY.
         await conn.copy_records_to_table(
             "imported_product_raw", records=records, columns=columns, timeout=COPY_TIMEOUT_S
         )
@@ -195,9 +175,11 @@ async def store_rows(conn: Any, batch_id: UUID, rows: Iterable[dict[str, Any]] |
             conn, "insert_rows", batch_id=batch_id, numbers=numbers, payloads=payloads, raws=raws,
             statuses=statuses, errors=errors,
         )  # fmt: skip
-    done = await _fetch(
-        conn, "finish_receiving", batch_id=batch_id, total_rows=len(split), rejected_rows=_rejected(split)
-    )
+
+
+async def finish_stored(conn: Any, batch_id: UUID, total_rows: int, rejected_rows: int) -> str:
+    """Mark a receiving batch whole (`pending`, or `completed` when it has no row to map) and wake the workers."""
+    done = await _fetch(conn, "finish_receiving", batch_id=batch_id, total_rows=total_rows, rejected_rows=rejected_rows)
     await _fetch(conn, "notify")
     return str(done[0]["status"]) if done else "aborted"
 
@@ -223,7 +205,7 @@ async def record_batch_async(
     file_name: str | None = None,
 ) -> UUID:
     """`record_batch` on an asyncpg connection: one transaction, DuplicateDelivery on a replayed delivery id."""
-    split = _split(rows)
+    split = split_rows(rows)
     if len(split) < COPY_THRESHOLD and file_name is None:
         return await _record_small(conn, store_id, source, kind, split, connection_id, delivery_id)
     async with conn.transaction():
@@ -256,7 +238,7 @@ async def _record_small(
         got = await _fetch(
             conn, "record_small", batch_id=batch_id, store_id=store_id, source=source, kind=kind,
             connection_id=connection_id, delivery_id=delivery_id, numbers=numbers, payloads=payloads, raws=raws,
-            statuses=statuses, errors=errors, total_rows=len(split), rejected_rows=_rejected(split),
+            statuses=statuses, errors=errors, total_rows=len(split), rejected_rows=rejected_count(split),
         )  # fmt: skip
     except asyncpg.ForeignKeyViolationError:
         raise UnknownStore(f"no store with id {store_id}") from None

@@ -47,6 +47,9 @@ class StoreFields:
             raise StoreError(missing, "is required")
         if self.name is not None and not self.name.strip():
             raise StoreError("name", "must not be empty")
+        for field, value in asdict(self).items():
+            if isinstance(value, str) and "\x00" in value:
+                raise StoreError(field, "must not hold a NUL character (0x00): it cannot be stored as text")
         for field, bound in (("lat", 90.0), ("lon", 180.0)):
             value = getattr(self, field)
             if value is not None and (not math.isfinite(value) or abs(value) > bound):

@@ -1,0 +1,61 @@
+"""A CSV file stored as a batch, its rows parsed a block at a time: a thread reads the next block while
+PostgreSQL stores the one before (one COPY per block, all in the caller's transaction), so the upload's parsing
+and its COPY overlap instead of following each other, and no more than two blocks of parsed rows are held at once
+(a 100 MB file parsed whole held every row as Python objects)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+from search_service.ingest import pipeline
+from search_service.ingest.csvfile import CsvRows
+from search_service.ingest.raw_rows import split_rows
+
+BLOCK_ROWS = 5000
+
+
+class _Blocks:
+    """The reader's rows as `split_rows` tuples, numbered on from block to block. Called one block at a time."""
+
+    def __init__(self, reader: CsvRows, size: int) -> None:
+        self.reader, self.size = reader, size
+        self.rows = self.rejected = 0
+
+    def next(self) -> list[tuple[Any, ...]]:
+        split = split_rows(self.reader.block(self.size), start=self.rows + 1)
+        self.rows += len(split)
+        self.rejected += pipeline.rejected_count(split)
+        return split
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a block nobody awaits (the COPY before it failed): its error is not reported twice
+
+
+async def store_csv_rows(conn: Any, batch_id: UUID, reader: CsvRows, block_rows: int | None = None) -> tuple[str, int]:
+    """Copy the reader's rows into the receiving batch block by block and mark it whole: (its status, its rows).
+    Call in a transaction: a failure leaves none of its rows."""
+    blocks = _Blocks(reader, block_rows or BLOCK_ROWS)
+    pending = asyncio.ensure_future(asyncio.to_thread(blocks.next))
+    try:
+        while split := await pending:
+            pending = asyncio.ensure_future(asyncio.to_thread(blocks.next))  # read on while this block is copied
+            await pipeline.copy_rows(conn, batch_id, split)
+    finally:
+        pending.add_done_callback(_retrieved)
+    status = await pipeline.finish_stored(conn, batch_id, blocks.rows, blocks.rejected)
+    return status, blocks.rows
+
+
+async def record_csv(conn: Any, store_id: UUID, reader: CsvRows, file_name: str | None) -> tuple[UUID, int]:
+    """A CSV file as a new batch of the store, in one transaction (the CLI's `import csv`): (its id, its rows).
+    UnknownStore if there is no such store."""
+    async with conn.transaction():
+        if await pipeline.store_of(conn, store_id) is None:
+            raise pipeline.UnknownStore(f"no store with id {store_id}")
+        batch_id = await pipeline.open_batch(conn, store_id=store_id, source="csv", kind="csv", file_name=file_name)
+        _status, rows = await store_csv_rows(conn, batch_id, reader)
+    return batch_id, rows

@@ -1,0 +1,58 @@
+"""A batch's rows as they are stored raw (`imported_product_raw`): the payload and the original cells as JSON, the
+row's number, and `rejected` with its reason when the row cannot even be stored as it came."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+_encode = msgspec.json.Encoder(enc_hook=str).encode  # ~6x json.dumps; what it cannot encode: its str()
+
+
+def _json(value: Any) -> str:
+    return _encode(value).decode()
+
+
+def split_rows(rows: Iterable[dict[str, Any]], start: int = 1) -> list[tuple[int, str, str | None, str, str | None]]:
+    """(row_number, payload json, raw json, status, error) per row, numbered from `start`, private keys taken out."""
+    out = []
+    for number, row in enumerate(rows, start=start):
+        raw, error = row.get("_raw"), row.get("_error")
+        payload = _json({k: v for k, v in row.items() if not k.startswith("_")})
+        raw_json = None if raw is None else _json(raw)
+        if NUL_ESCAPE in payload or (raw_json is not None and NUL_ESCAPE in raw_json):
+            payload, raw_json, where = _without_nul(row)
+            error = error or (None if where is None else f"{where} {NUL_REASON}")
+        status, reason = ("rejected", str(error).replace("\x00", "\ufffd")) if error else ("pending", None)
+        out.append((number, payload, raw_json, status, reason))
+    return out
+
+
+NUL_ESCAPE = "\\u0000"  # how JSON writes a NUL character (or a backslash and "u0000": _without_nul tells)
+NUL_REASON = "holds a NUL character (0x00), which cannot be stored as text"
+
+
+def _without_nul(row: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """The row's payload and raw JSON with every NUL character replaced by U+FFFD (jsonb refuses \\u0000 and text
+    cannot hold it: one such value failed its whole upload), and where there was one (a field's name, `a cell`,
+    None: nowhere)."""
+    clean = _replace_nul(row)
+    raw = clean.get("_raw")
+    payload = _json({k: v for k, v in clean.items() if not k.startswith("_")})
+    fields = [
+        _replace_nul(k) for k, v in row.items() if not k.startswith("_") and (_replace_nul(k) != k or clean[k] != v)
+    ]
+    where = fields[0] if fields else "a cell" if raw != row.get("_raw") else None
+    return payload, None if raw is None else _json(raw), where
+
+
+def _replace_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_replace_nul(k): _replace_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_replace_nul(v) for v in value)
+    return value

@@ -1,0 +1,218 @@
+"""A CSV upload stored block by block (ingest/csv_store.py) against a real database and a real server: the same
+raw rows as stored whole, nothing of it on a failure, and text PostgreSQL cannot hold (NUL) refused per row."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psycopg
+import pytest
+
+from search_service.ingest import csv_store, pipeline
+from search_service.ingest.csvfile import CsvRows, parse_csv
+from search_service.settings import Settings
+from tests.ingest_helpers import (
+    bearer,
+    drain_imports,
+    ingest_settings,
+    new_store,
+    serve,
+    signed,
+    store_key,
+    webhook_connection,
+)
+
+# A BOM, `;`, blank lines, a ragged row, bytes that are not UTF-8, a NUL in a name and one in an ignored column,
+# and a cell past the csv module's field limit (the reader cannot go on: the file's last row says so).
+MESSY = (
+    b"\xef\xbb\xbfSKU;Name;Price;Quantity;Note\n"
+    b"a1;Apples;3,49;10;x\n\n"
+    b"a2;Pears;1.20\n"
+    b"a3;Caf\xe9;1;1;x\n"
+    b"a4;Milk\x00bad;1;1;x\n"
+    b"a5;Bread;2;3;n\x00te\n"
+    b"a6;Rolls;1;1;x\n\n\n"
+    b"a7;Tea;4;4;x\n"
+    b"a8;Big;1;1;" + b"y" * 140_000 + b"\n"
+    b"a9;Never read;1;1;x\n"
+)
+RAW = "SELECT row_number, payload::text, raw::text, status, error FROM imported_product_raw WHERE import_batch_id = $1"
+
+
+def _store_both(dsn: str, store: uuid.UUID, block_rows: int) -> tuple[list[Any], list[Any], list[Any]]:
+    """The file stored block by block and stored whole (parse_csv, store_rows): each batch's raw rows, and the
+    two batches' counters."""
+
+    async def go() -> tuple[list[Any], list[Any], list[Any]]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            batches = []
+            for streamed in (True, False):
+                async with conn.transaction():
+                    batch = await pipeline.open_batch(conn, store_id=store, source="csv", kind="csv")
+                    if streamed:
+                        await csv_store.store_csv_rows(conn, batch, CsvRows(MESSY), block_rows)
+                    else:
+                        await pipeline.store_rows(conn, batch, parse_csv(MESSY).rows)
+                batches.append(batch)
+            rows = [sorted(tuple(r) for r in await conn.fetch(RAW, b)) for b in batches]
+            counters = "SELECT status, total_rows, error_rows FROM import_batch WHERE id = ANY($1) ORDER BY id = $2"
+            totals = [tuple(r) for r in await conn.fetch(counters, batches, batches[1])]
+            return rows[0], rows[1], totals
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("block_rows", [1, 3, 1000])
+def test_a_csv_stored_block_by_block_stores_what_storing_it_whole_stores(fresh_db_url: str, block_rows: int) -> None:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        store = new_store(conn)
+    streamed, whole, totals = _store_both(fresh_db_url, store, block_rows)
+    assert streamed == whole and len(streamed) == 8  # a1..a7 and the reader's last word (a8 ends it, a9 is unread)
+    by_number = {r[0]: r for r in streamed}
+    assert sorted(by_number) == list(range(1, 9))
+    assert by_number[1][3] == "pending" and json.loads(by_number[1][1])["price"] == "3,49"
+    assert "cells" in by_number[2][4] and "UTF-8" in by_number[3][4]
+    assert by_number[4][4].startswith("name holds a NUL") and "Milk\ufffdbad" in by_number[4][1]
+    assert by_number[5][4].startswith("a cell holds a NUL") and "n\ufffdte" in by_number[5][2]
+    assert by_number[6][3] == by_number[7][3] == "pending"
+    assert "cannot be read past here" in by_number[8][4]
+    assert totals[0] == totals[1] == ("pending", 8, 5)
+
+
+def test_a_failure_in_a_later_block_leaves_nothing_of_the_upload(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refusing the third block (a fault injected in our own code, the COPYs before it real): the
+    caller's transaction rolls the first two back."""
+    real_copy = pipeline.copy_rows
+    calls: list[int] = []
+
+    async def third_fails(conn: Any, batch_id: uuid.UUID, split: Any) -> None:
+        calls.append(len(split))
+        if len(calls) == 3:
+            raise asyncpg.exceptions.DiskFullError("could not extend file")
+        await real_copy(conn, batch_id, split)
+
+    monkeypatch.setattr(pipeline, "copy_rows", third_fails)
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        store = new_store(sync)
+
+        async def go() -> uuid.UUID:
+            conn = await asyncpg.connect(fresh_db_url)
+            batch = await pipeline.open_batch(conn, store_id=store, source="csv", kind="csv")
+            try:
+                with pytest.raises(asyncpg.exceptions.DiskFullError):
+                    async with conn.transaction():
+                        await csv_store.store_csv_rows(conn, batch, CsvRows(MESSY), 2)
+            finally:
+                await conn.close()
+            return batch
+
+        batch = asyncio.run(go())
+        assert calls == [2, 2, 2]
+        count = "SELECT count(*) FROM imported_product_raw WHERE import_batch_id = %s"
+        assert sync.execute(count, (batch,)).fetchone() == (0,)
+        assert sync.execute("SELECT status FROM import_batch WHERE id = %s", (batch,)).fetchone() == ("receiving",)
+
+
+@pytest.fixture(scope="module")
+def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def base(settings: Settings) -> Iterator[str]:
+    with serve(settings, None) as url:
+        yield url
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True) as c:
+        yield c
+
+
+def _upload(base: str, store: uuid.UUID, key: str, data: bytes) -> httpx.Response:
+    headers = {**bearer(key), "content-type": "text/csv"}
+    return httpx.post(f"{base}/v1/stores/{store}/imports", content=data, headers=headers, timeout=60)
+
+
+def test_an_upload_the_database_fails_mid_way_is_aborted(
+    base: str, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its status says why nothing was applied (it stayed `receiving` forever), and the client gets a 503."""
+    store = new_store(conn)
+    key = store_key(conn, store, "listings:write")
+    monkeypatch.setattr(csv_store, "BLOCK_ROWS", 2)
+    real_copy = pipeline.copy_rows
+
+    async def second_fails(db: Any, batch_id: uuid.UUID, split: Any) -> None:
+        if split[0][0] > 2:
+            raise asyncpg.exceptions.DiskFullError("could not extend file")
+        await real_copy(db, batch_id, split)
+
+    monkeypatch.setattr(pipeline, "copy_rows", second_fails)
+    response = _upload(base, store, key, b"sku,name,price,quantity\nb1,A,1,1\nb2,B,1,1\nb3,C,1,1\n")
+    assert response.status_code == 503, response.text
+    batch = conn.execute("SELECT id, status, error FROM import_batch WHERE store_id = %s", (store,)).fetchone()
+    assert batch is not None and batch[1] == "aborted" and "DiskFullError" in batch[2]
+    count = "SELECT count(*) FROM imported_product_raw WHERE import_batch_id = %s"
+    assert conn.execute(count, (batch[0],)).fetchone() == (0,)
+
+
+def test_nul_characters_are_refused_naming_the_field(
+    base: str, db_url: str, settings: Settings, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """PostgreSQL's text and jsonb cannot hold U+0000: each of these answered 500 (and stored nothing) before."""
+    store = new_store(conn)
+    key = store_key(conn, store, "listings:write")
+    listing = {"name": "Oat\u0000drink", "price": 1, "quantity": 1}
+    put = httpx.put(f"{base}/v1/stores/{store}/listings/N1", json=listing, headers=bearer(key))
+    assert put.status_code == 400 and put.json()["error"]["parameter"] == "name", put.text
+    path_sku = httpx.put(f"{base}/v1/stores/{store}/listings/a%00b", json={**listing, "name": "x"}, headers=bearer(key))
+    assert path_sku.status_code == 400 and path_sku.json()["error"]["parameter"] == "sku", path_sku.text
+    items = [
+        {"sku": "B\u00001", "name": "x", "price": 1, "quantity": 1},
+        {"sku": "B2", "name": "y", "price": 1, "quantity": 1},
+    ]
+    batch = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert batch.status_code == 200, batch.text
+    assert [r["status"] for r in batch.json()["results"]] == ["rejected", "mapped"]
+    assert batch.json()["results"][0]["error"].startswith("sku holds a NUL")
+    admin = store_key(conn, None)
+    shop = {"name": "Kiez\u0000Laden", "lat": 52.5, "lon": 13.4}
+    created = httpx.post(f"{base}/v1/stores", json=shop, headers=bearer(admin))
+    assert created.status_code == 400 and created.json()["error"]["parameter"] == "name", created.text
+    connection, secret = webhook_connection(conn, settings, store)
+    body = json.dumps({"type": "listing.upsert", "data": {"sku": "W\u00001", "name": "Tea", "price": 2, "quantity": 3}})
+    delivered = httpx.post(f"{base}/v1/ingest/{connection}", content=body, headers=signed(secret, body.encode()))
+    assert delivered.status_code == 202, delivered.text
+    uploaded = _upload(base, store, key, b"sku;name;price;quantity\nc1;Milk\x00;1,00;3\nc2;Bread;2;1\n")
+    assert uploaded.status_code == 202, uploaded.text
+    drain_imports(db_url)
+    status = httpx.get(f"{base}/v1/imports/{uploaded.json()['batch_id']}", headers=bearer(key)).json()
+    assert (status["status"], status["mapped_rows"], status["error_rows"]) == ("completed", 1, 1)
+    errors = httpx.get(f"{base}{uploaded.json()['errors_url']}", headers=bearer(key))
+    table = list(csv.reader(io.StringIO(errors.text)))
+    assert table[1][:2] == ["1", "name holds a NUL character (0x00), which cannot be stored as text"]
+    assert table[1][3] == "Milk\ufffd"
+    skus = conn.execute("SELECT sku FROM store_product WHERE store_id = %s ORDER BY sku", (store,)).fetchall()
+    assert skus == [("B2",), ("c2",)]
+    webhook_rows = conn.execute(
+        "SELECT r.status, r.error FROM imported_product_raw r JOIN import_batch b ON b.id = r.import_batch_id "
+        "WHERE b.connection_id = %s",
+        (connection,),
+    ).fetchall()
+    assert webhook_rows == [("rejected", "sku holds a NUL character (0x00), which cannot be stored as text")]
