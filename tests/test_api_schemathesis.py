@@ -40,6 +40,8 @@ def api_schema(base_url: str) -> Any:
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 PATHS = [
     "/v1/search",
+    "/v1/suggest",
+    "/v1/presets",
     "/v1/products/{product_id}/similar",
     "/v1/products/{product_id}",
     "/v1/stores/nearby",

@@ -10,6 +10,7 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
+from search_service.api.ingest_schemas import AUTH_ERRORS, WRITE_ERRORS
 from search_service.api.schemas import ErrorBody
 
 _STORE = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
@@ -106,14 +107,23 @@ BAD_URL = _error(
 NO_STORE = _error(404, "store_id", "no store with this id", "No such store.")
 NO_WEBHOOK = _error(404, "webhook_id", "no webhook with this id for this store", "No such webhook in this store.")
 
+# Every operation here also answers bad input, the key's refusals and a database busy or away, as the write API.
+WRITE_REFUSALS = {**AUTH_ERRORS, 503: WRITE_ERRORS[503]}
+COMMON = {**_error(400, "webhook_id", "not a valid UUID", "Invalid input: `parameter` names it."), **WRITE_REFUSALS}
 CREATE_RESPONSES = {
+    **COMMON,
     **_spec(WebhookCreated, 201, _CREATED, "Created. `secret` (whsec_…) signs every delivery; it is shown only now."),
     **BAD_URL,
     **NO_STORE,
 }
-LIST_RESPONSES = {**_spec(WebhookList, 200, {"webhooks": [_LISTED]}, "The store's webhooks (no secrets)."), **NO_STORE}
-DELETE_RESPONSES = NO_WEBHOOK
+LIST_RESPONSES = {
+    **COMMON,
+    **_spec(WebhookList, 200, {"webhooks": [_LISTED]}, "The store's webhooks (no secrets)."),
+    **NO_STORE,
+}
+DELETE_RESPONSES = {**COMMON, **NO_WEBHOOK}
 PING_RESPONSES = {
+    **COMMON,
     **_spec(
         PingOut,
         200,

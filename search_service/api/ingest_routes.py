@@ -37,7 +37,6 @@ from search_service.ingest.stores import create_store_async as create_store_row
 
 FIELDS = ("sku", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity", "is_active",
           "attributes", "updated_at", "version", "op", "row", "the")  # fmt: skip
-AUTH_ERRORS = S.AUTH_ERRORS
 
 
 @contextlib.asynccontextmanager
@@ -112,7 +111,7 @@ _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; ma
     "(`updated_at`/`version`) changes nothing: `status: stale`.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
-    responses={**AUTH_ERRORS},
+    responses={**S.WRITE_ERRORS, **S.NO_STORE},
     status_code=200,
 )
 async def put_listing(
@@ -131,7 +130,7 @@ async def put_listing(
     "store has no listing with this SKU.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
-    responses={**AUTH_ERRORS},
+    responses={**S.WRITE_ERRORS, **S.NO_LISTING},
 )
 async def patch_listing(
     rt: NamedDependency[Runtime],
@@ -150,7 +149,7 @@ async def patch_listing(
     description="The listing stops being sellable (`is_active: false`); its history and product stay.",
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
-    responses={**AUTH_ERRORS},
+    responses={**S.WRITE_ERRORS, **S.NO_LISTING},
     status_code=200,
 )
 async def delete_listing(rt: NamedDependency[Runtime], store_id: StoreId, sku: Sku) -> S.ListingResult:
@@ -164,7 +163,7 @@ async def delete_listing(rt: NamedDependency[Runtime], store_id: StoreId, sku: S
     "validation are `rejected` with a reason; the others are applied.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
-    responses={**AUTH_ERRORS},
+    responses={**S.WRITE_ERRORS, **S.NO_STORE},
     status_code=200,
 )
 async def batch_listings(
@@ -226,7 +225,7 @@ async def _patch_delivery(conn: Any, store_id: UUID, data: S.StorePatch) -> None
     description="Admin keys only (`stores:write`). `currency` is the store's default for listings that send none.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
-    responses={**AUTH_ERRORS},
+    responses={**S.WRITE_ERRORS},
     status_code=201,
 )
 async def create_store(
@@ -248,7 +247,7 @@ async def create_store(
     "where the store delivers (`fulfilment=delivery` in search); `null` clears either.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
-    responses={**AUTH_ERRORS},
+    responses={**S.WRITE_ERRORS, **S.NO_STORE},
 )
 async def patch_store(
     rt: NamedDependency[Runtime], store_id: StoreId, data: Annotated[S.StorePatch, Body()]
@@ -281,7 +280,7 @@ async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: U
     description="Status (`receiving`, `pending`, `processing`, `completed`, `aborted`) and row counts.",
     tags=["ingest"],
     guards=[require_key("listings:write")],
-    responses={**AUTH_ERRORS},
+    responses={**S.WRITE_ERRORS, **S.NO_IMPORT},
 )
 async def import_status(
     rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
@@ -299,7 +298,7 @@ async def import_status(
     "spreadsheet does not run them.",
     tags=["ingest"],
     guards=[require_key("listings:write")],
-    responses={**AUTH_ERRORS},
+    responses={**S.WRITE_ERRORS, **S.NO_IMPORT},
     media_type="text/csv",
 )
 async def import_errors(

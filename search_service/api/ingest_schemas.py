@@ -256,3 +256,15 @@ AUTH_ERRORS = {
     403: error_spec(403, None, "this API key belongs to another store", "Another store's key, or a missing scope."),
     429: error_spec(429, None, "too many requests for this API key; retry later", "Rate limited: see Retry-After."),
 }
+# What every authenticated operation may answer besides its own result: bad input (our error body, not
+# litestar's default), the key's refusals, and the database busy or away.
+WRITE_ERRORS = {
+    400: error_spec(400, "price", "price must not be negative", "Invalid input: `parameter` names it."),
+    **AUTH_ERRORS,
+    503: error_spec(503, None, "the database is unavailable; retry shortly", "Busy or away: see Retry-After."),
+}
+NO_STORE = {404: error_spec(404, "store_id", "no store with this id", "No such store.")}
+NO_LISTING = {
+    404: error_spec(404, "sku", "no listing with sku 'KB-001' in this store", "No such store, or no such listing.")
+}
+NO_IMPORT = {404: error_spec(404, "batch_id", "no import with this id", "No such import.")}

@@ -90,7 +90,8 @@ def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
     request_max_body_size=None,
     status_code=202,
     responses={
-        **S.AUTH_ERRORS,
+        **S.WRITE_ERRORS,
+        **S.NO_STORE,
         413: S.error_spec(413, None, "the body is larger than 104857600 bytes", "The file is over the limit."),
         415: S.error_spec(415, "content-type", "send text/csv or multipart/form-data", "Not a CSV upload."),
     },
@@ -204,6 +205,10 @@ def _verified(handler: Any, incoming: IncomingRequest, connection: Connection, b
         ),
         401: S.error_spec(401, None, "the webhook signature is missing, wrong, or ...", "Not signed by the secret."),
         413: S.error_spec(413, None, "the body is larger than 5242880 bytes", "Over the limit."),
+        404: S.error_spec(404, "connection_id", "no enabled connection with this id", "No such enabled connection."),
+        415: S.error_spec(415, None, "send application/json", "Not the connection's media type."),
+        400: S.error_spec(400, "data", "the body is not JSON", "A body the connection's source cannot read."),
+        503: S.WRITE_ERRORS[503],
     },
 )
 async def ingest_delivery(
