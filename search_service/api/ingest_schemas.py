@@ -268,3 +268,17 @@ NO_LISTING = {
     404: error_spec(404, "sku", "no listing with sku 'KB-001' in this store", "No such store, or no such listing.")
 }
 NO_IMPORT = {404: error_spec(404, "batch_id", "no import with this id", "No such import.")}
+DELIVERY_RESPONSES = {
+    200: ResponseSpec(
+        IngestAccepted,
+        description="A delivery already received.",
+        generate_examples=False,
+        examples=[Example(summary="duplicate", value={"batch_id": None, "duplicate": True})],
+    ),
+    400: error_spec(400, "data", "the body is not JSON", "A body the connection's source cannot read."),
+    401: error_spec(401, None, "the webhook signature is missing, wrong, or ...", "Not signed by the secret."),
+    404: error_spec(404, "connection_id", "no enabled connection with this id", "No such enabled connection."),
+    413: error_spec(413, None, "the body is larger than 5242880 bytes", "Over the limit."),
+    415: error_spec(415, None, "send application/json", "Not the connection's media type."),
+    503: WRITE_ERRORS[503],
+}

@@ -18,8 +18,6 @@ from litestar.exceptions import (
     InternalServerException,
     NotAuthorizedException,
 )
-from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example
 
 from search_service.api import ingest_schemas as S
 from search_service.api.auth import require_store_key
@@ -196,20 +194,7 @@ def _verified(handler: Any, incoming: IncomingRequest, connection: Connection, b
     tags=["ingest"],
     request_max_body_size=None,
     status_code=202,
-    responses={
-        200: ResponseSpec(
-            S.IngestAccepted,
-            description="A delivery already received.",
-            generate_examples=False,
-            examples=[Example(summary="duplicate", value={"batch_id": None, "duplicate": True})],
-        ),
-        401: S.error_spec(401, None, "the webhook signature is missing, wrong, or ...", "Not signed by the secret."),
-        413: S.error_spec(413, None, "the body is larger than 5242880 bytes", "Over the limit."),
-        404: S.error_spec(404, "connection_id", "no enabled connection with this id", "No such enabled connection."),
-        415: S.error_spec(415, None, "send application/json", "Not the connection's media type."),
-        400: S.error_spec(400, "data", "the body is not JSON", "A body the connection's source cannot read."),
-        503: S.WRITE_ERRORS[503],
-    },
+    responses=S.DELIVERY_RESPONSES,
 )
 async def ingest_delivery(
     rt: NamedDependency[Runtime], request: Request[Any, Any, Any], connection_id: ConnectionId
