@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from search_service.ingest.connectors import erply
 from search_service.ingest.connectors.common import Connector, Cursor, HeldLevels, MapContext, Page, Row, stock_clock
 from search_service.ingest.connectors.erply import Erply
 from search_service.ingest.connectors.http import RateLimited, RetryPolicy, VendorError
@@ -121,8 +122,7 @@ def _erply(fake: ErplyFake, warehouse: str = "1", **kw: Any) -> Erply:
         password="api-pass",
         ctx=MapContext(warehouse),
         base_url=fake.server.url + "/api/",
-        policy=FAST,
-        **{"page_size": 2, **kw},
+        **{"page_size": 2, "policy": FAST, **kw},
     )
 
 
@@ -140,7 +140,10 @@ def test_erply_pages_string_numbers_request_warehouse_deletions(erply_fake: Erpl
     assert "quantity" not in by_op(rows, "upsert")["103"]  # a later poll: the level comes as a stock row
 
 
-def test_erply_quota_error_1002_is_not_slept_in_place_and_expired_session_logs_in_again() -> None:
+def test_erply_quota_error_1002_is_not_slept_in_place_and_expired_session_logs_in_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(erply, "seconds_to_next_hour", lambda now=None: 1800.0)  # not seconds before the hour
     fake = ErplyFake()
     try:
         fake.add(ITEMS[0])
@@ -162,6 +165,27 @@ def test_erply_quota_error_1002_is_not_slept_in_place_and_expired_session_logs_i
                 ),
                 {},
             )
+    finally:
+        fake.server.close()
+
+
+def test_erply_quota_used_up_again_after_the_hour_turned_gives_up_with_the_new_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seconds before the hour the client waits for it in place; when the new hour's quota is used up too, it gives
+    up with the vendor's new wait (RateLimited), so the job waits for that instead of polling again at once. Ran
+    without a clock of its own, the sync test of this failed in the last seconds of an hour."""
+    waits = iter([0.05, 1800.0])
+    monkeypatch.setattr(erply, "seconds_to_next_hour", lambda now=None: next(waits))
+    fake = ErplyFake()
+    try:
+        fake.add(ITEMS[0])
+        fake.quota_errors = 10**6
+        last_try_asks = RetryPolicy(attempts=2, base_delay_s=0.01, max_delay_s=5.0, timeout_s=0.3)
+        with pytest.raises(RateLimited) as info:
+            collect(_erply(fake, policy=last_try_asks), {})
+        assert info.value.wait_s == 1800.0 and "gave up after 2 attempts" in str(info.value)
+        assert fake.quota_errors == 10**6 - 2  # two calls: waited 0.05 s in place between them, not 1800
     finally:
         fake.server.close()
 

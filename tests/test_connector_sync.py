@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from search_service.db.sql import statement
+from search_service.ingest.connectors import erply as erply_module
 from search_service.ingest.connectors.config import ConnectorsConfig
 from search_service.ingest.connectors.job import run_sync_loop
 from search_service.ingest.connectors.sync import SyncFailed
@@ -87,7 +88,10 @@ def test_a_vendor_down_mid_sync_keeps_the_stored_pages_and_resumes(db: psycopg.C
     assert resumed[0] == f">=,{r_fake.items['103']['timeStamp']}"  # it did not start over
 
 
-def test_quota_error_waits_until_the_vendor_says_and_the_job_carries_on(db: psycopg.Connection, r_fake: Any) -> None:
+def test_quota_error_waits_until_the_vendor_says_and_the_job_carries_on(
+    db: psycopg.Connection, r_fake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(erply_module, "seconds_to_next_hour", lambda now=None: 1800.0)  # whatever the clock says
     erply = ErplyFake()
     try:
         erply.add(ITEMS[0])

@@ -165,18 +165,21 @@ class VendorHTTP:
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> tuple[Any, httpx.Response]:
         """Send, retrying what may pass; returns the decoded JSON (ints exact)."""
-        last = "no attempt"
+        last, asked = "no attempt", None
         for attempt in range(self.policy.attempts):
             if self.pacer is not None and (pause := self.pacer.wait_s()) > 0:
                 self.sleep(min(pause, self.policy.max_delay_s))
             try:
                 return self._attempt(method, path, **kwargs)
             except RetryRequest as exc:
-                last = str(exc)
+                last, asked = str(exc), exc.wait_s
                 delay = exc.wait_s if exc.wait_s is not None else backoff_delay(attempt, self.policy)
             if attempt + 1 < self.policy.attempts:
                 self._wait(delay, last)
-        raise VendorError(f"{method} {path}: gave up after {self.policy.attempts} attempts: {last}", retryable=True)
+        message = f"{method} {path}: gave up after {self.policy.attempts} attempts: {last}"
+        if asked is not None:  # the vendor's last word was "come back then" (a quota that ran out again, say)
+            raise RateLimited(message, asked)
+        raise VendorError(message, retryable=True)
 
     def _attempt(self, method: str, path: str, **kwargs: Any) -> tuple[Any, httpx.Response]:
         self.requests += 1
