@@ -6,6 +6,7 @@ from /schema/openapi.json and checks every response against it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,8 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.ingest_helpers import serve
 from tests.test_api import app_settings, load_test_encoder, seed_catalogue
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))  # more for a longer hunt
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,7 @@ def test_api_conforms_to_its_schema(api_schema: Any, base_url: str, path: str) -
     operation = api_schema[path]["GET"]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def check(case: Any) -> None:
         case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=30)
 

@@ -9,6 +9,7 @@ tests feed them malformed bodies)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -41,6 +42,9 @@ LISTING_OPERATIONS = [
 SCOPES = ("listings:write", "webhooks:write")
 
 
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))  # more for a longer hunt
+
+
 @pytest.fixture(scope="module")
 def world(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     settings_ = ingest_settings(db_url, tmp_path_factory.mktemp("keys"), rate_per_s=1e6, rate_burst=1e6)
@@ -56,7 +60,7 @@ def _fuzz(world: dict[str, Any], method: str, path: str, key: str, fixed: dict[s
     operation = world["schema"][path][method]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def check(case: Any) -> None:
         case.path_parameters = {**(case.path_parameters or {}), **fixed}
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {key}"}
