@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from benchmarks.run import Server, child_pids
 from search_service.ingest import pipeline
-from tests.ingest_helpers import new_store
+from tests.ingest_helpers import new_store, store_key
 
 pytestmark = pytest.mark.slow
 ROWS = 1000
@@ -94,3 +97,45 @@ def test_sigterm_exits_zero_and_releases_the_batch(db: psycopg.Connection, fresh
     drain = spawn(fresh_db_url, "--drain")
     assert drain.wait(timeout=120) == 0
     assert batch_state(db, batch)[:3] == ("completed", ROWS, ROWS)
+
+
+def test_an_upload_whose_api_was_killed_while_receiving_it_is_aborted_by_the_import_job(
+    db: psycopg.Connection, fresh_db_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL the API (real processes) while it receives a CSV upload: its batch stays `receiving`, nothing of it
+    stored. The import job aborts it once older than PLINQY_INGEST_UPLOAD_TIMEOUT_S, saying why; a newer upload
+    that may still be arriving is left alone."""
+    store = new_store(db)
+    key = store_key(db, store, "listings:write")
+    server = Server(fresh_db_url, 0, tmp_path / "api.log")
+    try:
+        server.wait_ready()
+        host, port = "127.0.0.1", server.port
+        head = (
+            f"POST /v1/stores/{store}/imports HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: text/csv\r\nContent-Length: 100000\r\n\r\nsku,name,price,quantity\nk1,Kale,1,1\n"
+        )
+        with socket.create_connection((host, port)) as sock:
+            sock.sendall(head.encode())
+            deadline = time.monotonic() + 30
+            while db.execute("SELECT count(*) FROM import_batch WHERE store_id = %s", (store,)).fetchone() != (1,):
+                assert time.monotonic() < deadline, "the upload never opened its batch"
+                time.sleep(0.05)
+            for pid in [*child_pids(server.proc.pid), server.proc.pid]:
+                os.kill(pid, signal.SIGKILL)
+    finally:
+        server.proc.wait(timeout=30)
+    stuck = db.execute("SELECT id, status FROM import_batch WHERE store_id = %s", (store,)).fetchone()
+    assert stuck is not None and stuck[1] == "receiving"
+    fresh = pipeline.record_batch(db, store_id=new_store(db), source="csv", kind="csv", rows=[])
+    db.execute("UPDATE import_batch SET status = 'receiving' WHERE id = %s", (fresh,))
+    db.execute("UPDATE import_batch SET created_at = now() - interval '2 hours' WHERE id = %s", (stuck[0],))
+    drain = spawn(fresh_db_url, "--drain", PLINQY_INGEST_UPLOAD_TIMEOUT_S="3600")
+    _out, err = drain.communicate(timeout=120)
+    assert drain.returncode == 0, err[-2000:]
+    row = db.execute("SELECT status, error FROM import_batch WHERE id = %s", (stuck[0],)).fetchone()
+    assert row is not None and row[0] == "aborted" and "never arrived whole" in row[1]
+    assert "upload_aborted" in err
+    assert db.execute("SELECT status FROM import_batch WHERE id = %s", (fresh,)).fetchone() == ("receiving",)
+    count = "SELECT count(*) FROM imported_product_raw WHERE import_batch_id = %s"
+    assert db.execute(count, (stuck[0],)).fetchone() == (0,)

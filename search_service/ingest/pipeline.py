@@ -188,6 +188,11 @@ async def abort_batch(conn: Any, batch_id: UUID, reason: str) -> None:
     await _fetch(conn, "abort_batch", batch_id=batch_id, reason=reason)
 
 
+async def abort_stale_uploads(conn: Any, older_than_s: float) -> list[UUID]:
+    """Abort the batches still `receiving` after `older_than_s` (their API process stopped mid-upload)."""
+    return [r["id"] for r in await _fetch(conn, "abort_stale_uploads", older_than_s=older_than_s)]
+
+
 async def store_of(conn: Any, store_id: UUID) -> tuple[UUID, str] | None:
     rows = await _fetch(conn, "store_of", store_id=store_id)
     return (rows[0]["id"], rows[0]["currency"].strip()) if rows else None

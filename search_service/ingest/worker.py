@@ -42,6 +42,7 @@ class ImportWorkerOptions:
 
 
 COALESCE_BELOW_ROWS = 100  # a group this small means deliveries trickle in: let a few more gather first
+SWEEP_EVERY_S = 60.0  # how often the job looks for uploads left `receiving` (abort_stale_uploads)
 
 
 def make_worker_id() -> str:
@@ -66,8 +67,12 @@ class ImportWorker:
         listener = await asyncpg.connect(self.dsn)
         wake = asyncio.Event()
         await listener.add_listener("ingest_batch", lambda *_: wake.set())
+        swept_at = -SWEEP_EVERY_S
         try:
             while not self.stop.is_set():
+                if (now := asyncio.get_running_loop().time()) - swept_at >= SWEEP_EVERY_S:
+                    swept_at = now
+                    await self._abort_stale_uploads(conn)
                 head = await groups.claim_next(conn, self.worker_id, self.config.lease_s)
                 if head is not None:
                     rows = await self._take(conn, head)
@@ -87,6 +92,11 @@ class ImportWorker:
         log.info(json.dumps({"event": "stopped", "worker": self.worker_id, "batches": self.batches,
                              **vars(self.totals)}))  # fmt: skip
         return 0
+
+    async def _abort_stale_uploads(self, conn: asyncpg.Connection) -> None:
+        for batch_id in await pipeline.abort_stale_uploads(conn, self.config.upload_timeout_s):
+            log.warning(json.dumps({"event": "upload_aborted", "batch": str(batch_id), "worker": self.worker_id,
+                                    "why": "still receiving after PLINQY_INGEST_UPLOAD_TIMEOUT_S"}))  # fmt: skip
 
     async def _wait(self, wake: asyncio.Event) -> None:
         wake.clear()

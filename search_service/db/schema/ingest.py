@@ -66,6 +66,7 @@ import_batch = Table(
     CheckConstraint("total_rows >= 0 AND processed_rows >= 0 AND error_rows >= 0", name="row_counts"),
     Index("ix_import_batch_claim", "store_id", "seq", postgresql_where=text("status IN ('pending', 'processing')")),
     Index("ix_import_batch_finished_at", "finished_at", postgresql_where=text("status IN ('completed', 'aborted')")),
+    Index("ix_import_batch_receiving", "created_at", postgresql_where=text("status = 'receiving'")),  # 0023
 )
 
 

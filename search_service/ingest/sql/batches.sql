@@ -92,6 +92,16 @@ SELECT pg_notify('ingest_batch', '');
 UPDATE import_batch SET status = 'aborted', error = :reason, finished_at = now()
 WHERE id = :batch_id AND status = 'receiving';
 
+-- name: abort_stale_uploads
+-- params: older_than_s float8
+-- Uploads left `receiving` by an API process that stopped while receiving them (a client that hangs up is aborted
+-- by the API itself): aborted once older than any upload takes, nothing of them applied. ix_import_batch_receiving.
+UPDATE import_batch
+SET status = 'aborted', finished_at = now(),
+    error = 'the upload never arrived whole (the server receiving it stopped); send it again'
+WHERE status = 'receiving' AND created_at < now() - make_interval(secs => :older_than_s)
+RETURNING id;
+
 -- name: store_of
 -- params: store_id uuid
 SELECT id, currency FROM store WHERE id = :store_id;
