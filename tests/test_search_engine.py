@@ -346,7 +346,11 @@ PLANS = {
     "scan": replace(DEFAULT_CONFIG, force="scan", scan_fallback=False),
     # every scan needing a second slice hands the query to the exact plan (slices priced far above it); a first
     # slice of 2 x top_n ids (sized on the candidate sets' exact count, most first slices sufficed)
-    "scan_fallback": replace(DEFAULT_CONFIG, force="scan", scan_us_per_probe=1e9, selectivity_overfetch=0.1),
+    # Without the candidate sets' union (never counted): a scan that knows the scope's products checks only
+    # those and never needs to give up; one on an estimate probes every id and hands over to the gather.
+    "scan_fallback": replace(
+        DEFAULT_CONFIG, force="scan", scan_us_per_probe=1e9, selectivity_overfetch=0.1, count_below_share=0.0
+    ),
     "gather": replace(DEFAULT_CONFIG, force="gather"),
     "auto_with_vectors": DEFAULT_CONFIG,
     "located": DEFAULT_CONFIG,  # the API's: the vectors and the stores' places in memory (store_locator.py)

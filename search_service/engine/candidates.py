@@ -290,6 +290,12 @@ class CandidateSets:
         """The copy's rows of `products` (ordinals), sorted; products the copy does not hold are left out."""
         return self._row_map(vectors).rows_of(np.frombuffer(products.to_array(), dtype=np.uint32), vectors._view.n)
 
+    def held_in(self, products: BitMap, vectors: VectorCache, rows: np.ndarray) -> np.ndarray:
+        """Which of the copy's `rows` hold a product among `products` (ordinals: an `in_scope` union of these sets):
+        a scan drops the others from a ranking's slice before its statement probes them one by one."""
+        ordinals = self.index.find(self.keys, self.n, vectors._view.key[rows]).tolist()
+        return np.fromiter((o >= 0 and o in products for o in ordinals), dtype=bool, count=len(ordinals))
+
     def _row_map(self, vectors: VectorCache) -> RowMap:
         """Row of every ordinal in the copy's current view (-1: not held), recomputed for the ordinals and rows
         added since, or wholly when the view is another (a shared generation may order its rows differently)."""

@@ -6,8 +6,12 @@ unchecked can beat the k-th distance kept, so the answer is the true top-k."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from uuid import UUID
 
 import numpy as np
@@ -95,6 +99,7 @@ class _Check:
     changed_since: dt.datetime | None
     give_up_us: float | None = None
     listed: bool = False  # every row ranked has a qualifying listing in scope: filter_ranked skips their probes
+    keep: Callable[[np.ndarray], np.ndarray] | None = None  # which of a slice's rows may qualify (None: all)
 
 
 async def check_ranked(
@@ -118,6 +123,8 @@ async def check_ranked(
         rows, threshold = ranking.top(stop)
         rows = rows[~checked[rows]]
         checked[rows] = True
+        if check.keep is not None:
+            rows = rows[check.keep(rows)]
         if check.give_up_us is not None and changed_since is None:
             left = ids_left(len(rows), checked_count, len(found), top_n)
             if config.scan_us_per_round + config.scan_us_per_probe * left > check.give_up_us:
@@ -145,6 +152,11 @@ async def rank_scan(
     ranking = await plan.ranking
     give_up = plan.choice.gather_cost_us if config.scan_fallback and scope.store_ids is not None else None
     check = _Check(ranking, plan.choice.fetch, top_n, plan.changed_since, give_up)
+    if scope.in_scope is not None:  # the plan counted on the union: a slice's rows outside it cannot qualify
+        share = len(scope.in_scope.products) / max(len(plan.vectors), 1)
+        keep = partial(plan.vectors.candidates.held_in, scope.in_scope.products, plan.vectors)
+        first = min(math.ceil(plan.choice.fetch / max(share, 0.1)), len(ranking))
+        check = dataclasses.replace(check, first=first, listed=_prices_open(scope), keep=keep)
     return await check_ranked(conn, scope, plan.vectors, vector, check, config)
 
 
@@ -168,7 +180,11 @@ async def _rank_listed(conn: Conn, scope: Scope, plan: VectorPlan, vector: np.nd
 def _rows_listed(scope: Scope, plan: VectorPlan) -> bool:
     """Whether the gather's rows all have a qualifying listing in scope: listed_products lists exactly those; the
     candidate sets hold the in-stock listings, which qualify unless a price bound narrows them."""
-    return plan.rows is None or (scope.params.min_price is None and scope.params.max_price is None)
+    return plan.rows is None or _prices_open(scope)
+
+
+def _prices_open(scope: Scope) -> bool:
+    return scope.params.min_price is None and scope.params.max_price is None
 
 
 async def rank_gather(
