@@ -207,20 +207,19 @@ async def record_batch_async(
     rows: Iterable[dict[str, Any]],
     connection_id: UUID | None = None,
     delivery_id: str | None = None,
-    file_name: str | None = None,
 ) -> UUID:
-    """`record_batch` on an asyncpg connection: one transaction, DuplicateDelivery on a replayed delivery id."""
+    """`record_batch` on an asyncpg connection: one transaction, DuplicateDelivery on a replayed delivery id. (A CSV
+    file: csv_store.record_csv.)"""
     split = split_rows(rows)
-    if len(split) < COPY_THRESHOLD and file_name is None:
+    if len(split) < COPY_THRESHOLD:
         return await _record_small(conn, store_id, source, kind, split, connection_id, delivery_id)
     async with conn.transaction():
         if await store_of(conn, store_id) is None:
             raise UnknownStore(f"no store with id {store_id}")
         delivery_row = await _claim_delivery(conn, connection_id, delivery_id)
         batch_id = await open_batch(
-            conn, store_id=store_id, source=source, kind=kind, connection_id=connection_id,
-            delivery_id=delivery_id, file_name=file_name,
-        )  # fmt: skip
+            conn, store_id=store_id, source=source, kind=kind, connection_id=connection_id, delivery_id=delivery_id
+        )
         if delivery_row is not None:
             await _fetch(conn, "link_delivery", delivery_row=delivery_row, batch_id=batch_id)
         await store_rows(conn, batch_id, split)

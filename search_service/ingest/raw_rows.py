@@ -8,6 +8,10 @@ from typing import Any
 
 import msgspec
 
+NUL_ESCAPE = "\\u0000"  # how JSON writes a NUL character (or a backslash and "u0000": _without_nul tells)
+NUL_REASON = "holds a NUL character (0x00), which cannot be stored as text"
+
+
 _encode = msgspec.json.Encoder(enc_hook=str).encode  # ~6x json.dumps; what it cannot encode: its str()
 
 
@@ -28,10 +32,6 @@ def split_rows(rows: Iterable[dict[str, Any]], start: int = 1) -> list[tuple[int
         status, reason = ("rejected", str(error).replace("\x00", "\ufffd")) if error else ("pending", None)
         out.append((number, payload, raw_json, status, reason))
     return out
-
-
-NUL_ESCAPE = "\\u0000"  # how JSON writes a NUL character (or a backslash and "u0000": _without_nul tells)
-NUL_REASON = "holds a NUL character (0x00), which cannot be stored as text"
 
 
 def _without_nul(row: dict[str, Any]) -> tuple[str, str | None, str | None]:
