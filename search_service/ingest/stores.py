@@ -47,7 +47,8 @@ class StoreFields:
             raise StoreError(missing, "is required")
         if self.name is not None and not self.name.strip():
             raise StoreError("name", "must not be empty")
-        for field, value in asdict(self).items():
+        params = asdict(self)
+        for field, value in params.items():
             if isinstance(value, str) and "\x00" in value:
                 raise StoreError(field, "must not hold a NUL character (0x00): it cannot be stored as text")
         for field, bound in (("lat", 90.0), ("lon", 180.0)):
@@ -58,7 +59,6 @@ class StoreFields:
             raise StoreError("lat" if self.lat is None else "lon", "lat and lon go together")
         if self.country_code is not None and not re.fullmatch(r"[A-Za-z]{2}", self.country_code):
             raise StoreError("country_code", "must be 2 letters (ISO 3166-1)")
-        params = asdict(self)
         if self.country_code is not None:
             params["country_code"] = self.country_code.upper()
         if self.currency is not None:
