@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import logging
 import multiprocessing
 import signal
@@ -63,6 +64,14 @@ def register(job: Job) -> None:
     JOBS[job.name] = job
 
 
+def settle_heap() -> None:
+    """Keep what start-up built (modules, the model, the settings) out of every later collection. A job's full
+    collections otherwise walk that whole heap again and again: 70 ms each, a third of the import job's CPU (a
+    100k-row CSV, perf). Call it once a job is set up, before its loop."""
+    gc.collect()
+    gc.freeze()
+
+
 def _run_embed(ctx: JobContext) -> int:
     from embeddings.encoder import load_encoder
     from embeddings.worker import WorkerConfig, run_worker
@@ -76,8 +85,9 @@ def _run_embed(ctx: JobContext) -> int:
         fail_marker=env.get("PLINQY_WORKER_FAIL_MARKER") or None,
         hold_s=float(env.get("PLINQY_WORKER_HOLD_S") or 0),
     )
-    on_start = ctx.options.get("on_start")
-    run_worker(ctx.dsn, load_encoder(ctx.settings.encoder), config, on_start=on_start)
+    encoder = load_encoder(ctx.settings.encoder)
+    settle_heap()
+    run_worker(ctx.dsn, encoder, config, on_start=ctx.options.get("on_start"))
     return 0
 
 
@@ -89,6 +99,7 @@ def _run_import(ctx: JobContext) -> int:
         poll_interval_s=float(ctx.options.get("poll_interval", 5.0)),
         hold_s=float(ctx.settings.env.get("PLINQY_INGEST_HOLD_S") or 0),
     )
+    settle_heap()
     return run_import_worker(ctx.dsn, ctx.settings.ingest, options)
 
 
@@ -96,6 +107,7 @@ def _run_events(ctx: JobContext) -> int:
     from search_service.events.dispatcher import run_dispatcher
 
     settings = ctx.settings
+    settle_heap()
     run_dispatcher(
         ctx.dsn, settings.events, settings.secret_box(), drain=ctx.drain, on_start=ctx.options.get("on_start")
     )
@@ -111,6 +123,7 @@ def _run_sync(ctx: JobContext) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):  # finish the page in hand (its cursor is saved), then exit
         signal.signal(signum, lambda *_: stop.set())
     settings = ctx.settings
+    settle_heap()
     report = run_sync_loop(ctx.dsn, settings.secret_box(), settings.connectors, drain=ctx.drain, stop=stop)
     log.info("sync job stopped: %d synced, %d failed", report.synced, report.failed)
     return 0

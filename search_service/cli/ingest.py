@@ -149,6 +149,7 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool) -> 
     from search_service.ingest.csvfile import CsvError
     from search_service.ingest.imports import import_csv_async
     from search_service.ingest.pipeline import UnknownStore
+    from search_service.worker import settle_heap
 
     if file.stat().st_size > settings.ingest.max_upload_bytes:
         raise UserFacingError(f"{file} is larger than {settings.ingest.max_upload_bytes} bytes")
@@ -159,6 +160,7 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool) -> 
             bar.total = total
             bar.update(done - bar.n)
 
+        settle_heap()
         try:
             out = asyncio.run(import_csv_async(dsn, file, store_id, settings.ingest, progress))
         except CsvError as exc:
