@@ -78,10 +78,12 @@ def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
     summary="Import a CSV file",
     description=(
         "Body: `text/csv`, or `multipart/form-data` with the file in `file`. Columns (headers case-insensitive, "
-        "`,` `;` or tab detected, UTF-8 with or without BOM): sku (required), gtin, name (required for a new SKU), "
+        "`,` `;` or tab detected, or named by a first line `sep=;`; UTF-8 with or without BOM, or UTF-16/32 with "
+        "one): sku (required), gtin, name (required for a new SKU), "
         "brand, description, category (id or path `A > B`), price (required; `3,49` or `3.49`), currency, "
         "quantity (required), is_active. Up to 100 MB (413 past it). Answers 202 once the upload is stored whole; "
-        "the worker maps it. An interrupted upload leaves an `aborted` batch with nothing applied."
+        "the worker maps it. An interrupted upload leaves an `aborted` batch with nothing applied. A file that is "
+        "not CSV text (an .xlsx workbook, UTF-16 without a BOM): 400 naming `file`."
     ),
     tags=["ingest"],
     guards=[require_store_key("listings:write")],

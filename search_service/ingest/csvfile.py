@@ -1,6 +1,7 @@
-"""CSV files into pipeline rows: the delimiter (`,` `;` tab) detected, UTF-8 with or without a BOM, headers
-case-insensitive. A row the file itself makes unreadable (ragged, not UTF-8) becomes a row with `_error`, stored
-and reported `rejected` like any other; a file without a `sku` column, or empty, is refused whole (CsvError).
+"""CSV files into pipeline rows: the delimiter (`,` `;` tab) detected, or named by Excel's `sep=` first line; UTF-8
+with or without a BOM, or UTF-16/32 with one (Excel's "Unicode text"); headers case-insensitive. A row the file
+itself makes unreadable (ragged, not UTF-8) becomes a row with `_error`, stored and reported `rejected` like any
+other; a file without a `sku` column, empty, or not text at all (a workbook) is refused whole (CsvError).
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ COLUMNS = ("sku", "gtin", "name", "brand", "description", "category", "price", "
 REQUIRED = ("sku",)
 DELIMITERS = (",", ";", "\t")
 BOM = b"\xef\xbb\xbf"
+# Checked in this order: a UTF-32 LE mark begins with the UTF-16 LE one.
+WIDE_BOMS = (((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"), "utf-32"), ((b"\xff\xfe", b"\xfe\xff"), "utf-16"))
+WORKBOOKS = (
+    (b"PK\x03\x04", "a zip archive (an .xlsx or .ods workbook?)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Excel workbook (.xls)"),
+)
+SAVE_AS = "save it as CSV (UTF-8) and import that"
+_SEP_LINE = re.compile(r"sep=([^\"\r\n])\r?")  # Excel writes (and reads) the delimiter as the first line
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape holds them
 
 
@@ -79,13 +88,20 @@ def iter_records(data: bytes) -> tuple[list[str], str, Iterator[list[str]]]:
 def _records(data: bytes) -> tuple[list[str], str, Iterator[list[str]], bool]:
     """iter_records, and whether the file holds any bytes that were not UTF-8 (one scan of the whole text, not
     one per cell: that per-character check was two thirds of parsing a clean file)."""
-    if data.startswith(BOM):
-        data = data[len(BOM) :]
-    text = data.decode("utf-8", "surrogateescape")
+    text = _decoded(data)
+    first_line, _, rest = text.partition("\n")
+    named = _SEP_LINE.fullmatch(first_line)
+    if named:
+        text = rest
+        first_line = text.partition("\n")[0]
     if not text.strip():
         raise CsvError("the file is empty")
-    first_line = text.split("\n", 1)[0]
-    delimiter = detect_delimiter(first_line)
+    if "\x00" in first_line:
+        raise CsvError(
+            "the file's first line holds NUL bytes, so it is not UTF-8 text (a binary file, or UTF-16 without a "
+            f"byte-order mark?): {SAVE_AS}"
+        )
+    delimiter = named.group(1) if named else detect_delimiter(first_line)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = [_clean(h).strip().lower() for h in next(reader)]
@@ -95,6 +111,27 @@ def _records(data: bytes) -> tuple[list[str], str, Iterator[list[str]], bool]:
         if column not in header:
             raise CsvError(f"the file has no {column!r} column (columns: {', '.join(header)[:200]})", column)
     return header, delimiter, (r for r in reader), _UNDECODABLE.search(text) is not None
+
+
+def _decoded(data: bytes) -> str:
+    """The file's text. UTF-8 keeps the bytes that are not UTF-8 as surrogates (their rows are rejected); a file
+    with a UTF-16/32 mark must decode whole."""
+    for magic, what in WORKBOOKS:
+        if data.startswith(magic):
+            raise CsvError(f"the file is {what}, not CSV: {SAVE_AS}")
+    if data.startswith(BOM):
+        return data[len(BOM) :].decode("utf-8", "surrogateescape")
+    for marks, codec in WIDE_BOMS:
+        if data.startswith(marks):
+            try:
+                return data.decode(codec)  # the codec reads the mark's byte order and drops it
+            except UnicodeDecodeError as exc:
+                name = codec.upper()
+                raise CsvError(
+                    f"the file starts with a {name} byte-order mark but is not {name} ({exc.reason} at byte "
+                    f"{exc.start}): {SAVE_AS}"
+                ) from None
+    return data.decode("utf-8", "surrogateescape")
 
 
 class CsvRows:

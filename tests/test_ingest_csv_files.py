@@ -1,0 +1,113 @@
+"""CSV files as spreadsheets write them: UTF-16/32 with a byte-order mark (Excel's "Unicode text"), Excel's `sep=`
+first line; and files that are no CSV at all (a workbook, a binary, UTF-16 without a mark), refused with what to do
+instead, by the parser, over real HTTP and by `import csv`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from search_service.ingest.csvfile import CsvError, parse_csv
+from search_service.settings import Settings
+from tests.ingest_helpers import bearer, drain_imports, ingest_settings, new_store, serve, store_key
+from tests.test_ingest_cli import cli, create_store
+
+TABLE = "SKU\tName\tPrice\tQuantity\r\nu1\tHafermilch \u00e9t\u00e9 \u2615\t2,49\t4\r\nu2\tK\u00e4se, alt\t3.10\t0\r\n"
+XLSX = b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 40  # the zip header every .xlsx starts with
+XLS = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 40
+
+
+def rows_of(data: bytes) -> list[dict[str, object]]:
+    return parse_csv(data).rows
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff\xfe" + TABLE.encode("utf-16-le"),
+        b"\xfe\xff" + TABLE.encode("utf-16-be"),
+        TABLE.encode("utf-32"),  # Python writes its native-order mark
+        b"\xef\xbb\xbfsep=\t\r\n" + TABLE.encode(),
+    ],
+    ids=["utf-16-le", "utf-16-be", "utf-32", "bom-and-sep-line"],
+)
+def test_a_table_in_another_encoding_or_with_a_sep_line_reads_as_its_utf8_form(data: bytes) -> None:
+    expected = rows_of(TABLE.encode())
+    assert [r["name"] for r in expected] == ["Hafermilch \u00e9t\u00e9 \u2615", "K\u00e4se, alt"]
+    assert rows_of(data) == expected
+
+
+def test_a_sep_line_names_a_delimiter_the_header_would_not() -> None:
+    parsed = parse_csv(b"sep=|\nsku|name|price|quantity\nA1|Milk, whole|1.5|3\n")
+    assert parsed.delimiter == "|"
+    assert parsed.rows[0]["name"] == "Milk, whole" and parsed.rows[0]["sku"] == "A1"
+    with pytest.raises(CsvError, match="empty"):
+        parse_csv(b"sep=;\r\n")
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (XLSX, "zip archive (an .xlsx or .ods workbook?)"),
+        (XLS, "legacy Excel workbook (.xls)"),
+        (TABLE.encode("utf-16-le"), "NUL bytes, so it is not UTF-8 text"),
+        (b"\xff\xfe" + TABLE.encode("utf-16-le")[:-1], "UTF-16 byte-order mark but is not UTF-16"),
+    ],
+    ids=["xlsx", "xls", "utf-16-without-mark", "utf-16-cut-mid-character"],
+)
+def test_a_file_that_is_not_csv_text_is_refused_saying_what_to_do(data: bytes, says: str) -> None:
+    with pytest.raises(CsvError) as refused:
+        parse_csv(data)
+    assert says in str(refused.value)
+    assert str(refused.value).endswith("save it as CSV (UTF-8) and import that")
+
+
+@pytest.fixture(scope="module")
+def base(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings: Settings = ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
+    with serve(settings, None) as url:
+        yield url
+
+
+def test_excels_unicode_text_imports_over_http_and_a_workbook_is_a_400(base: str, db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    url = f"{base}/v1/stores/{store}/imports"
+    headers = {**bearer(key), "content-type": "text/csv"}
+    workbook = httpx.post(url, content=XLSX, headers=headers)
+    assert workbook.status_code == 400, workbook.text
+    assert workbook.json()["error"]["parameter"] == "file"
+    assert "not CSV" in workbook.json()["error"]["message"]
+    files = {"file": ("stock.txt", b"\xff\xfe" + TABLE.encode("utf-16-le"), "text/plain")}
+    accepted = httpx.post(url, files=files, headers=bearer(key))
+    assert accepted.status_code == 202, accepted.text
+    drain_imports(db_url)
+    status = httpx.get(f"{base}{accepted.json()['status_url']}", headers=bearer(key)).json()
+    assert (status["status"], status["total_rows"], status["error_rows"]) == ("completed", 2, 0)
+    with psycopg.connect(db_url) as conn:
+        listed = conn.execute(
+            "SELECT sku, title, price::text, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (store,)
+        ).fetchall()
+    assert listed == [("u1", "Hafermilch \u00e9t\u00e9 \u2615", "2.49", 4), ("u2", "K\u00e4se, alt", "3.10", 0)]
+
+
+def test_import_csv_refuses_a_workbook_in_one_line(fresh_db_url: str, tmp_path: Path) -> None:
+    store = create_store(fresh_db_url)
+    workbook = tmp_path / "stock.xlsx"
+    workbook.write_bytes(XLSX)
+    out = cli(fresh_db_url, "import", "csv", str(workbook), "--store", str(store))
+    assert out.returncode == 1
+    assert "error: the file is a zip archive (an .xlsx or .ods workbook?), not CSV" in out.stderr
+    assert "Traceback" not in out.stderr
+    unicode_text = tmp_path / "stock.txt"
+    unicode_text.write_bytes(b"\xff\xfe" + TABLE.encode("utf-16-le"))
+    ok = cli(fresh_db_url, "import", "csv", str(unicode_text), "--store", str(store))
+    assert ok.returncode == 0, ok.stderr
+    assert "2 rows, 2 mapped" in ok.stdout
+    assert uuid.UUID(ok.stdout.split("batch ")[1].split()[0])
