@@ -67,6 +67,16 @@ def test_a_file_that_is_not_csv_text_is_refused_saying_what_to_do(data: bytes, s
     assert str(refused.value).endswith("save it as CSV (UTF-8) and import that")
 
 
+def test_a_column_named_twice_is_refused_and_an_unnamed_one_reported() -> None:
+    with pytest.raises(CsvError) as twice:
+        parse_csv(b"sku,name,Price,quantity,price\nB1,Bread,1.5,3,2.5\n")
+    assert twice.value.column == "price"
+    assert str(twice.value) == "the column 'price' appears 2 times (columns [3, 5]): keep one"
+    parsed = parse_csv(b"sku,name,price,quantity,note,note,\nB2,Bread,1.5,3,a,b,\n")  # ignored ones may repeat
+    assert parsed.ignored_columns == ["note", "note", "(column 7, no header)"]
+    assert parsed.rows[0]["price"] == "1.5"
+
+
 @pytest.fixture(scope="module")
 def base(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings: Settings = ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
@@ -84,6 +94,8 @@ def test_excels_unicode_text_imports_over_http_and_a_workbook_is_a_400(base: str
     assert workbook.status_code == 400, workbook.text
     assert workbook.json()["error"]["parameter"] == "file"
     assert "not CSV" in workbook.json()["error"]["message"]
+    twice = httpx.post(url, content=b"sku,price,quantity,price\nx,1,1,2\n", headers=headers)
+    assert twice.status_code == 400 and twice.json()["error"]["parameter"] == "price"
     files = {"file": ("stock.txt", b"\xff\xfe" + TABLE.encode("utf-16-le"), "text/plain")}
     accepted = httpx.post(url, files=files, headers=bearer(key))
     assert accepted.status_code == 202, accepted.text

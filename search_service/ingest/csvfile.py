@@ -107,10 +107,18 @@ def _records(data: bytes) -> tuple[list[str], str, Iterator[list[str]], bool]:
         header = [_clean(h).strip().lower() for h in next(reader)]
     except (StopIteration, csv.Error) as exc:
         raise CsvError(f"the header cannot be read ({exc})") from None
+    _check_header(header)
+    return header, delimiter, (r for r in reader), _UNDECODABLE.search(text) is not None
+
+
+def _check_header(header: list[str]) -> None:
     for column in REQUIRED:
         if column not in header:
             raise CsvError(f"the file has no {column!r} column (columns: {', '.join(header)[:200]})", column)
-    return header, delimiter, (r for r in reader), _UNDECODABLE.search(text) is not None
+    for column in COLUMNS:
+        where = [i + 1 for i, h in enumerate(header) if h == column]
+        if len(where) > 1:  # which one holds the value is not ours to guess
+            raise CsvError(f"the column {column!r} appears {len(where)} times (columns {where}): keep one", column)
 
 
 def _decoded(data: bytes) -> str:
@@ -142,7 +150,7 @@ class CsvRows:
         header, self.delimiter, self._reader, self._undecodable = _records(data)
         self._header = header
         self.columns = [h for h in header if h in COLUMNS]
-        self.ignored_columns = [h for h in header if h not in COLUMNS]
+        self.ignored_columns = [h or f"(column {i + 1}, no header)" for i, h in enumerate(header) if h not in COLUMNS]
         self.done = False
 
     def block(self, size: int) -> list[dict[str, Any]]:
