@@ -133,7 +133,7 @@ def test_lanes_leave_the_state_one_mapper_leaves(
     statuses = {r[1] for r in one["rows"]}
     assert statuses == {"mapped", "stale", "rejected"}
     reasons = {r[2] for r in one["rows"] if r[1] == "rejected"}
-    assert any("already lists the product of gtin" in str(r) for r in reasons)
+    assert any("this store already lists its product as sku" in str(r) for r in reasons)
     assert any("ignored" in str(r[2]) for r in one["rows"] if r[1] == "mapped")
 
 

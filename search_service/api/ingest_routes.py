@@ -25,7 +25,7 @@ from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
 from search_service.api.auth import principal_of, require_admin_key, require_key, require_store_key
 from search_service.api.params import BadParameter, NotFound
-from search_service.api.path_params import BatchId, Sku, StoreId
+from search_service.api.path_params import LISTING_PATH, BatchId, Sku, StoreId, listing_sku
 from search_service.api.runtime import Runtime
 from search_service.db.sql import statement
 from search_service.engine import geo_areas
@@ -104,7 +104,7 @@ _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; ma
 
 
 @put(
-    "/v1/stores/{store_id:uuid}/listings/{sku:str}",
+    LISTING_PATH,
     summary="Create or replace a listing",
     description=_LISTING_DOC + " A valid GTIN links to the global product with it (`matched_by: gtin`); otherwise "
     "the SKU keeps its product (`sku`) or a product is created (`created`). A write older than the listing "
@@ -118,13 +118,14 @@ async def put_listing(
     rt: NamedDependency[Runtime],
     store_id: StoreId,
     sku: Sku,
+    request: Request[Any, Any, Any],
     data: Annotated[S.ListingIn, Body(examples=[S.LISTING_EXAMPLE])],
 ) -> S.ListingResult:
-    return await _write_one(rt, store_id, _row_of(sku, data, "upsert"))
+    return await _write_one(rt, store_id, _row_of(listing_sku(request), data, "upsert"))
 
 
 @patch(
-    "/v1/stores/{store_id:uuid}/listings/{sku:str}",
+    LISTING_PATH,
     summary="Change a listing's stock and/or price",
     description="The fast path a till uses: absolute `quantity`, `price`, and the source's `updated_at`. 404 when the "
     "store has no listing with this SKU.",
@@ -136,15 +137,16 @@ async def patch_listing(
     rt: NamedDependency[Runtime],
     store_id: StoreId,
     sku: Sku,
+    request: Request[Any, Any, Any],
     data: Annotated[S.StockPatch, Body(examples=[S.STOCK_EXAMPLE])],
 ) -> S.ListingResult:
     if data.quantity is None and data.price is None:
         raise BadParameter("quantity", "give quantity and/or price")
-    return await _write_one(rt, store_id, _row_of(sku, data, "stock"))
+    return await _write_one(rt, store_id, _row_of(listing_sku(request), data, "stock"))
 
 
 @delete(
-    "/v1/stores/{store_id:uuid}/listings/{sku:str}",
+    LISTING_PATH,
     summary="Stop selling a listing",
     description="The listing stops being sellable (`is_active: false`); its history and product stay.",
     tags=["ingest"],
@@ -152,8 +154,10 @@ async def patch_listing(
     responses={**S.WRITE_ERRORS, **S.NO_LISTING},
     status_code=200,
 )
-async def delete_listing(rt: NamedDependency[Runtime], store_id: StoreId, sku: Sku) -> S.ListingResult:
-    return await _write_one(rt, store_id, {"op": "delete", "sku": sku})
+async def delete_listing(
+    rt: NamedDependency[Runtime], store_id: StoreId, sku: Sku, request: Request[Any, Any, Any]
+) -> S.ListingResult:
+    return await _write_one(rt, store_id, {"op": "delete", "sku": listing_sku(request)})
 
 
 @post(

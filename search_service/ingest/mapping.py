@@ -166,7 +166,7 @@ def _decide(
         product, matched_by = look["gtin_product"], "gtin"
         listed_as = look["gtin_listed_as"]
         if listed_as is not None and listed_as != row.sku:
-            reason = f"this store already lists the product of gtin {row.gtin} as sku {listed_as!r}"
+            reason = f"gtin {row.gtin}: this store already lists its product as sku {listed_as!r}"
             return RowResult("rejected", reason)
     elif look["listing_id"] is not None:
         product, matched_by = look["listing_product"], "sku"

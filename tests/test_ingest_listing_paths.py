@@ -1,0 +1,78 @@
+"""SKUs as stores spell them, in the listing's path over real HTTP: a `/` in a SKU (`1/2 GAL`, sent as `%2F`), `//`,
+a trailing `/`, spaces and umlauts reach the listing exactly; and a conflict names its parameter."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import httpx
+import psycopg
+import pytest
+
+from search_service.settings import Settings
+from tests.ingest_helpers import bearer, ingest_settings, new_store, serve, store_key
+
+
+@pytest.fixture(scope="module")
+def base(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings: Settings = ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
+    with serve(settings, None) as url:
+        yield url
+
+
+@pytest.fixture
+def shop(db_url: str) -> tuple[uuid.UUID, str]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        return store, store_key(conn, store, "listings:write")
+
+
+def listing_url(base: str, store: uuid.UUID, sku: str) -> str:
+    return f"{base}/v1/stores/{store}/listings/{quote(sku, safe='')}"
+
+
+SKUS = ["1/2 GAL", "a//b/", "/lead", "K\u00e4se 250 g", "batches/1", "50%"]
+
+
+def test_skus_with_slashes_and_other_characters_round_trip(base: str, db_url: str, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    for i, sku in enumerate(SKUS):
+        body = {"name": f"Item {i}", "price": "1.50", "quantity": 3}
+        created = httpx.put(listing_url(base, store, sku), json=body, headers=bearer(key))
+        assert created.status_code == 200, (sku, created.text)
+        assert created.json()["sku"] == sku and created.json()["listing"]["sku"] == sku
+        patched = httpx.patch(listing_url(base, store, sku), json={"quantity": 0}, headers=bearer(key))
+        assert patched.status_code == 200, (sku, patched.text)
+        assert patched.json()["listing"]["quantity"] == 0
+    gone = httpx.delete(listing_url(base, store, "1/2 GAL"), headers=bearer(key))
+    assert gone.status_code == 200 and gone.json()["listing"]["is_active"] is False
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute(
+            "SELECT sku, quantity, is_active FROM store_product WHERE store_id = %s ORDER BY sku", (store,)
+        ).fetchall()
+    assert sorted(stored) == sorted((sku, 0, sku != "1/2 GAL") for sku in SKUS)
+    missing = httpx.patch(listing_url(base, store, "1/2"), json={"quantity": 1}, headers=bearer(key))
+    assert missing.status_code == 404 and missing.json()["error"]["parameter"] == "sku"
+
+
+def test_a_sku_that_is_not_utf8_or_holds_a_nul_is_a_400_naming_it(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    body = {"name": "Thing", "price": 1, "quantity": 1}
+    for tail in ("%FF%FE", "%00x"):
+        answer = httpx.put(f"{base}/v1/stores/{store}/listings/{tail}", json=body, headers=bearer(key))
+        assert answer.status_code == 400, (tail, answer.text)
+        assert answer.json()["error"]["parameter"] == "sku"
+
+
+def test_a_second_sku_for_a_gtins_product_is_refused_naming_the_gtin(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    oat = {"name": "Oat drink", "price": "2,49", "quantity": 5, "gtin": "4006381333931"}
+    assert httpx.put(listing_url(base, store, "oat-1"), json=oat, headers=bearer(key)).status_code == 200
+    again = httpx.put(listing_url(base, store, "oat-2"), json=oat, headers=bearer(key))
+    assert again.status_code == 400
+    assert again.json()["error"] == {
+        "parameter": "gtin",
+        "message": "gtin 04006381333931: this store already lists its product as sku 'oat-1'",
+    }
