@@ -76,3 +76,20 @@ def test_a_second_sku_for_a_gtins_product_is_refused_naming_the_gtin(base: str, 
         "parameter": "gtin",
         "message": "gtin 04006381333931: this store already lists its product as sku 'oat-1'",
     }
+
+
+def test_a_body_missing_a_field_or_with_an_unknown_one_names_that_field(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    cases = [
+        ("PUT", "listings/m1", {"name": "Milk", "quantity": 1}, "price", "missing required field `price`"),
+        ("PUT", "listings/m1", {"name": "Milk", "price": 1, "quantity": 1, "colour": "white"}, "colour", "unknown"),
+        ("POST", "listings/batch", {}, "items", "missing required field `items`"),
+        ("POST", "listings/batch", {"items": [{"sku": "a", "price": 1, "quantity": 1, "x": 2}]}, "items[0].x", "`x`"),
+        ("POST", "listings/batch", {"items": [{"sku": "a", "price": 1, "quantity": "lots"}]}, "items[0].quantity", ""),
+    ]
+    for method, path, body, parameter, says in cases:
+        url = f"{base}/v1/stores/{store}/{path}"
+        answer = httpx.request(method, url, json=body, headers=bearer(key))
+        assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["error"]["parameter"] == parameter, body
+        assert says in answer.json()["error"]["message"]

@@ -5,6 +5,7 @@ still loading 503 + Retry-After, anything else 500 (logged)."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,6 +77,9 @@ def handle_product_not_found(request: Request[Any, Any, Any], exc: Exception) ->
     return error_response(404, "id", "no product with this id")
 
 
+_FIELD_OF_OBJECT = re.compile(r"^Object (?:contains unknown|missing required) field `([^`]+)`")
+
+
 def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     """litestar's parameter errors, in our format: the first offending parameter and what it accepts."""
     parameter: str | None = None
@@ -91,6 +95,9 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
         detail = "is required"
     if parameter == "product_id":
         parameter = "id"
+    named = _FIELD_OF_OBJECT.search(detail)
+    if named and parameter is not None:  # msgspec names the body (`data`, `items[0]`), the field only in its text
+        parameter = named.group(1) if parameter == "data" else f"{parameter}.{named.group(1)}"
     rule = RULES.get(parameter or "")
     message = detail if rule is None or detail == "is required" else f"{rule} ({detail})"
     return error_response(400, parameter, message)
