@@ -74,11 +74,13 @@ def reembed(settings: Settings, mode: str | None, batch_size: int, limit: int | 
     """Re-embed the catalogue in bulk (Ctrl-C is safe: run again to resume)."""
     from embeddings.reembed import ReembedError
     from embeddings.reembed import reembed as run_reembed
+    from search_service.worker import settle_heap
 
     if mode is None:
         raise UserFacingError("choose what to re-embed: --missing, --stale or --all")
     url = database_url(settings)
     encoder = _encoder(settings)
+    settle_heap()
     try:
         report = run_reembed(
             url,

@@ -151,9 +151,11 @@ def webhooks_dispatch(settings: Settings, drain: bool) -> None:
     import sys
 
     from search_service.events.dispatcher import run_dispatcher
+    from search_service.worker import settle_heap
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     url = database_url(settings)
+    settle_heap()
     run_dispatcher(
         url,
         settings.events,
