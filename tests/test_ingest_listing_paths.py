@@ -1,5 +1,6 @@
-"""SKUs as stores spell them, in the listing's path over real HTTP: a `/` in a SKU (`1/2 GAL`, sent as `%2F`), `//`,
-a trailing `/`, spaces and umlauts reach the listing exactly; and a conflict names its parameter."""
+"""Listings addressed by SKU over real HTTP: a `/` in a SKU (`1/2 GAL`, sent as `%2F`), `//`, a trailing `/`,
+spaces and umlauts reach the listing exactly; errors name their parameter; a store reads its listings back (one by
+SKU, all a page at a time), and anyone reads a store."""
 
 from __future__ import annotations
 
@@ -93,3 +94,57 @@ def test_a_body_missing_a_field_or_with_an_unknown_one_names_that_field(base: st
         assert answer.status_code == 400, (body, answer.text)
         assert answer.json()["error"]["parameter"] == parameter, body
         assert says in answer.json()["error"]["message"]
+
+
+def test_a_store_reads_back_its_listings_one_by_sku_and_all_a_page_at_a_time(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    store, key = shop
+    skus = [*(f"r{i:03d}" for i in range(7)), "s/1"]
+    items = [{"sku": sku, "name": f"Item {sku}", "price": "1.25", "quantity": i} for i, sku in enumerate(skus)]
+    written = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert written.status_code == 200, written.text
+    httpx.delete(listing_url(base, store, "r003"), headers=bearer(key)).raise_for_status()
+    one = httpx.get(listing_url(base, store, "s/1"), headers=bearer(key))
+    assert one.status_code == 200, one.text
+    assert (one.json()["sku"], one.json()["quantity"], one.json()["price"]) == ("s/1", 7, 1.25)
+    seen: list[dict[str, object]] = []
+    after: str | None = None
+    for _ in range(5):
+        params = {"page_size": 3, **({"after": after} if after else {})}
+        page = httpx.get(f"{base}/v1/stores/{store}/listings", params=params, headers=bearer(key)).json()
+        seen += page["items"]
+        after = page["next_after"]
+        if after is None:
+            break
+    assert [s["sku"] for s in seen] == skus  # every listing once, in SKU order, over three pages
+    assert [s["is_active"] for s in seen] == [sku != "r003" for sku in skus]
+    with psycopg.connect(db_url) as conn:
+        products = dict(conn.execute("SELECT sku, product_master_id FROM store_product WHERE store_id = %s", (store,)))
+    assert {s["sku"]: uuid.UUID(str(s["product_id"])) for s in seen} == products
+
+
+def test_listing_reads_are_the_stores_own_and_bad_pages_are_400s(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    store, key = shop
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        other_key = store_key(conn, new_store(conn), "listings:write")
+    url = f"{base}/v1/stores/{store}/listings"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers=bearer(other_key)).status_code == 403
+    assert httpx.get(listing_url(base, store, "nope"), headers=bearer(key)).json()["error"]["parameter"] == "sku"
+    for bad in ({"page_size": 0}, {"page_size": 1001}, {"page_size": "x"}):
+        answer = httpx.get(url, params=bad, headers=bearer(key))
+        assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "page_size"
+        assert "between 1 and 1000" in answer.json()["error"]["message"]
+    empty = httpx.get(url, headers=bearer(key)).json()
+    assert empty == {"items": [], "next_after": None}
+
+
+def test_a_store_is_read_openly_and_an_unknown_one_is_a_404(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    store, _key = shop
+    found = httpx.get(f"{base}/v1/stores/{store}")
+    assert found.status_code == 200 and found.json()["id"] == str(store) and found.json()["currency"] == "EUR"
+    missing = httpx.get(f"{base}/v1/stores/{uuid.uuid4()}")
+    assert missing.status_code == 404 and missing.json()["error"]["parameter"] == "store_id"

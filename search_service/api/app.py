@@ -17,7 +17,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Server
 
 from embeddings.encoder import Encoder
-from search_service.api import events_routes, ingest_routes, page
+from search_service.api import events_routes, ingest_routes, listing_reads, page
 from search_service.api.bodies import PlinqyRequest
 from search_service.api.errors import EXCEPTION_HANDLERS
 from search_service.api.routes import ROUTES
@@ -51,7 +51,13 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         return runtime
 
     return Litestar(
-        route_handlers=[*ROUTES, *page.PAGE_ROUTES, *ingest_routes.ROUTES, *events_routes.EVENTS_ROUTES],
+        route_handlers=[
+            *ROUTES,
+            *page.PAGE_ROUTES,
+            *ingest_routes.ROUTES,
+            *listing_reads.LISTING_READ_ROUTES,
+            *events_routes.EVENTS_ROUTES,
+        ],
         dependencies={"rt": Provide(provide_runtime, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=PlinqyRequest,

@@ -24,6 +24,7 @@ from litestar.params import Body
 from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
 from search_service.api.auth import principal_of, require_admin_key, require_key, require_store_key
+from search_service.api.listing_reads import listing_of
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import LISTING_PATH, BatchId, Sku, StoreId, listing_sku
 from search_service.api.runtime import Runtime
@@ -81,22 +82,10 @@ async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.List
             if reason.startswith("no listing with sku"):
                 raise NotFound("sku", reason)
             raise BadParameter(_parameter(reason), reason)
-        listing = await _listing(conn, store_id, row["sku"])
+        listing = await listing_of(conn, store_id, row["sku"])
     return S.ListingResult(
         sku=row["sku"], status=result["status"], matched_by=result["matched_by"],
         product_id=result["matched_product_id"], notes=result["error"], listing=listing, batch_id=batch_id,
-    )  # fmt: skip
-
-
-async def _listing(conn: Any, store_id: UUID, sku: str) -> S.ListingOut | None:
-    stmt = statement("ingest/mapping", "listings_of")
-    row = await conn.fetchrow(stmt.sql, *stmt.bind(store_id=store_id, skus=[sku]))
-    if row is None:
-        return None
-    return S.ListingOut(
-        id=row["id"], sku=row["sku"], title=row["title"], gtin=row["gtin"], price=float(row["price"]),
-        currency=row["currency"], quantity=row["quantity"], is_active=row["is_active"],
-        source_updated_at=row["source_updated_at"], updated_at=row["updated_at"],
     )  # fmt: skip
 
 
@@ -267,6 +256,19 @@ async def patch_store(
         return await _store_out(conn, store_id)
 
 
+@get(
+    "/v1/stores/{store_id:uuid}",
+    summary="A store",
+    description="What a store page shows: name, place, address, contact, currency and where it delivers. Open, as "
+    "search is.",
+    tags=["catalog"],
+    responses={**S.NO_STORE},
+)
+async def get_store(rt: NamedDependency[Runtime], store_id: StoreId) -> S.StoreOut:
+    async with rt.connection() as conn:
+        return await _store_out(conn, store_id)
+
+
 # --- imports
 async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: UUID) -> dict[str, Any]:
     async with rt.connection() as conn:
@@ -325,6 +327,6 @@ async def import_errors(
 
 
 ROUTES = [
-    put_listing, patch_listing, delete_listing, batch_listings, create_store, patch_store, import_status,
+    get_store, put_listing, patch_listing, delete_listing, batch_listings, create_store, patch_store, import_status,
     import_errors, *uploads.ROUTES,
 ]  # fmt: skip

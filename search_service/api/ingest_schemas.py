@@ -114,6 +114,7 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
 class ListingOut(msgspec.Struct):
     id: UUID
     sku: str
+    product_id: UUID
     title: str
     gtin: str | None
     price: float
@@ -122,6 +123,11 @@ class ListingOut(msgspec.Struct):
     is_active: bool
     source_updated_at: datetime | None
     updated_at: datetime
+
+
+class ListingPage(msgspec.Struct):
+    items: list[ListingOut]
+    next_after: str | None  # the `after` of the next page; None on the last
 
 
 class ListingResult(msgspec.Struct):

@@ -121,3 +121,16 @@ SELECT sp.id, sp.sku, sp.product_master_id, coalesce(sp.title, p.name) AS title,
 FROM unnest(:skus::text[], array_fill(:store_id::uuid, ARRAY[cardinality(:skus::text[])])) AS k(sku, store_id)
 JOIN store_product sp ON sp.store_id = k.store_id AND sp.sku = k.sku  -- the exact key (see lookup)
 JOIN product_master p ON p.id = sp.product_master_id;
+
+-- name: listings_page
+-- params: store_id uuid, after text, limit int
+-- A store's listings by SKU, a page at a time: those after `after` (the last SKU of the page before; NULL: from
+-- the first), on the (store_id, sku) unique index, in its order. Listings without a SKU (seeded by SQL) are not
+-- the write API's and are left out.
+SELECT sp.id, sp.sku, sp.product_master_id, coalesce(sp.title, p.name) AS title, p.gtin, sp.price, sp.currency,
+       sp.quantity, sp.is_active, sp.source_updated_at, sp.updated_at
+FROM store_product sp
+JOIN product_master p ON p.id = sp.product_master_id
+WHERE sp.store_id = :store_id AND sp.sku IS NOT NULL AND sp.sku > coalesce(:after::text, '')
+ORDER BY sp.sku
+LIMIT :limit::int;

@@ -1,0 +1,81 @@
+"""Reading back what a store wrote: one listing by its SKU, or all of them a page at a time (a store's system
+reconciles its stock against them). Store keys, as for the writes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+
+from search_service.api import ingest_schemas as S
+from search_service.api.auth import require_store_key
+from search_service.api.params import LISTINGS_PAGE_MAX, NotFound
+from search_service.api.path_params import LISTING_PATH, Sku, StoreId, listing_sku
+from search_service.api.runtime import Runtime
+from search_service.db.sql import statement
+from search_service.ingest import pipeline
+
+
+def listing_out(row: Any) -> S.ListingOut:
+    return S.ListingOut(
+        id=row["id"], sku=row["sku"], product_id=row["product_master_id"], title=row["title"], gtin=row["gtin"],
+        price=float(row["price"]), currency=row["currency"], quantity=row["quantity"], is_active=row["is_active"],
+        source_updated_at=row["source_updated_at"], updated_at=row["updated_at"],
+    )  # fmt: skip
+
+
+async def listing_of(conn: Any, store_id: UUID, sku: str) -> S.ListingOut | None:
+    stmt = statement("ingest/mapping", "listings_of")
+    row = await conn.fetchrow(stmt.sql, *stmt.bind(store_id=store_id, skus=[sku]))
+    return None if row is None else listing_out(row)
+
+
+@get(
+    LISTING_PATH,
+    summary="A listing of the store",
+    description="The listing as the store's writes left it (a deleted one with `is_active: false`).",
+    tags=["ingest"],
+    guards=[require_store_key("listings:write")],
+    responses={**S.WRITE_ERRORS, **S.NO_LISTING},
+)
+async def get_listing(
+    rt: NamedDependency[Runtime], store_id: StoreId, sku: Sku, request: Request[Any, Any, Any]
+) -> S.ListingOut:
+    key = listing_sku(request)
+    async with rt.connection() as conn:
+        listing = await listing_of(conn, store_id, key)
+        if listing is None and await pipeline.store_of(conn, store_id) is None:
+            raise NotFound("store_id", "no store with this id")
+    if listing is None:
+        raise NotFound("sku", f"no listing with sku {key!r} in this store")
+    return listing
+
+
+@get(
+    "/v1/stores/{store_id:uuid}/listings",
+    summary="The store's listings, a page at a time",
+    description="By SKU (byte order). The next page: `after` = the answer's `next_after`, null on the last page. "
+    "Deleted listings are included (`is_active: false`).",
+    tags=["ingest"],
+    guards=[require_store_key("listings:write")],
+    responses={**S.WRITE_ERRORS, **S.NO_STORE},
+)
+async def list_listings(
+    rt: NamedDependency[Runtime],
+    store_id: StoreId,
+    after: Annotated[str | None, Parameter(description="The last SKU of the page before.", max_length=200)] = None,
+    page_size: Annotated[int, Parameter(ge=1, le=LISTINGS_PAGE_MAX, description="Listings a page.")] = 100,
+) -> S.ListingPage:
+    stmt = statement("ingest/mapping", "listings_page")
+    async with rt.connection() as conn:
+        if await pipeline.store_of(conn, store_id) is None:
+            raise NotFound("store_id", "no store with this id")
+        rows = await conn.fetch(stmt.sql, *stmt.bind(store_id=store_id, after=after, limit=page_size + 1))
+    items = [listing_out(r) for r in rows[:page_size]]
+    return S.ListingPage(items, items[-1].sku if len(rows) > page_size else None)
+
+
+LISTING_READ_ROUTES = [get_listing, list_listings]
