@@ -148,3 +148,17 @@ def test_a_store_is_read_openly_and_an_unknown_one_is_a_404(base: str, shop: tup
     assert found.status_code == 200 and found.json()["id"] == str(store) and found.json()["currency"] == "EUR"
     missing = httpx.get(f"{base}/v1/stores/{uuid.uuid4()}")
     assert missing.status_code == 404 and missing.json()["error"]["parameter"] == "store_id"
+
+
+def test_a_price_with_more_than_cents_is_rounded_and_the_answer_says_so(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    put = httpx.put(
+        listing_url(base, store, "p1"), json={"name": "Fuel", "price": "1.999", "quantity": 1}, headers=bearer(key)
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["listing"]["price"] == 2.0
+    assert put.json()["notes"] == "price 1.999 rounded to 2.00 (a listing holds 2 decimals)"
+    patched = httpx.patch(listing_url(base, store, "p1"), json={"price": 0.125}, headers=bearer(key))
+    assert patched.json()["listing"]["price"] == 0.13 and "0.125 rounded to 0.13" in patched.json()["notes"]
+    exact = httpx.patch(listing_url(base, store, "p1"), json={"price": "3,40"}, headers=bearer(key))
+    assert exact.json()["listing"]["price"] == 3.4 and exact.json()["notes"] is None

@@ -71,7 +71,7 @@ def _text(row: dict[str, Any], key: str) -> str | None:
 
 
 def parse_price(value: Any) -> Decimal:
-    """A price ≥ 0 with at most 2 decimals after rounding; `3,49` and `3.49` are both 3.49."""
+    """A price ≥ 0 as given (`3,49` and `3.49` are both 3.49); `cents` rounds it to what a listing holds."""
     if isinstance(value, bool):
         raise Rejected("price must be a number")
     if isinstance(value, float) and not math.isfinite(value):
@@ -91,6 +91,10 @@ def parse_price(value: Any) -> Decimal:
         raise Rejected("price must not be negative")
     if price > MAX_PRICE:
         raise Rejected(f"price must be at most {MAX_PRICE}")
+    return price
+
+
+def cents(price: Decimal) -> Decimal:
     return price.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
@@ -176,7 +180,10 @@ def _common(row: dict[str, Any], out: ValidRow) -> None:
     if row.get("version") not in (None, ""):
         out.version = parse_version(row["version"])
     if row.get("price") not in (None, ""):
-        out.price = parse_price(row["price"])
+        given = parse_price(row["price"])
+        out.price = cents(given)
+        if out.price != given:  # a listing holds cents: say so rather than change the price silently
+            out.notes.append(f"price {given} rounded to {out.price} (a listing holds 2 decimals)")
     if row.get("currency") not in (None, ""):
         out.currency = parse_currency(row["currency"])
     if row.get("quantity") not in (None, ""):
