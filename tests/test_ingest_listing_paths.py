@@ -162,3 +162,33 @@ def test_a_price_with_more_than_cents_is_rounded_and_the_answer_says_so(base: st
     assert patched.json()["listing"]["price"] == 0.13 and "0.125 rounded to 0.13" in patched.json()["notes"]
     exact = httpx.patch(listing_url(base, store, "p1"), json={"price": "3,40"}, headers=bearer(key))
     assert exact.json()["listing"]["price"] == 3.4 and exact.json()["notes"] is None
+
+
+def test_a_store_lists_its_imports_newest_first_a_page_at_a_time(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    for i in range(4):
+        httpx.put(listing_url(base, store, f"i{i}"), json={"name": "I", "price": 1, "quantity": i}, headers=bearer(key))
+    upload = httpx.post(
+        f"{base}/v1/stores/{store}/imports",
+        content=b"sku,name,price,quantity\nc1,C,1,1\nc2,C,-1,1\n",
+        headers={**bearer(key), "content-type": "text/csv"},
+    )
+    assert upload.status_code == 202, upload.text
+    url = f"{base}/v1/stores/{store}/imports"
+    pages, before = [], None
+    for _ in range(5):
+        params = {"page_size": 2, **({"before": before} if before else {})}
+        page = httpx.get(url, params=params, headers=bearer(key)).json()
+        pages.append(page["items"])
+        before = page["next_before"]
+        if before is None:
+            break
+    seen = [item for page in pages for item in page]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [s["source"] for s in seen] == ["csv", "api", "api", "api", "api"]  # newest first
+    assert seen[0]["batch_id"] == upload.json()["batch_id"] and seen[0]["total_rows"] == 2
+    only_csv = httpx.get(url, params={"source": "csv"}, headers=bearer(key)).json()
+    assert [s["batch_id"] for s in only_csv["items"]] == [upload.json()["batch_id"]]
+    assert only_csv["next_before"] is None
+    bad = httpx.get(url, params={"source": "fax"}, headers=bearer(key))
+    assert bad.status_code == 400 and bad.json()["error"]["parameter"] == "source"

@@ -24,7 +24,7 @@ from litestar.params import Body
 from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
 from search_service.api.auth import principal_of, require_admin_key, require_key, require_store_key
-from search_service.api.listing_reads import listing_of
+from search_service.api.listing_reads import import_status_of, listing_of
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import LISTING_PATH, BatchId, Sku, StoreId, listing_sku
 from search_service.api.runtime import Runtime
@@ -291,10 +291,7 @@ async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: U
 async def import_status(
     rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
 ) -> S.ImportStatus:
-    status = await _owned_batch(rt, request, batch_id)
-    status["batch_id"] = status.pop("id")
-    status.pop("kind", None)
-    return S.ImportStatus(**status)
+    return import_status_of(await _owned_batch(rt, request, batch_id))
 
 
 @get(

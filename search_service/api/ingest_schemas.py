@@ -178,6 +178,11 @@ class ImportStatus(msgspec.Struct):
     finished_at: datetime | None
 
 
+class ImportPage(msgspec.Struct):
+    items: list[ImportStatus]
+    next_before: int | None  # the `before` of the next (older) page; None on the last
+
+
 class IngestAccepted(msgspec.Struct):
     batch_id: UUID | None
     duplicate: bool = False

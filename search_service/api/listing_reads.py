@@ -1,5 +1,5 @@
 """Reading back what a store wrote: one listing by its SKU, or all of them a page at a time (a store's system
-reconciles its stock against them). Store keys, as for the writes."""
+reconciles its stock against them), and its imports newest first. Store keys, as for the writes."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from litestar.params import Parameter
 
 from search_service.api import ingest_schemas as S
 from search_service.api.auth import require_store_key
-from search_service.api.params import LISTINGS_PAGE_MAX, NotFound
+from search_service.api.params import LISTINGS_PAGE_MAX, BadParameter, NotFound
 from search_service.api.path_params import LISTING_PATH, Sku, StoreId, listing_sku
 from search_service.api.runtime import Runtime
+from search_service.db.schema.base import INGEST_SOURCES
 from search_service.db.sql import statement
 from search_service.ingest import pipeline
 
@@ -25,6 +26,12 @@ def listing_out(row: Any) -> S.ListingOut:
         price=float(row["price"]), currency=row["currency"], quantity=row["quantity"], is_active=row["is_active"],
         source_updated_at=row["source_updated_at"], updated_at=row["updated_at"],
     )  # fmt: skip
+
+
+def import_status_of(row: Any) -> S.ImportStatus:
+    """A batch's row (`batch_status`, `store_batches`) as the API shows it."""
+    values = {k: v for k, v in dict(row).items() if k not in ("id", "kind", "seq")}
+    return S.ImportStatus(batch_id=row["id"], **values)
 
 
 async def listing_of(conn: Any, store_id: UUID, sku: str) -> S.ListingOut | None:
@@ -78,4 +85,34 @@ async def list_listings(
     return S.ListingPage(items, items[-1].sku if len(rows) > page_size else None)
 
 
-LISTING_READ_ROUTES = [get_listing, list_listings]
+@get(
+    "/v1/stores/{store_id:uuid}/imports",
+    summary="The store's imports, newest first",
+    description="Every batch the store's writes made (CSV uploads, listing writes, deliveries, POS syncs), with "
+    "its status and counts, a page at a time; `source` keeps one kind. The next (older) page: `before` = the "
+    "answer's `next_before`, null on the last.",
+    tags=["ingest"],
+    guards=[require_store_key("listings:write")],
+    responses={**S.WRITE_ERRORS, **S.NO_STORE},
+)
+async def list_imports(
+    rt: NamedDependency[Runtime],
+    store_id: StoreId,
+    source: Annotated[str | None, Parameter(description=f"One of {', '.join(INGEST_SOURCES)}.")] = None,
+    before: Annotated[int | None, Parameter(ge=1, description="The `next_before` of the page before.")] = None,
+    page_size: Annotated[int, Parameter(ge=1, le=LISTINGS_PAGE_MAX, description="Imports a page.")] = 100,
+) -> S.ImportPage:
+    if source is not None and source not in INGEST_SOURCES:
+        raise BadParameter("source", f"must be one of {', '.join(INGEST_SOURCES)}")
+    stmt = statement("ingest/batches", "store_batches")
+    async with rt.connection() as conn:
+        if await pipeline.store_of(conn, store_id) is None:
+            raise NotFound("store_id", "no store with this id")
+        found = await conn.fetch(
+            stmt.sql, *stmt.bind(store_id=store_id, before=before, source=source, limit=page_size + 1)
+        )
+    items = [import_status_of(r) for r in found[:page_size]]
+    return S.ImportPage(items, found[page_size - 1]["seq"] if len(found) > page_size else None)
+
+
+LISTING_READ_ROUTES = [get_listing, list_listings, list_imports]

@@ -38,7 +38,7 @@ import_batch = Table(
     "import_batch",
     metadata,
     _uuid_pk(),
-    Column("store_id", UUID(as_uuid=True), ForeignKey("store.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("store_id", UUID(as_uuid=True), ForeignKey("store.id", ondelete="CASCADE"), nullable=False),
     Column("created_by", UUID(as_uuid=True), ForeignKey("app_user.id", ondelete="SET NULL")),
     Column("source", Text, nullable=False),
     Column("status", Text, nullable=False, server_default="pending"),
@@ -67,6 +67,7 @@ import_batch = Table(
     Index("ix_import_batch_claim", "store_id", "seq", postgresql_where=text("status IN ('pending', 'processing')")),
     Index("ix_import_batch_finished_at", "finished_at", postgresql_where=text("status IN ('completed', 'aborted')")),
     Index("ix_import_batch_receiving", "created_at", postgresql_where=text("status = 'receiving'")),  # 0023
+    Index("ix_import_batch_store_seq", "store_id", "seq"),  # 0024: a store's imports, newest first
 )
 
 

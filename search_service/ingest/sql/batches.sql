@@ -250,6 +250,18 @@ SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_ro
        error_rows, error, file_name, created_at, started_at, finished_at
 FROM import_batch WHERE id = :batch_id;
 
+-- name: store_batches
+-- params: store_id uuid, before bigint, source text, limit int
+-- A store's batches, newest first, a page at a time: those below `before` (the last seq of the page before; NULL:
+-- from the newest), of one source or all (NULL), on ix_import_batch_store_seq.
+SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
+       error_rows, error, file_name, created_at, started_at, finished_at, seq
+FROM import_batch
+WHERE store_id = :store_id AND seq < coalesce(:before::bigint, 9223372036854775807)
+  AND (:source::text IS NULL OR source = :source::text)
+ORDER BY seq DESC
+LIMIT :limit::int;
+
 -- name: batch_rows
 -- params: batch_id uuid
 SELECT row_number, status, error, matched_by, matched_product_id, payload->>'sku' AS sku
