@@ -31,8 +31,9 @@ _UUID_RE = re.compile(UUID_PATTERN)
 
 Mode = Literal["hybrid", "semantic", "keyword"]
 
+LISTINGS_PAGE_MAX = 1000  # a store's listings and imports read back a page at a time (api/listing_reads.py)
+
 # What each parameter accepts, in words: the message of a 400 for a value of the wrong type or range.
-LISTINGS_PAGE_MAX = 1000  # a store's listings read back a page at a time (api/listing_reads.py)
 RULES = {
     "q": f"is required: 1–{Q_MAX_LENGTH} characters of text",
     "lat": "must be a number between -90 and 90",

@@ -253,7 +253,8 @@ FROM import_batch WHERE id = :batch_id;
 -- name: store_batches
 -- params: store_id uuid, before bigint, source text, limit int
 -- A store's batches, newest first, a page at a time: those below `before` (the last seq of the page before; NULL:
--- from the newest), of one source or all (NULL), on ix_import_batch_store_seq.
+-- from the newest), of one source or all (NULL), on ix_import_batch_store_seq. With a source, the index is read
+-- newest first until the page fills: a rare source among a till's many writes reads further.
 SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
        error_rows, error, file_name, created_at, started_at, finished_at, seq
 FROM import_batch
