@@ -86,7 +86,7 @@ def test_a_body_missing_a_field_or_with_an_unknown_one_names_that_field(base: st
         ("PUT", "listings/m1", {"name": "Milk", "price": 1, "quantity": 1, "colour": "white"}, "colour", "unknown"),
         ("POST", "listings/batch", {}, "items", "missing required field `items`"),
         ("POST", "listings/batch", {"items": [{"sku": "a", "price": 1, "quantity": 1, "x": 2}]}, "items[0].x", "`x`"),
-        ("POST", "listings/batch", {"items": [{"sku": "a", "price": 1, "quantity": "lots"}]}, "items[0].quantity", ""),
+        ("POST", "listings/batch", {"items": [{"sku": "a", "price": 1, "name": 5}]}, "items[0].name", "`str | null`"),
     ]
     for method, path, body, parameter, says in cases:
         url = f"{base}/v1/stores/{store}/{path}"
@@ -192,3 +192,26 @@ def test_a_store_lists_its_imports_newest_first_a_page_at_a_time(base: str, shop
     assert only_csv["next_before"] is None
     bad = httpx.get(url, params={"source": "fax"}, headers=bearer(key))
     assert bad.status_code == 400 and bad.json()["error"]["parameter"] == "source"
+
+
+def test_a_batch_item_with_a_bad_level_is_rejected_alone(base: str, db_url: str, shop: tuple[uuid.UUID, str]) -> None:
+    """As a CSV row's: the other items of the request are applied, and each bad one says why."""
+    store, key = shop
+    levels: list[object] = [-1, 1.5, "lots", 2, "3", 4.0]
+    items = [{"sku": f"q{i}", "name": "Q", "price": 1, "quantity": q} for i, q in enumerate(levels)]
+    items.append({"sku": "q-version", "name": "Q", "price": 1, "quantity": 1, "version": -2})
+    answer = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert answer.status_code == 200, answer.text
+    results = [(r["status"], r["error"]) for r in answer.json()["results"]]
+    assert results == [
+        ("rejected", "quantity must not be negative"),
+        ("rejected", "quantity must be a whole number"),
+        ("rejected", "quantity 'lots' is not a whole number"),
+        ("mapped", None),
+        ("mapped", None),
+        ("mapped", None),
+        ("rejected", "version must be a whole number >= 0"),
+    ]
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute("SELECT sku, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (store,))
+        assert stored.fetchall() == [("q3", 2), ("q4", 3), ("q5", 4)]

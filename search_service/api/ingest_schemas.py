@@ -90,12 +90,20 @@ class StockPatch(msgspec.Struct, forbid_unknown_fields=True):
     version: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
+# In a batch, a level that is no whole number ≥ 0 rejects its own item (its result says why), as a CSV row's does,
+# not the whole request: the schema takes any number or text and the pipeline's validation judges it.
+ItemQuantity = Annotated[
+    int | float | str,
+    msgspec.Meta(description="Absolute stock level, a whole number >= 0; an item with another is rejected alone."),
+]
+
+
 class BatchItem(msgspec.Struct, forbid_unknown_fields=True):
     sku: str
     op: Literal["upsert", "stock", "delete"] = "upsert"
     name: str | None = None
     price: Price | None = None
-    quantity: Quantity | None = None
+    quantity: ItemQuantity | None = None
     gtin: str | None = None
     brand: str | None = None
     description: str | None = None
@@ -104,7 +112,7 @@ class BatchItem(msgspec.Struct, forbid_unknown_fields=True):
     is_active: bool | None = None
     attributes: dict[str, Any] | None = None
     updated_at: datetime | None = None
-    version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    version: int | None = None  # a negative one rejects its item
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
