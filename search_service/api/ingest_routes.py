@@ -24,7 +24,7 @@ from litestar.params import Body
 from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
 from search_service.api.auth import principal_of, require_admin_key, require_key, require_store_key
-from search_service.api.listing_reads import import_status_of, listing_of
+from search_service.api.listing_reads import import_status_of, listing_of, require_store
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import LISTING_PATH, BatchId, Sku, StoreId, listing_sku
 from search_service.api.runtime import Runtime
@@ -71,8 +71,7 @@ def _row_of(sku: str, body: msgspec.Struct, op: str) -> dict[str, Any]:
 
 async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.ListingResult:
     async with long_connection(rt) as conn:
-        if await pipeline.store_of(conn, store_id) is None:
-            raise NotFound("store_id", "no store with this id")
+        await require_store(conn, store_id)
         batch_id, results = await pipeline.record_and_map(
             conn, store_id=store_id, rows=[row], worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s
         )
@@ -164,8 +163,7 @@ async def batch_listings(
 ) -> S.BatchResult:
     rows = [_row_of(item.sku, item, item.op) for item in data.items]
     async with long_connection(rt) as conn:
-        if await pipeline.store_of(conn, store_id) is None:
-            raise NotFound("store_id", "no store with this id")
+        await require_store(conn, store_id)
         batch_id, results = await pipeline.record_and_map(
             conn, store_id=store_id, rows=rows, worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s
         )

@@ -21,6 +21,7 @@ from litestar.exceptions import (
 
 from search_service.api import ingest_schemas as S
 from search_service.api.auth import require_store_key
+from search_service.api.listing_reads import require_store
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import ConnectionId, StoreId
 from search_service.api.runtime import Runtime
@@ -104,8 +105,7 @@ async def upload_import(
         raise HTTPException(status_code=415, detail="send text/csv or multipart/form-data (field `file`)")
     limit = rt.settings.ingest.max_upload_bytes
     async with rt.pool.acquire(timeout=10) if rt.pool else rt.connection() as conn:
-        if await pipeline.store_of(conn, store_id) is None:
-            raise NotFound("store_id", "no store with this id")
+        await require_store(conn, store_id)
         batch_id = await pipeline.open_batch(conn, store_id=store_id, source="csv", kind="csv")
         data = await _receive(conn, request, batch_id, limit, media)
         try:

@@ -34,6 +34,12 @@ def import_status_of(row: Any) -> S.ImportStatus:
     return S.ImportStatus(batch_id=row["id"], **values)
 
 
+async def require_store(conn: Any, store_id: UUID) -> None:
+    """404 naming `store_id` unless the store exists."""
+    if await pipeline.store_of(conn, store_id) is None:
+        raise NotFound("store_id", "no store with this id")
+
+
 async def listing_of(conn: Any, store_id: UUID, sku: str) -> S.ListingOut | None:
     stmt = statement("ingest/mapping", "listings_of")
     row = await conn.fetchrow(stmt.sql, *stmt.bind(store_id=store_id, skus=[sku]))
@@ -54,8 +60,8 @@ async def get_listing(
     key = listing_sku(request)
     async with rt.connection() as conn:
         listing = await listing_of(conn, store_id, key)
-        if listing is None and await pipeline.store_of(conn, store_id) is None:
-            raise NotFound("store_id", "no store with this id")
+        if listing is None:
+            await require_store(conn, store_id)
     if listing is None:
         raise NotFound("sku", f"no listing with sku {key!r} in this store")
     return listing
@@ -78,8 +84,7 @@ async def list_listings(
 ) -> S.ListingPage:
     stmt = statement("ingest/mapping", "listings_page")
     async with rt.connection() as conn:
-        if await pipeline.store_of(conn, store_id) is None:
-            raise NotFound("store_id", "no store with this id")
+        await require_store(conn, store_id)
         rows = await conn.fetch(stmt.sql, *stmt.bind(store_id=store_id, after=after, limit=page_size + 1))
     items = [listing_out(r) for r in rows[:page_size]]
     return S.ListingPage(items, items[-1].sku if len(rows) > page_size else None)
@@ -106,8 +111,7 @@ async def list_imports(
         raise BadParameter("source", f"must be one of {', '.join(INGEST_SOURCES)}")
     stmt = statement("ingest/batches", "store_batches")
     async with rt.connection() as conn:
-        if await pipeline.store_of(conn, store_id) is None:
-            raise NotFound("store_id", "no store with this id")
+        await require_store(conn, store_id)
         found = await conn.fetch(
             stmt.sql, *stmt.bind(store_id=store_id, before=before, source=source, limit=page_size + 1)
         )
