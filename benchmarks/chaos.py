@@ -332,7 +332,8 @@ def main() -> None:
         timeout_s=args.timeout,
         lease_s=10.0,
     )
-    dsn = os.environ.get("DATABASE_URL") or _scratch_database()
+    scratch = not os.environ.get("DATABASE_URL")
+    dsn = _scratch_database() if scratch else os.environ["DATABASE_URL"]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H%M")
     logs = Path(tempfile.mkdtemp(prefix=f"plinqy-soak-{stamp}-"))
     print(f"worker logs: {logs}", flush=True)
@@ -341,6 +342,8 @@ def main() -> None:
     (RESULTS / f"soak-{stamp}.json").write_text(json.dumps(out, indent=2))
     (RESULTS / f"soak-{stamp}.md").write_text(_markdown(out))
     print(json.dumps(out, indent=2))
+    if scratch:
+        _drop_scratch(dsn, keep=not report.passed)
     sys.exit(0 if report.passed else 1)
 
 
@@ -348,6 +351,17 @@ def _markdown(out: dict[str, Any]) -> str:
     rows = "\n".join(f"| {k} | {v} |" for k, v in out.items() if k != "plan")
     plan = ", ".join(f"{k}={v}" for k, v in out["plan"].items())
     return f"# Soak: chaos over both queues\n\nPlan: {plan}\n\n| measure | value |\n|---|---|\n{rows}\n"
+
+
+def _drop_scratch(url: str, keep: bool) -> None:
+    """A passed soak drops its scratch database (each run made a new one); a failed one keeps it to inspect."""
+    name = url.rsplit("/", 1)[1]
+    if keep:
+        print(f'kept the soak\'s database {name} to inspect; drop it with: DROP DATABASE "{name}"', flush=True)
+        return
+    base = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _scratch_database() -> str:
