@@ -70,21 +70,59 @@ def _text(row: dict[str, Any], key: str) -> str | None:
     return text or None
 
 
+_GROUPED = {",": re.compile(r"^\d{1,3}(,\d{3})+$"), ".": re.compile(r"^\d{1,3}(\.\d{3})+$")}
+_AMBIGUOUS = re.compile(r"([1-9]\d{0,2}),(\d{3})")  # 1,299: 1299 grouped (en), or 1.299 (de)
+_EXAMPLE = {"price": "1234.50 or 1234,50", "quantity": "a whole number such as 1500"}
+_SPACES = str.maketrans("", "", " \u00a0\u202f'\u2019")  # grouping by spaces (fr) or apostrophes (ch)
+
+
+def decimal_sign(text: str) -> str | None:
+    """The decimal sign a number's text uses, when it shows one: the last of `,` and `.` when both appear (the
+    other groups thousands), the only one when it appears once; None for a plain or grouped whole number."""
+    comma, dot = text.rfind(","), text.rfind(".")
+    if comma >= 0 and dot >= 0:
+        return "," if comma > dot else "."
+    sign = "," if comma >= 0 else "." if dot >= 0 else None
+    return sign if sign and text.count(sign) == 1 else None
+
+
+def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
+    """A number written as people write them: `3,49`, `1.234,56`, `1,234.56`, `1 234,56`, `1'234.50`. The
+    thousands separator is the sign that is not `decimal` (None: the text's own, `decimal_sign`); groups of
+    three digits are checked, so `1,2,3` is refused rather than read as 123. Without `decimal`, a lone `.` is
+    the decimal sign (as every program writes numbers: `1.999` is 1.999), and `1,299` (a lone comma, then three
+    digits), 1299 in English and 1.299 in German, is refused rather than guessed."""
+    text = text.strip().translate(_SPACES)
+    shown = f"{key} {text[:40]!r}"
+    if decimal is None and (split := _AMBIGUOUS.fullmatch(text)):
+        small = format(Decimal(f"{split[1]}.{split[2]}").normalize(), "f")
+        raise Rejected(f"{shown} could be {small} or {split[1]}{split[2]}: write it without a thousands separator")
+    decimal = decimal or decimal_sign(text)
+    if decimal is None:  # a whole number, perhaps grouped: 1.000.000 or 1,234,567
+        grouping, whole, fraction = ("," if "," in text else "."), text, ""
+    else:
+        grouping = "." if decimal == "," else ","
+        whole, _, fraction = text.partition(decimal)
+    if grouping in whole:
+        if not _GROUPED[grouping].match(whole.lstrip("+-")) or grouping in fraction:
+            raise Rejected(f"{shown} is not a number (write {_EXAMPLE[key]})")
+        whole = whole.replace(grouping, "")
+    try:
+        return Decimal(f"{whole}.{fraction}" if fraction else whole)
+    except InvalidOperation:
+        raise Rejected(f"{shown} is not a number") from None
+
+
 def parse_price(value: Any) -> Decimal:
-    """A price ≥ 0 as given (`3,49` and `3.49` are both 3.49); `cents` rounds it to what a listing holds."""
+    """A price ≥ 0 as given (`3,49`, `3.49` and `1.234,56` all read); `cents` rounds it to what a listing holds."""
     if isinstance(value, bool):
         raise Rejected("price must be a number")
     if isinstance(value, float) and not math.isfinite(value):
         raise Rejected("price must be a finite number")
-    text = str(value).strip().replace(" ", "")
-    if "," in text:
-        if "." in text or text.count(",") > 1:
-            raise Rejected(f"price {str(value)[:40]!r} is not a number (use 3.49 or 3,49)")
-        text = text.replace(",", ".")
-    try:
-        price = Decimal(text)
-    except InvalidOperation:
-        raise Rejected(f"price {str(value)[:40]!r} is not a number") from None
+    if isinstance(value, int | float | Decimal):  # a JSON number says what it is
+        price = Decimal(str(value))
+    else:
+        price = _plain_number(str(value), "price", None)
     if not price.is_finite():
         raise Rejected("price must be a finite number")
     if price < 0:
@@ -98,19 +136,17 @@ def cents(price: Decimal) -> Decimal:
     return price.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-def parse_quantity(value: Any) -> int:
-    """An absolute stock level: a whole number ≥ 0."""
+def parse_quantity(value: Any, decimal: str | None = None) -> int:
+    """An absolute stock level: a whole number ≥ 0. `decimal`: the decimal sign of the row's price, which says
+    what a separator in the level is (`1.000` is a thousand beside `3,49` and one beside `3.49`)."""
     if isinstance(value, bool):
         raise Rejected("quantity must be a whole number")
-    if isinstance(value, int):
+    if isinstance(value, int | float | Decimal):
         number = Decimal(value)
     else:
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise Rejected(f"quantity {str(value)[:40]!r} is not a whole number") from None
+        number = _plain_number(str(value), "quantity", decimal)
     if not number.is_finite() or number != number.to_integral_value():
-        raise Rejected("quantity must be a whole number")
+        raise Rejected(f"quantity {str(value)[:40]!r} is not a whole number")
     if number < 0:
         raise Rejected("quantity must not be negative")
     if number > MAX_QUANTITY:
@@ -187,7 +223,8 @@ def _common(row: dict[str, Any], out: ValidRow) -> None:
     if row.get("currency") not in (None, ""):
         out.currency = parse_currency(row["currency"])
     if row.get("quantity") not in (None, ""):
-        out.quantity = parse_quantity(row["quantity"])
+        price = row.get("price")
+        out.quantity = parse_quantity(row["quantity"], decimal_sign(price) if isinstance(price, str) else None)
 
 
 def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
