@@ -58,7 +58,9 @@ class SearchResponse(msgspec.Struct, omit_defaults=True):
     total_candidates: int
     strategy: str
     took_ms: float
-    total: int | None = None  # results passing every filter (facets, sort, bbox, fulfilment, store_id, brand)
+    # results passing every filter (facets, sort, store_id, brand: the whole set; bbox, fulfilment, explain alone:
+    # only when the page's fusion window held them all, absent otherwise)
+    total: int | None = None
     facets: FacetsOut | None = None  # facets=... only
     explain: ExplainOut | None = None  # explain=true only
 

@@ -8,11 +8,12 @@ the same order) and the same order (exact matches first, the score, the rank on 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from uuid import UUID
 
 import numpy as np
 
-from search_service.engine.fusion import RRF_K, Ranked
+from search_service.engine.fusion import RRF_K, Ranked, windows
 from search_service.engine.keyindex import keys_of
 
 
@@ -50,3 +51,24 @@ def fuse_two(
     order = np.lexsort((first_rank, -scores, inexact))[:depth]
     ids = [first.ids[i] if i < n_first else second.ids[i - n_first] for i in entry[order].tolist()]
     return ids, dict(zip(ids, scores[order].tolist(), strict=True)), both[entry[order]]
+
+
+def fuse_windows(
+    first: Ranked, second: Ranked, depth: int, first_window: int, k: int = RRF_K
+) -> tuple[list[UUID], dict[UUID, float], np.ndarray]:
+    """`fuse_two` window by window (`fusion.windows`), as `merge` fuses a hybrid ranking: each window's fusion adds
+    the products it brings after those of the windows before, so that every page is a slice of one order."""
+    ids: list[UUID] = []
+    scores: dict[UUID, float] = {}
+    keys: list[np.ndarray] = []
+    for window in windows(max(len(first.ids), len(second.ids)), first_window):
+        level_ids, level_scores, level_keys = fuse_two(_head(first, window), _head(second, window), 2 * window, k)
+        fresh = [i for i, pid in enumerate(level_ids) if pid not in scores]
+        ids += [level_ids[i] for i in fresh]
+        scores.update((level_ids[i], level_scores[level_ids[i]]) for i in fresh)
+        keys.append(level_keys[fresh])
+    return ids[:depth], scores, np.concatenate(keys)[:depth]
+
+
+def _head(side: Ranked, n: int) -> Ranked:
+    return replace(side, ids=side.ids[:n], keys=None if side.keys is None else side.keys[:n])

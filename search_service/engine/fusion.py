@@ -3,6 +3,13 @@
 Scores: one side keeps its own (``semantic``: cosine similarity, 1 - cosine distance; ``keyword``: the text
 rank, ts_rank_cd, or the trigram word similarity of a typo match, plus 1.0 for an exact name/brand/GTIN
 match); two sides (``hybrid``) are fused with Reciprocal Rank Fusion, Σ 1/(60 + rank), at most 2/61.
+
+Pages of one order: RRF over the sides' top w changes with w (a product 40th on both sides outranks one first on
+one side only once both lists reach 40), so fusing as deep as each page needs made page 2 repeat and skip page 1's
+products. A hybrid ranking is fused in fixed windows instead (`windows`): the first window's fusion orders the
+first ranks, each larger window's adds the products it brings after them, and a side ranks as deep as the window
+that holds the page (`fusion_depth`). Each side's order is the same at every depth, so every page is a slice of
+one order.
 """
 
 from __future__ import annotations
@@ -14,6 +21,17 @@ from uuid import UUID
 import numpy as np
 
 RRF_K = 60
+FUSION_WINDOWS = (100, 300, 1000, 1100)  # the windows after the first (EngineConfig.rrf_depth); 1100: offset + limit
+
+
+def fusion_depth(top_n: int, first: int) -> int:
+    """How deep each side of a hybrid ranking goes for a page ending at rank `top_n`: the window that holds it."""
+    return next((w for w in (first, *FUSION_WINDOWS) if w >= top_n), top_n)
+
+
+def windows(depth: int, first: int) -> list[int]:
+    """The windows whose fusions, each after the one before, order a hybrid ranking whose sides are `depth` deep."""
+    return [w for w in (first, *FUSION_WINDOWS) if w < depth] + [depth]
 
 
 @dataclass(frozen=True)
@@ -54,17 +72,24 @@ def rrf_fuse(lists: Sequence[Sequence[UUID]], k: int = RRF_K) -> dict[UUID, floa
     return scores
 
 
-def merge(sides: Sequence[Ranked], k: int = RRF_K) -> Merged:
+def merge(sides: Sequence[Ranked], k: int = RRF_K, first_window: int | None = None) -> Merged:
     """Exact matches first, then the score (a lone side's own, else RRF), then the rank on the first side,
-    then the id."""
+    then the id. Two sides with `first_window` are fused window by window (`windows`)."""
     if not sides:
         raise ValueError("merge needs at least one ranked side")
     ranks = [{pid: rank for rank, pid in enumerate(side.ids, start=1)} for side in sides]
-    scores = dict(sides[0].scores) if len(sides) == 1 else rrf_fuse([side.ids for side in sides], k)
     exact = frozenset().union(*(side.exact_ids for side in sides))
     first, last = ranks[0], len(ranks[0]) + 1
-    # ties by id: a UUID orders as its text does (fixed-width hex), without formatting one per candidate
-    order = sorted(scores, key=lambda pid: (pid not in exact, -scores[pid], first.get(pid, last), pid))
+    depth = max(len(side.ids) for side in sides)
+    scores: dict[UUID, float] = {}
+    order: list[UUID] = []
+    for window in [depth] if len(sides) == 1 or first_window is None else windows(depth, first_window):
+        level = dict(sides[0].scores) if len(sides) == 1 else rrf_fuse([side.ids[:window] for side in sides], k)
+        fresh = [pid for pid in level if pid not in scores]
+        # ties by id: a UUID orders as its text does (fixed-width hex), without formatting one per candidate
+        fresh.sort(key=lambda pid: (pid not in exact, -level[pid], first.get(pid, last), pid))
+        order += fresh
+        scores.update((pid, level[pid]) for pid in fresh)
     candidates = [Candidate(pid, scores[pid], tuple(r.get(pid) for r in ranks)) for pid in order]
     total = max(side.total for side in sides)
     return Merged(candidates, total, sides[0].total_exact, sides[0].strategy)

@@ -13,14 +13,15 @@ from search_service.engine.session import Conn, transaction
 async def rank_keyword(
     conn: Conn, scope: Scope, depth: int, config: EngineConfig, typo_below: int | None = None
 ) -> Ranked:
-    """`typo_below`: the typo threshold (default `depth`); facets rank deeper with search's threshold."""
+    """`typo_below`: the typo threshold (default `EngineConfig.rrf_depth`, whatever the depth: a deeper ranking
+    holds the same matches, so that pages of different depths are slices of one order)."""
     stmt = statement("engine/search", "rank_keyword")
     values = scope.bind(
         stmt,
         depth=depth,
         cap=config.keyword_cap,
         typo_tolerance=config.typo_tolerance,
-        typo_below=depth if typo_below is None else typo_below,
+        typo_below=config.rrf_depth if typo_below is None else typo_below,
     )
     rows = await conn.fetch(stmt.sql, *values)
     capped = bool(rows[0]["capped"]) if rows else False

@@ -17,7 +17,7 @@ from uuid import UUID
 import numpy as np
 
 from search_service.engine.config import EngineConfig
-from search_service.engine.fusion import Ranked, merge
+from search_service.engine.fusion import Ranked, fusion_depth, merge
 from search_service.engine.hydrate import hydrate
 from search_service.engine.keyword import rank_keyword, rank_keyword_apart
 from search_service.engine.results import MAX_OFFSET, Mode, SearchParams, SearchResult
@@ -47,8 +47,8 @@ class SearchRun:
 
     @property
     def depth(self) -> int:
-        """Ranks each side contributes to fusion (and the keyword side's depth)."""
-        return max(self.top_n, self.config.rrf_depth)
+        """Ranks each side contributes to fusion (and the keyword side's depth): the fusion window of the page."""
+        return fusion_depth(self.top_n, self.config.rrf_depth)
 
     async def vector(self) -> np.ndarray:
         vector = self.query_vector
@@ -134,7 +134,7 @@ async def run_search(
     top_n = params.offset + params.limit
     run = SearchRun(conn, scope, query_vector, top_n, config, vectors, stats, keyword_conn)
     with contextlib.nullcontext() if vectors is None else vectors.batcher.caller():
-        merged = merge(await MODES[mode](run))
+        merged = merge(await MODES[mode](run), first_window=config.rrf_depth)
     page = merged.candidates[params.offset : top_n]
     scores = {c.product_id: c.score for c in page}
     hits = await hydrate(context, scope, [c.product_id for c in page], scores)

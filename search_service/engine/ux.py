@@ -4,9 +4,10 @@
 
 1. scope: the stores (`geo_areas.store_scope`: the radius or the bbox for pickup, delivery areas holding the
    point for delivery, both for any);
-2. the ranked result set: the engine's own sides (keyword, vector, or both fused by RRF as in `search`) at a depth
-   of offset + limit, or `FacetConfig.depth` when facets, a non-relevance sort or a brand/store filter need the
-   whole set (keyword search: every match, up to the keyword side's caps). With facets the ranking leaves out the
+2. the ranked result set: the engine's own sides (keyword, vector, or both fused by RRF as in `search`) at the
+   depth of the fusion window holding offset + limit (`fusion.fusion_depth`), or `FacetConfig.depth` when facets,
+   a non-relevance sort or a brand/store filter need the whole set (keyword search: every match, up to the keyword
+   side's caps). With facets the ranking leaves out the
    facet filters (category, price), which `facet_set` applies, so that each facet can count the values not chosen;
 3. `facet_set`: filters, orders (stable) and counts; then the page is hydrated, each store says whether it
    delivers to the point, and with explain each hit gets its vector similarity, keyword rank, typo corrections and
@@ -27,13 +28,13 @@ from search_service.db.sql import statement
 from search_service.engine import geo_areas
 from search_service.engine import search as engine
 from search_service.engine.candidates import CandidateSets
-from search_service.engine.facet_fusion import fuse_two
+from search_service.engine.facet_fusion import fuse_windows
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import faceted_page
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facet_vectors import listed_in_memory, rank_vector_set, union_pays
 from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort
-from search_service.engine.fusion import Ranked, merge
+from search_service.engine.fusion import Ranked, fusion_depth, merge
 from search_service.engine.hydrate import hydrate
 from search_service.engine.keyword import rank_keyword
 from search_service.engine.modes import QueryVector
@@ -71,7 +72,7 @@ class HitExplain:
 @dataclass(frozen=True)
 class UxResult:
     results: list[engine.ProductHit]
-    total: int
+    total: int | None  # None: the set was ranked only as deep as the page's fusion window, and filled it
     strategy: str
     candidates: int
     facets: Facets
@@ -98,9 +99,15 @@ def needs_ux(ux: UxParams, params: engine.SearchParams) -> bool:
     )
 
 
-def _depth(params: engine.SearchParams, ux: UxParams, config: FacetConfig) -> int:
-    whole = ux.facets or ux.sort != "relevance" or params.brand is not None or ux.store_id is not None
-    return max(config.depth, params.offset + params.limit) if whole else params.offset + params.limit
+def _whole(params: engine.SearchParams, ux: UxParams) -> bool:
+    """Whether the request needs the whole result set (`FacetConfig.depth` deep), not only the page's ranks."""
+    return bool(ux.facets or ux.sort != "relevance" or params.brand is not None or ux.store_id is not None)
+
+
+def _depth(params: engine.SearchParams, ux: UxParams, facets: FacetConfig, config: engine.EngineConfig) -> int:
+    """The whole set's fixed depth (pages past it are empty: a deeper set would order its pages differently), or
+    the fusion window holding the page (`fusion.fusion_depth`)."""
+    return facets.depth if _whole(params, ux) else fusion_depth(params.offset + params.limit, config.rrf_depth)
 
 
 async def _plan(
@@ -119,23 +126,22 @@ async def _rank(
     scope: Scope,
     query_vector: QueryVector | None,
     depth: int,
-    search_depth: int,
+    whole: bool,
     config: engine.EngineConfig,
     vectors: VectorCache | None,
     stats: StatsCache | None,
     stock: StockBuckets | None = None,
 ) -> _Ranking:
-    """The ranked result set, `depth` deep. The keyword side keeps search's typo threshold (`search_depth`), so
-    that a deeper set holds the same matches, not the looser typo matches a deeper threshold would let in."""
+    """The ranked result set, `depth` deep (`whole`: the facets' set). The keyword side keeps search's typo
+    threshold, so that a deeper set holds the same matches, not the looser typo matches a deeper one would let in."""
     mode = scope.params.mode if query_vector is not None else "keyword"
-    typo_below = max(search_depth, config.rrf_depth)
     vector_side = keyword_side = None
     if mode == "keyword":
-        keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
-    elif depth > search_depth and vectors is not None and vectors.loaded:  # a whole set: facet_vectors
+        keyword_side = await rank_keyword(conn, scope, depth, config)
+    elif whole and vectors is not None and vectors.loaded:  # a whole set: facet_vectors
         assert query_vector is not None
         if mode == "hybrid":
-            keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
+            keyword_side = await rank_keyword(conn, scope, depth, config)
         vector = await _vector_of(query_vector)
         union = await union_pays(conn, scope, config, stats)
         listed = None if union else await listed_in_memory(conn, scope, stock)
@@ -147,7 +153,7 @@ async def _rank(
         plan.start_scan(vector)  # the in-memory ranking runs in a thread meanwhile, as in search
         try:
             if mode == "hybrid":
-                keyword_side = await rank_keyword(conn, scope, depth, config, typo_below)
+                keyword_side = await rank_keyword(conn, scope, depth, config)
         except BaseException:
             plan.cancel()
             raise
@@ -157,10 +163,10 @@ async def _rank(
         return _Ranking(vector_side.ids[:depth], vector_side.scores, vector_side.strategy, vector_side.total,
                         vector_side, keys=keys)  # fmt: skip
     if keyword_side is not None and vector_side is not None:  # merge's order, in arrays (facet_fusion.py)
-        ids, scores, keys = fuse_two(vector_side, keyword_side, depth)
+        ids, scores, keys = fuse_windows(vector_side, keyword_side, depth, config.rrf_depth)
         total = max(vector_side.total, keyword_side.total)
         return _Ranking(ids, scores, vector_side.strategy, total, vector_side, keyword_side, keys)
-    merged = merge([side for side in (vector_side, keyword_side) if side is not None])
+    merged = merge([side for side in (vector_side, keyword_side) if side is not None], first_window=config.rrf_depth)
     ids = [c.product_id for c in merged.candidates][:depth]
     scores = {c.product_id: c.score for c in merged.candidates}
     return _Ranking(ids, scores, merged.strategy, merged.total, vector_side, keyword_side)
@@ -309,7 +315,7 @@ async def _ranked_set(
         replace(params, category_id=None, min_price=None, max_price=None, brand=None) if ux.facets else params
     )
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
-    depth = _depth(params, ux, context.facet_config)
+    depth = _depth(params, ux, context.facet_config, context.config)
     sets = await _current_sets(conn, params, store_ids, query_vector is not None, context.vectors)
     near = None
     if ux.bbox is None and ux.fulfilment == "pickup" and store_ids is not None:  # the radius's stores, exactly
@@ -317,7 +323,7 @@ async def _ranked_set(
     scope = Scope(store_ids, categories, ranked_params, context.exclude_id, sets=sets, near=near)
     extra = context.exclude_id is not None  # the facet set's in-memory ranking may hold the product itself
     ranking = await _rank(
-        conn, scope, query_vector, depth + extra, params.offset + params.limit, context.config, context.vectors,
+        conn, scope, query_vector, depth + extra, _whole(params, ux), context.config, context.vectors,
         context.stats, context.stock,
     )  # fmt: skip
     if extra:
@@ -347,6 +353,14 @@ async def _ux_run(
     explain = await _explain(conn, params.q, ranking, page.ids) if ux.explain else {}
     if ux.explain:
         clock.lap("explain")
+    complete = _whole(params, ux) or len(ranking.ids) < _depth(params, ux, context.facet_config, context.config)
     return UxResult(
-        hits, page.total, ranking.strategy, ranking.candidates, page.facets, delivers, explain, clock.timings
+        hits,
+        page.total if complete else None,
+        ranking.strategy,
+        ranking.candidates,
+        page.facets,
+        delivers,
+        explain,
+        clock.timings,
     )

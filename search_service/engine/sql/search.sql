@@ -337,7 +337,7 @@ FROM (
 -- name: rank_keyword
 -- params: q text, depth int, cap int, typo_tolerance bool,
 --    typo_below int (typo tolerance runs below this many full-text matches, and its looser matches are capped
---    at 4 x this: search passes depth; facets, ranking deeper, pass search's depth to keep the same matches)
+--    at 4 x this: EngineConfig.rrf_depth at every depth, so that a deeper ranking holds the same matches)
 --    (+ listing_filter_near, product_filter)
 -- Keyword side of hybrid search, under the same filters as the vector side. Three capped match sets:
 -- exact name (btree on lower(name)) or GTIN (unique btree); full text in both configs (GIN on
@@ -346,12 +346,12 @@ FROM (
 -- locally by the caller, at most 3 per word, for unknown words of 4+ letters; numbers and single letters
 -- left out), matched with the full-text index: all the words, or, from three words on, all but any one
 -- (a word corrected wrongly or not at all costs one word, not the match; matches of every word are capped
--- like the full-text set, the looser ones at 4 × depth). A word neither known nor close to
+-- like the full-text set, the looser ones at 4 × typo_below). A word neither known nor close to
 -- a known one is dropped: no product name could match it. Measured on 300 catalogue names with one or two
 -- keyboard slips: the intended product in the first 30 for 96.7 % (whole-query trigram matching: 97.3 %)
 -- at ~1/3 of the cost; that matching's GIN scan and its planner estimate were ~85 % of this statement.
 -- Typo tolerance only runs when nothing matched the name or GTIN exactly and the words as typed match fewer
--- than `depth` products (Typesense's typo_tokens_threshold): otherwise the exact words fill the ranks fusion
+-- than `typo_below` products (Typesense's typo_tokens_threshold): otherwise the exact words fill the ranks fusion
 -- uses (a one-time filter).
 -- The caps bound the cost of very broad queries (a common word over 100k products): past them the set is an
 -- arbitrary subset, reported by `capped`. Exact name/brand/GTIN matches sort first; then the score: the text
