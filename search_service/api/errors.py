@@ -13,7 +13,8 @@ import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from search_service.api.params import RULES, BadParameter, NotFound
+from search_service.api.params import PATH_RULES, RULES, BadParameter, NotFound
+from search_service.db.secretbox import SecretBoxError
 from search_service.engine import search as engine
 
 log = logging.getLogger("search_service.api")
@@ -98,7 +99,7 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
     named = _FIELD_OF_OBJECT.search(detail)
     if named and parameter is not None:  # msgspec names the body (`data`, `items[0]`), the field only in its text
         parameter = named.group(1) if parameter == "data" else f"{parameter}.{named.group(1)}"
-    rule = RULES.get(parameter or "")
+    rule = PATH_RULES.get((request.url.path, parameter or "")) or RULES.get(parameter or "")
     message = detail if rule is None or detail == "is required" else f"{rule} ({detail})"
     return error_response(400, parameter, message)
 
@@ -107,8 +108,29 @@ def handle_unavailable(request: Request[Any, Any, Any], exc: Unavailable) -> Res
     return _unavailable(request, exc.reason, exc.message)
 
 
+# The routes' UUID path parameters: litestar answers a segment that is not a UUID with a bare 404 (no route).
+_UUID_SEGMENTS = re.compile(
+    r"^/v1/(?:stores/(?P<store_id>[^/]+)(?:/webhooks/(?P<webhook_id>[^/]+))?"
+    r"|imports/(?P<batch_id>[^/]+)|ingest/(?P<connection_id>[^/]+))"
+)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+
+
+def _not_a_uuid(path: str) -> str | None:
+    """The UUID path parameter that a 404 for `path` came from, when its segment is no UUID."""
+    found = _UUID_SEGMENTS.match(path)
+    if found is None:
+        return None
+    for name, value in found.groupdict().items():
+        if value is not None and not _UUID.match(value) and value != "nearby":  # /v1/stores/nearby is a route
+            return name
+    return None
+
+
 def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers or {})
+    if exc.status_code == 404 and (parameter := _not_a_uuid(request.url.path)) is not None:
+        return error_response(400, parameter, "must be a UUID like 6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a")
     return error_response(exc.status_code, None, str(exc.detail), headers)
 
 
@@ -119,6 +141,12 @@ def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[An
         return _unavailable(request, "statement_timeout", "the database took too long; retry shortly")
     if isinstance(exc, UNSTORABLE_TEXT):  # a path that does not check its text for NUL itself
         return error_response(400, None, "a value holds a NUL character (0x00), which cannot be stored as text")
+    if isinstance(exc, SecretBoxError):  # the sender may retry: the operator can put the right key back
+        log.error("a stored secret does not open on %s %s: %s", request.method, request.url.path, exc)
+        return _unavailable(
+            request, "secret_key", "the server cannot open this connection's stored secret (its PLINQY_SECRET_KEY "
+            "is not the key the secret was stored with); retry later",
+        )  # fmt: skip
     if isinstance(exc, TRANSIENT_DB_ERRORS):
         log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
         return _unavailable(request, "database", "the database is unavailable; retry shortly")

@@ -82,6 +82,8 @@ async def list_listings(
     after: Annotated[str | None, Parameter(description="The last SKU of the page before.", max_length=200)] = None,
     page_size: Annotated[int, Parameter(ge=1, le=LISTINGS_PAGE_MAX, description="Listings a page.")] = 100,
 ) -> S.ListingPage:
+    if after is not None and "\x00" in after:  # no SKU holds one (text cannot)
+        raise BadParameter("after", "must not hold a NUL character: give the answer's next_after")
     stmt = statement("ingest/mapping", "listings_page")
     async with rt.connection() as conn:
         await require_store(conn, store_id)
@@ -104,7 +106,9 @@ async def list_imports(
     rt: NamedDependency[Runtime],
     store_id: StoreId,
     source: Annotated[str | None, Parameter(description=f"One of {', '.join(INGEST_SOURCES)}.")] = None,
-    before: Annotated[int | None, Parameter(ge=1, description="The `next_before` of the page before.")] = None,
+    before: Annotated[
+        int | None, Parameter(ge=1, le=2**63 - 1, description="The `next_before` of the page before.")
+    ] = None,
     page_size: Annotated[int, Parameter(ge=1, le=LISTINGS_PAGE_MAX, description="Imports a page.")] = 100,
 ) -> S.ImportPage:
     if source is not None and source not in INGEST_SOURCES:

@@ -53,6 +53,9 @@ RULES = {
     "explain": "must be true or false",
     "page_size": f"must be an integer between 1 and {LISTINGS_PAGE_MAX}",
 }
+SUGGEST_MAX = 10  # engine.suggest.MAX_SUGGESTIONS (the API's params do not import the engine)
+# A parameter whose rule differs on one path.
+PATH_RULES = {("/v1/suggest", "limit"): f"must be an integer between 1 and {SUGGEST_MAX}"}
 
 
 class BadParameter(Exception):
@@ -176,11 +179,21 @@ ProductIdParam = Annotated[
 ]
 
 
+def _trimmed(text: str) -> str:
+    """`text` without surrounding whitespace or invisible format characters (a zero-width space, a BOM)."""
+    start, end = 0, len(text)
+    while start < end and (text[start].isspace() or unicodedata.category(text[start]) == "Cf"):
+        start += 1
+    while end > start and (text[end - 1].isspace() or unicodedata.category(text[end - 1]) == "Cf"):
+        end -= 1
+    return text[start:end]
+
+
 def clean_query(q: str) -> str:
     """`q` trimmed, or BadParameter: empty, whitespace only, too long, or holding control characters."""
     if any(unicodedata.category(ch) == "Cc" for ch in q):
         raise BadParameter("q", "must not contain control characters")
-    text = q.strip()
+    text = _trimmed(q)
     if not text:
         raise BadParameter("q", "must not be empty or whitespace only")
     if len(text) > Q_MAX_LENGTH:
@@ -222,7 +235,7 @@ def clean_brand(brand: str | None) -> str | None:
         return None
     if any(unicodedata.category(ch) == "Cc" for ch in brand):
         raise BadParameter("brand", "must not contain control characters")
-    text = brand.strip()
+    text = _trimmed(brand)
     if not text:
         raise BadParameter("brand", "must not be empty or whitespace only")
     if len(text) > BRAND_MAX_LENGTH:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import click
 
-from search_service.cli.common import UserFacingError
+from search_service.cli.common import UNREACHABLE_DATABASE, UserFacingError
+from search_service.db.secretbox import SecretBoxError
 from search_service.settings import Settings, SettingsError
 
 
@@ -22,7 +23,20 @@ def cli(ctx: click.Context) -> None:
 
 
 def main() -> None:
-    cli(prog_name="plinqy-search")
+    """The command line; a failure every command can meet (the database unreachable, the secret key wrong) is one
+    line saying what to do, exit code 1, not a traceback."""
+    try:
+        cli(prog_name="plinqy-search")
+    except SecretBoxError as exc:
+        _fail(f"{exc}; set PLINQY_SECRET_KEY or PLINQY_SECRET_KEY_FILE to the key the secrets were stored with")
+    except UNREACHABLE_DATABASE as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _fail(f"cannot reach the database ({reason}): check DATABASE_URL, or start the cluster: plinqy-search db up")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(1)
 
 
 # Command areas, one module each, registered here (they never import this module). A new area: its module,

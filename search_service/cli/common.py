@@ -6,13 +6,23 @@ import functools
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+import asyncpg
 import click
+import psycopg
 
 from search_service.db import cluster as cluster_mod
 from search_service.db import migrate as migrate_mod
 from search_service.settings import Settings, SettingsError
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Connecting failed: no server at the address, no such database, refused credentials (psycopg and asyncpg).
+UNREACHABLE_DATABASE: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.CannotConnectNowError,
+    ConnectionRefusedError,
+)
 
 
 class UserFacingError(click.ClickException):

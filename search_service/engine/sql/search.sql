@@ -476,8 +476,9 @@ ORDER BY h.ord, st.distance_m, st.price, st.store_id;
 
 -- name: product_vector
 -- params: product_id uuid
--- similar(): the product's own vector (NULL while it waits for the embedding worker).
-SELECT ai_vector FROM product_master WHERE id = :product_id::uuid;
+-- similar(): the product's own vector (NULL while it waits for the embedding worker); an inactive product is
+-- not found, as GET /v1/products/{id} answers.
+SELECT ai_vector FROM product_master WHERE id = :product_id::uuid AND is_active;
 
 -- name: suggest_context
 -- params: lon float8|null, lat float8|null, radius_m float8, since timestamptz (the suggestion index may miss

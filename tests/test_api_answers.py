@@ -1,0 +1,124 @@
+"""Answers found wanting by probing the running service as a front end and an integrator would: each names what was
+wrong (a parameter, a key) where it was a 404 without a name, a 500 or a traceback, or an answer for a product that
+is gone."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+
+from search_service.settings import Settings
+from tests.ingest_helpers import bearer, ingest_settings, new_store, serve, signed, store_key, webhook_connection
+from tests.test_ingest_cli import cli
+
+
+@pytest.fixture(scope="module")
+def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def base(settings: Settings) -> Iterator[str]:
+    with serve(settings, None) as url:
+        yield url
+
+
+def _error(answer: httpx.Response) -> tuple[int, str | None, str]:
+    body = answer.json()["error"]
+    return answer.status_code, body["parameter"], body["message"]
+
+
+def test_a_path_id_that_is_no_uuid_is_a_400_naming_it(base: str) -> None:
+    store = uuid.uuid4()
+    for path, parameter in [
+        ("/v1/stores/notauuid", "store_id"),
+        ("/v1/stores/notauuid/listings/a1", "store_id"),
+        (f"/v1/stores/{store}/webhooks/nope/test", "webhook_id"),
+        ("/v1/imports/123", "batch_id"),
+        ("/v1/ingest/xyz", "connection_id"),
+    ]:
+        status, named, message = _error(
+            httpx.request("POST" if "webhooks" in path or "ingest" in path else "GET", f"{base}{path}")
+        )
+        assert (status, named) == (400, parameter), path
+        assert message.startswith("must be a UUID")
+    assert _error(httpx.get(f"{base}/v1/stores/{store}"))[:2] == (404, "store_id")  # a UUID, no such store
+    assert httpx.get(f"{base}/v1/nothing-here").status_code == 404
+
+
+def test_similar_to_an_inactive_product_is_a_404_as_the_product_is(base: str, db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        register_vector(conn)
+        store = new_store(conn)
+        ids = [uuid.uuid4() for _ in range(3)]
+        for pid in ids:
+            vector = np.random.default_rng(pid.int % 1000).normal(size=384).astype(np.float32)
+            conn.execute(
+                "INSERT INTO product_master (id, name, ai_vector) VALUES (%s, 'Lamp', %s)",
+                (pid, vector / np.linalg.norm(vector)),
+            )
+            conn.execute(
+                "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity) "
+                "VALUES (%s, %s, 2, 'EUR', 1)",
+                (store, pid),
+            )
+        assert httpx.get(f"{base}/v1/products/{ids[0]}/similar").status_code == 200
+        conn.execute("UPDATE product_master SET is_active = false WHERE id = %s", (ids[0],))
+    for path in (f"/v1/products/{ids[0]}", f"/v1/products/{ids[0]}/similar"):
+        assert _error(httpx.get(f"{base}{path}"))[:2] == (404, "id"), path
+
+
+def test_query_parameters_say_their_own_range(base: str) -> None:
+    status, named, message = _error(httpx.get(f"{base}/v1/suggest", params={"q": "milk", "limit": 11}))
+    assert (status, named) == (400, "limit") and message.startswith("must be an integer between 1 and 10 ")
+    for invisible in ("\u200b", "\ufeff", " \u200b\u2060 "):
+        assert _error(httpx.get(f"{base}/v1/suggest", params={"q": invisible}))[:2] == (400, "q"), repr(invisible)
+        search = httpx.get(f"{base}/v1/search", params={"q": invisible, "mode": "keyword"})
+        assert _error(search)[:2] == (400, "q")
+
+
+def test_a_store_reads_its_pages_with_bad_cursors_refused(base: str, db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    imports = f"{base}/v1/stores/{store}/imports"
+    for huge in ("9223372036854775808", "99999999999999999999"):
+        assert _error(httpx.get(imports, params={"before": huge}, headers=bearer(key)))[:2] == (400, "before")
+    assert httpx.get(imports, params={"before": str(2**63 - 1)}, headers=bearer(key)).status_code == 200
+    listings = httpx.get(f"{base}/v1/stores/{store}/listings", params={"after": "a\x00"}, headers=bearer(key))
+    assert _error(listings)[:2] == (400, "after")
+
+
+def test_a_secret_stored_under_another_key_is_a_503_not_a_500(
+    base: str, db_url: str, tmp_path: Path, settings: Settings
+) -> None:
+    other = ingest_settings(db_url, tmp_path)  # another key file: the operator lost or replaced the key
+    assert other.secret_key_file != settings.secret_key_file
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        connection, secret = webhook_connection(conn, other, new_store(conn))
+    body = json.dumps({"type": "stock.set", "data": {"sku": "a1", "quantity": 2}}).encode()
+    answer = httpx.post(f"{base}/v1/ingest/{connection}", content=body, headers=signed(secret, body))
+    status, _, message = _error(answer)
+    assert status == 503 and answer.headers["retry-after"]
+    assert "PLINQY_SECRET_KEY is not the key the secret was stored with" in message
+    assert secret not in answer.text
+
+
+def test_the_command_line_says_in_one_line_what_to_do_when_it_cannot_start(db_url: str) -> None:
+    unreachable = cli("postgresql://postgres@127.0.0.1:1/x", "keys", "list")
+    missing = cli(db_url.rsplit("/", 1)[0] + "/no_such_database", "webhooks", "list", "--store", str(uuid.uuid4()))
+    bad_key = cli(db_url, "connect", "webhook", "--store", str(uuid.uuid4()), PLINQY_SECRET_KEY="notakey")
+    for out in (unreachable, missing, bad_key):
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("error: ")
+    assert "cannot reach the database" in unreachable.stderr and "plinqy-search db up" in unreachable.stderr
+    assert 'database "no_such_database" does not exist' in missing.stderr
+    assert "not a Fernet key" in bad_key.stderr and "PLINQY_SECRET_KEY_FILE" in bad_key.stderr
