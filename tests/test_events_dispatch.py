@@ -241,6 +241,14 @@ def test_ping_is_sent_once_and_recorded(db: psycopg.Connection, fresh_db_url: st
     assert json.loads(got[0].body)["data"]["webhook_id"] == str(webhook_id)
     assert deliveries(db) == [("webhook.ping", "delivered", 1, 204, outcome.message_id, None)]
     assert dispatch(fresh_db_url).delivered == 0  # no dispatcher sends it again
+    # One subscription's ping is not one of the store's numbered events: the other subscribers would see a gap.
+    assert "sequence" not in json.loads(got[0].body)["data"]
+    assert db.execute("SELECT count(*) FROM webhook_store_seq WHERE store_id = %s", (store,)).fetchone() == (0,)
+    db.execute(
+        "UPDATE store_product SET quantity = 0 WHERE id = %s", (seed_listing(db, store, seed_product(db, "X"), "X"),)
+    )
+    numbered = db.execute("SELECT seq, payload->'sequence' FROM webhook_event WHERE type <> 'webhook.ping'").fetchall()
+    assert numbered == [(n, n) for n in range(1, len(numbered) + 1)] and len(numbered) >= 2  # created, then out
 
 
 def test_a_receiver_that_was_down_gets_everything_when_it_returns(db: psycopg.Connection, fresh_db_url: str) -> None:
