@@ -123,3 +123,20 @@ def test_import_csv_refuses_a_workbook_in_one_line(fresh_db_url: str, tmp_path: 
     assert ok.returncode == 0, ok.stderr
     assert "2 rows, 2 mapped" in ok.stdout
     assert uuid.UUID(ok.stdout.split("batch ")[1].split()[0])
+
+
+def test_an_upload_says_which_columns_it_ignored_and_keeps_its_file_name(base: str, db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    url = f"{base}/v1/stores/{store}/imports"
+    data = b"sku,name,price,quantity,colour,\nv1,Vase,9.50,2,blue,x\n"
+    accepted = httpx.post(url, files={"file": ("vases.csv", data, "text/csv")}, headers=bearer(key))
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["ignored_columns"] == ["colour", "(column 6, no header)"]
+    status = httpx.get(f"{base}{accepted.json()['status_url']}", headers=bearer(key)).json()
+    assert status["file_name"] == "vases.csv"
+    plain = httpx.post(
+        url, content=b"sku,name,price,quantity\nv2,Jug,3,1\n", headers={**bearer(key), "content-type": "text/csv"}
+    )
+    assert plain.status_code == 202 and plain.json()["ignored_columns"] == []

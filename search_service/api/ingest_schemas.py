@@ -166,6 +166,7 @@ class ImportAccepted(msgspec.Struct):
     status: str
     status_url: str
     errors_url: str
+    ignored_columns: list[str] = []  # the file's columns that are none of the known ones, left out of every row
 
 
 class ImportStatus(msgspec.Struct):

@@ -107,14 +107,19 @@ async def upload_import(
     async with rt.pool.acquire(timeout=10) if rt.pool else rt.connection() as conn:
         await require_store(conn, store_id)
         batch_id = await pipeline.open_batch(conn, store_id=store_id, source="csv", kind="csv")
-        data = await _receive(conn, request, batch_id, limit, media)
+        data, file_name = await _receive(conn, request, batch_id, limit, media)
+        if file_name:
+            named = statement("ingest/batches", "name_batch_file")
+            await conn.execute(named.sql, *named.bind(batch_id=batch_id, file_name=file_name.replace("\x00", "")))
         try:
             reader = await anyio.to_thread.run_sync(CsvRows, data)
         except CsvError as exc:
             await pipeline.abort_batch(conn, batch_id, str(exc))
             raise BadParameter(exc.column or "file", str(exc)) from None
         status = await _store(conn, batch_id, reader)
-    accepted = S.ImportAccepted(batch_id, status, f"/v1/imports/{batch_id}", f"/v1/imports/{batch_id}/errors")
+    accepted = S.ImportAccepted(
+        batch_id, status, f"/v1/imports/{batch_id}", f"/v1/imports/{batch_id}/errors", reader.ignored_columns
+    )
     return Response(accepted, status_code=202, headers={"Location": accepted.status_url})
 
 
@@ -134,7 +139,10 @@ async def _store(conn: Any, batch_id: UUID, reader: CsvRows) -> str:
     return status
 
 
-async def _receive(conn: Any, request: Request[Any, Any, Any], batch_id: UUID, limit: int, media: str) -> bytes:
+async def _receive(
+    conn: Any, request: Request[Any, Any, Any], batch_id: UUID, limit: int, media: str
+) -> tuple[bytes, str | None]:
+    """The upload's bytes (a multipart body's file part) and its file name, if it came with one."""
     try:
         body = await read_body(request, limit)
     except TooLarge:
@@ -144,8 +152,8 @@ async def _receive(conn: Any, request: Request[Any, Any, Any], batch_id: UUID, l
         await pipeline.abort_batch(conn, batch_id, "the upload was interrupted")
         raise
     if media == "multipart/form-data":
-        body, _name = multipart_file(body, request.headers.get("content-type", ""))
-    return body
+        return multipart_file(body, request.headers.get("content-type", ""))
+    return body, None
 
 
 CONNECTION_CACHE_S = 5.0  # a disabled connection or a rotated secret takes effect within this

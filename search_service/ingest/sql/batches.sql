@@ -1,5 +1,11 @@
 -- The raw-first pipeline's batches: stored whole in one transaction, then mapped by workers under a lease.
 
+-- name: name_batch_file
+-- params: batch_id uuid, file_name text
+-- An upload's file name, known once its multipart body has arrived (the batch is opened before, to be aborted if
+-- the upload breaks off).
+UPDATE import_batch SET file_name = left(:file_name::text, 255) WHERE id = :batch_id::uuid;
+
 -- name: insert_batch
 -- params: store_id uuid, source text, kind text, status text, connection_id uuid|null, delivery_id text|null,
 --    file_name text|null, locked_by text|null (an inline mapper holds its own batch from the start), lease_s float8
