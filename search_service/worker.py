@@ -141,6 +141,8 @@ _register_builtin_jobs()
 
 def select_jobs(only: str | None) -> list[Job]:
     """The jobs named in `only` (comma-separated; all when None), in their order; ValueError on an unknown name."""
+    if only is not None and not only.strip(", "):
+        raise ValueError(f"--only names no job: choose from {', '.join(sorted(JOBS))} (or leave it out for all)")
     names = [n.strip() for n in only.split(",") if n.strip()] if only else list(JOBS)
     unknown = [n for n in names if n not in JOBS]
     if unknown:

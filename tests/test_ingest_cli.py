@@ -114,3 +114,14 @@ def test_import_csv_of_a_big_file_maps_it_in_lanes_with_the_bar_moving(dsn: str,
 def test_worker_rejects_unknown_job(dsn: str) -> None:
     out = cli(dsn, "worker", "--only", "embed,nope", "--drain")
     assert out.returncode == 1 and "unknown job 'nope'" in out.stderr
+    empty = cli(dsn, "worker", "--only", " , ", "--drain")  # ran every job, sync and embed included
+    assert empty.returncode == 1 and "--only names no job" in empty.stderr
+
+
+def test_reembed_refuses_two_modes_rather_than_run_the_larger(dsn: str) -> None:
+    both = cli(dsn, "reembed", "--missing", "--all")  # ran --all: the whole catalogue
+    assert both.returncode == 1 and both.stderr.strip() == (
+        "error: choose one of --missing, --stale or --all (not --missing and --all)"
+    )
+    neither = cli(dsn, "reembed")
+    assert neither.returncode == 1 and neither.stderr.strip() == "error: choose one of --missing, --stale or --all"

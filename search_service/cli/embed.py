@@ -62,22 +62,24 @@ def worker(
 
 
 @click.command()
-@click.option("--missing", "mode", flag_value="missing", help="Products without a vector.")
-@click.option("--stale", "mode", flag_value="stale", help="Wrong model or changed text.")
-@click.option("--all", "mode", flag_value="all", help="Every product (resumable).")
+@click.option("--missing", "modes", flag_value="missing", multiple=True, help="Products without a vector.")
+@click.option("--stale", "modes", flag_value="stale", multiple=True, help="Wrong model or changed text.")
+@click.option("--all", "modes", flag_value="all", multiple=True, help="Every product (resumable).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--limit", default=None, type=click.IntRange(1, None), help="Stop after this many products.")
 @click.option("--via-queue", is_flag=True, help="Enqueue ai_tasks for the workers instead of embedding here.")
 @click.pass_obj
 @user_errors
-def reembed(settings: Settings, mode: str | None, batch_size: int, limit: int | None, via_queue: bool) -> None:
+def reembed(settings: Settings, modes: tuple[str, ...], batch_size: int, limit: int | None, via_queue: bool) -> None:
     """Re-embed the catalogue in bulk (Ctrl-C is safe: run again to resume)."""
     from embeddings.reembed import ReembedError
     from embeddings.reembed import reembed as run_reembed
     from search_service.worker import settle_heap
 
-    if mode is None:
-        raise UserFacingError("choose what to re-embed: --missing, --stale or --all")
+    if len(set(modes)) != 1:  # two would run the larger silently (--missing --all: the whole catalogue)
+        given = " and ".join(f"--{m}" for m in dict.fromkeys(modes))
+        raise UserFacingError(f"choose one of --missing, --stale or --all{f' (not {given})' if modes else ''}")
+    mode = modes[0]
     url = database_url(settings)
     encoder = _encoder(settings)
     settle_heap()
