@@ -159,3 +159,27 @@ def test_an_ingest_import_emits_listing_events_and_import_completed(db: psycopg.
     assert done["import"]["id"] == str(batch) and done["import"]["status"] == "completed"
     assert got[-1][0] == "import.completed"  # after the listings it wrote
     assert db.execute("SELECT count(*) FROM webhook_delivery").fetchone() == (3,)
+
+
+def test_a_listing_write_through_the_api_emits_no_import_event(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """Its answer says the outcome; a till's PATCH a sale doubled a `*` subscriber's traffic with import.completed."""
+    import asyncio
+
+    import asyncpg
+
+    from search_service.ingest import pipeline
+
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, "http://127.0.0.1:9/a")
+
+    async def write() -> None:
+        conn = await asyncpg.connect(fresh_db_url)
+        try:
+            rows = [{"sku": "T1", "name": "Tea", "price": "2.00", "quantity": "3"}]
+            await pipeline.record_and_map(conn, store_id=store, rows=rows, worker_id="api-test")
+        finally:
+            await conn.close()
+
+    asyncio.run(write())
+    assert db.execute("SELECT status, kind FROM import_batch").fetchall() == [("completed", "listing")]
+    assert sorted({t for t, _, _ in events(db)}) == ["listing.created"]
