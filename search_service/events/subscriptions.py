@@ -6,11 +6,13 @@ The API and the CLI both call these; errors are `SubscriptionError` (bad input: 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import asyncpg
@@ -62,6 +64,11 @@ def check_events(events: Sequence[str]) -> list[str]:
 async def check_url(url: str, config: EventsConfig, resolver: ssrf.Resolver = ssrf.system_resolver) -> None:
     if len(url) > MAX_URL_LENGTH:
         raise SubscriptionError("url", f"at most {MAX_URL_LENGTH} characters")
+    netloc = ""
+    with contextlib.suppress(ValueError):  # a malformed URL: ssrf.check says why
+        netloc = urlsplit(url).netloc
+    if "@" in netloc:  # never sent (the signature authenticates us), yet shown in every list and delivery view
+        raise SubscriptionError("url", "must not hold a user name or password (user:password@host)")
     try:
         await ssrf.check(url, config.allow_hosts, resolver)
     except ssrf.UnsafeUrl as exc:
