@@ -122,3 +122,30 @@ def test_the_command_line_says_in_one_line_what_to_do_when_it_cannot_start(db_ur
     assert "cannot reach the database" in unreachable.stderr and "plinqy-search db up" in unreachable.stderr
     assert 'database "no_such_database" does not exist' in missing.stderr
     assert "not a Fernet key" in bad_key.stderr and "PLINQY_SECRET_KEY_FILE" in bad_key.stderr
+
+
+def test_a_stores_optional_fields_clear_with_an_empty_string_and_are_checked(base: str, db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        admin = store_key(conn, None)
+    body = {"name": "Corner", "lat": 52.5, "lon": 13.4, "phone": "+49 30 1234", "website": "https://corner.example"}
+    store = httpx.post(f"{base}/v1/stores", json=body, headers=bearer(admin)).json()
+    url = f"{base}/v1/stores/{store['id']}"
+    kept = httpx.patch(url, json={"phone": None, "city": "Berlin"}, headers=bearer(admin)).json()
+    assert (kept["phone"], kept["city"]) == ("+49 30 1234", "Berlin")  # null keeps
+    cleared = httpx.patch(url, json={"phone": "", "website": "", "country_code": ""}, headers=bearer(admin)).json()
+    assert (cleared["phone"], cleared["website"], cleared["country_code"], cleared["city"]) == (
+        None,
+        None,
+        None,
+        "Berlin",
+    )
+    for field, value, says in [
+        ("website", "javascript:alert(1)", "must be an http(s) address"),
+        ("website", "https://user:pw@corner.example", "must be an http(s) address"),
+        ("phone", "1" * 65, "at most 64 characters"),
+        ("name", "n" * 201, "at most 200 characters"),
+    ]:
+        status, named, message = _error(httpx.patch(url, json={field: value}, headers=bearer(admin)))
+        assert (status, named) == (400, field) and says in message, (field, message)
+        refused = httpx.post(f"{base}/v1/stores", json={**body, field: value}, headers=bearer(admin))
+        assert _error(refused)[:2] == (400, field)

@@ -57,10 +57,13 @@ class StoreFields:
                 raise StoreError(field, f"must be a number between -{bound:g} and {bound:g}")
         if (self.lat is None) != (self.lon is None):
             raise StoreError("lat" if self.lat is None else "lon", "lat and lon go together")
-        if self.country_code is not None and not re.fullmatch(r"[A-Za-z]{2}", self.country_code):
-            raise StoreError("country_code", "must be 2 letters (ISO 3166-1)")
+        _check_lengths(params)
+        if self.country_code and not re.fullmatch(r"[A-Za-z]{2}", self.country_code):
+            raise StoreError("country_code", "must be 2 letters (ISO 3166-1), or empty to clear it")
         if self.country_code is not None:
             params["country_code"] = self.country_code.upper()
+        if self.website and not _WEB_ADDRESS.match(self.website):
+            raise StoreError("website", "must be an http(s) address such as https://shop.example, or empty to clear it")
         if self.currency is not None:
             try:
                 params["currency"] = parse_currency(self.currency)
@@ -69,6 +72,19 @@ class StoreFields:
         elif creating:
             params["currency"] = "EUR"
         return params
+
+
+# A store's text fields, at most this long ('' clears an optional one).
+TEXT_LIMITS = {"name": 200, "address": 500, "city": 200, "postal_code": 32, "store_type": 64, "phone": 64,
+               "website": 2048}  # fmt: skip
+_WEB_ADDRESS = re.compile(r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$", re.IGNORECASE)
+
+
+def _check_lengths(params: dict[str, Any]) -> None:
+    for field, limit in TEXT_LIMITS.items():
+        value = params.get(field)
+        if isinstance(value, str) and len(value) > limit:
+            raise StoreError(field, f"must be at most {limit} characters")
 
 
 def create_store(conn: psycopg.Connection, fields: StoreFields) -> UUID:

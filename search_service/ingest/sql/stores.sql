@@ -4,22 +4,25 @@
 -- params: name text, lat float8, lon float8, address text|null, city text|null, postal_code text|null,
 --    country_code text|null, store_type text|null, currency text, phone text|null, website text|null
 INSERT INTO store (name, location, address, city, postal_code, country_code, store_type, currency, phone, website)
-VALUES (:name, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :address, :city, :postal_code,
-        :country_code, :store_type, :currency, :phone, :website)
+VALUES (:name, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, NULLIF(:address, ''), NULLIF(:city, ''),
+        NULLIF(:postal_code, ''), NULLIF(:country_code, ''), NULLIF(:store_type, ''), :currency, NULLIF(:phone, ''),
+        NULLIF(:website, ''))
 RETURNING id;
 
 -- name: update_store
 -- params: store_id uuid, name text|null, lat float8|null, lon float8|null, address text|null, city text|null,
 --    postal_code text|null, country_code text|null, store_type text|null, currency text|null, phone text|null,
---    website text|null, is_active bool|null (NULL everywhere: keep)
+--    website text|null, is_active bool|null (NULL everywhere: keep; '' clears an optional text field)
 UPDATE store
 SET name = coalesce(:name, name),
     location = CASE WHEN :lat::float8 IS NOT NULL AND :lon::float8 IS NOT NULL
                     THEN ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography ELSE location END,
-    address = coalesce(:address, address), city = coalesce(:city, city),
-    postal_code = coalesce(:postal_code, postal_code), country_code = coalesce(:country_code, country_code),
-    store_type = coalesce(:store_type, store_type), currency = coalesce(:currency, currency),
-    phone = coalesce(:phone, phone), website = coalesce(:website, website), is_active = coalesce(:is_active, is_active)
+    address = NULLIF(coalesce(:address, address), ''), city = NULLIF(coalesce(:city, city), ''),
+    postal_code = NULLIF(coalesce(:postal_code, postal_code), ''),
+    country_code = NULLIF(coalesce(:country_code, country_code), ''),
+    store_type = NULLIF(coalesce(:store_type, store_type), ''), currency = coalesce(:currency, currency),
+    phone = NULLIF(coalesce(:phone, phone), ''), website = NULLIF(coalesce(:website, website), ''),
+    is_active = coalesce(:is_active, is_active)
 WHERE id = :store_id
 RETURNING id;
 
