@@ -54,6 +54,8 @@ def test_keys_create_list_revoke(dsn: str) -> None:
     assert both.returncode == 1 and both.stderr.startswith("error: ")
     bad = cli(dsn, "keys", "create", "--store", str(store), "--scope", "everything")
     assert bad.returncode == 1 and "unknown scope" in bad.stderr
+    useless = cli(dsn, "keys", "create", "--store", str(store), "--scope", "stores:write")
+    assert useless.returncode == 1 and "stores:write is an admin key's scope" in useless.stderr
 
 
 def test_connect_webhook_prints_secret_once_and_stores_it_encrypted(dsn: str, tmp_path: Path) -> None:

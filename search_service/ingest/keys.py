@@ -93,6 +93,8 @@ def create_key(
 ) -> NewKey:
     """A new key for a store (or an admin key with store_id None). The returned `key` is never stored."""
     scopes = check_scopes(scopes or (ADMIN_DEFAULT_SCOPES if store_id is None else STORE_DEFAULT_SCOPES))
+    if store_id is not None and "stores:write" in scopes:  # a key that could do nothing with it
+        raise ApiKeyError("stores:write is an admin key's scope (creating and changing stores): use --admin")
     if store_id is not None:
         row = conn.execute(statement("ingest/keys", "store_exists").psycopg, {"store_id": store_id}).fetchone()
         if not row or not row[0]:
