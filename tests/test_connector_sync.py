@@ -152,6 +152,9 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
     bad = cli(fresh_db_url, "connect", "erply", "--store", str(store), "--location", "1", "--client-code", "1",
               "--session-key", "k", "--signature-message", "body")  # fmt: skip
     assert bad.returncode == 2 and "--signature-message" in bad.stderr
+    no_url = cli(fresh_db_url, "connect", "lightspeed-r", "--store", str(store), "--location", "1",
+                 "--base-url", "notaurl", "--account", "4242", "--token", "r-token")  # fmt: skip
+    assert no_url.returncode == 1 and "--base-url 'notaurl' is not an http(s) address" in no_url.stderr
     out = cli(fresh_db_url, "sync", cid)
     assert out.returncode == 0, out.stderr
     # 5 items + 10 item-shops (5 summary rows of shopID "0", 5 repeating the levels the items carried): 5 rows;

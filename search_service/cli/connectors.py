@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 from uuid import UUID
@@ -83,6 +84,8 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
     from search_service.ingest.stores import StoreError, create_connection
 
     creds = {k: v for k, v in credentials.items() if v}
+    if base_url is not None and not re.match(r"^https?://[^\s/?#@]+(/\S*)?$", base_url, re.IGNORECASE):
+        raise UserFacingError(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
     try:
         check_credentials(source, creds)
     except ConnectionError_ as exc:
