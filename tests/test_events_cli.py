@@ -60,6 +60,12 @@ def test_add_list_deliveries_replay_remove(db: psycopg.Connection, fresh_db_url:
     since = run(fresh_db_url, "webhooks", "replay", "--store", str(store), "--since", "2000-01-01T00:00:00+00:00")
     assert since.output.strip() == "queued 1 delivery again"  # the other one is queued already
     assert run(fresh_db_url, "webhooks", "replay").output.startswith("error: give either")
+    db.execute("UPDATE store_webhook SET is_active = false, disabled_reason = 'HTTP 410 Gone'")
+    db.execute("UPDATE webhook_delivery SET status = 'failed'")
+    disabled = run(fresh_db_url, "webhooks", "replay", delivery_id)  # queued, then failed at once by the dispatcher
+    assert disabled.exit_code == 1 and "webhook is disabled (HTTP 410 Gone)" in disabled.output
+    none = run(fresh_db_url, "webhooks", "replay", "--store", str(store), "--since", "2000-01-01T00:00:00+00:00")
+    assert none.output.strip() == "queued 0 deliveries again"
     assert run(fresh_db_url, "webhooks", "remove", webhook_id).exit_code == 0
     gone = run(fresh_db_url, "webhooks", "remove", webhook_id)
     assert gone.exit_code == 1 and gone.output.startswith("error: webhook_id: no webhook")

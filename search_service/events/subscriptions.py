@@ -189,5 +189,10 @@ async def replay(
             raise SubscriptionNotFound("delivery_id", f"no delivery {delivery_id}")
         if row["status"] not in ("delivered", "failed"):
             raise SubscriptionError("delivery_id", f"delivery {delivery_id} is {row['status']}: already queued")
+        if not row["is_active"]:
+            why = f" ({row['disabled_reason']})" if row["disabled_reason"] else ""
+            raise SubscriptionError(
+                "delivery_id", f"delivery {delivery_id}'s webhook is disabled{why}: add the URL again to send to it"
+            )
     row = await _one(conn, "replay", delivery_id=delivery_id, store_id=store_id, since=since)
     return int(row["n"]) if row else 0

@@ -64,13 +64,14 @@ LIMIT :limit::int;
 -- name: replay
 -- params: delivery_id bigint|null, store_id uuid|null, since timestamptz|null
 -- Send again (same webhook-id: receivers deduplicate), with fresh attempts: one delivery, or every finished one of
--- a store's events since a time. Rows still queued or in flight are left as they are.
+-- a store's events since a time. Rows still queued or in flight are left as they are, and so are the deliveries of
+-- a disabled webhook (the dispatcher would fail them at once).
 WITH again AS (
     UPDATE webhook_delivery d
     SET status = 'pending', attempts = 0, next_attempt_at = now(), locked_by = NULL, locked_until = NULL,
         delivered_at = NULL
-    FROM webhook_event e
-    WHERE e.id = d.event_id AND d.status IN ('delivered', 'failed')
+    FROM webhook_event e, store_webhook w
+    WHERE e.id = d.event_id AND w.id = d.webhook_id AND w.is_active AND d.status IN ('delivered', 'failed')
       AND (:delivery_id::bigint IS NULL OR d.id = :delivery_id::bigint)
       AND (:store_id::uuid IS NULL OR e.store_id = :store_id::uuid)
       AND (:since::timestamptz IS NULL OR e.created_at >= :since::timestamptz)
@@ -80,4 +81,6 @@ SELECT count(*) AS n, pg_notify('webhook_delivery', '') IS NULL AS notified FROM
 
 -- name: delivery_exists
 -- params: delivery_id bigint
-SELECT status FROM webhook_delivery WHERE id = :delivery_id::bigint;
+SELECT d.status, w.is_active, w.disabled_reason
+FROM webhook_delivery d JOIN store_webhook w ON w.id = d.webhook_id
+WHERE d.id = :delivery_id::bigint;
