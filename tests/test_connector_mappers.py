@@ -110,14 +110,20 @@ def _x_delivery(payload: dict, topic: str = "product.update", secret: str = "x-s
     return {"x-signature": f"signature={sig},algorithm=HMAC-SHA256"}, body
 
 
-def test_x_series_webhook_is_form_encoded_with_price_plus_tax_and_string_count() -> None:
+def test_x_series_webhook_is_form_encoded_with_price_plus_tax_and_its_level_read_again() -> None:
+    """The payload's `count` has no stock clock: a delivery retried late would set an older level over the newer one
+    the inventory's `version` ordered, so the product's inventory is read again instead."""
     headers, body = _x_delivery(X_WEBHOOK)
     lightspeed_x.verify_webhook(headers, body, ["x-secret"], lightspeed_x.SignatureConfig())
     result = lightspeed_x.parse_webhook(headers, body, MapContext("02f399e9"))
     (row,) = result.rows
-    assert row["price"] == "3.49" and row["quantity"] == 24 and row["description"] == "Foams like dairy."
-    assert row["updated_at"] == "2025-06-18T18:30:09+00:00"
+    assert row["price"] == "3.49" and "quantity" not in row and row["description"] == "Foams like dairy."
+    assert result.repoll == {f"stock={X_WEBHOOK['id']}"}
+    assert row["updated_at"] == "2025-06-18T18:30:09+00:00" and row["is_active"] is True
     assert result.delivery_id == lightspeed_x.parse_webhook(headers, body, MapContext("x")).delivery_id
+    for flag, active in ((None, True), (False, False), ("0", False), (True, True)):
+        headers, body = _x_delivery({**X_WEBHOOK, "active": flag})
+        assert lightspeed_x.parse_webhook(headers, body, MapContext("x")).rows[0]["is_active"] is active, flag
 
 
 def test_x_series_wrong_signature_and_other_encodings() -> None:

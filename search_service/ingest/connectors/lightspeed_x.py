@@ -65,6 +65,11 @@ def _gtin_source(product: Mapping[str, Any]) -> Any:
     return None
 
 
+def _active(flag: Any) -> bool:
+    """A product's active flag: absent or null is active (nothing says it is not; it was read as inactive)."""
+    return True if flag is None else truthy(flag)
+
+
 def map_product(product: Mapping[str, Any], ctx: MapContext) -> Row:
     """An API 2.0 product (variants are products of their own) as an upsert, or a delete when deleted."""
     sku = str(product["id"])
@@ -81,7 +86,7 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> Row:
             "category": category,
             "price": price_text(product.get("price_including_tax")),
             "currency": ctx.currency,
-            "is_active": truthy(product.get("is_active", True)),
+            "is_active": _active(product.get("is_active")),
             "updated_at": product.get("updated_at"),  # catalogue clock; `version` orders stock (inventory)
         }
     )
@@ -101,16 +106,14 @@ def map_inventory(record: Mapping[str, Any], ctx: MapContext) -> Row | None:
 
 
 def map_webhook_product(obj: Mapping[str, Any], ctx: MapContext) -> Row:
-    """The API 1.0 product of a `product.update` webhook: `price` is net, `tax` is added; `count` is a string."""
+    """The API 1.0 product of a `product.update` webhook: `price` is net, `tax` is added. Its `inventory` counts
+    are left out: they carry no stock clock (the inventory records' `version`), so a delivery retried late would set
+    an older level over a newer one; `parse_webhook` has the product's inventory read again instead."""
     sku = str(obj["id"])
     updated_at = iso_from_naive(obj.get("updated_at"))
     if obj.get("deleted_at"):
         return compact({"op": "delete", "sku": sku, "updated_at": updated_at})
     net, tax = to_decimal(obj.get("price")), to_decimal(obj.get("tax")) or Decimal(0)
-    level = next(
-        (stock_level(i.get("count")) for i in as_list(obj.get("inventory")) if str(i.get("outlet_id")) == ctx.location),
-        None,
-    )
     row = compact(
         {
             "op": "upsert",
@@ -121,8 +124,7 @@ def map_webhook_product(obj: Mapping[str, Any], ctx: MapContext) -> Row:
             "category": obj.get("type") or None,
             "price": price_text(net + tax) if net is not None else None,
             "currency": ctx.currency,
-            "quantity": level,
-            "is_active": truthy(obj.get("active", True)),
+            "is_active": _active(obj.get("active")),
             "updated_at": updated_at,
         }
     )
@@ -161,7 +163,9 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     # No delivery id at X-Series: the payload's hash identifies a retried delivery.
     delivery_id = f"{topic}:{hashlib.sha256(raw_payload.encode()).hexdigest()}"
     if topic == "product.update" and payload.get("id"):
-        return WebhookResult(delivery_id, "catalog", rows=[map_webhook_product(payload, ctx)])
+        row = map_webhook_product(payload, ctx)
+        repoll = set() if row["op"] == "delete" else {f"stock={payload['id']}"}  # its level, with its version
+        return WebhookResult(delivery_id, "catalog", rows=[row], repoll=repoll)
     if topic == "inventory.update":
         product_id = payload.get("product_id") or (payload.get("product") or {}).get("id")
         return WebhookResult(delivery_id, "stock", repoll={f"stock={product_id}" if product_id else "stock"})
