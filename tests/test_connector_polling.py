@@ -368,3 +368,20 @@ def test_held_levels_past_the_cap_are_not_held() -> None:
     upsert = held.with_level({"op": "upsert", "sku": "1", "name": "x"})
     assert upsert["quantity"] == 1 and "1" not in held.levels  # taken: the leftover page no longer repeats it
     assert held.leftover({"products": 9}).cursor == {"products": 9, "inventory": 3}
+
+
+def test_erply_login_answered_without_a_session_is_a_vendor_error_not_a_crash() -> None:
+    """verifyUser with errorCode 0 and no records (seen from a misconfigured account): an IndexError before."""
+    from tests.pos_fakes.server import FakeServer, Reply
+
+    server = FakeServer(
+        lambda request: Reply(200, {"status": {"request": "verifyUser", "errorCode": 0}, "records": []})
+    )
+    try:
+        client = Erply(
+            client_code="1", username="u", password="p", ctx=MapContext("1"), base_url=server.url, policy=FAST
+        )
+        with pytest.raises(VendorError, match="verifyUser answered no sessionKey"):
+            collect(client, {})
+    finally:
+        server.close()

@@ -223,3 +223,23 @@ def test_a_stopped_sync_ends_after_the_stored_batch_and_stays_due(db: psycopg.Co
     due = statement("ingest/connectors", "due_connections").psycopg
     params = {"interval_s": 3600, "retry_base_s": 30, "sources": ["lightspeed-r"]}
     assert [r[0] for r in db.execute(due, params).fetchall()] == [cid]
+
+
+def test_cli_sync_waits_for_the_accounts_running_sync(db: psycopg.Connection, fresh_db_url: str, r_fake: Any) -> None:
+    """One sync at a time per vendor account: the worker's job tried the lock, `plinqy-search sync` ignored it."""
+    store = make_store(db, "R", 52.37, 4.89)
+    cid = make_connection(db, store, "lightspeed-r", "1", r_fake.server.url, {"account": "4242", "token": "r-token"})
+    account = db.execute("SELECT config->>'account' FROM ingest_connection WHERE id = %s", (cid,)).fetchone()[0]
+    db.execute("SELECT pg_advisory_lock(hashtext('plinqy-sync:' || %s))", (account,))  # a sync is running
+    env = {**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_SECRET_KEY": SECRET_KEY}
+    waiting = subprocess.Popen([sys.executable, "-m", "search_service", "sync", str(cid)], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        time.sleep(4)  # start-up and a poll would take well under this
+        assert waiting.poll() is None and r_fake.server.requests == []
+    finally:
+        db.execute("SELECT pg_advisory_unlock(hashtext('plinqy-sync:' || %s))", (account,))
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert "another sync of this vendor account is running: waiting for it" in err and "synced" in out
+    assert r_fake.server.requests

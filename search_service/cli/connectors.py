@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -161,6 +162,7 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
     """Poll one POS connection now (its webhooks' re-reads included), with a progress bar."""
     from tqdm import tqdm
 
+    from search_service.ingest.connectors.job import account_locked
     from search_service.ingest.connectors.sync import SyncFailed, UnknownConnection, load_spec, record_rows
     from search_service.ingest.connectors.sync import sync_connection as run_sync
 
@@ -171,7 +173,9 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
             raise UserFacingError(str(exc)) from None
         if spec.source == "webhook":
             raise UserFacingError("a webhook connection is pushed to, not polled")
-        with tqdm(unit="item", desc=f"sync {spec.source}", file=sys.stderr) as bar:
+        waiting = partial(click.echo, "another sync of this vendor account is running: waiting for it", err=True)
+        with account_locked(conn, spec.account, waiting), tqdm(unit="item", desc=f"sync {spec.source}",
+                                                               file=sys.stderr) as bar:  # fmt: skip
             try:
                 report = run_sync(conn, spec, record_rows, full=full, policy=settings.connectors.policy(),
                                   on_page=lambda page: bar.update(page.read))  # fmt: skip

@@ -153,7 +153,11 @@ class Erply:
         if not (self.username and self.password):
             raise VendorError("Erply session expired and no username/password to log in again", status=401)
         body = self._post({"request": "verifyUser", "username": self.username, "password": self.password})
-        self.session_key = str(as_list(body.get("records"))[0]["sessionKey"])
+        records = as_list(body.get("records")) if isinstance(body, dict) else []
+        key = records[0].get("sessionKey") if records and isinstance(records[0], dict) else None
+        if not key:
+            raise VendorError("Erply verifyUser answered no sessionKey: check the username and password", status=401)
+        self.session_key = str(key)
 
     def _post(self, form: dict[str, Any]) -> Any:
         body, _ = self.http.request_json("POST", "", data={"clientCode": self.client_code, **form})

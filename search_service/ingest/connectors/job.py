@@ -8,8 +8,10 @@ connection is recorded and skipped; nothing a vendor does ends the job.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -39,6 +41,19 @@ class JobReport:
     failed: int = 0
     skipped_locked: int = 0
     failures: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def account_locked(conn: Any, account: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the vendor account's sync lock (the one `sync_once` tries), waiting for it when another sync has it."""
+    if not conn.execute(_sql("try_account_lock"), {"account_key": account}).fetchone()[0]:
+        if on_wait is not None:
+            on_wait()
+        conn.execute(_sql("account_lock"), {"account_key": account})
+    try:
+        yield
+    finally:
+        conn.execute(_sql("account_unlock"), {"account_key": account})
 
 
 def sync_once(

@@ -111,6 +111,11 @@ ORDER BY id
 -- One sync at a time per vendor account, across worker processes (released at the session's unlock).
 SELECT pg_try_advisory_lock(hashtext('plinqy-sync:' || :account_key))
 
+-- name: account_lock
+-- params: account_key text
+-- The same lock, waited for (`plinqy-search sync`: an operator's sync runs after the worker's, never beside it).
+SELECT pg_advisory_lock(hashtext('plinqy-sync:' || :account_key))
+
 -- name: account_unlock
 -- params: account_key text
 SELECT pg_advisory_unlock(hashtext('plinqy-sync:' || :account_key))
