@@ -202,6 +202,19 @@ def test_erply_webhook_hmac_and_what_it_triggers() -> None:
         erply.verify_and_parse_webhook(json.dumps(dict(event, hmac="00")).encode(), ["e-secret"])
 
 
+def test_erply_items_signature_covers_the_items_as_sent() -> None:
+    """`--signature-message items`: the hmac of the items' own bytes (or their compact form); parsed and serialised
+    again, `3.50` became "3.50" and `Café` `Caf\\u00e9`, so no sender's signature could match."""
+    items = '[{"rowId": 801, "data": {"productID": 801, "price": 3.50, "name": "Café"}}]'
+    config = erply.SignatureConfig(message="items")
+    for signed_text in (items, erply.compact_json(items)):
+        mac = hmac_sha256("e-secret", signed_text.encode())
+        body = f'{{"id": "ev-9", "table": "wm_product", "items": {items}, "hmac": "{mac}"}}'.encode()
+        assert erply.verify_and_parse_webhook(body, ["e-secret"], config).repoll == {"catalog"}
+        with pytest.raises(WebhookRejected):
+            erply.verify_and_parse_webhook(body.replace(b"3.50", b"3.51"), ["e-secret"], config)
+
+
 def _connection(source: str, secret: str, **config: str) -> Connection:
     return Connection(uuid.uuid4(), uuid.uuid4(), source, BOX.encrypt(secret), None, {"location": "1", **config}, True)
 

@@ -225,10 +225,52 @@ class SignatureConfig:
     encoding: str = "hex"
 
 
-def _signed_message(event: Mapping[str, Any], config: SignatureConfig) -> bytes:
+def _signed_message(event: Mapping[str, Any], config: SignatureConfig, raw_items: str | None = None) -> bytes:
+    """The bytes the `hmac` covers: the event id, or (`items`) the items as sent (`raw_items`: their text in the
+    body; serialised again, `3.50` and `Café` would not be the sender's bytes)."""
     if config.message == "items":
-        return json.dumps(event.get("items"), separators=(",", ":"), default=str).encode()
+        if raw_items is not None:
+            return raw_items.encode()
+        return json.dumps(event.get("items"), separators=(",", ":"), ensure_ascii=False, default=str).encode()
     return str(event.get("id") or "").encode()
+
+
+def raw_member(text: str, key: str) -> str | None:
+    """The text of the top-level JSON object's member `key`, exactly as written (None: absent or not an object)."""
+    decoder = json.JSONDecoder()
+
+    def skip(at: int) -> int:  # past white space
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        return at
+
+    at = skip(0)
+    if text[at : at + 1] != "{":
+        return None
+    at = skip(at + 1)
+    while text[at : at + 1] not in ("}", ""):
+        name, at = decoder.raw_decode(text, at)
+        start = skip(skip(at) + 1)  # past the ':'
+        _, at = decoder.raw_decode(text, start)
+        if name == key:
+            return text[start:at]
+        at = skip(at)
+        at = skip(at + (text[at : at + 1] == ","))
+    return None
+
+
+def compact_json(text: str) -> str:
+    """`text` (valid JSON) without the white space between its tokens; strings and numbers stay as written."""
+    out, in_string, escaped = [], False, False
+    for char in text:
+        if in_string:
+            escaped, in_string = (not escaped and char == "\\"), in_string and (escaped or char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in " \t\r\n":
+            continue
+        out.append(char)
+    return "".join(out)
 
 
 def sign_event(event: Mapping[str, Any], secret: str, config: SignatureConfig | None = None) -> str:
@@ -246,7 +288,11 @@ def verify_and_parse_webhook(body: bytes, secrets: list[str], config: SignatureC
         raise WebhookRejected("the body is not JSON", 400) from None
     if not isinstance(event, dict) or not event.get("id"):
         raise WebhookRejected("not an Erply event (no id)", 400)
-    if not matches_any(str(event.get("hmac") or ""), secrets, _signed_message(event, config), config.encoding):
+    raw_items = raw_member(body.decode("utf-8", "replace"), "items") if config.message == "items" else None
+    # the items as sent, or their compact form (a sender may sign its compact items and send them spaced)
+    forms = {raw_items, compact_json(raw_items)} if raw_items is not None else {None}
+    given = str(event.get("hmac") or "")
+    if not any(matches_any(given, secrets, _signed_message(event, config, form), config.encoding) for form in forms):
         raise WebhookRejected("the event's hmac does not match")
     table = str(event.get("table") or "")
     repoll = {"stock"} if table.startswith(STOCK_TABLES) else {"catalog"}
