@@ -149,3 +149,19 @@ def test_a_stores_optional_fields_clear_with_an_empty_string_and_are_checked(bas
         assert (status, named) == (400, field) and says in message, (field, message)
         refused = httpx.post(f"{base}/v1/stores", json={**body, field: value}, headers=bearer(admin))
         assert _error(refused)[:2] == (400, field)
+
+
+def test_a_delivery_to_a_polled_connection_says_it_takes_no_webhooks(base: str, db_url: str) -> None:
+    from tests.connector_helpers import make_connection
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        polled = make_connection(
+            conn, store, "lightspeed-r", "1", "https://api.example", {"account": "1", "token": "t"}
+        )
+    answer = httpx.post(f"{base}/v1/ingest/{polled}", content=b"{}", headers={"content-type": "application/json"})
+    assert _error(answer) == (404, "connection_id", "this connection is polled and takes no webhooks")
+    unknown = httpx.post(
+        f"{base}/v1/ingest/{uuid.uuid4()}", content=b"{}", headers={"content-type": "application/json"}
+    )
+    assert _error(unknown) == (404, "connection_id", "no enabled connection with this id")

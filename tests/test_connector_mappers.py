@@ -15,7 +15,14 @@ import pytest
 
 from search_service.ingest.connectors import erply, lightspeed_r, lightspeed_x, shopify
 from search_service.ingest.connectors import webhooks as pos_webhooks
-from search_service.ingest.connectors.common import MapContext, WebhookRejected, gtin_or_none, hmac_sha256
+from search_service.ingest.connectors.common import (
+    MAX_LEVEL,
+    MapContext,
+    WebhookRejected,
+    gtin_or_none,
+    hmac_sha256,
+    stock_level,
+)
 from search_service.ingest.connectors.http import parse_retry_after
 from search_service.ingest.sources import IncomingRequest, SignatureError
 from search_service.ingest.stores import Connection
@@ -124,6 +131,15 @@ def test_x_series_webhook_is_form_encoded_with_price_plus_tax_and_its_level_read
     for flag, active in ((None, True), (False, False), ("0", False), (True, True)):
         headers, body = _x_delivery({**X_WEBHOOK, "active": flag})
         assert lightspeed_x.parse_webhook(headers, body, MapContext("x")).rows[0]["is_active"] is active, flag
+
+
+def test_a_hex_signature_in_upper_case_and_a_level_past_what_a_listing_holds() -> None:
+    _, body = _x_delivery(X_WEBHOOK)
+    sig = hmac.new(b"x-secret", body, hashlib.sha256).hexdigest().upper()
+    upper = {"x-signature": f"signature={sig},algorithm=HMAC-SHA256"}
+    lightspeed_x.verify_webhook(upper, body, ["x-secret"], lightspeed_x.SignatureConfig())  # refused before
+    huge = [stock_level(v) for v in ("1e12", "2147483648", "1e999999", "-3", "24.00000")]
+    assert huge == [MAX_LEVEL, MAX_LEVEL, MAX_LEVEL, 0, 24]  # 1e12 rejected the whole item, its name and price too
 
 
 def test_x_series_wrong_signature_and_other_encodings() -> None:

@@ -217,8 +217,10 @@ async def ingest_delivery(
     async with rt.connection() as conn:
         connection = await _connection(request, conn, connection_id)
         handler = None if connection is None else handler_for(connection.source)
-        if connection is None or handler is None or not connection.enabled:
+        if connection is None or not connection.enabled:
             raise NotFound("connection_id", "no enabled connection with this id")
+        if handler is None:
+            raise NotFound("connection_id", "this connection is polled and takes no webhooks")
         incoming = IncomingRequest(body, {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params))
         delivery = _verified(handler, incoming, connection, _secret_box(request, rt))
         if delivery.resolve is not None:  # rows that depend on what is stored (e.g. a product's listings)

@@ -163,12 +163,16 @@ def to_decimal(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
+MAX_LEVEL = 2**31 - 1  # what a listing's quantity holds
+
+
 def stock_level(value: Any) -> int | None:
-    """An absolute stock level: strings and decimals read, fractions dropped, negative stock is 0 sellable."""
+    """An absolute stock level: strings and decimals read, fractions dropped, negative stock is 0 sellable, and a
+    level past what a listing holds is that most (`1e12` rejected the whole item, its name and price too)."""
     number = to_decimal(value)
     if number is None:
         return None
-    return max(0, int(number))
+    return MAX_LEVEL if number >= MAX_LEVEL else max(0, int(number))  # compared first: int(1e999999) is slow
 
 
 def price_text(value: Any) -> str | None:
@@ -273,5 +277,6 @@ def matches_any(given: str, key_candidates: Iterable[str], message: bytes, encod
     for key in key_candidates:
         if key:
             expected = hmac_sha256(key, message, encoding)
-            found |= hmac.compare_digest(expected.encode(), given.strip().encode())
+            offered = given.strip().lower() if encoding == "hex" else given.strip()  # hex in either case
+            found |= hmac.compare_digest(expected.encode(), offered.encode())
     return found
