@@ -206,6 +206,10 @@ def test_full_sync_removes_what_the_vendor_no_longer_has_but_never_empties_a_sto
     assert failures == 1 and "3 of 4 listings" in error and "not removed" in error
     map_batches(db)
     assert db.execute("SELECT count(*) FROM store_product WHERE is_active").fetchone() == (4,)
+    r_fake.items.clear()  # the vendor answers nothing at all: every listing would go (it was recorded a success)
+    assert sync(db, cid, full=True).removed == 0
+    _cursor, failures, error, _config, _ = state(db, cid)
+    assert failures == 2 and "4 of 4 listings" in error and "not removed" in error
 
 
 def test_a_stopped_sync_ends_after_the_stored_batch_and_stays_due(db: psycopg.Connection, r_fake: Any) -> None:

@@ -223,7 +223,7 @@ def _finish_pass(
     conn: Any, spec: ConnectionSpec, recorder: Recorder, report: SyncReport, seen: set[str] | None, cursor: Cursor
 ) -> None:
     """A complete pass: a full one removes what the vendor no longer returns; then the success is recorded."""
-    if seen:
+    if seen is not None:  # a full pass; one that saw nothing would remove everything: refused like any over half
         removed = remove_vanished(conn, spec, seen, recorder, cursor)
         if removed is None:
             return  # refused, and recorded as the connection's last error
