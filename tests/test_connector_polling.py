@@ -185,6 +185,7 @@ def test_erply_quota_used_up_again_after_the_hour_turned_gives_up_with_the_new_w
         with pytest.raises(RateLimited) as info:
             collect(_erply(fake, policy=last_try_asks), {})
         assert info.value.wait_s == 1800.0 and "gave up after 2 attempts" in str(info.value)
+        assert str(info.value).startswith("POST /api/ (request verifyUser): ")  # it said "POST : " (Erply's one path)
         assert fake.quota_errors == 10**6 - 2  # two calls: waited 0.05 s in place between them, not 1800
     finally:
         fake.server.close()

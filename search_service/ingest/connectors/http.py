@@ -176,7 +176,10 @@ class VendorHTTP:
                 delay = exc.wait_s if exc.wait_s is not None else backoff_delay(attempt, self.policy)
             if attempt + 1 < self.policy.attempts:
                 self._wait(delay, last)
-        message = f"{method} {path}: gave up after {self.policy.attempts} attempts: {last}"
+        asked_for = path or self.client.base_url.path  # one endpoint for every call (Erply): its request names it
+        if isinstance(kwargs.get("data"), Mapping) and kwargs["data"].get("request"):
+            asked_for = f"{asked_for} (request {kwargs['data']['request']})"
+        message = f"{method} {asked_for}: gave up after {self.policy.attempts} attempts: {last}"
         if asked is not None:  # the vendor's last word was "come back then" (a quota that ran out again, say)
             raise RateLimited(message, asked)
         raise VendorError(message, retryable=True)
