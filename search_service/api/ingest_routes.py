@@ -235,7 +235,8 @@ async def create_store(
     summary="Edit a store (admin)",
     description="Only the fields given change. `delivery_radius_m` (metres, 1-1,000,000) and `delivery_area` (a "
     "GeoJSON Polygon or MultiPolygon, holes allowed; checked with PostGIS, a self-intersecting one is a 400) say "
-    "where the store delivers (`fulfilment=delivery` in search); `null` clears either.",
+    "where the store delivers (`fulfilment=delivery` in search); `null` clears either. An empty string clears an "
+    "optional text field (address, city, postal_code, country_code, store_type, phone, website); `null` keeps it.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
     responses={**S.WRITE_ERRORS, **S.NO_STORE},
@@ -260,7 +261,7 @@ async def patch_store(
     description="What a store page shows: name, place, address, contact, currency and where it delivers. Open, as "
     "search is.",
     tags=["catalog"],
-    responses={**S.NO_STORE},
+    responses={**S.BAD_STORE_ID, **S.NO_STORE},
 )
 async def get_store(rt: NamedDependency[Runtime], store_id: StoreId) -> S.StoreOut:
     async with rt.connection() as conn:
