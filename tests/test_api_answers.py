@@ -165,3 +165,22 @@ def test_a_delivery_to_a_polled_connection_says_it_takes_no_webhooks(base: str, 
         f"{base}/v1/ingest/{uuid.uuid4()}", content=b"{}", headers={"content-type": "application/json"}
     )
     assert _error(unknown) == (404, "connection_id", "no enabled connection with this id")
+
+
+def test_text_answers_name_their_charset_once(base: str, db_url: str) -> None:
+    """litestar adds the charset to a text type itself: ours was doubled (a strict Prometheus scraper refuses it)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    upload = httpx.post(
+        f"{base}/v1/stores/{store}/imports",
+        content=b"sku,price\nx,1\n",
+        headers={**bearer(key), "content-type": "text/csv"},
+    )
+    errors = httpx.get(f"{base}{upload.json()['errors_url']}", headers=bearer(key))
+    for answer, media in [
+        (httpx.get(f"{base}/"), "text/html"),
+        (httpx.get(f"{base}/metrics"), "text/plain; version=0.0.4"),
+        (errors, "text/csv"),
+    ]:
+        assert answer.status_code == 200 and answer.headers["content-type"] == f"{media}; charset=utf-8"

@@ -319,7 +319,7 @@ async def import_errors(
         )
         for r in rows
     ]
-    return Response(errors_csv(table), media_type="text/csv; charset=utf-8")
+    return Response(errors_csv(table), media_type="text/csv")
 
 
 ROUTES = [

@@ -63,7 +63,7 @@ def demo_presets() -> PresetsResponse:
 def index_page() -> Response[bytes]:
     """The page itself (read per request: cheap, and edits show without a restart)."""
     html = (STATIC_DIR / "index.html").read_bytes()
-    return Response(html, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    return Response(html, media_type="text/html", headers=PAGE_HEADERS)
 
 
 @get(

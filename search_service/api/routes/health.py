@@ -47,7 +47,7 @@ async def readyz(rt: NamedDependency[Runtime]) -> Response[Readiness]:
     responses=METRICS_RESPONSES,
 )
 async def metrics(rt: NamedDependency[Runtime]) -> Response[bytes]:
-    return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
 HEALTH_ROUTES = [healthz, readyz, metrics]
