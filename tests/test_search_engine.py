@@ -687,6 +687,7 @@ def test_store_scope_is_a_hash_in_probes_and_an_index_key_where_it_drives_the_sc
                     home_lon=params.lon,
                     home_lat=params.lat,
                     stores_per_product=3,
+                    cheapest_first=False,
                     **probed,
                 ),
                 "filter_ranked": dict(

@@ -248,6 +248,18 @@ def test_price_sort_and_bbox_through_ux_search(cat: Catalogue) -> None:
     assert prices == sorted(prices)
 
 
+def test_a_price_sort_near_a_point_shows_each_hits_cheapest_store_first(cat: Catalogue) -> None:
+    """The order follows the cheapest listing in scope; the stores shown were the nearest three, so the price the
+    list is sorted by was often not on the page (a shopper saw it as unsorted)."""
+    params = SearchParams(q="drill", mode="keyword", limit=100, lat=CENTER[0], lon=CENTER[1], radius_m=30_000)
+    got = run(_ux(cat.url, params, UxParams(sort="price")))
+    best: dict[uuid.UUID, Decimal] = {}
+    for _s, p, price in _qualifying(cat, _near(cat, 30_000)):
+        best[p] = min(price, best.get(p, price))
+    shown = [h.stores[0].price for h in got.results]
+    assert len(shown) > 5 and shown == sorted(shown) and shown == [best[h.product.id] for h in got.results]
+
+
 def test_explain_reports_typo_corrections_and_exact_matches(cat: Catalogue) -> None:
     got = run(_ux(cat.url, SearchParams(q="hamer", mode="keyword", limit=50), UxParams(explain=True)))
     assert got.results

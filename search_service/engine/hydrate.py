@@ -34,15 +34,17 @@ def _store(r: Any) -> StoreHit:
     )
 
 
-async def hydrate(conn: Conn, scope: Scope, ids: list[UUID], scores: dict[UUID, float]) -> list[ProductHit]:
-    """`ids` in their order, each with its score and its nearest (globally: cheapest) stores in scope, each store
-    saying whether it delivers to the searcher's point."""
+async def hydrate(
+    conn: Conn, scope: Scope, ids: list[UUID], scores: dict[UUID, float], cheapest_first: bool = False
+) -> list[ProductHit]:
+    """`ids` in their order, each with its score and its nearest (globally, or `cheapest_first`: cheapest) stores
+    in scope, each store saying whether it delivers to the searcher's point."""
     if not ids:
         return []
     lon, lat = scope.point
     stmt = statement("engine/search", "hydrate")
     home = {"home_lon": scope.params.lon, "home_lat": scope.params.lat}
-    values = scope.bind(stmt, product_ids=ids, lon=lon, lat=lat, **home)
+    values = scope.bind(stmt, product_ids=ids, lon=lon, lat=lat, cheapest_first=cheapest_first, **home)
     hits: dict[UUID, ProductHit] = {}
     for r in await conn.fetch(stmt.sql, *values):
         hit = hits.get(r["id"])

@@ -347,7 +347,8 @@ async def _ux_run(
     )  # fmt: skip
     clock.lap("facets")
     shown = store_ids if ux.store_id is None else [s for s in store_ids or [ux.store_id] if s == ux.store_id]
-    hits = await hydrate(conn, Scope(shown, None, params), page.ids, ranking.scores)
+    # sorted by price: each hit shows its cheapest stores, the price the order follows, first
+    hits = await hydrate(conn, Scope(shown, None, params), page.ids, ranking.scores, ux.sort == "price")
     clock.lap("hydrate")
     delivers = {(h.product.id, s.id) for h in hits for s in h.stores if s.delivers}  # measured by hydrate
     explain = await _explain(conn, params.q, ranking, page.ids) if ux.explain else {}

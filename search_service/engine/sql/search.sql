@@ -437,10 +437,12 @@ LIMIT :depth::int;
 
 -- name: hydrate
 -- params: product_ids uuid[] (ranked), lon float8|null, lat float8|null, stores_per_product int,
---         home_lon float8|null, home_lat float8|null (the searcher's point, with or without a radius)
+--         home_lon float8|null, home_lat float8|null (the searcher's point, with or without a radius),
+--         cheapest_first bool (sort=price: the price the page is sorted by shows first)
 --         (+ store_scope_near, listing_terms)
 -- The page's products with, per product, its nearest stores_per_product qualifying stores (LATERAL;
--- geodesic ST_Distance on geography, i.e. on the WGS84 spheroid); without a point, cheapest first. Each store
+-- geodesic ST_Distance on geography, i.e. on the WGS84 spheroid); without a point, or with cheapest_first,
+-- cheapest first. Each store
 -- says whether it delivers to the searcher's point (its delivery radius or area holds it, as
 -- geo_scope.sql's stores_delivering measures): here, not in a statement of its own after this one.
 WITH pt AS (
@@ -469,10 +471,10 @@ LEFT JOIN LATERAL (
       AND {{ store_scope_near }}
       AND s.is_active
       AND {{ listing_terms }}
-    ORDER BY 3, sp.price, s.id
+    ORDER BY CASE WHEN :cheapest_first::bool THEN sp.price END, 3, sp.price, s.id
     LIMIT :stores_per_product::int
 ) st ON true
-ORDER BY h.ord, st.distance_m, st.price, st.store_id;
+ORDER BY h.ord, CASE WHEN :cheapest_first::bool THEN st.price END, st.distance_m, st.price, st.store_id;
 
 -- name: product_vector
 -- params: product_id uuid
