@@ -348,9 +348,10 @@
     if (body.results.length === 0) {
       var empty = el("li", "empty");
       empty.appendChild(el("p", "empty-title", "Nothing found" + where + "."));
-      empty.appendChild(el("p", "hint", loc
+      var filtered = Object.keys(state.chosen).length > 0 ? " Or clear the facet values chosen in the column." : "";
+      empty.appendChild(el("p", "hint", (loc
         ? "Try other words, a wider radius, or turn off “Only in stock”."
-        : "Try other words or another category."));
+        : "Try other words or another category.") + filtered));
       els.results.appendChild(empty);
       setStatus("No products found for “" + els.q.value.trim() + "”" + where + ".");
       drawRadar();
@@ -600,8 +601,10 @@
   });
   els.q.addEventListener("keydown", function (ev) { if (ev.key === "Escape") hideSuggestions(); });
   [els.sort, els.delivers].forEach(function (input) { input.addEventListener("change", function () { runSearch(); }); });
-  els.radius.addEventListener("input", function () { showRadius(); scheduleSearch(); });
-  [els.location, els.mode, els.category, els.inStock].forEach(function (input) {
+  // Another place or radius: a store chosen in the store facet may be out of it, with no button left to undo it.
+  els.radius.addEventListener("input", function () { delete state.chosen.store_id; showRadius(); scheduleSearch(); });
+  els.location.addEventListener("change", function () { delete state.chosen.store_id; runSearch(); });
+  [els.mode, els.category, els.inStock].forEach(function (input) {
     input.addEventListener("change", function () { runSearch(); });
   });
 
