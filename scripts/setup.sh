@@ -33,6 +33,13 @@ if ! command -v cc >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
 fi
 
+# 3b. jq, which the README's walkthrough pipes the API's answers through.
+if ! command -v jq >/dev/null 2>&1; then
+  log "installing jq (the README's walkthrough)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jq >/dev/null
+fi
+
 # 4. The virtualenv. torch comes first and pinned: any other torch pulls several GB of CUDA wheels.
 if [ ! -x $VENV/bin/python ]; then
   log "creating $VENV"

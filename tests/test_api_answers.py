@@ -184,3 +184,11 @@ def test_text_answers_name_their_charset_once(base: str, db_url: str) -> None:
         (errors, "text/csv"),
     ]:
         assert answer.status_code == 200 and answer.headers["content-type"] == f"{media}; charset=utf-8"
+
+
+def test_facets_asked_of_an_empty_scope_answer_empty_lists(base: str) -> None:
+    """No store in the radius (or an unknown category): the facets asked for, empty, as for a query matching
+    nothing (it answered `facets: {}`)."""
+    params = {"q": "milk", "mode": "keyword", "lat": 10, "lon": 10, "facets": "brand,store"}
+    answer = httpx.get(f"{base}/v1/search", params=params)
+    assert answer.status_code == 200 and answer.json()["facets"] == {"brand": [], "store": []}, answer.text

@@ -282,7 +282,7 @@ async def ux_similar(
         if row is None:
             raise engine.ProductNotFound(product_id)
         if row["ai_vector"] is None:
-            return UxResult([], 0, "no_vector", 0, Facets(), set())
+            return UxResult([], 0, "no_vector", 0, _no_counts(ux.facets), set())
         context = _Context(config, facet_config, vectors, stats, labels, stock, product_id, stores)
         semantic = replace(params, q="", mode="semantic")
         return await _ux_run(conn, semantic, engine.as_vector(row["ai_vector"]), ux, context)
@@ -331,6 +331,11 @@ async def _ranked_set(
     return store_ids, filters, ranking
 
 
+def _no_counts(asked: Sequence[str]) -> Facets:
+    """The facets asked for, each with no value: an empty set answers the shape a set with no match does."""
+    return Facets(**{name: [] for name in asked})
+
+
 async def _ux_run(
     conn: Any, params: engine.SearchParams, query_vector: QueryVector | None, ux: UxParams, context: _Context
 ) -> UxResult:
@@ -338,7 +343,7 @@ async def _ux_run(
     point = (params.lat, params.lon) if params.lat is not None and params.lon is not None else None
     store_ids, filters, ranking = await _ranked_set(conn, params, query_vector, ux, context, clock)
     if isinstance(ranking, str):
-        return UxResult([], 0, ranking, 0, Facets(), set(), {}, clock.timings)
+        return UxResult([], 0, ranking, 0, _no_counts(ux.facets), set(), {}, clock.timings)
     clock.lap("rank")
     page = await faceted_page(
         conn, context.labels, ranking.ids, context.stock, ranking.keys, context.stores, store_ids=store_ids,
