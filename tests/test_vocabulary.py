@@ -48,3 +48,36 @@ def test_prune_waits_for_product_writes_and_gives_up_with_a_clear_error(fresh_db
             vocabulary.prune(conn, lock_timeout_s=0.2)
         writer.commit()
         assert vocabulary.prune(conn, lock_timeout_s=0.2) == vocabulary.PruneReport(removed=0, kept=2)
+
+
+def test_a_typo_is_corrected_to_a_word_of_about_its_length(fresh_db_url: str) -> None:
+    """A slip adds or drops a letter or two; `xxxxxxxxxx` (trigram sets drop repeats) was corrected to `xxl`."""
+    import asyncio
+
+    import asyncpg
+
+    from search_service.engine.search import SearchParams, search
+
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        store = conn.execute(
+            "INSERT INTO store (name, location) VALUES ('S', ST_SetSRID(ST_MakePoint(13.4, 52.5), 4326)::geography) "
+            "RETURNING id"
+        ).fetchone()[0]
+        for name in ("XXL Shirt", "Lantern"):
+            product = conn.execute("INSERT INTO product_master (name) VALUES (%s) RETURNING id", (name,)).fetchone()[0]
+            conn.execute(
+                "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity) "
+                "VALUES (%s, %s, 5, 'EUR', 2)",
+                (store, product),
+            )
+
+    async def names(q: str) -> list[str]:
+        conn = await asyncpg.connect(fresh_db_url)
+        try:
+            found = await search(conn, SearchParams(q=q, lat=52.5, lon=13.4, mode="keyword"), None)
+            return [hit.product.name for hit in found.results]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(names("xxxxxxxxxx")) == []
+    assert asyncio.run(names("lantren")) == ["Lantern"]  # a slip is still corrected

@@ -343,8 +343,9 @@ FROM (
 -- exact name (btree on lower(name)) or GTIN (unique btree); full text in both configs (GIN on
 -- search_tsv); typo tolerance: the query's words (English stop words left out) each widened to the
 -- vocabulary words (search_term, migration 0004) it equals or resembles (trigram similarity, threshold set
--- locally by the caller, at most 3 per word, for unknown words of 4+ letters; numbers and single letters
--- left out), matched with the full-text index: all the words, or, from three words on, all but any one
+-- locally by the caller, at most 3 per word, for unknown words of 4+ letters, of a length near the word's (a slip
+-- adds or drops a letter or two: trigram sets drop repeats, so `xxxxxxxxxx` resembled `xxl`); numbers and single
+-- letters left out), matched with the full-text index: all the words, or, from three words on, all but any one
 -- (a word corrected wrongly or not at all costs one word, not the match; matches of every word are capped
 -- like the full-text set, the looser ones at 4 × typo_below). A word neither known nor close to
 -- a known one is dropped: no product name could match it. Measured on 300 catalogue names with one or two
@@ -392,6 +393,7 @@ WITH tsq AS MATERIALIZED (
         UNION
         (SELECT t.term FROM search_term t
          WHERE length(words.w) >= 4 AND t.term % words.w
+           AND abs(length(t.term) - length(words.w)) <= greatest(2, length(words.w) / 3)
            AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = words.w)
          GROUP BY t.term
          ORDER BY similarity(t.term, words.w) DESC, t.term
