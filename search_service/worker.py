@@ -220,7 +220,8 @@ class Supervisor:
                     log.warning("job %s exited (code %s); restarting in %.0fs", job.name, proc.exitcode, delay)
                     restart_at[job.name] = now + delays[job.name]
                     delays[job.name] = min(delays[job.name] * 2, 60.0)
-                elif now >= restart_at.pop(job.name):
+                elif now >= restart_at[job.name]:  # not before: popped early, the restart was put off for ever
+                    del restart_at[job.name]
                     self._start(job)
             time.sleep(0.2)
 

@@ -139,3 +139,24 @@ def test_an_upload_whose_api_was_killed_while_receiving_it_is_aborted_by_the_imp
     assert db.execute("SELECT status FROM import_batch WHERE id = %s", (fresh,)).fetchone() == ("receiving",)
     count = "SELECT count(*) FROM imported_product_raw WHERE import_batch_id = %s"
     assert db.execute(count, (stuck[0],)).fetchone() == (0,)
+
+
+def test_a_job_that_crashed_is_restarted_after_a_pause(fresh_db_url: str) -> None:
+    """The supervisor put the restart off at every pass (and logged it ~5 times a second): a job that crashed, as
+    one does when its database connection is cut, stayed dead while the worker looked healthy."""
+    proc = spawn(fresh_db_url)
+    try:
+        deadline = time.monotonic() + 60
+        while not (first := child_pids(proc.pid)):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        os.kill(first[0], signal.SIGKILL)
+        deadline = time.monotonic() + 15  # the first pause is 1 s
+        while not (again := [pid for pid in child_pids(proc.pid) if pid not in first]):
+            assert time.monotonic() < deadline, "the crashed job was not restarted"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert again and proc.returncode == 0, err[-2000:]
+    assert err.count("job import exited (code -9); restarting in 1s") == 1
