@@ -136,6 +136,39 @@ def test_second_store_links_by_gtin_and_keeps_text(db: psycopg.Connection) -> No
     assert matched == ("gtin",)
 
 
+def test_a_listing_without_a_sku_takes_the_sku_of_a_row_naming_its_product(db: psycopg.Connection) -> None:
+    """A store's listing written by SQL or a seed has no SKU; a row naming its product by GTIN inserted a second
+    listing of the product, whose unique key failed the whole batch, again at every claim."""
+    store = make_store(db)
+    products = [
+        db.execute("INSERT INTO product_master (name, gtin) VALUES (%s, %s) RETURNING id", (n, g)).fetchone()[0]
+        for n, g in (("Oat drink", "96385074"), ("Rye bread", "4006381333931"))
+    ]
+    for product in products:
+        db.execute(
+            "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity) "
+            "VALUES (%s, %s, 1, 'EUR', 1)",
+            (store, product),
+        )
+    pipeline.record_batch(db, store_id=store, source="api", kind="listing", rows=[
+        {"sku": "OLD", "name": "Something", "price": 1, "quantity": 1}])  # fmt: skip
+    drain(db)
+    rows = [
+        {"sku": "N-1", "name": "Oat", "price": "2.49", "quantity": 7, "gtin": "96385074"},
+        {"sku": "OLD", "name": "Rye", "price": 3, "quantity": 2, "gtin": "4006381333931"},  # its SKU is another's
+        {"sku": "N-2", "name": "Tea", "price": 4, "quantity": 3},
+    ]
+    batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
+    drain(db)
+    statuses = [(status, matched_by) for _n, status, _e, matched_by in rows_of(db, batch)]
+    assert statuses == [("mapped", "gtin"), ("rejected", None), ("mapped", "created")]
+    assert "lists its product without a sku, and sku 'OLD' is another listing" in rows_of(db, batch)[1][2]
+    adopted = listing(db, store, "N-1")
+    assert adopted is not None and adopted[:2] == ("2.49", 7) and adopted[4] == products[0]
+    listed = db.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone()
+    assert listed == (4,)  # the two SKU-less ones (one adopted), OLD and N-2
+
+
 def test_two_skus_of_one_batch_with_one_new_gtin(db: psycopg.Connection) -> None:
     """The first SKU creates the GTIN's product; the second of the same batch finds it (and is refused: one store
     lists a product once), while other new GTINs of the batch get products of their own."""

@@ -39,6 +39,7 @@ class _Plan:
     stock: list[ValidRow] = field(default_factory=list)
     deletes: list[ValidRow] = field(default_factory=list)
     new_by_gtin: dict[str, UUID] = field(default_factory=dict)  # the round's new products by GTIN
+    adopt: list[tuple[str, UUID]] = field(default_factory=list)  # (sku, product): a SKU-less listing takes the SKU
 
 
 async def _run(conn: Any, name: str, **params: Any) -> list[Any]:
@@ -164,10 +165,8 @@ def _decide(
         row.quantity = look["listing_quantity"] or 0
     if row.gtin and look["gtin_product"] is not None:
         product, matched_by = look["gtin_product"], "gtin"
-        listed_as = look["gtin_listed_as"]
-        if listed_as is not None and listed_as != row.sku:
-            reason = f"gtin {row.gtin}: this store already lists its product as sku {listed_as!r}"
-            return RowResult("rejected", reason)
+        if (refused := _listed_otherwise(row, look, plan)) is not None:
+            return RowResult("rejected", refused)
     elif look["listing_id"] is not None:
         product, matched_by = look["listing_product"], "sku"
     else:
@@ -177,10 +176,25 @@ def _decide(
     if claimed.get(product, row.sku) != row.sku:
         return RowResult("rejected", f"sku {claimed[product]!r} of this batch takes the same product (same gtin)")
     claimed[product] = row.sku
+    if matched_by == "gtin" and look["gtin_listed"] and look["gtin_listed_as"] is None:
+        plan.adopt.append((row.sku, product))  # the store's SKU-less listing of the product takes this SKU
     if look["listing_id"] is not None and look["sole_listing"] and look["listing_product"] == product:
         plan.product_updates.append((product, row, category_id))
     plan.listings.append((row, product, row.currency or currency))
     return RowResult("mapped", None, matched_by, product)
+
+
+def _listed_otherwise(row: ValidRow, look: Any, plan: _Plan) -> str | None:
+    """Why a row cannot take the product its GTIN names, when the store lists that product under another SKU or
+    none (a listing without a SKU, from SQL or a seed, is adopted instead when the row's SKU is new: `_decide`)."""
+    listed_as = look["gtin_listed_as"]
+    if not look["gtin_listed"] or listed_as == row.sku:
+        return None
+    if listed_as is not None:
+        return f"gtin {row.gtin}: this store already lists its product as sku {listed_as!r}"
+    if look["listing_id"] is not None:
+        return f"gtin {row.gtin}: this store lists its product without a sku, and sku {row.sku!r} is another listing"
+    return None
 
 
 def _new_product(row: ValidRow, category_id: int | None, plan: _Plan, claimed: dict[UUID, str]) -> tuple[UUID, str]:
@@ -214,6 +228,9 @@ async def _write(
             category_ids=list(cats),
             attributes=[_jsonb(r.attributes) for r in rows],
         )
+    if plan.adopt:
+        skus, products = zip(*plan.adopt, strict=True)
+        await _run(conn, "adopt_listings", store_id=store_id, skus=list(skus), products=list(products))
     if plan.listings:
         await _upsert_listings(conn, store_id, plan)
     changes = plan.stock + plan.deletes

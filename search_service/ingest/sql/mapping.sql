@@ -13,14 +13,16 @@
 -- name: lookup
 -- params: store_id uuid, skus text[], gtins text[] (GTIN-14 or NULL)
 -- Per input row (ord, 1-based): the store's listing of that SKU, its source clock and whether another store lists
--- its product; the product with that GTIN (any stored width) and which SKU of this store already lists it.
+-- its product; the product with that GTIN (any stored width), whether this store lists it (one listing a product:
+-- uq_store_product_store_id_product_master_id) and under which SKU (NULL: a listing without one, e.g. SQL's).
 SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product, sp.source_updated_at, sp.source_version,
        sp.quantity AS listing_quantity,
        (sp.id IS NOT NULL AND NOT EXISTS (
            SELECT 1 FROM store_product x WHERE x.product_master_id = sp.product_master_id AND x.store_id <> i.store_id
        )) AS sole_listing,
        g.id AS gtin_product,
-       (SELECT o.sku FROM store_product o WHERE o.store_id = i.store_id AND o.product_master_id = g.id) AS gtin_listed_as
+       (SELECT o.sku FROM store_product o WHERE o.store_id = i.store_id AND o.product_master_id = g.id) AS gtin_listed_as,
+       EXISTS (SELECT 1 FROM store_product o WHERE o.store_id = i.store_id AND o.product_master_id = g.id) AS gtin_listed
 FROM unnest(:skus::text[], :gtins::text[], array_fill(:store_id::uuid, ARRAY[cardinality(:skus::text[])]))
      WITH ORDINALITY AS i(sku, gtin, store_id, ord)
 LEFT JOIN store_product sp ON sp.store_id = i.store_id AND sp.sku = i.sku
@@ -68,6 +70,14 @@ WHERE p.id = v.id
   AND (p.name, p.brand, p.description, p.category_id, p.attributes) IS DISTINCT FROM
       (coalesce(v.name, p.name), coalesce(v.brand, p.brand), coalesce(v.description, p.description),
        coalesce(v.category_id, p.category_id), coalesce(v.attributes, p.attributes));
+
+-- name: adopt_listings
+-- params: store_id uuid, skus text[], products uuid[]
+-- A listing without a SKU (written by SQL or a seed) takes the SKU of a row that names its product by GTIN, so
+-- that the row's upsert finds it: inserting a second listing of the product failed the whole batch.
+UPDATE store_product sp SET sku = v.sku
+FROM unnest(:skus::text[], :products::uuid[]) AS v(sku, product)
+WHERE sp.store_id = :store_id AND sp.product_master_id = v.product AND sp.sku IS NULL;
 
 -- name: upsert_listings
 -- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],
