@@ -160,3 +160,42 @@ def test_a_job_that_crashed_is_restarted_after_a_pause(fresh_db_url: str) -> Non
         _out, err = proc.communicate(timeout=30)
     assert again and proc.returncode == 0, err[-2000:]
     assert err.count("job import exited (code -9); restarting in 1s") == 1
+
+
+def test_a_batch_whose_mapping_raises_is_recorded_and_given_up_not_crashing_the_job(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """A row the database refuses (a trigger raises here) crashed the import job at every claim, and no later
+    batch of any store behind it was mapped; now it is recorded, tried again after a pause, failed at the last try."""
+    db.execute("""
+        CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.sku = 'POISON' THEN RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NEW; END $$;
+        CREATE TRIGGER trg_poison BEFORE INSERT ON store_product FOR EACH ROW EXECUTE FUNCTION poison();
+    """)
+    poisoned_store, healthy_store = new_store(db), new_store(db)
+    row = {"name": "Thing", "price": "1.00", "quantity": 1}
+    poisoned = pipeline.record_batch(db, store_id=poisoned_store, source="csv", kind="csv", rows=[
+        {"sku": "fine", **row}, {"sku": "POISON", **row}])  # fmt: skip
+    healthy = pipeline.record_batch(db, store_id=healthy_store, source="csv", kind="csv", rows=[{"sku": "a", **row}])
+    drain = spawn(fresh_db_url, "--drain")
+    _out, err = drain.communicate(timeout=120)
+    assert drain.returncode == 0, err[-2000:]
+    assert batch_state(db, healthy)[0] == "completed"
+    state = db.execute(
+        "SELECT status, attempts, error, locked_by, locked_until > now() FROM import_batch WHERE id = %s", (poisoned,)
+    ).fetchone()
+    assert state is not None and state[0] == "processing" and state[1] == 1 and state[3] is None and state[4]
+    assert state[2].startswith("mapping failed: RaiseError: refused by a test trigger")
+    db.execute(
+        "UPDATE import_batch SET attempts = %s, locked_until = NULL WHERE id = %s",
+        (pipeline.MAX_MAPPING_ATTEMPTS - 1, poisoned),
+    )
+    last = spawn(fresh_db_url, "--drain")
+    assert last.wait(timeout=120) == 0
+    status, error = db.execute("SELECT status, error FROM import_batch WHERE id = %s", (poisoned,)).fetchone()
+    assert status == "failed" and error.startswith(
+        f"mapping failed {pipeline.MAX_MAPPING_ATTEMPTS} times, now given up"
+    )
+    assert db.execute(
+        "SELECT count(*) FROM imported_product_raw WHERE import_batch_id = %s", (poisoned,)
+    ).fetchone() == (2,)  # its rows stay stored

@@ -362,6 +362,19 @@ async def release_batch(conn: Any, batch_id: UUID, worker_id: str) -> None:
     await _fetch(conn, "release_batch", batch_id=batch_id, worker_id=worker_id)
 
 
+MAX_MAPPING_ATTEMPTS = 5
+CRASH_PAUSE_S = 30.0  # times the attempts so far: 30 s, 60 s, … before the batch is tried again
+
+
+async def batch_crashed(conn: Any, batch_id: UUID, worker_id: str, error: str) -> str | None:
+    """Record that mapping `batch_id` raised; returns its status (`failed` once its attempts are spent)."""
+    found = await _fetch(
+        conn, "batch_crashed", batch_id=batch_id, worker_id=worker_id, error=error,
+        max_attempts=MAX_MAPPING_ATTEMPTS, pause_s=CRASH_PAUSE_S,
+    )  # fmt: skip
+    return found[0]["status"] if found else None
+
+
 async def due_count(conn: Any) -> int:
     return int((await _fetch(conn, "due_count"))[0][0])
 

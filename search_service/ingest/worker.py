@@ -45,6 +45,16 @@ COALESCE_BELOW_ROWS = 100  # a group this small means deliveries trickle in: let
 SWEEP_EVERY_S = 60.0  # how often the job looks for uploads left `receiving` (abort_stale_uploads)
 
 
+# The connection itself failed (the server restarted, the backend was terminated): not the batch's fault.
+CONNECTION_LOST: tuple[type[BaseException], ...] = (
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    ConnectionError,
+    OSError,
+)
+
+
 def make_worker_id() -> str:
     return f"import:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -114,17 +124,36 @@ class ImportWorker:
             await groups.claim_followers(conn, head, self.worker_id, self.config.lease_s, room) if room > 0 else []
         )
         if not followers:
-            await self._map(conn, head.id)
+            await self._map_or_record(conn, head.id)
             return head.total_rows
         try:
             counts = await groups.map_group(conn, [head, *followers], self.worker_id, self.config.lease_s)
         except pipeline.LeaseLost:
             log.warning(json.dumps({"event": "lease_lost", "batch": str(head.id), "worker": self.worker_id}))
             return 0
+        except CONNECTION_LOST:
+            raise
+        except Exception:  # one batch of the group may be poisoned: each alone, so only that one is charged
+            log.exception("a group of %d batches failed; mapping them one by one", 1 + len(followers))
+            for batch in (head, *followers):
+                await self._map_or_record(conn, batch.id)
+            return head.total_rows + sum(f.total_rows for f in followers)
         self.batches += 1 + len(followers)
         self.totals.add(counts)
         log.info(json.dumps({"event": "group", "batches": 1 + len(followers), **vars(counts)}))
         return head.total_rows + sum(f.total_rows for f in followers)
+
+    async def _map_or_record(self, conn: asyncpg.Connection, batch_id: UUID) -> None:
+        """Map a batch; one that raises (a bug, a row the database refuses) is recorded on the batch and tried again
+        later, failed after pipeline.MAX_MAPPING_ATTEMPTS: it crashed the job at every claim, for ever."""
+        try:
+            await self._map(conn, batch_id)
+        except CONNECTION_LOST:
+            raise  # the job restarts (worker.py's supervisor) with a new connection
+        except Exception as exc:
+            log.exception("mapping batch %s failed", batch_id)
+            status = await pipeline.batch_crashed(conn, batch_id, self.worker_id, f"{type(exc).__name__}: {exc}")
+            log.warning(json.dumps({"event": "batch_crashed", "batch": str(batch_id), "status": status}))
 
     async def _hold(self) -> None:
         """Fault injection (tests): a pause after each chunk, cut short by a stop."""

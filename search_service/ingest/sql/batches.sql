@@ -250,6 +250,23 @@ RETURNING b.id;
 UPDATE import_batch SET locked_by = NULL, locked_until = NULL
 WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing';
 
+-- name: batch_crashed
+-- params: batch_id uuid, worker_id text, error text, max_attempts int, pause_s float8
+-- Mapping this batch raised (a bug, or a row the database refuses): its error is kept and it is tried again after a
+-- pause growing with its attempts; past max_attempts it is failed (its rows stay stored, `import.failed` tells the
+-- store), so one poisoned batch neither crashes the job at every claim nor holds its store's later batches for ever.
+UPDATE import_batch
+SET status = CASE WHEN attempts >= :max_attempts::int THEN 'failed' ELSE status END,
+    error = left(CASE WHEN attempts >= :max_attempts::int
+                      THEN 'mapping failed ' || attempts || ' times, now given up: ' ELSE 'mapping failed: ' END
+                 || :error::text, 2000),
+    finished_at = CASE WHEN attempts >= :max_attempts::int THEN now() ELSE finished_at END,
+    locked_by = NULL,
+    locked_until = CASE WHEN attempts >= :max_attempts::int THEN NULL
+                        ELSE now() + make_interval(secs => :pause_s::float8 * attempts) END
+WHERE id = :batch_id::uuid AND locked_by = :worker_id::text
+RETURNING status;
+
 -- name: batch_status
 -- params: batch_id uuid
 SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
