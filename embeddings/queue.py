@@ -177,6 +177,11 @@ def retry_failed(conn: psycopg.Connection, ids: Sequence[int] | None) -> list[in
     return sorted(r[0] for r in _in_transaction_retrying(conn, body))
 
 
+def task_statuses(conn: psycopg.Connection, ids: Sequence[int]) -> dict[int, str]:
+    """The status of each of `ids` that names a task."""
+    return dict(conn.execute(sql("task_statuses"), {"ids": list(ids)}).fetchall())
+
+
 @dataclass(frozen=True)
 class PrunePlan:
     cutoff: datetime  # done tasks that finished before this go

@@ -291,13 +291,19 @@ def test_tasks_cli_stats_failed_retry_prune(db: psycopg.Connection, fresh_db_url
     assert listed.returncode == 0 and f"{failed_id}\t" in listed.stdout and "boom: bad text" in listed.stdout
     neither = cli("retry")
     assert neither.returncode == 1 and neither.stderr.startswith("error: give either --all or")
-    retried = cli("retry", str(failed_id))
+    retried = cli("retry", str(failed_id), "999999")
     assert retried.returncode == 0 and "requeued 1 task(s)" in retried.stdout
+    assert "not requeued: 999999 (no such task)" in retried.stdout  # it said nothing of the ids it left
+    again = cli("retry", str(failed_id))
+    assert f"not requeued: {failed_id} (it is pending, not failed)" in again.stdout
     assert tasks(db)[failed_id][:2] == ("pending", 0)
     done_ids = sorted(tasks(db))[1:]
     _age_tasks(db, done_ids, "done", 3)
     bad = cli("prune", "--older-than", "2 weeks")
     assert bad.returncode == 2 and "is not a duration: give a number and a unit" in bad.stderr
+    for value, says in (("nand", "is not a duration"), ("infs", "is not a duration"), ("1e12s", "at most 100 years")):
+        out = cli("prune", "--older-than", value)  # these reached the database: a traceback
+        assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
     dry = cli("prune", "--older-than", "2d", "--dry-run")
     assert dry.returncode == 0 and "would delete 2 done task(s) that finished before" in dry.stdout
     assert set(done_ids) <= set(tasks(db))

@@ -141,6 +141,11 @@ ORDER BY array_position(ARRAY['pending', 'running', 'done', 'failed'], s.status)
 SELECT id, product_master_id, attempts, max_attempts, last_error, finished_at
 FROM ai_task WHERE status = 'failed' ORDER BY id DESC LIMIT :limit;
 
+-- name: task_statuses
+-- params: ids bigint[]
+-- The status of each of these tasks that exists (what `tasks retry` says of the ids it did not requeue).
+SELECT id, status FROM ai_task WHERE id = ANY(:ids::bigint[]);
+
 -- name: retry_failed
 -- params: ids bigint[] (NULL: every failed task)
 -- Requeue dead letters with fresh attempts; a product that already has a pending task keeps that one.

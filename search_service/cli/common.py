@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -83,6 +84,7 @@ class Duration(click.ParamType):
 
     name = "duration"
     UNITS: ClassVar[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    LONGEST_S: ClassVar[float] = 36500 * 86400.0
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, float):
@@ -94,4 +96,8 @@ class Duration(click.ParamType):
             self.fail(f"{value!r} is not a duration: give a number and a unit, e.g. 90s, 30m, 12h or 7d", param, ctx)
         if seconds < 0:
             self.fail(f"{value!r}: a duration cannot be negative", param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a duration: give a number and a unit, e.g. 90s, 30m, 12h or 7d", param, ctx)
+        if seconds > self.LONGEST_S:  # 1e12s reached the database as a timestamp out of range (a traceback)
+            self.fail(f"{value!r}: give a duration of at most 100 years (36500d)", param, ctx)
         return seconds

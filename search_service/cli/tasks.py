@@ -57,7 +57,15 @@ def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> No
         raise UserFacingError("give either --all or one or more task IDs (see `plinqy-search tasks failed`)")
     with connect(settings) as conn:
         requeued = queue.retry_failed(conn, None if retry_all else list(ids))
+        left = [i for i in dict.fromkeys(ids) if i not in set(requeued)]
+        statuses = queue.task_statuses(conn, left) if left else {}
     click.echo(f"requeued {len(requeued)} task(s)")
+    for task_id in left:  # each id asked for and not requeued, and why
+        status = statuses.get(task_id)
+        why = "no such task" if status is None else f"it is {status}, not failed"
+        if status == "failed":
+            why = "its product already has a pending task, which does its work"
+        click.echo(f"not requeued: {task_id} ({why})")
 
 
 @tasks.command("prune")
