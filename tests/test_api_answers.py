@@ -116,7 +116,8 @@ def test_the_command_line_says_in_one_line_what_to_do_when_it_cannot_start(db_ur
     unreachable = cli("postgresql://postgres@127.0.0.1:1/x", "keys", "list")
     missing = cli(db_url.rsplit("/", 1)[0] + "/no_such_database", "webhooks", "list", "--store", str(uuid.uuid4()))
     bad_key = cli(db_url, "connect", "webhook", "--store", str(uuid.uuid4()), PLINQY_SECRET_KEY="notakey")
-    for out in (unreachable, missing, bad_key):
+    worker = cli(db_url.rsplit("/", 1)[0] + "/no_such_database", "worker", "--drain")  # a traceback from each job
+    for out in (unreachable, missing, bad_key, worker):
         assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
         assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("error: ")
     assert "cannot reach the database" in unreachable.stderr and "plinqy-search db up" in unreachable.stderr

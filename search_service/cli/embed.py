@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from search_service.cli.common import UserFacingError, database_url, user_errors
+from search_service.cli.common import UserFacingError, connect, database_url, user_errors
 from search_service.settings import Settings
 
 
@@ -44,6 +44,8 @@ def worker(
 
     _configure_logging()
     url = database_url(settings)
+    with connect(settings):  # unreachable: one line here (main), not a traceback from each job's process
+        pass
     try:
         jobs = worker_mod.select_jobs(only)
     except ValueError as exc:
