@@ -43,6 +43,7 @@ class ReembedReport:
     scanned: int = 0
     written: int = 0
     enqueued: int = 0
+    selected: int = 0  # products found to need a vector (what --limit counts)
     seconds: float = 0.0
     resumed_from: str | None = None
 
@@ -143,21 +144,29 @@ def _resume_point(
 
 
 def _total(conn: psycopg.Connection, mode: Mode, before: datetime | None, limit: int | None) -> int:
+    """The progress bar's total: the products to walk (`stale` cannot tell which need work before it reads them)."""
     total = int(conn.execute(_sql("count_products"), {"mode": mode, "before": before}).fetchone()[0])  # type: ignore[index]
-    return total if limit is None else min(total, limit)
+    return total if limit is None or mode == "stale" else min(total, limit)
 
 
-def _limited(
-    batches: Iterator[list[dict[str, Any]]], limit: int | None, report: ReembedReport
-) -> Iterator[list[dict[str, Any]]]:
-    """The batches up to `limit` products in all, counted into report.scanned."""
+def _selected(
+    batches: Iterator[list[dict[str, Any]]], mode: Mode, model_id: str, limit: int | None, report: ReembedReport,
+    via_queue: bool,
+) -> Iterator[tuple[list[dict[str, Any]], Todo]]:  # fmt: skip
+    """Each batch with its products that need a vector, until `limit` of them were handled: re-embedded, or newly
+    queued (with --via-queue a product already queued does not count). Counting the products read instead, a
+    rerun of `--stale --limit N` read the same first N, current ones, and never got further."""
     for batch in batches:
-        if limit is not None and report.scanned >= limit:
+        handled = report.enqueued if via_queue else report.selected
+        if limit is not None and handled >= limit:
             return
-        if limit is not None:
-            batch = batch[: limit - report.scanned]
-        report.scanned += len(batch)
-        yield batch
+        todo, read = _todo(batch, mode, model_id), len(batch)
+        if limit is not None and len(todo) > limit - handled:  # read as far as the last product taken
+            todo = todo[: limit - handled]
+            read = 1 + next((i for i, p in enumerate(batch) if todo and p["id"] == todo[-1][0]), -1)
+        report.scanned += read
+        report.selected += len(todo)
+        yield batch, todo
 
 
 def _todo(batch: list[dict[str, Any]], mode: Mode, model_id: str) -> Todo:
@@ -245,8 +254,8 @@ def reembed(
         bar = tqdm(total=total, unit="product", desc=f"reembed --{mode}", disable=not progress, smoothing=0.1)
         writes = _OneWrite(pool, write_conn)
         try:
-            for batch in _limited(_batches(conn, mode, batch_size, before), limit, report):
-                todo = _todo(batch, mode, encoder.model_id)
+            walk = _batches(conn, mode, batch_size, before)
+            for batch, todo in _selected(walk, mode, encoder.model_id, limit, report, via_queue):
                 if todo and via_queue:
                     report.enqueued += _enqueue(conn, todo)
                 elif todo:
@@ -259,6 +268,6 @@ def reembed(
             report.written += writes.settle()
             bar.close()
             report.seconds = time.perf_counter() - started
-        if mode == "all" and (limit is None or report.scanned < limit):
+        if mode == "all" and (limit is None or report.selected < limit):  # walked to the end
             checkpoint.clear()
     return report

@@ -131,6 +131,24 @@ def test_limit_and_via_queue(fresh_db_url: str, tmp_path: Path) -> None:
         assert again.enqueued == 0  # ON CONFLICT DO NOTHING: one pending task per product
 
 
+def test_a_limited_stale_run_goes_on_where_the_last_one_stopped(fresh_db_url: str, tmp_path: Path) -> None:
+    """--limit counts the products re-embedded: counting those read, `--stale --limit 2` read the same first two
+    (current) products at every run and never reached the stale ones past them."""
+    encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        seed(conn, 12)
+        assert reembed(fresh_db_url, encoder, mode="missing", cache_dir=tmp_path, progress=False).written == 12
+        last = [r[0] for r in conn.execute("SELECT id FROM product_master ORDER BY id DESC LIMIT 3")]
+        conn.execute("UPDATE product_master SET ai_model = 'some-older-model@0' WHERE id = ANY(%s)", (last,))
+        runs = [
+            reembed(fresh_db_url, encoder, mode="stale", limit=2, batch_size=4, cache_dir=tmp_path, progress=False)
+            for _ in range(3)
+        ]
+        assert [r.written for r in runs] == [2, 1, 0] and runs[0].scanned > 2
+        models = conn.execute("SELECT count(*) FROM product_master WHERE ai_model = %s", (encoder.model_id,))
+        assert models.fetchone() == (12,)
+
+
 class RacedEncoder:
     """The real encoder, with another connection writing `statement` to the products while a batch is encoded
     (between the re-embedding's read of the batch and its write)."""

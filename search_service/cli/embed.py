@@ -68,7 +68,12 @@ def worker(
 @click.option("--stale", "modes", flag_value="stale", multiple=True, help="Wrong model or changed text.")
 @click.option("--all", "modes", flag_value="all", multiple=True, help="Every product (resumable).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100000))
-@click.option("--limit", default=None, type=click.IntRange(1, None), help="Stop after this many products.")
+@click.option(
+    "--limit",
+    default=None,
+    type=click.IntRange(1, None),
+    help="Stop after this many products re-embedded (or newly queued); a rerun goes on from there.",
+)
 @click.option("--via-queue", is_flag=True, help="Enqueue ai_tasks for the workers instead of embedding here.")
 @click.pass_obj
 @user_errors
