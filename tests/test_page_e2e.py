@@ -636,6 +636,17 @@ def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, a
     save_screenshot(driver, artifacts / "page-suggestions.png")
     driver.find_element(By.CSS_SELECTOR, "#suggestions li button").click()
     assert driver.find_element(By.ID, "suggestions").get_attribute("hidden") is not None
+    type_query(driver, "cordless dr")
+    wait_for(
+        driver, "suggestions again", lambda d: d.find_element(By.ID, "suggestions").get_attribute("hidden") is None
+    )
+    driver.find_element(By.ID, "q").send_keys(Keys.ENTER)  # searching: the list goes (it stayed open)
+    wait_for(
+        driver, "the list hidden", lambda d: d.find_element(By.ID, "suggestions").get_attribute("hidden") is not None
+    )
+    type_query(driver, "cordless drill " + "x" * 100)  # past what /v1/suggest takes: no list, not an old one
+    time.sleep(0.6)
+    assert driver.find_element(By.ID, "suggestions").get_attribute("hidden") is not None
 
     query = "something to fix a dripping tap"
     type_query(driver, query)

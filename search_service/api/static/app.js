@@ -10,6 +10,7 @@
   "use strict";
 
   var DEBOUNCE_MS = 250;
+  var SUGGEST_MAX_CHARS = 100; // engine/suggest.py PREFIX_MAX_LENGTH
   var RADAR_R = 100; // the radius circle, in SVG units (viewBox is ±120)
   var SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -301,7 +302,8 @@
   function loadSuggestions() {
     var text = els.q.value.trim();
     if (state.suggestCtl) state.suggestCtl.abort();
-    if (!text) { hideSuggestions(); return; }
+    // Past what /v1/suggest takes (100 characters) nothing completes: an old list must not stay on screen.
+    if (!text || text.length > SUGGEST_MAX_CHARS) { hideSuggestions(); return; }
     var q = new URLSearchParams({ q: text, limit: "8" });
     var loc = currentLocation();
     if (loc) {
@@ -327,7 +329,7 @@
         });
         els.suggestions.hidden = body.suggestions.length === 0;
       })
-      .catch(function () { /* aborted or failed: suggestions are optional */ });
+      .catch(function () { if (state.suggestCtl === ctl) hideSuggestions(); /* optional: a failed list goes */ });
   }
 
   function renderResults() {
@@ -592,7 +594,13 @@
   }
 
   // --- wiring
-  els.form.addEventListener("submit", function (ev) { ev.preventDefault(); runSearch(); });
+  els.form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if (state.suggestCtl) state.suggestCtl.abort();
+    clearTimeout(state.suggestTimer);
+    hideSuggestions(); // Enter searches: the list under the box has done its job
+    runSearch();
+  });
   els.q.addEventListener("input", function () {
     state.chosen = {}; // a new query: the facet values chosen for the last one may not exist for it
     scheduleSearch();
