@@ -5,6 +5,7 @@ is gone."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,3 +194,49 @@ def test_facets_asked_of_an_empty_scope_answer_empty_lists(base: str) -> None:
     params = {"q": "milk", "mode": "keyword", "lat": 10, "lon": 10, "facets": "brand,store"}
     answer = httpx.get(f"{base}/v1/search", params=params)
     assert answer.status_code == 200 and answer.json()["facets"] == {"brand": [], "store": []}, answer.text
+
+
+def test_stalled_uploads_hold_no_connection_and_are_aborted(db_url: str, tmp_path: Path) -> None:
+    """An upload held a pool connection while its body arrived: ten stalled ones (the pool's ten) made every route,
+    search included, answer 503 for as long as their clients liked. Now no connection waits for a body, and a body
+    that stops arriving is given up (408) and its batch aborted."""
+    import dataclasses
+    import socket
+
+    base_settings = ingest_settings(db_url, tmp_path, upload_idle_s=1.5)
+    settings = dataclasses.replace(base_settings, pool_min_size=1, pool_max_size=2)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    with serve(settings, None) as url:
+        port = int(url.rsplit(":", 1)[1])
+        stalled = []
+        for _ in range(4):  # twice the pool
+            sock = socket.create_connection(("127.0.0.1", port))
+            head = (f"POST /v1/stores/{store}/imports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+                    "Content-Type: text/csv\r\nContent-Length: 100000\r\n\r\nsku,name,price,quantity\r\n")  # fmt: skip
+            sock.sendall(head.encode())
+            stalled.append(sock)
+        time.sleep(0.5)
+        assert httpx.get(f"{url}/readyz").status_code == 200  # the pool is free
+        assert httpx.get(f"{url}/v1/categories").status_code == 200
+        answers = []
+        for sock in stalled:
+            sock.settimeout(10)
+            answers.append(sock.recv(4096).decode(errors="replace"))
+            sock.close()
+    assert all(a.startswith("HTTP/1.1 408") and "the upload stalled" in a for a in answers), answers
+    with psycopg.connect(db_url) as conn:
+        aborted = conn.execute("SELECT status, error FROM import_batch WHERE store_id = %s", (store,)).fetchall()
+    assert len(aborted) == 4 and all(s == "aborted" and e.startswith("the upload stalled") for s, e in aborted)
+
+
+def test_a_multipart_body_of_many_parts_is_refused_before_it_is_parsed(base: str, db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    body = b"--b\r\n\r\n" * 5000 + b'--b\r\nContent-Disposition: form-data; name="file"\r\n\r\nsku\r\n--b--\r\n'
+    headers = {**bearer(key), "content-type": "multipart/form-data; boundary=b"}
+    answer = httpx.post(f"{base}/v1/stores/{store}/imports", content=body, headers=headers)
+    status, named, message = _error(answer)
+    assert (status, named) == (400, "file") and "more than 100 parts" in message

@@ -3,6 +3,7 @@ once whole) and signed deliveries (`POST /v1/ingest/{connection_id}`, verified o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.parser
 import email.policy
@@ -48,22 +49,41 @@ def _too_large(limit: int) -> HTTPException:
     return HTTPException(status_code=413, detail=f"the body is larger than {limit} bytes")
 
 
-async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
-    """The whole body, refusing past `limit` bytes (by Content-Length up front, else while it streams)."""
+class Stalled(Exception):
+    """No byte of the body arrived for the idle limit."""
+
+
+async def read_body(request: Request[Any, Any, Any], limit: int, idle_s: float | None = None) -> bytes:
+    """The whole body, refusing past `limit` bytes (by Content-Length up front, else while it streams), and giving
+    up when no byte arrives for `idle_s` (a client that stops sending would hold the request for ever)."""
     announced = request.headers.get("content-length")
     if announced and announced.isdigit() and int(announced) > limit:
         raise TooLarge
-    parts, size = [], 0
-    async for chunk in request.stream():
+    parts: list[bytes] = []
+    size = 0
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), idle_s)
+        except StopAsyncIteration:
+            return b"".join(parts)
+        except TimeoutError:
+            raise Stalled from None
         size += len(chunk)
         if size > limit:
             raise TooLarge
         parts.append(chunk)
-    return b"".join(parts)
+
+
+MAX_PARTS = 100  # a form with the file and a few fields; 150,000 empty parts cost the parser 8 s a MB
 
 
 def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
     """The first file part of a multipart/form-data body (or the part named `file`)."""
+    boundary = next((p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")
+                     if p.strip().lower().startswith("boundary=")), "")  # fmt: skip
+    if boundary and body.count(b"--" + boundary.encode("latin-1", "replace")) > MAX_PARTS + 1:
+        raise BadParameter("file", f"the multipart body has more than {MAX_PARTS} parts: send the CSV as `file`")
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
     )
@@ -103,11 +123,13 @@ async def upload_import(
     media = _media_type(request)
     if media not in CSV_TYPES and media != "multipart/form-data":
         raise HTTPException(status_code=415, detail="send text/csv or multipart/form-data (field `file`)")
-    limit = rt.settings.ingest.max_upload_bytes
-    async with rt.pool.acquire(timeout=10) if rt.pool else rt.connection() as conn:
+    async with _connection_of(rt) as conn:
         await require_store(conn, store_id)
         batch_id = await pipeline.open_batch(conn, store_id=store_id, source="csv", kind="csv")
-        data, file_name = await _receive(conn, request, batch_id, limit, media)
+    # No connection is held while the body arrives: ten stalled uploads held the pool's ten and every route,
+    # search included, answered 503.
+    data, file_name = await _receive(rt, request, batch_id, media)
+    async with _connection_of(rt) as conn:
         if file_name:
             named = statement("ingest/batches", "name_batch_file")
             await conn.execute(named.sql, *named.bind(batch_id=batch_id, file_name=file_name.replace("\x00", "")))
@@ -121,6 +143,10 @@ async def upload_import(
         batch_id, status, f"/v1/imports/{batch_id}", f"/v1/imports/{batch_id}/errors", reader.ignored_columns
     )
     return Response(accepted, status_code=202, headers={"Location": accepted.status_url})
+
+
+def _connection_of(rt: Runtime) -> Any:
+    return rt.pool.acquire(timeout=10) if rt.pool else rt.connection()
 
 
 async def _store(conn: Any, batch_id: UUID, reader: CsvRows) -> str:
@@ -140,20 +166,31 @@ async def _store(conn: Any, batch_id: UUID, reader: CsvRows) -> str:
 
 
 async def _receive(
-    conn: Any, request: Request[Any, Any, Any], batch_id: UUID, limit: int, media: str
+    rt: Runtime, request: Request[Any, Any, Any], batch_id: UUID, media: str
 ) -> tuple[bytes, str | None]:
-    """The upload's bytes (a multipart body's file part) and its file name, if it came with one."""
+    """The upload's bytes (a multipart body's file part) and its file name, if it came with one; a body too large,
+    stalled or cut off aborts the batch (on a connection taken for that alone)."""
+    limit, idle_s = rt.settings.ingest.max_upload_bytes, rt.settings.ingest.upload_idle_s
+    failure: tuple[str, Exception] | None = None
     try:
-        body = await read_body(request, limit)
+        body = await read_body(request, limit, idle_s)
     except TooLarge:
-        await pipeline.abort_batch(conn, batch_id, f"the upload is larger than {limit} bytes")
-        raise _too_large(limit) from None
-    except InternalServerException:
-        await pipeline.abort_batch(conn, batch_id, "the upload was interrupted")
-        raise
-    if media == "multipart/form-data":
-        return multipart_file(body, request.headers.get("content-type", ""))
+        failure = (f"the upload is larger than {limit} bytes", _too_large(limit))
+    except Stalled:
+        failure = (f"the upload stalled (no byte for {idle_s:g} s)", _stalled(idle_s))
+    except InternalServerException as exc:
+        failure = ("the upload was interrupted", exc)
+    if failure is not None:
+        async with _connection_of(rt) as conn:
+            await pipeline.abort_batch(conn, batch_id, failure[0])
+        raise failure[1]
+    if media == "multipart/form-data":  # parsed in a thread: an adversarial body costs seconds of CPU a MB
+        return await anyio.to_thread.run_sync(multipart_file, body, request.headers.get("content-type", ""))
     return body, None
+
+
+def _stalled(idle_s: float) -> HTTPException:
+    return HTTPException(status_code=408, detail=f"the upload stalled: no byte for {idle_s:g} s; send it again")
 
 
 CONNECTION_CACHE_S = 5.0  # a disabled connection or a rotated secret takes effect within this
@@ -211,9 +248,11 @@ async def ingest_delivery(
 ) -> Response[S.IngestAccepted]:
     limit = rt.settings.ingest.max_webhook_bytes
     try:
-        body = await read_body(request, limit)
+        body = await read_body(request, limit, rt.settings.ingest.upload_idle_s)
     except TooLarge:
         raise _too_large(limit) from None
+    except Stalled:
+        raise _stalled(rt.settings.ingest.upload_idle_s) from None
     async with rt.connection() as conn:
         connection = await _connection(request, conn, connection_id)
         handler = None if connection is None else handler_for(connection.source)
