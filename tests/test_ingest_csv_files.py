@@ -140,3 +140,17 @@ def test_an_upload_says_which_columns_it_ignored_and_keeps_its_file_name(base: s
         url, content=b"sku,name,price,quantity\nv2,Jug,3,1\n", headers={**bearer(key), "content-type": "text/csv"}
     )
     assert plain.status_code == 202 and plain.json()["ignored_columns"] == []
+
+
+def test_the_errors_csv_quotes_every_cell_and_defuses_formulas_past_spaces() -> None:
+    """Unquoted, `x;=cmd|…` split into a formula where a spreadsheet's list separator is `;`."""
+    from search_service.ingest.csvfile import errors_csv
+
+    cells = ["x;=cmd|' /C calc'!A0", " =1+1", "|calc", "\uff1d1+1", "-1", "plain", 'say "hi"']
+    text = errors_csv([(2, "=bad", cells, {}), (3, "no raw", 5, {"sku": "@s"})])  # type: ignore[list-item]
+    lines = text.splitlines()
+    assert lines[0] == '"row","reason","cells"'
+    assert lines[1] == (
+        '"2","\'=bad","x;=cmd|\' /C calc\'!A0","\' =1+1","\'|calc","\'\uff1d1+1","\'-1","plain","say ""hi"""'
+    )
+    assert lines[2] == '"3","no raw","sku=@s"'  # a sender's `_raw` that is no list of cells: the row's fields

@@ -178,18 +178,24 @@ def parse_csv(data: bytes) -> ParsedCsv:
     return ParsedCsv(reader.columns, reader.ignored_columns, rows, reader.delimiter)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|", "\uff1d", "\uff0b", "\uff0d", "\uff20")  # full-width too
+
+
 def escape_cell(value: Any) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP CSV injection): `= + - @` (and tab/CR) get a `'`."""
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection): one starting, past any spaces, with
+    `= + - @ |` (or their full-width forms), a tab or a CR gets a `'`."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if text.lstrip(" ")[:1] in _FORMULA_START else text
 
 
 def errors_csv(rows: list[tuple[int, str, list[str] | None, dict[str, Any]]]) -> str:
     """The rejected rows: row number, reason, then the original cells (or the row's fields)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # Every cell quoted: a spreadsheet whose list separator is `;` or a tab would split `x;=cmd|…` unquoted and
+    # run the second half.
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(["row", "reason", "cells"])
     for number, reason, raw, payload in rows:
-        cells = raw if raw is not None else [f"{k}={v}" for k, v in payload.items()]
+        cells = raw if isinstance(raw, list) else [f"{k}={v}" for k, v in payload.items()]
         writer.writerow([number, escape_cell(reason), *(escape_cell(c) for c in cells)])
     return out.getvalue()
