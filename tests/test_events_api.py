@@ -55,6 +55,9 @@ REFUSED = [
     ("https://240.0.0.1/hook", "reserved"),
     ("https://[64:ff9b::a00:1]/hook", "NAT64"),
     ("https://[2002:7f00:1::]/hook", "6to4"),
+    ("https://192.0.0.192/hook", "Oracle Cloud Classic"),
+    ("https://192.0.0.9/hook", "special-purpose"),
+    ("https://192.88.99.1/hook", "6to4 relay"),
     ("https://shop:s3cret@example.com/hook", "user name or password"),
     ("https://shop@example.com/hook", "user name or password"),
 ]

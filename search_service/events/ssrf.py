@@ -26,7 +26,11 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _NETWORKS: tuple[tuple[str, str], ...] = (
     ("169.254.169.254/32", "the cloud metadata address"),
+    ("192.0.0.192/32", "a cloud metadata address (Oracle Cloud Classic)"),
     ("100.64.0.0/10", "a carrier-grade NAT (CGNAT) address"),
+    # IANA special-purpose blocks that Python 3.11's ipaddress calls global: no webhook receiver lives there
+    ("192.0.0.0/24", "an IETF protocol assignment (special-purpose) address"),
+    ("192.88.99.0/24", "a 6to4 relay anycast address"),
     ("fc00::/7", "an IPv6 unique local (ULA) address"),
     ("fe80::/10", "an IPv6 link-local address"),
     ("64:ff9b::/96", "a NAT64 address (it embeds an IPv4 address)"),
