@@ -17,7 +17,16 @@ import pytest
 from pgvector.psycopg import register_vector
 
 from search_service.settings import Settings
-from tests.ingest_helpers import bearer, ingest_settings, new_store, serve, signed, store_key, webhook_connection
+from tests.ingest_helpers import (
+    bearer,
+    drain_imports,
+    ingest_settings,
+    new_store,
+    serve,
+    signed,
+    store_key,
+    webhook_connection,
+)
 from tests.test_ingest_cli import cli
 
 
@@ -240,3 +249,23 @@ def test_a_multipart_body_of_many_parts_is_refused_before_it_is_parsed(base: str
     answer = httpx.post(f"{base}/v1/stores/{store}/imports", content=body, headers=headers)
     status, named, message = _error(answer)
     assert (status, named) == (400, "file") and "more than 100 parts" in message
+
+
+def test_a_signed_sender_cannot_set_the_pipelines_own_keys_nor_fail_with_a_500(
+    base: str, db_url: str, settings: Settings
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+        connection, secret = webhook_connection(conn, settings, store)
+    url = f"{base}/v1/ingest/{connection}"
+    data = {"sku": "w1", "name": "Kettle", "price": 9, "quantity": 1, "_error": "chosen by the sender", "_raw": 5}
+    body = json.dumps({"type": "listing.upsert", "data": data}).encode()
+    assert httpx.post(url, content=body, headers=signed(secret, body)).status_code == 202
+    drain_imports(db_url)
+    listed = httpx.get(f"{base}/v1/stores/{store}/listings/w1", headers=bearer(key))
+    assert listed.status_code == 200, listed.text  # mapped, not rejected with the sender's reason
+    long_id = signed(secret, body, msg_id="m" * 9000)  # past the dedup index's key: a 500
+    assert _error(httpx.post(url, content=body, headers=long_id))[:2] == (400, "webhook-id")
+    deep = b'{"type": "listing.upsert", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert _error(httpx.post(url, content=deep, headers=signed(secret, deep)))[0] == 400  # a RecursionError: 500

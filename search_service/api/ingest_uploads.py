@@ -193,6 +193,7 @@ def _stalled(idle_s: float) -> HTTPException:
     return HTTPException(status_code=408, detail=f"the upload stalled: no byte for {idle_s:g} s; send it again")
 
 
+MAX_DELIVERY_ID = 512  # the (connection, delivery id) unique index holds ~2,700 bytes a key
 CONNECTION_CACHE_S = 5.0  # a disabled connection or a rotated secret takes effect within this
 
 
@@ -262,6 +263,8 @@ async def ingest_delivery(
             raise NotFound("connection_id", "this connection is polled and takes no webhooks")
         incoming = IncomingRequest(body, {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params))
         delivery = _verified(handler, incoming, connection, _secret_box(request, rt))
+        if delivery.delivery_id is not None and len(delivery.delivery_id) > MAX_DELIVERY_ID:  # its index's limit
+            raise BadParameter("webhook-id", f"the delivery's id must be at most {MAX_DELIVERY_ID} characters")
         if delivery.resolve is not None:  # rows that depend on what is stored (e.g. a product's listings)
             delivery = await delivery.resolve(conn, connection)
         try:

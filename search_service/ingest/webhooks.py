@@ -53,11 +53,16 @@ def _verify(request: IncomingRequest, verifiers: tuple[Webhook, ...]) -> None:
     raise SignatureError("the webhook signature is missing, wrong, or its timestamp is more than 5 minutes off")
 
 
+MAX_WEBHOOK_ID = 256
+
+
 def parse_body(body: bytes) -> list[dict[str, Any]]:
     try:
         message = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise PayloadError("the body is not valid JSON") from None
+    except RecursionError:  # nested past the parser's depth: no listing is shaped like that
+        raise PayloadError("the body is nested too deeply to be a listing") from None
     if not isinstance(message, dict) or message.get("type") not in EVENT_OPS:
         raise PayloadError(f"type must be one of {', '.join(EVENT_OPS)}", "type")
     op, data = EVENT_OPS[message["type"]], message.get("data")
@@ -66,7 +71,9 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
         raise PayloadError(f"data must be a list of 1 to {MAX_ITEMS} listings", "data")
     if not all(isinstance(item, dict) for item in items):
         raise PayloadError("each listing in data must be an object", "data")
-    return [{**item, "op": op} for item in items]
+    # `_raw` and `_error` are the pipeline's own keys (a source's original cells, its reading error): a sender
+    # setting them chose a row's rejection reason or failed its batch's errors CSV.
+    return [{**{k: v for k, v in item.items() if not str(k).startswith("_")}, "op": op} for item in items]
 
 
 def verify_and_parse(request: IncomingRequest, connection: Connection, box: SecretBox) -> Delivery:
@@ -74,6 +81,8 @@ def verify_and_parse(request: IncomingRequest, connection: Connection, box: Secr
         raise MediaTypeError("a webhook body must be application/json", "content-type")
     if connection.secret_enc is None:
         raise SignatureError("this connection has no signing secret")
+    if len(request.headers.get("webhook-id", "")) > MAX_WEBHOOK_ID:  # the dedup key's index holds ~2,700 bytes
+        raise PayloadError(f"webhook-id must be at most {MAX_WEBHOOK_ID} characters", "webhook-id")
     _verify(request, _verifiers(box, connection.secret_enc))
     return Delivery(request.headers.get("webhook-id"), parse_body(request.body))
 
