@@ -154,3 +154,14 @@ def test_the_errors_csv_quotes_every_cell_and_defuses_formulas_past_spaces() -> 
         '"2","\'=bad","x;=cmd|\' /C calc\'!A0","\' =1+1","\'|calc","\'\uff1d1+1","\'-1","plain","say ""hi"""'
     )
     assert lines[2] == '"3","no raw","sku=@s"'  # a sender's `_raw` that is no list of cells: the row's fields
+
+
+def test_a_header_of_too_many_columns_is_refused_and_a_ragged_rows_cells_are_bounded() -> None:
+    """A 20 MB header of 10M columns held ~1 GB and answered a 40 MB list of ignored columns; a row of 10M cells
+    was stored whole as its original cells, a 1 GB value PostgreSQL could not allocate (a 500)."""
+    with pytest.raises(CsvError, match="the header has 501 columns; at most 500 are read"):
+        parse_csv(("sku" + ",x" * 500 + "\n").encode())
+    parsed = parse_csv(b"sku,name,price,quantity\n" + b"a" + b",b" * 10_000 + b"\n")
+    (row,) = parsed.rows
+    assert row["_error"] == "the row has 10001 cells, the header has 4"
+    assert len(row["_raw"]) == 4 + 20 + 1 and row["_raw"][-1] == "…"

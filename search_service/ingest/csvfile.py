@@ -66,12 +66,17 @@ def _has_bad_bytes(cells: list[str]) -> bool:
     return any(_UNDECODABLE.search(cell) for cell in cells)
 
 
+MAX_COLUMNS = 500
+RAGGED_EXTRA = 20  # a ragged row keeps this many cells past the header's count (one of 10M cells was a 1 GB row)
+
+
 def _row(header: list[str], cells: list[str], undecodable: bool = True) -> dict[str, Any]:
     """`undecodable`: whether the file has any bytes that were not UTF-8 (else no cell needs the check)."""
     if undecodable and _has_bad_bytes(cells):
         return {"_error": "the row is not valid UTF-8", "_raw": [_clean(c) for c in cells]}
-    if len(cells) != len(header):
-        return {"_error": f"the row has {len(cells)} cells, the header has {len(header)}", "_raw": cells}
+    if len(cells) != len(header):  # the cells kept for the errors CSV: as many as the header's, and a few more
+        kept = cells if len(cells) <= len(header) + RAGGED_EXTRA else [*cells[: len(header) + RAGGED_EXTRA], "…"]
+        return {"_error": f"the row has {len(cells)} cells, the header has {len(header)}", "_raw": kept}
     row: dict[str, Any] = {"_raw": cells}
     for column, cell in zip(header, cells, strict=True):
         if column in COLUMNS and cell.strip() != "":
@@ -107,6 +112,8 @@ def _records(data: bytes) -> tuple[list[str], str, Iterator[list[str]], bool]:
         header = [_clean(h).strip().lower() for h in next(reader)]
     except (StopIteration, csv.Error) as exc:
         raise CsvError(f"the header cannot be read ({exc})") from None
+    if len(header) > MAX_COLUMNS:  # 10M columns held ~1 GB and answered a 40 MB list of ignored ones
+        raise CsvError(f"the header has {len(header)} columns; at most {MAX_COLUMNS} are read: keep the known ones")
     _check_header(header)
     return header, delimiter, (r for r in reader), _UNDECODABLE.search(text) is not None
 
