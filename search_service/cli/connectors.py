@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from functools import partial
 from typing import Any
@@ -82,10 +81,10 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
             secret: str | None, credentials: dict[str, str | None],
             signature: dict[str, str | None]) -> None:  # fmt: skip
     from search_service.ingest.connectors.factory import CREDENTIALS, PUSH_SOURCES, ConnectionError_, check_credentials
-    from search_service.ingest.stores import StoreError, create_connection
+    from search_service.ingest.stores import StoreError, create_connection, is_web_address
 
     creds = {k: v for k, v in credentials.items() if v}
-    if base_url is not None and not re.match(r"^https?://[^\s/?#@]+(/\S*)?$", base_url, re.IGNORECASE):
+    if base_url is not None and not is_web_address(base_url):
         raise UserFacingError(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
     try:
         check_credentials(source, creds)

@@ -62,7 +62,7 @@ class StoreFields:
             raise StoreError("country_code", "must be 2 letters (ISO 3166-1), or empty to clear it")
         if self.country_code is not None:
             params["country_code"] = self.country_code.upper()
-        if self.website and not _WEB_ADDRESS.match(self.website):
+        if self.website and not is_web_address(self.website):
             raise StoreError("website", "must be an http(s) address such as https://shop.example, or empty to clear it")
         if self.currency is not None:
             try:
@@ -78,6 +78,11 @@ class StoreFields:
 TEXT_LIMITS = {"name": 200, "address": 500, "city": 200, "postal_code": 32, "store_type": 64, "phone": 64,
                "website": 2048}  # fmt: skip
 _WEB_ADDRESS = re.compile(r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$", re.IGNORECASE)
+
+
+def is_web_address(text: str) -> bool:
+    """An absolute http(s) address with a host and no user name or password (a store's website, a vendor's API)."""
+    return _WEB_ADDRESS.match(text) is not None
 
 
 def _check_lengths(params: dict[str, Any]) -> None:

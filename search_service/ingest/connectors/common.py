@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from search_service.ingest.rows import MAX_QUANTITY
+
 Row = dict[str, Any]
 Cursor = dict[str, Any]
 
@@ -163,7 +165,7 @@ def to_decimal(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-MAX_LEVEL = 2**31 - 1  # what a listing's quantity holds
+MAX_LEVEL = MAX_QUANTITY  # what a listing's quantity holds
 
 
 def stock_level(value: Any) -> int | None:
