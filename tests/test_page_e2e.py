@@ -694,6 +694,16 @@ def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, a
     Select(driver.find_element(By.ID, "sort")).select_by_value("relevance")
     wait_new_answer(driver, before, query)
 
+    # Without a place, the distance sort, "delivers to me" and the radius are disabled (they stayed set, unused).
+    location = Select(driver.find_element(By.ID, "location"))
+    location.select_by_value("")
+    assert driver.find_element(By.ID, "delivers").get_attribute("disabled") is not None
+    assert driver.find_element(By.CSS_SELECTOR, '#sort option[value="distance"]').get_attribute("disabled")
+    before = search_requests(driver)
+    location.select_by_visible_text(PRESET)
+    wait_new_answer(driver, before, query)
+    assert driver.find_element(By.ID, "delivers").get_attribute("disabled") is None
+
     # A store chosen in the facet column, then another radius: the store may be out of it, with no button to undo
     # the filter, so the page drops it (it kept sending store_id and showed nothing).
     before = search_requests(driver)

@@ -87,6 +87,19 @@
     return null;
   }
 
+  /** Without a place, the distance sort, "delivers to me" and the radius mean nothing: say so rather than
+   *  dropping them from the request while they look set. */
+  function syncPlaceControls() {
+    var none = currentLocation() === null;
+    var why = none ? "Choose a place first" : "";
+    els.delivers.disabled = none;
+    els.delivers.title = why;
+    els.radius.disabled = none;
+    var distance = els.sort.querySelector('option[value="distance"]');
+    if (distance) { distance.disabled = none; distance.title = why; }
+    if (none && els.sort.value === "distance") els.sort.value = "relevance";
+  }
+
   function searchParams() {
     var params = new URLSearchParams();
     params.set("q", els.q.value);
@@ -533,6 +546,7 @@
         els.location.insertBefore(opt, els.location.firstChild);
       }
       els.location.value = "me";
+      syncPlaceControls();
       clearError();
       runSearch();
     }, function (err) {
@@ -611,7 +625,11 @@
   [els.sort, els.delivers].forEach(function (input) { input.addEventListener("change", function () { runSearch(); }); });
   // Another place or radius: a store chosen in the store facet may be out of it, with no button left to undo it.
   els.radius.addEventListener("input", function () { delete state.chosen.store_id; showRadius(); scheduleSearch(); });
-  els.location.addEventListener("change", function () { delete state.chosen.store_id; runSearch(); });
+  els.location.addEventListener("change", function () {
+    delete state.chosen.store_id;
+    syncPlaceControls();
+    runSearch();
+  });
   [els.mode, els.category, els.inStock].forEach(function (input) {
     input.addEventListener("change", function () { runSearch(); });
   });
@@ -620,6 +638,7 @@
   showRadius();
   drawRadar();
   Promise.all([loadPresets(restored.near), loadCategories(restored.category)]).then(function () {
+    syncPlaceControls();
     document.body.dataset.ready = "true";
     if (els.q.value.trim() !== "") runSearch();
     else drawRadar();
