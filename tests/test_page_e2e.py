@@ -667,6 +667,14 @@ def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, a
     assert {li.find_element(By.CSS_SELECTOR, ".brand").text for li in items} == {"Forge"}
     assert "brand=Forge" in last_search_url(driver)
     save_screenshot(driver, artifacts / "page-facets.png")
+    # The address bar carries the chosen facet value (and sort, delivery): a shared link shows the same page.
+    shared = driver.current_url
+    assert "brand=Forge" in shared
+    driver.get(shared)
+    wait_for(
+        driver, "the page to load", lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true"
+    )
+    assert len(wait_results(driver, query)) == brands["Forge"] and "brand=Forge" in last_search_url(driver)
     before = search_requests(driver)
     next(b for b in driver.find_elements(By.CSS_SELECTOR, "#facets button") if b.text.startswith("Forge")).click()
     wait_new_answer(driver, before, query)

@@ -136,6 +136,11 @@
     u.set("mode", els.mode.value);
     if (!els.inStock.checked) u.set("in_stock", "false");
     if (els.category.value) u.set("category", els.category.value);
+    if (els.sort.value !== "relevance") u.set("sort", els.sort.value);
+    if (els.delivers.checked) u.set("delivers", "1");
+    ["brand", "store_id", "min_price", "max_price"].forEach(function (k) {  // the facet values chosen
+      if (state.chosen[k] !== undefined) u.set(k, String(state.chosen[k]));
+    });
     try { history.replaceState(null, "", "?" + u.toString()); } catch (e) { /* file: or sandboxed */ }
   }
 
@@ -148,6 +153,11 @@
     }
     if (u.has("mode") && ["hybrid", "semantic", "keyword"].indexOf(u.get("mode")) >= 0) els.mode.value = u.get("mode");
     if (u.get("in_stock") === "false") els.inStock.checked = false;
+    if (["price", "distance"].indexOf(u.get("sort")) >= 0) els.sort.value = u.get("sort");
+    if (u.get("delivers") === "1") els.delivers.checked = true;
+    ["brand", "store_id", "min_price", "max_price"].forEach(function (k) {
+      if (u.has(k) && u.get(k) !== "") state.chosen[k] = k === "min_price" || k === "max_price" ? Number(u.get(k)) : u.get(k);
+    });
     return { near: u.get("near"), category: u.get("category") };
   }
 
