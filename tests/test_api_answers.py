@@ -269,3 +269,15 @@ def test_a_signed_sender_cannot_set_the_pipelines_own_keys_nor_fail_with_a_500(
     assert _error(httpx.post(url, content=body, headers=long_id))[:2] == (400, "webhook-id")
     deep = b'{"type": "listing.upsert", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     assert _error(httpx.post(url, content=deep, headers=signed(secret, deep)))[0] == 400  # a RecursionError: 500
+
+
+def test_stores_nearby_answers_up_to_a_thousand_and_says_so(base: str, db_url: str) -> None:
+    """The page's radar asked for 100 stores, the API's limit, and left the rest of a wide radius undrawn."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for i in range(120):
+            new_store(conn, lat=48.0 + i * 1e-4, lon=2.0)
+    params = {"lat": 48.0, "lon": 2.0, "radius_m": 5000, "limit": 1000}
+    stores = httpx.get(f"{base}/v1/stores/nearby", params=params)
+    assert stores.status_code == 200 and len(stores.json()["stores"]) == 120
+    status, named, message = _error(httpx.get(f"{base}/v1/stores/nearby", params={**params, "limit": 1001}))
+    assert (status, named) == (400, "limit") and message.startswith("must be an integer between 1 and 1000 ")

@@ -55,7 +55,11 @@ RULES = {
 }
 SUGGEST_MAX = 10  # engine.suggest.MAX_SUGGESTIONS (the API's params do not import the engine)
 # A parameter whose rule differs on one path.
-PATH_RULES = {("/v1/suggest", "limit"): f"must be an integer between 1 and {SUGGEST_MAX}"}
+NEARBY_MAX = 1000  # the page's radar draws every store of the radius, not the nearest 100
+PATH_RULES = {
+    ("/v1/suggest", "limit"): f"must be an integer between 1 and {SUGGEST_MAX}",
+    ("/v1/stores/nearby", "limit"): f"must be an integer between 1 and {NEARBY_MAX}",
+}
 
 
 class BadParameter(Exception):
@@ -113,6 +117,7 @@ RadiusM = Annotated[
     Parameter(ge=1, le=MAX_RADIUS_M, description="Search radius in metres (used with lat/lon).", examples=_ex(5000)),
 ]
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Number of results to return.", examples=_ex(20))]
+NearbyLimit = Annotated[int, Parameter(ge=1, le=NEARBY_MAX, description="Stores to return.", examples=_ex(20))]
 Offset = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description="Results to skip (pagination).", examples=_ex(0))]
 CategoryId = Annotated[
     int | None,

@@ -85,7 +85,7 @@ async def stores_nearby(
     lat: P.RequiredLat,
     lon: P.RequiredLon,
     radius_m: P.RadiusM = 5000,
-    limit: P.Limit = 20,
+    limit: P.NearbyLimit = 20,
 ) -> StoresNearbyResponse:
     point = P.check_point(lat, lon)
     assert point is not None

@@ -472,7 +472,7 @@
     state.storesCtl = ctl;
     state.stores[key] = null; // pending
     var q = new URLSearchParams({ lat: String(loc.lat), lon: String(loc.lon),
-      radius_m: String(Math.round(radiusKm() * 1000)), limit: "100" });
+      radius_m: String(Math.round(radiusKm() * 1000)), limit: "1000" });
     fetch("/v1/stores/nearby?" + q.toString(), { signal: ctl.signal })
       .then(function (res) { if (!res.ok) throw new Error(String(res.status)); return res.json(); })
       .then(function (body) {
