@@ -20,9 +20,7 @@ SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product, sp.s
        (sp.id IS NOT NULL AND NOT EXISTS (
            SELECT 1 FROM store_product x WHERE x.product_master_id = sp.product_master_id AND x.store_id <> i.store_id
        )) AS sole_listing,
-       g.id AS gtin_product,
-       (SELECT o.sku FROM store_product o WHERE o.store_id = i.store_id AND o.product_master_id = g.id) AS gtin_listed_as,
-       EXISTS (SELECT 1 FROM store_product o WHERE o.store_id = i.store_id AND o.product_master_id = g.id) AS gtin_listed
+       g.id AS gtin_product, o.sku AS gtin_listed_as, o.id IS NOT NULL AS gtin_listed
 FROM unnest(:skus::text[], :gtins::text[], array_fill(:store_id::uuid, ARRAY[cardinality(:skus::text[])]))
      WITH ORDINALITY AS i(sku, gtin, store_id, ord)
 LEFT JOIN store_product sp ON sp.store_id = i.store_id AND sp.sku = i.sku
@@ -32,6 +30,7 @@ LEFT JOIN LATERAL (
     ORDER BY (p.gtin = i.gtin) DESC, p.created_at
     LIMIT 1
 ) g ON true
+LEFT JOIN store_product o ON o.store_id = i.store_id AND o.product_master_id = g.id  -- one probe, sku and presence
 ORDER BY i.ord;
 
 -- name: categories
