@@ -155,7 +155,7 @@ NEARBY_CASES: list[tuple[dict[str, str], str | tuple[str, ...]]] = [
     ({"radius_m": "-100", **POINT}, "radius_m"),
     ({"radius_m": "1e9", **POINT}, "radius_m"),
     ({"limit": "0", **POINT}, "limit"),
-    ({"limit": "1000", **POINT}, "limit"),
+    ({"limit": "1001", **POINT}, "limit"),  # up to 1,000 stores (the page's radar)
     ({"limit": "ten", **POINT}, "limit"),
 ]
 
