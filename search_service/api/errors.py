@@ -13,7 +13,7 @@ import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from search_service.api.params import PATH_RULES, RULES, BadParameter, NotFound
+from search_service.api.params import PATH_RULES, RULES, UUID_RULE, BadParameter, NotFound
 from search_service.db.secretbox import SecretBoxError
 from search_service.engine import search as engine
 
@@ -130,7 +130,7 @@ def _not_a_uuid(path: str) -> str | None:
 def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers or {})
     if exc.status_code == 404 and (parameter := _not_a_uuid(request.url.path)) is not None:
-        return error_response(400, parameter, "must be a UUID like 6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a")
+        return error_response(400, parameter, UUID_RULE)
     return error_response(exc.status_code, None, str(exc.detail), headers)
 
 

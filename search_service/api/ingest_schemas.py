@@ -10,6 +10,8 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
+from search_service.api.params import UUID_RULE
+
 Price = Annotated[float | str, msgspec.Meta(description='A decimal >= 0: 3.49 or "3,49".', examples=[3.49])]
 Quantity = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1, description="Absolute stock level.")]
 Currency = Annotated[str, msgspec.Meta(description="ISO 4217, 3 letters; default: the store's currency.")]
@@ -287,9 +289,7 @@ WRITE_ERRORS = {
     503: error_spec(503, None, "the database is unavailable; retry shortly", "Busy or away: see Retry-After."),
 }
 NO_STORE = {404: error_spec(404, "store_id", "no store with this id", "No such store.")}
-BAD_STORE_ID = {
-    400: error_spec(400, "store_id", "must be a UUID like 6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a", "Not a UUID.")
-}
+BAD_STORE_ID = {400: error_spec(400, "store_id", UUID_RULE, "Not a UUID.")}
 NO_LISTING = {
     404: error_spec(404, "sku", "no listing with sku 'KB-001' in this store", "No such store, or no such listing.")
 }

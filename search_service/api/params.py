@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
+from search_service.engine.suggest import MAX_SUGGESTIONS
+
 Q_MAX_LENGTH = 256
 BRAND_MAX_LENGTH = 200
 MAX_RADIUS_M = 100_000
@@ -53,11 +55,11 @@ RULES = {
     "explain": "must be true or false",
     "page_size": f"must be an integer between 1 and {LISTINGS_PAGE_MAX}",
 }
-SUGGEST_MAX = 10  # engine.suggest.MAX_SUGGESTIONS (the API's params do not import the engine)
+UUID_RULE = "must be a UUID like 6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"
 # A parameter whose rule differs on one path.
 NEARBY_MAX = 1000  # the page's radar draws every store of the radius, not the nearest 100
 PATH_RULES = {
-    ("/v1/suggest", "limit"): f"must be an integer between 1 and {SUGGEST_MAX}",
+    ("/v1/suggest", "limit"): f"must be an integer between 1 and {MAX_SUGGESTIONS}",
     ("/v1/stores/nearby", "limit"): f"must be an integer between 1 and {NEARBY_MAX}",
 }
 
@@ -230,7 +232,7 @@ def _price(name: str, value: float | None) -> Decimal | None:
 def product_id(raw: str) -> str:
     """The canonical (lower-case) UUID text, or BadParameter."""
     if not _UUID_RE.match(raw):
-        raise BadParameter("id", "must be a UUID like 6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a")
+        raise BadParameter("id", UUID_RULE)
     return raw.lower()
 
 
