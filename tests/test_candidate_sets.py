@@ -28,6 +28,7 @@ from embeddings.encoder import Encoder
 from search_service.api.shared_state import load_shared_state
 from search_service.engine import candidates as candidates_module
 from search_service.engine import facet_stock as facet_stock_module
+from search_service.engine import keyword as keyword_module
 from search_service.engine import search as engine_search
 from search_service.engine.candidates import CandidateSets, Snapshot
 from search_service.engine.facet_stock import StockBuckets
@@ -140,6 +141,35 @@ def test_a_stock_change_reaches_the_very_next_search(db_url: str, seeded: Seeded
         await engine.conn.close()
 
     asyncio.run(body())
+
+
+def test_a_stock_change_reaches_the_keyword_side_ranked_in_scope(
+    db_url: str, seeded: Seeded, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A word ranked in scope (keyword_cap 1: every word with a match is handed back) is kept by the sets as of
+    the search: the stock change is in the very next keyword search, as in the vector side's."""
+    pasta, kept = seeded.products["pasta"], []
+    real = keyword_module.kept_in_scope
+    monkeypatch.setattr(keyword_module, "kept_in_scope", lambda *a: kept.append(1) or real(*a))
+    config = replace(DEFAULT_CONFIG, keyword_cap=1)
+    params = SearchParams(q="pasta", lat=CENTER[0], lon=CENTER[1], radius_m=3000.0, limit=50, mode="keyword")
+
+    async def body() -> list[bool]:
+        engine = Engine(db_url, encoder)
+        await engine.start()
+        seen = []
+        try:
+            for quantity in (None, 0, 3):
+                if quantity is not None:
+                    set_quantity(db_url, seeded, "pasta", "near", quantity)
+                got = await search(engine.conn, params, None, config, engine.vectors)
+                seen.append(pasta in [hit.product.id for hit in got.results])
+        finally:
+            await engine.conn.close()
+        return seen
+
+    assert asyncio.run(body()) == [True, False, True]
+    assert len(kept) == 3  # each search ranked in scope
 
 
 def test_sets_loaded_before_a_fork_stay_exact_in_each_worker(db_url: str, seeded: Seeded, encoder: Encoder) -> None:

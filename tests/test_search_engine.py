@@ -634,6 +634,11 @@ def test_explain_hnsw_plan_uses_the_hnsw_index_and_exact_plan_does_not(catalogue
     assert "ix_store_location" in context_plan, context_plan
 
 
+def _keyword_args(q: str) -> dict[str, Any]:
+    """rank_keyword's own arguments, as a search without the candidate sets binds them."""
+    return {"q": q, "depth": 30, "cap": 400, "typo_tolerance": True, "typo_below": 30, "scan_cap": None}
+
+
 def test_keyword_statement_probes_listings_per_match(catalogue: Catalogue) -> None:
     """The keyword side checks the listing filter on each (capped) match with an index probe; it never hashes
     every listing of the stores in the radius, which the planner chose for an EXISTS (22 of 26 ms at 2 km)."""
@@ -645,15 +650,7 @@ def test_keyword_statement_probes_listings_per_match(catalogue: Catalogue) -> No
             await conn.execute(settings_sql(DEFAULT_CONFIG))
             ctx = await _context(conn, params)
             assert ctx is not None and ctx["store_ids"]
-            args = stmt.bind(
-                q=params.q,
-                depth=30,
-                cap=400,
-                typo_tolerance=True,
-                typo_below=30,
-                **_filters(ctx["store_ids"]),
-                **NO_NEAR,
-            )
+            args = stmt.bind(**_keyword_args(params.q), **_filters(ctx["store_ids"]), **NO_NEAR)
             rows = await conn.fetch("EXPLAIN " + stmt.sql, *args)
         return "\n".join(r[0] for r in rows)
 
@@ -693,9 +690,7 @@ def test_store_scope_is_a_hash_in_probes_and_an_index_key_where_it_drives_the_sc
                 "filter_ranked": dict(
                     query_vector=q, ids=ids, ids_listed=False, changed_since=None, **filters, **NO_NEAR
                 ),
-                "rank_keyword": dict(
-                    q=params.q, depth=30, cap=400, typo_tolerance=True, typo_below=30, **filters, **NO_NEAR
-                ),
+                "rank_keyword": dict(**_keyword_args(params.q), **filters, **NO_NEAR),
                 "listed_products": listing,
             }
             plans = {}
@@ -831,6 +826,54 @@ def test_exact_name_gtin_and_brand_rank_first_and_typos_still_match(catalogue: C
     assert s["oat_milk"] in r["typo_hybrid"][:5]
     assert r["typos_kw"][0] == s["oat_barista"]
     assert r["typos_kw_off"] == []  # the words as typed match nothing: typo tolerance found it
+
+
+def _common_word_near_center(
+    catalogue: Catalogue, variants: list[dict[str, Any]], config: EngineConfig = DEFAULT_CONFIG
+) -> list[tuple[SearchParams, SearchResult, list[uuid.UUID]]]:
+    """Keyword searches for `synthetic` (every synthetic product: ten times the keyword cap) near the centre,
+    with the API's candidate sets, each with the products that should match, in their order (equal text ranks:
+    by id)."""
+
+    async def body(conn: asyncpg.Connection) -> tuple[set[uuid.UUID], list[tuple[SearchParams, SearchResult]]]:
+        vectors = await vectors_for(conn, "gather")
+        rows = await conn.fetch("SELECT id FROM product_master WHERE name LIKE 'synthetic product %'")
+        out = []
+        for v in variants:
+            params = _near_center(**{"q": "synthetic", "mode": "keyword", "limit": 100, **v})
+            out.append((params, await search(conn, params, None, config, vectors=vectors)))
+        return {r["id"] for r in rows}, out
+
+    synthetic, out = with_conn(catalogue.url, body)
+    t = catalogue.truth
+    wanted = []
+    for params, got in out:
+        qual = t.qualifying(params)
+        wanted.append((params, got, sorted(pid for i, pid in enumerate(t.product_ids) if qual[i] and pid in synthetic)))
+    return wanted
+
+
+def test_the_keyword_side_ranks_every_local_match_of_a_common_word(catalogue: Catalogue) -> None:
+    """The catalogue's first 400 matches held about a tenth of those sold near the point: with the candidate
+    sets the keyword side ranks every match in stock in scope (a price filter probed per listing)."""
+    variants: list[dict[str, Any]] = [
+        {"radius_m": 600.0},
+        {"radius_m": 1500.0},
+        {"radius_m": 1500.0, "min_price": Decimal("10.00"), "max_price": Decimal("20.00")},
+        {"radius_m": 1500.0, "offset": 60, "limit": 30},
+    ]
+    for params, got, want in _common_word_near_center(catalogue, variants):
+        assert 100 < len(want) <= DEFAULT_CONFIG.keyword_rank_cap, (params, len(want))
+        assert [h.product.id for h in got.results] == want[params.offset : params.offset + params.limit], params
+        assert got.total_candidates == len(want) and got.total_candidates_exact, params
+
+
+def test_past_the_rank_cap_a_common_word_counts_its_local_matches(catalogue: Catalogue) -> None:
+    config = replace(DEFAULT_CONFIG, keyword_rank_cap=40)
+    for params, got, want in _common_word_near_center(catalogue, [{"radius_m": 1500.0}], config):
+        ids = [h.product.id for h in got.results]
+        assert len(ids) == 40 and set(ids) <= set(want) and ids == sorted(ids), params
+        assert got.total_candidates == len(want) and not got.total_candidates_exact
 
 
 def test_hybrid_scores_and_keyword_mode_strategy(catalogue: Catalogue) -> None:

@@ -334,56 +334,26 @@ FROM (
     LIMIT :depth::int
 ) l;
 
--- name: rank_keyword
--- params: q text, depth int, cap int, typo_tolerance bool,
---    typo_below int (typo tolerance runs below this many full-text matches, and its looser matches are capped
---    at 4 x this: EngineConfig.rrf_depth at every depth, so that a deeper ranking holds the same matches)
---    (+ listing_filter_near, product_filter)
--- Keyword side of hybrid search, under the same filters as the vector side. Three capped match sets:
--- exact name (btree on lower(name)) or GTIN (unique btree); full text in both configs (GIN on
--- search_tsv); typo tolerance: the query's words (English stop words left out) each widened to the
--- vocabulary words (search_term, migration 0004) it equals or resembles (trigram similarity, threshold set
--- locally by the caller, at most 3 per word, for unknown words of 4+ letters, of a length near the word's (a slip
--- adds or drops a letter or two: trigram sets drop repeats, so `xxxxxxxxxx` resembled `xxl`); numbers and single
--- letters left out), matched with the full-text index: all the words, or, from three words on, all but any one
--- (a word corrected wrongly or not at all costs one word, not the match; matches of every word are capped
--- like the full-text set, the looser ones at 4 × typo_below). A word neither known nor close to
--- a known one is dropped: no product name could match it. Measured on 300 catalogue names with one or two
--- keyboard slips: the intended product in the first 30 for 96.7 % (whole-query trigram matching: 97.3 %)
--- at ~1/3 of the cost; that matching's GIN scan and its planner estimate were ~85 % of this statement.
--- Typo tolerance only runs when nothing matched the name or GTIN exactly and the words as typed match fewer
--- than `typo_below` products (Typesense's typo_tokens_threshold): otherwise the exact words fill the ranks fusion
--- uses (a one-time filter).
--- The caps bound the cost of very broad queries (a common word over 100k products): past them the set is an
--- arbitrary subset, reported by `capped`. Exact name/brand/GTIN matches sort first; then the score: the text
--- rank (ts_rank_cd) under the config whose query matched (english first), or the trigram word similarity of
--- the query to the name for a typo match. One scoring function per row: ts_rank_cd in both configs plus two
--- trigram similarities cost ~50 µs a row, half the statement for a broad query (400 matches: 21 ms -> 8 ms).
--- The listing filter is a per-row probe (a scalar subquery, LIMIT 1), not an EXISTS: the matches are capped
--- (at most ~570 probes of ix_store_product_in_stock), while the planner, misjudging the full-text match
--- count, turned the EXISTS into a hash of every qualifying listing in the radius (26k at 2 km: 22 of 26 ms).
--- Same results; statement p95 at 2 / 5 km 19 -> 12 / 20 -> 13 ms, and ~0.5 ms less planning. The probe runs
--- on the candidate ids before their product rows are read (`listed`, materialised): a typo match capped at 400
--- of which a few stores sell 30 fetches 30 rows, not 400: the form that read the rows first took 5-8 % longer a
--- call (benchmarks/replay.py over 1,060 calls at 0.5 km to global, identical rows).
--- The query's two tsqueries and its trimmed text are computed once (`tsq`, read through InitPlans): a generic plan
--- (the API runs this on its generic-plan pool, api/runtime.py) would otherwise parse them again for every row
--- it scores.
-WITH tsq AS MATERIALIZED (
+-- fragment: keyword_query
+-- params: q text
+-- The query's two tsqueries and its trimmed text, computed once (read through InitPlans: a generic plan would
+-- otherwise parse them again for every row it scores), and its exact name/GTIN matches. Two CTEs.
+tsq AS MATERIALIZED (
     SELECT websearch_to_tsquery('simple', :q::text) AS simple, websearch_to_tsquery('english', :q::text) AS english,
            btrim(:q::text) AS trimmed
 ), exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
     WHERE lower(p.name) = lower((SELECT trimmed FROM tsq)) OR p.gtin = (SELECT trimmed FROM tsq)
     LIMIT 50
-), fts AS MATERIALIZED (
-    SELECT p.id FROM product_master p
-    WHERE p.search_tsv @@ (SELECT simple FROM tsq)
-       OR p.search_tsv @@ (SELECT english FROM tsq)
-    LIMIT :cap::int
-), words AS MATERIALIZED (
+)
+
+-- fragment: keyword_typo
+-- params: q text, cap int, typo_tolerance bool, typo_below int
+-- rank_keyword's typo matches (see there), when nothing matched exactly and `fts_count` (a CTE of the
+-- statement: the words' full-text matches) is below typo_below. CTEs, the last `typo`.
+words AS MATERIALIZED (
     SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', :q::text))) AS u(w)
-    WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT count(*) FROM fts) < :typo_below::int
+    WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM fts_count) < :typo_below::int
       AND to_tsvector('english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
 ), spellings AS MATERIALIZED (
     SELECT words.w, tsquery_or_agg(quote_literal(s.term)::tsquery) AS q
@@ -414,12 +384,13 @@ WITH tsq AS MATERIALIZED (
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT q FROM typo_query)
      LIMIT 4 * :typo_below::int)
-), cand AS (
-    SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM typo
-), listed AS MATERIALIZED (
-    -- the listing probe first: a candidate no store in scope sells costs no product row fetch
-    SELECT cand.id FROM cand WHERE {{ listing_probe }}
-), matched AS (
+)
+
+-- fragment: keyword_scored
+-- params: q text (+ product_filter)
+-- The listed matches (a CTE `listed` of the statement) that pass the product filter, each with whether it is an
+-- exact name/brand/GTIN match and its score: one scoring function a row (see rank_keyword). A CTE, `matched`.
+matched AS (
     SELECT p.id,
            (lower(p.name) = lower((SELECT trimmed FROM tsq)) OR lower(p.brand) = lower((SELECT trimmed FROM tsq))
             OR p.gtin = (SELECT trimmed FROM tsq)) AS exact,
@@ -431,8 +402,93 @@ WITH tsq AS MATERIALIZED (
     FROM listed JOIN product_master p ON p.id = listed.id
     WHERE {{ product_filter }}
 )
+
+-- name: rank_keyword
+-- params: q text, depth int, cap int, typo_tolerance bool, scan_cap int|null (set where the API holds the
+--    candidate sets: a word of `cap` matches or more is handed back to rank in scope, see the end),
+--    typo_below int (typo tolerance runs below this many full-text matches, and its looser matches are capped
+--    at 4 x this: EngineConfig.rrf_depth at every depth, so that a deeper ranking holds the same matches)
+--    (+ listing_filter_near, product_filter)
+-- Keyword side of hybrid search, under the same filters as the vector side. Three capped match sets:
+-- exact name (btree on lower(name)) or GTIN (unique btree); full text in both configs (GIN on
+-- search_tsv); typo tolerance: the query's words (English stop words left out) each widened to the
+-- vocabulary words (search_term, migration 0004) it equals or resembles (trigram similarity, threshold set
+-- locally by the caller, at most 3 per word, for unknown words of 4+ letters, of a length near the word's (a slip
+-- adds or drops a letter or two: trigram sets drop repeats, so `xxxxxxxxxx` resembled `xxl`); numbers and single
+-- letters left out), matched with the full-text index: all the words, or, from three words on, all but any one
+-- (a word corrected wrongly or not at all costs one word, not the match; matches of every word are capped
+-- like the full-text set, the looser ones at 4 × typo_below). A word neither known nor close to
+-- a known one is dropped: no product name could match it. Measured on 300 catalogue names with one or two
+-- keyboard slips: the intended product in the first 30 for 96.7 % (whole-query trigram matching: 97.3 %)
+-- at ~1/3 of the cost; that matching's GIN scan and its planner estimate were ~85 % of this statement.
+-- Typo tolerance only runs when nothing matched the name or GTIN exactly and the words as typed match fewer
+-- than `typo_below` products (Typesense's typo_tokens_threshold): otherwise the exact words fill the ranks fusion
+-- uses (a one-time filter).
+-- The caps bound the cost of very broad queries (a common word over 100k products): past them the set is an
+-- arbitrary subset, reported by `capped`. Exact name/brand/GTIN matches sort first; then the score: the text
+-- rank (ts_rank_cd) under the config whose query matched (english first), or the trigram word similarity of
+-- the query to the name for a typo match. One scoring function per row: ts_rank_cd in both configs plus two
+-- trigram similarities cost ~50 µs a row, half the statement for a broad query (400 matches: 21 ms -> 8 ms).
+-- The listing filter is a per-row probe (a scalar subquery, LIMIT 1), not an EXISTS: the matches are capped
+-- (at most ~570 probes of ix_store_product_in_stock), while the planner, misjudging the full-text match
+-- count, turned the EXISTS into a hash of every qualifying listing in the radius (26k at 2 km: 22 of 26 ms).
+-- Same results; statement p95 at 2 / 5 km 19 -> 12 / 20 -> 13 ms, and ~0.5 ms less planning. The probe runs
+-- on the candidate ids before their product rows are read (`listed`, materialised): a typo match capped at 400
+-- of which a few stores sell 30 fetches 30 rows, not 400: the form that read the rows first took 5-8 % longer a
+-- call (benchmarks/replay.py over 1,060 calls at 0.5 km to global, identical rows).
+-- The cap falls on the catalogue's matches, before the scope: near a point a common word saw a fraction of the
+-- local matches (`milk` within 5 km on the 100k catalogue: 17 of its 87). Where the API holds the candidate sets
+-- (engine/keyword.py) it sets `scan_cap`: a word of `cap` matches or more is then not ranked here; the one row
+-- answered (id null) packs up to `scan_cap` of its matches, 16 bytes each (~1 µs a match at 100k, the heap
+-- fetch of each), and counts them in `total`; the API keeps those in stock in scope and rank_keyword_among ranks
+-- them. A word of fewer matches is ranked here as before, in one round trip.
+WITH {{ keyword_query }}, fts AS MATERIALIZED (
+    SELECT p.id FROM product_master p
+    WHERE p.search_tsv @@ (SELECT simple FROM tsq)
+       OR p.search_tsv @@ (SELECT english FROM tsq)
+    LIMIT greatest(:cap::int, :scan_cap::int)
+), fts_count AS (
+    SELECT count(*) AS n FROM fts
+), handed AS (
+    SELECT :scan_cap::int IS NOT NULL AND (SELECT n FROM fts_count) >= :cap::int AS yes
+), {{ keyword_typo }}, cand AS (
+    SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM typo
+), listed AS MATERIALIZED (
+    -- the listing probe first: a candidate no store in scope sells costs no product row fetch
+    SELECT cand.id FROM cand WHERE NOT (SELECT yes FROM handed) AND {{ listing_probe }}
+), {{ keyword_scored }}
+(SELECT id, exact, kscore, count(*) OVER () AS total,
+        ((SELECT n FROM fts_count) >= :cap::int OR (SELECT count(*) FROM typo) >= :cap::int) AS capped,
+        NULL::bytea AS packed_ids
+ FROM matched
+ ORDER BY exact DESC, kscore DESC, id
+ LIMIT :depth::int)
+UNION ALL
+SELECT NULL, NULL, NULL, (SELECT n FROM fts_count), true, (SELECT string_agg(uuid_send(fts.id), ''::bytea) FROM fts)
+WHERE (SELECT yes FROM handed);
+
+-- name: rank_keyword_among
+-- params: match_ids uuid[] (rank_keyword's matches handed back, those in stock in scope), match_count int (all
+--    it found, for the typo threshold), match_capped bool (it stopped at scan_cap, or match_ids leaves some out),
+--    ids_listed bool (match_ids need no listing probe: no price filter), depth int, cap int, typo_tolerance bool,
+--    typo_below int (+ listing_filter_near, product_filter)
+-- The keyword side in scope: rank_keyword with its full-text matches given (the candidate sets kept those in
+-- scope), so a common word ranks its matches near the point, not the first `cap` of the catalogue's. Exact and
+-- typo matches as there, each probed; the given ids are probed only for a price filter (the sets hold stock only).
+-- ~6 µs a given id at 100k (its product row by primary key, and the score).
+WITH {{ keyword_query }}, fts AS MATERIALIZED (
+    SELECT u.id FROM unnest(:match_ids::uuid[]) AS u(id)
+), fts_count AS (
+    SELECT :match_count::int AS n
+), {{ keyword_typo }}, listed AS MATERIALIZED (
+    SELECT fts.id FROM fts WHERE :ids_listed::bool
+    UNION
+    SELECT cand.id
+    FROM (SELECT id FROM exact UNION SELECT id FROM typo UNION SELECT id FROM fts WHERE NOT :ids_listed::bool) cand
+    WHERE {{ listing_probe }}
+), {{ keyword_scored }}
 SELECT id, exact, kscore, count(*) OVER () AS total,
-       ((SELECT count(*) FROM fts) >= :cap::int OR (SELECT count(*) FROM typo) >= :cap::int) AS capped
+       (:match_capped::bool OR (SELECT count(*) FROM typo) >= :cap::int) AS capped
 FROM matched
 ORDER BY exact DESC, kscore DESC, id
 LIMIT :depth::int;
