@@ -195,6 +195,8 @@ def test_create_list_ping_delete(local_client: TestClient[Any], store: uuid.UUID
         assert ping.status_code == 200 and ping.json()["delivered"] is True, ping.text
         got = receiver.snapshot()
         assert len(got) == 1 and Webhook(body["secret"]).verify(got[0].body, got[0].headers)["type"] == "webhook.ping"
+        # the subscription as everywhere else, and the message's id as the receiver saw it
+        assert ping.json()["webhook_id"] == body["id"] and ping.json()["message_id"] == got[0].headers["webhook-id"]
     assert local_client.delete(f"{base}/{body['id']}", headers=auth).status_code == 204
     assert local_client.get(base, headers=auth).json()["webhooks"] == []
     assert local_client.delete(f"{base}/{body['id']}", headers=auth).json()["error"]["parameter"] == "webhook_id"

@@ -126,7 +126,9 @@ async def ping_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhook_
     result = await subscriptions.send_ping(job, settings.events)  # no connection held while it waits
     async with rt.connection() as conn:
         outcome = await subscriptions.finish_ping(conn, job, result)
-    body = S.PingOut(outcome.delivered, outcome.delivery_id, outcome.message_id, outcome.status_code, outcome.error)
+    body = S.PingOut(
+        outcome.delivered, outcome.delivery_id, webhook_id, outcome.message_id, outcome.status_code, outcome.error
+    )
     return Response(body, status_code=200)
 
 

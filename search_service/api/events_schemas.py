@@ -49,7 +49,8 @@ class WebhookList(msgspec.Struct):
 class PingOut(msgspec.Struct):
     delivered: bool
     delivery_id: int
-    webhook_id: str  # the message's webhook-id header
+    webhook_id: UUID  # the subscription pinged, as everywhere else
+    message_id: str  # the message's webhook-id header (msg_…), as the receiver saw it
     status_code: int | None
     error: str | None
 
@@ -127,7 +128,14 @@ PING_RESPONSES = {
     **_spec(
         PingOut,
         200,
-        {"delivered": True, "delivery_id": 42, "webhook_id": "msg_42", "status_code": 204, "error": None},
+        {
+            "delivered": True,
+            "delivery_id": 42,
+            "webhook_id": _CREATED["id"],
+            "message_id": "msg_42",
+            "status_code": 204,
+            "error": None,
+        },
         "The ping was sent once (no retries); `delivered` says whether the receiver answered 2xx.",
     ),
     **NO_WEBHOOK,
