@@ -311,6 +311,17 @@ def test_csv_refusals(base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID
     other_key = store_key(conn, new_store(conn), "listings:write")
     assert httpx.get(f"{base}/v1/imports/{multipart.json()['batch_id']}", headers=bearer(other_key)).status_code == 403
     assert httpx.get(f"{base}/v1/imports/{uuid.uuid4()}", headers=bearer(key)).status_code == 404
+    # a form of two files: the one named `file` is the CSV, whatever its place; none named so is refused
+    logo = ("logo.png", b"\x89PNG\r\n\x1a\n", "image/png")
+    csv_file = ("stock.csv", b"sku,name,price,quantity\nm2,Milk,1.19,3\n", "text/csv")
+    url = f"{base}/v1/stores/{store}/imports"
+    named = httpx.post(url, files=[("logo", logo), ("file", csv_file)], headers=bearer(key))
+    assert named.status_code == 202, named.text
+    batch = httpx.get(f"{base}/v1/imports/{named.json()['batch_id']}", headers=bearer(key)).json()
+    assert batch["file_name"] == "stock.csv" and batch["total_rows"] == 1, batch
+    unnamed = httpx.post(url, files=[("logo", logo), ("sheet", csv_file)], headers=bearer(key))
+    assert unnamed.status_code == 400 and error_of(unnamed)[0] == "file", unnamed.text
+    assert "none of them named `file`" in error_of(unnamed)[1]
 
 
 def test_interrupted_upload_is_aborted_with_nothing_applied(

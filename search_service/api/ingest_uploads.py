@@ -79,7 +79,8 @@ MAX_PARTS = 100  # a form with the file and a few fields; 150,000 empty parts co
 
 
 def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
-    """The first file part of a multipart/form-data body (or the part named `file`)."""
+    """The part named `file` of a multipart/form-data body, or its only file part (a form of several files that
+    names none `file` is refused: the first of them may be a logo)."""
     boundary = next((p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")
                      if p.strip().lower().startswith("boundary=")), "")  # fmt: skip
     if boundary and body.count(b"--" + boundary.encode("latin-1", "replace")) > MAX_PARTS + 1:
@@ -87,11 +88,16 @@ def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
     )
-    for part in message.iter_parts() if message.is_multipart() else ():
-        if part.get_filename() or part.get_param("name", header="content-disposition") == "file":
-            payload = part.get_payload(decode=True)
-            return (payload if isinstance(payload, bytes) else b""), part.get_filename()
-    raise BadParameter("file", "the multipart body has no file part (send the CSV as the field `file`)")
+    parts = list(message.iter_parts()) if message.is_multipart() else []
+    named = [p for p in parts if p.get_param("name", header="content-disposition") == "file"]
+    files = named or [p for p in parts if p.get_filename()]
+    if not files:
+        raise BadParameter("file", "the multipart body has no file part (send the CSV as the field `file`)")
+    if len(files) > 1:
+        which = "fields named `file`" if named else "files, none of them named `file`"
+        raise BadParameter("file", f"the multipart body has {len(files)} {which}: send the one CSV as the field `file`")
+    payload = files[0].get_payload(decode=True)
+    return (payload if isinstance(payload, bytes) else b""), files[0].get_filename()
 
 
 @post(
