@@ -405,4 +405,6 @@ def test_openapi_documents_the_write_path(base: str) -> None:
     for path in expected:
         assert path in paths, path
     put_op = paths["/v1/stores/{store_id}/listings/{sku}"]["put"]
-    assert {"401", "403", "429"} <= set(put_op["responses"])
+    assert {"401", "403", "429", "415"} <= set(put_op["responses"])
+    for path, method in (("/v1/stores", "post"), ("/v1/stores/{store_id}/listings/batch", "post")):
+        assert "415" in paths[path][method]["responses"], (path, method)  # a body not declared JSON

@@ -100,7 +100,7 @@ _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; ma
     "(`updated_at`/`version`) changes nothing: `status: stale`.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
-    responses={**S.WRITE_ERRORS, **S.NO_STORE},
+    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY},
     status_code=200,
 )
 async def put_listing(
@@ -120,7 +120,7 @@ async def put_listing(
     "store has no listing with this SKU.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
-    responses={**S.WRITE_ERRORS, **S.NO_LISTING},
+    responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.JSON_ONLY},
 )
 async def patch_listing(
     rt: NamedDependency[Runtime],
@@ -156,7 +156,7 @@ async def delete_listing(
     "validation are `rejected` with a reason; the others are applied.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
-    responses={**S.WRITE_ERRORS, **S.NO_STORE},
+    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY},
     status_code=200,
 )
 async def batch_listings(
@@ -217,7 +217,7 @@ async def _patch_delivery(conn: Any, store_id: UUID, data: S.StorePatch) -> None
     description="Admin keys only (`stores:write`). `currency` is the store's default for listings that send none.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
-    responses={**S.WRITE_ERRORS},
+    responses={**S.WRITE_ERRORS, **S.JSON_ONLY},
     status_code=201,
 )
 async def create_store(
@@ -240,7 +240,7 @@ async def create_store(
     "optional text field (address, city, postal_code, country_code, store_type, phone, website); `null` keeps it.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
-    responses={**S.WRITE_ERRORS, **S.NO_STORE},
+    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY},
 )
 async def patch_store(
     rt: NamedDependency[Runtime], store_id: StoreId, data: Annotated[S.StorePatch, Body()]

@@ -289,6 +289,7 @@ WRITE_ERRORS = {
     503: error_spec(503, None, "the database is unavailable; retry shortly", "Busy or away: see Retry-After."),
 }
 NO_STORE = {404: error_spec(404, "store_id", "no store with this id", "No such store.")}
+JSON_ONLY = {415: error_spec(415, None, "send the body as application/json", "The body is not declared JSON.")}
 BAD_STORE_ID = {400: error_spec(400, "store_id", UUID_RULE, "Not a UUID.")}
 NO_LISTING = {
     404: error_spec(404, "sku", "no listing with sku 'KB-001' in this store", "No such store, or no such listing.")
