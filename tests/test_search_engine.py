@@ -868,12 +868,68 @@ def test_the_keyword_side_ranks_every_local_match_of_a_common_word(catalogue: Ca
         assert got.total_candidates == len(want) and got.total_candidates_exact, params
 
 
+def test_a_typo_of_a_common_word_is_ranked_in_scope(catalogue: Catalogue) -> None:
+    """`synthetik` is corrected to `synthetic` (the vocabulary holds it within the test's transaction: the bulk
+    load skipped its trigger); the correction's matches are ranked in scope as the word's are."""
+    params = _near_center(q="synthetik", mode="keyword", limit=100, radius_m=1500.0)
+
+    async def body(conn: asyncpg.Connection) -> tuple[set[uuid.UUID], list[uuid.UUID]]:
+        vectors = await vectors_for(conn, "gather")
+        written = conn.transaction()
+        await written.start()
+        try:
+            await conn.execute("INSERT INTO search_term (term) VALUES ('synthetic') ON CONFLICT DO NOTHING")
+            got = await search(conn, params, None, vectors=vectors)
+        finally:
+            await written.rollback()
+        rows = await conn.fetch("SELECT id FROM product_master WHERE name LIKE 'synthetic product %'")
+        return {r["id"] for r in rows}, [h.product.id for h in got.results]
+
+    synthetic, ids = with_conn(catalogue.url, body)
+    qual = catalogue.truth.qualifying(params)
+    want = sorted(pid for i, pid in enumerate(catalogue.truth.product_ids) if qual[i] and pid in synthetic)
+    assert len(want) > 100 and ids == want[:100]
+
+
 def test_past_the_rank_cap_a_common_word_counts_its_local_matches(catalogue: Catalogue) -> None:
     config = replace(DEFAULT_CONFIG, keyword_rank_cap=40)
     for params, got, want in _common_word_near_center(catalogue, [{"radius_m": 1500.0}], config):
         ids = [h.product.id for h in got.results]
         assert len(ids) == 40 and set(ids) <= set(want) and ids == sorted(ids), params
         assert got.total_candidates == len(want) and not got.total_candidates_exact
+
+
+def test_a_product_without_brand_or_gtin_ties_by_id_on_the_keyword_side(catalogue: Catalogue) -> None:
+    """Two equal matches, one without a brand and a GTIN: the id decides, in both keyword statements (the exact
+    flag was null for it, and a null sorted first: it took a place among the first `depth`, pages repeated it)."""
+    t = catalogue.truth
+    store = t.store_ids[int(np.flatnonzero(t.stores_within(CENTER[0], CENTER[1], 1000.0))[0])]
+    first, last = uuid.UUID(int=1), uuid.UUID(int=2**128 - 1)
+    params = _near_center(q="widget", mode="keyword", limit=1)
+
+    async def body(conn: asyncpg.Connection) -> list[list[uuid.UUID]]:
+        vectors = await vectors_for(conn, "gather")
+        written = conn.transaction()  # rolled back: the module's catalogue stays as its truth says
+        await written.start()
+        try:
+            for pid, brand, gtin in ((first, "Acme", "4000000000017"), (last, None, None)):
+                await conn.execute(
+                    "INSERT INTO product_master (id, name, brand, gtin) VALUES ($1, 'Zeta widget', $2, $3)",
+                    pid, brand, gtin,
+                )  # fmt: skip
+                await conn.execute(
+                    "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity)"
+                    " VALUES ($1, $2, 1, 'EUR', 5)",
+                    store, pid,
+                )  # fmt: skip
+            one = await search(conn, params, None)  # the one statement
+            among = await search(conn, params, None, replace(DEFAULT_CONFIG, keyword_cap=1), vectors=vectors)
+            return [[h.product.id for h in r.results] for r in (one, among)]
+        finally:
+            await written.rollback()
+
+    got = with_conn(catalogue.url, body)
+    assert got == [[first], [first]], got
 
 
 def test_hybrid_scores_and_keyword_mode_strategy(catalogue: Catalogue) -> None:

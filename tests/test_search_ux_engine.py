@@ -124,6 +124,44 @@ def test_keyword_facets_count_every_match_in_scope(cat: Catalogue, near: bool, m
     assert _got(got) == want["counts"]
 
 
+def test_a_common_word_in_keyword_facets_is_counted_in_scope(cat: Catalogue) -> None:
+    """`drill` past the keyword cap (3 here; typo tolerance off, whose looser matches are capped apart): the set is
+    ranked in scope on the candidate sets, so every match there is counted, near a point and in a viewport (the
+    catalogue's first 3 matches were)."""
+    config = replace(DEFAULT_CONFIG, keyword_cap=3, typo_tolerance=False)
+    near = SearchParams(q="drill", lat=CENTER[0], lon=CENTER[1], radius_m=20_000, mode="keyword", limit=100)
+    box = geo_areas.parse_bbox("13.2,52.4,13.6,52.6")
+    inside = {s for s, (lat, lon, a) in cat.stores.items() if a and box.contains(lon, lat)}
+    for params, ux, scope in (
+        (near, UxParams(facets=FACETS), _near(cat, 20_000)),
+        (replace(near, lat=None, lon=None), UxParams(facets=FACETS, bbox=box), inside),
+    ):
+        got = run(_ux(cat.url, params, ux, copy=True, config=config))
+        want = _oracle(cat, _matches(cat, "drill"), scope, FacetFilters())
+        assert got.total == len(want["results"]) > 5, ux
+        assert {h.product.id for h in got.results} == want["results"] and _got(got) == want["counts"], ux
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic"])
+def test_a_chosen_store_shows_every_product_it_has(cat: Catalogue, mode: str) -> None:
+    """The set is ranked over the chosen store (it held only those of its products among the scope's 1000 most
+    relevant: 5 here), the other facets count it, and the store facet still counts every store in scope."""
+    scope = _near(cat, 20_000)
+    drills = _matches(cat, "drill")
+    store = max(scope, key=lambda s: sum(1 for t, p, _price in _qualifying(cat, scope) if t == s and p in drills))
+    params = SearchParams(q="drill", lat=CENTER[0], lon=CENTER[1], radius_m=20_000, mode=mode, limit=100)
+    vector = np.ones(384, dtype=np.float32) / np.sqrt(384) if mode == "semantic" else None
+    every = run(_ux(cat.url, params, UxParams(facets=FACETS), vector, depth=5))
+    got = run(_ux(cat.url, params, UxParams(facets=FACETS, store_id=store), vector, depth=5))
+    sold = {p for t, p, _price in _qualifying(cat, scope) if t == store}
+    if mode == "keyword":
+        sold &= set(drills)
+    ids = [h.product.id for h in got.results]
+    assert len(sold) > 5 and len(ids) == 5 and set(ids) <= sold  # the store's 5 best
+    assert not set(ids) <= {h.product.id for h in every.results}, "only the scope's 5 best that it has"
+    assert got.facets.store == every.facets.store
+
+
 def test_brand_filter_narrows_results_but_brand_counts_stay(cat: Catalogue) -> None:
     params = SearchParams(q="drill", mode="keyword", limit=100)
     every = run(_ux(cat.url, params, UxParams(facets=("brand",))))

@@ -80,7 +80,10 @@ ExplainParam = Annotated[
 StoreIdParam = Annotated[
     str | None,
     Parameter(
-        description="Only listings of this store (the store facet's value).",
+        description=(
+            "Only listings of this store (the store facet's value): every product it has that matches, ranked; "
+            "the store facet still counts every store in scope."
+        ),
         schema_extra={"format": "uuid", "pattern": UUID_PATTERN},
         examples=[Example(summary="a store", value="0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b")],
     ),

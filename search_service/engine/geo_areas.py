@@ -210,3 +210,15 @@ async def store_scope(
     if fulfilment == "delivery":
         return delivering
     return sorted(set(pickup or []) | set(delivering))
+
+
+async def chosen_store_scope(conn: Any, store_ids: list[UUID] | None, store_id: UUID | None) -> list[UUID] | None:
+    """The stores a result set is ranked over when the store facet's value is chosen: that store alone, when the
+    scope holds it (else none), so that every product it has that matches is in the set (ranked over the whole
+    scope, the set held only those of its products among the scope's most relevant, 1000 deep)."""
+    if store_id is None:
+        return store_ids
+    if store_ids is not None:
+        return [store_id] if store_id in store_ids else []
+    stmt = statement("engine/geo_scope", "store_is_active")
+    return [store_id] if await conn.fetchval(stmt.sql, *stmt.bind(store_id=store_id)) else []

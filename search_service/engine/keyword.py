@@ -4,10 +4,10 @@
 `rank_keyword` (the statement of that name) ranks at most `EngineConfig.keyword_cap` matches of the catalogue,
 keeping those sold in scope: a common word matches far more, and near a point its first `cap` held a fraction of
 the local ones (`milk` within 5 km on the 100k catalogue: 17 of 87). Where the search holds the candidate sets
-(in stock, near a point: `Scope.sets`), such a word is ranked in scope instead: the statement hands back up to
-`keyword_scan_cap` of its matches, the sets keep those some store in scope has in stock, and
-`rank_keyword_among` ranks them (up to `keyword_rank_cap`), the exact and typo matches as the one statement has
-them. A word of fewer matches stays one statement. A radius probed per listing (`Scope.near`: it holds most
+(in stock, in a radius or box: `Scope.sets`), such a query is ranked in scope instead: the statement hands back
+its exact, full-text and typo matches (up to `keyword_scan_cap` of each kind), the sets keep those some store in
+scope has in stock, and `rank_keyword_among` scores them as the statement does (up to `keyword_rank_cap`). A
+query of fewer matches stays one statement. A radius probed per listing (`Scope.near`: it holds most
 stores, so most matches are in scope anyway, and the union of its stores' sets is the costly part) keeps the cap.
 """
 
@@ -46,17 +46,14 @@ async def rank_keyword(
         scan_cap=config.keyword_scan_cap if in_scope else None,
     )
     rows = await conn.fetch(stmt.sql, *values)
-    if rows and rows[-1]["packed_ids"] is not None:  # a word of `cap` matches or more, handed back
-        return await _rank_in_scope(conn, scope, depth, config, below, rows[-1])
+    if rows and rows[-1]["packed_ids"] is not None:  # a query of `cap` matches or more, handed back
+        return await _rank_in_scope(conn, scope, depth, config, rows[-1])
     return _ranked(rows)
 
 
-async def _rank_in_scope(
-    conn: Conn, scope: Scope, depth: int, config: EngineConfig, typo_below: int, handed: Any
-) -> Ranked:
+async def _rank_in_scope(conn: Conn, scope: Scope, depth: int, config: EngineConfig, handed: Any) -> Ranked:
     """The candidate sets' products in scope among the handed matches, ranked by rank_keyword_among."""
     assert scope.sets is not None
-    found = int(handed["total"])
     in_scope = scope.products_in_scope()
     assert in_scope is not None
     ids, left_out = kept_in_scope(scope.sets, in_scope, handed["packed_ids"], config.keyword_rank_cap)
@@ -64,13 +61,9 @@ async def _rank_in_scope(
     values = scope.bind(
         stmt,
         match_ids=ids,
-        match_count=found,
-        match_capped=found >= config.keyword_scan_cap or left_out > 0,
+        match_capped=bool(handed["capped"]) or left_out > 0,
         ids_listed=scope.params.min_price is None and scope.params.max_price is None,
         depth=depth,
-        cap=config.keyword_cap,
-        typo_tolerance=config.typo_tolerance,
-        typo_below=typo_below,
     )
     return _ranked(await conn.fetch(stmt.sql, *values), unranked=left_out)
 

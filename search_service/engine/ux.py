@@ -33,7 +33,7 @@ from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import faceted_page
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facet_vectors import listed_in_memory, rank_vector_set, union_pays
-from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort
+from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort, StoreCount
 from search_service.engine.fusion import Ranked, fusion_depth, merge
 from search_service.engine.hydrate import hydrate
 from search_service.engine.keyword import rank_keyword
@@ -176,12 +176,12 @@ async def _current_sets(
     conn: Any,
     params: engine.SearchParams,
     store_ids: list[UUID] | None,
-    has_vector: bool,
     vectors: VectorCache | None,
 ) -> CandidateSets | None:
-    """The candidate sets brought up to now (candidates.py), when a vector side ranks (the engine's plans, or a
-    facet set's: facet_vectors.py); not for the keyword side alone. Their union is taken only if a plan asks."""
-    if vectors is None or params.mode == "keyword" or not has_vector:
+    """The candidate sets brought up to now (candidates.py): the vector side's plans and a facet set's rank on them
+    (facet_vectors.py), and the keyword side ranks a common word's matches in scope on them (keyword.py). Their
+    union is taken only if a plan or a common word asks."""
+    if vectors is None:
         return None
     sets = vectors.candidates
     return sets if await sets.brought_current(conn, store_ids, params.in_stock) else None
@@ -295,8 +295,10 @@ async def _ranked_set(
     ux: UxParams,
     context: _Context,
     clock: _Clock,
+    narrow: bool = True,
 ) -> tuple[list[UUID] | None, FacetFilters, _Ranking | str]:
-    """The stores in scope, the chosen facet values, and the ranked result set (or why it is empty)."""
+    """The stores in scope, the chosen facet values, and the ranked result set (or why it is empty); with a chosen
+    store and `narrow`, the set of that store's products (geo_areas.chosen_store_scope)."""
     store_ids = await geo_areas.store_scope(
         conn,
         lat=params.lat,
@@ -307,20 +309,21 @@ async def _ranked_set(
         stores=context.stores,
     )
     filters = await _filters(conn, params, ux)
+    ranked_stores = await geo_areas.chosen_store_scope(conn, store_ids, ux.store_id) if narrow else store_ids
     clock.lap("scope")
-    if store_ids == [] or filters.category_ids == []:
-        return store_ids, filters, "no_stores" if store_ids == [] else "no_category"
+    if ranked_stores == [] or filters.category_ids == []:
+        return store_ids, filters, "no_stores" if ranked_stores == [] else "no_category"
     # With facets the ranking leaves the facet filters to facet_set; otherwise it applies what it can.
     ranked_params = (
         replace(params, category_id=None, min_price=None, max_price=None, brand=None) if ux.facets else params
     )
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
     depth = _depth(params, ux, context.facet_config, context.config)
-    sets = await _current_sets(conn, params, store_ids, query_vector is not None, context.vectors)
+    sets = await _current_sets(conn, params, ranked_stores, context.vectors)
     near = None
-    if ux.bbox is None and ux.fulfilment == "pickup" and store_ids is not None:  # the radius's stores, exactly
-        near = radius_probe(context.stores, params, len(store_ids))
-    scope = Scope(store_ids, categories, ranked_params, context.exclude_id, sets=sets, near=near)
+    if ux.bbox is None and ux.fulfilment == "pickup" and store_ids is not None and ranked_stores is store_ids:
+        near = radius_probe(context.stores, params, len(store_ids))  # the radius's stores, exactly
+    scope = Scope(ranked_stores, categories, ranked_params, context.exclude_id, sets=sets, near=near)
     extra = context.exclude_id is not None  # the facet set's in-memory ranking may hold the product itself
     ranking = await _rank(
         conn, scope, query_vector, depth + extra, _whole(params, ux), context.config, context.vectors,
@@ -334,6 +337,21 @@ async def _ranked_set(
 def _no_counts(asked: Sequence[str]) -> Facets:
     """The facets asked for, each with no value: an empty set answers the shape a set with no match does."""
     return Facets(**{name: [] for name in asked})
+
+
+async def _scope_stores(
+    conn: Any, params: engine.SearchParams, query_vector: QueryVector | None, ux: UxParams, context: _Context
+) -> list[StoreCount]:
+    """The store facet beside a chosen store's page: counted over the set ranked over every store in scope."""
+    store_ids, filters, ranking = await _ranked_set(conn, params, query_vector, ux, context, _Clock(), narrow=False)
+    if isinstance(ranking, str):
+        return []
+    point = (params.lat, params.lon) if params.lat is not None and params.lon is not None else None
+    wide = await faceted_page(
+        conn, context.labels, ranking.ids, context.stock, ranking.keys, context.stores, store_ids=store_ids,
+        in_stock=params.in_stock, point=point, filters=filters, facets=["store"], sort=ux.sort, offset=0, limit=1,
+    )  # fmt: skip
+    return wide.facets.store or []
 
 
 async def _ux_run(
@@ -350,6 +368,10 @@ async def _ux_run(
         in_stock=params.in_stock, point=point, filters=filters, facets=ux.facets, sort=ux.sort, offset=params.offset,
         limit=params.limit,
     )  # fmt: skip
+    if ux.store_id is not None and "store" in ux.facets:  # the other stores' counts: the scope's set
+        page = replace(
+            page, facets=replace(page.facets, store=await _scope_stores(conn, params, query_vector, ux, context))
+        )
     clock.lap("facets")
     shown = store_ids if ux.store_id is None else [s for s in store_ids or [ux.store_id] if s == ux.store_id]
     # sorted by price: each hit shows its cheapest stores, the price the order follows, first

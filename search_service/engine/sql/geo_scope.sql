@@ -20,6 +20,11 @@ WHERE s.is_active
            THEN ST_X(s.location::geometry) BETWEEN :min_lon::float8 AND :max_lon::float8
            ELSE ST_X(s.location::geometry) >= :min_lon::float8 OR ST_X(s.location::geometry) <= :max_lon::float8 END;
 
+-- name: store_is_active
+-- params: store_id uuid
+-- A global search's chosen store (the store facet's value): its listings count only while it is active.
+SELECT coalesce((SELECT s.is_active FROM store s WHERE s.id = :store_id::uuid), false) AS active;
+
 -- name: stores_delivering
 -- params: lon float8, lat float8
 -- Active stores that deliver to the point, however far away: within their delivery radius (geodesic, as

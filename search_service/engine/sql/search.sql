@@ -347,53 +347,16 @@ tsq AS MATERIALIZED (
     LIMIT 50
 )
 
--- fragment: keyword_typo
--- params: q text, cap int, typo_tolerance bool, typo_below int
--- rank_keyword's typo matches (see there), when nothing matched exactly and `fts_count` (a CTE of the
--- statement: the words' full-text matches) is below typo_below. CTEs, the last `typo`.
-words AS MATERIALIZED (
-    SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', :q::text))) AS u(w)
-    WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM fts_count) < :typo_below::int
-      AND to_tsvector('english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
-), spellings AS MATERIALIZED (
-    SELECT words.w, tsquery_or_agg(quote_literal(s.term)::tsquery) AS q
-    FROM words
-    CROSS JOIN LATERAL (
-        (SELECT t.term FROM search_term t WHERE t.term = words.w LIMIT 1)
-        UNION
-        (SELECT t.term FROM search_term t
-         WHERE length(words.w) >= 4 AND t.term % words.w
-           AND abs(length(t.term) - length(words.w)) <= greatest(2, length(words.w) / 3)
-           AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = words.w)
-         GROUP BY t.term
-         ORDER BY similarity(t.term, words.w) DESC, t.term
-         LIMIT 3)
-    ) s
-    GROUP BY words.w
-), typo_query AS (
-    SELECT CASE WHEN (SELECT count(*) FROM spellings) < 3 THEN (SELECT tsquery_and_agg(q) FROM spellings)
-                ELSE (SELECT tsquery_or_agg(clause) FROM (
-                          SELECT tsquery_and_agg(s.q) FILTER (WHERE s.w <> d.w) AS clause
-                          FROM spellings s CROSS JOIN spellings d
-                          GROUP BY d.w) AS all_but_one) END AS q
-), typo AS MATERIALIZED (
-    (SELECT p.id FROM product_master p
-     WHERE p.search_tsv @@ (SELECT tsquery_and_agg(q) FROM spellings)
-     LIMIT :cap::int)
-    UNION
-    (SELECT p.id FROM product_master p
-     WHERE p.search_tsv @@ (SELECT q FROM typo_query)
-     LIMIT 4 * :typo_below::int)
-)
-
 -- fragment: keyword_scored
 -- params: q text (+ product_filter)
 -- The listed matches (a CTE `listed` of the statement) that pass the product filter, each with whether it is an
 -- exact name/brand/GTIN match and its score: one scoring function a row (see rank_keyword). A CTE, `matched`.
 matched AS (
     SELECT p.id,
-           (lower(p.name) = lower((SELECT trimmed FROM tsq)) OR lower(p.brand) = lower((SELECT trimmed FROM tsq))
-            OR p.gtin = (SELECT trimmed FROM tsq)) AS exact,
+           -- a null brand or GTIN is no exact match (a null here sorted first under DESC)
+           coalesce(lower(p.name) = lower((SELECT trimmed FROM tsq))
+                    OR lower(p.brand) = lower((SELECT trimmed FROM tsq))
+                    OR p.gtin = (SELECT trimmed FROM tsq), false) AS exact,
            CASE WHEN p.search_tsv @@ (SELECT english FROM tsq)
                   THEN ts_rank_cd(p.search_tsv, (SELECT english FROM tsq))
                 WHEN p.search_tsv @@ (SELECT simple FROM tsq)
@@ -438,10 +401,10 @@ matched AS (
 -- call (benchmarks/replay.py over 1,060 calls at 0.5 km to global, identical rows).
 -- The cap falls on the catalogue's matches, before the scope: near a point a common word saw a fraction of the
 -- local matches (`milk` within 5 km on the 100k catalogue: 17 of its 87). Where the API holds the candidate sets
--- (engine/keyword.py) it sets `scan_cap`: a word of `cap` matches or more is then not ranked here; the one row
--- answered (id null) packs up to `scan_cap` of its matches, 16 bytes each (~1 µs a match at 100k, the heap
--- fetch of each), and counts them in `total`; the API keeps those in stock in scope and rank_keyword_among ranks
--- them. A word of fewer matches is ranked here as before, in one round trip.
+-- (engine/keyword.py) it sets `scan_cap`: a query of `cap` full-text (or typo) matches or more is then not ranked
+-- here; the one row answered (id null) packs its candidates, up to `scan_cap` matches of each kind, 16 bytes each
+-- (~1 µs a match at 100k, the heap fetch of each), and counts them in `total`; the API keeps those in stock in
+-- scope and rank_keyword_among ranks them. A query of fewer matches is ranked here as before, in one round trip.
 WITH {{ keyword_query }}, fts AS MATERIALIZED (
     SELECT p.id FROM product_master p
     WHERE p.search_tsv @@ (SELECT simple FROM tsq)
@@ -449,9 +412,43 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     LIMIT greatest(:cap::int, :scan_cap::int)
 ), fts_count AS (
     SELECT count(*) AS n FROM fts
+), words AS MATERIALIZED (
+    SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', :q::text))) AS u(w)
+    WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM fts_count) < :typo_below::int
+      AND to_tsvector('english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
+), spellings AS MATERIALIZED (
+    SELECT words.w, tsquery_or_agg(quote_literal(s.term)::tsquery) AS q
+    FROM words
+    CROSS JOIN LATERAL (
+        (SELECT t.term FROM search_term t WHERE t.term = words.w LIMIT 1)
+        UNION
+        (SELECT t.term FROM search_term t
+         WHERE length(words.w) >= 4 AND t.term % words.w
+           AND abs(length(t.term) - length(words.w)) <= greatest(2, length(words.w) / 3)
+           AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = words.w)
+         GROUP BY t.term
+         ORDER BY similarity(t.term, words.w) DESC, t.term
+         LIMIT 3)
+    ) s
+    GROUP BY words.w
+), typo_query AS (
+    SELECT CASE WHEN (SELECT count(*) FROM spellings) < 3 THEN (SELECT tsquery_and_agg(q) FROM spellings)
+                ELSE (SELECT tsquery_or_agg(clause) FROM (
+                          SELECT tsquery_and_agg(s.q) FILTER (WHERE s.w <> d.w) AS clause
+                          FROM spellings s CROSS JOIN spellings d
+                          GROUP BY d.w) AS all_but_one) END AS q
+), typo AS MATERIALIZED (
+    (SELECT p.id FROM product_master p
+     WHERE p.search_tsv @@ (SELECT tsquery_and_agg(q) FROM spellings)
+     LIMIT greatest(:cap::int, :scan_cap::int))
+    UNION
+    (SELECT p.id FROM product_master p
+     WHERE p.search_tsv @@ (SELECT q FROM typo_query)
+     LIMIT 4 * :typo_below::int)
 ), handed AS (
-    SELECT :scan_cap::int IS NOT NULL AND (SELECT n FROM fts_count) >= :cap::int AS yes
-), {{ keyword_typo }}, cand AS (
+    SELECT :scan_cap::int IS NOT NULL
+           AND ((SELECT n FROM fts_count) >= :cap::int OR (SELECT count(*) FROM typo) >= :cap::int) AS yes
+), cand AS (
     SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM typo
 ), listed AS MATERIALIZED (
     -- the listing probe first: a candidate no store in scope sells costs no product row fetch
@@ -464,31 +461,22 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
  ORDER BY exact DESC, kscore DESC, id
  LIMIT :depth::int)
 UNION ALL
-SELECT NULL, NULL, NULL, (SELECT n FROM fts_count), true, (SELECT string_agg(uuid_send(fts.id), ''::bytea) FROM fts)
+SELECT NULL, NULL, NULL, (SELECT count(*) FROM cand),
+       ((SELECT n FROM fts_count) >= :scan_cap::int OR (SELECT count(*) FROM typo) >= :scan_cap::int),
+       (SELECT string_agg(uuid_send(cand.id), ''::bytea) FROM cand)
 WHERE (SELECT yes FROM handed);
 
 -- name: rank_keyword_among
--- params: match_ids uuid[] (rank_keyword's matches handed back, those in stock in scope), match_count int (all
---    it found, for the typo threshold), match_capped bool (it stopped at scan_cap, or match_ids leaves some out),
---    ids_listed bool (match_ids need no listing probe: no price filter), depth int, cap int, typo_tolerance bool,
---    typo_below int (+ listing_filter_near, product_filter)
--- The keyword side in scope: rank_keyword with its full-text matches given (the candidate sets kept those in
--- scope), so a common word ranks its matches near the point, not the first `cap` of the catalogue's. Exact and
--- typo matches as there, each probed; the given ids are probed only for a price filter (the sets hold stock only).
--- ~6 µs a given id at 100k (its product row by primary key, and the score).
-WITH {{ keyword_query }}, fts AS MATERIALIZED (
-    SELECT u.id FROM unnest(:match_ids::uuid[]) AS u(id)
-), fts_count AS (
-    SELECT :match_count::int AS n
-), {{ keyword_typo }}, listed AS MATERIALIZED (
-    SELECT fts.id FROM fts WHERE :ids_listed::bool
-    UNION
-    SELECT cand.id
-    FROM (SELECT id FROM exact UNION SELECT id FROM typo UNION SELECT id FROM fts WHERE NOT :ids_listed::bool) cand
-    WHERE {{ listing_probe }}
+-- params: match_ids uuid[] (rank_keyword's candidates handed back, those in stock in scope), match_capped bool (the
+--    handed matches stopped at scan_cap, or match_ids leaves some out), ids_listed bool (no listing probe: no
+--    price filter, the candidate sets hold stock only), depth int (+ listing_filter_near, product_filter)
+-- The keyword side in scope: rank_keyword's scoring of its candidates (exact, full-text and typo matches) handed
+-- back and kept by the candidate sets, so a common word ranks its matches near the point, not the first `cap` of
+-- the catalogue's. ~6 µs a given id at 100k (its product row by primary key, and the score).
+WITH {{ keyword_query }}, listed AS MATERIALIZED (
+    SELECT cand.id FROM unnest(:match_ids::uuid[]) AS cand(id) WHERE :ids_listed::bool OR {{ listing_probe }}
 ), {{ keyword_scored }}
-SELECT id, exact, kscore, count(*) OVER () AS total,
-       (:match_capped::bool OR (SELECT count(*) FROM typo) >= :cap::int) AS capped
+SELECT id, exact, kscore, count(*) OVER () AS total, :match_capped::bool AS capped
 FROM matched
 ORDER BY exact DESC, kscore DESC, id
 LIMIT :depth::int;
