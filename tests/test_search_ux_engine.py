@@ -162,6 +162,33 @@ def test_a_chosen_store_shows_every_product_it_has(cat: Catalogue, mode: str) ->
     assert got.facets.store == every.facets.store
 
 
+@pytest.mark.parametrize("ux", [UxParams(sort="price"), UxParams(sort="distance"), UxParams()])
+def test_a_sorted_semantic_set_ranks_with_its_filters(cat: Catalogue, ux: UxParams) -> None:
+    """A sort or a brand without facets: the set is the brand's 5 most similar products, not those among the
+    scope's 5 most similar (the in-memory facet set left the filter to facet_set, which kept 1 of 5 or none)."""
+    scope = _near(cat, 20_000)
+    vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+    params = SearchParams(q="", lat=CENTER[0], lon=CENTER[1], radius_m=20_000, mode="semantic", limit=100)
+    chosen = replace(params, brand="Bolt")
+    got = run(_ux(cat.url, chosen, ux, vector, depth=5, copy=True))
+    plain = run(_ux(cat.url, params, UxParams(sort="price"), vector, depth=5, copy=True))
+    bolts = {p for _s, p, _price in _qualifying(cat, scope) if cat.products[p][1] == "Bolt"}
+    assert len(bolts) > 5 and len(got.results) == 5 and {h.product.id for h in got.results} <= bolts
+    assert not {h.product.id for h in got.results} <= {h.product.id for h in plain.results}
+
+
+def test_facets_of_a_chosen_store_or_category_out_of_scope_count_the_scope(cat: Catalogue) -> None:
+    """No result, and each facet counts the set without its own filter (the store facet every store in scope, the
+    category facet every category), as an unknown brand or a price range with no product leaves them."""
+    params = SearchParams(q="drill", lat=CENTER[0], lon=CENTER[1], radius_m=2_000, mode="keyword", limit=100)
+    far = next(s for s in sorted(cat.stores) if cat.stores[s][2] and s not in _near(cat, 2_000))
+    every = run(_ux(cat.url, params, UxParams(facets=FACETS)))
+    store = run(_ux(cat.url, params, UxParams(facets=FACETS, store_id=far)))
+    assert store.results == [] and store.facets.store == every.facets.store and every.facets.store
+    category = run(_ux(cat.url, replace(params, category_id=987_654), UxParams(facets=FACETS)))
+    assert category.results == [] and category.facets.category == every.facets.category and every.facets.category
+
+
 def test_brand_filter_narrows_results_but_brand_counts_stay(cat: Catalogue) -> None:
     params = SearchParams(q="drill", mode="keyword", limit=100)
     every = run(_ux(cat.url, params, UxParams(facets=("brand",))))

@@ -3,7 +3,8 @@
 Facets and sorts of semantic and hybrid search cover the `PLINQY_FACET_DEPTH` (1000) products most similar to the
 query in scope. The engine's exact plans find a page's top-k and check each candidate's listings in SQL (~12 µs an
 id, in slices): 1000-deep that was 3-4x a search's time. Narrow scopes: the products listed at the stores in scope
-(`listed_products`, one packed array) are ranked in memory and the best `depth` taken, scored exactly in float32;
+(`listed_products`, one packed array) are ranked in memory and the best `depth` taken, in the copy's scores (float16
+rows: within ranking.FLOAT16_ERROR of float32's, so near-ties may order otherwise than PostgreSQL's scores);
 with the candidate sets in scope (`candidates.py`, brought up to this search's snapshot) those products are their
 union and no statement lists them.
 Wide scopes (WIDE_SCOPE_STORES stores or more, where most products are listed and gathering every listing cost
@@ -47,7 +48,7 @@ Listed = Callable[[np.ndarray], np.ndarray]
 
 
 def _exact_order(vectors: VectorCache, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`rows` best first by exact float32 score, ties by id (as str(UUID) orders), and their scores."""
+    """`rows` best first by the copy's score (float16 rows: ranking.FLOAT16_ERROR), ties by id, and their scores."""
     similarity = vectors._matrix[rows] @ query
     keys = vectors._view.key[np.asarray(rows, dtype=np.int64)]
     order = np.lexsort((keys[:, 1], keys[:, 0], -similarity))
@@ -130,7 +131,7 @@ async def rank_vector_set(
 def _ranked_rows(vectors: VectorCache, vector: np.ndarray, ranking: Ranking, depth: int, strategy: str) -> Ranked:
     rows, similarity = ranking.best(depth)  # at least `depth`: every row above the highest bound left unscored
     keys = vectors._view.key[rows]
-    order = np.lexsort((keys[:, 1], keys[:, 0], -similarity))[:depth]  # exact scores, ties by id (as str orders)
+    order = np.lexsort((keys[:, 1], keys[:, 0], -similarity))[:depth]  # the copy's scores, ties by id (as str orders)
     rows, similarity = rows[order], similarity[order]
     ranked = vectors.ids_of(rows)
     scores = dict(zip(ranked, similarity.tolist(), strict=True))

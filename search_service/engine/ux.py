@@ -42,6 +42,7 @@ from search_service.engine.scope import Scope, radius_probe
 from search_service.engine.session import transaction
 from search_service.engine.stats import StatsCache, read_stats
 from search_service.engine.store_locator import StoreLocator
+from search_service.engine.ux_explain import HitExplain, explained
 from search_service.engine.vector_plans import rank_vector
 from search_service.engine.vector_scan import VectorPlan, plan_vector
 from search_service.engine.vectors import VectorCache
@@ -58,15 +59,6 @@ class UxParams:
     fulfilment: Fulfilment = "pickup"
     explain: bool = False
     store_id: UUID | None = None  # the store facet's value (the brand's is SearchParams.brand)
-
-
-@dataclass(frozen=True)
-class HitExplain:
-    vector_similarity: float | None  # None: not among the vector side's ranked products (or keyword mode)
-    keyword_rank: int | None  # 1-based position on the keyword side; None: no keyword match
-    keyword_score: float | None
-    typo_corrections: list[str]  # "typed->corrected" pairs this product's name or brand matched
-    exact_match: bool  # exact name, brand or GTIN match
 
 
 @dataclass(frozen=True)
@@ -121,6 +113,13 @@ async def _vector_of(query_vector: QueryVector) -> np.ndarray:
     return np.asarray(query_vector if isinstance(query_vector, np.ndarray) else await query_vector, np.float32)
 
 
+def _filtered(scope: Scope) -> bool:
+    """Whether the ranking must apply product or price filters (no facets asked), which facet_vectors' in-memory
+    set leaves out (it kept the scope's 1000 best and facet_set filtered those: `brand=X` found 4 of 27)."""
+    p = scope.params
+    return scope.category_ids is not None or p.brand is not None or p.min_price is not None or p.max_price is not None
+
+
 async def _rank(
     conn: Any,
     scope: Scope,
@@ -138,7 +137,7 @@ async def _rank(
     vector_side = keyword_side = None
     if mode == "keyword":
         keyword_side = await rank_keyword(conn, scope, depth, config)
-    elif whole and vectors is not None and vectors.loaded:  # a whole set: facet_vectors
+    elif whole and vectors is not None and vectors.loaded and not _filtered(scope):  # a whole set: facet_vectors
         assert query_vector is not None
         if mode == "hybrid":
             keyword_side = await rank_keyword(conn, scope, depth, config)
@@ -193,24 +192,6 @@ async def _filters(conn: Any, params: engine.SearchParams, ux: UxParams) -> Face
         stmt = statement("engine/facets", "category_subtree")
         category_ids = list(await conn.fetchval(stmt.sql, *stmt.bind(category_id=params.category_id)))
     return FacetFilters(category_ids, params.brand, ux.store_id, params.min_price, params.max_price)
-
-
-async def _explain(conn: Any, q: str, ranking: _Ranking, page: Sequence[UUID]) -> dict[UUID, HitExplain]:
-    stmt = statement("engine/facets", "explain_typos")
-    rows = await conn.fetch(stmt.sql, *stmt.bind(q=q, product_ids=list(page))) if q else []
-    typos = {r["id"]: list(r["applied"]) for r in rows}
-    kw, vec = ranking.keyword, ranking.vector
-    kw_rank = {pid: i for i, pid in enumerate(kw.ids, start=1)} if kw else {}
-    out = {}
-    for pid in page:
-        out[pid] = HitExplain(
-            vector_similarity=vec.scores.get(pid) if vec else None,
-            keyword_rank=kw_rank.get(pid),
-            keyword_score=kw.scores.get(pid) if kw else None,
-            typo_corrections=typos.get(pid, []),
-            exact_match=bool(kw and pid in kw.exact_ids),
-        )
-    return out
 
 
 class _Clock:
@@ -310,8 +291,10 @@ async def _ranked_set(
     )
     filters = await _filters(conn, params, ux)
     ranked_stores = await geo_areas.chosen_store_scope(conn, store_ids, ux.store_id) if narrow else store_ids
+    if ux.facets and (ranked_stores == [] or filters.category_ids == []):
+        ranked_stores = store_ids  # no result, but each facet counts the set without its own filter
     clock.lap("scope")
-    if ranked_stores == [] or filters.category_ids == []:
+    if ranked_stores == [] or (filters.category_ids == [] and not ux.facets):
         return store_ids, filters, "no_stores" if ranked_stores == [] else "no_category"
     # With facets the ranking leaves the facet filters to facet_set; otherwise it applies what it can.
     ranked_params = (
@@ -368,7 +351,8 @@ async def _ux_run(
         in_stock=params.in_stock, point=point, filters=filters, facets=ux.facets, sort=ux.sort, offset=params.offset,
         limit=params.limit,
     )  # fmt: skip
-    if ux.store_id is not None and "store" in ux.facets:  # the other stores' counts: the scope's set
+    # the set was ranked over the chosen store: the store facet counts the scope's set
+    if ux.store_id is not None and "store" in ux.facets and ux.store_id in (store_ids or [ux.store_id]):
         page = replace(
             page, facets=replace(page.facets, store=await _scope_stores(conn, params, query_vector, ux, context))
         )
@@ -378,7 +362,7 @@ async def _ux_run(
     hits = await hydrate(conn, Scope(shown, None, params), page.ids, ranking.scores, ux.sort == "price")
     clock.lap("hydrate")
     delivers = {(h.product.id, s.id) for h in hits for s in h.stores if s.delivers}  # measured by hydrate
-    explain = await _explain(conn, params.q, ranking, page.ids) if ux.explain else {}
+    explain = await explained(conn, params.q, ranking.keyword, ranking.vector, page.ids) if ux.explain else {}
     if ux.explain:
         clock.lap("explain")
     complete = _whole(params, ux) or len(ranking.ids) < _depth(params, ux, context.facet_config, context.config)
