@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,7 +22,7 @@ from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facets import FACETS, FacetConfig, FacetFilters
 from search_service.engine.scope import Scope
-from search_service.engine.search import DEFAULT_CONFIG, EngineConfig, SearchParams
+from search_service.engine.search import DEFAULT_CONFIG, EngineConfig, SearchParams, search
 from search_service.engine.store_locator import StoreLocator
 from search_service.engine.ux import UxParams, needs_ux, ux_search
 from search_service.engine.vectors import VectorCache
@@ -57,6 +58,7 @@ def cat(db_url: str) -> Iterator[Catalogue]:
 async def _ux(
     url: str, params: SearchParams, ux: UxParams, vector: Any = None, depth: int = 1000, copy: bool = False,
     sets: bool = True, config: EngineConfig = DEFAULT_CONFIG, stores: bool = False, stock: bool = False,
+    shared: Path | None = None,
 ) -> Any:  # fmt: skip
     conn = await asyncpg.connect(url)
     await register_vector(conn)
@@ -71,7 +73,7 @@ async def _ux(
             await buckets.load(conn)
         vectors = None
         if copy:  # the API's in-memory vector copy: the facet set comes from facet_vectors
-            vectors = VectorCache()
+            vectors = VectorCache(shared_dir=shared)  # shared: float16 rows, as `serve` maps them
             await vectors.load(conn)
             vectors.candidates.stale = not sets  # without the candidate sets, SQL lists the products in scope
         return await ux_search(
@@ -187,6 +189,32 @@ def test_facets_of_a_chosen_store_or_category_out_of_scope_count_the_scope(cat: 
     assert store.results == [] and store.facets.store == every.facets.store and every.facets.store
     category = run(_ux(cat.url, replace(params, category_id=987_654), UxParams(facets=FACETS)))
     assert category.results == [] and category.facets.category == every.facets.category and every.facets.category
+
+
+@pytest.mark.parametrize("radius_m", [20_000.0, None])
+def test_a_faceted_semantic_page_is_the_plain_searchs(cat: Catalogue, radius_m: float | None, tmp_path: Path) -> None:
+    """The facet set ranks on the copy's float16 rows; products closer than their error are ordered by
+    PostgreSQL's own similarity, as the plain search orders them (pages differed where two were that close)."""
+    rng = np.random.default_rng(11)
+    geo = {"lat": CENTER[0], "lon": CENTER[1], "radius_m": radius_m} if radius_m else {}
+    params = SearchParams(q="", mode="semantic", limit=100, **geo)  # type: ignore[arg-type]
+    for _ in range(3):
+        vector = rng.normal(size=384).astype(np.float32)
+        faceted = run(_ux(cat.url, params, UxParams(facets=("brand",)), vector, copy=True, shared=tmp_path))
+        plain = run(_plain(cat.url, params, vector))
+        assert [h.product.id for h in faceted.results] == [h.product.id for h in plain.results]
+        assert [h.score for h in faceted.results] == [h.score for h in plain.results]  # PostgreSQL's, both
+
+
+async def _plain(url: str, params: SearchParams, vector: np.ndarray) -> Any:
+    conn = await asyncpg.connect(url)
+    await register_vector(conn)
+    try:
+        vectors = VectorCache()
+        await vectors.load(conn)
+        return await search(conn, params, vector, vectors=vectors)
+    finally:
+        await conn.close()
 
 
 def test_brand_filter_narrows_results_but_brand_counts_stay(cat: Catalogue) -> None:

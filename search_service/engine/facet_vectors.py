@@ -29,6 +29,7 @@ from search_service.db.sql import statement
 from search_service.engine.config import EngineConfig
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.fusion import Ranked
+from search_service.engine.keyindex import ids_from_keys, keys_of
 from search_service.engine.planner import estimate, needs_count
 from search_service.engine.ranking import score_error
 from search_service.engine.scope import Scope
@@ -61,30 +62,38 @@ async def _wide_top(
     vectors: VectorCache,
     vector: np.ndarray,
     depth: int,
+    exact: tuple[float, int],
     listed: Listed | None = None,
 ) -> Ranked | None:
     """The set from the whole copy's best, or None when too few of them are listed in scope. `listed`: which are,
-    from memory (the listing buckets, listed_in_memory); else listed_among probes them."""
+    from memory (the listing buckets, listed_in_memory); else listed_among probes them. `exact`: see _settled."""
     whole = await vectors.rank_batched(vector)
     rows, threshold = whole.top(min(len(whole), WIDE_RESCORED * depth))  # by bound: certified below
     rows, similarity = _exact_order(vectors, vectors._unit_query(vector), rows)
     # no row left out scores above the threshold (float16 similarities: within score_error of float32's)
     certain = np.flatnonzero(similarity - score_error(vectors._matrix) > threshold)[: WIDE_PROBED * depth]
     if listed is not None:
-        picked = certain[listed(vectors._view.key[rows[certain]])][:depth]
+        picked = certain[listed(vectors._view.key[rows[certain]])]
         if len(picked) < depth and len(certain) < len(whole):
             return None
-        ids = vectors.ids_of(rows[picked])
-        scores = dict(zip(ids, similarity[picked].tolist(), strict=True))
-        return Ranked(ids, scores, len(whole), False, "wide_facet_set", keys=vectors._view.key[rows[picked]])
-    return await _probed(conn, scope, vectors, (rows, similarity, certain), depth, len(whole))
+        keys = vectors._view.key[rows[picked]]
+        return await _settled(conn, vector, keys, similarity[picked], exact, depth, "wide_facet_set", len(whole))
+    return await _probed(conn, scope, vectors, vector, (rows, similarity, certain), (depth, len(whole)), exact)
 
 
 async def _probed(
-    conn: Any, scope: Scope, vectors: VectorCache, best: tuple[np.ndarray, ...], depth: int, whole: int
+    conn: Any,
+    scope: Scope,
+    vectors: VectorCache,
+    vector: np.ndarray,
+    best: tuple[np.ndarray, ...],
+    sizes: tuple[int, int],
+    exact: tuple[float, int],
 ) -> Ranked | None:
-    """_wide_top's set with listed_among probing the certified best (`best`: rows, similarities, certain)."""
+    """_wide_top's set with listed_among probing the certified best (`best`: rows, similarities, certain;
+    `sizes`: the depth and the copy's rows)."""
     rows, similarity, certain = best
+    depth, whole = sizes
     stmt = statement("engine/search", "listed_among")
     listed: list[UUID] = []
     score: dict[UUID, float] = {}
@@ -97,7 +106,8 @@ async def _probed(
         probed, size = probed + len(part), len(certain)
     if len(listed) < depth and probed < whole:  # the gather plan finds the rest
         return None
-    return Ranked(listed, {i: score[i] for i in listed}, whole, False, "wide_facet_set")
+    similarity = np.array([score[i] for i in listed])
+    return await _settled(conn, vector, keys_of(listed), similarity, exact, depth, "wide_facet_set", whole)
 
 
 async def rank_vector_set(
@@ -108,15 +118,18 @@ async def rank_vector_set(
     depth: int,
     union: bool = True,
     listed: Listed | None = None,
+    settle: int = 0,
 ) -> Ranked:
     """The `depth` products of the copy most similar to `vector` among those listed in scope, best first. `union`:
-    whether the candidate sets' union of the stores in scope pays (union_pays); a wide scope probes otherwise."""
+    whether the candidate sets' union of the stores in scope pays (union_pays); a wide scope probes otherwise.
+    `settle`: how many of the best to order by PostgreSQL's scores (_settled: a page's window)."""
+    exact = (score_error(vectors._matrix), settle)
     in_scope = scope.products_in_scope() if union else scope.in_scope
     if in_scope is not None:  # the candidate sets' products in stock in scope: no statement
         rows = vectors.candidates.rows_in_copy(in_scope.products, vectors)
-        return _ranked_rows(vectors, vector, vectors.rank_subset(vector, rows), depth, "facet_set")
+        return await _ranked_rows(conn, vectors, vector, vectors.rank_subset(vector, rows), (depth, exact), "facet_set")
     if scope.store_ids is not None and len(scope.store_ids) >= WIDE_SCOPE_STORES:
-        wide = await _wide_top(conn, scope, vectors, vector, depth, listed)
+        wide = await _wide_top(conn, scope, vectors, vector, depth, exact, listed)
         if wide is not None:
             return wide
     if scope.store_ids is None:
@@ -125,17 +138,54 @@ async def rank_vector_set(
         stmt = statement("engine/search", "listed_products")
         packed = await conn.fetchval(stmt.sql, *scope.bind(stmt))
         ranking = vectors.rank_subset(vector, packed)
-    return _ranked_rows(vectors, vector, ranking, depth, "global_facet_set" if scope.store_ids is None else "facet_set")
+    if scope.store_ids is None:  # facet_set drops products no active store lists: the page is no slice of the set
+        return await _ranked_rows(conn, vectors, vector, ranking, (depth, (exact[0], depth)), "global_facet_set")
+    return await _ranked_rows(conn, vectors, vector, ranking, (depth, exact), "facet_set")
 
 
-def _ranked_rows(vectors: VectorCache, vector: np.ndarray, ranking: Ranking, depth: int, strategy: str) -> Ranked:
+async def _ranked_rows(
+    conn: Any, vectors: VectorCache, vector: np.ndarray, ranking: Ranking, sized: tuple[int, Any], strategy: str
+) -> Ranked:
+    """`sized`: the depth, and _settled's `exact`."""
+    depth, exact = sized
     rows, similarity = ranking.best(depth)  # at least `depth`: every row above the highest bound left unscored
-    keys = vectors._view.key[rows]
-    order = np.lexsort((keys[:, 1], keys[:, 0], -similarity))[:depth]  # the copy's scores, ties by id (as str orders)
-    rows, similarity = rows[order], similarity[order]
-    ranked = vectors.ids_of(rows)
-    scores = dict(zip(ranked, similarity.tolist(), strict=True))
-    return Ranked(ranked, scores, len(ranking), False, strategy, keys=keys[order])
+    return await _settled(conn, vector, vectors._view.key[rows], similarity, exact, depth, strategy, len(ranking))
+
+
+async def _settled(
+    conn: Any,
+    vector: np.ndarray,
+    keys: np.ndarray,
+    similarity: np.ndarray,
+    exact: tuple[float, int],
+    depth: int,
+    strategy: str,
+    total: int,
+) -> Ranked:
+    """The set's `depth` best, ties by id (as str(UUID) orders). `exact`: the copy's score error (float16 rows) and
+    how many of the best to settle: those and every product within twice the error of the last are re-scored by
+    PostgreSQL, as the plain search scores them, and ordered by that score (the copy's scores put two products
+    closer than that in either order: a faceted page differed from search's). Re-scoring the whole set cost ~10 ms
+    a request at 100k; a page's window, ~1 ms."""
+    error, settle = exact
+    order = np.lexsort((keys[:, 1], keys[:, 0], -similarity))
+    keys, similarity = keys[order], similarity[order]
+    if error and settle and len(similarity):
+        floor = similarity[min(settle, len(similarity)) - 1] - 2 * error
+        head = int(np.count_nonzero(similarity >= floor))
+        ids = ids_from_keys(keys[:head])
+        stmt = statement("engine/search", "product_similarity")
+        found = {
+            r["id"]: float(r["similarity"])
+            for r in await conn.fetch(stmt.sql, *stmt.bind(ids=ids, query_vector=vector))
+        }
+        rescored = np.array([found.get(i, s) for i, s in zip(ids, similarity[:head].tolist(), strict=True)])
+        first = np.lexsort((keys[:head, 1], keys[:head, 0], -rescored))
+        keys = np.concatenate([keys[:head][first], keys[head:]])
+        similarity = np.concatenate([rescored[first], similarity[head:]])
+    keys, similarity = keys[:depth], similarity[:depth]
+    ids = ids_from_keys(keys)
+    return Ranked(ids, dict(zip(ids, similarity.tolist(), strict=True)), total, False, strategy, keys=keys)
 
 
 async def listed_in_memory(conn: Any, scope: Scope, stock: StockBuckets | None) -> Listed | None:

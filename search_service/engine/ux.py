@@ -130,9 +130,10 @@ async def _rank(
     vectors: VectorCache | None,
     stats: StatsCache | None,
     stock: StockBuckets | None = None,
+    settle: int = 0,
 ) -> _Ranking:
-    """The ranked result set, `depth` deep (`whole`: the facets' set). The keyword side keeps search's typo
-    threshold, so that a deeper set holds the same matches, not the looser typo matches a deeper one would let in."""
+    """The ranked result set, `depth` deep (`whole`: the facets' set; `settle`: facet_vectors._settled's). The
+    keyword side keeps search's typo threshold: a deeper set holds the same matches, not looser typo matches."""
     mode = scope.params.mode if query_vector is not None else "keyword"
     vector_side = keyword_side = None
     if mode == "keyword":
@@ -144,7 +145,7 @@ async def _rank(
         vector = await _vector_of(query_vector)
         union = await union_pays(conn, scope, config, stats)
         listed = None if union else await listed_in_memory(conn, scope, stock)
-        vector_side = await rank_vector_set(conn, scope, vectors, vector, depth, union, listed)
+        vector_side = await rank_vector_set(conn, scope, vectors, vector, depth, union, listed, settle)
     else:
         assert query_vector is not None
         vector = await _vector_of(query_vector)
@@ -308,9 +309,11 @@ async def _ranked_set(
         near = radius_probe(context.stores, params, len(store_ids))  # the radius's stores, exactly
     scope = Scope(ranked_stores, categories, ranked_params, context.exclude_id, sets=sets, near=near)
     extra = context.exclude_id is not None  # the facet set's in-memory ranking may hold the product itself
+    # the page is the set's slice when no facet value is chosen: its window is ordered as search orders it
+    chosen = filters != FacetFilters() or ux.sort != "relevance"
     ranking = await _rank(
         conn, scope, query_vector, depth + extra, _whole(params, ux), context.config, context.vectors,
-        context.stats, context.stock,
+        context.stats, context.stock, 0 if chosen else params.offset + params.limit + extra,
     )  # fmt: skip
     if extra:
         ranking.ids, ranking.keys = [i for i in ranking.ids if i != context.exclude_id][:depth], None

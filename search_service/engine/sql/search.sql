@@ -334,6 +334,15 @@ FROM (
     LIMIT :depth::int
 ) l;
 
+-- name: product_similarity
+-- params: ids uuid[], query_vector vector
+-- A facet set's best (engine/facet_vectors.py), scored as filter_ranked scores the plain search's: the API's copy
+-- holds float16 rows, whose similarities may differ from these by up to ranking.FLOAT16_ERROR.
+SELECT p.id, 1.0 - cosine_distance(p.ai_vector, :query_vector::vector) AS similarity
+FROM unnest(:ids::uuid[]) AS u(id)
+JOIN product_master p ON p.id = u.id
+WHERE p.ai_vector IS NOT NULL;
+
 -- fragment: keyword_query
 -- params: q text
 -- The query's two tsqueries and its trimmed text, computed once (read through InitPlans: a generic plan would
