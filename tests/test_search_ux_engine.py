@@ -191,13 +191,16 @@ def test_facets_of_a_chosen_store_or_category_out_of_scope_count_the_scope(cat: 
     assert category.results == [] and category.facets.category == every.facets.category and every.facets.category
 
 
-@pytest.mark.parametrize("radius_m", [20_000.0, None])
-def test_a_faceted_semantic_page_is_the_plain_searchs(cat: Catalogue, radius_m: float | None, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("radius_m", "mode"), [(20_000.0, "semantic"), (None, "semantic"), (20_000.0, "hybrid")])
+def test_a_faceted_semantic_page_is_the_plain_searchs(
+    cat: Catalogue, radius_m: float | None, mode: str, tmp_path: Path
+) -> None:
     """The facet set ranks on the copy's float16 rows; products closer than their error are ordered by
     PostgreSQL's own similarity, as the plain search orders them (pages differed where two were that close)."""
     rng = np.random.default_rng(11)
     geo = {"lat": CENTER[0], "lon": CENTER[1], "radius_m": radius_m} if radius_m else {}
-    params = SearchParams(q="", mode="semantic", limit=100, **geo)  # type: ignore[arg-type]
+    q = "drill" if mode == "hybrid" else ""
+    params = SearchParams(q=q, mode=mode, limit=100, **geo)  # type: ignore[arg-type]
     for _ in range(3):
         vector = rng.normal(size=384).astype(np.float32)
         faceted = run(_ux(cat.url, params, UxParams(facets=("brand",)), vector, copy=True, shared=tmp_path))

@@ -309,11 +309,12 @@ async def _ranked_set(
         near = radius_probe(context.stores, params, len(store_ids))  # the radius's stores, exactly
     scope = Scope(ranked_stores, categories, ranked_params, context.exclude_id, sets=sets, near=near)
     extra = context.exclude_id is not None  # the facet set's in-memory ranking may hold the product itself
-    # the page is the set's slice when no facet value is chosen: its window is ordered as search orders it
+    # the page is the set's slice when no facet value is chosen: its fusion window is ordered as search orders it
     chosen = filters != FacetFilters() or ux.sort != "relevance"
+    window = fusion_depth(params.offset + params.limit, context.config.rrf_depth) + extra
     ranking = await _rank(
         conn, scope, query_vector, depth + extra, _whole(params, ux), context.config, context.vectors,
-        context.stats, context.stock, 0 if chosen else params.offset + params.limit + extra,
+        context.stats, context.stock, 0 if chosen else window,
     )  # fmt: skip
     if extra:
         ranking.ids, ranking.keys = [i for i in ranking.ids if i != context.exclude_id][:depth], None
