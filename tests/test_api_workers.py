@@ -238,26 +238,23 @@ def test_a_stock_change_reaches_the_next_search_in_every_worker(two_workers: Ser
 
 
 def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:
+    """The supervisor starts another; it takes connections once its database pool and model are ready, so no
+    search meanwhile is refused (it answered 503 "the database is not connected yet" for ~2.5 s)."""
     before = worker_pids(two_workers)
     os.kill(before[0], signal.SIGKILL)
+    params = {"q": "synthetic product 3", "limit": "3"}
+    codes: list[int] = []
+    replaced_at = None
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        pids = bench_memory.worker_pids(two_workers)
-        if len(pids) == 2 and before[0] not in pids:
-            break
-        time.sleep(0.2)
+    with ThreadPoolExecutor(8) as pool:  # fresh connections, spread over both workers' sockets by the kernel
+        while time.monotonic() < deadline and (replaced_at is None or time.monotonic() < replaced_at + 4):
+            codes += pool.map(lambda _: httpx.get(two_workers.base + "/v1/search", params=params).status_code, range(8))
+            pids = bench_memory.worker_pids(two_workers)
+            if replaced_at is None and len(pids) == 2 and before[0] not in pids:
+                replaced_at = time.monotonic()
     after = worker_pids(two_workers)
     assert before[0] not in after and before[1] in after
-    params = {"q": "synthetic product 3", "limit": "3"}
-    while time.monotonic() < deadline:  # once the new worker is ready, every search succeeds, whichever answers
-        with ThreadPoolExecutor(4) as pool:
-            codes = list(
-                pool.map(lambda _: httpx.get(two_workers.base + "/v1/search", params=params).status_code, range(8))
-            )
-        if codes == [200] * 8:
-            break
-        time.sleep(0.5)
-    assert codes == [200] * 8
+    assert len(codes) > 20 and set(codes) == {200}, sorted(set(codes))
 
 
 def listening_workers(server: Server) -> set[int]:

@@ -42,6 +42,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await runtime.start()
+        await runtime.first_answers()
         try:
             yield
         finally:

@@ -291,6 +291,17 @@ class Runtime:
             places = refresh.keep_fresh(self, "the store places", self.stores.refresh, lambda: self.stores.loaded, 1.0)
             self.tasks.append(asyncio.create_task(places, name="plinqy-store-places"))
 
+    async def first_answers(self, timeout_s: float = 10.0) -> None:
+        """Wait until the database pool and the model have each been tried once (at most `timeout_s`): a worker that
+        `serve` starts again after a crash takes requests from the shared socket once it can answer them (it
+        answered 503 for ~2.5 s while its sibling was ready), and one whose database is down starts at once."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            tried_db = self.pool is not None or self.database_error is not None
+            if tried_db and (self.model_ready or self.model_error is not None):
+                return
+            await asyncio.sleep(0.02)
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
