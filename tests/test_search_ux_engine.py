@@ -177,6 +177,19 @@ def test_a_sorted_semantic_set_ranks_with_its_filters(cat: Catalogue, ux: UxPara
     bolts = {p for _s, p, _price in _qualifying(cat, scope) if cat.products[p][1] == "Bolt"}
     assert len(bolts) > 5 and len(got.results) == 5 and {h.product.id for h in got.results} <= bolts
     assert not {h.product.id for h in got.results} <= {h.product.id for h in plain.results}
+    best = run(_call(cat.url, _most_similar, sorted(bolts), vector, 5))  # the naive plan
+    got_ids = [h.product.id for h in got.results]
+    assert (sorted(got_ids) if ux.sort != "relevance" else got_ids) == (
+        sorted(best) if ux.sort != "relevance" else best
+    )
+
+
+async def _most_similar(conn: asyncpg.Connection, ids: list[uuid.UUID], vector: np.ndarray, k: int) -> list[uuid.UUID]:
+    await register_vector(conn)
+    rows = await conn.fetch(
+        "SELECT id FROM product_master WHERE id = ANY($1) ORDER BY ai_vector <=> $2, id LIMIT $3", ids, vector, k
+    )
+    return [r["id"] for r in rows]
 
 
 def test_facets_of_a_chosen_store_or_category_out_of_scope_count_the_scope(cat: Catalogue) -> None:

@@ -119,14 +119,18 @@ async def rank_vector_set(
     union: bool = True,
     listed: Listed | None = None,
     settle: int = 0,
+    passing: bytes | None = None,
 ) -> Ranked:
     """The `depth` products of the copy most similar to `vector` among those listed in scope, best first. `union`:
     whether the candidate sets' union of the stores in scope pays (union_pays); a wide scope probes otherwise.
-    `settle`: how many of the best to order by PostgreSQL's scores (_settled: a page's window)."""
+    `settle`: how many of the best to order by PostgreSQL's scores (_settled: a page's window). `passing`: the
+    products a filter keeps (products_passing), with the candidate sets' union."""
     exact = (score_error(vectors._matrix), settle)
-    in_scope = scope.products_in_scope() if union else scope.in_scope
+    in_scope = scope.products_in_scope() if union or passing is not None else scope.in_scope
     if in_scope is not None:  # the candidate sets' products in stock in scope: no statement
         rows = vectors.candidates.rows_in_copy(in_scope.products, vectors)
+        if passing is not None:
+            rows = np.intersect1d(rows, vectors._view.index.rows_of(vectors._view.key, vectors._view.n, passing))
         return await _ranked_rows(conn, vectors, vector, vectors.rank_subset(vector, rows), (depth, exact), "facet_set")
     if scope.store_ids is not None and len(scope.store_ids) >= WIDE_SCOPE_STORES:
         wide = await _wide_top(conn, scope, vectors, vector, depth, exact, listed)
@@ -207,3 +211,13 @@ async def union_pays(conn: Any, scope: Scope, config: EngineConfig, stats: Stats
         return True
     catalogue = await (read_stats(conn) if stats is None else stats.get(conn))
     return needs_count(estimate(catalogue, scope.category_ids, len(scope.store_ids), scope.params), config)
+
+
+async def products_passing(conn: Any, scope: Scope) -> bytes | None:
+    """The products the scope's product filters keep (a brand, a category), packed; None when the set cannot take
+    them in memory: a price range (the candidate sets hold stock, not prices), or no candidate sets."""
+    p = scope.params
+    if scope.sets is None or p.min_price is not None or p.max_price is not None:
+        return None
+    stmt = statement("engine/search", "products_passing")
+    return bytes(await conn.fetchval(stmt.sql, *scope.bind(stmt)))

@@ -32,7 +32,7 @@ from search_service.engine.facet_fusion import fuse_windows
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import faceted_page
 from search_service.engine.facet_stock import StockBuckets
-from search_service.engine.facet_vectors import listed_in_memory, rank_vector_set, union_pays
+from search_service.engine.facet_vectors import listed_in_memory, products_passing, rank_vector_set, union_pays
 from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort, StoreCount
 from search_service.engine.fusion import Ranked, fusion_depth, merge
 from search_service.engine.hydrate import hydrate
@@ -136,16 +136,18 @@ async def _rank(
     keyword side keeps search's typo threshold: a deeper set holds the same matches, not looser typo matches."""
     mode = scope.params.mode if query_vector is not None else "keyword"
     vector_side = keyword_side = None
+    filtered = whole and _filtered(scope)
+    passing = await products_passing(conn, scope) if filtered and mode != "keyword" and vectors is not None else None
     if mode == "keyword":
         keyword_side = await rank_keyword(conn, scope, depth, config)
-    elif whole and vectors is not None and vectors.loaded and not _filtered(scope):  # a whole set: facet_vectors
-        assert query_vector is not None
+    elif whole and vectors is not None and vectors.loaded and (not filtered or passing is not None):
+        assert query_vector is not None  # a whole set: facet_vectors, among the products its filters keep
         if mode == "hybrid":
             keyword_side = await rank_keyword(conn, scope, depth, config)
         vector = await _vector_of(query_vector)
-        union = await union_pays(conn, scope, config, stats)
+        union = filtered or await union_pays(conn, scope, config, stats)
         listed = None if union else await listed_in_memory(conn, scope, stock)
-        vector_side = await rank_vector_set(conn, scope, vectors, vector, depth, union, listed, settle)
+        vector_side = await rank_vector_set(conn, scope, vectors, vector, depth, union, listed, settle, passing)
     else:
         assert query_vector is not None
         vector = await _vector_of(query_vector)
@@ -158,6 +160,13 @@ async def _rank(
             plan.cancel()
             raise
         vector_side = await rank_vector(conn, scope, plan, vector, depth, config)
+    return _joined(vector_side, keyword_side, depth, config)
+
+
+def _joined(
+    vector_side: Ranked | None, keyword_side: Ranked | None, depth: int, config: engine.EngineConfig
+) -> _Ranking:
+    """The sides as one ranking, `depth` deep."""
     if keyword_side is None and vector_side is not None:  # one side, best first: merge would keep its order
         keys = None if vector_side.keys is None else vector_side.keys[:depth]
         return _Ranking(vector_side.ids[:depth], vector_side.scores, vector_side.strategy, vector_side.total,
@@ -309,8 +318,9 @@ async def _ranked_set(
         near = radius_probe(context.stores, params, len(store_ids))  # the radius's stores, exactly
     scope = Scope(ranked_stores, categories, ranked_params, context.exclude_id, sets=sets, near=near)
     extra = context.exclude_id is not None  # the facet set's in-memory ranking may hold the product itself
-    # the page is the set's slice when no facet value is chosen: its fusion window is ordered as search orders it
-    chosen = filters != FacetFilters() or ux.sort != "relevance"
+    # the page is the set's slice when no facet value is chosen (without facets the ranking applies them): its
+    # fusion window is ordered as search orders it
+    chosen = (bool(ux.facets) and filters != FacetFilters()) or ux.sort != "relevance"
     window = fusion_depth(params.offset + params.limit, context.config.rrf_depth) + extra
     ranking = await _rank(
         conn, scope, query_vector, depth + extra, _whole(params, ux), context.config, context.vectors,

@@ -334,6 +334,15 @@ FROM (
     LIMIT :depth::int
 ) l;
 
+-- name: products_passing
+-- params: none (+ product_filter)
+-- A facet set's product filters without facets (engine/facet_vectors.py): the products that pass them, packed 16
+-- bytes each, which the in-memory set is ranked among (a brand at 100k products: ~1,900 ids, ~5 ms; ranked in
+-- the engine's gather plan, each probed: 55-110 ms).
+SELECT coalesce(string_agg(uuid_send(p.id), ''::bytea), ''::bytea) AS packed_ids
+FROM product_master p
+WHERE {{ product_filter }};
+
 -- name: product_similarity
 -- params: ids uuid[], query_vector vector
 -- A facet set's best (engine/facet_vectors.py), scored as filter_ranked scores the plain search's: the API's copy
