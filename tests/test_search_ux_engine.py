@@ -192,6 +192,18 @@ async def _most_similar(conn: asyncpg.Connection, ids: list[uuid.UUID], vector: 
     return [r["id"] for r in rows]
 
 
+def test_a_global_set_holds_only_products_in_stock_somewhere(cat: Catalogue) -> None:
+    """Its depth counted products in stock nowhere, which facet_set then dropped (a total under the depth, and
+    the cheapest product could be left out): ranked among those an active store has in stock, as the naive plan."""
+    vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+    params = SearchParams(q="", mode="semantic", limit=100)
+    got = run(_ux(cat.url, params, UxParams(facets=("brand",)), vector, depth=40, copy=True, stock=True))
+    stocked = sorted({p for _s, p, _price in _qualifying(cat, None)})
+    assert len(stocked) < len(cat.products)  # some products are in stock nowhere
+    best = run(_call(cat.url, _most_similar, stocked, vector, 40))
+    assert [h.product.id for h in got.results] == best[:40] and got.total == 40
+
+
 def test_facets_of_a_chosen_store_or_category_out_of_scope_count_the_scope(cat: Catalogue) -> None:
     """No result, and each facet counts the set without its own filter (the store facet every store in scope, the
     category facet every category), as an unknown brand or a price range with no product leaves them."""

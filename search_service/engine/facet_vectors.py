@@ -12,7 +12,8 @@ Wide scopes (WIDE_SCOPE_STORES stores or more, where most products are listed an
 is ranked and its best kept in order where they have a listing in scope, from the listing buckets brought up to
 now (`listed_in_memory`) or probed by `listed_among` until `depth` are listed; the same set, since both keep the
 held products with a listing in scope, in exact score order. A global
-set is the copy's best `depth`: it holds products no active store lists, which `facet_set` drops. Products whose
+set in stock is kept so, listed at any active store; otherwise (in_stock=false, no buckets) it is the copy's best
+`depth`, with products no active store lists, which `facet_set` drops. Products whose
 vector changed since the copy's last refresh (about a second) rank by their old vector.
 """
 
@@ -76,8 +77,11 @@ async def _wide_top(
         picked = certain[listed(vectors._view.key[rows[certain]])]
         if len(picked) < depth and len(certain) < len(whole):
             return None
-        keys = vectors._view.key[rows[picked]]
-        return await _settled(conn, vector, keys, similarity[picked], exact, depth, "wide_facet_set", len(whole))
+        keys, strategy = (
+            vectors._view.key[rows[picked]],
+            "global_facet_set" if scope.store_ids is None else "wide_facet_set",
+        )
+        return await _settled(conn, vector, keys, similarity[picked], exact, depth, strategy, len(whole))
     return await _probed(conn, scope, vectors, vector, (rows, similarity, certain), (depth, len(whole)), exact)
 
 
@@ -132,7 +136,8 @@ async def rank_vector_set(
         if passing is not None:
             rows = np.intersect1d(rows, vectors._view.index.rows_of(vectors._view.key, vectors._view.n, passing))
         return await _ranked_rows(conn, vectors, vector, vectors.rank_subset(vector, rows), (depth, exact), "facet_set")
-    if scope.store_ids is not None and len(scope.store_ids) >= WIDE_SCOPE_STORES:
+    wide_scope = scope.store_ids is None or len(scope.store_ids) >= WIDE_SCOPE_STORES
+    if wide_scope and (scope.store_ids is not None or listed is not None):  # global: listed at an active store
         wide = await _wide_top(conn, scope, vectors, vector, depth, exact, listed)
         if wide is not None:
             return wide
@@ -194,13 +199,17 @@ async def _settled(
 
 async def listed_in_memory(conn: Any, scope: Scope, stock: StockBuckets | None) -> Listed | None:
     """Which products have a listing in stock in scope, from the listing buckets brought up to now (facet_stock.py),
-    where they answer the scope exactly (in stock, no price bound, a list of stores): a wide facet set then needs
-    no listed_among probes (1M products, 20 km: ~1,250 ids, ~9 ms of PostgreSQL)."""
+    where they answer the scope exactly (in stock, no price bound): a wide facet set then needs no listed_among
+    probes (1M products, 20 km: ~1,250 ids, ~9 ms of PostgreSQL), and a global one holds no product in stock
+    nowhere (it counted them toward its depth, and facet_set dropped them: the cheapest product could be left out)."""
     params = scope.params
-    exact = params.in_stock and params.min_price is None and params.max_price is None and scope.store_ids is not None
+    exact = params.in_stock and params.min_price is None and params.max_price is None
     if stock is None or not exact or not await stock.brought_current(conn):
         return None
-    return functools.partial(stock.listed, stores=stock.store_mask(scope.store_ids))
+    inactive: list[UUID] = []
+    if scope.store_ids is None:  # a global set: every active store (it counted products in stock nowhere)
+        inactive = list(await conn.fetchval(statement("engine/facets", "inactive_stores").sql))
+    return functools.partial(stock.listed, stores=stock.store_mask(scope.store_ids, inactive))
 
 
 async def union_pays(conn: Any, scope: Scope, config: EngineConfig, stats: StatsCache | None) -> bool:

@@ -146,7 +146,7 @@ async def _rank(
             keyword_side = await rank_keyword(conn, scope, depth, config)
         vector = await _vector_of(query_vector)
         union = filtered or await union_pays(conn, scope, config, stats)
-        listed = None if union else await listed_in_memory(conn, scope, stock)
+        listed = None if union and scope.store_ids is not None else await listed_in_memory(conn, scope, stock)
         vector_side = await rank_vector_set(conn, scope, vectors, vector, depth, union, listed, settle, passing)
     else:
         assert query_vector is not None

@@ -346,3 +346,8 @@ SELECT
 FROM (SELECT coalesce(array_agg(id), '{}'::uuid[]) AS ids, array_agg(category_id) AS categories,
              array_agg(brand) AS brands, array_agg(is_active) AS actives
       FROM labels) l;
+
+-- name: inactive_stores
+-- params: none
+-- A global facet set's stores (engine/facet_vectors.py listed_in_memory): every store but these.
+SELECT coalesce(array_agg(id), '{}'::uuid[]) AS ids FROM store WHERE NOT is_active;
