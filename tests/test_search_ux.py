@@ -424,6 +424,14 @@ def test_split_prefix() -> None:
     assert split_prefix("...") == ("...", "", "")
 
 
+@pytest.mark.parametrize("typed", ["İZNİK Tile", "ΟΔΟΣ", "Straße ÀÉÎ", "ǅemal", "ΣΟΦΟΣ οδος"])
+def test_a_prefix_is_lowered_as_postgresql_lowers_names(fresh_db_url: str, typed: str) -> None:
+    """`İ` and a word-final `Σ` are lowered by Python otherwise (a name typed as stored suggested nothing)."""
+    with psycopg.connect(fresh_db_url) as conn:
+        row = conn.execute("SELECT lower(%s)", (typed,)).fetchone()
+    assert row is not None and split_prefix(typed)[0] == row[0]
+
+
 def test_merge_reserves_places_and_drops_repeats() -> None:
     rows = [{"kind": "product", "label": f"Drill {i}", "ref": str(i), "ord": i} for i in range(12)]
     rows += [{"kind": "brand", "label": "Drillco", "ref": "Drillco", "ord": 1},
@@ -484,6 +492,42 @@ def test_suggestions_from_the_in_memory_labels_equal_the_sql_plans(
         return found
 
     assert run(_call(cat.url, compare)) > 50
+
+
+def test_the_walk_breaks_ties_as_the_narrow_plan_does(fresh_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two products of one name (the first by id is suggested) and three spellings of a brand (the smallest in
+    scope): the walk (every scope wide) answered the other product and the first spelling it probed."""
+    sid, ids = uuid.uuid4(), sorted(uuid.uuid4() for _ in range(5))
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO store (id, name, location) VALUES (%s, 'Twin store', ST_SetSRID(ST_MakePoint(%s, %s), 4326))",
+            (sid, CENTER[1], CENTER[0]),
+        )
+        rows = [(ids[4], "Twin Cable", "Tekno"), (ids[0], "Twin Cable", "tekno"), (ids[2], "Twin Lamp", "TEKNO"),
+                (ids[1], "Twin Lamp B", "Tekno"), (ids[3], "Twine", "teKno")]  # fmt: skip
+        for pid, name, brand in rows:
+            conn.execute("INSERT INTO product_master (id, name, brand) VALUES (%s, %s, %s)", (pid, name, brand))
+            conn.execute(
+                "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity)"
+                " VALUES (%s, %s, 1, 'EUR', 3)",
+                (sid, pid),
+            )
+
+    async def both(conn: asyncpg.Connection, prefix: str) -> list[Any]:
+        params = SuggestParams(q=prefix, lat=CENTER[0], lon=CENTER[1], radius_m=1000, limit=10)
+        out = []
+        for narrow in (10_000, 0):  # every scope narrow, then every scope walked
+            monkeypatch.setattr(suggest_module, "NARROW_STORES", narrow)
+            out.append(await suggest(conn, params))
+        return out
+
+    for prefix in ("twin c", "te", "tw"):
+        narrow, walked = run(_call(fresh_db_url, both, prefix))
+        assert walked == narrow and narrow, prefix
+    narrow, _ = run(_call(fresh_db_url, both, "te"))
+    assert [s.text for s in narrow if s.kind == "brand"] == ["TEKNO"]
+    narrow, _ = run(_call(fresh_db_url, both, "twin c"))
+    assert [s.ref for s in narrow if s.kind == "product"] == [str(ids[0])]
 
 
 def test_the_suggest_statement_probing_the_radius_gives_what_listing_its_stores_gives(

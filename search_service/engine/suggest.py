@@ -48,9 +48,15 @@ class SuggestParams:
     limit: int = MAX_SUGGESTIONS
 
 
+def lower_as_sql(text: str) -> str:
+    """`lower()` as PostgreSQL computes it, a character at a time into one: Python's lowers `İ` to two characters
+    and a word-final `Σ` to `ς`, so a name typed as stored (`İznik`, `ΟΔΟΣ`) matched nothing PostgreSQL lowered."""
+    return text.lower() if text.isascii() else "".join(c.lower()[0] for c in text)
+
+
 def split_prefix(q: str) -> tuple[str, str, str]:
     """(prefix, head, last_word): the whole typed text in lower case, the words before the last one, the last."""
-    prefix = " ".join(q.lower().split())[:PREFIX_MAX_LENGTH]
+    prefix = " ".join(lower_as_sql(q).split())[:PREFIX_MAX_LENGTH]
     words = _WORD.findall(prefix)
     if not words:
         return prefix, "", ""

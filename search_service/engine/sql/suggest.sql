@@ -64,7 +64,9 @@ WITH pt AS (
         WHERE p.id = l.id AND p.is_active LIMIT 1
     ) p
 ), names AS (
-    SELECT 'product' AS kind, w.name AS label, w.id::text AS ref, row_number() OVER () AS ord
+    -- in (lower(name), id) order, as the index and the narrow plan (a duplicate name gave the other product)
+    SELECT 'product' AS kind, w.name AS label, w.id::text AS ref,
+           row_number() OVER (ORDER BY lower(w.name) USING ~<~, w.id) AS ord
     FROM (
         SELECT p.id, p.name
         FROM (
@@ -72,7 +74,7 @@ WITH pt AS (
             WHERE NOT (SELECT narrow FROM scope)
               AND lower(p.name) ~>=~ :prefix::text AND lower(p.name) ~<~ (:prefix::text || chr(1114111))
               AND starts_with(lower(p.name), :prefix::text) AND p.is_active
-            ORDER BY lower(p.name) USING ~<~
+            ORDER BY lower(p.name) USING ~<~, p.id
             LIMIT :walk_cap::int
         ) p
         WHERE {{ in_scope }}
@@ -98,15 +100,16 @@ WITH pt AS (
     )
     SELECT key, n FROM k WHERE key IS NOT NULL AND starts_with(key, :prefix::text)
 ), brands AS (
+    -- the smallest spelling in scope, as the index and the narrow plan (among the key's first probe_cap products)
     SELECT 'brand' AS kind, b.brand AS label, b.brand AS ref, row_number() OVER (ORDER BY k.n) AS ord
     FROM brand_keys k
     CROSS JOIN LATERAL (
-        SELECT p.brand
+        SELECT min(p.brand) AS brand
         FROM (SELECT p.id, p.brand FROM product_master p
               WHERE lower(p.brand) = k.key AND p.is_active LIMIT :probe_cap::int) p
         WHERE {{ in_scope }}
-        LIMIT 1
     ) b
+    WHERE b.brand IS NOT NULL
     LIMIT :lim::int
 ), narrow_brands AS (
     SELECT 'brand' AS kind, min(p.brand) AS label, min(p.brand) AS ref,
