@@ -4,7 +4,7 @@ Facets and sorts of semantic and hybrid search cover the `PLINQY_FACET_DEPTH` (1
 query in scope. The engine's exact plans find a page's top-k and check each candidate's listings in SQL (~12 µs an
 id, in slices): 1000-deep that was 3-4x a search's time. Narrow scopes: the products listed at the stores in scope
 (`listed_products`, one packed array) are ranked in memory and the best `depth` taken, in the copy's scores (float16
-rows: within ranking.FLOAT16_ERROR of float32's, so near-ties may order otherwise than PostgreSQL's scores);
+rows: within ranking.FLOAT16_ERROR of float32's; the page's window is re-scored by PostgreSQL: `_settled`);
 with the candidate sets in scope (`candidates.py`, brought up to this search's snapshot) those products are their
 union and no statement lists them.
 Wide scopes (WIDE_SCOPE_STORES stores or more, where most products are listed and gathering every listing cost

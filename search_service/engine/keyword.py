@@ -35,7 +35,7 @@ async def rank_keyword(
     """`typo_below`: the typo threshold (default `EngineConfig.rrf_depth`, whatever the depth: a deeper ranking
     holds the same matches, so that pages of different depths are slices of one order)."""
     below = config.rrf_depth if typo_below is None else typo_below
-    in_scope = scope.sets is not None and scope.near is None and scope.store_ids is not None
+    hand_back = scope.sets is not None and scope.near is None and scope.store_ids is not None
     stmt = statement("engine/search", "rank_keyword")
     values = scope.bind(
         stmt,
@@ -43,7 +43,7 @@ async def rank_keyword(
         cap=config.keyword_cap,
         typo_tolerance=config.typo_tolerance,
         typo_below=below,
-        scan_cap=config.keyword_scan_cap if in_scope else None,
+        scan_cap=config.keyword_scan_cap if hand_back else None,
     )
     rows = await conn.fetch(stmt.sql, *values)
     if rows and rows[-1]["packed_ids"] is not None:  # a query of `cap` matches or more, handed back
