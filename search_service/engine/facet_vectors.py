@@ -45,6 +45,9 @@ WIDE_RESCORED = 8  # x depth: rows re-scored in float32 to certify the probed on
 # The first probe takes depth + depth / this many of the best (a wide scope lists nearly all of them), the rest
 # only if too few were listed: at 1M products, 20 km, the 3 x depth ids at once were ~4 ms of UUIDs to make and send.
 WIDE_FIRST_MARGIN = 4
+# Products past a page's window re-scored at most (_settled): a query whose similarities crowd within 2^-10 (a random
+# vector's: thousands) would re-score thousands; past these, the window's last places keep the copy's order.
+SETTLE_EXTRA = 256
 # keys (m, 2) of products -> whether each has a listing in stock in scope (facet_stock.StockBuckets.listed)
 Listed = Callable[[np.ndarray], np.ndarray]
 
@@ -77,11 +80,8 @@ async def _wide_top(
         picked = certain[listed(vectors._view.key[rows[certain]])]
         if len(picked) < depth and len(certain) < len(whole):
             return None
-        keys, strategy = (
-            vectors._view.key[rows[picked]],
-            "global_facet_set" if scope.store_ids is None else "wide_facet_set",
-        )
-        return await _settled(conn, vector, keys, similarity[picked], exact, depth, strategy, len(whole))
+        keys = vectors._view.key[rows[picked]]
+        return await _settled(conn, vector, keys, similarity[picked], exact, depth, "wide_facet_set", len(whole))
     return await _probed(conn, scope, vectors, vector, (rows, similarity, certain), (depth, len(whole)), exact)
 
 
@@ -136,28 +136,44 @@ async def rank_vector_set(
         if passing is not None:
             rows = np.intersect1d(rows, vectors._view.index.rows_of(vectors._view.key, vectors._view.n, passing))
         return await _ranked_rows(conn, vectors, vector, vectors.rank_subset(vector, rows), (depth, exact), "facet_set")
-    wide_scope = scope.store_ids is None or len(scope.store_ids) >= WIDE_SCOPE_STORES
-    if wide_scope and (scope.store_ids is not None or listed is not None):  # global: listed at an active store
+    if scope.store_ids is not None and len(scope.store_ids) >= WIDE_SCOPE_STORES:
         wide = await _wide_top(conn, scope, vectors, vector, depth, exact, listed)
         if wide is not None:
             return wide
     if scope.store_ids is None:
         ranking = await vectors.rank_batched(vector)
-    else:  # rank_subset ranks the whole copy itself only when that beats gathering the listed rows
-        stmt = statement("engine/search", "listed_products")
-        packed = await conn.fetchval(stmt.sql, *scope.bind(stmt))
-        ranking = vectors.rank_subset(vector, packed)
-    if scope.store_ids is None:  # facet_set drops products no active store lists: the page is no slice of the set
+        if listed is not None:  # the best listed at an active store
+            return await _ranked_rows(conn, vectors, vector, ranking, (depth, exact), "global_facet_set", listed)
+        # facet_set drops products no active store lists: the page is no slice of the set, all of it is settled
         return await _ranked_rows(conn, vectors, vector, ranking, (depth, (exact[0], depth)), "global_facet_set")
+    # rank_subset ranks the whole copy itself only when that beats gathering the listed rows
+    stmt = statement("engine/search", "listed_products")
+    ranking = vectors.rank_subset(vector, await conn.fetchval(stmt.sql, *scope.bind(stmt)))
     return await _ranked_rows(conn, vectors, vector, ranking, (depth, exact), "facet_set")
 
 
 async def _ranked_rows(
-    conn: Any, vectors: VectorCache, vector: np.ndarray, ranking: Ranking, sized: tuple[int, Any], strategy: str
+    conn: Any,
+    vectors: VectorCache,
+    vector: np.ndarray,
+    ranking: Ranking,
+    sized: tuple[int, Any],
+    strategy: str,
+    listed: Listed | None = None,
 ) -> Ranked:
-    """`sized`: the depth, and _settled's `exact`."""
+    """`sized`: the depth, and _settled's `exact`. `listed`: only the rows it keeps, the best taken deeper (twice
+    as deep each time) until `depth` of them are in hand."""
     depth, exact = sized
-    rows, similarity = ranking.best(depth)  # at least `depth`: every row above the highest bound left unscored
+    want = depth
+    while True:
+        rows, similarity = ranking.best(want)  # at least `want`: every row above the highest bound left unscored
+        if listed is None:
+            break
+        kept = listed(vectors._view.key[rows])
+        if int(np.count_nonzero(kept)) >= depth or len(rows) >= len(ranking):
+            rows, similarity = rows[kept], similarity[kept]
+            break
+        want = min(len(ranking), 2 * max(want, len(rows)))
     return await _settled(conn, vector, vectors._view.key[rows], similarity, exact, depth, strategy, len(ranking))
 
 
@@ -181,7 +197,7 @@ async def _settled(
     keys, similarity = keys[order], similarity[order]
     if error and settle and len(similarity):
         floor = similarity[min(settle, len(similarity)) - 1] - 2 * error
-        head = int(np.count_nonzero(similarity >= floor))
+        head = min(int(np.count_nonzero(similarity >= floor)), settle + SETTLE_EXTRA)
         ids = ids_from_keys(keys[:head])
         stmt = statement("engine/search", "product_similarity")
         found = {
