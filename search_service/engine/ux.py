@@ -286,21 +286,21 @@ async def _ranked_set(
     ux: UxParams,
     context: _Context,
     clock: _Clock,
-    narrow: bool = True,
+    known: tuple[list[UUID] | None, FacetFilters] | None = None,
 ) -> tuple[list[UUID] | None, FacetFilters, _Ranking | str]:
     """The stores in scope, the chosen facet values, and the ranked result set (or why it is empty); with a chosen
-    store and `narrow`, the set of that store's products (geo_areas.chosen_store_scope)."""
-    store_ids = await geo_areas.store_scope(
-        conn,
-        lat=params.lat,
-        lon=params.lon,
-        radius_m=params.radius_m,
-        bbox=ux.bbox,
-        fulfilment=ux.fulfilment,
-        stores=context.stores,
-    )
-    filters = await _filters(conn, params, ux)
-    ranked_stores = await geo_areas.chosen_store_scope(conn, store_ids, ux.store_id) if narrow else store_ids
+    store, the set of that store's products (geo_areas.chosen_store_scope). `known`: the stores and values found
+    already, for the set over every store in scope (_scope_stores)."""
+    if known is None:
+        store_ids = await geo_areas.store_scope(
+            conn, lat=params.lat, lon=params.lon, radius_m=params.radius_m, bbox=ux.bbox, fulfilment=ux.fulfilment,
+            stores=context.stores,
+        )  # fmt: skip
+        filters = await _filters(conn, params, ux)
+        ranked_stores = await geo_areas.chosen_store_scope(conn, store_ids, ux.store_id)
+    else:
+        store_ids, filters = known
+        ranked_stores = store_ids
     if ux.facets and (ranked_stores == [] or filters.category_ids == []):
         ranked_stores = store_ids  # no result, but each facet counts the set without its own filter
     clock.lap("scope")
@@ -337,10 +337,15 @@ def _no_counts(asked: Sequence[str]) -> Facets:
 
 
 async def _scope_stores(
-    conn: Any, params: engine.SearchParams, query_vector: QueryVector | None, ux: UxParams, context: _Context
+    conn: Any,
+    params: engine.SearchParams,
+    query_vector: QueryVector | None,
+    ux: UxParams,
+    context: _Context,
+    known: tuple[list[UUID] | None, FacetFilters],
 ) -> list[StoreCount]:
     """The store facet beside a chosen store's page: counted over the set ranked over every store in scope."""
-    store_ids, filters, ranking = await _ranked_set(conn, params, query_vector, ux, context, _Clock(), narrow=False)
+    store_ids, filters, ranking = await _ranked_set(conn, params, query_vector, ux, context, _Clock(), known)
     if isinstance(ranking, str):
         return []
     point = (params.lat, params.lon) if params.lat is not None and params.lon is not None else None
@@ -367,9 +372,8 @@ async def _ux_run(
     )  # fmt: skip
     # the set was ranked over the chosen store: the store facet counts the scope's set
     if ux.store_id is not None and "store" in ux.facets and ux.store_id in (store_ids or [ux.store_id]):
-        page = replace(
-            page, facets=replace(page.facets, store=await _scope_stores(conn, params, query_vector, ux, context))
-        )
+        counted = await _scope_stores(conn, params, query_vector, ux, context, (store_ids, filters))
+        page = replace(page, facets=replace(page.facets, store=counted))
     clock.lap("facets")
     shown = store_ids if ux.store_id is None else [s for s in store_ids or [ux.store_id] if s == ux.store_id]
     # sorted by price: each hit shows its cheapest stores, the price the order follows, first
