@@ -234,6 +234,55 @@ def test_a_faceted_semantic_page_is_the_plain_searchs(
         assert [h.score for h in faceted.results] == [h.score for h in plain.results]  # PostgreSQL's, both
 
 
+def _flipped_pair(rng: np.random.Generator, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors whose similarities to `query` PostgreSQL orders one way (float4 rows, float8 sums) and the
+    copy's float16 rows the other."""
+    base = query + rng.normal(size=384) * 0.05
+    a = (base / np.linalg.norm(base)).astype(np.float32)
+    while True:
+        b = a + (rng.normal(size=384) * 2e-4).astype(np.float32)
+        b = (b / np.linalg.norm(b)).astype(np.float32)
+        true_a, true_b = (float(np.dot(v.astype(np.float64), query)) for v in (a, b))
+        copy_a, copy_b = (float(v.astype(np.float16).astype(np.float32) @ query.astype(np.float32)) for v in (a, b))
+        if true_a > true_b + 1e-7 and copy_a < copy_b - 1e-7:
+            return a, b
+
+
+def test_a_faceted_sets_last_place_is_the_naive_plans_on_every_page(fresh_db_url: str, tmp_path: Path) -> None:
+    """Two products whose float16 scores order them otherwise than PostgreSQL, at the set's last place: the set keeps
+    the one PostgreSQL ranks higher on every page (float16 scores chose it unless the page reached it, so a query's
+    facet counts changed from one page to another)."""
+    rng = np.random.default_rng(5)
+    query = rng.normal(size=384)
+    query /= np.linalg.norm(query)
+    a, b = _flipped_pair(rng, query)
+    best = [query + rng.normal(size=384) * 0.01 for _ in range(39)]  # the set's first places, past the window
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        register_vector_psycopg(conn)
+        row = conn.execute(
+            "INSERT INTO store (name, location) VALUES ('S', ST_SetSRID(ST_MakePoint(%s, %s), 4326)) RETURNING id",
+            (CENTER[1], CENTER[0]),
+        ).fetchone()
+        assert row is not None
+        for vec, brand in [((v / np.linalg.norm(v)).astype(np.float32), "Top") for v in best] + [(a, "Al"), (b, "Be")]:
+            pid = conn.execute(
+                "INSERT INTO product_master (name, brand, ai_vector) VALUES ('p', %s, %s) RETURNING id", (brand, vec)
+            ).fetchone()
+            assert pid is not None
+            conn.execute(
+                "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity)"
+                " VALUES (%s, %s, 1, 'EUR', 3)",
+                (row[0], pid[0]),
+            )
+    params = SearchParams(q="", mode="semantic", limit=2, lat=CENTER[0], lon=CENTER[1], radius_m=1000)
+    for offset in (0, 38):  # a page far from the last place (its window: 30), and one that reaches it
+        page = replace(params, offset=offset)
+        got = run(
+            _ux(fresh_db_url, page, UxParams(facets=("brand",)), query.astype(np.float32), 40, True, shared=tmp_path)
+        )
+        assert {x.value: x.count for x in got.facets.brand} == {"Top": 39, "Al": 1}, offset
+
+
 async def _plain(url: str, params: SearchParams, vector: np.ndarray) -> Any:
     conn = await asyncpg.connect(url)
     await register_vector(conn)

@@ -188,29 +188,49 @@ async def _settled(
     total: int,
 ) -> Ranked:
     """The set's `depth` best, ties by id (as str(UUID) orders). `exact`: the copy's score error (float16 rows) and
-    how many of the best to settle: those and every product within twice the error of the last are re-scored by
-    PostgreSQL, as the plain search scores them, and ordered by that score (the copy's scores put two products
-    closer than that in either order: a faceted page differed from search's). Re-scoring the whole set cost ~10 ms
-    a request at 100k; a page's window, ~1 ms."""
+    how many of the best to settle. Those, and the products about the depth-th place, are re-scored by PostgreSQL
+    as the plain search scores them, and ordered by that score within their block (_blocks): the copy's scores put
+    two products closer than twice the error in either order (a faceted page differed from search's, and the set's
+    1000th product, so its counts, from one page of a query to another). Re-scoring the whole set cost ~10 ms a
+    request at 100k; a page's window, ~1 ms."""
     error, settle = exact
     order = np.lexsort((keys[:, 1], keys[:, 0], -similarity))
     keys, similarity = keys[order], similarity[order]
-    if error and settle and len(similarity):
-        floor = similarity[min(settle, len(similarity)) - 1] - 2 * error
-        head = min(int(np.count_nonzero(similarity >= floor)), settle + SETTLE_EXTRA)
-        ids = ids_from_keys(keys[:head])
+    blocks = _blocks(similarity, settle, depth, error) if error else []
+    if blocks:
+        at = np.concatenate([np.arange(lo, hi) for lo, hi in blocks])
+        ids = ids_from_keys(keys[at])
         stmt = statement("engine/search", "product_similarity")
         found = {
             r["id"]: float(r["similarity"])
             for r in await conn.fetch(stmt.sql, *stmt.bind(ids=ids, query_vector=vector))
         }
-        rescored = np.array([found.get(i, s) for i, s in zip(ids, similarity[:head].tolist(), strict=True)])
-        first = np.lexsort((keys[:head, 1], keys[:head, 0], -rescored))
-        keys = np.concatenate([keys[:head][first], keys[head:]])
-        similarity = np.concatenate([rescored[first], similarity[head:]])
+        similarity = similarity.astype(np.float64)
+        similarity[at] = [found.get(i, s) for i, s in zip(ids, similarity[at].tolist(), strict=True)]
+        for lo, hi in blocks:
+            inner = np.lexsort((keys[lo:hi, 1], keys[lo:hi, 0], -similarity[lo:hi])) + lo
+            keys[lo:hi], similarity[lo:hi] = keys[inner], similarity[inner]
     keys, similarity = keys[:depth], similarity[:depth]
     ids = ids_from_keys(keys)
     return Ranked(ids, dict(zip(ids, similarity.tolist(), strict=True)), total, False, strategy, keys=keys)
+
+
+def _blocks(similarity: np.ndarray, settle: int, depth: int, error: float) -> list[tuple[int, int]]:
+    """Ranges of the sorted scores to re-score: the first `settle` and those within twice the error of the last of
+    them; the products within twice the error of the depth-th (one of those past it may belong in its place); each
+    at most SETTLE_EXTRA past its mark, overlapping ones merged. A product outside them is farther than that from
+    any inside, so their order holds."""
+    n, out = len(similarity), []
+    if settle and n:
+        last = similarity[min(settle, n) - 1]
+        out.append((0, min(int(np.count_nonzero(similarity >= last - 2 * error)), settle + SETTLE_EXTRA)))
+    if n > depth:
+        mark = similarity[depth - 1]
+        lo = max(int(np.count_nonzero(similarity > mark + 2 * error)), depth - SETTLE_EXTRA)
+        out.append((lo, min(int(np.count_nonzero(similarity >= mark - 2 * error)), depth + SETTLE_EXTRA)))
+    if len(out) == 2 and out[1][0] <= out[0][1]:
+        out = [(0, max(out[0][1], out[1][1]))]
+    return [(lo, hi) for lo, hi in out if hi > lo]
 
 
 async def listed_in_memory(conn: Any, scope: Scope, stock: StockBuckets | None) -> Listed | None:
