@@ -21,7 +21,7 @@ import numpy as np
 from pyroaring import BitMap
 
 from search_service.db.sql import statement
-from search_service.engine.candidates import CandidateSets, InScope, keys_of_packed
+from search_service.engine.candidates import CandidateSets, InScope
 from search_service.engine.config import EngineConfig
 from search_service.engine.fusion import Ranked
 from search_service.engine.keyindex import ids_from_keys
@@ -71,10 +71,7 @@ async def _rank_in_scope(conn: Conn, scope: Scope, depth: int, config: EngineCon
 def kept_in_scope(sets: CandidateSets, in_scope: InScope, packed_ids: bytes, rank_cap: int) -> tuple[list[UUID], int]:
     """The products among `packed_ids` (16 bytes each) that `in_scope` holds, at most `rank_cap` of them (in the
     sets' ordinal order), and how many more it holds."""
-    keys = keys_of_packed(packed_ids)
-    keys = keys[np.argsort(keys[:, 0])]  # looked up in order: 8k matches 1.0 -> 0.7 ms (keyindex.rows_of)
-    ordinals = sets.index.find(sets.keys, sets.n, keys)
-    known = np.sort(ordinals[ordinals >= 0]).astype(np.uint32)
+    known = sets.index.rows_of(sets.keys, sets.n, packed_ids).astype(np.uint32)  # the ordinals held, sorted
     kept = np.frombuffer((BitMap(known.data) & in_scope.products).to_array(), dtype=np.uint32)
     return ids_from_keys(sets.keys[kept[:rank_cap]]), max(0, len(kept) - rank_cap)
 
