@@ -13,6 +13,7 @@ import pytest
 
 from search_service.ingest import pipeline
 from search_service.ingest.rows import gtin14
+from tests.events_support import subscribe
 
 WORKER = "test-worker"
 
@@ -167,6 +168,32 @@ def test_a_listing_without_a_sku_takes_the_sku_of_a_row_naming_its_product(db: p
     assert adopted is not None and adopted[:2] == ("2.49", 7) and adopted[4] == products[0]
     listed = db.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone()
     assert listed == (4,)  # the two SKU-less ones (one adopted), OLD and N-2
+
+
+def test_an_adopted_listing_changes_once(db: psycopg.Connection) -> None:
+    """Adopting a SKU-less listing wrote the SKU and then the row's values: two listing.updated events for one
+    write. The values come with the SKU now: one listing.updated (and the stock and price events)."""
+    store = make_store(db)
+    product = db.execute("INSERT INTO product_master (name, gtin) VALUES ('Oat', '96385074') RETURNING id").fetchone()
+    assert product is not None
+    db.execute(
+        "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity) "
+        "VALUES (%s, %s, 1, 'EUR', 1)",
+        (store, product[0]),
+    )
+    subscribe(dsn_of(db), store, "http://127.0.0.1:9/hook")
+    rows = [{"sku": "N-1", "name": "Oat", "price": "2.49", "quantity": 7, "gtin": "96385074"}]
+    batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
+    drain(db)
+    assert [r[1:] for r in rows_of(db, batch)] == [("mapped", None, "gtin")]
+    assert listing(db, store, "N-1")[:2] == ("2.49", 7)  # type: ignore[index]
+    got = db.execute(
+        "SELECT type, payload FROM webhook_event WHERE store_id = %s AND type NOT LIKE 'import.%%' ORDER BY id",
+        (store,),
+    ).fetchall()
+    assert [t for t, _ in got] == ["listing.updated", "stock.changed", "price.changed"]
+    assert (got[0][1]["old"]["sku"], got[0][1]["new"]["sku"]) == (None, "N-1")
+    assert (got[0][1]["old"]["quantity"], got[0][1]["new"]["quantity"]) == (1, 7)
 
 
 def test_two_skus_of_one_batch_with_one_new_gtin(db: psycopg.Connection) -> None:

@@ -229,10 +229,11 @@ async def _write(
             attributes=[_jsonb(r.attributes) for r in rows],
         )
     if plan.adopt:
-        skus, products = zip(*plan.adopt, strict=True)
-        await _run(conn, "adopt_listings", store_id=store_id, skus=list(skus), products=list(products))
+        adopted = set(plan.adopt)
+        listings = [item for item in plan.listings if (item[0].sku, item[1]) in adopted]
+        await _run(conn, "adopt_listings", **_listing_values(store_id, listings))
     if plan.listings:
-        await _upsert_listings(conn, store_id, plan)
+        await _run(conn, "upsert_listings", **_listing_values(store_id, plan.listings))
     changes = plan.stock + plan.deletes
     if changes:
         await _run(
@@ -280,19 +281,18 @@ async def _insert_products(
             result.product_id, result.matched_by = swap[result.product_id], "gtin"
 
 
-async def _upsert_listings(conn: Any, store_id: UUID, plan: _Plan) -> None:
-    rows = [r for r, _, _ in plan.listings]
-    await _run(
-        conn,
-        "upsert_listings",
-        store_id=store_id,
-        skus=[r.sku for r in rows],
-        products=[p for _, p, _ in plan.listings],
-        titles=[r.name for r in rows],
-        prices=[r.price if r.price is not None else Decimal(0) for r in rows],
-        currencies=[c for _, _, c in plan.listings],
-        quantities=[r.quantity or 0 for r in rows],
-        actives=[True if r.is_active is None else r.is_active for r in rows],
-        updated_ats=[r.updated_at for r in rows],
-        versions=[r.version for r in rows],
-    )
+def _listing_values(store_id: UUID, listings: list[tuple[ValidRow, UUID, str]]) -> dict[str, Any]:
+    """The parameters of `upsert_listings` (and `adopt_listings`) for (row, product, currency) triples."""
+    rows = [r for r, _, _ in listings]
+    return {
+        "store_id": store_id,
+        "skus": [r.sku for r in rows],
+        "products": [p for _, p, _ in listings],
+        "titles": [r.name for r in rows],
+        "prices": [r.price if r.price is not None else Decimal(0) for r in rows],
+        "currencies": [c for _, _, c in listings],
+        "quantities": [r.quantity or 0 for r in rows],
+        "actives": [True if r.is_active is None else r.is_active for r in rows],
+        "updated_ats": [r.updated_at for r in rows],
+        "versions": [r.version for r in rows],
+    }

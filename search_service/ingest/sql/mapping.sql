@@ -71,11 +71,18 @@ WHERE p.id = v.id
        coalesce(v.category_id, p.category_id), coalesce(v.attributes, p.attributes));
 
 -- name: adopt_listings
--- params: store_id uuid, skus text[], products uuid[]
+-- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],
+--    quantities int[], actives bool[], updated_ats timestamptz[], versions bigint[]
 -- A listing without a SKU (written by SQL or a seed) takes the SKU of a row that names its product by GTIN, so
--- that the row's upsert finds it: inserting a second listing of the product failed the whole batch.
-UPDATE store_product sp SET sku = v.sku
-FROM unnest(:skus::text[], :products::uuid[]) AS v(sku, product)
+-- that the row's upsert finds it (inserting a second listing of the product failed the whole batch), and the row's
+-- values with it, as `upsert_listings` would write them: one change, one listing.updated event, not two.
+UPDATE store_product sp
+SET sku = v.sku, title = coalesce(v.title, sp.title), price = v.price, currency = v.currency, quantity = v.quantity,
+    is_active = v.active, source_updated_at = coalesce(v.updated_at, sp.source_updated_at),
+    source_version = coalesce(v.version, sp.source_version)
+FROM unnest(:skus::text[], :products::uuid[], :titles::text[], :prices::numeric[], :currencies::text[],
+            :quantities::int[], :actives::bool[], :updated_ats::timestamptz[], :versions::bigint[])
+     AS v(sku, product, title, price, currency, quantity, active, updated_at, version)
 WHERE sp.store_id = :store_id AND sp.product_master_id = v.product AND sp.sku IS NULL;
 
 -- name: upsert_listings
