@@ -114,6 +114,34 @@ def test_quota_error_waits_until_the_vendor_says_and_the_job_carries_on(
         erply.server.close()
 
 
+@pytest.mark.parametrize(("max_page", "page_size", "items"), [(1000, 5000, 1200), (7, 1000, 20)])
+def test_pages_shorter_than_asked_still_read_every_record(
+    db: psycopg.Connection, max_page: int, page_size: int, items: int
+) -> None:
+    """Erply sends at most 1,000 records a page (an account may cap lower): with `page_size` 5,000 in a
+    connection's config, the first page's 1,000 read as the last (shorter than asked) and the other 200 products
+    were never synced; `recordsTotal` says how many the pass has to read."""
+    erply = ErplyFake()
+    erply.max_page = max_page
+    try:
+        for n in range(items):
+            erply.add(Item(f"{n + 1}", f"Item {n}", "1.00", 1))
+        store = make_store(db, "E", 52.0, 4.0)
+        creds = {"client_code": "123456", "username": "api-user", "password": "api-pass"}
+        cid = make_connection(db, store, "erply", "1", erply.server.url, creds)
+        db.execute("UPDATE ingest_connection SET config = config || %s::jsonb WHERE id = %s",
+                   (f'{{"page_size": {page_size}}}', cid))  # fmt: skip
+        sync(db, cid)
+        skus = db.execute(
+            "SELECT count(DISTINCT r.payload->>'sku') FROM imported_product_raw r "
+            "JOIN import_batch b ON b.id = r.import_batch_id WHERE b.store_id = %s AND r.payload->>'op' = 'upsert'",
+            (store,),
+        ).fetchone()
+        assert skus == (items,)
+    finally:
+        erply.server.close()
+
+
 def cli(dsn: str, *args: str, **more_env: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": dsn, "PLINQY_SECRET_KEY": SECRET_KEY, "PLINQY_SYNC_HTTP_ATTEMPTS": "2"}
     env.pop("PLINQY_PUBLIC_BASE_URL", None)

@@ -217,6 +217,7 @@ class ErplyFake:
         self.stock: dict[tuple[str, str], dict[str, Any]] = {}  # (warehouse, productID) -> record
         self.deletions: list[dict[str, Any]] = []
         self.quota_errors = 0
+        self.max_page = 1000  # Erply's most records a page, whatever `recordsOnPage` asks
         self.server = FakeServer(self.handle)
 
     def tick(self) -> int:
@@ -310,7 +311,7 @@ class ErplyFake:
             records = [d for d in self.deletions if d["timestamp"] >= since]
         else:
             return Reply(200, {"status": self._status(request, 1006)})
-        size, page_no = int(form.get("recordsOnPage", 20)), int(form.get("pageNo", 1))
+        size, page_no = min(int(form.get("recordsOnPage", 20)), self.max_page), int(form.get("pageNo", 1))
         page = _page(records, (page_no - 1) * size, size)
         return Reply(200, {"status": self._status(request, 0, len(records)), "records": page})
 

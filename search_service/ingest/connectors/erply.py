@@ -127,6 +127,7 @@ QUERIES = (
 
 class Erply:
     source = SOURCE
+    MAX_PAGE_SIZE = 1000  # the vendor's documented most for `recordsOnPage`: past it, pages come back shorter
 
     def __init__(
         self,
@@ -143,7 +144,7 @@ class Erply:
         self.ctx = ctx
         self.client_code = client_code
         self.username, self.password, self.session_key = username, password, session_key
-        self.page_size = page_size
+        self.page_size = max(1, min(page_size, self.MAX_PAGE_SIZE))
         self.http = VendorHTTP(base_url or default_base_url(client_code), policy=policy, check=check_status)
 
     def close(self) -> None:
@@ -204,13 +205,22 @@ class Erply:
             started = started or int(status.get("requestUnixTime") or time.time())
             records = [r for r in as_list(body.get("records")) if isinstance(r, dict)]
             rows = self._map(query, records)
-            done = len(records) < self.page_size
+            done = self._last_page(status, len(records), page_no)
             state = {"since": started, "page": 1} if done else {"since": since, "page": page_no + 1, "started": started}
             cursor[query.key] = state
             yield Page(query.kind, rows, dict(cursor), len(records))
             if done:
                 return
             page_no += 1
+
+    def _last_page(self, status: Mapping[str, Any], count: int, page_no: int) -> bool:
+        """Whether a pass has read its query's `recordsTotal`. A page shorter than asked is not the last one by
+        itself: an account whose pages are capped below `recordsOnPage` sends short pages throughout (its last,
+        partial, page is followed by an empty one)."""
+        total = status.get("recordsTotal")
+        if count == 0 or total is None or not str(total).isdigit():
+            return count < self.page_size
+        return page_no * count >= int(total) or (page_no - 1) * self.page_size + count == int(total)
 
     def _map(self, query: _Query, records: list[dict[str, Any]]) -> list[Row]:
         if query.request == "getProducts":

@@ -115,6 +115,7 @@ def _without_repeats(rows: list[Row], carried: set[tuple[Any, ...]]) -> list[Row
 
 class LightspeedR:
     source = SOURCE
+    MAX_PAGE_SIZE = 100  # the vendor's documented most for `limit`: past it, pages come back shorter
 
     def __init__(
         self,
@@ -128,7 +129,7 @@ class LightspeedR:
     ) -> None:
         self.ctx = ctx
         self.account_id = account_id
-        self.page_size = page_size
+        self.page_size = max(1, min(page_size, self.MAX_PAGE_SIZE))
         pacer = BucketPacer("X-LS-API-Bucket-Level", "X-LS-API-Drip-Rate")
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self.http = VendorHTTP(base_url or DEFAULT_BASE_URL, headers=headers, policy=policy, pacer=pacer)

@@ -153,6 +153,7 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
 
 class Shopify:
     source = SOURCE
+    MAX_PAGE_SIZE = 250  # the vendor's documented most for `limit`: past it, pages come back shorter
 
     def __init__(
         self,
@@ -166,7 +167,7 @@ class Shopify:
         api_version: str = API_VERSION,
     ) -> None:
         self.ctx = ctx
-        self.page_size = page_size
+        self.page_size = max(1, min(page_size, self.MAX_PAGE_SIZE))
         self.prefix = f"/admin/api/{api_version}"
         pacer = BucketPacer("X-Shopify-Shop-Api-Call-Limit", None, default_drip=2.0)
         headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
