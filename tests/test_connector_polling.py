@@ -386,3 +386,62 @@ def test_erply_login_answered_without_a_session_is_a_vendor_error_not_a_crash() 
             collect(client, {})
     finally:
         server.close()
+
+
+def _r_next(fake: LightspeedRFake, link: Any) -> None:
+    """The R-Series fake's pages name `link(request)` as their next page."""
+    answer = fake.handle
+
+    def handler(req: Any) -> Any:
+        reply = answer(req)
+        if isinstance(reply.body, dict) and "@attributes" in reply.body:
+            reply.body["@attributes"]["next"] = link(req)
+        return reply
+
+    fake.server.handler = handler
+
+
+def test_a_next_page_on_another_host_is_refused_and_gets_no_token(
+    r_fake: LightspeedRFake, shopify_fake: ShopifyFake
+) -> None:
+    """A next-page link elsewhere (a spoofed or proxied answer) was followed with the connection's token."""
+    from tests.pos_fakes.server import FakeServer, Reply
+
+    asked: list[Any] = []
+    other = FakeServer(lambda request: asked.append(request) or Reply(200, {}))
+    try:
+        _r_next(r_fake, lambda req: f"{other.url}/API/V3/Account/4242/Item.json?after=p2")
+        r = LightspeedR(account_id="4242", token="r-token", ctx=MapContext("1"), base_url=r_fake.server.url,
+                        policy=FAST, page_size=1)  # fmt: skip
+        with pytest.raises(VendorError, match=r"links to http://127\.0\.0\.1:\d+/API/V3/.*outside this connection"):
+            collect(r, {})
+        answer = shopify_fake.handle
+
+        def elsewhere(req: Any) -> Any:
+            reply = answer(req)
+            if "Link" in reply.headers:
+                reply.headers["Link"] = reply.headers["Link"].replace(shopify_fake.server.url, other.url)
+            return reply
+
+        shopify_fake.server.handler = elsewhere
+        shop = Shopify(shop="s.myshopify.com", token="shpat_test", ctx=MapContext("24826418"),
+                       base_url=shopify_fake.server.url, policy=FAST, page_size=1)  # fmt: skip
+        with pytest.raises(VendorError, match="outside this connection's base URL"):
+            collect(shop, {})
+        with pytest.raises(VendorError, match="outside this connection's base URL"):  # a cursor stored before
+            collect(shop, {"products": {"next": f"{other.url}/admin/api/2024-07/products.json?page_info=t0"}})
+        assert asked == []
+    finally:
+        other.close()
+
+
+def test_a_next_page_link_that_repeats_stops_the_pass(r_fake: LightspeedRFake) -> None:
+    """A next link naming the page just read (a vendor's glitch) read it again for ever, storing it each time."""
+    _r_next(r_fake, lambda req: f"{r_fake.server.url}{req.path}?after=same")
+    r = LightspeedR(account_id="4242", token="r-token", ctx=MapContext("1"), base_url=r_fake.server.url,
+                    policy=FAST, page_size=2)  # fmt: skip
+    pages = r.pages({})
+    next(pages)
+    next(pages)  # the link's page, once
+    with pytest.raises(VendorError, match="next-page link repeats"):
+        next(pages)

@@ -163,8 +163,29 @@ class VendorHTTP:
         self.retries += 1
         self.sleep(seconds)
 
+    def within_base(self, link: str) -> str:
+        """A link from a vendor's answer (a next page), refused unless it lies under the base URL: the client sends
+        the connection's token with every request, so a link elsewhere would hand it to another host."""
+        url, base = httpx.URL(link), self.client.base_url
+        if not url.is_absolute_url:
+            return link
+        same_origin = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
+        if not same_origin or not url.path.startswith(base.path.rstrip("/") + "/"):
+            where = f"{url.scheme}://{url.host}{f':{url.port}' if url.port else ''}{url.path}"
+            raise VendorError(f"the vendor's answer links to {where}, outside this connection's base URL: refused")
+        return link
+
+    def next_page(self, link: str, seen: set[str]) -> str:
+        """The next page's link of a pass, checked (`within_base`) and new to it: a link that repeats would read
+        the same page for ever, so the pass stops (its pages so far are kept; the next sync resumes)."""
+        if link in seen:
+            raise VendorError("the vendor's next-page link repeats a page of this pass: stopped", retryable=True)
+        seen.add(link)
+        return self.within_base(link)
+
     def request_json(self, method: str, path: str, **kwargs: Any) -> tuple[Any, httpx.Response]:
         """Send, retrying what may pass; returns the decoded JSON (ints exact)."""
+        self.within_base(path)
         last, asked = "no attempt", None
         for attempt in range(self.policy.attempts):
             if self.pacer is not None and (pause := self.pacer.wait_s()) > 0:

@@ -169,13 +169,15 @@ class LightspeedR:
             params["archived"] = "true"
         else:
             params["shopID"] = self.ctx.location
-        url: str | None = f"/API/V3/Account/{self.account_id}/{entity}.json"
-        offset = 0
+        first = f"/API/V3/Account/{self.account_id}/{entity}.json"
+        url: str | None = first
+        offset, seen = 0, {first}
         while url:
             body, _ = self.http.request_json("GET", url, params={**params, "offset": offset} if params else None)
             records = as_list(body.get(entity)) if isinstance(body, dict) else []
             yield records
-            url, params, offset = self._next(body, url, params, offset, len(records))
+            link, params, offset = self._next(body, url, params, offset, len(records))
+            url = self.http.next_page(link, seen) if link is not None and not params else link  # a cursor's link
 
     def _next(
         self, body: Any, url: str, params: dict[str, Any], offset: int, got: int

@@ -201,6 +201,7 @@ class Shopify:
             if kind == "stock":
                 params["location_ids"] = self.ctx.location
         newest = state.get("newest") or state.get("since")
+        seen = {url}
         while True:
             body, response = self.http.request_json("GET", url, params=params)
             records = [r for r in as_list((body or {}).get(key if kind == "catalog" else "inventory_levels")) if r]
@@ -215,7 +216,7 @@ class Shopify:
             yield Page(kind, rows, dict(cursor), len(records), links)
             if not match:
                 return
-            url, params = match.group(1), None
+            url, params = self.http.next_page(match.group(1), seen), None
 
     def _map(self, kind: str, records: list[dict[str, Any]]) -> tuple[list[Row], list[ItemLink]]:
         if kind == "stock":
