@@ -215,3 +215,52 @@ def test_a_batch_item_with_a_bad_level_is_rejected_alone(base: str, db_url: str,
     with psycopg.connect(db_url) as conn:
         stored = conn.execute("SELECT sku, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (store,))
         assert stored.fetchall() == [("q3", 2), ("q4", 3), ("q5", 4)]
+
+
+def test_a_percent_encoded_listings_segment_or_a_nul_is_a_400_naming_the_sku(
+    base: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """The route matches the decoded path, but the SKU is read from the raw one: `%6cistings/…` and
+    `listings%2F…` were a 500 (IndexError) on every method; a NUL in a read was a 400 naming nothing."""
+    store, key = shop
+    body = {"name": "Thing", "price": 1, "quantity": 1}
+    assert httpx.put(listing_url(base, store, "KB-5"), json=body, headers=bearer(key)).status_code == 200
+    for path in ("%6cistings/KB-5", "listings%2FKB-5"):
+        for method in ("GET", "PUT", "PATCH", "DELETE"):
+            sent = body if method == "PUT" else {"quantity": 2} if method == "PATCH" else None
+            answer = httpx.request(method, f"{base}/v1/stores/{store}/{path}", json=sent, headers=bearer(key))
+            assert answer.status_code == 400, (path, method, answer.text)
+            assert answer.json()["error"]["parameter"] == "sku" and "/listings/" in answer.json()["error"]["message"]
+    answer = httpx.get(f"{base}/v1/stores/{store}/listings/a%00b", headers=bearer(key))
+    assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "sku"
+
+
+def test_json_bodies_keep_their_schemas_json_types(base: str, db_url: str, shop: tuple[uuid.UUID, str]) -> None:
+    """litestar converted bodies as leniently as query strings: `"updated_at": 0` was 1970, 253402300799 the year
+    9999 (every later write then stale), `"is_active": 0` false, `"quantity": "5"` 5; a body nested 1,000 deep
+    was a 500 (RecursionError)."""
+    store, key = shop
+    good = {"name": "Thing", "price": 1, "quantity": 5}
+    wrong = [
+        ({**good, "updated_at": 253402300799}, "updated_at"),
+        ({**good, "quantity": "5"}, "quantity"),
+        ({**good, "is_active": 0}, "is_active"),
+        ({**good, "version": "7"}, "version"),
+    ]
+    for sent, field in wrong:
+        answer = httpx.put(listing_url(base, store, "T-1"), json=sent, headers=bearer(key))
+        assert answer.status_code == 400, (sent, answer.text)
+        assert answer.json()["error"]["parameter"] == field and "Expected" in answer.json()["error"]["message"]
+    batch = {"items": [{"sku": "T-2", **good}, {"sku": "T-3", **good, "updated_at": 1}]}
+    answer = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json=batch, headers=bearer(key))
+    assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "items[1].updated_at"
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone() == (0,)
+    nested = "[" * 1000 + "]" * 1000
+    headers = {**bearer(key), "Content-Type": "application/json"}
+    for url in (listing_url(base, store, "T-1"), f"{base}/v1/stores/{store}/listings/batch"):
+        answer = httpx.request("PUT" if "batch" not in url else "POST", url, content=nested, headers=headers)
+        assert answer.status_code == 400 and "nested too deeply" in answer.json()["error"]["message"], answer.text
+    ok = httpx.put(listing_url(base, store, "T-1"), json={**good, "updated_at": "2026-12-05T09:00:00Z"},
+                   headers=bearer(key))  # fmt: skip
+    assert ok.status_code == 200, ok.text

@@ -1,16 +1,22 @@
-"""The API's request class: a JSON body whose number is out of range (`1e309`) gets a 400 that names the field.
+"""The API's request class: a JSON body is held to its schema's JSON types, and its faults get a 400 naming a field.
 
-msgspec refuses such a number while decoding the body, before any field is known, and says only "Number out of
-range - at `$[...]`". This class finds the field the way litestar names validation errors (`price`,
-`items[3].price`) and raises `BadParameter`, answered in the API's JSON error format.
+- A number out of range (`1e309`): msgspec refuses it while decoding the body, before any field is known, and says
+  only "Number out of range - at `$[...]`". This class finds the field the way litestar names validation errors
+  (`price`, `items[3].price`) and raises `BadParameter`, answered in the API's JSON error format.
+- A value of another JSON type than the schema's (`"is_active": 0`, `"updated_at": 0`): litestar converts a body
+  as leniently as a query string (0 is false, a number a Unix time), so the body is first checked strictly
+  against the handler's `data` type.
+- A body nested past the decoder's depth: a 400 (it was a RecursionError, a 500).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
+import msgspec
 from litestar import Request
 from litestar.exceptions import SerializationException
 
@@ -48,12 +54,37 @@ def out_of_range_field(body: bytes) -> str | None:
     return _path_of(parsed, "")
 
 
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
+def check_json_types(value: Any, data_type: Any) -> None:
+    """`value` (a decoded JSON body) as the schema's JSON types say, or a `BadParameter` naming the field. A body
+    that fails the lenient conversion too (a missing or unknown field) is left to litestar's own error."""
+    try:
+        msgspec.convert(value, data_type, strict=True)
+    except msgspec.ValidationError as exc:
+        try:
+            msgspec.convert(value, data_type, strict=False)
+        except msgspec.ValidationError:
+            return
+        message = str(exc)
+        at = _AT.search(message)
+        field = at.group("path") if at else None
+        raise BadParameter(field or None, message[: at.start()] if at else message) from None
+
+
 class PlinqyRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
         try:
-            return await super().json()
+            value = await super().json()
         except SerializationException:
             field = out_of_range_field(await self.body())
             if field:
                 raise BadParameter(field, "must be a finite number (this one is out of range)") from None
             raise
+        except RecursionError:
+            raise BadParameter(None, "the JSON body is nested too deeply") from None
+        data = self.route_handler.parsed_data_field
+        if data is not None and value is not None:
+            check_json_types(value, data.annotation)
+        return value

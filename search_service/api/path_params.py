@@ -29,7 +29,13 @@ def listing_sku(request: Request[Any, Any, Any]) -> str:
     raw: bytes | None = request.scope.get("raw_path")
     if raw is None:  # raw_path is optional in ASGI: the decoded path, which serves every SKU without a `/`
         return str(request.scope["path"]).split("/listings/", 1)[1]
+    _, separator, encoded = raw.partition(b"/listings/")
+    if not separator:  # the route matched the decoded path: `/listings/` itself was percent-encoded
+        raise BadParameter("sku", "write `/listings/` as it is in the path (percent-encode only the SKU)")
     try:
-        return unquote_to_bytes(raw.split(b"/listings/", 1)[1]).decode()
+        sku = unquote_to_bytes(encoded).decode()
     except UnicodeDecodeError:
         raise BadParameter("sku", "the sku is not UTF-8 once percent-decoded") from None
+    if "\x00" in sku:  # no SKU holds one (text cannot)
+        raise BadParameter("sku", "must not hold a NUL character")
+    return sku
