@@ -167,7 +167,7 @@ def test_a_listing_write_through_the_api_emits_no_import_event(db: psycopg.Conne
 
     import asyncpg
 
-    from search_service.ingest import pipeline
+    from search_service.ingest import listing_writes
 
     store = seed_store(db)
     subscribe(fresh_db_url, store, "http://127.0.0.1:9/a")
@@ -176,7 +176,7 @@ def test_a_listing_write_through_the_api_emits_no_import_event(db: psycopg.Conne
         conn = await asyncpg.connect(fresh_db_url)
         try:
             rows = [{"sku": "T1", "name": "Tea", "price": "2.00", "quantity": "3"}]
-            await pipeline.record_and_map(conn, store_id=store, rows=rows, worker_id="api-test")
+            await listing_writes.record_and_map(conn, store_id=store, rows=rows, worker_id="api-test")
         finally:
             await conn.close()
 

@@ -4,6 +4,7 @@ SKU, all a page at a time), and anyone reads a store."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 
 from search_service.settings import Settings
-from tests.ingest_helpers import bearer, ingest_settings, new_store, serve, store_key
+from tests.ingest_helpers import bearer, drain_imports, ingest_settings, new_store, serve, store_key
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +265,42 @@ def test_json_bodies_keep_their_schemas_json_types(base: str, db_url: str, shop:
     ok = httpx.put(listing_url(base, store, "T-1"), json={**good, "updated_at": "2026-12-05T09:00:00Z"},
                    headers=bearer(key))  # fmt: skip
     assert ok.status_code == 200, ok.text
+
+
+def test_a_listing_write_queues_behind_the_stores_waiting_import(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """A PATCH mapped inline jumped ahead of the store's CSV upload still waiting for a worker, which then set
+    the till's level back to the file's (a CSV has no clock to lose by). It is queued behind it now: 202, applied
+    in order by the worker; answered as usual when a worker maps it within the wait."""
+    store, key = shop
+    milk = {"name": "Milk", "price": "1.00", "quantity": 5}
+    assert httpx.put(listing_url(base, store, "Q-1"), json=milk, headers=bearer(key)).status_code == 200
+    csv_headers = {**bearer(key), "Content-Type": "text/csv"}
+    upload = httpx.post(f"{base}/v1/stores/{store}/imports", content=b"sku,name,price,quantity\nQ-1,Milk,1.00,10\n",
+                        headers=csv_headers)  # fmt: skip
+    assert upload.status_code == 202
+    patched = httpx.patch(listing_url(base, store, "Q-1"), json={"quantity": 3}, headers=bearer(key))
+    assert patched.status_code == 202, patched.text
+    queued = patched.json()
+    assert queued["status"] == "queued" and patched.headers["location"] == queued["status_url"]
+    assert httpx.get(f"{base}{queued['status_url']}", headers=bearer(key)).json()["status"] == "pending"
+    batch = {"items": [{"sku": "Q-2", **milk}]}
+    later = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json=batch, headers=bearer(key))
+    assert later.status_code == 202  # behind both
+    drain_imports(db_url)
+    got = httpx.get(listing_url(base, store, "Q-1"), headers=bearer(key)).json()
+    assert got["quantity"] == 3  # the file's 10 first, then the till's 3
+    status = httpx.get(f"{base}{queued['status_url']}", headers=bearer(key)).json()
+    assert (status["status"], status["mapped_rows"]) == ("completed", 1)
+    upload = httpx.post(f"{base}/v1/stores/{store}/imports", content=b"sku,name,price,quantity\nQ-1,Milk,1.00,8\n",
+                        headers=csv_headers)  # fmt: skip
+    worker = threading.Timer(0.3, drain_imports, (db_url,))
+    worker.start()
+    try:
+        patched = httpx.patch(listing_url(base, store, "Q-1"), json={"quantity": 2}, headers=bearer(key))
+    finally:
+        worker.join()
+    assert patched.status_code == 200 and patched.json()["listing"]["quantity"] == 2, patched.text
+    alone = httpx.patch(listing_url(base, store, "Q-1"), json={"quantity": 1}, headers=bearer(key))
+    assert alone.status_code == 200 and alone.json()["listing"]["quantity"] == 1  # nothing waiting: inline

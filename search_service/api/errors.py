@@ -38,6 +38,20 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
 UNSTORABLE_TEXT = (asyncpg.exceptions.CharacterNotInRepertoireError, asyncpg.exceptions.UntranslatableCharacterError)
 
 
+class Accepted(Exception):
+    """202 + Location: a write taken but not applied yet (queued behind the store's earlier batches); `body` is the
+    answer (a schema struct), `location` where its outcome will be."""
+
+    def __init__(self, body: Any, location: str) -> None:
+        super().__init__(location)
+        self.body = body
+        self.location = location
+
+
+def handle_accepted(request: Request[Any, Any, Any], exc: Accepted) -> Response[Any]:
+    return Response(exc.body, status_code=202, headers={"Location": exc.location})
+
+
 class Unavailable(Exception):
     """503 + Retry-After: the request could not be served now but may succeed soon."""
 
@@ -160,6 +174,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     engine.ProductNotFound: handle_product_not_found,
     ValidationException: handle_validation,
     Unavailable: handle_unavailable,
+    Accepted: handle_accepted,
     HTTPException: handle_http,
     Exception: handle_other,
 }

@@ -25,13 +25,14 @@ from litestar.params import Body
 from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
 from search_service.api.auth import principal_of, require_admin_key, require_key, require_store_key
+from search_service.api.errors import Accepted
 from search_service.api.listing_reads import import_status_of, listing_of, require_store
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import LISTING_PATH, BatchId, Sku, StoreId, listing_sku
 from search_service.api.runtime import Runtime
 from search_service.db.sql import statement
 from search_service.engine import geo_areas
-from search_service.ingest import pipeline
+from search_service.ingest import listing_writes
 from search_service.ingest.csvfile import errors_csv
 from search_service.ingest.imports import batch_status
 from search_service.ingest.stores import StoreError, StoreFields, store_detail_async, update_store_async
@@ -70,12 +71,19 @@ def _row_of(sku: str, body: msgspec.Struct, op: str) -> dict[str, Any]:
     return {**row, "op": op, "sku": sku}
 
 
+def _queued(batch_id: UUID) -> Accepted:
+    url = f"/v1/imports/{batch_id}"
+    return Accepted(S.WriteQueued(batch_id, "queued", url, S.QUEUED_MESSAGE), url)
+
+
 async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.ListingResult:
     async with long_connection(rt) as conn:
         await require_store(conn, store_id)
-        batch_id, results = await pipeline.record_and_map(
+        batch_id, results = await listing_writes.record_and_map(
             conn, store_id=store_id, rows=[row], worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s
         )
+        if results is None:
+            raise _queued(batch_id)
         result = results[0]
         if result["status"] == "rejected":
             reason = str(result["error"])
@@ -100,7 +108,7 @@ _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; ma
     "(`updated_at`/`version`) changes nothing: `status: stale`.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
-    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY},
+    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY, **S.QUEUED},
     status_code=200,
 )
 async def put_listing(
@@ -120,7 +128,7 @@ async def put_listing(
     "store has no listing with this SKU.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
-    responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.JSON_ONLY},
+    responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.JSON_ONLY, **S.QUEUED},
 )
 async def patch_listing(
     rt: NamedDependency[Runtime],
@@ -140,7 +148,7 @@ async def patch_listing(
     description="The listing stops being sellable (`is_active: false`); its history and product stay.",
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
-    responses={**S.WRITE_ERRORS, **S.NO_LISTING},
+    responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.QUEUED},
     status_code=200,
 )
 async def delete_listing(
@@ -156,7 +164,7 @@ async def delete_listing(
     "validation are `rejected` with a reason; the others are applied.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
-    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY},
+    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY, **S.QUEUED},
     status_code=200,
 )
 async def batch_listings(
@@ -165,9 +173,11 @@ async def batch_listings(
     rows = [_row_of(item.sku, item, item.op) for item in data.items]
     async with long_connection(rt) as conn:
         await require_store(conn, store_id)
-        batch_id, results = await pipeline.record_and_map(
+        batch_id, results = await listing_writes.record_and_map(
             conn, store_id=store_id, rows=rows, worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s
         )
+    if results is None:
+        raise _queued(batch_id)
     items = [
         S.BatchResultItem(r["sku"], r["status"], r["matched_by"], r["matched_product_id"], r["error"]) for r in results
     ]

@@ -153,6 +153,34 @@ class ListingResult(msgspec.Struct):
     batch_id: UUID
 
 
+class WriteQueued(msgspec.Struct):
+    batch_id: UUID
+    status: Literal["queued"]
+    status_url: str  # GET: the batch's status; its rows' results once mapped (`/v1/imports/{id}`)
+    message: str
+
+
+QUEUED_MESSAGE = (
+    "the store has an earlier import or delivery still waiting or being mapped: this write is applied after it, "
+    "in order, by a worker; its outcome is at status_url"
+)
+QUEUED = {
+    202: ResponseSpec(
+        WriteQueued,
+        description="Queued behind the store's earlier batches (an uploaded CSV, a delivery): a store's batches are "
+        "applied in order. Not applied yet; `status_url` (also `Location`) gives its outcome.",
+        generate_examples=False,
+        examples=[
+            Example(
+                summary="queued",
+                value={"batch_id": "0b7f6c2e-3f4a-4c1e-9a51-2f1d7c7f9e10", "status": "queued",
+                       "status_url": "/v1/imports/0b7f6c2e-3f4a-4c1e-9a51-2f1d7c7f9e10", "message": QUEUED_MESSAGE},
+            )
+        ],
+    )
+}  # fmt: skip
+
+
 class BatchResultItem(msgspec.Struct):
     sku: str | None
     status: str

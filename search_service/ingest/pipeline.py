@@ -1,5 +1,5 @@
 """The ingest pipeline: every source stores its rows raw first (`record_batch`), workers map them later
-(`map_next_batch`), the single-listing writes map inline (`record_and_map`) through the same code.
+(`map_next_batch`), the single-listing writes map inline (`listing_writes.record_and_map`) through the same code.
 
 THE ROW SHAPE every source produces (CSV, webhooks, the listing API, the POS connectors), one dict per row:
 
@@ -126,7 +126,8 @@ def _claim_delivery_sync(conn: psycopg.Connection, connection_id: UUID | None, d
 
 
 # --- storing (asyncpg: the API) ----------------------------------------------------------------------------------
-async def _fetch(conn: Any, name: str, **params: Any) -> list[Any]:
+async def fetch(conn: Any, name: str, **params: Any) -> list[Any]:
+    """The rows of one of the batches statements (asyncpg)."""
     stmt = _sql(name)
     return list(await conn.fetch(stmt.sql, *stmt.bind(**params)))
 
@@ -144,7 +145,7 @@ async def open_batch(
     lease_s: float = 60.0,
 ) -> UUID:
     """A `receiving` batch (an upload about to stream in); `store_rows` completes it, `abort_batch` ends it."""
-    rows = await _fetch(
+    rows = await fetch(
         conn, "insert_batch", store_id=store_id, source=source, kind=kind,
         status="processing" if locked_by else "receiving", connection_id=connection_id,
         delivery_id=delivery_id, file_name=file_name, locked_by=locked_by, lease_s=lease_s,
@@ -171,7 +172,7 @@ async def copy_rows(conn: Any, batch_id: UUID, split: Sequence[tuple[Any, ...]])
         )
     elif split:
         numbers, payloads, raws, statuses, errors = (list(c) for c in zip(*split, strict=True))
-        await _fetch(
+        await fetch(
             conn, "insert_rows", batch_id=batch_id, numbers=numbers, payloads=payloads, raws=raws,
             statuses=statuses, errors=errors,
         )  # fmt: skip
@@ -179,22 +180,22 @@ async def copy_rows(conn: Any, batch_id: UUID, split: Sequence[tuple[Any, ...]])
 
 async def finish_stored(conn: Any, batch_id: UUID, total_rows: int, rejected_rows: int) -> str:
     """Mark a receiving batch whole (`pending`, or `completed` when it has no row to map) and wake the workers."""
-    done = await _fetch(conn, "finish_receiving", batch_id=batch_id, total_rows=total_rows, rejected_rows=rejected_rows)
-    await _fetch(conn, "notify")
+    done = await fetch(conn, "finish_receiving", batch_id=batch_id, total_rows=total_rows, rejected_rows=rejected_rows)
+    await fetch(conn, "notify")
     return str(done[0]["status"]) if done else "aborted"
 
 
 async def abort_batch(conn: Any, batch_id: UUID, reason: str) -> None:
-    await _fetch(conn, "abort_batch", batch_id=batch_id, reason=reason)
+    await fetch(conn, "abort_batch", batch_id=batch_id, reason=reason)
 
 
 async def abort_stale_uploads(conn: Any, older_than_s: float) -> list[UUID]:
     """Abort the batches still `receiving` after `older_than_s` (their API process stopped mid-upload)."""
-    return [r["id"] for r in await _fetch(conn, "abort_stale_uploads", older_than_s=older_than_s)]
+    return [r["id"] for r in await fetch(conn, "abort_stale_uploads", older_than_s=older_than_s)]
 
 
 async def store_of(conn: Any, store_id: UUID) -> tuple[UUID, str] | None:
-    rows = await _fetch(conn, "store_of", store_id=store_id)
+    rows = await fetch(conn, "store_of", store_id=store_id)
     return (rows[0]["id"], rows[0]["currency"].strip()) if rows else None
 
 
@@ -221,7 +222,7 @@ async def record_batch_async(
             conn, store_id=store_id, source=source, kind=kind, connection_id=connection_id, delivery_id=delivery_id
         )
         if delivery_row is not None:
-            await _fetch(conn, "link_delivery", delivery_row=delivery_row, batch_id=batch_id)
+            await fetch(conn, "link_delivery", delivery_row=delivery_row, batch_id=batch_id)
         await store_rows(conn, batch_id, split)
     return batch_id
 
@@ -239,7 +240,7 @@ async def _record_small(
     batch_id = uuid.uuid4()
     numbers, payloads, raws, statuses, errors = (list(c) for c in zip(*split, strict=True)) if split else ([],) * 5
     try:
-        got = await _fetch(
+        got = await fetch(
             conn, "record_small", batch_id=batch_id, store_id=store_id, source=source, kind=kind,
             connection_id=connection_id, delivery_id=delivery_id, numbers=numbers, payloads=payloads, raws=raws,
             statuses=statuses, errors=errors, total_rows=len(split), rejected_rows=rejected_count(split),
@@ -247,7 +248,7 @@ async def _record_small(
     except asyncpg.ForeignKeyViolationError:
         raise UnknownStore(f"no store with id {store_id}") from None
     if got[0]["stored"] == 0:
-        seen = await _fetch(conn, "delivery_batch", connection_id=connection_id, delivery_id=delivery_id)
+        seen = await fetch(conn, "delivery_batch", connection_id=connection_id, delivery_id=delivery_id)
         raise DuplicateDelivery(seen[0]["import_batch_id"] if seen else None)
     return batch_id
 
@@ -255,9 +256,9 @@ async def _record_small(
 async def _claim_delivery(conn: Any, connection_id: UUID | None, delivery_id: str | None) -> int | None:
     if delivery_id is None or connection_id is None:
         return None
-    got = await _fetch(conn, "insert_delivery", connection_id=connection_id, delivery_id=delivery_id)
+    got = await fetch(conn, "insert_delivery", connection_id=connection_id, delivery_id=delivery_id)
     if not got:
-        seen = await _fetch(conn, "delivery_batch", connection_id=connection_id, delivery_id=delivery_id)
+        seen = await fetch(conn, "delivery_batch", connection_id=connection_id, delivery_id=delivery_id)
         raise DuplicateDelivery(seen[0]["import_batch_id"] if seen else None)
     return int(got[0]["id"])
 
@@ -286,14 +287,14 @@ async def map_chunk(
     and whether the batch is now complete (its last chunk completes it in the same transaction). `first`: the first
     chunk of this hold also marks the batch's duplicates (mark_duplicates), in the same transaction."""
     async with conn.transaction():
-        fenced = await _fetch(conn, "fence", batch_id=batch_id, worker_id=worker_id, lease_s=lease_s)
+        fenced = await fetch(conn, "fence", batch_id=batch_id, worker_id=worker_id, lease_s=lease_s)
         if not fenced:
             raise LeaseLost(str(batch_id))
         store_id, currency = fenced[0]["store_id"], fenced[0]["currency"].strip()
         # A one-row batch (a webhook delivery, mostly) has no duplicates: a round trip saved.
         dedupe = first and fenced[0]["total_rows"] > 1
-        marked = int((await _fetch(conn, "mark_duplicates", batch_id=batch_id))[0][0]) if dedupe else 0
-        pending = await _fetch(conn, "pending_rows", batch_id=batch_id, limit=limit)
+        marked = int((await fetch(conn, "mark_duplicates", batch_id=batch_id))[0][0]) if dedupe else 0
+        pending = await fetch(conn, "pending_rows", batch_id=batch_id, limit=limit)
         # Fewer than `limit`: these are all that is left (a stored batch never grows), so this chunk is the last.
         last = len(pending) < limit
         results = await apply_rows(conn, store_id, currency, [(r["id"], _decode(r["payload"])) for r in pending])
@@ -316,7 +317,7 @@ async def save_results(
     for result in results.values():
         setattr(counts, result.status, getattr(counts, result.status) + 1)
     ids = list(results)
-    saved = await _fetch(
+    saved = await fetch(
         conn, "save_results", batch_id=batch_id, worker_id=worker_id, lease_s=lease_s, ids=ids,
         statuses=[results[i].status for i in ids], errors=[results[i].error for i in ids],
         matched_by=[results[i].matched_by for i in ids], products=[results[i].product_id for i in ids], last=last,
@@ -350,16 +351,16 @@ async def map_batch(conn: Any, batch_id: UUID, worker_id: str, chunk_rows: int, 
 
 
 async def complete(conn: Any, batch_id: UUID, worker_id: str) -> bool:
-    return bool(await _fetch(conn, "complete_batch", batch_id=batch_id, worker_id=worker_id))
+    return bool(await fetch(conn, "complete_batch", batch_id=batch_id, worker_id=worker_id))
 
 
 async def claim_batch(conn: Any, worker_id: str, lease_s: float) -> UUID | None:
-    rows = await _fetch(conn, "claim_batch", worker_id=worker_id, lease_s=lease_s)
+    rows = await fetch(conn, "claim_batch", worker_id=worker_id, lease_s=lease_s)
     return rows[0]["id"] if rows else None
 
 
 async def release_batch(conn: Any, batch_id: UUID, worker_id: str) -> None:
-    await _fetch(conn, "release_batch", batch_id=batch_id, worker_id=worker_id)
+    await fetch(conn, "release_batch", batch_id=batch_id, worker_id=worker_id)
 
 
 MAX_MAPPING_ATTEMPTS = 5
@@ -368,7 +369,7 @@ CRASH_PAUSE_S = 30.0  # times the attempts so far: 30 s, 60 s, … before the ba
 
 async def batch_crashed(conn: Any, batch_id: UUID, worker_id: str, error: str) -> str | None:
     """Record that mapping `batch_id` raised; returns its status (`failed` once its attempts are spent)."""
-    found = await _fetch(
+    found = await fetch(
         conn, "batch_crashed", batch_id=batch_id, worker_id=worker_id, error=error,
         max_attempts=MAX_MAPPING_ATTEMPTS, pause_s=CRASH_PAUSE_S,
     )  # fmt: skip
@@ -376,18 +377,4 @@ async def batch_crashed(conn: Any, batch_id: UUID, worker_id: str, error: str) -
 
 
 async def due_count(conn: Any) -> int:
-    return int((await _fetch(conn, "due_count"))[0][0])
-
-
-async def record_and_map(
-    conn: Any, *, store_id: UUID, rows: Sequence[dict[str, Any]], worker_id: str, lease_s: float = 60.0
-) -> tuple[UUID, list[Any]]:
-    """A listing write: store the rows (source api, kind listing) and map them at once, through the same code and
-    leaving the same record as any batch. Returns the batch id and its rows' results (batch_rows)."""
-    async with conn.transaction():
-        batch_id = await open_batch(
-            conn, store_id=store_id, source="api", kind="listing", locked_by=worker_id, lease_s=lease_s
-        )
-        await store_rows(conn, batch_id, rows)
-    await map_batch(conn, batch_id, worker_id, max(len(rows), 1), lease_s)
-    return batch_id, await _fetch(conn, "batch_rows", batch_id=batch_id)
+    return int((await fetch(conn, "due_count"))[0][0])

@@ -144,6 +144,17 @@ FROM candidate
 WHERE b.id = candidate.id
 RETURNING b.id, b.store_id, b.total_rows, b.seq;
 
+-- name: earlier_work
+-- params: store_id uuid
+-- Whether a listing write must queue behind the store's batches (a store's batches are mapped in order): one
+-- waiting or being mapped, other than a listing write mapping inline right now (those take the store's lock in
+-- turn, as they arrive).
+SELECT EXISTS (
+    SELECT 1 FROM import_batch
+    WHERE store_id = :store_id AND status IN ('pending', 'processing')
+      AND NOT coalesce(locked_by LIKE 'api:%' AND locked_until > now(), false)
+) AS queued;
+
 -- name: due_count
 -- params: none
 SELECT count(*) FROM import_batch
