@@ -127,3 +127,27 @@ def test_reembed_refuses_two_modes_rather_than_run_the_larger(dsn: str) -> None:
     )
     neither = cli(dsn, "reembed")
     assert neither.returncode == 1 and neither.stderr.strip() == "error: choose one of --missing, --stale or --all"
+
+
+def test_import_csv_maps_its_stores_earlier_batches_first_or_says_what_it_waits_for(dsn: str, tmp_path: Path) -> None:
+    """With an earlier batch of the store waiting and no worker running, `import csv` sat at 0 rows for ever,
+    saying nothing. It maps the earlier batch first (the store's order) once no worker holds it, and says so; while
+    a worker's lease on it is live, it says whom it waits for."""
+    from search_service.ingest import pipeline
+
+    store = create_store(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        earlier = pipeline.record_batch(conn, store_id=store, source="csv", kind="csv",
+                                        rows=[{"sku": "e1", "name": "Early", "price": 1, "quantity": 4}])  # fmt: skip
+        conn.execute("UPDATE import_batch SET status = 'processing', locked_by = 'worker-7', "
+                     "locked_until = now() + interval '3 seconds' WHERE id = %s", (earlier,))  # fmt: skip
+    file = tmp_path / "later.csv"
+    file.write_text("sku,name,price,quantity\ne1,Early,1,9\n")
+    out = cli(dsn, "import", "csv", str(file), "--store", str(store))
+    assert out.returncode == 0, out.stderr
+    assert f"waiting: worker-7 is mapping batch {earlier} of this store" in out.stderr
+    assert f"mapping this store's earlier batch {earlier} first (csv, 1 rows)" in out.stderr
+    assert "1 rows, 1 mapped" in out.stdout
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT status FROM import_batch WHERE id = %s", (earlier,)).fetchone() == ("completed",)
+        assert conn.execute("SELECT quantity FROM store_product WHERE sku = 'e1'").fetchone() == (9,)  # in order

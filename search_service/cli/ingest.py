@@ -160,9 +160,12 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool) -> 
             bar.total = total
             bar.update(done - bar.n)
 
+        def notice(message: str) -> None:
+            bar.write(message, file=sys.stderr)
+
         settle_heap()
         try:
-            out = asyncio.run(import_csv_async(dsn, file, store_id, settings.ingest, progress))
+            out = asyncio.run(import_csv_async(dsn, file, store_id, settings.ingest, progress, notice))
         except CsvError as exc:
             raise UserFacingError(str(exc)) from None
         except UnknownStore as exc:

@@ -43,10 +43,12 @@ async def batch_status(conn: Any, batch_id: UUID) -> dict[str, Any] | None:
 
 
 async def _follow(
-    conn: Any, dsn: str, batch_id: UUID, worker_id: str, config: IngestConfig, progress: Callable[[int], None]
-) -> None:
-    """Map the batch here when it can be claimed; otherwise wait while a worker (or an earlier batch) has it."""
-    claim = _sql("claim_this_batch")
+    conn: Any, dsn: str, batch_id: UUID, worker_id: str, config: IngestConfig, progress: Callable[[int], None],
+    notice: Callable[[str], None],
+) -> None:  # fmt: skip
+    """Map the batch here when it can be claimed; otherwise map the store's earlier batches first when no worker
+    holds them (a store's batches are mapped in order), or wait while a worker has one of them, or this one."""
+    claim, told = _sql("claim_this_batch"), set()
     while True:
         if await conn.fetchval(claim.sql, *claim.bind(batch_id=batch_id, worker_id=worker_id, lease_s=config.lease_s)):
             await _map_with_progress(conn, dsn, batch_id, worker_id, config, progress)
@@ -56,7 +58,29 @@ async def _follow(
         progress(status["processed_rows"])
         if status["status"] in ("completed", "failed", "aborted"):
             return
+        head = await conn.fetchrow(_sql("earlier_head").sql, *_sql("earlier_head").bind(batch_id=batch_id))
+        if head is not None and not head["held"] and await _map_earlier(conn, head, worker_id, config, notice):
+            continue
+        waited_for = head["id"] if head is not None else batch_id
+        if waited_for not in told:
+            told.add(waited_for)
+            who = head["locked_by"] if head is not None else status.get("locked_by") or "a worker"
+            notice(f"waiting: {who} is mapping batch {waited_for} of this store (its batches are mapped in order)")
         await asyncio.sleep(0.2)
+
+
+async def _map_earlier(
+    conn: Any, head: Any, worker_id: str, config: IngestConfig, notice: Callable[[str], None]
+) -> bool:
+    """Map one earlier batch of the store here, when no worker has taken it meanwhile."""
+    claim = _sql("claim_this_batch")
+    if not await conn.fetchval(
+        claim.sql, *claim.bind(batch_id=head["id"], worker_id=worker_id, lease_s=config.lease_s)
+    ):
+        return False
+    notice(f"mapping this store's earlier batch {head['id']} first ({head['source']}, {head['total_rows']} rows)")
+    await pipeline.map_batch(conn, head["id"], worker_id, config.batch_chunk_rows, config.lease_s)
+    return True
 
 
 async def _map_with_progress(
@@ -90,13 +114,14 @@ async def import_csv_async(
     store_id: UUID,
     config: IngestConfig,
     progress: Callable[[int, int], None],
+    notice: Callable[[str], None] = lambda message: None,
 ) -> ImportOutcome:
     reader = CsvRows(path.read_bytes())
     conn = await asyncpg.connect(dsn)
     try:
         batch_id, total = await record_csv(conn, store_id, reader, path.name)
         worker_id = f"cli-import:{batch_id}"
-        await _follow(conn, dsn, batch_id, worker_id, config, lambda done: progress(done, total))
+        await _follow(conn, dsn, batch_id, worker_id, config, lambda done: progress(done, total), notice)
         status = await batch_status(conn, batch_id)
         assert status is not None
         errors = await conn.fetch(_sql("batch_errors").sql, *_sql("batch_errors").bind(batch_id=batch_id))

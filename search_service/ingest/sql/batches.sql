@@ -333,6 +333,17 @@ WHERE b.id = :batch_id AND b.status IN ('pending', 'processing')
                   WHERE e.store_id = b.store_id AND e.status IN ('pending', 'processing') AND e.seq < b.seq)
 RETURNING b.id;
 
+-- name: earlier_head
+-- params: batch_id uuid
+-- The first of the store's batches before this one still waiting or being mapped (what `import csv` waits for,
+-- or maps itself when no worker holds it); `held`: a worker's lease on it is live.
+SELECT e.id, e.source, e.total_rows, e.locked_by, coalesce(e.locked_until > now(), false) AS held
+FROM import_batch b
+JOIN import_batch e ON e.store_id = b.store_id AND e.status IN ('pending', 'processing') AND e.seq < b.seq
+WHERE b.id = :batch_id
+ORDER BY e.seq
+LIMIT 1;
+
 -- name: bulk_write_settings
 -- params: timeout text (e.g. '300s')
 -- Inside a transaction: a big upload's COPY may take longer than the API's search-sized statement timeout, and its
