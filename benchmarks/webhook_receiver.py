@@ -3,6 +3,7 @@
 The path chooses the behaviour, so one server plays many receivers:
 - `/ok/...`: 204.
 - `/slow/<seconds>/...`: waits, then 204.
+- `/drip/<seconds>/...`: 200 with its headers at once, then a byte of body every 0.2 s for that long.
 - `/status/<code>/...`: answers that code (`/status/302/...` adds a Location, `/status/429/...` and
   `/status/503/...` a `Retry-After` from the `retry_after` query parameter).
 - `/flaky/<n>/...`: 500 for the first n attempts of each webhook-id (on that path), then 204.
@@ -94,11 +95,23 @@ class Receiver:
         kind = parts[0]
         if kind == "slow":
             await asyncio.sleep(float(parts[1]))
+        elif kind == "drip":
+            return await self._drip(float(parts[1]), request)
         elif kind == "status":
             return self._status(int(parts[1]), request)
         elif kind == "flaky" and attempt <= int(parts[1]):
             return web.Response(status=500, text="flaky")
         return web.Response(status=204)
+
+    @staticmethod
+    async def _drip(seconds: float, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        response.content_length = max(1, int(seconds / 0.2))
+        await response.prepare(request)
+        for _ in range(response.content_length):
+            await response.write(b".")
+            await asyncio.sleep(0.2)
+        return response
 
     @staticmethod
     def _status(code: int, request: web.Request) -> web.Response:

@@ -101,6 +101,22 @@ def test_failed_after_the_last_retry_and_listed_as_failed(
     assert failing_since[0] is not None and failing_since[1] is True
 
 
+def test_an_answer_dripped_past_the_timeout_is_a_timeout(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    """httpx's timeout bounds each read: a receiver sending a byte every 0.2 s held one send for minutes (past the
+    lease: sent twice at once). The whole exchange is bounded now."""
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, receiver.url("/drip/6/slowly"), ["listing.created"])
+    seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+    config = replace(FAST, timeout_s=1.0, retry_schedule=(0.0,))
+    started = time.monotonic()
+    totals = dispatch(fresh_db_url, config)
+    assert time.monotonic() - started < 4 and totals.failed == 1
+    (row,) = deliveries(db)
+    assert row[1] == "failed" and "timed out" in row[5], row
+
+
 def test_a_subscription_failing_for_the_disable_period_is_disabled(
     db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
 ) -> None:
@@ -277,3 +293,48 @@ def test_a_receiver_that_was_down_gets_everything_when_it_returns(db: psycopg.Co
         receiver.stop()
     assert {r[1] for r in deliveries(db)} == {"delivered"}
     assert all(r[2] >= 2 for r in deliveries(db))  # each needed a retry after the outage
+
+
+def test_a_ping_whose_sender_died_is_not_sent_again_and_a_410_disables(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    """A ping's row was an ordinary pending delivery: once its holder's minute lapsed (the API killed mid-send)
+    the dispatcher sent it again and retried it for a day. A 410 answered to a ping did not disable anything."""
+    store = seed_store(db)
+    sub = subscribe(fresh_db_url, store, receiver.url("/ok/orphan"), ["stock.out"])
+    job = on_conn(fresh_db_url, lambda c: subscriptions.start_ping(c, BOX, store, sub.subscription["id"]))
+    db.execute("UPDATE webhook_delivery SET locked_until = now() - interval '1 second' WHERE id = %s",
+               (job.delivery_id,))  # fmt: skip
+    assert dispatch(fresh_db_url).delivered == 0 and _mine(receiver, "/ok/orphan") == []
+    status, error = db.execute("SELECT status, last_error FROM webhook_delivery WHERE id = %s",
+                               (job.delivery_id,)).fetchone()  # fmt: skip
+    assert status == "failed" and "ping in flight" in error
+    gone = subscribe(fresh_db_url, store, receiver.url("/status/410/ping"), ["stock.out"])
+
+    async def ping(conn):  # type: ignore[no-untyped-def]
+        job = await subscriptions.start_ping(conn, BOX, store, gone.subscription["id"])
+        return await subscriptions.finish_ping(conn, job, await subscriptions.send_ping(job, FAST))
+
+    assert on_conn(fresh_db_url, ping).status_code == 410
+    row = db.execute("SELECT is_active, disabled_reason FROM store_webhook WHERE id = %s",
+                     (gone.subscription["id"],)).fetchone()  # fmt: skip
+    assert row == (False, "the receiver answered 410 Gone")
+
+
+def test_a_disabled_subscriptions_late_failures_neither_count_nor_disable_it_again(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Results of sends in flight when a 410 came: each batch of them logged `subscription_disabled` again (without
+    a reason) and counted a failure on the disabled subscription."""
+    store = seed_store(db)
+    sub = subscribe(fresh_db_url, store, receiver.url("/status/410/late"), ["listing.created"])
+    product = seed_product(db, "Oat milk")
+    for n in range(6):
+        seed_listing(db, store, product if n == 0 else seed_product(db, f"Thing {n}"), f"L{n}")
+    with caplog.at_level("WARNING", logger="plinqy.events"):
+        dispatch(fresh_db_url)
+    disabled = [r for r in caplog.records if "subscription_disabled" in r.getMessage()]
+    assert len(disabled) == 1 and "410" in disabled[0].getMessage()
+    count = db.execute("SELECT failure_count, is_active FROM store_webhook WHERE id = %s",
+                       (sub.subscription["id"],)).fetchone()  # fmt: skip
+    assert count is not None and count[1] is False and count[0] <= 6

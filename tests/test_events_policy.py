@@ -51,5 +51,7 @@ def test_settings_from_the_environment() -> None:
     for bad in ("x", "-1", ","):
         with pytest.raises(EventsConfigError):
             EventsConfig.from_env({"PLINQY_WEBHOOK_RETRY_SCHEDULE": bad})
+    with pytest.raises(EventsConfigError, match="start the schedule with 0"):  # its first value was never used
+        EventsConfig.from_env({"PLINQY_WEBHOOK_RETRY_SCHEDULE": "5,300"})
     with pytest.raises(SettingsError, match="PLINQY_WEBHOOK_TIMEOUT_S"):
         Settings.from_env({"PLINQY_WEBHOOK_TIMEOUT_S": "0"})

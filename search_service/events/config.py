@@ -37,6 +37,10 @@ def parse_schedule(raw: str) -> tuple[float, ...]:
         ) from None
     if not values or any(v < 0 for v in values):
         raise EventsConfigError(f"PLINQY_WEBHOOK_RETRY_SCHEDULE={raw!r}: needs at least one delay, none negative")
+    if values[0] != 0:  # an event's first attempt is queued by the change's own transaction, due at once
+        raise EventsConfigError(
+            f"PLINQY_WEBHOOK_RETRY_SCHEDULE={raw!r}: the first attempt goes at once: start the schedule with 0"
+        )
     return values
 
 

@@ -33,6 +33,7 @@ from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.events import delivery, policy, ssrf
 from search_service.events.config import EventsConfig
+from search_service.events.subscriptions import disable_subscription
 from search_service.events.transport import Clients
 
 log = logging.getLogger("plinqy.events")
@@ -257,14 +258,14 @@ class Dispatcher:
                 stmt.sql, *stmt.bind(webhook_id=webhook_id, disable_after_s=self.config.disable_after_s)
             )
             if row is not None and not row["is_active"]:
-                log.warning(json.dumps({"event": "subscription_disabled", "webhook": str(webhook_id)}))
+                log.warning(json.dumps({"event": "subscription_disabled", "webhook": str(webhook_id),
+                                        "reason": row["disabled_reason"]}))  # fmt: skip
         for webhook_id in sorted(succeeded):
             stmt = _q("subscription_succeeded")
             await conn.execute(stmt.sql, *stmt.bind(webhook_id=webhook_id))
         for r in results:
             if r.decision.disable_reason:
-                stmt = _q("disable_subscription")
-                await conn.execute(stmt.sql, *stmt.bind(webhook_id=r.webhook_id, reason=r.decision.disable_reason))
+                await disable_subscription(conn, r.webhook_id, r.decision.disable_reason)
 
     async def _finish_inflight(self) -> None:
         tasks = list(self._state.inflight)

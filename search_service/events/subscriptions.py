@@ -7,6 +7,8 @@ The API and the CLI both call these; errors are `SubscriptionError` (bad input: 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from search_service.db.sql import statement
 from search_service.events import delivery, policy, ssrf
 from search_service.events.config import EVENT_TYPES, EventsConfig
 from search_service.events.transport import make_client
+
+log = logging.getLogger("plinqy.events")
 
 MAX_URL_LENGTH = 2000
 
@@ -132,6 +136,7 @@ class PingJob:
     url: str
     headers: dict[str, str]
     body: str
+    webhook_id: UUID
 
 
 async def start_ping(conn: Any, box: SecretBox, store_id: UUID | None, webhook_id: UUID) -> PingJob:
@@ -144,7 +149,7 @@ async def start_ping(conn: Any, box: SecretBox, store_id: UUID | None, webhook_i
     assert row is not None
     body = delivery.message_body(row["type"], row["created_at"], row["payload"])
     headers = delivery.signed_headers(delivery.Signers(box).get(sub["secret"]), row["message_id"], body)
-    return PingJob(row["id"], row["message_id"], lock, sub["url"], headers, body)
+    return PingJob(row["id"], row["message_id"], lock, sub["url"], headers, body, webhook_id)
 
 
 async def send_ping(
@@ -155,8 +160,17 @@ async def send_ping(
         return await delivery.attempt(client, job.url, job.headers, job.body, config.allow_hosts, resolver)
 
 
+async def disable_subscription(conn: Any, webhook_id: UUID, reason: str) -> None:
+    """Switch a subscription off at once (a 410 Gone), failing its waiting deliveries; logged once, with why."""
+    stmt = statement("events/dispatch", "disable_subscription")
+    row = await conn.fetchrow(stmt.sql, *stmt.bind(webhook_id=webhook_id, reason=reason))
+    if row is not None and row["disabled"]:
+        log.warning(json.dumps({"event": "subscription_disabled", "webhook": str(webhook_id), "reason": reason}))
+
+
 async def finish_ping(conn: Any, job: PingJob, result: delivery.AttemptResult) -> PingResult:
-    """Record the ping's result: delivered or failed (a ping is never retried)."""
+    """Record the ping's result: delivered or failed (a ping is never retried); a 410 disables the subscription,
+    as for any delivery."""
     decided = policy.decide(1, result.status_code, result.retry_after, (0.0,), 0.0)
     record = statement("events/dispatch", "record_results")
     await conn.execute(
@@ -170,6 +184,8 @@ async def finish_ping(conn: Any, job: PingJob, result: delivery.AttemptResult) -
             errors=[result.error],
         ),
     )
+    if decided.disable_reason:
+        await disable_subscription(conn, job.webhook_id, decided.disable_reason)
     ok = decided.outcome == "delivered"
     return PingResult(job.delivery_id, job.message_id, ok, result.status_code, result.error)
 

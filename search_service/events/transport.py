@@ -78,6 +78,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, max_connections: int, timeout_s: float = 10.0, keepalive_expiry: float = 30.0) -> None:
         self._timeouts = httpx.Timeout(timeout_s).as_dict()
+        self._deadline_s = timeout_s  # the whole exchange: httpx's timeouts bound each connect, write and read only
         self._ssl_context = httpx.create_ssl_context()
         self._backend = PinnedBackend()
         self._keepalive_expiry = keepalive_expiry
@@ -118,7 +119,10 @@ class PinnedTransport(httpx.AsyncBaseTransport):
             except TimeoutError:
                 raise httpcore.PoolTimeout("no free connection slot") from None
             try:
-                return await self._exchange(key, core_request)
+                async with asyncio.timeout(self._deadline_s):
+                    return await self._exchange(key, core_request)
+            except TimeoutError:  # a receiver dripping its answer held a send (and the lease) for minutes
+                raise httpcore.ReadTimeout(f"no whole answer within {self._deadline_s:g} s") from None
             finally:
                 self._slots.release()
 

@@ -70,6 +70,7 @@ WHERE id = :webhook_id::uuid
 -- name: subscription_failed
 -- params: webhook_id uuid, disable_after_s float8
 -- A failure starts (or continues) a failing streak; a streak as long as disable_after_s disables the subscription.
+-- An active one only: a disabled subscription's late results neither count nor disable (and log) it again.
 UPDATE store_webhook
 SET failing_since = coalesce(failing_since, now()),
     failure_count = failure_count + 1,
@@ -79,22 +80,26 @@ SET failing_since = coalesce(failing_since, now()),
         THEN 'deliveries failing since ' || to_char(coalesce(failing_since, now()) AT TIME ZONE 'UTC',
                                                     'YYYY-MM-DD"T"HH24:MI:SS"Z"')
         ELSE disabled_reason END
-WHERE id = :webhook_id::uuid
-RETURNING is_active;
+WHERE id = :webhook_id::uuid AND is_active
+RETURNING is_active, disabled_reason;
 
 -- name: disable_subscription
 -- params: webhook_id uuid, reason text
--- At once (a 410 Gone): the subscription stops, and its waiting deliveries fail with the reason.
+-- At once (a 410 Gone): the subscription stops, and its waiting deliveries fail with the reason. `disabled`: this
+-- call switched it off (false when it was off already).
 WITH off AS (
     UPDATE store_webhook SET is_active = false, disabled_reason = :reason::text
-    WHERE id = :webhook_id::uuid
+    WHERE id = :webhook_id::uuid AND is_active
     RETURNING id
+), failed AS (
+    UPDATE webhook_delivery d
+    SET status = 'failed', last_error = 'subscription disabled: ' || :reason::text
+    FROM off
+    WHERE d.webhook_id = off.id AND d.status IN ('pending', 'retrying')
+      AND (d.locked_until IS NULL OR d.locked_until < now())
+    RETURNING d.id
 )
-UPDATE webhook_delivery d
-SET status = 'failed', last_error = 'subscription disabled: ' || :reason::text
-FROM off
-WHERE d.webhook_id = off.id AND d.status IN ('pending', 'retrying')
-  AND (d.locked_until IS NULL OR d.locked_until < now());
+SELECT EXISTS (SELECT 1 FROM off) AS disabled, (SELECT count(*) FROM failed) AS failed_deliveries;
 
 -- name: due_count
 -- params: none

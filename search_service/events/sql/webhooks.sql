@@ -33,7 +33,9 @@ RETURNING id;
 
 -- name: insert_ping
 -- params: store_id uuid, webhook_id uuid, lock text
--- A ping event and its one delivery, held by the caller (locked_by = lock) so no dispatcher sends it too.
+-- A ping event and its one delivery, held by the caller (locked_by = lock) and `failed` until the caller records
+-- its answer: no dispatcher claims it (a ping is sent once, by its caller; one whose caller died mid-send was sent
+-- again, then retried for a day), and one whose caller died says so.
 WITH ev AS (
     INSERT INTO webhook_event (store_id, seq, type, payload)
     VALUES (:store_id::uuid, 0, 'webhook.ping',
@@ -41,9 +43,10 @@ WITH ev AS (
                                'occurred_at', statement_timestamp()))
     RETURNING id, type, payload, created_at
 ), d AS (
-    INSERT INTO webhook_delivery (event_id, webhook_id, message_id, attempts, locked_by, locked_until,
-                                  first_attempt_at, last_attempt_at)
-    SELECT ev.id, :webhook_id::uuid, 'msg_' || ev.id, 1, :lock::text, now() + interval '1 minute', now(), now()
+    INSERT INTO webhook_delivery (event_id, webhook_id, message_id, status, last_error, attempts, locked_by,
+                                  locked_until, first_attempt_at, last_attempt_at)
+    SELECT ev.id, :webhook_id::uuid, 'msg_' || ev.id, 'failed', 'a ping in flight (its sender stopped if this stays)',
+           1, :lock::text, now() + interval '1 minute', now(), now()
     FROM ev
     RETURNING id, message_id
 )
