@@ -42,6 +42,13 @@ def test_a_table_in_another_encoding_or_with_a_sep_line_reads_as_its_utf8_form(d
     assert rows_of(data) == expected
 
 
+def test_rows_of_separators_only_are_blank_rows() -> None:
+    """Excel leaves `;;;` lines at the end of an export: each was a row without a SKU (rejected, and before that
+    reported as a duplicate of the others)."""
+    rows = rows_of(b"sku;name;price;quantity\r\nA1;Milk;1,5;3\r\n;;;\r\n ; ;;\r\n;;;\r\n")
+    assert [r["sku"] for r in rows] == ["A1"]
+
+
 def test_a_sep_line_names_a_delimiter_the_header_would_not() -> None:
     parsed = parse_csv(b"sep=|\nsku|name|price|quantity\nA1|Milk, whole|1.5|3\n")
     assert parsed.delimiter == "|"

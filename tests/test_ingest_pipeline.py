@@ -334,3 +334,15 @@ def test_writes_on_the_apis_custom_planned_connections_plan_their_key_checks_onc
             await conn.close()
 
     asyncio.run(go())
+
+
+def test_rows_without_a_sku_are_rejected_not_duplicates(db: psycopg.Connection) -> None:
+    """SKU-less rows shared one (empty) SKU in the duplicate marking: all but the last ended `duplicate`, missing
+    from the errors CSV."""
+    store = make_store(db)
+    rows = [{"name": "Lost one", "price": 1, "quantity": 1}, {"name": "Lost two", "price": 2, "quantity": 2},
+            {"sku": "", "name": "Lost three", "price": 1, "quantity": 1}, {"sku": "", "name": "Lost four", "price": 1,
+            "quantity": 1}, {"sku": "E-2", "name": "Zwei", "price": 1, "quantity": 1}]  # fmt: skip
+    batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
+    drain(db)
+    assert [r[1:3] for r in rows_of(db, batch)] == [("rejected", "sku is required")] * 4 + [("mapped", None)]

@@ -167,7 +167,7 @@ class CsvRows:
             return rows
         try:
             for cells in self._reader:
-                if cells and (len(cells) > 1 or cells[0].strip()):  # not a blank line
+                if any(cell.strip() for cell in cells):  # not a blank line, nor one of separators only (`;;;`)
                     rows.append(_row(self._header, cells, self._undecodable))
                     if len(rows) >= size:
                         return rows

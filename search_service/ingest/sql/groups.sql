@@ -45,6 +45,7 @@ WITH rows AS (
     SELECT id, import_batch_id, row_number, status, payload->>'sku' AS sku, coalesce(payload->>'op', 'upsert') AS op
     FROM imported_product_raw
     WHERE import_batch_id = ANY (:batch_ids::uuid[]) AND status <> 'rejected'
+      AND nullif(btrim(payload->>'sku'), '') IS NOT NULL  -- no SKU: rejected as such, not a duplicate
 ), ranked AS (
     SELECT id, status, row_number,
            max(row_number) FILTER (WHERE op IN ('upsert', 'delete'))
