@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from search_service.ingest import pipeline
-from search_service.ingest.rows import gtin14
+from search_service.ingest.rows import gtin14, validate
 from tests.events_support import subscribe
 
 WORKER = "test-worker"
@@ -74,6 +74,12 @@ def test_gtin_check_digits_and_normal_form() -> None:
     assert gtin14("4006381333932") is None  # wrong check digit
     assert gtin14("400638133393") is None  # 12 digits, wrong check
     assert gtin14("abc") is None
+    assert gtin14("36000291452") == "00036000291452"  # its leading zero lost in a spreadsheet
+    assert gtin14("3600029145") is None and gtin14("٣٦٠٠٠٢٩١٤٥٢") is None  # 10 digits, wrong check; not ASCII
+    gtins = ("4.00638E+12", "1234567", "4006381333932")
+    why = {g: validate({"sku": "a", "price": 1, "gtin": g}).notes[0] for g in gtins}
+    assert "scientific notation" in why["4.00638E+12"] and "8 to 14 digits" in why["1234567"]
+    assert why["4006381333932"].endswith("ignored: its check digit is wrong")
 
 
 def test_batch_maps_every_row_and_totals_add_up(db: psycopg.Connection) -> None:
@@ -346,3 +352,29 @@ def test_rows_without_a_sku_are_rejected_not_duplicates(db: psycopg.Connection) 
     batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
     drain(db)
     assert [r[1:3] for r in rows_of(db, batch)] == [("rejected", "sku is required")] * 4 + [("mapped", None)]
+
+
+def test_a_gtin_sent_later_goes_onto_the_stores_own_product(db: psycopg.Connection) -> None:
+    """A valid GTIN sent for a listing found by SKU was dropped without a note: a second store's copy of the article
+    became a second product. It goes onto the store's own product when that has none and no product holds it."""
+    first, second = make_store(db, "First"), make_store(db, "Second")
+    pipeline.record_batch(db, store_id=first, source="api", kind="listing",
+                          rows=[{"sku": "N-2", "name": "Late GTIN", "price": 1, "quantity": 1}])  # fmt: skip
+    drain(db)
+    late = pipeline.record_batch(db, store_id=first, source="api", kind="listing",
+                                 rows=[{"sku": "N-2", "name": "Late GTIN", "price": 1, "quantity": 1,
+                                        "gtin": "4000000999997"}])  # fmt: skip
+    other = pipeline.record_batch(db, store_id=second, source="api", kind="listing",
+                                  rows=[{"sku": "Z-1", "name": "Same", "price": 2, "quantity": 1,
+                                         "gtin": "4000000999997"}])  # fmt: skip
+    drain(db)
+    assert [r[1:] for r in rows_of(db, late)] == [("mapped", None, "sku")]
+    assert [r[1:] for r in rows_of(db, other)] == [("mapped", None, "gtin")]
+    products = db.execute("SELECT DISTINCT product_master_id FROM store_product WHERE sku IN ('N-2', 'Z-1')").fetchall()
+    assert len(products) == 1
+    assert db.execute("SELECT gtin FROM product_master WHERE id = %s", products[0]).fetchone() == ("04000000999997",)
+    changed = pipeline.record_batch(db, store_id=first, source="api", kind="listing",
+                                    rows=[{"sku": "N-2", "name": "Late GTIN", "price": 1, "quantity": 1,
+                                           "gtin": "96385074"}])  # fmt: skip
+    drain(db)
+    assert rows_of(db, changed)[0][2] == "gtin 00000096385074 ignored: this listing's product has gtin 04000000999997"

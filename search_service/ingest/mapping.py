@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from search_service.db.sql import statement
-from search_service.ingest.rows import Rejected, ValidRow, validate
+from search_service.ingest.rows import Rejected, ValidRow, gtin14, validate
 
 
 @dataclass
@@ -169,6 +169,7 @@ def _decide(
             return RowResult("rejected", refused)
     elif look["listing_id"] is not None:
         product, matched_by = look["listing_product"], "sku"
+        _gtin_of_listing(row, look)
     else:
         if not row.name:
             return RowResult("rejected", "name is required for a new sku")
@@ -182,6 +183,19 @@ def _decide(
         plan.product_updates.append((product, row, category_id))
     plan.listings.append((row, product, row.currency or currency))
     return RowResult("mapped", None, matched_by, product)
+
+
+def _gtin_of_listing(row: ValidRow, look: Any) -> None:
+    """A valid GTIN no product holds, for a listing found by SKU: its product takes it when it is the store's own
+    and has none (it was dropped without a word, so two stores' copies of one article never met); else noted."""
+    if not row.gtin or (look["listing_gtin"] is not None and gtin14(look["listing_gtin"]) == row.gtin):
+        row.gtin = None  # nothing to change
+    elif look["listing_gtin"] is not None:
+        row.notes.append(f"gtin {row.gtin} ignored: this listing's product has gtin {look['listing_gtin']}")
+        row.gtin = None
+    elif not look["sole_listing"]:
+        row.notes.append(f"gtin {row.gtin} ignored: other stores list this listing's product too")
+        row.gtin = None
 
 
 def _listed_otherwise(row: ValidRow, look: Any, plan: _Plan) -> str | None:
@@ -227,6 +241,7 @@ async def _write(
             descriptions=[r.description for r in rows],
             category_ids=list(cats),
             attributes=[_jsonb(r.attributes) for r in rows],
+            gtins=[r.gtin for r in rows],
         )
     if plan.adopt:
         adopted = set(plan.adopt)

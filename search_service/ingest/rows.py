@@ -26,9 +26,10 @@ class Rejected(ValueError):
 
 def gtin14(value: Any) -> str | None:
     """The GTIN in its normal form (14 digits, zero-padded) when it is a GTIN-8/12/13/14 with a valid check
-    digit, else None. Spaces and hyphens are ignored."""
+    digit, else None. Spaces and hyphens are ignored. GTINs are right-aligned numbers (GS1): 9 to 11 digits are
+    one whose leading zeros a spreadsheet dropped (UPC-A `036000291452` as `36000291452`)."""
     text = re.sub(r"[\s-]", "", str(value))
-    if not text.isdigit() or len(text) not in (8, 12, 13, 14):
+    if not text.isascii() or not text.isdigit() or not 8 <= len(text) <= 14:
         return None
     padded = text.zfill(14)
     body, check = padded[:13], int(padded[13])
@@ -245,7 +246,19 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
     if raw_gtin not in (None, ""):
         out.gtin = gtin14(raw_gtin)
         if out.gtin is None:
-            out.notes.append(f"gtin {str(raw_gtin)[:20]!r} ignored: not a valid GTIN-8/12/13/14 (check digit)")
+            out.notes.append(f"gtin {str(raw_gtin)[:20]!r} ignored: {_why_not_a_gtin(raw_gtin)}")
+
+
+_SCIENTIFIC = re.compile(r"^\d(?:[.,]\d+)?[eE]\+?\d+$")
+
+
+def _why_not_a_gtin(value: Any) -> str:
+    text = re.sub(r"[\s-]", "", str(value))
+    if _SCIENTIFIC.match(text):
+        return "scientific notation (a spreadsheet number format lost its digits: format the column as text)"
+    if not text.isascii() or not text.isdigit() or not 8 <= len(text) <= 14:
+        return "a GTIN is 8 to 14 digits"
+    return "its check digit is wrong"
 
 
 def validate(row: Any) -> ValidRow:

@@ -14,9 +14,10 @@
 -- params: store_id uuid, skus text[], gtins text[] (GTIN-14 or NULL)
 -- Per input row (ord, 1-based): the store's listing of that SKU, its source clock and whether another store lists
 -- its product; the product with that GTIN (any stored width), whether this store lists it (one listing a product:
--- uq_store_product_store_id_product_master_id) and under which SKU (NULL: a listing without one, e.g. SQL's).
+-- uq_store_product_store_id_product_master_id) and under which SKU (NULL: a listing without one, e.g. SQL's); the
+-- GTIN of the listing's product (a GTIN no product holds yet goes onto the store's own product).
 SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product, sp.source_updated_at, sp.source_version,
-       sp.quantity AS listing_quantity,
+       sp.quantity AS listing_quantity, lp.gtin AS listing_gtin,
        (sp.id IS NOT NULL AND NOT EXISTS (
            SELECT 1 FROM store_product x WHERE x.product_master_id = sp.product_master_id AND x.store_id <> i.store_id
        )) AS sole_listing,
@@ -24,6 +25,7 @@ SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product, sp.s
 FROM unnest(:skus::text[], :gtins::text[], array_fill(:store_id::uuid, ARRAY[cardinality(:skus::text[])]))
      WITH ORDINALITY AS i(sku, gtin, store_id, ord)
 LEFT JOIN store_product sp ON sp.store_id = i.store_id AND sp.sku = i.sku
+LEFT JOIN product_master lp ON lp.id = sp.product_master_id
 LEFT JOIN LATERAL (
     SELECT p.id FROM product_master p
     WHERE i.gtin IS NOT NULL AND lpad(p.gtin, 14, '0') = i.gtin
@@ -56,19 +58,26 @@ FROM product_master WHERE gtin IS NOT NULL AND lpad(gtin, 14, '0') = ANY(:gtins:
 ORDER BY lpad(gtin, 14, '0'), created_at;
 
 -- name: update_products
--- params: ids uuid[], names text[], brands text[], descriptions text[], category_ids bigint[], attributes jsonb[]
+-- params: ids uuid[], names text[], brands text[], descriptions text[], category_ids bigint[], attributes jsonb[],
+--    gtins text[] (GTIN-14: set on a product without one, unless another product holds it by now)
 -- The text of products only this store lists (a shared GTIN product keeps its text); absent fields stay. The
 -- embedding trigger re-queues a product whose text changed.
 UPDATE product_master p
 SET name = coalesce(v.name, p.name), brand = coalesce(v.brand, p.brand),
     description = coalesce(v.description, p.description), category_id = coalesce(v.category_id, p.category_id),
-    attributes = coalesce(v.attributes, p.attributes)
-FROM unnest(:ids::uuid[], :names::text[], :brands::text[], :descriptions::text[], :category_ids::bigint[],
-            :attributes::jsonb[]) AS v(id, name, brand, description, category_id, attributes)
+    attributes = coalesce(v.attributes, p.attributes), gtin = v.new_gtin
+FROM (
+    SELECT v.*, CASE WHEN q.gtin IS NULL AND v.gtin IS NOT NULL
+                          AND NOT EXISTS (SELECT 1 FROM product_master o WHERE lpad(o.gtin, 14, '0') = v.gtin)
+                     THEN v.gtin ELSE q.gtin END AS new_gtin
+    FROM unnest(:ids::uuid[], :names::text[], :brands::text[], :descriptions::text[], :category_ids::bigint[],
+                :attributes::jsonb[], :gtins::text[]) AS v(id, name, brand, description, category_id, attributes, gtin)
+    JOIN product_master q ON q.id = v.id
+) v
 WHERE p.id = v.id
-  AND (p.name, p.brand, p.description, p.category_id, p.attributes) IS DISTINCT FROM
+  AND (p.name, p.brand, p.description, p.category_id, p.attributes, p.gtin) IS DISTINCT FROM
       (coalesce(v.name, p.name), coalesce(v.brand, p.brand), coalesce(v.description, p.description),
-       coalesce(v.category_id, p.category_id), coalesce(v.attributes, p.attributes));
+       coalesce(v.category_id, p.category_id), coalesce(v.attributes, p.attributes), v.new_gtin);
 
 -- name: adopt_listings
 -- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],
