@@ -21,6 +21,7 @@ from search_service.ingest.connectors.common import (
     WebhookRejected,
     gtin_or_none,
     hmac_sha256,
+    price_text,
     stock_level,
 )
 from search_service.ingest.connectors.http import parse_retry_after
@@ -307,3 +308,10 @@ def test_shopify_both_secrets_are_valid_during_a_rotation_and_a_wrong_one_is_401
     tampered = SHOPIFY_PRODUCT.replace(b"3.49", b"0.01")
     with pytest.raises(WebhookRejected):
         shopify.verify_webhook(_shopify_headers(SHOPIFY_PRODUCT, "products/update"), tampered, ["new-secret"])
+
+
+def test_a_vendors_price_past_cents_rounds_half_up_as_ingest_does() -> None:
+    """Rounded half to even here (2.345 → 2.34, 10.005 → 10.00) where ingest rounds a listing's price half up."""
+    assert [price_text(v) for v in ("2.345", "10.005", 2.345, 3.4999999999999996, "2.344")] == [
+        "2.35", "10.01", "2.35", "3.50", "2.34",
+    ]  # fmt: skip

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from search_service.ingest.rows import MAX_QUANTITY
@@ -181,7 +181,7 @@ def price_text(value: Any) -> str | None:
     number = to_decimal(value)
     if number is None or number < 0:
         return None
-    return str(number.quantize(Decimal("0.01")))
+    return str(number.quantize(Decimal("0.01"), ROUND_HALF_UP))  # half up, as ingest rounds a listing's price
 
 
 def truthy(value: Any) -> bool:
