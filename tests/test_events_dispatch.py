@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -63,7 +64,9 @@ def test_delivered_signed_and_verifiable_by_the_receiver(
     # verify raises on a bad signature; deliveries are sent concurrently, so a receiver orders them by sequence
     bodies = sorted((verifier.verify(r.body, r.headers) for r in got), key=lambda b: b["data"]["sequence"])
     assert [b["type"] for b in bodies] == ["listing.created", "stock.changed"]
-    assert bodies[1]["data"]["new"]["quantity"] == 9 and bodies[1]["data"]["sequence"] == 3
+    assert bodies[1]["data"]["new"]["quantity"] == 9
+    # The subscription's own numbers (its listing.updated in between is not one of its types): no gap.
+    assert [(b["data"]["sequence"], b["data"]["store_sequence"]) for b in bodies] == [(1, 1), (2, 3)]
     with pytest.raises(WebhookVerificationError):
         Webhook("whsec_" + "A" * 43 + "=").verify(got[0].body, got[0].headers)
     assert [r[1] for r in deliveries(db)] == ["delivered", "delivered"]
@@ -338,3 +341,33 @@ def test_a_disabled_subscriptions_late_failures_neither_count_nor_disable_it_aga
     count = db.execute("SELECT failure_count, is_active FROM store_webhook WHERE id = %s",
                        (sub.subscription["id"],)).fetchone()  # fmt: skip
     assert count is not None and count[1] is False and count[0] <= 6
+
+
+def test_each_subscription_numbers_its_deliveries_without_gaps(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    """A subscriber of some types got the store's event numbers: gaps wherever another type was, so it could not
+    notice a lost delivery. Each subscription numbers its own, in the store's order, under concurrent writes."""
+    store = seed_store(db)
+    some = subscribe(fresh_db_url, store, receiver.url("/ok/some"), ["stock.out", "stock.back"])
+    every = subscribe(fresh_db_url, store, receiver.url("/ok/every"))
+    listings = [seed_listing(db, store, seed_product(db, f"Thing {n}"), f"T{n}", quantity=2) for n in range(4)]
+
+    def flip(listing: object) -> None:
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            for quantity in (0, 3, 0, 5):
+                conn.execute("UPDATE store_product SET quantity = %s WHERE id = %s", (quantity, listing))
+
+    threads = [threading.Thread(target=flip, args=(listing,)) for listing in listings]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    dispatch(fresh_db_url)
+    for sub, marker in ((some, "/ok/some"), (every, "/ok/every")):
+        datas = [Webhook(sub.secret).verify(r.body, r.headers)["data"] for r in _mine(receiver, marker)]
+        by_number = sorted(datas, key=lambda d: d["sequence"])
+        assert [d["sequence"] for d in by_number] == list(range(1, len(datas) + 1))
+        stores = [d["store_sequence"] for d in by_number]
+        assert stores == sorted(stores) and len(set(stores)) == len(stores)  # the store's order
+    assert len(_mine(receiver, "/ok/some")) == 16  # 4 listings × (out, back, out, back)

@@ -32,6 +32,7 @@ EXPECTED_TABLES = {
     "system_log",
     "search_term",
     "webhook_store_seq",
+    "webhook_subscription_seq",
     "webhook_event",
     "webhook_delivery",
     "api_key",

@@ -108,6 +108,15 @@ webhook_store_seq = Table(
 )
 
 
+# Each subscription's deliveries numbered 1, 2, 3… (its body's `sequence`; migration 0027), locked like the store's.
+webhook_subscription_seq = Table(
+    "webhook_subscription_seq",
+    metadata,
+    Column("webhook_id", UUID(as_uuid=True), ForeignKey("store_webhook.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False, server_default=text("0")),
+)
+
+
 # The outbox: written by triggers in the transaction of the change itself (migration 0007).
 webhook_event = Table(
     "webhook_event",
@@ -133,6 +142,7 @@ webhook_delivery = Table(
         "webhook_id", UUID(as_uuid=True), ForeignKey("store_webhook.id", ondelete="CASCADE"), nullable=False, index=True
     ),
     Column("message_id", Text, nullable=False),  # the webhook-id header: the same on every attempt
+    Column("sequence", BigInteger),  # the subscription's number of it (NULL: a ping, or fanned out before 0027)
     Column("status", Text, nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
