@@ -534,7 +534,7 @@ def test_unknown_product_is_404(client: TestClient[Any]) -> None:
     for path in (f"/v1/products/{uuid.uuid4()}", f"/v1/products/{uuid.uuid4()}/similar"):
         response = client.get(path)
         assert response.status_code == 404
-        assert response.json()["error"]["parameter"] == "id"
+        assert response.json()["error"]["parameter"] == "product_id"  # the OpenAPI's name
 
 
 def test_similar_products(client: TestClient[Any], seeded: Seeded) -> None:

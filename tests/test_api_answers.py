@@ -83,7 +83,7 @@ def test_similar_to_an_inactive_product_is_a_404_as_the_product_is(base: str, db
         assert httpx.get(f"{base}/v1/products/{ids[0]}/similar").status_code == 200
         conn.execute("UPDATE product_master SET is_active = false WHERE id = %s", (ids[0],))
     for path in (f"/v1/products/{ids[0]}", f"/v1/products/{ids[0]}/similar"):
-        assert _error(httpx.get(f"{base}{path}"))[:2] == (404, "id"), path
+        assert _error(httpx.get(f"{base}{path}"))[:2] == (404, "product_id"), path
 
 
 def test_query_parameters_say_their_own_range(base: str) -> None:

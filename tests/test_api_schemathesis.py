@@ -90,3 +90,24 @@ def test_schema_documents_every_route(api_schema: Any, base_url: str) -> None:
     assert params["limit"]["schema"]["maximum"] == 100
     assert params["mode"]["schema"]["enum"] == ["hybrid", "semantic", "keyword"]
     assert all(p["schema"].get("examples") for p in params.values())
+
+
+def test_schema_states_the_key_the_raw_bodies_and_body_minimums(api_schema: Any, base_url: str) -> None:
+    """The OpenAPI left out what a client needs to write: no security scheme (every write route answers 401
+    without a key), no body for the CSV upload or the signed delivery (their handlers read it raw), and every
+    body field's minimum of 0 (litestar drops a falsy `ge`), while the server refuses `{"quantity": -1}`."""
+    document = httpx.get(f"{base_url}/schema/openapi.json").json()
+    scheme = document["components"]["securitySchemes"]["apiKey"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer") and "keys create" in scheme["description"]
+    paths = document["paths"]
+    guarded = [(path, verb) for path, item in paths.items() for verb, op in item.items() if op.get("security")]
+    assert ("/v1/stores/{store_id}/listings/{sku}", "patch") in guarded and ("/v1/stores", "post") in guarded
+    assert not paths["/v1/search"]["get"].get("security") and len(guarded) == 16
+    upload = paths["/v1/stores/{store_id}/imports"]["post"]["requestBody"]["content"]
+    assert set(upload) == {"text/csv", "multipart/form-data"}
+    delivery = paths["/v1/ingest/{connection_id}"]["post"]
+    assert {"webhook-id", "webhook-timestamp", "webhook-signature"} <= {p["name"] for p in delivery["parameters"]}
+    schemas = document["components"]["schemas"]
+    assert schemas["StockPatch"]["properties"]["quantity"]["minimum"] == 0
+    assert schemas["ListingIn"]["properties"]["version"]["minimum"] == 0
+    assert "503" in paths["/v1/stores/{store_id}"]["get"]["responses"]

@@ -232,4 +232,4 @@ def test_openapi_documents_the_similar_parameters(client: TestClient[Any]) -> No
 def test_similar_with_the_search_features_of_an_unknown_product_is_404(client: TestClient[Any]) -> None:
     response = client.get(f"/v1/products/{uuid.uuid4()}/similar", params={"facets": "brand", "sort": "price"})
     assert response.status_code == 404, response.text
-    assert response.json()["error"]["parameter"] == "id"
+    assert response.json()["error"]["parameter"] == "product_id"

@@ -122,8 +122,8 @@ def test_search_rejects(client: TestClient[Any], params: dict[str, str], paramet
     ],
 )
 def test_invalid_product_id(client: TestClient[Any], product_id: str) -> None:
-    assert_bad(client.get(f"/v1/products/{product_id}"), "id")
-    assert_bad(client.get(f"/v1/products/{product_id}/similar"), "id")
+    assert_bad(client.get(f"/v1/products/{product_id}"), "product_id")
+    assert_bad(client.get(f"/v1/products/{product_id}/similar"), "product_id")
 
 
 SIMILAR_CASES: list[tuple[dict[str, str], str]] = [

@@ -14,12 +14,15 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.spec import Server
+from litestar.openapi.spec import Components, Server
 
 from embeddings.encoder import Encoder
 from search_service.api import events_routes, ingest_routes, listing_reads, page
+from search_service.api.auth import BEARER_SCHEME
 from search_service.api.bodies import PlinqyRequest
 from search_service.api.errors import EXCEPTION_HANDLERS
+from search_service.api.ingest_schemas import BODY_STRUCTS
+from search_service.api.openapi_minimums import restore_zero_minimums
 from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
 from search_service.api.shared_state import SharedState
@@ -31,6 +34,7 @@ OPENAPI = OpenAPIConfig(
     description="Semantic + geo 'search near me' over the products of local stores.",
     servers=[Server(url="/")],
     use_handler_docstrings=False,
+    components=Components(security_schemes={"apiKey": BEARER_SCHEME}),
 )
 
 
@@ -51,7 +55,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     def provide_runtime() -> Runtime:
         return runtime
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *ROUTES,
             *page.PAGE_ROUTES,
@@ -67,6 +71,8 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         state=State({"runtime": runtime}),
         openapi_config=OPENAPI,
     )
+    restore_zero_minimums(app.openapi_schema, BODY_STRUCTS)
+    return app
 
 
 def create_app_from_env() -> Litestar:

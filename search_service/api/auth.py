@@ -29,8 +29,15 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.spec import SecurityRequirement, SecurityScheme
 
 from search_service.ingest.keys import Principal, authenticate
+
+# The OpenAPI's word for these routes' key (app.py names the scheme in its components).
+BEARER_SCHEME = SecurityScheme(
+    type="http", scheme="bearer", description="An API key (`plq_…`): `plinqy-search keys create`, shown once."
+)
+BEARER: list[SecurityRequirement] = [{"apiKey": []}]
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]]
 _PRINCIPAL = "plinqy_principal"

@@ -89,7 +89,7 @@ def handle_not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response
 
 
 def handle_product_not_found(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    return error_response(404, "id", "no product with this id")
+    return error_response(404, "product_id", "no product with this id")
 
 
 _FIELD_OF_OBJECT = re.compile(r"^Object (?:contains unknown|missing required) field `([^`]+)`")
@@ -108,8 +108,6 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
         parts = detail.split("'")
         parameter = parts[1] if len(parts) >= 3 else None
         detail = "is required"
-    if parameter == "product_id":
-        parameter = "id"
     named = _FIELD_OF_OBJECT.search(detail)
     if named and parameter is not None:  # msgspec names the body (`data`, `items[0]`), the field only in its text
         parameter = named.group(1) if parameter == "data" else f"{parameter}.{named.group(1)}"

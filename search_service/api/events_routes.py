@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import Body
 
 from search_service.api import events_schemas as S
-from search_service.api.auth import require_store_key
+from search_service.api.auth import BEARER, require_store_key
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import StoreId, WebhookId
 from search_service.api.runtime import Runtime
@@ -36,6 +36,7 @@ def _raise_as_http(exc: subscriptions.SubscriptionError) -> None:
 @post(
     _BASE,
     guards=[require_store_key("webhooks:write")],
+    security=BEARER,
     summary="Subscribe a URL to the store's events",
     description="The URL must be https and resolve to a public address (checked now and at every delivery). "
     + _EVENTS_DOC,
@@ -71,6 +72,7 @@ async def create_webhook(
 @get(
     _BASE,
     guards=[require_store_key("webhooks:write")],
+    security=BEARER,
     summary="The store's webhooks",
     description="Each with its state: `enabled` false and `disabled_reason` when a 410 or 24 hours of failures "
     "switched it off. Secrets are never shown again. Needs the store's key (webhooks:write).",
@@ -91,6 +93,7 @@ async def list_webhooks(rt: NamedDependency[Runtime], store_id: StoreId) -> S.We
 @delete(
     _BASE + "/{webhook_id:uuid}",
     guards=[require_store_key("webhooks:write")],
+    security=BEARER,
     summary="Remove a webhook",
     description="Its queued deliveries are dropped with it. Needs the store's key (webhooks:write).",
     tags=_TAGS,
@@ -108,6 +111,7 @@ async def delete_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhoo
 @post(
     _BASE + "/{webhook_id:uuid}/test",
     guards=[require_store_key("webhooks:write")],
+    security=BEARER,
     summary="Send a test ping",
     description="Sends a signed `webhook.ping` event now, once, and says how the receiver answered. "
     "Recorded among the deliveries. Needs the store's key (webhooks:write).",

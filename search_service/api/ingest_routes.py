@@ -24,7 +24,7 @@ from litestar.params import Body
 
 from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
-from search_service.api.auth import principal_of, require_admin_key, require_key, require_store_key
+from search_service.api.auth import BEARER, principal_of, require_admin_key, require_key, require_store_key
 from search_service.api.errors import Accepted
 from search_service.api.listing_reads import import_status_of, listing_of, require_store
 from search_service.api.params import BadParameter, NotFound
@@ -108,6 +108,7 @@ _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; ma
     "(`updated_at`/`version`) changes nothing: `status: stale`.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
+    security=BEARER,
     responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY, **S.QUEUED},
     status_code=200,
 )
@@ -128,6 +129,7 @@ async def put_listing(
     "store has no listing with this SKU.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
+    security=BEARER,
     responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.JSON_ONLY, **S.QUEUED},
 )
 async def patch_listing(
@@ -148,6 +150,7 @@ async def patch_listing(
     description="The listing stops being sellable (`is_active: false`); its history and product stay.",
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
+    security=BEARER,
     responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.QUEUED},
     status_code=200,
 )
@@ -164,6 +167,7 @@ async def delete_listing(
     "validation are `rejected` with a reason; the others are applied.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
+    security=BEARER,
     responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY, **S.QUEUED},
     status_code=200,
 )
@@ -227,6 +231,7 @@ async def _patch_delivery(conn: Any, store_id: UUID, data: S.StorePatch) -> None
     description="Admin keys only (`stores:write`). `currency` is the store's default for listings that send none.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
+    security=BEARER,
     responses={**S.WRITE_ERRORS, **S.JSON_ONLY},
     status_code=201,
 )
@@ -250,6 +255,7 @@ async def create_store(
     "optional text field (address, city, postal_code, country_code, store_type, phone, website); `null` keeps it.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
+    security=BEARER,
     responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY},
 )
 async def patch_store(
@@ -272,7 +278,7 @@ async def patch_store(
     description="What a store page shows: name, place, address, contact, currency and where it delivers. Open, as "
     "search is.",
     tags=["catalog"],
-    responses={**S.BAD_STORE_ID, **S.NO_STORE},
+    responses={**S.BAD_STORE_ID, **S.NO_STORE, 503: S.WRITE_ERRORS[503]},
 )
 async def get_store(rt: NamedDependency[Runtime], store_id: StoreId) -> S.StoreOut:
     async with rt.connection() as conn:
@@ -296,6 +302,7 @@ async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: U
     description="Status (`receiving`, `pending`, `processing`, `completed`, `aborted`) and row counts.",
     tags=["ingest"],
     guards=[require_key("listings:write")],
+    security=BEARER,
     responses={**S.WRITE_ERRORS, **S.NO_IMPORT},
 )
 async def import_status(
@@ -311,6 +318,7 @@ async def import_status(
     "= + - @ | (or their full-width forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them.",
     tags=["ingest"],
     guards=[require_key("listings:write")],
+    security=BEARER,
     responses={**S.WRITE_ERRORS, **S.NO_IMPORT},
     media_type="text/csv",
 )

@@ -124,6 +124,9 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
     items: Annotated[list[BatchItem], msgspec.Meta(min_length=1, max_length=1000)]
 
 
+BODY_STRUCTS = (ListingIn, StockPatch, BatchItem, StoreIn, StorePatch)  # whose `ge=0` the OpenAPI states (app.py)
+
+
 class ListingOut(msgspec.Struct):
     id: UUID
     sku: str

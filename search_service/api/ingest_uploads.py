@@ -21,11 +21,12 @@ from litestar.exceptions import (
 )
 
 from search_service.api import ingest_schemas as S
-from search_service.api.auth import require_store_key
+from search_service.api.auth import BEARER, require_store_key
 from search_service.api.listing_reads import require_store
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import ConnectionId, StoreId
 from search_service.api.runtime import Runtime
+from search_service.api.upload_docs import CsvUploadOperation, SignedDeliveryOperation
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.ingest import pipeline
@@ -114,8 +115,10 @@ def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
     ),
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
+    security=BEARER,
     request_max_body_size=None,
     status_code=202,
+    operation_class=CsvUploadOperation,
     responses={
         **S.WRITE_ERRORS,
         **S.NO_STORE,
@@ -248,6 +251,7 @@ def _verified(handler: Any, incoming: IncomingRequest, connection: Connection, b
     tags=["ingest"],
     request_max_body_size=None,
     status_code=202,
+    operation_class=SignedDeliveryOperation,
     responses=S.DELIVERY_RESPONSES,
 )
 async def ingest_delivery(

@@ -232,7 +232,7 @@ def _price(name: str, value: float | None) -> Decimal | None:
 def product_id(raw: str) -> str:
     """The canonical (lower-case) UUID text, or BadParameter."""
     if not _UUID_RE.match(raw):
-        raise BadParameter("id", UUID_RULE)
+        raise BadParameter("product_id", UUID_RULE)
     return raw.lower()
 
 

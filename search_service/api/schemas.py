@@ -148,7 +148,7 @@ _BAD_REQUEST = ResponseSpec(
 _NOT_FOUND = ResponseSpec(
     ErrorBody,
     description="No such product.",
-    examples=[_error_example(404, "id", "no product with this id")],
+    examples=[_error_example(404, "product_id", "no product with this id")],
     generate_examples=False,
 )
 _UNAVAILABLE = ResponseSpec(

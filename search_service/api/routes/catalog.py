@@ -69,7 +69,7 @@ async def get_product(rt: NamedDependency[Runtime], product_id: P.ProductIdParam
     async with rt.transaction() as conn:
         product = await catalog.get_product(conn, pid)
     if product is None:
-        raise P.NotFound("id", "no product with this id")
+        raise P.NotFound("product_id", "no product with this id")
     return msgspec.convert(product, ProductDetail)
 
 
