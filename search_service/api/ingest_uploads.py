@@ -101,6 +101,14 @@ def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
     return (payload if isinstance(payload, bytes) else b""), files[0].get_filename()
 
 
+UPLOAD_RESPONSES = {
+    **S.WRITE_ERRORS,
+    **S.NO_STORE,
+    413: S.error_spec(413, None, "the body is larger than 104857600 bytes", "The file is over the limit."),
+    415: S.error_spec(415, "content-type", "send text/csv or multipart/form-data", "Not a CSV upload."),
+}
+
+
 @post(
     "/v1/stores/{store_id:uuid}/imports",
     summary="Import a CSV file",
@@ -119,12 +127,7 @@ def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
     request_max_body_size=None,
     status_code=202,
     operation_class=CsvUploadOperation,
-    responses={
-        **S.WRITE_ERRORS,
-        **S.NO_STORE,
-        413: S.error_spec(413, None, "the body is larger than 104857600 bytes", "The file is over the limit."),
-        415: S.error_spec(415, "content-type", "send text/csv or multipart/form-data", "Not a CSV upload."),
-    },
+    responses=UPLOAD_RESPONSES,
 )
 async def upload_import(
     rt: NamedDependency[Runtime], request: Request[Any, Any, Any], store_id: StoreId
