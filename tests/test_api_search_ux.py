@@ -150,6 +150,9 @@ def test_bad_input_names_the_parameter(
 def test_suggest_bad_input(client: TestClient[Any]) -> None:
     bad(client, "q", "/v1/suggest", q="   ")
     bad(client, "limit", "/v1/suggest", q="oat", limit=11)
+    for long in (" " + "a" * 256 + " ", "a" * 300):  # past the search's limit too: it named the search's 256
+        answer = client.get("/v1/suggest", params={"q": long})
+        assert answer.status_code == 400 and answer.json()["error"]["message"].endswith("at most 100 characters")
 
 
 def test_openapi_documents_the_new_parameters(client: TestClient[Any]) -> None:

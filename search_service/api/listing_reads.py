@@ -108,7 +108,10 @@ async def list_listings(
 async def list_imports(
     rt: NamedDependency[Runtime],
     store_id: StoreId,
-    source: Annotated[str | None, Parameter(description=f"One of {', '.join(INGEST_SOURCES)}.")] = None,
+    source: Annotated[
+        str | None,
+        Parameter(description=f"One of {', '.join(INGEST_SOURCES)}.", schema_extra={"enum": list(INGEST_SOURCES)}),
+    ] = None,
     before: Annotated[
         int | None, Parameter(ge=1, le=2**63 - 1, description="The `next_before` of the page before.")
     ] = None,

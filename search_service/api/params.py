@@ -196,15 +196,17 @@ def _trimmed(text: str) -> str:
     return text[start:end]
 
 
-def clean_query(q: str) -> str:
-    """`q` trimmed, or BadParameter: empty, whitespace only, too long, or holding control characters."""
+def clean_query(q: str, max_length: int | None = None) -> str:
+    """`q` trimmed, or BadParameter: empty, whitespace only, longer than `max_length` (default Q_MAX_LENGTH), or
+    holding control characters."""
     if any(unicodedata.category(ch) == "Cc" for ch in q):
         raise BadParameter("q", "must not contain control characters")
     text = _trimmed(q)
     if not text:
         raise BadParameter("q", "must not be empty or whitespace only")
-    if len(text) > Q_MAX_LENGTH:
-        raise BadParameter("q", f"must be at most {Q_MAX_LENGTH} characters")
+    most = Q_MAX_LENGTH if max_length is None else max_length
+    if len(text) > most:
+        raise BadParameter("q", f"must be at most {most} characters")
     return text
 
 

@@ -10,10 +10,15 @@ from litestar import Request
 from litestar.params import PathParameter
 
 from search_service.api.params import BadParameter
+from search_service.ingest.rows import MAX_TEXT
 
 StoreId = Annotated[UUID, PathParameter(description="The store.")]
 Sku = Annotated[
-    str, PathParameter(description="The store's own SKU of the listing, percent-encoded (a `/` in it as `%2F`).")
+    str,
+    PathParameter(
+        description="The store's own SKU of the listing, percent-encoded (a `/` in it as `%2F`).",
+        schema_extra={"maxLength": MAX_TEXT["sku"]},  # checked on the raw path's SKU (listing_sku), as rows.py does
+    ),
 ]
 BatchId = Annotated[UUID, PathParameter(description="The import (`batch_id` in the upload's answer).")]
 ConnectionId = Annotated[UUID, PathParameter(description="The connection (`plinqy-search connect …` prints it).")]

@@ -127,9 +127,7 @@ async def suggest_route(
     limit: SuggestLimit = MAX_SUGGESTIONS,
 ) -> SuggestResponse:
     started = time.perf_counter()
-    text = P.clean_query(q)
-    if len(text) > PREFIX_MAX_LENGTH:
-        raise P.BadParameter("q", f"must be at most {PREFIX_MAX_LENGTH} characters")
+    text = P.clean_query(q, PREFIX_MAX_LENGTH)  # its own limit, also for a q past the search's (it said 256)
     point = P.check_point(lat, lon)
     params = SuggestParams(text, point[0] if point else None, point[1] if point else None, radius_m, limit)
     async with rt.connection() as conn:
