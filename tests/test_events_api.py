@@ -28,6 +28,7 @@ REFUSED = [
     ("http://example.com/hook", "only https"),
     ("ftp://example.com/hook", "only https"),
     ("https:///no-host", "no host"),
+    ("https://hooks.example.com:0/hook", "port 0"),
     ("https://127.0.0.1/hook", "loopback"),
     ("https://2130706433/hook", "loopback"),
     ("https://0177.0.0.1/hook", "loopback"),
@@ -191,6 +192,7 @@ def test_create_list_ping_delete(local_client: TestClient[Any], store: uuid.UUID
         assert body["secret"].startswith("whsec_") and body["events"] == ["stock.out", "stock.back"]
         listed = local_client.get(base, headers=auth).json()["webhooks"]
         assert [w["id"] for w in listed] == [body["id"]] and "secret" not in listed[0] and listed[0]["enabled"]
+        assert {k: v for k, v in body.items() if k != "secret"} == listed[0]  # the created answer has the list's fields
         ping = local_client.post(f"{base}/{body['id']}/test", headers=auth)
         assert ping.status_code == 200 and ping.json()["delivered"] is True, ping.text
         got = receiver.snapshot()

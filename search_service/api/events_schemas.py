@@ -40,6 +40,9 @@ class WebhookCreated(msgspec.Struct):
     events: list[str]
     secret: str  # whsec_…, shown once
     created_at: datetime
+    enabled: bool = True  # the list's fields too: a new subscription is on, with no failures yet
+    disabled_reason: str | None = None
+    failing_since: datetime | None = None
 
 
 class WebhookList(msgspec.Struct):
