@@ -151,3 +151,15 @@ def test_import_csv_maps_its_stores_earlier_batches_first_or_says_what_it_waits_
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT status FROM import_batch WHERE id = %s", (earlier,)).fetchone() == ("completed",)
         assert conn.execute("SELECT quantity FROM store_product WHERE sku = 'e1'").fetchone() == (9,)  # in order
+
+
+def test_import_csv_reads_a_file_in_the_charset_given(dsn: str, tmp_path: Path) -> None:
+    store = create_store(dsn)
+    file = tmp_path / "excel.csv"
+    file.write_bytes("sku;name;price;quantity\nK-1;Käse 200 g;2,49;3\n".encode("windows-1252"))
+    plain = cli(dsn, "import", "csv", str(file), "--store", str(store))
+    assert plain.returncode == 0 and "not valid UTF-8" in plain.stdout and "charset" in plain.stdout
+    out = cli(dsn, "import", "csv", str(file), "--store", str(store), "--charset", "windows-1252")
+    assert out.returncode == 0 and "1 rows, 1 mapped" in out.stdout, out.stdout + out.stderr
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT title FROM store_product WHERE sku = 'K-1'").fetchone() == ("Käse 200 g",)

@@ -304,3 +304,20 @@ def test_a_listing_write_queues_behind_the_stores_waiting_import(
     assert patched.status_code == 200 and patched.json()["listing"]["quantity"] == 2, patched.text
     alone = httpx.patch(listing_url(base, store, "Q-1"), json={"quantity": 1}, headers=bearer(key))
     assert alone.status_code == 200 and alone.json()["listing"]["quantity"] == 1  # nothing waiting: inline
+
+
+def test_a_csv_upload_in_its_declared_charset(base: str, db_url: str, shop: tuple[uuid.UUID, str]) -> None:
+    """Excel's "CSV" on Windows writes windows-1252: every row with an umlaut or € was rejected as not UTF-8, the
+    Content-Type's charset ignored."""
+    store, key = shop
+    data = "sku;name;price;quantity\nK-1;Käse würzig 200 g;2,49;3\nK-2;Brötchen;0,39;12\n".encode("windows-1252")
+    url = f"{base}/v1/stores/{store}/imports"
+    headers = {**bearer(key), "Content-Type": "text/csv; charset=windows-1252"}
+    assert httpx.post(url, content=data, headers=headers).status_code == 202
+    drain_imports(db_url)
+    with psycopg.connect(db_url) as conn:
+        titles = conn.execute("SELECT title FROM store_product WHERE store_id = %s ORDER BY sku", (store,)).fetchall()
+    assert titles == [("Käse würzig 200 g",), ("Brötchen",)]
+    unknown = httpx.post(url, content=data, headers={**bearer(key), "Content-Type": "text/csv; charset=klingon"})
+    assert unknown.status_code == 400 and unknown.json()["error"]["parameter"] == "content-type"
+    assert "klingon" in unknown.json()["error"]["message"]

@@ -46,6 +46,15 @@ def _media_type(request: Request[Any, Any, Any]) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+def _charset(request: Request[Any, Any, Any]) -> str | None:
+    """The `charset` parameter of a `text/csv` upload's Content-Type, if it names one."""
+    for parameter in request.headers.get("content-type", "").split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            return value.strip()
+    return None
+
+
 def _too_large(limit: int) -> HTTPException:
     return HTTPException(status_code=413, detail=f"the body is larger than {limit} bytes")
 
@@ -146,7 +155,8 @@ async def upload_import(
             named = statement("ingest/batches", "name_batch_file")
             await conn.execute(named.sql, *named.bind(batch_id=batch_id, file_name=file_name.replace("\x00", "")))
         try:
-            reader = await anyio.to_thread.run_sync(CsvRows, data)
+            charset = _charset(request) if media != "multipart/form-data" else None
+            reader = await anyio.to_thread.run_sync(CsvRows, data, charset)
         except CsvError as exc:
             await pipeline.abort_batch(conn, batch_id, str(exc))
             raise BadParameter(exc.column or "file", str(exc)) from None

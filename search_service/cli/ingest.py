@@ -140,9 +140,10 @@ def import_group() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--store", "store_id", required=True, type=click.UUID)
 @click.option("--strict", is_flag=True, help="Exit 3 when any row was rejected.")
+@click.option("--charset", help="The file's encoding when it is not UTF-8 (Excel's CSV on Windows: windows-1252).")
 @click.pass_obj
 @user_errors
-def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool) -> None:
+def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, charset: str | None) -> None:
     """Import a CSV file (sku, gtin, name, brand, description, category, price, currency, quantity, is_active)."""
     from tqdm import tqdm
 
@@ -165,7 +166,7 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool) -> 
 
         settle_heap()
         try:
-            out = asyncio.run(import_csv_async(dsn, file, store_id, settings.ingest, progress, notice))
+            out = asyncio.run(import_csv_async(dsn, file, store_id, settings.ingest, progress, notice, charset))
         except CsvError as exc:
             raise UserFacingError(str(exc)) from None
         except UnknownStore as exc:

@@ -73,7 +73,8 @@ RAGGED_EXTRA = 20  # a ragged row keeps this many cells past the header's count 
 def _row(header: list[str], cells: list[str], undecodable: bool = True) -> dict[str, Any]:
     """`undecodable`: whether the file has any bytes that were not UTF-8 (else no cell needs the check)."""
     if undecodable and _has_bad_bytes(cells):
-        return {"_error": "the row is not valid UTF-8", "_raw": [_clean(c) for c in cells]}
+        return {"_error": f"the row is not valid UTF-8: {SAVE_AS}, or upload it with its charset "
+                "(Content-Type: text/csv; charset=windows-1252)", "_raw": [_clean(c) for c in cells]}  # fmt: skip
     if len(cells) != len(header):  # the cells kept for the errors CSV: as many as the header's, and a few more
         kept = cells if len(cells) <= len(header) + RAGGED_EXTRA else [*cells[: len(header) + RAGGED_EXTRA], "…"]
         return {"_error": f"the row has {len(cells)} cells, the header has {len(header)}", "_raw": kept}
@@ -90,10 +91,10 @@ def iter_records(data: bytes) -> tuple[list[str], str, Iterator[list[str]]]:
     return header, delimiter, records
 
 
-def _records(data: bytes) -> tuple[list[str], str, Iterator[list[str]], bool]:
+def _records(data: bytes, charset: str | None = None) -> tuple[list[str], str, Iterator[list[str]], bool]:
     """iter_records, and whether the file holds any bytes that were not UTF-8 (one scan of the whole text, not
     one per cell: that per-character check was two thirds of parsing a clean file)."""
-    text = _decoded(data)
+    text = _decoded(data, charset)
     first_line, _, rest = text.partition("\n")
     named = _SEP_LINE.fullmatch(first_line)
     if named:
@@ -128,14 +129,17 @@ def _check_header(header: list[str]) -> None:
             raise CsvError(f"the column {column!r} appears {len(where)} times (columns {where}): keep one", column)
 
 
-def _decoded(data: bytes) -> str:
+def _decoded(data: bytes, charset: str | None = None) -> str:
     """The file's text. UTF-8 keeps the bytes that are not UTF-8 as surrogates (their rows are rejected); a file
-    with a UTF-16/32 mark must decode whole."""
+    with a UTF-16/32 mark must decode whole; so must one whose upload declared another charset (Excel's "CSV"
+    on Windows writes windows-1252: every row with an umlaut or € was rejected as not UTF-8)."""
     for magic, what in WORKBOOKS:
         if data.startswith(magic):
             raise CsvError(f"the file is {what}, not CSV: {SAVE_AS}")
     if data.startswith(BOM):
         return data[len(BOM) :].decode("utf-8", "surrogateescape")
+    if charset is not None and not _is_utf8(charset) and not any(data.startswith(m) for m, _ in WIDE_BOMS):
+        return _declared(data, charset)
     for marks, codec in WIDE_BOMS:
         if data.startswith(marks):
             try:
@@ -149,12 +153,30 @@ def _decoded(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+def _is_utf8(charset: str) -> bool:
+    return charset.strip().strip('"').lower().replace("_", "-") in ("utf-8", "utf8", "us-ascii", "ascii")
+
+
+def _declared(data: bytes, charset: str) -> str:
+    name = charset.strip().strip('"')
+    try:
+        return data.decode(name)
+    except LookupError:
+        raise CsvError(
+            f"the charset {name!r} is unknown: send the file as UTF-8, or name its charset", "content-type"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise CsvError(
+            f"the file is not {name} ({exc.reason} at byte {exc.start}): {SAVE_AS}", "content-type"
+        ) from None
+
+
 class CsvRows:
     """A CSV file's rows, read a block at a time (`parse_csv` reads them all). The header is checked at once
     (CsvError); a file the reader cannot go on with ends in one row with `_error`, as in parse_csv."""
 
-    def __init__(self, data: bytes) -> None:
-        header, self.delimiter, self._reader, self._undecodable = _records(data)
+    def __init__(self, data: bytes, charset: str | None = None) -> None:
+        header, self.delimiter, self._reader, self._undecodable = _records(data, charset)
         self._header = header
         self.columns = [h for h in header if h in COLUMNS]
         self.ignored_columns = [h or f"(column {i + 1}, no header)" for i, h in enumerate(header) if h not in COLUMNS]

@@ -115,8 +115,9 @@ async def import_csv_async(
     config: IngestConfig,
     progress: Callable[[int, int], None],
     notice: Callable[[str], None] = lambda message: None,
+    charset: str | None = None,
 ) -> ImportOutcome:
-    reader = CsvRows(path.read_bytes())
+    reader = CsvRows(path.read_bytes(), charset)
     conn = await asyncpg.connect(dsn)
     try:
         batch_id, total = await record_csv(conn, store_id, reader, path.name)
