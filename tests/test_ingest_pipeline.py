@@ -378,3 +378,28 @@ def test_a_gtin_sent_later_goes_onto_the_stores_own_product(db: psycopg.Connecti
                                            "gtin": "96385074"}])  # fmt: skip
     drain(db)
     assert rows_of(db, changed)[0][2] == "gtin 00000096385074 ignored: this listing's product has gtin 04000000999997"
+
+
+def test_category_paths_ignore_runs_of_spaces_and_is_active_takes_excels_words(db: psycopg.Connection) -> None:
+    """`Grocery > Spreads  & Honey` (two spaces in a name) was "not found"; German Excel's WAHR/FALSCH and ja/nein
+    were rejected."""
+    store = make_store(db)
+    top = db.execute("INSERT INTO category (name, slug) VALUES ('Grocery', 'g-x') RETURNING id").fetchone()
+    assert top is not None
+    leaf = db.execute("INSERT INTO category (name, slug, parent_id) VALUES ('Spreads & Honey', 's-x', %s) RETURNING id",
+                      (top[0],)).fetchone()  # fmt: skip
+    assert leaf is not None
+    rows = [
+        {"sku": "H-1", "name": "Honey", "price": 1, "quantity": 1, "category": "grocery >  SPREADS  &\u00a0honey ",
+         "is_active": "WAHR"},
+        {"sku": "H-2", "name": "Jam", "price": 1, "quantity": 1, "is_active": "nein"},
+    ]  # fmt: skip
+    batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
+    drain(db)
+    assert [r[1:3] for r in rows_of(db, batch)] == [("mapped", None), ("mapped", None)]
+    got = db.execute(
+        "SELECT sp.sku, sp.is_active, p.category_id FROM store_product sp JOIN product_master p "
+        "ON p.id = sp.product_master_id WHERE sp.store_id = %s ORDER BY sp.sku",
+        (store,),
+    ).fetchall()
+    assert got == [("H-1", True, leaf[0]), ("H-2", False, None)]

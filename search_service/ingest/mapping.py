@@ -47,6 +47,11 @@ async def _run(conn: Any, name: str, **params: Any) -> list[Any]:
     return list(await conn.fetch(stmt.sql, *stmt.bind(**params)))
 
 
+def _category_key(name: str) -> str:
+    """A category name as paths compare it: case and runs of spaces (NBSP too) do not matter."""
+    return " ".join(name.split()).casefold()
+
+
 class Categories:
     """The category tree, to resolve a row's category id or path (`Grocery > Dairy > Milk`, case-insensitive)."""
 
@@ -59,7 +64,7 @@ class Categories:
             parts: list[str] = []
             node, depth = cid, 0
             while node is not None and depth < 32:
-                parts.insert(0, name[node].strip().lower())
+                parts.insert(0, _category_key(name[node]))
                 node, depth = parent.get(node), depth + 1
             self.paths[" > ".join(parts)] = cid
 
@@ -74,7 +79,7 @@ class Categories:
             if row.category in self.ids:
                 return row.category
         else:
-            key = " > ".join(p.strip().lower() for p in row.category.split(">"))
+            key = " > ".join(_category_key(p) for p in row.category.split(">"))
             if key in self.paths:
                 return self.paths[key]
         row.notes.append(f"category {str(row.category)[:80]!r} not found; mapped without a category")

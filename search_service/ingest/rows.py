@@ -16,8 +16,9 @@ MAX_PRICE = Decimal("9999999999.99")  # numeric(12, 2)
 MAX_QUANTITY = 2**31 - 1
 MAX_TEXT = {"sku": 200, "name": 500, "brand": 200, "description": 10_000, "category": 1000}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-_TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f"}
+# English and the words German Excel writes and types (WAHR/FALSCH, ja/nein); French and Dutch (vrai/faux, waar/onwaar).
+_TRUE = {"true", "1", "yes", "y", "t", "wahr", "ja", "j", "vrai", "oui", "waar"}
+_FALSE = {"false", "0", "no", "n", "f", "falsch", "nein", "faux", "non", "onwaar", "nee"}
 
 
 class Rejected(ValueError):
@@ -170,7 +171,7 @@ def parse_bool(value: Any, key: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise Rejected(f"{key} must be true or false")
+    raise Rejected(f"{key} must be true or false (also yes/no, 1/0, wahr/falsch, ja/nein)")
 
 
 def parse_timestamp(value: Any) -> datetime:
