@@ -4,9 +4,12 @@ SKU, all a page at a time), and anyone reads a store."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import httpx
@@ -257,11 +260,17 @@ def test_json_bodies_keep_their_schemas_json_types(base: str, db_url: str, shop:
     assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "items[1].updated_at"
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone() == (0,)
+    answer = httpx.put(listing_url(base, store, "T-1"), json={**good, "quantity": 5.5}, headers=bearer(key))
+    assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "quantity"
     nested = "[" * 1000 + "]" * 1000
     headers = {**bearer(key), "Content-Type": "application/json"}
     for url in (listing_url(base, store, "T-1"), f"{base}/v1/stores/{store}/listings/batch"):
         answer = httpx.request("PUT" if "batch" not in url else "POST", url, content=nested, headers=headers)
         assert answer.status_code == 400 and "nested too deeply" in answer.json()["error"]["message"], answer.text
+    whole = httpx.put(
+        listing_url(base, store, "T-0"), json={**good, "quantity": 5.0, "version": 1.0}, headers=bearer(key)
+    )
+    assert whole.status_code == 200 and whole.json()["listing"]["quantity"] == 5, whole.text  # 5.0 is an integer
     ok = httpx.put(listing_url(base, store, "T-1"), json={**good, "updated_at": "2026-12-05T09:00:00Z"},
                    headers=bearer(key))  # fmt: skip
     assert ok.status_code == 200, ok.text
@@ -321,3 +330,31 @@ def test_a_csv_upload_in_its_declared_charset(base: str, db_url: str, shop: tupl
     unknown = httpx.post(url, content=data, headers={**bearer(key), "Content-Type": "text/csv; charset=klingon"})
     assert unknown.status_code == 400 and unknown.json()["error"]["parameter"] == "content-type"
     assert "klingon" in unknown.json()["error"]["message"]
+
+
+def test_queued_writes_hold_no_connection_while_they_wait(
+    db_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A queued write waited for the worker on its pooled connection: a burst of one store's writes behind its
+    waiting CSV took every connection, and reads (searches too) answered 503."""
+    settings = dataclasses.replace(ingest_settings(db_url, tmp_path_factory.mktemp("keys")), pool_max_size=3)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    with serve(settings, None) as base:
+        milk = {"name": "Milk", "price": "1.00", "quantity": 5}
+        assert httpx.put(listing_url(base, store, "P-1"), json=milk, headers=bearer(key)).status_code == 200
+        csv_headers = {**bearer(key), "Content-Type": "text/csv"}
+        httpx.post(f"{base}/v1/stores/{store}/imports", content=b"sku,name,price,quantity\nP-1,Milk,1,9\n",
+                   headers=csv_headers)  # fmt: skip
+
+        def patch(quantity: int) -> int:
+            url = listing_url(base, store, "P-1")
+            return httpx.patch(url, json={"quantity": quantity}, headers=bearer(key), timeout=30).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            writes = [pool.submit(patch, n) for n in range(8)]
+            time.sleep(0.5)  # every write is waiting now
+            reads = [httpx.get(f"{base}/v1/stores/{store}", timeout=30).status_code for _ in range(5)]
+            assert [w.result() for w in writes] == [202] * 8
+        assert reads == [200] * 5

@@ -57,11 +57,22 @@ def out_of_range_field(body: bytes) -> str | None:
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 
 
+def _whole_numbers_as_ints(value: Any) -> Any:
+    """JSON (and JSON Schema's `integer`) has no int/float split: 5.0 is an integer, as many serialisers write it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers_as_ints(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers_as_ints(child) for child in value]
+    return value
+
+
 def check_json_types(value: Any, data_type: Any) -> None:
     """`value` (a decoded JSON body) as the schema's JSON types say, or a `BadParameter` naming the field. A body
     that fails the lenient conversion too (a missing or unknown field) is left to litestar's own error."""
     try:
-        msgspec.convert(value, data_type, strict=True)
+        msgspec.convert(_whole_numbers_as_ints(value), data_type, strict=True)
     except msgspec.ValidationError as exc:
         try:
             msgspec.convert(value, data_type, strict=False)

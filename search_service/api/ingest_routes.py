@@ -82,15 +82,22 @@ async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.List
         batch_id, results = await listing_writes.record_and_map(
             conn, store_id=store_id, rows=[row], worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s
         )
-        if results is None:
-            raise _queued(batch_id)
-        result = results[0]
-        if result["status"] == "rejected":
-            reason = str(result["error"])
-            if reason.startswith("no listing with sku"):
-                raise NotFound("sku", reason)
-            raise BadParameter(_parameter(reason), reason)
-        listing = await listing_of(conn, store_id, row["sku"])
+        if results is not None:
+            return await _answer(conn, store_id, row, batch_id, results[0])
+    results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id)  # no connection held
+    if results is None:
+        raise _queued(batch_id)
+    async with long_connection(rt) as conn:
+        return await _answer(conn, store_id, row, batch_id, results[0])
+
+
+async def _answer(conn: Any, store_id: UUID, row: dict[str, Any], batch_id: UUID, result: Any) -> S.ListingResult:
+    if result["status"] == "rejected":
+        reason = str(result["error"])
+        if reason.startswith("no listing with sku"):
+            raise NotFound("sku", reason)
+        raise BadParameter(_parameter(reason), reason)
+    listing = await listing_of(conn, store_id, row["sku"])
     return S.ListingResult(
         sku=row["sku"], status=result["status"], matched_by=result["matched_by"],
         product_id=result["matched_product_id"], notes=result["error"], listing=listing, batch_id=batch_id,
@@ -180,6 +187,8 @@ async def batch_listings(
         batch_id, results = await listing_writes.record_and_map(
             conn, store_id=store_id, rows=rows, worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s
         )
+    if results is None:
+        results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id)
     if results is None:
         raise _queued(batch_id)
     items = [

@@ -5,28 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from uuid import UUID
 
 from search_service.ingest.pipeline import fetch, map_batch, open_batch, store_rows
 
 QUEUED_WAIT_S = 2.0  # a queued listing write waits this long for a worker to map it before answering "queued"
+POLL_S = 0.1
 
 
 async def record_and_map(
-    conn: Any,
-    *,
-    store_id: UUID,
-    rows: Sequence[dict[str, Any]],
-    worker_id: str,
-    lease_s: float = 60.0,
-    wait_s: float = QUEUED_WAIT_S,
+    conn: Any, *, store_id: UUID, rows: Sequence[dict[str, Any]], worker_id: str, lease_s: float = 60.0
 ) -> tuple[UUID, list[Any] | None]:
     """A listing write: store the rows (source api, kind listing) and map them at once, through the same code and
     leaving the same record as any batch. Returns the batch id and its rows' results (batch_rows). A store with
     an earlier batch still waiting or mapping (an uploaded CSV, a delivery) gets the write queued behind it, as
-    any batch, for the workers: its results if one maps it within `wait_s`, else None (it stays queued)."""
+    any batch, for the workers: no results then (`wait_for_results`)."""
     async with conn.transaction():
         queued = bool((await fetch(conn, "earlier_work", store_id=store_id))[0]["queued"])
         batch_id = await open_batch(
@@ -36,17 +32,31 @@ async def record_and_map(
         await store_rows(conn, batch_id, rows)
         if queued:
             await fetch(conn, "notify")
-    if not queued:
-        await map_batch(conn, batch_id, worker_id, max(len(rows), 1), lease_s)
-    elif not await _finished_within(conn, batch_id, wait_s):
+    if queued:
         return batch_id, None
+    await map_batch(conn, batch_id, worker_id, max(len(rows), 1), lease_s)
     return batch_id, await fetch(conn, "batch_rows", batch_id=batch_id)
 
 
-async def _finished_within(conn: Any, batch_id: UUID, wait_s: float) -> bool:
+async def results_if_mapped(conn: Any, batch_id: UUID) -> list[Any] | None:
+    """A batch's rows' results once it is no longer waiting or being mapped, else None."""
+    status = (await fetch(conn, "batch_status", batch_id=batch_id))[0]["status"]
+    if status in ("pending", "processing"):
+        return None
+    return await fetch(conn, "batch_rows", batch_id=batch_id)
+
+
+async def wait_for_results(
+    connection: Callable[[], AbstractAsyncContextManager[Any]], batch_id: UUID, wait_s: float = QUEUED_WAIT_S
+) -> list[Any] | None:
+    """A queued write's results if a worker maps it within `wait_s`. Each look takes a pooled connection for
+    itself alone: one held for the whole wait let a burst of a store's queued writes take every connection,
+    and searches answered 503."""
     deadline = time.monotonic() + wait_s
-    while True:
-        status = (await fetch(conn, "batch_status", batch_id=batch_id))[0]["status"]
-        if status not in ("pending", "processing") or time.monotonic() >= deadline:
-            return status not in ("pending", "processing")
-        await asyncio.sleep(0.05)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(POLL_S)
+        async with connection() as conn:
+            results = await results_if_mapped(conn, batch_id)
+        if results is not None:
+            return results
+    return None
