@@ -293,7 +293,8 @@ def test_a_listing_write_queues_behind_the_stores_waiting_import(
     assert patched.status_code == 202, patched.text
     queued = patched.json()
     assert queued["status"] == "queued" and patched.headers["location"] == queued["status_url"]
-    assert httpx.get(f"{base}{queued['status_url']}", headers=bearer(key)).json()["status"] == "pending"
+    waiting = httpx.get(f"{base}{queued['status_url']}", headers=bearer(key)).json()
+    assert waiting["status"] == "pending" and waiting["results"] is None
     batch = {"items": [{"sku": "Q-2", **milk}]}
     later = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json=batch, headers=bearer(key))
     assert later.status_code == 202  # behind both
@@ -302,6 +303,8 @@ def test_a_listing_write_queues_behind_the_stores_waiting_import(
     assert got["quantity"] == 3  # the file's 10 first, then the till's 3
     status = httpx.get(f"{base}{queued['status_url']}", headers=bearer(key)).json()
     assert (status["status"], status["mapped_rows"]) == ("completed", 1)
+    assert status["results"] == [{"sku": "Q-1", "status": "mapped", "matched_by": None,
+                                  "product_id": got["product_id"], "error": None}]  # fmt: skip
     upload = httpx.post(f"{base}/v1/stores/{store}/imports", content=b"sku,name,price,quantity\nQ-1,Milk,1.00,8\n",
                         headers=csv_headers)  # fmt: skip
     worker = threading.Timer(0.3, drain_imports, (db_url,))

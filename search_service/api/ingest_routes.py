@@ -191,10 +191,13 @@ async def batch_listings(
         results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id)
     if results is None:
         raise _queued(batch_id)
-    items = [
-        S.BatchResultItem(r["sku"], r["status"], r["matched_by"], r["matched_product_id"], r["error"]) for r in results
+    return S.BatchResult(batch_id, _result_items(results))
+
+
+def _result_items(rows: list[Any]) -> list[S.BatchResultItem]:
+    return [
+        S.BatchResultItem(r["sku"], r["status"], r["matched_by"], r["matched_product_id"], r["error"]) for r in rows
     ]
-    return S.BatchResult(batch_id, items)
 
 
 # --- stores (admin)
@@ -308,7 +311,8 @@ async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: U
 @get(
     "/v1/imports/{batch_id:uuid}",
     summary="An import's status",
-    description="Status (`receiving`, `pending`, `processing`, `completed`, `aborted`) and row counts.",
+    description="Status (`receiving`, `pending`, `processing`, `completed`, `aborted`) and row counts; for a "
+    "listing write's batch (a queued write's `status_url`), each item's result once mapped (`results`).",
     tags=["ingest"],
     guards=[require_key("listings:write")],
     security=BEARER,
@@ -317,7 +321,13 @@ async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: U
 async def import_status(
     rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
 ) -> S.ImportStatus:
-    return import_status_of(await _owned_batch(rt, request, batch_id))
+    row = await _owned_batch(rt, request, batch_id)
+    status = import_status_of(row)
+    if row["kind"] == "listing":
+        async with rt.connection() as conn:
+            results = await listing_writes.results_if_mapped(conn, batch_id)
+        status.results = None if results is None else _result_items(results)
+    return status
 
 
 @get(

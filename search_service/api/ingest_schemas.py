@@ -221,6 +221,9 @@ class ImportStatus(msgspec.Struct):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # A listing write's batch (the listing API's), once mapped: each item's result, as the write would have
+    # answered (a queued write's 202 points here).
+    results: list[BatchResultItem] | None = None
 
 
 class ImportPage(msgspec.Struct):
