@@ -361,3 +361,34 @@ def test_queued_writes_hold_no_connection_while_they_wait(
             reads = [httpx.get(f"{base}/v1/stores/{store}", timeout=30).status_code for _ in range(5)]
             assert [w.result() for w in writes] == [202] * 8
         assert reads == [200] * 5
+
+
+def test_a_write_during_an_upload_still_arriving_applies_after_it(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """A PATCH sent while a CSV was still uploading was mapped at once, and the file (exported before it) set the
+    till's level back when it was mapped later. An upload's place in the store's order is where it began."""
+    store, key = shop
+    assert httpx.put(listing_url(base, store, "U-1"), json={"name": "Tea", "price": 1, "quantity": 5},
+                     headers=bearer(key)).status_code == 200  # fmt: skip
+    started = threading.Event()
+
+    def slow_file() -> Iterator[bytes]:
+        yield b"sku,name,price,quantity\n"
+        started.set()
+        time.sleep(1.5)
+        yield b"U-1,Tea,1,1000\n"
+
+    def upload() -> int:
+        headers = {**bearer(key), "Content-Type": "text/csv"}
+        return httpx.post(f"{base}/v1/stores/{store}/imports", content=slow_file(), headers=headers).status_code
+
+    with ThreadPoolExecutor(1) as pool:
+        uploaded = pool.submit(upload)
+        assert started.wait(10)
+        time.sleep(0.3)
+        patched = httpx.patch(listing_url(base, store, "U-1"), json={"quantity": 7}, headers=bearer(key))
+        assert uploaded.result() == 202
+    assert patched.status_code == 202, patched.text  # behind the upload, not before it
+    drain_imports(db_url)
+    assert httpx.get(listing_url(base, store, "U-1"), headers=bearer(key)).json()["quantity"] == 7

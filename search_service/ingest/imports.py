@@ -64,9 +64,14 @@ async def _follow(
         waited_for = head["id"] if head is not None else batch_id
         if waited_for not in told:
             told.add(waited_for)
-            who = head["locked_by"] if head is not None else status.get("locked_by") or "a worker"
-            notice(f"waiting: {who} is mapping batch {waited_for} of this store (its batches are mapped in order)")
+            notice(f"waiting: {_waiting_for(head)} batch {waited_for} of this store (its batches are mapped in order)")
         await asyncio.sleep(0.2)
+
+
+def _waiting_for(head: Any) -> str:
+    if head is None:
+        return "a worker is mapping"
+    return "an upload is still sending" if head["status"] == "receiving" else f"{head['locked_by']} is mapping"
 
 
 async def _map_earlier(

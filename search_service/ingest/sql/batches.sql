@@ -115,8 +115,9 @@ SELECT id, currency FROM store WHERE id = :store_id;
 -- name: claim_batch
 -- params: worker_id text, lease_s float8
 -- The oldest waiting batch that heads its store's queue (a store's batches are mapped in order: only its oldest
--- pending or processing batch may be taken), skipping batches other workers hold; a lapsed lease (a killed
--- worker) is taken over. The heads come from a skip scan of ix_import_batch_claim, one probe per store: asking
+-- pending or processing batch may be taken, and none behind an upload still arriving: a CSV has no clock, so a
+-- till's level written meanwhile was set back by the file), skipping batches other workers hold; a lapsed lease
+-- (a killed worker) is taken over. The heads come from a skip scan of ix_import_batch_claim, one probe per store: asking
 -- each waiting batch whether an older one exists cost O(waiting²) (43 ms a claim with 1,000 webhook
 -- deliveries waiting, while the intake kept adding more).
 WITH RECURSIVE heads AS (
@@ -133,6 +134,8 @@ WITH RECURSIVE heads AS (
     SELECT b.id
     FROM import_batch b
     WHERE b.id = ANY (ARRAY(SELECT id FROM heads)) AND b.status IN ('pending', 'processing') AND (b.locked_until IS NULL OR b.locked_until < now())
+      AND NOT EXISTS (SELECT 1 FROM import_batch r  -- an earlier upload still arriving (ix_import_batch_receiving)
+                      WHERE r.status = 'receiving' AND r.store_id = b.store_id AND r.seq < b.seq)
     ORDER BY b.seq
     LIMIT 1
     FOR UPDATE OF b SKIP LOCKED
@@ -147,11 +150,11 @@ RETURNING b.id, b.store_id, b.total_rows, b.seq;
 -- name: earlier_work
 -- params: store_id uuid
 -- Whether a listing write must queue behind the store's batches (a store's batches are mapped in order): one
--- waiting or being mapped, other than a listing write mapping inline right now (those take the store's lock in
+-- arriving, waiting or being mapped, other than a listing write mapping inline right now (those take the store's lock in
 -- turn, as they arrive).
 SELECT EXISTS (
     SELECT 1 FROM import_batch
-    WHERE store_id = :store_id AND status IN ('pending', 'processing')
+    WHERE store_id = :store_id AND status IN ('receiving', 'pending', 'processing')
       AND NOT coalesce(locked_by LIKE 'api:%' AND locked_until > now(), false)
 ) AS queued;
 
@@ -331,16 +334,17 @@ SET status = 'processing', locked_by = :worker_id, locked_until = now() + make_i
 WHERE b.id = :batch_id AND b.status IN ('pending', 'processing')
   AND (b.locked_until IS NULL OR b.locked_until < now())
   AND NOT EXISTS (SELECT 1 FROM import_batch e
-                  WHERE e.store_id = b.store_id AND e.status IN ('pending', 'processing') AND e.seq < b.seq)
+                  WHERE e.store_id = b.store_id AND e.status IN ('receiving', 'pending', 'processing') AND e.seq < b.seq)
 RETURNING b.id;
 
 -- name: earlier_head
 -- params: batch_id uuid
 -- The first of the store's batches before this one still waiting or being mapped (what `import csv` waits for,
 -- or maps itself when no worker holds it); `held`: a worker's lease on it is live.
-SELECT e.id, e.source, e.total_rows, e.locked_by, coalesce(e.locked_until > now(), false) AS held
+SELECT e.id, e.source, e.status, e.total_rows, e.locked_by,
+       e.status = 'receiving' OR coalesce(e.locked_until > now(), false) AS held
 FROM import_batch b
-JOIN import_batch e ON e.store_id = b.store_id AND e.status IN ('pending', 'processing') AND e.seq < b.seq
+JOIN import_batch e ON e.store_id = b.store_id AND e.status IN ('receiving', 'pending', 'processing') AND e.seq < b.seq
 WHERE b.id = :batch_id
 ORDER BY e.seq
 LIMIT 1;
