@@ -26,6 +26,22 @@ DEFAULT_DB_PORT = 54329
 SettingsError = ConfigError
 
 
+def _database_url(url: str | None) -> str | None:
+    """DATABASE_URL, checked: a malformed one was a traceback from whichever driver first read it."""
+    if url is None:
+        return None
+    try:
+        split = urlsplit(url)
+        split.port  # noqa: B018  (a port that is no number raises here)
+    except ValueError as exc:
+        raise SettingsError(f"DATABASE_URL is not a valid URL ({exc})") from None
+    if split.scheme not in ("postgresql", "postgres") or not split.path.strip("/"):
+        raise SettingsError(
+            "DATABASE_URL must be a PostgreSQL URL naming its database: postgresql://user@host:port/dbname"
+        )
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     external_database_url: str | None
@@ -82,7 +98,7 @@ class Settings:
         if backend not in ("auto", "onnx", "torch", "onnx-int8"):
             raise SettingsError(f"PLINQY_ENCODER_BACKEND={backend!r}: use auto, onnx, torch or onnx-int8")
         return cls(
-            external_database_url=env.get("DATABASE_URL") or None,
+            external_database_url=_database_url(env.get("DATABASE_URL") or None),
             db_port=env_int(env, "PLINQY_DB_PORT", DEFAULT_DB_PORT, 1, 65535),
             pgdata=Path(env.get("PLINQY_PGDATA") or PROJECT_ROOT / ".pgdata"),
             pg_bindir=Path(env["PLINQY_PG_BINDIR"]) if env.get("PLINQY_PG_BINDIR") else None,

@@ -186,6 +186,27 @@ def test_unreachable_database_url(tmp_path: Path) -> None:
     assert_one_line_error(proc, "cannot reach the database", "DATABASE_URL")
 
 
+def test_a_malformed_database_url_a_bad_revision_or_an_unusable_key_file_is_one_line(
+    pg_admin_url: str, tmp_path: Path
+) -> None:
+    """Each was a traceback: a DATABASE_URL no driver reads (psycopg's and asyncpg's own errors), `migrate
+    --revision` naming none (alembic's), a key file that is a directory or cannot be created (OSError); a
+    database that does not exist hinted `db up`, which DATABASE_URL bypasses."""
+    for url in ("garbage", "mysql://x@127.0.0.1/db", "postgresql://x@127.0.0.1:abc/db", "host=127.0.0.1 dbname=x"):
+        command = ("webhooks", "list") if url == "garbage" else ("keys", "list")  # asyncpg's and psycopg's
+        assert_one_line_error(run_cli(*command, env=dict(os.environ, DATABASE_URL=url)), "DATABASE_URL")
+    env = dict(os.environ, DATABASE_URL=pg_admin_url)
+    assert_one_line_error(run_cli("migrate", "--revision", "bogus", env=env), "'bogus'", "migrations/versions")
+    for key_file in (tmp_path, Path("/proc/no-such-dir/k.key")):
+        proc = run_cli("connect", "webhook", "--store", "00000000-0000-0000-0000-000000000000",
+                       env={**env, "PLINQY_SECRET_KEY_FILE": str(key_file)})  # fmt: skip
+        assert_one_line_error(proc, f"the key file {key_file} (PLINQY_SECRET_KEY_FILE) cannot be read or created")
+    missing = pg_admin_url.rsplit("/", 1)[0] + "/no_such_database_here"
+    proc = run_cli("keys", "list", env=dict(os.environ, DATABASE_URL=missing))
+    assert_one_line_error(proc, "cannot reach the database", "unset it to use the embedded cluster")
+    assert "db up" not in proc.stderr
+
+
 def test_external_server_without_an_extension_or_too_old(pg_admin_url: str) -> None:
     from search_service.db import migrate
 

@@ -197,6 +197,11 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
     assert cli(fresh_db_url, "connections", "disable", cid).returncode == 0
     assert "disabled" in next(line for line in cli(fresh_db_url, "connections", "list").stdout.splitlines()
                               if line.startswith(cid))  # fmt: skip
+    refused = cli(fresh_db_url, "sync", cid)  # it polled a disabled connection with its stored token
+    assert refused.returncode == 1 and "is disabled: `connections enable` it first" in refused.stderr
+    assert cli(fresh_db_url, "connections", "enable", cid).returncode == 0
+    assert "\tenabled\t" in next(line for line in cli(fresh_db_url, "connections", "list").stdout.splitlines()
+                                 if line.startswith(cid))  # fmt: skip
     out = cli(fresh_db_url, "connect", "erply", "--store", str(store), "--location", "1", "--client-code", "1")
     assert out.returncode == 1 and out.stderr.strip() == "error: erply needs --username, --password"
 

@@ -298,6 +298,8 @@ def test_a_listing_write_queues_behind_the_stores_waiting_import(
     batch = {"items": [{"sku": "Q-2", **milk}]}
     later = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json=batch, headers=bearer(key))
     assert later.status_code == 202  # behind both
+    negative = httpx.put(listing_url(base, store, "Q-3"), json={**milk, "price": -1}, headers=bearer(key))
+    assert negative.status_code == 400 and negative.json()["error"]["parameter"] == "price"  # queued, yet answered
     drain_imports(db_url)
     got = httpx.get(listing_url(base, store, "Q-1"), headers=bearer(key)).json()
     assert got["quantity"] == 3  # the file's 10 first, then the till's 3

@@ -35,6 +35,7 @@ from search_service.engine import geo_areas
 from search_service.ingest import listing_writes
 from search_service.ingest.csvfile import errors_csv
 from search_service.ingest.imports import batch_status
+from search_service.ingest.rows import Rejected, validate
 from search_service.ingest.stores import StoreError, StoreFields, store_detail_async, update_store_async
 from search_service.ingest.stores import create_store_async as create_store_row
 
@@ -84,6 +85,10 @@ async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.List
         )
         if results is not None:
             return await _answer(conn, store_id, row, batch_id, results[0])
+    try:  # what needs no database is answered at once (the queued row ends rejected with the same reason)
+        validate(row)
+    except Rejected as exc:
+        raise BadParameter(_parameter(str(exc)), str(exc)) from None
     results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id)  # no connection held
     if results is None:
         raise _queued(batch_id)

@@ -5,6 +5,8 @@ This module builds the group; each area's commands live in their own module, reg
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from search_service.cli.common import UNREACHABLE_DATABASE, UserFacingError
@@ -31,7 +33,12 @@ def main() -> None:
         _fail(f"{exc}; set PLINQY_SECRET_KEY or PLINQY_SECRET_KEY_FILE to the key the secrets were stored with")
     except UNREACHABLE_DATABASE as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        _fail(f"cannot reach the database ({reason}): check DATABASE_URL, or start the cluster: plinqy-search db up")
+        hint = (
+            "check DATABASE_URL (its host, port and database name), or unset it to use the embedded cluster"
+            if os.environ.get("DATABASE_URL")  # `db up` starts only the embedded cluster, which DATABASE_URL bypasses
+            else "start the embedded cluster: plinqy-search db up"
+        )
+        _fail(f"cannot reach the database ({reason}): {hint}")
 
 
 def _fail(message: str) -> None:

@@ -1,4 +1,5 @@
-"""POS connector commands: `connect lightspeed-r|lightspeed-x|erply|shopify`, `connections list|disable`, `sync`."""
+"""POS connector commands: `connect lightspeed-r|lightspeed-x|erply|shopify`, `connections list|disable|enable`,
+`sync`."""
 
 from __future__ import annotations
 
@@ -133,21 +134,33 @@ def connections_list(settings: Settings) -> None:
         click.echo(line)
 
 
+def _set_enabled(settings: Settings, connection_id: UUID, enabled: bool) -> None:
+    from search_service.db.sql import statement
+
+    name = "enable_connection" if enabled else "disable_connection"
+    with connect(settings) as conn:
+        row = conn.execute(statement("ingest/connectors", name).psycopg, {"connection_id": connection_id}).fetchone()
+    if row is None:
+        raise UserFacingError(f"no connection {connection_id}")
+    click.echo(f"connection {connection_id} {'enabled' if enabled else 'disabled'}")
+
+
 @connections.command("disable")
 @click.argument("connection_id", type=click.UUID)
 @click.pass_obj
 @user_errors
 def connections_disable(settings: Settings, connection_id: UUID) -> None:
-    """Stop polling a connection and refuse its webhooks."""
-    from search_service.db.sql import statement
+    """Stop polling a connection and refuse its webhooks (`connections enable` undoes it)."""
+    _set_enabled(settings, connection_id, False)
 
-    with connect(settings) as conn:
-        row = conn.execute(
-            statement("ingest/connectors", "disable_connection").psycopg, {"connection_id": connection_id}
-        ).fetchone()
-    if row is None:
-        raise UserFacingError(f"no connection {connection_id}")
-    click.echo(f"connection {connection_id} disabled")
+
+@connections.command("enable")
+@click.argument("connection_id", type=click.UUID)
+@click.pass_obj
+@user_errors
+def connections_enable(settings: Settings, connection_id: UUID) -> None:
+    """Poll a disabled connection again and take its webhooks."""
+    _set_enabled(settings, connection_id, True)
 
 
 @click.command()
@@ -172,6 +185,8 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
             raise UserFacingError(str(exc)) from None
         if spec.source == "webhook":
             raise UserFacingError("a webhook connection is pushed to, not polled")
+        if not spec.enabled:
+            raise UserFacingError(f"connection {connection_id} is disabled: `connections enable` it first")
         waiting = partial(click.echo, "another sync of this vendor account is running: waiting for it", err=True)
         with account_locked(conn, spec.account, waiting), tqdm(unit="item", desc=f"sync {spec.source}",
                                                                file=sys.stderr) as bar:  # fmt: skip

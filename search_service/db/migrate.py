@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import create_engine, pool
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -67,8 +68,14 @@ def check_server(dsn: str, required: Mapping[str, str | None] = REQUIRED_EXTENSI
 
 
 def upgrade(dsn: str, revision: str = "head") -> None:
+    if not revision.strip():
+        raise MigrationError("--revision is empty: give a revision (e.g. 0027) or leave it out for head")
     check_server(dsn)
-    command.upgrade(alembic_config(dsn), revision)
+    try:
+        command.upgrade(alembic_config(dsn), revision)
+    except CommandError as exc:  # an unknown revision: alembic's words, without its traceback
+        where = "the revisions are the files under migrations/versions/; leave --revision out for head"
+        raise MigrationError(f"{exc} ({where})") from None
 
 
 def downgrade(dsn: str, revision: str = "base") -> None:

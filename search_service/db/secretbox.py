@@ -19,22 +19,27 @@ class SecretBoxError(RuntimeError):
 
 
 class SecretBox:
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, source: str = "PLINQY_SECRET_KEY") -> None:
         try:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
-            raise SecretBoxError("PLINQY_SECRET_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+            raise SecretBoxError(f"{source} is not a Fernet key (32 url-safe base64-encoded bytes)") from None
 
     @classmethod
     def from_settings(cls, key: str | None, key_file: Path) -> SecretBox:
         if key:
             return cls(key.encode())
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(Fernet.generate_key())
-        return cls(key_file.read_bytes().strip())
+        source = f"the key file {key_file} (PLINQY_SECRET_KEY_FILE)"
+        try:
+            if not key_file.exists():
+                key_file.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(Fernet.generate_key())
+            stored = key_file.read_bytes().strip()
+        except OSError as exc:  # a directory, a path that cannot be created, no permission: one line, not a traceback
+            raise SecretBoxError(f"{source} cannot be read or created ({exc.strerror or exc})") from None
+        return cls(stored, source)
 
     def encrypt(self, secret: str) -> bytes:
         return self._fernet.encrypt(secret.encode())

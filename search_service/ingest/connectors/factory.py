@@ -40,6 +40,7 @@ class ConnectionSpec:
     config: dict[str, Any]
     cursor: dict[str, Any]
     currency: str = "EUR"
+    enabled: bool = True
 
     @property
     def ctx(self) -> MapContext:

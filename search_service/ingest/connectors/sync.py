@@ -65,7 +65,7 @@ def load_spec(conn: Any, box: SecretBox, connection_id: UUID | str) -> Connectio
     row = conn.execute(_sql("get_connection"), {"connection_id": str(connection_id)}).fetchone()
     if row is None:
         raise UnknownConnection(f"no connection {connection_id}")
-    (cid, store_id, source, location, base_url, secret_enc, credentials_enc, config, cursor, _enabled, _f, currency) = (
+    (cid, store_id, source, location, base_url, secret_enc, credentials_enc, config, cursor, enabled, _f, currency) = (
         row
     )
     credentials = json.loads(box.decrypt(credentials_enc)) if credentials_enc else {}
@@ -81,6 +81,7 @@ def load_spec(conn: Any, box: SecretBox, connection_id: UUID | str) -> Connectio
         config=dict(config or {}),
         cursor=dict(cursor or {}),
         currency=(currency or "EUR").strip(),
+        enabled=bool(enabled),
     )
 
 

@@ -26,6 +26,10 @@ ORDER BY c.created_at, c.id
 -- params: connection_id uuid
 UPDATE ingest_connection SET enabled = false WHERE id = :connection_id RETURNING id
 
+-- name: enable_connection
+-- params: connection_id uuid
+UPDATE ingest_connection SET enabled = true WHERE id = :connection_id RETURNING id
+
 -- name: save_cursor
 -- params: connection_id uuid, cursor jsonb
 -- Runs in the transaction that stored the page's rows: the cursor never runs ahead of what is stored.
