@@ -145,22 +145,22 @@ def _set_enabled(settings: Settings, connection_id: UUID, enabled: bool) -> None
     click.echo(f"connection {connection_id} {'enabled' if enabled else 'disabled'}")
 
 
-@connections.command("disable")
-@click.argument("connection_id", type=click.UUID)
-@click.pass_obj
-@user_errors
-def connections_disable(settings: Settings, connection_id: UUID) -> None:
-    """Stop polling a connection and refuse its webhooks (`connections enable` undoes it)."""
-    _set_enabled(settings, connection_id, False)
+def _toggle_command(enabled: bool, help_text: str) -> click.Command:
+    @click.command(help=help_text)
+    @click.argument("connection_id", type=click.UUID)
+    @click.pass_obj
+    @user_errors
+    def toggle(settings: Settings, connection_id: UUID) -> None:
+        _set_enabled(settings, connection_id, enabled)
+
+    return toggle
 
 
-@connections.command("enable")
-@click.argument("connection_id", type=click.UUID)
-@click.pass_obj
-@user_errors
-def connections_enable(settings: Settings, connection_id: UUID) -> None:
-    """Poll a disabled connection again and take its webhooks."""
-    _set_enabled(settings, connection_id, True)
+connections.add_command(
+    _toggle_command(False, "Stop polling a connection and refuse its webhooks (`connections enable` undoes it)."),
+    "disable",
+)
+connections.add_command(_toggle_command(True, "Poll a disabled connection again and take its webhooks."), "enable")
 
 
 @click.command()
