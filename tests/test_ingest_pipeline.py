@@ -403,3 +403,31 @@ def test_category_paths_ignore_runs_of_spaces_and_is_active_takes_excels_words(d
         (store,),
     ).fetchall()
     assert got == [("H-1", True, leaf[0]), ("H-2", False, None)]
+
+
+def test_an_inline_write_that_fails_leaves_nothing_for_a_worker_to_apply_later(db: psycopg.Connection) -> None:
+    """The record and the mapping of an inline listing write were two transactions: an API process killed (or a
+    mapping that raised) between them left a batch held by no one, which a worker applied a minute later, over
+    the writes answered meanwhile. Now the write is there whole or not at all."""
+    from search_service.ingest import listing_writes
+
+    store = make_store(db)
+    db.execute("""CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF EXISTS (SELECT 1 FROM new_rows WHERE sku = 'POISON') THEN RAISE EXCEPTION 'refused'; END IF;
+        RETURN NULL; END $$""")  # fmt: skip
+    db.execute("CREATE TRIGGER refuse_poison AFTER INSERT ON store_product REFERENCING NEW TABLE AS new_rows "
+               "FOR EACH STATEMENT EXECUTE FUNCTION refuse_poison()")  # fmt: skip
+
+    async def write(sku: str) -> Any:
+        conn = await asyncpg.connect(dsn_of(db))
+        try:
+            row = {"sku": sku, "name": "Tea", "price": 1, "quantity": 3}
+            return await listing_writes.record_and_map(conn, store_id=store, rows=[row], worker_id=f"api:{store}")
+        finally:
+            await conn.close()
+
+    with pytest.raises(asyncpg.RaiseError, match="refused"):
+        asyncio.run(write("POISON"))
+    assert db.execute("SELECT count(*) FROM import_batch WHERE store_id = %s", (store,)).fetchone() == (0,)
+    _batch, results = asyncio.run(write("FINE"))
+    assert results is not None and results[0]["status"] == "mapped"  # mapped inline, queued behind nothing

@@ -186,8 +186,13 @@ def test_a_batch_whose_mapping_raises_is_recorded_and_given_up_not_crashing_the_
     ).fetchone()
     assert state is not None and state[0] == "processing" and state[1] == 1 and state[3] is None and state[4]
     assert state[2].startswith("mapping failed: RaiseError: refused by a test trigger")
+    # Claims taken over from killed workers are no failures: 20 claims, one failure, one more try (it was failed).
+    db.execute("UPDATE import_batch SET attempts = 20, locked_until = NULL WHERE id = %s", (poisoned,))
+    assert spawn(fresh_db_url, "--drain").wait(timeout=120) == 0
+    again = db.execute("SELECT status, mapping_failures, error FROM import_batch WHERE id = %s", (poisoned,)).fetchone()
+    assert again is not None and again[:2] == ("processing", 2) and again[2].startswith("mapping failed: ")
     db.execute(
-        "UPDATE import_batch SET attempts = %s, locked_until = NULL WHERE id = %s",
+        "UPDATE import_batch SET mapping_failures = %s, locked_until = NULL WHERE id = %s",
         (pipeline.MAX_MAPPING_ATTEMPTS - 1, poisoned),
     )
     last = spawn(fresh_db_url, "--drain")

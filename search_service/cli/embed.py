@@ -27,7 +27,7 @@ def _configure_logging() -> None:
 
 
 @click.command()
-@click.option("--only", default=None, help="Comma-separated jobs to run (default: all): import, embed, …")
+@click.option("--only", default=None, help="Comma-separated jobs to run (default: all): sync, import, embed, events.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 4096), help="Tasks per claim.")
 @click.option(
     "--poll-interval", default=5.0, show_default=True, type=click.FloatRange(0.05, 3600), help="Seconds between polls."

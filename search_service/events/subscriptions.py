@@ -101,8 +101,8 @@ async def create(
     resolver: ssrf.Resolver = ssrf.system_resolver,
 ) -> Created:
     chosen = check_events(events)
+    await require_store(conn, store_id)  # before the URL: an unknown store needs no DNS lookup to be refused
     await check_url(url, config, resolver)
-    await require_store(conn, store_id)
     secret = delivery.new_secret()
     token = box.encrypt(secret).decode()
     row = await _one(conn, "insert_subscription", store_id=store_id, url=url, events=chosen, secret=token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from search_service.envconfig import env_float
+from search_service.envconfig import env_float, env_int
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,9 @@ class IngestConfig:
             rate_burst=env_float(env, "PLINQY_INGEST_RATE_BURST", 200.0, 1, 1e7),
             max_upload_bytes=int(env_float(env, "PLINQY_INGEST_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, 1024, 2**34)),
             max_webhook_bytes=int(env_float(env, "PLINQY_INGEST_MAX_WEBHOOK_BYTES", 5 * 1024 * 1024, 1024, 2**30)),
-            batch_chunk_rows=int(env_float(env, "PLINQY_INGEST_CHUNK_ROWS", 5000, 1, 1_000_000)),
+            batch_chunk_rows=env_int(env, "PLINQY_INGEST_CHUNK_ROWS", 5000, 1, 1_000_000),
             lease_s=env_float(env, "PLINQY_INGEST_LEASE_S", 60.0, 1, 86400),
-            lanes=int(env_float(env, "PLINQY_INGEST_LANES", 2, 1, 16)),
+            lanes=env_int(env, "PLINQY_INGEST_LANES", 2, 1, 16),
             upload_timeout_s=env_float(env, "PLINQY_INGEST_UPLOAD_TIMEOUT_S", 3600.0, 1, 7 * 86400),
             upload_idle_s=env_float(env, "PLINQY_INGEST_UPLOAD_IDLE_S", 30.0, 0.1, 3600),
         )

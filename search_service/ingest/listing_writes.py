@@ -23,6 +23,9 @@ async def record_and_map(
     leaving the same record as any batch. Returns the batch id and its rows' results (batch_rows). A store with
     an earlier batch still waiting or mapping (an uploaded CSV, a delivery) gets the write queued behind it, as
     any batch, for the workers: no results then (`wait_for_results`)."""
+    # One transaction for the record and its mapping: an API process killed between the two left a batch held by
+    # no one, which a worker applied a minute later, over the writes answered meanwhile (the client never had an
+    # answer for it). Now such a write is not there at all, as its missing answer says.
     async with conn.transaction():
         queued = bool((await fetch(conn, "earlier_work", store_id=store_id))[0]["queued"])
         batch_id = await open_batch(
@@ -32,10 +35,10 @@ async def record_and_map(
         await store_rows(conn, batch_id, rows)
         if queued:
             await fetch(conn, "notify")
-    if queued:
-        return batch_id, None
-    await map_batch(conn, batch_id, worker_id, max(len(rows), 1), lease_s)
-    return batch_id, await fetch(conn, "batch_rows", batch_id=batch_id)
+            return batch_id, None
+        await map_batch(conn, batch_id, worker_id, max(len(rows), 1), lease_s)
+        await fetch(conn, "synchronous_commit")  # the chunk's fence turned it off: this commit is an answer
+        return batch_id, await fetch(conn, "batch_rows", batch_id=batch_id)
 
 
 async def results_if_mapped(conn: Any, batch_id: UUID) -> list[Any] | None:

@@ -59,6 +59,7 @@ import_batch = Table(
     Column("stale_rows", Integer, nullable=False, server_default=text("0")),
     Column("duplicate_rows", Integer, nullable=False, server_default=text("0")),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("mapping_failures", Integer, nullable=False, server_default=text("0")),  # mappings that raised (0028)
     Column("locked_by", Text),
     Column("locked_until", DateTime(timezone=True)),
     CheckConstraint(_in("source", INGEST_SOURCES), name="source"),

@@ -150,13 +150,17 @@ RETURNING b.id, b.store_id, b.total_rows, b.seq;
 -- name: earlier_work
 -- params: store_id uuid
 -- Whether a listing write must queue behind the store's batches (a store's batches are mapped in order): one
--- arriving, waiting or being mapped, other than a listing write mapping inline right now (those take the store's lock in
--- turn, as they arrive).
+-- arriving, waiting or being mapped. (A listing write mapping inline is never seen so: it is recorded and mapped
+-- in one transaction, and such writes take the store's lock in turn, as they arrive.)
 SELECT EXISTS (
     SELECT 1 FROM import_batch
     WHERE store_id = :store_id AND status IN ('receiving', 'pending', 'processing')
-      AND NOT coalesce(locked_by LIKE 'api:%' AND locked_until > now(), false)
 ) AS queued;
+
+-- name: synchronous_commit
+-- params: none
+-- Back on for the rest of the transaction (a chunk's fence turns it off: its rows could be mapped again).
+SELECT set_config('synchronous_commit', 'on', true);
 
 -- name: due_count
 -- params: none
@@ -268,17 +272,20 @@ WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing';
 -- name: batch_crashed
 -- params: batch_id uuid, worker_id text, error text, max_attempts int, pause_s float8
 -- Mapping this batch raised (a bug, or a row the database refuses): its error is kept and it is tried again after a
--- pause growing with its attempts; past max_attempts it is failed (its rows stay stored, `import.failed` tells the
--- store), so one poisoned batch neither crashes the job at every claim nor holds its store's later batches for ever.
+-- pause growing with its failures; at max_attempts failures it is failed (its rows stay stored, `import.failed`
+-- tells the store), so one poisoned batch neither crashes the job at every claim nor holds its store's later
+-- batches for ever. Failures, not claims: a takeover after a killed worker is no failure (migration 0028).
 UPDATE import_batch
-SET status = CASE WHEN attempts >= :max_attempts::int THEN 'failed' ELSE status END,
-    error = left(CASE WHEN attempts >= :max_attempts::int
-                      THEN 'mapping failed ' || attempts || ' times, now given up: ' ELSE 'mapping failed: ' END
+SET mapping_failures = mapping_failures + 1,
+    status = CASE WHEN mapping_failures + 1 >= :max_attempts::int THEN 'failed' ELSE status END,
+    error = left(CASE WHEN mapping_failures + 1 >= :max_attempts::int
+                      THEN 'mapping failed ' || (mapping_failures + 1) || ' times, now given up: '
+                      ELSE 'mapping failed: ' END
                  || :error::text, 2000),
-    finished_at = CASE WHEN attempts >= :max_attempts::int THEN now() ELSE finished_at END,
+    finished_at = CASE WHEN mapping_failures + 1 >= :max_attempts::int THEN now() ELSE finished_at END,
     locked_by = NULL,
-    locked_until = CASE WHEN attempts >= :max_attempts::int THEN NULL
-                        ELSE now() + make_interval(secs => :pause_s::float8 * attempts) END
+    locked_until = CASE WHEN mapping_failures + 1 >= :max_attempts::int THEN NULL
+                        ELSE now() + make_interval(secs => :pause_s::float8 * (mapping_failures + 1)) END
 WHERE id = :batch_id::uuid AND locked_by = :worker_id::text
 RETURNING status;
 
