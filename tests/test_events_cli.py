@@ -126,3 +126,19 @@ def test_prune_keeps_recent_rows_and_undelivered_events(db: psycopg.Connection, 
     left = {r[0] for r in db.execute("SELECT status FROM webhook_delivery")}
     assert left == {"pending", "failed", "delivered"}  # the undelivered events and the recent one stay
     assert "deleted 1 row(s) of webhook_event" in pruned.output
+
+
+def test_an_unknown_store_in_a_filter_is_named_not_an_empty_answer(fresh_db_url: str) -> None:
+    """A mistyped --store said "no webhooks", "no deliveries", "queued 0 deliveries again", "no API keys"; and
+    `webhooks add` for an unknown store resolved the URL's host first (a DNS query for nothing)."""
+    nowhere = "00000000-0000-0000-0000-000000000000"
+    commands = [
+        ("webhooks", "list", "--store", nowhere),
+        ("webhooks", "deliveries", "--store", nowhere),
+        ("webhooks", "replay", "--store", nowhere, "--since", "2026-12-01"),
+        ("keys", "list", "--store", nowhere),
+        ("webhooks", "add", "--store", nowhere, "--url", "https://hooks.invalid/x"),  # .invalid: never resolves
+    ]
+    for command in commands:
+        result = run(fresh_db_url, *command)
+        assert result.exit_code == 1 and "no store with" in result.output, (command, result.output)

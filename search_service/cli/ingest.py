@@ -49,10 +49,13 @@ def keys_create(
 @user_errors
 def keys_list(settings: Settings, store_id: UUID | None) -> None:
     """Keys with their prefix, owner, scopes and state (never the key)."""
-    from search_service.ingest.keys import list_keys
+    from search_service.ingest.keys import ApiKeyError, list_keys
 
     with connect(settings) as conn:
-        infos = list_keys(conn, store_id)
+        try:
+            infos = list_keys(conn, store_id)
+        except ApiKeyError as exc:
+            raise UserFacingError(str(exc)) from None
     if not infos:
         click.echo("no API keys")
     for k in infos:

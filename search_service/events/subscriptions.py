@@ -111,6 +111,8 @@ async def create(
 
 
 async def list_for(conn: Any, store_id: UUID | None) -> list[dict[str, Any]]:
+    if store_id is not None:  # a mistyped id said "no webhooks"
+        await require_store(conn, store_id)
     return [dict(r) for r in await _fetch(conn, "list_subscriptions", store_id=store_id)]
 
 
@@ -191,6 +193,8 @@ async def finish_ping(conn: Any, job: PingJob, result: delivery.AttemptResult) -
 
 
 async def deliveries(conn: Any, *, failed_only: bool, store_id: UUID | None, limit: int) -> list[dict[str, Any]]:
+    if store_id is not None:
+        await require_store(conn, store_id)
     rows = await _fetch(conn, "list_deliveries", failed_only=failed_only, store_id=store_id, limit=limit)
     return [dict(r) for r in rows]
 
@@ -210,5 +214,7 @@ async def replay(
             raise SubscriptionError(
                 "delivery_id", f"delivery {delivery_id}'s webhook is disabled{why}: add the URL again to send to it"
             )
+    elif store_id is not None:  # a mistyped id said "queued 0 deliveries again"
+        await require_store(conn, store_id)
     row = await _one(conn, "replay", delivery_id=delivery_id, store_id=store_id, since=since)
     return int(row["n"]) if row else 0

@@ -96,9 +96,7 @@ def create_key(
     if store_id is not None and "stores:write" in scopes:  # a key that could do nothing with it
         raise ApiKeyError("stores:write is an admin key's scope (creating and changing stores): use --admin")
     if store_id is not None:
-        row = conn.execute(statement("ingest/keys", "store_exists").psycopg, {"store_id": store_id}).fetchone()
-        if not row or not row[0]:
-            raise ApiKeyError(f"no store with id {store_id}")
+        _require_store(conn, store_id)
     key = generate_key()
     params = {
         "key_prefix": key[:DISPLAY_CHARS],
@@ -112,7 +110,15 @@ def create_key(
     return NewKey(row[0], key, key[:DISPLAY_CHARS], store_id, scopes)
 
 
+def _require_store(conn: psycopg.Connection, store_id: UUID) -> None:
+    row = conn.execute(statement("ingest/keys", "store_exists").psycopg, {"store_id": store_id}).fetchone()
+    if not row or not row[0]:
+        raise ApiKeyError(f"no store with id {store_id}")
+
+
 def list_keys(conn: psycopg.Connection, store_id: UUID | None = None) -> list[KeyInfo]:
+    if store_id is not None:  # a mistyped id said "no API keys"
+        _require_store(conn, store_id)
     rows = conn.execute(statement("ingest/keys", "list_keys").psycopg, {"store_id": store_id}).fetchall()
     return [KeyInfo(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
 
