@@ -4,6 +4,7 @@ SKU, all a page at a time), and anyone reads a store."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 import time
@@ -12,10 +13,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
+import asyncpg
 import httpx
 import psycopg
 import pytest
 
+from search_service.ingest import pipeline
 from search_service.settings import Settings
 from tests.ingest_helpers import bearer, drain_imports, ingest_settings, new_store, serve, store_key
 
@@ -394,3 +397,30 @@ def test_a_write_during_an_upload_still_arriving_applies_after_it(
     assert patched.status_code == 202, patched.text  # behind the upload, not before it
     drain_imports(db_url)
     assert httpx.get(listing_url(base, store, "U-1"), headers=bearer(key)).json()["quantity"] == 7
+
+
+def test_an_upload_whose_api_died_holds_the_store_back_only_until_its_heartbeat_lapses(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """An upload still arriving holds its store's later batches back; one whose API process died (its heartbeat
+    lapsed) held them for PLINQY_INGEST_UPLOAD_TIMEOUT_S (an hour): now for the heartbeat's lease at most, and the
+    import job aborts it at once."""
+    store, key = shop
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        dead = conn.execute("INSERT INTO import_batch (store_id, source, kind, status, locked_until) VALUES "
+                            "(%s, 'csv', 'csv', 'receiving', now() - interval '1 second') RETURNING id",
+                            (store,)).fetchone()  # fmt: skip
+        assert dead is not None
+        put = httpx.put(listing_url(base, store, "D-1"), json={"name": "Tea", "price": 1, "quantity": 2},
+                        headers=bearer(key))  # fmt: skip
+        assert put.status_code == 200, put.text  # mapped at once: the dead upload holds nothing back
+
+        async def abort() -> list[uuid.UUID]:
+            aconn = await asyncpg.connect(db_url)
+            try:
+                return await pipeline.abort_stale_uploads(aconn, 3600)
+            finally:
+                await aconn.close()
+
+        assert asyncio.run(abort()) == [dead[0]]
+        assert conn.execute("SELECT status FROM import_batch WHERE id = %s", (dead[0],)).fetchone() == ("aborted",)

@@ -8,6 +8,7 @@ import contextlib
 import email.parser
 import email.policy
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -63,14 +64,20 @@ class Stalled(Exception):
     """No byte of the body arrived for the idle limit."""
 
 
-async def read_body(request: Request[Any, Any, Any], limit: int, idle_s: float | None = None) -> bytes:
+async def read_body(
+    request: Request[Any, Any, Any],
+    limit: int,
+    idle_s: float | None = None,
+    beat: Callable[[], Awaitable[None]] | None = None,
+) -> bytes:
     """The whole body, refusing past `limit` bytes (by Content-Length up front, else while it streams), and giving
-    up when no byte arrives for `idle_s` (a client that stops sending would hold the request for ever)."""
+    up when no byte arrives for `idle_s` (a client that stops sending would hold the request for ever); `beat` is
+    awaited every UPLOAD_BEAT_S while bytes arrive."""
     announced = request.headers.get("content-length")
     if announced and announced.isdigit() and int(announced) > limit:
         raise TooLarge
     parts: list[bytes] = []
-    size = 0
+    size, beaten = 0, time.monotonic()
     chunks = request.stream().__aiter__()
     while True:
         try:
@@ -83,6 +90,9 @@ async def read_body(request: Request[Any, Any, Any], limit: int, idle_s: float |
         if size > limit:
             raise TooLarge
         parts.append(chunk)
+        if beat is not None and time.monotonic() - beaten >= pipeline.UPLOAD_BEAT_S:
+            await beat()
+            beaten = time.monotonic()
 
 
 MAX_PARTS = 100  # a form with the file and a few fields; 150,000 empty parts cost the parser 8 s a MB
@@ -147,6 +157,7 @@ async def upload_import(
     async with _connection_of(rt) as conn:
         await require_store(conn, store_id)
         batch_id = await pipeline.open_batch(conn, store_id=store_id, source="csv", kind="csv")
+        await pipeline.beat_upload(conn, batch_id)  # the store's later batches wait for it (heartbeat while it arrives)
     # No connection is held while the body arrives: ten stalled uploads held the pool's ten and every route,
     # search included, answered 503.
     data, file_name = await _receive(rt, request, batch_id, media)
@@ -165,6 +176,11 @@ async def upload_import(
         batch_id, status, f"/v1/imports/{batch_id}", f"/v1/imports/{batch_id}/errors", reader.ignored_columns
     )
     return Response(accepted, status_code=202, headers={"Location": accepted.status_url})
+
+
+async def _beat(rt: Runtime, batch_id: UUID) -> None:
+    async with _connection_of(rt) as conn:  # taken for the beat alone: no connection is held while bytes arrive
+        await pipeline.beat_upload(conn, batch_id)
 
 
 def _connection_of(rt: Runtime) -> Any:
@@ -195,7 +211,7 @@ async def _receive(
     limit, idle_s = rt.settings.ingest.max_upload_bytes, rt.settings.ingest.upload_idle_s
     failure: tuple[str, Exception] | None = None
     try:
-        body = await read_body(request, limit, idle_s)
+        body = await read_body(request, limit, idle_s, beat=lambda: _beat(rt, batch_id))
     except TooLarge:
         failure = (f"the upload is larger than {limit} bytes", _too_large(limit))
     except Stalled:

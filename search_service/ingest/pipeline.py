@@ -189,6 +189,14 @@ async def abort_batch(conn: Any, batch_id: UUID, reason: str) -> None:
     await fetch(conn, "abort_batch", batch_id=batch_id, reason=reason)
 
 
+UPLOAD_LEASE_S = 120.0  # an upload's heartbeat lease: how long a dead API's upload holds its store's batches back
+UPLOAD_BEAT_S = 10.0  # how often a live upload renews it (the body's idle limit is 30 s by default)
+
+
+async def beat_upload(conn: Any, batch_id: UUID) -> None:
+    await fetch(conn, "beat_upload", batch_id=batch_id, lease_s=UPLOAD_LEASE_S)
+
+
 async def abort_stale_uploads(conn: Any, older_than_s: float) -> list[UUID]:
     """Abort the batches still `receiving` after `older_than_s` (their API process stopped mid-upload)."""
     return [r["id"] for r in await fetch(conn, "abort_stale_uploads", older_than_s=older_than_s)]

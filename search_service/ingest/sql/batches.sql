@@ -84,7 +84,8 @@ UPDATE import_batch
 SET total_rows = :total_rows::int, processed_rows = :rejected_rows::int, error_rows = :rejected_rows::int,
     status = CASE WHEN status = 'processing' THEN status
                   WHEN :total_rows::int = :rejected_rows::int THEN 'completed' ELSE 'pending' END,
-    finished_at = CASE WHEN status <> 'processing' AND :total_rows::int = :rejected_rows::int THEN now() END
+    finished_at = CASE WHEN status <> 'processing' AND :total_rows::int = :rejected_rows::int THEN now() END,
+    locked_until = CASE WHEN status = 'receiving' THEN NULL ELSE locked_until END  -- its upload's heartbeat ends
 WHERE id = :batch_id AND status IN ('receiving', 'pending', 'processing')
 RETURNING status;
 
@@ -101,12 +102,22 @@ WHERE id = :batch_id AND status = 'receiving';
 -- name: abort_stale_uploads
 -- params: older_than_s float8
 -- Uploads left `receiving` by an API process that stopped while receiving them (a client that hangs up is aborted
--- by the API itself): aborted once older than any upload takes, nothing of them applied. ix_import_batch_receiving.
+-- by the API itself): aborted once older than any upload takes, or once the API's heartbeat on it lapsed (it
+-- holds the store's later batches back: beat_upload), nothing of them applied. ix_import_batch_receiving.
 UPDATE import_batch
 SET status = 'aborted', finished_at = now(),
     error = 'the upload never arrived whole (the server receiving it stopped); send it again'
-WHERE status = 'receiving' AND created_at < now() - make_interval(secs => :older_than_s)
+WHERE status = 'receiving'
+  AND (created_at < now() - make_interval(secs => :older_than_s) OR locked_until < now())
 RETURNING id;
+
+-- name: beat_upload
+-- params: batch_id uuid, lease_s float8
+-- An upload's heartbeat while its bytes arrive: a `receiving` batch with a live one holds its store's later batches
+-- back (a store's batches are mapped in order, an upload's place is where it began); one whose beat lapsed (its API
+-- process died) holds nothing and is aborted (abort_stale_uploads).
+UPDATE import_batch SET locked_until = now() + make_interval(secs => :lease_s)
+WHERE id = :batch_id AND status = 'receiving';
 
 -- name: store_of
 -- params: store_id uuid
@@ -135,7 +146,8 @@ WITH RECURSIVE heads AS (
     FROM import_batch b
     WHERE b.id = ANY (ARRAY(SELECT id FROM heads)) AND b.status IN ('pending', 'processing') AND (b.locked_until IS NULL OR b.locked_until < now())
       AND NOT EXISTS (SELECT 1 FROM import_batch r  -- an earlier upload still arriving (ix_import_batch_receiving)
-                      WHERE r.status = 'receiving' AND r.store_id = b.store_id AND r.seq < b.seq)
+                      WHERE r.status = 'receiving' AND r.locked_until > now() AND r.store_id = b.store_id
+                        AND r.seq < b.seq)
     ORDER BY b.seq
     LIMIT 1
     FOR UPDATE OF b SKIP LOCKED
@@ -154,7 +166,8 @@ RETURNING b.id, b.store_id, b.total_rows, b.seq;
 -- in one transaction, and such writes take the store's lock in turn, as they arrive.)
 SELECT EXISTS (
     SELECT 1 FROM import_batch
-    WHERE store_id = :store_id AND status IN ('receiving', 'pending', 'processing')
+    WHERE store_id = :store_id
+      AND (status IN ('pending', 'processing') OR status = 'receiving' AND locked_until > now())
 ) AS queued;
 
 -- name: synchronous_commit
@@ -341,7 +354,8 @@ SET status = 'processing', locked_by = :worker_id, locked_until = now() + make_i
 WHERE b.id = :batch_id AND b.status IN ('pending', 'processing')
   AND (b.locked_until IS NULL OR b.locked_until < now())
   AND NOT EXISTS (SELECT 1 FROM import_batch e
-                  WHERE e.store_id = b.store_id AND e.status IN ('receiving', 'pending', 'processing') AND e.seq < b.seq)
+                  WHERE e.store_id = b.store_id AND e.seq < b.seq
+                    AND (e.status IN ('pending', 'processing') OR e.status = 'receiving' AND e.locked_until > now()))
 RETURNING b.id;
 
 -- name: earlier_head
@@ -351,7 +365,8 @@ RETURNING b.id;
 SELECT e.id, e.source, e.status, e.total_rows, e.locked_by,
        e.status = 'receiving' OR coalesce(e.locked_until > now(), false) AS held
 FROM import_batch b
-JOIN import_batch e ON e.store_id = b.store_id AND e.status IN ('receiving', 'pending', 'processing') AND e.seq < b.seq
+JOIN import_batch e ON e.store_id = b.store_id AND e.seq < b.seq
+ AND (e.status IN ('pending', 'processing') OR e.status = 'receiving' AND e.locked_until > now())
 WHERE b.id = :batch_id
 ORDER BY e.seq
 LIMIT 1;

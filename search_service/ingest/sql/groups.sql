@@ -14,7 +14,8 @@ WITH next AS (
     FROM (SELECT id, seq, total_rows, status, locked_until FROM import_batch
           WHERE store_id = :store_id AND status IN ('pending', 'processing') AND seq > :after_seq
             AND seq < coalesce((SELECT min(r.seq) FROM import_batch r  -- not past an upload still arriving
-                                WHERE r.status = 'receiving' AND r.store_id = :store_id AND r.seq > :after_seq),
+                                WHERE r.status = 'receiving' AND r.locked_until > now() AND r.store_id = :store_id
+                                  AND r.seq > :after_seq),
                                9223372036854775807)
           ORDER BY seq LIMIT :max_batches) waiting
     WINDOW w AS (ORDER BY seq)
