@@ -164,11 +164,11 @@ RETURNING b.id, b.store_id, b.total_rows, b.seq;
 -- Whether a listing write must queue behind the store's batches (a store's batches are mapped in order): one
 -- arriving, waiting or being mapped. (A listing write mapping inline is never seen so: it is recorded and mapped
 -- in one transaction, and such writes take the store's lock in turn, as they arrive.)
-SELECT EXISTS (
-    SELECT 1 FROM import_batch
-    WHERE store_id = :store_id
-      AND (status IN ('pending', 'processing') OR status = 'receiving' AND locked_until > now())
-) AS queued;
+-- Two probes, one partial index each (a till's store holds a batch per write: an OR scanned them all).
+SELECT EXISTS (SELECT 1 FROM import_batch  -- ix_import_batch_claim
+               WHERE store_id = :store_id AND status IN ('pending', 'processing'))
+    OR EXISTS (SELECT 1 FROM import_batch  -- ix_import_batch_receiving
+               WHERE status = 'receiving' AND locked_until > now() AND store_id = :store_id) AS queued;
 
 -- name: synchronous_commit
 -- params: none
