@@ -445,3 +445,14 @@ def test_a_next_page_link_that_repeats_stops_the_pass(r_fake: LightspeedRFake) -
     next(pages)  # the link's page, once
     with pytest.raises(VendorError, match="next-page link repeats"):
         next(pages)
+
+
+def test_a_vendor_that_cannot_be_reached_is_named_with_why() -> None:
+    """A wrong --base-url said only "connection failed: ConnectError": neither where nor why."""
+    from search_service.db.cluster import free_port
+
+    port = free_port()  # nothing listens there
+    client = LightspeedR(account_id="4242", token="r-token", ctx=MapContext("1"), base_url=f"http://127.0.0.1:{port}",
+                         policy=RetryPolicy(attempts=1, base_delay_s=0.01, max_delay_s=1.0, timeout_s=0.5))  # fmt: skip
+    with pytest.raises(VendorError, match=rf"connection to http://127\.0\.0\.1:{port} failed: .*refused"):
+        collect(client, {})

@@ -148,6 +148,12 @@ class VendorHTTP:
             base_url=base_url.rstrip("/"), headers=dict(headers or {}), timeout=self.policy.timeout_s
         )
 
+    @property
+    def _origin(self) -> str:
+        """Where the requests go (a wrong --base-url shows itself), never a path or query (they may hold tokens)."""
+        base = self.client.base_url
+        return f"{base.scheme}://{base.host}{f':{base.port}' if base.port else ''}"
+
     def close(self) -> None:
         self.client.close()
 
@@ -210,9 +216,10 @@ class VendorHTTP:
         try:
             response = self.client.request(method, path, **kwargs)
         except httpx.TimeoutException:
-            raise RetryRequest("timed out") from None
+            raise RetryRequest(f"no answer from {self._origin} within {self.policy.timeout_s:g} s") from None
         except httpx.TransportError as exc:
-            raise RetryRequest(f"connection failed: {type(exc).__name__}") from None
+            why = str(exc).strip() or type(exc).__name__  # "[Errno 111] Connection refused", a DNS failure...
+            raise RetryRequest(f"connection to {self._origin} failed: {why}") from None
         if self.pacer is not None:
             self.pacer.observe(response.headers)
         status = response.status_code
