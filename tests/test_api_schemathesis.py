@@ -110,4 +110,6 @@ def test_schema_states_the_key_the_raw_bodies_and_body_minimums(api_schema: Any,
     schemas = document["components"]["schemas"]
     assert schemas["StockPatch"]["properties"]["quantity"]["minimum"] == 0
     assert schemas["ListingIn"]["properties"]["version"]["minimum"] == 0
+    quantity = schemas["BatchItem"]["properties"]["quantity"]  # oneOf of integer and number: no whole number valid
+    assert "oneOf" not in quantity and {"integer", "number"} <= {m["type"] for m in quantity["anyOf"]}
     assert "503" in paths["/v1/stores/{store_id}"]["get"]["responses"]

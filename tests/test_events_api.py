@@ -256,3 +256,16 @@ def test_subscription_functions_reject_what_the_api_rejects(fresh_db_url: str) -
         store = seed_store(conn)
     with pytest.raises(subscriptions.SubscriptionError, match="loopback"):
         subscribe(fresh_db_url, store, "https://127.1/x", config=EventsConfig())
+
+
+def test_create_refuses_unknown_fields_and_a_body_not_declared_json(
+    local_client: TestClient[Any], store: uuid.UUID, auth: dict[str, str]
+) -> None:
+    """`{"enabled": false}` was ignored (201, an enabled subscription), and a text/plain body taken as JSON."""
+    base = f"/v1/stores/{store}/webhooks"
+    sent = {"url": "http://127.0.0.1:9/x", "events": ["*"], "enabled": False}
+    unknown = local_client.post(base, json=sent, headers=auth)
+    assert unknown.status_code == 400 and "enabled" in unknown.text
+    plain = local_client.post(base, content=b'{"url": "http://127.0.0.1:9/y", "events": ["*"]}',
+                              headers={**auth, "Content-Type": "text/plain"})  # fmt: skip
+    assert plain.status_code == 415

@@ -371,3 +371,26 @@ def test_each_subscription_numbers_its_deliveries_without_gaps(
         stores = [d["store_sequence"] for d in by_number]
         assert stores == sorted(stores) and len(set(stores)) == len(stores)  # the store's order
     assert len(_mine(receiver, "/ok/some")) == 16  # 4 listings × (out, back, out, back)
+
+
+def test_replay_never_sends_a_ping_again_and_one_url_has_one_subscription(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    """`webhooks replay --store --since` re-queued pings (one in flight too), which a dispatcher then sent again;
+    two active subscriptions of a store to one URL sent each event twice under one webhook-id with two counters."""
+    store = seed_store(db)
+    sub = subscribe(fresh_db_url, store, receiver.url("/ok/replayed"), ["listing.created"])
+    job = on_conn(fresh_db_url, lambda c: subscriptions.start_ping(c, BOX, store, sub.subscription["id"]))
+    seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+    dispatch(fresh_db_url)
+    since = db.execute("SELECT min(created_at) FROM webhook_event").fetchone()[0]
+    again = on_conn(fresh_db_url, lambda c: subscriptions.replay(c, store_id=store, since=since))
+    assert again == 1  # the listing's delivery, not the ping (in flight here)
+    with pytest.raises(subscriptions.SubscriptionError, match="is a ping"):
+        on_conn(fresh_db_url, lambda c: subscriptions.replay(c, delivery_id=job.delivery_id))
+    dispatch(fresh_db_url)
+    bodies = [json.loads(r.body) for r in _mine(receiver, "/ok/replayed")]
+    assert [b["type"] for b in bodies] == ["listing.created", "listing.created"]
+    assert bodies[0]["data"]["webhook_id"] == str(sub.subscription["id"])
+    with pytest.raises(subscriptions.SubscriptionError, match="already sends this store's events to this URL"):
+        subscribe(fresh_db_url, store, receiver.url("/ok/replayed"), ["stock.out"])

@@ -424,3 +424,18 @@ def test_an_upload_whose_api_died_holds_the_store_back_only_until_its_heartbeat_
 
         assert asyncio.run(abort()) == [dead[0]]
         assert conn.execute("SELECT status FROM import_batch WHERE id = %s", (dead[0],)).fetchone() == ("aborted",)
+
+
+def test_a_refused_multipart_upload_aborts_its_batch(base: str, db_url: str, shop: tuple[uuid.UUID, str]) -> None:
+    """A multipart body without a file part was answered 400 but left its batch `receiving`, with a live heartbeat:
+    the store's writes were queued behind it for two minutes, again at every such request."""
+    store, key = shop
+    answer = httpx.post(f"{base}/v1/stores/{store}/imports", files={"other": (None, "1")}, headers=bearer(key))
+    assert answer.status_code == 400, answer.text
+    with psycopg.connect(db_url) as conn:
+        batches = conn.execute("SELECT status FROM import_batch WHERE store_id = %s", (store,)).fetchall()
+    assert batches == [("aborted",)]
+    put = httpx.put(
+        listing_url(base, store, "M-1"), json={"name": "Tea", "price": 1, "quantity": 1}, headers=bearer(key)
+    )
+    assert put.status_code == 200  # mapped at once: nothing holds the store back

@@ -22,7 +22,7 @@ from search_service.api.auth import BEARER_SCHEME
 from search_service.api.bodies import PlinqyRequest
 from search_service.api.errors import EXCEPTION_HANDLERS
 from search_service.api.ingest_schemas import BODY_STRUCTS
-from search_service.api.openapi_minimums import restore_zero_minimums
+from search_service.api.openapi_fixes import overlapping_unions_as_any_of, restore_zero_minimums
 from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
 from search_service.api.shared_state import SharedState
@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         openapi_config=OPENAPI,
     )
     restore_zero_minimums(app.openapi_schema, BODY_STRUCTS)
+    overlapping_unions_as_any_of(app.openapi_schema)
     return app
 
 

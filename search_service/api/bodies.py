@@ -18,7 +18,9 @@ from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.exceptions import SerializationException
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException, SerializationException
+from litestar.handlers.base import BaseRouteHandler
 
 from search_service.api.params import BadParameter
 
@@ -99,3 +101,11 @@ class PlinqyRequest(Request[Any, Any, Any]):
         if data is not None and value is not None:
             check_json_types(value, data.annotation)
         return value
+
+
+async def json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A guard: 415 unless the body is declared JSON (litestar would parse any body as JSON). Guards run before
+    the body is read, so a wrong content type is 415 whatever the body holds."""
+    media = connection.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise HTTPException(status_code=415, detail="send the body as application/json")

@@ -10,6 +10,7 @@ from litestar.params import Body
 
 from search_service.api import events_schemas as S
 from search_service.api.auth import BEARER, require_store_key
+from search_service.api.bodies import json_body
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import StoreId, WebhookId
 from search_service.api.runtime import Runtime
@@ -35,7 +36,7 @@ def _raise_as_http(exc: subscriptions.SubscriptionError) -> None:
 
 @post(
     _BASE,
-    guards=[require_store_key("webhooks:write")],
+    guards=[require_store_key("webhooks:write"), json_body],
     security=BEARER,
     summary="Subscribe a URL to the store's events",
     description="The URL must be https and resolve to a public address (checked now and at every delivery). "

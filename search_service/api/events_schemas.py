@@ -10,14 +10,14 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
-from search_service.api.ingest_schemas import AUTH_ERRORS, WRITE_ERRORS
+from search_service.api.ingest_schemas import AUTH_ERRORS, JSON_ONLY, WRITE_ERRORS
 from search_service.api.schemas import ErrorBody
 
 _STORE = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
 _WEBHOOK = "5d2c8e4a-1f3b-4a6d-9e8c-7b6a5f4e3d2c"
 
 
-class WebhookCreate(msgspec.Struct):
+class WebhookCreate(msgspec.Struct, forbid_unknown_fields=True):
     url: str
     events: list[str]
 
@@ -119,6 +119,7 @@ CREATE_RESPONSES = {
     **_spec(WebhookCreated, 201, _CREATED, "Created. `secret` (whsec_…) signs every delivery; it is shown only now."),
     **BAD_URL,
     **NO_STORE,
+    **JSON_ONLY,
 }
 LIST_RESPONSES = {
     **COMMON,

@@ -16,15 +16,14 @@ from uuid import UUID
 import anyio
 import msgspec
 from litestar import Request, Response, delete, get, patch, post, put
-from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, PermissionDeniedException
-from litestar.handlers.base import BaseRouteHandler
+from litestar.exceptions import PermissionDeniedException
 from litestar.params import Body
 
 from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
 from search_service.api.auth import BEARER, principal_of, require_admin_key, require_key, require_store_key
+from search_service.api.bodies import json_body
 from search_service.api.errors import Accepted
 from search_service.api.listing_reads import import_status_of, listing_of, require_store
 from search_service.api.params import BadParameter, NotFound
@@ -49,14 +48,6 @@ async def long_connection(rt: Runtime) -> AsyncIterator[Any]:
     pool's acquire bound, but a generous statement timeout set per transaction by the callers."""
     async with rt.connection() if rt.pool is None else rt.pool.acquire(timeout=10) as conn:
         yield conn
-
-
-async def json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """A guard: 415 unless the body is declared JSON (litestar would parse any body as JSON). Guards run before
-    the body is read, so a wrong content type is 415 whatever the body holds."""
-    media = connection.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/json":
-        raise HTTPException(status_code=415, detail="send the body as application/json")
 
 
 def _parameter(reason: str) -> str | None:

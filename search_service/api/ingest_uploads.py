@@ -223,7 +223,12 @@ async def _receive(
             await pipeline.abort_batch(conn, batch_id, failure[0])
         raise failure[1]
     if media == "multipart/form-data":  # parsed in a thread: an adversarial body costs seconds of CPU a MB
-        return await anyio.to_thread.run_sync(multipart_file, body, request.headers.get("content-type", ""))
+        try:
+            return await anyio.to_thread.run_sync(multipart_file, body, request.headers.get("content-type", ""))
+        except BadParameter as exc:  # answered 400: its batch, left receiving, held the store's writes back
+            async with _connection_of(rt) as conn:
+                await pipeline.abort_batch(conn, batch_id, exc.message)
+            raise
     return body, None
 
 

@@ -103,6 +103,12 @@ async def create(
     chosen = check_events(events)
     await require_store(conn, store_id)  # before the URL: an unknown store needs no DNS lookup to be refused
     await check_url(url, config, resolver)
+    same = await _one(conn, "active_subscription_to", store_id=store_id, url=url)
+    if same is not None:
+        raise SubscriptionError(
+            "url", f"webhook {same['id']} already sends this store's events to this URL: remove it first, or add "
+            "the events you want to one subscription",
+        )  # fmt: skip
     secret = delivery.new_secret()
     token = box.encrypt(secret).decode()
     row = await _one(conn, "insert_subscription", store_id=store_id, url=url, events=chosen, secret=token)
@@ -207,6 +213,8 @@ async def replay(
         row = await _one(conn, "delivery_exists", delivery_id=delivery_id)
         if row is None:
             raise SubscriptionNotFound("delivery_id", f"no delivery {delivery_id}")
+        if row["type"] == "webhook.ping":
+            raise SubscriptionError("delivery_id", f"delivery {delivery_id} is a ping: send a new one (…/test)")
         if row["status"] not in ("delivered", "failed"):
             raise SubscriptionError("delivery_id", f"delivery {delivery_id} is {row['status']}: already queued")
         if not row["is_active"]:

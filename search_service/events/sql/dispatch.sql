@@ -38,9 +38,10 @@ SET locked_by = :worker_id::text,
 FROM due, webhook_event e, store_webhook w
 WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.webhook_id
 RETURNING d.id, d.webhook_id, d.message_id, d.attempts, e.type,
-          -- data.sequence: the subscription's number (migration 0027), store_sequence the store's
+          -- data.sequence: the subscription's number (migration 0027), store_sequence the store's, webhook_id whose
           CASE WHEN d.sequence IS NULL THEN e.payload
-               ELSE e.payload || jsonb_build_object('sequence', d.sequence, 'store_sequence', e.seq) END::text AS payload,
+               ELSE e.payload || jsonb_build_object('sequence', d.sequence, 'store_sequence', e.seq,
+                                                    'webhook_id', d.webhook_id) END::text AS payload,
           e.created_at, w.url, w.secret, w.is_active;
 
 -- name: record_results

@@ -11,6 +11,12 @@ INSERT INTO store_webhook (store_id, url, events, secret)
 VALUES (:store_id::uuid, :url::text, :events::text[], :secret::text)
 RETURNING id, store_id, url, events, is_active, disabled_reason, failing_since, created_at;
 
+-- name: active_subscription_to
+-- params: store_id uuid, url text
+-- One active subscription a store's URL: two gave the receiver each event twice under one webhook-id, with two
+-- counters in `sequence` it could not tell apart.
+SELECT id FROM store_webhook WHERE store_id = :store_id::uuid AND url = :url::text AND is_active LIMIT 1;
+
 -- name: list_subscriptions
 -- params: store_id uuid|null (NULL: every store)
 SELECT id, store_id, url, events, is_active, disabled_reason, failing_since, created_at
@@ -68,13 +74,15 @@ LIMIT :limit::int;
 -- params: delivery_id bigint|null, store_id uuid|null, since timestamptz|null
 -- Send again (same webhook-id: receivers deduplicate), with fresh attempts: one delivery, or every finished one of
 -- a store's events since a time. Rows still queued or in flight are left as they are, and so are the deliveries of
--- a disabled webhook (the dispatcher would fail them at once).
+-- a disabled webhook (the dispatcher would fail them at once) and pings (sent once, by their caller: a replay had a
+-- dispatcher send them again, one still in flight too).
 WITH again AS (
     UPDATE webhook_delivery d
     SET status = 'pending', attempts = 0, next_attempt_at = now(), locked_by = NULL, locked_until = NULL,
         delivered_at = NULL
     FROM webhook_event e, store_webhook w
     WHERE e.id = d.event_id AND w.id = d.webhook_id AND w.is_active AND d.status IN ('delivered', 'failed')
+      AND e.type <> 'webhook.ping' AND (d.locked_until IS NULL OR d.locked_until < now())
       AND (:delivery_id::bigint IS NULL OR d.id = :delivery_id::bigint)
       AND (:store_id::uuid IS NULL OR e.store_id = :store_id::uuid)
       AND (:since::timestamptz IS NULL OR e.created_at >= :since::timestamptz)
@@ -84,6 +92,6 @@ SELECT count(*) AS n, pg_notify('webhook_delivery', '') IS NULL AS notified FROM
 
 -- name: delivery_exists
 -- params: delivery_id bigint
-SELECT d.status, w.is_active, w.disabled_reason
-FROM webhook_delivery d JOIN store_webhook w ON w.id = d.webhook_id
+SELECT d.status, w.is_active, w.disabled_reason, e.type
+FROM webhook_delivery d JOIN store_webhook w ON w.id = d.webhook_id JOIN webhook_event e ON e.id = d.event_id
 WHERE d.id = :delivery_id::bigint;

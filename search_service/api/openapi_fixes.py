@@ -1,0 +1,49 @@
+"""Two mends of the OpenAPI litestar writes for the body structs.
+
+- A field's `ge=0`: litestar reads msgspec's constraints with a truthiness test, so a minimum of 0 (a quantity, a
+  version) was dropped from the schema while the server enforced it (`{"quantity": -1}`, schema-valid, was a 400).
+  Query parameters state theirs with `schema_extra` (params.py).
+- A union of `int` and `float` (a batch item's `quantity`: `int | float | str`) as `oneOf`: a whole number matches
+  both `integer` and `number`, so every whole quantity, the schema's own example too, was invalid. `anyOf` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from litestar.openapi.spec import OpenAPI, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+
+
+def _has_zero_minimum(info: Any) -> bool:
+    if isinstance(info, msgspec.inspect.Metadata):
+        return _has_zero_minimum(info.type)
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(_has_zero_minimum(member) for member in info.types)
+    return isinstance(info, msgspec.inspect.IntType | msgspec.inspect.FloatType) and info.ge == 0
+
+
+def restore_zero_minimums(openapi: OpenAPI, structs: Iterable[type[msgspec.Struct]]) -> None:
+    """Set `minimum: 0` on the properties of these structs' component schemas whose field has `ge=0`."""
+    schemas = openapi.components.schemas or {} if openapi.components else {}
+    for struct in structs:
+        schema = schemas.get(struct.__name__)
+        if not isinstance(schema, Schema) or not schema.properties:
+            continue
+        for field in msgspec.inspect.type_info(struct).fields:  # type: ignore[attr-defined]
+            prop = schema.properties.get(field.encode_name)
+            if isinstance(prop, Schema) and _has_zero_minimum(field.type):
+                prop.minimum = 0
+
+
+def overlapping_unions_as_any_of(openapi: OpenAPI) -> None:
+    """`oneOf` → `anyOf` on the component schemas' properties whose members include both integer and number."""
+    schemas = openapi.components.schemas or {} if openapi.components else {}
+    for schema in schemas.values():
+        for prop in (schema.properties or {}).values() if isinstance(schema, Schema) else ():
+            members = prop.one_of if isinstance(prop, Schema) else None
+            kinds = {getattr(member, "type", None) for member in members or ()}
+            if isinstance(prop, Schema) and {OpenAPIType.INTEGER, OpenAPIType.NUMBER} <= kinds:
+                prop.any_of, prop.one_of = prop.one_of, None
