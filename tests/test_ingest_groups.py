@@ -133,3 +133,46 @@ def test_a_killed_workers_group_is_taken_over(db: psycopg.Connection, fresh_db_u
     ).fetchall()
     assert states == [("completed", 1, 2)] * 3
     assert listed(db, store, "a") == (3, True)
+
+
+def one_claim(dsn: str) -> None:
+    """One claim of the import job and what it takes along (its drain would wait out a crashed batch's pause)."""
+
+    async def run() -> None:
+        worker = ImportWorker(dsn, IngestConfig(), ImportWorkerOptions(drain=True))
+        conn = await asyncpg.connect(dsn)
+        try:
+            head = await groups.claim_next(conn, worker.worker_id, 60)
+            assert head is not None
+            await worker._take(conn, head)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def test_a_group_whose_batch_fails_maps_none_of_the_later_ones_past_it(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """A group that raised was mapped batch by batch, and those after the one that failed were applied at once:
+    when it succeeded on its retry (a transient error), its older level overwrote the newer one."""
+    store = new_store(db)
+    deliver(db, store, {"sku": "a", "name": "Item a", "price": "1.00", "quantity": 1})
+    drain_imports(fresh_db_url)
+    db.execute("CREATE TABLE fail_now (on_ boolean); INSERT INTO fail_now VALUES (true)")
+    db.execute("""CREATE FUNCTION fail_666() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.quantity = 666 AND (SELECT on_ FROM fail_now) THEN RAISE EXCEPTION 'transient'; END IF;
+        RETURN NEW; END $$""")  # fmt: skip
+    db.execute("CREATE TRIGGER fail_666 BEFORE UPDATE ON store_product FOR EACH ROW EXECUTE FUNCTION fail_666()")
+    first = deliver(db, store, {"op": "stock", "sku": "a", "quantity": 666})
+    later = deliver(db, store, {"op": "stock", "sku": "a", "quantity": 5})
+    one_claim(fresh_db_url)
+    rows = db.execute("SELECT id, status, processed_rows, locked_by IS NULL FROM import_batch WHERE id = ANY(%s)",
+                      ([first, later],)).fetchall()  # fmt: skip
+    states = {r[0]: tuple(r[1:]) for r in rows}
+    assert states[first][:2] == ("processing", 0)  # paused, to be tried again
+    assert states[later] == ("processing", 0, True) and listed(db, store, "a")[0] == 1  # back in the queue, unmapped
+    db.execute("UPDATE fail_now SET on_ = false")
+    db.execute("UPDATE import_batch SET locked_until = NULL WHERE id = %s", (first,))  # its pause over
+    run_worker(fresh_db_url)
+    assert listed(db, store, "a")[0] == 5  # 666, then 5: in order

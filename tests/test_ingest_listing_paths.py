@@ -338,6 +338,9 @@ def test_a_csv_upload_in_its_declared_charset(base: str, db_url: str, shop: tupl
     unknown = httpx.post(url, content=data, headers={**bearer(key), "Content-Type": "text/csv; charset=klingon"})
     assert unknown.status_code == 400 and unknown.json()["error"]["parameter"] == "content-type"
     assert "klingon" in unknown.json()["error"]["message"]
+    odd = httpx.post(url, content=b"sku,name,price,quantity\nA,b,1,1\n",
+                     headers={**bearer(key), "Content-Type": "text/csv; charset=punycode"})  # fmt: skip
+    assert odd.status_code == 400 and odd.json()["error"]["parameter"] == "content-type", odd.text  # it was a 500
 
 
 def test_queued_writes_hold_no_connection_while_they_wait(

@@ -431,3 +431,22 @@ def test_an_inline_write_that_fails_leaves_nothing_for_a_worker_to_apply_later(d
     assert db.execute("SELECT count(*) FROM import_batch WHERE store_id = %s", (store,)).fetchone() == (0,)
     _batch, results = asyncio.run(write("FINE"))
     assert results is not None and results[0]["status"] == "mapped"  # mapped inline, queued behind nothing
+
+
+def test_a_given_up_write_has_no_results(db: psycopg.Connection) -> None:
+    """A listing write's batch failed for good answered `results` with its row `pending` ("may still be applied")."""
+    from search_service.ingest import listing_writes
+
+    store = make_store(db)
+    batch = pipeline.record_batch(db, store_id=store, source="api", kind="listing",
+                                  rows=[{"sku": "X", "name": "x", "price": 1, "quantity": 1}])  # fmt: skip
+    db.execute("UPDATE import_batch SET status = 'failed' WHERE id = %s", (batch,))
+
+    async def results() -> Any:
+        conn = await asyncpg.connect(dsn_of(db))
+        try:
+            return await listing_writes.results_if_mapped(conn, batch)
+        finally:
+            await conn.close()
+
+    assert asyncio.run(results()) is None

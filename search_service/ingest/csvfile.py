@@ -165,10 +165,9 @@ def _declared(data: bytes, charset: str) -> str:
         raise CsvError(
             f"the charset {name!r} is unknown: send the file as UTF-8, or name its charset", "content-type"
         ) from None
-    except UnicodeDecodeError as exc:
-        raise CsvError(
-            f"the file is not {name} ({exc.reason} at byte {exc.start}): {SAVE_AS}", "content-type"
-        ) from None
+    except UnicodeError as exc:  # UnicodeDecodeError, or a codec's own (punycode raises a bare UnicodeError)
+        where = f" at byte {exc.start}" if isinstance(exc, UnicodeDecodeError) else ""
+        raise CsvError(f"the file is not {name} ({exc}{where}): {SAVE_AS}", "content-type") from None
 
 
 class CsvRows:

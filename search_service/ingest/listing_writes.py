@@ -42,9 +42,10 @@ async def record_and_map(
 
 
 async def results_if_mapped(conn: Any, batch_id: UUID) -> list[Any] | None:
-    """A batch's rows' results once it is no longer waiting or being mapped, else None."""
+    """A batch's rows' results once it is completed, else None (waiting, being mapped, or failed: a given-up
+    write's rows say `pending`, which a till would read as "may still be applied")."""
     status = (await fetch(conn, "batch_status", batch_id=batch_id))[0]["status"]
-    if status in ("pending", "processing"):
+    if status != "completed":
         return None
     return await fetch(conn, "batch_rows", batch_id=batch_id)
 

@@ -135,17 +135,26 @@ class ImportWorker:
             raise
         except Exception:  # one batch of the group may be poisoned: each alone, so only that one is charged
             log.exception("a group of %d batches failed; mapping them one by one", 1 + len(followers))
-            for batch in (head, *followers):
-                await self._map_or_record(conn, batch.id)
+            await self._one_by_one(conn, [head, *followers])
             return head.total_rows + sum(f.total_rows for f in followers)
         self.batches += 1 + len(followers)
         self.totals.add(counts)
         log.info(json.dumps({"event": "group", "batches": 1 + len(followers), **vars(counts)}))
         return head.total_rows + sum(f.total_rows for f in followers)
 
-    async def _map_or_record(self, conn: asyncpg.Connection, batch_id: UUID) -> None:
+    async def _one_by_one(self, conn: asyncpg.Connection, batches: list[groups.Claimed]) -> None:
+        """A failed group's batches, each alone, in order. One that crashes and will be tried again stops the rest:
+        they go back to the queue behind it (mapped past it, an older write was applied over a newer one later)."""
+        for n, batch in enumerate(batches):
+            if await self._map_or_record(conn, batch.id) == "processing":
+                for later in batches[n + 1 :]:
+                    await pipeline.release_batch(conn, later.id, self.worker_id)
+                return
+
+    async def _map_or_record(self, conn: asyncpg.Connection, batch_id: UUID) -> str | None:
         """Map a batch; one that raises (a bug, a row the database refuses) is recorded on the batch and tried again
-        later, failed after pipeline.MAX_MAPPING_ATTEMPTS: it crashed the job at every claim, for ever."""
+        later, failed after pipeline.MAX_MAPPING_ATTEMPTS: it crashed the job at every claim, for ever. Returns the
+        crashed batch's status (`processing`: to be tried again; `failed`), None when it was mapped."""
         try:
             await self._map(conn, batch_id)
         except CONNECTION_LOST:
@@ -154,6 +163,8 @@ class ImportWorker:
             log.exception("mapping batch %s failed", batch_id)
             status = await pipeline.batch_crashed(conn, batch_id, self.worker_id, f"{type(exc).__name__}: {exc}")
             log.warning(json.dumps({"event": "batch_crashed", "batch": str(batch_id), "status": status}))
+            return status
+        return None
 
     async def _hold(self) -> None:
         """Fault injection (tests): a pause after each chunk, cut short by a stop."""
