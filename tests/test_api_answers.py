@@ -130,7 +130,8 @@ def test_the_command_line_says_in_one_line_what_to_do_when_it_cannot_start(db_ur
     for out in (unreachable, missing, bad_key, worker):
         assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
         assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("error: ")
-    assert "cannot reach the database" in unreachable.stderr and "plinqy-search db up" in unreachable.stderr
+    assert "cannot reach the database" in unreachable.stderr and "check DATABASE_URL" in unreachable.stderr
+    assert "db up" not in unreachable.stderr  # DATABASE_URL set: `db up` starts only the embedded cluster it bypasses
     assert 'database "no_such_database" does not exist' in missing.stderr
     assert "not a Fernet key" in bad_key.stderr and "PLINQY_SECRET_KEY_FILE" in bad_key.stderr
 
