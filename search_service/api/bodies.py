@@ -74,6 +74,11 @@ def check_json_types(value: Any, data_type: Any) -> None:
     """`value` (a decoded JSON body) as the schema's JSON types say, or a `BadParameter` naming the field. A body
     that fails the lenient conversion too (a missing or unknown field) is left to litestar's own error."""
     try:
+        msgspec.convert(value, data_type, strict=True)
+        return
+    except msgspec.ValidationError:
+        pass
+    try:  # the rare body that fails: again with its whole floats as ints (walking every body cost each write)
         msgspec.convert(_whole_numbers_as_ints(value), data_type, strict=True)
     except msgspec.ValidationError as exc:
         try:

@@ -319,10 +319,9 @@ async def import_status(
 ) -> S.ImportStatus:
     row = await _owned_batch(rt, request, batch_id)
     status = import_status_of(row)
-    if row["kind"] == "listing":
+    if row["kind"] == "listing" and row["status"] == "completed":  # its status is known: the rows alone
         async with rt.connection() as conn:
-            results = await listing_writes.results_if_mapped(conn, batch_id)
-        status.results = None if results is None else _result_items(results)
+            status.results = _result_items(await listing_writes.results_of(conn, batch_id))
     return status
 
 

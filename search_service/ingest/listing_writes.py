@@ -38,15 +38,18 @@ async def record_and_map(
             return batch_id, None
         await map_batch(conn, batch_id, worker_id, max(len(rows), 1), lease_s)
         await fetch(conn, "synchronous_commit")  # the chunk's fence turned it off: this commit is an answer
-        return batch_id, await fetch(conn, "batch_rows", batch_id=batch_id)
+        return batch_id, await results_of(conn, batch_id)
 
 
 async def results_if_mapped(conn: Any, batch_id: UUID) -> list[Any] | None:
     """A batch's rows' results once it is completed, else None (waiting, being mapped, or failed: a given-up
     write's rows say `pending`, which a till would read as "may still be applied")."""
     status = (await fetch(conn, "batch_status", batch_id=batch_id))[0]["status"]
-    if status != "completed":
-        return None
+    return await results_of(conn, batch_id) if status == "completed" else None
+
+
+async def results_of(conn: Any, batch_id: UUID) -> list[Any]:
+    """A batch's rows' results (batch_rows), whatever its status."""
     return await fetch(conn, "batch_rows", batch_id=batch_id)
 
 
