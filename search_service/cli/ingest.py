@@ -20,7 +20,12 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--store", "store_id", type=click.UUID, help="The store the key acts for.")
-@click.option("--admin", is_flag=True, help="An admin key (stores:write, every store) instead of a store's.")
+@click.option(
+    "--admin",
+    is_flag=True,
+    help="An admin key, for every store (scopes: stores:write, listings:write, "
+    "webhooks:write; --scope narrows them) instead of a store's.",
+)
 @click.option("--scope", "scopes", multiple=True, help="listings:write, stores:write, webhooks:write (repeatable).")
 @click.option("--name", default=None, help="A label to tell keys apart.")
 @click.pass_obj
@@ -87,14 +92,14 @@ def stores() -> None:
 
 
 @stores.command("create")
-@click.option("--name", required=True)
-@click.option("--lat", required=True, type=float)
-@click.option("--lon", required=True, type=float)
-@click.option("--address", default=None)
-@click.option("--city", default=None)
-@click.option("--postal-code", default=None)
+@click.option("--name", required=True, help="The store's name, as shoppers see it.")
+@click.option("--lat", required=True, type=float, help="Latitude of the store, WGS 84 (-90..90).")
+@click.option("--lon", required=True, type=float, help="Longitude of the store, WGS 84 (-180..180).")
+@click.option("--address", default=None, help="Street and number.")
+@click.option("--city", default=None, help="City.")
+@click.option("--postal-code", default=None, help="Postal code.")
 @click.option("--country", "country_code", default=None, help="ISO 3166-1 alpha-2, e.g. DE.")
-@click.option("--store-type", default=None)
+@click.option("--store-type", default=None, help="A free label, e.g. grocery or hardware.")
 @click.option("--currency", default="EUR", show_default=True, help="The store's default currency (ISO 4217).")
 @click.pass_obj
 @user_errors
@@ -141,7 +146,7 @@ def import_group() -> None:
 
 @import_group.command("csv")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--store", "store_id", required=True, type=click.UUID)
+@click.option("--store", "store_id", required=True, type=click.UUID, help="The store whose catalogue this is.")
 @click.option("--strict", is_flag=True, help="Exit 3 when any row was rejected.")
 @click.option("--charset", help="The file's encoding when it is not UTF-8 (Excel's CSV on Windows: windows-1252).")
 @click.pass_obj
