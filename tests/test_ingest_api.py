@@ -188,6 +188,8 @@ def test_put_patch_delete_a_listing(base: str, conn: psycopg.Connection, shop: t
     assert gone.status_code == 200 and gone.json()["listing"]["is_active"] is False
     missing = httpx.patch(f"{base}/v1/stores/{store}/listings/NOPE", json={"quantity": 1}, headers=bearer(key))
     assert missing.status_code == 404 and error_of(missing)[0] == "sku"
+    never = httpx.delete(f"{base}/v1/stores/{store}/listings/NOPE", headers=bearer(key))
+    assert never.status_code == 404 and error_of(never)[0] == "sku"
 
 
 @pytest.mark.parametrize(

@@ -239,6 +239,21 @@ def test_newest_wins_and_inventory_delta(db: psycopg.Connection) -> None:
     assert got is not None and got[3] is False
 
 
+def test_a_delete_of_no_listing_is_done_and_a_stock_change_of_none_is_rejected(db: psycopg.Connection) -> None:
+    """A POS's first sync sends the items it deleted long ago: nothing to delete is not an error row."""
+    store = make_store(db)
+    rows = [{"op": "delete", "sku": "GONE", "updated_at": "2026-12-01T10:00:00Z"}, {"op": "stock", "sku": "NONE",
+            "quantity": 2}]  # fmt: skip
+    batch = pipeline.record_batch(db, store_id=store, source="lightspeed-x", kind="sync", rows=rows)
+    drain(db)
+    got = [(status, reason) for _, status, reason, _ in rows_of(db, batch)]
+    assert got == [("stale", "no listing with sku 'GONE' in this store"),
+                   ("rejected", "no listing with sku 'NONE' in this store")]  # fmt: skip
+    counts = db.execute("SELECT stale_rows, error_rows FROM import_batch WHERE id = %s", (batch,)).fetchone()
+    assert counts == (1, 1)
+    assert listing(db, store, "GONE") is None
+
+
 def test_an_upsert_with_both_clocks_applies_its_catalogue_when_only_its_level_is_older(db: psycopg.Connection) -> None:
     """A first sync's upsert carries the product's clock (updated_at) and its level's (version): a newer stock
     change already mapped keeps its level, the upsert's newer catalogue still applies; a row with one clock is

@@ -88,10 +88,10 @@ async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.List
 
 
 async def _answer(conn: Any, store_id: UUID, row: dict[str, Any], batch_id: UUID, result: Any) -> S.ListingResult:
+    reason = str(result["error"])
+    if reason.startswith("no listing with sku"):  # a stock write (rejected) or a delete (stale) of no listing
+        raise NotFound("sku", reason)
     if result["status"] == "rejected":
-        reason = str(result["error"])
-        if reason.startswith("no listing with sku"):
-            raise NotFound("sku", reason)
         raise BadParameter(_parameter(reason), reason)
     listing = await listing_of(conn, store_id, row["sku"])
     return S.ListingResult(

@@ -161,8 +161,9 @@ def _decide(
         row.quantity, row.version = None, None
         row.notes.append("the stock level is older than the listing's (version); the listing keeps its level")
     if row.op != "upsert":
-        if look["listing_id"] is None:
-            return RowResult("rejected", f"no listing with sku {row.sku!r} in this store")
+        if look["listing_id"] is None:  # a delete of what is not here is done (a POS's first sync sends its deleted)
+            outcome = "stale" if row.op == "delete" else "rejected"
+            return RowResult(outcome, f"no listing with sku {row.sku!r} in this store")
         (plan.stock if row.op == "stock" else plan.deletes).append(row)
         return RowResult("mapped", None, None, look["listing_product"])
     category_id = categories.resolve(row)
