@@ -197,3 +197,19 @@ def test_unknown_routes_and_methods_are_json(client: TestClient[Any]) -> None:
     response = client.post("/v1/search", params={"q": "milk"})
     assert response.status_code == 405
     assert response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "parameter"),
+    [
+        ("/v1/search", "q=milk&lat=52.5&lon=13.4&lat=48.1", "lat"),
+        ("/v1/search", "q=milk&q=bread", "q"),
+        ("/v1/suggest", "q=mi&limit=5&limit=6", "limit"),
+        ("/v1/stores/nearby", "lat=52.5&lon=13.4&radius_m=1000&radius_m=2000", "radius_m"),
+    ],
+)
+def test_a_parameter_given_twice_is_refused(client: TestClient[Any], path: str, query: str, parameter: str) -> None:
+    """The last value would win silently: a client that builds its query wrongly searches where it did not mean."""
+    response = client.get(f"{path}?{query}")
+    assert_bad(response, parameter)
+    assert "more than once" in response.json()["error"]["message"]

@@ -23,6 +23,7 @@ from search_service.api.bodies import PlinqyRequest
 from search_service.api.errors import EXCEPTION_HANDLERS
 from search_service.api.ingest_schemas import BODY_STRUCTS
 from search_service.api.openapi_fixes import overlapping_unions_as_any_of, restore_zero_minimums
+from search_service.api.params import refuse_repeated_parameters
 from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
 from search_service.api.shared_state import SharedState
@@ -31,7 +32,8 @@ from search_service.settings import Settings
 OPENAPI = OpenAPIConfig(
     title="Plinqy Search",
     version="1.0.0",
-    description="Semantic + geo 'search near me' over the products of local stores.",
+    description="Semantic + geo 'search near me' over the products of local stores. Bad input answers 400 with "
+    '`{"error": {"parameter", "message"}}`; every query parameter is given at most once.',
     servers=[Server(url="/")],
     use_handler_docstrings=False,
     components=Components(security_schemes={"apiKey": BEARER_SCHEME}),
@@ -66,6 +68,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         dependencies={"rt": Provide(provide_runtime, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=PlinqyRequest,
+        before_request=refuse_repeated_parameters,
         middleware=[runtime.metrics.middleware],
         lifespan=[lifespan],
         state=State({"runtime": runtime}),

@@ -11,8 +11,9 @@ import math
 import re
 import unicodedata
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+from litestar import Request
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
@@ -71,6 +72,16 @@ class BadParameter(Exception):
         super().__init__(f"{parameter}: {message}" if parameter else message)
         self.parameter = parameter
         self.message = message
+
+
+def refuse_repeated_parameters(request: Request[Any, Any, Any]) -> None:
+    """A `before_request` hook: a query parameter given twice is a 400 naming it (the framework would keep the
+    last one silently, so `?lat=1&lat=2` searched somewhere the client did not mean). No parameter is a list."""
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name in seen:
+            raise BadParameter(name, f"is given more than once: give {name} once")
+        seen.add(name)
 
 
 class NotFound(Exception):
