@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from embeddings.encoder import Encoder
+from search_service.api.params import Q_PATTERN, BadParameter, clean_query
 from tests.test_api import app_settings, load_test_encoder, running_client
 
 POINT = {"lat": "52.37", "lon": "4.89"}
@@ -213,3 +215,20 @@ def test_a_parameter_given_twice_is_refused(client: TestClient[Any], path: str, 
     response = client.get(f"{path}?{query}")
     assert_bad(response, parameter)
     assert "more than once" in response.json()["error"]["message"]
+
+
+def test_the_q_pattern_of_the_schema_accepts_what_the_api_accepts() -> None:
+    """Every character of the Basic Multilingual Plane, alone and between letters: the OpenAPI pattern and the
+    server agree (a zero-width space alone matched the pattern and was refused)."""
+    pattern = re.compile(Q_PATTERN)
+    disagree = []
+    for code in (c for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF):
+        for text in (chr(code), f"a{chr(code)}b"):
+            try:
+                clean_query(text)
+                accepted = True
+            except BadParameter:
+                accepted = False
+            if accepted != (pattern.fullmatch(text) is not None):
+                disagree.append(hex(code))
+    assert disagree == []
