@@ -95,7 +95,8 @@ def test_schema_documents_every_route(api_schema: Any, base_url: str) -> None:
 def test_schema_states_the_key_the_raw_bodies_and_body_minimums(api_schema: Any, base_url: str) -> None:
     """The OpenAPI left out what a client needs to write: no security scheme (every write route answers 401
     without a key), no body for the CSV upload or the signed delivery (their handlers read it raw), and every
-    body field's minimum of 0 (litestar drops a falsy `ge`), while the server refuses `{"quantity": -1}`."""
+    body field's minimum of 0 (litestar drops a falsy `ge`), while the server refuses `{"quantity": -1}`, and
+    `additionalProperties: false` of the bodies that refuse unknown fields."""
     document = httpx.get(f"{base_url}/schema/openapi.json").json()
     scheme = document["components"]["securitySchemes"]["apiKey"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer") and "keys create" in scheme["description"]
@@ -113,3 +114,5 @@ def test_schema_states_the_key_the_raw_bodies_and_body_minimums(api_schema: Any,
     quantity = schemas["BatchItem"]["properties"]["quantity"]  # oneOf of integer and number: no whole number valid
     assert "oneOf" not in quantity and {"integer", "number"} <= {m["type"] for m in quantity["anyOf"]}
     assert "503" in paths["/v1/stores/{store_id}"]["get"]["responses"]
+    closed = {name for name, schema in schemas.items() if schema.get("additionalProperties") is False}
+    assert closed == {"ListingIn", "StockPatch", "BatchItem", "BatchIn", "StoreIn", "StorePatch", "WebhookCreate"}

@@ -21,8 +21,9 @@ from search_service.api import events_routes, ingest_routes, listing_reads, page
 from search_service.api.auth import BEARER_SCHEME
 from search_service.api.bodies import PlinqyRequest
 from search_service.api.errors import EXCEPTION_HANDLERS
+from search_service.api.events_schemas import WebhookCreate
 from search_service.api.ingest_schemas import BODY_STRUCTS
-from search_service.api.openapi_fixes import overlapping_unions_as_any_of, restore_zero_minimums
+from search_service.api.openapi_fixes import overlapping_unions_as_any_of, state_body_rules
 from search_service.api.params import refuse_repeated_parameters
 from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
@@ -74,7 +75,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         state=State({"runtime": runtime}),
         openapi_config=OPENAPI,
     )
-    restore_zero_minimums(app.openapi_schema, BODY_STRUCTS)
+    state_body_rules(app.openapi_schema, (*BODY_STRUCTS, WebhookCreate))
     overlapping_unions_as_any_of(app.openapi_schema)
     return app
 

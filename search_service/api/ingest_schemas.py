@@ -124,7 +124,8 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
     items: Annotated[list[BatchItem], msgspec.Meta(min_length=1, max_length=1000)]
 
 
-BODY_STRUCTS = (ListingIn, StockPatch, BatchItem, StoreIn, StorePatch)  # whose `ge=0` the OpenAPI states (app.py)
+# The bodies whose rules (`ge=0`, no unknown field) the OpenAPI states (app.py, openapi_fixes.py).
+BODY_STRUCTS = (ListingIn, StockPatch, BatchItem, BatchIn, StoreIn, StorePatch)
 
 
 class ListingOut(msgspec.Struct):

@@ -1,8 +1,10 @@
-"""Two mends of the OpenAPI litestar writes for the body structs.
+"""Three mends of the OpenAPI litestar writes for the body structs.
 
 - A field's `ge=0`: litestar reads msgspec's constraints with a truthiness test, so a minimum of 0 (a quantity, a
   version) was dropped from the schema while the server enforced it (`{"quantity": -1}`, schema-valid, was a 400).
   Query parameters state theirs with `schema_extra` (params.py).
+- A struct that forbids unknown fields: litestar leaves `additionalProperties` out, so a client generated from the
+  schema sends what the server refuses (400 naming the field). `additionalProperties: false`.
 - A union of `int` and `float` (a batch item's `quantity`: `int | float | str`) as `oneOf`: a whole number matches
   both `integer` and `number`, so every whole quantity, the schema's own example too, was invalid. `anyOf` instead.
 """
@@ -25,13 +27,16 @@ def _has_zero_minimum(info: Any) -> bool:
     return isinstance(info, msgspec.inspect.IntType | msgspec.inspect.FloatType) and info.ge == 0
 
 
-def restore_zero_minimums(openapi: OpenAPI, structs: Iterable[type[msgspec.Struct]]) -> None:
-    """Set `minimum: 0` on the properties of these structs' component schemas whose field has `ge=0`."""
+def state_body_rules(openapi: OpenAPI, structs: Iterable[type[msgspec.Struct]]) -> None:
+    """On these structs' component schemas: `minimum: 0` on the properties whose field has `ge=0`, and
+    `additionalProperties: false` where the struct forbids unknown fields."""
     schemas = openapi.components.schemas or {} if openapi.components else {}
     for struct in structs:
         schema = schemas.get(struct.__name__)
         if not isinstance(schema, Schema) or not schema.properties:
             continue
+        if struct.__struct_config__.forbid_unknown_fields:
+            schema.additional_properties = False
         for field in msgspec.inspect.type_info(struct).fields:  # type: ignore[attr-defined]
             prop = schema.properties.get(field.encode_name)
             if isinstance(prop, Schema) and _has_zero_minimum(field.type):
