@@ -142,3 +142,19 @@ def test_an_unknown_store_in_a_filter_is_named_not_an_empty_answer(fresh_db_url:
     for command in commands:
         result = run(fresh_db_url, *command)
         assert result.exit_code == 1 and "no store with" in result.output, (command, result.output)
+
+
+def test_prune_counts_the_deliveries_that_go_with_their_old_events(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """An old event's delivery replayed and delivered yesterday goes with its event (by cascade): the dry run and
+    the prune count it (both said 0 deliveries while one went)."""
+    store = seed_store(db)
+    run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "http://127.0.0.1:9/x")
+    seed_listing(db, store, seed_product(db, "P"), "S")
+    db.execute("UPDATE webhook_delivery SET status = 'delivered', delivered_at = now() - interval '1 day'")
+    db.execute("UPDATE webhook_event SET created_at = now() - interval '40 days'")
+    dry = run(fresh_db_url, "prune", "--older-than", "30d", "--dry-run")
+    assert "would delete 1 row(s) of webhook_delivery" in dry.output, dry.output
+    assert "would delete 1 row(s) of webhook_event" in dry.output, dry.output
+    pruned = run(fresh_db_url, "prune", "--older-than", "30d")
+    assert "deleted 1 row(s) of webhook_delivery" in pruned.output, pruned.output
+    assert _counts(db)["webhook_delivery"] == 0 and _counts(db)["webhook_event"] == 0

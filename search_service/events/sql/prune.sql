@@ -16,7 +16,15 @@ enqueued_at < :cutoff::timestamptz
 
 -- fragment: webhook_delivery_old
 -- params: cutoff timestamptz
-status = 'delivered' AND delivered_at < :cutoff::timestamptz
+-- Also a recent one of an old event that goes (a replay delivered lately): it would go by cascade, uncounted.
+status = 'delivered' AND (
+    delivered_at < :cutoff::timestamptz
+    OR EXISTS (
+        SELECT 1 FROM webhook_event e
+        WHERE e.id = t.event_id AND e.created_at < :cutoff::timestamptz
+        AND NOT EXISTS (SELECT 1 FROM webhook_delivery d WHERE d.event_id = e.id AND d.status <> 'delivered')
+    )
+)
 
 -- fragment: webhook_event_old
 -- params: cutoff timestamptz
