@@ -115,6 +115,8 @@ def test_explain(client: TestClient[Any]) -> None:
     hammer = next(r for r in body["results"] if "hammer" in r["product"]["name"].lower())
     assert "hamer->hammer" in hammer["explain"]["typo_corrections"]
     assert hammer["explain"]["keyword_rank"] >= 1 and hammer["explain"]["vector_similarity"] is not None
+    swapped = get(client, q="hmamer", mode="keyword", explain="true", **AT_CENTER, radius_m=40000)["results"]
+    assert any("hmamer->hammer" in r["explain"]["typo_corrections"] for r in swapped)  # two letters swapped
 
 
 def test_suggest(client: TestClient[Any], seeded: Seeded) -> None:

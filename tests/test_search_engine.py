@@ -809,12 +809,14 @@ def test_exact_name_gtin_and_brand_rank_first_and_typos_still_match(catalogue: C
             "brand": await first(conn, "Oatly"),
             "typo_kw": await first(conn, "oat mlik", "keyword"),
             "typo_hybrid": await first(conn, "oat mlik"),
-            # three slips, one ("mikl") too far from any word to be corrected: all words but one still match
+            # three slips (two swaps, one dropped letter)
             "typos_kw": await first(conn, "Oat Mikl Barsita Editon", "keyword"),
             "typos_kw_off": await first(
                 conn, "Oat Mikl Barsita Editon", "keyword", replace(DEFAULT_CONFIG, typo_tolerance=False)
             ),
             "gtin_kw": await first(conn, "7394376616037", "keyword"),
+            # a swap in a short word leaves too few trigrams in common: found as a swap (it matched nothing)
+            "swap_kw": await first(conn, "mlik", "keyword"),
         }
 
     r = with_conn(catalogue.url, body)
@@ -826,6 +828,7 @@ def test_exact_name_gtin_and_brand_rank_first_and_typos_still_match(catalogue: C
     assert s["oat_milk"] in r["typo_hybrid"][:5]
     assert r["typos_kw"][0] == s["oat_barista"]
     assert r["typos_kw_off"] == []  # the words as typed match nothing: typo tolerance found it
+    assert s["oat_milk"] in r["swap_kw"]
 
 
 def _common_word_near_center(

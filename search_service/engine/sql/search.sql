@@ -395,8 +395,9 @@ matched AS (
 -- search_tsv); typo tolerance: the query's words (English stop words left out) each widened to the
 -- vocabulary words (search_term, migration 0004) it equals or resembles (trigram similarity, threshold set
 -- locally by the caller, at most 3 per word, for unknown words of 4+ letters, of a length near the word's (a slip
--- adds or drops a letter or two: trigram sets drop repeats, so `xxxxxxxxxx` resembled `xxl`); numbers and single
--- letters left out), matched with the full-text index: all the words, or, from three words on, all but any one
+-- adds or drops a letter or two: trigram sets drop repeats, so `xxxxxxxxxx` resembled `xxl`), or that it is with
+-- two neighbouring letters swapped (`mlik`, `pakc`: a swap in a short word leaves too few trigrams); numbers and
+-- single letters left out), matched with the full-text index: all the words, or, from three words on, all but any one
 -- (a word corrected wrongly or not at all costs one word, not the match; matches of every word are capped
 -- like the full-text set, the looser ones at 4 × typo_below). A word neither known nor close to
 -- a known one is dropped: no product name could match it. Measured on 300 catalogue names with one or two
@@ -447,6 +448,13 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
          GROUP BY t.term
          ORDER BY similarity(t.term, words.w) DESC, t.term
          LIMIT 3)
+        UNION
+        (SELECT t.term FROM search_term t
+         WHERE length(words.w) >= 4
+           AND t.term IN (SELECT overlay(words.w PLACING substr(words.w, i + 1, 1) || substr(words.w, i, 1)
+                                         FROM i FOR 2)
+                          FROM generate_series(1, length(words.w) - 1) AS i)
+           AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = words.w))
     ) s
     GROUP BY words.w
 ), typo_query AS (
