@@ -24,7 +24,7 @@ from search_service.api.errors import EXCEPTION_HANDLERS
 from search_service.api.events_schemas import WebhookCreate
 from search_service.api.ingest_schemas import BODY_STRUCTS
 from search_service.api.openapi_fixes import overlapping_unions_as_any_of, state_body_rules
-from search_service.api.params import refuse_repeated_parameters
+from search_service.api.params import check_query_string
 from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
 from search_service.api.shared_state import SharedState
@@ -69,7 +69,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         dependencies={"rt": Provide(provide_runtime, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=PlinqyRequest,
-        before_request=refuse_repeated_parameters,
+        before_request=check_query_string,
         middleware=[runtime.metrics.middleware],
         lifespan=[lifespan],
         state=State({"runtime": runtime}),

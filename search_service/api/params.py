@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+import urllib.parse
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -79,14 +80,35 @@ class BadParameter(Exception):
         self.message = message
 
 
-def refuse_repeated_parameters(request: Request[Any, Any, Any]) -> None:
-    """A `before_request` hook: a query parameter given twice is a 400 naming it (the framework would keep the
-    last one silently, so `?lat=1&lat=2` searched somewhere the client did not mean). No parameter is a list."""
+# The integer query parameters: their text must be digits (the framework's lax conversion read `1e1` and `2.0` as
+# integers, and `1.5` as "got str"). tests/test_api_validation.py checks this against the OpenAPI's integers.
+INTEGER_PARAMETERS = frozenset({"limit", "offset", "category_id", "stores_per_product", "page_size", "before"})
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
+def _query_text(raw: bytes, parameter: str | None) -> str:
+    try:
+        return urllib.parse.unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadParameter(parameter, "is not UTF-8 text: percent-encode the UTF-8 bytes of each character") from None
+
+
+def check_query_string(request: Request[Any, Any, Any]) -> None:
+    """A `before_request` hook, on the raw query string: bytes that are not UTF-8 (read as U+FFFD and searched), a
+    parameter given twice (the last won silently: `?lat=1&lat=2` searched elsewhere; no parameter is a list), an
+    integer parameter not written as one. Each a 400 naming the parameter."""
     seen: set[str] = set()
-    for name, _ in request.query_params.multi_items():
+    for pair in request.scope.get("query_string", b"").split(b"&"):
+        if not pair:
+            continue
+        raw_name, _, raw_value = pair.partition(b"=")
+        name = _query_text(raw_name, None)
+        value = _query_text(raw_value, name)
         if name in seen:
             raise BadParameter(name, f"is given more than once: give {name} once")
         seen.add(name)
+        if name in INTEGER_PARAMETERS and not _INTEGER_TEXT.fullmatch(value):
+            raise BadParameter(name, f"{RULES.get(name, 'must be an integer')} (got {value[:40]!r})")
 
 
 class NotFound(Exception):
