@@ -219,13 +219,16 @@ def test_unknown_routes_and_methods_are_json(client: TestClient[Any]) -> None:
         ("/v1/search", "q=%FF%FE", "q"),
         ("/v1/search", "q=%ED%A0%80", "q"),  # an encoded lone surrogate
         ("/v1/suggest", "q=mi&lat=5%C0", "lat"),
+        ("/v1/search", "q=milk&radius_m=1000", "radius_m"),  # it was ignored: a search of everywhere
+        ("/v1/suggest", "q=mi&radius_m=1000", "radius_m"),
     ],
 )
 def test_query_strings_the_framework_would_read_loosely(
     client: TestClient[Any], path: str, query: str, parameter: str
 ) -> None:
     """The last of a repeated parameter won silently (a client that built its query wrongly searched where it did
-    not mean); `1e1` and `2.0` were read as integers; bytes that are not UTF-8 were searched as U+FFFD."""
+    not mean); `1e1` and `2.0` were read as integers; bytes that are not UTF-8 were searched as U+FFFD; a radius
+    without its point was ignored."""
     response = client.get(f"{path}?{query}")
     assert_bad(response, parameter)
 

@@ -96,7 +96,7 @@ def _query_text(raw: bytes, parameter: str | None) -> str:
 def check_query_string(request: Request[Any, Any, Any]) -> None:
     """A `before_request` hook, on the raw query string: bytes that are not UTF-8 (read as U+FFFD and searched), a
     parameter given twice (the last won silently: `?lat=1&lat=2` searched elsewhere; no parameter is a list), an
-    integer parameter not written as one. Each a 400 naming the parameter."""
+    integer parameter not written as one, a radius without its point. Each a 400 naming the parameter."""
     seen: set[str] = set()
     for pair in request.scope.get("query_string", b"").split(b"&"):
         if not pair:
@@ -109,6 +109,8 @@ def check_query_string(request: Request[Any, Any, Any]) -> None:
         seen.add(name)
         if name in INTEGER_PARAMETERS and not _INTEGER_TEXT.fullmatch(value):
             raise BadParameter(name, f"{RULES.get(name, 'must be an integer')} (got {value[:40]!r})")
+    if "radius_m" in seen and not seen & {"lat", "lon", "bbox"}:  # ignored: a search of everywhere (bbox: its own 400)
+        raise BadParameter("radius_m", "needs lat and lon: the radius is around that point")
 
 
 class NotFound(Exception):
@@ -154,7 +156,7 @@ RequiredLat = Annotated[float, Parameter(ge=-90, le=90, description="Latitude (W
 RequiredLon = Annotated[float, Parameter(ge=-180, le=180, description="Longitude (WGS 84).", examples=_ex(4.89))]
 RadiusM = Annotated[
     float,
-    Parameter(ge=1, le=MAX_RADIUS_M, description="Search radius in metres (used with lat/lon).", examples=_ex(5000)),
+    Parameter(ge=1, le=MAX_RADIUS_M, description="Metres around lat/lon (needs them).", examples=_ex(5000)),
 ]
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Number of results to return.", examples=_ex(20))]
 NearbyLimit = Annotated[int, Parameter(ge=1, le=NEARBY_MAX, description="Stores to return.", examples=_ex(20))]
