@@ -17,6 +17,7 @@ import httpx
 import psycopg
 import pytest
 
+from search_service.db.sql import statement
 from search_service.ingest.keys import revoke_key
 from search_service.settings import Settings
 from tests.ingest_helpers import (
@@ -295,6 +296,18 @@ def test_csv_import_status_errors_and_replay(base: str, db_url: str, shop: tuple
     by_row = {int(r[0]): r for r in table[1:]}
     assert "negative" in by_row[2][1] and by_row[2][3] == '\'=HYPERLINK("x")' and by_row[2][4] == "'-1"
     assert "cells" in by_row[3][1] and "UTF-8" in by_row[5][1]
+    put = httpx.put(f"{base}/v1/stores/{store}/listings/P-1", json={"name": "Pen", "price": 1, "quantity": 2},
+                    headers=bearer(key))  # fmt: skip
+    assert status_of(base, key, put.json()["batch_id"])["results"][0]["status"] == "mapped"
+    with psycopg.connect(db_url, autocommit=True) as c:  # `imports prune` of these two batches alone
+        c.execute(statement("ingest/batches", "prune_rows").psycopg,
+                  {"batch_ids": [uuid.UUID(accepted["batch_id"]), uuid.UUID(put.json()["batch_id"])]})  # fmt: skip
+    pruned = status_of(base, key, accepted["batch_id"])
+    assert pruned["rows_pruned_at"] is not None and pruned["error_rows"] == 3
+    gone = httpx.get(f"{base}{accepted['errors_url']}", headers=bearer(key))  # not an empty CSV: "no rejections"
+    assert gone.status_code == 410 and error_of(gone)[0] == "batch_id" and "3 rejected" in error_of(gone)[1]
+    written = status_of(base, key, put.json()["batch_id"])
+    assert written["rows_pruned_at"] is not None and written["results"] is None
 
 
 def test_csv_refusals(base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str]) -> None:

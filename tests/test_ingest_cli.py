@@ -88,12 +88,14 @@ def test_import_csv_then_strict_and_prune(dsn: str, tmp_path: Path) -> None:
     refused = cli(dsn, "import", "csv", str(nosku), "--store", str(store))
     assert refused.returncode == 1 and "'sku'" in refused.stderr
     dry = cli(dsn, "imports", "prune", "--older-than", "0s", "--dry-run")
-    assert dry.returncode == 0 and "3 finished batch" in dry.stdout
+    assert dry.returncode == 0 and "would delete 24 raw row(s) of 3 finished batch" in dry.stdout
     pruned = cli(dsn, "imports", "prune", "--older-than", "0s")
     assert pruned.returncode == 0 and "deleted 24 raw row(s)" in pruned.stdout
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM imported_product_raw").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (21,)
+        marked = conn.execute("SELECT count(*) FROM import_batch WHERE rows_pruned_at IS NOT NULL").fetchone()
+        assert marked == (3,)
 
 
 def test_import_csv_of_a_big_file_maps_it_in_lanes_with_the_bar_moving(dsn: str, tmp_path: Path) -> None:

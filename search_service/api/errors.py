@@ -13,7 +13,7 @@ import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from search_service.api.params import PATH_RULES, RULES, UUID_RULE, BadParameter, NotFound
+from search_service.api.params import PATH_RULES, RULES, UUID_RULE, BadParameter, Gone, NotFound
 from search_service.db.secretbox import SecretBoxError
 from search_service.engine import search as engine
 
@@ -85,7 +85,7 @@ def handle_bad_parameter(request: Request[Any, Any, Any], exc: BadParameter) -> 
 
 
 def handle_not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
-    return error_response(404, exc.parameter, exc.message)
+    return error_response(410 if isinstance(exc, Gone) else 404, exc.parameter, exc.message)
 
 
 def handle_product_not_found(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

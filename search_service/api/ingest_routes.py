@@ -26,7 +26,7 @@ from search_service.api.auth import BEARER, principal_of, require_admin_key, req
 from search_service.api.bodies import json_body
 from search_service.api.errors import Accepted
 from search_service.api.listing_reads import import_status_of, listing_of, require_store
-from search_service.api.params import BadParameter, NotFound
+from search_service.api.params import BadParameter, Gone, NotFound
 from search_service.api.path_params import LISTING_PATH, BatchId, Sku, StoreId, listing_sku
 from search_service.api.runtime import Runtime
 from search_service.db.sql import statement
@@ -309,7 +309,8 @@ async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: U
     "/v1/imports/{batch_id:uuid}",
     summary="An import's status",
     description="Status (`receiving`, `pending`, `processing`, `completed`, `aborted`) and row counts; for a "
-    "listing write's batch (a queued write's `status_url`), each item's result once mapped (`results`).",
+    "listing write's batch (a queued write's `status_url`), each item's result once mapped (`results`), until "
+    "`imports prune` deletes its rows (`rows_pruned_at`).",
     tags=["ingest"],
     guards=[require_key("listings:write")],
     security=BEARER,
@@ -320,7 +321,7 @@ async def import_status(
 ) -> S.ImportStatus:
     row = await _owned_batch(rt, request, batch_id)
     status = import_status_of(row)
-    if row["kind"] == "listing" and row["status"] == "completed":  # its status is known: the rows alone
+    if row["kind"] == "listing" and row["status"] == "completed" and row["rows_pruned_at"] is None:
         async with rt.connection() as conn:
             status.results = _result_items(await listing_writes.results_of(conn, batch_id))
     return status
@@ -330,17 +331,21 @@ async def import_status(
     "/v1/imports/{batch_id:uuid}/errors",
     summary="An import's rejected rows, as CSV",
     description="Row number, reason, the original cells, every cell quoted. Cells starting (past spaces) with "
-    "= + - @ | (or their full-width forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them.",
+    "= + - @ | (or their full-width forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them. "
+    "410 once `imports prune` deleted the rows of an import that had rejected ones.",
     tags=["ingest"],
     guards=[require_key("listings:write")],
     security=BEARER,
-    responses={**S.WRITE_ERRORS, **S.NO_IMPORT},
+    responses={**S.WRITE_ERRORS, **S.NO_IMPORT, **S.PRUNED_ROWS},
     media_type="text/csv",
 )
 async def import_errors(
     rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
 ) -> Response[str]:
-    await _owned_batch(rt, request, batch_id)
+    batch = await _owned_batch(rt, request, batch_id)
+    if batch["rows_pruned_at"] is not None and batch["error_rows"]:
+        raise Gone("batch_id", f"the rows of this import were pruned at {batch['rows_pruned_at']:%Y-%m-%d %H:%M} UTC "
+                   f"(imports prune); its counts stay: {batch['error_rows']} rejected")  # fmt: skip
     stmt = statement("ingest/batches", "batch_errors")
     async with rt.connection() as conn:
         rows = await conn.fetch(stmt.sql, *stmt.bind(batch_id=batch_id))

@@ -222,8 +222,10 @@ class ImportStatus(msgspec.Struct):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # When `imports prune` deleted its raw rows: its counts stay, its `results` and errors CSV are gone (410).
+    rows_pruned_at: datetime | None = None
     # A listing write's batch (the listing API's), once mapped: each item's result, as the write would have
-    # answered (a queued write's 202 points here).
+    # answered (a queued write's 202 points here); none once its rows are pruned.
     results: list[BatchResultItem] | None = None
 
 
@@ -330,6 +332,14 @@ NO_LISTING = {
     404: error_spec(404, "sku", "no listing with sku 'KB-001' in this store", "No such store, or no such listing.")
 }
 NO_IMPORT = {404: error_spec(404, "batch_id", "no import with this id", "No such import.")}
+PRUNED_ROWS = {
+    410: error_spec(
+        410,
+        "batch_id",
+        "the rows of this import were pruned at 2026-12-05 20:00 UTC (imports prune); its counts stay: 2 rejected",
+        "Its rejected rows were pruned (`imports prune`); `rows_pruned_at` in its status.",
+    )
+}
 DELIVERY_RESPONSES = {
     200: ResponseSpec(
         IngestAccepted,

@@ -122,6 +122,10 @@ class NotFound(Exception):
         self.message = message
 
 
+class Gone(NotFound):
+    """The addressed resource was there and was deleted for good (pruned); rendered as 410."""
+
+
 def _ex(value: object, summary: str | None = None) -> list[Example]:
     return [Example(summary=summary or f"{value}", value=value)]
 

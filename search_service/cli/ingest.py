@@ -210,7 +210,7 @@ def imports_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
     with connect(settings) as conn:
         batches, rows = prune_imports(conn, older_than, dry_run)
     if dry_run:
-        click.echo(f"would delete the raw rows of {batches} finished batch(es)")
+        click.echo(f"would delete {rows} raw row(s) of {batches} finished batch(es)")
     else:
         click.echo(f"deleted {rows} raw row(s) of {batches} finished batch(es)")
 

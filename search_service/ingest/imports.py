@@ -141,10 +141,12 @@ async def import_csv_async(
 
 
 def prune_imports(conn: psycopg.Connection, older_than_s: float, dry_run: bool) -> tuple[int, int]:
-    """Delete the raw rows of batches finished longer ago than `older_than_s`; (batches, rows deleted)."""
+    """Delete the raw rows of batches finished longer ago than `older_than_s`; (batches, rows deleted), or with
+    `dry_run` what would be."""
     batches = [r[0] for r in conn.execute(_sql("prunable").psycopg, {"older_than_s": older_than_s}).fetchall()]
     if dry_run or not batches:
-        return len(batches), 0
+        row = conn.execute(_sql("prunable_rows").psycopg, {"batch_ids": batches}).fetchone() if batches else None
+        return len(batches), int(row[0]) if row else 0
     deleted = 0
     for start in range(0, len(batches), 100):  # short transactions
         row = conn.execute(_sql("prune_rows").psycopg, {"batch_ids": batches[start : start + 100]}).fetchone()

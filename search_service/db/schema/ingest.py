@@ -60,6 +60,7 @@ import_batch = Table(
     Column("duplicate_rows", Integer, nullable=False, server_default=text("0")),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("mapping_failures", Integer, nullable=False, server_default=text("0")),  # mappings that raised (0028)
+    Column("rows_pruned_at", DateTime(timezone=True)),  # when `imports prune` deleted its raw rows (0029)
     Column("locked_by", Text),
     Column("locked_until", DateTime(timezone=True)),
     CheckConstraint(_in("source", INGEST_SOURCES), name="source"),

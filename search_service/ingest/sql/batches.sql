@@ -305,7 +305,7 @@ RETURNING status;
 -- name: batch_status
 -- params: batch_id uuid
 SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
-       error_rows, error, file_name, created_at, started_at, finished_at
+       error_rows, error, file_name, created_at, started_at, finished_at, rows_pruned_at
 FROM import_batch WHERE id = :batch_id;
 
 -- name: store_batches
@@ -314,7 +314,7 @@ FROM import_batch WHERE id = :batch_id;
 -- from the newest), of one source or all (NULL), on ix_import_batch_store_seq. With a source, the index is read
 -- newest first until the page fills: a rare source among a till's many writes reads further.
 SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
-       error_rows, error, file_name, created_at, started_at, finished_at, seq
+       error_rows, error, file_name, created_at, started_at, finished_at, rows_pruned_at, seq
 FROM import_batch
 WHERE store_id = :store_id AND seq < coalesce(:before::bigint, 9223372036854775807)
   AND (:source::text IS NULL OR source = :source::text)
@@ -341,9 +341,15 @@ ORDER BY b.finished_at;
 
 -- name: prune_rows
 -- params: batch_ids uuid[]
--- The batch rows (their counts and status) stay; the raw rows go.
-WITH gone AS (DELETE FROM imported_product_raw WHERE import_batch_id = ANY(:batch_ids::uuid[]) RETURNING 1)
+-- The batch rows (their counts and status) stay, saying when their raw rows went.
+WITH gone AS (DELETE FROM imported_product_raw WHERE import_batch_id = ANY(:batch_ids::uuid[]) RETURNING 1),
+marked AS (UPDATE import_batch SET rows_pruned_at = now() WHERE id = ANY(:batch_ids::uuid[]) RETURNING 1)
 SELECT count(*) FROM gone;
+
+-- name: prunable_rows
+-- params: batch_ids uuid[]
+-- What `imports prune --dry-run` would delete.
+SELECT count(*) FROM imported_product_raw WHERE import_batch_id = ANY(:batch_ids::uuid[]);
 
 -- name: claim_this_batch
 -- params: batch_id uuid, worker_id text, lease_s float8
