@@ -193,6 +193,26 @@ def test_put_patch_delete_a_listing(base: str, conn: psycopg.Connection, shop: t
     assert never.status_code == 404 and error_of(never)[0] == "sku"
 
 
+def test_a_delete_carries_the_source_clock(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    """A till's late DELETE took a newer listing off sale: its body's updated_at was not read."""
+    store, key = shop
+    url = f"{base}/v1/stores/{store}/listings/CLOCK-1"
+    put = httpx.put(url, json={"name": "Clock", "price": 1, "quantity": 4, "updated_at": "2026-12-07T12:00:00Z"},
+                    headers=bearer(key))  # fmt: skip
+    assert put.status_code == 200, put.text
+    late = httpx.request("DELETE", url, json={"updated_at": "2020-01-01T00:00:00Z"}, headers=bearer(key))
+    assert late.status_code == 200 and late.json()["status"] == "stale", late.text
+    assert late.json()["listing"]["is_active"] is True
+    unknown = httpx.request("DELETE", url, json={"bogus": 1}, headers=bearer(key))
+    assert unknown.status_code == 400 and error_of(unknown)[0] == "bogus"
+    text = httpx.request("DELETE", url, content=b"updated_at=x", headers={**bearer(key), "content-type": "text/plain"})
+    assert text.status_code == 415
+    newer = httpx.request("DELETE", url, json={"updated_at": "2026-12-08T00:00:00Z"}, headers=bearer(key))
+    assert newer.json()["status"] == "mapped" and newer.json()["listing"]["is_active"] is False
+    bare = httpx.delete(f"{base}/v1/stores/{store}/listings/CLOCK-1", headers=bearer(key))  # no body: no clock
+    assert bare.status_code == 200
+
+
 @pytest.mark.parametrize(
     ("body", "parameter", "fragment"),
     [

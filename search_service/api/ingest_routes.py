@@ -23,7 +23,7 @@ from litestar.params import Body
 from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
 from search_service.api.auth import BEARER, principal_of, require_admin_key, require_key, require_store_key
-from search_service.api.bodies import json_body
+from search_service.api.bodies import json_body, json_body_if_any
 from search_service.api.errors import Accepted
 from search_service.api.listing_reads import import_status_of, listing_of, require_store
 from search_service.api.params import BadParameter, Gone, NotFound
@@ -150,17 +150,21 @@ async def patch_listing(
 @delete(
     LISTING_PATH,
     summary="Stop selling a listing",
-    description="The listing stops being sellable (`is_active: false`); its history and product stay.",
+    description="The listing stops being sellable (`is_active: false`); its history and product stay. An optional "
+    "JSON body `{updated_at?, version?}` carries the source's clock: a delete older than the listing changes "
+    "nothing (`status: stale`).",
     tags=["ingest"],
-    guards=[require_store_key("listings:write")],
+    guards=[require_store_key("listings:write"), json_body_if_any],
     security=BEARER,
-    responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.QUEUED},
+    responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.QUEUED, **S.JSON_ONLY},
     status_code=200,
 )
 async def delete_listing(
-    rt: NamedDependency[Runtime], store_id: StoreId, sku: Sku, request: Request[Any, Any, Any]
-) -> S.ListingResult:
-    return await _write_one(rt, store_id, {"op": "delete", "sku": listing_sku(request)})
+    rt: NamedDependency[Runtime], store_id: StoreId, sku: Sku, request: Request[Any, Any, Any],
+    data: Annotated[S.DeleteClock | None, Body(examples=[S.DELETE_EXAMPLE])] = None,
+) -> S.ListingResult:  # fmt: skip
+    clock = S.DeleteClock() if data is None else data
+    return await _write_one(rt, store_id, _row_of(listing_sku(request), clock, "delete"))
 
 
 @post(

@@ -95,6 +95,13 @@ class StockPatch(msgspec.Struct, forbid_unknown_fields=True):
     version: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
+class DeleteClock(msgspec.Struct, forbid_unknown_fields=True):
+    """A DELETE's optional body: the source's clock, so that a delete older than the listing changes nothing."""
+
+    updated_at: datetime | None = None
+    version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
 # In a batch, a level that is no whole number ≥ 0 rejects its own item (its result says why), as a CSV row's does,
 # not the whole request: the schema takes any number or text and the pipeline's validation judges it.
 ItemQuantity = Annotated[
@@ -125,7 +132,7 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 # The bodies whose rules (`ge=0`, no unknown field) the OpenAPI states (app.py, openapi_fixes.py).
-BODY_STRUCTS = (ListingIn, StockPatch, BatchItem, BatchIn, StoreIn, StorePatch)
+BODY_STRUCTS = (ListingIn, StockPatch, DeleteClock, BatchItem, BatchIn, StoreIn, StorePatch)
 
 
 class ListingOut(msgspec.Struct):
@@ -263,6 +270,7 @@ LISTING_EXAMPLE = Example(
            "quantity": 24, "category": "Food > Plant-based drinks", "updated_at": "2026-12-03T08:00:00Z"},
 )  # fmt: skip
 STOCK_EXAMPLE = Example(summary="Sold out", value={"quantity": 0, "updated_at": "2026-12-03T08:05:00Z"})
+DELETE_EXAMPLE = Example(summary="Deleted at the till", value={"updated_at": "2026-12-03T08:05:00Z"})
 BATCH_EXAMPLE = Example(
     summary="Two upserts and a stock change",
     value={"items": [
