@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -205,6 +205,36 @@ def test_a_malformed_database_url_a_bad_revision_or_an_unusable_key_file_is_one_
     proc = run_cli("keys", "list", env=dict(os.environ, DATABASE_URL=missing))
     assert_one_line_error(proc, "cannot reach the database", "unset it to use the embedded cluster")
     assert "db up" not in proc.stderr
+
+
+def test_commands_on_a_database_behind_or_ahead_of_the_code_say_so_in_one_line(
+    make_database: Callable[..., str], tmp_path: Path
+) -> None:
+    """A worker or a dispatcher on a database one migration behind died midway with a traceback (a missing
+    column); `migrate --revision` to an older one did nothing and said the database was at its revision."""
+    from search_service.db.migrate import head_revision
+
+    url, head = make_database(), head_revision()
+    env = dict(os.environ, DATABASE_URL=url)
+    refused = run_cli("migrate", "--revision", "0025", env=env)
+    assert_one_line_error(refused, f"at revision {head}, past 0025: migrate only upgrades")
+    assert_one_line_error(run_cli("migrate", "--revision", "base", env=env), "past base")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0026'")
+    behind = f"the database is at revision 0026, this code needs {head}: run `plinqy-search migrate`"
+    csv_file = tmp_path / "a.csv"
+    csv_file.write_text("sku,name,price,quantity\nA,Thing,1.00,1\n")
+    for command in (("worker", "--drain", "--only", "import"), ("webhooks", "dispatch", "--drain"),
+                    ("import", "csv", str(csv_file), "--store", "00000000-0000-0000-0000-000000000000")):  # fmt: skip
+        assert_one_line_error(run_cli(*command, env=env), behind)
+    with psycopg.connect(url, autocommit=True) as conn:  # a command that reads first: the table it needs is gone
+        conn.execute("ALTER TABLE store_webhook RENAME TO store_webhook_gone")
+    assert_one_line_error(run_cli("webhooks", "list", env=env), behind, "UndefinedTable")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE store_webhook_gone RENAME TO store_webhook")
+        conn.execute("UPDATE alembic_version SET version_num = '0999'")
+    ahead = "the database is at revision 0999, which this code (head"
+    assert_one_line_error(run_cli("worker", "--drain", "--only", "import", env=env), ahead, "newer code")
 
 
 def test_external_server_without_an_extension_or_too_old(pg_admin_url: str) -> None:

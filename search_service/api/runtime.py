@@ -251,11 +251,9 @@ class Runtime:
             return "unreachable", ""
         if versions == [self.head_revision]:
             return "ok", "ok"
-        reasons.append(
-            f"the database is at revision {', '.join(versions) or 'none'}, the code expects "
-            f"{self.head_revision}: run `plinqy-search migrate`"
-        )
-        return "ok", "behind"
+        current = versions[0] if versions else None
+        reasons.append(migrate.schema_advice(current))
+        return "ok", migrate.schema_state(current)  # behind, ahead (migrated by newer code) or missing
 
     # --- lifecycle
     async def start(self) -> None:

@@ -9,7 +9,8 @@ import os
 
 import click
 
-from search_service.cli.common import UNREACHABLE_DATABASE, UserFacingError
+from search_service.cli.common import OLDER_SCHEMA, UNREACHABLE_DATABASE, UserFacingError, database_url
+from search_service.db import migrate as migrate_mod
 from search_service.db.secretbox import SecretBoxError
 from search_service.settings import Settings, SettingsError
 
@@ -39,6 +40,21 @@ def main() -> None:
             else "start the embedded cluster: plinqy-search db up"
         )
         _fail(f"cannot reach the database ({reason}): {hint}")
+    except OLDER_SCHEMA as exc:  # a command that does not check the revision first met a missing table or column
+        advice = _schema_advice()
+        if advice is None:
+            raise
+        _fail(f"{advice} ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+
+
+def _schema_advice() -> str | None:
+    """What to do when the database is not at this code's migration head; None when it is."""
+    try:
+        url = database_url(Settings.from_env())
+        current = migrate_mod.current_revision(url)
+    except Exception:  # the error being reported is the one that matters
+        return None
+    return None if migrate_mod.schema_state(current) == "ok" else migrate_mod.schema_advice(current)
 
 
 def _fail(message: str) -> None:

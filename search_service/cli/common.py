@@ -25,6 +25,14 @@ UNREACHABLE_DATABASE: tuple[type[BaseException], ...] = (
     ConnectionRefusedError,
 )
 
+# A table or column the code needs is missing: the database may be at an older migration than the code.
+OLDER_SCHEMA: tuple[type[BaseException], ...] = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedColumn,
+    asyncpg.UndefinedTableError,
+    asyncpg.UndefinedColumnError,
+)
+
 
 class UserFacingError(click.ClickException):
     """Printed as one line, exit code 1, never a traceback."""
@@ -57,6 +65,14 @@ def database_url(settings: Settings) -> str:
         if not status.running:
             raise UserFacingError("the embedded database is not running: run `plinqy-search db up` (or `make run`)")
     return settings.database_url
+
+
+def current_database_url(settings: Settings) -> str:
+    """`database_url`, once the database is at this code's migration head (MigrationError, one line, otherwise):
+    a job on an older schema would fail midway on a missing column, with a traceback."""
+    url = database_url(settings)
+    migrate_mod.require_current_schema(url)
+    return url
 
 
 def connect(settings: Settings) -> Any:

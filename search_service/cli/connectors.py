@@ -10,7 +10,7 @@ from uuid import UUID
 
 import click
 
-from search_service.cli.common import UserFacingError, connect, echo_webhook_url, user_errors
+from search_service.cli.common import UserFacingError, connect, current_database_url, echo_webhook_url, user_errors
 from search_service.settings import Settings
 
 # Per vendor: (option, credential key, help); every credential is stored encrypted and never shown again.
@@ -178,6 +178,7 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
     from search_service.ingest.connectors.sync import SyncFailed, UnknownConnection, load_spec, record_rows
     from search_service.ingest.connectors.sync import sync_connection as run_sync
 
+    current_database_url(settings)
     with connect(settings) as conn:
         try:
             spec = load_spec(conn, settings.secret_box(), connection_id)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from search_service.cli.common import UserFacingError, connect, database_url, user_errors
+from search_service.cli.common import UserFacingError, connect, current_database_url, user_errors
 from search_service.settings import Settings
 
 
@@ -43,9 +43,9 @@ def worker(
     from search_service import worker as worker_mod
 
     _configure_logging()
-    url = database_url(settings)
     with connect(settings):  # unreachable: one line here (main), not a traceback from each job's process
         pass
+    url = current_database_url(settings)
     try:
         jobs = worker_mod.select_jobs(only)
     except ValueError as exc:
@@ -87,7 +87,7 @@ def reembed(settings: Settings, modes: tuple[str, ...], batch_size: int, limit: 
         given = " and ".join(f"--{m}" for m in dict.fromkeys(modes))
         raise UserFacingError(f"choose one of --missing, --stale or --all{f' (not {given})' if modes else ''}")
     mode = modes[0]
-    url = database_url(settings)
+    url = current_database_url(settings)
     encoder = _encoder(settings)
     settle_heap()
     try:

@@ -10,7 +10,14 @@ from uuid import UUID
 
 import click
 
-from search_service.cli.common import Duration, UserFacingError, connect, database_url, user_errors
+from search_service.cli.common import (
+    Duration,
+    UserFacingError,
+    connect,
+    current_database_url,
+    database_url,
+    user_errors,
+)
 from search_service.settings import Settings
 
 T = TypeVar("T")
@@ -154,7 +161,7 @@ def webhooks_dispatch(settings: Settings, drain: bool) -> None:
     from search_service.worker import settle_heap
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    url = database_url(settings)
+    url = current_database_url(settings)
     settle_heap()
     run_dispatcher(
         url,

@@ -9,7 +9,14 @@ from uuid import UUID
 
 import click
 
-from search_service.cli.common import Duration, UserFacingError, connect, database_url, echo_webhook_url, user_errors
+from search_service.cli.common import (
+    Duration,
+    UserFacingError,
+    connect,
+    current_database_url,
+    echo_webhook_url,
+    user_errors,
+)
 from search_service.settings import Settings
 
 
@@ -162,7 +169,7 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
 
     if file.stat().st_size > settings.ingest.max_upload_bytes:
         raise UserFacingError(f"{file} is larger than {settings.ingest.max_upload_bytes} bytes")
-    dsn = database_url(settings)
+    dsn = current_database_url(settings)
     with tqdm(total=0, unit="row", desc=f"import {file.name}", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:

@@ -8,10 +8,8 @@ from pathlib import Path
 import psycopg
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import create_engine, pool
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_EXTENSIONS: Mapping[str, str | None] = {
@@ -72,10 +70,66 @@ def upgrade(dsn: str, revision: str = "head") -> None:
         raise MigrationError("--revision is empty: give a revision (e.g. 0027) or leave it out for head")
     check_server(dsn)
     try:
+        _refuse_going_back(dsn, revision)
         command.upgrade(alembic_config(dsn), revision)
     except CommandError as exc:  # an unknown revision: alembic's words, without its traceback
         where = "the revisions are the files under migrations/versions/; leave --revision out for head"
         raise MigrationError(f"{exc} ({where})") from None
+
+
+def _refuse_going_back(dsn: str, revision: str) -> None:
+    """alembic's upgrade to an older revision does nothing and says nothing: `migrate` only goes forward."""
+    current = current_revision(dsn)
+    script = ScriptDirectory.from_config(alembic_config(dsn))
+    if current is None or revision in ("head", "heads") or not _known(script, current):
+        return
+    target = script.get_revision(revision)  # an unknown one raises alembic's CommandError (the caller words it)
+    wanted = "base" if target is None else target.revision  # None: `base`, before the first migration
+    if wanted != current and (
+        target is None or wanted in {r.revision for r in script.iterate_revisions(current, "base")}
+    ):
+        raise MigrationError(
+            f"the database is at revision {current}, past {wanted}: migrate only upgrades "
+            "(a downgrade drops data; restore a backup taken at that revision instead)"
+        )
+
+
+def schema_state(current: str | None) -> str:
+    """`ok` at this code's head; `missing` (no migration), `behind` (an older revision of this code) or `ahead`
+    (a revision this code does not know: migrated by newer code)."""
+    if current is None:
+        return "missing"
+    if current == head_revision():
+        return "ok"
+    return "behind" if _known(ScriptDirectory.from_config(alembic_config("")), current) else "ahead"
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def schema_advice(current: str | None) -> str:
+    """What to do about a database not at this code's head, in a sentence."""
+    state, head = schema_state(current), head_revision()
+    if state == "missing":
+        return "the database has no migrations applied: run `plinqy-search migrate`"
+    if state == "ahead":
+        return (
+            f"the database is at revision {current}, which this code (head {head}) does not know: it was migrated "
+            "by newer code; run that code, or restore a backup taken at this code's revision"
+        )
+    return f"the database is at revision {current}, this code needs {head}: run `plinqy-search migrate`"
+
+
+def require_current_schema(dsn: str) -> None:
+    """MigrationError (one line, what to do) unless the database is at this code's head: a job on an older
+    schema fails midway with a missing column."""
+    current = current_revision(dsn)
+    if schema_state(current) != "ok":
+        raise MigrationError(schema_advice(current))
 
 
 def downgrade(dsn: str, revision: str = "base") -> None:
@@ -94,9 +148,11 @@ def head_revision() -> str:
 
 
 def current_revision(dsn: str) -> str | None:
-    engine = create_engine(sqlalchemy_url(dsn), poolclass=pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    finally:
-        engine.dispose()
+    """The database's alembic revision; None before the first migration. Read directly: alembic's context logs
+    itself at INFO into a job's log (the worker configures logging first)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        try:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+    return None if row is None else str(row[0])
