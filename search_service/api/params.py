@@ -10,11 +10,9 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-import urllib.parse
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from litestar import Request
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
@@ -78,39 +76,6 @@ class BadParameter(Exception):
         super().__init__(f"{parameter}: {message}" if parameter else message)
         self.parameter = parameter
         self.message = message
-
-
-# The integer query parameters: their text must be digits (the framework's lax conversion read `1e1` and `2.0` as
-# integers, and `1.5` as "got str"). tests/test_api_validation.py checks this against the OpenAPI's integers.
-INTEGER_PARAMETERS = frozenset({"limit", "offset", "category_id", "stores_per_product", "page_size", "before"})
-_INTEGER_TEXT = re.compile(r"-?[0-9]+")
-
-
-def _query_text(raw: bytes, parameter: str | None) -> str:
-    try:
-        return urllib.parse.unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadParameter(parameter, "is not UTF-8 text: percent-encode the UTF-8 bytes of each character") from None
-
-
-def check_query_string(request: Request[Any, Any, Any]) -> None:
-    """A `before_request` hook, on the raw query string: bytes that are not UTF-8 (read as U+FFFD and searched), a
-    parameter given twice (the last won silently: `?lat=1&lat=2` searched elsewhere; no parameter is a list), an
-    integer parameter not written as one, a radius without its point. Each a 400 naming the parameter."""
-    seen: set[str] = set()
-    for pair in request.scope.get("query_string", b"").split(b"&"):
-        if not pair:
-            continue
-        raw_name, _, raw_value = pair.partition(b"=")
-        name = _query_text(raw_name, None)
-        value = _query_text(raw_value, name)
-        if name in seen:
-            raise BadParameter(name, f"is given more than once: give {name} once")
-        seen.add(name)
-        if name in INTEGER_PARAMETERS and not _INTEGER_TEXT.fullmatch(value):
-            raise BadParameter(name, f"{RULES.get(name, 'must be an integer')} (got {value[:40]!r})")
-    if "radius_m" in seen and not seen & {"lat", "lon", "bbox"}:  # ignored: a search of everywhere (bbox: its own 400)
-        raise BadParameter("radius_m", "needs lat and lon: the radius is around that point")
 
 
 class NotFound(Exception):
@@ -230,12 +195,18 @@ ProductIdParam = Annotated[
 ]
 
 
+def _invisible(ch: str) -> bool:
+    """Whitespace, or a format character of the Basic Multilingual Plane (a zero-width space, a BOM): the ones
+    Q_PATTERN can name (a JSON Schema pattern has no escape for the other planes)."""
+    return ch.isspace() or (ch <= "\uffff" and unicodedata.category(ch) == "Cf")
+
+
 def _trimmed(text: str) -> str:
-    """`text` without surrounding whitespace or invisible format characters (a zero-width space, a BOM)."""
+    """`text` without surrounding whitespace or invisible format characters."""
     start, end = 0, len(text)
-    while start < end and (text[start].isspace() or unicodedata.category(text[start]) == "Cf"):
+    while start < end and _invisible(text[start]):
         start += 1
-    while end > start and (text[end - 1].isspace() or unicodedata.category(text[end - 1]) == "Cf"):
+    while end > start and _invisible(text[end - 1]):
         end -= 1
     return text[start:end]
 
