@@ -831,6 +831,35 @@ def test_exact_name_gtin_and_brand_rank_first_and_typos_still_match(catalogue: C
     assert s["oat_milk"] in r["swap_kw"]
 
 
+def test_a_swap_corrects_an_unknown_word_only(fresh_db_url: str) -> None:
+    """Two neighbouring letters swapped (`mlik`) find the word they spell, ahead of the trigram corrections that
+    flooded it (`ml`); a word known by its stem is not swapped into another (`hoes` is hoe, not hose), nor any
+    into a stop word (`form` is not from)."""
+    vecs = random_unit_vectors(8, np.random.default_rng(5))
+    names = ["Garden Hose 20 m", "Garden Hoe Long Handle", "Whole Milk 1 l", "Craft Pale Ale 500 ml",
+             "Cabernet 375 ml", "Not From Concentrate Juice", "Mould Form"]  # fmt: skip
+    with psycopg.connect(fresh_db_url) as conn:
+        register_vector_psycopg(conn)
+        cur = conn.cursor()
+        store = _insert_store(cur, "Corner Shop", *direct(CENTER[0], CENTER[1], 0, 100))
+        ids = {name: _insert_product(cur, name, vecs[i]) for i, name in enumerate(names)}
+        for product in ids.values():
+            _list(cur, store, product)
+
+    async def body(conn: asyncpg.Connection) -> dict[str, list[str]]:
+        by_id = {v: k for k, v in ids.items()}
+        out = {}
+        for q in ("mlik", "garden hoes", "frmo", "fomr"):
+            res = await search(conn, _near_center(q=q, mode="keyword"), vecs[7])
+            out[q] = [by_id[h.product.id] for h in res.results]
+        return out
+
+    got = with_conn(fresh_db_url, body)
+    assert got["mlik"] == ["Whole Milk 1 l"]
+    assert got["garden hoes"] == ["Garden Hoe Long Handle"]
+    assert got["frmo"] == [] and got["fomr"] == ["Mould Form"]  # from is a stop word, not a correction
+
+
 def _common_word_near_center(
     catalogue: Catalogue, variants: list[dict[str, Any]], config: EngineConfig = DEFAULT_CONFIG
 ) -> list[tuple[SearchParams, SearchResult, list[uuid.UUID]]]:

@@ -147,25 +147,31 @@ SELECT coalesce(array_agg(id), '{}'::bigint[]) AS ids FROM t;
 -- name: explain_typos
 -- params: q text, product_ids uuid[]
 -- explain=true: per product, the typo corrections it owes its match: a query word the vocabulary does not know,
--- and the known word (as the keyword side's correction finds them: at most 3 by trigrams of a near length, and
--- any with two neighbouring letters swapped) that the product's name or brand has. Same words and thresholds as
+-- and the known word (as the keyword side's correction finds them: with two neighbouring letters swapped, else at
+-- most 3 by trigrams of a near length) that the product's name or brand has. Same words and thresholds as
 -- rank_keyword's typo tolerance (pg_trgm.similarity_threshold comes from the engine's settings).
 WITH words AS (
     SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', :q::text))) AS u(w)
-    WHERE length(w) >= 4 AND w !~ '^[0-9]+$'
+    WHERE length(w) >= 4 AND w !~ '^[0-9]+$' AND to_tsvector('english', w) <> ''::tsvector
       AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = w)
+), swapped AS (
+    SELECT words.w, t.term FROM words
+    JOIN search_term t ON t.term IN (
+        SELECT overlay(words.w PLACING substr(words.w, i + 1, 1) || substr(words.w, i, 1) FROM i FOR 2)
+        FROM generate_series(1, length(words.w) - 1) AS i)
+    WHERE to_tsvector('english', t.term) <> ''::tsvector
+      AND NOT EXISTS (SELECT 1 FROM search_term k
+                      WHERE k.term = ANY(tsvector_to_array(to_tsvector('english', words.w))))
 ), corrections AS (
     SELECT words.w AS word, s.term
     FROM words
     CROSS JOIN LATERAL (
         (SELECT t.term FROM search_term t
          WHERE t.term % words.w AND abs(length(t.term) - length(words.w)) <= greatest(2, length(words.w) / 3)
+           AND NOT EXISTS (SELECT 1 FROM swapped x WHERE x.w = words.w)
          GROUP BY t.term ORDER BY similarity(t.term, words.w) DESC, t.term LIMIT 3)
         UNION
-        (SELECT t.term FROM search_term t
-         WHERE t.term IN (SELECT overlay(words.w PLACING substr(words.w, i + 1, 1) || substr(words.w, i, 1)
-                                         FROM i FOR 2)
-                          FROM generate_series(1, length(words.w) - 1) AS i))
+        (SELECT x.term FROM swapped x WHERE x.w = words.w)
     ) s
 )
 SELECT p.id, array_agg(c.word || '->' || c.term ORDER BY c.word, c.term) AS applied

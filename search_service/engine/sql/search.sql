@@ -395,11 +395,11 @@ matched AS (
 -- search_tsv); typo tolerance: the query's words (English stop words left out) each widened to the
 -- vocabulary words (search_term, migration 0004) it equals or resembles (trigram similarity, threshold set
 -- locally by the caller, at most 3 per word, for unknown words of 4+ letters, of a length near the word's (a slip
--- adds or drops a letter or two: trigram sets drop repeats, so `xxxxxxxxxx` resembled `xxl`), or that it is with
--- two neighbouring letters swapped (`mlik`, `pakc`: a swap in a short word leaves too few trigrams); numbers and
--- single letters left out), matched with the full-text index: all the words, or, from three words on, all but any one
--- (a word corrected wrongly or not at all costs one word, not the match; matches of every word are capped
--- like the full-text set, the looser ones at 4 × typo_below). A word neither known nor close to
+-- adds or drops a letter or two: trigram sets drop repeats, so `xxxxxxxxxx` resembled `xxl`), or, instead, that
+-- it is with two neighbouring letters swapped (`mlik`, `pakc`: see `swapped`); numbers and single letters left
+-- out), matched with the full-text index: all the words, or, from three words on, all but any one (a word
+-- corrected wrongly or not at all costs one word, not the match; matches of every word are capped like the
+-- full-text set, the looser ones at 4 × typo_below). A word neither known nor close to
 -- a known one is dropped: no product name could match it. Measured on 300 catalogue names with one or two
 -- keyboard slips: the intended product in the first 30 for 96.7 % (whole-query trigram matching: 97.3 %)
 -- at ~1/3 of the cost; that matching's GIN scan and its planner estimate were ~85 % of this statement.
@@ -435,6 +435,17 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', :q::text))) AS u(w)
     WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM fts_count) < :typo_below::int
       AND to_tsvector('english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
+), swapped AS MATERIALIZED (
+    -- a word that is a known one with two neighbouring letters swapped (`mlik`): too few trigrams in common for
+    -- the similarity; it replaces the word's trigram corrections (`ml` flooded `mlik`). Not a word known by its
+    -- stem (`hoes`: hoe, not hose), nor into a stop word (`form`: from).
+    SELECT words.w, t.term FROM words
+    JOIN search_term t ON t.term IN (
+        SELECT overlay(words.w PLACING substr(words.w, i + 1, 1) || substr(words.w, i, 1) FROM i FOR 2)
+        FROM generate_series(1, length(words.w) - 1) AS i)
+    WHERE length(words.w) >= 4 AND to_tsvector('english', t.term) <> ''::tsvector
+      AND NOT EXISTS (SELECT 1 FROM search_term k
+                      WHERE k.term = ANY(words.w || tsvector_to_array(to_tsvector('english', words.w))))
 ), spellings AS MATERIALIZED (
     SELECT words.w, tsquery_or_agg(quote_literal(s.term)::tsquery) AS q
     FROM words
@@ -445,16 +456,12 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
          WHERE length(words.w) >= 4 AND t.term % words.w
            AND abs(length(t.term) - length(words.w)) <= greatest(2, length(words.w) / 3)
            AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = words.w)
+           AND NOT EXISTS (SELECT 1 FROM swapped x WHERE x.w = words.w)
          GROUP BY t.term
          ORDER BY similarity(t.term, words.w) DESC, t.term
          LIMIT 3)
         UNION
-        (SELECT t.term FROM search_term t
-         WHERE length(words.w) >= 4
-           AND t.term IN (SELECT overlay(words.w PLACING substr(words.w, i + 1, 1) || substr(words.w, i, 1)
-                                         FROM i FOR 2)
-                          FROM generate_series(1, length(words.w) - 1) AS i)
-           AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = words.w))
+        (SELECT x.term FROM swapped x WHERE x.w = words.w)
     ) s
     GROUP BY words.w
 ), typo_query AS (
