@@ -158,3 +158,15 @@ def test_prune_counts_the_deliveries_that_go_with_their_old_events(db: psycopg.C
     pruned = run(fresh_db_url, "prune", "--older-than", "30d")
     assert "deleted 1 row(s) of webhook_delivery" in pruned.output, pruned.output
     assert _counts(db)["webhook_delivery"] == 0 and _counts(db)["webhook_event"] == 0
+
+
+def test_ids_and_times_out_of_range_are_usage_errors(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """Past what the database stores, they were tracebacks (bigint out of range, date value out of range)."""
+    store = seed_store(db)
+    huge = "99999999999999999999999"
+    for command in (("webhooks", "replay", huge), ("tasks", "retry", huge)):
+        result = run(fresh_db_url, *command)
+        assert result.exit_code == 2 and "is not in the range" in result.output, (command, result.output)
+    for since in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        result = run(fresh_db_url, "webhooks", "replay", "--store", str(store), "--since", since)
+        assert result.exit_code == 1 and "between the years 1 and 9999" in result.output, result.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -126,13 +126,16 @@ def webhooks_deliveries(settings: Settings, failed_only: bool, store_id: UUID | 
 
 def _parse_time(value: str) -> datetime:
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise UserFacingError(f"--since {value!r}: give an ISO time, e.g. 2026-12-03T07:00:00+00:00") from None
+        when = datetime.fromisoformat(value)
+        return when if when.tzinfo is None else when.astimezone(UTC)  # in UTC, years 1-9999 (an offset overflows)
+    except (ValueError, OverflowError):
+        raise UserFacingError(
+            f"--since {value!r}: give an ISO time between the years 1 and 9999, e.g. 2026-12-03T07:00:00+00:00"
+        ) from None
 
 
 @webhooks.command("replay")
-@click.argument("delivery_id", type=int, required=False)
+@click.argument("delivery_id", type=click.IntRange(1, 2**63 - 1), required=False)
 @click.option("--store", "store_id", type=click.UUID, help="Replay this store's finished deliveries (with --since).")
 @click.option("--since", help="ISO time: deliveries of events created since then.")
 @click.pass_obj

@@ -46,7 +46,7 @@ def tasks_failed(settings: Settings, limit: int) -> None:
 
 @tasks.command("retry")
 @click.option("--all", "retry_all", is_flag=True, help="Requeue every failed task.")
-@click.argument("ids", nargs=-1, type=int)
+@click.argument("ids", nargs=-1, type=click.IntRange(1, 2**63 - 1))
 @click.pass_obj
 @user_errors
 def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> None:
