@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from uuid import UUID
 
@@ -96,6 +98,36 @@ def test_import_csv_then_strict_and_prune(dsn: str, tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (21,)
         marked = conn.execute("SELECT count(*) FROM import_batch WHERE rows_pruned_at IS NOT NULL").fetchone()
         assert marked == (3,)
+
+
+def test_ctrl_c_during_import_csv_gives_the_batch_back_to_the_workers(dsn: str, tmp_path: Path) -> None:
+    """It held the batch for the rest of its lease (a minute: the store's writes queued behind it, and a second
+    `import csv` said a dead process was mapping it) and said only "Aborted!"."""
+    store = create_store(dsn)
+    big = tmp_path / "big.csv"
+    big.write_text("sku,name,price,quantity\n" + "".join(f"S{i},Item {i},1.00,{i % 7}\n" for i in range(30000)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search_service", "import", "csv", str(big), "--store", str(store)],
+        env={**os.environ, "DATABASE_URL": dsn, "PLINQY_INGEST_CHUNK_ROWS": "500"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        deadline = time.monotonic() + 120
+        while not conn.execute("SELECT 1 FROM import_batch WHERE processed_rows > 0").fetchone():
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "interrupted: batch" in err and "`plinqy-search worker` maps the rest" in err and "Traceback" not in err
+        held = conn.execute("SELECT status, locked_by, processed_rows FROM import_batch").fetchone()
+        assert held is not None and held[0] == "processing" and held[1] is None and 0 < held[2] < 30000
+    drained = cli(dsn, "worker", "--drain", "--only", "import")
+    assert drained.returncode == 0, drained.stderr
+    with psycopg.connect(dsn) as conn:
+        done = conn.execute("SELECT status, processed_rows, mapped_rows FROM import_batch").fetchone()
+        assert done == ("completed", 30000, 30000)
+        assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (30000,)
 
 
 def test_import_csv_of_a_big_file_maps_it_in_lanes_with_the_bar_moving(dsn: str, tmp_path: Path) -> None:

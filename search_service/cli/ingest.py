@@ -163,7 +163,7 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
     from tqdm import tqdm
 
     from search_service.ingest.csvfile import CsvError
-    from search_service.ingest.imports import import_csv_async
+    from search_service.ingest.imports import ImportInterrupted, import_csv_async
     from search_service.ingest.pipeline import UnknownStore
     from search_service.worker import settle_heap
 
@@ -182,10 +182,12 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
         settle_heap()
         try:
             out = asyncio.run(import_csv_async(dsn, file, store_id, settings.ingest, progress, notice, charset))
-        except CsvError as exc:
+        except (CsvError, UnknownStore) as exc:
             raise UserFacingError(str(exc)) from None
-        except UnknownStore as exc:
-            raise UserFacingError(str(exc)) from None
+        except ImportInterrupted as stopped:
+            bar.write(f"interrupted: {stopped}; the batch is stored whole: `plinqy-search worker` maps the rest",
+                      file=sys.stderr)  # fmt: skip
+            sys.exit(130)
     for number, reason in out.errors:
         click.echo(f"row {number}: rejected: {reason}")
     if out.ignored_columns:

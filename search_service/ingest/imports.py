@@ -33,6 +33,15 @@ class ImportOutcome:
     errors: list[tuple[int, str]]  # the first rejected rows: (row number, reason)
 
 
+class ImportInterrupted(Exception):
+    """Ctrl-C while mapping: the batch is stored whole and given back to the queue (its lease released, so a
+    worker takes it at once, not when the lease lapses)."""
+
+    def __init__(self, batch_id: UUID, processed: int, total: int) -> None:
+        super().__init__(f"batch {batch_id}: {processed} of {total} rows mapped")
+        self.batch_id, self.processed, self.total = batch_id, processed, total
+
+
 def _sql(name: str) -> Any:
     return statement("ingest/batches", name)
 
@@ -127,7 +136,10 @@ async def import_csv_async(
     try:
         batch_id, total = await record_csv(conn, store_id, reader, path.name)
         worker_id = f"cli-import:{batch_id}"
-        await _follow(conn, dsn, batch_id, worker_id, config, lambda done: progress(done, total), notice)
+        try:
+            await _follow(conn, dsn, batch_id, worker_id, config, lambda done: progress(done, total), notice)
+        except asyncio.CancelledError:  # Ctrl-C (asyncio.run cancels this task)
+            raise await _give_back(dsn, batch_id, worker_id) from None
         status = await batch_status(conn, batch_id)
         assert status is not None
         errors = await conn.fetch(_sql("batch_errors").sql, *_sql("batch_errors").bind(batch_id=batch_id))
@@ -138,6 +150,20 @@ async def import_csv_async(
         status["duplicate_rows"], status["error_rows"], reader.ignored_columns,
         [(r["row_number"], r["error"]) for r in errors[:20]],
     )  # fmt: skip
+
+
+async def _give_back(dsn: str, batch_id: UUID, worker_id: str) -> ImportInterrupted:
+    """The batch released to the workers (on a connection of its own: the one in use was cancelled mid-query)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            _sql("release_batch").sql, *_sql("release_batch").bind(batch_id=batch_id, worker_id=worker_id)
+        )
+        status = await batch_status(conn, batch_id)
+    finally:
+        await conn.close()
+    assert status is not None
+    return ImportInterrupted(batch_id, status["processed_rows"], status["total_rows"])
 
 
 def prune_imports(conn: psycopg.Connection, older_than_s: float, dry_run: bool) -> tuple[int, int]:
