@@ -183,6 +183,23 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
     no_url = cli(fresh_db_url, "connect", "lightspeed-r", "--store", str(store), "--location", "1",
                  "--base-url", "notaurl", "--account", "4242", "--token", "r-token")  # fmt: skip
     assert no_url.returncode == 1 and "--base-url 'notaurl' is not an http(s) address" in no_url.stderr
+    # values that went into the vendor's address or could never work were accepted (exit 0)
+    r_args = ("connect", "lightspeed-r", "--store", str(store), "--token", "r-token")
+    refusals = [
+        ((*r_args, "--location", "1", "--account", "4242", "--base-url", "http://127.0.0.1:99999"), "--base-url"),
+        ((*r_args, "--location", " ", "--account", "4242"), "--location is empty"),
+        ((*r_args, "--location", "1", "--account", "42/../x"), "is not the R-Series account ID"),
+        ((*r_args, "--location", "1", "--account", "4242", "--secret", "a b c"), "two space-separated"),
+        (("connect", "shopify", "--store", str(store), "--location", "1", "--token", "t", "--shop", "evil.com/x"),
+         "--shop 'evil.com/x' is not NAME.myshopify.com"),
+        (("connect", "lightspeed-x", "--store", str(store), "--location", "1", "--token", "t",
+          "--domain-prefix", "bad prefix/../"), "is not NAME of NAME.retail.lightspeed.app"),
+        (("connect", "erply", "--store", str(store), "--location", "1", "--client-code", "x.evil",
+          "--session-key", "k"), "is not the Erply account number"),
+    ]  # fmt: skip
+    for args, message in refusals:
+        refused = cli(fresh_db_url, *args)
+        assert refused.returncode == 1 and message in refused.stderr, (args, refused.stderr)
     out = cli(fresh_db_url, "sync", cid)
     assert out.returncode == 0, out.stderr
     # 5 items + 10 item-shops (5 summary rows of shopID "0", 5 repeating the levels the items carried): 5 rows;

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import click
@@ -85,8 +86,12 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
     from search_service.ingest.stores import StoreError, create_connection, is_web_address
 
     creds = {k: v for k, v in credentials.items() if v}
-    if base_url is not None and not is_web_address(base_url):
+    if base_url is not None and not (is_web_address(base_url) and _has_usable_port(base_url)):
         raise UserFacingError(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
+    if not location.strip():
+        raise UserFacingError(f"--location is empty: give {LOCATION_HELP[source]}")
+    if secret is not None and not 1 <= len(secret.split()) <= 2:
+        raise UserFacingError("--secret takes the webhook signing secret, or two space-separated during a rotation")
     try:
         check_credentials(source, creds)
     except ConnectionError_ as exc:
@@ -107,6 +112,14 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
         if not secret:
             click.echo("no --secret given: webhooks will be refused (401) until one is set; polling works", err=True)
     click.echo(f"first sync: plinqy-search sync {new.id} (or let `plinqy-search worker` poll it)")
+
+
+def _has_usable_port(url: str) -> bool:
+    try:
+        port = urlsplit(url).port
+    except ValueError:  # past 65535, or not a number
+        return False
+    return port != 0
 
 
 @click.group()
