@@ -67,7 +67,8 @@ def webhooks_add(settings: Settings, store_id: UUID, url: str, events: tuple[str
     )
     click.echo(f"webhook {created.subscription['id']} for store {store_id}: {url}")
     click.echo(f"events: {', '.join(created.subscription['events'])}")
-    click.echo(f"secret (shown once, keep it): {created.secret}")
+    click.echo("signing secret, shown only now:")
+    click.echo(created.secret)  # the last line alone, as `keys create` and `connect webhook` print theirs
 
 
 @webhooks.command("list")
