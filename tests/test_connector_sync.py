@@ -4,6 +4,7 @@ and the CLI as an operator runs it (connect, connections list/disable, sync), cr
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -297,3 +298,36 @@ def test_cli_sync_waits_for_the_accounts_running_sync(db: psycopg.Connection, fr
     assert waiting.returncode == 0, err
     assert "another sync of this vendor account is running: waiting for it" in err and "synced" in out
     assert r_fake.server.requests
+
+
+def test_ctrl_c_during_cli_sync_stops_after_the_batch_in_hand(
+    db: psycopg.Connection, fresh_db_url: str, r_fake: Any
+) -> None:
+    """Ctrl-C dropped the pages read and said only "Aborted!"; now the sync stops after the batch in hand,
+    stored with its cursor, and says so (exit 130); the next sync goes on from there."""
+    cid = r_connection(db, r_fake)
+    original = r_fake.handle
+
+    def slow(req: Any) -> Any:
+        time.sleep(0.7)
+        return original(req)
+
+    r_fake.server.handler = slow
+    env = {**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_SECRET_KEY": SECRET_KEY}
+    proc = subprocess.Popen([sys.executable, "-m", "search_service", "sync", str(cid)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(r_fake.server.requests) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    r_fake.server.handler = original
+    assert proc.returncode == 130, err
+    assert "interrupted:" in err and "with their cursor" in err and "Traceback" not in err
+    cursor, failures, _error, _config, last_sync = state(db, cid)
+    assert cursor and failures == 0 and last_sync is None  # progress kept, the pass not finished
+    stored = db.execute("SELECT count(*) FROM imported_product_raw").fetchone()
+    assert stored is not None and stored[0] > 0
+    finished = cli(fresh_db_url, "sync", str(cid))
+    assert finished.returncode == 0, finished.stderr

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -114,6 +118,25 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
     click.echo(f"first sync: plinqy-search sync {new.id} (or let `plinqy-search worker` poll it)")
 
 
+@contextlib.contextmanager
+def _stop_on_ctrl_c() -> Iterator[threading.Event]:
+    """Ctrl-C sets the event (the sync stops after the batch in hand, stored with its cursor); a second one
+    aborts at once."""
+    stop = threading.Event()
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("\nstopping after the batch in hand (Ctrl-C again to abort now)", err=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _has_usable_port(url: str) -> bool:
     try:
         port = urlsplit(url).port
@@ -202,13 +225,20 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
         if not spec.enabled:
             raise UserFacingError(f"connection {connection_id} is disabled: `connections enable` it first")
         waiting = partial(click.echo, "another sync of this vendor account is running: waiting for it", err=True)
-        with account_locked(conn, spec.account, waiting), tqdm(unit="item", desc=f"sync {spec.source}",
-                                                               file=sys.stderr) as bar:  # fmt: skip
+        with (
+            account_locked(conn, spec.account, waiting),
+            tqdm(unit="item", desc=f"sync {spec.source}", file=sys.stderr) as bar,
+            _stop_on_ctrl_c() as stop,
+        ):
             try:
                 report = run_sync(conn, spec, record_rows, full=full, policy=settings.connectors.policy(),
-                                  on_page=lambda page: bar.update(page.read))  # fmt: skip
+                                  on_read=lambda page: bar.update(page.read), stop=stop)  # fmt: skip
             except SyncFailed as exc:
                 raise UserFacingError(f"sync failed (recorded on the connection; the cursor kept): {exc}") from None
+    if report.interrupted:
+        click.echo(f"interrupted: {report.read} vendor records stored in {report.pages} batches with their cursor; "
+                   f"`plinqy-search sync {connection_id}` (or the worker) goes on from there", err=True)  # fmt: skip
+        sys.exit(130)
     removed = f"; {report.removed} listing(s) gone at the vendor removed" if report.removed else ""
     click.echo(f"synced {report.read} vendor records into {report.rows} rows in {report.pages} batches "
                f"({report.seconds:.1f}s){removed}; the import worker maps them")  # fmt: skip

@@ -138,6 +138,14 @@ def prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
         worker.join(timeout=30)
 
 
+def _announced(pages: Iterator[Page], on_read: Callable[[Page], object] | None) -> Iterator[Page]:
+    """Each vendor page as it is read (a progress bar moves with the vendor, not with the stored batches)."""
+    for page in pages:
+        if on_read is not None:
+            on_read(page)
+        yield page
+
+
 def coalesced(pages: Iterator[Page], max_rows: int, max_age_s: float = 5.0) -> Iterator[Page]:
     """Consecutive pages merged up to `max_rows` rows (or `max_age_s`): one raw batch and one commit for several
     vendor pages. The cursor is the last merged page's, and what is held is handed over before a vendor error is
@@ -180,12 +188,13 @@ def sync_connection(
     *,
     full: bool = False,
     policy: RetryPolicy | None = None,
-    on_page: Callable[[Page], object] | None = None,
+    on_read: Callable[[Page], object] | None = None,
     batch_rows: int = 5000,
     stop: threading.Event | None = None,
 ) -> SyncReport:
-    """Poll the vendor once, storing page after page; raises SyncFailed after recording the failure. A set `stop`
-    ends the sync after the batch in hand (stored with its cursor); the connection stays due."""
+    """Poll the vendor once, storing page after page; raises SyncFailed after recording the failure. `on_read`
+    sees each vendor page as it is read. A set `stop` ends the sync after the batch in hand (stored with its
+    cursor); the connection stays due."""
     report, started = SyncReport(), time.perf_counter()
     seen: set[str] | None = set() if full else None
     cursor: Cursor = spec.cursor
@@ -196,14 +205,12 @@ def sync_connection(
         raise SyncFailed(str(exc)) from None
     try:
         apply_triggers(conn, spec, recorder)
-        for page in coalesced(prefetched(connector.pages(spec.cursor, full=full)), batch_rows):
+        for page in coalesced(_announced(prefetched(connector.pages(spec.cursor, full=full)), on_read), batch_rows):
             _store_page(conn, spec, page, recorder)
             cursor = page.cursor
             if seen is not None:
                 seen.update(str(r["sku"]) for r in page.rows if r.get("op") != "stock")
             report.add(page)
-            if on_page is not None:
-                on_page(page)
             if stop is not None and stop.is_set():
                 report.interrupted = True
                 break
