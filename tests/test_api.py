@@ -594,6 +594,29 @@ def test_health_ready_and_metrics(client: TestClient[Any]) -> None:
     assert float(ratio.split()[1]) > 0
 
 
+def _unmatched_count(text: str, method: str, status: str) -> float:
+    prefix = "plinqy_http_request_duration_seconds_count{"
+    for line in text.splitlines():
+        if line.startswith(prefix) and 'route="unmatched"' in line and f'method="{method}"' in line \
+                and f'status="{status}"' in line:  # fmt: skip
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_answers_the_router_gives_alone_are_counted(client: TestClient[Any]) -> None:
+    """A 404 for no such path and a 405 for no such method never reached the timing middleware: a flood of them
+    was invisible on /metrics."""
+    before = client.get("/metrics").text
+    for i in range(3):
+        assert client.get(f"/nope/{i}").status_code == 404
+        assert client.post("/v1/search").status_code == 405
+    after = client.get("/metrics").text
+    assert _unmatched_count(after, "GET", "404") - _unmatched_count(before, "GET", "404") == 3
+    assert _unmatched_count(after, "POST", "405") - _unmatched_count(before, "POST", "405") == 3
+    searched = client.get("/v1/search", params={"q": "x", "limit": "0"})  # routed: counted once, as its route
+    assert searched.status_code == 400 and _unmatched_count(client.get("/metrics").text, "GET", "400") == 0
+
+
 def test_readyz_reports_migrations_behind_or_ahead(make_database: Callable[..., str], encoder: Encoder) -> None:
     url = make_database()
     with psycopg.connect(url, autocommit=True) as conn:

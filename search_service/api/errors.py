@@ -142,8 +142,13 @@ def _not_a_uuid(path: str) -> str | None:
 def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers or {})
     if exc.status_code == 404 and (parameter := _not_a_uuid(request.url.path)) is not None:
-        return error_response(400, parameter, UUID_RULE)
-    return error_response(exc.status_code, None, str(exc.detail), headers)
+        response = error_response(400, parameter, UUID_RULE)
+    else:
+        response = error_response(exc.status_code, None, str(exc.detail), headers)
+    runtime = request.app.state.get("runtime")
+    if runtime is not None:
+        runtime.metrics.count_unrouted(request.scope, response.status_code)
+    return response
 
 
 def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

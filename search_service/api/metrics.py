@@ -255,6 +255,7 @@ class Metrics:
                 return
             start = time.perf_counter()
             status = 500
+            scope.setdefault("state", {})["plinqy_timed"] = True  # routed (count_unrouted counts the others)
 
             async def send_wrapper(message: Message) -> None:
                 nonlocal status
@@ -273,6 +274,12 @@ class Metrics:
                 )
 
         return timed
+
+    def count_unrouted(self, scope: Any, status: int) -> None:
+        """An answer the router gave before any route's middleware ran (404 no such path, 405 no such method):
+        counted under route "unmatched" (its time is the router's: not measured), so a flood of them shows."""
+        if not (scope.get("state") or {}).get("plinqy_timed"):
+            self.http_latency.labels("unmatched", scope.get("method", ""), str(status), "").observe(0.0)
 
 
 def _route_template(scope: Scope) -> str:
