@@ -396,3 +396,25 @@ def test_concurrent_writers_of_the_same_new_words_never_wait_on_each_other(fresh
         second.commit()
         rows = first.execute("SELECT term, count(*) FROM search_term GROUP BY term ORDER BY term").fetchall()
     assert rows == [("quokka", 2), ("zephyr", 2)]  # stored twice, which lookups tolerate
+
+
+def test_subscription_numbers_keep_rising_across_a_downgrade_and_upgrade(make_database: Callable[..., str]) -> None:
+    """Migrating down past 0027 and up again restarted every subscription's `sequence` at 1 under the same
+    webhook-id (a receiver saw 21 then 1); the counters now start where the deliveries' numbers were."""
+    from tests.events_support import seed_listing, seed_product, seed_store, subscribe
+
+    url = make_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        store = seed_store(conn)
+        subscribe(url, store, "http://127.0.0.1:9/x", ["listing.updated"])
+        listing = seed_listing(conn, store, seed_product(conn, "Oat milk"), "OM")
+        for quantity in (4, 3):
+            conn.execute("UPDATE store_product SET quantity = %s WHERE id = %s", (quantity, listing))
+        before = conn.execute("SELECT max(sequence) FROM webhook_delivery").fetchone()
+    assert before == (2,)
+    migrate.downgrade(url, "0026")
+    migrate.upgrade(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE store_product SET quantity = 2 WHERE id = %s", (listing,))
+        after = conn.execute("SELECT sequence FROM webhook_delivery WHERE sequence IS NOT NULL").fetchall()
+    assert len(after) == 1 and after[0][0] > 2
