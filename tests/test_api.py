@@ -644,6 +644,19 @@ def test_readyz_reports_migrations_behind_or_ahead(make_database: Callable[..., 
         assert any("run `plinqy-search migrate`" in reason for reason in body["reasons"])
 
 
+def test_readyz_without_the_database_names_its_state(pg_admin_url: str, encoder: Encoder) -> None:
+    """A DATABASE_URL naming no database: `database` read "database" (an error's reason, not a state) and the
+    vector copy was said to be loading while nothing loaded."""
+    missing = pg_admin_url.rsplit("/", 1)[0] + "/no_such_database_here"
+    app = create_app(app_settings(missing), encoder=encoder)
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+        body = response.json()
+    assert response.status_code == 503 and body["checks"]["database"] == "unreachable"
+    assert "the in-memory vector copy loads once the database answers" in body["reasons"]
+    assert "the in-memory vector copy is loading" not in body["reasons"]
+
+
 # --- overload
 def test_statement_timeout_is_503(db_url: str, seeded: Seeded, encoder: Encoder) -> None:
     """A search stuck behind a lock is cancelled by the statement timeout: 503 + Retry-After, promptly."""

@@ -57,6 +57,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
 
+# readyz's `database` state for each reason a connection was refused (errors.Unavailable).
+_DATABASE_STATES = {"database": "unreachable", "pool_exhausted": "busy", "statement_timeout": "slow"}
+
+
 @dataclass
 class Runtime:
     """What handlers need, created with the app and filled in by its lifespan."""
@@ -220,7 +224,9 @@ class Runtime:
         checks["vectors"] = self.vectors_state
         checks["suggestions"] = self.suggestions_state
         if self.vectors_state in ("loading", "failed"):
-            reasons.append(self.vectors_error or "the in-memory vector copy is loading")
+            loading = "the in-memory vector copy is loading" if checks["database"] == "ok" else (
+                "the in-memory vector copy loads once the database answers")  # fmt: skip
+            reasons.append(self.vectors_error or loading)
         # A database that is not reachable says nothing about migrations (no key then, as before).
         checks = {name: state for name, state in checks.items() if state}
         status = "ready" if not reasons else "not ready"
@@ -243,9 +249,9 @@ class Runtime:
         except asyncpg.UndefinedTableError:
             reasons.append("the database has no migrations applied: run `plinqy-search migrate`")
             return "ok", "missing"
-        except Unavailable as exc:
+        except Unavailable as exc:  # not connected (yet), every connection busy, or too slow to answer
             reasons.append(exc.message)
-            return exc.reason, ""
+            return _DATABASE_STATES.get(exc.reason, "unreachable"), ""
         except TRANSIENT_DB_ERRORS as exc:
             reasons.append(f"database: {type(exc).__name__}: {exc}")
             return "unreachable", ""

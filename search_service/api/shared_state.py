@@ -138,12 +138,24 @@ def start_generation_writer(settings: Settings) -> int | None:
     exit_after(lambda: asyncio.run(_write_generation(settings)))
 
 
+# Connecting failed (no server at the address, no such database, refused credentials).
+NO_DATABASE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.CannotConnectNowError,
+)
+
+
 def exit_after(body: Callable[[], object]) -> NoReturn:
     """In a forked child: run `body`, then leave at once with its outcome (1 after printing the traceback),
     without the parent's clean-up (atexit handlers, finalizers of what the parent owns)."""
     code = 0
     try:
         body()
+    except NO_DATABASE as exc:  # the supervisor says so in its own words: one line, not a second traceback
+        print(f"shared state: no database ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})", file=sys.stderr)
+        code = 1
     except BaseException:
         traceback.print_exc()
         code = 1
