@@ -203,6 +203,7 @@ class BatchSteps:
         write the vectors of exactly those. Counters change only once it committed."""
         results = dict(batch.results)
         writes: list[tuple[int, UUID, str]] = []  # task id, product id, text hash
+        changed: list[int] = []  # tasks whose product was edited while we embedded
         local = BatchOutcome()
         with conn.transaction():
             # Durability of this commit is not needed for correctness: lost after a server crash, the tasks are
@@ -215,11 +216,14 @@ class BatchSteps:
                     if now is None:
                         results[task_id] = "product deleted"
                     elif text_hash(product_text(now)) != digest:
-                        # Edited while we embedded: the edit's trigger queued a task that embeds the new text.
-                        results[task_id] = "superseded"
+                        # Edited while we embedded: back to the queue for the new text, or done when the edit
+                        # queued a task of its own (an edit while this task was still pending queued none).
+                        changed.append(task_id)
+                        del results[task_id]
                     else:
                         writes.append((task_id, pid, digest))
             owned = queue.finish_owned(conn, self.worker_id, results)  # the fence
+            requeued = queue.requeue_changed(conn, changed, self.worker_id) if changed else set()
             writes = [w for w in writes if w[0] in owned]
             if writes:
                 queue.write_vectors(
@@ -229,7 +233,8 @@ class BatchSteps:
                     [w[2] for w in writes],
                     self.encoder.model_id,
                 )
-        local.lost_lease = len(results) - len(owned)
+        local.lost_lease = len(results) - len(owned) + len(changed) - len(requeued)
+        local.superseded = len(requeued)
         local.embedded = len(writes)
         for task_id, result in results.items():
             if task_id not in owned:
@@ -238,8 +243,6 @@ class BatchSteps:
                 local.unchanged += 1
             elif result == "product deleted":
                 local.deleted += 1
-            elif result == "superseded":
-                local.superseded += 1
         out.add(local)
 
     def _process(self, conn: psycopg.Connection, tasks: list[queue.ClaimedTask], out: BatchOutcome) -> None:

@@ -167,6 +167,38 @@ def test_edit_during_embedding_is_not_overwritten_with_the_old_text(db: psycopg.
     assert stored == text_hash(product_text(next(iter(current.values()))))
 
 
+def test_an_edit_made_while_its_task_was_still_pending_is_embedded(db: psycopg.Connection, encoder: Encoder) -> None:
+    """The edit's trigger queued nothing (a task was pending), a worker claimed that task and read the old text
+    before the edit committed, then found the new text and finished the task 'superseded': nothing ever embedded
+    the new text (no vector at all for a new product). The task now goes back to the queue for it."""
+    seed_products(db, 1)
+    editor = psycopg.connect(dsn_of(db))  # a write path's transaction, still open when the worker claims
+    editor.execute("UPDATE product_master SET name = 'Cordless power drill', description = 'With two batteries'")
+
+    class CommittingEncoder:
+        dim, model_id = encoder.dim, encoder.model_id
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            editor.commit()  # the edit lands while the model runs on the old text
+            return encoder.encode(texts)
+
+    worker = Worker(dsn_of(db), CommittingEncoder(), WorkerConfig())  # type: ignore[arg-type]
+    claimed = queue.claim(db, worker.worker_id, 10, 60)
+    assert len(claimed) == 1
+    from embeddings.worker import BatchOutcome
+
+    worker._process(db, claimed, BatchOutcome())
+    editor.close()
+    assert db.execute("SELECT status, result FROM ai_task").fetchall() == [("pending", None)]
+    Worker(dsn_of(db), encoder, WorkerConfig(drain=True)).run()
+    from embeddings.text import text_hash
+
+    stored = db.execute("SELECT ai_text_hash FROM product_master").fetchone()
+    current = queue.load_products(db, [r[0] for r in db.execute("SELECT id FROM product_master")])
+    assert stored is not None and stored[0] == text_hash(product_text(next(iter(current.values()))))
+    assert "drill" in product_text(next(iter(current.values()))).lower()
+
+
 def test_three_worker_processes_embed_each_product_exactly_once(db: psycopg.Connection) -> None:
     seed_products(db, 300)
     # The audit is independent of the queue: it counts real vector writes per product.
