@@ -305,7 +305,8 @@ def run_chaos(dsn: str, plan: ChaosPlan, log_dir: Path, on_tick: Callable[[str],
                     on_tick(f"left: {left[0]} deliveries, {left[1]} tasks")
                 time.sleep(0.5)
         finally:
-            report.sigterm_exit_codes = fleet.stop()
+            wait_until_connected(dsn, plan.workers, timeout_s=30.0)  # a worker restarted last is up: its SIGTERM
+            report.sigterm_exit_codes = fleet.stop()  # is a graceful stop's, not one during its interpreter's start
         report.seconds = round(time.monotonic() - started, 1)
         check(dsn, receiver, secret, expected, report)
     return report

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
+import signal
+import sys
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -65,6 +67,12 @@ def database_url(settings: Settings) -> str:
         if not status.running:
             raise UserFacingError("the embedded database is not running: run `plinqy-search db up` (or `make run`)")
     return settings.database_url
+
+
+def exit_on_sigterm_while_starting() -> None:
+    """Until a job installs its own handlers, SIGTERM exits 0: nothing is in hand yet (a fleet stopping a worker
+    it had just restarted saw it die of the signal, exit -15, while it imported and checked the database)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
 def current_database_url(settings: Settings) -> str:

@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from search_service.cli.common import UserFacingError, connect, current_database_url, user_errors
+from search_service.cli.common import (
+    UserFacingError,
+    connect,
+    current_database_url,
+    exit_on_sigterm_while_starting,
+    user_errors,
+)
 from search_service.settings import Settings
 
 
@@ -40,6 +46,7 @@ def worker(
     settings: Settings, only: str | None, batch_size: int, poll_interval: float, lease: float, drain: bool
 ) -> None:
     """Run the background jobs, each in its own process (SIGTERM/SIGINT: finish what is in hand, exit 0)."""
+    exit_on_sigterm_while_starting()
     from search_service import worker as worker_mod
 
     _configure_logging()

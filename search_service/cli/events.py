@@ -16,6 +16,7 @@ from search_service.cli.common import (
     connect,
     current_database_url,
     database_url,
+    exit_on_sigterm_while_starting,
     user_errors,
 )
 from search_service.settings import Settings
@@ -158,6 +159,7 @@ def webhooks_replay(settings: Settings, delivery_id: int | None, store_id: UUID 
 @user_errors
 def webhooks_dispatch(settings: Settings, drain: bool) -> None:
     """Run one webhook dispatcher (SIGTERM/SIGINT: finish the sends in flight and exit 0)."""
+    exit_on_sigterm_while_starting()
     import logging
     import sys
 
