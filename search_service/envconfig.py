@@ -22,7 +22,7 @@ def env_float(env: Mapping[str, str], name: str, default: float, lo: float, hi: 
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
     if not lo <= value <= hi:
-        raise ConfigError(f"{name}={value} is out of range {lo}..{hi}")
+        raise ConfigError(f"{name}={raw.strip()} is out of range {lo:g}..{hi:g}")
     return value
 
 

@@ -55,3 +55,15 @@ def test_settings_from_the_environment() -> None:
         EventsConfig.from_env({"PLINQY_WEBHOOK_RETRY_SCHEDULE": "5,300"})
     with pytest.raises(SettingsError, match="PLINQY_WEBHOOK_TIMEOUT_S"):
         Settings.from_env({"PLINQY_WEBHOOK_TIMEOUT_S": "0"})
+
+
+def test_whole_number_settings_refuse_fractions_and_name_their_range_as_written() -> None:
+    """`PLINQY_SYNC_HTTP_ATTEMPTS=2.7` was 2 without a word; `PLINQY_INGEST_MAX_UPLOAD_BYTES=10` said
+    "10.0 is out of range 1024..17179869184.0"."""
+    for name in ("PLINQY_SYNC_HTTP_ATTEMPTS", "PLINQY_WEBHOOK_CONCURRENCY", "PLINQY_INGEST_MAX_UPLOAD_BYTES"):
+        with pytest.raises(SettingsError, match=f"{name}='2.7' is not an integer"):
+            Settings.from_env({name: "2.7"})
+    with pytest.raises(SettingsError, match=r"PLINQY_INGEST_MAX_UPLOAD_BYTES=10 is out of range 1024\.\.17179869184$"):
+        Settings.from_env({"PLINQY_INGEST_MAX_UPLOAD_BYTES": "10"})
+    with pytest.raises(SettingsError, match=r"PLINQY_WEBHOOK_TIMEOUT_S=0 is out of range 0.05\.\.60$"):
+        Settings.from_env({"PLINQY_WEBHOOK_TIMEOUT_S": "0"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from search_service.envconfig import ConfigError, env_float
+from search_service.envconfig import ConfigError, env_float, env_int
 
 # Standard Webhooks' schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
@@ -68,8 +68,8 @@ class EventsConfig:
             retry_schedule=parse_schedule(raw_schedule) if raw_schedule else DEFAULT_RETRY_SCHEDULE,
             allow_hosts=frozenset(h.strip().lower().strip("[]") for h in hosts.split(",") if h.strip()),
             timeout_s=env_float(env, "PLINQY_WEBHOOK_TIMEOUT_S", 10.0, 0.05, 60.0),
-            concurrency=int(env_float(env, "PLINQY_WEBHOOK_CONCURRENCY", 256, 1, 10_000)),
-            per_webhook=int(env_float(env, "PLINQY_WEBHOOK_PER_SUBSCRIPTION", 16, 1, 1000)),
+            concurrency=env_int(env, "PLINQY_WEBHOOK_CONCURRENCY", 256, 1, 10_000),
+            per_webhook=env_int(env, "PLINQY_WEBHOOK_PER_SUBSCRIPTION", 16, 1, 1000),
             lease_s=env_float(env, "PLINQY_WEBHOOK_LEASE_S", 60.0, 1.0, 3600.0),
             poll_interval_s=env_float(env, "PLINQY_WEBHOOK_POLL_S", 1.0, 0.01, 60.0),
             disable_after_s=env_float(env, "PLINQY_WEBHOOK_DISABLE_AFTER_S", 86400.0, 0.0, 30 * 86400.0),

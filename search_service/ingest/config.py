@@ -27,8 +27,8 @@ class IngestConfig:
         return cls(
             rate_per_s=env_float(env, "PLINQY_INGEST_RATE_PER_S", 50.0, 0.01, 1e6),
             rate_burst=env_float(env, "PLINQY_INGEST_RATE_BURST", 200.0, 1, 1e7),
-            max_upload_bytes=int(env_float(env, "PLINQY_INGEST_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, 1024, 2**34)),
-            max_webhook_bytes=int(env_float(env, "PLINQY_INGEST_MAX_WEBHOOK_BYTES", 5 * 1024 * 1024, 1024, 2**30)),
+            max_upload_bytes=env_int(env, "PLINQY_INGEST_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, 1024, 2**34),
+            max_webhook_bytes=env_int(env, "PLINQY_INGEST_MAX_WEBHOOK_BYTES", 5 * 1024 * 1024, 1024, 2**30),
             batch_chunk_rows=env_int(env, "PLINQY_INGEST_CHUNK_ROWS", 5000, 1, 1_000_000),
             lease_s=env_float(env, "PLINQY_INGEST_LEASE_S", 60.0, 1, 86400),
             lanes=env_int(env, "PLINQY_INGEST_LANES", 2, 1, 16),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from search_service.envconfig import env_float
+from search_service.envconfig import env_float, env_int
 from search_service.ingest.connectors.http import RetryPolicy
 
 
@@ -25,7 +25,7 @@ class ConnectorsConfig:
             retry_base_s=env_float(env, "PLINQY_SYNC_RETRY_BASE_S", 30.0, 0.1, 86400),
             check_s=env_float(env, "PLINQY_SYNC_CHECK_S", 5.0, 0.05, 3600),
             http_timeout_s=env_float(env, "PLINQY_SYNC_HTTP_TIMEOUT_S", 15.0, 0.05, 600),
-            http_attempts=int(env_float(env, "PLINQY_SYNC_HTTP_ATTEMPTS", 5, 1, 50)),
+            http_attempts=env_int(env, "PLINQY_SYNC_HTTP_ATTEMPTS", 5, 1, 50),
             max_wait_s=env_float(env, "PLINQY_SYNC_MAX_WAIT_S", 30.0, 0, 3600),
         )
 
