@@ -184,6 +184,8 @@ def test_unreachable_database_url(tmp_path: Path) -> None:
     env = dict(os.environ, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
     proc = run_cli("migrate", env=env)
     assert_one_line_error(proc, "cannot reach the database", "DATABASE_URL")
+    status = run_cli("db", "status", env=env)  # as its help says: exit 3 when not reachable (it was 1)
+    assert status.returncode == 3 and "external database (DATABASE_URL) is not reachable" in status.stdout
 
 
 def test_a_malformed_database_url_a_bad_revision_or_an_unusable_key_file_is_one_line(

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from search_service.cli.common import database_url, embedded_cluster, user_errors
+from search_service.cli.common import UNREACHABLE_DATABASE, connect, database_url, embedded_cluster, user_errors
 from search_service.db import migrate as migrate_mod
 from search_service.settings import Settings
 
@@ -47,9 +47,17 @@ def db_down(settings: Settings) -> None:
 @click.pass_obj
 @user_errors
 def db_status(settings: Settings) -> None:
-    """Report the embedded cluster's state (exit 3 when it is not running)."""
+    """Report the database's state: the embedded cluster's, or whether DATABASE_URL's answers (exit 3 when it is
+    not running or not reachable)."""
     if not settings.uses_embedded_db:
-        migrate_mod.check_server(settings.database_url)
+        try:
+            with connect(settings):
+                pass
+        except UNREACHABLE_DATABASE as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            click.echo(f"external database (DATABASE_URL) is not reachable: {reason}")
+            sys.exit(3)
+        migrate_mod.check_server(settings.database_url)  # the extensions this code needs
         click.echo("external database (DATABASE_URL) is reachable")
         return
     status = embedded_cluster(settings).status()
