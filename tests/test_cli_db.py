@@ -184,6 +184,7 @@ def test_unreachable_database_url(tmp_path: Path) -> None:
     env = dict(os.environ, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
     proc = run_cli("migrate", env=env)
     assert_one_line_error(proc, "cannot reach the database", "DATABASE_URL")
+    assert_one_line_error(run_cli("seed-demo", env=env), "cannot reach the database", "check DATABASE_URL")
     status = run_cli("db", "status", env=env)  # as its help says: exit 3 when not reachable (it was 1)
     assert status.returncode == 3 and "external database (DATABASE_URL) is not reachable" in status.stdout
 

@@ -68,7 +68,7 @@ def test_add_list_deliveries_replay_remove(db: psycopg.Connection, fresh_db_url:
     assert none.output.strip() == "queued 0 deliveries again"
     assert run(fresh_db_url, "webhooks", "remove", webhook_id).exit_code == 0
     gone = run(fresh_db_url, "webhooks", "remove", webhook_id)
-    assert gone.exit_code == 1 and gone.output.startswith("error: webhook_id: no webhook")
+    assert gone.exit_code == 1 and gone.output.strip() == "error: webhook_id: no webhook with this id"  # no store given
 
 
 def test_add_refuses_unsafe_urls_in_one_line(db: psycopg.Connection, fresh_db_url: str) -> None:

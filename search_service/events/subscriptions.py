@@ -122,9 +122,13 @@ async def list_for(conn: Any, store_id: UUID | None) -> list[dict[str, Any]]:
     return [dict(r) for r in await _fetch(conn, "list_subscriptions", store_id=store_id)]
 
 
+def _not_found(store_id: UUID | None) -> str:
+    return "no webhook with this id" + ("" if store_id is None else " for this store")  # None: an admin, the CLI
+
+
 async def delete(conn: Any, store_id: UUID | None, webhook_id: UUID) -> None:
     if not await _fetch(conn, "delete_subscription", store_id=store_id, webhook_id=webhook_id):
-        raise SubscriptionNotFound("webhook_id", "no webhook with this id for this store")
+        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,7 @@ async def start_ping(conn: Any, box: SecretBox, store_id: UUID | None, webhook_i
     """Record a webhook.ping event and its delivery, held by this caller (no dispatcher sends it)."""
     sub = await _one(conn, "get_subscription", store_id=store_id, webhook_id=webhook_id)
     if sub is None:
-        raise SubscriptionNotFound("webhook_id", "no webhook with this id for this store")
+        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
     lock = f"ping:{uuid.uuid4().hex[:12]}"
     row = await _one(conn, "insert_ping", store_id=sub["store_id"], webhook_id=webhook_id, lock=lock)
     assert row is not None
