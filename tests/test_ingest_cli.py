@@ -58,6 +58,10 @@ def test_keys_create_list_revoke(dsn: str) -> None:
     assert bad.returncode == 1 and "unknown scope" in bad.stderr
     useless = cli(dsn, "keys", "create", "--store", str(store), "--scope", "stores:write")
     assert useless.returncode == 1 and "stores:write is an admin key's scope" in useless.stderr
+    long_name = cli(dsn, "keys", "create", "--store", str(store), "--name", "x" * 201)
+    assert long_name.returncode == 1 and "at most 200 characters" in long_name.stderr
+    control = cli(dsn, "stores", "create", "--name", "Kiez\x01Laden", "--lat", "52.5", "--lon", "13.4")
+    assert control.returncode == 1 and "control characters" in control.stderr, control.stderr
 
 
 def test_connect_webhook_prints_secret_once_and_stores_it_encrypted(dsn: str, tmp_path: Path) -> None:

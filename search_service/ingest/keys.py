@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,6 +89,9 @@ def check_scopes(scopes: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scopes))
 
 
+KEY_NAME_MAX = 200  # a label for people, as a store's name is
+
+
 def create_key(
     conn: psycopg.Connection, *, store_id: UUID | None, scopes: tuple[str, ...] | list[str], name: str | None = None
 ) -> NewKey:
@@ -95,6 +99,8 @@ def create_key(
     scopes = check_scopes(scopes or (ADMIN_DEFAULT_SCOPES if store_id is None else STORE_DEFAULT_SCOPES))
     if store_id is not None and "stores:write" in scopes:  # a key that could do nothing with it
         raise ApiKeyError("stores:write is an admin key's scope (creating and changing stores): use --admin")
+    if name is not None and (len(name) > KEY_NAME_MAX or any(unicodedata.category(ch) == "Cc" for ch in name)):
+        raise ApiKeyError(f"--name: at most {KEY_NAME_MAX} characters, no control characters")
     if store_id is not None:
         _require_store(conn, store_id)
     key = generate_key()

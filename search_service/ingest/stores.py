@@ -7,6 +7,7 @@ import json
 import math
 import re
 import secrets
+import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
@@ -90,6 +91,8 @@ def _check_lengths(params: dict[str, Any]) -> None:
         value = params.get(field)
         if isinstance(value, str) and len(value) > limit:
             raise StoreError(field, f"must be at most {limit} characters")
+        if isinstance(value, str) and any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise StoreError(field, "must not contain control characters (a tab, a line break, NUL)")
 
 
 def create_store(conn: psycopg.Connection, fields: StoreFields) -> UUID:
