@@ -262,3 +262,12 @@ def test_the_q_pattern_of_the_schema_accepts_what_the_api_accepts() -> None:
             if accepted != (pattern.fullmatch(text) is not None):
                 disagree.append(hex(code))
     assert disagree == []
+
+
+def test_options_allows_every_method_of_the_path(client: TestClient[Any]) -> None:
+    """It listed one route handler's methods (`OPTIONS, PUT`) for a path that serves four."""
+    listing = client.options("/v1/stores/0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b/listings/SKU-1")
+    assert listing.status_code == 204, listing.text
+    assert {m.strip() for m in listing.headers["allow"].split(",")} == {"DELETE", "GET", "OPTIONS", "PATCH", "PUT"}
+    search = client.options("/v1/search")
+    assert {m.strip() for m in search.headers["allow"].split(",")} == {"GET", "OPTIONS"}

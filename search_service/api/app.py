@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, Server
 
 from embeddings.encoder import Encoder
 from search_service.api import events_routes, ingest_routes, listing_reads, page
+from search_service.api.allow_header import AllowHeader
 from search_service.api.auth import BEARER_SCHEME
 from search_service.api.bodies import PlinqyRequest
 from search_service.api.errors import EXCEPTION_HANDLERS
@@ -45,6 +46,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     """The API. `encoder`: an already loaded one (tests share one); otherwise loaded from settings.encoder.
     `shared`: candidate sets and facet labels a supervisor loaded before forking this worker (shared_state.py)."""
     runtime = Runtime.build(settings, encoder, shared)
+    allow_header = AllowHeader()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -70,13 +72,14 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=PlinqyRequest,
         before_request=check_query_string,
-        middleware=[runtime.metrics.middleware],
+        middleware=[runtime.metrics.middleware, allow_header.middleware],
         lifespan=[lifespan],
         state=State({"runtime": runtime}),
         openapi_config=OPENAPI,
     )
     state_body_rules(app.openapi_schema, (*BODY_STRUCTS, WebhookCreate))
     app.state.query_rules = query_rules(app.openapi_schema)  # what check_query_string holds each route to
+    allow_header.learn(app)
     overlapping_unions_as_any_of(app.openapi_schema)
     return app
 
