@@ -54,7 +54,7 @@ def test_waiting_deliveries_are_mapped_in_order_each_with_its_own_outcome(
     unknown = deliver(db, store, {"op": "stock", "sku": "nope", "quantity": 1})
     twice = deliver(
         db, store, {"op": "stock", "sku": "c", "quantity": 2}, {"op": "stock", "sku": "c", "quantity": 8}
-    )  # the same SKU twice in one delivery: the last row wins, the first ends duplicate
+    )  # the same SKU twice in one delivery: both apply, in order, as if delivered one by one
     gone = deliver(db, store, {"op": "delete", "sku": "c"})
     run_worker(fresh_db_url)
 
@@ -76,8 +76,8 @@ def test_waiting_deliveries_are_mapped_in_order_each_with_its_own_outcome(
         )
     }
     assert all(s[0] == "completed" and s[1] == s[2] and s[7] is None for s in states.values()), states
-    assert states[older][4] == 1 and states[unknown][6] == 1 and states[twice][3:5] == (1, 0)
-    assert states[twice][5] == 1 and states[gone][3] == 1
+    assert states[older][4] == 1 and states[unknown][6] == 1 and states[twice][3:5] == (2, 0)
+    assert states[twice][5] == 0 and states[gone][3] == 1
     # Mapped together: one transaction finished them all.
     finished = db.execute("SELECT count(DISTINCT finished_at) FROM import_batch WHERE id = ANY(%s)", (ids,))
     assert finished.fetchone() == (1,)

@@ -357,6 +357,35 @@ def test_writes_on_the_apis_custom_planned_connections_plan_their_key_checks_onc
     asyncio.run(go())
 
 
+def test_the_items_of_a_listing_batch_apply_in_order_as_if_sent_one_by_one(db: psycopg.Connection) -> None:
+    """An item replaced by a later one of its SKU ended `duplicate` whatever became of the later one: a later
+    invalid or stale item left nothing applied, and a later upsert without a level dropped the stock change
+    before it. A file keeps "the last row wins", its SKUs compared past surrounding spaces."""
+    store = make_store(db)
+    first = {"sku": "D2", "name": "Dup", "price": "1", "quantity": 1, "version": 7}
+    pipeline.record_batch(db, store_id=store, source="api", kind="listing", rows=[first])
+    drain(db)
+    rows = [
+        {"sku": "D1", "name": "Dup one", "price": "2", "quantity": 5},
+        {"sku": "D1", "name": "Dup one", "price": "-1", "quantity": 5},
+        {"sku": "D2", "name": "Dup", "price": "9", "quantity": 10, "version": 10},
+        {"sku": "D2", "name": "Dup", "price": "5", "quantity": 5, "version": 5},
+        {"sku": "D1", "op": "stock", "quantity": 0},
+        {"sku": "D1", "name": "Dup one", "price": "1.29"},
+    ]
+    batch = pipeline.record_batch(db, store_id=store, source="api", kind="listing", rows=rows)
+    drain(db)
+    assert [r[1] for r in rows_of(db, batch)] == ["mapped", "rejected", "mapped", "stale", "mapped", "mapped"]
+    d1, d2 = listing(db, store, "D1"), listing(db, store, "D2")
+    assert d1 is not None and d1[:2] == ("1.29", 0)  # the stock change kept: the upsert carried no level
+    assert d2 is not None and d2[:2] == ("9.00", 10)
+    spaced = [{"sku": " W1", "name": "W", "price": "1", "quantity": 1}, {"sku": "W1", "name": "W", "price": "2",
+              "quantity": 2}]  # fmt: skip
+    csv_batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=spaced)
+    drain(db)
+    assert [r[1] for r in rows_of(db, csv_batch)] == ["duplicate", "mapped"]
+
+
 def test_rows_without_a_sku_are_rejected_not_duplicates(db: psycopg.Connection) -> None:
     """SKU-less rows shared one (empty) SKU in the duplicate marking: all but the last ended `duplicate`, missing
     from the errors CSV."""

@@ -202,13 +202,16 @@ FROM ours JOIN store s ON s.id = ours.store_id;
 
 -- name: mark_duplicates
 -- params: batch_id uuid
--- Duplicate SKUs within a batch: the last row wins; an earlier row that a later one replaces (a later upsert or
--- delete, or the same op) ends `duplicate`. A stock row after an upsert is not a duplicate: both apply, in order.
--- Window maxima over one sort of the batch, not a self-join.
+-- Duplicate SKUs within a file or a vendor's page (kinds csv, sync): the last row wins; an earlier row that a later
+-- one replaces (a later upsert or delete, or the same op) ends `duplicate`. A stock row after an upsert is not a
+-- duplicate: both apply, in order. The items of a listing batch or a delivery are writes each answered alone:
+-- they apply in order, as if sent one by one (marked, an earlier item was dropped for a later one that was then
+-- rejected or stale). SKUs compare as mapped, past surrounding spaces. Window maxima over one sort, not a join.
 WITH rows AS (
-    SELECT id, row_number, status, payload->>'sku' AS sku, coalesce(payload->>'op', 'upsert') AS op
+    SELECT id, row_number, status, btrim(payload->>'sku') AS sku, coalesce(payload->>'op', 'upsert') AS op
     FROM imported_product_raw
     WHERE import_batch_id = :batch_id AND status <> 'rejected'
+      AND (SELECT kind FROM import_batch WHERE id = :batch_id) IN ('csv', 'sync')
       AND nullif(btrim(payload->>'sku'), '') IS NOT NULL  -- no SKU: rejected as such, not a duplicate
 ), ranked AS (
     SELECT id, status, row_number,

@@ -44,12 +44,14 @@ FROM store s WHERE s.id = (SELECT store_id FROM ours LIMIT 1);
 
 -- name: mark_duplicates_group
 -- params: batch_ids uuid[]
--- mark_duplicates (batches.sql), batch by batch: a SKU repeated in one batch; returns the count per batch.
+-- mark_duplicates (batches.sql), batch by batch: a SKU repeated in one file or vendor page; returns the count per
+-- batch.
 WITH rows AS (
-    SELECT id, import_batch_id, row_number, status, payload->>'sku' AS sku, coalesce(payload->>'op', 'upsert') AS op
-    FROM imported_product_raw
-    WHERE import_batch_id = ANY (:batch_ids::uuid[]) AND status <> 'rejected'
-      AND nullif(btrim(payload->>'sku'), '') IS NOT NULL  -- no SKU: rejected as such, not a duplicate
+    SELECT r.id, r.import_batch_id, r.row_number, r.status, btrim(r.payload->>'sku') AS sku,
+           coalesce(r.payload->>'op', 'upsert') AS op
+    FROM imported_product_raw r JOIN import_batch b ON b.id = r.import_batch_id AND b.kind IN ('csv', 'sync')
+    WHERE r.import_batch_id = ANY (:batch_ids::uuid[]) AND r.status <> 'rejected'
+      AND nullif(btrim(r.payload->>'sku'), '') IS NOT NULL  -- no SKU: rejected as such, not a duplicate
 ), ranked AS (
     SELECT id, status, row_number,
            max(row_number) FILTER (WHERE op IN ('upsert', 'delete'))
