@@ -197,7 +197,7 @@ def test_a_delete_carries_the_source_clock(base: str, shop: tuple[uuid.UUID, str
     """A till's late DELETE took a newer listing off sale: its body's updated_at was not read."""
     store, key = shop
     url = f"{base}/v1/stores/{store}/listings/CLOCK-1"
-    put = httpx.put(url, json={"name": "Clock", "price": 1, "quantity": 4, "updated_at": "2026-12-07T12:00:00Z"},
+    put = httpx.put(url, json={"name": "Clock", "price": 1, "quantity": 4, "updated_at": "2026-12-01T12:00:00Z"},
                     headers=bearer(key))  # fmt: skip
     assert put.status_code == 200, put.text
     late = httpx.request("DELETE", url, json={"updated_at": "2020-01-01T00:00:00Z"}, headers=bearer(key))
@@ -207,7 +207,7 @@ def test_a_delete_carries_the_source_clock(base: str, shop: tuple[uuid.UUID, str
     assert unknown.status_code == 400 and error_of(unknown)[0] == "bogus"
     text = httpx.request("DELETE", url, content=b"updated_at=x", headers={**bearer(key), "content-type": "text/plain"})
     assert text.status_code == 415
-    newer = httpx.request("DELETE", url, json={"updated_at": "2026-12-08T00:00:00Z"}, headers=bearer(key))
+    newer = httpx.request("DELETE", url, json={"updated_at": "2026-12-02T00:00:00Z"}, headers=bearer(key))
     assert newer.json()["status"] == "mapped" and newer.json()["listing"]["is_active"] is False
     bare = httpx.delete(f"{base}/v1/stores/{store}/listings/CLOCK-1", headers=bearer(key))  # no body: no clock
     assert bare.status_code == 200
@@ -223,6 +223,11 @@ def test_a_delete_carries_the_source_clock(base: str, shop: tuple[uuid.UUID, str
         ({**OAT, "quantity": -2}, "quantity", ""),
         ({**OAT, "price": "abc"}, "price", "not a number"),
         ({"price": 1, "quantity": 1}, "name", ""),
+        # past the year 9999 in UTC: a 500, and queued, a batch that failed five times holding the store's writes
+        ({**OAT, "updated_at": "9999-12-31T23:59:59-05:00"}, "updated_at", "out of range"),
+        ({**OAT, "updated_at": "0001-01-01T00:00:00+01:00"}, "updated_at", "out of range"),
+        # a POS clock years ahead made every later write of the listing stale, for good
+        ({**OAT, "updated_at": "9999-12-31T23:59:59Z"}, "updated_at", "ahead of this server's clock"),
     ],
 )
 def test_bad_listing_values_are_400(

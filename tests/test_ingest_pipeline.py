@@ -379,6 +379,13 @@ def test_the_items_of_a_listing_batch_apply_in_order_as_if_sent_one_by_one(db: p
     d1, d2 = listing(db, store, "D1"), listing(db, store, "D2")
     assert d1 is not None and d1[:2] == ("1.29", 0)  # the stock change kept: the upsert carried no level
     assert d2 is not None and d2[:2] == ("9.00", 10)
+    clocks = [
+        {"sku": "T1", "name": "T", "price": "1", "quantity": 1},
+        {"sku": "T2", "name": "T", "price": "1", "quantity": 1, "updated_at": "9999-12-31T23:59:59-05:00"},
+    ]
+    timed = pipeline.record_batch(db, store_id=store, source="api", kind="listing", rows=clocks)
+    drain(db)  # the second item crashed the batch's mapping five times, then failed it with the first
+    assert [r[1] for r in rows_of(db, timed)] == ["mapped", "rejected"]
     spaced = [{"sku": " W1", "name": "W", "price": "1", "quantity": 1}, {"sku": "W1", "name": "W", "price": "2",
               "quantity": 2}]  # fmt: skip
     csv_batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=spaced)

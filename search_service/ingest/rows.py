@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -174,12 +174,24 @@ def parse_bool(value: Any, key: str) -> bool:
     raise Rejected(f"{key} must be true or false (also yes/no, 1/0, wahr/falsch, ja/nein)")
 
 
+# How far ahead of this server's clock a source's clock may be: past it, a write would make every later one stale
+# (a POS set to the wrong year, 9999-12-31) and nothing could write the listing with a clock again.
+CLOCK_AHEAD_MAX = timedelta(days=1)
+
+
 def parse_timestamp(value: Any) -> datetime:
     try:
         stamp = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        stamp = stamp.astimezone(UTC) if stamp.tzinfo else stamp.replace(tzinfo=UTC)
     except ValueError:
         raise Rejected(f"updated_at {str(value)[:40]!r} is not an ISO-8601 time") from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the year 9999 in UTC
+        raise Rejected(f"updated_at {str(value)[:40]!r} is out of range (years 1-9999 in UTC)") from None
+    if stamp - datetime.now(UTC) > CLOCK_AHEAD_MAX:
+        raise Rejected(
+            f"updated_at {str(value)[:40]!r} is more than a day ahead of this server's clock: check the sender's clock"
+        )
+    return stamp
 
 
 def parse_version(value: Any) -> int:
