@@ -393,6 +393,21 @@ def test_the_items_of_a_listing_batch_apply_in_order_as_if_sent_one_by_one(db: p
     assert [r[1] for r in rows_of(db, csv_batch)] == ["duplicate", "mapped"]
 
 
+def test_a_row_the_database_refuses_is_rejected_alone(db: psycopg.Connection) -> None:
+    """A value that passed validation but not the database (here a check the test adds) crashed the whole batch
+    five times, then failed it, its other rows with it, the store's later writes held behind it."""
+    store = make_store(db)
+    db.execute("ALTER TABLE store_product ADD CONSTRAINT no_thirteen CHECK (quantity <> 13)")
+    rows = [{"sku": f"Q{q}", "name": "Q", "price": "1", "quantity": q} for q in (5, 13, 7)]
+    batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
+    drain(db)
+    got = rows_of(db, batch)
+    assert [r[1] for r in got] == ["mapped", "rejected", "mapped"]
+    assert got[1][2].startswith("the database refused this row's values") and "no_thirteen" in got[1][2]
+    status = db.execute("SELECT status, error_rows, mapped_rows FROM import_batch WHERE id = %s", (batch,))
+    assert status.fetchone() == ("completed", 1, 2)
+
+
 def test_rows_without_a_sku_are_rejected_not_duplicates(db: psycopg.Connection) -> None:
     """SKU-less rows shared one (empty) SKU in the duplicate marking: all but the last ended `duplicate`, missing
     from the errors CSV."""

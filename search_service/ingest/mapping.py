@@ -10,6 +10,7 @@ Newest wins: a row older (updated_at or version) than what its listing holds end
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,8 +18,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from search_service.db.sql import statement
 from search_service.ingest.rows import Rejected, ValidRow, gtin14, validate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -124,7 +129,31 @@ async def apply_rows(
     categories = await Categories.load(conn) if wanted else Categories([])  # a stock update reads no tree
     results: dict[int, RowResult] = {}
     for round_items in _rounds(items):
-        results.update(await _apply_round(conn, store_id, currency, round_items, categories))
+        try:
+            async with conn.transaction():  # a savepoint: a row the database refuses is then rejected alone
+                results.update(await _apply_round(conn, store_id, currency, round_items, categories))
+        except REFUSED_VALUES:
+            results.update(await _apply_one_by_one(conn, store_id, currency, round_items, categories))
+    return results
+
+
+# The database refusing a row's value (out of its type's range, a check): that row is rejected, not its batch
+# (five crashes, then failed, the store's later writes held behind it). Validation should have caught it first.
+REFUSED_VALUES = (asyncpg.DataError, asyncpg.CheckViolationError)
+
+
+async def _apply_one_by_one(
+    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], categories: Categories
+) -> dict[int, RowResult]:
+    results: dict[int, RowResult] = {}
+    for item in items:
+        try:
+            async with conn.transaction():
+                results.update(await _apply_round(conn, store_id, currency, [item], categories))
+        except REFUSED_VALUES as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.warning("a row the database refused was rejected: %s", reason)
+            results[item[0]] = RowResult("rejected", f"the database refused this row's values: {reason[:300]}")
     return results
 
 
