@@ -126,12 +126,27 @@ def test_ctrl_c_during_import_csv_gives_the_batch_back_to_the_workers(dsn: str, 
         assert "interrupted: batch" in err and "`plinqy-search worker` maps the rest" in err and "Traceback" not in err
         held = conn.execute("SELECT status, locked_by, processed_rows FROM import_batch").fetchone()
         assert held is not None and held[0] == "processing" and held[1] is None and 0 < held[2] < 30000
+        # a second import maps that earlier batch first: interrupted, it gives that one back too (it kept it)
+        small = tmp_path / "small.csv"
+        small.write_text("sku,name,price,quantity\nX1,Extra,1.00,1\n")
+        second = subprocess.Popen(
+            [sys.executable, "-m", "search_service", "import", "csv", str(small), "--store", str(store)],
+            env={**os.environ, "DATABASE_URL": dsn, "PLINQY_INGEST_CHUNK_ROWS": "500"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        before = held[2]
+        while not conn.execute("SELECT 1 FROM import_batch WHERE processed_rows > %s", (before,)).fetchone():
+            assert time.monotonic() < deadline and second.poll() is None
+            time.sleep(0.05)
+        second.send_signal(signal.SIGINT)
+        assert second.wait(timeout=60) == 130
+        assert conn.execute("SELECT count(*) FROM import_batch WHERE locked_by IS NOT NULL").fetchone() == (0,)
     drained = cli(dsn, "worker", "--drain", "--only", "import")
     assert drained.returncode == 0, drained.stderr
     with psycopg.connect(dsn) as conn:
-        done = conn.execute("SELECT status, processed_rows, mapped_rows FROM import_batch").fetchone()
-        assert done == ("completed", 30000, 30000)
-        assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (30000,)
+        done = conn.execute("SELECT status, processed_rows, mapped_rows FROM import_batch ORDER BY seq").fetchall()
+        assert done == [("completed", 30000, 30000), ("completed", 1, 1)]
+        assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (30001,)
 
 
 def test_import_csv_of_a_big_file_maps_it_in_lanes_with_the_bar_moving(dsn: str, tmp_path: Path) -> None:

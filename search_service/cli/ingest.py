@@ -185,8 +185,7 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
         except (CsvError, UnknownStore) as exc:
             raise UserFacingError(str(exc)) from None
         except ImportInterrupted as stopped:
-            bar.write(f"interrupted: {stopped}; the batch is stored whole: `plinqy-search worker` maps the rest",
-                      file=sys.stderr)  # fmt: skip
+            bar.write(f"interrupted: {stopped}", file=sys.stderr)
             sys.exit(130)
     for number, reason in out.errors:
         click.echo(f"row {number}: rejected: {reason}")

@@ -37,8 +37,10 @@ class ImportInterrupted(Exception):
     """Ctrl-C while mapping: the batch is stored whole and given back to the queue (its lease released, so a
     worker takes it at once, not when the lease lapses)."""
 
-    def __init__(self, batch_id: UUID, processed: int, total: int) -> None:
-        super().__init__(f"batch {batch_id}: {processed} of {total} rows mapped")
+    def __init__(self, batch_id: UUID | None, processed: int, total: int) -> None:
+        stored = f"batch {batch_id}: {processed} of {total} rows mapped; the batch is stored whole: " \
+            "`plinqy-search worker` maps the rest"  # fmt: skip
+        super().__init__("before the file was stored: nothing imported" if batch_id is None else stored)
         self.batch_id, self.processed, self.total = batch_id, processed, total
 
 
@@ -134,7 +136,10 @@ async def import_csv_async(
     reader = CsvRows(path.read_bytes(), charset)
     conn = await asyncpg.connect(dsn)
     try:
-        batch_id, total = await record_csv(conn, store_id, reader, path.name)
+        try:
+            batch_id, total = await record_csv(conn, store_id, reader, path.name)
+        except asyncio.CancelledError:  # Ctrl-C while storing: its one transaction rolled back
+            raise ImportInterrupted(None, 0, 0) from None
         worker_id = f"cli-import:{batch_id}"
         try:
             await _follow(conn, dsn, batch_id, worker_id, config, lambda done: progress(done, total), notice)
@@ -153,12 +158,12 @@ async def import_csv_async(
 
 
 async def _give_back(dsn: str, batch_id: UUID, worker_id: str) -> ImportInterrupted:
-    """The batch released to the workers (on a connection of its own: the one in use was cancelled mid-query)."""
+    """What this import holds (its batch, or a store's earlier one it maps first) released to the workers (on a
+    connection of its own: the one in use was cancelled mid-query)."""
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(
-            _sql("release_batch").sql, *_sql("release_batch").bind(batch_id=batch_id, worker_id=worker_id)
-        )
+        release = _sql("release_worker_batches")
+        await conn.execute(release.sql, *release.bind(worker_id=worker_id))
         status = await batch_status(conn, batch_id)
     finally:
         await conn.close()

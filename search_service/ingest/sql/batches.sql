@@ -285,6 +285,13 @@ RETURNING b.id;
 UPDATE import_batch SET locked_by = NULL, locked_until = NULL
 WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing';
 
+-- name: release_worker_batches
+-- params: worker_id text
+-- `import csv` interrupted: every batch it holds (its own, and a store's earlier one it was mapping first) goes
+-- back to the queue at once, its finished chunks kept.
+UPDATE import_batch SET locked_by = NULL, locked_until = NULL
+WHERE locked_by = :worker_id AND status = 'processing';
+
 -- name: batch_crashed
 -- params: batch_id uuid, worker_id text, error text, max_attempts int, pause_s float8
 -- Mapping this batch raised (a bug, or a row the database refuses): its error is kept and it is tried again after a
