@@ -6,6 +6,7 @@ from /schema/openapi.json and checks every response against it.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -114,6 +115,8 @@ def test_schema_states_the_key_the_raw_bodies_and_body_minimums(api_schema: Any,
     quantity = schemas["BatchItem"]["properties"]["quantity"]  # oneOf of integer and number: no whole number valid
     assert "oneOf" not in quantity and {"integer", "number"} <= {m["type"] for m in quantity["anyOf"]}
     assert "503" in paths["/v1/stores/{store_id}"]["get"]["responses"]
+    delete = paths["/v1/stores/{store_id}/listings/{sku}"]["delete"]["requestBody"]  # an optional clock
+    assert delete["required"] is False and "DeleteClock" in json.dumps(delete)
     closed = {name for name, schema in schemas.items() if schema.get("additionalProperties") is False}
     assert closed == {
         "ListingIn",

@@ -238,6 +238,7 @@ def test_commands_on_a_database_behind_or_ahead_of_the_code_say_so_in_one_line(
         conn.execute("UPDATE alembic_version SET version_num = '0999'")
     ahead = "the database is at revision 0999, which this code (head"
     assert_one_line_error(run_cli("worker", "--drain", "--only", "import", env=env), ahead, "newer code")
+    assert_one_line_error(run_cli("migrate", env=env), ahead, "newer code")  # it blamed a --revision not given
 
 
 def test_external_server_without_an_extension_or_too_old(pg_admin_url: str) -> None:

@@ -1,8 +1,9 @@
-"""Three mends of the OpenAPI litestar writes for the body structs.
+"""Four mends of the OpenAPI litestar writes for the body structs.
 
 - A field's `ge=0`: litestar reads msgspec's constraints with a truthiness test, so a minimum of 0 (a quantity, a
   version) was dropped from the schema while the server enforced it (`{"quantity": -1}`, schema-valid, was a 400).
   Query parameters state theirs with `schema_extra` (params.py).
+- An optional body (a DELETE's clock, `data: X | None = None`) is written `required: true`.
 - A struct that forbids unknown fields: litestar leaves `additionalProperties` out, so a client generated from the
   schema sends what the server refuses (400 naming the field). `additionalProperties: false`.
 - A union of `int` and `float` (a batch item's `quantity`: `int | float | str`) as `oneOf`: a whole number matches
@@ -52,3 +53,12 @@ def overlapping_unions_as_any_of(openapi: OpenAPI) -> None:
             kinds = {getattr(member, "type", None) for member in members or ()}
             if isinstance(prop, Schema) and {OpenAPIType.INTEGER, OpenAPIType.NUMBER} <= kinds:
                 prop.any_of, prop.one_of = prop.one_of, None
+
+
+def optional_bodies(openapi: OpenAPI, operations: Iterable[tuple[str, str]]) -> None:
+    """`requestBody.required: false` on these (path, method) operations, whose body may be left out."""
+    for path, method in operations:
+        item = (openapi.paths or {}).get(path)
+        operation = getattr(item, method, None) if item is not None else None
+        if operation is not None and operation.request_body is not None:
+            operation.request_body.required = False

@@ -69,6 +69,9 @@ def upgrade(dsn: str, revision: str = "head") -> None:
     if not revision.strip():
         raise MigrationError("--revision is empty: give a revision (e.g. 0027) or leave it out for head")
     check_server(dsn)
+    current = current_revision(dsn)
+    if schema_state(current) == "ahead":  # alembic would say it cannot locate that revision, as of a bad --revision
+        raise MigrationError(schema_advice(current))
     try:
         _refuse_going_back(dsn, revision)
         command.upgrade(alembic_config(dsn), revision)
