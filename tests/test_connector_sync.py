@@ -197,10 +197,19 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
           "--domain-prefix", "bad prefix/../"), "is not NAME of NAME.retail.lightspeed.app"),
         (("connect", "erply", "--store", str(store), "--location", "1", "--client-code", "x.evil",
           "--session-key", "k"), "is not the Erply account number"),
+        (("connect", "shopify", "--store", str(store), "--location", "1", "--token", "t",
+          "--shop", "\u017fhop.myshopify.com"), "is not NAME.myshopify.com"),  # a long s matched [a-z] with re.I
+        ((*r_args[:-1], "t\nX-Evil: 1", "--location", "1", "--account", "4242"), "--token holds a control character"),
     ]  # fmt: skip
     for args, message in refusals:
         refused = cli(fresh_db_url, *args)
         assert refused.returncode == 1 and message in refused.stderr, (args, refused.stderr)
+    upper = cli(fresh_db_url, "connect", "shopify", "--store", str(store), "--location", " 24826418 ", "--token",
+                "t", "--shop", "Gifts.MyShopify.com")  # fmt: skip
+    assert upper.returncode == 0, upper.stderr
+    stored = db.execute("SELECT config->>'account', external_location FROM ingest_connection WHERE id = %s",
+                        (upper.stdout.split()[1],)).fetchone()  # fmt: skip
+    assert stored == ("shopify:gifts.myshopify.com", "24826418")  # one account (its sync lock), a location as sent
     out = cli(fresh_db_url, "sync", cid)
     assert out.returncode == 0, out.stderr
     # 5 items + 10 item-shops (5 summary rows of shopID "0", 5 repeating the levels the items carried): 5 rows;

@@ -89,7 +89,11 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
     from search_service.ingest.connectors.factory import CREDENTIALS, PUSH_SOURCES, ConnectionError_, check_credentials
     from search_service.ingest.stores import StoreError, create_connection, is_web_address
 
-    creds = {k: v for k, v in credentials.items() if v}
+    creds = {k: v.strip() for k, v in credentials.items() if v and v.strip()}
+    for host_part in ("shop", "domain_prefix"):  # host names: one spelling, so one account (and one sync lock)
+        if host_part in creds:
+            creds[host_part] = creds[host_part].lower()
+    location = location.strip()  # the vendors' location ids are compared as text
     if base_url is not None and not (is_web_address(base_url) and _has_usable_port(base_url)):
         raise UserFacingError(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
     if not location.strip():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -25,12 +26,12 @@ SOURCES = tuple(CREDENTIALS)
 # The credentials that name a host or an account in the vendor's URLs, as the vendors write them: a value past
 # these went into the address (`--shop evil.com/x` sent the Admin token to https://evil.com/x).
 CREDENTIAL_FORMS: dict[tuple[str, str], tuple[re.Pattern[str], str]] = {
-    ("lightspeed-r", "account"): (re.compile(r"[0-9]{1,20}"), "the R-Series account ID, digits"),
+    ("lightspeed-r", "account"): (re.compile(r"[0-9]{1,20}", re.A), "the R-Series account ID, digits"),
     ("lightspeed-x", "domain_prefix"): (
-        re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.I), "NAME of NAME.retail.lightspeed.app"),
-    ("erply", "client_code"): (re.compile(r"[0-9]{1,20}"), "the Erply account number, digits"),
+        re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.A), "NAME of NAME.retail.lightspeed.app, lower case"),
+    ("erply", "client_code"): (re.compile(r"[0-9]{1,20}", re.A), "the Erply account number, digits"),
     ("shopify", "shop"): (
-        re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.myshopify\.com", re.I), "NAME.myshopify.com"),
+        re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.myshopify\.com", re.A), "NAME.myshopify.com, lower case"),
 }  # fmt: skip
 PUSH_SOURCES = frozenset({"lightspeed-x", "erply", "shopify"})  # R-Series has no item or stock webhooks
 
@@ -73,10 +74,13 @@ def check_credentials(source: str, credentials: dict[str, str]) -> None:
     needed = [name for name in required if not credentials.get(name)]
     if needed:
         raise ConnectionError_(f"{source} needs {', '.join('--' + n.replace('_', '-') for n in needed)}")
+    for name, value in credentials.items():  # a line break in a token would go into a request's headers
+        if any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise ConnectionError_(f"--{name.replace('_', '-')} holds a control character (a line break, a tab)")
     for (vendor, name), (form, words) in CREDENTIAL_FORMS.items():
-        value = credentials.get(name)
-        if vendor == source and value is not None and not form.fullmatch(value):
-            raise ConnectionError_(f"--{name.replace('_', '-')} {value[:80]!r} is not {words}")
+        given = credentials.get(name)
+        if vendor == source and given is not None and not form.fullmatch(given):
+            raise ConnectionError_(f"--{name.replace('_', '-')} {given[:80]!r} is not {words}")
 
 
 def parse_secrets(text: str | None) -> list[str]:
