@@ -31,6 +31,7 @@ class BatchOutcome:
     unchanged: int = 0
     deleted: int = 0
     superseded: int = 0
+    requeued: int = 0  # edited while embedded and no task of the edit's: back to the queue for the new text
     lost_lease: int = 0
     errors: int = 0
 
@@ -223,7 +224,7 @@ class BatchSteps:
                     else:
                         writes.append((task_id, pid, digest))
             owned = queue.finish_owned(conn, self.worker_id, results)  # the fence
-            requeued = queue.requeue_changed(conn, changed, self.worker_id) if changed else set()
+            requeued = queue.requeue_changed(conn, changed, self.worker_id) if changed else {}
             writes = [w for w in writes if w[0] in owned]
             if writes:
                 queue.write_vectors(
@@ -234,7 +235,8 @@ class BatchSteps:
                     self.encoder.model_id,
                 )
         local.lost_lease = len(results) - len(owned) + len(changed) - len(requeued)
-        local.superseded = len(requeued)
+        local.superseded = sum(1 for status in requeued.values() if status == "done")  # the others: queued again
+        local.requeued = len(requeued) - local.superseded
         local.embedded = len(writes)
         for task_id, result in results.items():
             if task_id not in owned:

@@ -132,13 +132,13 @@ def release(conn: psycopg.Connection, task_ids: Sequence[int], worker_id: str) -
     return len(rows)
 
 
-def requeue_changed(conn: psycopg.Connection, task_ids: Sequence[int], worker_id: str) -> set[int]:
+def requeue_changed(conn: psycopg.Connection, task_ids: Sequence[int], worker_id: str) -> dict[int, str]:
     """Tasks whose product was edited while they were embedded, given back as a release does: pending again for
     the new text, or done ('superseded') when the edit queued a task of its own. In the caller's transaction (a
-    savepoint, retried like a release when a pending task of the product appears meanwhile)."""
+    savepoint, retried like a release when a pending task of the product appears meanwhile); each one's status."""
     params = {"task_ids": list(task_ids), "worker_id": worker_id}
     rows = _in_transaction_retrying(conn, lambda: conn.execute(sql("release_owned"), params).fetchall())
-    return {r[0] for r in rows}
+    return {r[0]: r[1] for r in rows}  # task id → pending (to embed again) or done (superseded)
 
 
 def reap_expired(conn: psycopg.Connection) -> list[tuple[int, str]]:

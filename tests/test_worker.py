@@ -187,9 +187,11 @@ def test_an_edit_made_while_its_task_was_still_pending_is_embedded(db: psycopg.C
     assert len(claimed) == 1
     from embeddings.worker import BatchOutcome
 
-    worker._process(db, claimed, BatchOutcome())
+    outcome = BatchOutcome()
+    worker._process(db, claimed, outcome)
     editor.close()
     assert db.execute("SELECT status, result FROM ai_task").fetchall() == [("pending", None)]
+    assert (outcome.requeued, outcome.superseded, outcome.embedded) == (1, 0, 0)  # not counted as superseded
     Worker(dsn_of(db), encoder, WorkerConfig(drain=True)).run()
     from embeddings.text import text_hash
 

@@ -88,7 +88,7 @@ SET status = CASE WHEN ai_task_other_pending(t.product_master_id, t.id) THEN 'do
     result = CASE WHEN ai_task_other_pending(t.product_master_id, t.id) THEN 'superseded' END,
     locked_by = NULL, locked_until = NULL
 WHERE t.id = ANY(:task_ids::bigint[]) AND t.status = 'running' AND t.locked_by = :worker_id
-RETURNING t.id;
+RETURNING t.id, t.status;
 
 -- name: reap_expired
 -- params: (none)
