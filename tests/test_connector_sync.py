@@ -338,5 +338,19 @@ def test_ctrl_c_during_cli_sync_stops_after_the_batch_in_hand(
     assert cursor and failures == 0 and last_sync is None  # progress kept, the pass not finished
     stored = db.execute("SELECT count(*) FROM imported_product_raw").fetchone()
     assert stored is not None and stored[0] > 0
+    r_fake.server.handler = slow  # a second Ctrl-C aborts at once, not after the vendor's read in flight
+    again = subprocess.Popen([sys.executable, "-m", "search_service", "sync", str(cid)], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    asked = len(r_fake.server.requests)
+    while len(r_fake.server.requests) < asked + 1:
+        assert time.monotonic() < deadline + 60 and again.poll() is None
+        time.sleep(0.05)
+    again.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    again.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _out, err = again.communicate(timeout=60)
+    r_fake.server.handler = original
+    assert again.returncode == 130 and "aborted:" in err and time.monotonic() - sent < 3, err
     finished = cli(fresh_db_url, "sync", str(cid))
     assert finished.returncode == 0, finished.stderr

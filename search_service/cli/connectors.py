@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -129,10 +130,13 @@ def _stop_on_ctrl_c() -> Iterator[threading.Event]:
     stop = threading.Event()
 
     def on_interrupt(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
+        if stop.is_set():  # at once, not after the vendor's read in flight: the server rolls back the batch in hand
+            click.echo("\naborted: the batches stored before keep their cursor", err=True)
+            sys.stderr.flush()
+            os._exit(130)
         stop.set()
-        click.echo("\nstopping after the batch in hand (Ctrl-C again to abort now)", err=True)
+        click.echo("\nstopping after the batch in hand (a first or --full sync reads the vendor's stock levels "
+                   "first: minutes on a big shop); Ctrl-C again to abort now", err=True)  # fmt: skip
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
