@@ -408,6 +408,27 @@ def test_a_row_the_database_refuses_is_rejected_alone(db: psycopg.Connection) ->
     assert status.fetchone() == ("completed", 1, 2)
 
 
+def test_in_store_and_placeholder_gtins_join_no_other_stores_product(db: psycopg.Connection) -> None:
+    """A restricted circulation number (GS1 prefixes 20-29: weighed cheese, loose sausages) or all zeros joined
+    two stores' unrelated goods into one product."""
+    first, second = make_store(db), make_store(db)
+    for store, name in ((first, "Gouda by weight"), (second, "Bratwurst loose")):
+        rows = [{"sku": "W1", "name": name, "price": "1", "quantity": 1, "gtin": "2001234000000"},
+                {"sku": "Z1", "name": f"{name} (z)", "price": "1", "quantity": 1, "gtin": "0000000000000"},
+                {"sku": "P1", "name": "Priciest", "price": "9999999999.994", "quantity": 1}]  # fmt: skip
+        batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
+        drain(db)
+        got = rows_of(db, batch)
+        assert [r[1] for r in got] == ["mapped", "mapped", "mapped"] and [r[3] for r in got] == ["created"] * 3
+        assert "restricted circulation" in got[0][2] and "placeholder" in got[1][2]
+    products = db.execute("SELECT count(DISTINCT product_master_id) FROM store_product").fetchone()
+    assert products == (6,)
+    assert db.execute("SELECT count(*) FROM product_master WHERE gtin IS NOT NULL").fetchone() == (0,)
+    assert db.execute("SELECT DISTINCT price::text FROM store_product WHERE sku = 'P1'").fetchall() == [
+        ("9999999999.99",)
+    ]  # rounded to the cent first: it was refused as past the most
+
+
 def test_rows_without_a_sku_are_rejected_not_duplicates(db: psycopg.Connection) -> None:
     """SKU-less rows shared one (empty) SKU in the duplicate marking: all but the last ended `duplicate`, missing
     from the errors CSV."""

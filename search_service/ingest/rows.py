@@ -39,6 +39,18 @@ def gtin14(value: Any) -> str | None:
     return padded if (10 - total % 10) % 10 == check else None
 
 
+def store_local_gtin(normal: str) -> str | None:
+    """Why a valid GTIN-14 names no article the world over, or None: all zeros (a placeholder), or GS1's
+    restricted circulation numbers a store gives its own goods (GTIN-13 prefixes 20-29, UPC number systems 2 and 4:
+    loose produce, weighed cheese), which two stores use for different things."""
+    if normal.strip("0") == "":
+        return "all zeros: a placeholder, not an article's number"
+    prefix = normal[1:3]  # the GTIN-13's first two digits (after a GTIN-14's indicator digit)
+    if "20" <= prefix <= "29" or prefix in ("02", "04"):
+        return f"prefix {prefix.lstrip('0') or '0'}: a number for a store's own goods (GS1 restricted circulation)"
+    return None
+
+
 @dataclass
 class ValidRow:
     op: str
@@ -129,7 +141,7 @@ def parse_price(value: Any) -> Decimal:
         raise Rejected("price must be a finite number")
     if price < 0:
         raise Rejected("price must not be negative")
-    if price > MAX_PRICE:
+    if price >= MAX_PRICE + Decimal("0.005"):  # what rounds to a cent past it (9999999999.994 is .99)
         raise Rejected(f"price must be at most {MAX_PRICE}")
     return price
 
@@ -260,6 +272,9 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
         out.gtin = gtin14(raw_gtin)
         if out.gtin is None:
             out.notes.append(f"gtin {str(raw_gtin)[:20]!r} ignored: {_why_not_a_gtin(raw_gtin)}")
+        elif (local := store_local_gtin(out.gtin)) is not None:  # not an article's: it would join other stores'
+            out.gtin = None
+            out.notes.append(f"gtin {str(raw_gtin)[:20]!r} ignored: {local}")
 
 
 _SCIENTIFIC = re.compile(r"^\d(?:[.,]\d+)?[eE]\+?\d+$")
