@@ -424,6 +424,12 @@ def test_in_store_and_placeholder_gtins_join_no_other_stores_product(db: psycopg
     products = db.execute("SELECT count(DISTINCT product_master_id) FROM store_product").fetchone()
     assert products == (6,)
     assert db.execute("SELECT count(*) FROM product_master WHERE gtin IS NOT NULL").fetchone() == (0,)
+    dollars = pipeline.record_batch(db, store_id=first, source="api", kind="listing", rows=[
+        {"sku": "C1", "name": "Import", "price": "1", "quantity": 1, "currency": "usd"},
+        {"sku": "C1", "name": "Import", "price": "2"}])  # fmt: skip
+    drain(db)  # an upsert without a currency kept its level but set the store's currency (EUR)
+    assert [r[1] for r in rows_of(db, dollars)] == ["mapped", "mapped"]
+    assert db.execute("SELECT currency, price::text FROM store_product WHERE sku = 'C1'").fetchone() == ("USD", "2.00")
     assert db.execute("SELECT DISTINCT price::text FROM store_product WHERE sku = 'P1'").fetchall() == [
         ("9999999999.99",)
     ]  # rounded to the cent first: it was refused as past the most

@@ -216,7 +216,8 @@ def _decide(
         plan.adopt.append((row.sku, product))  # the store's SKU-less listing of the product takes this SKU
     if look["listing_id"] is not None and look["sole_listing"] and look["listing_product"] == product:
         plan.product_updates.append((product, row, category_id))
-    plan.listings.append((row, product, row.currency or currency))
+    # An upsert without a currency keeps the listing's, as one without a level keeps its level; a new one the store's.
+    plan.listings.append((row, product, row.currency or (look["listing_currency"] or "").strip() or currency))
     return RowResult("mapped", None, matched_by, product)
 
 

@@ -17,7 +17,7 @@
 -- uq_store_product_store_id_product_master_id) and under which SKU (NULL: a listing without one, e.g. SQL's); the
 -- GTIN of the listing's product (a GTIN no product holds yet goes onto the store's own product).
 SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product, sp.source_updated_at, sp.source_version,
-       sp.quantity AS listing_quantity, lp.gtin AS listing_gtin,
+       sp.quantity AS listing_quantity, sp.currency AS listing_currency, lp.gtin AS listing_gtin,
        (sp.id IS NOT NULL AND NOT EXISTS (
            SELECT 1 FROM store_product x WHERE x.product_master_id = sp.product_master_id AND x.store_id <> i.store_id
        )) AS sole_listing,
