@@ -642,6 +642,10 @@ def test_readyz_reports_migrations_behind_or_ahead(make_database: Callable[..., 
         body = client.get("/readyz").json()
         assert body["checks"]["migrations"] == "behind"
         assert any("run `plinqy-search migrate`" in reason for reason in body["reasons"])
+        with psycopg.connect(url, autocommit=True) as conn:  # a column this code reads is missing: not a 500
+            conn.execute("ALTER TABLE store DROP COLUMN website")
+        store = client.get("/v1/stores/0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b")
+        assert store.status_code == 503 and "migrate" in store.json()["error"]["message"], store.text
 
 
 def test_readyz_without_the_database_names_its_state(pg_admin_url: str, encoder: Encoder) -> None:

@@ -164,6 +164,11 @@ def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[An
             request, "secret_key", "the server cannot open this connection's stored secret (its PLINQY_SECRET_KEY "
             "is not the key the secret was stored with); retry later",
         )  # fmt: skip
+    if isinstance(exc, (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError)):  # an older schema than ours
+        log.error("the database lacks what this code needs (%s): is it migrated? see /readyz", exc)
+        return _unavailable(
+            request, "schema", "the database is not at this code's migration: `plinqy-search migrate` (see /readyz)"
+        )
     if isinstance(exc, TRANSIENT_DB_ERRORS):
         log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
         return _unavailable(request, "database", "the database is unavailable; retry shortly")
