@@ -657,6 +657,7 @@ def test_readyz_without_the_database_names_its_state(pg_admin_url: str, encoder:
         response = client.get("/readyz")
         body = response.json()
     assert response.status_code == 503 and body["checks"]["database"] == "unreachable"
+    assert body["checks"]["suggestions"] == "waiting"  # it said "building" while nothing could build
     assert "the in-memory vector copy loads once the database answers" in body["reasons"]
     assert "the in-memory vector copy is loading" not in body["reasons"]
 

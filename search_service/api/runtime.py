@@ -222,7 +222,8 @@ class Runtime:
         checks["model"] = self._model_check(reasons)
         checks["database"], checks["migrations"] = await self._database_checks(reasons)
         checks["vectors"] = self.vectors_state
-        checks["suggestions"] = self.suggestions_state
+        waiting = checks["database"] != "ok" and self.suggestions_state == "building"  # nothing builds without it
+        checks["suggestions"] = "waiting" if waiting else self.suggestions_state
         if self.vectors_state in ("loading", "failed"):
             loading = "the in-memory vector copy is loading" if checks["database"] == "ok" else (
                 "the in-memory vector copy loads once the database answers")  # fmt: skip

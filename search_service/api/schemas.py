@@ -297,7 +297,8 @@ READYZ_RESPONSES = {
     ),
     503: ResponseSpec(
         Readiness,
-        description="Not ready; `reasons` says why.",
+        description="Not ready; `reasons` says why. `database`: ok, unreachable, busy or slow; `migrations`: ok, "
+        "behind, ahead (migrated by newer code) or missing; `suggestions`: waiting while the database is away.",
         examples=[
             Example(
                 summary="model loading",
