@@ -414,16 +414,28 @@ def test_in_store_and_placeholder_gtins_join_no_other_stores_product(db: psycopg
     first, second = make_store(db), make_store(db)
     for store, name in ((first, "Gouda by weight"), (second, "Bratwurst loose")):
         rows = [{"sku": "W1", "name": name, "price": "1", "quantity": 1, "gtin": "2001234000000"},
+                {"sku": "W8", "name": f"{name} (8)", "price": "1", "quantity": 1, "gtin": "21234569"},
                 {"sku": "Z1", "name": f"{name} (z)", "price": "1", "quantity": 1, "gtin": "0000000000000"},
                 {"sku": "P1", "name": "Priciest", "price": "9999999999.994", "quantity": 1}]  # fmt: skip
         batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
         drain(db)
         got = rows_of(db, batch)
-        assert [r[1] for r in got] == ["mapped", "mapped", "mapped"] and [r[3] for r in got] == ["created"] * 3
-        assert "restricted circulation" in got[0][2] and "placeholder" in got[1][2]
+        assert [r[1] for r in got] == ["mapped"] * 4 and [r[3] for r in got] == ["created"] * 4
+        assert "restricted circulation" in got[0][2] and "GTIN-8 prefix 2" in got[1][2] and "placeholder" in got[2][2]
     products = db.execute("SELECT count(DISTINCT product_master_id) FROM store_product").fetchone()
-    assert products == (6,)
+    assert products == (8,)
     assert db.execute("SELECT count(*) FROM product_master WHERE gtin IS NOT NULL").fetchone() == (0,)
+    money = pipeline.record_batch(db, store_id=first, source="api", kind="listing", rows=[
+        {"sku": "M1", "name": "M", "price": "1", "quantity": 1, "currency": "USD"},
+        {"op": "stock", "sku": "M1", "price": "3", "currency": "GBP"},  # its price was taken as USD
+        {"op": "stock", "sku": "M1", "price": "4", "currency": "USD"}])  # fmt: skip
+    drain(db)
+    assert [r[1] for r in rows_of(db, money)] == ["mapped", "rejected", "mapped"]
+    db.execute("UPDATE store_product SET source_updated_at = '-infinity' WHERE sku = 'M1'")  # a clock of old
+    late = pipeline.record_batch(db, store_id=first, source="api", kind="listing", rows=[
+        {"op": "stock", "sku": "M1", "quantity": 2, "updated_at": "2026-12-01T00:00:00Z"}])  # fmt: skip
+    drain(db)  # a TypeError (naive against aware) crashed its batch five times
+    assert [r[1] for r in rows_of(db, late)] == ["mapped"]
     dollars = pipeline.record_batch(db, store_id=first, source="api", kind="listing", rows=[
         {"sku": "C1", "name": "Import", "price": "1", "quantity": 1, "currency": "usd"},
         {"sku": "C1", "name": "Import", "price": "2"}])  # fmt: skip

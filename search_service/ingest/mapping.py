@@ -99,6 +99,8 @@ def _staleness(row: ValidRow, look: Any) -> str | None:
     clock, on its product's upsert) reads `updated_at` as the catalogue's clock and `version` as the level's;
     otherwise either clock is the whole row's."""
     held_at, held_version = look["source_updated_at"], look["source_version"]
+    if held_at is not None and held_at.tzinfo is None:  # -infinity (asyncpg reads it naive): no clock held
+        held_at = None
     older_at = row.updated_at is not None and held_at is not None and row.updated_at < held_at
     older_version = row.version is not None and held_version is not None and row.version < held_version
     if older_at or (older_version and not (row.op == "upsert" and row.updated_at is not None)):
@@ -193,6 +195,10 @@ def _decide(
         if look["listing_id"] is None:  # a delete of what is not here is done (a POS's first sync sends its deleted)
             outcome = "stale" if row.op == "delete" else "rejected"
             return RowResult(outcome, f"no listing with sku {row.sku!r} in this store")
+        held_currency = (look["listing_currency"] or "").strip()
+        if row.op == "stock" and row.currency and row.currency != held_currency:  # its price would read as held's
+            return RowResult("rejected", f"currency {row.currency}: a stock change keeps the listing's "
+                             f"({held_currency}); change the currency with an upsert")  # fmt: skip
         (plan.stock if row.op == "stock" else plan.deletes).append(row)
         return RowResult("mapped", None, None, look["listing_product"])
     category_id = categories.resolve(row)

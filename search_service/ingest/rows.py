@@ -45,6 +45,8 @@ def store_local_gtin(normal: str) -> str | None:
     loose produce, weighed cheese), which two stores use for different things."""
     if normal.strip("0") == "":
         return "all zeros: a placeholder, not an article's number"
+    if normal.startswith("000000") and normal[6] in "02":  # GTIN-8 prefixes 0 and 2: RCN-8
+        return f"GTIN-8 prefix {normal[6]}: a number for a store's own goods (GS1 restricted circulation)"
     prefix = normal[1:3]  # the GTIN-13's first two digits (after a GTIN-14's indicator digit)
     if "20" <= prefix <= "29" or prefix in ("02", "04"):
         return f"prefix {prefix.lstrip('0') or '0'}: a number for a store's own goods (GS1 restricted circulation)"
@@ -189,6 +191,7 @@ def parse_bool(value: Any, key: str) -> bool:
 # How far ahead of this server's clock a source's clock may be: past it, a write would make every later one stale
 # (a POS set to the wrong year, 9999-12-31) and nothing could write the listing with a clock again.
 CLOCK_AHEAD_MAX = timedelta(days=1)
+CLOCK_FLOOR = datetime(1970, 1, 1, tzinfo=UTC)  # no till's clock reads earlier unless it was never set
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -199,6 +202,8 @@ def parse_timestamp(value: Any) -> datetime:
         raise Rejected(f"updated_at {str(value)[:40]!r} is not an ISO-8601 time") from None
     except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the year 9999 in UTC
         raise Rejected(f"updated_at {str(value)[:40]!r} is out of range (years 1-9999 in UTC)") from None
+    if stamp < CLOCK_FLOOR:  # 0001-01-01T00:00Z went in as -infinity, and every later clocked write was a 500
+        raise Rejected(f"updated_at {str(value)[:40]!r} is before 1970: a clock that was never set")
     if stamp - datetime.now(UTC) > CLOCK_AHEAD_MAX:
         raise Rejected(
             f"updated_at {str(value)[:40]!r} is more than a day ahead of this server's clock: check the sender's clock"
