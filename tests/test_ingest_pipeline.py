@@ -212,9 +212,29 @@ def test_two_skus_of_one_batch_with_one_new_gtin(db: psycopg.Connection) -> None
     drain(db)
     got = rows_of(db, batch)
     assert [(r[1], r[3]) for r in got] == [("mapped", "created"), ("mapped", "created"), ("rejected", None)]
-    assert "takes the same product" in got[2][2]
+    assert "this store already lists its product as sku 'S0'" in got[2][2]  # as sent one by one
     products = db.execute("SELECT count(*) FROM product_master WHERE gtin IS NOT NULL").fetchone()
     assert products == (2,)
+
+
+def test_a_gtin_moved_between_skus_in_one_batch_applies_as_one_by_one(db: psycopg.Connection) -> None:
+    """X moves off GTIN G0 onto G1, then Y takes G0: one by one Y is mapped; in one batch (one round) Y was
+    refused, X seen still on G0."""
+    store = make_store(db)
+    g0, g1 = "4006381333931", "5411188112709"
+    first = pipeline.record_batch(db, store_id=store, source="api", kind="listing",
+                                  rows=[{"sku": "X", "name": "x", "price": 1, "quantity": 1, "gtin": g0}])  # fmt: skip
+    drain(db)
+    assert [r[1] for r in rows_of(db, first)] == ["mapped"]
+    db.execute("INSERT INTO product_master (name, gtin) VALUES ('other', %s)", (g1,))
+    moved = [{"sku": "X", "name": "x", "price": 1, "quantity": 1, "gtin": g1},
+             {"sku": "Y", "name": "y", "price": 1, "quantity": 2, "gtin": g0}]  # fmt: skip
+    batch = pipeline.record_batch(db, store_id=store, source="api", kind="listing", rows=moved)
+    drain(db)
+    got = rows_of(db, batch)
+    assert [(r[1], r[3]) for r in got] == [("mapped", "gtin"), ("mapped", "gtin")], got
+    y = listing(db, store, "Y")
+    assert y is not None and y[1] == 2
 
 
 def test_newest_wins_and_inventory_delta(db: psycopg.Connection) -> None:

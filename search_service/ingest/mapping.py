@@ -131,13 +131,21 @@ async def apply_rows(
     categories = await Categories.load(conn) if wanted else Categories([])  # a stock update reads no tree
     results: dict[int, RowResult] = {}
     for round_items in _rounds(items):
-        try:
-            async with conn.transaction():  # a savepoint: a row the database refuses is then rejected alone
-                results.update(await _apply_round(conn, store_id, currency, round_items, categories))
-        except REFUSED_VALUES:
-            results.update(await _apply_one_by_one(conn, store_id, currency, round_items, categories))
+        pending = list(round_items)
+        while pending:  # rows deferred behind an earlier row of another SKU go again once it is written
+            try:
+                async with conn.transaction():  # a savepoint: a row the database refuses is then rejected alone
+                    got = await _apply_round(conn, store_id, currency, pending, categories)
+            except REFUSED_VALUES:
+                got = await _apply_one_by_one(conn, store_id, currency, pending, categories)
+            results.update({key: result for key, result in got.items() if result is not DEFERRED})
+            pending = [item for item in pending if got.get(item[0]) is DEFERRED]  # never the first: progress
     return results
 
+
+# A row whose decision waits for an earlier row of its round with another SKU (that row may move a GTIN off its
+# product, or takes the product the row names): the rows of a batch apply as if sent one by one.
+DEFERRED = RowResult("deferred", None)
 
 # The database refusing a row's value (out of its type's range, a check): that row is rejected, not its batch
 # (five crashes, then failed, the store's later writes held behind it). Validation should have caught it first.
@@ -176,15 +184,18 @@ async def _apply_round(
     )
     plan = _Plan()
     claimed: dict[UUID, str] = {}  # product → the SKU of this round that takes it
+    earlier: set[str] = set()  # the SKUs of this round's rows before this one
     for (key, row), look in zip(valid, looks, strict=True):
-        results[key] = _decide(row, look, currency, categories, plan, claimed)
+        results[key] = _decide(row, look, currency, categories, plan, claimed, earlier)
+        earlier.add(row.sku)
     await _write(conn, store_id, plan, results, valid)
     return results
 
 
 def _decide(
-    row: ValidRow, look: Any, currency: str, categories: Categories, plan: _Plan, claimed: dict[UUID, str]
-) -> RowResult:
+    row: ValidRow, look: Any, currency: str, categories: Categories, plan: _Plan, claimed: dict[UUID, str],
+    earlier: set[str],
+) -> RowResult:  # fmt: skip
     staleness = _staleness(row, look)
     if staleness == "stale":
         return RowResult("stale", "older than the listing's last update; nothing changed")
@@ -206,6 +217,8 @@ def _decide(
         row.quantity = look["listing_quantity"] or 0
     if row.gtin and look["gtin_product"] is not None:
         product, matched_by = look["gtin_product"], "gtin"
+        if look["gtin_listed_as"] in earlier and look["gtin_listed_as"] != row.sku:
+            return DEFERRED  # an earlier row of that SKU may move it off this GTIN: decided after it is written
         if (refused := _listed_otherwise(row, look, plan)) is not None:
             return RowResult("rejected", refused)
     elif look["listing_id"] is not None:
@@ -216,7 +229,7 @@ def _decide(
             return RowResult("rejected", "name is required for a new sku")
         product, matched_by = _new_product(row, category_id, plan, claimed)
     if claimed.get(product, row.sku) != row.sku:
-        return RowResult("rejected", f"sku {claimed[product]!r} of this batch takes the same product (same gtin)")
+        return DEFERRED  # an earlier row of the round takes it: decided after it is written, as one by one
     claimed[product] = row.sku
     if matched_by == "gtin" and look["gtin_listed"] and look["gtin_listed_as"] is None:
         plan.adopt.append((row.sku, product))  # the store's SKU-less listing of the product takes this SKU
@@ -306,7 +319,7 @@ async def _write(
         )
     for key, row in valid:
         result = results[key]
-        if result.status == "mapped" and row.notes and result.error is None:
+        if result is not DEFERRED and result.status == "mapped" and row.notes and result.error is None:
             result.error = "; ".join(row.notes)
 
 
