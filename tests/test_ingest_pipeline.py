@@ -99,7 +99,7 @@ def test_batch_maps_every_row_and_totals_add_up(db: psycopg.Connection) -> None:
     batch = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=rows)
     drain(db)
     got = {r[0]: r[1:] for r in rows_of(db, batch)}
-    assert got[1][0] == "duplicate"
+    assert got[1][0] == "duplicate" and got[1][1].startswith("replaced by row 8, a later row of the same sku")
     assert got[2][0] == "mapped" and "category" in got[2][1]
     assert got[3][0] == "rejected" and "negative" in got[3][1]
     assert got[4][0] == "rejected" and "finite" in got[4][1]

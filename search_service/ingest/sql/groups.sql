@@ -60,7 +60,10 @@ WITH rows AS (
     FROM rows
 ), marked AS (
     UPDATE imported_product_raw r
-    SET status = 'duplicate', error = 'a later row of this batch has the same sku; the last one wins'
+    SET status = 'duplicate',
+        error = 'replaced by row ' || CASE WHEN ranked.last_replacing > ranked.row_number THEN ranked.last_replacing
+                                           ELSE ranked.last_same_op END
+                || ', a later row of the same sku: the last one wins (even when it is rejected)'
     FROM ranked
     WHERE r.id = ranked.id AND ranked.status = 'pending'
       AND (ranked.row_number < ranked.last_replacing OR ranked.row_number < ranked.last_same_op)
