@@ -42,6 +42,7 @@ from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.vector_load import release_freed_memory, reuse_large_frees
 from search_service.engine.vectors import VectorCache
+from search_service.errortext import first_line
 from search_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def exit_after(body: Callable[[], object]) -> NoReturn:
     try:
         body()
     except NO_DATABASE as exc:  # the supervisor says so in its own words: one line, not a second traceback
-        print(f"shared state: no database ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})", file=sys.stderr)
+        print(f"shared state: no database ({type(exc).__name__}: {first_line(exc)})", file=sys.stderr)
         code = 1
     except BaseException:
         traceback.print_exc()

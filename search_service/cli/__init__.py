@@ -12,6 +12,7 @@ import click
 from search_service.cli.common import OLDER_SCHEMA, UNREACHABLE_DATABASE, UserFacingError, database_url
 from search_service.db import migrate as migrate_mod
 from search_service.db.secretbox import SecretBoxError
+from search_service.errortext import first_line
 from search_service.settings import Settings, SettingsError
 
 
@@ -33,7 +34,7 @@ def main() -> None:
     except SecretBoxError as exc:
         _fail(f"{exc}; set PLINQY_SECRET_KEY or PLINQY_SECRET_KEY_FILE to the key the secrets were stored with")
     except UNREACHABLE_DATABASE as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         hint = (
             "check DATABASE_URL (its host, port and database name), or unset it to use the embedded cluster"
             if os.environ.get("DATABASE_URL")  # `db up` starts only the embedded cluster, which DATABASE_URL bypasses
@@ -44,7 +45,7 @@ def main() -> None:
         advice = _schema_advice()
         if advice is None:
             raise
-        _fail(f"{advice} ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+        _fail(f"{advice} ({type(exc).__name__}: {first_line(exc)})")
 
 
 def _schema_advice() -> str | None:

@@ -97,7 +97,7 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
     location = location.strip()  # the vendors' location ids are compared as text
     if base_url is not None and not (is_web_address(base_url) and _has_usable_port(base_url)):
         raise UserFacingError(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
-    if not location.strip():
+    if not location:
         raise UserFacingError(f"--location is empty: give {LOCATION_HELP[source]}")
     if secret is not None and not 1 <= len(secret.split()) <= 2:
         raise UserFacingError("--secret takes the webhook signing secret, or two space-separated during a rotation")

@@ -8,6 +8,7 @@ import click
 
 from search_service.cli.common import UNREACHABLE_DATABASE, connect, database_url, embedded_cluster, user_errors
 from search_service.db import migrate as migrate_mod
+from search_service.errortext import first_line
 from search_service.settings import Settings
 
 
@@ -54,8 +55,7 @@ def db_status(settings: Settings) -> None:
             with connect(settings):
                 pass
         except UNREACHABLE_DATABASE as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            click.echo(f"external database (DATABASE_URL) is not reachable: {reason}")
+            click.echo(f"external database (DATABASE_URL) is not reachable: {first_line(exc)}")
             sys.exit(3)
         migrate_mod.check_server(settings.database_url)  # the extensions this code needs
         click.echo("external database (DATABASE_URL) is reachable")

@@ -11,6 +11,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 
+from search_service.errortext import first_line
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_EXTENSIONS: Mapping[str, str | None] = {
     "uuid-ossp": None,
@@ -50,7 +52,7 @@ def check_server(dsn: str, required: Mapping[str, str | None] = REQUIRED_EXTENSI
         with psycopg.connect(dsn, connect_timeout=5) as conn:
             rows = conn.execute("SELECT name, default_version FROM pg_available_extensions").fetchall()
     except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise MigrationError(
             f"cannot reach the database ({first}): check DATABASE_URL, or unset it to use the embedded cluster"
         ) from None

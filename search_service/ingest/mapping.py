@@ -21,6 +21,7 @@ from uuid import UUID
 import asyncpg
 
 from search_service.db.sql import statement
+from search_service.errortext import first_line
 from search_service.ingest.rows import Rejected, ValidRow, gtin14, validate
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ async def _apply_one_by_one(
             async with conn.transaction():
                 results.update(await _apply_round(conn, store_id, currency, [item], categories))
         except REFUSED_VALUES as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             log.warning("a row the database refused was rejected: %s", reason)
             results[item[0]] = RowResult("rejected", f"the database refused this row's values: {reason[:300]}")
     return results
