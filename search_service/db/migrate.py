@@ -75,16 +75,15 @@ def upgrade(dsn: str, revision: str = "head") -> None:
     if schema_state(current) == "ahead":  # alembic would say it cannot locate that revision, as of a bad --revision
         raise MigrationError(schema_advice(current))
     try:
-        _refuse_going_back(dsn, revision)
+        _refuse_going_back(dsn, current, revision)
         command.upgrade(alembic_config(dsn), revision)
     except CommandError as exc:  # an unknown revision: alembic's words, without its traceback
         where = "the revisions are the files under migrations/versions/; leave --revision out for head"
         raise MigrationError(f"{exc} ({where})") from None
 
 
-def _refuse_going_back(dsn: str, revision: str) -> None:
+def _refuse_going_back(dsn: str, current: str | None, revision: str) -> None:
     """alembic's upgrade to an older revision does nothing and says nothing: `migrate` only goes forward."""
-    current = current_revision(dsn)
     script = ScriptDirectory.from_config(alembic_config(dsn))
     if current is None or revision in ("head", "heads") or not _known(script, current):
         return

@@ -197,6 +197,7 @@ def _decide(
     row: ValidRow, look: Any, currency: str, categories: Categories, plan: _Plan, claimed: dict[UUID, str],
     earlier: set[str],
 ) -> RowResult:  # fmt: skip
+    held_currency = (look["listing_currency"] or "").strip()  # "" for a new listing
     staleness = _staleness(row, look)
     if staleness == "stale":
         return RowResult("stale", "older than the listing's last update; nothing changed")
@@ -207,7 +208,6 @@ def _decide(
         if look["listing_id"] is None:  # a delete of what is not here is done (a POS's first sync sends its deleted)
             outcome = "stale" if row.op == "delete" else "rejected"
             return RowResult(outcome, f"no listing with sku {row.sku!r} in this store")
-        held_currency = (look["listing_currency"] or "").strip()
         if row.op == "stock" and row.currency and row.currency != held_currency:  # its price would read as held's
             return RowResult("rejected", f"currency {row.currency}: a stock change keeps the listing's "
                              f"({held_currency}); change the currency with an upsert")  # fmt: skip
@@ -237,7 +237,7 @@ def _decide(
     if look["listing_id"] is not None and look["sole_listing"] and look["listing_product"] == product:
         plan.product_updates.append((product, row, category_id))
     # An upsert without a currency keeps the listing's, as one without a level keeps its level; a new one the store's.
-    plan.listings.append((row, product, row.currency or (look["listing_currency"] or "").strip() or currency))
+    plan.listings.append((row, product, row.currency or held_currency or currency))
     return RowResult("mapped", None, matched_by, product)
 
 
