@@ -107,6 +107,11 @@ def test_stores_admin_create_and_patch(base: str, conn: psycopg.Connection) -> N
     assert patched.status_code == 200 and patched.json()["currency"] == "EUR" and patched.json()["city"] == "Berlin"
     bad = httpx.post(f"{base}/v1/stores", json={**body, "currency": "EURO"}, headers=bearer(admin))
     assert bad.status_code == 400 and error_of(bad)[0] == "currency"
+    typo = httpx.post(f"{base}/v1/stores", json={**body, "currency": "ERU"}, headers=bearer(admin))
+    assert typo.status_code == 400 and error_of(typo) == (
+        "currency",
+        "currency 'ERU' is not an ISO 4217 currency code (e.g. EUR, USD, GBP)",
+    )
     far = httpx.post(f"{base}/v1/stores", json={**body, "lat": 91}, headers=bearer(admin))
     assert far.status_code == 400 and error_of(far)[0] == "lat"
     missing = httpx.patch(f"{base}/v1/stores/{uuid.uuid4()}", json={"name": "x"}, headers=bearer(admin))
@@ -219,6 +224,7 @@ def test_a_delete_carries_the_source_clock(base: str, shop: tuple[uuid.UUID, str
         ({**OAT, "price": -1}, "price", "negative"),
         ({**OAT, "price": "NaN"}, "price", "finite"),
         ({**OAT, "currency": "EURO"}, "currency", "3-letter"),
+        ({**OAT, "currency": "EUO"}, "currency", "not an ISO 4217 currency"),  # a typo priced the listing in nothing
         ({**OAT, "quantity": 1.5}, "quantity", ""),
         ({**OAT, "quantity": -2}, "quantity", ""),
         ({**OAT, "price": "abc"}, "price", "not a number"),

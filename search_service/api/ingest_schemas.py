@@ -14,7 +14,9 @@ from search_service.api.params import UUID_RULE
 
 Price = Annotated[float | str, msgspec.Meta(description='A decimal >= 0: 3.49 or "3,49".', examples=[3.49])]
 Quantity = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1, description="Absolute stock level.")]
-Currency = Annotated[str, msgspec.Meta(description="ISO 4217, 3 letters; default: the store's currency.")]
+Currency = Annotated[
+    str, msgspec.Meta(description="A current ISO 4217 code (EUR, USD, ...); default: the store's currency.")
+]
 EXAMPLE_STORE = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
 EXAMPLE_PRODUCT = "6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"
 

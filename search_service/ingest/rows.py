@@ -11,11 +11,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+import pycountry
+
 OPS = ("upsert", "delete", "stock")
 MAX_PRICE = Decimal("9999999999.99")  # numeric(12, 2)
 MAX_QUANTITY = 2**31 - 1
 MAX_TEXT = {"sku": 200, "name": 500, "brand": 200, "description": 10_000, "category": 1000}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+# ISO 4217's current codes (pycountry's copy of the standard): `EUO` or `ERU` would price a listing in nothing.
+ISO_CURRENCIES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
 # English and the words German Excel writes and types (WAHR/FALSCH, ja/nein); French and Dutch (vrai/faux, waar/onwaar).
 _TRUE = {"true", "1", "yes", "y", "t", "wahr", "ja", "j", "vrai", "oui", "waar"}
 _FALSE = {"false", "0", "no", "n", "f", "falsch", "nein", "faux", "non", "onwaar", "nee"}
@@ -174,6 +178,8 @@ def parse_currency(value: Any) -> str:
     text = str(value).strip().upper()
     if not _CURRENCY.match(text):
         raise Rejected(f"currency {str(value)[:20]!r} is not a 3-letter code (ISO 4217, e.g. EUR)")
+    if text not in ISO_CURRENCIES:
+        raise Rejected(f"currency {text!r} is not an ISO 4217 currency code (e.g. EUR, USD, GBP)")
     return text
 
 
