@@ -21,7 +21,7 @@ from search_service.ingest.connectors.config import ConnectorsConfig
 from search_service.ingest.connectors.job import run_sync_loop
 from search_service.ingest.connectors.sync import SyncFailed
 from tests.connector_helpers import BOX, SECRET_KEY, make_connection, make_store, map_batches, sync
-from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake
+from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, LightspeedXFake
 
 ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 106)]
 
@@ -354,3 +354,45 @@ def test_ctrl_c_during_cli_sync_stops_after_the_batch_in_hand(
     assert again.returncode == 130 and "aborted:" in err and time.monotonic() - sent < 3, err
     finished = cli(fresh_db_url, "sync", str(cid))
     assert finished.returncode == 0, finished.stderr
+
+
+def test_ctrl_c_during_a_first_syncs_stock_pass_stops_at_once(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """A first sync reads the vendor's stock levels before its first page (minutes on a big shop): Ctrl-C was
+    honoured only after that pass. Now it stops during it, stores nothing and leaves the pass unfinished."""
+    fake = LightspeedXFake()
+    for n in range(40):
+        fake.add(Item(f"x-{n}", f"Item {n}", "1.00", n))
+    original = fake.handle
+
+    def slow(req: Any) -> Any:
+        time.sleep(0.25)
+        return original(req)
+
+    fake.server.handler = slow
+    store = make_store(db, "X", 52.37, 4.89)
+    cid = make_connection(
+        db, store, "lightspeed-x", "outlet-1", fake.server.url, {"domain_prefix": "s", "token": "x-token"}
+    )
+    db.execute("UPDATE ingest_connection SET config = config || '{\"page_size\": 1}'::jsonb WHERE id = %s", (cid,))
+    env = {**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_SECRET_KEY": SECRET_KEY}
+    proc = subprocess.Popen([sys.executable, "-m", "search_service", "sync", str(cid)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(fake.server.requests) < 3:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        assert all(r.path == "/api/2.0/inventory" for r in fake.server.requests)  # in the stock pass (40 pages)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and time.monotonic() - sent < 4, err
+        assert "interrupted: 0 vendor records stored in 0 batches" in err and "Traceback" not in err
+        assert len(fake.server.requests) < 30
+        cursor, failures, _error, _config, last_sync = state(db, cid)
+        assert not cursor and failures == 0 and last_sync is None  # nothing stored, the pass not finished
+        assert db.execute("SELECT count(*) FROM imported_product_raw").fetchone() == (0,)
+    finally:
+        proc.kill()
+        fake.server.handler = original
+        fake.server.close()

@@ -102,9 +102,10 @@ def _store_page(conn: Any, spec: ConnectionSpec, page: Page, recorder: Recorder)
         conn.execute(_sql("save_cursor"), {"connection_id": spec.id, "cursor": Jsonb(page.cursor)})
 
 
-def prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
+def prefetched(pages: Iterator[Page], depth: int = 2, halt: threading.Event | None = None) -> Iterator[Page]:
     """The vendor's next pages are fetched and mapped on a thread while this one stores the current page (the store
-    waits on PostgreSQL with the GIL released). The cursor is still saved only with its stored page."""
+    waits on PostgreSQL with the GIL released). The cursor is still saved only with its stored page. A set `halt`
+    ends the pages while the thread still reads (a first sync's stock pass takes minutes before its first page)."""
     slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -127,7 +128,12 @@ def prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
     worker.start()
     try:
         while True:
-            what, item = slots.get()
+            try:
+                what, item = slots.get(timeout=0.2)
+            except queue.Empty:
+                if halt is not None and halt.is_set():
+                    return
+                continue
             if what == "end":
                 return
             if what == "error":
@@ -135,7 +141,7 @@ def prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
             yield item
     finally:
         stop.set()
-        worker.join(timeout=30)
+        worker.join(timeout=1 if halt is not None and halt.is_set() else 30)  # halted: its read in flight is dropped
 
 
 def _announced(pages: Iterator[Page], on_read: Callable[[Page], object] | None) -> Iterator[Page]:
@@ -205,15 +211,17 @@ def sync_connection(
         raise SyncFailed(str(exc)) from None
     try:
         apply_triggers(conn, spec, recorder)
-        for page in coalesced(_announced(prefetched(connector.pages(spec.cursor, full=full)), on_read), batch_rows):
+        vendor_pages = prefetched(connector.pages(spec.cursor, full=full), halt=stop)
+        for page in coalesced(_announced(vendor_pages, on_read), batch_rows):
             _store_page(conn, spec, page, recorder)
             cursor = page.cursor
             if seen is not None:
                 seen.update(str(r["sku"]) for r in page.rows if r.get("op") != "stock")
             report.add(page)
             if stop is not None and stop.is_set():
-                report.interrupted = True
                 break
+        # stopped: the pass is not finished (a full one's vanished listings are not known), whatever was read
+        report.interrupted = stop is not None and stop.is_set()
     except (VendorError, httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
         message = f"{type(exc).__name__}: {exc}"
         failures = record_failure(conn, spec.id, message, exc.wait_s if isinstance(exc, RateLimited) else None)
