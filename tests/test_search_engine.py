@@ -860,6 +860,34 @@ def test_a_swap_corrects_an_unknown_word_only(fresh_db_url: str) -> None:
     assert got["frmo"] == [] and got["fomr"] == ["Mould Form"]  # from is a stop word, not a correction
 
 
+def test_a_long_word_is_corrected_in_time_whatever_the_vocabulary(fresh_db_url: str) -> None:
+    """The swap correction re-ran its variants of the word for every vocabulary row: a 240-letter word cost
+    vocabulary x length^2 (2 s on the demo city's 2,300 words; a dozen such requests made every search 503)."""
+    vecs = random_unit_vectors(2, np.random.default_rng(6))
+    with psycopg.connect(fresh_db_url) as conn:
+        register_vector_psycopg(conn)
+        cur = conn.cursor()
+        store = _insert_store(cur, "Corner Shop", *direct(CENTER[0], CENTER[1], 0, 100))
+        _list(cur, store, _insert_product(cur, "Whole Milk 1 l", vecs[0]))
+        cur.execute("INSERT INTO search_term (term) SELECT 'vocab' || n FROM generate_series(1, 20000) AS n")
+    word = "x" * 256
+    explain = statement("engine/facets", "explain_typos")
+
+    async def body(conn: asyncpg.Connection) -> tuple[float, float, list[Any]]:
+        started = time.perf_counter()
+        found = await search(conn, _near_center(q=f"milk {word}", mode="keyword"), vecs[1])
+        ranked = time.perf_counter() - started
+        started = time.perf_counter()
+        await conn.fetch(
+            explain.sql, *explain.bind(q=f"mlik {word}", product_ids=[h.product.id for h in found.results])
+        )
+        return ranked, time.perf_counter() - started, found.results
+
+    ranked_s, explained_s, results = with_conn(fresh_db_url, body)
+    assert ranked_s < 2.0 and explained_s < 2.0, (ranked_s, explained_s)  # was ~20 s each
+    assert [h.product.name for h in results] == ["Whole Milk 1 l"]  # the long word, close to nothing known, dropped
+
+
 def _common_word_near_center(
     catalogue: Catalogue, variants: list[dict[str, Any]], config: EngineConfig = DEFAULT_CONFIG
 ) -> list[tuple[SearchParams, SearchResult, list[uuid.UUID]]]:

@@ -155,10 +155,10 @@ WITH words AS (
     WHERE length(w) >= 4 AND w !~ '^[0-9]+$' AND to_tsvector('english', w) <> ''::tsvector
       AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = w)
 ), swapped AS (
-    SELECT words.w, t.term FROM words
-    JOIN search_term t ON t.term IN (
-        SELECT overlay(words.w PLACING substr(words.w, i + 1, 1) || substr(words.w, i, 1) FROM i FOR 2)
-        FROM generate_series(1, length(words.w) - 1) AS i)
+    SELECT DISTINCT words.w, t.term FROM words
+    CROSS JOIN LATERAL generate_series(1, length(words.w) - 1) AS g(i)
+    JOIN search_term t
+      ON t.term = overlay(words.w PLACING substr(words.w, i + 1, 1) || substr(words.w, i, 1) FROM i FOR 2)
     WHERE to_tsvector('english', t.term) <> ''::tsvector
       AND NOT EXISTS (SELECT 1 FROM search_term k
                       WHERE k.term = ANY(tsvector_to_array(to_tsvector('english', words.w))))

@@ -439,10 +439,12 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     -- a word that is a known one with two neighbouring letters swapped (`mlik`): too few trigrams in common for
     -- the similarity; it replaces the word's trigram corrections (`ml` flooded `mlik`). Not a word known by its
     -- stem (`hoes`: hoe, not hose), nor into a stop word (`form`: from).
-    SELECT words.w, t.term FROM words
-    JOIN search_term t ON t.term IN (
-        SELECT overlay(words.w PLACING substr(words.w, i + 1, 1) || substr(words.w, i, 1) FROM i FOR 2)
-        FROM generate_series(1, length(words.w) - 1) AS i)
+    -- one index probe a swap: a `t.term IN (subquery of words.w)` was re-run for every vocabulary row (a 240-letter
+    -- word: 2 s of the statement)
+    SELECT DISTINCT words.w, t.term FROM words
+    CROSS JOIN LATERAL generate_series(1, length(words.w) - 1) AS g(i)
+    JOIN search_term t
+      ON t.term = overlay(words.w PLACING substr(words.w, i + 1, 1) || substr(words.w, i, 1) FROM i FOR 2)
     WHERE length(words.w) >= 4 AND to_tsvector('english', t.term) <> ''::tsvector
       AND NOT EXISTS (SELECT 1 FROM search_term k
                       WHERE k.term = ANY(words.w || tsvector_to_array(to_tsvector('english', words.w))))
