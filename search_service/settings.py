@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from embeddings.encoder import EncoderConfig
-from search_service.db.secretbox import SecretBox
+from search_service.db.secretbox import SecretBox, SecretKeyUnusable
 from search_service.engine.facets import FacetConfig
 from search_service.engine.vector_files import VectorCopyConfig
 from search_service.envconfig import ConfigError, env_float, env_int
@@ -134,6 +134,14 @@ class Settings:
 
     def secret_box(self) -> SecretBox:
         return SecretBox.from_settings(self.secret_key, self.secret_key_file)
+
+    def secret_key_problem(self) -> str | None:
+        """Why the secret key cannot be used (readiness says it), or None."""
+        try:
+            self.secret_box()
+        except SecretKeyUnusable as exc:
+            return str(exc)
+        return None
 
     def public_url(self, path: str) -> str | None:
         """The address a vendor calls for this API path, or None when PLINQY_PUBLIC_BASE_URL is not set."""

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from search_service.db.secretbox import SecretBoxError
 from search_service.settings import Settings
 
 log = logging.getLogger("plinqy.supervisor")
@@ -156,7 +157,11 @@ def _child_main(job: Job, ctx: JobContext) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    sys.exit(job.run(ctx))
+    try:
+        sys.exit(job.run(ctx))
+    except SecretBoxError as exc:  # one line, as every command says it, not a traceback per job
+        print(f"error: {job.name} job: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 class Supervisor:

@@ -565,7 +565,7 @@ def test_health_ready_and_metrics(client: TestClient[Any]) -> None:
     assert ready.status_code == 200
     checks = ready.json()["checks"]
     assert checks.pop("suggestions") in ("building", "ok")  # built in the background, not waited for
-    assert checks == {"database": "ok", "migrations": "ok", "model": "ok", "vectors": "ok"}
+    assert checks == {"database": "ok", "migrations": "ok", "model": "ok", "secret_key": "ok", "vectors": "ok"}
 
     search(client, q="repeated query for the cache", **AT_CENTER)
     search(client, q="repeated query for the cache", **AT_CENTER)

@@ -122,6 +122,34 @@ def test_a_secret_stored_under_another_key_is_a_503_not_a_500(
     assert secret not in answer.text
 
 
+def test_a_malformed_secret_key_is_named_by_readiness_and_the_answers(
+    base: str, db_url: str, settings: Settings
+) -> None:
+    """A key file in standard base64 (`+`, `/`): readyz said ready, a new subscription answered 503 "not the key the
+    secret was stored with; retry later" (no stored secret involved; retrying never helps), each worker job a
+    traceback."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, store := new_store(conn), "webhooks:write")
+    settings.secret_box()  # the key file, made on first use
+    good = settings.secret_key_file.read_bytes()
+    settings.secret_key_file.write_bytes(b"Z9KnAkIwVZaXu/a8Wct2wOqZm++aJipDUwpuBJ4BieM=")
+    try:
+        ready = httpx.get(f"{base}/readyz")
+        body = {"url": "https://1.1.1.1/hook", "events": ["stock.out"]}  # a public literal: never sent anything
+        created = httpx.post(f"{base}/v1/stores/{store}/webhooks", json=body, headers=bearer(key))
+        worker = cli(db_url, "worker", "--drain", "--only", "sync,events",
+                     PLINQY_SECRET_KEY_FILE=str(settings.secret_key_file))  # fmt: skip
+    finally:
+        settings.secret_key_file.write_bytes(good)
+    assert ready.status_code == 503 and ready.json()["checks"]["secret_key"] == "unusable"
+    assert any("is not a Fernet key" in reason for reason in ready.json()["reasons"])
+    status, _, message = _error(created)
+    assert status == 503 and "secret key is not usable" in message and "stored with" not in message
+    assert worker.returncode == 1 and "Traceback" not in worker.stderr, worker.stderr
+    assert "error: sync job: " in worker.stderr and "error: events job: " in worker.stderr
+    assert httpx.get(f"{base}/readyz").json()["checks"]["secret_key"] == "ok"  # read again: fixed without a restart
+
+
 def test_the_command_line_says_in_one_line_what_to_do_when_it_cannot_start(db_url: str) -> None:
     unreachable = cli("postgresql://postgres@127.0.0.1:1/x", "keys", "list")
     missing = cli(db_url.rsplit("/", 1)[0] + "/no_such_database", "webhooks", "list", "--store", str(uuid.uuid4()))

@@ -14,7 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from search_service.api.params import PATH_RULES, RULES, UUID_RULE, BadParameter, Gone, NotFound
-from search_service.db.secretbox import SecretBoxError
+from search_service.db.secretbox import SecretBoxError, SecretKeyUnusable
 from search_service.engine import search as engine
 
 log = logging.getLogger("search_service.api")
@@ -158,6 +158,12 @@ def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[An
         return _unavailable(request, "statement_timeout", "the database took too long; retry shortly")
     if isinstance(exc, UNSTORABLE_TEXT):  # a path that does not check its text for NUL itself
         return error_response(400, None, "a value holds a NUL character (0x00), which cannot be stored as text")
+    if isinstance(exc, SecretKeyUnusable):  # the server's own key: no stored secret is involved
+        log.error("the secret key is not usable on %s %s: %s", request.method, request.url.path, exc)
+        return _unavailable(
+            request, "secret_key", "the server's secret key is not usable (PLINQY_SECRET_KEY or its key file is "
+            "malformed or unreadable): an operator must fix it (see /readyz)",
+        )  # fmt: skip
     if isinstance(exc, SecretBoxError):  # the sender may retry: the operator can put the right key back
         log.error("a stored secret does not open on %s %s: %s", request.method, request.url.path, exc)
         return _unavailable(

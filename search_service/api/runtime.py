@@ -222,6 +222,9 @@ class Runtime:
         checks["model"] = self._model_check(reasons)
         checks["database"], checks["migrations"] = await self._database_checks(reasons)
         checks["vectors"] = self.vectors_state
+        if (key_problem := self.settings.secret_key_problem()) is not None:  # secrets cannot be stored or opened
+            reasons.append(key_problem)
+        checks["secret_key"] = "ok" if key_problem is None else "unusable"
         waiting = checks["database"] != "ok" and self.suggestions_state == "building"  # nothing builds without it
         checks["suggestions"] = "waiting" if waiting else self.suggestions_state
         if self.vectors_state in ("loading", "failed"):

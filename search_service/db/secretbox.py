@@ -18,12 +18,22 @@ class SecretBoxError(RuntimeError):
     """The key is malformed, or a stored secret was encrypted under another key."""
 
 
+class SecretKeyUnusable(SecretBoxError):
+    """The key itself cannot be used (malformed, unreadable): nothing encrypts or opens until an operator fixes it."""
+
+
+# How to make a key: standard base64 (`base64 /dev/urandom`) has `+` and `/`, which Fernet refuses.
+KEY_HINT = 'make one with `python3 -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`'
+
+
 class SecretBox:
     def __init__(self, key: bytes, source: str = "PLINQY_SECRET_KEY") -> None:
         try:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
-            raise SecretBoxError(f"{source} is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+            raise SecretKeyUnusable(
+                f"{source} is not a Fernet key (32 url-safe base64-encoded bytes; {KEY_HINT})"
+            ) from None
 
     @classmethod
     def from_settings(cls, key: str | None, key_file: Path) -> SecretBox:
@@ -38,7 +48,7 @@ class SecretBox:
                     out.write(Fernet.generate_key())
             stored = key_file.read_bytes().strip()
         except OSError as exc:  # a directory, a path that cannot be created, no permission: one line, not a traceback
-            raise SecretBoxError(f"{source} cannot be read or created ({exc.strerror or exc})") from None
+            raise SecretKeyUnusable(f"{source} cannot be read or created ({exc.strerror or exc})") from None
         return cls(stored, source)
 
     def encrypt(self, secret: str) -> bytes:

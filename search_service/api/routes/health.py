@@ -25,8 +25,9 @@ async def healthz() -> Health:
     "/readyz",
     summary="Readiness",
     description=(
-        "Ready when the database answers, migrations are at head, the model is loaded and warmed and the vector copy "
-        "is loaded. `checks.suggestions` says whether the suggestion index is built yet (not waited for)."
+        "Ready when the database answers, migrations are at head, the model is loaded and warmed, the vector copy "
+        "is loaded and the secret key (PLINQY_SECRET_KEY) is usable. `checks.suggestions` says whether the "
+        "suggestion index is built yet (not waited for)."
     ),
     tags=["health"],
     responses=READYZ_RESPONSES,
