@@ -275,11 +275,18 @@ def test_batch_of_listings(base: str, shop: tuple[uuid.UUID, str]) -> None:
         {"sku": "B1", "name": "Bread", "price": 2, "quantity": 3},
         {"sku": "B2", "name": "Butter", "price": "-1", "quantity": 3},
         {"op": "stock", "sku": "B1", "quantity": 1},
+        {"sku": "B3", "name": "Jam", "price": 1.999, "quantity": 3},
     ]
     response = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
     assert response.status_code == 200, response.text
     results = response.json()["results"]
-    assert [r["status"] for r in results] == ["mapped", "rejected", "mapped"]
+    assert [r["status"] for r in results] == ["mapped", "rejected", "mapped", "mapped"]
+    # a mapped item's notes are no error (a client counting a non-null `error` as a failure counted it failed)
+    assert results[1]["error"] == "price must not be negative" and results[1]["notes"] is None
+    assert (
+        results[3]["error"] is None
+        and results[3]["notes"] == "price 1.999 rounded to 2.00 (a listing holds 2 decimals)"
+    )
     too_many = [{"sku": f"s{i}", "name": "x", "price": 1, "quantity": 1} for i in range(1001)]
     refused = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": too_many}, headers=bearer(key))
     assert refused.status_code == 400

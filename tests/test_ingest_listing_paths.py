@@ -309,7 +309,7 @@ def test_a_listing_write_queues_behind_the_stores_waiting_import(
     status = httpx.get(f"{base}{queued['status_url']}", headers=bearer(key)).json()
     assert (status["status"], status["mapped_rows"]) == ("completed", 1)
     assert status["results"] == [{"sku": "Q-1", "status": "mapped", "matched_by": None,
-                                  "product_id": got["product_id"], "error": None}]  # fmt: skip
+                                  "product_id": got["product_id"], "error": None, "notes": None}]  # fmt: skip
     upload = httpx.post(f"{base}/v1/stores/{store}/imports", content=b"sku,name,price,quantity\nQ-1,Milk,1.00,8\n",
                         headers=csv_headers)  # fmt: skip
     worker = threading.Timer(0.3, drain_imports, (db_url,))

@@ -195,9 +195,14 @@ async def batch_listings(
 
 
 def _result_items(rows: list[Any]) -> list[S.BatchResultItem]:
-    return [
-        S.BatchResultItem(r["sku"], r["status"], r["matched_by"], r["matched_product_id"], r["error"]) for r in rows
-    ]
+    """A mapped row's text is its notes, any other's the reason it was not applied (a client counts a non-null
+    `error` as a failure)."""
+    items = []
+    for r in rows:
+        mapped = r["status"] == "mapped"
+        text = {"notes": r["error"]} if mapped else {"error": r["error"]}
+        items.append(S.BatchResultItem(r["sku"], r["status"], r["matched_by"], r["matched_product_id"], **text))
+    return items
 
 
 # --- stores (admin)

@@ -199,7 +199,8 @@ class BatchResultItem(msgspec.Struct):
     status: str
     matched_by: str | None
     product_id: UUID | None
-    error: str | None
+    error: str | None = None  # why the item was not applied (rejected, stale, duplicate); None when mapped
+    notes: str | None = None  # a mapped item's notes (a GTIN ignored, a price rounded), as a single write's `notes`
 
 
 class BatchResult(msgspec.Struct):
