@@ -226,6 +226,8 @@ def test_a_delete_carries_the_source_clock(base: str, shop: tuple[uuid.UUID, str
         ({**OAT, "currency": "EURO"}, "currency", "3-letter"),
         ({**OAT, "currency": "EUO"}, "currency", "not an ISO 4217 currency"),  # a typo priced the listing in nothing
         ({**OAT, "quantity": 1.5}, "quantity", ""),
+        # served whole by the public product read: 9.5 MB went in, and out to anyone
+        ({**OAT, "attributes": {"blob": "v" * 10_000}}, "attributes", "at most 10000"),
         ({**OAT, "quantity": -2}, "quantity", ""),
         ({**OAT, "price": "abc"}, "price", "not a number"),
         ({"price": 1, "quantity": 1}, "name", ""),

@@ -17,6 +17,9 @@ Quantity = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1, description="Absolute
 Currency = Annotated[
     str, msgspec.Meta(description="A current ISO 4217 code (EUR, USD, ...); default: the store's currency.")
 ]
+Attributes = Annotated[
+    dict[str, Any], msgspec.Meta(description="Free-form; part of the embedded text; at most 10,000 characters as JSON.")
+]
 EXAMPLE_STORE = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
 EXAMPLE_PRODUCT = "6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"
 
@@ -85,7 +88,7 @@ class ListingIn(msgspec.Struct, forbid_unknown_fields=True):
     category: int | str | None = None
     currency: Currency | None = None
     is_active: bool | None = None
-    attributes: dict[str, Any] | None = None
+    attributes: Attributes | None = None
     updated_at: datetime | None = None
     version: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
@@ -124,7 +127,7 @@ class BatchItem(msgspec.Struct, forbid_unknown_fields=True):
     category: int | str | None = None
     currency: Currency | None = None
     is_active: bool | None = None
-    attributes: dict[str, Any] | None = None
+    attributes: Attributes | None = None
     updated_at: datetime | None = None
     version: int | None = None  # a negative one rejects its item
 

@@ -4,6 +4,7 @@ or a rejection reason. Pure Python, no database: the mapping validates a chunk, 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import pycountry
 OPS = ("upsert", "delete", "stock")
 MAX_PRICE = Decimal("9999999999.99")  # numeric(12, 2)
 MAX_QUANTITY = 2**31 - 1
+MAX_ATTRIBUTES = 10_000  # characters of their JSON
 MAX_TEXT = {"sku": 200, "name": 500, "brand": 200, "description": 10_000, "category": 1000}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 # ISO 4217's current codes (pycountry's copy of the standard): `EUO` or `ERU` would price a listing in nothing.
@@ -183,6 +185,19 @@ def parse_currency(value: Any) -> str:
     return text
 
 
+def _attributes(value: Any) -> dict[str, Any] | None:
+    """A listing's attributes, at most MAX_ATTRIBUTES characters as JSON: they are served whole by the public
+    product read and embedded with the name (9.5 MB went in, and out to anyone)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise Rejected("attributes must be an object")
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
+    if size > MAX_ATTRIBUTES:
+        raise Rejected(f"attributes take {size} characters as JSON; at most {MAX_ATTRIBUTES}")
+    return value
+
+
 def parse_bool(value: Any, key: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -274,10 +289,7 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
     out.category = parse_category(row.get("category"))
     if row.get("is_active") not in (None, ""):
         out.is_active = parse_bool(row["is_active"], "is_active")
-    attributes = row.get("attributes")
-    if attributes is not None and not isinstance(attributes, dict):
-        raise Rejected("attributes must be an object")
-    out.attributes = attributes
+    out.attributes = _attributes(row.get("attributes"))
     raw_gtin = row.get("gtin")
     if raw_gtin not in (None, ""):
         out.gtin = gtin14(raw_gtin)
