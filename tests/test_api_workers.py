@@ -315,3 +315,18 @@ def test_a_second_server_on_the_same_port_is_refused_at_once(two_workers: Server
     assert "Traceback" not in done.stderr
     assert time.monotonic() - started < 60  # before the model, the vectors or the sets are loaded
     assert httpx.get(two_workers.base + "/healthz").status_code == 200  # the first server is untouched
+
+
+def test_a_key_in_the_query_string_is_kept_out_of_the_access_log(two_workers: Server) -> None:
+    """A client that sends its key as `?api_key=` is refused, but the access line wrote the whole, valid key."""
+    with psycopg.connect(two_workers.url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    url = f"{two_workers.base}/v1/stores/{store}/listings/LOG-1"
+    answer = httpx.put(url, params={"api_key": key}, json={"name": "x", "price": 1, "quantity": 1})
+    assert answer.status_code == 401
+    deadline = time.monotonic() + 10
+    while "LOG-1?api_key=plq_[redacted]" not in two_workers.log_path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "no access line for the request"
+        time.sleep(0.1)
+    assert key not in two_workers.log_path.read_text(errors="replace")
