@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -310,3 +311,21 @@ def test_stores_nearby_answers_up_to_a_thousand_and_says_so(base: str, db_url: s
     assert stores.status_code == 200 and len(stores.json()["stores"]) == 120
     status, named, message = _error(httpx.get(f"{base}/v1/stores/nearby", params={**params, "limit": 1001}))
     assert (status, named) == (400, "limit") and message.startswith("must be an integer between 1 and 1000 ")
+
+
+def test_decomposed_accents_are_read_as_composed(base: str, db_url: str) -> None:
+    """Text pasted from macOS or a PDF is decomposed (u + U+0308): a brand filter, a keyword search and a stored
+    name compared it code point by code point with the composed ü, and missed."""
+    decomposed = unicodedata.normalize("NFD", "Haferglück")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, store := new_store(conn), "listings:write")
+    body = {"name": f"{decomposed} Nachtkerze", "brand": decomposed, "price": 2, "quantity": 3}
+    put = httpx.put(f"{base}/v1/stores/{store}/listings/NFD-1", json=body, headers=bearer(key))
+    assert put.status_code == 200, put.text
+    assert put.json()["listing"]["title"] == "Haferglück Nachtkerze"  # stored composed
+    near = {"lat": 52.52, "lon": 13.405, "radius_m": 1000}
+    found = httpx.get(f"{base}/v1/search", params={"q": f"{decomposed} nachtkerze", "mode": "keyword", **near})
+    names = [r["product"]["name"] for r in found.json()["results"]]
+    assert names[:1] == ["Haferglück Nachtkerze"], found.text
+    by_brand = httpx.get(f"{base}/v1/search", params={"q": "nachtkerze", "brand": decomposed, **near})
+    assert [r["product"]["brand"] for r in by_brand.json()["results"]] == ["Haferglück"], by_brand.text

@@ -216,7 +216,7 @@ def clean_query(q: str, max_length: int | None = None) -> str:
     holding control characters."""
     if any(unicodedata.category(ch) == "Cc" for ch in q):
         raise BadParameter("q", "must not contain control characters")
-    text = _trimmed(q)
+    text = unicodedata.normalize("NFC", _trimmed(q))  # as names are stored: a decomposed ü matched nothing
     if not text:
         raise BadParameter("q", "must not be empty or whitespace only")
     most = Q_MAX_LENGTH if max_length is None else max_length
@@ -259,7 +259,7 @@ def clean_brand(brand: str | None) -> str | None:
         return None
     if any(unicodedata.category(ch) == "Cc" for ch in brand):
         raise BadParameter("brand", "must not contain control characters")
-    text = _trimmed(brand)
+    text = unicodedata.normalize("NFC", _trimmed(brand))
     if not text:
         raise BadParameter("brand", "must not be empty or whitespace only")
     if len(text) > BRAND_MAX_LENGTH:

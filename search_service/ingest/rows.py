@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -249,6 +250,7 @@ def parse_category(value: Any) -> int | str | None:
     text = _text({"category": value}, "category")
     if text is None:
         return None
+    text = unicodedata.normalize("NFC", text)
     return int(text) if text.isdigit() and len(text) < 18 else text
 
 
@@ -284,8 +286,9 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
         raise Rejected("price is required")
     # No quantity: an existing listing keeps its stock, a new one starts at 0 (POS catalogues and stock arrive
     # apart: X-Series, Erply and Shopify send products without a level for the location).
-    for key in ("name", "brand", "description"):
-        setattr(out, key, _text(row, key))
+    for key in ("name", "brand", "description"):  # composed (NFC): macOS and PDFs paste decomposed accents
+        text = _text(row, key)
+        setattr(out, key, unicodedata.normalize("NFC", text) if text is not None else None)
     out.category = parse_category(row.get("category"))
     if row.get("is_active") not in (None, ""):
         out.is_active = parse_bool(row["is_active"], "is_active")
