@@ -440,6 +440,17 @@ def test_merge_reserves_places_and_drops_repeats() -> None:
     assert [s.text for s in got] == ["Drillco", "Drill 0", "Drill 1", "Drill 2", "Drill 3"]
 
 
+def test_merge_fills_past_the_reserved_places_with_products_first() -> None:
+    """A short prefix (`a`) matched many categories and brands: they filled every place, no product was left."""
+    rows = [{"kind": kind, "label": f"{kind} {i}", "ref": str(i), "ord": i}
+            for kind in ("category", "brand", "product", "query") for i in range(10)]  # fmt: skip
+    got = merge(rows, 10)
+    assert [s.kind for s in got] == ["category"] * 2 + ["brand"] * 2 + ["product"] * 6
+    assert [s.kind for s in merge([r for r in rows if r["kind"] != "product"], 10)] == (
+        ["category"] * 2 + ["brand"] * 2 + ["query"] * 6
+    )
+
+
 SUGGEST_CASES = [("d", None), ("dr", 20_000), ("ha", 3_000), ("la", 800), ("drill d", None)]
 
 

@@ -29,7 +29,9 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 Kind = Literal["product", "brand", "category", "query"]
 _FIRST_PLACES = {"category": 2, "brand": 2}  # places reserved up front; the rest fill what remains
-_ORDER: tuple[Kind, ...] = ("category", "brand", "product", "query")
+# Past the reserved places: product names, then word completions, then more categories and brands (filling the
+# rest with them first left no product for a short prefix: `a` gave 10 categories and brands).
+_ORDER: tuple[Kind, ...] = ("product", "query", "category", "brand")
 
 
 @dataclass(frozen=True)
