@@ -269,3 +269,49 @@ def test_create_refuses_unknown_fields_and_a_body_not_declared_json(
     plain = local_client.post(base, content=b'{"url": "http://127.0.0.1:9/y", "events": ["*"]}',
                               headers={**auth, "Content-Type": "text/plain"})  # fmt: skip
     assert plain.status_code == 415
+
+
+def test_an_upper_case_scheme_is_stored_normalised_not_a_500(
+    client: TestClient[Any], local_client: TestClient[Any], db_url: str
+) -> None:
+    """`HTTPS://1.1.1.1/x` passed the SSRF guard and then broke the database's `^https?://` check: a 500."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = seed_store(conn, "Upper case")  # its own store: no event of the others' tests goes to 1.1.1.1
+    auth = _key(db_url, store)
+    base = f"/v1/stores/{store}/webhooks"
+    for api, url, stored in (
+        (client, "HTTPS://1.1.1.1/x", "https://1.1.1.1/x"),  # a public literal: checked, never connected to
+        (local_client, "HTTP://127.0.0.1:9/y", "http://127.0.0.1:9/y"),
+    ):
+        created = api.post(base, json={"url": url, "events": ["stock.out"]}, headers=auth)
+        assert created.status_code == 201, created.text
+        assert created.json()["url"] == stored
+        assert api.delete(f"{base}/{created.json()['id']}", headers=auth).status_code == 204
+
+
+def test_one_active_subscription_a_url_whatever_its_spelling(local_client: TestClient[Any], db_url: str) -> None:
+    """Each spelling below got 201: the receiver got every event several times under one webhook-id."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = seed_store(conn, "Spellings")
+    auth = _key(db_url, store)
+    base = f"/v1/stores/{store}/webhooks"
+    first = local_client.post(base, json={"url": "http://127.0.0.1:8541/all", "events": ["*"]}, headers=auth)
+    assert first.status_code == 201, first.text
+    for spelling in (
+        "http://127.0.0.1:8541/ALL/../all",
+        "http://127.0.0.1:08541/all",
+        "http://127.0.0.1:8541/all?",
+        "http://127.0.0.1:8541/%61ll",
+        "http://127.0.0.1:8541/%2e/all",
+        "HTTP://127.0.0.1:8541/all",
+    ):
+        again = local_client.post(base, json={"url": spelling, "events": ["*"]}, headers=auth)
+        assert again.status_code == 400, (spelling, again.text)
+        error = again.json()["error"]
+        assert error["parameter"] == "url" and first.json()["id"] in error["message"], (spelling, error)
+    fragment = local_client.post(base, json={"url": "http://127.0.0.1:8541/all#frag", "events": ["*"]}, headers=auth)
+    assert fragment.status_code == 400 and fragment.json()["error"]["parameter"] == "url", fragment.text
+    assert "fragment" in fragment.json()["error"]["message"]
+    other = local_client.post(base, json={"url": "http://127.0.0.1:8541/All?x=%7e", "events": ["*"]}, headers=auth)
+    assert other.status_code == 201 and other.json()["url"] == "http://127.0.0.1:8541/All?x=~", other.text
+    assert len(local_client.get(base, headers=auth).json()["webhooks"]) == 2

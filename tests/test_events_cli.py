@@ -170,3 +170,17 @@ def test_ids_and_times_out_of_range_are_usage_errors(db: psycopg.Connection, fre
     for since in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
         result = run(fresh_db_url, "webhooks", "replay", "--store", str(store), "--since", since)
         assert result.exit_code == 1 and "between the years 1 and 9999" in result.output, result.output
+
+
+def test_add_stores_the_url_normalised_and_refuses_in_one_line(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """`webhooks add --url HTTPS://…` was a traceback (the database's lower-case scheme check)."""
+    store = seed_store(db)
+    added = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "HTTPS://1.1.1.1/x")
+    assert added.exit_code == 0 and f"store {store}: https://1.1.1.1/x" in added.output, added.output
+    again = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "https://1.1.1.1:443/./x")
+    assert again.exit_code == 1 and "already sends this store's events to this URL" in again.output, again.output
+    fragment = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "https://1.1.1.1/y#z")
+    assert fragment.exit_code == 1 and len(fragment.output.strip().splitlines()) == 1, fragment.output
+    assert "fragment" in fragment.output
+    stored = db.execute("SELECT url FROM store_webhook WHERE store_id = %s", (store,)).fetchall()
+    assert stored == [("https://1.1.1.1/x",)]

@@ -40,7 +40,9 @@ def _raise_as_http(exc: subscriptions.SubscriptionError) -> None:
     security=BEARER,
     summary="Subscribe a URL to the store's events",
     description="The URL must be https and resolve to a public address (checked now and at every delivery). "
-    + _EVENTS_DOC,
+    "It is stored normalised (scheme and host lower case, default port, dot segments and unreserved "
+    "percent-escapes resolved, an empty query dropped; a fragment is refused); a store has one active webhook "
+    "a URL. " + _EVENTS_DOC,
     tags=_TAGS,
     status_code=201,
     responses=S.CREATE_RESPONSES,

@@ -66,7 +66,7 @@ def webhooks_add(settings: Settings, store_id: UUID, url: str, events: tuple[str
         settings,
         lambda c: subscriptions.create(c, settings.secret_box(), settings.events, store_id, url, list(events)),
     )
-    click.echo(f"webhook {created.subscription['id']} for store {store_id}: {url}")
+    click.echo(f"webhook {created.subscription['id']} for store {store_id}: {created.subscription['url']}")
     click.echo(f"events: {', '.join(created.subscription['events'])}")
     click.echo("signing secret, shown only now:")
     click.echo(created.secret)  # the last line alone, as `keys create` and `connect webhook` print theirs

@@ -21,7 +21,7 @@ import asyncpg
 
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
-from search_service.events import delivery, policy, ssrf
+from search_service.events import delivery, policy, ssrf, webhook_url
 from search_service.events.config import EVENT_TYPES, EventsConfig
 from search_service.events.transport import make_client
 
@@ -65,6 +65,15 @@ def check_events(events: Sequence[str]) -> list[str]:
     return chosen
 
 
+def normalized_url(url: str) -> str:
+    """The URL as it is stored and compared (events/webhook_url.py); a fragment is refused: it is never sent."""
+    if len(url) > MAX_URL_LENGTH:
+        raise SubscriptionError("url", f"at most {MAX_URL_LENGTH} characters")
+    if "#" in url:
+        raise SubscriptionError("url", "must not hold a fragment (#…): it is never sent to the receiver")
+    return webhook_url.normalized(url)
+
+
 async def check_url(url: str, config: EventsConfig, resolver: ssrf.Resolver = ssrf.system_resolver) -> None:
     if len(url) > MAX_URL_LENGTH:
         raise SubscriptionError("url", f"at most {MAX_URL_LENGTH} characters")
@@ -102,8 +111,11 @@ async def create(
 ) -> Created:
     chosen = check_events(events)
     await require_store(conn, store_id)  # before the URL: an unknown store needs no DNS lookup to be refused
+    url = normalized_url(url)
     await check_url(url, config, resolver)
-    same = await _one(conn, "active_subscription_to", store_id=store_id, url=url)
+    active = await _fetch(conn, "active_subscriptions", store_id=store_id)
+    # normalised here too: a row stored before URLs were normalised may be in another spelling
+    same = next((r for r in active if webhook_url.normalized(r["url"]) == url), None)
     if same is not None:
         raise SubscriptionError(
             "url", f"webhook {same['id']} already sends this store's events to this URL: remove it first, or add "

@@ -11,11 +11,11 @@ INSERT INTO store_webhook (store_id, url, events, secret)
 VALUES (:store_id::uuid, :url::text, :events::text[], :secret::text)
 RETURNING id, store_id, url, events, is_active, disabled_reason, failing_since, created_at;
 
--- name: active_subscription_to
--- params: store_id uuid, url text
--- One active subscription a store's URL: two gave the receiver each event twice under one webhook-id, with two
--- counters in `sequence` it could not tell apart.
-SELECT id FROM store_webhook WHERE store_id = :store_id::uuid AND url = :url::text AND is_active LIMIT 1;
+-- name: active_subscriptions
+-- params: store_id uuid
+-- One active subscription a store's URL (compared normalised, in Python): two gave the receiver each event twice
+-- under one webhook-id, with two counters in `sequence` it could not tell apart.
+SELECT id, url FROM store_webhook WHERE store_id = :store_id::uuid AND is_active ORDER BY created_at, id;
 
 -- name: list_subscriptions
 -- params: store_id uuid|null (NULL: every store)

@@ -1,0 +1,46 @@
+"""A webhook URL in one spelling (RFC 3986 6.2.2), so "one active subscription a URL" holds whatever the spelling.
+
+`HTTPS://Example.com:443/a/../%61ll?` and `https://example.com/all` are one receiver: compared as written, the
+second got 201 and the receiver each event twice under one webhook-id (and the database's lower-case scheme check
+refused the first with a 500). httpx parses (scheme and host lower case, the port a number, dot segments resolved);
+this module adds what httpx leaves: percent-escapes of unreserved characters decoded, the others' hex upper case, a
+default port and an empty query dropped, an IPv6 literal in lower case.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _escape_case(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else "%" + match.group(1).upper()
+
+
+def normalized(url: str) -> str:
+    """The URL in its one spelling; a URL httpx cannot read, or not http(s) with a host, comes back as it was (the
+    SSRF guard then says what is wrong with it). A fragment is kept: the caller refuses it."""
+    decoded = _ESCAPE.sub(_escape_case, url)  # before parsing: `%2E%2E` is a dot segment too
+    try:
+        parsed = httpx.URL(decoded)
+    except (httpx.InvalidURL, ValueError):
+        return url
+    scheme = parsed.scheme
+    host = parsed.raw_host.decode("ascii").lower()
+    if scheme not in _DEFAULT_PORTS or not host:
+        return url
+    if ":" in host:
+        host = f"[{host}]"
+    port = "" if parsed.port in (None, _DEFAULT_PORTS[scheme]) else f":{parsed.port}"
+    path, _, query = parsed.raw_path.decode("ascii").partition("?")
+    userinfo = parsed.userinfo.decode("ascii")
+    return (
+        f"{scheme}://{userinfo + '@' if userinfo else ''}{host}{port}{path or '/'}"
+        f"{'?' + query if query else ''}{'#' + parsed.fragment if parsed.fragment else ''}"
+    )
