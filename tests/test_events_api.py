@@ -315,3 +315,26 @@ def test_one_active_subscription_a_url_whatever_its_spelling(local_client: TestC
     other = local_client.post(base, json={"url": "http://127.0.0.1:8541/All?x=%7e", "events": ["*"]}, headers=auth)
     assert other.status_code == 201 and other.json()["url"] == "http://127.0.0.1:8541/All?x=~", other.text
     assert len(local_client.get(base, headers=auth).json()["webhooks"]) == 2
+
+
+def test_a_store_has_at_most_max_per_store_active_webhooks(client: TestClient[Any], db_url: str) -> None:
+    """150 adds all got 201, and one listing change then queued a delivery to each: a traffic multiplier."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = seed_store(conn, "Many hooks")  # its own store: no event of the others' tests goes to 1.1.1.1
+    auth = _key(db_url, store)
+    base = f"/v1/stores/{store}/webhooks"
+    cap = EventsConfig().max_per_store
+    ids = []
+    for i in range(cap):
+        created = client.post(base, json={"url": f"https://1.1.1.1/h{i}", "events": ["*"]}, headers=auth)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+    refused = client.post(base, json={"url": "https://1.1.1.1/one-more", "events": ["*"]}, headers=auth)
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["parameter"] == "url" and "PLINQY_WEBHOOK_MAX_PER_STORE" in error["message"], error
+    assert f"has {cap} active webhooks" in error["message"] and "remove one" in error["message"]
+    with psycopg.connect(db_url, autocommit=True) as conn:  # a disabled one leaves room
+        conn.execute("UPDATE store_webhook SET is_active = false WHERE id = %s", (ids[0],))
+    assert client.post(base, json={"url": "https://1.1.1.1/one-more", "events": ["*"]}, headers=auth).status_code == 201
+    assert len(client.get(base, headers=auth).json()["webhooks"]) == cap + 1

@@ -184,3 +184,17 @@ def test_add_stores_the_url_normalised_and_refuses_in_one_line(db: psycopg.Conne
     assert "fragment" in fragment.output
     stored = db.execute("SELECT url FROM store_webhook WHERE store_id = %s", (store,)).fetchall()
     assert stored == [("https://1.1.1.1/x",)]
+
+
+def test_add_refuses_past_the_stores_limit(db: psycopg.Connection, fresh_db_url: str) -> None:
+    store = seed_store(db)
+    for i in range(2):
+        added = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", f"http://127.0.0.1:9/{i}",
+                    PLINQY_WEBHOOK_MAX_PER_STORE="2")  # fmt: skip
+        assert added.exit_code == 0, added.output
+    third = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "http://127.0.0.1:9/2",
+                PLINQY_WEBHOOK_MAX_PER_STORE="2")  # fmt: skip
+    assert third.exit_code == 1 and third.output.strip().splitlines() == [
+        "error: url: this store has 2 active webhooks, the most allowed (PLINQY_WEBHOOK_MAX_PER_STORE): remove one "
+        "it no longer needs, or send more event types to one URL"
+    ], third.output

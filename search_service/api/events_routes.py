@@ -42,7 +42,7 @@ def _raise_as_http(exc: subscriptions.SubscriptionError) -> None:
     description="The URL must be https and resolve to a public address (checked now and at every delivery). "
     "It is stored normalised (scheme and host lower case, default port, dot segments and unreserved "
     "percent-escapes resolved, an empty query dropped; a fragment is refused); a store has one active webhook "
-    "a URL. " + _EVENTS_DOC,
+    "a URL, and at most PLINQY_WEBHOOK_MAX_PER_STORE (25) active webhooks (400 naming `url` past it). " + _EVENTS_DOC,
     tags=_TAGS,
     status_code=201,
     responses=S.CREATE_RESPONSES,

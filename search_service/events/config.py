@@ -59,6 +59,9 @@ class EventsConfig:
     poll_interval_s: float = 1.0
     disable_after_s: float = 86400.0  # a subscription failing this long without a success is disabled
     dns_ttl_s: float = 30.0  # a dispatcher keeps a host's resolved addresses this long (checked at every delivery)
+    # Active subscriptions a store may have: each is a copy of every event, so a key with webhooks:write and no cap
+    # turned one listing change into hundreds of deliveries to one host.
+    max_per_store: int = 25
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EventsConfig:
@@ -74,4 +77,5 @@ class EventsConfig:
             poll_interval_s=env_float(env, "PLINQY_WEBHOOK_POLL_S", 1.0, 0.01, 60.0),
             disable_after_s=env_float(env, "PLINQY_WEBHOOK_DISABLE_AFTER_S", 86400.0, 0.0, 30 * 86400.0),
             dns_ttl_s=env_float(env, "PLINQY_WEBHOOK_DNS_TTL_S", 30.0, 0.0, 3600.0),
+            max_per_store=env_int(env, "PLINQY_WEBHOOK_MAX_PER_STORE", 25, 1, 10_000),
         )

@@ -113,19 +113,32 @@ async def create(
     await require_store(conn, store_id)  # before the URL: an unknown store needs no DNS lookup to be refused
     url = normalized_url(url)
     await check_url(url, config, resolver)
+    secret = delivery.new_secret()
+    token = box.encrypt(secret).decode()
+    async with conn.transaction():
+        await _room_for(conn, config, store_id, url, "url")
+        row = await _one(conn, "insert_subscription", store_id=store_id, url=url, events=chosen, secret=token)
+    assert row is not None
+    return Created(dict(row), secret)
+
+
+async def _room_for(conn: Any, config: EventsConfig, store_id: UUID, url: str, parameter: str) -> None:
+    """Whether the store may have one more active subscription, to this URL. Holds the store's lock to the end of
+    the caller's transaction: two concurrent adds both saw room."""
+    await _one(conn, "lock_store_webhooks", store_id=store_id)
     active = await _fetch(conn, "active_subscriptions", store_id=store_id)
     # normalised here too: a row stored before URLs were normalised may be in another spelling
     same = next((r for r in active if webhook_url.normalized(r["url"]) == url), None)
     if same is not None:
         raise SubscriptionError(
-            "url", f"webhook {same['id']} already sends this store's events to this URL: remove it first, or add "
-            "the events you want to one subscription",
+            parameter, f"webhook {same['id']} already sends this store's events to this URL: remove it first, or "
+            "add the events you want to one subscription",
         )  # fmt: skip
-    secret = delivery.new_secret()
-    token = box.encrypt(secret).decode()
-    row = await _one(conn, "insert_subscription", store_id=store_id, url=url, events=chosen, secret=token)
-    assert row is not None
-    return Created(dict(row), secret)
+    if len(active) >= config.max_per_store:
+        raise SubscriptionError(
+            parameter, f"this store has {len(active)} active webhooks, the most allowed "
+            "(PLINQY_WEBHOOK_MAX_PER_STORE): remove one it no longer needs, or send more event types to one URL",
+        )  # fmt: skip
 
 
 async def list_for(conn: Any, store_id: UUID | None) -> list[dict[str, Any]]:

@@ -11,6 +11,12 @@ INSERT INTO store_webhook (store_id, url, events, secret)
 VALUES (:store_id::uuid, :url::text, :events::text[], :secret::text)
 RETURNING id, store_id, url, events, is_active, disabled_reason, failing_since, created_at;
 
+-- name: lock_store_webhooks
+-- params: store_id uuid
+-- Serialises a store's adds (and enables) to the end of the transaction, so its checks of one active subscription
+-- a URL and of PLINQY_WEBHOOK_MAX_PER_STORE hold. NO KEY: listings' foreign-key checks (KEY SHARE) still pass.
+SELECT id FROM store WHERE id = :store_id::uuid FOR NO KEY UPDATE;
+
 -- name: active_subscriptions
 -- params: store_id uuid
 -- One active subscription a store's URL (compared normalised, in Python): two gave the receiver each event twice
