@@ -234,6 +234,7 @@ def test_every_webhook_endpoint_needs_the_stores_key(
         ("get", base),
         ("delete", f"{base}/{uuid.uuid4()}"),
         ("post", f"{base}/{uuid.uuid4()}/test"),
+        ("post", f"{base}/{uuid.uuid4()}/enable"),
     ]
     for method, path in calls:
         kwargs: dict[str, Any] = {"json": body} if method == "post" else {}
@@ -338,3 +339,33 @@ def test_a_store_has_at_most_max_per_store_active_webhooks(client: TestClient[An
         conn.execute("UPDATE store_webhook SET is_active = false WHERE id = %s", (ids[0],))
     assert client.post(base, json={"url": "https://1.1.1.1/one-more", "events": ["*"]}, headers=auth).status_code == 201
     assert len(client.get(base, headers=auth).json()["webhooks"]) == cap + 1
+
+
+def test_a_disabled_webhook_is_enabled_again_over_http(local_client: TestClient[Any], db_url: str) -> None:
+    """No endpoint switched a disabled webhook back on: remove + add gave a new secret and numbering."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = seed_store(conn, "Enable again")
+    auth = _key(db_url, store)
+    base = f"/v1/stores/{store}/webhooks"
+    hook = local_client.post(base, json={"url": "http://127.0.0.1:9/back", "events": ["*"]}, headers=auth).json()
+    off = "UPDATE store_webhook SET is_active = false, disabled_reason = 'HTTP 410 Gone', failing_since = now() "
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(off + "WHERE id = %s", (hook["id"],))
+    assert local_client.get(base, headers=auth).json()["webhooks"][0]["enabled"] is False
+    on = local_client.post(f"{base}/{hook['id']}/enable", headers=auth)
+    assert on.status_code == 200, on.text
+    assert on.json() == {k: v for k, v in hook.items() if k != "secret"}  # enabled, no reason, no failing streak
+    assert local_client.post(f"{base}/{hook['id']}/enable", headers=auth).json() == on.json()  # enabled already
+    with psycopg.connect(db_url, autocommit=True) as conn:  # disabled, and another webhook took its URL meanwhile
+        conn.execute(off + "WHERE id = %s", (hook["id"],))
+    other = local_client.post(base, json={"url": "http://127.0.0.1:9/back", "events": ["*"]}, headers=auth)
+    assert other.status_code == 201, other.text
+    clash = local_client.post(f"{base}/{hook['id']}/enable", headers=auth)
+    assert clash.status_code == 400 and clash.json()["error"]["parameter"] == "webhook_id", clash.text
+    assert other.json()["id"] in clash.json()["error"]["message"]
+    missing = local_client.post(f"{base}/{uuid.uuid4()}/enable", headers=auth)
+    assert missing.status_code == 404 and missing.json()["error"]["parameter"] == "webhook_id"
+    spec = local_client.get("/schema/openapi.json").json()["paths"][
+        base.replace(str(store), "{store_id}") + "/{webhook_id}/enable"
+    ]
+    assert {"200", "400", "404"} <= set(spec["post"]["responses"]), spec

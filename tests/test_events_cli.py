@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from cryptography.fernet import Fernet
+from standardwebhooks import Webhook
 
 from benchmarks.webhook_receiver import Receiver
 from search_service.cli import cli
@@ -198,3 +199,45 @@ def test_add_refuses_past_the_stores_limit(db: psycopg.Connection, fresh_db_url:
         "error: url: this store has 2 active webhooks, the most allowed (PLINQY_WEBHOOK_MAX_PER_STORE): remove one "
         "it no longer needs, or send more event types to one URL"
     ], third.output
+
+
+def test_a_disabled_webhook_enabled_again_keeps_its_secret_and_numbering_and_replays(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """Disabled, the only way back was remove + add: a new secret, `sequence` from 1, and the outage's failed
+    deliveries could not be replayed ("webhook is disabled")."""
+    store = seed_store(db)
+    off_at_once = {"PLINQY_WEBHOOK_DISABLE_AFTER_S": "0"}  # the first failure ends the (zero-length) allowance
+    with Receiver() as receiver:
+        added = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", receiver.url("/flaky/1/back"))
+        webhook_id, secret = added.output.split()[1], added.output.strip().splitlines()[-1]
+        seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+        assert run(fresh_db_url, "webhooks", "dispatch", "--drain", **off_at_once).exit_code == 0
+        listed = run(fresh_db_url, "webhooks", "list", "--store", str(store)).output
+        assert "disabled (deliveries failing since" in listed, listed
+        delivery_id = run(fresh_db_url, "webhooks", "deliveries", "--failed").output.split("\t")[0]
+        refused = run(fresh_db_url, "webhooks", "replay", delivery_id)
+        assert refused.exit_code == 1 and f"webhooks enable {webhook_id}" in refused.output, refused.output
+        enabled = run(fresh_db_url, "webhooks", "enable", webhook_id)
+        assert enabled.exit_code == 0 and f"enabled webhook {webhook_id}" in enabled.output, enabled.output
+        replay_line = enabled.output.strip().splitlines()[-1]
+        assert replay_line.startswith("1 failed delivery; to send them again: "), enabled.output
+        assert f"webhooks replay --store {store} --since " in replay_line, enabled.output
+        again = run(fresh_db_url, "webhooks", "enable", webhook_id)
+        assert again.exit_code == 0 and "enabled already" in again.output
+        listed = run(fresh_db_url, "webhooks", "list", "--store", str(store)).output
+        assert "\tenabled" in listed and "failing since" not in listed, listed
+        since = replay_line.split("--since ", 1)[1]
+        replayed = run(fresh_db_url, "webhooks", "replay", "--store", str(store), "--since", since)
+        assert replayed.output.strip() == "queued 1 delivery again", replayed.output
+        seed_listing(db, store, seed_product(db, "Rice milk"), "RM")  # its first attempt a 500 too, then 204
+        assert run(fresh_db_url, "webhooks", "dispatch", "--drain").exit_code == 0
+        got = receiver.snapshot()
+    assert got[1].headers["webhook-id"] == got[0].headers["webhook-id"]  # the replay: the same message
+    messages = {r.headers["webhook-id"]: r for r in got}
+    delivered = [Webhook(secret).verify(r.body, r.headers) for r in messages.values()]  # the secret kept
+    assert [d["data"]["sequence"] for d in delivered] == [1, 2]  # the numbering goes on
+    assert {d["data"]["webhook_id"] for d in delivered} == {webhook_id}
+    assert run(fresh_db_url, "webhooks", "deliveries", "--failed").output.strip() == "no deliveries"
+    unknown = run(fresh_db_url, "webhooks", "enable", "00000000-0000-0000-0000-000000000000")
+    assert unknown.exit_code == 1 and unknown.output.strip() == "error: webhook_id: no webhook with this id"

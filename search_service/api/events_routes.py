@@ -1,4 +1,4 @@
-"""HTTP routes of the outbound webhooks: subscribe, list, unsubscribe, ping (search_service/events does the work)."""
+"""HTTP routes of the outbound webhooks: subscribe, list, unsubscribe, enable, ping (events/ does the work)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ async def create_webhook(
     security=BEARER,
     summary="The store's webhooks",
     description="Each with its state: `enabled` false and `disabled_reason` when a 410 or 24 hours of failures "
-    "switched it off. Secrets are never shown again. Needs the store's key (webhooks:write).",
+    "switched it off (`POST …/{webhook_id}/enable` switches it on again). Secrets are never shown again. "
+    "Needs the store's key (webhooks:write).",
     tags=_TAGS,
     responses=S.LIST_RESPONSES,
 )
@@ -139,4 +140,29 @@ async def ping_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhook_
     return Response(body, status_code=200)
 
 
-EVENTS_ROUTES = [create_webhook, list_webhooks, delete_webhook, ping_webhook]
+@post(
+    _BASE + "/{webhook_id:uuid}/enable",
+    guards=[require_store_key("webhooks:write")],
+    security=BEARER,
+    summary="Enable a disabled webhook again",
+    description="Switches a webhook that a 410 or a day of failures disabled back on, with the same secret and "
+    "`sequence` numbering; `disabled_reason` and `failing_since` are cleared. Its URL is checked again, and it "
+    "must be the store's one active webhook to that URL and fit PLINQY_WEBHOOK_MAX_PER_STORE (else 400 naming "
+    "`webhook_id`). An enabled webhook is answered as it is. The deliveries that failed meanwhile are not sent "
+    "again by this: an operator replays them (`plinqy-search webhooks replay --store ID --since TIME`). Needs the "
+    "store's key (webhooks:write).",
+    tags=_TAGS,
+    status_code=200,
+    responses=S.ENABLE_RESPONSES,
+)
+async def enable_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhook_id: WebhookId) -> S.WebhookOut:
+    try:
+        async with rt.connection() as conn:
+            enabled = await subscriptions.enable(conn, rt.settings.events, store_id, webhook_id)
+    except subscriptions.SubscriptionError as exc:
+        _raise_as_http(exc)
+        raise
+    return S.webhook_out(enabled.subscription)
+
+
+EVENTS_ROUTES = [create_webhook, list_webhooks, delete_webhook, ping_webhook, enable_webhook]

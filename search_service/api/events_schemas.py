@@ -144,3 +144,17 @@ PING_RESPONSES = {
     ),
     **NO_WEBHOOK,
 }
+ENABLE_RESPONSES = {
+    **WRITE_REFUSALS,
+    **_spec(WebhookOut, 200, _LISTED, "Enabled (or enabled already): the webhook as listed."),
+    **_error(
+        400,
+        "webhook_id",
+        "webhook 7a1e… already sends this store's events to this URL: remove it first, or add the events you "
+        "want to one subscription",
+        "Invalid input (`parameter` names it): a webhook_id that is not a UUID, or a webhook that cannot be "
+        "enabled: another active webhook of the store has its URL, the store has PLINQY_WEBHOOK_MAX_PER_STORE "
+        "active webhooks, or its URL is refused now.",
+    ),
+    **NO_WEBHOOK,
+}

@@ -101,6 +101,29 @@ def webhooks_remove(settings: Settings, webhook_id: UUID) -> None:
     click.echo(f"removed webhook {webhook_id}")
 
 
+@webhooks.command("enable")
+@click.argument("webhook_id", type=click.UUID)
+@click.pass_obj
+@user_errors
+def webhooks_enable(settings: Settings, webhook_id: UUID) -> None:
+    """Switch a disabled subscription on again (same secret and numbering); then replay what failed meanwhile."""
+    from search_service.events import subscriptions
+
+    enabled = _with_conn(settings, lambda c: subscriptions.enable(c, settings.events, None, webhook_id))
+    row = enabled.subscription
+    if not enabled.switched_on:
+        click.echo(f"webhook {webhook_id} is enabled already: {row['url']}")
+        return
+    click.echo(f"enabled webhook {webhook_id}: {row['url']}")
+    if enabled.failed_from is not None:
+        since = enabled.failed_from.astimezone(UTC).isoformat()
+        n = enabled.failed
+        click.echo(
+            f"{n} failed deliver{'y' if n == 1 else 'ies'}; to send them again: "
+            f"plinqy-search webhooks replay --store {row['store_id']} --since {since}"
+        )
+
+
 @webhooks.command("deliveries")
 @click.option("--failed", "failed_only", is_flag=True, help="Only deliveries that failed for good.")
 @click.option("--store", "store_id", type=click.UUID, help="Only this store's deliveries.")

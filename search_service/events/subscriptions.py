@@ -122,11 +122,13 @@ async def create(
     return Created(dict(row), secret)
 
 
-async def _room_for(conn: Any, config: EventsConfig, store_id: UUID, url: str, parameter: str) -> None:
-    """Whether the store may have one more active subscription, to this URL. Holds the store's lock to the end of
-    the caller's transaction: two concurrent adds both saw room."""
+async def _room_for(
+    conn: Any, config: EventsConfig, store_id: UUID, url: str, parameter: str, webhook_id: UUID | None = None
+) -> None:
+    """Whether the store may have one more active subscription (webhook_id: this one), to this URL. Holds the
+    store's lock to the end of the caller's transaction: two concurrent adds both saw room."""
     await _one(conn, "lock_store_webhooks", store_id=store_id)
-    active = await _fetch(conn, "active_subscriptions", store_id=store_id)
+    active = [r for r in await _fetch(conn, "active_subscriptions", store_id=store_id) if r["id"] != webhook_id]
     # normalised here too: a row stored before URLs were normalised may be in another spelling
     same = next((r for r in active if webhook_url.normalized(r["url"]) == url), None)
     if same is not None:
@@ -139,6 +141,43 @@ async def _room_for(conn: Any, config: EventsConfig, store_id: UUID, url: str, p
             parameter, f"this store has {len(active)} active webhooks, the most allowed "
             "(PLINQY_WEBHOOK_MAX_PER_STORE): remove one it no longer needs, or send more event types to one URL",
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Enabled:
+    subscription: dict[str, Any]
+    switched_on: bool  # false: it was enabled already
+    failed: int  # its failed deliveries, which a replay sends again
+    failed_from: datetime | None  # the oldest one's event time: a replay's --since
+
+
+async def enable(
+    conn: Any,
+    config: EventsConfig,
+    store_id: UUID | None,
+    webhook_id: UUID,
+    resolver: ssrf.Resolver = ssrf.system_resolver,
+) -> Enabled:
+    """Switch a disabled subscription on again, with its secret and numbering: its failed deliveries can then be
+    replayed. Its URL is checked again, and it must fit the store's limit and be the store's one to that URL."""
+    sub = await _one(conn, "get_subscription", store_id=store_id, webhook_id=webhook_id)
+    if sub is None:
+        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+    public = {k: v for k, v in dict(sub).items() if k != "secret"}
+    if sub["is_active"]:
+        return Enabled(public, False, 0, None)
+    try:
+        await check_url(sub["url"], config, resolver)
+    except SubscriptionError as exc:
+        raise SubscriptionError("webhook_id", f"its URL is refused now: {exc.message}") from None
+    async with conn.transaction():
+        await _room_for(conn, config, sub["store_id"], webhook_url.normalized(sub["url"]), "webhook_id", webhook_id)
+        row = await _one(conn, "enable_subscription", webhook_id=webhook_id)
+    if row is None:  # removed meanwhile
+        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+    found = dict(row)
+    failed, failed_from = found.pop("failed"), found.pop("failed_from")
+    return Enabled(found, True, int(failed), failed_from)
 
 
 async def list_for(conn: Any, store_id: UUID | None) -> list[dict[str, Any]]:
@@ -249,7 +288,9 @@ async def replay(
         if not row["is_active"]:
             why = f" ({row['disabled_reason']})" if row["disabled_reason"] else ""
             raise SubscriptionError(
-                "delivery_id", f"delivery {delivery_id}'s webhook is disabled{why}: add the URL again to send to it"
+                "delivery_id",
+                f"delivery {delivery_id}'s webhook is disabled{why}: enable it first (`webhooks "
+                f"enable {row['webhook_id']}`, or POST …/webhooks/{row['webhook_id']}/enable)",
             )
     elif store_id is not None:  # a mistyped id said "queued 0 deliveries again"
         await require_store(conn, store_id)

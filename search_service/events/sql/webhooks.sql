@@ -23,6 +23,20 @@ SELECT id FROM store WHERE id = :store_id::uuid FOR NO KEY UPDATE;
 -- under one webhook-id, with two counters in `sequence` it could not tell apart.
 SELECT id, url FROM store_webhook WHERE store_id = :store_id::uuid AND is_active ORDER BY created_at, id;
 
+-- name: enable_subscription
+-- params: webhook_id uuid
+-- On again with its secret and its numbering (`sequence` goes on); the failing streak and its reason are cleared.
+-- `failed`, `failed_from`: its failed deliveries (not pings) and their oldest event's time, where a replay starts.
+WITH failed AS (
+    SELECT count(*) AS failed, min(e.created_at) AS failed_from
+    FROM webhook_delivery d JOIN webhook_event e ON e.id = d.event_id
+    WHERE d.webhook_id = :webhook_id::uuid AND d.status = 'failed' AND e.type <> 'webhook.ping'
+)
+UPDATE store_webhook SET is_active = true, disabled_reason = NULL, failing_since = NULL, failure_count = 0
+FROM failed
+WHERE id = :webhook_id::uuid
+RETURNING id, store_id, url, events, is_active, disabled_reason, failing_since, created_at, failed, failed_from;
+
 -- name: list_subscriptions
 -- params: store_id uuid|null (NULL: every store)
 SELECT id, store_id, url, events, is_active, disabled_reason, failing_since, created_at
@@ -98,6 +112,6 @@ SELECT count(*) AS n, pg_notify('webhook_delivery', '') IS NULL AS notified FROM
 
 -- name: delivery_exists
 -- params: delivery_id bigint
-SELECT d.status, w.is_active, w.disabled_reason, e.type
+SELECT d.status, d.webhook_id, w.is_active, w.disabled_reason, e.type
 FROM webhook_delivery d JOIN store_webhook w ON w.id = d.webhook_id JOIN webhook_event e ON e.id = d.event_id
 WHERE d.id = :delivery_id::bigint;
