@@ -11,6 +11,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
 from search_service.api.ingest_schemas import AUTH_ERRORS, JSON_ONLY, WRITE_ERRORS
+from search_service.api.openapi_fixes import ExampleWithNulls
 from search_service.api.schemas import ErrorBody
 
 _STORE = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
@@ -93,7 +94,10 @@ _LISTED = {k: v for k, v in _CREATED.items() if k != "secret"} | {
 def _spec(model: type, status: int, value: object, description: str) -> dict[int, ResponseSpec]:
     return {
         status: ResponseSpec(
-            model, description=description, examples=[Example(summary="example", value=value)], generate_examples=False
+            model,
+            description=description,
+            examples=[ExampleWithNulls(summary="example", value=value)],  # disabled_reason: null, shown
+            generate_examples=False,
         )
     }
 

@@ -1,4 +1,4 @@
-"""Five mends of the OpenAPI litestar writes for the body structs.
+"""Six mends of the OpenAPI litestar writes for the body structs.
 
 - A field's `ge=0`: litestar reads msgspec's constraints with a truthiness test, so a minimum of 0 (a quantity, a
   version) was dropped from the schema while the server enforced it (`{"quantity": -1}`, schema-valid, was a 400).
@@ -10,6 +10,8 @@
   schema sends what the server refuses (400 naming the field). `additionalProperties: false`.
 - A union of `int` and `float` (a batch item's `quantity`: `int | float | str`) as `oneOf`: a whole number matches
   both `integer` and `number`, so every whole quantity, the schema's own example too, was invalid. `anyOf` instead.
+- An example's null members: litestar's writer drops every None of a dict (how it leaves unset spec fields out),
+  so an example lost the fields that are null, ones its schema requires too. `ExampleWithNulls` keeps them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from litestar.openapi.spec import OpenAPI, Schema
+from litestar.openapi.spec import Example, OpenAPI, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
 
@@ -90,3 +92,13 @@ def state_checked_rules(openapi: OpenAPI) -> None:
     patch = schemas.get("StockPatch")
     if isinstance(patch, Schema):
         patch.any_of = [Schema(required=["quantity"]), Schema(required=["price"])]
+
+
+class ExampleWithNulls(Example):
+    """An Example whose value is written as given (JSON-ready), its null members included."""
+
+    def to_schema(self) -> dict[str, Any]:
+        schema = super().to_schema()
+        if self.value is not None:
+            schema["value"] = self.value
+        return schema
