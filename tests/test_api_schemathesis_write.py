@@ -36,6 +36,7 @@ LISTING_OPERATIONS = [
     ("POST", "/v1/stores/{store_id}/listings/batch"),
     ("GET", "/v1/stores/{store_id}/webhooks"),
     ("DELETE", "/v1/stores/{store_id}/webhooks/{webhook_id}"),
+    ("POST", "/v1/stores/{store_id}/webhooks/{webhook_id}/enable"),
     ("GET", "/v1/imports/{batch_id}"),
     ("GET", "/v1/imports/{batch_id}/errors"),
 ]
