@@ -51,12 +51,25 @@ SIGNATURE_OPTIONS: dict[str, list[tuple[str, str, tuple[str, ...], str]]] = {
         ("--signature-encoding", "signature_encoding", ("hex", "base64"), "How the `hmac` is written."),
     ],
 }  # fmt: skip
+# Secrets may come from the environment instead of the command line, where `ps` and the shell's history show them.
+SECRET_ENVVARS = {
+    "token": "PLINQY_POS_TOKEN",
+    "password": "PLINQY_POS_PASSWORD",
+    "session_key": "PLINQY_POS_SESSION_KEY",
+    "secret": "PLINQY_CONNECTION_SECRET",
+}
 LOCATION_HELP = {
     "lightspeed-r": "the R-Series shopID",
     "lightspeed-x": "the X-Series outlet_id",
     "erply": "the Erply warehouseID",
     "shopify": "the Shopify location_id",
 }
+
+
+def _secret_option(flag: str, key: str, text: str) -> click.Option:
+    """An option; a secret one also read from its environment variable (kept out of `ps` and shell history)."""
+    envvar = SECRET_ENVVARS.get(key)
+    return click.Option([flag, key], default=None, help=text, envvar=envvar, show_envvar=envvar is not None)
 
 
 def _connect_command(source: str) -> click.Command:
@@ -71,11 +84,9 @@ def _connect_command(source: str) -> click.Command:
         click.Option(["--store", "store_id"], required=True, type=click.UUID, help="The Plinqy store."),
         click.Option(["--location"], required=True, help=f"The vendor location: {LOCATION_HELP[source]}."),
         click.Option(["--base-url"], default=None, help="Another API host (a proxy, a sandbox, a test server)."),
-        click.Option(
-            ["--secret"], default=None, help="The webhook signing secret (two, space-separated, in a rotation)."
-        ),
+        _secret_option("--secret", "secret", "The webhook signing secret (two, space-separated, in a rotation)."),
     ]
-    params += [click.Option([flag, key], default=None, help=text) for flag, key, text in VENDOR_OPTIONS[source]]
+    params += [_secret_option(flag, key, text) for flag, key, text in VENDOR_OPTIONS[source]]
     params += [
         click.Option([flag, key], type=click.Choice(choices), default=choices[0], show_default=True, help=text)
         for flag, key, choices, text in SIGNATURE_OPTIONS.get(source, [])
@@ -87,6 +98,7 @@ def _connect_command(source: str) -> click.Command:
 def _create(settings: Settings, source: str, store_id: UUID, location: str, base_url: str | None,
             secret: str | None, credentials: dict[str, str | None],
             signature: dict[str, str | None]) -> None:  # fmt: skip
+    from search_service.ingest.connection_edits import same_location_connection
     from search_service.ingest.connectors.factory import CREDENTIALS, PUSH_SOURCES, ConnectionError_, check_credentials
     from search_service.ingest.stores import StoreError, create_connection, is_web_address
 
@@ -108,6 +120,11 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
     account = f"{source}:{creds.get(CREDENTIALS[source][0], '')}"
     config: dict[str, Any] = {"location": location, "account": account, **signature}
     with connect(settings) as conn:
+        if (existing := same_location_connection(conn, store_id, source, location)) is not None:
+            raise UserFacingError(
+                f"connection {existing} already connects store {store_id} to {source} location {location}: change "
+                f"its credentials or secret with `plinqy-search connections update {existing}`"
+            )
         try:
             new = create_connection(
                 conn, settings.secret_box(), store_id=store_id, source=source, secret=secret, credentials=creds,
@@ -205,6 +222,53 @@ connections.add_command(
     "disable",
 )
 connections.add_command(_toggle_command(True, "Poll a disabled connection again and take its webhooks."), "enable")
+
+
+@connections.command("update")
+@click.argument("connection_id", type=click.UUID)
+@click.option(
+    "--secret",
+    envvar="PLINQY_CONNECTION_SECRET",
+    show_envvar=True,
+    default=None,
+    help="New signing secret(s): 'NEW OLD' (both accepted) during a rotation, then 'NEW'.",
+)
+@click.option(
+    "--new-webhook-secret",
+    is_flag=True,
+    help="A webhook connection: make a new secret (printed once, last line); the old one stays accepted "
+    "until `--secret NEW` drops it.",
+)
+@click.option("--token", envvar="PLINQY_POS_TOKEN", show_envvar=True, default=None, help="A new vendor token.")
+@click.option("--username", default=None, help="Erply: a new API user.")
+@click.option("--password", envvar="PLINQY_POS_PASSWORD", show_envvar=True, default=None, help="Erply: its password.")
+@click.option(
+    "--session-key", envvar="PLINQY_POS_SESSION_KEY", show_envvar=True, default=None, help="Erply: a session key."
+)
+@click.option("--base-url", default=None, help="Another API host (a proxy, a sandbox, a test server).")
+@click.pass_obj
+@user_errors
+def connections_update(settings: Settings, connection_id: UUID, secret: str | None, new_webhook_secret: bool,
+                       base_url: str | None, **credentials: str | None) -> None:  # fmt: skip
+    """Change a connection's signing secret, vendor credentials or host in place: its id (the webhook URL at the
+    vendor), cursor and settings stay. New credentials make a failing connection due again at once."""
+    from search_service.ingest.connection_edits import ConnectionUpdate, update_connection
+    from search_service.ingest.stores import StoreError, is_web_address
+
+    if base_url is not None and not (is_web_address(base_url) and _has_usable_port(base_url)):
+        raise UserFacingError(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
+    given = {key: value.strip() for key, value in credentials.items() if value is not None and value.strip()}
+    update = ConnectionUpdate(secret, new_webhook_secret, given, base_url)
+    with connect(settings) as conn:
+        try:
+            done = update_connection(conn, settings.secret_box(), connection_id, update)
+        except StoreError as exc:
+            raise UserFacingError(exc.message) from None
+    click.echo(f"connection {connection_id} ({done.source}): {', '.join(done.changed)} changed")
+    if done.new_secret is not None:
+        click.echo(f"the old secret is accepted too until `plinqy-search connections update {connection_id} "
+                   "--secret NEW`; the new signing secret, shown only now:")  # fmt: skip
+        click.echo(done.new_secret)
 
 
 @click.command()

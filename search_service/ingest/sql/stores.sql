@@ -44,3 +44,24 @@ RETURNING id;
 -- params: connection_id uuid
 SELECT id, store_id, source, secret_enc, credentials_enc, config, enabled FROM ingest_connection
 WHERE id = :connection_id;
+
+-- name: update_connection_secrets
+-- params: connection_id uuid, secret_enc bytea|null, credentials_enc bytea|null, base_url text|null,
+--    due_again bool
+-- New secret(s), credentials or host for a connection (NULL: kept). `due_again` (new credentials or host): a
+-- failing connection is due at once, its backoff was for the old ones.
+UPDATE ingest_connection
+SET secret_enc = coalesce(:secret_enc, secret_enc),
+    credentials_enc = coalesce(:credentials_enc, credentials_enc),
+    base_url = coalesce(:base_url, base_url),
+    consecutive_failures = CASE WHEN :due_again::bool THEN 0 ELSE consecutive_failures END,
+    config = CASE WHEN :due_again::bool THEN config - 'not_before' ELSE config END
+WHERE id = :connection_id
+RETURNING id, source, store_id;
+
+-- name: same_location_connection
+-- params: store_id uuid, source text, external_location text
+-- A POS connection of the store to this vendor location already: a second one polled the same stock twice.
+SELECT id FROM ingest_connection
+WHERE store_id = :store_id AND source = :source AND external_location = :external_location
+LIMIT 1;

@@ -1,0 +1,106 @@
+"""A connection's secrets, credentials and host changed in place (`connections update`): a leaked or rotated
+webhook secret or vendor token needed a new connection before (a new webhook URL at the vendor, a first sync again,
+and the old one still polling)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from search_service.db.secretbox import SecretBox
+from search_service.db.sql import statement
+from search_service.ingest.stores import StoreError, new_webhook_secret
+
+
+@dataclass(frozen=True)
+class ConnectionUpdate:
+    secret: str | None = None  # the signing secret(s), space-separated: "NEW OLD" during a rotation, then "NEW"
+    new_webhook_secret: bool = False  # a `webhook` connection: a new whsec_ secret, the old one kept for a rotation
+    credentials: dict[str, str] = field(default_factory=dict)  # vendor credentials to replace (others kept)
+    base_url: str | None = None
+
+
+@dataclass(frozen=True)
+class UpdatedConnection:
+    source: str
+    changed: list[str]
+    new_secret: str | None  # made by new_webhook_secret: shown once
+
+
+def _sql(name: str) -> str:
+    return statement("ingest/stores", name).psycopg
+
+
+def _current(conn: Any, connection_id: UUID) -> tuple[Any, ...]:
+    row = conn.execute(_sql("connection"), {"connection_id": connection_id}).fetchone()
+    if row is None:
+        raise StoreError("connection_id", f"no connection {connection_id}")
+    return tuple(row)
+
+
+def _is_webhook_secret(secret: str) -> bool:
+    if not secret.startswith("whsec_"):
+        return False
+    try:
+        return 24 <= len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) <= 64
+    except binascii.Error:
+        return False
+
+
+def _secrets(source: str, update: ConnectionUpdate, box: SecretBox, secret_enc: bytes | None) -> tuple[str, str]:
+    """(the secret text to store, a new secret to show once or "")."""
+    if update.new_webhook_secret:
+        if source != "webhook":
+            raise StoreError("new_webhook_secret", "only a webhook connection makes its own secret: give --secret")
+        new = new_webhook_secret()
+        old = box.decrypt(secret_enc).split()[:1] if secret_enc else []
+        return " ".join([new, *old]), new
+    given = (update.secret or "").split()
+    if not 1 <= len(given) <= 2:
+        raise StoreError("secret", "give the signing secret, or two space-separated (new, old) during a rotation")
+    if source == "webhook" and not all(_is_webhook_secret(secret) for secret in given):
+        raise StoreError("secret", "a webhook connection's secret is whsec_ and 24-64 bytes in base64")
+    return " ".join(given), ""
+
+
+def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: ConnectionUpdate) -> UpdatedConnection:
+    """Replace what `update` names; the cursor, the config and the connection's id (its webhook URL) stay."""
+    from search_service.ingest.connectors.factory import ConnectionError_, check_credentials
+
+    _id, _store, source, secret_enc, credentials_enc, _config, _enabled = _current(conn, connection_id)
+    params: dict[str, Any] = {"connection_id": connection_id, "secret_enc": None, "credentials_enc": None,
+                              "base_url": update.base_url, "due_again": False}  # fmt: skip
+    changed: list[str] = []
+    shown = ""
+    if update.secret is not None or update.new_webhook_secret:
+        text, shown = _secrets(source, update, box, secret_enc)
+        params["secret_enc"] = box.encrypt(text)
+        changed.append("signing secret")
+    if update.credentials:
+        if source == "webhook":
+            raise StoreError("credentials", "a webhook connection has no vendor credentials")
+        merged = {**(json.loads(box.decrypt(credentials_enc)) if credentials_enc else {}), **update.credentials}
+        try:
+            check_credentials(source, merged)
+        except ConnectionError_ as exc:
+            raise StoreError("credentials", str(exc)) from None
+        params["credentials_enc"] = box.encrypt(json.dumps(merged))
+        changed.append("credentials (" + ", ".join(sorted(update.credentials)) + ")")
+    if update.base_url is not None:
+        changed.append("base URL")
+    if not changed:
+        raise StoreError("connection_id", "nothing to change: give --secret, a credential or --base-url")
+    params["due_again"] = bool(update.credentials) or update.base_url is not None
+    conn.execute(_sql("update_connection_secrets"), params)
+    return UpdatedConnection(source, changed, shown or None)
+
+
+def same_location_connection(conn: Any, store_id: UUID, source: str, location: str) -> UUID | None:
+    row = conn.execute(
+        _sql("same_location_connection"), {"store_id": store_id, "source": source, "external_location": location}
+    ).fetchone()
+    return None if row is None else row[0]
