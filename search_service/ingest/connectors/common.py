@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from search_service.ingest.rows import MAX_QUANTITY
+from search_service.ingest.rows import MAX_PRICE, MAX_QUANTITY
 
 Row = dict[str, Any]
 Cursor = dict[str, Any]
@@ -178,10 +178,14 @@ def stock_level(value: Any) -> int | None:
 
 
 def price_text(value: Any) -> str | None:
+    """The price in cents, half up as ingest rounds a listing's price. A negative price, or one past what a listing
+    holds, goes as sent: ingest rejects that row with its reason (quantizing 1e26 raised and failed the whole page)."""
     number = to_decimal(value)
-    if number is None or number < 0:
+    if number is None:
         return None
-    return str(number.quantize(Decimal("0.01"), ROUND_HALF_UP))  # half up, as ingest rounds a listing's price
+    if number < 0 or number > MAX_PRICE:
+        return str(number)
+    return str(number.quantize(Decimal("0.01"), ROUND_HALF_UP))
 
 
 def truthy(value: Any) -> bool:

@@ -222,7 +222,7 @@ def sync_connection(
                 break
         # stopped: the pass is not finished (a full one's vanished listings are not known), whatever was read
         report.interrupted = stop is not None and stop.is_set()
-    except (VendorError, httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (VendorError, httpx.HTTPError, ArithmeticError, ValueError, KeyError, TypeError, AttributeError) as exc:
         message = f"{type(exc).__name__}: {exc}"
         failures = record_failure(conn, spec.id, message, exc.wait_s if isinstance(exc, RateLimited) else None)
         log.warning("sync of connection %s failed (%d in a row): %s", spec.id, failures, message)

@@ -1,0 +1,78 @@
+"""Vendor answers that broke a sync for good, found with fake vendors: each must fail one row or one pass, never
+block the connection, and never lose changes silently."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.connector_helpers import make_connection, make_store, map_batches, sync
+from tests.pos_fakes.vendors import Item, LightspeedRFake, LightspeedXFake
+
+ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 105)]
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+def state(db: psycopg.Connection, cid: uuid.UUID) -> tuple[Any, ...]:
+    row = db.execute(
+        "SELECT cursor, consecutive_failures, last_error FROM ingest_connection WHERE id = %s", (cid,)
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def raw_rows(db: psycopg.Connection, cid: uuid.UUID) -> dict[str, tuple[str, str | None]]:
+    """sku -> (status, error) of the connection's raw upserts, the last one of each sku."""
+    rows = db.execute(
+        "SELECT r.payload->>'sku', r.status, r.error FROM imported_product_raw r "
+        "JOIN import_batch b ON b.id = r.import_batch_id WHERE b.connection_id = %s AND r.payload->>'op' = 'upsert' "
+        "ORDER BY b.seq, r.row_number",
+        (cid,),
+    ).fetchall()
+    return {sku: (status, error) for sku, status, error in rows}
+
+
+def test_a_price_past_what_a_listing_holds_or_negative_rejects_its_row_only(db: psycopg.Connection) -> None:
+    """A price of 1e26 raised decimal.InvalidOperation while mapping: a traceback, no failure recorded, the page's
+    good items dropped, and every later sync stopped at the same item. A negative price was dropped and rejected as
+    "price is required". Now each is that row's rejection, with ingest's reason, and the rest goes through."""
+    r_fake, x_fake = LightspeedRFake(), LightspeedXFake()
+    r_fake.bucket = (0.0, 100_000)
+    try:
+        for item in ITEMS:
+            r_fake.add(item)
+            x_fake.add(item)
+        r_fake.items["102"]["Prices"]["ItemPrice"][0]["amount"] = "1e26"
+        r_fake.items["103"]["Prices"]["ItemPrice"][0]["amount"] = "-2.50"
+        x_fake.products["102"]["price_including_tax"] = 1e26
+        store = make_store(db, "S", 52.37, 4.89)
+        r_cid = make_connection(db, store, "lightspeed-r", "1", r_fake.server.url,
+                                {"account": "4242", "token": "r-token"})  # fmt: skip
+        other = make_store(db, "X", 52.36, 4.91)
+        x_cid = make_connection(db, other, "lightspeed-x", "outlet-1", x_fake.server.url,
+                                {"domain_prefix": "s", "token": "x-token"})  # fmt: skip
+        for cid in (r_cid, x_cid):
+            sync(db, cid)
+            assert state(db, cid)[1:] == (0, None)
+        map_batches(db)
+        r_rows, x_rows = raw_rows(db, r_cid), raw_rows(db, x_cid)
+        too_large = ("rejected", "price must be at most 9999999999.99")
+        assert r_rows["102"] == too_large and x_rows["102"] == too_large
+        assert r_rows["103"] == ("rejected", "price must not be negative")
+        assert {k for k, (status, _) in r_rows.items() if status != "rejected"} == {"101", "104"}
+        assert {k for k, (status, _) in x_rows.items() if status != "rejected"} == {"101", "103", "104"}
+        listed = db.execute("SELECT store_id, sku FROM store_product").fetchall()
+        assert sorted(listed) == sorted([(store, "101"), (store, "104"), (other, "101"), (other, "103"),
+                                         (other, "104")])  # fmt: skip
+    finally:
+        r_fake.server.close()
+        x_fake.server.close()
