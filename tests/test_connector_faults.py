@@ -10,8 +10,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from search_service.ingest.connectors.sync import SyncFailed
 from tests.connector_helpers import make_connection, make_store, map_batches, sync
-from tests.pos_fakes.vendors import Item, LightspeedRFake, LightspeedXFake
+from tests.pos_fakes.server import Reply, Request
+from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, LightspeedXFake
 
 ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 105)]
 
@@ -76,3 +78,59 @@ def test_a_price_past_what_a_listing_holds_or_negative_rejects_its_row_only(db: 
     finally:
         r_fake.server.close()
         x_fake.server.close()
+
+
+@pytest.fixture
+def erply_fake() -> Iterator[ErplyFake]:
+    fake = ErplyFake()
+    fake.max_page = 7  # 20 products: pages of 7, 7, 6
+    for n in range(1, 21):
+        fake.add(Item(f"{n}", f"Item {n}", "1.00", n))
+    yield fake
+    fake.server.close()
+
+
+def erply_connection(db: psycopg.Connection, fake: ErplyFake, page_size: int = 1000) -> uuid.UUID:
+    store = make_store(db, "E", 52.0, 4.0)
+    creds = {"client_code": "123456", "username": "api-user", "password": "api-pass"}
+    cid = make_connection(db, store, "erply", "1", fake.server.url, creds)
+    db.execute("UPDATE ingest_connection SET config = config || %s::jsonb WHERE id = %s",
+               (f'{{"page_size": {page_size}}}', cid))  # fmt: skip
+    return cid
+
+
+def raw_names(db: psycopg.Connection, cid: uuid.UUID) -> set[str]:
+    rows = db.execute(
+        "SELECT DISTINCT r.payload->>'name' FROM imported_product_raw r "
+        "JOIN import_batch b ON b.id = r.import_batch_id WHERE b.connection_id = %s AND r.payload->>'op' = 'upsert'",
+        (cid,),
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def test_erply_an_empty_page_before_records_total_fails_the_pass_and_loses_nothing(
+    db: psycopg.Connection, erply_fake: ErplyFake
+) -> None:
+    """`getProducts` page 2 answered empty once (recordsTotal 20): taken as the pass's end, the sync succeeded and
+    moved `since` past the 13 changed products it never read, for good."""
+    cid = erply_connection(db, erply_fake)
+    sync(db, cid)
+    for n in range(1, 21):
+        erply_fake.update(f"{n}", name=f"Item {n} (new)")
+    answer, glitches = erply_fake.handle, [1]
+
+    def empty_page_two_once(req: Request) -> Reply:
+        if req.form.get("request") == "getProducts" and req.form.get("pageNo") == "2" and glitches:
+            glitches.pop()
+            status = {"request": "getProducts", "errorCode": 0, "recordsTotal": 20, "recordsInResponse": 0}
+            return Reply(200, {"status": status, "records": []})
+        return answer(req)
+
+    erply_fake.server.handler = empty_page_two_once
+    with pytest.raises(SyncFailed, match="getProducts page 2 came back empty before its recordsTotal 20"):
+        sync(db, cid)
+    cursor, failures, _error = state(db, cid)
+    assert failures == 1 and cursor["products"]["page"] == 2  # `since` not moved: page 2 is read again
+    sync(db, cid)
+    assert {f"Item {n} (new)" for n in range(1, 21)} <= raw_names(db, cid)
+    assert state(db, cid)[1] == 0

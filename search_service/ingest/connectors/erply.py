@@ -193,7 +193,7 @@ class Erply:
         """Pages of one query; mid-pass the cursor keeps its page, and `since` advances only at the pass's end."""
         state = dict(cursor.get(query.key) or {}) if not full else {}
         since, page_no = int(state.get("since") or 0), int(state.get("page") or 1)
-        started = state.get("started")
+        started, per_page = state.get("started"), int(state.get("per_page") or 0)
         while True:
             params: dict[str, Any] = {query.since_param: since, "recordsOnPage": self.page_size, "pageNo": page_no}
             if query.request == "getProductStock":
@@ -204,22 +204,33 @@ class Erply:
             status = body.get("status") or {}
             started = started or int(status.get("requestUnixTime") or time.time())
             records = [r for r in as_list(body.get("records")) if isinstance(r, dict)]
+            per_page = max(per_page, len(records))
             rows = self._map(query, records)
-            done = self._last_page(status, len(records), page_no)
-            state = {"since": started, "page": 1} if done else {"since": since, "page": page_no + 1, "started": started}
-            cursor[query.key] = state
+            done = self._last_page(query, status, len(records), page_no, per_page)
+            mid_pass = {"since": since, "page": page_no + 1, "started": started, "per_page": per_page}
+            cursor[query.key] = {"since": started, "page": 1} if done else mid_pass
             yield Page(query.kind, rows, dict(cursor), len(records))
             if done:
                 return
             page_no += 1
 
-    def _last_page(self, status: Mapping[str, Any], count: int, page_no: int) -> bool:
+    def _last_page(self, query: _Query, status: Mapping[str, Any], count: int, page_no: int, per_page: int) -> bool:
         """Whether a pass has read its query's `recordsTotal`. A page shorter than asked is not the last one by
         itself: an account whose pages are capped below `recordsOnPage` sends short pages throughout (its last,
-        partial, page is followed by an empty one)."""
+        partial, page is followed by an empty one). An empty page before `recordsTotal` (`per_page`: the most a
+        page of the pass brought) is the vendor's glitch: the pass fails, and the next sync reads that page again
+        (taken as the end, it moved `since` past the changes not read yet)."""
         total = status.get("recordsTotal")
-        if count == 0 or total is None or not str(total).isdigit():
+        if total is None or not str(total).isdigit():
             return count < self.page_size
+        if count == 0:
+            if (page_no - 1) * (per_page or self.page_size) < int(total):
+                raise VendorError(
+                    f"Erply {query.request} page {page_no} came back empty before its recordsTotal {total}: "
+                    "stopped (the next sync reads it again)",
+                    retryable=True,
+                )
+            return True
         return page_no * count >= int(total) or (page_no - 1) * self.page_size + count == int(total)
 
     def _map(self, query: _Query, records: list[dict[str, Any]]) -> list[Row]:
