@@ -134,3 +134,29 @@ def test_erply_an_empty_page_before_records_total_fails_the_pass_and_loses_nothi
     sync(db, cid)
     assert {f"Item {n} (new)" for n in range(1, 21)} <= raw_names(db, cid)
     assert state(db, cid)[1] == 0
+
+
+def test_erply_a_vendor_that_ignores_page_no_stops_at_the_repeated_page(
+    db: psycopg.Connection, erply_fake: ErplyFake
+) -> None:
+    """Every page the same records and no `recordsTotal`: the pass never ended (651 pages in 25 s, each stored)."""
+    cid = erply_connection(db, erply_fake, page_size=5)
+    answer, asked = erply_fake.handle, [0]
+
+    def ignores_page_no(req: Request) -> Reply:
+        if req.form.get("request") != "getProducts":
+            return answer(req)
+        asked[0] += 1
+        if asked[0] > 50:  # the test's own end: the pass before the fix stops here, as a success
+            return Reply(200, {"status": {"request": "getProducts", "errorCode": 0}, "records": []})
+        reply = answer(Request(req.method, req.path, req.query, {**req.form, "pageNo": "1"}, req.headers, req.body))
+        del reply.body["status"]["recordsTotal"]
+        return reply
+
+    erply_fake.server.handler = ignores_page_no
+    with pytest.raises(SyncFailed, match=r"getProducts page 2 repeats page 1 \(pageNo ignored\?\): stopped"):
+        sync(db, cid)
+    assert asked[0] == 2 and state(db, cid)[1] == 1
+    with pytest.raises(SyncFailed, match="getProducts page 2 repeats page 1"):  # resumed: caught by its first page
+        sync(db, cid)
+    assert asked[0] == 3

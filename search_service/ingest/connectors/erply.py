@@ -8,6 +8,7 @@ trigger to poll again (the poll is the source of truth), so their data is never 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator, Mapping
@@ -193,7 +194,7 @@ class Erply:
         """Pages of one query; mid-pass the cursor keeps its page, and `since` advances only at the pass's end."""
         state = dict(cursor.get(query.key) or {}) if not full else {}
         since, page_no = int(state.get("since") or 0), int(state.get("page") or 1)
-        started, per_page = state.get("started"), int(state.get("per_page") or 0)
+        started, per_page, last = state.get("started"), int(state.get("per_page") or 0), state.get("last")
         while True:
             params: dict[str, Any] = {query.since_param: since, "recordsOnPage": self.page_size, "pageNo": page_no}
             if query.request == "getProductStock":
@@ -204,10 +205,11 @@ class Erply:
             status = body.get("status") or {}
             started = started or int(status.get("requestUnixTime") or time.time())
             records = [r for r in as_list(body.get("records")) if isinstance(r, dict)]
+            last = _unless_repeated(query, page_no, records, last)
             per_page = max(per_page, len(records))
             rows = self._map(query, records)
             done = self._last_page(query, status, len(records), page_no, per_page)
-            mid_pass = {"since": since, "page": page_no + 1, "started": started, "per_page": per_page}
+            mid_pass = {"since": since, "page": page_no + 1, "started": started, "per_page": per_page, "last": last}
             cursor[query.key] = {"since": started, "page": 1} if done else mid_pass
             yield Page(query.kind, rows, dict(cursor), len(records))
             if done:
@@ -238,6 +240,21 @@ class Erply:
             return [map_product(r, self.ctx) for r in records if r.get("productID") not in (None, "")]
         mapper = map_deletion if query.request == "getUserOperationsLog" else map_stock
         return [row for r in records if (row := mapper(r))]
+
+
+def _unless_repeated(query: _Query, page_no: int, records: list[dict[str, Any]], last: str | None) -> str | None:
+    """The page's fingerprint (its records' ids), unless it repeats the page before: a vendor that ignores `pageNo`
+    sends the same records for ever (without `recordsTotal`, a pass that never ended), so the pass stops."""
+    if not records:
+        return last
+    ids = [[r.get("productID"), r.get("itemID"), r.get("timestamp")] for r in records]
+    digest = hashlib.blake2b(json.dumps(ids, default=str).encode(), digest_size=8).hexdigest()
+    if digest == last:
+        raise VendorError(
+            f"Erply {query.request} page {page_no} repeats page {page_no - 1} (pageNo ignored?): stopped",
+            retryable=True,
+        )
+    return digest
 
 
 @dataclass(frozen=True)
