@@ -13,7 +13,7 @@ import pytest
 from search_service.ingest.connectors.sync import SyncFailed
 from tests.connector_helpers import make_connection, make_store, map_batches, sync
 from tests.pos_fakes.server import Reply, Request
-from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, LightspeedXFake
+from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, LightspeedXFake, ShopifyFake
 
 ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 105)]
 
@@ -160,3 +160,45 @@ def test_erply_a_vendor_that_ignores_page_no_stops_at_the_repeated_page(
     with pytest.raises(SyncFailed, match="getProducts page 2 repeats page 1"):  # resumed: caught by its first page
         sync(db, cid)
     assert asked[0] == 3
+
+
+@pytest.fixture
+def shopify_fake() -> Iterator[ShopifyFake]:
+    fake = ShopifyFake()
+    for n, item in enumerate(ITEMS):
+        fake.add(item, product_id=7880 + n, variant_id=6420 + n, inventory_item_id=2710 + n)
+    yield fake
+    fake.server.close()
+
+
+def shopify_connection(db: psycopg.Connection, fake: ShopifyFake) -> uuid.UUID:
+    store = make_store(db, "Shop", 52.36, 4.88)
+    creds = {"shop": "gifts.myshopify.com", "token": "shpat_test"}
+    cid = make_connection(db, store, "shopify", "24826418", fake.server.url, creds, secret="app-secret")
+    db.execute("UPDATE ingest_connection SET config = config || '{\"page_size\": 1}'::jsonb WHERE id = %s", (cid,))
+    return cid
+
+
+def test_shopify_a_refused_next_link_is_never_the_cursor(db: psycopg.Connection, shopify_fake: ShopifyFake) -> None:
+    """A `Link` to another host was refused only after its page was yielded with it as the cursor: every later sync
+    failed at once (no request) even when the vendor sent right links again; only `sync --full` cleared it."""
+    answer, elsewhere = shopify_fake.handle, [True]
+
+    def off_host_link_on_page_two(req: Request) -> Reply:
+        reply = answer(req)
+        if elsewhere[0] and req.path.endswith("products.json") and "page_info" in req.query and "Link" in reply.headers:
+            reply.headers["Link"] = reply.headers["Link"].replace(shopify_fake.server.url, "http://127.0.0.2:9")
+        return reply
+
+    shopify_fake.server.handler = off_host_link_on_page_two
+    cid = shopify_connection(db, shopify_fake)
+    with pytest.raises(SyncFailed, match="outside this connection's base URL"):
+        sync(db, cid)
+    cursor = state(db, cid)[0]
+    assert "127.0.0.2" not in str(cursor) and "next" in cursor["products"]  # at the last good page, page 2
+    elsewhere[0] = False  # the vendor is right again
+    asked = len(shopify_fake.server.requests)
+    sync(db, cid)
+    assert len(shopify_fake.server.requests) > asked and state(db, cid)[1] == 0
+    map_batches(db)
+    assert db.execute("SELECT count(*) FROM store_product").fetchone() == (len(ITEMS),)

@@ -39,7 +39,7 @@ from search_service.ingest.connectors.common import (
     stock_clock,
     stock_level,
 )
-from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, VendorHTTP
+from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, VendorError, VendorHTTP
 
 SOURCE = "shopify"
 API_VERSION = "2024-07"
@@ -209,6 +209,11 @@ class Shopify:
             for record in records:
                 newest = _later(newest, record.get("updated_at"))
             match = _NEXT_LINK.search(response.headers.get("link") or "")
+            try:
+                url = self.http.next_page(match.group(1), seen) if match else url
+            except VendorError:  # checked before it becomes the cursor: a refused link stored failed every sync
+                yield Page(kind, rows, dict(cursor), len(records), links)  # the cursor stays at this page
+                raise
             state = (
                 {"since": state.get("since"), "next": match.group(1), "newest": newest} if match else {"since": newest}
             )
@@ -216,7 +221,7 @@ class Shopify:
             yield Page(kind, rows, dict(cursor), len(records), links)
             if not match:
                 return
-            url, params = self.http.next_page(match.group(1), seen), None
+            params = None
 
     def _map(self, kind: str, records: list[dict[str, Any]]) -> tuple[list[Row], list[ItemLink]]:
         if kind == "stock":
