@@ -202,3 +202,40 @@ def test_shopify_a_refused_next_link_is_never_the_cursor(db: psycopg.Connection,
     assert len(shopify_fake.server.requests) > asked and state(db, cid)[1] == 0
     map_batches(db)
     assert db.execute("SELECT count(*) FROM store_product").fetchone() == (len(ITEMS),)
+
+
+def test_x_series_a_queued_stock_read_of_a_product_gone_at_the_vendor_is_dropped(db: psycopg.Connection) -> None:
+    """A `product.update` webhook queues its product's inventory read (`repoll_stock`); a product the vendor then
+    answers 404 for failed every later sync, and the reads queued behind it never ran."""
+    fake = LightspeedXFake()
+    try:
+        for item in ITEMS:
+            fake.add(item)
+        answer = fake.handle
+
+        def gone_is_404(req: Request) -> Reply:
+            key = req.path.removeprefix("/api/2.0/inventory/")
+            if key != req.path and key not in fake.inventory:
+                return Reply(404, {"message": "not found"})
+            return answer(req)
+
+        fake.server.handler = gone_is_404
+        store = make_store(db, "X", 52.36, 4.91)
+        cid = make_connection(
+            db, store, "lightspeed-x", "outlet-1", fake.server.url, {"domain_prefix": "s", "token": "x-token"}
+        )
+        sync(db, cid)
+        fake.set_stock("101", 3)
+        db.execute(
+            "UPDATE ingest_connection SET cursor = cursor || %s::jsonb WHERE id = %s",
+            ('{"repoll_stock": ["xp-99999", "101"]}', cid),
+        )
+        sync(db, cid)
+        cursor, failures, _error = state(db, cid)
+        assert failures == 0 and cursor["repoll_stock"] == []
+        asked = [r.path for r in fake.server.requests if r.path.startswith("/api/2.0/inventory/")]
+        assert asked == ["/api/2.0/inventory/xp-99999", "/api/2.0/inventory/101"]  # the one behind it ran too
+        map_batches(db)
+        assert db.execute("SELECT quantity FROM store_product WHERE sku = '101'").fetchone() == (3,)
+    finally:
+        fake.server.close()

@@ -39,7 +39,7 @@ from search_service.ingest.connectors.common import (
     to_decimal,
     truthy,
 )
-from search_service.ingest.connectors.http import RetryPolicy, VendorHTTP
+from search_service.ingest.connectors.http import RetryPolicy, VendorError, VendorHTTP
 
 SOURCE = "lightspeed-x"
 LEVEL_FIELDS = ("current_inventory_level", "inventory_level", "current_amount")
@@ -233,10 +233,16 @@ class LightspeedX:
         return [row for r in records if (row := map_inventory(r, self.ctx))]
 
     def _repoll(self, cursor: Cursor) -> Iterator[Page]:
-        """Products an `inventory.update` webhook named: read their inventory now, then forget them."""
+        """Products an `inventory.update` webhook named: read their inventory now, then forget them (one the vendor
+        answers 404 for too)."""
         pending = list(cursor.get("repoll_stock") or [])
         for product_id in pending:
-            body, _ = self.http.request_json("GET", f"/api/2.0/inventory/{product_id}")
+            try:
+                body, _ = self.http.request_json("GET", f"/api/2.0/inventory/{product_id}")
+            except VendorError as exc:
+                if exc.status != 404:
+                    raise
+                body = None  # the product is gone: nothing to read (the entry stayed and failed every later sync)
             records = as_list(body.get("data") if isinstance(body, dict) else body)
             cursor["repoll_stock"] = [p for p in cursor.get("repoll_stock", []) if p != product_id]
             yield Page("stock", self._map("stock", records), dict(cursor), len(records))
