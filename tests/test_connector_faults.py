@@ -3,6 +3,10 @@ block the connection, and never lose changes silently."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,9 +15,18 @@ import psycopg
 import pytest
 
 from search_service.ingest.connectors.sync import SyncFailed
-from tests.connector_helpers import make_connection, make_store, map_batches, sync
+from tests.connector_helpers import (
+    SECRET_KEY,
+    deliver,
+    make_connection,
+    make_store,
+    map_batches,
+    sync,
+    webhook_row_statuses,
+)
 from tests.pos_fakes.server import Reply, Request
 from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, LightspeedXFake, ShopifyFake
+from tests.test_api import app_settings, load_test_encoder, running_client
 
 ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 105)]
 
@@ -239,3 +252,40 @@ def test_x_series_a_queued_stock_read_of_a_product_gone_at_the_vendor_is_dropped
         assert db.execute("SELECT quantity FROM store_product WHERE sku = '101'").fetchone() == (3,)
     finally:
         fake.server.close()
+
+
+def test_shopify_a_malformed_updated_at_is_ignored_in_the_poll_and_the_webhook(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """`updated_at` "not a date", or a zone-less stamp beside a zoned one, raised in `_later`: the poll failed at that
+    page for good (the other products, later pages and the stock never read) and the signed webhook answered 500."""
+    variant_stamp = shopify_fake.products["102"]["variants"][0]["updated_at"]
+    shopify_fake.products["102"]["updated_at"] = "not a date"
+    shopify_fake.products["103"]["updated_at"] = "2025-06-18T23:00:00"  # zone-less: UTC, the later
+    shopify_fake.products["104"]["variants"][0]["updated_at"] = "not a date either"
+    cid = shopify_connection(db, shopify_fake)
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), load_test_encoder()) as client:
+        for n, key in enumerate(("102", "103")):
+            body = json.dumps({**shopify_fake.products[key], "title": "Renamed"}).encode()
+            digest = base64.b64encode(hmac.new(b"app-secret", body, hashlib.sha256).digest()).decode()
+            headers = {"X-Shopify-Topic": "products/update", "X-Shopify-Hmac-Sha256": digest,
+                       "X-Shopify-Event-Id": f"ev-{n}", "Content-Type": "application/json"}  # fmt: skip
+            assert deliver(client, cid, headers, body) == "stored", key
+    sync(db, cid)
+    assert state(db, cid)[1] == 0
+    stamps = dict(
+        db.execute(
+            "SELECT r.payload->>'sku', r.payload->>'updated_at' FROM imported_product_raw r "
+            "JOIN import_batch b ON b.id = r.import_batch_id "
+            "WHERE b.connection_id = %s AND b.kind = 'sync' AND r.payload->>'op' = 'upsert'",
+            (cid,),
+        ).fetchall()
+    )
+    assert stamps == {
+        "2710": shopify_fake.products["101"]["updated_at"],
+        "2711": variant_stamp,
+        "2712": "2025-06-18T23:00:00",
+        "2713": shopify_fake.products["104"]["updated_at"],
+    }
+    map_batches(db)
+    assert webhook_row_statuses(db, cid) != [] and "rejected" not in webhook_row_statuses(db, cid)

@@ -17,7 +17,7 @@ import hmac
 import json
 import re
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -47,10 +47,20 @@ PRODUCT_TOPICS = ("products/create", "products/update")
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="?next"?')
 
 
+def _instant(stamp: Any) -> float | None:
+    """A vendor time in epoch seconds, zone-less read as UTC (as ingest reads it); None when it is not a time."""
+    try:
+        when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):
+        return None
+
+
 def _later(a: str | None, b: str | None) -> str | None:
-    if not a or not b:
-        return a or b
-    return a if datetime.fromisoformat(a) >= datetime.fromisoformat(b) else b
+    """The later of two vendor times, as sent. One that is not a time is ignored: it raised here (as did a mix of
+    zone-less and zoned ones), which failed the poll at that page for good and answered its webhook 500."""
+    known = [(when, stamp) for stamp in (a, b) if stamp and (when := _instant(stamp)) is not None]
+    return max(known, key=lambda pair: pair[0])[1] if known else None
 
 
 def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row], list[ItemLink]]:
