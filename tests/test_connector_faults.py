@@ -289,3 +289,19 @@ def test_shopify_a_malformed_updated_at_is_ignored_in_the_poll_and_the_webhook(
     }
     map_batches(db)
     assert webhook_row_statuses(db, cid) != [] and "rejected" not in webhook_row_statuses(db, cid)
+
+
+def test_erply_an_http_error_names_the_request_never_the_credentials(
+    db: psycopg.Connection, erply_fake: ErplyFake
+) -> None:
+    """Erply has one endpoint for every call: a 401 on `getProductStock` was recorded as "POST : HTTP 401"."""
+    answer = erply_fake.handle
+    erply_fake.server.handler = lambda req: (
+        Reply(401, {"error": "unauthorized"}) if req.form.get("request") == "getProductStock" else answer(req)
+    )
+    cid = erply_connection(db, erply_fake)
+    with pytest.raises(SyncFailed):
+        sync(db, cid)
+    error = state(db, cid)[2]
+    assert error == "VendorError: POST / (request getProductStock): HTTP 401"
+    assert not any(secret in error for secret in ("api-pass", "api-user", "session-"))

@@ -203,13 +203,19 @@ class VendorHTTP:
                 delay = exc.wait_s if exc.wait_s is not None else backoff_delay(attempt, self.policy)
             if attempt + 1 < self.policy.attempts:
                 self._wait(delay, last)
-        asked_for = path or self.client.base_url.path  # one endpoint for every call (Erply): its request names it
-        if isinstance(kwargs.get("data"), Mapping) and kwargs["data"].get("request"):
-            asked_for = f"{asked_for} (request {kwargs['data']['request']})"
-        message = f"{method} {asked_for}: gave up after {self.policy.attempts} attempts: {last}"
+        message = f"{self._asked_for(method, path, kwargs)}: gave up after {self.policy.attempts} attempts: {last}"
         if asked is not None:  # the vendor's last word was "come back then" (a quota that ran out again, say)
             raise RateLimited(message, asked)
         raise VendorError(message, retryable=True)
+
+    def _asked_for(self, method: str, path: str, kwargs: Mapping[str, Any]) -> str:
+        """A request as an error names it: its path, and for one endpoint for every call (Erply) the form's
+        `request`; never the query or the rest of the form (they hold credentials)."""
+        asked = f"{method} {path or self.client.base_url.path}"
+        data = kwargs.get("data")
+        if isinstance(data, Mapping) and data.get("request"):
+            asked = f"{asked} (request {data['request']})"
+        return asked
 
     def _attempt(self, method: str, path: str, **kwargs: Any) -> tuple[Any, httpx.Response]:
         self.requests += 1
@@ -228,7 +234,7 @@ class VendorHTTP:
         if status >= 500:
             raise RetryRequest(f"HTTP {status}")
         if status >= 400:
-            raise VendorError(f"{method} {path}: HTTP {status}", status=status)
+            raise VendorError(f"{self._asked_for(method, path, kwargs)}: HTTP {status}", status=status)
         try:
             # msgspec: ints stay exact (Shopify ids beyond 2^53), floats keep their shortest repr ("3.49").
             body = msgspec.json.decode(response.content)
