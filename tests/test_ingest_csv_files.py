@@ -172,3 +172,14 @@ def test_a_header_of_too_many_columns_is_refused_and_a_ragged_rows_cells_are_bou
     (row,) = parsed.rows
     assert row["_error"] == "the row has 10001 cells, the header has 4"
     assert len(row["_raw"]) == 4 + 20 + 1 and row["_raw"][-1] == "…"
+
+
+@pytest.mark.parametrize("space", ["\u3000", "\u00a0", "\u2003", "\n", "\x0b", "\x0c", "\u2028", "\t "])
+def test_a_formula_past_any_whitespace_is_defused(space: str) -> None:
+    """Only ASCII spaces were passed over: an ideographic space (an East Asian input method's) or a line break
+    before `=1+1` left the formula live, though the row's own reason strips them (`price '=1+1' is not a number`)."""
+    from search_service.ingest.csvfile import escape_cell
+
+    assert escape_cell(f"{space}=1+1") == f"'{space}=1+1"
+    plain = f"{space}plain"  # text is left alone, unless it starts with a tab (a cell a spreadsheet may split)
+    assert escape_cell(plain) == ("'" + plain if space.startswith("\t") else plain)

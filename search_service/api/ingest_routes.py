@@ -339,7 +339,7 @@ async def import_status(
 @get(
     "/v1/imports/{batch_id:uuid}/errors",
     summary="An import's rejected rows, as CSV",
-    description="Row number, reason, the original cells, every cell quoted. Cells starting (past spaces) with "
+    description="Row number, reason, the original cells, every cell quoted. Cells starting (past any whitespace) with "
     "= + - @ | (or their full-width forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them. "
     "410 once `imports prune` deleted the rows of an import that had rejected ones.",
     tags=["ingest"],

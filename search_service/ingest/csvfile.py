@@ -211,9 +211,11 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|", "\uff1d", "\uff0b", "\uff
 
 def escape_cell(value: Any) -> str:
     """A cell a spreadsheet will not run as a formula (OWASP CSV injection): one starting, past any spaces, with
-    `= + - @ |` (or their full-width forms), a tab or a CR gets a `'`."""
+    `= + - @ |` (or their full-width forms), a tab or a CR gets a `'`. Any whitespace is passed over, not only
+    spaces: an ideographic or no-break space, a line break before `=` (the reason strips them too)."""
     text = "" if value is None else str(value)
-    return "'" + text if text.lstrip(" ")[:1] in _FORMULA_START else text
+    starts = text[:1] in _FORMULA_START or text.lstrip()[:1] in _FORMULA_START
+    return "'" + text if starts else text
 
 
 def errors_csv(rows: list[tuple[int, str, list[str] | None, dict[str, Any]]]) -> str:
