@@ -452,7 +452,7 @@ def test_rate_limit_answers_429_with_retry_after(db_url: str, tmp_path: Path, co
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
 
 
-def test_openapi_documents_the_write_path(base: str) -> None:
+def test_openapi_documents_the_write_path(base: str, shop: tuple[uuid.UUID, str]) -> None:
     document = httpx.get(f"{base}/schema/openapi.json").json()
     paths = document["paths"]
     expected = ["/v1/stores", "/v1/stores/{store_id}/listings/{sku}", "/v1/stores/{store_id}/imports",
@@ -464,3 +464,15 @@ def test_openapi_documents_the_write_path(base: str) -> None:
     assert {"401", "403", "429", "415"} <= set(put_op["responses"])
     for path, method in (("/v1/stores", "post"), ("/v1/stores/{store_id}/listings/batch", "post")):
         assert "415" in paths[path][method]["responses"], (path, method)  # a body not declared JSON
+    # documented answers that were missing: a JSON body over 10 MB, a stalled upload or delivery, X-Series' form
+    for path, method in (("/v1/stores/{store_id}/listings/{sku}", "put"), ("/v1/stores", "post"),
+                         ("/v1/stores/{store_id}/listings/batch", "post")):  # fmt: skip
+        assert "413" in paths[path][method]["responses"], (path, method)
+    for path in ("/v1/stores/{store_id}/imports", "/v1/ingest/{connection_id}"):
+        assert "408" in paths[path]["post"]["responses"], path
+    delivery = paths["/v1/ingest/{connection_id}"]["post"]["requestBody"]["content"]
+    assert set(delivery) == {"application/json", "application/x-www-form-urlencoded"}
+    store, key = shop
+    too_big = httpx.put(f"{base}/v1/stores/{store}/listings/X", content=b"{" + b" " * 11_000_000 + b"}",
+                        headers={**bearer(key), "content-type": "application/json"})  # fmt: skip
+    assert too_big.status_code == 413 and "error" in too_big.json()  # as documented, in the API's error format

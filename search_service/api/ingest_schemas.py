@@ -340,7 +340,12 @@ WRITE_ERRORS = {
     503: error_spec(503, None, "the database is unavailable; retry shortly", "Busy or away: see Retry-After."),
 }
 NO_STORE = {404: error_spec(404, "store_id", "no store with this id", "No such store.")}
-JSON_ONLY = {415: error_spec(415, None, "send the body as application/json", "The body is not declared JSON.")}
+JSON_ONLY = {
+    415: error_spec(415, None, "send the body as application/json", "The body is not declared JSON."),
+    413: error_spec(413, None, "Request Entity Too Large", "The JSON body is over 10 MB."),
+}
+# An upload or delivery that stalls (PLINQY_INGEST_UPLOAD_IDLE_S without a byte): its batch is aborted.
+STALLED = {408: error_spec(408, None, "the upload stalled: no byte for 30 s; send it again", "The upload stalled.")}
 BAD_STORE_ID = {400: error_spec(400, "store_id", UUID_RULE, "Not a UUID.")}
 NO_LISTING = {
     404: error_spec(404, "sku", "no listing with sku 'KB-001' in this store", "No such store, or no such listing.")
@@ -364,6 +369,7 @@ DELIVERY_RESPONSES = {
     400: error_spec(400, "data", "the body is not JSON", "A body the connection's source cannot read."),
     401: error_spec(401, None, "the webhook signature is missing, wrong, or ...", "Not signed by the secret."),
     404: error_spec(404, "connection_id", "no enabled connection with this id", "No such enabled connection."),
+    **STALLED,
     413: error_spec(413, None, "the body is larger than 5242880 bytes", "Over the limit."),
     415: error_spec(415, None, "send application/json", "Not the connection's media type."),
     503: WRITE_ERRORS[503],

@@ -123,6 +123,7 @@ def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
 UPLOAD_RESPONSES = {
     **S.WRITE_ERRORS,
     **S.NO_STORE,
+    **S.STALLED,
     413: S.error_spec(413, None, "the body is larger than 104857600 bytes", "The file is over the limit."),
     415: S.error_spec(415, "content-type", "send text/csv or multipart/form-data", "Not a CSV upload."),
 }

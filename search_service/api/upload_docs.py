@@ -54,6 +54,17 @@ class SignedDeliveryOperation(Operation):
             required=True,
             description="The raw bytes the signature covers; for the custom webhook source: `{type, data}`.",
             content={
-                "application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT), example=_DELIVERY_EXAMPLE)
+                "application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT), example=_DELIVERY_EXAMPLE),
+                # Lightspeed X-Series posts its webhooks as a form whose `payload` field holds the JSON object
+                "application/x-www-form-urlencoded": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        properties={
+                            "type": Schema(type=OpenAPIType.STRING),
+                            "payload": Schema(type=OpenAPIType.STRING),
+                        },
+                        description="Lightspeed X-Series: `type` (the topic), `payload` (the API 1.0 object, JSON).",
+                    )
+                ),
             },
         )
