@@ -394,3 +394,41 @@ def test_replay_never_sends_a_ping_again_and_one_url_has_one_subscription(
     assert bodies[0]["data"]["webhook_id"] == str(sub.subscription["id"])
     with pytest.raises(subscriptions.SubscriptionError, match="already sends this store's events to this URL"):
         subscribe(fresh_db_url, store, receiver.url("/ok/replayed"), ["stock.out"])
+
+
+def test_every_delivery_matches_the_openapi_webhooks_schema(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
+) -> None:
+    """The delivery body was described only in docs/events.md: the OpenAPI's 3.1 `webhooks` now give its schema,
+    checked here against real deliveries of every kind (listing, stock, price, deleted, import, ping)."""
+    import jsonschema_rs
+
+    from search_service.api.app import create_app
+    from search_service.settings import Settings
+
+    spec = create_app(Settings.from_env({"DATABASE_URL": fresh_db_url})).openapi_schema.to_schema()
+    assert set(spec["webhooks"]) == {*subscriptions.EVENT_TYPES, "webhook.ping"}
+    validator = jsonschema_rs.validator_for(
+        {"$ref": "#/components/schemas/WebhookDelivery", "components": spec["components"]}
+    )
+    store = seed_store(db)
+    sub = subscribe(fresh_db_url, store, receiver.url("/ok/schema"), ["*"])
+    listing = seed_listing(db, store, seed_product(db, "Tap washer set", "8710000000017"), "TW-12")
+    db.execute("UPDATE store_product SET quantity = 0, price = 3 WHERE id = %s", (listing,))
+    db.execute("UPDATE store_product SET quantity = 4 WHERE id = %s", (listing,))
+    db.execute("DELETE FROM store_product WHERE id = %s", (listing,))
+    db.execute("INSERT INTO import_batch (store_id, source, kind, status) VALUES (%s, 'csv', 'csv', 'completed')",
+               (store,))  # fmt: skip
+
+    async def ping(conn):  # type: ignore[no-untyped-def]
+        job = await subscriptions.start_ping(conn, BOX, store, sub.subscription["id"])
+        return await subscriptions.finish_ping(conn, job, await subscriptions.send_ping(job, FAST))
+
+    assert dispatch(fresh_db_url).failed == 0 and on_conn(fresh_db_url, ping).delivered
+    bodies = [json.loads(r.body) for r in _mine(receiver, "/ok/schema")]
+    kinds = {b["type"] for b in bodies}
+    assert {"listing.created", "listing.deleted", "stock.out", "stock.back", "price.changed", "import.completed",
+            "webhook.ping"} <= kinds, kinds  # fmt: skip
+    for body in bodies:
+        errors = [str(e) for e in validator.iter_errors(body)]
+        assert errors == [], (body["type"], errors)

@@ -35,6 +35,7 @@ from search_service.api.query_string import check_query_string, query_rules
 from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
 from search_service.api.shared_state import SharedState
+from search_service.api.webhook_docs import document_webhooks
 from search_service.settings import Settings
 
 OPENAPI = OpenAPIConfig(
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     app.state.query_rules = query_rules(app.openapi_schema)  # what check_query_string holds each route to
     allow_header.learn(app)
     overlapping_unions_as_any_of(app.openapi_schema)
+    document_webhooks(app.openapi_schema)
     return app
 
 
