@@ -35,7 +35,7 @@ def dsn(fresh_db_url: str) -> str:
 def create_store(dsn: str) -> UUID:
     out = cli(dsn, "stores", "create", "--name", "Kiez Laden", "--lat", "52.4986", "--lon", "13.4030")
     assert out.returncode == 0, out.stderr
-    return UUID(out.stdout.strip().split()[-1])
+    return UUID(out.stdout.strip())  # the id alone, for STORE=$(...)
 
 
 def test_keys_create_list_revoke(dsn: str) -> None:

@@ -111,7 +111,7 @@ def stores() -> None:
 @click.pass_obj
 @user_errors
 def stores_create(settings: Settings, **fields: object) -> None:
-    """Create a store; prints its id."""
+    """Create a store; prints its id alone (STORE=$(plinqy-search stores create ...))."""
     from search_service.ingest.stores import StoreError, StoreFields, create_store
 
     with connect(settings) as conn:
@@ -119,7 +119,8 @@ def stores_create(settings: Settings, **fields: object) -> None:
             store_id = create_store(conn, StoreFields(**fields))  # type: ignore[arg-type]
         except StoreError as exc:
             raise UserFacingError(f"{exc.field}: {exc.message}") from None
-    click.echo(f"created store {store_id}")
+    click.echo(f"created store {store_id}", err=True)
+    click.echo(store_id)  # alone on stdout: `$(...)` captured "created store <id>"
 
 
 @click.group()
