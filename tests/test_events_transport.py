@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import Awaitable
 
 import pytest
@@ -121,3 +123,31 @@ def test_dns_answers_are_kept_for_the_ttl_and_still_checked_at_every_use() -> No
     assert asyncio.run(expired("hooks.example.test", 443)) == ["198.51.100.8"]
     assert asyncio.run(expired("hooks.example.test", 443)) == ["198.51.100.8"]
     assert calls.count("hooks.example.test") == 3
+
+
+def test_a_receiver_that_resets_the_connection_is_named_in_the_delivery_error() -> None:
+    """A receiver that reset the connection before answering (a full accept backlog) was recorded as `ReadError: `,
+    an empty reason."""
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a RST
+        writer.transport.abort()
+
+    async def scenario() -> delivery.AttemptResult:
+        server = await asyncio.start_server(reset, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+
+        async def resolver(host: str, port: int) -> list[str]:
+            return ["127.0.0.1"]
+
+        async with make_client(5.0, 1) as client:
+            result = await _send(client, f"http://localhost:{port}/hook", resolver)
+        server.close()
+        return result
+
+    result = asyncio.run(scenario())
+    assert result.status_code is None and result.error is not None
+    kind, _, why = result.error.partition(": ")
+    assert kind in ("ReadError", "RemoteProtocolError") and why.strip(), result.error

@@ -64,6 +64,14 @@ class AttemptResult:
     error: str | None  # why it is not a success, for last_error
 
 
+_SILENT_ERRORS = {
+    "ReadError": "the receiver reset or closed the connection before answering (a full accept backlog? a crash?)",
+    "WriteError": "the receiver closed the connection while the body was sent",
+    "RemoteProtocolError": "the receiver's answer was not valid HTTP",
+    "ConnectError": "could not connect",
+}
+
+
 def _describe_failure(response: httpx.Response) -> str | None:
     code = response.status_code
     if 200 <= code < 300:
@@ -92,6 +100,7 @@ async def attempt(
             response = await client.post(target.url, body.encode(), headers)
     except httpx.TimeoutException as exc:
         return AttemptResult(None, None, f"timed out ({type(exc).__name__})")
-    except httpx.HTTPError as exc:
-        return AttemptResult(None, None, f"{type(exc).__name__}: {exc}"[:500])
+    except httpx.HTTPError as exc:  # some say nothing (a receiver that closed the connection: "ReadError: ")
+        why = str(exc) or _SILENT_ERRORS.get(type(exc).__name__, "no detail given")
+        return AttemptResult(None, None, f"{type(exc).__name__}: {why}"[:500])
     return AttemptResult(response.status_code, response.headers.get("retry-after"), _describe_failure(response))
