@@ -502,7 +502,12 @@ def test_a_gtin_sent_later_goes_onto_the_stores_own_product(db: psycopg.Connecti
                                     rows=[{"sku": "N-2", "name": "Late GTIN", "price": 1, "quantity": 1,
                                            "gtin": "96385074"}])  # fmt: skip
     drain(db)
-    assert rows_of(db, changed)[0][2] == "gtin 00000096385074 ignored: this listing's product has gtin 04000000999997"
+    # another GTIN names another article: the listing moves to a product of its own (it was ignored with a note,
+    # and the listing went on selling the other article); the second store keeps the first product
+    assert [r[1:] for r in rows_of(db, changed)] == [("mapped", None, "created")]
+    moved = db.execute("SELECT p.gtin FROM store_product sp JOIN product_master p ON p.id = sp.product_master_id "
+                       "WHERE sp.sku IN ('N-2', 'Z-1') ORDER BY sp.sku").fetchall()  # fmt: skip
+    assert moved == [("00000096385074",), ("04000000999997",)]
 
 
 def test_category_paths_ignore_runs_of_spaces_and_is_active_takes_excels_words(db: psycopg.Connection) -> None:

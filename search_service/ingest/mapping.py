@@ -88,7 +88,7 @@ class Categories:
             key = " > ".join(_category_key(p) for p in row.category.split(">"))
             if key in self.paths:
                 return self.paths[key]
-        row.notes.append(f"category {str(row.category)[:80]!r} not found; mapped without a category")
+        row.notes.append(f"category {str(row.category)[:80]!r} not found; ignored (the product keeps its own)")
         return None
 
 
@@ -216,29 +216,50 @@ def _decide(
     category_id = categories.resolve(row)
     if row.quantity is None:  # an upsert without a level keeps the listing's (read under the store lock)
         row.quantity = look["listing_quantity"] or 0
-    if row.gtin and look["gtin_product"] is not None:
-        product, matched_by = look["gtin_product"], "gtin"
-        if look["gtin_listed_as"] in earlier and look["gtin_listed_as"] != row.sku:
-            return DEFERRED  # an earlier row of that SKU may move it off this GTIN: decided after it is written
-        if (refused := _listed_otherwise(row, look, plan)) is not None:
-            return RowResult("rejected", refused)
-    elif look["listing_id"] is not None:
-        product, matched_by = look["listing_product"], "sku"
-        _gtin_of_listing(row, look)
-    else:
-        if not row.name:
-            return RowResult("rejected", "name is required for a new sku")
-        product, matched_by = _new_product(row, category_id, plan, claimed)
+    chosen = _product_for(row, look, category_id, plan, claimed, earlier)
+    if isinstance(chosen, RowResult):
+        return chosen
+    product, matched_by = chosen
     if claimed.get(product, row.sku) != row.sku:
         return DEFERRED  # an earlier row of the round takes it: decided after it is written, as one by one
     claimed[product] = row.sku
-    if matched_by == "gtin" and look["gtin_listed"] and look["gtin_listed_as"] is None:
-        plan.adopt.append((row.sku, product))  # the store's SKU-less listing of the product takes this SKU
+    if matched_by == "gtin" and look["gtin_listed"] and look["gtin_listed_as"] != row.sku:
+        plan.adopt.append((row.sku, product))  # the store's SKU-less or deleted listing of it takes this SKU
+        if look["gtin_listed_as"] is not None:
+            row.notes.append(f"took over this store's deleted listing of the product (sku {look['gtin_listed_as']!r})")
     if look["listing_id"] is not None and look["sole_listing"] and look["listing_product"] == product:
         plan.product_updates.append((product, row, category_id))
     # An upsert without a currency keeps the listing's, as one without a level keeps its level; a new one the store's.
     plan.listings.append((row, product, row.currency or held_currency or currency))
     return RowResult("mapped", None, matched_by, product)
+
+
+def _product_for(
+    row: ValidRow, look: Any, category_id: int | None, plan: _Plan, claimed: dict[UUID, str], earlier: set[str]
+) -> tuple[UUID, str] | RowResult:
+    """The product an upsert's listing goes to and how it was matched, or the row's outcome when it cannot go."""
+    if row.gtin and look["gtin_product"] is not None:
+        if look["gtin_listed_as"] in earlier and look["gtin_listed_as"] != row.sku:
+            return DEFERRED  # an earlier row of that SKU may move it off this GTIN: decided after it is written
+        if (refused := _listed_otherwise(row, look)) is not None:
+            return RowResult("rejected", refused)
+        return look["gtin_product"], "gtin"
+    if look["listing_id"] is not None and not _names_another_product(row, look):
+        _gtin_of_listing(row, look)
+        return look["listing_product"], "sku"
+    if not row.name:
+        return RowResult("rejected", "name is required for a new sku")
+    return _new_product(row, category_id, plan, claimed)
+
+
+def _names_another_product(row: ValidRow, look: Any) -> bool:
+    """A new GTIN for a listing whose product is another article (it has another GTIN, or other stores sell it):
+    the listing moves to a new product of that GTIN (the GTIN was ignored: a kettle's product kept selling the
+    toaster a store re-coded). Without a name there is nothing to make the product of: the GTIN is noted instead."""
+    if not row.gtin or not row.name:
+        return False
+    held = look["listing_gtin"]
+    return (held is not None and gtin14(held) != row.gtin) or (held is None and not look["sole_listing"])
 
 
 def _gtin_of_listing(row: ValidRow, look: Any) -> None:
@@ -254,14 +275,17 @@ def _gtin_of_listing(row: ValidRow, look: Any) -> None:
         row.gtin = None
 
 
-def _listed_otherwise(row: ValidRow, look: Any, plan: _Plan) -> str | None:
+def _listed_otherwise(row: ValidRow, look: Any) -> str | None:
     """Why a row cannot take the product its GTIN names, when the store lists that product under another SKU or
-    none (a listing without a SKU, from SQL or a seed, is adopted instead when the row's SKU is new: `_decide`)."""
+    none (a listing without a SKU, from SQL or a seed, or a deleted one, is adopted instead when the row's SKU is
+    new: `_decide`; a POS that recreated an item under a new id was refused for good)."""
     listed_as = look["gtin_listed_as"]
     if not look["gtin_listed"] or listed_as == row.sku:
         return None
-    if listed_as is not None:
+    if listed_as is not None and (look["gtin_listing_active"] or look["listing_id"] is not None):
         return f"gtin {row.gtin}: this store already lists its product as sku {listed_as!r}"
+    if listed_as is not None:
+        return None
     if look["listing_id"] is not None:
         return f"gtin {row.gtin}: this store lists its product without a sku, and sku {row.sku!r} is another listing"
     return None

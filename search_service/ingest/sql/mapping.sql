@@ -18,10 +18,12 @@
 -- GTIN of the listing's product (a GTIN no product holds yet goes onto the store's own product).
 SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product, sp.source_updated_at, sp.source_version,
        sp.quantity AS listing_quantity, sp.currency AS listing_currency, lp.gtin AS listing_gtin,
-       (sp.id IS NOT NULL AND NOT EXISTS (
-           SELECT 1 FROM store_product x WHERE x.product_master_id = sp.product_master_id AND x.store_id <> i.store_id
+       (sp.id IS NOT NULL AND NOT EXISTS (  -- other stores' deleted listings froze the text of the one seller left
+           SELECT 1 FROM store_product x
+           WHERE x.product_master_id = sp.product_master_id AND x.store_id <> i.store_id AND x.is_active
        )) AS sole_listing,
-       g.id AS gtin_product, o.sku AS gtin_listed_as, o.id IS NOT NULL AS gtin_listed
+       g.id AS gtin_product, o.sku AS gtin_listed_as, o.id IS NOT NULL AS gtin_listed,
+       coalesce(o.is_active, false) AS gtin_listing_active
 FROM unnest(:skus::text[], :gtins::text[], array_fill(:store_id::uuid, ARRAY[cardinality(:skus::text[])]))
      WITH ORDINALITY AS i(sku, gtin, store_id, ord)
 LEFT JOIN store_product sp ON sp.store_id = i.store_id AND sp.sku = i.sku
@@ -82,17 +84,20 @@ WHERE p.id = v.id
 -- name: adopt_listings
 -- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],
 --    quantities int[], actives bool[], updated_ats timestamptz[], versions bigint[]
--- A listing without a SKU (written by SQL or a seed) takes the SKU of a row that names its product by GTIN, so
--- that the row's upsert finds it (inserting a second listing of the product failed the whole batch), and the row's
--- values with it, as `upsert_listings` would write them: one change, one listing.updated event, not two.
+-- A listing without a SKU (written by SQL or a seed), or a deleted one (a POS that recreated the item under a new
+-- id), takes the SKU of a row that names its product by GTIN, so that the row's upsert finds it (inserting a second
+-- listing of the product failed the whole batch), and the row's values with it, as `upsert_listings` would write
+-- them: one change, one listing.updated event, not two. A deleted one's clocks were its old item's: they go.
 UPDATE store_product sp
 SET sku = v.sku, title = coalesce(v.title, sp.title), price = v.price, currency = v.currency, quantity = v.quantity,
-    is_active = v.active, source_updated_at = coalesce(v.updated_at, sp.source_updated_at),
-    source_version = coalesce(v.version, sp.source_version)
+    is_active = v.active,
+    source_updated_at = CASE WHEN sp.sku IS NULL THEN coalesce(v.updated_at, sp.source_updated_at)
+                             ELSE v.updated_at END,
+    source_version = CASE WHEN sp.sku IS NULL THEN coalesce(v.version, sp.source_version) ELSE v.version END
 FROM unnest(:skus::text[], :products::uuid[], :titles::text[], :prices::numeric[], :currencies::text[],
             :quantities::int[], :actives::bool[], :updated_ats::timestamptz[], :versions::bigint[])
      AS v(sku, product, title, price, currency, quantity, active, updated_at, version)
-WHERE sp.store_id = :store_id AND sp.product_master_id = v.product AND sp.sku IS NULL;
+WHERE sp.store_id = :store_id AND sp.product_master_id = v.product AND (sp.sku IS NULL OR NOT sp.is_active);
 
 -- name: upsert_listings
 -- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],

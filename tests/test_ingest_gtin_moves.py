@@ -1,0 +1,117 @@
+"""A listing's GTIN as a store's catalogue changes: a new GTIN names another article (the listing moves to its
+product), a deleted listing does not block the product's relisting under a new SKU, another store's deleted listing
+does not freeze a product's text, and a category that does not exist is reported as what happened."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from search_service.settings import Settings
+from tests.ingest_helpers import bearer, ingest_settings, new_store, serve, store_key
+
+KETTLE, TOASTER, TYPO = "4001234000015", "4001234000022", "4001234000046"
+
+
+@pytest.fixture(scope="module")
+def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def base(settings: Settings) -> Iterator[str]:
+    with serve(settings, None) as url:
+        yield url
+
+
+def _shop(db_url: str) -> tuple[uuid.UUID, str]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        return store, store_key(conn, store, "listings:write")
+
+
+def _put(base: str, shop: tuple[uuid.UUID, str], sku: str, body: dict[str, Any]) -> httpx.Response:
+    store, key = shop
+    return httpx.put(f"{base}/v1/stores/{store}/listings/{sku}", json=body, headers=bearer(key))
+
+
+def _gtin_of_product(db_url: str, product: str) -> str | None:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT gtin FROM product_master WHERE id = %s", (product,)).fetchone()
+    return None if row is None else row[0]
+
+
+def test_a_new_gtin_moves_the_listing_to_its_own_product(base: str, db_url: str) -> None:
+    """The new GTIN was ignored: the listing kept the kettle's product, so search showed a kettle at the toaster's
+    price, and a store alone with a mistyped GTIN could never correct it."""
+    a, b = _shop(db_url), _shop(db_url)
+    kettle = _put(base, a, "G1", {"gtin": KETTLE, "name": "Quantum Kettle 1.7 L", "price": 29.99, "quantity": 5})
+    assert _put(base, b, "G1B", {"gtin": KETTLE, "name": "Kettle", "price": 27.5, "quantity": 3}).status_code == 200
+    moved = _put(base, a, "G1", {"gtin": TOASTER, "name": "Blorpex Toaster 2-slot", "price": 19.99, "quantity": 5})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["matched_by"] == "created" and moved.json()["product_id"] != kettle.json()["product_id"]
+    assert _gtin_of_product(db_url, moved.json()["product_id"]) == "0" + TOASTER
+    assert _gtin_of_product(db_url, kettle.json()["product_id"]) == "0" + KETTLE  # store B's stays the kettle
+    alone = _shop(db_url)
+    typo = _put(base, alone, "C3", {"gtin": TYPO, "name": "Mug", "price": 4, "quantity": 1})
+    fixed = _put(base, alone, "C3", {"gtin": "4001234000053", "name": "Mug", "price": 4, "quantity": 1})
+    assert fixed.json()["product_id"] != typo.json()["product_id"] and not fixed.json()["notes"]
+    without_name = httpx.post(
+        f"{base}/v1/stores/{alone[0]}/listings/batch", headers=bearer(alone[1]),
+        json={"items": [{"sku": "C3", "gtin": KETTLE[:-1] + "8", "price": 4, "quantity": 1}]},
+    )  # fmt: skip
+    assert "ignored" in without_name.json()["results"][0]["notes"]  # nothing to make a product of: noted
+
+
+def test_a_deleted_listing_is_taken_over_by_a_new_sku_of_its_product(base: str, db_url: str) -> None:
+    """A POS that recreated an item under a new id was refused for good: "this store already lists its product as
+    sku 'G1B'" (a deleted listing)."""
+    shop = _shop(db_url)
+    first = _put(base, shop, "OLD-1", {"gtin": KETTLE, "name": "Kettle", "price": 27.5, "quantity": 3})
+    assert first.status_code == 200
+    live = _put(base, shop, "NEW-1", {"gtin": KETTLE, "name": "Kettle relisted", "price": 26, "quantity": 9})
+    assert live.status_code == 400 and live.json()["error"]["parameter"] == "gtin"  # the old one is still sold
+    store, key = shop
+    assert httpx.delete(f"{base}/v1/stores/{store}/listings/OLD-1", headers=bearer(key)).status_code == 200
+    relisted = _put(base, shop, "NEW-1", {"gtin": KETTLE, "name": "Kettle relisted", "price": 26, "quantity": 9})
+    assert relisted.status_code == 200, relisted.text
+    body = relisted.json()
+    assert body["listing"]["id"] == first.json()["listing"]["id"] and body["listing"]["is_active"] is True
+    assert (body["listing"]["quantity"], body["matched_by"]) == (9, "gtin") and "OLD-1" in body["notes"]
+    gone = httpx.get(f"{base}/v1/stores/{store}/listings/OLD-1", headers=bearer(key))
+    assert gone.status_code == 404
+
+
+def test_other_stores_deleted_listings_do_not_freeze_the_products_text(base: str, db_url: str) -> None:
+    a, b = _shop(db_url), _shop(db_url)
+    gtin = "4001234000060"
+    made = _put(base, a, "P1", {"gtin": gtin, "name": "Kettle 1 L", "price": 20, "quantity": 2})
+    assert _put(base, b, "P1B", {"gtin": gtin, "name": "Other title", "price": 21, "quantity": 2}).status_code == 200
+    store, key = b
+    assert httpx.delete(f"{base}/v1/stores/{store}/listings/P1B", headers=bearer(key)).status_code == 200
+    assert _put(base, a, "P1", {"gtin": gtin, "name": "Kettle 1.5 L", "price": 20, "quantity": 2}).status_code == 200
+    with psycopg.connect(db_url) as conn:
+        name = conn.execute("SELECT name FROM product_master WHERE id = %s", (made.json()["product_id"],)).fetchone()
+    assert name == ("Kettle 1.5 L",)  # the one store selling it renames it
+
+
+def test_a_category_that_does_not_exist_is_reported_as_ignored(base: str, db_url: str) -> None:
+    shop = _shop(db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            f"INSERT INTO category (name) VALUES ('Kettles {uuid.uuid4().hex[:6]}') RETURNING id"
+        ).fetchone()
+    assert row is not None
+    made = _put(base, shop, "K1", {"name": "Kettle", "price": 20, "quantity": 2, "category": row[0]})
+    again = _put(base, shop, "K1", {"name": "Kettle", "price": 20, "quantity": 2, "category": 999_999})
+    assert again.json()["notes"] == "category '999999' not found; ignored (the product keeps its own)"
+    with psycopg.connect(db_url) as conn:
+        kept = conn.execute(
+            "SELECT category_id FROM product_master WHERE id = %s", (made.json()["product_id"],)
+        ).fetchone()
+    assert kept == (row[0],)  # it said "mapped without a category" and kept it
