@@ -10,6 +10,7 @@ data read back from the database, with radii decided by geographiclib (WGS84 geo
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -1331,3 +1332,21 @@ def test_brand_filter_applies_in_every_mode_and_plan(catalogue: Catalogue) -> No
         _assert_same_ranking(out[plan], want, f"brand filter, {plan} plan ({out[plan].strategy})")
     anchor = out["semantic"].results[0].product.id
     assert anchor not in {h.product.id for h in out["similar"].results}
+
+
+def test_the_facet_sets_rescoring_plans_no_nested_loop_under_stale_statistics(fresh_db_url: str) -> None:
+    """Statistics taken before the vectors were written (null_frac 1: `make run`'s seed, an import, then the worker)
+    made `product_similarity` a products x ids nested loop past ~480 ids: 150 ms at 5k products, a 503 at 100k."""
+    stmt = statement("engine/search", "product_similarity")
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        register_vector_psycopg(conn)
+        conn.execute("INSERT INTO product_master (name) SELECT 'p' || n FROM generate_series(1, 3000) AS n")
+        conn.execute("ANALYZE product_master")  # no vector yet: null_frac 1
+        vecs = random_unit_vectors(1, np.random.default_rng(9))
+        conn.execute("UPDATE product_master SET ai_vector = %s", (vecs[0],))
+        ids = [r[0] for r in conn.execute("SELECT id FROM product_master LIMIT 1000").fetchall()]
+        params = {"ids": ids, "query_vector": vecs[0]}
+        plan = conn.execute("EXPLAIN (FORMAT JSON) " + stmt.psycopg, params).fetchone()
+        rows = conn.execute(stmt.psycopg, params).fetchall()
+    assert "Nested Loop" not in json.dumps(plan), plan
+    assert len(rows) == 1000 and all(abs(r[1] - 1.0) < 1e-6 for r in rows)
