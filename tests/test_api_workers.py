@@ -325,8 +325,13 @@ def test_a_key_in_the_query_string_is_kept_out_of_the_access_log(two_workers: Se
     url = f"{two_workers.base}/v1/stores/{store}/listings/LOG-1"
     answer = httpx.put(url, params={"api_key": key}, json={"name": "x", "price": 1, "quantity": 1})
     assert answer.status_code == 401
+    # after a letter or `%20` there was no word boundary: `Bearer%20plq_…` was logged whole
+    bearer_text = httpx.get(f"{url}?access_token=Bearer%20{key}&k=x{key}")
+    assert bearer_text.status_code in (401, 404)
     deadline = time.monotonic() + 10
-    while "LOG-1?api_key=plq_[redacted]" not in two_workers.log_path.read_text(errors="replace"):
-        assert time.monotonic() < deadline, "no access line for the request"
+    while "k=xplq_[redacted]" not in two_workers.log_path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "no access line for the requests"
         time.sleep(0.1)
-    assert key not in two_workers.log_path.read_text(errors="replace")
+    log_text = two_workers.log_path.read_text(errors="replace")
+    assert key not in log_text and "LOG-1?api_key=plq_[redacted]" in log_text
+    assert "access_token=Bearer%20plq_[redacted]" in log_text

@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import re
 
-# Our API keys and webhook secrets, whatever carries them (a query parameter, a path segment).
-_SECRET = re.compile(r"\b(plq_|whsec_)[A-Za-z0-9_\-+/=%]+")
+# Our API keys (URL-safe base64) and webhook secrets (base64), wherever they stand: after `=`, `%20` (`Bearer%20plq_…`)
+# or any letter; up to the next character neither uses (a `/` ends a key: the path after it stays readable).
+_SECRET = re.compile(r"(plq_)[A-Za-z0-9_\-]+|(whsec_)[A-Za-z0-9+/=%]+")
 
 
 def redacted(text: str) -> str:
-    return _SECRET.sub(r"\1[redacted]", text)
+    return _SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", text)
 
 
 class RedactSecrets(logging.Filter):
