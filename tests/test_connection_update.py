@@ -34,16 +34,20 @@ def test_a_vendor_token_is_replaced_in_place_from_the_environment(db: psycopg.Co
     store = make_store(db, "R", 52.37, 4.89)
     try:
         made = cli(fresh_db_url, "connect", "lightspeed-r", "--store", str(store), "--location", "1",
-                   "--base-url", fake.server.url, "--account", "4242", PLINQY_POS_TOKEN="old-token")  # fmt: skip
+                   "--base-url", fake.server.url, "--account", "4242", "--token",
+                   PLINQY_POS_TOKEN="old-token")  # fmt: skip
         assert made.returncode == 0, made.stderr
         cid = made.stdout.split()[1]
         assert cli(fresh_db_url, "sync", cid).returncode == 1  # the vendor refuses the old token: recorded
         again = cli(fresh_db_url, "connect", "lightspeed-r", "--store", str(store), "--location", "1",
                     "--base-url", fake.server.url, "--account", "4242", "--token", "new-token")  # fmt: skip
         assert again.returncode == 1 and f"connections update {cid}" in again.stderr, again.stderr
-        updated = cli(fresh_db_url, "connections", "update", cid, PLINQY_POS_TOKEN="new-token")
+        # a variable left exported is read only for an option named: it rewrote the secret of a token update
+        updated = cli(fresh_db_url, "connections", "update", cid, "--token", PLINQY_POS_TOKEN="new-token",
+                      PLINQY_CONNECTION_SECRET="stale-secret")  # fmt: skip
         assert updated.returncode == 0, updated.stderr
         assert "credentials (token) changed" in updated.stdout and "new-token" not in updated.stdout + updated.stderr
+        assert "signing secret" not in updated.stdout
         failures = db.execute("SELECT consecutive_failures FROM ingest_connection WHERE id = %s", (cid,)).fetchone()
         assert failures == (0,)  # due again at once: the backoff was for the old token
         synced = cli(fresh_db_url, "sync", cid)
@@ -65,14 +69,14 @@ def test_a_webhook_secret_is_rotated_in_place(db: psycopg.Connection, fresh_db_u
     made = cli(fresh_db_url, "connect", "webhook", "--store", str(store))
     assert made.returncode == 0, made.stderr
     cid, old = made.stdout.split()[1], made.stdout.strip().splitlines()[-1]
-    rotated = cli(fresh_db_url, "connections", "update", cid, "--new-webhook-secret")
+    rotated = cli(fresh_db_url, "connections", "update", cid, "--new-webhook-secret", PLINQY_POS_TOKEN="tok")
     assert rotated.returncode == 0, rotated.stderr
     new = rotated.stdout.strip().splitlines()[-1]
     assert new.startswith("whsec_") and new != old and old not in rotated.stdout
     settings = dataclasses.replace(app_settings(fresh_db_url), secret_key=SECRET_KEY)
     with serve(settings, None) as base:
         assert _deliver(base, cid, new) == 202 and _deliver(base, cid, old) == 202  # both, during the rotation
-        dropped = cli(fresh_db_url, "connections", "update", cid, PLINQY_CONNECTION_SECRET=new)
+        dropped = cli(fresh_db_url, "connections", "update", cid, "--secret", PLINQY_CONNECTION_SECRET=new)
         assert dropped.returncode == 0 and "signing secret changed" in dropped.stdout, dropped.stderr
         deadline = time.monotonic() + 15  # the API reads a connection again within 5 s
         while _deliver(base, cid, old) != 401:

@@ -51,7 +51,10 @@ SIGNATURE_OPTIONS: dict[str, list[tuple[str, str, tuple[str, ...], str]]] = {
         ("--signature-encoding", "signature_encoding", ("hex", "base64"), "How the `hmac` is written."),
     ],
 }  # fmt: skip
-# Secrets may come from the environment instead of the command line, where `ps` and the shell's history show them.
+# Secrets may come from the environment (or a hidden prompt, or stdin) instead of the command line, where `ps` and
+# the shell's history show them: the option given alone (`--token`) reads its variable. Only a named option is
+# read: a variable left exported from an earlier step changed what a later command did not name.
+FROM_ENV = "\x00from-env"
 SECRET_ENVVARS = {
     "token": "PLINQY_POS_TOKEN",
     "password": "PLINQY_POS_PASSWORD",
@@ -67,9 +70,23 @@ LOCATION_HELP = {
 
 
 def _secret_option(flag: str, key: str, text: str) -> click.Option:
-    """An option; a secret one also read from its environment variable (kept out of `ps` and shell history)."""
+    """An option; a secret one given alone reads its environment variable, else asks (kept out of `ps`)."""
     envvar = SECRET_ENVVARS.get(key)
-    return click.Option([flag, key], default=None, help=text, envvar=envvar, show_envvar=envvar is not None)
+    if envvar is None:
+        return click.Option([flag, key], default=None, help=text)
+    alone = f" `{flag}` alone: from ${envvar}, else asked for (hidden)."
+    return click.Option([flag, key], default=None, is_flag=False, flag_value=FROM_ENV, help=text + alone)
+
+
+def secret_values(values: dict[str, str | None]) -> dict[str, str | None]:
+    """The secret options given alone, read from their variable or a hidden prompt (stdin when piped)."""
+    out = dict(values)
+    for key, value in values.items():
+        if value == FROM_ENV:
+            envvar = SECRET_ENVVARS[key]
+            flag = "--" + key.replace("_", "-")
+            out[key] = os.environ.get(envvar) or click.prompt(flag, hide_input=True, err=True)
+    return out
 
 
 def _connect_command(source: str) -> click.Command:
@@ -78,7 +95,9 @@ def _connect_command(source: str) -> click.Command:
     def command(settings: Settings, store_id: UUID, location: str, base_url: str | None, secret: str | None,
                 **credentials: str | None) -> None:  # fmt: skip
         signature = {key: credentials.pop(key) for _, key, _, _ in SIGNATURE_OPTIONS.get(source, [])}
-        _create(settings, source, store_id, location, base_url, secret, credentials, signature)
+        given = secret_values({**credentials, "secret": secret})
+        secret = given.pop("secret")
+        _create(settings, source, store_id, location, base_url, secret, given, signature)
 
     params: list[click.Parameter] = [
         click.Option(["--store", "store_id"], required=True, type=click.UUID, help="The Plinqy store."),
@@ -224,32 +243,20 @@ connections.add_command(
 connections.add_command(_toggle_command(True, "Poll a disabled connection again and take its webhooks."), "enable")
 
 
-@connections.command("update")
+@click.command("update")
 @click.argument("connection_id", type=click.UUID)
-@click.option(
-    "--secret",
-    envvar="PLINQY_CONNECTION_SECRET",
-    show_envvar=True,
-    default=None,
-    help="New signing secret(s): 'NEW OLD' (both accepted) during a rotation, then 'NEW'.",
-)
 @click.option(
     "--new-webhook-secret",
     is_flag=True,
     help="A webhook connection: make a new secret (printed once, last line); the old one stays accepted "
     "until `--secret NEW` drops it.",
 )
-@click.option("--token", envvar="PLINQY_POS_TOKEN", show_envvar=True, default=None, help="A new vendor token.")
 @click.option("--username", default=None, help="Erply: a new API user.")
-@click.option("--password", envvar="PLINQY_POS_PASSWORD", show_envvar=True, default=None, help="Erply: its password.")
-@click.option(
-    "--session-key", envvar="PLINQY_POS_SESSION_KEY", show_envvar=True, default=None, help="Erply: a session key."
-)
 @click.option("--base-url", default=None, help="Another API host (a proxy, a sandbox, a test server).")
 @click.pass_obj
 @user_errors
-def connections_update(settings: Settings, connection_id: UUID, secret: str | None, new_webhook_secret: bool,
-                       base_url: str | None, **credentials: str | None) -> None:  # fmt: skip
+def connections_update(settings: Settings, connection_id: UUID, new_webhook_secret: bool, base_url: str | None,
+                       **credentials: str | None) -> None:  # fmt: skip
     """Change a connection's signing secret, vendor credentials or host in place: its id (the webhook URL at the
     vendor), cursor and settings stay. New credentials make a failing connection due again at once."""
     from search_service.ingest.connection_edits import ConnectionUpdate, update_connection
@@ -257,6 +264,8 @@ def connections_update(settings: Settings, connection_id: UUID, secret: str | No
 
     if base_url is not None and not (is_web_address(base_url) and _has_usable_port(base_url)):
         raise UserFacingError(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
+    credentials = secret_values(credentials)
+    secret = credentials.pop("secret")
     given = {key: value.strip() for key, value in credentials.items() if value is not None and value.strip()}
     update = ConnectionUpdate(secret, new_webhook_secret, given, base_url)
     with connect(settings) as conn:
@@ -314,6 +323,16 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
     removed = f"; {report.removed} listing(s) gone at the vendor removed" if report.removed else ""
     click.echo(f"synced {report.read} vendor records into {report.rows} rows in {report.pages} batches "
                f"({report.seconds:.1f}s){removed}; the import worker maps them")  # fmt: skip
+
+
+for _flag, _key, _text in (
+    ("--session-key", "session_key", "Erply: a session key."),
+    ("--password", "password", "Erply: its password."),
+    ("--token", "token", "A new vendor token."),
+    ("--secret", "secret", "New signing secret(s): 'NEW OLD' (both accepted) during a rotation, then 'NEW'."),
+):
+    connections_update.params.insert(1, _secret_option(_flag, _key, _text))
+connections.add_command(connections_update)
 
 
 def register(cli: click.Group, connect_group: click.Group) -> None:
