@@ -305,3 +305,16 @@ def test_erply_an_http_error_names_the_request_never_the_credentials(
     error = state(db, cid)[2]
     assert error == "VendorError: POST / (request getProductStock): HTTP 401"
     assert not any(secret in error for secret in ("api-pass", "api-user", "session-"))
+
+
+def test_shopify_a_stamp_years_ahead_never_becomes_the_cursor(
+    db: psycopg.Connection, shopify_fake: ShopifyFake
+) -> None:
+    """One variant stamped 2099 (a vendor's clock): ingest refused the row, but `since` became 2099, so every later
+    poll asked Shopify for changes after 2099 and missed them all, silently."""
+    shopify_fake.products["103"]["updated_at"] = "2099-01-01T00:00:00Z"
+    shopify_fake.products["103"]["variants"][0]["updated_at"] = "2099-01-01T00:00:00Z"
+    cid = shopify_connection(db, shopify_fake)
+    sync(db, cid)
+    cursor = state(db, cid)[0]
+    assert cursor["products"]["since"] < "2030", cursor  # the newest plausible stamp: the other products'
