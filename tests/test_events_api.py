@@ -380,3 +380,25 @@ def test_a_disabled_webhook_is_enabled_again_over_http(local_client: TestClient[
         base.replace(str(store), "{store_id}") + "/{webhook_id}/enable"
     ]
     assert {"200", "400", "404"} <= set(spec["post"]["responses"]), spec
+
+
+def test_one_subscription_an_address_in_any_spelling(client: TestClient[Any], db_url: str) -> None:
+    """An IP literal in another spelling (as the SSRF guard reads it), an uncompressed IPv6, a trailing dot or a
+    percent-encoded IDN got a second active subscription to one receiver (no request goes to these addresses)."""
+    from search_service.events.webhook_url import normalized
+
+    assert normalized("https://b%C3%BCcher.example./x") == normalized("https://BÜCHER.example/x")
+    assert normalized("https://b%C3%BCcher.example/x") == "https://xn--bcher-kva.example/x"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = seed_store(conn, "Addresses")
+    auth = _key(db_url, store)
+    base = f"/v1/stores/{store}/webhooks"
+    for first, spellings in (
+        ("https://8.8.8.8/p", ("https://134744072/p", "https://8.8.2056/p", "https://8.8.8.8./p")),
+        ("https://[2001:4860:4860::8888]/p", ("https://[2001:4860:4860:0:0:0:0:8888]/p",)),
+    ):
+        created = client.post(base, json={"url": first, "events": ["*"]}, headers=auth)
+        assert created.status_code == 201, created.text
+        for spelling in spellings:
+            again = client.post(base, json={"url": spelling, "events": ["*"]}, headers=auth)
+            assert again.status_code == 400 and created.json()["id"] in again.json()["error"]["message"], spelling

@@ -10,8 +10,11 @@ default port and an empty query dropped, an IPv6 literal in lower case.
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 import httpx
+
+from search_service.events.ssrf import numeric_address
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -23,6 +26,21 @@ def _escape_case(match: re.Match[str]) -> str:
     return char if char in _UNRESERVED else "%" + match.group(1).upper()
 
 
+def _canonical_host(host: str) -> str:
+    """One spelling of a host: an IP literal as its address (`134744072`, `8.8.2056` and `8.8.8.8` are one, as the
+    SSRF guard reads them; IPv6 compressed), a percent-encoded name as its IDNA A-label, no trailing dot (`a.b.` is
+    `a.b`, and an IP literal with one was looked up in the DNS as a name)."""
+    if "%" in host:
+        try:
+            host = httpx.URL(f"http://{unquote(host)}/").raw_host.decode("ascii").lower()
+        except (httpx.InvalidURL, UnicodeError, ValueError):
+            return host
+    if host.endswith(".") and host.strip("."):
+        host = host.rstrip(".")
+    address = numeric_address(host)
+    return host if address is None else address.compressed
+
+
 def normalized(url: str) -> str:
     """The URL in its one spelling; a URL httpx cannot read, or not http(s) with a host, comes back as it was (the
     SSRF guard then says what is wrong with it). A fragment is kept: the caller refuses it."""
@@ -32,7 +50,7 @@ def normalized(url: str) -> str:
     except (httpx.InvalidURL, ValueError):
         return url
     scheme = parsed.scheme
-    host = parsed.raw_host.decode("ascii").lower()
+    host = _canonical_host(parsed.raw_host.decode("ascii").lower())
     if scheme not in _DEFAULT_PORTS or not host:
         return url
     if ":" in host:
