@@ -21,8 +21,10 @@ MAX_QUANTITY = 2**31 - 1
 MAX_ATTRIBUTES = 10_000  # characters of their JSON
 MAX_TEXT = {"sku": 200, "name": 500, "brand": 200, "description": 10_000, "category": 1000}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-# ISO 4217's current codes (pycountry's copy of the standard): `EUO` or `ERU` would price a listing in nothing.
-ISO_CURRENCIES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
+# ISO 4217's current codes (pycountry's copy of the standard): `EUO` or `ERU` would price a listing in nothing. Less
+# the codes that are no money a shop takes: metals, bond units, SDR-like units, testing (XTS), "no currency" (XXX).
+_NOT_MONEY = {"XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"}
+ISO_CURRENCIES = frozenset(currency.alpha_3 for currency in pycountry.currencies) - _NOT_MONEY
 # English and the words German Excel writes and types (WAHR/FALSCH, ja/nein); French and Dutch (vrai/faux, waar/onwaar).
 _TRUE = {"true", "1", "yes", "y", "t", "wahr", "ja", "j", "vrai", "oui", "waar"}
 _FALSE = {"false", "0", "no", "n", "f", "falsch", "nein", "faux", "non", "onwaar", "nee"}
@@ -182,7 +184,7 @@ def parse_currency(value: Any) -> str:
     if not _CURRENCY.match(text):
         raise Rejected(f"currency {str(value)[:20]!r} is not a 3-letter code (ISO 4217, e.g. EUR)")
     if text not in ISO_CURRENCIES:
-        raise Rejected(f"currency {text!r} is not an ISO 4217 currency code (e.g. EUR, USD, GBP)")
+        raise Rejected(f"currency {text!r} is not an ISO 4217 currency code of money (e.g. EUR, USD, GBP)")
     return text
 
 
