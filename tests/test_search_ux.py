@@ -440,6 +440,17 @@ def test_merge_reserves_places_and_drops_repeats() -> None:
     assert [s.text for s in got] == ["Drillco", "Drill 0", "Drill 1", "Drill 2", "Drill 3"]
 
 
+def test_merge_drops_a_name_or_completion_that_repeats_a_brand_or_category() -> None:
+    """`alpenm` gave the brand `Alpenmilch` and the completion `alpenmilch`; `bread` the category and `bread`."""
+    rows = [{"kind": "brand", "label": "Alpenmilch", "ref": "Alpenmilch", "ord": 1},
+            {"kind": "category", "label": "Bread", "ref": "7", "ord": 1},
+            {"kind": "query", "label": "alpenmilch", "ref": None, "ord": 1},
+            {"kind": "query", "label": "bread", "ref": None, "ord": 2},
+            {"kind": "product", "label": "Alpenmilch Whole Milk", "ref": "p1", "ord": 1}]  # fmt: skip
+    assert [(s.kind, s.text) for s in merge(rows, 10)] == [
+        ("category", "Bread"), ("brand", "Alpenmilch"), ("product", "Alpenmilch Whole Milk")]  # fmt: skip
+
+
 def test_merge_fills_past_the_reserved_places_with_products_first() -> None:
     """A short prefix (`a`) matched many categories and brands: they filled every place, no product was left."""
     rows = [{"kind": kind, "label": f"{kind} {i}", "ref": str(i), "ord": i}

@@ -75,16 +75,20 @@ def merge(rows: list[Any], limit: int) -> list[Suggestion]:
         by_kind[row["kind"]].append(Suggestion(row["kind"], row["label"], row["ref"]))
     chosen: list[Suggestion] = []
     seen: set[tuple[str, str]] = set()
+    texts: set[str] = set()  # a name or completion that repeats any suggestion's text (`alpenmilch`, the brand) goes
 
     def take(items: list[Suggestion], n: int) -> None:
         for item in items:
             if len(chosen) >= limit or n <= 0:
                 return
-            key = (item.kind if item.kind in ("category", "brand") else "text", item.text.lower())
-            if key not in seen:
-                seen.add(key)
-                chosen.append(item)
-                n -= 1
+            text = item.text.lower()
+            named = item.kind in ("category", "brand")
+            if (item.kind, text) in seen or (not named and text in texts):
+                continue
+            seen.add((item.kind, text))
+            texts.add(text)
+            chosen.append(item)
+            n -= 1
 
     for kind, places in _FIRST_PLACES.items():
         take(by_kind[kind], places)
