@@ -6,8 +6,8 @@ sequence is there to "notice a missing one". Each delivery now takes its subscri
 fanned out (webhook_subscription_seq: the counter row, like the store's, stays locked until commit, so the
 numbers follow the commit order); the body's `data.sequence` is that number and `data.store_sequence` the store's
 (one order across subscriptions). A delivery of before this migration (and a ping) has none: it keeps the store's.
-Each counter starts at the highest store number its subscription's deliveries carried, so a receiver's numbers
-keep rising across the upgrade (after a downgrade and upgrade too: they restarted at 1 under the same webhook-id).
+Each counter starts at its store's counter, so a receiver's numbers keep rising across the upgrade (after a
+downgrade and upgrade too, and with the deliveries pruned: they restarted at 1 under the same webhook-id).
 
 Revision ID: 0027
 Revises: 0026
@@ -74,10 +74,13 @@ def upgrade() -> None:
             REFERENCES store_webhook (id) ON DELETE CASCADE)"""
     )
     op.execute("ALTER TABLE webhook_delivery ADD COLUMN sequence bigint")
+    # From the store's counter, which every number a receiver saw came from (before this migration `sequence` was
+    # the store's number): seeded from the deliveries left, a subscription whose deliveries `prune` had deleted
+    # restarted at 1 under the same webhook-id. A jump, never a number again.
     op.execute(
         """INSERT INTO webhook_subscription_seq (webhook_id, last_seq)
-        SELECT d.webhook_id, max(e.seq) FROM webhook_delivery d JOIN webhook_event e ON e.id = d.event_id
-        WHERE e.type <> 'webhook.ping' GROUP BY d.webhook_id"""
+        SELECT w.id, ss.last_seq FROM store_webhook w JOIN webhook_store_seq ss ON ss.store_id = w.store_id
+        WHERE ss.last_seq > 0"""
     )
     op.execute(FAN_OUT.format(body=NUMBERED))
 
