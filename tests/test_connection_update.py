@@ -55,6 +55,10 @@ def test_a_vendor_token_is_replaced_in_place_from_the_environment(db: psycopg.Co
         assert db.execute("SELECT count(*) FROM ingest_connection").fetchone() == (1,)
         nothing = cli(fresh_db_url, "connections", "update", cid)
         assert nothing.returncode == 1 and "nothing to change" in nothing.stderr
+        vendor = cli(fresh_db_url, "connections", "update", cid, "--base-url", "")  # a test host no longer
+        assert vendor.returncode == 0 and "the vendor's own again" in vendor.stdout, vendor.stderr
+        host = db.execute("SELECT base_url FROM ingest_connection WHERE id = %s", (cid,)).fetchone()
+        assert host == (None,)
     finally:
         fake.server.close()
 

@@ -252,7 +252,11 @@ connections.add_command(_toggle_command(True, "Poll a disabled connection again 
     "until `--secret NEW` drops it.",
 )
 @click.option("--username", default=None, help="Erply: a new API user.")
-@click.option("--base-url", default=None, help="Another API host (a proxy, a sandbox, a test server).")
+@click.option(
+    "--base-url",
+    default=None,
+    help="Another API host (a proxy, a sandbox, a test server); '' for the vendor's own again.",
+)
 @click.pass_obj
 @user_errors
 def connections_update(settings: Settings, connection_id: UUID, new_webhook_secret: bool, base_url: str | None,
@@ -262,7 +266,7 @@ def connections_update(settings: Settings, connection_id: UUID, new_webhook_secr
     from search_service.ingest.connection_edits import ConnectionUpdate, update_connection
     from search_service.ingest.stores import StoreError, is_web_address
 
-    if base_url is not None and not (is_web_address(base_url) and _has_usable_port(base_url)):
+    if base_url and not (is_web_address(base_url) and _has_usable_port(base_url)):  # "": the vendor's own again
         raise UserFacingError(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
     credentials = secret_values(credentials)
     secret = credentials.pop("secret")

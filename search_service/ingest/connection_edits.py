@@ -21,7 +21,7 @@ class ConnectionUpdate:
     secret: str | None = None  # the signing secret(s), space-separated: "NEW OLD" during a rotation, then "NEW"
     new_webhook_secret: bool = False  # a `webhook` connection: a new whsec_ secret, the old one kept for a rotation
     credentials: dict[str, str] = field(default_factory=dict)  # vendor credentials to replace (others kept)
-    base_url: str | None = None
+    base_url: str | None = None  # "" : back to the vendor's own host
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
 
     _id, _store, source, secret_enc, credentials_enc, _config, _enabled = _current(conn, connection_id)
     params: dict[str, Any] = {"connection_id": connection_id, "secret_enc": None, "credentials_enc": None,
-                              "base_url": update.base_url, "due_again": False}  # fmt: skip
+                              "base_url": update.base_url or None, "vendor_host": update.base_url == "",
+                              "due_again": False}  # fmt: skip
     changed: list[str] = []
     shown = ""
     if update.secret is not None or update.new_webhook_secret:
@@ -91,7 +92,7 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
         params["credentials_enc"] = box.encrypt(json.dumps(merged))
         changed.append("credentials (" + ", ".join(sorted(update.credentials)) + ")")
     if update.base_url is not None:
-        changed.append("base URL")
+        changed.append("base URL" if update.base_url else "base URL (the vendor's own again)")
     if not changed:
         raise StoreError("connection_id", "nothing to change: give --secret, a credential or --base-url")
     params["due_again"] = bool(update.credentials) or update.base_url is not None
