@@ -318,3 +318,11 @@ def test_shopify_a_stamp_years_ahead_never_becomes_the_cursor(
     sync(db, cid)
     cursor = state(db, cid)[0]
     assert cursor["products"]["since"] < "2030", cursor  # the newest plausible stamp: the other products'
+    # a cursor stored so before this check is read as none: the next poll reads everything again, once
+    db.execute("UPDATE ingest_connection SET cursor = jsonb_set(cursor, '{products,since}', '\"2099-01-01T00:00:00Z\"')"
+               " WHERE id = %s", (cid,))  # fmt: skip
+    asked = len(shopify_fake.server.requests)
+    sync(db, cid)
+    products_asked = [r for r in shopify_fake.server.requests[asked:] if r.path.endswith("/products.json")]
+    assert products_asked and "updated_at_min" not in products_asked[0].query
+    assert state(db, cid)[0]["products"]["since"] < "2030"

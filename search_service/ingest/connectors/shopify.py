@@ -214,11 +214,11 @@ class Shopify:
         params: dict[str, Any] | None = None
         if not state.get("next"):
             params = {"limit": self.page_size}
-            if state.get("since"):
+            if _plausible(state.get("since")):  # a stored one years ahead (before this check) read nothing for ever
                 params["updated_at_min"] = state["since"]
             if kind == "stock":
                 params["location_ids"] = self.ctx.location
-        newest = state.get("newest") or state.get("since")
+        newest = _plausible(state.get("newest")) or _plausible(state.get("since"))
         seen = {url}
         while True:
             body, response = self.http.request_json("GET", url, params=params)
