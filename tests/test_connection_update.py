@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -87,7 +90,19 @@ def test_a_webhook_secret_is_rotated_in_place(db: psycopg.Connection, fresh_db_u
             assert time.monotonic() < deadline, "the old secret is still accepted"
             time.sleep(0.5)
         assert _deliver(base, cid, new) == 202
+    both = cli(fresh_db_url, "connections", "update", cid, "--new-webhook-secret", "--secret", new)
+    assert both.returncode == 1 and "leave out --secret" in both.stderr  # the given one was dropped silently
+    piped = subprocess_with_stdin(fresh_db_url, f"{new}\n", "connections", "update", cid, "--secret")
+    assert piped.returncode == 0 and "signing secret changed" in piped.stdout, piped.stderr
+    assert "GetPassWarning" not in piped.stderr  # a piped secret is read as such, not through getpass
     bad = cli(fresh_db_url, "connections", "update", cid, "--secret", "not-a-secret")
     assert bad.returncode == 1 and "whsec_" in bad.stderr and "not-a-secret" not in bad.stderr
     unknown = cli(fresh_db_url, "connections", "update", str(uuid.uuid4()), "--secret", new)
     assert unknown.returncode == 1 and "no connection" in unknown.stderr
+
+
+def subprocess_with_stdin(dsn: str, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": dsn, "PLINQY_SECRET_KEY": SECRET_KEY}
+    env.pop("PLINQY_CONNECTION_SECRET", None)
+    return subprocess.run([sys.executable, "-m", "search_service", *args], env=env, input=stdin, capture_output=True,
+                          text=True, timeout=180)  # fmt: skip

@@ -110,7 +110,7 @@ def test_stores_admin_create_and_patch(base: str, conn: psycopg.Connection) -> N
     typo = httpx.post(f"{base}/v1/stores", json={**body, "currency": "ERU"}, headers=bearer(admin))
     assert typo.status_code == 400 and error_of(typo) == (
         "currency",
-        "currency 'ERU' is not an ISO 4217 currency code of money (e.g. EUR, USD, GBP)",
+        "currency 'ERU' is not a current ISO 4217 code of money (e.g. EUR, USD, GBP)",
     )
     far = httpx.post(f"{base}/v1/stores", json={**body, "lat": 91}, headers=bearer(admin))
     assert far.status_code == 400 and error_of(far)[0] == "lat"
@@ -224,9 +224,10 @@ def test_a_delete_carries_the_source_clock(base: str, shop: tuple[uuid.UUID, str
         ({**OAT, "price": -1}, "price", "negative"),
         ({**OAT, "price": "NaN"}, "price", "finite"),
         ({**OAT, "currency": "EURO"}, "currency", "3-letter"),
-        ({**OAT, "currency": "EUO"}, "currency", "not an ISO 4217 currency"),  # a typo priced the listing in nothing
-        ({**OAT, "currency": "XXX"}, "currency", "not an ISO 4217 currency"),  # ISO's "no currency": no money either
-        ({**OAT, "currency": "XAU"}, "currency", "not an ISO 4217 currency"),  # gold
+        ({**OAT, "currency": "EUO"}, "currency", "not a current ISO 4217 code"),  # a typo priced the listing in nothing
+        ({**OAT, "currency": "XXX"}, "currency", "not a current ISO 4217 code"),  # ISO's "no currency": no money either
+        ({**OAT, "currency": "XAU"}, "currency", "not a current ISO 4217 code"),  # gold
+        ({**OAT, "currency": "USN"}, "currency", "not a current ISO 4217 code"),  # a funds code, no cash
         ({**OAT, "quantity": 1.5}, "quantity", ""),
         # served whole by the public product read: 9.5 MB went in, and out to anyone
         ({**OAT, "attributes": {"blob": "v" * 10_000}}, "attributes", "at most 10000"),

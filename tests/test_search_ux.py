@@ -449,6 +449,13 @@ def test_merge_drops_a_name_or_completion_that_repeats_a_brand_or_category() -> 
             {"kind": "product", "label": "Alpenmilch Whole Milk", "ref": "p1", "ord": 1}]  # fmt: skip
     assert [(s.kind, s.text) for s in merge(rows, 10)] == [
         ("category", "Bread"), ("brand", "Alpenmilch"), ("product", "Alpenmilch Whole Milk")]  # fmt: skip
+    # a brand past the reserved places repeated a product's name (`Zqxcc`) and a completion (`zqxdd`)
+    rows = [{"kind": "brand", "label": name, "ref": name, "ord": i} for i, name in enumerate(("Zqxaa", "Zqxbb", "Zqxcc",
+                                                                                           "Zqxdd"))]  # fmt: skip
+    rows += [{"kind": "product", "label": "Zqxcc", "ref": "p", "ord": 1},
+             {"kind": "query", "label": "zqxdd", "ref": None, "ord": 1}]  # fmt: skip
+    texts = [s.text.lower() for s in merge(rows, 10)]
+    assert sorted(texts) == ["zqxaa", "zqxbb", "zqxcc", "zqxdd"]
 
 
 def test_merge_fills_past_the_reserved_places_with_products_first() -> None:

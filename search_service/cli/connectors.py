@@ -85,8 +85,19 @@ def secret_values(values: dict[str, str | None]) -> dict[str, str | None]:
         if value == FROM_ENV:
             envvar = SECRET_ENVVARS[key]
             flag = "--" + key.replace("_", "-")
-            out[key] = os.environ.get(envvar) or click.prompt(flag, hide_input=True, err=True)
+            out[key] = os.environ.get(envvar) or _read_secret(flag)
     return out
+
+
+def _read_secret(flag: str) -> str:
+    """A piped secret's first line (getpass read the terminal instead, and warned of echo without one), else asked
+    for, hidden."""
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().strip()
+        if not line:
+            raise UserFacingError(f"{flag} given alone: no value on stdin, and its environment variable is unset")
+        return line
+    return str(click.prompt(flag, hide_input=True, err=True))
 
 
 def _connect_command(source: str) -> click.Command:
@@ -270,6 +281,8 @@ def connections_update(settings: Settings, connection_id: UUID, new_webhook_secr
         raise UserFacingError(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
     credentials = secret_values(credentials)
     secret = credentials.pop("secret")
+    if new_webhook_secret and secret is not None:  # one or the other: the given one was dropped silently
+        raise UserFacingError("--new-webhook-secret makes the secret; leave out --secret (or give --secret alone)")
     given = {key: value.strip() for key, value in credentials.items() if value is not None and value.strip()}
     update = ConnectionUpdate(secret, new_webhook_secret, given, base_url)
     with connect(settings) as conn:

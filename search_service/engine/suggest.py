@@ -75,15 +75,14 @@ def merge(rows: list[Any], limit: int) -> list[Suggestion]:
         by_kind[row["kind"]].append(Suggestion(row["kind"], row["label"], row["ref"]))
     chosen: list[Suggestion] = []
     seen: set[tuple[str, str]] = set()
-    texts: set[str] = set()  # a name or completion that repeats any suggestion's text (`alpenmilch`, the brand) goes
+    texts: set[str] = set()  # a text shown once, whatever its kind (`alpenmilch`, the brand, not its completion)
 
     def take(items: list[Suggestion], n: int) -> None:
         for item in items:
             if len(chosen) >= limit or n <= 0:
                 return
             text = item.text.lower()
-            named = item.kind in ("category", "brand")
-            if (item.kind, text) in seen or (not named and text in texts):
+            if (item.kind, text) in seen or text in texts:
                 continue
             seen.add((item.kind, text))
             texts.add(text)

@@ -88,7 +88,7 @@ class Categories:
             key = " > ".join(_category_key(p) for p in row.category.split(">"))
             if key in self.paths:
                 return self.paths[key]
-        row.notes.append(f"category {str(row.category)[:80]!r} not found; ignored (the product keeps its own)")
+        row.notes.append(f"category {str(row.category)[:80]!r} not found; ignored")
         return None
 
 

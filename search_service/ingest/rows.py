@@ -23,7 +23,10 @@ MAX_TEXT = {"sku": 200, "name": 500, "brand": 200, "description": 10_000, "categ
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 # ISO 4217's current codes (pycountry's copy of the standard): `EUO` or `ERU` would price a listing in nothing. Less
 # the codes that are no money a shop takes: metals, bond units, SDR-like units, testing (XTS), "no currency" (XXX).
-_NOT_MONEY = {"XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"}
+# And the funds codes (accounting units, no cash).
+_METALS_AND_UNITS = ("XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX")
+_FUNDS = ("BOV", "CHE", "CHW", "CLF", "COU", "MXV", "USN", "UYI", "UYW")
+_NOT_MONEY = frozenset(_METALS_AND_UNITS + _FUNDS)
 ISO_CURRENCIES = frozenset(currency.alpha_3 for currency in pycountry.currencies) - _NOT_MONEY
 # English and the words German Excel writes and types (WAHR/FALSCH, ja/nein); French and Dutch (vrai/faux, waar/onwaar).
 _TRUE = {"true", "1", "yes", "y", "t", "wahr", "ja", "j", "vrai", "oui", "waar"}
@@ -184,7 +187,7 @@ def parse_currency(value: Any) -> str:
     if not _CURRENCY.match(text):
         raise Rejected(f"currency {str(value)[:20]!r} is not a 3-letter code (ISO 4217, e.g. EUR)")
     if text not in ISO_CURRENCIES:
-        raise Rejected(f"currency {text!r} is not an ISO 4217 currency code of money (e.g. EUR, USD, GBP)")
+        raise Rejected(f"currency {text!r} is not a current ISO 4217 code of money (e.g. EUR, USD, GBP)")
     return text
 
 
