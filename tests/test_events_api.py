@@ -395,10 +395,18 @@ def test_one_subscription_an_address_in_any_spelling(client: TestClient[Any], db
     base = f"/v1/stores/{store}/webhooks"
     for first, spellings in (
         ("https://8.8.8.8/p", ("https://134744072/p", "https://8.8.2056/p", "https://8.8.8.8./p")),
-        ("https://[2001:4860:4860::8888]/p", ("https://[2001:4860:4860:0:0:0:0:8888]/p",)),
+        (
+            "https://[2001:4860:4860::8888]/p",
+            ("https://[2001:4860:4860:0:0:0:0:8888]/p", "https://[2001:4860:4860::8888%25eth0]/p"),
+        ),  # a zone id: one address
     ):
         created = client.post(base, json={"url": first, "events": ["*"]}, headers=auth)
         assert created.status_code == 201, created.text
         for spelling in spellings:
             again = client.post(base, json={"url": spelling, "events": ["*"]}, headers=auth)
             assert again.status_code == 400 and created.json()["id"] in again.json()["error"]["message"], spelling
+    # a zone id after an IPv4 address made the guard look the host up in the DNS as a name: refused first
+    from search_service.events import ssrf
+
+    with pytest.raises(ssrf.UnsafeUrl, match="zone id"):
+        ssrf.parse("https://8.8.8.8%25eth0/h", [])

@@ -31,6 +31,10 @@ def _canonical_host(host: str) -> str:
     SSRF guard reads them; IPv6 compressed), a percent-encoded name as its IDNA A-label, no trailing dot (`a.b.` is
     `a.b`, and an IP literal with one was looked up in the DNS as a name)."""
     if "%" in host:
+        literal = unquote(host).partition("%")[0]
+        address = numeric_address(literal)
+        if address is not None:  # an IP with a zone id: one address for a global one (link-local: the guard refuses)
+            return host if address.is_link_local else address.compressed
         try:
             host = httpx.URL(f"http://{unquote(host)}/").raw_host.decode("ascii").lower()
         except (httpx.InvalidURL, UnicodeError, ValueError):
