@@ -15,7 +15,7 @@ import pytest
 from search_service.settings import Settings
 from tests.ingest_helpers import bearer, ingest_settings, new_store, serve, store_key
 
-KETTLE, TOASTER, TYPO = "4001234000015", "4001234000022", "4001234000046"
+KETTLE, TOASTER, TYPO, RADIO = "4001234000015", "4001234000022", "4001234000046", "4001234000077"
 
 
 @pytest.fixture(scope="module")
@@ -72,19 +72,22 @@ def test_a_deleted_listing_is_taken_over_by_a_new_sku_of_its_product(base: str, 
     """A POS that recreated an item under a new id was refused for good: "this store already lists its product as
     sku 'G1B'" (a deleted listing)."""
     shop = _shop(db_url)
-    first = _put(base, shop, "OLD-1", {"gtin": KETTLE, "name": "Kettle", "price": 27.5, "quantity": 3})
+    first = _put(base, shop, "OLD-1", {"gtin": RADIO, "name": "Kettle", "price": 27.5, "quantity": 3})
     assert first.status_code == 200
-    live = _put(base, shop, "NEW-1", {"gtin": KETTLE, "name": "Kettle relisted", "price": 26, "quantity": 9})
+    live = _put(base, shop, "NEW-1", {"gtin": RADIO, "name": "Kettle relisted", "price": 26, "quantity": 9})
     assert live.status_code == 400 and live.json()["error"]["parameter"] == "gtin"  # the old one is still sold
     store, key = shop
     assert httpx.delete(f"{base}/v1/stores/{store}/listings/OLD-1", headers=bearer(key)).status_code == 200
-    relisted = _put(base, shop, "NEW-1", {"gtin": KETTLE, "name": "Kettle relisted", "price": 26, "quantity": 9})
+    relisted = _put(base, shop, "NEW-1", {"gtin": RADIO, "name": "Kettle relisted", "price": 26, "quantity": 9})
     assert relisted.status_code == 200, relisted.text
     body = relisted.json()
     assert body["listing"]["id"] == first.json()["listing"]["id"] and body["listing"]["is_active"] is True
     assert (body["listing"]["quantity"], body["matched_by"]) == (9, "gtin") and "OLD-1" in body["notes"]
     gone = httpx.get(f"{base}/v1/stores/{store}/listings/OLD-1", headers=bearer(key))
     assert gone.status_code == 404
+    with psycopg.connect(db_url) as conn:  # the store's own product takes the row's text at once, not on a replay
+        name = conn.execute("SELECT name FROM product_master WHERE id = %s", (body["product_id"],)).fetchone()
+    assert name == ("Kettle relisted",)
 
 
 def test_other_stores_deleted_listings_do_not_freeze_the_products_text(base: str, db_url: str) -> None:

@@ -22,6 +22,7 @@ import asyncpg
 
 from search_service.db.sql import statement
 from search_service.errortext import first_line
+from search_service.ingest.categories import Categories
 from search_service.ingest.rows import Rejected, ValidRow, gtin14, validate
 
 log = logging.getLogger(__name__)
@@ -51,45 +52,6 @@ class _Plan:
 async def _run(conn: Any, name: str, **params: Any) -> list[Any]:
     stmt = statement("ingest/mapping", name)
     return list(await conn.fetch(stmt.sql, *stmt.bind(**params)))
-
-
-def _category_key(name: str) -> str:
-    """A category name as paths compare it: case and runs of spaces (NBSP too) do not matter."""
-    return " ".join(name.split()).casefold()
-
-
-class Categories:
-    """The category tree, to resolve a row's category id or path (`Grocery > Dairy > Milk`, case-insensitive)."""
-
-    def __init__(self, rows: Sequence[Any]) -> None:
-        self.ids = {r["id"] for r in rows}
-        parent = {r["id"]: r["parent_id"] for r in rows}
-        name = {r["id"]: r["name"] for r in rows}
-        self.paths: dict[str, int] = {}
-        for cid in self.ids:
-            parts: list[str] = []
-            node, depth = cid, 0
-            while node is not None and depth < 32:
-                parts.insert(0, _category_key(name[node]))
-                node, depth = parent.get(node), depth + 1
-            self.paths[" > ".join(parts)] = cid
-
-    @classmethod
-    async def load(cls, conn: Any) -> Categories:
-        return cls(await _run(conn, "categories"))
-
-    def resolve(self, row: ValidRow) -> int | None:
-        if row.category is None:
-            return None
-        if isinstance(row.category, int):
-            if row.category in self.ids:
-                return row.category
-        else:
-            key = " > ".join(_category_key(p) for p in row.category.split(">"))
-            if key in self.paths:
-                return self.paths[key]
-        row.notes.append(f"category {str(row.category)[:80]!r} not found; ignored")
-        return None
 
 
 def _staleness(row: ValidRow, look: Any) -> str | None:
@@ -223,15 +185,25 @@ def _decide(
     if claimed.get(product, row.sku) != row.sku:
         return DEFERRED  # an earlier row of the round takes it: decided after it is written, as one by one
     claimed[product] = row.sku
-    if matched_by == "gtin" and look["gtin_listed"] and look["gtin_listed_as"] != row.sku:
-        plan.adopt.append((row.sku, product))  # the store's SKU-less or deleted listing of it takes this SKU
-        if look["gtin_listed_as"] is not None:
-            row.notes.append(f"took over this store's deleted listing of the product (sku {look['gtin_listed_as']!r})")
-    if look["listing_id"] is not None and look["sole_listing"] and look["listing_product"] == product:
-        plan.product_updates.append((product, row, category_id))
+    _plan_product(row, look, product, matched_by, category_id, plan)
     # An upsert without a currency keeps the listing's, as one without a level keeps its level; a new one the store's.
     plan.listings.append((row, product, row.currency or held_currency or currency))
     return RowResult("mapped", None, matched_by, product)
+
+
+def _plan_product(
+    row: ValidRow, look: Any, product: UUID, matched_by: str, category_id: int | None, plan: _Plan
+) -> None:
+    """The store's SKU-less or deleted listing of the product takes this SKU; the store's own product (no other
+    store sells it) takes the row's text, a taken-over one's too (it was written only when the row came again)."""
+    sole = look["listing_id"] is not None and look["sole_listing"] and look["listing_product"] == product
+    if matched_by == "gtin" and look["gtin_listed"] and look["gtin_listed_as"] != row.sku:
+        plan.adopt.append((row.sku, product))
+        if look["gtin_listed_as"] is not None:
+            row.notes.append(f"took over this store's deleted listing of the product (sku {look['gtin_listed_as']!r})")
+            sole = bool(look["gtin_sole"])
+    if sole:
+        plan.product_updates.append((product, row, category_id))
 
 
 def _product_for(

@@ -15,7 +15,8 @@
 -- Per input row (ord, 1-based): the store's listing of that SKU, its source clock and whether another store lists
 -- its product; the product with that GTIN (any stored width), whether this store lists it (one listing a product:
 -- uq_store_product_store_id_product_master_id) and under which SKU (NULL: a listing without one, e.g. SQL's); the
--- GTIN of the listing's product (a GTIN no product holds yet goes onto the store's own product).
+-- GTIN of the listing's product (a GTIN no product holds yet goes onto the store's own product); for a deleted
+-- listing of the GTIN's product, whether no other store sells that product (the row taking it over rewrites it).
 SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product, sp.source_updated_at, sp.source_version,
        sp.quantity AS listing_quantity, sp.currency AS listing_currency, lp.gtin AS listing_gtin,
        (sp.id IS NOT NULL AND NOT EXISTS (  -- other stores' deleted listings froze the text of the one seller left
@@ -23,7 +24,10 @@ SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product, sp.s
            WHERE x.product_master_id = sp.product_master_id AND x.store_id <> i.store_id AND x.is_active
        )) AS sole_listing,
        g.id AS gtin_product, o.sku AS gtin_listed_as, o.id IS NOT NULL AS gtin_listed,
-       coalesce(o.is_active, false) AS gtin_listing_active
+       coalesce(o.is_active, false) AS gtin_listing_active,
+       CASE WHEN o.id IS NOT NULL AND NOT o.is_active THEN NOT EXISTS (  -- a deleted listing taken over: its text
+           SELECT 1 FROM store_product x WHERE x.product_master_id = g.id AND x.store_id <> i.store_id AND x.is_active
+       ) END AS gtin_sole
 FROM unnest(:skus::text[], :gtins::text[], array_fill(:store_id::uuid, ARRAY[cardinality(:skus::text[])]))
      WITH ORDINALITY AS i(sku, gtin, store_id, ord)
 LEFT JOIN store_product sp ON sp.store_id = i.store_id AND sp.sku = i.sku
