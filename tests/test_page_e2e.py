@@ -725,3 +725,55 @@ def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, a
     )
     wait_new_answer(driver, before, query)
     assert "store_id=" not in last_search_url(driver)
+
+
+def test_laptop_width_paging_and_the_suggestion_list(server: str, browser: WebDriver, artifacts: Path) -> None:
+    """At 981-1280 px the three panes left the results a few pixels (the radar over their cards, store names
+    0 px wide); the page showed 20 results of 1,000 and said "20 products"; the suggestion list covered the box
+    being typed in and stayed open when the focus left it."""
+    driver = browser
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    )
+    try:
+        open_page(driver, server, "?near=" + PRESET + "&q=milk&mode=semantic")  # semantic: every product in scope
+        items = wait_results(driver, "milk")
+        covered = driver.execute_script(
+            "var n = document.querySelector('#results li.result .name'); var r = n.getBoundingClientRect();"
+            "return document.elementFromPoint(r.left + 5, r.top + r.height / 2) === n;"
+        )
+        assert covered is True, "something lies over the first result"
+        widths = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.store-name')).map(e => e.getBoundingClientRect().width);"
+        )
+        assert widths and min(widths) > 60, widths
+        save_screenshot(driver, artifacts / "page-1100.png")
+        # pages of 4 here (the test catalogue holds 12 products): the page's own size is 20
+        driver.execute_script(
+            "const set = URLSearchParams.prototype.set; URLSearchParams.prototype.set = function (k, v) {"
+            " return set.call(this, k, k === 'limit' && v === '20' ? '4' : v); };"
+        )
+        before = search_requests(driver)
+        type_query(driver, "milk")
+        items = wait_new_answer(driver, before, "milk")
+        status = driver.find_element(By.ID, "status").text
+        total = api_answer(last_search_url(driver))["total"]
+        assert len(items) == 4 and total > 4 and f"4 of {total:,}" in status, status
+        before = search_requests(driver)
+        driver.find_element(By.CSS_SELECTOR, "#results .more-button").click()
+        wait_for(driver, "the next page", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li.result")) == 8)
+        assert search_requests(driver) == before + 1 and "offset=4" in last_search_url(driver)
+
+        type_query(driver, "cordless dr")
+        wait_for(driver, "suggestions", lambda d: d.find_element(By.ID, "suggestions").get_attribute("hidden") is None)
+        box = driver.find_element(By.ID, "q").rect
+        listed = driver.find_element(By.ID, "suggestions").rect
+        assert listed["y"] >= box["y"] + box["height"] - 1, (box, listed)  # below the box, not over it
+        driver.find_element(By.ID, "results-heading").click()  # the focus leaves the field: the list goes
+        wait_for(
+            driver,
+            "the list hidden",
+            lambda d: d.find_element(By.ID, "suggestions").get_attribute("hidden") is not None,
+        )
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

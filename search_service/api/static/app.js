@@ -384,9 +384,42 @@
     }
     body.results.forEach(function (hit, i) { els.results.appendChild(renderHit(hit, i)); });
     var n = body.results.length;
-    setStatus(n + (n === 1 ? " product" : " products") + " for “" + els.q.value.trim() + "”" + where +
+    var total = typeof body.total === "number" && body.total > n ? body.total : n;
+    var shown = total > n ? n + " of " + total.toLocaleString() : String(n);
+    setStatus(shown + (total === 1 ? " product" : " products") + " for “" + els.q.value.trim() + "”" + where +
       ". Press Enter on a result to show its stores on the radar.");
-    select(0, false);
+    if (total > n) els.results.appendChild(moreButton(n));
+    select(state.keepSelected || 0, false);
+    state.keepSelected = 0;
+  }
+
+  /** The next page of the same search, added below (the page had no way past its first 20). */
+  function moreButton(n) {
+    var li = el("li", "more");
+    var b = el("button", "more-button", "Show more");
+    b.type = "button";
+    b.addEventListener("click", function () {
+      var params = new URLSearchParams(state.params);
+      params.set("offset", String(n));
+      b.disabled = true;
+      fetch("/v1/search?" + params.toString(), { headers: { Accept: "application/json" } })
+        .then(function (res) { return res.json().then(function (body) { return { res: res, body: body }; }); })
+        .then(function (r) {
+          if (!r.res.ok || !r.body || !Array.isArray(r.body.results)) {
+            failed(r.res, r.body);
+            b.disabled = false;
+            return;
+          }
+          state.response.results = state.response.results.concat(r.body.results);
+          state.keepSelected = state.selected;
+          renderResults();
+          var first = els.results.querySelector('li.result[data-index="' + n + '"]');
+          if (first) first.focus();
+        })
+        .catch(function () { b.disabled = false; showError("Can't reach the search service.", "Try again."); });
+    });
+    li.appendChild(b);
+    return li;
   }
 
   function renderHit(hit, i) {
@@ -416,7 +449,9 @@
         var mark = el("span", "marker", String(k + 1));
         mark.setAttribute("aria-hidden", "true");
         row.appendChild(mark);
-        row.appendChild(el("span", "store-name", s.name));
+        var storeName = el("span", "store-name", s.name);
+        storeName.title = s.name; // the full name where the column cuts it
+        row.appendChild(storeName);
         row.appendChild(el("span", "distance", formatDistance(s.distance_m)));
         row.appendChild(el("span", "price", formatPrice(s.price, s.currency)));
         row.appendChild(el("span", "stock " + (s.quantity > 0 ? "in" : "out"), formatStock(s.quantity)));
@@ -481,7 +516,11 @@
         state.stores[key] = byId;
         drawRadar();
       })
-      .catch(function () { delete state.stores[key]; });
+      .catch(function (err) {
+        if (err && err.name === "AbortError") { delete state.stores[key]; return; }
+        state.stores[key] = "failed"; // said under the radar; a new place or radius asks again
+        drawRadar();
+      });
   }
 
   function bearing(from, to) {
@@ -521,7 +560,7 @@
     if (coords === undefined) { loadStores(loc); }
     var placed = 0;
     hit.stores.forEach(function (s, k) {
-      var at = coords && coords[s.id];
+      var at = coords && coords !== "failed" && coords[s.id];
       if (!at || s.distance_m === null) return;
       var b = bearing(loc, at);
       var r = Math.min(s.distance_m / (km * 1000), 1) * RADAR_R;
@@ -535,6 +574,7 @@
     });
     var name = hit.product.name;
     if (hit.stores.length === 0) els.radarCaption.textContent = name + ": no store within the radius.";
+    else if (coords === "failed") els.radarCaption.textContent = name + ": couldn't load the stores' positions.";
     else if (coords === null || coords === undefined) els.radarCaption.textContent = name + ": locating its stores…";
     else els.radarCaption.textContent = name + ": " + placed + " of " + hit.stores.length +
       (hit.stores.length === 1 ? " store" : " stores") + " around " + loc.label + ".";
@@ -631,7 +671,27 @@
     clearTimeout(state.suggestTimer);
     state.suggestTimer = setTimeout(loadSuggestions, 120);
   });
-  els.q.addEventListener("keydown", function (ev) { if (ev.key === "Escape") hideSuggestions(); });
+  els.q.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape") hideSuggestions();
+    if (ev.key === "ArrowDown" && !els.suggestions.hidden) {
+      ev.preventDefault();
+      var first = els.suggestions.querySelector("button");
+      if (first) first.focus();
+    }
+  });
+  els.suggestions.addEventListener("keydown", function (ev) {
+    var buttons = Array.prototype.slice.call(els.suggestions.querySelectorAll("button"));
+    var i = buttons.indexOf(document.activeElement);
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      var next = i + (ev.key === "ArrowDown" ? 1 : -1);
+      if (next < 0) els.q.focus(); else if (next < buttons.length) buttons[next].focus();
+    } else if (ev.key === "Escape") { hideSuggestions(); els.q.focus(); }
+  });
+  // Clicking or tabbing away leaves the list behind no more (it stayed over the other controls).
+  els.q.parentNode.addEventListener("focusout", function (ev) {
+    if (!ev.relatedTarget || !els.q.parentNode.contains(ev.relatedTarget)) hideSuggestions();
+  });
   [els.sort, els.delivers].forEach(function (input) { input.addEventListener("change", function () { runSearch(); }); });
   // Another place or radius: a store chosen in the store facet may be out of it, with no button left to undo it.
   els.radius.addEventListener("input", function () { delete state.chosen.store_id; showRadius(); scheduleSearch(); });
