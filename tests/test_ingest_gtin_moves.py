@@ -90,6 +90,29 @@ def test_a_deleted_listing_is_taken_over_by_a_new_sku_of_its_product(base: str, 
     assert name == ("Kettle relisted",)
 
 
+def test_a_late_write_to_a_taken_over_sku_is_stale(base: str, db_url: str) -> None:
+    """After the takeover the old SKU named no listing: a late write to it, older than its delete (a retry queue),
+    created a second, sellable product instead of ending stale."""
+    shop = _shop(db_url)
+    store, key = shop
+    radio = "4001234000084"
+    old = {"gtin": radio, "name": "Probe Radio", "price": 30, "quantity": 3, "updated_at": "2026-12-05T20:00:00Z"}
+    assert _put(base, shop, "D1", old).status_code == 200
+    late_delete = {"updated_at": "2026-12-05T21:00:00Z"}
+    deleted = httpx.request("DELETE", f"{base}/v1/stores/{store}/listings/D1", json=late_delete, headers=bearer(key))
+    assert deleted.status_code == 200
+    assert _put(base, shop, "D2", {"gtin": radio, "name": "Probe Radio", "price": 31, "quantity": 2}).status_code == 200
+    late = _put(base, shop, "D1", {"name": "Probe Radio", "price": 29, "quantity": 9,
+                                   "updated_at": "2026-12-05T20:30:00Z"})  # fmt: skip
+    assert late.status_code == 200 and late.json()["status"] == "stale", late.text
+    with psycopg.connect(db_url) as conn:
+        sold = conn.execute("SELECT count(*) FROM store_product WHERE store_id = %s AND is_active", (store,)).fetchone()
+    assert sold == (1,)  # D2 alone
+    newer = _put(base, shop, "D1", {"name": "Probe Radio mk2", "price": 29, "quantity": 9,
+                                    "updated_at": "2026-12-05T22:00:00Z"})  # fmt: skip
+    assert newer.json()["status"] == "mapped" and newer.json()["matched_by"] == "created"  # a new item: applies
+
+
 def test_other_stores_deleted_listings_do_not_freeze_the_products_text(base: str, db_url: str) -> None:
     a, b = _shop(db_url), _shop(db_url)
     gtin = "4001234000060"

@@ -33,6 +33,7 @@ EXPECTED_TABLES = {
     "search_term",
     "webhook_store_seq",
     "webhook_subscription_seq",
+    "retired_listing_sku",
     "webhook_event",
     "webhook_delivery",
     "api_key",

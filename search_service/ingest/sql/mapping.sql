@@ -17,7 +17,9 @@
 -- uq_store_product_store_id_product_master_id) and under which SKU (NULL: a listing without one, e.g. SQL's); the
 -- GTIN of the listing's product (a GTIN no product holds yet goes onto the store's own product); for a deleted
 -- listing of the GTIN's product, whether no other store sells that product (the row taking it over rewrites it).
-SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product, sp.source_updated_at, sp.source_version,
+SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product,
+       coalesce(sp.source_updated_at, r.source_updated_at) AS source_updated_at,  -- a retired SKU: its old clocks
+       coalesce(sp.source_version, r.source_version) AS source_version,
        sp.quantity AS listing_quantity, sp.currency AS listing_currency, lp.gtin AS listing_gtin,
        (sp.id IS NOT NULL AND NOT EXISTS (  -- other stores' deleted listings froze the text of the one seller left
            SELECT 1 FROM store_product x
@@ -31,6 +33,7 @@ SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product, sp.s
 FROM unnest(:skus::text[], :gtins::text[], array_fill(:store_id::uuid, ARRAY[cardinality(:skus::text[])]))
      WITH ORDINALITY AS i(sku, gtin, store_id, ord)
 LEFT JOIN store_product sp ON sp.store_id = i.store_id AND sp.sku = i.sku
+LEFT JOIN retired_listing_sku r ON sp.id IS NULL AND r.store_id = i.store_id AND r.sku = i.sku
 LEFT JOIN product_master lp ON lp.id = sp.product_master_id
 LEFT JOIN LATERAL (
     SELECT p.id FROM product_master p
@@ -91,7 +94,17 @@ WHERE p.id = v.id
 -- A listing without a SKU (written by SQL or a seed), or a deleted one (a POS that recreated the item under a new
 -- id), takes the SKU of a row that names its product by GTIN, so that the row's upsert finds it (inserting a second
 -- listing of the product failed the whole batch), and the row's values with it, as `upsert_listings` would write
--- them: one change, one listing.updated event, not two. A deleted one's clocks were its old item's: they go.
+-- them: one change, one listing.updated event, not two. A deleted one's clocks were its old item's: they go, kept
+-- with its old SKU (retired_listing_sku), so a late write to that SKU is still compared with them.
+WITH retired AS (
+    INSERT INTO retired_listing_sku AS r (store_id, sku, source_updated_at, source_version)
+    SELECT sp.store_id, sp.sku, sp.source_updated_at, sp.source_version
+    FROM store_product sp JOIN unnest(:skus::text[], :products::uuid[]) AS t(sku, product)
+         ON sp.store_id = :store_id AND sp.product_master_id = t.product
+    WHERE sp.sku IS NOT NULL AND NOT sp.is_active AND sp.sku <> t.sku
+    ON CONFLICT (store_id, sku) DO UPDATE
+    SET source_updated_at = excluded.source_updated_at, source_version = excluded.source_version, retired_at = now()
+)
 UPDATE store_product sp
 SET sku = v.sku, title = coalesce(v.title, sp.title), price = v.price, currency = v.currency, quantity = v.quantity,
     is_active = v.active,
