@@ -416,6 +416,8 @@ def test_every_delivery_matches_the_openapi_webhooks_schema(
     listing = seed_listing(db, store, seed_product(db, "Tap washer set", "8710000000017"), "TW-12")
     db.execute("UPDATE store_product SET quantity = 0, price = 3 WHERE id = %s", (listing,))
     db.execute("UPDATE store_product SET quantity = 4 WHERE id = %s", (listing,))
+    other = seed_product(db, "Tap washer set, re-coded", "8710000000024")
+    db.execute("UPDATE store_product SET product_master_id = %s WHERE id = %s", (other, listing))  # a GTIN move
     db.execute("DELETE FROM store_product WHERE id = %s", (listing,))
     db.execute("INSERT INTO import_batch (store_id, source, kind, status) VALUES (%s, 'csv', 'csv', 'completed')",
                (store,))  # fmt: skip
@@ -432,3 +434,7 @@ def test_every_delivery_matches_the_openapi_webhooks_schema(
     for body in bodies:
         errors = [str(e) for e in validator.iter_errors(body)]
         assert errors == [], (body["type"], errors)
+    # a listing moved to another product said so nowhere: `old` and `new` were alike (migration 0031)
+    moves = [b["data"] for b in bodies if b["type"] == "listing.updated"
+             and b["data"]["old"]["product_id"] != b["data"]["new"]["product_id"]]  # fmt: skip
+    assert [m["new"]["product_id"] for m in moves] == [str(other)] and moves[0]["product"]["id"] == str(other)

@@ -47,6 +47,7 @@ class ListingSnapshot(msgspec.Struct, forbid_unknown_fields=False):
     currency: str
     quantity: int
     is_active: bool
+    product_id: UUID | None = None  # the listing's product (migration 0031): a GTIN re-coded moves it
 
 
 class ImportOutcome(msgspec.Struct, forbid_unknown_fields=True):
