@@ -69,13 +69,18 @@ LOCATION_HELP = {
 }
 
 
-def _secret_option(flag: str, key: str, text: str) -> click.Option:
-    """An option; a secret one given alone reads its environment variable, else asks (kept out of `ps`)."""
+def _option_attrs(flag: str, key: str, text: str) -> dict[str, Any]:
+    """An option's settings; a secret one given alone reads its environment variable, else asks (kept out of
+    `ps`)."""
     envvar = SECRET_ENVVARS.get(key)
     if envvar is None:
-        return click.Option([flag, key], default=None, help=text)
+        return {"default": None, "help": text}
     alone = f" `{flag}` alone: from ${envvar}, else asked for (hidden)."
-    return click.Option([flag, key], default=None, is_flag=False, flag_value=FROM_ENV, help=text + alone)
+    return {"default": None, "is_flag": False, "flag_value": FROM_ENV, "help": text + alone}
+
+
+def _secret_option(flag: str, key: str, text: str) -> click.Option:
+    return click.Option([flag, key], **_option_attrs(flag, key, text))
 
 
 def secret_values(values: dict[str, str | None]) -> dict[str, str | None]:
@@ -254,8 +259,17 @@ connections.add_command(
 connections.add_command(_toggle_command(True, "Poll a disabled connection again and take its webhooks."), "enable")
 
 
-@click.command("update")
+@connections.command("update")
 @click.argument("connection_id", type=click.UUID)
+@click.option(
+    "--secret",
+    "secret",
+    **_option_attrs("--secret", "secret", "New signing secret(s): 'NEW OLD' (both accepted) during a rotation, "
+                    "then 'NEW'."),
+)  # fmt: skip
+@click.option("--token", "token", **_option_attrs("--token", "token", "A new vendor token."))
+@click.option("--password", "password", **_option_attrs("--password", "password", "Erply: its password."))
+@click.option("--session-key", "session_key", **_option_attrs("--session-key", "session_key", "Erply: a session key."))
 @click.option(
     "--new-webhook-secret",
     is_flag=True,
@@ -340,16 +354,6 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
     removed = f"; {report.removed} listing(s) gone at the vendor removed" if report.removed else ""
     click.echo(f"synced {report.read} vendor records into {report.rows} rows in {report.pages} batches "
                f"({report.seconds:.1f}s){removed}; the import worker maps them")  # fmt: skip
-
-
-for _flag, _key, _text in (
-    ("--session-key", "session_key", "Erply: a session key."),
-    ("--password", "password", "Erply: its password."),
-    ("--token", "token", "A new vendor token."),
-    ("--secret", "secret", "New signing secret(s): 'NEW OLD' (both accepted) during a rotation, then 'NEW'."),
-):
-    connections_update.params.insert(1, _secret_option(_flag, _key, _text))
-connections.add_command(connections_update)
 
 
 def register(cli: click.Group, connect_group: click.Group) -> None:
