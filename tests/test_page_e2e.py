@@ -661,8 +661,10 @@ def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, a
 
     before = search_requests(driver)
     forge = next(b for b in driver.find_elements(By.CSS_SELECTOR, "#facets button") if b.text.startswith("Forge"))
-    forge.click()
+    forge.send_keys(Keys.ENTER)  # from the keyboard: the focus stays on the (redrawn) button, not the page's top
     items = wait_new_answer(driver, before, query)
+    focused = driver.execute_script("return document.activeElement.dataset.facet || document.activeElement.tagName;")
+    assert focused == "Forge", focused
     assert len(items) == brands["Forge"]
     assert {li.find_element(By.CSS_SELECTOR, ".brand").text for li in items} == {"Forge"}
     assert "brand=Forge" in last_search_url(driver)

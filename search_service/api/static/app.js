@@ -37,6 +37,7 @@
     timer: 0,
     chosen: {},           // facet values chosen: brand, store_id, min_price, max_price
     suggestCtl: null,
+    facetFocus: null,     // the label of the facet button just pressed, focused again once redrawn
     suggestTimer: 0
   };
 
@@ -271,7 +272,11 @@
     b.setAttribute("aria-pressed", pressed ? "true" : "false");
     b.appendChild(el("span", "label", label));
     b.appendChild(el("span", "count", String(count)));
-    b.addEventListener("click", onPress);
+    b.dataset.facet = label;
+    b.addEventListener("click", function () {
+      state.facetFocus = label; // the buttons are drawn again with the answer: the focus goes back to this one
+      onPress();
+    });
     var li = el("li");
     li.appendChild(b);
     return li;
@@ -317,6 +322,13 @@
       var on = c.store_id === f.id;
       return facetButton(f.name, f.count, on, function () { choose({ store_id: on ? null : f.id }); });
     }));
+    if (state.facetFocus !== null) {
+      var again = Array.prototype.find.call(els.facets.querySelectorAll("button"), function (b) {
+        return b.dataset.facet === state.facetFocus;
+      });
+      state.facetFocus = null;
+      if (again) again.focus(); // a keyboard user stayed where they were (the focus fell to the page's top)
+    }
   }
 
   // --- suggestions under the search box
