@@ -412,6 +412,8 @@ def test_page_is_self_contained(server: str) -> None:
     page = httpx.get(server + "/", timeout=10)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
+    head = httpx.head(server + "/", timeout=10)  # an uptime check's HEAD got 405
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
     for asset, kind in (("/static/app.js", "javascript"), ("/static/style.css", "text/css")):
         response = httpx.get(server + asset, timeout=10)
