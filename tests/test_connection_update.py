@@ -17,7 +17,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.connector_helpers import SECRET_KEY, make_store
+from tests.connector_helpers import BOX, SECRET_KEY, make_store
 from tests.ingest_helpers import serve, signed
 from tests.pos_fakes.vendors import Item, LightspeedRFake
 from tests.test_api import app_settings
@@ -106,3 +106,16 @@ def subprocess_with_stdin(dsn: str, stdin: str, *args: str) -> subprocess.Comple
     env.pop("PLINQY_CONNECTION_SECRET", None)
     return subprocess.run([sys.executable, "-m", "search_service", *args], env=env, input=stdin, capture_output=True,
                           text=True, timeout=180)  # fmt: skip
+
+
+def test_piped_secrets_go_to_the_options_in_the_order_given(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """`connect` read the signing secret last whatever the order typed: `--secret --token` stored each as the other."""
+    store = make_store(db, "S", 52.37, 4.89)
+    args = ("connect", "shopify", "--store", str(store), "--location", "556", "--shop", "probe.myshopify.com",
+            "--base-url", "http://127.0.0.1:9", "--secret", "--token")  # fmt: skip
+    made = subprocess_with_stdin(fresh_db_url, "SECRET3\nshpat_TOKEN3\n", *args)
+    assert made.returncode == 0, made.stderr
+    row = db.execute("SELECT secret_enc, credentials_enc FROM ingest_connection WHERE id = %s",
+                     (made.stdout.split()[1],)).fetchone()  # fmt: skip
+    assert row is not None
+    assert BOX.decrypt(row[0]) == "SECRET3" and json.loads(BOX.decrypt(row[1]))["token"] == "shpat_TOKEN3"

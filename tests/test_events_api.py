@@ -410,3 +410,7 @@ def test_one_subscription_an_address_in_any_spelling(client: TestClient[Any], db
 
     with pytest.raises(ssrf.UnsafeUrl, match="zone id"):
         ssrf.parse("https://8.8.8.8%25eth0/h", [])
+    with pytest.raises(ssrf.UnsafeUrl, match="no IPv6 address"):  # IPvFuture: it was looked up in the DNS
+        ssrf.parse("https://[v1.fe80::1]/x", [])
+    refused = client.post(base, json={"url": "https://8.8.8.8%25eth0/q", "events": ["*"]}, headers=auth)
+    assert refused.status_code == 400 and "zone id" in refused.json()["error"]["message"]  # it was taken, zone dropped

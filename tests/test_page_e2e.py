@@ -731,6 +731,10 @@ def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, a
     assert "store_id=" not in last_search_url(driver)
 
 
+def _suggestions_hidden(driver: WebDriver) -> bool:
+    return driver.find_element(By.ID, "suggestions").get_attribute("hidden") is not None
+
+
 def test_laptop_width_paging_and_the_suggestion_list(server: str, browser: WebDriver, artifacts: Path) -> None:
     """At 981-1280 px the three panes left the results a few pixels (the radar over their cards, store names
     0 px wide); the page showed 20 results of 1,000 and said "20 products"; the suggestion list covered the box
@@ -767,6 +771,17 @@ def test_laptop_width_paging_and_the_suggestion_list(server: str, browser: WebDr
         driver.find_element(By.CSS_SELECTOR, "#results .more-button").click()
         wait_for(driver, "the next page", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li.result")) == 8)
         assert search_requests(driver) == before + 1 and "offset=4" in last_search_url(driver)
+        # a next page answered after a new search was added to the new one's list
+        driver.execute_script(
+            "const f = window.fetch; window.fetch = function (u, o) { const p = f(u, o);"
+            " return String(u).includes('offset=') ? new Promise(r => setTimeout(() => r(p), 1500)) : p; };"
+        )
+        driver.find_element(By.CSS_SELECTOR, "#results .more-button").click()
+        before = search_requests(driver)
+        type_query(driver, "drill")
+        wait_new_answer(driver, before, "drill")
+        time.sleep(2.0)
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#results li.result")) == 4  # the old page dropped
 
         type_query(driver, "cordless dr")
         wait_for(driver, "suggestions", lambda d: d.find_element(By.ID, "suggestions").get_attribute("hidden") is None)
@@ -774,10 +789,10 @@ def test_laptop_width_paging_and_the_suggestion_list(server: str, browser: WebDr
         listed = driver.find_element(By.ID, "suggestions").rect
         assert listed["y"] >= box["y"] + box["height"] - 1, (box, listed)  # below the box, not over it
         driver.find_element(By.ID, "results-heading").click()  # the focus leaves the field: the list goes
-        wait_for(
-            driver,
-            "the list hidden",
-            lambda d: d.find_element(By.ID, "suggestions").get_attribute("hidden") is not None,
-        )
+        wait_for(driver, "the list hidden", _suggestions_hidden)
+        type_query(driver, "cordless d")  # the focus leaves before the list comes: it must not open then
+        driver.find_element(By.ID, "results-heading").click()
+        time.sleep(1.0)
+        assert _suggestions_hidden(driver), "the list opened after the focus had left the box"
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

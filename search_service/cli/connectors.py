@@ -111,7 +111,8 @@ def _connect_command(source: str) -> click.Command:
     def command(settings: Settings, store_id: UUID, location: str, base_url: str | None, secret: str | None,
                 **credentials: str | None) -> None:  # fmt: skip
         signature = {key: credentials.pop(key) for _, key, _, _ in SIGNATURE_OPTIONS.get(source, [])}
-        given = secret_values({**credentials, "secret": secret})
+        values = {**credentials, "secret": secret}  # read from stdin in the order given (click processes them so)
+        given = secret_values({key: values[key] for key in click.get_current_context().params if key in values})
         secret = given.pop("secret")
         _create(settings, source, store_id, location, base_url, secret, given, signature)
 

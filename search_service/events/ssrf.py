@@ -127,6 +127,8 @@ def parse(url: str, allow_hosts: Iterable[str]) -> tuple[str, int]:
         raise UnsafeUrl("the URL has no host")
     if "%" in host and ":" not in host:  # `8.8.8.8%eth0` was looked up in the DNS as a name
         raise UnsafeUrl(f"the host {host!r} holds a zone id (%…), which only follows an IPv6 address")
+    if ":" in host and numeric_address(host.split("%", 1)[0]) is None:  # `[v1.fe80::1]` (IPvFuture) was looked up
+        raise UnsafeUrl(f"the host [{host}] is no IPv6 address")
     if port == 0:  # `port or 443` below read it as the default, and every send then failed to connect
         raise UnsafeUrl("port 0 is no port a receiver listens on")
     if split.scheme == "http" and host not in set(allow_hosts):

@@ -33,8 +33,8 @@ def _canonical_host(host: str) -> str:
     if "%" in host:
         literal = unquote(host).partition("%")[0]
         address = numeric_address(literal)
-        if address is not None:  # an IP with a zone id: one address for a global one (link-local: the guard refuses)
-            return host if address.is_link_local else address.compressed
+        if address is not None:  # an IPv6 with a zone id: one address when global (the guard refuses the others)
+            return address.compressed if address.version == 6 and not address.is_link_local else host
         try:
             host = httpx.URL(f"http://{unquote(host)}/").raw_host.decode("ascii").lower()
         except (httpx.InvalidURL, UnicodeError, ValueError):

@@ -362,7 +362,7 @@
           li.appendChild(b);
           els.suggestions.appendChild(li);
         });
-        els.suggestions.hidden = body.suggestions.length === 0;
+        els.suggestions.hidden = body.suggestions.length === 0 || !els.q.parentNode.contains(document.activeElement);
       })
       .catch(function () { if (state.suggestCtl === ctl) hideSuggestions(); /* optional: a failed list goes */ });
   }
@@ -412,11 +412,13 @@
     b.type = "button";
     b.addEventListener("click", function () {
       var params = new URLSearchParams(state.params);
+      var paged = state.response; // a page answered after a new search belongs to the old one: dropped
       params.set("offset", String(n));
       b.disabled = true;
       fetch("/v1/search?" + params.toString(), { headers: { Accept: "application/json" } })
         .then(function (res) { return res.json().then(function (body) { return { res: res, body: body }; }); })
         .then(function (r) {
+          if (state.response !== paged) return;
           if (!r.res.ok || !r.body || !Array.isArray(r.body.results)) {
             failed(r.res, r.body);
             b.disabled = false;
@@ -428,7 +430,11 @@
           var first = els.results.querySelector('li.result[data-index="' + n + '"]');
           if (first) first.focus();
         })
-        .catch(function () { b.disabled = false; showError("Can't reach the search service.", "Try again."); });
+        .catch(function () {
+          if (state.response !== paged) return;
+          b.disabled = false;
+          showError("Can't reach the search service.", "Try again.");
+        });
     });
     li.appendChild(b);
     return li;
@@ -702,7 +708,10 @@
   });
   // Clicking or tabbing away leaves the list behind no more (it stayed over the other controls).
   els.q.parentNode.addEventListener("focusout", function (ev) {
-    if (!ev.relatedTarget || !els.q.parentNode.contains(ev.relatedTarget)) hideSuggestions();
+    if (ev.relatedTarget && els.q.parentNode.contains(ev.relatedTarget)) return;
+    clearTimeout(state.suggestTimer); // a list still to come must not open once the focus has left (it did)
+    if (state.suggestCtl) state.suggestCtl.abort();
+    hideSuggestions();
   });
   [els.sort, els.delivers].forEach(function (input) { input.addEventListener("change", function () { runSearch(); }); });
   // Another place or radius: a store chosen in the store facet may be out of it, with no button left to undo it.
