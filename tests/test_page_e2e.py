@@ -796,3 +796,30 @@ def test_laptop_width_paging_and_the_suggestion_list(server: str, browser: WebDr
         assert _suggestions_hidden(driver), "the list opened after the focus had left the box"
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_a_shared_link_keeps_my_location_and_names_an_unknown_place(server: str, browser: WebDriver) -> None:
+    """After "Use my location" the link had no place, and a reload searched the first neighbourhood; an unknown
+    `near=` fell back to it without a word."""
+    driver = browser
+    driver.execute_cdp_cmd("Browser.grantPermissions", {"permissions": ["geolocation"]})
+    driver.execute_cdp_cmd(
+        "Emulation.setGeolocationOverride", {"latitude": 52.4986, "longitude": 13.4030, "accuracy": 10}
+    )
+    try:
+        open_page(driver, server, "?q=milk")
+        before = search_requests(driver)
+        driver.find_element(By.ID, "locate").click()
+        wait_new_answer(driver, before, "milk")
+        assert "at=52.49860%2C13.40300" in driver.current_url, driver.current_url
+        driver.get(driver.current_url)
+        wait_for(
+            driver, "the page", lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true"
+        )
+        wait_results(driver, "milk")
+        assert "lat=52.4986" in last_search_url(driver) and "lon=13.403" in last_search_url(driver)
+        open_page(driver, server, "?near=Nowhere&q=milk")
+        wait_results(driver, "milk")
+        assert "“Nowhere” is not one of the places here" in driver.find_element(By.ID, "status").text
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearGeolocationOverride", {})

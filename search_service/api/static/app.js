@@ -38,6 +38,7 @@
     chosen: {},           // facet values chosen: brand, store_id, min_price, max_price
     suggestCtl: null,
     facetFocus: null,     // the label of the facet button just pressed, focused again once redrawn
+    placeNote: "",        // a place in the link that is not one of the page's, said once
     suggestTimer: 0
   };
 
@@ -132,6 +133,8 @@
       if (p) u.set("near", p.name);
     } else if (v === "") {
       u.set("near", "anywhere");
+    } else if (v === "me" && state.me) {  // kept: a reload or a shared link went back to the first neighbourhood
+      u.set("at", state.me.lat.toFixed(5) + "," + state.me.lon.toFixed(5));
     }
     u.set("radius", els.radius.value);
     u.set("mode", els.mode.value);
@@ -159,11 +162,16 @@
     ["brand", "store_id", "min_price", "max_price"].forEach(function (k) {
       if (u.has(k) && u.get(k) !== "") state.chosen[k] = k === "min_price" || k === "max_price" ? Number(u.get(k)) : u.get(k);
     });
-    return { near: u.get("near"), category: u.get("category") };
+    var at = (u.get("at") || "").split(",").map(Number);
+    var point = at.length === 2 && Math.abs(at[0]) <= 90 && Math.abs(at[1]) <= 180 && at.every(isFinite)
+      && (u.get("at") || "").trim() !== "" ? { lat: at[0], lon: at[1] } : null;
+    return { near: u.get("near"), category: u.get("category"), at: point };
   }
 
   // --- status, errors, loading
   function setStatus(text) { els.status.textContent = text; }
+  /** Said once, before the first answer's status: a place in the link that is not one of the page's. */
+  function takePlaceNote() { var note = state.placeNote; state.placeNote = ""; return note; }
   function showError(title, detail) {
     els.error.replaceChildren();
     els.error.appendChild(el("strong", "error-title", title));
@@ -390,7 +398,7 @@
         ? "Try other words, a wider radius, or turn off “Only in stock”."
         : "Try other words or another category.") + filtered));
       els.results.appendChild(empty);
-      setStatus("No products found for “" + els.q.value.trim() + "”" + where + ".");
+      setStatus(takePlaceNote() + "No products found for “" + els.q.value.trim() + "”" + where + ".");
       drawRadar();
       return;
     }
@@ -398,7 +406,7 @@
     var n = body.results.length;
     var total = typeof body.total === "number" && body.total > n ? body.total : n;
     var shown = total > n ? n + " of " + total.toLocaleString() : String(n);
-    setStatus(shown + (total === 1 ? " product" : " products") + " for “" + els.q.value.trim() + "”" + where +
+    setStatus(takePlaceNote() + shown + (total === 1 ? " product" : " products") + " for “" + els.q.value.trim() + "”" + where +
       ". Press Enter on a result to show its stores on the radar.");
     if (total > n) els.results.appendChild(moreButton(n));
     select(state.keepSelected || 0, false);
@@ -599,6 +607,17 @@
   }
 
   // --- geolocation
+  function useMyLocation(point) {
+    state.me = point;
+    var opt = els.location.querySelector('option[value="me"]');
+    if (!opt) {
+      opt = el("option", null, "My location");
+      opt.value = "me";
+      els.location.insertBefore(opt, els.location.firstChild);
+    }
+    els.location.value = "me";
+  }
+
   els.locate.addEventListener("click", function () {
     if (!("geolocation" in navigator)) {
       showError("Your browser can't share its location.", "Pick a neighbourhood instead.");
@@ -606,14 +625,7 @@
     }
     setStatus("Asking your browser for your location…");
     navigator.geolocation.getCurrentPosition(function (pos) {
-      state.me = { lat: pos.coords.latitude, lon: pos.coords.longitude };
-      var opt = els.location.querySelector('option[value="me"]');
-      if (!opt) {
-        opt = el("option", null, "My location");
-        opt.value = "me";
-        els.location.insertBefore(opt, els.location.firstChild);
-      }
-      els.location.value = "me";
+      useMyLocation({ lat: pos.coords.latitude, lon: pos.coords.longitude });
       syncPlaceControls();
       clearError();
       runSearch();
@@ -625,7 +637,7 @@
   });
 
   // --- presets and categories
-  function loadPresets(near) {
+  function loadPresets(near, at) {
     return fetch("/v1/presets").then(function (res) {
       if (!res.ok) throw new Error(String(res.status));
       return res.json();
@@ -641,10 +653,15 @@
       var any = el("option", null, "Anywhere (no distance limit)");
       any.value = "";
       els.location.appendChild(any);
-      var wanted = 0;
+      var wanted = near ? null : 0;
       if (near === "anywhere") wanted = -1;
       else if (near) body.presets.forEach(function (p, i) { if (p.name === near) wanted = i; });
+      if (near && wanted === null) {  // it fell back to the first neighbourhood without a word
+        state.placeNote = "“" + near + "” is not one of the places here: showing " + body.presets[0].name + ". ";
+        wanted = 0;
+      }
       els.location.value = wanted < 0 ? "" : "preset:" + wanted;
+      if (at && !near) useMyLocation(at);
     }).catch(function () {
       els.location.replaceChildren();
       var any = el("option", null, "Anywhere (places unavailable)");
@@ -728,7 +745,7 @@
   var restored = restoreFromUrl();
   showRadius();
   drawRadar();
-  Promise.all([loadPresets(restored.near), loadCategories(restored.category)]).then(function () {
+  Promise.all([loadPresets(restored.near, restored.at), loadCategories(restored.category)]).then(function () {
     syncPlaceControls();
     document.body.dataset.ready = "true";
     if (els.q.value.trim() !== "") runSearch();
