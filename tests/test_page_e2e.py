@@ -698,6 +698,9 @@ def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, a
     assert "fulfilment=delivery" in last_search_url(driver)
     stores = [r.text for li in items for r in li.find_elements(By.CSS_SELECTOR, "li.store")]
     assert stores and all("Randberg Markt" in t and "delivers" in t for t in stores)
+    assert "or delivering there" in driver.find_element(By.ID, "status").text  # "within 5 km" alone was untrue
+    box = driver.find_element(By.ID, "q")  # the suggestion list as a screen reader meets it
+    assert (box.get_attribute("role"), box.get_attribute("aria-controls")) == ("combobox", "suggestions")
     save_screenshot(driver, artifacts / "page-delivery.png")
     before = search_requests(driver)
     driver.find_element(By.ID, "delivers").click()

@@ -340,7 +340,11 @@
   }
 
   // --- suggestions under the search box
-  function hideSuggestions() { els.suggestions.hidden = true; els.suggestions.replaceChildren(); }
+  function hideSuggestions() {
+    els.suggestions.hidden = true;
+    els.suggestions.replaceChildren();
+    els.q.setAttribute("aria-expanded", "false");
+  }
 
   function loadSuggestions() {
     var text = els.q.value.trim();
@@ -362,15 +366,17 @@
         body.suggestions.forEach(function (s) {
           var b = el("button", "suggestion");
           b.type = "button";
+          b.setAttribute("role", "option"); // the option itself (it was a button inside an option)
           b.appendChild(el("span", null, s.text));
           b.appendChild(el("span", "kind", s.kind));
           b.addEventListener("click", function () { els.q.value = s.text; hideSuggestions(); runSearch(); });
           var li = el("li");
-          li.setAttribute("role", "option");
+          li.setAttribute("role", "none");
           li.appendChild(b);
           els.suggestions.appendChild(li);
         });
         els.suggestions.hidden = body.suggestions.length === 0 || !els.q.parentNode.contains(document.activeElement);
+        els.q.setAttribute("aria-expanded", els.suggestions.hidden ? "false" : "true");
       })
       .catch(function () { if (state.suggestCtl === ctl) hideSuggestions(); /* optional: a failed list goes */ });
   }
@@ -390,6 +396,7 @@
     els.badge.hidden = false;
     var loc = currentLocation();
     var where = loc ? " within " + formatKm(radiusKm()) + " of " + loc.label : "";
+    if (loc && els.delivers.checked) where += ", or delivering there"; // a store delivers however far away it is
     if (body.results.length === 0) {
       var empty = el("li", "empty");
       empty.appendChild(el("p", "empty-title", "Nothing found" + where + "."));
