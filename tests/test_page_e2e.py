@@ -660,6 +660,9 @@ def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, a
         for b in driver.find_elements(By.CSS_SELECTOR, "#facets .facet-group:nth-of-type(2) button")
     }
     assert shown == brands and "Forge" in brands
+    prices = [b.find_element(By.CSS_SELECTOR, ".label").text
+              for b in driver.find_elements(By.CSS_SELECTOR, "#facets .facet-group:nth-of-type(3) button")]  # fmt: skip
+    assert prices and all(p.endswith(" EUR") for p in prices), prices  # "0–4.99" said no currency
 
     before = search_requests(driver)
     forge = next(b for b in driver.find_elements(By.CSS_SELECTOR, "#facets button") if b.text.startswith("Forge"))

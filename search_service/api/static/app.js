@@ -307,6 +307,16 @@
     runSearch();
   }
 
+  /** " EUR" when every store price on the page is in one currency (the buckets are numbers only), else "". */
+  function pageCurrency() {
+    var seen = {};
+    ((state.response && state.response.results) || []).forEach(function (hit) {
+      hit.stores.forEach(function (s) { seen[s.currency] = true; });
+    });
+    var all = Object.keys(seen);
+    return all.length === 1 ? " " + all[0] : "";
+  }
+
   function renderFacets(facets) {
     els.facets.replaceChildren();
     if (!facets) return;
@@ -319,9 +329,10 @@
       var on = c.brand === f.value;
       return facetButton(f.value, f.count, on, function () { choose({ brand: on ? null : f.value }); });
     }));
+    var currency = pageCurrency();
     facetGroup("Price", (facets.price || []).map(function (f) {
       var on = c.min_price === f.min && c.max_price === (f.max === null ? undefined : f.max);
-      var label = f.max === null ? "from " + f.min : f.min + "–" + f.max;
+      var label = (f.max === null ? "from " + f.min : f.min + "–" + f.max) + currency;
       return facetButton(label, f.count, on, function () {
         choose(on ? { min_price: null, max_price: null } : { min_price: f.min, max_price: f.max });
       });
