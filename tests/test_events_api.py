@@ -412,5 +412,15 @@ def test_one_subscription_an_address_in_any_spelling(client: TestClient[Any], db
         ssrf.parse("https://8.8.8.8%25eth0/h", [])
     with pytest.raises(ssrf.UnsafeUrl, match="no IPv6 address"):  # IPvFuture: it was looked up in the DNS
         ssrf.parse("https://[v1.fe80::1]/x", [])
+    asked: list[str] = []
+
+    async def recording(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["8.8.8.8"]
+
+    for url, why in (("https://[vF.abc]/", "no IPv6 address"), ("https://[fe80::1%25nosuch]/", "link-local")):
+        with pytest.raises(ssrf.UnsafeUrl, match=why):  # a zone naming no interface here went to the resolver
+            asyncio.run(ssrf.check(url, [], recording))
+    assert asked == []  # refused before anything was looked up
     refused = client.post(base, json={"url": "https://8.8.8.8%25eth0/q", "events": ["*"]}, headers=auth)
     assert refused.status_code == 400 and "zone id" in refused.json()["error"]["message"]  # it was taken, zone dropped

@@ -796,6 +796,10 @@ def test_laptop_width_paging_and_the_suggestion_list(server: str, browser: WebDr
         assert listed["y"] >= box["y"] + box["height"] - 1, (box, listed)  # below the box, not over it
         driver.find_element(By.ID, "results-heading").click()  # the focus leaves the field: the list goes
         wait_for(driver, "the list hidden", _suggestions_hidden)
+        type_query(driver, "cordless dr")
+        wait_for(driver, "suggestions", lambda d: not _suggestions_hidden(d))
+        driver.find_element(By.ID, "q").send_keys(Keys.ESCAPE)  # closes the list only: it cleared the search box
+        assert _suggestions_hidden(driver) and driver.find_element(By.ID, "q").get_attribute("value") == "cordless dr"
         type_query(driver, "cordless d")  # the focus leaves before the list comes: it must not open then
         driver.find_element(By.ID, "results-heading").click()
         time.sleep(1.0)

@@ -127,8 +127,9 @@ def parse(url: str, allow_hosts: Iterable[str]) -> tuple[str, int]:
         raise UnsafeUrl("the URL has no host")
     if "%" in host and ":" not in host:  # `8.8.8.8%eth0` was looked up in the DNS as a name
         raise UnsafeUrl(f"the host {host!r} holds a zone id (%…), which only follows an IPv6 address")
-    if ":" in host and numeric_address(host.split("%", 1)[0]) is None:  # `[v1.fe80::1]` (IPvFuture) was looked up
-        raise UnsafeUrl(f"the host [{host}] is no IPv6 address")
+    bracketed = "[" in split.netloc.rpartition("@")[2]
+    if (bracketed or ":" in host) and numeric_address(host.split("%", 1)[0]) is None:  # `[vF.abc]` was looked up
+        raise UnsafeUrl(f"the host [{host}] is no IPv6 address")  # (IPvFuture: RFC 3986 allows it, nobody uses it)
     if port == 0:  # `port or 443` below read it as the default, and every send then failed to connect
         raise UnsafeUrl("port 0 is no port a receiver listens on")
     if split.scheme == "http" and host not in set(allow_hosts):
@@ -140,7 +141,7 @@ def parse(url: str, allow_hosts: Iterable[str]) -> tuple[str, int]:
 def _read(url: str, allowed: frozenset[str]) -> tuple[str, int, IPAddress | None]:
     """What the URL alone says (pure, so kept per URL): its host, port and, for an IP literal, the address."""
     host, port = parse(url, allowed)
-    return host, port, numeric_address(host)
+    return host, port, numeric_address(host.split("%", 1)[0])  # a zone naming no interface here is still a literal
 
 
 @functools.lru_cache(maxsize=4096)

@@ -725,7 +725,10 @@
     state.suggestTimer = setTimeout(loadSuggestions, 120);
   });
   els.q.addEventListener("keydown", function (ev) {
-    if (ev.key === "Escape") hideSuggestions();
+    if (ev.key === "Escape" && !els.suggestions.hidden) {
+      ev.preventDefault(); // the first Escape closes the list only (a search box's own Escape cleared the query)
+      hideSuggestions();
+    }
     if (ev.key === "ArrowDown" && !els.suggestions.hidden) {
       ev.preventDefault();
       var first = els.suggestions.querySelector("button");
