@@ -19,6 +19,7 @@ import pytest
 
 from search_service.db import migrate
 from search_service.db.cluster import Cluster, free_port
+from search_service.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,3 +95,20 @@ def fresh_db_url(make_database: Callable[..., str]) -> str:
 def conn(db_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(db_url, autocommit=True) as connection:
         yield connection
+
+
+# A module's served write API (tests/ingest_helpers.serve) over its database, the keys' file in a temporary
+# directory, no model loaded beforehand. A module that needs other settings defines its own `settings`.
+@pytest.fixture(scope="module")
+def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    from tests.ingest_helpers import ingest_settings
+
+    return ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def base(settings: Settings) -> Iterator[str]:
+    from tests.ingest_helpers import serve
+
+    with serve(settings, None) as url:
+        yield url

@@ -8,13 +8,11 @@ import json
 import time
 import unicodedata
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import psycopg
-import pytest
 from pgvector.psycopg import register_vector
 
 from search_service.settings import Settings
@@ -29,17 +27,6 @@ from tests.ingest_helpers import (
     webhook_connection,
 )
 from tests.test_ingest_cli import cli
-
-
-@pytest.fixture(scope="module")
-def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture(scope="module")
-def base(settings: Settings) -> Iterator[str]:
-    with serve(settings, None) as url:
-        yield url
 
 
 def _error(answer: httpx.Response) -> tuple[int, str | None, str]:

@@ -23,9 +23,7 @@ from search_service.settings import Settings
 from tests.ingest_helpers import (
     bearer,
     drain_imports,
-    ingest_settings,
     new_store,
-    serve,
     signed,
     store_key,
     webhook_connection,
@@ -125,17 +123,6 @@ def test_a_failure_in_a_later_block_leaves_nothing_of_the_upload(
         count = "SELECT count(*) FROM imported_product_raw WHERE import_batch_id = %s"
         assert sync.execute(count, (batch,)).fetchone() == (0,)
         assert sync.execute("SELECT status FROM import_batch WHERE id = %s", (batch,)).fetchone() == ("receiving",)
-
-
-@pytest.fixture(scope="module")
-def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture(scope="module")
-def base(settings: Settings) -> Iterator[str]:
-    with serve(settings, None) as url:
-        yield url
 
 
 @pytest.fixture

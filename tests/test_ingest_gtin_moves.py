@@ -5,28 +5,14 @@ does not freeze a product's text, and a category that does not exist is reported
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import psycopg
-import pytest
 
-from search_service.settings import Settings
-from tests.ingest_helpers import bearer, ingest_settings, new_store, serve, store_key
+from tests.ingest_helpers import bearer, new_store, store_key
 
 KETTLE, TOASTER, TYPO, RADIO = "4001234000015", "4001234000022", "4001234000046", "4001234000077"
-
-
-@pytest.fixture(scope="module")
-def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture(scope="module")
-def base(settings: Settings) -> Iterator[str]:
-    with serve(settings, None) as url:
-        yield url
 
 
 def _shop(db_url: str) -> tuple[uuid.UUID, str]:
