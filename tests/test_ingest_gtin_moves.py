@@ -127,3 +127,28 @@ def test_a_category_that_does_not_exist_is_reported_as_ignored(base: str, db_url
             "SELECT category_id FROM product_master WHERE id = %s", (made.json()["product_id"],)
         ).fetchone()
     assert kept == (row[0],)  # it said "mapped without a category" and kept it
+
+
+def test_a_moved_listing_takes_its_stock_off_the_old_product(base: str, db_url: str) -> None:
+    """A move wrote one inventory_event for the new product (none at all when the level stayed): the old product
+    kept the listing's stock in its deltas for good, so per-product sums drifted from the levels."""
+    shop = _shop(db_url)
+    first = _put(base, shop, "M1", {"gtin": KETTLE, "name": "Kettle", "price": 20, "quantity": 7})
+    moved = _put(base, shop, "M1", {"gtin": TOASTER, "name": "Toaster", "price": 20, "quantity": 7})
+    again = _put(base, shop, "M1", {"gtin": TOASTER, "name": "Toaster", "price": 20, "quantity": 4})
+    assert {first.status_code, moved.status_code, again.status_code} == {200}
+    old, new = first.json()["product_id"], moved.json()["product_id"]
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT product_master_id::text, delta, reason FROM inventory_event WHERE store_product_id = %s"
+            " ORDER BY id",
+            (first.json()["listing"]["id"],),
+        ).fetchall()
+        sums = dict(
+            conn.execute(
+                "SELECT product_master_id::text, sum(delta) FROM inventory_event WHERE store_id = %s GROUP BY 1",
+                (shop[0],),
+            ).fetchall()
+        )
+    assert rows == [(old, 7, "listed"), (old, -7, "moved_out"), (new, 7, "moved_in"), (new, -3, "update")]
+    assert sums == {old: 0, new: 4}  # each product's deltas add up to what the store holds of it
