@@ -219,7 +219,8 @@ def _add_specials(url: str) -> dict[str, uuid.UUID]:
         s["store_inactive"] = _insert_store(cur, "Closed Shop", *direct(lat, lon, 90, 200), active=False)
         s["oat_milk"] = _insert_product(cur, "Oat Milk", vecs[0], brand="Oatly", gtin="7394376616037")
         s["oat_barista"] = _insert_product(cur, "Oat Milk Barista Edition", vecs[1], brand="Oatly")
-        s["almond"] = _insert_product(cur, "Almond Drink", vecs[2], brand="Alpro", gtin="5411188112709")
+        # stored as the ingest path stores a GTIN (14 digits), searched as printed on the pack (13)
+        s["almond"] = _insert_product(cur, "Almond Drink", vecs[2], brand="Alpro", gtin="05411188112709")
         s["only_oos"] = _insert_product(cur, "Sold Out Sprouts", vecs[3])
         s["only_inactive_listing"] = _insert_product(cur, "Delisted Dill", vecs[4])
         s["only_inactive_store"] = _insert_product(cur, "Closed Store Cress", vecs[5])
@@ -816,6 +817,8 @@ def test_exact_name_gtin_and_brand_rank_first_and_typos_still_match(catalogue: C
                 conn, "Oat Mikl Barsita Editon", "keyword", replace(DEFAULT_CONFIG, typo_tolerance=False)
             ),
             "gtin_kw": await first(conn, "7394376616037", "keyword"),
+            "gtin13_kw": await first(conn, "5411188112709", "keyword"),  # stored as 14 digits: it found nothing
+            "gtin14_kw": await first(conn, "0 7394376 616037", "keyword"),  # stored as 13, typed as 14 with spaces
             # a swap in a short word leaves too few trigrams in common: found as a swap (it matched nothing)
             "swap_kw": await first(conn, "mlik", "keyword"),
         }
@@ -825,6 +828,7 @@ def test_exact_name_gtin_and_brand_rank_first_and_typos_still_match(catalogue: C
     assert r["gtin"][0] == s["almond"]
     assert set(r["brand"][:2]) == {s["oat_milk"], s["oat_barista"]}
     assert r["gtin_kw"][0] == s["oat_milk"]
+    assert r["gtin13_kw"][:1] == [s["almond"]] and r["gtin14_kw"][:1] == [s["oat_milk"]]
     assert s["oat_milk"] in r["typo_kw"][:3]
     assert s["oat_milk"] in r["typo_hybrid"][:5]
     assert r["typos_kw"][0] == s["oat_barista"]

@@ -102,7 +102,8 @@ Q = Annotated[
     Parameter(
         description=(
             f"What to look for, in natural language. 1–{Q_MAX_LENGTH} characters after trimming surrounding "
-            "whitespace; no control characters."
+            "whitespace; no control characters. A barcode (GTIN-8/12/13/14, spaces and dashes allowed) finds its "
+            "product first, whatever its leading zeros."
         ),
         schema_extra={"minLength": 1, "maxLength": Q_MAX_LENGTH, "pattern": Q_PATTERN},
         examples=[Example(summary="natural language", value="something to fix a dripping tap")],

@@ -356,13 +356,20 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 -- fragment: keyword_query
 -- params: q text
 -- The query's two tsqueries and its trimmed text, computed once (read through InitPlans: a generic plan would
--- otherwise parse them again for every row it scores), and its exact name/GTIN matches. Two CTEs.
+-- otherwise parse them again for every row it scores), and its exact name/GTIN matches. Two CTEs. A GTIN is
+-- compared in its 14-digit form (ix_product_master_gtin14): the ingest path stores that form, a shopper types the
+-- 8, 12 or 13 digits printed on the pack, spaced or not.
 tsq AS MATERIALIZED (
     SELECT websearch_to_tsquery('simple', :q::text) AS simple, websearch_to_tsquery('english', :q::text) AS english,
-           btrim(:q::text) AS trimmed
+           btrim(:q::text) AS trimmed,
+           CASE WHEN translate(btrim(:q::text), ' -', '') ~ '^[0-9]{8,14}$'
+                THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14
 ), exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
-    WHERE lower(p.name) = lower((SELECT trimmed FROM tsq)) OR p.gtin = (SELECT trimmed FROM tsq)
+    WHERE lower(p.name) = lower((SELECT trimmed FROM tsq))
+    UNION
+    SELECT p.id FROM product_master p
+    WHERE p.gtin IS NOT NULL AND lpad(p.gtin, 14, '0') = (SELECT gtin14 FROM tsq)
     LIMIT 50
 )
 
@@ -375,7 +382,7 @@ matched AS (
            -- a null brand or GTIN is no exact match (a null here sorted first under DESC)
            coalesce(lower(p.name) = lower((SELECT trimmed FROM tsq))
                     OR lower(p.brand) = lower((SELECT trimmed FROM tsq))
-                    OR p.gtin = (SELECT trimmed FROM tsq), false) AS exact,
+                    OR lpad(p.gtin, 14, '0') = (SELECT gtin14 FROM tsq), false) AS exact,
            CASE WHEN p.search_tsv @@ (SELECT english FROM tsq)
                   THEN ts_rank_cd(p.search_tsv, (SELECT english FROM tsq))
                 WHEN p.search_tsv @@ (SELECT simple FROM tsq)
