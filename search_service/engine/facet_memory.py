@@ -132,9 +132,15 @@ def _category_counts(labels: ProductLabels, category: np.ndarray) -> list[Catego
 
 
 def _brand_counts(labels: ProductLabels, brand: np.ndarray) -> list[ValueCount]:
+    """One value a brand as its filter reads it (lower()), named by the spelling most of its products have (ties:
+    code point order, the cluster's C.UTF-8 collation), as facets.sql's brand_counts."""
     codes, counts = np.unique(brand[brand != NO_BRAND], return_counts=True)
-    values = [(labels.brands[c], n) for c, n in zip(codes.tolist(), counts.tolist(), strict=True)]
-    values.sort(key=lambda item: (-item[1], item[0]))  # code point order: the cluster's C.UTF-8 collation
+    spellings: dict[str, list[tuple[int, str]]] = {}
+    for code, n in zip(codes.tolist(), counts.tolist(), strict=True):
+        spelling = labels.brands[code]
+        spellings.setdefault(labels.lower_brands.get(code, spelling.lower()), []).append((-n, spelling))
+    values = [(min(group)[1], -sum(n for n, _ in group)) for group in spellings.values()]
+    values.sort(key=lambda item: (-item[1], item[0]))
     return [ValueCount(v, n) for v, n in values[:FACET_VALUES]]
 
 

@@ -105,11 +105,13 @@ WITH pt AS (
     FROM cat_products cp JOIN cat_up u ON u.leaf = cp.category_id JOIN category c ON c.id = u.anc
     GROUP BY c.id, c.name, c.parent_id
 ), brand_counts AS (
-    SELECT b.brand AS value, count(*) AS n
+    -- one value a brand as its filter reads it (lower()): `X` and `x` of two stores were two values counting one
+    -- each, and either one chose both; the spelling most of its products have names it
+    SELECT mode() WITHIN GROUP (ORDER BY b.brand) AS value, count(*) AS n
     FROM base b JOIN per ON per.id = b.id
     WHERE 'brand' = ANY(:facets::text[]) AND b.cat_ok AND per.listing_ok AND b.brand IS NOT NULL
-    GROUP BY b.brand
-    ORDER BY count(*) DESC, b.brand
+    GROUP BY lower(b.brand)
+    ORDER BY count(*) DESC, 1
     LIMIT :facet_values::int
 ), store_counts AS (
     SELECT l.store_id AS id, min(s.name) AS name, count(DISTINCT l.id) AS n
