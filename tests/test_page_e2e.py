@@ -522,6 +522,9 @@ def test_search_near_a_preset_matches_the_api(
     assert second.get_attribute("aria-current") == "true" and first.get_attribute("aria-current") == "false"
     assert f"Selected {shown_names[1]}" in driver.find_element(By.ID, "status").text
     wait_for(driver, "the radar caption", lambda d: shown_names[1] in d.find_element(By.ID, "radar-caption").text)
+    # the name is isolated: a right-to-left name pulled the colon and the counts after it across
+    for where in ("radar-caption", "status"):
+        assert driver.find_element(By.ID, where).find_element(By.TAG_NAME, "bdi").text == shown_names[1]
 
 
 def test_latest_query_wins(server: str, browser: WebDriver) -> None:

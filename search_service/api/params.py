@@ -17,6 +17,7 @@ from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
 from search_service.engine.suggest import MAX_SUGGESTIONS
+from search_service.engine.text import searchable
 
 Q_MAX_LENGTH = 256
 BRAND_MAX_LENGTH = 200
@@ -196,28 +197,12 @@ ProductIdParam = Annotated[
 ]
 
 
-def _invisible(ch: str) -> bool:
-    """Whitespace, or a format character of the Basic Multilingual Plane (a zero-width space, a BOM): the ones
-    Q_PATTERN can name (a JSON Schema pattern has no escape for the other planes)."""
-    return ch.isspace() or (ch <= "\uffff" and unicodedata.category(ch) == "Cf")
-
-
-def _trimmed(text: str) -> str:
-    """`text` without surrounding whitespace or invisible format characters."""
-    start, end = 0, len(text)
-    while start < end and _invisible(text[start]):
-        start += 1
-    while end > start and _invisible(text[end - 1]):
-        end -= 1
-    return text[start:end]
-
-
 def clean_query(q: str, max_length: int | None = None) -> str:
     """`q` trimmed, or BadParameter: empty, whitespace only, longer than `max_length` (default Q_MAX_LENGTH), or
     holding control characters."""
     if any(unicodedata.category(ch) == "Cc" for ch in q):
         raise BadParameter("q", "must not contain control characters")
-    text = unicodedata.normalize("NFC", _trimmed(q))  # as names are stored: a decomposed ü matched nothing
+    text = searchable(q)  # as names are stored (engine/text.py): a decomposed ü, `ＯＡＴ`, `ﬂour` matched nothing
     if not text:
         raise BadParameter("q", "must not be empty or whitespace only")
     most = Q_MAX_LENGTH if max_length is None else max_length
@@ -260,7 +245,7 @@ def clean_brand(brand: str | None) -> str | None:
         return None
     if any(unicodedata.category(ch) == "Cc" for ch in brand):
         raise BadParameter("brand", "must not contain control characters")
-    text = unicodedata.normalize("NFC", _trimmed(brand))
+    text = searchable(brand)
     if not text:
         raise BadParameter("brand", "must not be empty or whitespace only")
     if len(text) > BRAND_MAX_LENGTH:

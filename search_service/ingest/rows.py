@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import pycountry
+
+from search_service.engine.text import searchable
 
 OPS = ("upsert", "delete", "stock")
 MAX_PRICE = Decimal("9999999999.99")  # numeric(12, 2)
@@ -255,7 +256,9 @@ def parse_category(value: Any) -> int | str | None:
     text = _text({"category": value}, "category")
     if text is None:
         return None
-    text = unicodedata.normalize("NFC", text)
+    text = searchable(text)
+    if not text:
+        return None
     return int(text) if text.isdigit() and len(text) < 18 else text
 
 
@@ -291,9 +294,9 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
         raise Rejected("price is required")
     # No quantity: an existing listing keeps its stock, a new one starts at 0 (POS catalogues and stock arrive
     # apart: X-Series, Erply and Shopify send products without a level for the location).
-    for key in ("name", "brand", "description"):  # composed (NFC): macOS and PDFs paste decomposed accents
+    for key in ("name", "brand", "description"):  # as search reads them (engine/text.py): NFC, widths folded
         text = _text(row, key)
-        setattr(out, key, unicodedata.normalize("NFC", text) if text is not None else None)
+        setattr(out, key, (searchable(text) or None) if text is not None else None)
     out.category = parse_category(row.get("category"))
     if row.get("is_active") not in (None, ""):
         out.is_active = parse_bool(row["is_active"], "is_active")

@@ -170,6 +170,10 @@
 
   // --- status, errors, loading
   function setStatus(text) { els.status.textContent = text; }
+  /** `before`, a name isolated (<bdi>: a right-to-left name pulled the colon and numbers after it across), `after`. */
+  function named(target, name, after, before) {
+    target.replaceChildren(document.createTextNode(before || ""), el("bdi", null, name), document.createTextNode(after));
+  }
   /** Said once, before the first answer's status: a place in the link that is not one of the page's. */
   function takePlaceNote() { var note = state.placeNote; state.placeNote = ""; return note; }
   function showError(title, detail) {
@@ -516,7 +520,7 @@
       node.setAttribute("aria-current", k === i ? "true" : "false");
     });
     if (announce) {
-      setStatus("Selected " + state.response.results[i].product.name + ": its stores are on the radar.");
+      named(els.status, state.response.results[i].product.name, ": its stores are on the radar.", "Selected ");
     }
     drawRadar();
   }
@@ -610,18 +614,18 @@
       var r = Math.min(s.distance_m / (km * 1000), 1) * RADAR_R;
       var x = r * Math.sin(b), y = -r * Math.cos(b);
       var g = svg("g", { class: "store-dot", "data-store-id": s.id });
-      g.appendChild(svg("title", {}, (k + 1) + ". " + s.name + ", " + formatDistance(s.distance_m)));
+      g.appendChild(svg("title", {}, (k + 1) + ". \u2068" + s.name + "\u2069, " + formatDistance(s.distance_m)));
       g.appendChild(svg("circle", { cx: x.toFixed(2), cy: y.toFixed(2), r: 7 }));
       g.appendChild(svg("text", { x: x.toFixed(2), y: (y + 3.5).toFixed(2) }, String(k + 1)));
       root.appendChild(g);
       placed++;
     });
-    var name = hit.product.name;
-    if (hit.stores.length === 0) els.radarCaption.textContent = name + ": no store within the radius.";
-    else if (coords === "failed") els.radarCaption.textContent = name + ": couldn't load the stores' positions.";
-    else if (coords === null || coords === undefined) els.radarCaption.textContent = name + ": locating its stores…";
-    else els.radarCaption.textContent = name + ": " + placed + " of " + hit.stores.length +
-      (hit.stores.length === 1 ? " store" : " stores") + " around " + loc.label + ".";
+    var name = hit.product.name, caption = els.radarCaption;
+    if (hit.stores.length === 0) named(caption, name, ": no store within the radius.");
+    else if (coords === "failed") named(caption, name, ": couldn't load the stores' positions.");
+    else if (coords === null || coords === undefined) named(caption, name, ": locating its stores…");
+    else named(caption, name, ": " + placed + " of " + hit.stores.length +
+      (hit.stores.length === 1 ? " store" : " stores") + " around " + loc.label + ".");
   }
 
   // --- geolocation

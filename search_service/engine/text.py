@@ -1,0 +1,46 @@
+"""Product text and what shoppers type, made alike before they meet: the ingest path stores names, brands,
+descriptions and category paths in this form, and the API reads `q`, `brand` and suggestion prefixes in it.
+
+- Composed (NFC): macOS and PDFs paste decomposed accents.
+- Full-width Latin letters, digits and signs (U+FF01-FF5E, and the ideographic space U+3000) as their ASCII
+  forms, and the Latin ligatures (U+FB00-FB06) as their letters: Japanese, Chinese and Korean input methods type
+  `ＯＡＴ ＭＩＬＫ`, PDFs paste `ﬂour`, and neither matched the words. Only these compatibility forms: the rest of
+  NFKC would change what a name says (`™` to `TM`, `m²` to `m2`, `½` to `1⁄2`).
+- Invisible characters that never mean anything in a product's text dropped wherever they are: soft hyphens
+  (they split `choco­late` into two words), zero-width spaces, word joiners, BOMs. The zero-width (non-)joiners
+  stay: Persian and Indic words and emoji sequences need them.
+- Surrounding whitespace and format characters (right-to-left marks pasted with a name) trimmed: a brand held
+  `U+200F RTL`, which its facet listed and its filter never matched.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+_FOLDED = {0x3000: " "} | {code: chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)}
+_FOLDED |= {code: unicodedata.normalize("NFKC", chr(code)) for code in range(0xFB00, 0xFB07)}
+_DROPPED = dict.fromkeys((0x00AD, 0x200B, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF))
+_TRANSLATION = _FOLDED | _DROPPED
+
+
+def _trimmable(ch: str) -> bool:
+    """Whitespace, or a format character of the Basic Multilingual Plane: the ones the API's `q` pattern can name
+    (a JSON Schema pattern has no escape for the other planes), so that what it trims is what the schema allows."""
+    return ch.isspace() or (ch <= "\uffff" and unicodedata.category(ch) == "Cf")
+
+
+def trim_invisible(text: str) -> str:
+    """`text` without surrounding whitespace or format characters (a BOM, a right-to-left mark)."""
+    start, end = 0, len(text)
+    while start < end and _trimmable(text[start]):
+        start += 1
+    while end > start and _trimmable(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def searchable(text: str) -> str:
+    """`text` as it is stored and matched (the module says how); may be empty."""
+    if text.isascii():  # the common case: nothing to fold, drop or compose
+        return text.strip()
+    return trim_invisible(unicodedata.normalize("NFC", text.translate(_TRANSLATION)))

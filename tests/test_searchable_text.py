@@ -1,0 +1,72 @@
+"""Product text and what shoppers type, made alike (search_service/engine/text.py): full-width letters and digits,
+ligatures, soft hyphens, zero-width spaces and right-to-left marks around a brand each kept a product from the
+words a shopper types, and a brand's facet value from its own filter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import psycopg
+
+from search_service.db import migrate
+from search_service.engine.text import searchable
+from tests.ingest_helpers import bearer, new_store, store_key
+
+NEAR = {"lat": 52.52, "lon": 13.405, "radius_m": 1000}
+
+
+def test_searchable_folds_widths_and_ligatures_and_drops_invisible_characters() -> None:
+    assert searchable("ＡＢＣ　Ｃｏｌａ　５００ｍｌ") == "ABC Cola 500ml"
+    assert searchable("ﬁne ﬂour") == "fine flour"
+    assert searchable("Super\u00admarket\u200bbrot\ufeff") == "Supermarketbrot"
+    assert searchable("\u200fRTL\u200e ") == "RTL"
+    assert searchable("Nutella™ 2 m² ½") == "Nutella™ 2 m² ½"  # what NFKC would change is kept
+    assert searchable("👩\u200d👩\u200d👧 می\u200cخواهم") == "👩\u200d👩\u200d👧 می\u200cخواهم"  # joiners mean something
+
+
+def _search(base: str, **params: Any) -> list[dict[str, Any]]:
+    answer = httpx.get(f"{base}/v1/search", params={**NEAR, "mode": "keyword", **params})
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["results"])
+
+
+def test_text_from_the_world_is_found_by_the_words_a_shopper_types(base: str, db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, store := new_store(conn), "listings:write")
+    items = [
+        {"sku": "FW-1", "name": "ＡＢＣ　Ｃｏｌａ　５００ｍｌ", "price": 1, "quantity": 3},
+        {"sku": "SH-1", "name": "Super\u00admarket\u00adbrot", "price": 2, "quantity": 3},
+        {"sku": "RL-1", "name": "\u200fשוקולד\u200f chocolate", "brand": "\u200fRTL", "price": 3, "quantity": 3},
+        {"sku": "LG-1", "name": "Zephyrine ﬁne ﬂour", "price": 4, "quantity": 3},
+    ]
+    written = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert [r["status"] for r in written.json()["results"]] == ["mapped"] * 4, written.text
+    assert [r["product"]["name"] for r in _search(base, q="cola 500ml")][:1] == ["ABC Cola 500ml"]
+    assert [r["product"]["name"] for r in _search(base, q="supermarketbrot")] == ["Supermarketbrot"]
+    assert [r["product"]["name"] for r in _search(base, q="Ｚｅｐｈｙｒｉｎｅ ﬂour")] == ["Zephyrine fine flour"]
+    assert [r["product"]["name"] for r in _search(base, q="choco\u00adlate", brand="RTL")] == ["שוקולד\u200f chocolate"]
+    faceted = httpx.get(f"{base}/v1/search", params={**NEAR, "q": "chocolate", "facets": "brand"}).json()
+    assert {"value": "RTL", "count": 1} in faceted["facets"]["brand"]  # the value its own filter matches
+    prefix = httpx.get(f"{base}/v1/suggest", params={"q": "שו", **NEAR}).json()
+    assert "שוקולד\u200f chocolate" in [s["text"] for s in prefix["suggestions"]], prefix  # inner marks kept
+
+
+def test_the_migration_rewrites_text_stored_before(make_database: Callable[..., str]) -> None:
+    url = make_database()
+    migrate.downgrade(url, "0032")
+    with psycopg.connect(url, autocommit=True) as conn:
+        product = conn.execute(
+            "INSERT INTO product_master (name, brand, description) VALUES (%s, %s, %s) RETURNING id",
+            ("choco\u00adlate ＢＡＲ", "\u200fRTL", "plain"),
+        ).fetchone()[0]  # type: ignore[index]
+        conn.execute("UPDATE ai_task SET status = 'done' WHERE product_master_id = %s", (product,))
+    migrate.upgrade(url)
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT name, brand, description FROM product_master WHERE id = %s", (product,)).fetchone()
+        queued = conn.execute(
+            "SELECT count(*) FROM ai_task WHERE product_master_id = %s AND status = 'pending'", (product,)
+        ).fetchone()
+    assert row == ("chocolate BAR", "RTL", "plain")
+    assert queued == (1,)  # its text changed: embedded again
