@@ -29,6 +29,7 @@ from embeddings.text import compose_text
 from search_service.api.app import create_app
 from search_service.api.refresh import StateConnection, collector_paused
 from search_service.api.runtime import Runtime
+from search_service.db import migrate
 from search_service.db.sql import statement
 from search_service.settings import Settings
 
@@ -642,6 +643,14 @@ def test_readyz_reports_migrations_behind_or_ahead(make_database: Callable[..., 
         body = client.get("/readyz").json()
         assert body["checks"]["migrations"] == "behind"
         assert any("run `plinqy-search migrate`" in reason for reason in body["reasons"])
+        # a process started at 0031, the files and the database moved on under it (a deploy before its restart):
+        # it said "migrations: ok" and "at revision 0033, this code needs 0033: run migrate"
+        client.app.state["runtime"].head_revision = "0031"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE alembic_version SET version_num = %s", (migrate.head_revision(),))
+        body = client.get("/readyz").json()
+        assert body["checks"]["migrations"] == "ahead"
+        assert any("restart it" in reason and "needs 0031" in reason for reason in body["reasons"]), body
         with psycopg.connect(url, autocommit=True) as conn:  # a column this code reads is missing: not a 500
             conn.execute("ALTER TABLE store DROP COLUMN website")
         store = client.get("/v1/stores/0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b")

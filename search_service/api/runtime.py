@@ -262,8 +262,8 @@ class Runtime:
         if versions == [self.head_revision]:
             return "ok", "ok"
         current = versions[0] if versions else None
-        reasons.append(migrate.schema_advice(current))
-        return "ok", migrate.schema_state(current)  # behind, ahead (migrated by newer code) or missing
+        reasons.append(migrate.schema_advice(current, self.head_revision))
+        return "ok", migrate.schema_state(current, self.head_revision)  # behind, ahead (newer code) or missing
 
     # --- lifecycle
     async def start(self) -> None:

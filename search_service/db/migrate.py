@@ -9,6 +9,7 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 
 from search_service.errortext import first_line
@@ -98,14 +99,26 @@ def _refuse_going_back(dsn: str, current: str | None, revision: str) -> None:
         )
 
 
-def schema_state(current: str | None) -> str:
-    """`ok` at this code's head; `missing` (no migration), `behind` (an older revision of this code) or `ahead`
-    (a revision this code does not know: migrated by newer code)."""
+def schema_state(current: str | None, head: str | None = None) -> str:
+    """`ok` at `head` (this code's, or the one a running process started with); `missing` (no migration), `behind`
+    (an older revision) or `ahead` (a later revision, or one this code does not know: migrated by newer code)."""
     if current is None:
         return "missing"
-    if current == head_revision():
+    head = head or head_revision()
+    if current == head:
         return "ok"
-    return "behind" if _known(ScriptDirectory.from_config(alembic_config("")), current) else "ahead"
+    script = ScriptDirectory.from_config(alembic_config(""))
+    if _descends(script, current, head):  # the files moved on under a running process, and the database with them
+        return "ahead"
+    return "behind" if _known(script, current) else "ahead"
+
+
+def _descends(script: ScriptDirectory, revision: str, ancestor: str) -> bool:
+    """Whether `revision` is a later revision than `ancestor` in the migrations on disk."""
+    try:
+        return any(r.revision == ancestor for r in script.iterate_revisions(revision, "base"))
+    except (CommandError, RevisionError):  # a revision the files do not know
+        return False
 
 
 def _known(script: ScriptDirectory, revision: str) -> bool:
@@ -115,11 +128,18 @@ def _known(script: ScriptDirectory, revision: str) -> bool:
         return False
 
 
-def schema_advice(current: str | None) -> str:
-    """What to do about a database not at this code's head, in a sentence."""
-    state, head = schema_state(current), head_revision()
+def schema_advice(current: str | None, head: str | None = None) -> str:
+    """What to do about a database not at `head` (this code's, or the one a running process started with), in a
+    sentence."""
+    head = head or head_revision()
+    state = schema_state(current, head)
     if state == "missing":
         return "the database has no migrations applied: run `plinqy-search migrate`"
+    if state == "ahead" and current is not None and head != head_revision():
+        return (
+            f"the database is at revision {current}, migrated after this process started (its code needs {head}): "
+            "restart it to run the code on disk"
+        )
     if state == "ahead":
         return (
             f"the database is at revision {current}, which this code (head {head}) does not know: it was migrated "
