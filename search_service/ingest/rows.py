@@ -115,6 +115,17 @@ def decimal_sign(text: str) -> str | None:
     return sign if sign and text.count(sign) == 1 else None
 
 
+_ONE_GROUP = re.compile(r"[+-]?\d{1,3}[.,]\d{3}")  # 1.000: a thousand, or one; the row's price says which
+
+
+def level_decimal(text: str, price_decimal: str | None) -> str | None:
+    """The decimal sign of a stock level's text: its own where the text shows it (`10.0`, `10,00`: a group of
+    one, two or four digits groups no thousands; `1.000,0`: the last of both), the price's for `1.000`, which
+    could be either."""
+    text = text.strip().translate(_SPACES)
+    return price_decimal if _ONE_GROUP.fullmatch(text) else decimal_sign(text)
+
+
 def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
     """A number written as people write them: `3,49`, `1.234,56`, `1,234.56`, `1 234,56`, `1'234.50`. The
     thousands separator is the sign that is not `decimal` (None: the text's own, `decimal_sign`); groups of
@@ -167,13 +178,13 @@ def cents(price: Decimal) -> Decimal:
 
 def parse_quantity(value: Any, decimal: str | None = None) -> int:
     """An absolute stock level: a whole number ≥ 0. `decimal`: the decimal sign of the row's price, which says
-    what a separator in the level is (`1.000` is a thousand beside `3,49` and one beside `3.49`)."""
+    what a level's lone separator before three digits is (`1.000`: a thousand beside `3,49`, one beside `3.49`)."""
     if isinstance(value, bool):
         raise Rejected("quantity must be a whole number")
     if isinstance(value, int | float | Decimal):
         number = Decimal(value)
     else:
-        number = _plain_number(str(value), "quantity", decimal)
+        number = _plain_number(str(value), "quantity", level_decimal(str(value), decimal))
     if not number.is_finite() or number != number.to_integral_value():
         raise Rejected(f"quantity {str(value)[:40]!r} is not a whole number")
     if number < 0:
