@@ -233,6 +233,7 @@ def test_a_delete_carries_the_source_clock(base: str, shop: tuple[uuid.UUID, str
         ({**OAT, "attributes": {"blob": "v" * 10_000}}, "attributes", "at most 10000"),
         ({**OAT, "quantity": -2}, "quantity", ""),
         ({**OAT, "price": "abc"}, "price", "not a number"),
+        ({**OAT, "price": "1_000"}, "price", "not a number"),  # Python's digit grouping went in as 1000.0
         ({"price": 1, "quantity": 1}, "name", ""),
         # past the year 9999 in UTC: a 500, and queued, a batch that failed five times holding the store's writes
         ({**OAT, "updated_at": "9999-12-31T23:59:59-05:00"}, "updated_at", "out of range"),

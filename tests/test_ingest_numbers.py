@@ -34,6 +34,11 @@ def row(price: object, quantity: object = 1) -> dict[str, object]:
         ("1,234,567", "1234567"),
         ("1.999", "1.999"),  # a lone point is the decimal sign, as programs write it (rounded to cents, noted)
         ("0,125", "0.125"),
+        ("٣.٤٩", "3.49"),  # digits of any script, as full-width ones
+        ("٣٫٤٩", "3.49"),  # U+066B, the Arabic decimal sign
+        ("١٬٢٣٤٫٥٦", "1234.56"),  # U+066C groups thousands: no two readings
+        ("١٬٢٩٩", "1299"),
+        ("３.４９", "3.49"),
         (1.25, "1.25"),
     ],
 )
@@ -49,6 +54,9 @@ def test_a_price_reads_with_its_thousands_separators(given: object, read: str) -
         ("1,2,3", "price '1,2,3' is not a number (write 1234.50 or 1234,50)"),
         ("12,34.5", "price '12,34.5' is not a number"),
         ("1.234.5", "price '1.234.5' is not a number"),
+        ("1_000", "price '1_000' is not a number (write 1234.50 or 1234,50)"),  # Python's grouping, no till's
+        ("3_49", "price '3_49' is not a number"),
+        ("١٬٢٣٤.٥٦", "price '١٬٢٣٤.٥٦' is not a number"),  # an Arabic sign beside a Latin one
     ],
 )
 def test_a_price_that_could_be_two_numbers_or_none_is_refused(given: str, says: str) -> None:
@@ -74,6 +82,9 @@ def test_a_price_that_could_be_two_numbers_or_none_is_refused(given: str, says: 
         ("3.49", "1.000.000", 1_000_000),  # a sign twice groups thousands whatever the price's
         ("3,49", "1,000.0", 1000),
         (3.49, 7, 7),
+        ("3.49", "٥", 5),
+        ("3,49", "١٬٠٠٠", 1000),
+        ("3.49", "٥٫٠", 5),
     ],
 )
 def test_a_level_reads_by_the_decimal_sign_of_its_rows_price(price: object, quantity: object, level: int) -> None:
@@ -88,6 +99,8 @@ def test_a_level_reads_by_the_decimal_sign_of_its_rows_price(price: object, quan
         ("3.49", "1.500", "quantity '1.500' is not a whole number"),
         ("3,49", "1.5", "quantity '1.5' is not a whole number"),
         ("3,49", "2,5", "quantity '2,5' is not a whole number"),
+        ("3", "1_000", "quantity '1_000' is not a number"),
+        ("3,49", "1_000", "quantity '1_000' is not a number"),
     ],
 )
 def test_a_level_that_could_be_two_numbers_or_a_fraction_is_refused(price: object, quantity: str, says: str) -> None:
@@ -144,3 +157,32 @@ def test_a_level_of_ten_point_zero_beside_a_decimal_comma_imports_as_ten(
             (store,),
         ).fetchall()
     assert (levels, errors) == ([("QQ1", 10), ("QQ2", 10), ("QQ3", 10)], [])
+
+
+def test_numbers_with_underscores_are_refused_and_arabic_signs_read(base: str, db_url: str, settings: Settings) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+        connection, secret = webhook_connection(conn, settings, store)
+    upload = "sku;name;price;quantity\nU1;t;1_000;1\nU2;t;3,49;1_000\nA1;t;٣٫٤٩;٥\nA2;t;١٬٢٣٤٫٥٦;١٬٠٠٠\n"
+    headers = {**bearer(key), "content-type": "text/csv"}
+    assert httpx.post(f"{base}/v1/stores/{store}/imports", content=upload.encode(), headers=headers).status_code == 202
+    body = json.dumps({"type": "listing.upsert", "data": {"sku": "U3", "name": "t", "price": "2", "quantity": "1_000"}})
+    hooked = httpx.post(f"{base}/v1/ingest/{connection}", content=body, headers=signed(secret, body.encode()))
+    assert hooked.status_code == 202, hooked.text
+    drain_imports(db_url)
+    with psycopg.connect(db_url) as conn:
+        listed = conn.execute(
+            "SELECT sku, price::text, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (store,)
+        ).fetchall()
+        errors = conn.execute(
+            "SELECT r.error FROM imported_product_raw r JOIN import_batch b ON b.id = r.import_batch_id "
+            "WHERE b.store_id = %s AND r.status = 'rejected' ORDER BY r.error",
+            (store,),
+        ).fetchall()
+    assert listed == [("A1", "3.49", 5), ("A2", "1234.56", 1000)]
+    assert [e for (e,) in errors] == [
+        "price '1_000' is not a number (write 1234.50 or 1234,50)",
+        "quantity '1_000' is not a number (write a whole number such as 1500)",
+        "quantity '1_000' is not a number (write a whole number such as 1500)",
+    ]

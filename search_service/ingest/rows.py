@@ -103,6 +103,7 @@ _GROUPED = {",": re.compile(r"^\d{1,3}(,\d{3})+$"), ".": re.compile(r"^\d{1,3}(\
 _AMBIGUOUS = re.compile(r"([1-9]\d{0,2}),(\d{3})")  # 1,299: 1299 grouped (en), or 1.299 (de)
 _EXAMPLE = {"price": "1234.50 or 1234,50", "quantity": "a whole number such as 1500"}
 _SPACES = str.maketrans("", "", " \u00a0\u202f'\u2019")  # grouping by spaces (fr) or apostrophes (ch)
+_ARABIC_SIGNS = str.maketrans("\u066b\u066c", ".,")  # ٫ decimal, ٬ thousands: each says which it is
 
 
 def decimal_sign(text: str) -> str | None:
@@ -131,9 +132,16 @@ def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
     thousands separator is the sign that is not `decimal` (None: the text's own, `decimal_sign`); groups of
     three digits are checked, so `1,2,3` is refused rather than read as 123. Without `decimal`, a lone `.` is
     the decimal sign (as every program writes numbers: `1.999` is 1.999), and `1,299` (a lone comma, then three
-    digits), 1299 in English and 1.299 in German, is refused rather than guessed."""
+    digits), 1299 in English and 1.299 in German, is refused rather than guessed. Digits of any script read
+    (`٣٫٤٩`, `１０`), and the Arabic decimal and thousands signs."""
     text = text.strip().translate(_SPACES)
     shown = f"{key} {text[:40]!r}"
+    if "_" in text:  # Python's digit grouping (1_000), which Decimal reads and no till or spreadsheet writes
+        raise Rejected(f"{shown} is not a number (write {_EXAMPLE[key]})")
+    if "\u066b" in text or "\u066c" in text:
+        if "," in text or "." in text:
+            raise Rejected(f"{shown} is not a number (write {_EXAMPLE[key]})")
+        text, decimal = text.translate(_ARABIC_SIGNS), "."
     if decimal is None and (split := _AMBIGUOUS.fullmatch(text)):
         small = format(Decimal(f"{split[1]}.{split[2]}").normalize(), "f")
         raise Rejected(f"{shown} could be {small} or {split[1]}{split[2]}: write it without a thousands separator")
