@@ -24,6 +24,9 @@ WORKBOOKS = (
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Excel workbook (.xls)"),
 )
 SAVE_AS = "save it as CSV (UTF-8) and import that"
+# How a file that is not UTF-8 names its charset, by the door it came through (a row not UTF-8 is told which).
+CHARSET_BY_HTTP = "upload it with its charset (Content-Type: text/csv; charset=windows-1252)"
+CHARSET_BY_CLI = "import it with its charset (--charset windows-1252)"
 _SEP_LINE = re.compile(r"sep=([^\"\r\n])\r?")  # Excel writes (and reads) the delimiter as the first line
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape holds them
 
@@ -70,11 +73,16 @@ MAX_COLUMNS = 500
 RAGGED_EXTRA = 20  # a ragged row keeps this many cells past the header's count (one of 10M cells was a 1 GB row)
 
 
-def _row(header: list[str], cells: list[str], undecodable: bool = True) -> dict[str, Any]:
-    """`undecodable`: whether the file has any bytes that were not UTF-8 (else no cell needs the check)."""
+def _row(
+    header: list[str], cells: list[str], undecodable: bool = True, naming_charset: str = CHARSET_BY_HTTP
+) -> dict[str, Any]:
+    """`undecodable`: whether the file has any bytes that were not UTF-8 (else no cell needs the check);
+    `naming_charset`: how to name the file's charset (CHARSET_BY_HTTP or CHARSET_BY_CLI)."""
     if undecodable and _has_bad_bytes(cells):
-        return {"_error": f"the row is not valid UTF-8: {SAVE_AS}, or upload it with its charset "
-                "(Content-Type: text/csv; charset=windows-1252)", "_raw": [_clean(c) for c in cells]}  # fmt: skip
+        return {
+            "_error": f"the row is not valid UTF-8: {SAVE_AS}, or {naming_charset}",
+            "_raw": [_clean(c) for c in cells],
+        }
     if len(cells) != len(header):  # the cells kept for the errors CSV: as many as the header's, and a few more
         kept = cells if len(cells) <= len(header) + RAGGED_EXTRA else [*cells[: len(header) + RAGGED_EXTRA], "…"]
         return {"_error": f"the row has {len(cells)} cells, the header has {len(header)}", "_raw": kept}
@@ -172,10 +180,12 @@ def _declared(data: bytes, charset: str) -> str:
 
 class CsvRows:
     """A CSV file's rows, read a block at a time (`parse_csv` reads them all). The header is checked at once
-    (CsvError); a file the reader cannot go on with ends in one row with `_error`, as in parse_csv."""
+    (CsvError); a file the reader cannot go on with ends in one row with `_error`, as in parse_csv.
+    `naming_charset`: how a row not UTF-8 is told to name the file's charset, by the door it came through."""
 
-    def __init__(self, data: bytes, charset: str | None = None) -> None:
+    def __init__(self, data: bytes, charset: str | None = None, naming_charset: str = CHARSET_BY_HTTP) -> None:
         header, self.delimiter, self._reader, self._undecodable = _records(data, charset)
+        self._naming_charset = naming_charset
         self._header = header
         self.columns = [h for h in header if h in COLUMNS]
         self.ignored_columns = [h or f"(column {i + 1}, no header)" for i, h in enumerate(header) if h not in COLUMNS]
@@ -189,7 +199,7 @@ class CsvRows:
         try:
             for cells in self._reader:
                 if any(cell.strip() for cell in cells):  # not a blank line, nor one of separators only (`;;;`)
-                    rows.append(_row(self._header, cells, self._undecodable))
+                    rows.append(_row(self._header, cells, self._undecodable, self._naming_charset))
                     if len(rows) >= size:
                         return rows
         except csv.Error as exc:

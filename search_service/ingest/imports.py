@@ -17,7 +17,7 @@ from search_service.db.sql import statement
 from search_service.ingest import lanes, pipeline
 from search_service.ingest.config import IngestConfig
 from search_service.ingest.csv_store import record_csv
-from search_service.ingest.csvfile import CsvRows
+from search_service.ingest.csvfile import CHARSET_BY_CLI, CsvRows
 
 
 @dataclass
@@ -133,7 +133,7 @@ async def import_csv_async(
     notice: Callable[[str], None] = lambda message: None,
     charset: str | None = None,
 ) -> ImportOutcome:
-    reader = CsvRows(path.read_bytes(), charset)
+    reader = CsvRows(path.read_bytes(), charset, CHARSET_BY_CLI)
     conn = await asyncpg.connect(dsn)
     try:
         try:
