@@ -186,3 +186,32 @@ def test_numbers_with_underscores_are_refused_and_arabic_signs_read(base: str, d
         "quantity '1_000' is not a number (write a whole number such as 1500)",
         "quantity '1_000' is not a number (write a whole number such as 1500)",
     ]
+
+
+def test_a_gtin_a_spreadsheet_wrote_as_a_number_links_when_its_digits_are_all_there(base: str, db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    upload = "sku,name,price,gtin\nG1,t,1,4.067829728481E+12\nG2,t,1,4044608329039.0\nG3,t,1,4.00638E+12\n"
+    headers = {**bearer(key), "content-type": "text/csv"}
+    assert httpx.post(f"{base}/v1/stores/{store}/imports", content=upload.encode(), headers=headers).status_code == 202
+    drain_imports(db_url)
+    with psycopg.connect(db_url) as conn:
+        linked = conn.execute(
+            "SELECT s.sku, p.gtin, r.error FROM store_product s JOIN product_master p ON p.id = s.product_master_id "
+            "JOIN import_batch b ON b.store_id = s.store_id "
+            "JOIN imported_product_raw r ON r.import_batch_id = b.id AND r.payload->>'sku' = s.sku "
+            "WHERE s.store_id = %s ORDER BY s.sku",
+            (store,),
+        ).fetchall()
+    assert [(sku, gtin and gtin.zfill(14)) for sku, gtin, _ in linked] == [
+        ("G1", "04067829728481"),
+        ("G2", "04044608329039"),
+        ("G3", None),
+    ]
+    assert [note for *_, note in linked] == [
+        None,
+        None,
+        "gtin '4.00638E+12' ignored: scientific notation keeps 6 of its 13 digits (a spreadsheet number format lost "
+        "the rest: format the column as text)",
+    ]

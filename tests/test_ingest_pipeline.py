@@ -82,6 +82,29 @@ def test_gtin_check_digits_and_normal_form() -> None:
     assert why["4006381333932"].endswith("ignored: its check digit is wrong")
 
 
+@pytest.mark.parametrize(
+    ("given", "read", "says"),
+    [  # a GTIN written as a number that kept every digit reads, its check digit deciding
+        ("4.067829728481E+12", "04067829728481", None),
+        ("4,067829728481E+12", "04067829728481", None),
+        ("4.0678297284810E+12", "04067829728481", None),
+        ("4044608329039.0", "04044608329039", None),  # pandas' float column
+        (4044608329039.0, "04044608329039", None),
+        ("4044608329038.0", None, "its check digit is wrong"),
+        ("4.067829728482E+12", None, "its check digit is wrong"),
+        ("4.00638E+12", None, "scientific notation keeps 6 of its 13 digits"),  # lost: only where they are
+        ("4.0678297284815E+12", None, "not a whole number"),
+        ("1.5E+3", None, "a GTIN is 8 to 14 digits"),
+    ],
+)
+def test_a_gtin_written_as_a_number_reads_when_it_kept_its_digits(
+    given: object, read: str | None, says: str | None
+) -> None:
+    valid = validate({"sku": "a", "price": 1, "gtin": given})
+    assert valid.gtin == read
+    assert [says in note for note in valid.notes] == ([] if says is None else [True]), valid.notes
+
+
 def test_batch_maps_every_row_and_totals_add_up(db: psycopg.Connection) -> None:
     store = make_store(db)
     rows = [

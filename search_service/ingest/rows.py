@@ -322,7 +322,7 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
     out.attributes = _attributes(row.get("attributes"))
     raw_gtin = row.get("gtin")
     if raw_gtin not in (None, ""):
-        out.gtin = gtin14(raw_gtin)
+        out.gtin = gtin14(_digits_of_a_number(raw_gtin) or raw_gtin)
         if out.gtin is None:
             out.notes.append(f"gtin {str(raw_gtin)[:20]!r} ignored: {_why_not_a_gtin(raw_gtin)}")
         elif (local := store_local_gtin(out.gtin)) is not None:  # not an article's: it would join other stores'
@@ -330,13 +330,36 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
             out.notes.append(f"gtin {str(raw_gtin)[:20]!r} ignored: {local}")
 
 
-_SCIENTIFIC = re.compile(r"^\d(?:[.,]\d+)?[eE]\+?\d+$")
+_SCIENTIFIC = re.compile(r"(\d)(?:[.,](\d+))?[eE]\+?(\d{1,3})")  # 4.067829728481E+12, as a spreadsheet writes
+_POINT_ZERO = re.compile(r"(\d+)[.,]0+")  # 4044608329039.0, as pandas writes a column of floats
+
+
+def _digits_of_a_number(value: Any) -> str | None:
+    """The digits of a GTIN written as a number that kept them all (`4.067829728481E+12`, `4044608329039.0`),
+    else None: its check digit then decides, as for any other."""
+    text = re.sub(r"[\s-]", "", str(value))
+    if point_zero := _POINT_ZERO.fullmatch(text):
+        return point_zero[1]
+    if not (scientific := _SCIENTIFIC.fullmatch(text)):
+        return None
+    fraction, exponent = scientific[2] or "", int(scientific[3])
+    if len(fraction) < exponent or fraction[exponent:].strip("0"):  # digits lost, or no whole number
+        return None
+    return scientific[1] + fraction[:exponent]
 
 
 def _why_not_a_gtin(value: Any) -> str:
     text = re.sub(r"[\s-]", "", str(value))
-    if _SCIENTIFIC.match(text):
-        return "scientific notation (a spreadsheet number format lost its digits: format the column as text)"
+    if scientific := _SCIENTIFIC.fullmatch(text):
+        kept, needed = 1 + len(scientific[2] or ""), 1 + int(scientific[3])
+        if kept < needed and 8 <= needed <= 14:  # only here are a GTIN's digits known to be lost
+            return (
+                f"scientific notation keeps {kept} of its {needed} digits (a spreadsheet number format lost the "
+                "rest: format the column as text)"
+            )
+        if kept > needed and _digits_of_a_number(text) is None:
+            return "not a whole number: a GTIN is 8 to 14 digits"
+    text = _digits_of_a_number(text) or text
     if not text.isascii() or not text.isdigit() or not 8 <= len(text) <= 14:
         return "a GTIN is 8 to 14 digits"
     return "its check digit is wrong"
