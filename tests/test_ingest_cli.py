@@ -102,6 +102,19 @@ def test_import_csv_then_strict_and_prune(dsn: str, tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (21,)
         marked = conn.execute("SELECT count(*) FROM import_batch WHERE rows_pruned_at IS NOT NULL").fetchone()
         assert marked == (3,)
+        # a batch held by a worker: an operator saw it (and that it was stuck) only in SQL or through the store's key
+        conn.execute(
+            "INSERT INTO import_batch (store_id, source, status, total_rows, locked_by, locked_until, started_at)"
+            " VALUES (%s, 'csv', 'processing', 7, 'import:host:41', now() + interval '1 minute', now())",
+            (store,),
+        )
+        conn.commit()
+    listed = cli(dsn, "imports", "list", "--store", str(store)).stdout.splitlines()
+    assert len(listed) == 4 and "\tprocessing\t" in listed[0] and "leased_by=import:host:41" in listed[0]
+    assert "rows=2 mapped=1 stale=0 duplicate=0 rejected=1" in listed[1] and "rows pruned" in listed[1]
+    assert "rows=20 mapped=20" in listed[3] and "file=products.csv" in listed[3]
+    held = cli(dsn, "imports", "list", "--status", "processing", "--status", "failed").stdout.splitlines()
+    assert len(held) == 1 and held[0] == listed[0]
 
 
 def test_ctrl_c_during_import_csv_gives_the_batch_back_to_the_workers(dsn: str, tmp_path: Path) -> None:

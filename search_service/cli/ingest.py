@@ -1,9 +1,10 @@
-"""Ingest commands: `keys`, `stores create`, `connect webhook`, `import csv`, `imports prune`."""
+"""Ingest commands: `keys`, `stores create`, `connect webhook`, `import csv`, `imports list`, `imports prune`."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -205,6 +206,51 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
 @click.group()
 def imports() -> None:
     """Import batches."""
+
+
+BATCH_STATUSES = ("receiving", "pending", "processing", "completed", "failed", "aborted")
+
+
+@imports.command("list")
+@click.option("--store", "store_id", type=click.UUID, help="Only this store's batches.")
+@click.option(
+    "--status", "statuses", multiple=True, type=click.Choice(BATCH_STATUSES), help="Only these statuses (repeat it)."
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000), help="Batches at most.")
+@click.pass_obj
+@user_errors
+def imports_list(settings: Settings, store_id: UUID | None, statuses: tuple[str, ...], limit: int) -> None:
+    """Batches newest first (CSV files, listing writes, deliveries, syncs): status, counts, lease, error."""
+    from search_service.db.sql import statement
+
+    params = {"store_id": store_id, "statuses": list(statuses) or None, "limit": limit}
+    with connect(settings) as conn:
+        rows = conn.execute(statement("ingest/batches", "recent_batches").psycopg, params).fetchall()
+    if not rows:
+        click.echo("no batches")
+    for row in rows:
+        click.echo(_batch_line(*row))
+
+
+def _batch_line(
+    batch_id: UUID, store_id: UUID, source: str, kind: str, status: str, total: int, mapped: int, stale: int,
+    duplicate: int, rejected: int, error: str | None, file_name: str | None, created: datetime,
+    finished: datetime | None, locked_by: str | None, locked_until: datetime | None, failures: int,
+    pruned: datetime | None,
+) -> str:  # fmt: skip
+    counts = f"rows={total} mapped={mapped} stale={stale} duplicate={duplicate} rejected={rejected}"
+    line = f"{batch_id}\tstore={store_id}\t{source}/{kind}\t{status}\t{counts}\tcreated={created:%Y-%m-%d %H:%M:%S}"
+    if finished is not None:
+        line += f"\tfinished={finished:%Y-%m-%d %H:%M:%S}"
+    if file_name:
+        line += f"\tfile={file_name}"
+    if locked_by and status == "processing":
+        line += f"\tleased_by={locked_by} until {locked_until:%H:%M:%S}"
+    if failures:
+        line += f"\tmapping_failures={failures}"
+    if pruned is not None:
+        line += "\trows pruned"
+    return line + (f"\terror={' '.join(error.split())}" if error else "")
 
 
 @imports.command("prune")

@@ -334,6 +334,18 @@ WHERE store_id = :store_id AND seq < coalesce(:before::bigint, 92233720368547758
 ORDER BY seq DESC
 LIMIT :limit::int;
 
+-- name: recent_batches
+-- params: store_id uuid|null, statuses text[]|null, limit int
+-- `imports list`: batches newest first, of one store (ix_import_batch_store_seq) or of all (a scan: an operator's
+-- command), of some statuses or all, with the lease of those being mapped.
+SELECT id, store_id, source, kind, status, total_rows, mapped_rows, stale_rows, duplicate_rows, error_rows, error,
+       file_name, created_at, finished_at, locked_by, locked_until, mapping_failures, rows_pruned_at
+FROM import_batch
+WHERE (:store_id::uuid IS NULL OR store_id = :store_id::uuid)
+  AND (:statuses::text[] IS NULL OR status = ANY(:statuses::text[]))
+ORDER BY seq DESC
+LIMIT :limit::int;
+
 -- name: batch_rows
 -- params: batch_id uuid
 SELECT row_number, status, error, matched_by, matched_product_id, payload->>'sku' AS sku
