@@ -339,6 +339,8 @@ def test_ctrl_c_during_cli_sync_stops_after_the_batch_in_hand(
     assert cursor and failures == 0 and last_sync is None  # progress kept, the pass not finished
     stored = db.execute("SELECT count(*) FROM imported_product_raw").fetchone()
     assert stored is not None and stored[0] > 0
+    listed = next(line for line in cli(fresh_db_url, "connections", "list").stdout.splitlines() if str(cid) in line)
+    assert f"synced=never (a first sync stored {stored[0]} items, unfinished" in listed  # it said "never" alone
     r_fake.server.handler = slow  # a second Ctrl-C aborts at once, not after the vendor's read in flight
     again = subprocess.Popen([sys.executable, "-m", "search_service", "sync", str(cid)], env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip

@@ -222,9 +222,11 @@ def connections_list(settings: Settings) -> None:
         rows = conn.execute(statement("ingest/connectors", "list_connections").psycopg).fetchall()
     if not rows:
         click.echo("no connections")
-    for cid, store_id, source, location, enabled, last_sync, failures, error, error_at in rows:
+    for cid, store_id, source, location, enabled, last_sync, failures, error, error_at, first_rows in rows:
         state = "enabled" if enabled else "disabled"
         synced = f"{last_sync:%Y-%m-%d %H:%M:%S}" if last_sync else "never"
+        if first_rows is not None:  # it said "never" of a first sync killed after storing thousands of items
+            synced += f" (a first sync stored {first_rows} items, unfinished: the next sync resumes from its cursor)"
         line = f"{cid}\t{source}\tlocation={location or '-'}\tstore={store_id}\t{state}\tsynced={synced}"
         if failures:
             line += f"\tfailures={failures}\tlast_error={error_at:%Y-%m-%d %H:%M:%S}: {error}"

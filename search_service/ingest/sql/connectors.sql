@@ -16,9 +16,13 @@ WHERE c.id = :connection_id
 
 -- name: list_connections
 -- params: none
--- The operator's view: state and the last failure, never a secret.
+-- The operator's view: state and the last failure, never a secret. A first sync that stored pages and has not
+-- finished (under way, or killed: the next resumes from its cursor) counts the items it stored, from its batches.
 SELECT c.id, c.store_id, c.source, c.external_location, c.enabled, c.last_sync_at, c.consecutive_failures,
-       c.last_error, c.last_error_at
+       c.last_error, c.last_error_at,
+       CASE WHEN c.last_sync_at IS NULL AND c.cursor IS NOT NULL
+            THEN (SELECT coalesce(sum(b.total_rows), 0) FROM import_batch b WHERE b.connection_id = c.id) END
+           AS first_sync_rows
 FROM ingest_connection c
 ORDER BY c.created_at, c.id
 
