@@ -11,8 +11,11 @@ import time
 from pathlib import Path
 from uuid import UUID
 
+import httpx
 import psycopg
 import pytest
+
+from tests.ingest_helpers import bearer, drain_imports, new_store, store_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -231,3 +234,73 @@ def test_import_csv_reads_a_file_in_the_charset_given(dsn: str, tmp_path: Path) 
     assert out.returncode == 0 and "1 rows, 1 mapped" in out.stdout, out.stdout + out.stderr
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT title FROM store_product WHERE sku = 'K-1'").fetchone() == ("Käse 200 g",)
+
+
+HOLD_CSV_ROWS = """
+CREATE OR REPLACE FUNCTION test_hold_csv_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM new_rows r JOIN import_batch b ON b.id = r.import_batch_id
+               WHERE b.source = 'csv' AND b.store_id = '{store}') THEN
+        PERFORM pg_advisory_xact_lock_shared(4242);  -- waits while the test holds it
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER test_hold_csv_rows AFTER INSERT ON imported_product_raw
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION test_hold_csv_rows();
+"""
+
+
+WAITING = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'"
+
+
+def _import_held(db_url: str, conn: psycopg.Connection, store: UUID, file: Path) -> subprocess.Popen[str]:
+    """`import csv` started with the storing of its rows held (the test holds the advisory lock 4242)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search_service", "import", "csv", str(file), "--store", str(store)],
+        env={**os.environ, "DATABASE_URL": db_url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not conn.execute(WAITING).fetchone():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.05)
+    return proc
+
+
+def test_import_csv_keeps_its_place_in_the_stores_order_while_its_rows_are_stored(
+    base: str, db_url: str, tmp_path: Path
+) -> None:
+    """`import csv` opened its batch and stored the rows in one transaction: while they were stored the batch was
+    invisible, a till's PATCH meanwhile was mapped at once (200), and the file mapped after it set the till's level
+    back. The batch is committed first now (leased, as an API upload): the PATCH queues behind it. Ctrl-C while
+    storing aborts the batch, and the store's writes are no longer held back."""
+    with psycopg.connect(db_url, autocommit=True) as conn, psycopg.connect(db_url, autocommit=True) as holder:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+        url = f"{base}/v1/stores/{store}/listings/C-1"
+        assert httpx.put(url, json={"name": "Candle", "price": 1, "quantity": 5}, headers=bearer(key)).is_success
+        file = tmp_path / "stock.csv"
+        file.write_text("sku,name,price,quantity\nC-1,Candle,1.00,50\n")
+        conn.execute(HOLD_CSV_ROWS.format(store=store))
+        try:
+            holder.execute("SELECT pg_advisory_lock(4242)")
+            proc = _import_held(db_url, conn, store, file)
+            patched = httpx.patch(url, json={"quantity": 3}, headers=bearer(key), timeout=30)
+            holder.execute("SELECT pg_advisory_unlock(4242)")
+            _out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            assert patched.status_code == 202, patched.text  # behind the file, not before it
+            drain_imports(db_url)
+            assert httpx.get(url, headers=bearer(key)).json()["quantity"] == 3  # the file's 50, then the till's 3
+            holder.execute("SELECT pg_advisory_lock(4242)")
+            proc = _import_held(db_url, conn, store, file)
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 130 and "nothing imported" in err and "Traceback" not in err, err
+        finally:
+            holder.execute("SELECT pg_advisory_unlock_all()")
+            conn.execute("DROP TRIGGER IF EXISTS test_hold_csv_rows ON imported_product_raw")
+        last = conn.execute("SELECT status, error FROM import_batch WHERE store_id = %s ORDER BY seq DESC LIMIT 1",
+                            (store,)).fetchone()  # fmt: skip
+        assert last is not None and last[0] == "aborted" and "interrupted" in last[1], last
+        alone = httpx.patch(url, json={"quantity": 1}, headers=bearer(key))
+        assert alone.status_code == 200, alone.text  # the aborted import holds nothing back

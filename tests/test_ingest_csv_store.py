@@ -7,8 +7,10 @@ import asyncio
 import csv
 import io
 import json
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +205,46 @@ def test_nul_characters_are_refused_naming_the_field(
         (connection,),
     ).fetchall()
     assert webhook_rows == [("rejected", "sku holds a NUL character (0x00), which cannot be stored as text")]
+
+
+HOLD_UPLOAD_UPDATES = """
+CREATE OR REPLACE FUNCTION test_hold_upload_updates() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.status = 'receiving' AND OLD.source = 'csv' AND OLD.store_id = '{store}' THEN
+        PERFORM pg_advisory_xact_lock_shared(4243);  -- waits while the test holds it
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER test_hold_upload_updates BEFORE UPDATE ON import_batch
+FOR EACH ROW EXECUTE FUNCTION test_hold_upload_updates();
+"""
+
+
+def test_an_upload_holds_its_place_from_the_moment_its_batch_exists(
+    base: str, db_url: str, conn: psycopg.Connection
+) -> None:
+    """The upload's batch was inserted, then leased by a second statement (beat_upload): a PATCH between the two
+    did not see it (a `receiving` batch counts only while leased) and was mapped before the file. The batch is
+    inserted leased now. (The upload's first update of its batch is held here, the PATCH sent meanwhile.)"""
+    store = new_store(conn)
+    key = store_key(conn, store, "listings:write")
+    url = f"{base}/v1/stores/{store}/listings/H-1"
+    assert httpx.put(url, json={"name": "Honey", "price": 4, "quantity": 5}, headers=bearer(key)).is_success
+    conn.execute(HOLD_UPLOAD_UPDATES.format(store=store))
+    waiting = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'"
+    try:
+        with psycopg.connect(db_url, autocommit=True) as holder, ThreadPoolExecutor(1) as pool:
+            holder.execute("SELECT pg_advisory_lock(4243)")
+            uploaded = pool.submit(_upload, base, store, key, b"sku,name,price,quantity\nH-1,Honey,4,50\n")
+            deadline = time.monotonic() + 30
+            while not conn.execute(waiting).fetchone():
+                assert time.monotonic() < deadline and not uploaded.done(), "the upload never updated its batch"
+                time.sleep(0.05)
+            patched = httpx.patch(url, json={"quantity": 3}, headers=bearer(key), timeout=30)
+            holder.execute("SELECT pg_advisory_unlock(4243)")
+            assert uploaded.result(timeout=60).status_code == 202
+    finally:
+        conn.execute("DROP TRIGGER IF EXISTS test_hold_upload_updates ON import_batch")
+    assert patched.status_code == 202, patched.text  # behind the upload, not before it
+    drain_imports(db_url)
+    assert httpx.get(url, headers=bearer(key)).json()["quantity"] == 3  # the file's 50, then the till's 3

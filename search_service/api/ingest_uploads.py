@@ -157,8 +157,8 @@ async def upload_import(
         raise HTTPException(status_code=415, detail="send text/csv or multipart/form-data (field `file`)")
     async with _connection_of(rt) as conn:
         await require_store(conn, store_id)
-        batch_id = await pipeline.open_batch(conn, store_id=store_id, source="csv", kind="csv")
-        await pipeline.beat_upload(conn, batch_id)  # the store's later batches wait for it (heartbeat while it arrives)
+        # Its heartbeat lease set as it is inserted: the store's later batches wait for it from then on.
+        batch_id = await pipeline.open_batch(conn, store_id=store_id, source="csv", kind="csv", upload=True)
     # No connection is held while the body arrives: ten stalled uploads held the pool's ten and every route,
     # search included, answered 503.
     data, file_name = await _receive(rt, request, batch_id, media)

@@ -6,8 +6,11 @@ and its COPY overlap instead of following each other, and no more than two block
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 from uuid import UUID
+
+import asyncpg
 
 from search_service.ingest import pipeline
 from search_service.ingest.csvfile import CsvRows
@@ -50,12 +53,46 @@ async def store_csv_rows(conn: Any, batch_id: UUID, reader: CsvRows, block_rows:
     return status, blocks.rows
 
 
-async def record_csv(conn: Any, store_id: UUID, reader: CsvRows, file_name: str | None) -> tuple[UUID, int]:
-    """A CSV file as a new batch of the store, in one transaction (the CLI's `import csv`): (its id, its rows).
-    UnknownStore if there is no such store."""
-    async with conn.transaction():
-        if await pipeline.store_of(conn, store_id) is None:
-            raise pipeline.UnknownStore(f"no store with id {store_id}")
-        batch_id = await pipeline.open_batch(conn, store_id=store_id, source="csv", kind="csv", file_name=file_name)
-        _status, rows = await store_csv_rows(conn, batch_id, reader)
+async def record_csv(conn: Any, dsn: str, store_id: UUID, reader: CsvRows, file_name: str | None) -> tuple[UUID, int]:
+    """A CSV file as a new batch of the store (the CLI's `import csv`): (its id, its rows). UnknownStore if there
+    is no such store. Its place in the store's order is where it began, as for an API upload: the `receiving`
+    batch is committed first, leased, and its heartbeat renewed on a connection of its own while the rows are
+    stored in one transaction (storing all in one hid the batch, and a till's write meanwhile was mapped before
+    it, then set back to the file's level). A failure or Ctrl-C while storing aborts it: nothing of it applied."""
+    if await pipeline.store_of(conn, store_id) is None:
+        raise pipeline.UnknownStore(f"no store with id {store_id}")
+    side = await asyncpg.connect(dsn)
+    try:
+        batch_id = await pipeline.open_batch(
+            conn, store_id=store_id, source="csv", kind="csv", file_name=file_name, upload=True
+        )
+        rows = await _store_beating(conn, side, batch_id, reader)
+    finally:
+        await side.close()
     return batch_id, rows
+
+
+async def _store_beating(conn: Any, side: Any, batch_id: UUID, reader: CsvRows) -> int:
+    """The rows stored in one transaction on `conn`, the heartbeat renewed on `side`; aborted on any failure."""
+    try:
+        beating = asyncio.ensure_future(_beat(side, batch_id))
+        try:
+            async with conn.transaction():
+                _status, rows = await store_csv_rows(conn, batch_id, reader)
+        finally:
+            beating.cancel()
+            await asyncio.wait([beating])
+            _retrieved(beating)
+    except BaseException as exc:
+        why = "the import was interrupted" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__
+        with contextlib.suppress(Exception):  # the server itself may be what failed
+            await pipeline.abort_batch(side, batch_id, f"the file could not be stored ({why}): nothing of it applied")
+        raise
+    return rows
+
+
+async def _beat(conn: Any, batch_id: UUID) -> None:
+    """The upload's heartbeat while its rows are stored (the storing connection is inside its transaction)."""
+    while True:
+        await asyncio.sleep(pipeline.UPLOAD_BEAT_S)
+        await pipeline.beat_upload(conn, batch_id)

@@ -137,8 +137,8 @@ async def import_csv_async(
     conn = await asyncpg.connect(dsn)
     try:
         try:
-            batch_id, total = await record_csv(conn, store_id, reader, path.name)
-        except asyncio.CancelledError:  # Ctrl-C while storing: its one transaction rolled back
+            batch_id, total = await record_csv(conn, dsn, store_id, reader, path.name)
+        except asyncio.CancelledError:  # Ctrl-C while storing: its rows rolled back, its batch aborted
             raise ImportInterrupted(None, 0, 0) from None
         worker_id = f"cli-import:{batch_id}"
         try:

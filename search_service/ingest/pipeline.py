@@ -98,7 +98,7 @@ def record_batch(
         params = {
             "store_id": store_id, "source": source, "kind": kind, "status": "receiving",
             "connection_id": connection_id, "delivery_id": delivery_id, "file_name": file_name,
-            "locked_by": None, "lease_s": 0.0,
+            "locked_by": None, "lease_s": 0.0, "upload_lease_s": None,
         }  # fmt: skip
         row = conn.execute(_sql("insert_batch").psycopg, params).fetchone()
         assert row is not None
@@ -143,12 +143,16 @@ async def open_batch(
     file_name: str | None = None,
     locked_by: str | None = None,
     lease_s: float = 60.0,
+    upload: bool = False,
 ) -> UUID:
-    """A `receiving` batch (an upload about to stream in); `store_rows` completes it, `abort_batch` ends it."""
+    """A `receiving` batch (an upload about to stream in); `store_rows` completes it, `abort_batch` ends it. An
+    `upload` (committed before its rows arrive) holds the store's later batches back from its insert on: its
+    heartbeat lease is set in the same statement (`beat_upload` renews it)."""
     rows = await fetch(
         conn, "insert_batch", store_id=store_id, source=source, kind=kind,
         status="processing" if locked_by else "receiving", connection_id=connection_id,
         delivery_id=delivery_id, file_name=file_name, locked_by=locked_by, lease_s=lease_s,
+        upload_lease_s=UPLOAD_LEASE_S if upload else None,
     )  # fmt: skip
     return rows[0]["id"]
 

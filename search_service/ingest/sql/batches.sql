@@ -8,11 +8,13 @@ UPDATE import_batch SET file_name = left(:file_name::text, 255) WHERE id = :batc
 
 -- name: insert_batch
 -- params: store_id uuid, source text, kind text, status text, connection_id uuid|null, delivery_id text|null,
---    file_name text|null, locked_by text|null (an inline mapper holds its own batch from the start), lease_s float8
+--    file_name text|null, locked_by text|null (an inline mapper holds its own batch from the start), lease_s float8,
+--    upload_lease_s float8|null (an upload's heartbeat lease, set in the same statement: see beat_upload)
 INSERT INTO import_batch (store_id, source, kind, status, connection_id, delivery_id, file_name, locked_by,
                           locked_until, started_at)
 VALUES (:store_id, :source, :kind, :status, :connection_id, :delivery_id, :file_name, :locked_by,
-        CASE WHEN :locked_by::text IS NOT NULL THEN now() + make_interval(secs => :lease_s) END,
+        CASE WHEN :locked_by::text IS NOT NULL THEN now() + make_interval(secs => :lease_s)
+             WHEN :upload_lease_s::float8 IS NOT NULL THEN now() + make_interval(secs => :upload_lease_s) END,
         CASE WHEN :locked_by::text IS NOT NULL THEN now() END)
 RETURNING id;
 
