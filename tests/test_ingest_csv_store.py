@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -248,3 +249,32 @@ def test_an_upload_holds_its_place_from_the_moment_its_batch_exists(
     assert patched.status_code == 202, patched.text  # behind the upload, not before it
     drain_imports(db_url)
     assert httpx.get(url, headers=bearer(key)).json()["quantity"] == 3  # the file's 50, then the till's 3
+
+
+def test_a_store_deleted_while_its_upload_arrives_is_a_404_naming_it(base: str, conn: psycopg.Connection) -> None:
+    """Its batch went with it, and storing the rows broke their foreign key: a 500."""
+    store = new_store(conn)
+    key = store_key(conn, store, "listings:write")
+    started = threading.Event()
+    deleted = threading.Event()
+
+    def slow_file() -> Iterator[bytes]:
+        yield b"sku,name,price,quantity\n"
+        started.set()
+        assert deleted.wait(30)
+        yield b"G-1,Glue,2,4\n"
+
+    headers = {**bearer(key), "Content-Type": "text/csv"}
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(httpx.post, f"{base}/v1/stores/{store}/imports", content=slow_file(), headers=headers)
+        assert started.wait(30)
+        opened = "SELECT 1 FROM import_batch WHERE store_id = %s AND status = 'receiving'"
+        deadline = time.monotonic() + 30
+        while not conn.execute(opened, (store,)).fetchone():  # the API has opened the upload's batch
+            assert time.monotonic() < deadline, "the upload never opened its batch"
+            time.sleep(0.05)
+        assert conn.execute("DELETE FROM store WHERE id = %s", (store,)).rowcount == 1
+        deleted.set()
+        response = answer.result(timeout=60)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["parameter"] == "store_id"

@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import anyio.to_thread
+import asyncpg
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.exceptions import (
@@ -172,7 +173,7 @@ async def upload_import(
         except CsvError as exc:
             await pipeline.abort_batch(conn, batch_id, str(exc))
             raise BadParameter(exc.column or "file", str(exc)) from None
-        status = await _store(conn, batch_id, reader)
+        status = await _store(conn, store_id, batch_id, reader)
     accepted = S.ImportAccepted(
         batch_id, status, f"/v1/imports/{batch_id}", f"/v1/imports/{batch_id}/errors", reader.ignored_columns
     )
@@ -188,9 +189,10 @@ def _connection_of(rt: Runtime) -> Any:
     return rt.pool.acquire(timeout=10) if rt.pool else rt.connection()
 
 
-async def _store(conn: Any, batch_id: UUID, reader: CsvRows) -> str:
+async def _store(conn: Any, store_id: UUID, batch_id: UUID, reader: CsvRows) -> str:
     """The upload's rows into its batch, in one transaction; a failure there (the database's) aborts the batch, so
-    its status says why nothing was applied, and the client is answered as for any database failure."""
+    its status says why nothing was applied, and the client is answered as for any database failure; a store
+    deleted while the upload arrived (its batch with it) is a 404 naming `store_id`."""
     try:
         async with conn.transaction():
             bulk = statement("ingest/batches", "bulk_write_settings")
@@ -200,6 +202,8 @@ async def _store(conn: Any, batch_id: UUID, reader: CsvRows) -> str:
         with contextlib.suppress(Exception):  # the connection itself may be what failed
             reason = f"the upload could not be stored ({type(exc).__name__}); send it again"
             await pipeline.abort_batch(conn, batch_id, reason)
+        if isinstance(exc, asyncpg.ForeignKeyViolationError):  # its rows' batch went with the store
+            await require_store(conn, store_id)
         raise
     return status
 
