@@ -7,8 +7,8 @@ writes back) for a batch. The subscriptions are now locked `FOR KEY SHARE` as th
 under way is waited for and its subscription skipped (no delivery for it); one that comes later waits for the
 write's commit. Updates of other columns (`is_active`, `failing_since`) take no conflicting lock.
 
-Revision ID: 0033
-Revises: 0032
+Revision ID: 0034
+Revises: 0033
 Create Date: 2026-12-06 12:00:00
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0033"
-down_revision: str | None = "0032"
+revision: str = "0034"
+down_revision: str | None = "0033"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
