@@ -88,6 +88,9 @@ class Settings:
     facets: FacetConfig = field(default_factory=FacetConfig)  # PLINQY_FACET_DEPTH
     # Where vendors reach this API (https://search.example.com): `connect` prints full webhook URLs with it.
     public_base_url: str | None = None
+    # Origins whose pages may call the API from a browser (CORS): `*` (the default: reads are open and writes carry
+    # a bearer key, never a cookie), a list of origins, or none (PLINQY_CORS_ORIGINS=none: no CORS headers).
+    cors_origins: tuple[str, ...] = ("*",)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -129,6 +132,7 @@ class Settings:
             connectors=_domain_config(ConnectorsConfig, env),
             facets=_domain_config(FacetConfig, env),
             public_base_url=public_base_url(env.get("PLINQY_PUBLIC_BASE_URL")),
+            cors_origins=cors_origins(env.get("PLINQY_CORS_ORIGINS")),
             env=env,
         )
 
@@ -178,6 +182,23 @@ def public_base_url(value: str | None) -> str | None:
             "e.g. https://search.example.com (http or https, no query)"
         )
     return value.strip().rstrip("/")
+
+
+def cors_origins(value: str | None) -> tuple[str, ...]:
+    """PLINQY_CORS_ORIGINS: `*` (unset), `none`, or origins separated by commas (https://shop.example.com)."""
+    if value is None or value.strip() in ("", "*"):
+        return ("*",)
+    if value.strip().lower() == "none":
+        return ()
+    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query or parts.fragment:
+            raise SettingsError(
+                f"PLINQY_CORS_ORIGINS: {origin!r} is no origin: give scheme://host[:port] separated by commas "
+                "(https://shop.example.com), `*` for any, or `none`"
+            )
+    return origins
 
 
 def embedded_url(port: int, dbname: str = "plinqy") -> str:

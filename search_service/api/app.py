@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         lifespan=[lifespan],
         state=State({"runtime": runtime}),
         openapi_config=OPENAPI,
+        cors_config=_cors(settings),
     )
     state_body_rules(app.openapi_schema, (*BODY_STRUCTS, WebhookCreate))
     optional_bodies(app.openapi_schema, [("/v1/stores/{store_id}/listings/{sku}", "delete")])
@@ -93,6 +95,20 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     overlapping_unions_as_any_of(app.openapi_schema)
     document_webhooks(app.openapi_schema)
     return app
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    """A shop's pages on another origin call the API from the browser (PLINQY_CORS_ORIGINS); the headers a client
+    reads past the simple ones are exposed (a 429's or 503's Retry-After, a queued write's Location, Allow)."""
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["Retry-After", "Location", "Allow"],
+        max_age=600,
+    )
 
 
 def create_app_from_env() -> Litestar:
