@@ -618,6 +618,47 @@ def test_answers_the_router_gives_alone_are_counted(client: TestClient[Any]) -> 
     assert searched.status_code == 400 and _unmatched_count(client.get("/metrics").text, "GET", "400") == 0
 
 
+def _readiness_once_the_model_is_up(client: TestClient[Any]) -> dict[str, Any]:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        body: dict[str, Any] = client.get("/readyz").json()
+        if body["checks"].get("model") == "ok" and body["checks"].get("database") != "unreachable":
+            return body
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+
+
+def test_readyz_says_a_database_never_migrated_needs_migrate(
+    make_database: Callable[..., str], encoder: Encoder
+) -> None:
+    """The pool could not register the vector type: readyz said `database: unreachable` ("unknown type:
+    public.vector"), where every command said "run migrate"."""
+    app = create_app(app_settings(make_database(migrated=False)), encoder=encoder)
+    with TestClient(app) as client:
+        body = _readiness_once_the_model_is_up(client)
+        assert body["checks"]["database"] == "ok" and body["checks"]["migrations"] == "missing", body
+        assert body["reasons"][0] == "the database has no migrations applied: run `plinqy-search migrate`"
+        search = client.get("/v1/search", params={"q": "milk"})
+        assert search.status_code == 503 and "migrate" in search.json()["error"]["message"]
+
+
+def test_a_database_gone_under_the_api_is_a_503_not_a_500(
+    make_database: Callable[..., str], pg_admin_url: str, encoder: Encoder
+) -> None:
+    """A pool that cannot open a connection for a reason other than a refused socket (the database dropped or
+    renamed, a role removed) answered 500 "internal error" on /readyz and every search."""
+    url = make_database()
+    app = create_app(app_settings(url), encoder=encoder)
+    with TestClient(app) as client:
+        assert _readiness_once_the_model_is_up(client)["checks"]["database"] == "ok"
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        for path in ("/readyz", "/v1/search?q=milk&lat=52.5&lon=13.4"):
+            answer = client.get(path)
+            assert answer.status_code == 503 and answer.headers["retry-after"], answer.text
+        assert "InvalidCatalogNameError" in client.get("/readyz").json()["reasons"][0]
+
+
 def test_readyz_reports_migrations_behind_or_ahead(make_database: Callable[..., str], encoder: Encoder) -> None:
     url = make_database()
     with psycopg.connect(url, autocommit=True) as conn:

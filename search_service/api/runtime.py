@@ -20,12 +20,12 @@ import anyio.to_thread
 import asyncpg
 import numpy as np
 from asyncpg.pool import PoolConnectionProxy
-from pgvector.asyncpg import register_vector
 
 from embeddings.encoder import Encoder, load_encoder
 from search_service.api import refresh
 from search_service.api.errors import TRANSIENT_DB_ERRORS, Unavailable
 from search_service.api.metrics import Metrics
+from search_service.api.pool_connections import ApiConnection, NotMigrated, init_connection
 from search_service.api.query_cache import QueryEmbeddingCache
 from search_service.api.schemas import Readiness
 from search_service.api.shared_state import SharedState
@@ -44,21 +44,8 @@ from search_service.settings import Settings
 log = logging.getLogger("search_service.api")
 
 
-class ApiConnection(asyncpg.Connection):
-    """Pool connections without the reset query on release: requests change no session state (the engine's
-    settings are the connection's own from its start; no SET, LISTEN, cursors or advisory locks), so the
-    default one (a round trip per request) buys nothing. An open transaction is still rolled back on release."""
-
-    def get_reset_query(self) -> str:
-        return ""
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    await register_vector(conn)
-
-
 # readyz's `database` state for each reason a connection was refused (errors.Unavailable).
-_DATABASE_STATES = {"database": "unreachable", "pool_exhausted": "busy", "statement_timeout": "slow"}
+_DATABASE_STATES = {"database": "unreachable", "pool_exhausted": "busy", "statement_timeout": "slow", "schema": "ok"}
 
 
 @dataclass
@@ -75,6 +62,7 @@ class Runtime:
     model_ready: bool = False
     model_error: str | None = None
     database_error: str | None = None
+    database_failure: Exception | None = None  # why the pool could not be made (NotMigrated: readiness says so)
     head_revision: str = ""
     vectors: VectorCache | None = None  # None: turned off (PLINQY_VECTOR_CACHE_MAX=0) or too many vectors
     vectors_state: str = "loading"  # loading | ok | disabled | failed
@@ -155,12 +143,17 @@ class Runtime:
         whole block at most a few statement timeouts (client side, in case the server does not answer)."""
         pool = self.pool
         if pool is None:
-            raise Unavailable("database", self.database_error or "the database is not connected yet")
+            reason = "schema" if isinstance(self.database_failure, NotMigrated) else "database"
+            raise Unavailable(reason, self.database_error or "the database is not connected yet")
         settings = self.settings
         try:
             conn = await pool.acquire(timeout=settings.pool_acquire_timeout_s)
         except TimeoutError:
             raise Unavailable("pool_exhausted", "all database connections are busy; retry shortly") from None
+        except NotMigrated as exc:
+            raise Unavailable("schema", str(exc)) from None
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # a new connection refused: a 500
+            raise Unavailable("database", f"cannot connect to the database ({type(exc).__name__}: {exc})") from None
         budget_s = 3 * settings.statement_timeout_ms / 1000 + 1
         try:
             async with asyncio.timeout(budget_s):
@@ -253,9 +246,9 @@ class Runtime:
         except asyncpg.UndefinedTableError:
             reasons.append("the database has no migrations applied: run `plinqy-search migrate`")
             return "ok", "missing"
-        except Unavailable as exc:  # not connected (yet), every connection busy, or too slow to answer
+        except Unavailable as exc:  # not connected (yet), every connection busy, too slow to answer, not migrated
             reasons.append(exc.message)
-            return _DATABASE_STATES.get(exc.reason, "unreachable"), ""
+            return _DATABASE_STATES.get(exc.reason, "unreachable"), "missing" if exc.reason == "schema" else ""
         except TRANSIENT_DB_ERRORS as exc:
             reasons.append(f"database: {type(exc).__name__}: {exc}")
             return "unreachable", ""
@@ -336,7 +329,7 @@ class Runtime:
             settings.database_url,
             min_size=1 if generic_plans else min(settings.pool_min_size, settings.pool_max_size),
             max_size=settings.pool_max_size,
-            init=_init_connection,
+            init=init_connection,
             connection_class=ApiConnection,
             command_timeout=3 * settings.statement_timeout_ms / 1000 + 1,
             max_inactive_connection_lifetime=300,
@@ -364,7 +357,9 @@ class Runtime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.database_error = f"cannot connect to the database ({type(exc).__name__}: {exc})"
+                self.database_failure = exc
+                self.database_error = str(exc) if isinstance(exc, NotMigrated) else (
+                    f"cannot connect to the database ({type(exc).__name__}: {exc})")  # fmt: skip
                 log.warning("%s; retrying in %.1fs", self.database_error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
