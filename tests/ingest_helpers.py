@@ -45,14 +45,16 @@ def serve(settings: Settings, encoder: Encoder | None) -> Iterator[str]:
     thread = threading.Thread(target=server.run, name="plinqy-ingest-api", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline, last = time.monotonic() + READY_TIMEOUT_S, "no answer"
     while True:
         try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+            ready = httpx.get(f"{url}/readyz", timeout=5)
+            if ready.status_code == 200:
                 break
+            last = ready.text
         except httpx.TransportError:
             pass
-        assert time.monotonic() < deadline, "the API never became ready"
+        assert time.monotonic() < deadline, f"the API never became ready: {last}"
         time.sleep(0.2)
     try:
         yield url

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from geographiclib.geodesic import Geodesic
 from litestar.testing import TestClient
 
@@ -30,6 +31,7 @@ from search_service.api.app import create_app
 from search_service.api.refresh import StateConnection, collector_paused
 from search_service.api.runtime import Runtime
 from search_service.db import migrate
+from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.settings import Settings
 
@@ -657,6 +659,31 @@ def test_a_database_gone_under_the_api_is_a_503_not_a_500(
             answer = client.get(path)
             assert answer.status_code == 503 and answer.headers["retry-after"], answer.text
         assert "InvalidCatalogNameError" in client.get("/readyz").json()["reasons"][0]
+
+
+def test_readyz_says_a_key_that_opens_no_stored_secret_is_wrong(
+    make_database: Callable[..., str], encoder: Encoder
+) -> None:
+    """A mistyped PLINQY_SECRET_KEY_FILE made a new key there: readyz said `secret_key: ok` while every connection's
+    webhooks answered 503 ("cannot open this connection's stored secret")."""
+    stored_with, other = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    url = make_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        store = conn.execute("INSERT INTO store (name, location) VALUES ('S', 'POINT(13.4 52.5)') RETURNING id")
+        token = SecretBox(stored_with.encode()).encrypt("whsec_x").decode()
+        conn.execute(
+            "INSERT INTO store_webhook (store_id, url, secret) VALUES (%s, 'https://1.1.1.1/h', %s)",
+            (store.fetchone()[0], token),  # type: ignore[index]
+        )
+    for key, state in ((other, "wrong"), (stored_with, "ok")):
+        app = create_app(app_settings(url, secret_key=key), encoder=encoder)
+        with TestClient(app) as client:
+            body = _readiness_once_the_model_is_up(client)
+            while body["checks"].get("migrations") != "ok":  # the pool may still be connecting
+                time.sleep(0.2)
+                body = client.get("/readyz").json()
+        assert body["checks"]["secret_key"] == state, body
+        assert any("opens none of 1 stored secrets" in r for r in body["reasons"]) == (state == "wrong")
 
 
 def test_readyz_reports_migrations_behind_or_ahead(make_database: Callable[..., str], encoder: Encoder) -> None:

@@ -23,14 +23,14 @@ from asyncpg.pool import PoolConnectionProxy
 
 from embeddings.encoder import Encoder, load_encoder
 from search_service.api import refresh
-from search_service.api.errors import TRANSIENT_DB_ERRORS, Unavailable
+from search_service.api.errors import Unavailable
 from search_service.api.metrics import Metrics
 from search_service.api.pool_connections import ApiConnection, NotMigrated, init_connection
 from search_service.api.query_cache import QueryEmbeddingCache
+from search_service.api.readiness import readiness_of
 from search_service.api.schemas import Readiness
 from search_service.api.shared_state import SharedState
 from search_service.db import migrate, sql
-from search_service.engine import catalog
 from search_service.engine import search as engine
 from search_service.engine.batcher import MicroBatcher
 from search_service.engine.facet_labels import ProductLabels
@@ -42,10 +42,6 @@ from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
 
 log = logging.getLogger("search_service.api")
-
-
-# readyz's `database` state for each reason a connection was refused (errors.Unavailable).
-_DATABASE_STATES = {"database": "unreachable", "pool_exhausted": "busy", "statement_timeout": "slow", "schema": "ok"}
 
 
 @dataclass
@@ -210,53 +206,7 @@ class Runtime:
 
     # --- readiness
     async def readiness(self) -> Readiness:
-        checks: dict[str, str] = {}
-        reasons: list[str] = []
-        checks["model"] = self._model_check(reasons)
-        checks["database"], checks["migrations"] = await self._database_checks(reasons)
-        checks["vectors"] = self.vectors_state
-        if (key_problem := self.settings.secret_key_problem()) is not None:  # secrets cannot be stored or opened
-            reasons.append(key_problem)
-        checks["secret_key"] = "ok" if key_problem is None else "unusable"
-        waiting = checks["database"] != "ok" and self.suggestions_state == "building"  # nothing builds without it
-        checks["suggestions"] = "waiting" if waiting else self.suggestions_state
-        if self.vectors_state in ("loading", "failed"):
-            loading = "the in-memory vector copy is loading" if checks["database"] == "ok" else (
-                "the in-memory vector copy loads once the database answers")  # fmt: skip
-            reasons.append(self.vectors_error or loading)
-        # A database that is not reachable says nothing about migrations (no key then, as before).
-        checks = {name: state for name, state in checks.items() if state}
-        status = "ready" if not reasons else "not ready"
-        return Readiness(status=status, checks=dict(sorted(checks.items())), reasons=reasons)
-
-    def _model_check(self, reasons: list[str]) -> str:
-        if self.model_ready:
-            return "ok"
-        if self.model_error:
-            reasons.append(self.model_error)
-            return "failed"
-        reasons.append("the model is loading")
-        return "loading"
-
-    async def _database_checks(self, reasons: list[str]) -> tuple[str, str]:
-        """(database, migrations) states; "" for migrations when the database could not be asked."""
-        try:
-            async with self.transaction() as conn:
-                versions = await catalog.migration_revisions(conn)
-        except asyncpg.UndefinedTableError:
-            reasons.append("the database has no migrations applied: run `plinqy-search migrate`")
-            return "ok", "missing"
-        except Unavailable as exc:  # not connected (yet), every connection busy, too slow to answer, not migrated
-            reasons.append(exc.message)
-            return _DATABASE_STATES.get(exc.reason, "unreachable"), "missing" if exc.reason == "schema" else ""
-        except TRANSIENT_DB_ERRORS as exc:
-            reasons.append(f"database: {type(exc).__name__}: {exc}")
-            return "unreachable", ""
-        if versions == [self.head_revision]:
-            return "ok", "ok"
-        current = versions[0] if versions else None
-        reasons.append(migrate.schema_advice(current, self.head_revision))
-        return "ok", migrate.schema_state(current, self.head_revision)  # behind, ahead (newer code) or missing
+        return await readiness_of(self)
 
     # --- lifecycle
     async def start(self) -> None:

@@ -40,6 +40,11 @@ async def migration_revisions(conn: Any) -> list[str]:
     return [row["version_num"] for row in await conn.fetch(statement(FILE, "migration_revisions").sql)]
 
 
+async def some_stored_secrets(conn: Any) -> list[bytes]:
+    """A few secrets stored encrypted (none when none is stored)."""
+    return [bytes(row["token"]) for row in await conn.fetch(statement(FILE, "some_stored_secrets").sql)]
+
+
 async def vector_count(conn: Any) -> int:
     """How many product vectors a full load of the in-memory copy would hold."""
     return int(await conn.fetchval(statement(FILE, "vector_count").sql))

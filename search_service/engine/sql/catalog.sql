@@ -70,6 +70,14 @@ SELECT c.id, c.parent_id, c.name, c.slug, c.position
 FROM category c
 ORDER BY c.position, c.name, c.id;
 
+-- name: some_stored_secrets
+-- params: none
+-- A few secrets stored encrypted (connections' signing secrets or credentials, subscriptions' signing secrets),
+-- any ones: readiness checks that the secret key opens at least one of them (they are stored with the one key).
+(SELECT secret_enc AS token FROM ingest_connection WHERE secret_enc IS NOT NULL LIMIT 4)
+UNION ALL (SELECT credentials_enc FROM ingest_connection WHERE credentials_enc IS NOT NULL LIMIT 4)
+UNION ALL (SELECT convert_to(secret, 'UTF8') FROM store_webhook WHERE secret IS NOT NULL LIMIT 4);
+
 -- name: migration_revisions
 -- params: none
 -- The migration revision the database is at (alembic keeps exactly one row).

@@ -1,0 +1,97 @@
+"""`/readyz`'s report of a runtime: the model, the database and its migrations, the secret key (usable, and the
+one the stored secrets open), the vector copy and the suggestion index."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from search_service.api.errors import TRANSIENT_DB_ERRORS, Unavailable
+from search_service.api.schemas import Readiness
+from search_service.db import migrate
+from search_service.db.secretbox import SecretBoxError
+from search_service.engine import catalog
+
+if TYPE_CHECKING:
+    from search_service.api.runtime import Runtime
+
+# readyz's `database` state for each reason a connection was refused (errors.Unavailable).
+_DATABASE_STATES = {"database": "unreachable", "pool_exhausted": "busy", "statement_timeout": "slow", "schema": "ok"}
+_NOT_ASKED: tuple[type[BaseException], ...] = (Unavailable, *TRANSIENT_DB_ERRORS)
+
+
+async def readiness_of(rt: Runtime) -> Readiness:
+    checks: dict[str, str] = {}
+    reasons: list[str] = []
+    checks["model"] = _model_check(rt, reasons)
+    checks["database"], checks["migrations"] = await _database_checks(rt, reasons)
+    checks["vectors"] = rt.vectors_state
+    checks["secret_key"] = await _key_check(rt, reasons, checks["migrations"] == "ok")
+    waiting = checks["database"] != "ok" and rt.suggestions_state == "building"  # nothing builds without it
+    checks["suggestions"] = "waiting" if waiting else rt.suggestions_state
+    if rt.vectors_state in ("loading", "failed"):
+        loading = "the in-memory vector copy is loading" if checks["database"] == "ok" else (
+            "the in-memory vector copy loads once the database answers")  # fmt: skip
+        reasons.append(rt.vectors_error or loading)
+    # A database that is not reachable says nothing about migrations (no key then, as before).
+    checks = {name: state for name, state in checks.items() if state}
+    status = "ready" if not reasons else "not ready"
+    return Readiness(status=status, checks=dict(sorted(checks.items())), reasons=reasons)
+
+
+def _model_check(rt: Runtime, reasons: list[str]) -> str:
+    if rt.model_ready:
+        return "ok"
+    if rt.model_error:
+        reasons.append(rt.model_error)
+        return "failed"
+    reasons.append("the model is loading")
+    return "loading"
+
+
+async def _database_checks(rt: Runtime, reasons: list[str]) -> tuple[str, str]:
+    """(database, migrations) states; "" for migrations when the database could not be asked."""
+    try:
+        async with rt.transaction() as conn:
+            versions = await catalog.migration_revisions(conn)
+    except asyncpg.UndefinedTableError:
+        reasons.append("the database has no migrations applied: run `plinqy-search migrate`")
+        return "ok", "missing"
+    except Unavailable as exc:  # not connected (yet), every connection busy, too slow to answer, not migrated
+        reasons.append(exc.message)
+        return _DATABASE_STATES.get(exc.reason, "unreachable"), "missing" if exc.reason == "schema" else ""
+    except TRANSIENT_DB_ERRORS as exc:
+        reasons.append(f"database: {type(exc).__name__}: {exc}")
+        return "unreachable", ""
+    if versions == [rt.head_revision]:
+        return "ok", "ok"
+    current = versions[0] if versions else None
+    reasons.append(migrate.schema_advice(current, rt.head_revision))
+    return "ok", migrate.schema_state(current, rt.head_revision)  # behind, ahead (newer code) or missing
+
+
+async def _key_check(rt: Runtime, reasons: list[str], migrated: bool) -> str:
+    """`unusable` (malformed, unreadable), `wrong` (it opens no stored secret: a mistyped key file path made a new
+    key there, and every connection's webhooks answered 503 while readyz said ok) or `ok`."""
+    if (problem := rt.settings.secret_key_problem()) is not None:
+        reasons.append(problem)
+        return "unusable"
+    if not migrated:
+        return "ok"
+    try:
+        async with rt.transaction() as conn:
+            tokens = await catalog.some_stored_secrets(conn)
+    except _NOT_ASKED:  # the database checks above say why
+        return "ok"
+    box, failures = rt.settings.secret_box(), []
+    for token in tokens:
+        try:
+            box.decrypt(token)
+            return "ok"
+        except SecretBoxError as exc:
+            failures.append(str(exc))
+    if failures:
+        reasons.append(f"the secret key opens none of {len(failures)} stored secrets tried: {failures[0]}")
+        return "wrong"
+    return "ok"
