@@ -40,7 +40,16 @@ log = logging.getLogger("plinqy.events")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would cost more than the request
 CHANNEL = "webhook_delivery"
 LINGER_S = 0.01
-DB_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError, asyncpg.AdminShutdownError)
+# A connection lost underneath us. InternalClientError too: the server's FATAL on an idle connection (a terminated
+# backend) leaves asyncpg mid-error until it reads the socket's end, and a query sent meanwhile raises "cannot switch
+# to state 12; another operation (2) is in progress" (no second operation of ours: the connection is dead).
+DB_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    asyncpg.AdminShutdownError,
+)
 
 
 def make_dispatcher_id() -> str:
@@ -95,6 +104,8 @@ class Dispatcher:
         self._all_done = asyncio.Event()  # set when the last send in flight finishes
         self._state = _State()
         self._rng = random.Random()
+        self._reconnect_delay = 0.2
+        self._connecting = False
 
     def request_stop(self) -> None:
         self.stopping = True
@@ -103,20 +114,15 @@ class Dispatcher:
 
     async def run(self, *, drain: bool = False) -> Totals:
         """Until stopped (or, with drain, until nothing is left to attempt). Rides out a lost database."""
-        delay = 0.2
         clients = Clients(self.config.timeout_s, self.config.per_webhook)
         try:
-            while not self.stopping:
-                try:
-                    if await self._run_connected(clients, drain):
-                        break
-                    delay = 0.2
-                except DB_ERRORS as exc:
-                    if drain and not isinstance(exc, asyncpg.AdminShutdownError | asyncpg.PostgresConnectionError):
-                        raise
-                    log.warning(json.dumps({"event": "db_lost", "dispatcher": self.id, "error": str(exc)[:300]}))
-                    await self._sleep(delay)
-                    delay = min(delay * 2, 10.0)
+            try:
+                await self._run_reconnecting(clients, drain)
+            except Exception:
+                # A crash still writes what was sent: lost, those results meant sending it all again a lease later.
+                await self._finish_inflight()
+                await self._final_flush()
+                raise
             await self._finish_inflight()
             await self._final_flush()
         finally:
@@ -124,8 +130,26 @@ class Dispatcher:
         log.info(json.dumps({"event": "stopped", "dispatcher": self.id, **vars(self.totals)}))
         return self.totals
 
+    async def _run_reconnecting(self, clients: Clients, drain: bool) -> None:
+        while not self.stopping:
+            try:
+                if await self._run_connected(clients, drain):
+                    return
+            except DB_ERRORS as exc:
+                # A drain that cannot connect at all says so; a connection lost while working is re-opened.
+                unreachable = not isinstance(exc, asyncpg.AdminShutdownError | asyncpg.PostgresConnectionError)
+                if drain and self._connecting and unreachable:
+                    raise
+                log.warning(json.dumps({"event": "db_lost", "dispatcher": self.id, "error": str(exc)[:300]}))
+                await self._sleep(self._reconnect_delay)
+                self._reconnect_delay = min(self._reconnect_delay * 2, 10.0)
+
     async def _run_connected(self, clients: Clients, drain: bool) -> bool:
-        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": f"plinqy-events {self.id}"[:63]})
+        self._connecting = True
+        name = f"plinqy-events {self.id}"[:63]
+        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": name})
+        self._connecting = False
+        self._reconnect_delay = 0.2  # the pause grows while the server stays away, not over the process's life
         try:
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
             while not self.stopping:
