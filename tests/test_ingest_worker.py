@@ -204,3 +204,34 @@ def test_a_batch_whose_mapping_raises_is_recorded_and_given_up_not_crashing_the_
     assert db.execute(
         "SELECT count(*) FROM imported_product_raw WHERE import_batch_id = %s", (poisoned,)
     ).fetchone() == (2,)  # its rows stay stored
+
+
+def test_a_terminated_connection_is_reopened_and_the_batch_resumed_within_seconds(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """pg_terminate_backend mid-batch: the job exited and was restarted under a new worker id, which waited out its
+    predecessor's 60 s lease (the store's later writes queued meanwhile). Now it reconnects, releases what it held
+    and carries on at once, in the same process."""
+    store, batch = seed_batch(db)
+    proc = spawn(fresh_db_url, PLINQY_INGEST_CHUNK_ROWS="100", PLINQY_INGEST_HOLD_S="0.3", PLINQY_INGEST_LEASE_S="60")
+    try:
+        wait_for_processed(db, batch, 200)
+        terminated = db.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+        assert terminated is not None and terminated[0] >= 2  # the job's connection and its listener at least
+        cut = time.monotonic()
+        deadline = cut + 20  # the chunks left take ~3 s; the lease is 60 s
+        while batch_state(db, batch)[0] != "completed":
+            assert time.monotonic() < deadline and proc.poll() is None, batch_state(db, batch)
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert '"event": "db_lost"' in err and "job import exited" not in err, err[-2000:]
+    assert batch_state(db, batch)[:3] == ("completed", ROWS, ROWS)
+    listed = db.execute("SELECT count(*) FROM inventory_event WHERE reason = 'listed'").fetchone()
+    assert listed == (ROWS,)  # every row applied exactly once
+    assert db.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone() == (ROWS,)

@@ -3,8 +3,10 @@ under a lease, each chunk one fenced transaction; a big batch of independent row
 (lanes.py).
 
 A SIGKILLed worker loses nothing: its finished chunks are committed with their counters, the rest stay `pending`
-and its lease lapses, and the next worker takes the batch over. SIGTERM/SIGINT: the chunk in hand is finished, the
-batch released (back to the queue at once), exit 0.
+and its lease lapses, and the next worker takes the batch over. A lost database connection (a restart,
+`pg_terminate_backend`) is re-opened within a second and the job carries on: the batches it held are released (the
+chunk in hand died with the connection) and claimed again at once. SIGTERM/SIGINT: the chunk in hand is finished,
+the batch released (back to the queue at once), exit 0.
 
 Fault injection for tests: `hold_s` sleeps after each chunk (so a test can kill a worker mid-batch).
 """
@@ -24,6 +26,7 @@ from uuid import UUID
 
 import asyncpg
 
+from search_service.db.sql import statement
 from search_service.ingest import groups, lanes, pipeline
 from search_service.ingest.config import IngestConfig
 
@@ -43,11 +46,14 @@ class ImportWorkerOptions:
 
 COALESCE_BELOW_ROWS = 100  # a group this small means deliveries trickle in: let a few more gather first
 SWEEP_EVERY_S = 60.0  # how often the job looks for uploads left `receiving` (abort_stale_uploads)
+RECONNECT_FIRST_S, RECONNECT_MAX_S = 0.2, 10.0  # the pause before re-opening a lost connection, doubling
 
 
 # The connection itself failed (the server restarted, the backend was terminated): not the batch's fault.
+# InternalClientError: a query sent while asyncpg reads a terminated idle connection's FATAL (events/dispatcher.py).
 CONNECTION_LOST: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     ConnectionError,
@@ -66,6 +72,9 @@ class ImportWorker:
         self.stop = asyncio.Event()
         self.batches = 0
         self.totals = pipeline.ChunkCounts()
+        self._swept_at = -SWEEP_EVERY_S
+        self._reconnect_delay = RECONNECT_FIRST_S
+        self._connecting = False
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -73,35 +82,70 @@ class ImportWorker:
             loop.add_signal_handler(signum, self.stop.set)
 
     async def run(self) -> int:
-        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": self.worker_id[:63]})
-        listener = await asyncpg.connect(self.dsn)
-        wake = asyncio.Event()
-        await listener.add_listener("ingest_batch", lambda *_: wake.set())
-        swept_at = -SWEEP_EVERY_S
-        try:
-            while not self.stop.is_set():
-                if (now := asyncio.get_running_loop().time()) - swept_at >= SWEEP_EVERY_S:
-                    swept_at = now
-                    await self._abort_stale_uploads(conn)
-                head = await groups.claim_next(conn, self.worker_id, self.config.lease_s)
-                if head is not None:
-                    rows = await self._take(conn, head)
-                    if rows < COALESCE_BELOW_ROWS and not self.options.drain and self.options.coalesce_s > 0:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self.stop.wait(), self.options.coalesce_s)
-                    continue
-                if self.options.drain:
-                    if await pipeline.due_count(conn) == 0:
-                        break
-                    await asyncio.sleep(0.05)  # held elsewhere or waiting behind a store's earlier batch
-                    continue
-                await self._wait(wake)
-        finally:
-            await listener.close()
-            await conn.close()
+        """Until stopped (or, draining, until nothing is due). Rides out a lost connection; a drain that cannot
+        connect at all (not a server shutting down or starting) raises."""
+        lost_before = False
+        while not self.stop.is_set():
+            try:
+                await self._run_connected(release_first=lost_before)
+                break
+            except CONNECTION_LOST as exc:
+                server_away = isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.OperatorInterventionError)
+                if self.options.drain and self._connecting and not server_away:
+                    raise
+                lost_before = True
+                log.warning(json.dumps({"event": "db_lost", "worker": self.worker_id,
+                                        "error": f"{type(exc).__name__}: {exc}"[:300]}))  # fmt: skip
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), self._reconnect_delay)
+                self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_MAX_S)
         log.info(json.dumps({"event": "stopped", "worker": self.worker_id, "batches": self.batches,
                              **vars(self.totals)}))  # fmt: skip
         return 0
+
+    async def _run_connected(self, *, release_first: bool) -> None:
+        self._connecting = True
+        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": self.worker_id[:63]})
+        try:
+            listener = await asyncpg.connect(self.dsn)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+            raise
+        self._connecting = False
+        self._reconnect_delay = RECONNECT_FIRST_S
+        try:
+            if release_first:  # ours before the loss: its transactions died with it, so nobody waits for the lease
+                release = statement("ingest/batches", "release_worker_batches")
+                await conn.execute(release.sql, *release.bind(worker_id=self.worker_id))
+            await self._loop(conn, listener)
+        finally:
+            for c in (listener, conn):  # a dead one closes at once; a hung one is not waited for
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(c.close(), timeout=2)
+
+    async def _loop(self, conn: asyncpg.Connection, listener: asyncpg.Connection) -> None:
+        wake = asyncio.Event()
+        await listener.add_listener("ingest_batch", lambda *_: wake.set())
+        while not self.stop.is_set():
+            if listener.is_closed():  # no more wakes: re-open both
+                raise asyncpg.InterfaceError("the listening connection was lost")
+            if (now := asyncio.get_running_loop().time()) - self._swept_at >= SWEEP_EVERY_S:
+                self._swept_at = now
+                await self._abort_stale_uploads(conn)
+            head = await groups.claim_next(conn, self.worker_id, self.config.lease_s)
+            if head is not None:
+                rows = await self._take(conn, head)
+                if rows < COALESCE_BELOW_ROWS and not self.options.drain and self.options.coalesce_s > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop.wait(), self.options.coalesce_s)
+                continue
+            if self.options.drain:
+                if await pipeline.due_count(conn) == 0:
+                    return
+                await asyncio.sleep(0.05)  # held elsewhere or waiting behind a store's earlier batch
+                continue
+            await self._wait(wake)
 
     async def _abort_stale_uploads(self, conn: asyncpg.Connection) -> None:
         for batch_id in await pipeline.abort_stale_uploads(conn, self.config.upload_timeout_s):
@@ -158,7 +202,7 @@ class ImportWorker:
         try:
             await self._map(conn, batch_id)
         except CONNECTION_LOST:
-            raise  # the job restarts (worker.py's supervisor) with a new connection
+            raise  # run() re-opens the connection and claims the batch again
         except Exception as exc:
             log.exception("mapping batch %s failed", batch_id)
             status = await pipeline.batch_crashed(conn, batch_id, self.worker_id, f"{type(exc).__name__}: {exc}")
