@@ -165,6 +165,46 @@ def test_ctrl_c_during_import_csv_gives_the_batch_back_to_the_workers(dsn: str, 
         assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (30001,)
 
 
+def test_import_csv_that_loses_its_connection_says_where_its_batch_is_in_one_line(dsn: str, tmp_path: Path) -> None:
+    """pg_terminate_backend mid-mapping: a full traceback (ConnectionDoesNotExistError from refresh_statistics),
+    rc 1, the batch never named and its lease held for a minute. Now: the batch named once stored, one line saying
+    where it is, exit 75, the batch given back to the workers at once."""
+    store = create_store(dsn)
+    big = tmp_path / "big.csv"
+    big.write_text("sku,name,price,quantity\n" + "".join(f"S{i},Item {i},1.00,{i % 7}\n" for i in range(30000)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search_service", "import", "csv", str(big), "--store", str(store)],
+        env={**os.environ, "DATABASE_URL": dsn, "PLINQY_INGEST_CHUNK_ROWS": "100", "PLINQY_INGEST_LANES": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        deadline = time.monotonic() + 120
+        while not conn.execute("SELECT 1 FROM import_batch WHERE processed_rows >= 300").fetchone():
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.02)
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        _out, err = proc.communicate(timeout=60)
+        batch, status, locked_by, processed = conn.execute(
+            "SELECT id, status, locked_by, processed_rows FROM import_batch"
+        ).fetchone()  # type: ignore[misc]
+    assert proc.returncode == 75, err[-3000:]
+    assert "Traceback" not in err and f"batch {batch} stored: 30000 rows" in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert lines == [
+        f"error: lost the database connection: batch {batch} is stored (30000 rows, {processed} mapped) and given "
+        "back to the workers: `plinqy-search worker --drain` maps the rest"
+    ], err[-3000:]
+    assert status == "processing" and locked_by is None and 0 < processed < 30000  # no lease to wait for
+    drained = cli(dsn, "worker", "--drain", "--only", "import")
+    assert drained.returncode == 0, drained.stderr
+    with psycopg.connect(dsn) as conn:
+        done = conn.execute("SELECT status, processed_rows, mapped_rows FROM import_batch").fetchall()
+        assert done == [("completed", 30000, 30000)]
+
+
 def test_import_csv_of_a_big_file_maps_it_in_lanes_with_the_bar_moving(dsn: str, tmp_path: Path) -> None:
     """1,000 rows in chunks of 100: the first chunk, then two lanes (ingest/lanes.py) on their own connections."""
     store = create_store(dsn)

@@ -153,6 +153,11 @@ def import_group() -> None:
     """Import a store's catalogue and stock."""
 
 
+# `import csv` exits 0 completed, 1 not completed, 3 rows rejected with --strict, 130 Ctrl-C, and this when the
+# database connection was lost (sysexits' EX_TEMPFAIL: try again later; the batch, once stored, is kept).
+LOST_CONNECTION_EXIT = 75
+
+
 @import_group.command("csv")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--store", "store_id", required=True, type=click.UUID, help="The store whose catalogue this is.")
@@ -165,7 +170,7 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
     from tqdm import tqdm
 
     from search_service.ingest.csvfile import CsvError
-    from search_service.ingest.imports import ImportInterrupted, import_csv_async
+    from search_service.ingest.imports import ImportConnectionLost, ImportInterrupted, import_csv_async
     from search_service.ingest.pipeline import UnknownStore
     from search_service.worker import settle_heap
 
@@ -186,9 +191,10 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
             out = asyncio.run(import_csv_async(dsn, file, store_id, settings.ingest, progress, notice, charset))
         except (CsvError, UnknownStore) as exc:
             raise UserFacingError(str(exc)) from None
-        except ImportInterrupted as stopped:
-            bar.write(f"interrupted: {stopped}", file=sys.stderr)
-            sys.exit(130)
+        except (ImportInterrupted, ImportConnectionLost) as stopped:  # one line: where the batch is
+            interrupted = isinstance(stopped, ImportInterrupted)
+            bar.write(f"{'interrupted' if interrupted else 'error'}: {stopped}", file=sys.stderr)
+            sys.exit(130 if interrupted else LOST_CONNECTION_EXIT)
     for number, reason in out.errors:
         click.echo(f"row {number}: rejected: {reason}")
     if out.ignored_columns:

@@ -4,6 +4,7 @@ that took it), report progress and the outcome."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from uuid import UUID
 import asyncpg
 import psycopg
 
+from search_service.db.faults import CONNECTION_LOST
 from search_service.db.sql import statement
 from search_service.ingest import lanes, pipeline
 from search_service.ingest.config import IngestConfig
@@ -42,6 +44,26 @@ class ImportInterrupted(Exception):
             "`plinqy-search worker` maps the rest"  # fmt: skip
         super().__init__("before the file was stored: nothing imported" if batch_id is None else stored)
         self.batch_id, self.processed, self.total = batch_id, processed, total
+
+
+class ImportConnectionLost(Exception):
+    """The database connection was lost (a restart, `pg_terminate_backend`): what became of the file, in a line."""
+
+    def __init__(self, batch_id: UUID | None, total: int, processed: int | None, lease_s: float) -> None:
+        if batch_id is None:
+            message = "lost the database connection before the file was stored: nothing imported; run this again"
+        elif processed is None:  # no connection to release the batch on: a worker takes it when the lease lapses
+            message = (
+                f"lost the database connection: batch {batch_id} is stored ({total} rows); a worker maps "
+                f"the rest once this command's lease lapses (within {lease_s:.0f} s): `plinqy-search worker --drain`"
+            )
+        else:
+            message = (
+                f"lost the database connection: batch {batch_id} is stored ({total} rows, {processed} "
+                "mapped) and given back to the workers: `plinqy-search worker --drain` maps the rest"
+            )
+        super().__init__(message)  # fmt: skip
+        self.batch_id = batch_id
 
 
 def _sql(name: str) -> Any:
@@ -135,11 +157,13 @@ async def import_csv_async(
 ) -> ImportOutcome:
     reader = CsvRows(path.read_bytes(), charset, CHARSET_BY_CLI)
     conn = await asyncpg.connect(dsn)
+    batch_id, total = None, 0
     try:
         try:
             batch_id, total = await record_csv(conn, dsn, store_id, reader, path.name)
         except asyncio.CancelledError:  # Ctrl-C while storing: its rows rolled back, its batch aborted
             raise ImportInterrupted(None, 0, 0) from None
+        notice(f"batch {batch_id} stored: {total} rows")  # named before anything can fail
         worker_id = f"cli-import:{batch_id}"
         try:
             await _follow(conn, dsn, batch_id, worker_id, config, lambda done: progress(done, total), notice)
@@ -148,8 +172,11 @@ async def import_csv_async(
         status = await batch_status(conn, batch_id)
         assert status is not None
         errors = await conn.fetch(_sql("batch_errors").sql, *_sql("batch_errors").bind(batch_id=batch_id))
+    except CONNECTION_LOST:
+        raise await _after_lost_connection(dsn, batch_id, total, config.lease_s) from None
     finally:
-        await conn.close()
+        with contextlib.suppress(Exception):  # a lost one has nothing left to close
+            await asyncio.wait_for(conn.close(), timeout=2)
     return ImportOutcome(
         batch_id, status["status"], status["total_rows"], status["mapped_rows"], status["stale_rows"],
         status["duplicate_rows"], status["error_rows"], reader.ignored_columns,
@@ -169,6 +196,19 @@ async def _give_back(dsn: str, batch_id: UUID, worker_id: str) -> ImportInterrup
         await conn.close()
     assert status is not None
     return ImportInterrupted(batch_id, status["processed_rows"], status["total_rows"])
+
+
+async def _after_lost_connection(dsn: str, batch_id: UUID | None, total: int, lease_s: float) -> ImportConnectionLost:
+    """The stored batch released on a new connection when one opens, so a worker need not wait for the lease."""
+    if batch_id is None:
+        return ImportConnectionLost(None, 0, None, lease_s)
+    try:
+        given_back = await asyncio.wait_for(_give_back(dsn, batch_id, f"cli-import:{batch_id}"), timeout=10)
+    except CONNECTION_LOST:
+        return ImportConnectionLost(batch_id, total, None, lease_s)
+    except TimeoutError:  # a server that accepts and never answers
+        return ImportConnectionLost(batch_id, total, None, lease_s)
+    return ImportConnectionLost(batch_id, total, given_back.processed, lease_s)
 
 
 def prune_imports(conn: psycopg.Connection, older_than_s: float, dry_run: bool) -> tuple[int, int]:

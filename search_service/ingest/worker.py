@@ -26,6 +26,7 @@ from uuid import UUID
 
 import asyncpg
 
+from search_service.db.faults import CONNECTION_LOST
 from search_service.db.sql import statement
 from search_service.ingest import groups, lanes, pipeline
 from search_service.ingest.config import IngestConfig
@@ -47,18 +48,6 @@ class ImportWorkerOptions:
 COALESCE_BELOW_ROWS = 100  # a group this small means deliveries trickle in: let a few more gather first
 SWEEP_EVERY_S = 60.0  # how often the job looks for uploads left `receiving` (abort_stale_uploads)
 RECONNECT_FIRST_S, RECONNECT_MAX_S = 0.2, 10.0  # the pause before re-opening a lost connection, doubling
-
-
-# The connection itself failed (the server restarted, the backend was terminated): not the batch's fault.
-# InternalClientError: a query sent while asyncpg reads a terminated idle connection's FATAL (events/dispatcher.py).
-CONNECTION_LOST: tuple[type[BaseException], ...] = (
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    ConnectionError,
-    OSError,
-)
 
 
 def make_worker_id() -> str:
