@@ -255,17 +255,18 @@ def reembed(
         writes = _OneWrite(pool, write_conn)
         try:
             walk = _batches(conn, mode, batch_size, before)
-            for batch, todo in _selected(walk, mode, encoder.model_id, limit, report, via_queue):
+            for _batch, todo in _selected(walk, mode, encoder.model_id, limit, report, via_queue):
                 if todo and via_queue:
                     report.enqueued += _enqueue(conn, todo)
                 elif todo:
                     vectors = encoder.encode([t[1] for t in todo])
                     report.written += writes.submit(todo, vectors, encoder.model_id)
-                bar.update(len(batch))
+                bar.update(report.scanned - bar.n)  # the products read: with --limit, part of the last batch
                 bar.set_postfix(written=report.written, enqueued=report.enqueued, refresh=False)
             report.written += writes.collect()
         finally:
             report.written += writes.settle()
+            bar.set_postfix(written=report.written, enqueued=report.enqueued, refresh=False)  # the last write's too
             bar.close()
             report.seconds = time.perf_counter() - started
         if mode == "all" and (limit is None or report.selected < limit):  # walked to the end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,6 +74,8 @@ def test_interrupted_all_resumes_and_a_second_run_writes_nothing(fresh_db_url: s
         assert proc.returncode == 130, err[-1500:]
         assert "run the same command again to resume" in err and "Traceback" not in err
         assert 40 <= done_first < n
+        # the bar's last word counts the batch whose write finished on the way out (it said a batch fewer)
+        assert re.findall(r"written=(\d+)", err)[-1] == str(done_first), err[-1500:]
         first_times = dict(conn.execute("SELECT id, ai_embedded_at FROM product_master WHERE ai_vector IS NOT NULL"))
 
         resumed = run_cli(fresh_db_url, "--all", "--batch-size", "50", cache=cache)
@@ -89,6 +92,23 @@ def test_interrupted_all_resumes_and_a_second_run_writes_nothing(fresh_db_url: s
             assert report.written == 0, mode
         rows = conn.execute("SELECT p.id, p.ai_text_hash, p.ai_model FROM product_master p").fetchall()
         assert {r[2] for r in rows} == {encoder.model_id}
+
+
+def test_the_bar_of_a_limited_run_counts_the_products_read_not_whole_batches(fresh_db_url: str, tmp_path: Path) -> None:
+    """`--limit 30 --batch-size 20` showed 40/30 on its bar (the whole second batch) while it wrote 30."""
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    for item in DEFAULT_CACHE_DIR.iterdir():
+        (cache / "models" / item.name).symlink_to(item)
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        seed(conn, 50)
+    proc = run_cli(fresh_db_url, "--missing", "--limit", "30", "--batch-size", "20", cache=cache)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-1500:]
+    assert "wrote 30" in out
+    shown = re.findall(r"(\d+)/30 ", err)
+    assert shown and max(int(n) for n in shown) == 30, err[-1500:]
+    assert re.findall(r"written=(\d+)", err)[-1] == "30", err[-1500:]
 
 
 def test_stale_reembeds_changed_text_and_other_models(fresh_db_url: str, tmp_path: Path) -> None:
