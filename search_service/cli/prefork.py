@@ -26,7 +26,7 @@ from dataclasses import replace
 from typing import Any, NoReturn
 
 from embeddings.encoder import Encoder, load_encoder
-from search_service.cli.common import UserFacingError
+from search_service.cli.ports import bind_port
 from search_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,19 +66,13 @@ def _reuse_port_socket(family: socket.AddressFamily, address: tuple[str, int]) -
 
 def reserve_port(host: str, port: int) -> tuple[socket.socket, bool]:
     """The port, taken before anything is loaded: (the supervisor's socket, whether each worker binds its own).
-    It is first bound without SO_REUSEPORT, which fails if anything listens on it (another `serve` too); with
+    It is first bound without SO_REUSEPORT (`bind_port`), which fails if anything listens on it; with
     SO_REUSEPORT the supervisor then holds it bound but not listening (given no connection) for the workers'."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UserFacingError(f"cannot listen on {host}:{port}: {exc.strerror} (is another server running?)") from None
+    sock = bind_port(host, port)
     if not hasattr(socket, "SO_REUSEPORT"):
         sock.set_inheritable(True)
         return sock, False
+    family = sock.family
     sock.close()
     return _reuse_port_socket(family, (host, port)), True
 
@@ -105,15 +99,16 @@ def _log_serving(host: str, port: int, workers: int, shared_model: bool, own_soc
     )
 
 
-def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
-    """Serve with `workers` forked processes until SIGTERM or SIGINT; returns the exit status."""
+def run_workers(settings: Settings, host: str, port: int, workers: int, reserved: tuple[socket.socket, bool]) -> int:
+    """Serve with `workers` forked processes until SIGTERM or SIGINT; returns the exit status.
+    `reserved`: `reserve_port`'s answer, taken before anything was loaded."""
     import uvicorn
 
     from search_service.api.app import create_app
     from search_service.api.shared_state import preload_shared_state, start_generation_writer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sock, own_sockets = reserve_port(host, port)  # fails at once when the port is taken
+    sock, own_sockets = reserved
     _metrics_for_workers()
     encoder = preload_encoder(settings)
     worker_settings = Settings.from_env()  # the run's environment: the shared vector and metric directories
@@ -151,5 +146,4 @@ def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
         if not stopped and pid != writer:
             log.warning("worker %d ended (status %d): starting another", pid, status)
             fork()
-    sock.close()
     return 128 + stopped[0] if stopped else 0

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import click
 
 from search_service.cli.common import database_url, user_errors
+from search_service.cli.ports import bind_port
 from search_service.settings import Settings
 
 
@@ -26,33 +30,43 @@ from search_service.settings import Settings
 @user_errors
 def serve(settings: Settings, host: str, port: int, workers: int | None) -> None:
     """Run the search API (litestar on uvicorn)."""
-    import uvicorn
-
-    database_url(settings)  # fails early, in one line, when the embedded cluster is down
-    from search_service.engine.vector_load import return_large_frees
-
-    return_large_frees()  # before any fork: the workers inherit it (vector_load.py)
-    # One process per core: a request's Python work (HTTP, asyncpg, the ranking's bookkeeping) holds the GIL,
-    # and one process saturated it at ~100 semantic searches/s on the 2-core benchmark machine.
-    workers = workers or len(os.sched_getaffinity(0))  # the CPUs this process may run on (cpusets)
-    from search_service.api.metrics import multiprocess_dir
-    from search_service.engine.vector_files import VectorCopyConfig, shared_dir_for_run
-
-    # The workers map one copy of the vectors, and their metrics go to one directory of files, so a scrape of
-    # any worker reports all of them. Each worker builds its own app (and Settings) from this environment.
     # uvicorn re-raises the SIGTERM it stopped for once it has shut down: as SystemExit, the run's directories
     # below are removed on the way out (the default action would end the process first).
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    with shared_dir_for_run(settings.cache_dir) as shared:
-        if workers == 1:
-            from search_service.api.app import create_app
+    database_url(settings)  # fails early, in one line, when the embedded cluster is down
+    # One process per core: a request's Python work (HTTP, asyncpg, the ranking's bookkeeping) holds the GIL,
+    # and one process saturated it at ~100 semantic searches/s on the 2-core benchmark machine.
+    workers = workers or len(os.sched_getaffinity(0))  # the CPUs this process may run on (cpusets)
+    from search_service.cli import prefork
 
-            settings = replace(settings, vector_copy=VectorCopyConfig(shared_dir=shared))
-            uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # The port first: one taken is one line, before the model and the vectors are loaded (uvicorn binds after).
+    reserved = prefork.reserve_port(host, port) if workers > 1 else (bind_port(host, port), False)
+    from search_service.engine.vector_load import return_large_frees
+
+    return_large_frees()  # before any fork: the workers inherit it (vector_load.py)
+    from search_service.api.metrics import multiprocess_dir
+    from search_service.engine.vector_files import shared_dir_for_run
+
+    # The workers map one copy of the vectors, and their metrics go to one directory of files, so a scrape of
+    # any worker reports all of them. Each worker builds its own app (and Settings) from this environment.
+    with contextlib.closing(reserved[0]), shared_dir_for_run(settings.cache_dir) as shared:
+        if workers == 1:
+            _serve_one(settings, host, port, reserved[0], shared)
             return
         with multiprocess_dir():
-            from search_service.cli.prefork import run_workers
-
-            status = run_workers(settings, host, port, workers)
+            status = prefork.run_workers(settings, host, port, workers, reserved)
     if status:
         sys.exit(status)
+
+
+def _serve_one(settings: Settings, host: str, port: int, sock: socket.socket, shared: Path) -> None:
+    import uvicorn
+
+    from search_service.api.app import create_app
+    from search_service.engine.vector_files import VectorCopyConfig
+
+    settings = replace(settings, vector_copy=VectorCopyConfig(shared_dir=shared))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="info"))
+    server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(3)  # the app's startup failed (uvicorn.run's exit status for it)

@@ -1,0 +1,41 @@
+"""`serve` as an operator runs it: a port it cannot have, alike for one worker and several."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def serve(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "search_service", "serve", *args],
+        env={**os.environ, "DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_it_cannot_have_is_one_line_before_anything_loads(db_url: str, workers: str) -> None:
+    """With one worker the model loaded, "Application startup complete", then uvicorn's raw bind error, exit 3."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        done = serve(db_url, "--host", "127.0.0.1", "--port", str(port), "--workers", workers)
+    assert done.returncode == 1, done.stderr
+    expected = f"error: cannot listen on 127.0.0.1:{port}: Address already in use (is another server running?)\n"
+    assert done.stderr == expected  # nothing loaded, nothing logged
+    assert time.monotonic() - started < 30
+    # 192.0.2.1 (TEST-NET-1) is bound to no interface here: bind(2) answers EADDRNOTAVAIL, no packet is sent
+    foreign = serve(db_url, "--host", "192.0.2.1", "--port", str(port), "--workers", workers)
+    assert foreign.returncode == 1, foreign.stderr
+    assert foreign.stderr.startswith("error: cannot listen on 192.0.2.1:") and "another server" not in foreign.stderr
+    assert "not an address of this machine" in foreign.stderr
