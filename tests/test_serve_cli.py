@@ -1,14 +1,18 @@
-"""`serve` as an operator runs it: a port it cannot have, alike for one worker and several."""
+"""`serve` as an operator runs it: a port it cannot have, and a graceful stop, alike for one worker and several."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+
+from benchmarks.run import Server
 
 
 def serve(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -39,3 +43,18 @@ def test_a_port_it_cannot_have_is_one_line_before_anything_loads(db_url: str, wo
     assert foreign.returncode == 1, foreign.stderr
     assert foreign.stderr.startswith("error: cannot listen on 192.0.2.1:") and "another server" not in foreign.stderr
     assert "not an address of this machine" in foreign.stderr
+
+
+@pytest.mark.slow  # a real server each time, which loads the query model
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_graceful_stop_exits_0_whatever_the_signal_and_workers(db_url: str, tmp_path: Path, workers: int) -> None:
+    """It exited 143 on SIGTERM (130 on SIGINT with several workers): systemd records those as failures."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        server = Server(db_url, 64, tmp_path / f"api-{signum}.log", workers=workers)
+        try:
+            server.wait_ready()
+            server.proc.send_signal(signum)
+            status = server.proc.wait(timeout=60)
+        finally:
+            server.stop()
+        assert status == 0, (signum, status, server.log_path.read_text(errors="replace")[-2000:])

@@ -99,8 +99,8 @@ def _log_serving(host: str, port: int, workers: int, shared_model: bool, own_soc
     )
 
 
-def run_workers(settings: Settings, host: str, port: int, workers: int, reserved: tuple[socket.socket, bool]) -> int:
-    """Serve with `workers` forked processes until SIGTERM or SIGINT; returns the exit status.
+def run_workers(settings: Settings, host: str, port: int, workers: int, reserved: tuple[socket.socket, bool]) -> None:
+    """Serve with `workers` forked processes until SIGTERM or SIGINT (a graceful stop: the caller exits 0).
     `reserved`: `reserve_port`'s answer, taken before anything was loaded."""
     import uvicorn
 
@@ -146,4 +146,3 @@ def run_workers(settings: Settings, host: str, port: int, workers: int, reserved
         if not stopped and pid != writer:
             log.warning("worker %d ended (status %d): starting another", pid, status)
             fork()
-    return 128 + stopped[0] if stopped else 0

@@ -29,10 +29,9 @@ from search_service.settings import Settings
 @click.pass_obj
 @user_errors
 def serve(settings: Settings, host: str, port: int, workers: int | None) -> None:
-    """Run the search API (litestar on uvicorn)."""
-    # uvicorn re-raises the SIGTERM it stopped for once it has shut down: as SystemExit, the run's directories
-    # below are removed on the way out (the default action would end the process first).
-    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    """Run the search API (litestar on uvicorn). SIGTERM or SIGINT: a graceful stop, exit 0."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stopped)
     database_url(settings)  # fails early, in one line, when the embedded cluster is down
     # One process per core: a request's Python work (HTTP, asyncpg, the ranking's bookkeeping) holds the GIL,
     # and one process saturated it at ~100 semantic searches/s on the 2-core benchmark machine.
@@ -54,9 +53,14 @@ def serve(settings: Settings, host: str, port: int, workers: int | None) -> None
             _serve_one(settings, host, port, reserved[0], shared)
             return
         with multiprocess_dir():
-            status = prefork.run_workers(settings, host, port, workers, reserved)
-    if status:
-        sys.exit(status)
+            prefork.run_workers(settings, host, port, workers, reserved)
+
+
+def _stopped(_signum: int, _frame: object) -> None:
+    """A graceful stop exits 0 (systemd records 143 as a failure). uvicorn re-raises the signal it stopped for once
+    it has shut down: as SystemExit, the run's directories are removed on the way out (the default action would
+    end the process first)."""
+    sys.exit(0)
 
 
 def _serve_one(settings: Settings, host: str, port: int, sock: socket.socket, shared: Path) -> None:
