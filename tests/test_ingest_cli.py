@@ -344,3 +344,17 @@ def test_import_csv_keeps_its_place_in_the_stores_order_while_its_rows_are_store
         assert last is not None and last[0] == "aborted" and "interrupted" in last[1], last
         alone = httpx.patch(url, json={"quantity": 1}, headers=bearer(key))
         assert alone.status_code == 200, alone.text  # the aborted import holds nothing back
+
+
+def test_float_options_refuse_nan_and_infinities(dsn: str) -> None:
+    """click's FloatRange let NaN through (it compares false with both bounds): `worker --lease nan` started."""
+    for option, args in (
+        ("--poll-interval", ("worker", "--poll-interval", "nan")),
+        ("--lease", ("worker", "--lease", "nan")),
+        ("--lease", ("worker", "--lease", "inf")),
+        ("--lat", ("stores", "create", "--name", "x", "--lat", "nan", "--lon", "1")),
+        ("--lon", ("stores", "create", "--name", "x", "--lat", "1", "--lon", "inf")),
+    ):
+        out = cli(dsn, *args)
+        assert out.returncode == 2, (args, out.stderr)
+        assert f"Invalid value for '{option}'" in out.stderr and "Traceback" not in out.stderr, out.stderr

@@ -103,6 +103,16 @@ def echo_webhook_url(settings: Settings, connection_id: Any, note: str) -> None:
         )
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that refuses NaN, which compares false with both bounds and so passed, and infinities."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 class Duration(click.ParamType):
     """A span of time as a number and a unit: 90s, 30m, 12h, 7d."""
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from search_service.cli.common import (
+    FiniteFloatRange,
     UserFacingError,
     connect,
     current_database_url,
@@ -36,9 +37,9 @@ def _configure_logging() -> None:
 @click.option("--only", default=None, help="Comma-separated jobs to run (default: all): sync, import, embed, events.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 4096), help="Tasks per claim.")
 @click.option(
-    "--poll-interval", default=5.0, show_default=True, type=click.FloatRange(0.05, 3600), help="Seconds between polls."
+    "--poll-interval", default=5.0, show_default=True, type=FiniteFloatRange(0.05, 3600), help="Seconds between polls."
 )
-@click.option("--lease", default=60.0, show_default=True, type=click.FloatRange(1, 86400), help="Lease in seconds.")
+@click.option("--lease", default=60.0, show_default=True, type=FiniteFloatRange(1, 86400), help="Lease in seconds.")
 @click.option("--drain", is_flag=True, help="Process what is pending (job after job), then exit.")
 @click.pass_obj
 @user_errors

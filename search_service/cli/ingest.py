@@ -12,6 +12,7 @@ import click
 
 from search_service.cli.common import (
     Duration,
+    FiniteFloatRange,
     UserFacingError,
     connect,
     current_database_url,
@@ -101,8 +102,10 @@ def stores() -> None:
 
 @stores.command("create")
 @click.option("--name", required=True, help="The store's name, as shoppers see it.")
-@click.option("--lat", required=True, type=float, help="Latitude of the store, WGS 84 (-90..90).")
-@click.option("--lon", required=True, type=float, help="Longitude of the store, WGS 84 (-180..180).")
+@click.option("--lat", required=True, type=FiniteFloatRange(-90, 90), help="Latitude of the store, WGS 84 (-90..90).")
+@click.option(
+    "--lon", required=True, type=FiniteFloatRange(-180, 180), help="Longitude of the store, WGS 84 (-180..180)."
+)
 @click.option("--address", default=None, help="Street and number.")
 @click.option("--city", default=None, help="City.")
 @click.option("--postal-code", default=None, help="Postal code.")
