@@ -358,3 +358,28 @@ def test_float_options_refuse_nan_and_infinities(dsn: str) -> None:
         out = cli(dsn, *args)
         assert out.returncode == 2, (args, out.stderr)
         assert f"Invalid value for '{option}'" in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_import_csv_checks_the_store_the_charset_and_the_header_before_its_progress_bar(
+    dsn: str, tmp_path: Path
+) -> None:
+    """ "no store with id …" came after an empty progress bar, and an unknown charset was told to "name its charset"
+    (the upload's remedy) after one too."""
+    store = create_store(dsn)
+    file = tmp_path / "stock.csv"
+    file.write_text("sku,name,price,quantity\nA-1,Apfel,1,2\n")
+    missing = "00000000-0000-0000-0000-000000000001"
+    nowhere = cli(dsn, "import", "csv", str(file), "--store", missing)
+    assert nowhere.returncode == 1 and nowhere.stderr == f"error: no store with id {missing}\n", nowhere.stderr
+    for charset in ("klingon-8", "hex"):  # hex: a codec, but not of text
+        unknown = cli(dsn, "import", "csv", str(file), "--store", str(store), "--charset", charset)
+        assert unknown.returncode == 2, unknown.stderr
+        assert f"Invalid value for '--charset': '{charset}' is not a text encoding" in unknown.stderr
+        assert "import stock.csv" not in unknown.stderr and "name its charset" not in unknown.stderr
+    nosku = tmp_path / "nosku.csv"
+    nosku.write_text("name,price\nx,1\n")
+    header = cli(dsn, "import", "csv", str(nosku), "--store", str(store))
+    assert header.returncode == 1 and header.stderr.startswith("error: the file has no 'sku' column"), header.stderr
+    assert header.stderr.count("\n") == 1, header.stderr
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM import_batch").fetchone() == (0,)

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import click
@@ -20,6 +21,9 @@ from search_service.cli.common import (
     user_errors,
 )
 from search_service.settings import Settings
+
+if TYPE_CHECKING:
+    from search_service.ingest.csvfile import CsvRows
 
 
 @click.group()
@@ -161,11 +165,29 @@ def import_group() -> None:
 LOST_CONNECTION_EXIT = 75
 
 
+def _known_charset(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--charset names an encoding Python decodes text with (not e.g. rot13 or hex)."""
+    if value is not None:
+        try:
+            b"a".decode(value.strip().strip('"'))  # b"" decodes without a look-up
+        except UnicodeError:  # a byte not of this encoding: the name is known
+            pass
+        except LookupError:
+            raise click.BadParameter(
+                f"{value!r} is not a text encoding: name the file's, e.g. windows-1252 or latin-1 "
+                "(leave --charset out for UTF-8)",
+                param=param,
+            ) from None
+    return value
+
+
 @import_group.command("csv")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--store", "store_id", required=True, type=click.UUID, help="The store whose catalogue this is.")
 @click.option("--strict", is_flag=True, help="Exit 3 when any row was rejected.")
-@click.option("--charset", help="The file's encoding when it is not UTF-8 (Excel's CSV on Windows: windows-1252).")
+@click.option(
+    "--charset", callback=_known_charset, help="The file's encoding if not UTF-8 (Excel on Windows: windows-1252)."
+)
 @click.pass_obj
 @user_errors
 def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, charset: str | None) -> None:
@@ -177,9 +199,8 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
     from search_service.ingest.pipeline import UnknownStore
     from search_service.worker import settle_heap
 
-    if file.stat().st_size > settings.ingest.max_upload_bytes:
-        raise UserFacingError(f"{file} is larger than {settings.ingest.max_upload_bytes} bytes")
     dsn = current_database_url(settings)
+    reader = _checked_csv(settings, file, store_id, charset)
     with tqdm(total=0, unit="row", desc=f"import {file.name}", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -191,7 +212,7 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
 
         settle_heap()
         try:
-            out = asyncio.run(import_csv_async(dsn, file, store_id, settings.ingest, progress, notice, charset))
+            out = asyncio.run(import_csv_async(dsn, reader, file.name, store_id, settings.ingest, progress, notice))
         except (CsvError, UnknownStore) as exc:
             raise UserFacingError(str(exc)) from None
         except (ImportInterrupted, ImportConnectionLost) as stopped:  # one line: where the batch is
@@ -210,6 +231,22 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
         sys.exit(1)
     if strict and out.rejected:
         sys.exit(3)
+
+
+def _checked_csv(settings: Settings, file: Path, store_id: UUID, charset: str | None) -> CsvRows:
+    """The file's rows once its size, the store and the header are checked: a refusal is one line, before the
+    progress bar (it came after an empty one)."""
+    from search_service.ingest.csvfile import CsvError
+    from search_service.ingest.imports import open_csv
+    from search_service.ingest.pipeline import UnknownStore
+
+    if file.stat().st_size > settings.ingest.max_upload_bytes:
+        raise UserFacingError(f"{file} is larger than {settings.ingest.max_upload_bytes} bytes")
+    try:
+        with connect(settings) as conn:
+            return open_csv(conn, file, store_id, charset)
+    except (CsvError, UnknownStore) as exc:
+        raise UserFacingError(str(exc)) from None
 
 
 @click.group()

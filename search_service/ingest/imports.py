@@ -146,21 +146,28 @@ async def _map_with_progress(
     await show()
 
 
+def open_csv(conn: psycopg.Connection, path: Path, store_id: UUID, charset: str | None) -> CsvRows:
+    """The file's rows once the store exists (UnknownStore) and the header reads (CsvError): checked before
+    anything is shown or stored."""
+    if conn.execute(_sql("store_of").psycopg, {"store_id": store_id}).fetchone() is None:
+        raise pipeline.UnknownStore(f"no store with id {store_id}")
+    return CsvRows(path.read_bytes(), charset, CHARSET_BY_CLI)
+
+
 async def import_csv_async(
     dsn: str,
-    path: Path,
+    reader: CsvRows,
+    file_name: str,
     store_id: UUID,
     config: IngestConfig,
     progress: Callable[[int, int], None],
     notice: Callable[[str], None] = lambda message: None,
-    charset: str | None = None,
 ) -> ImportOutcome:
-    reader = CsvRows(path.read_bytes(), charset, CHARSET_BY_CLI)
     conn = await asyncpg.connect(dsn)
     batch_id, total = None, 0
     try:
         try:
-            batch_id, total = await record_csv(conn, dsn, store_id, reader, path.name)
+            batch_id, total = await record_csv(conn, dsn, store_id, reader, file_name)
         except asyncio.CancelledError:  # Ctrl-C while storing: its rows rolled back, its batch aborted
             raise ImportInterrupted(None, 0, 0) from None
         notice(f"batch {batch_id} stored: {total} rows")  # named before anything can fail
