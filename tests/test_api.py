@@ -665,7 +665,7 @@ def test_readyz_says_a_key_that_opens_no_stored_secret_is_wrong(
     make_database: Callable[..., str], encoder: Encoder
 ) -> None:
     """A mistyped PLINQY_SECRET_KEY_FILE made a new key there: readyz said `secret_key: ok` while every connection's
-    webhooks answered 503 ("cannot open this connection's stored secret")."""
+    webhooks answered 503 ("cannot open this connection's stored secret"). It says `wrong` now, and stays ready."""
     stored_with, other = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     url = make_database()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -683,7 +683,7 @@ def test_readyz_says_a_key_that_opens_no_stored_secret_is_wrong(
                 time.sleep(0.2)
                 body = client.get("/readyz").json()
         assert body["checks"]["secret_key"] == state, body
-        assert any("opens none of 1 stored secrets" in r for r in body["reasons"]) == (state == "wrong")
+        assert not any("secret" in reason for reason in body["reasons"])  # searches and writes are still served
 
 
 def test_readyz_reports_migrations_behind_or_ahead(make_database: Callable[..., str], encoder: Encoder) -> None:

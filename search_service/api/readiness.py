@@ -3,6 +3,7 @@ one the stored secrets open), the vector copy and the suggestion index."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -15,6 +16,8 @@ from search_service.engine import catalog
 
 if TYPE_CHECKING:
     from search_service.api.runtime import Runtime
+
+log = logging.getLogger("search_service.api")
 
 # readyz's `database` state for each reason a connection was refused (errors.Unavailable).
 _DATABASE_STATES = {"database": "unreachable", "pool_exhausted": "busy", "statement_timeout": "slow", "schema": "ok"}
@@ -72,8 +75,9 @@ async def _database_checks(rt: Runtime, reasons: list[str]) -> tuple[str, str]:
 
 
 async def _key_check(rt: Runtime, reasons: list[str], migrated: bool) -> str:
-    """`unusable` (malformed, unreadable), `wrong` (it opens no stored secret: a mistyped key file path made a new
-    key there, and every connection's webhooks answered 503 while readyz said ok) or `ok`."""
+    """`unusable` (malformed, unreadable: not ready), `wrong` (it opens none of a few stored secrets: a mistyped key
+    file path made a new key there, and every connection's webhooks answered 503 while readyz said ok) or `ok`.
+    A wrong key leaves the API ready: searches and the writes are served; it is logged and shown here."""
     if (problem := rt.settings.secret_key_problem()) is not None:
         reasons.append(problem)
         return "unusable"
@@ -92,6 +96,11 @@ async def _key_check(rt: Runtime, reasons: list[str], migrated: bool) -> str:
         except SecretBoxError as exc:
             failures.append(str(exc))
     if failures:
-        reasons.append(f"the secret key opens none of {len(failures)} stored secrets tried: {failures[0]}")
+        if not rt.wrong_key_logged:
+            settings = rt.settings
+            source = "PLINQY_SECRET_KEY" if settings.secret_key else f"the key file {settings.secret_key_file}"
+            log.warning("the secret key (%s) opens none of %d stored secrets tried: is it the key they were stored "
+                        "with? (a mistyped PLINQY_SECRET_KEY_FILE makes a new key there)", source, len(failures))  # fmt: skip
+            rt.wrong_key_logged = True
         return "wrong"
     return "ok"

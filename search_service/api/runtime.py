@@ -59,6 +59,7 @@ class Runtime:
     model_error: str | None = None
     database_error: str | None = None
     database_failure: Exception | None = None  # why the pool could not be made (NotMigrated: readiness says so)
+    wrong_key_logged: bool = False  # readiness found the key opens no stored secret, and said so in the log
     head_revision: str = ""
     vectors: VectorCache | None = None  # None: turned off (PLINQY_VECTOR_CACHE_MAX=0) or too many vectors
     vectors_state: str = "loading"  # loading | ok | disabled | failed
