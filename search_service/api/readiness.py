@@ -99,8 +99,10 @@ async def _key_check(rt: Runtime, reasons: list[str], migrated: bool) -> str:
         if not rt.wrong_key_logged:
             settings = rt.settings
             source = "PLINQY_SECRET_KEY" if settings.secret_key else f"the key file {settings.secret_key_file}"
-            log.warning("the secret key (%s) opens none of %d stored secrets tried: is it the key they were stored "
-                        "with? (a mistyped PLINQY_SECRET_KEY_FILE makes a new key there)", source, len(failures))  # fmt: skip
+            log.warning(
+                "the secret key (%s) opens none of %d stored secrets tried: is it the key they were stored with? "
+                "(a mistyped PLINQY_SECRET_KEY_FILE makes a new key there)", source, len(failures),
+            )  # fmt: skip
             rt.wrong_key_logged = True
         return "wrong"
     return "ok"
