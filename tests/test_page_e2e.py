@@ -44,6 +44,7 @@ from search_service.api.app import create_app
 from search_service.api.page import demo_presets
 from search_service.db.cluster import free_port
 from search_service.settings import Settings
+from tests.page_checks import layout_problems
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -746,15 +747,21 @@ def _suggestions_hidden(driver: WebDriver) -> bool:
 
 def test_laptop_width_paging_and_the_suggestion_list(server: str, browser: WebDriver, artifacts: Path) -> None:
     """At 981-1280 px the three panes left the results a few pixels (the radar over their cards, store names
-    0 px wide); the page showed 20 results of 1,000 and said "20 products"; the suggestion list covered the box
-    being typed in and stayed open when the focus left it."""
+    0 px wide), and from 1300 px on a 322 px list (cards under the radar, every store name cut); the page showed
+    20 results of 1,000 and said "20 products"; the suggestion list covered the box being typed in and stayed open
+    when the focus left it."""
     driver = browser
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride", {"width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": False}
-    )
     try:
-        open_page(driver, server, "?near=" + PRESET + "&q=milk&mode=semantic")  # semantic: every product in scope
-        items = wait_results(driver, "milk")
+        for width, extra in ((1366, ""), (1366, "&delivers=1"), (1920, ""), (1100, "")):
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            )
+            open_page(driver, server, "?near=" + PRESET + "&q=milk&mode=semantic" + extra)
+            assert wait_results(driver, "milk")
+            assert layout_problems(driver) == [], (width, extra)
+            if width == 1920:
+                save_screenshot(driver, artifacts / "page-1920.png")
         covered = driver.execute_script(
             "var n = document.querySelector('#results li.result .name'); var r = n.getBoundingClientRect();"
             "return document.elementFromPoint(r.left + 5, r.top + r.height / 2) === n;"

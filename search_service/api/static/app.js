@@ -497,9 +497,7 @@
         var mark = el("span", "marker", String(k + 1));
         mark.setAttribute("aria-hidden", "true");
         row.appendChild(mark);
-        var storeName = el("span", "store-name", s.name);
-        storeName.title = s.name; // the full name where the column cuts it
-        row.appendChild(storeName);
+        row.appendChild(el("span", "store-name", s.name));
         row.appendChild(el("span", "distance", formatDistance(s.distance_m)));
         row.appendChild(el("span", "price", formatPrice(s.price, s.currency)));
         row.appendChild(el("span", "stock " + (s.quantity > 0 ? "in" : "out"), formatStock(s.quantity)));
