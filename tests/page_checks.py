@@ -48,3 +48,19 @@ def layout_problems(driver: WebDriver) -> list[str]:
         """
     )
     return found
+
+
+def hidden_when_focused(driver: WebDriver, ids: list[str]) -> list[str]:
+    """The controls, focused one after the other as Tab would, that are not wholly in the window once focused."""
+    found: list[str] = driver.execute_script(
+        """
+        return arguments[0].filter(id => {
+          const el = document.getElementById(id);
+          el.focus();
+          const r = el.getBoundingClientRect();
+          return document.activeElement !== el || r.top < 0 || r.bottom > window.innerHeight;
+        });
+        """,
+        ids,
+    )
+    return found

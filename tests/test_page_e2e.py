@@ -44,7 +44,7 @@ from search_service.api.app import create_app
 from search_service.api.page import demo_presets
 from search_service.db.cluster import free_port
 from search_service.settings import Settings
-from tests.page_checks import layout_problems
+from tests.page_checks import hidden_when_focused, layout_problems
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -52,6 +52,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 READY_TIMEOUT_S = 180
 WAIT_S = 30
 PRESET = "Kreuzberg"
+CONTROLS = ["q", "location", "locate", "radius", "mode", "category", "in-stock", "sort", "delivers"]
 
 pytestmark = [
     pytest.mark.timeout(600),
@@ -762,6 +763,12 @@ def test_laptop_width_paging_and_the_suggestion_list(server: str, browser: WebDr
             assert layout_problems(driver) == [], (width, extra)
             if width == 1920:
                 save_screenshot(driver, artifacts / "page-1920.png")
+            if width == 1366 and not extra:  # a 1366x768 laptop's window: the sticky controls ran past its foot
+                driver.execute_cdp_cmd(
+                    "Emulation.setDeviceMetricsOverride",
+                    {"width": 1366, "height": 650, "deviceScaleFactor": 1, "mobile": False},
+                )
+                assert hidden_when_focused(driver, CONTROLS) == []
         covered = driver.execute_script(
             "var n = document.querySelector('#results li.result .name'); var r = n.getBoundingClientRect();"
             "return document.elementFromPoint(r.left + 5, r.top + r.height / 2) === n;"
