@@ -64,3 +64,19 @@ def hidden_when_focused(driver: WebDriver, ids: list[str]) -> list[str]:
         ids,
     )
     return found
+
+
+def focus_order_jumps(driver: WebDriver) -> list[str]:
+    """Where Tab, going through the facets and the results in the document's order, goes back up the page."""
+    found: list[str] = driver.execute_script(
+        """
+        const out = [], seen = [...document.querySelectorAll('.panes button, .panes [tabindex="0"]')];
+        for (let i = 1; i < seen.length; i++) {
+          const a = seen[i - 1].getBoundingClientRect(), b = seen[i].getBoundingClientRect();
+          if (b.top < a.top - 1) out.push(`${seen[i - 1].textContent} at ${a.top} then ${seen[i].textContent}` +
+            ` at ${b.top}`);
+        }
+        return out;
+        """
+    )
+    return found

@@ -44,7 +44,7 @@ from search_service.api.app import create_app
 from search_service.api.page import demo_presets
 from search_service.db.cluster import free_port
 from search_service.settings import Settings
-from tests.page_checks import hidden_when_focused, layout_problems
+from tests.page_checks import focus_order_jumps, hidden_when_focused, layout_problems
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -596,27 +596,35 @@ def test_bad_request_shows_the_api_message(server: str, browser: WebDriver, arti
 
 
 def test_phone_width(server: str, browser: WebDriver, artifacts: Path) -> None:
+    """A phone, and a laptop at 200 % zoom (640 px): one column, nothing wider than the screen, and Tab goes down
+    the page (the facets were drawn after the results while first in the document: Tab went down, then back up)."""
     driver = browser
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
-    )
     try:
-        open_page(driver, server, "?near=Kreuzberg&q=" + "something to fix a dripping tap".replace(" ", "+"))
-        items = wait_results(driver, "something to fix a dripping tap")
-        assert items
-        width = driver.execute_script("return window.innerWidth;")
-        assert width == 390
-        overflow = driver.execute_script("return document.documentElement.scrollWidth;")
-        assert overflow <= width, f"horizontal scrolling at phone width ({overflow} px > {width} px)"
-        # Controls stack above the results; everything fits the screen's width.
-        for element_id in ("q", "location", "radius", "mode", "category", "results", "radar"):
-            rect = json.loads(
-                driver.execute_script(
-                    "return JSON.stringify(document.getElementById(arguments[0]).getBoundingClientRect());",
-                    element_id,
-                )
+        for width, phone in ((375, True), (640, False)):
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": 844, "deviceScaleFactor": 2 if phone else 1, "mobile": phone},
             )
-            assert rect["left"] >= 0 and rect["right"] <= width + 0.5, (element_id, rect)
+            open_page(driver, server, "?near=Kreuzberg&q=" + "something to fix a dripping tap".replace(" ", "+"))
+            items = wait_results(driver, "something to fix a dripping tap")
+            assert items
+            assert driver.execute_script("return window.innerWidth;") == width
+            overflow = driver.execute_script("return document.documentElement.scrollWidth;")
+            assert overflow <= width, f"horizontal scrolling at {width} px ({overflow} px)"
+            # Controls stack above the results; everything fits the screen's width.
+            for element_id in ("q", "location", "radius", "mode", "category", "facets", "results", "radar"):
+                rect = json.loads(
+                    driver.execute_script(
+                        "return JSON.stringify(document.getElementById(arguments[0]).getBoundingClientRect());",
+                        element_id,
+                    )
+                )
+                assert rect["left"] >= 0 and rect["right"] <= width + 0.5, (element_id, rect)
+            assert focus_order_jumps(driver) == [], width
+        save_screenshot(driver, artifacts / "page-640.png")
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {"width": 375, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+        )
         save_screenshot(driver, artifacts / "page-phone.png")
         driver.execute_script("document.getElementById('results-heading').scrollIntoView();")
         save_screenshot(driver, artifacts / "page-phone-results.png")
