@@ -9,8 +9,8 @@ from __future__ import annotations
 from selenium.webdriver.remote.webdriver import WebDriver
 
 # WCAG relative luminance and contrast; `paint(el)` is the colour behind an element (its own background, else its
-# nearest ancestor's), `ink(el, prop)` a colour property blended over that by the element's opacity.
-_COLOUR = """
+# nearest ancestor's), `ink(el, prop, under)` a colour property blended over `under` by the element's opacity.
+COLOUR = """
 const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
 const lum = c => { const v = c.slice(0, 3).map(x => { x /= 255;
   return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); });
@@ -78,5 +78,25 @@ def focus_order_jumps(driver: WebDriver) -> list[str]:
         }
         return out;
         """
+    )
+    return found
+
+
+def contrasts(driver: WebDriver, selectors: dict[str, tuple[str, str, str, str]]) -> dict[str, float]:
+    """name -> contrast of (selector, colour property) over (selector, background property) for the first match
+    of each; a background selector "" is the colour behind the first element (its or its ancestors' background)."""
+    found: dict[str, float] = driver.execute_script(
+        COLOUR
+        + """
+        const out = {};
+        for (const [name, [fg, fgProp, bg, bgProp]] of Object.entries(arguments[0])) {
+          const f = document.querySelector(fg), b = bg ? document.querySelector(bg) : null;
+          if (!f || (bg && !b)) { out[name] = -1; continue; }
+          const under = b ? rgb(getComputedStyle(b)[bgProp]) : paint(bgProp === 'parent' ? f.parentElement : f);
+          out[name] = Math.round(ratio(ink(f, fgProp, under), under) * 100) / 100;
+        }
+        return out;
+        """,
+        selectors,
     )
     return found

@@ -44,7 +44,7 @@ from search_service.api.app import create_app
 from search_service.api.page import demo_presets
 from search_service.db.cluster import free_port
 from search_service.settings import Settings
-from tests.page_checks import focus_order_jumps, hidden_when_focused, layout_problems
+from tests.page_checks import contrasts, focus_order_jumps, hidden_when_focused, layout_problems
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -858,3 +858,27 @@ def test_a_shared_link_keeps_my_location_and_names_an_unknown_place(server: str,
         assert "“Nowhere” is not one of the places here" in driver.find_element(By.ID, "status").text
     finally:
         driver.execute_cdp_cmd("Emulation.clearGeolocationOverride", {})
+
+
+MARKERS = {
+    "marker": (".marker", "color", ".marker", "backgroundColor"),
+    "radar dot": ("#radar .store-dot text", "fill", "#radar .store-dot circle", "fill"),
+}
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_contrast_in_both_schemes(server: str, browser: WebDriver, scheme: str) -> None:
+    """Text 4.5:1 (WCAG 1.4.3). Dark: white on the orange store markers and radar dots was 2.26:1."""
+    driver = browser
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+    )
+    try:
+        open_page(driver, server, "?near=" + PRESET + "&q=tap+washer")
+        wait_results(driver, "tap washer")
+        wait_for(driver, "the radar's dots", lambda d: d.find_elements(By.CSS_SELECTOR, "#radar .store-dot"))
+        measured = contrasts(driver, MARKERS)
+        low = {k: v for k, v in measured.items() if v < 4.5}
+        assert low == {}, (scheme, measured)
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
