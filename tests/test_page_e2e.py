@@ -651,6 +651,12 @@ def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, a
     save_screenshot(driver, artifacts / "page-suggestions.png")
     driver.find_element(By.CSS_SELECTOR, "#suggestions li button").click()
     assert driver.find_element(By.ID, "suggestions").get_attribute("hidden") is not None
+    assert driver.switch_to.active_element.get_attribute("id") == "q"  # the focus fell to <body> with the list
+    type_query(driver, "cordless dr")
+    wait_for(driver, "suggestions again", lambda d: not _suggestions_hidden(d))
+    driver.find_element(By.ID, "q").send_keys(Keys.ARROW_DOWN)
+    driver.switch_to.active_element.send_keys(Keys.ENTER)  # chosen from the keyboard: back in the box too
+    assert _suggestions_hidden(driver) and driver.switch_to.active_element.get_attribute("id") == "q"
     type_query(driver, "cordless dr")
     wait_for(
         driver, "suggestions again", lambda d: d.find_element(By.ID, "suggestions").get_attribute("hidden") is None

@@ -384,7 +384,12 @@
           b.setAttribute("role", "option"); // the option itself (it was a button inside an option)
           b.appendChild(el("span", null, s.text));
           b.appendChild(el("span", "kind", s.kind));
-          b.addEventListener("click", function () { els.q.value = s.text; hideSuggestions(); runSearch(); });
+          b.addEventListener("click", function () {
+            els.q.value = s.text;
+            els.q.focus(); // before the list (and this button with it) goes: the focus fell to <body>
+            hideSuggestions();
+            runSearch();
+          });
           var li = el("li");
           li.setAttribute("role", "none");
           li.appendChild(b);
