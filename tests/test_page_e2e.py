@@ -649,6 +649,9 @@ def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, a
         lambda d: any("cordless drill" in e.text.lower() for e in d.find_elements(By.CSS_SELECTOR, "#suggestions li")),
     )
     save_screenshot(driver, artifacts / "page-suggestions.png")
+    for option in driver.find_elements(By.CSS_SELECTOR, "#suggestions button"):  # "Cordless drill 18 Vproduct"
+        text, kind = (option.find_element(By.CSS_SELECTOR, f"span{c}").text for c in (":first-child", ".kind"))
+        assert option.accessible_name == f"{text}, {kind}"
     driver.find_element(By.CSS_SELECTOR, "#suggestions li button").click()
     assert driver.find_element(By.ID, "suggestions").get_attribute("hidden") is not None
     assert driver.switch_to.active_element.get_attribute("id") == "q"  # the focus fell to <body> with the list

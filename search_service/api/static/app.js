@@ -384,6 +384,7 @@
           b.setAttribute("role", "option"); // the option itself (it was a button inside an option)
           b.appendChild(el("span", null, s.text));
           b.appendChild(el("span", "kind", s.kind));
+          b.setAttribute("aria-label", s.text + ", " + s.kind); // read as one word, "Oatfieldbrand", without it
           b.addEventListener("click", function () {
             els.q.value = s.text;
             els.q.focus(); // before the list (and this button with it) goes: the focus fell to <body>
