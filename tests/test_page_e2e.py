@@ -585,7 +585,10 @@ def test_bad_request_shows_the_api_message(server: str, browser: WebDriver, arti
     assert problem["message"] in error.text
     assert error.get_attribute("role") == "alert"
     assert "The query " + problem["message"] in error.text
-    assert problem["message"] in driver.find_element(By.ID, "status").text
+    assert driver.find_element(By.ID, "status").text == ""  # said once, by the alert: the status said it again
+    box = driver.find_element(By.ID, "q")  # the refused field is marked and described by the error
+    assert box.get_attribute("aria-invalid") == "true"
+    assert box.get_attribute("aria-describedby") == "q-hint error"
     assert driver.find_elements(By.CSS_SELECTOR, "#results li.result") == []
     save_screenshot(driver, artifacts / "page-error.png")
 
@@ -593,6 +596,7 @@ def test_bad_request_shows_the_api_message(server: str, browser: WebDriver, arti
     type_query(driver, "tap washer")
     wait_results(driver, "tap washer")
     assert not driver.find_element(By.ID, "error").is_displayed()
+    assert box.get_attribute("aria-invalid") is None and box.get_attribute("aria-describedby") == "q-hint"
 
 
 def test_phone_width(server: str, browser: WebDriver, artifacts: Path) -> None:

@@ -177,12 +177,28 @@
   /** Said once, before the first answer's status: a place in the link that is not one of the page's. */
   function takePlaceNote() { var note = state.placeNote; state.placeNote = ""; return note; }
   function showError(title, detail) {
+    markInvalid(null);
     els.error.replaceChildren();
     els.error.appendChild(el("strong", "error-title", title));
     if (detail) els.error.appendChild(el("span", "error-detail", detail));
     els.error.hidden = false;
   }
-  function clearError() { els.error.hidden = true; els.error.replaceChildren(); }
+  function clearError() { els.error.hidden = true; els.error.replaceChildren(); markInvalid(null); }
+  /** The control of a refused parameter is marked invalid and described by the error; null clears the mark. */
+  var PARAM_CONTROLS = { q: "q", lat: "location", lon: "location", radius_m: "radius", category_id: "category",
+    mode: "mode", in_stock: "in-stock", sort: "sort", fulfilment: "delivers" };
+  function markInvalid(param) {
+    document.querySelectorAll("[aria-invalid]").forEach(function (c) {
+      c.removeAttribute("aria-invalid");
+      var by = (c.getAttribute("aria-describedby") || "").split(" ")
+        .filter(function (id) { return id && id !== "error"; });
+      if (by.length) c.setAttribute("aria-describedby", by.join(" ")); else c.removeAttribute("aria-describedby");
+    });
+    var control = param && PARAM_CONTROLS[param] ? $(PARAM_CONTROLS[param]) : null;
+    if (!control) return;
+    control.setAttribute("aria-invalid", "true");
+    control.setAttribute("aria-describedby", ((control.getAttribute("aria-describedby") || "") + " error").trim());
+  }
   function setLoading(on) {
     els.results.setAttribute("aria-busy", on ? "true" : "false");
     document.body.classList.toggle("is-loading", on);
@@ -237,6 +253,7 @@
         }
         state.response = null;
         renderResults();
+        setStatus(""); // the error is said once, by the alert (the status, a live region too, said it again)
         failed(r.res, r.body);
       })
       .catch(function (err) {
@@ -246,8 +263,8 @@
         setLoading(false);
         state.response = null;
         renderResults();
+        setStatus("");
         showError("Can't reach the search service.", "Check your connection and try again.");
-        setStatus("The search failed: the service could not be reached.");
       });
   }
 
@@ -257,16 +274,14 @@
     if (res.status === 400) {
       var what = err && err.parameter ? describeParam(err.parameter) : "The search";
       showError("That search can't run.", what + " " + message + ".");
-      setStatus("The search was refused: " + what.toLowerCase() + " " + message + ".");
+      if (err && err.parameter) markInvalid(err.parameter);
     } else if (res.status === 503) {
       var after = res.headers.get("Retry-After");
       showError("The service is busy or still starting.",
         message + (after ? " (try again in " + after + " s)" : ""));
-      setStatus("The search is temporarily unavailable.");
       scheduleSearch(Math.max(1, parseInt(after || "2", 10)) * 1000);
     } else {
       showError("Something went wrong (" + res.status + ").", message);
-      setStatus("The search failed.");
     }
   }
 
@@ -657,8 +672,8 @@
       runSearch();
     }, function (err) {
       var why = err.code === 1 ? "permission was denied" : err.code === 3 ? "it took too long" : "it is unavailable";
+      setStatus("");
       showError("Couldn't get your location (" + why + ").", "Pick a neighbourhood instead.");
-      setStatus("Location unavailable: " + why + ".");
     }, { enableHighAccuracy: false, timeout: 10000, maximumAge: 60000 });
   });
 
