@@ -58,3 +58,44 @@ def test_a_graceful_stop_exits_0_whatever_the_signal_and_workers(db_url: str, tm
         finally:
             server.stop()
         assert status == 0, (signum, status, server.log_path.read_text(errors="replace")[-2000:])
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.slow  # a real server, which loads the query model
+def test_the_workers_do_not_outlive_their_supervisor(db_url: str, tmp_path: Path) -> None:
+    """A supervisor killed by a signal it does not handle (SIGKILL, SIGHUP, the OOM killer) left its workers
+    serving the old code on the port: the next `serve` there failed "Address already in use"."""
+    server = Server(db_url, 64, tmp_path / "api.log", workers=2)
+    try:
+        server.wait_ready()
+        workers = _children(server.proc.pid)
+        assert len(workers) >= 2
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in workers):
+            assert time.monotonic() < deadline, "the workers outlived their supervisor"
+            time.sleep(0.2)
+        with pytest.raises(OSError):  # nothing listens there any more
+            socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+    finally:
+        server.stop()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

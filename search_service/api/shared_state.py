@@ -23,9 +23,11 @@ two loads would have added the state's seconds to every start-up.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -131,12 +133,13 @@ def start_generation_writer(settings: Settings) -> int | None:
     only costs time: the first worker then loads the vectors itself."""
     if settings.vector_copy.shared_dir is None or settings.vector_cache_max <= 0:
         return None
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     gc.disable()  # a process that exits after the load
     reuse_large_frees()  # its memory goes with it: reused, not faulted in afresh (vector_load.py)
-    exit_after(lambda: asyncio.run(_write_generation(settings)))
+    exit_after(lambda: asyncio.run(_write_generation(settings)), parent)
 
 
 # Connecting failed (no server at the address, no such database, refused credentials).
@@ -148,11 +151,29 @@ NO_DATABASE: tuple[type[BaseException], ...] = (
 )
 
 
-def exit_after(body: Callable[[], object]) -> NoReturn:
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def die_with(parent: int) -> None:
+    """In a forked child: end (SIGTERM: a worker stops as on any stop) when `parent` dies, however it died (SIGKILL,
+    SIGHUP, the OOM killer). Orphaned workers kept serving the old code and held the port. Linux only."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return
+    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the call: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def exit_after(body: Callable[[], object], parent: int | None = None) -> NoReturn:
     """In a forked child: run `body`, then leave at once with its outcome (1 after printing the traceback),
-    without the parent's clean-up (atexit handlers, finalizers of what the parent owns)."""
+    without the parent's clean-up (atexit handlers, finalizers of what the parent owns). `parent`: the process
+    that forked it, which it does not outlive."""
     code = 0
     try:
+        if parent is not None:
+            die_with(parent)
         body()
     except NO_DATABASE as exc:  # the supervisor says so in its own words: one line, not a second traceback
         print(f"shared state: no database ({type(exc).__name__}: {first_line(exc)})", file=sys.stderr)

@@ -77,9 +77,9 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, bool]:
     return _reuse_port_socket(family, (host, port)), True
 
 
-def _worker(config: Any, sock: socket.socket, own_socket: bool) -> NoReturn:
-    """In the forked child: serve until stopped, then leave without the supervisor's clean-up (the shared
-    directories belong to the supervisor)."""
+def _worker(config: Any, sock: socket.socket, own_socket: bool, supervisor: int) -> NoReturn:
+    """In the forked child: serve until stopped (or the supervisor is gone, however it went), then leave without
+    the supervisor's clean-up (the shared directories belong to the supervisor)."""
     import uvicorn
 
     from search_service.api.shared_state import exit_after
@@ -89,7 +89,7 @@ def _worker(config: Any, sock: socket.socket, own_socket: bool) -> NoReturn:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         uvicorn.Server(config).run(sockets=[port_socket(sock) if own_socket else sock])
 
-    exit_after(serve)
+    exit_after(serve, supervisor)
 
 
 def _log_serving(host: str, port: int, workers: int, shared_model: bool, own_sockets: bool) -> None:
@@ -132,7 +132,7 @@ def run_workers(settings: Settings, host: str, port: int, workers: int, reserved
     def fork() -> None:
         pid = os.fork()
         if pid == 0:
-            _worker(config, sock, own_sockets)
+            _worker(config, sock, own_sockets, supervisor)
         children.add(pid)
 
     signal.signal(signal.SIGTERM, stop)
