@@ -346,6 +346,40 @@ def test_import_csv_keeps_its_place_in_the_stores_order_while_its_rows_are_store
         assert alone.status_code == 200, alone.text  # the aborted import holds nothing back
 
 
+def test_import_csv_that_loses_every_connection_while_storing_aborts_its_batch(
+    base: str, db_url: str, tmp_path: Path
+) -> None:
+    """The abort ran on the heartbeat's connection, which a restart takes too: the batch stayed `receiving` and
+    held the store's writes back until its lease lapsed (two minutes), though the command said "nothing
+    imported". It is aborted on a new connection now."""
+    with psycopg.connect(db_url, autocommit=True) as conn, psycopg.connect(db_url, autocommit=True) as holder:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+        file = tmp_path / "stock.csv"
+        file.write_text("sku,name,price,quantity\nL-1,Lamp,1.00,5\n")
+        conn.execute(HOLD_CSV_ROWS.format(store=store))
+        mine = (conn.info.backend_pid, holder.info.backend_pid)
+        try:
+            holder.execute("SELECT pg_advisory_lock(4242)")
+            proc = _import_held(db_url, conn, store, file)
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> ALL(%s) AND backend_type = 'client backend'",
+                (list(mine),),
+            )
+            _out, err = proc.communicate(timeout=60)
+        finally:
+            holder.execute("SELECT pg_advisory_unlock_all()")
+            conn.execute("DROP TRIGGER IF EXISTS test_hold_csv_rows ON imported_product_raw")
+        assert proc.returncode == 75 and "nothing imported" in err and "Traceback" not in err, err
+        last = conn.execute("SELECT status FROM import_batch WHERE store_id = %s ORDER BY seq DESC LIMIT 1",
+                            (store,)).fetchone()  # fmt: skip
+        assert last == ("aborted",)
+    put = httpx.put(f"{base}/v1/stores/{store}/listings/L-2", json={"name": "x", "price": 1, "quantity": 1},
+                    headers=bearer(key))  # fmt: skip
+    assert put.status_code == 200, put.text  # mapped at once: nothing holds the store back
+
+
 def test_float_options_refuse_nan_and_infinities(dsn: str) -> None:
     """click's FloatRange let NaN through (it compares false with both bounds): `worker --lease nan` started."""
     for option, args in (

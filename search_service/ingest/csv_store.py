@@ -66,13 +66,14 @@ async def record_csv(conn: Any, dsn: str, store_id: UUID, reader: CsvRows, file_
         batch_id = await pipeline.open_batch(
             conn, store_id=store_id, source="csv", kind="csv", file_name=file_name, upload=True
         )
-        rows = await _store_beating(conn, side, batch_id, reader)
+        rows = await _store_beating(conn, side, batch_id, reader, dsn)
     finally:
-        await side.close()
+        with contextlib.suppress(Exception):  # a lost one has nothing left to close
+            await asyncio.wait_for(side.close(), timeout=2)
     return batch_id, rows
 
 
-async def _store_beating(conn: Any, side: Any, batch_id: UUID, reader: CsvRows) -> int:
+async def _store_beating(conn: Any, side: Any, batch_id: UUID, reader: CsvRows, dsn: str) -> int:
     """The rows stored in one transaction on `conn`, the heartbeat renewed on `side`; aborted on any failure."""
     try:
         beating = asyncio.ensure_future(_beat(side, batch_id))
@@ -85,8 +86,7 @@ async def _store_beating(conn: Any, side: Any, batch_id: UUID, reader: CsvRows) 
             _retrieved(beating)
     except BaseException as exc:
         why = "the import was interrupted" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__
-        with contextlib.suppress(Exception):  # the server itself may be what failed
-            await pipeline.abort_batch(side, batch_id, f"the file could not be stored ({why}): nothing of it applied")
+        await _abort(side, dsn, batch_id, f"the file could not be stored ({why}): nothing of it applied")
         raise
     return rows
 
@@ -96,3 +96,18 @@ async def _beat(conn: Any, batch_id: UUID) -> None:
     while True:
         await asyncio.sleep(pipeline.UPLOAD_BEAT_S)
         await pipeline.beat_upload(conn, batch_id)
+
+
+async def _abort(side: Any, dsn: str, batch_id: UUID, reason: str) -> None:
+    """The batch aborted on `side`, or on a new connection when `side` went with the failure (a restart, a
+    terminated backend): left `receiving`, it held the store's writes back until its lease lapsed. Given up (the
+    sweep aborts it then) only when no connection opens within a few seconds."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(pipeline.abort_batch(side, batch_id, reason), timeout=5)
+        return
+    with contextlib.suppress(Exception):
+        fresh = await asyncio.wait_for(asyncpg.connect(dsn), timeout=5)
+        try:
+            await asyncio.wait_for(pipeline.abort_batch(fresh, batch_id, reason), timeout=5)
+        finally:
+            await fresh.close()
