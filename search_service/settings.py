@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -190,15 +191,26 @@ def cors_origins(value: str | None) -> tuple[str, ...]:
         return ("*",)
     if value.strip().lower() == "none":
         return ()
-    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
-    for origin in origins:
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query or parts.fragment:
-            raise SettingsError(
-                f"PLINQY_CORS_ORIGINS: {origin!r} is no origin: give scheme://host[:port] separated by commas "
-                "(https://shop.example.com), `*` for any, or `none`"
-            )
-    return origins
+    return tuple(_origin(o.strip().rstrip("/")) for o in value.split(",") if o.strip())
+
+
+def _origin(text: str) -> str:
+    """An origin as browsers send it (`Origin`): scheme and host in lower case, no default port; refused when it
+    could never match one (a path, a query, user info, a port that is none)."""
+    parts, port = urlsplit(text), None
+    with contextlib.suppress(ValueError):
+        port = parts.port
+    port_written = ":" in parts.netloc.rsplit("]", 1)[-1]  # after an IPv6 literal's brackets
+    usable = parts.scheme.lower() in ("http", "https") and parts.hostname and not parts.username
+    usable = usable and not (parts.path or "?" in text or "#" in text) and (port is not None or not port_written)
+    if not usable or (port is not None and not 0 < port < 65536):
+        raise SettingsError(
+            f"PLINQY_CORS_ORIGINS: {text!r} is no origin: give scheme://host[:port] separated by commas "
+            "(https://shop.example.com), `*` for any, or `none`"
+        )
+    scheme, host = parts.scheme.lower(), parts.netloc.lower()
+    default = {"http": ":80", "https": ":443"}[scheme]
+    return f"{scheme}://{host.removesuffix(default)}"
 
 
 def embedded_url(port: int, dbname: str = "plinqy") -> str:

@@ -33,6 +33,9 @@ def test_a_page_of_another_origin_reads_and_writes(base: str) -> None:
 def test_the_origins_setting() -> None:
     assert cors_origins(None) == ("*",) and cors_origins(" none ") == ()
     assert cors_origins(f"{SHOP}/, http://127.0.0.1:5173") == (SHOP, "http://127.0.0.1:5173")
-    for bad in ("shop.example.com", "https://shop.example.com/app", "ftp://x"):
+    # as a browser's Origin header says it (lower case, no default port): these never matched
+    assert cors_origins("https://Shop.Example.COM:443, HTTP://[::1]:80") == (SHOP, "http://[::1]")
+    refused = ("shop.example.com", "https://shop.example.com/app", "ftp://x", "https://u@shop.example.com")
+    for bad in (*refused, "https://shop.example.com:abc", "https://shop.example.com:99999", f"{SHOP}?"):
         with pytest.raises(SettingsError, match="no origin"):
             cors_origins(bad)

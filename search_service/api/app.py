@@ -104,7 +104,7 @@ def _cors(settings: Settings) -> CORSConfig | None:
         return None
     return CORSConfig(
         allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],  # the API's (HEAD: the page's only)
         allow_headers=["Authorization", "Content-Type"],
         expose_headers=["Retry-After", "Location", "Allow"],
         max_age=600,
