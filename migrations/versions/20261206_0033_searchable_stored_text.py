@@ -1,6 +1,6 @@
 """Stored product text in the form search reads it (search_service/engine/text.py, from this revision on).
 
-Names, brands and descriptions written before kept soft hyphens (`choco­late` was two words to full text and
+Names, brands and descriptions written before (or written in SQL: decomposed accents too) kept soft hyphens (`choco­late` was two words to full text and
 suggestions), zero-width spaces, full-width letters (`ＡＢＣ　Ｃｏｌａ` was not found by `cola`), ligatures (`ﬂour`)
 and right-to-left marks around a brand (its facet value never matched its own filter). The rows holding any of
 them are rewritten once (the triggers queue their embedding and refresh the vocabulary as for any edit); the
@@ -52,7 +52,7 @@ def _searchable(text: str | None) -> str | None:
 def upgrade() -> None:
     conn = op.get_bind()
     for table, columns in TABLES.items():
-        marked = " OR ".join(f"{c} ~ :pattern" for c in columns)
+        marked = " OR ".join(f"{c} ~ :pattern OR NOT {c} IS NFC NORMALIZED" for c in columns)
         rows = conn.execute(
             sa.text(f"SELECT id, {', '.join(columns)} FROM {table} WHERE {marked}"), {"pattern": PATTERN}
         )

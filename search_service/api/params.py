@@ -17,7 +17,7 @@ from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
 from search_service.engine.suggest import MAX_SUGGESTIONS
-from search_service.engine.text import searchable
+from search_service.engine.text import searchable, trim_invisible
 
 Q_MAX_LENGTH = 256
 BRAND_MAX_LENGTH = 200
@@ -206,7 +206,7 @@ def clean_query(q: str, max_length: int | None = None) -> str:
     if not text:
         raise BadParameter("q", "must not be empty or whitespace only")
     most = Q_MAX_LENGTH if max_length is None else max_length
-    if len(text) > most:
+    if len(trim_invisible(q)) > most:  # as sent, as the schema says: a ligature spelled out makes it longer
         raise BadParameter("q", f"must be at most {most} characters")
     return text
 
@@ -248,7 +248,7 @@ def clean_brand(brand: str | None) -> str | None:
     text = searchable(brand)
     if not text:
         raise BadParameter("brand", "must not be empty or whitespace only")
-    if len(text) > BRAND_MAX_LENGTH:
+    if len(trim_invisible(brand)) > BRAND_MAX_LENGTH:  # as sent (a facet's value, stored at most this long)
         raise BadParameter("brand", f"must be at most {BRAND_MAX_LENGTH} characters")
     return text
 

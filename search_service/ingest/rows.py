@@ -315,7 +315,10 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
     # apart: X-Series, Erply and Shopify send products without a level for the location).
     for key in ("name", "brand", "description"):  # as search reads them (engine/text.py): NFC, widths folded
         text = _text(row, key)
-        setattr(out, key, (searchable(text) or None) if text is not None else None)
+        folded = (searchable(text) or None) if text is not None else None
+        if folded is not None and len(folded) > MAX_TEXT[key]:  # a ligature spelled out is two or three letters
+            raise Rejected(f"{key} is longer than {MAX_TEXT[key]} characters once its ligatures are spelled out")
+        setattr(out, key, folded)
     out.category = parse_category(row.get("category"))
     if row.get("is_active") not in (None, ""):
         out.is_active = parse_bool(row["is_active"], "is_active")
