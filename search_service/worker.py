@@ -23,10 +23,10 @@ file imports). `ctx.settings` is the Settings, `ctx.dsn` the database URL, `ctx.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import time
@@ -36,10 +36,10 @@ from types import FrameType
 from typing import Any
 
 from search_service.db.secretbox import SecretBoxError
+from search_service.forked import die_with
 from search_service.settings import Settings
 
 log = logging.getLogger("plinqy.supervisor")
-PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -151,10 +151,8 @@ def select_jobs(only: str | None) -> list[Job]:
     return sorted((JOBS[n] for n in dict.fromkeys(names)), key=lambda j: j.order)
 
 
-def _child_main(job: Job, ctx: JobContext) -> None:
-    # Die with the supervisor (Linux): a SIGKILLed worker leaves no child behind holding leases.
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _child_main(job: Job, ctx: JobContext, supervisor: int) -> None:
+    die_with(supervisor, signal.SIGKILL)  # a SIGKILLed worker leaves no child behind holding leases
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
@@ -172,7 +170,7 @@ class Supervisor:
         self.stopping = False
 
     def _start(self, job: Job) -> multiprocessing.process.BaseProcess:
-        proc = self.mp.Process(target=_child_main, args=(job, self.ctx), name=f"plinqy-{job.name}")
+        proc = self.mp.Process(target=_child_main, args=(job, self.ctx, os.getpid()), name=f"plinqy-{job.name}")
         proc.start()
         self.children[job.name] = proc
         return proc

@@ -23,11 +23,9 @@ two loads would have added the state's seconds to every start-up.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import logging
 import os
-import signal
 import sys
 import time
 import traceback
@@ -45,6 +43,7 @@ from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.vector_load import release_freed_memory, reuse_large_frees
 from search_service.engine.vectors import VectorCache
 from search_service.errortext import first_line
+from search_service.forked import die_with
 from search_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -149,21 +148,6 @@ NO_DATABASE: tuple[type[BaseException], ...] = (
     asyncpg.InvalidAuthorizationSpecificationError,
     asyncpg.CannotConnectNowError,
 )
-
-
-_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
-
-
-def die_with(parent: int) -> None:
-    """In a forked child: end (SIGTERM: a worker stops as on any stop) when `parent` dies, however it died (SIGKILL,
-    SIGHUP, the OOM killer). Orphaned workers kept serving the old code and held the port. Linux only."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return
-    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # it died before the call: no signal will come
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def exit_after(body: Callable[[], object], parent: int | None = None) -> NoReturn:
