@@ -118,6 +118,8 @@ def test_import_csv_then_strict_and_prune(dsn: str, tmp_path: Path) -> None:
     assert "rows=20 mapped=20" in listed[3] and "file=products.csv" in listed[3]
     held = cli(dsn, "imports", "list", "--status", "processing", "--status", "failed").stdout.splitlines()
     assert len(held) == 1 and held[0] == listed[0]
+    unknown = cli(dsn, "imports", "list", "--store", "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b")
+    assert unknown.returncode == 1 and "no store with id 0b7e9f5c" in unknown.stderr, unknown.stderr
 
 
 def test_ctrl_c_during_import_csv_gives_the_batch_back_to_the_workers(dsn: str, tmp_path: Path) -> None:

@@ -272,6 +272,9 @@ def imports_list(settings: Settings, store_id: UUID | None, statuses: tuple[str,
     params = {"store_id": store_id, "statuses": list(statuses) or None, "limit": limit}
     with connect(settings) as conn:
         rows = conn.execute(statement("ingest/batches", "recent_batches").psycopg, params).fetchall()
+        store_of = statement("ingest/batches", "store_of").psycopg
+        if not rows and store_id is not None and conn.execute(store_of, {"store_id": store_id}).fetchone() is None:
+            raise UserFacingError(f"no store with id {store_id}")  # it said "no batches", as of a store with none
     if not rows:
         click.echo("no batches")
     for row in rows:
