@@ -29,6 +29,7 @@ from uuid import UUID
 
 import asyncpg
 
+from search_service.db.faults import CONNECTION_LOST  # InternalClientError too: see db/faults.py
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.events import delivery, policy, ssrf
@@ -40,16 +41,6 @@ log = logging.getLogger("plinqy.events")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would cost more than the request
 CHANNEL = "webhook_delivery"
 LINGER_S = 0.01
-# A connection lost underneath us. InternalClientError too: the server's FATAL on an idle connection (a terminated
-# backend) leaves asyncpg mid-error until it reads the socket's end, and a query sent meanwhile raises "cannot switch
-# to state 12; another operation (2) is in progress" (no second operation of ours: the connection is dead).
-DB_ERRORS = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-    asyncpg.AdminShutdownError,
-)
 
 
 def make_dispatcher_id() -> str:
@@ -135,7 +126,7 @@ class Dispatcher:
             try:
                 if await self._run_connected(clients, drain):
                     return
-            except DB_ERRORS as exc:
+            except CONNECTION_LOST as exc:
                 # A drain that cannot connect at all says so; a connection lost while working is re-opened.
                 unreachable = not isinstance(exc, asyncpg.AdminShutdownError | asyncpg.PostgresConnectionError)
                 if drain and self._connecting and unreachable:
@@ -307,7 +298,7 @@ class Dispatcher:
                     await self._flush(conn)
                 finally:
                     await conn.close()
-            except DB_ERRORS as exc:
+            except CONNECTION_LOST as exc:
                 log.warning(json.dumps({"event": "final_flush_failed", "error": str(exc)[:300]}))
                 await asyncio.sleep(0.5)
 
