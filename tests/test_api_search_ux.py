@@ -3,6 +3,7 @@ that name the parameter. The catalogue and app of test_api (real database, real 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -53,7 +54,7 @@ def bad(client: TestClient[Any], parameter: str, path: str = "/v1/search", **par
 
 def test_plain_search_is_unchanged_and_stores_say_delivers(client: TestClient[Any], seeded: Seeded) -> None:
     body = get(client, q="milk", **AT_CENTER)
-    assert "facets" not in body and "explain" not in body and "total" not in body
+    assert "facets" not in body and "explain" not in body and "total" not in body and "total_capped" not in body
     assert all(s["delivers"] is False for r in body["results"] for s in r["stores"])
     # "far" is 30 km away and delivers within 40 km: with a 40 km radius its listings say so, the others do not
     wide = get(client, q="paddle", **AT_CENTER, radius_m=40000)
@@ -69,7 +70,7 @@ def test_facets_are_counts_of_what_choosing_them_gives(client: TestClient[Any], 
     base["facets"] = "price"  # a chosen value comes with facets, over the same result set
     facets = body["facets"]
     assert set(facets) == {"category", "brand", "price", "store"} and facets["store"]
-    assert body["total"] == len(body["results"])
+    assert body["total"] == len(body["results"]) and body["total_capped"] is False  # the whole set: under 1000
     for b in facets["brand"]:
         assert get(client, **base, brand=b["value"])["total"] == b["count"]
     for s in facets["store"]:
@@ -163,6 +164,8 @@ def test_openapi_documents_the_new_parameters(client: TestClient[Any]) -> None:
     assert {"facets", "sort", "bbox", "fulfilment", "explain", "store_id"} <= set(search)
     assert "PLINQY_FACET_DEPTH" in search["facets"]["description"]
     assert "/v1/suggest" in spec["paths"]
+    response = spec["components"]["schemas"]["SearchResponse"]["properties"]
+    assert "PLINQY_FACET_DEPTH" in json.dumps(response["total_capped"])
 
 
 def _similar(seeded: Seeded) -> str:

@@ -927,3 +927,22 @@ def test_contrast_in_both_schemes(server: str, browser: WebDriver, scheme: str) 
         assert low == {}, (scheme, measured)
     finally:
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+def test_a_capped_total_is_shown_as_a_lower_bound(server: str, browser: WebDriver) -> None:
+    """A set cut at PLINQY_FACET_DEPTH (1000) was shown as "20 of 1,000" where more matched: the API's
+    `total_capped` makes it "20 of 1,000+". The answer is rewritten in the page (this catalogue holds 12 products)."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET + "&q=milk&mode=semantic")
+    assert wait_results(driver, "milk")
+    driver.execute_script(
+        "const f = window.fetch; window.fetch = async function (u, o) { const r = await f(u, o);"
+        " if (!String(u).includes('/v1/search?')) return r; const b = await r.json();"
+        " b.total = 1000; b.total_capped = true;"
+        " return new Response(JSON.stringify(b), {status: r.status, headers: r.headers}); };"
+    )
+    before = search_requests(driver)
+    type_query(driver, "drill")
+    items = wait_new_answer(driver, before, "drill")
+    status = driver.find_element(By.ID, "status").text
+    assert f"{len(items)} of 1,000+ products" in status, status

@@ -464,3 +464,18 @@ def test_a_facet_sets_best_rows_are_the_exact_best(loose: float) -> None:
             want = rows[np.argsort(-exact[rows], kind="stable")[:depth]]
             assert set(best.tolist()) == set(want.tolist())
             assert np.allclose(similarity, exact[got_rows], atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic"])
+def test_a_set_that_reached_its_depth_says_it_was_capped(cat: Catalogue, mode: str) -> None:
+    """A set cut at its depth counted only its first products: the page said "5 of 5" where more matched. It says
+    so now (`capped`), and a set that ended before its depth does not."""
+    params = SearchParams(q="drill", lat=CENTER[0], lon=CENTER[1], radius_m=20_000, mode=mode, limit=100)
+    vector = np.ones(384, dtype=np.float32) / np.sqrt(384) if mode == "semantic" else None
+    matching = len(_matches(cat, "drill")) if mode == "keyword" else len(_qualifying(cat, _near(cat, 20_000)))
+    cut = run(_ux(cat.url, params, UxParams(facets=FACETS), vector, depth=5))
+    whole = run(_ux(cat.url, params, UxParams(facets=FACETS), vector, depth=1000))
+    assert matching > 5 and cut.total == 5 and cut.capped
+    assert whole.total is not None and 5 < whole.total < 1000 and not whole.capped
+    window = run(_ux(cat.url, params, UxParams(bbox=geo_areas.parse_bbox("13.2,52.4,13.6,52.6")), vector))
+    assert not window.capped  # ranked only as deep as the page's window: no whole set to cap

@@ -3,7 +3,7 @@ examples and response specs, so the route decorators only name them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -61,6 +61,13 @@ class SearchResponse(msgspec.Struct, omit_defaults=True):
     # results passing every filter (facets, sort, store_id, brand: the whole set; bbox, fulfilment, explain alone:
     # only when the page's fusion window held them all, absent otherwise)
     total: int | None = None
+    total_capped: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="With `total`: true when the result set reached its depth (PLINQY_FACET_DEPTH, default 1000), "
+            "so more products may match than `total` and the facet counts cover."
+        ),
+    ] = None
     facets: FacetsOut | None = None  # facets=... only
     explain: ExplainOut | None = None  # explain=true only
 

@@ -71,6 +71,7 @@ class UxResult:
     delivers: set[tuple[UUID, UUID]]  # (product id, store id) pairs whose store delivers to the point
     explain: dict[UUID, HitExplain] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    capped: bool = False  # the whole set reached its depth: more products may match than `total` counts
 
 
 @dataclass
@@ -383,14 +384,10 @@ async def _ux_run(
     explain = await explained(conn, params.q, ranking.keyword, ranking.vector, page.ids) if ux.explain else {}
     if ux.explain:
         clock.lap("explain")
-    complete = _whole(params, ux) or len(ranking.ids) < _depth(params, ux, context.facet_config, context.config)
+    depth = _depth(params, ux, context.facet_config, context.config)
+    complete = _whole(params, ux) or len(ranking.ids) < depth
+    capped = _whole(params, ux) and len(ranking.ids) >= depth
     return UxResult(
-        hits,
-        page.total if complete else None,
-        ranking.strategy,
-        ranking.candidates,
-        page.facets,
-        delivers,
-        explain,
-        clock.timings,
-    )
+        hits, page.total if complete else None, ranking.strategy, ranking.candidates, page.facets, delivers, explain,
+        clock.timings, capped,
+    )  # fmt: skip

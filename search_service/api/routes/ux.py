@@ -62,6 +62,7 @@ def ux_response(result: UxResult, ux: UxParams, hit_out: Any, took_ms: float) ->
         strategy=result.strategy,
         took_ms=round(took_ms, 3),
         total=result.total,
+        total_capped=None if result.total is None else result.capped,
         facets=facets_out(result.facets) if ux.facets else None,
         explain=ExplainOut(result.strategy, result.candidates, result.timings_ms) if ux.explain else None,
     )

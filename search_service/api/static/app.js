@@ -448,7 +448,8 @@
     body.results.forEach(function (hit, i) { els.results.appendChild(renderHit(hit, i)); });
     var n = body.results.length;
     var total = typeof body.total === "number" && body.total > n ? body.total : n;
-    var shown = total > n ? n + " of " + total.toLocaleString() : String(n);
+    // a capped set counts its first PLINQY_FACET_DEPTH products: more may match
+    var shown = total > n ? n + " of " + total.toLocaleString() + (body.total_capped ? "+" : "") : String(n);
     setStatus(takePlaceNote() + shown + (total === 1 ? " product" : " products") + " for “" + els.q.value.trim() + "”" + where +
       ". Press Enter on a result to show its stores on the radar.");
     if (total > n) els.results.appendChild(moreButton(n));
