@@ -36,6 +36,7 @@ from types import FrameType
 from typing import Any
 
 from search_service.db.secretbox import SecretBoxError
+from search_service.envconfig import ConfigError, env_float
 from search_service.forked import die_with
 from search_service.settings import Settings
 
@@ -84,7 +85,7 @@ def _run_embed(ctx: JobContext) -> int:
         lease_seconds=float(ctx.options.get("lease", 60.0)),
         drain=ctx.drain,
         fail_marker=env.get("PLINQY_WORKER_FAIL_MARKER") or None,
-        hold_s=float(env.get("PLINQY_WORKER_HOLD_S") or 0),
+        hold_s=env_float(env, "PLINQY_WORKER_HOLD_S", 0.0, 0.0, 3600.0),  # tests only
     )
     encoder = load_encoder(ctx.settings.encoder)
     settle_heap()
@@ -98,7 +99,7 @@ def _run_import(ctx: JobContext) -> int:
     options = ImportWorkerOptions(
         drain=ctx.drain,
         poll_interval_s=float(ctx.options.get("poll_interval", 5.0)),
-        hold_s=float(ctx.settings.env.get("PLINQY_INGEST_HOLD_S") or 0),
+        hold_s=env_float(ctx.settings.env, "PLINQY_INGEST_HOLD_S", 0.0, 0.0, 3600.0),  # tests only
     )
     settle_heap()
     return run_import_worker(ctx.dsn, ctx.settings.ingest, options)
@@ -157,7 +158,7 @@ def _child_main(job: Job, ctx: JobContext, supervisor: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         sys.exit(job.run(ctx))
-    except SecretBoxError as exc:  # one line, as every command says it, not a traceback per job
+    except (SecretBoxError, ConfigError) as exc:  # one line, as every command says it, not a traceback per job
         print(f"error: {job.name} job: {exc}", file=sys.stderr)
         sys.exit(1)
 

@@ -419,3 +419,11 @@ def test_import_csv_checks_the_store_the_charset_and_the_header_before_its_progr
     assert header.stderr.count("\n") == 1, header.stderr
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM import_batch").fetchone() == (0,)
+
+
+def test_hold_settings_refuse_what_is_not_a_number(dsn: str) -> None:
+    """The test-only holds were read with a bare float(): `nan` slept forever, `x` was a traceback per job."""
+    for name, job in (("PLINQY_INGEST_HOLD_S", "import"), ("PLINQY_WORKER_HOLD_S", "embed")):
+        for raw in ("nan", "x", "-1"):
+            out = cli(dsn, "worker", "--drain", "--only", job, **{name: raw})
+            assert out.returncode != 0 and name in out.stderr and "Traceback" not in out.stderr, (name, raw, out.stderr)
