@@ -11,7 +11,7 @@ import httpx
 import psycopg
 
 from search_service.db import migrate
-from search_service.engine.text import searchable
+from search_service.engine.text import fold_accents, searchable
 from tests.ingest_helpers import bearer, new_store, store_key
 
 NEAR = {"lat": 52.52, "lon": 13.405, "radius_m": 1000}
@@ -92,3 +92,52 @@ def test_lengths_are_checked_as_sent_for_filters_and_as_stored_for_listings(base
         assert [r["product"]["brand"] for r in found] == [searchable(fits)], brand
     ligatures_q = httpx.get(f"{base}/v1/search", params={**NEAR, "q": "\ufb03" * 256, "mode": "keyword"})
     assert ligatures_q.status_code == 200, ligatures_q.text  # 256 as the schema counts them
+
+
+def test_accents_fold_in_python_as_postgresql_folds_them(db_url: str) -> None:
+    """The suggestion's last word is folded in Python (engine/text.py) and compared with words PostgreSQL folded
+    (plinqy_simple, migration 0035): the two must agree on every character the rules know."""
+    rules = [chr(c) for c in fold_accents.__globals__["_UNACCENT"]]
+    with psycopg.connect(db_url) as conn:
+        each = "SELECT array_agg(unaccent(c) ORDER BY n) FROM unnest(%s::text[]) WITH ORDINALITY AS u(c, n)"
+        folded = conn.execute(each, (rules,)).fetchone()[0]  # type: ignore[index]
+        words = conn.execute("SELECT to_tsvector('plinqy_simple', 'Pâté Straße İznik Ærø crème2')::text").fetchone()
+    assert [fold_accents(c) for c in rules] == folded and len(rules) > 1500
+    assert words == ("'aero':4 'creme2':5 'iznik':3 'pate':1 'strasse':2",)
+
+
+def test_words_match_whatever_their_accents(base: str, db_url: str) -> None:
+    """`creme brulee`, `pate` or `istanbul` found nothing named `Crème Brûlée`, `Pâté`, `İstanbul` in keyword
+    mode (typo tolerance corrects one edit, and not in short words); names keep their accents."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, store := new_store(conn), "listings:write")
+    names = ["Crème Brûlée Quorvex", "Pâté Quorvex", "İstanbul Simit Quorvex", "Straßenkreide Quorvex"]
+    items = [{"sku": f"AC-{n}", "name": name, "price": 2, "quantity": 3} for n, name in enumerate(names)]
+    written = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert [r["status"] for r in written.json()["results"]] == ["mapped"] * 4, written.text
+    for typed, name in (
+        ("creme brulee quorvex", names[0]), ("crème brûlée quorvex", names[0]), ("pate quorvex", names[1]),
+        ("ISTANBUL simit quorvex", names[2]), ("istanbul quorvex", names[2]), ("strassenkreide", names[3]),
+    ):  # fmt: skip
+        assert [r["product"]["name"] for r in _search(base, q=typed)] == [name], typed
+    for typed in ("quorvex pât", "quorvex pat"):
+        completions = httpx.get(f"{base}/v1/suggest", params={"q": typed, **NEAR}).json()["suggestions"]
+        assert {"kind": "query", "text": "quorvex pate"} in [{k: s[k] for k in ("kind", "text")} for s in completions]
+
+
+def test_the_migration_folds_the_words_stored_before(make_database: Callable[..., str]) -> None:
+    url = make_database()
+    migrate.downgrade(url, "0034")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO product_master (name) VALUES ('Zorblax Pâté')")
+    migrate.upgrade(url)
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "SELECT name FROM product_master WHERE search_tsv @@ websearch_to_tsquery('plinqy_simple', 'zorblax pate')"
+        ).fetchall()
+        terms = conn.execute("SELECT term FROM search_term WHERE term IN ('pate', 'pâté') ORDER BY term").fetchall()
+    assert found == [("Zorblax Pâté",)] and terms == [("pate",)]
+    migrate.downgrade(url, "0034")  # and back: the words as typed again
+    with psycopg.connect(url) as conn:
+        terms = conn.execute("SELECT term FROM search_term WHERE term IN ('pate', 'pâté') ORDER BY term").fetchall()
+    assert terms == [("pâté",)]

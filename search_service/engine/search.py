@@ -43,8 +43,8 @@ vector side), `keyword` (the keyword side), `fusion` (the one ranked shape and m
 
 Scores: ``semantic`` → cosine similarity (1 - cosine distance); ``hybrid`` → RRF score
 Σ 1/(60 + rank) over the two lists (rank from 1; at most 2/61); ``keyword`` → text rank (ts_rank_cd
-under the 'english' config, else 'simple') or, for a typo match, trigram word similarity; plus 1.0 for an
-exact name/brand/GTIN match.
+under 'plinqy_english', else 'plinqy_simple': both fold accents) or, for a typo match, trigram word
+similarity; plus 1.0 for an exact name/brand/GTIN match.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from search_service.engine.store_locator import StoreLocator
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_memory import suggest_narrow
 from search_service.engine.suggest_scope import suggest_in_memory
+from search_service.engine.text import fold_accents
 
 MAX_SUGGESTIONS = 10
 WALK_CAP = 400  # product names the name walk examines at most (see the statement's comment)
@@ -57,13 +58,14 @@ def lower_as_sql(text: str) -> str:
 
 
 def split_prefix(q: str) -> tuple[str, str, str]:
-    """(prefix, head, last_word): the whole typed text in lower case, the words before the last one, the last."""
+    """(prefix, head, last_word): the whole typed text in lower case, the words before the last one, the last
+    with its accents folded."""
     prefix = " ".join(lower_as_sql(q).split())[:PREFIX_MAX_LENGTH]
     words = _WORD.findall(prefix)
     if not words:
         return prefix, "", ""
     ends_in_word = prefix[-1:].isalnum() or prefix.endswith("_")
-    last = words[-1] if ends_in_word else ""
+    last = fold_accents(words[-1]) if ends_in_word else ""  # as the vocabulary holds words (migration 0035)
     head = " ".join(words[:-1] if ends_in_word else words)
     return prefix, head, last
 

@@ -20,6 +20,7 @@ import numpy as np
 from search_service.db.sql import statement
 from search_service.engine.facet_labels import NO_BRAND, NO_CATEGORY, ProductLabels
 from search_service.engine.keyindex import ids_from_keys, keys_of
+from search_service.engine.text import fold_accents
 
 
 def _take(values: np.ndarray, rows: np.ndarray, missing: Any) -> np.ndarray:
@@ -82,11 +83,13 @@ def _categories(labels: ProductLabels, s: _Stocked, prefix: str, limit: int) -> 
 
 
 def _holding(labels: ProductLabels, s: _Stocked, word: str) -> list[int]:
-    """The stocked products whose lower-cased name or brand holds `word` (a word of them that starts with it is
-    part of them)."""
-    brands = [code for code in set(s.brand[s.kept].tolist()) - {NO_BRAND} if word in labels.lower_brands[code]]
+    """The stocked products whose lower-cased name or brand, accents folded, holds `word` (a word of them that
+    starts with it is part of them)."""
+    brands = [
+        code for code in set(s.brand[s.kept].tolist()) - {NO_BRAND} if word in fold_accents(labels.lower_brands[code])
+    ]
     by_brand = set(np.flatnonzero(np.isin(s.brand, brands)).tolist()) if brands else set()
-    return [i for i in s.kept if word in s.lower_names[i] or i in by_brand]
+    return [i for i in s.kept if word in fold_accents(s.lower_names[i]) or i in by_brand]
 
 
 async def suggest_narrow(

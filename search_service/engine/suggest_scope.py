@@ -3,7 +3,7 @@
 One statement (`suggest_context`, search.sql) reads the stores in scope, the candidate sets' changes (applied
 first, so a stock change is in the very next suggestion), the products changed since the index was built (the
 overlay: they leave the index's rows and are judged from their fresh row), and, for a `query` completion after
-earlier words, the lexemes the `simple` parser makes of them (the index holds every product's). The scope's products
+earlier words, the lexemes `plinqy_simple` makes of them (the index holds every product's). The scope's products
 (the union of its stores' sets; globally every store's but the inactive ones', cached until a set changes)
 become a mask over the index's rows, and each kind walks its sorted keys from the prefix, testing them against
 the mask, until it has its completions. The completions are the narrow plan's (suggest.sql) for any scope:

@@ -16,6 +16,7 @@ descriptions and category paths in this form, and the API reads `q`, `brand` and
 from __future__ import annotations
 
 import unicodedata
+from pathlib import Path
 
 _FOLDED = {0x3000: " "} | {code: chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)}
 _FOLDED |= {code: unicodedata.normalize("NFKC", chr(code)) for code in range(0xFB00, 0xFB07)}
@@ -44,3 +45,23 @@ def searchable(text: str) -> str:
     if text.isascii():  # the common case: nothing to fold, drop or compose
         return text.strip()
     return trim_invisible(unicodedata.normalize("NFC", text.translate(_TRANSLATION)))
+
+
+def _unaccent_table() -> dict[int, str]:
+    """PostgreSQL's `unaccent` rules (contrib/unaccent, PostgreSQL 15; one character to its folded text, or to
+    nothing) as a translation table: the same folding `plinqy_simple` applies to words (migration 0035)."""
+    table: dict[int, str] = {}
+    rules = (Path(__file__).parent / "data" / "unaccent.rules").read_text(encoding="utf-8")
+    for line in rules.splitlines():
+        source, _tab, folded = line.partition("\t")
+        table[ord(source)] = folded.strip()
+    return table
+
+
+_UNACCENT = _unaccent_table()
+
+
+def fold_accents(text: str) -> str:
+    """`text` with accents folded and `ß`, `æ`, `œ` spelled out, as PostgreSQL's `unaccent` folds a word: a typed
+    `pât` completes to the vocabulary's `pate` (search_term holds words as the keyword side matches them)."""
+    return text if text.isascii() else text.translate(_UNACCENT)

@@ -117,15 +117,16 @@ product_master = Table(
     Column("ai_model", Text),
     Column("ai_text_hash", Text),
     Column("ai_embedded_at", DateTime(timezone=True)),
-    # Keyword side of hybrid search: weighted name > brand/gtin > description.
+    # Keyword side of hybrid search: weighted name > brand/gtin > description; accents folded (migration 0035).
     Column(
         "search_tsv",
         TSVECTOR,
         Computed(
-            "setweight(to_tsvector('simple'::regconfig, coalesce(name, '')), 'A') || "
-            "setweight(to_tsvector('simple'::regconfig, coalesce(brand, '') || ' ' || coalesce(gtin, '')), 'B') || "
-            "setweight(to_tsvector('english'::regconfig, coalesce(name, '')), 'A') || "
-            "setweight(to_tsvector('english'::regconfig, coalesce(description, '')), 'C')",
+            "setweight(to_tsvector('plinqy_simple'::regconfig, coalesce(name, '')), 'A') || "
+            "setweight(to_tsvector('plinqy_simple'::regconfig, coalesce(brand, '') || ' ' || coalesce(gtin, '')), 'B') "
+            "|| "
+            "setweight(to_tsvector('plinqy_english'::regconfig, coalesce(name, '')), 'A') || "
+            "setweight(to_tsvector('plinqy_english'::regconfig, coalesce(description, '')), 'C')",
             persisted=True,
         ),
     ),

@@ -153,17 +153,17 @@ SELECT coalesce(array_agg(id), '{}'::bigint[]) AS ids FROM t;
 -- most 3 by trigrams of a near length) that the product's name or brand has. Same words and thresholds as
 -- rank_keyword's typo tolerance (pg_trgm.similarity_threshold comes from the engine's settings).
 WITH words AS (
-    SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', :q::text))) AS u(w)
-    WHERE length(w) >= 4 AND w !~ '^[0-9]+$' AND to_tsvector('english', w) <> ''::tsvector
+    SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', :q::text))) AS u(w)
+    WHERE length(w) >= 4 AND w !~ '^[0-9]+$' AND to_tsvector('plinqy_english', w) <> ''::tsvector
       AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = w)
 ), swapped AS (
     SELECT DISTINCT words.w, t.term FROM words
     CROSS JOIN LATERAL generate_series(1, length(words.w) - 1) AS g(i)
     JOIN search_term t
       ON t.term = overlay(words.w PLACING substr(words.w, i + 1, 1) || substr(words.w, i, 1) FROM i FOR 2)
-    WHERE to_tsvector('english', t.term) <> ''::tsvector
+    WHERE to_tsvector('plinqy_english', t.term) <> ''::tsvector
       AND NOT EXISTS (SELECT 1 FROM search_term k
-                      WHERE k.term = ANY(tsvector_to_array(to_tsvector('english', words.w))))
+                      WHERE k.term = ANY(tsvector_to_array(to_tsvector('plinqy_english', words.w))))
 ), corrections AS (
     SELECT words.w AS word, s.term
     FROM words

@@ -360,7 +360,7 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 -- compared in its 14-digit form (ix_product_master_gtin14): the ingest path stores that form, a shopper types the
 -- 8, 12 or 13 digits printed on the pack, spaced or not.
 tsq AS MATERIALIZED (
-    SELECT websearch_to_tsquery('simple', :q::text) AS simple, websearch_to_tsquery('english', :q::text) AS english,
+    SELECT websearch_to_tsquery('plinqy_simple', :q::text) AS simple, websearch_to_tsquery('plinqy_english', :q::text) AS english,
            btrim(:q::text) AS trimmed,
            CASE WHEN translate(btrim(:q::text), ' -', '') ~ '^[0-9]{8,14}$'
                 THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14
@@ -440,9 +440,9 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
 ), fts_count AS (
     SELECT count(*) AS n FROM fts
 ), words AS MATERIALIZED (
-    SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('simple', :q::text))) AS u(w)
+    SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', :q::text))) AS u(w)
     WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM fts_count) < :typo_below::int
-      AND to_tsvector('english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
+      AND to_tsvector('plinqy_english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
 ), swapped AS MATERIALIZED (
     -- a word that is a known one with two neighbouring letters swapped (`mlik`): too few trigrams in common for
     -- the similarity; it replaces the word's trigram corrections (`ml` flooded `mlik`). Not a word known by its
@@ -453,9 +453,9 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     CROSS JOIN LATERAL generate_series(1, length(words.w) - 1) AS g(i)
     JOIN search_term t
       ON t.term = overlay(words.w PLACING substr(words.w, i + 1, 1) || substr(words.w, i, 1) FROM i FOR 2)
-    WHERE length(words.w) >= 4 AND to_tsvector('english', t.term) <> ''::tsvector
+    WHERE length(words.w) >= 4 AND to_tsvector('plinqy_english', t.term) <> ''::tsvector
       AND NOT EXISTS (SELECT 1 FROM search_term k
-                      WHERE k.term = ANY(words.w || tsvector_to_array(to_tsvector('english', words.w))))
+                      WHERE k.term = ANY(words.w || tsvector_to_array(to_tsvector('plinqy_english', words.w))))
 ), spellings AS MATERIALIZED (
     SELECT words.w, tsquery_or_agg(quote_literal(s.term)::tsquery) AS q
     FROM words
@@ -578,7 +578,7 @@ SELECT ai_vector FROM product_master WHERE id = :product_id::uuid AND is_active;
 -- radius (global: the inactive stores, whose listings do not count), the candidate sets' changes, the products
 -- stamped since the index was built (at most overlay_cap + 1, bounds in ix_product_master_updated_at), the
 -- category table's state, and the lexemes the `simple` parser makes of the earlier words and of the last word
--- (the narrow plan's plainto_tsquery('simple', head) and to_tsquery of the last word's prefix).
+-- (the narrow plan's plainto_tsquery('plinqy_simple', head) and to_tsquery of the last word's prefix).
 WITH {{ changes_since }}, pt AS (
     SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
                 ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
@@ -608,6 +608,6 @@ SELECT
     (SELECT array_agg(is_active) FROM overlay) AS overlay_actives,
     (SELECT array_agg(words) FROM overlay) AS overlay_words,
     (SELECT array_agg(lexemes) FROM overlay) AS overlay_lexemes,
-    tsvector_to_array(to_tsvector('simple', :head::text)) AS head_lexemes,
-    tsvector_to_array(to_tsvector('simple', :last_word::text)) AS last_lexemes,
+    tsvector_to_array(to_tsvector('plinqy_simple', :head::text)) AS head_lexemes,
+    tsvector_to_array(to_tsvector('plinqy_simple', :last_word::text)) AS last_lexemes,
     {{ listing_changes_columns }};

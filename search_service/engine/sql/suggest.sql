@@ -159,8 +159,8 @@ WITH pt AS (
     WHERE EXISTS (
         SELECT 1
         FROM (SELECT p.id FROM product_master p
-              WHERE p.search_tsv @@ (plainto_tsquery('simple', :head::text)
-                                     && to_tsquery('simple', quote_literal(t.term)))
+              WHERE p.search_tsv @@ (plainto_tsquery('plinqy_simple', :head::text)
+                                     && to_tsquery('plinqy_simple', quote_literal(t.term)))
                 AND p.is_active LIMIT :probe_cap::int) p
         WHERE {{ in_scope }}
     )
@@ -176,8 +176,8 @@ WITH pt AS (
             WHERE length(:last_word::text) >= 2 AND starts_with(w, :last_word::text)
             OFFSET 0  -- a fence: the product rows are read for these candidates only
         ) c
-        WHERE (SELECT m.search_tsv @@ (plainto_tsquery('simple', :head::text)
-                                       && to_tsquery('simple', quote_literal(:last_word::text) || ':*'))
+        WHERE (SELECT m.search_tsv @@ (plainto_tsquery('plinqy_simple', :head::text)
+                                       && to_tsquery('plinqy_simple', quote_literal(:last_word::text) || ':*'))
                FROM product_master m WHERE m.id = c.id)
     ) w
     ORDER BY w.term USING ~<~
@@ -241,8 +241,8 @@ WITH names AS (
         WHERE p.id = ANY(:term_ids::uuid[]) AND starts_with(w, :last_word::text)
           -- a CASE: the planner folds the constant tsquery, and an empty last word ('':*) is a syntax error
           AND p.search_tsv @@ CASE WHEN length(:last_word::text) >= 2
-                                   THEN plainto_tsquery('simple', :head::text)
-                                        && to_tsquery('simple', quote_literal(:last_word::text) || ':*') END
+                                   THEN plainto_tsquery('plinqy_simple', :head::text)
+                                        && to_tsquery('plinqy_simple', quote_literal(:last_word::text) || ':*') END
     ) w
     ORDER BY w.term USING ~<~
     LIMIT :lim::int
