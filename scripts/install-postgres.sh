@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs PostgreSQL 15, PostGIS 3, pgvector >= 0.8.0, citext and uuid-ossp on Debian 12.
+# Installs PostgreSQL 15, PostGIS 3, pgvector >= 0.8.0, citext, uuid-ossp, pg_trgm and unaccent on Debian 12.
 # Idempotent: every step checks before it acts. Runs as root, or re-executes itself with sudo.
 set -euo pipefail
 
@@ -70,7 +70,7 @@ else
   fi
 fi
 
-# Proof: a throwaway cluster must accept CREATE EXTENSION for all four.
+# Proof: a throwaway cluster must accept CREATE EXTENSION for each one the migrations create.
 proof_dir=$(mktemp -d)
 chown postgres:postgres "$proof_dir"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -85,6 +85,8 @@ CREATE EXTENSION IF NOT EXISTS "uuid-ossp";
 CREATE EXTENSION IF NOT EXISTS citext;
 CREATE EXTENSION IF NOT EXISTS postgis;
 CREATE EXTENSION IF NOT EXISTS vector;
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE EXTENSION IF NOT EXISTS unaccent;
 SQL
 versions=$(psql -X -At -h 127.0.0.1 -p "$port" -U postgres -d postgres \
   -c "SELECT string_agg(extname || ' ' || extversion, ', ' ORDER BY extname) FROM pg_extension WHERE extname <> 'plpgsql'")
