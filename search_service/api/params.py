@@ -129,7 +129,15 @@ RadiusM = Annotated[
     float,
     Parameter(ge=1, le=MAX_RADIUS_M, description="Metres around lat/lon (needs them).", examples=_ex(5000)),
 ]
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Number of results to return.", examples=_ex(20))]
+Limit = Annotated[
+    int,
+    Parameter(
+        ge=1,
+        le=MAX_LIMIT,
+        description="Number of results to return, at most: a product sold out while its page is read leaves it.",
+        examples=_ex(20),
+    ),
+]
 NearbyLimit = Annotated[int, Parameter(ge=1, le=NEARBY_MAX, description="Stores to return.", examples=_ex(20))]
 Offset = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description="Results to skip (pagination).", examples=_ex(0))]
 CategoryId = Annotated[

@@ -1,4 +1,5 @@
-"""Hydration: the page's products and, per product, its nearest qualifying stores (one statement)."""
+"""Hydration: the page's products and, per product, its nearest qualifying stores (one statement). A product with
+no qualifying store left (sold out after the ranking read it, on another connection or snapshot) leaves the page."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ async def hydrate(
     conn: Conn, scope: Scope, ids: list[UUID], scores: dict[UUID, float], cheapest_first: bool = False
 ) -> list[ProductHit]:
     """`ids` in their order, each with its score and its nearest (globally, or `cheapest_first`: cheapest) stores
-    in scope, each store saying whether it delivers to the searcher's point."""
+    in scope, each store saying whether it delivers to the searcher's point. A product none of whose stores
+    qualifies any more is left out (the page is shorter): a hit never comes without a store."""
     if not ids:
         return []
     lon, lat = scope.point
@@ -47,9 +49,10 @@ async def hydrate(
     values = scope.bind(stmt, product_ids=ids, lon=lon, lat=lat, cheapest_first=cheapest_first, **home)
     hits: dict[UUID, ProductHit] = {}
     for r in await conn.fetch(stmt.sql, *values):
+        if r["store_id"] is None:  # LEFT JOIN's row of a product with no qualifying store: sold out since the ranking
+            continue
         hit = hits.get(r["id"])
         if hit is None:
             hit = hits[r["id"]] = ProductHit(product=_summary(r), score=scores[r["id"]], stores=[])
-        if r["store_id"] is not None:
-            hit.stores.append(_store(r))
+        hit.stores.append(_store(r))
     return [hits[i] for i in ids if i in hits]

@@ -34,7 +34,8 @@ engine's settings, as the API's do):
    ``global_fallback_exact``).
 3. Hybrid mode also runs the keyword side (`rank_keyword`) under the same filters and fuses both ranked
    lists with Reciprocal Rank Fusion (k=60); exact name/brand/GTIN matches sort first.
-4. `hydrate`: the page's products and, per product, its nearest qualifying stores (LATERAL).
+4. `hydrate`: the page's products and, per product, its nearest qualifying stores (LATERAL); a product with none
+   left (sold out since the ranking, read on another connection) leaves the page, which is then shorter.
 
 Modules: `results` (SearchParams, SearchResult, …), `config` (EngineConfig), `planner` (the pure plan
 choice), `session` (settings, transaction), `scope` (search_context), `vector_plans` / `vector_scan` (the
@@ -142,10 +143,12 @@ async def search(
     stores in a radius without a radius query. `context_conn`: a connection that reuses one generic plan per
     statement (`generic_plan_settings`), for the first and last statements (search_context, hydrate), whose
     generic plans are as good as their custom ones; it may be `keyword_conn` too (the keyword side runs between
-    them). Statements run in the caller's open transaction, or in a read-only one of their own."""
+    them). Statements run in the caller's open transaction, or in a read-only one of their own: one snapshot when
+    they all run on `conn` (over several connections hydrate drops a product sold out since the ranking)."""
     if query_vector is None and params.mode != "keyword":
         raise ValueError(f"mode {params.mode!r} needs a query vector")
-    async with transaction(conn, config):
+    alone = context_conn in (None, conn) and keyword_conn in (None, conn)
+    async with transaction(conn, config, one_snapshot=alone):
         return await run_search(
             conn, params, query_vector, None, config, vectors, stats, keyword_conn, stores, context_conn
         )
@@ -164,7 +167,7 @@ async def similar(
 
     Raises ProductNotFound for an unknown id; a product not embedded yet gives strategy ``no_vector``."""
     stmt = statement("engine/search", "product_vector")
-    async with transaction(conn, config):
+    async with transaction(conn, config, one_snapshot=True):
         row = await conn.fetchrow(stmt.sql, *stmt.bind(product_id=product_id))
         if row is None:
             raise ProductNotFound(product_id)

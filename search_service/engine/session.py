@@ -47,19 +47,24 @@ def settings_sql(config: EngineConfig) -> str:
 
 
 @contextlib.asynccontextmanager
-async def transaction(conn: Conn, config: EngineConfig) -> AsyncIterator[None]:
+async def transaction(conn: Conn, config: EngineConfig, one_snapshot: bool = False) -> AsyncIterator[None]:
     """The engine's settings for the statements in the block. A connection that carries them already needs
     nothing (`EngineConfig.connection_has_settings`). A caller's open transaction (e.g. one with its
     statement_timeout) gets them with SET LOCAL; otherwise a read-only transaction opens with them in one
-    round trip (asyncpg's `transaction()` and a SET would take two) and commits, or rolls back on error."""
-    if config.connection_has_settings:
-        yield
-        return
+    round trip (asyncpg's `transaction()` and a SET would take two) and commits, or rolls back on error.
+    `one_snapshot`: the block's statements read one snapshot (REPEATABLE READ), so that a page's stores and prices
+    are those its ranking and order were read from; a connection carrying the settings then opens it too (a BEGIN
+    and a COMMIT, ~0.1 ms in all)."""
     if conn.is_in_transaction():
-        await conn.execute(settings_sql(config))
+        if not config.connection_has_settings:
+            await conn.execute(settings_sql(config))
         yield
         return
-    await conn.execute("BEGIN READ ONLY; " + settings_sql(config))
+    if config.connection_has_settings and not one_snapshot:
+        yield
+        return
+    begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if one_snapshot else "BEGIN READ ONLY"
+    await conn.execute(begin if config.connection_has_settings else f"{begin}; {settings_sql(config)}")
     try:
         yield
     except BaseException:

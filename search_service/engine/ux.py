@@ -248,7 +248,7 @@ async def ux_search(
     in-memory product labels (facet_labels.py), which count the facets in memory when loaded; `stock`: the listings
     in stock by product (facet_stock.py), which spare the facet set's listings statement when loaded."""
     context = _Context(config, facet_config, vectors, stats, labels, stock, stores=stores)
-    async with transaction(conn, config):
+    async with transaction(conn, config, one_snapshot=True):  # the page's stores and prices: the set's
         return await _ux_run(conn, params, query_vector, ux, context)
 
 
@@ -269,7 +269,7 @@ async def ux_similar(
     """`engine.similar` under `ux`: the products nearest to `product_id`'s vector (semantic ranking, the product
     itself left out). Raises ProductNotFound for an unknown id; a product not embedded yet gives ``no_vector``."""
     stmt = statement("engine/search", "product_vector")
-    async with transaction(conn, config):
+    async with transaction(conn, config, one_snapshot=True):  # the page's stores and prices: the set's
         row = await conn.fetchrow(stmt.sql, *stmt.bind(product_id=product_id))
         if row is None:
             raise engine.ProductNotFound(product_id)
