@@ -336,6 +336,33 @@ def test_bbox_scope_is_exactly_the_stores_inside_and_the_products_they_stock(cat
         assert want and any(cat.stores[s][1] > 0 for s in want) and any(cat.stores[s][1] < 0 for s in want)
 
 
+def test_a_box_with_an_edge_on_the_antimeridian_holds_stores_stored_at_180_or_minus_180(fresh_db_url: str) -> None:
+    # -180 and 180 are one meridian, bounds are included: a store at either is in a box from -180 and a box to 180
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        at = {}
+        for lon in (180.0, -180.0, 179.5, -179.5):
+            row = conn.execute(
+                "INSERT INTO store (name, location) VALUES ('s', ST_SetSRID(ST_MakePoint(%s, 89.9), 4326)::geography)"
+                " RETURNING id, ST_X(location::geometry)",
+                (lon,),
+            ).fetchone()
+            assert row is not None and row[1] == lon  # stored as given
+            at[lon] = row[0]
+    edge = {at[180.0], at[-180.0]}
+    for raw, inside in (
+        ("-180,89.85,-179,90", edge | {at[-179.5]}),
+        ("179,89.85,180,90", edge | {at[179.5]}),
+        ("-180,89.85,-180,90", edge),
+        ("180,89.85,180,90", edge),
+        ("179,89.85,-180,90", edge | {at[179.5]}),  # across the antimeridian, to its edge
+        ("-180,89.85,180,90", set(at.values())),
+        ("-179.9,89.85,179.9,90", {at[-179.5], at[179.5]}),
+    ):
+        box = geo_areas.parse_bbox(raw)
+        assert set(run(_call(fresh_db_url, geo_areas.stores_in_bbox, box))) == inside, raw
+        assert {sid for lon, sid in at.items() if box.contains(lon, 89.9)} == inside, raw
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [

@@ -51,7 +51,8 @@ BBoxParam = Annotated[
     Parameter(
         description=(
             "Map viewport instead of a radius: min_lon,min_lat,max_lon,max_lat (WGS 84, bounds included). "
-            "min_lon > max_lon is a box across the antimeridian. Not together with radius_m. Distances are still "
+            "min_lon > max_lon is a box across the antimeridian; lon -180 and 180 are one meridian (an edge on it "
+            "holds the stores at either). Not together with radius_m. Distances are still "
             "measured from lat/lon when given."
         ),
         examples=[Example(summary="central Berlin", value="13.30,52.48,13.48,52.56")],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
@@ -39,13 +39,23 @@ class BBox:
     def crosses_antimeridian(self) -> bool:
         return self.min_lon > self.max_lon
 
+    def meridian_both_ways(self) -> BBox:
+        """The box as stores_in_bbox reads it: lon -180 and 180 are one meridian, so an edge on it holds a store
+        stored at either value (that edge moved to the other value makes the box one across the antimeridian)."""
+        if self.min_lon == -180 and self.max_lon != 180:
+            return replace(self, min_lon=180.0)
+        if self.max_lon == 180 and self.min_lon != -180:
+            return replace(self, max_lon=-180.0)
+        return self
+
     def contains(self, lon: float, lat: float) -> bool:
         """The same rule as stores_in_bbox (bounds included)."""
-        if not self.min_lat <= lat <= self.max_lat:
+        box = self.meridian_both_ways()
+        if not box.min_lat <= lat <= box.max_lat:
             return False
-        if self.crosses_antimeridian:
-            return lon >= self.min_lon or lon <= self.max_lon
-        return self.min_lon <= lon <= self.max_lon
+        if box.crosses_antimeridian:
+            return lon >= box.min_lon or lon <= box.max_lon
+        return box.min_lon <= lon <= box.max_lon
 
 
 def parse_bbox(raw: str) -> BBox:
@@ -151,7 +161,8 @@ async def set_delivery(
     return await conn.fetchrow(stmt.sql, *args) is not None
 
 
-async def stores_in_bbox(conn: Any, box: BBox) -> list[UUID]:
+async def stores_in_bbox(conn: Any, bbox: BBox) -> list[UUID]:
+    box = bbox.meridian_both_ways()  # a store at lon 180 is in a box from -180, and one at -180 in a box to 180
     stmt = statement("engine/geo_scope", "stores_in_bbox")
     ids = await conn.fetchval(
         stmt.sql, *stmt.bind(min_lon=box.min_lon, min_lat=box.min_lat, max_lon=box.max_lon, max_lat=box.max_lat)

@@ -7,6 +7,7 @@
 -- is a lon/lat rectangle, not a geodesic polygon); `&&` against one envelope, or two for a box crossing the
 -- antimeridian, reads the GiST index on location::geometry (migration 0008), and the exact comparisons after it
 -- drop what the index's float4 boxes let through.
+-- The caller reads an edge on lon -180 or 180 as both (geo_areas.BBox.meridian_both_ways: one meridian).
 SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'::uuid[]) AS store_ids
 FROM store s
 WHERE s.is_active
