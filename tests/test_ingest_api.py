@@ -456,6 +456,20 @@ def test_rate_limit_answers_429_with_retry_after(db_url: str, tmp_path: Path, co
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
 
 
+def test_a_store_moves_with_lat_and_lon_together_as_its_openapi_text_says(base: str, conn: psycopg.Connection) -> None:
+    admin = store_key(conn, None)
+    created = httpx.post(f"{base}/v1/stores", json={"name": "Eck", "lat": 52.5, "lon": 13.4}, headers=bearer(admin))
+    assert created.status_code == 201, created.text
+    url = f"{base}/v1/stores/{created.json()['id']}"
+    for alone, other in (({"lat": 52.6}, "lon"), ({"lon": 13.5}, "lat")):
+        refused = httpx.patch(url, json=alone, headers=bearer(admin))
+        assert refused.status_code == 400 and error_of(refused) == (other, "lat and lon go together"), refused.text
+    moved = httpx.patch(url, json={"lat": 52.6, "lon": 13.5}, headers=bearer(admin))
+    assert moved.status_code == 200 and (moved.json()["lat"], moved.json()["lon"]) == (52.6, 13.5), moved.text
+    text = httpx.get(f"{base}/schema/openapi.json").json()["paths"]["/v1/stores/{store_id}"]["patch"]["description"]
+    assert "`lat` and `lon` move the store together: give both or neither" in text
+
+
 def test_openapi_documents_the_write_path(base: str, shop: tuple[uuid.UUID, str]) -> None:
     document = httpx.get(f"{base}/schema/openapi.json").json()
     paths = document["paths"]
