@@ -104,6 +104,24 @@ def test_failed_after_the_last_retry_and_listed_as_failed(
     assert failing_since[0] is not None and failing_since[1] is True
 
 
+def test_a_delivery_that_gives_up_logs_one_warning_naming_the_host_not_the_query(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver answering 500 to every attempt: the delivery ended `failed` with nothing in the log about it."""
+    store = seed_store(db)
+    sub = subscribe(fresh_db_url, store, receiver.url("/status/500/giveup?token=s3cret"), ["listing.created"])
+    seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+    with caplog.at_level("WARNING", logger="plinqy.events"):
+        dispatch(fresh_db_url)
+    records = [r for r in caplog.records if "delivery_failed" in r.getMessage()]
+    assert len(records) == 1 and records[0].levelname == "WARNING", caplog.text
+    lines = [json.loads(r.getMessage()) for r in records]
+    host = receiver.url("/").split("/")[2]
+    assert lines[0]["webhook"] == str(sub.subscription["id"]) and lines[0]["host"] == host
+    assert (lines[0]["attempts"], lines[0]["status_code"]) == (3, 500) and "HTTP 500" in lines[0]["error"]
+    assert "s3cret" not in caplog.text
+
+
 def test_an_answer_dripped_past_the_timeout_is_a_timeout(
     db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
 ) -> None:

@@ -21,6 +21,7 @@ import os
 import random
 import signal
 import socket
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,19 @@ class _Result:
     decision: policy.Decision
     status_code: int | None
     error: str | None
+    url: str = ""
+    attempts: int = 0
+
+
+def url_host(url: str) -> str:
+    """The host (and port) of a webhook URL for a log line: never its path or query, which may carry a token."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "?"
+    host = parts.hostname or "?"
+    return f"{host}:{port}" if port else host
 
 
 @dataclass
@@ -232,7 +246,8 @@ class Dispatcher:
         self._record(row, decision, result.status_code, result.error)
 
     def _record(self, row: asyncpg.Record, decision: policy.Decision, code: int | None, error: str | None) -> None:
-        self._state.results.append(_Result(row["id"], row["webhook_id"], decision, code, error))
+        result = _Result(row["id"], row["webhook_id"], decision, code, error, row["url"], row["attempts"])
+        self._state.results.append(result)
 
     # -- results --------------------------------------------------------------------------------------------
     async def _flush(self, conn: asyncpg.Connection) -> None:
@@ -260,7 +275,17 @@ class Dispatcher:
                 setattr(self.totals, r.decision.outcome, getattr(self.totals, r.decision.outcome) + 1)
             else:
                 self.totals.lost_lease += 1
+        self._log_given_up([r for r in results if r.delivery_id in written])
         await self._note_health(conn, [r for r in results if r.delivery_id in written])
+
+    @staticmethod
+    def _log_given_up(results: list[_Result]) -> None:
+        """A delivery failed for good: one line each (a disabled subscription's were said by subscription_disabled)."""
+        for r in results:
+            if r.decision.outcome == "failed" and r.error != "subscription disabled":
+                log.warning(json.dumps({"event": "delivery_failed", "webhook": str(r.webhook_id),
+                                        "delivery": r.delivery_id, "host": url_host(r.url), "attempts": r.attempts,
+                                        "status_code": r.status_code, "error": (r.error or "")[:300]}))  # fmt: skip
 
     async def _note_health(self, conn: asyncpg.Connection, results: list[_Result]) -> None:
         failed = {
