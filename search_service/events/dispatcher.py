@@ -30,7 +30,7 @@ from uuid import UUID
 
 import asyncpg
 
-from search_service.db.faults import CONNECTION_LOST  # InternalClientError too: see db/faults.py
+from search_service.db.faults import CONNECTION_LOST, connect  # InternalClientError too: see db/faults.py
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.events import delivery, policy, ssrf
@@ -152,7 +152,7 @@ class Dispatcher:
     async def _run_connected(self, clients: Clients, drain: bool) -> bool:
         self._connecting = True
         name = f"plinqy-events {self.id}"[:63]
-        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": name})
+        conn = await connect(self.dsn, server_settings={"application_name": name})
         self._connecting = False
         self._reconnect_delay = 0.2  # the pause grows while the server stays away, not over the process's life
         try:
@@ -318,7 +318,7 @@ class Dispatcher:
             if not self._state.results:
                 return
             try:
-                conn = await asyncpg.connect(self.dsn)
+                conn = await connect(self.dsn)
                 try:
                     await self._flush(conn)
                 finally:

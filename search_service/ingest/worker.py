@@ -26,7 +26,7 @@ from uuid import UUID
 
 import asyncpg
 
-from search_service.db.faults import CONNECTION_LOST
+from search_service.db.faults import CONNECTION_LOST, connect
 from search_service.db.sql import statement
 from search_service.ingest import groups, lanes, pipeline
 from search_service.ingest.config import IngestConfig
@@ -94,9 +94,9 @@ class ImportWorker:
 
     async def _run_connected(self, *, release_first: bool) -> None:
         self._connecting = True
-        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": self.worker_id[:63]})
+        conn = await connect(self.dsn, server_settings={"application_name": self.worker_id[:63]})
         try:
-            listener = await asyncpg.connect(self.dsn)
+            listener = await connect(self.dsn)
         except BaseException:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)

@@ -3,12 +3,15 @@
 Due: never synced, asked for by a webhook, or `PLINQY_SYNC_INTERVAL_S` passed since the last success; after a
 failure, an exponential backoff from `PLINQY_SYNC_RETRY_BASE_S` (and any wait the vendor asked for). A session
 advisory lock per vendor account keeps two worker processes off one account (its rate limit is shared). A failing
-connection is recorded and skipped; nothing a vendor does ends the job.
+connection is recorded and skipped; nothing a vendor does ends the job. A lost database connection (a restart,
+`pg_terminate_backend`, a database refusing connections) is re-opened in place (`db_lost` logged; after 0.2 s, the
+pause doubling up to 10 s while the server stays away); a `--drain` fails with the error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -33,6 +36,7 @@ from search_service.ingest.connectors.sync import (
 )
 
 log = logging.getLogger("plinqy.sync")
+RECONNECT_FIRST_S, RECONNECT_MAX_S = 0.2, 10.0  # the pause before re-opening a lost connection, doubling
 
 
 @dataclass
@@ -85,11 +89,14 @@ def sync_once(
         report.failed += 1
         report.failures.append(f"{spec.id}: {exc}")
     except Exception as exc:  # a bug must not end the job: record it on the connection and go on
+        if conn.closed:  # the connection died, not the sync: the loop re-opens it
+            raise
         log.exception("sync of connection %s crashed", spec.id)
         record_failure(conn, spec.id, f"internal error: {type(exc).__name__}: {exc}")
         report.failed += 1
     finally:
-        conn.execute(_sql("account_unlock"), {"account_key": spec.account})
+        if not conn.closed:  # a lost connection took its session lock with it
+            conn.execute(_sql("account_unlock"), {"account_key": spec.account})
 
 
 def run_sync_loop(
@@ -103,20 +110,46 @@ def run_sync_loop(
 ) -> JobReport:
     """Poll due connections until stopped; with `drain`, sync each due connection once and return."""
     stop = stop or threading.Event()
-    report, attempted = JobReport(), set()
-    params = {"interval_s": config.sync_interval_s, "retry_base_s": config.retry_base_s, "sources": list(SOURCES)}
-    with psycopg.connect(dsn, autocommit=True, application_name="plinqy-sync") as conn:
-        while not stop.is_set():
-            due = [row[0] for row in conn.execute(_sql("due_connections"), params).fetchall()]
-            if drain:
-                due = [cid for cid in due if cid not in attempted]
-                if not due:
-                    break
-            for connection_id in due:
-                if stop.is_set():
-                    break
-                attempted.add(connection_id)
-                sync_once(conn, box, connection_id, config, recorder, report, stop)
-            if not drain:
-                stop.wait(config.check_s)
+    report, attempted = JobReport(), set[UUID]()
+    delay = RECONNECT_FIRST_S
+    while not stop.is_set():
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            with psycopg.connect(dsn, autocommit=True, application_name="plinqy-sync") as conn:
+                delay = RECONNECT_FIRST_S  # the pause grows while the server stays away, not over the job's life
+                _poll(conn, box, config, recorder, report, attempted, drain, stop)
+            break
+        except psycopg.OperationalError as exc:
+            # Lost: refused at connect, or the connection is gone. A statement's error on a live one is a real one.
+            if drain or (conn is not None and not conn.broken):
+                raise
+            log.warning(json.dumps({"event": "db_lost", "job": "sync", "error": f"{type(exc).__name__}: {exc}"[:300]}))
+            stop.wait(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
     return report
+
+
+def _poll(
+    conn: Any,
+    box: SecretBox,
+    config: ConnectorsConfig,
+    recorder: Recorder,
+    report: JobReport,
+    attempted: set[UUID],
+    drain: bool,
+    stop: threading.Event,
+) -> None:
+    params = {"interval_s": config.sync_interval_s, "retry_base_s": config.retry_base_s, "sources": list(SOURCES)}
+    while not stop.is_set():
+        due = [row[0] for row in conn.execute(_sql("due_connections"), params).fetchall()]
+        if drain:
+            due = [cid for cid in due if cid not in attempted]
+            if not due:
+                return
+        for connection_id in due:
+            if stop.is_set():
+                return
+            attempted.add(connection_id)
+            sync_once(conn, box, connection_id, config, recorder, report, stop)
+        if not drain:
+            stop.wait(config.check_s)
