@@ -9,7 +9,7 @@ Each job is a child process (forked before any model or connection exists; it di
 SIGKILL of the worker leaves no orphan holding leases). Every job keeps its work in PostgreSQL under leases, so a
 SIGKILL loses nothing: the next run takes the lapsed leases over. SIGTERM/SIGINT go to every child; each finishes
 or releases what it holds and exits; the supervisor exits 0. Without --drain, a job that crashes is restarted
-after a growing pause.
+after a growing pause (1 s doubling to 60 s; 1 s again after a healthy run of a minute).
 
 ADDING A JOB (e.g. the events helper's `events`, the connectors helper's `sync`): write a function
 `run(ctx: JobContext) -> int` (exit code; install your own SIGTERM handler; honour `ctx.drain`), then one line:
@@ -163,6 +163,30 @@ def _child_main(job: Job, ctx: JobContext, supervisor: int) -> None:
         sys.exit(1)
 
 
+HEALTHY_RUN_S = 60.0  # a job that ran this long (or its last pause, if longer) before it crashed starts afresh
+
+
+@dataclass
+class RestartBackoff:
+    """The pause before restarting a crashed job: 1 s, doubling to 60 s while it keeps crashing soon after a
+    start, and 1 s again once it ran healthily for a while (else one crash hours after early trouble cost 60 s)."""
+
+    first_s: float = 1.0
+    max_s: float = 60.0
+    delay_s: float = 1.0
+    started_at: float = 0.0
+
+    def started(self, now: float) -> None:
+        self.started_at = now
+
+    def next_delay(self, now: float) -> float:
+        if now - self.started_at >= max(HEALTHY_RUN_S, self.delay_s):
+            self.delay_s = self.first_s
+        delay = self.delay_s
+        self.delay_s = min(self.delay_s * 2, self.max_s)
+        return delay
+
+
 class Supervisor:
     def __init__(self, jobs: list[Job], ctx: JobContext) -> None:
         self.jobs, self.ctx = jobs, ctx
@@ -204,10 +228,11 @@ class Supervisor:
         return 0
 
     def _supervise(self) -> int:
-        delays = dict.fromkeys((j.name for j in self.jobs), 1.0)
+        backoffs = {j.name: RestartBackoff() for j in self.jobs}
         restart_at: dict[str, float] = {}
         for job in self.jobs:
             self._start(job)
+            backoffs[job.name].started(time.monotonic())
         while True:
             alive = [p for p in self.children.values() if p.is_alive()]
             if self.stopping:
@@ -220,13 +245,13 @@ class Supervisor:
                     continue
                 now = time.monotonic()
                 if job.name not in restart_at:
-                    delay = delays[job.name]
+                    delay = backoffs[job.name].next_delay(now)
                     log.warning("job %s exited (code %s); restarting in %.0fs", job.name, proc.exitcode, delay)
-                    restart_at[job.name] = now + delays[job.name]
-                    delays[job.name] = min(delays[job.name] * 2, 60.0)
+                    restart_at[job.name] = now + delay
                 elif now >= restart_at[job.name]:  # not before: popped early, the restart was put off for ever
                     del restart_at[job.name]
                     self._start(job)
+                    backoffs[job.name].started(now)
             time.sleep(0.2)
 
 
