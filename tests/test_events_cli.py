@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -242,3 +246,19 @@ def test_a_disabled_webhook_enabled_again_keeps_its_secret_and_numbering_and_rep
     assert run(fresh_db_url, "webhooks", "deliveries", "--failed").output.strip() == "no deliveries"
     unknown = run(fresh_db_url, "webhooks", "enable", "00000000-0000-0000-0000-000000000000")
     assert unknown.exit_code == 1 and unknown.output.strip() == "error: webhook_id: no webhook with this id"
+
+
+def test_the_dispatchers_log_lines_carry_their_level(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """`webhooks dispatch` logged '<time> <logger> <message>': a WARNING could not be told from an INFO line."""
+    store = seed_store(db)
+    with Receiver() as receiver:
+        assert run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url",
+                   receiver.url("/status/500/level")).exit_code == 0  # fmt: skip
+        seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+        env = {**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_SECRET_KEY": KEY,
+               "PLINQY_WEBHOOK_ALLOW_HOSTS": "127.0.0.1", "PLINQY_WEBHOOK_RETRY_SCHEDULE": "0,0.1"}  # fmt: skip
+        out = subprocess.run([sys.executable, "-m", "search_service", "webhooks", "dispatch", "--drain"], env=env,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert re.search(r' WARNING plinqy\.events: \{"event": "delivery_failed"', out.stderr), out.stderr
+    assert re.search(r' INFO plinqy\.events: \{"event": "stopped"', out.stderr), out.stderr

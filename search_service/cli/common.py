@@ -135,3 +135,11 @@ class Duration(click.ParamType):
         if seconds > self.LONGEST_S:  # 1e12s reached the database as a timestamp out of range (a traceback)
             self.fail(f"{value!r}: give a duration of at most 100 years (36500d)", param, ctx)
         return seconds
+
+
+def configure_logging() -> None:
+    """A long-running command's log on stderr: one line each, with its level (as the API's), so WARNING and ERROR
+    lines can be grepped."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -10,6 +10,7 @@ import click
 from search_service.cli.common import (
     FiniteFloatRange,
     UserFacingError,
+    configure_logging,
     connect,
     current_database_url,
     exit_on_sigterm_while_starting,
@@ -25,12 +26,6 @@ def _encoder(settings: Settings) -> Any:
         return load_encoder(settings.encoder)
     except EncoderError as exc:
         raise UserFacingError(str(exc)) from None
-
-
-def _configure_logging() -> None:
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
 
 
 @click.command()
@@ -50,7 +45,7 @@ def worker(
     exit_on_sigterm_while_starting()
     from search_service import worker as worker_mod
 
-    _configure_logging()
+    configure_logging()
     with connect(settings):  # unreachable: one line here (main), not a traceback from each job's process
         pass
     url = current_database_url(settings)

@@ -13,6 +13,7 @@ import click
 from search_service.cli.common import (
     Duration,
     UserFacingError,
+    configure_logging,
     connect,
     current_database_url,
     database_url,
@@ -183,13 +184,10 @@ def webhooks_replay(settings: Settings, delivery_id: int | None, store_id: UUID 
 def webhooks_dispatch(settings: Settings, drain: bool) -> None:
     """Run one webhook dispatcher (SIGTERM/SIGINT: finish the sends in flight and exit 0)."""
     exit_on_sigterm_while_starting()
-    import logging
-    import sys
-
     from search_service.events.dispatcher import run_dispatcher
     from search_service.worker import settle_heap
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    configure_logging()
     url = current_database_url(settings)
     settle_heap()
     run_dispatcher(
