@@ -255,6 +255,8 @@ def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:
     after = worker_pids(two_workers)
     assert before[0] not in after and before[1] in after
     assert len(codes) > 20 and set(codes) == {200}, sorted(set(codes))
+    # The raw os.wait() status was logged ('status 9'; an exit code 1 read 256).
+    assert f"worker {before[0]} ended (killed by signal SIGKILL)" in two_workers.log_path.read_text(errors="replace")
 
 
 def listening_workers(server: Server) -> set[int]:
@@ -335,3 +337,4 @@ def test_a_key_in_the_query_string_is_kept_out_of_the_access_log(two_workers: Se
     log_text = two_workers.log_path.read_text(errors="replace")
     assert key not in log_text and "LOG-1?api_key=plq_[redacted]" in log_text
     assert "access_token=Bearer%20plq_[redacted]" in log_text
+

@@ -99,3 +99,14 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_a_workers_end_is_said_in_words_not_as_the_raw_wait_status() -> None:
+    """The supervisor logged os.wait()'s status: 'status 9' for a SIGKILL, 'status 256' for an exit code 1."""
+    from search_service.cli import prefork
+
+    exits = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    sleeps = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    sleeps.kill()
+    statuses = [os.waitpid(p.pid, 0)[1] for p in (exits, sleeps)]
+    assert [prefork.describe_wait_status(s) for s in statuses] == ["exit code 1", "killed by signal SIGKILL"]

@@ -99,6 +99,17 @@ def _log_serving(host: str, port: int, workers: int, shared_model: bool, own_soc
     )
 
 
+def describe_wait_status(status: int) -> str:
+    """os.wait()'s status in words: 'exit code 1' (it read 256), 'killed by signal SIGKILL' (it read 9)."""
+    code = os.waitstatus_to_exitcode(status)
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by signal {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
+
+
 def run_workers(settings: Settings, host: str, port: int, workers: int, reserved: tuple[socket.socket, bool]) -> None:
     """Serve with `workers` forked processes until SIGTERM or SIGINT (a graceful stop: the caller exits 0).
     `reserved`: `reserve_port`'s answer, taken before anything was loaded."""
@@ -144,5 +155,5 @@ def run_workers(settings: Settings, host: str, port: int, workers: int, reserved
         pid, status = os.wait()
         children.discard(pid)
         if not stopped and pid != writer:
-            log.warning("worker %d ended (status %d): starting another", pid, status)
+            log.warning("worker %d ended (%s): starting another", pid, describe_wait_status(status))
             fork()
