@@ -330,6 +330,8 @@ def test_a_key_in_the_query_string_is_kept_out_of_the_access_log(two_workers: Se
     # after a letter or `%20` there was no word boundary: `Bearer%20plq_…` was logged whole
     bearer_text = httpx.get(f"{url}?access_token=Bearer%20{key}&k=x{key}")
     assert bearer_text.status_code in (401, 404)
+    encoded = key.replace("plq_", "plq%5F")  # percent-encoded, the key was logged whole
+    assert httpx.get(f"{two_workers.base}/v1/search?q={encoded}&limit=1").status_code == 200
     deadline = time.monotonic() + 10
     while "k=xplq_[redacted]" not in two_workers.log_path.read_text(errors="replace"):
         assert time.monotonic() < deadline, "no access line for the requests"
@@ -337,4 +339,5 @@ def test_a_key_in_the_query_string_is_kept_out_of_the_access_log(two_workers: Se
     log_text = two_workers.log_path.read_text(errors="replace")
     assert key not in log_text and "LOG-1?api_key=plq_[redacted]" in log_text
     assert "access_token=Bearer%20plq_[redacted]" in log_text
+    assert key[4:] not in log_text and "q=plq_[redacted]&limit=1" in log_text
 

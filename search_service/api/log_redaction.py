@@ -7,12 +7,13 @@ import logging
 import re
 
 # Our API keys (URL-safe base64) and webhook secrets (base64), wherever they stand: after `=`, `%20` (`Bearer%20plq_…`)
-# or any letter; up to the next character neither uses (a `/` ends a key: the path after it stays readable).
-_SECRET = re.compile(r"(plq_)[A-Za-z0-9_\-]+|(whsec_)[A-Za-z0-9+/=%]+")
+# or any letter; up to the next character neither uses (a `/` ends a key: the path after it stays readable). The
+# query string is logged as sent, so `_` and the key's characters may come percent-encoded (`plq%5F…`).
+_SECRET = re.compile(r"(plq)(?:_|%5[Ff])(?:[A-Za-z0-9_\-]|%[0-9A-Fa-f]{2})+|(whsec)(?:_|%5[Ff])[A-Za-z0-9+/=%]+")
 
 
 def redacted(text: str) -> str:
-    return _SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", text)
+    return _SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "_[redacted]", text)
 
 
 class RedactSecrets(logging.Filter):
