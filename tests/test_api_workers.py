@@ -341,3 +341,23 @@ def test_a_key_in_the_query_string_is_kept_out_of_the_access_log(two_workers: Se
     assert "access_token=Bearer%20plq_[redacted]" in log_text
     assert key[4:] not in log_text and "q=plq_[redacted]&limit=1" in log_text
 
+
+def test_a_vector_copy_never_loaded_has_no_gauges_with_two_workers(
+    pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A database that does not exist: the copy never loads. Its gauges read 0 (an age of 0 s: fresh) with two
+    workers, where one worker leaves them out until they have a value."""
+    missing = pg_admin_url.rsplit("/", 1)[0] + f"/plinqy_missing_{uuid.uuid4().hex[:8]}"
+    server = Server(missing, 1024, tmp_path_factory.mktemp("api") / "api.log", workers=2)
+    try:
+        deadline, samples = time.monotonic() + 120, {}
+        while not any(k.startswith("plinqy_query_cache_entries") for k in samples):  # both workers published
+            assert time.monotonic() < deadline and server.proc.poll() is None, server.log_path.read_text()[-3000:]
+            with contextlib.suppress(httpx.HTTPError):
+                samples = scrape(server.base)
+            time.sleep(0.5)
+        time.sleep(1.5)  # a publish or two more
+        samples = scrape(server.base)
+    finally:
+        server.stop()
+    assert not [k for k in samples if k.startswith(("plinqy_vector_cache_", "plinqy_db_pool_"))], samples

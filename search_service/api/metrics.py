@@ -157,10 +157,10 @@ class _StatePublisher:
 
     def __init__(self, read: Callable[[], dict[str, float]]) -> None:
         self._read = read
-        self._gauges = {
-            name: Gauge(name, STATE_HELP[name], registry=None, multiprocess_mode=mode)
-            for name, mode in STATE_MODES.items()
-        }
+        # Made when first set: a multiprocess gauge is written (0) as it is made, so a vector copy never loaded
+        # read as age 0, fresh, where one process omits the series until it has a value.
+        self._gauges: dict[str, Gauge] = {}
+        self._gauges_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="plinqy-metrics-publisher", daemon=True)
         self._thread.start()
@@ -168,7 +168,12 @@ class _StatePublisher:
 
     def publish(self) -> None:
         for name, value in self._read().items():
-            self._gauges[name].set(value)
+            with self._gauges_lock:  # the publisher thread and a scrape
+                gauge = self._gauges.get(name)
+                if gauge is None:
+                    gauge = Gauge(name, STATE_HELP[name], registry=None, multiprocess_mode=STATE_MODES[name])
+                    self._gauges[name] = gauge
+            gauge.set(value)
 
     def _run(self) -> None:
         while not self._stop.wait(PUBLISH_EVERY_S):
