@@ -96,15 +96,7 @@ def test_import_csv_then_strict_and_prune(dsn: str, tmp_path: Path) -> None:
     nosku.write_text("name,price\nx,1\n")
     refused = cli(dsn, "import", "csv", str(nosku), "--store", str(store))
     assert refused.returncode == 1 and "'sku'" in refused.stderr
-    dry = cli(dsn, "imports", "prune", "--older-than", "0s", "--dry-run")
-    assert dry.returncode == 0 and "would delete 24 raw row(s) of 3 finished batch" in dry.stdout
-    pruned = cli(dsn, "imports", "prune", "--older-than", "0s")
-    assert pruned.returncode == 0 and "deleted 24 raw row(s)" in pruned.stdout
     with psycopg.connect(dsn) as conn:
-        assert conn.execute("SELECT count(*) FROM imported_product_raw").fetchone() == (0,)
-        assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (21,)
-        marked = conn.execute("SELECT count(*) FROM import_batch WHERE rows_pruned_at IS NOT NULL").fetchone()
-        assert marked == (3,)
         # a batch held by a worker: an operator saw it (and that it was stuck) only in SQL or through the store's key
         conn.execute(
             "INSERT INTO import_batch (store_id, source, status, total_rows, locked_by, locked_until, started_at)"
@@ -114,8 +106,17 @@ def test_import_csv_then_strict_and_prune(dsn: str, tmp_path: Path) -> None:
         conn.commit()
     listed = cli(dsn, "imports", "list", "--store", str(store)).stdout.splitlines()
     assert len(listed) == 4 and "\tprocessing\t" in listed[0] and "leased_by=import:host:41" in listed[0]
-    assert "rows=2 mapped=1 stale=0 duplicate=0 rejected=1" in listed[1] and "rows pruned" in listed[1]
+    assert "rows=2 mapped=1 stale=0 duplicate=0 rejected=1" in listed[1]
     assert "rows=20 mapped=20" in listed[3] and "file=products.csv" in listed[3]
+    dry = cli(dsn, "imports", "prune", "--older-than", "0s", "--dry-run")
+    assert dry.returncode == 0 and "would delete 3 finished batch(es) with 24 raw row(s)" in dry.stdout, dry.stdout
+    pruned = cli(dsn, "imports", "prune", "--older-than", "0s")
+    assert pruned.returncode == 0 and "deleted 3 finished batch(es) with 24 raw row(s)" in pruned.stdout
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM imported_product_raw").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (21,)
+        assert conn.execute("SELECT status FROM import_batch").fetchall() == [("processing",)]  # unfinished: kept
+    listed = cli(dsn, "imports", "list", "--store", str(store)).stdout.splitlines()
     held = cli(dsn, "imports", "list", "--status", "processing", "--status", "failed").stdout.splitlines()
     assert len(held) == 1 and held[0] == listed[0]
     unknown = cli(dsn, "imports", "list", "--store", "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b")

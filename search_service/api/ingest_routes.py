@@ -309,7 +309,7 @@ async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: U
     async with rt.connection() as conn:
         status = await batch_status(conn, batch_id)
     if status is None:
-        raise NotFound("batch_id", "no import with this id")
+        raise NotFound("batch_id", S.NO_IMPORT_MESSAGE)
     if not principal_of(request).may("listings:write", status["store_id"]):
         raise PermissionDeniedException("this API key belongs to another store")
     return status
@@ -320,7 +320,7 @@ async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: U
     summary="An import's status",
     description="Status (`receiving`, `pending`, `processing`, `completed`, `aborted`) and row counts; for a "
     "listing write's batch (a queued write's `status_url`), each item's result once mapped (`results`), until "
-    "`imports prune` deletes its rows (`rows_pruned_at`).",
+    "`imports prune` deletes the import once finished longer ago than its retention (then 404).",
     tags=["ingest"],
     guards=[require_key("listings:write")],
     security=BEARER,

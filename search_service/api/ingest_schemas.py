@@ -235,7 +235,8 @@ class ImportStatus(msgspec.Struct):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    # When `imports prune` deleted its raw rows: its counts stay, its `results` and errors CSV are gone (410).
+    # When `imports prune` before migration 0037 deleted its raw rows alone: its `results` and errors CSV are gone
+    # (410); the prune now deletes a finished batch whole (404).
     rows_pruned_at: datetime | None = None
     # A listing write's batch (the listing API's), once mapped: each item's result, as the write would have
     # answered (a queued write's 202 points here); none once its rows are pruned.
@@ -350,7 +351,8 @@ BAD_STORE_ID = {400: error_spec(400, "store_id", UUID_RULE, "Not a UUID.")}
 NO_LISTING = {
     404: error_spec(404, "sku", "no listing with sku 'KB-001' in this store", "No such store, or no such listing.")
 }
-NO_IMPORT = {404: error_spec(404, "batch_id", "no import with this id", "No such import.")}
+NO_IMPORT_MESSAGE = "no import with this id (finished imports are deleted after the retention: `imports prune`)"
+NO_IMPORT = {404: error_spec(404, "batch_id", NO_IMPORT_MESSAGE, "No such import, or one deleted by `imports prune`.")}
 PRUNED_ROWS = {
     410: error_spec(
         410,

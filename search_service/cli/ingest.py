@@ -308,15 +308,19 @@ def _batch_line(
 @click.pass_obj
 @user_errors
 def imports_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
-    """Delete the raw rows of finished batches (their status and counts stay)."""
-    from search_service.ingest.imports import prune_imports
+    """Delete the batches (CSV files, listing writes, deliveries, syncs) finished longer ago than --older-than,
+    with their raw rows, and the webhook delivery records received before then (kept 2 days at least, for the
+    duplicate check). Batches not finished stay; the listings they wrote stay."""
+    from tqdm import tqdm
 
-    with connect(settings) as conn:
-        batches, rows = prune_imports(conn, older_than, dry_run)
-    if dry_run:
-        click.echo(f"would delete {rows} raw row(s) of {batches} finished batch(es)")
-    else:
-        click.echo(f"deleted {rows} raw row(s) of {batches} finished batch(es)")
+    from search_service.ingest.retention import prune_imports
+
+    with connect(settings) as conn, tqdm(unit="batch", desc="imports prune", disable=dry_run) as bar:
+        counts = prune_imports(conn, older_than, dry_run, on_chunk=lambda chunk: bar.update(chunk.batches))
+    what = (
+        f"{counts.batches} finished batch(es) with {counts.raw_rows} raw row(s), {counts.deliveries} delivery record(s)"
+    )
+    click.echo(f"would delete {what}" if dry_run else f"deleted {what}")
 
 
 COMMANDS = [keys, stores, import_group, imports]

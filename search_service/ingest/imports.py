@@ -216,17 +216,3 @@ async def _after_lost_connection(dsn: str, batch_id: UUID | None, total: int, le
     except TimeoutError:  # a server that accepts and never answers
         return ImportConnectionLost(batch_id, total, None, lease_s)
     return ImportConnectionLost(batch_id, total, given_back.processed, lease_s)
-
-
-def prune_imports(conn: psycopg.Connection, older_than_s: float, dry_run: bool) -> tuple[int, int]:
-    """Delete the raw rows of batches finished longer ago than `older_than_s`; (batches, rows deleted), or with
-    `dry_run` what would be."""
-    batches = [r[0] for r in conn.execute(_sql("prunable").psycopg, {"older_than_s": older_than_s}).fetchall()]
-    if dry_run or not batches:
-        row = conn.execute(_sql("prunable_rows").psycopg, {"batch_ids": batches}).fetchone() if batches else None
-        return len(batches), int(row[0]) if row else 0
-    deleted = 0
-    for start in range(0, len(batches), 100):  # short transactions
-        row = conn.execute(_sql("prune_rows").psycopg, {"batch_ids": batches[start : start + 100]}).fetchone()
-        deleted += int(row[0]) if row else 0
-    return len(batches), deleted

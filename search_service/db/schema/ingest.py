@@ -60,14 +60,21 @@ import_batch = Table(
     Column("duplicate_rows", Integer, nullable=False, server_default=text("0")),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("mapping_failures", Integer, nullable=False, server_default=text("0")),  # mappings that raised (0028)
-    Column("rows_pruned_at", DateTime(timezone=True)),  # when `imports prune` deleted its raw rows (0029)
+    Column(
+        "rows_pruned_at", DateTime(timezone=True)
+    ),  # when `imports prune` deleted its raw rows alone (0029; before 0037)
     Column("locked_by", Text),
     Column("locked_until", DateTime(timezone=True)),
     CheckConstraint(_in("source", INGEST_SOURCES), name="source"),
     CheckConstraint(_in("status", BATCH_STATUSES), name="status"),
     CheckConstraint("total_rows >= 0 AND processed_rows >= 0 AND error_rows >= 0", name="row_counts"),
     Index("ix_import_batch_claim", "store_id", "seq", postgresql_where=text("status IN ('pending', 'processing')")),
-    Index("ix_import_batch_finished_at", "finished_at", postgresql_where=text("status IN ('completed', 'aborted')")),
+    # `imports prune` reads finished batches by age (0037: failed ones too).
+    Index(
+        "ix_import_batch_finished_at",
+        "finished_at",
+        postgresql_where=text("status IN ('completed', 'aborted', 'failed')"),
+    ),
     Index("ix_import_batch_receiving", "created_at", postgresql_where=text("status = 'receiving'")),  # 0023
     Index("ix_import_batch_store_seq", "store_id", "seq"),  # 0024: a store's imports, newest first
 )
@@ -162,7 +169,9 @@ ingest_connection = Table(
 )
 
 
-# Webhook dedup: a delivery id seen once is answered `duplicate` ever after (pruned with its batch's retention).
+# Webhook dedup: a delivery id seen again is answered `duplicate`. `imports prune` deletes the records older than its
+# cutoff (at least 2 days): a replay only needs catching within the senders' retry window and the signature's
+# timestamp tolerance (5 minutes).
 ingest_delivery = Table(
     "ingest_delivery",
     metadata,
@@ -177,6 +186,11 @@ ingest_delivery = Table(
     Column("import_batch_id", UUID(as_uuid=True), ForeignKey("import_batch.id", ondelete="SET NULL")),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("connection_id", "delivery_id", name="uq_ingest_delivery_connection_id_delivery_id"),
+    Index("ix_ingest_delivery_received_at", "received_at"),  # 0037: the prune's scan
+    # 0037: deleting a batch sets its deliveries' import_batch_id to NULL by this index, not a scan per batch.
+    Index(
+        "ix_ingest_delivery_import_batch_id", "import_batch_id", postgresql_where=text("import_batch_id IS NOT NULL")
+    ),
 )
 
 

@@ -358,25 +358,67 @@ FROM imported_product_raw WHERE import_batch_id = :batch_id ORDER BY row_number;
 SELECT row_number, error, raw, payload FROM imported_product_raw
 WHERE import_batch_id = :batch_id AND status = 'rejected' ORDER BY row_number;
 
--- name: prunable
--- params: older_than_s float8
--- Retention: finished batches older than the cutoff whose raw rows are still stored.
-SELECT b.id FROM import_batch b
-WHERE b.status IN ('completed', 'aborted', 'failed') AND b.finished_at < now() - make_interval(secs => :older_than_s)
-  AND EXISTS (SELECT 1 FROM imported_product_raw r WHERE r.import_batch_id = b.id)
-ORDER BY b.finished_at;
+-- name: prune_cutoffs
+-- params: older_than_s float8, delivery_keep_s float8
+-- Retention (`imports prune`): batches finished before `batches` go; delivery records received before `deliveries`
+-- (never within delivery_keep_s: a replay is caught while a sender may still retry or the signature is fresh).
+SELECT now() - make_interval(secs => :older_than_s) AS batches,
+       least(now() - make_interval(secs => :older_than_s), now() - make_interval(secs => :delivery_keep_s))
+           AS deliveries;
+
+-- name: prunable_counts
+-- params: batch_cutoff timestamptz, delivery_cutoff timestamptz
+-- What `imports prune --dry-run` would delete: finished batches (ix_import_batch_finished_at), their raw rows, and
+-- the delivery records (ix_ingest_delivery_received_at).
+WITH doomed AS (
+    SELECT id FROM import_batch
+    WHERE status IN ('completed', 'aborted', 'failed') AND finished_at < :batch_cutoff::timestamptz
+)
+SELECT (SELECT count(*) FROM doomed) AS batches,
+       (SELECT count(*) FROM imported_product_raw r JOIN doomed d ON r.import_batch_id = d.id) AS raw_rows,
+       (SELECT count(*) FROM ingest_delivery WHERE received_at < :delivery_cutoff::timestamptz) AS deliveries;
+
+-- name: prune_deliveries
+-- params: cutoff timestamptz, window int
+-- One short transaction's delivery records, oldest first; the count deleted (below `window`: none left).
+WITH doomed AS (
+    SELECT id FROM ingest_delivery WHERE received_at < :cutoff::timestamptz
+    ORDER BY received_at LIMIT :window::int
+    FOR UPDATE SKIP LOCKED
+), gone AS (DELETE FROM ingest_delivery d USING doomed WHERE d.id = doomed.id RETURNING 1)
+SELECT count(*) FROM gone;
+
+-- name: prune_batches
+-- params: cutoff timestamptz, after timestamptz, window int, max_rows int
+-- One short transaction's finished batches, in finish order from `after` (the last chunk's end: the index is not
+-- read again past the dead entries), at most `window` of them and about `max_rows` raw rows (at least one batch).
+-- Their raw rows go by ON DELETE CASCADE, counted first. Only finished batches: a store's later batches wait on
+-- its pending, processing and receiving ones alone (claim_this_batch), so none of these is waited on.
+WITH doomed AS (
+    SELECT id, total_rows, finished_at FROM import_batch
+    WHERE status IN ('completed', 'aborted', 'failed') AND finished_at < :cutoff::timestamptz
+      AND finished_at >= :after::timestamptz
+    ORDER BY finished_at LIMIT :window::int
+    FOR UPDATE SKIP LOCKED
+), bounded AS (
+    SELECT id, finished_at FROM (
+        SELECT id, finished_at, sum(total_rows) OVER (ORDER BY finished_at, id) - total_rows AS rows_before
+        FROM doomed
+    ) d
+    WHERE rows_before < :max_rows::int
+), raw AS (
+    SELECT count(*) AS n FROM imported_product_raw WHERE import_batch_id IN (SELECT id FROM bounded)
+), gone AS (DELETE FROM import_batch b USING bounded WHERE b.id = bounded.id RETURNING 1)
+SELECT (SELECT count(*) FROM gone) AS batches, (SELECT n FROM raw) AS raw_rows,
+       (SELECT max(finished_at) FROM bounded) AS last_finished;
 
 -- name: prune_rows
 -- params: batch_ids uuid[]
--- The batch rows (their counts and status) stay, saying when their raw rows went.
+-- Raw rows alone, the batches kept (what `imports prune` did before migration 0037; the API's 410 for such batches
+-- is tested with it).
 WITH gone AS (DELETE FROM imported_product_raw WHERE import_batch_id = ANY(:batch_ids::uuid[]) RETURNING 1),
 marked AS (UPDATE import_batch SET rows_pruned_at = now() WHERE id = ANY(:batch_ids::uuid[]) RETURNING 1)
 SELECT count(*) FROM gone;
-
--- name: prunable_rows
--- params: batch_ids uuid[]
--- What `imports prune --dry-run` would delete.
-SELECT count(*) FROM imported_product_raw WHERE import_batch_id = ANY(:batch_ids::uuid[]);
 
 -- name: claim_this_batch
 -- params: batch_id uuid, worker_id text, lease_s float8
