@@ -235,7 +235,7 @@ class ImportStatus(msgspec.Struct):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    # When `imports prune` before migration 0037 deleted its raw rows alone: its `results` and errors CSV are gone
+    # When `imports prune` before migration 0036 deleted its raw rows alone: its `results` and errors CSV are gone
     # (410); the prune now deletes a finished batch whole (404).
     rows_pruned_at: datetime | None = None
     # A listing write's batch (the listing API's), once mapped: each item's result, as the write would have

@@ -62,14 +62,14 @@ import_batch = Table(
     Column("mapping_failures", Integer, nullable=False, server_default=text("0")),  # mappings that raised (0028)
     Column(
         "rows_pruned_at", DateTime(timezone=True)
-    ),  # when `imports prune` deleted its raw rows alone (0029; before 0037)
+    ),  # when `imports prune` deleted its raw rows alone (0029; before 0036)
     Column("locked_by", Text),
     Column("locked_until", DateTime(timezone=True)),
     CheckConstraint(_in("source", INGEST_SOURCES), name="source"),
     CheckConstraint(_in("status", BATCH_STATUSES), name="status"),
     CheckConstraint("total_rows >= 0 AND processed_rows >= 0 AND error_rows >= 0", name="row_counts"),
     Index("ix_import_batch_claim", "store_id", "seq", postgresql_where=text("status IN ('pending', 'processing')")),
-    # `imports prune` reads finished batches by age (0037: failed ones too).
+    # `imports prune` reads finished batches by age (0036: failed ones too).
     Index(
         "ix_import_batch_finished_at",
         "finished_at",
@@ -186,8 +186,8 @@ ingest_delivery = Table(
     Column("import_batch_id", UUID(as_uuid=True), ForeignKey("import_batch.id", ondelete="SET NULL")),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("connection_id", "delivery_id", name="uq_ingest_delivery_connection_id_delivery_id"),
-    Index("ix_ingest_delivery_received_at", "received_at"),  # 0037: the prune's scan
-    # 0037: deleting a batch sets its deliveries' import_batch_id to NULL by this index, not a scan per batch.
+    Index("ix_ingest_delivery_received_at", "received_at"),  # 0036: the prune's scan
+    # 0036: deleting a batch sets its deliveries' import_batch_id to NULL by this index, not a scan per batch.
     Index(
         "ix_ingest_delivery_import_batch_id", "import_batch_id", postgresql_where=text("import_batch_id IS NOT NULL")
     ),

@@ -414,7 +414,7 @@ SELECT (SELECT count(*) FROM gone) AS batches, (SELECT n FROM raw) AS raw_rows,
 
 -- name: prune_rows
 -- params: batch_ids uuid[]
--- Raw rows alone, the batches kept (what `imports prune` did before migration 0037; the API's 410 for such batches
+-- Raw rows alone, the batches kept (what `imports prune` did before migration 0036; the API's 410 for such batches
 -- is tested with it).
 WITH gone AS (DELETE FROM imported_product_raw WHERE import_batch_id = ANY(:batch_ids::uuid[]) RETURNING 1),
 marked AS (UPDATE import_batch SET rows_pruned_at = now() WHERE id = ANY(:batch_ids::uuid[]) RETURNING 1)

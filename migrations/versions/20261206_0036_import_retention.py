@@ -4,7 +4,7 @@ import_batch and ingest_delivery grew without bound (a row per listing write and
 finished batches by `finished_at` on a partial index that now holds `failed` ones too; deliveries by `received_at`;
 and deleting a batch sets its deliveries' `import_batch_id` to NULL through an index, not a scan per batch.
 
-Revision ID: 0037
+Revision ID: 0036
 Revises: 0035
 Create Date: 2026-12-06 06:00:00
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0037"
+revision: str = "0036"
 down_revision: str | None = "0035"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
