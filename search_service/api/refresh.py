@@ -110,6 +110,9 @@ async def _maintain_vectors(rt: Runtime, state: StateConnection) -> None:
             delay = min(max(delay * 2, 1.0), 30.0)
 
 
+RETRY_MAX_S = 60.0  # a refresher that keeps failing (the database away) waits at most this long between tries
+
+
 async def keep_fresh(
     rt: Runtime, what: str, refresh: Callable[[Any], Awaitable[bool]], loaded: Callable[[], bool], retry_s: float
 ) -> None:
@@ -131,6 +134,7 @@ async def _keep_fresh(
     retry_s: float,
 ) -> None:
     settings = rt.settings
+    failures = 0
     while True:
         await asyncio.sleep(settings.vector_cache_refresh_s if loaded() else 0.2)
         if rt.pool is None:
@@ -143,8 +147,18 @@ async def _keep_fresh(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("%s failed to refresh (%s: %s); retrying", what, type(exc).__name__, exc)
-            await asyncio.sleep(retry_s)
+            failures += 1
+            pause = min(retry_s * 2 ** min(failures - 1, 16), RETRY_MAX_S)
+            if failures & (failures - 1) == 0:  # the 1st, 2nd, 4th, 8th... failure: an outage is a few lines
+                log.warning(
+                    "%s failed to refresh (%s: %s); retrying in %.1f s (failure %d in a row)",
+                    what, type(exc).__name__, exc, pause, failures,
+                )  # fmt: skip
+            await asyncio.sleep(pause)
+            continue
+        if failures:
+            log.warning("%s refreshed again after %d failures in a row", what, failures)
+            failures = 0
 
 
 async def refresh_labels(rt: Runtime, conn: Any) -> bool:
