@@ -47,9 +47,21 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _connect_args() -> dict[str, str]:
+    """`migrate`'s lock_timeout (search_service.db.migrate): a migration blocked by another session's lock gives up
+    and rolls back, instead of waiting forever while every query queues behind the locks it already holds."""
+    args = {"application_name": "plinqy-search migrate"}
+    timeout_ms = config.attributes.get("lock_timeout_ms")
+    if timeout_ms:
+        args["options"] = f"-c lock_timeout={int(timeout_ms)}"
+    return args
+
+
 def run_migrations_online() -> None:
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    engine = create_engine(_url(), poolclass=pool.NullPool, connect_args=_connect_args())
     with engine.connect() as connection:
+        # The backend whose lock waits migrate_guard.LockWatch reports.
+        config.attributes["backend_pid"] = connection.connection.driver_connection.info.backend_pid
         context.configure(
             connection=connection,
             target_metadata=metadata,

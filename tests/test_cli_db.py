@@ -18,9 +18,9 @@ import pytest
 from search_service.db.cluster import free_port, machine_memory, shared_buffers
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "search_service", *args], capture_output=True, text=True, env=env, timeout=180
+        [sys.executable, "-m", "search_service", *args], capture_output=True, text=True, env=env, timeout=timeout
     )
 
 
@@ -264,3 +264,62 @@ def test_shared_buffers_are_a_quarter_of_the_memory_within_bounds() -> None:
     assert shared_buffers(1 * gib) == "512MB"  # the floor
     assert shared_buffers(256 * gib) == "8192MB"  # the cap
     assert machine_memory() > gib
+
+
+def test_a_migration_blocked_by_a_lock_rolls_back_within_its_lock_timeout_and_names_the_session(
+    make_database: Callable[..., str],
+) -> None:
+    """A session reading a table a migration alters (a transaction left open) made migrate wait forever, silently,
+    holding the locks of the migrations before it: every search queued behind them."""
+    from search_service.db import migrate
+
+    url, head = make_database(), migrate.head_revision()
+    migrate.downgrade(url, "0034")  # 0035 rebuilds product_master's search column
+    env = dict(os.environ, DATABASE_URL=url)
+    with psycopg.connect(url, application_name="long-report") as blocker:
+        blocker.execute("SELECT count(*) FROM product_master")  # its transaction stays open, ACCESS SHARE held
+        pid = blocker.info.backend_pid
+        started = time.monotonic()
+        blocked = run_cli("migrate", env={**env, "PLINQY_MIGRATE_LOCK_TIMEOUT_S": "1.5"}, timeout=60)
+        assert time.monotonic() - started < 30
+        assert_one_line_error(
+            blocked,
+            "waited over 1.5 s for a lock on product_master (AccessExclusiveLock)",
+            f"session pid {pid} (application_name 'long-report', state 'idle in transaction', "
+            "query 'SELECT count(*) FROM product_master')",
+            "nothing of this run was applied",
+            "still at revision 0034",
+            f"pg_terminate_backend({pid})",
+        )
+        with psycopg.connect(url, autocommit=True) as other:  # nothing of 0035 stands, and migrate left no backend
+            assert other.execute("SELECT count(*) FROM pg_ts_config WHERE cfgname LIKE 'plinqy%'").fetchone() == (0,)
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'plinqy-search migrate%'"
+            assert other.execute(waiting).fetchone() == (0,)
+    assert migrate.current_revision(url) == "0034"
+    bad = run_cli("migrate", "--lock-timeout", "nan", env=env)
+    assert bad.returncode == 2 and "Invalid value for '--lock-timeout'" in bad.stderr
+    done = run_cli("migrate", env=env)  # the session gone, the same run goes through
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"database at revision {head}"
+
+
+def test_two_migrate_runs_at_once_take_turns(make_database: Callable[..., str]) -> None:
+    """Both ran the same migrations at once: one won, the other died with a long traceback (a duplicate type or
+    table). Now the second waits for the first and finds the database at head."""
+    from search_service.db import migrate
+
+    url, head = make_database(migrated=False), migrate.head_revision()
+    env = dict(os.environ, DATABASE_URL=url)
+    command = [sys.executable, "-m", "search_service", "migrate"]
+    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]  # fmt: skip
+    outputs = [run.communicate(timeout=180) for run in runs]
+    for run, (_out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err
+        assert "Traceback" not in err
+    stdouts = sorted(out.strip() for out, _ in outputs)
+    assert stdouts == [
+        f"database at revision {head}",
+        f"database at revision {head} (it was already there: nothing to do)",
+    ]
+    assert migrate.current_revision(url) == head

@@ -6,7 +6,14 @@ import sys
 
 import click
 
-from search_service.cli.common import UNREACHABLE_DATABASE, connect, database_url, embedded_cluster, user_errors
+from search_service.cli.common import (
+    UNREACHABLE_DATABASE,
+    FiniteFloatRange,
+    connect,
+    database_url,
+    embedded_cluster,
+    user_errors,
+)
 from search_service.db import migrate as migrate_mod
 from search_service.errortext import first_line
 from search_service.settings import Settings
@@ -75,10 +82,21 @@ def db_url(settings: Settings) -> None:
 
 @click.command()
 @click.option("--revision", default="head", show_default=True, help="Alembic revision to upgrade to.")
+@click.option(
+    "--lock-timeout",
+    "lock_timeout_s",
+    default=migrate_mod.DEFAULT_LOCK_TIMEOUT_S,
+    show_default=True,
+    envvar="PLINQY_MIGRATE_LOCK_TIMEOUT_S",
+    show_envvar=True,
+    type=FiniteFloatRange(0.1, 3600),
+    help="Seconds a migration waits for a lock another session holds before the run rolls back and names it.",
+)
 @click.pass_obj
 @user_errors
-def migrate(settings: Settings, revision: str) -> None:
-    """Create the extensions and every table (alembic upgrade)."""
+def migrate(settings: Settings, revision: str, lock_timeout_s: float) -> None:
+    """Create the extensions and every table (alembic upgrade). One run at a time: a second waits for the first."""
     url = database_url(settings)
-    migrate_mod.upgrade(url, revision)
-    click.echo(f"database at revision {migrate_mod.current_revision(url)}")
+    before = migrate_mod.upgrade(url, revision, lock_timeout_s, on_wait=lambda message: click.echo(message, err=True))
+    after = migrate_mod.current_revision(url)
+    click.echo(f"database at revision {after}" + (" (it was already there: nothing to do)" if after == before else ""))

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import psycopg
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 
+from search_service.db import migrate_guard
 from search_service.errortext import first_line
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +24,9 @@ REQUIRED_EXTENSIONS: Mapping[str, str | None] = {
     "vector": "0.8.0",
     "pg_trgm": None,
 }
+# How long each migration statement waits for a lock another session holds (a long transaction reading a table a
+# migration alters): every query queues behind the locks migrate already holds meanwhile.
+DEFAULT_LOCK_TIMEOUT_S = 15.0
 
 
 class MigrationError(RuntimeError):
@@ -68,19 +73,40 @@ def check_server(dsn: str, required: Mapping[str, str | None] = REQUIRED_EXTENSI
             raise MigrationError(f"extension {ext!r} is {available[ext]} on the server; {minimum} or newer is needed")
 
 
-def upgrade(dsn: str, revision: str = "head") -> None:
+def upgrade(
+    dsn: str,
+    revision: str = "head",
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    on_wait: Callable[[str], None] | None = None,
+) -> str | None:
+    """Migrate to `revision`, one run at a time per database (`on_wait` hears when this one waits for another);
+    returns the revision the database was at before. A lock not granted within `lock_timeout_s` rolls the run
+    back: MigrationError naming the session in the way."""
     if not revision.strip():
         raise MigrationError("--revision is empty: give a revision (e.g. 0027) or leave it out for head")
     check_server(dsn)
-    current = current_revision(dsn)
-    if schema_state(current) == "ahead":  # alembic would say it cannot locate that revision, as of a bad --revision
-        raise MigrationError(schema_advice(current))
-    try:
-        _refuse_going_back(dsn, current, revision)
-        command.upgrade(alembic_config(dsn), revision)
-    except CommandError as exc:  # an unknown revision: alembic's words, without its traceback
-        where = "the revisions are the files under migrations/versions/; leave --revision out for head"
-        raise MigrationError(f"{exc} ({where})") from None
+    with migrate_guard.migrate_lock(dsn, on_wait) as lock_conn:  # a run before this one may have moved it
+        current = current_revision(dsn)
+        if schema_state(current) == "ahead":  # alembic would say it cannot locate that revision, as of a bad --revision
+            raise MigrationError(schema_advice(current))
+        cfg = alembic_config(dsn)
+        cfg.attributes["lock_timeout_ms"] = max(1, round(lock_timeout_s * 1000))
+        watch = migrate_guard.LockWatch(lock_conn, cfg.attributes)
+        try:
+            _refuse_going_back(dsn, current, revision)
+            with watch:
+                command.upgrade(cfg, revision)
+        except CommandError as exc:  # an unknown revision: alembic's words, without its traceback
+            where = "the revisions are the files under migrations/versions/; leave --revision out for head"
+            raise MigrationError(f"{exc} ({where})") from None
+        except sqlalchemy.exc.DBAPIError as exc:
+            if not isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+                raise
+            after = current_revision(dsn)
+            raise MigrationError(
+                migrate_guard.lock_timeout_advice(watch.last, lock_timeout_s, current, after)
+            ) from None
+    return current
 
 
 def _refuse_going_back(dsn: str, current: str | None, revision: str) -> None:
