@@ -725,6 +725,29 @@ def test_readyz_reports_migrations_behind_or_ahead(make_database: Callable[..., 
         assert store.status_code == 503 and "migrate" in store.json()["error"]["message"], store.text
 
 
+def test_a_database_one_migration_behind_the_code_is_a_503_schema_not_a_500(
+    make_database: Callable[..., str], encoder: Encoder, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """At 0034 under 0035's code the text search configuration plinqy_simple is missing: every keyword search and
+    suggestion answered 500 "internal error", with a traceback logged per request (UndefinedObjectError; a
+    missing function, UndefinedFunctionError, the same)."""
+    url = make_database()
+    seed_catalogue(url, encoder)
+    migrate.downgrade(url, "0034")
+    near = {"lat": CENTER[0], "lon": CENTER[1]}
+    with TestClient(create_app(app_settings(url), encoder=encoder)) as client:
+        assert _readiness_once_the_model_is_up(client)["checks"]["migrations"] == "behind"
+        capfd.readouterr()
+        for path, query in (("/v1/search", {"q": "milk", "mode": "keyword"}), ("/v1/suggest", {"q": "oat mi"})):
+            answer = client.get(path, params={**query, **near})
+            assert answer.status_code == 503 and answer.headers["retry-after"], answer.text
+            assert answer.json()["error"]["message"] == (
+                "the database is not at this code's migration: `plinqy-search migrate` (see /readyz)"
+            )
+    logged = capfd.readouterr().err
+    assert "Traceback" not in logged and 'text search configuration "plinqy_simple" does not exist' in logged, logged
+
+
 def test_readyz_without_the_database_names_its_state(pg_admin_url: str, encoder: Encoder) -> None:
     """A DATABASE_URL naming no database: `database` read "database" (an error's reason, not a state) and the
     vector copy was said to be loading while nothing loaded."""

@@ -33,6 +33,15 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
+# Something the code names is missing from the database (a table, a column, a function, a type or a text search
+# configuration, a schema): it is at an older migration than the code. 503 naming `migrate`, not 500.
+OLDER_SCHEMA_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.UndefinedTableError,
+    asyncpg.UndefinedColumnError,
+    asyncpg.UndefinedFunctionError,
+    asyncpg.UndefinedObjectError,
+    asyncpg.InvalidSchemaNameError,
+)
 # Text PostgreSQL cannot store (a NUL character): the client's input, so 400. The write paths check their own
 # fields first (naming the field); this catches any that does not.
 UNSTORABLE_TEXT = (asyncpg.exceptions.CharacterNotInRepertoireError, asyncpg.exceptions.UntranslatableCharacterError)
@@ -170,7 +179,7 @@ def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[An
             request, "secret_key", "the server cannot open this connection's stored secret (its PLINQY_SECRET_KEY "
             "is not the key the secret was stored with); retry later",
         )  # fmt: skip
-    if isinstance(exc, (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError)):  # an older schema than ours
+    if isinstance(exc, OLDER_SCHEMA_ERRORS):
         log.error("the database lacks what this code needs (%s): is it migrated? see /readyz", exc)
         return _unavailable(
             request, "schema", "the database is not at this code's migration: `plinqy-search migrate` (see /readyz)"

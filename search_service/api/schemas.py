@@ -160,7 +160,8 @@ _NOT_FOUND = ResponseSpec(
 )
 _UNAVAILABLE = ResponseSpec(
     ErrorBody,
-    description="Overloaded or not ready (statement timeout, connection pool exhausted, model loading); "
+    description="Overloaded or not ready (statement timeout, connection pool exhausted, model loading, the database "
+    "not at this code's migration: a table, column, function, type or text search configuration missing); "
     "retry after `Retry-After` seconds.",
     examples=[_error_example(503, None, "the search took too long; retry shortly")],
     generate_examples=False,
