@@ -198,6 +198,22 @@ def test_put_patch_delete_a_listing(base: str, conn: psycopg.Connection, shop: t
     assert never.status_code == 404 and error_of(never)[0] == "sku"
 
 
+def test_a_write_past_the_statement_timeout_is_not_told_the_search_took_too_long(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """A listing write behind a row another transaction holds is cancelled by PLINQY_STATEMENT_TIMEOUT_MS (2 s here):
+    503 + Retry-After, and it was told "the search took too long"."""
+    store, key = shop
+    assert put(base, store, "HELD-1", key, OAT).status_code == 200
+    with psycopg.connect(db_url) as locker:
+        locker.execute("SELECT 1 FROM store_product WHERE store_id = %s FOR UPDATE", (store,))
+        held = put(base, store, "HELD-1", key, {**OAT, "quantity": 6}, timeout=30)
+        locker.rollback()
+    assert held.status_code == 503 and held.headers["retry-after"], held.text
+    assert error_of(held) == (None, "the database took too long; retry shortly")
+    assert put(base, store, "HELD-1", key, {**OAT, "quantity": 6}).status_code == 200
+
+
 def test_a_delete_carries_the_source_clock(base: str, shop: tuple[uuid.UUID, str]) -> None:
     """A till's late DELETE took a newer listing off sale: its body's updated_at was not read."""
     store, key = shop

@@ -161,9 +161,7 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    if isinstance(exc, asyncpg.QueryCanceledError):
-        return _unavailable(request, "statement_timeout", "the search took too long; retry shortly")
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, (asyncpg.QueryCanceledError, TimeoutError)):  # a search's, a write's or a listing's
         return _unavailable(request, "statement_timeout", "the database took too long; retry shortly")
     if isinstance(exc, UNSTORABLE_TEXT):  # a path that does not check its text for NUL itself
         return error_response(400, None, "a value holds a NUL character (0x00), which cannot be stored as text")

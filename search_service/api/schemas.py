@@ -163,7 +163,7 @@ _UNAVAILABLE = ResponseSpec(
     description="Overloaded or not ready (statement timeout, connection pool exhausted, model loading, the database "
     "not at this code's migration: a table, column, function, type or text search configuration missing); "
     "retry after `Retry-After` seconds.",
-    examples=[_error_example(503, None, "the search took too long; retry shortly")],
+    examples=[_error_example(503, None, "the database took too long; retry shortly")],
     generate_examples=False,
 )
 
