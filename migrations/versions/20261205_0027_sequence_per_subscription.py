@@ -86,6 +86,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """For development only: drops every delivery's subscription number and the counters. Upgrading again leaves
+    the deliveries made before with `sequence` NULL: a replay of one sends the store's number, not the one the
+    receiver saw. In production, restore a backup instead."""
     op.execute(FAN_OUT.format(body=STORE_NUMBERED))
     op.execute("ALTER TABLE webhook_delivery DROP COLUMN sequence")
     op.execute("DROP TABLE webhook_subscription_seq")

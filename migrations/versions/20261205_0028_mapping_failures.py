@@ -24,4 +24,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """For development only: drops each batch's count of failed mappings. Upgrading again resets it to 0: a batch
+    that had used up its retries gets them all again. In production, restore a backup instead."""
     op.execute("ALTER TABLE import_batch DROP COLUMN mapping_failures")

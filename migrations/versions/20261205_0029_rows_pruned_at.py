@@ -28,4 +28,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """For development only: drops when each batch's rows were pruned. Upgrading again refills it by the guess
+    above (finished, rows counted, none stored), with the batch's finish time, not the prune's. In production,
+    restore a backup instead."""
     op.execute("ALTER TABLE import_batch DROP COLUMN rows_pruned_at")

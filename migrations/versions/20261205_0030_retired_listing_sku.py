@@ -35,4 +35,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """For development only: drops the retired SKUs and their clocks. Upgrading again starts with none: a late
+    write to a retired SKU creates a second, sellable product again. In production, restore a backup instead."""
     op.execute("DROP TABLE retired_listing_sku")
