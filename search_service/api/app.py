@@ -26,6 +26,7 @@ from search_service.api.errors import EXCEPTION_HANDLERS
 from search_service.api.events_schemas import WebhookCreate
 from search_service.api.ingest_schemas import BODY_STRUCTS
 from search_service.api.log_redaction import redact_access_log
+from search_service.api.log_repeats import quiet_repeated_warnings
 from search_service.api.openapi_fixes import (
     optional_bodies,
     overlapping_unions_as_any_of,
@@ -56,6 +57,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     runtime = Runtime.build(settings, encoder, shared)
     allow_header = AllowHeader()
     redact_access_log()
+    quiet_repeated_warnings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

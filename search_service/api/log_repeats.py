@@ -1,0 +1,45 @@
+"""A warning that repeats while a dependency is away, logged once a minute: asyncpg's pool logged "Failed to
+restore the pool connection floor; retrying" with a traceback for each of its connections as it retried (96 lines
+from two workers in a 45 s database outage)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+QUIET_LOGGERS = ("asyncpg.pool",)
+
+
+class OncePerInterval(logging.Filter):
+    """Each message (by its text before formatting) at most once per `interval_s`; the next one it lets through
+    says how many were held back. Only the first carries its traceback: the rest name the exception in a line."""
+
+    def __init__(self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.interval_s, self.clock = interval_s, clock
+        self.seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        last = self.seen.get(key)
+        if last is not None and now - last[0] < self.interval_s:
+            self.seen[key] = (last[0], last[1] + 1)
+            return False
+        self.seen[key] = (now, 0)
+        if last is not None:
+            exc = record.exc_info[1] if record.exc_info else None
+            said = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+            extra = f"{said} [{last[1]} more like it held back since the last one]"
+            record.msg = f"{record.msg}{extra.replace('%', '%%') if record.args else extra}"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_repeated_warnings() -> None:
+    """Once a process."""
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, OncePerInterval) for f in logger.filters):
+            logger.addFilter(OncePerInterval())
