@@ -358,6 +358,15 @@ def test_a_vector_copy_never_loaded_has_no_gauges_with_two_workers(
             time.sleep(0.5)
         time.sleep(1.5)  # a publish or two more
         samples = scrape(server.base)
+        refused = httpx.get(f"{server.base}/v1/search", params={"q": "milk", "mode": "keyword"}, timeout=30)
+        log_text = server.log_path.read_text()
     finally:
         server.stop()
     assert not [k for k in samples if k.startswith(("plinqy_vector_cache_", "plinqy_db_pool_"))], samples
+    # an anonymous client was told the database's name ('database "plinqy_missing_…" does not exist'): the
+    # operator's, in the log and on /readyz
+    assert (
+        refused.status_code == 503
+        and refused.json()["error"]["message"] == "the database is unavailable; retry shortly"
+    )
+    assert missing.rsplit("/", 1)[1] not in refused.text and missing.rsplit("/", 1)[1] in log_text

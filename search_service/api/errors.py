@@ -64,10 +64,11 @@ def handle_accepted(request: Request[Any, Any, Any], exc: Accepted) -> Response[
 class Unavailable(Exception):
     """503 + Retry-After: the request could not be served now but may succeed soon."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, detail: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
-        self.message = message
+        self.message = message  # the client's
+        self.detail = detail or message  # the operator's (readyz): may name a host or a database
 
 
 def error_response(

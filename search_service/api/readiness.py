@@ -62,7 +62,7 @@ async def _database_checks(rt: Runtime, reasons: list[str]) -> tuple[str, str]:
         reasons.append("the database has no migrations applied: run `plinqy-search migrate`")
         return "ok", "missing"
     except Unavailable as exc:  # not connected (yet), every connection busy, too slow to answer, not migrated
-        reasons.append(exc.message)
+        reasons.append(exc.detail)
         return _DATABASE_STATES.get(exc.reason, "unreachable"), "missing" if exc.reason == "schema" else ""
     except TRANSIENT_DB_ERRORS as exc:
         reasons.append(f"database: {type(exc).__name__}: {exc}")

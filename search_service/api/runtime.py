@@ -140,8 +140,10 @@ class Runtime:
         whole block at most a few statement timeouts (client side, in case the server does not answer)."""
         pool = self.pool
         if pool is None:
-            reason = "schema" if isinstance(self.database_failure, NotMigrated) else "database"
-            raise Unavailable(reason, self.database_error or "the database is not connected yet")
+            if isinstance(self.database_failure, NotMigrated):
+                raise Unavailable("schema", str(self.database_failure))
+            # the cause (a host, a database's name) is the operator's: logged, and on /readyz
+            raise Unavailable("database", "the database is unavailable; retry shortly", self.database_error)
         settings = self.settings
         try:
             conn = await pool.acquire(timeout=settings.pool_acquire_timeout_s)
@@ -150,7 +152,9 @@ class Runtime:
         except NotMigrated as exc:
             raise Unavailable("schema", str(exc)) from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # a new connection refused: a 500
-            raise Unavailable("database", f"cannot connect to the database ({type(exc).__name__}: {exc})") from None
+            cause = f"cannot connect to the database ({type(exc).__name__}: {exc})"
+            log.warning("%s", cause)
+            raise Unavailable("database", "the database is unavailable; retry shortly", cause) from None
         budget_s = 3 * settings.statement_timeout_ms / 1000 + 1
         try:
             async with asyncio.timeout(budget_s):
