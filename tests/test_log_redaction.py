@@ -21,6 +21,12 @@ KEY = "plq_469Eab-c_Zx9"
         ("/v1/x?secret=whsec%5FAbC%2B%2F%3D", "/v1/x?secret=whsec_[redacted]"),
         ("/v1/x?secret=whsec_AbC+/=", "/v1/x?secret=whsec_[redacted]"),
         ("/v1/search?q=plq%20tools", "/v1/search?q=plq%20tools"),  # no key: left as it is
+        # every byte encoded, encoded twice, or the prefix in capitals: the key was logged whole
+        ("/v1/x?q=x&api_key=%70%6C%71%5F469Eab-c_Zx9", "/v1/x?q=x&api_key=plq_[redacted]"),
+        ("/v1/x?api_key=plq%255F469Eab-c_Zx9&q=caf%C3%A9", "/v1/x?api_key=plq_[redacted]&q=café"),
+        ("/v1/x?api_key=PLQ%5F469Eab-c_Zx9", "/v1/x?api_key=plq_[redacted]"),
+        ("/v1/x?s=%77%68%73%65%63%5FAbC%2B%2F", "/v1/x?s=whsec_[redacted]"),
+        ("/v1/search?q=caf%C3%A9%20plq", "/v1/search?q=caf%C3%A9%20plq"),  # no key: as sent
     ],
 )
 def test_keys_and_secrets_are_redacted_whatever_the_percent_encoding(logged: str, shown: str) -> None:

@@ -5,15 +5,32 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote
 
 # Our API keys (URL-safe base64) and webhook secrets (base64), wherever they stand: after `=`, `%20` (`Bearer%20plq_…`)
 # or any letter; up to the next character neither uses (a `/` ends a key: the path after it stays readable). The
 # query string is logged as sent, so `_` and the key's characters may come percent-encoded (`plq%5F…`).
-_SECRET = re.compile(r"(plq)(?:_|%5[Ff])(?:[A-Za-z0-9_\-]|%[0-9A-Fa-f]{2})+|(whsec)(?:_|%5[Ff])[A-Za-z0-9+/=%]+")
+_SECRET = re.compile(
+    r"(?i:(plq))(?:_|%5[Ff])(?:[A-Za-z0-9_\-]|%[0-9A-Fa-f]{2})+|(?i:(whsec))(?:_|%5[Ff])[A-Za-z0-9+/=%]+"
+)
+
+
+def _redact(text: str) -> str:
+    return _SECRET.sub(lambda m: (m.group(1) or m.group(2)).lower() + "_[redacted]", text)
 
 
 def redacted(text: str) -> str:
-    return _SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "_[redacted]", text)
+    """`text` without keys or secrets. A client that percent-encodes every byte (`%70%6C%71%5F…`, or twice:
+    `%2570…`) hides the prefix from the pattern: where the decoded text holds one, the line is logged decoded."""
+    shown = _redact(text)
+    if "%" not in shown:
+        return shown
+    decoded = shown
+    for _ in range(3):  # encoded at most three times over
+        decoded, before = unquote(decoded), decoded
+        if decoded == before:
+            break
+    return _redact(decoded) if _SECRET.search(decoded) else shown
 
 
 class RedactSecrets(logging.Filter):
