@@ -19,3 +19,14 @@ def die_with(parent: int, signum: int = signal.SIGTERM) -> None:
     prctl(_PR_SET_PDEATHSIG, signum)
     if os.getppid() != parent:  # it died before the call: no signal will come
         os.kill(os.getpid(), signum)
+
+
+def describe_exit(code: int) -> str:
+    """A child's exit code in words: 'exit code 1', or 'killed by signal SIGKILL' for -9 (multiprocessing's and
+    os.waitstatus_to_exitcode's negative codes)."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by signal {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"

@@ -37,7 +37,7 @@ from typing import Any
 
 from search_service.db.secretbox import SecretBoxError
 from search_service.envconfig import ConfigError, env_float
-from search_service.forked import die_with
+from search_service.forked import describe_exit, die_with
 from search_service.settings import Settings
 
 log = logging.getLogger("plinqy.supervisor")
@@ -221,7 +221,7 @@ class Supervisor:
             proc = self._start(job)
             proc.join()
             if proc.exitcode not in (0, None) and not self.stopping:
-                failed.append(f"{job.name} (exit {proc.exitcode})")
+                failed.append(f"{job.name} ({describe_exit(proc.exitcode)})")
         if failed:
             log.error("jobs failed: %s", ", ".join(failed))
             return 1
@@ -246,7 +246,8 @@ class Supervisor:
                 now = time.monotonic()
                 if job.name not in restart_at:
                     delay = backoffs[job.name].next_delay(now)
-                    log.warning("job %s exited (code %s); restarting in %.0fs", job.name, proc.exitcode, delay)
+                    ended = describe_exit(proc.exitcode if proc.exitcode is not None else 0)
+                    log.warning("job %s ended (%s); restarting in %.0fs", job.name, ended, delay)
                     restart_at[job.name] = now + delay
                 elif now >= restart_at[job.name]:  # not before: popped early, the restart was put off for ever
                     del restart_at[job.name]

@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 from embeddings.encoder import Encoder, load_encoder
 from search_service.cli.ports import bind_port
+from search_service.forked import describe_exit
 from search_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,13 +102,7 @@ def _log_serving(host: str, port: int, workers: int, shared_model: bool, own_soc
 
 def describe_wait_status(status: int) -> str:
     """os.wait()'s status in words: 'exit code 1' (it read 256), 'killed by signal SIGKILL' (it read 9)."""
-    code = os.waitstatus_to_exitcode(status)
-    if code >= 0:
-        return f"exit code {code}"
-    try:
-        return f"killed by signal {signal.Signals(-code).name}"
-    except ValueError:
-        return f"killed by signal {-code}"
+    return describe_exit(os.waitstatus_to_exitcode(status))
 
 
 def run_workers(settings: Settings, host: str, port: int, workers: int, reserved: tuple[socket.socket, bool]) -> None:
