@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -370,3 +371,27 @@ def test_a_vector_copy_never_loaded_has_no_gauges_with_two_workers(
         and refused.json()["error"]["message"] == "the database is unavailable; retry shortly"
     )
     assert missing.rsplit("/", 1)[1] not in refused.text and missing.rsplit("/", 1)[1] in log_text
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_line_serve_logs_has_its_time_and_level(
+    make_database: Callable[..., str], tmp_path_factory: pytest.TempPathFactory, workers: int
+) -> None:
+    """serve's log mixed three formats: uvicorn's 'INFO:     Started server process' and its access lines (no
+    time: a request could not be placed in an incident's window), litestar's 'WARNING - <time> - <logger> - …'
+    (one worker) and the supervisor's '<time> INFO <logger>: …'. One format now: '<time> <LEVEL> <logger>: …'."""
+    url = make_database()
+    server = Server(url, 1024, tmp_path_factory.mktemp("api") / "api.log", workers=workers)
+    try:
+        server.wait_ready()
+        assert httpx.get(f"{server.base}/v1/search", params={"q": "milk", "mode": "keyword"}).status_code == 200
+        deadline = time.monotonic() + 10
+        while "GET /v1/search?q=milk" not in server.log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, "no access line"
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    lines = [line for line in server.log_path.read_text(errors="replace").splitlines() if line.strip()]
+    stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
+    assert lines and [line for line in lines if not stamped.match(line)] == [], lines
+    assert any(re.search(r' INFO uvicorn\.access: 127\.0\.0\.1:\d+ - "GET /v1/search\?q=milk', line) for line in lines)

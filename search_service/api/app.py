@@ -14,6 +14,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, Server
 
@@ -40,6 +41,7 @@ from search_service.api.shared_state import SharedState
 from search_service.api.webhook_docs import document_webhooks
 from search_service.settings import Settings
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as cli/common.py's configure_logging
 OPENAPI = OpenAPIConfig(
     title="Plinqy Search",
     version="1.0.0",
@@ -88,6 +90,8 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         state=State({"runtime": runtime}),
         openapi_config=OPENAPI,
         cors_config=_cors(settings),
+        # the worker's and the supervisors' format: one line each, the level second ('WARNING - <time> - …' before)
+        logging_config=LoggingConfig(formatters={"standard": {"format": LOG_FORMAT}}),
     )
     state_body_rules(app.openapi_schema, (*BODY_STRUCTS, WebhookCreate))
     optional_bodies(app.openapi_schema, [("/v1/stores/{store_id}/listings/{sku}", "delete")])
@@ -115,5 +119,5 @@ def _cors(settings: Settings) -> CORSConfig | None:
 
 def create_app_from_env() -> Litestar:
     """Factory for `uvicorn --factory` (serve --workers N): settings come from each worker's environment."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     return create_app(Settings.from_env())

@@ -137,9 +137,35 @@ class Duration(click.ParamType):
         return seconds
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def uvicorn_log_config() -> dict[str, object]:
+    """uvicorn's own lines in the same format ('INFO:     Started server process' had no time; an access line
+    had no time either, so a request could not be placed in an incident's window)."""
+    access = '%(asctime)s %(levelname)s %(name)s: %(client_addr)s - "%(request_line)s" %(status_code)s'
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "default": {"()": "logging.Formatter", "fmt": LOG_FORMAT},
+            "access": {"()": "uvicorn.logging.AccessFormatter", "fmt": access, "use_colors": False},
+        },
+        "handlers": {
+            "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+            "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
 def configure_logging() -> None:
     """A long-running command's log on stderr: one line each, with its level (as the API's), so WARNING and ERROR
     lines can be grepped."""
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)

@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import Any, NoReturn
 
 from embeddings.encoder import Encoder, load_encoder
+from search_service.cli.common import LOG_FORMAT, uvicorn_log_config
 from search_service.cli.ports import bind_port
 from search_service.forked import describe_exit
 from search_service.settings import Settings
@@ -113,7 +114,7 @@ def run_workers(settings: Settings, host: str, port: int, workers: int, reserved
     from search_service.api.app import create_app
     from search_service.api.shared_state import preload_shared_state, start_generation_writer
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     sock, own_sockets = reserved
     _metrics_for_workers()
     encoder = preload_encoder(settings)
@@ -121,7 +122,7 @@ def run_workers(settings: Settings, host: str, port: int, workers: int, reserved
     writer = start_generation_writer(worker_settings)  # meanwhile: the vectors' generation (shared_state.py)
     shared = preload_shared_state(worker_settings)
     app = functools.partial(create_app, worker_settings, encoder=encoder, shared=shared)
-    config = uvicorn.Config(app, factory=True, host=host, port=port, log_level="info")
+    config = uvicorn.Config(app, factory=True, host=host, port=port, log_config=uvicorn_log_config())
     gc.collect()
     gc.freeze()  # the objects imported so far stay out of every collection: their pages stay shared
     children: set[int] = set() if writer is None else {writer}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from search_service.cli.common import database_url, user_errors
+from search_service.cli.common import database_url, user_errors, uvicorn_log_config
 from search_service.cli.ports import bind_port
 from search_service.settings import Settings
 
@@ -70,7 +70,8 @@ def _serve_one(settings: Settings, host: str, port: int, sock: socket.socket, sh
     from search_service.engine.vector_files import VectorCopyConfig
 
     settings = replace(settings, vector_copy=VectorCopyConfig(shared_dir=shared))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="info"))
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=uvicorn_log_config())
+    server = uvicorn.Server(config)
     server.run(sockets=[sock])
     if not server.started:
         sys.exit(3)  # the app's startup failed (uvicorn.run's exit status for it)
