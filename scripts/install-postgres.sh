@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs PostgreSQL 15, PostGIS 3, pgvector >= 0.8.0, citext, uuid-ossp, pg_trgm and unaccent on Debian 12.
+# Installs PostgreSQL 15, PostGIS 3, pgvector >= 0.8.0, citext, uuid-ossp, pg_trgm, unaccent, fuzzystrmatch (Debian 12).
 # Idempotent: every step checks before it acts. Runs as root, or re-executes itself with sudo.
 set -euo pipefail
 
@@ -87,6 +87,7 @@ CREATE EXTENSION IF NOT EXISTS postgis;
 CREATE EXTENSION IF NOT EXISTS vector;
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE EXTENSION IF NOT EXISTS unaccent;
+CREATE EXTENSION IF NOT EXISTS fuzzystrmatch;
 SQL
 versions=$(psql -X -At -h 127.0.0.1 -p "$port" -U postgres -d postgres \
   -c "SELECT string_agg(extname || ' ' || extversion, ', ' ORDER BY extname) FROM pg_extension WHERE extname <> 'plpgsql'")

@@ -24,6 +24,7 @@ REQUIRED_EXTENSIONS: Mapping[str, str | None] = {
     "vector": "0.8.0",
     "pg_trgm": None,
     "unaccent": None,  # migration 0035: accent folding
+    "fuzzystrmatch": None,  # migration 0037: typo correction's edit distance
 }
 # How long each migration statement waits for a lock another session holds (a long transaction reading a table a
 # migration alters): every query queues behind the locks migrate already holds meanwhile.

@@ -150,10 +150,11 @@ SELECT coalesce(array_agg(id), '{}'::bigint[]) AS ids FROM t;
 -- params: q text, product_ids uuid[]
 -- explain=true: per product, the typo corrections it owes its match: a query word the vocabulary does not know,
 -- and the known word (as the keyword side's correction finds them: with two neighbouring letters swapped, else at
--- most 3 by trigrams of a near length) that the product's name or brand has. Same words and thresholds as
--- rank_keyword's typo tolerance (pg_trgm.similarity_threshold comes from the engine's settings).
+-- most 3 by trigrams within the edits the word's length allows) that the product's name or brand has. Same words
+-- and thresholds as rank_keyword's typo tolerance (pg_trgm.similarity_threshold comes from the engine's settings).
 WITH words AS (
-    SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', :q::text))) AS u(w)
+    SELECT DISTINCT w, CASE WHEN length(w) >= 9 THEN 2 ELSE 1 END AS edits
+    FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', :q::text))) AS u(w)
     WHERE length(w) >= 4 AND w !~ '^[0-9]+$' AND to_tsvector('plinqy_english', w) <> ''::tsvector
       AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = w)
 ), swapped AS (
@@ -169,7 +170,9 @@ WITH words AS (
     FROM words
     CROSS JOIN LATERAL (
         (SELECT t.term FROM search_term t
-         WHERE t.term % words.w AND abs(length(t.term) - length(words.w)) <= greatest(2, length(words.w) / 3)
+         WHERE t.term % words.w
+           AND CASE WHEN length(words.w) <= 255 AND length(t.term) <= 255  -- levenshtein's limit
+                    THEN levenshtein_less_equal(t.term, words.w, words.edits) <= words.edits END
            AND NOT EXISTS (SELECT 1 FROM swapped x WHERE x.w = words.w)
          GROUP BY t.term ORDER BY similarity(t.term, words.w) DESC, t.term LIMIT 3)
         UNION

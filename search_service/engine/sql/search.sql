@@ -407,8 +407,9 @@ matched AS (
 -- exact name (btree on lower(name)) or GTIN (unique btree); full text in both configs (GIN on
 -- search_tsv); typo tolerance: the query's words (English stop words left out) each widened to the
 -- vocabulary words (search_term, migration 0004) it equals or resembles (trigram similarity, threshold set
--- locally by the caller, at most 3 per word, for unknown words of 4+ letters, of a length near the word's (a slip
--- adds or drops a letter or two: trigram sets drop repeats, so `xxxxxxxxxx` resembled `xxl`), or, instead, that
+-- locally by the caller, at most 3 per word, for unknown words of 4+ letters, within 1 edit of the word (2 from 9
+-- letters: Levenshtein, fuzzystrmatch, migration 0037; the similarity alone took `flavor` to `flask`, 3 edits, and
+-- `present` to `press`; trigram sets drop repeats, so `xxxxxxxxxx` resembled `xxl`), or, instead, that
 -- it is with two neighbouring letters swapped (`mlik`, `pakc`: see `swapped`); numbers and single letters left
 -- out), matched with the full-text index: all the words, or, from three words on, all but any one (a word
 -- corrected wrongly or not at all costs one word, not the match; matches of every word are capped like the
@@ -446,7 +447,9 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
 ), fts_count AS (
     SELECT count(*) AS n FROM fts
 ), words AS MATERIALIZED (
-    SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', :q::text))) AS u(w)
+    -- `edits`: how far a correction may be (1, or 2 from 9 letters)
+    SELECT DISTINCT w, CASE WHEN length(w) >= 9 THEN 2 ELSE 1 END AS edits
+    FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', :q::text))) AS u(w)
     WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM fts_count) < :typo_below::int
       AND to_tsvector('plinqy_english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
 ), swapped AS MATERIALIZED (
@@ -470,7 +473,9 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
         UNION
         (SELECT t.term FROM search_term t
          WHERE length(words.w) >= 4 AND t.term % words.w
-           AND abs(length(t.term) - length(words.w)) <= greatest(2, length(words.w) / 3)
+           -- within the edits its length allows: trigrams alone took `flavor` to `flask` (3 edits)
+           AND CASE WHEN length(words.w) <= 255 AND length(t.term) <= 255  -- levenshtein's limit
+                    THEN levenshtein_less_equal(t.term, words.w, words.edits) <= words.edits END
            AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = words.w)
            AND NOT EXISTS (SELECT 1 FROM swapped x WHERE x.w = words.w)
          GROUP BY t.term
