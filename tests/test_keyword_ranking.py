@@ -73,3 +73,45 @@ def test_a_typo_is_corrected_within_an_edit_distance_bound_by_its_length(base: s
     explained = _explained(base, "choclate flavor")
     assert explained["Chocolate Flask Gift Set"] == ["choclate->chocolate"], explained
     assert explained["Milk Chocolate Bar"] == ["choclate->chocolate"], explained
+
+
+def test_a_size_glued_to_its_unit_matches_names_that_space_it_or_glue_it(base: str, db_url: str) -> None:
+    # `1l` was one token matching only names that glue it; typo tolerance then dropped it (or took `500g` to `500`)
+    names = [
+        "Qarrow Whole Milk 1 L",
+        "Qarrow Whole Milk 1L",
+        "Qarrow Whole Milk 500 ml",
+        "Qarrow Flour 500 g",
+        "Qarrow Sugar 500g",
+        "Qarrow Juice 500 ml",
+        "Qarrow Water 6 x 1 L",
+        "Qarrow Water 6x1L",
+        "Qarrow Water 1.5 L",
+        "Qarrow Oil 1,5 L",
+        "Qarrow Bulb GU10",
+        "Qarrow Bulb E14",
+        "Qarrow Battery CR2032",
+        "Qarrow TV 4K",
+    ]
+    _write(base, db_url, "S", names)
+    # the names of that size first, whichever way they write it (typo tolerance may add the other sizes after them)
+    glued_or_spaced = {
+        "qarrow whole milk 1l": {"Qarrow Whole Milk 1 L", "Qarrow Whole Milk 1L"},
+        "qarrow 500g": {"Qarrow Flour 500 g", "Qarrow Sugar 500g"},
+        "QARROW WATER 6X1L": {"Qarrow Water 6 x 1 L", "Qarrow Water 6x1L"},
+        "qarrow oil 1,5l": {"Qarrow Oil 1,5 L"},
+        "qarrow 1.5l": {"Qarrow Water 1.5 L"},
+        # codes are not sizes (letters before the digits, or no unit): they match as typed
+        "qarrow gu10": {"Qarrow Bulb GU10"},
+        "qarrow e14": {"Qarrow Bulb E14"},
+        "qarrow cr2032": {"Qarrow Battery CR2032"},
+        "qarrow tv 4k": {"Qarrow TV 4K"},
+    }
+    for q, sized in glued_or_spaced.items():
+        for mode in ("keyword", "hybrid"):
+            found = _names(base, q, mode)
+            assert set(found[: len(sized)]) == sized, (q, mode, found)
+    # an exact name, typed with its size glued
+    answer = httpx.get(f"{base}/v1/search", params={**NEAR, "q": "Qarrow Whole Milk 1l", "explain": "true"})
+    first = answer.json()["results"][0]
+    assert first["product"]["name"] == "Qarrow Whole Milk 1 L" and first["explain"]["exact_match"], first

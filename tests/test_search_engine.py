@@ -638,7 +638,8 @@ def test_explain_hnsw_plan_uses_the_hnsw_index_and_exact_plan_does_not(catalogue
 
 def _keyword_args(q: str) -> dict[str, Any]:
     """rank_keyword's own arguments, as a search without the candidate sets binds them."""
-    return {"q": q, "depth": 30, "cap": 400, "typo_tolerance": True, "typo_below": 30, "scan_cap": None}
+    own = {"depth": 30, "cap": 400, "typo_tolerance": True, "typo_below": 30, "scan_cap": None}
+    return {"q": q, "q_sized": None, **own}
 
 
 def test_keyword_statement_probes_listings_per_match(catalogue: Catalogue) -> None:

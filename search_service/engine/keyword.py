@@ -27,6 +27,7 @@ from search_service.engine.fusion import Ranked
 from search_service.engine.keyindex import ids_from_keys
 from search_service.engine.scope import Scope
 from search_service.engine.session import Conn, transaction
+from search_service.engine.text import spaced_sizes
 
 
 async def rank_keyword(
@@ -44,6 +45,7 @@ async def rank_keyword(
         typo_tolerance=config.typo_tolerance,
         typo_below=below,
         scan_cap=config.keyword_scan_cap if hand_back else None,
+        q_sized=spaced_sizes(scope.params.q),
     )
     rows = await conn.fetch(stmt.sql, *values)
     if rows and rows[-1]["packed_ids"] is not None:  # a query of `cap` matches or more, handed back
@@ -64,6 +66,7 @@ async def _rank_in_scope(conn: Conn, scope: Scope, depth: int, config: EngineCon
         match_capped=bool(handed["capped"]) or left_out > 0,
         ids_listed=scope.params.min_price is None and scope.params.max_price is None,
         depth=depth,
+        q_sized=spaced_sizes(scope.params.q),
     )
     return _ranked(await conn.fetch(stmt.sql, *values), unranked=left_out)
 

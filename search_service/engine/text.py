@@ -15,6 +15,7 @@ descriptions and category paths in this form, and the API reads `q`, `brand` and
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 
@@ -65,3 +66,24 @@ def fold_accents(text: str) -> str:
     """`text` with accents folded and `ß`, `æ`, `œ` spelled out, as PostgreSQL's `unaccent` folds a word: a typed
     `pât` completes to the vocabulary's `pate` (search_term holds words as the keyword side matches them)."""
     return text if text.isascii() else text.translate(_UNACCENT)
+
+
+# A size glued to its unit (`1l`, `500g`, `1,5kg`, `6x1l`): the parser keeps it one token, which matches only names
+# that glue it too, never `1 L` or `500 g`. Units as shops write them, case-insensitive; `x` is a pack's count
+# (`6x`, `6x1l`). Letters before the digits (GU10, E14, CR2032) or a unit not listed (4K) are not sizes.
+_UNITS = "kg|mg|g|ml|cl|dl|l|mm|cm|m|oz|lbs|lb|mah|ah|kwh|kw|v|w|mb|gb|tb|pack|pk|x"
+_NUMBER = r"[0-9]+(?:[.,][0-9]+)?"
+_SIZE = re.compile(rf"(?:([0-9]+)(x))?({_NUMBER})({_UNITS})", re.IGNORECASE)
+_TOKEN = re.compile(r"[^\W_]+(?:[.,][^\W_]+)*")
+
+
+def spaced_sizes(q: str) -> str | None:
+    """`q` with each size glued to its unit spaced (`whole milk 1l` -> `whole milk 1 l`, `6x1l` -> `6 x 1 l`), or
+    None when it holds none: the keyword side matches `q` or this, so names that write it either way match."""
+
+    def spaced(token: re.Match[str]) -> str:
+        size = _SIZE.fullmatch(token.group())
+        return " ".join(part for part in size.groups() if part) if size else token.group()
+
+    out = _TOKEN.sub(spaced, q)
+    return out if out != q else None

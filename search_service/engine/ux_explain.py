@@ -9,6 +9,7 @@ from uuid import UUID
 
 from search_service.db.sql import statement
 from search_service.engine.fusion import Ranked
+from search_service.engine.text import spaced_sizes
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,9 @@ async def explained(
 ) -> dict[UUID, HitExplain]:
     """Per hit of the page: its place on each side, its typo corrections, whether it matched exactly."""
     stmt = statement("engine/facets", "explain_typos")
-    rows = await conn.fetch(stmt.sql, *stmt.bind(q=q, product_ids=list(page))) if q else []
+    # the words the keyword side corrected: its sizes spaced (`500g` is `500 g`, not a typo of `500`)
+    words = spaced_sizes(q) or q
+    rows = await conn.fetch(stmt.sql, *stmt.bind(q=words, product_ids=list(page))) if words else []
     typos = {r["id"]: list(r["applied"]) for r in rows}
     kw_rank = {pid: i for i, pid in enumerate(kw.ids, start=1)} if kw else {}
     out = {}

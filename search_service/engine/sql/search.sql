@@ -354,19 +354,30 @@ FROM product_master p
 WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 
 -- fragment: keyword_query
--- params: q text
+-- params: q text, q_sized text|null (q with its sizes glued to a unit spaced, `1l` -> `1 l`: engine/text.py
+--    spaced_sizes; null: q holds none)
 -- The query's two tsqueries and its trimmed text, computed once (read through InitPlans: a generic plan would
 -- otherwise parse them again for every row it scores), and its exact name/GTIN matches. Two CTEs. A GTIN is
 -- compared in its 14-digit form (ix_product_master_gtin14): the ingest path stores that form, a shopper types the
--- 8, 12 or 13 digits printed on the pack, spaced or not.
+-- 8, 12 or 13 digits printed on the pack, spaced or not. A query with a glued size is q's words or q_sized's (the
+-- parser keeps `1l` one token, which matched only names that glue it too, never `1 L`), in both configs, and an
+-- exact name is either.
 tsq AS MATERIALIZED (
-    SELECT websearch_to_tsquery('plinqy_simple', :q::text) AS simple, websearch_to_tsquery('plinqy_english', :q::text) AS english,
-           btrim(:q::text) AS trimmed,
+    SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_simple', :q::text)
+                ELSE websearch_to_tsquery('plinqy_simple', :q::text)
+                     || websearch_to_tsquery('plinqy_simple', :q_sized::text) END AS simple,
+           CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_english', :q::text)
+                ELSE websearch_to_tsquery('plinqy_english', :q::text)
+                     || websearch_to_tsquery('plinqy_english', :q_sized::text) END AS english,
+           btrim(:q::text) AS trimmed, btrim(:q_sized::text) AS sized,
            CASE WHEN translate(btrim(:q::text), ' -', '') ~ '^[0-9]{8,14}$'
                 THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14
 ), exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
     WHERE lower(p.name) = lower((SELECT trimmed FROM tsq))
+    UNION
+    SELECT p.id FROM product_master p
+    WHERE lower(p.name) = lower((SELECT sized FROM tsq))
     UNION
     SELECT p.id FROM product_master p
     WHERE p.gtin IS NOT NULL AND lpad(p.gtin, 14, '0') = (SELECT gtin14 FROM tsq)
@@ -381,6 +392,7 @@ matched AS (
     SELECT p.id,
            -- a null brand or GTIN is no exact match (a null here sorted first under DESC)
            coalesce(lower(p.name) = lower((SELECT trimmed FROM tsq))
+                    OR lower(p.name) = lower((SELECT sized FROM tsq))
                     OR lower(p.brand) = lower((SELECT trimmed FROM tsq))
                     OR lpad(p.gtin, 14, '0') = (SELECT gtin14 FROM tsq), false) AS exact,
            -- the words as typed add twice their rank to the stems': a stem that is also the word (`tomato`) is
@@ -447,9 +459,10 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
 ), fts_count AS (
     SELECT count(*) AS n FROM fts
 ), words AS MATERIALIZED (
+    -- the sizes spaced: `500g` is no word to correct (to `500`), `500` and `g` are left out as any number or letter
     -- `edits`: how far a correction may be (1, or 2 from 9 letters)
     SELECT DISTINCT w, CASE WHEN length(w) >= 9 THEN 2 ELSE 1 END AS edits
-    FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', :q::text))) AS u(w)
+    FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', coalesce(:q_sized::text, :q::text)))) AS u(w)
     WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM fts_count) < :typo_below::int
       AND to_tsvector('plinqy_english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
 ), swapped AS MATERIALIZED (
