@@ -120,6 +120,14 @@ def test_explain(client: TestClient[Any]) -> None:
     assert any("hmamer->hammer" in r["explain"]["typo_corrections"] for r in swapped)  # two letters swapped
 
 
+def test_explain_reports_no_typo_corrections_where_no_keyword_side_ran(client: TestClient[Any]) -> None:
+    # semantic mode listed `hamer->hammer` for a hammer found by its vector alone
+    body = get(client, q="claw hamer", mode="semantic", explain="true", **AT_CENTER, radius_m=40000)
+    assert any("hammer" in r["product"]["name"].lower() for r in body["results"]), body["results"]
+    for r in body["results"]:
+        assert r["explain"]["typo_corrections"] == [] and r["explain"]["keyword_rank"] is None, r
+
+
 def test_suggest(client: TestClient[Any], seeded: Seeded) -> None:
     body = get(client, "/v1/suggest", q="Oat", **AT_CENTER, radius_m=5000)
     products = [s for s in body["suggestions"] if s["kind"] == "product"]

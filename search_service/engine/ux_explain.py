@@ -24,11 +24,12 @@ class HitExplain:
 async def explained(
     conn: Any, q: str, kw: Ranked | None, vec: Ranked | None, page: Sequence[UUID]
 ) -> dict[UUID, HitExplain]:
-    """Per hit of the page: its place on each side, its typo corrections, whether it matched exactly."""
+    """Per hit of the page: its place on each side, its typo corrections (none where no keyword side ran:
+    semantic mode), whether it matched exactly."""
     stmt = statement("engine/facets", "explain_typos")
     # the words the keyword side corrected: its sizes spaced (`500g` is `500 g`, not a typo of `500`)
     words = spaced_sizes(q) or q
-    rows = await conn.fetch(stmt.sql, *stmt.bind(q=words, product_ids=list(page))) if words else []
+    rows = await conn.fetch(stmt.sql, *stmt.bind(q=words, product_ids=list(page))) if words and kw else []
     typos = {r["id"]: list(r["applied"]) for r in rows}
     kw_rank = {pid: i for i, pid in enumerate(kw.ids, start=1)} if kw else {}
     out = {}
