@@ -67,6 +67,7 @@ class Worker(BatchSteps):
         self.stopping = False
         self.totals = BatchOutcome()
         self.batches = 0
+        self._lost_tries = 0  # failed tries in a row to reach the database (db_lost, db_back)
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
@@ -92,7 +93,11 @@ class Worker(BatchSteps):
                 if self.config.drain:
                     raise  # a one-shot drain fails loudly; a long-running worker rides the outage out
                 # The server went away (restart, failover, network). Tasks we held come back through the reaper.
-                log.warning(json.dumps({"event": "db_lost", "worker": self.worker_id, "error": str(exc)[:300]}))
+                self._lost_tries += 1
+                if self._lost_tries & (self._lost_tries - 1) == 0:  # the 1st, 2nd, 4th...: a dozen lines an hour
+                    error = str(exc)[:300]
+                    log.warning(json.dumps({"event": "db_lost", "worker": self.worker_id, "tries": self._lost_tries,
+                                            "error": error}))  # fmt: skip
                 self._sleep(delay)
                 delay = min(delay * 2, self.config.reconnect_max_s)
         summary = {"event": "stopped", "worker": self.worker_id, "batches": self.batches, **vars(self.totals)}
@@ -102,6 +107,9 @@ class Worker(BatchSteps):
     def _run_connected(self) -> bool:
         """The loop on one set of connections; True when the worker is done (drained or stopped)."""
         with self._connect() as conn, self._connect() as listener, self._writer() as writer:
+            if self._lost_tries:  # back after an outage: said once (db_lost said the 1st, 2nd, 4th... try)
+                log.info(json.dumps({"event": "db_back", "worker": self.worker_id, "after_tries": self._lost_tries}))
+                self._lost_tries = 0
             listener.execute("LISTEN ai_task")
             last_reap = float("-inf")
             while not self.stopping:

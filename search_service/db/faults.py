@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 import asyncpg
@@ -29,3 +31,23 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
         return await asyncpg.connect(dsn, **kwargs)
     except asyncpg.ObjectNotInPrerequisiteStateError as exc:
         raise DatabaseRefused(f"{type(exc).__name__}: {exc}") from exc
+
+
+class Outage:
+    """A job's lost database in its log: a `db_lost` line on the 1st, 2nd, 4th, 8th... failed try in a row (the
+    pause between tries doubles to 10 s: an hour away is a dozen lines, not 360 a job), and one `db_back` line
+    once it is connected again (there was none)."""
+
+    def __init__(self, logger: logging.Logger, **who: str) -> None:
+        self.log, self.who, self.tries = logger, who, 0
+
+    def lost(self, exc: BaseException) -> None:
+        self.tries += 1
+        if self.tries & (self.tries - 1) == 0:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            self.log.warning(json.dumps({"event": "db_lost", **self.who, "tries": self.tries, "error": error}))
+
+    def connected(self) -> None:
+        if self.tries:
+            self.log.info(json.dumps({"event": "db_back", **self.who, "after_tries": self.tries}))
+            self.tries = 0

@@ -30,7 +30,7 @@ from uuid import UUID
 
 import asyncpg
 
-from search_service.db.faults import CONNECTION_LOST, connect  # InternalClientError too: see db/faults.py
+from search_service.db.faults import CONNECTION_LOST, Outage, connect  # InternalClientError too: see db/faults.py
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.events import delivery, policy, ssrf
@@ -110,6 +110,7 @@ class Dispatcher:
         self._state = _State()
         self._rng = random.Random()
         self._reconnect_delay = 0.2
+        self._outage = Outage(log, dispatcher=self.id)
         self._connecting = False
 
     def request_stop(self) -> None:
@@ -145,7 +146,7 @@ class Dispatcher:
                 unreachable = not isinstance(exc, asyncpg.AdminShutdownError | asyncpg.PostgresConnectionError)
                 if drain and self._connecting and unreachable:
                     raise
-                log.warning(json.dumps({"event": "db_lost", "dispatcher": self.id, "error": str(exc)[:300]}))
+                self._outage.lost(exc)
                 await self._sleep(self._reconnect_delay)
                 self._reconnect_delay = min(self._reconnect_delay * 2, 10.0)
 
@@ -155,6 +156,7 @@ class Dispatcher:
         conn = await connect(self.dsn, server_settings={"application_name": name})
         self._connecting = False
         self._reconnect_delay = 0.2  # the pause grows while the server stays away, not over the process's life
+        self._outage.connected()
         try:
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
             while not self.stopping:

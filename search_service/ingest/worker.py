@@ -26,7 +26,7 @@ from uuid import UUID
 
 import asyncpg
 
-from search_service.db.faults import CONNECTION_LOST, connect
+from search_service.db.faults import CONNECTION_LOST, Outage, connect
 from search_service.db.sql import statement
 from search_service.ingest import groups, lanes, pipeline
 from search_service.ingest.config import IngestConfig
@@ -63,6 +63,7 @@ class ImportWorker:
         self.totals = pipeline.ChunkCounts()
         self._swept_at = -SWEEP_EVERY_S
         self._reconnect_delay = RECONNECT_FIRST_S
+        self._outage = Outage(log, worker=self.worker_id)
         self._connecting = False
 
     def install_signal_handlers(self) -> None:
@@ -83,8 +84,7 @@ class ImportWorker:
                 if self.options.drain and self._connecting and not server_away:
                     raise
                 lost_before = True
-                log.warning(json.dumps({"event": "db_lost", "worker": self.worker_id,
-                                        "error": f"{type(exc).__name__}: {exc}"[:300]}))  # fmt: skip
+                self._outage.lost(exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), self._reconnect_delay)
                 self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_MAX_S)
@@ -103,6 +103,7 @@ class ImportWorker:
             raise
         self._connecting = False
         self._reconnect_delay = RECONNECT_FIRST_S
+        self._outage.connected()
         try:
             if release_first:  # ours before the loss: its transactions died with it, so nobody waits for the lease
                 release = statement("ingest/batches", "release_worker_batches")

@@ -11,7 +11,6 @@ pause doubling up to 10 s while the server stays away); a `--drain` fails with t
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from uuid import UUID
 
 import psycopg
 
+from search_service.db.faults import Outage
 from search_service.db.secretbox import SecretBox
 from search_service.ingest.connectors.config import ConnectorsConfig
 from search_service.ingest.connectors.factory import SOURCES
@@ -111,19 +111,20 @@ def run_sync_loop(
     """Poll due connections until stopped; with `drain`, sync each due connection once and return."""
     stop = stop or threading.Event()
     report, attempted = JobReport(), set[UUID]()
-    delay = RECONNECT_FIRST_S
+    delay, outage = RECONNECT_FIRST_S, Outage(log, job="sync")
     while not stop.is_set():
         conn: psycopg.Connection[Any] | None = None
         try:
             with psycopg.connect(dsn, autocommit=True, application_name="plinqy-sync") as conn:
                 delay = RECONNECT_FIRST_S  # the pause grows while the server stays away, not over the job's life
+                outage.connected()
                 _poll(conn, box, config, recorder, report, attempted, drain, stop)
             break
         except psycopg.OperationalError as exc:
             # Lost: refused at connect, or the connection is gone. A statement's error on a live one is a real one.
             if drain or (conn is not None and not conn.broken):
                 raise
-            log.warning(json.dumps({"event": "db_lost", "job": "sync", "error": f"{type(exc).__name__}: {exc}"[:300]}))
+            outage.lost(exc)
             stop.wait(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)
     return report
