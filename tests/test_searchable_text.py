@@ -141,3 +141,23 @@ def test_the_migration_folds_the_words_stored_before(make_database: Callable[...
     with psycopg.connect(url) as conn:
         terms = conn.execute("SELECT term FROM search_term WHERE term IN ('pate', 'pâté') ORDER BY term").fetchall()
     assert terms == [("pâté",)]
+
+
+def test_an_exact_name_or_brand_matches_whatever_its_accents(base: str, db_url: str) -> None:
+    """`creme brulee` ranked "Creme Brulee Torch for Creme Brulee" above a product named Crème Brûlée, with
+    exact_match false: the exact flag compared the names as typed, accents and all."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, store := new_store(conn), "listings:write")
+    names = ["Crème Brûlée Vélmoz", "Creme Brulee Velmoz Torch for Creme Brulee Velmoz", "Pâté Zinthar",
+             "Pate Zinthar Spreading Knife for Pate Zinthar", "Zinthar Jam Velmoz"]  # fmt: skip
+    items = [{"sku": f"EX-{n}", "name": name, "price": 2, "quantity": 3} for n, name in enumerate(names)]
+    items[-1]["brand"] = "Łowiçz"
+    written = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert [r["status"] for r in written.json()["results"]] == ["mapped"] * 5, written.text
+    for mode in ("keyword", "hybrid"):
+        for typed, name in (
+            ("creme brulee velmoz", names[0]), ("CRÈME brûlée velmoz", names[0]), ("pate zinthar", names[2]),
+            ("lowicz", names[4]),
+        ):  # fmt: skip
+            first = _search(base, q=typed, mode=mode, explain="true")[0]
+            assert (first["product"]["name"], first["explain"]["exact_match"]) == (name, True), (mode, typed)

@@ -356,8 +356,9 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 -- fragment: keyword_query
 -- params: q text, q_sized text|null (q with its sizes glued to a unit spaced, `1l` -> `1 l`: engine/text.py
 --    spaced_sizes; null: q holds none)
--- The query's two tsqueries and its trimmed text, computed once (read through InitPlans: a generic plan would
--- otherwise parse them again for every row it scores), and its exact name/GTIN matches. Two CTEs. A GTIN is
+-- The query's two tsqueries, its trimmed text and that folded (lower case, accents as unaccent folds them), computed
+-- once (read through InitPlans: a generic plan would otherwise parse them again for every row it scores), and its
+-- exact name/GTIN matches. Two CTEs. A GTIN is
 -- compared in its 14-digit form (ix_product_master_gtin14): the ingest path stores that form, a shopper types the
 -- 8, 12 or 13 digits printed on the pack, spaced or not. A query with a glued size is q's words or q_sized's (the
 -- parser keeps `1l` one token, which matched only names that glue it too, never `1 L`), in both configs, and an
@@ -370,6 +371,7 @@ tsq AS MATERIALIZED (
                 ELSE websearch_to_tsquery('plinqy_english', :q::text)
                      || websearch_to_tsquery('plinqy_english', :q_sized::text) END AS english,
            btrim(:q::text) AS trimmed, btrim(:q_sized::text) AS sized,
+           lower(unaccent(btrim(:q::text))) AS folded, lower(unaccent(btrim(:q_sized::text))) AS sized_folded,
            CASE WHEN translate(btrim(:q::text), ' -', '') ~ '^[0-9]{8,14}$'
                 THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14
 ), exact AS MATERIALIZED (
@@ -390,10 +392,11 @@ tsq AS MATERIALIZED (
 -- exact name/brand/GTIN match and its score: one scoring function a row (see rank_keyword). A CTE, `matched`.
 matched AS (
     SELECT p.id,
-           -- a null brand or GTIN is no exact match (a null here sorted first under DESC)
-           coalesce(lower(p.name) = lower((SELECT trimmed FROM tsq))
-                    OR lower(p.name) = lower((SELECT sized FROM tsq))
-                    OR lower(p.brand) = lower((SELECT trimmed FROM tsq))
+           -- a null brand or GTIN is no exact match (a null here sorted first under DESC); accents folded as the
+           -- words are (plinqy_simple): `creme brulee` is an exact match for Crème Brûlée; a size spaced or glued
+           coalesce(lower(unaccent(p.name)) = (SELECT folded FROM tsq)
+                    OR lower(unaccent(p.name)) = (SELECT sized_folded FROM tsq)
+                    OR lower(unaccent(p.brand)) = (SELECT folded FROM tsq)
                     OR lpad(p.gtin, 14, '0') = (SELECT gtin14 FROM tsq), false) AS exact,
            -- the words as typed add twice their rank to the stems': a stem that is also the word (`tomato`) is
            -- in a name twice (its simple and english parts), so "Tomato Juice" outranked "Vine Tomatoes" for
