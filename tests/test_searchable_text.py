@@ -161,3 +161,34 @@ def test_an_exact_name_or_brand_matches_whatever_its_accents(base: str, db_url: 
         ):  # fmt: skip
             first = _search(base, q=typed, mode=mode, explain="true")[0]
             assert (first["product"]["name"], first["explain"]["exact_match"]) == (name, True), (mode, typed)
+
+
+def test_brands_fold_in_python_as_postgresql_folds_them(db_url: str) -> None:
+    """A brand facet groups by plinqy_fold (migration 0038) in SQL, and by fold_accents of PostgreSQL's lower() in
+    memory (engine/facet_memory.py): the two must agree on every character the rules know, in either case."""
+    rules = [chr(c) for c in fold_accents.__globals__["_UNACCENT"]]
+    texts = rules + [c.upper() for c in rules] + ["Château Belair", "ŁOWICZ", "İstanbul", "STRAẞE"]
+    with psycopg.connect(db_url) as conn:
+        each = "SELECT array_agg(lower(c) ORDER BY n), array_agg(plinqy_fold(c) ORDER BY n) FROM unnest(%s::text[])"
+        lowered, folded = conn.execute(each + " WITH ORDINALITY AS u(c, n)", (texts,)).fetchone()  # type: ignore[misc]
+    assert [fold_accents(c) for c in lowered] == folded
+    assert folded[-4:] == ["chateau belair", "lowicz", "istanbul", "strasse"]
+
+
+def test_a_brand_is_one_brand_whatever_its_accents(base: str, db_url: str) -> None:
+    """`Château Belair` and `Chateau Belair` were two facet values, `brand=Chateau Belair` found the plain one only
+    and `brand=lowicz` nothing of Łowicz."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, store := new_store(conn), "listings:write")
+    brands = ["Château Belair", "Château Belair", "Chateau Belair", "Łowicz"]
+    items = [{"sku": f"BR-{n}", "name": f"Grenvox Wine {n}", "brand": b, "price": 2, "quantity": 3}
+             for n, b in enumerate(brands)]  # fmt: skip
+    written = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert [r["status"] for r in written.json()["results"]] == ["mapped"] * 4, written.text
+    for mode in ("keyword", "hybrid"):
+        faceted = httpx.get(f"{base}/v1/search", params={**NEAR, "q": "grenvox", "mode": mode, "facets": "brand"})
+        assert faceted.status_code == 200, faceted.text
+        values = {v["value"]: v["count"] for v in faceted.json()["facets"]["brand"]}
+        assert values == {"Château Belair": 3, "Łowicz": 1}, (mode, values)
+        for brand, want in (("Chateau Belair", 3), ("CHÂTEAU BELAIR", 3), ("lowicz", 1)):
+            assert len(_search(base, q="grenvox", mode=mode, brand=brand)) == want, (mode, brand)

@@ -29,7 +29,7 @@ def test_the_listing_filter_is_written_once() -> None:
     text = (PACKAGE_ROOT / "engine" / "sql" / "search.sql").read_text()
     # listing_terms, and sellable_listing (what the in-memory candidate sets hold)
     assert text.count("sp.quantity > 0") == 2 and text.count("p.category_id = ANY") == 1
-    assert text.count("lower(p.brand) = lower(:brand") == 1
+    assert text.count("plinqy_fold(p.brand) = plinqy_fold(:brand") == 1
     # the shared filters reach every statement that ranks or checks products
     for name in ("rank_exact", "rank_hnsw", "filter_ranked", "rank_keyword"):
         assert {"store_ids", "in_stock", "min_price", "max_price", "category_ids", "brand"} <= set(

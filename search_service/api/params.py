@@ -189,7 +189,7 @@ Brand = Annotated[
     str | None,
     Parameter(
         description=(
-            f"Only products of this brand. 1–{BRAND_MAX_LENGTH} characters after "
+            f"Only products of this brand, whatever its case and accents. 1–{BRAND_MAX_LENGTH} characters after "
             "trimming surrounding whitespace; no control characters."
         ),
         schema_extra={"minLength": 1, "maxLength": BRAND_MAX_LENGTH, "pattern": Q_PATTERN},

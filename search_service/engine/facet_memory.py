@@ -5,10 +5,11 @@ distance; no product row) and the labels of the set's products the copy may not 
 filters, orders and counts are numpy's. The category, brand and price facets and all three sorts; the store
 facet needs every listing's store, and goes to the SQL statement (`faceted_page` chooses).
 
-As in SQL: a product passes when it is active, in the chosen category subtree, of the chosen brand (lower() as
-PostgreSQL compares it), and has a listing in scope at the chosen store in the price range; a facet counts the
-products that pass every filter but its own (the chosen store is no facet here: its filter applies to every
-listing read); categories roll up the tree; a price bucket counts the products with a listing in it.
+As in SQL: a product passes when it is active, in the chosen category subtree, of the chosen brand (as PostgreSQL
+compares it: plinqy_fold, case and accents folded), and has a listing in scope at the chosen store in the price
+range; a facet counts the products that pass every filter but its own (the chosen store is no facet here: its filter
+applies to every listing read); categories roll up the tree; a price bucket counts the products with a listing in
+it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from search_service.engine.facets import (
 )
 from search_service.engine.keyindex import keys_of
 from search_service.engine.store_locator import StoreLocator
+from search_service.engine.text import fold_accents
 
 MEMORY_FACETS = frozenset(("category", "brand", "price"))
 STOCK_FACETS = MEMORY_FACETS | {"store"}  # the listing buckets count stores too (facet_stores.py)
@@ -132,13 +134,15 @@ def _category_counts(labels: ProductLabels, category: np.ndarray) -> list[Catego
 
 
 def _brand_counts(labels: ProductLabels, brand: np.ndarray) -> list[ValueCount]:
-    """One value a brand as its filter reads it (lower()), named by the spelling most of its products have (ties:
-    code point order, the cluster's C.UTF-8 collation), as facets.sql's brand_counts."""
+    """One value a brand as its filter reads it (lower(), accents folded: SQL's plinqy_fold), named by the spelling
+    most of its products have (ties: code point order, the cluster's C.UTF-8 collation), as facets.sql's
+    brand_counts."""
     codes, counts = np.unique(brand[brand != NO_BRAND], return_counts=True)
     spellings: dict[str, list[tuple[int, str]]] = {}
     for code, n in zip(codes.tolist(), counts.tolist(), strict=True):
         spelling = labels.brands[code]
-        spellings.setdefault(labels.lower_brands.get(code, spelling.lower()), []).append((-n, spelling))
+        key = fold_accents(labels.lower_brands.get(code, spelling.lower()))
+        spellings.setdefault(key, []).append((-n, spelling))
     values = [(min(group)[1], -sum(n for n, _ in group)) for group in spellings.values()]
     values.sort(key=lambda item: (-item[1], item[0]))
     return [ValueCount(v, n) for v, n in values[:FACET_VALUES]]

@@ -154,6 +154,8 @@ product_master = Table(
     # Search-as-you-type: LIKE 'prefix%' range scans outside the C collation (migration 0009).
     Index("ix_product_master_name_prefix", text("lower(name) text_pattern_ops")),
     Index("ix_product_master_brand_prefix", text("lower(brand) text_pattern_ops")),
+    # The brand filter, accents folded (migration 0038: plinqy_fold is lower() then unaccent).
+    Index("ix_product_master_brand_folded", text("plinqy_fold(brand)")),
     # Suggestions in a few stores read the label of every product they stock: index-only (migration 0011).
     Index(
         "ix_product_master_active_labels",

@@ -52,7 +52,7 @@ WITH pt AS (
 ), base AS MATERIALIZED (
     SELECT p.id, b.ord, p.category_id, p.brand,
            (:category_ids::bigint[] IS NULL OR p.category_id = ANY(:category_ids::bigint[])) AS cat_ok,
-           (:facet_brand::text IS NULL OR lower(p.brand) = lower(:facet_brand::text)) AS brand_ok
+           (:facet_brand::text IS NULL OR plinqy_fold(p.brand) = plinqy_fold(:facet_brand::text)) AS brand_ok
     FROM unnest(:product_ids::uuid[]) WITH ORDINALITY AS b(id, ord)
     JOIN product_master p ON p.id = b.id
     WHERE p.is_active
@@ -105,12 +105,13 @@ WITH pt AS (
     FROM cat_products cp JOIN cat_up u ON u.leaf = cp.category_id JOIN category c ON c.id = u.anc
     GROUP BY c.id, c.name, c.parent_id
 ), brand_counts AS (
-    -- one value a brand as its filter reads it (lower()): `X` and `x` of two stores were two values counting one
-    -- each, and either one chose both; the spelling most of its products have names it
+    -- one value a brand as its filter reads it (plinqy_fold: case and accents folded): `X` and `x`, `Château` and
+    -- `Chateau` of two stores were two values counting one each, and either one chose both; the spelling most of
+    -- its products have names it
     SELECT mode() WITHIN GROUP (ORDER BY b.brand) AS value, count(*) AS n
     FROM base b JOIN per ON per.id = b.id
     WHERE 'brand' = ANY(:facets::text[]) AND b.cat_ok AND per.listing_ok AND b.brand IS NOT NULL
-    GROUP BY lower(b.brand)
+    GROUP BY plinqy_fold(b.brand)
     ORDER BY count(*) DESC, 1
     LIMIT :facet_values::int
 ), store_counts AS (
@@ -226,7 +227,7 @@ labels AS MATERIALIZED (
 ), chosen AS (
     SELECT coalesce(array_agg(DISTINCT b.brand), '{}'::text[]) AS brands
     FROM (SELECT unnest(:set_brands::text[]) AS brand UNION SELECT brand FROM labels) b
-    WHERE lower(b.brand) = lower(:facet_brand::text)
+    WHERE plinqy_fold(b.brand) = plinqy_fold(:facet_brand::text)
 )
 
 -- name: facet_listings
@@ -240,7 +241,7 @@ labels AS MATERIALIZED (
 -- (int4 position in product_ids from 1, int8 price in cents, float8 store distance or NaN), read as facet_set
 -- reads them (per product; globally a hash of the active stores; a few stores store by store) but without the
 -- product rows, which the API holds; the labels of the set's products stamped after `since` or not held; and
--- which of the set's brands the chosen one is (lower() as PostgreSQL has it, as the SQL path compares them).
+-- which of the set's brands the chosen one is (plinqy_fold, as the SQL path compares them).
 WITH pt AS (
     SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
                 ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g

@@ -70,12 +70,12 @@ AND {{ any_active_store }}
 
 -- fragment: product_filter
 -- params: category_ids bigint[]|null (the category subtree), exclude_id uuid|null (similar(): the product
---         itself), brand text|null (case-insensitive exact match)
+--         itself), brand text|null (exact match but for case and accents: plinqy_fold, migration 0038)
 -- A qualifying product (alias p = product_master).
 p.is_active
 AND (:category_ids::bigint[] IS NULL OR p.category_id = ANY(:category_ids::bigint[]))
 AND (:exclude_id::uuid IS NULL OR p.id <> :exclude_id::uuid)
-AND (:brand::text IS NULL OR lower(p.brand) = lower(:brand::text))
+AND (:brand::text IS NULL OR plinqy_fold(p.brand) = plinqy_fold(:brand::text))
 
 -- fragment: sellable_listing
 -- params: none
