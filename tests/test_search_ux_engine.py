@@ -159,8 +159,11 @@ def test_a_chosen_store_shows_every_product_it_has(cat: Catalogue, mode: str) ->
     if mode == "keyword":
         sold &= set(drills)
     ids = [h.product.id for h in got.results]
-    assert len(sold) > 5 and len(ids) == 5 and set(ids) <= sold  # the store's 5 best
-    assert not set(ids) <= {h.product.id for h in every.results}, "only the scope's 5 best that it has"
+    if mode == "keyword":  # a keyword set is every match, whatever the depth: every drill the store has
+        assert len(sold) > 5 and set(ids) == sold
+    else:
+        assert len(sold) > 5 and len(ids) == 5 and set(ids) <= sold  # the store's 5 best
+        assert not set(ids) <= {h.product.id for h in every.results}, "only the scope's 5 best that it has"
     assert got.facets.store == every.facets.store
 
 
@@ -466,16 +469,33 @@ def test_a_facet_sets_best_rows_are_the_exact_best(loose: float) -> None:
             assert np.allclose(similarity, exact[got_rows], atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", ["keyword", "semantic"])
+@pytest.mark.parametrize("mode", ["hybrid", "semantic"])
 def test_a_set_that_reached_its_depth_says_it_was_capped(cat: Catalogue, mode: str) -> None:
     """A set cut at its depth counted only its first products: the page said "5 of 5" where more matched. It says
     so now (`capped`), and a set that ended before its depth does not."""
     params = SearchParams(q="drill", lat=CENTER[0], lon=CENTER[1], radius_m=20_000, mode=mode, limit=100)
-    vector = np.ones(384, dtype=np.float32) / np.sqrt(384) if mode == "semantic" else None
-    matching = len(_matches(cat, "drill")) if mode == "keyword" else len(_qualifying(cat, _near(cat, 20_000)))
+    vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+    matching = len(_qualifying(cat, _near(cat, 20_000)))
     cut = run(_ux(cat.url, params, UxParams(facets=FACETS), vector, depth=5))
     whole = run(_ux(cat.url, params, UxParams(facets=FACETS), vector, depth=1000))
     assert matching > 5 and cut.total == 5 and cut.capped
     assert whole.total is not None and 5 < whole.total < 1000 and not whole.capped
     window = run(_ux(cat.url, params, UxParams(bbox=geo_areas.parse_bbox("13.2,52.4,13.6,52.6")), vector))
     assert not window.capped  # ranked only as deep as the page's window: no whole set to cap
+
+
+def test_a_keyword_set_is_every_match_whatever_the_facet_depth(cat: Catalogue) -> None:
+    """PLINQY_FACET_DEPTH bounds the semantic and hybrid sets (every product has a similarity); a keyword set is
+    every match in scope, up to the keyword side's own caps (docs/search-features.md, "The result set"). At depth
+    10 the keyword facets counted, and sort=price ordered, the first 10 matches only."""
+    params = SearchParams(q="drill", lat=CENTER[0], lon=CENTER[1], radius_m=20_000, mode="keyword", limit=100)
+    in_scope = {p for _s, p, _price in _qualifying(cat, _near(cat, 20_000))}
+    matching = set(_matches(cat, "drill")) & in_scope
+    faceted = run(_ux(cat.url, params, UxParams(facets=FACETS), depth=10))
+    by_price = run(_ux(cat.url, params, UxParams(sort="price"), depth=10))
+    assert len(matching) > 10
+    assert faceted.total == len(matching) and not faceted.capped
+    assert sum(c.count for c in faceted.facets.price) >= len(matching)
+    assert {h.product.id for h in by_price.results} == matching and by_price.total == len(matching)
+    small = replace(DEFAULT_CONFIG, keyword_cap=5, keyword_rank_cap=5)  # the keyword side's caps cut it: it says so
+    assert run(_ux(cat.url, params, UxParams(facets=FACETS), depth=10, config=small)).capped

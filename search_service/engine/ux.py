@@ -7,8 +7,8 @@
 2. the ranked result set: the engine's own sides (keyword, vector, or both fused by RRF as in `search`) at the
    depth of the fusion window holding offset + limit (`fusion.fusion_depth`), or `FacetConfig.depth` when facets,
    a non-relevance sort or a brand/store filter need the whole set (keyword search: every match, up to the keyword
-   side's caps). With facets the ranking leaves out the
-   facet filters (category, price), which `facet_set` applies, so that each facet can count the values not chosen;
+   side's caps, `keyword_rank_cap`). With facets the ranking leaves out the facet filters (category, price), which
+   `facet_set` applies, so that each facet can count the values not chosen;
 3. `facet_set`: filters, orders (stable) and counts; then the page is hydrated, each store says whether it
    delivers to the point, and with explain each hit gets its vector similarity, keyword rank, typo corrections and
    exact-match flag, and the response the plan, candidate count and stage timings.
@@ -97,10 +97,13 @@ def _whole(params: engine.SearchParams, ux: UxParams) -> bool:
     return bool(ux.facets or ux.sort != "relevance" or params.brand is not None or ux.store_id is not None)
 
 
-def _depth(params: engine.SearchParams, ux: UxParams, facets: FacetConfig, config: engine.EngineConfig) -> int:
-    """The whole set's fixed depth (pages past it are empty: a deeper set would order its pages differently), or
-    the fusion window holding the page (`fusion.fusion_depth`)."""
-    return facets.depth if _whole(params, ux) else fusion_depth(params.offset + params.limit, config.rrf_depth)
+def _depth(
+    params: engine.SearchParams, ux: UxParams, facets: FacetConfig, config: engine.EngineConfig, keyword: bool
+) -> int:
+    """The whole set's fixed depth (pages past it are empty: a deeper set orders its pages otherwise), in keyword
+    mode every match its side ranks (up to `keyword_rank_cap`); or the fusion window holding the page."""
+    whole = config.keyword_rank_cap if keyword else facets.depth
+    return whole if _whole(params, ux) else fusion_depth(params.offset + params.limit, config.rrf_depth)
 
 
 async def _plan(
@@ -312,7 +315,7 @@ async def _ranked_set(
         replace(params, category_id=None, min_price=None, max_price=None, brand=None) if ux.facets else params
     )
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
-    depth = _depth(params, ux, context.facet_config, context.config)
+    depth = _depth(params, ux, context.facet_config, context.config, query_vector is None or params.mode == "keyword")
     sets = await _current_sets(conn, params, ranked_stores, context.vectors)
     near = None
     if ux.bbox is None and ux.fulfilment == "pickup" and store_ids is not None and ranked_stores is store_ids:
@@ -384,9 +387,11 @@ async def _ux_run(
     explain = await explained(conn, params.q, ranking.keyword, ranking.vector, page.ids) if ux.explain else {}
     if ux.explain:
         clock.lap("explain")
-    depth = _depth(params, ux, context.facet_config, context.config)
+    keyword = ranking.vector is None
+    depth = _depth(params, ux, context.facet_config, context.config, keyword)
     complete = _whole(params, ux) or len(ranking.ids) < depth
-    capped = _whole(params, ux) and len(ranking.ids) >= depth
+    cut = keyword and ranking.keyword is not None and not ranking.keyword.total_exact  # its caps cut the matches
+    capped = _whole(params, ux) and (len(ranking.ids) >= depth or cut)
     return UxResult(
         hits, page.total if complete else None, ranking.strategy, ranking.candidates, page.facets, delivers, explain,
         clock.timings, capped,
