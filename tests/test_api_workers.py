@@ -243,6 +243,12 @@ def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:
     search meanwhile is refused (it answered 503 "the database is not connected yet" for ~2.5 s)."""
     before = worker_pids(two_workers)
     os.kill(before[0], signal.SIGKILL)
+    # until it is dead its listening socket is in the port's group: a connection the kernel hashed to it in that
+    # moment is reset as the socket closes (no server can answer it); from then on the group is the live worker's
+    deadline = time.monotonic() + 10
+    while _alive(before[0]):
+        assert time.monotonic() < deadline, "the killed worker did not die"
+        time.sleep(0.01)
     params = {"q": "synthetic product 3", "limit": "3"}
     codes: list[int] = []
     replaced_at = None
@@ -258,6 +264,15 @@ def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:
     assert len(codes) > 20 and set(codes) == {200}, sorted(set(codes))
     # The raw os.wait() status was logged ('status 9'; an exit code 1 read 256).
     assert f"worker {before[0]} ended (killed by signal SIGKILL)" in two_workers.log_path.read_text(errors="replace")
+
+
+def _alive(pid: int) -> bool:
+    """Running: not gone and not a zombie (a zombie's files, its sockets among them, are closed)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def listening_workers(server: Server) -> set[int]:
