@@ -78,12 +78,16 @@ _TOKEN = re.compile(r"[^\W_]+(?:[.,][^\W_]+)*")
 
 
 def spaced_sizes(q: str) -> str | None:
-    """`q` with each size glued to its unit spaced (`whole milk 1l` -> `whole milk 1 l`, `6x1l` -> `6 x 1 l`), or
-    None when it holds none: the keyword side matches `q` or this, so names that write it either way match."""
+    """`q` with each size glued to its unit spaced as a phrase (`whole milk 1l` -> `whole milk "1 l"`, `6x1l` ->
+    `"6 x 1 l"`), a decimal comma as a point (`1,5kg` -> `"1.5 kg"`: the keyword side also reads it with commas), or
+    None when it holds none: the keyword side matches `q` or this, so names that write it either way match. A
+    phrase: `5g` spaced as two words matched any `5` and any `g` of a product's text (`5% fat, 300 g`)."""
 
     def spaced(token: re.Match[str]) -> str:
         size = _SIZE.fullmatch(token.group())
-        return " ".join(part for part in size.groups() if part) if size else token.group()
+        if size is None:
+            return token.group()
+        return '"' + " ".join(part.replace(",", ".") for part in size.groups() if part) + '"'
 
     out = _TOKEN.sub(spaced, q)
     return out if out != q else None

@@ -173,7 +173,8 @@ WITH words AS (
         (SELECT t.term FROM search_term t
          WHERE t.term % words.w
            AND CASE WHEN length(words.w) <= 255 AND length(t.term) <= 255  -- levenshtein's limit
-                    THEN levenshtein_less_equal(t.term, words.w, words.edits) <= words.edits END
+                    THEN levenshtein_less_equal(t.term, words.w, 2)
+                         <= CASE WHEN words.edits = 2 OR similarity(t.term, words.w) >= 0.45 THEN 2 ELSE 1 END END
            AND NOT EXISTS (SELECT 1 FROM swapped x WHERE x.w = words.w)
          GROUP BY t.term ORDER BY similarity(t.term, words.w) DESC, t.term LIMIT 3)
         UNION

@@ -361,17 +361,21 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 -- exact name/GTIN matches. Two CTEs. A GTIN is
 -- compared in its 14-digit form (ix_product_master_gtin14): the ingest path stores that form, a shopper types the
 -- 8, 12 or 13 digits printed on the pack, spaced or not. A query with a glued size is q's words or q_sized's (the
--- parser keeps `1l` one token, which matched only names that glue it too, never `1 L`), in both configs, and an
--- exact name is either.
+-- parser keeps `1l` one token, which matched only names that glue it too, never `1 L`; q_sized holds each size as
+-- a phrase, `"1.5 l"`, read with a decimal point and with a comma: the parser splits `1,5` into `1` and `5`), in
+-- both configs, and an exact name is either.
 tsq AS MATERIALIZED (
     SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_simple', :q::text)
                 ELSE websearch_to_tsquery('plinqy_simple', :q::text)
-                     || websearch_to_tsquery('plinqy_simple', :q_sized::text) END AS simple,
+                     || websearch_to_tsquery('plinqy_simple', :q_sized::text)
+                     || websearch_to_tsquery('plinqy_simple', replace(:q_sized::text, '.', ',')) END AS simple,
            CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_english', :q::text)
                 ELSE websearch_to_tsquery('plinqy_english', :q::text)
-                     || websearch_to_tsquery('plinqy_english', :q_sized::text) END AS english,
-           btrim(:q::text) AS trimmed, btrim(:q_sized::text) AS sized,
-           lower(unaccent(btrim(:q::text))) AS folded, lower(unaccent(btrim(:q_sized::text))) AS sized_folded,
+                     || websearch_to_tsquery('plinqy_english', :q_sized::text)
+                     || websearch_to_tsquery('plinqy_english', replace(:q_sized::text, '.', ',')) END AS english,
+           btrim(:q::text) AS trimmed, btrim(replace(:q_sized::text, '"', '')) AS sized,
+           lower(unaccent(btrim(:q::text))) AS folded,
+           lower(unaccent(btrim(replace(:q_sized::text, '"', '')))) AS sized_folded,
            CASE WHEN translate(btrim(:q::text), ' -', '') ~ '^[0-9]{8,14}$'
                 THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14
 ), exact AS MATERIALIZED (
@@ -423,7 +427,8 @@ matched AS (
 -- search_tsv); typo tolerance: the query's words (English stop words left out) each widened to the
 -- vocabulary words (search_term, migration 0004) it equals or resembles (trigram similarity, threshold set
 -- locally by the caller, at most 3 per word, for unknown words of 4+ letters, within 1 edit of the word (2 from 9
--- letters: Levenshtein, fuzzystrmatch, migration 0037; the similarity alone took `flavor` to `flask`, 3 edits, and
+-- letters, or where their trigram similarity is 0.45 or more: `cinammon`, `croisant`; Levenshtein, fuzzystrmatch,
+-- migration 0037; the similarity alone took `flavor` to `flask`, 3 edits, and `floor`, 2 at 0.3, and
 -- `present` to `press`; trigram sets drop repeats, so `xxxxxxxxxx` resembled `xxl`), or, instead, that
 -- it is with two neighbouring letters swapped (`mlik`, `pakc`: see `swapped`); numbers and single letters left
 -- out), matched with the full-text index: all the words, or, from three words on, all but any one (a word
@@ -463,7 +468,7 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     SELECT count(*) AS n FROM fts
 ), words AS MATERIALIZED (
     -- the sizes spaced: `500g` is no word to correct (to `500`), `500` and `g` are left out as any number or letter
-    -- `edits`: how far a correction may be (1, or 2 from 9 letters)
+    -- `edits`: how far a correction may be (1, or 2 from 9 letters, or where the trigrams are close: >= 0.45)
     SELECT DISTINCT w, CASE WHEN length(w) >= 9 THEN 2 ELSE 1 END AS edits
     FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', coalesce(:q_sized::text, :q::text)))) AS u(w)
     WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM fts_count) < :typo_below::int
@@ -491,7 +496,8 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
          WHERE length(words.w) >= 4 AND t.term % words.w
            -- within the edits its length allows: trigrams alone took `flavor` to `flask` (3 edits)
            AND CASE WHEN length(words.w) <= 255 AND length(t.term) <= 255  -- levenshtein's limit
-                    THEN levenshtein_less_equal(t.term, words.w, words.edits) <= words.edits END
+                    THEN levenshtein_less_equal(t.term, words.w, 2)
+                         <= CASE WHEN words.edits = 2 OR similarity(t.term, words.w) >= 0.45 THEN 2 ELSE 1 END END
            AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = words.w)
            AND NOT EXISTS (SELECT 1 FROM swapped x WHERE x.w = words.w)
          GROUP BY t.term
