@@ -192,3 +192,10 @@ def test_a_brand_is_one_brand_whatever_its_accents(base: str, db_url: str) -> No
         assert values == {"Château Belair": 3, "Łowicz": 1}, (mode, values)
         for brand, want in (("Chateau Belair", 3), ("CHÂTEAU BELAIR", 3), ("lowicz", 1)):
             assert len(_search(base, q="grenvox", mode=mode, brand=brand)) == want, (mode, brand)
+    # a suggested brand too: one brand for `ch` (it was two), found by `chat` without its accent, shown as its
+    # smallest spelling, which its filter finds
+    for typed, want in (("ch", ["Chateau Belair"]), ("chat", ["Chateau Belair"]), ("CHÂTEAU B", ["Chateau Belair"]),
+                        ("lo", ["Łowicz"])):  # fmt: skip
+        answer = httpx.get(f"{base}/v1/suggest", params={"q": typed, **NEAR})
+        assert answer.status_code == 200, answer.text
+        assert [s["text"] for s in answer.json()["suggestions"] if s["kind"] == "brand"] == want, (typed, answer.text)

@@ -21,6 +21,7 @@ import pytest
 from search_service.engine import suggest as suggest_module
 from search_service.engine import suggest_index as suggest_index_module
 from search_service.engine.candidates import CandidateSets
+from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.suggest import Suggestion, SuggestParams, merge, split_prefix, suggest
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_scope import suggest_in_memory
@@ -278,3 +279,52 @@ def test_a_build_leaves_the_event_loop_answering(fresh_db_url: str, monkeypatch:
         assert await _from_memory(conn, index, sets, params) == await suggest(conn, params)
 
     run(_call(fresh_db_url, scenario))
+
+
+def test_a_brand_is_suggested_once_whatever_its_accents_by_every_path(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Château Belair` and `Chateau Belair` were two brands for `ch`, and `chat` never completed `Château Belair`:
+    the brand completions grouped and matched lower(brand), where the brand filter folds accents too (migration
+    0038). Every path (the walk, the narrow plan, the labels, the index and its overlay) now gives one brand, its
+    smallest spelling, for the prefix typed with or without accents."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        store = sync.execute(
+            "INSERT INTO store (name, location) VALUES ('Wine store', ST_SetSRID(ST_MakePoint(%s, %s), 4326))"
+            " RETURNING id",
+            (CENTER[1], CENTER[0]),
+        ).fetchone()[0]  # type: ignore[index]
+        for n, brand in enumerate(["Château Belair", "Château Belair", "Chateau Belair", "Chatelain", "Łowicz"]):
+            sync.execute(
+                "WITH p AS (INSERT INTO product_master (name, brand) VALUES (%s, %s) RETURNING id)"
+                " INSERT INTO store_product (store_id, product_master_id, price, currency, quantity)"
+                " SELECT %s, id, 1, 'EUR', 3 FROM p",
+                (f"Grenvox wine {n}", brand, store),
+            )
+    typed = {"ch": ["Chateau Belair", "Chatelain"], "chât": ["Chateau Belair", "Chatelain"],
+             "CHÂTEAU b": ["Chateau Belair"], "lo": ["Łowicz"], "ŁOW": ["Łowicz"]}  # fmt: skip
+
+    async def brands(conn: asyncpg.Connection, want: dict[str, list[str]], change: str = "") -> None:
+        labels = ProductLabels()
+        await labels.load(conn)
+        index, sets = await _loaded(conn)
+        if change:  # after the snapshots: the index's overlay and the labels' newer rows
+            await conn.execute(change)
+        for q, names in want.items():
+            for point, metres in ((CENTER, 1000.0), ((None, None), 5000.0)):
+                params = SuggestParams(q, point[0], point[1], metres, 10)
+                answers = {"index": await _from_memory(conn, index, sets, params)}
+                for narrow in (0, 10_000):  # the walk, then the narrow plan (radius scopes) and the labels
+                    monkeypatch.setattr(suggest_module, "NARROW_STORES", narrow)
+                    answers[f"sql {narrow}"] = await suggest(conn, params)
+                    answers[f"labels {narrow}"] = await suggest(conn, params, labels)
+                for way, got in answers.items():
+                    assert [s.text for s in got if s.kind == "brand"] == names, (q, point, way)
+
+    run(_call(fresh_db_url, brands, typed))
+    renamed = "UPDATE product_master SET brand = 'CHATEAU BELAIR' WHERE brand = 'Chatelain'"  # the smallest spelling
+    run(
+        _call(
+            fresh_db_url, brands, {"chat": ["CHATEAU BELAIR"], "château b": ["CHATEAU BELAIR"], "chateaub": []}, renamed
+        )
+    )

@@ -26,6 +26,7 @@ import numpy as np
 
 from search_service.db.sql import statement
 from search_service.engine.keyindex import KeyIndex, keys_of
+from search_service.engine.text import fold_accents
 
 NO_CATEGORY = -1
 NO_BRAND = -1
@@ -92,6 +93,7 @@ class ProductLabels:
         self.lower_names = NameColumn()  # row -> lower(name)
         self.brands: list[str] = []  # code -> the brand as stored
         self.lower_brands: dict[int, str] = {}  # code -> lower(brand)
+        self.folded_brands: dict[int, str] = {}  # code -> plinqy_fold(brand): what a brand completion matches
         self._brand_code: dict[str, int] = {}
         self.categories: dict[int, Category] = {}
         self._category_state: tuple[Any, ...] | None = None
@@ -129,8 +131,9 @@ class ProductLabels:
         if code is None:
             code = self._brand_code[brand] = len(self.brands)
             self.brands.append(brand)
-        if lower is not None:
+        if lower is not None and self.lower_brands.get(code) != lower:  # folded once a spelling
             self.lower_brands[code] = lower
+            self.folded_brands[code] = fold_accents(lower)
         return code
 
     def ancestors(self, category_id: int) -> list[int]:

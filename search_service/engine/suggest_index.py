@@ -120,7 +120,7 @@ class SuggestIndex:
         self.name_keys = np.zeros(0, dtype=f"S{KEY_BYTES}")
         self.names = PackedStrings([])
         self.lower_names = PackedStrings([])
-        self.brands = Groups([], [])
+        self.brands = Groups([], [])  # keyed by plinqy_fold(brand): case and accents folded, as the filter reads it
         self.spellings: list[str] = []  # per position of `brands`: the brand as stored
         self.words = Groups([], [])
         self.lexemes = Groups([], [])  # every lexeme of search_tsv (description's too), keys packed

@@ -58,13 +58,15 @@ class _Stocked:
 
 
 def _brands(labels: ProductLabels, s: _Stocked, prefix: str, limit: int) -> list[dict[str, Any]]:
-    """Brands starting with the prefix, one per lower-cased brand (its smallest spelling), in byte order."""
+    """Brands starting with the prefix, one per brand as its filter reads it (case and accents folded, as SQL's
+    plinqy_fold: `chat` completes `Château`), its smallest spelling, in byte order of the folded brand."""
+    folded_prefix = fold_accents(prefix)
     spellings: dict[str, str] = {}
     for code in set(s.brand[s.kept].tolist()) - {NO_BRAND}:
-        lower = labels.lower_brands[code]
-        if lower.startswith(prefix):
+        folded = labels.folded_brands[code]
+        if folded.startswith(folded_prefix):
             brand = labels.brands[code]
-            spellings[lower] = min(brand, spellings.get(lower, brand))
+            spellings[folded] = min(brand, spellings.get(folded, brand))
     chosen = sorted(spellings)[:limit]
     return [{"kind": "brand", "label": spellings[k], "ref": spellings[k], "ord": n} for n, k in enumerate(chosen, 1)]
 
@@ -85,9 +87,7 @@ def _categories(labels: ProductLabels, s: _Stocked, prefix: str, limit: int) -> 
 def _holding(labels: ProductLabels, s: _Stocked, word: str) -> list[int]:
     """The stocked products whose lower-cased name or brand, accents folded, holds `word` (a word of them that
     starts with it is part of them)."""
-    brands = [
-        code for code in set(s.brand[s.kept].tolist()) - {NO_BRAND} if word in fold_accents(labels.lower_brands[code])
-    ]
+    brands = [code for code in set(s.brand[s.kept].tolist()) - {NO_BRAND} if word in labels.folded_brands[code]]
     by_brand = set(np.flatnonzero(np.isin(s.brand, brands)).tolist()) if brands else set()
     return [i for i in s.kept if word in fold_accents(s.lower_names[i]) or i in by_brand]
 

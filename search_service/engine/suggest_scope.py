@@ -7,9 +7,10 @@ earlier words, the lexemes `plinqy_simple` makes of them (the index holds every 
 (the union of its stores' sets; globally every store's but the inactive ones', cached until a set changes)
 become a mask over the index's rows, and each kind walks its sorted keys from the prefix, testing them against
 the mask, until it has its completions. The completions are the narrow plan's (suggest.sql) for any scope:
-names, brands (the smallest spelling in scope), categories (a product of the subtree in scope) and words of the
-products in scope, each in byte order. None: the statement plans answer (index or sets not loaded or behind, an
-overlay past its cap, the category table changed, a last word the parser splits).
+names, brands (one per brand with case and accents folded, its smallest spelling in scope), categories (a product
+of the subtree in scope) and words of the products in scope, each in byte order. None: the statement plans answer
+(index or sets not loaded or behind, an overlay past its cap, the category table changed, a last word the parser
+splits).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from search_service.db.sql import statement
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.keyindex import keys_of
 from search_service.engine.suggest_index import KEY_BYTES, SuggestIndex
+from search_service.engine.text import fold_accents
 
 OVERLAY_CAP = 1000  # changed products a suggestion judges itself; past it the statement plans answer
 CHUNK = 4096  # rows of a name range tested at a time
@@ -49,7 +51,7 @@ def _overlay(index: SuggestIndex, sets: CandidateSets, row: Any, in_scope: BitMa
             continue
         out.items.append({
             "id": ids[j], "name": row["overlay_names"][j], "lower_name": row["overlay_lower_names"][j],
-            "brand": row["overlay_brands"][j], "lower_brand": row["overlay_lower_brands"][j],
+            "brand": row["overlay_brands"][j], "folded_brand": row["overlay_folded_brands"][j],
             "category": row["overlay_categories"][j], "words": (row["overlay_words"][j] or "").split(),
             "lexemes": set((row["overlay_lexemes"][j] or "").split()),
         })  # fmt: skip
@@ -80,17 +82,19 @@ def _names(index: SuggestIndex, mask: np.ndarray, over: _Overlay, prefix: str, w
 
 
 def _brands(index: SuggestIndex, mask: np.ndarray, over: _Overlay, prefix: str, lim: int) -> list[dict[str, Any]]:
-    """Brands starting with the prefix, one per lower-cased brand (its smallest spelling in scope), in order."""
+    """Brands starting with the prefix, one per brand as its filter reads it (plinqy_fold: case and accents folded,
+    so `chat` completes `Château`), its smallest spelling in scope, in byte order of the folded brand."""
+    folded_prefix = fold_accents(prefix)
     spellings: dict[str, list[str]] = {}
-    for i in index.brands.starting_with(prefix):
-        lower = index.brands.keys[i]
-        if lower not in spellings and len(spellings) >= lim:
+    for i in index.brands.starting_with(folded_prefix):
+        folded = index.brands.keys[i]
+        if folded not in spellings and len(spellings) >= lim:
             break
         if index.brands.held(i, mask):
-            spellings.setdefault(lower, []).append(index.spellings[i])
+            spellings.setdefault(folded, []).append(index.spellings[i])
     for item in over.items:
-        if item["lower_brand"] is not None and item["lower_brand"].startswith(prefix):
-            spellings.setdefault(item["lower_brand"], []).append(item["brand"])
+        if item["folded_brand"] is not None and item["folded_brand"].startswith(folded_prefix):
+            spellings.setdefault(item["folded_brand"], []).append(item["brand"])
     chosen = sorted(spellings)[:lim]
     return [
         {"kind": "brand", "label": min(spellings[k]), "ref": min(spellings[k]), "ord": n}

@@ -616,8 +616,8 @@ WITH {{ changes_since }}, pt AS (
     SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
                 ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
 ), overlay AS MATERIALIZED (
-    SELECT p.id, p.name, lower(p.name) AS lower_name, p.brand, lower(p.brand) AS lower_brand, p.category_id,
-           p.is_active, array_to_string(ARRAY(SELECT search_terms_of(p.name, p.brand)), ' ') AS words,
+    SELECT p.id, p.name, lower(p.name) AS lower_name, p.brand, plinqy_fold(p.brand) AS folded_brand,
+           p.category_id, p.is_active, array_to_string(ARRAY(SELECT search_terms_of(p.name, p.brand)), ' ') AS words,
            array_to_string(tsvector_to_array(p.search_tsv), ' ') AS lexemes
     FROM product_master p
     WHERE p.updated_at > :since::timestamptz
@@ -636,7 +636,7 @@ SELECT
     (SELECT array_agg(name) FROM overlay) AS overlay_names,
     (SELECT array_agg(lower_name) FROM overlay) AS overlay_lower_names,
     (SELECT array_agg(brand) FROM overlay) AS overlay_brands,
-    (SELECT array_agg(lower_brand) FROM overlay) AS overlay_lower_brands,
+    (SELECT array_agg(folded_brand) FROM overlay) AS overlay_folded_brands,
     (SELECT array_agg(category_id) FROM overlay) AS overlay_categories,
     (SELECT array_agg(is_active) FROM overlay) AS overlay_actives,
     (SELECT array_agg(words) FROM overlay) AS overlay_words,

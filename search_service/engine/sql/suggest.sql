@@ -17,7 +17,8 @@ EXISTS (
 )
 
 -- name: suggest
--- params: prefix text (lower case, trimmed, non-empty), head text (the typed words before the last one),
+-- params: prefix text (lower case, trimmed, non-empty), brand_prefix text (the prefix with accents folded, as
+--    plinqy_fold folds brands), head text (the typed words before the last one),
 --    last_word text (the last typed word, lower case), lon float8|null, lat float8|null, radius_m float8,
 --    lim int (completions of each kind), walk_cap int (product names the name walk examines at most),
 --    probe_cap int (products examined at most per brand, category or word before it counts as absent),
@@ -33,6 +34,8 @@ EXISTS (
 -- 100+ ms): completions past a cap are missed, never wrong.
 -- NARROW (a few stores): the products those stores stock in-stock (ix_store_product_store_in_stock, ~1.1k per
 -- store), filtered by prefix: probing catalogue-wide walks there would mostly miss.
+-- A brand is one brand whatever its case and accents (plinqy_fold, as the brand filter reads it: migration 0038),
+-- found by the folded prefix (`chat` completes `Château Belair`).
 -- `query` completes the last typed word ("cordless dr" -> "cordless drill") from words of products in scope
 -- that also have the earlier words (the search_term vocabulary in the walk, the products' own words when narrow).
 WITH pt AS (
@@ -88,17 +91,19 @@ WITH pt AS (
     LIMIT 4 * :lim::int
 ), brand_keys AS (
     WITH RECURSIVE k(key, n) AS (
-        (SELECT lower(p.brand), 1 FROM product_master p
+        (SELECT plinqy_fold(p.brand), 1 FROM product_master p
          WHERE NOT (SELECT narrow FROM scope)
-           AND lower(p.brand) ~>=~ :prefix::text AND lower(p.brand) ~<~ (:prefix::text || chr(1114111))
-         ORDER BY lower(p.brand) USING ~<~ LIMIT 1)
+           AND plinqy_fold(p.brand) ~>=~ :brand_prefix::text
+           AND plinqy_fold(p.brand) ~<~ (:brand_prefix::text || chr(1114111))
+         ORDER BY plinqy_fold(p.brand) USING ~<~ LIMIT 1)
         UNION ALL
-        SELECT (SELECT lower(p.brand) FROM product_master p
-                WHERE lower(p.brand) ~>~ k.key AND lower(p.brand) ~<~ (:prefix::text || chr(1114111))
-                ORDER BY lower(p.brand) USING ~<~ LIMIT 1), k.n + 1
+        SELECT (SELECT plinqy_fold(p.brand) FROM product_master p
+                WHERE plinqy_fold(p.brand) ~>~ k.key
+                  AND plinqy_fold(p.brand) ~<~ (:brand_prefix::text || chr(1114111))
+                ORDER BY plinqy_fold(p.brand) USING ~<~ LIMIT 1), k.n + 1
         FROM k WHERE k.key IS NOT NULL AND k.n < 3 * :lim::int
     )
-    SELECT key, n FROM k WHERE key IS NOT NULL AND starts_with(key, :prefix::text)
+    SELECT key, n FROM k WHERE key IS NOT NULL AND starts_with(key, :brand_prefix::text)
 ), brands AS (
     -- the smallest spelling in scope, as the index and the narrow plan (among the key's first probe_cap products)
     SELECT 'brand' AS kind, b.brand AS label, b.brand AS ref, row_number() OVER (ORDER BY k.n) AS ord
@@ -106,17 +111,20 @@ WITH pt AS (
     CROSS JOIN LATERAL (
         SELECT min(p.brand) AS brand
         FROM (SELECT p.id, p.brand FROM product_master p
-              WHERE lower(p.brand) = k.key AND p.is_active LIMIT :probe_cap::int) p
+              WHERE plinqy_fold(p.brand) = k.key AND p.is_active LIMIT :probe_cap::int) p
         WHERE {{ in_scope }}
     ) b
     WHERE b.brand IS NOT NULL
     LIMIT :lim::int
 ), narrow_brands AS (
-    SELECT 'brand' AS kind, min(p.brand) AS label, min(p.brand) AS ref,
-           row_number() OVER (ORDER BY lower(p.brand) USING ~<~) AS ord
-    FROM stocked p WHERE starts_with(lower(p.brand), :prefix::text)
-    GROUP BY lower(p.brand)
-    ORDER BY lower(p.brand) USING ~<~
+    SELECT 'brand' AS kind, min(b.brand) AS label, min(b.brand) AS ref,
+           row_number() OVER (ORDER BY b.key USING ~<~) AS ord
+    -- each spelling folded once (OFFSET 0 keeps the filter out of the DISTINCT: folding each of 4.4k stocked
+    -- products cost ~2.4 ms)
+    FROM (SELECT s.brand, plinqy_fold(s.brand) AS key FROM (SELECT DISTINCT p.brand FROM stocked p OFFSET 0) s) b
+    WHERE starts_with(b.key, :brand_prefix::text)
+    GROUP BY b.key
+    ORDER BY b.key USING ~<~
     LIMIT :lim::int
 ), stocked_categories AS (
     -- the categories of the stocked products and all their ancestors
@@ -279,7 +287,7 @@ SELECT (SELECT coalesce(string_agg(uuid_send(id), ''::bytea ORDER BY r), ''::byt
 
 -- name: index_groups
 -- params: none
--- The index's groups of rows, packed int4 each, in byte order of their key: `brand` (lower(brand), then the
+-- The index's groups of rows, packed int4 each, in byte order of their key: `brand` (plinqy_fold(brand), then the
 -- spelling), `word` (the words search_terms_of gives a product, as the narrow plan's `query` completions read
 -- them), `category` (a product's own category; the index adds the subtrees) and `lexeme` (every lexeme of the
 -- product's search_tsv: the narrow plan's test of the earlier words of a `query` completion). Read through a
@@ -288,10 +296,10 @@ SELECT (SELECT coalesce(string_agg(uuid_send(id), ''::bytea ORDER BY r), ''::byt
 -- ~5 s build at 100k products.
 WITH {{ index_rows }}
 SELECT g.* FROM (
-SELECT 'brand' AS kind, lower(brand) AS key, brand AS spelling, NULL::bigint AS category_id,
+SELECT 'brand' AS kind, plinqy_fold(brand) AS key, brand AS spelling, NULL::bigint AS category_id,
        string_agg(int4send(r), ''::bytea ORDER BY r) AS packed_rows
 FROM index_rows WHERE brand IS NOT NULL
-GROUP BY lower(brand), brand
+GROUP BY plinqy_fold(brand), brand
 UNION ALL
 SELECT 'word', w COLLATE "C", NULL, NULL, string_agg(int4send(r), ''::bytea ORDER BY r)
 FROM index_rows, search_terms_of(name, brand) w
