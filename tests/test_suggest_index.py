@@ -8,6 +8,7 @@ statement: its narrow plan (every radius scope narrow) for radius scopes, its wa
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
@@ -18,6 +19,7 @@ import asyncpg
 import psycopg
 import pytest
 
+from search_service.db.sql import statement
 from search_service.engine import suggest as suggest_module
 from search_service.engine import suggest_index as suggest_index_module
 from search_service.engine.candidates import CandidateSets
@@ -25,6 +27,7 @@ from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.suggest import Suggestion, SuggestParams, merge, split_prefix, suggest
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_scope import suggest_in_memory
+from search_service.engine.text import fold_accents
 from tests.test_api import AT_CENTER, app_settings, load_test_encoder, running_client, seed_catalogue
 from tests.test_search_ux import CENTER, Catalogue, _call, _near, _seed, run
 
@@ -328,3 +331,49 @@ def test_a_brand_is_suggested_once_whatever_its_accents_by_every_path(
             fresh_db_url, brands, {"chat": ["CHATEAU BELAIR"], "château b": ["CHATEAU BELAIR"], "chateaub": []}, renamed
         )
     )
+
+
+def _index_scans(plan: dict[str, Any]) -> list[str]:
+    """The indexes an EXPLAIN (JSON) plan's nodes read, one entry a node."""
+    here = [plan["Index Name"]] if "Index Name" in plan else []
+    return here + [name for child in plan.get("Plans", []) for name in _index_scans(child)]
+
+
+def test_one_folded_brand_index_serves_the_filter_and_the_completions(fresh_db_url: str) -> None:
+    """Migration 0039: `plinqy_fold(brand) text_pattern_ops` replaces the filter's btree (0038) and the walk's
+    lower(brand) one (0009); the brand filter's probe and the completions' walk and probes each read it."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        sync.execute(
+            "INSERT INTO product_master (name, brand) SELECT 'Plan probe ' || g,"
+            " (ARRAY['Château', 'Chateau', 'Łowicz', 'Bolt'])[g % 4 + 1] || ' ' || (g % 500)"
+            " FROM generate_series(1, 5000) g"
+        )
+        sync.execute("ANALYZE product_master")
+        brand_indexes = sync.execute(  # indexes keyed on the brand (others only carry it: INCLUDE)
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'product_master'"
+            " AND split_part(indexdef, ' INCLUDE ', 1) LIKE '%brand%'"
+        ).fetchall()
+    assert [name for name, _definition in brand_indexes] == ["ix_product_master_brand_folded_prefix"], brand_indexes
+    passing = statement("engine/search", "products_passing")
+    suggesting = statement("engine/suggest", "suggest")
+    prefix, head, last = split_prefix("chât")
+    walk = suggesting.bind(
+        prefix=prefix, brand_prefix=fold_accents(prefix), head=head, last_word=last, lon=None, lat=None,
+        radius_m=5000.0, lim=10, walk_cap=suggest_module.WALK_CAP, probe_cap=suggest_module.PROBE_CAP,
+        narrow_stores=suggest_module.NARROW_STORES, near=False,
+    )  # fmt: skip
+
+    async def plans(conn: asyncpg.Connection) -> list[list[str]]:
+        out = []
+        for stmt, values in ((passing, passing.bind(category_ids=None, exclude_id=None, brand="CHATEAU 7")),
+                             (suggesting, walk)):  # fmt: skip
+            async with conn.transaction():
+                await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")  # as suggest() plans it
+                raw = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + stmt.sql, *values)
+            out.append(_index_scans(json.loads(raw)[0]["Plan"]))
+        return out
+
+    filtered, walked = run(_call(fresh_db_url, plans))
+    assert filtered == ["ix_product_master_brand_folded_prefix"], filtered
+    # the walk's first key, each next key, and each key's products
+    assert walked.count("ix_product_master_brand_folded_prefix") == 3, str(walked)

@@ -153,9 +153,9 @@ product_master = Table(
     Index("ix_product_master_gtin14", text("lpad(gtin, 14, '0')"), postgresql_where=text("gtin IS NOT NULL")),
     # Search-as-you-type: LIKE 'prefix%' range scans outside the C collation (migration 0009).
     Index("ix_product_master_name_prefix", text("lower(name) text_pattern_ops")),
-    Index("ix_product_master_brand_prefix", text("lower(brand) text_pattern_ops")),
-    # The brand filter, accents folded (migration 0038: plinqy_fold is lower() then unaccent).
-    Index("ix_product_master_brand_folded", text("plinqy_fold(brand)")),
+    # The brand filter (=) and the brand completions' prefix walk, accents folded (migrations 0038, 0039:
+    # plinqy_fold is lower() then unaccent).
+    Index("ix_product_master_brand_folded_prefix", text("plinqy_fold(brand) text_pattern_ops")),
     # Suggestions in a few stores read the label of every product they stock: index-only (migration 0011).
     Index(
         "ix_product_master_active_labels",

@@ -35,7 +35,7 @@ EXISTS (
 -- NARROW (a few stores): the products those stores stock in-stock (ix_store_product_store_in_stock, ~1.1k per
 -- store), filtered by prefix: probing catalogue-wide walks there would mostly miss.
 -- A brand is one brand whatever its case and accents (plinqy_fold, as the brand filter reads it: migration 0038),
--- found by the folded prefix (`chat` completes `Château Belair`).
+-- found by the folded prefix (`chat` completes `Château Belair`) on ix_product_master_brand_folded_prefix (0039).
 -- `query` completes the last typed word ("cordless dr" -> "cordless drill") from words of products in scope
 -- that also have the earlier words (the search_term vocabulary in the walk, the products' own words when narrow).
 WITH pt AS (
