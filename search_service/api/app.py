@@ -7,7 +7,6 @@ handlers (errors.py), the metrics middleware and the OpenAPI description.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
@@ -39,9 +38,9 @@ from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
 from search_service.api.shared_state import SharedState
 from search_service.api.webhook_docs import document_webhooks
+from search_service.logformat import LOG_FORMAT, configure_logging
 from search_service.settings import Settings
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as cli/common.py's configure_logging
 OPENAPI = OpenAPIConfig(
     title="Plinqy Search",
     version="1.0.0",
@@ -119,5 +118,5 @@ def _cors(settings: Settings) -> CORSConfig | None:
 
 def create_app_from_env() -> Litestar:
     """Factory for `uvicorn --factory` (serve --workers N): settings come from each worker's environment."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_logging()
     return create_app(Settings.from_env())

@@ -15,6 +15,7 @@ import psycopg
 
 from search_service.db import cluster as cluster_mod
 from search_service.db import migrate as migrate_mod
+from search_service.logformat import LOG_FORMAT
 from search_service.settings import Settings, SettingsError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -137,9 +138,6 @@ class Duration(click.ParamType):
         return seconds
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
 def uvicorn_log_config() -> dict[str, object]:
     """uvicorn's own lines in the same format ('INFO:     Started server process' had no time; an access line
     had no time either, so a request could not be placed in an incident's window)."""
@@ -161,11 +159,3 @@ def uvicorn_log_config() -> dict[str, object]:
             "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
         },
     }
-
-
-def configure_logging() -> None:
-    """A long-running command's log on stderr: one line each, with its level (as the API's), so WARNING and ERROR
-    lines can be grepped."""
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)

@@ -13,13 +13,13 @@ import click
 from search_service.cli.common import (
     Duration,
     UserFacingError,
-    configure_logging,
     connect,
     current_database_url,
     database_url,
     exit_on_sigterm_while_starting,
     user_errors,
 )
+from search_service.logformat import configure_logging
 from search_service.settings import Settings
 
 T = TypeVar("T")

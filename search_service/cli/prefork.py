@@ -26,9 +26,10 @@ from dataclasses import replace
 from typing import Any, NoReturn
 
 from embeddings.encoder import Encoder, load_encoder
-from search_service.cli.common import LOG_FORMAT, uvicorn_log_config
+from search_service.cli.common import uvicorn_log_config
 from search_service.cli.ports import bind_port
 from search_service.forked import describe_exit
+from search_service.logformat import configure_logging
 from search_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def run_workers(settings: Settings, host: str, port: int, workers: int, reserved
     from search_service.api.app import create_app
     from search_service.api.shared_state import preload_shared_state, start_generation_writer
 
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_logging()
     sock, own_sockets = reserved
     _metrics_for_workers()
     encoder = preload_encoder(settings)
