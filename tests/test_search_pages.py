@@ -119,3 +119,60 @@ def test_window_fusion_extends_each_windows_order() -> None:
     for depth in (30, 100, 300):
         head = merge([_side(vector[:depth]), _side(keyword[:depth])], first_window=30).candidates
         assert [c.product_id for c in head] == full[: len(head)]
+
+
+@pytest.fixture(scope="module")
+def bulbs(make_database: Any) -> str:
+    """Three GU10 bulbs (only the keyword side finds them: their vectors point away from the query) and 40
+    products near the query in meaning, none holding the word: a phone is the vector side's first."""
+    url = str(make_database())
+    query = np.random.default_rng(21).normal(size=384).astype(np.float32)
+    noise = np.random.default_rng(22).normal(size=(40, 384)).astype(np.float32)
+    near = [query] + [query + 0.5 * n for n in noise[1:]]
+    products = [(f"Qarrow Bulb GU10 {i}W", -query) for i in (3, 5, 7)]
+    products += [(f"Qarrow Phone {i}", v) for i, v in enumerate(near)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        register_vector_psycopg(conn)
+        store = uuid.uuid4()
+        conn.execute(
+            "INSERT INTO store (id, name, location) VALUES (%s, 'Bulbs', "
+            "ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography)",
+            (store, CENTER[1], CENTER[0]),
+        )
+        for name, vector in products:
+            pid = uuid.uuid4()
+            conn.execute(
+                "INSERT INTO product_master (id, name, ai_vector) VALUES (%s, %s, %s)",
+                (pid, name, vector / np.linalg.norm(vector)),
+            )
+            conn.execute(
+                "INSERT INTO store_product (store_id, product_master_id, price, currency, quantity) "
+                "VALUES (%s, %s, 2, 'EUR', 3)",
+                (store, pid),
+            )
+    return url
+
+
+async def _hybrid_names(url: str, q: str, ux: UxParams | None) -> list[str]:
+    conn = await asyncpg.connect(url)
+    await register_vector(conn)
+    try:
+        query = np.random.default_rng(21).normal(size=384).astype(np.float32)
+        params = SearchParams(q=q, lat=CENTER[0], lon=CENTER[1], limit=6, mode="hybrid")
+        result: Any = (
+            await search(conn, params, query / np.linalg.norm(query))
+            if ux is None
+            else await ux_search(conn, params, query / np.linalg.norm(query), ux)
+        )
+        return [hit.product.name for hit in result.results]
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("ux", [None, UxParams(facets=("brand",))], ids=["engine", "facet_set"])
+def test_a_hybrid_tie_goes_to_the_keyword_side(bulbs: str, ux: UxParams | None) -> None:
+    """A product at keyword rank n before one at vector rank n (RRF 1/(60+n) each): broken by the vector side,
+    `gu10` put a phone first, then alternated it with the bulbs. Merge's order and the facet set's (fuse_two)."""
+    names = asyncio.run(_hybrid_names(bulbs, "gu10", ux))
+    assert sorted(names[0::2]) == ["Qarrow Bulb GU10 3W", "Qarrow Bulb GU10 5W", "Qarrow Bulb GU10 7W"], names
+    assert names[1] == "Qarrow Phone 0", names

@@ -3,7 +3,8 @@
 A facet set fuses two sides up to PLINQY_FACET_DEPTH (1000) deep each; `merge` keys dicts and a sort by UUID
 (whose hash is Python code) some ten times a candidate, ~4 ms of a hybrid facet request's CPU. Here the ids are
 told apart by their keys and the scores and the order are numpy's: the same RRF sums (the same float additions, in
-the same order) and the same order (exact matches first, the score, the rank on the first side, the id).
+the same order) and the same order (exact matches first, the score, the rank on the second side (the keyword
+side), on the first, the id).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def fuse_two(
     scores[on_second] += 1.0 / (k + np.arange(1, len(on_second) + 1, dtype=np.float64))
     first_rank = np.full(len(entry), n_first + 1, dtype=np.int64)
     first_rank[on_first] = np.arange(1, n_first + 1)
+    second_rank = np.full(len(entry), len(on_second) + 1, dtype=np.int64)
+    second_rank[on_second] = np.arange(1, len(on_second) + 1)
     inexact = np.ones(len(entry), dtype=bool)
     exact = first.exact_ids | second.exact_ids
     if exact:  # found among the distinct keys (a few dozen ids; hashing every id, a Python call each, cost more)
@@ -48,7 +51,7 @@ def fuse_two(
         for (start, stop), low in zip(zip(starts.tolist(), stops.tolist(), strict=True), wanted[:, 1], strict=True):
             inexact[start + np.flatnonzero(distinct[start:stop, 1] == low)] = False
     # distinct ids are numbered in key order, and lexsort is stable: ties fall to the id (a UUID's order)
-    order = np.lexsort((first_rank, -scores, inexact))[:depth]
+    order = np.lexsort((first_rank, second_rank, -scores, inexact))[:depth]
     ids = [first.ids[i] if i < n_first else second.ids[i - n_first] for i in entry[order].tolist()]
     return ids, dict(zip(ids, scores[order].tolist(), strict=True)), both[entry[order]]
 

@@ -2,7 +2,10 @@
 
 Scores: one side keeps its own (``semantic``: cosine similarity, 1 - cosine distance; ``keyword``: the text
 rank, ts_rank_cd, or the trigram word similarity of a typo match, plus 1.0 for an exact name/brand/GTIN
-match); two sides (``hybrid``) are fused with Reciprocal Rank Fusion, Σ 1/(60 + rank), at most 2/61.
+match); two sides (``hybrid``: the vector side first, the keyword side last) are fused with Reciprocal Rank Fusion,
+Σ 1/(60 + rank), at most 2/61. Exact matches lead; a tie of RRF goes to the keyword side (the last): a product at
+keyword rank n before one at vector rank n, since a typed word is stronger evidence than a neighbour in meaning
+(broken by the vector side, `gu10` alternated a smartphone, vector rank 1, with the GU10 bulbs from #1).
 
 Pages of one order: RRF over the sides' top w changes with w (a product 40th on both sides outranks one first on
 one side only once both lists reach 40), so fusing as deep as each page needs made page 2 repeat and skip page 1's
@@ -73,21 +76,25 @@ def rrf_fuse(lists: Sequence[Sequence[UUID]], k: int = RRF_K) -> dict[UUID, floa
 
 
 def merge(sides: Sequence[Ranked], k: int = RRF_K, first_window: int | None = None) -> Merged:
-    """Exact matches first, then the score (a lone side's own, else RRF), then the rank on the first side,
-    then the id. Two sides with `first_window` are fused window by window (`windows`)."""
+    """Exact matches first, then the score (a lone side's own, else RRF), then the rank on the last side (the
+    keyword side in hybrid), then on the first, then the id. Two sides with `first_window` are fused window by
+    window (`windows`)."""
     if not sides:
         raise ValueError("merge needs at least one ranked side")
     ranks = [{pid: rank for rank, pid in enumerate(side.ids, start=1)} for side in sides]
     exact = frozenset().union(*(side.exact_ids for side in sides))
-    first, last = ranks[0], len(ranks[0]) + 1
+    first, keyword = ranks[0], ranks[-1]
     depth = max(len(side.ids) for side in sides)
+    unranked = depth + 1
     scores: dict[UUID, float] = {}
     order: list[UUID] = []
     for window in [depth] if len(sides) == 1 or first_window is None else windows(depth, first_window):
         level = dict(sides[0].scores) if len(sides) == 1 else rrf_fuse([side.ids[:window] for side in sides], k)
         fresh = [pid for pid in level if pid not in scores]
         # ties by id: a UUID orders as its text does (fixed-width hex), without formatting one per candidate
-        fresh.sort(key=lambda pid: (pid not in exact, -level[pid], first.get(pid, last), pid))
+        fresh.sort(
+            key=lambda pid: (pid not in exact, -level[pid], keyword.get(pid, unranked), first.get(pid, unranked), pid)
+        )
         order += fresh
         scores.update((pid, level[pid]) for pid in fresh)
     candidates = [Candidate(pid, scores[pid], tuple(r.get(pid) for r in ranks)) for pid in order]
