@@ -124,3 +124,11 @@ def test_a_size_glued_to_its_unit_matches_names_that_space_it_or_glue_it(base: s
     answer = httpx.get(f"{base}/v1/search", params={**NEAR, "q": "Qarrow Whole Milk 1l", "explain": "true"})
     exact = {r["product"]["name"] for r in answer.json()["results"] if r["explain"]["exact_match"]}
     assert exact == {"Qarrow Whole Milk 1 L", "Qarrow Whole Milk 1L"}, answer.json()["results"]
+
+
+def test_explain_lists_no_correction_where_the_word_matched_by_its_stem(base: str, db_url: str) -> None:
+    # `brule` is no vocabulary word, but it is the english stem of `brulee`: Crème Brûlée matched it uncorrected
+    _write(base, db_url, "B", ["Zorvex Crème Brûlée", "Zorvex Hammer"])
+    explained = _explained(base, "creme brule")
+    assert explained["Zorvex Crème Brûlée"] == [], explained
+    assert _explained(base, "zorvex hamer")["Zorvex Hammer"] == ["hamer->hammer"]  # a correction applied

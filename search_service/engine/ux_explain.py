@@ -17,7 +17,7 @@ class HitExplain:
     vector_similarity: float | None  # None: not among the vector side's ranked products (or keyword mode)
     keyword_rank: int | None  # 1-based position on the keyword side; None: no keyword match
     keyword_score: float | None
-    typo_corrections: list[str]  # "typed->corrected" pairs this product's name or brand matched
+    typo_corrections: list[str]  # "typed->corrected" pairs its name or brand matched, not matching the typed word
     exact_match: bool  # exact name, brand or GTIN match
 
 

@@ -149,10 +149,11 @@ SELECT coalesce(array_agg(id), '{}'::bigint[]) AS ids FROM t;
 
 -- name: explain_typos
 -- params: q text, product_ids uuid[]
--- explain=true: per product, the typo corrections it owes its match: a query word the vocabulary does not know,
--- and the known word (as the keyword side's correction finds them: with two neighbouring letters swapped, else at
--- most 3 by trigrams within the edits the word's length allows) that the product's name or brand has. Same words
--- and thresholds as rank_keyword's typo tolerance (pg_trgm.similarity_threshold comes from the engine's settings).
+-- explain=true: per product, the typo corrections it owes its match: a query word the vocabulary does not know
+-- and the product does not match as typed (nor by its stem), and the known word (as the keyword side's correction
+-- finds them: with two neighbouring letters swapped, else at most 3 by trigrams within the edits the word's length
+-- allows) that the product's name or brand has. Same words and thresholds as rank_keyword's typo tolerance
+-- (pg_trgm.similarity_threshold comes from the engine's settings).
 WITH words AS (
     SELECT DISTINCT w, CASE WHEN length(w) >= 9 THEN 2 ELSE 1 END AS edits
     FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', :q::text))) AS u(w)
@@ -185,6 +186,9 @@ SELECT p.id, array_agg(c.word || '->' || c.term ORDER BY c.word, c.term) AS appl
 FROM product_master p
 JOIN corrections c ON c.term IN (SELECT search_terms_of(p.name, p.brand))
 WHERE p.id = ANY(:product_ids::uuid[])
+  -- applied only where the word as typed (or its stem) matched nothing of the product: `brule` finds Crème Brûlée
+  -- by its english stem, and `brule->brulee` was listed though nothing was corrected
+  AND NOT p.search_tsv @@ (plainto_tsquery('plinqy_simple', c.word) || plainto_tsquery('plinqy_english', c.word))
 GROUP BY p.id;
 
 -- name: labels_all
