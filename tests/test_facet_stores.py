@@ -11,8 +11,8 @@ import uuid
 import asyncpg
 import psycopg
 
-from search_service.engine.facet_memory import facet_set_from_stock, faceted_page
-from search_service.engine.facets import facet_set
+from search_service.engine.facet_memory import facet_set_from_stock, facet_set_in_memory, faceted_page
+from search_service.engine.facets import FacetFilters, facet_set
 from tests.test_facet_distance import _loaded
 from tests.test_facet_labels import _call
 from tests.test_search_ux import CENTER, _choices, _near, _seed, run
@@ -82,5 +82,37 @@ def test_sixty_stores_tied_show_the_first_fifty_by_id(fresh_db_url: str) -> None
         assert [s.id for s in page.facets.store or []] == sorted(stores)[:50]
         assert {s.count for s in page.facets.store or []} == {2}
         assert len(stock.store_code) == 60  # the later ones brought in by the request
+
+    run(_call(fresh_db_url, check))
+
+
+def test_a_chosen_store_or_brand_past_the_fifty_shown_is_in_its_own_facet(fresh_db_url: str) -> None:
+    """A front end shows a chosen value's checked box with its count: a store or brand past the 50 most frequent
+    was missing from its own facet. 60 stores tied (the 56th by id chosen); 60 brands of 2 products and one of 1."""
+    stores = sorted(uuid.uuid4() for _ in range(60))
+    brands = [f"Brand {i:02d}" for i in range(60) for _ in range(2)] + ["Zeta Foods"]
+    products = [uuid.uuid4() for _ in brands]
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        for product, brand in zip(products, brands, strict=True):
+            sync.execute("INSERT INTO product_master (id, name, brand) VALUES (%s, 'Tape', %s)", (product, brand))
+    _open_stores(fresh_db_url, stores, products)
+
+    async def check(conn: asyncpg.Connection) -> None:
+        labels, stock, places = await _loaded(conn)
+        for chosen in ({"store_id": stores[55]}, {"brand": "zeta foods"}):
+            kw = {"store_ids": None, "facets": ("brand", "store"), "filters": FacetFilters(**chosen)}
+            sql = await facet_set(conn, products, **kw)
+            page = await faceted_page(conn, labels, products, stock, None, places, **kw)
+            assert page.facets == sql.facets
+            brand_kw = {**kw, "facets": ("brand",)}
+            assert (await facet_set_in_memory(conn, labels, products, **brand_kw)).facets.brand == sql.facets.brand
+            facets = sql.facets
+            assert facets.store is not None and facets.brand is not None
+            if "store_id" in chosen:
+                assert [s.id for s in facets.store] == [*stores[:50], stores[55]], facets.store
+                assert facets.store[-1].count == len(products)
+            else:
+                assert [b.value for b in facets.brand] == [*sorted(set(brands[:-1]))[:50], "Zeta Foods"]
+                assert facets.brand[-1].count == 1 and len(facets.store) == 50
 
     run(_call(fresh_db_url, check))

@@ -31,7 +31,8 @@ FacetsParam = Annotated[
             "set is every product that passes the filters in keyword mode, and the top PLINQY_FACET_DEPTH (default "
             "1000) products by relevance in semantic and hybrid mode. Category counts roll up the tree. A chosen "
             "value (category_id, brand, store_id, min_price/max_price) filters the results and the other facets' "
-            "counts, not its own facet's."
+            "counts, not its own facet's. The brand and store facets list their 50 most frequent values, and a "
+            "chosen brand or store past them with its count."
         ),
         examples=[Example(summary="three facets", value="category,brand,price")],
     ),

@@ -133,19 +133,27 @@ def _category_counts(labels: ProductLabels, category: np.ndarray) -> list[Catego
     return [CategoryCount(i, labels.categories[i].name, labels.categories[i].parent_id, n) for i, n in ordered]
 
 
-def _brand_counts(labels: ProductLabels, brand: np.ndarray) -> list[ValueCount]:
+def _brand_counts(labels: ProductLabels, brand: np.ndarray, chosen: set[int]) -> list[ValueCount]:
     """One value a brand as its filter reads it (lower(), accents folded: SQL's plinqy_fold), named by the spelling
     most of its products have (ties: code point order, the cluster's C.UTF-8 collation), as facets.sql's
-    brand_counts."""
+    brand_counts: the most frequent, and the chosen brand (`chosen`: its spellings' codes) past them."""
     codes, counts = np.unique(brand[brand != NO_BRAND], return_counts=True)
     spellings: dict[str, list[tuple[int, str]]] = {}
+    chosen_keys = set()
     for code, n in zip(codes.tolist(), counts.tolist(), strict=True):
         spelling = labels.brands[code]
         key = fold_accents(labels.lower_brands.get(code, spelling.lower()))
         spellings.setdefault(key, []).append((-n, spelling))
-    values = [(min(group)[1], -sum(n for n, _ in group)) for group in spellings.values()]
+        if code in chosen:
+            chosen_keys.add(key)
+    values = [(min(group)[1], -sum(n for n, _ in group), key) for key, group in spellings.items()]
     values.sort(key=lambda item: (-item[1], item[0]))
-    return [ValueCount(v, n) for v, n in values[:FACET_VALUES]]
+    return [ValueCount(v, n) for i, (v, n, key) in enumerate(values) if i < FACET_VALUES or key in chosen_keys]
+
+
+def _chosen_brands(labels: ProductLabels, row: Any, filters: FacetFilters) -> set[int]:
+    """The codes of the chosen brand's spellings in the set (the statement's `chosen_brands`)."""
+    return set() if filters.brand is None else {labels.brand_code(b) for b in row["chosen_brands"]}
 
 
 def _price_counts(pos: np.ndarray, cents: np.ndarray, n: int) -> list[PriceBucket]:
@@ -263,7 +271,8 @@ async def _with_stores(
     filter), their products passing the other filters (facet_stores.py)."""
     outcome = _hits(labels, s, row, len(s.active), filters)
     counted = (s.active & outcome[1] & outcome[2])[in_scope[0]]
-    counts = await store_counts(conn, stock.store_order.of(stock.store_code), in_scope[2], counted)
+    chosen = None if filters.store_id is None else stock.store_code.get(filters.store_id)
+    counts = await store_counts(conn, stock.store_order.of(stock.store_code), in_scope[2], counted, chosen)
     return replace(page, facets=replace(page.facets, store=counts))
 
 
@@ -370,7 +379,9 @@ def _page(
             category=_category_counts(labels, s.category[s.active & brand_ok & listed])
             if "category" in wanted
             else None,
-            brand=_brand_counts(labels, s.brand[s.active & cat_ok & listed]) if "brand" in wanted else None,
+            brand=_brand_counts(labels, s.brand[s.active & cat_ok & listed], _chosen_brands(labels, row, filters))
+            if "brand" in wanted
+            else None,
             price=_price_counts(s.pos[priced], s.cents[priced], n) if "price" in wanted else None,
         ),
     )

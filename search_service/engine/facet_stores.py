@@ -36,15 +36,21 @@ class StoreOrder:
         return self
 
 
-async def store_counts(conn: Any, order: StoreOrder, codes: np.ndarray, counted: np.ndarray) -> list[StoreCount]:
+async def store_counts(
+    conn: Any, order: StoreOrder, codes: np.ndarray, counted: np.ndarray, chosen_store: int | None = None
+) -> list[StoreCount]:
     """The store facet: `codes`, the store code of each listing in scope (the store filter not applied: a store's
     count is what choosing it gives); `counted`, whether each listing's product passes the other filters. A store
-    holds one listing of a product at most, so its listings counted are its products."""
+    holds one listing of a product at most, so its listings counted are its products. The most frequent, and the
+    chosen store (`chosen_store`, its code) past them, as facets.sql's store_counts."""
     per_store = np.bincount(codes[counted], minlength=len(order.ids))
     listed = np.flatnonzero(per_store)
     if len(listed) == 0:
         return []
-    chosen = listed[np.lexsort((order.rank[listed], -per_store[listed]))][:FACET_VALUES]
+    ranked = listed[np.lexsort((order.rank[listed], -per_store[listed]))]
+    chosen = ranked[:FACET_VALUES]
+    if chosen_store is not None and chosen_store in ranked[FACET_VALUES:]:
+        chosen = np.append(chosen, chosen_store)
     ids = order.ids[chosen].tolist()
     stmt = statement("engine/facets", "store_names")
     row = await conn.fetchrow(stmt.sql, *stmt.bind(store_ids=ids))

@@ -25,7 +25,7 @@ Sort = Literal["relevance", "distance", "price"]
 # Lower bounds of the price buckets; a bucket runs to the next bound minus a cent (prices have two decimals).
 PRICE_EDGES = tuple(Decimal(v) for v in ("0", "5", "10", "20", "50", "100", "200", "500", "1000"))
 CENT = Decimal("0.01")
-FACET_VALUES = 50  # brand and store values returned at most (the most frequent)
+FACET_VALUES = 50  # brand and store values: the most frequent, and a chosen one past them
 DEFAULT_DEPTH = 1000
 NARROW_STORES = 4  # scopes of at most this many stores: the set's listings read store by store (facets.sql)
 

@@ -34,7 +34,8 @@ WHERE cardinality(:store_ids::uuid[]) <= :narrow_stores::int
 --    category_ids bigint[]|null (chosen category and its subtree), facet_brand text|null, store_id uuid|null,
 --    min_price numeric|null, max_price numeric|null,
 --    price_edges numeric[] (lower bounds of the price buckets, ascending, from 0),
---    facets text[] (which of category, brand, price, store to count), facet_values int (values per facet at most),
+--    facets text[] (which of category, brand, price, store to count),
+--    facet_values int (values per facet at most, and the chosen brand and store past them),
 --    sort text (relevance, distance or price), page_offset int, page_limit int,
 --    narrow_stores int (scopes of at most this many stores read their listings store by store)
 -- One statement: the result set's products (`base`, with the product-level filters as flags) and their qualifying
@@ -104,23 +105,28 @@ WITH pt AS (
     SELECT c.id, c.name, c.parent_id, count(*) AS n
     FROM cat_products cp JOIN cat_up u ON u.leaf = cp.category_id JOIN category c ON c.id = u.anc
     GROUP BY c.id, c.name, c.parent_id
-), brand_counts AS (
+), brand_values AS (
     -- one value a brand as its filter reads it (plinqy_fold: case and accents folded): `X` and `x`, `Château` and
     -- `Chateau` of two stores were two values counting one each, and either one chose both; the spelling most of
     -- its products have names it
-    SELECT mode() WITHIN GROUP (ORDER BY b.brand) AS value, count(*) AS n
+    SELECT mode() WITHIN GROUP (ORDER BY b.brand) AS value, count(*) AS n,
+           row_number() OVER (ORDER BY count(*) DESC, mode() WITHIN GROUP (ORDER BY b.brand)) AS r,
+           :facet_brand::text IS NOT NULL AND bool_and(b.brand_ok) AS chosen
     FROM base b JOIN per ON per.id = b.id
     WHERE 'brand' = ANY(:facets::text[]) AND b.cat_ok AND per.listing_ok AND b.brand IS NOT NULL
     GROUP BY plinqy_fold(b.brand)
-    ORDER BY count(*) DESC, 1
-    LIMIT :facet_values::int
-), store_counts AS (
-    SELECT l.store_id AS id, min(s.name) AS name, count(DISTINCT l.id) AS n
+), brand_counts AS (
+    -- the most frequent, and the chosen brand past them: a front end shows its checked box with its count
+    SELECT value, n FROM brand_values WHERE r <= :facet_values::int OR chosen
+), store_values AS (
+    SELECT l.store_id AS id, min(s.name) AS name, count(DISTINCT l.id) AS n,
+           row_number() OVER (ORDER BY count(DISTINCT l.id) DESC, l.store_id) AS r
     FROM lst l JOIN base b ON b.id = l.id JOIN store s ON s.id = l.store_id
     WHERE 'store' = ANY(:facets::text[]) AND b.cat_ok AND b.brand_ok AND l.price_ok
     GROUP BY l.store_id
-    ORDER BY count(DISTINCT l.id) DESC, l.store_id
-    LIMIT :facet_values::int
+), store_counts AS (
+    -- the most frequent, and the chosen store past them (as the brand's)
+    SELECT id, name, n FROM store_values WHERE r <= :facet_values::int OR id = :store_id::uuid
 ), price_counts AS (
     SELECT width_bucket(l.price, :price_edges::numeric[]) AS bucket, count(DISTINCT l.id) AS n
     FROM lst l JOIN base b ON b.id = l.id
