@@ -110,6 +110,19 @@ def test_names_read_like_listings(demo) -> None:
     assert len({p.name for p in products}) > 0.7 * len(products)
 
 
+def test_a_name_says_its_words_once(demo) -> None:
+    # "Smoked Smoked Salmon", "Cordless 18 V Cordless Lawn Mower": a variant or material repeating a word of the
+    # item, which the text rank counted twice. A size's unit may repeat one ("Coffee Pods 36 pods"), as shops write.
+    repeated = []
+    for p in demo.products():
+        size = p.attributes.get("size", "")
+        head = p.name.split(",")[0].removesuffix(size).strip()
+        words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]{2,}", head)]
+        if len(words) != len(set(words)):
+            repeated.append(p.name)
+    assert not repeated, repeated[:10]
+
+
 def test_demo_has_the_products_tests_rely_on(demo) -> None:
     by_leaf: dict[str, list[str]] = {}
     for p in demo.products():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from functools import cache, lru_cache
@@ -17,9 +18,24 @@ PRODUCT_LINES = (
 )  # fmt: skip
 
 
+# 2: a word of the item is not repeated by its variant or material (_without_item_words)
+NAMES_VERSION = 2
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
+
+
+def _without_item_words(part: str, item: str) -> str:
+    """`part` less the words of 3+ letters that `item` has: a name says a word once ("Smoked Salmon", not "Smoked
+    Smoked Salmon"; "18 V Cordless Lawn Mower"), which the text rank would count twice; a part left with no word
+    ("(Board Book)" after "Board Book") is dropped."""
+    had = {w.lower() for w in _WORD.findall(item)}
+    kept = " ".join(w for w in part.split() if w.strip("()").lower() not in had)
+    return kept if re.search(r"[A-Za-z0-9]", kept) else ""
+
+
 @lru_cache(maxsize=200_000)
 def join_name(variant: str, material: str, item: str) -> str:
     prefix, suffix = ("", variant[1:]) if variant.startswith("+") else (variant, "")
+    prefix, suffix, material = (_without_item_words(part, item) for part in (prefix, suffix, material))
     head, _, tail = item.partition(" ")
     # "Women's Organic Cotton T-Shirt", not "Organic Cotton Women's T-Shirt".
     if material and tail and (head.endswith("'s") or head.endswith("s'")):

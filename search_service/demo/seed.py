@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from .load import LoadReport, catalogue_counts, catalogue_is_empty, load, product_text
 from .market import Marketplace, Scale, generate, get_scale
+from .naming import NAMES_VERSION
 
 if TYPE_CHECKING:
     from embeddings.encoder import Encoder, EncoderConfig
@@ -40,7 +41,8 @@ def default_workers(scale: Scale) -> int:
 
 
 def vector_cache_path(cache_dir: Path, scale: Scale, seed: int, model_id: str) -> Path:
-    key = _SAFE.sub("_", f"{scale.name}-p{scale.products}-seed{seed}-{model_id}")
+    # names of an older generator had other vectors: never reuse them
+    key = _SAFE.sub("_", f"{scale.name}-p{scale.products}-seed{seed}-names{NAMES_VERSION}-{model_id}")
     return Path(cache_dir) / "vectors" / f"{key}.npy"
 
 
