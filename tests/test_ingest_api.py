@@ -291,6 +291,20 @@ def test_bad_bodies(base: str, shop: tuple[uuid.UUID, str]) -> None:
     assert category.status_code == 200 and "category" in category.json()["notes"]
 
 
+def test_an_empty_body_is_told_so(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    # litestar's KeyError for a missing body read "'data'", naming a parameter no client sent
+    store, key = shop
+    as_json = {**bearer(key), "content-type": "application/json"}
+    for method, path in (
+        ("PUT", f"/v1/stores/{store}/listings/E-1"),
+        ("PATCH", f"/v1/stores/{store}/listings/E-1"),
+        ("POST", f"/v1/stores/{store}/listings/batch"),
+    ):
+        answer = httpx.request(method, base + path, headers=as_json)
+        assert answer.status_code == 400, (method, answer.text)
+        assert error_of(answer) == ("body", "the body is empty: send a JSON object"), (method, answer.text)
+
+
 def test_batch_of_listings(base: str, shop: tuple[uuid.UUID, str]) -> None:
     store, key = shop
     items = [

@@ -118,6 +118,8 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
         parts = detail.split("'")
         parameter = parts[1] if len(parts) >= 3 else None
         detail = "is required"
+    if parameter == "data" and detail == "'data'":  # litestar's KeyError: no body came to decode
+        return error_response(400, "body", "the body is empty: send a JSON object")
     named = _FIELD_OF_OBJECT.search(detail)
     if named and parameter is not None:  # msgspec names the body (`data`, `items[0]`), the field only in its text
         parameter = named.group(1) if parameter == "data" else f"{parameter}.{named.group(1)}"
