@@ -291,6 +291,16 @@ def test_bad_bodies(base: str, shop: tuple[uuid.UUID, str]) -> None:
     assert category.status_code == 200 and "category" in category.json()["notes"]
 
 
+def test_two_authorization_headers_are_refused(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    # the first one decided who was asking; a proxy adding its own may disagree with the client's
+    store, key = shop
+    headers = [("authorization", f"Bearer {key}"), ("authorization", "Bearer plq_other")]
+    answer = httpx.get(f"{base}/v1/stores/{store}/listings", headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert error_of(answer) == ("Authorization", "send one Authorization header, not several")
+    assert httpx.get(f"{base}/v1/stores/{store}/listings", headers=bearer(key)).status_code == 200
+
+
 def test_an_empty_body_is_told_so(base: str, shop: tuple[uuid.UUID, str]) -> None:
     # litestar's KeyError for a missing body read "'data'", naming a parameter no client sent
     store, key = shop

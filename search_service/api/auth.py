@@ -31,6 +31,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import SecurityRequirement, SecurityScheme
 
+from search_service.api.params import BadParameter
 from search_service.ingest.keys import Principal, authenticate
 
 # The OpenAPI's word for these routes' key (app.py names the scheme in its components).
@@ -44,7 +45,10 @@ _PRINCIPAL = "plinqy_principal"
 
 
 def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    header = connection.headers.get("authorization", "")
+    sent = connection.headers.getall("authorization", [])
+    if len(sent) > 1:  # which one decides who is asking? a proxy and the client may disagree: refuse both
+        raise BadParameter("Authorization", "send one Authorization header, not several")
+    header = sent[0] if sent else ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthorizedException(
