@@ -4,6 +4,7 @@ first. A stem that is also the word (`tomato`) stood in a name twice (its simple
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -132,3 +133,23 @@ def test_explain_lists_no_correction_where_the_word_matched_by_its_stem(base: st
     explained = _explained(base, "creme brule")
     assert explained["Zorvex Crème Brûlée"] == [], explained
     assert _explained(base, "zorvex hamer")["Zorvex Hammer"] == ["hamer->hammer"]  # a correction applied
+
+
+def test_equal_text_ranks_put_the_shorter_name_first(base: str, db_url: str) -> None:
+    # ties were broken by product id: `batteries` listed power tools "... with 2 x 4.0 Ah Batteries" before AA packs;
+    # the pack gets the highest id, so that the id alone would put it last
+    tools = [f"Brindle 18 V {tool} with 2 x 4.0 Ah Batteries" for tool in ("Drill", "Grinder", "Saw", "Sander")]
+    names = [*tools, "Brindle AA Batteries"]
+    ids = [uuid.UUID(int=n + 1) for n in range(len(tools))] + [uuid.UUID("ffffffff-ffff-4fff-bfff-ffffffffffff")]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        for n, (pid, name) in enumerate(zip(ids, names, strict=True)):
+            conn.execute("INSERT INTO product_master (id, name) VALUES (%s, %s)", (pid, name))
+            conn.execute(
+                "INSERT INTO store_product (store_id, product_master_id, sku, price, currency, quantity)"
+                " VALUES (%s, %s, %s, 2, 'EUR', 3)",
+                (store, pid, f"B-{n}"),
+            )
+    for mode in ("keyword", "hybrid"):
+        found = [name for name in _names(base, "batteries", mode) if name.startswith("Brindle")]
+        assert found[0] == "Brindle AA Batteries", (mode, found)

@@ -393,9 +393,10 @@ tsq AS MATERIALIZED (
 -- fragment: keyword_scored
 -- params: q text (+ product_filter)
 -- The listed matches (a CTE `listed` of the statement) that pass the product filter, each with whether it is an
--- exact name/brand/GTIN match and its score: one scoring function a row (see rank_keyword). A CTE, `matched`.
+-- exact name/brand/GTIN match, its score (one scoring function a row, see rank_keyword) and its name's length (the
+-- tie-break of equal scores). A CTE, `matched`.
 matched AS (
-    SELECT p.id,
+    SELECT p.id, length(p.name) AS name_length,
            -- a null brand or GTIN is no exact match (a null here sorted first under DESC); accents folded as the
            -- words are (plinqy_simple): `creme brulee` is an exact match for Crème Brûlée; a size spaced or glued
            coalesce(lower(unaccent(p.name)) = (SELECT folded FROM tsq)
@@ -534,7 +535,7 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
         ((SELECT n FROM fts_count) >= :cap::int OR (SELECT count(*) FROM typo) >= :cap::int) AS capped,
         NULL::bytea AS packed_ids
  FROM matched
- ORDER BY exact DESC, kscore DESC, id
+ ORDER BY exact DESC, kscore DESC, name_length, id
  LIMIT :depth::int)
 UNION ALL
 SELECT NULL, NULL, NULL, (SELECT count(*) FROM cand),
@@ -554,7 +555,7 @@ WITH {{ keyword_query }}, listed AS MATERIALIZED (
 ), {{ keyword_scored }}
 SELECT id, exact, kscore, count(*) OVER () AS total, :match_capped::bool AS capped
 FROM matched
-ORDER BY exact DESC, kscore DESC, id
+ORDER BY exact DESC, kscore DESC, name_length, id
 LIMIT :depth::int;
 
 -- name: hydrate
