@@ -71,7 +71,8 @@ def test_a_typo_is_corrected_within_an_edit_distance_bound_by_its_length(base: s
     for slip, name in slips.items():
         assert name in _names(base, slip, "keyword"), slip
     assert _names(base, "flavor", "keyword") == []  # not `floor` either: two edits, similarity 0.3
-    assert _names(base, "parac", "keyword") == []
+    # `parac` is no slip of `parasol` (the bound) but the start of `paracetamol` (the last word as a prefix)
+    assert _names(base, "parac", "keyword") == ["Paracetamol Tablets"]
     assert "Vacuum Flask" not in _names(base, "flavor", "hybrid")
     # explain's corrections are the keyword side's: `flavor` is dropped (no known word near enough), not `flask`
     explained = _explained(base, "choclate flavor")
@@ -133,6 +134,19 @@ def test_explain_lists_no_correction_where_the_word_matched_by_its_stem(base: st
     explained = _explained(base, "creme brule")
     assert explained["Zorvex Crème Brûlée"] == [], explained
     assert _explained(base, "zorvex hamer")["Zorvex Hammer"] == ["hamer->hammer"]  # a correction applied
+
+
+def test_the_last_word_typed_also_matches_as_a_prefix_below_the_word_itself(base: str, db_url: str) -> None:
+    # search-as-you-type: `mozz`, `choc` found nothing, or only the products holding that very word
+    _write(
+        base, db_url, "P", ["Plumbo Chocolate Bar", "Plumbo Choc Ices", "Plumbo Mozzarella 125 g", "Plumbo Mozz Pot"]
+    )
+    # (a typo correction, `mozza` -> mozz, ranks below the prefix's match)
+    assert _names(base, "plumbo mozza", "keyword")[0] == "Plumbo Mozzarella 125 g"
+    # the word itself first (Choc Ices), then the words it starts (Chocolate), in keyword mode and hybrid's keyword side
+    assert _names(base, "plumbo choc", "keyword") == ["Plumbo Choc Ices", "Plumbo Chocolate Bar"]
+    assert _names(base, "plumbo mozz", "keyword") == ["Plumbo Mozz Pot", "Plumbo Mozzarella 125 g"]
+    assert _names(base, "ch", "keyword") == []  # two letters are no prefix
 
 
 def test_equal_text_ranks_put_the_shorter_name_first(base: str, db_url: str) -> None:

@@ -29,6 +29,7 @@ from pgvector.psycopg import register_vector as register_vector_psycopg
 from search_service.db.sql import statement
 from search_service.demo.synthetic import SyntheticSpec, query_vectors, random_unit_vectors, seed_synthetic
 from search_service.engine.candidates import NO_CHANGES
+from search_service.engine.keyword import query_texts
 from search_service.engine.scope import NO_NEAR
 from search_service.engine.search import (
     DEFAULT_CONFIG,
@@ -639,7 +640,7 @@ def test_explain_hnsw_plan_uses_the_hnsw_index_and_exact_plan_does_not(catalogue
 def _keyword_args(q: str) -> dict[str, Any]:
     """rank_keyword's own arguments, as a search without the candidate sets binds them."""
     own = {"depth": 30, "cap": 400, "typo_tolerance": True, "typo_below": 30, "scan_cap": None}
-    return {"q": q, "q_sized": None, **own}
+    return {"q": q, **query_texts(q), **own}
 
 
 def test_keyword_statement_probes_listings_per_match(catalogue: Catalogue) -> None:

@@ -180,7 +180,8 @@ StoresPerProduct = Annotated[
 ModeParam = Annotated[
     Mode,
     Parameter(
-        description="hybrid (semantic + keyword; default), semantic (vectors) or keyword (full text).",
+        description="hybrid (semantic + keyword; default), semantic (vectors) or keyword (full text: the words as "
+        "typed, then the last word as a prefix, then typo corrections).",
         examples=_ex("hybrid"),
     ),
 ]

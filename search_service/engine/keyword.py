@@ -27,7 +27,7 @@ from search_service.engine.fusion import Ranked
 from search_service.engine.keyindex import ids_from_keys
 from search_service.engine.scope import Scope
 from search_service.engine.session import Conn, transaction
-from search_service.engine.text import spaced_sizes
+from search_service.engine.text import last_word_prefix, spaced_sizes
 
 
 async def rank_keyword(
@@ -45,7 +45,7 @@ async def rank_keyword(
         typo_tolerance=config.typo_tolerance,
         typo_below=below,
         scan_cap=config.keyword_scan_cap if hand_back else None,
-        q_sized=spaced_sizes(scope.params.q),
+        **query_texts(scope.params.q),
     )
     rows = await conn.fetch(stmt.sql, *values)
     if rows and rows[-1]["packed_ids"] is not None:  # a query of `cap` matches or more, handed back
@@ -66,9 +66,16 @@ async def _rank_in_scope(conn: Conn, scope: Scope, depth: int, config: EngineCon
         match_capped=bool(handed["capped"]) or left_out > 0,
         ids_listed=scope.params.min_price is None and scope.params.max_price is None,
         depth=depth,
-        q_sized=spaced_sizes(scope.params.q),
+        **query_texts(scope.params.q),
     )
     return _ranked(await conn.fetch(stmt.sql, *values), unranked=left_out)
+
+
+def query_texts(q: str) -> dict[str, Any]:
+    """`keyword_query`'s readings of `q` besides itself: its sizes spaced, and its last word as a prefix after the
+    words before it (engine/text.py)."""
+    head, last = last_word_prefix(q) or (None, None)
+    return {"q_sized": spaced_sizes(q), "q_head": head, "q_last": last}
 
 
 def kept_in_scope(sets: CandidateSets, in_scope: InScope, packed_ids: bytes, rank_cap: int) -> tuple[list[UUID], int]:

@@ -91,3 +91,20 @@ def spaced_sizes(q: str) -> str | None:
 
     out = _TOKEN.sub(spaced, q)
     return out if out != q else None
+
+
+# Search-as-you-type: the last word typed, letters only, is also a prefix (Meilisearch's and Typesense's default).
+_LAST_WORD = re.compile(r"(?:^|(?<=\s))([^\W\d_]{3,})$")
+
+
+def last_word_prefix(q: str) -> tuple[str, str] | None:
+    """(the words before it, the last word folded as the vocabulary holds it) when `q` ends in a word of 3+ letters
+    that no operator touches, else None. The words before it are read with their sizes spaced (`spaced_sizes`)."""
+    text = spaced_sizes(q) or q
+    last = _LAST_WORD.search(text)
+    if last is None:
+        return None
+    head = text[: last.start()].strip()
+    if head.count('"') % 2 or head.lower().endswith((" or", "-")) or head.lower() == "or":
+        return None
+    return head, fold_accents(last.group(1).lower())

@@ -355,10 +355,13 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 
 -- fragment: keyword_query
 -- params: q text, q_sized text|null (q with its sizes glued to a unit spaced, `1l` -> `1 l`: engine/text.py
---    spaced_sizes; null: q holds none)
--- The query's two tsqueries, its trimmed text and that folded (lower case, accents as unaccent folds them), computed
+--    spaced_sizes; null: q holds none), q_head text|null (the words before the last), q_last text|null (the last
+--    word, 3+ letters, folded: text.last_word_prefix; null: no prefix)
+-- The query's tsqueries, its trimmed text and that folded (lower case, accents as unaccent folds them), computed
 -- once (read through InitPlans: a generic plan would otherwise parse them again for every row it scores), and its
--- exact name/GTIN matches. Two CTEs. A GTIN is
+-- exact name/GTIN matches. Two CTEs. `prefix`: the words before the last as typed (either config) and the last as
+-- the prefix of a name or brand word (weights A and B: the vocabulary's words, not a description's), null without
+-- one. A GTIN is
 -- compared in its 14-digit form (ix_product_master_gtin14): the ingest path stores that form, a shopper types the
 -- 8, 12 or 13 digits printed on the pack, spaced or not. A query with a glued size is q's words or q_sized's (the
 -- parser keeps `1l` one token, which matched only names that glue it too, never `1 L`; q_sized holds each size as
@@ -377,7 +380,12 @@ tsq AS MATERIALIZED (
            lower(unaccent(btrim(:q::text))) AS folded,
            lower(unaccent(btrim(replace(:q_sized::text, '"', '')))) AS sized_folded,
            CASE WHEN translate(btrim(:q::text), ' -', '') ~ '^[0-9]{8,14}$'
-                THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14
+                THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14,
+           CASE WHEN :q_last::text IS NULL THEN NULL
+                WHEN btrim(:q_head::text) = '' THEN to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB')
+                ELSE (websearch_to_tsquery('plinqy_english', :q_head::text)
+                      || websearch_to_tsquery('plinqy_simple', :q_head::text))
+                     && to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB') END AS prefix
 ), exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
     WHERE lower(p.name) = lower((SELECT trimmed FROM tsq))
@@ -394,7 +402,9 @@ tsq AS MATERIALIZED (
 -- params: q text (+ product_filter)
 -- The listed matches (a CTE `listed` of the statement) that pass the product filter, each with whether it is an
 -- exact name/brand/GTIN match, its score (one scoring function a row, see rank_keyword) and its name's length (the
--- tie-break of equal scores). A CTE, `matched`.
+-- tie-break of equal scores). A CTE, `matched`. The score's whole part is the match's tier: 2 the words as typed,
+-- 1 the last word as a prefix only, 0 a typo correction only; its fraction the rank in that
+-- tier, 1 - 1 / (1 + s) (the same order as s, s computed once).
 matched AS (
     SELECT p.id, length(p.name) AS name_length,
            -- a null brand or GTIN is no exact match (a null here sorted first under DESC); accents folded as the
@@ -407,11 +417,13 @@ matched AS (
            -- in a name twice (its simple and english parts), so "Tomato Juice" outranked "Vine Tomatoes" for
            -- `tomatoes` (0.2 against 0.1; once more would tie them)
            CASE WHEN p.search_tsv @@ (SELECT english FROM tsq)
-                  THEN ts_rank_cd(p.search_tsv, (SELECT english FROM tsq))
+                  THEN 3 - 1 / (1 + ts_rank_cd(p.search_tsv, (SELECT english FROM tsq))
                        + CASE WHEN p.search_tsv @@ (SELECT simple FROM tsq)
-                              THEN 2 * ts_rank_cd(p.search_tsv, (SELECT simple FROM tsq)) ELSE 0 END
+                              THEN 2 * ts_rank_cd(p.search_tsv, (SELECT simple FROM tsq)) ELSE 0 END)
                 WHEN p.search_tsv @@ (SELECT simple FROM tsq)
-                  THEN ts_rank_cd(p.search_tsv, (SELECT simple FROM tsq))
+                  THEN 3 - 1 / (1 + ts_rank_cd(p.search_tsv, (SELECT simple FROM tsq)))
+                WHEN p.search_tsv @@ (SELECT prefix FROM tsq)
+                  THEN 2 - 1 / (1 + ts_rank_cd(p.search_tsv, (SELECT prefix FROM tsq)))
                 ELSE word_similarity(:q::text, p.name) END AS kscore
     FROM listed JOIN product_master p ON p.id = listed.id
     WHERE {{ product_filter }}
@@ -467,12 +479,20 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     LIMIT greatest(:cap::int, :scan_cap::int)
 ), fts_count AS (
     SELECT count(*) AS n FROM fts
+), prefixed AS MATERIALIZED (
+    -- capped apart: a short prefix's many matches never crowd out the words' own (they rank below them); not
+    -- looked for where the words as typed reach the cap: they would rank below `cap` matches (`milk`: 5.8 -> 10.7 ms)
+    SELECT p.id FROM product_master p
+    WHERE p.search_tsv @@ (SELECT prefix FROM tsq) AND (SELECT n FROM fts_count) < :cap::int
+    LIMIT greatest(:cap::int, :scan_cap::int)
+), words_found AS (
+    SELECT count(*) AS n FROM (SELECT id FROM fts UNION SELECT id FROM prefixed) AS u
 ), words AS MATERIALIZED (
     -- the sizes spaced: `500g` is no word to correct (to `500`), `500` and `g` are left out as any number or letter
     -- `edits`: how far a correction may be (1, or 2 from 9 letters, or where the trigrams are close: >= 0.45)
     SELECT DISTINCT w, CASE WHEN length(w) >= 9 THEN 2 ELSE 1 END AS edits
     FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', coalesce(:q_sized::text, :q::text)))) AS u(w)
-    WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM fts_count) < :typo_below::int
+    WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM words_found) < :typo_below::int
       AND to_tsvector('plinqy_english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
 ), swapped AS MATERIALIZED (
     -- a word that is a known one with two neighbouring letters swapped (`mlik`): too few trigrams in common for
@@ -522,24 +542,26 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT q FROM typo_query)
      LIMIT 4 * :typo_below::int)
+), capped AS (
+    SELECT (SELECT n FROM fts_count) >= :cap::int OR (SELECT count(*) FROM typo) >= :cap::int
+           OR (SELECT count(*) FROM prefixed) >= :cap::int AS yes
 ), handed AS (
-    SELECT :scan_cap::int IS NOT NULL
-           AND ((SELECT n FROM fts_count) >= :cap::int OR (SELECT count(*) FROM typo) >= :cap::int) AS yes
+    SELECT :scan_cap::int IS NOT NULL AND (SELECT yes FROM capped) AS yes
 ), cand AS (
-    SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM typo
+    SELECT id FROM exact UNION SELECT id FROM fts UNION SELECT id FROM prefixed UNION SELECT id FROM typo
 ), listed AS MATERIALIZED (
     -- the listing probe first: a candidate no store in scope sells costs no product row fetch
     SELECT cand.id FROM cand WHERE NOT (SELECT yes FROM handed) AND {{ listing_probe }}
 ), {{ keyword_scored }}
-(SELECT id, exact, kscore, count(*) OVER () AS total,
-        ((SELECT n FROM fts_count) >= :cap::int OR (SELECT count(*) FROM typo) >= :cap::int) AS capped,
+(SELECT id, exact, kscore, count(*) OVER () AS total, (SELECT yes FROM capped) AS capped,
         NULL::bytea AS packed_ids
  FROM matched
  ORDER BY exact DESC, kscore DESC, name_length, id
  LIMIT :depth::int)
 UNION ALL
 SELECT NULL, NULL, NULL, (SELECT count(*) FROM cand),
-       ((SELECT n FROM fts_count) >= :scan_cap::int OR (SELECT count(*) FROM typo) >= :scan_cap::int),
+       ((SELECT n FROM fts_count) >= :scan_cap::int OR (SELECT count(*) FROM typo) >= :scan_cap::int
+        OR (SELECT count(*) FROM prefixed) >= :scan_cap::int),
        (SELECT string_agg(uuid_send(cand.id), ''::bytea) FROM cand)
 WHERE (SELECT yes FROM handed);
 
