@@ -149,6 +149,17 @@ def test_the_last_word_typed_also_matches_as_a_prefix_below_the_word_itself(base
     assert _names(base, "ch", "keyword") == []  # two letters are no prefix
 
 
+def test_a_compound_word_matches_its_parts_and_two_words_their_compound(base: str, db_url: str) -> None:
+    # Meilisearch's split and concat: `oatmilk` found nothing of "Oat Milk", `tooth paste` only "Wallpaper Paste"
+    _write(
+        base, db_url, "C", ["Vextra Oat Milk 1 L", "Vextra Milk Oat Bar", "Vextra Toothpaste 75 ml", "Wallpaper Paste"]
+    )
+    assert _names(base, "oatmilk", "keyword") == ["Vextra Oat Milk 1 L"]  # the parts as a phrase: not Milk Oat Bar
+    assert _names(base, "tooth paste", "keyword")[0] == "Vextra Toothpaste 75 ml"
+    assert _names(base, "vextra tooth paste", "keyword") == ["Vextra Toothpaste 75 ml"]
+    assert _names(base, "tooth paste", "hybrid")[0] == "Vextra Toothpaste 75 ml"
+
+
 def test_equal_text_ranks_put_the_shorter_name_first(base: str, db_url: str) -> None:
     # ties were broken by product id: `batteries` listed power tools "... with 2 x 4.0 Ah Batteries" before AA packs;
     # the pack gets the highest id, so that the id alone would put it last

@@ -181,7 +181,8 @@ ModeParam = Annotated[
     Mode,
     Parameter(
         description="hybrid (semantic + keyword; default), semantic (vectors) or keyword (full text: the words as "
-        "typed, then the last word as a prefix, then typo corrections).",
+        "typed, then the last word as a prefix, then typo corrections; `oatmilk` also matches oat milk, "
+        "`tooth paste` toothpaste).",
         examples=_ex("hybrid"),
     ),
 ]

@@ -27,7 +27,7 @@ from search_service.engine.fusion import Ranked
 from search_service.engine.keyindex import ids_from_keys
 from search_service.engine.scope import Scope
 from search_service.engine.session import Conn, transaction
-from search_service.engine.text import last_word_prefix, spaced_sizes
+from search_service.engine.text import last_word_prefix, query_words, spaced_sizes
 
 
 async def rank_keyword(
@@ -72,10 +72,10 @@ async def _rank_in_scope(conn: Conn, scope: Scope, depth: int, config: EngineCon
 
 
 def query_texts(q: str) -> dict[str, Any]:
-    """`keyword_query`'s readings of `q` besides itself: its sizes spaced, and its last word as a prefix after the
-    words before it (engine/text.py)."""
+    """`keyword_query`'s readings of `q` besides itself: its sizes spaced, its last word as a prefix after the words
+    before it, and its words for the compound probes (engine/text.py)."""
     head, last = last_word_prefix(q) or (None, None)
-    return {"q_sized": spaced_sizes(q), "q_head": head, "q_last": last}
+    return {"q_sized": spaced_sizes(q), "q_head": head, "q_last": last, "q_words": query_words(q)}
 
 
 def kept_in_scope(sets: CandidateSets, in_scope: InScope, packed_ids: bytes, rank_cap: int) -> tuple[list[UUID], int]:

@@ -356,18 +356,40 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 -- fragment: keyword_query
 -- params: q text, q_sized text|null (q with its sizes glued to a unit spaced, `1l` -> `1 l`: engine/text.py
 --    spaced_sizes; null: q holds none), q_head text|null (the words before the last), q_last text|null (the last
---    word, 3+ letters, folded: text.last_word_prefix; null: no prefix)
+--    word, 3+ letters, folded: text.last_word_prefix; null: no prefix), q_words text[] (q's words in order, folded:
+--    text.query_words, at most 8; empty: no compounds)
 -- The query's tsqueries, its trimmed text and that folded (lower case, accents as unaccent folds them), computed
 -- once (read through InitPlans: a generic plan would otherwise parse them again for every row it scores), and its
--- exact name/GTIN matches. Two CTEs. `prefix`: the words before the last as typed (either config) and the last as
+-- exact name/GTIN matches. Three CTEs. `prefix`: the words before the last as typed (either config) and the last as
 -- the prefix of a name or brand word (weights A and B: the vocabulary's words, not a description's), null without
--- one. A GTIN is
+-- one. `compound`: the query with two neighbouring words joined where the vocabulary holds the join (`tooth paste`:
+-- toothpaste), or an unknown word split into two vocabulary words as a phrase (`oatmilk`: oat <-> milk, at most two
+-- splits, the most even first), or-ed; null without any (~2 index probes a split point and one a pair). A GTIN is
 -- compared in its 14-digit form (ix_product_master_gtin14): the ingest path stores that form, a shopper types the
 -- 8, 12 or 13 digits printed on the pack, spaced or not. A query with a glued size is q's words or q_sized's (the
 -- parser keeps `1l` one token, which matched only names that glue it too, never `1 L`; q_sized holds each size as
 -- a phrase, `"1.5 l"`, read with a decimal point and with a comma: the parser splits `1,5` into `1` and `5`), in
 -- both configs, and an exact name is either.
-tsq AS MATERIALIZED (
+compound_parts AS MATERIALIZED (
+    SELECT w.i AS lo, w.i + 1 AS hi, quote_literal(w.word || n.word)::tsquery AS q
+    FROM unnest(:q_words::text[]) WITH ORDINALITY AS w(word, i)
+    JOIN unnest(:q_words::text[]) WITH ORDINALITY AS n(word, i) ON n.i = w.i + 1
+    WHERE w.word !~ '[0-9]' AND n.word !~ '[0-9]'  -- words of letters (text.query_words)
+      AND EXISTS (SELECT 1 FROM search_term t WHERE t.term = w.word || n.word)
+    UNION ALL
+    SELECT w.i, w.i, s.q
+    FROM unnest(:q_words::text[]) WITH ORDINALITY AS w(word, i)
+    CROSS JOIN LATERAL (
+        SELECT quote_literal(left(w.word, k))::tsquery <-> quote_literal(substr(w.word, k + 1))::tsquery AS q
+        FROM generate_series(3, length(w.word) - 3) AS k
+        WHERE EXISTS (SELECT 1 FROM search_term t WHERE t.term = left(w.word, k))
+          AND EXISTS (SELECT 1 FROM search_term t WHERE t.term = substr(w.word, k + 1))
+        ORDER BY abs(2 * k - length(w.word)), k
+        LIMIT 2
+    ) AS s
+    WHERE w.word !~ '[0-9]' AND length(w.word) BETWEEN 6 AND 40
+      AND NOT EXISTS (SELECT 1 FROM search_term t WHERE t.term = w.word)
+), tsq AS MATERIALIZED (
     SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_simple', :q::text)
                 ELSE websearch_to_tsquery('plinqy_simple', :q::text)
                      || websearch_to_tsquery('plinqy_simple', :q_sized::text)
@@ -385,7 +407,15 @@ tsq AS MATERIALIZED (
                 WHEN btrim(:q_head::text) = '' THEN to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB')
                 ELSE (websearch_to_tsquery('plinqy_english', :q_head::text)
                       || websearch_to_tsquery('plinqy_simple', :q_head::text))
-                     && to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB') END AS prefix
+                     && to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB') END AS prefix,
+           -- each alternative with the query's other words, stop words left out as the english query leaves them
+           (SELECT tsquery_or_agg(coalesce(c.q && (
+                        SELECT tsquery_and_agg(plainto_tsquery('plinqy_english', o.word)
+                                               || plainto_tsquery('plinqy_simple', o.word))
+                        FROM unnest(:q_words::text[]) WITH ORDINALITY AS o(word, i)
+                        WHERE (o.i < c.lo OR o.i > c.hi) AND numnode(plainto_tsquery('plinqy_english', o.word)) > 0),
+                    c.q))
+            FROM compound_parts c) AS compound
 ), exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
     WHERE lower(p.name) = lower((SELECT trimmed FROM tsq))
@@ -402,8 +432,8 @@ tsq AS MATERIALIZED (
 -- params: q text (+ product_filter)
 -- The listed matches (a CTE `listed` of the statement) that pass the product filter, each with whether it is an
 -- exact name/brand/GTIN match, its score (one scoring function a row, see rank_keyword) and its name's length (the
--- tie-break of equal scores). A CTE, `matched`. The score's whole part is the match's tier: 2 the words as typed,
--- 1 the last word as a prefix only, 0 a typo correction only; its fraction the rank in that
+-- tie-break of equal scores). A CTE, `matched`. The score's whole part is the match's tier: 2 the words as typed
+-- (or a compound of them), 1 the last word as a prefix only, 0 a typo correction only; its fraction the rank in that
 -- tier, 1 - 1 / (1 + s) (the same order as s, s computed once).
 matched AS (
     SELECT p.id, length(p.name) AS name_length,
@@ -422,6 +452,8 @@ matched AS (
                               THEN 2 * ts_rank_cd(p.search_tsv, (SELECT simple FROM tsq)) ELSE 0 END)
                 WHEN p.search_tsv @@ (SELECT simple FROM tsq)
                   THEN 3 - 1 / (1 + ts_rank_cd(p.search_tsv, (SELECT simple FROM tsq)))
+                WHEN p.search_tsv @@ (SELECT compound FROM tsq)
+                  THEN 3 - 1 / (1 + ts_rank_cd(p.search_tsv, (SELECT compound FROM tsq)))
                 WHEN p.search_tsv @@ (SELECT prefix FROM tsq)
                   THEN 2 - 1 / (1 + ts_rank_cd(p.search_tsv, (SELECT prefix FROM tsq)))
                 ELSE word_similarity(:q::text, p.name) END AS kscore
@@ -476,6 +508,7 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     SELECT p.id FROM product_master p
     WHERE p.search_tsv @@ (SELECT simple FROM tsq)
        OR p.search_tsv @@ (SELECT english FROM tsq)
+       OR p.search_tsv @@ (SELECT compound FROM tsq)
     LIMIT greatest(:cap::int, :scan_cap::int)
 ), fts_count AS (
     SELECT count(*) AS n FROM fts
