@@ -1,11 +1,12 @@
 """The one ranked shape every side of every mode returns, and the one merge that orders a page from them.
 
-Scores: one side keeps its own (``semantic``: cosine similarity, 1 - cosine distance; ``keyword``: the text
-rank, ts_rank_cd, or the trigram word similarity of a typo match, plus 1.0 for an exact name/brand/GTIN
-match); two sides (``hybrid``: the vector side first, the keyword side last) are fused with Reciprocal Rank Fusion,
-Σ 1/(60 + rank), at most 2/61. Exact matches lead; a tie of RRF goes to the keyword side (the last): a product at
-keyword rank n before one at vector rank n, since a typed word is stronger evidence than a neighbour in meaning
-(broken by the vector side, `gu10` alternated a smartphone, vector rank 1, with the GU10 bulbs from #1).
+Scores: one side keeps its own (``semantic``: cosine similarity, 1 - cosine distance; ``keyword``: the match's
+tier and its rank in it, 2-3 the words as typed, 1-2 the last word as a prefix only, 0-1 a typo's trigram
+similarity (search.sql's keyword_scored), plus 1.0 for an exact name/brand/GTIN match); two sides (``hybrid``: the
+vector side first, the keyword side last) are fused with Reciprocal Rank Fusion, Σ 1/(60 + rank), at most 2/61.
+Exact matches lead; a tie of RRF goes to the keyword side (the last): a product at keyword rank n before one at
+vector rank n, since a typed word is stronger evidence than a neighbour in meaning (broken by the vector side,
+`gu10` alternated a smartphone, vector rank 1, with the GU10 bulbs from #1).
 
 Pages of one order: RRF over the sides' top w changes with w (a product 40th on both sides outranks one first on
 one side only once both lists reach 40), so fusing as deep as each page needs made page 2 repeat and skip page 1's

@@ -1,5 +1,5 @@
 """The keyword side: full-text, exact name/brand/GTIN and typo-tolerant matches under the search's filters, as a
-`Ranked` side (score = text rank, + 1.0 for an exact match).
+`Ranked` side (score = the tiered text rank, fusion.py, + 1.0 for an exact match).
 
 `rank_keyword` (the statement of that name) ranks at most `EngineConfig.keyword_cap` matches of the catalogue,
 keeping those sold in scope: a common word matches far more, and near a point its first `cap` held a fraction of
