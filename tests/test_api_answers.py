@@ -52,6 +52,37 @@ def test_a_path_id_that_is_no_uuid_is_a_400_naming_it(base: str) -> None:
     assert httpx.get(f"{base}/v1/nothing-here").status_code == 404
 
 
+def test_every_uuid_parameter_takes_the_one_form_the_api_writes(base: str, db_url: str) -> None:
+    """8-4-4-4-12 hex digits, either case, in every path and query; 32 bare digits, braces and `urn:uuid:` are a
+    400 naming the parameter, with or without a key (stores took them while products refused them)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        auth = bearer(store_key(conn, store, "listings:write", "webhooks:write"))
+    other = uuid.uuid4()
+    for form in (store.hex, store.hex.upper(), f"{{{store}}}", f"urn:uuid:{store}", f"{store}%0A"):
+        for method, path, parameter in [
+            ("GET", f"/v1/stores/{form}", "store_id"),
+            ("GET", f"/v1/stores/{form}/listings", "store_id"),
+            ("GET", f"/v1/stores/{form}/listings/a1", "store_id"),
+            ("GET", f"/v1/stores/{form}/imports", "store_id"),
+            ("GET", f"/v1/stores/{form}/webhooks", "store_id"),
+            ("POST", f"/v1/stores/{store}/webhooks/{form.replace(store.hex, other.hex)}/test", "webhook_id"),
+            ("GET", f"/v1/imports/{form}", "batch_id"),
+            ("GET", f"/v1/imports/{form}/errors", "batch_id"),
+            ("POST", f"/v1/ingest/{form}", "connection_id"),
+            ("GET", f"/v1/products/{form}", "product_id"),
+            ("GET", f"/v1/products/{form}/similar", "product_id"),
+            ("GET", f"/v1/search?q=milk&store_id={form}", "store_id"),
+        ]:
+            for headers in (auth, {}):
+                answer = httpx.request(method, f"{base}{path}", headers=headers)
+                assert answer.status_code == 400 and answer.json()["error"]["parameter"] == parameter, (path, answer)
+    assert httpx.get(f"{base}/v1/stores/{str(store).upper()}").json()["id"] == str(store)
+    listings = httpx.get(f"{base}/v1/stores/{str(store).upper()}/listings", headers=auth)
+    assert listings.status_code == 200, listings.text
+    assert _error(httpx.get(f"{base}/v1/products/{str(other).upper()}"))[:2] == (404, "product_id")
+
+
 def test_similar_to_an_inactive_product_is_a_404_as_the_product_is(base: str, db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as conn:
         register_vector(conn)

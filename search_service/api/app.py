@@ -33,6 +33,7 @@ from search_service.api.openapi_fixes import (
     state_body_rules,
     state_checked_rules,
 )
+from search_service.api.path_params import uuid_path_ids
 from search_service.api.query_string import check_query_string, query_rules
 from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=PlinqyRequest,
         before_request=check_query_string,
+        guards=[uuid_path_ids],  # before the routes' key guards: a malformed id is a 400 with or without a key
         middleware=[runtime.metrics.middleware, allow_header.middleware],
         lifespan=[lifespan],
         state=State({"runtime": runtime}),

@@ -13,7 +13,7 @@ import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from search_service.api.params import PATH_RULES, RULES, UUID_RULE, BadParameter, Gone, NotFound
+from search_service.api.params import PATH_RULES, RULES, UUID_PATTERN, UUID_RULE, BadParameter, Gone, NotFound
 from search_service.db.secretbox import SecretBoxError, SecretKeyUnusable
 from search_service.engine import search as engine
 
@@ -137,7 +137,7 @@ _UUID_SEGMENTS = re.compile(
     r"^/v1/(?:stores/(?P<store_id>[^/]+)(?:/webhooks/(?P<webhook_id>[^/]+))?"
     r"|imports/(?P<batch_id>[^/]+)|ingest/(?P<connection_id>[^/]+))"
 )
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_UUID = re.compile(UUID_PATTERN)
 
 
 def _not_a_uuid(path: str) -> str | None:
@@ -146,7 +146,7 @@ def _not_a_uuid(path: str) -> str | None:
     if found is None:
         return None
     for name, value in found.groupdict().items():
-        if value is not None and not _UUID.match(value) and value != "nearby":  # /v1/stores/nearby is a route
+        if value is not None and not _UUID.fullmatch(value) and value != "nearby":  # /v1/stores/nearby is a route
             return name
     return None
 

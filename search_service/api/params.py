@@ -12,6 +12,7 @@ import re
 import unicodedata
 from decimal import Decimal
 from typing import Annotated, Literal
+from uuid import UUID
 
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
@@ -34,8 +35,10 @@ _FORMAT_CHARS = (
     r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
 )
 Q_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f{_FORMAT_CHARS}][^\x00-\x1f\x7f-\x9f]*$"
+# Every UUID the API takes, in a path or a query: the form it writes them, 8-4-4-4-12 hex digits (either case).
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_UUID_RE = re.compile(UUID_PATTERN)
+_UUID_RE = re.compile(UUID_PATTERN[1:-1])  # fullmatch: `$` would let a trailing newline through
+UUID_FORM = "8-4-4-4-12 hex digits, as the API writes ids (32 bare digits, braces or `urn:uuid:` are refused)"
 
 Mode = Literal["hybrid", "semantic", "keyword"]
 
@@ -61,7 +64,7 @@ RULES = {
     "explain": "must be true or false",
     "page_size": f"must be an integer between 1 and {LISTINGS_PAGE_MAX}",
 }
-UUID_RULE = "must be a UUID like 6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"
+UUID_RULE = "must be a UUID like 6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a (8-4-4-4-12 hex digits)"
 # A parameter whose rule differs on one path.
 NEARBY_MAX = 1000  # the page's radar draws every store of the radius, not the nearest 100
 PATH_RULES = {
@@ -201,7 +204,7 @@ Brand = Annotated[
 ProductIdParam = Annotated[
     str,
     Parameter(
-        description="Product id (UUID).",
+        description=f"Product id (UUID): {UUID_FORM}.",
         schema_extra={"format": "uuid", "pattern": UUID_PATTERN},
         examples=_ex("6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"),
     ),
@@ -243,11 +246,11 @@ def _price(name: str, value: float | None) -> Decimal | None:
     return Decimal(repr(value))
 
 
-def product_id(raw: str) -> str:
-    """The canonical (lower-case) UUID text, or BadParameter."""
-    if not _UUID_RE.match(raw):
-        raise BadParameter("product_id", UUID_RULE)
-    return raw.lower()
+def parse_uuid(parameter: str, raw: str) -> UUID:
+    """`raw` as a UUID when written as UUID_PATTERN says, or BadParameter naming `parameter`."""
+    if not _UUID_RE.fullmatch(raw):
+        raise BadParameter(parameter, UUID_RULE)
+    return UUID(raw)
 
 
 def clean_brand(brand: str | None) -> str | None:

@@ -7,12 +7,19 @@ from urllib.parse import unquote_to_bytes
 from uuid import UUID
 
 from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
 from litestar.params import PathParameter
 
-from search_service.api.params import BadParameter
+from search_service.api.params import UUID_FORM, UUID_PATTERN, BadParameter, parse_uuid
 from search_service.ingest.rows import MAX_TEXT
 
-StoreId = Annotated[UUID, PathParameter(description="The store.")]
+
+def _uuid_path(description: str) -> PathParameter:
+    return PathParameter(description=f"{description} A UUID: {UUID_FORM}.", schema_extra={"pattern": UUID_PATTERN})
+
+
+StoreId = Annotated[UUID, _uuid_path("The store.")]
 Sku = Annotated[
     str,
     PathParameter(
@@ -20,12 +27,23 @@ Sku = Annotated[
         schema_extra={"maxLength": MAX_TEXT["sku"]},  # checked on the raw path's SKU (listing_sku), as rows.py does
     ),
 ]
-BatchId = Annotated[UUID, PathParameter(description="The import (`batch_id` in the upload's answer).")]
-ConnectionId = Annotated[UUID, PathParameter(description="The connection (`plinqy-search connect …` prints it).")]
-WebhookId = Annotated[UUID, PathParameter(description="The webhook (its `id` at creation).")]
+BatchId = Annotated[UUID, _uuid_path("The import (`batch_id` in the upload's answer).")]
+ConnectionId = Annotated[UUID, _uuid_path("The connection (`plinqy-search connect …` prints it).")]
+WebhookId = Annotated[UUID, _uuid_path("The webhook (its `id` at creation).")]
 
 # A SKU may hold `/` (`1/2 GAL`): the route takes the rest of the path, and listing_sku reads the SKU itself.
 LISTING_PATH = "/v1/stores/{store_id:uuid}/listings/{sku:path}"
+
+
+def uuid_path_ids(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The app's first guard, before any key is checked: a `{…:uuid}` path segment in the form params.parse_uuid
+    takes, as /v1/products/{id} and the store_id query take it (litestar's own `uuid` type also took 32 bare
+    digits, braces and `urn:uuid:`), else a 400 naming it."""
+    template = str(connection.scope.get("path_template", "")).split("/")
+    segments = connection.scope["path"].split("/")
+    for name, value in connection.path_params.items():
+        if isinstance(value, UUID) and f"{{{name}}}" in template:
+            parse_uuid(name, segments[template.index(f"{{{name}}}")])
 
 
 def listing_sku(request: Request[Any, Any, Any]) -> str:

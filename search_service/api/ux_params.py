@@ -6,22 +6,18 @@ Types are checked by litestar; the rest here, as `BadParameter` naming the param
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from litestar import Request
 from litestar.di import Provide
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
-from search_service.api.params import UUID_PATTERN, BadParameter
+from search_service.api.params import UUID_FORM, UUID_PATTERN, BadParameter, parse_uuid
 from search_service.engine import geo_areas
 from search_service.engine.facets import FACETS
 from search_service.engine.ux import UxParams
-
-_UUID_RE = re.compile(UUID_PATTERN)
 
 FacetsParam = Annotated[
     str | None,
@@ -84,7 +80,7 @@ StoreIdParam = Annotated[
     Parameter(
         description=(
             "Only listings of this store (the store facet's value): every product it has that matches, ranked; "
-            "the store facet still counts every store in scope."
+            f"the store facet still counts every store in scope. A UUID: {UUID_FORM}."
         ),
         schema_extra={"format": "uuid", "pattern": UUID_PATTERN},
         examples=[Example(summary="a store", value="0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b")],
@@ -133,9 +129,7 @@ def provide_ux(
         raise BadParameter("sort", "sort=distance needs lat and lon")
     if fulfilment != "pickup" and not point:
         raise BadParameter("fulfilment", f"fulfilment={fulfilment} needs lat and lon (where to deliver)")
-    if store_id is not None and not _UUID_RE.match(store_id):
-        raise BadParameter("store_id", "must be a UUID like 0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b")
-    sid = None if store_id is None else UUID(store_id)
+    sid = None if store_id is None else parse_uuid("store_id", store_id)
     return UxOptions(UxParams(parse_facets(facets), sort, box, fulfilment, explain, sid))
 
 

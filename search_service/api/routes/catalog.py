@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from typing import Any
-from uuid import UUID
 
 import msgspec
 from litestar import get
@@ -65,7 +64,7 @@ def _store_out(r: Any) -> StoreNearbyOut:
     responses=PRODUCT_RESPONSES,
 )
 async def get_product(rt: NamedDependency[Runtime], product_id: P.ProductIdParam) -> ProductDetail:
-    pid = UUID(P.product_id(product_id))
+    pid = P.parse_uuid("product_id", product_id)
     async with rt.transaction() as conn:
         product = await catalog.get_product(conn, pid)
     if product is None:

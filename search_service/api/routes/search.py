@@ -195,7 +195,7 @@ async def similar_products(
     ux: NamedDependency[UxOptions],
 ) -> SearchResponse:
     started = time.perf_counter()
-    pid = UUID(P.product_id(product_id))
+    pid = P.parse_uuid("product_id", product_id)
     sp = filters.params(q="", mode="semantic")
     if needs_ux(ux.ux, sp):
         found, engine_started = await _run_ux_similar(rt, pid, sp, ux)
