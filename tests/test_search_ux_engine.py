@@ -484,6 +484,21 @@ def test_a_set_that_reached_its_depth_says_it_was_capped(cat: Catalogue, mode: s
     assert not window.capped  # ranked only as deep as the page's window: no whole set to cap
 
 
+@pytest.mark.parametrize(("mode", "copy"), [("semantic", False), ("hybrid", False), ("semantic", True)])
+def test_a_set_is_capped_only_when_more_matched_than_its_depth(cat: Catalogue, mode: str, copy: bool) -> None:
+    """`total_capped` said true when exactly PLINQY_FACET_DEPTH products matched (the set was full, not cut): the
+    set is ranked one past its depth, and capped only when that one exists. `copy`: the in-memory facet set."""
+    params = SearchParams(q="drill", lat=CENTER[0], lon=CENTER[1], radius_m=20_000, mode=mode, limit=100)
+    vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+    every = run(_ux(cat.url, params, UxParams(facets=FACETS), vector, depth=1000, copy=copy))
+    assert every.total is not None and 10 < every.total < 1000 and not every.capped
+    for depth, capped in ((every.total - 1, True), (every.total, False), (every.total + 1, False)):
+        got = run(_ux(cat.url, params, UxParams(facets=FACETS), vector, depth=depth, copy=copy))
+        assert (got.total, got.capped) == (min(depth, every.total), capped), depth
+        ordered = run(_ux(cat.url, params, UxParams(sort="price"), vector, depth=depth, copy=copy))
+        assert (ordered.total, ordered.capped) == (min(depth, every.total), capped), depth
+
+
 def test_a_keyword_set_is_every_match_whatever_the_facet_depth(cat: Catalogue) -> None:
     """PLINQY_FACET_DEPTH bounds the semantic and hybrid sets (every product has a similarity); a keyword set is
     every match in scope, up to the keyword side's own caps (docs/search-features.md, "The result set"). At depth

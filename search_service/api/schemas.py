@@ -64,9 +64,9 @@ class SearchResponse(msgspec.Struct, omit_defaults=True):
     total_capped: Annotated[
         bool | None,
         msgspec.Meta(
-            description="With `total`: true when the result set reached its depth (PLINQY_FACET_DEPTH, default 1000; "
-            "in keyword mode, when the keyword side's caps cut its matches), so more products may match than "
-            "`total` and the facet counts cover."
+            description="With `total`: true when more products matched than the result set's depth "
+            "(PLINQY_FACET_DEPTH, default 1000; in keyword mode, when the keyword side's caps cut its matches), so "
+            "more products match than `total` and the facet counts cover; false when exactly the depth matched."
         ),
     ] = None
     facets: FacetsOut | None = None  # facets=... only

@@ -64,7 +64,7 @@ def fuse_windows(
     ids: list[UUID] = []
     scores: dict[UUID, float] = {}
     keys: list[np.ndarray] = []
-    for window in windows(max(len(first.ids), len(second.ids)), first_window):
+    for window in windows(min(depth, max(len(first.ids), len(second.ids))), first_window):  # sides one deeper: ux
         level_ids, level_scores, level_keys = fuse_two(_head(first, window), _head(second, window), 2 * window, k)
         fresh = [i for i, pid in enumerate(level_ids) if pid not in scores]
         ids += [level_ids[i] for i in fresh]

@@ -224,7 +224,7 @@ def _blocks(similarity: np.ndarray, settle: int, depth: int, error: float) -> li
     if settle and n:
         last = similarity[min(settle, n) - 1]
         out.append((0, min(int(np.count_nonzero(similarity >= last - 2 * error)), settle + SETTLE_EXTRA)))
-    if n > depth:
+    if n >= depth:  # n == depth too: a set ranked one past its depth (ux.py) keeps its first depth - 1 of them
         mark = similarity[depth - 1]
         lo = max(int(np.count_nonzero(similarity > mark + 2 * error)), depth - SETTLE_EXTRA)
         out.append((lo, min(int(np.count_nonzero(similarity >= mark - 2 * error)), depth + SETTLE_EXTRA)))

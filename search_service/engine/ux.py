@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -40,6 +39,7 @@ from search_service.engine.keyword import rank_keyword
 from search_service.engine.modes import QueryVector
 from search_service.engine.scope import Scope, radius_probe
 from search_service.engine.session import transaction
+from search_service.engine.stage_clock import StageClock
 from search_service.engine.stats import StatsCache, read_stats
 from search_service.engine.store_locator import StoreLocator
 from search_service.engine.ux_explain import HitExplain, explained
@@ -71,7 +71,7 @@ class UxResult:
     delivers: set[tuple[UUID, UUID]]  # (product id, store id) pairs whose store delivers to the point
     explain: dict[UUID, HitExplain] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
-    capped: bool = False  # the whole set reached its depth: more products may match than `total` counts
+    capped: bool = False  # more products matched than the whole set's depth: `total` counts the first ones
 
 
 @dataclass
@@ -83,6 +83,13 @@ class _Ranking:
     vector: Ranked | None = None  # the vector side (scores: cosine similarity)
     keyword: Ranked | None = None  # the keyword side (scores: text rank, + 1 for an exact match)
     keys: np.ndarray | None = None  # `ids` as keyindex keys, when the ranking had them (the facet set needs them)
+    more: bool = False  # more products matched than `ids` holds (a whole set's sides are ranked one deeper)
+
+    def cut(self, depth: int, exclude_id: UUID | None) -> None:
+        """Without the product asked about (similar: ranked one deeper for it, it may be there), `depth` deep."""
+        if exclude_id is not None:
+            self.ids, self.keys = [i for i in self.ids if i != exclude_id], None
+            self.more, self.ids = self.more or len(self.ids) > depth, self.ids[:depth]
 
 
 def needs_ux(ux: UxParams, params: engine.SearchParams) -> bool:
@@ -139,50 +146,52 @@ async def _rank(
     """The ranked result set, `depth` deep (`whole`: the facets' set; `settle`: facet_vectors._settled's). The
     keyword side keeps search's typo threshold: a deeper set holds the same matches, not looser typo matches."""
     mode = scope.params.mode if query_vector is not None else "keyword"
+    deep = depth + whole  # a whole set's sides one deeper: whether more products match than it holds (`more`)
     vector_side = keyword_side = None
     filtered = whole and _filtered(scope)
     passing = await products_passing(conn, scope) if filtered and mode != "keyword" and vectors is not None else None
     if mode == "keyword":
-        keyword_side = await rank_keyword(conn, scope, depth, config)
+        keyword_side = await rank_keyword(conn, scope, deep, config)
     elif whole and vectors is not None and vectors.loaded and (not filtered or passing is not None):
         assert query_vector is not None  # a whole set: facet_vectors, among the products its filters keep
         if mode == "hybrid":
-            keyword_side = await rank_keyword(conn, scope, depth, config)
+            keyword_side = await rank_keyword(conn, scope, deep, config)
         vector = await _vector_of(query_vector)
         union = filtered or await union_pays(conn, scope, config, stats)
         listed = None if union and scope.store_ids is not None else await listed_in_memory(conn, scope, stock)
-        vector_side = await rank_vector_set(conn, scope, vectors, vector, depth, union, listed, settle, passing)
+        vector_side = await rank_vector_set(conn, scope, vectors, vector, deep, union, listed, settle, passing)
     else:
         assert query_vector is not None
         vector = await _vector_of(query_vector)
-        plan = await _plan(conn, scope, depth, config, vectors, stats)
+        plan = await _plan(conn, scope, deep, config, vectors, stats)
         plan.start_scan(vector)  # the in-memory ranking runs in a thread meanwhile, as in search
         try:
             if mode == "hybrid":
-                keyword_side = await rank_keyword(conn, scope, depth, config)
+                keyword_side = await rank_keyword(conn, scope, deep, config)
         except BaseException:
             plan.cancel()
             raise
-        vector_side = await rank_vector(conn, scope, plan, vector, depth, config)
+        vector_side = await rank_vector(conn, scope, plan, vector, deep, config)
     return _joined(vector_side, keyword_side, depth, config)
 
 
 def _joined(
     vector_side: Ranked | None, keyword_side: Ranked | None, depth: int, config: engine.EngineConfig
 ) -> _Ranking:
-    """The sides as one ranking, `depth` deep."""
+    """The sides as one ranking, `depth` deep; `more`: the sides (ranked deeper) hold more products than that."""
     if keyword_side is None and vector_side is not None:  # one side, best first: merge would keep its order
         keys = None if vector_side.keys is None else vector_side.keys[:depth]
         return _Ranking(vector_side.ids[:depth], vector_side.scores, vector_side.strategy, vector_side.total,
-                        vector_side, keys=keys)  # fmt: skip
+                        vector_side, keys=keys, more=len(vector_side.ids) > depth)  # fmt: skip
     if keyword_side is not None and vector_side is not None:  # merge's order, in arrays (facet_fusion.py)
         ids, scores, keys = fuse_windows(vector_side, keyword_side, depth, config.rrf_depth)
-        total = max(vector_side.total, keyword_side.total)
-        return _Ranking(ids, scores, vector_side.strategy, total, vector_side, keyword_side, keys)
+        total, more = max(vector_side.total, keyword_side.total), len({*vector_side.ids, *keyword_side.ids}) > depth
+        return _Ranking(ids, scores, vector_side.strategy, total, vector_side, keyword_side, keys, more)
     merged = merge([side for side in (vector_side, keyword_side) if side is not None], first_window=config.rrf_depth)
     ids = [c.product_id for c in merged.candidates][:depth]
     scores = {c.product_id: c.score for c in merged.candidates}
-    return _Ranking(ids, scores, merged.strategy, merged.total, vector_side, keyword_side)
+    more = len(merged.candidates) > depth
+    return _Ranking(ids, scores, merged.strategy, merged.total, vector_side, keyword_side, more=more)
 
 
 async def _current_sets(
@@ -206,17 +215,6 @@ async def _filters(conn: Any, params: engine.SearchParams, ux: UxParams) -> Face
         stmt = statement("engine/facets", "category_subtree")
         category_ids = list(await conn.fetchval(stmt.sql, *stmt.bind(category_id=params.category_id)))
     return FacetFilters(category_ids, params.brand, ux.store_id, params.min_price, params.max_price)
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.timings[stage] = round((now - self._last) * 1000, 3)
-        self._last = now
 
 
 @dataclass(frozen=True)
@@ -289,7 +287,7 @@ async def _ranked_set(
     query_vector: QueryVector | None,
     ux: UxParams,
     context: _Context,
-    clock: _Clock,
+    clock: StageClock,
     known: tuple[list[UUID] | None, FacetFilters] | None = None,
 ) -> tuple[list[UUID] | None, FacetFilters, _Ranking | str]:
     """The stores in scope, the chosen facet values, and the ranked result set (or why it is empty); with a chosen
@@ -330,8 +328,7 @@ async def _ranked_set(
         conn, scope, query_vector, depth + extra, _whole(params, ux), context.config, context.vectors,
         context.stats, context.stock, 0 if chosen else window,
     )  # fmt: skip
-    if extra:
-        ranking.ids, ranking.keys = [i for i in ranking.ids if i != context.exclude_id][:depth], None
+    ranking.cut(depth, context.exclude_id)
     return store_ids, filters, ranking
 
 
@@ -349,7 +346,7 @@ async def _scope_stores(
     known: tuple[list[UUID] | None, FacetFilters],
 ) -> list[StoreCount]:
     """The store facet beside a chosen store's page: counted over the set ranked over every store in scope."""
-    store_ids, filters, ranking = await _ranked_set(conn, params, query_vector, ux, context, _Clock(), known)
+    store_ids, filters, ranking = await _ranked_set(conn, params, query_vector, ux, context, StageClock(), known)
     if isinstance(ranking, str):
         return []
     point = (params.lat, params.lon) if params.lat is not None and params.lon is not None else None
@@ -363,7 +360,7 @@ async def _scope_stores(
 async def _ux_run(
     conn: Any, params: engine.SearchParams, query_vector: QueryVector | None, ux: UxParams, context: _Context
 ) -> UxResult:
-    clock = _Clock()
+    clock = StageClock()
     point = (params.lat, params.lon) if params.lat is not None and params.lon is not None else None
     store_ids, filters, ranking = await _ranked_set(conn, params, query_vector, ux, context, clock)
     if isinstance(ranking, str):
@@ -391,7 +388,7 @@ async def _ux_run(
     depth = _depth(params, ux, context.facet_config, context.config, keyword)
     complete = _whole(params, ux) or len(ranking.ids) < depth
     cut = keyword and ranking.keyword is not None and not ranking.keyword.total_exact  # its caps cut the matches
-    capped = _whole(params, ux) and (len(ranking.ids) >= depth or cut)
+    capped = _whole(params, ux) and (ranking.more or cut)
     return UxResult(
         hits, page.total if complete else None, ranking.strategy, ranking.candidates, page.facets, delivers, explain,
         clock.timings, capped,
