@@ -410,3 +410,24 @@ def test_every_line_serve_logs_has_its_time_and_level(
     stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
     assert lines and [line for line in lines if not stamped.match(line)] == [], lines
     assert any(re.search(r' INFO uvicorn\.access: 127\.0\.0\.1:\d+ - "GET /v1/search\?q=milk', line) for line in lines)
+
+
+def test_a_missing_database_is_logged_not_printed_by_the_supervisors_processes(
+    pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With no database, the process the supervisor forks to write the shared vectors printed 'shared state: no
+    database (…)' bare beside the supervisor's logged warning; it logs it now, as every other line is logged."""
+    missing = pg_admin_url.rsplit("/", 1)[0] + f"/plinqy_missing_{uuid.uuid4().hex[:8]}"
+    server = Server(missing, 1024, tmp_path_factory.mktemp("api") / "api.log", workers=2)
+    try:
+        deadline = time.monotonic() + 60
+        while not all(s in server.log_path.read_text(errors="replace") for s in ("no database (", "serving http")):
+            assert time.monotonic() < deadline and server.proc.poll() is None, server.log_path.read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    lines = [line for line in server.log_path.read_text(errors="replace").splitlines() if line.strip()]
+    stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
+    assert [line for line in lines if not stamped.match(line)] == [], lines
+    writer = [line for line in lines if "shared state: no database (InvalidCatalogNameError: " in line]
+    assert len(writer) == 1 and " WARNING search_service.api.shared_state: " in writer[0], lines

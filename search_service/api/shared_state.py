@@ -28,7 +28,6 @@ import logging
 import os
 import sys
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
@@ -151,19 +150,19 @@ NO_DATABASE: tuple[type[BaseException], ...] = (
 
 
 def exit_after(body: Callable[[], object], parent: int | None = None) -> NoReturn:
-    """In a forked child: run `body`, then leave at once with its outcome (1 after printing the traceback),
-    without the parent's clean-up (atexit handlers, finalizers of what the parent owns). `parent`: the process
-    that forked it, which it does not outlive."""
+    """In a forked child: run `body`, then leave at once with its outcome (1 after logging the error), without
+    the parent's clean-up (atexit handlers, finalizers of what the parent owns). `parent`: the process that forked
+    it, which it does not outlive. Logged as the supervisor logs (a bare print broke the log's one format)."""
     code = 0
     try:
         if parent is not None:
             die_with(parent)
         body()
-    except NO_DATABASE as exc:  # the supervisor says so in its own words: one line, not a second traceback
-        print(f"shared state: no database ({type(exc).__name__}: {first_line(exc)})", file=sys.stderr)
+    except NO_DATABASE as exc:  # one line, not a traceback: the supervisor logs what it means for the workers
+        log.warning("shared state: no database (%s: %s)", type(exc).__name__, first_line(exc))
         code = 1
     except BaseException:
-        traceback.print_exc()
+        log.exception("process %d failed", os.getpid())
         code = 1
     finally:
         sys.stdout.flush()
