@@ -96,7 +96,7 @@ def test_prune_keeps_recent_rows_and_undelivered_events(db: psycopg.Connection, 
     run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "http://127.0.0.1:9/x")
     for i in range(4):
         seed_listing(db, store, seed_product(db, f"P{i}"), f"S{i}")
-    # Four listing.created events: delivered, pending, failed (old), and one delivered but recent.
+    # Four listing.created events: delivered, pending, failed (old: it goes), and one delivered but recent.
     ids = [r[0] for r in db.execute("SELECT id FROM webhook_delivery ORDER BY id")]
     db.execute(
         "UPDATE webhook_delivery SET status = 'delivered', delivered_at = now() WHERE id IN (%s, %s)", (ids[0], ids[3])
@@ -125,12 +125,54 @@ def test_prune_keeps_recent_rows_and_undelivered_events(db: psycopg.Connection, 
         "inventory_event": 1,
         "history_store_product": 4,
         "search_index_queue": 1,
-        "webhook_delivery": 1,
-        "webhook_event": 1,
+        "webhook_delivery": 2,
+        "webhook_event": 2,
     }
     left = {r[0] for r in db.execute("SELECT status FROM webhook_delivery")}
-    assert left == {"pending", "failed", "delivered"}  # the undelivered events and the recent one stay
-    assert "deleted 1 row(s) of webhook_event" in pruned.output
+    assert left == {"pending", "delivered"}  # the event on its way and the recent one stay
+    assert "deleted 2 row(s) of webhook_event" in pruned.output
+
+
+def test_prune_keeps_30_days_of_outgoing_events_and_takes_finished_ones_failed_too(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """Every outgoing event (~1 kB) and its deliveries stayed for ever where a delivery had failed for good, and
+    `prune` needed an age. Without one it keeps 30 days; an event finished before then goes with its deliveries
+    (delivered or failed), and one still pending or retrying stays whatever its age."""
+    store = seed_store(db)
+    for url in ("http://127.0.0.1:9/a", "http://127.0.0.1:9/b"):  # two subscriptions: two deliveries an event
+        run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", url)
+    for i in range(5):
+        seed_listing(db, store, seed_product(db, f"P{i}"), f"S{i}")
+    events = [r[0] for r in db.execute("SELECT id FROM webhook_event WHERE type = 'listing.created' ORDER BY id")]
+    db.execute("DELETE FROM webhook_event WHERE NOT (id = ANY(%s))", (events,))
+    statuses = [("failed", "failed"), ("delivered", "failed"), ("delivered", "retrying"), ("pending", "failed")]
+    days = [40, 31, 45, 40, 29]  # the last event is recent: failed both times, it stays
+    statuses.append(("failed", "failed"))
+    for event, (first, second), age in zip(events, statuses, days, strict=True):
+        ids = [r[0] for r in db.execute("SELECT id FROM webhook_delivery WHERE event_id = %s ORDER BY id", (event,))]
+        for delivery, status in zip(ids, (first, second), strict=True):
+            db.execute(
+                "UPDATE webhook_delivery SET status = %s, attempts = 3, last_attempt_at = now() - make_interval("
+                "days => %s), delivered_at = CASE WHEN %s = 'delivered' THEN now() - make_interval(days => %s) END "
+                "WHERE id = %s",
+                (status, age, status, age, delivery),
+            )
+        db.execute(
+            "UPDATE webhook_event SET created_at = now() - make_interval(days => %s) WHERE id = %s", (age, event)
+        )
+    dry = run(fresh_db_url, "prune", "--dry-run")
+    assert (
+        "would delete 6 row(s) of webhook_delivery" in dry.output
+        and "would delete 2 row(s) of webhook_event" in dry.output
+    ), dry.output
+    pruned = run(fresh_db_url, "prune")
+    assert pruned.exit_code == 0 and "deleted 2 row(s) of webhook_event" in pruned.output, pruned.output
+    left = {r[0] for r in db.execute("SELECT id FROM webhook_event")}
+    assert left == {events[2], events[3], events[4]}  # retrying, pending, recent
+    kept = sorted(r[0] for r in db.execute("SELECT status FROM webhook_delivery"))
+    assert kept == ["failed", "failed", "pending", "retrying"]  # the recent event's two, and those on their way
+    assert "30d" in run(fresh_db_url, "prune", "--help").output
 
 
 def test_an_unknown_store_in_a_filter_is_named_not_an_empty_answer(fresh_db_url: str) -> None:

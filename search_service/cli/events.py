@@ -200,13 +200,15 @@ def webhooks_dispatch(settings: Settings, drain: bool) -> None:
 
 
 @click.command("prune")
-@click.option("--older-than", required=True, type=Duration(), help="Age of the rows to delete: 30d, 12h.")
+@click.option(
+    "--older-than", default="30d", show_default=True, type=Duration(), help="Age of the rows to delete: 30d, 12h."
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @click.pass_obj
 @user_errors
 def prune(settings: Settings, older_than: float, dry_run: bool) -> None:
-    """Delete old inventory events, listing history, index-queue rows and delivered webhook records
-    (undelivered webhook events stay)."""
+    """Delete old inventory events, listing history, index-queue rows and finished webhook records: outgoing
+    events and their deliveries, delivered or failed for good (an event still pending or retrying stays)."""
     from tqdm import tqdm
 
     from search_service.events import prune as prune_mod

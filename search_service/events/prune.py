@@ -1,8 +1,9 @@
-"""Retention: delete old rows of the append-only tables and delivered webhook records, in short transactions.
+"""Retention: delete old rows of the append-only tables and finished webhook records, in short transactions.
 
-Order matters: delivered deliveries go before events, and an event goes only when none of its deliveries is
-pending, retrying or failed (an event not yet delivered is never pruned). search_index_queue has no consumer in
-this repository, so its rows are pruned by age alone.
+Order matters: finished deliveries (delivered, or failed for good) go before events, and an event goes only when
+none of its deliveries is pending or retrying (an event still on its way is never pruned; a failed one is kept for
+`webhooks replay` until the cutoff, then goes: each costs ~1 kB, and a receiver down for a day left GBs for ever).
+search_index_queue has no consumer in this repository, so its rows are pruned by age alone.
 """
 
 from __future__ import annotations

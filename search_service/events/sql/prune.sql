@@ -1,6 +1,6 @@
 -- Retention of the append-only tables (psycopg). Each table is pruned in id windows, one short transaction each, up
--- to the highest id when the prune started. Deliveries go first (only delivered ones), then events none of whose
--- deliveries is still pending, retrying or failed: an event not yet delivered is never pruned.
+-- to the highest id when the prune started. Deliveries go first (finished ones: delivered, or failed for good), then
+-- events none of whose deliveries is still pending or retrying: an event still on its way is never pruned.
 
 -- fragment: inventory_event_old
 -- params: cutoff timestamptz
@@ -16,20 +16,23 @@ enqueued_at < :cutoff::timestamptz
 
 -- fragment: webhook_delivery_old
 -- params: cutoff timestamptz
--- Also a recent one of an old event that goes (a replay delivered lately): it would go by cascade, uncounted.
-status = 'delivered' AND (
-    delivered_at < :cutoff::timestamptz
+-- Finished before the cutoff (a failed one: its last attempt, or when it was given up unsent). Also a recent one of
+-- an old event that goes (a replay delivered or failed lately): it would go by cascade, uncounted.
+status IN ('delivered', 'failed') AND (
+    coalesce(delivered_at, last_attempt_at, created_at) < :cutoff::timestamptz
     OR EXISTS (
         SELECT 1 FROM webhook_event e
         WHERE e.id = t.event_id AND e.created_at < :cutoff::timestamptz
-        AND NOT EXISTS (SELECT 1 FROM webhook_delivery d WHERE d.event_id = e.id AND d.status <> 'delivered')
+        AND NOT EXISTS (
+            SELECT 1 FROM webhook_delivery d WHERE d.event_id = e.id AND d.status IN ('pending', 'retrying')
+        )
     )
 )
 
 -- fragment: webhook_event_old
 -- params: cutoff timestamptz
 created_at < :cutoff::timestamptz
-AND NOT EXISTS (SELECT 1 FROM webhook_delivery d WHERE d.event_id = t.id AND d.status <> 'delivered')
+AND NOT EXISTS (SELECT 1 FROM webhook_delivery d WHERE d.event_id = t.id AND d.status IN ('pending', 'retrying'))
 
 -- name: upto_inventory_event
 -- params: none
@@ -101,7 +104,7 @@ SELECT (SELECT max(id) FROM doomed), count(*) FROM gone;
 
 -- name: prune_webhook_delivery
 -- params: cutoff timestamptz, after_id bigint, upto bigint, window int
--- Rows a replay re-queued between the count and this window are no longer 'delivered': the lock re-checks.
+-- Rows a replay re-queued between the count and this window are no longer finished: the lock re-checks.
 WITH doomed AS (
     SELECT id FROM webhook_delivery t
     WHERE t.id > :after_id AND t.id <= :upto AND {{ webhook_delivery_old }}
