@@ -6,7 +6,7 @@ a search without the sets runs it).
 Per word, radius and point (`--points` stores' places), both forms rank the keyword side 30 deep on the
 engine as an API worker holds it (`api_engine.open_api_engine`), each timed `--repeats` times (wall, and the
 API process's CPU). The naive plan is the truth: every product the word matches with a listing in stock at an
-active store within the radius (ST_DWithin), ranked by the same score, exact matches first, then by id.
+active store within the radius (ST_DWithin), ranked by the same score, exact matches first, then the shorter name, then by id.
 
     PYTHONPATH=$PWD .venv/bin/python -m benchmarks.bench_keyword_scope --database-url URL
 
@@ -42,7 +42,7 @@ NAIVE = """
 WITH q AS (SELECT websearch_to_tsquery('english', $1) AS e, websearch_to_tsquery('simple', $1) AS s, btrim($1) AS t),
 here AS (SELECT ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography AS g),
 m AS (
-    SELECT p.id,
+    SELECT p.id, p.name,
            (lower(p.name) = lower(q.t) OR lower(p.brand) = lower(q.t) OR p.gtin = q.t) AS exact,
            CASE WHEN p.search_tsv @@ q.e THEN ts_rank_cd(p.search_tsv, q.e) ELSE ts_rank_cd(p.search_tsv, q.s) END AS k
     FROM product_master p, q
@@ -52,7 +52,7 @@ m AS (
           WHERE sp.product_master_id = p.id AND sp.is_active AND sp.quantity > 0 AND s.is_active
             AND ST_DWithin(s.location, here.g, $4))
 )
-SELECT coalesce(array_agg(id ORDER BY exact DESC, k DESC, id), '{}') AS ids FROM m
+SELECT coalesce(array_agg(id ORDER BY exact DESC, k DESC, length(name), id), '{}') AS ids FROM m
 """
 
 
