@@ -268,8 +268,8 @@ async def create_store(
     summary="Edit a store (admin)",
     description="Only the fields given change, but `lat` and `lon` move the store together: give both or neither "
     "(one alone is a 400 naming the other). `delivery_radius_m` (metres, 1-1,000,000) and `delivery_area` (a "
-    "GeoJSON Polygon or MultiPolygon, holes allowed; checked with PostGIS, a self-intersecting one is a 400; its "
-    "edges are geodesics, not straight lon/lat lines: draw a long edge with more corners) say "
+    "GeoJSON Polygon or MultiPolygon, holes allowed, an altitude dropped; checked with PostGIS, a self-intersecting "
+    "one is a 400; its edges are geodesics, not straight lon/lat lines: draw a long edge with more corners) say "
     "where the store delivers (`fulfilment=delivery` in search); `null` clears either. An empty string clears an "
     "optional text field (address, city, postal_code, country_code, store_type, phone, website); `null` keeps it.",
     tags=["ingest"],

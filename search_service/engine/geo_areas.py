@@ -1,8 +1,9 @@
 """Store scopes: map viewports (bbox), delivery areas, and the validation of a delivery polygon.
 
 A delivery area is a GeoJSON Polygon or MultiPolygon (lon/lat, WGS 84). `parse_area` checks its shape in Python
-(types, coordinate pairs in range, rings of at least four positions that end where they start); `check_area` then
-asks PostGIS whether it is valid (no self-intersection, holes inside their shell) and returns it as a MultiPolygon.
+(types, coordinate pairs in range, rings of at least four positions that end where they start; an altitude is
+dropped); `check_area` then asks PostGIS whether it is valid (no self-intersection, holes inside their shell) and
+returns it as a MultiPolygon.
 Both raise `InvalidArea`, whose message says what is wrong; the HTTP layer answers 400 naming `delivery_area`.
 """
 
@@ -92,10 +93,12 @@ def _position(value: Any, where: str) -> tuple[float, float]:
     return lon, lat
 
 
-def _check_polygon(rings: Any, where: str) -> int:
+def _flat_polygon(rings: Any, where: str) -> list[list[tuple[float, float]]]:
+    """The polygon's rings as [lon, lat] positions: an altitude (RFC 7946 allows a third number) is dropped, as the
+    delivery area is a 2D geography (PostGIS refused a Z polygon, and a ring closed in lon/lat only)."""
     if not isinstance(rings, list) or not rings:
         raise InvalidArea(f"{where}: a polygon is a non-empty list of linear rings")
-    count = 0
+    flat = []
     for i, ring in enumerate(rings):
         here = f"{where} ring {i}"
         if not isinstance(ring, list) or len(ring) < 4:
@@ -103,8 +106,8 @@ def _check_polygon(rings: Any, where: str) -> int:
         positions = [_position(p, here) for p in ring]
         if positions[0] != positions[-1]:
             raise InvalidArea(f"{here}: a linear ring must end at the position it starts at (closed)")
-        count += len(positions)
-    return count
+        flat.append(positions)
+    return flat
 
 
 def parse_area(value: str | dict[str, Any]) -> dict[str, Any]:
@@ -118,16 +121,16 @@ def parse_area(value: str | dict[str, Any]) -> dict[str, Any]:
         raise InvalidArea("must be a GeoJSON Polygon or MultiPolygon object")
     kind, coordinates = value.get("type"), value.get("coordinates")
     if kind == "Polygon":
-        positions = _check_polygon(coordinates, "polygon")
+        polygons = [_flat_polygon(coordinates, "polygon")]
     elif kind == "MultiPolygon":
         if not isinstance(coordinates, list) or not coordinates:
             raise InvalidArea("a MultiPolygon is a non-empty list of polygons")
-        positions = sum(_check_polygon(poly, f"polygon {i}") for i, poly in enumerate(coordinates))
+        polygons = [_flat_polygon(poly, f"polygon {i}") for i, poly in enumerate(coordinates)]
     else:
         raise InvalidArea(f"type must be Polygon or MultiPolygon, not {kind!r}")
-    if positions > MAX_AREA_POSITIONS:
+    if sum(len(ring) for rings in polygons for ring in rings) > MAX_AREA_POSITIONS:
         raise InvalidArea(f"at most {MAX_AREA_POSITIONS} positions")
-    return {"type": kind, "coordinates": coordinates}
+    return {"type": kind, "coordinates": polygons[0] if kind == "Polygon" else polygons}
 
 
 async def check_area(conn: Any, value: str | dict[str, Any]) -> str:
