@@ -116,7 +116,7 @@ def test_schema_states_the_key_the_raw_bodies_and_body_minimums(api_schema: Any,
     assert "oneOf" not in quantity and {"integer", "number"} <= {m["type"] for m in quantity["anyOf"]}
     assert "503" in paths["/v1/stores/{store_id}"]["get"]["responses"]
     price = schemas["ListingIn"]["properties"]["price"]  # the server refuses a negative one: 400
-    assert {"type": "number", "minimum": 0} in price["oneOf"] + price.get("anyOf", [])
+    assert {"type": "number", "minimum": 0, "maximum": 9999999999.99} in price["oneOf"] + price.get("anyOf", [])
     assert schemas["StoreIn"]["properties"]["lat"]["maximum"] == 90
     assert schemas["StockPatch"]["anyOf"] == [{"required": ["quantity"]}, {"required": ["price"]}]
     delete = paths["/v1/stores/{store_id}/listings/{sku}"]["delete"]["requestBody"]  # an optional clock

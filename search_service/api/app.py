@@ -31,10 +31,10 @@ from search_service.api.openapi_fixes import (
     optional_bodies,
     overlapping_unions_as_any_of,
     state_body_rules,
-    state_checked_rules,
 )
 from search_service.api.path_params import uuid_path_ids
 from search_service.api.query_string import check_query_string, query_rules
+from search_service.api.request_rules import state_request_rules
 from search_service.api.routes import ROUTES
 from search_service.api.runtime import Runtime
 from search_service.api.shared_state import SharedState
@@ -96,7 +96,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     )
     state_body_rules(app.openapi_schema, (*BODY_STRUCTS, WebhookCreate))
     optional_bodies(app.openapi_schema, [("/v1/stores/{store_id}/listings/{sku}", "delete")])
-    state_checked_rules(app.openapi_schema)
+    state_request_rules(app.openapi_schema)
     app.state.query_rules = query_rules(app.openapi_schema)  # what check_query_string holds each route to
     allow_header.learn(app)
     overlapping_unions_as_any_of(app.openapi_schema)

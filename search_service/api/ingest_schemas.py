@@ -14,6 +14,7 @@ from search_service.api.params import UUID_RULE
 
 Price = Annotated[float | str, msgspec.Meta(description='A decimal >= 0: 3.49 or "3,49".', examples=[3.49])]
 Quantity = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1, description="Absolute stock level.")]
+Version = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]  # a bigint
 Currency = Annotated[
     str, msgspec.Meta(description="A current ISO 4217 code (EUR, USD, ...); default: the store's currency.")
 ]
@@ -90,21 +91,21 @@ class ListingIn(msgspec.Struct, forbid_unknown_fields=True):
     is_active: bool | None = None
     attributes: Attributes | None = None
     updated_at: datetime | None = None
-    version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    version: Version | None = None
 
 
 class StockPatch(msgspec.Struct, forbid_unknown_fields=True):
     quantity: Quantity | None = None
     price: Price | None = None
     updated_at: datetime | None = None
-    version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    version: Version | None = None
 
 
 class DeleteClock(msgspec.Struct, forbid_unknown_fields=True):
     """A DELETE's optional body: the source's clock, so that a delete older than the listing changes nothing."""
 
     updated_at: datetime | None = None
-    version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    version: Version | None = None
 
 
 # In a batch, a level that is no whole number ≥ 0 rejects its own item (its result says why), as a CSV row's does,

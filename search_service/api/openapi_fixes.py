@@ -1,11 +1,10 @@
-"""Six mends of the OpenAPI litestar writes for the body structs.
+"""Five mends of the OpenAPI litestar writes for the body structs.
 
 - A field's `ge=0`: litestar reads msgspec's constraints with a truthiness test, so a minimum of 0 (a quantity, a
   version) was dropped from the schema while the server enforced it (`{"quantity": -1}`, schema-valid, was a 400).
-  Query parameters state theirs with `schema_extra` (params.py).
+  Query parameters state theirs with `schema_extra` (params.py); the rules the server checks in code are stated by
+  request_rules.py.
 - An optional body (a DELETE's clock, `data: X | None = None`) is written `required: true`.
-- Rules the server checks in code (so its 400 words them), stated for clients: a PUT's or PATCH's price >= 0, a
-  store's lat/lon ranges, a PATCH naming quantity or price. A batch item's price is judged per item (no minimum).
 - A struct that forbids unknown fields: litestar leaves `additionalProperties` out, so a client generated from the
   schema sends what the server refuses (400 naming the field). `additionalProperties: false`.
 - A union of `int` and `float` (a batch item's `quantity`: `int | float | str`) as `oneOf`: a whole number matches
@@ -66,32 +65,6 @@ def optional_bodies(openapi: OpenAPI, operations: Iterable[tuple[str, str]]) -> 
         operation = getattr(item, method, None) if item is not None else None
         if operation is not None and operation.request_body is not None:
             operation.request_body.required = False
-
-
-NUMBER_BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
-    ("ListingIn", "price"): (0, None),
-    ("StockPatch", "price"): (0, None),
-    ("StoreIn", "lat"): (-90, 90),
-    ("StoreIn", "lon"): (-180, 180),
-    ("StorePatch", "lat"): (-90, 90),
-    ("StorePatch", "lon"): (-180, 180),
-}
-
-
-def state_checked_rules(openapi: OpenAPI) -> None:
-    """NUMBER_BOUNDS on the number members of those properties, and StockPatch's one-of-two fields."""
-    schemas = openapi.components.schemas or {} if openapi.components else {}
-    for (struct, field), (lowest, highest) in NUMBER_BOUNDS.items():
-        schema = schemas.get(struct)
-        prop = (schema.properties or {}).get(field) if isinstance(schema, Schema) else None
-        if not isinstance(prop, Schema):
-            continue
-        for member in prop.one_of or prop.any_of or [prop]:
-            if isinstance(member, Schema) and member.type == OpenAPIType.NUMBER:
-                member.minimum, member.maximum = lowest, highest
-    patch = schemas.get("StockPatch")
-    if isinstance(patch, Schema):
-        patch.any_of = [Schema(required=["quantity"]), Schema(required=["price"])]
 
 
 class ExampleWithNulls(Example):

@@ -19,6 +19,7 @@ from search_service.db.sql import statement
 from search_service.engine.store_locator import NOT_LOCATED, StoreLocator
 
 MAX_AREA_POSITIONS = 10_000
+DELIVERY_RADIUS_M = (1, 1_000_000)  # the range of a store's delivery radius, in metres
 
 
 class InvalidArea(ValueError):
@@ -154,8 +155,9 @@ async def set_delivery(
 ) -> bool:
     """Check and store a store's delivery radius and/or polygon (None clears one; `set_*=False` keeps it);
     False when there is no such store."""
-    if set_radius and radius_m is not None and not 1 <= radius_m <= 1_000_000:
-        raise InvalidArea("delivery_radius_m must be between 1 and 1000000 metres")
+    lowest, highest = DELIVERY_RADIUS_M
+    if set_radius and radius_m is not None and not lowest <= radius_m <= highest:
+        raise InvalidArea(f"delivery_radius_m must be between {lowest} and {highest} metres")
     multi = None if area is None or not set_area else await check_area(conn, area)
     stmt = statement("engine/geo_scope", "set_delivery")
     args = stmt.bind(

@@ -1,0 +1,98 @@
+"""The rules the server checks in code on a request body, stated on the body's OpenAPI schema, so that a body the
+schema takes is not refused with a 400: a store's text lengths and formats (ingest/stores.py), a listing's text
+lengths, price range and currency (ingest/rows.py), a delivery radius (engine/geo_areas.py), a webhook's event types
+(events/subscriptions.py). Each value is read from the code that checks it.
+
+The server's own messages stay (msgspec would answer its own had the structs carried these as `Meta`). A batch item
+is judged per item (its result says why, the request is not refused), so its schema states none of these. What
+JSON Schema cannot say stays in the field's description: attributes' size as JSON, a clock's distance from now.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.openapi.spec import OpenAPI, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+
+from search_service.engine.geo_areas import DELIVERY_RADIUS_M as RADIUS
+from search_service.events.config import EVENT_TYPES
+from search_service.events.subscriptions import MAX_URL_LENGTH
+from search_service.ingest.rows import ISO_CURRENCIES, MAX_PRICE, MAX_TEXT
+from search_service.ingest.stores import TEXT_LIMITS
+
+_CONTROL = r"\x00-\x1f\x7f-\x9f"  # Unicode's control characters (Cc), which a store's text fields refuse
+NO_CONTROL = rf"^[^{_CONTROL}]*$"
+NOT_BLANK = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"  # a store's name: more than spaces
+# stores.is_web_address (its match ignores case), or '' (clears it)
+WEB_ADDRESS = rf"^([Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@{_CONTROL}]+([/?#][^\s{_CONTROL}]*)?)?$"
+COUNTRY_CODE = r"^([A-Za-z]{2})?$"  # ISO 3166-1 alpha-2, or '' (clears it)
+# A price as text: a decimal >= 0 as people write it (3,49 / 1.234,56 / 1 234,56 / 1'234.50 / 1e3), no sign but +:
+# not -1, NaN or Infinity. The server reads each such text (rows.parse_price), grouping checked.
+DECIMAL_TEXT = r"^\s*\+?(\d|[.,\u066b]\d)[\d.,'\u2019 \u00a0\u202f\u066b\u066c]*([eE][+-]?\d+)?\s*$"
+
+_TEXT, _NUMBER, _ARRAY = OpenAPIType.STRING, OpenAPIType.NUMBER, OpenAPIType.ARRAY
+# (component schema, property) -> [(the type of the members it applies to, litestar Schema attributes)]; a number
+# rule applies to integer members too.
+Rules = dict[tuple[str, str], list[tuple[OpenAPIType, dict[str, Any]]]]
+CURRENCIES = sorted(ISO_CURRENCIES)
+
+
+def _store_rules(struct: str) -> Rules:
+    rules: Rules = {
+        (struct, field): [(_TEXT, {"max_length": limit, "pattern": NO_CONTROL})] for field, limit in TEXT_LIMITS.items()
+    }
+    rules[(struct, "name")] = [(_TEXT, {"min_length": 1, "max_length": TEXT_LIMITS["name"], "pattern": NOT_BLANK})]
+    rules[(struct, "website")] = [(_TEXT, {"max_length": TEXT_LIMITS["website"], "pattern": WEB_ADDRESS})]
+    rules[(struct, "country_code")] = [(_TEXT, {"pattern": COUNTRY_CODE})]
+    rules[(struct, "currency")] = [(_TEXT, {"enum": CURRENCIES})]
+    rules[(struct, "lat")] = [(_NUMBER, {"minimum": -90, "maximum": 90})]
+    rules[(struct, "lon")] = [(_NUMBER, {"minimum": -180, "maximum": 180})]
+    return rules
+
+
+_PRICE: list[tuple[OpenAPIType, dict[str, Any]]] = [
+    (_NUMBER, {"minimum": 0, "maximum": float(MAX_PRICE)}),
+    (_TEXT, {"pattern": DECIMAL_TEXT}),
+]
+
+
+def checked_rules() -> Rules:
+    """Every rule stated, by component schema and property."""
+    listing: Rules = {("ListingIn", key): [(_TEXT, {"max_length": MAX_TEXT[key]})] for key in MAX_TEXT if key != "sku"}
+    return {
+        **_store_rules("StoreIn"),
+        **_store_rules("StorePatch"),
+        ("StorePatch", "delivery_radius_m"): [(_NUMBER, {"minimum": RADIUS[0], "maximum": RADIUS[1]})],
+        **listing,
+        ("ListingIn", "price"): _PRICE,
+        ("ListingIn", "currency"): [(_TEXT, {"enum": CURRENCIES})],
+        ("StockPatch", "price"): _PRICE,
+        ("WebhookCreate", "url"): [(_TEXT, {"max_length": MAX_URL_LENGTH})],
+        ("WebhookCreate", "events"): [
+            (_ARRAY, {"min_items": 1, "items": Schema(type=_TEXT, enum=["*", *EVENT_TYPES])})
+        ],
+    }
+
+
+def _applies(rule_type: OpenAPIType, member: Schema) -> bool:
+    numbers = (OpenAPIType.NUMBER, OpenAPIType.INTEGER)
+    return member.type == rule_type or (rule_type == _NUMBER and member.type in numbers)
+
+
+def state_request_rules(openapi: OpenAPI) -> None:
+    """checked_rules() on the members of their properties (tests/test_api_request_rules.py checks that each lands),
+    and StockPatch's quantity or price."""
+    schemas = openapi.components.schemas or {} if openapi.components else {}
+    for (struct, field), rules in checked_rules().items():
+        schema = schemas.get(struct)
+        prop = (schema.properties or {}).get(field) if isinstance(schema, Schema) else None
+        members = prop.one_of or prop.any_of or [prop] if isinstance(prop, Schema) else []
+        for rule_type, keywords in rules:
+            for member in members:
+                if isinstance(member, Schema) and _applies(rule_type, member):
+                    for name, value in keywords.items():
+                        setattr(member, name, value)
+    patch = schemas.get("StockPatch")
+    if isinstance(patch, Schema):
+        patch.any_of = [Schema(required=["quantity"]), Schema(required=["price"])]
