@@ -180,3 +180,15 @@ def test_every_stated_rule_is_on_its_schema(world: dict[str, Any]) -> None:
         for _, keywords in rules:
             stated = Schema(**keywords).to_schema()
             assert any(stated.items() <= member.items() for member in members), (component, field, stated)
+
+
+def test_a_stock_patch_names_a_quantity_or_price_that_is_not_null(base: str, world: dict[str, Any]) -> None:
+    """The server asks for a quantity or price that is not null; the schema counted a null one."""
+    for body in ({"quantity": None, "price": None}, {"quantity": None}, {"price": None, "version": 3}, {}):
+        assert not schema_takes(world, "StockPatch", body), body
+        answer = send(base, world, "stock-patch", body)
+        assert answer.status_code == 400 and error_of(answer) == ("quantity", "give quantity and/or price"), body
+    for body in ({"quantity": None, "price": 1.5}, {"quantity": 4, "price": None}, {"quantity": 2}):
+        assert schema_takes(world, "StockPatch", body), body
+        answer = send(base, world, "stock-patch", body)
+        assert answer.status_code == 200, (body, answer.text)

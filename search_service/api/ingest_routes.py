@@ -128,8 +128,8 @@ async def put_listing(
 @patch(
     LISTING_PATH,
     summary="Change a listing's stock and/or price",
-    description="The fast path a till uses: absolute `quantity`, `price`, and the source's `updated_at`. 404 when the "
-    "store has no listing with this SKU.",
+    description="The fast path a till uses: absolute `quantity`, `price`, and the source's `updated_at`; a `quantity` "
+    "or `price` that is not null is required. 404 when the store has no listing with this SKU.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
     security=BEARER,

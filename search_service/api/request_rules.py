@@ -82,7 +82,7 @@ def _applies(rule_type: OpenAPIType, member: Schema) -> bool:
 
 def state_request_rules(openapi: OpenAPI) -> None:
     """checked_rules() on the members of their properties (tests/test_api_request_rules.py checks that each lands),
-    and StockPatch's quantity or price."""
+    and StockPatch's non-null quantity or price."""
     schemas = openapi.components.schemas or {} if openapi.components else {}
     for (struct, field), rules in checked_rules().items():
         schema = schemas.get(struct)
@@ -94,5 +94,6 @@ def state_request_rules(openapi: OpenAPI) -> None:
                     for name, value in keywords.items():
                         setattr(member, name, value)
     patch = schemas.get("StockPatch")
-    if isinstance(patch, Schema):
-        patch.any_of = [Schema(required=["quantity"]), Schema(required=["price"])]
+    if isinstance(patch, Schema):  # the server needs one not null: {"quantity": null, "price": null} is a 400
+        not_null = Schema(schema_not=Schema(type=OpenAPIType.NULL))
+        patch.any_of = [Schema(required=[key], properties={key: not_null}) for key in ("quantity", "price")]
