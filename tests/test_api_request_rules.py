@@ -4,7 +4,10 @@ schemas take, the server takes, and what they refuse, the server answers with a 
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ import pytest
 from litestar.openapi.spec import Schema
 
 from search_service.api.request_rules import checked_rules
+from search_service.demo.catalog import build_categories
 from search_service.events.config import EventsConfig
 from search_service.settings import Settings
 from tests.ingest_helpers import bearer, ingest_settings, new_store, store_key
@@ -66,6 +70,9 @@ def test_a_delivery_area_with_altitudes_is_stored_in_two_dimensions(base: str, c
         headers=auth,
     )
     assert posted.status_code == 400 and error_of(posted)[0] == "delivery_area", posted.text
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- the spec's request schemas state the rules the server checks
@@ -192,3 +199,35 @@ def test_a_stock_patch_names_a_quantity_or_price_that_is_not_null(base: str, wor
         assert schema_takes(world, "StockPatch", body), body
         answer = send(base, world, "stock-patch", body)
         assert answer.status_code == 200, (body, answer.text)
+
+
+# A category path as the docs write one, quoted or in backticks, parts capitalised: `Dairy, Eggs & Plant-Based > Milk`
+DOCUMENTED_PATH = re.compile(r'[`"]([A-Z][^`"<>\n]*(?: > [A-Z][^`"<>\n]*)+)[`"]')
+
+
+def test_the_documented_listing_examples_name_categories_that_exist(
+    base: str, world: dict[str, Any], db_url: str
+) -> None:
+    """Each ListingIn example of the spec, and each category path the docs show, names a category of the shipped
+    tree (the demo's, seed-demo): no 'not found; ignored' note."""
+    categories, _ = build_categories()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO category (id, parent_id, name, slug, position) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            [(c.id, c.parent_id, c.name, c.slug, c.position) for c in categories],
+        )
+    spec = httpx.get(f"{base}/schema/openapi.json").json()
+    put = spec["paths"]["/v1/stores/{store_id}/listings/{sku}"]["put"]["requestBody"]["content"]["application/json"]
+    examples = [e["value"] for e in put.get("examples", {}).values()] + spec["components"]["schemas"]["ListingIn"].get(
+        "examples", []
+    )
+    bodies = list({json.dumps(e, sort_keys=True): e for e in examples}.values())  # one GTIN a listing of a store
+    docs = [(PROJECT_ROOT / "README.md").read_text(), *(p.read_text() for p in (PROJECT_ROOT / "docs").glob("*.md"))]
+    paths = sorted({path for text in docs for path in DOCUMENTED_PATH.findall(text)})
+    assert bodies and paths, (bodies, paths)
+    bodies += [{**OPERATIONS["listing-put"][3], "category": path} for path in paths]
+    for body in bodies:
+        answer = send(base, world, "listing-put", body)
+        assert answer.status_code == 200, (body, answer.text)
+        assert "not found" not in (answer.json()["notes"] or ""), (body, answer.json()["notes"])

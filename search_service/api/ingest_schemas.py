@@ -275,7 +275,8 @@ class WebhookBody(msgspec.Struct):
 LISTING_EXAMPLE = Example(
     summary="A listing",
     value={"gtin": "4006381333931", "name": "Oat drink barista 1 L", "brand": "Avena", "price": "2.49",
-           "quantity": 24, "category": "Food > Plant-based drinks", "updated_at": "2026-12-03T08:00:00Z"},
+           "quantity": 24, "category": "Dairy, Eggs & Plant-Based > Plant-Based Drinks",
+           "updated_at": "2026-12-03T08:00:00Z"},
 )  # fmt: skip
 STOCK_EXAMPLE = Example(summary="Sold out", value={"quantity": 0, "updated_at": "2026-12-03T08:05:00Z"})
 DELETE_EXAMPLE = Example(summary="Deleted at the till", value={"updated_at": "2026-12-03T08:05:00Z"})

@@ -1,4 +1,4 @@
-"""The category tree as mapping reads it: a row's category id or path (`Grocery > Dairy > Milk`) to an id."""
+"""The category tree as mapping reads it: a row's category id or path (`Dairy, Eggs & Plant-Based > Milk`) to an id."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def _category_key(name: str) -> str:
 
 
 class Categories:
-    """The category tree, to resolve a row's category id or path (`Grocery > Dairy > Milk`, case-insensitive)."""
+    """The category tree, to resolve a row's category id or path (`Dairy, Eggs & Plant-Based > Milk`, in any
+    case)."""
 
     def __init__(self, rows: Sequence[Any]) -> None:
         self.ids = {r["id"] for r in rows}

@@ -8,7 +8,7 @@ THE ROW SHAPE every source produces (CSV, webhooks, the listing API, the POS con
      "gtin": str?,                           # GTIN-8/12/13/14; a bad check digit is ignored (noted), not fatal
      "name": str?,                           # required for a new SKU; the listing's own title
      "brand": str?, "description": str?,
-     "category": int | str?,                 # a category id, or a path "Grocery > Dairy > Milk"
+     "category": int | str?,                 # a category id, or a path "Dairy, Eggs & Plant-Based > Milk"
      "price": str | int | float?,            # decimal; "3.49" and "3,49" both work; required for upsert
      "currency": str?,                       # ISO 4217; default: the store's currency
      "quantity": int | str?,                 # absolute stock level, whole, >= 0; upsert without: kept (new: 0)
