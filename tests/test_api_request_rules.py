@@ -22,6 +22,8 @@ from search_service.events.config import EventsConfig
 from search_service.settings import Settings
 from tests.ingest_helpers import bearer, ingest_settings, new_store, store_key
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
 
 def error_of(response: httpx.Response) -> tuple[Any, str]:
     body = response.json()["error"]
@@ -70,9 +72,6 @@ def test_a_delivery_area_with_altitudes_is_stored_in_two_dimensions(base: str, c
         headers=auth,
     )
     assert posted.status_code == 400 and error_of(posted)[0] == "delivery_area", posted.text
-
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- the spec's request schemas state the rules the server checks

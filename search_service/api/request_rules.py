@@ -87,7 +87,7 @@ def state_request_rules(openapi: OpenAPI) -> None:
     for (struct, field), rules in checked_rules().items():
         schema = schemas.get(struct)
         prop = (schema.properties or {}).get(field) if isinstance(schema, Schema) else None
-        members = prop.one_of or prop.any_of or [prop] if isinstance(prop, Schema) else []
+        members = (prop.one_of or prop.any_of or [prop]) if isinstance(prop, Schema) else []
         for rule_type, keywords in rules:
             for member in members:
                 if isinstance(member, Schema) and _applies(rule_type, member):
