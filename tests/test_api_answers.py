@@ -289,6 +289,33 @@ def test_stalled_uploads_hold_no_connection_and_are_aborted(db_url: str, tmp_pat
     assert len(aborted) == 4 and all(s == "aborted" and e.startswith("the upload stalled") for s, e in aborted)
 
 
+def test_a_json_write_whose_body_stalls_is_a_408_and_closed(db_url: str, tmp_path: Path) -> None:
+    """Only uploads and deliveries had an idle limit: a listing write that sent `{"name":` of its announced 1,000
+    bytes, then nothing, was neither answered nor closed after 120 s. Every body now has the upload's limit."""
+    import socket
+
+    settings = ingest_settings(db_url, tmp_path, upload_idle_s=1.0)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    with serve(settings, None) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                f"PUT /v1/stores/{store}/listings/STALL-1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+                'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"name":'.encode()
+            )
+            sock.settimeout(10)
+            started, answer = time.monotonic(), b""
+            while chunk := sock.recv(4096):  # until the server closes the connection
+                answer += chunk
+            waited = time.monotonic() - started
+    head, _, body = answer.decode().partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 408") and "connection: close" in head.lower(), answer
+    assert json.loads(body)["error"]["message"] == "the request body stalled: no byte for 1 s; send it again"
+    assert 0.9 < waited < 5, waited
+
+
 def test_a_multipart_body_of_many_parts_is_refused_before_it_is_parsed(base: str, db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as conn:
         store = new_store(conn)

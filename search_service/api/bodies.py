@@ -7,13 +7,17 @@
   as leniently as a query string (0 is false, a number a Unix time), so the body is first checked strictly
   against the handler's `data` type.
 - A body nested past the decoder's depth: a 400 (it was a RecursionError, a 500).
+- A body that stops arriving: a 408 once no byte came for PLINQY_INGEST_UPLOAD_IDLE_S (`BodyStalled`), whatever the
+  route (a JSON write that sent half its body held its request and connection for ever; only uploads had a limit).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import msgspec
@@ -91,7 +95,43 @@ def check_json_types(value: Any, data_type: Any) -> None:
         raise BadParameter(field or None, message[: at.start()] if at else message) from None
 
 
+DEFAULT_BODY_IDLE_S = 30.0  # an app without a runtime (IngestConfig.upload_idle_s's default)
+
+
+class BodyStalled(HTTPException):
+    """No byte of the request body for `idle_s`: 408, and the connection closed (the rest of the body, if it came
+    later, would be read as the next request's head)."""
+
+    def __init__(self, idle_s: float, what: str = "the request body") -> None:
+        super().__init__(
+            status_code=408, detail=f"{what} stalled: no byte for {idle_s:g} s; send it again",
+            headers={"Connection": "close"},
+        )  # fmt: skip
+        self.idle_s = idle_s
+
+
 class PlinqyRequest(Request[Any, Any, Any]):
+    def body_idle_s(self) -> float:
+        runtime = self.app.state.get("runtime")
+        return runtime.settings.ingest.upload_idle_s if runtime is not None else DEFAULT_BODY_IDLE_S
+
+    async def stream(self) -> AsyncGenerator[bytes, None]:
+        """The body's chunks as litestar streams them, each awaited at most `body_idle_s` (BodyStalled past it)."""
+        idle_s = self.body_idle_s()
+        chunks = super().stream()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(idle_s):
+                        chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise BodyStalled(idle_s) from None
+                yield chunk
+        finally:
+            await chunks.aclose()
+
     async def json(self) -> Any:
         try:
             value = await super().json()

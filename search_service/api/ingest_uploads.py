@@ -3,7 +3,6 @@ once whole) and signed deliveries (`POST /v1/ingest/{connection_id}`, verified o
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email.parser
 import email.policy
@@ -24,6 +23,7 @@ from litestar.exceptions import (
 
 from search_service.api import ingest_schemas as S
 from search_service.api.auth import BEARER, require_store_key
+from search_service.api.bodies import BodyStalled
 from search_service.api.listing_reads import require_store
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import ConnectionId, StoreId
@@ -61,32 +61,18 @@ def _too_large(limit: int) -> HTTPException:
     return HTTPException(status_code=413, detail=f"the body is larger than {limit} bytes")
 
 
-class Stalled(Exception):
-    """No byte of the body arrived for the idle limit."""
-
-
 async def read_body(
-    request: Request[Any, Any, Any],
-    limit: int,
-    idle_s: float | None = None,
-    beat: Callable[[], Awaitable[None]] | None = None,
+    request: Request[Any, Any, Any], limit: int, beat: Callable[[], Awaitable[None]] | None = None
 ) -> bytes:
-    """The whole body, refusing past `limit` bytes (by Content-Length up front, else while it streams), and giving
-    up when no byte arrives for `idle_s` (a client that stops sending would hold the request for ever); `beat` is
-    awaited every UPLOAD_BEAT_S while bytes arrive."""
+    """The whole body, refusing past `limit` bytes (by Content-Length up front, else while it streams); one that
+    stops arriving raises BodyStalled (PlinqyRequest.stream, as for every body); `beat` is awaited every
+    UPLOAD_BEAT_S while bytes arrive."""
     announced = request.headers.get("content-length")
     if announced and announced.isdigit() and int(announced) > limit:
         raise TooLarge
     parts: list[bytes] = []
     size, beaten = 0, time.monotonic()
-    chunks = request.stream().__aiter__()
-    while True:
-        try:
-            chunk = await asyncio.wait_for(chunks.__anext__(), idle_s)
-        except StopAsyncIteration:
-            return b"".join(parts)
-        except TimeoutError:
-            raise Stalled from None
+    async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise TooLarge
@@ -94,6 +80,7 @@ async def read_body(
         if beat is not None and time.monotonic() - beaten >= pipeline.UPLOAD_BEAT_S:
             await beat()
             beaten = time.monotonic()
+    return b"".join(parts)
 
 
 MAX_PARTS = 100  # a form with the file and a few fields; 150,000 empty parts cost the parser 8 s a MB
@@ -213,14 +200,14 @@ async def _receive(
 ) -> tuple[bytes, str | None]:
     """The upload's bytes (a multipart body's file part) and its file name, if it came with one; a body too large,
     stalled or cut off aborts the batch (on a connection taken for that alone)."""
-    limit, idle_s = rt.settings.ingest.max_upload_bytes, rt.settings.ingest.upload_idle_s
+    limit = rt.settings.ingest.max_upload_bytes
     failure: tuple[str, Exception] | None = None
     try:
-        body = await read_body(request, limit, idle_s, beat=lambda: _beat(rt, batch_id))
+        body = await read_body(request, limit, beat=lambda: _beat(rt, batch_id))
     except TooLarge:
         failure = (f"the upload is larger than {limit} bytes", _too_large(limit))
-    except Stalled:
-        failure = (f"the upload stalled (no byte for {idle_s:g} s)", _stalled(idle_s))
+    except BodyStalled as stalled:
+        failure = (f"the upload stalled (no byte for {stalled.idle_s:g} s)", BodyStalled(stalled.idle_s, "the upload"))
     except InternalServerException as exc:
         failure = ("the upload was interrupted", exc)
     if failure is not None:
@@ -235,10 +222,6 @@ async def _receive(
                 await pipeline.abort_batch(conn, batch_id, exc.message)
             raise
     return body, None
-
-
-def _stalled(idle_s: float) -> HTTPException:
-    return HTTPException(status_code=408, detail=f"the upload stalled: no byte for {idle_s:g} s; send it again")
 
 
 MAX_DELIVERY_ID = 512  # the (connection, delivery id) unique index holds ~2,700 bytes a key
@@ -298,11 +281,11 @@ async def ingest_delivery(
 ) -> Response[S.IngestAccepted]:
     limit = rt.settings.ingest.max_webhook_bytes
     try:
-        body = await read_body(request, limit, rt.settings.ingest.upload_idle_s)
+        body = await read_body(request, limit)
     except TooLarge:
         raise _too_large(limit) from None
-    except Stalled:
-        raise _stalled(rt.settings.ingest.upload_idle_s) from None
+    except BodyStalled as stalled:
+        raise BodyStalled(stalled.idle_s, "the upload") from None
     async with rt.connection() as conn:
         connection = await _connection(request, conn, connection_id)
         handler = None if connection is None else handler_for(connection.source)
