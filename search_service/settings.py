@@ -18,6 +18,7 @@ from search_service.envconfig import ConfigError, env_float, env_int
 from search_service.events.config import EventsConfig
 from search_service.ingest.config import IngestConfig
 from search_service.ingest.connectors.config import ConnectorsConfig
+from search_service.serverconfig import ServerConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PORT = 54329
@@ -87,6 +88,7 @@ class Settings:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     connectors: ConnectorsConfig = field(default_factory=ConnectorsConfig)
     facets: FacetConfig = field(default_factory=FacetConfig)  # PLINQY_FACET_DEPTH
+    server: ServerConfig = field(default_factory=ServerConfig)  # the HTTP server's limits on its clients
     # Where vendors reach this API (https://search.example.com): `connect` prints full webhook URLs with it.
     public_base_url: str | None = None
     # Origins whose pages may call the API from a browser (CORS): `*` (the default: reads are open and writes carry
@@ -132,6 +134,7 @@ class Settings:
             ingest=_domain_config(IngestConfig, env),
             connectors=_domain_config(ConnectorsConfig, env),
             facets=_domain_config(FacetConfig, env),
+            server=_domain_config(ServerConfig, env),
             public_base_url=public_base_url(env.get("PLINQY_PUBLIC_BASE_URL")),
             cors_origins=cors_origins(env.get("PLINQY_CORS_ORIGINS")),
             env=env,

@@ -26,7 +26,7 @@ from dataclasses import replace
 from typing import Any, NoReturn
 
 from embeddings.encoder import Encoder, load_encoder
-from search_service.cli.common import uvicorn_log_config
+from search_service.cli.http_server import uvicorn_config
 from search_service.cli.ports import bind_port
 from search_service.forked import describe_exit
 from search_service.logformat import configure_logging
@@ -110,8 +110,6 @@ def describe_wait_status(status: int) -> str:
 def run_workers(settings: Settings, host: str, port: int, workers: int, reserved: tuple[socket.socket, bool]) -> None:
     """Serve with `workers` forked processes until SIGTERM or SIGINT (a graceful stop: the caller exits 0).
     `reserved`: `reserve_port`'s answer, taken before anything was loaded."""
-    import uvicorn
-
     from search_service.api.app import create_app
     from search_service.api.shared_state import preload_shared_state, start_generation_writer
 
@@ -123,7 +121,7 @@ def run_workers(settings: Settings, host: str, port: int, workers: int, reserved
     writer = start_generation_writer(worker_settings)  # meanwhile: the vectors' generation (shared_state.py)
     shared = preload_shared_state(worker_settings)
     app = functools.partial(create_app, worker_settings, encoder=encoder, shared=shared)
-    config = uvicorn.Config(app, factory=True, host=host, port=port, log_config=uvicorn_log_config())
+    config = uvicorn_config(app, worker_settings, host, port, factory=True)
     gc.collect()
     gc.freeze()  # the objects imported so far stay out of every collection: their pages stay shared
     children: set[int] = set() if writer is None else {writer}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from search_service.cli.common import database_url, user_errors, uvicorn_log_config
+from search_service.cli.common import database_url, user_errors
 from search_service.cli.ports import bind_port
 from search_service.settings import Settings
 
@@ -67,10 +67,11 @@ def _serve_one(settings: Settings, host: str, port: int, sock: socket.socket, sh
     import uvicorn
 
     from search_service.api.app import create_app
+    from search_service.cli.http_server import uvicorn_config
     from search_service.engine.vector_files import VectorCopyConfig
 
     settings = replace(settings, vector_copy=VectorCopyConfig(shared_dir=shared))
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=uvicorn_log_config())
+    config = uvicorn_config(create_app(settings), settings, host, port)
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     if not server.started:

@@ -1,0 +1,128 @@
+"""The uvicorn server `serve` runs: its config, and an HTTP protocol that holds each client to a request head's size
+and read time (`Settings.server`, serverconfig.py).
+
+uvicorn's httptools protocol has neither limit: five clients each sending a 60 MB header took a worker from 313 to
+613 MB until they left, a 50 MB header was answered 200, and a client sending a header line every few seconds (or
+half a request line, then nothing) held its connection for as long as it liked. h11 has a size limit, but parses in
+Python; this subclass keeps httptools and adds, per request, a byte count on each read and one timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, ClassVar
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from search_service.cli.common import uvicorn_log_config
+from search_service.serverconfig import ServerConfig
+from search_service.settings import Settings
+
+
+def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """The server's config: the limited protocol, our log format."""
+    limits = settings.server
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=limited_protocol(limits),
+        log_config=uvicorn_log_config(),
+        **options,
+    )
+
+
+def limited_protocol(limits: ServerConfig) -> type[LimitedHttpToolsProtocol]:
+    """The protocol class uvicorn instantiates per connection, holding these limits."""
+    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits})
+
+
+def error_answer(status: int, message: str, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A whole HTTP response in the API's error format, closing the connection."""
+    body = json.dumps({"error": {"parameter": None, "message": message}}).encode()
+    head = [STATUS_LINE[status], *(name + b": " + value + b"\r\n" for name, value in default_headers)]
+    head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+    return b"".join(head) + body
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """httptools with a limit on a request head's bytes (414 while the request line is unfinished, else 431) and
+    on the time from its first byte until it is whole (408)."""
+
+    limits: ClassVar[ServerConfig] = ServerConfig()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_room: int | None = self.limits.max_header_bytes  # None: the head is whole (a body, if any)
+        self._line_ended = False  # the request line is whole: an overflow is then the headers' (431), not the URL's
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        room = self._head_room
+        if room is None:
+            super().data_received(data)
+        elif len(data) <= room:
+            self._head_room = room - len(data)
+            self._line_ended = self._line_ended or b"\n" in data
+            super().data_received(data)
+        else:
+            self._overflowing(data, room)
+
+    def _overflowing(self, data: bytes, room: int) -> None:
+        """`data` would take the head past its limit: parsed up to the limit, and refused unless the head ended."""
+        line_ended = self._line_ended or b"\n" in data[:room]
+        self._head_room = 0
+        if room:
+            super().data_received(data[:room])
+        if self.transport.is_closing():  # the parser refused it (400)
+            return
+        if self._head_room is None or self._head_room == self.limits.max_header_bytes:  # it ended within the room
+            self.data_received(data[room:])
+            return
+        limit = self.limits.max_header_bytes
+        if line_ended:
+            self._refuse(431, f"the request's headers are too large: the request line and headers may take {limit} "
+                         "bytes")  # fmt: skip
+        else:
+            self._refuse(414, f"the URL is too long: the request line and headers may take {limit} bytes")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_timer = self.loop.call_later(self.limits.header_timeout_s, self._head_timed_out)
+
+    def on_headers_complete(self) -> None:
+        self._head_room = None
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_room, self._line_ended = self.limits.max_header_bytes, False  # the next request's head
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:  # a pipelined head: timed once it is next
+            self._head_timer = self.loop.call_later(self.limits.header_timeout_s, self._head_timed_out)
+            return
+        self._refuse(408, f"the request's head did not arrive whole within {self.limits.header_timeout_s:g} s")
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer `status` (unless another request's answer is under way) and close the connection."""
+        self._stop_head_timer()
+        self._head_room = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(error_answer(status, message, self.server_state.default_headers))
+        self.transport.close()

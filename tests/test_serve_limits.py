@@ -1,0 +1,107 @@
+"""`serve` against slow and oversized clients, over raw sockets: a request head's size and read time
+(search_service/cli/http_server.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import select
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from benchmarks.run import Server
+
+HEADER_LIMIT = 8192
+LIMITS = {"PLINQY_MAX_HEADER_BYTES": str(HEADER_LIMIT), "PLINQY_HEADER_TIMEOUT_S": "1"}
+
+pytestmark = pytest.mark.slow  # a real server, which loads the query model
+
+
+@pytest.fixture(scope="module")
+def port(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in LIMITS.items():
+            env.setenv(name, value)
+        server = Server(db_url, 64, tmp_path_factory.mktemp("serve") / "api.log", workers=1)
+    try:
+        server.wait_ready()
+        yield server.port
+    finally:
+        server.stop()
+
+
+def exchange(port: int, sent: bytes, wait_s: float = 10.0) -> tuple[bytes, float]:
+    """What the server answers to `sent` until it closes the connection, and after how many seconds it closed."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(wait_s)
+        started, answer = time.monotonic(), b""
+        with contextlib.suppress(OSError):  # closed while we still sent: what it answered is read below
+            for start in range(0, len(sent), 65536):  # until it answers
+                if select.select([sock], [], [], 0)[0]:
+                    break
+                sock.sendall(sent[start : start + 65536])
+        with contextlib.suppress(ConnectionResetError):  # closed with our bytes unread: after its answer
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer, time.monotonic() - started
+
+
+def one_answer(sock: socket.socket) -> bytes:
+    """One whole answer of a kept-alive connection (its head says its Content-Length)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(4096)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(4096)
+    return head + b"\r\n\r\n" + body
+
+
+def error_of(answer: bytes) -> tuple[int, str]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode().lower().split("\r\n")
+    assert "content-type: application/json" in lines and "connection: close" in lines, answer[:400]
+    return int(lines[0].split()[1]), json.loads(body)["error"]["message"]
+
+
+def test_a_head_past_the_limit_is_a_431_or_414_and_closed(port: int) -> None:
+    """Five clients each sending a 60 MB header took a worker from 313 to 613 MB; a whole 50 MB header was 200."""
+    ok, _ = exchange(
+        port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 7000 + b"\r\nConnection: close\r\n\r\n"
+    )
+    assert ok.startswith(b"HTTP/1.1 200"), ok[:200]
+    big, _ = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5_000_000 + b"\r\n\r\n")
+    assert error_of(big) == (
+        431,
+        "the request's headers are too large: the request line and headers may take 8192 bytes",
+    )
+    long_url, _ = exchange(port, b"GET /v1/search?q=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert error_of(long_url) == (414, "the URL is too long: the request line and headers may take 8192 bytes")
+    # a head within the limit read with its body in one go is not counted past its end
+    body = b'{"name": "x"}' + b" " * 200_000
+    put = b"PUT /v1/stores/00000000-0000-0000-0000-000000000000/listings/A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    put += b"Content-Type: application/json\r\nContent-Length: %d\r\nX-Pad: %s\r\n\r\n" % (len(body), b"p" * 7800)
+    answer, _ = exchange(port, put + body)
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:300]
+
+
+def test_a_head_that_does_not_arrive_whole_in_time_is_a_408(port: int) -> None:
+    """Half a request line, then nothing, was open after 200 s; a header line every 10 s kept a connection open."""
+    half, waited = exchange(port, b"GET /heal")
+    assert error_of(half) == (408, "the request's head did not arrive whole within 1 s") and 0.9 < waited < 4
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # a line every 0.3 s until the server answers
+            while not select.select([sock], [], [], 0.3)[0] and time.monotonic() - started < 6:
+                sock.sendall(b"X-Slow: b\r\n")
+        answer = sock.recv(4096)
+        assert time.monotonic() - started < 4
+    assert error_of(answer)[0] == 408
