@@ -1,4 +1,4 @@
-"""The HTTP server's limits on its clients (`Settings.server`): a request head's size and read time."""
+"""The HTTP server's limits on its clients (`Settings.server`): a request head's size and read time, keep-alive."""
 
 from __future__ import annotations
 
@@ -16,10 +16,15 @@ class ServerConfig:
     # A request head not whole this long after its first byte: 408, closed (a slow client held its connection
     # open for as long as it trickled a header line every few seconds).
     header_timeout_s: float = 10.0
+    # An idle connection (kept alive, or opened with nothing sent) is closed after this. Behind a load balancer,
+    # set it above the balancer's own idle timeout (AWS ALB: 60 s, so 65): otherwise the balancer may send a
+    # request on a connection this server is closing, and answer its client 502.
+    keep_alive_s: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServerConfig:
         return cls(
             max_header_bytes=env_int(env, "PLINQY_MAX_HEADER_BYTES", 32 * 1024, 1024, 64 * 1024),
             header_timeout_s=env_float(env, "PLINQY_HEADER_TIMEOUT_S", 10.0, 0.1, 300.0),
+            keep_alive_s=env_int(env, "PLINQY_KEEP_ALIVE_S", 5, 1, 3600),
         )

@@ -1,5 +1,5 @@
-"""`serve` against slow and oversized clients, over raw sockets: a request head's size and read time
-(search_service/cli/http_server.py)."""
+"""`serve` against slow and oversized clients, over raw sockets: a request head's size and read time,
+keep-alive (search_service/cli/http_server.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from benchmarks.run import Server
 
 HEADER_LIMIT = 8192
-LIMITS = {"PLINQY_MAX_HEADER_BYTES": str(HEADER_LIMIT), "PLINQY_HEADER_TIMEOUT_S": "1"}
+LIMITS = {"PLINQY_MAX_HEADER_BYTES": str(HEADER_LIMIT), "PLINQY_HEADER_TIMEOUT_S": "1", "PLINQY_KEEP_ALIVE_S": "2"}
 
 pytestmark = pytest.mark.slow  # a real server, which loads the query model
 
@@ -105,3 +105,20 @@ def test_a_head_that_does_not_arrive_whole_in_time_is_a_408(port: int) -> None:
         answer = sock.recv(4096)
         assert time.monotonic() - started < 4
     assert error_of(answer)[0] == 408
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_setting(port: int) -> None:
+    """Keep-alive was uvicorn's fixed 5 s (a load balancer idling 60 s then got occasional 502s): PLINQY_KEEP_ALIVE_S.
+    A connection opened with nothing sent was held for ever; it is idle as a kept-alive one."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert one_answer(sock).startswith(b"HTTP/1.1 200")
+        time.sleep(1.0)  # within the keep-alive: still served
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert one_answer(sock).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert sock.recv(4096) == b""  # then closed, idle
+        assert 1.5 < time.monotonic() - started < 4
+    silent, waited = exchange(port, b"")
+    assert silent == b"" and 1.5 < waited < 4

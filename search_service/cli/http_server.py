@@ -22,13 +22,14 @@ from search_service.settings import Settings
 
 
 def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options: Any) -> uvicorn.Config:
-    """The server's config: the limited protocol, our log format."""
+    """The server's config: the limited protocol, the keep-alive setting, our log format."""
     limits = settings.server
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         http=limited_protocol(limits),
+        timeout_keep_alive=limits.keep_alive_s,
         log_config=uvicorn_log_config(),
         **options,
     )
@@ -49,7 +50,7 @@ def error_answer(status: int, message: str, default_headers: list[tuple[bytes, b
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """httptools with a limit on a request head's bytes (414 while the request line is unfinished, else 431) and
-    on the time from its first byte until it is whole (408)."""
+    on the time from its first byte until it is whole (408); a connection that never sends is idle (keep-alive)."""
 
     limits: ClassVar[ServerConfig] = ServerConfig()
 
@@ -58,6 +59,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_room: int | None = self.limits.max_header_bytes  # None: the head is whole (a body, if any)
         self._line_ended = False  # the request line is whole: an overflow is then the headers' (431), not the URL's
         self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # uvicorn timed only a kept-alive connection: one opened with nothing sent was held for ever
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
