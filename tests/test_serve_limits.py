@@ -1,5 +1,5 @@
 """`serve` against slow and oversized clients, over raw sockets: a request head's size and read time,
-keep-alive (search_service/cli/http_server.py)."""
+keep-alive, and the answers the HTTP layer gives before the app sees a request (search_service/cli/http_server.py)."""
 
 from __future__ import annotations
 
@@ -122,3 +122,10 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_setting(port: int) ->
         assert 1.5 < time.monotonic() - started < 4
     silent, waited = exchange(port, b"")
     assert silent == b"" and 1.5 < waited < 4
+
+
+def test_a_request_the_parser_refuses_is_a_json_400(port: int) -> None:
+    """It was `400 text/plain "Invalid HTTP request received."`: raw non-ASCII bytes in the URL, for one."""
+    answer, _ = exchange(port, "GET /v1/search?q=crème HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    status, message = error_of(answer)
+    assert status == 400 and message.startswith("invalid HTTP request") and "percent-encode" in message

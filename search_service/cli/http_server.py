@@ -111,6 +111,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._head_room, self._line_ended = self.limits.max_header_bytes, False  # the next request's head
 
+    def send_400_response(self, msg: str) -> None:
+        """A request the parser refused: in the API's error format (it was text/plain)."""
+        self._refuse(400, "invalid HTTP request: a malformed request line or header (a URL must be ASCII: "
+                     "percent-encode other bytes)")  # fmt: skip
+
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self.cycle is not None and not self.cycle.response_complete:  # a pipelined head: timed once it is next
