@@ -6,7 +6,8 @@ a search without the sets runs it).
 Per word, radius and point (`--points` stores' places), both forms rank the keyword side 30 deep on the
 engine as an API worker holds it (`api_engine.open_api_engine`), each timed `--repeats` times (wall, and the
 API process's CPU). The naive plan is the truth: every product the word matches with a listing in stock at an
-active store within the radius (ST_DWithin), ranked by the same score, exact matches first, then the shorter name, then by id.
+active store within the radius (ST_DWithin), ranked by the same score, exact matches first, then the shorter
+name, then by id.
 
     PYTHONPATH=$PWD .venv/bin/python -m benchmarks.bench_keyword_scope --database-url URL
 
