@@ -338,7 +338,10 @@ def test_a_csv_upload_in_its_declared_charset(base: str, db_url: str, shop: tupl
     undeclared = httpx.post(url, content=data, headers={**bearer(key), "Content-Type": "text/csv"})
     drain_imports(db_url)
     errors = httpx.get(f"{base}{undeclared.json()['errors_url']}", headers=bearer(key)).text
-    assert "upload it with its charset (Content-Type: text/csv; charset=windows-1252)" in errors, errors
+    assert (
+        "upload it with its charset (Content-Type: text/csv; charset=windows-1252, on the body or its multipart part)"
+        in errors
+    ), errors
     assert "--charset" not in errors
     unknown = httpx.post(url, content=data, headers={**bearer(key), "Content-Type": "text/csv; charset=klingon"})
     assert unknown.status_code == 400 and unknown.json()["error"]["parameter"] == "content-type"

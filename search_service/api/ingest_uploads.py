@@ -86,9 +86,10 @@ async def read_body(
 MAX_PARTS = 100  # a form with the file and a few fields; 150,000 empty parts cost the parser 8 s a MB
 
 
-def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
+def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None, str | None]:
     """The part named `file` of a multipart/form-data body, or its only file part (a form of several files that
-    names none `file` is refused: the first of them may be a logo)."""
+    names none `file` is refused: the first of them may be a logo): its bytes, file name and the charset its own
+    Content-Type names (`text/csv; charset=windows-1252`: a browser form's only way to say it)."""
     boundary = next((p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")
                      if p.strip().lower().startswith("boundary=")), "")  # fmt: skip
     if boundary and body.count(b"--" + boundary.encode("latin-1", "replace")) > MAX_PARTS + 1:
@@ -105,7 +106,12 @@ def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
         which = "fields named `file`" if named else "files, none of them named `file`"
         raise BadParameter("file", f"the multipart body has {len(files)} {which}: send the one CSV as the field `file`")
     payload = files[0].get_payload(decode=True)
-    return (payload if isinstance(payload, bytes) else b""), files[0].get_filename()
+    charset = files[0].get_param("charset")
+    return (payload if isinstance(payload, bytes) else b""), files[0].get_filename(), _named(charset)
+
+
+def _named(charset: object) -> str | None:
+    return charset.strip() or None if isinstance(charset, str) else None
 
 
 UPLOAD_RESPONSES = {
@@ -149,13 +155,13 @@ async def upload_import(
         batch_id = await pipeline.open_batch(conn, store_id=store_id, source="csv", kind="csv", upload=True)
     # No connection is held while the body arrives: ten stalled uploads held the pool's ten and every route,
     # search included, answered 503.
-    data, file_name = await _receive(rt, request, batch_id, media)
+    data, file_name, part_charset = await _receive(rt, request, batch_id, media)
     async with _connection_of(rt) as conn:
         if file_name:
             named = statement("ingest/batches", "name_batch_file")
             await conn.execute(named.sql, *named.bind(batch_id=batch_id, file_name=file_name.replace("\x00", "")))
         try:
-            charset = _charset(request) if media != "multipart/form-data" else None
+            charset = part_charset if media == "multipart/form-data" else _charset(request)
             reader = await anyio.to_thread.run_sync(CsvRows, data, charset)
         except CsvError as exc:
             await pipeline.abort_batch(conn, batch_id, str(exc))
@@ -197,9 +203,9 @@ async def _store(conn: Any, store_id: UUID, batch_id: UUID, reader: CsvRows) -> 
 
 async def _receive(
     rt: Runtime, request: Request[Any, Any, Any], batch_id: UUID, media: str
-) -> tuple[bytes, str | None]:
-    """The upload's bytes (a multipart body's file part) and its file name, if it came with one; a body too large,
-    stalled or cut off aborts the batch (on a connection taken for that alone)."""
+) -> tuple[bytes, str | None, str | None]:
+    """The upload's bytes (a multipart body's file part), its file name and charset, if it came with them; a body
+    too large, stalled or cut off aborts the batch (on a connection taken for that alone)."""
     limit = rt.settings.ingest.max_upload_bytes
     failure: tuple[str, Exception] | None = None
     try:
@@ -221,7 +227,7 @@ async def _receive(
             async with _connection_of(rt) as conn:
                 await pipeline.abort_batch(conn, batch_id, exc.message)
             raise
-    return body, None
+    return body, None, None
 
 
 MAX_DELIVERY_ID = 512  # the (connection, delivery id) unique index holds ~2,700 bytes a key

@@ -25,7 +25,9 @@ WORKBOOKS = (
 )
 SAVE_AS = "save it as CSV (UTF-8) and import that"
 # How a file that is not UTF-8 names its charset, by the door it came through (a row not UTF-8 is told which).
-CHARSET_BY_HTTP = "upload it with its charset (Content-Type: text/csv; charset=windows-1252)"
+CHARSET_BY_HTTP = (
+    "upload it with its charset (Content-Type: text/csv; charset=windows-1252, on the body or its multipart part)"
+)
 CHARSET_BY_CLI = "import it with its charset (--charset windows-1252)"
 _SEP_LINE = re.compile(r"sep=([^\"\r\n])\r?")  # Excel writes (and reads) the delimiter as the first line
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape holds them
