@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import socket
@@ -299,6 +300,25 @@ def test_two_authorization_headers_are_refused(base: str, shop: tuple[uuid.UUID,
     assert answer.status_code == 400, answer.text
     assert error_of(answer) == ("Authorization", "send one Authorization header, not several")
     assert httpx.get(f"{base}/v1/stores/{store}/listings", headers=bearer(key)).status_code == 200
+
+
+def test_a_compressed_body_is_a_415_naming_its_coding(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    # read as it came, a gzipped body was "JSON is malformed (byte 0)" or "not UTF-8 text": the wrong cause
+    store, key = shop
+    gzip_json = {**bearer(key), "content-type": "application/json", "content-encoding": "gzip"}
+    body = gzip.compress(json.dumps(OAT).encode())
+    answer = httpx.put(f"{base}/v1/stores/{store}/listings/Z-1", content=body, headers=gzip_json)
+    assert answer.status_code == 415, answer.text
+    assert error_of(answer)[1] == "Content-Encoding gzip is not taken: send the body uncompressed"
+    gzip_csv = {**bearer(key), "content-type": "text/csv", "content-encoding": "gzip"}
+    csv_body = gzip.compress(b"sku,name,price,quantity\nz2,Zest,1,1\n")
+    upload = httpx.post(f"{base}/v1/stores/{store}/imports", content=csv_body, headers=gzip_csv)
+    assert upload.status_code == 415 and "Content-Encoding gzip" in upload.text, upload.text
+    # and refused before its batch opened: an open one would queue the store's next write behind it
+    plain = httpx.put(
+        f"{base}/v1/stores/{store}/listings/Z-1", json=OAT, headers={**bearer(key), "content-encoding": "identity"}
+    )
+    assert plain.status_code == 200, plain.text
 
 
 def test_an_empty_body_is_told_so(base: str, shop: tuple[uuid.UUID, str]) -> None:

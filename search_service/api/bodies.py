@@ -110,13 +110,25 @@ class BodyStalled(HTTPException):
         self.idle_s = idle_s
 
 
+def refuse_compressed(request: Request[Any, Any, Any]) -> None:
+    """A 415 for a body sent with a Content-Encoding other than identity."""
+    coding = request.headers.get("content-encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        raise HTTPException(
+            status_code=415, detail=f"Content-Encoding {coding} is not taken: send the body uncompressed"
+        )
+
+
 class PlinqyRequest(Request[Any, Any, Any]):
     def body_idle_s(self) -> float:
         runtime = self.app.state.get("runtime")
         return runtime.settings.ingest.upload_idle_s if runtime is not None else DEFAULT_BODY_IDLE_S
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
-        """The body's chunks as litestar streams them, each awaited at most `body_idle_s` (BodyStalled past it)."""
+        """The body's chunks as litestar streams them, each awaited at most `body_idle_s` (BodyStalled past it).
+        A body sent compressed (Content-Encoding) is a 415: read as it came, a gzipped JSON body was "malformed
+        JSON (byte 0)" and a gzipped CSV "not UTF-8 text", which sent the sender after the wrong cause."""
+        refuse_compressed(self)
         idle_s = self.body_idle_s()
         chunks = super().stream()
         try:

@@ -23,7 +23,7 @@ from litestar.exceptions import (
 
 from search_service.api import ingest_schemas as S
 from search_service.api.auth import BEARER, require_store_key
-from search_service.api.bodies import BodyStalled
+from search_service.api.bodies import BodyStalled, refuse_compressed
 from search_service.api.listing_reads import require_store
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import ConnectionId, StoreId
@@ -149,6 +149,7 @@ async def upload_import(
     media = _media_type(request)
     if media not in CSV_TYPES and media != "multipart/form-data":
         raise HTTPException(status_code=415, detail="send text/csv or multipart/form-data (field `file`)")
+    refuse_compressed(request)  # before its batch opens: refused while it streams, the batch held the store back
     async with _connection_of(rt) as conn:
         await require_store(conn, store_id)
         # Its heartbeat lease set as it is inserted: the store's later batches wait for it from then on.
