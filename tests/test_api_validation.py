@@ -268,6 +268,7 @@ def test_options_allows_every_method_of_the_path(client: TestClient[Any]) -> Non
     """It listed one route handler's methods (`OPTIONS, PUT`) for a path that serves four."""
     listing = client.options("/v1/stores/0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b/listings/SKU-1")
     assert listing.status_code == 204, listing.text
-    assert {m.strip() for m in listing.headers["allow"].split(",")} == {"DELETE", "GET", "OPTIONS", "PATCH", "PUT"}
+    every = {"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"}
+    assert {m.strip() for m in listing.headers["allow"].split(",")} == every
     search = client.options("/v1/search")
-    assert {m.strip() for m in search.headers["allow"].split(",")} == {"GET", "OPTIONS"}
+    assert {m.strip() for m in search.headers["allow"].split(",")} == {"GET", "HEAD", "OPTIONS"}

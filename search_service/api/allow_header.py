@@ -1,6 +1,6 @@
 """OPTIONS answers every method a path serves in its `Allow` header. litestar builds a path's OPTIONS handler from
 one of its route handlers, so `OPTIONS /v1/stores/{id}/listings/{sku}` said `OPTIONS, PUT` of a path that also
-serves GET, PATCH and DELETE (schemathesis' check, and a CORS client, read it)."""
+serves GET, PATCH and DELETE (schemathesis' check, and a CORS client, read it). HEAD wherever GET (head_requests.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ class AllowHeader:
     def learn(self, app: Litestar) -> None:
         for route in app.routes:
             if isinstance(route, HTTPRoute):
-                self.methods[route.path_format] = ", ".join(sorted(route.methods)).encode()
+                methods = route.methods | {"HEAD"} if "GET" in route.methods else route.methods
+                self.methods[route.path_format] = ", ".join(sorted(methods)).encode()
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:

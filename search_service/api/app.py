@@ -1,7 +1,7 @@
 """The litestar application: `create_app(settings)`, and `create_app_from_env` for `uvicorn --factory`.
 
 Only assembly here: the runtime (runtime.py) and its lifespan, the routes (routes/, page.py), the error
-handlers (errors.py), the metrics middleware and the OpenAPI description.
+handlers (errors.py), the metrics middleware, HEAD wherever GET (head_requests.py) and the OpenAPI description.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from search_service.api.auth import BEARER_SCHEME
 from search_service.api.bodies import PlinqyRequest
 from search_service.api.errors import EXCEPTION_HANDLERS
 from search_service.api.events_schemas import WebhookCreate
+from search_service.api.head_requests import answer_head_as_get
 from search_service.api.ingest_schemas import BODY_STRUCTS
 from search_service.api.log_redaction import redact_access_log
 from search_service.api.log_repeats import quiet_repeated_warnings
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     allow_header.learn(app)
     overlapping_unions_as_any_of(app.openapi_schema)
     document_webhooks(app.openapi_schema)
+    answer_head_as_get(app)
     return app
 
 
@@ -111,7 +113,7 @@ def _cors(settings: Settings) -> CORSConfig | None:
         return None
     return CORSConfig(
         allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],  # the API's (HEAD: the page's only)
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
         expose_headers=["Retry-After", "Location", "Allow"],
         max_age=600,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import HttpMethod, Response, get, route
+from litestar import Response, get
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
@@ -59,8 +59,7 @@ def demo_presets() -> PresetsResponse:
     return PresetsResponse(city=city, center=center, presets=hoods)
 
 
-# HEAD too: an uptime check that asks HEAD / got 405.
-@route("/", http_method=[HttpMethod.GET, HttpMethod.HEAD], include_in_schema=False, sync_to_thread=False)
+@get("/", include_in_schema=False, sync_to_thread=False)
 def index_page() -> Response[bytes]:
     """The page itself (read per request: cheap, and edits show without a restart)."""
     html = (STATIC_DIR / "index.html").read_bytes()
