@@ -28,3 +28,30 @@ def test_head_answers_wherever_get_does(base: str) -> None:
         assert {m.strip() for m in not_allowed.headers["allow"].split(",")} == {"GET", "HEAD", "OPTIONS"}
         write_only = client.head("/v1/stores")  # a path that serves no GET answers HEAD as it answers GET
         assert write_only.status_code == 405 and "HEAD" not in write_only.headers["allow"]
+
+
+def test_a_revalidation_with_a_matching_validator_gets_304(base: str) -> None:
+    """The page and its static files sent an ETag (and Last-Modified) with `no-cache`, yet a browser's revalidation
+    always got 200 and the whole file again; `/` sent no validator at all."""
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for path in ("/", "/static/app.js", "/static/style.css"):
+            first = client.get(path)
+            etag = first.headers["etag"]
+            assert first.status_code == 200 and "no-cache" in first.headers["cache-control"], path
+            for validator in (etag, f"W/{etag}", "*", f'"other", {etag}'):
+                again = client.get(path, headers={"If-None-Match": validator})
+                assert again.status_code == 304 and again.content == b"", (path, validator, again.status_code)
+                assert again.headers["etag"] == etag and "no-cache" in again.headers["cache-control"], path
+            assert client.head(path, headers={"If-None-Match": etag}).status_code == 304, path
+            assert client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200, path
+        static = client.get("/static/app.js")
+        modified = static.headers["last-modified"]
+        assert client.get("/static/app.js", headers={"If-Modified-Since": modified}).status_code == 304
+        older = {"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}
+        assert client.get("/static/app.js", headers=older).status_code == 200
+        # If-None-Match decides alone where given; a date that is none is ignored
+        mixed = {"If-None-Match": '"other"', "If-Modified-Since": modified}
+        assert client.get("/static/app.js", headers=mixed).status_code == 200
+        assert client.get("/static/app.js", headers={"If-Modified-Since": "yesterday"}).status_code == 200
+        # an API answer has no validator: a tag never matches it
+        assert client.get("/healthz", headers={"If-None-Match": '"x"'}).status_code == 200

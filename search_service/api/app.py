@@ -28,6 +28,7 @@ from search_service.api.head_requests import answer_head_as_get
 from search_service.api.ingest_schemas import BODY_STRUCTS
 from search_service.api.log_redaction import redact_access_log
 from search_service.api.log_repeats import quiet_repeated_warnings
+from search_service.api.not_modified import not_modified_middleware
 from search_service.api.openapi_fixes import (
     optional_bodies,
     overlapping_unions_as_any_of,
@@ -87,7 +88,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         request_class=PlinqyRequest,
         before_request=check_query_string,
         guards=[uuid_path_ids],  # before the routes' key guards: a malformed id is a 400 with or without a key
-        middleware=[runtime.metrics.middleware, allow_header.middleware],
+        middleware=[runtime.metrics.middleware, allow_header.middleware, not_modified_middleware],
         lifespan=[lifespan],
         state=State({"runtime": runtime}),
         openapi_config=OPENAPI,
