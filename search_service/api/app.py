@@ -22,6 +22,7 @@ from search_service.api import events_routes, ingest_routes, listing_reads, page
 from search_service.api.allow_header import AllowHeader
 from search_service.api.auth import BEARER_SCHEME
 from search_service.api.bodies import PlinqyRequest
+from search_service.api.compression import compression_config
 from search_service.api.errors import EXCEPTION_HANDLERS
 from search_service.api.events_schemas import WebhookCreate
 from search_service.api.head_requests import answer_head_as_get
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         state=State({"runtime": runtime}),
         openapi_config=OPENAPI,
         cors_config=_cors(settings),
+        compression_config=compression_config(settings.gzip_level),
         # the worker's and the supervisors' format: one line each, the level second ('WARNING - <time> - …' before)
         logging_config=LoggingConfig(formatters={"standard": {"format": LOG_FORMAT}}),
     )
