@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
-from search_service.settings import SettingsError, cors_origins
+from search_service.settings import Settings, SettingsError, cors_origins
+from tests.ingest_helpers import serve
 
 SHOP = "https://shop.example.com"
+OTHER = "https://other.example.org"
 
 
 def test_a_page_of_another_origin_reads_and_writes(base: str) -> None:
@@ -39,3 +44,31 @@ def test_the_origins_setting() -> None:
     for bad in (*refused, "https://shop.example.com:abc", "https://shop.example.com:99999", f"{SHOP}?"):
         with pytest.raises(SettingsError, match="no origin"):
             cors_origins(bad)
+
+
+@pytest.fixture(scope="module")
+def listed(settings: Settings) -> Iterator[str]:
+    """The API with one origin listed."""
+    with serve(dataclasses.replace(settings, cors_origins=(SHOP,)), None) as url:
+        yield url
+
+
+def test_an_answer_for_listed_origins_says_it_varies_by_origin(base: str, listed: str) -> None:
+    """With a list of origins `Vary: Origin` came only with an answer to a listed origin: a shared cache could hand
+    the answer to a request without Origin (no CORS headers) to the shop's page, or one origin's to another."""
+    gzip = {"Accept-Encoding": "gzip"}
+    for origin in ({"Origin": SHOP}, {"Origin": OTHER}, {}):
+        answer = httpx.get(f"{listed}/schema/openapi.json", headers={**origin, **gzip})
+        vary = {v.strip().lower() for v in answer.headers.get("vary", "").split(",")}
+        assert {"origin", "accept-encoding"} <= vary, (origin, answer.headers)  # neither replaces the other
+        assert answer.headers.get("access-control-allow-origin") == (SHOP if origin.get("Origin") == SHOP else None)
+    ask = {"Access-Control-Request-Method": "GET"}
+    preflight = httpx.options(f"{listed}/v1/search", headers={"Origin": SHOP, **ask})
+    assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == SHOP
+    assert "origin" in preflight.headers["vary"].lower()
+    refused = httpx.options(f"{listed}/v1/search", headers={"Origin": OTHER, **ask})
+    assert refused.status_code == 400 and refused.json()["error"]["parameter"] == "Origin", refused.text
+    assert "origin" in refused.headers["vary"].lower()
+    # with `*` an answer is the same whatever the Origin: it says so without one too
+    plain = httpx.get(f"{base}/healthz")
+    assert plain.headers["access-control-allow-origin"] == "*" and "origin" not in plain.headers.get("vary", "").lower()

@@ -10,7 +10,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
@@ -23,6 +22,7 @@ from search_service.api.allow_header import AllowHeader
 from search_service.api.auth import BEARER_SCHEME
 from search_service.api.bodies import PlinqyRequest
 from search_service.api.compression import compression_config
+from search_service.api.cors import Cors
 from search_service.api.errors import EXCEPTION_HANDLERS
 from search_service.api.events_schemas import WebhookCreate
 from search_service.api.head_requests import answer_head_as_get
@@ -93,7 +93,6 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         lifespan=[lifespan],
         state=State({"runtime": runtime}),
         openapi_config=OPENAPI,
-        cors_config=_cors(settings),
         compression_config=compression_config(settings.gzip_level),
         # the worker's and the supervisors' format: one line each, the level second ('WARNING - <time> - …' before)
         logging_config=LoggingConfig(formatters={"standard": {"format": LOG_FORMAT}}),
@@ -105,22 +104,9 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     allow_header.learn(app)
     overlapping_unions_as_any_of(app.openapi_schema)
     document_webhooks(app.openapi_schema)
+    Cors(settings.cors_origins, headers=()).wrap(app)  # a shop's pages on another origin call it from the browser
     answer_head_as_get(app)
     return app
-
-
-def _cors(settings: Settings) -> CORSConfig | None:
-    """A shop's pages on another origin call the API from the browser (PLINQY_CORS_ORIGINS); the headers a client
-    reads past the simple ones are exposed (a 429's or 503's Retry-After, a queued write's Location, Allow)."""
-    if not settings.cors_origins:
-        return None
-    return CORSConfig(
-        allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type"],
-        expose_headers=["Retry-After", "Location", "Allow"],
-        max_age=600,
-    )
 
 
 def create_app_from_env() -> Litestar:
