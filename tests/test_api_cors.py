@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from search_service.settings import Settings, SettingsError, cors_origins
+from search_service.settings import Settings, SettingsError, cors_headers, cors_origins
 from tests.ingest_helpers import serve
 
 SHOP = "https://shop.example.com"
@@ -72,3 +72,32 @@ def test_an_answer_for_listed_origins_says_it_varies_by_origin(base: str, listed
     # with `*` an answer is the same whatever the Origin: it says so without one too
     plain = httpx.get(f"{base}/healthz")
     assert plain.headers["access-control-allow-origin"] == "*" and "origin" not in plain.headers.get("vary", "").lower()
+
+
+def test_a_preflight_may_ask_for_tracing_and_configured_headers(base: str, listed: str, settings: Settings) -> None:
+    """A preflight asking for any header past Authorization and Content-Type was refused (400 text/plain
+    'Disallowed CORS headers'), with no setting: a page's tracing (traceparent, X-Request-Id) broke every call."""
+    ask = {"Origin": SHOP, "Access-Control-Request-Method": "PATCH"}
+    path = "/v1/stores/0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b/listings/SKU-1"
+    tracing = "authorization, content-type, x-request-id, traceparent, tracestate, baggage, sentry-trace"
+    for url in (base, listed):
+        preflight = httpx.options(url + path, headers={**ask, "Access-Control-Request-Headers": tracing})
+        assert preflight.status_code == 204, preflight.text
+        allowed = {h.strip() for h in preflight.headers["access-control-allow-headers"].split(",")}
+        assert {h.strip() for h in tracing.split(",")} <= allowed
+    refused = httpx.options(f"{listed}{path}", headers={**ask, "Access-Control-Request-Headers": "x-request-id, x-b"})
+    assert refused.status_code == 400 and refused.headers["content-type"] == "application/json"
+    error = refused.json()["error"]
+    assert error["parameter"] == "Access-Control-Request-Headers" and "x-b" in error["message"], error
+    assert "x-request-id" not in error["message"]
+    with serve(dataclasses.replace(settings, cors_origins=(SHOP,), cors_headers=("x-shop-id",)), None) as configured:
+        asked = {**ask, "Access-Control-Request-Headers": "X-Shop-Id, traceparent"}
+        assert httpx.options(configured + path, headers=asked).status_code == 204
+
+
+def test_the_headers_setting() -> None:
+    assert cors_headers(None) == () and cors_headers(" X-Shop-Id, x-shop-id ,x-b ") == ("x-shop-id", "x-b")
+    assert cors_headers("x-a, *") == ("*",)
+    for bad in ("x shop", "x-a, a:b", "é"):
+        with pytest.raises(SettingsError, match="PLINQY_CORS_HEADERS"):
+            cors_headers(bad)

@@ -104,7 +104,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     allow_header.learn(app)
     overlapping_unions_as_any_of(app.openapi_schema)
     document_webhooks(app.openapi_schema)
-    Cors(settings.cors_origins, headers=()).wrap(app)  # a shop's pages on another origin call it from the browser
+    Cors(settings.cors_origins, settings.cors_headers).wrap(app)  # shops' pages call it from the browser
     answer_head_as_get(app)
     return app
 

@@ -1,7 +1,8 @@
 """CORS for a shop's pages on another origin (PLINQY_CORS_ORIGINS, PLINQY_CORS_HEADERS), in place of litestar's,
 which sent `Vary: Origin` only on an answer to an allowed origin (a shared cache served one origin's answer to
 another, or to a request without Origin), replaced the answer's `Vary` (`Accept-Encoding` lost), refused every
-request header past Authorization and Content-Type (tracing headers broke each call) and refused in plain text.
+request header past Authorization and Content-Type (tracing headers broke each call: no setting) and refused in
+plain text.
 
 Every answer says it: with `*` `Access-Control-Allow-Origin: *` whatever the request (nothing varies), with a list
 of origins `Vary: Origin` and the origin itself where it is listed. A refused preflight is a 400 in the API's
@@ -18,8 +19,11 @@ from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
-# Always allowed: what the API reads (a key, a JSON body).
-DEFAULT_HEADERS = ("authorization", "content-type")
+# Always allowed: what the API reads (a key, a JSON body) and what tracing and logging add to a page's calls.
+DEFAULT_HEADERS = (
+    *("authorization", "content-type"),
+    *("traceparent", "tracestate", "baggage", "sentry-trace", "x-request-id", "x-correlation-id"),
+)
 SAFELISTED = ("accept", "accept-language", "content-language")  # a browser never asks about these
 # What a page reads past the simple headers: a 429's or 503's Retry-After, a queued write's Location, Allow.
 EXPOSED = b"Allow, Location, Retry-After"
