@@ -99,8 +99,8 @@ class Settings:
     # Request headers a page may send past those always allowed (api/cors.py: authorization, content-type and the
     # tracing ones, traceparent, tracestate, baggage, sentry-trace, x-request-id, x-correlation-id); ("*",): any.
     cors_headers: tuple[str, ...] = ()
-    # gzip level of answers of 1 KB and more to a client that accepts it (api/compression.py): the 137 KB OpenAPI
-    # document took 1.9 ms to 21 KB at 1, 4.5 ms to 16 KB at 6, 6.7 ms at 9. 0: off, behind a proxy that compresses.
+    # gzip level of answers of 1 KB and more to a client that accepts it (api/compression.py): a 100-hit search, 84 KB,
+    # to 15 KB in 0.26 ms of CPU at 1, 12 KB in 0.64 ms at 6 (docs/performance.md). 0: off, behind a proxy that does it.
     gzip_level: int = 1
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
