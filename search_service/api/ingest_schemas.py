@@ -11,6 +11,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
 from search_service.api.params import UUID_RULE
+from search_service.api.schemas import ErrorBody
 
 Price = Annotated[float | str, msgspec.Meta(description='A decimal >= 0: 3.49 or "3,49".', examples=[3.49])]
 Quantity = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1, description="Absolute stock level.")]
@@ -316,18 +317,9 @@ WEBHOOK_EXAMPLES = [
 ]
 
 
-class ErrorDetail(msgspec.Struct):
-    parameter: str | None
-    message: str
-
-
-class ErrorOut(msgspec.Struct):
-    error: ErrorDetail
-
-
 def error_spec(status: int, parameter: str | None, message: str, description: str) -> ResponseSpec:
     example = Example(summary=str(status), value={"error": {"parameter": parameter, "message": message}})
-    return ResponseSpec(ErrorOut, description=description, examples=[example], generate_examples=False)
+    return ResponseSpec(ErrorBody, description=description, examples=[example], generate_examples=False)
 
 
 AUTH_ERRORS = {

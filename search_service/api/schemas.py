@@ -24,6 +24,8 @@ class ErrorDetail(msgspec.Struct):
 
 
 class ErrorBody(msgspec.Struct):
+    """Every route's error answer: `parameter` names the input at fault, null where none is."""
+
     error: ErrorDetail
 
 

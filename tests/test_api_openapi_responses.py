@@ -1,0 +1,70 @@
+"""The response side of the OpenAPI document, as served (real HTTP, real PostgreSQL): every example is valid for its
+schema, one error schema, the headers each response sends, the key scope of each keyed operation, enums."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from search_service.settings import Settings
+from tests.ingest_helpers import ingest_settings, serve
+
+jsonschema_rs = pytest.importorskip("jsonschema_rs")  # schemathesis' validator, in the dev environment
+
+METHODS = ("get", "put", "post", "patch", "delete")
+
+
+@pytest.fixture(scope="module")
+def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    # a key's bucket holds 3 requests, refilled one a 100 s: the 4th of a key is a 429
+    return ingest_settings(db_url, tmp_path_factory.mktemp("keys"), rate_burst=3, rate_per_s=0.01)
+
+
+@pytest.fixture(scope="module")
+def base(settings: Settings) -> Iterator[str]:
+    with serve(settings, None) as url:  # no model: the write path needs none
+        yield url
+
+
+@pytest.fixture(scope="module")
+def spec(base: str) -> dict[str, Any]:
+    return httpx.get(f"{base}/schema/openapi.json").json()
+
+
+@pytest.fixture(scope="module")
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True) as c:
+        yield c
+
+
+def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in spec["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield path, method, item[method]
+
+
+def schema_errors(spec: dict[str, Any], schema: dict[str, Any], value: Any) -> list[str]:
+    """Draft 2020-12 errors of `value` against `schema`, whose `#/components/...` refs are the document's."""
+    validator = jsonschema_rs.Draft202012Validator({"components": spec["components"], **schema})
+    return [error.message for error in validator.iter_errors(value)]
+
+
+def test_one_error_schema_with_a_clean_name(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    assert not [name for name in schemas if "_" in name], "module-prefixed names leak into generated clients"
+    assert not [name for name in schemas if name.startswith("Error") and name not in ("ErrorBody", "ErrorDetail")]
+    refs = {
+        typed["schema"].get("$ref")
+        for path, _, op in operations(spec)
+        for status, response in op["responses"].items()
+        if status[0] in "45" and path != "/readyz"  # a 503 of /readyz is its Readiness
+        for typed in (response.get("content") or {}).values()
+    }
+    assert refs == {"#/components/schemas/ErrorBody"}
+    store = spec["paths"]["/v1/stores/{store_id}"]["get"]["responses"]["404"]["content"]["application/json"]
+    assert store["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
