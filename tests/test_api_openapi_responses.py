@@ -48,10 +48,32 @@ def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]
                 yield path, method, item[method]
 
 
+def examples(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    """(where, schema, value) of every example: responses, request bodies and parameters, the webhooks' too."""
+    webhooks = [(f"webhook {name}", "post", item["post"]) for name, item in (spec.get("webhooks") or {}).items()]
+    for path, method, op in [*operations(spec), *webhooks]:
+        where = f"{method.upper()} {path}"
+        typed = [
+            (f"{where} {status}", t) for status, r in op["responses"].items() for t in r.get("content", {}).values()
+        ]
+        typed += [(f"{where} body", t) for t in (op.get("requestBody") or {}).get("content", {}).values()]
+        typed += [(f"{where} {p['name']}", p) for p in op.get("parameters", [])]
+        for place, holder in typed:
+            for name, example in (holder.get("examples") or {}).items():
+                yield f"{place} {name}", holder["schema"], example["value"]
+
+
 def schema_errors(spec: dict[str, Any], schema: dict[str, Any], value: Any) -> list[str]:
     """Draft 2020-12 errors of `value` against `schema`, whose `#/components/...` refs are the document's."""
     validator = jsonschema_rs.Draft202012Validator({"components": spec["components"], **schema})
     return [error.message for error in validator.iter_errors(value)]
+
+
+def test_every_example_is_valid_for_its_schema(spec: dict[str, Any]) -> None:
+    found = [(where, schema_errors(spec, schema, value)) for where, schema, value in examples(spec)]
+    invalid = [f"{where}: {errors[0]}" for where, errors in found if errors]
+    assert len(found) > 200
+    assert not invalid, f"{len(invalid)} of {len(found)} examples fail their schema:\n" + "\n".join(invalid)
 
 
 def test_one_error_schema_with_a_clean_name(spec: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
+from search_service.api.openapi_fixes import ExampleWithNulls
 from search_service.api.params import UUID_RULE
 from search_service.api.schemas import ErrorBody
 
@@ -24,6 +25,7 @@ Attributes = Annotated[
 ]
 EXAMPLE_STORE = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
 EXAMPLE_PRODUCT = "6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"
+EXAMPLE_BATCH = "0b7f6c2e-3f4a-4c1e-9a51-2f1d7c7f9e10"
 
 
 class StoreIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -318,7 +320,7 @@ WEBHOOK_EXAMPLES = [
 
 
 def error_spec(status: int, parameter: str | None, message: str, description: str) -> ResponseSpec:
-    example = Example(summary=str(status), value={"error": {"parameter": parameter, "message": message}})
+    example = ExampleWithNulls(summary=str(status), value={"error": {"parameter": parameter, "message": message}})
     return ResponseSpec(ErrorBody, description=description, examples=[example], generate_examples=False)
 
 
@@ -358,9 +360,9 @@ PRUNED_ROWS = {
 DELIVERY_RESPONSES = {
     200: ResponseSpec(
         IngestAccepted,
-        description="A delivery already received.",
+        description="A delivery already received: nothing changed; `batch_id` is the batch its first delivery made.",
         generate_examples=False,
-        examples=[Example(summary="duplicate", value={"batch_id": None, "duplicate": True})],
+        examples=[Example(summary="duplicate", value={"batch_id": EXAMPLE_BATCH, "duplicate": True})],
     ),
     400: error_spec(400, "data", "the body is not JSON", "A body the connection's source cannot read."),
     401: error_spec(401, None, "the webhook signature is missing, wrong, or ...", "Not signed by the secret."),

@@ -274,7 +274,8 @@ def _verified(handler: Any, incoming: IncomingRequest, connection: Connection, b
     'bytes with the connection\'s `whsec_` secret). Body: `{"type": "listing.upsert" | "listing.delete" | '
     '"stock.set", "data": {...}}` or `"listings.upsert"` with a list of up to 1,000. A bad or missing signature, '
     "or a timestamp more than 5 minutes off: 401, nothing stored. A `webhook-id` already received: 200 "
-    '`{"duplicate": true}`, nothing changed. Otherwise 202: stored, mapped by the worker. The connection\'s source '
+    '`{"batch_id": ..., "duplicate": true}` (its first delivery\'s batch), nothing changed. Otherwise 202: stored, '
+    "mapped by the worker. The connection's source "
     "decides how a request is verified and read (POS connectors register their own). Example body: "
     '`{"type": "stock.set", "data": {"sku": "KB-001", "quantity": 0, "updated_at": "2026-12-03T08:05:00Z"}}`.',
     tags=["ingest"],

@@ -11,6 +11,7 @@ from litestar import MediaType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
+from search_service.api.openapi_fixes import ExampleWithNulls
 from search_service.api.ux_schemas import ExplainOut, FacetsOut, HitExplainOut
 
 EXAMPLE_PRODUCT_ID = "6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"
@@ -146,7 +147,7 @@ class Readiness(msgspec.Struct):
 
 # --- OpenAPI examples and response specs (what each route's `responses=` names)
 def _error_example(status: int, parameter: str | None, message: str) -> Example:
-    return Example(summary=f"{status}", value={"error": {"parameter": parameter, "message": message}})
+    return ExampleWithNulls(summary=f"{status}", value={"error": {"parameter": parameter, "message": message}})
 
 
 _BAD_REQUEST = ResponseSpec(
