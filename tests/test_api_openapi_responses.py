@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from search_service.settings import Settings
-from tests.ingest_helpers import ingest_settings, serve
+from tests.ingest_helpers import bearer, ingest_settings, new_store, serve, store_key
 
 jsonschema_rs = pytest.importorskip("jsonschema_rs")  # schemathesis' validator, in the dev environment
 
@@ -90,3 +90,42 @@ def test_one_error_schema_with_a_clean_name(spec: dict[str, Any]) -> None:
     assert refs == {"#/components/schemas/ErrorBody"}
     store = spec["paths"]["/v1/stores/{store_id}"]["get"]["responses"]["404"]["content"]["application/json"]
     assert store["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+
+
+def sent_as_documented(spec: dict[str, Any], path: str, method: str, response: httpx.Response) -> httpx.Response:
+    """`response`, once each header its documented status requires is checked to be there."""
+    documented = spec["paths"][path][method]["responses"][str(response.status_code)].get("headers") or {}
+    missing = [name for name, header in documented.items() if header["required"] and name not in response.headers]
+    assert not missing, f"{method.upper()} {path} {response.status_code} lacks {missing}"
+    return response
+
+
+def test_every_response_documents_the_headers_it_sends(spec: dict[str, Any]) -> None:
+    keyed = [(path, method, op) for path, method, op in operations(spec) if op.get("security")]
+    for path, method, op in operations(spec):
+        for status in {"429", "503"} & set(op["responses"]):
+            assert "Retry-After" in op["responses"][status].get("headers", {}), f"{method} {path} {status}"
+    for path, method, op in keyed:
+        assert "WWW-Authenticate" in op["responses"]["401"].get("headers", {}), f"{method} {path}"
+    listing, batch = "/v1/stores/{store_id}/listings/{sku}", "/v1/stores/{store_id}/listings/batch"
+    located = [(listing, "put", "202"), (listing, "patch", "202"), (listing, "delete", "202"), (batch, "post", "202")]
+    located += [("/v1/stores/{store_id}/imports", "post", "202")]
+    for path, method, status in located:
+        assert spec["paths"][path][method]["responses"][status]["headers"]["Location"]["required"], (path, method)
+    delivery = spec["paths"]["/v1/ingest/{connection_id}"]["post"]["responses"]
+    assert not delivery["401"].get("headers") and not delivery["202"].get("headers")  # signed: no key, no status URL
+
+
+def test_the_documented_headers_are_sent(base: str, conn: psycopg.Connection, spec: dict[str, Any]) -> None:
+    store = new_store(conn)
+    imports, listings = "/v1/stores/{store_id}/imports", "/v1/stores/{store_id}/listings"
+    key, url = store_key(conn, store, "listings:write"), f"{base}/v1/stores/{store}"
+    unknown = sent_as_documented(spec, listings, "get", httpx.get(f"{url}/listings", headers=bearer("plq_no")))
+    assert unknown.status_code == 401 and unknown.headers["WWW-Authenticate"] == "Bearer"
+    csv = {"Content-Type": "text/csv", **bearer(key)}
+    upload = httpx.post(f"{url}/imports", content=b"sku,name,price,quantity\nA,Apple,1,2\n", headers=csv)
+    assert sent_as_documented(spec, imports, "post", upload).status_code == 202
+    assert upload.headers["Location"] == upload.json()["status_url"]
+    while (answer := httpx.get(f"{url}/listings", headers=bearer(key))).status_code != 429:  # a bucket of 3
+        assert answer.status_code == 200
+    assert int(sent_as_documented(spec, listings, "get", answer).headers["Retry-After"]) >= 1

@@ -1,0 +1,51 @@
+"""The headers the server sends with a response, stated on that response in the OpenAPI (a ResponseSpec has no
+headers, so litestar wrote none): Retry-After on every 429 and 503 (auth.py, errors.py, /readyz), WWW-Authenticate on
+a keyed operation's 401 (auth.py; a signed delivery's 401 sends none), Location on a 201 or 202 whose body has an URL
+of its own (a queued write, an uploaded CSV)."""
+
+from __future__ import annotations
+
+from litestar.openapi.spec import OpenAPI, OpenAPIHeader, OpenAPIResponse, Operation, Reference, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
+
+RETRY_AFTER = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.INTEGER, minimum=1), required=True, description="Seconds to wait before retrying."
+)
+WWW_AUTHENTICATE = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING, const="Bearer"),
+    required=True,
+    description="The key's scheme: `Authorization: Bearer plq_…`.",
+)
+# The body a 201 or 202 answers (its component) → what its Location names.
+LOCATIONS = {
+    "WriteQueued": "The queued write's outcome, `status_url` (`GET /v1/imports/{batch_id}`).",
+    "ImportAccepted": "The import's status, `status_url` (`GET /v1/imports/{batch_id}`).",
+}
+
+
+def _location(description: str) -> OpenAPIHeader:
+    schema = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.URI_REFERENCE)
+    return OpenAPIHeader(schema=schema, required=True, description=description)
+
+
+def _body_component(response: OpenAPIResponse) -> str | None:
+    schemas = [media.schema for media in (response.content or {}).values()]
+    return schemas[0].ref.rsplit("/", 1)[-1] if schemas and isinstance(schemas[0], Reference) else None
+
+
+def _headers(operation: Operation, status: str, response: OpenAPIResponse) -> dict[str, OpenAPIHeader]:
+    if status in ("429", "503"):
+        return {"Retry-After": RETRY_AFTER}
+    if status == "401" and operation.security:
+        return {"WWW-Authenticate": WWW_AUTHENTICATE}
+    location = LOCATIONS.get(_body_component(response) or "") if status in ("201", "202") else None
+    return {"Location": _location(location)} if location else {}
+
+
+def document_response_headers(openapi: OpenAPI) -> None:
+    for item in (openapi.paths or {}).values():
+        operations = (getattr(item, method, None) for method in ("get", "put", "post", "patch", "delete"))
+        for operation in (op for op in operations if isinstance(op, Operation)):
+            for status, response in (operation.responses or {}).items():
+                if isinstance(response, OpenAPIResponse) and (found := _headers(operation, status, response)):
+                    response.headers = {**(response.headers or {}), **found}
