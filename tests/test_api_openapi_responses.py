@@ -109,7 +109,7 @@ def test_every_response_documents_the_headers_it_sends(spec: dict[str, Any]) -> 
         assert "WWW-Authenticate" in op["responses"]["401"].get("headers", {}), f"{method} {path}"
     listing, batch = "/v1/stores/{store_id}/listings/{sku}", "/v1/stores/{store_id}/listings/batch"
     located = [(listing, "put", "202"), (listing, "patch", "202"), (listing, "delete", "202"), (batch, "post", "202")]
-    located += [("/v1/stores/{store_id}/imports", "post", "202")]
+    located += [("/v1/stores/{store_id}/imports", "post", "202"), ("/v1/stores", "post", "201")]
     for path, method, status in located:
         assert spec["paths"][path][method]["responses"][status]["headers"]["Location"]["required"], (path, method)
     delivery = spec["paths"]["/v1/ingest/{connection_id}"]["post"]["responses"]
@@ -129,3 +129,8 @@ def test_the_documented_headers_are_sent(base: str, conn: psycopg.Connection, sp
     while (answer := httpx.get(f"{url}/listings", headers=bearer(key))).status_code != 429:  # a bucket of 3
         assert answer.status_code == 200
     assert int(sent_as_documented(spec, listings, "get", answer).headers["Retry-After"]) >= 1
+    admin = bearer(store_key(conn, None, "stores:write"))
+    created = httpx.post(f"{base}/v1/stores", json={"name": "Eck", "lat": 52.5, "lon": 13.4}, headers=admin)
+    assert sent_as_documented(spec, "/v1/stores", "post", created).status_code == 201
+    assert created.headers["Location"] == f"/v1/stores/{created.json()['id']}"
+    assert httpx.get(base + created.headers["Location"]).json() == created.json()

@@ -120,7 +120,13 @@ WRITE_REFUSALS = {**AUTH_ERRORS, 503: WRITE_ERRORS[503]}
 COMMON = {**_error(400, "webhook_id", "not a valid UUID", "Invalid input: `parameter` names it."), **WRITE_REFUSALS}
 CREATE_RESPONSES = {
     **COMMON,
-    **_spec(WebhookCreated, 201, _CREATED, "Created. `secret` (whsec_…) signs every delivery; it is shown only now."),
+    **_spec(
+        WebhookCreated,
+        201,
+        _CREATED,
+        "Created. `secret` (whsec_…) signs every delivery; it is shown only now. No `Location`: a webhook has no "
+        "URL to GET (the store's list shows it); its `id` addresses `DELETE`, `…/test` and `…/enable`.",
+    ),
     **BAD_URL,
     **NO_STORE,
     **JSON_ONLY,

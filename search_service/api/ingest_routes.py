@@ -251,16 +251,18 @@ async def _patch_delivery(conn: Any, store_id: UUID, data: S.StorePatch) -> None
     security=BEARER,
     responses={**S.WRITE_ERRORS, **S.JSON_ONLY},
     status_code=201,
+    response_description="Created: the store; `Location` is its URL (`GET /v1/stores/{store_id}`).",
 )
 async def create_store(
     rt: NamedDependency[Runtime], data: Annotated[S.StoreIn, Body(examples=[S.STORE_EXAMPLE])]
-) -> S.StoreOut:
+) -> Response[S.StoreOut]:
     async with rt.connection() as conn:
         try:
             store_id = await create_store_row(conn, _fields(data))
         except StoreError as exc:
             raise BadParameter(exc.field, exc.message) from None
-        return await _store_out(conn, store_id)
+        store = await _store_out(conn, store_id)
+    return Response(store, status_code=201, headers={"Location": f"/v1/stores/{store_id}"})
 
 
 @patch(

@@ -1,7 +1,7 @@
 """The headers the server sends with a response, stated on that response in the OpenAPI (a ResponseSpec has no
 headers, so litestar wrote none): Retry-After on every 429 and 503 (auth.py, errors.py, /readyz), WWW-Authenticate on
 a keyed operation's 401 (auth.py; a signed delivery's 401 sends none), Location on a 201 or 202 whose body has an URL
-of its own (a queued write, an uploaded CSV)."""
+of its own (a queued write, an uploaded CSV, a new store)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ WWW_AUTHENTICATE = OpenAPIHeader(
 LOCATIONS = {
     "WriteQueued": "The queued write's outcome, `status_url` (`GET /v1/imports/{batch_id}`).",
     "ImportAccepted": "The import's status, `status_url` (`GET /v1/imports/{batch_id}`).",
+    "StoreOut": "The new store, `GET /v1/stores/{store_id}`.",
 }
 
 
