@@ -134,3 +134,33 @@ def test_the_documented_headers_are_sent(base: str, conn: psycopg.Connection, sp
     assert sent_as_documented(spec, "/v1/stores", "post", created).status_code == 201
     assert created.headers["Location"] == f"/v1/stores/{created.json()['id']}"
     assert httpx.get(base + created.headers["Location"]).json() == created.json()
+
+
+KEYED = 17  # listings 6, imports and CSV 4, stores 2 (admin), webhooks 5
+
+
+def test_each_keyed_operation_names_its_scope(spec: dict[str, Any]) -> None:
+    keyed = [(path, method, op) for path, method, op in operations(spec) if op.get("security")]
+    assert len(keyed) == KEYED
+    for path, method, op in keyed:
+        [[scope]] = [requirement["apiKey"] for requirement in op["security"]]
+        forbidden = op["responses"]["403"]
+        [example] = forbidden["content"]["application/json"]["examples"].values()
+        assert scope in op["description"] and scope in forbidden["description"], (method, path)
+        assert example["value"]["error"]["message"] == f"this API key lacks the scope {scope!r}", (method, path)
+    scopes = {(path, method): op["security"][0]["apiKey"][0] for path, method, op in keyed}
+    assert scopes[("/v1/imports/{batch_id}", "get")] == scopes[("/v1/stores/{store_id}/listings", "get")]
+    assert scopes[("/v1/stores/{store_id}/listings", "get")] == "listings:write"
+    assert scopes[("/v1/stores", "post")] == "stores:write"
+
+
+def test_a_key_without_the_scope_is_answered_as_documented(
+    base: str, conn: psycopg.Connection, spec: dict[str, Any]
+) -> None:
+    store = new_store(conn)
+    hooks_only = bearer(store_key(conn, store, "webhooks:write"))
+    refused = httpx.get(f"{base}/v1/stores/{store}/listings", headers=hooks_only)
+    assert refused.status_code == 403
+    documented = spec["paths"]["/v1/stores/{store_id}/listings"]["get"]["responses"]["403"]["content"]
+    [example] = documented["application/json"]["examples"].values()
+    assert refused.json() == example["value"]

@@ -36,6 +36,7 @@ from search_service.api.openapi_fixes import (
     state_body_rules,
 )
 from search_service.api.openapi_headers import document_response_headers
+from search_service.api.openapi_scopes import state_key_scopes
 from search_service.api.path_params import uuid_path_ids
 from search_service.api.query_string import check_query_string, query_rules
 from search_service.api.request_rules import state_request_rules
@@ -108,6 +109,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     Cors(settings.cors_origins, settings.cors_headers).wrap(app)  # shops' pages call it from the browser
     answer_head_as_get(app)
     document_response_headers(app.openapi_schema)
+    state_key_scopes(app.openapi_schema)
     return app
 
 

@@ -38,7 +38,12 @@ from search_service.ingest.keys import Principal, authenticate
 BEARER_SCHEME = SecurityScheme(
     type="http", scheme="bearer", description="An API key (`plq_…`): `plinqy-search keys create`, shown once."
 )
-BEARER: list[SecurityRequirement] = [{"apiKey": []}]
+
+
+def key_scope(scope: str) -> list[SecurityRequirement]:
+    """A keyed route's OpenAPI security: the key and the scope it needs (openapi_scopes.py words it too)."""
+    return [{"apiKey": [scope]}]
+
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]]
 _PRINCIPAL = "plinqy_principal"

@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import Body
 
 from search_service.api import events_schemas as S
-from search_service.api.auth import BEARER, require_store_key
+from search_service.api.auth import key_scope, require_store_key
 from search_service.api.bodies import json_body
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import StoreId, WebhookId
@@ -37,7 +37,7 @@ def _raise_as_http(exc: subscriptions.SubscriptionError) -> None:
 @post(
     _BASE,
     guards=[require_store_key("webhooks:write"), json_body],
-    security=BEARER,
+    security=key_scope("webhooks:write"),
     summary="Subscribe a URL to the store's events",
     description="The URL must be https and resolve to a public address (checked now and at every delivery). "
     "It is stored normalised (scheme and host lower case, default port, dot segments and unreserved "
@@ -75,7 +75,7 @@ async def create_webhook(
 @get(
     _BASE,
     guards=[require_store_key("webhooks:write")],
-    security=BEARER,
+    security=key_scope("webhooks:write"),
     summary="The store's webhooks",
     description="Each with its state: `enabled` false and `disabled_reason` when a 410 or 24 hours of failures "
     "switched it off (`POST …/{webhook_id}/enable` switches it on again). Secrets are never shown again. "
@@ -97,7 +97,7 @@ async def list_webhooks(rt: NamedDependency[Runtime], store_id: StoreId) -> S.We
 @delete(
     _BASE + "/{webhook_id:uuid}",
     guards=[require_store_key("webhooks:write")],
-    security=BEARER,
+    security=key_scope("webhooks:write"),
     summary="Remove a webhook",
     description="Its queued deliveries are dropped with it. Needs the store's key (webhooks:write).",
     tags=_TAGS,
@@ -115,7 +115,7 @@ async def delete_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhoo
 @post(
     _BASE + "/{webhook_id:uuid}/test",
     guards=[require_store_key("webhooks:write")],
-    security=BEARER,
+    security=key_scope("webhooks:write"),
     summary="Send a test ping",
     description="Sends a signed `webhook.ping` event now, once, and says how the receiver answered. "
     "Recorded among the deliveries. Needs the store's key (webhooks:write).",
@@ -143,7 +143,7 @@ async def ping_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhook_
 @post(
     _BASE + "/{webhook_id:uuid}/enable",
     guards=[require_store_key("webhooks:write")],
-    security=BEARER,
+    security=key_scope("webhooks:write"),
     summary="Enable a disabled webhook again",
     description="Switches a webhook that a 410 or a day of failures disabled back on, with the same secret and "
     "`sequence` numbering; `disabled_reason` and `failing_since` are cleared. Its URL is checked again, and it "

@@ -22,7 +22,7 @@ from litestar.params import Body
 
 from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
-from search_service.api.auth import BEARER, principal_of, require_admin_key, require_key, require_store_key
+from search_service.api.auth import key_scope, principal_of, require_admin_key, require_key, require_store_key
 from search_service.api.bodies import json_body, json_body_if_any
 from search_service.api.errors import Accepted
 from search_service.api.listing_reads import import_status_of, listing_of, require_store
@@ -111,7 +111,7 @@ _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; ma
     "(`updated_at`/`version`) changes nothing: `status: stale`.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
-    security=BEARER,
+    security=key_scope("listings:write"),
     responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY, **S.QUEUED},
     status_code=200,
 )
@@ -132,7 +132,7 @@ async def put_listing(
     "or `price` that is not null is required. 404 when the store has no listing with this SKU.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
-    security=BEARER,
+    security=key_scope("listings:write"),
     responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.JSON_ONLY, **S.QUEUED},
 )
 async def patch_listing(
@@ -155,7 +155,7 @@ async def patch_listing(
     "nothing (`status: stale`).",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body_if_any],
-    security=BEARER,
+    security=key_scope("listings:write"),
     responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.QUEUED, **S.JSON_ONLY},
     status_code=200,
 )
@@ -174,7 +174,7 @@ async def delete_listing(
     "validation are `rejected` with a reason; the others are applied.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
-    security=BEARER,
+    security=key_scope("listings:write"),
     responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY, **S.QUEUED},
     status_code=200,
 )
@@ -248,7 +248,7 @@ async def _patch_delivery(conn: Any, store_id: UUID, data: S.StorePatch) -> None
     description="Admin keys only (`stores:write`). `currency` is the store's default for listings that send none.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
-    security=BEARER,
+    security=key_scope("stores:write"),
     responses={**S.WRITE_ERRORS, **S.JSON_ONLY},
     status_code=201,
     response_description="Created: the store; `Location` is its URL (`GET /v1/stores/{store_id}`).",
@@ -276,7 +276,7 @@ async def create_store(
     "optional text field (address, city, postal_code, country_code, store_type, phone, website); `null` keeps it.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
-    security=BEARER,
+    security=key_scope("stores:write"),
     responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY},
 )
 async def patch_store(
@@ -325,7 +325,7 @@ async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: U
     "`imports prune` deletes the import once finished longer ago than its retention (then 404).",
     tags=["ingest"],
     guards=[require_key("listings:write")],
-    security=BEARER,
+    security=key_scope("listings:write"),
     responses={**S.WRITE_ERRORS, **S.NO_IMPORT},
 )
 async def import_status(
@@ -347,7 +347,7 @@ async def import_status(
     "410 once `imports prune` deleted the rows of an import that had rejected ones.",
     tags=["ingest"],
     guards=[require_key("listings:write")],
-    security=BEARER,
+    security=key_scope("listings:write"),
     responses={**S.WRITE_ERRORS, **S.NO_IMPORT, **S.PRUNED_ROWS},
     media_type="text/csv",
 )

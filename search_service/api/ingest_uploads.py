@@ -22,7 +22,7 @@ from litestar.exceptions import (
 )
 
 from search_service.api import ingest_schemas as S
-from search_service.api.auth import BEARER, require_store_key
+from search_service.api.auth import key_scope, require_store_key
 from search_service.api.bodies import BodyStalled, refuse_compressed
 from search_service.api.listing_reads import require_store
 from search_service.api.params import BadParameter, NotFound
@@ -137,7 +137,7 @@ UPLOAD_RESPONSES = {
     ),
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
-    security=BEARER,
+    security=key_scope("listings:write"),
     request_max_body_size=None,
     status_code=202,
     operation_class=CsvUploadOperation,

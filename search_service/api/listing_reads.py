@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from search_service.api import ingest_schemas as S
-from search_service.api.auth import BEARER, require_store_key
+from search_service.api.auth import key_scope, require_store_key
 from search_service.api.params import LISTINGS_PAGE_MAX, BadParameter, NotFound
 from search_service.api.path_params import LISTING_PATH, Sku, StoreId, listing_sku
 from search_service.api.runtime import Runtime
@@ -52,7 +52,7 @@ async def listing_of(conn: Any, store_id: UUID, sku: str) -> S.ListingOut | None
     description="The listing as the store's writes left it (a deleted one with `is_active: false`).",
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
-    security=BEARER,
+    security=key_scope("listings:write"),
     responses={**S.WRITE_ERRORS, **S.NO_LISTING},
 )
 async def get_listing(
@@ -75,7 +75,7 @@ async def get_listing(
     "Deleted listings are included (`is_active: false`).",
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
-    security=BEARER,
+    security=key_scope("listings:write"),
     responses={**S.WRITE_ERRORS, **S.NO_STORE},
 )
 async def list_listings(
@@ -102,7 +102,7 @@ async def list_listings(
     "answer's `next_before`, null on the last.",
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
-    security=BEARER,
+    security=key_scope("listings:write"),
     responses={**S.WRITE_ERRORS, **S.NO_STORE},
 )
 async def list_imports(
