@@ -4,12 +4,16 @@ schema, one error schema, the headers each response sends, the key scope of each
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import psycopg
 import pytest
 
+from search_service.db.schema.base import BATCH_STATUSES, INGEST_SOURCES
+from search_service.engine.results import Strategy
+from search_service.engine.suggest import Kind
+from search_service.events.config import EVENT_TYPES, PING_TYPE
 from search_service.settings import Settings
 from tests.ingest_helpers import bearer, ingest_settings, new_store, serve, store_key
 
@@ -164,3 +168,32 @@ def test_a_key_without_the_scope_is_answered_as_documented(
     documented = spec["paths"]["/v1/stores/{store_id}/listings"]["get"]["responses"]["403"]["content"]
     [example] = documented["application/json"]["examples"].values()
     assert refused.json() == example["value"]
+
+
+def enum_of(spec: dict[str, Any], component: str, field: str) -> list[Any]:
+    prop = spec["components"]["schemas"][component]["properties"][field]
+    return [value for value in prop.get("items", prop)["enum"] if value is not None]
+
+
+def test_a_closed_set_of_values_is_an_enum_of_the_code_s_own(spec: dict[str, Any]) -> None:
+    assert enum_of(spec, "ImportStatus", "status") == enum_of(spec, "ImportAccepted", "status") == [*BATCH_STATUSES]
+    assert enum_of(spec, "ImportStatus", "source") == [*INGEST_SOURCES]
+    for field in ("status", "matched_by"):
+        assert enum_of(spec, "BatchResultItem", field) == enum_of(spec, "ListingResult", field), field
+    assert enum_of(spec, "SearchResponse", "strategy") == enum_of(spec, "ExplainOut", "plan") == [*get_args(Strategy)]
+    assert enum_of(spec, "SuggestionOut", "kind") == [*get_args(Kind)]
+    assert enum_of(spec, "WebhookOut", "events") == enum_of(spec, "WebhookCreated", "events") == [*EVENT_TYPES, "*"]
+    assert sorted(enum_of(spec, "WebhookDelivery", "type")) == sorted([*EVENT_TYPES, PING_TYPE])
+
+
+def test_real_answers_are_in_the_enums(base: str, conn: psycopg.Connection, spec: dict[str, Any]) -> None:
+    store = new_store(conn)
+    key = bearer(store_key(conn, store, "listings:write"))
+    csv = {"Content-Type": "text/csv", **key}
+    upload = httpx.post(f"{base}/v1/stores/{store}/imports", content=b"sku,name,price,quantity\n", headers=csv)
+    status = httpx.get(base + upload.headers["Location"], headers=key)
+    found = httpx.get(f"{base}/v1/search", params={"q": "oat drink", "lat": 52.52, "lon": 13.4, "radius_km": 5})
+    answers = [(upload, "ImportAccepted"), (status, "ImportStatus"), (found, "SearchResponse")]
+    for answer, component in answers:
+        assert answer.status_code in (200, 202), answer.text
+        assert not schema_errors(spec, {"$ref": f"#/components/schemas/{component}"}, answer.json()), component

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -13,6 +13,7 @@ from litestar.openapi.spec import Example
 from search_service.api.ingest_schemas import AUTH_ERRORS, JSON_ONLY, WRITE_ERRORS
 from search_service.api.openapi_fixes import ExampleWithNulls
 from search_service.api.schemas import ErrorBody
+from search_service.events.config import EventType
 
 _STORE = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
 _WEBHOOK = "5d2c8e4a-1f3b-4a6d-9e8c-7b6a5f4e3d2c"
@@ -27,7 +28,7 @@ class WebhookOut(msgspec.Struct):
     id: UUID
     store_id: UUID
     url: str
-    events: list[str]
+    events: list[Literal[EventType, "*"]]
     enabled: bool
     disabled_reason: str | None
     failing_since: datetime | None
@@ -38,7 +39,7 @@ class WebhookCreated(msgspec.Struct):
     id: UUID
     store_id: UUID
     url: str
-    events: list[str]
+    events: list[Literal[EventType, "*"]]
     secret: str  # whsec_…, shown once
     created_at: datetime
     enabled: bool = True  # the list's fields too: a new subscription is on, with no failures yet

@@ -13,6 +13,7 @@ from litestar.openapi.spec import Example
 from search_service.api.openapi_fixes import ExampleWithNulls
 from search_service.api.params import UUID_RULE
 from search_service.api.schemas import ErrorBody
+from search_service.db.schema.base import BatchStatus, IngestSource
 
 Price = Annotated[float | str, msgspec.Meta(description='A decimal >= 0: 3.49 or "3,49".', examples=[3.49])]
 Quantity = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1, description="Absolute stock level.")]
@@ -163,10 +164,15 @@ class ListingPage(msgspec.Struct):
     next_after: str | None  # the `after` of the next page; None on the last
 
 
+# A written row's outcome, and how a mapped one found its product (a single write's and a batch item's).
+RowOutcome = Literal["mapped", "stale", "duplicate", "rejected"]
+MatchedBy = Literal["gtin", "sku", "created"]
+
+
 class ListingResult(msgspec.Struct):
     sku: str
-    status: Literal["mapped", "stale", "duplicate", "rejected"]
-    matched_by: Literal["gtin", "sku", "created"] | None
+    status: RowOutcome
+    matched_by: MatchedBy | None
     product_id: UUID | None
     notes: str | None
     listing: ListingOut | None
@@ -203,8 +209,8 @@ QUEUED = {
 
 class BatchResultItem(msgspec.Struct):
     sku: str | None
-    status: str
-    matched_by: str | None
+    status: RowOutcome
+    matched_by: MatchedBy | None
     product_id: UUID | None
     error: str | None = None  # why the item was not applied (rejected, stale, duplicate); None when mapped
     notes: str | None = None  # a mapped item's notes (a GTIN ignored, a price rounded), as a single write's `notes`
@@ -217,7 +223,7 @@ class BatchResult(msgspec.Struct):
 
 class ImportAccepted(msgspec.Struct):
     batch_id: UUID
-    status: str
+    status: BatchStatus  # pending; completed (no row to map) or aborted
     status_url: str
     errors_url: str
     ignored_columns: list[str] = []  # the file's columns that are none of the known ones, left out of every row
@@ -226,8 +232,8 @@ class ImportAccepted(msgspec.Struct):
 class ImportStatus(msgspec.Struct):
     batch_id: UUID
     store_id: UUID
-    source: str
-    status: str
+    source: IngestSource
+    status: BatchStatus
     total_rows: int
     processed_rows: int
     mapped_rows: int

@@ -8,7 +8,7 @@ import email.parser
 import email.policy
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import anyio.to_thread
@@ -29,6 +29,7 @@ from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import ConnectionId, StoreId
 from search_service.api.runtime import Runtime
 from search_service.api.upload_docs import CsvUploadOperation, SignedDeliveryOperation
+from search_service.db.schema.base import BatchStatus
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.ingest import pipeline
@@ -183,7 +184,7 @@ def _connection_of(rt: Runtime) -> Any:
     return rt.pool.acquire(timeout=10) if rt.pool else rt.connection()
 
 
-async def _store(conn: Any, store_id: UUID, batch_id: UUID, reader: CsvRows) -> str:
+async def _store(conn: Any, store_id: UUID, batch_id: UUID, reader: CsvRows) -> BatchStatus:
     """The upload's rows into its batch, in one transaction; a failure there (the database's) aborts the batch, so
     its status says why nothing was applied, and the client is answered as for any database failure; a store
     deleted while the upload arrived (its batch with it) is a 404 naming `store_id`."""
@@ -199,7 +200,7 @@ async def _store(conn: Any, store_id: UUID, batch_id: UUID, reader: CsvRows) -> 
         if isinstance(exc, asyncpg.ForeignKeyViolationError):  # its rows' batch went with the store
             await require_store(conn, store_id)
         raise
-    return status
+    return cast(BatchStatus, status)  # the batch row's, which its CHECK holds to BATCH_STATUSES
 
 
 async def _receive(

@@ -13,6 +13,7 @@ from litestar.openapi.spec import Example
 
 from search_service.api.openapi_fixes import ExampleWithNulls
 from search_service.api.ux_schemas import ExplainOut, FacetsOut, HitExplainOut
+from search_service.engine.results import Strategy
 
 EXAMPLE_PRODUCT_ID = "6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"
 EXAMPLE_STORE_ID = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
@@ -59,7 +60,7 @@ class HitOut(msgspec.Struct, omit_defaults=True):
 class SearchResponse(msgspec.Struct, omit_defaults=True):
     results: list[HitOut]
     total_candidates: int
-    strategy: str
+    strategy: Strategy  # the plan that ranked it (engine/results.py)
     took_ms: float
     # results passing every filter (facets, sort, store_id, brand: the whole set; bbox, fulfilment, explain alone:
     # only when the page's fusion window held them all, absent otherwise)
@@ -195,7 +196,7 @@ _SEARCH_EXAMPLE = {
         }
     ],
     "total_candidates": 57,
-    "strategy": "hybrid",
+    "strategy": "exact_scan",
     "took_ms": 18.2,
 }
 

@@ -6,6 +6,9 @@ from uuid import UUID
 
 import msgspec
 
+from search_service.engine.results import Strategy
+from search_service.engine.suggest import Kind
+
 
 class CategoryFacet(msgspec.Struct):
     id: int
@@ -49,13 +52,13 @@ class HitExplainOut(msgspec.Struct):
 
 
 class ExplainOut(msgspec.Struct):
-    plan: str
+    plan: Strategy
     candidates: int
     stage_ms: dict[str, float]
 
 
 class SuggestionOut(msgspec.Struct):
-    kind: str  # product, brand, category or query
+    kind: Kind
     text: str
     ref: str | None  # product id, brand, category id; null for a query completion
 

@@ -23,7 +23,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from search_service.events.config import EVENT_TYPES, PING_TYPE
+from search_service.events.config import EVENT_TYPES, PING_TYPE, EventType, PingType
 
 Instant = Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 
@@ -80,7 +80,7 @@ class EventData(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class WebhookDelivery(msgspec.Struct, forbid_unknown_fields=True):
-    type: str
+    type: Literal[EventType, PingType]
     timestamp: Instant
     data: EventData
 

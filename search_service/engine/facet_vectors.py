@@ -33,6 +33,7 @@ from search_service.engine.fusion import Ranked
 from search_service.engine.keyindex import ids_from_keys, keys_of
 from search_service.engine.planner import estimate, needs_count
 from search_service.engine.ranking import score_error
+from search_service.engine.results import Strategy
 from search_service.engine.scope import Scope
 from search_service.engine.stats import StatsCache, read_stats
 from search_service.engine.vectors import Ranking, VectorCache
@@ -158,7 +159,7 @@ async def _ranked_rows(
     vector: np.ndarray,
     ranking: Ranking,
     sized: tuple[int, Any],
-    strategy: str,
+    strategy: Strategy,
     listed: Listed | None = None,
 ) -> Ranked:
     """`sized`: the depth, and _settled's `exact`. `listed`: only the rows it keeps, the best taken deeper (twice
@@ -184,7 +185,7 @@ async def _settled(
     similarity: np.ndarray,
     exact: tuple[float, int],
     depth: int,
-    strategy: str,
+    strategy: Strategy,
     total: int,
 ) -> Ranked:
     """The set's `depth` best, ties by id (as str(UUID) orders). `exact`: the copy's score error (float16 rows) and

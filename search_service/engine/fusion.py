@@ -24,6 +24,8 @@ from uuid import UUID
 
 import numpy as np
 
+from search_service.engine.results import Strategy
+
 RRF_K = 60
 FUSION_WINDOWS = (100, 300, 1000, 1100)  # the windows after the first (EngineConfig.rrf_depth); 1100: offset + limit
 
@@ -46,7 +48,7 @@ class Ranked:
     scores: dict[UUID, float]  # higher is better; ordering `ids` by it (ties by position) keeps their order
     total: int  # candidates that qualified (or the estimate, when `total_exact` is False)
     total_exact: bool
-    strategy: str
+    strategy: Strategy
     exact_ids: frozenset[UUID] = frozenset()  # exact name/brand/GTIN matches: they sort first
     # `ids` as keyindex keys ((k, 2) uint64) when the side had them at hand (the facet sets' in-memory ranking)
     keys: np.ndarray | None = field(default=None, compare=False)
@@ -64,7 +66,7 @@ class Merged:
     candidates: list[Candidate]  # best first
     total: int
     total_exact: bool
-    strategy: str  # the first side's (the vector plan's, in hybrid mode)
+    strategy: Strategy  # the first side's (the vector plan's, in hybrid mode)
 
 
 def rrf_fuse(lists: Sequence[Sequence[UUID]], k: int = RRF_K) -> dict[UUID, float]:

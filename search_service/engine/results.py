@@ -8,6 +8,13 @@ from typing import Literal
 from uuid import UUID
 
 Mode = Literal["hybrid", "semantic", "keyword"]
+# The plan that ranked a search (`strategy`; hybrid names its vector side's): vector_plans.py (`global_`: no store
+# scope), facet_vectors.py, keyword.py, and the answers with no ranking (an empty scope, a product not embedded).
+Strategy = Literal[
+    "exact_scan", "global_exact_scan", "exact_gather", "global_exact_gather", "scan_fallback_gather", "global_hnsw",
+    "hnsw_iterative", "exact", "global_exact", "hnsw_fallback_exact", "global_fallback_exact", "facet_set",
+    "global_facet_set", "wide_facet_set", "keyword", "no_vector", "no_stores", "no_category",
+]  # fmt: skip
 MAX_OFFSET = 1000
 
 
@@ -68,6 +75,6 @@ class ProductHit:
 class SearchResult:
     results: list[ProductHit]
     total_candidates: int
-    strategy: str
+    strategy: Strategy
     # False when total_candidates is the planner-side estimate (HNSW plans do not enumerate candidates).
     total_candidates_exact: bool = True

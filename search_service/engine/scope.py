@@ -8,7 +8,7 @@ from uuid import UUID
 
 from search_service.db.sql import Statement, statement
 from search_service.engine.candidates import NO_CHANGES, CandidateSets, InScope
-from search_service.engine.results import SearchParams, SearchResult
+from search_service.engine.results import SearchParams, SearchResult, Strategy
 from search_service.engine.session import Conn
 from search_service.engine.store_locator import NOT_LOCATED, Located, StoreLocator
 
@@ -65,7 +65,7 @@ class Scope:
         return (self.params.lon, self.params.lat) if self.store_ids is not None else (None, None)
 
 
-def _empty(strategy: str) -> SearchResult:
+def _empty(strategy: Strategy) -> SearchResult:
     return SearchResult(results=[], total_candidates=0, strategy=strategy)
 
 

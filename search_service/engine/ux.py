@@ -37,6 +37,7 @@ from search_service.engine.fusion import Ranked, fusion_depth, merge
 from search_service.engine.hydrate import hydrate
 from search_service.engine.keyword import rank_keyword
 from search_service.engine.modes import QueryVector
+from search_service.engine.results import Strategy
 from search_service.engine.scope import Scope, radius_probe
 from search_service.engine.session import transaction
 from search_service.engine.stage_clock import StageClock
@@ -65,7 +66,7 @@ class UxParams:
 class UxResult:
     results: list[engine.ProductHit]
     total: int | None  # None: the set was ranked only as deep as the page's fusion window, and filled it
-    strategy: str
+    strategy: Strategy
     candidates: int
     facets: Facets
     delivers: set[tuple[UUID, UUID]]  # (product id, store id) pairs whose store delivers to the point
@@ -78,7 +79,7 @@ class UxResult:
 class _Ranking:
     ids: list[UUID]
     scores: dict[UUID, float]
-    strategy: str
+    strategy: Strategy
     candidates: int
     vector: Ranked | None = None  # the vector side (scores: cosine similarity)
     keyword: Ranked | None = None  # the keyword side (scores: text rank, + 1 for an exact match)
@@ -289,7 +290,7 @@ async def _ranked_set(
     context: _Context,
     clock: StageClock,
     known: tuple[list[UUID] | None, FacetFilters] | None = None,
-) -> tuple[list[UUID] | None, FacetFilters, _Ranking | str]:
+) -> tuple[list[UUID] | None, FacetFilters, _Ranking | Strategy]:
     """The stores in scope, the chosen facet values, and the ranked result set (or why it is empty); with a chosen
     store, the set of that store's products (geo_areas.chosen_store_scope). `known`: the stores and values found
     already, for the set over every store in scope (_scope_stores)."""

@@ -16,12 +16,13 @@ import numpy as np
 from search_service.db.sql import statement
 from search_service.engine.config import EngineConfig
 from search_service.engine.fusion import Ranked
+from search_service.engine.results import Strategy
 from search_service.engine.scope import Scope
 from search_service.engine.session import Conn
 from search_service.engine.vector_scan import VectorPlan, rank_gather, rank_scan
 
 
-def _ranked(rows: Sequence[Any], total: int, total_exact: bool, strategy: str) -> Ranked:
+def _ranked(rows: Sequence[Any], total: int, total_exact: bool, strategy: Strategy) -> Ranked:
     """Rows of (id, distance), best first."""
     ids = [r["id"] for r in rows]
     scores = {r["id"]: 1.0 - float(r["distance"]) for r in rows}
@@ -31,15 +32,16 @@ def _ranked(rows: Sequence[Any], total: int, total_exact: bool, strategy: str) -
 async def _in_memory(
     conn: Conn, scope: Scope, plan: VectorPlan, vector: np.ndarray, top_n: int, config: EngineConfig
 ) -> Ranked:
-    prefix = "global_" if scope.store_ids is None else ""
+    is_global = scope.store_ids is None
     found = None
+    strategy: Strategy
     if plan.choice.plan == "scan":
-        strategy = f"{prefix}exact_scan"
+        strategy = "global_exact_scan" if is_global else "exact_scan"
         found = await rank_scan(conn, scope, plan, vector, top_n, config)
         if found is None:
             strategy = "scan_fallback_gather"
     else:
-        strategy = f"{prefix}exact_gather"
+        strategy = "global_exact_gather" if is_global else "exact_gather"
     if found is None:
         found = await rank_gather(conn, scope, plan, vector, top_n, config)
     ordered = sorted(found, key=lambda pid: (found[pid], pid))[:top_n]
@@ -55,11 +57,11 @@ async def _hnsw(conn: Conn, scope: Scope, plan: VectorPlan, vector: np.ndarray, 
     fetched = int(rows[0]["fetched"]) if rows else 0
     if fetched < want:
         return None
-    strategy = "global_hnsw" if scope.store_ids is None else "hnsw_iterative"
+    strategy: Strategy = "global_hnsw" if scope.store_ids is None else "hnsw_iterative"
     return _ranked(rows[:top_n], max(round(plan.est.candidates), fetched), False, strategy)
 
 
-async def _exact(conn: Conn, scope: Scope, vector: np.ndarray, top_n: int, strategy: str) -> Ranked:
+async def _exact(conn: Conn, scope: Scope, vector: np.ndarray, top_n: int, strategy: Strategy) -> Ranked:
     stmt = statement("engine/search", "rank_exact")
     rows = await conn.fetch(stmt.sql, *scope.bind(stmt, query_vector=vector, top_n=top_n))
     return _ranked(rows, int(rows[0]["total"]) if rows else 0, True, strategy)
@@ -72,6 +74,7 @@ async def rank_vector(
     if plan.choice.plan in ("scan", "gather"):
         return await _in_memory(conn, scope, plan, vector, top_n, config)
     is_global = scope.store_ids is None
+    strategy: Strategy
     if plan.choice.plan == "hnsw":
         ranked = await _hnsw(conn, scope, plan, vector, top_n)
         if ranked is not None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from search_service.envconfig import ConfigError, env_float, env_int
 
 # Standard Webhooks' schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 
-EVENT_TYPES = (
+EventType = Literal[
     "listing.created",
     "listing.updated",
     "listing.deleted",
@@ -20,8 +21,10 @@ EVENT_TYPES = (
     "price.changed",
     "import.completed",
     "import.failed",
-)
-PING_TYPE = "webhook.ping"
+]
+EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)  # the API's enum too (WebhookOut.events)
+PingType = Literal["webhook.ping"]
+PING_TYPE: PingType = "webhook.ping"
 
 
 class EventsConfigError(ConfigError):

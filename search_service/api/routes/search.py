@@ -84,7 +84,7 @@ def to_search_response(result: Any, took_ms: float) -> SearchResponse:
     return SearchResponse(
         results=hits,
         total_candidates=int(result.total_candidates),
-        strategy=str(result.strategy),
+        strategy=result.strategy,
         took_ms=round(took_ms, 3),
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -28,12 +30,14 @@ metadata = MetaData(
 USER_ROLES = ("admin", "store_owner", "store_staff", "customer")
 POS_SOURCES = ("lightspeed", "vend", "erply", "shopify_pos", "csv", "webhook")
 # Where an import batch came from (migration 0006): the write API, CSV, signed webhooks, the POS connectors.
-INGEST_SOURCES = ("api", "csv", "webhook", "lightspeed-r", "lightspeed-x", "erply", "shopify")
+IngestSource = Literal["api", "csv", "webhook", "lightspeed-r", "lightspeed-x", "erply", "shopify"]
+INGEST_SOURCES: tuple[IngestSource, ...] = get_args(IngestSource)  # the API's enum too (ImportStatus.source)
 # What an ingest connection is (the sources that deliver on their own: webhooks and the POS connectors).
 CONNECTION_SOURCES = ("webhook", "lightspeed-r", "lightspeed-x", "erply", "shopify")
 # receiving: an upload is still arriving (aborted if it never completes); pending: stored whole, waits for the
 # mapping; processing: a worker holds its lease; completed: every row ended mapped/stale/duplicate/rejected.
-BATCH_STATUSES = ("receiving", "pending", "processing", "completed", "failed", "aborted")
+BatchStatus = Literal["receiving", "pending", "processing", "completed", "failed", "aborted"]
+BATCH_STATUSES: tuple[BatchStatus, ...] = get_args(BatchStatus)
 RAW_ROW_STATUSES = ("pending", "mapped", "stale", "duplicate", "rejected")
 TASK_STATUSES = ("pending", "running", "done", "failed")
 
