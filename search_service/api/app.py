@@ -14,7 +14,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.spec import Components, Server
+from litestar.openapi.spec import Components, OpenAPI, Server
 
 from embeddings.encoder import Encoder
 from search_service.api import events_routes, ingest_routes, listing_reads, page
@@ -99,18 +99,24 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         # the worker's and the supervisors' format: one line each, the level second ('WARNING - <time> - …' before)
         logging_config=LoggingConfig(formatters={"standard": {"format": LOG_FORMAT}}),
     )
-    state_body_rules(app.openapi_schema, (*BODY_STRUCTS, WebhookCreate))
-    optional_bodies(app.openapi_schema, [("/v1/stores/{store_id}/listings/{sku}", "delete")])
-    state_request_rules(app.openapi_schema)
+    mend_openapi(app.openapi_schema)
     app.state.query_rules = query_rules(app.openapi_schema)  # what check_query_string holds each route to
     allow_header.learn(app)
-    overlapping_unions_as_any_of(app.openapi_schema)
-    document_webhooks(app.openapi_schema)
     Cors(settings.cors_origins, settings.cors_headers).wrap(app)  # shops' pages call it from the browser
     answer_head_as_get(app)
-    document_response_headers(app.openapi_schema)
-    state_key_scopes(app.openapi_schema)
     return app
+
+
+def mend_openapi(schema: OpenAPI) -> None:
+    """What litestar's document leaves out or writes otherwise: the bodies' rules, optional bodies, unions,
+    the outbound webhooks, the response headers and the keys' scopes."""
+    state_body_rules(schema, (*BODY_STRUCTS, WebhookCreate))
+    optional_bodies(schema, [("/v1/stores/{store_id}/listings/{sku}", "delete")])
+    state_request_rules(schema)
+    overlapping_unions_as_any_of(schema)
+    document_webhooks(schema)
+    document_response_headers(schema)
+    state_key_scopes(schema)
 
 
 def create_app_from_env() -> Litestar:
