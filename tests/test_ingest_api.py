@@ -554,3 +554,4 @@ def test_openapi_documents_the_write_path(base: str, shop: tuple[uuid.UUID, str]
     too_big = httpx.put(f"{base}/v1/stores/{store}/listings/X", content=b"{" + b" " * 11_000_000 + b"}",
                         headers={**bearer(key), "content-type": "application/json"})  # fmt: skip
     assert too_big.status_code == 413 and "error" in too_big.json()  # as documented, in the API's error format
+    assert error_of(too_big)[1] == "the body is larger than 10000000 bytes"  # was "Request Entity Too Large"

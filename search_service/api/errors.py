@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from search_service.api.params import PATH_RULES, RULES, UUID_PATTERN, UUID_RULE, BadParameter, Gone, NotFound
 from search_service.db.secretbox import SecretBoxError, SecretKeyUnusable
@@ -151,10 +152,20 @@ def _not_a_uuid(path: str) -> str | None:
     return None
 
 
+def _body_limit(request: Request[Any, Any, Any]) -> int | None:
+    """The route's body limit (litestar's 413 said only "Request Entity Too Large", where uploads say theirs)."""
+    try:
+        return request.route_handler.resolve_request_max_body_size()
+    except Exception:  # no route: the limit is a route's
+        return None
+
+
 def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers or {})
     if exc.status_code == 404 and (parameter := _not_a_uuid(request.url.path)) is not None:
         response = error_response(400, parameter, UUID_RULE)
+    elif isinstance(exc, RequestEntityTooLarge) and (limit := _body_limit(request)) is not None:
+        response = error_response(413, None, f"the body is larger than {limit} bytes", headers)
     else:
         response = error_response(exc.status_code, None, str(exc.detail), headers)
     runtime = request.app.state.get("runtime")
