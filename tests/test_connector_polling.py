@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from search_service.ingest.connectors import erply
-from search_service.ingest.connectors.common import Connector, Cursor, HeldLevels, MapContext, Page, Row, stock_clock
+from search_service.ingest.connectors.common import (
+    PASS_OVERLAP_S,
+    Connector,
+    Cursor,
+    HeldLevels,
+    MapContext,
+    Page,
+    Row,
+    stock_clock,
+)
 from search_service.ingest.connectors.erply import Erply
 from search_service.ingest.connectors.http import RateLimited, RetryPolicy, VendorError
 from search_service.ingest.connectors.lightspeed_r import LightspeedR
@@ -328,7 +338,8 @@ def test_shopify_first_sync_carries_each_level_and_its_clock_on_its_variant(shop
     for key, level in shopify_fake.levels.items():  # newest wins by the stock clock, as a stock row carries it
         if key != "999":
             assert by_op(rows, "upsert")[str(level["inventory_item_id"])]["version"] == stock_clock(level["updated_at"])
-    assert cursor["inventory"] == {"since": max(lv["updated_at"] for lv in shopify_fake.levels.values())}
+    started = shopify_fake.clock.now - timedelta(seconds=PASS_OVERLAP_S)  # the vendor's Date, less the overlap
+    assert cursor["inventory"] == {"since": started.isoformat()}  # no later than the pass's start
     shopify_fake.update("101", title="Barista Oat Drink 1 L")
     rows, _ = collect(client, cursor)  # a later poll: products without a level, the stock as stock rows
     assert "quantity" not in by_op(rows, "upsert")["271878346596884015"]

@@ -7,11 +7,13 @@ timeout, and a malformed page, on every `every`-th request; the request is then 
 
 from __future__ import annotations
 
+import email.utils
 import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -60,11 +62,17 @@ class FakeServer:
         self.flaky = Flaky()
         self.requests: list[Request] = []
         self.lock = threading.Lock()
+        self.clock: Callable[[], datetime] | None = None  # the vendor's clock for the Date header (default: now)
         fake = self
 
         class _Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                if fake.clock is None or timestamp is not None:
+                    return super().date_time_string(timestamp)
+                return email.utils.format_datetime(fake.clock(), usegmt=True)
 
             def do_GET(self) -> None:
                 fake._serve(self, "GET")

@@ -52,6 +52,7 @@ class LightspeedRFake:
         self.bucket: tuple[float, int] = (0.0, 60)
         self.bucket_at = time.monotonic()
         self.server = FakeServer(self.handle)
+        self.server.clock = lambda: self.clock.now  # the Date header tells the vendor's time
 
     def add(self, item: Item) -> None:
         ts = self.clock.tick().isoformat()
@@ -326,6 +327,7 @@ class ShopifyFake:
         self.levels: dict[str, dict[str, Any]] = {}
         self.page_tokens: dict[str, tuple[dict[str, str], int]] = {}
         self.server = FakeServer(self.handle)
+        self.server.clock = lambda: self.clock.now  # the Date header tells the vendor's time
 
     def add(self, item: Item, *, product_id: int, variant_id: int, inventory_item_id: int) -> None:
         ts = self.clock.tick().isoformat()

@@ -7,10 +7,11 @@ and barcodes that are not GTINs. The readers here absorb all of that once, so th
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -231,6 +232,22 @@ def iso_from_unix(seconds: Any) -> str | None:
     if number is None or number <= 0:
         return None
     return datetime.fromtimestamp(float(number), UTC).isoformat()
+
+
+PASS_OVERLAP_S = 60.0  # how far before its pass's start a cursor goes: the vendor's own clocks differ by seconds
+
+
+def pass_start(headers: Mapping[str, str], asked_at: float) -> datetime:
+    """When a poll's pass began by the vendor's clock (the `Date` of its first answer; `asked_at`, this machine's
+    clock, without one), less PASS_OVERLAP_S. A time cursor goes no later than this: a record changed while the
+    pass ran is read again by the next poll wherever its page lay, and one stamped ahead cannot carry the cursor
+    past changes still to come."""
+    try:
+        when = email.utils.parsedate_to_datetime(headers.get("date") or "")
+    except (TypeError, ValueError, IndexError):
+        when = datetime.fromtimestamp(asked_at, UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(when.timestamp() - PASS_OVERLAP_S, UTC)
 
 
 def stock_clock(stamp: Any) -> int | None:

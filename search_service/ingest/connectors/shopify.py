@@ -35,6 +35,7 @@ from search_service.ingest.connectors.common import (
     compact,
     fold_first_sync,
     merge_attributes,
+    pass_start,
     plain_text,
     price_text,
     stock_clock,
@@ -69,6 +70,12 @@ def _later(a: str | None, b: str | None) -> str | None:
     zone-less and zoned ones), which failed the poll at that page for good and answered its webhook 500."""
     known = [(when, stamp) for stamp in (a, b) if stamp and (when := _instant(stamp)) is not None]
     return max(known, key=lambda pair: pair[0])[1] if known else None
+
+
+def _earlier(newest: str | None, started: str) -> str | None:
+    """The next `since`: the newest stamp read, unless the pass began before it (None: nothing read yet)."""
+    when = _instant(newest)
+    return None if when is None else newest if when <= datetime.fromisoformat(started).timestamp() else started
 
 
 def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row], list[ItemLink]]:
@@ -208,20 +215,17 @@ class Shopify:
         )
 
     def _walk(self, key: str, path: str, kind: str, cursor: Cursor, full: bool) -> Iterator[Page]:
-        """Link-header pages of one query; `since` becomes the newest `updated_at` only when the pass ends."""
+        """Link-header pages of one query; `since` moves only when the pass ends, to its newest `updated_at` but no
+        later than the pass's start (common.pass_start): Shopify pages by id, so a product read early and changed
+        while the pass ran is before the newest stamp, and `updated_at_min` at that stamp skipped it for good."""
         state = {} if full else dict(cursor.get(key) or {})
         url: str = state.get("next") or f"{self.prefix}/{path}"
-        params: dict[str, Any] | None = None
-        if not state.get("next"):
-            params = {"limit": self.page_size}
-            if _plausible(state.get("since")):  # a stored one years ahead (before this check) read nothing for ever
-                params["updated_at_min"] = state["since"]
-            if kind == "stock":
-                params["location_ids"] = self.ctx.location
+        params = None if state.get("next") else self._first_params(kind, state)
         newest = _plausible(state.get("newest")) or _plausible(state.get("since"))
-        seen = {url}
+        started, asked_at, seen = state.get("started"), time.time(), {url}
         while True:
             body, response = self.http.request_json("GET", url, params=params)
+            started = started or pass_start(response.headers, asked_at).isoformat()
             records = [r for r in as_list((body or {}).get(key if kind == "catalog" else "inventory_levels")) if r]
             rows, links = self._map(kind, records)
             for record in records:
@@ -232,14 +236,23 @@ class Shopify:
             except VendorError:  # checked before it becomes the cursor: a refused link stored failed every sync
                 yield Page(kind, rows, dict(cursor), len(records), links)  # the cursor stays at this page
                 raise
-            state = (
-                {"since": state.get("since"), "next": match.group(1), "newest": newest} if match else {"since": newest}
+            cursor[key] = (
+                {"since": state.get("since"), "next": match.group(1), "newest": newest, "started": started}
+                if match
+                else {"since": _earlier(newest, started)}
             )
-            cursor[key] = state
             yield Page(kind, rows, dict(cursor), len(records), links)
             if not match:
                 return
             params = None
+
+    def _first_params(self, kind: str, state: Cursor) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": self.page_size}
+        if _plausible(state.get("since")):  # a stored one years ahead (before this check) read nothing for ever
+            params["updated_at_min"] = state["since"]
+        if kind == "stock":
+            params["location_ids"] = self.ctx.location
+        return params
 
     def _map(self, kind: str, records: list[dict[str, Any]]) -> tuple[list[Row], list[ItemLink]]:
         if kind == "stock":

@@ -1,0 +1,84 @@
+"""Incremental polls lose no change made while a pass runs: the vendor edits its catalogue between two pages of a
+poll (a fake vendor over HTTP changes itself when a given page is asked for), and the next poll must bring the
+edit into the store (real PostgreSQL, the import job's mapping)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.connector_helpers import listing, make_connection, make_store, map_batches, sync
+from tests.pos_fakes.server import Reply, Request
+from tests.pos_fakes.vendors import Item, ShopifyFake
+
+ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 104)]
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+def connection(
+    db: psycopg.Connection, source: str, location: str, url: str, creds: dict[str, str]
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """(store, connection), reading one record a page."""
+    store = make_store(db, source, 52.36, 4.88)
+    cid = make_connection(db, store, source, location, url, creds, secret="app-secret")
+    db.execute("UPDATE ingest_connection SET config = config || '{\"page_size\": 1}'::jsonb WHERE id = %s", (cid,))
+    return store, cid
+
+
+def once_when(server: Any, asked: Callable[[Request], bool], change: Callable[[], None]) -> None:
+    """The vendor makes `change` just before it answers the first request `asked` matches."""
+    answer, pending = server.handler, [True]
+
+    def handler(req: Request) -> Reply:
+        if pending[0] and asked(req):
+            pending[0] = False
+            change()
+        return answer(req)  # type: ignore[no-any-return]
+
+    server.handler = handler
+
+
+@pytest.fixture
+def shopify_fake() -> Iterator[ShopifyFake]:
+    fake = ShopifyFake()
+    for n, item in enumerate(ITEMS):
+        fake.add(item, product_id=7880 + n, variant_id=6420 + n, inventory_item_id=2710 + n)
+    yield fake
+    fake.server.close()
+
+
+def _shopify_price(fake: ShopifyFake, key: str, price: str) -> None:
+    fake.products[key]["variants"][0]["price"] = price
+    fake.update(key)
+
+
+def test_shopify_a_product_changed_while_a_poll_runs_comes_with_the_next_poll(
+    db: psycopg.Connection, shopify_fake: ShopifyFake
+) -> None:
+    """Shopify pages by id: product 101 (page 1, read) changed at T1, then 103 at T2 before its page 2 was read.
+    `since` became T2, the newest stamp read, so every later poll (`updated_at_min=T2`) skipped 101's change."""
+    store, cid = connection(db, "shopify", "24826418", shopify_fake.server.url,
+                            {"shop": "gifts.myshopify.com", "token": "shpat_test"})  # fmt: skip
+    sync(db, cid)
+    _shopify_price(shopify_fake, "101", "2.00")
+    _shopify_price(shopify_fake, "103", "2.00")
+
+    def while_the_poll_runs() -> None:
+        _shopify_price(shopify_fake, "101", "9.99")
+        _shopify_price(shopify_fake, "103", "3.00")
+
+    once_when(shopify_fake.server, lambda req: "page_info" in req.query, while_the_poll_runs)
+    sync(db, cid)
+    sync(db, cid)
+    map_batches(db)
+    assert listing(db, store, "2710") == ("9.99", 101, True)
+    assert listing(db, store, "2712") == ("3.00", 103, True)
