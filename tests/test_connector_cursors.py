@@ -13,7 +13,7 @@ import pytest
 
 from tests.connector_helpers import listing, make_connection, make_store, map_batches, sync
 from tests.pos_fakes.server import Reply, Request
-from tests.pos_fakes.vendors import Item, ShopifyFake
+from tests.pos_fakes.vendors import ErplyFake, Item, ShopifyFake
 
 ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 104)]
 
@@ -82,3 +82,27 @@ def test_shopify_a_product_changed_while_a_poll_runs_comes_with_the_next_poll(
     map_batches(db)
     assert listing(db, store, "2710") == ("9.99", 101, True)
     assert listing(db, store, "2712") == ("3.00", 103, True)
+
+
+def test_erply_a_product_deleted_while_a_poll_runs_hides_no_other_change(db: psycopg.Connection) -> None:
+    """getProducts pages by number: 102 (page 1, read) deleted before page 2 moved 103 onto page 1, never read,
+    and `since` went to the pass's start though `recordsTotal` fell by one: 103's change was lost for good."""
+    fake = ErplyFake()
+    try:
+        for item in ITEMS:
+            fake.add(item)
+        store, cid = connection(db, "erply", "1", fake.server.url,
+                                {"client_code": "123456", "username": "api-user", "password": "api-pass"})  # fmt: skip
+        sync(db, cid)
+        fake.update("102", priceWithVat=2.0)
+        fake.update("103", priceWithVat=3.0)
+        fake.tick()  # the poll comes seconds later
+        pages_two = lambda req: req.form.get("request") == "getProducts" and req.form.get("pageNo") == "2"  # noqa: E731
+        once_when(fake.server, pages_two, lambda: fake.delete("102"))
+        sync(db, cid)
+        sync(db, cid)
+        map_batches(db)
+        assert listing(db, store, "103") == ("3.00", 103, True)
+        assert (listing(db, store, "102") or ())[2:] == (False,)  # deleted: no longer sellable
+    finally:
+        fake.server.close()

@@ -191,10 +191,12 @@ class Erply:
         )
 
     def _walk(self, query: _Query, cursor: Cursor, full: bool) -> Iterator[Page]:
-        """Pages of one query; mid-pass the cursor keeps its page, and `since` advances only at the pass's end."""
+        """Pages of one query; mid-pass the cursor keeps its page, and `since` advances only at the pass's end, unless
+        the set shrank while it ran (`_fewer`)."""
         state = dict(cursor.get(query.key) or {}) if not full else {}
         since, page_no = int(state.get("since") or 0), int(state.get("page") or 1)
         started, per_page, last = state.get("started"), int(state.get("per_page") or 0), state.get("last")
+        total, shifted = state.get("total"), bool(state.get("shifted"))
         while True:
             params: dict[str, Any] = {query.since_param: since, "recordsOnPage": self.page_size, "pageNo": page_no}
             if query.request == "getProductStock":
@@ -209,8 +211,10 @@ class Erply:
             per_page = max(per_page, len(records))
             rows = self._map(query, records)
             done = self._last_page(query, status, len(records), page_no, per_page)
-            mid_pass = {"since": since, "page": page_no + 1, "started": started, "per_page": per_page, "last": last}
-            cursor[query.key] = {"since": started, "page": 1} if done else mid_pass
+            total, shifted = status.get("recordsTotal"), shifted or _fewer(status.get("recordsTotal"), total)
+            mid_pass = {"since": since, "page": page_no + 1, "started": started, "per_page": per_page, "last": last,
+                        "total": total, "shifted": shifted}  # fmt: skip
+            cursor[query.key] = {"since": since if shifted else started, "page": 1} if done else mid_pass
             yield Page(query.kind, rows, dict(cursor), len(records))
             if done:
                 return
@@ -240,6 +244,13 @@ class Erply:
             return [map_product(r, self.ctx) for r in records if r.get("productID") not in (None, "")]
         mapper = map_deletion if query.request == "getUserOperationsLog" else map_stock
         return [row for r in records if (row := mapper(r))]
+
+
+def _fewer(total: Any, before: Any) -> bool:
+    """Whether a page's `recordsTotal` fell below the page before's: a record left the set mid-pass (deleted), so
+    the records after it moved up a page and the first of the next page was never read. Such a pass keeps its
+    `since`: the next poll reads the same set again (moved to the pass's start, that record's change was lost)."""
+    return str(total).isdigit() and str(before).isdigit() and int(total) < int(before)
 
 
 def _unless_repeated(query: _Query, page_no: int, records: list[dict[str, Any]], last: str | None) -> str | None:
