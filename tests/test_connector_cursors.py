@@ -13,7 +13,7 @@ import pytest
 
 from tests.connector_helpers import listing, make_connection, make_store, map_batches, sync
 from tests.pos_fakes.server import Reply, Request
-from tests.pos_fakes.vendors import ErplyFake, Item, ShopifyFake
+from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, ShopifyFake
 
 ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 104)]
 
@@ -104,5 +104,35 @@ def test_erply_a_product_deleted_while_a_poll_runs_hides_no_other_change(db: psy
         map_batches(db)
         assert listing(db, store, "103") == ("3.00", 103, True)
         assert (listing(db, store, "102") or ())[2:] == (False,)  # deleted: no longer sellable
+    finally:
+        fake.server.close()
+
+
+def _r_price(fake: LightspeedRFake, key: str, price: str) -> None:
+    fake.items[key]["Prices"]["ItemPrice"][0]["amount"] = price
+    fake.update(key)
+
+
+def test_r_series_an_item_edited_while_a_poll_runs_shifts_no_other_out_of_it(db: psycopg.Connection) -> None:
+    """Offset pages sorted by timeStamp: 101 (page 1, read) edited moved to the end, 102 moved onto page 1 and the
+    next page (offset 1) began at 103; the cursor then became 101's new stamp, past 102's change, for good."""
+    fake = LightspeedRFake()
+    fake.bucket = (0.0, 100_000)
+    try:
+        for item in ITEMS:
+            fake.add(item)
+        store, cid = connection(db, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
+        sync(db, cid)
+        for key in ("101", "102", "103"):
+            _r_price(fake, key, "2.00")
+        items_asked = iter(range(10**6))
+        second_items_page = lambda req: req.path.endswith("/Item.json") and next(items_asked) == 1  # noqa: E731
+        once_when(fake.server, second_items_page, lambda: _r_price(fake, "101", "9.99"))
+        sync(db, cid)
+        sync(db, cid)
+        map_batches(db)
+        assert [listing(db, store, key) for key in ("101", "102", "103")] == [
+            ("9.99", 101, True), ("2.00", 102, True), ("2.00", 103, True),
+        ]  # fmt: skip
     finally:
         fake.server.close()

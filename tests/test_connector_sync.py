@@ -73,7 +73,8 @@ def test_a_vendor_down_mid_sync_keeps_the_stored_pages_and_resumes(db: psycopg.C
         sync(db, cid)
     cursor, failures, error, _config, last_sync = state(db, cid)
     assert failures == 1 and "HTTP 500" in error and last_sync is None
-    assert cursor["item_ts"] == r_fake.items["103"]["timeStamp"]  # three pages stored, cursor at the third
+    # three pages stored (101, 101 again from its own stamp on, dropped, then 102), the cursor at the last one read
+    assert cursor["item_ts"] == r_fake.items["102"]["timeStamp"]
     due = statement("ingest/connectors", "due_connections").psycopg
     for retry_base_s, expected in ((3600.0, []), (0.001, [cid])):  # backed off, then due again
         params = {"interval_s": 3600, "retry_base_s": retry_base_s, "sources": ["lightspeed-r"]}
@@ -86,7 +87,7 @@ def test_a_vendor_down_mid_sync_keeps_the_stored_pages_and_resumes(db: psycopg.C
     _cursor, failures, error, _config, last_sync = state(db, cid)
     assert failures == 0 and last_sync is not None
     resumed = [r.query.get("timeStamp") for r in r_fake.server.requests[calls["n"] :] if r.path.endswith("Item.json")]
-    assert resumed[0] == f">=,{r_fake.items['103']['timeStamp']}"  # it did not start over
+    assert resumed[0] == f">=,{r_fake.items['102']['timeStamp']}"  # it did not start over
 
 
 def test_quota_error_waits_until_the_vendor_says_and_the_job_carries_on(

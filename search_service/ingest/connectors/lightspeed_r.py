@@ -160,10 +160,9 @@ class LightspeedR:
         return Page(kind=kind, rows=rows, cursor=cursor, read=len(records))
 
     def _walk(self, entity: str, since: str | None) -> Iterator[list[dict[str, Any]]]:
-        """The pages of one query, oldest first: `>=` the cursor, so a page cut mid-second loses nothing."""
+        """The pages of one query, oldest first: `>=` the cursor, so a page cut mid-second loses nothing. Offset
+        pages follow a keyset (`_Keyset`); `@attributes.next` links (cursor pagination) are followed as sent."""
         params: dict[str, Any] = {"sort": "timeStamp", "limit": self.page_size}
-        if since:
-            params["timeStamp"] = f">=,{since}"
         if entity == "Item":
             params["load_relations"] = '["ItemShops","Category","Manufacturer"]'
             params["archived"] = "true"
@@ -171,22 +170,46 @@ class LightspeedR:
             params["shopID"] = self.ctx.location
         first = f"/API/V3/Account/{self.account_id}/{entity}.json"
         url: str | None = first
-        offset, seen = 0, {first}
+        keyset, seen = _Keyset(since, "itemID" if entity == "Item" else "itemShopID"), {first}
         while url:
-            body, _ = self.http.request_json("GET", url, params={**params, "offset": offset} if params else None)
-            records = as_list(body.get(entity)) if isinstance(body, dict) else []
-            yield records
-            link, params, offset = self._next(body, url, params, offset, len(records))
-            url = self.http.next_page(link, seen) if link is not None and not params else link  # a cursor's link
+            body, _ = self.http.request_json("GET", url, params={**params, **keyset.params()} if params else None)
+            body = body if isinstance(body, dict) else {}
+            records, attributes = as_list(body.get(entity)), body.get("@attributes") or {}
+            if "next" in attributes or not params:  # cursor pagination
+                yield records
+                params, url = {}, attributes.get("next") or None
+                url = self.http.next_page(url, seen) if url is not None else None
+                continue
+            yield keyset.fresh(records)
+            url = url if keyset.more(records, int(attributes.get("count") or 0)) else None
 
-    def _next(
-        self, body: Any, url: str, params: dict[str, Any], offset: int, got: int
-    ) -> tuple[str | None, dict[str, Any], int]:
-        """Follow `@attributes.next` (cursor pagination) when given, else `offset`/`count` (older answers)."""
-        attributes = (body or {}).get("@attributes") or {}
-        if "next" in attributes:
-            return (attributes["next"] or None), {}, 0
-        count = int(attributes.get("count") or 0)
-        if got == 0 or offset + got >= count:
-            return None, params, offset
-        return url, params, offset + got
+
+class _Keyset:
+    """Offset pages as a keyset on `timeStamp`: each page asks `>=` the newest stamp read, from offset 0, and drops
+    the records of that stamp already read (usually one a page). By offset alone, a record edited mid-pass moved to
+    the end and every later one down a place, so the one at the next page's start was never read, and the cursor
+    (the newest stamp) then passed it for good. Only more records of one stamp than a page holds are paged by
+    offset within that stamp (an edit among them can still move one past a page)."""
+
+    def __init__(self, since: str | None, id_field: str) -> None:
+        self.key, self.id_field, self.skip = since, id_field, 0
+        self.at_key: set[str] = set()  # ids read with the stamp `key`
+
+    def params(self) -> dict[str, Any]:
+        return {"offset": self.skip, **({"timeStamp": f">=,{self.key}"} if self.key else {})}
+
+    def fresh(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in records if r.get("timeStamp") != self.key or str(r.get(self.id_field)) not in self.at_key]
+
+    def more(self, records: list[dict[str, Any]], count: int) -> bool:
+        """Move past `records`; whether the query holds more (`count`: its records `>=` the key)."""
+        if not records or self.skip + len(records) >= count:
+            return False
+        newest = max(str(r.get("timeStamp") or "") for r in records)
+        if newest > (self.key or ""):  # on from the newest stamp: its records read come again first, dropped
+            self.key, self.at_key = newest, {str(r.get(self.id_field)) for r in records if r.get("timeStamp") == newest}
+            self.skip = 0  # not past them by offset: one of them edited meanwhile is gone from there
+        else:  # a whole page of the key's stamp: on by offset within it
+            self.at_key |= {str(r.get(self.id_field)) for r in records}
+            self.skip += len(records)
+        return True
