@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -136,3 +137,32 @@ def test_r_series_an_item_edited_while_a_poll_runs_shifts_no_other_out_of_it(db:
         ]  # fmt: skip
     finally:
         fake.server.close()
+
+
+def test_one_record_stamped_an_hour_ahead_hides_no_other_change(db: psycopg.Connection) -> None:
+    """R-Series: item 103 stamped an hour ahead (a vendor clock; a day's skew passes) became the cursor, so every
+    poll of that hour asked `>=` it and missed the other items' changes. Shopify the same (`updated_at_min`)."""
+    r_fake, shop = LightspeedRFake(), ShopifyFake()
+    r_fake.bucket = (0.0, 100_000)
+    try:
+        for n, item in enumerate(ITEMS):
+            r_fake.add(item)
+            shop.add(item, product_id=7880 + n, variant_id=6420 + n, inventory_item_id=2710 + n)
+        r_store, r_cid = connection(db, "lightspeed-r", "1", r_fake.server.url, {"account": "4242", "token": "r-token"})
+        s_store, s_cid = connection(db, "shopify", "24826418", shop.server.url,
+                                    {"shop": "gifts.myshopify.com", "token": "shpat_test"})  # fmt: skip
+        sync(db, r_cid), sync(db, s_cid)
+        ahead = (r_fake.clock.tick() + timedelta(hours=1)).isoformat()
+        r_fake.items["103"]["timeStamp"] = ahead
+        shop.update("103")
+        shop.products["103"]["updated_at"] = shop.products["103"]["variants"][0]["updated_at"] = ahead
+        sync(db, r_cid), sync(db, s_cid)
+        _r_price(r_fake, "101", "9.99")
+        _shopify_price(shop, "101", "9.99")
+        sync(db, r_cid), sync(db, s_cid)
+        map_batches(db)
+        assert listing(db, r_store, "101") == ("9.99", 101, True)
+        assert listing(db, s_store, "2710") == ("9.99", 101, True)
+    finally:
+        r_fake.server.close()
+        shop.server.close()

@@ -8,11 +8,14 @@ paces the requests. Archived items are read too (`archived=true`) so that an arc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from search_service.ingest.connectors.common import (
     FOLD_MAX_LEVELS,
+    PASS_OVERLAP_S,
     Cursor,
     MapContext,
     Page,
@@ -21,6 +24,7 @@ from search_service.ingest.connectors.common import (
     barcode_fields,
     compact,
     merge_attributes,
+    pass_start,
     plain_text,
     price_text,
     stock_clock,
@@ -100,6 +104,18 @@ def map_item_shop(shop: dict[str, Any], ctx: MapContext) -> Row | None:
     )
 
 
+def _no_later(stamp: str, started: datetime) -> str:
+    """The cursor: `stamp`, unless it is later than the vendor's clock when the pass began (an item stamped an hour
+    ahead): then the pass's start, so one record cannot hide the others' changes of that hour (`>=` a stamp ahead
+    of them skipped them all; the one ahead is read again until its time comes)."""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return started.isoformat() if when.timestamp() > started.timestamp() + PASS_OVERLAP_S else stamp
+
+
 def _without_repeats(rows: list[Row], carried: set[tuple[Any, ...]]) -> list[Row]:
     """Rows less the stock rows that repeat a level (same quantity, same clock) an upsert already carried: a first
     sync writes each listing once. Past FOLD_MAX_LEVELS carried levels, later repeats are simply written again."""
@@ -143,10 +159,10 @@ class LightspeedR:
         cursor = dict(cursor)
         carried: set[tuple[Any, ...]] | None = set() if full or not cursor.get("item_ts") else None
         for entity, key, kind in (("Item", "item_ts", "catalog"), ("ItemShop", "item_shop_ts", "stock")):
-            for records in self._walk(entity, None if full else cursor.get(key)):
-                newest = max((r.get("timeStamp") or "" for r in records), default="")
-                if newest and newest > (cursor.get(key) or ""):
-                    cursor[key] = newest
+            for records, started in self._walk(entity, None if full else cursor.get(key)):
+                newest = max([cursor.get(key) or "", *(r.get("timeStamp") or "" for r in records)])
+                if newest:
+                    cursor[key] = _no_later(newest, started)
                 page = self._page(entity, kind, records, dict(cursor))
                 if carried is not None:
                     page.rows = _without_repeats(page.rows, carried)
@@ -159,9 +175,10 @@ class LightspeedR:
             rows = [row for r in records if r.get("itemID") and (row := map_item_shop(r, self.ctx))]
         return Page(kind=kind, rows=rows, cursor=cursor, read=len(records))
 
-    def _walk(self, entity: str, since: str | None) -> Iterator[list[dict[str, Any]]]:
+    def _walk(self, entity: str, since: str | None) -> Iterator[tuple[list[dict[str, Any]], datetime]]:
         """The pages of one query, oldest first: `>=` the cursor, so a page cut mid-second loses nothing. Offset
-        pages follow a keyset (`_Keyset`); `@attributes.next` links (cursor pagination) are followed as sent."""
+        pages follow a keyset (`_Keyset`); `@attributes.next` links (cursor pagination) are followed as sent. Each
+        page comes with the pass's start by the vendor's clock (common.pass_start)."""
         params: dict[str, Any] = {"sort": "timeStamp", "limit": self.page_size}
         if entity == "Item":
             params["load_relations"] = '["ItemShops","Category","Manufacturer"]'
@@ -171,16 +188,20 @@ class LightspeedR:
         first = f"/API/V3/Account/{self.account_id}/{entity}.json"
         url: str | None = first
         keyset, seen = _Keyset(since, "itemID" if entity == "Item" else "itemShopID"), {first}
+        started, asked_at = None, time.time()
         while url:
-            body, _ = self.http.request_json("GET", url, params={**params, **keyset.params()} if params else None)
+            body, response = self.http.request_json(
+                "GET", url, params={**params, **keyset.params()} if params else None
+            )
+            started = started or pass_start(response.headers, asked_at)
             body = body if isinstance(body, dict) else {}
             records, attributes = as_list(body.get(entity)), body.get("@attributes") or {}
             if "next" in attributes or not params:  # cursor pagination
-                yield records
+                yield records, started
                 params, url = {}, attributes.get("next") or None
                 url = self.http.next_page(url, seen) if url is not None else None
                 continue
-            yield keyset.fresh(records)
+            yield keyset.fresh(records), started
             url = url if keyset.more(records, int(attributes.get("count") or 0)) else None
 
 
