@@ -178,3 +178,32 @@ def test_equal_text_ranks_put_the_shorter_name_first(base: str, db_url: str) -> 
     for mode in ("keyword", "hybrid"):
         found = [name for name in _names(base, "batteries", mode) if name.startswith("Brindle")]
         assert found[0] == "Brindle AA Batteries", (mode, found)
+
+
+def _scores(base: str, q: str, mode: str = "keyword") -> dict[str, float | None]:
+    params = {**NEAR, "q": q, "mode": mode, "limit": 20, "explain": "true"}
+    answer = httpx.get(f"{base}/v1/search", params=params)
+    assert answer.status_code == 200, answer.text
+    return {r["product"]["name"]: r["explain"]["keyword_score"] for r in answer.json()["results"]}
+
+
+def test_a_prefix_needs_the_words_before_it_in_a_name_or_brand_too(base: str, db_url: str) -> None:
+    # `hand wash` put "Washers" first (hybrid's default too): `hand` in their description, `wash` their prefix
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, store := new_store(conn), "listings:write")
+    washers = {
+        "sku": "W-0",
+        "name": "Quillo Washers 50 pcs",
+        "description": "Reduces hand fatigue.",
+        "price": 2,
+        "quantity": 3,
+    }
+    items = [washers, {"sku": "W-1", "name": "Quillo Liquid Hand Wash", "price": 2, "quantity": 3}]
+    written = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert [r["status"] for r in written.json()["results"]] == ["mapped"] * 2, written.text
+    scores = _scores(base, "quillo hand wash")
+    assert next(iter(scores)) == "Quillo Liquid Hand Wash", scores
+    # no prefix match (tier 1): at most a typo tolerance's looser match of all words but one (tier 0)
+    assert (scores.get("Quillo Washers 50 pcs") or 0) < 1, scores
+    assert _scores(base, "quillo washe")["Quillo Washers 50 pcs"] >= 1  # the prefix after a name's words still is
+    assert _names(base, "quillo hand wash", "hybrid")[0] == "Quillo Liquid Hand Wash"

@@ -361,7 +361,7 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 -- The query's tsqueries, its trimmed text and that folded (lower case, accents as unaccent folds them), computed
 -- once (read through InitPlans: a generic plan would otherwise parse them again for every row it scores), and its
 -- exact name/GTIN matches. Three CTEs. `prefix`: the words before the last as typed (either config) and the last as
--- the prefix of a name or brand word (weights A and B: the vocabulary's words, not a description's), null without
+-- the prefix, all in a name or brand (weights A and B: the vocabulary's words, not a description's), null without
 -- one. `compound`: the query with two neighbouring words joined where the vocabulary holds the join (`tooth paste`:
 -- toothpaste), or an unknown word split into two vocabulary words as a phrase (`oatmilk`: oat <-> milk, at most two
 -- splits, the most even first), or-ed; null without any (~2 index probes a split point and one a pair). A GTIN is
@@ -405,8 +405,11 @@ compound_parts AS MATERIALIZED (
                 THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14,
            CASE WHEN :q_last::text IS NULL THEN NULL
                 WHEN btrim(:q_head::text) = '' THEN to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB')
-                ELSE (websearch_to_tsquery('plinqy_english', :q_head::text)
-                      || websearch_to_tsquery('plinqy_simple', :q_head::text))
+                -- the words before it in a name or brand too (each lexeme given weights A and B): `hand wash` matched
+                -- Washers by `hand` in their description
+                ELSE regexp_replace((websearch_to_tsquery('plinqy_english', :q_head::text)
+                                     || websearch_to_tsquery('plinqy_simple', :q_head::text))::text,
+                                    '(''(?:[^'']|'''')*'')', '\1:' || 'AB', 'g')::tsquery
                      && to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB') END AS prefix,
            -- each alternative with the query's other words, stop words left out as the english query leaves them
            (SELECT tsquery_or_agg(coalesce(c.q && (
