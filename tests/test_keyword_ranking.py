@@ -207,3 +207,12 @@ def test_a_prefix_needs_the_words_before_it_in_a_name_or_brand_too(base: str, db
     assert (scores.get("Quillo Washers 50 pcs") or 0) < 1, scores
     assert _scores(base, "quillo washe")["Quillo Washers 50 pcs"] >= 1  # the prefix after a name's words still is
     assert _names(base, "quillo hand wash", "hybrid")[0] == "Quillo Liquid Hand Wash"
+
+
+def test_two_compound_words_in_one_query_match_together(base: str, db_url: str) -> None:
+    # each split took the query's other words as typed: `cookiedough icecream` needed the word `icecream`
+    _write(base, db_url, "K", ["Dovren Cookie Dough Ice Cream", "Dovren Salted Caramel Ice Cream", "Dovren Cookie Jar"])
+    assert _names(base, "cookiedough icecream", "keyword") == ["Dovren Cookie Dough Ice Cream"]
+    assert _names(base, "saltedcaramel icecream", "keyword") == ["Dovren Salted Caramel Ice Cream"]
+    # (typo tolerance's looser match of all words but one adds Salted Caramel below it)
+    assert _names(base, "dovren cookiedough ice cream", "keyword")[0] == "Dovren Cookie Dough Ice Cream"

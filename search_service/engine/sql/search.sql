@@ -357,14 +357,16 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 -- params: q text, q_sized text|null (q with its sizes glued to a unit spaced, `1l` -> `1 l`: engine/text.py
 --    spaced_sizes; null: q holds none), q_head text|null (the words before the last), q_last text|null (the last
 --    word, 3+ letters, folded: text.last_word_prefix; null: no prefix), q_words text[] (q's words in order, folded:
---    text.query_words, at most 8; empty: no compounds)
+--    text.query_words; empty: no compounds)
 -- The query's tsqueries, its trimmed text and that folded (lower case, accents as unaccent folds them), computed
 -- once (read through InitPlans: a generic plan would otherwise parse them again for every row it scores), and its
--- exact name/GTIN matches. Three CTEs. `prefix`: the words before the last as typed (either config) and the last as
+-- exact name/GTIN matches. Four CTEs. `prefix`: the words before the last as typed (either config) and the last as
 -- the prefix, all in a name or brand (weights A and B: the vocabulary's words, not a description's), null without
 -- one. `compound`: the query with two neighbouring words joined where the vocabulary holds the join (`tooth paste`:
 -- toothpaste), or an unknown word split into two vocabulary words as a phrase (`oatmilk`: oat <-> milk, at most two
--- splits, the most even first), or-ed; null without any (~2 index probes a split point and one a pair). A GTIN is
+-- splits, the most even first): each join with the other words, each word read as typed or as its splits, and with
+-- any split every word so read (`word_readings`), or-ed; null without any (~2 index probes a split point and one a
+-- pair). A GTIN is
 -- compared in its 14-digit form (ix_product_master_gtin14): the ingest path stores that form, a shopper types the
 -- 8, 12 or 13 digits printed on the pack, spaced or not. A query with a glued size is q's words or q_sized's (the
 -- parser keeps `1l` one token, which matched only names that glue it too, never `1 L`; q_sized holds each size as
@@ -389,6 +391,19 @@ compound_parts AS MATERIALIZED (
     ) AS s
     WHERE w.word !~ '[0-9]' AND length(w.word) BETWEEN 6 AND 40
       AND NOT EXISTS (SELECT 1 FROM search_term t WHERE t.term = w.word)
+), word_readings AS MATERIALIZED (
+    -- each word as typed (either config; a stop word none, as the english query leaves it) or its splits: every
+    -- word's split applies with the others' (`cookiedough icecream`: each split needed the other word as typed)
+    SELECT o.i, tsquery_or_agg(r.q) AS q
+    FROM unnest(:q_words::text[]) WITH ORDINALITY AS o(word, i)
+    CROSS JOIN LATERAL (
+        SELECT plainto_tsquery('plinqy_english', o.word) || plainto_tsquery('plinqy_simple', o.word) AS q
+        WHERE numnode(plainto_tsquery('plinqy_english', o.word)) > 0
+        UNION ALL
+        SELECT c.q FROM compound_parts c WHERE c.lo = o.i AND c.hi = o.i
+    ) AS r
+    WHERE EXISTS (SELECT 1 FROM compound_parts)
+    GROUP BY o.i
 ), tsq AS MATERIALIZED (
     SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_simple', :q::text)
                 ELSE websearch_to_tsquery('plinqy_simple', :q::text)
@@ -411,14 +426,13 @@ compound_parts AS MATERIALIZED (
                                      || websearch_to_tsquery('plinqy_simple', :q_head::text))::text,
                                     '(''(?:[^'']|'''')*'')', '\1:' || 'AB', 'g')::tsquery
                      && to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB') END AS prefix,
-           -- each alternative with the query's other words, stop words left out as the english query leaves them
-           (SELECT tsquery_or_agg(coalesce(c.q && (
-                        SELECT tsquery_and_agg(plainto_tsquery('plinqy_english', o.word)
-                                               || plainto_tsquery('plinqy_simple', o.word))
-                        FROM unnest(:q_words::text[]) WITH ORDINALITY AS o(word, i)
-                        WHERE (o.i < c.lo OR o.i > c.hi) AND numnode(plainto_tsquery('plinqy_english', o.word)) > 0),
-                    c.q))
-            FROM compound_parts c) AS compound
+           -- each join with every other word's readings, and (where a word splits) every word's readings together
+           (SELECT tsquery_or_agg(CASE WHEN j.q IS NULL THEN r.q WHEN r.q IS NULL THEN j.q ELSE j.q && r.q END)
+            FROM (SELECT lo, hi, q FROM compound_parts WHERE lo < hi
+                  UNION ALL
+                  SELECT 0, 0, NULL::tsquery WHERE EXISTS (SELECT 1 FROM compound_parts WHERE lo = hi)) AS j
+            CROSS JOIN LATERAL (SELECT tsquery_and_agg(w.q) AS q FROM word_readings w
+                                WHERE w.i < j.lo OR w.i > j.hi) AS r) AS compound
 ), exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
     WHERE lower(p.name) = lower((SELECT trimmed FROM tsq))
