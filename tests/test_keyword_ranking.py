@@ -216,3 +216,11 @@ def test_two_compound_words_in_one_query_match_together(base: str, db_url: str) 
     assert _names(base, "saltedcaramel icecream", "keyword") == ["Dovren Salted Caramel Ice Cream"]
     # (typo tolerance's looser match of all words but one adds Salted Caramel below it)
     assert _names(base, "dovren cookiedough ice cream", "keyword")[0] == "Dovren Cookie Dough Ice Cream"
+
+
+def test_a_compound_alternative_never_drops_a_word(base: str, db_url: str) -> None:
+    # the alternatives kept a query's first 8 words: a 9th that no product holds was dropped (tier 2, as typed)
+    _write(base, db_url, "L", ["Dovren Sensitive Toothpaste 2 x 75 ml"])
+    assert _scores(base, "dovren sensitive tooth paste 2 x 75 ml")["Dovren Sensitive Toothpaste 2 x 75 ml"] >= 2
+    long = _scores(base, "dovren sensitive tooth paste 2 x 75 ml whitening")
+    assert (long.get("Dovren Sensitive Toothpaste 2 x 75 ml") or 0) < 2, long  # at most typo tolerance's all but one

@@ -96,7 +96,7 @@ def spaced_sizes(q: str) -> str | None:
 # Search-as-you-type: the last word typed, letters only, is also a prefix (Meilisearch's and Typesense's default).
 _LAST_WORD = re.compile(r"(?:^|(?<=\s))([^\W\d_]{3,})$")
 _SYNTAX = re.compile(r'"|(?:^|\s)-|(?:^|\s)or(?:\s|$)', re.IGNORECASE)  # websearch's phrase, NOT and OR
-_MAX_WORDS = 8  # compound probes: a word's splits and each pair's join, bounded by the words looked at
+_MAX_WORDS = 8  # compound probes: a word's splits and each pair's join, none for a longer query
 
 
 def last_word_prefix(q: str) -> tuple[str, str] | None:
@@ -114,7 +114,9 @@ def last_word_prefix(q: str) -> tuple[str, str] | None:
 
 def query_words(q: str) -> list[str]:
     """`q`'s words in order, folded as the vocabulary holds them, for the compound probes (`oatmilk`, `tooth paste`);
-    none for a query using websearch's syntax (a phrase, a NOT, an OR), whose words do not simply all match."""
+    none for a query using websearch's syntax (a phrase, a NOT, an OR), whose words do not simply all match, or of
+    more than 8 words (a compound alternative holds every word: the first 8 alone matched without the 9th)."""
     if _SYNTAX.search(q):
         return []
-    return [fold_accents(word.lower()) for word in _TOKEN.findall(spaced_sizes(q) or q)][:_MAX_WORDS]
+    words = [fold_accents(word.lower()) for word in _TOKEN.findall(spaced_sizes(q) or q)]
+    return words if len(words) <= _MAX_WORDS else []
