@@ -224,3 +224,11 @@ def test_a_compound_alternative_never_drops_a_word(base: str, db_url: str) -> No
     assert _scores(base, "dovren sensitive tooth paste 2 x 75 ml")["Dovren Sensitive Toothpaste 2 x 75 ml"] >= 2
     long = _scores(base, "dovren sensitive tooth paste 2 x 75 ml whitening")
     assert (long.get("Dovren Sensitive Toothpaste 2 x 75 ml") or 0) < 2, long  # at most typo tolerance's all but one
+
+
+def test_explain_lists_a_correction_only_on_a_match_by_it(base: str, db_url: str) -> None:
+    # prefix and compound hits listed corrections never applied: `chocola->chocolate`, `sugarfree->sugar-free`
+    _write(base, db_url, "X", ["Grindo Chocolate Bar", "Grindo Sugar-Free Gum"])
+    assert _explained(base, "grindo chocola") == {"Grindo Chocolate Bar": []}
+    assert _explained(base, "sugarfree") == {"Grindo Sugar-Free Gum": []}
+    assert _explained(base, "grindo chocolte bar")["Grindo Chocolate Bar"] == ["chocolte->chocolate"]  # a typo match
