@@ -232,3 +232,11 @@ def test_explain_lists_a_correction_only_on_a_match_by_it(base: str, db_url: str
     assert _explained(base, "grindo chocola") == {"Grindo Chocolate Bar": []}
     assert _explained(base, "sugarfree") == {"Grindo Sugar-Free Gum": []}
     assert _explained(base, "grindo chocolte bar")["Grindo Chocolate Bar"] == ["chocolte->chocolate"]  # a typo match
+
+
+def test_a_last_word_followed_by_a_space_is_whole(base: str, db_url: str) -> None:
+    # the API trimmed q before the prefix was read: `choc ` found Chocolate as `choc` does
+    _write(base, db_url, "T", ["Tavro Choc Ices", "Tavro Chocolate Bar"])
+    assert _names(base, "tavro choc", "keyword") == ["Tavro Choc Ices", "Tavro Chocolate Bar"]
+    assert _names(base, "tavro choc ", "keyword") == ["Tavro Choc Ices"]
+    assert _names(base, "tavro choc \u200f", "keyword") == ["Tavro Choc Ices"]  # a pasted mark after the space

@@ -33,10 +33,11 @@ class SearchFilters:
     stores_per_product: int
     brand: str | None
 
-    def params(self, *, q: str, mode: P.Mode) -> SearchParams:
+    def params(self, *, q: str, mode: P.Mode, whole_last_word: bool = False) -> SearchParams:
         """The engine's parameters for a query text (`""` for /similar, which has none) and a mode."""
         return SearchParams(
             q=q,
+            whole_last_word=whole_last_word,
             lat=self.lat,
             lon=self.lon,
             radius_m=self.radius_m,

@@ -108,7 +108,8 @@ Q = Annotated[
             f"What to look for, in natural language. 1–{Q_MAX_LENGTH} characters after trimming surrounding "
             "whitespace; no control characters. A barcode (GTIN-8/12/13/14, spaces and dashes allowed) finds its "
             "product first, whatever its leading zeros. A size glued to its unit (`1l`, `500g`, `6x1l`) also finds "
-            "names that space it (`1 L`, `500 g`)."
+            "names that space it (`1 L`, `500 g`). The last word is also a prefix (`choc` finds Chocolate) unless a "
+            "space follows it (`choc `: the word only)."
         ),
         schema_extra={"minLength": 1, "maxLength": Q_MAX_LENGTH, "pattern": Q_PATTERN},
         examples=[Example(summary="natural language", value="something to fix a dripping tap")],

@@ -45,7 +45,7 @@ async def rank_keyword(
         typo_tolerance=config.typo_tolerance,
         typo_below=below,
         scan_cap=config.keyword_scan_cap if hand_back else None,
-        **query_texts(scope.params.q),
+        **query_texts(scope.params.q, scope.params.whole_last_word),
     )
     rows = await conn.fetch(stmt.sql, *values)
     if rows and rows[-1]["packed_ids"] is not None:  # a query of `cap` matches or more, handed back
@@ -66,15 +66,16 @@ async def _rank_in_scope(conn: Conn, scope: Scope, depth: int, config: EngineCon
         match_capped=bool(handed["capped"]) or left_out > 0,
         ids_listed=scope.params.min_price is None and scope.params.max_price is None,
         depth=depth,
-        **query_texts(scope.params.q),
+        **query_texts(scope.params.q, scope.params.whole_last_word),
     )
     return _ranked(await conn.fetch(stmt.sql, *values), unranked=left_out)
 
 
-def query_texts(q: str) -> dict[str, Any]:
+def query_texts(q: str, whole_last_word: bool = False) -> dict[str, Any]:
     """`keyword_query`'s readings of `q` besides itself: its sizes spaced, its last word as a prefix after the words
-    before it, and its words for the compound probes (engine/text.py)."""
-    head, last = last_word_prefix(q) or (None, None)
+    before it (none where `whole_last_word`: a space typed after it), and its words for the compound probes
+    (engine/text.py)."""
+    head, last = (None if whole_last_word else last_word_prefix(q)) or (None, None)
     return {"q_sized": spaced_sizes(q), "q_head": head, "q_last": last, "q_words": query_words(q)}
 
 

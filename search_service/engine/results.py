@@ -41,6 +41,7 @@ class SearchParams:
     stores_per_product: int = 3
     mode: Mode = "hybrid"
     brand: str | None = None  # case-insensitive exact match on the product's brand
+    whole_last_word: bool = False  # q ended in a space as sent: its last word is typed whole, no prefix
 
 
 @dataclass(frozen=True)

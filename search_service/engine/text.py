@@ -112,6 +112,15 @@ def last_word_prefix(q: str) -> tuple[str, str] | None:
     return head, fold_accents(last.group(1).lower())
 
 
+def ends_in_space(q: str) -> bool:
+    """Whether `q` as sent ends in whitespace (format characters after it aside): a last word followed by a space
+    is typed whole, no prefix (Meilisearch's rule), though the API trims `q`."""
+    end = len(q)
+    while end and not q[end - 1].isspace() and _trimmable(q[end - 1]):
+        end -= 1
+    return bool(end) and q[end - 1].isspace()
+
+
 def query_words(q: str) -> list[str]:
     """`q`'s words in order, folded as the vocabulary holds them, for the compound probes (`oatmilk`, `tooth paste`);
     none for a query using websearch's syntax (a phrase, a NOT, an OR), whose words do not simply all match, or of

@@ -29,6 +29,7 @@ from search_service.api.schemas import (
 )
 from search_service.api.ux_params import UxOptions
 from search_service.engine import search as engine
+from search_service.engine.text import ends_in_space
 from search_service.engine.ux import UxResult, needs_ux, ux_similar
 
 
@@ -155,7 +156,7 @@ async def search_products(
 ) -> SearchResponse:
     started = time.perf_counter()
     text = P.clean_query(q)
-    sp = filters.params(q=text, mode=mode)
+    sp = filters.params(q=text, mode=mode, whole_last_word=ends_in_space(q))  # `choc ` is no prefix
     # Keyword mode needs no model (it keeps working while the model loads). Otherwise the query is embedded
     # while the database work starts; a model that is not ready answers 503 before any of it.
     embedding: asyncio.Future[np.ndarray] | None = None
