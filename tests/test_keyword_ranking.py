@@ -240,3 +240,13 @@ def test_a_last_word_followed_by_a_space_is_whole(base: str, db_url: str) -> Non
     assert _names(base, "tavro choc", "keyword") == ["Tavro Choc Ices", "Tavro Chocolate Bar"]
     assert _names(base, "tavro choc ", "keyword") == ["Tavro Choc Ices"]
     assert _names(base, "tavro choc \u200f", "keyword") == ["Tavro Choc Ices"]  # a pasted mark after the space
+
+
+def test_punctuation_around_the_last_word_leaves_it_a_prefix(base: str, db_url: str) -> None:
+    # `mozz.`, `(mozz`, `parac'` found nothing where `mozz` found Mozzarella: the punctuation ended no word
+    _write(base, db_url, "M", ["Vanto Mozzarella 125 g", "Vanto Paracetamol Tablets"])
+    for q, name in {
+        **dict.fromkeys(["mozz.", "mozz?", "mozz!", "(mozz", "vanto mozz..."], "Vanto Mozzarella 125 g"),
+        "parac'": "Vanto Paracetamol Tablets",
+    }.items():
+        assert (_scores(base, q).get(name) or 0) >= 1, q  # the prefix tier (or the words'), not a typo's

@@ -94,7 +94,8 @@ def spaced_sizes(q: str) -> str | None:
 
 
 # Search-as-you-type: the last word typed, letters only, is also a prefix (Meilisearch's and Typesense's default).
-_LAST_WORD = re.compile(r"(?:^|(?<=\s))([^\W\d_]{3,})$")
+# Punctuation around it is no part of it (`mozz.`, `(mozz`, `parac'`), but a quote or hyphen before it is an operator.
+_LAST_WORD = re.compile(r"(?:^|(?<=\s))[^\w\s\"-]*([^\W\d_]{3,})[^\w\s\"]*$")
 _SYNTAX = re.compile(r'"|(?:^|\s)-|(?:^|\s)or(?:\s|$)', re.IGNORECASE)  # websearch's phrase, NOT and OR
 _MAX_WORDS = 8  # compound probes: a word's splits and each pair's join, none for a longer query
 
@@ -107,6 +108,7 @@ def last_word_prefix(q: str) -> tuple[str, str] | None:
     if last is None:
         return None
     head = text[: last.start()].strip()
+    head = head if re.search(r"[^\W_]", head) else ""  # punctuation alone (`( mozz`) is no word before it
     if head.count('"') % 2 or head.lower().endswith((" or", "-")) or head.lower() == "or":
         return None
     return head, fold_accents(last.group(1).lower())
