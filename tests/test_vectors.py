@@ -20,6 +20,7 @@ from litestar.testing import TestClient
 from pgvector.psycopg import register_vector as register_vector_psycopg
 
 from embeddings.encoder import Encoder
+from search_service.api import readiness
 from search_service.api.app import create_app
 from search_service.demo.synthetic import SyntheticSpec, random_unit_vectors, seed_synthetic
 from search_service.engine.search import DEFAULT_CONFIG, SearchParams, SearchResult, search
@@ -361,6 +362,27 @@ def test_api_uses_the_copy_unless_it_is_off_or_too_large(
             assert body["strategy"] in ("global_exact_scan", "global_exact_gather"), body["strategy"]
         else:
             assert "scan" not in body["strategy"] and "gather" not in body["strategy"], body["strategy"]
+
+
+def test_readyz_reads_the_vector_copys_state_once(
+    fresh_db_url: str, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the copy finishing its load while readyz awaited its key check answered `ready` beside `vectors: loading`
+    seed(fresh_db_url, 50)
+    app = create_app(app_settings(fresh_db_url), encoder=encoder)
+    with TestClient(app, timeout=60) as client:
+        assert wait_ready(client)["status"] == "ready"
+        runtime = app.state["runtime"]
+        key_check = readiness._key_check
+
+        async def copy_loads_meanwhile(rt: Any, reasons: list[str], migrated: bool) -> str:
+            rt.vectors_state = "ok"
+            return await key_check(rt, reasons, migrated)
+
+        runtime.vectors_state = "loading"
+        monkeypatch.setattr(readiness, "_key_check", copy_loads_meanwhile)
+        body = client.get("/readyz").json()
+        assert (body["status"], body["checks"]["vectors"]) == ("not ready", "loading"), body
 
 
 def test_concurrent_queries_are_batched_and_ranked_exactly(fresh_db_url: str) -> None:

@@ -29,14 +29,17 @@ async def readiness_of(rt: Runtime) -> Readiness:
     reasons: list[str] = []
     checks["model"] = _model_check(rt, reasons)
     checks["database"], checks["migrations"] = await _database_checks(rt, reasons)
-    checks["vectors"] = rt.vectors_state
+    # read once: the copy may finish loading while the key check awaits, and the answer said `ready` beside
+    # `vectors: loading` (a CI run under load)
+    checks["vectors"] = vectors = rt.vectors_state
+    vectors_error = rt.vectors_error
     checks["secret_key"] = await _key_check(rt, reasons, checks["migrations"] == "ok")
     waiting = checks["database"] != "ok" and rt.suggestions_state == "building"  # nothing builds without it
     checks["suggestions"] = "waiting" if waiting else rt.suggestions_state
-    if rt.vectors_state in ("loading", "failed"):
+    if vectors in ("loading", "failed"):
         loading = "the in-memory vector copy is loading" if checks["database"] == "ok" else (
             "the in-memory vector copy loads once the database answers")  # fmt: skip
-        reasons.append(rt.vectors_error or loading)
+        reasons.append(vectors_error or loading)
     # A database that is not reachable says nothing about migrations (no key then, as before).
     checks = {name: state for name, state in checks.items() if state}
     status = "ready" if not reasons else "not ready"
