@@ -28,7 +28,7 @@ from search_service.api.listing_reads import require_store
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import ConnectionId, StoreId
 from search_service.api.runtime import Runtime
-from search_service.api.upload_docs import CsvUploadOperation, SignedDeliveryOperation
+from search_service.api.upload_docs import CSV_TYPES, CsvUploadOperation, SignedDeliveryOperation
 from search_service.db.schema.base import BatchStatus
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
@@ -37,8 +37,6 @@ from search_service.ingest.csv_store import store_csv_rows
 from search_service.ingest.csvfile import CsvError, CsvRows
 from search_service.ingest.sources import IncomingRequest, MediaTypeError, PayloadError, SignatureError, handler_for
 from search_service.ingest.stores import Connection, connection_async
-
-CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel")
 
 
 class TooLarge(Exception):

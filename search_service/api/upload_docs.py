@@ -12,6 +12,8 @@ _TEXT = Schema(type=OpenAPIType.STRING)
 _OBJECT = Schema(type=OpenAPIType.OBJECT)
 _CSV_EXAMPLE = 'sku,name,price,quantity\nKB-001,Oat Milk 1 L,"1,39",24\n'
 _FILE = Schema(type=OpenAPIType.STRING, content_media_type="text/csv", description="The CSV file.")
+# The body's media types an upload takes as CSV (what spreadsheets and browsers label a .csv file with)
+CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel")
 
 
 @dataclass
@@ -21,7 +23,10 @@ class CsvUploadOperation(Operation):
             required=True,
             description="The CSV file, as the body or as the multipart part `file` (up to 100 MB).",
             content={
-                "text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING), example=_CSV_EXAMPLE),
+                **{
+                    media: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING), example=_CSV_EXAMPLE)
+                    for media in CSV_TYPES
+                },
                 "multipart/form-data": OpenAPIMediaType(
                     schema=Schema(type=OpenAPIType.OBJECT, properties={"file": _FILE}, required=["file"])
                 ),
