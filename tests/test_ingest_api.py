@@ -310,6 +310,7 @@ def test_a_compressed_body_is_a_415_naming_its_coding(base: str, shop: tuple[uui
     answer = httpx.put(f"{base}/v1/stores/{store}/listings/Z-1", content=body, headers=gzip_json)
     assert answer.status_code == 415, answer.text
     assert error_of(answer)[1] == "Content-Encoding gzip is not taken: send the body uncompressed"
+    assert answer.headers["accept-encoding"] == "identity"  # which codings are taken (RFC 9110 12.5.3)
     gzip_csv = {**bearer(key), "content-type": "text/csv", "content-encoding": "gzip"}
     csv_body = gzip.compress(b"sku,name,price,quantity\nz2,Zest,1,1\n")
     upload = httpx.post(f"{base}/v1/stores/{store}/imports", content=csv_body, headers=gzip_csv)
@@ -330,9 +331,13 @@ def test_an_empty_body_is_told_so(base: str, shop: tuple[uuid.UUID, str]) -> Non
         ("PATCH", f"/v1/stores/{store}/listings/E-1"),
         ("POST", f"/v1/stores/{store}/listings/batch"),
     ):
-        answer = httpx.request(method, base + path, headers=as_json)
-        assert answer.status_code == 400, (method, answer.text)
-        assert error_of(answer) == ("body", "the body is empty: send a JSON object"), (method, answer.text)
+        for body in (b"", b"   ", b"\n"):  # `echo | curl --data-binary @-` sends a newline
+            answer = httpx.request(method, base + path, content=body, headers=as_json)
+            assert answer.status_code == 400, (method, body, answer.text)
+            assert error_of(answer) == ("body", "the body is empty: send a JSON object"), (method, body, answer.text)
+        for body in (b"[]", b"null", b"1", b'"s"'):  # the body itself is wrong: it names the body, not `data`
+            answer = httpx.request(method, base + path, content=body, headers=as_json)
+            assert answer.status_code == 400 and error_of(answer)[0] == "body", (method, body, answer.text)
 
 
 def test_batch_of_listings(base: str, shop: tuple[uuid.UUID, str]) -> None:

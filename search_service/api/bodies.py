@@ -26,7 +26,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, SerializationException
 from litestar.handlers.base import BaseRouteHandler
 
-from search_service.api.params import BadParameter
+from search_service.api.params import EMPTY_BODY, BadParameter
 
 _OUT_OF_RANGE = object()
 
@@ -114,8 +114,10 @@ def refuse_compressed(request: Request[Any, Any, Any]) -> None:
     """A 415 for a body sent with a Content-Encoding other than identity."""
     coding = request.headers.get("content-encoding", "").strip().lower()
     if coding not in ("", "identity"):
-        raise HTTPException(
-            status_code=415, detail=f"Content-Encoding {coding} is not taken: send the body uncompressed"
+        raise HTTPException(  # RFC 9110 12.5.3: the 415 says which codings are taken
+            status_code=415,
+            detail=f"Content-Encoding {coding} is not taken: send the body uncompressed",
+            headers={"Accept-Encoding": "identity"},
         )
 
 
@@ -145,6 +147,8 @@ class PlinqyRequest(Request[Any, Any, Any]):
             await chunks.aclose()
 
     async def json(self) -> Any:
+        if not (await self.body()).strip():  # only whitespace: msgspec's "Input data was truncated" said nothing
+            raise BadParameter("body", EMPTY_BODY)
         try:
             value = await super().json()
         except SerializationException:

@@ -14,7 +14,16 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from search_service.api.params import PATH_RULES, RULES, UUID_PATTERN, UUID_RULE, BadParameter, Gone, NotFound
+from search_service.api.params import (
+    EMPTY_BODY,
+    PATH_RULES,
+    RULES,
+    UUID_PATTERN,
+    UUID_RULE,
+    BadParameter,
+    Gone,
+    NotFound,
+)
 from search_service.db.secretbox import SecretBoxError, SecretKeyUnusable
 from search_service.engine import search as engine
 
@@ -120,10 +129,12 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
         parameter = parts[1] if len(parts) >= 3 else None
         detail = "is required"
     if parameter == "data" and detail == "'data'":  # litestar's KeyError: no body came to decode
-        return error_response(400, "body", "the body is empty: send a JSON object")
+        return error_response(400, "body", EMPTY_BODY)
     named = _FIELD_OF_OBJECT.search(detail)
     if named and parameter is not None:  # msgspec names the body (`data`, `items[0]`), the field only in its text
         parameter = named.group(1) if parameter == "data" else f"{parameter}.{named.group(1)}"
+    elif parameter == "data":  # the body itself (`[]`, `null`): no client sends a parameter named `data`
+        parameter = "body"
     rule = PATH_RULES.get((request.url.path, parameter or "")) or RULES.get(parameter or "")
     message = detail if rule is None or detail == "is required" else f"{rule} ({detail})"
     return error_response(400, parameter, message)
