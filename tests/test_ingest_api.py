@@ -557,6 +557,10 @@ def test_openapi_documents_the_write_path(base: str, shop: tuple[uuid.UUID, str]
         assert "413" in paths[path][method]["responses"], (path, method)
     for path in ("/v1/stores/{store_id}/imports", "/v1/ingest/{connection_id}"):
         assert "408" in paths[path]["post"]["responses"], path
+    for path, methods in paths.items():  # a JSON body stalls as an upload does: every operation taking one says so
+        for method, operation in methods.items():
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                assert "408" in operation["responses"], (path, method)
     delivery = paths["/v1/ingest/{connection_id}"]["post"]["requestBody"]["content"]
     assert set(delivery) == {"application/json", "application/x-www-form-urlencoded"}
     store, key = shop

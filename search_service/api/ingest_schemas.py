@@ -346,6 +346,10 @@ NO_STORE = {404: error_spec(404, "store_id", "no store with this id", "No such s
 JSON_ONLY = {
     415: error_spec(415, None, "send the body as application/json", "The body is not declared JSON."),
     413: error_spec(413, None, "the body is larger than 10000000 bytes", "The JSON body is over 10 MB."),
+    # every body has the idle limit (PLINQY_INGEST_UPLOAD_IDLE_S, bodies.py), a JSON write's too
+    408: error_spec(
+        408, None, "the request body stalled: no byte for 30 s; send it again", "The body stopped arriving."
+    ),
 }
 # An upload or delivery that stalls (PLINQY_INGEST_UPLOAD_IDLE_S without a byte): its batch is aborted.
 STALLED = {408: error_spec(408, None, "the upload stalled: no byte for 30 s; send it again", "The upload stalled.")}
