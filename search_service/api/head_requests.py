@@ -10,6 +10,8 @@ from typing import Any
 from litestar import Litestar
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from search_service.api.metrics import ASKED_METHOD
+
 
 def answer_head_as_get(app: Litestar) -> None:
     """Put the HEAD handling in front of the app's router (its CORS handling included)."""
@@ -33,7 +35,7 @@ def _head_as_get(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         # A copy: the server reads the original scope's method to know it answers a HEAD.
-        as_get: Any = {**scope, "method": "GET"}
+        as_get: Any = {**scope, "method": "GET", ASKED_METHOD: "HEAD"}  # counted as the HEAD it is (metrics.py)
         await app(as_get, receive, _allow_head_in_405(send_no_body))
 
     return wrapped

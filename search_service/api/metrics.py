@@ -274,9 +274,7 @@ class Metrics:
                 route = _route_template(scope)
                 state: Any = scope.get("state") or {}
                 strategy = str(state.get("search_strategy", "")) if isinstance(state, dict) else ""
-                histogram.labels(route, scope.get("method", ""), str(status), strategy).observe(
-                    time.perf_counter() - start
-                )
+                histogram.labels(route, asked_method(scope), str(status), strategy).observe(time.perf_counter() - start)
 
         return timed
 
@@ -284,7 +282,15 @@ class Metrics:
         """An answer the router gave before any route's middleware ran (404 no such path, 405 no such method):
         counted under route "unmatched" (its time is the router's: not measured), so a flood of them shows."""
         if not (scope.get("state") or {}).get("plinqy_timed"):
-            self.http_latency.labels("unmatched", scope.get("method", ""), str(status), "").observe(0.0)
+            self.http_latency.labels("unmatched", asked_method(scope), str(status), "").observe(0.0)
+
+
+# The method the client asked, where the app answers it as another (head_requests.py: a HEAD served as a GET)
+ASKED_METHOD = "plinqy.asked_method"
+
+
+def asked_method(scope: Any) -> str:
+    return str(scope.get(ASKED_METHOD) or scope.get("method", ""))
 
 
 def _route_template(scope: Scope) -> str:
