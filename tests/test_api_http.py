@@ -4,6 +4,7 @@ matching validator, gzip."""
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import os
 
 import httpx
@@ -59,6 +60,9 @@ def test_a_revalidation_with_a_matching_validator_gets_304(base: str) -> None:
         static = client.get("/static/app.js")
         modified = static.headers["last-modified"]
         assert client.get("/static/app.js", headers={"If-Modified-Since": modified}).status_code == 304
+        # the same instant as asctime writes it (RFC 9110: a recipient takes all three forms; it came back naive)
+        asctime = email.utils.parsedate_to_datetime(modified).strftime("%a %b %e %H:%M:%S %Y")
+        assert client.get("/static/app.js", headers={"If-Modified-Since": asctime}).status_code == 304, asctime
         older = {"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}
         assert client.get("/static/app.js", headers=older).status_code == 200
         # If-None-Match decides alone where given; a date that is none is ignored

@@ -6,6 +6,7 @@ no body."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -56,9 +57,16 @@ def _unchanged(headers: dict[bytes, str], if_none_match: str | None, if_modified
     if last_modified is None or if_modified_since is None:
         return False
     try:
-        return parsedate_to_datetime(last_modified) <= parsedate_to_datetime(if_modified_since)
+        return _http_date(last_modified) <= _http_date(if_modified_since)
     except (TypeError, ValueError):
         return False  # a date that is none is ignored (RFC 9110 13.1.3)
+
+
+def _http_date(text: str) -> datetime:
+    """An HTTP-date in any of its three forms (RFC 9110 5.6.7), in UTC: asctime's carries no zone and came back
+    naive, so comparing it with an IMF-fixdate raised and the 304 was lost."""
+    when = parsedate_to_datetime(text)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _opaque(tag: str) -> str:
