@@ -235,9 +235,21 @@ def _origin(text: str) -> str:
             f"PLINQY_CORS_ORIGINS: {text!r} is no origin: give scheme://host[:port] separated by commas "
             "(https://shop.example.com), `*` for any, or `none`"
         )
-    scheme, host = parts.scheme.lower(), parts.netloc.lower()
-    default = {"http": ":80", "https": ":443"}[scheme]
-    return f"{scheme}://{host.removesuffix(default)}"
+    scheme, host = parts.scheme.lower(), _ascii_host(text, str(parts.hostname))
+    # browsers send the port as a number (no `:0443`) and none when it is the scheme's
+    shown_port = "" if port is None or port == {"http": 80, "https": 443}[scheme] else f":{port}"
+    return f"{scheme}://{host}{shown_port}"
+
+
+def _ascii_host(text: str, host: str) -> str:
+    """The host as browsers send it: an internationalised name in its ASCII form (`bücher.example` is sent as
+    `xn--bcher-kva.example`), an IPv6 literal in brackets."""
+    if ":" in host:
+        return f"[{host}]"
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise SettingsError(f"PLINQY_CORS_ORIGINS: {text!r} has a host name that is none") from None
 
 
 def embedded_url(port: int, dbname: str = "plinqy") -> str:

@@ -40,6 +40,12 @@ def test_the_origins_setting() -> None:
     assert cors_origins(f"{SHOP}/, http://127.0.0.1:5173") == (SHOP, "http://127.0.0.1:5173")
     # as a browser's Origin header says it (lower case, no default port): these never matched
     assert cors_origins("https://Shop.Example.COM:443, HTTP://[::1]:80") == (SHOP, "http://[::1]")
+    # an internationalised name is sent in its ASCII form, a port as a number: as written, they never matched
+    assert cors_origins("https://bücher.example, https://a.example:0443, https://b.example:08443") == (
+        "https://xn--bcher-kva.example",
+        "https://a.example",
+        "https://b.example:8443",
+    )
     refused = ("shop.example.com", "https://shop.example.com/app", "ftp://x", "https://u@shop.example.com")
     for bad in (*refused, "https://shop.example.com:abc", "https://shop.example.com:99999", f"{SHOP}?"):
         with pytest.raises(SettingsError, match="no origin"):
