@@ -113,8 +113,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """A request the parser refused: in the API's error format (it was text/plain)."""
-        self._refuse(400, "invalid HTTP request: a malformed request line or header (a URL must be ASCII: "
-                     "percent-encode other bytes)")  # fmt: skip
+        self._refuse(400, "invalid HTTP request: a malformed request line (a method of letters, an ASCII URL: "
+                     "percent-encode other bytes, the version) or header")  # fmt: skip
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
