@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -135,6 +135,33 @@ def test_r_series_an_item_edited_while_a_poll_runs_shifts_no_other_out_of_it(db:
         assert [listing(db, store, key) for key in ("101", "102", "103")] == [
             ("9.99", 101, True), ("2.00", 102, True), ("2.00", 103, True),
         ]  # fmt: skip
+    finally:
+        fake.server.close()
+
+
+def test_r_series_a_change_stamped_behind_the_newest_read_comes_with_the_next_poll(db: psycopg.Connection) -> None:
+    """A change committed seconds after a later-stamped one was visible (the vendor's transactions, or its servers'
+    clocks, seconds apart) lay behind the newest stamp read: the cursor was that stamp, and `>=` it never read the
+    change again."""
+    fake = LightspeedRFake()
+    fake.bucket = (0.0, 100_000)
+    try:
+        for item in ITEMS:
+            fake.add(item)
+        store, cid = connection(db, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
+        sync(db, cid)
+        newest = max(fake.items[key]["timeStamp"] for key in ("101", "102", "103"))
+        fake.clock.now += timedelta(seconds=10)
+        _r_price(fake, "103", "2.00")  # read by the next poll: its stamp the newest
+        sync(db, cid)
+        behind = (datetime.fromisoformat(fake.items["103"]["timeStamp"]) - timedelta(seconds=3)).isoformat()
+        assert behind >= newest  # after what the first poll read, before what the second did
+        _r_price(fake, "101", "9.99")
+        fake.items["101"]["timeStamp"] = behind
+        sync(db, cid)
+        sync(db, cid)
+        map_batches(db)
+        assert listing(db, store, "101") == ("9.99", 101, True)
     finally:
         fake.server.close()
 

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -38,6 +39,7 @@ def r_fake() -> Iterator[LightspeedRFake]:
     fake.bucket = (0.0, 100_000)
     for item in ITEMS:
         fake.add(item)
+    fake.clock.now += timedelta(minutes=2)  # the catalogue stamped before a poll's overlap (PASS_OVERLAP_S)
     yield fake
     fake.server.close()
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from search_service.ingest.connectors.common import (
     FOLD_MAX_LEVELS,
-    PASS_OVERLAP_S,
     Cursor,
     MapContext,
     Page,
@@ -105,15 +104,16 @@ def map_item_shop(shop: dict[str, Any], ctx: MapContext) -> Row | None:
 
 
 def _no_later(stamp: str, started: datetime) -> str:
-    """The cursor: `stamp`, unless it is later than the vendor's clock when the pass began (an item stamped an hour
-    ahead): then the pass's start, so one record cannot hide the others' changes of that hour (`>=` a stamp ahead
-    of them skipped them all; the one ahead is read again until its time comes)."""
+    """The cursor: `stamp`, but no later than the pass's start less the overlap (`started`), as Shopify's. An item
+    stamped an hour ahead carried the cursor past the others' changes of that hour; and a change committed a few
+    seconds after a later-stamped one was visible (a vendor's transactions, or its servers' clocks, seconds apart)
+    lay behind the newest stamp read, and `>=` it skipped that change for good. The overlap is read again."""
     try:
         when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         return stamp
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return started.isoformat() if when.timestamp() > started.timestamp() + PASS_OVERLAP_S else stamp
+    return started.isoformat() if when.timestamp() > started.timestamp() else stamp
 
 
 def _without_repeats(rows: list[Row], carried: set[tuple[Any, ...]]) -> list[Row]:
