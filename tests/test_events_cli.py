@@ -71,6 +71,8 @@ def test_add_list_deliveries_replay_remove(db: psycopg.Connection, fresh_db_url:
     assert disabled.exit_code == 1 and "webhook is disabled (HTTP 410 Gone)" in disabled.output
     none = run(fresh_db_url, "webhooks", "replay", "--store", str(store), "--since", "2000-01-01T00:00:00+00:00")
     assert none.output.strip() == "queued 0 deliveries again"
+    missing = run(fresh_db_url, "webhooks", "replay", "999999")  # a pruned one looked like a typo
+    assert missing.exit_code == 1 and "removed by retention" in missing.output, missing.output
     assert run(fresh_db_url, "webhooks", "remove", webhook_id).exit_code == 0
     gone = run(fresh_db_url, "webhooks", "remove", webhook_id)
     assert gone.exit_code == 1 and gone.output.strip() == "error: webhook_id: no webhook with this id"  # no store given

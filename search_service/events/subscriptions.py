@@ -280,7 +280,11 @@ async def replay(
     if delivery_id is not None:
         row = await _one(conn, "delivery_exists", delivery_id=delivery_id)
         if row is None:
-            raise SubscriptionNotFound("delivery_id", f"no delivery {delivery_id}")
+            raise SubscriptionNotFound(  # a pruned one looked like a typo
+                "delivery_id",
+                f"no delivery {delivery_id} (never made, or removed by retention: `plinqy-search prune` keeps "
+                "finished deliveries 30 days by default)",
+            )
         if row["type"] == "webhook.ping":
             raise SubscriptionError("delivery_id", f"delivery {delivery_id} is a ping: send a new one (…/test)")
         if row["status"] not in ("delivered", "failed"):
