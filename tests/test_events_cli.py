@@ -6,6 +6,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -175,6 +177,34 @@ def test_prune_keeps_30_days_of_outgoing_events_and_takes_finished_ones_failed_t
     kept = sorted(r[0] for r in db.execute("SELECT status FROM webhook_delivery"))
     assert kept == ["failed", "failed", "pending", "retrying"]  # the recent event's two, and those on their way
     assert "30d" in run(fresh_db_url, "prune", "--help").output
+
+
+def test_prune_leaves_a_delivery_a_replay_queues_meanwhile(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """A replay re-queuing an old failed delivery while prune ran: the event step saw the delivery failed (the
+    replay not committed), deleted the event, and its cascade waited for the replay's lock and then deleted the
+    delivery the replay had just queued: never sent, though `replay` said "queued 1"."""
+    store = seed_store(db)
+    for url in ("http://127.0.0.1:9/a", "http://127.0.0.1:9/b"):
+        run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", url)
+    seed_listing(db, store, seed_product(db, "P"), "S")
+    event = db.execute("SELECT id FROM webhook_event WHERE type = 'listing.created'").fetchone()[0]
+    db.execute("DELETE FROM webhook_event WHERE id <> %s", (event,))
+    db.execute("UPDATE webhook_event SET created_at = now() - interval '40 days'")
+    db.execute(
+        "UPDATE webhook_delivery SET status = 'failed', attempts = 3, last_attempt_at = now() - interval '39 days'"
+    )
+    replayed = db.execute("SELECT min(id) FROM webhook_delivery").fetchone()[0]
+    with psycopg.connect(fresh_db_url) as replay:  # a replay's UPDATE, not yet committed when prune starts
+        replay.execute("UPDATE webhook_delivery SET status = 'pending', attempts = 0 WHERE id = %s", (replayed,))
+        pruning = threading.Thread(target=run, args=(fresh_db_url, "prune"))
+        pruning.start()
+        time.sleep(1.0)
+        replay.commit()
+        pruning.join(timeout=60)
+    assert not pruning.is_alive()
+    statuses = dict(db.execute("SELECT id, status FROM webhook_delivery").fetchall())
+    assert statuses == {replayed: "pending"}, statuses  # the old failed one went; the re-queued one stays
+    assert db.execute("SELECT count(*) FROM webhook_event").fetchone()[0] == 1
 
 
 def test_an_unknown_store_in_a_filter_is_named_not_an_empty_answer(fresh_db_url: str) -> None:

@@ -115,9 +115,13 @@ SELECT (SELECT max(id) FROM doomed), count(*) FROM gone;
 
 -- name: prune_webhook_event
 -- params: cutoff timestamptz, after_id bigint, upto bigint, window int
+-- Run after prune_webhook_delivery, which took every finished delivery of an old event: an event that still has one
+-- keeps it. A replay re-queuing one (uncommitted, so skipped by SKIP LOCKED there) was otherwise seen failed here,
+-- and the event's cascade waited for the replay's lock, then deleted the delivery it had just queued.
 WITH doomed AS (
     SELECT id FROM webhook_event t
     WHERE t.id > :after_id AND t.id <= :upto AND {{ webhook_event_old }}
+      AND NOT EXISTS (SELECT 1 FROM webhook_delivery d WHERE d.event_id = t.id)
     ORDER BY t.id LIMIT :window
     FOR UPDATE SKIP LOCKED
 ), gone AS (DELETE FROM webhook_event x USING doomed WHERE x.id = doomed.id RETURNING x.id)
