@@ -946,3 +946,56 @@ def test_a_capped_total_is_shown_as_a_lower_bound(server: str, browser: WebDrive
     items = wait_new_answer(driver, before, "drill")
     status = driver.find_element(By.ID, "status").text
     assert f"{len(items)} of 1,000+ products" in status, status
+
+
+# Ten brands and eight stores more than this catalogue has, listed first in every search's facets (the page draws
+# 10 brands and 8 stores): the real values come past them.
+MANY_FACET_VALUES = (
+    "const f = window.fetch; window.fetch = async function (u, o) { const r = await f(u, o);"
+    " if (!String(u).includes('/v1/search?') || !r.ok) return r; const b = await r.json();"
+    " if (b.facets) { const n = [...Array(10).keys()];"
+    "  b.facets.brand = n.map(i => ({value: 'Filler ' + i, count: 50})).concat(b.facets.brand || []);"
+    "  b.facets.store = n.slice(0, 8).map(i => ({id: '00000000-0000-4000-8000-00000000000' + i,"
+    "   name: 'Filler store ' + i, count: 50})).concat(b.facets.store || []); }"
+    " return new Response(JSON.stringify(b), {status: r.status, headers: r.headers}); };"
+)
+
+
+def _facet_button(driver: WebDriver, group: str, label: str) -> WebElement | None:
+    for box in driver.find_elements(By.CSS_SELECTOR, "#facets .facet-group"):
+        if box.find_element(By.TAG_NAME, "h3").text == group:
+            for b in box.find_elements(By.CSS_SELECTOR, "button"):
+                if b.get_attribute("data-facet") == label:
+                    return b
+    return None
+
+
+def test_a_chosen_brand_or_store_past_the_drawn_ones_keeps_its_button(server: str, browser: WebDriver) -> None:
+    """The page draws 10 brands and 8 stores; one chosen past them (a shared link, or the counts changed after it
+    was pressed) filtered the results with no pressed button to show it or clear it."""
+    driver = browser
+    query = "something to fix a dripping tap"
+    link = "?near=" + PRESET + "&q=" + query.replace(" ", "+")
+    script = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": MANY_FACET_VALUES})
+    try:
+        open_page(driver, server, link + "&brand=forge")  # as typed in a link: the API folds the case
+        assert {li.find_element(By.CSS_SELECTOR, ".brand").text for li in wait_results(driver, query)} == {"Forge"}
+        forge = _facet_button(driver, "Brand", "Forge")
+        assert forge is not None and forge.get_attribute("aria-pressed") == "true"
+        before = search_requests(driver)
+        forge.click()  # pressed again: cleared
+        wait_new_answer(driver, before, query)
+        assert "brand=" not in last_search_url(driver) and "brand=" not in driver.current_url
+        assert _facet_button(driver, "Brand", "Forge") is None  # not chosen: past the 10 again
+
+        store = next(s for s in api_answer(last_search_url(driver))["facets"]["store"] if not s["name"].startswith("F"))
+        open_page(driver, server, link + "&store_id=" + store["id"])
+        wait_results(driver, query)
+        button = _facet_button(driver, "Store", store["name"])
+        assert button is not None and button.get_attribute("aria-pressed") == "true"
+        before = search_requests(driver)
+        button.click()
+        wait_new_answer(driver, before, query)
+        assert "store_id=" not in last_search_url(driver)
+    finally:
+        driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})

@@ -336,6 +336,21 @@
     return all.length === 1 ? " " + all[0] : "";
   }
 
+  /** As the API's brand filter compares them (case and accents aside): a link's "forge" is the listed "Forge". */
+  function sameBrand(a, b) {
+    var fold = function (s) { return s.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase(); };
+    return typeof a === "string" && typeof b === "string" && fold(a.trim()) === fold(b.trim());
+  }
+
+  /** The first `max` values, and the chosen one wherever it is (past them, or not listed: `fallback`), so its
+   *  pressed button is always there to clear it. */
+  function withChosen(values, max, isChosen, fallback) {
+    var all = values || [];
+    var shown = all.slice(0, max);
+    if (!fallback || shown.some(isChosen)) return shown;
+    return shown.concat([all.slice(max).find(isChosen) || fallback]);
+  }
+
   function renderFacets(facets) {
     els.facets.replaceChildren();
     if (!facets) return;
@@ -344,8 +359,10 @@
       var on = els.category.value === String(f.id);
       return facetButton(f.name, f.count, on, function () { els.category.value = on ? "" : String(f.id); runSearch(); });
     }));
-    facetGroup("Brand", (facets.brand || []).slice(0, 10).map(function (f) {
-      var on = c.brand === f.value;
+    var brands = withChosen(facets.brand, 10, function (f) { return sameBrand(f.value, c.brand); },
+      c.brand === undefined ? null : { value: c.brand, count: 0 });
+    facetGroup("Brand", brands.map(function (f) {
+      var on = sameBrand(f.value, c.brand);
       return facetButton(f.value, f.count, on, function () { choose({ brand: on ? null : f.value }); });
     }));
     var currency = pageCurrency();
@@ -356,7 +373,9 @@
         choose(on ? { min_price: null, max_price: null } : { min_price: f.min, max_price: f.max });
       });
     }));
-    facetGroup("Store", (facets.store || []).slice(0, 8).map(function (f) {
+    var stores = withChosen(facets.store, 8, function (f) { return f.id === c.store_id; },
+      c.store_id === undefined ? null : { id: c.store_id, name: "The chosen store", count: 0 });
+    facetGroup("Store", stores.map(function (f) {
       var on = c.store_id === f.id;
       return facetButton(f.name, f.count, on, function () { choose({ store_id: on ? null : f.id }); });
     }));
