@@ -999,3 +999,24 @@ def test_a_chosen_brand_or_store_past_the_drawn_ones_keeps_its_button(server: st
         assert "store_id=" not in last_search_url(driver)
     finally:
         driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+
+
+def test_a_capped_total_keeps_its_plus_when_every_row_is_shown(server: str, browser: WebDriver) -> None:
+    """`total_capped` was said only when the total exceeded the rows shown: a capped total of 18 with 18 rows read
+    "18 products", and 1,000 rows (Show more to the cap) "1000 products", without the "+" or the separator."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET + "&q=milk&mode=semantic")
+    assert wait_results(driver, "milk")
+    driver.execute_script(  # the answer rewritten: `rows` copies of its first hit, all of a capped total
+        "window.rows = 0; const f = window.fetch; window.fetch = async function (u, o) { const r = await f(u, o);"
+        " if (!String(u).includes('/v1/search?')) return r; const b = await r.json();"
+        " b.results = Array(window.rows).fill(b.results[0]); b.total = window.rows; b.total_capped = true;"
+        " return new Response(JSON.stringify(b), {status: r.status, headers: r.headers}); };"
+    )
+    for rows, said in ((18, "18+ products"), (1000, "1,000+ products")):
+        driver.execute_script("window.rows = arguments[0];", rows)
+        before = search_requests(driver)
+        type_query(driver, f"drill {rows}")
+        items = wait_new_answer(driver, before, f"drill {rows}")
+        status = driver.find_element(By.ID, "status").text
+        assert len(items) == rows and status.startswith(said + " for"), status

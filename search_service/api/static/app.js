@@ -467,10 +467,11 @@
     body.results.forEach(function (hit, i) { els.results.appendChild(renderHit(hit, i)); });
     var n = body.results.length;
     var total = typeof body.total === "number" && body.total > n ? body.total : n;
-    // a capped set counts its first PLINQY_FACET_DEPTH products: more may match
-    var shown = total > n ? n + " of " + total.toLocaleString() + (body.total_capped ? "+" : "") : String(n);
-    setStatus(takePlaceNote() + shown + (total === 1 ? " product" : " products") + " for “" + els.q.value.trim() + "”" + where +
-      ". Press Enter on a result to show its stores on the radar.");
+    // a capped set counts its first PLINQY_FACET_DEPTH products: more may match, whatever is shown
+    var capped = body.total_capped === true;
+    var shown = (total > n ? n.toLocaleString() + " of " : "") + total.toLocaleString() + (capped ? "+" : "");
+    setStatus(takePlaceNote() + shown + (total === 1 && !capped ? " product" : " products") + " for “" +
+      els.q.value.trim() + "”" + where + ". Press Enter on a result to show its stores on the radar.");
     if (total > n) els.results.appendChild(moreButton(n));
     select(state.keepSelected || 0, false);
     state.keepSelected = 0;
