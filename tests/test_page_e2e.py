@@ -1020,3 +1020,21 @@ def test_a_capped_total_keeps_its_plus_when_every_row_is_shown(server: str, brow
         items = wait_new_answer(driver, before, f"drill {rows}")
         status = driver.find_element(By.ID, "status").text
         assert len(items) == rows and status.startswith(said + " for"), status
+
+
+def test_a_suggestion_picked_right_after_a_keystroke_closes_the_list(server: str, browser: WebDriver) -> None:
+    """A suggestion clicked within the keystroke's 120 ms (and its request's round trip) closed the list, then the
+    keystroke's list came and opened it again over the results: the click left its timer and request running."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET)
+    type_query(driver, "cordless dr")
+    wait_for(driver, "suggestions", lambda d: not _suggestions_hidden(d))
+    picked = driver.execute_script(  # one more letter and, at once, a click on a suggestion of the old list
+        "const q = document.getElementById('q'); q.value = 'cordless dri';"
+        "q.dispatchEvent(new Event('input', {bubbles: true}));"
+        "const b = document.querySelector('#suggestions button'); b.focus(); b.click(); return q.value;"
+    )
+    wait_results(driver, picked)
+    time.sleep(1.0)  # the keystroke's timer and answer would have come by now
+    assert _suggestions_hidden(driver), "the list opened again after a suggestion was picked"
+    assert driver.find_element(By.ID, "q").get_attribute("aria-expanded") == "false"

@@ -395,6 +395,13 @@
     els.q.setAttribute("aria-expanded", "false");
   }
 
+  /** Closes the list for good: one still to come (the timer, the request in flight) must not reopen it. */
+  function dropSuggestions() {
+    clearTimeout(state.suggestTimer);
+    if (state.suggestCtl) state.suggestCtl.abort();
+    hideSuggestions();
+  }
+
   function loadSuggestions() {
     var text = els.q.value.trim();
     if (state.suggestCtl) state.suggestCtl.abort();
@@ -422,7 +429,7 @@
           b.addEventListener("click", function () {
             els.q.value = s.text;
             els.q.focus(); // before the list (and this button with it) goes: the focus fell to <body>
-            hideSuggestions();
+            dropSuggestions(); // a keystroke's list still to come reopened it over the search
             runSearch();
           });
           var li = el("li");
@@ -757,9 +764,7 @@
   // --- wiring
   els.form.addEventListener("submit", function (ev) {
     ev.preventDefault();
-    if (state.suggestCtl) state.suggestCtl.abort();
-    clearTimeout(state.suggestTimer);
-    hideSuggestions(); // Enter searches: the list under the box has done its job
+    dropSuggestions(); // Enter searches: the list under the box has done its job
     runSearch();
   });
   els.q.addEventListener("input", function () {
@@ -791,9 +796,7 @@
   // Clicking or tabbing away leaves the list behind no more (it stayed over the other controls).
   els.q.parentNode.addEventListener("focusout", function (ev) {
     if (ev.relatedTarget && els.q.parentNode.contains(ev.relatedTarget)) return;
-    clearTimeout(state.suggestTimer); // a list still to come must not open once the focus has left (it did)
-    if (state.suggestCtl) state.suggestCtl.abort();
-    hideSuggestions();
+    dropSuggestions(); // a list still to come must not open once the focus has left (it did)
   });
   [els.sort, els.delivers].forEach(function (input) { input.addEventListener("change", function () { runSearch(); }); });
   // Another place or radius: a store chosen in the store facet may be out of it, with no button left to undo it.
