@@ -1038,3 +1038,34 @@ def test_a_suggestion_picked_right_after_a_keystroke_closes_the_list(server: str
     time.sleep(1.0)  # the keystroke's timer and answer would have come by now
     assert _suggestions_hidden(driver), "the list opened again after a suggestion was picked"
     assert driver.find_element(By.ID, "q").get_attribute("aria-expanded") == "false"
+
+
+def test_typing_after_show_more_drops_the_page_and_keeps_the_focus(server: str, browser: WebDriver) -> None:
+    """Show more, then typing: the page answered while the new search was pending was added to the old results
+    (labelled with the new words), and the focus moved to its first row, so the next keystrokes were lost."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET + "&q=milk&mode=semantic")
+    assert wait_results(driver, "milk")
+    driver.execute_script(  # pages of 4; the next page answers in 0.5 s, a new search in 2 s
+        "const set = URLSearchParams.prototype.set; URLSearchParams.prototype.set = function (k, v) {"
+        " return set.call(this, k, k === 'limit' && v === '20' ? '4' : v); };"
+        "const f = window.fetch; window.fetch = function (u, o) { const p = f(u, o);"
+        " if (!String(u).includes('/v1/search?')) return p;"
+        " return new Promise(r => setTimeout(() => r(p), String(u).includes('offset=') ? 500 : 2000)); };"
+    )
+    before = search_requests(driver)
+    type_query(driver, "milk")
+    assert len(wait_new_answer(driver, before, "milk")) == 4
+    driver.find_element(By.CSS_SELECTOR, "#results .more-button").click()
+    driver.find_element(By.ID, "q").click()  # on to the box, not typing yet: the page comes, the focus stays
+    wait_for(driver, "the next page", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li.result")) == 8)
+    assert driver.switch_to.active_element.get_attribute("id") == "q"
+    driver.find_element(By.CSS_SELECTOR, "#results .more-button").click()
+    driver.find_element(By.ID, "q").send_keys(Keys.END, " o")
+    time.sleep(1.0)  # the page would have come; the new search has not
+    assert driver.switch_to.active_element.get_attribute("id") == "q"
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#results li.result")) == 8  # the old page was dropped
+    webdriver.ActionChains(driver).send_keys("at").perform()  # typing on: every key reaches the box
+    assert driver.find_element(By.ID, "q").get_attribute("value") == "milk oat"
+    wait_results(driver, "milk oat")
+    assert "offset=" not in last_search_url(driver)

@@ -39,7 +39,8 @@
     suggestCtl: null,
     facetFocus: null,     // the label of the facet button just pressed, focused again once redrawn
     placeNote: "",        // a place in the link that is not one of the page's, said once
-    suggestTimer: 0
+    suggestTimer: 0,
+    moreCtl: null         // AbortController of the Show-more page in flight
   };
 
   // --- formatting (the e2e test formats the API's numbers the same way)
@@ -209,8 +210,14 @@
     clearTimeout(state.timer);
     // What is in flight answers a question the user is no longer asking: cancel it now, drop its answer.
     if (state.searchCtl) { state.searchCtl.abort(); state.searchCtl = null; }
+    dropMore();
     state.seq++;
     state.timer = setTimeout(runSearch, delay === undefined ? DEBOUNCE_MS : delay);
+  }
+
+  /** A next page belongs to the search it continues: once another is pending, it is not wanted. */
+  function dropMore() {
+    if (state.moreCtl) { state.moreCtl.abort(); state.moreCtl = null; }
   }
 
   function runSearch() {
@@ -218,6 +225,7 @@
     saveToUrl();
     if (state.searchCtl) state.searchCtl.abort();
     state.searchCtl = null;
+    dropMore();
     var seq = ++state.seq;
     if (els.q.value.trim() === "") {
       setLoading(false);
@@ -491,26 +499,36 @@
     b.type = "button";
     b.addEventListener("click", function () {
       var params = new URLSearchParams(state.params);
-      var paged = state.response; // a page answered after a new search belongs to the old one: dropped
+      // a page answered once a new search is pending or answered belongs to the old one: dropped
+      var paged = state.response, seq = state.seq;
+      var current = function () { return state.response === paged && state.seq === seq; };
       params.set("offset", String(n));
       b.disabled = true;
-      fetch("/v1/search?" + params.toString(), { headers: { Accept: "application/json" } })
+      dropMore();
+      var ctl = new AbortController();
+      state.moreCtl = ctl;
+      fetch("/v1/search?" + params.toString(), { signal: ctl.signal, headers: { Accept: "application/json" } })
         .then(function (res) { return res.json().then(function (body) { return { res: res, body: body }; }); })
         .then(function (r) {
-          if (state.response !== paged) return;
+          if (!current()) return;
+          state.moreCtl = null;
           if (!r.res.ok || !r.body || !Array.isArray(r.body.results)) {
             failed(r.res, r.body);
             b.disabled = false;
             return;
           }
+          // the focus moves to the new rows only from the button (or where its removal left it), never from
+          // a control the user went on to
+          var fromHere = document.activeElement === b || document.activeElement === document.body;
           state.response.results = state.response.results.concat(r.body.results);
           state.keepSelected = state.selected;
           renderResults();
           var first = els.results.querySelector('li.result[data-index="' + n + '"]');
-          if (first) first.focus();
+          if (first && fromHere) first.focus();
         })
         .catch(function () {
-          if (state.response !== paged) return;
+          if (!current()) return;
+          state.moreCtl = null;
           b.disabled = false;
           showError("Can't reach the search service.", "Try again.");
         });
