@@ -1069,3 +1069,41 @@ def test_typing_after_show_more_drops_the_page_and_keeps_the_focus(server: str, 
     assert driver.find_element(By.ID, "q").get_attribute("value") == "milk oat"
     wait_results(driver, "milk oat")
     assert "offset=" not in last_search_url(driver)
+
+
+@pytest.mark.parametrize(
+    ("link", "said"),
+    [
+        ("&min_price=abc", "min_price “abc”"),
+        ("&store_id=nope", "store_id “nope”"),
+        ("&min_price=10&max_price=5", "min_price 10 above max_price 5"),
+    ],
+)
+def test_a_link_with_a_bad_facet_value_searches_without_it(
+    server: str, browser: WebDriver, link: str, said: str
+) -> None:
+    """A shared link's bad price or store id was sent as it was: an error, no results, no control marked, the
+    address rewritten to min_price=NaN, and every later change failed on it again. It is left out, with a note."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET + "&q=milk" + link)
+    assert wait_results(driver, "milk")
+    assert not driver.find_element(By.ID, "error").is_displayed()
+    status = driver.find_element(By.ID, "status").text
+    assert f"The link's {said} ignored" in status, status
+    asked = parse_qs(urlsplit(last_search_url(driver)).query)
+    assert not {"min_price", "max_price", "store_id"} & set(asked), asked
+    assert "price=" not in driver.current_url and "store_id=" not in driver.current_url, driver.current_url
+
+
+def test_a_facet_value_the_api_refuses_is_left_out_of_the_next_search(server: str, browser: WebDriver) -> None:
+    """A brand the page cannot judge (a zero-width space: empty to the API) is refused once, then dropped: every
+    later change failed on it, with no control to correct it."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET + "&q=milk&brand=%E2%80%8B")
+    error = wait_for(driver, "the error", lambda d: settled(d) and d.find_element(By.ID, "error").is_displayed())
+    assert error and "The brand " in driver.find_element(By.ID, "error").text
+    assert "left out" in driver.find_element(By.ID, "error").text and "brand=" not in driver.current_url
+    before = search_requests(driver)
+    Select(driver.find_element(By.ID, "mode")).select_by_value("semantic")
+    assert wait_new_answer(driver, before, "milk")
+    assert not driver.find_element(By.ID, "error").is_displayed() and "brand=" not in last_search_url(driver)

@@ -38,7 +38,7 @@
     chosen: {},           // facet values chosen: brand, store_id, min_price, max_price
     suggestCtl: null,
     facetFocus: null,     // the label of the facet button just pressed, focused again once redrawn
-    placeNote: "",        // a place in the link that is not one of the page's, said once
+    linkNote: "",         // what the link held that the page ignores (a place, a facet value), said once
     suggestTimer: 0,
     moreCtl: null         // AbortController of the Show-more page in flight
   };
@@ -149,6 +149,37 @@
     try { history.replaceState(null, "", "?" + u.toString()); } catch (e) { /* file: or sandboxed */ }
   }
 
+  var UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i; // as the API writes ids
+  var MAX_PRICE = 1e9; // api/params.py MAX_PRICE
+  var BRAND_MAX_CHARS = 200; // api/params.py BRAND_MAX_LENGTH
+
+  /** The link's facet values the API would take; one it would refuse is left out, with a note (it was sent, and
+   *  every later search failed on it with no control to mark or change). */
+  function restoreChosen(u) {
+    var ignored = [];
+    var price = function (k) {
+      var raw = (u.get(k) || "").trim(), v = Number(raw);
+      if (raw !== "" && isFinite(v) && v >= 0 && v <= MAX_PRICE) return v;
+      if (u.get(k)) ignored.push(k + " “" + u.get(k) + "”");
+      return undefined;
+    };
+    var low = price("min_price"), high = price("max_price");
+    if (low !== undefined && high !== undefined && low > high) {
+      ignored.push("min_price " + low + " above max_price " + high);
+      low = high = undefined;
+    }
+    if (low !== undefined) state.chosen.min_price = low;
+    if (high !== undefined) state.chosen.max_price = high;
+    var brand = u.get("brand");
+    var brandOk = brand !== null && brand.trim() !== "" && brand.length <= BRAND_MAX_CHARS;
+    if (brandOk && !/[\x00-\x1f\x7f-\x9f]/.test(brand)) state.chosen.brand = brand;
+    else if (brand) ignored.push("brand “" + brand + "”");
+    var store = u.get("store_id");
+    if (store !== null && UUID_RE.test(store)) state.chosen.store_id = store;
+    else if (store) ignored.push("store_id “" + store + "”");
+    if (ignored.length) state.linkNote += "The link's " + ignored.join(", ") + " ignored (not a valid value). ";
+  }
+
   function restoreFromUrl() {
     var u = new URLSearchParams(window.location.search);
     if (u.has("q")) els.q.value = u.get("q");
@@ -160,9 +191,7 @@
     if (u.get("in_stock") === "false") els.inStock.checked = false;
     if (["price", "distance"].indexOf(u.get("sort")) >= 0) els.sort.value = u.get("sort");
     if (u.get("delivers") === "1") els.delivers.checked = true;
-    ["brand", "store_id", "min_price", "max_price"].forEach(function (k) {
-      if (u.has(k) && u.get(k) !== "") state.chosen[k] = k === "min_price" || k === "max_price" ? Number(u.get(k)) : u.get(k);
-    });
+    restoreChosen(u);
     var at = (u.get("at") || "").split(",").map(Number);
     var point = at.length === 2 && Math.abs(at[0]) <= 90 && Math.abs(at[1]) <= 180 && at.every(isFinite)
       && (u.get("at") || "").trim() !== "" ? { lat: at[0], lon: at[1] } : null;
@@ -175,8 +204,8 @@
   function named(target, name, after, before) {
     target.replaceChildren(document.createTextNode(before || ""), el("bdi", null, name), document.createTextNode(after));
   }
-  /** Said once, before the first answer's status: a place in the link that is not one of the page's. */
-  function takePlaceNote() { var note = state.placeNote; state.placeNote = ""; return note; }
+  /** Said once, before the first answer's status: what the link held that the page ignores. */
+  function takeLinkNote() { var note = state.linkNote; state.linkNote = ""; return note; }
   function showError(title, detail) {
     markInvalid(null);
     els.error.replaceChildren();
@@ -281,7 +310,9 @@
     var message = err && err.message ? err.message : res.statusText || "unexpected answer";
     if (res.status === 400) {
       var what = err && err.parameter ? describeParam(err.parameter) : "The search";
-      showError("That search can't run.", what + " " + message + ".");
+      var dropped = err && err.parameter && state.chosen[err.parameter] !== undefined;
+      if (dropped) { delete state.chosen[err.parameter]; saveToUrl(); } // no control to correct it with
+      showError("That search can't run.", what + " " + message + "." + (dropped ? " It is left out from now on." : ""));
       if (err && err.parameter) markInvalid(err.parameter);
     } else if (res.status === 503) {
       var after = res.headers.get("Retry-After");
@@ -295,7 +326,8 @@
 
   function describeParam(p) {
     var names = { q: "The query", lat: "The latitude", lon: "The longitude", radius_m: "The radius",
-      category_id: "The category", mode: "The mode", in_stock: "The in-stock filter" };
+      category_id: "The category", mode: "The mode", in_stock: "The in-stock filter", brand: "The brand",
+      store_id: "The store", min_price: "The lowest price", max_price: "The highest price" };
     return names[p] || "The parameter “" + p + "”";
   }
 
@@ -475,7 +507,7 @@
         ? "Try other words, a wider radius, or turn off “Only in stock”."
         : "Try other words or another category.") + filtered));
       els.results.appendChild(empty);
-      setStatus(takePlaceNote() + "No products found for “" + els.q.value.trim() + "”" + where + ".");
+      setStatus(takeLinkNote() + "No products found for “" + els.q.value.trim() + "”" + where + ".");
       drawRadar();
       return;
     }
@@ -485,7 +517,7 @@
     // a capped set counts its first PLINQY_FACET_DEPTH products: more may match, whatever is shown
     var capped = body.total_capped === true;
     var shown = (total > n ? n.toLocaleString() + " of " : "") + total.toLocaleString() + (capped ? "+" : "");
-    setStatus(takePlaceNote() + shown + (total === 1 && !capped ? " product" : " products") + " for “" +
+    setStatus(takeLinkNote() + shown + (total === 1 && !capped ? " product" : " products") + " for “" +
       els.q.value.trim() + "”" + where + ". Press Enter on a result to show its stores on the radar.");
     if (total > n) els.results.appendChild(moreButton(n));
     select(state.keepSelected || 0, false);
@@ -744,7 +776,7 @@
       if (near === "anywhere") wanted = -1;
       else if (near) body.presets.forEach(function (p, i) { if (p.name === near) wanted = i; });
       if (near && wanted === null) {  // it fell back to the first neighbourhood without a word
-        state.placeNote = "“" + near + "” is not one of the places here: showing " + body.presets[0].name + ". ";
+        state.linkNote += "“" + near + "” is not one of the places here: showing " + body.presets[0].name + ". ";
         wanted = 0;
       }
       els.location.value = wanted < 0 ? "" : "preset:" + wanted;
