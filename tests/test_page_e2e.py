@@ -1107,3 +1107,35 @@ def test_a_facet_value_the_api_refuses_is_left_out_of_the_next_search(server: st
     Select(driver.find_element(By.ID, "mode")).select_by_value("semantic")
     assert wait_new_answer(driver, before, "milk")
     assert not driver.find_element(By.ID, "error").is_displayed() and "brand=" not in last_search_url(driver)
+
+
+def _pick_suggestion(driver: WebDriver, typed: str, kind: str, text: str) -> None:
+    def option(d: WebDriver) -> WebElement | bool:
+        for b in d.find_elements(By.CSS_SELECTOR, "#suggestions button"):
+            if b.accessible_name == f"{text}, {kind}":
+                return b
+        return False
+
+    type_query(driver, typed)
+    before = search_requests(driver)
+    wait_for(driver, f"the {kind} suggestion {text!r}", option).click()
+    wait_new_answer(driver, before, text)
+
+
+def test_a_category_or_brand_suggestion_applies_its_filter(server: str, browser: WebDriver) -> None:
+    """A category or brand suggestion only put its name in the box and ran a text search; it now sets the category
+    picker or the brand facet too (the box keeps the name, which ranks the results)."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET)
+    _pick_suggestion(driver, "plumb", "category", "Plumbing")
+    category = Select(driver.find_element(By.ID, "category")).first_selected_option
+    assert category.text.endswith("Plumbing")
+    assert parse_qs(urlsplit(last_search_url(driver)).query)["category_id"] == [category.get_attribute("value")]
+
+    Select(driver.find_element(By.ID, "category")).select_by_value("")
+    _pick_suggestion(driver, "volt", "brand", "Voltix")
+    items = driver.find_elements(By.CSS_SELECTOR, "#results li.result")
+    assert items and {li.find_element(By.CSS_SELECTOR, ".brand").text for li in items} == {"Voltix"}
+    assert "brand=Voltix" in last_search_url(driver)
+    voltix = _facet_button(driver, "Brand", "Voltix")
+    assert voltix is not None and voltix.get_attribute("aria-pressed") == "true"

@@ -4,7 +4,8 @@
  * answer that is not the latest), draws the selected product's stores on an SVG radar around you.
  * Talks only to this service: /v1/search, /v1/suggest, /v1/categories, /v1/presets, /v1/stores/nearby.
  * Facets: the column's counts are links; a chosen brand, store or price range is a filter
- * (`state.chosen`), a chosen category sets the category select. Suggestions appear under the box as you type.
+ * (`state.chosen`), a chosen category sets the category select. Suggestions appear under the box as you type;
+ * a category or brand suggestion applies its filter too.
  */
 (function () {
   "use strict";
@@ -442,6 +443,20 @@
     hideSuggestions();
   }
 
+  /** The box takes the suggestion's text; a category one also sets the picker, a brand one the brand facet (they
+   *  only ran a text search for the name). */
+  function pickSuggestion(s) {
+    els.q.value = s.text;
+    els.q.focus(); // before the list (and its buttons) goes: the focus fell to <body>
+    dropSuggestions(); // a keystroke's list still to come reopened it over the search
+    var ref = s.ref === null || s.ref === undefined ? "" : String(s.ref);
+    if (s.kind === "category" && ref && els.category.querySelector('option[value="' + CSS.escape(ref) + '"]')) {
+      els.category.value = ref;
+    }
+    if (s.kind === "brand") state.chosen.brand = s.text;
+    runSearch();
+  }
+
   function loadSuggestions() {
     var text = els.q.value.trim();
     if (state.suggestCtl) state.suggestCtl.abort();
@@ -466,12 +481,7 @@
           b.appendChild(el("span", null, s.text));
           b.appendChild(el("span", "kind", s.kind));
           b.setAttribute("aria-label", s.text + ", " + s.kind); // read as one word, "Oatfieldbrand", without it
-          b.addEventListener("click", function () {
-            els.q.value = s.text;
-            els.q.focus(); // before the list (and this button with it) goes: the focus fell to <body>
-            dropSuggestions(); // a keystroke's list still to come reopened it over the search
-            runSearch();
-          });
+          b.addEventListener("click", function () { pickSuggestion(s); });
           var li = el("li");
           li.setAttribute("role", "none");
           li.appendChild(b);
