@@ -106,7 +106,13 @@ def test_schema_states_the_key_the_raw_bodies_and_body_minimums(api_schema: Any,
     assert ("/v1/stores/{store_id}/listings/{sku}", "patch") in guarded and ("/v1/stores", "post") in guarded
     assert not paths["/v1/search"]["get"].get("security") and len(guarded) == 17  # with POST …/webhooks/{id}/enable
     upload = paths["/v1/stores/{store_id}/imports"]["post"]["requestBody"]["content"]
-    assert set(upload) == {"text/csv", "multipart/form-data"}
+    assert set(upload) == {
+        "text/csv",
+        "application/csv",
+        "text/plain",
+        "application/vnd.ms-excel",
+        "multipart/form-data",
+    }
     delivery = paths["/v1/ingest/{connection_id}"]["post"]
     assert {"webhook-id", "webhook-timestamp", "webhook-signature"} <= {p["name"] for p in delivery["parameters"]}
     schemas = document["components"]["schemas"]
