@@ -114,56 +114,62 @@ def _r_price(fake: LightspeedRFake, key: str, price: str) -> None:
     fake.update(key)
 
 
-def test_r_series_an_item_edited_while_a_poll_runs_shifts_no_other_out_of_it(db: psycopg.Connection) -> None:
-    """Offset pages sorted by timeStamp: 101 (page 1, read) edited moved to the end, 102 moved onto page 1 and the
-    next page (offset 1) began at 103; the cursor then became 101's new stamp, past 102's change, for good."""
+@pytest.fixture
+def r_fake() -> Iterator[LightspeedRFake]:
     fake = LightspeedRFake()
     fake.bucket = (0.0, 100_000)
-    try:
-        for item in ITEMS:
-            fake.add(item)
-        store, cid = connection(db, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
-        sync(db, cid)
-        for key in ("101", "102", "103"):
-            _r_price(fake, key, "2.00")
-        items_asked = iter(range(10**6))
-        second_items_page = lambda req: req.path.endswith("/Item.json") and next(items_asked) == 1  # noqa: E731
-        once_when(fake.server, second_items_page, lambda: _r_price(fake, "101", "9.99"))
-        sync(db, cid)
-        sync(db, cid)
-        map_batches(db)
-        assert [listing(db, store, key) for key in ("101", "102", "103")] == [
-            ("9.99", 101, True), ("2.00", 102, True), ("2.00", 103, True),
-        ]  # fmt: skip
-    finally:
-        fake.server.close()
+    for item in ITEMS:
+        fake.add(item)
+    yield fake
+    fake.server.close()
 
 
-def test_r_series_a_change_stamped_behind_the_newest_read_comes_with_the_next_poll(db: psycopg.Connection) -> None:
+def r_connection(db: psycopg.Connection, fake: LightspeedRFake) -> tuple[uuid.UUID, uuid.UUID]:
+    return connection(db, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
+
+
+def test_r_series_an_item_edited_while_a_poll_runs_shifts_no_other_out_of_it(
+    db: psycopg.Connection, r_fake: LightspeedRFake
+) -> None:
+    """Offset pages sorted by timeStamp: 101 (page 1, read) edited moved to the end, 102 moved onto page 1 and the
+    next page (offset 1) began at 103; the cursor then became 101's new stamp, past 102's change, for good."""
+    fake = r_fake
+    store, cid = r_connection(db, fake)
+    sync(db, cid)
+    for key in ("101", "102", "103"):
+        _r_price(fake, key, "2.00")
+    items_asked = iter(range(10**6))
+    second_items_page = lambda req: req.path.endswith("/Item.json") and next(items_asked) == 1  # noqa: E731
+    once_when(fake.server, second_items_page, lambda: _r_price(fake, "101", "9.99"))
+    sync(db, cid)
+    sync(db, cid)
+    map_batches(db)
+    assert [listing(db, store, key) for key in ("101", "102", "103")] == [
+        ("9.99", 101, True), ("2.00", 102, True), ("2.00", 103, True),
+    ]  # fmt: skip
+
+
+def test_r_series_a_change_stamped_behind_the_newest_read_comes_with_the_next_poll(
+    db: psycopg.Connection, r_fake: LightspeedRFake
+) -> None:
     """A change committed seconds after a later-stamped one was visible (the vendor's transactions, or its servers'
     clocks, seconds apart) lay behind the newest stamp read: the cursor was that stamp, and `>=` it never read the
     change again."""
-    fake = LightspeedRFake()
-    fake.bucket = (0.0, 100_000)
-    try:
-        for item in ITEMS:
-            fake.add(item)
-        store, cid = connection(db, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
-        sync(db, cid)
-        newest = max(fake.items[key]["timeStamp"] for key in ("101", "102", "103"))
-        fake.clock.now += timedelta(seconds=10)
-        _r_price(fake, "103", "2.00")  # read by the next poll: its stamp the newest
-        sync(db, cid)
-        behind = (datetime.fromisoformat(fake.items["103"]["timeStamp"]) - timedelta(seconds=3)).isoformat()
-        assert behind >= newest  # after what the first poll read, before what the second did
-        _r_price(fake, "101", "9.99")
-        fake.items["101"]["timeStamp"] = behind
-        sync(db, cid)
-        sync(db, cid)
-        map_batches(db)
-        assert listing(db, store, "101") == ("9.99", 101, True)
-    finally:
-        fake.server.close()
+    fake = r_fake
+    store, cid = r_connection(db, fake)
+    sync(db, cid)
+    newest = max(fake.items[key]["timeStamp"] for key in ("101", "102", "103"))
+    fake.clock.now += timedelta(seconds=10)
+    _r_price(fake, "103", "2.00")  # read by the next poll: its stamp the newest
+    sync(db, cid)
+    behind = (datetime.fromisoformat(fake.items["103"]["timeStamp"]) - timedelta(seconds=3)).isoformat()
+    assert behind >= newest  # after what the first poll read, before what the second did
+    _r_price(fake, "101", "9.99")
+    fake.items["101"]["timeStamp"] = behind
+    sync(db, cid)
+    sync(db, cid)
+    map_batches(db)
+    assert listing(db, store, "101") == ("9.99", 101, True)
 
 
 def test_one_record_stamped_an_hour_ahead_hides_no_other_change(db: psycopg.Connection) -> None:

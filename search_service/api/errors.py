@@ -18,11 +18,11 @@ from search_service.api.params import (
     EMPTY_BODY,
     PATH_RULES,
     RULES,
-    UUID_PATTERN,
     UUID_RULE,
     BadParameter,
     Gone,
     NotFound,
+    is_uuid_text,
 )
 from search_service.db.secretbox import SecretBoxError, SecretKeyUnusable
 from search_service.engine import search as engine
@@ -149,7 +149,6 @@ _UUID_SEGMENTS = re.compile(
     r"^/v1/(?:stores/(?P<store_id>[^/]+)(?:/webhooks/(?P<webhook_id>[^/]+))?"
     r"|imports/(?P<batch_id>[^/]+)|ingest/(?P<connection_id>[^/]+))"
 )
-_UUID = re.compile(UUID_PATTERN)
 
 
 def _not_a_uuid(path: str) -> str | None:
@@ -158,7 +157,7 @@ def _not_a_uuid(path: str) -> str | None:
     if found is None:
         return None
     for name, value in found.groupdict().items():
-        if value is not None and not _UUID.fullmatch(value) and value != "nearby":  # /v1/stores/nearby is a route
+        if value is not None and not is_uuid_text(value) and value != "nearby":  # /v1/stores/nearby is a route
             return name
     return None
 

@@ -250,9 +250,14 @@ def _price(name: str, value: float | None) -> Decimal | None:
     return Decimal(repr(value))
 
 
+def is_uuid_text(raw: str) -> bool:
+    """Whether `raw` is a UUID written as UUID_PATTERN says (the one form the API takes)."""
+    return _UUID_RE.fullmatch(raw) is not None
+
+
 def parse_uuid(parameter: str, raw: str) -> UUID:
     """`raw` as a UUID when written as UUID_PATTERN says, or BadParameter naming `parameter`."""
-    if not _UUID_RE.fullmatch(raw):
+    if not is_uuid_text(raw):
         raise BadParameter(parameter, UUID_RULE)
     return UUID(raw)
 
