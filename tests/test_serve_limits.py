@@ -129,3 +129,22 @@ def test_a_request_the_parser_refuses_is_a_json_400(port: int) -> None:
     answer, _ = exchange(port, "GET /v1/search?q=crème HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     status, message = error_of(answer)
     assert status == 400 and message.startswith("invalid HTTP request") and "percent-encode" in message
+
+
+def test_an_http11_request_needs_exactly_one_host(port: int) -> None:
+    """RFC 9112 3.2: an HTTP/1.1 request without Host, or any with two, is a 400 (both were served)."""
+    for head in (b"GET /healthz HTTP/1.1\r\n\r\n", b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"):
+        status, message = error_of(exchange(port, head)[0])
+        assert status == 400 and "Host" in message, (head, message)
+    for served in (b"GET /healthz HTTP/1.0\r\n\r\n", b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"):
+        answer, _ = exchange(port, served)
+        assert answer.split(b" ", 2)[1] == b"200", answer[:200]
+
+
+def test_an_unknown_method_is_a_501_naming_it(port: int) -> None:
+    """RFC 9110 9.1: a method the server does not recognise is a 501 (it was the parser's 400)."""
+    for method in ("FOO", "get", "BREW"):
+        status, message = error_of(exchange(port, f"{method} /healthz HTTP/1.1\r\nHost: x\r\n\r\n".encode())[0])
+        assert status == 501 and f"method {method} " in message, (method, message)
+    known, _ = exchange(port, b"PROPFIND /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert known.split(b" ", 2)[1] == b"405", known[:200]

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any, ClassVar
 
+import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
@@ -33,6 +35,22 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options
         log_config=uvicorn_log_config(),
         **options,
     )
+
+
+METHOD_TOKEN = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}) ")  # RFC 9110's token, then the space
+
+
+def unknown_method(head_start: bytes) -> str | None:
+    """The request's method when it is a well-formed token the parser does not know (501), else None."""
+    token = METHOD_TOKEN.match(head_start)
+    if token is None:
+        return None
+    probe = httptools.HttpRequestParser(None)
+    try:
+        probe.feed_data(token.group(1) + b" / HTTP/1.1\r\nHost: x\r\n\r\n")
+    except httptools.HttpParserError:
+        return token.group(1).decode("ascii")
+    return None
 
 
 def limited_protocol(limits: ServerConfig) -> type[LimitedHttpToolsProtocol]:
@@ -59,6 +77,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_room: int | None = self.limits.max_header_bytes  # None: the head is whole (a body, if any)
         self._line_ended = False  # the request line is whole: an overflow is then the headers' (431), not the URL's
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_start = b""  # the head's first bytes: the method of a 501
+        self._head_fault: str | None = None  # why on_headers_complete refused the head (a 400)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -74,6 +94,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if room is None:
             super().data_received(data)
         elif len(data) <= room:
+            if len(self._head_start) < 40:
+                self._head_start += data[: 40 - len(self._head_start)]
             self._head_room = room - len(data)
             self._line_ended = self._line_ended or b"\n" in data
             super().data_received(data)
@@ -105,16 +127,29 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_room = None
         self._stop_head_timer()
+        hosts = sum(1 for name, _ in self.headers if name == b"host")
+        if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
+            # RFC 9112 3.2: a 400; two Host lines could route one request two ways behind a proxy
+            self._head_fault = "an HTTP/1.1 request needs one Host header" if hosts == 0 else "two Host headers"
+            raise httptools.HttpParserError(self._head_fault)  # uvicorn answers it with send_400_response
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._head_room, self._line_ended = self.limits.max_header_bytes, False  # the next request's head
+        self._head_start = b""
 
     def send_400_response(self, msg: str) -> None:
-        """A request the parser refused: in the API's error format (it was text/plain)."""
-        self._refuse(400, "invalid HTTP request: a malformed request line (a method of letters, an ASCII URL: "
-                     "percent-encode other bytes, the version) or header")  # fmt: skip
+        """A request the parser refused: in the API's error format (it was text/plain); an unknown method is
+        RFC 9110's 501."""
+        if self._head_fault is not None:
+            self._refuse(400, f"invalid HTTP request: {self._head_fault}")
+        elif (method := unknown_method(self._head_start)) is not None:
+            self._refuse(501, f"the method {method} is not implemented: the API takes GET, HEAD, POST, PUT, PATCH, "
+                         "DELETE and OPTIONS")  # fmt: skip
+        else:
+            self._refuse(400, "invalid HTTP request: a malformed request line (a method of letters, an ASCII URL: "
+                         "percent-encode other bytes, the version) or header")  # fmt: skip
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
