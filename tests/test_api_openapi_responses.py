@@ -10,6 +10,7 @@ import httpx
 import psycopg
 import pytest
 
+from search_service.api.schemas import EXAMPLE_PRODUCT_ID
 from search_service.db.schema.base import BATCH_STATUSES, INGEST_SOURCES
 from search_service.engine.results import Strategy
 from search_service.engine.suggest import Kind
@@ -197,3 +198,32 @@ def test_real_answers_are_in_the_enums(base: str, conn: psycopg.Connection, spec
     for answer, component in answers:
         assert answer.status_code in (200, 202), answer.text
         assert not schema_errors(spec, {"$ref": f"#/components/schemas/{component}"}, answer.json()), component
+
+
+BAD_REQUESTS = {  # an operation with a 400 example: a request it refuses (the example must be that answer)
+    ("/v1/search", "get"): "/v1/search?q=milk&limit=101",
+    ("/v1/products/{product_id}/similar", "get"): f"/v1/products/{EXAMPLE_PRODUCT_ID}/similar?limit=101",
+    ("/v1/suggest", "get"): "/v1/suggest?q=mi&limit=11",
+    ("/v1/stores/nearby", "get"): "/v1/stores/nearby?lat=52.37&lon=4.89&limit=1001",
+    ("/v1/products/{product_id}", "get"): "/v1/products/not-a-uuid",
+}
+
+
+def test_the_search_routes_400_examples_are_the_answers_they_give(spec: dict[str, Any], base: str) -> None:
+    """/v1/suggest's example said `limit` <= 100 where it takes 10, the product's named `limit`, which it has not,
+    and none had the message's wording as sent."""
+    for (path, method), request in BAD_REQUESTS.items():
+        (example,) = spec["paths"][path][method]["responses"]["400"]["content"]["application/json"]["examples"].values()
+        answer = httpx.get(base + request)
+        assert answer.status_code == 400, (request, answer.text)
+        assert answer.json() == example["value"], (path, answer.json(), example["value"])
+
+
+def test_an_integer_parameters_rule_states_its_real_bounds(base: str) -> None:
+    """category_id's rule said "between 1 and 9223372036854775808" (the bound through a float), one past its maximum."""
+    answer = httpx.get(f"{base}/v1/search", params={"q": "milk", "category_id": "1.5"})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == {
+        "parameter": "category_id",
+        "message": f"must be an integer between 1 and {2**63 - 1} (got '1.5')",
+    }

@@ -23,8 +23,8 @@ _METHODS = ("get", "put", "post", "patch", "delete")
 @dataclass(frozen=True)
 class QueryParameter:
     integer: bool
-    minimum: float | None = None
-    maximum: float | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
 
     def integer_rule(self) -> str:
         if self.minimum is None or self.maximum is None:
@@ -55,8 +55,9 @@ def _described(schema: Any) -> QueryParameter:
     return QueryParameter(OpenAPIType.INTEGER in kinds, _number(schema.minimum), _number(schema.maximum))
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
+def _number(value: Any) -> int | float | None:
+    """The bound as the schema has it: an int kept whole (float(2**63 - 1) is 2**63: the message said 9...808)."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _text(raw: bytes, parameter: str) -> str:

@@ -12,6 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
 from search_service.api.openapi_fixes import ExampleWithNulls
+from search_service.api.params import MAX_LIMIT, NEARBY_MAX, UUID_RULE
 from search_service.api.ux_schemas import ExplainOut, FacetsOut, HitExplainOut
 from search_service.engine.results import Strategy
 
@@ -52,7 +53,16 @@ class ProductOut(msgspec.Struct):
 
 class HitOut(msgspec.Struct, omit_defaults=True):
     product: ProductOut
-    score: float
+    score: Annotated[
+        float,
+        msgspec.Meta(
+            description="The hit's relevance as its mode scores it: semantic, the cosine similarity; keyword, the "
+            "tiered keyword score; hybrid, the Reciprocal Rank Fusion score of the fusion window the hit came in "
+            "(30, 100, 300, 1000, 1100 ranks of each side). Order by the results' order, not by `score`: a hybrid "
+            "hit of a deeper window can score more than one before it, and exact matches lead whatever their "
+            "score; with `sort=distance` or `price` the order is that sort's."
+        ),
+    ]
     stores: list[StoreHitOut]
     explain: HitExplainOut | None = None  # explain=true only
 
@@ -151,12 +161,21 @@ def _error_example(status: int, parameter: str | None, message: str) -> Example:
     return ExampleWithNulls(summary=f"{status}", value={"error": {"parameter": parameter, "message": message}})
 
 
-_BAD_REQUEST = ResponseSpec(
-    ErrorBody,
-    description="A parameter is invalid; `parameter` names it.",
-    examples=[_error_example(400, "limit", "Expected `int` <= 100")],
-    generate_examples=False,
-)
+def bad_request(parameter: str, message: str) -> ResponseSpec:
+    """A route's 400, its example an answer the route really gives (tests/test_api_validation.py sends it)."""
+    return ResponseSpec(
+        ErrorBody,
+        description="A parameter is invalid; `parameter` names it.",
+        examples=[_error_example(400, parameter, message)],
+        generate_examples=False,
+    )
+
+
+def limit_rule(maximum: int) -> str:
+    return f"must be an integer between 1 and {maximum} (Expected `int` <= {maximum})"
+
+
+_BAD_REQUEST = bad_request("limit", limit_rule(MAX_LIMIT))
 _NOT_FOUND = ResponseSpec(
     ErrorBody,
     description="No such product.",
@@ -247,7 +266,7 @@ PRODUCT_RESPONSES = {
         },
         "The product.",
     ),
-    400: _BAD_REQUEST,
+    400: bad_request("product_id", UUID_RULE),
     404: _NOT_FOUND,
     503: _UNAVAILABLE,
 }
@@ -272,7 +291,7 @@ STORES_NEARBY_RESPONSES = {
         },
         "Stores, nearest first.",
     ),
-    400: _BAD_REQUEST,
+    400: bad_request("limit", limit_rule(NEARBY_MAX)),
     503: _UNAVAILABLE,
 }
 

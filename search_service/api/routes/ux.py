@@ -15,7 +15,7 @@ from litestar.params import Parameter
 
 from search_service.api import params as P
 from search_service.api.runtime import Runtime
-from search_service.api.schemas import SEARCH_RESPONSES, HitOut, SearchResponse
+from search_service.api.schemas import SEARCH_RESPONSES, HitOut, SearchResponse, bad_request, limit_rule
 from search_service.api.ux_schemas import (
     BrandFacet,
     CategoryFacet,
@@ -113,11 +113,11 @@ SuggestLimit = Annotated[
     summary="Search-as-you-type suggestions",
     description=(
         "Up to 10 completions of what is typed so far: product names, brands and categories starting with it, and "
-        "completions of its last word (`query`), each backed by an in-stock listing at a store in scope (within "
-        "`radius_m` of lat/lon, or any active store)."
+        "completions of its last word (`query`, once it has 2 letters), each backed by an in-stock listing at a "
+        "store in scope (within `radius_m` of lat/lon, or any active store)."
     ),
     tags=["search"],
-    responses={400: SEARCH_RESPONSES[400], 503: SEARCH_RESPONSES[503]},
+    responses={400: bad_request("limit", limit_rule(MAX_SUGGESTIONS)), 503: SEARCH_RESPONSES[503]},
 )
 async def suggest_route(
     rt: NamedDependency[Runtime],
