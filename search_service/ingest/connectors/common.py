@@ -237,9 +237,9 @@ def iso_from_unix(seconds: Any) -> str | None:
 PASS_OVERLAP_S = 60.0  # how far before its pass's start a cursor goes: the vendor's own clocks differ by seconds
 
 
-def pass_start(headers: Mapping[str, str], asked_at: float) -> datetime:
+def pass_start(headers: Mapping[str, str], asked_at: float, overlap_s: float = PASS_OVERLAP_S) -> datetime:
     """When a poll's pass began by the vendor's clock (the `Date` of its first answer; `asked_at`, this machine's
-    clock, without one), less PASS_OVERLAP_S. A time cursor goes no later than this: a record changed while the
+    clock, without one), less `overlap_s`. A time cursor goes no later than this: a record changed while the
     pass ran is read again by the next poll wherever its page lay, and one stamped ahead cannot carry the cursor
     past changes still to come."""
     try:
@@ -247,7 +247,7 @@ def pass_start(headers: Mapping[str, str], asked_at: float) -> datetime:
     except (TypeError, ValueError, IndexError):
         when = datetime.fromtimestamp(asked_at, UTC)
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(when.timestamp() - PASS_OVERLAP_S, UTC)
+    return datetime.fromtimestamp(when.timestamp() - overlap_s, UTC)
 
 
 def stock_clock(stamp: Any) -> int | None:

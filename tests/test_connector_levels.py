@@ -1,0 +1,93 @@
+"""What a vendor stops reporting, and which of two records is the newer: each checked through a fake vendor over
+HTTP, the sync or the real `POST /v1/ingest/{id}`, and the import job's mapping into real PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.connector_helpers import SECRET_KEY, deliver, listing, make_connection, make_store, map_batches, sync
+from tests.pos_fakes.vendors import Item, ShopifyFake
+from tests.test_api import app_settings, running_client
+
+ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 104)]
+LOCATION = "24826418"
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+def stock_deltas(db: psycopg.Connection, store: uuid.UUID, sku: str) -> list[tuple[int, int]]:
+    """(delta, new quantity) of each inventory event of the listing, oldest first."""
+    rows = db.execute(
+        "SELECT e.delta, e.new_quantity FROM inventory_event e JOIN store_product sp ON sp.id = e.store_product_id "
+        "WHERE sp.store_id = %s AND sp.sku = %s ORDER BY e.id",
+        (store, sku),
+    ).fetchall()
+    return [(int(d), int(q)) for d, q in rows]
+
+
+@pytest.fixture
+def shopify_fake() -> Iterator[ShopifyFake]:
+    fake = ShopifyFake(location=LOCATION)
+    for n, item in enumerate(ITEMS):
+        fake.add(item, product_id=7880 + n, variant_id=6420 + n, inventory_item_id=2710 + n)
+    yield fake
+    fake.server.close()
+
+
+def _shopify_webhook(body: dict[str, object], topic: str, event: str, at: str) -> tuple[dict[str, str], bytes]:
+    raw = json.dumps(body).encode()
+    digest = base64.b64encode(hmac.new(b"app-secret", raw, hashlib.sha256).digest()).decode()
+    headers = {"X-Shopify-Topic": topic, "X-Shopify-Hmac-Sha256": digest, "X-Shopify-Event-Id": event,
+               "X-Shopify-Triggered-At": at, "Content-Type": "application/json"}  # fmt: skip
+    return headers, raw
+
+
+def test_shopify_a_level_no_longer_reported_goes_out_of_stock(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """A level disconnected from our location (the `inventory_levels/disconnect` webhook, or absent from a full
+    re-read) left the listing at its old quantity, in stock and searchable, even after `sync --full`: the webhook
+    was refused (400, unsupported topic) and the full pass only ever wrote the levels it read. Now both take the
+    listing to 0 with an inventory event; a disconnect at another location, or older than the level, changes nothing."""
+    store = make_store(db, "Shop", 52.36, 4.88)
+    creds = {"shop": "gifts.myshopify.com", "token": "shpat_test"}
+    cid = make_connection(db, store, "shopify", LOCATION, shopify_fake.server.url, creds, secret="app-secret")
+    sync(db, cid)
+    map_batches(db)
+    assert [listing(db, store, sku) for sku in ("2710", "2711", "2712")] == [
+        ("1.00", 101, True), ("1.00", 102, True), ("1.00", 103, True),
+    ]  # fmt: skip
+    del shopify_fake.levels["102"]  # disconnected from our location: the variant is still sold elsewhere
+    sync(db, cid, full=True)
+    map_batches(db)
+    assert listing(db, store, "2711") == ("1.00", 0, True)
+    assert stock_deltas(db, store, "2711") == [(102, 102), (-102, 0)]
+    assert listing(db, store, "2710") == ("1.00", 101, True) and stock_deltas(db, store, "2710") == [(101, 101)]
+    level = shopify_fake.levels["103"]
+    gone = {"inventory_item_id": level["inventory_item_id"], "location_id": int(LOCATION)}
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        elsewhere = _shopify_webhook(
+            {**gone, "location_id": 1}, "inventory_levels/disconnect", "ev-1", level["updated_at"]
+        )
+        assert deliver(client, cid, *elsewhere) == "stored"
+        older = _shopify_webhook(gone, "inventory_levels/disconnect", "ev-2", "2025-06-18T00:00:00+00:00")
+        assert deliver(client, cid, *older) == "stored"  # before the level's own stamp: stale
+        map_batches(db)
+        assert listing(db, store, "2712") == ("1.00", 103, True)
+        newer = _shopify_webhook(gone, "inventory_levels/disconnect", "ev-3", "2025-06-19T00:00:00+00:00")
+        assert deliver(client, cid, *newer) == "stored"
+    map_batches(db)
+    assert listing(db, store, "2712") == ("1.00", 0, True)
+    assert stock_deltas(db, store, "2712") == [(103, 103), (-103, 0)]
