@@ -9,13 +9,15 @@ import hmac
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import psycopg
 import pytest
 
 from tests.connector_helpers import SECRET_KEY, deliver, listing, make_connection, make_store, map_batches, sync
-from tests.pos_fakes.vendors import Item, ShopifyFake
+from tests.pos_fakes.vendors import Item, LightspeedRFake, ShopifyFake
 from tests.test_api import app_settings, running_client
+from tests.test_connector_cursors import once_when
 
 ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 104)]
 LOCATION = "24826418"
@@ -91,3 +93,32 @@ def test_shopify_a_level_no_longer_reported_goes_out_of_stock(
     map_batches(db)
     assert listing(db, store, "2712") == ("1.00", 0, True)
     assert stock_deltas(db, store, "2712") == [(103, 103), (-103, 0)]
+
+
+def test_r_series_more_items_of_one_time_stamp_than_a_page_and_one_edited_mid_pass(db: psycopg.Connection) -> None:
+    """Five items share one `timeStamp` (a bulk import), two a page: inside that stamp the pass pages by offset, so
+    an item edited while it ran moved to the end and the next item moved onto the page already read."""
+    fake = LightspeedRFake()
+    fake.bucket = (0.0, 100_000)
+    try:
+        keys = [str(n) for n in range(201, 206)]
+        for key in keys:
+            fake.add(Item(key, f"Item {key}", "1.00", 5))
+        stamp = fake.items[keys[0]]["timeStamp"]
+        for key in keys:
+            fake.items[key]["timeStamp"] = stamp
+        fake.clock.now += timedelta(hours=1)  # the first sync runs an hour after the import
+        store = make_store(db, "R", 52.36, 4.88)
+        cid = make_connection(db, store, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
+        db.execute("UPDATE ingest_connection SET config = config || '{\"page_size\": 2}'::jsonb WHERE id = %s", (cid,))
+        asked = iter(range(10**6))
+        third_items_page = lambda req: req.path.endswith("/Item.json") and next(asked) == 2  # noqa: E731
+        once_when(fake.server, third_items_page, lambda: fake.update("201", description="Item 201 renamed"))
+        sync(db, cid)
+        sync(db, cid)
+        map_batches(db)
+        assert [(listing(db, store, key) or ())[:2] for key in keys] == [("1.00", 5)] * 5
+        read = [r.query.get("offset") for r in fake.server.requests if r.path.endswith("/Item.json")]
+        assert len(read) < 12, read  # no endless re-reading
+    finally:
+        fake.server.close()

@@ -66,16 +66,17 @@ def test_a_vendor_down_mid_sync_keeps_the_stored_pages_and_resumes(db: psycopg.C
     original = r_fake.handle
     calls = {"n": 0}
 
-    def dies_after_three(req: Any) -> Any:
+    def dies_after_four(req: Any) -> Any:
         calls["n"] += 1
-        return original(req) if calls["n"] <= 3 else r_fake.server._fault_reply("500")
+        return original(req) if calls["n"] <= 4 else r_fake.server._fault_reply("500")
 
-    r_fake.server.handler = dies_after_three
+    r_fake.server.handler = dies_after_four
     with pytest.raises(SyncFailed, match="HTTP 500"):
         sync(db, cid)
     cursor, failures, error, _config, last_sync = state(db, cid)
     assert failures == 1 and "HTTP 500" in error and last_sync is None
-    # three pages stored (101, 101 again from its own stamp on, dropped, then 102), the cursor at the last one read
+    # four pages stored (101; 101 again from its own stamp on, then inside that stamp by id, both dropped; then
+    # 102), the cursor at the last one read
     assert cursor["item_ts"] == r_fake.items["102"]["timeStamp"]
     due = statement("ingest/connectors", "due_connections").psycopg
     for retry_base_s, expected in ((3600.0, []), (0.001, [cid])):  # backed off, then due again

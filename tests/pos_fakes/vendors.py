@@ -42,6 +42,10 @@ def _page(records: list[Any], offset: int, limit: int) -> list[Any]:
     return records[offset : offset + limit]
 
 
+def _compare(stamp: str, op: str, value: str) -> bool:
+    return stamp >= value if op == ">=" else stamp > value if op == ">" else stamp == value
+
+
 class LightspeedRFake:
     """Item.json and ItemShop.json by timeStamp; strings everywhere; one child as an object; summary shop "0"."""
 
@@ -117,9 +121,13 @@ class LightspeedRFake:
         elif req.query.get("archived") != "true":
             records = [i for i in records if i["archived"] == "false"]
         if ts := req.query.get("timeStamp"):
-            op, _, value = ts.partition(",")
-            records = [r for r in records if (r["timeStamp"] >= value if op == ">=" else r["timeStamp"] > value)]
-        records.sort(key=lambda r: r["timeStamp"])
+            op, _, value = ts.partition(",") if "," in ts else ("=", "", ts)
+            records = [r for r in records if _compare(r["timeStamp"], op, value)]
+        id_field = "itemID" if entity == "Item" else "itemShopID"
+        if after := req.query.get(id_field):  # `>,ID`: ids compare as numbers
+            records = [r for r in records if int(r[id_field]) > int(after.partition(",")[2])]
+        sort = req.query.get("sort", "timeStamp")
+        records.sort(key=lambda r: int(r[sort]) if sort == id_field else r[sort])
         offset, limit = int(req.query.get("offset", 0)), int(req.query.get("limit", 100))
         page = _page(records, offset, limit)
         now = time.monotonic()  # the bucket leaks one unit a second, as the drip-rate header says

@@ -209,28 +209,43 @@ class _Keyset:
     """Offset pages as a keyset on `timeStamp`: each page asks `>=` the newest stamp read, from offset 0, and drops
     the records of that stamp already read (usually one a page). By offset alone, a record edited mid-pass moved to
     the end and every later one down a place, so the one at the next page's start was never read, and the cursor
-    (the newest stamp) then passed it for good. Only more records of one stamp than a page holds are paged by
-    offset within that stamp (an edit among them can still move one past a page)."""
+    (the newest stamp) then passed it for good. More records of one stamp than a page holds are paged inside that
+    stamp by id (`timeStamp=S`, `sort` and `>` on the id): by offset there, an edit among them moved the next one
+    onto a page already read, and it was skipped for good; an edit only takes a record out of a past stamp."""
 
     def __init__(self, since: str | None, id_field: str) -> None:
-        self.key, self.id_field, self.skip = since, id_field, 0
+        self.key, self.id_field = since, id_field
         self.at_key: set[str] = set()  # ids read with the stamp `key`
+        self.within: str | None = None  # inside `key`'s stamp: the last id read ("": from its first)
+        self.past_key = False  # `key`'s stamp read whole: on from after it
 
     def params(self) -> dict[str, Any]:
-        return {"offset": self.skip, **({"timeStamp": f">=,{self.key}"} if self.key else {})}
+        if self.within is not None:
+            after = {self.id_field: f">,{self.within}"} if self.within else {}
+            return {"offset": 0, "timeStamp": self.key, "sort": self.id_field, **after}
+        return {"offset": 0, **({"timeStamp": f"{'>' if self.past_key else '>='},{self.key}"} if self.key else {})}
 
     def fresh(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [r for r in records if r.get("timeStamp") != self.key or str(r.get(self.id_field)) not in self.at_key]
 
     def more(self, records: list[dict[str, Any]], count: int) -> bool:
-        """Move past `records`; whether the query holds more (`count`: its records `>=` the key)."""
-        if not records or self.skip + len(records) >= count:
+        """Move past `records`; whether the query holds more (`count`: its records from this page on)."""
+        ids = {str(r.get(self.id_field)) for r in records if r.get("timeStamp") == self.key}
+        if self.within is not None:  # sorted by id: the page's last is the newest id read of the stamp
+            self.at_key |= ids
+            self.within = str(records[-1].get(self.id_field)) if records and len(records) < count else None
+            self.past_key = self.within is None
+            return True
+        if not records or len(records) >= count:
             return False
         newest = max(str(r.get("timeStamp") or "") for r in records)
         if newest > (self.key or ""):  # on from the newest stamp: its records read come again first, dropped
-            self.key, self.at_key = newest, {str(r.get(self.id_field)) for r in records if r.get("timeStamp") == newest}
-            self.skip = 0  # not past them by offset: one of them edited meanwhile is gone from there
-        else:  # a whole page of the key's stamp: on by offset within it
-            self.at_key |= {str(r.get(self.id_field)) for r in records}
-            self.skip += len(records)
+            self.key, self.at_key, self.past_key = (
+                newest,
+                {str(r.get(self.id_field)) for r in records if r.get("timeStamp") == newest},
+                False,
+            )
+        else:  # a whole page of the key's stamp: on inside it by id
+            self.at_key |= ids
+            self.within = ""
         return True
