@@ -250,3 +250,15 @@ def test_punctuation_around_the_last_word_leaves_it_a_prefix(base: str, db_url: 
         "parac'": "Vanto Paracetamol Tablets",
     }.items():
         assert (_scores(base, q).get(name) or 0) >= 1, q  # the prefix tier (or the words'), not a typo's
+
+
+def test_a_short_last_word_after_a_word_is_a_prefix(base: str, db_url: str) -> None:
+    # `whole mi` led with Whole Bean Coffee: `mi` (under 3 letters) was no prefix, and typo tolerance dropped it as
+    # an unknown word, so every `whole` matched as well as Whole Milk did
+    _write(base, db_url, "W", ["Korvo Whole Milk 1 L", "Korvo Whole Bean Coffee 1 kg", "Korvo Mint Tea"])
+    for mode in ("keyword", "hybrid"):
+        assert _names(base, "korvo whole mi", mode)[0] == "Korvo Whole Milk 1 L", mode
+    scores = _scores(base, "korvo whole mi")
+    assert scores["Korvo Whole Milk 1 L"] >= 1 and "Korvo Whole Bean Coffee 1 kg" not in scores, scores  # a prefix
+    assert set(_scores(base, "korvo m")) == {"Korvo Mint Tea", "Korvo Whole Milk 1 L"}  # one letter after a word
+    assert _names(base, "mi", "keyword") == []  # alone, 1-2 letters are still no prefix

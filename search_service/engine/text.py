@@ -95,14 +95,17 @@ def spaced_sizes(q: str) -> str | None:
 
 # Search-as-you-type: the last word typed, letters only, is also a prefix (Meilisearch's and Typesense's default).
 # Punctuation around it is no part of it (`mozz.`, `(mozz`, `parac'`), but a quote or hyphen before it is an operator.
-_LAST_WORD = re.compile(r"(?:^|(?<=\s))[^\w\s\"-]*([^\W\d_]{3,})[^\w\s\"]*$")
+# 1-2 letters are a prefix only after a word (`whole mi`): alone they start too many words to be worth the scan.
+_LAST_WORD = re.compile(r"(?:^|(?<=\s))[^\w\s\"-]*([^\W\d_]+)[^\w\s\"]*$")
+_SHORT_PREFIX = 3  # letters below which a last word is a prefix only after a word
 _SYNTAX = re.compile(r'"|(?:^|\s)-|(?:^|\s)or(?:\s|$)', re.IGNORECASE)  # websearch's phrase, NOT and OR
 _MAX_WORDS = 8  # compound probes: a word's splits and each pair's join, none for a longer query
 
 
 def last_word_prefix(q: str) -> tuple[str, str] | None:
-    """(the words before it, the last word folded as the vocabulary holds it) when `q` ends in a word of 3+ letters
-    that no operator touches, else None. The words before it are read with their sizes spaced (`spaced_sizes`)."""
+    """(the words before it, the last word folded as the vocabulary holds it) when `q` ends in a word of letters
+    that no operator touches, 3+ letters or any after a word, else None. The words before it are read with their
+    sizes spaced (`spaced_sizes`)."""
     text = spaced_sizes(q) or q
     last = _LAST_WORD.search(text)
     if last is None:
@@ -110,6 +113,8 @@ def last_word_prefix(q: str) -> tuple[str, str] | None:
     head = text[: last.start()].strip()
     head = head if re.search(r"[^\W_]", head) else ""  # punctuation alone (`( mozz`) is no word before it
     if head.count('"') % 2 or head.lower().endswith((" or", "-")) or head.lower() == "or":
+        return None
+    if len(last.group(1)) < _SHORT_PREFIX and not head:
         return None
     return head, fold_accents(last.group(1).lower())
 

@@ -356,11 +356,11 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 -- fragment: keyword_query
 -- params: q text, q_sized text|null (q with its sizes glued to a unit spaced, `1l` -> `1 l`: engine/text.py
 --    spaced_sizes; null: q holds none), q_head text|null (the words before the last), q_last text|null (the last
---    word, 3+ letters, folded: text.last_word_prefix; null: no prefix), q_words text[] (q's words in order, folded:
+--    word, 3+ letters or any after a word, folded: text.last_word_prefix; null: no prefix), q_words text[] (q's words in order, folded:
 --    text.query_words; empty: no compounds)
 -- The query's tsqueries, its trimmed text and that folded (lower case, accents as unaccent folds them), computed
 -- once (read through InitPlans: a generic plan would otherwise parse them again for every row it scores), and its
--- exact name/GTIN matches. Four CTEs. `prefix`: the words before the last as typed (either config) and the last as
+-- exact name/GTIN matches. Five CTEs. `prefix`: the words before the last as typed (either config) and the last as
 -- the prefix, all in a name or brand (weights A and B: the vocabulary's words, not a description's), null without
 -- one. `compound`: the query with two neighbouring words joined where the vocabulary holds the join (`tooth paste`:
 -- toothpaste), or an unknown word split into two vocabulary words as a phrase (`oatmilk`: oat <-> milk, at most two
@@ -404,6 +404,16 @@ compound_parts AS MATERIALIZED (
     ) AS r
     WHERE EXISTS (SELECT 1 FROM compound_parts)
     GROUP BY o.i
+), prefix_parts AS MATERIALIZED (
+    -- the last word as a prefix and the words before it, all in a name or brand (each lexeme given weights A and
+    -- B): `hand wash` matched Washers by `hand` in their description; no row without a prefix
+    SELECT to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB') AS last,
+           CASE WHEN btrim(:q_head::text) <> ''
+                THEN regexp_replace((websearch_to_tsquery('plinqy_english', :q_head::text)
+                                     || websearch_to_tsquery('plinqy_simple', :q_head::text))::text,
+                                    '(''(?:[^'']|'''')*'')', '\1:' || 'AB', 'g')::tsquery END AS head,
+           length(:q_last::text) < 3 AS short
+    WHERE :q_last::text IS NOT NULL
 ), tsq AS MATERIALIZED (
     SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_simple', :q::text)
                 ELSE websearch_to_tsquery('plinqy_simple', :q::text)
@@ -418,14 +428,10 @@ compound_parts AS MATERIALIZED (
            lower(unaccent(btrim(replace(:q_sized::text, '"', '')))) AS sized_folded,
            CASE WHEN translate(btrim(:q::text), ' -', '') ~ '^[0-9]{8,14}$'
                 THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14,
-           CASE WHEN :q_last::text IS NULL THEN NULL
-                WHEN btrim(:q_head::text) = '' THEN to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB')
-                -- the words before it in a name or brand too (each lexeme given weights A and B): `hand wash` matched
-                -- Washers by `hand` in their description
-                ELSE regexp_replace((websearch_to_tsquery('plinqy_english', :q_head::text)
-                                     || websearch_to_tsquery('plinqy_simple', :q_head::text))::text,
-                                    '(''(?:[^'']|'''')*'')', '\1:' || 'AB', 'g')::tsquery
-                     && to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB') END AS prefix,
+           (SELECT CASE WHEN head IS NULL THEN last ELSE head && last END FROM prefix_parts
+            WHERE NOT short OR numnode(head) > 0) AS prefix,  -- 1-2 letters only after a word (text.last_word_prefix)
+           (SELECT head FROM prefix_parts) AS prefix_head,
+           coalesce((SELECT short AND numnode(head) > 0 FROM prefix_parts), false) AS short_prefix,
            -- each join with every other word's readings, and (where a word splits) every word's readings together
            (SELECT tsquery_or_agg(CASE WHEN j.q IS NULL THEN r.q WHEN r.q IS NULL THEN j.q ELSE j.q && r.q END)
             FROM (SELECT lo, hi, q FROM compound_parts WHERE lo < hi
@@ -532,11 +538,19 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
 ), prefixed AS MATERIALIZED (
     -- capped apart: a short prefix's many matches never crowd out the words' own (they rank below them); not
     -- looked for where the words as typed reach the cap: they would rank below `cap` matches (`milk`: 5.8 -> 10.7 ms)
-    SELECT p.id FROM product_master p
     -- `cap` of them, in scope too (not scan_cap): a fallback tier; `sta` read 1,725 of 18,706 rows rechecked for
     -- their weights at 100k where the scope asked 20,000 (17 ms)
-    WHERE p.search_tsv @@ (SELECT prefix FROM tsq) AND (SELECT n FROM fts_count) < :cap::int
-    LIMIT :cap::int
+    (SELECT p.id FROM product_master p
+     WHERE p.search_tsv @@ (SELECT prefix FROM tsq) AND NOT (SELECT short_prefix FROM tsq)
+       AND (SELECT n FROM fts_count) < :cap::int
+     LIMIT :cap::int)
+    UNION ALL
+    -- 1-2 letters start too many words to look up in the index: the rows the words before them match, each
+    -- checked (ts_match_vq is no index condition)
+    (SELECT p.id FROM product_master p
+     WHERE p.search_tsv @@ (SELECT prefix_head FROM tsq) AND ts_match_vq(p.search_tsv, (SELECT prefix FROM tsq))
+       AND (SELECT short_prefix FROM tsq) AND (SELECT n FROM fts_count) < :cap::int
+     LIMIT :cap::int)
 ), words_found AS (
     SELECT count(*) AS n FROM (SELECT id FROM fts UNION SELECT id FROM prefixed) AS u
 ), words AS MATERIALIZED (
@@ -586,13 +600,20 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
                           SELECT tsquery_and_agg(s.q) FILTER (WHERE s.w <> d.w) AS clause
                           FROM spellings s CROSS JOIN spellings d
                           GROUP BY d.w) AS all_but_one) END AS q
+), kept_prefix AS (
+    -- a last word no spelling kept that starts words of the names is no slip to drop: a typo match holds its
+    -- prefix too (`whole mi` matched every Whole Bean Coffee by `whole` alone), each row checked
+    SELECT pp.last AS q FROM prefix_parts pp
+    WHERE EXISTS (SELECT 1 FROM prefixed) AND NOT EXISTS (SELECT 1 FROM spellings s WHERE s.w = :q_last::text)
 ), typo AS MATERIALIZED (
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT tsquery_and_agg(q) FROM spellings)
+       AND ((SELECT q FROM kept_prefix) IS NULL OR ts_match_vq(p.search_tsv, (SELECT q FROM kept_prefix)))
      LIMIT greatest(:cap::int, :scan_cap::int))
     UNION
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT q FROM typo_query)
+       AND ((SELECT q FROM kept_prefix) IS NULL OR ts_match_vq(p.search_tsv, (SELECT q FROM kept_prefix)))
      LIMIT 4 * :typo_below::int)
 ), capped AS (
     SELECT (SELECT n FROM fts_count) >= :cap::int OR (SELECT count(*) FROM typo) >= :cap::int
