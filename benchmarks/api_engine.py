@@ -21,6 +21,7 @@ import asyncpg
 import numpy as np
 from pgvector.asyncpg import register_vector
 
+from search_service.db.sql import CACHEABLE_STATEMENT_BYTES
 from search_service.engine.search import DEFAULT_CONFIG, EngineConfig, SearchParams, SearchResult, search
 from search_service.engine.search import session_settings as engine_session_settings
 from search_service.engine.stats import StatsCache
@@ -74,7 +75,11 @@ class ApiEngine:
 
 
 async def _connect(url: str, config: EngineConfig) -> asyncpg.Connection:
-    conn = await asyncpg.connect(url, server_settings=engine_session_settings(config))
+    conn = await asyncpg.connect(
+        url,
+        server_settings=engine_session_settings(config),
+        max_cacheable_statement_size=CACHEABLE_STATEMENT_BYTES,
+    )
     await register_vector(conn)
     return conn
 

@@ -288,6 +288,7 @@ class Runtime:
             connection_class=ApiConnection,
             command_timeout=3 * settings.statement_timeout_ms / 1000 + 1,
             max_inactive_connection_lifetime=300,
+            max_cacheable_statement_size=sql.CACHEABLE_STATEMENT_BYTES,
             # The search engine's settings and the statement timeout, for every statement on them.
             server_settings={
                 "application_name": "plinqy-search-api-generic" if generic_plans else "plinqy-search-api",

@@ -17,8 +17,21 @@ from pathlib import Path
 from embeddings.sqlblocks import SqlBlockError, Statement, load_statements
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+# asyncpg keeps a prepared statement (and so its generic plan) only up to a size, 15 KiB by default, comments
+# included: rank_keyword grew past it and was parsed and planned again on every call (1 -> 5-10 ms). The API's and
+# the benchmarks' connections take this instead; every statement here must fit it (tests/test_sql_registry.py).
+CACHEABLE_STATEMENT_BYTES = 64 * 1024
 
-__all__ = ["PACKAGE_ROOT", "SqlBlockError", "Statement", "check_all", "sql_files", "statement", "statements"]
+__all__ = [
+    "CACHEABLE_STATEMENT_BYTES",
+    "PACKAGE_ROOT",
+    "SqlBlockError",
+    "Statement",
+    "check_all",
+    "sql_files",
+    "statement",
+    "statements",
+]
 
 
 @cache  # by name: a search looks statements up ~10 times, and building the path took ~4 µs of the ~5 a lookup
