@@ -262,3 +262,12 @@ def test_a_short_last_word_after_a_word_is_a_prefix(base: str, db_url: str) -> N
     assert scores["Korvo Whole Milk 1 L"] >= 1 and "Korvo Whole Bean Coffee 1 kg" not in scores, scores  # a prefix
     assert set(_scores(base, "korvo m")) == {"Korvo Mint Tea", "Korvo Whole Milk 1 L"}  # one letter after a word
     assert _names(base, "mi", "keyword") == []  # alone, 1-2 letters are still no prefix
+
+
+def test_a_compound_splits_into_a_plural_part(base: str, db_url: str) -> None:
+    # `oatmilks` found nothing: the split needed both parts in the vocabulary as typed, and `milks` is not there
+    _write(base, db_url, "Q", ["Brovo Oat Milk 1 L", "Brovo Milk Oat Bar", "Brovo Cherry Tomatoes"])
+    for q in ("brovo oatmilks", "brovo oatsmilk"):
+        scores = _scores(base, q)  # the words' tier (2), not a typo's; as a phrase still: not Milk Oat Bar
+        assert scores["Brovo Oat Milk 1 L"] >= 2 and (scores.get("Brovo Milk Oat Bar") or 0) < 1, (q, scores)
+    assert _scores(base, "brovo cherriestomatoes")["Brovo Cherry Tomatoes"] >= 2  # cherries: -ies as -y

@@ -382,10 +382,22 @@ compound_parts AS MATERIALIZED (
     SELECT w.i, w.i, s.q
     FROM unnest(:q_words::text[]) WITH ORDINALITY AS w(word, i)
     CROSS JOIN LATERAL (
-        SELECT quote_literal(left(w.word, k))::tsquery <-> quote_literal(substr(w.word, k + 1))::tsquery AS q
+        -- a part known as typed or by a plural's singular (`oatmilks`: oat, milks -> milk; its english stem, or
+        -- -ies as -y): as english stems the phrase matches a name's singular and plural alike (a stop word as typed)
+        SELECT CASE WHEN numnode(x.el) > 0 AND numnode(x.er) > 0 THEN x.el <-> x.er
+                    ELSE quote_literal(x.l)::tsquery <-> quote_literal(x.r)::tsquery END AS q
         FROM generate_series(3, length(w.word) - 3) AS k
-        WHERE EXISTS (SELECT 1 FROM search_term t WHERE t.term = left(w.word, k))
-          AND EXISTS (SELECT 1 FROM search_term t WHERE t.term = substr(w.word, k + 1))
+        CROSS JOIN LATERAL (
+            SELECT left(w.word, k) AS l, substr(w.word, k + 1) AS r,
+                   to_tsquery('plinqy_english', quote_literal(left(w.word, k))) AS el,
+                   to_tsquery('plinqy_english', quote_literal(substr(w.word, k + 1))) AS er
+        ) AS x
+        WHERE EXISTS (SELECT 1 FROM search_term t
+                      WHERE t.term = ANY(ARRAY[x.l, regexp_replace(x.l, 'ies$', 'y')]
+                                         || tsvector_to_array(to_tsvector('plinqy_english', x.l))))
+          AND EXISTS (SELECT 1 FROM search_term t
+                      WHERE t.term = ANY(ARRAY[x.r, regexp_replace(x.r, 'ies$', 'y')]
+                                         || tsvector_to_array(to_tsvector('plinqy_english', x.r))))
         ORDER BY abs(2 * k - length(w.word)), k
         LIMIT 2
     ) AS s
