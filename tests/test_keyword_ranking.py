@@ -271,3 +271,12 @@ def test_a_compound_splits_into_a_plural_part(base: str, db_url: str) -> None:
         scores = _scores(base, q)  # the words' tier (2), not a typo's; as a phrase still: not Milk Oat Bar
         assert scores["Brovo Oat Milk 1 L"] >= 2 and (scores.get("Brovo Milk Oat Bar") or 0) < 1, (q, scores)
     assert _scores(base, "brovo cherriestomatoes")["Brovo Cherry Tomatoes"] >= 2  # cherries: -ies as -y
+
+
+def test_a_typo_match_scores_below_the_prefix_tier(base: str, db_url: str) -> None:
+    # `oat-milk` matched Oat Milk by typo tolerance (the hyphenated word is no name's) with every trigram alike:
+    # its score, 1.000, read as the prefix tier, and explain listed no correction
+    _write(base, db_url, "H", ["Tovan Oat Milk 1 L"])
+    scores = _scores(base, "tovan oat-milk")
+    assert 0.9 < scores["Tovan Oat Milk 1 L"] < 1, scores  # the typo tier, its best
+    assert _explained(base, "tovan oat-milk")["Tovan Oat Milk 1 L"] == []

@@ -1,7 +1,7 @@
 """The one ranked shape every side of every mode returns, and the one merge that orders a page from them.
 
 Scores: one side keeps its own (``semantic``: cosine similarity, 1 - cosine distance; ``keyword``: the match's
-tier and its rank in it, 2-3 the words as typed, 1-2 the last word as a prefix only, 0-1 a typo's trigram
+tier and its rank in it, 2-3 the words as typed, 1-2 the last word as a prefix only, 0-0.999 a typo's trigram
 similarity (search.sql's keyword_scored), plus 1.0 for an exact name/brand/GTIN match); two sides (``hybrid``: the
 vector side first, the keyword side last) are fused with Reciprocal Rank Fusion, Σ 1/(60 + rank), at most 2/61.
 Exact matches lead; a tie of RRF goes to the keyword side (the last): a product at keyword rank n before one at

@@ -491,7 +491,8 @@ matched AS (
                   THEN 3 - 1 / (1 + ts_rank_cd(p.search_tsv, (SELECT compound FROM tsq)))
                 WHEN p.search_tsv @@ (SELECT prefix FROM tsq)
                   THEN 2 - 1 / (1 + ts_rank_cd(p.search_tsv, (SELECT prefix FROM tsq)))
-                ELSE word_similarity(:q::text, p.name) END AS kscore
+                -- under 1: a typo match of every trigram (`oat-milk`, Oat Milk) read as a prefix match (tier 1)
+                ELSE least(word_similarity(:q::text, p.name), 0.999) END AS kscore
     FROM listed JOIN product_master p ON p.id = listed.id
     WHERE {{ product_filter }}
 )
