@@ -5,6 +5,7 @@ edit into the store (real PostgreSQL, the import job's mapping)."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from tests.pos_fakes.server import Reply, Request
 from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, ShopifyFake
 
 ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 104)]
+ERPLY_LOGIN = {"client_code": "123456", "username": "api-user", "password": "api-pass"}
 
 
 @pytest.fixture
@@ -107,6 +109,76 @@ def test_erply_a_product_deleted_while_a_poll_runs_hides_no_other_change(db: psy
         assert (listing(db, store, "102") or ())[2:] == (False,)  # deleted: no longer sellable
     finally:
         fake.server.close()
+
+
+@pytest.fixture
+def erply_fake() -> Iterator[ErplyFake]:
+    fake = ErplyFake()
+    for item in [*ITEMS, Item("104", "Item 104", "1.00", 104)]:
+        fake.add(item)
+    yield fake
+    fake.server.close()
+
+
+def _erply_requests(fake: ErplyFake, after: int) -> Counter[str]:
+    return Counter(req.form.get("request", "") for req in fake.server.requests[after:])
+
+
+def test_erply_a_delete_and_an_add_while_a_poll_runs_hide_no_change(
+    db: psycopg.Connection, erply_fake: ErplyFake
+) -> None:
+    """getProducts pages by number: 101 (page 1, read) deleted and 105 added before page 3 left `recordsTotal` as it
+    was but moved 103 onto page 2, already read; `since` went to the pass's start, past 103's change, for good. A
+    poll with nothing deleted under it costs the requests it did."""
+    fake = erply_fake
+    store, cid = connection(db, "erply", "1", fake.server.url, ERPLY_LOGIN)
+    sync(db, cid)
+    for key in ("101", "102", "103", "104"):
+        fake.update(key, priceWithVat=2.0)
+    asked = len(fake.server.requests)
+    sync(db, cid)
+    assert _erply_requests(fake, asked) == {
+        "verifyUser": 1, "getProducts": 4, "getUserOperationsLog": 1, "getProductStock": 1,
+    }  # fmt: skip
+    for key in ("101", "102", "103", "104"):
+        fake.update(key, priceWithVat=3.0)
+    fake.tick()
+
+    def delete_and_add() -> None:
+        fake.delete("101")
+        fake.add(Item("105", "Item 105", "1.00", 105))
+
+    page_three = lambda req: req.form.get("request") == "getProducts" and req.form.get("pageNo") == "3"  # noqa: E731
+    once_when(fake.server, page_three, delete_and_add)
+    sync(db, cid)
+    sync(db, cid)
+    map_batches(db)
+    assert [listing(db, store, key) for key in ("102", "103", "104", "105")] == [
+        ("3.00", 102, True), ("3.00", 103, True), ("3.00", 104, True), ("1.00", 105, True),
+    ]  # fmt: skip
+
+
+def test_erply_a_full_sync_with_a_delete_and_an_add_under_it_hides_no_change(
+    db: psycopg.Connection, erply_fake: ErplyFake
+) -> None:
+    """The same shift under a full pass (no deletions log read after it): 103, never read, went from the store, and
+    the pass's start as `since` kept its change out for good; the pass asks the log itself, and keeps `since`."""
+    fake = erply_fake
+    store, cid = connection(db, "erply", "1", fake.server.url, ERPLY_LOGIN)
+    sync(db, cid)
+    fake.update("103", priceWithVat=3.0)
+    fake.tick()
+
+    def delete_and_add() -> None:
+        fake.delete("101")
+        fake.add(Item("105", "Item 105", "1.00", 105))
+
+    page_three = lambda req: req.form.get("request") == "getProducts" and req.form.get("pageNo") == "3"  # noqa: E731
+    once_when(fake.server, page_three, delete_and_add)
+    sync(db, cid, full=True)
+    sync(db, cid)
+    map_batches(db)
+    assert listing(db, store, "103") == ("3.00", 103, True)
 
 
 def _r_price(fake: LightspeedRFake, key: str, price: str) -> None:

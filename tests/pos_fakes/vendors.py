@@ -309,6 +309,8 @@ class ErplyFake:
         since = int(form.get("changedSince") or form.get("addedSince") or 0)
         if request == "getProducts":
             records = [p for p in self.products.values() if int(p["lastModified"]) >= since]
+            if form.get("orderBy") == "productID":
+                records.sort(key=lambda p: int(p["productID"]))
         elif request == "getProductStock":
             warehouse = form.get("warehouseID", "")
             records = [

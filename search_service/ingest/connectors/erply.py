@@ -38,6 +38,7 @@ from search_service.ingest.connectors.common import (
     stock_level,
     truthy,
 )
+from search_service.ingest.connectors.erply_pass import PassState, deleted_while, settle
 from search_service.ingest.connectors.http import RetryPolicy, RetryRequest, VendorError, VendorHTTP
 
 SOURCE = "erply"
@@ -191,34 +192,56 @@ class Erply:
         )
 
     def _walk(self, query: _Query, cursor: Cursor, full: bool) -> Iterator[Page]:
-        """Pages of one query; mid-pass the cursor keeps its page, and `since` advances only at the pass's end, unless
-        the set shrank while it ran (`_fewer`)."""
-        state = dict(cursor.get(query.key) or {}) if not full else {}
-        since, page_no = int(state.get("since") or 0), int(state.get("page") or 1)
-        started, per_page, last = state.get("started"), int(state.get("per_page") or 0), state.get("last")
-        total, shifted = state.get("total"), bool(state.get("shifted"))
+        """Pages of one query; mid-pass the cursor keeps its page, and `since` advances only at the pass's end, when
+        the pass saw a steady set (erply_pass)."""
+        state = PassState.load(cursor.get(query.key) if not full else None)
+        moved = False  # (the deletions) a product deleted while this sync's products pass ran
         while True:
-            params: dict[str, Any] = {query.since_param: since, "recordsOnPage": self.page_size, "pageNo": page_no}
-            if query.request == "getProductStock":
-                params["warehouseID"] = self.ctx.location
-            if query.request == "getUserOperationsLog":
-                params["tableName"] = "products"
-            body = self.call(query.request, **params)
+            body = self.call(query.request, **self._params(query, state))
             status = body.get("status") or {}
-            started = started or int(status.get("requestUnixTime") or time.time())
+            now = int(status.get("requestUnixTime") or time.time())
+            state.started = state.started or now
             records = [r for r in as_list(body.get("records")) if isinstance(r, dict)]
-            last = _unless_repeated(query, page_no, records, last)
-            per_page = max(per_page, len(records))
+            state.last = _unless_repeated(query, state.page, records, state.last)
+            state.per_page = max(state.per_page, len(records))
             rows = self._map(query, records)
-            done = self._last_page(query, status, len(records), page_no, per_page)
-            total, shifted = status.get("recordsTotal"), shifted or _fewer(status.get("recordsTotal"), total)
-            mid_pass = {"since": since, "page": page_no + 1, "started": started, "per_page": per_page, "last": last,
-                        "total": total, "shifted": shifted}  # fmt: skip
-            cursor[query.key] = {"since": since if shifted else started, "page": 1} if done else mid_pass
+            done = self._last_page(query, status, len(records), state.page, state.per_page)
+            total = status.get("recordsTotal")
+            state.total, state.shifted = total, state.shifted or _fewer(total, state.total)
+            moved = moved or (query.key == "deletions" and deleted_while(cursor.get("products"), records))
+            cursor[query.key] = self._finished(query, state, now, full) if done else state.mid_pass()
+            if done and query.key == "deletions" and (cursor.get("products") or {}).get("unsettled"):
+                cursor["products"] = settle(cursor["products"], moved)
             yield Page(query.kind, rows, dict(cursor), len(records))
             if done:
                 return
-            page_no += 1
+            state.page += 1
+
+    def _params(self, query: _Query, state: PassState) -> dict[str, Any]:
+        params: dict[str, Any] = {query.since_param: state.since, "recordsOnPage": self.page_size, "pageNo": state.page}
+        if query.request == "getProducts":
+            params["orderBy"] = "productID"  # the vendor's advice for paging: products added mid-pass come last
+        if query.request == "getProductStock":
+            params["warehouseID"] = self.ctx.location
+        if query.request == "getUserOperationsLog":
+            params["tableName"] = "products"
+        return params
+
+    def _finished(self, query: _Query, state: PassState, ended: int, full: bool) -> dict[str, Any]:
+        """The cursor of a finished pass (`ended`: the vendor's clock at its last page)."""
+        if state.shifted:
+            return state.kept()
+        if query.key != "products" or state.page == 1:  # one page is one answer: nothing moved under it
+            return state.settled()
+        if full:  # no deletions log follows a full pass: ask it now
+            return state.kept() if self._deleted_between(state.started or ended, ended) else state.settled()
+        return state.unsettled(ended)  # settled by the deletions log, read next
+
+    def _deleted_between(self, started: int, ended: int) -> bool:
+        """Whether the deletions log's first product deleted since `started` went by `ended` (one request)."""
+        body = self.call("getUserOperationsLog", tableName="products", addedSince=started, recordsOnPage=1, pageNo=1)
+        records = [r for r in as_list(body.get("records")) if isinstance(r, dict)]
+        return deleted_while({"unsettled": [started, ended]}, records)
 
     def _last_page(self, query: _Query, status: Mapping[str, Any], count: int, page_no: int, per_page: int) -> bool:
         """Whether a pass has read its query's `recordsTotal`. A page shorter than asked is not the last one by

@@ -1,0 +1,70 @@
+"""One Erply query's pass through its `changedSince` pages, as the sync cursor keeps it between pages and polls.
+
+Pages are numbered, so a product deleted mid-pass from a page already read moves the next page's first record onto
+that page, never read. The pass then keeps its `since` (the next poll reads the same set again): when the set's
+`recordsTotal` fell (`shifted`), or, as a delete and an add leave the total as it was, when the deletions log read
+right after it has a product deleted while it ran (`unsettled` until then). A pass of one page is one answer: it
+moves `since` at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class PassState:
+    since: int = 0  # the vendor's clock: `requestUnixTime` of the first page of the pass that set it
+    page: int = 1
+    started: int | None = None  # `requestUnixTime` of this pass's first page: the next `since`
+    per_page: int = 0  # the most records a page of the pass brought
+    last: str | None = None  # the last page's fingerprint
+    total: Any = None  # the last page's `recordsTotal`
+    shifted: bool = False  # `recordsTotal` fell mid-pass
+
+    @classmethod
+    def load(cls, saved: Mapping[str, Any] | None) -> PassState:
+        saved = saved or {}
+        return cls(
+            since=int(saved.get("since") or 0),
+            page=int(saved.get("page") or 1),
+            started=saved.get("started"),
+            per_page=int(saved.get("per_page") or 0),
+            last=saved.get("last"),
+            total=saved.get("total"),
+            shifted=bool(saved.get("shifted")),
+        )
+
+    def mid_pass(self) -> dict[str, Any]:
+        """The cursor after a page that is not the last: the next sync asks the next page."""
+        return {**asdict(self), "page": self.page + 1}
+
+    def kept(self) -> dict[str, Any]:
+        """A finished pass that did not see a steady set: the next poll asks from the same `since`."""
+        return {"since": self.since, "page": 1}
+
+    def settled(self) -> dict[str, Any]:
+        return {"since": self.started, "page": 1}
+
+    def unsettled(self, ended: int) -> dict[str, Any]:
+        """A finished pass of several pages, until the deletions log says whether a product went while it ran
+        (`ended`: the vendor's clock at its last page)."""
+        return {**self.kept(), "unsettled": [self.started, ended]}
+
+
+def deleted_while(products: Mapping[str, Any] | None, deletions: list[dict[str, Any]]) -> bool:
+    """Whether one of `deletions` (getUserOperationsLog records) is stamped while the products pass ran."""
+    window = (products or {}).get("unsettled")
+    if not window:
+        return False
+    stamps = [int(str(r.get("timestamp"))) for r in deletions if str(r.get("timestamp")).isdigit()]
+    return any(window[0] <= stamp <= window[1] for stamp in stamps)
+
+
+def settle(products: Mapping[str, Any], moved: bool) -> dict[str, Any]:
+    """The products cursor once the deletions log is read: its pass's start as `since`, unless a product was deleted
+    while it ran (`moved`: a page may have shifted past a record; the next poll reads the set again)."""
+    started, _ = products["unsettled"]
+    return {"since": products["since"], "page": 1} if moved else {"since": started, "page": 1}
