@@ -181,6 +181,41 @@ def test_erply_a_full_sync_with_a_delete_and_an_add_under_it_hides_no_change(
     assert listing(db, store, "103") == ("3.00", 103, True)
 
 
+def _last_read_price(db: psycopg.Connection, connection_id: uuid.UUID, sku: str) -> str | None:
+    """The price of the last row of `sku` a sync of the connection read from the vendor (mapped or not)."""
+    row = db.execute(
+        "SELECT r.payload->>'price' FROM import_batch b JOIN imported_product_raw r ON r.import_batch_id = b.id "
+        "WHERE b.connection_id = %s AND r.payload->>'sku' = %s "
+        "AND r.payload->>'op' = 'upsert' ORDER BY b.seq DESC, r.row_number DESC LIMIT 1",
+        (connection_id, sku),
+    ).fetchone()
+    return row[0] if row else None
+
+
+@pytest.mark.parametrize("hours", [3, -3])
+def test_erply_a_jump_of_the_vendors_clock_loses_no_change(
+    db: psycopg.Connection, erply_fake: ErplyFake, hours: int
+) -> None:
+    """Erply's clock jumps by hours between two polls, then back. Forward, its stamps stay past the `since` the last
+    poll took from it (`requestUnixTime`); back, a change is stamped before that `since`, and `changedSince` skipped
+    it until the vendor's clock caught up (hours of product and stock changes never read). Stock levels carry no
+    clock: they reach the listing. A product row stamped behind what its listing holds is newest wins' to judge."""
+    fake = erply_fake
+    store, cid = connection(db, "erply", "1", fake.server.url, ERPLY_LOGIN)
+    sync(db, cid)
+    fake.clock += hours * 3600
+    fake.update("101", priceWithVat=9.99)
+    fake.set_stock("102", 7)
+    sync(db, cid)
+    fake.clock -= hours * 3600
+    fake.update("103", priceWithVat=3.0)
+    fake.set_stock("104", 8)
+    sync(db, cid)
+    map_batches(db)
+    assert [_last_read_price(db, cid, "101"), _last_read_price(db, cid, "103")] == ["9.99", "3.00"]
+    assert [(listing(db, store, key) or ())[1:] for key in ("102", "104")] == [(7, True), (8, True)]
+
+
 def _r_price(fake: LightspeedRFake, key: str, price: str) -> None:
     fake.items[key]["Prices"]["ItemPrice"][0]["amount"] = price
     fake.update(key)

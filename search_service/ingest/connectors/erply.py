@@ -193,14 +193,16 @@ class Erply:
 
     def _walk(self, query: _Query, cursor: Cursor, full: bool) -> Iterator[Page]:
         """Pages of one query; mid-pass the cursor keeps its page, and `since` advances only at the pass's end, when
-        the pass saw a steady set (erply_pass)."""
+        the pass saw a steady set; a vendor clock gone back lowers it (erply_pass)."""
         state = PassState.load(cursor.get(query.key) if not full else None)
         moved = False  # (the deletions) a product deleted while this sync's products pass ran
         while True:
+            asked_at = time.time()
             body = self.call(query.request, **self._params(query, state))
             status = body.get("status") or {}
             now = int(status.get("requestUnixTime") or time.time())
-            state.started = state.started or now
+            if state.first_answer(now, asked_at):
+                continue  # the vendor's clock went back: the first page again, from the lowered `since`
             records = [r for r in as_list(body.get("records")) if isinstance(r, dict)]
             state.last = _unless_repeated(query, state.page, records, state.last)
             state.per_page = max(state.per_page, len(records))

@@ -5,6 +5,11 @@ that page, never read. The pass then keeps its `since` (the next poll reads the 
 `recordsTotal` fell (`shifted`), or, as a delete and an add leave the total as it was, when the deletions log read
 right after it has a product deleted while it ran (`unsettled` until then). A pass of one page is one answer: it
 moves `since` at once.
+
+`since` is the vendor's clock, `since_at` ours at the request that took it. The vendor's whole clock may jump
+between two polls: forward, its stamps stay past `since`; back, a change is stamped before `since` and
+`changedSince` would skip it until the vendor's clock caught up. A pass whose first answer finds the vendor's
+clock behind `since` plus the time passed on ours lowers `since` by as much and asks its first page again.
 """
 
 from __future__ import annotations
@@ -13,12 +18,16 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+CLOCK_SLACK_S = 30  # a request's latency and `requestUnixTime`'s whole seconds: a smaller lag is no jump
+
 
 @dataclass
 class PassState:
     since: int = 0  # the vendor's clock: `requestUnixTime` of the first page of the pass that set it
+    since_at: float | None = None  # our clock when that page was asked
     page: int = 1
     started: int | None = None  # `requestUnixTime` of this pass's first page: the next `since`
+    started_at: float | None = None
     per_page: int = 0  # the most records a page of the pass brought
     last: str | None = None  # the last page's fingerprint
     total: Any = None  # the last page's `recordsTotal`
@@ -29,8 +38,10 @@ class PassState:
         saved = saved or {}
         return cls(
             since=int(saved.get("since") or 0),
+            since_at=saved.get("since_at"),
             page=int(saved.get("page") or 1),
             started=saved.get("started"),
+            started_at=saved.get("started_at"),
             per_page=int(saved.get("per_page") or 0),
             last=saved.get("last"),
             total=saved.get("total"),
@@ -43,15 +54,30 @@ class PassState:
 
     def kept(self) -> dict[str, Any]:
         """A finished pass that did not see a steady set: the next poll asks from the same `since`."""
-        return {"since": self.since, "page": 1}
+        return {"since": self.since, "since_at": self.since_at, "page": 1}
 
     def settled(self) -> dict[str, Any]:
-        return {"since": self.started, "page": 1}
+        return {"since": self.started, "since_at": self.started_at, "page": 1}
 
     def unsettled(self, ended: int) -> dict[str, Any]:
         """A finished pass of several pages, until the deletions log says whether a product went while it ran
         (`ended`: the vendor's clock at its last page)."""
-        return {**self.kept(), "unsettled": [self.started, ended]}
+        return {**self.kept(), "unsettled": [self.started, ended, self.started_at]}
+
+    def first_answer(self, now: int, asked_at: float) -> bool:
+        """Note the pass's start (`now`: the answer's `requestUnixTime`, `asked_at`: our clock before asking). True
+        when the vendor's clock went back since `since` was taken: `since` is lowered past the jump (and a slack)
+        and the first page must be asked again."""
+        if self.started is not None:  # a pass resumed, or the page asked again
+            return False
+        self.started, self.started_at = now, asked_at
+        if not self.since or self.since_at is None:
+            return False
+        behind = self.since + (asked_at - float(self.since_at)) - now
+        if behind <= CLOCK_SLACK_S:
+            return False
+        self.since = max(0, int(self.since - behind) - CLOCK_SLACK_S)
+        return True
 
 
 def deleted_while(products: Mapping[str, Any] | None, deletions: list[dict[str, Any]]) -> bool:
@@ -66,5 +92,7 @@ def deleted_while(products: Mapping[str, Any] | None, deletions: list[dict[str, 
 def settle(products: Mapping[str, Any], moved: bool) -> dict[str, Any]:
     """The products cursor once the deletions log is read: its pass's start as `since`, unless a product was deleted
     while it ran (`moved`: a page may have shifted past a record; the next poll reads the set again)."""
-    started, _ = products["unsettled"]
-    return {"since": products["since"], "page": 1} if moved else {"since": started, "page": 1}
+    started, _, started_at = products["unsettled"]
+    if moved:
+        return {"since": products["since"], "since_at": products.get("since_at"), "page": 1}
+    return {"since": started, "since_at": started_at, "page": 1}
