@@ -306,3 +306,24 @@ def test_one_record_stamped_an_hour_ahead_hides_no_other_change(db: psycopg.Conn
     finally:
         r_fake.server.close()
         shop.server.close()
+
+
+def test_erply_asks_the_deletions_log_from_its_cursor_by_added_from(
+    db: psycopg.Connection, erply_fake: ErplyFake
+) -> None:
+    """getUserOperationsLog's filter is `addedFrom` (learn-api.erply.com); the poll sent `addedSince`, which Erply
+    ignores: every poll read the store's whole log of deleted items again."""
+    fake = erply_fake
+    store, cid = connection(db, "erply", "1", fake.server.url, ERPLY_LOGIN)
+    sync(db, cid)
+    fake.tick()
+    fake.delete("102")
+    fake.tick()
+    sync(db, cid)
+    asked = len(fake.server.requests)
+    fake.tick()
+    sync(db, cid)
+    (log_read,) = [r.form for r in fake.server.requests[asked:] if r.form.get("request") == "getUserOperationsLog"]
+    assert int(log_read.get("addedFrom") or 0) > 0 and "addedSince" not in log_read, log_read
+    map_batches(db)
+    assert (listing(db, store, "102") or ())[2:] == (False,)

@@ -306,7 +306,8 @@ class ErplyFake:
         return self._records(request, form)
 
     def _records(self, request: str, form: dict[str, str]) -> Reply:
-        since = int(form.get("changedSince") or form.get("addedSince") or 0)
+        # each call's own filter, as Erply documents it; another name is ignored, as the vendor ignores it
+        since = int(form.get("addedFrom" if request == "getUserOperationsLog" else "changedSince") or 0)
         if request == "getProducts":
             records = [p for p in self.products.values() if int(p["lastModified"]) >= since]
             if form.get("orderBy") == "productID":

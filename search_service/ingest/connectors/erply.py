@@ -122,7 +122,7 @@ class _Query:
 STOCK_QUERY = _Query("getProductStock", "stock", "stock")
 QUERIES = (
     _Query("getProducts", "products", "catalog"),
-    _Query("getUserOperationsLog", "deletions", "catalog", "addedSince"),
+    _Query("getUserOperationsLog", "deletions", "catalog", "addedFrom"),  # its filter's name (not changedSince)
     STOCK_QUERY,
 )
 
@@ -241,7 +241,7 @@ class Erply:
 
     def _deleted_between(self, started: int, ended: int) -> bool:
         """Whether the deletions log's first product deleted since `started` went by `ended` (one request)."""
-        body = self.call("getUserOperationsLog", tableName="products", addedSince=started, recordsOnPage=1, pageNo=1)
+        body = self.call("getUserOperationsLog", tableName="products", addedFrom=started, recordsOnPage=1, pageNo=1)
         records = [r for r in as_list(body.get("records")) if isinstance(r, dict)]
         return deleted_while({"unsettled": [started, ended]}, records)
 
