@@ -3,7 +3,7 @@ status, content type and body as the schema documents them. Requests carry a key
 key for the store operations, the store's own key, with every scope, for its listings), and the store in the path
 exists, so the generated bodies reach the validation and the database instead of stopping at 401/404.
 
-Not fuzzed here: the webhook subscriptions' POST (a generated URL would be resolved in DNS: tests talk to
+Not fuzzed here: the webhook subscriptions' POST and PATCH (a generated URL would be resolved in DNS: tests talk to
 127.0.0.1 only; test_events_api.py covers it) and the two raw-body uploads (CSV, signed deliveries: their own
 tests feed them malformed bodies)."""
 
@@ -37,6 +37,7 @@ LISTING_OPERATIONS = [
     ("GET", "/v1/stores/{store_id}/webhooks"),
     ("DELETE", "/v1/stores/{store_id}/webhooks/{webhook_id}"),
     ("POST", "/v1/stores/{store_id}/webhooks/{webhook_id}/enable"),
+    ("POST", "/v1/stores/{store_id}/webhooks/{webhook_id}/rotate-secret"),
     ("GET", "/v1/imports/{batch_id}"),
     ("GET", "/v1/imports/{batch_id}/errors"),
 ]

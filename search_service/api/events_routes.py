@@ -1,10 +1,12 @@
-"""HTTP routes of the outbound webhooks: subscribe, list, unsubscribe, enable, ping (events/ does the work)."""
+"""HTTP routes of the outbound webhooks: subscribe, list, change, rotate a secret, unsubscribe, enable, ping (events/
+does the work)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Response, delete, get, post
+import msgspec
+from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import Body
 
@@ -94,6 +96,68 @@ async def list_webhooks(rt: NamedDependency[Runtime], store_id: StoreId) -> S.We
     return S.WebhookList([S.webhook_out(r) for r in rows])
 
 
+@patch(
+    _BASE + "/{webhook_id:uuid}",
+    guards=[require_store_key("webhooks:write"), json_body],
+    security=key_scope("webhooks:write"),
+    summary="Change a webhook's URL or events",
+    description="`url` and `events`, each optional (at least one), with the checks of a new webhook: a URL must be "
+    "https and public, is stored normalised, and must not be another active webhook's of the store; events as at "
+    "creation. The webhook keeps its id, secret and `sequence` numbering, and its queued deliveries and retries "
+    "(sent to the new URL); a change of events applies to events from now on. Needs the store's key "
+    "(webhooks:write).",
+    tags=_TAGS,
+    status_code=200,
+    responses=S.UPDATE_RESPONSES,
+)
+async def update_webhook(
+    rt: NamedDependency[Runtime],
+    store_id: StoreId,
+    webhook_id: WebhookId,
+    data: Annotated[S.WebhookUpdate, Body(examples=[S.UPDATE_EXAMPLE])],
+) -> S.WebhookOut:
+    try:
+        async with rt.connection() as conn:
+            row = await subscriptions.update(
+                conn, rt.settings.events, store_id, webhook_id, url=data.url, events=data.events
+            )
+    except subscriptions.SubscriptionError as exc:
+        _raise_as_http(exc)
+        raise
+    return S.webhook_out(row)
+
+
+@post(
+    _BASE + "/{webhook_id:uuid}/rotate-secret",
+    guards=[require_store_key("webhooks:write")],
+    security=key_scope("webhooks:write"),
+    summary="Rotate a webhook's signing secret",
+    description="A new secret, shown once. The old one stays valid for PLINQY_WEBHOOK_SECRET_GRACE_S (24 hours): "
+    "meanwhile each delivery is signed with both (`webhook-signature: v1,<new> v1,<old>`, as Standard Webhooks "
+    "allows), so the receiver can switch at its own pace; then with the new one only. A second rotation within "
+    "that time drops the oldest secret. Needs the store's key (webhooks:write).",
+    tags=_TAGS,
+    status_code=200,
+    responses=S.ROTATE_RESPONSES,
+)
+async def rotate_webhook_secret(
+    rt: NamedDependency[Runtime], store_id: StoreId, webhook_id: WebhookId
+) -> S.WebhookRotated:
+    settings = rt.settings
+    try:
+        async with rt.connection() as conn:
+            rotated = await subscriptions.rotate_secret(
+                conn, settings.secret_box(), settings.events, store_id, webhook_id
+            )
+    except subscriptions.SubscriptionError as exc:
+        _raise_as_http(exc)
+        raise
+    out = S.webhook_out(rotated.subscription)
+    return S.WebhookRotated(
+        **msgspec.structs.asdict(out), secret=rotated.secret, previous_secret_valid_until=rotated.previous_valid_until
+    )
+
+
 @delete(
     _BASE + "/{webhook_id:uuid}",
     guards=[require_store_key("webhooks:write")],
@@ -165,4 +229,12 @@ async def enable_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhoo
     return S.webhook_out(enabled.subscription)
 
 
-EVENTS_ROUTES = [create_webhook, list_webhooks, delete_webhook, ping_webhook, enable_webhook]
+EVENTS_ROUTES = [
+    create_webhook,
+    list_webhooks,
+    update_webhook,
+    rotate_webhook_secret,
+    delete_webhook,
+    ping_webhook,
+    enable_webhook,
+]

@@ -24,6 +24,13 @@ class WebhookCreate(msgspec.Struct, forbid_unknown_fields=True):
     events: list[str]
 
 
+class WebhookUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """The fields to change; absent or null: kept (at least one is needed)."""
+
+    url: str | None = None
+    events: list[str] | None = None
+
+
 class WebhookOut(msgspec.Struct):
     id: UUID
     store_id: UUID
@@ -45,6 +52,19 @@ class WebhookCreated(msgspec.Struct):
     enabled: bool = True  # the list's fields too: a new subscription is on, with no failures yet
     disabled_reason: str | None = None
     failing_since: datetime | None = None
+
+
+class WebhookRotated(msgspec.Struct):
+    id: UUID
+    store_id: UUID
+    url: str
+    events: list[Literal[EventType, "*"]]
+    enabled: bool
+    disabled_reason: str | None
+    failing_since: datetime | None
+    created_at: datetime
+    secret: str  # the new whsec_…, shown once
+    previous_secret_valid_until: datetime  # until then each delivery is signed with the old secret too
 
 
 class WebhookList(msgspec.Struct):
@@ -166,6 +186,41 @@ ENABLE_RESPONSES = {
         "Invalid input (`parameter` names it): a webhook_id that is not a UUID, or a webhook that cannot be "
         "enabled: another active webhook of the store has its URL, the store has PLINQY_WEBHOOK_MAX_PER_STORE "
         "active webhooks, or its URL is refused now.",
+    ),
+    **NO_WEBHOOK,
+}
+UPDATE_EXAMPLE = Example(
+    summary="a new URL and more events",
+    value={"url": "https://hooks.example.com/plinqy/v2", "events": ["stock.out", "stock.back", "listing.deleted"]},
+)
+UPDATE_RESPONSES = {
+    **WRITE_REFUSALS,
+    **_spec(WebhookOut, 200, _LISTED, "Changed: the webhook as listed (same id, secret and `sequence` numbering)."),
+    **_error(
+        400,
+        "url",
+        "webhook 7a1e… already sends this store's events to this URL: remove it first, or add the events you "
+        "want to one subscription",
+        "Invalid input (`parameter` names it): a webhook_id that is not a UUID, neither `url` nor `events` given, "
+        "an unknown event type, or a URL refused as at creation (not https or not public, a fragment, a user name, "
+        "another active webhook of the store has it).",
+    ),
+    **NO_WEBHOOK,
+    **JSON_ONLY,
+}
+ROTATE_RESPONSES = {
+    **COMMON,
+    **_spec(
+        WebhookRotated,
+        200,
+        _LISTED
+        | {
+            "secret": "whsec_Q2hhbmdlZCBzZWNyZXQgZm9yIHRoZSBleGFtcGxlIQ==",
+            "previous_secret_valid_until": "2026-12-04T07:00:00Z",
+        },
+        "Rotated. `secret` (whsec_…) is the new signing secret, shown only now; until "
+        "`previous_secret_valid_until` each delivery carries both signatures (`webhook-signature: v1,<new> "
+        "v1,<old>`), so a receiver verifies with either secret while it switches over.",
     ),
     **NO_WEBHOOK,
 }

@@ -90,6 +90,43 @@ def webhooks_list(settings: Settings, store_id: UUID | None) -> None:
         click.echo(f"{r['id']}\tstore={r['store_id']}\t{r['url']}\t{','.join(r['events'])}\t{state}{failing}")
 
 
+@webhooks.command("update")
+@click.argument("webhook_id", type=click.UUID)
+@click.option("--url", help="The new https URL of the receiver (checked as at `add`).")
+@click.option(
+    "--event", "--events", "events", multiple=True, help="The new event types (repeat, or comma-separated) or '*'."
+)
+@click.pass_obj
+@user_errors
+def webhooks_update(settings: Settings, webhook_id: UUID, url: str | None, events: tuple[str, ...]) -> None:
+    """Change a subscription's URL and/or events in place (same id, secret, numbering and queued deliveries)."""
+    from search_service.events import subscriptions
+
+    chosen = [e.strip() for value in events for e in value.split(",") if e.strip()] if events else None
+    row = _with_conn(
+        settings, lambda c: subscriptions.update(c, settings.events, None, webhook_id, url=url, events=chosen)
+    )
+    click.echo(f"updated webhook {webhook_id}: {row['url']}")
+    click.echo(f"events: {', '.join(row['events'])}")
+
+
+@webhooks.command("rotate-secret")
+@click.argument("webhook_id", type=click.UUID)
+@click.pass_obj
+@user_errors
+def webhooks_rotate_secret(settings: Settings, webhook_id: UUID) -> None:
+    """A new signing secret, printed once; the old one also signs until PLINQY_WEBHOOK_SECRET_GRACE_S ends."""
+    from search_service.events import subscriptions
+
+    rotated = _with_conn(
+        settings, lambda c: subscriptions.rotate_secret(c, settings.secret_box(), settings.events, None, webhook_id)
+    )
+    until = rotated.previous_valid_until.astimezone(UTC).isoformat()
+    click.echo(f"webhook {webhook_id}: deliveries are signed with both secrets until {until}, then the new one only")
+    click.echo("new signing secret, shown only now:")
+    click.echo(rotated.secret)  # the last line alone, as `add` prints it
+
+
 @webhooks.command("remove")
 @click.argument("webhook_id", type=click.UUID)
 @click.pass_obj

@@ -65,6 +65,8 @@ class EventsConfig:
     # Active subscriptions a store may have: each is a copy of every event, so a key with webhooks:write and no cap
     # turned one listing change into hundreds of deliveries to one host.
     max_per_store: int = 25
+    # After a rotation the old secret also signs each delivery this long, so receivers can switch over.
+    secret_grace_s: float = 86400.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EventsConfig:
@@ -81,4 +83,5 @@ class EventsConfig:
             disable_after_s=env_float(env, "PLINQY_WEBHOOK_DISABLE_AFTER_S", 86400.0, 0.0, 30 * 86400.0),
             dns_ttl_s=env_float(env, "PLINQY_WEBHOOK_DNS_TTL_S", 30.0, 0.0, 3600.0),
             max_per_store=env_int(env, "PLINQY_WEBHOOK_MAX_PER_STORE", 25, 1, 10_000),
+            secret_grace_s=env_float(env, "PLINQY_WEBHOOK_SECRET_GRACE_S", 86400.0, 0.0, 30 * 86400.0),
         )

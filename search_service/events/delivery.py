@@ -45,13 +45,24 @@ class Signers:
             signer = self._cache[token] = Webhook(self._box.decrypt(token.encode()))
         return signer
 
+    def previous(self, token: str | None) -> Webhook | None:
+        """The signer of a rotated-out secret still in its grace period (None: there is none)."""
+        return self.get(token) if token else None
 
-def signed_headers(signer: Webhook, message_id: str, body: str, now: datetime | None = None) -> dict[str, str]:
+
+def signed_headers(
+    signer: Webhook, message_id: str, body: str, now: datetime | None = None, previous: Webhook | None = None
+) -> dict[str, str]:
+    """previous: the secret a rotation replaced, in its grace period: both sign (`v1,<new> v1,<old>`, Standard
+    Webhooks' list of signatures), so a receiver holding either secret verifies the message."""
     when = now or datetime.now(UTC)
+    signature = signer.sign(message_id, when, body)
+    if previous is not None:
+        signature += " " + previous.sign(message_id, when, body)
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": signer.sign(message_id, when, body),
+        "webhook-signature": signature,
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }

@@ -234,7 +234,8 @@ class Dispatcher:
             return
         body = delivery.message_body(row["type"], row["created_at"], row["payload"])
         try:
-            headers = delivery.signed_headers(self.signers.get(row["secret"]), row["message_id"], body)
+            signer, previous = self.signers.get(row["secret"]), self.signers.previous(row["previous_secret"])
+            headers = delivery.signed_headers(signer, row["message_id"], body, previous=previous)
         except Exception as exc:  # an unreadable secret (key changed): retrying cannot help
             self._record(row, policy.Decision("failed"), None, f"cannot sign: {exc}")
             return

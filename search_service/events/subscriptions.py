@@ -1,4 +1,5 @@
-"""Webhook subscriptions (create, list, delete, ping) and the operators' deliveries view and replay (asyncpg).
+"""Webhook subscriptions (create, change, rotate a secret, list, delete, ping) and the operators' deliveries view
+and replay (asyncpg).
 
 The API and the CLI both call these; errors are `SubscriptionError` (bad input: the API's 400) and
 `SubscriptionNotFound` (404), each naming the parameter at fault.
@@ -123,10 +124,18 @@ async def create(
 
 
 async def _room_for(
-    conn: Any, config: EventsConfig, store_id: UUID, url: str, parameter: str, webhook_id: UUID | None = None
+    conn: Any,
+    config: EventsConfig,
+    store_id: UUID,
+    url: str,
+    parameter: str,
+    webhook_id: UUID | None = None,
+    *,
+    counted: bool = True,
 ) -> None:
-    """Whether the store may have one more active subscription (webhook_id: this one), to this URL. Holds the
-    store's lock to the end of the caller's transaction: two concurrent adds both saw room."""
+    """Whether the store may have one more active subscription (webhook_id: this one), to this URL (counted False:
+    the URL only, for a disabled one that stays off). Holds the store's lock to the end of the caller's
+    transaction: two concurrent adds both saw room."""
     await _one(conn, "lock_store_webhooks", store_id=store_id)
     active = [r for r in await _fetch(conn, "active_subscriptions", store_id=store_id) if r["id"] != webhook_id]
     # normalised here too: a row stored before URLs were normalised may be in another spelling
@@ -136,11 +145,64 @@ async def _room_for(
             parameter, f"webhook {same['id']} already sends this store's events to this URL: remove it first, or "
             "add the events you want to one subscription",
         )  # fmt: skip
-    if len(active) >= config.max_per_store:
+    if counted and len(active) >= config.max_per_store:
         raise SubscriptionError(
             parameter, f"this store has {len(active)} active webhooks, the most allowed "
             "(PLINQY_WEBHOOK_MAX_PER_STORE): remove one it no longer needs, or send more event types to one URL",
         )  # fmt: skip
+
+
+async def update(
+    conn: Any,
+    config: EventsConfig,
+    store_id: UUID | None,
+    webhook_id: UUID,
+    *,
+    url: str | None = None,
+    events: Sequence[str] | None = None,
+    resolver: ssrf.Resolver = ssrf.system_resolver,
+) -> dict[str, Any]:
+    """Change a subscription's URL and/or events in place, with create's checks: its id, secret, `sequence`
+    numbering and queued deliveries (which go to the new URL) stay. Remove and add lost all of them."""
+    if url is None and events is None:
+        raise SubscriptionError("url", "give url and/or events: nothing to change")
+    chosen = None if events is None else check_events(events)
+    sub = await _one(conn, "get_subscription", store_id=store_id, webhook_id=webhook_id)
+    if sub is None:  # before the URL: an unknown webhook needs no DNS lookup to be refused
+        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+    if url is not None:
+        url = normalized_url(url)
+        await check_url(url, config, resolver)
+    async with conn.transaction():
+        if url is not None:
+            await _room_for(conn, config, sub["store_id"], url, "url", webhook_id, counted=sub["is_active"])
+        row = await _one(conn, "update_subscription", webhook_id=webhook_id, url=url, events=chosen)
+    if row is None:  # removed meanwhile
+        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+    return dict(row)
+
+
+@dataclass(frozen=True)
+class Rotated:
+    subscription: dict[str, Any]
+    secret: str  # the new whsec_…, shown once
+    previous_valid_until: datetime  # the old secret signs too until then
+
+
+async def rotate_secret(
+    conn: Any, box: SecretBox, config: EventsConfig, store_id: UUID | None, webhook_id: UUID
+) -> Rotated:
+    """A new signing secret; the old one also signs each delivery for config.secret_grace_s."""
+    secret = delivery.new_secret()
+    token = box.encrypt(secret).decode()
+    row = await _one(
+        conn, "rotate_secret", store_id=store_id, webhook_id=webhook_id, secret=token, grace_s=config.secret_grace_s
+    )
+    if row is None:
+        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+    found = dict(row)
+    until = found.pop("previous_secret_until")
+    return Rotated(found, secret, until)
 
 
 @dataclass(frozen=True)
@@ -224,7 +286,9 @@ async def start_ping(conn: Any, box: SecretBox, store_id: UUID | None, webhook_i
     row = await _one(conn, "insert_ping", store_id=sub["store_id"], webhook_id=webhook_id, lock=lock)
     assert row is not None
     body = delivery.message_body(row["type"], row["created_at"], row["payload"])
-    headers = delivery.signed_headers(delivery.Signers(box).get(sub["secret"]), row["message_id"], body)
+    signers = delivery.Signers(box)
+    previous = signers.previous(sub["previous_secret"])
+    headers = delivery.signed_headers(signers.get(sub["secret"]), row["message_id"], body, previous=previous)
     return PingJob(row["id"], row["message_id"], lock, sub["url"], headers, body, webhook_id)
 
 

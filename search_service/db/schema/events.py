@@ -90,6 +90,9 @@ store_webhook = Table(
     # without a success in between (24 hours of that disables it). `secret` holds the SecretBox token.
     Column("disabled_reason", Text),
     Column("failing_since", DateTime(timezone=True)),
+    # Migration 0040: after a rotation the old secret's token, which also signs deliveries until the time given.
+    Column("previous_secret", Text),
+    Column("previous_secret_until", DateTime(timezone=True)),
     CheckConstraint("url ~ '^https?://'", name="url"),
     CheckConstraint("failure_count >= 0", name="failure_count"),
 )

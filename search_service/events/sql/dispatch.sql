@@ -42,7 +42,9 @@ RETURNING d.id, d.webhook_id, d.message_id, d.attempts, e.type,
           CASE WHEN d.sequence IS NULL THEN e.payload
                ELSE e.payload || jsonb_build_object('sequence', d.sequence, 'store_sequence', e.seq,
                                                     'webhook_id', d.webhook_id) END::text AS payload,
-          e.created_at, w.url, w.secret, w.is_active;
+          e.created_at, w.url, w.secret, w.is_active,
+          -- a rotated-out secret signs too until its grace period ends (migration 0040)
+          CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END AS previous_secret;
 
 -- name: record_results
 -- params: worker_id text, ids bigint[], outcomes text[] (delivered | retrying | failed),

@@ -1,5 +1,6 @@
 -- Webhook subscriptions and the operators' view of deliveries (asyncpg). The secret column holds the SecretBox token
--- of the whsec_ signing secret; no statement here returns it except the dispatcher's claim (events/dispatch).
+-- of the whsec_ signing secret (previous_secret: the one a rotation replaced, migration 0040); only get_subscription
+-- (a ping signs with it) and the dispatcher's claim (events/dispatch) return them.
 
 -- name: store_exists
 -- params: store_id uuid
@@ -13,8 +14,9 @@ RETURNING id, store_id, url, events, is_active, disabled_reason, failing_since, 
 
 -- name: lock_store_webhooks
 -- params: store_id uuid
--- Serialises a store's adds (and enables) to the end of the transaction, so its checks of one active subscription
--- a URL and of PLINQY_WEBHOOK_MAX_PER_STORE hold. NO KEY: listings' foreign-key checks (KEY SHARE) still pass.
+-- Serialises a store's adds (and enables, URL changes) to the end of the transaction, so its checks of one active
+-- subscription a URL and of PLINQY_WEBHOOK_MAX_PER_STORE hold. NO KEY: listings' foreign-key checks (KEY SHARE)
+-- still pass.
 SELECT id FROM store WHERE id = :store_id::uuid FOR NO KEY UPDATE;
 
 -- name: active_subscriptions
@@ -46,9 +48,28 @@ ORDER BY created_at, id;
 
 -- name: get_subscription
 -- params: store_id uuid|null (NULL: any store), webhook_id uuid
-SELECT id, store_id, url, events, is_active, disabled_reason, failing_since, created_at, secret
+SELECT id, store_id, url, events, is_active, disabled_reason, failing_since, created_at, secret,
+       CASE WHEN previous_secret_until > now() THEN previous_secret END AS previous_secret
 FROM store_webhook
 WHERE id = :webhook_id::uuid AND (:store_id::uuid IS NULL OR store_id = :store_id::uuid);
+
+-- name: update_subscription
+-- params: webhook_id uuid, url text|null (NULL: unchanged), events text[]|null (NULL: unchanged)
+-- In place: the id, its `sequence` numbering, its secret and its queued deliveries (sent to the new URL) stay.
+UPDATE store_webhook
+SET url = coalesce(:url::text, url), events = coalesce(:events::text[], events), updated_at = now()
+WHERE id = :webhook_id::uuid
+RETURNING id, store_id, url, events, is_active, disabled_reason, failing_since, created_at;
+
+-- name: rotate_secret
+-- params: store_id uuid|null (NULL: any store), webhook_id uuid, secret text, grace_s float8
+-- The new secret signs from now on; the one it replaces signs too for grace_s (a second rotation within that time
+-- drops the oldest). SET reads the row as it was, so previous_secret gets the secret being replaced.
+UPDATE store_webhook
+SET previous_secret = secret, previous_secret_until = now() + make_interval(secs => :grace_s::float8),
+    secret = :secret::text, updated_at = now()
+WHERE id = :webhook_id::uuid AND (:store_id::uuid IS NULL OR store_id = :store_id::uuid)
+RETURNING id, store_id, url, events, is_active, disabled_reason, failing_since, created_at, previous_secret_until;
 
 -- name: delete_subscription
 -- params: store_id uuid|null (NULL: any store), webhook_id uuid

@@ -1,0 +1,192 @@
+"""Changing a webhook in place: its URL and events (PATCH, `webhooks update`) and its secret (rotate-secret),
+keeping its id, numbering and queued retries; over HTTP and the CLI, with a real receiver and dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from cryptography.fernet import Fernet
+from litestar.testing import TestClient
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from benchmarks.webhook_receiver import Received, Receiver
+from search_service.cli import cli
+from search_service.db.secretbox import SecretBox
+from search_service.events.dispatcher import Dispatcher
+from search_service.ingest.keys import create_key
+from tests.events_support import FAST, seed_listing, seed_product, seed_store
+from tests.test_api import app_settings, load_test_encoder, running_client
+
+KEY = Fernet.generate_key().decode()
+BOX = SecretBox(KEY.encode())
+LATER = replace(FAST, retry_schedule=(0.0, 100.0))  # a failed first attempt is retried in 100 s: a drain stops
+
+
+@pytest.fixture(scope="module")
+def client(db_url: str) -> Iterator[TestClient[Any]]:
+    settings = app_settings(db_url, secret_key=KEY, events=FAST)
+    with running_client(settings, load_test_encoder()) as c:
+        yield c
+
+
+def _store(db_url: str, name: str) -> tuple[uuid.UUID, dict[str, str]]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = seed_store(conn, name)
+        key = create_key(conn, store_id=store, scopes=("webhooks:write",)).key
+    return store, {"Authorization": f"Bearer {key}"}
+
+
+def _listing(db_url: str, store: uuid.UUID, sku: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        seed_listing(conn, store, seed_product(conn, f"Product {sku}"), sku)
+
+
+def _dispatch(db_url: str, config: Any = FAST) -> None:
+    asyncio.run(Dispatcher(db_url, config, BOX).run(drain=True))
+
+
+def _data(received: Received) -> dict[str, Any]:
+    return dict(json.loads(received.body)["data"])
+
+
+def test_a_webhook_is_changed_in_place_keeping_its_numbering_and_retries(client: TestClient[Any], db_url: str) -> None:
+    """Only remove + add existed: the pending retry was dropped and `sequence` restarted at 1."""
+    store, auth = _store(db_url, "Moves its receiver")
+    base = f"/v1/stores/{store}/webhooks"
+    with Receiver() as receiver:
+        hook = client.post(base, json={"url": receiver.url("/status/500/old"), "events": ["listing.created"]},
+                           headers=auth).json()  # fmt: skip
+        _listing(db_url, store, "A")
+        _dispatch(db_url, LATER)  # attempt 1 fails: retrying
+        changed = client.patch(
+            f"{base}/{hook['id']}", json={"url": receiver.url("/ok/new/./in?"), "events": ["*"]}, headers=auth
+        )
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["id"] == hook["id"] and changed.json()["url"] == receiver.url("/ok/new/in")
+        assert changed.json()["events"] == ["*"]
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("UPDATE webhook_delivery SET next_attempt_at = now() WHERE status = 'retrying'")
+        _listing(db_url, store, "B")
+        _dispatch(db_url)
+        got = [r for r in receiver.snapshot() if r.path == "/ok/new/in"]
+    assert sorted(_data(r)["sequence"] for r in got) == [1, 2]  # the retry kept, the numbering going on
+    assert all(Webhook(hook["secret"]).verify(r.body, r.headers) for r in got)  # the same secret
+    assert [w["id"] for w in client.get(base, headers=auth).json()["webhooks"]] == [hook["id"]]
+
+
+def test_a_change_is_checked_as_a_new_webhook_is(client: TestClient[Any], db_url: str) -> None:
+    store, auth = _store(db_url, "Checked changes")
+    base = f"/v1/stores/{store}/webhooks"
+    first = client.post(base, json={"url": "http://127.0.0.1:9/one", "events": ["*"]}, headers=auth).json()
+    second = client.post(base, json={"url": "http://127.0.0.1:9/two", "events": ["*"]}, headers=auth).json()
+    path = f"{base}/{first['id']}"
+    for body, parameter, words in (
+        ({"url": "http://127.0.0.1:9/two/."}, "url", second["id"]),  # another active webhook's URL, spelt otherwise
+        ({"url": "https://10.0.0.1/x"}, "url", "private"),
+        ({"url": "http://127.0.0.1:9/x#f"}, "url", "fragment"),
+        ({"events": ["stock.gone"]}, "events", "unknown event type"),
+        ({"events": []}, "events", "at least one"),
+        ({}, "url", "nothing to change"),
+        ({"url": "http://127.0.0.1:9/x", "secret": "mine"}, None, "secret"),
+    ):
+        refused = client.patch(path, json=body, headers=auth)
+        assert refused.status_code == 400, (body, refused.text)
+        error = refused.json()["error"]
+        assert (parameter is None or error["parameter"] == parameter) and words in error["message"], (body, error)
+    missing = client.patch(f"{base}/{uuid.uuid4()}", json={"events": ["*"]}, headers=auth)
+    assert missing.status_code == 404 and missing.json()["error"]["parameter"] == "webhook_id"
+    same = client.patch(path, json={"url": "http://127.0.0.1:9/one"}, headers=auth)  # its own URL: no clash
+    assert same.status_code == 200, same.text
+    assert client.patch(path, json={"events": ["*"]}).status_code == 401
+    _, other_auth = _store(db_url, "Not theirs")
+    assert client.patch(path, json={"events": ["*"]}, headers=other_auth).status_code == 403
+
+
+def _signatures(received: Received) -> list[str]:
+    return received.headers["webhook-signature"].split(" ")
+
+
+def test_a_rotated_secret_and_the_old_one_both_verify_until_the_grace_ends(
+    client: TestClient[Any], db_url: str
+) -> None:
+    """Rotating meant remove + add: queued deliveries lost, numbering restarted, no overlap for the receiver."""
+    store, auth = _store(db_url, "Rotates its secret")
+    base = f"/v1/stores/{store}/webhooks"
+    with Receiver() as receiver:
+        hook = client.post(base, json={"url": receiver.url("/ok/rot"), "events": ["*"]}, headers=auth).json()
+        rotated = client.post(f"{base}/{hook['id']}/rotate-secret", headers=auth)
+        assert rotated.status_code == 200, rotated.text
+        new = rotated.json()["secret"]
+        assert new.startswith("whsec_") and new != hook["secret"] and rotated.json()["id"] == hook["id"]
+        assert rotated.json()["previous_secret_valid_until"] > hook["created_at"]
+        _listing(db_url, store, "A")
+        _dispatch(db_url)
+        ping = client.post(f"{base}/{hook['id']}/test", headers=auth)
+        assert ping.json()["delivered"] is True, ping.text
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            stored = conn.execute("SELECT secret, previous_secret FROM store_webhook WHERE id = %s", (hook["id"],))
+            tokens = stored.fetchone()
+            assert tokens is not None and "whsec_" not in str(tokens)  # both encrypted
+            assert BOX.decrypt(tokens[1].encode()) == hook["secret"]
+            conn.execute("UPDATE store_webhook SET previous_secret_until = now() - interval '1 second'")
+        _listing(db_url, store, "B")
+        _dispatch(db_url)
+        during, after = receiver.snapshot()[:2], receiver.snapshot()[2:]
+    assert len(during) == 2 and len(after) == 1
+    for received in during:  # a delivery and a ping, each signed with both
+        assert len(_signatures(received)) == 2, received.headers
+        for secret in (new, hook["secret"]):
+            assert Webhook(secret).verify(received.body, received.headers)
+    assert len(_signatures(after[0])) == 1 and Webhook(new).verify(after[0].body, after[0].headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(hook["secret"]).verify(after[0].body, after[0].headers)
+    assert [_data(r)["sequence"] for r in (during[0], after[0])] == [1, 2]
+    assert client.post(f"{base}/{hook['id']}/rotate-secret").status_code == 401
+    missing = client.post(f"{base}/{uuid.uuid4()}/rotate-secret", headers=auth)
+    assert missing.status_code == 404 and missing.json()["error"]["parameter"] == "webhook_id"
+
+
+def test_openapi_documents_update_and_rotation(client: TestClient[Any]) -> None:
+    paths = client.get("/schema/openapi.json").json()["paths"]
+    update = paths["/v1/stores/{store_id}/webhooks/{webhook_id}"]["patch"]
+    assert {"200", "400", "404"} <= set(update["responses"]) and "sequence" in update["description"]
+    rotate = paths["/v1/stores/{store_id}/webhooks/{webhook_id}/rotate-secret"]["post"]
+    assert {"200", "404"} <= set(rotate["responses"]) and "PLINQY_WEBHOOK_SECRET_GRACE_S" in rotate["description"]
+    assert "v1,<new> v1,<old>" in rotate["description"]
+
+
+def _cli(url: str, *args: str, **env: str) -> Any:
+    environment = {"DATABASE_URL": url, "PLINQY_SECRET_KEY": KEY, "PLINQY_WEBHOOK_ALLOW_HOSTS": "127.0.0.1", **env}
+    return CliRunner().invoke(cli, list(args), env=environment, catch_exceptions=False)
+
+
+def test_update_and_rotate_secret_from_the_cli(db_url: str) -> None:
+    store, _ = _store(db_url, "From the shell")
+    added = _cli(db_url, "webhooks", "add", "--store", str(store), "--url", "http://127.0.0.1:9/cli")
+    webhook_id = added.output.split()[1]
+    updated = _cli(db_url, "webhooks", "update", webhook_id, "--url", "HTTP://127.0.0.1:9/cli2",
+                   "--events", "stock.out,stock.back")  # fmt: skip
+    assert updated.exit_code == 0, updated.output
+    assert updated.output.splitlines() == [
+        f"updated webhook {webhook_id}: http://127.0.0.1:9/cli2",
+        "events: stock.out, stock.back",
+    ]
+    bad = _cli(db_url, "webhooks", "update", webhook_id, "--url", "https://192.168.1.1/x")
+    assert bad.exit_code == 1 and bad.output.startswith("error: url: ") and "private" in bad.output
+    assert _cli(db_url, "webhooks", "update", webhook_id).output.strip() == (
+        "error: url: give url and/or events: nothing to change"
+    )
+    rotated = _cli(db_url, "webhooks", "rotate-secret", webhook_id)
+    assert rotated.exit_code == 0, rotated.output
+    secret = rotated.output.strip().splitlines()[-1]
+    assert secret.startswith("whsec_") and "signed with both secrets until" in rotated.output
+    missing = _cli(db_url, "webhooks", "rotate-secret", str(uuid.uuid4()))
+    assert missing.exit_code == 1 and missing.output.strip() == "error: webhook_id: no webhook with this id"
