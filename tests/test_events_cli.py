@@ -300,13 +300,12 @@ def test_a_disabled_webhook_enabled_again_keeps_its_secret_and_numbering_and_rep
         assert enabled.exit_code == 0 and f"enabled webhook {webhook_id}" in enabled.output, enabled.output
         replay_line = enabled.output.strip().splitlines()[-1]
         assert replay_line.startswith("1 failed delivery; to send them again: "), enabled.output
-        assert f"webhooks replay --store {store} --since " in replay_line, enabled.output
+        assert f"webhooks replay --webhook {webhook_id} --failed-only --since " in replay_line, enabled.output
         again = run(fresh_db_url, "webhooks", "enable", webhook_id)
         assert again.exit_code == 0 and "enabled already" in again.output
         listed = run(fresh_db_url, "webhooks", "list", "--store", str(store)).output
         assert "\tenabled" in listed and "failing since" not in listed, listed
-        since = replay_line.split("--since ", 1)[1]
-        replayed = run(fresh_db_url, "webhooks", "replay", "--store", str(store), "--since", since)
+        replayed = run(fresh_db_url, *replay_line.split("plinqy-search ", 1)[1].split())
         assert replayed.output.strip() == "queued 1 delivery again", replayed.output
         seed_listing(db, store, seed_product(db, "Rice milk"), "RM")  # its first attempt a 500 too, then 204
         assert run(fresh_db_url, "webhooks", "dispatch", "--drain").exit_code == 0
@@ -320,6 +319,46 @@ def test_a_disabled_webhook_enabled_again_keeps_its_secret_and_numbering_and_rep
     assert run(fresh_db_url, "webhooks", "deliveries", "--failed").output.strip() == "no deliveries"
     unknown = run(fresh_db_url, "webhooks", "enable", "00000000-0000-0000-0000-000000000000")
     assert unknown.exit_code == 1 and unknown.output.strip() == "error: webhook_id: no webhook with this id"
+
+
+def test_the_replay_line_enable_prints_sends_only_that_webhooks_failed_deliveries(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """It printed `replay --store S --since T`, which queued every finished delivery of the store since then: the
+    delivered ones, and other webhooks' (8 where one had failed)."""
+    store = seed_store(db)
+    with Receiver() as receiver:
+        added = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", receiver.url("/ok/mine"))
+        webhook_id = added.output.split()[1]
+        assert (
+            run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", receiver.url("/ok/other")).exit_code
+            == 0
+        )
+        for sku in ("A", "B", "C"):
+            seed_listing(db, store, seed_product(db, f"Product {sku}"), sku)
+        assert run(fresh_db_url, "webhooks", "dispatch", "--drain").exit_code == 0
+        assert receiver.count() == 6
+        # its first delivery failed during an outage that disabled it; the other two were delivered
+        db.execute("UPDATE webhook_delivery SET status = 'failed' WHERE id = "
+                   "(SELECT min(id) FROM webhook_delivery WHERE webhook_id = %s)", (webhook_id,))  # fmt: skip
+        db.execute("UPDATE store_webhook SET is_active = false, disabled_reason = 'HTTP 410 Gone' WHERE id = %s",
+                   (webhook_id,))  # fmt: skip
+        line = run(fresh_db_url, "webhooks", "enable", webhook_id).output.strip().splitlines()[-1]
+        assert line.startswith("1 failed delivery; to send them again: plinqy-search webhooks replay "), line
+        replayed = run(fresh_db_url, *line.split("plinqy-search ", 1)[1].split())
+        assert replayed.output.strip() == "queued 1 delivery again", replayed.output
+        assert run(fresh_db_url, "webhooks", "dispatch", "--drain").exit_code == 0
+        again = receiver.snapshot()[6:]
+    assert [r.path for r in again] == ["/ok/mine"], again
+    whole = run(fresh_db_url, "webhooks", "replay", "--webhook", webhook_id, "--since", "2000-01-01T00:00:00Z")
+    assert whole.output.strip() == "queued 3 deliveries again"  # without --failed-only: the delivered ones too
+    for args, said in (
+        (("--failed-only", "1"), "error: give either DELIVERY_ID, or --store ID and/or --webhook ID with --since"),
+        (("--webhook", webhook_id), "error: give either DELIVERY_ID"),
+        (("--webhook", str(store), "--since", "2000-01-01"), "error: webhook_id: no webhook with this id"),
+    ):
+        refused = run(fresh_db_url, "webhooks", "replay", *args)
+        assert refused.exit_code != 0 and refused.output.startswith(said), (args, refused.output)
 
 
 def test_the_dispatchers_log_lines_carry_their_level(db: psycopg.Connection, fresh_db_url: str) -> None:

@@ -213,8 +213,8 @@ async def ping_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhook_
     "`sequence` numbering; `disabled_reason` and `failing_since` are cleared. Its URL is checked again, and it "
     "must be the store's one active webhook to that URL and fit PLINQY_WEBHOOK_MAX_PER_STORE (else 400 naming "
     "`webhook_id`). An enabled webhook is answered as it is. The deliveries that failed meanwhile are not sent "
-    "again by this: an operator replays them (`plinqy-search webhooks replay --store ID --since TIME`). Needs the "
-    "store's key (webhooks:write).",
+    "again by this: an operator replays them (`plinqy-search webhooks replay --webhook ID --failed-only --since "
+    "TIME`). Needs the store's key (webhooks:write).",
     tags=_TAGS,
     status_code=200,
     responses=S.ENABLE_RESPONSES,

@@ -158,7 +158,7 @@ def webhooks_enable(settings: Settings, webhook_id: UUID) -> None:
         n = enabled.failed
         click.echo(
             f"{n} failed deliver{'y' if n == 1 else 'ies'}; to send them again: "
-            f"plinqy-search webhooks replay --store {row['store_id']} --since {since}"
+            f"plinqy-search webhooks replay --webhook {webhook_id} --failed-only --since {since}"
         )
 
 
@@ -200,17 +200,35 @@ def _parse_time(value: str) -> datetime:
 @webhooks.command("replay")
 @click.argument("delivery_id", type=click.IntRange(1, 2**63 - 1), required=False)
 @click.option("--store", "store_id", type=click.UUID, help="Replay this store's finished deliveries (with --since).")
+@click.option("--webhook", "webhook_id", type=click.UUID, help="Only this webhook's deliveries (with --since).")
 @click.option("--since", help="ISO time: deliveries of events created since then.")
+@click.option("--failed-only", is_flag=True, help="Only the deliveries that failed (not the delivered ones).")
 @click.pass_obj
 @user_errors
-def webhooks_replay(settings: Settings, delivery_id: int | None, store_id: UUID | None, since: str | None) -> None:
-    """Send finished deliveries again (same webhook-id): DELIVERY_ID, or --store ID --since TIME."""
+def webhooks_replay(
+    settings: Settings,
+    delivery_id: int | None,
+    store_id: UUID | None,
+    webhook_id: UUID | None,
+    since: str | None,
+    failed_only: bool,
+) -> None:
+    """Send finished deliveries again (same webhook-id): DELIVERY_ID, or --store ID and/or --webhook ID with
+    --since TIME (--failed-only: the failed ones only)."""
     from search_service.events import subscriptions
 
-    if (delivery_id is None) == (store_id is None) or (store_id is not None) != (since is not None):
-        raise UserFacingError("give either DELIVERY_ID, or --store ID and --since TIME")
+    bulk = store_id is not None or webhook_id is not None
+    if (delivery_id is None) != bulk or bulk != (since is not None) or (failed_only and not bulk):
+        raise UserFacingError(
+            "give either DELIVERY_ID, or --store ID and/or --webhook ID with --since TIME (and --failed-only if wanted)"
+        )
     when = _parse_time(since) if since else None
-    n = _with_conn(settings, lambda c: subscriptions.replay(c, delivery_id=delivery_id, store_id=store_id, since=when))
+    n = _with_conn(
+        settings,
+        lambda c: subscriptions.replay(
+            c, delivery_id=delivery_id, store_id=store_id, webhook_id=webhook_id, since=when, failed_only=failed_only
+        ),
+    )
     click.echo(f"queued {n} deliver{'y' if n == 1 else 'ies'} again")
 
 

@@ -338,9 +338,16 @@ async def deliveries(conn: Any, *, failed_only: bool, store_id: UUID | None, lim
 
 
 async def replay(
-    conn: Any, *, delivery_id: int | None = None, store_id: UUID | None = None, since: datetime | None = None
+    conn: Any,
+    *,
+    delivery_id: int | None = None,
+    store_id: UUID | None = None,
+    webhook_id: UUID | None = None,
+    since: datetime | None = None,
+    failed_only: bool = False,
 ) -> int:
-    """Queue finished deliveries again; returns how many. One delivery must exist and be finished."""
+    """Queue finished deliveries again (failed_only: the failed ones); returns how many. One delivery must exist
+    and be finished; a webhook must exist and be enabled."""
     if delivery_id is not None:
         row = await _one(conn, "delivery_exists", delivery_id=delivery_id)
         if row is None:
@@ -362,5 +369,19 @@ async def replay(
             )
     elif store_id is not None:  # a mistyped id said "queued 0 deliveries again"
         await require_store(conn, store_id)
-    row = await _one(conn, "replay", delivery_id=delivery_id, store_id=store_id, since=since)
+    if webhook_id is not None:
+        await _require_enabled(conn, store_id, webhook_id)
+    row = await _one(
+        conn, "replay", delivery_id=delivery_id, store_id=store_id, webhook_id=webhook_id, since=since,
+        failed_only=failed_only,
+    )  # fmt: skip
     return int(row["n"]) if row else 0
+
+
+async def _require_enabled(conn: Any, store_id: UUID | None, webhook_id: UUID) -> None:
+    sub = await _one(conn, "get_subscription", store_id=store_id, webhook_id=webhook_id)
+    if sub is None:
+        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+    if not sub["is_active"]:  # its deliveries would fail at once
+        why = f" ({sub['disabled_reason']})" if sub["disabled_reason"] else ""
+        raise SubscriptionError("webhook_id", f"webhook {webhook_id} is disabled{why}: enable it first")

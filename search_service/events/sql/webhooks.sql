@@ -112,9 +112,10 @@ ORDER BY d.id DESC
 LIMIT :limit::int;
 
 -- name: replay
--- params: delivery_id bigint|null, store_id uuid|null, since timestamptz|null
--- Send again (same webhook-id: receivers deduplicate), with fresh attempts: one delivery, or every finished one of
--- a store's events since a time. Rows still queued or in flight are left as they are, and so are the deliveries of
+-- params: delivery_id bigint|null, store_id uuid|null, webhook_id uuid|null, since timestamptz|null,
+--    failed_only boolean
+-- Send again (same webhook-id: receivers deduplicate), with fresh attempts: one delivery, or every finished one
+-- (failed_only: every failed one) of a store's or a subscription's events since a time. Rows still queued or in flight are left as they are, and so are the deliveries of
 -- a disabled webhook (the dispatcher would fail them at once) and pings (sent once, by their caller: a replay had a
 -- dispatcher send them again, one still in flight too).
 WITH again AS (
@@ -126,6 +127,8 @@ WITH again AS (
       AND e.type <> 'webhook.ping' AND (d.locked_until IS NULL OR d.locked_until < now())
       AND (:delivery_id::bigint IS NULL OR d.id = :delivery_id::bigint)
       AND (:store_id::uuid IS NULL OR e.store_id = :store_id::uuid)
+      AND (:webhook_id::uuid IS NULL OR d.webhook_id = :webhook_id::uuid)
+      AND (NOT :failed_only::boolean OR d.status = 'failed')
       AND (:since::timestamptz IS NULL OR e.created_at >= :since::timestamptz)
     RETURNING d.id
 )
