@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -359,6 +360,35 @@ def test_the_replay_line_enable_prints_sends_only_that_webhooks_failed_deliverie
     ):
         refused = run(fresh_db_url, "webhooks", "replay", *args)
         assert refused.exit_code != 0 and refused.output.startswith(said), (args, refused.output)
+
+
+def test_deliveries_show_when_each_was_tried_next_and_delivered(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """`webhooks deliveries` showed no times: not when a delivery was last tried, when a retrying one goes next,
+    nor when one was delivered."""
+    store = seed_store(db)
+    with Receiver() as receiver:
+        for path in ("/ok/times", "/status/500/times"):
+            assert (
+                run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", receiver.url(path)).exit_code == 0
+            )
+        seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+        later = {"PLINQY_WEBHOOK_RETRY_SCHEDULE": "0,300"}  # the failed one is retried in 5 minutes
+        assert run(fresh_db_url, "webhooks", "dispatch", "--drain", **later).exit_code == 0
+    lines = {line.split("\t")[1]: line for line in run(fresh_db_url, "webhooks", "deliveries").output.splitlines()}
+    assert set(lines) == {"delivered", "retrying"}, lines
+
+    def utc(when: datetime) -> str:
+        return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    for status, last, upcoming, delivered in db.execute(
+        "SELECT status, last_attempt_at, next_attempt_at, delivered_at FROM webhook_delivery"
+    ):
+        line = lines[status]
+        assert f"\tlast_attempt={utc(last)}\t" in line, line
+        if status == "retrying":
+            assert f"\tnext_attempt={utc(upcoming)}\t" in line and "delivered_at" not in line, line
+        else:
+            assert f"\tdelivered_at={utc(delivered)}\t" in line and "next_attempt" not in line, line
 
 
 def test_the_dispatchers_log_lines_carry_their_level(db: psycopg.Connection, fresh_db_url: str) -> None:

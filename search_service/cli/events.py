@@ -169,7 +169,7 @@ def webhooks_enable(settings: Settings, webhook_id: UUID) -> None:
 @click.pass_obj
 @user_errors
 def webhooks_deliveries(settings: Settings, failed_only: bool, store_id: UUID | None, limit: int) -> None:
-    """Recent deliveries, newest first, with their last answer and error."""
+    """Recent deliveries, newest first: last answer, times (last attempt, next attempt or delivered) and error."""
     from search_service.events import subscriptions
 
     rows = _with_conn(
@@ -182,9 +182,23 @@ def webhooks_deliveries(settings: Settings, failed_only: bool, store_id: UUID | 
         sub = "" if r["is_active"] else f"\twebhook disabled: {r['disabled_reason']}"
         error = f"\t{r['last_error']}" if r["last_error"] and r["status"] != "delivered" else ""
         click.echo(
-            f"{r['id']}\t{r['status']}\tattempts={r['attempts']}\tcode={code}\t{r['type']}\t{r['message_id']}"
-            f"\t{r['url']}{error}{sub}"
+            f"{r['id']}\t{r['status']}\tattempts={r['attempts']}\tcode={code}\t{_times(r)}\t{r['type']}"
+            f"\t{r['message_id']}\t{r['url']}{error}{sub}"
         )
+
+
+def _utc(when: datetime | None) -> str:
+    return "-" if when is None else when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _times(row: Any) -> str:
+    """When it was last tried, and when it is tried next (still queued) or was delivered."""
+    times = f"last_attempt={_utc(row['last_attempt_at'])}"
+    if row["status"] in ("pending", "retrying"):
+        times += f"\tnext_attempt={_utc(row['next_attempt_at'])}"
+    if row["status"] == "delivered":
+        times += f"\tdelivered_at={_utc(row['delivered_at'])}"
+    return times
 
 
 def _parse_time(value: str) -> datetime:
