@@ -276,6 +276,7 @@ def worker_env(dsn: str, key: str, plan: ChaosPlan) -> dict[str, str]:
         "PLINQY_SECRET_KEY": key,
         "PLINQY_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
         "PLINQY_WEBHOOK_LEASE_S": str(plan.lease_s),
+        "PLINQY_WEBHOOK_TIMEOUT_S": f"{plan.lease_s / 3:g}",  # a lease must be more than twice the timeout
         "PLINQY_WEBHOOK_POLL_S": "0.2",
         "PLINQY_WEBHOOK_CONCURRENCY": str(plan.concurrency),
         "PLINQY_WEBHOOK_RETRY_SCHEDULE": "0,0.5,1,2,5,10,30",

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from click.testing import CliRunner
 
+from search_service.cli import cli
 from search_service.events.config import DEFAULT_RETRY_SCHEDULE, EventsConfig, EventsConfigError
 from search_service.events.policy import decide, parse_retry_after
 from search_service.settings import Settings, SettingsError
@@ -55,6 +57,23 @@ def test_settings_from_the_environment() -> None:
         EventsConfig.from_env({"PLINQY_WEBHOOK_RETRY_SCHEDULE": "5,300"})
     with pytest.raises(SettingsError, match="PLINQY_WEBHOOK_TIMEOUT_S"):
         Settings.from_env({"PLINQY_WEBHOOK_TIMEOUT_S": "0"})
+
+
+def test_a_lease_shorter_than_a_send_is_refused_naming_both_settings() -> None:
+    """A 2 s lease with a 6 s timeout was taken: a slow delivery's lease ran out mid-send and another dispatcher
+    sent it again."""
+    for lease, timeout in (("2", "6"), ("20", "10"), ("5", "3")):
+        env = {"PLINQY_WEBHOOK_LEASE_S": lease, "PLINQY_WEBHOOK_TIMEOUT_S": timeout}
+        with pytest.raises(SettingsError) as refused:
+            Settings.from_env(env)
+        message = str(refused.value)
+        assert f"PLINQY_WEBHOOK_LEASE_S={lease} must be more than twice PLINQY_WEBHOOK_TIMEOUT_S={timeout}" in message
+    env = {"PLINQY_WEBHOOK_LEASE_S": "2", "PLINQY_WEBHOOK_TIMEOUT_S": "6", "DATABASE_URL": "postgresql://nowhere/x"}
+    shell = CliRunner().invoke(cli, ["webhooks", "dispatch"], env=env)
+    assert shell.exit_code == 1 and len(shell.output.strip().splitlines()) == 1, shell.output
+    assert "PLINQY_WEBHOOK_LEASE_S=2" in shell.output and "PLINQY_WEBHOOK_TIMEOUT_S=6" in shell.output
+    assert EventsConfig.from_env({}).lease_s == 60.0  # the defaults pass (60 s against 10 s)
+    assert EventsConfig.from_env({"PLINQY_WEBHOOK_LEASE_S": "7", "PLINQY_WEBHOOK_TIMEOUT_S": "3"}).lease_s == 7.0
 
 
 def test_whole_number_settings_refuse_fractions_and_name_their_range_as_written() -> None:

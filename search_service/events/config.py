@@ -72,16 +72,31 @@ class EventsConfig:
     def from_env(cls, env: Mapping[str, str]) -> EventsConfig:
         raw_schedule = env.get("PLINQY_WEBHOOK_RETRY_SCHEDULE")
         hosts = env.get("PLINQY_WEBHOOK_ALLOW_HOSTS") or ""
-        return cls(
-            retry_schedule=parse_schedule(raw_schedule) if raw_schedule else DEFAULT_RETRY_SCHEDULE,
-            allow_hosts=frozenset(h.strip().lower().strip("[]") for h in hosts.split(",") if h.strip()),
-            timeout_s=env_float(env, "PLINQY_WEBHOOK_TIMEOUT_S", 10.0, 0.05, 60.0),
-            concurrency=env_int(env, "PLINQY_WEBHOOK_CONCURRENCY", 256, 1, 10_000),
-            per_webhook=env_int(env, "PLINQY_WEBHOOK_PER_SUBSCRIPTION", 16, 1, 1000),
-            lease_s=env_float(env, "PLINQY_WEBHOOK_LEASE_S", 60.0, 1.0, 3600.0),
-            poll_interval_s=env_float(env, "PLINQY_WEBHOOK_POLL_S", 1.0, 0.01, 60.0),
-            disable_after_s=env_float(env, "PLINQY_WEBHOOK_DISABLE_AFTER_S", 86400.0, 0.0, 30 * 86400.0),
-            dns_ttl_s=env_float(env, "PLINQY_WEBHOOK_DNS_TTL_S", 30.0, 0.0, 3600.0),
-            max_per_store=env_int(env, "PLINQY_WEBHOOK_MAX_PER_STORE", 25, 1, 10_000),
-            secret_grace_s=env_float(env, "PLINQY_WEBHOOK_SECRET_GRACE_S", 86400.0, 0.0, 30 * 86400.0),
+        return check_lease(
+            cls(
+                retry_schedule=parse_schedule(raw_schedule) if raw_schedule else DEFAULT_RETRY_SCHEDULE,
+                allow_hosts=frozenset(h.strip().lower().strip("[]") for h in hosts.split(",") if h.strip()),
+                timeout_s=env_float(env, "PLINQY_WEBHOOK_TIMEOUT_S", 10.0, 0.05, 60.0),
+                concurrency=env_int(env, "PLINQY_WEBHOOK_CONCURRENCY", 256, 1, 10_000),
+                per_webhook=env_int(env, "PLINQY_WEBHOOK_PER_SUBSCRIPTION", 16, 1, 1000),
+                lease_s=env_float(env, "PLINQY_WEBHOOK_LEASE_S", 60.0, 1.0, 3600.0),
+                poll_interval_s=env_float(env, "PLINQY_WEBHOOK_POLL_S", 1.0, 0.01, 60.0),
+                disable_after_s=env_float(env, "PLINQY_WEBHOOK_DISABLE_AFTER_S", 86400.0, 0.0, 30 * 86400.0),
+                dns_ttl_s=env_float(env, "PLINQY_WEBHOOK_DNS_TTL_S", 30.0, 0.0, 3600.0),
+                max_per_store=env_int(env, "PLINQY_WEBHOOK_MAX_PER_STORE", 25, 1, 10_000),
+                secret_grace_s=env_float(env, "PLINQY_WEBHOOK_SECRET_GRACE_S", 86400.0, 0.0, 30 * 86400.0),
+            )
         )
+
+
+def check_lease(config: EventsConfig) -> EventsConfig:
+    """A lease must outlast a send: a send may wait up to the timeout for a connection slot and then take the
+    timeout, so the lease must be more than twice it. A shorter one ran out mid-send and another dispatcher sent
+    the delivery again (a 2 s lease, a 6 s timeout: a slow delivery was sent twice)."""
+    if config.lease_s <= 2 * config.timeout_s:
+        raise EventsConfigError(
+            f"PLINQY_WEBHOOK_LEASE_S={config.lease_s:g} must be more than twice PLINQY_WEBHOOK_TIMEOUT_S="
+            f"{config.timeout_s:g} (a send may wait the timeout for a connection, then take it): a lease that runs "
+            "out mid-send lets another dispatcher send the delivery again. Raise the lease or lower the timeout"
+        )
+    return config
