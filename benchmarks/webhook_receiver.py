@@ -4,7 +4,8 @@ The path chooses the behaviour, so one server plays many receivers:
 - `/ok/...`: 204.
 - `/slow/<seconds>/...`: waits, then 204.
 - `/drip/<seconds>/...`: 200 with its headers at once, then a byte of body every 0.2 s for that long.
-- `/status/<code>/...`: answers that code (`/status/302/...` adds a Location, `/status/429/...` and
+- `/status/<code>/...`: answers that code (`/status/302/...` adds a Location, the `location` query parameter's
+  if given; `/status/429/...` and
   `/status/503/...` a `Retry-After` from the `retry_after` query parameter).
 - `/flaky/<n>/...`: 500 for the first n attempts of each webhook-id (on that path), then 204.
 Every request is recorded (path, headers, body, time received) for the caller to check.
@@ -117,7 +118,7 @@ class Receiver:
     def _status(code: int, request: web.Request) -> web.Response:
         headers = {}
         if 300 <= code < 400:
-            headers["Location"] = "http://127.0.0.1:9/elsewhere"
+            headers["Location"] = request.query.get("location", "http://127.0.0.1:9/elsewhere")
         if code in (429, 503) and "retry_after" in request.query:
             headers["Retry-After"] = request.query["retry_after"]
         return web.Response(status=code, headers=headers, text=f"status {code}")

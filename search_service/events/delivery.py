@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -83,12 +84,28 @@ _SILENT_ERRORS = {
 }
 
 
-def _describe_failure(response: httpx.Response) -> str | None:
+def redirect_origin(url: str, location: str | None) -> str:
+    """Scheme, host and port of a redirect's target (a relative one is the request's): never its path or query,
+    which may carry a token, as the Location did into last_error and the log."""
+    if not location:
+        return "?"
+    try:
+        parts = urllib.parse.urlsplit(urllib.parse.urljoin(url, location.strip()))
+        port = parts.port
+    except ValueError:
+        return "?"
+    if not parts.hostname:
+        return "?"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def _describe_failure(url: str, response: httpx.Response) -> str | None:
     code = response.status_code
     if 200 <= code < 300:
         return None
     if 300 <= code < 400:
-        where = response.headers.get("location", "?")
+        where = redirect_origin(url, response.headers.get("location"))
         return f"HTTP {code}: a redirect (to {where[:200]}) is a failure; redirects are not followed"
     return f"HTTP {code}: {response.text[:200]}"
 
@@ -114,4 +131,4 @@ async def attempt(
     except httpx.HTTPError as exc:  # some say nothing (a receiver that closed the connection: "ReadError: ")
         why = str(exc) or _SILENT_ERRORS.get(type(exc).__name__, "no detail given")
         return AttemptResult(None, None, f"{type(exc).__name__}: {why}"[:500])
-    return AttemptResult(response.status_code, response.headers.get("retry-after"), _describe_failure(response))
+    return AttemptResult(response.status_code, response.headers.get("retry-after"), _describe_failure(url, response))
