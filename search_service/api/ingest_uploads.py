@@ -185,12 +185,16 @@ def _connection_of(rt: Runtime) -> Any:
 async def _store(conn: Any, store_id: UUID, batch_id: UUID, reader: CsvRows) -> BatchStatus:
     """The upload's rows into its batch, in one transaction; a failure there (the database's) aborts the batch, so
     its status says why nothing was applied, and the client is answered as for any database failure; a store
-    deleted while the upload arrived (its batch with it) is a 404 naming `store_id`."""
+    deleted while the upload arrived (its batch with it) is a 404 naming `store_id`; a file the reader cannot
+    read to its end, a 400 naming `file`, its batch aborted saying why."""
     try:
         async with conn.transaction():
             bulk = statement("ingest/batches", "bulk_write_settings")
             await conn.fetch(bulk.sql, *bulk.bind(timeout="600s"))
             status, _rows = await store_csv_rows(conn, batch_id, reader)
+    except CsvError as exc:  # the file cannot be read to its end (a quote never closed): none of it stored
+        await pipeline.abort_batch(conn, batch_id, str(exc))
+        raise BadParameter(exc.column or "file", str(exc)) from None
     except Exception as exc:
         with contextlib.suppress(Exception):  # the connection itself may be what failed
             reason = f"the upload could not be stored ({type(exc).__name__}); send it again"

@@ -13,7 +13,7 @@ from uuid import UUID
 import asyncpg
 
 from search_service.ingest import pipeline
-from search_service.ingest.csvfile import CsvRows
+from search_service.ingest.csvfile import CsvError, CsvRows
 from search_service.ingest.raw_rows import split_rows
 
 BLOCK_ROWS = 5000
@@ -86,7 +86,10 @@ async def _store_beating(conn: Any, side: Any, batch_id: UUID, reader: CsvRows, 
             _retrieved(beating)
     except BaseException as exc:
         why = "the import was interrupted" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__
-        await _abort(side, dsn, batch_id, f"the file could not be stored ({why}): nothing of it applied")
+        reason = (
+            str(exc) if isinstance(exc, CsvError) else f"the file could not be stored ({why}): nothing of it applied"
+        )
+        await _abort(side, dsn, batch_id, reason)
         raise
     return rows
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from search_service.ingest.csv_quotes import STRAY_QUOTE_HINT, LineIndex, spanning_quote
+
 COLUMNS = ("sku", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity", "is_active")
 REQUIRED = ("sku",)
 DELIMITERS = (",", ";", "\t")
@@ -97,13 +99,23 @@ def _row(
 
 def iter_records(data: bytes) -> tuple[list[str], str, Iterator[list[str]]]:
     """The header (lower-cased), the delimiter and the remaining records of a CSV file's bytes."""
-    header, delimiter, records, _undecodable = _records(data)
-    return header, delimiter, records
+    opened = _records(data)
+    return opened.header, opened.delimiter, opened.reader
 
 
-def _records(data: bytes, charset: str | None = None) -> tuple[list[str], str, Iterator[list[str]], bool]:
-    """iter_records, and whether the file holds any bytes that were not UTF-8 (one scan of the whole text, not
-    one per cell: that per-character check was two thirds of parsing a clean file)."""
+@dataclass
+class _Opened:
+    header: list[str]
+    delimiter: str
+    reader: Any  # the csv module's reader: its `line_num` is the line it has read up to
+    source: io.StringIO
+    shift: int  # the file's lines before the text read (Excel's `sep=` line)
+    undecodable: bool  # whether the file holds any bytes that were not UTF-8
+
+
+def _records(data: bytes, charset: str | None = None) -> _Opened:
+    """The file opened past its header (one scan of the whole text for bytes that were not UTF-8, not one per
+    cell: that per-character check was two thirds of parsing a clean file)."""
     text = _decoded(data, charset)
     first_line, _, rest = text.partition("\n")
     named = _SEP_LINE.fullmatch(first_line)
@@ -118,7 +130,8 @@ def _records(data: bytes, charset: str | None = None) -> tuple[list[str], str, I
             f"byte-order mark?): {SAVE_AS}"
         )
     delimiter = named.group(1) if named else detect_delimiter(first_line)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    source = io.StringIO(text, newline="")
+    reader = csv.reader(source, delimiter=delimiter)
     try:
         header = [_clean(h).strip().lower() for h in next(reader)]
     except (StopIteration, csv.Error) as exc:
@@ -126,7 +139,7 @@ def _records(data: bytes, charset: str | None = None) -> tuple[list[str], str, I
     if len(header) > MAX_COLUMNS:  # 10M columns held ~1 GB and answered a 40 MB list of ignored ones
         raise CsvError(f"the header has {len(header)} columns; at most {MAX_COLUMNS} are read: keep the known ones")
     _check_header(header)
-    return header, delimiter, (r for r in reader), _UNDECODABLE.search(text) is not None
+    return _Opened(header, delimiter, reader, source, 1 if named else 0, _UNDECODABLE.search(text) is not None)
 
 
 def _check_header(header: list[str]) -> None:
@@ -182,32 +195,90 @@ def _declared(data: bytes, charset: str) -> str:
 
 class CsvRows:
     """A CSV file's rows, read a block at a time (`parse_csv` reads them all). The header is checked at once
-    (CsvError); a file the reader cannot go on with ends in one row with `_error`, as in parse_csv.
-    `naming_charset`: how a row not UTF-8 is told to name the file's charset, by the door it came through."""
+    (CsvError); a file the reader cannot read to its end (a quote never closed, a cell past the reader's limit)
+    raises CsvError from the block that meets it, saying where and how many lines were not read: a caller storing
+    the rows in one transaction stores none. `naming_charset`: how a row not UTF-8 is told to name the file's
+    charset, by the door it came through."""
 
     def __init__(self, data: bytes, charset: str | None = None, naming_charset: str = CHARSET_BY_HTTP) -> None:
-        header, self.delimiter, self._reader, self._undecodable = _records(data, charset)
+        opened = _records(data, charset)
+        self.delimiter, self._reader, self._undecodable = opened.delimiter, opened.reader, opened.undecodable
+        self._source, self._shift = opened.source, opened.shift
         self._naming_charset = naming_charset
-        self._header = header
+        self._header = header = opened.header
         self.columns = [h for h in header if h in COLUMNS]
         self.ignored_columns = [h or f"(column {i + 1}, no header)" for i, h in enumerate(header) if h not in COLUMNS]
         self.done = False
+        self._index: LineIndex | None = None
 
     def block(self, size: int) -> list[dict[str, Any]]:
         """The next `size` rows (fewer at the end; none once done)."""
         rows: list[dict[str, Any]] = []
         if self.done:
             return rows
+        reader = self._reader
+        start = reader.line_num
         try:
-            for cells in self._reader:
+            while (cells := next(reader, None)) is not None:
                 if any(cell.strip() for cell in cells):  # not a blank line, nor one of separators only (`;;;`)
-                    rows.append(_row(self._header, cells, self._undecodable, self._naming_charset))
+                    row = _row(self._header, cells, self._undecodable, self._naming_charset)
+                    if reader.line_num - start > 1:  # a quoted cell held line breaks
+                        self._spanning(row, start + 1)
+                    rows.append(row)
                     if len(rows) >= size:
                         return rows
+                start = reader.line_num
         except csv.Error as exc:
-            rows.append({"_error": f"the file cannot be read past here ({exc})"})
+            raise self._unreadable(start + 1, exc) from None
         self.done = True
         return rows
+
+    def _lines(self) -> LineIndex:
+        if self._index is None:  # the text again, only for a file with a cell over several lines
+            self._index = LineIndex(self._source.getvalue())
+        return self._index
+
+    def _spanning(self, row: dict[str, Any], line: int) -> None:
+        """A record over several lines: a ragged one, or one whose quote closes inside a cell (`"fuenf`), says
+        which quote swallowed them; one never closed fails the file."""
+        quote = self._never_closed(line)
+        if quote is None:
+            return
+        ragged = str(row.get("_error", "")).startswith("the row has")
+        if ragged or quote.mid_cell:
+            why = row["_error"] + ": " if ragged else ""
+            row["_error"] = f"{why}{quote.says()}: the lines between were read as one cell; {STRAY_QUOTE_HINT}"
+
+    def _never_closed(self, line: int) -> Any:
+        """The quote spanning the record of the text's `line`; CsvError when it is never closed."""
+        index = self._lines()
+        quote = spanning_quote(index, line, self.delimiter, self._header, self._shift)
+        if quote is not None and quote.closes is None:
+            unread = index.lines() - line + 1
+            raise CsvError(
+                f"the file cannot be read whole: {quote.says()}, so the {unread} lines from line {quote.opens} to the "
+                f"end were read as one cell, not as rows; {STRAY_QUOTE_HINT}"
+            )
+        return quote
+
+    def _unreadable(self, line: int, exc: csv.Error) -> CsvError:
+        """Why the reader stopped at the record of the text's `line`, and how many lines it left unread."""
+        index = self._lines()
+        unread, shown = index.lines() - line + 1, line + self._shift
+        if "field larger than field limit" not in str(exc):
+            return CsvError(f"the file cannot be read past line {shown} ({exc}); the {unread} lines from there on "
+                            "were not read")  # fmt: skip
+        limit = csv.field_size_limit()
+        quote = spanning_quote(index, line, self.delimiter, self._header, self._shift)
+        if quote is None:
+            return CsvError(
+                f"the file cannot be read past line {shown}: a cell there is longer than {limit} characters, the most "
+                f"a cell may hold; the {unread} lines from line {shown} on were not read"
+            )
+        return CsvError(
+            f"the file cannot be read past line {shown}: {quote.says()}, and a cell is read up to {limit} "
+            f"characters; the {unread} lines from line {shown} on were not read; {STRAY_QUOTE_HINT}"
+        )
 
 
 def parse_csv(data: bytes) -> ParsedCsv:

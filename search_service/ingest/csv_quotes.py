@@ -1,0 +1,98 @@
+"""Where a CSV file's quoted cell ran past its line. A stray `"` at a cell's start (an inch mark: `"Zoll`, `5"`
+typed first) opens a quoted cell that swallows the lines after it, as the csv module reads it: up to the next
+quote, or to the end of the file. Only looked into when a record spans lines and something is wrong with it (it
+is ragged, it is the file's last, the reader gave up), so the scans here are no cost of a clean file."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_BREAK = re.compile(r"\r\n|\r|\n")  # the lines the reader reads (io.StringIO with newline="")
+STRAY_QUOTE_HINT = 'check for a stray " such as 5" (inside a quoted cell write it "")'
+
+
+@dataclass
+class SpanningQuote:
+    """A quoted cell holding line breaks: its column, the file's line its quote opens on and the one it closes
+    on (None: never)."""
+
+    column: str
+    opens: int
+    closes: int | None
+    mid_cell: bool = False  # closed by a quote with text after it (`"fuenf`): no well-formed file has that
+
+    def says(self) -> str:
+        where = f"a quote opened in column {self.column} on line {self.opens}"
+        if self.closes is None:
+            return f"{where} is never closed"
+        return f"{where} closes only on line {self.closes}" + (", inside a cell" if self.mid_cell else "")
+
+
+class LineIndex:
+    """The offset of a line of the text, found by walking forward from the last one asked for (records are
+    looked into in file order, so a file of many such rows is walked once)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._line, self._offset = 1, 0
+
+    def offset(self, line: int) -> int:
+        if line < self._line:
+            self._line, self._offset = 1, 0
+        while self._line < line:
+            found = _BREAK.search(self.text, self._offset)
+            if found is None:
+                return len(self.text)
+            self._line, self._offset = self._line + 1, found.end()
+        return self._offset
+
+    def lines(self) -> int:
+        text = self.text
+        breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+        return breaks + (0 if text.endswith(("\n", "\r")) or not text else 1)
+
+
+def closing_quote(text: str, start: int) -> int | None:
+    """Where the quoted cell whose content starts at `start` closes, as the csv module reads it: `""` is a quote
+    inside the cell, any other `"` closes it; None when none does."""
+    pos = start
+    while (found := text.find('"', pos)) >= 0:
+        if not text.startswith('"', found + 1):
+            return found
+        pos = found + 2
+    return None
+
+
+def spanning_quote(index: LineIndex, line: int, delimiter: str, header: list[str], shift: int) -> SpanningQuote | None:
+    """The first quoted cell holding a line break in the record starting on the text's `line`; `shift`: the
+    lines before the text in the file (Excel's `sep=` line)."""
+    text = index.text
+    start = pos = index.offset(line)
+    stops = re.compile(f"[{re.escape(delimiter)}\r\n]")
+    cell = 0
+    while pos < len(text):
+        if text[pos] == '"':  # a quote opens a cell only at its start
+            close = closing_quote(text, pos + 1)
+            stop = len(text) if close is None else close
+            if _BREAK.search(text, pos, stop):
+                opens = line + _breaks(text, start, pos)
+                if close is None:
+                    return SpanningQuote(_column(header, cell), opens + shift, None)
+                closes = opens + _breaks(text, pos, close) + shift
+                mid_cell = text[close + 1 : close + 2] not in ("", delimiter, "\r", "\n")
+                return SpanningQuote(_column(header, cell), opens + shift, closes, mid_cell)
+            pos = stop + 1  # the rest of the cell is read as it stands
+        found = stops.search(text, pos)
+        if found is None or found.group() != delimiter:
+            return None
+        cell, pos = cell + 1, found.end()
+    return None
+
+
+def _breaks(text: str, start: int, end: int) -> int:
+    return sum(1 for _ in _BREAK.finditer(text, start, end))
+
+
+def _column(header: list[str], cell: int) -> str:
+    return header[cell] if cell < len(header) and header[cell] else f"{cell + 1}"

@@ -1,0 +1,98 @@
+"""CSV files with the faults spreadsheets and people leave in them, over real HTTP and `import csv`: a stray quote
+that swallows the rest of the file, required columns or cells missing, a stock level that reads two ways, notes
+on mapped rows nobody saw, and the small refusals (a media type, a price with its currency sign)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from search_service.ingest.csvfile import CsvError, parse_csv
+from search_service.settings import Settings
+from tests.ingest_helpers import bearer, ingest_settings, new_store, serve, store_key
+from tests.test_ingest_cli import cli
+
+STRAY = b'sku;name;price;quantity\nQ-1;a;1;1\nQ-3;"Zoll 3;3;3\nQ-4;vier;4;4\nQ-5;fuenf;5;5\n'
+
+
+@pytest.fixture(scope="module")
+def base(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings: Settings = ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
+    with serve(settings, None) as url:
+        yield url
+
+
+@pytest.fixture
+def shop(db_url: str) -> tuple[uuid.UUID, str]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        return store, store_key(conn, store, "listings:write")
+
+
+def _upload(base: str, shop: tuple[uuid.UUID, str], data: bytes, media: str = "text/csv") -> httpx.Response:
+    store, key = shop
+    headers = {**bearer(key), "content-type": media}
+    return httpx.post(f"{base}/v1/stores/{store}/imports", content=data, headers=headers, timeout=60)
+
+
+def _batches(db_url: str, store: uuid.UUID) -> list[tuple[str, str | None, int]]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(  # type: ignore[return-value]
+            "SELECT b.status, b.error, (SELECT count(*) FROM imported_product_raw r WHERE r.import_batch_id = b.id) "
+            "FROM import_batch b WHERE b.store_id = %s ORDER BY b.seq",
+            (store,),
+        ).fetchall()
+
+
+def test_a_quote_never_closed_refuses_the_file_saying_where_and_how_much_was_unread(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str], tmp_path: Path
+) -> None:
+    """It ended `completed` with the rest of the file one cell of a rejected row (3 rows), or, past the reader's
+    cell limit, with 29,989 rows never counted; `import csv` exited 0."""
+    small = _upload(base, shop, STRAY)
+    assert small.status_code == 400, small.text
+    assert small.json()["error"]["parameter"] == "file"
+    said = small.json()["error"]["message"]
+    assert "a quote opened in column name on line 3 is never closed" in said, said
+    assert "the 3 lines from line 3 to the end" in said and 'stray " such as 5"' in said
+    rows = [b"sku;name;price;quantity\n"] + [b"R-%d;n;1;1\n" % i for i in range(1, 30_001)]
+    rows[11] = b'R-11;"Zoll;1;1\n'
+    big = _upload(base, shop, b"".join(rows))
+    assert big.status_code == 400, big.text
+    said = big.json()["error"]["message"]
+    assert said.startswith("the file cannot be read past line 12: a quote opened in column name on line 12"), said
+    assert "the 29990 lines from line 12 on were not read" in said
+    store = shop[0]
+    assert [(status, rows) for status, _error, rows in _batches(db_url, store)] == [("aborted", 0), ("aborted", 0)]
+    assert [error for _status, error, _rows in _batches(db_url, store)][1] == said
+    file = tmp_path / "stray.csv"
+    file.write_bytes(STRAY)
+    out = cli(db_url, "import", "csv", str(file), "--store", str(store))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "error: the file cannot be read whole: a quote opened in column name on line 3" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert [status for status, _error, _rows in _batches(db_url, store)][2] == "aborted"
+
+
+def test_a_quote_that_closes_lines_later_rejects_its_row_saying_so() -> None:
+    closes = b'sku;name;price;quantity\nQ-1;a;1;1\nQ-3;"Zoll 3;3;3\nQ-4;vier;4;4\nQ-5;fuenf";5\nQ-6;x;1;1\n'
+    rows = parse_csv(closes).rows
+    assert [r.get("sku") for r in rows] == ["Q-1", None, "Q-6"]
+    assert rows[1]["_error"] == (
+        "the row has 3 cells, the header has 4: a quote opened in column name on line 3 closes only on line 5: the "
+        'lines between were read as one cell; check for a stray " such as 5" (inside a quoted cell write it "")'
+    )
+    # as many cells as the header, but closed by a quote with text after it: no row of a well-formed file
+    inside = b'sku;name;price;quantity\nQ-3;"Zoll 3;3;3\nQ-4;vier;4;4\nQ-5;"fuenf;5;5\n'
+    (row,) = parse_csv(inside).rows
+    assert row["_error"].startswith("a quote opened in column name on line 2 closes only on line 4, inside a cell")
+    described = b'sku;name;price;quantity;description\nD-1;a;1;1;"two\nlines"\n'  # a cell over lines, well formed
+    assert parse_csv(described).rows[0]["description"] == "two\nlines"
+    huge = b"sku;name;price;quantity\nH-1;" + b"y" * 140_000 + b";1;1\nH-2;x;1;1\n"  # no quote: a cell too big
+    with pytest.raises(CsvError, match="cannot be read past line 2: a cell there is longer than 131072 characters"):
+        parse_csv(huge)
