@@ -14,7 +14,7 @@ import pytest
 
 from search_service.ingest.csvfile import CsvError, parse_csv
 from search_service.settings import Settings
-from tests.ingest_helpers import bearer, ingest_settings, new_store, serve, store_key
+from tests.ingest_helpers import bearer, drain_imports, ingest_settings, new_store, serve, store_key
 from tests.test_ingest_cli import cli
 
 STRAY = b'sku;name;price;quantity\nQ-1;a;1;1\nQ-3;"Zoll 3;3;3\nQ-4;vier;4;4\nQ-5;fuenf;5;5\n'
@@ -96,3 +96,29 @@ def test_a_quote_that_closes_lines_later_rejects_its_row_saying_so() -> None:
     huge = b"sku;name;price;quantity\nH-1;" + b"y" * 140_000 + b";1;1\nH-2;x;1;1\n"  # no quote: a cell too big
     with pytest.raises(CsvError, match="cannot be read past line 2: a cell there is longer than 131072 characters"):
         parse_csv(huge)
+
+
+def test_notes_on_mapped_rows_are_counted_listed_and_printed(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str], tmp_path: Path
+) -> None:
+    """Stored on the rows, never shown: the status said 1 mapped, 0 rejected, the errors CSV was empty."""
+    data = b"sku,name,price,quantity,gtin\nN-1,Nudeln,1.999,3,4.00638E+12\nN-2,Reis,2,1,\n"
+    accepted = _upload(base, shop, data)
+    assert accepted.status_code == 202, accepted.text
+    drain_imports(db_url)
+    key = shop[1]
+    status = httpx.get(f"{base}{accepted.json()['status_url']}", headers=bearer(key)).json()
+    assert (status["mapped_rows"], status["error_rows"], status["noted_rows"]) == (2, 0, 1), status
+    notes = httpx.get(f"{base}{accepted.json()['status_url']}/notes", headers=bearer(key))
+    assert notes.status_code == 200 and notes.headers["content-type"].startswith("text/csv")
+    lines = notes.text.splitlines()
+    assert lines[0] == '"row","note","cells"' and len(lines) == 2
+    assert lines[1].startswith('"1","price 1.999 rounded to 2.00 (a listing holds 2 decimals); gtin \'4.00638E+12\'')
+    assert lines[1].endswith('(a spreadsheet number format lost the rest: format the column as text)","N-1","Nudeln",'
+                             '"1.999","3","4.00638E+12"')  # fmt: skip
+    file = tmp_path / "noted.csv"
+    file.write_bytes(data.replace(b"N-", b"M-"))
+    out = cli(db_url, "import", "csv", str(file), "--store", str(shop[0]))
+    assert out.returncode == 0, out.stderr
+    assert "row 1: note: price 1.999 rounded to 2.00" in out.stdout
+    assert "2 rows, 2 mapped (1 with notes), 0 stale, 0 duplicate, 0 rejected" in out.stdout

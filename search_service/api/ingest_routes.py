@@ -13,27 +13,25 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
-import anyio
 import msgspec
 from litestar import Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
-from litestar.exceptions import PermissionDeniedException
 from litestar.params import Body
 
+from search_service.api import import_rows
 from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
-from search_service.api.auth import key_scope, principal_of, require_admin_key, require_key, require_store_key
+from search_service.api.auth import key_scope, require_admin_key, require_key, require_store_key
 from search_service.api.bodies import json_body, json_body_if_any
 from search_service.api.errors import Accepted
+from search_service.api.import_rows import owned_batch
 from search_service.api.listing_reads import import_status_of, listing_of, require_store
-from search_service.api.params import BadParameter, Gone, NotFound
+from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import LISTING_PATH, BatchId, Sku, StoreId, listing_sku
 from search_service.api.runtime import Runtime
-from search_service.db.sql import statement
 from search_service.engine import geo_areas
 from search_service.ingest import listing_writes
-from search_service.ingest.csvfile import errors_csv
-from search_service.ingest.imports import batch_status
+from search_service.ingest.imports import noted_rows
 from search_service.ingest.rows import Rejected, validate
 from search_service.ingest.stores import StoreError, StoreFields, store_detail_async, update_store_async
 from search_service.ingest.stores import create_store_async as create_store_row
@@ -307,16 +305,6 @@ async def get_store(rt: NamedDependency[Runtime], store_id: StoreId) -> S.StoreO
 
 
 # --- imports
-async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: UUID) -> dict[str, Any]:
-    async with rt.connection() as conn:
-        status = await batch_status(conn, batch_id)
-    if status is None:
-        raise NotFound("batch_id", S.NO_IMPORT_MESSAGE)
-    if not principal_of(request).may("listings:write", status["store_id"]):
-        raise PermissionDeniedException("this API key belongs to another store")
-    return status
-
-
 @get(
     "/v1/imports/{batch_id:uuid}",
     summary="An import's status",
@@ -331,50 +319,17 @@ async def _owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: U
 async def import_status(
     rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
 ) -> S.ImportStatus:
-    row = await _owned_batch(rt, request, batch_id)
+    row = await owned_batch(rt, request, batch_id)
     status = import_status_of(row)
+    async with rt.connection() as conn:
+        status.noted_rows = await noted_rows(conn, batch_id)
     if row["kind"] == "listing" and row["status"] == "completed" and row["rows_pruned_at"] is None:
         async with rt.connection() as conn:
             status.results = _result_items(await listing_writes.results_of(conn, batch_id))
     return status
 
 
-@get(
-    "/v1/imports/{batch_id:uuid}/errors",
-    summary="An import's rejected rows, as CSV",
-    description="Row number, reason, the original cells, every cell quoted. Cells starting (past any whitespace) with "
-    "= + - @ | (or their full-width forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them. "
-    "410 once `imports prune` deleted the rows of an import that had rejected ones.",
-    tags=["ingest"],
-    guards=[require_key("listings:write")],
-    security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_IMPORT, **S.PRUNED_ROWS},
-    media_type="text/csv",
-)
-async def import_errors(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
-) -> Response[str]:
-    batch = await _owned_batch(rt, request, batch_id)
-    if batch["rows_pruned_at"] is not None and batch["error_rows"]:
-        raise Gone("batch_id", f"the rows of this import were pruned at {batch['rows_pruned_at']:%Y-%m-%d %H:%M} UTC "
-                   f"(imports prune); its counts stay: {batch['error_rows']} rejected")  # fmt: skip
-    stmt = statement("ingest/batches", "batch_errors")
-    async with rt.connection() as conn:
-        rows = await conn.fetch(stmt.sql, *stmt.bind(batch_id=batch_id))
-    table = [
-        (
-            r["row_number"],
-            r["error"] or "",
-            None if r["raw"] is None else json.loads(r["raw"]),
-            json.loads(r["payload"]),
-        )
-        for r in rows
-    ]
-    # built in a thread: half a million rejected rows took 4 s, which held every request of this process
-    return Response(await anyio.to_thread.run_sync(errors_csv, table), media_type="text/csv")
-
-
 ROUTES = [
     get_store, put_listing, patch_listing, delete_listing, batch_listings, create_store, patch_store, import_status,
-    import_errors, *uploads.ROUTES,
+    *import_rows.ROUTES, *uploads.ROUTES,
 ]  # fmt: skip

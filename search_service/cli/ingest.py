@@ -24,6 +24,7 @@ from search_service.settings import Settings
 
 if TYPE_CHECKING:
     from search_service.ingest.csvfile import CsvRows
+    from search_service.ingest.imports import ImportOutcome
 
 
 @click.group()
@@ -219,13 +220,20 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
             interrupted = isinstance(stopped, ImportInterrupted)
             bar.write(f"{'interrupted' if interrupted else 'error'}: {stopped}", file=sys.stderr)
             sys.exit(130 if interrupted else LOST_CONNECTION_EXIT)
+    _report(out, strict)
+
+
+def _report(out: ImportOutcome, strict: bool) -> None:
+    """The first rejected and noted rows, the summary line; exit 1 unless completed, 3 on --strict rejections."""
     for number, reason in out.errors:
         click.echo(f"row {number}: rejected: {reason}")
+    for number, note in out.notes or []:
+        click.echo(f"row {number}: note: {note}")
     if out.ignored_columns:
         click.echo(f"ignored columns: {', '.join(out.ignored_columns)}")
     click.echo(
-        f"batch {out.batch_id} {out.status}: {out.total} rows, {out.mapped} mapped, {out.stale} stale, "
-        f"{out.duplicate} duplicate, {out.rejected} rejected"
+        f"batch {out.batch_id} {out.status}: {out.total} rows, {out.mapped} mapped ({out.noted} with notes), "
+        f"{out.stale} stale, {out.duplicate} duplicate, {out.rejected} rejected"
     )
     if out.status != "completed":
         sys.exit(1)

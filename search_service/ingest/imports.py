@@ -33,6 +33,8 @@ class ImportOutcome:
     rejected: int
     ignored_columns: list[str]
     errors: list[tuple[int, str]]  # the first rejected rows: (row number, reason)
+    noted: int = 0  # mapped rows with notes (a GTIN or category ignored, a price rounded)
+    notes: list[tuple[int, str]] | None = None  # the first of them: (row number, notes)
 
 
 class ImportInterrupted(Exception):
@@ -73,6 +75,10 @@ def _sql(name: str) -> Any:
 async def batch_status(conn: Any, batch_id: UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(_sql("batch_status").sql, *_sql("batch_status").bind(batch_id=batch_id))
     return None if row is None else dict(row)
+
+
+async def noted_rows(conn: Any, batch_id: UUID) -> int:
+    return int(await conn.fetchval(_sql("batch_noted_rows").sql, *_sql("batch_noted_rows").bind(batch_id=batch_id)))
 
 
 async def _follow(
@@ -179,6 +185,7 @@ async def import_csv_async(
         status = await batch_status(conn, batch_id)
         assert status is not None
         errors = await conn.fetch(_sql("batch_errors").sql, *_sql("batch_errors").bind(batch_id=batch_id))
+        notes = await conn.fetch(_sql("batch_notes").sql, *_sql("batch_notes").bind(batch_id=batch_id))
     except CONNECTION_LOST:
         raise await _after_lost_connection(dsn, batch_id, total, config.lease_s) from None
     finally:
@@ -187,7 +194,8 @@ async def import_csv_async(
     return ImportOutcome(
         batch_id, status["status"], status["total_rows"], status["mapped_rows"], status["stale_rows"],
         status["duplicate_rows"], status["error_rows"], reader.ignored_columns,
-        [(r["row_number"], r["error"]) for r in errors[:20]],
+        [(r["row_number"], r["error"]) for r in errors[:20]], len(notes),
+        [(r["row_number"], r["error"]) for r in notes[:20]],
     )  # fmt: skip
 
 

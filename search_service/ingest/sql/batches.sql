@@ -358,6 +358,19 @@ FROM imported_product_raw WHERE import_batch_id = :batch_id ORDER BY row_number;
 SELECT row_number, error, raw, payload FROM imported_product_raw
 WHERE import_batch_id = :batch_id AND status = 'rejected' ORDER BY row_number;
 
+-- name: batch_notes
+-- params: batch_id uuid
+-- A batch's mapped rows that carry notes (what was ignored or rounded: a GTIN, a category, a price's cents).
+SELECT row_number, error, raw, payload FROM imported_product_raw
+WHERE import_batch_id = :batch_id AND status = 'mapped' AND error IS NOT NULL ORDER BY row_number;
+
+-- name: batch_noted_rows
+-- params: batch_id uuid
+-- How many of a batch's mapped rows carry notes: a scan of the batch's rows (its unique key's range), asked for
+-- one batch's status (the API's, `import csv`'s summary), never for a page of batches.
+SELECT count(*) AS noted_rows FROM imported_product_raw
+WHERE import_batch_id = :batch_id AND status = 'mapped' AND error IS NOT NULL;
+
 -- name: prune_cutoffs
 -- params: older_than_s float8, delivery_keep_s float8
 -- Retention (`imports prune`): batches finished before `batches` go; delivery records received before `deliveries`

@@ -1,0 +1,101 @@
+"""An import's rows as CSV: those rejected (`…/errors`) and those mapped with notes (`…/notes`: a GTIN, a category
+ignored, a price rounded), each with the original cells."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+import anyio
+from litestar import Request, Response, get
+from litestar.di import NamedDependency
+from litestar.exceptions import PermissionDeniedException
+
+from search_service.api import ingest_schemas as S
+from search_service.api.auth import key_scope, principal_of, require_key
+from search_service.api.params import Gone, NotFound
+from search_service.api.path_params import BatchId
+from search_service.api.runtime import Runtime
+from search_service.db.sql import statement
+from search_service.ingest.csvfile import errors_csv
+from search_service.ingest.imports import batch_status
+
+_CELLS = (
+    "the original cells, every cell quoted. Cells starting (past any whitespace) with = + - @ | (or their full-width "
+    "forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them."
+)
+
+
+async def owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: UUID) -> dict[str, Any]:
+    async with rt.connection() as conn:
+        status = await batch_status(conn, batch_id)
+    if status is None:
+        raise NotFound("batch_id", S.NO_IMPORT_MESSAGE)
+    if not principal_of(request).may("listings:write", status["store_id"]):
+        raise PermissionDeniedException("this API key belongs to another store")
+    return status
+
+
+async def _rows_csv(rt: Runtime, batch_id: UUID, which: str, reason: str) -> Response[str]:
+    stmt = statement("ingest/batches", which)
+    async with rt.connection() as conn:
+        rows = await conn.fetch(stmt.sql, *stmt.bind(batch_id=batch_id))
+    table = [
+        (
+            r["row_number"],
+            r["error"] or "",
+            None if r["raw"] is None else json.loads(r["raw"]),
+            json.loads(r["payload"]),
+        )
+        for r in rows
+    ]
+    # built in a thread: half a million rejected rows took 4 s, which held every request of this process
+    text = await anyio.to_thread.run_sync(errors_csv, table, reason)
+    return Response(text, media_type="text/csv")
+
+
+@get(
+    "/v1/imports/{batch_id:uuid}/errors",
+    summary="An import's rejected rows, as CSV",
+    description=f"Row number, reason, {_CELLS} 410 once `imports prune` deleted the rows of an import that had "
+    "rejected ones. Rows mapped with notes are at `…/notes`.",
+    tags=["ingest"],
+    guards=[require_key("listings:write")],
+    security=key_scope("listings:write"),
+    responses={**S.WRITE_ERRORS, **S.NO_IMPORT, **S.PRUNED_ROWS},
+    media_type="text/csv",
+)
+async def import_errors(
+    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
+) -> Response[str]:
+    batch = await owned_batch(rt, request, batch_id)
+    if batch["rows_pruned_at"] is not None and batch["error_rows"]:
+        raise Gone("batch_id", f"the rows of this import were pruned at {batch['rows_pruned_at']:%Y-%m-%d %H:%M} UTC "
+                   f"(imports prune); its counts stay: {batch['error_rows']} rejected")  # fmt: skip
+    return await _rows_csv(rt, batch_id, "batch_errors", "reason")
+
+
+@get(
+    "/v1/imports/{batch_id:uuid}/notes",
+    summary="An import's rows mapped with notes, as CSV",
+    description="The rows that were applied, but not all as written: a GTIN ignored (its check digit, scientific "
+    "notation that lost digits), a category not found, a price rounded to cents. Row number, note (several joined "
+    f"by `; `), {_CELLS} Their count is the status's `noted_rows`. 410 once `imports prune` deleted its rows.",
+    tags=["ingest"],
+    guards=[require_key("listings:write")],
+    security=key_scope("listings:write"),
+    responses={**S.WRITE_ERRORS, **S.NO_IMPORT, **S.PRUNED_ROWS},
+    media_type="text/csv",
+)
+async def import_notes(
+    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
+) -> Response[str]:
+    batch = await owned_batch(rt, request, batch_id)
+    if batch["rows_pruned_at"] is not None:
+        raise Gone("batch_id", f"the rows of this import were pruned at {batch['rows_pruned_at']:%Y-%m-%d %H:%M} UTC "
+                   "(imports prune)")  # fmt: skip
+    return await _rows_csv(rt, batch_id, "batch_notes", "note")
+
+
+ROUTES = [import_errors, import_notes]
