@@ -234,7 +234,7 @@ def test_text_answers_name_their_charset_once(base: str, db_url: str) -> None:
         key = store_key(conn, store, "listings:write")
     upload = httpx.post(
         f"{base}/v1/stores/{store}/imports",
-        content=b"sku,price\nx,1\n",
+        content=b"sku,price,quantity\nx,1,1\n",
         headers={**bearer(key), "content-type": "text/csv"},
     )
     errors = httpx.get(f"{base}{upload.json()['errors_url']}", headers=bearer(key))

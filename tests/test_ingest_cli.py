@@ -416,7 +416,9 @@ def test_import_csv_checks_the_store_the_charset_and_the_header_before_its_progr
     nosku = tmp_path / "nosku.csv"
     nosku.write_text("name,price\nx,1\n")
     header = cli(dsn, "import", "csv", str(nosku), "--store", str(store))
-    assert header.returncode == 1 and header.stderr.startswith("error: the file has no 'sku' column"), header.stderr
+    assert header.returncode == 1 and header.stderr.startswith("error: the file has no 'sku' or 'quantity' column"), (
+        header.stderr
+    )
     assert header.stderr.count("\n") == 1, header.stderr
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM import_batch").fetchone() == (0,)

@@ -122,3 +122,28 @@ def test_notes_on_mapped_rows_are_counted_listed_and_printed(
     assert out.returncode == 0, out.stderr
     assert "row 1: note: price 1.999 rounded to 2.00" in out.stdout
     assert "2 rows, 2 mapped (1 with notes), 0 stale, 0 duplicate, 0 rejected" in out.stdout
+
+
+def test_a_file_without_price_or_quantity_is_refused_and_an_empty_level_rejected(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str], tmp_path: Path
+) -> None:
+    """`SKU,Name,Price,Qty` mapped every row with quantity 0 (`qty` ignored); a file without `price` had every row
+    rejected "price is required"; an empty level was a level of 0."""
+    no_level = _upload(base, shop, b"SKU,Name,Price,Qty\nA-1,Apfel,1,5\n")
+    assert no_level.status_code == 400, no_level.text
+    assert no_level.json()["error"] == {
+        "parameter": "quantity",
+        "message": "the file has no 'quantity' column (columns: sku, name, price, qty; not read: qty)",
+    }
+    no_price = _upload(base, shop, b"sku;name;preis;quantity\nA-1;Apfel;1;5\n")
+    assert no_price.status_code == 400 and no_price.json()["error"]["parameter"] == "price"
+    assert "not read: preis" in no_price.json()["error"]["message"]
+    empty = _upload(base, shop, b"sku,name,price,quantity\nA-1,Apfel,1,\nA-2,Birne,1,0\n")
+    assert empty.status_code == 202, empty.text
+    drain_imports(db_url)
+    errors = httpx.get(f"{base}{empty.json()['errors_url']}", headers=bearer(shop[1])).text.splitlines()
+    assert errors[1].startswith('"1","quantity is required: the cell is empty (write the stock level, 0 when')
+    file = tmp_path / "qty.csv"
+    file.write_bytes(b"SKU,Name,Price,Qty\nA-1,Apfel,1,5\n")
+    out = cli(db_url, "import", "csv", str(file), "--store", str(shop[0]))
+    assert out.returncode == 1 and out.stderr.startswith("error: the file has no 'quantity' column"), out.stderr

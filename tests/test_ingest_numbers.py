@@ -192,7 +192,9 @@ def test_a_gtin_a_spreadsheet_wrote_as_a_number_links_when_its_digits_are_all_th
     with psycopg.connect(db_url, autocommit=True) as conn:
         store = new_store(conn)
         key = store_key(conn, store, "listings:write")
-    upload = "sku,name,price,gtin\nG1,t,1,4.067829728481E+12\nG2,t,1,4044608329039.0\nG3,t,1,4.00638E+12\n"
+    upload = (
+        "sku,name,price,quantity,gtin\nG1,t,1,1,4.067829728481E+12\nG2,t,1,1,4044608329039.0\nG3,t,1,1,4.00638E+12\n"
+    )
     headers = {**bearer(key), "content-type": "text/csv"}
     assert httpx.post(f"{base}/v1/stores/{store}/imports", content=upload.encode(), headers=headers).status_code == 202
     drain_imports(db_url)

@@ -1,7 +1,8 @@
 """CSV files into pipeline rows: the delimiter (`,` `;` tab) detected, or named by Excel's `sep=` first line; UTF-8
 with or without a BOM, or UTF-16/32 with one (Excel's "Unicode text"); headers case-insensitive. A row the file
 itself makes unreadable (ragged, not UTF-8) becomes a row with `_error`, stored and reported `rejected` like any
-other; a file without a `sku` column, empty, or not text at all (a workbook) is refused whole (CsvError).
+other; a file without a `sku`, `price` or `quantity` column, empty, not text at all (a workbook), or one the reader
+cannot read to its end (a quote never closed, a cell past the reader's limit) is refused whole (CsvError).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from search_service.ingest.csv_quotes import STRAY_QUOTE_HINT, LineIndex, spanning_quote
 
 COLUMNS = ("sku", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity", "is_active")
-REQUIRED = ("sku",)
+REQUIRED = ("sku", "price", "quantity")
 DELIMITERS = (",", ";", "\t")
 BOM = b"\xef\xbb\xbf"
 # Checked in this order: a UTF-32 LE mark begins with the UTF-16 LE one.
@@ -94,6 +95,8 @@ def _row(
     for column, cell in zip(header, cells, strict=True):
         if column in COLUMNS and cell.strip() != "":
             row[column] = cell.strip()
+    if "quantity" not in row:  # an empty level is no level: a new listing went in out of stock, silently
+        row["_error"] = "quantity is required: the cell is empty (write the stock level, 0 when there is none)"
     return row
 
 
@@ -143,9 +146,12 @@ def _records(data: bytes, charset: str | None = None) -> _Opened:
 
 
 def _check_header(header: list[str]) -> None:
-    for column in REQUIRED:
-        if column not in header:
-            raise CsvError(f"the file has no {column!r} column (columns: {', '.join(header)[:200]})", column)
+    missing = [column for column in REQUIRED if column not in header]
+    if missing:
+        names = " or ".join(repr(column) for column in missing)
+        ignored = [h for h in header if h not in COLUMNS]
+        unread = f"; not read: {', '.join(ignored)[:200]}" if ignored else ""
+        raise CsvError(f"the file has no {names} column (columns: {', '.join(header)[:200]}{unread})", missing[0])
     for column in COLUMNS:
         where = [i + 1 for i, h in enumerate(header) if h == column]
         if len(where) > 1:  # which one holds the value is not ours to guess
