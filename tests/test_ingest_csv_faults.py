@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from search_service.ingest.csvfile import CsvError, parse_csv
+from search_service.ingest.rows import Rejected, validate
 from search_service.settings import Settings
 from tests.ingest_helpers import bearer, drain_imports, ingest_settings, new_store, serve, store_key
 from tests.test_ingest_cli import cli
@@ -147,3 +148,17 @@ def test_a_file_without_price_or_quantity_is_refused_and_an_empty_level_rejected
     file.write_bytes(b"SKU,Name,Price,Qty\nA-1,Apfel,1,5\n")
     out = cli(db_url, "import", "csv", str(file), "--store", str(shop[0]))
     assert out.returncode == 1 and out.stderr.startswith("error: the file has no 'quantity' column"), out.stderr
+
+
+@pytest.mark.parametrize(
+    ("price", "read"),
+    [("3,49", 5000), ("3.49", 5), ("2", "quantity '5.000' could be 5 or 5000: write it without a thousands separator")],
+)
+def test_a_level_of_one_group_is_read_by_the_price_or_refused_naming_both(price: str, read: object) -> None:
+    """`E-6;f;2;5.000` was 5 and `E-7;g;3,49;5.000` 5000: a whole price shows no decimal sign to read it by."""
+    row = {"sku": "E-6", "name": "f", "price": price, "quantity": "5.000"}
+    if isinstance(read, int):
+        assert validate(row).quantity == read
+    else:
+        with pytest.raises(Rejected, match=str(read)):
+            validate(row)

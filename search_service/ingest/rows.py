@@ -124,7 +124,15 @@ def level_decimal(text: str, price_decimal: str | None) -> str | None:
     one, two or four digits groups no thousands; `1.000,0`: the last of both), the price's for `1.000`, which
     could be either."""
     text = text.strip().translate(_SPACES)
-    return price_decimal if _ONE_GROUP.fullmatch(text) else decimal_sign(text)
+    if not _ONE_GROUP.fullmatch(text):
+        return decimal_sign(text)
+    if price_decimal is None:  # a whole price (`2`) settles nothing: 5.000 was 5 beside it, 5000 beside 3,49
+        whole, fraction = re.split("[.,]", text)
+        small = format(Decimal(f"{whole}.{fraction}").normalize(), "f")
+        raise Rejected(
+            f"quantity {text!r} could be {small} or {whole}{fraction}: write it without a thousands separator"
+        )
+    return price_decimal
 
 
 def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
