@@ -550,7 +550,7 @@ def test_openapi_documents_the_write_path(base: str, shop: tuple[uuid.UUID, str]
     # every media type an upload takes as CSV (text/plain, application/csv were taken and not stated)
     upload_types = paths["/v1/stores/{store_id}/imports"]["post"]["requestBody"]["content"]
     assert set(upload_types) == {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel",
-                                 "multipart/form-data"}  # fmt: skip
+                                 "text/tab-separated-values", "multipart/form-data"}  # fmt: skip
     # documented answers that were missing: a JSON body over 10 MB, a stalled upload or delivery, X-Series' form
     for path, method in (("/v1/stores/{store_id}/listings/{sku}", "put"), ("/v1/stores", "post"),
                          ("/v1/stores/{store_id}/listings/batch", "post")):  # fmt: skip

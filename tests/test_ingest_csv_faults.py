@@ -162,3 +162,27 @@ def test_a_level_of_one_group_is_read_by_the_price_or_refused_naming_both(price:
     else:
         with pytest.raises(Rejected, match=str(read)):
             validate(row)
+
+
+def test_small_refusals_say_what_to_do(base: str, db_url: str, shop: tuple[uuid.UUID, str]) -> None:
+    wrong = _upload(base, shop, b"sku,price,quantity\nx,1,1\n", media="application/json")
+    assert wrong.status_code == 415 and wrong.json()["error"]["parameter"] == "content-type"
+    tabs = _upload(base, shop, b"sku\tname\tprice\tquantity\nT-1\tTee\t1\t1\n", media="text/tab-separated-values")
+    assert tabs.status_code == 202, tabs.text
+    trailing = _upload(base, shop, b"sku;name;price;quantity\nTR-1;x;1;1;;\nTR-2;y;2,10 \xe2\x82\xac;1\n")
+    assert trailing.status_code == 202, trailing.text
+    drain_imports(db_url)
+    key = shop[1]
+    status = httpx.get(f"{base}{trailing.json()['status_url']}", headers=bearer(key)).json()
+    assert (status["mapped_rows"], status["error_rows"]) == (1, 1), status
+    errors = httpx.get(f"{base}{trailing.json()['errors_url']}", headers=bearer(key)).text.splitlines()
+    assert errors[1].startswith(
+        '"2","price \'2,10 \u20ac\' holds a currency sign: drop it (write 1234.50 or 1234,50), or put the code in '
+        "currency"
+    ), errors
+    with pytest.raises(Rejected, match=r"price '2 x' is not a number \(write 1234.50 or 1234,50\)"):
+        validate({"sku": "s", "price": "2 x", "quantity": 1})
+    (kept,) = parse_csv(b"sku;name;price;quantity\nTR-3;x;1;1;;z\n").rows  # a cell past the header holds a value
+    assert kept["_error"] == "the row has 6 cells, the header has 4"
+    spec = httpx.get(f"{base}/schema/openapi.json").json()["paths"]["/v1/stores/{store_id}/imports"]["post"]
+    assert "text/tab-separated-values" in spec["requestBody"]["content"]

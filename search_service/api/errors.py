@@ -176,8 +176,9 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         response = error_response(400, parameter, UUID_RULE)
     elif isinstance(exc, RequestEntityTooLarge) and (limit := _body_limit(request)) is not None:
         response = error_response(413, None, f"the body is larger than {limit} bytes", headers)
-    else:
-        response = error_response(exc.status_code, None, str(exc.detail), headers)
+    else:  # a handler's HTTPException may name the parameter at fault (`extra`): a 415 names `content-type`
+        parameter = exc.extra.get("parameter") if isinstance(exc.extra, dict) else None
+        response = error_response(exc.status_code, parameter, str(exc.detail), headers)
     runtime = request.app.state.get("runtime")
     if runtime is not None:
         runtime.metrics.count_unrouted(request.scope, response.status_code)

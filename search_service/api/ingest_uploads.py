@@ -47,6 +47,18 @@ def _media_type(request: Request[Any, Any, Any]) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+def _csv_media_type(request: Request[Any, Any, Any]) -> str:
+    """The upload's media type; a 415 naming `content-type` unless it is a CSV's or a form's."""
+    media = _media_type(request)
+    if media not in CSV_TYPES and media != "multipart/form-data":
+        raise HTTPException(
+            status_code=415,
+            detail="send text/csv or multipart/form-data (field `file`)",
+            extra={"parameter": "content-type"},
+        )
+    return media
+
+
 def _charset(request: Request[Any, Any, Any]) -> str | None:
     """The `charset` parameter of a `text/csv` upload's Content-Type, if it names one."""
     for parameter in request.headers.get("content-type", "").split(";")[1:]:
@@ -145,9 +157,7 @@ UPLOAD_RESPONSES = {
 async def upload_import(
     rt: NamedDependency[Runtime], request: Request[Any, Any, Any], store_id: StoreId
 ) -> Response[S.ImportAccepted]:
-    media = _media_type(request)
-    if media not in CSV_TYPES and media != "multipart/form-data":
-        raise HTTPException(status_code=415, detail="send text/csv or multipart/form-data (field `file`)")
+    media = _csv_media_type(request)
     refuse_compressed(request)  # before its batch opens: refused while it streams, the batch held the store back
     async with _connection_of(rt) as conn:
         await require_store(conn, store_id)

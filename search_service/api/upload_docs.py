@@ -13,7 +13,7 @@ _OBJECT = Schema(type=OpenAPIType.OBJECT)
 _CSV_EXAMPLE = 'sku,name,price,quantity\nKB-001,Oat Milk 1 L,"1,39",24\n'
 _FILE = Schema(type=OpenAPIType.STRING, content_media_type="text/csv", description="The CSV file.")
 # The body's media types an upload takes as CSV (what spreadsheets and browsers label a .csv file with)
-CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel")
+CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/tab-separated-values")
 
 
 @dataclass

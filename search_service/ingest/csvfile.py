@@ -88,9 +88,12 @@ def _row(
             "_error": f"the row is not valid UTF-8: {SAVE_AS}, or {naming_charset}",
             "_raw": [_clean(c) for c in cells],
         }
-    if len(cells) != len(header):  # the cells kept for the errors CSV: as many as the header's, and a few more
-        kept = cells if len(cells) <= len(header) + RAGGED_EXTRA else [*cells[: len(header) + RAGGED_EXTRA], "…"]
-        return {"_error": f"the row has {len(cells)} cells, the header has {len(header)}", "_raw": kept}
+    if len(cells) != len(header):
+        if len(cells) > len(header) and not any(c.strip() for c in cells[len(header) :]):
+            cells = cells[: len(header)]  # a spreadsheet's trailing separators (`TR-1;x;1;1;;`): nothing lost
+        else:  # the cells kept for the errors CSV: as many as the header's, and a few more
+            kept = cells if len(cells) <= len(header) + RAGGED_EXTRA else [*cells[: len(header) + RAGGED_EXTRA], "…"]
+            return {"_error": f"the row has {len(cells)} cells, the header has {len(header)}", "_raw": kept}
     row: dict[str, Any] = {"_raw": cells}
     for column, cell in zip(header, cells, strict=True):
         if column in COLUMNS and cell.strip() != "":

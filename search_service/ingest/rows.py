@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -142,8 +143,10 @@ def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
     the decimal sign (as every program writes numbers: `1.999` is 1.999), and `1,299` (a lone comma, then three
     digits), 1299 in English and 1.299 in German, is refused rather than guessed. Digits of any script read
     (`٣٫٤٩`, `１０`), and the Arabic decimal and thousands signs."""
+    shown = f"{key} {text.strip()[:40]!r}"  # as written: `2,10 €`, not the `2,10€` read
     text = text.strip().translate(_SPACES)
-    shown = f"{key} {text[:40]!r}"
+    if key == "price" and any(unicodedata.category(c) == "Sc" for c in text):
+        raise Rejected(f"{shown} holds a currency sign: drop it (write {_EXAMPLE[key]}), or put the code in currency")
     if "_" in text:  # Python's digit grouping (1_000), which Decimal reads and no till or spreadsheet writes
         raise Rejected(f"{shown} is not a number (write {_EXAMPLE[key]})")
     if "\u066b" in text or "\u066c" in text:
@@ -166,7 +169,7 @@ def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
     try:
         return Decimal(f"{whole}.{fraction}" if fraction else whole)
     except InvalidOperation:
-        raise Rejected(f"{shown} is not a number") from None
+        raise Rejected(f"{shown} is not a number (write {_EXAMPLE[key]})") from None
 
 
 def parse_price(value: Any) -> Decimal:
