@@ -134,18 +134,27 @@ UPLOAD_RESPONSES = {
 }
 
 
+_UPLOAD_DOC = (
+    "Body: `text/csv`, or `multipart/form-data` with the file in `file`. Columns (headers case-insensitive, "
+    "`,` `;` or tab detected, or named by a first line `sep=;`; UTF-8 with or without BOM, or UTF-16/32 with "
+    "one): sku (required), gtin, name (required for a new SKU), "
+    "brand, description, category (id or path `A > B`), price (required; `3,49` or `3.49`), currency, "
+    "quantity (required; an empty cell rejects its row), is_active. A file without a sku, price or quantity "
+    "column: 400 naming it. A CSV import never deletes (a SKU missing from it keeps its listing; is_active `no` "
+    "takes one off sale). Body types: text/csv, application/csv, text/plain, application/vnd.ms-excel, "
+    "text/tab-separated-values (any other: 415 naming `content-type`). Up to 100 MB (413 past it). Answers 202 "
+    "once the upload is stored whole; the worker maps it. An interrupted upload leaves an `aborted` batch with "
+    "nothing applied. A file that is not CSV text (an .xlsx workbook, UTF-16 without a BOM), or that cannot be "
+    "read to its end (a quote never closed: a stray `\"` at a cell's start; a cell past 131,072 characters): 400 "
+    "naming `file`, saying the line and column, nothing stored. The batch's `noted_rows` and `…/notes` show the "
+    "rows applied with notes."
+)
+
+
 @post(
     "/v1/stores/{store_id:uuid}/imports",
     summary="Import a CSV file",
-    description=(
-        "Body: `text/csv`, or `multipart/form-data` with the file in `file`. Columns (headers case-insensitive, "
-        "`,` `;` or tab detected, or named by a first line `sep=;`; UTF-8 with or without BOM, or UTF-16/32 with "
-        "one): sku (required), gtin, name (required for a new SKU), "
-        "brand, description, category (id or path `A > B`), price (required; `3,49` or `3.49`), currency, "
-        "quantity (required), is_active. Up to 100 MB (413 past it). Answers 202 once the upload is stored whole; "
-        "the worker maps it. An interrupted upload leaves an `aborted` batch with nothing applied. A file that is "
-        "not CSV text (an .xlsx workbook, UTF-16 without a BOM): 400 naming `file`."
-    ),
+    description=_UPLOAD_DOC,
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
     security=key_scope("listings:write"),
