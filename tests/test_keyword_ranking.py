@@ -280,3 +280,13 @@ def test_a_typo_match_scores_below_the_prefix_tier(base: str, db_url: str) -> No
     scores = _scores(base, "tovan oat-milk")
     assert 0.9 < scores["Tovan Oat Milk 1 L"] < 1, scores  # the typo tier, its best
     assert _explained(base, "tovan oat-milk")["Tovan Oat Milk 1 L"] == []
+
+
+def test_a_plurals_s_is_no_edit_of_a_typo(base: str, db_url: str) -> None:
+    """`knives` found no knife (knive(s) -> knife: two edits, trigram similarity 0.30) and `tisue` no tissues
+    (two edits, 0.40): each within one edit once a final s is left out of both words."""
+    _write(base, db_url, "PL", ["Qwelt Chef Knife", "Qwelt Facial Tissues"])
+    assert _names(base, "knives", "keyword") == ["Qwelt Chef Knife"]
+    assert _names(base, "tisue", "keyword") == ["Qwelt Facial Tissues"]
+    assert _explained(base, "tisue")["Qwelt Facial Tissues"] == ["tisue->tissues"]
+    assert _names(base, "flavors", "keyword") == []  # still no `floor`: two edits without the s too

@@ -181,7 +181,10 @@ WITH words AS (
          WHERE t.term % words.w
            AND CASE WHEN length(words.w) <= 255 AND length(t.term) <= 255  -- levenshtein's limit
                     THEN levenshtein_less_equal(t.term, words.w, 2)
-                         <= CASE WHEN words.edits = 2 OR similarity(t.term, words.w) >= 0.45 THEN 2 ELSE 1 END END
+                         <= CASE WHEN words.edits = 2 OR similarity(t.term, words.w) >= 0.45 THEN 2 ELSE 1 END
+                         -- a plural's s is no edit: `tisue` is tissue(s), `knives` knive(s) -> knife
+                         OR levenshtein_less_equal(regexp_replace(t.term, 's$', ''), regexp_replace(words.w, 's$', ''),
+                                                   1) <= 1 END
            AND NOT EXISTS (SELECT 1 FROM swapped x WHERE x.w = words.w)
          GROUP BY t.term ORDER BY similarity(t.term, words.w) DESC, t.term LIMIT 3)
         UNION

@@ -597,7 +597,10 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
            -- within the edits its length allows: trigrams alone took `flavor` to `flask` (3 edits)
            AND CASE WHEN length(words.w) <= 255 AND length(t.term) <= 255  -- levenshtein's limit
                     THEN levenshtein_less_equal(t.term, words.w, 2)
-                         <= CASE WHEN words.edits = 2 OR similarity(t.term, words.w) >= 0.45 THEN 2 ELSE 1 END END
+                         <= CASE WHEN words.edits = 2 OR similarity(t.term, words.w) >= 0.45 THEN 2 ELSE 1 END
+                         -- a plural's s is no edit: `tisue` is tissue(s), `knives` knive(s) -> knife
+                         OR levenshtein_less_equal(regexp_replace(t.term, 's$', ''), regexp_replace(words.w, 's$', ''),
+                                                   1) <= 1 END
            AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = words.w)
            AND NOT EXISTS (SELECT 1 FROM swapped x WHERE x.w = words.w)
          GROUP BY t.term
