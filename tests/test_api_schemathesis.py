@@ -104,7 +104,8 @@ def test_schema_states_the_key_the_raw_bodies_and_body_minimums(api_schema: Any,
     paths = document["paths"]
     guarded = [(path, verb) for path, item in paths.items() for verb, op in item.items() if op.get("security")]
     assert ("/v1/stores/{store_id}/listings/{sku}", "patch") in guarded and ("/v1/stores", "post") in guarded
-    assert not paths["/v1/search"]["get"].get("security") and len(guarded) == 19  # with PATCH …/{id}, …/rotate-secret
+    # with PATCH …/webhooks/{id}, …/rotate-secret and GET /v1/imports/{id}/notes
+    assert not paths["/v1/search"]["get"].get("security") and len(guarded) == 20
     upload = paths["/v1/stores/{store_id}/imports"]["post"]["requestBody"]["content"]
     assert set(upload) == {
         "text/csv",
