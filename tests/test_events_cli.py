@@ -405,3 +405,18 @@ def test_the_dispatchers_log_lines_carry_their_level(db: psycopg.Connection, fre
     assert out.returncode == 0, out.stderr
     assert re.search(r' WARNING plinqy\.events: \{"event": "delivery_failed"', out.stderr), out.stderr
     assert re.search(r' INFO plinqy\.events: \{"event": "stopped"', out.stderr), out.stderr
+
+
+def test_add_takes_event_types_as_update_does(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """`webhooks add --event stock.out,stock.back` was "unknown event type 'stock.out,stock.back'" and `--events`
+    no option, where `webhooks update` (and docs/events.md) take both forms."""
+    store = seed_store(db)
+    with Receiver() as receiver:
+        for n, form in enumerate(
+            (["--event", "stock.out,stock.back"], ["--events", "stock.out", "--event", "stock.back"])
+        ):
+            added = run(
+                fresh_db_url, "webhooks", "add", "--store", str(store), "--url", receiver.url(f"/ok/{n}"), *form
+            )
+            assert added.exit_code == 0, added.output
+            assert "events: stock.out, stock.back" in added.output or "events: stock.back, stock.out" in added.output

@@ -55,7 +55,13 @@ def webhooks() -> None:
 @click.option("--store", "store_id", required=True, type=click.UUID, help="The store whose events to send.")
 @click.option("--url", required=True, help="https URL of the receiver (public addresses only).")
 @click.option(
-    "--event", "events", multiple=True, default=("*",), show_default=True, help="An event type (repeat) or '*'."
+    "--event",
+    "--events",
+    "events",
+    multiple=True,
+    default=("*",),
+    show_default=True,
+    help="An event type (repeat, or comma-separated) or '*'.",
 )
 @click.pass_obj
 @user_errors
@@ -65,7 +71,7 @@ def webhooks_add(settings: Settings, store_id: UUID, url: str, events: tuple[str
 
     created = _with_conn(
         settings,
-        lambda c: subscriptions.create(c, settings.secret_box(), settings.events, store_id, url, list(events)),
+        lambda c: subscriptions.create(c, settings.secret_box(), settings.events, store_id, url, _event_types(events)),
     )
     click.echo(f"webhook {created.subscription['id']} for store {store_id}: {created.subscription['url']}")
     click.echo(f"events: {', '.join(created.subscription['events'])}")
@@ -90,6 +96,11 @@ def webhooks_list(settings: Settings, store_id: UUID | None) -> None:
         click.echo(f"{r['id']}\tstore={r['store_id']}\t{r['url']}\t{','.join(r['events'])}\t{state}{failing}")
 
 
+def _event_types(options: tuple[str, ...]) -> list[str]:
+    """`--event a --event b` or `--events a,b`: the types named."""
+    return [e.strip() for value in options for e in value.split(",") if e.strip()]
+
+
 @webhooks.command("update")
 @click.argument("webhook_id", type=click.UUID)
 @click.option("--url", help="The new https URL of the receiver (checked as at `add`).")
@@ -102,7 +113,7 @@ def webhooks_update(settings: Settings, webhook_id: UUID, url: str | None, event
     """Change a subscription's URL and/or events in place (same id, secret, numbering and queued deliveries)."""
     from search_service.events import subscriptions
 
-    chosen = [e.strip() for value in events for e in value.split(",") if e.strip()] if events else None
+    chosen = _event_types(events) if events else None
     row = _with_conn(
         settings, lambda c: subscriptions.update(c, settings.events, None, webhook_id, url=url, events=chosen)
     )
