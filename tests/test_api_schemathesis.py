@@ -112,6 +112,7 @@ def test_schema_states_the_key_the_raw_bodies_and_body_minimums(api_schema: Any,
         "application/csv",
         "text/plain",
         "application/vnd.ms-excel",
+        "text/tab-separated-values",
         "multipart/form-data",
     }
     delivery = paths["/v1/ingest/{connection_id}"]["post"]
