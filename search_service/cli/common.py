@@ -15,6 +15,7 @@ import psycopg
 
 from search_service.db import cluster as cluster_mod
 from search_service.db import migrate as migrate_mod
+from search_service.db.secretbox import SecretBox, SecretKeyUnusable
 from search_service.logformat import LOG_FORMAT
 from search_service.settings import Settings, SettingsError
 
@@ -82,6 +83,28 @@ def current_database_url(settings: Settings) -> str:
     url = database_url(settings)
     migrate_mod.require_current_schema(url)
     return url
+
+
+def usable_secret_box(settings: Settings) -> SecretBox:
+    """The secret box, or one line (UserFacingError) when the key cannot be used: checked before a job is forked,
+    which otherwise failed at its start and was restarted for ever."""
+    try:
+        return settings.secret_box()
+    except SecretKeyUnusable as exc:
+        raise UserFacingError(f"{exc}; set PLINQY_SECRET_KEY or PLINQY_SECRET_KEY_FILE to a usable key") from None
+
+
+def refuse_a_wrong_signing_key(settings: Settings) -> None:
+    """The dispatcher's start check: one line (UserFacingError) when the key opens none of the stored webhook
+    signing secrets, where every delivery would otherwise wait unsigned."""
+    from search_service.events.key_check import signing_key_problem
+
+    box = usable_secret_box(settings)
+    source = "PLINQY_SECRET_KEY" if settings.secret_key else f"the key file {settings.secret_key_file}"
+    with connect(settings) as conn:
+        problem = signing_key_problem(conn, box, source)
+    if problem is not None:
+        raise UserFacingError(problem)
 
 
 def connect(settings: Settings) -> Any:

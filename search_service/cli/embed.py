@@ -13,6 +13,8 @@ from search_service.cli.common import (
     connect,
     current_database_url,
     exit_on_sigterm_while_starting,
+    refuse_a_wrong_signing_key,
+    usable_secret_box,
     user_errors,
 )
 from search_service.logformat import configure_logging
@@ -53,8 +55,13 @@ def worker(
         jobs = worker_mod.select_jobs(only)
     except ValueError as exc:
         raise UserFacingError(str(exc)) from None
-    if any(j.name == "embed" for j in jobs):
+    names = {j.name for j in jobs}
+    if "embed" in names:
         _encoder(settings)  # a missing model fails here, in one line, before any child starts
+    if "sync" in names:
+        usable_secret_box(settings)  # likewise an unusable key: a job failing at its start is restarted for ever
+    if "events" in names:
+        refuse_a_wrong_signing_key(settings)
     options = {
         "batch_size": batch_size,
         "poll_interval": poll_interval,

@@ -17,6 +17,7 @@ from search_service.cli.common import (
     current_database_url,
     database_url,
     exit_on_sigterm_while_starting,
+    refuse_a_wrong_signing_key,
     user_errors,
 )
 from search_service.logformat import configure_logging
@@ -269,6 +270,7 @@ def webhooks_dispatch(settings: Settings, drain: bool) -> None:
 
     configure_logging()
     url = current_database_url(settings)
+    refuse_a_wrong_signing_key(settings)
     settle_heap()
     run_dispatcher(
         url,

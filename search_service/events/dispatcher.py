@@ -31,7 +31,7 @@ from uuid import UUID
 import asyncpg
 
 from search_service.db.faults import CONNECTION_LOST, Outage, connect  # InternalClientError too: see db/faults.py
-from search_service.db.secretbox import SecretBox
+from search_service.db.secretbox import SecretBox, SecretBoxError
 from search_service.db.sql import statement
 from search_service.events import delivery, policy, ssrf
 from search_service.events.config import EventsConfig
@@ -42,6 +42,9 @@ log = logging.getLogger("plinqy.events")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would cost more than the request
 CHANNEL = "webhook_delivery"
 LINGER_S = 0.01
+# A delivery whose secret this key cannot open waits this long, uncounted: past a drain's horizon (60 s), so a drain
+# ends; the key fixed and the dispatcher restarted, it goes out then.
+HELD_S = 120.0
 
 
 def make_dispatcher_id() -> str:
@@ -57,6 +60,7 @@ class Totals:
     delivered: int = 0
     retrying: int = 0
     failed: int = 0
+    held: int = 0
     lost_lease: int = 0
 
 
@@ -112,6 +116,7 @@ class Dispatcher:
         self._reconnect_delay = 0.2
         self._outage = Outage(log, dispatcher=self.id)
         self._connecting = False
+        self._unsigned_logged: set[UUID] = set()
 
     def request_stop(self) -> None:
         self.stopping = True
@@ -236,7 +241,10 @@ class Dispatcher:
         try:
             signer, previous = self.signers.get(row["secret"]), self.signers.previous(row["previous_secret"])
             headers = delivery.signed_headers(signer, row["message_id"], body, previous=previous)
-        except Exception as exc:  # an unreadable secret (key changed): retrying cannot help
+        except SecretBoxError as exc:  # stored under another key: held until the key is fixed, not failed
+            self._hold_unsigned(row, exc)
+            return
+        except Exception as exc:  # a stored secret that is no signing secret: retrying cannot help
             self._record(row, policy.Decision("failed"), None, f"cannot sign: {exc}")
             return
         cfg = self.config
@@ -247,6 +255,17 @@ class Dispatcher:
             row["attempts"], result.status_code, result.retry_after, cfg.retry_schedule, cfg.jitter, self._rng
         )
         self._record(row, decision, result.status_code, result.error)
+
+    def _hold_unsigned(self, row: asyncpg.Record, exc: SecretBoxError) -> None:
+        """Not sent, no attempt counted, due again in HELD_S; said once a subscription (a line a delivery would
+        flood the log)."""
+        if row["webhook_id"] not in self._unsigned_logged:
+            self._unsigned_logged.add(row["webhook_id"])
+            log.error(json.dumps({"event": "delivery_held", "webhook": str(row["webhook_id"]),
+                                  "error": f"cannot sign: {exc}", "retry_in_s": HELD_S,
+                                  "fix": "set PLINQY_SECRET_KEY_FILE (or PLINQY_SECRET_KEY) to the key the secret "
+                                         "was stored with and restart"}))  # fmt: skip
+        self._record(row, policy.Decision("held", HELD_S), None, f"cannot sign: {exc}")
 
     def _record(self, row: asyncpg.Record, decision: policy.Decision, code: int | None, error: str | None) -> None:
         result = _Result(row["id"], row["webhook_id"], decision, code, error, row["url"], row["attempts"])
@@ -291,8 +310,10 @@ class Dispatcher:
                                         "status_code": r.status_code, "error": (r.error or "")[:300]}))  # fmt: skip
 
     async def _note_health(self, conn: asyncpg.Connection, results: list[_Result]) -> None:
-        failed = {
-            r.webhook_id for r in results if r.decision.outcome != "delivered" and r.error != "subscription disabled"
+        failed = {  # a held delivery was not sent: it says nothing of the receiver
+            r.webhook_id
+            for r in results
+            if r.decision.outcome in ("retrying", "failed") and r.error != "subscription disabled"
         }
         succeeded = {r.webhook_id for r in results if r.decision.outcome == "delivered"}
         for webhook_id in sorted(failed - succeeded):

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-Outcome = Literal["delivered", "retrying", "failed"]
+Outcome = Literal["delivered", "retrying", "failed", "held"]  # held: not sent, not counted (cannot sign)
 MAX_RETRY_AFTER_S = 86400.0
 
 
 @dataclass(frozen=True)
 class Decision:
     outcome: Outcome
-    delay_s: float = 0.0  # until the next attempt (retrying)
+    delay_s: float = 0.0  # until the next attempt (retrying, held)
     disable_reason: str | None = None  # switch the subscription off at once
 
 

@@ -47,12 +47,14 @@ RETURNING d.id, d.webhook_id, d.message_id, d.attempts, e.type,
           CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END AS previous_secret;
 
 -- name: record_results
--- params: worker_id text, ids bigint[], outcomes text[] (delivered | retrying | failed),
---    delays float8[] (seconds to the next attempt, for retrying), status_codes int[], errors text[]
--- The fence: only rows this dispatcher still holds change.
+-- params: worker_id text, ids bigint[], outcomes text[] (delivered | retrying | failed | held),
+--    delays float8[] (seconds to the next attempt, for retrying and held), status_codes int[], errors text[]
+-- The fence: only rows this dispatcher still holds change. `held` (not sent: its secret does not open with this
+-- key) keeps the status and takes back the attempt the claim counted.
 UPDATE webhook_delivery d
-SET status = r.outcome,
-    next_attempt_at = CASE WHEN r.outcome = 'retrying'
+SET status = CASE WHEN r.outcome = 'held' THEN d.status ELSE r.outcome END,
+    attempts = CASE WHEN r.outcome = 'held' THEN d.attempts - 1 ELSE d.attempts END,
+    next_attempt_at = CASE WHEN r.outcome IN ('retrying', 'held')
                            THEN now() + make_interval(secs => r.delay) ELSE d.next_attempt_at END,
     last_status_code = r.code,
     last_error = left(r.error, 2000),
@@ -106,6 +108,11 @@ WITH off AS (
     RETURNING d.id
 )
 SELECT EXISTS (SELECT 1 FROM off) AS disabled, (SELECT count(*) FROM failed) AS failed_deliveries;
+
+-- name: some_webhook_secrets
+-- params: none
+-- A few subscriptions' signing secrets (encrypted): a dispatcher checks at start that its key opens them.
+SELECT secret FROM store_webhook WHERE secret IS NOT NULL LIMIT 8;
 
 -- name: due_count
 -- params: none

@@ -1,0 +1,94 @@
+"""A secret key that does not open the stored webhook secrets (a mistyped PLINQY_SECRET_KEY_FILE makes a new key
+there) or cannot be used at all: the dispatcher refuses to start in one line, and a delivery it cannot sign waits
+(pending, no attempt counted) instead of failing for good."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from cryptography.fernet import Fernet
+
+from benchmarks.webhook_receiver import Receiver
+from search_service.cli import cli
+from search_service.db.secretbox import SecretBox
+from search_service.events.dispatcher import Dispatcher
+from tests.events_support import FAST, deliveries, dispatch, seed_listing, seed_product, seed_store, subscribe
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+def _env(url: str, key_file: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PLINQY_SECRET_KEY"}
+    return {**env, "DATABASE_URL": url, "PLINQY_SECRET_KEY_FILE": str(key_file),
+            "PLINQY_WEBHOOK_ALLOW_HOSTS": "127.0.0.1", "PLINQY_WEBHOOK_POLL_S": "0.05"}  # fmt: skip
+
+
+def test_a_delivery_the_key_cannot_sign_waits_uncounted_and_goes_once_the_key_is_right(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    store = seed_store(db)
+    with Receiver() as receiver:
+        subscribe(fresh_db_url, store, receiver.url("/ok/held"))
+        seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+        other_key = SecretBox(Fernet.generate_key())
+        totals = asyncio.run(Dispatcher(fresh_db_url, FAST, other_key).run(drain=True))
+        assert (totals.failed, totals.held) == (0, 1), totals
+        [(_, status, attempts, _, _, error)] = deliveries(db)
+        assert (status, attempts) == ("pending", 0) and error.startswith("cannot sign"), (status, attempts, error)
+        failing = db.execute("SELECT failing_since, is_active FROM store_webhook").fetchone()
+        assert failing == (None, True)  # not sent: says nothing about the receiver
+        assert receiver.snapshot() == []
+        db.execute("UPDATE webhook_delivery SET next_attempt_at = now()")  # the restart with the right key, sooner
+        assert dispatch(fresh_db_url).delivered == 1
+    assert [(r[1], r[2]) for r in deliveries(db)] == [("delivered", 1)]
+
+
+def test_a_dispatcher_whose_key_opens_no_stored_secret_refuses_to_start(
+    db: psycopg.Connection, fresh_db_url: str, tmp_path: Path
+) -> None:
+    store = seed_store(db)
+    mistyped = tmp_path / "plinqy.kye"  # a new key is made there; the secret was stored with BOX's
+    subscribe(fresh_db_url, store, "https://127.0.0.1:9/refused")
+    seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+    for args in (["worker", "--only", "events", "--drain"], ["worker", "--only", "events"],
+                 ["webhooks", "dispatch", "--drain"]):  # fmt: skip
+        out = subprocess.run([sys.executable, "-m", "search_service", *args], env=_env(fresh_db_url, mistyped),
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 1 and len(lines) == 1, (args, out.stderr)
+        assert "opens none of the 1 webhook signing secrets" in lines[0] and "PLINQY_SECRET_KEY_FILE" in lines[0]
+    assert [(r[1], r[2]) for r in deliveries(db)] == [("pending", 0)]
+
+
+def test_an_unusable_key_file_is_refused_before_the_jobs_start(fresh_db_url: str, tmp_path: Path) -> None:
+    """A directory or a malformed key: the events and sync jobs failed at their start and were restarted for ever."""
+    malformed = tmp_path / "malformed.key"
+    malformed.write_text("not a key\n")
+    for key_file in (tmp_path, malformed):
+        for only in ("events", "sync"):
+            command = [sys.executable, "-m", "search_service", "worker", "--only", only]
+            out = subprocess.run(command, env=_env(fresh_db_url, key_file), capture_output=True, text=True, timeout=60)
+            lines = out.stderr.strip().splitlines()
+            assert out.returncode == 1 and len(lines) == 1, (only, key_file, out.stderr)
+            assert "PLINQY_SECRET_KEY_FILE" in lines[0], lines[0]
+
+
+def test_the_dispatch_command_says_it_in_one_line_too(
+    db: psycopg.Connection, fresh_db_url: str, tmp_path: Path
+) -> None:
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, "https://127.0.0.1:9/hook")  # never sent: the dispatcher does not start
+    result = CliRunner().invoke(cli, ["webhooks", "dispatch", "--drain"], env=_env(fresh_db_url, tmp_path / "new.key"))
+    assert result.exit_code == 1 and "opens none of" in result.output, result.output
