@@ -33,7 +33,7 @@ async def readiness_of(rt: Runtime) -> Readiness:
     # `vectors: loading` (a CI run under load)
     checks["vectors"] = vectors = rt.vectors_state
     vectors_error = rt.vectors_error
-    checks["secret_key"] = await _key_check(rt, reasons, checks["migrations"] == "ok")
+    checks["secret_key"] = await _key_check(rt, reasons, checks["migrations"] in ("ok", "ahead"))
     waiting = checks["database"] != "ok" and rt.suggestions_state == "building"  # nothing builds without it
     checks["suggestions"] = "waiting" if waiting else rt.suggestions_state
     if vectors in ("loading", "failed"):
@@ -73,8 +73,16 @@ async def _database_checks(rt: Runtime, reasons: list[str]) -> tuple[str, str]:
     if versions == [rt.head_revision]:
         return "ok", "ok"
     current = versions[0] if versions else None
+    state = migrate.schema_state(current, rt.head_revision)  # behind, ahead (newer code) or missing
+    if state == "ahead":  # `migrate` runs under live APIs (README): the older code serves on; ready, said once
+        if not rt.schema_ahead_logged:
+            log.warning(
+                "%s (still ready: a newer schema serves older code)", migrate.schema_advice(current, rt.head_revision)
+            )
+            rt.schema_ahead_logged = True
+        return "ok", state
     reasons.append(migrate.schema_advice(current, rt.head_revision))
-    return "ok", migrate.schema_state(current, rt.head_revision)  # behind, ahead (newer code) or missing
+    return "ok", state
 
 
 async def _key_check(rt: Runtime, reasons: list[str], migrated: bool) -> str:

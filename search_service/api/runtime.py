@@ -61,6 +61,7 @@ class Runtime:
     database_failure: Exception | None = None  # why the pool could not be made (NotMigrated: readiness says so)
     wrong_key_logged: bool = False  # readiness found the key opens no stored secret, and said so in the log
     head_revision: str = ""
+    schema_ahead_logged: bool = False  # readiness found the database migrated past this code, and said so in the log
     vectors: VectorCache | None = None  # None: turned off (PLINQY_VECTOR_CACHE_MAX=0) or too many vectors
     vectors_state: str = "loading"  # loading | ok | disabled | failed
     # building | ok | off (over PLINQY_SUGGEST_INDEX_MAX): said by /readyz, not waited for (the statements answer)

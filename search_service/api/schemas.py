@@ -325,12 +325,13 @@ READYZ_RESPONSES = {
             "reasons": [],
         },
         "Ready to serve searches. `suggestions` (building, ok, off) is not waited for: until the suggestion index is "
-        "built, suggestions are answered by statements.",
+        "built, suggestions are answered by statements. `migrations: ahead` (the database migrated by newer code, "
+        "e.g. a `migrate` ahead of a rolling restart) is ready too: migrations keep older code working; it is logged.",
     ),
     503: ResponseSpec(
         Readiness,
-        description="Not ready; `reasons` says why. `database`: ok, unreachable, busy or slow; `migrations`: ok, "
-        "behind, ahead (migrated by newer code) or missing; `suggestions`: waiting while the database is away.",
+        description="Not ready; `reasons` says why. `database`: ok, unreachable, busy or slow; `migrations`: "
+        "behind (run `plinqy-search migrate`) or missing; `suggestions`: waiting while the database is away.",
         examples=[
             Example(
                 summary="model loading",
