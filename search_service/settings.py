@@ -34,6 +34,11 @@ def _database_url(url: str | None) -> str | None:
     """DATABASE_URL, checked: a malformed one was a traceback from whichever driver first read it."""
     if url is None:
         return None
+    if not url.strip():  # set but empty: acting on the embedded cluster instead surprised whoever meant to set it
+        raise SettingsError(
+            "DATABASE_URL is set but empty: give postgresql://user@host:port/dbname, or unset it for the embedded "
+            "cluster"
+        )
     try:
         split = urlsplit(url)
         split.port  # noqa: B018  (a port that is no number raises here)
@@ -112,7 +117,7 @@ class Settings:
         if backend not in ("auto", "onnx", "torch", "onnx-int8"):
             raise SettingsError(f"PLINQY_ENCODER_BACKEND={backend!r}: use auto, onnx, torch or onnx-int8")
         return cls(
-            external_database_url=_database_url(env.get("DATABASE_URL") or None),
+            external_database_url=_database_url(env.get("DATABASE_URL")),
             db_port=env_int(env, "PLINQY_DB_PORT", DEFAULT_DB_PORT, 1, 65535),
             pgdata=Path(env.get("PLINQY_PGDATA") or PROJECT_ROOT / ".pgdata"),
             pg_bindir=Path(env["PLINQY_PG_BINDIR"]) if env.get("PLINQY_PG_BINDIR") else None,

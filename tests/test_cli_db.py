@@ -204,6 +204,9 @@ def test_a_malformed_database_url_a_bad_revision_or_an_unusable_key_file_is_one_
         proc = run_cli("connect", "webhook", "--store", "00000000-0000-0000-0000-000000000000",
                        env={**env, "PLINQY_SECRET_KEY_FILE": str(key_file)})  # fmt: skip
         assert_one_line_error(proc, f"the key file {key_file} (PLINQY_SECRET_KEY_FILE) cannot be read or created")
+    for empty in ("", " "):  # taken for unset: the commands then acted on the embedded cluster
+        proc = run_cli("db", "status", env=dict(os.environ, DATABASE_URL=empty))
+        assert_one_line_error(proc, "DATABASE_URL is set but empty", "unset it")
     missing = pg_admin_url.rsplit("/", 1)[0] + "/no_such_database_here"
     proc = run_cli("keys", "list", env=dict(os.environ, DATABASE_URL=missing))
     assert_one_line_error(proc, "cannot reach the database", "unset it to use the embedded cluster")
