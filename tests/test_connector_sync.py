@@ -188,7 +188,7 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
     assert bad.returncode == 2 and "--signature-message" in bad.stderr
     no_url = cli(fresh_db_url, "connect", "lightspeed-r", "--store", str(store), "--location", "1",
                  "--base-url", "notaurl", "--account", "4242", "--token", "r-token")  # fmt: skip
-    assert no_url.returncode == 1 and "--base-url 'notaurl' is not an http(s) address" in no_url.stderr
+    assert no_url.returncode == 2 and "--base-url 'notaurl' is not an http(s) address" in no_url.stderr
     # values that went into the vendor's address or could never work were accepted (exit 0)
     r_args = ("connect", "lightspeed-r", "--store", str(store), "--token", "r-token")
     refusals = [
@@ -208,7 +208,7 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
     ]  # fmt: skip
     for args, message in refusals:
         refused = cli(fresh_db_url, *args)
-        assert refused.returncode == 1 and message in refused.stderr, (args, refused.stderr)
+        assert refused.returncode == 2 and message in refused.stderr, (args, refused.stderr)
     upper = cli(fresh_db_url, "connect", "shopify", "--store", str(store), "--location", " 24826417 ", "--token",
                 "t", "--shop", "Gifts.MyShopify.com")  # fmt: skip
     assert upper.returncode == 0, upper.stderr
@@ -235,7 +235,7 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
     assert "\tenabled\t" in next(line for line in cli(fresh_db_url, "connections", "list").stdout.splitlines()
                                  if line.startswith(cid))  # fmt: skip
     out = cli(fresh_db_url, "connect", "erply", "--store", str(store), "--location", "1", "--client-code", "1")
-    assert out.returncode == 1 and out.stderr.strip() == "error: erply needs --username, --password"
+    assert out.returncode == 2 and out.stderr.strip() == "error: erply needs --username, --password"
 
 
 @pytest.mark.slow

@@ -56,7 +56,9 @@ def test_keys_create_list_revoke(dsn: str) -> None:
     assert cli(dsn, "keys", "revoke", key_id).returncode == 0
     assert "revoked" in cli(dsn, "keys", "list").stdout
     both = cli(dsn, "keys", "create", "--store", str(store), "--admin")
-    assert both.returncode == 1 and both.stderr.startswith("error: ")
+    assert both.returncode == 2 and both.stderr.startswith("error: give either")  # a usage mistake, as click's
+    neither = cli(dsn, "keys", "create")
+    assert neither.returncode == 2 and neither.stderr.strip() == "error: give either --store STORE_ID or --admin"
     bad = cli(dsn, "keys", "create", "--store", str(store), "--scope", "everything")
     assert bad.returncode == 1 and "unknown scope" in bad.stderr
     useless = cli(dsn, "keys", "create", "--store", str(store), "--scope", "stores:write")
@@ -227,18 +229,18 @@ def test_import_csv_of_a_big_file_maps_it_in_lanes_with_the_bar_moving(dsn: str,
 
 def test_worker_rejects_unknown_job(dsn: str) -> None:
     out = cli(dsn, "worker", "--only", "embed,nope", "--drain")
-    assert out.returncode == 1 and "unknown job 'nope'" in out.stderr
+    assert out.returncode == 2 and "unknown job 'nope'" in out.stderr
     empty = cli(dsn, "worker", "--only", " , ", "--drain")  # ran every job, sync and embed included
-    assert empty.returncode == 1 and "--only names no job" in empty.stderr
+    assert empty.returncode == 2 and "--only names no job" in empty.stderr
 
 
 def test_reembed_refuses_two_modes_rather_than_run_the_larger(dsn: str) -> None:
     both = cli(dsn, "reembed", "--missing", "--all")  # ran --all: the whole catalogue
-    assert both.returncode == 1 and both.stderr.strip() == (
+    assert both.returncode == 2 and both.stderr.strip() == (
         "error: choose one of --missing, --stale or --all (not --missing and --all)"
     )
     neither = cli(dsn, "reembed")
-    assert neither.returncode == 1 and neither.stderr.strip() == "error: choose one of --missing, --stale or --all"
+    assert neither.returncode == 2 and neither.stderr.strip() == "error: choose one of --missing, --stale or --all"
 
 
 def test_import_csv_maps_its_stores_earlier_batches_first_or_says_what_it_waits_for(dsn: str, tmp_path: Path) -> None:

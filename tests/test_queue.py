@@ -290,7 +290,7 @@ def test_tasks_cli_stats_failed_retry_prune(db: psycopg.Connection, fresh_db_url
     listed = cli("failed")
     assert listed.returncode == 0 and f"{failed_id}\t" in listed.stdout and "boom: bad text" in listed.stdout
     neither = cli("retry")
-    assert neither.returncode == 1 and neither.stderr.startswith("error: give either --all or")
+    assert neither.returncode == 2 and neither.stderr.startswith("error: give either --all or")
     retried = cli("retry", str(failed_id), "999999")
     assert retried.returncode == 0 and "requeued 1 task(s)" in retried.stdout
     assert "not requeued: 999999 (no such task)" in retried.stdout  # it said nothing of the ids it left

@@ -39,10 +39,17 @@ OLDER_SCHEMA: tuple[type[BaseException], ...] = (
 
 
 class UserFacingError(click.ClickException):
-    """Printed as one line, exit code 1, never a traceback."""
+    """Printed as one line, exit code 1 (a failure; UsageMistake: 2), never a traceback."""
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
+
+
+class UsageMistake(UserFacingError):
+    """The command was called wrongly (options missing, clashing or malformed): one line, exit code 2 as click's own
+    usage errors; UserFacingError's 1 stays for a command that failed."""
+
+    exit_code = 2
 
 
 def user_errors(func: F) -> F:

@@ -16,7 +16,14 @@ from uuid import UUID
 
 import click
 
-from search_service.cli.common import UserFacingError, connect, current_database_url, echo_webhook_url, user_errors
+from search_service.cli.common import (
+    UsageMistake,
+    UserFacingError,
+    connect,
+    current_database_url,
+    echo_webhook_url,
+    user_errors,
+)
 from search_service.settings import Settings
 
 # Per vendor: (option, credential key, help); every credential is stored encrypted and never shown again.
@@ -100,7 +107,7 @@ def _read_secret(flag: str) -> str:
     if not sys.stdin.isatty():
         line = sys.stdin.readline().strip()
         if not line:
-            raise UserFacingError(f"{flag} given alone: no value on stdin, and its environment variable is unset")
+            raise UsageMistake(f"{flag} given alone: no value on stdin, and its environment variable is unset")
         return line
     return str(click.prompt(flag, hide_input=True, err=True))
 
@@ -144,15 +151,15 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
             creds[host_part] = creds[host_part].lower()
     location = location.strip()  # the vendors' location ids are compared as text
     if base_url is not None and not (is_web_address(base_url) and _has_usable_port(base_url)):
-        raise UserFacingError(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
+        raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
     if not location:
-        raise UserFacingError(f"--location is empty: give {LOCATION_HELP[source]}")
+        raise UsageMistake(f"--location is empty: give {LOCATION_HELP[source]}")
     if secret is not None and not 1 <= len(secret.split()) <= 2:
-        raise UserFacingError("--secret takes the webhook signing secret, or two space-separated during a rotation")
+        raise UsageMistake("--secret takes the webhook signing secret, or two space-separated during a rotation")
     try:
         check_credentials(source, creds)
-    except ConnectionError_ as exc:
-        raise UserFacingError(str(exc)) from None
+    except ConnectionError_ as exc:  # an option missing or malformed
+        raise UsageMistake(str(exc)) from None
     account = f"{source}:{creds.get(CREDENTIALS[source][0], '')}"
     config: dict[str, Any] = {"location": location, "account": account, **signature}
     with connect(settings) as conn:
@@ -295,11 +302,11 @@ def connections_update(settings: Settings, connection_id: UUID, new_webhook_secr
     from search_service.ingest.stores import StoreError, is_web_address
 
     if base_url and not (is_web_address(base_url) and _has_usable_port(base_url)):  # "": the vendor's own again
-        raise UserFacingError(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
+        raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
     credentials = secret_values(credentials)
     secret = credentials.pop("secret")
     if new_webhook_secret and secret is not None:  # one or the other: the given one was dropped silently
-        raise UserFacingError("--new-webhook-secret makes the secret; leave out --secret (or give --secret alone)")
+        raise UsageMistake("--new-webhook-secret makes the secret; leave out --secret (or give --secret alone)")
     given = {key: value.strip() for key, value in credentials.items() if value is not None and value.strip()}
     update = ConnectionUpdate(secret, new_webhook_secret, given, base_url)
     with connect(settings) as conn:

@@ -9,6 +9,7 @@ import click
 
 from search_service.cli.common import (
     FiniteFloatRange,
+    UsageMistake,
     UserFacingError,
     connect,
     current_database_url,
@@ -54,7 +55,7 @@ def worker(
     try:
         jobs = worker_mod.select_jobs(only)
     except ValueError as exc:
-        raise UserFacingError(str(exc)) from None
+        raise UsageMistake(str(exc)) from None
     names = {j.name for j in jobs}
     if "embed" in names:
         _encoder(settings)  # a missing model fails here, in one line, before any child starts
@@ -95,7 +96,7 @@ def reembed(settings: Settings, modes: tuple[str, ...], batch_size: int, limit: 
 
     if len(set(modes)) != 1:  # two would run the larger silently (--missing --all: the whole catalogue)
         given = " and ".join(f"--{m}" for m in dict.fromkeys(modes))
-        raise UserFacingError(f"choose one of --missing, --stale or --all{f' (not {given})' if modes else ''}")
+        raise UsageMistake(f"choose one of --missing, --stale or --all{f' (not {given})' if modes else ''}")
     mode = modes[0]
     url = current_database_url(settings)
     encoder = _encoder(settings)

@@ -12,6 +12,7 @@ import click
 
 from search_service.cli.common import (
     Duration,
+    UsageMistake,
     UserFacingError,
     connect,
     current_database_url,
@@ -218,7 +219,7 @@ def _parse_time(value: str) -> datetime:
         when = datetime.fromisoformat(value)
         return when if when.tzinfo is None else when.astimezone(UTC)  # in UTC, years 1-9999 (an offset overflows)
     except (ValueError, OverflowError):
-        raise UserFacingError(
+        raise UsageMistake(
             f"--since {value!r}: give an ISO time between the years 1 and 9999, e.g. 2026-12-03T07:00:00+00:00"
         ) from None
 
@@ -245,7 +246,7 @@ def webhooks_replay(
 
     bulk = store_id is not None or webhook_id is not None
     if (delivery_id is None) != bulk or bulk != (since is not None) or (failed_only and not bulk):
-        raise UserFacingError(
+        raise UsageMistake(
             "give either DELIVERY_ID, or --store ID and/or --webhook ID with --since TIME (and --failed-only if wanted)"
         )
     when = _parse_time(since) if since else None

@@ -14,6 +14,7 @@ import click
 from search_service.cli.common import (
     Duration,
     FiniteFloatRange,
+    UsageMistake,
     UserFacingError,
     connect,
     current_database_url,
@@ -51,7 +52,7 @@ def keys_create(
     from search_service.ingest.keys import ApiKeyError, create_key
 
     if admin == (store_id is not None):
-        raise UserFacingError("give either --store STORE_ID or --admin")
+        raise UsageMistake("give either --store STORE_ID or --admin")
     with connect(settings) as conn:
         try:
             new = create_key(conn, store_id=store_id, scopes=list(scopes), name=name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from search_service.cli.common import Duration, UserFacingError, connect, user_errors
+from search_service.cli.common import Duration, UsageMistake, connect, user_errors
 from search_service.settings import Settings
 
 
@@ -54,7 +54,7 @@ def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> No
     from embeddings import queue
 
     if retry_all == bool(ids):
-        raise UserFacingError("give either --all or one or more task IDs (see `plinqy-search tasks failed`)")
+        raise UsageMistake("give either --all or one or more task IDs (see `plinqy-search tasks failed`)")
     with connect(settings) as conn:
         requeued = queue.retry_failed(conn, None if retry_all else list(ids))
         left = [i for i in dict.fromkeys(ids) if i not in set(requeued)]
