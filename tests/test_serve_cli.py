@@ -110,3 +110,24 @@ def test_a_workers_end_is_said_in_words_not_as_the_raw_wait_status() -> None:
     sleeps.kill()
     statuses = [os.waitpid(p.pid, 0)[1] for p in (exits, sleeps)]
     assert [prefork.describe_wait_status(s) for s in statuses] == ["exit code 1", "killed by signal SIGKILL"]
+
+
+def test_a_cache_or_shared_vector_directory_it_cannot_use_is_one_line_naming_it(db_url: str, tmp_path: Path) -> None:
+    """`serve` was a 55-line traceback (FileNotFoundError, NotADirectoryError from the vector copy's directory);
+    `worker` and `reembed` blamed the model ("cannot load the model from …: No such file or directory")."""
+    a_file = tmp_path / "plain-file"
+    a_file.write_text("")
+    cases = [("PLINQY_CACHE_DIR", "/proc/nope", "cannot be made a directory"),
+             ("PLINQY_CACHE_DIR", str(a_file), "is not a directory"),
+             ("PLINQY_VECTOR_SHARED_DIR", "/proc/nope", "cannot be made a directory")]  # fmt: skip
+    for variable, value, problem in cases:
+        commands = [("serve", "--host", "127.0.0.1", "--port", "1", "--workers", "1")]
+        if variable == "PLINQY_CACHE_DIR":
+            commands += [("reembed", "--missing"), ("worker", "--only", "embed", "--drain")]
+        for command in commands:
+            done = subprocess.run([sys.executable, "-m", "search_service", *command], capture_output=True, text=True,
+                                  env={**os.environ, "DATABASE_URL": db_url, variable: value}, timeout=120)  # fmt: skip
+            lines = done.stderr.strip().splitlines()
+            assert done.returncode == 1 and len(lines) == 1, (command, value, done.stderr[-2000:])
+            assert lines[0].startswith(f"error: {variable}={value} {problem}"), lines
+            assert "point it at a writable directory" in lines[0], lines

@@ -104,6 +104,9 @@ async def _maintain_vectors(rt: Runtime, state: StateConnection) -> None:
             raise
         except Exception as exc:
             rt.vectors_error = f"the in-memory vector copy failed to load ({type(exc).__name__}: {exc})"
+            shared = settings.vector_copy.shared_dir
+            if isinstance(exc, OSError) and shared is not None:  # say which setting the path came from
+                rt.vectors_error += f": check PLINQY_VECTOR_SHARED_DIR={shared} (a writable directory)"
             if not vectors.loaded:
                 rt.vectors_state = "failed"
             log.warning("%s; retrying", rt.vectors_error)

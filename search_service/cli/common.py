@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import asyncpg
@@ -112,6 +114,30 @@ def refuse_a_wrong_signing_key(settings: Settings) -> None:
         problem = signing_key_problem(conn, box, source)
     if problem is not None:
         raise UserFacingError(problem)
+
+
+def require_writable_dir(variable: str, path: Path, unset_note: str) -> None:
+    """One line (UserFacingError) naming `variable` when `path` cannot be made a writable directory: it was a
+    traceback from deep in `serve`, or blamed on the model under `worker` and `reembed`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        problem = None if os.access(path, os.W_OK | os.X_OK) else "is not writable by this user"
+    except FileExistsError:
+        problem = "is not a directory"
+    except OSError as exc:
+        problem = f"cannot be made a directory ({exc.strerror or exc})"
+    if problem is not None:
+        raise UserFacingError(
+            f"{variable}={path} {problem}: point it at a writable directory (made if missing){unset_note}"
+        )
+
+
+def require_cache_dir(settings: Settings) -> None:
+    """PLINQY_CACHE_DIR (the model's converted files, `serve`'s vector copy) and, under `serve`,
+    PLINQY_VECTOR_SHARED_DIR: usable directories, or one line."""
+    require_writable_dir("PLINQY_CACHE_DIR", settings.cache_dir, ", or unset it for the project's .cache")
+    if settings.vector_copy.shared_dir is not None:
+        require_writable_dir("PLINQY_VECTOR_SHARED_DIR", settings.vector_copy.shared_dir, ", or unset it")
 
 
 def connect(settings: Settings) -> Any:

@@ -15,6 +15,7 @@ from search_service.cli.common import (
     current_database_url,
     exit_on_sigterm_while_starting,
     refuse_a_wrong_signing_key,
+    require_cache_dir,
     usable_secret_box,
     user_errors,
 )
@@ -25,6 +26,7 @@ from search_service.settings import Settings
 def _encoder(settings: Settings) -> Any:
     from embeddings.encoder import EncoderError, load_encoder
 
+    require_cache_dir(settings)  # where the model's converted files go: not blamed on the model
     try:
         return load_encoder(settings.encoder)
     except EncoderError as exc:

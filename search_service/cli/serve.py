@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from search_service.cli.common import database_url, user_errors
+from search_service.cli.common import database_url, require_cache_dir, user_errors
 from search_service.cli.ports import bind_port
 from search_service.settings import Settings
 
@@ -33,6 +33,7 @@ def serve(settings: Settings, host: str, port: int, workers: int | None) -> None
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stopped)
     database_url(settings)  # fails early, in one line, when the embedded cluster is down
+    require_cache_dir(settings)  # likewise a cache or shared vector directory that cannot be used
     # One process per core: a request's Python work (HTTP, asyncpg, the ranking's bookkeeping) holds the GIL,
     # and one process saturated it at ~100 semantic searches/s on the 2-core benchmark machine.
     workers = workers or len(os.sched_getaffinity(0))  # the CPUs this process may run on (cpusets)
