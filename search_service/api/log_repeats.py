@@ -13,7 +13,8 @@ QUIET_LOGGERS = ("asyncpg.pool",)
 
 class OncePerInterval(logging.Filter):
     """Each message (by its text before formatting) at most once per `interval_s`; the next one it lets through
-    says how many were held back. Only the first carries its traceback: the rest name the exception in a line."""
+    says how many were held back. Each names its exception in the line, without the traceback: a dependency away is
+    an operating condition, not a bug (the first carried ~20 lines of asyncpg's internals)."""
 
     def __init__(self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -28,12 +29,13 @@ class OncePerInterval(logging.Filter):
             self.seen[key] = (last[0], last[1] + 1)
             return False
         self.seen[key] = (now, 0)
-        if last is not None:
-            exc = record.exc_info[1] if record.exc_info else None
-            said = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
-            extra = f"{said} [{last[1]} more like it held back since the last one]"
+        exc = record.exc_info[1] if record.exc_info else None
+        said = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+        held = f" [{last[1]} more like it held back since the last one]" if last is not None else ""
+        if said or held:
+            extra = said + held
             record.msg = f"{record.msg}{extra.replace('%', '%%') if record.args else extra}"
-            record.exc_info, record.exc_text = None, None
+        record.exc_info, record.exc_text = None, None
         return True
 
 

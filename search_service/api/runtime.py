@@ -337,4 +337,5 @@ class Runtime:
             raise
         except Exception as exc:
             self.model_error = f"the model failed to load ({type(exc).__name__}: {exc})"
-            log.exception("model load failed")
+            log.error("%s: check PLINQY_MODEL (readyz says the same)", self.model_error)  # one line: a setting
+            log.debug("model load failed", exc_info=True)
