@@ -421,3 +421,22 @@ def test_add_takes_event_types_as_update_does(db: psycopg.Connection, fresh_db_u
             )
             assert added.exit_code == 0, added.output
             assert "events: stock.out, stock.back" in added.output or "events: stock.back, stock.out" in added.output
+
+
+def test_a_secret_is_not_stored_under_a_key_that_opens_none_of_the_others(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """A mistyped PLINQY_SECRET_KEY_FILE made a new key there, and `webhooks add` stored its secret under it without a
+    word: the dispatcher holding the right key then could never sign that subscription's deliveries."""
+    store = seed_store(db)
+    with Receiver() as receiver:
+        assert (
+            run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", receiver.url("/ok/a")).exit_code == 0
+        )
+        other = Fernet.generate_key().decode()
+        refused = run(
+            fresh_db_url, "webhooks", "add", "--store", str(store), "--url", receiver.url("/ok/b"),
+            PLINQY_SECRET_KEY=other,
+        )  # fmt: skip
+    assert refused.exit_code == 1 and "opens none of the 1 webhook signing secrets" in refused.output, refused.output
+    assert db.execute("SELECT count(*) FROM store_webhook WHERE store_id = %s", (store,)).fetchone() == (1,)

@@ -22,6 +22,7 @@ from search_service.cli.common import (
     connect,
     current_database_url,
     echo_webhook_url,
+    refuse_a_wrong_signing_key,
     user_errors,
 )
 from search_service.settings import Settings
@@ -162,6 +163,7 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
         raise UsageMistake(str(exc)) from None
     account = f"{source}:{creds.get(CREDENTIALS[source][0], '')}"
     config: dict[str, Any] = {"location": location, "account": account, **signature}
+    refuse_a_wrong_signing_key(settings)  # its credentials under a key the others do not open: unreadable later
     with connect(settings) as conn:
         if (existing := same_location_connection(conn, store_id, source, location)) is not None:
             raise UserFacingError(
@@ -309,6 +311,8 @@ def connections_update(settings: Settings, connection_id: UUID, new_webhook_secr
         raise UsageMistake("--new-webhook-secret makes the secret; leave out --secret (or give --secret alone)")
     given = {key: value.strip() for key, value in credentials.items() if value is not None and value.strip()}
     update = ConnectionUpdate(secret, new_webhook_secret, given, base_url)
+    if secret is not None or new_webhook_secret or given:
+        refuse_a_wrong_signing_key(settings)
     with connect(settings) as conn:
         try:
             done = update_connection(conn, settings.secret_box(), connection_id, update)
