@@ -305,16 +305,14 @@ def connections_update(settings: Settings, connection_id: UUID, new_webhook_secr
 
     if base_url and not (is_web_address(base_url) and _has_usable_port(base_url)):  # "": the vendor's own again
         raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
-    credentials = secret_values(credentials)
-    secret = credentials.pop("secret")
+    secret = (credentials := secret_values(credentials)).pop("secret")
     if new_webhook_secret and secret is not None:  # one or the other: the given one was dropped silently
         raise UsageMistake("--new-webhook-secret makes the secret; leave out --secret (or give --secret alone)")
     given = {key: value.strip() for key, value in credentials.items() if value is not None and value.strip()}
-    update = ConnectionUpdate(secret, new_webhook_secret, given, base_url)
-    if secret is not None or new_webhook_secret or given:
-        refuse_a_wrong_signing_key(settings)
+    refuse_a_wrong_signing_key(settings)  # a key the stored secrets do not open: the connection's are unreadable
     with connect(settings) as conn:
         try:
+            update = ConnectionUpdate(secret, new_webhook_secret, given, base_url)
             done = update_connection(conn, settings.secret_box(), connection_id, update)
         except StoreError as exc:
             raise UserFacingError(exc.message) from None
