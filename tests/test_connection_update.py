@@ -91,7 +91,7 @@ def test_a_webhook_secret_is_rotated_in_place(db: psycopg.Connection, fresh_db_u
             time.sleep(0.5)
         assert _deliver(base, cid, new) == 202
     both = cli(fresh_db_url, "connections", "update", cid, "--new-webhook-secret", "--secret", new)
-    assert both.returncode == 1 and "leave out --secret" in both.stderr  # the given one was dropped silently
+    assert both.returncode == 2 and "leave out --secret" in both.stderr  # the given one was dropped silently
     piped = subprocess_with_stdin(fresh_db_url, f"{new}\n", "connections", "update", cid, "--secret")
     assert piped.returncode == 0 and "signing secret changed" in piped.stdout, piped.stderr
     assert "GetPassWarning" not in piped.stderr  # a piped secret is read as such, not through getpass
