@@ -148,3 +148,14 @@ def test_an_unknown_method_is_a_501_naming_it(port: int) -> None:
         assert status == 501 and f"method {method} " in message, (method, message)
     known, _ = exchange(port, b"PROPFIND /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert known.split(b" ", 2)[1] == b"405", known[:200]
+
+
+def test_a_bad_request_pipelined_behind_a_good_one_is_answered_after_it(port: int) -> None:
+    """The connection was closed at once, throwing away the good request's answer still being written: the client
+    got nothing for either."""
+    good = b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+    for bad, status in ((b"FOO /healthz HTTP/1.1\r\nHost: a\r\n\r\n", 501), (b"GET /healthz HTTP/1.1\r\n\r\n", 400)):
+        answer, _ = exchange(port, good + good + bad)
+        first, second, rest = answer.split(b"HTTP/1.1 ", 3)[1:]
+        assert first.startswith(b"200") and second.startswith(b"200"), answer[:300]
+        assert error_of(b"HTTP/1.1 " + rest)[0] == status, answer[-300:]

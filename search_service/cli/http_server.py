@@ -37,7 +37,8 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options
     )
 
 
-METHOD_TOKEN = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}) ")  # RFC 9110's token, then the space
+METHOD_TOKEN = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}) ")  # RFC 9110's token, then the space
+HEAD_START = 80  # bytes kept of a head's start: its method
 
 
 def unknown_method(head_start: bytes) -> str | None:
@@ -78,7 +79,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._line_ended = False  # the request line is whole: an overflow is then the headers' (431), not the URL's
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_start = b""  # the head's first bytes: the method of a 501
+        self._chunk, self._ended_in_chunk = b"", 0  # the last read, and how many requests ended in it
         self._head_fault: str | None = None  # why on_headers_complete refused the head (a 400)
+        self._refusal: bytes | None = None  # an answer for a bad pipelined request, sent after those before it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -94,8 +97,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if room is None:
             super().data_received(data)
         elif len(data) <= room:
-            if len(self._head_start) < 40:
-                self._head_start += data[: 40 - len(self._head_start)]
+            if len(self._head_start) < HEAD_START:
+                self._head_start += data[: HEAD_START - len(self._head_start)]
+            self._chunk, self._ended_in_chunk = data, 0
             self._head_room = room - len(data)
             self._line_ended = self._line_ended or b"\n" in data
             super().data_received(data)
@@ -138,18 +142,32 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._head_room, self._line_ended = self.limits.max_header_bytes, False  # the next request's head
         self._head_start = b""
+        self._ended_in_chunk += 1
 
     def send_400_response(self, msg: str) -> None:
         """A request the parser refused: in the API's error format (it was text/plain); an unknown method is
         RFC 9110's 501."""
         if self._head_fault is not None:
             self._refuse(400, f"invalid HTTP request: {self._head_fault}")
-        elif (method := unknown_method(self._head_start)) is not None:
+        elif (method := unknown_method(self._bad_head_start())) is not None:
             self._refuse(501, f"the method {method} is not implemented: the API takes GET, HEAD, POST, PUT, PATCH, "
                          "DELETE and OPTIONS")  # fmt: skip
         else:
             self._refuse(400, "invalid HTTP request: a malformed request line (a method of letters, an ASCII URL: "
                          "percent-encode other bytes, the version) or header")  # fmt: skip
+
+    def _bad_head_start(self) -> bytes:
+        """The refused request's first bytes: past the requests that ended in the same read (pipelined; found by
+        their blank lines, so a body holding one may hide the method: then the answer is the 400)."""
+        if not self._ended_in_chunk:
+            return self._head_start
+        at = 0
+        for _ in range(self._ended_in_chunk):
+            end = self._chunk.find(b"\r\n\r\n", at)
+            if end < 0:
+                return b""
+            at = end + 4
+        return self._chunk[at : at + HEAD_START]
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -164,11 +182,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer = None
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer `status` (unless another request's answer is under way) and close the connection."""
+        """Answer `status` and close the connection; a request pipelined behind others still being answered is
+        answered after them (closing at once threw their answers away: a valid request got none)."""
         self._stop_head_timer()
         self._head_room = None
         if self.transport.is_closing():
             return
-        if self.cycle is None or self.cycle.response_complete:
-            self.transport.write(error_answer(status, message, self.server_state.default_headers))
-        self.transport.close()
+        answer = error_answer(status, message, self.server_state.default_headers)
+        if self.cycle is None or (self.cycle.response_complete and not self.pipeline):
+            self.transport.write(answer)
+            self.transport.close()
+            return
+        self._refusal = answer
+        self.flow.pause_reading()  # nothing after the bad request is read
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        done = self.cycle is None or self.cycle.response_complete  # the last request read before the bad one
+        if self._refusal is not None and done and not self.pipeline and not self.transport.is_closing():
+            self._stop_keep_alive()
+            self.transport.write(self._refusal)
+            self._refusal = None
+            self.transport.close()
+
+    def _stop_keep_alive(self) -> None:
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
