@@ -186,3 +186,10 @@ def test_small_refusals_say_what_to_do(base: str, db_url: str, shop: tuple[uuid.
     assert kept["_error"] == "the row has 6 cells, the header has 4"
     spec = httpx.get(f"{base}/schema/openapi.json").json()["paths"]["/v1/stores/{store_id}/imports"]["post"]
     assert "text/tab-separated-values" in spec["requestBody"]["content"]
+
+
+@pytest.mark.parametrize(("level", "price", "read"), [("0.000", "2", 0), ("05.000", "2", 5), ("05.000", "3,49", 5)])
+def test_a_level_whose_group_starts_with_zero_is_a_decimal(level: str, price: str, read: int) -> None:
+    """An ERP's `0.000` beside a whole price was refused as "0 or 0000" (a sold-out row kept its old stock), and
+    `05.000` as "5 or 05000": no thousands group starts with 0."""
+    assert validate({"sku": "Z-1", "name": "z", "price": price, "quantity": level}).quantity == read

@@ -127,8 +127,10 @@ def level_decimal(text: str, price_decimal: str | None) -> str | None:
     text = text.strip().translate(_SPACES)
     if not _ONE_GROUP.fullmatch(text):
         return decimal_sign(text)
+    whole, fraction = re.split("[.,]", text.lstrip("+-"))
+    if whole.startswith("0"):  # `0.000`, `05.000`: no thousands group starts with 0 (an ERP's three decimals)
+        return decimal_sign(text)
     if price_decimal is None:  # a whole price (`2`) settles nothing: 5.000 was 5 beside it, 5000 beside 3,49
-        whole, fraction = re.split("[.,]", text)
         small = format(Decimal(f"{whole}.{fraction}").normalize(), "f")
         raise Rejected(
             f"quantity {text!r} could be {small} or {whole}{fraction}: write it without a thousands separator"
