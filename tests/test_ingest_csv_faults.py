@@ -193,3 +193,20 @@ def test_a_level_whose_group_starts_with_zero_is_a_decimal(level: str, price: st
     """An ERP's `0.000` beside a whole price was refused as "0 or 0000" (a sold-out row kept its old stock), and
     `05.000` as "5 or 05000": no thousands group starts with 0."""
     assert validate({"sku": "Z-1", "name": "z", "price": price, "quantity": level}).quantity == read
+
+
+def test_two_stray_quotes_that_make_a_well_formed_cell_reject_its_row() -> None:
+    """`"28 Zoll` and, rows later, `1/2"` made one well-formed cell of the rows between: F1 took F4's price and
+    stock under a name holding three rows, F2-F4 were never read, and the batch said completed, no errors."""
+    swallowed = (
+        b'sku,name,price,quantity\nF1,"28 Zoll Schlauch,4.99,3\nF2,Bread,2.10,10\nF3,Milk,1.10,20\n'
+        b'F4,Tap washer 1/2",2.49,7\nF5,Fine,1.00,1\n'
+    )
+    rows = parse_csv(swallowed).rows
+    assert [r.get("sku") for r in rows] == ["F1", "F5"] and "_error" not in rows[1]
+    assert rows[0]["_error"] == (
+        "a quote opened in column name on line 2 closes only on line 5: the rows between (from line 3) were read as "
+        'part of this row\'s cell, not as rows; check for a stray " such as 5" (inside a quoted cell write it "")'
+    )
+    prose = b'sku,name,description,price,quantity\nL-1,Lamp,"Warm light.\nA, b, c, d\nThird",9.99,2\n'
+    assert "_error" not in parse_csv(prose).rows[0]  # a line of prose with commas is no row: no numbers there

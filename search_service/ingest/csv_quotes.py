@@ -1,14 +1,17 @@
 """Where a CSV file's quoted cell ran past its line. A stray `"` at a cell's start (an inch mark: `"Zoll`, `5"`
 typed first) opens a quoted cell that swallows the lines after it, as the csv module reads it: up to the next
-quote, or to the end of the file. Only looked into when a record spans lines and something is wrong with it (it
-is ragged, it is the file's last, the reader gave up), so the scans here are no cost of a clean file."""
+quote, or to the end of the file. Only looked into when a record spans lines (its quoted cell's lines are read again
+for lines that are rows of their own) or the reader gave up, so the scans here are no cost of a file without
+cells over several lines."""
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
 
 _BREAK = re.compile(r"\r\n|\r|\n")  # the lines the reader reads (io.StringIO with newline="")
+_NUMBER = re.compile(r"[+-]?[\d.,' \u00a0]*\d[\d.,' \u00a0]*")  # a price or a level as a file writes it
 STRAY_QUOTE_HINT = 'check for a stray " such as 5" (inside a quoted cell write it "")'
 
 
@@ -96,3 +99,19 @@ def _breaks(text: str, start: int, end: int) -> int:
 
 def _column(header: list[str], cell: int) -> str:
     return header[cell] if cell < len(header) and header[cell] else f"{cell + 1}"
+
+
+def row_inside(index: LineIndex, quote: SpanningQuote, delimiter: str, header: list[str], shift: int) -> int | None:
+    """The first line wholly inside a quoted cell that reads as a row of its own (the header's number of cells, a
+    number for price and quantity), as a file line; None when none does. Two stray quotes (`"28 Zoll`, then
+    `1/2"` rows later) make a well-formed cell of the rows between: the first row took the last one's price and
+    stock, and those between were never read."""
+    if quote.closes is None:
+        return None
+    numeric = [header.index(c) for c in ("price", "quantity") if c in header]
+    for line in range(quote.opens - shift + 1, quote.closes - shift):
+        start, end = index.offset(line), index.offset(line + 1)
+        cells = next(csv.reader([index.text[start:end].rstrip("\r\n")], delimiter=delimiter), [])
+        if len(cells) == len(header) and all(_NUMBER.fullmatch(cells[i].strip()) for i in numeric):
+            return line + shift
+    return None

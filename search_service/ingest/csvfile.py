@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from search_service.ingest.csv_quotes import STRAY_QUOTE_HINT, LineIndex, spanning_quote
+from search_service.ingest.csv_quotes import STRAY_QUOTE_HINT, LineIndex, row_inside, spanning_quote
 
 COLUMNS = ("sku", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity", "is_active")
 REQUIRED = ("sku", "price", "quantity")
@@ -257,6 +257,9 @@ class CsvRows:
         if ragged or quote.mid_cell:
             why = row["_error"] + ": " if ragged else ""
             row["_error"] = f"{why}{quote.says()}: the lines between were read as one cell; {STRAY_QUOTE_HINT}"
+        elif (inside := row_inside(self._lines(), quote, self.delimiter, self._header, self._shift)) is not None:
+            row["_error"] = (f"{quote.says()}: the rows between (from line {inside}) were read as part of this row's "
+                             f"cell, not as rows; {STRAY_QUOTE_HINT}")  # fmt: skip
 
     def _never_closed(self, line: int) -> Any:
         """The quote spanning the record of the text's `line`; CsvError when it is never closed."""
