@@ -136,6 +136,8 @@ def test_an_http11_request_needs_exactly_one_host(port: int) -> None:
     for head in (b"GET /healthz HTTP/1.1\r\n\r\n", b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"):
         status, message = error_of(exchange(port, head)[0])
         assert status == 400 and "Host" in message, (head, message)
+    head, _ = exchange(port, b"HEAD /healthz HTTP/1.1\r\n\r\n")  # a HEAD's answer has no body (RFC 9110 9.3.2)
+    assert head.startswith(b"HTTP/1.1 400") and head.endswith(b"\r\n\r\n"), head
     for served in (b"GET /healthz HTTP/1.0\r\n\r\n", b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"):
         answer, _ = exchange(port, served)
         assert answer.split(b" ", 2)[1] == b"200", answer[:200]

@@ -59,12 +59,15 @@ def limited_protocol(limits: ServerConfig) -> type[LimitedHttpToolsProtocol]:
     return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits})
 
 
-def error_answer(status: int, message: str, default_headers: list[tuple[bytes, bytes]]) -> bytes:
-    """A whole HTTP response in the API's error format, closing the connection."""
+def error_answer(
+    status: int, message: str, default_headers: list[tuple[bytes, bytes]], head_only: bool = False
+) -> bytes:
+    """A whole HTTP response in the API's error format, closing the connection; to a HEAD, without its body
+    (RFC 9110 9.3.2)."""
     body = json.dumps({"error": {"parameter": None, "message": message}}).encode()
     head = [STATUS_LINE[status], *(name + b": " + value + b"\r\n" for name, value in default_headers)]
     head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body))
-    return b"".join(head) + body
+    return b"".join(head) + (b"" if head_only else body)
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -81,6 +84,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_start = b""  # the head's first bytes: the method of a 501
         self._chunk, self._ended_in_chunk = b"", 0  # the last read, and how many requests ended in it
         self._head_fault: str | None = None  # why on_headers_complete refused the head (a 400)
+        self._fault_head_only = False  # that head was a HEAD's: no body in the answer
         self._refusal: bytes | None = None  # an answer for a bad pipelined request, sent after those before it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -135,6 +139,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
             # RFC 9112 3.2: a 400; two Host lines could route one request two ways behind a proxy
             self._head_fault = "an HTTP/1.1 request needs one Host header" if hosts == 0 else "two Host headers"
+            self._fault_head_only = self.parser.get_method() == b"HEAD"
             raise httptools.HttpParserError(self._head_fault)  # uvicorn answers it with send_400_response
         super().on_headers_complete()
 
@@ -148,7 +153,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """A request the parser refused: in the API's error format (it was text/plain); an unknown method is
         RFC 9110's 501."""
         if self._head_fault is not None:
-            self._refuse(400, f"invalid HTTP request: {self._head_fault}")
+            self._refuse(400, f"invalid HTTP request: {self._head_fault}", self._fault_head_only)
         elif (method := unknown_method(self._bad_head_start())) is not None:
             self._refuse(501, f"the method {method} is not implemented: the API takes GET, HEAD, POST, PUT, PATCH, "
                          "DELETE and OPTIONS")  # fmt: skip
@@ -181,14 +186,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _refuse(self, status: int, message: str, head_only: bool = False) -> None:
         """Answer `status` and close the connection; a request pipelined behind others still being answered is
         answered after them (closing at once threw their answers away: a valid request got none)."""
         self._stop_head_timer()
         self._head_room = None
         if self.transport.is_closing():
             return
-        answer = error_answer(status, message, self.server_state.default_headers)
+        answer = error_answer(status, message, self.server_state.default_headers, head_only)
         if self.cycle is None or (self.cycle.response_complete and not self.pipeline):
             self.transport.write(answer)
             self.transport.close()
