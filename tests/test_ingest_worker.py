@@ -235,3 +235,50 @@ def test_a_terminated_connection_is_reopened_and_the_batch_resumed_within_second
     listed = db.execute("SELECT count(*) FROM inventory_event WHERE reason = 'listed'").fetchone()
     assert listed == (ROWS,)  # every row applied exactly once
     assert db.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone() == (ROWS,)
+
+
+def _stop_inside_a_chunk(db: psycopg.Connection, worker: subprocess.Popen[str]) -> int:
+    """SIGSTOP the worker's job process while its connection is inside a chunk's transaction; its pid."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        children = child_pids(worker.pid)
+        in_chunk = db.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'import:%%'"
+            " AND xact_start IS NOT NULL"
+        ).fetchone()
+        if children and in_chunk:
+            os.kill(children[0], signal.SIGSTOP)
+            time.sleep(0.5)
+            stuck = db.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+                " AND application_name LIKE 'import:%%' AND state = 'idle in transaction'"
+            ).fetchone()
+            if stuck:
+                return children[0]
+            os.kill(children[0], signal.SIGCONT)  # stopped between chunks: try again
+        time.sleep(0.005)
+    raise AssertionError("never caught the worker inside a chunk")
+
+
+def test_a_worker_frozen_inside_a_chunk_is_taken_over(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """A worker frozen mid-chunk (SIGSTOP; a paused VM, a partition) left its transaction open, holding the store's
+    lock: the next worker claimed the batch once the lease lapsed and then waited on that lock for ever, and every
+    later write of the store with it. The server now ends such a transaction past the lease (10 s at the least)."""
+    store, batch = seed_batch(db)
+    frozen = spawn(fresh_db_url, PLINQY_INGEST_CHUNK_ROWS="20", PLINQY_INGEST_LEASE_S="2", PLINQY_INGEST_LANES="1")
+    stopped, rescuer = _stop_inside_a_chunk(db, frozen), None
+    try:
+        time.sleep(2.5)  # the lease lapses
+        rescuer = spawn(fresh_db_url, "--drain", PLINQY_INGEST_LEASE_S="2")
+        _out, err = rescuer.communicate(timeout=90)
+        assert rescuer.returncode == 0, err[-2000:]
+        assert batch_state(db, batch)[:3] == ("completed", ROWS, ROWS)
+        assert db.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone() == (ROWS,)
+        listed = db.execute("SELECT count(*) FROM inventory_event WHERE reason = 'listed'").fetchone()
+        assert listed == (ROWS,)  # the frozen chunk rolled back: every row applied exactly once
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+        for proc in (frozen, rescuer):
+            if proc is not None:
+                proc.kill()
+                proc.wait(timeout=10)

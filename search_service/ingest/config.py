@@ -22,6 +22,12 @@ class IngestConfig:
     upload_timeout_s: float = 3600.0  # a batch still `receiving` after this is aborted by the import job
     upload_idle_s: float = 30.0  # an upload whose bytes stop arriving for this long is aborted (408)
 
+    def mapping_session(self) -> dict[str, str]:
+        """A mapping connection's server settings: a transaction left idle past the lease (a frozen worker: SIGSTOP,
+        a paused VM, a partition) is ended by the server, so the store's lock it held goes and the next worker's
+        takeover happens (it waited on that lock for ever). Not under 10 s: a chunk's own pauses under load."""
+        return {"idle_in_transaction_session_timeout": str(int(max(self.lease_s, 10.0) * 1000))}
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngestConfig:
         return cls(

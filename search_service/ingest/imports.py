@@ -169,7 +169,7 @@ async def import_csv_async(
     progress: Callable[[int, int], None],
     notice: Callable[[str], None] = lambda message: None,
 ) -> ImportOutcome:
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, server_settings=config.mapping_session())  # a Ctrl-Z holds no lock for ever
     batch_id, total = None, 0
     try:
         try:

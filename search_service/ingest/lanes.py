@@ -121,7 +121,8 @@ async def _connect(run: LaneRun, lanes: int) -> list[Any] | None:
     try:
         for k in range(lanes):
             name = f"{run.worker_id[:50]}/lane{k}"
-            conns.append(await asyncpg.connect(run.dsn, server_settings={"application_name": name}))
+            settings = {"application_name": name, **run.config.mapping_session()}
+            conns.append(await asyncpg.connect(run.dsn, server_settings=settings))
     except LANE_FAULTS as exc:
         await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
         log.warning(json.dumps({"event": "lanes_unavailable", "batch": str(run.batch_id),

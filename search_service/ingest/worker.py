@@ -94,7 +94,8 @@ class ImportWorker:
 
     async def _run_connected(self, *, release_first: bool) -> None:
         self._connecting = True
-        conn = await connect(self.dsn, server_settings={"application_name": self.worker_id[:63]})
+        settings = {"application_name": self.worker_id[:63], **self.config.mapping_session()}
+        conn = await connect(self.dsn, server_settings=settings)
         try:
             listener = await connect(self.dsn)
         except BaseException:
