@@ -213,7 +213,7 @@ def test_a_batch_item_with_a_bad_level_is_rejected_alone(base: str, db_url: str,
     assert results == [
         ("rejected", "quantity must not be negative"),
         ("rejected", "quantity '1.5' is not a whole number"),
-        ("rejected", "quantity 'lots' is not a number"),
+        ("rejected", "quantity 'lots' is not a number (write a whole number such as 1500)"),
         ("mapped", None),
         ("mapped", None),
         ("mapped", None),
