@@ -275,3 +275,50 @@ def test_a_store_deleted_while_its_upload_arrives_is_a_404_naming_it(base: str, 
         response = answer.result(timeout=60)
     assert response.status_code == 404, response.text
     assert response.json()["error"]["parameter"] == "store_id"
+
+
+class _Fresh:
+    """Another connection, as the API's pool gives one."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    async def __aenter__(self) -> Any:
+        self.conn = await asyncpg.connect(self.dsn)
+        return self.conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.conn.close()
+
+
+def test_an_upload_whose_connection_dies_while_storing_is_aborted_at_once(fresh_db_url: str) -> None:
+    """Its connection terminated mid-store (pg_terminate_backend, real): the abort ran on that dead connection and
+    was lost, so the batch stayed `receiving` and held the store's writes back until its lease lapsed (~2 min)."""
+    from search_service.api.ingest_uploads import _store
+
+    rows = b"sku,name,price,quantity\n" + b"".join(b"s%d,n,1,1\n" % i for i in range(20_000))
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        store = new_store(sync)
+
+        async def go() -> uuid.UUID:
+            conn = await asyncpg.connect(fresh_db_url)
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+            batch = await pipeline.open_batch(conn, store_id=store, source="csv", kind="csv", upload=True)
+
+            class KilledMidway(CsvRows):
+                def block(self, size: int) -> list[dict[str, Any]]:
+                    if not self.done and getattr(self, "read_one", False):  # the second block: the connection goes
+                        sync.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                    self.read_one = True
+                    return super().block(size)
+
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):  # whichever comes first
+                await _store(conn, store, batch, KilledMidway(rows), lambda: _Fresh(fresh_db_url))
+            conn.terminate()
+            return batch
+
+        batch = asyncio.run(go())
+        status, error = sync.execute("SELECT status, error FROM import_batch WHERE id = %s", (batch,)).fetchone()
+        assert status == "aborted" and "could not be stored" in error, (status, error)
+        count = "SELECT count(*) FROM imported_product_raw WHERE import_batch_id = %s"
+        assert sync.execute(count, (batch,)).fetchone() == (0,)

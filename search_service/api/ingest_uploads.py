@@ -185,7 +185,7 @@ async def upload_import(
         except CsvError as exc:
             await pipeline.abort_batch(conn, batch_id, str(exc))
             raise BadParameter(exc.column or "file", str(exc)) from None
-        status = await _store(conn, store_id, batch_id, reader)
+        status = await _store(conn, store_id, batch_id, reader, lambda: _connection_of(rt))
     accepted = S.ImportAccepted(
         batch_id, status, f"/v1/imports/{batch_id}", f"/v1/imports/{batch_id}/errors", reader.ignored_columns
     )
@@ -201,11 +201,14 @@ def _connection_of(rt: Runtime) -> Any:
     return rt.pool.acquire(timeout=10) if rt.pool else rt.connection()
 
 
-async def _store(conn: Any, store_id: UUID, batch_id: UUID, reader: CsvRows) -> BatchStatus:
+async def _store(
+    conn: Any, store_id: UUID, batch_id: UUID, reader: CsvRows, fresh: Callable[[], Any] | None = None
+) -> BatchStatus:
     """The upload's rows into its batch, in one transaction; a failure there (the database's) aborts the batch, so
     its status says why nothing was applied, and the client is answered as for any database failure; a store
     deleted while the upload arrived (its batch with it) is a 404 naming `store_id`; a file the reader cannot
-    read to its end, a 400 naming `file`, its batch aborted saying why."""
+    read to its end, a 400 naming `file`, its batch aborted saying why. `fresh`: another connection (a context
+    manager) for the abort when `conn` is what failed."""
     try:
         async with conn.transaction():
             bulk = statement("ingest/batches", "bulk_write_settings")
@@ -215,13 +218,27 @@ async def _store(conn: Any, store_id: UUID, batch_id: UUID, reader: CsvRows) -> 
         await pipeline.abort_batch(conn, batch_id, str(exc))
         raise BadParameter(exc.column or "file", str(exc)) from None
     except Exception as exc:
-        with contextlib.suppress(Exception):  # the connection itself may be what failed
-            reason = f"the upload could not be stored ({type(exc).__name__}); send it again"
-            await pipeline.abort_batch(conn, batch_id, reason)
+        await _abort_anyway(
+            conn, fresh, batch_id, f"the upload could not be stored ({type(exc).__name__}); send it again"
+        )
         if isinstance(exc, asyncpg.ForeignKeyViolationError):  # its rows' batch went with the store
             await require_store(conn, store_id)
         raise
     return cast(BatchStatus, status)  # the batch row's, which its CHECK holds to BATCH_STATUSES
+
+
+async def _abort_anyway(conn: Any, fresh: Callable[[], Any] | None, batch_id: UUID, reason: str) -> None:
+    """Abort the batch on `conn`, or on a fresh connection when `conn` is what failed: the abort was lost with it,
+    and the batch, left `receiving`, held the store's writes back until its lease lapsed (~2 minutes)."""
+    try:
+        await pipeline.abort_batch(conn, batch_id, reason)
+        return
+    except Exception:
+        if fresh is None:
+            return
+    with contextlib.suppress(Exception):  # the database away: the lease lapses and the import job aborts it
+        async with fresh() as other:
+            await pipeline.abort_batch(other, batch_id, reason)
 
 
 async def _receive(

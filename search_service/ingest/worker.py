@@ -141,7 +141,8 @@ class ImportWorker:
     async def _abort_stale_uploads(self, conn: asyncpg.Connection) -> None:
         for batch_id in await pipeline.abort_stale_uploads(conn, self.config.upload_timeout_s):
             log.warning(json.dumps({"event": "upload_aborted", "batch": str(batch_id), "worker": self.worker_id,
-                                    "why": "still receiving after PLINQY_INGEST_UPLOAD_TIMEOUT_S"}))  # fmt: skip
+                                    "why": "its receiver's heartbeat lapsed (the API stopped receiving it), or still "
+                                           "receiving after PLINQY_INGEST_UPLOAD_TIMEOUT_S"}))  # fmt: skip
 
     async def _wait(self, wake: asyncio.Event) -> None:
         wake.clear()
