@@ -94,6 +94,8 @@ def test_sigterm_exits_zero_and_releases_the_batch(db: psycopg.Connection, fresh
     assert time.monotonic() - started < 10
     status, processed, _mapped, locked_by = batch_state(db, batch)
     assert status == "processing" and locked_by is None and processed == 100
+    # said as given back, not as a batch done (its line read as a completed one, counted in the stop's summary)
+    assert '"event": "batch_released"' in err and '"event": "batch",' not in err, err[-2000:]
     drain = spawn(fresh_db_url, "--drain")
     assert drain.wait(timeout=120) == 0
     assert batch_state(db, batch)[:3] == ("completed", ROWS, ROWS)

@@ -230,9 +230,14 @@ class ImportWorker:
         except pipeline.LeaseLost:
             log.warning(json.dumps({"event": "lease_lost", "batch": str(batch_id), "worker": self.worker_id}))
             return
-        self.batches += 1
         self.totals.add(counts)
-        log.info(json.dumps({"event": "batch", "batch": str(batch_id), **vars(counts)}))
+        # the counts are this worker's rows: a batch taken over, or given back on a stop, was partly mapped elsewhere
+        if last:
+            self.batches += 1
+            log.info(json.dumps({"event": "batch", "batch": str(batch_id), "status": "completed", **vars(counts)}))
+        else:
+            log.info(json.dumps({"event": "batch_released", "batch": str(batch_id), "status": "processing",
+                                 "why": "stopping: the next worker maps the rest", **vars(counts)}))  # fmt: skip
 
 
 def run_import_worker(dsn: str, config: IngestConfig, options: ImportWorkerOptions) -> int:
