@@ -7,7 +7,8 @@ read, or the raw rows of the webhooks that brought it, and deleted in the same d
 parsed with Python ints (exact) and ids become text. `available: null` means the item is untracked: its stock
 cannot vouch for it, so it counts as 0 (not sellable by stock). Deliveries are verified on the raw body with
 every valid secret (two during a rotation), deduplicated by `X-Shopify-Event-Id` + topic, ordered by `updated_at`.
-A level Shopify stops reporting (`inventory_levels/disconnect`, or absent from a full pass) is quantity 0.
+A level disconnected from our location (`inventory_levels/disconnect`, clocked by `X-Shopify-Triggered-At`) is
+quantity 0.
 """
 
 from __future__ import annotations
@@ -211,18 +212,17 @@ class Shopify:
         pacer = BucketPacer("X-Shopify-Shop-Api-Call-Limit", None, default_drip=2.0)
         headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
         self.http = VendorHTTP(base_url or f"https://{shop}", headers=headers, policy=policy, pacer=pacer)
-        self.levels_asked_at: int | None = None  # the stock pass's start by the vendor's clock, as a stock clock
 
     def close(self) -> None:
         self.http.close()
 
     def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]:
         """The reconciliation poll: products, then our location's inventory levels; a first (or full) sync carries
-        each level on its variant's upsert (common.fold_first_sync). A full pass then zeroes the variants without a
-        level at our location (`_zero_unlevelled`)."""
+        each level on its variant's upsert (common.fold_first_sync). A variant read without a level at our location
+        keeps its listing's level: zeroing it stamped the zero with the pass's start, newer than every unchanged
+        level, so one empty stock answer (a glitch, a token's scope) zeroed the store for good."""
         cursor = dict(cursor)
-        self.levels_asked_at = None
-        pages = fold_first_sync(
+        yield from fold_first_sync(
             cursor,
             full=full,
             catalog_key="products",
@@ -230,27 +230,6 @@ class Shopify:
             catalog=lambda: self._walk("products", "products.json", "catalog", cursor, full),
             stock=lambda at: self._walk("inventory", "inventory_levels.json", "stock", at, full),
         )
-        yield from self._zero_unlevelled(pages) if full else pages
-
-    def _zero_unlevelled(self, pages: Iterator[Page]) -> Iterator[Page]:
-        """The pages of a full pass, then a stock row of quantity 0 for each variant read without a level at our
-        location: Shopify stopped reporting it (disconnected), and the listing kept its old level, in stock, for
-        ever. As a full pass deletes the listings the vendor no longer returns (sync.remove_vanished), only a
-        complete pass does it; its clock is when the stock pass began, so a level set since then still wins."""
-        listed: set[str] = set()
-        levelled: set[str] = set()
-        cursor: Cursor = {}
-        for page in pages:
-            listed.update(row["sku"] for row in page.rows if row["op"] == "upsert")
-            levelled.update(row["sku"] for row in page.rows if "quantity" in row)
-            cursor = page.cursor
-            yield page
-        gone = sorted(listed - levelled)
-        if gone:
-            rows = [
-                compact({"op": "stock", "sku": sku, "quantity": 0, "version": self.levels_asked_at}) for sku in gone
-            ]
-            yield Page("stock", rows, dict(cursor), 0)
 
     def _walk(self, key: str, path: str, kind: str, cursor: Cursor, full: bool) -> Iterator[Page]:
         """Link-header pages of one query; `since` moves only when the pass ends, to its newest `updated_at` but no
@@ -264,8 +243,6 @@ class Shopify:
         while True:
             body, response = self.http.request_json("GET", url, params=params)
             started = started or pass_start(response.headers, asked_at).isoformat()
-            if kind == "stock" and self.levels_asked_at is None:
-                self.levels_asked_at = stock_clock(pass_start(response.headers, asked_at, 0).isoformat())
             records = [r for r in as_list((body or {}).get(key if kind == "catalog" else "inventory_levels")) if r]
             rows, links = self._map(kind, records)
             for record in records:
