@@ -290,3 +290,13 @@ def test_a_plurals_s_is_no_edit_of_a_typo(base: str, db_url: str) -> None:
     assert _names(base, "tisue", "keyword") == ["Qwelt Facial Tissues"]
     assert _explained(base, "tisue")["Qwelt Facial Tissues"] == ["tisue->tissues"]
     assert _names(base, "flavors", "keyword") == []  # still no `floor`: two edits without the s too
+
+
+def test_a_stop_word_typed_as_the_last_word_is_a_prefix_not_dropped(base: str, db_url: str) -> None:
+    """`green t`, `coffee be`, `tea to`: the english config drops the stop word, so every `green` matched at the
+    words' own tier and Green Tea came 24th of 208; the english reading now needs the prefix too."""
+    _write(base, db_url, "SW", ["Qorn Green Tea Bags x40", "Qorn Green Pea", "Qorn Green Kale", "Qorn Tea Towel"])
+    assert _names(base, "qorn green t", "keyword") == ["Qorn Green Tea Bags x40"]
+    assert _names(base, "qorn tea to", "keyword") == ["Qorn Tea Towel"]
+    assert _names(base, "qorn green t", "hybrid")[0] == "Qorn Green Tea Bags x40"
+    assert len(_names(base, "qorn green ", "keyword")) == 3  # a space typed: `green` whole, the stop word gone

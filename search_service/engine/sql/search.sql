@@ -360,7 +360,7 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 --    text.query_words; empty: no compounds)
 -- The query's tsqueries, its trimmed text and that folded (lower case, accents as unaccent folds them), computed
 -- once (read through InitPlans: a generic plan would otherwise parse them again for every row it scores), and its
--- exact name/GTIN matches. Five CTEs. `prefix`: the words before the last as typed (either config) and the last as
+-- exact name/GTIN matches. Six CTEs. `prefix`: the words before the last as typed (either config) and the last as
 -- the prefix, all in a name or brand (weights A and B: the vocabulary's words, not a description's), null without
 -- one. `compound`: the query with two neighbouring words joined where the vocabulary holds the join (`tooth paste`:
 -- toothpaste), or an unknown word split into two vocabulary words as a phrase (`oatmilk`: oat <-> milk, at most two
@@ -424,17 +424,25 @@ compound_parts AS MATERIALIZED (
                 THEN regexp_replace((websearch_to_tsquery('plinqy_english', :q_head::text)
                                      || websearch_to_tsquery('plinqy_simple', :q_head::text))::text,
                                     '(''(?:[^'']|'''')*'')', '\1:' || 'AB', 'g')::tsquery END AS head,
-           length(:q_last::text) < 3 AS short
+           length(:q_last::text) < 3 AS short,
+           to_tsvector('plinqy_english', :q_last::text) = ''::tsvector AS stop_word
     WHERE :q_last::text IS NOT NULL
+), english_typed AS MATERIALIZED (
+    SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_english', :q::text)
+                ELSE websearch_to_tsquery('plinqy_english', :q::text)
+                     || websearch_to_tsquery('plinqy_english', :q_sized::text)
+                     || websearch_to_tsquery('plinqy_english', replace(:q_sized::text, '.', ',')) END AS q
 ), tsq AS MATERIALIZED (
     SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_simple', :q::text)
                 ELSE websearch_to_tsquery('plinqy_simple', :q::text)
                      || websearch_to_tsquery('plinqy_simple', :q_sized::text)
                      || websearch_to_tsquery('plinqy_simple', replace(:q_sized::text, '.', ',')) END AS simple,
-           CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_english', :q::text)
-                ELSE websearch_to_tsquery('plinqy_english', :q::text)
-                     || websearch_to_tsquery('plinqy_english', :q_sized::text)
-                     || websearch_to_tsquery('plinqy_english', replace(:q_sized::text, '.', ',')) END AS english,
+           -- a last word still being typed that the english config drops (`green t`, `coffee be`, `tea to`: stop
+           -- words) is no dropped word: the english reading needs its prefix too (it matched every `green`, 208
+           -- products over Green Tea at tier 2)
+           CASE WHEN EXISTS (SELECT 1 FROM prefix_parts WHERE stop_word AND numnode(head) > 0)
+                THEN (SELECT q FROM english_typed) && (SELECT head && last FROM prefix_parts)
+                ELSE (SELECT q FROM english_typed) END AS english,
            btrim(:q::text) AS trimmed, btrim(replace(:q_sized::text, '"', '')) AS sized,
            lower(unaccent(btrim(:q::text))) AS folded,
            lower(unaccent(btrim(replace(:q_sized::text, '"', '')))) AS sized_folded,
