@@ -71,8 +71,7 @@ async def import_errors(
 ) -> Response[str]:
     batch = await owned_batch(rt, request, batch_id)
     if batch["rows_pruned_at"] is not None and batch["error_rows"]:
-        raise Gone("batch_id", f"the rows of this import were pruned at {batch['rows_pruned_at']:%Y-%m-%d %H:%M} UTC "
-                   f"(imports prune); its counts stay: {batch['error_rows']} rejected")  # fmt: skip
+        raise _pruned(batch, f"; its counts stay: {batch['error_rows']} rejected")
     return await _rows_csv(rt, batch_id, "batch_errors", "reason")
 
 
@@ -93,9 +92,13 @@ async def import_notes(
 ) -> Response[str]:
     batch = await owned_batch(rt, request, batch_id)
     if batch["rows_pruned_at"] is not None:
-        raise Gone("batch_id", f"the rows of this import were pruned at {batch['rows_pruned_at']:%Y-%m-%d %H:%M} UTC "
-                   "(imports prune)")  # fmt: skip
+        raise _pruned(batch, "")
     return await _rows_csv(rt, batch_id, "batch_notes", "note")
+
+
+def _pruned(batch: Any, counts: str) -> Gone:
+    return Gone("batch_id", f"the rows of this import were pruned at {batch['rows_pruned_at']:%Y-%m-%d %H:%M} UTC "
+                f"(imports prune){counts}")  # fmt: skip
 
 
 ROUTES = [import_errors, import_notes]
