@@ -364,6 +364,8 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
                    f"`plinqy-search sync {connection_id}` (or the worker) goes on from there", err=True)  # fmt: skip
         sys.exit(130)
     removed = f"; {report.removed} listing(s) gone at the vendor removed" if report.removed else ""
+    if full and report.shifted:  # a deletion between two pages moved a record onto a page already read
+        removed = "; the vendor's set shifted while the pass ran: listings it did not read were not removed"
     click.echo(f"synced {report.read} vendor records into {report.rows} rows in {report.pages} batches "
                f"({report.seconds:.1f}s){removed}; the import worker maps them")  # fmt: skip
 

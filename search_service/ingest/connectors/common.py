@@ -40,6 +40,7 @@ class Page:
     cursor: Cursor
     read: int  # vendor records read, mapped or skipped
     links: list[ItemLink] = field(default_factory=list)
+    shifted: bool = False  # a full pass's set shifted under its pages: a record may have gone unread
 
 
 @dataclass(frozen=True)

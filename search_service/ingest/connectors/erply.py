@@ -214,7 +214,8 @@ class Erply:
             cursor[query.key] = self._finished(query, state, now, full) if done else state.mid_pass()
             if done and query.key == "deletions" and (cursor.get("products") or {}).get("unsettled"):
                 cursor["products"] = settle(cursor["products"], moved)
-            yield Page(query.kind, rows, dict(cursor), len(records))
+            unread = done and full and query.kind == "catalog" and state.shifted  # a record may have gone unread
+            yield Page(query.kind, rows, dict(cursor), len(records), shifted=unread)
             if done:
                 return
             state.page += 1
@@ -230,13 +231,15 @@ class Erply:
         return params
 
     def _finished(self, query: _Query, state: PassState, ended: int, full: bool) -> dict[str, Any]:
-        """The cursor of a finished pass (`ended`: the vendor's clock at its last page)."""
+        """The cursor of a finished pass (`ended`: the vendor's clock at its last page). A full products pass with a
+        deletion in its window is `shifted` too: its caller removes no listing it did not read."""
+        several = query.key == "products" and state.page > 1  # one page is one answer: nothing moved under it
+        if full and several and not state.shifted:  # no deletions log follows a full pass: ask it now
+            state.shifted = self._deleted_between(state.started or ended, ended)
         if state.shifted:
             return state.kept()
-        if query.key != "products" or state.page == 1:  # one page is one answer: nothing moved under it
+        if full or not several:
             return state.settled()
-        if full:  # no deletions log follows a full pass: ask it now
-            return state.kept() if self._deleted_between(state.started or ended, ended) else state.settled()
         return state.unsettled(ended)  # settled by the deletions log, read next
 
     def _deleted_between(self, started: int, ended: int) -> bool:

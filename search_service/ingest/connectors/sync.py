@@ -47,10 +47,12 @@ class SyncReport:
     rows: int = 0
     removed: int = 0  # listings a full sync found gone at the vendor
     interrupted: bool = False  # stopped (SIGTERM) after a stored batch; resumes from its cursor
+    shifted: bool = False  # the vendor's set shifted under the pass: a listing not read may still be there
     seconds: float = 0.0
 
     def add(self, page: Page) -> None:
         self.pages, self.read, self.rows = self.pages + 1, self.read + page.read, self.rows + len(page.rows)
+        self.shifted = self.shifted or page.shifted
 
     @property
     def rate(self) -> float:
@@ -162,13 +164,14 @@ def coalesced(pages: Iterator[Page], max_rows: int, max_age_s: float = 5.0) -> I
         for page in pages:
             if held is None:
                 held, since = (
-                    Page(page.kind, list(page.rows), page.cursor, page.read, list(page.links)),
+                    Page(page.kind, list(page.rows), page.cursor, page.read, list(page.links), page.shifted),
                     time.monotonic(),
                 )
             else:
                 held.rows += page.rows
                 held.links += page.links
                 held.cursor, held.read = page.cursor, held.read + page.read
+                held.shifted = held.shifted or page.shifted
             if len(held.rows) >= max_rows or time.monotonic() - since >= max_age_s:
                 yield held
                 held = None
@@ -238,8 +241,11 @@ def sync_connection(
 def _finish_pass(
     conn: Any, spec: ConnectionSpec, recorder: Recorder, report: SyncReport, seen: set[str] | None, cursor: Cursor
 ) -> None:
-    """A complete pass: a full one removes what the vendor no longer returns; then the success is recorded."""
-    if seen is not None:  # a full pass; one that saw nothing would remove everything: refused like any over half
+    """A complete pass: a full one removes what the vendor no longer returns (unless its set shifted under it: a
+    listing not read may be one a deletion moved onto a page already read); then the success is recorded."""
+    if seen is not None and report.shifted:
+        log.warning("connection %s: full sync's set shifted while it ran: listings not read are not removed", spec.id)
+    elif seen is not None:  # a full pass; one that saw nothing would remove everything: refused like any over half
         removed = remove_vanished(conn, spec, seen, recorder, cursor)
         if removed is None:
             return  # refused, and recorded as the connection's last error

@@ -1,0 +1,72 @@
+"""Erply passes whose set moves under their pages: a full pass that must not remove what it did not read, a stock
+pass whose next page repeats the one before, and the overlap of `since` (a fake Erply over HTTP changes itself when
+a given request comes; real PostgreSQL, the import job's mapping)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.connector_helpers import listing, make_connection, make_store, map_batches, sync
+from tests.pos_fakes.vendors import ErplyFake, Item
+from tests.test_connector_cursors import ERPLY_LOGIN, once_when
+
+KEYS = ("101", "102", "103", "104", "105")
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def fake() -> Iterator[ErplyFake]:
+    vendor = ErplyFake()
+    for key in KEYS:
+        vendor.add(Item(key, f"Item {key}", "1.00", int(key)))
+    yield vendor
+    vendor.server.close()
+
+
+def erply_connection(db: psycopg.Connection, fake: ErplyFake, page_size: int) -> tuple[uuid.UUID, uuid.UUID]:
+    store = make_store(db, "erply", 52.36, 4.88)
+    cid = make_connection(db, store, "erply", "1", fake.server.url, ERPLY_LOGIN, secret="app-secret")
+    db.execute(
+        "UPDATE ingest_connection SET config = config || jsonb_build_object('page_size', %s::int) WHERE id = %s",
+        (page_size, cid),
+    )
+    return store, cid
+
+
+@pytest.mark.parametrize("and_add", [False, True], ids=["delete", "delete-and-add"])
+def test_erply_a_full_sync_whose_set_shifted_removes_no_listing_it_did_not_read(
+    db: psycopg.Connection, fake: ErplyFake, and_add: bool
+) -> None:
+    """Two products a page: 101 (page 1, read) deleted before page 2 moved 103 onto page 1, never read. The full
+    pass removed 103 as gone at the vendor (`removed 1`), inactive until a later poll read it again."""
+    store, cid = erply_connection(db, fake, 2)
+    sync(db, cid)
+    map_batches(db)
+    fake.tick()
+
+    def delete() -> None:
+        fake.delete("101")
+        if and_add:  # the total stays as it was: only the deletions log tells
+            fake.add(Item("106", "Item 106", "1.00", 106))
+
+    once_when(fake.server, lambda req: req.form.get("request") == "getProducts" and req.form.get("pageNo") == "2",
+              delete)  # fmt: skip
+    report = sync(db, cid, full=True)
+    map_batches(db)
+    assert (report.removed, report.shifted) == (0, True)
+    assert [listing(db, store, key) for key in ("102", "103", "104")] == [
+        ("1.00", 102, True), ("1.00", 103, True), ("1.00", 104, True),
+    ]  # fmt: skip
+    sync(db, cid)  # the deletions log takes 101 out
+    map_batches(db)
+    assert (listing(db, store, "101") or ())[2:] == (False,)
+    assert (listing(db, store, "103") or ())[2:] == (True,)
