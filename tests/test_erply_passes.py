@@ -70,3 +70,24 @@ def test_erply_a_full_sync_whose_set_shifted_removes_no_listing_it_did_not_read(
     map_batches(db)
     assert (listing(db, store, "101") or ())[2:] == (False,)
     assert (listing(db, store, "103") or ())[2:] == (True,)
+
+
+def test_erply_a_stock_page_that_repeats_the_one_before_starts_the_pass_again(
+    db: psycopg.Connection, fake: ErplyFake
+) -> None:
+    """One level a page: 103-105 changed since the last poll, then 101 sold while the stock pass ran entered the
+    `changedSince` set ahead of the pages read, so page 3 brought page 2's record. The sync failed ("page 3 repeats
+    page 2 (pageNo ignored?)"), and its cursor asked page 3 again on every later sync: the stock sync wedged."""
+    store, cid = erply_connection(db, fake, 1)
+    sync(db, cid)
+    fake.tick()
+    for key in ("103", "104", "105"):
+        fake.set_stock(key, 50)
+    fake.tick()
+    stock_page_three = lambda req: req.form.get("request") == "getProductStock" and req.form.get("pageNo") == "3"  # noqa: E731
+    once_when(fake.server, stock_page_three, lambda: fake.set_stock("101", 9))
+    sync(db, cid)
+    fake.tick()
+    sync(db, cid)
+    map_batches(db)
+    assert [(listing(db, store, key) or ())[1] for key in ("101", "102", "103", "104", "105")] == [9, 102, 50, 50, 50]

@@ -204,7 +204,8 @@ class Erply:
             if state.first_answer(now, asked_at):
                 continue  # the vendor's clock went back: the first page again, from the lowered `since`
             records = [r for r in as_list(body.get("records")) if isinstance(r, dict)]
-            state.last = _unless_repeated(query, state.page, records, state.last)
+            if _repeated(query, state, records):
+                continue  # the pass again from page 1: a record entered its set ahead of the pages read
             state.per_page = max(state.per_page, len(records))
             rows = self._map(query, records)
             done = self._last_page(query, status, len(records), state.page, state.per_page)
@@ -281,19 +282,26 @@ def _fewer(total: Any, before: Any) -> bool:
     return str(total).isdigit() and str(before).isdigit() and int(total) < int(before)
 
 
-def _unless_repeated(query: _Query, page_no: int, records: list[dict[str, Any]], last: str | None) -> str | None:
-    """The page's fingerprint (its records' ids), unless it repeats the page before: a vendor that ignores `pageNo`
-    sends the same records for ever (without `recordsTotal`, a pass that never ended), so the pass stops."""
+def _repeated(query: _Query, state: PassState, records: list[dict[str, Any]]) -> bool:
+    """Whether the page repeats the page before (the same records' ids). A record that entered the set ahead of the
+    pages read (a level changed mid-pass) pushes the page before onto this one: the pass starts again at page 1
+    once, keeping `since` (its cursor, saved mid-pass, asked that page again for ever). A repeat after that fresh
+    start is a vendor that ignores `pageNo` (without `recordsTotal`, a pass that never ended): the pass stops."""
     if not records:
-        return last
+        return False
     ids = [[r.get("productID"), r.get("itemID"), r.get("timestamp")] for r in records]
     digest = hashlib.blake2b(json.dumps(ids, default=str).encode(), digest_size=8).hexdigest()
-    if digest == last:
+    if digest != state.last:
+        state.last = digest
+        return False
+    if state.restarted:
         raise VendorError(
-            f"Erply {query.request} page {page_no} repeats page {page_no - 1} (pageNo ignored?): stopped",
+            f"Erply {query.request} page {state.page} repeats page {state.page - 1} (pageNo ignored?) after the "
+            "pass started again from page 1: stopped",
             retryable=True,
         )
-    return digest
+    state.page, state.last, state.total, state.restarted = 1, None, None, True
+    return True
 
 
 @dataclass(frozen=True)

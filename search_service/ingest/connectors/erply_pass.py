@@ -32,6 +32,7 @@ class PassState:
     last: str | None = None  # the last page's fingerprint
     total: Any = None  # the last page's `recordsTotal`
     shifted: bool = False  # `recordsTotal` fell mid-pass
+    restarted: bool = False  # (this sync) a page repeated the one before: the pass began again at page 1
 
     @classmethod
     def load(cls, saved: Mapping[str, Any] | None) -> PassState:
@@ -50,7 +51,8 @@ class PassState:
 
     def mid_pass(self) -> dict[str, Any]:
         """The cursor after a page that is not the last: the next sync asks the next page."""
-        return {**asdict(self), "page": self.page + 1}
+        saved = {key: value for key, value in asdict(self).items() if key != "restarted"}  # a resumed pass may too
+        return {**saved, "page": self.page + 1}
 
     def kept(self) -> dict[str, Any]:
         """A finished pass that did not see a steady set: the next poll asks from the same `since`."""
