@@ -5,6 +5,7 @@ a given request comes; real PostgreSQL, the import job's mapping)."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 
 import psycopg
@@ -91,3 +92,50 @@ def test_erply_a_stock_page_that_repeats_the_one_before_starts_the_pass_again(
     sync(db, cid)
     map_batches(db)
     assert [(listing(db, store, key) or ())[1] for key in ("101", "102", "103", "104", "105")] == [9, 102, 50, 50, 50]
+
+
+def test_erply_a_level_read_before_its_product_reaches_the_listing(db: psycopg.Connection, fake: ErplyFake) -> None:
+    """106 created at the till with 12 in stock after the poll's products pass, before its stock pass: its stock row
+    was rejected (no listing with that sku), the next poll created it at 0, and the stock `since` (the stock pass's
+    start, no overlap) was already past its level: 0 for good."""
+    store, cid = erply_connection(db, fake, 100)
+    sync(db, cid)
+    fake.tick()
+
+    def created_at_the_till() -> None:
+        fake.add(Item("106", "Item 106", "4.00", 12))
+        fake.tick()  # a few seconds before the stock request
+
+    once_when(fake.server, lambda req: req.form.get("request") == "getUserOperationsLog", created_at_the_till)
+    sync(db, cid)
+    for _ in range(2):
+        fake.tick()
+        sync(db, cid)
+    map_batches(db)
+    assert listing(db, store, "106") == ("4.00", 12, True)
+
+
+def test_erply_a_change_stamped_before_the_poll_began_comes_with_the_next_poll(
+    db: psycopg.Connection, fake: ErplyFake
+) -> None:
+    """A change committed after a poll but stamped 3 s before its start (the vendor's servers or transactions seconds
+    apart) lay before the `since` that poll took (its start, no overlap): never read. A quiet poll, once nothing
+    changed in the overlap, costs the requests it did."""
+    store, cid = erply_connection(db, fake, 1)
+    sync(db, cid)
+    fake.tick()
+    fake.update("102", priceWithVat=2.0)
+    fake.tick()
+    started = fake.clock  # the next poll's requestUnixTime (nothing ticks while it runs)
+    sync(db, cid)
+    fake.products["101"].update(priceWithVat=9.99, lastModified=started - 3)
+    fake.tick()
+    sync(db, cid)
+    map_batches(db)
+    assert [listing(db, store, key) for key in ("101", "102")] == [("9.99", 101, True), ("2.00", 102, True)]
+    fake.clock += 120
+    sync(db, cid)  # re-reads the overlap before the last poll
+    asked = len(fake.server.requests)
+    sync(db, cid)
+    quiet = Counter(req.form.get("request", "") for req in fake.server.requests[asked:])
+    assert quiet == {"verifyUser": 1, "getProducts": 1, "getUserOperationsLog": 1, "getProductStock": 1}

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from search_service.ingest.connectors.common import PASS_OVERLAP_S
+
 CLOCK_SLACK_S = 30  # a request's latency and `requestUnixTime`'s whole seconds: a smaller lag is no jump
 
 
@@ -59,7 +61,7 @@ class PassState:
         return {"since": self.since, "since_at": self.since_at, "page": 1}
 
     def settled(self) -> dict[str, Any]:
-        return {"since": self.started, "since_at": self.started_at, "page": 1}
+        return overlapped(self.started, self.started_at)
 
     def unsettled(self, ended: int) -> dict[str, Any]:
         """A finished pass of several pages, until the deletions log says whether a product went while it ran
@@ -97,4 +99,15 @@ def settle(products: Mapping[str, Any], moved: bool) -> dict[str, Any]:
     started, _, started_at = products["unsettled"]
     if moved:
         return {"since": products["since"], "since_at": products.get("since_at"), "page": 1}
-    return {"since": started, "since_at": started_at, "page": 1}
+    return overlapped(started, started_at)
+
+
+def overlapped(started: int | None, started_at: float | None) -> dict[str, Any]:
+    """The cursor of a pass that began at `started` (the vendor's clock; `started_at` ours): the next poll asks from
+    `PASS_OVERLAP_S` before it, so a change committed after the pass but stamped before its start (the vendor's
+    servers and transactions seconds apart), or a level whose product came only after its stock row was read,
+    is read again (both clocks move together: the clock-jump check is unchanged)."""
+    if started is None:
+        return {"since": started, "since_at": started_at, "page": 1}
+    since_at = None if started_at is None else float(started_at) - PASS_OVERLAP_S
+    return {"since": max(0, int(started - PASS_OVERLAP_S)), "since_at": since_at, "page": 1}
