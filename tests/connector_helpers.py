@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,7 @@ from search_service.ingest import pipeline
 from search_service.ingest.connectors.http import RetryPolicy
 from search_service.ingest.connectors.sync import SyncReport, load_spec, record_rows, sync_connection
 from search_service.ingest.stores import create_connection
+from tests.pos_fakes.vendors import Item, ShopifyFake
 
 FAST = RetryPolicy(attempts=6, base_delay_s=0.01, max_delay_s=5.0, timeout_s=0.3)
 SECRET_KEY = "x1Yd9jgn0ZzvhkBp8v1mJm0jv5t8k1cQ0VQYt6uXo7A="  # the test app opens the secrets with it too
@@ -105,3 +107,12 @@ def webhook_row_statuses(conn: psycopg.Connection, connection_id: uuid.UUID) -> 
         (connection_id,),
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def serving_shopify(items: Iterable[Item], **options: Any) -> Iterator[ShopifyFake]:
+    """A fixture's body: a fake Shopify holding `items` (product 7880.., variant 6420.., inventory item 2710..)."""
+    fake = ShopifyFake(**options)
+    for n, item in enumerate(items):
+        fake.add(item, product_id=7880 + n, variant_id=6420 + n, inventory_item_id=2710 + n)
+    yield fake
+    fake.server.close()

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.connector_helpers import listing, make_connection, make_store, map_batches, sync
+from tests.connector_helpers import listing, make_connection, make_store, map_batches, serving_shopify, sync
 from tests.pos_fakes.server import Reply, Request
 from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, ShopifyFake
 
@@ -52,11 +52,7 @@ def once_when(server: Any, asked: Callable[[Request], bool], change: Callable[[]
 
 @pytest.fixture
 def shopify_fake() -> Iterator[ShopifyFake]:
-    fake = ShopifyFake()
-    for n, item in enumerate(ITEMS):
-        fake.add(item, product_id=7880 + n, variant_id=6420 + n, inventory_item_id=2710 + n)
-    yield fake
-    fake.server.close()
+    yield from serving_shopify(ITEMS)
 
 
 def _shopify_price(fake: ShopifyFake, key: str, price: str) -> None:

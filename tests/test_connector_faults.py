@@ -21,6 +21,7 @@ from tests.connector_helpers import (
     make_connection,
     make_store,
     map_batches,
+    serving_shopify,
     sync,
     webhook_row_statuses,
 )
@@ -179,11 +180,7 @@ def test_erply_a_vendor_that_ignores_page_no_stops_at_the_repeated_page(
 
 @pytest.fixture
 def shopify_fake() -> Iterator[ShopifyFake]:
-    fake = ShopifyFake()
-    for n, item in enumerate(ITEMS):
-        fake.add(item, product_id=7880 + n, variant_id=6420 + n, inventory_item_id=2710 + n)
-    yield fake
-    fake.server.close()
+    yield from serving_shopify(ITEMS)
 
 
 def shopify_connection(db: psycopg.Connection, fake: ShopifyFake) -> uuid.UUID:

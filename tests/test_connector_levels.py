@@ -14,7 +14,16 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from tests.connector_helpers import SECRET_KEY, deliver, listing, make_connection, make_store, map_batches, sync
+from tests.connector_helpers import (
+    SECRET_KEY,
+    deliver,
+    listing,
+    make_connection,
+    make_store,
+    map_batches,
+    serving_shopify,
+    sync,
+)
 from tests.pos_fakes.vendors import Item, LightspeedRFake, ShopifyFake
 from tests.test_api import app_settings, running_client
 from tests.test_connector_cursors import once_when
@@ -41,11 +50,7 @@ def stock_deltas(db: psycopg.Connection, store: uuid.UUID, sku: str) -> list[tup
 
 @pytest.fixture
 def shopify_fake() -> Iterator[ShopifyFake]:
-    fake = ShopifyFake(location=LOCATION)
-    for n, item in enumerate(ITEMS):
-        fake.add(item, product_id=7880 + n, variant_id=6420 + n, inventory_item_id=2710 + n)
-    yield fake
-    fake.server.close()
+    yield from serving_shopify(ITEMS, location=LOCATION)
 
 
 def _shopify_webhook(body: dict[str, object], topic: str, event: str, at: str) -> tuple[dict[str, str], bytes]:

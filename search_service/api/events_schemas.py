@@ -54,15 +54,9 @@ class WebhookCreated(msgspec.Struct):
     failing_since: datetime | None = None
 
 
-class WebhookRotated(msgspec.Struct):
-    id: UUID
-    store_id: UUID
-    url: str
-    events: list[Literal[EventType, "*"]]
-    enabled: bool
-    disabled_reason: str | None
-    failing_since: datetime | None
-    created_at: datetime
+class WebhookRotated(WebhookOut):
+    """The subscription as listed, with its new secret."""
+
     secret: str  # the new whsec_…, shown once
     previous_secret_valid_until: datetime  # until then each delivery is signed with the old secret too
 
