@@ -86,3 +86,9 @@ def test_whole_number_settings_refuse_fractions_and_name_their_range_as_written(
         Settings.from_env({"PLINQY_INGEST_MAX_UPLOAD_BYTES": "10"})
     with pytest.raises(SettingsError, match=r"PLINQY_WEBHOOK_TIMEOUT_S=0 is out of range 0.05\.\.60$"):
         Settings.from_env({"PLINQY_WEBHOOK_TIMEOUT_S": "0"})
+
+
+def test_a_retry_after_of_other_digits_is_unreadable_not_a_crash() -> None:
+    """`str.isdigit` holds for `²` and `³`, which float() and int() refuse: a receiver's `Retry-After: ²` raised
+    in the dispatcher. Only decimal digits are seconds."""
+    assert parse_retry_after("²") is None and parse_retry_after("120") == 120.0

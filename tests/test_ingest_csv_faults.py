@@ -210,3 +210,9 @@ def test_two_stray_quotes_that_make_a_well_formed_cell_reject_its_row() -> None:
     )
     prose = b'sku,name,description,price,quantity\nL-1,Lamp,"Warm light.\nA, b, c, d\nThird",9.99,2\n'
     assert "_error" not in parse_csv(prose).rows[0]  # a line of prose with commas is no row: no numbers there
+
+
+def test_a_category_of_other_digits_is_a_name_not_a_crash() -> None:
+    """A category `³` passed str.isdigit and then int() refused it: a PUT answered 500 (schemathesis found it)."""
+    assert validate({"sku": "C-1", "name": "c", "price": "1", "quantity": "1", "category": "³"}).category == "³"
+    assert validate({"sku": "C-2", "name": "c", "price": "1", "quantity": "1", "category": "42"}).category == 42

@@ -79,7 +79,7 @@ async def read_body(
     stops arriving raises BodyStalled (PlinqyRequest.stream, as for every body); `beat` is awaited every
     UPLOAD_BEAT_S while bytes arrive."""
     announced = request.headers.get("content-length")
-    if announced and announced.isdigit() and int(announced) > limit:
+    if announced and announced.isdecimal() and int(announced) > limit:
         raise TooLarge
     parts: list[bytes] = []
     size, beaten = 0, time.monotonic()

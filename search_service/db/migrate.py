@@ -51,7 +51,7 @@ def alembic_config(dsn: str) -> Config:
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split(".") if part.isdigit())
+    return tuple(int(part) for part in version.split(".") if part.isdecimal())
 
 
 def check_server(dsn: str, required: Mapping[str, str | None] = REQUIRED_EXTENSIONS) -> None:

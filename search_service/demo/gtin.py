@@ -21,7 +21,7 @@ GS1_PREFIXES: dict[str, tuple[int, ...]] = {
 
 def gtin_check_digit(body: str) -> int:
     """Check digit for the GTIN `body` (all digits but the last): weights 3,1,3,… from the right."""
-    if not body.isdigit():
+    if not body.isdecimal():
         raise ValueError(f"GTIN body must be digits: {body!r}")
     total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
     return (10 - total % 10) % 10
@@ -29,7 +29,7 @@ def gtin_check_digit(body: str) -> int:
 
 def is_valid_gtin(code: str) -> bool:
     """True for a GTIN-8, -12, -13 or -14 whose check digit is right."""
-    if not isinstance(code, str) or not code.isdigit() or len(code) not in (8, 12, 13, 14):
+    if not isinstance(code, str) or not code.isdecimal() or len(code) not in (8, 12, 13, 14):
         return False
     return gtin_check_digit(code[:-1]) == int(code[-1])
 

@@ -122,7 +122,7 @@ def acquire(directory: Path, *, blocking: bool = True) -> int | None:
 def _numbers(directory: Path) -> list[int]:
     if not directory.is_dir():
         return []
-    return sorted(int(p.name[len(PREFIX) :]) for p in directory.glob(PREFIX + "*") if p.name[len(PREFIX) :].isdigit())
+    return sorted(int(p.name[len(PREFIX) :]) for p in directory.glob(PREFIX + "*") if p.name[len(PREFIX) :].isdecimal())
 
 
 def latest_meta(directory: Path) -> tuple[Path, GenerationMeta] | None:

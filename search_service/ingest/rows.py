@@ -44,7 +44,7 @@ def gtin14(value: Any) -> str | None:
     digit, else None. Spaces and hyphens are ignored. GTINs are right-aligned numbers (GS1): 9 to 11 digits are
     one whose leading zeros a spreadsheet dropped (UPC-A `036000291452` as `36000291452`)."""
     text = re.sub(r"[\s-]", "", str(value))
-    if not text.isascii() or not text.isdigit() or not 8 <= len(text) <= 14:
+    if not text.isascii() or not text.isdecimal() or not 8 <= len(text) <= 14:
         return None
     padded = text.zfill(14)
     body, check = padded[:13], int(padded[13])
@@ -272,7 +272,7 @@ def parse_timestamp(value: Any) -> datetime:
 
 
 def parse_version(value: Any) -> int:
-    if isinstance(value, bool) or not str(value).strip().isdigit():
+    if isinstance(value, bool) or not str(value).strip().isdecimal():
         raise Rejected("version must be a whole number >= 0")
     number = int(str(value).strip())
     if number >= 2**63:
@@ -291,7 +291,7 @@ def parse_category(value: Any) -> int | str | None:
     text = searchable(text)
     if not text:
         return None
-    return int(text) if text.isdigit() and len(text) < 18 else text
+    return int(text) if text.isdecimal() and len(text) < 18 else text
 
 
 def _op_and_sku(row: dict[str, Any]) -> tuple[str, str]:
@@ -376,7 +376,7 @@ def _why_not_a_gtin(value: Any) -> str:
         if kept > needed and _digits_of_a_number(text) is None:
             return "not a whole number: a GTIN is 8 to 14 digits"
     text = _digits_of_a_number(text) or text
-    if not text.isascii() or not text.isdigit() or not 8 <= len(text) <= 14:
+    if not text.isascii() or not text.isdecimal() or not 8 <= len(text) <= 14:
         return "a GTIN is 8 to 14 digits"
     return "its check digit is wrong"
 

@@ -202,7 +202,7 @@ def gtin_or_none(raw: Any) -> str | None:
     if raw is None:
         return None
     code = re.sub(r"[\s-]", "", str(raw))
-    if not code.isdigit() or len(code) not in (8, 12, 13, 14):
+    if not code.isdecimal() or len(code) not in (8, 12, 13, 14):
         return None
     body, check = code[:-1], int(code[-1])
     total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))

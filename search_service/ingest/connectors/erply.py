@@ -256,7 +256,7 @@ class Erply:
         page of the pass brought) is the vendor's glitch: the pass fails, and the next sync reads that page again
         (taken as the end, it moved `since` past the changes not read yet)."""
         total = status.get("recordsTotal")
-        if total is None or not str(total).isdigit():
+        if total is None or not str(total).isdecimal():
             return count < self.page_size
         if count == 0:
             if (page_no - 1) * (per_page or self.page_size) < int(total):
@@ -279,7 +279,7 @@ def _fewer(total: Any, before: Any) -> bool:
     """Whether a page's `recordsTotal` fell below the page before's: a record left the set mid-pass (deleted), so
     the records after it moved up a page and the first of the next page was never read. Such a pass keeps its
     `since`: the next poll reads the same set again (moved to the pass's start, that record's change was lost)."""
-    return str(total).isdigit() and str(before).isdigit() and int(total) < int(before)
+    return str(total).isdecimal() and str(before).isdecimal() and int(total) < int(before)
 
 
 def _repeated(query: _Query, state: PassState, records: list[dict[str, Any]]) -> bool:

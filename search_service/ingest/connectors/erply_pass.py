@@ -89,7 +89,7 @@ def deleted_while(products: Mapping[str, Any] | None, deletions: list[dict[str, 
     window = (products or {}).get("unsettled")
     if not window:
         return False
-    stamps = [int(str(r.get("timestamp"))) for r in deletions if str(r.get("timestamp")).isdigit()]
+    stamps = [int(str(r.get("timestamp"))) for r in deletions if str(r.get("timestamp")).isdecimal()]
     return any(window[0] <= stamp <= window[1] for stamp in stamps)
 
 
