@@ -4,7 +4,8 @@ chunk, whatever its size). Runs inside the caller's transaction, under the store
 Matching (per upsert row): a valid GTIN links to the product with that GTIN (`gtin`); otherwise the store's
 listing of the SKU keeps its product (`sku`); otherwise a new product is created (`created`, embedded later by
 the worker through the product trigger). Only a product no other store lists has its text rewritten.
-Newest wins: a row older (updated_at or version) than what its listing holds ends `stale` and changes nothing.
+Newest wins: a row older (updated_at, version or catalog_version) than what its listing holds ends `stale` and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -60,13 +61,18 @@ def _staleness(row: ValidRow, look: Any) -> str | None:
 
     An upsert carrying both `updated_at` and `version` (a connector's first sync carries each level, with its own
     clock, on its product's upsert) reads `updated_at` as the catalogue's clock and `version` as the level's;
-    otherwise either clock is the whole row's."""
+    otherwise either clock is the whole row's. A `catalog_version` (X-Series' product version) orders the catalogue
+    instead of `updated_at` where the listing holds one too: two edits within a second share their `updated_at`."""
     held_at, held_version = look["source_updated_at"], look["source_version"]
     if held_at is not None and held_at.tzinfo is None:  # -infinity (asyncpg reads it naive): no clock held
         held_at = None
-    older_at = row.updated_at is not None and held_at is not None and row.updated_at < held_at
+    if row.catalog_version is not None and look["source_catalog_version"] is not None:
+        older_catalog = row.catalog_version < look["source_catalog_version"]
+    else:
+        older_catalog = row.updated_at is not None and held_at is not None and row.updated_at < held_at
     older_version = row.version is not None and held_version is not None and row.version < held_version
-    if older_at or (older_version and not (row.op == "upsert" and row.updated_at is not None)):
+    catalog_clock = row.updated_at is not None or row.catalog_version is not None
+    if older_catalog or (older_version and not (row.op == "upsert" and catalog_clock)):
         return "stale"
     return "level" if older_version else None
 
@@ -313,6 +319,7 @@ async def _write(
             deactivate=[r.op == "delete" for r in changes],
             updated_ats=[r.updated_at for r in changes],
             versions=[r.version for r in changes],
+            catalog_versions=[r.catalog_version for r in changes],
         )
     for key, row in valid:
         result = results[key]
@@ -362,4 +369,5 @@ def _listing_values(store_id: UUID, listings: list[tuple[ValidRow, UUID, str]]) 
         "actives": [True if r.is_active is None else r.is_active for r in rows],
         "updated_ats": [r.updated_at for r in rows],
         "versions": [r.version for r in rows],
+        "catalog_versions": [r.catalog_version for r in rows],
     }

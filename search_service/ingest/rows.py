@@ -83,6 +83,7 @@ class ValidRow:
     attributes: dict[str, Any] | None = None
     updated_at: datetime | None = None
     version: int | None = None
+    catalog_version: int | None = None  # a connector's product version: the catalogue's clock where it has one
     notes: list[str] = field(default_factory=list)  # what was ignored; kept on the row with status mapped
 
 
@@ -271,12 +272,12 @@ def parse_timestamp(value: Any) -> datetime:
     return stamp
 
 
-def parse_version(value: Any) -> int:
+def parse_version(value: Any, key: str = "version") -> int:
     if isinstance(value, bool) or not str(value).strip().isdecimal():
-        raise Rejected("version must be a whole number >= 0")
+        raise Rejected(f"{key} must be a whole number >= 0")
     number = int(str(value).strip())
     if number >= 2**63:
-        raise Rejected("version is too large")
+        raise Rejected(f"{key} is too large")
     return number
 
 
@@ -309,6 +310,8 @@ def _common(row: dict[str, Any], out: ValidRow) -> None:
         out.updated_at = parse_timestamp(row["updated_at"])
     if row.get("version") not in (None, ""):
         out.version = parse_version(row["version"])
+    if row.get("catalog_version") not in (None, ""):
+        out.catalog_version = parse_version(row["catalog_version"], "catalog_version")
     if row.get("price") not in (None, ""):
         given = parse_price(row["price"])
         out.price = cents(given)

@@ -190,6 +190,7 @@ store_product = Table(
     Column("title", Text),
     Column("source_updated_at", DateTime(timezone=True)),
     Column("source_version", BigInteger),
+    Column("source_catalog_version", BigInteger),  # migration 0041: the catalogue's version (X-Series)
     CheckConstraint("price >= 0", name="price"),
     CheckConstraint("quantity >= 0", name="quantity"),
     CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),

@@ -220,5 +220,6 @@ retired_listing_sku = Table(
     Column("sku", Text, primary_key=True),
     Column("source_updated_at", DateTime(timezone=True)),
     Column("source_version", BigInteger),
+    Column("source_catalog_version", BigInteger),  # migration 0041
     Column("retired_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

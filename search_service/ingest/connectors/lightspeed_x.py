@@ -71,10 +71,14 @@ def _active(flag: Any) -> bool:
 
 
 def map_product(product: Mapping[str, Any], ctx: MapContext) -> Row:
-    """An API 2.0 product (variants are products of their own) as an upsert, or a delete when deleted."""
+    """An API 2.0 product (variants are products of their own) as an upsert, or a delete when deleted. Its
+    `version` orders the catalogue (`catalog_version`): two edits within one second share `updated_at`, and the
+    older could win. It is not the row's `version`, the stock level's clock: a level read after a newer product
+    change would be dropped as older."""
     sku = str(product["id"])
+    clock = product.get("version")
     if product.get("deleted_at"):
-        return compact({"op": "delete", "sku": sku, "updated_at": product.get("deleted_at")})
+        return compact({"op": "delete", "sku": sku, "updated_at": product.get("deleted_at"), "catalog_version": clock})
     category = (product.get("product_category") or {}).get("name") or (product.get("type") or {}).get("name")
     row = compact(
         {
@@ -87,7 +91,8 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> Row:
             "price": price_text(product.get("price_including_tax")),
             "currency": ctx.currency,
             "is_active": _active(product.get("is_active")),
-            "updated_at": product.get("updated_at"),  # catalogue clock; `version` orders stock (inventory)
+            "updated_at": product.get("updated_at"),
+            "catalog_version": clock,
         }
     )
     row.update(barcode_fields(_gtin_source(product)))

@@ -20,6 +20,7 @@
 SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product,
        coalesce(sp.source_updated_at, r.source_updated_at) AS source_updated_at,  -- a retired SKU: its old clocks
        coalesce(sp.source_version, r.source_version) AS source_version,
+       coalesce(sp.source_catalog_version, r.source_catalog_version) AS source_catalog_version,
        sp.quantity AS listing_quantity, sp.currency AS listing_currency, lp.gtin AS listing_gtin,
        (sp.id IS NOT NULL AND NOT EXISTS (  -- other stores' deleted listings froze the text of the one seller left
            SELECT 1 FROM store_product x
@@ -90,75 +91,88 @@ WHERE p.id = v.id
 
 -- name: adopt_listings
 -- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],
---    quantities int[], actives bool[], updated_ats timestamptz[], versions bigint[]
+--    quantities int[], actives bool[], updated_ats timestamptz[], versions bigint[], catalog_versions bigint[]
 -- A listing without a SKU (written by SQL or a seed), or a deleted one (a POS that recreated the item under a new
 -- id), takes the SKU of a row that names its product by GTIN, so that the row's upsert finds it (inserting a second
 -- listing of the product failed the whole batch), and the row's values with it, as `upsert_listings` would write
 -- them: one change, one listing.updated event, not two. A deleted one's clocks were its old item's: they go, kept
 -- with its old SKU (retired_listing_sku), so a late write to that SKU is still compared with them.
 WITH retired AS (
-    INSERT INTO retired_listing_sku AS r (store_id, sku, source_updated_at, source_version)
-    SELECT sp.store_id, sp.sku, sp.source_updated_at, sp.source_version
+    INSERT INTO retired_listing_sku AS r (store_id, sku, source_updated_at, source_version, source_catalog_version)
+    SELECT sp.store_id, sp.sku, sp.source_updated_at, sp.source_version, sp.source_catalog_version
     FROM store_product sp JOIN unnest(:skus::text[], :products::uuid[]) AS t(sku, product)
          ON sp.store_id = :store_id AND sp.product_master_id = t.product
     WHERE sp.sku IS NOT NULL AND NOT sp.is_active AND sp.sku <> t.sku
     ON CONFLICT (store_id, sku) DO UPDATE
-    SET source_updated_at = excluded.source_updated_at, source_version = excluded.source_version, retired_at = now()
+    SET source_updated_at = excluded.source_updated_at, source_version = excluded.source_version,
+        source_catalog_version = excluded.source_catalog_version, retired_at = now()
 )
 UPDATE store_product sp
 SET sku = v.sku, title = coalesce(v.title, sp.title), price = v.price, currency = v.currency, quantity = v.quantity,
     is_active = v.active,
     source_updated_at = CASE WHEN sp.sku IS NULL THEN coalesce(v.updated_at, sp.source_updated_at)
                              ELSE v.updated_at END,
-    source_version = CASE WHEN sp.sku IS NULL THEN coalesce(v.version, sp.source_version) ELSE v.version END
+    source_version = CASE WHEN sp.sku IS NULL THEN coalesce(v.version, sp.source_version) ELSE v.version END,
+    source_catalog_version = CASE WHEN sp.sku IS NULL THEN coalesce(v.catalog_version, sp.source_catalog_version)
+                                  ELSE v.catalog_version END
 FROM unnest(:skus::text[], :products::uuid[], :titles::text[], :prices::numeric[], :currencies::text[],
-            :quantities::int[], :actives::bool[], :updated_ats::timestamptz[], :versions::bigint[])
-     AS v(sku, product, title, price, currency, quantity, active, updated_at, version)
+            :quantities::int[], :actives::bool[], :updated_ats::timestamptz[], :versions::bigint[],
+            :catalog_versions::bigint[])
+     AS v(sku, product, title, price, currency, quantity, active, updated_at, version, catalog_version)
 WHERE sp.store_id = :store_id AND sp.product_master_id = v.product AND (sp.sku IS NULL OR NOT sp.is_active);
 
 -- name: upsert_listings
 -- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],
---    quantities int[], actives bool[], updated_ats timestamptz[], versions bigint[]
+--    quantities int[], actives bool[], updated_ats timestamptz[], versions bigint[], catalog_versions bigint[]
 -- One statement for new and existing listings; an unchanged listing is not written (no history, no event).
 -- The triggers write history_store_product and inventory_event (the delta from the absolute quantity).
 INSERT INTO store_product (store_id, sku, product_master_id, title, price, currency, quantity, is_active,
-                           source_updated_at, source_version)
-SELECT :store_id, v.sku, v.product, v.title, v.price, v.currency, v.quantity, v.active, v.updated_at, v.version
+                           source_updated_at, source_version, source_catalog_version)
+SELECT :store_id, v.sku, v.product, v.title, v.price, v.currency, v.quantity, v.active, v.updated_at, v.version,
+       v.catalog_version
 FROM unnest(:skus::text[], :products::uuid[], :titles::text[], :prices::numeric[], :currencies::text[],
-            :quantities::int[], :actives::bool[], :updated_ats::timestamptz[], :versions::bigint[])
-     AS v(sku, product, title, price, currency, quantity, active, updated_at, version)
+            :quantities::int[], :actives::bool[], :updated_ats::timestamptz[], :versions::bigint[],
+            :catalog_versions::bigint[])
+     AS v(sku, product, title, price, currency, quantity, active, updated_at, version, catalog_version)
 ON CONFLICT (store_id, sku) WHERE sku IS NOT NULL DO UPDATE
 SET product_master_id = excluded.product_master_id, title = coalesce(excluded.title, store_product.title),
     price = excluded.price, currency = excluded.currency, quantity = excluded.quantity,
     is_active = excluded.is_active,
     source_updated_at = coalesce(excluded.source_updated_at, store_product.source_updated_at),
-    source_version = coalesce(excluded.source_version, store_product.source_version)
+    source_version = coalesce(excluded.source_version, store_product.source_version),
+    source_catalog_version = coalesce(excluded.source_catalog_version, store_product.source_catalog_version)
 WHERE (store_product.product_master_id, store_product.title, store_product.price, store_product.currency,
        store_product.quantity, store_product.is_active, store_product.source_updated_at,
-       store_product.source_version)
+       store_product.source_version, store_product.source_catalog_version)
       IS DISTINCT FROM
       (excluded.product_master_id, coalesce(excluded.title, store_product.title), excluded.price,
        excluded.currency, excluded.quantity, excluded.is_active,
        coalesce(excluded.source_updated_at, store_product.source_updated_at),
-       coalesce(excluded.source_version, store_product.source_version));
+       coalesce(excluded.source_version, store_product.source_version),
+       coalesce(excluded.source_catalog_version, store_product.source_catalog_version));
 
 -- name: update_stock
 -- params: store_id uuid, skus text[], quantities int[] (NULL: keep), prices numeric[] (NULL: keep),
---    deactivate bool[] (true: a delete), updated_ats timestamptz[], versions bigint[]
+--    deactivate bool[] (true: a delete), updated_ats timestamptz[], versions bigint[],
+--    catalog_versions bigint[] (a delete's product version)
 -- Stock/price changes and deletes of existing listings. A delete only stops the listing being sellable: its
 -- history and its product stay.
 UPDATE store_product sp
 SET quantity = coalesce(v.quantity, sp.quantity), price = coalesce(v.price, sp.price),
     is_active = sp.is_active AND NOT v.deactivate,
     source_updated_at = coalesce(v.updated_at, sp.source_updated_at),
-    source_version = coalesce(v.version, sp.source_version)
+    source_version = coalesce(v.version, sp.source_version),
+    source_catalog_version = coalesce(v.catalog_version, sp.source_catalog_version)
 FROM unnest(:skus::text[], :quantities::int[], :prices::numeric[], :deactivate::bool[], :updated_ats::timestamptz[],
-            :versions::bigint[], array_fill(:store_id::uuid, ARRAY[cardinality(:skus::text[])]))
-     AS v(sku, quantity, price, deactivate, updated_at, version, store_id)
+            :versions::bigint[], :catalog_versions::bigint[],
+            array_fill(:store_id::uuid, ARRAY[cardinality(:skus::text[])]))
+     AS v(sku, quantity, price, deactivate, updated_at, version, catalog_version, store_id)
 WHERE sp.store_id = v.store_id AND sp.sku = v.sku  -- the exact key, the store as a column (see lookup)
-  AND (sp.quantity, sp.price, sp.is_active, sp.source_updated_at, sp.source_version) IS DISTINCT FROM
+  AND (sp.quantity, sp.price, sp.is_active, sp.source_updated_at, sp.source_version, sp.source_catalog_version)
+      IS DISTINCT FROM
       (coalesce(v.quantity, sp.quantity), coalesce(v.price, sp.price), sp.is_active AND NOT v.deactivate,
-       coalesce(v.updated_at, sp.source_updated_at), coalesce(v.version, sp.source_version));
+       coalesce(v.updated_at, sp.source_updated_at), coalesce(v.version, sp.source_version),
+       coalesce(v.catalog_version, sp.source_catalog_version));
 
 -- name: listings_of
 -- params: store_id uuid, skus text[]
