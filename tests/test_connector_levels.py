@@ -186,3 +186,51 @@ def test_x_series_a_level_read_after_a_newer_product_change_is_not_dropped(
     assert stock_deltas(db, store, "p1") == [(5, 5), (4, 9)]
     statuses = db.execute("SELECT DISTINCT status FROM imported_product_raw").fetchall()
     assert statuses == [("mapped",)]
+
+
+def _r_bulk_import(fake: LightspeedRFake, keys: list[str]) -> str:
+    """Items (and their ItemShops) all stamped as one bulk import: the stamp."""
+    for key in keys:
+        fake.add(Item(key, f"Item {key}", "1.00", 5))
+    stamp = fake.items[keys[0]]["timeStamp"]
+    for key in keys:
+        _r_restamp(fake, key, stamp)
+    return stamp
+
+
+def _r_restamp(fake: LightspeedRFake, key: str, stamp: str) -> None:
+    fake.items[key]["timeStamp"] = stamp
+    for shop in fake.items[key]["ItemShops"]["ItemShop"]:
+        shop["timeStamp"] = stamp
+
+
+def test_r_series_a_quiet_poll_reads_no_record_of_a_big_newest_stamp_again(db: psycopg.Connection) -> None:
+    """The newest `timeStamp` holds 250 items (a bulk import): the cursor kept that stamp and asked `>=` it, so every
+    poll of an idle shop read the stamp whole again (12 requests, 500 raw rows). A quiet poll now asks how many
+    records the stamp holds and what is newer; a record written later with that stamp is still read, also when
+    another left the stamp (its count unchanged)."""
+    fake = LightspeedRFake()
+    fake.bucket = (0.0, 100_000)
+    try:
+        stamp = _r_bulk_import(fake, [str(n) for n in range(1001, 1251)])
+        fake.clock.now += timedelta(hours=1)
+        store = make_store(db, "R", 52.36, 4.88)
+        cid = make_connection(db, store, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
+        sync(db, cid)
+        asked = len(fake.server.requests)
+        quiet = sync(db, cid)
+        assert (len(fake.server.requests) - asked, quiet.read, quiet.rows) == (4, 0, 0)
+        for key, quantity in (("1300", 8), ("999", 9)):  # later, with the same stamp: a new id and an older one
+            fake.add(Item(key, f"Item {key}", "1.00", quantity))
+            _r_restamp(fake, key, stamp)
+            sync(db, cid)
+        fake.update("1002", description="Item 1002 renamed")  # the stamp's count holds: one left, one came
+        fake.add(Item("998", "Item 998", "1.00", 7))
+        _r_restamp(fake, "998", stamp)
+        sync(db, cid)
+        map_batches(db)
+        assert [listing(db, store, key) for key in ("1001", "1300", "999", "998")] == [
+            ("1.00", 5, True), ("1.00", 8, True), ("1.00", 9, True), ("1.00", 7, True),
+        ]  # fmt: skip
+    finally:
+        fake.server.close()

@@ -34,6 +34,7 @@ from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, Vend
 
 SOURCE = "lightspeed-r"
 DEFAULT_BASE_URL = "https://api.lightspeedapp.com"
+MAX_IDS_AT_STAMP = 1000  # ids a cursor keeps with its stamp (~10 kB); past it, the stamp is read whole again
 
 
 def _shop(item: dict[str, Any], location: str) -> dict[str, Any]:
@@ -155,14 +156,19 @@ class LightspeedR:
 
     def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]:
         """Items (with their ItemShops: each upsert carries its level), then ItemShops, each by its own cursor.
-        A first (or full) sync drops the ItemShop rows that only repeat a level an upsert of it carried."""
+        A first (or full) sync drops the ItemShop rows that only repeat a level an upsert of it carried. With the
+        newest stamp the cursor keeps the ids read with it (`<key>_ids`, at most MAX_IDS_AT_STAMP): see `_Keyset`."""
         cursor = dict(cursor)
         carried: set[tuple[Any, ...]] | None = set() if full or not cursor.get("item_ts") else None
         for entity, key, kind in (("Item", "item_ts", "catalog"), ("ItemShop", "item_shop_ts", "stock")):
-            for records, started in self._walk(entity, None if full else cursor.get(key)):
+            known = None if full else _ids(cursor.get(f"{key}_ids"))
+            for records, started, top in self._walk(entity, None if full else cursor.get(key), known):
                 newest = max([cursor.get(key) or "", *(r.get("timeStamp") or "" for r in records)])
                 if newest:
                     cursor[key] = _no_later(newest, started)
+                cursor.pop(f"{key}_ids", None)
+                if top is not None and top[0] == cursor.get(key) and len(top[1]) <= MAX_IDS_AT_STAMP:
+                    cursor[f"{key}_ids"] = sorted(top[1])
                 page = self._page(entity, kind, records, dict(cursor))
                 if carried is not None:
                     page.rows = _without_repeats(page.rows, carried)
@@ -175,10 +181,13 @@ class LightspeedR:
             rows = [row for r in records if r.get("itemID") and (row := map_item_shop(r, self.ctx))]
         return Page(kind=kind, rows=rows, cursor=cursor, read=len(records))
 
-    def _walk(self, entity: str, since: str | None) -> Iterator[tuple[list[dict[str, Any]], datetime]]:
+    def _walk(
+        self, entity: str, since: str | None, known: set[str] | None = None
+    ) -> Iterator[tuple[list[dict[str, Any]], datetime, tuple[str, set[str]] | None]]:
         """The pages of one query, oldest first: `>=` the cursor, so a page cut mid-second loses nothing. Offset
-        pages follow a keyset (`_Keyset`); `@attributes.next` links (cursor pagination) are followed as sent. Each
-        page comes with the pass's start by the vendor's clock (common.pass_start)."""
+        pages follow a keyset (`_Keyset`; `known`: the ids read with the cursor's stamp); `@attributes.next` links
+        (cursor pagination) are followed as sent. Each page comes with the pass's start by the vendor's clock
+        (common.pass_start) and, by a keyset, the newest stamp read and its ids."""
         params: dict[str, Any] = {"sort": "timeStamp", "limit": self.page_size}
         if entity == "Item":
             params["load_relations"] = '["ItemShops","Category","Manufacturer"]'
@@ -187,7 +196,8 @@ class LightspeedR:
             params["shopID"] = self.ctx.location
         first = f"/API/V3/Account/{self.account_id}/{entity}.json"
         url: str | None = first
-        keyset, seen = _Keyset(since, "itemID" if entity == "Item" else "itemShopID"), {first}
+        id_field = "itemID" if entity == "Item" else "itemShopID"
+        keyset, seen = _Keyset(since, id_field, known, self.page_size), {first}
         started, asked_at = None, time.time()
         while url:
             body, response = self.http.request_json(
@@ -196,13 +206,21 @@ class LightspeedR:
             started = started or pass_start(response.headers, asked_at)
             body = body if isinstance(body, dict) else {}
             records, attributes = as_list(body.get(entity)), body.get("@attributes") or {}
+            if "next" in attributes and keyset.check:  # no offsets to count with: read from the cursor as sent
+                keyset = _Keyset(since, id_field)
+                continue
             if "next" in attributes or not params:  # cursor pagination
-                yield records, started
+                yield records, started, None
                 params, url = {}, attributes.get("next") or None
                 url = self.http.next_page(url, seen) if url is not None else None
                 continue
-            yield keyset.fresh(records), started
+            keyset.note(records)
+            yield keyset.fresh(records), started, (keyset.top, keyset.top_ids)
             url = url if keyset.more(records, int(attributes.get("count") or 0)) else None
+
+
+def _ids(value: Any) -> set[str] | None:
+    return {str(v) for v in value} if isinstance(value, list) else None
 
 
 class _Keyset:
@@ -211,33 +229,62 @@ class _Keyset:
     the end and every later one down a place, so the one at the next page's start was never read, and the cursor
     (the newest stamp) then passed it for good. More records of one stamp than a page holds are paged inside that
     stamp by id (`timeStamp=S`, `sort` and `>` on the id): by offset there, an edit among them moved the next one
-    onto a page already read, and it was skipped for good; an edit only takes a record out of a past stamp."""
+    onto a page already read, and it was skipped for good; an edit only takes a record out of a past stamp.
 
-    def __init__(self, since: str | None, id_field: str) -> None:
-        self.key, self.id_field = since, id_field
-        self.at_key: set[str] = set()  # ids read with the stamp `key`
+    The cursor's stamp comes with the ids read with it (`known`), which are not read again. A stamp holding more of
+    them than a page (a bulk import) is not read whole on every poll: one request counts its records past the known
+    ones (`timeStamp=S`, by id, from offset len(known)); the same count and none past it, and the pass goes on from
+    `>` the stamp, else it reads the stamp again by id. A known id read newer with the count unchanged means another
+    record took its place in the stamp: the stamp is read again by id at the end."""
+
+    def __init__(self, since: str | None, id_field: str, known: set[str] | None = None, page_size: int = 100) -> None:
+        self.key, self.id_field, self.since = since, id_field, since
+        self.known = set(known or ()) if since else set()
+        self.at_key: set[str] = set(self.known)  # ids read with the stamp `key`
         self.within: str | None = None  # inside `key`'s stamp: the last id read ("": from its first)
         self.past_key = False  # `key`'s stamp read whole: on from after it
+        self.check = len(self.known) > page_size  # first, count the stamp's records (see above)
+        self.reread = not self.check  # the cursor's stamp read (again) by id, or whole with `>=`
+        self.departed, self.last = False, False  # a known id read newer; end after this read of the stamp
+        self.top, self.top_ids = since or "", set(self.known)  # the newest stamp read, and its ids
 
     def params(self) -> dict[str, Any]:
+        if self.check:
+            return {"offset": len(self.known), "timeStamp": self.key, "sort": self.id_field}
         if self.within is not None:
             after = {self.id_field: f">,{self.within}"} if self.within else {}
             return {"offset": 0, "timeStamp": self.key, "sort": self.id_field, **after}
         return {"offset": 0, **({"timeStamp": f"{'>' if self.past_key else '>='},{self.key}"} if self.key else {})}
 
+    def note(self, records: list[dict[str, Any]]) -> None:
+        """The newest stamp and its ids, and whether a known id came newer than the cursor's stamp."""
+        for record in records:
+            stamp, rid = str(record.get("timeStamp") or ""), str(record.get(self.id_field))
+            self.departed = self.departed or (rid in self.known and stamp > (self.since or ""))
+            if stamp > self.top:
+                self.top, self.top_ids = stamp, {rid}
+            elif stamp == self.top:
+                self.top_ids.add(rid)
+
     def fresh(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.check:  # counted only: a changed stamp is read again by id
+            return []
         return [r for r in records if r.get("timeStamp") != self.key or str(r.get(self.id_field)) not in self.at_key]
 
     def more(self, records: list[dict[str, Any]], count: int) -> bool:
         """Move past `records`; whether the query holds more (`count`: its records from this page on)."""
         ids = {str(r.get(self.id_field)) for r in records if r.get("timeStamp") == self.key}
+        if self.check:
+            self.check, unchanged = False, not records and count == len(self.known)
+            self.past_key, self.within, self.reread = unchanged, None if unchanged else "", not unchanged
+            return True
         if self.within is not None:  # sorted by id: the page's last is the newest id read of the stamp
             self.at_key |= ids
             self.within = str(records[-1].get(self.id_field)) if records and len(records) < count else None
             self.past_key = self.within is None
-            return True
+            return not (self.past_key and self.last)
         if not records or len(records) >= count:
-            return False
+            return self._again()
         newest = max(str(r.get("timeStamp") or "") for r in records)
         if newest > (self.key or ""):  # on from the newest stamp: its records read come again first, dropped
             self.key, self.at_key, self.past_key = (
@@ -248,4 +295,11 @@ class _Keyset:
         else:  # a whole page of the key's stamp: on inside it by id
             self.at_key |= ids
             self.within = ""
+        return True
+
+    def _again(self) -> bool:
+        """At the pass's end: the cursor's stamp by id once more when its count held but a known id left it."""
+        if not self.departed or self.reread:
+            return False
+        self.key, self.at_key, self.within, self.reread, self.last = self.since, set(self.known), "", True, True
         return True
