@@ -139,3 +139,33 @@ def test_erply_a_change_stamped_before_the_poll_began_comes_with_the_next_poll(
     sync(db, cid)
     quiet = Counter(req.form.get("request", "") for req in fake.server.requests[asked:])
     assert quiet == {"verifyUser": 1, "getProducts": 1, "getUserOperationsLog": 1, "getProductStock": 1}
+
+
+def test_erply_a_product_deleted_after_the_vendors_clock_went_back_goes_out_of_sale(
+    db: psycopg.Connection, fake: ErplyFake
+) -> None:
+    """Erply's clock ran 3 h ahead while 101 and 102 were edited, then went back: their deletions, logged by the
+    clock gone back, were stamped before what their listings held (the edits), newest wins marked them stale, and
+    the products stayed sellable until the vendor's clock passed those stamps. 101 is deleted before the poll that
+    finds the clock gone back, 102 after it; 103, deleted once the clock has passed them, has its own stamp."""
+    store, cid = erply_connection(db, fake, 1000)
+    sync(db, cid)
+    fake.clock += 3 * 3600
+    for key in ("101", "102", "103"):
+        fake.update(key, priceWithVat=9.99)
+    sync(db, cid)
+    fake.clock -= 3 * 3600
+    fake.delete("101")
+    sync(db, cid)
+    fake.delete("102")
+    sync(db, cid)
+    fake.clock += 4 * 3600
+    sync(db, cid)
+    fake.delete("103")
+    sync(db, cid)
+    map_batches(db)
+    assert [(listing(db, store, key) or ())[2:] for key in ("101", "102", "103", "104")] == [
+        (False,), (False,), (False,), (True,),
+    ]  # fmt: skip
+    row = db.execute("SELECT cursor->'deletions'->'ahead' FROM ingest_connection WHERE id = %s", (cid,)).fetchone()
+    assert row is not None and row[0] is None  # the vendor's clock passed it

@@ -40,6 +40,7 @@ from search_service.ingest.connectors.common import (
 )
 from search_service.ingest.connectors.erply_pass import PassState, deleted_while, settle
 from search_service.ingest.connectors.http import RetryPolicy, RetryRequest, VendorError, VendorHTTP
+from search_service.ingest.rows import CLOCK_AHEAD_MAX
 
 SOURCE = "erply"
 QUOTA_EXCEEDED = 1002
@@ -105,10 +106,15 @@ def map_stock(record: Mapping[str, Any]) -> Row | None:
     return compact({"op": "stock", "sku": str(record["productID"]), "quantity": level})
 
 
-def map_deletion(record: Mapping[str, Any]) -> Row | None:
+def map_deletion(record: Mapping[str, Any], ahead: int | None = None) -> Row | None:
+    """A deleted product. After the vendor's clock went back (`ahead`: its clock before, see erply_pass), stamped no
+    earlier than that clock (no later than ingest takes): a listing may hold a stamp from the vendor's future."""
     if str(record.get("operation")) != "delete" or record.get("itemID") in (None, ""):
         return None
-    return compact({"op": "delete", "sku": str(record["itemID"]), "updated_at": iso_from_unix(record.get("timestamp"))})
+    stamp = record.get("timestamp")
+    if ahead is not None and str(stamp).isdecimal() and int(str(stamp)) < ahead:
+        stamp = min(ahead, int(time.time() + CLOCK_AHEAD_MAX.total_seconds() - 3600))
+    return compact({"op": "delete", "sku": str(record["itemID"]), "updated_at": iso_from_unix(stamp)})
 
 
 @dataclass(frozen=True)
@@ -207,7 +213,7 @@ class Erply:
             if _repeated(query, state, records):
                 continue  # the pass again from page 1: a record entered its set ahead of the pages read
             state.per_page = max(state.per_page, len(records))
-            rows = self._map(query, records)
+            rows = self._map(query, records, state.ahead)
             done = self._last_page(query, status, len(records), state.page, state.per_page)
             total = status.get("recordsTotal")
             state.total, state.shifted = total, state.shifted or _fewer(total, state.total)
@@ -268,11 +274,12 @@ class Erply:
             return True
         return page_no * count >= int(total) or (page_no - 1) * self.page_size + count == int(total)
 
-    def _map(self, query: _Query, records: list[dict[str, Any]]) -> list[Row]:
+    def _map(self, query: _Query, records: list[dict[str, Any]], ahead: int | None = None) -> list[Row]:
         if query.request == "getProducts":
             return [map_product(r, self.ctx) for r in records if r.get("productID") not in (None, "")]
-        mapper = map_deletion if query.request == "getUserOperationsLog" else map_stock
-        return [row for r in records if (row := mapper(r))]
+        if query.request == "getUserOperationsLog":
+            return [row for r in records if (row := map_deletion(r, ahead))]
+        return [row for r in records if (row := map_stock(r))]
 
 
 def _fewer(total: Any, before: Any) -> bool:

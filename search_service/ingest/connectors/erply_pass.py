@@ -9,7 +9,10 @@ moves `since` at once.
 `since` is the vendor's clock, `since_at` ours at the request that took it. The vendor's whole clock may jump
 between two polls: forward, its stamps stay past `since`; back, a change is stamped before `since` and
 `changedSince` would skip it until the vendor's clock caught up. A pass whose first answer finds the vendor's
-clock behind `since` plus the time passed on ours lowers `since` by as much and asks its first page again.
+clock behind `since` plus the time passed on ours lowers `since` by as much and asks its first page again. It
+keeps the vendor's clock from before the jump (`ahead`) until its clock passes it: a listing may hold a stamp up to
+it, and a deletion read meanwhile is stamped no earlier (it lost to that stamp from the vendor's future: newest
+wins marked it stale, and the deleted product stayed sellable).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class PassState:
     total: Any = None  # the last page's `recordsTotal`
     shifted: bool = False  # `recordsTotal` fell mid-pass
     restarted: bool = False  # (this sync) a page repeated the one before: the pass began again at page 1
+    ahead: int | None = None  # the vendor's clock before it went back, until it passes it again
 
     @classmethod
     def load(cls, saved: Mapping[str, Any] | None) -> PassState:
@@ -49,6 +53,7 @@ class PassState:
             last=saved.get("last"),
             total=saved.get("total"),
             shifted=bool(saved.get("shifted")),
+            ahead=int(saved["ahead"]) if str(saved.get("ahead")).isdecimal() else None,
         )
 
     def mid_pass(self) -> dict[str, Any]:
@@ -58,10 +63,10 @@ class PassState:
 
     def kept(self) -> dict[str, Any]:
         """A finished pass that did not see a steady set: the next poll asks from the same `since`."""
-        return {"since": self.since, "since_at": self.since_at, "page": 1}
+        return with_ahead({"since": self.since, "since_at": self.since_at, "page": 1}, self.ahead)
 
     def settled(self) -> dict[str, Any]:
-        return overlapped(self.started, self.started_at)
+        return with_ahead(overlapped(self.started, self.started_at), self.ahead)
 
     def unsettled(self, ended: int) -> dict[str, Any]:
         """A finished pass of several pages, until the deletions log says whether a product went while it ran
@@ -75,11 +80,14 @@ class PassState:
         if self.started is not None:  # a pass resumed, or the page asked again
             return False
         self.started, self.started_at = now, asked_at
+        if self.ahead is not None and now >= self.ahead:
+            self.ahead = None  # the vendor's clock is past every stamp from its future
         if not self.since or self.since_at is None:
             return False
         behind = self.since + (asked_at - float(self.since_at)) - now
         if behind <= CLOCK_SLACK_S:
             return False
+        self.ahead = max(self.ahead or 0, int(now + behind) + 1)
         self.since = max(0, int(self.since - behind) - CLOCK_SLACK_S)
         return True
 
@@ -98,8 +106,8 @@ def settle(products: Mapping[str, Any], moved: bool) -> dict[str, Any]:
     while it ran (`moved`: a page may have shifted past a record; the next poll reads the set again)."""
     started, _, started_at = products["unsettled"]
     if moved:
-        return {"since": products["since"], "since_at": products.get("since_at"), "page": 1}
-    return overlapped(started, started_at)
+        return with_ahead({"since": products["since"], "since_at": products.get("since_at"), "page": 1}, products)
+    return with_ahead(overlapped(started, started_at), products)
 
 
 def overlapped(started: int | None, started_at: float | None) -> dict[str, Any]:
@@ -111,3 +119,9 @@ def overlapped(started: int | None, started_at: float | None) -> dict[str, Any]:
         return {"since": started, "since_at": started_at, "page": 1}
     since_at = None if started_at is None else float(started_at) - PASS_OVERLAP_S
     return {"since": max(0, int(started - PASS_OVERLAP_S)), "since_at": since_at, "page": 1}
+
+
+def with_ahead(cursor: dict[str, Any], ahead: int | Mapping[str, Any] | None) -> dict[str, Any]:
+    """`cursor` with the vendor's clock from before it went back (`ahead`, or a cursor's), when there is one."""
+    ahead = ahead.get("ahead") if isinstance(ahead, Mapping) else ahead
+    return {**cursor, "ahead": ahead} if ahead is not None else cursor
