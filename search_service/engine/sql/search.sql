@@ -360,7 +360,7 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 --    text.query_words; empty: no compounds)
 -- The query's tsqueries, its trimmed text and that folded (lower case, accents as unaccent folds them), computed
 -- once (read through InitPlans: a generic plan would otherwise parse them again for every row it scores), and its
--- exact name/GTIN matches. Six CTEs. `prefix`: the words before the last as typed (either config) and the last as
+-- exact name/GTIN matches. Seven CTEs. `prefix`: the words before the last as typed (either config) and the last as
 -- the prefix, all in a name or brand (weights A and B: the vocabulary's words, not a description's), null without
 -- one. `compound`: the query with two neighbouring words joined where the vocabulary holds the join (`tooth paste`:
 -- toothpaste), or an unknown word split into two vocabulary words as a phrase (`oatmilk`: oat <-> milk, at most two
@@ -428,15 +428,21 @@ compound_parts AS MATERIALIZED (
            to_tsvector('plinqy_english', :q_last::text) = ''::tsvector AS stop_word
     WHERE :q_last::text IS NOT NULL
 ), english_typed AS MATERIALIZED (
-    SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_english', :q::text)
-                ELSE websearch_to_tsquery('plinqy_english', :q::text)
-                     || websearch_to_tsquery('plinqy_english', :q_sized::text)
-                     || websearch_to_tsquery('plinqy_english', replace(:q_sized::text, '.', ',')) END AS q
+    -- null where the query needs no word (querytree 'T': only excluded words, `-zq`, or one or-ed, `milk or -zq`):
+    -- such a tsquery matches by absence, which no index can find (every product read and tested, each `-zq` again)
+    SELECT CASE WHEN querytree(r.q) <> 'T' THEN r.q END AS q
+    FROM (SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_english', :q::text)
+                      ELSE websearch_to_tsquery('plinqy_english', :q::text)
+                           || websearch_to_tsquery('plinqy_english', :q_sized::text)
+                           || websearch_to_tsquery('plinqy_english', replace(:q_sized::text, '.', ',')) END AS q) AS r
+), simple_typed AS MATERIALIZED (
+    SELECT CASE WHEN querytree(r.q) <> 'T' THEN r.q END AS q  -- null for a query that needs no word, as above
+    FROM (SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_simple', :q::text)
+                      ELSE websearch_to_tsquery('plinqy_simple', :q::text)
+                           || websearch_to_tsquery('plinqy_simple', :q_sized::text)
+                           || websearch_to_tsquery('plinqy_simple', replace(:q_sized::text, '.', ',')) END AS q) AS r
 ), tsq AS MATERIALIZED (
-    SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_simple', :q::text)
-                ELSE websearch_to_tsquery('plinqy_simple', :q::text)
-                     || websearch_to_tsquery('plinqy_simple', :q_sized::text)
-                     || websearch_to_tsquery('plinqy_simple', replace(:q_sized::text, '.', ',')) END AS simple,
+    SELECT (SELECT q FROM simple_typed) AS simple,
            -- a last word still being typed that the english config drops (`green t`, `coffee be`, `tea to`: stop
            -- words) is no dropped word: the english reading needs its prefix too (it matched every `green`, 208
            -- products over Green Tea at tier 2)
@@ -449,9 +455,9 @@ compound_parts AS MATERIALIZED (
            CASE WHEN translate(btrim(:q::text), ' -', '') ~ '^[0-9]{8,14}$'
                 THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14,
            (SELECT CASE WHEN head IS NULL THEN last ELSE head && last END FROM prefix_parts
-            WHERE NOT short OR numnode(head) > 0) AS prefix,  -- 1-2 letters only after a word (text.last_word_prefix)
-           (SELECT head FROM prefix_parts) AS prefix_head,
-           coalesce((SELECT short AND numnode(head) > 0 FROM prefix_parts), false) AS short_prefix,
+            WHERE NOT short OR querytree(head) NOT IN ('', 'T')) AS prefix,  -- 1-2 letters only after a word
+           (SELECT head FROM prefix_parts) AS prefix_head,  -- (text.last_word_prefix), not after `-zq` alone
+           coalesce((SELECT short AND querytree(head) NOT IN ('', 'T') FROM prefix_parts), false) AS short_prefix,
            -- each join with every other word's readings, and (where a word splits) every word's readings together
            (SELECT tsquery_or_agg(CASE WHEN j.q IS NULL THEN r.q WHEN r.q IS NULL THEN j.q ELSE j.q && r.q END)
             FROM (SELECT lo, hi, q FROM compound_parts WHERE lo < hi
@@ -580,6 +586,7 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     SELECT DISTINCT w, CASE WHEN length(w) >= 9 THEN 2 ELSE 1 END AS edits
     FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', coalesce(:q_sized::text, :q::text)))) AS u(w)
     WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM words_found) < :typo_below::int
+      AND (SELECT simple FROM tsq) IS NOT NULL  -- a query that needs no word has none to correct (`-day`: not day)
       AND to_tsvector('plinqy_english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
 ), swapped AS MATERIALIZED (
     -- a word that is a known one with two neighbouring letters swapped (`mlik`): too few trigrams in common for
