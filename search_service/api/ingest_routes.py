@@ -16,6 +16,7 @@ from uuid import UUID
 import msgspec
 from litestar import Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
+from litestar.exceptions import TooManyRequestsException
 from litestar.params import Body
 
 from search_service.api import import_rows
@@ -66,12 +67,25 @@ def _queued(batch_id: UUID) -> Accepted:
     return Accepted(S.WriteQueued(batch_id, "queued", url, S.QUEUED_MESSAGE), url)
 
 
+async def _record_and_map(
+    rt: Runtime, conn: Any, store_id: UUID, rows: list[dict[str, Any]]
+) -> tuple[UUID, list[Any] | None]:
+    """A listing write recorded and mapped (listing_writes.record_and_map); 429 + Retry-After when the store's
+    other writes held its lock too long (nothing applied: the client sends it again)."""
+    await require_store(conn, store_id)
+    try:
+        return await listing_writes.record_and_map(
+            conn, store_id=store_id, rows=rows, worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s
+        )
+    except listing_writes.StoreBusy as exc:
+        raise TooManyRequestsException(
+            f"{S.STORE_BUSY_MESSAGE} ({exc}); nothing was applied", headers={"Retry-After": "1"}
+        ) from None
+
+
 async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.ListingResult:
     async with long_connection(rt) as conn:
-        await require_store(conn, store_id)
-        batch_id, results = await listing_writes.record_and_map(
-            conn, store_id=store_id, rows=[row], worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s
-        )
+        batch_id, results = await _record_and_map(rt, conn, store_id, [row])
         if results is not None:
             return await _answer(conn, store_id, row, batch_id, results[0])
     try:  # what needs no database is answered at once (the queued row ends rejected with the same reason)
@@ -110,7 +124,7 @@ _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; ma
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY, **S.QUEUED},
+    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY, **S.QUEUED, **S.STORE_BUSY},
     status_code=200,
 )
 async def put_listing(
@@ -131,7 +145,7 @@ async def put_listing(
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.JSON_ONLY, **S.QUEUED},
+    responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.JSON_ONLY, **S.QUEUED, **S.STORE_BUSY},
 )
 async def patch_listing(
     rt: NamedDependency[Runtime],
@@ -154,7 +168,7 @@ async def patch_listing(
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body_if_any],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.QUEUED, **S.JSON_ONLY},
+    responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.QUEUED, **S.JSON_ONLY, **S.STORE_BUSY},
     status_code=200,
 )
 async def delete_listing(
@@ -173,7 +187,7 @@ async def delete_listing(
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY, **S.QUEUED},
+    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY, **S.QUEUED, **S.STORE_BUSY},
     status_code=200,
 )
 async def batch_listings(
@@ -181,10 +195,7 @@ async def batch_listings(
 ) -> S.BatchResult:
     rows = [_row_of(item.sku, item, item.op) for item in data.items]
     async with long_connection(rt) as conn:
-        await require_store(conn, store_id)
-        batch_id, results = await listing_writes.record_and_map(
-            conn, store_id=store_id, rows=rows, worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s
-        )
+        batch_id, results = await _record_and_map(rt, conn, store_id, rows)
     if results is None:
         results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id)
     if results is None:

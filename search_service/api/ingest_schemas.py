@@ -354,6 +354,17 @@ JSON_ONLY = {
         408, None, "the request body stalled: no byte for 30 s; send it again", "The body stopped arriving."
     ),
 }
+STORE_BUSY_MESSAGE = "the store is busy with other writes; retry after Retry-After"
+# A listing write waits for the store's other writers (they take its lock in turn) at most 5 s (listing_writes).
+STORE_BUSY = {
+    429: error_spec(
+        429,
+        None,
+        f"{STORE_BUSY_MESSAGE} (the store's other writes held it for over 5 s); nothing was applied",
+        "Rate limited (this key), or the store's other writes held it for over 5 s (nothing applied): retry after "
+        "Retry-After.",
+    )
+}
 # An upload or delivery that stalls (PLINQY_INGEST_UPLOAD_IDLE_S without a byte): its batch is aborted.
 STALLED = {408: error_spec(408, None, "the upload stalled: no byte for 30 s; send it again", "The upload stalled.")}
 BAD_STORE_ID = {400: error_spec(400, "store_id", UUID_RULE, "Not a UUID.")}

@@ -10,10 +10,18 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
+from search_service.db.sql import statement
 from search_service.ingest.pipeline import fetch, map_batch, open_batch, store_rows
 
 QUEUED_WAIT_S = 2.0  # a queued listing write waits this long for a worker to map it before answering "queued"
 POLL_S = 0.1
+STORE_WAIT_S = 5.0  # a write waits this long for the store's lock (other writers of the store), then StoreBusy
+
+
+class StoreBusy(Exception):
+    """The store's other writers held its lock for over STORE_WAIT_S: the write was rolled back, nothing applied."""
 
 
 async def record_and_map(
@@ -36,9 +44,24 @@ async def record_and_map(
         if queued:
             await fetch(conn, "notify")
             return batch_id, None
+        await take_store_lock(conn, store_id)
         await map_batch(conn, batch_id, worker_id, max(len(rows), 1), lease_s)
         await fetch(conn, "synchronous_commit")  # the chunk's fence turned it off: this commit is an answer
         return batch_id, await results_of(conn, batch_id)
+
+
+async def take_store_lock(conn: Any, store_id: UUID, wait_s: float = STORE_WAIT_S) -> None:
+    """The store's lock, waited for at most `wait_s` (StoreBusy past it) apart from the statement timeout, which
+    then bounds the write's work alone."""
+    before = (await fetch(conn, "store_wait", wait=f"{int(wait_s * 1000)}ms"))[0]
+    lock = statement("ingest/batches", "store_lock")
+    params = lock.bind(
+        store_id=store_id, work_timeout=before["work_timeout"], work_lock_timeout=before["work_lock_timeout"]
+    )
+    try:  # the pool's client-side timeout is sized for a search's statements
+        await conn.fetch(lock.sql, *params, timeout=wait_s + 5)
+    except asyncpg.exceptions.LockNotAvailableError:
+        raise StoreBusy(f"the store's other writes held it for over {wait_s:g} s") from None
 
 
 async def results_if_mapped(conn: Any, batch_id: UUID) -> list[Any] | None:

@@ -177,6 +177,24 @@ SELECT EXISTS (SELECT 1 FROM import_batch  -- ix_import_batch_claim
 -- Back on for the rest of the transaction (a chunk's fence turns it off: its rows could be mapped again).
 SELECT set_config('synchronous_commit', 'on', true);
 
+-- name: store_wait
+-- params: wait text (e.g. '5s')
+-- Before a listing write takes the store's lock (store_lock): the wait is bounded by lock_timeout alone, not by the
+-- statement timeout, which is sized for a search and counted the wait too (the last of 4 clients' full batches
+-- waited past 2 s for the others: 503). Returns the timeouts in force, for store_lock to put back.
+SELECT before.work_timeout, before.work_lock_timeout, set_config('statement_timeout', '0', true) AS wait_unbounded,
+       set_config('lock_timeout', :wait, true) AS wait_bound
+FROM (SELECT current_setting('statement_timeout') AS work_timeout,
+             current_setting('lock_timeout') AS work_lock_timeout OFFSET 0) AS before;
+
+-- name: store_lock
+-- params: store_id uuid, work_timeout text, work_lock_timeout text
+-- The store's lock (the chunk's fence takes it again at no cost), then the write's work bounded as before: both
+-- timeouts back (evaluated in order, after the lock is held).
+SELECT pg_advisory_xact_lock(hashtextextended(:store_id::uuid::text, 20261203)) AS locked,
+       set_config('lock_timeout', :work_lock_timeout, true) AS wait_over,
+       set_config('statement_timeout', :work_timeout, true) AS work_bound;
+
 -- name: due_count
 -- params: none
 SELECT count(*) FROM import_batch
