@@ -152,3 +152,19 @@ def test_a_moved_listing_takes_its_stock_off_the_old_product(base: str, db_url: 
         )
     assert rows == [(old, 7, "listed"), (old, -7, "moved_out"), (new, 7, "moved_in"), (new, -3, "update")]
     assert sums == {old: 0, new: 4}  # each product's deltas add up to what the store holds of it
+
+
+def test_a_write_without_a_gtin_keeps_the_listings_product_and_its_gtin(base: str, db_url: str) -> None:
+    """Pins what docs/ingest.md says: an absent or empty GTIN is not given (a CSV's empty cell, a till's item with
+    no barcode), not "this article has none": the listing keeps its product, the product its GTIN."""
+    shop = _shop(db_url)
+    first = _put(base, shop, "NG1", {"gtin": RADIO, "name": "Radio", "price": 12, "quantity": 2}).json()
+    for gtin in ({"gtin": ""}, {}, {"gtin": None}):
+        again = _put(base, shop, "NG1", {**gtin, "name": "Radio", "price": 12, "quantity": 2}).json()
+        assert (again["product_id"], again["matched_by"]) == (first["product_id"], "sku"), gtin
+    batch = httpx.post(
+        f"{base}/v1/stores/{shop[0]}/listings/batch", headers=bearer(shop[1]),
+        json={"items": [{"sku": "NG1", "gtin": "", "name": "Radio", "price": 12, "quantity": 2}]},
+    ).json()["results"][0]  # fmt: skip
+    assert batch["product_id"] == first["product_id"]
+    assert _gtin_of_product(db_url, first["product_id"]) == "0" + RADIO
