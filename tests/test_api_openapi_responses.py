@@ -227,3 +227,10 @@ def test_an_integer_parameters_rule_states_its_real_bounds(base: str) -> None:
         "parameter": "category_id",
         "message": f"must be an integer between 1 and {2**63 - 1} (got '1.5')",
     }
+
+
+def test_the_schema_says_when_total_candidates_is_an_estimate(spec: dict[str, Any]) -> None:
+    """`total_candidates` is the planner's estimate on most plans (`in_stock=false` among them): undocumented, a
+    front end showed it as a result count."""
+    description = spec["components"]["schemas"]["SearchResponse"]["properties"]["total_candidates"]["description"]
+    assert "ESTIMATE" in description and "in_stock=false" in description and "`total`" in description

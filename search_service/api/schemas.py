@@ -67,9 +67,19 @@ class HitOut(msgspec.Struct, omit_defaults=True):
     explain: HitExplainOut | None = None  # explain=true only
 
 
+TOTAL_CANDIDATES_DOC = (
+    "How many products the ranking plan (`strategy`) took as in scope; not a count of results, and often an "
+    "ESTIMATE: exact only for the SQL exact plans (`exact`, `global_exact`, `hnsw_fallback_exact`, "
+    "`global_fallback_exact`) and for the scan and gather plans of an in-stock search near a point without a "
+    "category or price filter (counted from the in-stock candidate sets, unless the scope is nearly every product); "
+    "the planner's estimate otherwise (`in_stock=false`, a category or price filter, HNSW plans, keyword mode, facet "
+    "sets). A count to show: `total` (with `total_capped`), which is exact."
+)
+
+
 class SearchResponse(msgspec.Struct, omit_defaults=True):
     results: list[HitOut]
-    total_candidates: int
+    total_candidates: Annotated[int, msgspec.Meta(description=TOTAL_CANDIDATES_DOC)]
     strategy: Strategy  # the plan that ranked it (engine/results.py)
     took_ms: float
     # results passing every filter (facets, sort, store_id, brand: the whole set; bbox, fulfilment, explain alone:
