@@ -15,7 +15,9 @@ from typing import Any
 import msgspec
 from litestar import Response, get
 from litestar.datastructures import CacheControlHeader
+from litestar.file_system import BaseLocalFileSystem
 from litestar.static_files import create_static_files_router
+from litestar.types.file_types import FileInfo
 
 from search_service.demo.places import DEMO_CITY, neighbourhoods
 
@@ -80,9 +82,23 @@ def presets() -> PresetsResponse:
     return demo_presets()
 
 
+class StaticDirectory(BaseLocalFileSystem):
+    """The static files' file system, where a name it cannot hold is no file: a NUL byte made Path.stat() raise
+    ValueError and a name over NAME_MAX an OSError, each a 500 with a traceback."""
+
+    async def info(self, path: Any, **kwargs: Any) -> FileInfo:
+        try:
+            return await super().info(path, **kwargs)
+        except PermissionError:
+            raise
+        except (ValueError, OSError) as exc:
+            raise FileNotFoundError(path) from exc
+
+
 static_files = create_static_files_router(
     path="/static",
     directories=[STATIC_DIR],
+    file_system=StaticDirectory(),
     name="page-static",
     include_in_schema=False,
     cache_control=CacheControlHeader(no_cache=True),
