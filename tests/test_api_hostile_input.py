@@ -3,6 +3,7 @@ answer, no 500 (and no traceback) for a path the file system refuses, no forged 
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from urllib.parse import urlsplit
@@ -35,3 +36,11 @@ def test_a_static_name_the_file_system_refuses_is_a_404_not_a_500(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     status, body = raw_request(base, "GET", "/static/app.js")
     assert status == 200 and body
+
+
+@pytest.mark.parametrize("target", ["/static/%2e", "/static/%2e%2e", "/static/nope.js", "/static/app.js%00"])
+def test_a_static_404_names_no_path_on_the_server(base: str, target: str) -> None:
+    """It said "no file or directory match the path /work/main/search_service/api/static was found"."""
+    status, body = raw_request(base, "GET", target)
+    assert status == 404
+    assert json.loads(body) == {"error": {"parameter": None, "message": "no such file under /static"}}

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import HTTPException
 from litestar.file_system import BaseLocalFileSystem
 from litestar.static_files import create_static_files_router
 from litestar.types.file_types import FileInfo
 
+from search_service.api.errors import error_response
 from search_service.demo.places import DEMO_CITY, neighbourhoods
 
+log = logging.getLogger("search_service.api")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 # No inline script or style, nothing from elsewhere: the page works offline and cannot load third-party code.
@@ -95,6 +99,15 @@ class StaticDirectory(BaseLocalFileSystem):
             raise FileNotFoundError(path) from exc
 
 
+def static_file_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """litestar's static errors name the file's path on this server ("no file or directory match the path
+    /srv/…/static/x was found", "failed to read /srv/… due to missing permissions"): ours name none."""
+    if exc.status_code == 404:
+        return error_response(404, None, "no such file under /static")
+    log.error("static file %s: %s", exc.status_code, exc.detail)  # an unreadable file: the operator's to fix
+    return error_response(500, None, "internal error")
+
+
 static_files = create_static_files_router(
     path="/static",
     directories=[STATIC_DIR],
@@ -102,6 +115,7 @@ static_files = create_static_files_router(
     name="page-static",
     include_in_schema=False,
     cache_control=CacheControlHeader(no_cache=True),
+    exception_handlers={HTTPException: static_file_error},
 )
 
 PAGE_ROUTES: list[Any] = [index_page, presets, static_files]
