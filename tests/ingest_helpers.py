@@ -7,7 +7,7 @@ import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,10 +37,14 @@ def ingest_settings(db_url: str, tmp: Path, **ingest: Any) -> Settings:
 
 
 @contextmanager
-def serve(settings: Settings, encoder: Encoder | None) -> Iterator[str]:
-    """The app in a real uvicorn server on a free port; yields its base URL once /readyz is 200."""
+def serve(settings: Settings, encoder: Encoder | None, extra_routes: Sequence[Any] = ()) -> Iterator[str]:
+    """The app in a real uvicorn server on a free port; yields its base URL once /readyz is 200. `extra_routes`:
+    handlers a test adds (one that raises, to see what the app does with an unexpected error)."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings, encoder=encoder), host="127.0.0.1", port=port, log_level="warning")
+    app = create_app(settings, encoder=encoder)
+    for route in extra_routes:
+        app.register(route)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="plinqy-ingest-api", daemon=True)
     thread.start()

@@ -6,9 +6,17 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import pytest
+from litestar import get
+from litestar.params import PathParameter
+
+from search_service.settings import Settings
+from tests.ingest_helpers import serve
 
 
 def raw_request(base: str, method: str, target: str) -> tuple[int, bytes]:
@@ -44,3 +52,49 @@ def test_a_static_404_names_no_path_on_the_server(base: str, target: str) -> Non
     status, body = raw_request(base, "GET", target)
     assert status == 404
     assert json.loads(body) == {"error": {"parameter": None, "message": "no such file under /static"}}
+
+
+@contextmanager
+def logged_to(caplog: pytest.LogCaptureFixture, name: str, level: int) -> Iterator[None]:
+    """`name`'s records at `level` and above in caplog, whatever the server's logging set-up did to the root's
+    handlers (litestar's replaces them; uvicorn's access logger does not propagate)."""
+    logger = logging.getLogger(name)
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(level, logger=name):
+            yield
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
+FORGED = "2026-12-06 10:00:00,000 CRITICAL forged: admin key leaked"
+
+
+@get("/v1/test-crash/{rest:str}", sync_to_thread=False)
+def crash(rest: Annotated[str, PathParameter()]) -> None:
+    raise RuntimeError("an unexpected error")
+
+
+def test_a_request_s_control_characters_stay_in_its_error_line(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The unhandled error's line wrote the decoded path as it was: its %0a wrote a whole forged line, its %00 a raw
+    NUL (grep then called the log binary); and it said GET of a HEAD."""
+    target = "/v1/test-crash/x%0a" + FORGED.replace(" ", "%20") + "%00%1b[2J"
+    with serve(settings, None, [crash]) as url, logged_to(caplog, "search_service.api", logging.ERROR):
+        assert raw_request(url, "HEAD", target) == (500, b"")
+        status, body = raw_request(url, "GET", target)
+    assert status == 500 and json.loads(body)["error"]["message"] == "internal error"
+    lines = [r.getMessage() for r in caplog.records if r.name == "search_service.api"]
+    escaped = "/v1/test-crash/x\\n" + FORGED + "\\x00\\x1b[2J"
+    assert lines == [f"unhandled error on HEAD {escaped}", f"unhandled error on GET {escaped}"]
+
+
+def test_a_request_s_control_characters_stay_in_its_access_line(base: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The access line's redaction decodes a query string that hides a key in percent-encoding: the %0a after it
+    ended the line and forged the next."""
+    with logged_to(caplog, "uvicorn.access", logging.INFO):
+        query = "api_key=%70%6C%71%5F469Eab%0a" + FORGED.replace(" ", "%20")
+        raw_request(base, "GET", f"/healthz?{query}")
+    [line] = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert "\n" not in line and "plq_[redacted]\\n2026-12-06" in line, line

@@ -14,6 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
+from search_service.api.metrics import asked_method
 from search_service.api.params import (
     EMPTY_BODY,
     PATH_RULES,
@@ -24,6 +25,7 @@ from search_service.api.params import (
     NotFound,
     is_uuid_text,
 )
+from search_service.controlchars import escape_control_chars
 from search_service.db.secretbox import SecretBoxError, SecretKeyUnusable
 from search_service.engine import search as engine
 
@@ -185,19 +187,25 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return response
 
 
+def _logged_request(request: Request[Any, Any, Any]) -> str:
+    """The request as its log line names it: the method the client asked (a HEAD is served as a GET) and the path,
+    control characters escaped (a path's %0a wrote a whole forged line, its %00 made the log binary to grep)."""
+    return escape_control_chars(f"{asked_method(request.scope)} {request.url.path}")
+
+
 def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, (asyncpg.QueryCanceledError, TimeoutError)):  # a search's, a write's or a listing's
         return _unavailable(request, "statement_timeout", "the database took too long; retry shortly")
     if isinstance(exc, UNSTORABLE_TEXT):  # a path that does not check its text for NUL itself
         return error_response(400, None, "a value holds a NUL character (0x00), which cannot be stored as text")
     if isinstance(exc, SecretKeyUnusable):  # the server's own key: no stored secret is involved
-        log.error("the secret key is not usable on %s %s: %s", request.method, request.url.path, exc)
+        log.error("the secret key is not usable on %s: %s", _logged_request(request), exc)
         return _unavailable(
             request, "secret_key", "the server's secret key is not usable (PLINQY_SECRET_KEY or its key file is "
             "malformed or unreadable): an operator must fix it (see /readyz)",
         )  # fmt: skip
     if isinstance(exc, SecretBoxError):  # the sender may retry: the operator can put the right key back
-        log.error("a stored secret does not open on %s %s: %s", request.method, request.url.path, exc)
+        log.error("a stored secret does not open on %s: %s", _logged_request(request), exc)
         return _unavailable(
             request, "secret_key", "the server cannot open this connection's stored secret (its PLINQY_SECRET_KEY "
             "is not the key the secret was stored with); retry later",
@@ -210,7 +218,7 @@ def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     if isinstance(exc, TRANSIENT_DB_ERRORS):
         log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
         return _unavailable(request, "database", "the database is unavailable; retry shortly")
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("unhandled error on %s", _logged_request(request), exc_info=exc)
     return error_response(500, None, "internal error")
 
 

@@ -1,11 +1,14 @@
-"""Secrets out of the access log: a client that puts its API key in the query string (`?api_key=plq_…`) is
-refused (401), but uvicorn's access line wrote the whole, still valid key."""
+"""The access log's client text made safe: secrets out (a client that puts its API key in the query string,
+`?api_key=plq_…`, is refused (401), but uvicorn's access line wrote the whole, still valid key) and control
+characters escaped (a decoded `%0a` ended the line and forged the next)."""
 
 from __future__ import annotations
 
 import logging
 import re
 from urllib.parse import unquote
+
+from search_service.controlchars import escape_control_chars
 
 # Our API keys (URL-safe base64) and webhook secrets (base64), wherever they stand: after `=`, `%20` (`Bearer%20plq_…`)
 # or any letter; up to the next character neither uses (a `/` ends a key: the path after it stays readable). The
@@ -33,12 +36,17 @@ def redacted(text: str) -> str:
     return _redact(decoded) if _SECRET.search(decoded) else shown
 
 
+def loggable(text: str) -> str:
+    """`text` redacted, then its control characters escaped (the redaction may decode them)."""
+    return escape_control_chars(redacted(text))
+
+
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(redacted(arg) if isinstance(arg, str) else arg for arg in record.args)
+            record.args = tuple(loggable(arg) if isinstance(arg, str) else arg for arg in record.args)
         if isinstance(record.msg, str):
-            record.msg = redacted(record.msg)
+            record.msg = loggable(record.msg)
         return True
 
 

@@ -22,6 +22,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types.file_types import FileInfo
 
 from search_service.api.errors import error_response
+from search_service.controlchars import escape_control_chars
 from search_service.demo.places import DEMO_CITY, neighbourhoods
 
 log = logging.getLogger("search_service.api")
@@ -104,7 +105,9 @@ def static_file_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     /srv/…/static/x was found", "failed to read /srv/… due to missing permissions"): ours name none."""
     if exc.status_code == 404:
         return error_response(404, None, "no such file under /static")
-    log.error("static file %s: %s", exc.status_code, exc.detail)  # an unreadable file: the operator's to fix
+    log.error(
+        "static file %s: %s", exc.status_code, escape_control_chars(exc.detail)
+    )  # an unreadable file: the operator's to fix
     return error_response(500, None, "internal error")
 
 

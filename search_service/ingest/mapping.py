@@ -21,6 +21,7 @@ from uuid import UUID
 
 import asyncpg
 
+from search_service.controlchars import escape_control_chars
 from search_service.db.sql import statement
 from search_service.errortext import first_line
 from search_service.ingest.categories import Categories
@@ -131,7 +132,9 @@ async def _apply_one_by_one(
                 results.update(await _apply_round(conn, store_id, currency, [item], categories))
         except REFUSED_VALUES as exc:
             reason = first_line(exc)
-            log.warning("a row the database refused was rejected: %s", reason)
+            log.warning(
+                "a row the database refused was rejected: %s", escape_control_chars(reason)
+            )  # a value of the row
             results[item[0]] = RowResult("rejected", f"the database refused this row's values: {reason[:300]}")
     return results
 

@@ -20,6 +20,7 @@ from uuid import UUID
 import httpx
 from psycopg.types.json import Jsonb
 
+from search_service.controlchars import escape_control_chars
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.ingest.connectors.common import Cursor, Page
@@ -228,7 +229,7 @@ def sync_connection(
     except (VendorError, httpx.HTTPError, ArithmeticError, ValueError, KeyError, TypeError, AttributeError) as exc:
         message = f"{type(exc).__name__}: {exc}"
         failures = record_failure(conn, spec.id, message, exc.wait_s if isinstance(exc, RateLimited) else None)
-        log.warning("sync of connection %s failed (%d in a row): %s", spec.id, failures, message)
+        log.warning("sync of connection %s failed (%d in a row): %s", spec.id, failures, escape_control_chars(message))
         raise SyncFailed(message) from exc
     finally:
         connector.close()
