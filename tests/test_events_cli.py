@@ -440,3 +440,19 @@ def test_a_secret_is_not_stored_under_a_key_that_opens_none_of_the_others(
         )  # fmt: skip
     assert refused.exit_code == 1 and "opens none of the 1 webhook signing secrets" in refused.output, refused.output
     assert db.execute("SELECT count(*) FROM store_webhook WHERE store_id = %s", (store,)).fetchone() == (1,)
+
+
+def test_deliveries_print_a_receivers_error_with_its_control_characters_escaped(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """A receiver's answer (its first 200 characters are the delivery's last_error) was printed raw: its ESC
+    sequences cleared the operator's screen, its newline and tab added a line and a column."""
+    store = seed_store(db)
+    assert run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "http://127.0.0.1:9/a").exit_code == 0
+    seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+    hostile = "HTTP 500: \x1b[2J\x1b[H\x1b]0;title\x07\nforged line\tcolumn"
+    db.execute("UPDATE webhook_delivery SET status = 'failed', attempts = 2, last_error = %s", (hostile,))
+    shown = run(fresh_db_url, "webhooks", "deliveries").output
+    assert "\x1b" not in shown and "\x07" not in shown
+    [line] = shown.splitlines()
+    assert line.split("\t")[-1] == "HTTP 500: \\x1b[2J\\x1b[H\\x1b]0;title\\x07\\nforged line\\tcolumn"

@@ -432,3 +432,25 @@ def test_hold_settings_refuse_what_is_not_a_number(dsn: str) -> None:
         for raw in ("nan", "x", "-1"):
             out = cli(dsn, "worker", "--drain", "--only", job, **{name: raw})
             assert out.returncode != 0 and name in out.stderr and "Traceback" not in out.stderr, (name, raw, out.stderr)
+
+
+def test_imports_list_prints_a_file_name_with_its_control_characters_escaped(dsn: str, tmp_path: Path) -> None:
+    """A file's name was printed raw: its ESC sequences set the operator's terminal title and colours, its tab
+    added a column to the tab-separated line."""
+    store = create_store(dsn)
+    name = "ansi\x1b[31mRED\x1b[0m\x1b]0;title\x07\tcol.csv"
+    hostile = tmp_path / name
+    hostile.write_text("sku,name,price,quantity\nx1,Thing,1.00,1\n")
+    assert cli(dsn, "import", "csv", str(hostile), "--store", str(store)).returncode == 0
+    shown = cli(dsn, "imports", "list", "--store", str(store)).stdout
+    assert "\x1b" not in shown and "\x07" not in shown
+    [line] = shown.splitlines()
+    assert "\tfile=ansi\\x1b[31mRED\\x1b[0m\\x1b]0;title\\x07\\tcol.csv\t" in line + "\t", line
+
+
+def test_the_cli_prints_only_through_its_escaping_echo() -> None:
+    """Each command printed with click.echo, so a value from outside was escaped nowhere: common.echo is the one."""
+    for module in sorted((PROJECT_ROOT / "search_service" / "cli").glob("*.py")):
+        text = module.read_text()
+        printing = text.count("click.echo(") + text.count("click.secho(") + text.count("print(")
+        assert printing == (1 if module.name == "common.py" else 0), module.name

@@ -9,7 +9,7 @@ import os
 
 import click
 
-from search_service.cli.common import OLDER_SCHEMA, UNREACHABLE_DATABASE, UserFacingError, database_url
+from search_service.cli.common import OLDER_SCHEMA, UNREACHABLE_DATABASE, UserFacingError, database_url, echo
 from search_service.db import migrate as migrate_mod
 from search_service.db.secretbox import SecretBoxError
 from search_service.errortext import first_line
@@ -59,7 +59,7 @@ def _schema_advice() -> str | None:
 
 
 def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     raise SystemExit(1)
 
 

@@ -15,6 +15,7 @@ import asyncpg
 import click
 import psycopg
 
+from search_service.controlchars import escape_control_chars
 from search_service.db import cluster as cluster_mod
 from search_service.db import migrate as migrate_mod
 from search_service.db.secretbox import SecretBox, SecretKeyUnusable
@@ -40,11 +41,19 @@ OLDER_SCHEMA: tuple[type[BaseException], ...] = (
 )
 
 
+def echo(*columns: object, err: bool = False) -> None:
+    """Every line the CLI prints: its columns (one, or several joined by tabs), each with its control characters
+    escaped. A value from outside (a file name, a receiver's or a vendor's error, a store's text, a connection
+    error) then adds no line and no column, and cannot drive the terminal (ESC sequences set its title or cleared
+    it)."""
+    click.echo("\t".join(escape_control_chars(str(column)) for column in columns), err=err)
+
+
 class UserFacingError(click.ClickException):
     """Printed as one line, exit code 1 (a failure; UsageMistake: 2), never a traceback."""
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        echo(f"error: {self.format_message()}", err=True)
 
 
 class UsageMistake(UserFacingError):
@@ -151,9 +160,9 @@ def echo_webhook_url(settings: Settings, connection_id: Any, note: str) -> None:
     make it one."""
     path = f"/v1/ingest/{connection_id}"
     url = settings.public_url(path)
-    click.echo(f"webhook URL: POST {url or path} ({note})")
+    echo(f"webhook URL: POST {url or path} ({note})")
     if url is None:
-        click.echo(
+        echo(
             "this is the path only: set PLINQY_PUBLIC_BASE_URL (the address vendors reach this API at, e.g. "
             "https://search.example.com) to print the full URL, or prefix the path with it yourself",
             err=True,

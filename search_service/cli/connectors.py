@@ -21,6 +21,7 @@ from search_service.cli.common import (
     UserFacingError,
     connect,
     current_database_url,
+    echo,
     echo_webhook_url,
     refuse_a_wrong_signing_key,
     user_errors,
@@ -177,12 +178,12 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
             )  # fmt: skip
         except StoreError as exc:
             raise UserFacingError(exc.message) from None
-    click.echo(f"connection {new.id} ({source}, location {location} -> store {store_id})")
+    echo(f"connection {new.id} ({source}, location {location} -> store {store_id})")
     if source in PUSH_SOURCES:
         echo_webhook_url(settings, new.id, "configure it at the vendor, signed with --secret")
         if not secret:
-            click.echo("no --secret given: webhooks will be refused (401) until one is set; polling works", err=True)
-    click.echo(f"first sync: plinqy-search sync {new.id} (or let `plinqy-search worker` poll it)")
+            echo("no --secret given: webhooks will be refused (401) until one is set; polling works", err=True)
+    echo(f"first sync: plinqy-search sync {new.id} (or let `plinqy-search worker` poll it)")
 
 
 @contextlib.contextmanager
@@ -193,12 +194,14 @@ def _stop_on_ctrl_c() -> Iterator[threading.Event]:
 
     def on_interrupt(signum: int, frame: Any) -> None:
         if stop.is_set():  # at once, not after the vendor's read in flight: the server rolls back the batch in hand
-            click.echo("\naborted: the batches stored before keep their cursor", err=True)
+            echo(err=True)  # after the terminal's ^C
+            echo("aborted: the batches stored before keep their cursor", err=True)
             sys.stderr.flush()
             os._exit(130)
         stop.set()
-        click.echo("\nstopping after the batch in hand (a first or --full sync reads the vendor's stock levels "
-                   "first: minutes on a big shop); Ctrl-C again to abort now", err=True)  # fmt: skip
+        echo(err=True)
+        echo("stopping after the batch in hand (a first or --full sync reads the vendor's stock levels "
+             "first: minutes on a big shop); Ctrl-C again to abort now", err=True)  # fmt: skip
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
@@ -230,16 +233,16 @@ def connections_list(settings: Settings) -> None:
     with connect(settings) as conn:
         rows = conn.execute(statement("ingest/connectors", "list_connections").psycopg).fetchall()
     if not rows:
-        click.echo("no connections")
+        echo("no connections")
     for cid, store_id, source, location, enabled, last_sync, failures, error, error_at, first_rows in rows:
         state = "enabled" if enabled else "disabled"
         synced = f"{last_sync:%Y-%m-%d %H:%M:%S}" if last_sync else "never"
         if first_rows is not None:  # it said "never" of a first sync killed after storing thousands of items
             synced += f" (a first sync stored {first_rows} items, unfinished: the next sync resumes from its cursor)"
-        line = f"{cid}\t{source}\tlocation={location or '-'}\tstore={store_id}\t{state}\tsynced={synced}"
+        columns = [cid, source, f"location={location or '-'}", f"store={store_id}", state, f"synced={synced}"]
         if failures:
-            line += f"\tfailures={failures}\tlast_error={error_at:%Y-%m-%d %H:%M:%S}: {error}"
-        click.echo(line)
+            columns += [f"failures={failures}", f"last_error={error_at:%Y-%m-%d %H:%M:%S}: {error}"]
+        echo(*columns)
 
 
 def _set_enabled(settings: Settings, connection_id: UUID, enabled: bool) -> None:
@@ -250,7 +253,7 @@ def _set_enabled(settings: Settings, connection_id: UUID, enabled: bool) -> None
         row = conn.execute(statement("ingest/connectors", name).psycopg, {"connection_id": connection_id}).fetchone()
     if row is None:
         raise UserFacingError(f"no connection {connection_id}")
-    click.echo(f"connection {connection_id} {'enabled' if enabled else 'disabled'}")
+    echo(f"connection {connection_id} {'enabled' if enabled else 'disabled'}")
 
 
 def _toggle_command(enabled: bool, help_text: str) -> click.Command:
@@ -316,11 +319,11 @@ def connections_update(settings: Settings, connection_id: UUID, new_webhook_secr
             done = update_connection(conn, settings.secret_box(), connection_id, update)
         except StoreError as exc:
             raise UserFacingError(exc.message) from None
-    click.echo(f"connection {connection_id} ({done.source}): {', '.join(done.changed)} changed")
+    echo(f"connection {connection_id} ({done.source}): {', '.join(done.changed)} changed")
     if done.new_secret is not None:
-        click.echo(f"the old secret is accepted too until `plinqy-search connections update {connection_id} "
+        echo(f"the old secret is accepted too until `plinqy-search connections update {connection_id} "
                    "--secret NEW`; the new signing secret, shown only now:")  # fmt: skip
-        click.echo(done.new_secret)
+        echo(done.new_secret)
 
 
 @click.command()
@@ -348,7 +351,7 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
             raise UserFacingError("a webhook connection is pushed to, not polled")
         if not spec.enabled:
             raise UserFacingError(f"connection {connection_id} is disabled: `connections enable` it first")
-        waiting = partial(click.echo, "another sync of this vendor account is running: waiting for it", err=True)
+        waiting = partial(echo, "another sync of this vendor account is running: waiting for it", err=True)
         with (
             account_locked(conn, spec.account, waiting),
             tqdm(unit="item", desc=f"sync {spec.source}", file=sys.stderr) as bar,
@@ -360,13 +363,13 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
             except SyncFailed as exc:
                 raise UserFacingError(f"sync failed (recorded on the connection; the cursor kept): {exc}") from None
     if report.interrupted:
-        click.echo(f"interrupted: {report.read} vendor records stored in {report.pages} batches with their cursor; "
+        echo(f"interrupted: {report.read} vendor records stored in {report.pages} batches with their cursor; "
                    f"`plinqy-search sync {connection_id}` (or the worker) goes on from there", err=True)  # fmt: skip
         sys.exit(130)
     removed = f"; {report.removed} listing(s) gone at the vendor removed" if report.removed else ""
     if full and report.shifted:  # a deletion between two pages moved a record onto a page already read
         removed = "; the vendor's set shifted while the pass ran: listings it did not read were not removed"
-    click.echo(f"synced {report.read} vendor records into {report.rows} rows in {report.pages} batches "
+    echo(f"synced {report.read} vendor records into {report.rows} rows in {report.pages} batches "
                f"({report.seconds:.1f}s){removed}; the import worker maps them")  # fmt: skip
 
 

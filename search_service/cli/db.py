@@ -11,6 +11,7 @@ from search_service.cli.common import (
     FiniteFloatRange,
     connect,
     database_url,
+    echo,
     embedded_cluster,
     user_errors,
 )
@@ -26,7 +27,7 @@ def db() -> None:
 
 def _refuse_when_external(settings: Settings, action: str) -> bool:
     if not settings.uses_embedded_db:
-        click.echo(f"DATABASE_URL is set, so the embedded cluster is not used; nothing to {action}.")
+        echo(f"DATABASE_URL is set, so the embedded cluster is not used; nothing to {action}.")
         return True
     return False
 
@@ -38,7 +39,7 @@ def db_up(settings: Settings) -> None:
     """Initialise (once) and start the embedded cluster."""
     if _refuse_when_external(settings, "start"):
         return
-    click.echo(f"embedded database {embedded_cluster(settings).up()}")
+    echo(f"embedded database {embedded_cluster(settings).up()}")
 
 
 @db.command("down")
@@ -48,7 +49,7 @@ def db_down(settings: Settings) -> None:
     """Stop the embedded cluster."""
     if _refuse_when_external(settings, "stop"):
         return
-    click.echo(f"embedded database {embedded_cluster(settings).down()}")
+    echo(f"embedded database {embedded_cluster(settings).down()}")
 
 
 @db.command("status")
@@ -62,13 +63,13 @@ def db_status(settings: Settings) -> None:
             with connect(settings):
                 pass
         except UNREACHABLE_DATABASE as exc:
-            click.echo(f"external database (DATABASE_URL) is not reachable: {first_line(exc)}")
+            echo(f"external database (DATABASE_URL) is not reachable: {first_line(exc)}")
             sys.exit(3)
         migrate_mod.check_server(settings.database_url)  # the extensions this code needs
-        click.echo("external database (DATABASE_URL) is reachable")
+        echo("external database (DATABASE_URL) is reachable")
         return
     status = embedded_cluster(settings).status()
-    click.echo(f"embedded database {status.describe()}")
+    echo(f"embedded database {status.describe()}")
     if not status.running:
         sys.exit(3)
 
@@ -77,7 +78,7 @@ def db_status(settings: Settings) -> None:
 @click.pass_obj
 def db_url(settings: Settings) -> None:
     """Print the DATABASE_URL every command uses."""
-    click.echo(settings.database_url)
+    echo(settings.database_url)
 
 
 @click.command()
@@ -97,6 +98,6 @@ def db_url(settings: Settings) -> None:
 def migrate(settings: Settings, revision: str, lock_timeout_s: float) -> None:
     """Create the extensions and every table (alembic upgrade). One run at a time: a second waits for the first."""
     url = database_url(settings)
-    before = migrate_mod.upgrade(url, revision, lock_timeout_s, on_wait=lambda message: click.echo(message, err=True))
+    before = migrate_mod.upgrade(url, revision, lock_timeout_s, on_wait=lambda message: echo(message, err=True))
     after = migrate_mod.current_revision(url)
-    click.echo(f"database at revision {after}" + (" (it was already there: nothing to do)" if after == before else ""))
+    echo(f"database at revision {after}" + (" (it was already there: nothing to do)" if after == before else ""))

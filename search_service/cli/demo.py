@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from search_service.cli.common import UserFacingError, database_url, user_errors
+from search_service.cli.common import UserFacingError, database_url, echo, user_errors
 from search_service.settings import Settings
 
 
@@ -37,4 +37,4 @@ def seed_demo(settings: Settings, scale: str, seed_value: int, embed: bool | Non
     except psycopg.errors.UndefinedTable:
         raise UserFacingError("the database has no Plinqy schema: run `plinqy-search migrate` first") from None
     for line in report.lines():
-        click.echo(line)
+        echo(line)

@@ -13,6 +13,7 @@ from search_service.cli.common import (
     UserFacingError,
     connect,
     current_database_url,
+    echo,
     exit_on_sigterm_while_starting,
     refuse_a_wrong_signing_key,
     require_cache_dir,
@@ -69,7 +70,7 @@ def worker(
         "batch_size": batch_size,
         "poll_interval": poll_interval,
         "lease": lease,
-        "on_start": lambda wid: click.echo(f"worker {wid} started", err=True),
+        "on_start": lambda wid: echo(f"worker {wid} started", err=True),
     }
     code = worker_mod.run(settings, url, only=only, drain=drain, options=options)
     if code:
@@ -116,7 +117,7 @@ def reembed(settings: Settings, modes: tuple[str, ...], batch_size: int, limit: 
     except ReembedError as exc:
         raise UserFacingError(str(exc)) from None
     except KeyboardInterrupt:
-        click.echo("interrupted: finished batches are saved; run the same command again to resume", err=True)
+        echo("interrupted: finished batches are saved; run the same command again to resume", err=True)
         sys.exit(130)
     action = f"enqueued {report.enqueued}" if via_queue else f"wrote {report.written}"
-    click.echo(f"reembed --{mode}: scanned {report.scanned}, {action} in {report.seconds:.1f}s ({report.rate:.0f}/s)")
+    echo(f"reembed --{mode}: scanned {report.scanned}, {action} in {report.seconds:.1f}s ({report.rate:.0f}/s)")

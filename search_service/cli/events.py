@@ -17,6 +17,7 @@ from search_service.cli.common import (
     connect,
     current_database_url,
     database_url,
+    echo,
     exit_on_sigterm_while_starting,
     refuse_a_wrong_signing_key,
     user_errors,
@@ -76,10 +77,10 @@ def webhooks_add(settings: Settings, store_id: UUID, url: str, events: tuple[str
         settings,
         lambda c: subscriptions.create(c, settings.secret_box(), settings.events, store_id, url, _event_types(events)),
     )
-    click.echo(f"webhook {created.subscription['id']} for store {store_id}: {created.subscription['url']}")
-    click.echo(f"events: {', '.join(created.subscription['events'])}")
-    click.echo("signing secret, shown only now:")
-    click.echo(created.secret)  # the last line alone, as `keys create` and `connect webhook` print theirs
+    echo(f"webhook {created.subscription['id']} for store {store_id}: {created.subscription['url']}")
+    echo(f"events: {', '.join(created.subscription['events'])}")
+    echo("signing secret, shown only now:")
+    echo(created.secret)  # the last line alone, as `keys create` and `connect webhook` print theirs
 
 
 @webhooks.command("list")
@@ -92,11 +93,11 @@ def webhooks_list(settings: Settings, store_id: UUID | None) -> None:
 
     rows = _with_conn(settings, lambda c: subscriptions.list_for(c, store_id))
     if not rows:
-        click.echo("no webhooks")
+        echo("no webhooks")
     for r in rows:
         state = "enabled" if r["is_active"] else f"disabled ({r['disabled_reason'] or 'by an operator'})"
-        failing = f"\tfailing since {r['failing_since']:%Y-%m-%d %H:%M:%S}" if r["failing_since"] else ""
-        click.echo(f"{r['id']}\tstore={r['store_id']}\t{r['url']}\t{','.join(r['events'])}\t{state}{failing}")
+        failing = [f"failing since {r['failing_since']:%Y-%m-%d %H:%M:%S}"] if r["failing_since"] else []
+        echo(r["id"], f"store={r['store_id']}", r["url"], ",".join(r["events"]), state, *failing)
 
 
 def _event_types(options: tuple[str, ...]) -> list[str]:
@@ -120,8 +121,8 @@ def webhooks_update(settings: Settings, webhook_id: UUID, url: str | None, event
     row = _with_conn(
         settings, lambda c: subscriptions.update(c, settings.events, None, webhook_id, url=url, events=chosen)
     )
-    click.echo(f"updated webhook {webhook_id}: {row['url']}")
-    click.echo(f"events: {', '.join(row['events'])}")
+    echo(f"updated webhook {webhook_id}: {row['url']}")
+    echo(f"events: {', '.join(row['events'])}")
 
 
 @webhooks.command("rotate-secret")
@@ -137,9 +138,9 @@ def webhooks_rotate_secret(settings: Settings, webhook_id: UUID) -> None:
         settings, lambda c: subscriptions.rotate_secret(c, settings.secret_box(), settings.events, None, webhook_id)
     )
     until = rotated.previous_valid_until.astimezone(UTC).isoformat()
-    click.echo(f"webhook {webhook_id}: deliveries are signed with both secrets until {until}, then the new one only")
-    click.echo("new signing secret, shown only now:")
-    click.echo(rotated.secret)  # the last line alone, as `add` prints it
+    echo(f"webhook {webhook_id}: deliveries are signed with both secrets until {until}, then the new one only")
+    echo("new signing secret, shown only now:")
+    echo(rotated.secret)  # the last line alone, as `add` prints it
 
 
 @webhooks.command("remove")
@@ -151,7 +152,7 @@ def webhooks_remove(settings: Settings, webhook_id: UUID) -> None:
     from search_service.events import subscriptions
 
     _with_conn(settings, lambda c: subscriptions.delete(c, None, webhook_id))
-    click.echo(f"removed webhook {webhook_id}")
+    echo(f"removed webhook {webhook_id}")
 
 
 @webhooks.command("enable")
@@ -165,13 +166,13 @@ def webhooks_enable(settings: Settings, webhook_id: UUID) -> None:
     enabled = _with_conn(settings, lambda c: subscriptions.enable(c, settings.events, None, webhook_id))
     row = enabled.subscription
     if not enabled.switched_on:
-        click.echo(f"webhook {webhook_id} is enabled already: {row['url']}")
+        echo(f"webhook {webhook_id} is enabled already: {row['url']}")
         return
-    click.echo(f"enabled webhook {webhook_id}: {row['url']}")
+    echo(f"enabled webhook {webhook_id}: {row['url']}")
     if enabled.failed_from is not None:
         since = enabled.failed_from.astimezone(UTC).isoformat()
         n = enabled.failed
-        click.echo(
+        echo(
             f"{n} failed deliver{'y' if n == 1 else 'ies'}; to send them again: "
             f"plinqy-search webhooks replay --webhook {webhook_id} --failed-only --since {since}"
         )
@@ -191,28 +192,28 @@ def webhooks_deliveries(settings: Settings, failed_only: bool, store_id: UUID | 
         settings, lambda c: subscriptions.deliveries(c, failed_only=failed_only, store_id=store_id, limit=limit)
     )
     if not rows:
-        click.echo("no deliveries")
+        echo("no deliveries")
     for r in rows:
         code = r["last_status_code"] if r["last_status_code"] is not None else "-"
-        sub = "" if r["is_active"] else f"\twebhook disabled: {r['disabled_reason']}"
-        error = f"\t{r['last_error']}" if r["last_error"] and r["status"] != "delivered" else ""
-        click.echo(
-            f"{r['id']}\t{r['status']}\tattempts={r['attempts']}\tcode={code}\t{_times(r)}\t{r['type']}"
-            f"\t{r['message_id']}\t{r['url']}{error}{sub}"
-        )
+        sub = [] if r["is_active"] else [f"webhook disabled: {r['disabled_reason']}"]
+        error = [r["last_error"]] if r["last_error"] and r["status"] != "delivered" else []
+        echo(
+            r["id"], r["status"], f"attempts={r['attempts']}", f"code={code}", *_times(r), r["type"], r["message_id"],
+            r["url"], *error, *sub,
+        )  # fmt: skip
 
 
 def _utc(when: datetime | None) -> str:
     return "-" if when is None else when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _times(row: Any) -> str:
+def _times(row: Any) -> list[str]:
     """When it was last tried, and when it is tried next (still queued) or was delivered."""
-    times = f"last_attempt={_utc(row['last_attempt_at'])}"
+    times = [f"last_attempt={_utc(row['last_attempt_at'])}"]
     if row["status"] in ("pending", "retrying"):
-        times += f"\tnext_attempt={_utc(row['next_attempt_at'])}"
+        times.append(f"next_attempt={_utc(row['next_attempt_at'])}")
     if row["status"] == "delivered":
-        times += f"\tdelivered_at={_utc(row['delivered_at'])}"
+        times.append(f"delivered_at={_utc(row['delivered_at'])}")
     return times
 
 
@@ -258,7 +259,7 @@ def webhooks_replay(
             c, delivery_id=delivery_id, store_id=store_id, webhook_id=webhook_id, since=when, failed_only=failed_only
         ),
     )
-    click.echo(f"queued {n} deliver{'y' if n == 1 else 'ies'} again")
+    echo(f"queued {n} deliver{'y' if n == 1 else 'ies'} again")
 
 
 @webhooks.command("dispatch")
@@ -280,7 +281,7 @@ def webhooks_dispatch(settings: Settings, drain: bool) -> None:
         settings.events,
         settings.secret_box(),
         drain=drain,
-        on_start=lambda did: click.echo(f"dispatcher {did} started", err=True),
+        on_start=lambda did: echo(f"dispatcher {did} started", err=True),
     )
 
 
@@ -303,9 +304,9 @@ def prune(settings: Settings, older_than: float, dry_run: bool) -> None:
         before = f"older than {plan.cutoff:%Y-%m-%d %H:%M:%S %Z}"
         if dry_run:
             for table, count in plan.counts.items():
-                click.echo(f"would delete {count} row(s) of {table} {before}")
+                echo(f"would delete {count} row(s) of {table} {before}")
             return
         with tqdm(total=plan.total, unit="row", desc="prune", disable=plan.total == 0) as bar:
             deleted = prune_mod.prune(conn, plan, on_batch=lambda _table, n: bar.update(n))
     for table, count in deleted.items():
-        click.echo(f"deleted {count} row(s) of {table} {before}")
+        echo(f"deleted {count} row(s) of {table} {before}")

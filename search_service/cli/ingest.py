@@ -18,6 +18,7 @@ from search_service.cli.common import (
     UserFacingError,
     connect,
     current_database_url,
+    echo,
     echo_webhook_url,
     user_errors,
 )
@@ -59,8 +60,8 @@ def keys_create(
         except ApiKeyError as exc:
             raise UserFacingError(str(exc)) from None
     owner = "admin" if store_id is None else f"store {store_id}"
-    click.echo(f"created key {new.id} ({owner}, scopes: {', '.join(new.scopes)}); it is shown only now:")
-    click.echo(new.key)
+    echo(f"created key {new.id} ({owner}, scopes: {', '.join(new.scopes)}); it is shown only now:")
+    echo(new.key)
 
 
 @keys.command("list")
@@ -77,12 +78,12 @@ def keys_list(settings: Settings, store_id: UUID | None) -> None:
         except ApiKeyError as exc:
             raise UserFacingError(str(exc)) from None
     if not infos:
-        click.echo("no API keys")
+        echo("no API keys")
     for k in infos:
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
         used = f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never"
         owner = "admin" if k.is_admin else f"store={k.store_id}"
-        click.echo(f"{k.id}\t{k.prefix}…\t{owner}\t{','.join(k.scopes)}\t{state}\tused={used}\t{k.name or ''}")
+        echo(k.id, f"{k.prefix}…", owner, ",".join(k.scopes), state, f"used={used}", k.name or "")
 
 
 @keys.command("revoke")
@@ -98,7 +99,7 @@ def keys_revoke(settings: Settings, key_id: UUID) -> None:
             revoked_at = revoke_key(conn, key_id)
         except ApiKeyError as exc:
             raise UserFacingError(str(exc)) from None
-    click.echo(f"key {key_id} revoked at {revoked_at:%Y-%m-%d %H:%M:%S %Z}")
+    echo(f"key {key_id} revoked at {revoked_at:%Y-%m-%d %H:%M:%S %Z}")
 
 
 @click.group()
@@ -129,8 +130,8 @@ def stores_create(settings: Settings, **fields: object) -> None:
             store_id = create_store(conn, StoreFields(**fields))  # type: ignore[arg-type]
         except StoreError as exc:
             raise UserFacingError(f"{exc.field}: {exc.message}") from None
-    click.echo(f"created store {store_id}", err=True)
-    click.echo(store_id)  # alone on stdout: `$(...)` captured "created store <id>"
+    echo(f"created store {store_id}", err=True)
+    echo(store_id)  # alone on stdout: `$(...)` captured "created store <id>"
 
 
 @click.group()
@@ -151,10 +152,10 @@ def connect_webhook(settings: Settings, store_id: UUID) -> None:
             new = create_connection(conn, settings.secret_box(), store_id=store_id, source="webhook")
         except StoreError as exc:
             raise UserFacingError(exc.message) from None
-    click.echo(f"connection {new.id}")
+    echo(f"connection {new.id}")
     echo_webhook_url(settings, new.id, "Standard Webhooks")
-    click.echo("signing secret, shown only now:")
-    click.echo(new.secret)
+    echo("signing secret, shown only now:")
+    echo(new.secret)
 
 
 @click.group("import")
@@ -227,12 +228,12 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
 def _report(out: ImportOutcome, strict: bool) -> None:
     """The first rejected and noted rows, the summary line; exit 1 unless completed, 3 on --strict rejections."""
     for number, reason in out.errors:
-        click.echo(f"row {number}: rejected: {reason}")
+        echo(f"row {number}: rejected: {reason}")
     for number, note in out.notes or []:
-        click.echo(f"row {number}: note: {note}")
+        echo(f"row {number}: note: {note}")
     if out.ignored_columns:
-        click.echo(f"ignored columns: {', '.join(out.ignored_columns)}")
-    click.echo(
+        echo(f"ignored columns: {', '.join(out.ignored_columns)}")
+    echo(
         f"batch {out.batch_id} {out.status}: {out.total} rows, {out.mapped} mapped ({out.noted} with notes), "
         f"{out.stale} stale, {out.duplicate} duplicate, {out.rejected} rejected"
     )
@@ -285,30 +286,31 @@ def imports_list(settings: Settings, store_id: UUID | None, statuses: tuple[str,
         if not rows and store_id is not None and conn.execute(store_of, {"store_id": store_id}).fetchone() is None:
             raise UserFacingError(f"no store with id {store_id}")  # it said "no batches", as of a store with none
     if not rows:
-        click.echo("no batches")
+        echo("no batches")
     for row in rows:
-        click.echo(_batch_line(*row))
+        echo(*_batch_columns(*row))
 
 
-def _batch_line(
+def _batch_columns(
     batch_id: UUID, store_id: UUID, source: str, kind: str, status: str, total: int, mapped: int, stale: int,
     duplicate: int, rejected: int, error: str | None, file_name: str | None, created: datetime,
     finished: datetime | None, locked_by: str | None, locked_until: datetime | None, failures: int,
     pruned: datetime | None,
-) -> str:  # fmt: skip
+) -> list[str]:  # fmt: skip
     counts = f"rows={total} mapped={mapped} stale={stale} duplicate={duplicate} rejected={rejected}"
-    line = f"{batch_id}\tstore={store_id}\t{source}/{kind}\t{status}\t{counts}\tcreated={created:%Y-%m-%d %H:%M:%S}"
+    columns = [str(batch_id), f"store={store_id}", f"{source}/{kind}", status, counts]
+    columns.append(f"created={created:%Y-%m-%d %H:%M:%S}")
     if finished is not None:
-        line += f"\tfinished={finished:%Y-%m-%d %H:%M:%S}"
+        columns.append(f"finished={finished:%Y-%m-%d %H:%M:%S}")
     if file_name:
-        line += f"\tfile={file_name}"
+        columns.append(f"file={file_name}")
     if locked_by and status == "processing":
-        line += f"\tleased_by={locked_by} until {locked_until:%H:%M:%S}"
+        columns.append(f"leased_by={locked_by} until {locked_until:%H:%M:%S}")
     if failures:
-        line += f"\tmapping_failures={failures}"
+        columns.append(f"mapping_failures={failures}")
     if pruned is not None:
-        line += "\trows pruned"
-    return line + (f"\terror={' '.join(error.split())}" if error else "")
+        columns.append("rows pruned")
+    return columns + ([f"error={' '.join(error.split())}"] if error else [])
 
 
 @imports.command("prune")
@@ -329,7 +331,7 @@ def imports_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
     what = (
         f"{counts.batches} finished batch(es) with {counts.raw_rows} raw row(s), {counts.deliveries} delivery record(s)"
     )
-    click.echo(f"would delete {what}" if dry_run else f"deleted {what}")
+    echo(f"would delete {what}" if dry_run else f"deleted {what}")
 
 
 COMMANDS = [keys, stores, import_group, imports]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from search_service.cli.common import Duration, UsageMistake, connect, user_errors
+from search_service.cli.common import Duration, UsageMistake, connect, echo, user_errors
 from search_service.settings import Settings
 
 
@@ -23,9 +23,9 @@ def tasks_stats(settings: Settings) -> None:
     with connect(settings) as conn:
         stats = queue.stats(conn)
     for status, count in stats.counts.items():
-        click.echo(f"{status:<8} {count}")
+        echo(f"{status:<8} {count}")
     age = "-" if stats.oldest_pending_s is None else f"{stats.oldest_pending_s:.1f}s"
-    click.echo(f"oldest pending: {age}")
+    echo(f"oldest pending: {age}")
 
 
 @tasks.command("failed")
@@ -39,9 +39,9 @@ def tasks_failed(settings: Settings, limit: int) -> None:
     with connect(settings) as conn:
         rows = queue.list_failed(conn, limit)
     if not rows:
-        click.echo("no failed tasks")
+        echo("no failed tasks")
     for task_id, product_id, attempts, max_attempts, error, _finished in rows:
-        click.echo(f"{task_id}\tproduct={product_id}\tattempts={attempts}/{max_attempts}\t{error}")
+        echo(task_id, f"product={product_id}", f"attempts={attempts}/{max_attempts}", error)
 
 
 @tasks.command("retry")
@@ -59,13 +59,13 @@ def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> No
         requeued = queue.retry_failed(conn, None if retry_all else list(ids))
         left = [i for i in dict.fromkeys(ids) if i not in set(requeued)]
         statuses = queue.task_statuses(conn, left) if left else {}
-    click.echo(f"requeued {len(requeued)} task(s)")
+    echo(f"requeued {len(requeued)} task(s)")
     for task_id in left:  # each id asked for and not requeued, and why
         status = statuses.get(task_id)
         why = "no such task" if status is None else f"it is {status}, not failed"
         if status == "failed":
             why = "its product already has a pending task, which does its work"
-        click.echo(f"not requeued: {task_id} ({why})")
+        echo(f"not requeued: {task_id} ({why})")
 
 
 @tasks.command("prune")
@@ -83,8 +83,8 @@ def tasks_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
         plan = queue.plan_prune(conn, older_than)
         before = f"that finished before {plan.cutoff:%Y-%m-%d %H:%M:%S %Z}"
         if dry_run:
-            click.echo(f"would delete {plan.count} done task(s) {before}")
+            echo(f"would delete {plan.count} done task(s) {before}")
             return
         with tqdm(total=plan.count, unit="task", desc="tasks prune", disable=plan.count == 0) as bar:
             deleted = queue.prune_done(conn, plan, on_batch=bar.update)
-    click.echo(f"deleted {deleted} done task(s) {before}")
+    echo(f"deleted {deleted} done task(s) {before}")

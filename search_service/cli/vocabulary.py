@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from search_service.cli.common import UserFacingError, connect, user_errors
+from search_service.cli.common import UserFacingError, connect, echo, user_errors
 from search_service.settings import Settings
 
 
@@ -25,4 +25,4 @@ def vocabulary_prune(settings: Settings) -> None:
             report = vocabulary_mod.prune(conn)
         except vocabulary_mod.VocabularyBusy as exc:
             raise UserFacingError(str(exc)) from None
-    click.echo(f"removed {report.removed} word(s), {report.kept} kept")
+    echo(f"removed {report.removed} word(s), {report.kept} kept")
