@@ -300,3 +300,18 @@ def test_a_stop_word_typed_as_the_last_word_is_a_prefix_not_dropped(base: str, d
     assert _names(base, "qorn tea to", "keyword") == ["Qorn Tea Towel"]
     assert _names(base, "qorn green t", "hybrid")[0] == "Qorn Green Tea Bags x40"
     assert len(_names(base, "qorn green ", "keyword")) == 3  # a space typed: `green` whole, the stop word gone
+
+
+def test_a_compound_with_a_partly_typed_last_word_is_a_prefix(base: str, db_url: str) -> None:
+    """`tooth pa`, `tooth pas` found nothing though Toothpaste is there, `tooth past` pastels, `pop co` every word
+    near it: two words joined (`tooth paste`) and the last word as a prefix did not combine. The join is a prefix
+    too (`toothpa*`) where a vocabulary word starts with it."""
+    _write(base, db_url, "JP", ["Vreld Toothpaste 75 ml", "Vreld Pastel Crayons", "Vreld Popcorn 100 g", "Vreld Pot"])
+    for q in ("vreld tooth pa", "vreld tooth pas"):
+        scores = _scores(base, q)  # the prefix tier; `tooth`, no word of the vocabulary, may go as a slip below it
+        assert next(iter(scores)) == "Vreld Toothpaste 75 ml" and scores["Vreld Toothpaste 75 ml"] >= 1, (q, scores)
+        assert _names(base, q, "hybrid")[0] == "Vreld Toothpaste 75 ml", q
+    assert _scores(base, "vreld tooth past")["Vreld Toothpaste 75 ml"] >= 1  # the prefix tier, above any typo's
+    assert _names(base, "vreld pop co", "keyword")[0] == "Vreld Popcorn 100 g"
+    # a space typed: `pa` whole, no prefix (at most typo tolerance's match of `vreld` alone)
+    assert (_scores(base, "vreld tooth pa ").get("Vreld Toothpaste 75 ml") or 0) < 1

@@ -356,13 +356,14 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 -- fragment: keyword_query
 -- params: q text, q_sized text|null (q with its sizes glued to a unit spaced, `1l` -> `1 l`: engine/text.py
 --    spaced_sizes; null: q holds none), q_head text|null (the words before the last), q_last text|null (the last
---    word, 3+ letters or any after a word, folded: text.last_word_prefix; null: no prefix), q_words text[] (q's words in order, folded:
---    text.query_words; empty: no compounds)
+--    word, 3+ letters or any after a word, folded: text.last_word_prefix; null: no prefix), q_words text[] (q's
+--    words in order, folded: text.query_words; empty: no compounds)
 -- The query's tsqueries, its trimmed text and that folded (lower case, accents as unaccent folds them), computed
 -- once (read through InitPlans: a generic plan would otherwise parse them again for every row it scores), and its
--- exact name/GTIN matches. Seven CTEs. `prefix`: the words before the last as typed (either config) and the last as
--- the prefix, all in a name or brand (weights A and B: the vocabulary's words, not a description's), null without
--- one. `compound`: the query with two neighbouring words joined where the vocabulary holds the join (`tooth paste`:
+-- exact name/GTIN matches. Nine CTEs. `prefix`: the words before the last as typed (either config) and the last as
+-- the prefix, all in a name or brand (weights A and B: the vocabulary's words, not a description's), or-ed with
+-- the joined prefix (`tooth pa`: toothpa*, where a vocabulary word starts with it), null without one.
+-- `compound`: the query with two neighbouring words joined where the vocabulary holds the join (`tooth paste`:
 -- toothpaste), or an unknown word split into two vocabulary words as a phrase (`oatmilk`: oat <-> milk, at most two
 -- splits, the most even first): each join with the other words, each word read as typed or as its splits, and with
 -- any split every word so read (`word_readings`), or-ed; null without any (~2 index probes a split point and one a
@@ -416,17 +417,32 @@ compound_parts AS MATERIALIZED (
     ) AS r
     WHERE EXISTS (SELECT 1 FROM compound_parts)
     GROUP BY o.i
+), name_words AS MATERIALIZED (
+    -- words to be found in a name or brand (each lexeme given weights A and B), in either config: those before the
+    -- last (part 1), and those before the two a joined prefix joins (part 2); no row without a prefix
+    SELECT h.part, regexp_replace((websearch_to_tsquery('plinqy_english', h.words)
+                                   || websearch_to_tsquery('plinqy_simple', h.words))::text,
+                                  '(''(?:[^'']|'''')*'')', '\1:' || 'AB', 'g')::tsquery AS q
+    FROM (VALUES (1, :q_head::text),
+                 (2, array_to_string((:q_words::text[])[1:cardinality(:q_words::text[]) - 2], ' '))) AS h(part, words)
+    WHERE :q_last::text IS NOT NULL AND btrim(h.words) <> ''
 ), prefix_parts AS MATERIALIZED (
-    -- the last word as a prefix and the words before it, all in a name or brand (each lexeme given weights A and
-    -- B): `hand wash` matched Washers by `hand` in their description; no row without a prefix
+    -- the last word as a prefix and the words before it, all in a name or brand: `hand wash` matched Washers by
+    -- `hand` in their description; no row without a prefix
     SELECT to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB') AS last,
-           CASE WHEN btrim(:q_head::text) <> ''
-                THEN regexp_replace((websearch_to_tsquery('plinqy_english', :q_head::text)
-                                     || websearch_to_tsquery('plinqy_simple', :q_head::text))::text,
-                                    '(''(?:[^'']|'''')*'')', '\1:' || 'AB', 'g')::tsquery END AS head,
+           (SELECT q FROM name_words WHERE part = 1) AS head,
            length(:q_last::text) < 3 AS short,
            to_tsvector('plinqy_english', :q_last::text) = ''::tsvector AS stop_word
     WHERE :q_last::text IS NOT NULL
+), joined_prefix AS MATERIALIZED (
+    -- the word before the last joined with it as a prefix (`tooth pa`: toothpa*, Toothpaste), with the words before
+    -- those two, where a vocabulary word starts with the join (one probe of its prefix range; 4+ letters)
+    SELECT coalesce((SELECT q FROM name_words WHERE part = 2) && x.q, x.q) AS q
+    FROM (SELECT (:q_words::text[])[cardinality(:q_words::text[]) - 1] || :q_last::text AS word) AS j
+    CROSS JOIN LATERAL (SELECT to_tsquery('plinqy_simple', quote_literal(j.word) || ':*AB') AS q) AS x
+    WHERE (:q_words::text[])[cardinality(:q_words::text[])] = :q_last::text
+      AND length(j.word) >= 4 AND j.word !~ '\W|[0-9_]'  -- two words of letters
+      AND EXISTS (SELECT 1 FROM search_term t WHERE t.term ~>=~ j.word AND t.term ~<~ (j.word || chr(1114111)))
 ), english_typed AS MATERIALIZED (
     -- null where the query needs no word (querytree 'T': only excluded words, `-zq`, or one or-ed, `milk or -zq`):
     -- such a tsquery matches by absence, which no index can find (every product read and tested, each `-zq` again)
@@ -454,9 +470,13 @@ compound_parts AS MATERIALIZED (
            lower(unaccent(btrim(replace(:q_sized::text, '"', '')))) AS sized_folded,
            CASE WHEN translate(btrim(:q::text), ' -', '') ~ '^[0-9]{8,14}$'
                 THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14,
-           (SELECT CASE WHEN head IS NULL THEN last ELSE head && last END FROM prefix_parts
-            WHERE NOT short OR querytree(head) NOT IN ('', 'T')) AS prefix,  -- 1-2 letters only after a word
-           (SELECT head FROM prefix_parts) AS prefix_head,  -- (text.last_word_prefix), not after `-zq` alone
+           -- 1-2 letters only after a word (text.last_word_prefix), not after `-zq` alone; or the joined prefix
+           (SELECT CASE WHEN j.q IS NULL THEN w.q ELSE w.q || j.q END
+            FROM (SELECT CASE WHEN head IS NULL THEN last ELSE head && last END AS q FROM prefix_parts
+                  WHERE NOT short OR querytree(head) NOT IN ('', 'T')) AS w
+            LEFT JOIN joined_prefix j ON true) AS prefix,
+           (SELECT q FROM joined_prefix) AS joined_prefix,
+           (SELECT head FROM prefix_parts) AS prefix_head,
            coalesce((SELECT short AND querytree(head) NOT IN ('', 'T') FROM prefix_parts), false) AS short_prefix,
            -- each join with every other word's readings, and (where a word splits) every word's readings together
            (SELECT tsquery_or_agg(CASE WHEN j.q IS NULL THEN r.q WHEN r.q IS NULL THEN j.q ELSE j.q && r.q END)
@@ -576,6 +596,12 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     -- checked (ts_match_vq is no index condition)
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT prefix_head FROM tsq) AND ts_match_vq(p.search_tsv, (SELECT prefix FROM tsq))
+       AND (SELECT short_prefix FROM tsq) AND (SELECT n FROM fts_count) < :cap::int
+     LIMIT :cap::int)
+    UNION ALL
+    -- and the joined prefix's rows (`tooth pa`), 4+ letters: looked up in the index
+    (SELECT p.id FROM product_master p
+     WHERE p.search_tsv @@ (SELECT joined_prefix FROM tsq)
        AND (SELECT short_prefix FROM tsq) AND (SELECT n FROM fts_count) < :cap::int
      LIMIT :cap::int)
 ), words_found AS (
