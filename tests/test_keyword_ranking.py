@@ -315,3 +315,15 @@ def test_a_compound_with_a_partly_typed_last_word_is_a_prefix(base: str, db_url:
     assert _names(base, "vreld pop co", "keyword")[0] == "Vreld Popcorn 100 g"
     # a space typed: `pa` whole, no prefix (at most typo tolerance's match of `vreld` alone)
     assert (_scores(base, "vreld tooth pa ").get("Vreld Toothpaste 75 ml") or 0) < 1
+
+
+def test_a_prefix_needs_a_word_other_than_the_words_before_it(base: str, db_url: str) -> None:
+    """`olive o`: `olive` itself started with `o`, so the prefix added nothing and every olive-coloured bag ranked
+    with Olive Oil. The prefix now needs a word of its own: not a word typed before it, nor its plural."""
+    names = ["Skarn Olive Oil 500 ml", "Skarn Green Olives", "Skarn Camera Bag, Olive", "Skarn Milk Chocolate"]
+    _write(base, db_url, "OO", names)
+    for q in ("skarn olive o", "skarn olive oi", "skarn olives o"):
+        scores = _scores(base, q)
+        assert next(iter(scores)) == "Skarn Olive Oil 500 ml", (q, scores)
+        assert max(scores.get("Skarn Green Olives") or 0, scores.get("Skarn Camera Bag, Olive") or 0) < 1, (q, scores)
+    assert (_scores(base, "skarn milk m").get("Skarn Milk Chocolate") or 0) < 1  # milk's own m is no prefix

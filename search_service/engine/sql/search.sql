@@ -362,8 +362,9 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 -- once (read through InitPlans: a generic plan would otherwise parse them again for every row it scores), and its
 -- exact name/GTIN matches. Nine CTEs. `prefix`: the words before the last as typed (either config) and the last as
 -- the prefix, all in a name or brand (weights A and B: the vocabulary's words, not a description's), or-ed with
--- the joined prefix (`tooth pa`: toothpa*, where a vocabulary word starts with it), null without one.
--- `compound`: the query with two neighbouring words joined where the vocabulary holds the join (`tooth paste`:
+-- the joined prefix (`tooth pa`: toothpa*, where a vocabulary word starts with it), null without one; a word
+-- before the last that the prefix starts satisfies no prefix (`prefix_holds`). `compound`: the query with two
+-- neighbouring words joined where the vocabulary holds the join (`tooth paste`:
 -- toothpaste), or an unknown word split into two vocabulary words as a phrase (`oatmilk`: oat <-> milk, at most two
 -- splits, the most even first): each join with the other words, each word read as typed or as its splits, and with
 -- any split every word so read (`word_readings`), or-ed; null without any (~2 index probes a split point and one a
@@ -434,6 +435,18 @@ compound_parts AS MATERIALIZED (
            length(:q_last::text) < 3 AS short,
            to_tsvector('plinqy_english', :q_last::text) = ''::tsvector AS stop_word
     WHERE :q_last::text IS NOT NULL
+), prefix_apart AS MATERIALIZED (
+    -- the words typed before the last that its prefix starts (`olive o`: olive), as names hold them: their lexemes
+    -- in either config, and the vocabulary's words of the same english stem (olives); prefix_holds leaves them out
+    -- of a row for the prefix, which needs a word of its own. One probe of a stem's prefix range, only for these.
+    SELECT l FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', :q_head::text)
+                                           || to_tsvector('plinqy_english', :q_head::text))) AS l
+    WHERE starts_with(l, :q_last::text)
+    UNION
+    SELECT t.term FROM unnest(tsvector_to_array(to_tsvector('plinqy_english', :q_head::text))) AS s(stem)
+    JOIN search_term t ON t.term ~>=~ s.stem AND t.term ~<~ (s.stem || chr(1114111))
+    WHERE starts_with(s.stem, :q_last::text)
+      AND tsvector_to_array(to_tsvector('plinqy_english', t.term)) = ARRAY[s.stem]
 ), joined_prefix AS MATERIALIZED (
     -- the word before the last joined with it as a prefix (`tooth pa`: toothpa*, Toothpaste), with the words before
     -- those two, where a vocabulary word starts with the join (one probe of its prefix range; 4+ letters)
@@ -476,6 +489,8 @@ compound_parts AS MATERIALIZED (
                   WHERE NOT short OR querytree(head) NOT IN ('', 'T')) AS w
             LEFT JOIN joined_prefix j ON true) AS prefix,
            (SELECT q FROM joined_prefix) AS joined_prefix,
+           (SELECT last FROM prefix_parts) AS prefix_last,
+           (SELECT array_agg(l) FROM prefix_apart) AS prefix_apart,
            (SELECT head FROM prefix_parts) AS prefix_head,
            coalesce((SELECT short AND querytree(head) NOT IN ('', 'T') FROM prefix_parts), false) AS short_prefix,
            -- each join with every other word's readings, and (where a word splits) every word's readings together
@@ -496,6 +511,15 @@ compound_parts AS MATERIALIZED (
     WHERE p.gtin IS NOT NULL AND lpad(p.gtin, 14, '0') = (SELECT gtin14 FROM tsq)
     LIMIT 50
 )
+
+-- fragment: prefix_holds
+-- params: none
+-- Whether product `p`, matching tsq's prefix, holds the last word's prefix by a word of its own: where the prefix
+-- starts a word typed before it (`olive o`), that word's lexemes are left out of the row for it (Olive Oil, not a
+-- bag in Olive); or the joined prefix holds. One ts_delete a row, only where the prefix starts an earlier word.
+((SELECT prefix_apart FROM tsq) IS NULL
+ OR ts_match_vq(ts_delete(p.search_tsv, (SELECT prefix_apart FROM tsq)), (SELECT prefix_last FROM tsq))
+ OR ts_match_vq(p.search_tsv, (SELECT joined_prefix FROM tsq)))
 
 -- fragment: keyword_scored
 -- params: q text (+ product_filter)
@@ -523,7 +547,7 @@ matched AS (
                   THEN 3 - 1 / (1 + ts_rank_cd(p.search_tsv, (SELECT simple FROM tsq)))
                 WHEN p.search_tsv @@ (SELECT compound FROM tsq)
                   THEN 3 - 1 / (1 + ts_rank_cd(p.search_tsv, (SELECT compound FROM tsq)))
-                WHEN p.search_tsv @@ (SELECT prefix FROM tsq)
+                WHEN p.search_tsv @@ (SELECT prefix FROM tsq) AND {{ prefix_holds }}
                   THEN 2 - 1 / (1 + ts_rank_cd(p.search_tsv, (SELECT prefix FROM tsq)))
                 -- under 1: a typo match of every trigram (`oat-milk`, Oat Milk) read as a prefix match (tier 1)
                 ELSE least(word_similarity(:q::text, p.name), 0.999) END AS kscore
@@ -588,7 +612,7 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     -- `cap` of them, in scope too (not scan_cap): a fallback tier; `sta` read 1,725 of 18,706 rows rechecked for
     -- their weights at 100k where the scope asked 20,000 (17 ms)
     (SELECT p.id FROM product_master p
-     WHERE p.search_tsv @@ (SELECT prefix FROM tsq) AND NOT (SELECT short_prefix FROM tsq)
+     WHERE p.search_tsv @@ (SELECT prefix FROM tsq) AND NOT (SELECT short_prefix FROM tsq) AND {{ prefix_holds }}
        AND (SELECT n FROM fts_count) < :cap::int
      LIMIT :cap::int)
     UNION ALL
@@ -596,7 +620,7 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     -- checked (ts_match_vq is no index condition)
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT prefix_head FROM tsq) AND ts_match_vq(p.search_tsv, (SELECT prefix FROM tsq))
-       AND (SELECT short_prefix FROM tsq) AND (SELECT n FROM fts_count) < :cap::int
+       AND {{ prefix_holds }} AND (SELECT short_prefix FROM tsq) AND (SELECT n FROM fts_count) < :cap::int
      LIMIT :cap::int)
     UNION ALL
     -- and the joined prefix's rows (`tooth pa`), 4+ letters: looked up in the index
@@ -665,12 +689,14 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
 ), typo AS MATERIALIZED (
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT tsquery_and_agg(q) FROM spellings)
-       AND ((SELECT q FROM kept_prefix) IS NULL OR ts_match_vq(p.search_tsv, (SELECT q FROM kept_prefix)))
+       AND ((SELECT q FROM kept_prefix) IS NULL
+            OR (ts_match_vq(p.search_tsv, (SELECT q FROM kept_prefix)) AND {{ prefix_holds }}))
      LIMIT greatest(:cap::int, :scan_cap::int))
     UNION
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT q FROM typo_query)
-       AND ((SELECT q FROM kept_prefix) IS NULL OR ts_match_vq(p.search_tsv, (SELECT q FROM kept_prefix)))
+       AND ((SELECT q FROM kept_prefix) IS NULL
+            OR (ts_match_vq(p.search_tsv, (SELECT q FROM kept_prefix)) AND {{ prefix_holds }}))
      LIMIT 4 * :typo_below::int)
 ), capped AS (
     SELECT (SELECT n FROM fts_count) >= :cap::int OR (SELECT count(*) FROM typo) >= :cap::int
