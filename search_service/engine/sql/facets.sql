@@ -155,7 +155,8 @@ SELECT coalesce(array_agg(id), '{}'::bigint[]) AS ids FROM t;
 
 -- name: explain_typos
 -- params: q text, product_ids uuid[]
--- explain=true: per product, the typo corrections it owes its match: a query word the vocabulary does not know
+-- explain=true: per product, the typo corrections it owes its match: a query word the vocabulary does not know (in
+-- any form: as typed, by its stem or an irregular plural's singular)
 -- and the product does not match as typed (nor by its stem), and the known word (as the keyword side's correction
 -- finds them: with two neighbouring letters swapped, else at most 3 by trigrams within the edits the word's length
 -- allows) that the product's name or brand has. Same words and thresholds as rank_keyword's typo tolerance
@@ -164,7 +165,10 @@ WITH words AS (
     SELECT DISTINCT w, CASE WHEN length(w) >= 9 THEN 2 ELSE 1 END AS edits
     FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', :q::text))) AS u(w)
     WHERE length(w) >= 4 AND w !~ '^[0-9]+$' AND to_tsvector('plinqy_english', w) <> ''::tsvector
-      AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = w)
+      -- known in a form, as search.sql's word_forms reads it (`loaves`: loaf), is no slip
+      AND NOT EXISTS (SELECT 1 FROM search_term k
+                      WHERE k.term = ANY(ARRAY[w, regexp_replace(w, 'ves$', 'f'), regexp_replace(w, 'ves$', 'fe')]
+                                         || tsvector_to_array(to_tsvector('plinqy_english', w))))
 ), swapped AS (
     SELECT DISTINCT words.w, t.term FROM words
     CROSS JOIN LATERAL generate_series(1, length(words.w) - 1) AS g(i)

@@ -555,6 +555,14 @@ matched AS (
     WHERE {{ product_filter }}
 )
 
+-- fragment: word_forms
+-- params: none
+-- A typed word `w` (text) as the vocabulary may hold it: as typed, its english stem, and an irregular plural's
+-- singular, -ves as -f or -fe (`loaves`: loaf, `knives`: knife, `shelves`: shelf), which the stemmer leaves as
+-- `loav`, `knive`: no name holds those, so typo tolerance took `loaves` for a slip of `leaves`. A text[].
+(ARRAY[w, regexp_replace(w, 'ves$', 'f'), regexp_replace(w, 'ves$', 'fe')]
+ || tsvector_to_array(to_tsvector('plinqy_english', w)))
+
 -- name: rank_keyword
 -- params: q text, depth int, cap int, typo_tolerance bool, scan_cap int|null (set where the API holds the
 --    candidate sets: a word of `cap` matches or more is handed back to rank in scope, see the end),
@@ -633,15 +641,16 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
 ), words AS MATERIALIZED (
     -- the sizes spaced: `500g` is no word to correct (to `500`), `500` and `g` are left out as any number or letter
     -- `edits`: how far a correction may be (1, or 2 from 9 letters, or where the trigrams are close: >= 0.45)
-    SELECT DISTINCT w, CASE WHEN length(w) >= 9 THEN 2 ELSE 1 END AS edits
+    -- `forms`: the word as the vocabulary may hold it (`word_forms`)
+    SELECT DISTINCT w, CASE WHEN length(w) >= 9 THEN 2 ELSE 1 END AS edits, {{ word_forms }} AS forms
     FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', coalesce(:q_sized::text, :q::text)))) AS u(w)
     WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM words_found) < :typo_below::int
       AND (SELECT simple FROM tsq) IS NOT NULL  -- a query that needs no word has none to correct (`-day`: not day)
       AND to_tsvector('plinqy_english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
 ), swapped AS MATERIALIZED (
     -- a word that is a known one with two neighbouring letters swapped (`mlik`): too few trigrams in common for
-    -- the similarity; it replaces the word's trigram corrections (`ml` flooded `mlik`). Not a word known by its
-    -- stem (`hoes`: hoe, not hose), nor into a stop word (`form`: from).
+    -- the similarity; it replaces the word's trigram corrections (`ml` flooded `mlik`). Not a word known in a form
+    -- (`hoes`: hoe, not hose), nor into a stop word (`form`: from).
     -- one index probe a swap: a `t.term IN (subquery of words.w)` was re-run for every vocabulary row (a 240-letter
     -- word: 2 s of the statement)
     SELECT DISTINCT words.w, t.term FROM words
@@ -649,13 +658,13 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     JOIN search_term t
       ON t.term = overlay(words.w PLACING substr(words.w, i + 1, 1) || substr(words.w, i, 1) FROM i FOR 2)
     WHERE length(words.w) >= 4 AND to_tsvector('plinqy_english', t.term) <> ''::tsvector
-      AND NOT EXISTS (SELECT 1 FROM search_term k
-                      WHERE k.term = ANY(words.w || tsvector_to_array(to_tsvector('plinqy_english', words.w))))
+      AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = ANY(words.forms))
 ), spellings AS MATERIALIZED (
+    -- a word the vocabulary knows in a form is that form, no slip of another word (`loaves`: loaf, not leaves)
     SELECT words.w, tsquery_or_agg(quote_literal(s.term)::tsquery) AS q
     FROM words
     CROSS JOIN LATERAL (
-        (SELECT t.term FROM search_term t WHERE t.term = words.w LIMIT 1)
+        (SELECT DISTINCT t.term FROM search_term t WHERE t.term = ANY(words.forms))
         UNION
         (SELECT t.term FROM search_term t
          WHERE length(words.w) >= 4 AND t.term % words.w
@@ -666,7 +675,7 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
                          -- a plural's s is no edit: `tisue` is tissue(s), `knives` knive(s) -> knife
                          OR levenshtein_less_equal(regexp_replace(t.term, 's$', ''), regexp_replace(words.w, 's$', ''),
                                                    1) <= 1 END
-           AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = words.w)
+           AND NOT EXISTS (SELECT 1 FROM search_term k WHERE k.term = ANY(words.forms))
            AND NOT EXISTS (SELECT 1 FROM swapped x WHERE x.w = words.w)
          GROUP BY t.term
          ORDER BY similarity(t.term, words.w) DESC, t.term
