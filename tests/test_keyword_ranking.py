@@ -339,3 +339,16 @@ def test_an_irregular_plural_is_its_singular_not_a_slip(base: str, db_url: str) 
     assert _explained(base, "loaves") == {"Pravo Sourdough Loaf": []}  # a plural's singular is no correction
     assert _names(base, "shelves", "keyword") == ["Pravo Wall Shelf"]
     assert _names(base, "leaves", "keyword")[0] == "Pravo Bay Leaves"
+
+
+def test_an_excluded_word_stays_excluded_when_a_typo_is_corrected(base: str, db_url: str) -> None:
+    # typo tolerance took every word of q to correct, an excluded one too: `qorvel -milk` (few matches: the typo
+    # side runs) matched the Qorvel milks by `qorvel & milk`, the exclusion read as a word wanted
+    names = ["Qorvel Oat Drink", "Qorvel Whole Milk", "Qorvel Milk Powder", "Qorvel Goat Milk Soap"]
+    _write(base, db_url, "X", names)
+    for q in ("qorvel -milk", "qorvle -milk"):  # as typed, and with a slip corrected (`qorvle`: qorvel)
+        assert _names(base, q, "keyword") == ["Qorvel Oat Drink"], q
+    assert "Qorvel Oat Drink" in _names(base, "qorvle -milk", "hybrid")
+    assert _explained(base, "qorvle -milk") == {"Qorvel Oat Drink": ["qorvle->qorvel"]}
+    for q in ('qorvel -"whole milk"', 'qorvle -"whole milk"'):  # an excluded phrase
+        assert sorted(_names(base, q, "keyword")) == sorted(set(names) - {"Qorvel Whole Milk"}), q

@@ -165,6 +165,10 @@ WITH words AS (
     SELECT DISTINCT w, CASE WHEN length(w) >= 9 THEN 2 ELSE 1 END AS edits
     FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', :q::text))) AS u(w)
     WHERE length(w) >= 4 AND w !~ '^[0-9]+$' AND to_tsvector('plinqy_english', w) <> ''::tsvector
+      -- an excluded word (`-milk`) is no word to correct, as in rank_keyword
+      AND NOT w = ANY(tsvector_to_array(to_tsvector('plinqy_simple', coalesce(
+          (SELECT string_agg(m[1], ' ') FROM regexp_matches(websearch_to_tsquery('plinqy_simple', :q::text)::text,
+                                                            '!(''(?:[^'']|'''')*''|\([^()]*\))', 'g') AS m), ''))))
       -- known in a form, as search.sql's word_forms reads it (`loaves`: loaf), is no slip
       AND NOT EXISTS (SELECT 1 FROM search_term k
                       WHERE k.term = ANY(ARRAY[w, regexp_replace(w, 'ves$', 'f'), regexp_replace(w, 'ves$', 'fe')]

@@ -483,6 +483,11 @@ compound_parts AS MATERIALIZED (
            lower(unaccent(btrim(replace(:q_sized::text, '"', '')))) AS sized_folded,
            CASE WHEN translate(btrim(:q::text), ' -', '') ~ '^[0-9]{8,14}$'
                 THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14,
+           -- what `-` excludes (`!'milk'`, `!( 'whole' <-> 'milk' )`) in either config, or-ed: typo tolerance
+           -- corrects the other words and keeps these out (it read `qorvel -milk` as qorvel & milk)
+           (SELECT tsquery_or_agg(m[1]::tsquery)
+            FROM regexp_matches(concat((SELECT q FROM simple_typed)::text, ' ', (SELECT q FROM english_typed)::text),
+                                '!(''(?:[^'']|'''')*''|\([^()]*\))', 'g') AS m) AS excluded,
            -- 1-2 letters only after a word (text.last_word_prefix), not after `-zq` alone; or the joined prefix
            (SELECT CASE WHEN j.q IS NULL THEN w.q ELSE w.q || j.q END
             FROM (SELECT CASE WHEN head IS NULL THEN last ELSE head && last END AS q FROM prefix_parts
@@ -646,6 +651,7 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
     FROM unnest(tsvector_to_array(to_tsvector('plinqy_simple', coalesce(:q_sized::text, :q::text)))) AS u(w)
     WHERE :typo_tolerance::bool AND NOT EXISTS (SELECT 1 FROM exact) AND (SELECT n FROM words_found) < :typo_below::int
       AND (SELECT simple FROM tsq) IS NOT NULL  -- a query that needs no word has none to correct (`-day`: not day)
+      AND NOT w = ANY(tsvector_to_array(to_tsvector('plinqy_simple', coalesce((SELECT excluded FROM tsq)::text, ''))))
       AND to_tsvector('plinqy_english', w) <> ''::tsvector AND length(w) >= 2 AND w !~ '^[0-9]+$'
 ), swapped AS MATERIALIZED (
     -- a word that is a known one with two neighbouring letters swapped (`mlik`): too few trigrams in common for
@@ -700,12 +706,14 @@ WITH {{ keyword_query }}, fts AS MATERIALIZED (
      WHERE p.search_tsv @@ (SELECT tsquery_and_agg(q) FROM spellings)
        AND ((SELECT q FROM kept_prefix) IS NULL
             OR (ts_match_vq(p.search_tsv, (SELECT q FROM kept_prefix)) AND {{ prefix_holds }}))
+       AND NOT coalesce(p.search_tsv @@ (SELECT excluded FROM tsq), false)
      LIMIT greatest(:cap::int, :scan_cap::int))
     UNION
     (SELECT p.id FROM product_master p
      WHERE p.search_tsv @@ (SELECT q FROM typo_query)
        AND ((SELECT q FROM kept_prefix) IS NULL
             OR (ts_match_vq(p.search_tsv, (SELECT q FROM kept_prefix)) AND {{ prefix_holds }}))
+       AND NOT coalesce(p.search_tsv @@ (SELECT excluded FROM tsq), false)
      LIMIT 4 * :typo_below::int)
 ), capped AS (
     SELECT (SELECT n FROM fts_count) >= :cap::int OR (SELECT count(*) FROM typo) >= :cap::int
