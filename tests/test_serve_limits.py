@@ -161,3 +161,24 @@ def test_a_bad_request_pipelined_behind_a_good_one_is_answered_after_it(port: in
         first, second, rest = answer.split(b"HTTP/1.1 ", 3)[1:]
         assert first.startswith(b"200") and second.startswith(b"200"), answer[:300]
         assert error_of(b"HTTP/1.1 " + rest)[0] == status, answer[-300:]
+
+
+def test_a_connect_is_a_json_405_and_an_absolute_url_without_a_path_is_served_as_slash(port: int) -> None:
+    """`CONNECT host:port` (authority form) was closed with no answer (the 501 probe met the parser's upgrade);
+    `GET http://host:port` was the parser's 400, where RFC 9112 3.2.1 reads the empty path as `/`."""
+    for connect in (
+        f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n",
+        "CONNECT / HTTP/1.0\r\n\r\n",
+    ):
+        answer, _ = exchange(port, connect.encode())
+        status, message = error_of(answer)
+        assert status == 405 and "CONNECT is not allowed" in message, answer[:300]
+        assert b"\r\nallow: DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT\r\n" in answer, answer[:300]
+    for absolute, origin in ((f"http://127.0.0.1:{port}", "/"), (f"http://127.0.0.1:{port}?q=milk", "/?q=milk")):
+        answers = [
+            exchange(port, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())[0]
+            for target in (absolute, origin)
+        ]
+        assert b"invalid HTTP request" not in answers[0], answers[0][:300]
+        assert answers[0].split(b"\r\n", 1)[0] == answers[1].split(b"\r\n", 1)[0] == b"HTTP/1.1 200 OK", answers
+        assert answers[0].partition(b"\r\n\r\n")[2] == answers[1].partition(b"\r\n\r\n")[2]

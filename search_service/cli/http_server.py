@@ -39,6 +39,8 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options
 
 METHOD_TOKEN = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}) ")  # RFC 9110's token, then the space
 HEAD_START = 80  # bytes kept of a head's start: its method
+API_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS"
+ALLOW = b"DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"  # a CONNECT's 405: the methods of the API as a whole
 
 
 def unknown_method(head_start: bytes) -> str | None:
@@ -49,9 +51,25 @@ def unknown_method(head_start: bytes) -> str | None:
     probe = httptools.HttpRequestParser(None)
     try:
         probe.feed_data(token.group(1) + b" / HTTP/1.1\r\nHost: x\r\n\r\n")
+    except httptools.HttpParserUpgrade:  # CONNECT: known (its head is refused in on_headers_complete)
+        return None
     except httptools.HttpParserError:
         return token.group(1).decode("ascii")
     return None
+
+
+def origin_form(url: bytes) -> bytes:
+    """An absolute-form target with an empty path (`http://host:port?q`) as RFC 9112 3.2.1 reads it, `/?q`;
+    any other target unchanged (uvicorn took the missing path for a malformed request: a 400)."""
+    if url.startswith(b"/"):
+        return url
+    try:
+        parsed = httptools.parse_url(url)
+    except httptools.HttpParserInvalidURLError:
+        return url  # the parser's 400 follows
+    if parsed.schema is None or parsed.path is not None:
+        return url
+    return b"/" + (b"?" + parsed.query if parsed.query is not None else b"")
 
 
 def limited_protocol(limits: ServerConfig) -> type[LimitedHttpToolsProtocol]:
@@ -59,13 +77,11 @@ def limited_protocol(limits: ServerConfig) -> type[LimitedHttpToolsProtocol]:
     return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits})
 
 
-def error_answer(
-    status: int, message: str, default_headers: list[tuple[bytes, bytes]], head_only: bool = False
-) -> bytes:
+def error_answer(status: int, message: str, headers: list[tuple[bytes, bytes]], head_only: bool = False) -> bytes:
     """A whole HTTP response in the API's error format, closing the connection; to a HEAD, without its body
-    (RFC 9110 9.3.2)."""
+    (RFC 9110 9.3.2). `headers`: the server's default ones, and any the status needs (a 405's Allow)."""
     body = json.dumps({"error": {"parameter": None, "message": message}}).encode()
-    head = [STATUS_LINE[status], *(name + b": " + value + b"\r\n" for name, value in default_headers)]
+    head = [STATUS_LINE[status], *(name + b": " + value + b"\r\n" for name, value in headers)]
     head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body))
     return b"".join(head) + (b"" if head_only else body)
 
@@ -83,7 +99,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_start = b""  # the head's first bytes: the method of a 501
         self._chunk, self._ended_in_chunk = b"", 0  # the last read, and how many requests ended in it
-        self._head_fault: str | None = None  # why on_headers_complete refused the head (a 400)
+        self._head_fault: tuple[int, str] | None = None  # the answer on_headers_complete refused the head with
         self._fault_head_only = False  # that head was a HEAD's: no body in the answer
         self._refusal: bytes | None = None  # an answer for a bad pipelined request, sent after those before it
 
@@ -136,12 +152,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_room = None
         self._stop_head_timer()
         hosts = sum(1 for name, _ in self.headers if name == b"host")
+        if self.parser.get_method() == b"CONNECT":  # a proxy's method: its host:port target was closed unanswered
+            self._refuse_head(405, f"the method CONNECT is not allowed: this is no proxy; the API takes {API_METHODS}")
         if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
             # RFC 9112 3.2: a 400; two Host lines could route one request two ways behind a proxy
-            self._head_fault = "an HTTP/1.1 request needs one Host header" if hosts == 0 else "two Host headers"
-            self._fault_head_only = self.parser.get_method() == b"HEAD"
-            raise httptools.HttpParserError(self._head_fault)  # uvicorn answers it with send_400_response
+            fault = "an HTTP/1.1 request needs one Host header" if hosts == 0 else "two Host headers"
+            self._refuse_head(400, f"invalid HTTP request: {fault}")
+        self.url = origin_form(self.url)
         super().on_headers_complete()
+
+    def _refuse_head(self, status: int, message: str) -> None:
+        """Refuse the head just parsed: raised to the parser, whose error uvicorn answers with send_400_response."""
+        self._head_fault = (status, message)
+        self._fault_head_only = self.parser.get_method() == b"HEAD"
+        raise httptools.HttpParserError(message)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -153,10 +177,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """A request the parser refused: in the API's error format (it was text/plain); an unknown method is
         RFC 9110's 501."""
         if self._head_fault is not None:
-            self._refuse(400, f"invalid HTTP request: {self._head_fault}", self._fault_head_only)
+            status, message = self._head_fault
+            allow = [(b"allow", ALLOW)] if status == 405 else []
+            self._refuse(status, message, self._fault_head_only, allow)
         elif (method := unknown_method(self._bad_head_start())) is not None:
-            self._refuse(501, f"the method {method} is not implemented: the API takes GET, HEAD, POST, PUT, PATCH, "
-                         "DELETE and OPTIONS")  # fmt: skip
+            self._refuse(501, f"the method {method} is not implemented: the API takes {API_METHODS}")
         else:
             self._refuse(400, "invalid HTTP request: a malformed request line (a method of letters, an ASCII URL: "
                          "percent-encode other bytes, the version) or header")  # fmt: skip
@@ -186,14 +211,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _refuse(self, status: int, message: str, head_only: bool = False) -> None:
+    def _refuse(
+        self, status: int, message: str, head_only: bool = False, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         """Answer `status` and close the connection; a request pipelined behind others still being answered is
         answered after them (closing at once threw their answers away: a valid request got none)."""
         self._stop_head_timer()
         self._head_room = None
         if self.transport.is_closing():
             return
-        answer = error_answer(status, message, self.server_state.default_headers, head_only)
+        answer = error_answer(status, message, [*self.server_state.default_headers, *(headers or [])], head_only)
         if self.cycle is None or (self.cycle.response_complete and not self.pipeline):
             self.transport.write(answer)
             self.transport.close()
