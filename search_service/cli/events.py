@@ -227,8 +227,25 @@ def _parse_time(value: str) -> datetime:
         ) from None
 
 
+class DeliveryId(click.ParamType):
+    """One delivery's id, as `webhooks deliveries` lists it (click's IntRange said "'abc' is not a valid integer
+    range", which told nothing of what the argument is)."""
+
+    name = "delivery_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if not (text.isdecimal() and text.isascii() and 1 <= int(text) < 2**63):
+            many = "for many, --store ID and/or --webhook ID with --since TIME"
+            self.fail(f"{value!r} is not a delivery id: give one delivery's number as `webhooks deliveries` lists it "
+                      f"(a whole number from 1; {many})", param, ctx)  # fmt: skip
+        return int(text)
+
+
 @webhooks.command("replay")
-@click.argument("delivery_id", type=click.IntRange(1, 2**63 - 1), required=False)
+@click.argument("delivery_id", type=DeliveryId(), required=False)
 @click.option("--store", "store_id", type=click.UUID, help="Replay this store's finished deliveries (with --since).")
 @click.option("--webhook", "webhook_id", type=click.UUID, help="Only this webhook's deliveries (with --since).")
 @click.option("--since", help="ISO time: deliveries of events created since then.")
