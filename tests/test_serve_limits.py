@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import select
 import socket
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from benchmarks.run import Server
@@ -21,16 +23,21 @@ pytestmark = pytest.mark.slow  # a real server, which loads the query model
 
 
 @pytest.fixture(scope="module")
-def port(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def server(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with pytest.MonkeyPatch.context() as env:
         for name, value in LIMITS.items():
             env.setenv(name, value)
         server = Server(db_url, 64, tmp_path_factory.mktemp("serve") / "api.log", workers=1)
     try:
         server.wait_ready()
-        yield server.port
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def port(server: Server) -> int:
+    return server.port
 
 
 def exchange(port: int, sent: bytes, wait_s: float = 10.0) -> tuple[bytes, float]:
@@ -182,3 +189,34 @@ def test_a_connect_is_a_json_405_and_an_absolute_url_without_a_path_is_served_as
         assert b"invalid HTTP request" not in answers[0], answers[0][:300]
         assert answers[0].split(b"\r\n", 1)[0] == answers[1].split(b"\r\n", 1)[0] == b"HTTP/1.1 200 OK", answers
         assert answers[0].partition(b"\r\n\r\n")[2] == answers[1].partition(b"\r\n\r\n")[2]
+
+
+def test_each_access_line_has_the_requests_duration_and_id(server: Server) -> None:
+    """uvicorn's access line, written when the answer's head went out, had neither a duration nor a request id.
+    Each answer says its id (the client's own where usable) and the line written once it is sent names both."""
+    answers = {
+        "own": httpx.get(f"{server.base}/healthz?line=own", headers={"X-Request-Id": "trace-7.a:b/c+d=e@f"}),
+        "none": httpx.get(f"{server.base}/healthz?line=none"),
+        "unusable": httpx.get(f"{server.base}/healthz?line=unusable", headers={"X-Request-Id": "a b\\c" + "x" * 200}),
+        "head": httpx.head(f"{server.base}/v1/search?q=milk&line=head", headers={"X-Request-Id": "h-1"}),
+    }
+    ids = {name: answer.headers["x-request-id"] for name, answer in answers.items()}
+    assert ids["own"] == "trace-7.a:b/c+d=e@f" and ids["head"] == "h-1", ids
+    assert (
+        all(re.fullmatch(r"[0-9a-f]{32}", ids[name]) for name in ("none", "unusable"))
+        and ids["none"] != ids["unusable"]
+    ), ids
+    lines: dict[str, str] = {}
+    deadline = time.monotonic() + 10
+    while len(lines) < len(answers):
+        assert time.monotonic() < deadline, server.log_path.read_text(errors="replace")[-3000:]
+        time.sleep(0.1)
+        logged = server.log_path.read_text(errors="replace").splitlines()
+        lines = {name: line for name in answers for line in logged if f"line={name} HTTP/1.1" in line}
+    for name, line in lines.items():
+        method = "HEAD" if name == "head" else "GET"
+        access = re.search(rf' INFO uvicorn\.access: 127\.0\.0\.1:\d+ - "{method} \S+ HTTP/1\.1" 200 OK (\d+\.\d)ms '
+                           r"request_id=(\S+)$", line)  # fmt: skip
+        assert access is not None and access.group(2) == ids[name], line
+        assert 0 <= float(access.group(1)) < 30_000, line
+    assert sum("line=own" in line for line in logged) == 1  # one line a request (uvicorn's own is off)

@@ -1,7 +1,8 @@
 """The litestar application: `create_app(settings)`, and `create_app_from_env` for `uvicorn --factory`.
 
 Only assembly here: the runtime (runtime.py) and its lifespan, the routes (routes/, page.py), the error
-handlers (errors.py), the metrics middleware, HEAD wherever GET (head_requests.py) and the OpenAPI description.
+handlers (errors.py), the metrics middleware, HEAD wherever GET (head_requests.py), the request ids and access
+line (access_log.py) and the OpenAPI description.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from litestar.openapi.spec import Components, OpenAPI, Server
 
 from embeddings.encoder import Encoder
 from search_service.api import events_routes, ingest_routes, listing_reads, page
+from search_service.api.access_log import log_access
 from search_service.api.allow_header import AllowHeader
 from search_service.api.auth import BEARER_SCHEME
 from search_service.api.bodies import PlinqyRequest
@@ -51,7 +53,9 @@ OPENAPI = OpenAPIConfig(
     title="Plinqy Search",
     version="1.0.0",
     description="Semantic + geo 'search near me' over the products of local stores. Bad input answers 400 with "
-    '`{"error": {"parameter", "message"}}`; every query parameter is given at most once.',
+    '`{"error": {"parameter", "message"}}`; every query parameter is given at most once. Every answer has an '
+    "`X-Request-Id`: the request's own when it sent one of up to 128 letters, digits and `._:+/=@-`, else a new "
+    "one; the server's access log names it.",
     servers=[Server(url="/")],
     use_handler_docstrings=False,
     components=Components(security_schemes={"apiKey": BEARER_SCHEME}),
@@ -104,6 +108,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     allow_header.learn(app)
     Cors(settings.cors_origins, settings.cors_headers).wrap(app)  # shops' pages call it from the browser
     answer_head_as_get(app)
+    log_access(app)  # outermost: the request's whole time, its method as asked
     return app
 
 

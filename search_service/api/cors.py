@@ -25,8 +25,9 @@ DEFAULT_HEADERS = (
     *("traceparent", "tracestate", "baggage", "sentry-trace", "x-request-id", "x-correlation-id"),
 )
 SAFELISTED = ("accept", "accept-language", "content-language")  # a browser never asks about these
-# What a page reads past the simple headers: a 429's or 503's Retry-After, a queued write's Location, Allow.
-EXPOSED = b"Allow, Location, Retry-After"
+# What a page reads past the simple headers: a 429's or 503's Retry-After, a queued write's Location, Allow, the
+# request's id (to quote in a report).
+EXPOSED = b"Allow, Location, Retry-After, X-Request-Id"
 MAX_AGE = b"600"
 
 

@@ -205,14 +205,14 @@ class Duration(click.ParamType):
 
 def uvicorn_log_config() -> dict[str, object]:
     """uvicorn's own lines in the same format ('INFO:     Started server process' had no time; an access line
-    had no time either, so a request could not be placed in an incident's window)."""
-    access = '%(asctime)s %(levelname)s %(name)s: %(client_addr)s - "%(request_line)s" %(status_code)s'
+    had no time either, so a request could not be placed in an incident's window). The access lines are the app's
+    (api/access_log.py), each a whole message."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
             "default": {"()": "logging.Formatter", "fmt": LOG_FORMAT},
-            "access": {"()": "uvicorn.logging.AccessFormatter", "fmt": access, "use_colors": False},
+            "access": {"()": "logging.Formatter", "fmt": LOG_FORMAT},
         },
         "handlers": {
             "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},

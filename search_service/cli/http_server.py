@@ -94,6 +94,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.access_log = False  # the app writes the access line once the answer is sent (api/access_log.py)
         self._head_room: int | None = self.limits.max_header_bytes  # None: the head is whole (a body, if any)
         self._line_ended = False  # the request line is whole: an overflow is then the headers' (431), not the URL's
         self._head_timer: asyncio.TimerHandle | None = None

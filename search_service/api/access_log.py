@@ -1,0 +1,90 @@
+"""Request ids and the access line: each answer carries `X-Request-Id` (the client's own where it sent a usable one,
+else a new one), and each request is logged as its answer's last part goes out, with its duration and that id.
+
+uvicorn logged the line when the answer's head went out, with neither: a slow request could not be told from a fast
+one, nor a client's report matched to its line. `serve`'s protocol turns uvicorn's line off (cli/http_server.py);
+this one is written to the same logger, `uvicorn.access`, so its format and the redaction of keys apply.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from http import HTTPStatus
+from typing import Any, cast
+from urllib.parse import quote
+
+from litestar import Litestar
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = b"x-request-id"
+# A client's id is kept when it is one token of these (a UUID, a trace id, base64): it is echoed and logged as sent.
+USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=@-]{1,128}")
+
+log = logging.getLogger("uvicorn.access")
+
+
+def request_id(scope: Scope) -> str:
+    """The client's X-Request-Id when it sent one usable id, else a new one (32 hex digits)."""
+    sent = [value for name, value in scope["headers"] if name == REQUEST_ID_HEADER]
+    if len(sent) == 1:
+        text = sent[0].decode("latin-1")
+        if USABLE_REQUEST_ID.fullmatch(text):
+            return text
+    return uuid.uuid4().hex
+
+
+def log_access(app: Litestar) -> None:
+    """In front of everything else (HEAD handling and CORS included): the line names the method as asked."""
+    app.asgi_handler = _logged(app.asgi_handler)
+
+
+def _logged(app: ASGIApp) -> ASGIApp:
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = request_id(scope)
+        status, logged = 500, False  # an app that fails before its answer's head: uvicorn answers 500
+
+        def log_once() -> None:
+            nonlocal logged
+            if not logged:
+                logged = True
+                _log_line(cast("HTTPScope", scope), status, (time.perf_counter() - started) * 1000, rid)
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers: Any = [*message.get("headers", ()), (REQUEST_ID_HEADER, rid.encode())]
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                log_once()  # before the last part goes out: a client holding its answer finds the line written
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            log_once()  # no last part was sent (the app failed, the client left)
+
+    return wrapped
+
+
+def _log_line(scope: HTTPScope, status: int, duration_ms: float, rid: str) -> None:
+    client = scope.get("client")
+    address = f"{client[0]}:{client[1]}" if client else "-"
+    target = quote(scope.get("root_path", "") + scope["path"])
+    if query := scope.get("query_string"):
+        target += "?" + query.decode("ascii", "replace")
+    try:
+        status_text = f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        status_text = str(status)
+    log.info(
+        '%s - "%s %s HTTP/%s" %s %.1fms request_id=%s',
+        *(address, scope["method"], target, scope["http_version"], status_text, duration_ms, rid),
+    )
