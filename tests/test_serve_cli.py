@@ -131,3 +131,29 @@ def test_a_cache_or_shared_vector_directory_it_cannot_use_is_one_line_naming_it(
             assert done.returncode == 1 and len(lines) == 1, (command, value, done.stderr[-2000:])
             assert lines[0].startswith(f"error: {variable}={value} {problem}"), lines
             assert "point it at a writable directory" in lines[0], lines
+
+
+@pytest.mark.slow  # a real server, which loads the query model
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serving_is_logged_once_a_connection_is_accepted(db_url: str, tmp_path: Path, workers: int) -> None:
+    """`serve --workers 2` logged 'serving http://…' as it forked, ~2 s before any worker accepted (a connection
+    then was refused); it says 'starting' then, and each worker 'serving' once its socket listens."""
+    server = Server(db_url, 64, tmp_path / "api.log", workers=workers)
+    try:
+        deadline = time.monotonic() + 90
+        while ": serving http://" not in server.log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline and server.proc.poll() is None, server.log_path.read_text()[-3000:]
+            time.sleep(0.01)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:  # refused before
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert client.recv(4096).startswith(b"HTTP/1.1 200"), server.log_path.read_text()[-3000:]
+        server.wait_ready()
+        deadline = time.monotonic() + 30
+        while server.log_path.read_text(errors="replace").count(" serving http://") < workers:  # each worker says it
+            assert time.monotonic() < deadline, server.log_path.read_text()[-3000:]
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    log_text = server.log_path.read_text(errors="replace")
+    assert f" INFO search_service.cli.http_server: serving http://127.0.0.1:{server.port} (process " in log_text
+    assert (f"starting http://127.0.0.1:{server.port}, 2 forked workers" in log_text) == (workers == 2), log_text

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import re
+import socket
 from typing import Any, ClassVar
 
 import httptools
@@ -21,6 +24,19 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from search_service.cli.common import uvicorn_log_config
 from search_service.serverconfig import ServerConfig
 from search_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class AnnouncedServer(uvicorn.Server):
+    """uvicorn's server, logging 'serving' once its socket listens: given sockets, uvicorn logs no address, and
+    `serve --workers N` said 'serving' as it forked, seconds before any worker accepted a connection."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+            log.info("serving http://%s:%d (process %d)", host, self.config.port, os.getpid())
 
 
 def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options: Any) -> uvicorn.Config:

@@ -26,7 +26,7 @@ from dataclasses import replace
 from typing import Any, NoReturn
 
 from embeddings.encoder import Encoder, load_encoder
-from search_service.cli.http_server import uvicorn_config
+from search_service.cli.http_server import AnnouncedServer, uvicorn_config
 from search_service.cli.ports import bind_port
 from search_service.forked import describe_exit
 from search_service.logformat import configure_logging
@@ -83,22 +83,21 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, bool]:
 def _worker(config: Any, sock: socket.socket, own_socket: bool, supervisor: int) -> NoReturn:
     """In the forked child: serve until stopped (or the supervisor is gone, however it went), then leave without
     the supervisor's clean-up (the shared directories belong to the supervisor)."""
-    import uvicorn
-
     from search_service.api.shared_state import exit_after
 
     def serve() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        uvicorn.Server(config).run(sockets=[port_socket(sock) if own_socket else sock])
+        AnnouncedServer(config).run(sockets=[port_socket(sock) if own_socket else sock])
 
     exit_after(serve, supervisor)
 
 
-def _log_serving(host: str, port: int, workers: int, shared_model: bool, own_sockets: bool) -> None:
+def _log_starting(host: str, port: int, workers: int, shared_model: bool, own_sockets: bool) -> None:
+    """Said as the workers are forked; each says 'serving' once it accepts connections (AnnouncedServer)."""
     sockets = "a socket each, SO_REUSEPORT" if own_sockets else "one shared socket"
     log.info(
-        "serving http://%s:%d, %d forked workers (model shared: %s; %s)", host, port, workers, shared_model, sockets
+        "starting http://%s:%d, %d forked workers (model shared: %s; %s)", host, port, workers, shared_model, sockets
     )
 
 
@@ -145,7 +144,7 @@ def run_workers(settings: Settings, host: str, port: int, workers: int, reserved
     signal.signal(signal.SIGINT, stop)
     for _ in range(workers):
         fork()
-    _log_serving(host, port, workers, encoder is not None, own_sockets)
+    _log_starting(host, port, workers, encoder is not None, own_sockets)
     while children:
         pid, status = os.wait()
         children.discard(pid)

@@ -65,15 +65,13 @@ def _stopped(_signum: int, _frame: object) -> None:
 
 
 def _serve_one(settings: Settings, host: str, port: int, sock: socket.socket, shared: Path) -> None:
-    import uvicorn
-
     from search_service.api.app import create_app
-    from search_service.cli.http_server import uvicorn_config
+    from search_service.cli.http_server import AnnouncedServer, uvicorn_config
     from search_service.engine.vector_files import VectorCopyConfig
 
     settings = replace(settings, vector_copy=VectorCopyConfig(shared_dir=shared))
     config = uvicorn_config(create_app(settings), settings, host, port)
-    server = uvicorn.Server(config)
+    server = AnnouncedServer(config)
     server.run(sockets=[sock])
     if not server.started:
         sys.exit(3)  # the app's startup failed (uvicorn.run's exit status for it)
