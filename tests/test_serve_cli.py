@@ -8,11 +8,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
+from cryptography.fernet import Fernet
 
 from benchmarks.run import Server
+from search_service.db.secretbox import SecretBox
 
 
 def serve(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -157,3 +161,34 @@ def test_serving_is_logged_once_a_connection_is_accepted(db_url: str, tmp_path: 
     log_text = server.log_path.read_text(errors="replace")
     assert f" INFO search_service.cli.http_server: serving http://127.0.0.1:{server.port} (process " in log_text
     assert (f"starting http://127.0.0.1:{server.port}, 2 forked workers" in log_text) == (workers == 2), log_text
+
+
+@pytest.mark.slow  # a real server, which loads the query model
+def test_a_key_that_opens_no_stored_secret_is_logged_as_the_server_starts(
+    make_database: Callable[..., str], tmp_path: Path
+) -> None:
+    """A mistyped PLINQY_SECRET_KEY_FILE (a new key made there) was logged at the first /readyz only, which a
+    deployment may never ask: it is logged at start-up now, before the server says it is serving."""
+    url = make_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        store = conn.execute("INSERT INTO store (name, location) VALUES ('S', 'POINT(13.4 52.5)') RETURNING id")
+        token = SecretBox(Fernet.generate_key()).encrypt("whsec_x").decode()
+        conn.execute(
+            "INSERT INTO store_webhook (store_id, url, secret) VALUES (%s, 'https://1.1.1.1/h', %s)",
+            (store.fetchone()[0], token),  # type: ignore[index]
+        )
+    with pytest.MonkeyPatch.context() as env:  # the server copies the environment when it starts
+        env.setenv("PLINQY_SECRET_KEY", Fernet.generate_key().decode())
+        server = Server(url, 64, tmp_path / "api.log", workers=1)
+    try:
+        deadline = time.monotonic() + 90
+        while ": serving http://" not in (log_text := server.log_path.read_text(errors="replace")):
+            assert time.monotonic() < deadline and server.proc.poll() is None, log_text[-3000:]
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    warned = [line for line in log_text.splitlines() if "opens none of 1 stored secrets tried" in line]
+    assert len(warned) == 1 and " WARNING search_service.api: the secret key (PLINQY_SECRET_KEY) " in warned[0], (
+        log_text
+    )
+    assert "/readyz" not in log_text  # nobody asked

@@ -3,6 +3,7 @@ one the stored secrets open), the vector copy and the suggestion index."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -83,6 +84,13 @@ async def _database_checks(rt: Runtime, reasons: list[str]) -> tuple[str, str]:
         return "ok", state
     reasons.append(migrate.schema_advice(current, rt.head_revision))
     return "ok", state
+
+
+async def check_key_at_start(rt: Runtime) -> None:
+    """Once the pool has connected at start-up: a key that opens no stored secret is logged then, as the operator
+    starts the server (it was logged at the first /readyz, which a deployment may never ask)."""
+    with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError):  # not migrated: readiness says it
+        await _key_check(rt, [], migrated=True)
 
 
 async def _key_check(rt: Runtime, reasons: list[str], migrated: bool) -> str:

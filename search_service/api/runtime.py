@@ -27,7 +27,7 @@ from search_service.api.errors import Unavailable
 from search_service.api.metrics import Metrics
 from search_service.api.pool_connections import ApiConnection, NotMigrated, init_connection
 from search_service.api.query_cache import QueryEmbeddingCache
-from search_service.api.readiness import readiness_of
+from search_service.api.readiness import check_key_at_start, readiness_of
 from search_service.api.schemas import Readiness
 from search_service.api.shared_state import SharedState
 from search_service.db import migrate, sql
@@ -59,7 +59,7 @@ class Runtime:
     model_error: str | None = None
     database_error: str | None = None
     database_failure: Exception | None = None  # why the pool could not be made (NotMigrated: readiness says so)
-    wrong_key_logged: bool = False  # readiness found the key opens no stored secret, and said so in the log
+    wrong_key_logged: bool = False  # the start or readiness found the key opens no stored secret, and logged it
     head_revision: str = ""
     schema_ahead_logged: bool = False  # readiness found the database migrated past this code, and said so in the log
     vectors: VectorCache | None = None  # None: turned off (PLINQY_VECTOR_CACHE_MAX=0) or too many vectors
@@ -256,8 +256,10 @@ class Runtime:
         while time.monotonic() < deadline:
             tried_db = self.pool is not None or self.database_error is not None
             if tried_db and (self.model_ready or self.model_error is not None):
-                return
+                break
             await asyncio.sleep(0.02)
+        if self.pool is not None:
+            await check_key_at_start(self)  # a wrong key in the log before the server says it is serving
 
     async def stop(self) -> None:
         for task in self.tasks:
