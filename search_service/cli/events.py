@@ -237,10 +237,12 @@ class DeliveryId(click.ParamType):
         if isinstance(value, int):
             return value
         text = str(value).strip()
-        if not (text.isdecimal() and text.isascii() and 1 <= int(text) < 2**63):
+        if not (text.isdecimal() and text.isascii()):
             many = "for many, --store ID and/or --webhook ID with --since TIME"
             self.fail(f"{value!r} is not a delivery id: give one delivery's number as `webhooks deliveries` lists it "
                       f"(a whole number from 1; {many})", param, ctx)  # fmt: skip
+        if not 1 <= int(text) < 2**63:  # past the database's bigint: a traceback
+            self.fail(f"{text} is not in the range of delivery ids, 1 to {2**63 - 1}", param, ctx)
         return int(text)
 
 
