@@ -11,11 +11,12 @@ Usage (a route of a store, e.g. the events package's webhooks):
 - `require_store_key(scope)`: the path's `store_id` must be the key's store (admin keys act for any store).
 - `require_admin_key(scope)`: admin keys only (e.g. `POST /v1/stores`).
 - `require_key(scope)`: any valid key with the scope; the handler checks the resource's store itself with
-  `principal.may(scope, store_id)` and raises `PermissionDeniedException` when it may not.
+  `principal.may(scope, store_id)` and, when it may not, answers as for an unknown id (404, the same body): a 403
+  would tell the key that the id exists in another store.
 
 Requests carry `Authorization: Bearer plq_…`. No key, or an unknown or revoked one: 401 (with
-`WWW-Authenticate: Bearer`). A valid key of another store, or without the scope: 403. Each key is rate limited
-(token bucket, `PLINQY_INGEST_RATE_PER_S` / `PLINQY_INGEST_RATE_BURST`), across every API process: the bucket is
+`WWW-Authenticate: Bearer`). A key without the scope, or another store's on a store's path: 403. Each key is rate
+limited (token bucket, `PLINQY_INGEST_RATE_PER_S` / `PLINQY_INGEST_RATE_BURST`), across every API process: the bucket is
 a row of `api_key_rate`, taken in the statement that authenticates the key. Past it: 429 with `Retry-After`.
 All of these answer in the API's JSON error format. Keys are never logged.
 """

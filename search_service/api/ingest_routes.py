@@ -321,7 +321,8 @@ async def get_store(rt: NamedDependency[Runtime], store_id: StoreId) -> S.StoreO
     summary="An import's status",
     description="Status (`receiving`, `pending`, `processing`, `completed`, `aborted`) and row counts; for a "
     "listing write's batch (a queued write's `status_url`), each item's result once mapped (`results`), until "
-    "`imports prune` deletes the import once finished longer ago than its retention (then 404).",
+    "`imports prune` deletes the import once finished longer ago than its retention (then 404). Another store's "
+    "import is answered as an unknown id (404); an admin key sees every store's.",
     tags=["ingest"],
     guards=[require_key("listings:write")],
     security=key_scope("listings:write"),

@@ -372,7 +372,8 @@ NO_LISTING = {
     404: error_spec(404, "sku", "no listing with sku 'KB-001' in this store", "No such store, or no such listing.")
 }
 NO_IMPORT_MESSAGE = "no import with this id (finished imports are deleted after the retention: `imports prune`)"
-NO_IMPORT = {404: error_spec(404, "batch_id", NO_IMPORT_MESSAGE, "No such import, or one deleted by `imports prune`.")}
+_NO_IMPORT_WHY = "No such import, another store's (answered as an unknown one), or one deleted by `imports prune`."
+NO_IMPORT = {404: error_spec(404, "batch_id", NO_IMPORT_MESSAGE, _NO_IMPORT_WHY)}
 PRUNED_ROWS = {
     410: error_spec(
         410,

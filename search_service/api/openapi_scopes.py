@@ -14,22 +14,26 @@ def _scope(operation: Operation) -> str | None:
     return scopes[0] if scopes else None
 
 
-def _forbidden(scope: str, like: OpenAPIResponse) -> OpenAPIResponse:
+def _forbidden(scope: str, like: OpenAPIResponse, path: str) -> OpenAPIResponse:
     message = f"this API key lacks the scope {scope!r}"
     example = ExampleWithNulls(summary="403", value={"error": {"parameter": None, "message": message}})
     content = {
         media_type: type(typed)(schema=typed.schema, examples={"forbidden": example})
         for media_type, typed in (like.content or {}).items()
     }
-    description = (
-        f"The key lacks the `{scope}` scope, or may not act here (another store's key, or a store's key where an "
-        "admin key is needed)."
-    )
+    # an id of another store outside a store's path (an import) is a 404, as an unknown one: no 403 tells it exists
+    if "{store_id}" in path:
+        why = ", or another store's key (the path's store is not the key's)"
+    elif scope == "stores:write":  # store keys never hold it (keys.py): admin operations
+        why = ", or a store's key (an admin key is needed)"
+    else:
+        why = ""
+    description = f"The key lacks the `{scope}` scope{why}."
     return OpenAPIResponse(description=description, content=content, headers=like.headers)
 
 
 def state_key_scopes(openapi: OpenAPI) -> None:
-    for item in (openapi.paths or {}).values():
+    for path, item in (openapi.paths or {}).items():
         operations = (getattr(item, method, None) for method in ("get", "put", "post", "patch", "delete"))
         for operation in (op for op in operations if isinstance(op, Operation)):
             scope = _scope(operation)
@@ -39,4 +43,4 @@ def state_key_scopes(openapi: OpenAPI) -> None:
                 operation.description = f"{operation.description or ''} Needs an API key with `{scope}`.".strip()
             forbidden = (operation.responses or {}).get("403")
             if isinstance(forbidden, OpenAPIResponse) and operation.responses is not None:
-                operation.responses["403"] = _forbidden(scope, forbidden)
+                operation.responses["403"] = _forbidden(scope, forbidden, path)
