@@ -128,7 +128,9 @@ BAD_URL = _error(
     "Invalid input; `parameter` names it. URLs must be https and resolve to public addresses only.",
 )
 NO_STORE = _error(404, "store_id", "no store with this id", "No such store.")
-NO_WEBHOOK = _error(404, "webhook_id", "no webhook with this id for this store", "No such webhook in this store.")
+NO_WEBHOOK = _error(
+    404, "webhook_id", "no webhook with this id for this store", "No such webhook in this store (or another store's)."
+)
 
 # Every operation here also answers bad input, the key's refusals and a database busy or away, as the write API.
 WRITE_REFUSALS = {**AUTH_ERRORS, 503: WRITE_ERRORS[503]}
