@@ -4,6 +4,7 @@ a given request comes; real PostgreSQL, the import job's mapping)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -169,3 +170,51 @@ def test_erply_a_product_deleted_after_the_vendors_clock_went_back_goes_out_of_s
     ]  # fmt: skip
     row = db.execute("SELECT cursor->'deletions'->'ahead' FROM ingest_connection WHERE id = %s", (cid,)).fetchone()
     assert row is not None and row[0] is None  # the vendor's clock passed it
+
+
+def test_erply_a_deletion_logged_while_the_clock_was_back_and_read_after_it_was_put_right_goes_out_of_sale(
+    db: psycopg.Connection, fake: ErplyFake
+) -> None:
+    """101 edited (its listing stamped T0), the vendor's clock went back 3 h (a poll found it: `ahead`), 101 deleted
+    (logged at T0 - 3 h) and the clock put right before the next poll. That poll dropped `ahead` as the vendor's
+    clock had passed it, before reading the log: the deletion kept its old stamp, was stale, and 101 stayed on sale
+    for good (the deletions cursor moved on)."""
+    store, cid = erply_connection(db, fake, 1000)
+    sync(db, cid)
+    fake.clock += 600
+    fake.update("101", priceWithVat=2.50)
+    sync(db, cid)
+    fake.clock -= 3 * 3600
+    sync(db, cid)
+    fake.delete("101")
+    fake.clock += 3 * 3600 + 600
+    sync(db, cid)
+    for _ in range(2):
+        fake.tick()
+        sync(db, cid)
+    map_batches(db)
+    assert [(listing(db, store, key) or ())[2:] for key in ("101", "102")] == [(False,), (True,)]
+    row = db.execute("SELECT cursor->'deletions'->'ahead' FROM ingest_connection WHERE id = %s", (cid,)).fetchone()
+    assert row is not None and row[0] is None  # its `since` passed it
+
+
+def test_erply_a_deletion_after_the_clock_went_back_beats_a_stamp_almost_a_day_ahead(
+    db: psycopg.Connection, fake: ErplyFake
+) -> None:
+    """101 edited while the vendor's clock ran 23.5 h ahead of ours (ingest takes up to a day), then the clock went
+    back and 101 was deleted: the deletion, raised to `ahead`, was capped an hour short of ingest's bound, before the
+    listing's stamp: stale, and 101 stayed on sale."""
+    fake.clock = int(time.time())
+    store, cid = erply_connection(db, fake, 1000)
+    sync(db, cid)
+    fake.clock += 23 * 3600 + 1800
+    fake.update("101", priceWithVat=2.50)
+    sync(db, cid)
+    map_batches(db)
+    assert listing(db, store, "101") == ("2.50", 101, True)
+    fake.clock -= 23 * 3600 + 1800
+    sync(db, cid)
+    fake.delete("101")
+    sync(db, cid)
+    map_batches(db)
+    assert [(listing(db, store, key) or ())[2:] for key in ("101", "102")] == [(False,), (True,)]

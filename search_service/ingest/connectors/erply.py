@@ -108,12 +108,13 @@ def map_stock(record: Mapping[str, Any]) -> Row | None:
 
 def map_deletion(record: Mapping[str, Any], ahead: int | None = None) -> Row | None:
     """A deleted product. After the vendor's clock went back (`ahead`: its clock before, see erply_pass), stamped no
-    earlier than that clock (no later than ingest takes): a listing may hold a stamp from the vendor's future."""
+    earlier than that clock, capped at the bound ingest takes (rows.CLOCK_AHEAD_MAX past ours): a listing may hold
+    a stamp from the vendor's future, never one past that bound as it was mapped, before now."""
     if str(record.get("operation")) != "delete" or record.get("itemID") in (None, ""):
         return None
     stamp = record.get("timestamp")
     if ahead is not None and str(stamp).isdecimal() and int(str(stamp)) < ahead:
-        stamp = min(ahead, int(time.time() + CLOCK_AHEAD_MAX.total_seconds() - 3600))
+        stamp = min(ahead, int(time.time() + CLOCK_AHEAD_MAX.total_seconds()))
     return compact({"op": "delete", "sku": str(record["itemID"]), "updated_at": iso_from_unix(stamp)})
 
 

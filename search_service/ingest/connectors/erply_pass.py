@@ -10,9 +10,10 @@ moves `since` at once.
 between two polls: forward, its stamps stay past `since`; back, a change is stamped before `since` and
 `changedSince` would skip it until the vendor's clock caught up. A pass whose first answer finds the vendor's
 clock behind `since` plus the time passed on ours lowers `since` by as much and asks its first page again. It
-keeps the vendor's clock from before the jump (`ahead`) until its clock passes it: a listing may hold a stamp up to
-it, and a deletion read meanwhile is stamped no earlier (it lost to that stamp from the vendor's future: newest
-wins marked it stale, and the deleted product stayed sellable).
+keeps the vendor's clock from before the jump (`ahead`) until its `since` passes it: a listing may hold a stamp up
+to it, and a deletion read meanwhile is stamped no earlier (it lost to that stamp from the vendor's future: newest
+wins marked it stale, and the deleted product stayed sellable). Not until the vendor's clock passes it: a deletion
+logged while the clock was back and read only after it was put right still has its old stamp.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class PassState:
     total: Any = None  # the last page's `recordsTotal`
     shifted: bool = False  # `recordsTotal` fell mid-pass
     restarted: bool = False  # (this sync) a page repeated the one before: the pass began again at page 1
-    ahead: int | None = None  # the vendor's clock before it went back, until it passes it again
+    ahead: int | None = None  # the vendor's clock before it went back, until `since` passes it
 
     @classmethod
     def load(cls, saved: Mapping[str, Any] | None) -> PassState:
@@ -80,8 +81,8 @@ class PassState:
         if self.started is not None:  # a pass resumed, or the page asked again
             return False
         self.started, self.started_at = now, asked_at
-        if self.ahead is not None and now >= self.ahead:
-            self.ahead = None  # the vendor's clock is past every stamp from its future
+        if self.ahead is not None and self.since >= self.ahead:
+            self.ahead = None  # the read window is past it: no record stamped before it is read again
         if not self.since or self.since_at is None:
             return False
         behind = self.since + (asked_at - float(self.since_at)) - now
