@@ -14,6 +14,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from search_service.ingest.connectors.sync import SyncFailed
 from tests.connector_helpers import (
     SECRET_KEY,
     deliver,
@@ -24,6 +25,7 @@ from tests.connector_helpers import (
     serving_shopify,
     sync,
 )
+from tests.pos_fakes.server import Reply, Request
 from tests.pos_fakes.vendors import Item, LightspeedRFake, LightspeedXFake, ShopifyFake
 from tests.test_api import app_settings, running_client
 from tests.test_connector_cursors import once_when
@@ -232,5 +234,47 @@ def test_r_series_a_quiet_poll_reads_no_record_of_a_big_newest_stamp_again(db: p
         assert [listing(db, store, key) for key in ("1001", "1300", "999", "998")] == [
             ("1.00", 5, True), ("1.00", 8, True), ("1.00", 9, True), ("1.00", 7, True),
         ]  # fmt: skip
+    finally:
+        fake.server.close()
+
+
+@pytest.mark.parametrize("failing", ["the stamp read again", "a page past the stamp"])
+def test_r_series_a_record_that_joins_the_cursors_stamp_is_read_after_a_pass_cut_short(
+    db: psycopg.Connection, failing: str
+) -> None:
+    """250 items at the cursor's stamp S; 1002 edited off it and 1300 written with it (the count holds). The poll went
+    past S, saving its cursor after each page, and read S again by id only at its end: that read failing (HTTP 500,
+    the sync failed) or a page before it, later polls started past S, and 1300 was never read."""
+    fake = LightspeedRFake()
+    fake.bucket = (0.0, 100_000)
+    try:
+        stamp = _r_bulk_import(fake, [str(n) for n in range(1001, 1251)])
+        fake.clock.now += timedelta(hours=1)
+        store = make_store(db, "R", 52.36, 4.88)
+        cid = make_connection(db, store, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
+        sync(db, cid)
+        for key in range(2001, 2106) if failing == "a page past the stamp" else ():  # more than a page newer
+            fake.add(Item(str(key), f"Item {key}", "1.00", 3))
+        fake.update("1002", description="Item 1002 renamed")
+        fake.add(Item("1300", "Item 1300", "1.00", 8))
+        _r_restamp(fake, "1300", stamp)
+        fake.clock.now += timedelta(hours=1)
+        answer = fake.server.handler
+
+        def refused(req: Request) -> Reply:
+            again = req.query.get("timeStamp") == stamp and req.query.get("offset") == "0"
+            later = str(req.query.get("timeStamp")).startswith(">=,")
+            if req.path.endswith("/Item.json") and (again if failing == "the stamp read again" else later):
+                return Reply(500, {"message": "internal error"})
+            return answer(req)  # type: ignore[no-any-return]
+
+        fake.server.handler = refused
+        with pytest.raises(SyncFailed):
+            sync(db, cid)
+        fake.server.handler = answer
+        for _ in range(2):
+            sync(db, cid)
+        map_batches(db)
+        assert [listing(db, store, key) for key in ("1300", "1002")] == [("1.00", 8, True), ("1.00", 5, True)]
     finally:
         fake.server.close()

@@ -162,13 +162,16 @@ class LightspeedR:
         carried: set[tuple[Any, ...]] | None = set() if full or not cursor.get("item_ts") else None
         for entity, key, kind in (("Item", "item_ts", "catalog"), ("ItemShop", "item_shop_ts", "stock")):
             known = None if full else _ids(cursor.get(f"{key}_ids"))
-            for records, started, top in self._walk(entity, None if full else cursor.get(key), known):
-                newest = max([cursor.get(key) or "", *(r.get("timeStamp") or "" for r in records)])
-                if newest:
-                    cursor[key] = _no_later(newest, started)
-                cursor.pop(f"{key}_ids", None)
-                if top is not None and top[0] == cursor.get(key) and len(top[1]) <= MAX_IDS_AT_STAMP:
-                    cursor[f"{key}_ids"] = sorted(top[1])
+            unsaved = ""  # the newest stamp of the pages held at the cursor's stamp (`_Keyset.held`)
+            for records, started, top, held in self._walk(entity, None if full else cursor.get(key), known):
+                unsaved = max([unsaved, *(r.get("timeStamp") or "" for r in records)])
+                if not held:
+                    newest, unsaved = max(cursor.get(key) or "", unsaved), ""
+                    if newest:
+                        cursor[key] = _no_later(newest, started)
+                    cursor.pop(f"{key}_ids", None)
+                    if top is not None and top[0] == cursor.get(key) and len(top[1]) <= MAX_IDS_AT_STAMP:
+                        cursor[f"{key}_ids"] = sorted(top[1])
                 page = self._page(entity, kind, records, dict(cursor))
                 if carried is not None:
                     page.rows = _without_repeats(page.rows, carried)
@@ -183,11 +186,12 @@ class LightspeedR:
 
     def _walk(
         self, entity: str, since: str | None, known: set[str] | None = None
-    ) -> Iterator[tuple[list[dict[str, Any]], datetime, tuple[str, set[str]] | None]]:
+    ) -> Iterator[tuple[list[dict[str, Any]], datetime, tuple[str, set[str]] | None, bool]]:
         """The pages of one query, oldest first: `>=` the cursor, so a page cut mid-second loses nothing. Offset
         pages follow a keyset (`_Keyset`; `known`: the ids read with the cursor's stamp); `@attributes.next` links
         (cursor pagination) are followed as sent. Each page comes with the pass's start by the vendor's clock
-        (common.pass_start) and, by a keyset, the newest stamp read and its ids."""
+        (common.pass_start), by a keyset the newest stamp read and its ids, and whether the cursor must stay at its
+        stamp (`_Keyset.held`)."""
         params: dict[str, Any] = {"sort": "timeStamp", "limit": self.page_size}
         if entity == "Item":
             params["load_relations"] = '["ItemShops","Category","Manufacturer"]'
@@ -210,13 +214,15 @@ class LightspeedR:
                 keyset = _Keyset(since, id_field)
                 continue
             if "next" in attributes or not params:  # cursor pagination
-                yield records, started, None
+                yield records, started, None, False
                 params, url = {}, attributes.get("next") or None
                 url = self.http.next_page(url, seen) if url is not None else None
                 continue
             keyset.note(records)
-            yield keyset.fresh(records), started, (keyset.top, keyset.top_ids)
-            url = url if keyset.more(records, int(attributes.get("count") or 0)) else None
+            fresh = keyset.fresh(records)
+            more = keyset.more(records, int(attributes.get("count") or 0))
+            yield fresh, started, (keyset.top, keyset.top_ids), keyset.held and more
+            url = url if more else None
 
 
 def _ids(value: Any) -> set[str] | None:
@@ -235,7 +241,10 @@ class _Keyset:
     them than a page (a bulk import) is not read whole on every poll: one request counts its records past the known
     ones (`timeStamp=S`, by id, from offset len(known)); the same count and none past it, and the pass goes on from
     `>` the stamp, else it reads the stamp again by id. A known id read newer with the count unchanged means another
-    record took its place in the stamp: the stamp is read again by id at the end."""
+    record took its place in the stamp: the stamp is read again by id at the end. Until that pass ends, its pages
+    are `held`: their cursor stays at the stamp with its ids, so a pass cut short (a vendor error, SIGTERM) counts
+    the stamp again and reads what is newer again (moved on, the known id read newer no longer said that another
+    had joined the stamp, and it was never read)."""
 
     def __init__(self, since: str | None, id_field: str, known: set[str] | None = None, page_size: int = 100) -> None:
         self.key, self.id_field, self.since = since, id_field, since
@@ -246,6 +255,7 @@ class _Keyset:
         self.check = len(self.known) > page_size  # first, count the stamp's records (see above)
         self.reread = not self.check  # the cursor's stamp read (again) by id, or whole with `>=`
         self.departed, self.last = False, False  # a known id read newer; end after this read of the stamp
+        self.held = False  # gone past the counted stamp: the cursor stays at it until the pass ends
         self.top, self.top_ids = since or "", set(self.known)  # the newest stamp read, and its ids
 
     def params(self) -> dict[str, Any]:
@@ -277,6 +287,7 @@ class _Keyset:
         if self.check:
             self.check, unchanged = False, not records and count == len(self.known)
             self.past_key, self.within, self.reread = unchanged, None if unchanged else "", not unchanged
+            self.held = unchanged
             return True
         if self.within is not None:  # sorted by id: the page's last is the newest id read of the stamp
             self.at_key |= ids
