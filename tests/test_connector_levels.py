@@ -9,8 +9,10 @@ import hmac
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -25,6 +27,7 @@ from tests.connector_helpers import (
     serving_shopify,
     sync,
 )
+from tests.ingest_helpers import bearer, ingest_settings, serve, store_key
 from tests.pos_fakes.server import Reply, Request
 from tests.pos_fakes.vendors import Item, LightspeedRFake, LightspeedXFake, ShopifyFake
 from tests.test_api import app_settings, running_client
@@ -188,6 +191,32 @@ def test_x_series_a_level_read_after_a_newer_product_change_is_not_dropped(
     assert stock_deltas(db, store, "p1") == [(5, 5), (4, 9)]
     statuses = db.execute("SELECT DISTINCT status FROM imported_product_raw").fetchall()
     assert statuses == [("mapped",)]
+
+
+def test_x_series_an_older_vendor_edit_does_not_undo_a_newer_api_write(
+    db: psycopg.Connection, x_fake: LightspeedXFake, fresh_db_url: str, tmp_path: Path
+) -> None:
+    """p1 synced (product version 1007, 18:30:09); edited at the till at 18:30:20 (1021), not read yet; the price set
+    through the API at 18:30:30, which carries no product version (the listing kept 1007). The poll compared 1021
+    with 1007 alone: the older till edit applied and the listing's clock went back to 18:30:20."""
+    store, cid = _x_connection(db, x_fake)
+    sync(db, cid)
+    map_batches(db)
+    x_fake.update("p1", price_including_tax=4.0, updated_at="2025-06-18T18:30:20+00:00")
+    body = {"name": "Oat Drink", "price": "7.00", "quantity": 5, "updated_at": "2025-06-18T18:30:30Z"}
+    with serve(ingest_settings(fresh_db_url, tmp_path), None) as base:
+        key = store_key(db, store, "listings:write")
+        put = httpx.put(f"{base}/v1/stores/{store}/listings/p1", json=body, headers=bearer(key))
+        assert put.status_code == 200, put.text
+    sync(db, cid)
+    map_batches(db)
+    clock = "SELECT source_updated_at FROM store_product WHERE store_id = %s AND sku = 'p1'"
+    assert listing(db, store, "p1") == ("7.00", 5, True)
+    assert db.execute(clock, (store,)).fetchone() == (datetime(2025, 6, 18, 18, 30, 30, tzinfo=UTC),)
+    x_fake.update("p1", price_including_tax=5.0, updated_at="2025-06-18T18:30:40+00:00")  # newer: applies
+    sync(db, cid)
+    map_batches(db)
+    assert listing(db, store, "p1") == ("5.00", 5, True)
 
 
 def _r_bulk_import(fake: LightspeedRFake, keys: list[str]) -> str:
