@@ -100,13 +100,33 @@ _LAST_WORD = re.compile(r"(?:^|(?<=\s))[^\w\s\"-]*([^\W\d_]+)[^\w\s\"]*$")
 _SHORT_PREFIX = 3  # letters below which a last word is a prefix only after a word
 _SYNTAX = re.compile(r'"|(?:^|\s)-|(?:^|\s)or(?:\s|$)', re.IGNORECASE)  # websearch's phrase, NOT and OR
 _MAX_WORDS = 8  # compound probes: a word's splits and each pair's join, none for a longer query
+_MAY_EXCLUDE = re.compile(r"(?:^|\s)-")
+# A phrase (kept: a `-` in it is no operator), or a NOT and what it excludes: a phrase, or the text up to a space.
+_EXCLUSION = re.compile(r'("[^"]*(?:"|$))|(?:^|(?<=\s))-[\s-]*(?:"[^"]*(?:"|$)|[^\s"]+)')
+
+
+def may_exclude(q: str) -> bool:
+    """Whether `q` may exclude a word (a `-` starts one of its words): websearch's NOT, `milk -oat`."""
+    return bool(_MAY_EXCLUDE.search(q))
+
+
+def without_exclusions(q: str) -> str:
+    """`q` without what `-` excludes (`milk -oat`: `milk`; `-"whole milk"`, `- oat`, `-(oat)` as PostgreSQL's
+    websearch_to_tsquery reads them); a `-` inside a phrase is no operator. `q` itself when it excludes nothing."""
+    if not may_exclude(q):
+        return q
+    return " ".join(_EXCLUSION.sub(lambda m: m.group(1) or " ", q).split())
 
 
 def last_word_prefix(q: str) -> tuple[str, str] | None:
     """(the words before it, the last word folded as the vocabulary holds it) when `q` ends in a word of letters
     that no operator touches, 3+ letters or any after a word, else None. The words before it are read with their
-    sizes spaced (`spaced_sizes`)."""
-    text = spaced_sizes(q) or q
+    sizes spaced (`spaced_sizes`). Excluded words are left out first (`tooth pa -zq`: `pa` after `tooth`): the
+    keyword side keeps their exclusion on the prefix's matches."""
+    rest = without_exclusions(q)
+    if rest != q and re.search(r"(?:^|\s)or$", rest, re.IGNORECASE):
+        return None  # `milk or -oat`: its `or` is an operator, no word typed
+    text = spaced_sizes(rest) or rest
     last = _LAST_WORD.search(text)
     if last is None:
         return None
@@ -130,8 +150,11 @@ def ends_in_space(q: str) -> bool:
 
 def query_words(q: str) -> list[str]:
     """`q`'s words in order, folded as the vocabulary holds them, for the compound probes (`oatmilk`, `tooth paste`);
-    none for a query using websearch's syntax (a phrase, a NOT, an OR), whose words do not simply all match, or of
-    more than 8 words (a compound alternative holds every word: the first 8 alone matched without the 9th)."""
+    none for a query using websearch's syntax (a phrase, an OR), whose words do not simply all match, or of more
+    than 8 words (a compound alternative holds every word: the first 8 alone matched without the 9th). Excluded
+    words (`tooth paste -mint`) are left out: they only remove matches, and the keyword side keeps them out of a
+    compound's matches too."""
+    q = without_exclusions(q)
     if _SYNTAX.search(q):
         return []
     words = [fold_accents(word.lower()) for word in _TOKEN.findall(spaced_sizes(q) or q)]

@@ -360,7 +360,7 @@ WHERE p.id = ANY(:ids::uuid[]) AND p.ai_vector IS NOT NULL;
 --    words in order, folded: text.query_words; empty: no compounds)
 -- The query's tsqueries, its trimmed text and that folded (lower case, accents as unaccent folds them), computed
 -- once (read through InitPlans: a generic plan would otherwise parse them again for every row it scores), and its
--- exact name/GTIN matches. Nine CTEs. `prefix`: the words before the last as typed (either config) and the last as
+-- exact name/GTIN matches. Eleven CTEs. `prefix`: the words before the last as typed (either config) and the last as
 -- the prefix, all in a name or brand (weights A and B: the vocabulary's words, not a description's), or-ed with
 -- the joined prefix (`tooth pa`: toothpa*, where a vocabulary word starts with it), null without one; a word
 -- before the last that the prefix starts satisfies no prefix (`prefix_holds`). `compound`: the query with two
@@ -418,6 +418,27 @@ compound_parts AS MATERIALIZED (
     ) AS r
     WHERE EXISTS (SELECT 1 FROM compound_parts)
     GROUP BY o.i
+), english_typed AS MATERIALIZED (
+    -- null where the query needs no word (querytree 'T': only excluded words, `-zq`, or one or-ed, `milk or -zq`):
+    -- such a tsquery matches by absence, which no index can find (every product read and tested, each `-zq` again)
+    SELECT CASE WHEN querytree(r.q) <> 'T' THEN r.q END AS q
+    FROM (SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_english', :q::text)
+                      ELSE websearch_to_tsquery('plinqy_english', :q::text)
+                           || websearch_to_tsquery('plinqy_english', :q_sized::text)
+                           || websearch_to_tsquery('plinqy_english', replace(:q_sized::text, '.', ',')) END AS q) AS r
+), simple_typed AS MATERIALIZED (
+    SELECT CASE WHEN querytree(r.q) <> 'T' THEN r.q END AS q  -- null for a query that needs no word, as above
+    FROM (SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_simple', :q::text)
+                      ELSE websearch_to_tsquery('plinqy_simple', :q::text)
+                           || websearch_to_tsquery('plinqy_simple', :q_sized::text)
+                           || websearch_to_tsquery('plinqy_simple', replace(:q_sized::text, '.', ',')) END AS q) AS r
+), exclusions AS MATERIALIZED (
+    -- what `-` excludes (`!'milk'`, `!( 'whole' <-> 'milk' )`) in either config, or-ed: typo tolerance corrects the
+    -- other words and keeps these out (it read `qorvel -milk` as qorvel & milk), and so do the prefix's and the
+    -- compounds' matches (`tooth paste -mint`: toothpaste & !mint)
+    SELECT tsquery_or_agg(m[1]::tsquery) AS q
+    FROM regexp_matches(concat((SELECT q FROM simple_typed)::text, ' ', (SELECT q FROM english_typed)::text),
+                        '!(''(?:[^'']|'''')*''|\([^()]*\))', 'g') AS m
 ), name_words AS MATERIALIZED (
     -- words to be found in a name or brand (each lexeme given weights A and B), in either config: those before the
     -- last (part 1), and those before the two a joined prefix joins (part 2); no row without a prefix
@@ -430,10 +451,12 @@ compound_parts AS MATERIALIZED (
 ), prefix_parts AS MATERIALIZED (
     -- the last word as a prefix and the words before it, all in a name or brand: `hand wash` matched Washers by
     -- `hand` in their description; no row without a prefix
-    SELECT to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB') AS last,
+    -- (what `-` excludes stays out of its matches: `tooth pa -zq`)
+    SELECT coalesce(x.q && !!(SELECT q FROM exclusions), x.q) AS last,
            (SELECT q FROM name_words WHERE part = 1) AS head,
            length(:q_last::text) < 3 AS short,
            to_tsvector('plinqy_english', :q_last::text) = ''::tsvector AS stop_word
+    FROM (SELECT to_tsquery('plinqy_simple', quote_literal(:q_last::text) || ':*AB') AS q) AS x
     WHERE :q_last::text IS NOT NULL
 ), prefix_apart AS MATERIALIZED (
     -- the words typed before the last that its prefix starts (`olive o`: olive), as names hold them: their lexemes
@@ -452,24 +475,11 @@ compound_parts AS MATERIALIZED (
     -- those two, where a vocabulary word starts with the join (one probe of its prefix range; 4+ letters)
     SELECT coalesce((SELECT q FROM name_words WHERE part = 2) && x.q, x.q) AS q
     FROM (SELECT (:q_words::text[])[cardinality(:q_words::text[]) - 1] || :q_last::text AS word) AS j
-    CROSS JOIN LATERAL (SELECT to_tsquery('plinqy_simple', quote_literal(j.word) || ':*AB') AS q) AS x
+    CROSS JOIN LATERAL (SELECT coalesce(y.q && !!(SELECT q FROM exclusions), y.q) AS q
+                        FROM (SELECT to_tsquery('plinqy_simple', quote_literal(j.word) || ':*AB') AS q) AS y) AS x
     WHERE (:q_words::text[])[cardinality(:q_words::text[])] = :q_last::text
       AND length(j.word) >= 4 AND j.word !~ '\W|[0-9_]'  -- two words of letters
       AND EXISTS (SELECT 1 FROM search_term t WHERE t.term ~>=~ j.word AND t.term ~<~ (j.word || chr(1114111)))
-), english_typed AS MATERIALIZED (
-    -- null where the query needs no word (querytree 'T': only excluded words, `-zq`, or one or-ed, `milk or -zq`):
-    -- such a tsquery matches by absence, which no index can find (every product read and tested, each `-zq` again)
-    SELECT CASE WHEN querytree(r.q) <> 'T' THEN r.q END AS q
-    FROM (SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_english', :q::text)
-                      ELSE websearch_to_tsquery('plinqy_english', :q::text)
-                           || websearch_to_tsquery('plinqy_english', :q_sized::text)
-                           || websearch_to_tsquery('plinqy_english', replace(:q_sized::text, '.', ',')) END AS q) AS r
-), simple_typed AS MATERIALIZED (
-    SELECT CASE WHEN querytree(r.q) <> 'T' THEN r.q END AS q  -- null for a query that needs no word, as above
-    FROM (SELECT CASE WHEN :q_sized::text IS NULL THEN websearch_to_tsquery('plinqy_simple', :q::text)
-                      ELSE websearch_to_tsquery('plinqy_simple', :q::text)
-                           || websearch_to_tsquery('plinqy_simple', :q_sized::text)
-                           || websearch_to_tsquery('plinqy_simple', replace(:q_sized::text, '.', ',')) END AS q) AS r
 ), tsq AS MATERIALIZED (
     SELECT (SELECT q FROM simple_typed) AS simple,
            -- a last word still being typed that the english config drops (`green t`, `coffee be`, `tea to`: stop
@@ -483,11 +493,7 @@ compound_parts AS MATERIALIZED (
            lower(unaccent(btrim(replace(:q_sized::text, '"', '')))) AS sized_folded,
            CASE WHEN translate(btrim(:q::text), ' -', '') ~ '^[0-9]{8,14}$'
                 THEN lpad(translate(btrim(:q::text), ' -', ''), 14, '0') END AS gtin14,
-           -- what `-` excludes (`!'milk'`, `!( 'whole' <-> 'milk' )`) in either config, or-ed: typo tolerance
-           -- corrects the other words and keeps these out (it read `qorvel -milk` as qorvel & milk)
-           (SELECT tsquery_or_agg(m[1]::tsquery)
-            FROM regexp_matches(concat((SELECT q FROM simple_typed)::text, ' ', (SELECT q FROM english_typed)::text),
-                                '!(''(?:[^'']|'''')*''|\([^()]*\))', 'g') AS m) AS excluded,
+           (SELECT q FROM exclusions) AS excluded,
            -- 1-2 letters only after a word (text.last_word_prefix), not after `-zq` alone; or the joined prefix
            (SELECT CASE WHEN j.q IS NULL THEN w.q ELSE w.q || j.q END
             FROM (SELECT CASE WHEN head IS NULL THEN last ELSE head && last END AS q FROM prefix_parts
@@ -499,12 +505,14 @@ compound_parts AS MATERIALIZED (
            (SELECT head FROM prefix_parts) AS prefix_head,
            coalesce((SELECT short AND querytree(head) NOT IN ('', 'T') FROM prefix_parts), false) AS short_prefix,
            -- each join with every other word's readings, and (where a word splits) every word's readings together
-           (SELECT tsquery_or_agg(CASE WHEN j.q IS NULL THEN r.q WHEN r.q IS NULL THEN j.q ELSE j.q && r.q END)
-            FROM (SELECT lo, hi, q FROM compound_parts WHERE lo < hi
-                  UNION ALL
-                  SELECT 0, 0, NULL::tsquery WHERE EXISTS (SELECT 1 FROM compound_parts WHERE lo = hi)) AS j
-            CROSS JOIN LATERAL (SELECT tsquery_and_agg(w.q) AS q FROM word_readings w
-                                WHERE w.i < j.lo OR w.i > j.hi) AS r) AS compound
+           -- (and none of what `-` excludes: `tooth paste -mint`)
+           (SELECT coalesce(c.q && !!(SELECT q FROM exclusions), c.q) FROM (
+                SELECT tsquery_or_agg(CASE WHEN j.q IS NULL THEN r.q WHEN r.q IS NULL THEN j.q ELSE j.q && r.q END) AS q
+                FROM (SELECT lo, hi, q FROM compound_parts WHERE lo < hi
+                      UNION ALL
+                      SELECT 0, 0, NULL::tsquery WHERE EXISTS (SELECT 1 FROM compound_parts WHERE lo = hi)) AS j
+                CROSS JOIN LATERAL (SELECT tsquery_and_agg(w.q) AS q FROM word_readings w
+                                    WHERE w.i < j.lo OR w.i > j.hi) AS r) AS c) AS compound
 ), exact AS MATERIALIZED (
     SELECT p.id FROM product_master p
     WHERE lower(p.name) = lower((SELECT trimmed FROM tsq))
