@@ -53,7 +53,8 @@ async def _rank_keyword_rows_read(db_url: str, q: str) -> int:
     config = EngineConfig()
     stmt = statement("engine/search", "rank_keyword")
     own = {"depth": 30, "cap": config.keyword_cap, "typo_tolerance": True, "typo_below": 30, "scan_cap": None}
-    filters = {"category_ids": None, "exclude_id": None, "brand": None, "min_price": None, "max_price": None}
+    filters = {"category_ids": None, "exclude_id": None, "brand": None, "excluding": None}
+    filters |= {"min_price": None, "max_price": None}
     values = stmt.bind(q=q, **query_texts(q), **own, store_ids=None, in_stock=True, **filters, **NO_NEAR)
     conn = await asyncpg.connect(db_url)
     try:

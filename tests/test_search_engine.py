@@ -580,7 +580,7 @@ def test_default_strategy_choice_uses_both_plans(catalogue: Catalogue) -> None:
 
 def _filters(stores: list[Any] | None) -> dict[str, Any]:
     """The shared filters' parameters with nothing but the stores set (in stock only)."""
-    values = dict(category_ids=None, exclude_id=None, brand=None, min_price=None, max_price=None)
+    values = dict(category_ids=None, exclude_id=None, brand=None, excluding=None, min_price=None, max_price=None)
     return {"store_ids": stores, "in_stock": True, **values}
 
 

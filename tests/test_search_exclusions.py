@@ -56,6 +56,36 @@ def _names(body: dict[str, Any]) -> list[str]:
     return [r["product"]["name"] for r in body["results"]]
 
 
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+def test_no_result_of_any_mode_holds_an_excluded_word(client: TestClient[Any], mode: str) -> None:
+    milks = _names(_search(client, q="milk -oat", mode=mode))
+    assert not [n for n in milks if "Oat" in n] and "Whole Milk 1 L" in milks, milks
+    assert "Goat Milk" in milks  # a word excluded is that word: `goat` is no `oat`
+    chocolate = _names(_search(client, q="chocolate -bar", mode=mode))
+    assert "Dark Chocolate Bar" not in chocolate and "Chocolate Spread" in chocolate, chocolate
+    phrase = _names(_search(client, q='milk -"oat milk"', mode=mode))
+    assert not [n for n in phrase if "Oat" in n] and "Almond Milk" in phrase, phrase
+    # the whole set behind facets, sorted by price: the same exclusion, and counts that agree with the results
+    faceted = _search(client, q="milk -oat", mode=mode, limit=100, facets="category", sort="price")
+    assert not [n for n in _names(faceted) if "Oat" in n] and faceted["total"] == len(faceted["results"]), faceted
+    for c in faceted["facets"]["category"]:
+        chosen = _search(client, q="milk -oat", mode=mode, limit=100, facets="category", category_id=c["id"])
+        assert chosen["total"] == c["count"] and not [n for n in _names(chosen) if "Oat" in n], (c, chosen)
+
+
+def test_the_text_embedded_leaves_out_the_excluded_words_and_the_operators(client: TestClient[Any]) -> None:
+    def scores(q: str) -> dict[str, float]:
+        return {r["product"]["name"]: r["score"] for r in _search(client, q=q, mode="semantic", limit=50)["results"]}
+
+    plain, excluding = scores("milk"), scores("milk -oat")
+    assert excluding == {name: score for name, score in plain.items() if "Oat" not in name}  # `milk` embedded
+    operators = scores('"whole milk" -"oat milk" - soy')  # quotes and `-`: no words of its meaning
+    assert operators == {name: score for name, score in scores("whole milk").items() if "Oat" not in name}
+    # nothing left to embed: no vector side, as the keyword side finds nothing for a query that needs no word
+    for mode in ("semantic", "hybrid", "keyword"):
+        assert _search(client, q="-oat", mode=mode)["results"] == [], mode
+
+
 def test_a_query_with_an_exclusion_keeps_its_compound_words(client: TestClient[Any]) -> None:
     assert query_words("tooth paste -mint") == ["tooth", "paste"]
     assert query_words('"tooth paste" -mint') == [] and query_words("tooth or paste -mint") == []

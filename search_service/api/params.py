@@ -112,9 +112,10 @@ Q = Annotated[
             "whitespace; no control characters. A barcode (GTIN-8/12/13/14, spaces and dashes allowed) finds its "
             "product first, whatever its leading zeros. A size glued to its unit (`1l`, `500g`, `6x1l`) also finds "
             "names that space it (`1 L`, `500 g`). The last word is also a prefix (`choc` finds Chocolate) unless a "
-            "space follows it (`choc `: the word only). A word after `-` is excluded (`milk -oat`); a query that "
-            "needs no word (only excluded ones, `-oat`, or one `or`-ed with them) has no keyword matches: keyword "
-            "mode finds nothing, hybrid ranks by meaning alone."
+            "space follows it (`choc `: the word only). A word or phrase after `-` is excluded in every mode "
+            '(`milk -oat`, `milk -"oat milk"`: no result holds it; the meaning ranked is the rest\'s, `milk`). A query '
+            "of excluded words only (`-oat`) finds nothing in any mode; one that needs no word because an excluded "
+            "one is `or`-ed (`milk or -oat`) has no keyword matches: hybrid ranks by meaning alone."
         ),
         schema_extra={"minLength": 1, "maxLength": Q_MAX_LENGTH, "pattern": Q_PATTERN},
         examples=[Example(summary="natural language", value="something to fix a dripping tap")],

@@ -103,6 +103,7 @@ _MAX_WORDS = 8  # compound probes: a word's splits and each pair's join, none fo
 _MAY_EXCLUDE = re.compile(r"(?:^|\s)-")
 # A phrase (kept: a `-` in it is no operator), or a NOT and what it excludes: a phrase, or the text up to a space.
 _EXCLUSION = re.compile(r'("[^"]*(?:"|$))|(?:^|(?<=\s))-[\s-]*(?:"[^"]*(?:"|$)|[^\s"]+)')
+_OPERATOR = re.compile(r'"|(?:^|(?<=\s))(?:or|-+)(?=\s|$)', re.IGNORECASE)
 
 
 def may_exclude(q: str) -> bool:
@@ -116,6 +117,12 @@ def without_exclusions(q: str) -> str:
     if not may_exclude(q):
         return q
     return " ".join(_EXCLUSION.sub(lambda m: m.group(1) or " ", q).split())
+
+
+def embedded_text(q: str) -> str:
+    """The text the vector side embeds: `q` without its excluded words and phrases and websearch's operators (quotes,
+    `or`, a lone `-`): `milk -oat` embedded as typed sits near oat milk. Empty for a query of excluded words only."""
+    return " ".join(_OPERATOR.sub(" ", without_exclusions(q)).split())
 
 
 def last_word_prefix(q: str) -> tuple[str, str] | None:

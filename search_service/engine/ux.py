@@ -43,6 +43,7 @@ from search_service.engine.session import transaction
 from search_service.engine.stage_clock import StageClock
 from search_service.engine.stats import StatsCache, read_stats
 from search_service.engine.store_locator import StoreLocator
+from search_service.engine.text import may_exclude
 from search_service.engine.ux_explain import HitExplain, explained
 from search_service.engine.vector_plans import rank_vector
 from search_service.engine.vector_scan import VectorPlan, plan_vector
@@ -150,10 +151,12 @@ async def _rank(
     deep = depth + whole  # a whole set's sides one deeper: whether more products match than it holds (`more`)
     vector_side = keyword_side = None
     filtered = whole and _filtered(scope)
+    # what `q` excludes is product_filter's (excluded_words), which the vector plans apply and facet_vectors does not
+    excludes = may_exclude(scope.params.q)
     passing = await products_passing(conn, scope) if filtered and mode != "keyword" and vectors is not None else None
     if mode == "keyword":
         keyword_side = await rank_keyword(conn, scope, deep, config)
-    elif whole and vectors is not None and vectors.loaded and (not filtered or passing is not None):
+    elif whole and vectors is not None and vectors.loaded and (not filtered or passing is not None) and not excludes:
         assert query_vector is not None  # a whole set: facet_vectors, among the products its filters keep
         if mode == "hybrid":
             keyword_side = await rank_keyword(conn, scope, deep, config)

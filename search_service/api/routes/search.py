@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import math
 import time
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -29,7 +30,7 @@ from search_service.api.schemas import (
 )
 from search_service.api.ux_params import UxOptions
 from search_service.engine import search as engine
-from search_service.engine.text import ends_in_space
+from search_service.engine.text import embedded_text, ends_in_space
 from search_service.engine.ux import UxResult, needs_ux, ux_similar
 
 
@@ -159,10 +160,15 @@ async def search_products(
     sp = filters.params(q=text, mode=mode, whole_last_word=ends_in_space(q))  # `choc ` is no prefix
     # Keyword mode needs no model (it keeps working while the model loads). Otherwise the query is embedded
     # while the database work starts; a model that is not ready answers 503 before any of it.
+    # The text embedded is q without what `-` excludes and without operators (`milk -oat` as typed sits near oat
+    # milk); a query of excluded words only has nothing to rank by: no vector side, and no keyword matches either.
     embedding: asyncio.Future[np.ndarray] | None = None
-    if mode != "keyword":
+    meaning = embedded_text(text)
+    if mode != "keyword" and not meaning:
+        sp = replace(sp, mode="keyword")
+    elif mode != "keyword":
         rt.check_model()
-        embedding = asyncio.ensure_future(rt.embed(text))
+        embedding = asyncio.ensure_future(rt.embed(meaning))
     if needs_ux(ux.ux, sp):
         found, engine_started = await run_ux_search(rt, sp, embedding, ux.ux)
         rt.metrics.search_latency.labels(mode, found.strategy).observe(time.perf_counter() - engine_started)

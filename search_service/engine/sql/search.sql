@@ -68,14 +68,30 @@ AND (:near_radius_m::float8 IS NOT NULL OR {{ any_active_store }})
 AND {{ listing_terms }}
 AND {{ any_active_store }}
 
+-- fragment: excluded_words
+-- params: excluding text|null (q where a `-` starts one of its words: engine/text.py may_exclude; null: none)
+-- What `q`'s `-` excludes (`milk -oat`: 'oat'; `-"whole milk"`: 'whole' <-> 'milk'), in either config, or-ed, as
+-- keyword_query's `excluded` reads it; null for a query that needs no word (`-oat`, `milk or -oat`) or that
+-- excludes none. A scalar subquery: an InitPlan, parsed once a statement.
+(SELECT tsquery_or_agg(m[1]::tsquery)
+ FROM (SELECT websearch_to_tsquery('plinqy_simple', :excluding::text) AS s,
+              websearch_to_tsquery('plinqy_english', :excluding::text) AS e) AS t
+ CROSS JOIN LATERAL regexp_matches(
+     concat(CASE WHEN querytree(t.s) <> 'T' THEN t.s::text END, ' ',
+            CASE WHEN querytree(t.e) <> 'T' THEN t.e::text END),
+     '!(''(?:[^'']|'''')*''|\([^()]*\))', 'g') AS m)
+
 -- fragment: product_filter
 -- params: category_ids bigint[]|null (the category subtree), exclude_id uuid|null (similar(): the product
 --         itself), brand text|null (exact match but for case and accents: plinqy_fold, migration 0038)
+--         (+ excluded_words: a product holding what `q` excludes qualifies on no side; with `excluding` null the
+--         test folds away)
 -- A qualifying product (alias p = product_master).
 p.is_active
 AND (:category_ids::bigint[] IS NULL OR p.category_id = ANY(:category_ids::bigint[]))
 AND (:exclude_id::uuid IS NULL OR p.id <> :exclude_id::uuid)
 AND (:brand::text IS NULL OR plinqy_fold(p.brand) = plinqy_fold(:brand::text))
+AND (:excluding::text IS NULL OR NOT coalesce(p.search_tsv @@ {{ excluded_words }}, false))
 
 -- fragment: sellable_listing
 -- params: none
