@@ -11,13 +11,14 @@ import email.utils
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from search_service.ingest.rows import MAX_PRICE, MAX_QUANTITY
+from search_service.ingest.rows import CLOCK_AHEAD_MAX, MAX_PRICE, MAX_QUANTITY
 
 Row = dict[str, Any]
 Cursor = dict[str, Any]
@@ -91,6 +92,8 @@ class HeldLevels:
     def with_level(self, row: Row) -> Row:
         """An upsert with its held level (and the level's own version, for newest wins, as its stock row has it)."""
         if row.get("op") != "upsert" or "quantity" in row or row["sku"] not in self.levels:
+            return row
+        if "_error" in self.levels[row["sku"]]:  # a refused level stays a rejected row of its own (`leftover`)
             return row
         level = self.levels.pop(row["sku"])
         return {**row, "quantity": level["quantity"], **({"version": level["version"]} if "version" in level else {})}
@@ -265,6 +268,17 @@ def stock_clock(stamp: Any) -> int | None:
     except ValueError:
         return None
     return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def clocked_level(row: Row, stamp: Any) -> Row:
+    """A stock row with its stock clock (`version`) from `stamp`; refused with its reason (`_error`) when the stamp
+    is more than ingest's bound ahead of this server's clock, as ingest refuses such an `updated_at`: to ingest a
+    version is only a number, and one from 2999 made every later level of the listing stale for good."""
+    version = stock_clock(stamp)
+    if version is not None and version > (time.time() + CLOCK_AHEAD_MAX.total_seconds()) * 1000:
+        ahead = f"the stock time {str(stamp)[:40]!r} is more than a day ahead of this server's clock"
+        return {**compact(row), "_error": f"{ahead}: check the sender's clock"}
+    return compact({**row, "version": version})
 
 
 def iso_from_naive(text: Any) -> str | None:

@@ -21,12 +21,12 @@ from search_service.ingest.connectors.common import (
     Row,
     as_list,
     barcode_fields,
+    clocked_level,
     compact,
     merge_attributes,
     pass_start,
     plain_text,
     price_text,
-    stock_clock,
     stock_level,
     truthy,
 )
@@ -77,9 +77,9 @@ def map_item(item: dict[str, Any], ctx: MapContext) -> Row:
             "quantity": level,
             "is_active": not truthy(item.get("archived")),
             "updated_at": item.get("timeStamp") or None,
-            "version": stock_clock(shop.get("timeStamp")) if level is not None else None,
         }
     )
+    row = clocked_level(row, shop.get("timeStamp")) if level is not None else row
     row.update(barcode_fields(item.get("ean") or item.get("upc")))
     return merge_attributes(
         row,
@@ -99,9 +99,7 @@ def map_item_shop(shop: dict[str, Any], ctx: MapContext) -> Row | None:
     level = stock_level(shop.get("qoh"))
     if level is None:
         return None
-    return compact(
-        {"op": "stock", "sku": str(shop["itemID"]), "quantity": level, "version": stock_clock(shop.get("timeStamp"))}
-    )
+    return clocked_level({"op": "stock", "sku": str(shop["itemID"]), "quantity": level}, shop.get("timeStamp"))
 
 
 def _no_later(stamp: str, started: datetime) -> str:

@@ -34,13 +34,13 @@ from search_service.ingest.connectors.common import (
     WebhookResult,
     as_list,
     barcode_fields,
+    clocked_level,
     compact,
     fold_first_sync,
     merge_attributes,
     pass_start,
     plain_text,
     price_text,
-    stock_clock,
     stock_level,
 )
 from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, VendorError, VendorHTTP
@@ -128,14 +128,8 @@ def map_inventory_level(level: Mapping[str, Any], ctx: MapContext) -> Row | None
         return None
     available = level.get("available")
     quantity = 0 if available is None else stock_level(available)
-    return compact(
-        {
-            "op": "stock",
-            "sku": str(level["inventory_item_id"]),
-            "quantity": quantity,
-            "version": stock_clock(level.get("updated_at")),  # the stock clock (see common.stock_clock)
-        }
-    )
+    row = {"op": "stock", "sku": str(level["inventory_item_id"]), "quantity": quantity}
+    return clocked_level(row, level.get("updated_at"))  # the stock clock (see common.stock_clock)
 
 
 def map_disconnected_level(level: Mapping[str, Any], ctx: MapContext, triggered_at: str | None) -> Row | None:
@@ -144,8 +138,21 @@ def map_disconnected_level(level: Mapping[str, Any], ctx: MapContext, triggered_
     whatever level the listing holds (a disconnected level gets no later update until it is connected again)."""
     if str(level.get("location_id")) != ctx.location or level.get("inventory_item_id") is None:
         return None
-    sku = str(level["inventory_item_id"])
-    return compact({"op": "stock", "sku": sku, "quantity": 0, "version": stock_clock(triggered_at)})
+    return clocked_level({"op": "stock", "sku": str(level["inventory_item_id"]), "quantity": 0}, triggered_at)
+
+
+def delivery_time(headers: Mapping[str, str], payload: Mapping[str, Any]) -> str | None:
+    """`X-Shopify-Triggered-At`, which the signature does not cover: no later than this server's clock, nor than the
+    body's own `updated_at` when it has one. Taken as sent, a signed body replayed as `inventory_levels/disconnect`
+    and stamped 2999 zeroed its level for good (every later level older)."""
+    when = _instant(headers.get("x-shopify-triggered-at"))
+    if when is None:
+        return None
+    own = _instant(payload.get("updated_at")) if payload.get("updated_at") else None
+    bounded = min(when, time.time(), own if own is not None else when)
+    return (
+        headers.get("x-shopify-triggered-at") if bounded == when else datetime.fromtimestamp(bounded, UTC).isoformat()
+    )
 
 
 def verify_webhook(headers: Mapping[str, str], body: bytes, secrets: list[str]) -> None:
@@ -175,7 +182,7 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     if topic in PRODUCT_TOPICS and payload.get("id") is not None:
         rows, links = map_product(payload, ctx)
         return WebhookResult(delivery_id, "catalog", rows=rows, links=links)
-    when = headers.get("x-shopify-triggered-at")
+    when = delivery_time(headers, payload)
     if topic == "products/delete" and payload.get("id") is not None:  # its listings: resolved at intake
         return WebhookResult(delivery_id, "catalog", deleted_parents=[str(payload["id"])], event_time=when)
     if topic == "inventory_items/delete" and payload.get("id") is not None:  # a variant (or its product) deleted
@@ -186,6 +193,8 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
         row = map_inventory_level(payload, ctx)
         return WebhookResult(delivery_id, "stock", rows=[row] if row else [])
     if topic == "inventory_levels/disconnect":
+        if "available" in payload:  # a level's body (signed for `inventory_levels/update`) under an unsigned topic
+            raise WebhookRejected("the body of inventory_levels/disconnect holds `available`: a level's body", 400)
         row = map_disconnected_level(payload, ctx, when)
         return WebhookResult(delivery_id, "stock", rows=[row] if row else [])
     raise WebhookRejected(f"unsupported topic {topic!r}", 400)

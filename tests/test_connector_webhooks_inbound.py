@@ -1,0 +1,135 @@
+"""What an inbound POS delivery may not do: set a clock no later level can pass, answer 500, or write another shop's
+catalogue. Each checked over the real `POST /v1/ingest/{id}` (or a sync against a fake vendor over HTTP) and the
+import job's mapping into real PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from tests.connector_helpers import (
+    SECRET_KEY,
+    deliver,
+    listing,
+    make_connection,
+    make_store,
+    map_batches,
+    serving_shopify,
+    sync,
+)
+from tests.pos_fakes.vendors import Item, LightspeedRFake, ShopifyFake
+from tests.test_api import app_settings, running_client
+
+ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 103)]
+LOCATION = "24826418"
+SHOP = "gifts.myshopify.com"
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def shopify_fake() -> Iterator[ShopifyFake]:
+    yield from serving_shopify(ITEMS, location=LOCATION)
+
+
+def shopify_delivery(
+    body: object, topic: str, event: str, at: str | None = None, shop: str = SHOP
+) -> tuple[dict[str, str], bytes]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    digest = base64.b64encode(hmac.new(b"app-secret", raw, hashlib.sha256).digest()).decode()
+    headers = {"X-Shopify-Topic": topic, "X-Shopify-Hmac-Sha256": digest, "X-Shopify-Event-Id": event,
+               "X-Shopify-Shop-Domain": shop, "Content-Type": "application/json"}  # fmt: skip
+    return ({**headers, "X-Shopify-Triggered-At": at} if at else headers), raw
+
+
+def shopify_store(db: psycopg.Connection, fake: ShopifyFake) -> tuple[uuid.UUID, uuid.UUID]:
+    """A store with a Shopify connection, synced and mapped: listings 2710 (101) and 2711 (102)."""
+    store = make_store(db, "Shop", 52.36, 4.88)
+    creds = {"shop": SHOP, "token": "shpat_test"}
+    cid = make_connection(db, store, "shopify", LOCATION, fake.server.url, creds, secret="app-secret")
+    sync(db, cid)
+    map_batches(db)
+    return store, cid
+
+
+def rejections(db: psycopg.Connection, connection_id: uuid.UUID) -> list[tuple[str, str]]:
+    rows = db.execute(
+        "SELECT r.payload->>'sku', r.error FROM imported_product_raw r JOIN import_batch b ON b.id = r.import_batch_id "
+        "WHERE b.connection_id = %s AND r.status = 'rejected' ORDER BY b.seq, r.row_number",
+        (connection_id,),
+    ).fetchall()
+    return [(sku, error) for sku, error in rows]
+
+
+def _iso(delta: timedelta) -> str:
+    return (datetime.now(UTC) + delta).isoformat()
+
+
+def test_shopify_a_stock_time_far_ahead_is_refused_and_later_levels_still_apply(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """A signed level stamped 2999 became the listing's stock version: every later level (webhook, poll, full
+    sync) was stale for good. And `X-Shopify-Triggered-At`, unsigned, clocked a disconnect: a signed level's body
+    replayed as `inventory_levels/disconnect` stamped 2999 zeroed it for good. A stock time more than a day ahead
+    is now refused with its reason; the header is no later than the server's clock; a level's body under the
+    disconnect topic is refused."""
+    store, cid = shopify_store(db, shopify_fake)
+    level = {"inventory_item_id": 2710, "location_id": int(LOCATION), "available": 14}
+    future = {**level, "updated_at": "2999-01-01T00:00:00Z"}
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        assert deliver(client, cid, *shopify_delivery(future, "inventory_levels/update", "ev-1")) == "stored"
+        map_batches(db)
+        assert listing(db, store, "2710") == ("1.00", 101, True)
+        assert rejections(db, cid) == [
+            ("2710", "the stock time '2999-01-01T00:00:00Z' is more than a day ahead of this server's clock: "
+             "check the sender's clock"),
+        ]  # fmt: skip
+        replayed = shopify_delivery(future, "inventory_levels/disconnect", "ev-2", "2999-01-01T00:00:00Z")
+        assert deliver(client, cid, *replayed) == "400"
+        gone = {"inventory_item_id": 2710, "location_id": int(LOCATION)}
+        disconnect = shopify_delivery(gone, "inventory_levels/disconnect", "ev-3", "2999-01-01T00:00:00Z")
+        assert deliver(client, cid, *disconnect) == "stored"
+        map_batches(db)
+        assert listing(db, store, "2710") == ("1.00", 0, True)  # clocked by this server's time
+        later = {**level, "available": 7, "updated_at": _iso(timedelta(hours=1))}
+        assert deliver(client, cid, *shopify_delivery(later, "inventory_levels/update", "ev-4")) == "stored"
+    map_batches(db)
+    assert listing(db, store, "2710") == ("1.00", 7, True)
+
+
+def test_r_series_a_stock_time_far_ahead_is_refused_and_later_levels_still_apply(db: psycopg.Connection) -> None:
+    """An ItemShop stamped 2999 (the shop's clock set wrong) made its level's version 2999 and every later level
+    stale; it is refused now with its reason, and the next level applies."""
+    fake = LightspeedRFake()
+    fake.bucket = (0.0, 100_000)
+    try:
+        fake.add(Item("301", "Item 301", "1.00", 5))
+        store = make_store(db, "R", 52.36, 4.88)
+        cid = make_connection(db, store, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
+        sync(db, cid)
+        map_batches(db)
+        assert listing(db, store, "301") == ("1.00", 5, True)
+        for shop in fake.items["301"]["ItemShops"]["ItemShop"]:
+            shop.update(qoh="14", timeStamp="2999-01-01T00:00:00+00:00")
+        sync(db, cid)
+        map_batches(db)
+        assert listing(db, store, "301") == ("1.00", 5, True)
+        assert {sku for sku, error in rejections(db, cid) if "more than a day ahead" in error} == {"301"}
+        fake.set_stock("301", 8)
+        sync(db, cid)
+        map_batches(db)
+        assert listing(db, store, "301") == ("1.00", 8, True)
+    finally:
+        fake.server.close()
