@@ -133,3 +133,31 @@ def test_r_series_a_stock_time_far_ahead_is_refused_and_later_levels_still_apply
         assert listing(db, store, "301") == ("1.00", 8, True)
     finally:
         fake.server.close()
+
+
+def _deep(depth: int = 100_000) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_a_body_nested_past_the_parsers_depth_is_a_400_for_every_pos(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """Erply's `hmac` is inside its body, so an unauthenticated body was parsed first: nested 100,000 deep, its
+    RecursionError answered 500 with a traceback; so did a signed Shopify body and X-Series' `payload` field. Each
+    is a 400 naming the body now, as the `webhook` source answers it."""
+    store = make_store(db, "Shop", 52.36, 4.88)
+    erply = make_connection(db, store, "erply", "1", "http://127.0.0.1:9", {"client_code": "123456"}, secret="e-secret")
+    shopify = make_connection(db, store, "shopify", LOCATION, "http://127.0.0.1:9", {"shop": SHOP}, secret="app-secret")
+    x = make_connection(db, store, "lightspeed-x", "outlet-1", "http://127.0.0.1:9", {"domain_prefix": "s"}, "x-secret")
+    erply_body = ('{"id":"d1","hmac":"0","x":' + _deep() + "}").encode()
+    x_body = ("type=product.update&payload=" + _deep()).encode()
+    x_signature = hmac.new(b"x-secret", x_body, hashlib.sha256).hexdigest()
+    x_headers = {"Content-Type": "application/x-www-form-urlencoded",
+                 "X-Signature": f"signature={x_signature},algorithm=HMAC-SHA256"}  # fmt: skip
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        for cid, headers, body in (
+            (erply, {"Content-Type": "application/json"}, erply_body),
+            (shopify, *shopify_delivery(('{"id":1,"x":' + _deep() + "}").encode(), "products/update", "ev-1")),
+            (x, x_headers, x_body),
+        ):
+            response = client.post(f"/v1/ingest/{cid}", content=body, headers=headers)
+            assert response.status_code == 400, (cid, response.text[:300])
+            assert "nested too deeply" in response.text and "Traceback" not in response.text

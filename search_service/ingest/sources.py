@@ -18,6 +18,7 @@ asyncpg connection, after verification and before storing, and stores the Delive
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,19 @@ class PayloadError(ValueError):
 
 class MediaTypeError(PayloadError):
     """The request's Content-Type is not one this source reads: 415."""
+
+
+class NestedTooDeeply(ValueError):
+    """A JSON document nested past the parser's depth: no delivery is shaped like that."""
+
+
+def load_json(text: bytes | str, **options: Any) -> Any:
+    """`json.loads`, a document nested past the parser's depth a `NestedTooDeeply` (its RecursionError answered
+    500 with a traceback, before any signature check where the signature is inside the body)."""
+    try:
+        return json.loads(text, **options)
+    except RecursionError:
+        raise NestedTooDeeply("nested too deeply") from None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ Body: {"type": "listing.upsert" | "listing.delete" | "stock.set", "data": {...}}
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
 from standardwebhooks import Webhook
@@ -18,8 +17,10 @@ from search_service.ingest.sources import (
     Delivery,
     IncomingRequest,
     MediaTypeError,
+    NestedTooDeeply,
     PayloadError,
     SignatureError,
+    load_json,
     register_source,
 )
 from search_service.ingest.stores import Connection
@@ -58,11 +59,11 @@ MAX_WEBHOOK_ID = 256
 
 def parse_body(body: bytes) -> list[dict[str, Any]]:
     try:
-        message = json.loads(body)
+        message = load_json(body)
+    except NestedTooDeeply:
+        raise PayloadError("the body is nested too deeply to be a listing") from None
     except (ValueError, UnicodeDecodeError):
         raise PayloadError("the body is not valid JSON") from None
-    except RecursionError:  # nested past the parser's depth: no listing is shaped like that
-        raise PayloadError("the body is nested too deeply to be a listing") from None
     if not isinstance(message, dict) or message.get("type") not in EVENT_OPS:
         raise PayloadError(f"type must be one of {', '.join(EVENT_OPS)}", "type")
     op, data = EVENT_OPS[message["type"]], message.get("data")

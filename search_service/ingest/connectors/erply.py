@@ -41,6 +41,7 @@ from search_service.ingest.connectors.common import (
 from search_service.ingest.connectors.erply_pass import PassState, deleted_while, settle
 from search_service.ingest.connectors.http import RetryPolicy, RetryRequest, VendorError, VendorHTTP
 from search_service.ingest.rows import CLOCK_AHEAD_MAX
+from search_service.ingest.sources import NestedTooDeeply, load_json
 
 SOURCE = "erply"
 QUOTA_EXCEEDED = 1002
@@ -376,7 +377,9 @@ def verify_and_parse_webhook(body: bytes, secrets: list[str], config: SignatureC
     """Check the body's `hmac`, then say what to poll again: the catalogue or the stock."""
     config = config or SignatureConfig()
     try:
-        event = json.loads(body, parse_float=Decimal)
+        event = load_json(body, parse_float=Decimal)
+    except NestedTooDeeply:
+        raise WebhookRejected("the body is nested too deeply", 400) from None
     except ValueError:
         raise WebhookRejected("the body is not JSON", 400) from None
     if not isinstance(event, dict) or not event.get("id"):

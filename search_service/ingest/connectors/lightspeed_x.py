@@ -12,7 +12,6 @@ raw body, keyed with the client secret).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,6 +39,7 @@ from search_service.ingest.connectors.common import (
     truthy,
 )
 from search_service.ingest.connectors.http import RetryPolicy, VendorError, VendorHTTP
+from search_service.ingest.sources import NestedTooDeeply, load_json
 
 SOURCE = "lightspeed-x"
 LEVEL_FIELDS = ("current_inventory_level", "inventory_level", "current_amount")
@@ -160,7 +160,9 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     topic = (form.get("type") or [headers.get("x-topic", "")])[0]
     raw_payload = (form.get("payload") or [""])[0]
     try:
-        payload = json.loads(raw_payload, parse_float=Decimal)
+        payload = load_json(raw_payload, parse_float=Decimal)
+    except NestedTooDeeply:
+        raise WebhookRejected("the form field `payload` is nested too deeply", 400) from None
     except ValueError:
         raise WebhookRejected("the form field `payload` is not JSON", 400) from None
     if not isinstance(payload, dict):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -44,6 +43,7 @@ from search_service.ingest.connectors.common import (
     stock_level,
 )
 from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, VendorError, VendorHTTP
+from search_service.ingest.sources import NestedTooDeeply, load_json
 
 SOURCE = "shopify"
 API_VERSION = "2024-07"
@@ -173,7 +173,9 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     if not event_id:
         raise WebhookRejected("no X-Shopify-Event-Id", 400)
     try:
-        payload = json.loads(body, parse_float=Decimal)  # ints stay exact beyond 2^53
+        payload = load_json(body, parse_float=Decimal)  # ints stay exact beyond 2^53
+    except NestedTooDeeply:
+        raise WebhookRejected("the body is nested too deeply", 400) from None
     except ValueError:
         raise WebhookRejected("the body is not JSON", 400) from None
     if not isinstance(payload, dict):
