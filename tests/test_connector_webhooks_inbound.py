@@ -161,3 +161,35 @@ def test_a_body_nested_past_the_parsers_depth_is_a_400_for_every_pos(db: psycopg
             response = client.post(f"/v1/ingest/{cid}", content=body, headers=headers)
             assert response.status_code == 400, (cid, response.text[:300])
             assert "nested too deeply" in response.text and "Traceback" not in response.text
+
+
+def _variant(item: int, **fields: object) -> dict[str, object]:
+    return {"id": item + 1, "title": "Default Title", "price": "8.50", "inventory_item_id": item, **fields}
+
+
+def test_malformed_lists_and_objects_of_a_signed_delivery_are_skipped_or_refused(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """A signed Shopify product whose `variants` held `null`, `"x"` or `[1, 2]` answered 500 (AttributeError), and a
+    `title` sent as a list was stored as its Python repr; an X-Series `inventory.update` whose `product` was text
+    answered 500. Entries that are no object are skipped now, a field that is no text refuses its row naming it."""
+    store = make_store(db, "Shop", 52.36, 4.88)
+    cid = make_connection(db, store, "shopify", LOCATION, "http://127.0.0.1:9", {"shop": SHOP}, secret="app-secret")
+    x = make_connection(db, store, "lightspeed-x", "outlet-1", "http://127.0.0.1:9", {"domain_prefix": "s"}, "x-secret")
+    product = {"id": 7001, "title": "Mug", "status": "active", "variants": [None, "x", [1, 2], _variant(5001)]}
+    listed = {"id": 7002, "title": ["Mug", "Cup"], "status": "active", "variants": [_variant(5002)]}
+    x_body = b'type=inventory.update&payload={"product":"abc"}'
+    x_signature = hmac.new(b"x-secret", x_body, hashlib.sha256).hexdigest()
+    x_headers = {"Content-Type": "application/x-www-form-urlencoded",
+                 "X-Signature": f"signature={x_signature},algorithm=HMAC-SHA256"}  # fmt: skip
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        assert deliver(client, cid, *shopify_delivery(product, "products/update", "ev-1")) == "stored"
+        assert deliver(client, cid, *shopify_delivery(listed, "products/update", "ev-2")) == "stored"
+        answer = client.post(f"/v1/ingest/{cid}", content=b'{"id":[1]}', headers=shopify_delivery(b'{"id":[1]}',
+                             "products/update", "ev-3")[0])  # fmt: skip
+        assert answer.status_code == 400 and "id must be a number" in answer.text
+        assert deliver(client, x, x_headers, x_body) == "stored"
+    map_batches(db)
+    assert listing(db, store, "5001") == ("8.50", 0, True)
+    assert listing(db, store, "5002") is None
+    assert rejections(db, cid) == [("5002", "title must be text or a number, not list")]

@@ -160,6 +160,31 @@ def as_list(value: Any) -> list[Any]:
     return [value]
 
 
+def objects(value: Any) -> list[Mapping[str, Any]]:
+    """A vendor list of objects, its entries that are none left out (`"variants": [null, "x", [1, 2]]` raised)."""
+    return [entry for entry in as_list(value) if isinstance(entry, Mapping)]
+
+
+def an_object(value: Any) -> Mapping[str, Any]:
+    """A vendor child object, or an empty one when it is missing or not an object (`"brand": "Oatly"` raised)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def an_id(value: Any) -> str | None:
+    """A vendor id as text: a number or a string; anything else (a list, an object, true) is no id."""
+    return None if isinstance(value, bool) or not isinstance(value, str | int) or value == "" else str(value)
+
+
+def not_text(record: Mapping[str, Any], names: Iterable[str], where: str = "") -> str | None:
+    """Why a record cannot be read, naming the first of `names` whose value is neither text nor a number (a list, an
+    object, true): such a title was stored as its Python repr. None when they all read."""
+    for name in names:
+        value = record.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int | float | Decimal)):
+            return f"{where}{name} must be text or a number, not {type(value).__name__}"
+    return None
+
+
 def to_decimal(value: Any) -> Decimal | None:
     if value is None or value == "" or isinstance(value, bool):
         return None

@@ -33,6 +33,7 @@ from search_service.ingest.connectors.common import (
     iso_from_unix,
     matches_any,
     merge_attributes,
+    not_text,
     plain_text,
     price_text,
     stock_level,
@@ -48,6 +49,7 @@ QUOTA_EXCEEDED = 1002
 SESSION_ERRORS = frozenset({1054, 1055, 1056})
 SELLABLE_STATUSES = frozenset({"ACTIVE", "NO_LONGER_ORDERED"})
 STOCK_TABLES = ("wm_inventory", "wm_sales_document", "wm_product_stock")
+PRODUCT_TEXT = ("productID", "name", "brandName", "longdesc", "description", "groupName", "categoryName", "code2")
 
 
 class SessionExpired(VendorError):
@@ -95,6 +97,8 @@ def map_product(record: Mapping[str, Any], ctx: MapContext) -> Row:
         }
     )
     row.update(barcode_fields(record.get("code2")))
+    if why := not_text(record, PRODUCT_TEXT):
+        row["_error"] = why  # refused with the reason (a list was stored as its Python repr)
     return merge_attributes(row, {"code": record.get("code"), "code3": record.get("code3")})
 
 

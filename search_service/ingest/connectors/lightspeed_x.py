@@ -25,6 +25,8 @@ from search_service.ingest.connectors.common import (
     Row,
     WebhookRejected,
     WebhookResult,
+    an_id,
+    an_object,
     as_list,
     barcode_fields,
     compact,
@@ -32,6 +34,8 @@ from search_service.ingest.connectors.common import (
     iso_from_naive,
     matches_any,
     merge_attributes,
+    not_text,
+    objects,
     plain_text,
     price_text,
     stock_level,
@@ -44,6 +48,8 @@ from search_service.ingest.sources import NestedTooDeeply, load_json
 SOURCE = "lightspeed-x"
 LEVEL_FIELDS = ("current_inventory_level", "inventory_level", "current_amount")
 GTIN_TYPES = ("EAN", "UPC", "JAN", "ISBN", "ITF", "GTIN")
+PRODUCT_TEXT = ("name", "variant_name", "description", "price_including_tax", "updated_at", "sku", "handle")
+WEBHOOK_PRODUCT_TEXT = ("name", "variant_name", "brand_name", "description", "type", "price", "tax", "sku", "handle")
 
 
 def default_base_url(domain_prefix: str) -> str:
@@ -59,7 +65,7 @@ def inventory_level(record: Mapping[str, Any]) -> int | None:
 
 
 def _gtin_source(product: Mapping[str, Any]) -> Any:
-    for code in as_list(product.get("product_codes")):
+    for code in objects(product.get("product_codes")):
         if str(code.get("type", "")).upper() in GTIN_TYPES and code.get("code"):
             return code["code"]
     return None
@@ -79,13 +85,13 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> Row:
     clock = product.get("version")
     if product.get("deleted_at"):
         return compact({"op": "delete", "sku": sku, "updated_at": product.get("deleted_at"), "catalog_version": clock})
-    category = (product.get("product_category") or {}).get("name") or (product.get("type") or {}).get("name")
+    category = an_object(product.get("product_category")).get("name") or an_object(product.get("type")).get("name")
     row = compact(
         {
             "op": "upsert",
             "sku": sku,
             "name": product.get("variant_name") or product.get("name"),
-            "brand": (product.get("brand") or {}).get("name"),
+            "brand": an_object(product.get("brand")).get("name"),
             "description": plain_text(product.get("description")),
             "category": category,
             "price": price_text(product.get("price_including_tax")),
@@ -96,6 +102,8 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> Row:
         }
     )
     row.update(barcode_fields(_gtin_source(product)))
+    if why := not_text(product, PRODUCT_TEXT):
+        row["_error"] = why  # refused with the reason (a list was stored as its Python repr)
     return merge_attributes(row, {"vendor_sku": product.get("sku"), "handle": product.get("handle")})
 
 
@@ -133,6 +141,8 @@ def map_webhook_product(obj: Mapping[str, Any], ctx: MapContext) -> Row:
             "updated_at": updated_at,
         }
     )
+    if why := not_text(obj, WEBHOOK_PRODUCT_TEXT):
+        row["_error"] = why  # refused with the reason (a list was stored as its Python repr)
     return merge_attributes(row, {"vendor_sku": obj.get("sku"), "handle": obj.get("handle")})
 
 
@@ -169,12 +179,14 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
         raise WebhookRejected("the form field `payload` is not an object", 400)
     # No delivery id at X-Series: the payload's hash identifies a retried delivery.
     delivery_id = f"{topic}:{hashlib.sha256(raw_payload.encode()).hexdigest()}"
+    if payload.get("id") is not None and an_id(payload["id"]) is None:
+        raise WebhookRejected(f"the payload's id must be text, not {type(payload['id']).__name__}", 400)
     if topic == "product.update" and payload.get("id"):
         row = map_webhook_product(payload, ctx)
         repoll = set() if row["op"] == "delete" else {f"stock={payload['id']}"}  # its level, with its version
         return WebhookResult(delivery_id, "catalog", rows=[row], repoll=repoll)
     if topic == "inventory.update":
-        product_id = payload.get("product_id") or (payload.get("product") or {}).get("id")
+        product_id = an_id(payload.get("product_id")) or an_id(an_object(payload.get("product")).get("id"))
         return WebhookResult(delivery_id, "stock", repoll={f"stock={product_id}" if product_id else "stock"})
     raise WebhookRejected(f"unsupported webhook type {topic!r}", 400)
 

@@ -31,12 +31,14 @@ from search_service.ingest.connectors.common import (
     Row,
     WebhookRejected,
     WebhookResult,
-    as_list,
+    an_id,
     barcode_fields,
     clocked_level,
     compact,
     fold_first_sync,
     merge_attributes,
+    not_text,
+    objects,
     pass_start,
     plain_text,
     price_text,
@@ -48,6 +50,8 @@ from search_service.ingest.sources import NestedTooDeeply, load_json
 SOURCE = "shopify"
 API_VERSION = "2024-07"
 PRODUCT_TOPICS = ("products/create", "products/update")
+PRODUCT_TEXT = ("title", "vendor", "body_html", "product_type", "status", "updated_at")
+VARIANT_TEXT = ("id", "title", "sku", "barcode", "price", "updated_at")
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="?next"?')
 
 
@@ -86,11 +90,11 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row],
     links: list[ItemLink] = []
     product_id = str(product["id"])
     active = str(product.get("status") or "active") == "active"
-    for variant in as_list(product.get("variants")):
-        if variant.get("inventory_item_id") is None:
+    unread = not_text(product, PRODUCT_TEXT)
+    for variant in objects(product.get("variants")):
+        if (sku := an_id(variant.get("inventory_item_id"))) is None:
             continue
-        sku = str(variant["inventory_item_id"])
-        title = product.get("title") or ""
+        title = str(product.get("title") or "") if not unread else ""  # a refused row's name: not its repr
         if variant.get("title") and variant["title"] != "Default Title":
             title = f"{title} / {variant['title']}"
         row = compact(
@@ -108,6 +112,8 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row],
             }
         )
         row.update(barcode_fields(variant.get("barcode")))
+        if why := unread or not_text(variant, VARIANT_TEXT, "variants[]."):
+            row["_error"] = why  # refused with the reason, as ingest refuses a bad value
         rows.append(
             merge_attributes(
                 row,
@@ -124,11 +130,12 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row],
 
 def map_inventory_level(level: Mapping[str, Any], ctx: MapContext) -> Row | None:
     """An absolute level of our location; `available: null` (untracked) counts as 0."""
-    if str(level.get("location_id")) != ctx.location or level.get("inventory_item_id") is None:
+    sku = an_id(level.get("inventory_item_id"))
+    if str(level.get("location_id")) != ctx.location or sku is None:
         return None
     available = level.get("available")
     quantity = 0 if available is None else stock_level(available)
-    row = {"op": "stock", "sku": str(level["inventory_item_id"]), "quantity": quantity}
+    row = {"op": "stock", "sku": sku, "quantity": quantity}
     return clocked_level(row, level.get("updated_at"))  # the stock clock (see common.stock_clock)
 
 
@@ -136,9 +143,10 @@ def map_disconnected_level(level: Mapping[str, Any], ctx: MapContext, triggered_
     """`inventory_levels/disconnect` of our location: the item is no longer stocked here, quantity 0. Its stock clock
     is `X-Shopify-Triggered-At` (the payload has no `updated_at`); without it the zero has no version and applies
     whatever level the listing holds (a disconnected level gets no later update until it is connected again)."""
-    if str(level.get("location_id")) != ctx.location or level.get("inventory_item_id") is None:
+    sku = an_id(level.get("inventory_item_id"))
+    if str(level.get("location_id")) != ctx.location or sku is None:
         return None
-    return clocked_level({"op": "stock", "sku": str(level["inventory_item_id"]), "quantity": 0}, triggered_at)
+    return clocked_level({"op": "stock", "sku": sku, "quantity": 0}, triggered_at)
 
 
 def delivery_time(headers: Mapping[str, str], payload: Mapping[str, Any]) -> str | None:
@@ -181,15 +189,18 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     if not isinstance(payload, dict):
         raise WebhookRejected("the body is not a JSON object", 400)
     delivery_id = f"shopify:{event_id}:{topic}"
-    if topic in PRODUCT_TOPICS and payload.get("id") is not None:
+    record_id = an_id(payload.get("id"))
+    if payload.get("id") is not None and record_id is None:
+        raise WebhookRejected(f"id must be a number, not {type(payload['id']).__name__}", 400)
+    if topic in PRODUCT_TOPICS and record_id is not None:
         rows, links = map_product(payload, ctx)
         return WebhookResult(delivery_id, "catalog", rows=rows, links=links)
     when = delivery_time(headers, payload)
-    if topic == "products/delete" and payload.get("id") is not None:  # its listings: resolved at intake
-        return WebhookResult(delivery_id, "catalog", deleted_parents=[str(payload["id"])], event_time=when)
-    if topic == "inventory_items/delete" and payload.get("id") is not None:  # a variant (or its product) deleted
+    if topic == "products/delete" and record_id is not None:  # its listings: resolved at intake
+        return WebhookResult(delivery_id, "catalog", deleted_parents=[record_id], event_time=when)
+    if topic == "inventory_items/delete" and record_id is not None:  # a variant (or its product) deleted
         return WebhookResult(
-            delivery_id, "catalog", rows=[compact({"op": "delete", "sku": str(payload["id"]), "updated_at": when})]
+            delivery_id, "catalog", rows=[compact({"op": "delete", "sku": record_id, "updated_at": when})]
         )
     if topic == "inventory_levels/update":
         row = map_inventory_level(payload, ctx)
@@ -254,7 +265,7 @@ class Shopify:
         while True:
             body, response = self.http.request_json("GET", url, params=params)
             started = started or pass_start(response.headers, asked_at).isoformat()
-            records = [r for r in as_list((body or {}).get(key if kind == "catalog" else "inventory_levels")) if r]
+            records = objects((body or {}).get(key if kind == "catalog" else "inventory_levels"))
             rows, links = self._map(kind, records)
             for record in records:
                 newest = _later(newest, _plausible(record.get("updated_at")))
@@ -282,13 +293,13 @@ class Shopify:
             params["location_ids"] = self.ctx.location
         return params
 
-    def _map(self, kind: str, records: list[dict[str, Any]]) -> tuple[list[Row], list[ItemLink]]:
+    def _map(self, kind: str, records: list[Mapping[str, Any]]) -> tuple[list[Row], list[ItemLink]]:
         if kind == "stock":
             return [row for r in records if (row := map_inventory_level(r, self.ctx))], []
         rows: list[Row] = []
         links: list[ItemLink] = []
         for record in records:
-            if record.get("id") is not None:
+            if an_id(record.get("id")) is not None:
                 more_rows, more_links = map_product(record, self.ctx)
                 rows += more_rows
                 links += more_links
