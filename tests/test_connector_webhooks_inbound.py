@@ -193,3 +193,32 @@ def test_malformed_lists_and_objects_of_a_signed_delivery_are_skipped_or_refused
     assert listing(db, store, "5001") == ("8.50", 0, True)
     assert listing(db, store, "5002") is None
     assert rejections(db, cid) == [("5002", "title must be text or a number, not list")]
+
+
+def test_a_delivery_naming_another_vendor_account_is_refused(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """A Shopify app's secret signs every shop's deliveries: one from another shop (`X-Shopify-Shop-Domain`) wrote
+    that shop's catalogue into this store. It is a 401 naming the header now; so is an Erply event of another
+    `clientCode` and an X-Series form of another `domain_prefix`. The connection's own account is taken."""
+    store = make_store(db, "Shop", 52.36, 4.88)
+    cid = make_connection(db, store, "shopify", LOCATION, "http://127.0.0.1:9", {"shop": SHOP}, secret="app-secret")
+    erply = make_connection(db, store, "erply", "1", "http://127.0.0.1:9", {"client_code": "123456"}, secret="e-secret")
+    x = make_connection(db, store, "lightspeed-x", "outlet-1", "http://127.0.0.1:9", {"domain_prefix": "s"}, "x-secret")
+    product = {"id": 7001, "title": "Mug", "status": "active", "variants": [_variant(5001)]}
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        other = shopify_delivery(product, "products/update", "ev-1", shop="other.myshopify.com")
+        answer = client.post(f"/v1/ingest/{cid}", content=other[1], headers=other[0])
+        assert answer.status_code == 401 and "X-Shopify-Shop-Domain" in answer.text, answer.text
+        for client_code, expected in (("999", "401"), ("123456", "stored")):
+            event = {"id": f"e-{client_code}", "clientCode": client_code, "table": "wm_product", "items": []}
+            event["hmac"] = hmac.new(b"e-secret", str(event["id"]).encode(), hashlib.sha256).hexdigest()
+            headers = {"Content-Type": "application/json"}
+            assert deliver(client, erply, headers, json.dumps(event).encode()) == expected, client_code
+        for prefix, expected in (("other", "401"), ("s", "stored")):
+            body = f'domain_prefix={prefix}&type=product.update&payload={{"id":"p1","name":"Mug","price":1}}'.encode()
+            signature = hmac.new(b"x-secret", body, hashlib.sha256).hexdigest()
+            headers = {"Content-Type": "application/x-www-form-urlencoded",
+                       "X-Signature": f"signature={signature},algorithm=HMAC-SHA256"}  # fmt: skip
+            assert deliver(client, x, headers, body) == expected, prefix
+        assert deliver(client, cid, *shopify_delivery(product, "products/update", "ev-2")) == "stored"
+    map_batches(db)
+    assert listing(db, store, "5001") == ("8.50", 0, True)

@@ -149,6 +149,7 @@ class WebhookResult:
     repoll: set[str] = field(default_factory=set)  # "stock", "catalog", or "stock=<external id>"
     deleted_parents: list[str] = field(default_factory=list)  # Shopify products/delete: resolve via links
     event_time: str | None = None  # the vendor's time of the event (a delete's `updated_at`, for newest wins)
+    account: Any = None  # the vendor account the delivery names (Erply's `clientCode`), checked at intake
 
 
 def as_list(value: Any) -> list[Any]:

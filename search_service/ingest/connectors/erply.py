@@ -396,6 +396,5 @@ def verify_and_parse_webhook(body: bytes, secrets: list[str], config: SignatureC
         raise WebhookRejected("the event's hmac does not match")
     table = str(event.get("table") or "")
     repoll = {"stock"} if table.startswith(STOCK_TABLES) else {"catalog"}
-    return WebhookResult(
-        delivery_id=f"erply:{event['id']}", kind="stock" if "stock" in repoll else "catalog", repoll=repoll
-    )
+    kind = "stock" if "stock" in repoll else "catalog"
+    return WebhookResult(f"erply:{event['id']}", kind, repoll=repoll, account=event.get("clientCode"))

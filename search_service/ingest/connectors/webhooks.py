@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from typing import Any
+from urllib.parse import parse_qs
 
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
@@ -72,6 +73,16 @@ async def _resolve(result: WebhookResult, conn: Any, connection: Connection) -> 
     return _delivery(dataclasses.replace(result, rows=rows, deleted_parents=unresolved), resolved=True)
 
 
+def _same_account(connection: Connection, named: Any, where: str) -> None:
+    """A delivery naming another vendor account than the connection's (config `account`, `shopify:NAME.myshopify.com`)
+    is refused: an app's secret signs every shop's deliveries, so another shop's would write its catalogue here.
+    One that names none is taken (the name is not signed: this stops a misrouted delivery, not a forged one)."""
+    account = str(connection.config.get("account") or "").partition(":")[2].lower()
+    given = str(named).strip().lower() if isinstance(named, str | int) else ""
+    if given and account and given != account:
+        raise SignatureError(f"{where} is {str(named)[:100]!r}, not this connection's account {account!r}")
+
+
 def _reject(exc: WebhookRejected) -> Exception:
     if exc.status == 401:
         return SignatureError(str(exc))
@@ -85,6 +96,8 @@ def lightspeed_x_handler(request: IncomingRequest, connection: Connection, box: 
     )
     try:
         lightspeed_x.verify_webhook(request.headers, request.body, _secrets(connection, box), config)
+        form = parse_qs(request.body.decode("utf-8", "replace"))
+        _same_account(connection, (form.get("domain_prefix") or [""])[0], "the form field domain_prefix")
         return _delivery(lightspeed_x.parse_webhook(request.headers, request.body, _ctx(connection)))
     except WebhookRejected as exc:
         raise _reject(exc) from None
@@ -96,7 +109,9 @@ def erply_handler(request: IncomingRequest, connection: Connection, box: SecretB
         encoding=str(connection.config.get("signature_encoding", "hex")),
     )
     try:
-        return _delivery(erply.verify_and_parse_webhook(request.body, _secrets(connection, box), config))
+        result = erply.verify_and_parse_webhook(request.body, _secrets(connection, box), config)
+        _same_account(connection, result.account, "the event's clientCode")
+        return _delivery(result)
     except WebhookRejected as exc:
         raise _reject(exc) from None
 
@@ -104,6 +119,7 @@ def erply_handler(request: IncomingRequest, connection: Connection, box: SecretB
 def shopify_handler(request: IncomingRequest, connection: Connection, box: SecretBox) -> Delivery:
     try:
         shopify.verify_webhook(request.headers, request.body, _secrets(connection, box))
+        _same_account(connection, request.headers.get("x-shopify-shop-domain"), "X-Shopify-Shop-Domain")
         return _delivery(shopify.parse_webhook(request.headers, request.body, _ctx(connection)))
     except WebhookRejected as exc:
         raise _reject(exc) from None
