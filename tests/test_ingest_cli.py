@@ -454,3 +454,31 @@ def test_the_cli_prints_only_through_its_escaping_echo() -> None:
         text = module.read_text()
         printing = text.count("click.echo(") + text.count("click.secho(") + text.count("print(")
         assert printing == (1 if module.name == "common.py" else 0), module.name
+
+
+def _import_named(dsn: str, tmp_path: Path, name: bytes) -> tuple[UUID, subprocess.CompletedProcess[str]]:
+    """`import csv` of a one-row file named by these bytes (any but / and NUL), its output read as UTF-8."""
+    store = create_store(dsn)
+    path = os.fsencode(tmp_path) + b"/" + name
+    with open(path, "wb") as file:
+        file.write(b"sku,name,price,quantity\nx1,Thing,1.00,1\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "search_service", "import", "csv", path, "--store", str(store)],
+        env={**os.environ, "DATABASE_URL": dsn}, capture_output=True, timeout=180,
+    )  # fmt: skip
+    text = subprocess.CompletedProcess(
+        out.args, out.returncode, out.stdout.decode(), out.stderr.decode("utf-8", "replace")
+    )
+    return store, text
+
+
+def test_import_csv_shows_a_file_name_in_its_progress_bar_with_its_control_characters_escaped(
+    dsn: str, tmp_path: Path
+) -> None:
+    """The progress bar's description was the raw name: its OSC sequence set the terminal's title, its colour,
+    tab, newline and C1 CSI reached the terminal (every other line goes through the escaping echo)."""
+    _, out = _import_named(dsn, tmp_path, b"cat2\x1b]0;PWNED\x07\x1b[31mred\tcol\nline\xc2\x9b2J.csv")
+    assert out.returncode == 0, out.stderr
+    for raw in ("\x1b", "\x07", "\x9b", "red\tcol", "col\nline"):
+        assert raw not in out.stderr, (raw, out.stderr)
+    assert "import cat2\\x1b]0;PWNED\\x07\\x1b[31mred\\tcol\\nline\\x9b2J.csv" in out.stderr, out.stderr

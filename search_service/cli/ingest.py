@@ -22,6 +22,7 @@ from search_service.cli.common import (
     echo_webhook_url,
     user_errors,
 )
+from search_service.controlchars import escape_control_chars
 from search_service.settings import Settings
 
 if TYPE_CHECKING:
@@ -204,23 +205,24 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
 
     dsn = current_database_url(settings)
     reader = _checked_csv(settings, file, store_id, charset)
-    with tqdm(total=0, unit="row", desc=f"import {file.name}", file=sys.stderr) as bar:
+    name = file.name
+    with tqdm(total=0, unit="row", desc=f"import {escape_control_chars(name)}", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
         def notice(message: str) -> None:
-            bar.write(message, file=sys.stderr)
+            bar.write(escape_control_chars(message), file=sys.stderr)
 
         settle_heap()
         try:
-            out = asyncio.run(import_csv_async(dsn, reader, file.name, store_id, settings.ingest, progress, notice))
+            out = asyncio.run(import_csv_async(dsn, reader, name, store_id, settings.ingest, progress, notice))
         except (CsvError, UnknownStore) as exc:
             raise UserFacingError(str(exc)) from None
         except (ImportInterrupted, ImportConnectionLost) as stopped:  # one line: where the batch is
             interrupted = isinstance(stopped, ImportInterrupted)
-            bar.write(f"{'interrupted' if interrupted else 'error'}: {stopped}", file=sys.stderr)
+            notice(f"{'interrupted' if interrupted else 'error'}: {stopped}")
             sys.exit(130 if interrupted else LOST_CONNECTION_EXIT)
     _report(out, strict)
 
