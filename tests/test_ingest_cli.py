@@ -482,3 +482,15 @@ def test_import_csv_shows_a_file_name_in_its_progress_bar_with_its_control_chara
     for raw in ("\x1b", "\x07", "\x9b", "red\tcol", "col\nline"):
         assert raw not in out.stderr, (raw, out.stderr)
     assert "import cat2\\x1b]0;PWNED\\x07\\x1b[31mred\\tcol\\nline\\x9b2J.csv" in out.stderr, out.stderr
+
+
+def test_import_csv_of_a_file_whose_name_is_not_utf8_stores_it_with_the_bytes_replaced(
+    dsn: str, tmp_path: Path
+) -> None:
+    """A name with a byte that is not UTF-8 reached the database as a surrogate: a traceback, exit 1, no batch."""
+    store, out = _import_named(dsn, tmp_path, b"a\x9b.csv")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert "1 rows, 1 mapped" in out.stdout, out.stdout
+    with psycopg.connect(dsn) as conn:
+        stored = conn.execute("SELECT file_name FROM import_batch WHERE store_id = %s", (store,)).fetchall()
+    assert stored == [("a\ufffd.csv",)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -205,7 +206,8 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
 
     dsn = current_database_url(settings)
     reader = _checked_csv(settings, file, store_id, charset)
-    name = file.name
+    # a name's bytes that are not UTF-8 (surrogates here) could not be stored: the batch failed with a traceback
+    name = os.fsencode(file.name).decode("utf-8", "replace")
     with tqdm(total=0, unit="row", desc=f"import {escape_control_chars(name)}", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:
