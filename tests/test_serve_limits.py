@@ -12,9 +12,11 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 
 from benchmarks.run import Server
+from tests.ingest_helpers import store_key
 
 HEADER_LIMIT = 8192
 LIMITS = {"PLINQY_MAX_HEADER_BYTES": str(HEADER_LIMIT), "PLINQY_HEADER_TIMEOUT_S": "1", "PLINQY_KEEP_ALIVE_S": "2"}
@@ -220,3 +222,37 @@ def test_each_access_line_has_the_requests_duration_and_id(server: Server) -> No
         assert access is not None and access.group(2) == ids[name], line
         assert 0 <= float(access.group(1)) < 30_000, line
     assert sum("line=own" in line for line in logged) == 1  # one line a request (uvicorn's own is off)
+
+
+def logged_line(server: Server, marker: str) -> str:
+    """The server log's one line holding `marker`, once written (within 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [line for line in server.log_path.read_text(errors="replace").splitlines() if marker in line]
+        if found or time.monotonic() > deadline:
+            assert len(found) == 1, server.log_path.read_text(errors="replace")[-3000:]
+            return found[0]
+        time.sleep(0.1)
+
+
+def test_a_client_that_leaves_before_its_body_is_whole_is_logged_and_counted_as_499(
+    server: Server, db_url: str
+) -> None:
+    """The app, finding the body cut short, answered 500 to no one: the access line said 500 Internal Server Error
+    and /metrics counted a status="500" though nothing failed and no 500 was sent. nginx's 499 is the convention."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, None, "stores:write")
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(
+            b"POST /v1/stores HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\nX-Request-Id: left-early-1\r\n\r\n{\"name\":"
+        )  # fmt: skip
+        time.sleep(0.3)  # the app is reading the body
+    line = logged_line(server, "request_id=left-early-1")
+    assert '"POST /v1/stores HTTP/1.1" 499 Client Closed Request ' in line, line
+    counted = re.findall(r'plinqy_http_request_duration_seconds_count\{([^}]*)\} (\S+)', httpx.get(
+        f"{server.base}/metrics").text)  # fmt: skip
+    stores = {labels: value for labels, value in counted if 'route="/v1/stores"' in labels and "POST" in labels}
+    assert [labels for labels in stores if 'status="499"' in labels] and not [
+        labels for labels in stores if 'status="500"' in labels
+    ], stores

@@ -17,9 +17,13 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from litestar import Litestar
-from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, ReceiveMessage, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
+# nginx's "client closed request": the client left before its answer's head went out, which then went nowhere (the
+# app, finding the body cut short, answered 500 to no one: it was logged and counted as a server error)
+CLIENT_CLOSED = 499
+CLIENT_GONE = "plinqy.client_gone"  # scope key: set once a receive() returned http.disconnect
 # A client's id is kept when it is one token of these (a UUID, a trace id, base64): it is echoed and logged as sent.
 USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=@-]{1,128}")
 
@@ -48,18 +52,27 @@ def _logged(app: ASGIApp) -> ASGIApp:
             return
         started = time.perf_counter()
         rid = request_id(scope)
-        status, logged = 500, False  # an app that fails before its answer's head: uvicorn answers 500
+        status: int | None = None  # no head yet
+        logged = False
+
+        async def receive_noting_disconnect() -> ReceiveMessage:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                scope[CLIENT_GONE] = True  # type: ignore[literal-required]
+            return message
 
         def log_once() -> None:
             nonlocal logged
             if not logged:
                 logged = True
-                _log_line(cast("HTTPScope", scope), status, (time.perf_counter() - started) * 1000, rid)
+                # an app that failed before its answer's head: uvicorn answers 500 (unless the client left)
+                shown = answered_status(scope, 500) if status is None else status
+                _log_line(cast("HTTPScope", scope), shown, (time.perf_counter() - started) * 1000, rid)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status = answered_status(scope, message["status"])
                 headers: Any = [*message.get("headers", ()), (REQUEST_ID_HEADER, rid.encode())]
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
@@ -67,11 +80,16 @@ def _logged(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         try:
-            await app(scope, receive, send_with_id)
+            await app(scope, receive_noting_disconnect, send_with_id)
         finally:
             log_once()  # no last part was sent (the app failed, the client left)
 
     return wrapped
+
+
+def answered_status(scope: Scope, status: int) -> int:
+    """The status an answer starting now is logged and counted with: 499 once the client has left."""
+    return CLIENT_CLOSED if scope.get(CLIENT_GONE) else status
 
 
 def _log_line(scope: HTTPScope, status: int, duration_ms: float, rid: str) -> None:
@@ -83,7 +101,7 @@ def _log_line(scope: HTTPScope, status: int, duration_ms: float, rid: str) -> No
     try:
         status_text = f"{status} {HTTPStatus(status).phrase}"
     except ValueError:
-        status_text = str(status)
+        status_text = "499 Client Closed Request" if status == CLIENT_CLOSED else str(status)
     log.info(
         '%s - "%s %s HTTP/%s" %s %.1fms request_id=%s',
         *(address, scope["method"], target, scope["http_version"], status_text, duration_ms, rid),

@@ -26,6 +26,8 @@ from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from search_service.api.access_log import answered_status
+
 if TYPE_CHECKING:
     import asyncpg
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -259,13 +261,13 @@ class Metrics:
                 await app(scope, receive, send)
                 return
             start = time.perf_counter()
-            status = 500
+            status: int | None = None  # no head yet: uvicorn answers 500, unless the client left (499)
             scope.setdefault("state", {})["plinqy_timed"] = True  # routed (count_unrouted counts the others)
 
             async def send_wrapper(message: Message) -> None:
                 nonlocal status
                 if message["type"] == "http.response.start":
-                    status = int(message["status"])
+                    status = answered_status(scope, int(message["status"]))
                 await send(message)
 
             try:
@@ -274,6 +276,7 @@ class Metrics:
                 route = _route_template(scope)
                 state: Any = scope.get("state") or {}
                 strategy = str(state.get("search_strategy", "")) if isinstance(state, dict) else ""
+                status = answered_status(scope, 500) if status is None else status
                 histogram.labels(route, asked_method(scope), str(status), strategy).observe(time.perf_counter() - start)
 
         return timed
@@ -282,6 +285,7 @@ class Metrics:
         """An answer the router gave before any route's middleware ran (404 no such path, 405 no such method):
         counted under route "unmatched" (its time is the router's: not measured), so a flood of them shows."""
         if not (scope.get("state") or {}).get("plinqy_timed"):
+            status = answered_status(scope, status)
             self.http_latency.labels("unmatched", asked_method(scope), str(status), "").observe(0.0)
 
 
