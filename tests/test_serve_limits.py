@@ -256,3 +256,36 @@ def test_a_client_that_leaves_before_its_body_is_whole_is_logged_and_counted_as_
     assert [labels for labels in stores if 'status="499"' in labels] and not [
         labels for labels in stores if 'status="500"' in labels
     ], stores
+
+
+def test_the_servers_own_answers_carry_a_request_id_cors_and_one_access_line(port: int, server: Server) -> None:
+    """serve's protocol answers some requests before the app sees them: they had no X-Request-Id and no CORS
+    headers, a 408/414/431 left no log line and a 400/405/501 only 'Invalid HTTP request received.'. Each now has
+    the client's id where its header was read (else a new one), the app's Access-Control-Allow-Origin, and a line."""
+
+    def own(rid: bytes) -> bytes:  # a header is read whole once the next begins
+        return b"Host: x\r\nX-Request-Id: " + rid + b"\r\nOrigin: https://shop.example\r\n"
+
+    cases = [
+        (431, b"GET /healthz HTTP/1.1\r\n" + own(b"own-431") + b"X-Big: " + b"a" * 20_000 + b"\r\n\r\n", "own-431"),
+        (414, b"GET /healthz?q=" + b"a" * 40_000 + b" HTTP/1.1\r\n" + own(b"own-414") + b"\r\n", None),
+        (408, b"GET /healthz HTTP/1.1\r\n" + own(b"own-408"), "own-408"),
+        (405, b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n" + own(b"own-405") + b"\r\n", "own-405"),
+        (501, b"FOO /healthz HTTP/1.1\r\n" + own(b"own-501") + b"\r\n", None),
+        (400, "GET /v1/search?q=crème HTTP/1.1\r\n".encode() + own(b"own-400") + b"\r\n", None),
+    ]
+    expected_line = {431: '"GET /healthz HTTP/1.1" 431 Request Header Fields Too Large ',
+                     414: '"GET /healthz?q=' + "a" * (256 - 11) + '... HTTP/-" 414 Request-URI Too Long ',
+                     408: '"GET /healthz HTTP/1.1" 408 Request Timeout ',
+                     405: '"CONNECT 127.0.0.1:1 HTTP/1.1" 405 Method Not Allowed ',
+                     501: '"FOO - HTTP/-" 501 Not Implemented ', 400: '"GET - HTTP/-" 400 Bad Request '}  # fmt: skip
+    for status, sent, kept_id in cases:
+        answer, _ = exchange(port, sent)
+        assert error_of(answer)[0] == status, answer[:300]
+        head = dict(line.split(": ", 1) for line in answer.partition(b"\r\n\r\n")[0].decode().lower().split("\r\n")[1:])
+        rid = answer.partition(b"\r\n\r\n")[0].split(b"x-request-id: ", 1)[-1].split(b"\r\n", 1)[0].decode()
+        assert "x-request-id" in head and head.get("access-control-allow-origin") == "*", (status, answer[:600])
+        assert rid == kept_id if kept_id else re.fullmatch(r"[0-9a-f]{32}", rid), (status, rid)
+        line = logged_line(server, f"request_id={rid}")
+        assert re.search(r' INFO uvicorn\.access: 127\.0\.0\.1:\d+ - "', line), line
+        assert expected_line[status] in line and re.search(r" \d+\.\dms request_id=", line), (status, line)

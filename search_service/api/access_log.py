@@ -12,6 +12,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import quote
@@ -32,7 +33,12 @@ log = logging.getLogger("uvicorn.access")
 
 def request_id(scope: Scope) -> str:
     """The client's X-Request-Id when it sent one usable id, else a new one (32 hex digits)."""
-    sent = [value for name, value in scope["headers"] if name == REQUEST_ID_HEADER]
+    return request_id_of(scope["headers"])
+
+
+def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """`request_id` of the headers read (serve's protocol refuses some requests before the app sees them)."""
+    sent = [value for name, value in headers if name == REQUEST_ID_HEADER]
     if len(sent) == 1:
         text = sent[0].decode("latin-1")
         if USABLE_REQUEST_ID.fullmatch(text):
@@ -93,16 +99,28 @@ def answered_status(scope: Scope, status: int) -> int:
 
 
 def _log_line(scope: HTTPScope, status: int, duration_ms: float, rid: str) -> None:
-    client = scope.get("client")
-    address = f"{client[0]}:{client[1]}" if client else "-"
     target = quote(scope.get("root_path", "") + scope["path"])
     if query := scope.get("query_string"):
         target += "?" + query.decode("ascii", "replace")
+    write_access_line(scope.get("client"), scope["method"], target, scope["http_version"], status, duration_ms, rid)
+
+
+def shown_target(raw: bytes) -> str:
+    """A request target as read off the wire, for the line: what is not printable ASCII (a control character, a
+    space, a quote) percent-encoded as the path is, so it cannot end the line or forge its quoted request."""
+    return quote(raw, safe="/:?#[]@!$&'()*+,;=%~") or "-"
+
+
+def write_access_line(
+    client: Sequence[Any] | None, method: str, target: str, version: str, status: int, duration_ms: float, rid: str
+) -> None:
+    """The access line: the app's for each request, serve's protocol's for a request it refuses itself."""
+    address = f"{client[0]}:{client[1]}" if client else "-"
     try:
         status_text = f"{status} {HTTPStatus(status).phrase}"
     except ValueError:
         status_text = "499 Client Closed Request" if status == CLIENT_CLOSED else str(status)
     log.info(
         '%s - "%s %s HTTP/%s" %s %.1fms request_id=%s',
-        *(address, scope["method"], target, scope["http_version"], status_text, duration_ms, rid),
+        *(address, method, target, version, status_text, duration_ms, rid),
     )

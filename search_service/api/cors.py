@@ -75,6 +75,16 @@ class Cors:
 
         return wrapped
 
+    def simple_answer_headers(self, origin: str | None) -> list[tuple[bytes, bytes]]:
+        """What `_with_cors_headers` adds to an answer, for one serve's protocol writes itself (a 408, a 431)."""
+        if not self.origins:
+            return []
+        headers = [] if self.any_origin else [(b"vary", b"Origin")]
+        if self.any_origin or origin in self.origins:
+            allowed = b"*" if self.any_origin else str(origin).encode("latin-1")
+            headers += [(b"access-control-allow-origin", allowed), (b"access-control-expose-headers", EXPOSED)]
+        return headers
+
     async def _preflight(self, origin: str, asked: Headers, send: Send) -> None:
         method = asked.get("access-control-request-method", "").strip()
         requested = [h.strip().lower() for h in asked.get("access-control-request-headers", "").split(",")]

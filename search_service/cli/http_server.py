@@ -15,12 +15,15 @@ import logging
 import os
 import re
 import socket
+import time
 from typing import Any, ClassVar
 
 import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from search_service.api.access_log import REQUEST_ID_HEADER, request_id_of, shown_target, write_access_line
+from search_service.api.cors import Cors
 from search_service.cli.common import uvicorn_log_config
 from search_service.serverconfig import ServerConfig
 from search_service.settings import Settings
@@ -46,7 +49,7 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options
         app,
         host=host,
         port=port,
-        http=limited_protocol(limits),
+        http=limited_protocol(limits, Cors(settings.cors_origins, settings.cors_headers)),
         timeout_keep_alive=limits.keep_alive_s,
         log_config=uvicorn_log_config(),
         **options,
@@ -55,6 +58,7 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options
 
 METHOD_TOKEN = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}) ")  # RFC 9110's token, then the space
 HEAD_START = 80  # bytes kept of a head's start: its method
+LOGGED_TARGET = 256  # bytes of a refused request's target in its access line (a 414's is kilobytes)
 API_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS"
 ALLOW = b"DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"  # a CONNECT's 405: the methods of the API as a whole
 
@@ -88,9 +92,12 @@ def origin_form(url: bytes) -> bytes:
     return b"/" + (b"?" + parsed.query if parsed.query is not None else b"")
 
 
-def limited_protocol(limits: ServerConfig) -> type[LimitedHttpToolsProtocol]:
-    """The protocol class uvicorn instantiates per connection, holding these limits."""
-    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits})
+def limited_protocol(limits: ServerConfig, cors: Cors | None = None) -> type[LimitedHttpToolsProtocol]:
+    """The protocol class uvicorn instantiates per connection, holding these limits, and the CORS its own answers
+    carry as the app's do."""
+    return type(
+        "LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits, "cors": cors or Cors((), ())}
+    )
 
 
 def error_answer(status: int, message: str, headers: list[tuple[bytes, bytes]], head_only: bool = False) -> bytes:
@@ -107,6 +114,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     on the time from its first byte until it is whole (408); a connection that never sends is idle (keep-alive)."""
 
     limits: ClassVar[ServerConfig] = ServerConfig()
+    cors: ClassVar[Cors] = Cors((), ())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -119,6 +127,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_fault: tuple[int, str] | None = None  # the answer on_headers_complete refused the head with
         self._fault_head_only = False  # that head was a HEAD's: no body in the answer
         self._refusal: bytes | None = None  # an answer for a bad pipelined request, sent after those before it
+        self._began = time.perf_counter()  # the request's first byte: its access line's duration
+        self.url, self.headers = b"", []  # uvicorn sets them as a request begins
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -133,10 +143,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         room = self._head_room
         if room is None:
             super().data_received(data)
-        elif len(data) <= room:
-            if len(self._head_start) < HEAD_START:
-                self._head_start += data[: HEAD_START - len(self._head_start)]
-            self._chunk, self._ended_in_chunk = data, 0
+            return
+        if len(self._head_start) < HEAD_START:
+            self._head_start += data[: HEAD_START - len(self._head_start)]
+        self._chunk, self._ended_in_chunk = data, 0
+        if len(data) <= room:
             self._head_room = room - len(data)
             self._line_ended = self._line_ended or b"\n" in data
             super().data_received(data)
@@ -145,7 +156,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _overflowing(self, data: bytes, room: int) -> None:
         """`data` would take the head past its limit: parsed up to the limit, and refused unless the head ended."""
-        line_ended = self._line_ended or b"\n" in data[:room]
+        line_ended = self._line_ended = self._line_ended or b"\n" in data[:room]
         self._head_room = 0
         if room:
             super().data_received(data[:room])
@@ -163,6 +174,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._began = time.perf_counter()
         self._head_timer = self.loop.call_later(self.limits.header_timeout_s, self._head_timed_out)
 
     def on_headers_complete(self) -> None:
@@ -237,13 +249,27 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_room = None
         if self.transport.is_closing():
             return
-        answer = error_answer(status, message, [*self.server_state.default_headers, *(headers or [])], head_only)
+        headers = [*self.server_state.default_headers, *self._answer_headers(status), *(headers or [])]
+        answer = error_answer(status, message, headers, head_only)
         if self.cycle is None or (self.cycle.response_complete and not self.pipeline):
             self.transport.write(answer)
             self.transport.close()
             return
         self._refusal = answer
         self.flow.pause_reading()  # nothing after the bad request is read
+
+    def _answer_headers(self, status: int) -> list[tuple[bytes, bytes]]:
+        """The request id and CORS headers the app adds to its answers, for this refusal; and its access line (the
+        client's id when its header was read whole and usable, else a new one)."""
+        rid = request_id_of(self.headers)
+        origins = [value.decode("latin-1") for name, value in self.headers if name == b"origin"]
+        token = METHOD_TOKEN.match(self._bad_head_start())
+        target = shown_target(self.url[:LOGGED_TARGET]) + ("..." if len(self.url) > LOGGED_TARGET else "")
+        version = self.parser.get_http_version() if self._line_ended else "0.0"  # 0.0: not read
+        duration_ms = (time.perf_counter() - self._began) * 1000
+        method = token.group(1).decode("ascii") if token else "-"
+        write_access_line(self.client, method, target, "-" if version == "0.0" else version, status, duration_ms, rid)
+        return [(REQUEST_ID_HEADER, rid.encode()), *self.cors.simple_answer_headers(origins[-1] if origins else None)]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
