@@ -54,6 +54,30 @@ def test_a_static_404_names_no_path_on_the_server(base: str, target: str) -> Non
     assert json.loads(body) == {"error": {"parameter": None, "message": "no such file under /static"}}
 
 
+@pytest.mark.parametrize("target", ["/static/app.js/", "/static/app.js/.", "/static/app.js%2f", "/static/app.js%2F."])
+def test_a_static_file_named_as_a_directory_is_a_404(base: str, target: str) -> None:
+    """A trailing slash (or `/.`) after a file's name served the file, as if it were a directory's index."""
+    for method in ("GET", "HEAD"):
+        status, body = raw_request(base, method, target)
+        assert status == 404, (method, target, body[:200])
+    assert raw_request(base, "GET", "/static/./app.js")[0] == 200
+
+
+def test_options_asterisk_is_the_servers_methods(base: str) -> None:
+    """`OPTIONS *` (RFC 9110 9.3.7: the server as a whole) was a 404."""
+    address = urlsplit(base)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode().lower().split("\r\n")
+    assert lines[0] == "http/1.1 204 no content" and body == b"", answer
+    assert "allow: delete, get, head, options, patch, post, put" in lines, lines
+    assert any(line.startswith("x-request-id: ") for line in lines), lines
+
+
 @contextmanager
 def logged_to(caplog: pytest.LogCaptureFixture, name: str, level: int) -> Iterator[None]:
     """`name`'s records at `level` and above in caplog, whatever the server's logging set-up did to the root's

@@ -39,3 +39,23 @@ class AllowHeader:
             await app(scope, receive, send_all_methods)
 
         return wrapped
+
+
+SERVER_METHODS = b"DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+
+
+def answer_server_wide_options(app: Litestar) -> None:
+    """`OPTIONS *` asks about the server as a whole (RFC 9110 9.3.7): 204 with the API's methods (it was a 404, the
+    router finding no path `*`)."""
+    routed = app.asgi_handler
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "OPTIONS" or scope["path"] != "*":
+            await routed(scope, receive, send)
+            return
+        start: Any = {"type": "http.response.start", "status": 204, "headers": [(b"allow", SERVER_METHODS)]}
+        await send(start)
+        end: Any = {"type": "http.response.body", "body": b""}
+        await send(end)
+
+    app.asgi_handler = wrapped

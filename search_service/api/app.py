@@ -20,7 +20,7 @@ from litestar.openapi.spec import Components, OpenAPI, Server
 from embeddings.encoder import Encoder
 from search_service.api import events_routes, ingest_routes, listing_reads, page
 from search_service.api.access_log import log_access
-from search_service.api.allow_header import AllowHeader
+from search_service.api.allow_header import AllowHeader, answer_server_wide_options
 from search_service.api.auth import BEARER_SCHEME
 from search_service.api.bodies import PlinqyRequest
 from search_service.api.compression import compression_config
@@ -106,6 +106,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     mend_openapi(app.openapi_schema)
     app.state.query_rules = query_rules(app.openapi_schema)  # what check_query_string holds each route to
     allow_header.learn(app)
+    answer_server_wide_options(app)  # behind CORS and the access line, as a routed answer
     Cors(settings.cors_origins, settings.cors_headers).wrap(app)  # shops' pages call it from the browser
     answer_head_as_get(app)
     log_access(app)  # outermost: the request's whole time, its method as asked

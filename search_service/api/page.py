@@ -12,11 +12,13 @@ import hashlib
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import msgspec
 from litestar import Request, Response, get
+from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.file_system import BaseLocalFileSystem
 from litestar.static_files import create_static_files_router
 from litestar.types.file_types import FileInfo
@@ -111,6 +113,15 @@ def static_file_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     return error_response(500, None, "internal error")
 
 
+def no_directory_form(connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
+    """A name ending in `/` or `/.` (`/static/app.js/`, `app.js%2f`) asks for a directory: a 404, where the file
+    system's normalising served the file."""
+    raw = connection.scope.get("raw_path")  # the router drops a path's trailing slash
+    path = unquote(raw.decode("latin-1")) if raw else connection.scope["path"]
+    if path.rsplit("/", 1)[-1] in ("", "."):
+        raise NotFoundException()
+
+
 static_files = create_static_files_router(
     path="/static",
     directories=[STATIC_DIR],
@@ -118,6 +129,7 @@ static_files = create_static_files_router(
     name="page-static",
     include_in_schema=False,
     cache_control=CacheControlHeader(no_cache=True),
+    guards=[no_directory_form],
     exception_handlers={HTTPException: static_file_error},
 )
 

@@ -23,6 +23,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from search_service.api.access_log import REQUEST_ID_HEADER, request_id_of, shown_target, write_access_line
+from search_service.api.allow_header import SERVER_METHODS
 from search_service.api.cors import Cors
 from search_service.cli.common import uvicorn_log_config
 from search_service.serverconfig import ServerConfig
@@ -60,7 +61,7 @@ METHOD_TOKEN = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}) ")  # RFC 9110's
 HEAD_START = 80  # bytes kept of a head's start: its method
 LOGGED_TARGET = 256  # bytes of a refused request's target in its access line (a 414's is kilobytes)
 API_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS"
-ALLOW = b"DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"  # a CONNECT's 405: the methods of the API as a whole
+ALLOW = SERVER_METHODS  # a CONNECT's 405: the methods of the API as a whole
 
 
 def unknown_method(head_start: bytes) -> str | None:
