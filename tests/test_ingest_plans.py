@@ -75,7 +75,8 @@ def _params(name: str, store: uuid.UUID, prefix: str) -> dict[str, Any]:
         return {"store_id": store, "skus": skus, "gtins": [None] * PROBED}
     keep: list[Any] = [None] * PROBED
     return {"store_id": store, "skus": skus, "quantities": [3] * PROBED, "prices": keep,
-            "deactivate": [False] * PROBED, "updated_ats": keep, "versions": keep}  # fmt: skip
+            "deactivate": [False] * PROBED, "updated_ats": keep, "versions": keep,
+            "catalog_versions": keep}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["lookup", "update_stock"])
