@@ -229,6 +229,16 @@ def _r_bulk_import(fake: LightspeedRFake, keys: list[str]) -> str:
     return stamp
 
 
+def _r_bulk_shop_synced(db: psycopg.Connection, fake: LightspeedRFake) -> tuple[str, uuid.UUID, uuid.UUID]:
+    """250 items stamped as one bulk import an hour ago, and a connection that synced them: (stamp, store, id)."""
+    stamp = _r_bulk_import(fake, [str(n) for n in range(1001, 1251)])
+    fake.clock.now += timedelta(hours=1)
+    store = make_store(db, "R", 52.36, 4.88)
+    cid = make_connection(db, store, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
+    sync(db, cid)
+    return stamp, store, cid
+
+
 def _r_restamp(fake: LightspeedRFake, key: str, stamp: str) -> None:
     fake.items[key]["timeStamp"] = stamp
     for shop in fake.items[key]["ItemShops"]["ItemShop"]:
@@ -243,11 +253,7 @@ def test_r_series_a_quiet_poll_reads_no_record_of_a_big_newest_stamp_again(db: p
     fake = LightspeedRFake()
     fake.bucket = (0.0, 100_000)
     try:
-        stamp = _r_bulk_import(fake, [str(n) for n in range(1001, 1251)])
-        fake.clock.now += timedelta(hours=1)
-        store = make_store(db, "R", 52.36, 4.88)
-        cid = make_connection(db, store, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
-        sync(db, cid)
+        stamp, store, cid = _r_bulk_shop_synced(db, fake)
         asked = len(fake.server.requests)
         quiet = sync(db, cid)
         assert (len(fake.server.requests) - asked, quiet.read, quiet.rows) == (4, 0, 0)
@@ -277,11 +283,7 @@ def test_r_series_a_record_that_joins_the_cursors_stamp_is_read_after_a_pass_cut
     fake = LightspeedRFake()
     fake.bucket = (0.0, 100_000)
     try:
-        stamp = _r_bulk_import(fake, [str(n) for n in range(1001, 1251)])
-        fake.clock.now += timedelta(hours=1)
-        store = make_store(db, "R", 52.36, 4.88)
-        cid = make_connection(db, store, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
-        sync(db, cid)
+        stamp, store, cid = _r_bulk_shop_synced(db, fake)
         for key in range(2001, 2106) if failing == "a page past the stamp" else ():  # more than a page newer
             fake.add(Item(str(key), f"Item {key}", "1.00", 3))
         fake.update("1002", description="Item 1002 renamed")
