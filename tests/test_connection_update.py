@@ -4,7 +4,10 @@ vendor token needed a new connection (a new URL at the vendor, a first sync agai
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -12,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import httpx
 import psycopg
@@ -119,3 +123,57 @@ def test_piped_secrets_go_to_the_options_in_the_order_given(db: psycopg.Connecti
                      (made.stdout.split()[1],)).fetchone()  # fmt: skip
     assert row is not None
     assert BOX.decrypt(row[0]) == "SECRET3" and json.loads(BOX.decrypt(row[1]))["token"] == "shpat_TOKEN3"
+
+
+def _x_delivery(base: str, cid: str, name: str, encoding: str, message: str) -> int:
+    """An X-Series product.update signed with `x-secret` the given way (hex|base64 of the raw body|payload)."""
+    payload = json.dumps({"id": f"p-{name}", "name": name, "price": 1})
+    body = urlencode({"type": "product.update", "payload": payload}).encode()
+    digest = hmac.new(b"x-secret", body if message == "raw" else payload.encode(), hashlib.sha256).digest()
+    signature = digest.hex() if encoding == "hex" else base64.b64encode(digest).decode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               "X-Signature": f"signature={signature},algorithm=HMAC-SHA256"}  # fmt: skip
+    return httpx.post(f"{base}/v1/ingest/{cid}", content=body, headers=headers).status_code
+
+
+def test_the_webhook_signature_settings_are_changed_in_place(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """docs/connectors.md says a connection whose webhooks all answer 401 should try the other signature settings,
+    but `connections update` had no `--signature-encoding` / `--signature-message` and a second `connect` was
+    refused: the advice could not be followed. They change in place now, checked as `connect`'s, the id (the
+    webhook URL) kept, and the next delivery signed the new way is taken (the API's cached connection is read
+    again on a refused signature); the old way is refused."""
+    store = make_store(db, "X", 52.37, 4.89)
+    made = cli(fresh_db_url, "connect", "lightspeed-x", "--store", str(store), "--location", "outlet-1",
+               "--domain-prefix", "shop", "--token", "tok", "--secret", "x-secret",
+               "--base-url", "http://127.0.0.1:9")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    cid = made.stdout.split()[1]
+    settings = dataclasses.replace(app_settings(fresh_db_url), secret_key=SECRET_KEY)
+    with serve(settings, None) as base:
+        assert _x_delivery(base, cid, "Mug", "hex", "raw") == 202
+        assert _x_delivery(base, cid, "Cup", "base64", "payload") == 401  # the vendor signs this way: all refused
+        updated = cli(fresh_db_url, "connections", "update", cid, "--signature-encoding", "base64",
+                      "--signature-message", "payload")  # fmt: skip
+        assert updated.returncode == 0, updated.stderr
+        assert "signature settings (signature_encoding=base64, signature_message=payload) changed" in updated.stdout
+        assert _x_delivery(base, cid, "Cup", "base64", "payload") == 202  # at once, not after the API's cache
+        assert _x_delivery(base, cid, "Bowl", "hex", "raw") == 401
+    config = db.execute("SELECT config FROM ingest_connection WHERE id = %s", (cid,)).fetchone()
+    assert config is not None and config[0]["location"] == "outlet-1" and config[0]["signature_message"] == "payload"
+    assert db.execute("SELECT count(*) FROM ingest_connection").fetchone() == (1,)
+    wrong = cli(fresh_db_url, "connections", "update", cid, "--signature-message", "items")  # Erply's choice
+    assert wrong.returncode == 1 and "--signature-message of a lightspeed-x connection is one of raw, payload" in (
+        wrong.stderr
+    ), wrong.stderr
+    unknown = cli(fresh_db_url, "connections", "update", cid, "--signature-encoding", "b64")
+    assert unknown.returncode == 2 and "hex" in unknown.stderr and "Traceback" not in unknown.stderr
+    shopify = cli(fresh_db_url, "connect", "shopify", "--store", str(store), "--location", "556",
+                  "--shop", "probe.myshopify.com", "--token", "t", "--base-url", "http://127.0.0.1:9")  # fmt: skip
+    assert shopify.returncode == 0, shopify.stderr
+    none = cli(fresh_db_url, "connections", "update", shopify.stdout.split()[1], "--signature-encoding", "base64")
+    assert none.returncode == 1 and "a shopify connection has no signature settings" in none.stderr, none.stderr
+    erply = cli(fresh_db_url, "connect", "erply", "--store", str(store), "--location", "1", "--client-code", "123456",
+                "--session-key", "k", "--base-url", "http://127.0.0.1:9")  # fmt: skip
+    assert erply.returncode == 0, erply.stderr
+    items = cli(fresh_db_url, "connections", "update", erply.stdout.split()[1], "--signature-message", "items")
+    assert items.returncode == 0 and "signature_message=items" in items.stdout, items.stderr

@@ -271,20 +271,51 @@ async def _receive(
 
 
 MAX_DELIVERY_ID = 512  # the (connection, delivery id) unique index holds ~2,700 bytes a key
-CONNECTION_CACHE_S = 5.0  # a disabled connection or a rotated secret takes effect within this
+CONNECTION_CACHE_S = 5.0  # a disabled connection or a dropped secret takes effect within this
 
 
-async def _connection(request: Request[Any, Any, Any], conn: Any, connection_id: UUID) -> Connection | None:
-    """The connection, from a per-process cache of a few seconds (a delivery then costs one round trip)."""
+async def _connection(
+    request: Request[Any, Any, Any], conn: Any, connection_id: UUID, *, cached: bool = True
+) -> tuple[Connection | None, bool]:
+    """The connection, from a per-process cache of a few seconds (a delivery then costs one round trip), and
+    whether it came from the cache."""
     cache: dict[UUID, tuple[float, Connection | None]] = request.app.state.setdefault("plinqy_connections", {})
     hit = cache.get(connection_id)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
+    if cached and hit is not None and hit[0] > time.monotonic():
+        return hit[1], True
     found = await connection_async(conn, connection_id)
     if len(cache) > 10_000:
         cache.clear()
     cache[connection_id] = (time.monotonic() + CONNECTION_CACHE_S, found)
-    return found
+    return found, False
+
+
+def _handler(connection: Connection | None) -> tuple[Connection, Any]:
+    handler = None if connection is None else handler_for(connection.source)
+    if connection is None or not connection.enabled:
+        raise NotFound("connection_id", "no enabled connection with this id")
+    if handler is None:
+        raise NotFound("connection_id", "this connection is polled and takes no webhooks")
+    return connection, handler
+
+
+async def _verified_delivery(
+    request: Request[Any, Any, Any], rt: Runtime, conn: Any, connection_id: UUID, body: bytes
+) -> tuple[Connection, Any]:
+    """The connection and its verified delivery. A signature refused by a cached connection is checked once more
+    against the connection read again: `connections update` (a new secret, other signature settings) takes effect
+    at the next delivery signed the new way, not seconds later."""
+    found, cached = await _connection(request, conn, connection_id)
+    connection, handler = _handler(found)
+    incoming = IncomingRequest(body, {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params))
+    box = _secret_box(request, rt)
+    try:
+        return connection, _verified(handler, incoming, connection, box)
+    except NotAuthorizedException:
+        if not cached:
+            raise
+    connection, handler = _handler((await _connection(request, conn, connection_id, cached=False))[0])
+    return connection, _verified(handler, incoming, connection, box)
 
 
 def _secret_box(request: Request[Any, Any, Any], rt: Runtime) -> SecretBox:
@@ -334,14 +365,7 @@ async def ingest_delivery(
     except BodyStalled as stalled:
         raise BodyStalled(stalled.idle_s, "the upload") from None
     async with rt.connection() as conn:
-        connection = await _connection(request, conn, connection_id)
-        handler = None if connection is None else handler_for(connection.source)
-        if connection is None or not connection.enabled:
-            raise NotFound("connection_id", "no enabled connection with this id")
-        if handler is None:
-            raise NotFound("connection_id", "this connection is polled and takes no webhooks")
-        incoming = IncomingRequest(body, {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params))
-        delivery = _verified(handler, incoming, connection, _secret_box(request, rt))
+        connection, delivery = await _verified_delivery(request, rt, conn, connection_id, body)
         if delivery.delivery_id is not None and len(delivery.delivery_id) > MAX_DELIVERY_ID:  # its index's limit
             raise BadParameter("webhook-id", f"the delivery's id must be at most {MAX_DELIVERY_ID} characters")
         if delivery.resolve is not None:  # rows that depend on what is stored (e.g. a product's listings)

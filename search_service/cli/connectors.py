@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -27,6 +27,9 @@ from search_service.cli.common import (
     user_errors,
 )
 from search_service.settings import Settings
+
+if TYPE_CHECKING:
+    from search_service.ingest.connection_edits import ConnectionUpdate
 
 # Per vendor: (option, credential key, help); every credential is stored encrypted and never shown again.
 VENDOR_OPTIONS: dict[str, list[tuple[str, str, str]]] = {
@@ -297,25 +300,22 @@ connections.add_command(_toggle_command(True, "Poll a disabled connection again 
     default=None,
     help="Another API host (a proxy, a sandbox, a test server); '' for the vendor's own again.",
 )
+@click.option("--signature-encoding", type=click.Choice(("hex", "base64")), help="X-Series, Erply: as `connect`'s.")
+@click.option("--signature-message", type=click.Choice(("raw", "payload", "id", "items")),
+              help="X-Series raw|payload, Erply id|items: as `connect`'s.")  # fmt: skip
 @click.pass_obj
 @user_errors
-def connections_update(settings: Settings, connection_id: UUID, new_webhook_secret: bool, base_url: str | None,
-                       **credentials: str | None) -> None:  # fmt: skip
-    """Change a connection's signing secret, vendor credentials or host in place: its id (the webhook URL at the
-    vendor), cursor and settings stay. New credentials make a failing connection due again at once."""
-    from search_service.ingest.connection_edits import ConnectionUpdate, update_connection
-    from search_service.ingest.stores import StoreError, is_web_address
+def connections_update(settings: Settings, connection_id: UUID, **options: Any) -> None:
+    """Change a connection's signing secret, vendor credentials, host or webhook signature settings in place: its
+    id (the webhook URL at the vendor), cursor and other settings stay. New credentials make a failing connection
+    due again at once."""
+    from search_service.ingest.connection_edits import update_connection
+    from search_service.ingest.stores import StoreError
 
-    if base_url and not (is_web_address(base_url) and _has_usable_port(base_url)):  # "": the vendor's own again
-        raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
-    secret = (credentials := secret_values(credentials)).pop("secret")
-    if new_webhook_secret and secret is not None:  # one or the other: the given one was dropped silently
-        raise UsageMistake("--new-webhook-secret makes the secret; leave out --secret (or give --secret alone)")
-    given = {key: value.strip() for key, value in credentials.items() if value is not None and value.strip()}
+    update = _connection_update(options)
     refuse_a_wrong_signing_key(settings)  # a key the stored secrets do not open: the connection's are unreadable
     with connect(settings) as conn:
         try:
-            update = ConnectionUpdate(secret, new_webhook_secret, given, base_url)
             done = update_connection(conn, settings.secret_box(), connection_id, update)
         except StoreError as exc:
             raise UserFacingError(exc.message) from None
@@ -324,6 +324,23 @@ def connections_update(settings: Settings, connection_id: UUID, new_webhook_secr
         echo(f"the old secret is accepted too until `plinqy-search connections update {connection_id} "
                    "--secret NEW`; the new signing secret, shown only now:")  # fmt: skip
         echo(done.new_secret)
+
+
+def _connection_update(options: dict[str, Any]) -> ConnectionUpdate:
+    """`connections update`'s options as a ConnectionUpdate (the secrets read from where they were given)."""
+    from search_service.ingest.connection_edits import ConnectionUpdate
+    from search_service.ingest.stores import is_web_address
+
+    base_url, new_webhook_secret = options.pop("base_url"), options.pop("new_webhook_secret")
+    if base_url and not (is_web_address(base_url) and _has_usable_port(base_url)):  # "": the vendor's own again
+        raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
+    signature = {key: options.pop(key) for key in ("signature_encoding", "signature_message")}
+    secret = (credentials := secret_values(options)).pop("secret")
+    if new_webhook_secret and secret is not None:  # one or the other: the given one was dropped silently
+        raise UsageMistake("--new-webhook-secret makes the secret; leave out --secret (or give --secret alone)")
+    given = {key: value.strip() for key, value in credentials.items() if value is not None and value.strip()}
+    chosen = {key: value for key, value in signature.items() if value is not None}
+    return ConnectionUpdate(secret, new_webhook_secret, given, base_url, chosen)
 
 
 @click.command()

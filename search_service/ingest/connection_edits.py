@@ -22,6 +22,7 @@ class ConnectionUpdate:
     new_webhook_secret: bool = False  # a `webhook` connection: a new whsec_ secret, the old one kept for a rotation
     credentials: dict[str, str] = field(default_factory=dict)  # vendor credentials to replace (others kept)
     base_url: str | None = None  # "" : back to the vendor's own host
+    signature: dict[str, str] = field(default_factory=dict)  # webhook signature settings to replace (config keys)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,14 @@ class UpdatedConnection:
     source: str
     changed: list[str]
     new_secret: str | None  # made by new_webhook_secret: shown once
+
+
+# The webhook signature settings a vendor's connection may change (the same choices as `connect`'s options):
+# the vendors do not document them, so a connection whose webhooks all answer 401 tries the others.
+SIGNATURE_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "lightspeed-x": {"signature_encoding": ("hex", "base64"), "signature_message": ("raw", "payload")},
+    "erply": {"signature_encoding": ("hex", "base64"), "signature_message": ("id", "items")},
+}
 
 
 def _sql(name: str) -> str:
@@ -67,6 +76,18 @@ def _secrets(source: str, update: ConnectionUpdate, box: SecretBox, secret_enc: 
     return " ".join(given), ""
 
 
+def _signature(source: str, signature: dict[str, str]) -> str:
+    """The settings as the config's JSON to merge, each checked against the source's choices."""
+    choices = SIGNATURE_CHOICES.get(source)
+    for key, value in signature.items():
+        option = "--" + key.replace("_", "-")
+        if choices is None:
+            raise StoreError(key, f"{option}: a {source} connection has no signature settings (lightspeed-x, erply)")
+        if value not in choices[key]:
+            raise StoreError(key, f"{option} of a {source} connection is one of {', '.join(choices[key])}")
+    return json.dumps(signature)
+
+
 def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: ConnectionUpdate) -> UpdatedConnection:
     """Replace what `update` names; the cursor, the config and the connection's id (its webhook URL) stay."""
     from search_service.ingest.connectors.factory import ConnectionError_, check_credentials
@@ -74,7 +95,7 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
     _id, _store, source, secret_enc, credentials_enc, _config, _enabled = _current(conn, connection_id)
     params: dict[str, Any] = {"connection_id": connection_id, "secret_enc": None, "credentials_enc": None,
                               "base_url": update.base_url or None, "vendor_host": update.base_url == "",
-                              "due_again": False}  # fmt: skip
+                              "due_again": False, "signature": _signature(source, update.signature)}  # fmt: skip
     changed: list[str] = []
     shown = ""
     if update.secret is not None or update.new_webhook_secret:
@@ -93,8 +114,14 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
         changed.append("credentials (" + ", ".join(sorted(update.credentials)) + ")")
     if update.base_url is not None:
         changed.append("base URL" if update.base_url else "base URL (the vendor's own again)")
+    if update.signature:
+        changed.append(
+            "signature settings (" + ", ".join(f"{k}={v}" for k, v in sorted(update.signature.items())) + ")"
+        )
     if not changed:
-        raise StoreError("connection_id", "nothing to change: give --secret, a credential or --base-url")
+        raise StoreError(
+            "connection_id", "nothing to change: give --secret, a credential, --base-url or a signature setting"
+        )
     params["due_again"] = bool(update.credentials) or update.base_url is not None
     conn.execute(_sql("update_connection_secrets"), params)
     return UpdatedConnection(source, changed, shown or None)
