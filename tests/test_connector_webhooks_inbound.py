@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from search_service.ingest.connectors.config import ConnectorsConfig
+from search_service.ingest.connectors.job import run_sync_loop
 from tests.connector_helpers import (
+    BOX,
     SECRET_KEY,
     deliver,
     listing,
@@ -107,6 +111,29 @@ def test_shopify_a_stock_time_far_ahead_is_refused_and_later_levels_still_apply(
         assert deliver(client, cid, *shopify_delivery(later, "inventory_levels/update", "ev-4")) == "stored"
     map_batches(db)
     assert listing(db, store, "2710") == ("1.00", 7, True)
+
+
+def test_shopify_a_level_delivered_before_its_product_is_not_lost(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """Shopify does not order its deliveries: a new variant's `inventory_levels/update`, then 0.3 s later its
+    `products/create`. The level's row was rejected (no listing with that sku), the product created at 0, and it
+    stayed out of stock until the interval's poll. A level of a SKU the store has no listing of now makes the
+    connection due for a sync at once (a trigger stored with the delivery), which reads the product and its level."""
+    store, cid = shopify_store(db, shopify_fake)
+    shopify_fake.add(Item("103", "Item 103", "2.50", 9), product_id=7890, variant_id=6430, inventory_item_id=2712)
+    level, product = shopify_fake.levels["103"], shopify_fake.products["103"]
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        assert deliver(client, cid, *shopify_delivery(level, "inventory_levels/update", "ev-1")) == "stored"
+        time.sleep(0.3)
+        assert deliver(client, cid, *shopify_delivery(product, "products/create", "ev-2")) == "stored"
+    map_batches(db)
+    assert listing(db, store, "2712") == ("2.50", 0, True)  # mapped before its product: the level found no listing
+    config = ConnectorsConfig(sync_interval_s=3600, http_attempts=2, http_timeout_s=5)  # the last sync was just now
+    report = run_sync_loop(db.info.dsn, BOX, config, drain=True)
+    assert (report.synced, report.failed) == (1, 0)
+    map_batches(db)
+    assert listing(db, store, "2712") == ("2.50", 9, True)
 
 
 def test_r_series_a_stock_time_far_ahead_is_refused_and_later_levels_still_apply(db: psycopg.Connection) -> None:

@@ -204,7 +204,7 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
         )
     if topic == "inventory_levels/update":
         row = map_inventory_level(payload, ctx)
-        return WebhookResult(delivery_id, "stock", rows=[row] if row else [])
+        return WebhookResult(delivery_id, "stock", rows=[row] if row else [], needs_listing=[row["sku"]] if row else [])
     if topic == "inventory_levels/disconnect":
         if "available" in payload:  # a level's body (signed for `inventory_levels/update`) under an unsigned topic
             raise WebhookRejected("the body of inventory_levels/disconnect holds `available`: a level's body", 400)

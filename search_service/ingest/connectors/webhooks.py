@@ -7,7 +7,8 @@ products and levels) are mapped like any batch, newest wins. A Shopify product d
 delivery's `resolve` step finds its listings at intake (through the links a poll recorded, one index probe, or
 for a product created since the last poll the raw rows of the webhooks that brought it) and stores a `delete`
 row for each, so the listings leave search as soon as the import job maps the delivery; a product not known yet
-becomes a trigger for the next sync.
+becomes a trigger for the next sync. A Shopify level of a SKU the store has no listing of yet (its product's
+delivery still to come) becomes a trigger too: the sync reads the product and its level.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _ctx(connection: Connection) -> MapContext:
 
 def _delivery(result: WebhookResult, *, resolved: bool = False) -> Delivery:
     """Rows go to the pipeline; a re-read request or an unresolved delete becomes a trigger delivery id."""
-    if result.deleted_parents and not resolved:
+    if (result.deleted_parents or result.needs_listing) and not resolved:
         return Delivery(result.delivery_id, result.rows, "webhook", resolve=functools.partial(_resolve, result))
     wants = sorted(result.repoll) + [f"delete={p}" for p in result.deleted_parents]
     if wants:  # "trigger:stock=p-9|delete=123 <the vendor's delivery id>"
@@ -55,7 +56,9 @@ def _delivery(result: WebhookResult, *, resolved: bool = False) -> Delivery:
 
 async def _resolve(result: WebhookResult, conn: Any, connection: Connection) -> Delivery:
     """A deleted product's listings, each as a `delete` row (not sellable, history kept); the parents nothing is
-    known of yet stay a trigger for the next sync."""
+    known of yet stay a trigger for the next sync. A level of a SKU the store has no listing of yet also becomes a
+    trigger: its row is rejected (no listing) when mapped before its product, and the sync reads both again."""
+    repoll = set(result.repoll) | {f"level={sku}" for sku in await _unlisted(conn, connection, result.needs_listing)}
     rows, unresolved = list(result.rows), []
     for parent in result.deleted_parents:
         found: list[str] = []
@@ -70,7 +73,14 @@ async def _resolve(result: WebhookResult, conn: Any, connection: Connection) -> 
         rows += [compact({"op": "delete", "sku": sku, "updated_at": result.event_time}) for sku in found]
         if not found:
             unresolved.append(parent)
-    return _delivery(dataclasses.replace(result, rows=rows, deleted_parents=unresolved), resolved=True)
+    return _delivery(dataclasses.replace(result, rows=rows, deleted_parents=unresolved, repoll=repoll), resolved=True)
+
+
+async def _unlisted(conn: Any, connection: Connection, skus: list[str]) -> list[str]:
+    """The SKUs the connection's store has no listing of (one index probe each; a delivery names one)."""
+    stmt = statement("ingest/connectors", "listed_skus")
+    listed = {r[0] for r in await conn.fetch(stmt.sql, *stmt.bind(store_id=connection.store_id, skus=skus))}
+    return [sku for sku in skus if sku not in listed]
 
 
 def _same_account(connection: Connection, named: Any, where: str) -> None:

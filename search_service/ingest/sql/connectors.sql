@@ -107,6 +107,11 @@ FROM import_batch b JOIN imported_product_raw r ON r.import_batch_id = b.id
 WHERE b.connection_id = :connection_id AND b.kind = 'webhook'
   AND r.payload -> 'attributes' ->> 'product_id' = :parent_id AND r.payload ->> 'op' = 'upsert'
 
+-- name: listed_skus
+-- params: store_id uuid, skus text[]
+-- Which of these SKUs the store has a listing of (a Shopify level's, at intake: see connectors/webhooks.py).
+SELECT sku FROM store_product WHERE store_id = :store_id AND sku = ANY(:skus::text[])
+
 -- name: pending_triggers
 -- params: connection_id uuid, mark bigint
 -- Webhook deliveries that asked for a re-read (see connectors/webhooks.py), oldest first.
