@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -339,8 +339,10 @@ def test_shopify_first_sync_carries_each_level_and_its_clock_on_its_variant(shop
     assert_first_sync_folds(client, expected, "999")
     rows, cursor = collect(client, {})
     for key, level in shopify_fake.levels.items():  # newest wins by the stock clock, as a stock row carries it
-        if key != "999":
-            assert by_op(rows, "upsert")[str(level["inventory_item_id"])]["version"] == stock_clock(level["updated_at"])
+        if key != "999":  # read after its second (the answer's Date): after every delivery of that second
+            after = 999 if datetime.fromisoformat(level["updated_at"]) < shopify_fake.clock.now else 0
+            version = by_op(rows, "upsert")[str(level["inventory_item_id"])]["version"]
+            assert version == stock_clock(level["updated_at"]) + after
     started = shopify_fake.clock.now - timedelta(seconds=PASS_OVERLAP_S)  # the vendor's Date, less the overlap
     assert cursor["inventory"] == {"since": started.isoformat()}  # no later than the pass's start
     shopify_fake.update("101", title="Barista Oat Drink 1 L")

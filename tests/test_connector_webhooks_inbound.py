@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from search_service.ingest.connectors import shopify
+from search_service.ingest.connectors.common import MapContext
 from search_service.ingest.connectors.config import ConnectorsConfig
 from search_service.ingest.connectors.job import run_sync_loop
 from tests.connector_helpers import (
@@ -134,6 +136,40 @@ def test_shopify_a_level_delivered_before_its_product_is_not_lost(
     assert (report.synced, report.failed) == (1, 0)
     map_batches(db)
     assert listing(db, store, "2712") == ("2.50", 9, True)
+
+
+def test_shopify_two_levels_of_one_second_delivered_out_of_order_keep_the_newer(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """A level's `updated_at` is to the second and an equal version applies: two levels of one second, delivered
+    newer first, ended at the older. X-Shopify-Triggered-At's fraction orders them now, never past the body's
+    second: a header an hour ahead places its level last in that second, and a level of the next second still wins.
+    A poll answered after that second reads the second's last level: it applies over the deliveries of it."""
+    store, cid = shopify_store(db, shopify_fake)
+    second = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    stamp = second.isoformat().replace("+00:00", "Z")
+    level = {"inventory_item_id": 2710, "location_id": int(LOCATION), "updated_at": stamp}
+
+    def at(fraction: str, shift: timedelta = timedelta(0)) -> str:
+        return (second + shift).strftime("%Y-%m-%dT%H:%M:%S.") + fraction + "Z"  # Shopify's nanoseconds
+
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        newer = shopify_delivery({**level, "available": 5}, "inventory_levels/update", "ev-1", at("812345678"))
+        older = shopify_delivery({**level, "available": 9}, "inventory_levels/update", "ev-2", at("201234567"))
+        assert deliver(client, cid, *newer) == "stored" and deliver(client, cid, *older) == "stored"
+        map_batches(db)
+        assert listing(db, store, "2710") == ("1.00", 5, True)
+        forged = shopify_delivery({**level, "available": 3}, "inventory_levels/update", "ev-3",
+                                  at("0", timedelta(hours=1)))  # fmt: skip
+        assert deliver(client, cid, *forged) == "stored"
+        next_second = {**level, "available": 4, "updated_at": (second + timedelta(seconds=1)).isoformat()}
+        assert deliver(client, cid, *shopify_delivery(next_second, "inventory_levels/update", "ev-4")) == "stored"
+        map_batches(db)
+        assert listing(db, store, "2710") == ("1.00", 4, True)
+    row = shopify.map_inventory_level({**level, "available": 6}, MapContext(LOCATION),
+                                      shopify.polled_level_order_ms(level, second + timedelta(seconds=1)))  # fmt: skip
+    assert row is not None and row["version"] % 1000 == 999  # read after its second: after every delivery of it
+    assert shopify.polled_level_order_ms(level, second) == 0  # read within it: a later change of it must still win
 
 
 def test_r_series_a_stock_time_far_ahead_is_refused_and_later_levels_still_apply(db: psycopg.Connection) -> None:

@@ -6,7 +6,8 @@ product: its listings are found at intake (connectors/webhooks.py) through the l
 read, or the raw rows of the webhooks that brought it, and deleted in the same delivery. ids exceed 2^53: JSON is
 parsed with Python ints (exact) and ids become text. `available: null` means the item is untracked: its stock
 cannot vouch for it, so it counts as 0 (not sellable by stock). Deliveries are verified on the raw body with
-every valid secret (two during a rotation), deduplicated by `X-Shopify-Event-Id` + topic, ordered by `updated_at`.
+every valid secret (two during a rotation), deduplicated by `X-Shopify-Event-Id` + topic, ordered by `updated_at`
+(levels of one second by X-Shopify-Triggered-At's fraction, see level_order_ms).
 A level disconnected from our location (`inventory_levels/disconnect`, clocked by `X-Shopify-Triggered-At`) is
 quantity 0.
 """
@@ -14,6 +15,7 @@ quantity 0.
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import hmac
 import re
@@ -128,15 +130,52 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row],
     return rows, links
 
 
-def map_inventory_level(level: Mapping[str, Any], ctx: MapContext) -> Row | None:
-    """An absolute level of our location; `available: null` (untracked) counts as 0."""
+def map_inventory_level(level: Mapping[str, Any], ctx: MapContext, within_second_ms: int = 0) -> Row | None:
+    """An absolute level of our location; `available: null` (untracked) counts as 0. Its `updated_at` is to the
+    second: `within_second_ms` (0-999) orders the levels of one second (see level_order_ms)."""
     sku = an_id(level.get("inventory_item_id"))
     if str(level.get("location_id")) != ctx.location or sku is None:
         return None
     available = level.get("available")
     quantity = 0 if available is None else stock_level(available)
-    row = {"op": "stock", "sku": sku, "quantity": quantity}
-    return clocked_level(row, level.get("updated_at"))  # the stock clock (see common.stock_clock)
+    row = clocked_level(
+        {"op": "stock", "sku": sku, "quantity": quantity}, level.get("updated_at")
+    )  # common.stock_clock
+    if isinstance(row.get("version"), int) and row["version"] % 1000 == 0:  # a stamp with its own fraction keeps it
+        row["version"] += within_second_ms
+    return row
+
+
+DELIVERY_LAST_MS = 998  # a delivery's place in its level's second when Triggered-At is past it (or missing)
+POLL_AFTER_MS = 999  # a poll answered after the level's second: newer than every delivery of that second
+
+
+def level_order_ms(level: Mapping[str, Any], triggered_at: Any) -> int:
+    """A delivered level's place in its second: X-Shopify-Triggered-At's fraction (unsigned: never trusted beyond
+    the second of the body's signed `updated_at`). Two levels of one second, delivered out of order, applied the
+    older one last (an equal version applies). A forged header moves a level only within its own second, where an
+    equal version applied anyway. Clamping keeps the order of the triggers (later ones past the second tie)."""
+    when, second = _instant(triggered_at), _instant(level.get("updated_at"))
+    if when is None or second is None:
+        return DELIVERY_LAST_MS
+    return max(0, min(int((when - second) * 1000), DELIVERY_LAST_MS))
+
+
+def _answer_date(headers: Mapping[str, str]) -> datetime | None:
+    """An answer's `Date` (the vendor's clock, whole seconds); None without one (this machine's clock may differ)."""
+    try:
+        when = email.utils.parsedate_to_datetime(headers.get("date") or "")
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def polled_level_order_ms(level: Mapping[str, Any], answered: datetime | None) -> int:
+    """A polled level's place in its second: after every delivery of it when the answer's `Date` (whole seconds)
+    is past that second (the level read is the second's last); else first (a change later in that second, still
+    to be delivered, must win; the next poll reads the level again)."""
+    second = _instant(level.get("updated_at"))
+    return POLL_AFTER_MS if answered and second is not None and answered.timestamp() >= second + 1 else 0
 
 
 def map_disconnected_level(level: Mapping[str, Any], ctx: MapContext, triggered_at: str | None) -> Row | None:
@@ -203,7 +242,7 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
             delivery_id, "catalog", rows=[compact({"op": "delete", "sku": record_id, "updated_at": when})]
         )
     if topic == "inventory_levels/update":
-        row = map_inventory_level(payload, ctx)
+        row = map_inventory_level(payload, ctx, level_order_ms(payload, headers.get("x-shopify-triggered-at")))
         return WebhookResult(delivery_id, "stock", rows=[row] if row else [], needs_listing=[row["sku"]] if row else [])
     if topic == "inventory_levels/disconnect":
         if "available" in payload:  # a level's body (signed for `inventory_levels/update`) under an unsigned topic
@@ -266,7 +305,7 @@ class Shopify:
             body, response = self.http.request_json("GET", url, params=params)
             started = started or pass_start(response.headers, asked_at).isoformat()
             records = objects((body or {}).get(key if kind == "catalog" else "inventory_levels"))
-            rows, links = self._map(kind, records)
+            rows, links = self._map(kind, records, _answer_date(response.headers))
             for record in records:
                 newest = _later(newest, _plausible(record.get("updated_at")))
             match = _NEXT_LINK.search(response.headers.get("link") or "")
@@ -293,9 +332,12 @@ class Shopify:
             params["location_ids"] = self.ctx.location
         return params
 
-    def _map(self, kind: str, records: list[Mapping[str, Any]]) -> tuple[list[Row], list[ItemLink]]:
+    def _map(
+        self, kind: str, records: list[Mapping[str, Any]], answered: datetime | None = None
+    ) -> tuple[list[Row], list[ItemLink]]:
         if kind == "stock":
-            return [row for r in records if (row := map_inventory_level(r, self.ctx))], []
+            mapped = (map_inventory_level(r, self.ctx, polled_level_order_ms(r, answered)) for r in records)
+            return [row for row in mapped if row], []
         rows: list[Row] = []
         links: list[ItemLink] = []
         for record in records:
