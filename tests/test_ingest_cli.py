@@ -448,6 +448,20 @@ def test_imports_list_prints_a_file_name_with_its_control_characters_escaped(dsn
     assert "\tfile=ansi\\x1b[31mRED\\x1b[0m\\x1b]0;title\\x07\\tcol.csv\t" in line + "\t", line
 
 
+def test_imports_list_prints_a_file_name_with_its_bidi_controls_escaped(dsn: str, tmp_path: Path) -> None:
+    """A right-to-left override (U+202E) and the other bidi format characters were printed raw: the terminal showed
+    `photo<RLO>vsc.exe` as `photoexe.csv`, an executable's name as a CSV's."""
+    store = create_store(dsn)
+    name = "photo\u202evsc.exe\u200e\u200f\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069.csv"
+    (tmp_path / name).write_text("sku,name,price,quantity\nx1,Thing,1.00,1\n")
+    assert cli(dsn, "import", "csv", str(tmp_path / name), "--store", str(store)).returncode == 0
+    [line] = cli(dsn, "imports", "list", "--store", str(store)).stdout.splitlines()
+    assert not any("\u200e" <= char <= "\u206f" for char in line), ascii(line)
+    escaped = "\\u202e" + "vsc.exe" + "".join(f"\\u{code:04x}" for code in (0x200E, 0x200F, *range(0x202A, 0x202E),
+                                                                          *range(0x2066, 0x206A)))  # fmt: skip
+    assert f"\tfile=photo{escaped}.csv\t" in line + "\t", line
+
+
 def test_the_cli_prints_only_through_its_escaping_echo() -> None:
     """Each command printed with click.echo, so a value from outside was escaped nowhere: common.echo is the one."""
     for module in sorted((PROJECT_ROOT / "search_service" / "cli").glob("*.py")):
