@@ -289,3 +289,21 @@ def test_the_servers_own_answers_carry_a_request_id_cors_and_one_access_line(por
         line = logged_line(server, f"request_id={rid}")
         assert re.search(r' INFO uvicorn\.access: 127\.0\.0\.1:\d+ - "', line), line
         assert expected_line[status] in line and re.search(r" \d+\.\dms request_id=", line), (status, line)
+
+
+def test_the_access_line_shows_the_target_as_sent(port: int, server: Server) -> None:
+    """The line showed the path after the routing changed it: `/static/app.js/` as `/static/app.js`, a trailing
+    slash dropped, `OPTIONS *` as `%2A`, `/v1/search%3Fq=oat` as `/v1/search%3Fq%3Doat`."""
+    sent = {
+        "as-sent-1": ("GET", "/static/app.js/"),
+        "as-sent-2": ("GET", "/v1/search/?q=milk"),
+        "as-sent-3": ("OPTIONS", "*"),
+        "as-sent-4": ("GET", "/v1/search%3Fq=oat"),
+        "as-sent-5": ("GET", '/healthz?a=%0a&b="x"'),
+    }
+    for rid, (method, target) in sent.items():
+        head = f"{method} {target} HTTP/1.1\r\nHost: x\r\nX-Request-Id: {rid}\r\nConnection: close\r\n\r\n"
+        assert exchange(port, head.encode())[0].startswith(b"HTTP/1.1 "), rid
+    for rid, (method, target) in sent.items():
+        shown = target.replace('"', "%22")  # a quote could end the line's quoted request
+        assert f'"{method} {shown} HTTP/1.1" ' in logged_line(server, f"request_id={rid}"), rid

@@ -99,9 +99,11 @@ def answered_status(scope: Scope, status: int) -> int:
 
 
 def _log_line(scope: HTTPScope, status: int, duration_ms: float, rid: str) -> None:
-    target = quote(scope.get("root_path", "") + scope["path"])
+    # the target as sent: the routing drops a trailing slash and `path` is decoded (`%3F` read back as `?`)
+    raw_path = scope.get("raw_path") or quote(scope.get("root_path", "") + scope["path"]).encode()
     if query := scope.get("query_string"):
-        target += "?" + query.decode("ascii", "replace")
+        raw_path += b"?" + query
+    target = shown_target(raw_path)
     write_access_line(scope.get("client"), scope["method"], target, scope["http_version"], status, duration_ms, rid)
 
 
