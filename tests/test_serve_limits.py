@@ -278,7 +278,8 @@ def test_the_servers_own_answers_carry_a_request_id_cors_and_one_access_line(por
                      414: '"GET /healthz?q=' + "a" * (256 - 11) + '... HTTP/-" 414 Request-URI Too Long ',
                      408: '"GET /healthz HTTP/1.1" 408 Request Timeout ',
                      405: '"CONNECT 127.0.0.1:1 HTTP/1.1" 405 Method Not Allowed ',
-                     501: '"FOO - HTTP/-" 501 Not Implemented ', 400: '"GET - HTTP/-" 400 Bad Request '}  # fmt: skip
+                     501: '"FOO /healthz HTTP/-" 501 Not Implemented ',
+                     400: '"GET /v1/search?q=cr%C3%A8me HTTP/-" 400 Bad Request '}  # fmt: skip
     for status, sent, kept_id in cases:
         answer, _ = exchange(port, sent)
         assert error_of(answer)[0] == status, answer[:300]
@@ -307,3 +308,15 @@ def test_the_access_line_shows_the_target_as_sent(port: int, server: Server) -> 
     for rid, (method, target) in sent.items():
         shown = target.replace('"', "%22")  # a quote could end the line's quoted request
         assert f'"{method} {shown} HTTP/1.1" ' in logged_line(server, f"request_id={rid}"), rid
+
+
+def test_a_request_refused_for_its_url_bytes_is_logged_with_its_target(port: int, server: Server) -> None:
+    """Raw UTF-8 or a control byte in the target was logged `"GET - HTTP/-" 400` though its bytes were read: the
+    target is shown as far as read, percent-encoded."""
+    for target, shown in (
+        (b"/v1/search?q=cr\xc3\xa8me&at=url-bytes", "/v1/search?q=cr%C3%A8me&at=url-bytes"),
+        (b"/a\x01b", "/a%01b"),
+        (b"/x" + b"\xff" * 300, "/x" + "%FF" * 254 + "..."),
+    ):
+        assert error_of(exchange(port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")[0])[0] == 400, target
+        logged_line(server, f'"GET {shown} HTTP/-" 400 Bad Request ')  # its id is a new one: the header was not read

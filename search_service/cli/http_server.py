@@ -58,8 +58,8 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options
 
 
 METHOD_TOKEN = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}) ")  # RFC 9110's token, then the space
-HEAD_START = 80  # bytes kept of a head's start: its method
 LOGGED_TARGET = 256  # bytes of a refused request's target in its access line (a 414's is kilobytes)
+HEAD_START = LOGGED_TARGET + 80  # bytes kept of a head's start: the method and target of a request the parser refused
 API_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS"
 ALLOW = SERVER_METHODS  # a CONNECT's 405: the methods of the API as a whole
 
@@ -77,6 +77,13 @@ def unknown_method(head_start: bytes) -> str | None:
     except httptools.HttpParserError:
         return token.group(1).decode("ascii")
     return None
+
+
+def read_target(head_start: bytes, method: re.Match[bytes] | None) -> bytes:
+    """The target of a request the parser refused, as far as read (it gives none: it failed inside the URL)."""
+    if method is None:
+        return b""
+    return re.split(rb"[ \r\n]", head_start[method.end() :], maxsplit=1)[0]
 
 
 def origin_form(url: bytes) -> bytes:
@@ -265,7 +272,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         rid = request_id_of(self.headers)
         origins = [value.decode("latin-1") for name, value in self.headers if name == b"origin"]
         token = METHOD_TOKEN.match(self._bad_head_start())
-        target = shown_target(self.url[:LOGGED_TARGET]) + ("..." if len(self.url) > LOGGED_TARGET else "")
+        url = self.url or read_target(self._bad_head_start(), token)
+        target = shown_target(url[:LOGGED_TARGET]) + ("..." if len(url) > LOGGED_TARGET else "")
         version = self.parser.get_http_version() if self._line_ended else "0.0"  # 0.0: not read
         duration_ms = (time.perf_counter() - self._began) * 1000
         method = token.group(1).decode("ascii") if token else "-"
