@@ -320,3 +320,19 @@ def test_a_request_refused_for_its_url_bytes_is_logged_with_its_target(port: int
     ):
         assert error_of(exchange(port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")[0])[0] == 400, target
         logged_line(server, f'"GET {shown} HTTP/-" 400 Bad Request ')  # its id is a new one: the header was not read
+
+
+def test_a_refusal_is_logged_once_without_uvicorns_warning(port: int, server: Server) -> None:
+    """uvicorn's 'WARNING uvicorn.error: Invalid HTTP request received.' (no request id) preceded each 400, 405 and
+    501's access line: every refusal was logged twice."""
+    warned = "Invalid HTTP request received."
+    before = server.log_path.read_text(errors="replace").count(warned)
+    for status, head in (
+        (400, b"GET /a\x02b?at=once HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (405, b"CONNECT /?at=once HTTP/1.1\r\nHost: x\r\nX-Request-Id: once-405\r\n\r\n"),
+        (501, b"FOO /?at=once HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ):
+        assert error_of(exchange(port, head)[0])[0] == status
+    for marker in ('"GET /a%02b?at=once HTTP/-" 400', "request_id=once-405", '"FOO /?at=once HTTP/-" 501'):
+        logged_line(server, marker)
+    assert server.log_path.read_text(errors="replace").count(warned) == before

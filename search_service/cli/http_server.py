@@ -150,7 +150,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         room = self._head_room
         if room is None:
-            super().data_received(data)
+            self._parse(data)
             return
         if len(self._head_start) < HEAD_START:
             self._head_start += data[: HEAD_START - len(self._head_start)]
@@ -158,16 +158,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if len(data) <= room:
             self._head_room = room - len(data)
             self._line_ended = self._line_ended or b"\n" in data
-            super().data_received(data)
+            self._parse(data)
         else:
             self._overflowing(data, room)
+
+    def _parse(self, data: bytes) -> None:
+        """uvicorn's data_received without its warning 'Invalid HTTP request received.': the refusal's access line
+        (send_400_response) says it, with the request id (each 400, 405 and 501 was logged twice)."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.send_400_response("")
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
 
     def _overflowing(self, data: bytes, room: int) -> None:
         """`data` would take the head past its limit: parsed up to the limit, and refused unless the head ended."""
         line_ended = self._line_ended = self._line_ended or b"\n" in data[:room]
         self._head_room = 0
         if room:
-            super().data_received(data[:room])
+            self._parse(data[:room])
         if self.transport.is_closing():  # the parser refused it (400)
             return
         if self._head_room is None or self._head_room == self.limits.max_header_bytes:  # it ended within the room
