@@ -8,6 +8,7 @@ import json
 import re
 import select
 import socket
+import struct
 import time
 from collections.abc import Iterator
 
@@ -336,3 +337,30 @@ def test_a_refusal_is_logged_once_without_uvicorns_warning(port: int, server: Se
     for marker in ('"GET /a%02b?at=once HTTP/-" 400', "request_id=once-405", '"FOO /?at=once HTTP/-" 501'):
         logged_line(server, marker)
     assert server.log_path.read_text(errors="replace").count(warned) == before
+
+
+def test_a_client_that_leaves_during_a_get_is_logged_and_counted_as_499(server: Server) -> None:
+    """A GET never calls receive(), so the app never heard the client leave: a search whose client reset the
+    connection 5 ms after asking was logged and counted as a 200 sent."""
+    before = _search_count(httpx.get(f"{server.base}/metrics").text, "499")
+    for attempt in range(3):  # a search faster than the reset is a 200 indeed: another, on a new query
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(
+                f"GET /v1/search?q=oat+milk+{attempt}&facets=brand,category HTTP/1.1\r\nHost: x\r\n"
+                f"X-Request-Id: left-get-{attempt}\r\n\r\n".encode()
+            )
+            time.sleep(0.005)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # closed with an RST
+        if " 499 Client Closed Request " in logged_line(server, f"request_id=left-get-{attempt}"):
+            break
+    else:
+        raise AssertionError(server.log_path.read_text(errors="replace")[-3000:])
+    assert _search_count(httpx.get(f"{server.base}/metrics").text, "499") == before + 1
+
+
+def _search_count(metrics: str, status: str) -> float:
+    counted = re.findall(r"plinqy_http_request_duration_seconds_count\{([^}]*)\} (\S+)", metrics)
+    found = [
+        float(value) for labels, value in counted if 'route="/v1/search"' in labels and f'status="{status}"' in labels
+    ]
+    return sum(found)

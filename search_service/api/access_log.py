@@ -24,7 +24,9 @@ REQUEST_ID_HEADER = b"x-request-id"
 # nginx's "client closed request": the client left before its answer's head went out, which then went nowhere (the
 # app, finding the body cut short, answered 500 to no one: it was logged and counted as a server error)
 CLIENT_CLOSED = 499
-CLIENT_GONE = "plinqy.client_gone"  # scope key: set once a receive() returned http.disconnect
+# scope["state"] key: set once a receive() returned http.disconnect, or serve's protocol lost the connection (a GET
+# never calls receive()); in the state, which a copied scope (a HEAD served as a GET) shares
+CLIENT_GONE = "plinqy.client_gone"
 # A client's id is kept when it is one token of these (a UUID, a trace id, base64): it is echoed and logged as sent.
 USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=@-]{1,128}")
 
@@ -64,7 +66,7 @@ def _logged(app: ASGIApp) -> ASGIApp:
         async def receive_noting_disconnect() -> ReceiveMessage:
             message = await receive()
             if message["type"] == "http.disconnect":
-                scope[CLIENT_GONE] = True  # type: ignore[literal-required]
+                mark_client_gone(scope)
             return message
 
         def log_once() -> None:
@@ -93,9 +95,14 @@ def _logged(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
+def mark_client_gone(scope: Any) -> None:
+    """The client left: an answer starting from now on went nowhere (499)."""
+    scope.setdefault("state", {})[CLIENT_GONE] = True
+
+
 def answered_status(scope: Scope, status: int) -> int:
     """The status an answer starting now is logged and counted with: 499 once the client has left."""
-    return CLIENT_CLOSED if scope.get(CLIENT_GONE) else status
+    return CLIENT_CLOSED if (scope.get("state") or {}).get(CLIENT_GONE) else status
 
 
 def _log_line(scope: HTTPScope, status: int, duration_ms: float, rid: str) -> None:

@@ -22,7 +22,13 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from search_service.api.access_log import REQUEST_ID_HEADER, request_id_of, shown_target, write_access_line
+from search_service.api.access_log import (
+    REQUEST_ID_HEADER,
+    mark_client_gone,
+    request_id_of,
+    shown_target,
+    write_access_line,
+)
 from search_service.api.allow_header import SERVER_METHODS
 from search_service.api.cors import Cors
 from search_service.cli.common import uvicorn_log_config
@@ -145,6 +151,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        # the app learns of it only from receive(), which a GET never calls: its answer was logged and counted as sent
+        for cycle in (self.cycle, *(queued for queued, _ in self.pipeline)):
+            if cycle is not None and not cycle.response_started:
+                mark_client_gone(cycle.scope)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
