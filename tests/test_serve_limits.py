@@ -364,3 +364,16 @@ def _search_count(metrics: str, status: str) -> float:
         float(value) for labels, value in counted if 'route="/v1/search"' in labels and f'status="{status}"' in labels
     ]
     return sum(found)
+
+
+def test_a_refusal_pipelined_behind_a_slow_request_is_logged_after_it(port: int, server: Server) -> None:
+    """It was logged as it was read, before the requests ahead of it were answered, with a 0.2 ms duration."""
+    slow = b"GET /v1/search?q=pipelined+oat+drink&facets=brand HTTP/1.1\r\nHost: a\r\nX-Request-Id: pipe-7\r\n\r\n"
+    answer, _ = exchange(port, slow + b"FOO /?at=pipe-7 HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 501" in answer, answer[:300]
+    refused = logged_line(server, '"FOO /?at=pipe-7 HTTP/-" 501 ')
+    logged = server.log_path.read_text(errors="replace").splitlines()
+    searched = logged_line(server, "request_id=pipe-7")
+    assert logged.index(searched) < logged.index(refused), (searched, refused)
+    duration = [float(re.findall(r" (\d+\.\d)ms ", line)[0]) for line in (searched, refused)]
+    assert duration[1] >= duration[0] * 0.9, duration  # from the refused head's first byte, read with the search's

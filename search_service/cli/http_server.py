@@ -141,6 +141,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_fault: tuple[int, str] | None = None  # the answer on_headers_complete refused the head with
         self._fault_head_only = False  # that head was a HEAD's: no body in the answer
         self._refusal: bytes | None = None  # an answer for a bad pipelined request, sent after those before it
+        self._refusal_line: tuple[str, str, str, int, str, float] = ("-", "-", "-", 400, "-", 0.0)  # logged as sent
         self._began = time.perf_counter()  # the request's first byte: its access line's duration
         self.url, self.headers = b"", []  # uvicorn sets them as a request begins
 
@@ -284,24 +285,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         headers = [*self.server_state.default_headers, *self._answer_headers(status), *(headers or [])]
         answer = error_answer(status, message, headers, head_only)
         if self.cycle is None or (self.cycle.response_complete and not self.pipeline):
-            self.transport.write(answer)
-            self.transport.close()
+            self._send_refusal(answer)
             return
         self._refusal = answer
         self.flow.pause_reading()  # nothing after the bad request is read
 
+    def _send_refusal(self, answer: bytes) -> None:
+        """Send a refusal and close; its access line is written now (a refusal pipelined behind a slow request was
+        logged before that request's line), its duration from its head's first byte."""
+        method, target, version, status, rid, began = self._refusal_line
+        write_access_line(self.client, method, target, version, status, (time.perf_counter() - began) * 1000, rid)
+        self.transport.write(answer)
+        self.transport.close()
+
     def _answer_headers(self, status: int) -> list[tuple[bytes, bytes]]:
-        """The request id and CORS headers the app adds to its answers, for this refusal; and its access line (the
-        client's id when its header was read whole and usable, else a new one)."""
+        """The request id and CORS headers the app adds to its answers, for this refusal; and what its access line
+        says (the client's id when its header was read whole and usable, else a new one)."""
         rid = request_id_of(self.headers)
         origins = [value.decode("latin-1") for name, value in self.headers if name == b"origin"]
         token = METHOD_TOKEN.match(self._bad_head_start())
         url = self.url or read_target(self._bad_head_start(), token)
         target = shown_target(url[:LOGGED_TARGET]) + ("..." if len(url) > LOGGED_TARGET else "")
         version = self.parser.get_http_version() if self._line_ended else "0.0"  # 0.0: not read
-        duration_ms = (time.perf_counter() - self._began) * 1000
         method = token.group(1).decode("ascii") if token else "-"
-        write_access_line(self.client, method, target, "-" if version == "0.0" else version, status, duration_ms, rid)
+        self._refusal_line = (method, target, "-" if version == "0.0" else version, status, rid, self._began)
         return [(REQUEST_ID_HEADER, rid.encode()), *self.cors.simple_answer_headers(origins[-1] if origins else None)]
 
     def on_response_complete(self) -> None:
@@ -309,9 +316,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         done = self.cycle is None or self.cycle.response_complete  # the last request read before the bad one
         if self._refusal is not None and done and not self.pipeline and not self.transport.is_closing():
             self._stop_keep_alive()
-            self.transport.write(self._refusal)
+            self._send_refusal(self._refusal)
             self._refusal = None
-            self.transport.close()
 
     def _stop_keep_alive(self) -> None:
         if self.timeout_keep_alive_task is not None:
