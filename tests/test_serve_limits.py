@@ -377,3 +377,33 @@ def test_a_refusal_pipelined_behind_a_slow_request_is_logged_after_it(port: int,
     assert logged.index(searched) < logged.index(refused), (searched, refused)
     duration = [float(re.findall(r" (\d+\.\d)ms ", line)[0]) for line in (searched, refused)]
     assert duration[1] >= duration[0] * 0.9, duration  # from the refused head's first byte, read with the search's
+
+
+def _counted(metrics: str, route: str, method: str, status: str) -> float:
+    counted = re.findall(r"plinqy_http_request_duration_seconds_count\{([^}]*)\} (\S+)", metrics)
+    wanted = (f'route="{route}"', f'method="{method}"', f'status="{status}"')
+    return sum(float(value) for labels, value in counted if all(label in labels for label in wanted))
+
+
+def test_options_asterisk_preflights_and_the_servers_own_refusals_are_counted(port: int, server: Server) -> None:
+    """`OPTIONS *`, CORS preflights and serve's own 400/405/408/414/431/501 never appeared in /metrics: a scanner's
+    flood was invisible. The app's are counted under route "unmatched", serve's under "refused"."""
+    preflight = "OPTIONS /v1/search HTTP/1.1\r\nHost: x\r\nOrigin: https://shop.example\r\n"
+    sent = {
+        ("unmatched", "OPTIONS", "204"): [
+            "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            preflight + "Access-Control-Request-Method: GET\r\nConnection: close\r\n\r\n",
+        ],
+        ("refused", "other", "501"): ["FOO / HTTP/1.1\r\nHost: x\r\n\r\n", "BREW / HTTP/1.1\r\nHost: x\r\n\r\n"],
+        ("refused", "GET", "400"): ["GET / HTTP/1.1\r\n\r\n"],
+        ("refused", "CONNECT", "405"): ["CONNECT x:1 HTTP/1.1\r\nHost: x\r\n\r\n"],
+        ("refused", "GET", "431"): ["GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + "a" * 9000 + "\r\n\r\n"],
+    }
+    before = httpx.get(f"{server.base}/metrics").text
+    for heads in sent.values():
+        for head in heads:
+            assert exchange(port, head.encode())[0].startswith(b"HTTP/1.1 "), head[:60]
+    time.sleep(0.2)  # the last line and count follow its answer
+    after = httpx.get(f"{server.base}/metrics").text
+    for labels, heads in sent.items():
+        assert _counted(after, *labels) - _counted(before, *labels) == len(heads), (labels, after[-3000:])

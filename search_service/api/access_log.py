@@ -12,9 +12,9 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import quote
 
 from litestar import Litestar
@@ -31,6 +31,22 @@ CLIENT_GONE = "plinqy.client_gone"
 USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=@-]{1,128}")
 
 log = logging.getLogger("uvicorn.access")
+# serve's protocol refuses some requests before the app sees them: counted by this process's app (set as it is built)
+_refusal_counters: list[Callable[[str, int, float], None]] = []
+
+
+class AccessCounter(Protocol):
+    """metrics.Metrics as the access line sees it: what no route's middleware timed is counted here."""
+
+    def count_unrouted(self, scope: Any, status: int, seconds: float = 0.0) -> None: ...
+
+    def count_refused(self, method: str, status: int, seconds: float) -> None: ...
+
+
+def count_refusal(method: str, status: int, seconds: float) -> None:
+    """Count an answer serve's protocol gave itself (400, 405, 408, 414, 431, 501) in this process's metrics."""
+    for count in _refusal_counters:
+        count(method, status, seconds)
 
 
 def request_id(scope: Scope) -> str:
@@ -48,12 +64,14 @@ def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
     return uuid.uuid4().hex
 
 
-def log_access(app: Litestar) -> None:
-    """In front of everything else (HEAD handling and CORS included): the line names the method as asked."""
-    app.asgi_handler = _logged(app.asgi_handler)
+def log_access(app: Litestar, counter: AccessCounter) -> None:
+    """In front of everything else (HEAD handling and CORS included): the line names the method as asked. What no
+    route timed (the router's 404 and 405, `OPTIONS *`, a CORS preflight) is counted under route "unmatched"."""
+    app.asgi_handler = _logged(app.asgi_handler, counter)
+    _refusal_counters[:] = [counter.count_refused]
 
 
-def _logged(app: ASGIApp) -> ASGIApp:
+def _logged(app: ASGIApp, counter: AccessCounter) -> ASGIApp:
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
@@ -75,7 +93,9 @@ def _logged(app: ASGIApp) -> ASGIApp:
                 logged = True
                 # an app that failed before its answer's head: uvicorn answers 500 (unless the client left)
                 shown = answered_status(scope, 500) if status is None else status
-                _log_line(cast("HTTPScope", scope), shown, (time.perf_counter() - started) * 1000, rid)
+                seconds = time.perf_counter() - started
+                _log_line(cast("HTTPScope", scope), shown, seconds * 1000, rid)
+                counter.count_unrouted(scope, shown, seconds)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status

@@ -109,7 +109,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     answer_server_wide_options(app)  # behind CORS and the access line, as a routed answer
     Cors(settings.cors_origins, settings.cors_headers).wrap(app)  # shops' pages call it from the browser
     answer_head_as_get(app)
-    log_access(app)  # outermost: the request's whole time, its method as asked
+    log_access(app, runtime.metrics)  # outermost: the request's whole time, its method as asked
     return app
 
 

@@ -181,10 +181,7 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     else:  # a handler's HTTPException may name the parameter at fault (`extra`): a 415 names `content-type`
         parameter = exc.extra.get("parameter") if isinstance(exc.extra, dict) else None
         response = error_response(exc.status_code, parameter, str(exc.detail), headers)
-    runtime = request.app.state.get("runtime")
-    if runtime is not None:
-        runtime.metrics.count_unrouted(request.scope, response.status_code)
-    return response
+    return response  # an unrouted answer is counted by the access line (access_log.py)
 
 
 def _logged_request(request: Request[Any, Any, Any]) -> str:

@@ -281,14 +281,21 @@ class Metrics:
 
         return timed
 
-    def count_unrouted(self, scope: Any, status: int) -> None:
-        """An answer the router gave before any route's middleware ran (404 no such path, 405 no such method):
-        counted under route "unmatched" (its time is the router's: not measured), so a flood of them shows."""
+    def count_unrouted(self, scope: Any, status: int, seconds: float = 0.0) -> None:
+        """An answer given before any route's middleware ran (the router's 404 and 405, `OPTIONS *`, a CORS
+        preflight): counted under route "unmatched", so a flood of them shows."""
         if not (scope.get("state") or {}).get("plinqy_timed"):
             status = answered_status(scope, status)
-            self.http_latency.labels("unmatched", asked_method(scope), str(status), "").observe(0.0)
+            self.http_latency.labels("unmatched", asked_method(scope), str(status), "").observe(seconds)
+
+    def count_refused(self, method: str, status: int, seconds: float) -> None:
+        """An answer serve's protocol gave before the app saw the request (400, 405, 408, 414, 431, 501): route
+        "refused"; a method it does not know (a 501's, any token) as "other", so a scanner adds no series."""
+        shown = method if method in KNOWN_METHODS else "other"
+        self.http_latency.labels("refused", shown, str(status), "").observe(seconds)
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 # The method the client asked, where the app answers it as another (head_requests.py: a HEAD served as a GET)
 ASKED_METHOD = "plinqy.asked_method"
 

@@ -24,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from search_service.api.access_log import (
     REQUEST_ID_HEADER,
+    count_refusal,
     mark_client_gone,
     request_id_of,
     shown_target,
@@ -294,7 +295,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """Send a refusal and close; its access line is written now (a refusal pipelined behind a slow request was
         logged before that request's line), its duration from its head's first byte."""
         method, target, version, status, rid, began = self._refusal_line
-        write_access_line(self.client, method, target, version, status, (time.perf_counter() - began) * 1000, rid)
+        seconds = time.perf_counter() - began
+        write_access_line(self.client, method, target, version, status, seconds * 1000, rid)
+        count_refusal(method, status, seconds)
         self.transport.write(answer)
         self.transport.close()
 
