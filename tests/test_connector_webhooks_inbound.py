@@ -285,3 +285,15 @@ def test_a_delivery_naming_another_vendor_account_is_refused(db: psycopg.Connect
         assert deliver(client, cid, *shopify_delivery(product, "products/update", "ev-2")) == "stored"
     map_batches(db)
     assert listing(db, store, "5001") == ("8.50", 0, True)
+
+
+def test_a_shopify_record_without_an_id_is_a_400_naming_the_id(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """A product with `id: null` answered 400 "unsupported topic 'products/update'", a topic it supports: the
+    answer names the missing `id` now, for each topic whose record is named by it."""
+    store = make_store(db, "Shop", 52.36, 4.88)
+    cid = make_connection(db, store, "shopify", LOCATION, "http://127.0.0.1:9", {"shop": SHOP}, secret="app-secret")
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        for n, topic in enumerate(("products/update", "products/create", "products/delete", "inventory_items/delete")):
+            headers, body = shopify_delivery({"id": None, "title": "Mug"}, topic, f"ev-{n}")
+            answer = client.post(f"/v1/ingest/{cid}", content=body, headers=headers)
+            assert answer.status_code == 400 and "has no `id`" in answer.text, (topic, answer.text)

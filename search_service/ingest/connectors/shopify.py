@@ -54,6 +54,7 @@ API_VERSION = "2024-07"
 PRODUCT_TOPICS = ("products/create", "products/update")
 PRODUCT_TEXT = ("title", "vendor", "body_html", "product_type", "status", "updated_at")
 VARIANT_TEXT = ("id", "title", "sku", "barcode", "price", "updated_at")
+ID_TOPICS = (*PRODUCT_TOPICS, "products/delete", "inventory_items/delete")
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="?next"?')
 
 
@@ -231,6 +232,8 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     record_id = an_id(payload.get("id"))
     if payload.get("id") is not None and record_id is None:
         raise WebhookRejected(f"id must be a number, not {type(payload['id']).__name__}", 400)
+    if topic in ID_TOPICS and record_id is None:  # it fell through to "unsupported topic"
+        raise WebhookRejected(f"the body of {topic} has no `id`", 400)
     if topic in PRODUCT_TOPICS and record_id is not None:
         rows, links = map_product(payload, ctx)
         return WebhookResult(delivery_id, "catalog", rows=rows, links=links)
