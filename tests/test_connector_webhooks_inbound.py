@@ -297,3 +297,30 @@ def test_a_shopify_record_without_an_id_is_a_400_naming_the_id(db: psycopg.Conne
             headers, body = shopify_delivery({"id": None, "title": "Mug"}, topic, f"ev-{n}")
             answer = client.post(f"/v1/ingest/{cid}", content=body, headers=headers)
             assert answer.status_code == 400 and "has no `id`" in answer.text, (topic, answer.text)
+
+
+def test_a_products_body_resent_as_products_delete_is_refused_and_a_delete_never_outruns_its_listing(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """X-Shopify-Topic is not signed: a signed products/update body resent as products/delete deactivated the
+    product's listings, its header time capped at the body's own `updated_at` (the listing's stamp, and an equal
+    stamp applies), or with no header no time at all. Shopify's products/delete body is `{"id": n}`: a product's
+    body is a 400 under it now, and a delete at or before its listing's stamp is stale; one without a header is
+    clocked by its receipt."""
+    store, cid = shopify_store(db, shopify_fake)
+    product = shopify_fake.products["101"]
+    stamp = shopify_fake.products["102"]["updated_at"]  # listing 2711's
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        for event, at in (("ev-1", _iso(timedelta(0))), ("ev-2", None)):
+            headers, body = shopify_delivery(product, "products/delete", event, at)
+            answer = client.post(f"/v1/ingest/{cid}", content=body, headers=headers)
+            assert answer.status_code == 400 and "a product's body" in answer.text, answer.text
+        assert deliver(client, cid, *shopify_delivery({"id": 7881}, "products/delete", "ev-3", stamp)) == "stored"
+        assert (
+            deliver(client, cid, *shopify_delivery({"id": 2711}, "inventory_items/delete", "ev-4", stamp)) == "stored"
+        )
+        map_batches(db)
+        assert [listing(db, store, sku) for sku in ("2710", "2711")] == [("1.00", 101, True), ("1.00", 102, True)]
+        assert deliver(client, cid, *shopify_delivery({"id": 7881}, "products/delete", "ev-5")) == "stored"
+    map_batches(db)
+    assert listing(db, store, "2711") == ("1.00", 102, False)

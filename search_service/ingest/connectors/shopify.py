@@ -21,7 +21,7 @@ import hmac
 import re
 import time
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -54,6 +54,7 @@ API_VERSION = "2024-07"
 PRODUCT_TOPICS = ("products/create", "products/update")
 PRODUCT_TEXT = ("title", "vendor", "body_html", "product_type", "status", "updated_at")
 VARIANT_TEXT = ("id", "title", "sku", "barcode", "price", "updated_at")
+PRODUCT_RECORD = ("variants", "created_at", "handle", *PRODUCT_TEXT)  # what Shopify's `{"id": n}` deletes never hold
 ID_TOPICS = (*PRODUCT_TOPICS, "products/delete", "inventory_items/delete")
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="?next"?')
 
@@ -179,28 +180,28 @@ def polled_level_order_ms(level: Mapping[str, Any], answered: datetime | None) -
     return POLL_AFTER_MS if answered and second is not None and answered.timestamp() >= second + 1 else 0
 
 
-def map_disconnected_level(level: Mapping[str, Any], ctx: MapContext, triggered_at: str | None) -> Row | None:
+def map_disconnected_level(level: Mapping[str, Any], ctx: MapContext, triggered_at: str) -> Row | None:
     """`inventory_levels/disconnect` of our location: the item is no longer stocked here, quantity 0. Its stock clock
-    is `X-Shopify-Triggered-At` (the payload has no `updated_at`); without it the zero has no version and applies
-    whatever level the listing holds (a disconnected level gets no later update until it is connected again)."""
+    is `X-Shopify-Triggered-At` (the payload has no `updated_at`), or its receipt (see `delivery_time`)."""
     sku = an_id(level.get("inventory_item_id"))
     if str(level.get("location_id")) != ctx.location or sku is None:
         return None
     return clocked_level({"op": "stock", "sku": sku, "quantity": 0}, triggered_at)
 
 
-def delivery_time(headers: Mapping[str, str], payload: Mapping[str, Any]) -> str | None:
-    """`X-Shopify-Triggered-At`, which the signature does not cover: no later than this server's clock, nor than the
-    body's own `updated_at` when it has one. Taken as sent, a signed body replayed as `inventory_levels/disconnect`
-    and stamped 2999 zeroed its level for good (every later level older)."""
-    when = _instant(headers.get("x-shopify-triggered-at"))
-    if when is None:
-        return None
-    own = _instant(payload.get("updated_at")) if payload.get("updated_at") else None
-    bounded = min(when, time.time(), own if own is not None else when)
-    return (
-        headers.get("x-shopify-triggered-at") if bounded == when else datetime.fromtimestamp(bounded, UTC).isoformat()
-    )
+def delivery_time(headers: Mapping[str, str], payload: Mapping[str, Any]) -> str:
+    """`X-Shopify-Triggered-At`, which the signature does not cover: no later than this server's clock at receipt,
+    nor than the body's own `updated_at` when it has one; this server's clock without it. Taken as sent, a signed
+    body replayed as `inventory_levels/disconnect` and stamped 2999 zeroed its level for good (every later level
+    older); a delete without one had no time and applied over any listing."""
+    times = (_instant(headers.get("x-shopify-triggered-at")), time.time(), _instant(payload.get("updated_at")))
+    return datetime.fromtimestamp(min(when for when in times if when is not None), UTC).isoformat()
+
+
+def deleted_at(when: str) -> str:
+    """A delete's `updated_at`: a microsecond before its event time, as ingest applies an equal stamp. A delete
+    comes after the last change of what it removes: a listing stamped at or after it is newer (stale delete)."""
+    return (datetime.fromisoformat(when) - timedelta(microseconds=1)).isoformat()
 
 
 def verify_webhook(headers: Mapping[str, str], body: bytes, secrets: list[str]) -> None:
@@ -234,16 +235,17 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
         raise WebhookRejected(f"id must be a number, not {type(payload['id']).__name__}", 400)
     if topic in ID_TOPICS and record_id is None:  # it fell through to "unsupported topic"
         raise WebhookRejected(f"the body of {topic} has no `id`", 400)
-    if topic in PRODUCT_TOPICS and record_id is not None:
+    if topic in PRODUCT_TOPICS:
         rows, links = map_product(payload, ctx)
         return WebhookResult(delivery_id, "catalog", rows=rows, links=links)
     when = delivery_time(headers, payload)
-    if topic == "products/delete" and record_id is not None:  # its listings: resolved at intake
-        return WebhookResult(delivery_id, "catalog", deleted_parents=[record_id], event_time=when)
-    if topic == "inventory_items/delete" and record_id is not None:  # a variant (or its product) deleted
-        return WebhookResult(
-            delivery_id, "catalog", rows=[compact({"op": "delete", "sku": record_id, "updated_at": when})]
-        )
+    if topic == "products/delete":  # its listings: resolved at intake
+        if held := [key for key in PRODUCT_RECORD if key in payload]:  # a product's signed body under this topic
+            raise WebhookRejected(f"the body of products/delete holds {held[0]!r}: a product's body", 400)
+        return WebhookResult(delivery_id, "catalog", deleted_parents=[str(record_id)], event_time=deleted_at(when))
+    if topic == "inventory_items/delete":  # a variant (or its product) deleted
+        deleted = compact({"op": "delete", "sku": record_id, "updated_at": deleted_at(when)})
+        return WebhookResult(delivery_id, "catalog", rows=[deleted])
     if topic == "inventory_levels/update":
         row = map_inventory_level(payload, ctx, level_order_ms(payload, headers.get("x-shopify-triggered-at")))
         return WebhookResult(delivery_id, "stock", rows=[row] if row else [], needs_listing=[row["sku"]] if row else [])
