@@ -324,3 +324,31 @@ def test_a_products_body_resent_as_products_delete_is_refused_and_a_delete_never
         assert deliver(client, cid, *shopify_delivery({"id": 7881}, "products/delete", "ev-5")) == "stored"
     map_batches(db)
     assert listing(db, store, "2711") == ("1.00", 102, False)
+
+
+def test_a_full_sync_puts_back_a_level_a_resent_disconnect_zeroed_and_a_genuine_disconnect_still_holds(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """A signed disconnect body resent with a fresh event id and `X-Shopify-Triggered-At` now zeroed a level the
+    vendor still reports, stamped with the resend's time: `sync --full` read the level stamped older, stale, and
+    the zero stayed. A full pass's levels are clocked by its start (the vendor's clock, as its cursors are) now:
+    they win over what is older than the read. A level the vendor no longer reports stays 0 (nothing read, nothing
+    stamped), and a later level applies."""
+    store, cid = shopify_store(db, shopify_fake)
+    shopify_fake.levels.pop("101")  # 2710 genuinely disconnected from our location
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        for n, item in enumerate((2710, 2711)):  # 2711's: a resend, Shopify still reports its level
+            gone = {"inventory_item_id": item, "location_id": int(LOCATION)}
+            disconnect = shopify_delivery(gone, "inventory_levels/disconnect", f"ev-{n}", _iso(timedelta(0)))
+            assert deliver(client, cid, *disconnect) == "stored"
+        map_batches(db)
+        assert [listing(db, store, sku) for sku in ("2710", "2711")] == [("1.00", 0, True), ("1.00", 0, True)]
+        shopify_fake.clock.now = datetime.now(UTC) + timedelta(minutes=2)  # the operator's repair, minutes later
+        sync(db, cid, full=True)
+        map_batches(db)
+        assert [listing(db, store, sku) for sku in ("2710", "2711")] == [("1.00", 0, True), ("1.00", 102, True)]
+        level = {"inventory_item_id": 2710, "location_id": int(LOCATION), "available": 5}
+        level["updated_at"] = shopify_fake.clock.tick().isoformat()  # connected again
+        assert deliver(client, cid, *shopify_delivery(level, "inventory_levels/update", "ev-2")) == "stored"
+    map_batches(db)
+    assert listing(db, store, "2710") == ("1.00", 5, True)

@@ -132,17 +132,20 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row],
     return rows, links
 
 
-def map_inventory_level(level: Mapping[str, Any], ctx: MapContext, within_second_ms: int = 0) -> Row | None:
+def map_inventory_level(
+    level: Mapping[str, Any], ctx: MapContext, within_second_ms: int = 0, read_at: str | None = None
+) -> Row | None:
     """An absolute level of our location; `available: null` (untracked) counts as 0. Its `updated_at` is to the
-    second: `within_second_ms` (0-999) orders the levels of one second (see level_order_ms)."""
+    second: `within_second_ms` (0-999) orders the levels of one second (see level_order_ms). A full pass's level is
+    clocked no earlier than `read_at`, its pass's start: what it reads is the level as of then, so it wins over
+    anything older (a disconnect replayed before it, stamped with its resend's time, outranked every later read)."""
     sku = an_id(level.get("inventory_item_id"))
     if str(level.get("location_id")) != ctx.location or sku is None:
         return None
     available = level.get("available")
     quantity = 0 if available is None else stock_level(available)
-    row = clocked_level(
-        {"op": "stock", "sku": sku, "quantity": quantity}, level.get("updated_at")
-    )  # common.stock_clock
+    stock: Row = {"op": "stock", "sku": sku, "quantity": quantity}
+    row = clocked_level(stock, _later(level.get("updated_at"), read_at))  # the stock clock (common.stock_clock)
     if isinstance(row.get("version"), int) and row["version"] % 1000 == 0:  # a stamp with its own fraction keeps it
         row["version"] += within_second_ms
     return row
@@ -310,7 +313,7 @@ class Shopify:
             body, response = self.http.request_json("GET", url, params=params)
             started = started or pass_start(response.headers, asked_at).isoformat()
             records = objects((body or {}).get(key if kind == "catalog" else "inventory_levels"))
-            rows, links = self._map(kind, records, _answer_date(response.headers))
+            rows, links = self._map(kind, records, _answer_date(response.headers), started if full else None)
             for record in records:
                 newest = _later(newest, _plausible(record.get("updated_at")))
             match = _NEXT_LINK.search(response.headers.get("link") or "")
@@ -338,10 +341,10 @@ class Shopify:
         return params
 
     def _map(
-        self, kind: str, records: list[Mapping[str, Any]], answered: datetime | None = None
+        self, kind: str, records: list[Mapping[str, Any]], answered: datetime | None = None, read_at: str | None = None
     ) -> tuple[list[Row], list[ItemLink]]:
         if kind == "stock":
-            mapped = (map_inventory_level(r, self.ctx, polled_level_order_ms(r, answered)) for r in records)
+            mapped = (map_inventory_level(r, self.ctx, polled_level_order_ms(r, answered), read_at) for r in records)
             return [row for row in mapped if row], []
         rows: list[Row] = []
         links: list[ItemLink] = []
