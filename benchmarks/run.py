@@ -783,7 +783,7 @@ async def explain_engine(
         est = estimate(await read_stats(conn), None, None if store_ids is None else len(store_ids), params)
         choice = choose_strategy(est, params.limit, config, None if vectors is None else len(vectors))
         listed: dict[str, Any] = {"store_ids": store_ids, "in_stock": True, "min_price": None, "max_price": None}
-        args: dict[str, Any] = {**listed, "category_ids": None, "exclude_id": None, "brand": None}
+        args: dict[str, Any] = {**listed, "category_ids": None, "exclude_id": None, "brand": None, "excluding": None}
         scan_cost = (
             ""
             if choice.scan_cost_us is None or choice.gather_cost_us is None

@@ -365,8 +365,8 @@ def test_one_folded_brand_index_serves_the_filter_and_the_completions(fresh_db_u
 
     async def plans(conn: asyncpg.Connection) -> list[list[str]]:
         out = []
-        for stmt, values in ((passing, passing.bind(category_ids=None, exclude_id=None, brand="CHATEAU 7")),
-                             (suggesting, walk)):  # fmt: skip
+        by_brand = passing.bind(category_ids=None, exclude_id=None, brand="CHATEAU 7", excluding=None)
+        for stmt, values in ((passing, by_brand), (suggesting, walk)):
             async with conn.transaction():
                 await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")  # as suggest() plans it
                 raw = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + stmt.sql, *values)
