@@ -4,14 +4,16 @@ held `-oat`, near oat milk. And a query with an exclusion lost its compound word
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from litestar.testing import TestClient
 
 from embeddings.encoder import Encoder
-from search_service.engine.text import query_words
+from search_service.engine.text import embedded_text, may_exclude, negated_operands, query_words, without_exclusions
 from tests.test_api import CENTER, Item, app_settings, load_test_encoder, running_client, seed_catalogue
 
 AT_CENTER = {"lat": CENTER[0], "lon": CENTER[1], "radius_m": 5000}
@@ -103,3 +105,53 @@ def test_a_query_with_an_exclusion_keeps_its_compound_words(client: TestClient[A
     assert _names(_search(client, q="tooth pa -mint", mode="keyword"))[0] == "Whitening Toothpaste"
     assert "Mint Toothpaste" not in _names(_search(client, q="tooth pa -mint", mode="keyword"))
     assert _names(_search(client, q="tooth paste -mint", mode="hybrid"))[0] == "Whitening Toothpaste"
+
+
+# Forms whose `-` PostgreSQL's websearch_to_tsquery reads one way or the other: after `(`, `&`, `|`, `!`, `<` or an
+# empty phrase it negates (Python's test read only a `-` after a space), inside a word or a phrase it does not, two
+# cancel, and a space is what glibc's iswspace calls one (no no-break space).
+READINGS = [
+    *("milk -oat", "milk (-oat)", "milk&-oat", "milk|-oat", "milk!-oat", "milk<-oat>", 'milk ""-oat', "milk)-oat"),
+    *("milk --oat", "milk ---oat", "milk -(-oat)", "milk - -oat", "milk -!-oat", "x-ray -soy", "milk-oat"),
+    *("milk ,-oat", "milk :-oat", "milk -:oat", 'milk "-oat', '"milk -oat"', '-"oat milk" soy', 'milk "a"-oat'),
+    *("-oat-milk", "milk -", "milk - oat", "milk or -oat", "milk or-oat", "-oat or milk", "milk -500ml", "-oat"),
+    *('milk -""oat', "a!b -c", "milk -http://a.com/x!y", "milk -o-a-t", "oat -milk -", "milk -(oat soy)"),
+    *(f"milk{space}-oat" for space in map(chr, range(0x110000)) if space.isspace()),
+]
+_TSQUERY_PARTS = re.compile(r"'(?:[^']|'')*'|(!+)('(?:[^']|'')*'|\((?:[^()']|'(?:[^']|'')*')*\))")
+
+
+def test_python_reads_what_a_minus_excludes_as_postgresql_does(db_url: str) -> None:
+    # one rule: the operands Python takes as excluded are those websearch_to_tsquery negates (an odd run of NOTs),
+    # and the words it keeps (without_exclusions: the compound and prefix words, the text embedded) the others
+    with psycopg.connect(db_url, autocommit=True) as conn:
+
+        def tsquery(text: str) -> str:
+            row = conn.execute("SELECT websearch_to_tsquery('plinqy_simple', %s)::text", (text,)).fetchone()
+            assert row is not None
+            return str(row[0])
+
+        def lexemes(text: str) -> set[str]:
+            return set(re.findall(r"'((?:[^']|'')*)'", tsquery(text)))
+
+        for q in READINGS:
+            negated, wanted = set(), set()
+            for part in _TSQUERY_PARTS.finditer(tsquery(q)):
+                odd = part.group(1) is not None and len(part.group(1)) % 2 == 1
+                (negated if odd else wanted).update(re.findall(r"'((?:[^']|'')*)'", part.group(0)))
+            ours = {w for n in negated_operands(q) if n.excluded for w in lexemes(f'"{q[n.operand : n.end]}"')}
+            # (a NOT of no word, `-""oat`, `-,`, may still be taken for one: the filter then excludes nothing)
+            assert ours == negated and may_exclude(q) >= bool(negated), repr(q)
+            # (an `or` left last is its operator, `milk or -oat`: last_word_prefix reads it so)
+            assert lexemes(without_exclusions(q).replace('"', " ")) - {"or"} == wanted - {"or"}, repr(q)
+            assert lexemes(embedded_text(q)) == wanted, repr(q)
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_every_form_of_an_exclusion_is_applied_in_every_mode(client: TestClient[Any], mode: str) -> None:
+    # `milk (-oat)`: keyword mode left the oat milks out, hybrid and semantic ranked 20 of them in
+    for q in ("milk (-oat)", "milk&-oat", "milk|-oat", "milk!-oat", "milk<-oat>", 'milk ""-oat', "milk -(oat)"):
+        names = _names(_search(client, q=q, mode=mode))
+        assert names and not [n for n in names if "Oat" in n], (q, names)
+        assert "Whole Milk 1 L" in names, (q, names)
+    assert embedded_text("milk (-oat)") == embedded_text("milk&-oat") == "milk"

@@ -113,7 +113,8 @@ Q = Annotated[
             "product first, whatever its leading zeros. A size glued to its unit (`1l`, `500g`, `6x1l`) also finds "
             "names that space it (`1 L`, `500 g`). The last word is also a prefix (`choc` finds Chocolate) unless a "
             "space follows it (`choc `: the word only). A word or phrase after `-` is excluded in every mode "
-            '(`milk -oat`, `milk -"oat milk"`: no result holds it; the meaning ranked is the rest\'s, `milk`). A query '
+            '(`milk -oat`, `milk (-oat)`, `milk -"oat milk"`: no result holds it; the meaning ranked is the rest\'s, '
+            "`milk`). A query "
             "of excluded words only (`-oat`) finds nothing in any mode; one that needs no word because an excluded "
             "one is `or`-ed (`milk or -oat`) has no keyword matches: hybrid ranks by meaning alone."
         ),

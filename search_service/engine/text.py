@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 _FOLDED = {0x3000: " "} | {code: chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)}
@@ -100,23 +101,95 @@ _LAST_WORD = re.compile(r"(?:^|(?<=\s))[^\w\s\"-]*([^\W\d_]+)[^\w\s\"]*$")
 _SHORT_PREFIX = 3  # letters below which a last word is a prefix only after a word
 _SYNTAX = re.compile(r'"|(?:^|\s)-|(?:^|\s)or(?:\s|$)', re.IGNORECASE)  # websearch's phrase, NOT and OR
 _MAX_WORDS = 8  # compound probes: a word's splits and each pair's join, none for a longer query
-_MAY_EXCLUDE = re.compile(r"(?:^|\s)-")
-# A phrase (kept: a `-` in it is no operator), or a NOT and what it excludes: a phrase, or the text up to a space.
-_EXCLUSION = re.compile(r'("[^"]*(?:"|$))|(?:^|(?<=\s))-[\s-]*(?:"[^"]*(?:"|$)|[^\s"]+)')
 _OPERATOR = re.compile(r'"|(?:^|(?<=\s))(?:or|-+)(?=\s|$)', re.IGNORECASE)
+# What `-` excludes, read as PostgreSQL 15's websearch_to_tsquery reads it (tsquery.c, gettoken_query_websearch), so
+# that the vector side's filter, the text embedded and the compound and prefix words agree with the keyword side: a
+# `-` where an operand may start (at the start, after a space, one of the operator characters `!&|()<`, a phrase's
+# closing quote or another `-`) is a NOT of the next operand: a phrase (to the next quote or the end) or a word (to
+# a space, an operator character, a quote or a colon). A `-` inside a word or a phrase is none (`x-ray`, `,-oat`,
+# `"a -b"`), and two NOTs cancel (`--oat`: oat wanted). An `or` needs no reading here: read as a word, it ends
+# where PostgreSQL's operator does, and what follows either is read alike.
+_OPERATOR_CHARS = frozenset("!&|()<")
+_WORD_ENDS = _OPERATOR_CHARS | {'"', ":"}
+_NOT_SPACES = frozenset("\x85\xa0\u2007\u202f")  # no-break spaces: no space to glibc's iswspace (C.UTF-8)
+
+
+def _pg_space(ch: str) -> bool:
+    """A space as PostgreSQL's t_isspace reads it: C's isspace for ASCII, glibc's iswspace past it."""
+    return ch in " \t\n\v\f\r" if ch < "\x80" else ch.isspace() and ch not in _NOT_SPACES
+
+
+@dataclass(frozen=True)
+class Negated:
+    """An operand of `q` after a run of NOTs: q[start:operand] the NOTs (and operator characters between them),
+    q[operand:end] the operand; excluded where the NOTs are odd in number."""
+
+    start: int
+    operand: int
+    end: int
+    nots: int
+
+    @property
+    def excluded(self) -> bool:
+        return self.nots % 2 == 1
+
+
+def negated_operands(q: str) -> list[Negated]:
+    """The operands of `q` that a NOT reaches, as websearch_to_tsquery reads them (above); a NOT with no operand
+    after it (`milk -`) reaches none."""
+    found: list[Negated] = []
+    if "-" not in q:
+        return found
+    at, operand_next, nots, first_not = 0, True, 0, 0
+    while at < len(q):
+        ch = q[at]
+        if not operand_next:  # after an operand: operator characters and spaces are skipped
+            if ch in _OPERATOR_CHARS or _pg_space(ch):
+                at += 1
+            else:
+                operand_next = True  # an implicit AND: `ch` starts the next operand
+            continue
+        if ch == "-":
+            first_not, nots = (first_not if nots else at), nots + 1
+        if ch == "-" or ch in _OPERATOR_CHARS or _pg_space(ch):
+            at += 1
+            continue
+        end = at + 1
+        if ch == '"':
+            end = q.find('"', end) + 1 or len(q)
+        else:
+            while end < len(q) and q[end] not in _WORD_ENDS and not _pg_space(q[end]):
+                end += 1
+        if nots:
+            found.append(Negated(first_not, at, end, nots))
+        at, operand_next, nots = end, False, 0
+    return found
 
 
 def may_exclude(q: str) -> bool:
-    """Whether `q` may exclude a word (a `-` starts one of its words): websearch's NOT, `milk -oat`."""
-    return bool(_MAY_EXCLUDE.search(q))
+    """Whether `q` excludes an operand (`milk -oat`, `milk (-oat)`; not `milk --oat`, `x-ray`): websearch's NOT."""
+    return any(n.excluded for n in negated_operands(q))
 
 
 def without_exclusions(q: str) -> str:
-    """`q` without what `-` excludes (`milk -oat`: `milk`; `-"whole milk"`, `- oat`, `-(oat)` as PostgreSQL's
-    websearch_to_tsquery reads them); a `-` inside a phrase is no operator. `q` itself when it excludes nothing."""
-    if not may_exclude(q):
+    """`q` without what `-` excludes, read as websearch_to_tsquery reads it (above), with the operator characters and
+    spaces around it (`milk (-oat)`: `milk`), and without the NOTs that cancel (`milk --oat`: `milk oat`). `q`
+    itself when it has no NOT."""
+    negated = negated_operands(q)
+    if not negated:
         return q
-    return " ".join(_EXCLUSION.sub(lambda m: m.group(1) or " ", q).split())
+    kept, at = [], 0
+    for n in negated:
+        start = n.start
+        while n.excluded and start > at and (q[start - 1] in _OPERATOR_CHARS or _pg_space(q[start - 1])):
+            start -= 1
+        kept.append(q[at:start])
+        at = n.end if n.excluded else n.operand
+        while n.excluded and at < len(q) and q[at] in _OPERATOR_CHARS:
+            at += 1
+        kept.append(" ")
+    kept.append(q[at:])
+    return " ".join("".join(kept).split())
 
 
 def embedded_text(q: str) -> str:

@@ -69,7 +69,7 @@ AND {{ listing_terms }}
 AND {{ any_active_store }}
 
 -- fragment: excluded_words
--- params: excluding text|null (q where a `-` starts one of its words: engine/text.py may_exclude; null: none)
+-- params: excluding text|null (q where it excludes an operand: engine/text.py may_exclude; null: none)
 -- What `q`'s `-` excludes (`milk -oat`: 'oat'; `-"whole milk"`: 'whole' <-> 'milk'), in either config, or-ed, as
 -- keyword_query's `excluded` reads it; null for a query that needs no word (`-oat`, `milk or -oat`) or that
 -- excludes none. A scalar subquery: an InitPlan, parsed once a statement.
