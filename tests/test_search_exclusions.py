@@ -155,3 +155,13 @@ def test_every_form_of_an_exclusion_is_applied_in_every_mode(client: TestClient[
         assert names and not [n for n in names if "Oat" in n], (q, names)
         assert "Whole Milk 1 L" in names, (q, names)
     assert embedded_text("milk (-oat)") == embedded_text("milk&-oat") == "milk"
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_two_minuses_read_as_postgresql_reads_them_in_every_mode(client: TestClient[Any], mode: str) -> None:
+    # `milk --oat` is websearch's 'milk' & !!'oat': oat wanted. Keyword mode answered the milks without oat (its
+    # prefix read `milk -oat`), hybrid and semantic left the oat milks out; now every mode wants oat
+    names = _names(_search(client, q="milk --oat", mode=mode))
+    assert {"Oat Milk Original", "Unsweetened Oat Milk", "Barista Oat Milk"} <= set(names), names
+    if mode == "keyword":
+        assert all("Oat" in n for n in names), names

@@ -68,18 +68,26 @@ AND (:near_radius_m::float8 IS NOT NULL OR {{ any_active_store }})
 AND {{ listing_terms }}
 AND {{ any_active_store }}
 
+-- fragment: negated_operand
+-- params: none
+-- A regexp_matches pattern over a tsquery's text: each lexeme (skipped whole, a `!` in it is none), and each
+-- operand a run of NOTs reaches (m[2], the run m[1]); an odd run excludes it (websearch reads `--oat` as !!'oat':
+-- oat wanted, as engine/text.py negated_operands does).
+'''(?:[^'']|'''')*''|(!+)(''(?:[^'']|'''')*''|\((?:[^()'']|''(?:[^'']|'''')*'')*\))'
+
 -- fragment: excluded_words
 -- params: excluding text|null (q where it excludes an operand: engine/text.py may_exclude; null: none)
 -- What `q`'s `-` excludes (`milk -oat`: 'oat'; `-"whole milk"`: 'whole' <-> 'milk'), in either config, or-ed, as
 -- keyword_query's `excluded` reads it; null for a query that needs no word (`-oat`, `milk or -oat`) or that
 -- excludes none. A scalar subquery: an InitPlan, parsed once a statement.
-(SELECT tsquery_or_agg(m[1]::tsquery)
+(SELECT tsquery_or_agg(m[2]::tsquery)
  FROM (SELECT websearch_to_tsquery('plinqy_simple', :excluding::text) AS s,
               websearch_to_tsquery('plinqy_english', :excluding::text) AS e) AS t
  CROSS JOIN LATERAL regexp_matches(
      concat(CASE WHEN querytree(t.s) <> 'T' THEN t.s::text END, ' ',
             CASE WHEN querytree(t.e) <> 'T' THEN t.e::text END),
-     '!(''(?:[^'']|'''')*''|\([^()]*\))', 'g') AS m)
+     {{ negated_operand }}, 'g') AS m
+ WHERE length(m[1]) % 2 = 1)
 
 -- fragment: product_filter
 -- params: category_ids bigint[]|null (the category subtree), exclude_id uuid|null (similar(): the product
@@ -452,9 +460,10 @@ compound_parts AS MATERIALIZED (
     -- what `-` excludes (`!'milk'`, `!( 'whole' <-> 'milk' )`) in either config, or-ed: typo tolerance corrects the
     -- other words and keeps these out (it read `qorvel -milk` as qorvel & milk), and so do the prefix's and the
     -- compounds' matches (`tooth paste -mint`: toothpaste & !mint)
-    SELECT tsquery_or_agg(m[1]::tsquery) AS q
+    SELECT tsquery_or_agg(m[2]::tsquery) AS q
     FROM regexp_matches(concat((SELECT q FROM simple_typed)::text, ' ', (SELECT q FROM english_typed)::text),
-                        '!(''(?:[^'']|'''')*''|\([^()]*\))', 'g') AS m
+                        {{ negated_operand }}, 'g') AS m
+    WHERE length(m[1]) % 2 = 1  -- an odd run of NOTs: `--oat` wants oat
 ), name_words AS MATERIALIZED (
     -- words to be found in a name or brand (each lexeme given weights A and B), in either config: those before the
     -- last (part 1), and those before the two a joined prefix joins (part 2); no row without a prefix
