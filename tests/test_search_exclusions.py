@@ -165,3 +165,18 @@ def test_two_minuses_read_as_postgresql_reads_them_in_every_mode(client: TestCli
     assert {"Oat Milk Original", "Unsweetened Oat Milk", "Barista Oat Milk"} <= set(names), names
     if mode == "keyword":
         assert all("Oat" in n for n in names), names
+
+
+def test_a_suggestion_never_turns_an_excluded_word_into_the_word(client: TestClient[Any]) -> None:
+    def texts(q: str) -> list[str]:
+        answer = client.get("/v1/suggest", params={"q": q, **AT_CENTER})
+        assert answer.status_code == 200, answer.text
+        return [s["text"] for s in answer.json()["suggestions"]]
+
+    # `milk -oat` suggested "milk oat", `oat -milk` "oat milk", `-oat` "oat": the excluded last word completed
+    assert "milk oat" in texts("milk oa") and "oat milk" in texts("oat mi")  # the same words typed as wanted
+    for q in ("milk -oat", "oat -milk", "-oat", "milk (-oat", 'milk -"oat'):
+        assert texts(q) == [], (q, texts(q))
+    # a word after the exclusion is completed, keeping the exclusion as typed
+    completed = texts("milk -oat whol")
+    assert completed and all(t.startswith("milk -oat whol") for t in completed), completed

@@ -19,7 +19,7 @@ from search_service.engine.store_locator import StoreLocator
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_memory import suggest_narrow
 from search_service.engine.suggest_scope import suggest_in_memory
-from search_service.engine.text import fold_accents
+from search_service.engine.text import fold_accents, negated_operands, without_exclusions
 
 MAX_SUGGESTIONS = 10
 WALK_CAP = 400  # product names the name walk examines at most (see the statement's comment)
@@ -59,15 +59,32 @@ def lower_as_sql(text: str) -> str:
 
 def split_prefix(q: str) -> tuple[str, str, str]:
     """(prefix, head, last_word): the whole typed text in lower case, the words before the last one, the last
-    with its accents folded."""
+    with its accents folded. Words that `-` excludes are neither (`milk -oat ch`: `milk`, `ch`), and an excluded last
+    word is none (`milk -oat`: no completion, which would turn it into the word: `milk oat`)."""
     prefix = " ".join(lower_as_sql(q).split())[:PREFIX_MAX_LENGTH]
-    words = _WORD.findall(prefix)
+    negated = negated_operands(prefix)
+    words = _WORD.findall(without_exclusions(prefix) if negated else prefix)
     if not words:
         return prefix, "", ""
-    ends_in_word = prefix[-1:].isalnum() or prefix.endswith("_")
+    last_excluded = bool(negated) and negated[-1].excluded and negated[-1].end == len(prefix)
+    ends_in_word = not last_excluded and (prefix[-1:].isalnum() or prefix.endswith("_"))
     last = fold_accents(words[-1]) if ends_in_word else ""  # as the vocabulary holds words (migration 0035)
     head = " ".join(words[:-1] if ends_in_word else words)
     return prefix, head, last
+
+
+def keep_typed_text(rows: list[Any], prefix: str, head: str, last: str) -> list[Any]:
+    """Word completions of a prefix with a `-` keep the text typed before the last word (`milk -oat ch`: `milk -oat
+    chocolate`; `milk chocolate` dropped the exclusion); the rows as they are for any other prefix."""
+    if not last or not negated_operands(prefix):
+        return rows
+    before = prefix[: len(prefix) - len(_WORD.findall(prefix)[-1])]
+    return [
+        {**dict(row), "label": before + (row["label"][len(head) :].strip() if head else row["label"])}
+        if row["kind"] == "query"
+        else row
+        for row in rows
+    ]
 
 
 def merge(rows: list[Any], limit: int) -> list[Suggestion]:
@@ -123,19 +140,19 @@ async def suggest(
         }
         found = await suggest_in_memory(conn, index, sets, (prefix, head, last), scope, limit)
         if found is not None:
-            return merge(found, limit)
+            return merge(keep_typed_text(found, prefix, head, last), limit)
     if labels is not None and labels.loaded and params.lat is not None and params.lon is not None:
         scope = {"lon": params.lon, "lat": params.lat, "radius_m": float(params.radius_m)}
         rows = await suggest_narrow(conn, labels, prefix, head, last, {**scope, "narrow_stores": NARROW_STORES}, limit)
         if rows is not None:
-            return merge(rows, limit)
+            return merge(keep_typed_text(rows, prefix, head, last), limit)
     stmt = statement("engine/suggest", "suggest")
     # One generic plan, prepared once per connection: planning this statement (a dozen CTEs) took longer than
     # running it, and its index walks do not depend on the prefix's selectivity.
     async with conn.transaction():
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         rows = await _fetch(conn, stmt, prefix, head, last, params, limit, _radius_probed(params, stores))
-    return merge(list(rows), limit)
+    return merge(keep_typed_text(list(rows), prefix, head, last), limit)
 
 
 def _radius_probed(params: SuggestParams, stores: StoreLocator | None) -> bool:
