@@ -167,6 +167,14 @@ def test_two_minuses_read_as_postgresql_reads_them_in_every_mode(client: TestCli
         assert all("Oat" in n for n in names), names
 
 
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_a_size_glued_to_its_unit_excludes_its_spaced_form(client: TestClient[Any], mode: str) -> None:
+    # `milk 1l` finds `Whole Milk 1 L`; `milk -1l` kept it in every mode (only the glued `1l` was excluded)
+    names = _names(_search(client, q="milk -1l", mode=mode))
+    assert names and "Whole Milk 1 L" not in names, names
+    assert "Whole Milk 1 L" in _names(_search(client, q="milk 1l", mode=mode))
+
+
 def test_a_suggestion_never_turns_an_excluded_word_into_the_word(client: TestClient[Any]) -> None:
     def texts(q: str) -> list[str]:
         answer = client.get("/v1/suggest", params={"q": q, **AT_CENTER})

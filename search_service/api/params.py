@@ -114,7 +114,8 @@ Q = Annotated[
             "names that space it (`1 L`, `500 g`). The last word is also a prefix (`choc` finds Chocolate) unless a "
             "space follows it (`choc `: the word only). A word or phrase after `-` is excluded in every mode "
             '(`milk -oat`, `milk (-oat)`, `milk -"oat milk"`: no result holds it; the meaning ranked is the rest\'s, '
-            "`milk`; `--` cancels, as PostgreSQL reads it: `milk --oat` wants oat). A query "
+            "`milk`; a size in its spaced forms too: `milk -1l` leaves out `1 L`; `--` cancels, as PostgreSQL reads "
+            "it: `milk --oat` wants oat). A query "
             "of excluded words only (`-oat`) finds nothing in any mode; one that needs no word because an excluded "
             "one is `or`-ed (`milk or -oat`) has no keyword matches: hybrid ranks by meaning alone."
         ),

@@ -11,7 +11,7 @@ from search_service.engine.candidates import NO_CHANGES, CandidateSets, InScope
 from search_service.engine.results import SearchParams, SearchResult, Strategy
 from search_service.engine.session import Conn
 from search_service.engine.store_locator import NOT_LOCATED, Located, StoreLocator
-from search_service.engine.text import may_exclude
+from search_service.engine.text import exclusion_readings
 
 _PARAM_FIELDS = frozenset(f.name for f in fields(SearchParams))
 NO_NEAR = {"near_lon": None, "near_lat": None, "near_radius_m": None}  # store_scope_near: the list decides
@@ -47,7 +47,7 @@ class Scope:
             "store_ids": self.store_ids,
             "category_ids": self.category_ids,
             "exclude_id": self.exclude_id,
-            "excluding": self.params.q if may_exclude(self.params.q) else None,  # product_filter's excluded_words
+            "excluding": exclusion_readings(self.params.q),  # product_filter's excluded_words
         }
         if "near_radius_m" in stmt.params:
             lon, lat, radius_m = self.near or (None, None, None)

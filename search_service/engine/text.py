@@ -171,6 +171,15 @@ def may_exclude(q: str) -> bool:
     return any(n.excluded for n in negated_operands(q))
 
 
+def exclusion_readings(q: str) -> list[str] | None:
+    """product_filter's `excluding`: `q`, and `q` with its sizes spaced as the keyword side also reads it (a point
+    and a comma: `spaced_sizes`), so `-500ml` excludes `500 ml` too; None where `q` excludes nothing."""
+    if not may_exclude(q):
+        return None
+    sized = spaced_sizes(q)
+    return [q] if sized is None else [q, sized, sized.replace(".", ",")]
+
+
 def without_exclusions(q: str) -> str:
     """`q` without what `-` excludes, read as websearch_to_tsquery reads it (above), with the operator characters and
     spaces around it (`milk (-oat)`: `milk`), and without the NOTs that cancel (`milk --oat`: `milk oat`). `q`

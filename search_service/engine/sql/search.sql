@@ -76,13 +76,15 @@ AND {{ any_active_store }}
 '''(?:[^'']|'''')*''|(!+)(''(?:[^'']|'''')*''|\((?:[^()'']|''(?:[^'']|'''')*'')*\))'
 
 -- fragment: excluded_words
--- params: excluding text|null (q where it excludes an operand: engine/text.py may_exclude; null: none)
--- What `q`'s `-` excludes (`milk -oat`: 'oat'; `-"whole milk"`: 'whole' <-> 'milk'), in either config, or-ed, as
--- keyword_query's `excluded` reads it; null for a query that needs no word (`-oat`, `milk or -oat`) or that
--- excludes none. A scalar subquery: an InitPlan, parsed once a statement.
+-- params: excluding text[]|null (q, and q with its sizes spaced, where q excludes an operand: engine/text.py
+--         may_exclude; null: none)
+-- What `q`'s `-` excludes (`milk -oat`: 'oat'; `-"whole milk"`: 'whole' <-> 'milk'; `-500ml`: '500ml' and
+-- '500' <-> 'ml'), in either config, or-ed, as keyword_query's `excluded` reads it; null for a query that needs no
+-- word (`-oat`, `milk or -oat`) or that excludes none. A scalar subquery: an InitPlan, parsed once a statement.
 (SELECT tsquery_or_agg(m[2]::tsquery)
- FROM (SELECT websearch_to_tsquery('plinqy_simple', :excluding::text) AS s,
-              websearch_to_tsquery('plinqy_english', :excluding::text) AS e) AS t
+ FROM unnest(:excluding::text[]) AS x(q)
+ CROSS JOIN LATERAL (SELECT websearch_to_tsquery('plinqy_simple', x.q) AS s,
+                            websearch_to_tsquery('plinqy_english', x.q) AS e) AS t
  CROSS JOIN LATERAL regexp_matches(
      concat(CASE WHEN querytree(t.s) <> 'T' THEN t.s::text END, ' ',
             CASE WHEN querytree(t.e) <> 'T' THEN t.e::text END),
@@ -99,7 +101,7 @@ p.is_active
 AND (:category_ids::bigint[] IS NULL OR p.category_id = ANY(:category_ids::bigint[]))
 AND (:exclude_id::uuid IS NULL OR p.id <> :exclude_id::uuid)
 AND (:brand::text IS NULL OR plinqy_fold(p.brand) = plinqy_fold(:brand::text))
-AND (:excluding::text IS NULL OR NOT coalesce(p.search_tsv @@ {{ excluded_words }}, false))
+AND (:excluding::text[] IS NULL OR NOT coalesce(p.search_tsv @@ {{ excluded_words }}, false))
 
 -- fragment: sellable_listing
 -- params: none
