@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 
 # C0 (TAB, LF and CR included), DEL, C1 (NEL, CSI), Unicode's line and paragraph separators and its bidi format
-# characters (LRM, RLM, the embeddings and overrides U+202A-U+202E, the isolates U+2066-U+2069).
-_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+# characters (Unicode's Bidi_Control: the Arabic letter mark U+061C, LRM, RLM, the embeddings and overrides
+# U+202A-U+202E, the isolates U+2066-U+2069).
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def escape_control_chars(text: str) -> str:

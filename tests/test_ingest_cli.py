@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 
+from search_service.controlchars import escape_control_chars
 from tests.ingest_helpers import bearer, drain_imports, new_store, store_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -460,6 +461,13 @@ def test_imports_list_prints_a_file_name_with_its_bidi_controls_escaped(dsn: str
     escaped = "\\u202e" + "vsc.exe" + "".join(f"\\u{code:04x}" for code in (0x200E, 0x200F, *range(0x202A, 0x202E),
                                                                           *range(0x2066, 0x206A)))  # fmt: skip
     assert f"\tfile=photo{escaped}.csv\t" in line + "\t", line
+
+
+def test_every_bidi_control_is_escaped() -> None:
+    # Unicode's Bidi_Control characters (PropList.txt); the Arabic letter mark U+061C was printed raw
+    bidi_controls = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    for code in bidi_controls:
+        assert escape_control_chars(f"a{chr(code)}b") == f"a\\u{code:04x}b", hex(code)
 
 
 def test_the_cli_prints_only_through_its_escaping_echo() -> None:

@@ -13,7 +13,14 @@ import pytest
 from litestar.testing import TestClient
 
 from embeddings.encoder import Encoder
-from search_service.engine.text import embedded_text, may_exclude, negated_operands, query_words, without_exclusions
+from search_service.engine.text import (
+    embedded_text,
+    may_exclude,
+    negated_operands,
+    query_words,
+    spaced_sizes,
+    without_exclusions,
+)
 from tests.test_api import CENTER, Item, app_settings, load_test_encoder, running_client, seed_catalogue
 
 AT_CENTER = {"lat": CENTER[0], "lon": CENTER[1], "radius_m": 5000}
@@ -173,6 +180,9 @@ def test_a_size_glued_to_its_unit_excludes_its_spaced_form(client: TestClient[An
     names = _names(_search(client, q="milk -1l", mode=mode))
     assert names and "Whole Milk 1 L" not in names, names
     assert "Whole Milk 1 L" in _names(_search(client, q="milk 1l", mode=mode))
+    # quoted: the size's own quotes ended the phrase (`-""1 l""`: nothing excluded, `1` and `l` wanted)
+    quoted = _names(_search(client, q='milk -"1l"', mode=mode))
+    assert quoted and "Whole Milk 1 L" not in quoted, quoted
 
 
 def test_a_suggestion_never_turns_an_excluded_word_into_the_word(client: TestClient[Any]) -> None:
@@ -188,3 +198,11 @@ def test_a_suggestion_never_turns_an_excluded_word_into_the_word(client: TestCli
     # a word after the exclusion is completed, keeping the exclusion as typed
     completed = texts("milk -oat whol")
     assert completed and all(t.startswith("milk -oat whol") for t in completed), completed
+
+
+def test_a_size_inside_a_phrase_is_spaced_within_it() -> None:
+    # its own quotes ended the phrase typed: `milk -"whole milk 1l"` excluded every Whole Milk and wanted `1` and `l`
+    assert spaced_sizes('milk -"1l"') == 'milk -"1 l"'
+    assert spaced_sizes('milk -"whole milk 1l"') == 'milk -"whole milk 1 l"'
+    assert spaced_sizes('milk "1l') == 'milk "1 l'  # an unclosed quote: a phrase to the end
+    assert spaced_sizes('whole milk 1l "a 500g"') == 'whole milk "1 l" "a 500 g"'

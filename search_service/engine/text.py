@@ -82,15 +82,24 @@ def spaced_sizes(q: str) -> str | None:
     """`q` with each size glued to its unit spaced as a phrase (`whole milk 1l` -> `whole milk "1 l"`, `6x1l` ->
     `"6 x 1 l"`), a decimal comma as a point (`1,5kg` -> `"1.5 kg"`: the keyword side also reads it with commas), or
     None when it holds none: the keyword side matches `q` or this, so names that write it either way match. A
-    phrase: `5g` spaced as two words matched any `5` and any `g` of a product's text (`5% fat, 300 g`)."""
+    phrase: `5g` spaced as two words matched any `5` and any `g` of a product's text (`5% fat, 300 g`). Inside a
+    phrase typed (`-"1l"`, `"whole milk 1l"`) it is spaced without quotes of its own: those ended the phrase
+    (`-""1 l""`: an empty phrase excluded, `1` and `l` wanted)."""
 
-    def spaced(token: re.Match[str]) -> str:
+    def spaced(token: re.Match[str], quote: str) -> str:
         size = _SIZE.fullmatch(token.group())
         if size is None:
             return token.group()
-        return '"' + " ".join(part.replace(",", ".") for part in size.groups() if part) + '"'
+        return quote + " ".join(part.replace(",", ".") for part in size.groups() if part) + quote
 
-    out = _TOKEN.sub(spaced, q)
+    def outside(token: re.Match[str]) -> str:
+        return spaced(token, '"')
+
+    def inside(token: re.Match[str]) -> str:
+        return spaced(token, "")
+
+    parts = q.split('"')  # the odd ones are inside a phrase (an unclosed quote: to the end, as websearch reads it)
+    out = '"'.join(_TOKEN.sub(inside if n % 2 else outside, part) for n, part in enumerate(parts))
     return out if out != q else None
 
 
