@@ -198,6 +198,9 @@ def test_a_suggestion_never_turns_an_excluded_word_into_the_word(client: TestCli
     # a word after the exclusion is completed, keeping the exclusion as typed
     completed = texts("milk -oat whol")
     assert completed and all(t.startswith("milk -oat whol") for t in completed), completed
+    # nor a completion into a word the query excludes: `milk -whole whol` offered "milk -whole whole"
+    assert any(t.endswith(" whole") for t in texts("milk whol")), texts("milk whol")
+    assert not [t for t in texts("milk -whole whol") if t.endswith(" whole")], texts("milk -whole whol")
 
 
 def test_a_size_inside_a_phrase_is_spaced_within_it() -> None:

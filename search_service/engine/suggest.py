@@ -75,16 +75,22 @@ def split_prefix(q: str) -> tuple[str, str, str]:
 
 def keep_typed_text(rows: list[Any], prefix: str, head: str, last: str) -> list[Any]:
     """Word completions of a prefix with a `-` keep the text typed before the last word (`milk -oat ch`: `milk -oat
-    chocolate`; `milk chocolate` dropped the exclusion); the rows as they are for any other prefix."""
-    if not last or not negated_operands(prefix):
+    chocolate`; `milk chocolate` dropped the exclusion), and none completes into a word it excludes (`milk
+    -chocolate choc`: `chocolate` wanted and excluded, no product); the rows as they are for any other prefix."""
+    negated = negated_operands(prefix)
+    if not last or not negated:
         return rows
+    excluded = {fold_accents(w) for n in negated if n.excluded for w in _WORD.findall(prefix[n.operand : n.end])}
     before = prefix[: len(prefix) - len(_WORD.findall(prefix)[-1])]
-    return [
-        {**dict(row), "label": before + (row["label"][len(head) :].strip() if head else row["label"])}
-        if row["kind"] == "query"
-        else row
-        for row in rows
-    ]
+    kept = []
+    for row in rows:
+        if row["kind"] != "query":
+            kept.append(row)
+            continue
+        completed = row["label"][len(head) :].strip() if head else row["label"]
+        if not excluded.intersection(fold_accents(w) for w in _WORD.findall(completed)):
+            kept.append({**dict(row), "label": before + completed})
+    return kept
 
 
 def merge(rows: list[Any], limit: int) -> list[Suggestion]:
