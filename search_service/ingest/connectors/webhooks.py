@@ -77,7 +77,9 @@ async def _resolve(result: WebhookResult, conn: Any, connection: Connection) -> 
 
 
 async def _unlisted(conn: Any, connection: Connection, skus: list[str]) -> list[str]:
-    """The SKUs the connection's store has no listing of (one index probe each; a delivery names one)."""
+    """The SKUs the connection's store has no listing of (one index probe each; a delivery names one, most none)."""
+    if not skus:
+        return []
     stmt = statement("ingest/connectors", "listed_skus")
     listed = {r[0] for r in await conn.fetch(stmt.sql, *stmt.bind(store_id=connection.store_id, skus=skus))}
     return [sku for sku in skus if sku not in listed]
