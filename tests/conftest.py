@@ -97,6 +97,13 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
         yield connection
 
 
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to a database of the test's own."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as connection:
+        yield connection
+
+
 # A module's served write API (tests/ingest_helpers.serve) over its database, the keys' file in a temporary
 # directory, no model loaded beforehand. A module that needs other settings defines its own `settings`.
 @pytest.fixture(scope="module")

@@ -14,24 +14,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import httpx
 import psycopg
-import pytest
 
 from tests.connector_helpers import BOX, SECRET_KEY, make_store
 from tests.ingest_helpers import serve, signed
 from tests.pos_fakes.vendors import Item, LightspeedRFake
 from tests.test_api import app_settings
 from tests.test_connector_sync import cli
-
-
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
 
 
 def test_a_vendor_token_is_replaced_in_place_from_the_environment(db: psycopg.Connection, fresh_db_url: str) -> None:

@@ -21,12 +21,6 @@ ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 104)]
 ERPLY_LOGIN = {"client_code": "123456", "username": "api-user", "password": "api-pass"}
 
 
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
-
-
 def connection(
     db: psycopg.Connection, source: str, location: str, url: str, creds: dict[str, str]
 ) -> tuple[uuid.UUID, uuid.UUID]:

@@ -32,12 +32,6 @@ from tests.test_api import app_settings, load_test_encoder, running_client
 ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 105)]
 
 
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
-
-
 def state(db: psycopg.Connection, cid: uuid.UUID) -> tuple[Any, ...]:
     row = db.execute(
         "SELECT cursor, consecutive_failures, last_error FROM ingest_connection WHERE id = %s", (cid,)

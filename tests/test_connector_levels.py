@@ -37,12 +37,6 @@ ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 104)]
 LOCATION = "24826418"
 
 
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
-
-
 def stock_deltas(db: psycopg.Connection, store: uuid.UUID, sku: str) -> list[tuple[int, int]]:
     """(delta, new quantity) of each inventory event of the listing, oldest first."""
     rows = db.execute(

@@ -28,12 +28,6 @@ ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 106)]
 
 
 @pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
 def r_fake() -> Iterator[LightspeedRFake]:
     fake = LightspeedRFake()
     fake.bucket = (0.0, 100_000)

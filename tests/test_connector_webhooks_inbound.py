@@ -40,12 +40,6 @@ SHOP = "gifts.myshopify.com"
 
 
 @pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
 def shopify_fake() -> Iterator[ShopifyFake]:
     yield from serving_shopify(ITEMS, location=LOCATION)
 

@@ -20,12 +20,6 @@ KEYS = ("101", "102", "103", "104", "105")
 
 
 @pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
 def fake() -> Iterator[ErplyFake]:
     vendor = ErplyFake()
     for key in KEYS:

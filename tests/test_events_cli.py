@@ -8,12 +8,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-import pytest
 from click.testing import CliRunner, Result
 from cryptography.fernet import Fernet
 from standardwebhooks import Webhook
@@ -23,12 +21,6 @@ from search_service.cli import cli
 from tests.events_support import seed_listing, seed_product, seed_store
 
 KEY = Fernet.generate_key().decode()
-
-
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
 
 
 def run(url: str, *args: str, **env: str) -> Result:

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 
 import asyncpg
@@ -24,12 +23,6 @@ DELIVERIES = 3000
 DISPATCHERS = "FROM pg_stat_activity WHERE application_name LIKE 'plinqy-events%'"
 TERMINATE = f"SELECT count(pg_terminate_backend(pid)) {DISPATCHERS}"
 CONNECTED = f"SELECT count(*) {DISPATCHERS}"
-
-
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
 
 
 def seed_listings(conn: psycopg.Connection, store: object, count: int) -> None:

@@ -8,11 +8,9 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
@@ -21,12 +19,6 @@ from search_service.cli import cli
 from search_service.db.secretbox import SecretBox
 from search_service.events.dispatcher import Dispatcher
 from tests.events_support import FAST, deliveries, dispatch, seed_listing, seed_product, seed_store, subscribe
-
-
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
 
 
 def _env(url: str, key_file: Path) -> dict[str, str]:

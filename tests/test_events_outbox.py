@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from tests.events_support import seed_listing, seed_product, seed_store, subscribe
-
-
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
 
 
 def events(conn: psycopg.Connection) -> list[tuple[str, int, dict]]:  # type: ignore[type-arg]

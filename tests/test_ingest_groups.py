@@ -7,23 +7,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import psycopg
-import pytest
 
 from search_service.ingest import groups, pipeline
 from search_service.ingest.config import IngestConfig
 from search_service.ingest.worker import ImportWorker, ImportWorkerOptions
 from tests.ingest_helpers import drain_imports, new_store
-
-
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
 
 
 def deliver(conn: psycopg.Connection, store: uuid.UUID, *rows: dict[str, Any]) -> uuid.UUID:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -16,12 +15,6 @@ from search_service.ingest.rows import gtin14, validate
 from tests.events_support import subscribe
 
 WORKER = "test-worker"
-
-
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
 
 
 def dsn_of(conn: psycopg.Connection) -> str:

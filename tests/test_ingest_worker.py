@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -21,12 +20,6 @@ from tests.ingest_helpers import new_store, store_key
 
 pytestmark = pytest.mark.slow
 ROWS = 1000
-
-
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
 
 
 def spawn(dsn: str, *args: str, **env: str) -> subprocess.Popen[str]:

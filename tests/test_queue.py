@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from uuid import UUID
 
@@ -16,12 +15,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from embeddings import queue
-
-
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        yield conn
 
 
 def add_products(conn: psycopg.Connection, n: int) -> list[UUID]:
