@@ -91,6 +91,12 @@ def test_a_preflight_may_ask_for_tracing_and_configured_headers(base: str, liste
         assert preflight.status_code == 204, preflight.text
         allowed = {h.strip() for h in preflight.headers["access-control-allow-headers"].split(",")}
         assert {h.strip() for h in tracing.split(",")} <= allowed
+    profile = {**ask, "Access-Control-Request-Headers": "accept, accept-language, content-language"}
+    for url in (base, listed):  # asked for when the value is not safelisted: an Accept with a `profile="..."`
+        preflight = httpx.options(url + path, headers=profile)
+        assert preflight.status_code == 204, preflight.text
+        allowed = {h.strip() for h in preflight.headers["access-control-allow-headers"].split(",")}
+        assert {"accept", "accept-language", "content-language"} <= allowed, allowed
     refused = httpx.options(f"{listed}{path}", headers={**ask, "Access-Control-Request-Headers": "x-request-id, x-b"})
     assert refused.status_code == 400 and refused.headers["content-type"] == "application/json"
     error = refused.json()["error"]

@@ -24,7 +24,8 @@ DEFAULT_HEADERS = (
     *("authorization", "content-type"),
     *("traceparent", "tracestate", "baggage", "sentry-trace", "x-request-id", "x-correlation-id"),
 )
-SAFELISTED = ("accept", "accept-language", "content-language")  # a browser never asks about these
+# A browser asks for these too when a value is not safelisted (an Accept of over 128 bytes, or with `"`, `:`, `(`)
+SAFELISTED = ("accept", "accept-language", "content-language")
 # What a page reads past the simple headers: a 429's or 503's Retry-After, a queued write's Location, Allow, the
 # request's id (to quote in a report).
 EXPOSED = b"Allow, Location, Retry-After, X-Request-Id"
@@ -99,7 +100,7 @@ class Cors:
             problem = ("Access-Control-Request-Headers", f"not allowed: {', '.join(refused)} (PLINQY_CORS_HEADERS)")
         else:
             echo = "*" in self.headers  # the answer then varies with the headers asked for
-            allow_headers = requested if echo else sorted({*DEFAULT_HEADERS, *self.headers})
+            allow_headers = requested if echo else sorted({*DEFAULT_HEADERS, *SAFELISTED, *self.headers})
             vary += [(b"vary", b"Access-Control-Request-Headers")] if echo else []
             headers = [
                 (b"access-control-allow-origin", b"*" if self.any_origin else origin.encode("latin-1")),
