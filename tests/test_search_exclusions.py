@@ -4,15 +4,18 @@ held `-oat`, near oat milk. And a query with an exclusion lost its compound word
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import psycopg
 import pytest
 from litestar.testing import TestClient
 
 from embeddings.encoder import Encoder
+from search_service.engine.suggest import Suggestion, SuggestParams, suggest
 from search_service.engine.text import (
     embedded_text,
     may_exclude,
@@ -39,6 +42,9 @@ ITEMS = [
     Item("white", "Whitening Toothpaste", "Fluoride toothpaste for whiter teeth.", "Beauty"),
     Item("wall", "Wallpaper Paste", "Paste for hanging wallpaper.", "Household"),
     Item("washer", "Faucet washer set", "Rubber seals for leaking faucets.", "Plumbing"),  # seed_catalogue's image
+    # a name and a brand that start with an exclusion typed (`milk - chocolate`, `choco - milk`): suggestion rows
+    Item("flavoured", "Milk - Chocolate Flavour", "Chocolate flavoured drink.", "Milk & eggs"),
+    Item("farm", "Farm Cocoa Drink", "Cocoa drink.", "Pantry", brand="Choco - Milk Farm"),
 ]
 
 
@@ -201,6 +207,43 @@ def test_a_suggestion_never_turns_an_excluded_word_into_the_word(client: TestCli
     # nor a completion into a word the query excludes: `milk -whole whol` offered "milk -whole whole"
     assert any(t.endswith(" whole") for t in texts("milk whol")), texts("milk whol")
     assert not [t for t in texts("milk -whole whol") if t.endswith(" whole")], texts("milk -whole whol")
+
+
+def test_a_suggestion_row_never_offers_what_search_excludes(client: TestClient[Any], db_url: str) -> None:
+    def offered(q: str, kind: str) -> list[str]:
+        answer = client.get("/v1/suggest", params={"q": q, **AT_CENTER})
+        assert answer.status_code == 200, answer.text
+        return [s["text"] for s in answer.json()["suggestions"] if s["kind"] == kind]
+
+    def searched(q: str) -> list[str]:
+        return _names(_search(client, q=q, mode="keyword", limit=50))
+
+    # `milk - chocolate` offered `Milk - Chocolate Flavour`, which search leaves out; `milk - choc` excludes `choc`
+    # only, which the name does not hold: offered, and found
+    assert "Milk - Chocolate Flavour" not in searched("milk - chocolate")
+    assert offered("milk - chocolate", "product") == [], offered("milk - chocolate", "product")
+    assert offered("milk - choc", "product") == ["Milk - Chocolate Flavour"]
+    assert "Milk - Chocolate Flavour" in searched("milk - choc")
+    # a brand whose words hold the excluded word: search leaves out every product of it
+    assert "Farm Cocoa Drink" not in searched("cocoa choco - milk") and "Farm Cocoa Drink" in searched(
+        "cocoa choco - mil"
+    )
+    assert offered("choco - milk", "brand") == [], offered("choco - milk", "brand")
+    assert offered("choco - mil", "brand") == ["Choco - Milk Farm"]
+    # the statement plan (no in-memory index) drops them too
+    for q, kind in (("milk - chocolate", "product"), ("choco - milk", "brand")):
+        rows = asyncio.run(_suggest_from_sql(db_url, SuggestParams(q, *CENTER)))
+        assert not [s for s in rows if s.kind == kind], (q, rows)
+    kept = asyncio.run(_suggest_from_sql(db_url, SuggestParams("milk - choc", *CENTER)))
+    assert [s.text for s in kept if s.kind == "product"] == ["Milk - Chocolate Flavour"]
+
+
+async def _suggest_from_sql(url: str, params: SuggestParams) -> list[Suggestion]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await suggest(conn, params)
+    finally:
+        await conn.close()
 
 
 def test_a_size_inside_a_phrase_is_spaced_within_it() -> None:

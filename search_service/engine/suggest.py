@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
+from uuid import UUID
 
 from search_service.db.sql import statement
 from search_service.engine.candidates import CandidateSets
@@ -19,7 +20,7 @@ from search_service.engine.store_locator import StoreLocator
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_memory import suggest_narrow
 from search_service.engine.suggest_scope import suggest_in_memory
-from search_service.engine.text import fold_accents, negated_operands, without_exclusions
+from search_service.engine.text import exclusion_readings, fold_accents, negated_operands, without_exclusions
 
 MAX_SUGGESTIONS = 10
 WALK_CAP = 400  # product names the name walk examines at most (see the statement's comment)
@@ -93,6 +94,23 @@ def keep_typed_text(rows: list[Any], prefix: str, head: str, last: str) -> list[
     return kept
 
 
+async def without_excluded(conn: Any, rows: list[Any], q: str) -> list[Any]:
+    """`rows` without the products and brands that `q`'s `-` leaves out of `/v1/search` (`suggest_excluded`): a
+    name or brand completing `milk -chocolate` holds `chocolate`. One round trip, only when `q` excludes something
+    and a row is a product or a brand."""
+    excluding = exclusion_readings(q)
+    if excluding is None:
+        return rows
+    ids = [UUID(str(r["ref"])) for r in rows if r["kind"] == "product"]
+    brands = [r["ref"] for r in rows if r["kind"] == "brand"]
+    if not (ids or brands):
+        return rows
+    stmt = statement("engine/search", "suggest_excluded")
+    found = await conn.fetchrow(stmt.sql, *stmt.bind(product_ids=ids, brands=brands, excluding=excluding))
+    dropped = {("product", str(i)) for i in found["product_ids"]} | {("brand", b) for b in found["brands"]}
+    return [r for r in rows if (r["kind"], str(r["ref"])) not in dropped]
+
+
 def merge(rows: list[Any], limit: int) -> list[Suggestion]:
     """Categories and brands get their reserved places first, then every kind in `_ORDER` fills the rest."""
     by_kind: dict[str, list[Suggestion]] = {k: [] for k in _ORDER}
@@ -146,19 +164,20 @@ async def suggest(
         }
         found = await suggest_in_memory(conn, index, sets, (prefix, head, last), scope, limit)
         if found is not None:
-            return merge(keep_typed_text(found, prefix, head, last), limit)
+            return merge(keep_typed_text(await without_excluded(conn, found, params.q), prefix, head, last), limit)
     if labels is not None and labels.loaded and params.lat is not None and params.lon is not None:
         scope = {"lon": params.lon, "lat": params.lat, "radius_m": float(params.radius_m)}
         rows = await suggest_narrow(conn, labels, prefix, head, last, {**scope, "narrow_stores": NARROW_STORES}, limit)
         if rows is not None:
-            return merge(keep_typed_text(rows, prefix, head, last), limit)
+            return merge(keep_typed_text(await without_excluded(conn, rows, params.q), prefix, head, last), limit)
     stmt = statement("engine/suggest", "suggest")
     # One generic plan, prepared once per connection: planning this statement (a dozen CTEs) took longer than
     # running it, and its index walks do not depend on the prefix's selectivity.
     async with conn.transaction():
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         rows = await _fetch(conn, stmt, prefix, head, last, params, limit, _radius_probed(params, stores))
-    return merge(keep_typed_text(list(rows), prefix, head, last), limit)
+    kept = await without_excluded(conn, list(rows), params.q)
+    return merge(keep_typed_text(kept, prefix, head, last), limit)
 
 
 def _radius_probed(params: SuggestParams, stores: StoreLocator | None) -> bool:

@@ -875,3 +875,16 @@ SELECT
     tsvector_to_array(to_tsvector('plinqy_simple', :head::text)) AS head_lexemes,
     tsvector_to_array(to_tsvector('plinqy_simple', :last_word::text)) AS last_lexemes,
     {{ listing_changes_columns }};
+
+-- name: suggest_excluded
+-- params: product_ids uuid[], brands text[] (+ excluded_words)
+-- Of a suggestion's product and brand rows, those that what `q` excludes leaves out, as search's product_filter
+-- reads it: the products whose search_tsv holds it, and the brands whose own words hold it (search_tsv holds the
+-- brand's `plinqy_simple` words, so search excludes every product of such a brand). Asked only when `q` excludes
+-- something and a row is a product or a brand: names and brands then start with the excluded text, which is rare.
+WITH x AS MATERIALIZED (SELECT {{ excluded_words }} AS q)
+SELECT
+    ARRAY(SELECT p.id FROM product_master p, x
+          WHERE p.id = ANY(:product_ids::uuid[]) AND coalesce(p.search_tsv @@ x.q, false)) AS product_ids,
+    ARRAY(SELECT b.brand FROM unnest(:brands::text[]) AS b(brand), x
+          WHERE coalesce(to_tsvector('plinqy_simple', b.brand) @@ x.q, false)) AS brands;
