@@ -238,6 +238,31 @@ def test_a_suggestion_row_never_offers_what_search_excludes(client: TestClient[A
     assert [s.text for s in kept if s.kind == "product"] == ["Milk - Chocolate Flavour"]
 
 
+NO_BREAK_SPACES = ("\u00a0", "\u2007", "\u202f")
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_a_no_break_space_before_a_minus_is_a_space_to_search(client: TestClient[Any], mode: str) -> None:
+    # websearch read `milk<NBSP>-chocolate` as one word, `-` inside it: chocolate wanted, only the chocolate milks
+    plain = _names(_search(client, q="milk -chocolate", mode=mode, limit=50))
+    assert plain and not [n for n in plain if "Chocolate" in n], plain
+    for space in NO_BREAK_SPACES:
+        assert _names(_search(client, q=f"milk{space}-chocolate", mode=mode, limit=50)) == plain, repr(space)
+
+
+def test_a_no_break_space_before_a_minus_is_a_space_to_suggest(client: TestClient[Any]) -> None:
+    def offered(q: str) -> list[tuple[str, str]]:
+        answer = client.get("/v1/suggest", params={"q": q, **AT_CENTER})
+        assert answer.status_code == 200, answer.text
+        return [(s["kind"], s["text"]) for s in answer.json()["suggestions"]]
+
+    # suggest split on it, search's exclusion did not: `milk<NBSP>- chocolate` offered `Milk - Chocolate Flavour`
+    for space in NO_BREAK_SPACES:
+        for typed in ("milk{}- chocolate", "milk{}-chocolate", "milk{}-oat whol", "milk{}-whole whol"):
+            assert offered(typed.format(space)) == offered(typed.format(" ")), (typed, repr(space))
+    assert offered("milk - choc") == [("product", "Milk - Chocolate Flavour")]  # the name is offered where not excluded
+
+
 async def _suggest_from_sql(url: str, params: SuggestParams) -> list[Suggestion]:
     conn = await asyncpg.connect(url)
     try:

@@ -18,7 +18,7 @@ from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
 from search_service.engine.suggest import MAX_SUGGESTIONS
-from search_service.engine.text import searchable, trim_invisible
+from search_service.engine.text import query_text, searchable, trim_invisible
 
 Q_MAX_LENGTH = 256
 BRAND_MAX_LENGTH = 200
@@ -109,7 +109,8 @@ Q = Annotated[
     Parameter(
         description=(
             f"What to look for, in natural language. 1–{Q_MAX_LENGTH} characters after trimming surrounding "
-            "whitespace; no control characters. A barcode (GTIN-8/12/13/14, spaces and dashes allowed) finds its "
+            "whitespace; no control characters; a no-break space is a space. A barcode (GTIN-8/12/13/14, spaces "
+            "and dashes allowed) finds its "
             "product first, whatever its leading zeros. A size glued to its unit (`1l`, `500g`, `6x1l`) also finds "
             "names that space it (`1 L`, `500 g`). The last word is also a prefix (`choc` finds Chocolate) unless a "
             "space follows it (`choc `: the word only). A word or phrase after `-` is excluded in every mode "
@@ -225,7 +226,7 @@ def clean_query(q: str, max_length: int | None = None) -> str:
     holding control characters."""
     if any(unicodedata.category(ch) == "Cc" for ch in q):
         raise BadParameter("q", "must not contain control characters")
-    text = searchable(q)  # as names are stored (engine/text.py): a decomposed ü, `ＯＡＴ`, `ﬂour` matched nothing
+    text = query_text(q)  # as names are stored (engine/text.py): a decomposed ü, `ＯＡＴ`, `ﬂour` matched nothing
     if not text:
         raise BadParameter("q", "must not be empty or whitespace only")
     most = Q_MAX_LENGTH if max_length is None else max_length

@@ -49,6 +49,17 @@ def searchable(text: str) -> str:
     return trim_invisible(unicodedata.normalize("NFC", text.translate(_TRANSLATION)))
 
 
+# No-break spaces, which glibc's iswspace (PostgreSQL's t_isspace) does not call spaces and Python's split does: read
+# as spaces in what is typed, so `milk<NBSP>-oat` excludes oat in search (websearch read `milk<NBSP>-oat` as one word
+# and wanted oat) as it did in suggest (split on it). U+0085, also one, is a control character the API refuses.
+_QUERY_SPACES = dict.fromkeys((0x00A0, 0x2007, 0x202F), " ")
+
+
+def query_text(q: str) -> str:
+    """`q` as `/v1/search` and `/v1/suggest` both read it: `searchable`, with its no-break spaces as spaces."""
+    return searchable(q if q.isascii() else q.translate(_QUERY_SPACES))
+
+
 def _unaccent_table() -> dict[int, str]:
     """PostgreSQL's `unaccent` rules (contrib/unaccent, PostgreSQL 15; one character to its folded text, or to
     nothing) as a translation table: the same folding `plinqy_simple` applies to words (migration 0035)."""
