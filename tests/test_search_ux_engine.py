@@ -497,6 +497,10 @@ def test_a_set_is_capped_only_when_more_matched_than_its_depth(cat: Catalogue, m
         assert (got.total, got.capped) == (min(depth, every.total), capped), depth
         ordered = run(_ux(cat.url, params, UxParams(sort="price"), vector, depth=depth, copy=copy))
         assert (ordered.total, ordered.capped) == (min(depth, every.total), capped), depth
+    # a category that does not exist matches nothing past the depth either: it said "0 of 1,000+"
+    unknown = replace(params, category_id=999_999)
+    nothing = run(_ux(cat.url, unknown, UxParams(facets=FACETS), vector, depth=every.total - 1, copy=copy))
+    assert (nothing.total, nothing.capped) == (0, False)
 
 
 def test_a_keyword_set_is_every_match_whatever_the_facet_depth(cat: Catalogue) -> None:

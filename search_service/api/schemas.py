@@ -90,7 +90,9 @@ class SearchResponse(msgspec.Struct, omit_defaults=True):
         msgspec.Meta(
             description="With `total`: true when more products matched than the result set's depth "
             "(PLINQY_FACET_DEPTH, default 1000; in keyword mode, when the keyword side's caps cut its matches), so "
-            "more products match than `total` and the facet counts cover; false when exactly the depth matched."
+            "`total` and the facet counts cover the depth's best and more may match past it (a facet value chosen "
+            "is applied within the set: `brand=X&facets=brand` with `total` 0 and `total_capped` true found no X among "
+            "the depth's best); false when all that matched is counted (an unknown `category_id`: none)."
         ),
     ] = None
     facets: FacetsOut | None = None  # facets=... only

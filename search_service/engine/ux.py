@@ -392,7 +392,7 @@ async def _ux_run(
     depth = _depth(params, ux, context.facet_config, context.config, keyword)
     complete = _whole(params, ux) or len(ranking.ids) < depth
     cut = keyword and ranking.keyword is not None and not ranking.keyword.total_exact  # its caps cut the matches
-    capped = _whole(params, ux) and (ranking.more or cut)
+    capped = _whole(params, ux) and (ranking.more or cut) and filters.category_ids != []  # [] matches none past it
     return UxResult(
         hits, page.total if complete else None, ranking.strategy, ranking.candidates, page.facets, delivers, explain,
         clock.timings, capped,
