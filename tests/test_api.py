@@ -455,6 +455,22 @@ def test_stores_nearby_limit(client: TestClient[Any]) -> None:
     assert len(body["stores"]) == 2
 
 
+def test_stores_nearby_pages_through_the_radius(client: TestClient[Any]) -> None:
+    """A list or map of a wide radius could show only its first `limit` stores: no `offset`, and no count."""
+    wide = {**AT_CENTER, "radius_m": 100000}
+    every = client.get("/v1/stores/nearby", params={**wide, "limit": 1000}).json()
+    ids = [s["id"] for s in every["stores"]]
+    assert every["total"] == len(ids) >= 3
+    paged = [
+        client.get("/v1/stores/nearby", params={**wide, "limit": 2, "offset": offset}).json()
+        for offset in range(0, len(ids), 2)
+    ]
+    assert [s["id"] for page in paged for s in page["stores"]] == ids
+    assert {page["total"] for page in paged} == {len(ids)}
+    past = client.get("/v1/stores/nearby", params={**wide, "offset": len(ids) + 5}).json()
+    assert past == {"stores": [], "total": len(ids)}
+
+
 # --- filters
 def test_out_of_stock_and_inactive_excluded_by_default(client: TestClient[Any], seeded: Seeded) -> None:
     ids = result_ids(search(client, q="snacks and tea", limit=100, mode="semantic", **AT_CENTER))

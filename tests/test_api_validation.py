@@ -159,6 +159,8 @@ NEARBY_CASES: list[tuple[dict[str, str], str | tuple[str, ...]]] = [
     ({"limit": "0", **POINT}, "limit"),
     ({"limit": "1001", **POINT}, "limit"),  # up to 1,000 stores (the page's radar)
     ({"limit": "ten", **POINT}, "limit"),
+    ({"offset": "-1", **POINT}, "offset"),
+    ({"offset": "100001", **POINT}, "offset"),
 ]
 
 

@@ -67,9 +67,11 @@ RULES = {
 UUID_RULE = "must be a UUID like 6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a (8-4-4-4-12 hex digits)"
 # A parameter whose rule differs on one path.
 NEARBY_MAX = 1000  # the page's radar draws every store of the radius, not the nearest 100
+NEARBY_MAX_OFFSET = 100_000  # a radius of 100 km holds a country's stores: paged `limit` at a time
 PATH_RULES = {
     ("/v1/suggest", "limit"): f"must be an integer between 1 and {MAX_SUGGESTIONS}",
     ("/v1/stores/nearby", "limit"): f"must be an integer between 1 and {NEARBY_MAX}",
+    ("/v1/stores/nearby", "offset"): f"must be an integer between 0 and {NEARBY_MAX_OFFSET}",
 }
 
 
@@ -154,6 +156,15 @@ Limit = Annotated[
 ]
 NearbyLimit = Annotated[int, Parameter(ge=1, le=NEARBY_MAX, description="Stores to return.", examples=_ex(20))]
 Offset = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description="Results to skip (pagination).", examples=_ex(0))]
+NearbyOffset = Annotated[
+    int,
+    Parameter(
+        ge=0,
+        le=NEARBY_MAX_OFFSET,
+        description="Stores to skip, nearest first: the next page of the radius (`total` says how many it holds).",
+        examples=_ex(0),
+    ),
+]
 CategoryId = Annotated[
     int | None,
     Parameter(

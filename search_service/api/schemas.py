@@ -118,6 +118,7 @@ class StoreNearbyOut(msgspec.Struct):
 
 class StoresNearbyResponse(msgspec.Struct):
     stores: list[StoreNearbyOut]
+    total: Annotated[int, msgspec.Meta(description="Active stores in the radius, the page's and every other.")]
 
 
 class CategoryRef(msgspec.Struct):
@@ -299,7 +300,8 @@ STORES_NEARBY_RESPONSES = {
                     "location": {"lat": 52.3559, "lon": 4.8918},
                     "distance_m": 812.4,
                 }
-            ]
+            ],
+            "total": 1,
         },
         "Stores, nearest first.",
     ),

@@ -24,10 +24,14 @@ async def get_product(conn: Any, product_id: UUID) -> dict[str, Any] | None:
     return product
 
 
-async def stores_nearby(conn: Any, *, lat: float, lon: float, radius_m: float, limit: int) -> list[Any]:
-    """Active stores within `radius_m` metres of (lat, lon), nearest first (rows with lat, lon, distance_m)."""
+async def stores_nearby(
+    conn: Any, *, lat: float, lon: float, radius_m: float, limit: int, offset: int = 0
+) -> tuple[list[Any], int]:
+    """Active stores within `radius_m` metres of (lat, lon), nearest first (rows with lat, lon, distance_m), the
+    `limit` after the `offset` nearest, and how many the radius holds."""
     stmt = statement(FILE, "stores_nearby")
-    return list(await conn.fetch(stmt.sql, *stmt.bind(lat=lat, lon=lon, radius_m=radius_m, limit=limit)))
+    rows = await conn.fetch(stmt.sql, *stmt.bind(lat=lat, lon=lon, radius_m=radius_m, limit=limit, offset=offset))
+    return [r for r in rows if r["id"] is not None], int(rows[0]["total"])
 
 
 async def categories(conn: Any) -> list[Any]:

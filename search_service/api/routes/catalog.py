@@ -75,7 +75,8 @@ async def get_product(rt: NamedDependency[Runtime], product_id: P.ProductIdParam
 @get(
     "/v1/stores/nearby",
     summary="Stores near a place",
-    description="Active stores within `radius_m` of lat/lon, nearest first, with distances in metres.",
+    description="Active stores within `radius_m` of lat/lon, nearest first, with distances in metres; `total`: how "
+    "many the radius holds (page with `offset`).",
     tags=["catalog"],
     responses=STORES_NEARBY_RESPONSES,
 )
@@ -85,14 +86,17 @@ async def stores_nearby(
     lon: P.RequiredLon,
     radius_m: P.RadiusM = 5000,
     limit: P.NearbyLimit = 20,
+    offset: P.NearbyOffset = 0,
 ) -> StoresNearbyResponse:
     point = P.check_point(lat, lon)
     assert point is not None
     if not math.isfinite(radius_m):
         raise P.BadParameter("radius_m", f"must be between 1 and {P.MAX_RADIUS_M}")
     async with rt.transaction() as conn:
-        rows = await catalog.stores_nearby(conn, lat=point[0], lon=point[1], radius_m=float(radius_m), limit=limit)
-    return StoresNearbyResponse(stores=[_store_out(r) for r in rows])
+        rows, total = await catalog.stores_nearby(
+            conn, lat=point[0], lon=point[1], radius_m=float(radius_m), limit=limit, offset=offset
+        )
+    return StoresNearbyResponse(stores=[_store_out(r) for r in rows], total=total)
 
 
 @get(

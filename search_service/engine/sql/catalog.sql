@@ -2,26 +2,25 @@
 -- Search itself lives in search.sql.
 
 -- name: stores_nearby
--- params: lat float8, lon float8, radius_m float8, limit int
--- ST_DWithin on geography uses the GiST index on store.location; distances are on the spheroid (metres).
+-- params: lat float8, lon float8, radius_m float8, limit int, offset int
+-- ST_DWithin on geography uses the GiST index on store.location; distances are on the spheroid (metres). One row
+-- with a NULL id and the count when the page is past the last store: `total` is said whatever the offset.
 WITH here AS (
     SELECT ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography AS point
+), inside AS MATERIALIZED (
+    SELECT s.id, s.name, s.store_type, s.address, s.city, s.postal_code, s.country_code,
+           ST_Y(s.location::geometry) AS lat,
+           ST_X(s.location::geometry) AS lon,
+           ST_Distance(s.location, here.point) AS distance_m
+    FROM store s, here
+    WHERE s.is_active
+      AND ST_DWithin(s.location, here.point, :radius_m::float8)
+), page AS (
+    SELECT * FROM inside ORDER BY distance_m, id LIMIT :limit::int OFFSET :offset::int
 )
-SELECT s.id,
-       s.name,
-       s.store_type,
-       s.address,
-       s.city,
-       s.postal_code,
-       s.country_code,
-       ST_Y(s.location::geometry) AS lat,
-       ST_X(s.location::geometry) AS lon,
-       ST_Distance(s.location, here.point) AS distance_m
-FROM store s, here
-WHERE s.is_active
-  AND ST_DWithin(s.location, here.point, :radius_m::float8)
-ORDER BY distance_m, s.id
-LIMIT :limit::int;
+SELECT (SELECT count(*) FROM inside) AS total, page.*
+FROM (SELECT 1) AS one LEFT JOIN page ON true
+ORDER BY page.distance_m, page.id;
 
 -- name: product_by_id
 -- params: product_id uuid
