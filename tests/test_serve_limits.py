@@ -323,6 +323,32 @@ def test_a_request_refused_for_its_url_bytes_is_logged_with_its_target(port: int
         logged_line(server, f'"GET {shown} HTTP/-" 400 Bad Request ')  # its id is a new one: the header was not read
 
 
+def test_a_request_line_with_a_bad_method_is_logged_as_received(port: int, server: Server) -> None:
+    """A method that is no token (a control byte, a TLS handshake sent to the HTTP port) was logged
+    `"- - HTTP/-" 400`: its method and target are shown as received, percent-encoded and cut as a target is."""
+    tls = b"\x16\x03\x01\x02\x00\x01\x00" + b"\xfc" * 400
+    for sent, shown in (
+        (b"G\x01T /?at=bad-method HTTP/1.1\r\nHost: x\r\n\r\n", '"G%01T /?at=bad-method HTTP/-" 400 Bad Request '),
+        (b'G"T /?at=quoted-method HTTP/1.1\r\nHost: x\r\n\r\n', '"G%22T /?at=quoted-method HTTP/-" 400 '),
+        (tls, '"%16%03%01%02%00%01%00' + "%FC" * 249 + '... - HTTP/-" 400 Bad Request '),
+    ):
+        assert error_of(exchange(port, sent)[0])[0] == 400, sent[:40]
+        logged_line(server, shown)
+    # a request after a body read on its own: the protocol finds no start of its line (the marker, not "- -")
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"POST /v1/stores HTTP/1.1\r\nHost: x\r\nX-Request-Id: body-first\r\nContent-Length: 5\r\n\r\n")
+        time.sleep(0.3)
+        sock.sendall(b"abcdeG\x01T /?at=after-body HTTP/1.1\r\nHost: x\r\n\r\n")
+        answers = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answers += chunk
+    assert b"HTTP/1.1 400" in answers, answers[:600]
+    logged_line(server, '"<unparsable request line>" 400 Bad Request ')
+    assert ' - "- - HTTP/-" ' not in server.log_path.read_text(errors="replace")
+
+
 def test_a_refusal_is_logged_once_without_uvicorns_warning(port: int, server: Server) -> None:
     """uvicorn's 'WARNING uvicorn.error: Invalid HTTP request received.' (no request id) preceded each 400, 405 and
     501's access line: every refusal was logged twice."""

@@ -30,6 +30,9 @@ CLIENT_GONE = "plinqy.client_gone"
 # A client's id is kept when it is one token of these (a UUID, a trace id, base64): it is echoed and logged as sent.
 USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=@-]{1,128}")
 
+# The request of a refusal's line when none of its request line is known (a pipelined request after a body)
+UNPARSABLE = "<unparsable request line>"
+
 log = logging.getLogger("uvicorn.access")
 # serve's protocol refuses some requests before the app sees them: counted by this process's app (set as it is built)
 _refusal_counters: list[Callable[[str, int, float], None]] = []
@@ -143,13 +146,12 @@ def shown_target(raw: bytes) -> str:
 def write_access_line(
     client: Sequence[Any] | None, method: str, target: str, version: str, status: int, duration_ms: float, rid: str
 ) -> None:
-    """The access line: the app's for each request, serve's protocol's for a request it refuses itself."""
+    """The access line: the app's for each request, serve's protocol's for a request it refuses itself (`method`
+    "": no byte of its request line is known)."""
     address = f"{client[0]}:{client[1]}" if client else "-"
     try:
         status_text = f"{status} {HTTPStatus(status).phrase}"
     except ValueError:
         status_text = "499 Client Closed Request" if status == CLIENT_CLOSED else str(status)
-    log.info(
-        '%s - "%s %s HTTP/%s" %s %.1fms request_id=%s',
-        *(address, method, target, version, status_text, duration_ms, rid),
-    )
+    request = f"{method} {target} HTTP/{version}" if method else UNPARSABLE
+    log.info('%s - "%s" %s %.1fms request_id=%s', address, request, status_text, duration_ms, rid)

@@ -86,11 +86,20 @@ def unknown_method(head_start: bytes) -> str | None:
     return None
 
 
-def read_target(head_start: bytes, method: re.Match[bytes] | None) -> bytes:
-    """The target of a request the parser refused, as far as read (it gives none: it failed inside the URL)."""
-    if method is None:
-        return b""
-    return re.split(rb"[ \r\n]", head_start[method.end() :], maxsplit=1)[0]
+REQUEST_LINE_START = re.compile(rb"([^ \r\n]*)(?: ([^ \r\n]*))?")  # its first two words, as far as read
+
+
+def received_line(head_start: bytes, url: bytes) -> tuple[str, str]:
+    """The method and target of a refused request as received, for its access line: the parser gives no method
+    when it failed in it (`G\\x01T`), and no target when it failed inside it; each cut and percent-encoded, "-"
+    where not read. Both "" when no byte of the line is known."""
+    words = REQUEST_LINE_START.match(head_start.lstrip(b"\r\n"))  # empty lines before a request are allowed
+    method, target = (words.group(1), url or words.group(2) or b"") if words else (b"", url)
+    return ("", "") if not method and not target else (_shown_cut(method), _shown_cut(target))
+
+
+def _shown_cut(raw: bytes) -> str:
+    return shown_target(raw[:LOGGED_TARGET]) + ("..." if len(raw) > LOGGED_TARGET else "")
 
 
 def origin_form(url: bytes) -> bytes:
@@ -306,11 +315,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         says (the client's id when its header was read whole and usable, else a new one)."""
         rid = request_id_of(self.headers)
         origins = [value.decode("latin-1") for name, value in self.headers if name == b"origin"]
-        token = METHOD_TOKEN.match(self._bad_head_start())
-        url = self.url or read_target(self._bad_head_start(), token)
-        target = shown_target(url[:LOGGED_TARGET]) + ("..." if len(url) > LOGGED_TARGET else "")
+        method, target = received_line(self._bad_head_start(), self.url)
         version = self.parser.get_http_version() if self._line_ended else "0.0"  # 0.0: not read
-        method = token.group(1).decode("ascii") if token else "-"
         self._refusal_line = (method, target, "-" if version == "0.0" else version, status, rid, self._began)
         return [(REQUEST_ID_HEADER, rid.encode()), *self.cors.simple_answer_headers(origins[-1] if origins else None)]
 
