@@ -276,7 +276,7 @@ def test_the_servers_own_answers_carry_a_request_id_cors_and_one_access_line(por
         (400, "GET /v1/search?q=crème HTTP/1.1\r\n".encode() + own(b"own-400") + b"\r\n", None),
     ]
     expected_line = {431: '"GET /healthz HTTP/1.1" 431 Request Header Fields Too Large ',
-                     414: '"GET /healthz?q=' + "a" * (256 - 11) + '... HTTP/-" 414 Request-URI Too Long ',
+                     414: '"GET /healthz?q=' + "a" * (256 - 11) + '...[8188B] HTTP/-" 414 Request-URI Too Long ',
                      408: '"GET /healthz HTTP/1.1" 408 Request Timeout ',
                      405: '"CONNECT 127.0.0.1:1 HTTP/1.1" 405 Method Not Allowed ',
                      501: '"FOO /healthz HTTP/-" 501 Not Implemented ',
@@ -311,13 +311,23 @@ def test_the_access_line_shows_the_target_as_sent(port: int, server: Server) -> 
         assert f'"{method} {shown} HTTP/1.1" ' in logged_line(server, f"request_id={rid}"), rid
 
 
+def test_a_long_target_is_cut_in_every_access_line(port: int, server: Server) -> None:
+    """A served request's target was logged whole (a 20 KB query string, 20 KB of log a request: a cheap flood)
+    while serve's own refusals cut theirs at 256 bytes: every line cuts it there, saying so and how long it was."""
+    target = "/healthz?at=long-target&pad=" + "a" * 7000
+    head = f"GET {target} HTTP/1.1\r\nHost: x\r\nX-Request-Id: long-target\r\nConnection: close\r\n\r\n"
+    assert exchange(port, head.encode())[0].startswith(b"HTTP/1.1 200"), target[:40]
+    line = logged_line(server, "request_id=long-target")
+    assert f'"GET {target[:256]}...[{len(target)}B] HTTP/1.1" 200 OK ' in line and len(line) < 500, line[:600]
+
+
 def test_a_request_refused_for_its_url_bytes_is_logged_with_its_target(port: int, server: Server) -> None:
     """Raw UTF-8 or a control byte in the target was logged `"GET - HTTP/-" 400` though its bytes were read: the
     target is shown as far as read, percent-encoded."""
     for target, shown in (
         (b"/v1/search?q=cr\xc3\xa8me&at=url-bytes", "/v1/search?q=cr%C3%A8me&at=url-bytes"),
         (b"/a\x01b", "/a%01b"),
-        (b"/x" + b"\xff" * 300, "/x" + "%FF" * 254 + "..."),
+        (b"/x" + b"\xff" * 300, "/x" + "%FF" * 254 + "...[302B]"),
     ):
         assert error_of(exchange(port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")[0])[0] == 400, target
         logged_line(server, f'"GET {shown} HTTP/-" 400 Bad Request ')  # its id is a new one: the header was not read
@@ -330,7 +340,7 @@ def test_a_request_line_with_a_bad_method_is_logged_as_received(port: int, serve
     for sent, shown in (
         (b"G\x01T /?at=bad-method HTTP/1.1\r\nHost: x\r\n\r\n", '"G%01T /?at=bad-method HTTP/-" 400 Bad Request '),
         (b'G"T /?at=quoted-method HTTP/1.1\r\nHost: x\r\n\r\n', '"G%22T /?at=quoted-method HTTP/-" 400 '),
-        (tls, '"%16%03%01%02%00%01%00' + "%FC" * 249 + '... - HTTP/-" 400 Bad Request '),
+        (tls, '"%16%03%01%02%00%01%00' + "%FC" * 249 + '...[336B] - HTTP/-" 400 Bad Request '),  # as far as kept
     ):
         assert error_of(exchange(port, sent)[0])[0] == 400, sent[:40]
         logged_line(server, shown)

@@ -30,6 +30,8 @@ CLIENT_GONE = "plinqy.client_gone"
 # A client's id is kept when it is one token of these (a UUID, a trace id, base64): it is echoed and logged as sent.
 USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=@-]{1,128}")
 
+# Bytes of a request's target its line shows: a 20 KB query string was logged whole (a cheap log flood)
+LOGGED_TARGET = 256
 # The request of a refusal's line when none of its request line is known (a pipelined request after a body)
 UNPARSABLE = "<unparsable request line>"
 
@@ -139,8 +141,10 @@ def _log_line(scope: HTTPScope, status: int, duration_ms: float, rid: str) -> No
 
 def shown_target(raw: bytes) -> str:
     """A request target as read off the wire, for the line: what is not printable ASCII (a control character, a
-    space, a quote) percent-encoded as the path is, so it cannot end the line or forge its quoted request."""
-    return quote(raw, safe="/:?#[]@!$&'()*+,;=%~") or "-"
+    space, a quote) percent-encoded as the path is, so it cannot end the line or forge its quoted request; past
+    LOGGED_TARGET bytes cut, `...[<bytes read>B]` saying so."""
+    shown = quote(raw[:LOGGED_TARGET], safe="/:?#[]@!$&'()*+,;=%~") or "-"
+    return shown if len(raw) <= LOGGED_TARGET else f"{shown}...[{len(raw)}B]"
 
 
 def write_access_line(

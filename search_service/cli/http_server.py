@@ -23,6 +23,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from search_service.api.access_log import (
+    LOGGED_TARGET,
     REQUEST_ID_HEADER,
     count_refusal,
     mark_client_gone,
@@ -65,7 +66,6 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options
 
 
 METHOD_TOKEN = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}) ")  # RFC 9110's token, then the space
-LOGGED_TARGET = 256  # bytes of a refused request's target in its access line (a 414's is kilobytes)
 HEAD_START = LOGGED_TARGET + 80  # bytes kept of a head's start: the method and target of a request the parser refused
 API_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS"
 ALLOW = SERVER_METHODS  # a CONNECT's 405: the methods of the API as a whole
@@ -95,11 +95,7 @@ def received_line(head_start: bytes, url: bytes) -> tuple[str, str]:
     where not read. Both "" when no byte of the line is known."""
     words = REQUEST_LINE_START.match(head_start.lstrip(b"\r\n"))  # empty lines before a request are allowed
     method, target = (words.group(1), url or words.group(2) or b"") if words else (b"", url)
-    return ("", "") if not method and not target else (_shown_cut(method), _shown_cut(target))
-
-
-def _shown_cut(raw: bytes) -> str:
-    return shown_target(raw[:LOGGED_TARGET]) + ("..." if len(raw) > LOGGED_TARGET else "")
+    return ("", "") if not method and not target else (shown_target(method), shown_target(target))
 
 
 def origin_form(url: bytes) -> bytes:
