@@ -134,6 +134,33 @@ def test_a_multipart_files_own_charset_is_read(base: str, db_url: str) -> None:
     assert title == ("Caf\u00e9 cr\u00e8me",)
 
 
+def test_an_unknown_charset_is_refused_before_any_batch(base: str, db_url: str) -> None:
+    """A multipart file part naming an unknown charset left an `aborted` batch behind (a plain body's too): each is
+    a 400 naming `content-type`, the charset and what is accepted, and import_batch holds nothing of it."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    url = f"{base}/v1/stores/{store}/imports"
+    data = b"sku,name,price,quantity\nk1,Milk,1.00,1\n"
+    sent = [
+        {"content": data, "headers": {**bearer(key), "Content-Type": "text/csv; charset=klingon"}},
+        {"files": {"file": ("k.csv", data, "text/csv; charset=klingon")}, "headers": bearer(key)},
+        {"files": {"file": ("k.csv", data, "text/csv; charset=hex")}, "headers": bearer(key)},  # no text codec
+    ]
+    for request in sent:
+        refused = httpx.post(url, **request)
+        error = refused.json()["error"]
+        assert (refused.status_code, error["parameter"]) == (400, "content-type"), refused.text
+        assert "is unknown" in error["message"] and "windows-1252" in error["message"], error
+    assert "'klingon'" in error["message"] or "'hex'" in error["message"], error
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM import_batch WHERE store_id = %s", (store,)).fetchone() == (0,)
+    # the form's `_charset_` names its text fields' encoding, not the file's: not read
+    form = httpx.post(url, data={"_charset_": "klingon"}, files={"file": ("k.csv", data, "text/csv")},
+                      headers=bearer(key))  # fmt: skip
+    assert form.status_code == 202, form.text
+
+
 def test_import_csv_refuses_a_workbook_in_one_line(fresh_db_url: str, tmp_path: Path) -> None:
     store = create_store(fresh_db_url)
     workbook = tmp_path / "stock.xlsx"

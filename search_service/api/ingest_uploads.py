@@ -28,13 +28,13 @@ from search_service.api.listing_reads import require_store
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import ConnectionId, StoreId
 from search_service.api.runtime import Runtime
-from search_service.api.upload_docs import CSV_TYPES, CsvUploadOperation, SignedDeliveryOperation
+from search_service.api.upload_docs import CSV_TYPES, UPLOAD_DOC, CsvUploadOperation, SignedDeliveryOperation
 from search_service.db.schema.base import BatchStatus
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.ingest import pipeline
 from search_service.ingest.csv_store import store_csv_rows
-from search_service.ingest.csvfile import CsvError, CsvRows
+from search_service.ingest.csvfile import CsvError, CsvRows, check_charset
 from search_service.ingest.sources import IncomingRequest, MediaTypeError, PayloadError, SignatureError, handler_for
 from search_service.ingest.stores import Connection, connection_async
 
@@ -66,6 +66,14 @@ def _charset(request: Request[Any, Any, Any]) -> str | None:
         if name.strip().lower() == "charset" and value.strip():
             return value.strip()
     return None
+
+
+def _known_charset(charset: str | None) -> None:
+    """A 400 naming `content-type` for a charset no text encoding has (before the upload's batch, or with it gone)."""
+    try:
+        check_charset(charset)
+    except CsvError as exc:
+        raise BadParameter("content-type", str(exc)) from None
 
 
 def _too_large(limit: int) -> HTTPException:
@@ -134,27 +142,10 @@ UPLOAD_RESPONSES = {
 }
 
 
-_UPLOAD_DOC = (
-    "Body: `text/csv`, or `multipart/form-data` with the file in `file`. Columns (headers case-insensitive, "
-    "`,` `;` or tab detected, or named by a first line `sep=;`; UTF-8 with or without BOM, or UTF-16/32 with "
-    "one): sku (required), gtin, name (required for a new SKU), "
-    "brand, description, category (id or path `A > B`), price (required; `3,49` or `3.49`), currency, "
-    "quantity (required; an empty cell rejects its row), is_active. A file without a sku, price or quantity "
-    "column: 400 naming it. A CSV import never deletes (a SKU missing from it keeps its listing; is_active `no` "
-    "takes one off sale). Body types: text/csv, application/csv, text/plain, application/vnd.ms-excel, "
-    "text/tab-separated-values (any other: 415 naming `content-type`). Up to 100 MB (413 past it). Answers 202 "
-    "once the upload is stored whole; the worker maps it. An interrupted upload leaves an `aborted` batch with "
-    "nothing applied. A file that is not CSV text (an .xlsx workbook, UTF-16 without a BOM), or that cannot be "
-    "read to its end (a quote never closed: a stray `\"` at a cell's start; a cell past 131,072 characters): 400 "
-    "naming `file`, saying the line and column, nothing stored. The batch's `noted_rows` and `…/notes` show the "
-    "rows applied with notes."
-)
-
-
 @post(
     "/v1/stores/{store_id:uuid}/imports",
     summary="Import a CSV file",
-    description=_UPLOAD_DOC,
+    description=UPLOAD_DOC,
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
     security=key_scope("listings:write"),
@@ -168,6 +159,7 @@ async def upload_import(
 ) -> Response[S.ImportAccepted]:
     media = _csv_media_type(request)
     refuse_compressed(request)  # before its batch opens: refused while it streams, the batch held the store back
+    _known_charset(None if media == "multipart/form-data" else _charset(request))
     async with _connection_of(rt) as conn:
         await require_store(conn, store_id)
         # Its heartbeat lease set as it is inserted: the store's later batches wait for it from then on.
@@ -262,10 +254,16 @@ async def _receive(
         raise failure[1]
     if media == "multipart/form-data":  # parsed in a thread: an adversarial body costs seconds of CPU a MB
         try:
-            return await anyio.to_thread.run_sync(multipart_file, body, request.headers.get("content-type", ""))
+            found = await anyio.to_thread.run_sync(multipart_file, body, request.headers.get("content-type", ""))
+            _known_charset(found[2])
+            return found
         except BadParameter as exc:  # answered 400: its batch, left receiving, held the store's writes back
             async with _connection_of(rt) as conn:
-                await pipeline.abort_batch(conn, batch_id, exc.message)
+                if exc.parameter == "content-type":  # refused as a body's own charset is: no batch left
+                    discard = statement("ingest/batches", "discard_batch")
+                    await conn.execute(discard.sql, *discard.bind(batch_id=batch_id))
+                else:
+                    await pipeline.abort_batch(conn, batch_id, exc.message)
             raise
     return body, None, None
 

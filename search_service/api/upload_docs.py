@@ -16,6 +16,25 @@ _FILE = Schema(type=OpenAPIType.STRING, content_media_type="text/csv", descripti
 CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/tab-separated-values")
 
 
+UPLOAD_DOC = (
+    "Body: `text/csv`, or `multipart/form-data` with the file in `file`. Columns (headers case-insensitive, `,` `;` "
+    "or tab detected, or named by a first line `sep=;`; UTF-8 with or without BOM, or UTF-16/32 with one, or the "
+    "charset the body's Content-Type or the multipart file part's names, `text/csv; charset=windows-1252`; the "
+    "form's `_charset_` field, its text fields' encoding, is not read): sku (required), gtin, name (required for a "
+    "new SKU), brand, description, category (id or path `A > B`), price (required; `3,49` or `3.49`), currency, "
+    "quantity (required; an empty cell rejects its row), is_active. A file without a sku, price or quantity column: "
+    "400 naming it. A CSV import never deletes (a SKU missing from it keeps its listing; is_active `no` takes one "
+    "off sale). Body types: text/csv, application/csv, text/plain, application/vnd.ms-excel, "
+    "text/tab-separated-values (any other: 415 naming `content-type`). Up to 100 MB (413 past it). Answers 202 once "
+    "the upload is stored whole; the worker maps it. An interrupted upload leaves an `aborted` batch with nothing "
+    "applied. A charset no text encoding has (`charset=klingon`): 400 naming `content-type`, saying what is "
+    "accepted, no batch created. A file that is not CSV text (an .xlsx workbook, UTF-16 without a BOM), or that "
+    "cannot be read to its end (a quote never closed: a stray `\"` at a cell's start; a cell past 131,072 "
+    "characters): 400 naming `file`, saying the line and column, nothing stored. The batch's `noted_rows` and "
+    "`…/notes` show the rows applied with notes."
+)
+
+
 @dataclass
 class CsvUploadOperation(Operation):
     def __post_init__(self) -> None:

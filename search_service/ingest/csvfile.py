@@ -189,14 +189,35 @@ def _is_utf8(charset: str) -> bool:
     return charset.strip().strip('"').lower().replace("_", "-") in ("utf-8", "utf8", "us-ascii", "ascii")
 
 
+def check_charset(charset: str | None) -> None:
+    """A CsvError naming `content-type` unless `charset` is None or a text encoding: an upload checks it before
+    any batch is opened (an unknown one left an `aborted` batch behind)."""
+    if charset is None or _is_utf8(charset):
+        return
+    name = charset.strip().strip('"')
+    try:
+        b"a".decode(name)  # b"" decodes without a look-up
+    except UnicodeError:  # a byte not of this encoding: the name is known
+        pass
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        raise _unknown_charset(name) from None
+
+
+def _unknown_charset(name: str) -> CsvError:
+    shown = name if len(name) <= 64 else name[:64] + "..."
+    return CsvError(
+        f"the charset {shown!r} is unknown: send the file as UTF-8 (no charset, or charset=utf-8), or name a text "
+        "encoding such as windows-1252, iso-8859-15 or utf-16",
+        "content-type",
+    )
+
+
 def _declared(data: bytes, charset: str) -> str:
     name = charset.strip().strip('"')
     try:
         return data.decode(name)
     except LookupError:
-        raise CsvError(
-            f"the charset {name!r} is unknown: send the file as UTF-8, or name its charset", "content-type"
-        ) from None
+        raise _unknown_charset(name) from None
     except UnicodeError as exc:  # UnicodeDecodeError, or a codec's own (punycode raises a bare UnicodeError)
         where = f" at byte {exc.start}" if isinstance(exc, UnicodeDecodeError) else ""
         raise CsvError(f"the file is not {name} ({exc}{where}): {SAVE_AS}", "content-type") from None

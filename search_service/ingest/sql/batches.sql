@@ -101,6 +101,12 @@ SELECT pg_notify('ingest_batch', '');
 UPDATE import_batch SET status = 'aborted', error = :reason, finished_at = now()
 WHERE id = :batch_id AND status = 'receiving';
 
+-- name: discard_batch
+-- params: batch_id uuid
+-- An upload refused once its multipart body told its charset, none of it read: refused as the body's own charset
+-- is, before any batch (an `aborted` one was left behind).
+DELETE FROM import_batch WHERE id = :batch_id AND status = 'receiving';
+
 -- name: abort_stale_uploads
 -- params: older_than_s float8
 -- Uploads left `receiving` by an API process that stopped while receiving them (a client that hangs up is aborted
