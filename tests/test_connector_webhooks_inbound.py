@@ -244,7 +244,7 @@ def test_malformed_lists_and_objects_of_a_signed_delivery_are_skipped_or_refused
         assert deliver(client, cid, *shopify_delivery(listed, "products/update", "ev-2")) == "stored"
         answer = client.post(f"/v1/ingest/{cid}", content=b'{"id":[1]}', headers=shopify_delivery(b'{"id":[1]}',
                              "products/update", "ev-3")[0])  # fmt: skip
-        assert answer.status_code == 400 and "id must be a number" in answer.text
+        assert answer.status_code == 400 and "id must be a positive integer, not list" in answer.text
         assert deliver(client, x, x_headers, x_body) == "stored"
     map_batches(db)
     assert listing(db, store, "5001") == ("8.50", 0, True)
@@ -346,3 +346,49 @@ def test_a_full_sync_puts_back_a_level_a_resent_disconnect_zeroed_and_a_genuine_
         assert deliver(client, cid, *shopify_delivery(level, "inventory_levels/update", "ev-2")) == "stored"
     map_batches(db)
     assert listing(db, store, "2710") == ("1.00", 5, True)
+
+
+def test_a_shopify_id_that_is_no_positive_integer_is_refused_and_nothing_is_written_under_it(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """Shopify ids are positive integers: a signed products/update with `"id": "abc"` (a level's
+    `inventory_item_id`, a variant's id) was taken as an id, and a listing was written under it. A top-level id
+    that is none is a 400 naming it now; a variant's refuses its row naming the field; digits as text still read.
+    A full sync's product with such a variant refuses that row too, its other listings kept."""
+    store, cid = shopify_store(db, shopify_fake)
+    level = {"inventory_item_id": "abc", "location_id": int(LOCATION), "available": 3}
+    gone = {"inventory_item_id": -7, "location_id": int(LOCATION)}
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        for n, (body, topic, named) in enumerate((
+            ({"id": "abc", "title": "Mug", "variants": [_variant(5001)]}, "products/update", "id"),
+            ({"id": 0, "title": "Mug", "variants": [_variant(5001)]}, "products/create", "id"),
+            ({"id": 1.5}, "products/delete", "id"),
+            ({"id": "abc"}, "inventory_items/delete", "id"),
+            (level, "inventory_levels/update", "inventory_item_id"),
+            (gone, "inventory_levels/disconnect", "inventory_item_id"),
+        )):  # fmt: skip
+            answer = client.post(f"/v1/ingest/{cid}", content=(sent := shopify_delivery(body, topic, f"ev-{n}"))[1],
+                                 headers=sent[0])  # fmt: skip
+            assert answer.status_code == 400 and f"{named} must be a positive integer" in answer.text, answer.text
+        variants = [_variant(5001), _variant(0, inventory_item_id="abc"), _variant(5003, id="xyz")]
+        product = {"id": 7001, "title": "Mug", "status": "active", "variants": variants}
+        assert deliver(client, cid, *shopify_delivery(product, "products/update", "ev-9")) == "stored"
+        as_text = {
+            "id": "7002",
+            "title": "Cup",
+            "status": "active",
+            "variants": [_variant(0, inventory_item_id="5004")],
+        }
+        assert deliver(client, cid, *shopify_delivery(as_text, "products/update", "ev-10")) == "stored"
+    map_batches(db)
+    assert listing(db, store, "5001") == ("8.50", 0, True) and listing(db, store, "5004") == ("8.50", 0, True)
+    assert listing(db, store, "abc") is None and listing(db, store, "5003") is None
+    assert rejections(db, cid) == [
+        (None, "variants[].inventory_item_id must be a positive integer, not 'abc'"),
+        ("5003", "variants[].id must be a positive integer, not 'xyz'"),
+    ]
+    shopify_fake.products["102"]["variants"][0]["inventory_item_id"] = "abc"
+    sync(db, cid, full=True)
+    map_batches(db)
+    assert rejections(db, cid)[2:] == [(None, "variants[].inventory_item_id must be a positive integer, not 'abc'")]
+    assert listing(db, store, "2710") == ("1.00", 101, True) and listing(db, store, "abc") is None

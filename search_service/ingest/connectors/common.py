@@ -91,7 +91,7 @@ class HeldLevels:
 
     def with_level(self, row: Row) -> Row:
         """An upsert with its held level (and the level's own version, for newest wins, as its stock row has it)."""
-        if row.get("op") != "upsert" or "quantity" in row or row["sku"] not in self.levels:
+        if row.get("op") != "upsert" or "quantity" in row or row.get("sku") not in self.levels:  # no sku: refused
             return row
         if "_error" in self.levels[row["sku"]]:  # a refused level stays a rejected row of its own (`leftover`)
             return row

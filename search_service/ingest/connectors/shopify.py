@@ -33,7 +33,6 @@ from search_service.ingest.connectors.common import (
     Row,
     WebhookRejected,
     WebhookResult,
-    an_id,
     barcode_fields,
     clocked_level,
     compact,
@@ -56,7 +55,27 @@ PRODUCT_TEXT = ("title", "vendor", "body_html", "product_type", "status", "updat
 VARIANT_TEXT = ("id", "title", "sku", "barcode", "price", "updated_at")
 PRODUCT_RECORD = ("variants", "created_at", "handle", *PRODUCT_TEXT)  # what Shopify's `{"id": n}` deletes never hold
 ID_TOPICS = (*PRODUCT_TOPICS, "products/delete", "inventory_items/delete")
+ID_MAX = 2**63 - 1  # Shopify ids are bigints
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="?next"?')
+
+
+def shopify_id(value: Any) -> str | None:
+    """A Shopify id as text: a positive integer, sent as a JSON number (or its digits as text). Anything else ("abc",
+    0, 1.5, a list) is None: any text was taken as an id, and a listing or a delete was written under it."""
+    if isinstance(value, str) and value.isascii() and value.isdecimal() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= ID_MAX:
+        return None
+    return str(value)
+
+
+def not_an_id(record: Mapping[str, Any], name: str, where: str = "") -> str | None:
+    """Why `name`, when sent, is no Shopify id (None when it is one, or missing)."""
+    value = record.get(name)
+    if value is None or shopify_id(value) is not None:
+        return None
+    shown = repr(value[:40]) if isinstance(value, str) else str(value)[:40] if isinstance(value, int | Decimal) else ""
+    return f"{where}{name} must be a positive integer, not {shown or type(value).__name__}"
 
 
 def _instant(stamp: Any) -> float | None:
@@ -96,7 +115,9 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row],
     active = str(product.get("status") or "active") == "active"
     unread = not_text(product, PRODUCT_TEXT)
     for variant in objects(product.get("variants")):
-        if (sku := an_id(variant.get("inventory_item_id"))) is None:
+        bad_id = not_an_id(variant, "inventory_item_id", "variants[].") or not_an_id(variant, "id", "variants[].")
+        sku = shopify_id(variant.get("inventory_item_id"))
+        if sku is None and not bad_id:  # no inventory item: nothing to list
             continue
         title = str(product.get("title") or "") if not unread else ""  # a refused row's name: not its repr
         if variant.get("title") and variant["title"] != "Default Title":
@@ -104,7 +125,7 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row],
         row = compact(
             {
                 "op": "upsert",
-                "sku": sku,
+                "sku": sku,  # None for a bogus item id: its row is refused, nothing is written under it
                 "name": title.strip() or None,
                 "brand": product.get("vendor") or None,
                 "description": plain_text(product.get("body_html")),
@@ -116,18 +137,13 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row],
             }
         )
         row.update(barcode_fields(variant.get("barcode")))
-        if why := unread or not_text(variant, VARIANT_TEXT, "variants[]."):
+        if why := unread or bad_id or not_text(variant, VARIANT_TEXT, "variants[]."):
             row["_error"] = why  # refused with the reason, as ingest refuses a bad value
-        rows.append(
-            merge_attributes(
-                row,
-                {
-                    "variant_id": str(variant.get("id") or ""),
-                    "product_id": product_id,
-                    "vendor_sku": variant.get("sku"),
-                },
-            )
-        )
+        attributes = {"variant_id": shopify_id(variant.get("id")), "vendor_sku": variant.get("sku")}
+        if sku is None:  # no product_id: a products/delete resolving its listings must not find this row
+            rows.append(merge_attributes(row, attributes))
+            continue
+        rows.append(merge_attributes(row, {**attributes, "product_id": product_id}))
         links.append(ItemLink(external_id=sku, parent_id=product_id, sku=sku))
     return rows, links
 
@@ -139,7 +155,7 @@ def map_inventory_level(
     second: `within_second_ms` (0-999) orders the levels of one second (see level_order_ms). A full pass's level is
     clocked no earlier than `read_at`, its pass's start: what it reads is the level as of then, so it wins over
     anything older (a disconnect replayed before it, stamped with its resend's time, outranked every later read)."""
-    sku = an_id(level.get("inventory_item_id"))
+    sku = shopify_id(level.get("inventory_item_id"))
     if str(level.get("location_id")) != ctx.location or sku is None:
         return None
     available = level.get("available")
@@ -186,7 +202,7 @@ def polled_level_order_ms(level: Mapping[str, Any], answered: datetime | None) -
 def map_disconnected_level(level: Mapping[str, Any], ctx: MapContext, triggered_at: str) -> Row | None:
     """`inventory_levels/disconnect` of our location: the item is no longer stocked here, quantity 0. Its stock clock
     is `X-Shopify-Triggered-At` (the payload has no `updated_at`), or its receipt (see `delivery_time`)."""
-    sku = an_id(level.get("inventory_item_id"))
+    sku = shopify_id(level.get("inventory_item_id"))
     if str(level.get("location_id")) != ctx.location or sku is None:
         return None
     return clocked_level({"op": "stock", "sku": sku, "quantity": 0}, triggered_at)
@@ -219,6 +235,16 @@ def verify_webhook(headers: Mapping[str, str], body: bytes, secrets: list[str]) 
         raise WebhookRejected("X-Shopify-Hmac-Sha256 does not match")
 
 
+def _record_id(topic: str, payload: Mapping[str, Any]) -> str | None:
+    """The body's `id` (None for a level, named by `inventory_item_id`); a 400 for an id that is none."""
+    if why := not_an_id(payload, "id") or not_an_id(payload, "inventory_item_id"):
+        raise WebhookRejected(why, 400)
+    record_id = shopify_id(payload.get("id"))
+    if topic in ID_TOPICS and record_id is None:  # it fell through to "unsupported topic"
+        raise WebhookRejected(f"the body of {topic} has no `id`", 400)
+    return record_id
+
+
 def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> WebhookResult:
     topic = headers.get("x-shopify-topic") or ""
     event_id = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id")
@@ -233,11 +259,7 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     if not isinstance(payload, dict):
         raise WebhookRejected("the body is not a JSON object", 400)
     delivery_id = f"shopify:{event_id}:{topic}"
-    record_id = an_id(payload.get("id"))
-    if payload.get("id") is not None and record_id is None:
-        raise WebhookRejected(f"id must be a number, not {type(payload['id']).__name__}", 400)
-    if topic in ID_TOPICS and record_id is None:  # it fell through to "unsupported topic"
-        raise WebhookRejected(f"the body of {topic} has no `id`", 400)
+    record_id = _record_id(topic, payload)
     if topic in PRODUCT_TOPICS:
         rows, links = map_product(payload, ctx)
         return WebhookResult(delivery_id, "catalog", rows=rows, links=links)
@@ -349,7 +371,7 @@ class Shopify:
         rows: list[Row] = []
         links: list[ItemLink] = []
         for record in records:
-            if an_id(record.get("id")) is not None:
+            if shopify_id(record.get("id")) is not None:
                 more_rows, more_links = map_product(record, self.ctx)
                 rows += more_rows
                 links += more_links

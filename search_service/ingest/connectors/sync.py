@@ -220,7 +220,7 @@ def sync_connection(
             _store_page(conn, spec, page, recorder)
             cursor = page.cursor
             if seen is not None:
-                seen.update(str(r["sku"]) for r in page.rows if r.get("op") != "stock")
+                seen.update(str(r["sku"]) for r in page.rows if r.get("op") != "stock" and "sku" in r)
             report.add(page)
             if stop is not None and stop.is_set():
                 break
