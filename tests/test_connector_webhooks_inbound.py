@@ -392,3 +392,26 @@ def test_a_shopify_id_that_is_no_positive_integer_is_refused_and_nothing_is_writ
     map_batches(db)
     assert rejections(db, cid)[2:] == [(None, "variants[].inventory_item_id must be a positive integer, not 'abc'")]
     assert listing(db, store, "2710") == ("1.00", 101, True) and listing(db, store, "abc") is None
+
+
+def test_a_products_body_resent_as_inventory_items_delete_is_refused(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """X-Shopify-Topic is not signed: a product's signed body (`{"id": n, "title": ..., "variants": [...]}`) resent
+    as inventory_items/delete deleted the listing whose inventory item id was the product's id. Shopify's body for
+    it is an inventory item's (`{"id": n, "sku": ..., "tracked": ...}`): a product's or a variant's is a 400 now,
+    and an inventory item's still deletes its listing."""
+    store, cid = shopify_store(db, shopify_fake)
+    product = {"id": 2711, "title": "Mug", "product_type": "Cups", "variants": [_variant(5001)]}
+    variant = _variant(2711, product_id=7881)
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        for n, body in enumerate((product, variant, {"id": 2711, "title": "Mug"})):
+            headers, raw = shopify_delivery(body, "inventory_items/delete", f"ev-{n}")
+            answer = client.post(f"/v1/ingest/{cid}", content=raw, headers=headers)
+            assert answer.status_code == 400 and "a product's or variant's body" in answer.text, answer.text
+        map_batches(db)
+        assert listing(db, store, "2711") == ("1.00", 102, True)
+        item = {"id": 2711, "sku": "SKU-102", "tracked": True, "requires_shipping": True}
+        assert deliver(client, cid, *shopify_delivery(item, "inventory_items/delete", "ev-9")) == "stored"
+    map_batches(db)
+    assert listing(db, store, "2711") == ("1.00", 102, False)

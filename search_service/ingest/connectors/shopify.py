@@ -55,6 +55,8 @@ PRODUCT_TEXT = ("title", "vendor", "body_html", "product_type", "status", "updat
 VARIANT_TEXT = ("id", "title", "sku", "barcode", "price", "updated_at")
 PRODUCT_RECORD = ("variants", "created_at", "handle", *PRODUCT_TEXT)  # what Shopify's `{"id": n}` deletes never hold
 ID_TOPICS = (*PRODUCT_TOPICS, "products/delete", "inventory_items/delete")
+# what an inventory item (`{"id": n, "sku": ..., "tracked": ...}`) never holds: a product's or a variant's fields
+NOT_AN_INVENTORY_ITEM = ("variants", "title", "product_type", "vendor", "body_html", "handle", "product_id", "price")
 ID_MAX = 2**63 - 1  # Shopify ids are bigints
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="?next"?')
 
@@ -269,6 +271,9 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
             raise WebhookRejected(f"the body of products/delete holds {held[0]!r}: a product's body", 400)
         return WebhookResult(delivery_id, "catalog", deleted_parents=[str(record_id)], event_time=deleted_at(when))
     if topic == "inventory_items/delete":  # a variant (or its product) deleted
+        if held := [key for key in NOT_AN_INVENTORY_ITEM if key in payload]:  # a product's signed body, resent
+            why = f"the body of inventory_items/delete holds {held[0]!r}: a product's or variant's body"
+            raise WebhookRejected(f"{why}, not an inventory item's", 400)
         deleted = compact({"op": "delete", "sku": record_id, "updated_at": deleted_at(when)})
         return WebhookResult(delivery_id, "catalog", rows=[deleted])
     if topic == "inventory_levels/update":
