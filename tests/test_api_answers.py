@@ -212,20 +212,37 @@ def test_a_stores_optional_fields_clear_with_an_empty_string_and_are_checked(bas
         assert _error(refused)[:2] == (400, field)
 
 
-def test_a_delivery_to_a_polled_connection_says_it_takes_no_webhooks(base: str, db_url: str) -> None:
+def test_a_delivery_to_a_connection_that_takes_none_is_answered_as_an_unknown_id(base: str, db_url: str) -> None:
+    """A polled connection answered a delivery with a 404 of its own ("this connection is polled and takes no
+    webhooks"), and an Erply, X-Series or Shopify one connected without `--secret` (polled, no webhooks) a 401 "this
+    connection has no signing secret": an unauthenticated caller learned that the connection exists. Each is
+    answered as an unknown id now, the same status and body; so is a disabled one."""
     from tests.connector_helpers import make_connection
 
+    sources = [
+        ("lightspeed-r", {"account": "1", "token": "t"}),
+        ("erply", {"client_code": "123456"}),
+        ("lightspeed-x", {"domain_prefix": "s"}),
+        ("shopify", {"shop": "gifts.myshopify.com"}),
+    ]
     with psycopg.connect(db_url, autocommit=True) as conn:
         store = new_store(conn)
-        polled = make_connection(
-            conn, store, "lightspeed-r", "1", "https://api.example", {"account": "1", "token": "t"}
+        takes_none = [
+            make_connection(conn, store, source, "1", "https://api.example", creds) for source, creds in sources
+        ]
+        disabled = make_connection(conn, store, "shopify", "1", "https://api.example", {"shop": "x.myshopify.com"}, "s")
+        conn.execute("UPDATE ingest_connection SET enabled = false WHERE id = %s", (disabled,))
+
+    def answer(connection_id: uuid.UUID) -> tuple[int, object]:
+        sent = httpx.post(
+            f"{base}/v1/ingest/{connection_id}", content=b"{}", headers={"content-type": "application/json"}
         )
-    answer = httpx.post(f"{base}/v1/ingest/{polled}", content=b"{}", headers={"content-type": "application/json"})
-    assert _error(answer) == (404, "connection_id", "this connection is polled and takes no webhooks")
-    unknown = httpx.post(
-        f"{base}/v1/ingest/{uuid.uuid4()}", content=b"{}", headers={"content-type": "application/json"}
-    )
-    assert _error(unknown) == (404, "connection_id", "no enabled connection with this id")
+        return sent.status_code, sent.json()
+
+    unknown = answer(uuid.uuid4())
+    assert unknown == (404, {"error": {"parameter": "connection_id", "message": "no enabled connection with this id"}})
+    for connection_id in [*takes_none, disabled]:
+        assert answer(connection_id) == unknown, connection_id
 
 
 def test_text_answers_name_their_charset_once(base: str, db_url: str) -> None:

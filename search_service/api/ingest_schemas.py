@@ -382,6 +382,7 @@ PRUNED_ROWS = {
         "Its rejected rows were pruned (`imports prune`); `rows_pruned_at` in its status.",
     )
 }
+UNKNOWN_CONNECTION = "No such enabled connection, or one taking no deliveries (polled, no signing secret): alike."
 DELIVERY_RESPONSES = {
     200: ResponseSpec(
         IngestAccepted,
@@ -391,7 +392,7 @@ DELIVERY_RESPONSES = {
     ),
     400: error_spec(400, "data", "the body is not JSON", "A body the connection's source cannot read."),
     401: error_spec(401, None, "the webhook signature is missing, wrong, or ...", "Not signed by the secret."),
-    404: error_spec(404, "connection_id", "no enabled connection with this id", "No such enabled connection."),
+    404: error_spec(404, "connection_id", "no enabled connection with this id", UNKNOWN_CONNECTION),
     **STALLED,
     413: error_spec(413, None, "the body is larger than 5242880 bytes", "Over the limit."),
     415: error_spec(415, None, "send application/json", "Not the connection's media type."),

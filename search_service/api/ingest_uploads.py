@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import email.parser
 import email.policy
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -37,6 +38,8 @@ from search_service.ingest.csv_store import store_csv_rows
 from search_service.ingest.csvfile import CsvError, CsvRows, check_charset
 from search_service.ingest.sources import IncomingRequest, MediaTypeError, PayloadError, SignatureError, handler_for
 from search_service.ingest.stores import Connection, connection_async
+
+log = logging.getLogger("search_service.api")
 
 
 class TooLarge(Exception):
@@ -288,12 +291,16 @@ async def _connection(
     return found, False
 
 
-def _handler(connection: Connection | None) -> tuple[Connection, Any]:
+def _handler(connection: Connection | None, connection_id: UUID) -> tuple[Connection, Any]:
+    """The connection and its source's handler. One that takes no deliveries (disabled, polled: a source without
+    webhooks, or no signing secret) is answered as an unknown id: the caller is not authenticated, and a 404 of its
+    own told it the connection exists. The reason is logged here."""
     handler = None if connection is None else handler_for(connection.source)
-    if connection is None or not connection.enabled:
+    if connection is None or not connection.enabled or handler is None or connection.secret_enc is None:
+        if connection is not None:
+            why = "disabled" if not connection.enabled else "polled, no webhooks" if handler is None else "no secret"
+            log.info("delivery to connection %s (%s) refused: %s", connection_id, connection.source, why)
         raise NotFound("connection_id", "no enabled connection with this id")
-    if handler is None:
-        raise NotFound("connection_id", "this connection is polled and takes no webhooks")
     return connection, handler
 
 
@@ -304,7 +311,7 @@ async def _verified_delivery(
     against the connection read again: `connections update` (a new secret, other signature settings) takes effect
     at the next delivery signed the new way, not seconds later."""
     found, cached = await _connection(request, conn, connection_id)
-    connection, handler = _handler(found)
+    connection, handler = _handler(found, connection_id)
     incoming = IncomingRequest(body, {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params))
     box = _secret_box(request, rt)
     try:
@@ -312,7 +319,7 @@ async def _verified_delivery(
     except NotAuthorizedException:
         if not cached:
             raise
-    connection, handler = _handler((await _connection(request, conn, connection_id, cached=False))[0])
+    connection, handler = _handler((await _connection(request, conn, connection_id, cached=False))[0], connection_id)
     return connection, _verified(handler, incoming, connection, box)
 
 
