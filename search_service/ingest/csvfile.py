@@ -164,14 +164,16 @@ def _check_header(header: list[str]) -> None:
 def _decoded(data: bytes, charset: str | None = None) -> str:
     """The file's text. UTF-8 keeps the bytes that are not UTF-8 as surrogates (their rows are rejected); a file
     with a UTF-16/32 mark must decode whole; so must one whose upload declared another charset (Excel's "CSV"
-    on Windows writes windows-1252: every row with an umlaut or € was rejected as not UTF-8)."""
+    on Windows writes windows-1252: every row with an umlaut or € was rejected as not UTF-8), with a UTF-8 mark or
+    without."""
     for magic, what in WORKBOOKS:
         if data.startswith(magic):
             raise CsvError(f"the file is {what}, not CSV: {SAVE_AS}")
+    # A declared charset wins over a UTF-8 mark (its bytes dropped): a tool that re-saved the file kept the mark
+    if charset is not None and not _is_utf8(charset) and not any(data.startswith(m) for m, _ in WIDE_BOMS):
+        return _declared(data.removeprefix(BOM), charset)
     if data.startswith(BOM):
         return data[len(BOM) :].decode("utf-8", "surrogateescape")
-    if charset is not None and not _is_utf8(charset) and not any(data.startswith(m) for m, _ in WIDE_BOMS):
-        return _declared(data, charset)
     for marks, codec in WIDE_BOMS:
         if data.startswith(marks):
             try:
