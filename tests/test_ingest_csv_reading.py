@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from search_service.ingest.csvfile import parse_csv
+from search_service.ingest.csvfile import CsvError, parse_csv
 from search_service.settings import Settings
 from tests.ingest_helpers import bearer, drain_imports, ingest_settings, new_store, serve, store_key
 from tests.test_ingest_cli import cli, create_store
@@ -77,3 +77,22 @@ def test_import_csv_reads_a_marked_file_in_the_charset_given(fresh_db_url: str, 
     out = cli(fresh_db_url, "import", "csv", str(file), "--store", str(store), "--charset", "windows-1252")
     assert out.returncode == 0 and "1 mapped" in out.stdout and "--charset" not in out.stdout, out.stdout + out.stderr
     assert _titles(fresh_db_url, store) == [("X1", "Käse")]
+
+
+def test_the_delimiter_is_the_one_that_finds_the_required_columns(fresh_db_url: str, tmp_path: Path) -> None:
+    """The header's most used sign was its delimiter: the commas of `Maße (B,H,T,L,G)` outnumbered the `;`s, and
+    the file was refused as having no sku, price or quantity column."""
+    file = tmp_path / "m.csv"
+    file.write_bytes("sku;name;Maße (B,H,T,L,G);price;quantity\nM1;Regal;1,2;1,00;1\n".encode())
+    parsed = parse_csv(file.read_bytes())
+    assert (parsed.delimiter, parsed.ignored_columns, parsed.rows[0]["price"]) == (";", ["maße (b,h,t,l,g)"], "1,00")
+    store = create_store(fresh_db_url)
+    out = cli(fresh_db_url, "import", "csv", str(file), "--store", str(store))
+    assert out.returncode == 0 and "1 mapped" in out.stdout, out.stdout + out.stderr
+    assert _titles(fresh_db_url, store) == [("M1", "Regal")]
+    with pytest.raises(CsvError) as none_fits:  # no delimiter finds them: the refusal says how to name one
+        parse_csv(b"sku|name|price|quantity\nA|b|1|1\n")
+    assert str(none_fits.value).endswith("if its columns are split by '|', make sep=| the file's first line")
+    with pytest.raises(CsvError) as misnamed:  # nothing else to split by: no sep= advice
+        parse_csv(b"sku,name,price,qty\nA,b,1,1\n")
+    assert str(misnamed.value) == "the file has no 'quantity' column (columns: sku, name, price, qty; not read: qty)"

@@ -52,8 +52,8 @@ class ParsedCsv:
     delimiter: str
 
 
-def detect_delimiter(header_line: str) -> str:
-    """The delimiter the header uses most (outside quotes)."""
+def _counts(header_line: str) -> dict[str, int]:
+    """How often the header uses each delimiter (outside quotes)."""
     counts = dict.fromkeys(DELIMITERS, 0)
     quoted = False
     for char in header_line:
@@ -61,8 +61,23 @@ def detect_delimiter(header_line: str) -> str:
             quoted = not quoted
         elif not quoted and char in counts:
             counts[char] += 1
-    best = max(DELIMITERS, key=lambda d: counts[d])
-    return best if counts[best] else ","
+    return counts
+
+
+def detect_delimiter(header_line: str) -> str:
+    """The delimiter under which the header names the required columns, the one it uses most first (a `;` file's
+    `Maße (B,H,T,L,G)` has more commas); when none does, the one it uses most (the header is then refused)."""
+    counts = _counts(header_line)
+    used = sorted((d for d in DELIMITERS if counts[d]), key=lambda d: -counts[d])
+    for delimiter in used:
+        names = {_name(cell) for cell in next(csv.reader([header_line], delimiter=delimiter), [])}
+        if all(column in names for column in REQUIRED):
+            return delimiter
+    return used[0] if used else ","
+
+
+def _name(header_cell: str) -> str:
+    return _clean(header_cell).strip().lower()
 
 
 def _clean(cell: str) -> str:
@@ -139,22 +154,32 @@ def _records(data: bytes, charset: str | None = None) -> _Opened:
     source = io.StringIO(text, newline="")
     reader = csv.reader(source, delimiter=delimiter)
     try:
-        header = [_clean(h).strip().lower() for h in next(reader)]
+        header = [_name(h) for h in next(reader)]
     except (StopIteration, csv.Error) as exc:
         raise CsvError(f"the header cannot be read ({exc})") from None
     if len(header) > MAX_COLUMNS:  # 10M columns held ~1 GB and answered a 40 MB list of ignored ones
         raise CsvError(f"the header has {len(header)} columns; at most {MAX_COLUMNS} are read: keep the known ones")
-    _check_header(header)
+    _check_header(header, None if named else _other_delimiter(first_line, delimiter))
     return _Opened(header, delimiter, reader, source, 1 if named else 0, _UNDECODABLE.search(text) is not None)
 
 
-def _check_header(header: list[str]) -> None:
+def _other_delimiter(header_line: str, delimiter: str) -> str | None:
+    """A delimiter the header holds besides the one it was read with, for a `sep=` line to name."""
+    return next((d for d in (*DELIMITERS, "|") if d != delimiter and d in header_line), None)
+
+
+def _check_header(header: list[str], other_delimiter: str | None = None) -> None:
+    """`other_delimiter`: one the header holds besides the one it was read with (a missing column is then perhaps
+    split at it: the refusal says how to name it)."""
     missing = [column for column in REQUIRED if column not in header]
     if missing:
         names = " or ".join(repr(column) for column in missing)
         ignored = [h for h in header if h not in COLUMNS]
         unread = f"; not read: {', '.join(ignored)[:200]}" if ignored else ""
-        raise CsvError(f"the file has no {names} column (columns: {', '.join(header)[:200]}{unread})", missing[0])
+        split = "a tab" if other_delimiter == "\t" else repr(other_delimiter)
+        line = "sep= and a tab" if other_delimiter == "\t" else f"sep={other_delimiter}"
+        sep = f"; if its columns are split by {split}, make {line} the file's first line" if other_delimiter else ""
+        raise CsvError(f"the file has no {names} column (columns: {', '.join(header)[:200]}{unread}){sep}", missing[0])
     for column in COLUMNS:
         where = [i + 1 for i, h in enumerate(header) if h == column]
         if len(where) > 1:  # which one holds the value is not ours to guess
