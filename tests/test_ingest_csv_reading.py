@@ -96,3 +96,19 @@ def test_the_delimiter_is_the_one_that_finds_the_required_columns(fresh_db_url: 
     with pytest.raises(CsvError) as misnamed:  # nothing else to split by: no sep= advice
         parse_csv(b"sku,name,price,qty\nA,b,1,1\n")
     assert str(misnamed.value) == "the file has no 'quantity' column (columns: sku, name, price, qty; not read: qty)"
+
+
+def test_marks_and_zero_width_spaces_around_headers_and_skus_are_not_read(base: str, db_url: str) -> None:
+    """A second BOM before the header (a file re-saved by a tool) made `\\ufeffsku` a column and the file was refused
+    as having no `sku` column, the message showing `sku` among its columns; a SKU cell starting with a BOM was
+    stored with it (`GET …/listings/BB2` 404, while `%EF%BB%BFBB2` answered)."""
+    with pytest.raises(CsvError) as refused:  # an invisible character a message shows is escaped
+        parse_csv("sku,\u200bna\u200bme,price,qty\nA,b,1,1\n".encode())
+    assert "columns: sku, na\\u200bme, price, qty; not read: na\\u200bme, qty" in str(refused.value)
+    shop = _shop(db_url)
+    data = BOM + BOM + "sku,name,price,quantity\n\ufeffBB2,Brot,1,1\n\u200bBB3\u200b,Butter,2,1\n".encode()
+    status = _import(base, db_url, shop, data)
+    assert (status["status"], status["error_rows"]) == ("completed", 0), _errors(base, shop, status)
+    assert _titles(db_url, shop[0]) == [("BB2", "Brot"), ("BB3", "Butter")]
+    listing = httpx.get(f"{base}/v1/stores/{shop[0]}/listings/BB2", headers=bearer(shop[1]))
+    assert listing.status_code == 200 and listing.json()["sku"] == "BB2", listing.text

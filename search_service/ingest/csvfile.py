@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from search_service.engine.text import trim_invisible
 from search_service.ingest.csv_quotes import STRAY_QUOTE_HINT, LineIndex, row_inside, spanning_quote
 
 COLUMNS = ("sku", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity", "is_active")
@@ -77,7 +78,13 @@ def detect_delimiter(header_line: str) -> str:
 
 
 def _name(header_cell: str) -> str:
-    return _clean(header_cell).strip().lower()
+    """A header cell as its column's name: without the BOM or zero-width space a re-saved file left at its ends."""
+    return trim_invisible(_clean(header_cell)).lower()
+
+
+def _visible(text: str) -> str:
+    """`text` for a message, the characters a reader cannot see escaped (`\\ufeff`, `\\t`)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _clean(cell: str) -> str:
@@ -113,6 +120,8 @@ def _row(
     for column, cell in zip(header, cells, strict=True):
         if column in COLUMNS and cell.strip() != "":
             row[column] = cell.strip()
+    if "sku" in row:  # a BOM or zero-width space at a SKU's ends, as at a name's: an SKU no one could type
+        row["sku"] = trim_invisible(row["sku"])
     if "quantity" not in row:  # an empty level is no level: a new listing went in out of stock, silently
         row["_error"] = "quantity is required: the cell is empty (write the stock level, 0 when there is none)"
     return row
@@ -174,12 +183,15 @@ def _check_header(header: list[str], other_delimiter: str | None = None) -> None
     missing = [column for column in REQUIRED if column not in header]
     if missing:
         names = " or ".join(repr(column) for column in missing)
-        ignored = [h for h in header if h not in COLUMNS]
+        ignored = [_visible(h) for h in header if h not in COLUMNS]
         unread = f"; not read: {', '.join(ignored)[:200]}" if ignored else ""
         split = "a tab" if other_delimiter == "\t" else repr(other_delimiter)
         line = "sep= and a tab" if other_delimiter == "\t" else f"sep={other_delimiter}"
         sep = f"; if its columns are split by {split}, make {line} the file's first line" if other_delimiter else ""
-        raise CsvError(f"the file has no {names} column (columns: {', '.join(header)[:200]}{unread}){sep}", missing[0])
+        raise CsvError(
+            f"the file has no {names} column (columns: {', '.join(map(_visible, header))[:200]}{unread}){sep}",
+            missing[0],
+        )
     for column in COLUMNS:
         where = [i + 1 for i, h in enumerate(header) if h == column]
         if len(where) > 1:  # which one holds the value is not ours to guess
