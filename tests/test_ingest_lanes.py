@@ -20,7 +20,7 @@ import pytest
 from search_service.db.cluster import free_port
 from search_service.ingest import lanes, pipeline
 from search_service.ingest.config import IngestConfig
-from search_service.ingest.rows import gtin14
+from search_service.ingest.gtins import gtin14
 from search_service.ingest.worker import ImportWorker, ImportWorkerOptions
 from tests.ingest_helpers import new_store
 from tests.test_ingest_worker import batch_state, spawn, wait_for_processed

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from search_service.ingest import pipeline
-from search_service.ingest.rows import gtin14, validate
+from search_service.ingest.gtins import gtin14
+from search_service.ingest.rows import validate
 from tests.events_support import subscribe
 
 WORKER = "test-worker"

@@ -25,7 +25,8 @@ from search_service.controlchars import escape_control_chars
 from search_service.db.sql import statement
 from search_service.errortext import first_line
 from search_service.ingest.categories import Categories
-from search_service.ingest.rows import Rejected, ValidRow, gtin14, validate
+from search_service.ingest.gtins import gtin14
+from search_service.ingest.rows import Rejected, ValidRow, validate
 
 log = logging.getLogger(__name__)
 
