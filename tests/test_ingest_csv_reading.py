@@ -112,3 +112,15 @@ def test_marks_and_zero_width_spaces_around_headers_and_skus_are_not_read(base: 
     assert _titles(db_url, shop[0]) == [("BB2", "Brot"), ("BB3", "Butter")]
     listing = httpx.get(f"{base}/v1/stores/{shop[0]}/listings/BB2", headers=bearer(shop[1]))
     assert listing.status_code == 200 and listing.json()["sku"] == "BB2", listing.text
+
+
+def test_a_price_with_a_currency_code_is_told_to_drop_it(base: str, db_url: str) -> None:
+    """`€3,49` was told to drop the sign or put the code in currency; `3.49 EUR` only that it is not a number."""
+    shop = _shop(db_url)
+    data = b"sku,name,price,quantity\nC1,Tee,3.49 EUR,1\nC2,Kaffee,EUR 3.49,1\nC3,Kakao,\xe2\x82\xac3.49,1\n"
+    status = _import(base, db_url, shop, data)
+    assert status["error_rows"] == 3
+    errors = _errors(base, shop, status)
+    for shown in ("'3.49 EUR' holds a currency code", "'EUR 3.49' holds a currency code", "holds a currency sign"):
+        assert f"{shown}: drop it (write 1234.50 or 1234,50)" in errors, errors
+    assert errors.count("put the code in currency") == 3

@@ -79,6 +79,7 @@ _AMBIGUOUS = re.compile(r"([1-9]\d{0,2}),(\d{3})")  # 1,299: 1299 grouped (en), 
 _EXAMPLE = {"price": "1234.50 or 1234,50", "quantity": "a whole number such as 1500"}
 _SPACES = str.maketrans("", "", " \u00a0\u202f'\u2019")  # grouping by spaces (fr) or apostrophes (ch)
 _ARABIC_SIGNS = str.maketrans("\u066b\u066c", ".,")  # ٫ decimal, ٬ thousands: each says which it is
+_CODE_IN_PRICE = re.compile(r"^[A-Za-z]{3}[+-]?[\d.,]|[\d.,][A-Za-z]{3}$")  # `3.49 EUR`, `EUR 3.49` (spaces dropped)
 
 
 def decimal_sign(text: str) -> str | None:
@@ -123,6 +124,8 @@ def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
     text = text.strip().translate(_SPACES)
     if key == "price" and any(unicodedata.category(c) == "Sc" for c in text):
         raise Rejected(f"{shown} holds a currency sign: drop it (write {_EXAMPLE[key]}), or put the code in currency")
+    if key == "price" and _CODE_IN_PRICE.search(text):
+        raise Rejected(f"{shown} holds a currency code: drop it (write {_EXAMPLE[key]}), and put the code in currency")
     if "_" in text:  # Python's digit grouping (1_000), which Decimal reads and no till or spreadsheet writes
         raise Rejected(f"{shown} is not a number (write {_EXAMPLE[key]})")
     if "\u066b" in text or "\u066c" in text:
