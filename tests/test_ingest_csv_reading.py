@@ -124,3 +124,27 @@ def test_a_price_with_a_currency_code_is_told_to_drop_it(base: str, db_url: str)
     for shown in ("'3.49 EUR' holds a currency code", "'EUR 3.49' holds a currency code", "holds a currency sign"):
         assert f"{shown}: drop it (write 1234.50 or 1234,50)" in errors, errors
     assert errors.count("put the code in currency") == 3
+
+
+def test_a_line_break_in_a_name_or_brand_is_a_space(base: str, db_url: str) -> None:
+    """Excel's Alt+Enter in a name cell was stored in the product's name (`Name\\r\\nzweite Zeile`), and a write API
+    name with a newline too; a description keeps its lines."""
+    shop = _shop(db_url)
+    data = b'sku,name,brand,description,price,quantity\nN1,"Name\r\nzweite Zeile","Bio\r\n\tHof","eins\r\nzwei",1,1\n'
+    status = _import(base, db_url, shop, data)
+    assert (status["status"], status["error_rows"]) == ("completed", 0), _errors(base, shop, status)
+    put = httpx.put(
+        f"{base}/v1/stores/{shop[0]}/listings/N2", headers=bearer(shop[1]),
+        json={"name": "Erste \n Zeile\tzwei", "brand": "A\nB", "description": "a\nb", "price": 1, "quantity": 1},
+    )  # fmt: skip
+    assert put.status_code == 200, put.text
+    with psycopg.connect(db_url) as conn:
+        products = conn.execute(
+            "SELECT sp.sku, sp.title, p.name, p.brand, p.description FROM store_product sp "
+            "JOIN product_master p ON p.id = sp.product_master_id WHERE sp.store_id = %s ORDER BY sp.sku",
+            (shop[0],),
+        ).fetchall()
+    assert products == [
+        ("N1", "Name zweite Zeile", "Name zweite Zeile", "Bio Hof", "eins\r\nzwei"),
+        ("N2", "Erste Zeile zwei", "Erste Zeile zwei", "A B", "a\nb"),
+    ]

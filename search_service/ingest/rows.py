@@ -79,6 +79,7 @@ _AMBIGUOUS = re.compile(r"([1-9]\d{0,2}),(\d{3})")  # 1,299: 1299 grouped (en), 
 _EXAMPLE = {"price": "1234.50 or 1234,50", "quantity": "a whole number such as 1500"}
 _SPACES = str.maketrans("", "", " \u00a0\u202f'\u2019")  # grouping by spaces (fr) or apostrophes (ch)
 _ARABIC_SIGNS = str.maketrans("\u066b\u066c", ".,")  # ٫ decimal, ٬ thousands: each says which it is
+_LINE_BREAKS = re.compile(r"\s*[\t\n\v\f\r\x1c-\x1e\x85\u2028\u2029]\s*")  # with the spaces around them
 _CODE_IN_PRICE = re.compile(r"^[A-Za-z]{3}[+-]?[\d.,]|[\d.,][A-Za-z]{3}$")  # `3.49 EUR`, `EUR 3.49` (spaces dropped)
 
 
@@ -307,6 +308,8 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
     # apart: X-Series, Erply and Shopify send products without a level for the location).
     for key in ("name", "brand", "description"):  # as search reads them (engine/text.py): NFC, widths folded
         text = _text(row, key)
+        if text is not None and key != "description":  # a one-line text: Excel's Alt+Enter is a space
+            text = _LINE_BREAKS.sub(" ", text)
         folded = (searchable(text) or None) if text is not None else None
         if folded is not None and len(folded) > MAX_TEXT[key]:  # a ligature spelled out is two or three letters
             raise Rejected(f"{key} is longer than {MAX_TEXT[key]} characters once its ligatures are spelled out")
