@@ -148,3 +148,25 @@ def test_a_line_break_in_a_name_or_brand_is_a_space(base: str, db_url: str) -> N
         ("N1", "Name zweite Zeile", "Name zweite Zeile", "Bio Hof", "eins\r\nzwei"),
         ("N2", "Erste Zeile zwei", "Erste Zeile zwei", "A B", "a\nb"),
     ]
+
+
+def test_a_gtin_refusal_says_how_a_renumbered_sku_takes_its_product_over(base: str, db_url: str) -> None:
+    """A store renumbering its SKUs was refused with "this store already lists its product as sku 'P-001'" and no
+    remedy; the old SKU sent off sale in a row before the new one hands its product over."""
+    shop = _shop(db_url)
+    first = _import(base, db_url, shop, b"sku,gtin,name,price,quantity\nP-001,4006381333931,Hafer,1,1\n")
+    assert first["error_rows"] == 0
+    renamed = _import(base, db_url, shop, b"sku,gtin,name,price,quantity\nN-001,4006381333931,Hafer,1,2\n")
+    assert renamed["error_rows"] == 1
+    assert (
+        "this store already lists its product as sku 'P-001'; to move it to sku 'N-001', take 'P-001' off sale "
+        "first (is_active no)"
+    ) in _errors(base, shop, renamed)
+    data = b"sku,gtin,name,price,quantity,is_active\nP-001,,Hafer,1,0,no\nN-001,4006381333931,Hafer,1,2,\n"
+    moved = _import(base, db_url, shop, data)
+    assert (moved["status"], moved["error_rows"]) == ("completed", 0), _errors(base, shop, moved)
+    with psycopg.connect(db_url) as conn:
+        listed = conn.execute(
+            "SELECT sku, is_active, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (shop[0],)
+        ).fetchall()
+    assert listed == [("N-001", True, 2)], listed  # the listing itself took the new SKU

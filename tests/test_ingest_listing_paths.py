@@ -82,7 +82,8 @@ def test_a_second_sku_for_a_gtins_product_is_refused_naming_the_gtin(base: str, 
     assert again.status_code == 400
     assert again.json()["error"] == {
         "parameter": "gtin",
-        "message": "gtin 04006381333931: this store already lists its product as sku 'oat-1'",
+        "message": "gtin 04006381333931: this store already lists its product as sku 'oat-1'; to move it to sku "
+        "'oat-2', take 'oat-1' off sale first (is_active no)",
     }
 
 

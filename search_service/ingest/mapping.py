@@ -266,7 +266,10 @@ def _listed_otherwise(row: ValidRow, look: Any) -> str | None:
     if not look["gtin_listed"] or listed_as == row.sku:
         return None
     if listed_as is not None and (look["gtin_listing_active"] or look["listing_id"] is not None):
-        return f"gtin {row.gtin}: this store already lists its product as sku {listed_as!r}"
+        refused = f"gtin {row.gtin}: this store already lists its product as sku {listed_as!r}"
+        if look["listing_id"] is None:  # a new SKU takes over a listing off sale: a store renumbering its SKUs
+            return f"{refused}; to move it to sku {row.sku!r}, take {listed_as!r} off sale first (is_active no)"
+        return refused
     if listed_as is not None:
         return None
     if look["listing_id"] is not None:
