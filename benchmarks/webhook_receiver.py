@@ -6,7 +6,8 @@ The path chooses the behaviour, so one server plays many receivers:
 - `/drip/<seconds>/...`: 200 with its headers at once, then a byte of body every 0.2 s for that long.
 - `/status/<code>/...`: answers that code (`/status/302/...` adds a Location, the `location` query parameter's
   if given; `/status/429/...` and
-  `/status/503/...` a `Retry-After` from the `retry_after` query parameter).
+  `/status/503/...` a `Retry-After` from the `retry_after` query parameter); the `body` query parameter is its
+  body (raw bytes as UTF-8; default `status <code>`).
 - `/flaky/<n>/...`: 500 for the first n attempts of each webhook-id (on that path), then 204.
 Every request is recorded (path, headers, body, time received) for the caller to check.
 """
@@ -121,4 +122,5 @@ class Receiver:
             headers["Location"] = request.query.get("location", "http://127.0.0.1:9/elsewhere")
         if code in (429, 503) and "retry_after" in request.query:
             headers["Retry-After"] = request.query["retry_after"]
-        return web.Response(status=code, headers=headers, text=f"status {code}")
+        body = request.query.get("body", f"status {code}").encode("utf-8", "surrogateescape")
+        return web.Response(status=code, headers=headers, body=body)

@@ -204,6 +204,28 @@ def test_create_list_ping_delete(local_client: TestClient[Any], store: uuid.UUID
     assert local_client.delete(f"{base}/{body['id']}", headers=auth).json()["error"]["parameter"] == "webhook_id"
 
 
+def test_a_ping_answered_with_a_nul_is_a_failed_ping(
+    local_client: TestClient[Any], store: uuid.UUID, auth: dict[str, str], db_url: str
+) -> None:
+    """A receiver's answer holding a NUL: the ping said 400 "a value holds a NUL character", blaming the caller,
+    and its delivery stayed 'a ping in flight' under a leftover lock."""
+    base = f"/v1/stores/{store}/webhooks"
+    with Receiver() as receiver:
+        url = receiver.url("/status/500/nul?body=" + "a%00b")
+        created = local_client.post(base, json={"url": url, "events": ["stock.out"]}, headers=auth)
+        assert created.status_code == 201, created.text
+        ping = local_client.post(f"{base}/{created.json()['id']}/test", headers=auth)
+    assert ping.status_code == 200, ping.text
+    assert (ping.json()["delivered"], ping.json()["status_code"]) == (False, 500), ping.text
+    assert ping.json()["error"] == "HTTP 500: a\\x00b"
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT status, last_error, locked_by FROM webhook_delivery WHERE id = %s", (ping.json()["delivery_id"],)
+        ).fetchone()
+    assert row == ("failed", "HTTP 500: a\\x00b", None)
+    assert local_client.delete(f"{base}/{created.json()['id']}", headers=auth).status_code == 204
+
+
 def test_bad_input_is_a_400_and_unknown_ids_a_404(
     local_client: TestClient[Any], store: uuid.UUID, db_url: str, auth: dict[str, str]
 ) -> None:

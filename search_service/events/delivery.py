@@ -100,14 +100,20 @@ def redirect_origin(url: str, location: str | None) -> str:
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
+def storable(text: str) -> str:
+    """A receiver's text as last_error keeps it: a NUL (PostgreSQL's text cannot hold one: the write failed, and with
+    it every result of the batch) as `\\x00`, the form the CLI and the log show the other control characters in."""
+    return text.replace("\x00", "\\x00")
+
+
 def _describe_failure(url: str, response: httpx.Response) -> str | None:
     code = response.status_code
     if 200 <= code < 300:
         return None
     if 300 <= code < 400:
         where = redirect_origin(url, response.headers.get("location"))
-        return f"HTTP {code}: a redirect (to {where[:200]}) is a failure; redirects are not followed"
-    return f"HTTP {code}: {response.text[:200]}"
+        return f"HTTP {code}: a redirect (to {storable(where[:200])}) is a failure; redirects are not followed"
+    return f"HTTP {code}: {storable(response.text[:200])}"
 
 
 async def attempt(
@@ -122,7 +128,7 @@ async def attempt(
     try:
         target = await ssrf.check(url, allow_hosts, resolver)
     except ssrf.UnsafeUrl as exc:
-        return AttemptResult(None, None, f"refused by the SSRF guard: {exc}")
+        return AttemptResult(None, None, storable(f"refused by the SSRF guard: {exc}"))
     try:
         with pinned(target):
             response = await client.post(target.url, body.encode(), headers)
@@ -130,5 +136,5 @@ async def attempt(
         return AttemptResult(None, None, f"timed out ({type(exc).__name__})")
     except httpx.HTTPError as exc:  # some say nothing (a receiver that closed the connection: "ReadError: ")
         why = str(exc) or _SILENT_ERRORS.get(type(exc).__name__, "no detail given")
-        return AttemptResult(None, None, f"{type(exc).__name__}: {why}"[:500])
+        return AttemptResult(None, None, storable(f"{type(exc).__name__}: {why}"[:500]))
     return AttemptResult(response.status_code, response.headers.get("retry-after"), _describe_failure(url, response))

@@ -278,17 +278,11 @@ class Dispatcher:
         results, self._state.results = self._state.results, []
         if not results:
             return
-        stmt = _q("record_results")
-        args = stmt.bind(
-            worker_id=self.id,
-            ids=[r.delivery_id for r in results],
-            outcomes=[r.decision.outcome for r in results],
-            delays=[r.decision.delay_s for r in results],
-            status_codes=[r.status_code for r in results],
-            errors=[r.error for r in results],
-        )
         try:
-            written = {r["id"] for r in await conn.fetch(stmt.sql, *args)}
+            try:
+                written = await self._write(conn, results)
+            except asyncpg.DataError:  # a value the database refuses: it alone must not lose the others
+                written = await self._write_each(conn, results)
         except BaseException:
             self._state.results[:0] = results
             raise
@@ -299,6 +293,31 @@ class Dispatcher:
                 self.totals.lost_lease += 1
         self._log_given_up([r for r in results if r.delivery_id in written])
         await self._note_health(conn, [r for r in results if r.delivery_id in written])
+
+    async def _write(self, conn: asyncpg.Connection, results: list[_Result]) -> set[int]:
+        """One fenced statement: the ids of the rows it changed."""
+        stmt = _q("record_results")
+        args = stmt.bind(
+            worker_id=self.id,
+            ids=[r.delivery_id for r in results],
+            outcomes=[r.decision.outcome for r in results],
+            delays=[r.decision.delay_s for r in results],
+            status_codes=[r.status_code for r in results],
+            errors=[r.error for r in results],
+        )
+        return {r["id"] for r in await conn.fetch(stmt.sql, *args)}
+
+    async def _write_each(self, conn: asyncpg.Connection, results: list[_Result]) -> set[int]:
+        """A result at a time, so one the database refuses costs only itself: that one is written as failed, saying
+        why (kept in hand, it crashed every flush and the batch was sent again at each restart)."""
+        written: set[int] = set()
+        for r in results:
+            try:
+                written |= await self._write(conn, [r])
+            except asyncpg.DataError as exc:
+                r.decision, r.error = policy.Decision("failed"), f"its result could not be stored: {exc}"[:500]
+                written |= await self._write(conn, [r])
+        return written
 
     @staticmethod
     def _log_given_up(results: list[_Result]) -> None:
