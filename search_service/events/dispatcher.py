@@ -73,6 +73,7 @@ class _Result:
     error: str | None
     url: str = ""
     attempts: int = 0
+    sent: bool = True  # false: its subscription was disabled (a held one is not sent either: see its outcome)
 
 
 def url_host(url: str) -> str:
@@ -233,9 +234,9 @@ class Dispatcher:
             log.error("delivery task crashed", exc_info=task.exception())
 
     async def _deliver(self, clients: Clients, row: asyncpg.Record) -> None:
-        if not row["is_active"]:
-            decision = policy.Decision("failed")
-            self._record(row, decision, None, "subscription disabled")
+        if not row["is_active"]:  # not sent: the claim counted no attempt, and the last answer's code stays
+            reason = f"subscription disabled: {row['disabled_reason']}"
+            self._record(row, policy.Decision("failed"), row["last_status_code"], reason, sent=False)
             return
         body = delivery.message_body(row["type"], row["created_at"], row["payload"])
         try:
@@ -267,8 +268,10 @@ class Dispatcher:
                                          "was stored with and restart"}))  # fmt: skip
         self._record(row, policy.Decision("held", HELD_S), None, f"cannot sign: {exc}")
 
-    def _record(self, row: asyncpg.Record, decision: policy.Decision, code: int | None, error: str | None) -> None:
-        result = _Result(row["id"], row["webhook_id"], decision, code, error, row["url"], row["attempts"])
+    def _record(
+        self, row: asyncpg.Record, decision: policy.Decision, code: int | None, error: str | None, sent: bool = True
+    ) -> None:
+        result = _Result(row["id"], row["webhook_id"], decision, code, error, row["url"], row["attempts"], sent)
         self._state.results.append(result)
 
     # -- results --------------------------------------------------------------------------------------------
@@ -323,16 +326,14 @@ class Dispatcher:
     def _log_given_up(results: list[_Result]) -> None:
         """A delivery failed for good: one line each (a disabled subscription's were said by subscription_disabled)."""
         for r in results:
-            if r.decision.outcome == "failed" and r.error != "subscription disabled":
+            if r.decision.outcome == "failed" and r.sent:
                 log.warning(json.dumps({"event": "delivery_failed", "webhook": str(r.webhook_id),
                                         "delivery": r.delivery_id, "host": url_host(r.url), "attempts": r.attempts,
                                         "status_code": r.status_code, "error": (r.error or "")[:300]}))  # fmt: skip
 
     async def _note_health(self, conn: asyncpg.Connection, results: list[_Result]) -> None:
         failed = {  # a held delivery was not sent: it says nothing of the receiver
-            r.webhook_id
-            for r in results
-            if r.decision.outcome in ("retrying", "failed") and r.error != "subscription disabled"
+            r.webhook_id for r in results if r.decision.outcome in ("retrying", "failed") and r.sent
         }
         succeeded = {r.webhook_id for r in results if r.decision.outcome == "delivered"}
         for webhook_id in sorted(failed - succeeded):

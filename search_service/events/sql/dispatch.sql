@@ -32,17 +32,19 @@ WITH candidates AS (
 UPDATE webhook_delivery d
 SET locked_by = :worker_id::text,
     locked_until = now() + make_interval(secs => :lease_s::float8),
-    attempts = d.attempts + 1,
-    first_attempt_at = coalesce(d.first_attempt_at, clock_timestamp()),
-    last_attempt_at = clock_timestamp()
+    -- a disabled subscription's delivery is failed, not sent: no attempt (a fan-out racing the disable queues one)
+    attempts = d.attempts + CASE WHEN w.is_active THEN 1 ELSE 0 END,
+    first_attempt_at = CASE WHEN w.is_active THEN coalesce(d.first_attempt_at, clock_timestamp())
+                            ELSE d.first_attempt_at END,
+    last_attempt_at = CASE WHEN w.is_active THEN clock_timestamp() ELSE d.last_attempt_at END
 FROM due, webhook_event e, store_webhook w
 WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.webhook_id
-RETURNING d.id, d.webhook_id, d.message_id, d.attempts, e.type,
+RETURNING d.id, d.webhook_id, d.message_id, d.attempts, d.last_status_code, e.type,
           -- data.sequence: the subscription's number (migration 0027), store_sequence the store's, webhook_id whose
           CASE WHEN d.sequence IS NULL THEN e.payload
                ELSE e.payload || jsonb_build_object('sequence', d.sequence, 'store_sequence', e.seq,
                                                     'webhook_id', d.webhook_id) END::text AS payload,
-          e.created_at, w.url, w.secret, w.is_active,
+          e.created_at, w.url, w.secret, w.is_active, w.disabled_reason,
           -- a rotated-out secret signs too until its grace period ends (migration 0040)
           CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END AS previous_secret;
 
@@ -52,7 +54,12 @@ RETURNING d.id, d.webhook_id, d.message_id, d.attempts, e.type,
 -- The fence: only rows this dispatcher still holds change. `held` (not sent: its secret does not open with this
 -- key) keeps the status and takes back the attempt the claim counted.
 UPDATE webhook_delivery d
-SET status = CASE WHEN r.outcome = 'held' THEN d.status ELSE r.outcome END,
+SET status = CASE WHEN r.outcome = 'held' THEN d.status
+                  -- its subscription disabled while it was in flight: no retry will be claimed (waiting ones failed)
+                  WHEN r.outcome = 'retrying'
+                       AND NOT EXISTS (SELECT 1 FROM store_webhook w WHERE w.id = d.webhook_id AND w.is_active)
+                  THEN 'failed'
+                  ELSE r.outcome END,
     attempts = CASE WHEN r.outcome = 'held' THEN d.attempts - 1 ELSE d.attempts END,
     next_attempt_at = CASE WHEN r.outcome IN ('retrying', 'held')
                            THEN now() + make_interval(secs => r.delay) ELSE d.next_attempt_at END,
@@ -77,19 +84,30 @@ WHERE id = :webhook_id::uuid
 
 -- name: subscription_failed
 -- params: webhook_id uuid, disable_after_s float8
--- A failure starts (or continues) a failing streak; a streak as long as disable_after_s disables the subscription.
+-- A failure starts (or continues) a failing streak; a streak as long as disable_after_s disables the subscription,
+-- and its waiting deliveries fail as at a 410 (one left retrying a day was missed by enable's replay line).
 -- An active one only: a disabled subscription's late results neither count nor disable (and log) it again.
-UPDATE store_webhook
-SET failing_since = coalesce(failing_since, now()),
-    failure_count = failure_count + 1,
-    is_active = is_active AND coalesce(failing_since, now()) > now() - make_interval(secs => :disable_after_s::float8),
-    disabled_reason = CASE
-        WHEN is_active AND coalesce(failing_since, now()) <= now() - make_interval(secs => :disable_after_s::float8)
-        THEN 'deliveries failing since ' || to_char(coalesce(failing_since, now()) AT TIME ZONE 'UTC',
-                                                    'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-        ELSE disabled_reason END
-WHERE id = :webhook_id::uuid AND is_active
-RETURNING is_active, disabled_reason;
+WITH streak AS (
+    UPDATE store_webhook
+    SET failing_since = coalesce(failing_since, now()),
+        failure_count = failure_count + 1,
+        is_active = is_active
+                    AND coalesce(failing_since, now()) > now() - make_interval(secs => :disable_after_s::float8),
+        disabled_reason = CASE
+            WHEN is_active AND coalesce(failing_since, now()) <= now() - make_interval(secs => :disable_after_s::float8)
+            THEN 'deliveries failing since ' || to_char(coalesce(failing_since, now()) AT TIME ZONE 'UTC',
+                                                        'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+            ELSE disabled_reason END
+    WHERE id = :webhook_id::uuid AND is_active
+    RETURNING id, is_active, disabled_reason
+), failed AS (
+    UPDATE webhook_delivery d
+    SET status = 'failed', last_error = 'subscription disabled: ' || streak.disabled_reason
+    FROM streak
+    WHERE NOT streak.is_active AND d.webhook_id = streak.id AND d.status IN ('pending', 'retrying')
+      AND (d.locked_until IS NULL OR d.locked_until < now())
+)
+SELECT is_active, disabled_reason FROM streak;
 
 -- name: disable_subscription
 -- params: webhook_id uuid, reason text
