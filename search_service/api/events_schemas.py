@@ -163,7 +163,7 @@ PING_RESPONSES = {
             "delivered": True,
             "delivery_id": 42,
             "webhook_id": _CREATED["id"],
-            "message_id": "msg_42",
+            "message_id": "msg_42_3f1c2a9e8b7d4c6f9a0b1c2d3e4f5a6b",
             "status_code": 204,
             "error": None,
         },

@@ -82,7 +82,8 @@ RETURNING id;
 -- params: store_id uuid, webhook_id uuid, lock text
 -- A ping event and its one delivery, held by the caller (locked_by = lock) and `failed` until the caller records
 -- its answer: no dispatcher claims it (a ping is sent once, by its caller; one whose caller died mid-send was sent
--- again, then retried for a day), and one whose caller died says so.
+-- again, then retried for a day), and one whose caller died says so. Its webhook-id has the fan-out's form
+-- (migration 0042).
 WITH ev AS (
     INSERT INTO webhook_event (store_id, seq, type, payload)
     VALUES (:store_id::uuid, 0, 'webhook.ping',
@@ -92,8 +93,9 @@ WITH ev AS (
 ), d AS (
     INSERT INTO webhook_delivery (event_id, webhook_id, message_id, status, last_error, attempts, locked_by,
                                   locked_until, first_attempt_at, last_attempt_at)
-    SELECT ev.id, :webhook_id::uuid, 'msg_' || ev.id, 'failed', 'a ping in flight (its sender stopped if this stays)',
-           1, :lock::text, now() + interval '1 minute', now(), now()
+    SELECT ev.id, :webhook_id::uuid, 'msg_' || ev.id || '_' || replace(:webhook_id::uuid::text, '-', ''),
+           'failed', 'a ping in flight (its sender stopped if this stays)', 1, :lock::text,
+           now() + interval '1 minute', now(), now()
     FROM ev
     RETURNING id, message_id
 )
