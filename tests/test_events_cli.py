@@ -462,3 +462,21 @@ def test_deliveries_print_a_receivers_error_with_its_control_characters_escaped(
     assert "\x1b" not in shown and "\x07" not in shown
     [line] = shown.splitlines()
     assert line.split("\t")[-1] == "HTTP 500: \\x1b[2J\\x1b[H\\x1b]0;title\\x07\\nforged line\\tcolumn"
+
+
+def test_deliveries_say_a_webhook_is_disabled_only_where_it_matters(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """Every line of a disabled webhook ended with `webhook disabled: …`, its delivered ones too (nothing to do there:
+    only an undelivered one waits for `webhooks enable` before a replay)."""
+    store = seed_store(db)
+    assert run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "http://127.0.0.1:9/a").exit_code == 0
+    seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+    seed_listing(db, store, seed_product(db, "Soy milk"), "SM")
+    first, second = (r[0] for r in db.execute("SELECT id FROM webhook_delivery ORDER BY id").fetchall())
+    db.execute("UPDATE webhook_delivery SET status = 'delivered', attempts = 1, last_status_code = 204, "
+               "delivered_at = now() WHERE id = %s", (first,))  # fmt: skip
+    db.execute("UPDATE webhook_delivery SET status = 'failed', attempts = 1, last_status_code = 410, "
+               "last_error = 'HTTP 410: gone' WHERE id = %s", (second,))  # fmt: skip
+    db.execute("UPDATE store_webhook SET is_active = false, disabled_reason = 'the receiver answered 410 Gone'")
+    lines = {int(line.split("\t")[0]): line for line in run(fresh_db_url, "webhooks", "deliveries").output.splitlines()}
+    assert "disabled" not in lines[first] and lines[first].endswith("\thttp://127.0.0.1:9/a"), lines[first]
+    assert lines[second].split("\t")[-2:] == ["HTTP 410: gone", "webhook disabled: the receiver answered 410 Gone"]

@@ -72,6 +72,8 @@ def test_a_webhook_is_changed_in_place_keeping_its_numbering_and_retries(client:
         assert changed.status_code == 200, changed.text
         assert changed.json()["id"] == hook["id"] and changed.json()["url"] == receiver.url("/ok/new/in")
         assert changed.json()["events"] == ["*"]
+        both = client.patch(f"{base}/{hook['id']}", json={"events": ["*", "stock.out", "*"]}, headers=auth)
+        assert both.status_code == 200 and both.json()["events"] == ["*"], both.text  # was ["*", "stock.out"]
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("UPDATE webhook_delivery SET next_attempt_at = now() WHERE status = 'retrying'")
         _listing(db_url, store, "B")

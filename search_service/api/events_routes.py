@@ -23,7 +23,8 @@ _TAGS = ["webhooks"]
 _EVENTS_DOC = (
     "Needs the store's API key (or an admin key) with the webhooks:write scope. "
     "Event types: listing.created, listing.updated, listing.deleted, stock.changed, stock.out (quantity reaches 0), "
-    "stock.back (from 0 to more), price.changed, import.completed, import.failed, or '*' for all. Deliveries are "
+    "stock.back (from 0 to more), price.changed, import.completed, import.failed, or '*' for all (stored as "
+    "['*'] alone; a type named twice is stored once). Deliveries are "
     "signed per Standard Webhooks (headers webhook-id, webhook-timestamp, webhook-signature) with the secret "
     "returned at creation; they are retried on the Standard Webhooks schedule, and a 410 answer disables the "
     "webhook."

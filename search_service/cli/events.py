@@ -195,8 +195,10 @@ def webhooks_deliveries(settings: Settings, failed_only: bool, store_id: UUID | 
         echo("no deliveries")
     for r in rows:
         code = r["last_status_code"] if r["last_status_code"] is not None else "-"
-        sub = [] if r["is_active"] else [f"webhook disabled: {r['disabled_reason']}"]
-        error = [r["last_error"]] if r["last_error"] and r["status"] != "delivered" else []
+        undelivered = r["status"] != "delivered"
+        error = [r["last_error"]] if r["last_error"] and undelivered else []
+        # why a replay of it is refused (enable first): nothing to say of a delivered one
+        sub = [f"webhook disabled: {r['disabled_reason']}"] if undelivered and not r["is_active"] else []
         echo(
             r["id"], r["status"], f"attempts={r['attempts']}", f"code={code}", *_times(r), r["type"], r["message_id"],
             r["url"], *error, *sub,

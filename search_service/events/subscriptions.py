@@ -63,7 +63,7 @@ def check_events(events: Sequence[str]) -> list[str]:
     unknown = [e for e in chosen if e != "*" and e not in EVENT_TYPES]
     if unknown:
         raise SubscriptionError("events", f"unknown event type {unknown[0]!r}; known: '*', {', '.join(EVENT_TYPES)}")
-    return chosen
+    return ["*"] if "*" in chosen else chosen  # the types beside "*" said nothing more, and listed as if they did
 
 
 def normalized_url(url: str) -> str:
