@@ -107,7 +107,7 @@ def measure_baseline(dsn: str, box: SecretBox) -> dict[str, Any]:
             row = conn.execute(claim.psycopg, params).fetchone()
             if row is None:
                 break
-            delivery_id, _, message_id, _, event_type, payload, created_at, url, secret, _, _ = row  # no rotation
+            delivery_id, _, message_id, _, event_type, payload, created_at, url, secret, *_ = row  # no rotation
             body = delivery.message_body(event_type, created_at, payload)
             response = client.post(
                 url, content=body, headers=delivery.signed_headers(signers.get(secret), message_id, body)

@@ -39,14 +39,16 @@ SET locked_by = :worker_id::text,
     last_attempt_at = CASE WHEN w.is_active THEN clock_timestamp() ELSE d.last_attempt_at END
 FROM due, webhook_event e, store_webhook w
 WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.webhook_id
-RETURNING d.id, d.webhook_id, d.message_id, d.attempts, d.last_status_code, e.type,
+RETURNING d.id, d.webhook_id, d.message_id, d.attempts, e.type,
           -- data.sequence: the subscription's number (migration 0027), store_sequence the store's, webhook_id whose
           CASE WHEN d.sequence IS NULL THEN e.payload
                ELSE e.payload || jsonb_build_object('sequence', d.sequence, 'store_sequence', e.seq,
                                                     'webhook_id', d.webhook_id) END::text AS payload,
-          e.created_at, w.url, w.secret, w.is_active, w.disabled_reason,
+          e.created_at, w.url, w.secret, w.is_active,
           -- a rotated-out secret signs too until its grace period ends (migration 0040)
-          CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END AS previous_secret;
+          CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END AS previous_secret,
+          -- a disabled subscription's delivery fails saying why, keeping its last answer's code
+          w.disabled_reason, d.last_status_code;
 
 -- name: record_results
 -- params: worker_id text, ids bigint[], outcomes text[] (delivered | retrying | failed | held),
