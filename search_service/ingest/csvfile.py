@@ -120,7 +120,7 @@ def _row(
     for column, cell in zip(header, cells, strict=True):
         if column in COLUMNS and cell.strip() != "":
             row[column] = cell.strip()
-    if "sku" in row:  # a BOM or zero-width space at a SKU's ends, as at a name's: an SKU no one could type
+    if "sku" in row and not row["sku"].isascii():  # a BOM or zero-width space at its ends: an SKU no one could type
         row["sku"] = trim_invisible(row["sku"])
     if "quantity" not in row:  # an empty level is no level: a new listing went in out of stock, silently
         row["_error"] = "quantity is required: the cell is empty (write the stock level, 0 when there is none)"

@@ -125,7 +125,7 @@ def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
     text = text.strip().translate(_SPACES)
     if key == "price" and any(unicodedata.category(c) == "Sc" for c in text):
         raise Rejected(f"{shown} holds a currency sign: drop it (write {_EXAMPLE[key]}), or put the code in currency")
-    if key == "price" and _CODE_IN_PRICE.search(text):
+    if key == "price" and (text[:1].isalpha() or text[-1:].isalpha()) and _CODE_IN_PRICE.search(text):
         raise Rejected(f"{shown} holds a currency code: drop it (write {_EXAMPLE[key]}), and put the code in currency")
     if "_" in text:  # Python's digit grouping (1_000), which Decimal reads and no till or spreadsheet writes
         raise Rejected(f"{shown} is not a number (write {_EXAMPLE[key]})")
@@ -308,7 +308,7 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
     # apart: X-Series, Erply and Shopify send products without a level for the location).
     for key in ("name", "brand", "description"):  # as search reads them (engine/text.py): NFC, widths folded
         text = _text(row, key)
-        if text is not None and key != "description":  # a one-line text: Excel's Alt+Enter is a space
+        if text is not None and key != "description" and not text.isprintable():  # Excel's Alt+Enter: a space
             text = _LINE_BREAKS.sub(" ", text)
         folded = (searchable(text) or None) if text is not None else None
         if folded is not None and len(folded) > MAX_TEXT[key]:  # a ligature spelled out is two or three letters
