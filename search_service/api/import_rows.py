@@ -1,5 +1,6 @@
 """An import's rows as CSV: those rejected (`…/errors`) and those mapped with notes (`…/notes`: a GTIN, a category
-ignored, a price rounded), each with the original cells."""
+ignored, a price rounded), each with the original cells. Both answer 409 + Retry-After until the import is finished:
+a list read earlier was incomplete and looked clean."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from uuid import UUID
 import anyio
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
+from litestar.exceptions import ClientException
 
 from search_service.api import ingest_schemas as S
 from search_service.api.auth import key_scope, principal_of, require_key
@@ -22,8 +24,21 @@ from search_service.ingest.imports import batch_status
 
 _CELLS = (
     "the original cells, every cell quoted. Cells starting (past any whitespace) with = + - @ | (or their full-width "
-    "forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them."
+    "forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them. "
+    "409 + Retry-After while the import is not finished (`receiving`, `pending`, `processing`): its list would be "
+    "incomplete."
 )
+UNFINISHED = ("receiving", "pending", "processing")
+RETRY_UNFINISHED_S = 2
+NOT_FINISHED = {
+    409: S.error_spec(
+        409,
+        "batch_id",
+        "this import is processing (120 of 5000 rows mapped): its rows are listed once it is completed; "
+        "retry after Retry-After",
+        "The import is not finished (its status is named): retry after Retry-After.",
+    )
+}
 
 
 async def owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: UUID) -> dict[str, Any]:
@@ -34,6 +49,19 @@ async def owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: UU
     if status is None or not principal_of(request).may("listings:write", status["store_id"]):
         raise NotFound("batch_id", S.NO_IMPORT_MESSAGE)
     return status
+
+
+def _finished(batch: dict[str, Any]) -> dict[str, Any]:
+    """The import, once no row of it is left to map; a 409 naming its status before."""
+    if batch["status"] in UNFINISHED:
+        raise ClientException(
+            status_code=409,
+            detail=f"this import is {batch['status']} ({batch['processed_rows']} of {batch['total_rows']} rows "
+            "mapped): its rows are listed once it is completed; retry after Retry-After",
+            headers={"Retry-After": str(RETRY_UNFINISHED_S)},
+            extra={"parameter": "batch_id"},
+        )
+    return batch
 
 
 async def _rows_csv(rt: Runtime, batch_id: UUID, which: str, reason: str) -> Response[str]:
@@ -62,13 +90,13 @@ async def _rows_csv(rt: Runtime, batch_id: UUID, which: str, reason: str) -> Res
     tags=["ingest"],
     guards=[require_key("listings:write")],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_IMPORT, **S.PRUNED_ROWS},
+    responses={**S.WRITE_ERRORS, **S.NO_IMPORT, **NOT_FINISHED, **S.PRUNED_ROWS},
     media_type="text/csv",
 )
 async def import_errors(
     rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
 ) -> Response[str]:
-    batch = await owned_batch(rt, request, batch_id)
+    batch = _finished(await owned_batch(rt, request, batch_id))
     if batch["rows_pruned_at"] is not None and batch["error_rows"]:
         raise _pruned(batch, f"; its counts stay: {batch['error_rows']} rejected")
     return await _rows_csv(rt, batch_id, "batch_errors", "reason")
@@ -83,13 +111,13 @@ async def import_errors(
     tags=["ingest"],
     guards=[require_key("listings:write")],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_IMPORT, **S.PRUNED_ROWS},
+    responses={**S.WRITE_ERRORS, **S.NO_IMPORT, **NOT_FINISHED, **S.PRUNED_ROWS},
     media_type="text/csv",
 )
 async def import_notes(
     rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
 ) -> Response[str]:
-    batch = await owned_batch(rt, request, batch_id)
+    batch = _finished(await owned_batch(rt, request, batch_id))
     if batch["rows_pruned_at"] is not None:
         raise _pruned(batch, "")
     return await _rows_csv(rt, batch_id, "batch_notes", "note")

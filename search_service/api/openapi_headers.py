@@ -1,7 +1,7 @@
 """The headers the server sends with a response, stated on that response in the OpenAPI (a ResponseSpec has no
-headers, so litestar wrote none): Retry-After on every 429 and 503 (auth.py, errors.py, /readyz), WWW-Authenticate on
-a keyed operation's 401 (auth.py; a signed delivery's 401 sends none), Location on a 201 or 202 whose body has an URL
-of its own (a queued write, an uploaded CSV, a new store)."""
+headers, so litestar wrote none): Retry-After on every 409, 429 and 503 (import_rows.py, auth.py, errors.py,
+/readyz), WWW-Authenticate on a keyed operation's 401 (auth.py; a signed delivery's 401 sends none), Location on a 201
+or 202 whose body has an URL of its own (a queued write, an uploaded CSV, a new store)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _body_component(response: OpenAPIResponse) -> str | None:
 
 
 def _headers(operation: Operation, status: str, response: OpenAPIResponse) -> dict[str, OpenAPIHeader]:
-    if status in ("429", "503"):
+    if status in ("409", "429", "503"):  # 409: an import not finished (import_rows.py)
         return {"Retry-After": RETRY_AFTER}
     if status == "401" and operation.security:
         return {"WWW-Authenticate": WWW_AUTHENTICATE}
