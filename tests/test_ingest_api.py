@@ -401,7 +401,7 @@ def test_csv_import_status_errors_and_replay(base: str, db_url: str, shop: tuple
     assert states[0] == states[1] == states[2] == [("c1", "3.59", 11)]
     errors = httpx.get(f"{base}{accepted['errors_url']}", headers=bearer(key))
     assert errors.status_code == 200 and errors.headers["content-type"].startswith("text/csv")
-    table = list(csv.reader(io.StringIO(errors.text)))
+    table = list(csv.reader(io.StringIO(errors.content.decode("utf-8-sig"))))
     assert table[0] == ["row", "reason", "cells"]
     by_row = {int(r[0]): r for r in table[1:]}
     assert "negative" in by_row[2][1] and by_row[2][3] == '\'=HYPERLINK("x")' and by_row[2][4] == "'-1"
@@ -433,6 +433,24 @@ def test_an_imports_rows_answer_409_until_it_is_finished(base: str, db_url: str,
     drain_imports(db_url)
     errors = httpx.get(f"{base}{accepted['errors_url']}", headers=bearer(key))
     assert errors.status_code == 200 and '"2","price' in errors.text
+
+
+def test_an_imports_rows_come_as_a_named_attachment_excel_reads_as_utf8(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """No Content-Disposition (saved as `errors`, no `.csv`) and no BOM (Excel on Windows showed GewÃ¼rzgurken)."""
+    store, key = shop
+    accepted = upload(base, store, key, "sku,name,price,quantity\nG,Gewürzgurken,-1,1\n".encode()).json()
+    drain_imports(db_url)
+    for which in ("errors", "notes"):
+        answer = httpx.get(f"{base}{accepted['status_url']}/{which}", headers=bearer(key))
+        assert answer.status_code == 200 and answer.content.startswith(b'\xef\xbb\xbf"row",')
+        disposition = f'attachment; filename="import-{accepted["batch_id"]}-{which}.csv"'
+        assert answer.headers["content-disposition"] == disposition
+    table = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    assert table == [["row", "note", "cells"]]
+    errors = httpx.get(f"{base}{accepted['errors_url']}", headers=bearer(key)).content.decode("utf-8-sig")
+    assert list(csv.reader(io.StringIO(errors)))[1][2:] == ["G", "Gewürzgurken", "'-1", "1"]
 
 
 def test_csv_refusals(base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str]) -> None:

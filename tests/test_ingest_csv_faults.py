@@ -112,7 +112,7 @@ def test_notes_on_mapped_rows_are_counted_listed_and_printed(
     assert (status["mapped_rows"], status["error_rows"], status["noted_rows"]) == (2, 0, 1), status
     notes = httpx.get(f"{base}{accepted.json()['status_url']}/notes", headers=bearer(key))
     assert notes.status_code == 200 and notes.headers["content-type"].startswith("text/csv")
-    lines = notes.text.splitlines()
+    lines = notes.content.decode("utf-8-sig").splitlines()
     assert lines[0] == '"row","note","cells"' and len(lines) == 2
     assert lines[1].startswith('"1","price 1.999 rounded to 2.00 (a listing holds 2 decimals); gtin \'4.00638E+12\'')
     assert lines[1].endswith('(a spreadsheet number format lost the rest: format the column as text)","N-1","Nudeln",'

@@ -24,7 +24,8 @@ from search_service.ingest.imports import batch_status
 
 _CELLS = (
     "the original cells, every cell quoted. Cells starting (past any whitespace) with = + - @ | (or their full-width "
-    "forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them. "
+    "forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them. The body starts with a UTF-8 BOM "
+    "(Excel reads it as UTF-8 only then) and comes as an attachment, `import-<batch_id>-errors.csv` (or `-notes`). "
     "409 + Retry-After while the import is not finished (`receiving`, `pending`, `processing`): its list would be "
     "incomplete."
 )
@@ -64,7 +65,7 @@ def _finished(batch: dict[str, Any]) -> dict[str, Any]:
     return batch
 
 
-async def _rows_csv(rt: Runtime, batch_id: UUID, which: str, reason: str) -> Response[str]:
+async def _rows_csv(rt: Runtime, batch_id: UUID, which: str, reason: str, name: str) -> Response[str]:
     stmt = statement("ingest/batches", which)
     async with rt.connection() as conn:
         rows = await conn.fetch(stmt.sql, *stmt.bind(batch_id=batch_id))
@@ -79,7 +80,9 @@ async def _rows_csv(rt: Runtime, batch_id: UUID, which: str, reason: str) -> Res
     ]
     # built in a thread: half a million rejected rows took 4 s, which held every request of this process
     text = await anyio.to_thread.run_sync(errors_csv, table, reason)
-    return Response(text, media_type="text/csv")
+    # the BOM: Excel reads a CSV without one in the ANSI code page (Gewürzgurken came out as GewÃ¼rzgurken)
+    disposition = f'attachment; filename="import-{batch_id}-{name}.csv"'
+    return Response("\ufeff" + text, media_type="text/csv", headers={"Content-Disposition": disposition})
 
 
 @get(
@@ -99,7 +102,7 @@ async def import_errors(
     batch = _finished(await owned_batch(rt, request, batch_id))
     if batch["rows_pruned_at"] is not None and batch["error_rows"]:
         raise _pruned(batch, f"; its counts stay: {batch['error_rows']} rejected")
-    return await _rows_csv(rt, batch_id, "batch_errors", "reason")
+    return await _rows_csv(rt, batch_id, "batch_errors", "reason", "errors")
 
 
 @get(
@@ -120,7 +123,7 @@ async def import_notes(
     batch = _finished(await owned_batch(rt, request, batch_id))
     if batch["rows_pruned_at"] is not None:
         raise _pruned(batch, "")
-    return await _rows_csv(rt, batch_id, "batch_notes", "note")
+    return await _rows_csv(rt, batch_id, "batch_notes", "note", "notes")
 
 
 def _pruned(batch: Any, counts: str) -> Gone:
