@@ -453,6 +453,26 @@ def test_an_imports_rows_come_as_a_named_attachment_excel_reads_as_utf8(
     assert list(csv.reader(io.StringIO(errors)))[1][2:] == ["G", "Gewürzgurken", "'-1", "1"]
 
 
+DUPLICATES = b"sku,name,price,quantity\nD1,First,1,1\nD1,Second,2,2\n D1 ,Third,3,3\nD2,Good,1,1\nD2,Bad,-1,1\n"
+
+
+def test_an_imports_errors_name_its_duplicate_rows_and_a_good_row_lost_to_a_bad_one(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """The errors CSV listed row 5 alone: rows 1, 2 and 4 (replaced by a later row of their SKU) were in no output,
+    and nothing said that D2's good row 4 was lost to the rejected row 5, leaving D2 unlisted."""
+    store, key = shop
+    accepted = upload(base, store, key, DUPLICATES).json()
+    drain_imports(db_url)
+    errors = httpx.get(f"{base}{accepted['errors_url']}", headers=bearer(key)).content.decode("utf-8-sig")
+    table = {int(r[0]): (r[1], r[2]) for r in list(csv.reader(io.StringIO(errors)))[1:]}
+    assert sorted(table) == [1, 2, 4, 5], table
+    kept = "a later row of the same sku: the last one wins (even when it is rejected)"
+    assert table[1] == (f"duplicate: replaced by row 3, {kept}", "D1") and table[2][0] == table[1][0]
+    lost = f"duplicate: replaced by row 5, {kept}; row 5, which replaced it, was rejected: this sku is left as it was"
+    assert table[4] == (lost, "D2") and table[5][0].startswith("price must not be negative")
+
+
 def test_csv_refusals(base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str]) -> None:
     store, key = shop
     no_sku = upload(base, store, key, b"name,price,quantity\nx,1,1\n")

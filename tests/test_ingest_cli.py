@@ -228,6 +228,25 @@ def test_import_csv_of_a_big_file_maps_it_in_lanes_with_the_bar_moving(dsn: str,
         assert conn.execute("SELECT count(*) FROM inventory_event WHERE reason = 'listed'").fetchone() == (1000,)
 
 
+def test_import_csv_names_its_duplicate_rows_and_a_good_row_lost_to_a_bad_one(dsn: str, tmp_path: Path) -> None:
+    """It said "3 duplicate, 1 rejected" and named row 5 alone: which rows were duplicates, and that D2's good row
+    was replaced by the rejected one (D2 left unlisted), no output said."""
+    store = create_store(dsn)
+    file = tmp_path / "d.csv"
+    file.write_text("sku,name,price,quantity\nD1,First,1,1\nD1,Second,2,2\n D1 ,Third,3,3\nD2,Good,1,1\nD2,Bad,-1,1\n")
+    out = cli(dsn, "import", "csv", str(file), "--store", str(store))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("row 5: rejected: price must not be negative"), lines
+    assert lines[1].startswith("row 1: duplicate: replaced by row 3, a later row of the same sku") and lines[
+        2
+    ].startswith("row 2: duplicate: replaced by row 3")
+    assert lines[3].startswith("row 4: duplicate: replaced by row 5,") and lines[3].endswith(
+        "; row 5, which replaced it, was rejected: this sku is left as it was"
+    )
+    assert "3 duplicate, 1 rejected" in lines[4]
+
+
 def test_worker_rejects_unknown_job(dsn: str) -> None:
     out = cli(dsn, "worker", "--only", "embed,nope", "--drain")
     assert out.returncode == 2 and "unknown job 'nope'" in out.stderr

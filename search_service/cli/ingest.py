@@ -233,6 +233,8 @@ def _report(out: ImportOutcome, strict: bool) -> None:
     """The first rejected and noted rows, the summary line; exit 1 unless completed, 3 on --strict rejections."""
     for number, reason in out.errors:
         echo(f"row {number}: rejected: {reason}")
+    for number, reason in out.duplicates or []:
+        echo(f"row {number}: duplicate: {reason}")
     for number, note in out.notes or []:
         echo(f"row {number}: note: {note}")
     if out.ignored_columns:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from search_service.db.sql import statement
 from search_service.ingest import lanes, pipeline
 from search_service.ingest.config import IngestConfig
 from search_service.ingest.csv_store import record_csv
-from search_service.ingest.csvfile import CHARSET_BY_CLI, CsvRows
+from search_service.ingest.csvfile import CHARSET_BY_CLI, CsvRows, errors_csv
 
 
 @dataclass
@@ -35,6 +36,10 @@ class ImportOutcome:
     errors: list[tuple[int, str]]  # the first rejected rows: (row number, reason)
     noted: int = 0  # mapped rows with notes (a GTIN or category ignored, a price rounded)
     notes: list[tuple[int, str]] | None = None  # the first of them: (row number, notes)
+    duplicates: list[tuple[int, str]] | None = None  # the first rows replaced by a later row: (row number, reason)
+
+
+SHOWN_ROWS = 20  # of each kind (rejected, duplicate, noted) in `import csv`'s summary
 
 
 class ImportInterrupted(Exception):
@@ -75,6 +80,24 @@ def _sql(name: str) -> Any:
 async def batch_status(conn: Any, batch_id: UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(_sql("batch_status").sql, *_sql("batch_status").bind(batch_id=batch_id))
     return None if row is None else dict(row)
+
+
+def rows_csv(rows: Iterable[Any], reason_column: str) -> str:
+    """Rows of batch_errors or batch_notes as the CSV a user gets (`…/errors`, `…/notes`): a UTF-8 BOM first
+    (Excel read a CSV without one in the ANSI code page: GewÃ¼rzgurken), a duplicate's reason saying so."""
+    table = [
+        (r["row_number"], _reason(r), _json(r["raw"]), _json(r["payload"]))  # asyncpg: JSON text; psycopg: decoded
+        for r in rows
+    ]
+    return "\ufeff" + errors_csv(table, reason_column)
+
+
+def _reason(row: Any) -> str:
+    return f"duplicate: {row['error']}" if row.get("status") == "duplicate" else row["error"] or ""
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 async def noted_rows(conn: Any, batch_id: UUID) -> int:
@@ -194,9 +217,14 @@ async def import_csv_async(
     return ImportOutcome(
         batch_id, status["status"], status["total_rows"], status["mapped_rows"], status["stale_rows"],
         status["duplicate_rows"], status["error_rows"], reader.ignored_columns,
-        [(r["row_number"], r["error"]) for r in errors[:20]], len(notes),
-        [(r["row_number"], r["error"]) for r in notes[:20]],
+        _first(r for r in errors if r["status"] == "rejected"), len(notes), _first(notes),
+        _first(r for r in errors if r["status"] == "duplicate"),
     )  # fmt: skip
+
+
+def _first(rows: Iterable[Any]) -> list[tuple[int, str]]:
+    """The first rows a summary names: (row number, reason or notes)."""
+    return [(r["row_number"], r["error"]) for r, _ in zip(rows, range(SHOWN_ROWS), strict=False)]
 
 
 async def _give_back(dsn: str, batch_id: UUID, worker_id: str) -> ImportInterrupted:

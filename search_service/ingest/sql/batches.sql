@@ -379,8 +379,19 @@ FROM imported_product_raw WHERE import_batch_id = :batch_id ORDER BY row_number;
 
 -- name: batch_errors
 -- params: batch_id uuid
-SELECT row_number, error, raw, payload FROM imported_product_raw
-WHERE import_batch_id = :batch_id AND status = 'rejected' ORDER BY row_number;
+-- A batch's rows not applied: those rejected, and the duplicates (replaced by a later row of their SKU,
+-- mark_duplicates), a duplicate saying when the row that replaced it was rejected: a good row lost to a bad one left
+-- the SKU as it was, which the user learnt from no output. That row's number is the one mark_duplicates wrote.
+SELECT r.row_number, r.status,
+       r.error || CASE WHEN w.status = 'rejected'
+                       THEN '; row ' || w.row_number || ', which replaced it, was rejected: this sku is left as it was'
+                       ELSE '' END AS error,
+       r.raw, r.payload
+FROM imported_product_raw r
+LEFT JOIN imported_product_raw w
+       ON r.status = 'duplicate' AND w.import_batch_id = r.import_batch_id
+      AND w.row_number = substring(r.error FROM '^replaced by row (\d+)')::int
+WHERE r.import_batch_id = :batch_id AND r.status IN ('rejected', 'duplicate') ORDER BY r.row_number;
 
 -- name: batch_notes
 -- params: batch_id uuid
