@@ -31,6 +31,7 @@ from tests.ingest_helpers import (
     store_key,
     webhook_connection,
 )
+from tests.test_ingest_cli import cli
 
 LIMIT = 300_000  # the upload limit of the server under test (413 past it)
 
@@ -471,6 +472,15 @@ def test_an_imports_errors_name_its_duplicate_rows_and_a_good_row_lost_to_a_bad_
     assert table[1] == (f"duplicate: replaced by row 3, {kept}", "D1") and table[2][0] == table[1][0]
     lost = f"duplicate: replaced by row 5, {kept}; row 5, which replaced it, was rejected: this sku is left as it was"
     assert table[4] == (lost, "D2") and table[5][0].startswith("price must not be negative")
+
+
+def test_imports_errors_writes_the_csv_the_api_answers(base: str, db_url: str, shop: tuple[uuid.UUID, str]) -> None:
+    store, key = shop
+    accepted = upload(base, store, key, DUPLICATES).json()
+    drain_imports(db_url)
+    answered = httpx.get(f"{base}{accepted['errors_url']}", headers=bearer(key)).content
+    written = cli(db_url, "imports", "errors", accepted["batch_id"])
+    assert written.returncode == 0 and written.stdout.encode() == answered, written.stderr
 
 
 def test_csv_refusals(base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import signal
@@ -245,6 +247,37 @@ def test_import_csv_names_its_duplicate_rows_and_a_good_row_lost_to_a_bad_one(ds
         "; row 5, which replaced it, was rejected: this sku is left as it was"
     )
     assert "3 duplicate, 1 rejected" in lines[4]
+
+
+def test_import_csv_says_how_many_rows_it_did_not_name_and_how_to_get_them_all(dsn: str, tmp_path: Path) -> None:
+    """It named the first 20 of 30 rejected rows, then "30 rejected": no "and 10 more", no way to get the rest."""
+    store = create_store(dsn)
+    file = tmp_path / "bad.csv"
+    file.write_text("sku,name,price,quantity\n" + "".join(f"B{i},Thing,-1,1\n" for i in range(30)))
+    out = cli(dsn, "import", "csv", str(file), "--store", str(store))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:20]] == [f"row {i}" for i in range(1, 21)]
+    assert lines[20] == "... and 10 more rejected rows" and "30 rejected" in lines[21]
+    batch = lines[21].split()[1]
+    assert lines[22] == f"every rejected and duplicate row: plinqy-search imports errors {batch} --output errors.csv"
+    saved = tmp_path / "errors.csv"
+    written = cli(dsn, "imports", "errors", batch, "--output", str(saved))
+    assert written.returncode == 0 and written.stdout == "", written.stderr
+    table = list(csv.reader(io.StringIO(saved.read_text(encoding="utf-8-sig"))))
+    assert len(table) == 31 and table[30][:3] == ["30", "price must not be negative", "B29"]
+    piped = cli(dsn, "imports", "errors", batch)
+    assert piped.returncode == 0 and piped.stdout == saved.read_text(encoding="utf-8")
+    assert cli(dsn, "imports", "errors", batch, "--notes").stdout == '\ufeff"row","note","cells"\n'
+    unknown = cli(dsn, "imports", "errors", "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b")
+    assert (
+        unknown.returncode == 1
+        and unknown.stderr == "error: no import batch with id 0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b\n"
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE import_batch SET status = 'processing' WHERE id = %s", (batch,))
+    busy = cli(dsn, "imports", "errors", batch)
+    assert busy.returncode == 1 and busy.stderr.startswith(f"error: batch {batch} is processing (30 of 30 rows mapped)")
 
 
 def test_worker_rejects_unknown_job(dsn: str) -> None:

@@ -1,4 +1,4 @@
-"""Ingest commands: `keys`, `stores create`, `connect webhook`, `import csv`, `imports list`, `imports prune`."""
+"""Ingest commands: `keys`, `stores create`, `connect webhook`, `import csv`, `imports list|errors|prune`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 from uuid import UUID
 
 import click
@@ -230,23 +230,32 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
 
 
 def _report(out: ImportOutcome, strict: bool) -> None:
-    """The first rejected and noted rows, the summary line; exit 1 unless completed, 3 on --strict rejections."""
-    for number, reason in out.errors:
-        echo(f"row {number}: rejected: {reason}")
-    for number, reason in out.duplicates or []:
-        echo(f"row {number}: duplicate: {reason}")
-    for number, note in out.notes or []:
-        echo(f"row {number}: note: {note}")
+    """The first rejected, duplicate and noted rows, the summary line, where the rest are; exit 1 unless completed,
+    3 on --strict rejections."""
+    _first_rows("rejected", out.errors, out.rejected)
+    _first_rows("duplicate", out.duplicates or [], out.duplicate)
+    _first_rows("note", out.notes or [], out.noted)
     if out.ignored_columns:
         echo(f"ignored columns: {', '.join(out.ignored_columns)}")
     echo(
         f"batch {out.batch_id} {out.status}: {out.total} rows, {out.mapped} mapped ({out.noted} with notes), "
         f"{out.stale} stale, {out.duplicate} duplicate, {out.rejected} rejected"
     )
+    if len(out.errors) + len(out.duplicates or []) < out.rejected + out.duplicate:
+        echo(f"every rejected and duplicate row: plinqy-search imports errors {out.batch_id} --output errors.csv")
+    if len(out.notes or []) < out.noted:
+        echo(f"every row with notes: plinqy-search imports errors {out.batch_id} --notes --output notes.csv")
     if out.status != "completed":
         sys.exit(1)
     if strict and out.rejected:
         sys.exit(3)
+
+
+def _first_rows(kind: str, shown: list[tuple[int, str]], count: int) -> None:
+    for number, reason in shown:
+        echo(f"row {number}: {kind}: {reason}")
+    if count > len(shown):
+        echo(f"... and {count - len(shown)} more " + ("rows with notes" if kind == "note" else f"{kind} rows"))
 
 
 def _checked_csv(settings: Settings, file: Path, store_id: UUID, charset: str | None) -> CsvRows:
@@ -317,6 +326,30 @@ def _batch_columns(
     if pruned is not None:
         columns.append("rows pruned")
     return columns + ([f"error={' '.join(error.split())}"] if error else [])
+
+
+@imports.command("errors")
+@click.argument("batch_id", type=click.UUID)
+@click.option("--notes", is_flag=True, help="The rows mapped with notes instead (GET /v1/imports/ID/notes).")
+@click.option("--output", type=click.File("w", encoding="utf-8", lazy=True), help="Write to this file (else stdout).")
+@click.pass_obj
+@user_errors
+def imports_errors(settings: Settings, batch_id: UUID, notes: bool, output: TextIO | None) -> None:
+    """An import's rejected and duplicate rows as the CSV GET /v1/imports/ID/errors answers (UTF-8 with a BOM)."""
+    from search_service.ingest.imports import BatchRowsUnavailable, batch_rows_csv
+
+    with connect(settings) as conn:
+        try:
+            text = batch_rows_csv(conn, batch_id, "batch_notes" if notes else "batch_errors")
+        except BatchRowsUnavailable as exc:
+            raise UserFacingError(str(exc)) from None
+    if output is not None:
+        output.write(text)
+    elif sys.stdout.isatty():  # a cell's control characters would drive the terminal
+        for line in text.splitlines():
+            echo(line)
+    else:
+        sys.stdout.write(text)
 
 
 @imports.command("prune")

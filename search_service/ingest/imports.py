@@ -14,6 +14,7 @@ from uuid import UUID
 
 import asyncpg
 import psycopg
+from psycopg.rows import dict_row
 
 from search_service.db.faults import CONNECTION_LOST
 from search_service.db.sql import statement
@@ -90,6 +91,30 @@ def rows_csv(rows: Iterable[Any], reason_column: str) -> str:
         for r in rows
     ]
     return "\ufeff" + errors_csv(table, reason_column)
+
+
+class BatchRowsUnavailable(Exception):
+    """Why an import's rows cannot be listed (`imports errors`): unknown, not finished, or pruned."""
+
+
+def batch_rows_csv(conn: psycopg.Connection, batch_id: UUID, which: str) -> str:
+    """The CSV `…/errors` (which: batch_errors) or `…/notes` (batch_notes) answers, read on a psycopg connection."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        batch = cur.execute(_sql("batch_status").psycopg, {"batch_id": batch_id}).fetchone()
+        if batch is None:
+            raise BatchRowsUnavailable(f"no import batch with id {batch_id}")
+        if batch["status"] in ("receiving", "pending", "processing"):  # the list would be incomplete
+            raise BatchRowsUnavailable(
+                f"batch {batch_id} is {batch['status']} ({batch['processed_rows']} of {batch['total_rows']} rows "
+                "mapped): its rows are listed once it is completed (`plinqy-search worker --drain` maps it)"
+            )
+        if batch["rows_pruned_at"] is not None:
+            raise BatchRowsUnavailable(
+                f"the rows of batch {batch_id} were pruned at {batch['rows_pruned_at']:%Y-%m-%d %H:%M} UTC "
+                "(imports prune); its counts stay: `imports list`"
+            )
+        rows = cur.execute(_sql(which).psycopg, {"batch_id": batch_id}).fetchall()
+    return rows_csv(rows, "reason" if which == "batch_errors" else "note")
 
 
 def _reason(row: Any) -> str:
