@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from standardwebhooks import Webhook
 
 from benchmarks.webhook_receiver import Receiver
-from search_service.cli import cli
+from search_service.cli.commands import cli
 from tests.events_support import seed_listing, seed_product, seed_store
 
 KEY = Fernet.generate_key().decode()

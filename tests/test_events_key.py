@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
 from benchmarks.webhook_receiver import Receiver
-from search_service.cli import cli
+from search_service.cli.commands import cli
 from search_service.db.secretbox import SecretBox
 from search_service.events.dispatcher import Dispatcher
 from tests.events_support import FAST, deliveries, dispatch, seed_listing, seed_product, seed_store, subscribe

@@ -18,7 +18,7 @@ from litestar.testing import TestClient
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from benchmarks.webhook_receiver import Received, Receiver
-from search_service.cli import cli
+from search_service.cli.commands import cli
 from search_service.db.secretbox import SecretBox
 from search_service.events.dispatcher import Dispatcher
 from search_service.ingest.keys import create_key

@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import pytest
 from click.testing import CliRunner
 
-from search_service.cli import cli
+from search_service.cli.commands import cli
 from search_service.events.config import DEFAULT_RETRY_SCHEDULE, EventsConfig, EventsConfigError
 from search_service.events.policy import decide, parse_retry_after
 from search_service.settings import Settings, SettingsError

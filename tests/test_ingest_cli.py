@@ -173,6 +173,27 @@ def test_ctrl_c_during_import_csv_gives_the_batch_back_to_the_workers(dsn: str, 
         assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (30001,)
 
 
+@pytest.mark.parametrize("delay_s", [0.1, 0.3, 0.5, 0.9])
+def test_ctrl_c_however_early_is_one_line_and_exit_130(dsn: str, tmp_path: Path, delay_s: float) -> None:
+    """A Ctrl-C in the first ~1.5 s (modules being imported: alembic, psycopg) printed a 47-line traceback ending in
+    KeyboardInterrupt; one during a command's own imports printed click's "Aborted!" and exited 1."""
+    store = create_store(dsn)
+    file = tmp_path / "r.csv"
+    file.write_text("sku,name,price,quantity\n" + "".join(f"R{i},Item,1,1\n" for i in range(20000)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search_service", "import", "csv", str(file), "--store", str(store)],
+        env={**os.environ, "DATABASE_URL": dsn}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(delay_s)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Aborted" not in err, err
+    said = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("interrupted")]
+    # `interrupted`, or, past the progress bar's first line, import csv's own: where the file is
+    assert len(said) == 1 and (said[0] == "interrupted" or said[0].startswith("interrupted: ")), err
+
+
 def test_import_csv_that_loses_its_connection_says_where_its_batch_is_in_one_line(dsn: str, tmp_path: Path) -> None:
     """pg_terminate_backend mid-mapping: a full traceback (ConnectionDoesNotExistError from refresh_statistics),
     rc 1, the batch never named and its lease held for a minute. Now: the batch named once stored, one line saying

@@ -1,98 +1,26 @@
-"""The `plinqy-search` command line. Commands stay thin: they parse options and call into modules.
-
-This module builds the group; each area's commands live in their own module, registered at the bottom.
-"""
+"""The `plinqy-search` command line (the console script's `main`). Commands stay thin: they parse options and call
+into modules. The group and its commands are in `commands`, imported by `main` inside its Ctrl-C guard: imported
+here, a Ctrl-C in the first second or so (alembic, psycopg, litestar being imported) printed a 47-line traceback."""
 
 from __future__ import annotations
 
-import os
+import sys
+from typing import NoReturn
 
-import click
-
-from search_service.cli.common import OLDER_SCHEMA, UNREACHABLE_DATABASE, UserFacingError, database_url, echo
-from search_service.db import migrate as migrate_mod
-from search_service.db.secretbox import SecretBoxError
-from search_service.errortext import first_line
-from search_service.settings import Settings, SettingsError
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.pass_context
-def cli(ctx: click.Context) -> None:
-    """Plinqy Search: semantic + geo 'search near me'."""
-    try:
-        ctx.obj = Settings.from_env()
-    except SettingsError as exc:
-        raise UserFacingError(str(exc)) from None
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C ended
 
 
 def main() -> None:
-    """The command line; a failure every command can meet (the database unreachable, the secret key wrong) is one
-    line saying what to do, exit code 1, not a traceback."""
+    """Every command, however early a Ctrl-C comes: one line, `interrupted`, exit 130."""
     try:
-        cli(prog_name="plinqy-search")
-    except SecretBoxError as exc:
-        _fail(f"{exc}; set PLINQY_SECRET_KEY or PLINQY_SECRET_KEY_FILE to the key the secrets were stored with")
-    except UNREACHABLE_DATABASE as exc:
-        reason = first_line(exc)
-        hint = (
-            "check DATABASE_URL (its host, port and database name), or unset it to use the embedded cluster"
-            if os.environ.get("DATABASE_URL")  # `db up` starts only the embedded cluster, which DATABASE_URL bypasses
-            else "start the embedded cluster: plinqy-search db up"
-        )
-        _fail(f"cannot reach the database ({reason}): {hint}")
-    except OLDER_SCHEMA as exc:  # a command that does not check the revision first met a missing table or column
-        advice = _schema_advice()
-        if advice is None:
-            raise
-        _fail(f"{advice} ({type(exc).__name__}: {first_line(exc)})")
+        from search_service.cli.commands import main as run_command
+
+        run_command()
+    except KeyboardInterrupt:
+        interrupted()
 
 
-def _schema_advice() -> str | None:
-    """What to do when the database is not at this code's migration head; None when it is."""
-    try:
-        url = database_url(Settings.from_env())
-        current = migrate_mod.current_revision(url)
-    except Exception:  # the error being reported is the one that matters
-        return None
-    return None if migrate_mod.schema_state(current) == "ok" else migrate_mod.schema_advice(current)
-
-
-def _fail(message: str) -> None:
-    echo(f"error: {message}", err=True)
-    raise SystemExit(1)
-
-
-# Command areas, one module each, registered here (they never import this module). A new area: its module,
-# one import line and one `cli.add_command` line below.
-from search_service.cli.db import db, migrate  # noqa: E402
-from search_service.cli.demo import seed_demo  # noqa: E402
-from search_service.cli.embed import reembed, worker  # noqa: E402
-from search_service.cli.serve import serve  # noqa: E402
-from search_service.cli.tasks import tasks  # noqa: E402
-from search_service.cli.vocabulary import vocabulary  # noqa: E402
-
-cli.add_command(db)
-cli.add_command(migrate)
-cli.add_command(serve)
-cli.add_command(worker)
-cli.add_command(reembed)
-cli.add_command(tasks)
-cli.add_command(vocabulary)
-cli.add_command(seed_demo)
-
-from search_service.cli.events import prune as events_prune  # noqa: E402
-from search_service.cli.events import webhooks  # noqa: E402
-
-cli.add_command(webhooks)
-cli.add_command(events_prune)
-
-from search_service.cli import ingest as _ingest  # noqa: E402
-
-for _command in _ingest.COMMANDS:
-    cli.add_command(_command)
-cli.add_command(_ingest.CONNECT, "connect")
-
-from search_service.cli import connectors as _connectors  # noqa: E402
-
-_connectors.register(cli, _ingest.CONNECT)
+def interrupted() -> NoReturn:
+    sys.stderr.write("interrupted\n")
+    sys.stderr.flush()
+    raise SystemExit(INTERRUPTED_EXIT) from None
