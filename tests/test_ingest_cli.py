@@ -334,11 +334,40 @@ def test_import_csv_maps_its_stores_earlier_batches_first_or_says_what_it_waits_
     out = cli(dsn, "import", "csv", str(file), "--store", str(store))
     assert out.returncode == 0, out.stderr
     assert f"waiting: worker-7 is mapping batch {earlier} of this store" in out.stderr
-    assert f"mapping this store's earlier batch {earlier} first (csv, 1 rows)" in out.stderr
-    assert "1 rows, 1 mapped" in out.stdout
+    assert f"mapping this store's earlier batch {earlier} first (csv, 1 row)" in out.stderr
+    assert "1 row, 1 mapped" in out.stdout
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT status FROM import_batch WHERE id = %s", (earlier,)).fetchone() == ("completed",)
         assert conn.execute("SELECT quantity FROM store_product WHERE sku = 'e1'").fetchone() == (9,)  # in order
+
+
+def test_import_csv_waiting_on_its_own_batch_says_it_is_this_import(dsn: str) -> None:
+    """A worker mapping the batch just uploaded read as another's: `waiting: a worker is mapping batch <id> of this
+    store`. Its own batch held by a worker for a second, then mapped here."""
+    import asyncio
+
+    import asyncpg
+
+    from search_service.ingest import imports, pipeline
+    from search_service.ingest.config import IngestConfig
+
+    store = create_store(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        batch = pipeline.record_batch(conn, store_id=store, source="csv", kind="csv",
+                                      rows=[{"sku": "o1", "name": "Own", "price": 1, "quantity": 4}])  # fmt: skip
+        conn.execute("UPDATE import_batch SET status = 'processing', locked_by = 'worker-9', "
+                     "locked_until = now() + interval '1 second' WHERE id = %s", (batch,))  # fmt: skip
+    told: list[str] = []
+
+    async def follow() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await imports._follow(conn, dsn, batch, f"cli-import:{batch}", IngestConfig(), lambda _: None, told.append)
+        finally:
+            await conn.close()
+
+    asyncio.run(follow())
+    assert told == [f"waiting: a worker is mapping this import (batch {batch}); its progress shows here"]
 
 
 def test_import_csv_reads_a_file_in_the_charset_given(dsn: str, tmp_path: Path) -> None:
@@ -350,7 +379,7 @@ def test_import_csv_reads_a_file_in_the_charset_given(dsn: str, tmp_path: Path) 
     # the remedy of this door: it named the upload's Content-Type, which the command line has none of
     assert "import it with its charset (--charset windows-1252)" in plain.stdout and "Content-Type" not in plain.stdout
     out = cli(dsn, "import", "csv", str(file), "--store", str(store), "--charset", "windows-1252")
-    assert out.returncode == 0 and "1 rows, 1 mapped" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0 and "1 row, 1 mapped" in out.stdout, out.stdout + out.stderr
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT title FROM store_product WHERE sku = 'K-1'").fetchone() == ("Käse 200 g",)
 
@@ -585,7 +614,7 @@ def test_import_csv_of_a_file_whose_name_is_not_utf8_stores_it_with_the_bytes_re
     """A name with a byte that is not UTF-8 reached the database as a surrogate: a traceback, exit 1, no batch."""
     store, out = _import_named(dsn, tmp_path, b"a\x9b.csv")
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
-    assert "1 rows, 1 mapped" in out.stdout, out.stdout
+    assert "1 row, 1 mapped" in out.stdout, out.stdout
     with psycopg.connect(dsn) as conn:
         stored = conn.execute("SELECT file_name FROM import_batch WHERE store_id = %s", (store,)).fetchall()
     assert stored == [("a\ufffd.csv",)]

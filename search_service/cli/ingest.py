@@ -232,14 +232,16 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
 def _report(out: ImportOutcome, strict: bool) -> None:
     """The first rejected, duplicate and noted rows, the summary line, where the rest are; exit 1 unless completed,
     3 on --strict rejections."""
+    from search_service.ingest.imports import row_count_text
+
     _first_rows("rejected", out.errors, out.rejected)
     _first_rows("duplicate", out.duplicates or [], out.duplicate)
     _first_rows("note", out.notes or [], out.noted)
     if out.ignored_columns:
         echo(f"ignored columns: {', '.join(out.ignored_columns)}")
     echo(
-        f"batch {out.batch_id} {out.status}: {out.total} rows, {out.mapped} mapped ({out.noted} with notes), "
-        f"{out.stale} stale, {out.duplicate} duplicate, {out.rejected} rejected"
+        f"batch {out.batch_id} {out.status}: {row_count_text(out.total)}, {out.mapped} mapped "
+        f"({out.noted} with notes), {out.stale} stale, {out.duplicate} duplicate, {out.rejected} rejected"
     )
     if len(out.errors) + len(out.duplicates or []) < out.rejected + out.duplicate:
         echo(f"every rejected and duplicate row: plinqy-search imports errors {out.batch_id} --output errors.csv")

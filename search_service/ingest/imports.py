@@ -74,6 +74,10 @@ class ImportConnectionLost(Exception):
         self.batch_id = batch_id
 
 
+def row_count_text(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"  # "1 rows" read as a typo
+
+
 def _sql(name: str) -> Any:
     return statement("ingest/batches", name)
 
@@ -151,14 +155,15 @@ async def _follow(
         waited_for = head["id"] if head is not None else batch_id
         if waited_for not in told:
             told.add(waited_for)
-            notice(f"waiting: {_waiting_for(head)} batch {waited_for} of this store (its batches are mapped in order)")
+            notice(_waiting_for(head, batch_id))
         await asyncio.sleep(0.2)
 
 
-def _waiting_for(head: Any) -> str:
-    if head is None:
-        return "a worker is mapping"
-    return "an upload is still sending" if head["status"] == "receiving" else f"{head['locked_by']} is mapping"
+def _waiting_for(head: Any, batch_id: UUID) -> str:
+    if head is None:  # this import's own batch: it read as another's ("a worker is mapping batch … of this store")
+        return f"waiting: a worker is mapping this import (batch {batch_id}); its progress shows here"
+    who = "an upload is still sending" if head["status"] == "receiving" else f"{head['locked_by']} is mapping"
+    return f"waiting: {who} batch {head['id']} of this store (its batches are mapped in order)"
 
 
 async def _map_earlier(
@@ -170,7 +175,8 @@ async def _map_earlier(
         claim.sql, *claim.bind(batch_id=head["id"], worker_id=worker_id, lease_s=config.lease_s)
     ):
         return False
-    notice(f"mapping this store's earlier batch {head['id']} first ({head['source']}, {head['total_rows']} rows)")
+    size = row_count_text(head["total_rows"])
+    notice(f"mapping this store's earlier batch {head['id']} first ({head['source']}, {size})")
     await pipeline.map_batch(conn, head["id"], worker_id, config.batch_chunk_rows, config.lease_s)
     return True
 
