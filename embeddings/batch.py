@@ -189,7 +189,8 @@ class BatchSteps:
             text = product_text(product)
             digest = text_hash(text)
             if (
-                product["has_vector"]
+                not task.force
+                and product["has_vector"]
                 and product["ai_text_hash"] == digest
                 and product["ai_model"] == self.encoder.model_id
             ):

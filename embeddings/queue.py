@@ -50,6 +50,7 @@ class ClaimedTask:
     product_id: UUID | None
     attempts: int
     max_attempts: int
+    force: bool = False  # embed even when the text and model are current (`reembed --all --via-queue`)
 
 
 def backoff_delay(
@@ -67,7 +68,7 @@ def claim(conn: psycopg.Connection, worker_id: str, batch_size: int, lease_secon
             sql("claim_batch"),
             {"worker_id": worker_id, "batch_size": batch_size, "lease_seconds": lease_seconds},
         ).fetchall()
-    return [ClaimedTask(r[0], r[1], r[2], r[3]) for r in sorted(rows, key=lambda r: r[0])]
+    return [ClaimedTask(r[0], r[1], r[2], r[3], r[4]) for r in sorted(rows, key=lambda r: r[0])]
 
 
 def load_products(conn: psycopg.Connection, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:

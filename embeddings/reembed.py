@@ -186,9 +186,11 @@ def _todo(batch: list[dict[str, Any]], mode: Mode, model_id: str) -> Todo:
     return todo
 
 
-def _enqueue(conn: psycopg.Connection, todo: Todo) -> int:
+def _enqueue(conn: psycopg.Connection, todo: Todo, mode: Mode) -> int:
+    kind = "reembed_product" if mode == "all" else "embed_product"  # --all: embedded even when current
     with conn.transaction():
-        added = conn.execute(_sql("enqueue"), {"ids": [t[0] for t in todo], "priority": -1}).fetchall()
+        params = {"ids": [t[0] for t in todo], "priority": -1, "kind": kind}
+        added = conn.execute(_sql("enqueue"), params).fetchall()
         if added:
             conn.execute(_sql("notify"))
     return len(added)
@@ -257,7 +259,7 @@ def reembed(
             walk = _batches(conn, mode, batch_size, before)
             for _batch, todo in _selected(walk, mode, encoder.model_id, limit, report, via_queue):
                 if todo and via_queue:
-                    report.enqueued += _enqueue(conn, todo)
+                    report.enqueued += _enqueue(conn, todo, mode)
                 elif todo:
                     vectors = encoder.encode([t[1] for t in todo])
                     report.written += writes.submit(todo, vectors, encoder.model_id)

@@ -233,3 +233,36 @@ def test_a_model_of_the_wrong_dimension_is_refused(fresh_db_url: str) -> None:
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: the model ") and "vector(768)" in lines[0], proc.stderr
+
+
+def test_all_via_queue_reembeds_what_it_queued_and_a_limited_rerun_goes_on(fresh_db_url: str, tmp_path: Path) -> None:
+    """`--all --via-queue` queued plain tasks: the worker skipped each (text and model current), ai_embedded_at never
+    moved, and a `--limit` rerun queued the same first products again for ever."""
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    for item in DEFAULT_CACHE_DIR.iterdir():
+        (cache / "models" / item.name).symlink_to(item)
+    env = {**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_CACHE_DIR": str(cache)}
+
+    def cli(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "search_service", *args], env=env, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        seed(conn, 25)
+        assert "wrote 25" in cli("reembed", "--missing")
+        conn.execute("UPDATE ai_task SET status = 'done'")  # the inserts' tasks: the vectors are written
+        before = dict(conn.execute("SELECT id, ai_embedded_at FROM product_master"))
+        for run in (1, 2):
+            assert "enqueued 10 " in cli("reembed", "--all", "--via-queue", "--limit", "10")
+            cli("worker", "--only", "embed", "--drain", "--poll-interval", "0.2")
+            after = dict(conn.execute("SELECT id, ai_embedded_at FROM product_master"))
+            moved = {pid for pid, at in after.items() if at != before[pid]}
+            assert len(moved) == 10 * run  # each run re-embedded 10 more products, none twice
+        queued = conn.execute(
+            "SELECT count(*), count(DISTINCT product_master_id) FROM ai_task WHERE kind = 'reembed_product'"
+        ).fetchone()
+        assert queued == (20, 20)
+        assert "enqueued 5 " in cli("reembed", "--all", "--via-queue", "--limit", "10")  # the last five

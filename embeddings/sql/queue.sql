@@ -6,6 +6,7 @@
 -- name: claim_batch
 -- params: worker_id text, batch_size int, lease_seconds float8
 -- Due pending tasks, best priority then oldest first (ix_ai_task_claim), skipping rows other workers hold.
+-- force: a `reembed --all --via-queue` task, embedded even when the product's text and model are current.
 WITH due AS (
     SELECT id
     FROM ai_task
@@ -20,7 +21,7 @@ SET status = 'running',
     locked_until = now() + make_interval(secs => :lease_seconds)
 FROM due
 WHERE t.id = due.id
-RETURNING t.id, t.product_master_id, t.attempts, t.max_attempts;
+RETURNING t.id, t.product_master_id, t.attempts, t.max_attempts, t.kind = 'reembed_product' AS force;
 
 -- name: load_products
 -- params: ids uuid[]

@@ -43,11 +43,16 @@ FROM reembed_staging s
 WHERE p.id = s.id AND p.updated_at = s.seen AND p.ai_embedded_at IS NOT DISTINCT FROM s.seen_embedded;
 
 -- name: enqueue
--- params: ids uuid[], priority int
--- --via-queue: hand the work to the workers; a product with a pending task keeps it. Returns the new tasks.
-INSERT INTO ai_task (product_master_id, priority)
-SELECT unnest(:ids::uuid[]), :priority
-ON CONFLICT (product_master_id) WHERE status = 'pending' DO NOTHING
+-- params: ids uuid[], priority int, kind text ('embed_product' | 'reembed_product')
+-- --via-queue: hand the work to the workers; a product with a pending task keeps it. `--all` queues
+-- 'reembed_product' tasks, which the worker embeds even when the text is current (an 'embed_product' task it
+-- skips then, and ai_embedded_at, what a resumed `--all` walks by, never moved); a pending 'embed_product' task
+-- of the product becomes one. Returns the tasks new or made 'reembed_product'.
+INSERT INTO ai_task (product_master_id, priority, kind)
+SELECT unnest(:ids::uuid[]), :priority, :kind
+ON CONFLICT (product_master_id) WHERE status = 'pending'
+DO UPDATE SET kind = EXCLUDED.kind
+    WHERE EXCLUDED.kind = 'reembed_product' AND ai_task.kind <> 'reembed_product'
 RETURNING id;
 
 -- name: server_now
