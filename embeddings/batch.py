@@ -130,7 +130,7 @@ class BatchSteps:
         cfg = self.config
         delay = queue.backoff_delay(task.attempts + 1, base_s=cfg.backoff_base_s, max_s=cfg.backoff_max_s)
         error = f"{type(exc).__name__}: {exc}"
-        status = queue.fail(conn, task, self.worker_id, error, delay)
+        status = queue.fail(conn, task, task.holder, error, delay)
         out.errors += 1
         log.warning(
             json.dumps(
@@ -224,8 +224,9 @@ class BatchSteps:
                         del results[task_id]
                     else:
                         writes.append((task_id, pid, digest))
-            owned = queue.finish_owned(conn, self.worker_id, results)  # the fence
-            requeued = queue.requeue_changed(conn, changed, self.worker_id) if changed else {}
+            holder = next(iter(batch.tasks.values())).holder  # one claim per batch
+            owned = queue.finish_owned(conn, holder, results)  # the fence
+            requeued = queue.requeue_changed(conn, changed, holder) if changed else {}
             writes = [w for w in writes if w[0] in owned]
             if writes:
                 queue.write_vectors(

@@ -51,6 +51,7 @@ class ClaimedTask:
     attempts: int
     max_attempts: int
     force: bool = False  # embed even when the text and model are current (`reembed --all --via-queue`)
+    holder: str = ""  # the claim's holder (locked_by): every fenced write of this task names it
 
 
 def backoff_delay(
@@ -68,7 +69,7 @@ def claim(conn: psycopg.Connection, worker_id: str, batch_size: int, lease_secon
             sql("claim_batch"),
             {"worker_id": worker_id, "batch_size": batch_size, "lease_seconds": lease_seconds},
         ).fetchall()
-    return [ClaimedTask(r[0], r[1], r[2], r[3], r[4]) for r in sorted(rows, key=lambda r: r[0])]
+    return [ClaimedTask(r[0], r[1], r[2], r[3], r[4], worker_id) for r in sorted(rows, key=lambda r: r[0])]
 
 
 def load_products(conn: psycopg.Connection, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
@@ -142,11 +143,21 @@ def requeue_changed(conn: psycopg.Connection, task_ids: Sequence[int], worker_id
     return {r[0]: r[1] for r in rows}  # task id → pending (to embed again) or done (superseded)
 
 
-def reap_expired(conn: psycopg.Connection) -> list[tuple[int, str]]:
-    """Return expired leases to the queue; loops because each pass takes one task per product."""
+def renew_leases(conn: psycopg.Connection, holders: Sequence[str], lease_seconds: float) -> int:
+    """Extend the leases of these claims (the heartbeat); returns how many tasks they still hold."""
+    if not holders:
+        return 0
+    cur = conn.execute(sql("renew_leases"), {"holders": list(holders), "lease_seconds": lease_seconds})
+    return cur.rowcount
+
+
+def reap_expired(conn: psycopg.Connection, keep: Sequence[str] = ()) -> list[tuple[int, str]]:
+    """Return expired leases to the queue, except those of the claims in `keep` (the reaper's own, in hand);
+    loops because each pass takes one task per product."""
     reclaimed: list[tuple[int, str]] = []
+    params = {"keep": list(keep)}
     while True:
-        rows = _in_transaction_retrying(conn, lambda: conn.execute(sql("reap_expired")).fetchall())
+        rows = _in_transaction_retrying(conn, lambda: conn.execute(sql("reap_expired"), params).fetchall())
         if not rows:
             return reclaimed
         reclaimed.extend((r[0], r[1]) for r in rows)

@@ -1,7 +1,10 @@
 """The embedding worker: claims ai_task batches, embeds them in one model call, writes fenced on its lease.
 
 Safe with many workers on many hosts (SKIP LOCKED claims, leases, fenced writes) and against SIGKILL (expired
-leases are reaped by any worker). SIGTERM/SIGINT stop the claiming; the batch in hand is finished (or, when the
+leases are reaped by any worker). Each claim has its own holder (`<worker id>#<n>`, locked_by), which every fence
+compares; a heartbeat thread renews the leases of the claims in hand (embeddings/lease.py), and a worker never
+reaps its own, so a batch slower than its lease is neither reaped nor charged an attempt.
+SIGTERM/SIGINT stop the claiming; the batch in hand is finished (or, when the
 stop arrives before its work began, released untouched), then the worker exits.
 
 One batch: claim (one short transaction) → read the products and compose their texts → one model call for the
@@ -36,6 +39,7 @@ from pgvector.psycopg import register_vector
 from embeddings import queue
 from embeddings.batch import BatchOutcome, BatchSteps, EmbeddingError, PreparedBatch, product_text
 from embeddings.encoder import Encoder
+from embeddings.lease import Claims, Heartbeat
 from embeddings.worker_config import WorkerConfig
 from embeddings.writer import BatchWriter
 
@@ -64,6 +68,7 @@ class Worker(BatchSteps):
         self.encoder = encoder
         self.config = config
         self.worker_id = worker_id or make_worker_id()
+        self.claims = Claims(self.worker_id)  # each claim's holder, and those in hand (renewed, never self-reaped)
         self.stopping = False
         self.totals = BatchOutcome()
         self.batches = 0
@@ -106,7 +111,8 @@ class Worker(BatchSteps):
 
     def _run_connected(self) -> bool:
         """The loop on one set of connections; True when the worker is done (drained or stopped)."""
-        with self._connect() as conn, self._connect() as listener, self._writer() as writer:
+        heartbeat = Heartbeat(self._connect, self.claims, self.config.lease_seconds)
+        with self._connect() as conn, self._connect() as listener, self._writer() as writer, heartbeat:
             if self._lost_tries:  # back after an outage: said once (db_lost said the 1st, 2nd, 4th... try)
                 log.info(json.dumps({"event": "db_back", "worker": self.worker_id, "after_tries": self._lost_tries}))
                 self._lost_tries = 0
@@ -115,7 +121,7 @@ class Worker(BatchSteps):
             while not self.stopping:
                 # The reaper runs at each poll: expired leases of dead workers go back to the queue.
                 if time.monotonic() - last_reap >= self.config.poll_interval_s:
-                    reclaimed = queue.reap_expired(conn)
+                    reclaimed = queue.reap_expired(conn, keep=self.claims.held())
                     if reclaimed:
                         failed = sum(1 for _, status in reclaimed if status == "failed")
                         log.info(json.dumps({"event": "reaped", "tasks": len(reclaimed), "failed": failed}))
@@ -174,24 +180,37 @@ class Worker(BatchSteps):
         claims and embeds the next batch (the model call is the bottleneck; the write hides behind it)."""
         if self.stopping:
             return False
-        tasks = queue.claim(conn, self.worker_id, self.config.batch_size, self.config.lease_seconds)
-        if not tasks:
-            return False
-        started = time.perf_counter()
-        if self.config.hold_s:
-            self._sleep(self.config.hold_s)
-        if self.stopping:
-            # Stopped while holding the batch and before any work: give it back without spending an attempt.
-            released = queue.release(conn, [t.id for t in tasks], self.worker_id)
-            log.info(json.dumps({"event": "released", "worker": self.worker_id, "tasks": released}))
+        holder = self.claims.new()  # in hand (the heartbeat renews it) until written or given back
+        handed_to_writer = False
+        try:
+            tasks = queue.claim(conn, holder, self.config.batch_size, self.config.lease_seconds)
+            if not tasks:
+                return False
+            started = time.perf_counter()
+            if self.config.hold_s:
+                self._sleep(self.config.hold_s)
+            if self.stopping:
+                # Stopped while holding the batch and before any work: give it back without spending an attempt.
+                released = queue.release(conn, [t.id for t in tasks], holder)
+                log.info(json.dumps({"event": "released", "worker": self.worker_id, "tasks": released}))
+                return True
+            batch = self.prepare(conn, tasks)
+            self.embed(batch)
+            if writer is None:
+                self._finish(conn, batch, started)
+            else:
+                writer.submit(lambda wconn: self._finish_claim(wconn, batch, started, holder))
+                handed_to_writer = True
             return True
-        batch = self.prepare(conn, tasks)
-        self.embed(batch)
-        if writer is None:
+        finally:
+            if not handed_to_writer:  # a claim that raised is no longer in hand: its lease runs out, it is reaped
+                self.claims.done(holder)
+
+    def _finish_claim(self, conn: psycopg.Connection, batch: PreparedBatch, started: float, holder: str) -> None:
+        try:
             self._finish(conn, batch, started)
-        else:
-            writer.submit(lambda wconn: self._finish(wconn, batch, started))
-        return True
+        finally:
+            self.claims.done(holder)
 
 
 def run_worker(dsn: str, encoder: Encoder, config: WorkerConfig, on_start: Callable[[str], None] | None = None) -> int:

@@ -5,6 +5,8 @@
 
 -- name: claim_batch
 -- params: worker_id text, batch_size int, lease_seconds float8
+-- worker_id is the claim's holder: the worker's id and the claim's number (embeddings/worker.py), so every fence
+-- below (locked_by = :worker_id) tells this claim from the same worker's earlier or later one.
 -- Due pending tasks, best priority then oldest first (ix_ai_task_claim), skipping rows other workers hold.
 -- force: a `reembed --all --via-queue` task, embedded even when the product's text and model are current.
 WITH due AS (
@@ -44,9 +46,10 @@ FOR UPDATE OF p;
 
 -- name: finish_owned
 -- params: task_ids bigint[], results text[], worker_id text
--- The fence: only tasks this worker still holds are finished; the caller writes vectors for those alone.
+-- The fence: only tasks this claim still holds are finished; the caller writes vectors for those alone.
 -- A lease that ran out but was not reaped is still ours: nobody else can hold the task until the reaper
--- returns it to pending, and the reaper skips rows this UPDATE has locked.
+-- returns it to pending, and the reaper skips rows this UPDATE has locked. A task reaped and claimed again
+-- (by any worker, this one included) has another holder: the stale claim's write does not pass.
 UPDATE ai_task t
 SET status = 'done', result = r.result, finished_at = now(), locked_by = NULL, locked_until = NULL
 FROM unnest(:task_ids::bigint[], :results::text[]) AS r(id, result)
@@ -91,14 +94,22 @@ SET status = CASE WHEN ai_task_other_pending(t.product_master_id, t.id) THEN 'do
 WHERE t.id = ANY(:task_ids::bigint[]) AND t.status = 'running' AND t.locked_by = :worker_id
 RETURNING t.id, t.status;
 
+-- name: renew_leases
+-- params: holders text[], lease_seconds float8
+-- The heartbeat: a worker extends the leases of the claims it has in hand (being embedded or written).
+UPDATE ai_task
+SET locked_until = now() + make_interval(secs => :lease_seconds)
+WHERE status = 'running' AND locked_by = ANY(:holders::text[]);
+
 -- name: reap_expired
--- params: (none)
--- Leases that ran out belong to dead or stuck workers: the attempt counts, the task goes back to the queue
--- (or to failed at max_attempts). One expired task per product at a time keeps the pending index satisfied.
+-- params: keep text[]
+-- Leases that ran out belong to dead or stuck workers (a live one renews them): the attempt counts, the task goes
+-- back to the queue (or to failed at max_attempts). `keep`: the reaping worker's own claims in hand, never reaped
+-- by it. One expired task per product at a time keeps the pending index satisfied.
 WITH locked AS (
     SELECT id, product_master_id
     FROM ai_task
-    WHERE status = 'running' AND locked_until < now()
+    WHERE status = 'running' AND locked_until < now() AND locked_by <> ALL(:keep::text[])
     FOR UPDATE SKIP LOCKED
 ), expired AS (
     SELECT DISTINCT ON (coalesce(product_master_id::text, id::text)) id
