@@ -285,11 +285,14 @@ def test_tasks_cli_stats_failed_retry_prune(db: psycopg.Connection, fresh_db_url
     neither = cli("retry")
     assert neither.returncode == 2 and neither.stderr.startswith("error: give either --all or")
     retried = cli("retry", str(failed_id), "999999")
-    assert retried.returncode == 0 and "requeued 1 task(s)" in retried.stdout
+    assert retried.returncode == 1 and "requeued 1 task(s)" in retried.stdout  # exit 0 when an id was not
     assert "not requeued: 999999 (no such task)" in retried.stdout  # it said nothing of the ids it left
     again = cli("retry", str(failed_id))
-    assert f"not requeued: {failed_id} (it is pending, not failed)" in again.stdout
+    assert again.returncode == 1 and f"not requeued: {failed_id} (it is pending, not failed)" in again.stdout
     assert tasks(db)[failed_id][:2] == ("pending", 0)
+    db.execute("UPDATE ai_task SET status = 'failed', attempts = 5 WHERE id = %s", (failed_id,))
+    alone = cli("retry", str(failed_id))
+    assert alone.returncode == 0 and "requeued 1 task(s)" in alone.stdout and "not requeued" not in alone.stdout
     done_ids = sorted(tasks(db))[1:]
     _age_tasks(db, done_ids, "done", 3)
     bad = cli("prune", "--older-than", "2 weeks")

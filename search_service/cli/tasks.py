@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from search_service.cli.common import Duration, UsageMistake, connect, echo, user_errors
@@ -50,7 +52,7 @@ def tasks_failed(settings: Settings, limit: int) -> None:
 @click.pass_obj
 @user_errors
 def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> None:
-    """Requeue failed tasks: `--all` or task IDs."""
+    """Requeue failed tasks: `--all` or task IDs (exit 1 when an ID given was not requeued, each one said and why)."""
     from embeddings import queue
 
     if retry_all == bool(ids):
@@ -66,6 +68,8 @@ def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> No
         if status == "failed":
             why = "its product already has a pending task, which does its work"
         echo(f"not requeued: {task_id} ({why})")
+    if left:
+        sys.exit(1)  # an id named and not requeued is a failed request (README: exit 1)
 
 
 @tasks.command("prune")
