@@ -1,0 +1,90 @@
+"""`plinqy-search sync ID [--full]`: one poll of a POS connection now, with a progress bar; Ctrl-C stops after the
+batch in hand."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+import click
+
+from search_service.cli.common import UserFacingError, connect, current_database_url, echo, user_errors
+from search_service.settings import Settings
+
+
+@click.command()
+@click.argument("connection_id", type=click.UUID)
+@click.option(
+    "--full", is_flag=True, help="Read everything again, and remove listings the vendor no longer has (not >50%)."
+)
+@click.pass_obj
+@user_errors
+def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
+    """Poll one POS connection now (its webhooks' re-reads included), with a progress bar."""
+    from tqdm import tqdm
+
+    from search_service.ingest.connectors.job import account_locked
+    from search_service.ingest.connectors.sync import SyncFailed, UnknownConnection, load_spec, record_rows
+    from search_service.ingest.connectors.sync import sync_connection as run_sync
+
+    current_database_url(settings)
+    with connect(settings) as conn:
+        try:
+            spec = load_spec(conn, settings.secret_box(), connection_id)
+        except UnknownConnection as exc:
+            raise UserFacingError(str(exc)) from None
+        if spec.source == "webhook":
+            raise UserFacingError("a webhook connection is pushed to, not polled")
+        if not spec.enabled:
+            raise UserFacingError(f"connection {connection_id} is disabled: `connections enable` it first")
+        waiting = partial(echo, "another sync of this vendor account is running: waiting for it", err=True)
+        with (
+            account_locked(conn, spec.account, waiting),
+            tqdm(unit="item", desc=f"sync {spec.source}", file=sys.stderr) as bar,
+            _stop_on_ctrl_c() as stop,
+        ):
+            try:
+                report = run_sync(conn, spec, record_rows, full=full, policy=settings.connectors.policy(),
+                                  on_read=lambda page: bar.update(page.read), stop=stop)  # fmt: skip
+            except SyncFailed as exc:
+                raise UserFacingError(f"sync failed (recorded on the connection; the cursor kept): {exc}") from None
+    if report.interrupted:
+        echo(f"interrupted: {report.read} vendor records stored in {report.pages} batches with their cursor; "
+                   f"`plinqy-search sync {connection_id}` (or the worker) goes on from there", err=True)  # fmt: skip
+        sys.exit(130)
+    removed = f"; {report.removed} listing(s) gone at the vendor removed" if report.removed else ""
+    if full and report.shifted:  # a deletion between two pages moved a record onto a page already read
+        removed = "; the vendor's set shifted while the pass ran: listings it did not read were not removed"
+    echo(f"synced {report.read} vendor records into {report.rows} rows in {report.pages} batches "
+               f"({report.seconds:.1f}s){removed}; the import worker maps them")  # fmt: skip
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c() -> Iterator[threading.Event]:
+    """Ctrl-C sets the event (the sync stops after the batch in hand, stored with its cursor); a second one
+    aborts at once."""
+    stop = threading.Event()
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if stop.is_set():  # at once, not after the vendor's read in flight: the server rolls back the batch in hand
+            echo(err=True)  # after the terminal's ^C
+            echo("aborted: the batches stored before keep their cursor", err=True)
+            sys.stderr.flush()
+            os._exit(130)
+        stop.set()
+        echo(err=True)
+        echo("stopping after the batch in hand (a first or --full sync reads the vendor's stock levels "
+             "first: minutes on a big shop); Ctrl-C again to abort now", err=True)  # fmt: skip
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
