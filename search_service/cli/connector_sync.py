@@ -10,13 +10,16 @@ import sys
 import threading
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import click
 
-from search_service.cli.common import UserFacingError, connect, current_database_url, echo, user_errors
+from search_service.cli.common import UsageMistake, UserFacingError, connect, current_database_url, echo, user_errors
 from search_service.settings import Settings
+
+if TYPE_CHECKING:
+    from search_service.ingest.connectors.sync import SyncReport
 
 
 @click.command()
@@ -24,16 +27,24 @@ from search_service.settings import Settings
 @click.option(
     "--full", is_flag=True, help="Read everything again, and remove listings the vendor no longer has (not >50%)."
 )
+@click.option(
+    "--allow-mass-removal",
+    is_flag=True,
+    help="With --full: remove what the vendor no longer has even when it is more than half of the store's listings.",
+)
 @click.pass_obj
 @user_errors
-def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
-    """Poll one POS connection now (its webhooks' re-reads included), with a progress bar."""
+def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal: bool) -> None:
+    """Poll one POS connection now (its webhooks' re-reads included), with a progress bar. Exit 1 when it failed,
+    or when a full sync's removal was refused (more than half of the store's listings)."""
     from tqdm import tqdm
 
     from search_service.ingest.connectors.job import account_locked
     from search_service.ingest.connectors.sync import SyncFailed, UnknownConnection, load_spec, record_rows
     from search_service.ingest.connectors.sync import sync_connection as run_sync
 
+    if allow_mass_removal and not full:
+        raise UsageMistake("--allow-mass-removal goes with --full (only a full sync removes listings)")
     current_database_url(settings)
     with connect(settings) as conn:
         try:
@@ -52,9 +63,15 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
         ):
             try:
                 report = run_sync(conn, spec, record_rows, full=full, policy=settings.connectors.policy(),
-                                  on_read=lambda page: bar.update(page.read), stop=stop)  # fmt: skip
+                                  on_read=lambda page: bar.update(page.read), stop=stop,
+                                  allow_mass_removal=allow_mass_removal)  # fmt: skip
             except SyncFailed as exc:
                 raise UserFacingError(f"sync failed (recorded on the connection; the cursor kept): {exc}") from None
+    _tell(connection_id, full, report)
+
+
+def _tell(connection_id: UUID, full: bool, report: SyncReport) -> None:
+    """How the sync ended: interrupted (exit 130), its removal refused (exit 1), or done."""
     if report.interrupted:
         echo(f"interrupted: {report.read} vendor records stored in {report.pages} batches with their cursor; "
                    f"`plinqy-search sync {connection_id}` (or the worker) goes on from there", err=True)  # fmt: skip
@@ -64,6 +81,8 @@ def sync(settings: Settings, connection_id: UUID, full: bool) -> None:
         removed = "; the vendor's set shifted while the pass ran: listings it did not read were not removed"
     echo(f"synced {report.read} vendor records into {report.rows} rows in {report.pages} batches "
                f"({report.seconds:.1f}s){removed}; the import worker maps them")  # fmt: skip
+    if report.removal_refused:  # the records are stored, but the pass did not do what --full is for
+        raise UserFacingError(report.removal_refused)
 
 
 @contextlib.contextmanager

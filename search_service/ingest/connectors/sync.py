@@ -47,6 +47,7 @@ class SyncReport:
     read: int = 0
     rows: int = 0
     removed: int = 0  # listings a full sync found gone at the vendor
+    removal_refused: str = ""  # why a full sync removed none of them (more than half of the store's listings)
     interrupted: bool = False  # stopped (SIGTERM) after a stored batch; resumes from its cursor
     shifted: bool = False  # the vendor's set shifted under the pass: a listing not read may still be there
     seconds: float = 0.0
@@ -201,10 +202,12 @@ def sync_connection(
     on_read: Callable[[Page], object] | None = None,
     batch_rows: int = 5000,
     stop: threading.Event | None = None,
+    allow_mass_removal: bool = False,
 ) -> SyncReport:
     """Poll the vendor once, storing page after page; raises SyncFailed after recording the failure. `on_read`
     sees each vendor page as it is read. A set `stop` ends the sync after the batch in hand (stored with its
-    cursor); the connection stays due."""
+    cursor); the connection stays due. `allow_mass_removal`: a full pass removes what it found gone even past
+    half of the store's listings."""
     report, started = SyncReport(), time.perf_counter()
     seen: set[str] | None = set() if full else None
     cursor: Cursor = spec.cursor
@@ -235,37 +238,51 @@ def sync_connection(
         connector.close()
         report.seconds = time.perf_counter() - started
     if not report.interrupted:
-        _finish_pass(conn, spec, recorder, report, seen, cursor)
+        _finish_pass(conn, spec, recorder, report, seen, cursor, allow_mass_removal)
     return report
 
 
 def _finish_pass(
-    conn: Any, spec: ConnectionSpec, recorder: Recorder, report: SyncReport, seen: set[str] | None, cursor: Cursor
+    conn: Any,
+    spec: ConnectionSpec,
+    recorder: Recorder,
+    report: SyncReport,
+    seen: set[str] | None,
+    cursor: Cursor,
+    allow_mass_removal: bool,
 ) -> None:
     """A complete pass: a full one removes what the vendor no longer returns (unless its set shifted under it: a
     listing not read may be one a deletion moved onto a page already read); then the success is recorded."""
     if seen is not None and report.shifted:
         log.warning("connection %s: full sync's set shifted while it ran: listings not read are not removed", spec.id)
     elif seen is not None:  # a full pass; one that saw nothing would remove everything: refused like any over half
-        removed = remove_vanished(conn, spec, seen, recorder, cursor)
-        if removed is None:
+        removed = remove_vanished(conn, spec, seen, recorder, cursor, allow_mass_removal)
+        if isinstance(removed, str):
+            report.removal_refused = removed
             return  # refused, and recorded as the connection's last error
         report.removed = removed
     conn.execute(_sql("record_sync_success"), {"connection_id": spec.id})
 
 
-def remove_vanished(conn: Any, spec: ConnectionSpec, seen: set[str], recorder: Recorder, cursor: Cursor) -> int | None:
-    """After a complete full pass: delete the listings the vendor no longer returns. A pass that would remove more
-    than half of the store's active listings is refused (a vendor glitch must not empty a store) and recorded."""
+def remove_vanished(
+    conn: Any, spec: ConnectionSpec, seen: set[str], recorder: Recorder, cursor: Cursor, allow_all: bool = False
+) -> int | str:
+    """After a complete full pass: delete the listings the vendor no longer returns (how many). A pass that would
+    remove more than half of the store's active listings is refused (a vendor glitch must not empty a store) and
+    recorded, unless `allow_all`: the refusal's message is returned."""
     params = {"connection_id": spec.id, "store_id": spec.store_id, "seen": sorted(seen)}
     vanished = conn.execute(_sql("vanished_listings"), params).fetchall()
     if not vanished:
         return 0
-    if len(vanished) * 2 > int(vanished[0][1]):
-        message = f"full sync: {len(vanished)} of {vanished[0][1]} listings no longer at the vendor; not removed"
+    if len(vanished) * 2 > int(vanished[0][1]) and not allow_all:
+        message = (
+            f"full sync: {len(vanished)} of {vanished[0][1]} listings no longer at the vendor; not removed: more "
+            "than half of the store's active listings (a vendor glitch must not empty a store); if they are really "
+            f"gone: `plinqy-search sync {spec.id} --full --allow-mass-removal`"
+        )
         record_failure(conn, spec.id, message)
         log.warning("connection %s: %s", spec.id, message)
-        return None
+        return message
     rows = [{"op": "delete", "sku": sku} for sku, _ in vanished]
     _store_page(conn, spec, Page("catalog", rows, cursor, 0), recorder)
     return len(rows)
