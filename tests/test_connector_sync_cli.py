@@ -3,7 +3,12 @@ refused, when it is interrupted, when the vendor refuses the credentials or aske
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -11,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.connector_helpers import map_batches, sync
+from tests.connector_helpers import SECRET_KEY, map_batches, sync
 from tests.pos_fakes.vendors import LightspeedRFake
 from tests.test_connector_sync import ITEMS, cli, r_connection, state
 
@@ -59,3 +64,39 @@ def test_a_refused_full_sync_removal_fails_and_says_how_to_force_it(
     map_batches(db)
     assert active_skus(db) == set()
     assert state(db, cid)[1] == 0
+
+
+def test_the_command_an_interrupted_full_sync_suggests_removes_what_the_vendor_deleted(
+    db: psycopg.Connection, fresh_db_url: str, r_fake: Any
+) -> None:
+    """Ctrl-C in `sync --full` suggested a plain `sync ID`, which goes on from the cursor but never removes: a
+    product deleted at the vendor stayed sellable. The suggestion is a full sync again now, and it removes it."""
+    cid = r_connection(db, r_fake, page_size=1)
+    sync(db, cid)
+    map_batches(db)
+    original = r_fake.handle
+
+    def slow(req: Any) -> Any:
+        time.sleep(0.5)
+        return original(req)
+
+    r_fake.server.handler = slow
+    env = {**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_SECRET_KEY": SECRET_KEY}
+    proc = subprocess.Popen([sys.executable, "-m", "search_service", "sync", str(cid), "--full"], env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        asked, deadline = len(r_fake.server.requests), time.monotonic() + 60
+        while len(r_fake.server.requests) < asked + 3:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        r_fake.server.handler = original
+    assert proc.returncode == 130 and "interrupted:" in err, err
+    del r_fake.items["105"]  # deleted at the vendor without a trace (only a full pass finds it gone)
+    follow_up = cli(fresh_db_url, *suggested_command(err))
+    assert follow_up.returncode == 0, follow_up.stderr
+    map_batches(db)
+    assert active_skus(db) == {"101", "102", "103", "104"}

@@ -73,8 +73,12 @@ def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal
 def _tell(connection_id: UUID, full: bool, report: SyncReport) -> None:
     """How the sync ended: interrupted (exit 130), its removal refused (exit 1), or done."""
     if report.interrupted:
-        echo(f"interrupted: {report.read} vendor records stored in {report.pages} batches with their cursor; "
-                   f"`plinqy-search sync {connection_id}` (or the worker) goes on from there", err=True)  # fmt: skip
+        stored = f"interrupted: {report.read} vendor records stored in {report.pages} batches with their cursor"
+        if full:  # a plain sync (or the worker) goes on from the cursor, but only a whole full pass removes
+            echo(f"{stored}; listings the vendor no longer has are removed only at the end of a whole full pass: "
+                 f"run `plinqy-search sync {connection_id} --full` again", err=True)  # fmt: skip
+        else:
+            echo(f"{stored}; `plinqy-search sync {connection_id}` (or the worker) goes on from there", err=True)
         sys.exit(130)
     removed = f"; {report.removed} listing(s) gone at the vendor removed" if report.removed else ""
     if full and report.shifted:  # a deletion between two pages moved a record onto a page already read
