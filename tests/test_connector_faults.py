@@ -296,7 +296,7 @@ def test_erply_an_http_error_names_the_request_never_the_credentials(
     with pytest.raises(SyncFailed):
         sync(db, cid)
     error = state(db, cid)[2]
-    assert error == "VendorError: POST / (request getProductStock): HTTP 401"
+    assert error.startswith("the vendor refused the credentials (POST / (request getProductStock): HTTP 401): ")
     assert not any(secret in error for secret in ("api-pass", "api-user", "session-"))
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.connector_helpers import SECRET_KEY, map_batches, sync
-from tests.pos_fakes.vendors import LightspeedRFake
+from tests.connector_helpers import SECRET_KEY, make_connection, make_store, map_batches, sync
+from tests.pos_fakes.vendors import ErplyFake, LightspeedRFake
 from tests.test_connector_sync import ITEMS, cli, r_connection, state
 
 
@@ -100,3 +100,40 @@ def test_the_command_an_interrupted_full_sync_suggests_removes_what_the_vendor_d
     assert follow_up.returncode == 0, follow_up.stderr
     map_batches(db)
     assert active_skus(db) == {"101", "102", "103", "104"}
+
+
+def test_credentials_the_vendor_refuses_say_so_and_how_to_replace_them(
+    db: psycopg.Connection, fresh_db_url: str, r_fake: Any
+) -> None:
+    """A wrong token failed as "VendorError: GET /API/V3/Account/4242/Item.json: HTTP 401", a wrong Erply password
+    as "VendorError: Erply verifyUser: error 1051", in sync, connections list and the worker's log alike. Now one
+    line says the vendor refused the credentials and which `connections update` option replaces them."""
+    store = make_store(db, "R", 52.37, 4.89)
+    r_id = make_connection(db, store, "lightspeed-r", "1", r_fake.server.url, {"account": "4242", "token": "wrong"})
+    erply = ErplyFake()
+    try:
+        creds = {"client_code": "123456", "username": "api-user", "password": "not-it"}
+        e_id = make_connection(db, store, "erply", "1", erply.server.url, creds)
+        for cid, flag, why in ((r_id, "--token", "HTTP 401: token wrong or revoked"),
+                               (e_id, "--password", "error 1051 (wrong username or password)")):  # fmt: skip
+            out = cli(fresh_db_url, "sync", str(cid))
+            assert out.returncode == 1, out.stderr
+            last = out.stderr.strip().splitlines()[-1]
+            assert "the vendor refused the credentials (" in last and why in last, last
+            assert f"`plinqy-search connections update {cid} {flag}`" in last, last
+            assert "VendorError" not in last
+        listing = cli(fresh_db_url, "connections", "list").stdout
+        for cid in (r_id, e_id):
+            line = next(line for line in listing.splitlines() if line.startswith(str(cid)))
+            assert "the vendor refused the credentials" in line and "connections update" in line, line
+        db.execute("UPDATE ingest_connection SET consecutive_failures = 0, last_sync_at = NULL")  # due again
+        worker = subprocess.run(
+            [sys.executable, "-m", "search_service", "worker", "--only", "sync", "--drain"],
+            env={**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_SECRET_KEY": SECRET_KEY},
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        logged = worker.stdout + worker.stderr
+        assert f"`plinqy-search connections update {r_id} --token`" in logged, logged[-2000:]
+        assert "the vendor refused the credentials (Erply verifyUser: error 1051" in logged
+    finally:
+        erply.server.close()

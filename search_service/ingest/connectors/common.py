@@ -347,3 +347,17 @@ def matches_any(given: str, key_candidates: Iterable[str], message: bytes, encod
             offered = given.strip().lower() if encoding == "hex" else given.strip()  # hex in either case
             found |= hmac.compare_digest(expected.encode(), offered.encode())
     return found
+
+
+def compact_json(text: str) -> str:
+    """`text` (valid JSON) without the white space between its tokens; strings and numbers stay as written."""
+    out, in_string, escaped = [], False, False
+    for char in text:
+        if in_string:
+            escaped, in_string = (not escaped and char == "\\"), in_string and (escaped or char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in " \t\r\n":
+            continue
+        out.append(char)
+    return "".join(out)

@@ -1,9 +1,9 @@
 """Erply: `getProducts`, `getProductStock` and `getUserOperationsLog` (deletions) by `changedSince`.
 
 Errors arrive as HTTP 200 with `status.errorCode` ≠ 0: 1002 is the hourly quota (wait for the next hour), 1054-1056
-an expired session (log in again); a per-IP 429 comes as HTTP. Numbers may be strings. A stock record has no
-warehouse: it belongs to the warehouse the request asked for. Webhooks are enriched events used only as a
-trigger to poll again (the poll is the source of truth), so their data is never trusted.
+an expired session (log in again), 1050-1052 a login refused; a per-IP 429 comes as HTTP. Numbers may be strings.
+A stock record has no warehouse: it belongs to the warehouse the request asked for. Webhooks are enriched events
+used only as a trigger to poll again (the poll is the source of truth), so their data is never trusted.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from search_service.ingest.connectors.common import (
     as_list,
     barcode_fields,
     compact,
+    compact_json,
     fold_first_sync,
     hmac_sha256,
     iso_from_unix,
@@ -47,6 +48,7 @@ from search_service.ingest.sources import NestedTooDeeply, load_json
 SOURCE = "erply"
 QUOTA_EXCEEDED = 1002
 SESSION_ERRORS = frozenset({1054, 1055, 1056})
+LOGIN_ERRORS = {1050: "(username or password missing)", 1051: "(wrong username or password)", 1052: "(user blocked)"}
 SELLABLE_STATUSES = frozenset({"ACTIVE", "NO_LONGER_ORDERED"})
 STOCK_TABLES = ("wm_inventory", "wm_sales_document", "wm_product_stock")
 PRODUCT_TEXT = ("productID", "name", "brandName", "longdesc", "description", "groupName", "categoryName", "code2")
@@ -77,7 +79,9 @@ def check_status(body: Any, response: httpx.Response) -> None:
         raise RetryRequest("Erply hourly request quota used up (error 1002)", seconds_to_next_hour())
     if code in SESSION_ERRORS:
         raise SessionExpired(f"Erply session expired (error {code})", status=401)
-    raise VendorError(f"Erply {status.get('request')}: error {code} {status.get('errorField') or ''}".strip())
+    refused = LOGIN_ERRORS.get(code)  # the credentials, as an HTTP vendor's 401 (sync.py says what to do)
+    why = f"Erply {status.get('request')}: error {code} {refused or status.get('errorField') or ''}".strip()
+    raise VendorError(why, status=401 if refused else None)
 
 
 def map_product(record: Mapping[str, Any], ctx: MapContext) -> Row:
@@ -355,20 +359,6 @@ def raw_member(text: str, key: str) -> str | None:
         at = skip(at)
         at = skip(at + (text[at : at + 1] == ","))
     return None
-
-
-def compact_json(text: str) -> str:
-    """`text` (valid JSON) without the white space between its tokens; strings and numbers stay as written."""
-    out, in_string, escaped = [], False, False
-    for char in text:
-        if in_string:
-            escaped, in_string = (not escaped and char == "\\"), in_string and (escaped or char != '"')
-        elif char == '"':
-            in_string = True
-        elif char in " \t\r\n":
-            continue
-        out.append(char)
-    return "".join(out)
 
 
 def sign_event(event: Mapping[str, Any], secret: str, config: SignatureConfig | None = None) -> str:

@@ -230,7 +230,7 @@ def sync_connection(
         # stopped: the pass is not finished (a full one's vanished listings are not known), whatever was read
         report.interrupted = stop is not None and stop.is_set()
     except (VendorError, httpx.HTTPError, ArithmeticError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        message = failure_message(spec, exc)
         failures = record_failure(conn, spec.id, message, exc.wait_s if isinstance(exc, RateLimited) else None)
         log.warning("sync of connection %s failed (%d in a row): %s", spec.id, failures, escape_control_chars(message))
         raise SyncFailed(message) from exc
@@ -240,6 +240,21 @@ def sync_connection(
     if not report.interrupted:
         _finish_pass(conn, spec, recorder, report, seen, cursor, allow_mass_removal)
     return report
+
+
+def failure_message(spec: ConnectionSpec, exc: Exception) -> str:
+    """A failure as recorded, logged and shown; credentials the vendor refused say which to replace, and how."""
+    if not (isinstance(exc, VendorError) and exc.status in (401, 403)):
+        return f"{type(exc).__name__}: {exc}"
+    hint = {401: ": token wrong or revoked", 403: ": the token lacks an access this sync needs"}[exc.status]
+    flag, more = "--token", ""
+    if spec.source == "erply":  # its refusals name themselves (wrong username or password, a session gone)
+        hint, flag = "", "--password" if "password" in spec.credentials else "--session-key"
+        more = " (with --username U if the user is wrong)" if flag == "--password" else ""
+    return (
+        f"the vendor refused the credentials ({exc}{hint}): update them with "
+        f"`plinqy-search connections update {spec.id} {flag}`{more}"
+    )
 
 
 def _finish_pass(
