@@ -137,3 +137,34 @@ def test_credentials_the_vendor_refuses_say_so_and_how_to_replace_them(
         assert "the vendor refused the credentials (Erply verifyUser: error 1051" in logged
     finally:
         erply.server.close()
+
+
+def test_sync_keeps_the_wait_the_vendor_asked_for_and_connections_list_shows_it(
+    db: psycopg.Connection, fresh_db_url: str, r_fake: Any
+) -> None:
+    """After a 429 with `Retry-After: 120` a second `sync` went straight back to the vendor, was refused again and
+    counted one more failure; `connections list` showed no next attempt. Now `sync` refuses (exit 1) until then,
+    saying when and that --now tries anyway, and the list shows the next attempt."""
+    cid = r_connection(db, r_fake, page_size=100)
+    r_fake.server.flaky.every, r_fake.server.flaky.faults, r_fake.server.flaky.retry_after = 1, ("429",), "120"
+    first = cli(fresh_db_url, "sync", str(cid))
+    assert first.returncode == 1 and "120s" in first.stderr, first.stderr
+    asked = len(r_fake.server.requests)
+    again = cli(fresh_db_url, "sync", str(cid))
+    last = again.stderr.strip().splitlines()[-1]
+    assert again.returncode == 1, again.stderr
+    assert re.fullmatch(
+        r"error: the vendor asked to wait until \d\d:\d\d:\d\d \(1[01]\ds\); run again then, or pass --now to try "
+        r"anyway",
+        last,
+    ), last
+    assert len(r_fake.server.requests) == asked and state(db, cid)[1] == 1  # not asked again, no failure more
+    listed = next(line for line in cli(fresh_db_url, "connections", "list").stdout.splitlines() if str(cid) in line)
+    not_before = time.localtime(state(db, cid)[3]["not_before"])
+    assert f"next_attempt={time.strftime('%Y-%m-%d %H:%M', not_before)}" in listed, listed
+    assert "(the vendor asked to wait" in listed
+    r_fake.server.flaky.every = 0
+    forced = cli(fresh_db_url, "sync", str(cid), "--now")
+    assert forced.returncode == 0 and "synced" in forced.stdout, forced.stderr
+    listed = next(line for line in cli(fresh_db_url, "connections", "list").stdout.splitlines() if str(cid) in line)
+    assert "next_attempt" not in listed and "failures" not in listed

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -32,9 +33,10 @@ if TYPE_CHECKING:
     is_flag=True,
     help="With --full: remove what the vendor no longer has even when it is more than half of the store's listings.",
 )
+@click.option("--now", "now", is_flag=True, help="Sync even while the vendor's asked wait (a 429's Retry-After) runs.")
 @click.pass_obj
 @user_errors
-def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal: bool) -> None:
+def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal: bool, now: bool) -> None:
     """Poll one POS connection now (its webhooks' re-reads included), with a progress bar. Exit 1 when it failed,
     or when a full sync's removal was refused (more than half of the store's listings)."""
     from tqdm import tqdm
@@ -55,6 +57,8 @@ def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal
             raise UserFacingError("a webhook connection is pushed to, not polled")
         if not spec.enabled:
             raise UserFacingError(f"connection {connection_id} is disabled: `connections enable` it first")
+        if not now:
+            _refuse_while_asked_to_wait(spec.config)
         waiting = partial(echo, "another sync of this vendor account is running: waiting for it", err=True)
         with (
             account_locked(conn, spec.account, waiting),
@@ -68,6 +72,17 @@ def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal
             except SyncFailed as exc:
                 raise UserFacingError(f"sync failed (recorded on the connection; the cursor kept): {exc}") from None
     _tell(connection_id, full, report)
+
+
+def _refuse_while_asked_to_wait(config: dict[str, Any]) -> None:
+    """The vendor's asked wait (`not_before`, from a 429's Retry-After or Erply's quota) not over: going back
+    now is refused again, and counts as one more failure."""
+    until = float(config.get("not_before") or 0)
+    if (wait := until - time.time()) > 0:
+        raise UserFacingError(
+            f"the vendor asked to wait until {time.strftime('%H:%M:%S', time.localtime(until))} ({wait:.0f}s); "
+            "run again then, or pass --now to try anyway"
+        )
 
 
 def _tell(connection_id: UUID, full: bool, report: SyncReport) -> None:

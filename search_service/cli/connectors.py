@@ -203,11 +203,13 @@ def connections_list(settings: Settings) -> None:
     """Every connection with its state, last sync and last failure (never a credential)."""
     from search_service.db.sql import statement
 
+    config = settings.connectors
+    params = {"interval_s": config.sync_interval_s, "retry_base_s": config.retry_base_s}
     with connect(settings) as conn:
-        rows = conn.execute(statement("ingest/connectors", "list_connections").psycopg).fetchall()
+        rows = conn.execute(statement("ingest/connectors", "list_connections").psycopg, params).fetchall()
     if not rows:
         echo("no connections")
-    for cid, store_id, source, location, enabled, last_sync, failures, error, error_at, first_rows in rows:
+    for cid, store_id, source, location, enabled, last_sync, failures, error, error_at, first_rows, *due in rows:
         state = "enabled" if enabled else "disabled"
         synced = f"{last_sync:%Y-%m-%d %H:%M:%S}" if last_sync else "never"
         if first_rows is not None:  # it said "never" of a first sync killed after storing thousands of items
@@ -215,6 +217,9 @@ def connections_list(settings: Settings) -> None:
         columns = [cid, source, f"location={location or '-'}", f"store={store_id}", state, f"synced={synced}"]
         if failures:
             columns += [f"failures={failures}", f"last_error={error_at:%Y-%m-%d %H:%M:%S}: {error}"]
+        if (next_attempt := due[0]) is not None:  # backing off, or the vendor asked to wait: `sync` waits too
+            asked = " (the vendor asked to wait; `sync ID --now` tries anyway)" if due[1] else ""
+            columns.append(f"next_attempt={next_attempt:%Y-%m-%d %H:%M:%S}{asked}")
         echo(*columns)
 
 

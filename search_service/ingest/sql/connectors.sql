@@ -15,15 +15,27 @@ FROM ingest_connection c JOIN store s ON s.id = c.store_id
 WHERE c.id = :connection_id
 
 -- name: list_connections
--- params: none
+-- params: interval_s float8, retry_base_s float8
 -- The operator's view: state and the last failure, never a secret. A first sync that stored pages and has not
 -- finished (under way, or killed: the next resumes from its cursor) counts the items it stored, from its batches.
+-- A failing or waiting connection's next attempt: the later of its backoff and the vendor's asked wait, as
+-- due_connections reckons them (a webhook's or an update's due_now skips the backoff, never the vendor's wait).
 SELECT c.id, c.store_id, c.source, c.external_location, c.enabled, c.last_sync_at, c.consecutive_failures,
        c.last_error, c.last_error_at,
        CASE WHEN c.last_sync_at IS NULL AND c.cursor IS NOT NULL
             THEN (SELECT coalesce(sum(b.total_rows), 0) FROM import_batch b WHERE b.connection_id = c.id) END
-           AS first_sync_rows
+           AS first_sync_rows,
+       CASE WHEN c.enabled AND n.at > now() THEN n.at END AS next_attempt,
+       n.at = n.vendor_wait AS vendor_asked
 FROM ingest_connection c
+CROSS JOIN LATERAL (
+    SELECT greatest(w.vendor_wait, w.backoff) AS at, w.vendor_wait
+    FROM (SELECT to_timestamp((c.config ->> 'not_before')::float8) AS vendor_wait,
+                 CASE WHEN c.consecutive_failures > 0 AND NOT coalesce((c.config ->> 'due_now')::boolean, false)
+                      THEN c.last_error_at + make_interval(secs => least(
+                          4 * :interval_s, :retry_base_s * power(2, least(c.consecutive_failures - 1, 20)))) END
+                     AS backoff) w
+) n
 ORDER BY c.created_at, c.id
 
 -- name: disable_connection
