@@ -159,12 +159,13 @@ def test_the_webhook_signature_settings_are_changed_in_place(db: psycopg.Connect
     ), wrong.stderr
     unknown = cli(fresh_db_url, "connections", "update", cid, "--signature-encoding", "b64")
     assert unknown.returncode == 2 and "hex" in unknown.stderr and "Traceback" not in unknown.stderr
-    shopify = cli(fresh_db_url, "connect", "shopify", "--store", str(store), "--location", "556",
+    stores = [str(make_store(db, name, 52.37, 4.89)) for name in ("S", "E")]  # one enabled POS connection a store
+    shopify = cli(fresh_db_url, "connect", "shopify", "--store", stores[0], "--location", "556",
                   "--shop", "probe.myshopify.com", "--token", "t", "--base-url", "http://127.0.0.1:9")  # fmt: skip
     assert shopify.returncode == 0, shopify.stderr
     none = cli(fresh_db_url, "connections", "update", shopify.stdout.split()[1], "--signature-encoding", "base64")
     assert none.returncode == 1 and "a shopify connection has no signature settings" in none.stderr, none.stderr
-    erply = cli(fresh_db_url, "connect", "erply", "--store", str(store), "--location", "1", "--client-code", "123456",
+    erply = cli(fresh_db_url, "connect", "erply", "--store", stores[1], "--location", "1", "--client-code", "123456",
                 "--session-key", "k", "--base-url", "http://127.0.0.1:9")  # fmt: skip
     assert erply.returncode == 0, erply.stderr
     items = cli(fresh_db_url, "connections", "update", erply.stdout.split()[1], "--signature-message", "items")

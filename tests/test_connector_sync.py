@@ -157,20 +157,21 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
     assert out.returncode == 0, out.stderr
     cid = out.stdout.split()[1]
     assert "r-token" not in out.stdout + out.stderr and "webhook URL" not in out.stdout
-    shopify = ("connect", "shopify", "--store", str(store), "--location", "24826418", "--shop", "s.myshopify.com",
+    stores = [str(make_store(db, f"S{n}", 52.37, 4.89)) for n in range(4)]  # one enabled POS connection a store
+    shopify = ("connect", "shopify", "--store", stores[0], "--location", "24826418", "--shop", "s.myshopify.com",
                "--token", "shpat_x", "--secret", "app-secret")  # fmt: skip
     out = cli(fresh_db_url, *shopify)  # no public base URL: the path, and how to make it a URL
     assert out.returncode == 0 and "webhook URL: POST /v1/ingest/" in out.stdout
     assert "PLINQY_PUBLIC_BASE_URL" in out.stderr
     assert "shpat_x" not in out.stdout and "app-secret" not in out.stdout
-    shopify = tuple("24826419" if arg == "24826418" else arg for arg in shopify)  # one connection a location
+    shopify = tuple({"24826418": "24826419", stores[0]: stores[1]}.get(arg, arg) for arg in shopify)
     out = cli(fresh_db_url, *shopify, PLINQY_PUBLIC_BASE_URL="https://search.example.com/plinqy/")
     shop_id = out.stdout.split()[1]
     assert f"webhook URL: POST https://search.example.com/plinqy/v1/ingest/{shop_id} " in out.stdout, out.stdout
     assert "PLINQY_PUBLIC_BASE_URL" not in out.stderr
     out = cli(fresh_db_url, *shopify, PLINQY_PUBLIC_BASE_URL="search.example.com")
     assert out.returncode == 1 and "PLINQY_PUBLIC_BASE_URL" in out.stderr
-    out = cli(fresh_db_url, "connect", "lightspeed-x", "--store", str(store), "--location", "outlet-1",
+    out = cli(fresh_db_url, "connect", "lightspeed-x", "--store", stores[2], "--location", "outlet-1",
               "--domain-prefix", "shop", "--token", "x-token", "--secret", "x-secret",
               "--signature-encoding", "base64", "--signature-message", "payload")  # fmt: skip
     assert out.returncode == 0, out.stderr
@@ -203,7 +204,7 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
     for args, message in refusals:
         refused = cli(fresh_db_url, *args)
         assert refused.returncode == 2 and message in refused.stderr, (args, refused.stderr)
-    upper = cli(fresh_db_url, "connect", "shopify", "--store", str(store), "--location", " 24826417 ", "--token",
+    upper = cli(fresh_db_url, "connect", "shopify", "--store", stores[3], "--location", " 24826417 ", "--token",
                 "t", "--shop", "Gifts.MyShopify.com")  # fmt: skip
     assert upper.returncode == 0, upper.stderr
     stored = db.execute("SELECT config->>'account', external_location FROM ingest_connection WHERE id = %s",

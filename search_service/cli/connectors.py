@@ -1,5 +1,5 @@
-"""POS connector commands: `connect lightspeed-r|lightspeed-x|erply|shopify`, `connections list|disable|enable|update`
-(`sync`: connector_sync.py)."""
+"""POS connector commands: `connections list|disable|enable|update`; the `connect` ones' options (the commands:
+connect_pos.py; `sync`: connector_sync.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from search_service.cli.common import (
     UserFacingError,
     connect,
     echo,
-    echo_webhook_url,
     refuse_a_wrong_signing_key,
     user_errors,
 )
@@ -85,7 +84,7 @@ def _option_attrs(flag: str, key: str, text: str) -> dict[str, Any]:
     return {"default": None, "is_flag": False, "flag_value": FROM_ENV, "help": text + alone}
 
 
-def _secret_option(flag: str, key: str, text: str) -> click.Option:
+def secret_option(flag: str, key: str, text: str) -> click.Option:
     return click.Option([flag, key], **_option_attrs(flag, key, text))
 
 
@@ -111,79 +110,7 @@ def _read_secret(flag: str) -> str:
     return str(click.prompt(flag, hide_input=True, err=True))
 
 
-def _connect_command(source: str) -> click.Command:
-    @click.pass_obj
-    @user_errors
-    def command(settings: Settings, store_id: UUID, location: str, base_url: str | None, secret: str | None,
-                **credentials: str | None) -> None:  # fmt: skip
-        signature = {key: credentials.pop(key) for _, key, _, _ in SIGNATURE_OPTIONS.get(source, [])}
-        values = {**credentials, "secret": secret}  # read from stdin in the order given (click processes them so)
-        given = secret_values({key: values[key] for key in click.get_current_context().params if key in values})
-        secret = given.pop("secret")
-        _create(settings, source, store_id, location, base_url, secret, given, signature)
-
-    params: list[click.Parameter] = [
-        click.Option(["--store", "store_id"], required=True, type=click.UUID, help="The Plinqy store."),
-        click.Option(["--location"], required=True, help=f"The vendor location: {LOCATION_HELP[source]}."),
-        click.Option(["--base-url"], default=None, help="Another API host (a proxy, a sandbox, a test server)."),
-        _secret_option("--secret", "secret", "The webhook signing secret (two, space-separated, in a rotation)."),
-    ]
-    params += [_secret_option(flag, key, text) for flag, key, text in VENDOR_OPTIONS[source]]
-    params += [
-        click.Option([flag, key], type=click.Choice(choices), default=choices[0], show_default=True, help=text)
-        for flag, key, choices, text in SIGNATURE_OPTIONS.get(source, [])
-    ]
-    doc = f"Connect a store to {source} ({LOCATION_HELP[source]} -> --store); prints the connection id."
-    return click.Command(source, callback=command, params=params, help=doc)
-
-
-def _create(settings: Settings, source: str, store_id: UUID, location: str, base_url: str | None,
-            secret: str | None, credentials: dict[str, str | None],
-            signature: dict[str, str | None]) -> None:  # fmt: skip
-    from search_service.ingest.connection_edits import same_location_connection
-    from search_service.ingest.connectors.factory import CREDENTIALS, PUSH_SOURCES, ConnectionError_, check_credentials
-    from search_service.ingest.stores import StoreError, create_connection, is_web_address
-
-    creds = {k: v.strip() for k, v in credentials.items() if v and v.strip()}
-    for host_part in ("shop", "domain_prefix"):  # host names: one spelling, so one account (and one sync lock)
-        if host_part in creds:
-            creds[host_part] = creds[host_part].lower()
-    location = location.strip()  # the vendors' location ids are compared as text
-    if base_url is not None and not (is_web_address(base_url) and _has_usable_port(base_url)):
-        raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
-    if not location:
-        raise UsageMistake(f"--location is empty: give {LOCATION_HELP[source]}")
-    if secret is not None and not 1 <= len(secret.split()) <= 2:
-        raise UsageMistake("--secret takes the webhook signing secret, or two space-separated during a rotation")
-    try:
-        check_credentials(source, creds)
-    except ConnectionError_ as exc:  # an option missing or malformed
-        raise UsageMistake(str(exc)) from None
-    account = f"{source}:{creds.get(CREDENTIALS[source][0], '')}"
-    config: dict[str, Any] = {"location": location, "account": account, **signature}
-    refuse_a_wrong_signing_key(settings)  # its credentials under a key the others do not open: unreadable later
-    with connect(settings) as conn:
-        if (existing := same_location_connection(conn, store_id, source, location)) is not None:
-            raise UserFacingError(
-                f"connection {existing} already connects store {store_id} to {source} location {location}: change "
-                f"its credentials or secret with `plinqy-search connections update {existing}`"
-            )
-        try:
-            new = create_connection(
-                conn, settings.secret_box(), store_id=store_id, source=source, secret=secret, credentials=creds,
-                config=config, external_location=location, base_url=base_url,
-            )  # fmt: skip
-        except StoreError as exc:
-            raise UserFacingError(exc.message) from None
-    echo(f"connection {new.id} ({source}, location {location} -> store {store_id})")
-    if source in PUSH_SOURCES:
-        echo_webhook_url(settings, new.id, "configure it at the vendor, signed with --secret")
-        if not secret:
-            echo("no --secret given: webhooks will be refused (401) until one is set; polling works", err=True)
-    echo(f"first sync: plinqy-search sync {new.id} (or let `plinqy-search worker` poll it)")
-
-
-def _has_usable_port(url: str) -> bool:
+def has_usable_port(url: str) -> bool:
     try:
         port = urlsplit(url).port
     except ValueError:  # past 65535, or not a number
@@ -225,12 +152,19 @@ def connections_list(settings: Settings) -> None:
 
 def _set_enabled(settings: Settings, connection_id: UUID, enabled: bool) -> None:
     from search_service.db.sql import statement
+    from search_service.ingest.connection_edits import enable_connection
+    from search_service.ingest.stores import StoreError
 
-    name = "enable_connection" if enabled else "disable_connection"
     with connect(settings) as conn:
-        row = conn.execute(statement("ingest/connectors", name).psycopg, {"connection_id": connection_id}).fetchone()
-    if row is None:
-        raise UserFacingError(f"no connection {connection_id}")
+        if enabled:  # a POS connection only while its store has no other enabled
+            try:
+                enable_connection(conn, connection_id)
+            except StoreError as exc:
+                raise UserFacingError(exc.message) from None
+        else:
+            disable = statement("ingest/connectors", "disable_connection").psycopg
+            if conn.execute(disable, {"connection_id": connection_id}).fetchone() is None:
+                raise UserFacingError(f"no connection {connection_id}")
     echo(f"connection {connection_id} {'enabled' if enabled else 'disabled'}")
 
 
@@ -249,7 +183,11 @@ connections.add_command(
     _toggle_command(False, "Stop polling a connection and refuse its webhooks (`connections enable` undoes it)."),
     "disable",
 )
-connections.add_command(_toggle_command(True, "Poll a disabled connection again and take its webhooks."), "enable")
+connections.add_command(
+    _toggle_command(True, "Poll a disabled connection again and take its webhooks (a POS one: while its store has "
+                    "no other POS connection enabled)."),
+    "enable",
+)  # fmt: skip
 
 
 @connections.command("update")
@@ -307,7 +245,7 @@ def _connection_update(options: dict[str, Any]) -> ConnectionUpdate:
     from search_service.ingest.stores import is_web_address
 
     base_url, new_webhook_secret = options.pop("base_url"), options.pop("new_webhook_secret")
-    if base_url and not (is_web_address(base_url) and _has_usable_port(base_url)):  # "": the vendor's own again
+    if base_url and not (is_web_address(base_url) and has_usable_port(base_url)):  # "": the vendor's own again
         raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
     signature = {key: options.pop(key) for key in ("signature_encoding", "signature_message")}
     secret = (credentials := secret_values(options)).pop("secret")
@@ -319,9 +257,10 @@ def _connection_update(options: dict[str, Any]) -> ConnectionUpdate:
 
 
 def register(cli: click.Group, connect_group: click.Group) -> None:
+    from search_service.cli.connect_pos import connect_command
     from search_service.cli.connector_sync import sync
 
     for source in VENDOR_OPTIONS:
-        connect_group.add_command(_connect_command(source), source)
+        connect_group.add_command(connect_command(source), source)
     cli.add_command(connections)
     cli.add_command(sync)

@@ -127,8 +127,48 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
     return UpdatedConnection(source, changed, shown or None)
 
 
-def same_location_connection(conn: Any, store_id: UUID, source: str, location: str) -> UUID | None:
+def same_location_connection(conn: Any, store_id: UUID, source: str, location: str) -> tuple[UUID, bool] | None:
+    """(id, enabled) of the store's connection to this vendor location (an enabled one first), or None."""
     row = conn.execute(
         _sql("same_location_connection"), {"store_id": store_id, "source": source, "external_location": location}
     ).fetchone()
-    return None if row is None else row[0]
+    return None if row is None else (row[0], bool(row[1]))
+
+
+def pos_sources() -> list[str]:
+    """The POS sources: a store has one of them enabled at a time (a `webhook` one, the store's own, runs beside)."""
+    from search_service.ingest.connectors.factory import SOURCES
+
+    return list(SOURCES)
+
+
+def lock_store(conn: Any, store_id: UUID) -> None:
+    """The store's row locked to the transaction's end: `connect`s and `enable`s into one store, one at a time."""
+    if conn.execute(_sql("lock_store"), {"store_id": store_id}).fetchone() is None:
+        raise StoreError("store", f"no store with id {store_id}")
+
+
+def refuse_a_second_pos(conn: Any, store_id: UUID, other_than: UUID | None = None) -> None:
+    """StoreError naming the store's other enabled POS connection, if it has one: the SKUs of two are one namespace,
+    and each sync overwrote the other's listings (two locations' stock flipping on every poll). Under lock_store."""
+    params = {"store_id": store_id, "sources": pos_sources(), "other_than": other_than}
+    row = conn.execute(_sql("enabled_pos_connection"), params).fetchone()
+    if row is None:
+        return
+    cid, source, location = row
+    raise StoreError(
+        "store",
+        f"store {store_id} already has an enabled POS connection, {cid} ({source} location {location}), and a store "
+        f"takes one (their SKUs would overwrite each other's listings): disable it first (`plinqy-search connections "
+        f"disable {cid}`), or connect this location as a store of its own (`plinqy-search stores create`)",
+    )
+
+
+def enable_connection(conn: Any, connection_id: UUID) -> None:
+    """Enable a connection; a POS one only while its store has no other POS connection enabled (StoreError)."""
+    with conn.transaction():
+        _id, store_id, source, *_ = _current(conn, connection_id)
+        if source in pos_sources():
+            lock_store(conn, store_id)
+            refuse_a_second_pos(conn, store_id, other_than=connection_id)
+        conn.execute(statement("ingest/connectors", "enable_connection").psycopg, {"connection_id": connection_id})

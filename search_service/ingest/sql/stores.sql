@@ -63,6 +63,21 @@ RETURNING id, source, store_id;
 -- name: same_location_connection
 -- params: store_id uuid, source text, external_location text
 -- A POS connection of the store to this vendor location already: a second one polled the same stock twice.
-SELECT id FROM ingest_connection
+SELECT id, enabled FROM ingest_connection
 WHERE store_id = :store_id AND source = :source AND external_location = :external_location
+ORDER BY enabled DESC, created_at
+LIMIT 1;
+
+-- name: lock_store
+-- params: store_id uuid
+-- Held to the transaction's end: two `connect`s or `connections enable`s into one store run one after the other,
+-- so each one's check for another enabled POS connection sees the other's.
+SELECT id FROM store WHERE id = :store_id FOR NO KEY UPDATE;
+
+-- name: enabled_pos_connection
+-- params: store_id uuid, sources text[], other_than uuid|null
+-- Another enabled POS connection of the store: two write one SKU namespace and overwrite each other's listings.
+SELECT id, source, external_location FROM ingest_connection
+WHERE store_id = :store_id AND enabled AND source = ANY(:sources::text[]) AND id IS DISTINCT FROM :other_than::uuid
+ORDER BY created_at, id
 LIMIT 1;

@@ -1,0 +1,113 @@
+"""`connect lightspeed-r|lightspeed-x|erply|shopify`: a store's POS connection, one enabled a store."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import click
+
+from search_service.cli.common import (
+    UsageMistake,
+    UserFacingError,
+    connect,
+    echo,
+    echo_webhook_url,
+    refuse_a_wrong_signing_key,
+    user_errors,
+)
+from search_service.cli.connectors import (
+    LOCATION_HELP,
+    SIGNATURE_OPTIONS,
+    VENDOR_OPTIONS,
+    has_usable_port,
+    secret_option,
+    secret_values,
+)
+from search_service.settings import Settings
+
+
+def connect_command(source: str) -> click.Command:
+    @click.pass_obj
+    @user_errors
+    def command(settings: Settings, store_id: UUID, location: str, base_url: str | None, secret: str | None,
+                **credentials: str | None) -> None:  # fmt: skip
+        signature = {key: credentials.pop(key) for _, key, _, _ in SIGNATURE_OPTIONS.get(source, [])}
+        values = {**credentials, "secret": secret}  # read from stdin in the order given (click processes them so)
+        given = secret_values({key: values[key] for key in click.get_current_context().params if key in values})
+        secret = given.pop("secret")
+        _create(settings, source, store_id, location, base_url, secret, given, signature)
+
+    params: list[click.Parameter] = [
+        click.Option(["--store", "store_id"], required=True, type=click.UUID, help="The Plinqy store."),
+        click.Option(["--location"], required=True, help=f"The vendor location: {LOCATION_HELP[source]}."),
+        click.Option(["--base-url"], default=None, help="Another API host (a proxy, a sandbox, a test server)."),
+        secret_option("--secret", "secret", "The webhook signing secret (two, space-separated, in a rotation)."),
+    ]
+    params += [secret_option(flag, key, text) for flag, key, text in VENDOR_OPTIONS[source]]
+    params += [
+        click.Option([flag, key], type=click.Choice(choices), default=choices[0], show_default=True, help=text)
+        for flag, key, choices, text in SIGNATURE_OPTIONS.get(source, [])
+    ]
+    doc = (
+        f"Connect a store to {source} ({LOCATION_HELP[source]} -> --store); prints the connection id. A store has "
+        "one enabled POS connection (another location: a store of its own)."
+    )
+    return click.Command(source, callback=command, params=params, help=doc)
+
+
+def _create(settings: Settings, source: str, store_id: UUID, location: str, base_url: str | None,
+            secret: str | None, credentials: dict[str, str | None],
+            signature: dict[str, str | None]) -> None:  # fmt: skip
+    from search_service.ingest.connectors.factory import CREDENTIALS, PUSH_SOURCES, ConnectionError_, check_credentials
+    from search_service.ingest.stores import is_web_address
+
+    creds = {k: v.strip() for k, v in credentials.items() if v and v.strip()}
+    for host_part in ("shop", "domain_prefix"):  # host names: one spelling, so one account (and one sync lock)
+        if host_part in creds:
+            creds[host_part] = creds[host_part].lower()
+    location = location.strip()  # the vendors' location ids are compared as text
+    if base_url is not None and not (is_web_address(base_url) and has_usable_port(base_url)):
+        raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
+    if not location:
+        raise UsageMistake(f"--location is empty: give {LOCATION_HELP[source]}")
+    if secret is not None and not 1 <= len(secret.split()) <= 2:
+        raise UsageMistake("--secret takes the webhook signing secret, or two space-separated during a rotation")
+    try:
+        check_credentials(source, creds)
+    except ConnectionError_ as exc:  # an option missing or malformed
+        raise UsageMistake(str(exc)) from None
+    account = f"{source}:{creds.get(CREDENTIALS[source][0], '')}"
+    config: dict[str, Any] = {"location": location, "account": account, **signature}
+    refuse_a_wrong_signing_key(settings)  # its credentials under a key the others do not open: unreadable later
+    new_id = _store_connection(settings, source, store_id, location, base_url, secret, creds, config)
+    echo(f"connection {new_id} ({source}, location {location} -> store {store_id})")
+    if source in PUSH_SOURCES:
+        echo_webhook_url(settings, new_id, "configure it at the vendor, signed with --secret")
+        if not secret:
+            echo("no --secret given: webhooks will be refused (401) until one is set; polling works", err=True)
+    echo(f"first sync: plinqy-search sync {new_id} (or let `plinqy-search worker` poll it)")
+
+
+def _store_connection(settings: Settings, source: str, store_id: UUID, location: str, base_url: str | None,
+                      secret: str | None, creds: dict[str, str], config: dict[str, Any]) -> UUID:  # fmt: skip
+    """The new connection's id; refused when the store has this location's connection or another POS one enabled
+    (checked under the store's lock: two `connect`s at once cannot both pass)."""
+    from search_service.ingest.connection_edits import lock_store, refuse_a_second_pos, same_location_connection
+    from search_service.ingest.stores import StoreError, create_connection
+
+    with connect(settings) as conn, conn.transaction():
+        try:
+            lock_store(conn, store_id)
+            if (existing := same_location_connection(conn, store_id, source, location)) is not None:
+                raise UserFacingError(
+                    f"connection {existing[0]} already connects store {store_id} to {source} location {location}: "
+                    f"change its credentials or secret with `plinqy-search connections update {existing[0]}`"
+                )
+            refuse_a_second_pos(conn, store_id)
+            return create_connection(
+                conn, settings.secret_box(), store_id=store_id, source=source, secret=secret, credentials=creds,
+                config=config, external_location=location, base_url=base_url,
+            ).id  # fmt: skip
+        except StoreError as exc:
+            raise UserFacingError(exc.message) from None
