@@ -8,11 +8,13 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 
 import psycopg
 
-from tests.connector_helpers import SECRET_KEY, make_store
-from tests.test_connector_sync import cli
+from tests.connector_helpers import SECRET_KEY, make_store, serving_shopify
+from tests.pos_fakes.vendors import ErplyFake, LightspeedRFake
+from tests.test_connector_sync import ITEMS, cli
 
 NOWHERE = "http://127.0.0.1:9"  # connect reads nothing from the vendor: no request is sent
 
@@ -78,3 +80,64 @@ def test_two_connects_at_once_into_one_store_make_one_connection(db: psycopg.Con
                              stderr=subprocess.PIPE, text=True) for location in ("1", "2")]  # fmt: skip
     codes = sorted(run.wait(timeout=180) for run in runs)
     assert codes == [0, 1] and len(_enabled(db, store)) == 1, [run.communicate() for run in runs]
+
+
+def _line(dsn: str, cid: str) -> str:
+    return next(line for line in cli(dsn, "connections", "list").stdout.splitlines() if line.startswith(cid))
+
+
+def test_a_location_that_reads_no_stock_level_warns_until_one_is_read(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """A vendor location that does not exist (Shopify 11111, R-Series shop 99, Erply warehouse 77) synced
+    "successfully" with the whole catalogue at stock 0, nothing found by search and nothing said. A first or full
+    sync that reads items and no level at all says so on its last line, and `connections list` shows it until a
+    sync reads a level; the items are stored all the same."""
+    shopify = next(serving_shopify(ITEMS))
+    r_series, erply = LightspeedRFake(), ErplyFake()
+    r_series.bucket = (0.0, 100_000)
+    for item in ITEMS:
+        r_series.add(item)
+        erply.add(item)
+    r_series.clock.now += timedelta(minutes=2)
+    try:
+        connects = [
+            ("shopify", "11111", shopify.server.url, ("--shop", "s.myshopify.com", "--token", "shpat_test")),
+            ("lightspeed-r", "99", r_series.server.url, ("--account", "4242", "--token", "r-token")),
+            ("erply", "77", erply.server.url, ("--client-code", "123456", "--username", "api-user", "--password",
+                                               "api-pass")),
+            ("shopify", "24826418", shopify.server.url, ("--shop", "s.myshopify.com", "--token", "shpat_test")),
+        ]  # fmt: skip
+        made = []
+        for n, (source, location, url, creds) in enumerate(connects):
+            store = str(make_store(db, f"S{n}", 52.37, 4.89))
+            out = cli(fresh_db_url, "connect", source, "--store", store, "--location", location, "--base-url", url,
+                      *creds)  # fmt: skip
+            assert out.returncode == 0, out.stderr
+            made.append(out.stdout.split()[1])
+        for cid, (source, location, _url, _creds) in zip(made[:3], connects, strict=False):
+            synced = cli(fresh_db_url, "sync", cid)
+            assert synced.returncode == 0 and "synced" in synced.stdout, synced.stderr
+            last = synced.stderr.strip().splitlines()[-1]
+            assert last.startswith(f"warning: {source} location {location} returned no stock levels for any of 5 "
+                                   f"items: check the location id"), last  # fmt: skip
+            assert f"`plinqy-search connections disable {cid}`" in last
+            assert "warning=" in _line(fresh_db_url, cid)
+        right = cli(fresh_db_url, "sync", made[3])  # the shop's real location: its levels read, nothing said
+        assert (
+            right.returncode == 0 and "warning" not in right.stderr and "warning=" not in _line(fresh_db_url, made[3])
+        )
+        again = cli(fresh_db_url, "sync", made[0])  # an incremental poll reads changes only: no new judgement
+        assert again.returncode == 0 and "warning" not in again.stderr and "warning=" in _line(fresh_db_url, made[0])
+        full = cli(fresh_db_url, "sync", made[0], "--full")
+        assert full.returncode == 0 and "warning: shopify location 11111" in full.stderr, full.stderr
+        for level in shopify.levels.values():  # the location stocks them now: the next sync reads a level
+            level.update(location_id=11111, updated_at=shopify.clock.tick().isoformat())
+        cleared = cli(fresh_db_url, "sync", made[0])
+        assert cleared.returncode == 0 and "warning" not in cleared.stderr, cleared.stderr
+        assert "warning=" not in _line(fresh_db_url, made[0])
+        items = db.execute("SELECT count(*) FROM import_batch WHERE connection_id = %s", (made[1],)).fetchone()
+        assert items is not None and items[0] >= 1  # stored all the same
+    finally:
+        for fake in (shopify, r_series, erply):
+            fake.server.close()

@@ -100,6 +100,8 @@ def _tell(connection_id: UUID, full: bool, report: SyncReport) -> None:
         removed = "; the vendor's set shifted while the pass ran: listings it did not read were not removed"
     echo(f"synced {report.read} vendor records into {report.rows} rows in {report.pages} batches "
                f"({report.seconds:.1f}s){removed}; the import worker maps them")  # fmt: skip
+    if report.warning:  # a wrong location id synced "successfully" at stock 0
+        echo(f"warning: {report.warning}", err=True)
     if report.removal_refused:  # the records are stored, but the pass did not do what --full is for
         raise UserFacingError(report.removal_refused)
 

@@ -136,7 +136,9 @@ def connections_list(settings: Settings) -> None:
         rows = conn.execute(statement("ingest/connectors", "list_connections").psycopg, params).fetchall()
     if not rows:
         echo("no connections")
-    for cid, store_id, source, location, enabled, last_sync, failures, error, error_at, first_rows, *due in rows:
+    for row in rows:
+        cid, store_id, source, location, enabled, last_sync, failures, error, error_at, first_rows, *rest = row
+        no_levels, *due = rest
         state = "enabled" if enabled else "disabled"
         synced = f"{last_sync:%Y-%m-%d %H:%M:%S}" if last_sync else "never"
         if first_rows is not None:  # it said "never" of a first sync killed after storing thousands of items
@@ -147,6 +149,8 @@ def connections_list(settings: Settings) -> None:
         if (next_attempt := due[0]) is not None:  # backing off, or the vendor asked to wait: `sync` waits too
             asked = " (the vendor asked to wait; `sync ID --now` tries anyway)" if due[1] else ""
             columns.append(f"next_attempt={next_attempt:%Y-%m-%d %H:%M:%S}{asked}")
+        if no_levels:  # until a sync reads a level
+            columns.append(f"warning={no_levels}")
         echo(*columns)
 
 

@@ -51,10 +51,16 @@ class SyncReport:
     interrupted: bool = False  # stopped (SIGTERM) after a stored batch; resumes from its cursor
     shifted: bool = False  # the vendor's set shifted under the pass: a listing not read may still be there
     seconds: float = 0.0
+    items: int = 0  # product upserts read
+    levels: int = 0  # stock levels of the connection's location read (on an upsert or a stock row)
+    warning: str | None = None  # a first or full pass read items and no level at all: the location id is wrong?
 
     def add(self, page: Page) -> None:
         self.pages, self.read, self.rows = self.pages + 1, self.read + page.read, self.rows + len(page.rows)
         self.shifted = self.shifted or page.shifted
+        for row in page.rows:
+            self.items += row.get("op") == "upsert"
+            self.levels += row.get("op") in ("upsert", "stock") and "quantity" in row
 
     @property
     def rate(self) -> float:
@@ -238,6 +244,7 @@ def sync_connection(
         connector.close()
         report.seconds = time.perf_counter() - started
     if not report.interrupted:
+        _note_levels(conn, spec, report, full=full)
         _finish_pass(conn, spec, recorder, report, seen, cursor, allow_mass_removal)
     return report
 
@@ -255,6 +262,26 @@ def failure_message(spec: ConnectionSpec, exc: Exception) -> str:
         f"the vendor refused the credentials ({exc}{hint}): update them with "
         f"`plinqy-search connections update {spec.id} {flag}`{more}"
     )
+
+
+def _note_levels(conn: Any, spec: ConnectionSpec, report: SyncReport, *, full: bool) -> None:
+    """A first or full pass that read items but no stock level at the connection's location warns, and its warning
+    stays on the connection (`connections list`) until a sync reads a level: a location id the vendor does not
+    know synced "successfully" with every listing at 0. The data is stored all the same (a store may have none)."""
+    if report.levels:
+        if "no_levels" in spec.config:
+            conn.execute(_sql("clear_no_levels"), {"connection_id": spec.id})
+        return
+    if not report.items:
+        return
+    warning = (
+        f"{spec.source} location {spec.location} returned no stock levels for any of {report.items} items: check the "
+        f"location id; to change it, `plinqy-search connections disable {spec.id}` and connect the right location"
+    )
+    params = {"connection_id": spec.id, "warning": warning, "full": full}
+    if conn.execute(_sql("note_no_levels"), params).fetchone() is not None:  # a first or full pass
+        report.warning = warning
+        log.warning("connection %s: %s", spec.id, warning)
 
 
 def _finish_pass(

@@ -16,8 +16,8 @@ WHERE c.id = :connection_id
 
 -- name: list_connections
 -- params: interval_s float8, retry_base_s float8
--- The operator's view: state and the last failure, never a secret. A first sync that stored pages and has not
--- finished (under way, or killed: the next resumes from its cursor) counts the items it stored, from its batches.
+-- The operator's view: state, the last failure and a location that read no stock levels, never a secret. A first
+-- sync that stored pages and has not finished (under way, or killed: the next resumes from its cursor) counts the items it stored, from its batches.
 -- A failing or waiting connection's next attempt: the later of its backoff and the vendor's asked wait, as
 -- due_connections reckons them (a webhook's or an update's due_now skips the backoff, never the vendor's wait).
 SELECT c.id, c.store_id, c.source, c.external_location, c.enabled, c.last_sync_at, c.consecutive_failures,
@@ -25,6 +25,7 @@ SELECT c.id, c.store_id, c.source, c.external_location, c.enabled, c.last_sync_a
        CASE WHEN c.last_sync_at IS NULL AND c.cursor IS NOT NULL
             THEN (SELECT coalesce(sum(b.total_rows), 0) FROM import_batch b WHERE b.connection_id = c.id) END
            AS first_sync_rows,
+       c.config->>'no_levels' AS no_levels,
        CASE WHEN c.enabled AND n.at > now() THEN n.at END AS next_attempt,
        n.at = n.vendor_wait AS vendor_asked
 FROM ingest_connection c
@@ -56,6 +57,18 @@ UPDATE ingest_connection SET cursor = :cursor WHERE id = :connection_id
 UPDATE ingest_connection
 SET last_sync_at = now(), consecutive_failures = 0, config = config - 'due_now' - 'not_before'
 WHERE id = :connection_id
+
+-- name: note_no_levels
+-- params: connection_id uuid, warning text, full bool
+-- A first or full pass that read items and not one stock level at its location (a location id the vendor does not
+-- know reads as every item out of stock): kept in the config, shown by `connections list` until a sync reads one.
+UPDATE ingest_connection SET config = config || jsonb_build_object('no_levels', :warning::text)
+WHERE id = :connection_id AND (:full::bool OR last_sync_at IS NULL)
+RETURNING id
+
+-- name: clear_no_levels
+-- params: connection_id uuid
+UPDATE ingest_connection SET config = config - 'no_levels' WHERE id = :connection_id
 
 -- name: record_sync_failure
 -- params: connection_id uuid, error text, not_before float8|null (unix seconds a vendor asked us to wait for)
