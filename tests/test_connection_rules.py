@@ -4,16 +4,22 @@ disabled connection says, and what `connect` promises of webhooks without a sign
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
+import time
 import uuid
 from datetime import timedelta
 
+import httpx
 import psycopg
 
 from tests.connector_helpers import SECRET_KEY, make_store, serving_shopify
+from tests.ingest_helpers import serve
 from tests.pos_fakes.vendors import ErplyFake, LightspeedRFake
+from tests.test_api import app_settings
+from tests.test_connector_e2e import _shopify
 from tests.test_connector_sync import ITEMS, cli
 
 NOWHERE = "http://127.0.0.1:9"  # connect reads nothing from the vendor: no request is sent
@@ -141,3 +147,39 @@ def test_a_location_that_reads_no_stock_level_warns_until_one_is_read(
     finally:
         for fake in (shopify, r_series, erply):
             fake.server.close()
+
+
+def _deliver_until(base: str, cid: str, status: int) -> int:
+    """A signed Shopify products/update, sent until it is answered `status` (the API caches a connection ~5 s)."""
+    variant = {"id": 2, "product_id": 1, "sku": "M-1", "price": "4.00", "inventory_item_id": 3,
+               "updated_at": "2026-01-05T10:00:00Z"}  # fmt: skip
+    body = {"id": 1, "title": "Mug", "status": "active", "updated_at": "2026-01-05T10:00:00Z", "variants": [variant]}
+    deadline = time.monotonic() + 15
+    while True:
+        headers, raw = _shopify(body, "products/update", f"ev-{time.monotonic()}", secret="app-secret")
+        got = httpx.post(f"{base}/v1/ingest/{cid}", content=raw, headers=headers).status_code
+        if got == status or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
+
+
+def test_connect_without_a_secret_says_its_webhooks_are_answered_404(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """`connect shopify|erply|lightspeed-x` without --secret printed a webhook URL "signed with --secret" and said
+    deliveries would be refused 401 until a secret was set, but such a connection's deliveries are answered 404 as
+    an unknown id. It prints no URL now and says how to set one; `connections update --secret` then prints it."""
+    store = make_store(db, "S", 52.37, 4.89)
+    public = {"PLINQY_PUBLIC_BASE_URL": "https://search.example.com"}
+    made = cli(fresh_db_url, "connect", "shopify", "--store", str(store), "--location", "556", "--shop",
+               "s.myshopify.com", "--token", "t", "--base-url", NOWHERE, **public)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    cid = made.stdout.split()[1]
+    assert "webhook URL" not in made.stdout + made.stderr and "401" not in made.stderr, made.stdout
+    assert (f"no --secret: the connection is polled only; webhooks are answered 404 until you set one with "
+            f"`plinqy-search connections update {cid} --secret`") in made.stderr, made.stderr  # fmt: skip
+    settings = dataclasses.replace(app_settings(fresh_db_url), secret_key=SECRET_KEY)
+    with serve(settings, None) as base:
+        assert _deliver_until(base, cid, 404) == 404
+        updated = cli(fresh_db_url, "connections", "update", cid, "--secret", "app-secret", **public)
+        assert updated.returncode == 0, updated.stderr
+        assert f"webhook URL: POST https://search.example.com/v1/ingest/{cid} " in updated.stdout, updated.stdout
+        assert _deliver_until(base, cid, 202) == 202

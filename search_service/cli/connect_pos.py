@@ -82,10 +82,11 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
     refuse_a_wrong_signing_key(settings)  # its credentials under a key the others do not open: unreadable later
     new_id = _store_connection(settings, source, store_id, location, base_url, secret, creds, config)
     echo(f"connection {new_id} ({source}, location {location} -> store {store_id})")
-    if source in PUSH_SOURCES:
+    if source in PUSH_SOURCES and secret:
         echo_webhook_url(settings, new_id, "configure it at the vendor, signed with --secret")
-        if not secret:
-            echo("no --secret given: webhooks will be refused (401) until one is set; polling works", err=True)
+    elif source in PUSH_SOURCES:  # a delivery to a connection without a secret is answered as an unknown id
+        echo(f"no --secret: the connection is polled only; webhooks are answered 404 until you set one with "
+             f"`plinqy-search connections update {new_id} --secret`", err=True)  # fmt: skip
     echo(f"first sync: plinqy-search sync {new_id} (or let `plinqy-search worker` poll it)")
 
 

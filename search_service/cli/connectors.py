@@ -16,6 +16,7 @@ from search_service.cli.common import (
     UserFacingError,
     connect,
     echo,
+    echo_webhook_url,
     refuse_a_wrong_signing_key,
     user_errors,
 )
@@ -227,6 +228,7 @@ def connections_update(settings: Settings, connection_id: UUID, **options: Any) 
     id (the webhook URL at the vendor), cursor and other settings stay. New credentials make a failing connection
     due again at once."""
     from search_service.ingest.connection_edits import update_connection
+    from search_service.ingest.connectors.factory import PUSH_SOURCES
     from search_service.ingest.stores import StoreError
 
     update = _connection_update(options)
@@ -237,6 +239,8 @@ def connections_update(settings: Settings, connection_id: UUID, **options: Any) 
         except StoreError as exc:
             raise UserFacingError(exc.message) from None
     echo(f"connection {connection_id} ({done.source}): {', '.join(done.changed)} changed")
+    if done.source in PUSH_SOURCES and update.secret:  # perhaps its first: the address its webhooks now reach
+        echo_webhook_url(settings, connection_id, "configure it at the vendor, signed with --secret")
     if done.new_secret is not None:
         echo(f"the old secret is accepted too until `plinqy-search connections update {connection_id} "
                    "--secret NEW`; the new signing secret, shown only now:")  # fmt: skip
