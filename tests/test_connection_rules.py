@@ -76,6 +76,29 @@ def test_a_store_takes_one_enabled_pos_connection(db: psycopg.Connection, fresh_
     assert unknown.returncode == 1 and "no connection" in unknown.stderr
 
 
+def test_reconnecting_a_disabled_connection_says_enable_turns_it_back_on(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """The same `connect` again after `connections disable ID` said only "change its credentials or secret with
+    `connections update ID`": nothing told the owner the connection was disabled or how to turn it back on."""
+    store = make_store(db, "E", 52.37, 4.89)
+    made = _erply(fresh_db_url, store, "1")
+    assert made.returncode == 0, made.stderr
+    cid = made.stdout.split()[1]
+    enabled = _erply(fresh_db_url, store, "1")
+    assert enabled.returncode == 1 and "disabled" not in enabled.stderr, enabled.stderr
+    assert f"change its credentials or secret with `plinqy-search connections update {cid}`" in enabled.stderr
+    assert cli(fresh_db_url, "connections", "disable", cid).returncode == 0
+    again = _erply(fresh_db_url, store, "1")
+    assert again.returncode == 1 and len(again.stderr.strip().splitlines()) == 1, again.stderr
+    assert f"to erply location 1, disabled: `plinqy-search connections enable {cid}` turns it back on" in (
+        again.stderr
+    ), again.stderr
+    assert f"`plinqy-search connections update {cid}` changes its credentials or secret" in again.stderr
+    assert cli(fresh_db_url, "connections", "enable", cid).returncode == 0  # as it says
+    assert db.execute("SELECT count(*) FROM ingest_connection").fetchone() == (1,)
+
+
 def test_two_connects_at_once_into_one_store_make_one_connection(db: psycopg.Connection, fresh_db_url: str) -> None:
     """Each checks for another enabled POS connection under the store's lock: both at once cannot both pass."""
     store = make_store(db, "E", 52.37, 4.89)

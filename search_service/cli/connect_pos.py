@@ -101,10 +101,7 @@ def _store_connection(settings: Settings, source: str, store_id: UUID, location:
         try:
             lock_store(conn, store_id)
             if (existing := same_location_connection(conn, store_id, source, location)) is not None:
-                raise UserFacingError(
-                    f"connection {existing[0]} already connects store {store_id} to {source} location {location}: "
-                    f"change its credentials or secret with `plinqy-search connections update {existing[0]}`"
-                )
+                raise UserFacingError(_reconnect_message(existing, store_id, source, location))
             refuse_a_second_pos(conn, store_id)
             return create_connection(
                 conn, settings.secret_box(), store_id=store_id, source=source, secret=secret, credentials=creds,
@@ -112,3 +109,17 @@ def _store_connection(settings: Settings, source: str, store_id: UUID, location:
             ).id  # fmt: skip
         except StoreError as exc:
             raise UserFacingError(exc.message) from None
+
+
+def _reconnect_message(existing: tuple[UUID, bool], store_id: UUID, source: str, location: str) -> str:
+    """Why a second connection to the location is refused, and how to go on with the one there (a disabled one: on
+    again with its cursor, not a new one)."""
+    cid, enabled = existing
+    there = f"connection {cid} already connects store {store_id} to {source} location {location}"
+    update = f"`plinqy-search connections update {cid}`"
+    if enabled:
+        return f"{there}: change its credentials or secret with {update}"
+    return (
+        f"{there}, disabled: `plinqy-search connections enable {cid}` turns it back on (its cursor kept), and "
+        f"{update} changes its credentials or secret"
+    )
