@@ -189,6 +189,33 @@ def test_unreachable_database_url(tmp_path: Path) -> None:
     assert status.returncode == 3 and "external database (DATABASE_URL) is not reachable" in status.stdout
 
 
+def test_a_database_that_never_answers_is_one_line_within_seconds() -> None:
+    """A server that takes the connection but never answers (a hung host, a stopped cluster): every command but
+    `migrate` waited for ever (psycopg's 130 s a try, asyncpg's 60 s); now each gives up as `migrate` does."""
+    commands = [("tasks", "stats"), ("keys", "list"), ("imports", "list"), ("webhooks", "list"),
+                ("connections", "list"), ("prune", "--dry-run"), ("reembed", "--missing"), ("worker", "--drain"),
+                ("webhooks", "dispatch"), ("migrate",)]  # fmt: skip
+    with socket.socket() as silent:  # never accepted: the kernel completes the handshake, nothing answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(128)
+        env = dict(os.environ, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/ob")
+        env.pop("PGCONNECT_TIMEOUT", None)
+        started = time.monotonic()
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+        procs = [subprocess.Popen([sys.executable, "-m", "search_service", *c], env=env, **pipes) for c in commands]
+        try:
+            for command, proc in zip(commands, procs, strict=True):
+                _, stderr = proc.communicate(timeout=max(60 - (time.monotonic() - started), 1))
+                done = subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr)
+                assert_one_line_error(done, "cannot reach the database", "connection timeout expired", "DATABASE_URL")
+                assert proc.returncode == 1, command
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+
+
 def test_a_malformed_database_url_a_bad_revision_or_an_unusable_key_file_is_one_line(
     pg_admin_url: str, tmp_path: Path
 ) -> None:

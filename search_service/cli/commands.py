@@ -10,6 +10,7 @@ import click
 from search_service.cli import interrupted
 from search_service.cli.common import OLDER_SCHEMA, UNREACHABLE_DATABASE, UserFacingError, database_url, echo
 from search_service.db import migrate as migrate_mod
+from search_service.db.faults import bound_psycopg_connects
 from search_service.db.secretbox import SecretBoxError
 from search_service.errortext import first_line
 from search_service.settings import Settings, SettingsError
@@ -45,6 +46,7 @@ def cli(ctx: click.Context) -> None:
 def main() -> None:
     """The command line; a failure every command can meet (the database unreachable, the secret key wrong) is one
     line saying what to do, exit code 1, not a traceback."""
+    bound_psycopg_connects()  # a database that never answers: one line after seconds, not a hang
     try:
         cli(prog_name="plinqy-search")
     except SecretBoxError as exc:

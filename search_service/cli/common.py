@@ -18,14 +18,17 @@ import psycopg
 from search_service.controlchars import escape_control_chars
 from search_service.db import cluster as cluster_mod
 from search_service.db import migrate as migrate_mod
+from search_service.db.faults import DatabaseRefused, DatabaseSilent
 from search_service.db.secretbox import SecretBox, SecretKeyUnusable
 from search_service.logformat import LOG_FORMAT
 from search_service.settings import Settings, SettingsError
 
 F = TypeVar("F", bound=Callable[..., Any])
-# Connecting failed: no server at the address, no such database, refused credentials (psycopg and asyncpg).
+# Connecting failed: no server at the address, no answer, no such database, refused credentials (psycopg, asyncpg).
 UNREACHABLE_DATABASE: tuple[type[BaseException], ...] = (
     psycopg.OperationalError,
+    DatabaseSilent,
+    DatabaseRefused,
     asyncpg.InvalidCatalogNameError,
     asyncpg.InvalidAuthorizationSpecificationError,
     asyncpg.CannotConnectNowError,

@@ -22,6 +22,7 @@ from search_service.cli.common import (
     refuse_a_wrong_signing_key,
     user_errors,
 )
+from search_service.db import faults
 from search_service.logformat import configure_logging
 from search_service.settings import Settings
 
@@ -30,14 +31,12 @@ T = TypeVar("T")
 
 def _with_conn(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(conn)` on one asyncpg connection; the events package's errors become one-line errors."""
-    import asyncpg
-
     from search_service.events.subscriptions import SubscriptionError
 
     url = database_url(settings)
 
     async def main() -> T:
-        conn = await asyncpg.connect(url)
+        conn = await faults.connect(url)
         try:
             return await work(conn)
         finally:

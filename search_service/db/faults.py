@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any
 
 import asyncpg
 
+# How long connecting waits for a database that accepts the connection but never answers (a hung or stopped
+# server, a black-holing firewall): every command and job waited for ever (psycopg: 130 s a try, asyncpg: 60 s).
+CONNECT_TIMEOUT_S = 5
+
 
 class DatabaseRefused(ConnectionError):
     """The database refused a new connection (55000: `ALLOW_CONNECTIONS false`): it may come back, like a restart."""
+
+
+class DatabaseSilent(ConnectionError):
+    """Connecting timed out: the server took the connection but did not answer (asyncpg's own TimeoutError has
+    no message)."""
+
+
+def bound_psycopg_connects() -> None:
+    """libpq's PGCONNECT_TIMEOUT for this process and the jobs it forks, so that every psycopg.connect (the CLI's,
+    the workers', reembed's) gives up on a silent database; an operator's own value (or the URL's) is kept."""
+    os.environ.setdefault("PGCONNECT_TIMEOUT", str(CONNECT_TIMEOUT_S))
 
 
 # InternalClientError: a query sent while asyncpg reads a terminated idle connection's FATAL ("cannot switch to
@@ -26,11 +42,15 @@ CONNECTION_LOST: tuple[type[BaseException], ...] = (
 
 
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
-    """asyncpg.connect, a refusal raised as DatabaseRefused. Only at connect: a statement's 55000 is a real error."""
+    """asyncpg.connect within CONNECT_TIMEOUT_S (DatabaseSilent after it), a refusal raised as DatabaseRefused.
+    Only at connect: a statement's 55000 is a real error."""
+    timeout = kwargs.setdefault("timeout", CONNECT_TIMEOUT_S)
     try:
         return await asyncpg.connect(dsn, **kwargs)
     except asyncpg.ObjectNotInPrerequisiteStateError as exc:
         raise DatabaseRefused(f"{type(exc).__name__}: {exc}") from exc
+    except TimeoutError:
+        raise DatabaseSilent(f"connection timeout expired: no answer within {timeout:g} s") from None
 
 
 class Outage:

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
+from search_service.db.faults import connect
 from search_service.ingest import pipeline
 from search_service.ingest.csvfile import CsvError, CsvRows
 from search_service.ingest.raw_rows import split_rows
@@ -61,7 +62,7 @@ async def record_csv(conn: Any, dsn: str, store_id: UUID, reader: CsvRows, file_
     it, then set back to the file's level). A failure or Ctrl-C while storing aborts it: nothing of it applied."""
     if await pipeline.store_of(conn, store_id) is None:
         raise pipeline.UnknownStore(f"no store with id {store_id}")
-    side = await asyncpg.connect(dsn)
+    side = await connect(dsn)
     try:
         batch_id = await pipeline.open_batch(
             conn, store_id=store_id, source="csv", kind="csv", file_name=file_name, upload=True

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import psycopg
 from psycopg.rows import dict_row
 
-from search_service.db.faults import CONNECTION_LOST
+from search_service.db.faults import CONNECTION_LOST, connect
 from search_service.db.sql import statement
 from search_service.ingest import lanes, pipeline
 from search_service.ingest.config import IngestConfig
@@ -223,7 +222,7 @@ async def import_csv_async(
     progress: Callable[[int, int], None],
     notice: Callable[[str], None] = lambda message: None,
 ) -> ImportOutcome:
-    conn = await asyncpg.connect(dsn, server_settings=config.mapping_session())  # a Ctrl-Z holds no lock for ever
+    conn = await connect(dsn, server_settings=config.mapping_session())  # a Ctrl-Z holds no lock for ever
     batch_id, total = None, 0
     try:
         try:
@@ -261,7 +260,7 @@ def _first(rows: Iterable[Any]) -> list[tuple[int, str]]:
 async def _give_back(dsn: str, batch_id: UUID, worker_id: str) -> ImportInterrupted:
     """What this import holds (its batch, or a store's earlier one it maps first) released to the workers (on a
     connection of its own: the one in use was cancelled mid-query)."""
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
         release = _sql("release_worker_batches")
         await conn.execute(release.sql, *release.bind(worker_id=worker_id))

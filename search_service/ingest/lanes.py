@@ -22,6 +22,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from search_service.db.faults import connect
 from search_service.db.sql import statement
 from search_service.ingest.config import IngestConfig
 from search_service.ingest.mapping import apply_rows
@@ -122,7 +123,7 @@ async def _connect(run: LaneRun, lanes: int) -> list[Any] | None:
         for k in range(lanes):
             name = f"{run.worker_id[:50]}/lane{k}"
             settings = {"application_name": name, **run.config.mapping_session()}
-            conns.append(await asyncpg.connect(run.dsn, server_settings=settings))
+            conns.append(await connect(run.dsn, server_settings=settings))
     except LANE_FAULTS as exc:
         await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
         log.warning(json.dumps({"event": "lanes_unavailable", "batch": str(run.batch_id),
