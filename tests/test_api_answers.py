@@ -137,7 +137,7 @@ def test_a_secret_stored_under_another_key_is_a_503_not_a_500(
     answer = httpx.post(f"{base}/v1/ingest/{connection}", content=body, headers=signed(secret, body))
     status, _, message = _error(answer)
     assert status == 503 and answer.headers["retry-after"]
-    assert "PLINQY_SECRET_KEY is not the key the secret was stored with" in message
+    assert "its PLINQY_SECRET_KEY_FILE is not the key the secret was stored with" in message  # the one it uses
     assert secret not in answer.text
 
 

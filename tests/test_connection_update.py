@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
@@ -170,3 +171,35 @@ def test_the_webhook_signature_settings_are_changed_in_place(db: psycopg.Connect
     assert erply.returncode == 0, erply.stderr
     items = cli(fresh_db_url, "connections", "update", erply.stdout.split()[1], "--signature-message", "items")
     assert items.returncode == 0 and "signature_message=items" in items.stdout, items.stderr
+
+
+def test_no_secret_is_stored_under_a_key_that_opens_none_of_the_stored_ones(
+    db: psycopg.Connection, fresh_db_url: str, tmp_path: Path
+) -> None:
+    """With a connection and no outgoing webhook, `connect webhook` under a mistyped PLINQY_SECRET_KEY_FILE made a
+    new key there and stored its secret with it (the check read only webhooks' secrets, and `connect webhook` made
+    none): the API, on the right key, answered its deliveries 503. Every command storing a secret now tries every
+    kind of stored secret, as /readyz does; the API's 503 names the setting its key came from."""
+    store = make_store(db, "K", 52.37, 4.89)
+    right, mistyped = tmp_path / "right.key", tmp_path / "typo" / "secret.key"
+    right.write_text(SECRET_KEY)
+    made = cli(fresh_db_url, "connect", "webhook", "--store", str(store), PLINQY_SECRET_KEY="",
+               PLINQY_SECRET_KEY_FILE=str(right))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    cid, secret = made.stdout.split()[1], made.stdout.strip().splitlines()[-1]
+    for args in (("connect", "webhook", "--store", str(store)),
+                 ("connections", "update", cid, "--new-webhook-secret"),
+                 ("webhooks", "add", "--store", str(store), "--url", "http://127.0.0.1:9/hook")):  # fmt: skip
+        refused = cli(fresh_db_url, *args, PLINQY_SECRET_KEY="", PLINQY_SECRET_KEY_FILE=str(mistyped))
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 1 and len(lines) == 1 and not refused.stdout, (args, refused.stderr)
+        assert "opens none of the 1 stored secrets tried" in lines[0], lines[0]
+        assert f"the key file {mistyped} (PLINQY_SECRET_KEY_FILE)" in lines[0], lines[0]
+    assert db.execute("SELECT count(*) FROM ingest_connection").fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM store_webhook").fetchone() == (0,)
+    wrong = dataclasses.replace(app_settings(fresh_db_url), secret_key=None, secret_key_file=mistyped)
+    with serve(wrong, None) as base:
+        body = json.dumps({"type": "stock.set", "data": {"sku": "a1", "quantity": 2}}).encode()
+        answer = httpx.post(f"{base}/v1/ingest/{cid}", content=body, headers=signed(secret, body))
+    assert answer.status_code == 503, answer.text
+    assert "its PLINQY_SECRET_KEY_FILE is not the key" in answer.text, answer.text

@@ -444,7 +444,7 @@ def test_a_secret_is_not_stored_under_a_key_that_opens_none_of_the_others(
             fresh_db_url, "webhooks", "add", "--store", str(store), "--url", receiver.url("/ok/b"),
             PLINQY_SECRET_KEY=other,
         )  # fmt: skip
-    assert refused.exit_code == 1 and "opens none of the 1 webhook signing secrets" in refused.output, refused.output
+    assert refused.exit_code == 1 and "opens none of the 1 stored secrets tried" in refused.output, refused.output
     assert db.execute("SELECT count(*) FROM store_webhook WHERE store_id = %s", (store,)).fetchone() == (1,)
 
 

@@ -60,7 +60,7 @@ def test_a_dispatcher_whose_key_opens_no_stored_secret_refuses_to_start(
                              capture_output=True, text=True, timeout=60)  # fmt: skip
         lines = out.stderr.strip().splitlines()
         assert out.returncode == 1 and len(lines) == 1, (args, out.stderr)
-        assert "opens none of the 1 webhook signing secrets" in lines[0] and "PLINQY_SECRET_KEY_FILE" in lines[0]
+        assert "opens none of the 1 stored secrets tried" in lines[0] and "PLINQY_SECRET_KEY_FILE" in lines[0]
     assert [(r[1], r[2]) for r in deliveries(db)] == [("pending", 0)]
 
 

@@ -198,13 +198,13 @@ def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     if isinstance(exc, SecretKeyUnusable):  # the server's own key: no stored secret is involved
         log.error("the secret key is not usable on %s: %s", _logged_request(request), exc)
         return _unavailable(
-            request, "secret_key", "the server's secret key is not usable (PLINQY_SECRET_KEY or its key file is "
-            "malformed or unreadable): an operator must fix it (see /readyz)",
+            request, "secret_key", f"the server's secret key is not usable (its {exc.setting} is malformed or "
+            "unreadable): an operator must fix it (see /readyz)",
         )  # fmt: skip
     if isinstance(exc, SecretBoxError):  # the sender may retry: the operator can put the right key back
         log.error("a stored secret does not open on %s: %s", _logged_request(request), exc)
         return _unavailable(
-            request, "secret_key", "the server cannot open this connection's stored secret (its PLINQY_SECRET_KEY "
+            request, "secret_key", f"the server cannot open this connection's stored secret (its {exc.setting} "
             "is not the key the secret was stored with); retry later",
         )  # fmt: skip
     if isinstance(exc, OLDER_SCHEMA_ERRORS):

@@ -12,7 +12,6 @@ import asyncpg
 from search_service.api.errors import TRANSIENT_DB_ERRORS, Unavailable
 from search_service.api.schemas import Readiness
 from search_service.db import migrate
-from search_service.db.secretbox import SecretBoxError
 from search_service.engine import catalog
 
 if TYPE_CHECKING:
@@ -107,20 +106,12 @@ async def _key_check(rt: Runtime, reasons: list[str], migrated: bool) -> str:
             tokens = await catalog.some_stored_secrets(conn)
     except _NOT_ASKED:  # the database checks above say why
         return "ok"
-    box, failures = rt.settings.secret_box(), []
-    for token in tokens:
-        try:
-            box.decrypt(token)
-            return "ok"
-        except SecretBoxError as exc:
-            failures.append(str(exc))
-    if failures:
+    box = rt.settings.secret_box()
+    if tried := box.opens_none_of(tokens):
         if not rt.wrong_key_logged:
-            settings = rt.settings
-            source = "PLINQY_SECRET_KEY" if settings.secret_key else f"the key file {settings.secret_key_file}"
             log.warning(
                 "the secret key (%s) opens none of %d stored secrets tried: is it the key they were stored with? "
-                "(a mistyped PLINQY_SECRET_KEY_FILE makes a new key there)", source, len(failures),
+                "(%s)", box.source, tried, box.fix,
             )  # fmt: skip
             rt.wrong_key_logged = True
         return "wrong"

@@ -20,6 +20,7 @@ from search_service.db import cluster as cluster_mod
 from search_service.db import migrate as migrate_mod
 from search_service.db.faults import DatabaseRefused, DatabaseSilent
 from search_service.db.secretbox import SecretBox, SecretKeyUnusable
+from search_service.db.sql import statement
 from search_service.logformat import LOG_FORMAT
 from search_service.settings import Settings, SettingsError
 
@@ -115,17 +116,20 @@ def usable_secret_box(settings: Settings) -> SecretBox:
         raise UserFacingError(f"{exc}; set PLINQY_SECRET_KEY or PLINQY_SECRET_KEY_FILE to a usable key") from None
 
 
-def refuse_a_wrong_signing_key(settings: Settings) -> None:
-    """The dispatcher's start check: one line (UserFacingError) when the key opens none of the stored webhook
-    signing secrets, where every delivery would otherwise wait unsigned."""
-    from search_service.events.key_check import signing_key_problem
-
+def refuse_a_wrong_secret_key(settings: Settings) -> None:
+    """Before storing a secret or starting a job that reads them: one line (UserFacingError) when the key opens
+    none of a few stored secrets of any kind, the ones /readyz tries (a mistyped key file makes a new key there: a
+    secret stored under it could not be opened by the API, a delivery could not be signed)."""
     box = usable_secret_box(settings)
-    source = "PLINQY_SECRET_KEY" if settings.secret_key else f"the key file {settings.secret_key_file}"
     with connect(settings) as conn:
-        problem = signing_key_problem(conn, box, source)
-    if problem is not None:
-        raise UserFacingError(problem)
+        stored = conn.execute(statement("engine/catalog", "some_stored_secrets").psycopg)
+        tried = box.opens_none_of(bytes(row[0]) for row in stored)
+    if tried:
+        raise UserFacingError(
+            f"the secret key ({box.source}) opens none of the {tried} stored secrets tried (connections' and "
+            f"webhooks' signing secrets, vendor credentials), so what it stored or signed could not be read back: "
+            f"{box.fix}, then run again"
+        )
 
 
 def require_writable_dir(variable: str, path: Path, unset_note: str) -> None:

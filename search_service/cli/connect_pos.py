@@ -13,7 +13,7 @@ from search_service.cli.common import (
     connect,
     echo,
     echo_webhook_url,
-    refuse_a_wrong_signing_key,
+    refuse_a_wrong_secret_key,
     user_errors,
 )
 from search_service.cli.connectors import (
@@ -79,7 +79,7 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
         raise UsageMistake(str(exc)) from None
     account = f"{source}:{creds.get(CREDENTIALS[source][0], '')}"
     config: dict[str, Any] = {"location": location, "account": account, **signature}
-    refuse_a_wrong_signing_key(settings)  # its credentials under a key the others do not open: unreadable later
+    refuse_a_wrong_secret_key(settings)  # its credentials under a key the others do not open: unreadable later
     new_id = _store_connection(settings, source, store_id, location, base_url, secret, creds, config)
     echo(f"connection {new_id} ({source}, location {location} -> store {store_id})")
     if source in PUSH_SOURCES and secret:

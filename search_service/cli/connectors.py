@@ -17,7 +17,7 @@ from search_service.cli.common import (
     connect,
     echo,
     echo_webhook_url,
-    refuse_a_wrong_signing_key,
+    refuse_a_wrong_secret_key,
     user_errors,
 )
 from search_service.settings import Settings
@@ -232,7 +232,7 @@ def connections_update(settings: Settings, connection_id: UUID, **options: Any) 
     from search_service.ingest.stores import StoreError
 
     update = _connection_update(options)
-    refuse_a_wrong_signing_key(settings)  # a key the stored secrets do not open: the connection's are unreadable
+    refuse_a_wrong_secret_key(settings)  # a key the stored secrets do not open: the connection's are unreadable
     with connect(settings) as conn:
         try:
             done = update_connection(conn, settings.secret_box(), connection_id, update)

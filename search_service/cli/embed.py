@@ -15,7 +15,7 @@ from search_service.cli.common import (
     current_database_url,
     echo,
     exit_on_sigterm_while_starting,
-    refuse_a_wrong_signing_key,
+    refuse_a_wrong_secret_key,
     require_cache_dir,
     usable_secret_box,
     user_errors,
@@ -65,7 +65,7 @@ def worker(
     if "sync" in names:
         usable_secret_box(settings)  # likewise an unusable key: a job failing at its start is restarted for ever
     if "events" in names:
-        refuse_a_wrong_signing_key(settings)
+        refuse_a_wrong_secret_key(settings)
     options = {
         "batch_size": batch_size,
         "poll_interval": poll_interval,

@@ -19,7 +19,7 @@ from search_service.cli.common import (
     database_url,
     echo,
     exit_on_sigterm_while_starting,
-    refuse_a_wrong_signing_key,
+    refuse_a_wrong_secret_key,
     user_errors,
 )
 from search_service.db import faults
@@ -71,7 +71,7 @@ def webhooks_add(settings: Settings, store_id: UUID, url: str, events: tuple[str
     """Subscribe a URL; prints the whsec_ signing secret once."""
     from search_service.events import subscriptions
 
-    refuse_a_wrong_signing_key(settings)  # a new secret under a key that opens none of the others: never signed
+    refuse_a_wrong_secret_key(settings)  # a new secret under a key that opens none of the others: never signed
     created = _with_conn(
         settings,
         lambda c: subscriptions.create(c, settings.secret_box(), settings.events, store_id, url, _event_types(events)),
@@ -132,7 +132,7 @@ def webhooks_rotate_secret(settings: Settings, webhook_id: UUID) -> None:
     """A new signing secret, printed once; the old one also signs until PLINQY_WEBHOOK_SECRET_GRACE_S ends."""
     from search_service.events import subscriptions
 
-    refuse_a_wrong_signing_key(settings)
+    refuse_a_wrong_secret_key(settings)
     rotated = _with_conn(
         settings, lambda c: subscriptions.rotate_secret(c, settings.secret_box(), settings.events, None, webhook_id)
     )
@@ -294,7 +294,7 @@ def webhooks_dispatch(settings: Settings, drain: bool) -> None:
 
     configure_logging()
     url = current_database_url(settings)
-    refuse_a_wrong_signing_key(settings)
+    refuse_a_wrong_secret_key(settings)
     settle_heap()
     run_dispatcher(
         url,

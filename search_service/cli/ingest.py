@@ -21,6 +21,7 @@ from search_service.cli.common import (
     current_database_url,
     echo,
     echo_webhook_url,
+    refuse_a_wrong_secret_key,
     user_errors,
 )
 from search_service.controlchars import escape_control_chars
@@ -149,6 +150,7 @@ def connect_webhook(settings: Settings, store_id: UUID) -> None:
     """A Standard Webhooks connection: prints its id and its signing secret (once, last line)."""
     from search_service.ingest.stores import StoreError, create_connection
 
+    refuse_a_wrong_secret_key(settings)  # its secret under a key the others do not open: the API could not read it
     with connect(settings) as conn:
         try:
             new = create_connection(conn, settings.secret_box(), store_id=store_id, source="webhook")

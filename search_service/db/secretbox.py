@@ -9,13 +9,19 @@ file `PLINQY_SECRET_KEY_FILE` (default `.secrets/plinqy.key`), created with mode
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
 
 class SecretBoxError(RuntimeError):
-    """The key is malformed, or a stored secret was encrypted under another key."""
+    """The key is malformed, or a stored secret was encrypted under another key. `setting`: the variable the key
+    came from (PLINQY_SECRET_KEY or PLINQY_SECRET_KEY_FILE), for a message that names the one to fix."""
+
+    def __init__(self, message: str, setting: str = "PLINQY_SECRET_KEY") -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class SecretKeyUnusable(SecretBoxError):
@@ -27,19 +33,23 @@ KEY_HINT = 'make one with `python3 -c "from cryptography.fernet import Fernet; p
 
 
 class SecretBox:
-    def __init__(self, key: bytes, source: str = "PLINQY_SECRET_KEY") -> None:
+    """`source` says where the key came from, `setting` which variable set it (both name the one to fix)."""
+
+    def __init__(self, key: bytes, source: str = "PLINQY_SECRET_KEY", setting: str = "PLINQY_SECRET_KEY") -> None:
+        self.source, self.setting = source, setting
         try:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
             raise SecretKeyUnusable(
-                f"{source} is not a Fernet key (32 url-safe base64-encoded bytes; {KEY_HINT})"
+                f"{source} is not a Fernet key (32 url-safe base64-encoded bytes; {KEY_HINT})", setting
             ) from None
 
     @classmethod
     def from_settings(cls, key: str | None, key_file: Path) -> SecretBox:
         if key:
             return cls(key.encode())
-        source = f"the key file {key_file} (PLINQY_SECRET_KEY_FILE)"
+        setting = "PLINQY_SECRET_KEY_FILE"
+        source = f"the key file {key_file} ({setting})"
         try:
             if not key_file.exists():
                 key_file.parent.mkdir(parents=True, exist_ok=True)
@@ -48,8 +58,27 @@ class SecretBox:
                     out.write(Fernet.generate_key())
             stored = key_file.read_bytes().strip()
         except OSError as exc:  # a directory, a path that cannot be created, no permission: one line, not a traceback
-            raise SecretKeyUnusable(f"{source} cannot be read or created ({exc.strerror or exc})") from None
-        return cls(stored, source)
+            raise SecretKeyUnusable(f"{source} cannot be read or created ({exc.strerror or exc})", setting) from None
+        return cls(stored, source, setting)
+
+    @property
+    def fix(self) -> str:
+        """What an operator does when this key is not the one the secrets were stored with."""
+        if self.setting == "PLINQY_SECRET_KEY":
+            return "set PLINQY_SECRET_KEY to the key they were stored with"
+        return "point PLINQY_SECRET_KEY_FILE at the key file they were stored with (a mistyped path makes a new key)"
+
+    def opens_none_of(self, tokens: Iterable[bytes]) -> int:
+        """How many of `tokens` (a few stored secrets, any kind) were tried when this key opens none of them; 0
+        when it opens one, or none is stored. They are all stored with one key: a key opening none is another."""
+        tried = 0
+        for token in tokens:
+            try:
+                self.decrypt(token)
+                return 0
+            except SecretBoxError:
+                tried += 1
+        return tried
 
     def encrypt(self, secret: str) -> bytes:
         return self._fernet.encrypt(secret.encode())
@@ -59,5 +88,6 @@ class SecretBox:
             return self._fernet.decrypt(bytes(token)).decode()
         except InvalidToken:
             raise SecretBoxError(
-                "a stored secret does not open with this key (was PLINQY_SECRET_KEY changed?)"
+                f"a stored secret does not open with {self.source}: is it the key the secret was stored with?",
+                self.setting,
             ) from None

@@ -129,11 +129,6 @@ WITH off AS (
 )
 SELECT EXISTS (SELECT 1 FROM off) AS disabled, (SELECT count(*) FROM failed) AS failed_deliveries;
 
--- name: some_webhook_secrets
--- params: none
--- A few subscriptions' signing secrets (encrypted): a dispatcher checks at start that its key opens them.
-SELECT secret FROM store_webhook WHERE secret IS NOT NULL LIMIT 8;
-
 -- name: due_count
 -- params: none
 SELECT count(*) FROM webhook_delivery
