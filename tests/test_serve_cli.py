@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet
 
 from benchmarks.run import Server
 from search_service.db.secretbox import SecretBox
+from search_service.settings import Settings
 
 
 def serve(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -192,3 +193,44 @@ def test_a_key_that_opens_no_stored_secret_is_logged_as_the_server_starts(
         log_text
     )
     assert "/readyz" not in log_text  # nobody asked
+
+
+@pytest.mark.slow  # real servers, which load the query model
+def test_a_killed_servers_directories_are_removed_by_the_next_start(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --workers N` SIGKILLed (or OOM-killed) left its vector copy (<PLINQY_CACHE_DIR>/vector-copy/run-*) and
+    metrics directory behind, SIGHUP ended it without its clean-up, and no start removed them (~1 GB a stop at 1M
+    products). A start removes those whose owner has ended, never a live server's; SIGHUP is a graceful stop."""
+    cache, tmp = tmp_path / "cache", tmp_path / "tmp"
+    cache.mkdir()
+    tmp.mkdir()
+    (cache / "models").symlink_to(Settings.from_env().cache_dir / "models")  # the converted model: not again
+    for name, value in (("PLINQY_CACHE_DIR", cache), ("TMPDIR", tmp)):
+        monkeypatch.setenv(name, str(value))
+    for name in ("PLINQY_VECTOR_SHARED_DIR", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run_dirs() -> set[Path]:
+        return {*(cache / "vector-copy").glob("run-*"), *tmp.glob("plinqy-metrics-*")}
+
+    servers = [Server(db_url, 64, tmp_path / "killed.log", workers=2)]
+    try:
+        servers[0].wait_ready()
+        killed = run_dirs()
+        assert len(killed) == 2, killed
+        servers.append(Server(db_url, 64, tmp_path / "hung-up.log", workers=2))
+        servers[1].wait_ready()
+        assert killed < run_dirs()  # the live server's kept
+        servers[0].proc.kill()
+        servers[0].proc.wait(timeout=30)
+        servers[1].proc.send_signal(signal.SIGHUP)
+        assert servers[1].proc.wait(timeout=60) == 0, servers[1].log_path.read_text(errors="replace")[-2000:]
+        assert run_dirs() == killed  # the hung-up one's removed as it stopped
+        servers.append(Server(db_url, 64, tmp_path / "next.log", workers=2))
+        servers[2].wait_ready()
+        assert not killed & run_dirs() and len(run_dirs()) == 2, run_dirs()
+    finally:
+        for server in servers:
+            server.stop()
+    assert run_dirs() == set()

@@ -27,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from search_service.api.access_log import answered_status
+from search_service.run_owner import owned_prefix, remove_abandoned
 
 if TYPE_CHECKING:
     import asyncpg
@@ -94,7 +95,8 @@ def multiprocess_dir(env: MutableMapping[str, str] | None = None) -> Iterator[Pa
             stale.unlink()
         yield path
         return
-    path = Path(tempfile.mkdtemp(prefix="plinqy-metrics-"))
+    remove_abandoned(Path(tempfile.gettempdir()), "plinqy-metrics-")  # runs killed before their clean-up
+    path = Path(tempfile.mkdtemp(prefix=owned_prefix("plinqy-metrics-")))
     env[MULTIPROC_ENV] = str(path)
     try:
         yield path

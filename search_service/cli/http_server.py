@@ -10,12 +10,16 @@ Python; this subclass keeps httptools and adds, per request, a byte count on eac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import httptools
@@ -43,6 +47,20 @@ log = logging.getLogger(__name__)
 class AnnouncedServer(uvicorn.Server):
     """uvicorn's server, logging 'serving' once its socket listens: given sockets, uvicorn logs no address, and
     `serve --workers N` said 'serving' as it forked, seconds before any worker accepted a connection."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """SIGHUP stops it gracefully too, as SIGTERM does (its default ended the process without its clean-up)."""
+        if threading.current_thread() is not threading.main_thread():
+            with super().capture_signals():
+                yield
+            return
+        previous = signal.signal(signal.SIGHUP, self.handle_exit)
+        try:
+            with super().capture_signals():
+                yield
+        finally:
+            signal.signal(signal.SIGHUP, previous)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)

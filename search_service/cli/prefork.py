@@ -10,7 +10,7 @@ sets and facet labels (`api/shared_state.py`: ~140 MiB a worker at 1M products).
 The model is loaded before the fork only with one intra-op thread (PLINQY_QUERY_ENCODER_THREADS=1, the
 default): a thread pool does not survive a fork. Otherwise each worker loads its own, as before. The
 supervisor starts no thread and no event loop; it forks the workers, starts a new one in place of any that
-dies, and on SIGTERM or SIGINT stops them all and waits for them. Each worker listens on a socket of its own
+dies, and on SIGTERM, SIGINT or SIGHUP stops them all and waits for them. Each worker listens on a socket of its own
 (SO_REUSEPORT: the kernel spreads new connections between them; `port_socket`).
 """
 
@@ -86,8 +86,8 @@ def _worker(config: Any, sock: socket.socket, own_socket: bool, supervisor: int)
     from search_service.api.shared_state import exit_after
 
     def serve() -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
         AnnouncedServer(config).run(sockets=[port_socket(sock) if own_socket else sock])
 
     exit_after(serve, supervisor)
@@ -107,7 +107,7 @@ def describe_wait_status(status: int) -> str:
 
 
 def run_workers(settings: Settings, host: str, port: int, workers: int, reserved: tuple[socket.socket, bool]) -> None:
-    """Serve with `workers` forked processes until SIGTERM or SIGINT (a graceful stop: the caller exits 0).
+    """Serve with `workers` forked processes until SIGTERM, SIGINT or SIGHUP (a graceful stop: the caller exits 0).
     `reserved`: `reserve_port`'s answer, taken before anything was loaded."""
     from search_service.api.app import create_app
     from search_service.api.shared_state import preload_shared_state, start_generation_writer
@@ -140,8 +140,8 @@ def run_workers(settings: Settings, host: str, port: int, workers: int, reserved
             _worker(config, sock, own_sockets, supervisor)
         children.add(pid)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, stop)
     for _ in range(workers):
         fork()
     _log_starting(host, port, workers, encoder is not None, own_sockets)

@@ -29,8 +29,8 @@ from search_service.settings import Settings
 @click.pass_obj
 @user_errors
 def serve(settings: Settings, host: str, port: int, workers: int | None) -> None:
-    """Run the search API (litestar on uvicorn). SIGTERM or SIGINT: a graceful stop, exit 0."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    """Run the search API (litestar on uvicorn). SIGTERM, SIGINT or SIGHUP: a graceful stop, exit 0."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP's default left the directories behind
         signal.signal(signum, _stopped)
     database_url(settings)  # fails early, in one line, when the embedded cluster is down
     require_cache_dir(settings)  # likewise a cache or shared vector directory that cannot be used

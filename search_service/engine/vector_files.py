@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from search_service.engine.resident import keep_resident
+from search_service.run_owner import owned_prefix, remove_abandoned
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,8 @@ def shared_dir_for_run(cache_dir: Path, env: MutableMapping[str, str] | None = N
         return
     parent = cache_dir / "vector-copy"  # not .cache/vectors: the benchmark's embedded vectors live there
     parent.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
+    remove_abandoned(parent, "run-")  # runs killed before their clean-up (SIGKILL, OOM)
+    path = Path(tempfile.mkdtemp(prefix=owned_prefix("run-"), dir=parent))
     env[SHARED_DIR_ENV] = str(path)
     try:
         yield path
