@@ -39,6 +39,20 @@ class OncePerInterval(logging.Filter):
         return True
 
 
+class RepeatedWarning:
+    """One call site's warning on `logger`, at most once per `interval_s` with OncePerInterval's count of those
+    held back; the logger's other lines are left alone."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 60.0) -> None:
+        self.logger, self.once = logger, OncePerInterval(interval_s)
+
+    def warning(self, msg: str, *args: object) -> None:
+        if self.logger.isEnabledFor(logging.WARNING):
+            record = self.logger.makeRecord(self.logger.name, logging.WARNING, __file__, 0, msg, args, None)
+            if self.once.filter(record):
+                self.logger.handle(record)
+
+
 def quiet_repeated_warnings() -> None:
     """Once a process."""
     for name in QUIET_LOGGERS:

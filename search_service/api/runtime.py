@@ -24,6 +24,7 @@ from asyncpg.pool import PoolConnectionProxy
 from embeddings.encoder import Encoder, load_encoder
 from search_service.api import refresh
 from search_service.api.errors import Unavailable
+from search_service.api.log_repeats import RepeatedWarning
 from search_service.api.metrics import Metrics
 from search_service.api.pool_connections import ApiConnection, NotMigrated, init_connection
 from search_service.api.query_cache import QueryEmbeddingCache
@@ -42,6 +43,8 @@ from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
 
 log = logging.getLogger("search_service.api")
+# A database away fails every request that needs a new connection: one line a minute (it was one a request).
+unreachable_log = RepeatedWarning(log)
 
 
 @dataclass
@@ -154,7 +157,7 @@ class Runtime:
             raise Unavailable("schema", str(exc)) from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # a new connection refused: a 500
             cause = f"cannot connect to the database ({type(exc).__name__}: {exc})"
-            log.warning("%s", cause)
+            unreachable_log.warning("cannot connect to the database (%s: %s)", type(exc).__name__, exc)
             raise Unavailable("database", "the database is unavailable; retry shortly", cause) from None
         budget_s = 3 * settings.statement_timeout_ms / 1000 + 1
         try:
