@@ -5,18 +5,23 @@ now, doubling to a minute, say so on the 1st, 2nd, 4th, 8th... failure, and say 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import asyncpg
 import httpx
 import psycopg
 import pytest
 
 from search_service.api import refresh, runtime
 from search_service.api.log_repeats import RepeatedWarning
+from search_service.db.cluster import free_port
 from search_service.engine.search import DEFAULT_CONFIG
+from search_service.engine.vector_files import VectorCopyConfig
 from search_service.settings import Settings
 from tests.ingest_helpers import serve
 from tests.test_api import app_settings
@@ -79,3 +84,42 @@ def test_requests_while_the_database_refuses_log_one_warning_a_minute(
     assert answers.count(503) >= 15, answers
     lines = [line for line in capfd.readouterr().err.splitlines() if "cannot connect to the database" in line]
     assert len(lines) == 1 and "ObjectNotInPrerequisiteStateError" in lines[0], lines
+
+
+def test_the_vector_copy_blames_the_database_not_the_directory_when_the_database_is_away(
+    fresh_db_url: str, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """During an outage the copy said `failed to load (ConnectionRefusedError: …): check
+    PLINQY_VECTOR_SHARED_DIR=… (a writable directory)`: a refused connection is an OSError, taken for the
+    directory's, and only a refresh had failed (the loaded copy was still served)."""
+    db = fresh_db_url.rsplit("/", 1)[1]
+    admin_url = fresh_db_url.rsplit("/", 1)[0] + "/postgres"
+    shared = VectorCopyConfig(shared_dir=tmp_path / "shared")
+    settings = dataclasses.replace(app_settings(fresh_db_url), vector_copy=shared, vector_cache_refresh_s=0.1)
+    with serve(settings, None):
+        _allow(admin_url, db, False)
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as conn:  # the copy's own connection too
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+            deadline = time.monotonic() + 20
+            while "vector copy failed" not in (err := capfd.readouterr().err):
+                assert time.monotonic() < deadline, "no failed refresh logged"
+                time.sleep(0.2)
+        finally:
+            _allow(admin_url, db, True)
+    [line] = [line for line in err.splitlines() if "vector copy failed" in line][:1]
+    assert "the in-memory vector copy failed to refresh: cannot reach the database (" in line, line
+    assert "PLINQY_VECTOR_SHARED_DIR" not in line, line
+
+    async def refused() -> Exception:  # nothing listens there: ConnectionRefusedError
+        try:
+            await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{free_port()}/x", timeout=5)
+        except Exception as exc:
+            return exc
+        raise AssertionError("connected")
+
+    said = refresh._vectors_failure(settings, False, asyncio.run(refused()))
+    assert said.startswith("the in-memory vector copy failed to load: cannot reach the database (Connection"), said
+    assert "PLINQY_VECTOR_SHARED_DIR" not in said
+    said = refresh._vectors_failure(settings, True, PermissionError(13, "Permission denied"))
+    assert said.endswith(f"check PLINQY_VECTOR_SHARED_DIR={shared.shared_dir} (a writable directory)"), said

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from pgvector.asyncpg import register_vector
 
+from search_service.db.faults import connect
 from search_service.engine import catalog
 from search_service.engine.session import session_settings
 from search_service.engine.vector_load import IdleTrim, release_freed_memory
@@ -22,6 +23,7 @@ from search_service.engine.vectors import VectorCache
 
 if TYPE_CHECKING:
     from search_service.api.runtime import Runtime
+    from search_service.settings import Settings
 
 log = logging.getLogger("search_service.api")
 
@@ -56,7 +58,7 @@ class StateConnection:
         if self.conn is None or self.conn.is_closed():
             config = replace(self.rt.engine_config, statement_timeout_ms=None)
             settings = {"application_name": "plinqy-search-api-state", **session_settings(config)}
-            self.conn = await asyncpg.connect(self.rt.settings.database_url, timeout=10, server_settings=settings)
+            self.conn = await connect(self.rt.settings.database_url, timeout=10, server_settings=settings)
             await register_vector(self.conn)
         try:
             yield self.conn
@@ -103,14 +105,32 @@ async def _maintain_vectors(rt: Runtime, state: StateConnection) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            rt.vectors_error = f"the in-memory vector copy failed to load ({type(exc).__name__}: {exc})"
-            shared = settings.vector_copy.shared_dir
-            if isinstance(exc, OSError) and shared is not None:  # say which setting the path came from
-                rt.vectors_error += f": check PLINQY_VECTOR_SHARED_DIR={shared} (a writable directory)"
+            rt.vectors_error = _vectors_failure(settings, vectors.loaded, exc)
             if not vectors.loaded:
                 rt.vectors_state = "failed"
             log.warning("%s; retrying", rt.vectors_error)
             delay = min(max(delay * 2, 1.0), 30.0)
+
+
+# The database away or gone mid-statement (ConnectionRefusedError, an OSError, is no directory's fault).
+DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.ObjectNotInPrerequisiteStateError,  # 55000 at connect: ALLOW_CONNECTIONS false
+)
+
+
+def _vectors_failure(settings: Settings, loaded: bool, exc: Exception) -> str:
+    """What failed (a load, or a refresh of a copy still served) and whose fault it is likely to be."""
+    failed = f"the in-memory vector copy failed to {'refresh' if loaded else 'load'}"
+    if isinstance(exc, DATABASE_AWAY):
+        return f"{failed}: cannot reach the database ({type(exc).__name__}: {exc})"
+    shared = settings.vector_copy.shared_dir
+    if isinstance(exc, OSError) and shared is not None:  # say which setting the path came from
+        return f"{failed} ({type(exc).__name__}: {exc}): check PLINQY_VECTOR_SHARED_DIR={shared} (a writable directory)"
+    return f"{failed} ({type(exc).__name__}: {exc})"
 
 
 RETRY_MAX_S = 60.0  # a refresher that keeps failing (the database away) waits at most this long between tries
