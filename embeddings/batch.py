@@ -23,6 +23,7 @@ from embeddings.text import compose_text, text_hash
 from embeddings.worker_config import WorkerConfig
 
 log = logging.getLogger("plinqy.worker")
+NO_KNOWN_TOKEN = "no token the model knows"  # the task's result when its text gets no vector
 
 
 @dataclass
@@ -34,6 +35,7 @@ class BatchOutcome:
     requeued: int = 0  # edited while embedded and no task of the edit's: back to the queue for the new text
     lost_lease: int = 0
     errors: int = 0
+    no_vector: int = 0  # text the model reads as [UNK] only: written without a vector (NO_KNOWN_TOKEN)
 
     def add(self, other: BatchOutcome) -> None:
         for key, value in vars(other).items():
@@ -49,6 +51,7 @@ class PreparedBatch:
     to_embed: dict[int, tuple[UUID, str, str]] = field(default_factory=dict)  # task id → (product, text, hash)
     vectors: dict[int, np.ndarray] = field(default_factory=dict)  # task id → its vector
     failures: dict[int, BaseException] = field(default_factory=dict)  # task id → why it failed
+    no_vector: set[int] = field(default_factory=set)  # tasks of to_embed whose text the model knows no word of
 
     def subset(self, task_ids: Iterable[int]) -> PreparedBatch:
         keep = set(task_ids)
@@ -58,6 +61,7 @@ class PreparedBatch:
             to_embed={k: v for k, v in self.to_embed.items() if k in keep},
             vectors={k: v for k, v in self.vectors.items() if k in keep},
             failures={k: v for k, v in self.failures.items() if k in keep},
+            no_vector=self.no_vector & keep,
         )
 
     def without_failures(self) -> PreparedBatch:
@@ -72,6 +76,12 @@ def product_text(product: dict[str, Any]) -> str:
         description=product["description"],
         attributes=product["attributes"] or {},
     )
+
+
+def is_current(product: dict[str, Any], digest: str, known: bool, model_id: str) -> bool:
+    """Whether what is stored is this text's embedding by this model: its vector, or none for a text the model
+    knows no token of (written so with the text's hash, it is not read again until the text or the model changes)."""
+    return product["ai_text_hash"] == digest and product["ai_model"] == model_id and product["has_vector"] == known
 
 
 class EmbeddingError(RuntimeError):
@@ -158,7 +168,7 @@ class BatchSteps:
         """One model call for the whole batch; if it fails, bisect so only the texts that fail are failures.
 
         A single poison text in a batch of n costs about 2·log2(n) extra, ever smaller, model calls."""
-        items = list(batch.to_embed.items())
+        items = [item for item in batch.to_embed.items() if item[0] not in batch.no_vector]
 
         def attempt(lo: int, hi: int) -> None:
             try:
@@ -178,26 +188,23 @@ class BatchSteps:
             attempt(0, len(items))
 
     def prepare(self, conn: psycopg.Connection, tasks: list[queue.ClaimedTask]) -> PreparedBatch:
-        """Read the products, compose their texts; decide which need the model (hash or model changed)."""
+        """Read the products, compose their texts; decide which need the model (hash or model changed), and which
+        get no vector (no token the model knows)."""
         products = queue.load_products(conn, [t.product_id for t in tasks if t.product_id is not None])
         batch = PreparedBatch(tasks={t.id: t for t in tasks})
-        for task in tasks:
-            product = products.get(task.product_id) if task.product_id else None
-            if product is None:
-                batch.results[task.id] = "product deleted"
-                continue
-            text = product_text(product)
+        live = [(t, products[t.product_id]) for t in tasks if t.product_id is not None and t.product_id in products]
+        texts = [product_text(product) for _, product in live]
+        for (task, product), text, known in zip(live, texts, self.encoder.has_known_token(texts), strict=True):
             digest = text_hash(text)
-            if (
-                not task.force
-                and product["has_vector"]
-                and product["ai_text_hash"] == digest
-                and product["ai_model"] == self.encoder.model_id
-            ):
+            if not task.force and is_current(product, digest, known, self.encoder.model_id):
                 batch.results[task.id] = "unchanged"
-            else:
-                batch.to_embed[task.id] = (product["id"], text, digest)
-                batch.results[task.id] = "embedded"
+                continue
+            batch.to_embed[task.id] = (product["id"], text, digest)
+            batch.results[task.id] = "embedded" if known else NO_KNOWN_TOKEN
+            if not known:  # no vector: it would sit next to every other such text's (docs/engine.md)
+                batch.no_vector.add(task.id)
+        for task in tasks:
+            batch.results.setdefault(task.id, "product deleted")
         return batch
 
     def commit(self, conn: psycopg.Connection, batch: PreparedBatch, out: BatchOutcome) -> None:
@@ -227,19 +234,14 @@ class BatchSteps:
             holder = next(iter(batch.tasks.values())).holder  # one claim per batch
             owned = queue.finish_owned(conn, holder, results)  # the fence
             requeued = queue.requeue_changed(conn, changed, holder) if changed else {}
-            writes = [w for w in writes if w[0] in owned]
-            if writes:
-                queue.write_vectors(
-                    conn,
-                    [w[1] for w in writes],
-                    np.stack([batch.vectors[w[0]] for w in writes]),
-                    [w[2] for w in writes],
-                    self.encoder.model_id,
-                )
+            writes = [w for w in writes if w[0] in owned and w[0] not in batch.no_vector]
+            blanks = [t for t in owned if results.get(t) == NO_KNOWN_TOKEN]  # not deleted, not edited meanwhile
+            self._write(conn, batch, writes, blanks)
         local.lost_lease = len(results) - len(owned) + len(changed) - len(requeued)
         local.superseded = sum(1 for status in requeued.values() if status == "done")  # the others: queued again
         local.requeued = len(requeued) - local.superseded
         local.embedded = len(writes)
+        local.no_vector = len(blanks)
         for task_id, result in results.items():
             if task_id not in owned:
                 continue
@@ -248,6 +250,19 @@ class BatchSteps:
             elif result == "product deleted":
                 local.deleted += 1
         out.add(local)
+
+    def _write(
+        self, conn: psycopg.Connection, batch: PreparedBatch, writes: list[tuple[int, UUID, str]], blanks: list[int]
+    ) -> None:
+        """The vectors of `writes`, and no vector (with the text's hash and the model) for the `blanks`."""
+        model_id = self.encoder.model_id
+        if writes:
+            vectors = np.stack([batch.vectors[w[0]] for w in writes])
+            queue.write_vectors(conn, [w[1] for w in writes], vectors, [w[2] for w in writes], model_id)
+        if blanks:
+            queue.write_no_vectors(
+                conn, [batch.to_embed[t][0] for t in blanks], [batch.to_embed[t][2] for t in blanks], model_id
+            )
 
     def _process(self, conn: psycopg.Connection, tasks: list[queue.ClaimedTask], out: BatchOutcome) -> None:
         """prepare → embed → commit for claimed tasks, synchronously, on one connection."""

@@ -19,7 +19,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,6 +116,30 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
+class Vocabulary:
+    """Which texts hold a word piece the model knows: one with a letter or digit that is not [UNK] or a special
+    token. A text of emoji or of a script the vocabulary lacks reads as [UNK] only (`😀`, `抹茶` for MiniLM), and
+    all such texts embed to about the same vector, near every other one: they get none (docs/engine.md)."""
+
+    def __init__(self, tokenizer_file: Path, max_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=max_length)  # what the model reads, no more
+        self._tokenizer = tokenizer
+        vocab = tokenizer.get_vocab(with_added_tokens=True)
+        special = {str(getattr(tokenizer.model, "unk_token", "[UNK]"))}
+        special |= {t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special}
+        self._known = np.zeros(max(vocab.values(), default=0) + 1, dtype=bool)
+        for token, token_id in vocab.items():
+            self._known[token_id] = token not in special and any(ch.isalnum() for ch in token)
+
+    def has_known_token(self, texts: Sequence[str]) -> list[bool]:
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [bool(self._known[np.asarray(e.ids, dtype=np.int64)].any()) for e in encodings]
+
+
 class Encoder:
     """Base of the backends: length-sorted batching and the public encode API."""
 
@@ -152,6 +176,17 @@ class Encoder:
 
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
+
+    @cached_property
+    def _vocabulary(self) -> Vocabulary | None:
+        path = self.model_dir / "tokenizer.json"
+        return Vocabulary(path, self.max_seq_length) if path.exists() else None
+
+    def has_known_token(self, texts: Sequence[str]) -> list[bool]:
+        """For each text, whether the model knows a word of it (`Vocabulary`); a model without a tokenizer.json
+        (a slow tokenizer, torch backend only) cannot tell, and every text counts as known."""
+        vocabulary = self._vocabulary
+        return [True] * len(texts) if vocabulary is None else vocabulary.has_known_token(texts)
 
 
 class TorchEncoder(Encoder):

@@ -120,6 +120,11 @@ def write_vectors(
     )
 
 
+def write_no_vectors(conn: psycopg.Connection, ids: Sequence[UUID], hashes: Sequence[str], model: str) -> None:
+    """Products whose text has no token the model knows: no vector, and the hash and model it was read with."""
+    conn.execute(sql("write_no_vectors"), {"ids": list(ids), "hashes": list(hashes), "model": model})
+
+
 def fail(conn: psycopg.Connection, task: ClaimedTask, worker_id: str, error: str, delay_s: float) -> str | None:
     """Record a failed attempt; returns the task's new status (None if the lease was lost meanwhile)."""
     params = {"task_id": task.id, "worker_id": worker_id, "error": error, "delay_s": delay_s}

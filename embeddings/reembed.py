@@ -23,7 +23,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from tqdm import tqdm
 
-from embeddings.batch import product_text
+from embeddings.batch import is_current, product_text
 from embeddings.encoder import Encoder
 from embeddings.queue import PRODUCT_KEYS
 from embeddings.sqlblocks import load_statements
@@ -44,6 +44,7 @@ class ReembedReport:
     written: int = 0
     enqueued: int = 0
     selected: int = 0  # products found to need a vector (what --limit counts)
+    no_vector: int = 0  # of those, texts with no token the model knows: written without one (not with --via-queue)
     seconds: float = 0.0
     resumed_from: str | None = None
 
@@ -112,17 +113,17 @@ def _batches(
         yield [dict(zip(KEYS, r, strict=True)) for r in rows]
 
 
-# product id, text, text hash, updated_at and ai_embedded_at as read
-Todo = list[tuple[UUID, str, str, datetime, datetime | None]]
+# product id, text, text hash, updated_at and ai_embedded_at as read, whether the model knows a token of the text
+Todo = list[tuple[UUID, str, str, datetime, datetime | None, bool]]
 
 
-def _write_batch(conn: psycopg.Connection, todo: Todo, vectors: np.ndarray, model_id: str) -> int:
+def _write_batch(conn: psycopg.Connection, todo: Todo, vectors: list[np.ndarray | None], model_id: str) -> int:
     """COPY the batch into the session's staging table, then one UPDATE … FROM: one transaction per batch."""
     with conn.transaction(), conn.cursor() as cur:
         columns = "id, vec, hash, seen, seen_embedded"
         with cur.copy(f"COPY reembed_staging ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy:
             copy.set_types(["uuid", "vector", "text", "timestamptz", "timestamptz"])
-            for (pid, _text, digest, seen, seen_embedded), vec in zip(todo, vectors, strict=True):
+            for (pid, _text, digest, seen, seen_embedded, _known), vec in zip(todo, vectors, strict=True):
                 copy.write_row((pid, vec, digest, seen, seen_embedded))
         cur.execute(_sql("apply_staging"), {"model": model_id})
         return cur.rowcount
@@ -150,7 +151,7 @@ def _total(conn: psycopg.Connection, mode: Mode, before: datetime | None, limit:
 
 
 def _selected(
-    batches: Iterator[list[dict[str, Any]]], mode: Mode, model_id: str, limit: int | None, report: ReembedReport,
+    batches: Iterator[list[dict[str, Any]]], mode: Mode, encoder: Encoder, limit: int | None, report: ReembedReport,
     via_queue: bool,
 ) -> Iterator[tuple[list[dict[str, Any]], Todo]]:  # fmt: skip
     """Each batch with its products that need a vector, until `limit` of them were handled: re-embedded, or newly
@@ -160,7 +161,7 @@ def _selected(
         handled = report.enqueued if via_queue else report.selected
         if limit is not None and handled >= limit:
             return
-        todo, read = _todo(batch, mode, model_id), len(batch)
+        todo, read = _todo(batch, mode, encoder), len(batch)
         if limit is not None and len(todo) > limit - handled:  # read as far as the last product taken
             todo = todo[: limit - handled]
             read = 1 + next((i for i, p in enumerate(batch) if todo and p["id"] == todo[-1][0]), -1)
@@ -169,21 +170,28 @@ def _selected(
         yield batch, todo
 
 
-def _todo(batch: list[dict[str, Any]], mode: Mode, model_id: str) -> Todo:
-    """The products of a batch that need a vector (`stale`: skip those whose text and model are current)."""
+def _todo(batch: list[dict[str, Any]], mode: Mode, encoder: Encoder) -> Todo:
+    """The products of a batch that need a vector, or no vector (a text with no token the model knows). `stale`
+    and `missing` skip those whose text and model are current; every mode skips a text already written without a
+    vector by this model (as `is_current` says): read again, it would get none again, and a rerun of `--limit N`
+    would take the same N each time."""
     todo: Todo = []
-    for product in batch:
-        text = product_text(product)
+    texts = [product_text(product) for product in batch]
+    for product, text, known in zip(batch, texts, encoder.has_known_token(texts), strict=True):
         digest = text_hash(text)
-        if (
-            mode == "stale"
-            and product["has_vector"]
-            and product["ai_model"] == model_id
-            and product["ai_text_hash"] == digest
-        ):
+        if is_current(product, digest, known, encoder.model_id) and (mode != "all" or not known):
             continue
-        todo.append((product["id"], text, digest, product["updated_at"], product["ai_embedded_at"]))
+        todo.append((product["id"], text, digest, product["updated_at"], product["ai_embedded_at"], known))
     return todo
+
+
+def _vectors(encoder: Encoder, todo: Todo) -> list[np.ndarray | None]:
+    """The vectors of the texts the model knows a token of; None for the others (written without a vector)."""
+    known = [i for i, item in enumerate(todo) if item[5]]
+    vectors: list[np.ndarray | None] = [None] * len(todo)
+    for i, vector in zip(known, encoder.encode([todo[i][1] for i in known]), strict=True):
+        vectors[i] = vector
+    return vectors
 
 
 def _enqueue(conn: psycopg.Connection, todo: Todo, mode: Mode) -> int:
@@ -211,7 +219,7 @@ class _OneWrite:
         done, self.pending = self.pending, None
         return done.result()
 
-    def submit(self, todo: Todo, vectors: np.ndarray, model_id: str) -> int:
+    def submit(self, todo: Todo, vectors: list[np.ndarray | None], model_id: str) -> int:
         """Wait for the previous write (its rows are returned), then start this one."""
         written = self.collect()
         self.pending = self.pool.submit(_write_batch, self.conn, todo, vectors, model_id)
@@ -257,11 +265,12 @@ def reembed(
         writes = _OneWrite(pool, write_conn)
         try:
             walk = _batches(conn, mode, batch_size, before)
-            for _batch, todo in _selected(walk, mode, encoder.model_id, limit, report, via_queue):
+            for _batch, todo in _selected(walk, mode, encoder, limit, report, via_queue):
                 if todo and via_queue:
                     report.enqueued += _enqueue(conn, todo, mode)
                 elif todo:
-                    vectors = encoder.encode([t[1] for t in todo])
+                    vectors = _vectors(encoder, todo)
+                    report.no_vector += sum(1 for v in vectors if v is None)
                     report.written += writes.submit(todo, vectors, encoder.model_id)
                 bar.update(report.scanned - bar.n)  # the products read: with --limit, part of the last batch
                 bar.set_postfix(written=report.written, enqueued=report.enqueued, refresh=False)

@@ -176,6 +176,7 @@ class RacedEncoder:
     def __init__(self, url: str, statement: str, params: tuple[object, ...] = ()) -> None:
         self.encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
         self.dim, self.model_id = self.encoder.dim, self.encoder.model_id
+        self.has_known_token = self.encoder.has_known_token
         self.url, self.statement, self.params = url, statement, params
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -146,7 +146,7 @@ def test_edit_during_embedding_is_not_overwritten_with_the_old_text(db: psycopg.
     class EditingEncoder:
         """Delegates to the real model, but a shop owner edits the product while the model runs."""
 
-        dim, model_id = encoder.dim, encoder.model_id
+        dim, model_id, has_known_token = encoder.dim, encoder.model_id, encoder.has_known_token
 
         def encode(self, texts: list[str]) -> np.ndarray:
             with psycopg.connect(dsn_of(db), autocommit=True) as other:
@@ -176,7 +176,7 @@ def test_an_edit_made_while_its_task_was_still_pending_is_embedded(db: psycopg.C
     editor.execute("UPDATE product_master SET name = 'Cordless power drill', description = 'With two batteries'")
 
     class CommittingEncoder:
-        dim, model_id = encoder.dim, encoder.model_id
+        dim, model_id, has_known_token = encoder.dim, encoder.model_id, encoder.has_known_token
 
         def encode(self, texts: list[str]) -> np.ndarray:
             editor.commit()  # the edit lands while the model runs on the old text
@@ -294,7 +294,7 @@ def test_stop_during_a_batch_finishes_it_then_exits(db: psycopg.Connection, enco
     worker: Worker
 
     class StoppingEncoder:
-        dim, model_id = encoder.dim, encoder.model_id
+        dim, model_id, has_known_token = encoder.dim, encoder.model_id, encoder.has_known_token
 
         def encode(self, texts: list[str]) -> np.ndarray:
             worker.request_stop()  # as SIGTERM's handler does

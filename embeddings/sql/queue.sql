@@ -63,6 +63,15 @@ SET ai_vector = v.vec, ai_text_hash = v.hash, ai_model = :model, ai_embedded_at 
 FROM unnest(:ids::uuid[], :vectors::vector[], :hashes::text[]) AS v(id, vec, hash)
 WHERE p.id = v.id;
 
+-- name: write_no_vectors
+-- params: ids uuid[], hashes text[], model text
+-- A text the model reads as [UNK] only gets no vector (docs/engine.md). The hash and model say it was read, so
+-- the worker and `reembed` skip it until the text or the model changes; no vector, no stamp (migration 0002).
+UPDATE product_master p
+SET ai_vector = NULL, ai_text_hash = v.hash, ai_model = :model, ai_embedded_at = NULL
+FROM unnest(:ids::uuid[], :hashes::text[]) AS v(id, hash)
+WHERE p.id = v.id;
+
 -- name: fail_task
 -- params: task_id bigint, worker_id text, error text, delay_s float8
 -- attempts + 1; back to pending after the backoff delay, or failed (dead letter) at max_attempts.

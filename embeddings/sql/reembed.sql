@@ -36,9 +36,11 @@ ON COMMIT DELETE ROWS;
 -- params: model text
 -- One set-based UPDATE per batch from the COPY-filled staging table. A product edited since we read it has
 -- another updated_at, one embedded by a worker another ai_embedded_at (a vector's write leaves updated_at,
--- migration 0022): it is left alone, its newer text has its own ai_task.
+-- migration 0022): it is left alone, its newer text has its own ai_task. A NULL vec is a text with no token the
+-- model knows: no vector and no stamp, its hash and the model recorded (docs/engine.md).
 UPDATE product_master p
-SET ai_vector = s.vec, ai_text_hash = s.hash, ai_model = :model, ai_embedded_at = now()
+SET ai_vector = s.vec, ai_text_hash = s.hash, ai_model = :model,
+    ai_embedded_at = CASE WHEN s.vec IS NULL THEN NULL ELSE now() END
 FROM reembed_staging s
 WHERE p.id = s.id AND p.updated_at = s.seen AND p.ai_embedded_at IS NOT DISTINCT FROM s.seen_embedded;
 

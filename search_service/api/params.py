@@ -206,7 +206,8 @@ ModeParam = Annotated[
     Parameter(
         description="hybrid (semantic + keyword; default), semantic (vectors) or keyword (full text: the words as "
         "typed, then the last word as a prefix, then typo corrections; `oatmilk` also matches oat milk, "
-        "`tooth paste` toothpaste).",
+        "`tooth paste` toothpaste). A query the model knows no word of (emoji only, `😀`) is searched in keyword "
+        "mode whatever the mode asked (`strategy` says `keyword`).",
         examples=_ex("hybrid"),
     ),
 ]

@@ -335,6 +335,7 @@ class Runtime:
                 self.encoder = encoder
             assert encoder is not None
             await anyio.to_thread.run_sync(encoder.encode, ["warm up the model"])
+            await anyio.to_thread.run_sync(encoder.has_known_token, ["and its vocabulary"])  # searches ask it
             self.embed_batcher = MicroBatcher(lambda texts: list(encoder.encode(texts)), max_batch=32)
             self.model_ready = True
             log.info("model %s loaded and warmed", encoder.model_id)

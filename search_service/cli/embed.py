@@ -120,4 +120,6 @@ def reembed(settings: Settings, modes: tuple[str, ...], batch_size: int, limit: 
         echo("interrupted: finished batches are saved; run the same command again to resume", err=True)
         sys.exit(130)
     action = f"enqueued {report.enqueued}" if via_queue else f"wrote {report.written}"
+    if report.no_vector:  # a text the model reads as [UNK] only gets no vector (docs/engine.md)
+        action += f" ({report.no_vector} without a vector: no token the model knows)"
     echo(f"reembed --{mode}: scanned {report.scanned}, {action} in {report.seconds:.1f}s ({report.rate:.0f}/s)")

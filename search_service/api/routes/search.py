@@ -162,12 +162,13 @@ async def search_products(
     # while the database work starts; a model that is not ready answers 503 before any of it.
     # The text embedded is q without what `-` excludes and without operators (`milk -oat` as typed sits near oat
     # milk); a query of excluded words only has nothing to rank by: no vector side, and no keyword matches either.
+    # Nor has a query of which the model knows no token (`😀`, `抹茶`): its vector sits near every such text's, not
+    # near what it means, so it is ranked by its words (keyword mode, docs/engine.md).
     embedding: asyncio.Future[np.ndarray] | None = None
     meaning = embedded_text(text)
-    if mode != "keyword" and not meaning:
+    if mode != "keyword" and not (meaning and rt.check_model().has_known_token([meaning])[0]):
         sp = replace(sp, mode="keyword")
     elif mode != "keyword":
-        rt.check_model()
         embedding = asyncio.ensure_future(rt.embed(meaning))
     if needs_ux(ux.ux, sp):
         found, engine_started = await run_ux_search(rt, sp, embedding, ux.ux)
