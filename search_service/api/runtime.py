@@ -80,6 +80,7 @@ class Runtime:
     collector_was_enabled: bool = True  # the garbage collector's state when the runtime started
     # Concurrent cache misses share one model call (a batch of short texts costs little more than one).
     embed_batcher: MicroBatcher[str, np.ndarray] | None = None
+    embeddings_in_flight: int = 0  # searches' query embeddings started and not resolved (`start_embedding`)
 
     @classmethod
     def build(cls, settings: Settings, encoder: Encoder | None = None, shared: SharedState | None = None) -> Runtime:
@@ -126,6 +127,31 @@ class Runtime:
         vector = await self.cache.get_or_compute(QueryEmbeddingCache.key(encoder.model_id, text), compute)
         self.metrics.cache_lookups.labels("hit" if self.cache.hits > hits_before else "miss").inc()
         return vector
+
+    def start_embedding(self, text: str) -> asyncio.Future[np.ndarray]:
+        """A search's query embedding, started now (the search's database work overlaps it), and counted."""
+        embedding = asyncio.ensure_future(self.embed(text))
+        self.embeddings_in_flight += 1
+
+        def resolved(_: asyncio.Future[np.ndarray]) -> None:
+            self.embeddings_in_flight -= 1
+
+        embedding.add_done_callback(resolved)
+        return embedding
+
+    async def embedding_first(self, embedding: asyncio.Future[np.ndarray] | None) -> None:
+        """Wait for a query's embedding before the search takes a connection when the encoder is busy with another
+        batch, or when more embeddings are in flight than the pool has connections to spare. A search plans its
+        vector side while its query is embedded (1-5 ms saved, performance.md), but behind a batch the wait is at
+        least that batch's model call, and a connection held idle meanwhile starved the others: a burst of
+        distinct queries with the model busy for seconds got 503 pool_exhausted with the database idle. A lone
+        search (c=1: the encoder idle, a connection to spare) overlaps as before."""
+        if embedding is None or embedding.done():
+            return
+        batcher, pool = self.embed_batcher, self.pool
+        spare = 0 if pool is None else pool.get_idle_size() + pool.get_max_size() - pool.get_size()
+        if (batcher is not None and batcher.busy) or self.embeddings_in_flight > spare:
+            await asyncio.wait([embedding])  # its outcome, an error included, is the engine's to read
 
     # --- database
     @functools.cached_property

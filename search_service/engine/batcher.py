@@ -60,6 +60,11 @@ class MicroBatcher(Generic[T, R]):
     def alone(self) -> bool:
         return self.callers <= 1
 
+    @property
+    def busy(self) -> bool:
+        """A batch is under way: what is submitted now waits for it to end."""
+        return self._running
+
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()

@@ -98,6 +98,7 @@ async def _run_search(
     for its first and last statements and hybrid's keyword side (which runs in between, beside the vector side);
     without one, hybrid's keyword side gets a spare connection when the main pool has one."""
     try:
+        await rt.embedding_first(embedding)
         async with (
             rt.connection() as conn,
             rt.generic_connection() as generic_conn,
@@ -169,7 +170,7 @@ async def search_products(
     if mode != "keyword" and not (meaning and rt.check_model().has_known_token([meaning])[0]):
         sp = replace(sp, mode="keyword")
     elif mode != "keyword":
-        embedding = asyncio.ensure_future(rt.embed(meaning))
+        embedding = rt.start_embedding(meaning)
     if needs_ux(ux.ux, sp):
         found, engine_started = await run_ux_search(rt, sp, embedding, ux.ux)
         rt.metrics.search_latency.labels(mode, found.strategy).observe(time.perf_counter() - engine_started)

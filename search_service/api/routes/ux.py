@@ -72,6 +72,7 @@ async def run_ux_search(
     rt: Runtime, sp: engine.SearchParams, embedding: asyncio.Future[np.ndarray] | None, ux: UxParams
 ) -> tuple[UxResult, float]:
     try:
+        await rt.embedding_first(embedding)
         async with rt.connection() as conn:
             started = time.perf_counter()
             result = await ux_search(
