@@ -451,3 +451,35 @@ def test_a_refused_multipart_upload_aborts_its_batch(base: str, db_url: str, sho
         listing_url(base, store, "M-1"), json={"name": "Tea", "price": 1, "quantity": 1}, headers=bearer(key)
     )
     assert put.status_code == 200  # mapped at once: nothing holds the store back
+
+
+def test_a_sku_with_whitespace_around_it_is_the_trimmed_listing_on_every_path(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """The writes keyed ` NEWPAD ` as `NEWPAD`, but answered sku ' NEWPAD ' with `listing: null`, a GET by the
+    same path was a 404, and a batch item echoed the untrimmed SKU: one reading of a SKU everywhere now."""
+    store, key = shop
+    body = {"name": "Pad", "price": 1, "quantity": 1}
+    for sent, written in ((" NEWPAD ", "NEWPAD"), ("\tTABSKU\n", "TABSKU"), ("\u00a0NBSP", "NBSP")):
+        put = httpx.put(listing_url(base, store, sent), json=body, headers=bearer(key))
+        assert put.status_code == 200, (sent, put.text)
+        assert put.json()["sku"] == written and put.json()["listing"]["sku"] == written, put.text
+        read = httpx.get(listing_url(base, store, sent), headers=bearer(key))
+        assert read.status_code == 200 and read.json()["sku"] == written, (sent, read.text)
+        patched = httpx.patch(listing_url(base, store, sent), json={"quantity": 4}, headers=bearer(key))
+        assert patched.status_code == 200 and patched.json()["sku"] == written, patched.text
+        assert patched.json()["listing"]["quantity"] == 4
+    gone = httpx.delete(listing_url(base, store, " NEWPAD "), headers=bearer(key))
+    assert gone.status_code == 200 and gone.json()["sku"] == "NEWPAD", gone.text
+    assert gone.json()["listing"]["is_active"] is False
+    items = [{"sku": " dupe", "name": "Dupe", "price": 1, "quantity": 2}, {"sku": "x", "name": "X", "price": -1}]
+    batch = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert batch.status_code == 200, batch.text
+    assert [(r["sku"], r["status"]) for r in batch.json()["results"]] == [("dupe", "mapped"), ("x", "rejected")]
+    status = httpx.get(f"{base}/v1/imports/{batch.json()['batch_id']}", headers=bearer(key)).json()
+    assert [r["sku"] for r in status["results"]] == ["dupe", "x"]
+    blank = httpx.get(listing_url(base, store, "  "), headers=bearer(key))
+    assert blank.status_code == 404 and blank.json()["error"]["parameter"] == "sku", blank.text
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute("SELECT sku FROM store_product WHERE store_id = %s ORDER BY sku", (store,)).fetchall()
+    assert stored == [("NBSP",), ("NEWPAD",), ("TABSKU",), ("dupe",)]

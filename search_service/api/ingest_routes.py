@@ -33,7 +33,7 @@ from search_service.api.runtime import Runtime
 from search_service.engine import geo_areas
 from search_service.ingest import listing_writes
 from search_service.ingest.imports import noted_rows
-from search_service.ingest.rows import Rejected, validate
+from search_service.ingest.rows import Rejected, trimmed, validate
 from search_service.ingest.stores import StoreError, StoreFields, store_detail_async, update_store_async
 from search_service.ingest.stores import create_store_async as create_store_row
 
@@ -105,9 +105,10 @@ async def _answer(conn: Any, store_id: UUID, row: dict[str, Any], batch_id: UUID
         raise NotFound("sku", reason)
     if result["status"] == "rejected":
         raise BadParameter(_parameter(reason), reason)
-    listing = await listing_of(conn, store_id, row["sku"])
+    sku = trimmed(row["sku"])  # the listing written: ` A1 ` writes `A1`
+    listing = await listing_of(conn, store_id, sku)
     return S.ListingResult(
-        sku=row["sku"], status=result["status"], matched_by=result["matched_by"],
+        sku=sku, status=result["status"], matched_by=result["matched_by"],
         product_id=result["matched_product_id"], notes=result["error"], listing=listing, batch_id=batch_id,
     )  # fmt: skip
 
@@ -210,7 +211,8 @@ def _result_items(rows: list[Any]) -> list[S.BatchResultItem]:
     for r in rows:
         mapped = r["status"] == "mapped"
         text = {"notes": r["error"]} if mapped else {"error": r["error"]}
-        items.append(S.BatchResultItem(r["sku"], r["status"], r["matched_by"], r["matched_product_id"], **text))
+        sku = None if r["sku"] is None else trimmed(r["sku"])  # the SKU written, as a single write answers
+        items.append(S.BatchResultItem(sku, r["status"], r["matched_by"], r["matched_product_id"], **text))
     return items
 
 

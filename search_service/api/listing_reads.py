@@ -18,6 +18,7 @@ from search_service.api.runtime import Runtime
 from search_service.db.schema.base import INGEST_SOURCES
 from search_service.db.sql import statement
 from search_service.ingest import pipeline
+from search_service.ingest.rows import trimmed
 
 
 def listing_out(row: Any) -> S.ListingOut:
@@ -58,7 +59,7 @@ async def listing_of(conn: Any, store_id: UUID, sku: str) -> S.ListingOut | None
 async def get_listing(
     rt: NamedDependency[Runtime], store_id: StoreId, sku: Sku, request: Request[Any, Any, Any]
 ) -> S.ListingOut:
-    key = listing_sku(request)
+    key = trimmed(listing_sku(request))  # as the writes key it: ` A1 ` reads `A1`
     async with rt.connection() as conn:
         listing = await listing_of(conn, store_id, key)
         if listing is None:

@@ -23,7 +23,8 @@ StoreId = Annotated[UUID, _uuid_path("The store.")]
 Sku = Annotated[
     str,
     PathParameter(
-        description="The store's own SKU of the listing, percent-encoded (a `/` in it as `%2F`).",
+        description="The store's own SKU of the listing, percent-encoded (a `/` in it as `%2F`); surrounding "
+        "whitespace is no part of it (`%20A1%20` is the listing `A1`), as in a batch item.",
         schema_extra={"maxLength": MAX_TEXT["sku"]},  # checked on the raw path's SKU (listing_sku), as rows.py does
     ),
 ]

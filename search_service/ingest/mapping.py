@@ -26,7 +26,7 @@ from search_service.db.sql import statement
 from search_service.errortext import first_line
 from search_service.ingest.categories import Categories
 from search_service.ingest.gtins import gtin14
-from search_service.ingest.rows import Rejected, ValidRow, validate
+from search_service.ingest.rows import Rejected, ValidRow, trimmed, validate
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _rounds(items: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
     seen: dict[Any, int] = {}
     for item in items:
         payload = item[1]
-        sku = str(payload.get("sku")).strip() if isinstance(payload, dict) else None
+        sku = trimmed(str(payload.get("sku"))) if isinstance(payload, dict) else None
         index = seen.get(sku, -1) + 1
         seen[sku] = index
         if index == len(rounds):

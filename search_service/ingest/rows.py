@@ -60,6 +60,12 @@ class ValidRow:
     notes: list[str] = field(default_factory=list)  # what was ignored; kept on the row with status mapped
 
 
+def trimmed(text: str) -> str:
+    """A text cell as rows are read, a SKU too: less surrounding whitespace (spaces, tabs, line breaks, no-break
+    spaces). The API's answers and reads key a SKU by this, so ` A1 ` is the listing `A1` everywhere."""
+    return text.strip()
+
+
 def _text(row: dict[str, Any], key: str) -> str | None:
     value = row.get(key)
     if value is None:
@@ -68,7 +74,7 @@ def _text(row: dict[str, Any], key: str) -> str | None:
         if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
             raise Rejected(f"{key} must be a string")
         value = str(value)
-    text = value.strip()
+    text = trimmed(value)
     if len(text) > MAX_TEXT.get(key, 1000):
         raise Rejected(f"{key} is longer than {MAX_TEXT.get(key, 1000)} characters")
     return text or None
