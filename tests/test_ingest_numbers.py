@@ -81,6 +81,11 @@ def test_a_price_that_could_be_two_numbers_or_none_is_refused(given: str, says: 
         ("3.49", "1.000.000", 1_000_000),  # a sign twice groups thousands whatever the price's
         ("3,49", "1,000.0", 1000),
         (3.49, 7, 7),
+        (3.49, "1.000", 1),  # a JSON number's decimal sign is a point
+        (3.49, "1,000", 1000),
+        (Decimal("3.49"), "1.000", 1),
+        (3, "1,500", 1500),  # a whole number too: JSON's 3 is 3.0 to the API
+        (3, "1.000", 1),
         ("3.49", "٥", 5),
         ("3,49", "١٬٠٠٠", 1000),
         ("3.49", "٥٫٠", 5),
@@ -94,7 +99,6 @@ def test_a_level_reads_by_the_decimal_sign_of_its_rows_price(price: object, quan
     ("price", "quantity", "says"),
     [
         ("3", "1,000", "quantity '1,000' could be 1 or 1000"),
-        (3, "1,500", "quantity '1,500' could be 1.5 or 1500"),
         ("3.49", "1.500", "quantity '1.500' is not a whole number"),
         ("3,49", "1.5", "quantity '1.5' is not a whole number"),
         ("3,49", "2,5", "quantity '2,5' is not a whole number"),
@@ -216,3 +220,37 @@ def test_a_gtin_a_spreadsheet_wrote_as_a_number_links_when_its_digits_are_all_th
         "gtin '4.00638E+12' ignored: scientific notation keeps 6 of its 13 digits (a spreadsheet number format lost "
         "the rest: format the column as text)",
     ]
+
+
+def test_a_level_beside_a_json_number_price_reads_by_its_decimal_point(base: str, db_url: str) -> None:
+    """`1.000` beside `"price": "3.49"` was 1, beside `"price": 3.49` (the same price as a JSON number) refused as
+    "could be 1 or 1000": a number's decimal sign was not read. A whole price as text ("3") still settles nothing."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    items = [
+        {"sku": "Q-1", "name": "Qty probe", "price": "3.49", "quantity": "1.000"},
+        {"sku": "Q-2", "name": "Qty probe", "price": 3.49, "quantity": "1.000"},
+        {"sku": "Q-3", "name": "Qty probe", "price": 3.49, "quantity": "1,000"},
+        {"sku": "Q-4", "name": "Qty probe", "price": 3, "quantity": "1.000"},
+        {"sku": "Q-5", "name": "Qty probe", "price": "3", "quantity": "1.000"},
+    ]
+    url = f"{base}/v1/stores/{store}/listings/batch"
+    answer = httpx.post(url, json={"items": items}, headers=bearer(key))
+    assert answer.status_code == 200, answer.text
+    assert [(r["status"], r["error"]) for r in answer.json()["results"]] == [
+        ("mapped", None),
+        ("mapped", None),
+        ("mapped", None),
+        ("mapped", None),
+        ("rejected", "quantity '1.000' could be 1 or 1000: write it without a thousands separator"),
+    ]
+    for price in ("3.49", 3.49):  # a single write takes a level as a JSON integer only, beside either price
+        put = httpx.put(f"{url[:-6]}/Q-6", json={"name": "Qty probe", "price": price, "quantity": "1.000"},
+                        headers=bearer(key))  # fmt: skip
+        assert put.status_code == 400 and put.json()["error"]["parameter"] == "quantity", put.text
+    with psycopg.connect(db_url) as conn:
+        levels = conn.execute(
+            "SELECT sku, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (store,)
+        ).fetchall()
+    assert levels == [("Q-1", 1), ("Q-2", 1), ("Q-3", 1000), ("Q-4", 1)]

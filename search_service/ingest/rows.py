@@ -288,6 +288,14 @@ def _op_and_sku(row: dict[str, Any]) -> tuple[str, str]:
     return op, sku
 
 
+def _price_decimal(price: Any) -> str | None:
+    """The decimal sign of a row's price: a text's own (`decimal_sign`); a number's (JSON, a connector's) is `.`,
+    whole or not: the API reads a JSON 3 as 3.0, and a program that writes numbers writes a point."""
+    if isinstance(price, str):
+        return decimal_sign(price)
+    return "." if isinstance(price, int | float | Decimal) and not isinstance(price, bool) else None
+
+
 def _common(row: dict[str, Any], out: ValidRow) -> None:
     if row.get("updated_at") not in (None, ""):
         out.updated_at = parse_timestamp(row["updated_at"])
@@ -303,8 +311,7 @@ def _common(row: dict[str, Any], out: ValidRow) -> None:
     if row.get("currency") not in (None, ""):
         out.currency = parse_currency(row["currency"])
     if row.get("quantity") not in (None, ""):
-        price = row.get("price")
-        out.quantity = parse_quantity(row["quantity"], decimal_sign(price) if isinstance(price, str) else None)
+        out.quantity = parse_quantity(row["quantity"], _price_decimal(row.get("price")))
 
 
 def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
