@@ -62,14 +62,31 @@ def test_keys_create_list_revoke(dsn: str) -> None:
     assert both.returncode == 2 and both.stderr.startswith("error: give either")  # a usage mistake, as click's
     neither = cli(dsn, "keys", "create")
     assert neither.returncode == 2 and neither.stderr.strip() == "error: give either --store STORE_ID or --admin"
-    bad = cli(dsn, "keys", "create", "--store", str(store), "--scope", "everything")
-    assert bad.returncode == 1 and "unknown scope" in bad.stderr
-    useless = cli(dsn, "keys", "create", "--store", str(store), "--scope", "stores:write")
-    assert useless.returncode == 1 and "stores:write is an admin key's scope" in useless.stderr
-    long_name = cli(dsn, "keys", "create", "--store", str(store), "--name", "x" * 201)
-    assert long_name.returncode == 1 and "at most 200 characters" in long_name.stderr
-    control = cli(dsn, "stores", "create", "--name", "Kiez\x01Laden", "--lat", "52.5", "--lon", "13.4")
-    assert control.returncode == 1 and "control characters" in control.stderr, control.stderr
+    missing = cli(dsn, "keys", "create", "--store", "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b")
+    assert missing.returncode == 1 and "no store with id 0b7e9f5c" in missing.stderr  # the command failed
+
+
+def test_a_key_or_store_described_wrongly_exits_2_naming_the_option_as_typed(dsn: str) -> None:
+    """The README's exit 2 is for a command called wrongly, its own checks too: an unknown or clashing --scope,
+    --currency XXX, --country DEU (named `country_code`), an empty --name exited 1, as a failure."""
+    store = create_store(dsn)
+    key = ("keys", "create", "--store", str(store))
+    place = ("stores", "create", "--lat", "52.5", "--lon", "13.4")
+    cases = [
+        ((*key, "--scope", "bogus:scope"), "error: --scope: unknown scope 'bogus:scope': use "),
+        ((*key, "--scope", "stores:write"), "error: --scope: stores:write is an admin key's scope"),
+        ((*key, "--name", "x" * 201), "error: --name: at most 200 characters"),
+        ((*place, "--name", "X", "--currency", "XXX"), "error: --currency 'XXX' is not a current ISO 4217 code"),
+        ((*place, "--name", "X", "--country", "DEU"), "error: --country: must be 2 letters (ISO 3166-1)"),
+        ((*place, "--name", ""), "error: --name: must not be empty"),
+        ((*place, "--name", "Kiez\x01Laden"), "error: --name: must not contain control characters"),
+    ]
+    for args, says in cases:
+        out = cli(dsn, *args)
+        assert (out.returncode, out.stderr.startswith(says)) == (2, True), (args, out.returncode, out.stderr)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM store").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM api_key").fetchone() == (0,)
 
 
 def test_connect_webhook_prints_secret_once_and_stores_it_encrypted(dsn: str, tmp_path: Path) -> None:

@@ -67,6 +67,18 @@ class UsageMistake(UserFacingError):
     exit_code = 2
 
 
+def option_mistake(field: str, message: str) -> UsageMistake:
+    """A command's own check of an option's value failing (exit 2), naming the option as typed: a field the
+    command's option stores under another name (`country_code`) is its flag (`--country`)."""
+    context = click.get_current_context(silent=True)
+    params = context.command.params if context is not None else []
+    flags = [p.opts[0] for p in params if isinstance(p, click.Option) and p.name == field]
+    flag = flags[0] if flags else "--" + field.replace("_", "-")
+    if message.startswith(f"{field} "):  # "currency 'XXX' is not ...": the flag in the field's place
+        return UsageMistake(f"{flag} {message.removeprefix(f'{field} ')}")
+    return UsageMistake(f"{flag}: {message}")
+
+
 def user_errors(func: F) -> F:
     """Turn the project's known failure types into one-line messages."""
 

@@ -21,6 +21,7 @@ from search_service.cli.common import (
     current_database_url,
     echo,
     echo_webhook_url,
+    option_mistake,
     refuse_a_wrong_secret_key,
     user_errors,
 )
@@ -53,14 +54,16 @@ def keys_create(
     settings: Settings, store_id: UUID | None, admin: bool, scopes: tuple[str, ...], name: str | None
 ) -> None:
     """Create a key; the key itself is printed once, as the last line."""
-    from search_service.ingest.keys import ApiKeyError, create_key
+    from search_service.ingest.keys import ApiKeyError, KeyOptionError, create_key
 
     if admin == (store_id is not None):
         raise UsageMistake("give either --store STORE_ID or --admin")
     with connect(settings) as conn:
         try:
             new = create_key(conn, store_id=store_id, scopes=list(scopes), name=name)
-        except ApiKeyError as exc:
+        except KeyOptionError as exc:  # exit 2, as click's own usage errors
+            raise UsageMistake(f"{exc.option}: {exc}") from None
+        except ApiKeyError as exc:  # no such store: the command failed
             raise UserFacingError(str(exc)) from None
     owner = "admin" if store_id is None else f"store {store_id}"
     echo(f"created key {new.id} ({owner}, scopes: {', '.join(new.scopes)}); it is shown only now:")
@@ -131,8 +134,8 @@ def stores_create(settings: Settings, **fields: object) -> None:
     with connect(settings) as conn:
         try:
             store_id = create_store(conn, StoreFields(**fields))  # type: ignore[arg-type]
-        except StoreError as exc:
-            raise UserFacingError(f"{exc.field}: {exc.message}") from None
+        except StoreError as exc:  # every one names an option's value (exit 2)
+            raise option_mistake(exc.field, exc.message) from None
     echo(f"created store {store_id}", err=True)
     echo(store_id)  # alone on stdout: `$(...)` captured "created store <id>"
 

@@ -32,6 +32,15 @@ class ApiKeyError(ValueError):
     """A key operation that cannot be done (unknown store or key, unknown scope)."""
 
 
+class KeyOptionError(ApiKeyError):
+    """The key asked for is described wrongly (a scope unknown or not a store key's, a bad name): the caller's
+    mistake, not a failed operation. `option`: the command line's option that described it."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 @dataclass(frozen=True)
 class NewKey:
     id: UUID
@@ -85,7 +94,7 @@ def generate_key() -> str:
 def check_scopes(scopes: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
-        raise ApiKeyError(f"unknown scope {unknown[0]!r}: use {', '.join(SCOPES)}")
+        raise KeyOptionError("--scope", f"unknown scope {unknown[0]!r}: use {', '.join(SCOPES)}")
     return tuple(dict.fromkeys(scopes))
 
 
@@ -98,9 +107,11 @@ def create_key(
     """A new key for a store (or an admin key with store_id None). The returned `key` is never stored."""
     scopes = check_scopes(scopes or (ADMIN_DEFAULT_SCOPES if store_id is None else STORE_DEFAULT_SCOPES))
     if store_id is not None and "stores:write" in scopes:  # a key that could do nothing with it
-        raise ApiKeyError("stores:write is an admin key's scope (creating and changing stores): use --admin")
+        raise KeyOptionError(
+            "--scope", "stores:write is an admin key's scope (creating and changing stores): use --admin"
+        )
     if name is not None and (len(name) > KEY_NAME_MAX or any(unicodedata.category(ch) == "Cc" for ch in name)):
-        raise ApiKeyError(f"--name: at most {KEY_NAME_MAX} characters, no control characters")
+        raise KeyOptionError("--name", f"at most {KEY_NAME_MAX} characters, no control characters")
     if store_id is not None:
         _require_store(conn, store_id)
     key = generate_key()
