@@ -54,7 +54,7 @@ def test_a_vendor_token_is_replaced_in_place_from_the_environment(db: psycopg.Co
         assert synced.returncode == 0, synced.stderr
         assert db.execute("SELECT count(*) FROM ingest_connection").fetchone() == (1,)
         nothing = cli(fresh_db_url, "connections", "update", cid)
-        assert nothing.returncode == 1 and "nothing to change" in nothing.stderr
+        assert nothing.returncode == 2 and "nothing to change" in nothing.stderr  # called wrongly: exit 2
         vendor = cli(fresh_db_url, "connections", "update", cid, "--base-url", "")  # a test host no longer
         assert vendor.returncode == 0 and "the vendor's own again" in vendor.stdout, vendor.stderr
         host = db.execute("SELECT base_url FROM ingest_connection WHERE id = %s", (cid,)).fetchone()
@@ -93,7 +93,8 @@ def test_a_webhook_secret_is_rotated_in_place(db: psycopg.Connection, fresh_db_u
     assert piped.returncode == 0 and "signing secret changed" in piped.stdout, piped.stderr
     assert "GetPassWarning" not in piped.stderr  # a piped secret is read as such, not through getpass
     bad = cli(fresh_db_url, "connections", "update", cid, "--secret", "not-a-secret")
-    assert bad.returncode == 1 and "whsec_" in bad.stderr and "not-a-secret" not in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --secret: ") and "whsec_" in bad.stderr
+    assert "not-a-secret" not in bad.stderr
     unknown = cli(fresh_db_url, "connections", "update", str(uuid.uuid4()), "--secret", new)
     assert unknown.returncode == 1 and "no connection" in unknown.stderr
 
@@ -155,7 +156,7 @@ def test_the_webhook_signature_settings_are_changed_in_place(db: psycopg.Connect
     assert config is not None and config[0]["location"] == "outlet-1" and config[0]["signature_message"] == "payload"
     assert db.execute("SELECT count(*) FROM ingest_connection").fetchone() == (1,)
     wrong = cli(fresh_db_url, "connections", "update", cid, "--signature-message", "items")  # Erply's choice
-    assert wrong.returncode == 1 and "--signature-message of a lightspeed-x connection is one of raw, payload" in (
+    assert wrong.returncode == 2 and "--signature-message of a lightspeed-x connection is one of raw, payload" in (
         wrong.stderr
     ), wrong.stderr
     unknown = cli(fresh_db_url, "connections", "update", cid, "--signature-encoding", "b64")
@@ -165,7 +166,7 @@ def test_the_webhook_signature_settings_are_changed_in_place(db: psycopg.Connect
                   "--shop", "probe.myshopify.com", "--token", "t", "--base-url", "http://127.0.0.1:9")  # fmt: skip
     assert shopify.returncode == 0, shopify.stderr
     none = cli(fresh_db_url, "connections", "update", shopify.stdout.split()[1], "--signature-encoding", "base64")
-    assert none.returncode == 1 and "a shopify connection has no signature settings" in none.stderr, none.stderr
+    assert none.returncode == 2 and "a shopify connection has no signature settings" in none.stderr, none.stderr
     erply = cli(fresh_db_url, "connect", "erply", "--store", stores[1], "--location", "1", "--client-code", "123456",
                 "--session-key", "k", "--base-url", "http://127.0.0.1:9")  # fmt: skip
     assert erply.returncode == 0, erply.stderr

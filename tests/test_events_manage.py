@@ -183,9 +183,11 @@ def test_update_and_rotate_secret_from_the_cli(db_url: str) -> None:
     ]
     bad = _cli(db_url, "webhooks", "update", webhook_id, "--url", "https://192.168.1.1/x")
     assert bad.exit_code == 1 and bad.output.startswith("error: url: ") and "private" in bad.output
-    assert _cli(db_url, "webhooks", "update", webhook_id).output.strip() == (
-        "error: url: give url and/or events: nothing to change"
-    )
+    nothing = _cli(db_url, "webhooks", "update", webhook_id)  # called wrongly: exit 2, as click's usage errors
+    assert (nothing.exit_code, nothing.output.strip()) == (2, "error: --url: give url and/or events: nothing to change")
+    unknown_type = _cli(db_url, "webhooks", "update", webhook_id, "--events", "stock.gone")
+    assert unknown_type.exit_code == 2, unknown_type.output
+    assert unknown_type.output.startswith("error: --event: unknown event type 'stock.gone'"), unknown_type.output
     rotated = _cli(db_url, "webhooks", "rotate-secret", webhook_id)
     assert rotated.exit_code == 0, rotated.output
     secret = rotated.output.strip().splitlines()[-1]

@@ -17,6 +17,7 @@ from search_service.cli.common import (
     connect,
     echo,
     echo_webhook_url,
+    option_mistake,
     refuse_a_wrong_secret_key,
     user_errors,
 )
@@ -24,6 +25,7 @@ from search_service.settings import Settings
 
 if TYPE_CHECKING:
     from search_service.ingest.connection_edits import ConnectionUpdate
+    from search_service.ingest.stores import StoreError
 
 # Per vendor: (option, credential key, help); every credential is stored encrypted and never shown again.
 VENDOR_OPTIONS: dict[str, list[tuple[str, str, str]]] = {
@@ -237,7 +239,7 @@ def connections_update(settings: Settings, connection_id: UUID, **options: Any) 
         try:
             done = update_connection(conn, settings.secret_box(), connection_id, update)
         except StoreError as exc:
-            raise UserFacingError(exc.message) from None
+            raise _update_refused(exc) from None
     echo(f"connection {connection_id} ({done.source}): {', '.join(done.changed)} changed")
     if done.source in PUSH_SOURCES and update.secret:  # perhaps its first: the address its webhooks now reach
         echo_webhook_url(settings, connection_id, "configure it at the vendor, signed with --secret")
@@ -245,6 +247,15 @@ def connections_update(settings: Settings, connection_id: UUID, **options: Any) 
         echo(f"the old secret is accepted too until `plinqy-search connections update {connection_id} "
                    "--secret NEW`; the new signing secret, shown only now:")  # fmt: skip
         echo(done.new_secret)
+
+
+def _update_refused(exc: StoreError) -> click.ClickException:
+    """No such connection: the command failed (exit 1). The rest are options given wrongly (exit 2), named."""
+    if exc.field == "connection_id":
+        return UserFacingError(exc.message)
+    if exc.field in ("secret", "new_webhook_secret"):  # their messages name no option
+        return option_mistake(exc.field, exc.message)
+    return UsageMistake(exc.message)
 
 
 def _connection_update(options: dict[str, Any]) -> ConnectionUpdate:

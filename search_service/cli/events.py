@@ -19,6 +19,7 @@ from search_service.cli.common import (
     database_url,
     echo,
     exit_on_sigterm_while_starting,
+    option_mistake,
     refuse_a_wrong_secret_key,
     user_errors,
 )
@@ -31,7 +32,7 @@ T = TypeVar("T")
 
 def _with_conn(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(conn)` on one asyncpg connection; the events package's errors become one-line errors."""
-    from search_service.events.subscriptions import SubscriptionError
+    from search_service.events.subscriptions import SubscriptionError, SubscriptionValueError
 
     url = database_url(settings)
 
@@ -44,7 +45,9 @@ def _with_conn(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except SubscriptionError as exc:
+    except SubscriptionValueError as exc:  # an option given wrongly: exit 2
+        raise option_mistake(exc.parameter, exc.message) from None
+    except SubscriptionError as exc:  # refused by the store's webhooks or the receiver's address, an unknown id
         raise UserFacingError(f"{exc.parameter}: {exc.message}") from None
 
 

@@ -38,6 +38,11 @@ class SubscriptionError(ValueError):
         self.message = message
 
 
+class SubscriptionValueError(SubscriptionError):
+    """A value given wrongly (an event type unknown, a URL's form, nothing to change), apart from what the
+    store's state or the receiver's address refuses: the command line's exit 2."""
+
+
 class SubscriptionNotFound(SubscriptionError):
     pass
 
@@ -59,30 +64,32 @@ async def _one(conn: Any, name: str, **values: Any) -> asyncpg.Record | None:
 def check_events(events: Sequence[str]) -> list[str]:
     chosen = list(dict.fromkeys(events))
     if not chosen:
-        raise SubscriptionError("events", f"name at least one event type (or '*'): {', '.join(EVENT_TYPES)}")
+        raise SubscriptionValueError("events", f"name at least one event type (or '*'): {', '.join(EVENT_TYPES)}")
     unknown = [e for e in chosen if e != "*" and e not in EVENT_TYPES]
     if unknown:
-        raise SubscriptionError("events", f"unknown event type {unknown[0]!r}; known: '*', {', '.join(EVENT_TYPES)}")
+        raise SubscriptionValueError(
+            "events", f"unknown event type {unknown[0]!r}; known: '*', {', '.join(EVENT_TYPES)}"
+        )
     return ["*"] if "*" in chosen else chosen  # the types beside "*" said nothing more, and listed as if they did
 
 
 def normalized_url(url: str) -> str:
     """The URL as it is stored and compared (events/webhook_url.py); a fragment is refused: it is never sent."""
     if len(url) > MAX_URL_LENGTH:
-        raise SubscriptionError("url", f"at most {MAX_URL_LENGTH} characters")
+        raise SubscriptionValueError("url", f"at most {MAX_URL_LENGTH} characters")
     if "#" in url:
-        raise SubscriptionError("url", "must not hold a fragment (#…): it is never sent to the receiver")
+        raise SubscriptionValueError("url", "must not hold a fragment (#…): it is never sent to the receiver")
     return webhook_url.normalized(url)
 
 
 async def check_url(url: str, config: EventsConfig, resolver: ssrf.Resolver = ssrf.system_resolver) -> None:
     if len(url) > MAX_URL_LENGTH:
-        raise SubscriptionError("url", f"at most {MAX_URL_LENGTH} characters")
+        raise SubscriptionValueError("url", f"at most {MAX_URL_LENGTH} characters")
     netloc = ""
     with contextlib.suppress(ValueError):  # a malformed URL: ssrf.check says why
         netloc = urlsplit(url).netloc
     if "@" in netloc:  # never sent (the signature authenticates us), yet shown in every list and delivery view
-        raise SubscriptionError("url", "must not hold a user name or password (user:password@host)")
+        raise SubscriptionValueError("url", "must not hold a user name or password (user:password@host)")
     try:
         await ssrf.check(url, config.allow_hosts, resolver)
     except ssrf.UnsafeUrl as exc:
@@ -165,7 +172,7 @@ async def update(
     """Change a subscription's URL and/or events in place, with create's checks: its id, secret, `sequence`
     numbering and queued deliveries (which go to the new URL) stay. Remove and add lost all of them."""
     if url is None and events is None:
-        raise SubscriptionError("url", "give url and/or events: nothing to change")
+        raise SubscriptionValueError("url", "give url and/or events: nothing to change")
     chosen = None if events is None else check_events(events)
     sub = await _one(conn, "get_subscription", store_id=store_id, webhook_id=webhook_id)
     if sub is None:  # before the URL: an unknown webhook needs no DNS lookup to be refused

@@ -119,9 +119,7 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
             "signature settings (" + ", ".join(f"{k}={v}" for k, v in sorted(update.signature.items())) + ")"
         )
     if not changed:
-        raise StoreError(
-            "connection_id", "nothing to change: give --secret, a credential, --base-url or a signature setting"
-        )
+        raise StoreError("options", "nothing to change: give --secret, a credential, --base-url or a signature setting")
     params["due_again"] = bool(update.credentials) or update.base_url is not None
     conn.execute(_sql("update_connection_secrets"), params)
     return UpdatedConnection(source, changed, shown or None)
