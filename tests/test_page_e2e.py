@@ -1139,3 +1139,15 @@ def test_a_category_or_brand_suggestion_applies_its_filter(server: str, browser:
     assert "brand=Voltix" in last_search_url(driver)
     voltix = _facet_button(driver, "Brand", "Voltix")
     assert voltix is not None and voltix.get_attribute("aria-pressed") == "true"
+
+
+@pytest.mark.parametrize(("radius", "rings"), [("0.5", ["0.5 km", "0.25 km"]), ("1.5", ["1.5 km", "0.75 km"])])
+def test_the_radar_rings_say_their_radius_exactly(
+    server: str, browser: WebDriver, radius: str, rings: list[str]
+) -> None:
+    """The inner ring, half the radius, was rounded to one decimal: "0.3 km" for 0.25 km, "0.8 km" for 0.75 km."""
+    driver = browser
+    open_page(driver, server, f"?near={PRESET}&radius={radius}")
+    labels = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#radar .ring-label")]
+    assert labels == rings, labels
+    assert driver.find_element(By.ID, "radius-out").text == rings[0]

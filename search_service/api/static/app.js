@@ -49,7 +49,8 @@
     if (m === null || m === undefined) return "";
     return m < 1000 ? Math.round(m) + " m" : (m / 1000).toFixed(1) + " km";
   }
-  function formatKm(km) { return (Number.isInteger(km) ? km.toFixed(0) : km.toFixed(1)) + " km"; }
+  /** As many decimals as it has, up to metres: half of 0.5 km is "0.25 km" (one decimal said "0.3 km"). */
+  function formatKm(km) { return String(Math.round(km * 1000) / 1000) + " km"; }
   function formatPrice(price, currency) {
     try {
       return new Intl.NumberFormat("en", { style: "currency", currency: currency || "EUR" }).format(price);
