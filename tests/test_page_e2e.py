@@ -727,7 +727,7 @@ def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, a
     assert "fulfilment=delivery" in last_search_url(driver)
     stores = [r.text for li in items for r in li.find_elements(By.CSS_SELECTOR, "li.store")]
     assert stores and all("Randberg Markt" in t and "delivers" in t for t in stores)
-    assert "or delivering there" in driver.find_element(By.ID, "status").text  # "within 5 km" alone was untrue
+    assert f"from stores delivering to {PRESET}" in driver.find_element(By.ID, "status").text  # not "within 5 km"
     box = driver.find_element(By.ID, "q")  # the suggestion list as a screen reader meets it
     assert (box.get_attribute("role"), box.get_attribute("aria-controls")) == ("combobox", "suggestions")
     save_screenshot(driver, artifacts / "page-delivery.png")
@@ -1151,3 +1151,36 @@ def test_the_radar_rings_say_their_radius_exactly(
     labels = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#radar .ring-label")]
     assert labels == rings, labels
     assert driver.find_element(By.ID, "radius-out").text == rings[0]
+
+
+def test_delivers_to_me_says_what_it_searched_and_turns_the_radius_off(server: str, browser: WebDriver) -> None:
+    """ "Delivers to me" keeps the stores delivering to the place, however far away (Randberg Markt, 8 km), but the
+    status said "within 0.5 km of Kreuzberg, or delivering there", the radius slider stayed on and changed nothing,
+    the empty state suggested a wider radius and the radar counted the 8 km store "around Kreuzberg" undrawn."""
+    driver = browser
+    open_page(driver, server, f"?q=faucet&mode=keyword&near={PRESET}&delivers=1&radius=0.5")
+    items = wait_results(driver, "faucet")
+    assert "fulfilment=delivery" in last_search_url(driver)
+    assert [r.text.split("\n")[1] for r in items[0].find_elements(By.CSS_SELECTOR, "li.store")] == ["Randberg Markt"]
+    status = driver.find_element(By.ID, "status").text
+    assert f"for “faucet” from stores delivering to {PRESET}." in status and "within" not in status, status
+    radius = driver.find_element(By.ID, "radius")
+    assert radius.get_attribute("disabled") is not None and "Delivers to me" in (radius.get_attribute("title") or "")
+    caption = wait_for(
+        driver,
+        "the radar caption",
+        lambda d: "drawn" in (text := d.find_element(By.ID, "radar-caption").text) and text,
+    )
+    assert f"0 of 1 store drawn around {PRESET}. 1 delivering store is beyond the 0.5 km circle" in caption, caption
+
+    type_query(driver, "xylophone")
+    wait_for(driver, "the empty state", lambda d: settled(d) and d.find_elements(By.CSS_SELECTOR, "#results .empty"))
+    hint = driver.find_element(By.CSS_SELECTOR, "#results .empty .hint").text
+    assert "wider radius" not in hint and "turn off “Delivers to me”" in hint, hint
+
+    before = search_requests(driver)
+    driver.find_element(By.ID, "delivers").click()
+    wait_new_answer(driver, before, "xylophone")
+    assert driver.find_element(By.ID, "radius").get_attribute("disabled") is None
+    assert f"within 0.5 km of {PRESET}" in driver.find_element(By.ID, "status").text
+    assert "wider radius" in driver.find_element(By.CSS_SELECTOR, "#results .empty .hint").text

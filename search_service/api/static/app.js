@@ -92,14 +92,19 @@
     return null;
   }
 
+  /** Only the stores delivering to the place count (fulfilment=delivery), however far away. */
+  function delivering() { return els.delivers.checked && currentLocation() !== null; }
+
   /** Without a place, the distance sort, "delivers to me" and the radius mean nothing: say so rather than
-   *  dropping them from the request while they look set. */
+   *  dropping them from the request while they look set. "Delivers to me" keeps the stores delivering to the
+   *  place however far away they are: the radius changes nothing then, so it is off too. */
   function syncPlaceControls() {
     var none = currentLocation() === null;
     var why = none ? "Choose a place first" : "";
     els.delivers.disabled = none;
     els.delivers.title = why;
-    els.radius.disabled = none;
+    els.radius.disabled = none || els.delivers.checked;
+    els.radius.title = none ? why : els.delivers.checked ? "Off while “Delivers to me” is on" : "";
     var distance = els.sort.querySelector('option[value="distance"]');
     if (distance) { distance.disabled = none; distance.title = why; }
     if (none && els.sort.value === "distance") els.sort.value = "relevance";
@@ -508,14 +513,15 @@
     els.badge.title = "strategy " + body.strategy + ", answered in " + body.took_ms + " ms";
     els.badge.hidden = false;
     var loc = currentLocation();
-    var where = loc ? " within " + formatKm(radiusKm()) + " of " + loc.label : "";
-    if (loc && els.delivers.checked) where += ", or delivering there"; // a store delivers however far away it is
+    var where = !loc ? "" : delivering() ? " from stores delivering to " + loc.label
+      : " within " + formatKm(radiusKm()) + " of " + loc.label;
     if (body.results.length === 0) {
       var empty = el("li", "empty");
       empty.appendChild(el("p", "empty-title", "Nothing found" + where + "."));
       var filtered = Object.keys(state.chosen).length > 0 ? " Or clear the facet values chosen in the column." : "";
+      var wider = delivering() ? "turn off “Delivers to me”" : "a wider radius"; // the radius is off meanwhile
       empty.appendChild(el("p", "hint", (loc
-        ? "Try other words, a wider radius, or turn off “Only in stock”."
+        ? "Try other words, " + wider + ", or turn off “Only in stock”."
         : "Try other words or another category.") + filtered));
       els.results.appendChild(empty);
       setStatus(takeLinkNote() + "No products found for “" + els.q.value.trim() + "”" + where + ".");
@@ -733,7 +739,16 @@
     else if (coords === "failed") named(caption, name, ": couldn't load the stores' positions.");
     else if (coords === null || coords === undefined) named(caption, name, ": locating its stores…");
     else named(caption, name, ": " + placed + " of " + hit.stores.length +
-      (hit.stores.length === 1 ? " store" : " stores") + " around " + loc.label + ".");
+      (hit.stores.length === 1 ? " store" : " stores") + " drawn around " + loc.label + "." + beyondCircle(hit, km));
+  }
+
+  /** Delivering stores past the circle: the search answer has distances only, and the positions come for the
+   *  circle's stores alone, so they are not drawn (the caption counted them as if they were around you). */
+  function beyondCircle(hit, km) {
+    var n = hit.stores.filter(function (s) { return s.distance_m !== null && s.distance_m > km * 1000; }).length;
+    if (n === 0) return "";
+    return " " + n + (n === 1 ? " delivering store is" : " delivering stores are") + " beyond the " + formatKm(km) +
+      " circle, not drawn.";
   }
 
   // --- geolocation
@@ -859,7 +874,8 @@
     if (ev.relatedTarget && els.q.parentNode.contains(ev.relatedTarget)) return;
     dropSuggestions(); // a list still to come must not open once the focus has left (it did)
   });
-  [els.sort, els.delivers].forEach(function (input) { input.addEventListener("change", function () { runSearch(); }); });
+  els.sort.addEventListener("change", function () { runSearch(); });
+  els.delivers.addEventListener("change", function () { syncPlaceControls(); runSearch(); });
   // Another place or radius: a store chosen in the store facet may be out of it, with no button left to undo it.
   els.radius.addEventListener("input", function () { delete state.chosen.store_id; showRadius(); scheduleSearch(); });
   els.location.addEventListener("change", function () {
