@@ -1184,3 +1184,29 @@ def test_delivers_to_me_says_what_it_searched_and_turns_the_radius_off(server: s
     assert driver.find_element(By.ID, "radius").get_attribute("disabled") is None
     assert f"within 0.5 km of {PRESET}" in driver.find_element(By.ID, "status").text
     assert "wider radius" in driver.find_element(By.CSS_SELECTOR, "#results .empty .hint").text
+
+
+@pytest.mark.parametrize(
+    ("link", "said", "asked"),
+    [
+        ("&radius=999", "The link's radius 999 km is more than 50: 50 km used.", {"radius_m": ["50000"]}),
+        ("&radius=0.1", "The link's radius 0.1 km is less than 0.5: 0.5 km used.", {"radius_m": ["500"]}),
+        ("&radius=2.3", "The link's radius 2.3 km is between the slider's steps of 0.5: 2.5 km used.", {}),
+        ("&radius=abc", "The link's radius “abc” is not a number: 5 km used.", {"radius_m": ["5000"]}),
+        ("&category=99999", "The link's category 99999 is not one of the catalogue's: all categories.", {}),
+        ("&category=abc", "The link's category abc is not one of the catalogue's: all categories.", {}),
+    ],
+)
+def test_a_link_with_a_radius_or_category_the_page_cannot_use_says_so(
+    server: str, browser: WebDriver, link: str, said: str, asked: dict[str, list[str]]
+) -> None:
+    """A link's radius out of the slider's range was clamped, one not a number dropped, an unknown category
+    dropped, all without a word, though the page notes every other link value it cannot use."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET + "&q=milk" + link)
+    assert wait_results(driver, "milk")
+    status = driver.find_element(By.ID, "status").text
+    assert said in status, status
+    query = parse_qs(urlsplit(last_search_url(driver)).query)
+    assert "category_id" not in query and {k: query[k] for k in asked} == asked, query
+    assert "category=" not in driver.current_url, driver.current_url

@@ -187,13 +187,26 @@
     if (ignored.length) state.linkNote += "The link's " + ignored.join(", ") + " ignored (not a valid value). ";
   }
 
+  /** The slider takes 0.5 to 50 km in steps of 0.5; a link's other value is said, not dropped or moved silently. */
+  function restoreRadius(raw) {
+    var text = (raw || "").trim(), r = Number(text);
+    if (text === "") return;
+    if (!isFinite(r)) {
+      state.linkNote += "The link's radius “" + raw + "” is not a number: " + formatKm(radiusKm()) + " used. ";
+      return;
+    }
+    els.radius.value = String(r); // the input clamps it to its range and rounds it to its step
+    var used = formatKm(radiusKm());
+    if (r > 50) state.linkNote += "The link's radius " + formatKm(r) + " is more than 50: " + used + " used. ";
+    else if (r < 0.5) state.linkNote += "The link's radius " + formatKm(r) + " is less than 0.5: " + used + " used. ";
+    else if (radiusKm() !== r) state.linkNote += "The link's radius " + formatKm(r) + " is between the slider's " +
+      "steps of 0.5: " + used + " used. ";
+  }
+
   function restoreFromUrl() {
     var u = new URLSearchParams(window.location.search);
     if (u.has("q")) els.q.value = u.get("q");
-    if (u.has("radius")) {
-      var r = parseFloat(u.get("radius"));
-      if (isFinite(r)) els.radius.value = String(Math.min(50, Math.max(0.5, r)));
-    }
+    restoreRadius(u.get("radius"));
     if (u.has("mode") && ["hybrid", "semantic", "keyword"].indexOf(u.get("mode")) >= 0) els.mode.value = u.get("mode");
     if (u.get("in_stock") === "false") els.inStock.checked = false;
     if (["price", "distance"].indexOf(u.get("sort")) >= 0) els.sort.value = u.get("sort");
@@ -830,6 +843,8 @@
       };
       add(body.categories, 0);
       if (wanted && els.category.querySelector('option[value="' + CSS.escape(wanted) + '"]')) els.category.value = wanted;
+      else if (wanted) state.linkNote += "The link's category " + wanted + " is not one of the catalogue's: all " +
+        "categories. ";
     }).catch(function () {
       var opt = el("option", null, "(categories unavailable)");
       opt.disabled = true;
