@@ -261,7 +261,7 @@ def reembed(
         before = _resume_point(conn, mode, checkpoint, report)
         total = _total(conn, mode, before, limit)
         write_conn.execute(_sql("create_staging"))
-        bar = tqdm(total=total, unit="product", desc=f"reembed --{mode}", disable=not progress, smoothing=0.1)
+        bar = tqdm(total=total, unit=" products", desc=f"reembed --{mode}", disable=not progress, smoothing=0.1)
         writes = _OneWrite(pool, write_conn)
         try:
             walk = _batches(conn, mode, batch_size, before)

@@ -274,6 +274,15 @@ def test_import_csv_of_a_big_file_maps_it_in_lanes_with_the_bar_moving(dsn: str,
         assert conn.execute("SELECT count(*) FROM inventory_event WHERE reason = 'listed'").fetchone() == (1000,)
 
 
+def test_the_import_bar_counts_rows_as_words(dsn: str) -> None:
+    """Before the total was known the bar read `0row [00:00, ?row/s]`: the unit is " rows", so "0 rows"."""
+    store = create_store(dsn)
+    out = cli(dsn, "import", "csv", str(PROJECT_ROOT / "examples" / "products.csv"), "--store", str(store))
+    assert out.returncode == 0, out.stderr
+    assert "0 rows [" in out.stderr and " rows/s" in out.stderr, out.stderr
+    assert not re.search(r"[\d?]rows?\b", out.stderr), out.stderr
+
+
 def test_import_csv_names_its_duplicate_rows_and_a_good_row_lost_to_a_bad_one(dsn: str, tmp_path: Path) -> None:
     """It said "3 duplicate, 1 rejected" and named row 5 alone: which rows were duplicates, and that D2's good row
     was replaced by the rejected one (D2 left unlisted), no output said."""

@@ -109,6 +109,7 @@ def test_the_bar_of_a_limited_run_counts_the_products_read_not_whole_batches(fre
     shown = re.findall(r"(\d+)/30 ", err)
     assert shown and max(int(n) for n in shown) == 30, err[-1500:]
     assert re.findall(r"written=(\d+)", err)[-1] == "30", err[-1500:]
+    assert " products/s" in err and not re.search(r"[\d?]products?\b", err), err[-1500:]  # "25.3product/s"
 
 
 def test_stale_reembeds_changed_text_and_other_models(fresh_db_url: str, tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal
         waiting = partial(echo, "another sync of this vendor account is running: waiting for it", err=True)
         with (
             account_locked(conn, spec.account, waiting),
-            tqdm(unit="item", desc=f"sync {spec.source}", file=sys.stderr) as bar,
+            tqdm(unit=" items", desc=f"sync {spec.source}", file=sys.stderr) as bar,
             _stop_on_ctrl_c() as stop,
         ):
             try:

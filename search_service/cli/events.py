@@ -329,7 +329,7 @@ def prune(settings: Settings, older_than: float, dry_run: bool) -> None:
             for table, count in plan.counts.items():
                 echo(f"would delete {count} row(s) of {table} {before}")
             return
-        with tqdm(total=plan.total, unit="row", desc="prune", disable=plan.total == 0) as bar:
+        with tqdm(total=plan.total, unit=" rows", desc="prune", disable=plan.total == 0) as bar:
             deleted = prune_mod.prune(conn, plan, on_batch=lambda _table, n: bar.update(n))
     for table, count in deleted.items():
         echo(f"deleted {count} row(s) of {table} {before}")

@@ -213,7 +213,7 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
     reader = _checked_csv(settings, file, store_id, charset)
     # a name's bytes that are not UTF-8 (surrogates here) could not be stored: the batch failed with a traceback
     name = os.fsencode(file.name).decode("utf-8", "replace")
-    with tqdm(total=0, unit="row", desc=f"import {escape_control_chars(name)}", file=sys.stderr) as bar:
+    with tqdm(total=0, unit=" rows", desc=f"import {escape_control_chars(name)}", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -372,7 +372,7 @@ def imports_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
 
     from search_service.ingest.retention import prune_imports
 
-    with connect(settings) as conn, tqdm(unit="batch", desc="imports prune", disable=dry_run) as bar:
+    with connect(settings) as conn, tqdm(unit=" batches", desc="imports prune", disable=dry_run) as bar:
         counts = prune_imports(conn, older_than, dry_run, on_chunk=lambda chunk: bar.update(chunk.batches))
     what = (
         f"{counts.batches} finished batch(es) with {counts.raw_rows} raw row(s), {counts.deliveries} delivery record(s)"

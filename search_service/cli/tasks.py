@@ -89,6 +89,6 @@ def tasks_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
         if dry_run:
             echo(f"would delete {plan.count} done task(s) {before}")
             return
-        with tqdm(total=plan.count, unit="task", desc="tasks prune", disable=plan.count == 0) as bar:
+        with tqdm(total=plan.count, unit=" tasks", desc="tasks prune", disable=plan.count == 0) as bar:
             deleted = queue.prune_done(conn, plan, on_batch=bar.update)
     echo(f"deleted {deleted} done task(s) {before}")

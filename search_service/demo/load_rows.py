@@ -21,7 +21,7 @@ from .market import Marketplace, Product, slugify
 
 
 def _progress(total: int, desc: str, quiet: bool) -> tqdm[Any]:
-    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, disable=quiet, leave=False)
+    return tqdm(total=total, desc=desc, unit=" rows", unit_scale=True, disable=quiet, leave=False)
 
 
 def _uuid_hex(id_bytes: np.ndarray) -> list[str]:

@@ -64,7 +64,7 @@ def product_vectors(
     parts_dir = path.with_suffix(".parts")
     parts_dir.mkdir(parents=True, exist_ok=True)
     blocks: list[np.ndarray] = []
-    with tqdm(total=n, desc="embedding", unit="products", unit_scale=True, disable=quiet) as bar:
+    with tqdm(total=n, desc="embedding", unit=" products", unit_scale=True, disable=quiet) as bar:
         for start in range(0, n, EMBED_BLOCK):
             stop = min(start + EMBED_BLOCK, n)
             part = parts_dir / f"{start:09d}-{stop:09d}.npy"
