@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import socket
 import time
 import uuid
@@ -537,6 +538,15 @@ def test_interrupted_upload_is_aborted_with_nothing_applied(
     assert conn.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone() == (0,)
 
 
+def documented_delivery_answer(status: int) -> dict[str, Any]:
+    """The body docs/ingest.md shows for a signed delivery answered `status` (`...` standing for the batch id)."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "ingest.md").read_text(encoding="utf-8")
+    shown = re.search(rf"{status} `(\{{\"batch_id\"[^`]*\}})`", doc)
+    assert shown, f"docs/ingest.md shows no {status} answer to a signed delivery"
+    answer: dict[str, Any] = json.loads(shown.group(1).replace("...", "null"))
+    return answer
+
+
 def test_signed_webhooks(base: str, db_url: str, settings: Settings, conn: psycopg.Connection) -> None:
     store = new_store(conn)
     connection, secret = webhook_connection(conn, settings, store)
@@ -547,6 +557,8 @@ def test_signed_webhooks(base: str, db_url: str, settings: Settings, conn: psyco
         response = httpx.post(url, content=body, headers=headers)
         assert response.status_code == (202 if attempt == 0 else 200), response.text
         assert response.json()["duplicate"] is (attempt > 0)
+        said = documented_delivery_answer(response.status_code)  # docs/ingest.md showed 202 without `duplicate`
+        assert said.keys() == response.json().keys() and said["duplicate"] is response.json()["duplicate"], said
     drain_imports(db_url)
     stock = json.dumps({"type": "stock.set", "data": {"sku": "W1", "quantity": 0}}).encode()
     assert httpx.post(url, content=stock, headers=signed(secret, stock)).status_code == 202
