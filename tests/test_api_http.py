@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import os
+import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -97,3 +99,19 @@ def test_answers_of_a_kilobyte_and_more_are_gzipped(base: str, settings: Setting
         assert "content-encoding" not in httpx.get(f"{uncompressed}/schema/openapi.json", headers=gzip).headers
     with pytest.raises(SettingsError, match="PLINQY_GZIP_LEVEL"):
         Settings.from_env({**os.environ, "PLINQY_GZIP_LEVEL": "10"})
+
+
+def test_the_readme_names_the_cdns_the_schema_pages_need(base: str) -> None:
+    """/schema/swagger and /schema/redoc render blank without internet (their scripts come from CDNs) while the
+    README pointed at /schema alone: it names each page and host, and the JSON and YAML are served here."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for document in ("/schema/openapi.json", "/schema/openapi.yaml"):
+            assert client.get(document).status_code == 200, document
+        for page in ("/schema", "/schema/redoc", "/schema/swagger", "/schema/rapidoc", "/schema/elements"):
+            html = client.get(page)
+            assert html.status_code == 200, page
+            hosts = set(re.findall(r"""(?:src|href)=["']https?://([\w.-]+)""", html.text))  # not the spec's URLs
+            assert hosts, f"{page} loads nothing from outside: the README's warning is out of date"
+            named = {h for h in hosts if h in readme}
+            assert f"`{page}`" in readme and named == hosts, (page, hosts - named)
