@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import string
 import threading
 import warnings
 from collections.abc import Sequence
@@ -116,6 +118,9 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
+_ASCII_ALNUM = re.compile(r"[A-Za-z0-9]")
+
+
 class Vocabulary:
     """Which texts hold a word piece the model knows: one with a letter or digit that is not [UNK] or a special
     token. A text of emoji or of a script the vocabulary lacks reads as [UNK] only (`😀`, `抹茶` for MiniLM), and
@@ -134,10 +139,21 @@ class Vocabulary:
         self._known = np.zeros(max(vocab.values(), default=0) + 1, dtype=bool)
         for token, token_id in vocab.items():
             self._known[token_id] = token not in special and any(ch.isalnum() for ch in token)
+        self._max_length = max_length
+        # a character is one word piece at most, so an ASCII letter or digit within the first max_length characters
+        # is read, and known when the model knows each alone: no tokenizing (a search asks it of every query)
+        self._ascii_known = all(self._tokens_known(ch) for ch in string.ascii_letters + string.digits)
+
+    def _tokens_known(self, text: str) -> bool:
+        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        return bool(self._known[np.asarray(ids, dtype=np.int64)].any())
 
     def has_known_token(self, texts: Sequence[str]) -> list[bool]:
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [bool(self._known[np.asarray(e.ids, dtype=np.int64)].any()) for e in encodings]
+        return [
+            (self._ascii_known and _ASCII_ALNUM.search(text, 0, self._max_length) is not None)
+            or self._tokens_known(text)
+            for text in texts
+        ]
 
 
 class Encoder:

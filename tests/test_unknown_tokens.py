@@ -75,6 +75,10 @@ def _names(body: dict[str, Any]) -> list[str]:
 def test_the_vocabulary_tells_texts_of_unknown_tokens_only(encoder: Encoder) -> None:
     texts = [*UNKNOWN_ONLY, "", "!!! ...", "coffee ☕", "🍎 apple", "Молоко", "日本", "😀. Category: Snacks"]
     assert encoder.has_known_token(texts) == [False] * 5 + [True] * 5
+    # an ASCII letter or digit answers without tokenizing when it is inside what the model reads: past 256 word
+    # pieces of emoji (each its own [UNK], spaced) the text is read as unknown only
+    unread = " ".join(["😀"] * 300) + " coffee"
+    assert encoder.has_known_token([unread, "😀 " * 200 + "x", "１２３", "ß"]) == [False, True, False, True]
 
 
 def test_a_product_of_unknown_tokens_only_gets_no_vector_and_a_done_task(seeded: str, encoder: Encoder) -> None:
