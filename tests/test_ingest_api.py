@@ -437,6 +437,30 @@ def test_an_imports_rows_answer_409_until_it_is_finished(base: str, db_url: str,
     assert errors.status_code == 200 and '"2","price' in errors.text
 
 
+def test_an_aborted_imports_rows_answer_409_saying_nothing_was_applied(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """An upload refused once stored (a quote never closed) leaves an `aborted` batch, listed by `imports list`: its
+    errors answered 200 with the header alone, as a clean import's, and `imports errors` exited 0."""
+    store, key = shop
+    refused = upload(base, store, key, b'sku,name,price,quantity\nQ1,"Zoll,1,2\nQ2,b,1,2\n')
+    assert refused.status_code == 400, refused.text
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT id FROM import_batch WHERE store_id = %s AND status = 'aborted' ORDER BY created_at DESC LIMIT 1",
+            (store,),
+        ).fetchone()
+    assert row is not None
+    for which in ("errors", "notes"):
+        answer = httpx.get(f"{base}/v1/imports/{row[0]}/{which}", headers=bearer(key))
+        assert answer.status_code == 409 and "retry-after" not in answer.headers, answer.text
+        parameter, message = error_of(answer)
+        assert parameter == "batch_id" and message.startswith("this import was aborted ("), message
+        assert "nothing of it was applied" in message
+    listed = cli(db_url, "imports", "errors", str(row[0]))
+    assert listed.returncode == 1 and "this import was aborted" in listed.stderr, listed.stderr
+
+
 def test_an_imports_rows_come_as_a_named_attachment_excel_reads_as_utf8(
     base: str, db_url: str, shop: tuple[uuid.UUID, str]
 ) -> None:

@@ -18,14 +18,14 @@ from search_service.api.params import Gone, NotFound
 from search_service.api.path_params import BatchId
 from search_service.api.runtime import Runtime
 from search_service.db.sql import statement
-from search_service.ingest.imports import batch_status, rows_csv
+from search_service.ingest.imports import aborted_message, batch_status, rows_csv
 
 _CELLS = (
     "the original cells, every cell quoted. Cells starting (past any whitespace) with = + - @ | (or their full-width "
     "forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them. The body starts with a UTF-8 BOM "
     "(Excel reads it as UTF-8 only then) and comes as an attachment, `import-<batch_id>-errors.csv` (or `-notes`). "
     "409 + Retry-After while the import is not finished (`receiving`, `pending`, `processing`): its list would be "
-    "incomplete."
+    "incomplete; 409 without it for an `aborted` import, naming why (nothing of it was applied)."
 )
 UNFINISHED = ("receiving", "pending", "processing")
 RETRY_UNFINISHED_S = 2
@@ -35,7 +35,8 @@ NOT_FINISHED = {
         "batch_id",
         "this import is processing (120 of 5000 rows mapped): its rows are listed once it is completed; "
         "retry after Retry-After",
-        "The import is not finished (its status is named): retry after Retry-After.",
+        "The import is not finished (its status is named): retry after Retry-After; or it was aborted (no "
+        "Retry-After: nothing of it was applied, import the file again).",
     )
 }
 
@@ -60,6 +61,8 @@ def _finished(batch: dict[str, Any]) -> dict[str, Any]:
             headers={"Retry-After": str(RETRY_UNFINISHED_S)},
             extra={"parameter": "batch_id"},
         )
+    if batch["status"] == "aborted":  # nothing of it was read: a header alone looked like a clean file
+        raise ClientException(status_code=409, detail=aborted_message(batch), extra={"parameter": "batch_id"})
     return batch
 
 

@@ -100,6 +100,12 @@ class BatchRowsUnavailable(Exception):
     """Why an import's rows cannot be listed (`imports errors`): unknown, not finished, or pruned."""
 
 
+def aborted_message(batch: Any) -> str:
+    """Why an aborted import lists no rows: none of its file was applied (an upload cut off or refused)."""
+    why = f" ({batch['error']})" if batch["error"] else ""
+    return f"this import was aborted{why}: nothing of it was applied, and it has no rows to list; import the file again"
+
+
 def batch_rows_csv(conn: psycopg.Connection, batch_id: UUID, which: str) -> str:
     """The CSV `…/errors` (which: batch_errors) or `…/notes` (batch_notes) answers, read on a psycopg connection."""
     with conn.cursor(row_factory=dict_row) as cur:
@@ -111,6 +117,8 @@ def batch_rows_csv(conn: psycopg.Connection, batch_id: UUID, which: str) -> str:
                 f"batch {batch_id} is {batch['status']} ({batch['processed_rows']} of {batch['total_rows']} rows "
                 "mapped): its rows are listed once it is completed (`plinqy-search worker --drain` maps it)"
             )
+        if batch["status"] == "aborted":
+            raise BatchRowsUnavailable(aborted_message(batch))
         if batch["rows_pruned_at"] is not None:
             raise BatchRowsUnavailable(
                 f"the rows of batch {batch_id} were pruned at {batch['rows_pruned_at']:%Y-%m-%d %H:%M} UTC "
