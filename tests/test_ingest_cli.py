@@ -545,7 +545,7 @@ def test_import_csv_checks_the_store_the_charset_and_the_header_before_its_progr
     missing = "00000000-0000-0000-0000-000000000001"
     nowhere = cli(dsn, "import", "csv", str(file), "--store", missing)
     assert nowhere.returncode == 1 and nowhere.stderr == f"error: no store with id {missing}\n", nowhere.stderr
-    for charset in ("klingon-8", "hex"):  # hex: a codec, but not of text
+    for charset in ("klingon-8", "hex", "undefined", "utf-7"):  # hex: a codec, but not of text; utf-7 rewrites ASCII
         unknown = cli(dsn, "import", "csv", str(file), "--store", str(store), "--charset", charset)
         assert unknown.returncode == 2, unknown.stderr
         assert f"Invalid value for '--charset': '{charset}' is not a text encoding" in unknown.stderr

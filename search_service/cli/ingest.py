@@ -176,18 +176,17 @@ LOST_CONNECTION_EXIT = 75
 
 
 def _known_charset(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """--charset names an encoding Python decodes text with (not e.g. rot13 or hex)."""
-    if value is not None:
-        try:
-            b"a".decode(value.strip().strip('"'))  # b"" decodes without a look-up
-        except UnicodeError:  # a byte not of this encoding: the name is known
-            pass
-        except LookupError:
-            raise click.BadParameter(
-                f"{value!r} is not a text encoding: name the file's, e.g. windows-1252 or latin-1 "
-                "(leave --charset out for UTF-8)",
-                param=param,
-            ) from None
+    """--charset names a text encoding (not e.g. rot13, hex or Python's unicode_escape): the upload's own check."""
+    from search_service.ingest.csvfile import CsvError, check_charset
+
+    try:
+        check_charset(value)
+    except CsvError:
+        raise click.BadParameter(
+            f"{value!r} is not a text encoding: name the file's, e.g. windows-1252 or latin-1 "
+            "(leave --charset out for UTF-8)",
+            param=param,
+        ) from None
     return value
 
 

@@ -7,6 +7,7 @@ cannot read to its end (a quote never closed, a cell past the reader's limit) is
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -228,6 +229,10 @@ def _is_utf8(charset: str) -> bool:
     return charset.strip().strip('"').lower().replace("_", "-") in ("utf-8", "utf8", "us-ascii", "ascii")
 
 
+# What a CSV's charset must read as ASCII does: its backslashes, `+`, `.` and `xn--` kept
+_ASCII_SAMPLE = b"sku;name,price\t+-\\x41\\u0041 Ab-1.5.xn--ls8h\r\n"
+
+
 def check_charset(charset: str | None) -> None:
     """A CsvError naming `content-type` unless `charset` is None or a text encoding: an upload checks it before
     any batch is opened (an unknown one left an `aborted` batch behind)."""
@@ -235,18 +240,18 @@ def check_charset(charset: str | None) -> None:
         return
     name = charset.strip().strip('"')
     try:
-        b"a".decode(name)  # b"" decodes without a look-up
-    except UnicodeError:  # a byte not of this encoding: the name is known
-        pass
-    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        wide = codecs.lookup(name).name.startswith(("utf-16", "utf-32"))  # their ASCII is two or four bytes
+        if not wide and _ASCII_SAMPLE.decode(name) != _ASCII_SAMPLE.decode("ascii"):
+            raise LookupError(name)  # Python's own codecs: unicode_escape, utf-7, idna, punycode rewrite ASCII
+    except (LookupError, ValueError, UnicodeError):  # ValueError: a NUL in the name; `undefined` decodes nothing
         raise _unknown_charset(name) from None
 
 
 def _unknown_charset(name: str) -> CsvError:
     shown = name if len(name) <= 64 else name[:64] + "..."
     return CsvError(
-        f"the charset {shown!r} is unknown: send the file as UTF-8 (no charset, or charset=utf-8), or name a text "
-        "encoding such as windows-1252, iso-8859-15 or utf-16",
+        f"the charset {shown!r} is unknown (or no text encoding a CSV is written in): send the file as UTF-8 (no "
+        "charset, or charset=utf-8), or name a text encoding such as windows-1252, iso-8859-15 or utf-16",
         "content-type",
     )
 
