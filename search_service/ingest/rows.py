@@ -15,7 +15,7 @@ from typing import Any
 
 import pycountry
 
-from search_service.engine.text import searchable
+from search_service.engine.text import searchable, trim_invisible
 from search_service.ingest.gtins import digits_of_a_number, gtin14, store_local_gtin, why_not_a_gtin
 
 OPS = ("upsert", "delete", "stock")
@@ -62,8 +62,10 @@ class ValidRow:
 
 def trimmed(text: str) -> str:
     """A text cell as rows are read, a SKU too: less surrounding whitespace (spaces, tabs, line breaks, no-break
-    spaces). The API's answers and reads key a SKU by this, so ` A1 ` is the listing `A1` everywhere."""
-    return text.strip()
+    spaces) and format characters (a BOM, a zero-width space: a CSV's SKU cell drops them, and the same SKU sent by
+    the API was another listing). The API's answers and reads key a SKU by this, so ` A1 ` is `A1` everywhere."""
+    stripped = text.strip()
+    return stripped if stripped.isascii() else trim_invisible(stripped)
 
 
 def _text(row: dict[str, Any], key: str) -> str | None:
