@@ -66,11 +66,13 @@ def test_a_refused_full_sync_removal_fails_and_says_how_to_force_it(
     assert state(db, cid)[1] == 0
 
 
+@pytest.mark.parametrize("given", [(), ("--allow-mass-removal",)])
 def test_the_command_an_interrupted_full_sync_suggests_removes_what_the_vendor_deleted(
-    db: psycopg.Connection, fresh_db_url: str, r_fake: Any
+    db: psycopg.Connection, fresh_db_url: str, r_fake: Any, given: tuple[str, ...]
 ) -> None:
     """Ctrl-C in `sync --full` suggested a plain `sync ID`, which goes on from the cursor but never removes: a
-    product deleted at the vendor stayed sellable. The suggestion is a full sync again now, and it removes it."""
+    product deleted at the vendor stayed sellable. The suggestion is a full sync again now, and it removes it; with
+    the options it was given (without --allow-mass-removal the guard refused it again)."""
     cid = r_connection(db, r_fake, page_size=1)
     sync(db, cid)
     map_batches(db)
@@ -82,7 +84,7 @@ def test_the_command_an_interrupted_full_sync_suggests_removes_what_the_vendor_d
 
     r_fake.server.handler = slow
     env = {**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_SECRET_KEY": SECRET_KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "search_service", "sync", str(cid), "--full"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "search_service", "sync", str(cid), "--full", *given], env=env,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
         asked, deadline = len(r_fake.server.requests), time.monotonic() + 60
@@ -96,7 +98,9 @@ def test_the_command_an_interrupted_full_sync_suggests_removes_what_the_vendor_d
         r_fake.server.handler = original
     assert proc.returncode == 130 and "interrupted:" in err, err
     del r_fake.items["105"]  # deleted at the vendor without a trace (only a full pass finds it gone)
-    follow_up = cli(fresh_db_url, *suggested_command(err))
+    suggested = suggested_command(err)
+    assert suggested[-len(given) - 1 :] == ["--full", *given], suggested
+    follow_up = cli(fresh_db_url, *suggested)
     assert follow_up.returncode == 0, follow_up.stderr
     map_batches(db)
     assert active_skus(db) == {"101", "102", "103", "104"}

@@ -63,7 +63,7 @@ def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal
         with (
             account_locked(conn, spec.account, waiting),
             tqdm(unit=" items", desc=f"sync {spec.source}", file=sys.stderr) as bar,
-            _stop_on_ctrl_c() as stop,
+            _stop_on_ctrl_c(_full_again(connection_id, allow_mass_removal) if full else "") as stop,
         ):
             try:
                 report = run_sync(conn, spec, record_rows, full=full, policy=settings.connectors.policy(),
@@ -71,7 +71,7 @@ def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal
                                   allow_mass_removal=allow_mass_removal)  # fmt: skip
             except SyncFailed as exc:
                 raise UserFacingError(f"sync failed (recorded on the connection; the cursor kept): {exc}") from None
-    _tell(connection_id, full, report)
+    _tell(connection_id, full, report, allow_mass_removal)
 
 
 def _refuse_while_asked_to_wait(config: dict[str, Any]) -> None:
@@ -85,20 +85,30 @@ def _refuse_while_asked_to_wait(config: dict[str, Any]) -> None:
         )
 
 
-def _tell(connection_id: UUID, full: bool, report: SyncReport) -> None:
+def _full_again(connection_id: UUID, allow_mass_removal: bool) -> str:
+    """What an interrupted or aborted full pass says: a plain sync (or the worker) goes on from the cursor, but only
+    a whole full pass removes, and it is refused again without the option it was given."""
+    again = f"plinqy-search sync {connection_id} --full" + (" --allow-mass-removal" if allow_mass_removal else "")
+    return f"listings the vendor no longer has are removed only at the end of a whole full pass: run `{again}` again"
+
+
+def _batches(count: int) -> str:
+    return f"{count} batch" if count == 1 else f"{count} batches"
+
+
+def _tell(connection_id: UUID, full: bool, report: SyncReport, allow_mass_removal: bool) -> None:
     """How the sync ended: interrupted (exit 130), its removal refused (exit 1), or done."""
     if report.interrupted:
-        stored = f"interrupted: {report.read} vendor records stored in {report.pages} batches with their cursor"
-        if full:  # a plain sync (or the worker) goes on from the cursor, but only a whole full pass removes
-            echo(f"{stored}; listings the vendor no longer has are removed only at the end of a whole full pass: "
-                 f"run `plinqy-search sync {connection_id} --full` again", err=True)  # fmt: skip
+        stored = f"interrupted: {report.read} vendor records stored in {_batches(report.pages)} with their cursor"
+        if full:
+            echo(f"{stored}; {_full_again(connection_id, allow_mass_removal)}", err=True)
         else:
             echo(f"{stored}; `plinqy-search sync {connection_id}` (or the worker) goes on from there", err=True)
         sys.exit(130)
     removed = f"; {report.removed} listing(s) gone at the vendor removed" if report.removed else ""
     if full and report.shifted:  # a deletion between two pages moved a record onto a page already read
         removed = "; the vendor's set shifted while the pass ran: listings it did not read were not removed"
-    echo(f"synced {report.read} vendor records into {report.rows} rows in {report.pages} batches "
+    echo(f"synced {report.read} vendor records into {report.rows} rows in {_batches(report.pages)} "
                f"({report.seconds:.1f}s){removed}; the import worker maps them")  # fmt: skip
     if report.warning:  # a wrong location id synced "successfully" at stock 0
         echo(f"warning: {report.warning}", err=True)
@@ -107,15 +117,15 @@ def _tell(connection_id: UUID, full: bool, report: SyncReport) -> None:
 
 
 @contextlib.contextmanager
-def _stop_on_ctrl_c() -> Iterator[threading.Event]:
+def _stop_on_ctrl_c(advice: str) -> Iterator[threading.Event]:
     """Ctrl-C sets the event (the sync stops after the batch in hand, stored with its cursor); a second one
-    aborts at once."""
+    aborts at once, saying `advice` (a full pass's: run it again) too."""
     stop = threading.Event()
 
     def on_interrupt(signum: int, frame: Any) -> None:
         if stop.is_set():  # at once, not after the vendor's read in flight: the server rolls back the batch in hand
             echo(err=True)  # after the terminal's ^C
-            echo("aborted: the batches stored before keep their cursor", err=True)
+            echo("aborted: the batches stored before keep their cursor" + (f"; {advice}" if advice else ""), err=True)
             sys.stderr.flush()
             os._exit(130)
         stop.set()
