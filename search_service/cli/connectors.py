@@ -11,6 +11,7 @@ from uuid import UUID
 
 import click
 
+from search_service.cli import interrupted
 from search_service.cli.common import (
     UsageMistake,
     UserFacingError,
@@ -110,7 +111,10 @@ def _read_secret(flag: str) -> str:
         if not line:
             raise UsageMistake(f"{flag} given alone: no value on stdin, and its environment variable is unset")
         return line
-    return str(click.prompt(flag, hide_input=True, err=True))
+    try:
+        return str(click.prompt(flag, hide_input=True, err=True))
+    except click.exceptions.Abort:  # Ctrl-C (or Ctrl-D) at the prompt: click said "Aborted!", exit 1
+        interrupted()
 
 
 def has_usable_port(url: str) -> bool:
