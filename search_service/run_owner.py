@@ -25,12 +25,14 @@ def _host() -> str:
 
 
 def _started(pid: int) -> int | None:
-    """The process's start time (clock ticks after boot, /proc/<pid>/stat), or None when there is none."""
+    """The process's start time (clock ticks after boot, /proc/<pid>/stat), or None when there is none, or it has
+    ended and waits to be reaped (a zombie: a start a second after a SIGKILL kept the dead run's directories)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def owned_prefix(prefix: str) -> str:

@@ -81,6 +81,14 @@ def multiprocess_enabled() -> bool:
     return MULTIPROC_ENV in os.environ or MULTIPROC_ENV.lower() in os.environ
 
 
+METRICS_PREFIX = "plinqy-metrics-"
+
+
+def remove_abandoned_metrics() -> None:
+    """The metric files' directories of runs killed before their clean-up (SIGKILL, the OOM killer)."""
+    remove_abandoned(Path(tempfile.gettempdir()), METRICS_PREFIX)
+
+
 @contextlib.contextmanager
 def multiprocess_dir(env: MutableMapping[str, str] | None = None) -> Iterator[Path]:
     """The metric files' directory of one `serve` run, in `env` (os.environ) for the workers it starts: the one
@@ -95,8 +103,8 @@ def multiprocess_dir(env: MutableMapping[str, str] | None = None) -> Iterator[Pa
             stale.unlink()
         yield path
         return
-    remove_abandoned(Path(tempfile.gettempdir()), "plinqy-metrics-")  # runs killed before their clean-up
-    path = Path(tempfile.mkdtemp(prefix=owned_prefix("plinqy-metrics-")))
+    remove_abandoned_metrics()
+    path = Path(tempfile.mkdtemp(prefix=owned_prefix(METRICS_PREFIX)))
     env[MULTIPROC_ENV] = str(path)
     try:
         yield path

@@ -44,13 +44,14 @@ def serve(settings: Settings, host: str, port: int, workers: int | None) -> None
     from search_service.engine.vector_load import return_large_frees
 
     return_large_frees()  # before any fork: the workers inherit it (vector_load.py)
-    from search_service.api.metrics import multiprocess_dir
+    from search_service.api.metrics import multiprocess_dir, remove_abandoned_metrics
     from search_service.engine.vector_files import shared_dir_for_run
 
     # The workers map one copy of the vectors, and their metrics go to one directory of files, so a scrape of
     # any worker reports all of them. Each worker builds its own app (and Settings) from this environment.
     with contextlib.closing(reserved[0]), shared_dir_for_run(settings.cache_dir) as shared:
-        if workers == 1:
+        if workers == 1:  # no metric files of its own; a killed multi-worker run's are removed all the same
+            remove_abandoned_metrics()
             _serve_one(settings, host, port, reserved[0], shared)
             return
         with multiprocess_dir():
