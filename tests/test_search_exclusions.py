@@ -24,7 +24,7 @@ from search_service.engine.text import (
     spaced_sizes,
     without_exclusions,
 )
-from tests.test_api import CENTER, Item, app_settings, load_test_encoder, running_client, seed_catalogue
+from tests.test_api import CENTER, Item, Listing, app_settings, load_test_encoder, running_client, seed_catalogue
 
 AT_CENTER = {"lat": CENTER[0], "lon": CENTER[1], "radius_m": 5000}
 ITEMS = [
@@ -45,6 +45,13 @@ ITEMS = [
     # a name and a brand that start with an exclusion typed (`milk - chocolate`, `choco - milk`): suggestion rows
     Item("flavoured", "Milk - Chocolate Flavour", "Chocolate flavoured drink.", "Milk & eggs"),
     Item("farm", "Farm Cocoa Drink", "Cocoa drink.", "Pantry", brand="Choco - Milk Farm"),
+    # word completions whose only products near the point hold the word excluded (`zorblat -rye drin`); no oat
+    # nor milk in the words excluded: the tests above read every Oat as an oat milk
+    Item("z-flavour", "Zorblat Milk - Chocolate Flavour", "Zorblat.", "Milk & eggs"),
+    Item("z-bar", "Zorblat Chocolate Bar", "Zorblat.", "Pantry"),
+    Item("z-rye", "Zorblat Rye Drink", "Zorblat.", "Plant-based drinks"),
+    Item("z-barista", "Zorblat Rye Barista", "Zorblat.", "Plant-based drinks"),
+    Item("z-pea", "Zorblat Pea Drink", "Zorblat.", "Plant-based drinks", listings=[Listing("far", 2.5)]),
 ]
 
 
@@ -236,6 +243,38 @@ def test_a_suggestion_row_never_offers_what_search_excludes(client: TestClient[A
         assert not [s for s in rows if s.kind == kind], (q, rows)
     kept = asyncio.run(_suggest_from_sql(db_url, SuggestParams("milk - choc", *CENTER)))
     assert [s.text for s in kept if s.kind == "product"] == ["Milk - Chocolate Flavour"]
+
+
+def test_a_word_completion_is_offered_only_where_a_product_in_scope_survives_the_exclusion(
+    client: TestClient[Any], db_url: str
+) -> None:
+    # `zorblat -rye drin` offered `zorblat -rye drink`, whose only product near the point is a rye drink: the
+    # completion's earlier words and word were matched, not what `-` excludes (a keyword search for it: nothing)
+    def offered(q: str, scope: dict[str, Any]) -> list[str]:
+        answer = client.get("/v1/suggest", params={"q": q, **scope})
+        assert answer.status_code == 200, answer.text
+        return [s["text"] for s in answer.json()["suggestions"] if s["kind"] == "query"]
+
+    def from_sql(q: str, scope: dict[str, Any]) -> list[str]:
+        params = SuggestParams(q, scope.get("lat"), scope.get("lon"), scope.get("radius_m", 5000))
+        return [s.text for s in asyncio.run(_suggest_from_sql(db_url, params)) if s.kind == "query"]
+
+    def found(q: str, scope: dict[str, Any]) -> list[str]:
+        answer = client.get("/v1/search", params={"q": q, "mode": "keyword", "limit": 50, **scope})
+        assert answer.status_code == 200, answer.text
+        return _names(answer.json())
+
+    everywhere: dict[str, Any] = {}
+    for scope in (AT_CENTER, everywhere):
+        for way in (offered, from_sql):
+            for q, wrong in (("zorblat -chocolate fla", "flavour"), ("zorblat -rye bar", "barista")):
+                assert not found(f"zorblat {q.split()[1]} {wrong}", scope)
+                assert f"zorblat {q.split()[1]} {wrong}" not in way(q, scope), (way.__name__, scope, q, way(q, scope))
+            assert "zorblat -rye bar" in way("zorblat -rye bar", scope)  # Zorblat Chocolate Bar holds no rye
+            # the pea drink is listed 30 km away only: in scope globally
+            assert ("zorblat -rye drink" in way("zorblat -rye drin", scope)) == (scope is everywhere), (way, scope)
+            assert bool(found("zorblat -rye drink", scope)) == (scope is everywhere)
+            assert "zorblat drink" in way("zorblat drin", scope)  # the rye drink, without the exclusion
 
 
 NO_BREAK_SPACES = ("\u00a0", "\u2007", "\u202f")

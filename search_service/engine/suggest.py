@@ -88,27 +88,53 @@ def keep_typed_text(rows: list[Any], prefix: str, head: str, last: str) -> list[
         if row["kind"] != "query":
             kept.append(row)
             continue
-        completed = row["label"][len(head) :].strip() if head else row["label"]
+        completed = _completed_word(row["label"], head)
         if not excluded.intersection(fold_accents(w) for w in _WORD.findall(completed)):
             kept.append({**dict(row), "label": before + completed})
     return kept
 
 
-async def without_excluded(conn: Any, rows: list[Any], q: str) -> list[Any]:
-    """`rows` without the products and brands that `q`'s `-` leaves out of `/v1/search` (`suggest_excluded`): a
-    name or brand completing `milk -chocolate` holds `chocolate`. One round trip, only when `q` excludes something
-    and a row is a product or a brand."""
-    excluding = exclusion_readings(q)
+async def without_excluded(conn: Any, rows: list[Any], params: SuggestParams, head: str) -> list[Any]:
+    """`rows` without what `q`'s `-` leaves out of `/v1/search` (`suggest_excluded`): a product name or brand
+    completing `milk -chocolate` that holds `chocolate`, and a word completion none of whose products in scope is
+    left (`zorblat -oat drin`: `drink`, an oat drink's only). One round trip, only when `q` excludes something and a
+    row is a product, a brand or a word completion."""
+    excluding = exclusion_readings(params.q)
     if excluding is None:
         return rows
     ids = [UUID(str(r["ref"])) for r in rows if r["kind"] == "product"]
     brands = [r["ref"] for r in rows if r["kind"] == "brand"]
-    if not (ids or brands):
+    terms = [_completed_word(r["label"], head) for r in rows if r["kind"] == "query"]
+    if not (ids or brands or terms):
         return rows
     stmt = statement("engine/search", "suggest_excluded")
-    found = await conn.fetchrow(stmt.sql, *stmt.bind(product_ids=ids, brands=brands, excluding=excluding))
+    found = await conn.fetchrow(
+        stmt.sql,
+        *stmt.bind(
+            product_ids=ids,
+            brands=brands,
+            head=head,
+            terms=terms,
+            radius_m=float(params.radius_m),
+            probe_cap=PROBE_CAP,
+            lon=params.lon,
+            lat=params.lat,
+            excluding=excluding,
+        ),
+    )
     dropped = {("product", str(i)) for i in found["product_ids"]} | {("brand", b) for b in found["brands"]}
-    return [r for r in rows if (r["kind"], str(r["ref"])) not in dropped]
+    dropped_words = set(found["terms"])
+    return [
+        r
+        for r in rows
+        if (r["kind"], str(r["ref"])) not in dropped
+        and not (r["kind"] == "query" and _completed_word(r["label"], head) in dropped_words)
+    ]
+
+
+def _completed_word(label: str, head: str) -> str:
+    """The word a `query` completion adds to the earlier words (its label is `head word`)."""
+    return label[len(head) :].strip() if head else label
 
 
 def merge(rows: list[Any], limit: int) -> list[Suggestion]:
@@ -164,19 +190,19 @@ async def suggest(
         }
         found = await suggest_in_memory(conn, index, sets, (prefix, head, last), scope, limit)
         if found is not None:
-            return merge(keep_typed_text(await without_excluded(conn, found, params.q), prefix, head, last), limit)
+            return merge(keep_typed_text(await without_excluded(conn, found, params, head), prefix, head, last), limit)
     if labels is not None and labels.loaded and params.lat is not None and params.lon is not None:
         scope = {"lon": params.lon, "lat": params.lat, "radius_m": float(params.radius_m)}
         rows = await suggest_narrow(conn, labels, prefix, head, last, {**scope, "narrow_stores": NARROW_STORES}, limit)
         if rows is not None:
-            return merge(keep_typed_text(await without_excluded(conn, rows, params.q), prefix, head, last), limit)
+            return merge(keep_typed_text(await without_excluded(conn, rows, params, head), prefix, head, last), limit)
     stmt = statement("engine/suggest", "suggest")
     # One generic plan, prepared once per connection: planning this statement (a dozen CTEs) took longer than
     # running it, and its index walks do not depend on the prefix's selectivity.
     async with conn.transaction():
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         rows = await _fetch(conn, stmt, prefix, head, last, params, limit, _radius_probed(params, stores))
-    kept = await without_excluded(conn, list(rows), params.q)
+    kept = await without_excluded(conn, list(rows), params, head)
     return merge(keep_typed_text(kept, prefix, head, last), limit)
 
 

@@ -877,14 +877,43 @@ SELECT
     {{ listing_changes_columns }};
 
 -- name: suggest_excluded
--- params: product_ids uuid[], brands text[] (+ excluded_words)
+-- params: product_ids uuid[], brands text[], head text (the words typed before the last, the excluded left out),
+--    terms text[] (the `query` completions' last words), radius_m float8, probe_cap int (products probed at most
+--    per word) (+ search_point, excluded_words)
 -- Of a suggestion's product and brand rows, those that what `q` excludes leaves out, as search's product_filter
 -- reads it: the products whose search_tsv holds it, and the brands whose own words hold it (search_tsv holds the
--- brand's `plinqy_simple` words, so search excludes every product of such a brand). Asked only when `q` excludes
--- something and a row is a product or a brand: names and brands then start with the excluded text, which is rare.
-WITH x AS MATERIALIZED (SELECT {{ excluded_words }} AS q)
+-- brand's `plinqy_simple` words, so search excludes every product of such a brand). And the `query` completions
+-- none of whose products in scope (in stock at an active store in the radius, or anywhere) is left: `zorblat -oat
+-- drin` offered `drink` for an oat drink. A word whose products (head and word, as the completion found them) hold
+-- nothing excluded keeps the completion's own evidence: one probe of the full-text index; else its products
+-- without the excluded are probed in scope, probe_cap at most (past it the completion is dropped, never wrong).
+-- Asked only when `q` excludes something and a row is a product, a brand or a completion.
+WITH {{ search_point }}, x AS MATERIALIZED (SELECT {{ excluded_words }} AS q), scope AS MATERIALIZED (
+    SELECT CASE WHEN pt.g IS NULL THEN NULL
+                ELSE coalesce((SELECT array_agg(s.id) FROM store s
+                               WHERE s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)),
+                              '{}'::uuid[]) END AS ids
+    FROM pt
+), words AS (
+    SELECT t.term, plainto_tsquery('plinqy_simple', :head::text) && to_tsquery('plinqy_simple', quote_literal(t.term))
+           AS q
+    FROM unnest(:terms::text[]) AS t(term)
+)
 SELECT
     ARRAY(SELECT p.id FROM product_master p, x
           WHERE p.id = ANY(:product_ids::uuid[]) AND coalesce(p.search_tsv @@ x.q, false)) AS product_ids,
     ARRAY(SELECT b.brand FROM unnest(:brands::text[]) AS b(brand), x
-          WHERE coalesce(to_tsvector('plinqy_simple', b.brand) @@ x.q, false)) AS brands;
+          WHERE coalesce(to_tsvector('plinqy_simple', b.brand) @@ x.q, false)) AS brands,
+    ARRAY(SELECT w.term FROM words w, x
+          WHERE x.q IS NOT NULL
+            AND EXISTS (SELECT 1 FROM product_master p WHERE p.search_tsv @@ (w.q && x.q) AND p.is_active)
+            AND NOT EXISTS (
+                SELECT 1
+                FROM (SELECT p.id FROM product_master p
+                      WHERE p.search_tsv @@ (w.q && !! x.q) AND p.is_active LIMIT :probe_cap::int) AS cand
+                WHERE EXISTS (
+                    SELECT 1 FROM store_product sp
+                    WHERE sp.product_master_id = cand.id AND {{ sellable_listing }}
+                      AND CASE WHEN (SELECT ids FROM scope) IS NULL
+                               THEN EXISTS (SELECT 1 FROM store s WHERE s.id = sp.store_id AND s.is_active)
+                               ELSE sp.store_id IN (SELECT unnest((SELECT ids FROM scope))) END))) AS terms;
