@@ -204,3 +204,39 @@ def test_no_secret_is_stored_under_a_key_that_opens_none_of_the_stored_ones(
         answer = httpx.post(f"{base}/v1/ingest/{cid}", content=body, headers=signed(secret, body))
     assert answer.status_code == 503, answer.text
     assert "its PLINQY_SECRET_KEY_FILE is not the key" in answer.text, answer.text
+
+
+def test_an_option_the_connections_vendor_lacks_is_refused_and_changes_nothing(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """`--username` on a Shopify connection (or `--token` on Erply's, `--base-url` on a webhook one) was merged into
+    its credentials, said "changed", exit 0, and reset the backoff and the vendor's asked wait."""
+    stores = [str(make_store(db, name, 52.37, 4.89)) for name in ("S", "E", "W")]
+    shopify = cli(fresh_db_url, "connect", "shopify", "--store", stores[0], "--location", "556",
+                  "--shop", "probe.myshopify.com", "--token", "t", "--base-url", "http://127.0.0.1:9")  # fmt: skip
+    erply = cli(fresh_db_url, "connect", "erply", "--store", stores[1], "--location", "1", "--client-code", "123456",
+                "--session-key", "k", "--base-url", "http://127.0.0.1:9")  # fmt: skip
+    webhook = cli(fresh_db_url, "connect", "webhook", "--store", stores[2])
+    ids = {}
+    for name, made in (("shopify", shopify), ("erply", erply), ("webhook", webhook)):
+        assert made.returncode == 0, made.stderr
+        ids[name] = made.stdout.split()[1]
+    db.execute("UPDATE ingest_connection SET consecutive_failures = 3, last_error_at = now(), "
+               "config = config || '{\"not_before\": 4102444800}'::jsonb")  # fmt: skip
+    before = db.execute("SELECT id, credentials_enc, base_url, consecutive_failures, config FROM ingest_connection "
+                        "ORDER BY id").fetchall()  # fmt: skip
+    cases = [("shopify", ("--username", "u"), "a shopify connection has no --username"),
+             ("shopify", ("--password", "p"), "a shopify connection has no --password"),
+             ("shopify", ("--session-key", "k"), "a shopify connection has no --session-key"),
+             ("erply", ("--token", "tok"), "an erply connection has no --token"),
+             ("webhook", ("--token", "tok"), "a webhook connection has no --token"),
+             ("webhook", ("--base-url", "http://127.0.0.1:9"), "a webhook connection has no --base-url")]  # fmt: skip
+    for name, option, said in cases:
+        refused = cli(fresh_db_url, "connections", "update", ids[name], *option)
+        assert refused.returncode == 2 and said in refused.stderr, (option, refused.stderr)
+        assert "changed" not in refused.stdout and "Traceback" not in refused.stderr
+    after = db.execute("SELECT id, credentials_enc, base_url, consecutive_failures, config FROM ingest_connection "
+                       "ORDER BY id").fetchall()  # fmt: skip
+    assert after == before
+    fitting = cli(fresh_db_url, "connections", "update", ids["erply"], "--username", "u", "--password", "p")
+    assert fitting.returncode == 0 and "credentials (password, username) changed" in fitting.stdout, fitting.stderr

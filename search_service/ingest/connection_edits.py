@@ -88,11 +88,28 @@ def _signature(source: str, signature: dict[str, str]) -> str:
     return json.dumps(signature)
 
 
+def _a(source: str) -> str:
+    return ("an " if source[0] in "aeiou" else "a ") + source
+
+
+def _refuse_what_the_source_lacks(source: str, update: ConnectionUpdate) -> None:
+    """StoreError naming an option the connection's vendor has no use for: it was merged in, accepted and reset the
+    backoff (`--username` on a Shopify connection), changing nothing the vendor reads."""
+    from search_service.ingest.connectors.factory import CREDENTIALS
+
+    for key in update.credentials:
+        if key not in CREDENTIALS.get(source, ()):
+            raise StoreError(key, f"{_a(source)} connection has no --{key.replace('_', '-')}")
+    if update.base_url is not None and source not in CREDENTIALS:  # a webhook connection reads no vendor
+        raise StoreError("base_url", f"{_a(source)} connection has no --base-url (it reads from no vendor)")
+
+
 def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: ConnectionUpdate) -> UpdatedConnection:
     """Replace what `update` names; the cursor, the config and the connection's id (its webhook URL) stay."""
     from search_service.ingest.connectors.factory import ConnectionError_, check_credentials
 
     _id, _store, source, secret_enc, credentials_enc, _config, _enabled = _current(conn, connection_id)
+    _refuse_what_the_source_lacks(source, update)
     params: dict[str, Any] = {"connection_id": connection_id, "secret_enc": None, "credentials_enc": None,
                               "base_url": update.base_url or None, "vendor_host": update.base_url == "",
                               "due_again": False, "signature": _signature(source, update.signature)}  # fmt: skip
@@ -103,8 +120,6 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
         params["secret_enc"] = box.encrypt(text)
         changed.append("signing secret")
     if update.credentials:
-        if source == "webhook":
-            raise StoreError("credentials", "a webhook connection has no vendor credentials")
         merged = {**(json.loads(box.decrypt(credentials_enc)) if credentials_enc else {}), **update.credentials}
         try:
             check_credentials(source, merged)
