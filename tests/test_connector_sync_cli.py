@@ -172,3 +172,28 @@ def test_sync_keeps_the_wait_the_vendor_asked_for_and_connections_list_shows_it(
     assert forced.returncode == 0 and "synced" in forced.stdout, forced.stderr
     listed = next(line for line in cli(fresh_db_url, "connections", "list").stdout.splitlines() if str(cid) in line)
     assert "next_attempt" not in listed and "failures" not in listed
+
+
+def test_the_vendors_asked_wait_outlives_new_credentials_and_goes_with_a_new_host(
+    db: psycopg.Connection, fresh_db_url: str, r_fake: Any
+) -> None:
+    """`connections update ID --token <same>` after a 429's Retry-After dropped config.not_before: the next sync (and
+    the worker) went straight back to the vendor and was refused again. The wait is the account's quota: new
+    credentials keep it (the backoff of failures still resets); only a new host (another server) drops it."""
+    cid = r_connection(db, r_fake, page_size=100)
+    r_fake.server.flaky.every, r_fake.server.flaky.faults, r_fake.server.flaky.retry_after = 1, ("429",), "120"
+    assert cli(fresh_db_url, "sync", str(cid)).returncode == 1
+    asked, not_before = len(r_fake.server.requests), state(db, cid)[3]["not_before"]
+    updated = cli(fresh_db_url, "connections", "update", str(cid), "--token", "r-token")
+    assert updated.returncode == 0 and "credentials (token) changed" in updated.stdout, updated.stderr
+    assert state(db, cid)[1] == 0 and state(db, cid)[3]["not_before"] == not_before  # the backoff reset, not the wait
+    again = cli(fresh_db_url, "sync", str(cid))
+    assert again.returncode == 1 and "the vendor asked to wait until" in again.stderr, again.stderr
+    assert len(r_fake.server.requests) == asked
+    listed = next(line for line in cli(fresh_db_url, "connections", "list").stdout.splitlines() if str(cid) in line)
+    assert "next_attempt=" in listed and "(the vendor asked to wait" in listed, listed
+    moved = cli(fresh_db_url, "connections", "update", str(cid), "--base-url", r_fake.server.url)
+    assert moved.returncode == 0 and "not_before" not in state(db, cid)[3], moved.stderr
+    r_fake.server.flaky.every = 0
+    synced = cli(fresh_db_url, "sync", str(cid))
+    assert synced.returncode == 0 and "synced" in synced.stdout, synced.stderr

@@ -232,7 +232,7 @@ connections.add_command(
 def connections_update(settings: Settings, connection_id: UUID, **options: Any) -> None:
     """Change a connection's signing secret, vendor credentials, host or webhook signature settings in place: its
     id (the webhook URL at the vendor), cursor and other settings stay. New credentials make a failing connection
-    due again at once."""
+    due again at once (past its backoff; a wait the vendor asked for stays until a new --base-url)."""
     from search_service.ingest.connection_edits import update_connection
     from search_service.ingest.connectors.factory import PUSH_SOURCES
     from search_service.ingest.stores import StoreError

@@ -112,7 +112,8 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
     _refuse_what_the_source_lacks(source, update)
     params: dict[str, Any] = {"connection_id": connection_id, "secret_enc": None, "credentials_enc": None,
                               "base_url": update.base_url or None, "vendor_host": update.base_url == "",
-                              "due_again": False, "signature": _signature(source, update.signature)}  # fmt: skip
+                              "due_again": False, "new_host": update.base_url is not None,
+                              "signature": _signature(source, update.signature)}  # fmt: skip
     changed: list[str] = []
     shown = ""
     if update.secret is not None or update.new_webhook_secret:
@@ -135,6 +136,7 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
         )
     if not changed:
         raise StoreError("options", "nothing to change: give --secret, a credential, --base-url or a signature setting")
+    # new credentials or host: the backoff was for the old ones; the vendor's asked wait goes with a new host only
     params["due_again"] = bool(update.credentials) or update.base_url is not None
     conn.execute(_sql("update_connection_secrets"), params)
     return UpdatedConnection(source, changed, shown or None)
