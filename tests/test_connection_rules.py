@@ -101,6 +101,32 @@ def test_reconnecting_a_disabled_connection_says_enable_turns_it_back_on(
     assert db.execute("SELECT count(*) FROM ingest_connection").fetchone() == (1,)
 
 
+def test_reconnecting_a_disabled_connection_names_the_enabled_one_to_disable_first(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """With another POS connection of the store enabled, the refusal said "`connections enable ID` turns it back
+    on", and that enable was then refused: the advice names the enabled one and says to disable it first."""
+    store = make_store(db, "E", 52.37, 4.89)
+    made = _erply(fresh_db_url, store, "1")
+    assert made.returncode == 0, made.stderr
+    cid = made.stdout.split()[1]
+    assert cli(fresh_db_url, "connections", "disable", cid).returncode == 0
+    r_series = cli(fresh_db_url, "connect", "lightspeed-r", "--store", str(store), "--location", "1", "--account",
+                   "4242", "--token", "r", "--base-url", NOWHERE)  # fmt: skip
+    assert r_series.returncode == 0, r_series.stderr
+    r_id = r_series.stdout.split()[1]
+    again = _erply(fresh_db_url, store, "1")
+    assert again.returncode == 1 and len(again.stderr.strip().splitlines()) == 1, again.stderr
+    assert f"the store's POS connection {r_id} (lightspeed-r location 1) is enabled" in again.stderr, again.stderr
+    assert (
+        f"disable it first (`plinqy-search connections disable {r_id}`), then `plinqy-search connections "
+        f"enable {cid}` turns this one back on" in again.stderr
+    ), again.stderr
+    assert cli(fresh_db_url, "connections", "disable", r_id).returncode == 0  # as it says
+    assert cli(fresh_db_url, "connections", "enable", cid).returncode == 0
+    assert _enabled(db, store) == [("erply", "1")]
+
+
 def test_two_connects_at_once_into_one_store_make_one_connection(db: psycopg.Connection, fresh_db_url: str) -> None:
     """Each checks for another enabled POS connection under the store's lock: both at once cannot both pass."""
     store = make_store(db, "E", 52.37, 4.89)

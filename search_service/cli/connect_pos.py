@@ -94,14 +94,20 @@ def _store_connection(settings: Settings, source: str, store_id: UUID, location:
                       secret: str | None, creds: dict[str, str], config: dict[str, Any]) -> UUID:  # fmt: skip
     """The new connection's id; refused when the store has this location's connection or another POS one enabled
     (checked under the store's lock: two `connect`s at once cannot both pass)."""
-    from search_service.ingest.connection_edits import lock_store, refuse_a_second_pos, same_location_connection
+    from search_service.ingest.connection_edits import (
+        enabled_pos_connection,
+        lock_store,
+        refuse_a_second_pos,
+        same_location_connection,
+    )
     from search_service.ingest.stores import StoreError, create_connection
 
     with connect(settings) as conn, conn.transaction():
         try:
             lock_store(conn, store_id)
             if (existing := same_location_connection(conn, store_id, source, location)) is not None:
-                raise UserFacingError(_reconnect_message(existing, store_id, source, location))
+                other = enabled_pos_connection(conn, store_id, other_than=existing[0])
+                raise UserFacingError(_reconnect_message(existing, other, store_id, source, location))
             refuse_a_second_pos(conn, store_id)
             return create_connection(
                 conn, settings.secret_box(), store_id=store_id, source=source, secret=secret, credentials=creds,
@@ -111,14 +117,23 @@ def _store_connection(settings: Settings, source: str, store_id: UUID, location:
             raise UserFacingError(exc.message) from None
 
 
-def _reconnect_message(existing: tuple[UUID, bool], store_id: UUID, source: str, location: str) -> str:
+def _reconnect_message(existing: tuple[UUID, bool], other: tuple[UUID, str, str] | None, store_id: UUID,
+                       source: str, location: str) -> str:  # fmt: skip
     """Why a second connection to the location is refused, and how to go on with the one there (a disabled one: on
-    again with its cursor, not a new one)."""
+    again with its cursor, not a new one; first the store's other enabled POS connection off, or enable refuses)."""
     cid, enabled = existing
     there = f"connection {cid} already connects store {store_id} to {source} location {location}"
     update = f"`plinqy-search connections update {cid}`"
     if enabled:
         return f"{there}: change its credentials or secret with {update}"
+    if other is not None:
+        oid, other_source, other_location = other
+        return (
+            f"{there}, disabled, and the store's POS connection {oid} ({other_source} location {other_location}) is "
+            f"enabled (a store takes one): disable it first (`plinqy-search connections disable {oid}`), then "
+            f"`plinqy-search connections enable {cid}` turns this one back on (its cursor kept); {update} changes "
+            "its credentials or secret"
+        )
     return (
         f"{there}, disabled: `plinqy-search connections enable {cid}` turns it back on (its cursor kept), and "
         f"{update} changes its credentials or secret"

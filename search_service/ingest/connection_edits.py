@@ -163,14 +163,19 @@ def lock_store(conn: Any, store_id: UUID) -> None:
         raise StoreError("store", f"no store with id {store_id}")
 
 
+def enabled_pos_connection(conn: Any, store_id: UUID, other_than: UUID | None) -> tuple[UUID, str, str] | None:
+    """(id, source, location) of the store's enabled POS connection other than `other_than`, or None."""
+    params = {"store_id": store_id, "sources": pos_sources(), "other_than": other_than}
+    row = conn.execute(_sql("enabled_pos_connection"), params).fetchone()
+    return None if row is None else (row[0], row[1], row[2])
+
+
 def refuse_a_second_pos(conn: Any, store_id: UUID, other_than: UUID | None = None) -> None:
     """StoreError naming the store's other enabled POS connection, if it has one: the SKUs of two are one namespace,
     and each sync overwrote the other's listings (two locations' stock flipping on every poll). Under lock_store."""
-    params = {"store_id": store_id, "sources": pos_sources(), "other_than": other_than}
-    row = conn.execute(_sql("enabled_pos_connection"), params).fetchone()
-    if row is None:
+    if (other := enabled_pos_connection(conn, store_id, other_than)) is None:
         return
-    cid, source, location = row
+    cid, source, location = other
     raise StoreError(
         "store",
         f"store {store_id} already has an enabled POS connection, {cid} ({source} location {location}), and a store "
