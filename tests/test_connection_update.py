@@ -24,7 +24,7 @@ from tests.connector_helpers import BOX, SECRET_KEY, make_store
 from tests.ingest_helpers import serve, signed
 from tests.pos_fakes.vendors import Item, LightspeedRFake
 from tests.test_api import app_settings
-from tests.test_connector_sync import cli
+from tests.test_connector_sync import ITEMS, cli
 
 
 def test_a_vendor_token_is_replaced_in_place_from_the_environment(db: psycopg.Connection, fresh_db_url: str) -> None:
@@ -240,3 +240,48 @@ def test_an_option_the_connections_vendor_lacks_is_refused_and_changes_nothing(
     assert after == before
     fitting = cli(fresh_db_url, "connections", "update", ids["erply"], "--username", "u", "--password", "p")
     assert fitting.returncode == 0 and "credentials (password, username) changed" in fitting.stdout, fitting.stderr
+
+
+def test_a_connection_made_with_the_wrong_vendor_account_is_corrected_in_place(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """`connections update` had no --shop/--account/--client-code/--domain-prefix, and `connect` refused the same
+    location again: a connection made with the wrong account could never be corrected. Now the option fitting the
+    source changes the account, checked as `connect`'s, with the config's account (the sync lock, the shop webhooks
+    are checked against) and a first sync: the other account's cursor means nothing."""
+    fake = LightspeedRFake()
+    fake.bucket = (0.0, 100_000)
+    for item in ITEMS:
+        fake.add(item)
+    store = make_store(db, "R", 52.37, 4.89)
+    try:
+        made = cli(fresh_db_url, "connect", "lightspeed-r", "--store", str(store), "--location", "1",
+                   "--base-url", fake.server.url, "--account", "9999", "--token", "r-token")  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        cid = made.stdout.split()[1]
+        assert cli(fresh_db_url, "sync", cid).returncode == 1  # not this vendor account
+        db.execute("UPDATE ingest_connection SET cursor = '{\"mark\": \"other-account\"}', last_sync_at = now() "
+                   "WHERE id = %s", (cid,))  # fmt: skip
+        for option, said in ((("--shop", "s.myshopify.com"), "a lightspeed-r connection has no --shop"),
+                             (("--account", "42x"), "--account '42x' is not the R-Series account ID")):  # fmt: skip
+            refused = cli(fresh_db_url, "connections", "update", cid, *option)
+            assert refused.returncode == 2 and said in refused.stderr, refused.stderr
+        fixed = cli(fresh_db_url, "connections", "update", cid, "--account", "4242")
+        assert fixed.returncode == 0 and "vendor account (now lightspeed-r:4242" in fixed.stdout, fixed.stderr
+        row = db.execute("SELECT cursor, last_sync_at, config->>'account' FROM ingest_connection WHERE id = %s",
+                         (cid,)).fetchone()  # fmt: skip
+        assert row == (None, None, "lightspeed-r:4242")
+        synced = cli(fresh_db_url, "sync", cid)
+        assert synced.returncode == 0 and f"into {len(ITEMS)} rows" in synced.stdout, synced.stderr
+    finally:
+        fake.server.close()
+    other = str(make_store(db, "S", 52.37, 4.89))
+    shopify = cli(fresh_db_url, "connect", "shopify", "--store", other, "--location", "556",
+                  "--shop", "wrong-shop.myshopify.com", "--token", "t", "--base-url", "http://127.0.0.1:9")  # fmt: skip
+    sid = shopify.stdout.split()[1]
+    bad = cli(fresh_db_url, "connections", "update", sid, "--shop", "evil.com/x")
+    assert bad.returncode == 2 and "is not NAME.myshopify.com" in bad.stderr, bad.stderr
+    right = cli(fresh_db_url, "connections", "update", sid, "--shop", "Right-Shop.myshopify.com")
+    assert right.returncode == 0, right.stderr
+    config = db.execute("SELECT config FROM ingest_connection WHERE id = %s", (sid,)).fetchone()
+    assert config is not None and config[0]["account"] == "shopify:right-shop.myshopify.com"

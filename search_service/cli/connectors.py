@@ -201,6 +201,14 @@ connections.add_command(
 )  # fmt: skip
 
 
+def _account_options(command: Any) -> Any:
+    """Each vendor's account option (`--shop`, `--account`...): a connection made with the wrong account is
+    corrected in place, and starts over with a first sync."""
+    for flag, key, text in reversed([options[0] for options in VENDOR_OPTIONS.values()]):
+        command = click.option(flag, key, default=None, help=f"{text} Another account: a first sync.")(command)
+    return command
+
+
 @connections.command("update")
 @click.argument("connection_id", type=click.UUID)
 @click.option(
@@ -219,11 +227,9 @@ connections.add_command(
     "until `--secret NEW` drops it.",
 )
 @click.option("--username", default=None, help="Erply: a new API user.")
-@click.option(
-    "--base-url",
-    default=None,
-    help="Another API host (a proxy, a sandbox, a test server); '' for the vendor's own again.",
-)
+@_account_options
+@click.option("--base-url", default=None,
+              help="Another API host (a proxy, a sandbox, a test server); '' for the vendor's own again.")  # fmt: skip
 @click.option("--signature-encoding", type=click.Choice(("hex", "base64")), help="X-Series, Erply: as `connect`'s.")
 @click.option("--signature-message", type=click.Choice(("raw", "payload", "id", "items")),
               help="X-Series raw|payload, Erply id|items: as `connect`'s.")  # fmt: skip

@@ -104,15 +104,31 @@ def _refuse_what_the_source_lacks(source: str, update: ConnectionUpdate) -> None
         raise StoreError("base_url", f"{_a(source)} connection has no --base-url (it reads from no vendor)")
 
 
-def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: ConnectionUpdate) -> UpdatedConnection:
-    """Replace what `update` names; the cursor, the config and the connection's id (its webhook URL) stay."""
-    from search_service.ingest.connectors.factory import ConnectionError_, check_credentials
+def _credentials(source: str, box: SecretBox, stored: bytes | None, given: dict[str, str]) -> tuple[bytes, str | None]:
+    """(the merged credentials encrypted, the new vendor account key or None when it stays), checked as `connect`
+    checks them: a connection made with the wrong shop or account is corrected in place."""
+    from search_service.ingest.connectors.factory import CREDENTIALS, ConnectionError_, check_credentials
 
+    old = json.loads(box.decrypt(stored)) if stored else {}
+    host_parts = {k: v.lower() for k, v in given.items() if k in ("shop", "domain_prefix")}  # one spelling: one lock
+    merged = {**old, **given, **host_parts}
+    try:
+        check_credentials(source, merged)
+    except ConnectionError_ as exc:
+        raise StoreError("credentials", str(exc)) from None
+    first = CREDENTIALS[source][0]  # names the vendor account
+    account = None if merged.get(first) == old.get(first) else f"{source}:{merged[first]}"
+    return box.encrypt(json.dumps(merged)), account
+
+
+def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: ConnectionUpdate) -> UpdatedConnection:
+    """Replace what `update` names; the config and the connection's id (its webhook URL) stay, and the cursor unless
+    the vendor account changes (another account's cursor means nothing: a first sync)."""
     _id, _store, source, secret_enc, credentials_enc, _config, _enabled = _current(conn, connection_id)
     _refuse_what_the_source_lacks(source, update)
     params: dict[str, Any] = {"connection_id": connection_id, "secret_enc": None, "credentials_enc": None,
                               "base_url": update.base_url or None, "vendor_host": update.base_url == "",
-                              "due_again": False, "new_host": update.base_url is not None,
+                              "due_again": False, "drop_wait": False, "account": None,
                               "signature": _signature(source, update.signature)}  # fmt: skip
     changed: list[str] = []
     shown = ""
@@ -121,13 +137,10 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
         params["secret_enc"] = box.encrypt(text)
         changed.append("signing secret")
     if update.credentials:
-        merged = {**(json.loads(box.decrypt(credentials_enc)) if credentials_enc else {}), **update.credentials}
-        try:
-            check_credentials(source, merged)
-        except ConnectionError_ as exc:
-            raise StoreError("credentials", str(exc)) from None
-        params["credentials_enc"] = box.encrypt(json.dumps(merged))
+        params["credentials_enc"], params["account"] = _credentials(source, box, credentials_enc, update.credentials)
         changed.append("credentials (" + ", ".join(sorted(update.credentials)) + ")")
+        if params["account"] is not None:
+            changed.append(f"vendor account (now {params['account']}: the next sync is a first one)")
     if update.base_url is not None:
         changed.append("base URL" if update.base_url else "base URL (the vendor's own again)")
     if update.signature:
@@ -136,8 +149,10 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
         )
     if not changed:
         raise StoreError("options", "nothing to change: give --secret, a credential, --base-url or a signature setting")
-    # new credentials or host: the backoff was for the old ones; the vendor's asked wait goes with a new host only
+    # new credentials or host: the backoff was for the old ones; the vendor's asked wait (the account's quota) goes
+    # with a new host or account only
     params["due_again"] = bool(update.credentials) or update.base_url is not None
+    params["drop_wait"] = update.base_url is not None or params["account"] is not None
     conn.execute(_sql("update_connection_secrets"), params)
     return UpdatedConnection(source, changed, shown or None)
 

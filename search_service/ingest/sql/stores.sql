@@ -47,17 +47,24 @@ WHERE id = :connection_id;
 
 -- name: update_connection_secrets
 -- params: connection_id uuid, secret_enc bytea|null, credentials_enc bytea|null, base_url text|null,
---    vendor_host bool, due_again bool, new_host bool, signature text
+--    vendor_host bool, due_again bool, drop_wait bool, account text|null, signature text
 -- New secret(s), credentials or host for a connection (NULL: kept; `vendor_host`: back to the vendor's own);
 -- `signature` (a JSON object, '{}' for none) replaces those webhook signature settings in its config.
 -- `due_again` (new credentials or host): a failing connection is due at once, its backoff was for the old ones.
--- The vendor's asked wait (not_before) is the account's quota: only `new_host` (another server) drops it.
+-- The vendor's asked wait (not_before) is the account's quota: only `drop_wait` (another host or account) drops it.
+-- A new `account` (the config's `account`: the sync lock's key, what webhooks are checked against) starts over
+-- with a first sync: another account's cursor means nothing, and its no-levels warning was of the other one.
 UPDATE ingest_connection
 SET secret_enc = coalesce(:secret_enc, secret_enc),
     credentials_enc = coalesce(:credentials_enc, credentials_enc),
     base_url = CASE WHEN :vendor_host::bool THEN NULL ELSE coalesce(:base_url, base_url) END,
     consecutive_failures = CASE WHEN :due_again::bool THEN 0 ELSE consecutive_failures END,
-    config = (CASE WHEN :new_host::bool THEN config - 'not_before' ELSE config END) || :signature::jsonb
+    cursor = CASE WHEN :account::text IS NULL THEN cursor END,
+    last_sync_at = CASE WHEN :account::text IS NULL THEN last_sync_at END,
+    config = (CASE WHEN :drop_wait::bool THEN config - 'not_before' ELSE config END)
+        - CASE WHEN :account::text IS NULL THEN '{}'::text[] ELSE '{no_levels}'::text[] END
+        || CASE WHEN :account::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('account', :account::text) END
+        || :signature::jsonb
 WHERE id = :connection_id
 RETURNING id, source, store_id;
 
