@@ -24,10 +24,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BERLIN = (52.4986, 13.4030)
 
 
-def run_worker(dsn: str, *args: str) -> None:
+def run_worker(dsn: str, key_file: Path, *args: str) -> None:
+    """The worker on the server's secret key: it refuses to start on one that opens none of the stored secrets."""
     proc = subprocess.run(
         [sys.executable, "-m", "search_service", "worker", "--drain", *args],
-        env={**os.environ, "DATABASE_URL": dsn},
+        env={**os.environ, "DATABASE_URL": dsn, "PLINQY_SECRET_KEY_FILE": str(key_file)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -60,7 +61,7 @@ def test_import_search_webhook_stock_zero(fresh_db_url: str, tmp_path: Path) -> 
             f"{base}/v1/stores/{store}/imports", content=csv_bytes, headers={**bearer(key), "content-type": "text/csv"}
         )
         assert accepted.status_code == 202, accepted.text
-        run_worker(fresh_db_url)  # import, then embed the products it created
+        run_worker(fresh_db_url, tmp_path / "plinqy.key")  # import, then embed the products it created
         status = httpx.get(f"{base}/v1/imports/{accepted.json()['batch_id']}", headers=bearer(key)).json()
         assert (status["status"], status["mapped_rows"]) == ("completed", 20)
 
@@ -74,6 +75,6 @@ def test_import_search_webhook_stock_zero(fresh_db_url: str, tmp_path: Path) -> 
         stock = json.dumps({"type": "stock.set", "data": {"sku": "KB-005", "quantity": 0}}).encode()
         delivered = httpx.post(f"{base}/v1/ingest/{connection}", content=stock, headers=signed(secret, stock))
         assert delivered.status_code == 202, delivered.text
-        run_worker(fresh_db_url, "--only", "import")
+        run_worker(fresh_db_url, tmp_path / "plinqy.key", "--only", "import")
         eventually(lambda: "Fahrradschlauch 28 Zoll" not in tube_hits())
         assert "Flickzeug Set" in tube_hits()  # the store's other bicycle item is still there
