@@ -237,6 +237,9 @@ def test_a_model_of_the_wrong_dimension_is_refused(fresh_db_url: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: the model ") and "vector(768)" in lines[0], proc.stderr
 
 
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
+
+
 def test_all_via_queue_reembeds_what_it_queued_and_a_limited_rerun_goes_on(fresh_db_url: str, tmp_path: Path) -> None:
     """`--all --via-queue` queued plain tasks: the worker skipped each (text and model current), ai_embedded_at never
     moved, and a `--limit` rerun queued the same first products again for ever."""
@@ -250,7 +253,7 @@ def test_all_via_queue_reembeds_what_it_queued_and_a_limited_rerun_goes_on(fresh
         proc = subprocess.run([sys.executable, "-m", "search_service", *args], env=env, capture_output=True, text=True,
                               timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
-        return proc.stdout
+        return proc.stdout + proc.stderr
 
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         seed(conn, 25)
@@ -259,7 +262,9 @@ def test_all_via_queue_reembeds_what_it_queued_and_a_limited_rerun_goes_on(fresh
         before = dict(conn.execute("SELECT id, ai_embedded_at FROM product_master"))
         for run in (1, 2):
             assert "enqueued 10 " in cli("reembed", "--all", "--via-queue", "--limit", "10")
-            cli("worker", "--only", "embed", "--drain", "--poll-interval", "0.2")
+            log = cli("worker", "--only", "embed", "--drain", "--poll-interval", "0.2")
+            # every line of its log with a time and a level: `worker ... started` was bare
+            assert all(LOG_LINE.match(line) for line in log.splitlines()), log
             after = dict(conn.execute("SELECT id, ai_embedded_at FROM product_master"))
             moved = {pid for pid, at in after.items() if at != before[pid]}
             assert len(moved) == 10 * run  # each run re-embedded 10 more products, none twice

@@ -70,11 +70,19 @@ def worker(
         "batch_size": batch_size,
         "poll_interval": poll_interval,
         "lease": lease,
-        "on_start": lambda wid: echo(f"worker {wid} started", err=True),
+        "on_start": _log_started,
     }
     code = worker_mod.run(settings, url, only=only, drain=drain, options=options)
     if code:
         sys.exit(code)
+
+
+def _log_started(worker_id: str) -> None:
+    """A line of the worker's log as its others are (a bare `worker ... started` had no time or level)."""
+    import json
+    import logging
+
+    logging.getLogger("plinqy.worker").info(json.dumps({"event": "started", "worker": worker_id}))
 
 
 @click.command()
