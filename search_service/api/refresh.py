@@ -180,7 +180,7 @@ async def _keep_fresh(
             await asyncio.sleep(pause)
             continue
         if failures:
-            log.warning("%s refreshed again after %d failures in a row", what, failures)
+            log.info("%s refreshed again after %d failures in a row", what, failures)  # a recovery: not a warning
             failures = 0
 
 
