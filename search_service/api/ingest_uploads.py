@@ -308,10 +308,16 @@ async def _verified_delivery(
     request: Request[Any, Any, Any], rt: Runtime, conn: Any, connection_id: UUID, body: bytes
 ) -> tuple[Connection, Any]:
     """The connection and its verified delivery. A signature refused by a cached connection is checked once more
-    against the connection read again: `connections update` (a new secret, other signature settings) takes effect
-    at the next delivery signed the new way, not seconds later."""
+    against the connection read again, and so is a cached one that took no deliveries: `connections update` (a
+    secret, a new one, other signature settings) and `enable` take effect at the next delivery, not seconds later."""
     found, cached = await _connection(request, conn, connection_id)
-    connection, handler = _handler(found, connection_id)
+    try:
+        connection, handler = _handler(found, connection_id)
+    except NotFound:  # cached before `connections update --secret` (or `enable`): read again, as below
+        if not cached or found is None:
+            raise
+        found, cached = (await _connection(request, conn, connection_id, cached=False))[0], False
+        connection, handler = _handler(found, connection_id)
     incoming = IncomingRequest(body, {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params))
     box = _secret_box(request, rt)
     try:
