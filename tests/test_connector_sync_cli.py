@@ -9,27 +9,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
 from tests.connector_helpers import SECRET_KEY, make_connection, make_store, map_batches, sync
-from tests.pos_fakes.vendors import ErplyFake, LightspeedRFake
-from tests.test_connector_sync import ITEMS, cli, r_connection, state
+from tests.pos_fakes.vendors import ErplyFake
+from tests.test_connector_sync import cli, r_connection, r_fake, state
 
-
-@pytest.fixture
-def r_fake() -> Iterator[LightspeedRFake]:
-    fake = LightspeedRFake()
-    fake.bucket = (0.0, 100_000)
-    for item in ITEMS:
-        fake.add(item)
-    fake.clock.now += timedelta(minutes=2)  # the catalogue stamped before a poll's overlap (PASS_OVERLAP_S)
-    yield fake
-    fake.server.close()
+__all__ = ["r_fake"]  # the fixture, shared with test_connector_sync
 
 
 def active_skus(db: psycopg.Connection) -> set[str]:
