@@ -244,15 +244,17 @@ WITH rows AS (
            max(row_number) FILTER (WHERE op IN ('upsert', 'delete')) OVER (PARTITION BY sku) AS last_replacing,
            max(row_number) OVER (PARTITION BY sku, op) AS last_same_op
     FROM rows
+), replaced AS (
+    SELECT id, CASE WHEN last_replacing > row_number THEN last_replacing ELSE last_same_op END AS by_row
+    FROM ranked
+    WHERE status = 'pending' AND (row_number < last_replacing OR row_number < last_same_op)
 ), marked AS (
     UPDATE imported_product_raw r
-    SET status = 'duplicate',
-        error = 'replaced by row ' || CASE WHEN ranked.last_replacing > ranked.row_number THEN ranked.last_replacing
-                                           ELSE ranked.last_same_op END
+    SET status = 'duplicate', replaced_by_row = replaced.by_row,
+        error = 'replaced by row ' || replaced.by_row
                 || ', a later row of the same sku: the last one wins (even when it is rejected)'
-    FROM ranked
-    WHERE r.id = ranked.id AND ranked.status = 'pending'
-      AND (ranked.row_number < ranked.last_replacing OR ranked.row_number < ranked.last_same_op)
+    FROM replaced
+    WHERE r.id = replaced.id
     RETURNING r.id
 )
 SELECT count(*) FROM marked;
@@ -380,8 +382,8 @@ FROM imported_product_raw WHERE import_batch_id = :batch_id ORDER BY row_number;
 -- name: batch_errors
 -- params: batch_id uuid
 -- A batch's rows not applied: those rejected, and the duplicates (replaced by a later row of their SKU,
--- mark_duplicates), a duplicate saying when the row that replaced it was rejected: a good row lost to a bad one left
--- the SKU as it was, which the user learnt from no output. That row's number is the one mark_duplicates wrote.
+-- mark_duplicates), a duplicate saying when the row that replaced it (replaced_by_row) was rejected: a good row lost
+-- to a bad one left the SKU as it was, which the user learnt from no output.
 SELECT r.row_number, r.status,
        r.error || CASE WHEN w.status = 'rejected'
                        THEN '; row ' || w.row_number || ', which replaced it, was rejected: this sku is left as it was'
@@ -390,7 +392,7 @@ SELECT r.row_number, r.status,
 FROM imported_product_raw r
 LEFT JOIN imported_product_raw w
        ON r.status = 'duplicate' AND w.import_batch_id = r.import_batch_id
-      AND w.row_number = substring(r.error FROM '^replaced by row (\d+)')::int
+      AND w.row_number = r.replaced_by_row
 WHERE r.import_batch_id = :batch_id AND r.status IN ('rejected', 'duplicate') ORDER BY r.row_number;
 
 -- name: batch_notes

@@ -58,15 +58,17 @@ WITH rows AS (
                OVER (PARTITION BY import_batch_id, sku) AS last_replacing,
            max(row_number) OVER (PARTITION BY import_batch_id, sku, op) AS last_same_op
     FROM rows
+), replaced AS (
+    SELECT id, CASE WHEN last_replacing > row_number THEN last_replacing ELSE last_same_op END AS by_row
+    FROM ranked
+    WHERE status = 'pending' AND (row_number < last_replacing OR row_number < last_same_op)
 ), marked AS (
     UPDATE imported_product_raw r
-    SET status = 'duplicate',
-        error = 'replaced by row ' || CASE WHEN ranked.last_replacing > ranked.row_number THEN ranked.last_replacing
-                                           ELSE ranked.last_same_op END
+    SET status = 'duplicate', replaced_by_row = replaced.by_row,
+        error = 'replaced by row ' || replaced.by_row
                 || ', a later row of the same sku: the last one wins (even when it is rejected)'
-    FROM ranked
-    WHERE r.id = ranked.id AND ranked.status = 'pending'
-      AND (ranked.row_number < ranked.last_replacing OR ranked.row_number < ranked.last_same_op)
+    FROM replaced
+    WHERE r.id = replaced.id
     RETURNING r.import_batch_id
 )
 SELECT import_batch_id, count(*) AS duplicates FROM marked GROUP BY import_batch_id;
