@@ -187,7 +187,8 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
     # values that went into the vendor's address or could never work were accepted (exit 0)
     r_args = ("connect", "lightspeed-r", "--store", str(store), "--token", "r-token")
     refusals = [
-        ((*r_args, "--location", "1", "--account", "4242", "--base-url", "http://127.0.0.1:99999"), "--base-url"),
+        ((*r_args, "--location", "1", "--account", "4242", "--base-url", "http://127.0.0.1:99999"),
+         "--base-url 'http://127.0.0.1:99999' has no usable port: give one from 1 to 65535"),
         ((*r_args, "--location", " ", "--account", "4242"), "--location is empty"),
         ((*r_args, "--location", "1", "--account", "42/../x"), "is not the R-Series account ID"),
         ((*r_args, "--location", "1", "--account", "4242", "--secret", "a b c"), "two space-separated"),

@@ -20,7 +20,7 @@ from search_service.cli.connectors import (
     LOCATION_HELP,
     SIGNATURE_OPTIONS,
     VENDOR_OPTIONS,
-    has_usable_port,
+    check_base_url,
     secret_option,
     secret_values,
 )
@@ -60,15 +60,14 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
             secret: str | None, credentials: dict[str, str | None],
             signature: dict[str, str | None]) -> None:  # fmt: skip
     from search_service.ingest.connectors.factory import CREDENTIALS, PUSH_SOURCES, ConnectionError_, check_credentials
-    from search_service.ingest.stores import is_web_address
 
     creds = {k: v.strip() for k, v in credentials.items() if v and v.strip()}
     for host_part in ("shop", "domain_prefix"):  # host names: one spelling, so one account (and one sync lock)
         if host_part in creds:
             creds[host_part] = creds[host_part].lower()
     location = location.strip()  # the vendors' location ids are compared as text
-    if base_url is not None and not (is_web_address(base_url) and has_usable_port(base_url)):
-        raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
+    if base_url is not None:
+        check_base_url(base_url)
     if not location:
         raise UsageMistake(f"--location is empty: give {LOCATION_HELP[source]}")
     if secret is not None and not 1 <= len(secret.split()) <= 2:

@@ -117,12 +117,18 @@ def _read_secret(flag: str) -> str:
         interrupted()
 
 
-def has_usable_port(url: str) -> bool:
+def check_base_url(base_url: str) -> None:
+    """--base-url: an http(s) address with a port a connection can use (one message says which part is wrong)."""
+    from search_service.ingest.stores import is_web_address
+
+    if not is_web_address(base_url):
+        raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
     try:
-        port = urlsplit(url).port
+        port = urlsplit(base_url).port
     except ValueError:  # past 65535, or not a number
-        return False
-    return port != 0
+        port = 0
+    if port == 0:
+        raise UsageMistake(f"--base-url {base_url!r} has no usable port: give one from 1 to 65535, or none")
 
 
 @click.group()
@@ -271,11 +277,10 @@ def _update_refused(exc: StoreError) -> click.ClickException:
 def _connection_update(options: dict[str, Any]) -> ConnectionUpdate:
     """`connections update`'s options as a ConnectionUpdate (the secrets read from where they were given)."""
     from search_service.ingest.connection_edits import ConnectionUpdate
-    from search_service.ingest.stores import is_web_address
 
     base_url, new_webhook_secret = options.pop("base_url"), options.pop("new_webhook_secret")
-    if base_url and not (is_web_address(base_url) and has_usable_port(base_url)):  # "": the vendor's own again
-        raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
+    if base_url:  # "": the vendor's own again
+        check_base_url(base_url)
     signature = {key: options.pop(key) for key in ("signature_encoding", "signature_message")}
     secret = (credentials := secret_values(options)).pop("secret")
     if new_webhook_secret and secret is not None:  # one or the other: the given one was dropped silently
