@@ -430,6 +430,39 @@ def test_the_items_of_a_listing_batch_apply_in_order_as_if_sent_one_by_one(db: p
     assert [r[1] for r in rows_of(db, csv_batch)] == ["duplicate", "mapped"]
 
 
+def test_a_repeated_sku_applies_before_the_items_after_it(db: psycopg.Connection) -> None:
+    """A store renumbering a SKU: the old SKU's repeat takes it off sale (or back on), then the new SKU names its
+    GTIN. Rounds of each SKU's n-th item decided the new SKU before the old one's repeat: refused although the
+    item before it freed the product, or (the old one back on sale) given the product, the old SKU a new one."""
+    store = make_store(db)
+    gtins = {"7": "4006381333931", "9": "5411188112709"}
+    for n, gtin in gtins.items():
+        rows = [{"sku": f"OLD-{n}", "name": f"Cola {n}", "price": "1.29", "quantity": 4, "gtin": gtin}]
+        pipeline.record_batch(db, store_id=store, source="api", kind="listing", rows=rows)
+    pipeline.record_batch(db, store_id=store, source="api", kind="listing", rows=[{"op": "delete", "sku": "OLD-9"}])
+    drain(db)
+    for n, active in (("7", False), ("9", True)):
+        rows = [
+            {"sku": f"OLD-{n}", "op": "stock", "quantity": 3},
+            {"sku": f"OLD-{n}", "name": f"Cola {n}", "price": "1.29", "quantity": 3, "is_active": active},
+            {"sku": f"NEW-{n}", "name": f"Cola {n}", "price": "1.29", "quantity": 4, "gtin": gtins[n]},
+        ]
+        batch = pipeline.record_batch(db, store_id=store, source="api", kind="listing", rows=rows)
+        drain(db)
+        got = rows_of(db, batch)
+        if active:  # OLD-9 is on sale again first: NEW-9 is refused, as one by one
+            assert [r[1] for r in got] == ["mapped", "mapped", "rejected"], got
+            assert "this store already lists its product as sku 'OLD-9'" in got[2][2]
+        else:  # OLD-7 went off sale first: NEW-7 takes its product over
+            assert [(r[1], r[3]) for r in got] == [("mapped", None), ("mapped", "sku"), ("mapped", "gtin")], got
+    owners = db.execute(
+        "SELECT sp.sku, p.gtin FROM store_product sp JOIN product_master p ON p.id = sp.product_master_id "
+        "WHERE sp.store_id = %s ORDER BY sp.sku",
+        (store,),
+    ).fetchall()
+    assert owners == [("NEW-7", gtin14(gtins["7"])), ("OLD-9", gtin14(gtins["9"]))], owners
+
+
 def test_a_row_the_database_refuses_is_rejected_alone(db: psycopg.Connection) -> None:
     """A value that passed validation but not the database (here a check the test adds) crashed the whole batch
     five times, then failed it, its other rows with it, the store's later writes held behind it."""

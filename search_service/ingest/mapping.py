@@ -81,15 +81,24 @@ def _staleness(row: ValidRow, look: Any) -> str | None:
 
 
 def _rounds(items: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
-    """Split so that a SKU occurs once per round, keeping each SKU's rows in order."""
+    """Split so that a SKU occurs once per round, keeping each SKU's rows in order. An upsert naming a GTIN goes no
+    earlier than the round of any row before it that can change which listing holds a product (every op but
+    `stock`): a store renumbering a SKU takes the old one off sale, then names the GTIN under the new SKU, and the
+    new SKU's row was decided first. In that round it waits for them (DEFERRED), as if sent one by one."""
     rounds: list[list[tuple[int, Any]]] = []
-    seen: dict[Any, int] = {}
+    last: dict[Any, int] = {}  # each SKU's latest round
+    holders_changed = -1  # the latest round of a row before this one that can move a product between listings
     for item in items:
-        payload = item[1]
-        sku = trimmed(str(payload.get("sku"))) if isinstance(payload, dict) else None
-        index = seen.get(sku, -1) + 1
-        seen[sku] = index
-        if index == len(rounds):
+        payload = item[1] if isinstance(item[1], dict) else {}
+        sku = trimmed(str(payload.get("sku")))
+        op = payload.get("op") or "upsert"
+        index = last.get(sku, -1) + 1
+        if op == "upsert" and payload.get("gtin") not in (None, ""):
+            index = max(index, holders_changed)
+        if op != "stock":
+            holders_changed = max(holders_changed, index)
+        last[sku] = index
+        while index >= len(rounds):
             rounds.append([])
         rounds[index].append(item)
     return rounds
