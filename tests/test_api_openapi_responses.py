@@ -150,9 +150,11 @@ def test_each_keyed_operation_names_its_scope(spec: dict[str, Any]) -> None:
     for path, method, op in keyed:
         [[scope]] = [requirement["apiKey"] for requirement in op["security"]]
         forbidden = op["responses"]["403"]
-        [example] = forbidden["content"]["application/json"]["examples"].values()
+        messages = [
+            e["value"]["error"]["message"] for e in forbidden["content"]["application/json"]["examples"].values()
+        ]
         assert scope in op["description"] and scope in forbidden["description"], (method, path)
-        assert example["value"]["error"]["message"] == f"this API key lacks the scope {scope!r}", (method, path)
+        assert f"this API key lacks the scope {scope!r}" in messages, (method, path)
     scopes = {(path, method): op["security"][0]["apiKey"][0] for path, method, op in keyed}
     assert scopes[("/v1/imports/{batch_id}", "get")] == scopes[("/v1/stores/{store_id}/listings", "get")]
     assert scopes[("/v1/stores/{store_id}/listings", "get")] == "listings:write"
@@ -167,8 +169,7 @@ def test_a_key_without_the_scope_is_answered_as_documented(
     refused = httpx.get(f"{base}/v1/stores/{store}/listings", headers=hooks_only)
     assert refused.status_code == 403
     documented = spec["paths"]["/v1/stores/{store_id}/listings"]["get"]["responses"]["403"]["content"]
-    [example] = documented["application/json"]["examples"].values()
-    assert refused.json() == example["value"]
+    assert refused.json() in [example["value"] for example in documented["application/json"]["examples"].values()]
 
 
 def enum_of(spec: dict[str, Any], component: str, field: str) -> list[Any]:

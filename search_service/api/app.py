@@ -38,7 +38,7 @@ from search_service.api.openapi_fixes import (
     state_body_rules,
 )
 from search_service.api.openapi_headers import document_response_headers
-from search_service.api.openapi_scopes import state_key_scopes
+from search_service.api.openapi_scopes import GuardOf, key_guards, state_key_scopes
 from search_service.api.path_params import uuid_path_ids
 from search_service.api.query_string import check_query_string, query_rules
 from search_service.api.request_rules import state_request_rules
@@ -103,7 +103,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         # the worker's and the supervisors' format: one line each, the level second ('WARNING - <time> - …' before)
         logging_config=LoggingConfig(formatters={"standard": {"format": LOG_FORMAT}}),
     )
-    mend_openapi(app.openapi_schema)
+    mend_openapi(app.openapi_schema, key_guards(app))
     app.state.query_rules = query_rules(app.openapi_schema)  # what check_query_string holds each route to
     allow_header.learn(app)
     answer_server_wide_options(app)  # behind CORS and the access line, as a routed answer
@@ -113,16 +113,16 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     return app
 
 
-def mend_openapi(schema: OpenAPI) -> None:
+def mend_openapi(schema: OpenAPI, guards: GuardOf) -> None:
     """What litestar's document leaves out or writes otherwise: the bodies' rules, optional bodies, unions,
-    the outbound webhooks, the response headers and the keys' scopes."""
+    the outbound webhooks, the response headers and the keys' scopes (`guards`: each keyed operation's)."""
     state_body_rules(schema, (*BODY_STRUCTS, WebhookCreate))
     optional_bodies(schema, [("/v1/stores/{store_id}/listings/{sku}", "delete")])
     state_request_rules(schema)
     overlapping_unions_as_any_of(schema)
     document_webhooks(schema)
     document_response_headers(schema)
-    state_key_scopes(schema)
+    state_key_scopes(schema, guards)
 
 
 def create_app_from_env() -> Litestar:

@@ -15,7 +15,8 @@ Usage (a route of a store, e.g. the events package's webhooks):
   would tell the key that the id exists in another store.
 
 Requests carry `Authorization: Bearer plq_…`. No key, or an unknown or revoked one: 401 (with
-`WWW-Authenticate: Bearer`). A key without the scope, or another store's on a store's path: 403. Each key is rate
+`WWW-Authenticate: Bearer`). A key without the scope, another store's on a store's path, or a store's key on an
+admin route: 403 (`KeyGuard.refusals`, the OpenAPI's 403 examples). Each key is rate
 limited (token bucket, `PLINQY_INGEST_RATE_PER_S` / `PLINQY_INGEST_RATE_BURST`), across every API process: the bucket is
 a row of `api_key_rate`, taken in the statement that authenticates the key. Past it: 429 with `Retry-After`.
 All of these answer in the API's JSON error format. Keys are never logged.
@@ -24,7 +25,7 @@ All of these answer in the API's JSON error format. Keys are never logged.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -46,8 +47,18 @@ def key_scope(scope: str) -> list[SecurityRequirement]:
     return [{"apiKey": [scope]}]
 
 
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]]
 _PRINCIPAL = "plinqy_principal"
+
+# The guards' answers, as sent; the OpenAPI's examples are these very strings (ingest_schemas, openapi_scopes).
+NO_KEY = "an API key is required: Authorization: Bearer plq_…"
+UNKNOWN_KEY = "unknown or revoked API key"
+RATE_LIMITED = "too many requests for this API key; retry later"
+ADMIN_ONLY = "this endpoint needs an admin API key"
+OTHER_STORE = "this API key belongs to another store"
+
+
+def lacks_scope(scope: str) -> str:
+    return f"this API key lacks the scope {scope!r}"
 
 
 def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -57,9 +68,7 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     header = sent[0] if sent else ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthorizedException(
-            "an API key is required: Authorization: Bearer plq_…", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise NotAuthorizedException(NO_KEY, headers={"WWW-Authenticate": "Bearer"})
     return token.strip()
 
 
@@ -73,11 +82,9 @@ async def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principa
     async with runtime.connection() as conn:
         principal, wait_s = await authenticate(conn, key, config.rate_per_s, config.rate_burst)
     if principal is None:
-        raise NotAuthorizedException("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        raise NotAuthorizedException(UNKNOWN_KEY, headers={"WWW-Authenticate": "Bearer"})
     if wait_s > 0:
-        raise TooManyRequestsException(
-            "too many requests for this API key; retry later", headers={"Retry-After": str(max(1, math.ceil(wait_s)))}
-        )
+        raise TooManyRequestsException(RATE_LIMITED, headers={"Retry-After": str(max(1, math.ceil(wait_s)))})
     connection.scope.setdefault("state", {})[_PRINCIPAL] = principal
     return principal
 
@@ -90,33 +97,41 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     return principal
 
 
-def require_key(scope: str) -> Guard:
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+@dataclass(frozen=True)
+class KeyGuard:
+    """A keyed route's guard: a valid key with `scope`; `admin_only`: an admin key's; `own_store`: the path's
+    `store_id` is the key's store (admin keys act for any store). `refusals` are its 403s, for the OpenAPI."""
+
+    scope: str
+    admin_only: bool = False
+    own_store: bool = False
+
+    async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = await _principal(connection)
-        if scope not in principal.scopes:
-            raise PermissionDeniedException(f"this API key lacks the scope {scope!r}")
-
-    return guard
-
-
-def require_store_key(scope: str) -> Guard:
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal = await _principal(connection)
+        if self.admin_only and not principal.is_admin:
+            raise PermissionDeniedException(ADMIN_ONLY)
+        if self.scope not in principal.scopes:
+            raise PermissionDeniedException(lacks_scope(self.scope))
         store_id = connection.path_params.get("store_id")
-        if scope not in principal.scopes:
-            raise PermissionDeniedException(f"this API key lacks the scope {scope!r}")
-        if not principal.is_admin and str(principal.store_id) != str(store_id):
-            raise PermissionDeniedException("this API key belongs to another store")
+        if self.own_store and not principal.is_admin and str(principal.store_id) != str(store_id):
+            raise PermissionDeniedException(OTHER_STORE)
 
-    return guard
+    def refusals(self) -> dict[str, str]:
+        """Its 403 answers, named by who meets them, in the order it checks."""
+        found = {"a store's key": ADMIN_ONLY} if self.admin_only else {}
+        found["a key without the scope"] = lacks_scope(self.scope)
+        if self.own_store:
+            found["another store's key"] = OTHER_STORE
+        return found
 
 
-def require_admin_key(scope: str) -> Guard:
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal = await _principal(connection)
-        if not principal.is_admin:
-            raise PermissionDeniedException("this endpoint needs an admin API key")
-        if scope not in principal.scopes:
-            raise PermissionDeniedException(f"this API key lacks the scope {scope!r}")
+def require_key(scope: str) -> KeyGuard:
+    return KeyGuard(scope)
 
-    return guard
+
+def require_store_key(scope: str) -> KeyGuard:
+    return KeyGuard(scope, own_store=True)
+
+
+def require_admin_key(scope: str) -> KeyGuard:
+    return KeyGuard(scope, admin_only=True)

@@ -95,6 +95,7 @@ def check_json_types(value: Any, data_type: Any) -> None:
         raise BadParameter(field or None, message[: at.start()] if at else message) from None
 
 
+JSON_ONLY_MESSAGE = "send the body as application/json"
 DEFAULT_BODY_IDLE_S = 30.0  # an app without a runtime (IngestConfig.upload_idle_s's default)
 
 
@@ -175,4 +176,4 @@ async def json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
     the body is read, so a wrong content type is 415 whatever the body holds."""
     media = connection.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
-        raise HTTPException(status_code=415, detail="send the body as application/json")
+        raise HTTPException(status_code=415, detail=JSON_ONLY_MESSAGE)

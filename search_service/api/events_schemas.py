@@ -10,7 +10,7 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
-from search_service.api.ingest_schemas import AUTH_ERRORS, JSON_ONLY, WRITE_ERRORS
+from search_service.api.error_specs import AUTH_ERRORS, JSON_ONLY, WRITE_ERRORS, bad_input, bad_uuid
 from search_service.api.openapi_fixes import ExampleWithNulls
 from search_service.api.schemas import ErrorBody
 from search_service.events.config import EventType
@@ -134,9 +134,11 @@ NO_WEBHOOK = _error(
 
 # Every operation here also answers bad input, the key's refusals and a database busy or away, as the write API.
 WRITE_REFUSALS = {**AUTH_ERRORS, 503: WRITE_ERRORS[503]}
-COMMON = {**_error(400, "webhook_id", "not a valid UUID", "Invalid input: `parameter` names it."), **WRITE_REFUSALS}
+# a malformed id in the path, in the words of every path's id (path_params.py)
+STORE_PATH = {**bad_input(bad_uuid("store_id")), **WRITE_REFUSALS}
+WEBHOOK_PATH = {**bad_input(bad_uuid("store_id"), bad_uuid("webhook_id")), **WRITE_REFUSALS}
 CREATE_RESPONSES = {
-    **COMMON,
+    **STORE_PATH,
     **_spec(
         WebhookCreated,
         201,
@@ -149,13 +151,13 @@ CREATE_RESPONSES = {
     **JSON_ONLY,
 }
 LIST_RESPONSES = {
-    **COMMON,
+    **STORE_PATH,
     **_spec(WebhookList, 200, {"webhooks": [_LISTED]}, "The store's webhooks (no secrets)."),
     **NO_STORE,
 }
-DELETE_RESPONSES = {**COMMON, **NO_WEBHOOK}
+DELETE_RESPONSES = {**WEBHOOK_PATH, **NO_WEBHOOK}
 PING_RESPONSES = {
-    **COMMON,
+    **WEBHOOK_PATH,
     **_spec(
         PingOut,
         200,
@@ -205,7 +207,7 @@ UPDATE_RESPONSES = {
     **JSON_ONLY,
 }
 ROTATE_RESPONSES = {
-    **COMMON,
+    **WEBHOOK_PATH,
     **_spec(
         WebhookRotated,
         200,

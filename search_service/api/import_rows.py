@@ -12,7 +12,7 @@ from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 
-from search_service.api import ingest_schemas as S
+from search_service.api import error_specs as E
 from search_service.api.auth import key_scope, principal_of, require_key
 from search_service.api.params import Gone, NotFound
 from search_service.api.path_params import BatchId
@@ -30,7 +30,7 @@ _CELLS = (
 UNFINISHED = ("receiving", "pending", "processing")
 RETRY_UNFINISHED_S = 2
 NOT_FINISHED = {
-    409: S.error_spec(
+    409: E.error_spec(
         409,
         "batch_id",
         "this import is processing (120 of 5000 rows mapped): its rows are listed once it is completed; "
@@ -47,7 +47,7 @@ async def owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: UU
     async with rt.connection() as conn:
         status = await batch_status(conn, batch_id)
     if status is None or not principal_of(request).may("listings:write", status["store_id"]):
-        raise NotFound("batch_id", S.NO_IMPORT_MESSAGE)
+        raise NotFound("batch_id", E.NO_IMPORT_MESSAGE)
     return status
 
 
@@ -86,7 +86,7 @@ async def _rows_csv(rt: Runtime, batch_id: UUID, which: str, reason: str, name: 
     tags=["ingest"],
     guards=[require_key("listings:write")],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_IMPORT, **NOT_FINISHED, **S.PRUNED_ROWS},
+    responses={**E.bad_input(E.bad_uuid("batch_id")), **E.WRITE_ERRORS, **E.NO_IMPORT, **NOT_FINISHED, **E.PRUNED_ROWS},
     media_type="text/csv",
 )
 async def import_errors(
@@ -108,7 +108,7 @@ async def import_errors(
     tags=["ingest"],
     guards=[require_key("listings:write")],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_IMPORT, **NOT_FINISHED, **S.PRUNED_ROWS},
+    responses={**E.bad_input(E.bad_uuid("batch_id")), **E.WRITE_ERRORS, **E.NO_IMPORT, **NOT_FINISHED, **E.PRUNED_ROWS},
     media_type="text/csv",
 )
 async def import_notes(

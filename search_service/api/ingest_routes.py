@@ -19,6 +19,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import TooManyRequestsException
 from litestar.params import Body
 
+from search_service.api import error_specs as E
 from search_service.api import import_rows
 from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
@@ -79,7 +80,7 @@ async def _record_and_map(
         )
     except listing_writes.StoreBusy as exc:
         raise TooManyRequestsException(
-            f"{S.STORE_BUSY_MESSAGE} ({exc}); nothing was applied", headers={"Retry-After": "1"}
+            f"{E.STORE_BUSY_MESSAGE} ({exc}); nothing was applied", headers={"Retry-After": "1"}
         ) from None
 
 
@@ -113,6 +114,9 @@ async def _answer(conn: Any, store_id: UUID, row: dict[str, Any], batch_id: UUID
     )  # fmt: skip
 
 
+# a listing write's 400s: a malformed store id, a value its row is rejected for (the same reason a batch gives)
+_STORE_ID_400 = E.bad_input(E.bad_uuid("store_id"))
+_LISTING_400 = E.bad_input(E.bad_uuid("store_id"), E.NEGATIVE_PRICE_CASE)
 _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; mapped at once (see docs/ingest.md)."
 
 
@@ -125,7 +129,14 @@ _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; ma
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY, **S.QUEUED, **S.STORE_BUSY},
+    responses={
+        **_LISTING_400,
+        **E.WRITE_ERRORS,
+        **E.NO_STORE,
+        **E.JSON_ONLY,
+        **S.QUEUED,
+        **E.STORE_BUSY,
+    },
     status_code=200,
 )
 async def put_listing(
@@ -146,7 +157,14 @@ async def put_listing(
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.JSON_ONLY, **S.QUEUED, **S.STORE_BUSY},
+    responses={
+        **_LISTING_400,
+        **E.WRITE_ERRORS,
+        **E.NO_LISTING,
+        **E.JSON_ONLY,
+        **S.QUEUED,
+        **E.STORE_BUSY,
+    },
 )
 async def patch_listing(
     rt: NamedDependency[Runtime],
@@ -169,7 +187,14 @@ async def patch_listing(
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body_if_any],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_LISTING, **S.QUEUED, **S.JSON_ONLY, **S.STORE_BUSY},
+    responses={
+        **_STORE_ID_400,
+        **E.WRITE_ERRORS,
+        **E.NO_LISTING,
+        **S.QUEUED,
+        **E.JSON_ONLY,
+        **E.STORE_BUSY,
+    },
     status_code=200,
 )
 async def delete_listing(
@@ -188,7 +213,7 @@ async def delete_listing(
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY, **S.QUEUED, **S.STORE_BUSY},
+    responses={**_STORE_ID_400, **E.WRITE_ERRORS, **E.NO_STORE, **E.JSON_ONLY, **S.QUEUED, **E.STORE_BUSY},
     status_code=200,
 )
 async def batch_listings(
@@ -260,7 +285,7 @@ async def _patch_delivery(conn: Any, store_id: UUID, data: S.StorePatch) -> None
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
     security=key_scope("stores:write"),
-    responses={**S.WRITE_ERRORS, **S.JSON_ONLY},
+    responses={**E.bad_input(E.EMPTY_NAME_CASE), **E.WRITE_ERRORS, **E.JSON_ONLY},
     status_code=201,
     response_description="Created: the store; `Location` is its URL (`GET /v1/stores/{store_id}`).",
 )
@@ -288,7 +313,7 @@ async def create_store(
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
     security=key_scope("stores:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_STORE, **S.JSON_ONLY},
+    responses={**E.bad_input(E.bad_uuid("store_id"), E.EMPTY_NAME_CASE), **E.WRITE_ERRORS, **E.NO_STORE, **E.JSON_ONLY},
 )
 async def patch_store(
     rt: NamedDependency[Runtime], store_id: StoreId, data: Annotated[S.StorePatch, Body()]
@@ -310,7 +335,7 @@ async def patch_store(
     description="What a store page shows: name, place, address, contact, currency and where it delivers. Open, as "
     "search is.",
     tags=["catalog"],
-    responses={**S.BAD_STORE_ID, **S.NO_STORE, 503: S.WRITE_ERRORS[503]},
+    responses={**E.BAD_STORE_ID, **E.NO_STORE, 503: E.WRITE_ERRORS[503]},
 )
 async def get_store(rt: NamedDependency[Runtime], store_id: StoreId) -> S.StoreOut:
     async with rt.connection() as conn:
@@ -328,7 +353,7 @@ async def get_store(rt: NamedDependency[Runtime], store_id: StoreId) -> S.StoreO
     tags=["ingest"],
     guards=[require_key("listings:write")],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_IMPORT},
+    responses={**E.bad_input(E.bad_uuid("batch_id")), **E.WRITE_ERRORS, **E.NO_IMPORT},
 )
 async def import_status(
     rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId

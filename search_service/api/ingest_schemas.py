@@ -10,9 +10,6 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
-from search_service.api.openapi_fixes import ExampleWithNulls
-from search_service.api.params import UUID_RULE
-from search_service.api.schemas import ErrorBody
 from search_service.db.schema.base import BatchStatus, IngestSource
 
 Price = Annotated[float | str, msgspec.Meta(description='A decimal >= 0: 3.49 or "3,49".', examples=[3.49])]
@@ -326,75 +323,3 @@ WEBHOOK_EXAMPLES = [
         value={"type": "listings.upsert", "data": [{"sku": "A", "name": "Apple", "price": 0.5, "quantity": 100}]},
     ),
 ]
-
-
-def error_spec(status: int, parameter: str | None, message: str, description: str) -> ResponseSpec:
-    example = ExampleWithNulls(summary=str(status), value={"error": {"parameter": parameter, "message": message}})
-    return ResponseSpec(ErrorBody, description=description, examples=[example], generate_examples=False)
-
-
-AUTH_ERRORS = {
-    401: error_spec(401, None, "unknown or revoked API key", "No key, or an unknown or revoked one."),
-    403: error_spec(403, None, "this API key belongs to another store", "Another store's key, or a missing scope."),
-    429: error_spec(429, None, "too many requests for this API key; retry later", "Rate limited: see Retry-After."),
-}
-# What every authenticated operation may answer besides its own result: bad input (our error body, not
-# litestar's default), the key's refusals, and the database busy or away.
-WRITE_ERRORS = {
-    400: error_spec(400, "price", "price must not be negative", "Invalid input: `parameter` names it."),
-    **AUTH_ERRORS,
-    503: error_spec(503, None, "the database is unavailable; retry shortly", "Busy or away: see Retry-After."),
-}
-NO_STORE = {404: error_spec(404, "store_id", "no store with this id", "No such store.")}
-JSON_ONLY = {
-    415: error_spec(415, None, "send the body as application/json", "The body is not declared JSON."),
-    413: error_spec(413, None, "the body is larger than 10000000 bytes", "The JSON body is over 10 MB."),
-    # every body has the idle limit (PLINQY_INGEST_UPLOAD_IDLE_S, bodies.py), a JSON write's too
-    408: error_spec(
-        408, None, "the request body stalled: no byte for 30 s; send it again", "The body stopped arriving."
-    ),
-}
-STORE_BUSY_MESSAGE = "the store is busy with other writes; retry after Retry-After"
-# A listing write waits for the store's other writers (they take its lock in turn) at most 5 s (listing_writes).
-STORE_BUSY = {
-    429: error_spec(
-        429,
-        None,
-        f"{STORE_BUSY_MESSAGE} (the store's other writes held it for over 5 s); nothing was applied",
-        "Rate limited (this key), or the store's other writes held it for over 5 s (nothing applied): retry after "
-        "Retry-After.",
-    )
-}
-# An upload or delivery that stalls (PLINQY_INGEST_UPLOAD_IDLE_S without a byte): its batch is aborted.
-STALLED = {408: error_spec(408, None, "the upload stalled: no byte for 30 s; send it again", "The upload stalled.")}
-BAD_STORE_ID = {400: error_spec(400, "store_id", UUID_RULE, "Not a UUID.")}
-NO_LISTING = {
-    404: error_spec(404, "sku", "no listing with sku 'KB-001' in this store", "No such store, or no such listing.")
-}
-NO_IMPORT_MESSAGE = "no import with this id (finished imports are deleted after the retention: `imports prune`)"
-_NO_IMPORT_WHY = "No such import, another store's (answered as an unknown one), or one deleted by `imports prune`."
-NO_IMPORT = {404: error_spec(404, "batch_id", NO_IMPORT_MESSAGE, _NO_IMPORT_WHY)}
-PRUNED_ROWS = {
-    410: error_spec(
-        410,
-        "batch_id",
-        "the rows of this import were pruned at 2026-12-05 20:00 UTC (imports prune); its counts stay: 2 rejected",
-        "Its rejected rows were pruned (`imports prune`); `rows_pruned_at` in its status.",
-    )
-}
-UNKNOWN_CONNECTION = "No such enabled connection, or one taking no deliveries (polled, no signing secret): alike."
-DELIVERY_RESPONSES = {
-    200: ResponseSpec(
-        IngestAccepted,
-        description="A delivery already received: nothing changed; `batch_id` is the batch its first delivery made.",
-        generate_examples=False,
-        examples=[Example(summary="duplicate", value={"batch_id": EXAMPLE_BATCH, "duplicate": True})],
-    ),
-    400: error_spec(400, "data", "the body is not JSON", "A body the connection's source cannot read."),
-    401: error_spec(401, None, "the webhook signature is missing, wrong, or ...", "Not signed by the secret."),
-    404: error_spec(404, "connection_id", "no enabled connection with this id", UNKNOWN_CONNECTION),
-    **STALLED,
-    413: error_spec(413, None, "the body is larger than 5242880 bytes", "Over the limit."),
-    415: error_spec(415, None, "send application/json", "Not the connection's media type."),
-    503: WRITE_ERRORS[503],
-}

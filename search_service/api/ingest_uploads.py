@@ -22,6 +22,7 @@ from litestar.exceptions import (
     NotAuthorizedException,
 )
 
+from search_service.api import error_specs as E
 from search_service.api import ingest_schemas as S
 from search_service.api.auth import key_scope, require_store_key
 from search_service.api.bodies import BodyStalled, refuse_compressed
@@ -42,6 +43,9 @@ from search_service.ingest.stores import Connection, connection_async
 log = logging.getLogger("search_service.api")
 
 
+CSV_ONLY = "send text/csv or multipart/form-data (field `file`)"
+
+
 class TooLarge(Exception):
     pass
 
@@ -56,7 +60,7 @@ def _csv_media_type(request: Request[Any, Any, Any]) -> str:
     if media not in CSV_TYPES and media != "multipart/form-data":
         raise HTTPException(
             status_code=415,
-            detail="send text/csv or multipart/form-data (field `file`)",
+            detail=CSV_ONLY,
             extra={"parameter": "content-type"},
         )
     return media
@@ -137,11 +141,12 @@ def _named(charset: object) -> str | None:
 
 
 UPLOAD_RESPONSES = {
-    **S.WRITE_ERRORS,
-    **S.NO_STORE,
-    **S.STALLED,
-    413: S.error_spec(413, None, "the body is larger than 104857600 bytes", "The file is over the limit."),
-    415: S.error_spec(415, "content-type", "send text/csv or multipart/form-data", "Not a CSV upload."),
+    **E.bad_input(E.bad_uuid("store_id")),
+    **E.WRITE_ERRORS,
+    **E.NO_STORE,
+    **E.STALLED,
+    413: E.error_spec(413, None, "the body is larger than 104857600 bytes", "The file is over the limit."),
+    415: E.error_spec(415, "content-type", CSV_ONLY, "Not a CSV upload."),
 }
 
 
@@ -363,7 +368,7 @@ def _verified(handler: Any, incoming: IncomingRequest, connection: Connection, b
     request_max_body_size=None,
     status_code=202,
     operation_class=SignedDeliveryOperation,
-    responses=S.DELIVERY_RESPONSES,
+    responses=E.DELIVERY_RESPONSES,
 )
 async def ingest_delivery(
     rt: NamedDependency[Runtime], request: Request[Any, Any, Any], connection_id: ConnectionId

@@ -10,6 +10,7 @@ from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
+from search_service.api import error_specs as E
 from search_service.api import ingest_schemas as S
 from search_service.api.auth import key_scope, require_store_key
 from search_service.api.params import LISTINGS_PAGE_MAX, BadParameter, NotFound
@@ -54,7 +55,7 @@ async def listing_of(conn: Any, store_id: UUID, sku: str) -> S.ListingOut | None
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_LISTING},
+    responses={**E.bad_input(E.bad_uuid("store_id")), **E.WRITE_ERRORS, **E.NO_LISTING},
 )
 async def get_listing(
     rt: NamedDependency[Runtime], store_id: StoreId, sku: Sku, request: Request[Any, Any, Any]
@@ -77,7 +78,7 @@ async def get_listing(
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_STORE},
+    responses={**E.bad_input(E.bad_uuid("store_id"), E.BAD_PAGE_SIZE), **E.WRITE_ERRORS, **E.NO_STORE},
 )
 async def list_listings(
     rt: NamedDependency[Runtime],
@@ -104,7 +105,7 @@ async def list_listings(
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
     security=key_scope("listings:write"),
-    responses={**S.WRITE_ERRORS, **S.NO_STORE},
+    responses={**E.bad_input(E.bad_uuid("store_id"), E.BAD_PAGE_SIZE), **E.WRITE_ERRORS, **E.NO_STORE},
 )
 async def list_imports(
     rt: NamedDependency[Runtime],

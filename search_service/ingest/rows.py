@@ -22,6 +22,7 @@ OPS = ("upsert", "delete", "stock")
 MAX_PRICE = Decimal("9999999999.99")  # numeric(12, 2)
 MAX_QUANTITY = 2**31 - 1
 MAX_ATTRIBUTES = 10_000  # characters of their JSON
+NEGATIVE_PRICE = "price must not be negative"  # a 400 of the listing writes too (api/error_specs.py)
 MAX_TEXT = {"sku": 200, "name": 500, "brand": 200, "description": 10_000, "category": 1000}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 # ISO 4217's current codes (pycountry's copy of the standard): `EUO` or `ERU` would price a listing in nothing. Less
@@ -173,7 +174,7 @@ def parse_price(value: Any) -> Decimal:
     if not price.is_finite():
         raise Rejected("price must be a finite number")
     if price < 0:
-        raise Rejected("price must not be negative")
+        raise Rejected(NEGATIVE_PRICE)
     if price >= MAX_PRICE + Decimal("0.005"):  # what rounds to a cent past it (9999999999.994 is .99)
         raise Rejected(f"price must be at most {MAX_PRICE}")
     return price

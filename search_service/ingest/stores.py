@@ -18,6 +18,8 @@ from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.ingest.rows import Rejected, parse_currency
 
+EMPTY_NAME = "must not be empty"  # a store's name: a 400 of the store writes (api/error_specs.py)
+
 
 class StoreError(ValueError):
     """Bad store input; `field` names the offending one."""
@@ -47,7 +49,7 @@ class StoreFields:
             missing = next(f for f in ("name", "lat", "lon") if getattr(self, f) is None)
             raise StoreError(missing, "is required")
         if self.name is not None and not self.name.strip():
-            raise StoreError("name", "must not be empty")
+            raise StoreError("name", EMPTY_NAME)
         params = asdict(self)
         for field, value in params.items():
             if isinstance(value, str) and "\x00" in value:

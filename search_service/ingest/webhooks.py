@@ -27,6 +27,10 @@ from search_service.ingest.stores import Connection
 
 EVENT_OPS = {"listing.upsert": "upsert", "listing.delete": "delete", "stock.set": "stock", "listings.upsert": "upsert"}
 MAX_ITEMS = 1000
+# Its answers (401, 400, 415), as the OpenAPI shows them too (api/error_specs.py).
+BAD_SIGNATURE = "the webhook signature is missing, wrong, or its timestamp is more than 5 minutes off"
+NOT_JSON = "the body is not valid JSON"
+JSON_ONLY = "a webhook body must be application/json"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -51,7 +55,7 @@ def _verify(request: IncomingRequest, verifiers: tuple[Webhook, ...]) -> None:
             return
         except Exception:  # a malformed header or signature is as bad as a wrong one: 401
             continue
-    raise SignatureError("the webhook signature is missing, wrong, or its timestamp is more than 5 minutes off")
+    raise SignatureError(BAD_SIGNATURE)
 
 
 MAX_WEBHOOK_ID = 256
@@ -63,7 +67,7 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
     except NestedTooDeeply:
         raise PayloadError("the body is nested too deeply to be a listing") from None
     except (ValueError, UnicodeDecodeError):
-        raise PayloadError("the body is not valid JSON") from None
+        raise PayloadError(NOT_JSON) from None
     if not isinstance(message, dict) or message.get("type") not in EVENT_OPS:
         raise PayloadError(f"type must be one of {', '.join(EVENT_OPS)}", "type")
     op, data = EVENT_OPS[message["type"]], message.get("data")
@@ -79,7 +83,7 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
 
 def verify_and_parse(request: IncomingRequest, connection: Connection, box: SecretBox) -> Delivery:
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise MediaTypeError("a webhook body must be application/json", "content-type")
+        raise MediaTypeError(JSON_ONLY, "content-type")
     if connection.secret_enc is None:
         raise SignatureError("this connection has no signing secret")
     if len(request.headers.get("webhook-id", "")) > MAX_WEBHOOK_ID:  # the dedup key's index holds ~2,700 bytes
