@@ -191,3 +191,16 @@ def test_the_media_type_and_signature_refusals_are_the_examples(
     for (path, method, status), answer in answers.items():
         assert answer.status_code == status, (path, answer.text)
         assert documented(spec, path, method, status) == [answer.json()], (path, status)
+
+
+def test_a_listing_s_405_is_documented(base: str, conn: psycopg.Connection, spec: dict[str, Any]) -> None:
+    """`PUT …/listings/batch` (a listing whose SKU is `batch`) is the batch route's 405, which the listing's
+    operations did not list."""
+    store = new_store(conn)
+    key = bearer(store_key(conn, store, "listings:write"))
+    answer = httpx.put(f"{base}/v1/stores/{store}/listings/batch", json={"name": "B", "price": 1}, headers=key)
+    assert answer.status_code == 405 and answer.headers["Allow"] == "OPTIONS, POST"
+    for method in ("get", "put", "patch", "delete"):
+        response = spec["paths"]["/v1/stores/{store_id}/listings/{sku}"][method]["responses"]["405"]
+        assert response["headers"]["Allow"]["required"] and "`batch`" in response["description"], method
+        assert error_examples({"responses": {"405": response}}, "405") == [answer.json()], method

@@ -4,6 +4,8 @@ sends them."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
@@ -88,6 +90,16 @@ STALLED = {408: error_spec(408, None, "the upload stalled: no byte for 30 s; sen
 BAD_STORE_ID = {400: error_spec(400, "store_id", UUID_RULE, "Not a UUID.")}
 NO_LISTING = {
     404: error_spec(404, "sku", "no listing with sku 'KB-001' in this store", "No such store, or no such listing.")
+}
+# `…/listings/batch` is the batch write's route, matched before `…/listings/{sku}`: its other methods are 405s
+BATCH_PATH = {
+    405: error_spec(
+        405,
+        None,
+        HTTPStatus.METHOD_NOT_ALLOWED.phrase,
+        "The SKU `batch`: `…/listings/batch` is the batch write's path (`Allow: OPTIONS, POST`). Write that "
+        "listing in a batch, read it in the store's listings.",
+    )
 }
 NO_IMPORT_MESSAGE = "no import with this id (finished imports are deleted after the retention: `imports prune`)"
 _NO_IMPORT_WHY = "No such import, another store's (answered as an unknown one), or one deleted by `imports prune`."

@@ -136,6 +136,7 @@ _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; ma
         **E.JSON_ONLY,
         **S.QUEUED,
         **E.STORE_BUSY,
+        **E.BATCH_PATH,
     },
     status_code=200,
 )
@@ -164,6 +165,7 @@ async def put_listing(
         **E.JSON_ONLY,
         **S.QUEUED,
         **E.STORE_BUSY,
+        **E.BATCH_PATH,
     },
 )
 async def patch_listing(
@@ -194,6 +196,7 @@ async def patch_listing(
         **S.QUEUED,
         **E.JSON_ONLY,
         **E.STORE_BUSY,
+        **E.BATCH_PATH,
     },
     status_code=200,
 )

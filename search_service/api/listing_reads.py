@@ -55,7 +55,7 @@ async def listing_of(conn: Any, store_id: UUID, sku: str) -> S.ListingOut | None
     tags=["ingest"],
     guards=[require_store_key("listings:write")],
     security=key_scope("listings:write"),
-    responses={**E.bad_input(E.bad_uuid("store_id")), **E.WRITE_ERRORS, **E.NO_LISTING},
+    responses={**E.bad_input(E.bad_uuid("store_id")), **E.WRITE_ERRORS, **E.NO_LISTING, **E.BATCH_PATH},
 )
 async def get_listing(
     rt: NamedDependency[Runtime], store_id: StoreId, sku: Sku, request: Request[Any, Any, Any]

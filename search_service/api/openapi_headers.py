@@ -1,7 +1,7 @@
 """The headers the server sends with a response, stated on that response in the OpenAPI (a ResponseSpec has no
 headers, so litestar wrote none): Retry-After on every 409, 429 and 503 (import_rows.py, auth.py, errors.py,
-/readyz), WWW-Authenticate on a keyed operation's 401 (auth.py; a signed delivery's 401 sends none), Location on a 201
-or 202 whose body has an URL of its own (a queued write, an uploaded CSV, a new store)."""
+/readyz), WWW-Authenticate on a keyed operation's 401 (auth.py; a signed delivery's 401 sends none), Allow on a 405,
+Location on a 201 or 202 whose body has an URL of its own (a queued write, an uploaded CSV, a new store)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ WWW_AUTHENTICATE = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.STRING, const="Bearer"),
     required=True,
     description="The key's scheme: `Authorization: Bearer plq_…`.",
+)
+ALLOW = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING), required=True, description="The methods the path takes: `OPTIONS, POST`."
 )
 # The body a 201 or 202 answers (its component) → what its Location names.
 LOCATIONS = {
@@ -37,6 +40,8 @@ def _body_component(response: OpenAPIResponse) -> str | None:
 def _headers(operation: Operation, status: str, response: OpenAPIResponse) -> dict[str, OpenAPIHeader]:
     if status in ("409", "429", "503"):  # 409: an import not finished (import_rows.py)
         return {"Retry-After": RETRY_AFTER}
+    if status == "405":  # a listing's SKU `batch`: the batch route's methods (error_specs.BATCH_PATH)
+        return {"Allow": ALLOW}
     if status == "401" and operation.security:
         return {"WWW-Authenticate": WWW_AUTHENTICATE}
     location = LOCATIONS.get(_body_component(response) or "") if status in ("201", "202") else None
