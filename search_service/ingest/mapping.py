@@ -3,7 +3,8 @@ chunk, whatever its size). Runs inside the caller's transaction, under the store
 
 Matching (per upsert row): a valid GTIN links to the product with that GTIN (`gtin`); otherwise the store's
 listing of the SKU keeps its product (`sku`); otherwise a new product is created (`created`, embedded later by
-the worker through the product trigger). Only a product no other store lists has its text rewritten.
+the worker through the product trigger). Only a product no other store lists has its text rewritten. A round
+that finds a GTIN it gives a product taken by another transaction meanwhile is mapped again, matching that product.
 Newest wins: a row older (updated_at, version or catalog_version) than what its listing holds ends `stale` and
 changes nothing.
 """
@@ -25,6 +26,7 @@ from search_service.controlchars import escape_control_chars
 from search_service.db.sql import statement
 from search_service.errortext import first_line
 from search_service.ingest.categories import Categories
+from search_service.ingest.clocks import clock_staleness
 from search_service.ingest.gtins import gtin14
 from search_service.ingest.rows import Rejected, ValidRow, trimmed, validate
 
@@ -48,36 +50,13 @@ class _Plan:
     listings: list[tuple[ValidRow, UUID, str]] = field(default_factory=list)  # row, product, currency
     stock: list[ValidRow] = field(default_factory=list)
     deletes: list[ValidRow] = field(default_factory=list)
-    new_by_gtin: dict[str, UUID] = field(default_factory=dict)  # the round's new products by GTIN
+    new_by_gtin: dict[str, UUID] = field(default_factory=dict)  # the products the round gives a GTIN, by GTIN
     adopt: list[tuple[str, UUID]] = field(default_factory=list)  # (sku, product): a SKU-less listing takes the SKU
 
 
 async def _run(conn: Any, name: str, **params: Any) -> list[Any]:
     stmt = statement("ingest/mapping", name)
     return list(await conn.fetch(stmt.sql, *stmt.bind(**params)))
-
-
-def _staleness(row: ValidRow, look: Any) -> str | None:
-    """`stale` (older than the listing: nothing changes), `level` (an upsert with both clocks whose stock level
-    alone is older: its catalogue applies, the listing keeps its level) or None.
-
-    An upsert carrying both `updated_at` and `version` (a connector's first sync carries each level, with its own
-    clock, on its product's upsert) reads `updated_at` as the catalogue's clock and `version` as the level's;
-    otherwise either clock is the whole row's. A `catalog_version` (X-Series' product version) orders the catalogue
-    too where the listing holds one: two edits within a second share their `updated_at`. It does not replace
-    `updated_at`: a write without one (the API, CSV) keeps the listing's version under its newer stamp."""
-    held_at, held_version = look["source_updated_at"], look["source_version"]
-    held_catalog = look["source_catalog_version"]
-    if held_at is not None and held_at.tzinfo is None:  # -infinity (asyncpg reads it naive): no clock held
-        held_at = None
-    older_catalog = (row.updated_at is not None and held_at is not None and row.updated_at < held_at) or (
-        row.catalog_version is not None and held_catalog is not None and row.catalog_version < held_catalog
-    )
-    older_version = row.version is not None and held_version is not None and row.version < held_version
-    catalog_clock = row.updated_at is not None or row.catalog_version is not None
-    if older_catalog or (older_version and not (row.op == "upsert" and catalog_clock)):
-        return "stale"
-    return "level" if older_version else None
 
 
 def _rounds(items: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
@@ -114,14 +93,37 @@ async def apply_rows(
     for round_items in _rounds(items):
         pending = list(round_items)
         while pending:  # rows deferred behind an earlier row of another SKU go again once it is written
-            try:
-                async with conn.transaction():  # a savepoint: a row the database refuses is then rejected alone
-                    got = await _apply_round(conn, store_id, currency, pending, categories)
+            try:  # a savepoint: a row the database refuses is then rejected alone
+                got = await _apply_round_again_if_raced(conn, store_id, currency, pending, categories)
             except REFUSED_VALUES:
                 got = await _apply_one_by_one(conn, store_id, currency, pending, categories)
             results.update({key: result for key, result in got.items() if result is not DEFERRED})
             pending = [item for item in pending if got.get(item[0]) is DEFERRED]  # never the first: progress
     return results
+
+
+class GtinTaken(Exception):
+    """Another transaction gave a GTIN this round attaches to a product to another product since the lookup."""
+
+
+GTIN_RACE_TRIES = 3
+
+
+async def _apply_round_again_if_raced(
+    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], categories: Categories
+) -> dict[int, RowResult]:
+    """The round in a savepoint, mapped again when a GTIN it gives a product was taken meanwhile: the new lookup
+    sees the other product, and the rows match it (`gtin`) as they would have a moment later (a 500, or the GTIN
+    dropped without a note)."""
+    for attempt in range(1, GTIN_RACE_TRIES + 1):
+        try:
+            async with conn.transaction():
+                return await _apply_round(conn, store_id, currency, items, categories)
+        except GtinTaken:
+            if attempt == GTIN_RACE_TRIES:
+                raise
+            log.info("a GTIN was taken by another write meanwhile; mapping the round again")
+    raise AssertionError("unreachable")
 
 
 # A row whose decision waits for an earlier row of its round with another SKU (that row may move a GTIN off its
@@ -139,8 +141,7 @@ async def _apply_one_by_one(
     results: dict[int, RowResult] = {}
     for item in items:
         try:
-            async with conn.transaction():
-                results.update(await _apply_round(conn, store_id, currency, [item], categories))
+            results.update(await _apply_round_again_if_raced(conn, store_id, currency, [item], categories))
         except REFUSED_VALUES as exc:
             reason = first_line(exc)
             log.warning(
@@ -180,7 +181,7 @@ def _decide(
     earlier: set[str],
 ) -> RowResult:  # fmt: skip
     held_currency = (look["listing_currency"] or "").strip()  # "" for a new listing
-    staleness = _staleness(row, look)
+    staleness = clock_staleness(row, look)
     if staleness == "stale":
         return RowResult("stale", "older than the listing's last update; nothing changed")
     if staleness == "level":
@@ -237,7 +238,11 @@ def _product_for(
             return RowResult("rejected", refused)
         return look["gtin_product"], "gtin"
     if look["listing_id"] is not None and not _names_another_product(row, look):
+        if row.gtin and row.gtin in plan.new_by_gtin:
+            return DEFERRED  # an earlier row of the round gives a product this GTIN: matched to it once written
         _gtin_of_listing(row, look)
+        if row.gtin:  # its product takes the GTIN: a later row of the round with it waits for this one
+            plan.new_by_gtin[row.gtin] = look["listing_product"]
         return look["listing_product"], "sku"
     if not row.name:
         return RowResult("rejected", "name is required for a new sku")
@@ -306,18 +311,7 @@ async def _write(
     if plan.new_products:
         await _insert_products(conn, plan, results, valid)
     if plan.product_updates:
-        ids, rows, cats = zip(*plan.product_updates, strict=True)
-        await _run(
-            conn,
-            "update_products",
-            ids=list(ids),
-            names=[r.name for r in rows],
-            brands=[r.brand for r in rows],
-            descriptions=[r.description for r in rows],
-            category_ids=list(cats),
-            attributes=[_jsonb(r.attributes) for r in rows],
-            gtins=[r.gtin for r in rows],
-        )
+        await _update_products(conn, plan)
     if plan.adopt:
         adopted = set(plan.adopt)
         listings = [item for item in plan.listings if (item[0].sku, item[1]) in adopted]
@@ -342,6 +336,28 @@ async def _write(
         result = results[key]
         if result is not DEFERRED and result.status == "mapped" and row.notes and result.error is None:
             result.error = "; ".join(row.notes)
+
+
+async def _update_products(conn: Any, plan: _Plan) -> None:
+    ids, rows, cats = zip(*plan.product_updates, strict=True)
+    try:
+        taken = await _run(
+            conn,
+            "update_products",
+            ids=list(ids),
+            names=[r.name for r in rows],
+            brands=[r.brand for r in rows],
+            descriptions=[r.description for r in rows],
+            category_ids=list(cats),
+            attributes=[_jsonb(r.attributes) for r in rows],
+            gtins=[r.gtin for r in rows],
+        )
+    except asyncpg.UniqueViolationError as exc:  # the other product's transaction committed while this waited
+        if exc.constraint_name != "uq_product_master_gtin":
+            raise
+        raise GtinTaken from exc
+    if taken:
+        raise GtinTaken
 
 
 async def _insert_products(

@@ -69,25 +69,30 @@ ORDER BY lpad(gtin, 14, '0'), created_at;
 
 -- name: update_products
 -- params: ids uuid[], names text[], brands text[], descriptions text[], category_ids bigint[], attributes jsonb[],
---    gtins text[] (GTIN-14: set on a product without one, unless another product holds it by now)
+--    gtins text[] (GTIN-14: set on a product without one)
 -- The text of products only this store lists (a shared GTIN product keeps its text); absent fields stay. The
--- embedding trigger re-queues a product whose text changed.
-UPDATE product_master p
-SET name = coalesce(v.name, p.name), brand = coalesce(v.brand, p.brand),
-    description = coalesce(v.description, p.description), category_id = coalesce(v.category_id, p.category_id),
-    attributes = coalesce(v.attributes, p.attributes), gtin = v.new_gtin
-FROM (
-    SELECT v.*, CASE WHEN q.gtin IS NULL AND v.gtin IS NOT NULL
-                          AND NOT EXISTS (SELECT 1 FROM product_master o WHERE lpad(o.gtin, 14, '0') = v.gtin)
-                     THEN v.gtin ELSE q.gtin END AS new_gtin
+-- embedding trigger re-queues a product whose text changed. Returns the products whose GTIN another transaction
+-- gave to another product since the lookup (the caller maps their rows again, to that product): one snapshot
+-- for the check and the update (a data-modifying CTE).
+WITH v AS (
+    SELECT v.*, q.gtin IS NULL AND v.gtin IS NOT NULL AND EXISTS (
+                    SELECT 1 FROM product_master o WHERE lpad(o.gtin, 14, '0') = v.gtin) AS gtin_taken,
+           coalesce(q.gtin, v.gtin) AS new_gtin
     FROM unnest(:ids::uuid[], :names::text[], :brands::text[], :descriptions::text[], :category_ids::bigint[],
                 :attributes::jsonb[], :gtins::text[]) AS v(id, name, brand, description, category_id, attributes, gtin)
     JOIN product_master q ON q.id = v.id
-) v
-WHERE p.id = v.id
-  AND (p.name, p.brand, p.description, p.category_id, p.attributes, p.gtin) IS DISTINCT FROM
-      (coalesce(v.name, p.name), coalesce(v.brand, p.brand), coalesce(v.description, p.description),
-       coalesce(v.category_id, p.category_id), coalesce(v.attributes, p.attributes), v.new_gtin);
+), updated AS (
+    UPDATE product_master p
+    SET name = coalesce(v.name, p.name), brand = coalesce(v.brand, p.brand),
+        description = coalesce(v.description, p.description), category_id = coalesce(v.category_id, p.category_id),
+        attributes = coalesce(v.attributes, p.attributes), gtin = v.new_gtin
+    FROM v
+    WHERE p.id = v.id AND NOT v.gtin_taken
+      AND (p.name, p.brand, p.description, p.category_id, p.attributes, p.gtin) IS DISTINCT FROM
+          (coalesce(v.name, p.name), coalesce(v.brand, p.brand), coalesce(v.description, p.description),
+           coalesce(v.category_id, p.category_id), coalesce(v.attributes, p.attributes), v.new_gtin)
+)
+SELECT id FROM v WHERE gtin_taken;
 
 -- name: adopt_listings
 -- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],

@@ -1,0 +1,30 @@
+"""Newest wins: how a row's clocks compare with what its listing holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search_service.ingest.rows import ValidRow
+
+
+def clock_staleness(row: ValidRow, look: Any) -> str | None:
+    """`stale` (older than the listing: nothing changes), `level` (an upsert with both clocks whose stock level
+    alone is older: its catalogue applies, the listing keeps its level) or None.
+
+    An upsert carrying both `updated_at` and `version` (a connector's first sync carries each level, with its own
+    clock, on its product's upsert) reads `updated_at` as the catalogue's clock and `version` as the level's;
+    otherwise either clock is the whole row's. A `catalog_version` (X-Series' product version) orders the catalogue
+    too where the listing holds one: two edits within a second share their `updated_at`. It does not replace
+    `updated_at`: a write without one (the API, CSV) keeps the listing's version under its newer stamp."""
+    held_at, held_version = look["source_updated_at"], look["source_version"]
+    held_catalog = look["source_catalog_version"]
+    if held_at is not None and held_at.tzinfo is None:  # -infinity (asyncpg reads it naive): no clock held
+        held_at = None
+    older_catalog = (row.updated_at is not None and held_at is not None and row.updated_at < held_at) or (
+        row.catalog_version is not None and held_catalog is not None and row.catalog_version < held_catalog
+    )
+    older_version = row.version is not None and held_version is not None and row.version < held_version
+    catalog_clock = row.updated_at is not None or row.catalog_version is not None
+    if older_catalog or (older_version and not (row.op == "upsert" and catalog_clock)):
+        return "stale"
+    return "level" if older_version else None
