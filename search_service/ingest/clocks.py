@@ -8,14 +8,16 @@ from search_service.ingest.rows import ValidRow
 
 
 def clock_staleness(row: ValidRow, look: Any) -> str | None:
-    """`stale` (older than the listing: nothing changes), `level` (an upsert with both clocks whose stock level
-    alone is older: its catalogue applies, the listing keeps its level) or None.
+    """`stale` (older than the listing: nothing changes), `level` (a row with both clocks whose stock level
+    alone is older: the rest of it applies, the listing keeps its level) or None.
 
-    An upsert carrying both `updated_at` and `version` (a connector's first sync carries each level, with its own
-    clock, on its product's upsert) reads `updated_at` as the catalogue's clock and `version` as the level's;
-    otherwise either clock is the whole row's. A `catalog_version` (X-Series' product version) orders the catalogue
-    too where the listing holds one: two edits within a second share their `updated_at`. It does not replace
-    `updated_at`: a write without one (the API, CSV) keeps the listing's version under its newer stamp."""
+    A row carrying both `updated_at` and `version` (a connector's first sync carries each level, with its own
+    clock, on its product's upsert; a till's PATCH, stock change or delete may too) reads `updated_at` as the
+    catalogue's clock (text, price, on sale) and `version` as the level's, whatever its op (a PATCH was `stale`
+    where an upsert with the same clocks applied); otherwise either clock is the whole row's. A `catalog_version`
+    (X-Series' product version) orders the catalogue too where the listing holds one: two edits within a second
+    share their `updated_at`. It does not replace `updated_at`: a write without one (the API, CSV) keeps the
+    listing's version under its newer stamp."""
     held_at, held_version = look["source_updated_at"], look["source_version"]
     held_catalog = look["source_catalog_version"]
     if held_at is not None and held_at.tzinfo is None:  # -infinity (asyncpg reads it naive): no clock held
@@ -25,6 +27,17 @@ def clock_staleness(row: ValidRow, look: Any) -> str | None:
     )
     older_version = row.version is not None and held_version is not None and row.version < held_version
     catalog_clock = row.updated_at is not None or row.catalog_version is not None
-    if older_catalog or (older_version and not (row.op == "upsert" and catalog_clock)):
+    if older_catalog or (older_version and not catalog_clock):
         return "stale"
     return "level" if older_version else None
+
+
+def is_stale(row: ValidRow, look: Any) -> bool:
+    """Whether the row is older than its listing; a row whose level alone is older drops the level (and its
+    version, the level's clock stays the listing's) and says so; the rest of it applies."""
+    staleness = clock_staleness(row, look)
+    if staleness == "level":
+        row.quantity, row.version = None, None
+        if row.op != "delete":  # a delete carries no level
+            row.notes.append("the stock level is older than the listing's (version); the listing keeps its level")
+    return staleness == "stale"

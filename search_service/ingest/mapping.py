@@ -26,7 +26,7 @@ from search_service.controlchars import escape_control_chars
 from search_service.db.sql import statement
 from search_service.errortext import first_line
 from search_service.ingest.categories import Categories
-from search_service.ingest.clocks import clock_staleness
+from search_service.ingest.clocks import is_stale
 from search_service.ingest.gtins import gtin14
 from search_service.ingest.rows import Rejected, ValidRow, trimmed, validate
 
@@ -181,12 +181,8 @@ def _decide(
     earlier: set[str],
 ) -> RowResult:  # fmt: skip
     held_currency = (look["listing_currency"] or "").strip()  # "" for a new listing
-    staleness = clock_staleness(row, look)
-    if staleness == "stale":
+    if is_stale(row, look):
         return RowResult("stale", "older than the listing's last update; nothing changed")
-    if staleness == "level":
-        row.quantity, row.version = None, None
-        row.notes.append("the stock level is older than the listing's (version); the listing keeps its level")
     if row.op != "upsert":
         if look["listing_id"] is None:  # a delete of what is not here is done (a POS's first sync sends its deleted)
             outcome = "stale" if row.op == "delete" else "rejected"
