@@ -3,13 +3,15 @@ every path (PUT, PATCH, a batch's stock change, DELETE) alike."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import httpx
 import psycopg
 
-from tests.ingest_helpers import bearer, new_store, store_key
+from search_service.settings import Settings
+from tests.ingest_helpers import bearer, drain_imports, new_store, signed, store_key, webhook_connection
 
 
 def _shop(db_url: str) -> tuple[uuid.UUID, str]:
@@ -62,3 +64,58 @@ def test_a_newer_catalogue_clock_with_an_older_level_clock_applies_on_every_path
     assert older.json()["status"] == "stale"  # an older catalogue clock: nothing, as for an upsert
     alone = _send(base, shop, "PATCH", "MC", {"quantity": 1, "version": 5})
     assert alone.json()["status"] == "stale"  # one clock is the whole row's
+
+
+def test_an_unreadable_updated_at_rejects_its_batch_item_alone(base: str, db_url: str) -> None:
+    """One such item failed the whole batch with a 400 (`Invalid RFC3339 encoded datetime`), nothing applied, while
+    an `updated_at` before 1970 rejected its item alone."""
+    shop = _shop(db_url)
+    items = [{"sku": f"B-{i}", "name": "Tea", "price": "2.00", "quantity": 1} for i in range(1000)]
+    items[3]["updated_at"] = "yesterday"
+    items[4]["updated_at"] = "2026-13-01T08:00:00Z"
+    answer = _batch(base, shop, items)
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    for bad in (3, 4):
+        assert results[bad]["status"] == "rejected" and results[bad]["error"].startswith("updated_at "), results[bad]
+    assert sum(r["status"] == "mapped" for r in results) == 998
+    single = _send(base, shop, "PUT", "B-1", {"name": "Tea", "price": "2.00", "quantity": 1, "updated_at": "soon"})
+    assert single.status_code == 400 and single.json()["error"]["parameter"] == "updated_at", single.text
+    number = _send(base, shop, "PUT", "B-1", {"name": "Tea", "price": "2.00", "quantity": 1, "updated_at": 0})
+    assert number.status_code == 400 and "updated_at" in number.json()["error"]["parameter"]  # not a Unix time
+
+
+def test_updated_at_is_read_one_way_by_the_write_api_and_signed_deliveries(
+    base: str, db_url: str, settings: Settings
+) -> None:
+    """The write API read `updated_at` as RFC 3339 (a date alone, `+02`, a basic-format time: 400) and rounded
+    past the microsecond; a signed delivery read ISO-8601 and truncated, so a PUT's clock re-delivered by webhook
+    was `stale`."""
+    shop = _shop(db_url)
+    store, key = shop
+    forms = {"2026-12-02": "2026-12-02 00:00:00+00", "20261202T080005Z": "2026-12-02 08:00:05+00",
+             "2026-12-02T10:00:06+02": "2026-12-02 08:00:06+00", "2026-12-02T08:00:07,5Z": "2026-12-02 08:00:07.5+00",
+             " 2026-12-02T09:00:00Z ": "2026-12-02 09:00:00+00"}  # fmt: skip
+    for i, (sent, stored) in enumerate(forms.items()):
+        body = {"name": "Tea", "price": "2.00", "quantity": 1, "updated_at": sent}
+        assert _send(base, shop, "PUT", f"F-{i}", body).status_code == 200, sent
+        item = {**body, "sku": f"FB-{i}"}
+        assert _batch(base, shop, [item]).json()["results"][0]["status"] == "mapped", sent
+        with psycopg.connect(db_url) as conn:
+            got = conn.execute(
+                "SELECT DISTINCT source_updated_at::text FROM store_product WHERE store_id = %s AND sku IN (%s, %s)",
+                (store, f"F-{i}", f"FB-{i}"),
+            ).fetchall()
+        assert got == [(stored,)], sent
+    fine = "2026-12-01T08:00:00.9999996Z"
+    put = _send(base, shop, "PUT", "W1", {"name": "Tea", "price": "2.00", "quantity": 1, "updated_at": fine})
+    assert put.json()["listing"]["source_updated_at"] == "2026-12-01T08:00:00.999999Z"  # it rounded to 08:00:01
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        connection, secret = webhook_connection(conn, settings, store)
+    data = {"sku": "W1", "name": "Tea", "price": "3.00", "quantity": 1, "updated_at": fine}
+    delivery = json.dumps({"type": "listing.upsert", "data": data}).encode()
+    sent = httpx.post(f"{base}/v1/ingest/{connection}", content=delivery, headers=signed(secret, delivery))
+    assert sent.status_code == 202, sent.text
+    drain_imports(db_url)
+    read = httpx.get(f"{base}/v1/stores/{store}/listings/W1", headers=bearer(key)).json()
+    assert read["price"] == 3.0  # an equal clock applies: the same write again, by webhook

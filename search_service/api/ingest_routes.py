@@ -57,10 +57,7 @@ def _parameter(reason: str) -> str | None:
 
 def _row_of(sku: str, body: msgspec.Struct, op: str) -> dict[str, Any]:
     row: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not None}
-    for key in ("updated_at",):
-        if key in row:
-            row[key] = row[key].isoformat()
-    return {**row, "op": op, "sku": sku}
+    return {**row, "op": op, "sku": sku}  # `updated_at` as sent: the pipeline reads it, as every source's
 
 
 def _queued(batch_id: UUID) -> Accepted:

@@ -10,17 +10,9 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
+from search_service.api.ingest_fields import Attributes, Currency, ItemQuantity, Price, Quantity, SourceClock, Version
 from search_service.db.schema.base import BatchStatus, IngestSource
 
-Price = Annotated[float | str, msgspec.Meta(description='A decimal >= 0: 3.49 or "3,49".', examples=[3.49])]
-Quantity = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1, description="Absolute stock level.")]
-Version = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]  # a bigint
-Currency = Annotated[
-    str, msgspec.Meta(description="A current ISO 4217 code (EUR, USD, ...); default: the store's currency.")
-]
-Attributes = Annotated[
-    dict[str, Any], msgspec.Meta(description="Free-form; part of the embedded text; at most 10,000 characters as JSON.")
-]
 EXAMPLE_STORE = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
 EXAMPLE_PRODUCT = "6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"
 EXAMPLE_BATCH = "0b7f6c2e-3f4a-4c1e-9a51-2f1d7c7f9e10"
@@ -91,30 +83,22 @@ class ListingIn(msgspec.Struct, forbid_unknown_fields=True):
     currency: Currency | None = None
     is_active: bool | None = None
     attributes: Attributes | None = None
-    updated_at: datetime | None = None
+    updated_at: SourceClock | None = None
     version: Version | None = None
 
 
 class StockPatch(msgspec.Struct, forbid_unknown_fields=True):
     quantity: Quantity | None = None
     price: Price | None = None
-    updated_at: datetime | None = None
+    updated_at: SourceClock | None = None
     version: Version | None = None
 
 
 class DeleteClock(msgspec.Struct, forbid_unknown_fields=True):
     """A DELETE's optional body: the source's clock, so that a delete older than the listing changes nothing."""
 
-    updated_at: datetime | None = None
+    updated_at: SourceClock | None = None
     version: Version | None = None
-
-
-# In a batch, a level that is no whole number ≥ 0 rejects its own item (its result says why), as a CSV row's does,
-# not the whole request: the schema takes any number or text and the pipeline's validation judges it.
-ItemQuantity = Annotated[
-    int | float | str,
-    msgspec.Meta(description="Absolute stock level, a whole number >= 0; an item with another is rejected alone."),
-]
 
 
 class BatchItem(msgspec.Struct, forbid_unknown_fields=True):
@@ -130,7 +114,7 @@ class BatchItem(msgspec.Struct, forbid_unknown_fields=True):
     currency: Currency | None = None
     is_active: bool | None = None
     attributes: Attributes | None = None
-    updated_at: datetime | None = None
+    updated_at: SourceClock | None = None
     version: int | None = None  # a negative one rejects its item
 
 
@@ -272,7 +256,7 @@ class WebhookListing(msgspec.Struct):
     quantity: Quantity | None = None
     gtin: str | None = None
     currency: Currency | None = None
-    updated_at: datetime | None = None
+    updated_at: SourceClock | None = None
     version: int | None = None
 
 

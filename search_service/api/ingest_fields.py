@@ -1,0 +1,34 @@
+"""The value types of the ingest request bodies (their rules and descriptions are also their OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+Price = Annotated[float | str, msgspec.Meta(description='A decimal >= 0: 3.49 or "3,49".', examples=[3.49])]
+Quantity = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1, description="Absolute stock level.")]
+Version = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]  # a bigint
+# Text read by the pipeline (rows.parse_timestamp), as a signed delivery's is: one reading on every path.
+SourceClock = Annotated[
+    str,
+    msgspec.Meta(
+        description="The source's clock, ISO-8601 as Python reads it (2026-12-01T08:00:00Z, +02:00 or +02, "
+        "20261201T080000Z, 2026-12-01, a comma or point before fractions; naive = UTC; digits past the microsecond "
+        "dropped). 1970 to a day ahead of the server's clock. A batch item with another is rejected alone.",
+        examples=["2026-12-03T08:00:00Z"],
+    ),
+]
+Currency = Annotated[
+    str, msgspec.Meta(description="A current ISO 4217 code (EUR, USD, ...); default: the store's currency.")
+]
+Attributes = Annotated[
+    dict[str, Any], msgspec.Meta(description="Free-form; part of the embedded text; at most 10,000 characters as JSON.")
+]
+
+# In a batch, a level that is no whole number ≥ 0 rejects its own item (its result says why), as a CSV row's does,
+# not the whole request: the schema takes any number or text and the pipeline's validation judges it.
+ItemQuantity = Annotated[
+    int | float | str,
+    msgspec.Meta(description="Absolute stock level, a whole number >= 0; an item with another is rejected alone."),
+]
