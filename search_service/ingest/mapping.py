@@ -60,10 +60,8 @@ async def _run(conn: Any, name: str, **params: Any) -> list[Any]:
 
 
 def _rounds(items: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
-    """Split so that a SKU occurs once per round, keeping each SKU's rows in order. An upsert naming a GTIN goes no
-    earlier than the round of any row before it that can change which listing holds a product (every op but
-    `stock`): a store renumbering a SKU takes the old one off sale, then names the GTIN under the new SKU, and the
-    new SKU's row was decided first. In that round it waits for them (DEFERRED), as if sent one by one."""
+    """A SKU once per round, each SKU's rows in order; an upsert naming a GTIN in no earlier round than a row before
+    it that can move a product between listings (any op but stock; in one round it is DEFERRED), as one by one."""
     rounds: list[list[tuple[int, Any]]] = []
     last: dict[Any, int] = {}  # each SKU's latest round
     holders_changed = -1  # the latest round of a row before this one that can move a product between listings
@@ -77,8 +75,7 @@ def _rounds(items: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
         if op != "stock":
             holders_changed = max(holders_changed, index)
         last[sku] = index
-        while index >= len(rounds):
-            rounds.append([])
+        rounds.extend([] for _ in range(index + 1 - len(rounds)))
         rounds[index].append(item)
     return rounds
 
