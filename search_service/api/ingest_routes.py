@@ -307,9 +307,10 @@ async def create_store(
     description="Only the fields given change, but `lat` and `lon` move the store together: give both or neither "
     "(one alone is a 400 naming the other). `delivery_radius_m` (metres, 1-1,000,000) and `delivery_area` (a "
     "GeoJSON Polygon or MultiPolygon, holes allowed, an altitude dropped; checked with PostGIS, a self-intersecting "
-    "one is a 400; its edges are geodesics, not straight lon/lat lines: draw a long edge with more corners) say "
-    "where the store delivers (`fulfilment=delivery` in search); `null` clears either. An empty string clears an "
-    "optional text field (address, city, postal_code, country_code, store_type, phone, website); `null` keeps it.",
+    "one is a 400, as is one with an edge 180 degrees of longitude long; its edges are geodesics, not straight "
+    "lon/lat lines: draw a long edge with more corners) say where the store delivers (`fulfilment=delivery` in "
+    "search); `null` clears either. An empty string clears an optional text field (address, city, postal_code, "
+    "country_code, store_type, phone, website); `null` keeps it.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
     security=key_scope("stores:write"),

@@ -3,17 +3,22 @@
 A delivery area is a GeoJSON Polygon or MultiPolygon (lon/lat, WGS 84). `parse_area` checks its shape in Python
 (types, coordinate pairs in range, rings of at least four positions that end where they start; an altitude is
 dropped); `check_area` then asks PostGIS whether it is valid (no self-intersection, holes inside their shell) and
-returns it as a MultiPolygon.
-Both raise `InvalidArea`, whose message says what is wrong; the HTTP layer answers 400 naming `delivery_area`.
+returns it as a MultiPolygon, refusing too what PostGIS refuses as a geography (an edge 180 degrees of longitude
+long, whose shortest path on the Earth is no one line). Both raise `InvalidArea`, whose message says what is wrong;
+the HTTP layer answers 400 naming `delivery_area`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
+
+import asyncpg
 
 from search_service.db.sql import statement
 from search_service.engine.store_locator import NOT_LOCATED, StoreLocator
@@ -134,11 +139,27 @@ def parse_area(value: str | dict[str, Any]) -> dict[str, Any]:
     return {"type": kind, "coordinates": polygons[0] if kind == "Polygon" else polygons}
 
 
+@contextmanager
+def _postgis_refusals() -> Iterator[None]:
+    """PostGIS's refusal of an area (a data exception, or its internal error XX000: `Antipodal (180 degrees long)
+    edge detected!`) as InvalidArea; any other database error stays one."""
+    try:
+        yield
+    except (asyncpg.DataError, asyncpg.InternalServerError) as exc:
+        if isinstance(exc, asyncpg.InternalServerError) and exc.sqlstate != "XX000":
+            raise  # XX001/XX002: data or an index corrupted, nothing the area did
+        reason = str(exc)
+        if "Antipodal" in reason:
+            reason += " (an edge spans 180 degrees of longitude: put a corner between its ends)"
+        raise InvalidArea(f"is not a valid polygon on the globe: {reason}") from None
+
+
 async def check_area(conn: Any, value: str | dict[str, Any]) -> str:
     """The area as a GeoJSON MultiPolygon text ready for `set_delivery`, or InvalidArea (asyncpg connection)."""
     area = parse_area(value)
     stmt = statement("engine/geo_scope", "check_area")
-    row = await conn.fetchrow(stmt.sql, *stmt.bind(geojson=json.dumps(area)))
+    with _postgis_refusals():
+        row = await conn.fetchrow(stmt.sql, *stmt.bind(geojson=json.dumps(area)))
     if not row["valid"]:
         raise InvalidArea(f"is not a valid polygon: {row['reason']}")
     return str(row["multi"])
@@ -163,7 +184,8 @@ async def set_delivery(
     args = stmt.bind(
         store_id=store_id, set_radius=set_radius, delivery_radius_m=radius_m, set_area=set_area, delivery_area=multi
     )
-    return await conn.fetchrow(stmt.sql, *args) is not None
+    with _postgis_refusals():  # the same text cast again: refused, had its 9 decimals made an edge antipodal
+        return await conn.fetchrow(stmt.sql, *args) is not None
 
 
 async def stores_in_bbox(conn: Any, bbox: BBox) -> list[UUID]:

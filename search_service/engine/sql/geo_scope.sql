@@ -47,9 +47,11 @@ FROM (
 -- name: check_area
 -- params: geojson text (a Polygon or MultiPolygon, already checked for shape by geo_areas.parse_area)
 -- PostGIS's verdict on a delivery polygon: valid (OGC rules: no self-intersection, holes inside their shell),
--- the reason when not, and the polygon as a MultiPolygon for storage.
+-- the reason when not, and the polygon as a MultiPolygon for storage. A valid one is cast to geography here, as
+-- set_delivery stores it, so that what the globe refuses (an edge 180 degrees long) is refused here too.
 WITH g AS (SELECT ST_SetSRID(ST_GeomFromGeoJSON(:geojson::text), 4326) AS geom)
-SELECT ST_IsValid(geom) AS valid, ST_IsValidReason(geom) AS reason, ST_AsGeoJSON(ST_Multi(geom)) AS multi
+SELECT ST_IsValid(geom) AS valid, ST_IsValidReason(geom) AS reason,
+       CASE WHEN ST_IsValid(geom) THEN ST_AsGeoJSON(ST_Multi(geom)::geography) END AS multi
 FROM g;
 
 -- name: set_delivery
