@@ -1,7 +1,8 @@
-"""A store's edits over real HTTP: delivery areas PostGIS refuses."""
+"""A store's edits over real HTTP and the CLI: delivery areas PostGIS refuses, text trimmed."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from search_service.settings import Settings
 from tests.ingest_helpers import bearer, ingest_settings, serve, store_key
+from tests.test_ingest_cli import cli
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +61,32 @@ def test_a_delivery_area_postgis_refuses_as_a_geography_is_a_400_naming_it(
     halves = [[-10, 0], [80, 0], [170, 0], [170, 1], [80, 1], [-10, 1], [-10, 0]]  # a corner between the ends
     split = httpx.patch(url, json={"delivery_area": {"type": "Polygon", "coordinates": [halves]}}, headers=admin)
     assert split.status_code == 200 and split.json()["delivery_area"]["type"] == "MultiPolygon", split.text
+
+
+def test_store_text_is_trimmed_as_listing_text_is(
+    base: str, db_url: str, conn: psycopg.Connection, admin: dict[str, str]
+) -> None:
+    """Surrounding whitespace and invisible format characters were stored as sent: a name of a zero-width space
+    was accepted while '   ' was refused, a BOM stayed, and ' ' set an optional field that '' clears."""
+    padded = {"name": "\ufeff  Padded Store  ", "postal_code": "  ", "address": " ", "store_type": "GROCERY ",
+              "city": "\u200bBerlin\u00a0", "country_code": " de ", "website": " https://shop.example "}  # fmt: skip
+    created = _create(base, admin, **padded)
+    assert created.status_code == 201, created.text
+    store = created.json()
+    assert (store["name"], store["postal_code"], store["address"], store["store_type"]) == (
+        "Padded Store", None, None, "GROCERY"
+    )  # fmt: skip
+    assert (store["city"], store["country_code"], store["website"]) == ("Berlin", "DE", "https://shop.example")
+    url = f"{base}/v1/stores/{store['id']}"
+    for invisible in ("\u200b", "\ufeff", " \u200b\u00a0 "):
+        refused = httpx.patch(url, json={"name": invisible}, headers=admin)
+        assert refused.status_code == 400 and _error(refused) == ("name", "must not be empty"), refused.text
+        assert _create(base, admin, name=invisible).status_code == 400
+    cleared = httpx.patch(url, json={"city": " ", "store_type": "\u200b"}, headers=admin)
+    assert (cleared.json()["city"], cleared.json()["store_type"]) == (None, None), cleared.text
+    out = cli(db_url, "stores", "create", "--name", " \u200bCLI Laden ", "--lat", "1", "--lon", "1", "--address", " ")
+    assert out.returncode == 0, out.stderr
+    row = conn.execute("SELECT name, address FROM store WHERE id = %s", (uuid.UUID(out.stdout.strip()),)).fetchone()
+    assert row == ("CLI Laden", None)
+    blank = cli(db_url, "stores", "create", "--name", "\u200b", "--lat", "1", "--lon", "1")
+    assert (blank.returncode, blank.stderr.strip()) == (2, "error: --name: must not be empty"), blank.stderr

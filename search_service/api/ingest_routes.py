@@ -281,7 +281,9 @@ async def _patch_delivery(conn: Any, store_id: UUID, data: S.StorePatch) -> None
 @post(
     "/v1/stores",
     summary="Create a store (admin)",
-    description="Admin keys only (`stores:write`). `currency` is the store's default for listings that send none.",
+    description="Admin keys only (`stores:write`). `currency` is the store's default for listings that send none. "
+    "Text is trimmed (surrounding whitespace, invisible characters such as a BOM): a blank optional field is left "
+    "empty, a blank name is a 400.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
     security=key_scope("stores:write"),
@@ -309,8 +311,9 @@ async def create_store(
     "GeoJSON Polygon or MultiPolygon, holes allowed, an altitude dropped; checked with PostGIS, a self-intersecting "
     "one is a 400, as is one with an edge 180 degrees of longitude long; its edges are geodesics, not straight "
     "lon/lat lines: draw a long edge with more corners) say where the store delivers (`fulfilment=delivery` in "
-    "search); `null` clears either. An empty string clears an optional text field (address, city, postal_code, "
-    "country_code, store_type, phone, website); `null` keeps it.",
+    "search); `null` clears either. Text is trimmed (surrounding whitespace, invisible characters such as a BOM): "
+    "an empty or blank string clears an optional text field (address, city, postal_code, country_code, store_type, "
+    "phone, website), a blank name is a 400; `null` keeps a field.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
     security=key_scope("stores:write"),

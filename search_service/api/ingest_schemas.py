@@ -33,8 +33,8 @@ class StoreIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class StorePatch(msgspec.Struct, forbid_unknown_fields=True):
-    """The fields to change. Absent or null: kept; an empty string clears an optional text field (address, city,
-    postal_code, country_code, store_type, phone, website); delivery_radius_m / delivery_area: null clears."""
+    """The fields to change. Absent or null: kept; a blank string (text is trimmed) clears an optional text field
+    (address, city, postal_code, country_code, store_type, phone, website); the delivery fields: null clears."""
 
     name: str | None = None
     lat: float | None = None

@@ -8,7 +8,7 @@ import math
 import re
 import secrets
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +16,7 @@ import psycopg
 
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
-from search_service.ingest.rows import Rejected, parse_currency
+from search_service.ingest.rows import Rejected, parse_currency, trimmed
 
 EMPTY_NAME = "must not be empty"  # a store's name: a 400 of the store writes (api/error_specs.py)
 
@@ -44,11 +44,17 @@ class StoreFields:
     website: str | None = None
 
     def checked(self, *, creating: bool) -> dict[str, Any]:
-        """The SQL parameters, validated; StoreError names the first bad field."""
+        """The SQL parameters, validated; StoreError names the first bad field. Text is trimmed as a listing's is
+        (surrounding whitespace and invisible format characters: a BOM, a zero-width space), so a blank optional
+        field clears it as '' does, and a name of nothing visible is empty."""
+        text: dict[str, Any] = {field: trimmed(v) for field, v in asdict(self).items() if isinstance(v, str)}
+        return replace(self, **text)._checked_trimmed(creating=creating)
+
+    def _checked_trimmed(self, *, creating: bool) -> dict[str, Any]:
         if creating and (self.name is None or self.lat is None or self.lon is None):
             missing = next(f for f in ("name", "lat", "lon") if getattr(self, f) is None)
             raise StoreError(missing, "is required")
-        if self.name is not None and not self.name.strip():
+        if self.name == "":
             raise StoreError("name", EMPTY_NAME)
         params = asdict(self)
         for field, value in params.items():
