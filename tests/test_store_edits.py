@@ -1,4 +1,4 @@
-"""A store's edits over real HTTP and the CLI: delivery areas PostGIS refuses, text trimmed."""
+"""A store's edits over real HTTP and the CLI: delivery areas PostGIS refuses, text trimmed, an empty PATCH."""
 
 from __future__ import annotations
 
@@ -90,3 +90,23 @@ def test_store_text_is_trimmed_as_listing_text_is(
     assert row == ("CLI Laden", None)
     blank = cli(db_url, "stores", "create", "--name", "\u200b", "--lat", "1", "--lon", "1")
     assert (blank.returncode, blank.stderr.strip()) == (2, "error: --name: must not be empty"), blank.stderr
+
+
+def test_an_empty_store_patch_writes_nothing(base: str, conn: psycopg.Connection, admin: dict[str, str]) -> None:
+    """`{}` (or only nulls) ran the UPDATE: it bumped updated_at, and its `SET location = ...` the stores' version
+    (`store_geo_version`), so every API process reloaded its stores' places."""
+    store = _create(base, admin).json()
+    url = f"{base}/v1/stores/{store['id']}"
+
+    def version() -> int:
+        return conn.execute("SELECT version FROM store_geo_version").fetchone()[0]  # type: ignore[index]
+
+    before = version()
+    for nothing in ({}, {"name": None, "lat": None, "lon": None, "is_active": None, "city": None}):
+        answered = httpx.patch(url, json=nothing, headers=admin)
+        assert answered.status_code == 200 and answered.json() == store, answered.text
+    assert version() == before
+    missing = httpx.patch(f"{base}/v1/stores/{uuid.uuid4()}", json={}, headers=admin)
+    assert missing.status_code == 404 and _error(missing)[0] == "store_id"
+    renamed = httpx.patch(url, json={"name": "Neu"}, headers=admin)
+    assert renamed.json()["name"] == "Neu" and renamed.json()["updated_at"] > store["updated_at"]

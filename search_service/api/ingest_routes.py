@@ -313,7 +313,8 @@ async def create_store(
     "lon/lat lines: draw a long edge with more corners) say where the store delivers (`fulfilment=delivery` in "
     "search); `null` clears either. Text is trimmed (surrounding whitespace, invisible characters such as a BOM): "
     "an empty or blank string clears an optional text field (address, city, postal_code, country_code, store_type, "
-    "phone, website), a blank name is a 400; `null` keeps a field.",
+    "phone, website), a blank name is a 400; `null` keeps a field. A body that changes nothing (`{}`, or only "
+    "`null`s for the fields it keeps) writes nothing: the store is answered as it is.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
     security=key_scope("stores:write"),
@@ -322,13 +323,16 @@ async def create_store(
 async def patch_store(
     rt: NamedDependency[Runtime], store_id: StoreId, data: Annotated[S.StorePatch, Body()]
 ) -> S.StoreOut:
+    fields = _fields(data)
     async with rt.connection() as conn, conn.transaction():
-        try:
-            found = await update_store_async(conn, store_id, _fields(data), data.is_active)
-        except StoreError as exc:
-            raise BadParameter(exc.field, exc.message) from None
-        if not found:
-            raise NotFound("store_id", "no store with this id")
+        # None given: nothing written (an UPDATE bumped updated_at, and the stores' version every API reloads on)
+        if fields != StoreFields() or data.is_active is not None:
+            try:
+                found = await update_store_async(conn, store_id, fields, data.is_active)
+            except StoreError as exc:
+                raise BadParameter(exc.field, exc.message) from None
+            if not found:
+                raise NotFound("store_id", "no store with this id")
         await _patch_delivery(conn, store_id, data)
         return await _store_out(conn, store_id)
 
