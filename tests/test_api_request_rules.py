@@ -90,7 +90,7 @@ OPERATIONS = {  # name -> (method, path under the store, component schema, a val
 }
 # (operation, field, values at the bound: schema-valid and accepted, values past it: schema-invalid and a 400)
 BOUNDS: list[tuple[str, str, list[Any], list[Any]]] = [
-    ("store-post", "name", ["n" * 200, "Laden am Eck"], ["", "   ", "n" * 201, "Laden\tEck", "Laden\x00"]),
+    ("store-post", "name", ["n" * 200, "Laden am Eck"], ["", "   ", " \ufeff", "n" * 201, "Laden\tEck", "Laden\x00"]),
     ("store-post", "postal_code", ["1" * 32, ""], ["1" * 33, "10\n115"]),
     ("store-post", "phone", ["+" * 64], ["1" * 65]),
     ("store-post", "address", ["a" * 500], ["a" * 501, "Str. 1\r\nBerlin", "Str.\x85 1"]),
@@ -101,7 +101,7 @@ BOUNDS: list[tuple[str, str, list[Any], list[Any]]] = [
     ("store-post", "website", ["https://shop.example/x?y=1", "HTTP://shop.example", ""],
      ["javascript:alert(1)", "https://user@shop.example", "ftp://shop.example", "https://" + "s" * 2041]),
     ("store-post", "lat", [90, -90], [90.5, -91]),
-    ("store-patch", "name", ["n" * 200], ["", "n" * 201]),
+    ("store-patch", "name", ["n" * 200, "\ufeffLaden"], ["", "\u200b", "n" * 201]),
     ("store-patch", "currency", ["CHF"], ["ABCD", "ZZZ"]),
     ("store-patch", "delivery_radius_m", [1, 1_000_000], [0, -5, 1_000_001, 10**12]),
     ("listing-put", "name", ["n" * 500], ["n" * 501]),

@@ -30,11 +30,11 @@ MAX_CATEGORY_ID = 2**63 - 1
 
 # What `q` accepts, as the OpenAPI schema states it: no control characters, at least one character that is neither
 # a space nor an invisible format character (Unicode's Cf of the Basic Multilingual Plane: a zero-width space, a BOM).
-_FORMAT_CHARS = (
+FORMAT_CHARS = (
     r"\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
     r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
 )
-Q_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f{_FORMAT_CHARS}][^\x00-\x1f\x7f-\x9f]*$"
+Q_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f{FORMAT_CHARS}][^\x00-\x1f\x7f-\x9f]*$"
 # Every UUID the API takes, in a path or a query: the form it writes them, 8-4-4-4-12 hex digits (either case).
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _UUID_RE = re.compile(UUID_PATTERN[1:-1])  # fullmatch: `$` would let a trailing newline through
