@@ -611,6 +611,30 @@ def test_signed_webhooks(base: str, db_url: str, settings: Settings, conn: psyco
     )
 
 
+def test_a_listings_upsert_row_naming_another_op_is_rejected_saying_op_is_not_read(
+    base: str, db_url: str, settings: Settings, conn: psycopg.Connection
+) -> None:
+    """A row's `op` in a delivery was overwritten with the type's: a stock row in a listings.upsert was read as an
+    upsert and rejected "price is required"."""
+    store = new_store(conn)
+    connection, secret = webhook_connection(conn, settings, store)
+    rows = [{"sku": "S1", "op": "stock", "quantity": 0}, {"sku": "U1", "name": "Tea", "price": 2, "quantity": 3},
+            {"sku": "U2", "op": "upsert", "name": "Milk", "price": 1, "quantity": 4}]  # fmt: skip
+    body = json.dumps({"type": "listings.upsert", "data": rows}).encode()
+    accepted = httpx.post(f"{base}/v1/ingest/{connection}", content=body, headers=signed(secret, body))
+    assert accepted.status_code == 202, accepted.text
+    drain_imports(db_url)
+    results = conn.execute(
+        "SELECT payload->>'sku', status, error FROM imported_product_raw WHERE import_batch_id = %s"
+        " ORDER BY row_number",
+        (accepted.json()["batch_id"],),
+    ).fetchall()
+    assert [(sku, status) for sku, status, _ in results] == [("S1", "rejected"), ("U1", "mapped"), ("U2", "mapped")]
+    reason = results[0][2]
+    assert reason.startswith("op 'stock' is not read in a listings.upsert delivery, whose every row is an upsert: ")
+    assert "send a stock change as stock.set" in reason
+
+
 def test_rate_limit_answers_429_with_retry_after(db_url: str, tmp_path: Path, conn: psycopg.Connection) -> None:
     store = new_store(conn)
     key = store_key(conn, store, "listings:write")

@@ -248,7 +248,7 @@ class IngestAccepted(msgspec.Struct):
 
 
 class WebhookListing(msgspec.Struct):
-    """A listing as a webhook carries it: the pipeline's row shape without `op`."""
+    """A listing as a webhook carries it: the pipeline's row shape; `op` is not read (the type says it)."""
 
     sku: str
     name: str | None = None

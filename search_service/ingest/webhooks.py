@@ -2,7 +2,8 @@
 verified with the `standardwebhooks` package on the raw bytes, against the connection's secret(s).
 
 Body: {"type": "listing.upsert" | "listing.delete" | "stock.set", "data": {...}} or
-{"type": "listings.upsert", "data": [{...}, ...]}. `data` is in the pipeline's row shape (without `op`).
+{"type": "listings.upsert", "data": [{...}, ...]}. `data` is in the pipeline's row shape; the type says each row's
+`op`: a row that names another op is rejected saying so (it was read as the type's, a stock row as an upsert).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from search_service.ingest.sources import (
 from search_service.ingest.stores import Connection
 
 EVENT_OPS = {"listing.upsert": "upsert", "listing.delete": "delete", "stock.set": "stock", "listings.upsert": "upsert"}
+_EACH_ROW = {"upsert": "an upsert", "delete": "a delete", "stock": "a stock change"}
 MAX_ITEMS = 1000
 # Its answers (401, 400, 415), as the OpenAPI shows them too (api/error_specs.py).
 BAD_SIGNATURE = "the webhook signature is missing, wrong, or its timestamp is more than 5 minutes off"
@@ -78,7 +80,19 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
         raise PayloadError("each listing in data must be an object", "data")
     # `_raw` and `_error` are the pipeline's own keys (a source's original cells, its reading error): a sender
     # setting them chose a row's rejection reason or failed its batch's errors CSV.
-    return [{**{k: v for k, v in item.items() if not str(k).startswith("_")}, "op": op} for item in items]
+    rows = [{**{k: v for k, v in item.items() if not str(k).startswith("_")}, "op": op} for item in items]
+    for row, item in zip(rows, items, strict=True):
+        if item.get("op", op) != op:
+            row["op"], row["_error"] = item["op"], _op_not_read(message["type"], item["op"])
+    return rows
+
+
+def _op_not_read(kind: str, sent: Any) -> str:
+    return (
+        f"op {str(sent)[:20]!r} is not read in a {kind} delivery, whose every row is {_EACH_ROW[EVENT_OPS[kind]]}: "
+        "send a stock change as stock.set, a delete as listing.delete, or write rows of mixed ops to "
+        "POST /v1/stores/{store_id}/listings/batch"
+    )
 
 
 def verify_and_parse(request: IncomingRequest, connection: Connection, box: SecretBox) -> Delivery:
