@@ -179,7 +179,8 @@ MinPrice = Annotated[
     Parameter(
         ge=0,
         le=MAX_PRICE,
-        description="Only listings priced at least this much.",
+        description="Only listings priced at least this much, in whatever currency each is priced (no conversion: "
+        "2.00 USD passes as 2.00 EUR).",
         examples=_ex(1.5),
         schema_extra={"minimum": 0},  # litestar drops a falsy `ge` from the schema
     ),
@@ -189,7 +190,7 @@ MaxPrice = Annotated[
     Parameter(
         ge=0,
         le=MAX_PRICE,
-        description="Only listings priced at most this much.",
+        description="Only listings priced at most this much, in whatever currency each is priced (no conversion).",
         examples=_ex(20),
         schema_extra={"minimum": 0},
     ),

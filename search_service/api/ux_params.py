@@ -38,7 +38,8 @@ SortParam = Annotated[
     Parameter(
         description=(
             "relevance (default); distance: nearest store with stock first (needs lat/lon); price: lowest price in "
-            "scope first. Distance and price order the same result set the facets count; ties keep relevance order."
+            "scope first. Distance and price order the same result set the facets count; ties keep relevance order. "
+            "Prices are compared as numbers, whatever their currency (no conversion): 2.00 USD sorts as 2.00 EUR."
         ),
         examples=[Example(summary="cheapest first", value="price")],
     ),
