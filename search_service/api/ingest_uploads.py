@@ -359,9 +359,8 @@ def _verified(handler: Any, incoming: IncomingRequest, connection: Connection, b
     description="Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, verified on the raw "
     'bytes with the connection\'s `whsec_` secret). Body: `{"type": "listing.upsert" | "listing.delete" | '
     '"stock.set", "data": {...}}` or `"listings.upsert"` with a list of up to 1,000; the type says what each row '
-    "is: a row naming another `op` is rejected saying `op` is not read (send a stock change as `stock.set`, mixed "
-    "ops to the listings batch endpoint). A bad or missing signature, "
-    "or a timestamp more than 5 minutes off: 401, nothing stored. A `webhook-id` already received: 200 "
+    "is: a row naming another `op` is rejected (send mixed ops to the listings batch endpoint). A bad or missing "
+    "signature, or a timestamp more than 5 minutes off: 401, nothing stored. A `webhook-id` already received: 200 "
     '`{"batch_id": ..., "duplicate": true}` (its first delivery\'s batch), nothing changed. Otherwise 202: stored, '
     "mapped by the worker. The connection's source "
     "decides how a request is verified and read (POS connectors register their own). Example body: "

@@ -104,6 +104,7 @@ imported_product_raw = Table(
     # Ingest (migration 0006): the source's original cells (a CSV row), and how the row was matched.
     Column("raw", JSONB),
     Column("matched_by", Text),
+    Column("replaced_by_row", Integer),  # a duplicate's replacing row (migration 0043)
     CheckConstraint(_in("status", RAW_ROW_STATUSES), name="status"),
     UniqueConstraint("import_batch_id", "row_number", name="uq_imported_product_raw_batch_row"),
     Index(
