@@ -254,7 +254,7 @@ class DeliveryId(click.ParamType):
 @click.argument("delivery_id", type=DeliveryId(), required=False)
 @click.option("--store", "store_id", type=click.UUID, help="Replay this store's finished deliveries (with --since).")
 @click.option("--webhook", "webhook_id", type=click.UUID, help="Only this webhook's deliveries (with --since).")
-@click.option("--since", help="ISO time: deliveries of events created since then.")
+@click.option("--since", help="ISO time: deliveries of events whose timestamp (their time) is at or after it.")
 @click.option("--failed-only", is_flag=True, help="Only the deliveries that failed (not the delivered ones).")
 @click.pass_obj
 @user_errors

@@ -26,7 +26,8 @@ def new_secret() -> str:
 
 
 def message_body(event_type: str, created_at: datetime, payload_json: str) -> str:
-    """{type, timestamp, data}: the envelope Standard Webhooks suggests; data is the stored payload verbatim."""
+    """{type, timestamp, data}: the envelope Standard Webhooks suggests; data is the stored payload verbatim.
+    created_at is the event's statement time, as its occurred_at (migration 0044)."""
     stamp = created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return f'{{"type":{json.dumps(event_type)},"timestamp":"{stamp}","data":{payload_json}}}'
 

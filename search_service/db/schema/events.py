@@ -129,7 +129,8 @@ webhook_event = Table(
     Column("seq", BigInteger, nullable=False),
     Column("type", Text, nullable=False),
     Column("payload", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The change's statement time, the payload's occurred_at too: the body's `timestamp` (migration 0044).
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("statement_timestamp()")),
     UniqueConstraint("store_id", "seq", name="uq_webhook_event_store_id_seq"),
     Index("ix_webhook_event_created_at", "created_at"),
 )
