@@ -287,6 +287,16 @@ def test_add_refuses_past_the_stores_limit(db: psycopg.Connection, fresh_db_url:
     ], third.output
 
 
+def test_list_gives_failing_since_in_utc_with_z(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """It printed `failing since 2026-12-06 16:29:35`, no zone, where every other time the CLI prints is ISO UTC."""
+    store = seed_store(db)
+    added = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "http://127.0.0.1:9/failing")
+    assert added.exit_code == 0, added.output
+    db.execute("UPDATE store_webhook SET failing_since = '2026-12-06T17:29:35.5+01:00'")
+    listed = run(fresh_db_url, "webhooks", "list", "--store", str(store)).output.strip()
+    assert listed.endswith("\tenabled\tfailing since 2026-12-06T16:29:35Z"), listed
+
+
 def test_a_disabled_webhook_enabled_again_keeps_its_secret_and_numbering_and_replays(
     db: psycopg.Connection, fresh_db_url: str
 ) -> None:

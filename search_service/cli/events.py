@@ -98,7 +98,7 @@ def webhooks_list(settings: Settings, store_id: UUID | None) -> None:
         echo("no webhooks")
     for r in rows:
         state = "enabled" if r["is_active"] else f"disabled ({r['disabled_reason'] or 'by an operator'})"
-        failing = [f"failing since {r['failing_since']:%Y-%m-%d %H:%M:%S}"] if r["failing_since"] else []
+        failing = [f"failing since {_utc(r['failing_since'])}"] if r["failing_since"] else []
         echo(r["id"], f"store={r['store_id']}", r["url"], ",".join(r["events"]), state, *failing)
 
 
