@@ -226,6 +226,30 @@ def test_a_ping_answered_with_a_nul_is_a_failed_ping(
     assert local_client.delete(f"{base}/{created.json()['id']}", headers=auth).status_code == 204
 
 
+def test_a_disabled_webhook_is_not_pinged(
+    local_client: TestClient[Any], store: uuid.UUID, auth: dict[str, str]
+) -> None:
+    """A 410 to a ping disabled the webhook, and a second ping was POSTed all the same (410 again), though a disabled
+    webhook's deliveries fail unsent: it is refused, naming webhook_id and saying to enable it first."""
+    base = f"/v1/stores/{store}/webhooks"
+    with Receiver() as receiver:
+        created = local_client.post(base, json={"url": receiver.url("/status/410/gone"), "events": ["*"]}, headers=auth)
+        webhook_id = created.json()["id"]
+        first = local_client.post(f"{base}/{webhook_id}/test", headers=auth)
+        assert (first.status_code, first.json()["status_code"]) == (200, 410), first.text
+        second = local_client.post(f"{base}/{webhook_id}/test", headers=auth)
+        assert len(receiver.snapshot()) == 1  # the second was never sent
+        assert local_client.post(f"{base}/{webhook_id}/enable", headers=auth).status_code == 200
+        third = local_client.post(f"{base}/{webhook_id}/test", headers=auth)
+        assert third.status_code == 200 and len(receiver.snapshot()) == 2, third.text  # enabled: pinged again
+    assert second.status_code == 400, second.text
+    error = second.json()["error"]
+    assert error["parameter"] == "webhook_id", error
+    assert error["message"].startswith(f"webhook {webhook_id} is disabled (the receiver answered 410 Gone)"), error
+    assert f"/webhooks/{webhook_id}/enable" in error["message"] and "then ping it" in error["message"], error
+    assert local_client.delete(f"{base}/{webhook_id}", headers=auth).status_code == 204
+
+
 def test_bad_input_is_a_400_and_unknown_ids_a_404(
     local_client: TestClient[Any], store: uuid.UUID, db_url: str, auth: dict[str, str]
 ) -> None:

@@ -183,7 +183,8 @@ async def delete_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhoo
     security=key_scope("webhooks:write"),
     summary="Send a test ping",
     description="Sends a signed `webhook.ping` event now, once, and says how the receiver answered. "
-    "Recorded among the deliveries. Needs the store's key (webhooks:write).",
+    "Recorded among the deliveries. A disabled webhook is not pinged: 400 naming `webhook_id`; enable it first "
+    "(`…/enable`), then ping it. Needs the store's key (webhooks:write).",
     tags=_TAGS,
     status_code=200,
     responses=S.PING_RESPONSES,

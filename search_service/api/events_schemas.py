@@ -171,6 +171,14 @@ PING_RESPONSES = {
         },
         "The ping was sent once (no retries); `delivered` says whether the receiver answered 2xx.",
     ),
+    **_error(
+        400,
+        "webhook_id",
+        "webhook 7a1e… is disabled (the receiver answered 410 Gone): enable it first (POST …/webhooks/7a1e…/enable, "
+        "or `webhooks enable 7a1e…`), then ping it",
+        "Invalid input (`parameter` names it): a webhook_id that is not a UUID, or a disabled webhook (nothing is "
+        "sent to it).",
+    ),
     **NO_WEBHOOK,
 }
 ENABLE_RESPONSES = {

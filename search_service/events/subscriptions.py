@@ -286,9 +286,9 @@ class PingJob:
 
 async def start_ping(conn: Any, box: SecretBox, store_id: UUID | None, webhook_id: UUID) -> PingJob:
     """Record a webhook.ping event and its delivery, held by this caller (no dispatcher sends it)."""
-    sub = await _one(conn, "get_subscription", store_id=store_id, webhook_id=webhook_id)
-    if sub is None:
-        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+    # a disabled one's deliveries fail unsent, yet a ping was POSTed (a 410's receiver asked again)
+    then = f" (POST …/webhooks/{webhook_id}/enable, or `webhooks enable {webhook_id}`), then ping it"
+    sub = await _require_enabled(conn, store_id, webhook_id, then)
     lock = f"ping:{uuid.uuid4().hex[:12]}"
     row = await _one(conn, "insert_ping", store_id=sub["store_id"], webhook_id=webhook_id, lock=lock)
     assert row is not None
@@ -385,10 +385,12 @@ async def replay(
     return int(row["n"]) if row else 0
 
 
-async def _require_enabled(conn: Any, store_id: UUID | None, webhook_id: UUID) -> None:
+async def _require_enabled(conn: Any, store_id: UUID | None, webhook_id: UUID, how: str = "") -> Any:
+    """The subscription, refused when disabled (its deliveries would fail at once)."""
     sub = await _one(conn, "get_subscription", store_id=store_id, webhook_id=webhook_id)
     if sub is None:
         raise SubscriptionNotFound("webhook_id", _not_found(store_id))
-    if not sub["is_active"]:  # its deliveries would fail at once
+    if not sub["is_active"]:
         why = f" ({sub['disabled_reason']})" if sub["disabled_reason"] else ""
-        raise SubscriptionError("webhook_id", f"webhook {webhook_id} is disabled{why}: enable it first")
+        raise SubscriptionError("webhook_id", f"webhook {webhook_id} is disabled{why}: enable it first{how}")
+    return sub
