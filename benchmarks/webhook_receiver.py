@@ -5,7 +5,7 @@ The path chooses the behaviour, so one server plays many receivers:
 - `/slow/<seconds>/...`: waits, then 204.
 - `/drip/<seconds>/...`: 200 with its headers at once, then a byte of body every 0.2 s for that long.
 - `/status/<code>/...`: answers that code (`/status/302/...` adds a Location, the `location` query parameter's
-  if given; `/status/429/...` and
+  if given, none if it is empty; `/status/429/...` and
   `/status/503/...` a `Retry-After` from the `retry_after` query parameter); the `body` query parameter is its
   body (raw bytes as UTF-8; default `status <code>`).
 - `/flaky/<n>/...`: 500 for the first n attempts of each webhook-id (on that path), then 204.
@@ -119,7 +119,9 @@ class Receiver:
     def _status(code: int, request: web.Request) -> web.Response:
         headers = {}
         if 300 <= code < 400:
-            headers["Location"] = request.query.get("location", "http://127.0.0.1:9/elsewhere")
+            location = request.query.get("location", "http://127.0.0.1:9/elsewhere")
+            if location:
+                headers["Location"] = location
         if code in (429, 503) and "retry_after" in request.query:
             headers["Retry-After"] = request.query["retry_after"]
         body = request.query.get("body", f"status {code}").encode("utf-8", "surrogateescape")

@@ -212,6 +212,25 @@ def test_a_redirects_path_and_query_stay_out_of_last_error_and_the_log(
     assert len(logged) == 1 and "s3cret" not in logged[0] and "/sso/" not in logged[0], logged
 
 
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        ("/status/300/bare?location=", "HTTP 300: a redirect without a Location header is a failure"),
+        ("/status/302/bad?location=http%3A%2F%2F%5B%3A%3A1", "HTTP 302: a redirect to an unreadable Location is a"),
+    ],
+)
+def test_a_redirect_without_a_readable_location_says_so(
+    db: psycopg.Connection, fresh_db_url: str, receiver: Receiver, path: str, said: str
+) -> None:
+    """A 3xx without a Location (or with one no host can be read from) said `a redirect (to ?) is a failure`."""
+    store = seed_store(db)
+    subscribe(fresh_db_url, store, receiver.url(path), ["listing.created"])
+    seed_listing(db, store, seed_product(db, "Oat milk"), "A")
+    assert dispatch(fresh_db_url, replace(FAST, retry_schedule=(0.0,))).failed == 1
+    error = deliveries(db)[0][5]
+    assert error.startswith(said) and error.endswith("; redirects are not followed"), error
+
+
 def test_a_slow_receiver_does_not_delay_a_fast_one(
     db: psycopg.Connection, fresh_db_url: str, receiver: Receiver
 ) -> None:

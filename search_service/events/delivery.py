@@ -85,18 +85,16 @@ _SILENT_ERRORS = {
 }
 
 
-def redirect_origin(url: str, location: str | None) -> str:
+def redirect_origin(url: str, location: str) -> str | None:
     """Scheme, host and port of a redirect's target (a relative one is the request's): never its path or query,
-    which may carry a token, as the Location did into last_error and the log."""
-    if not location:
-        return "?"
+    which may carry a token, as the Location did into last_error and the log. None: no host can be read from it."""
     try:
         parts = urllib.parse.urlsplit(urllib.parse.urljoin(url, location.strip()))
         port = parts.port
     except ValueError:
-        return "?"
+        return None
     if not parts.hostname:
-        return "?"
+        return None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
@@ -112,8 +110,13 @@ def _describe_failure(url: str, response: httpx.Response) -> str | None:
     if 200 <= code < 300:
         return None
     if 300 <= code < 400:
-        where = redirect_origin(url, response.headers.get("location"))
-        return f"HTTP {code}: a redirect (to {storable(where[:200])}) is a failure; redirects are not followed"
+        location = response.headers.get("location", "").strip()
+        if not location:  # said "a redirect (to ?)"
+            what = "a redirect without a Location header"
+        else:
+            where = redirect_origin(url, location)
+            what = f"a redirect (to {storable(where[:200])})" if where else "a redirect to an unreadable Location"
+        return f"HTTP {code}: {what} is a failure; redirects are not followed"
     return f"HTTP {code}: {storable(response.text[:200])}"
 
 
