@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import click
 import psycopg
 from click.testing import CliRunner, Result
 from cryptography.fernet import Fernet
@@ -18,6 +19,7 @@ from standardwebhooks import Webhook
 
 from benchmarks.webhook_receiver import Receiver
 from search_service.cli.commands import cli
+from search_service.cli.common import Duration
 from tests.events_support import seed_listing, seed_product, seed_store
 
 KEY = Fernet.generate_key().decode()
@@ -185,6 +187,24 @@ def test_prune_keeps_30_days_of_outgoing_events_and_takes_finished_ones_failed_t
     kept = sorted(r[0] for r in db.execute("SELECT status FROM webhook_delivery"))
     assert kept == ["failed", "failed", "pending", "retrying"]  # the recent event's two, and those on their way
     assert "30d" in run(fresh_db_url, "prune", "--help").output
+
+
+def _duration_options(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _duration_options(command, (*path, name))
+        found += [((*path, name), o.opts[0]) for o in command.params if isinstance(o.type, Duration)]
+    return found
+
+
+def test_every_duration_option_says_its_units_m_being_minutes() -> None:
+    """`prune --older-than 1m` is a minute, the default 30d: `--help` gave examples only, and 1m read as a month."""
+    options = _duration_options(cli)
+    assert (("prune",), "--older-than") in options and len(options) >= 3, options
+    for path, option in options:
+        shown = " ".join(CliRunner().invoke(cli, [*path, "--help"]).output.split())
+        assert "s, m (minutes, not months), h or d" in shown, (path, option, shown)
 
 
 def test_prune_leaves_a_delivery_a_replay_queues_meanwhile(db: psycopg.Connection, fresh_db_url: str) -> None:

@@ -198,6 +198,10 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+# Said in every duration option's help: a reader took `1m` for a month (it is a minute).
+DURATION_UNITS = "a number and a unit: s, m (minutes, not months), h or d"
+
+
 class Duration(click.ParamType):
     """A span of time as a number and a unit: 90s, 30m, 12h, 7d."""
 
@@ -212,11 +216,11 @@ class Duration(click.ParamType):
         try:
             seconds = float(text[:-1]) * self.UNITS[text[-1:]]
         except (KeyError, ValueError):
-            self.fail(f"{value!r} is not a duration: give a number and a unit, e.g. 90s, 30m, 12h or 7d", param, ctx)
+            self.fail(f"{value!r} is not a duration: give {DURATION_UNITS}, e.g. 90s, 30m, 12h or 7d", param, ctx)
         if seconds < 0:
             self.fail(f"{value!r}: a duration cannot be negative", param, ctx)
         if not math.isfinite(seconds):
-            self.fail(f"{value!r} is not a duration: give a number and a unit, e.g. 90s, 30m, 12h or 7d", param, ctx)
+            self.fail(f"{value!r} is not a duration: give {DURATION_UNITS}, e.g. 90s, 30m, 12h or 7d", param, ctx)
         if seconds > self.LONGEST_S:  # 1e12s reached the database as a timestamp out of range (a traceback)
             self.fail(f"{value!r}: give a duration of at most 100 years (36500d)", param, ctx)
         return seconds

@@ -11,6 +11,7 @@ from uuid import UUID
 import click
 
 from search_service.cli.common import (
+    DURATION_UNITS,
     Duration,
     UsageMistake,
     UserFacingError,
@@ -310,7 +311,11 @@ def webhooks_dispatch(settings: Settings, drain: bool) -> None:
 
 @click.command("prune")
 @click.option(
-    "--older-than", default="30d", show_default=True, type=Duration(), help="Age of the rows to delete: 30d, 12h."
+    "--older-than",
+    default="30d",
+    show_default=True,
+    type=Duration(),
+    help=f"Age of the rows to delete, {DURATION_UNITS}: 30d, 12h.",
 )
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @click.pass_obj

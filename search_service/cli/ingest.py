@@ -13,6 +13,7 @@ from uuid import UUID
 import click
 
 from search_service.cli.common import (
+    DURATION_UNITS,
     Duration,
     FiniteFloatRange,
     UsageMistake,
@@ -359,7 +360,9 @@ def imports_errors(settings: Settings, batch_id: UUID, notes: bool, output: Text
 
 
 @imports.command("prune")
-@click.option("--older-than", required=True, type=Duration(), help="Age of finished batches: 30d, 12h.")
+@click.option(
+    "--older-than", required=True, type=Duration(), help=f"Age of finished batches, {DURATION_UNITS}: 30d, 12h."
+)
 @click.option("--dry-run", is_flag=True, help="Count; delete nothing.")
 @click.pass_obj
 @user_errors

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from search_service.cli.common import Duration, UsageMistake, connect, echo, user_errors
+from search_service.cli.common import DURATION_UNITS, Duration, UsageMistake, connect, echo, user_errors
 from search_service.settings import Settings
 
 
@@ -73,7 +73,12 @@ def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> No
 
 
 @tasks.command("prune")
-@click.option("--older-than", required=True, type=Duration(), help="Age of the done tasks to delete: 7d, 12h, 30m.")
+@click.option(
+    "--older-than",
+    required=True,
+    type=Duration(),
+    help=f"Age of the done tasks to delete, {DURATION_UNITS}: 7d, 12h, 30m.",
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @click.pass_obj
 @user_errors
