@@ -190,6 +190,46 @@ def test_ctrl_c_during_import_csv_gives_the_batch_back_to_the_workers(dsn: str, 
         assert conn.execute("SELECT count(*) FROM store_product").fetchone() == (30001,)
 
 
+# The command as the console script runs it, SIGINT at Python's own handler: a child of a shell's `cmd &` (some CI
+# runners) starts with SIGINT ignored, where SIGTERM takes the KeyboardInterrupt path instead of asyncio's.
+WITH_CTRL_C = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from search_service.cli import main; sys.exit(main())"
+)
+
+
+def test_sigterm_stops_import_csv_as_ctrl_c_does(dsn: str, tmp_path: Path) -> None:
+    """SIGTERM (timeout, systemd, docker stop) ended it with exit 143 and no line: the batch stayed `receiving`
+    (or `processing`) under its lease, the store's writes queued behind it for up to two minutes."""
+    store = create_store(dsn)
+    big = tmp_path / "big.csv"
+    big.write_text("sku,name,price,quantity\n" + "".join(f"S{i},Item {i},1.00,{i % 7}\n" for i in range(150000)))
+
+    def started_then_stopped(until: str) -> tuple[int, list[str]]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WITH_CTRL_C, "import", "csv", str(big), "--store", str(store)],
+            env={**os.environ, "DATABASE_URL": dsn, "PLINQY_INGEST_CHUNK_ROWS": "500"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            deadline = time.monotonic() + 120
+            while not conn.execute(until).fetchone():
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err, err
+        return proc.returncode, [line for line in err.replace("\r", "\n").splitlines() if line.startswith("interr")]
+
+    storing = started_then_stopped("SELECT 1 FROM import_batch WHERE status = 'receiving'")
+    assert storing == (130, ["interrupted: before the file was stored: nothing imported"])
+    mapping = started_then_stopped("SELECT 1 FROM import_batch WHERE processed_rows > 0")
+    assert mapping[0] == 130 and len(mapping[1]) == 1 and mapping[1][0].startswith("interrupted: batch"), mapping
+    with psycopg.connect(dsn) as conn:
+        batches = conn.execute("SELECT status, locked_by FROM import_batch ORDER BY seq").fetchall()
+    assert batches == [("aborted", None), ("processing", None)]  # nothing held: the store's writes go on at once
+
+
 # The console script's own code (bin/plinqy-search), after a line saying the interpreter is up: a SIGINT before
 # that (the interpreter importing `site`, slow on a loaded machine) is the interpreter's, before any of ours runs.
 CONSOLE_SCRIPT = "import sys; print('up', flush=True); from search_service.cli import main; sys.exit(main())"

@@ -4,20 +4,34 @@ here, a Ctrl-C in the first second or so (alembic, psycopg, litestar being impor
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 from typing import NoReturn
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C ended
 
 
 def main() -> None:
-    """Every command, however early a Ctrl-C comes: one line, `interrupted`, exit 130."""
+    """Every command, however early a Ctrl-C (or SIGTERM) comes: one line, `interrupted`, exit 130."""
+    signal.signal(signal.SIGTERM, _stop_as_ctrl_c)  # serve, worker and the dispatchers install their own
     try:
         from search_service.cli.commands import main as run_command
 
         run_command()
     except KeyboardInterrupt:
         interrupted()
+
+
+def _stop_as_ctrl_c(_signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (timeout, systemd, docker stop, Kubernetes) stops a command as Ctrl-C does, through whatever handles
+    SIGINT now (asyncio's task cancel, sync's stop after the batch in hand): it ended the process, exit 143, with
+    no line said and the batch in hand leased for minutes. SIGINT ignored (a script's `cmd &`): KeyboardInterrupt."""
+    on_sigint = signal.getsignal(signal.SIGINT)
+    if callable(on_sigint):
+        on_sigint(signal.SIGINT, frame)
+    else:
+        signal.default_int_handler(signal.SIGINT, frame)
 
 
 def interrupted() -> NoReturn:
