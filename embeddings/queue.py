@@ -168,8 +168,9 @@ def reap_expired(conn: psycopg.Connection, keep: Sequence[str] = ()) -> list[tup
         reclaimed.extend((r[0], r[1]) for r in rows)
 
 
-def due_count(conn: psycopg.Connection) -> int:
-    row = conn.execute(sql("due_count")).fetchone()
+def due_count(conn: psycopg.Connection, keep: Sequence[str] = ()) -> int:
+    """Tasks due or running under another holder's lease (`keep`: the caller's own claims)."""
+    row = conn.execute(sql("due_count"), {"keep": list(keep)}).fetchone()
     return int(row[0]) if row else 0
 
 

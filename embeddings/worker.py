@@ -131,9 +131,9 @@ class Worker(BatchSteps):
                 if writer is not None:
                     writer.wait()  # the last batch's write may hold the only due work's fate
                 if self.config.drain:
-                    if queue.due_count(conn) == 0:
+                    if queue.due_count(conn, keep=self.claims.held()) == 0:
                         return True
-                    time.sleep(0.05)  # due but locked by a claim in flight elsewhere: look again shortly
+                    time.sleep(0.05)  # held elsewhere: reaped (above) once its lease lapses, then claimed
                     continue
                 self._wait_for_work(listener)
         return True

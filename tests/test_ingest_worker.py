@@ -76,6 +76,25 @@ def test_sigkill_mid_batch_loses_nothing(db: psycopg.Connection, fresh_db_url: s
     assert listed == (ROWS,)  # every row applied exactly once
 
 
+def test_a_drain_waits_out_a_killed_workers_lease_and_finishes_its_batch(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """`worker --drain` run while a SIGKILLed worker's lease still ran exited 0 in seconds, silent, the batch left
+    `processing` with its rows pending: the drain counted only the batches nobody held."""
+    _store, batch = seed_batch(db)
+    doomed = spawn(fresh_db_url, **{**HOLDING, "PLINQY_INGEST_LEASE_S": "5"})
+    wait_for_processed(db, batch, 100)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(timeout=10)
+    held_by = batch_state(db, batch)[3]
+    assert held_by is not None and held_by.startswith("import:")
+    rescuer = spawn(fresh_db_url, "--drain")
+    _out, err = rescuer.communicate(timeout=120)
+    assert rescuer.returncode == 0, err[-2000:]
+    assert batch_state(db, batch)[:3] == ("completed", ROWS, ROWS)
+    assert f'"event": "waiting", "batch": "{batch}", "held_by": "{held_by}", "until": ' in err, err[-2000:]
+
+
 def test_sigterm_exits_zero_and_releases_the_batch(db: psycopg.Connection, fresh_db_url: str) -> None:
     _store, batch = seed_batch(db)
     proc = spawn(fresh_db_url, **HOLDING)

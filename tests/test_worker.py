@@ -319,6 +319,18 @@ def test_drain_reaches_an_empty_queue_with_the_pipelined_writer(db: psycopg.Conn
     )
 
 
+def test_a_drain_waits_out_a_killed_workers_lease_and_embeds_its_tasks(
+    db: psycopg.Connection, encoder: Encoder
+) -> None:
+    """A drain run while a killed worker's claim was still leased ended with those tasks `running`, unembedded: it
+    counted only the pending ones. Now it waits, the reaper returns them once the lease lapses, and it embeds them."""
+    seed_products(db, 12)
+    assert len(queue.claim(db, "embed:killed#1", batch_size=5, lease_seconds=2)) == 5
+    worker = Worker(dsn_of(db), encoder, WorkerConfig(batch_size=16, drain=True, poll_interval_s=0.2))
+    totals = worker.run()
+    assert totals.embedded == 12 and status_counts(db) == {"done": 12}
+
+
 def test_notify_wakes_an_idle_worker_long_before_its_poll(db: psycopg.Connection, encoder: Encoder) -> None:
     worker = Worker(dsn_of(db), encoder, WorkerConfig(poll_interval_s=60))
     thread = threading.Thread(target=worker.run)

@@ -145,8 +145,11 @@ WHERE t.id = expired.id
 RETURNING t.id, t.status;
 
 -- name: due_count
--- params: (none)
-SELECT count(*) FROM ai_task WHERE status = 'pending' AND run_after <= now();
+-- params: keep text[]
+-- What a drain still has to do: the due tasks, and those other holders have running (a killed worker's come back
+-- through the reaper once their lease lapses; skipped, the drain ended with them unembedded). `keep`: its own.
+SELECT count(*) FROM ai_task
+WHERE (status = 'pending' AND run_after <= now()) OR (status = 'running' AND locked_by <> ALL(:keep::text[]));
 
 -- name: stats
 -- params: (none)

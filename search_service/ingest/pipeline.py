@@ -387,7 +387,3 @@ async def batch_crashed(conn: Any, batch_id: UUID, worker_id: str, error: str) -
         max_attempts=MAX_MAPPING_ATTEMPTS, pause_s=CRASH_PAUSE_S,
     )  # fmt: skip
     return found[0]["status"] if found else None
-
-
-async def due_count(conn: Any) -> int:
-    return int((await fetch(conn, "due_count"))[0][0])

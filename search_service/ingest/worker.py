@@ -65,6 +65,7 @@ class ImportWorker:
         self._reconnect_delay = RECONNECT_FIRST_S
         self._outage = Outage(log, worker=self.worker_id)
         self._connecting = False
+        self._waited_for: set[UUID] = set()
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -132,11 +133,22 @@ class ImportWorker:
                         await asyncio.wait_for(self.stop.wait(), self.options.coalesce_s)
                 continue
             if self.options.drain:
-                if await pipeline.due_count(conn) == 0:
+                if not await self._still_to_map(conn):
                     return
                 await asyncio.sleep(0.05)  # held elsewhere or waiting behind a store's earlier batch
                 continue
             await self._wait(wake)
+
+    async def _still_to_map(self, conn: asyncpg.Connection) -> bool:
+        """Whether a drain has batches left (`drain_state`); a batch another holds is said once, with its holder."""
+        query = statement("ingest/batches", "drain_state")
+        unfinished, held, held_by, until = await conn.fetchrow(query.sql, *query.bind(worker_id=self.worker_id))  # type: ignore[misc]
+        if unfinished and held is not None and held not in self._waited_for:
+            self._waited_for.add(held)
+            log.info(json.dumps({"event": "waiting", "batch": str(held), "held_by": held_by,
+                                 "until": until.isoformat(), "worker": self.worker_id,
+                                 "why": "mapped here once its holder ends or its lease lapses"}))  # fmt: skip
+        return bool(unfinished)
 
     async def _abort_stale_uploads(self, conn: asyncpg.Connection) -> None:
         for batch_id in await pipeline.abort_stale_uploads(conn, self.config.upload_timeout_s):

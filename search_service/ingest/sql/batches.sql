@@ -201,10 +201,22 @@ SELECT pg_advisory_xact_lock(hashtextextended(:store_id::uuid::text, 20261203)) 
        set_config('lock_timeout', :work_lock_timeout, true) AS wait_over,
        set_config('statement_timeout', :work_timeout, true) AS work_bound;
 
--- name: due_count
--- params: none
-SELECT count(*) FROM import_batch
-WHERE status IN ('pending', 'processing') AND (locked_until IS NULL OR locked_until < now());
+-- name: drain_state
+-- params: worker_id text
+-- What a drain still has to map: the batches due, and those a worker or `import csv` holds (a killed one's lease
+-- lapses, then the drain takes the batch over; skipped, the drain ended with them unfinished); a crashed batch's
+-- pause (no holder) is not waited out. With them the lease that lapses first, for the drain's log.
+SELECT c.unfinished, h.id, h.locked_by, h.locked_until
+FROM (
+    SELECT count(*) AS unfinished FROM import_batch
+    WHERE status IN ('pending', 'processing')
+      AND (locked_until IS NULL OR locked_until < now() OR locked_by IS NOT NULL)
+) c
+LEFT JOIN LATERAL (
+    SELECT id, locked_by, locked_until FROM import_batch
+    WHERE status IN ('pending', 'processing') AND locked_by <> :worker_id AND locked_until >= now()
+    ORDER BY locked_until LIMIT 1
+) h ON true;
 
 -- name: fence
 -- params: batch_id uuid, worker_id text, lease_s float8
