@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -246,6 +248,9 @@ def test_a_terminated_connection_is_reopened_and_the_batch_resumed_within_second
     assert proc.returncode == 0, err[-2000:]
     assert '"event": "db_lost"' in err and "job import exited" not in err, err[-2000:]
     assert batch_state(db, batch)[:3] == ("completed", ROWS, ROWS)
+    # its log counted only the rows mapped after the loss, and named asyncpg's state, not the connection's end
+    said = {event: int(mapped) for event, mapped in re.findall(r'"event": "(batch|stopped)".*?"mapped": (\d+)', err)}
+    assert said == {"batch": ROWS, "stopped": ROWS} and "cannot switch to state" not in err, err[-2000:]
     listed = db.execute("SELECT count(*) FROM inventory_event WHERE reason = 'listed'").fetchone()
     assert listed == (ROWS,)  # every row applied exactly once
     assert db.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone() == (ROWS,)
@@ -296,3 +301,17 @@ def test_a_worker_frozen_inside_a_chunk_is_taken_over(db: psycopg.Connection, fr
             if proc is not None:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def test_a_connection_ended_on_an_idle_socket_is_logged_as_such(caplog: pytest.LogCaptureFixture) -> None:
+    """asyncpg's reading of the server's FATAL on an idle connection was logged as the cause: `InternalClientError:
+    cannot switch to state 15; another operation (2) is in progress`."""
+    import asyncpg
+
+    from search_service.db.faults import Outage
+
+    with caplog.at_level(logging.WARNING, logger="plinqy.test"):
+        Outage(logging.getLogger("plinqy.test"), worker="w").lost(
+            asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress")
+        )
+    assert '"error": "the server ended the connection (pg_terminate_backend, a restart or a shutdown)"' in caplog.text

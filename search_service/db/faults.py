@@ -53,6 +53,15 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
         raise DatabaseSilent(f"connection timeout expired: no answer within {timeout:g} s") from None
 
 
+def lost_connection_text(exc: BaseException) -> str:
+    """A lost connection's error as the log says it. asyncpg's InternalClientError ("cannot switch to state 15;
+    another operation (2) is in progress") is its own state after the server's FATAL on an idle connection (the
+    message itself is dropped): said as what happened."""
+    if isinstance(exc, asyncpg.InternalClientError) and str(exc).startswith("cannot switch to state"):
+        return "the server ended the connection (pg_terminate_backend, a restart or a shutdown)"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class Outage:
     """A job's lost database in its log: a `db_lost` line on the 1st, 2nd, 4th, 8th... failed try in a row (the
     pause between tries doubles to 10 s: an hour away is a dozen lines, not 360 a job), and one `db_back` line
@@ -64,7 +73,7 @@ class Outage:
     def lost(self, exc: BaseException) -> None:
         self.tries += 1
         if self.tries & (self.tries - 1) == 0:
-            error = f"{type(exc).__name__}: {exc}"[:300]
+            error = lost_connection_text(exc)[:300]
             self.log.warning(json.dumps({"event": "db_lost", **self.who, "tries": self.tries, "error": error}))
 
     def connected(self) -> None:

@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -88,6 +88,7 @@ class LaneRun:
     stopping: Callable[[], bool] = lambda: False  # a graceful stop: the lanes end after their chunk in hand
     after_chunk: Callable[[], Awaitable[None]] | None = None  # progress, or a test's hold: lanes call it at once
     chunks: int = 1  # the batch's chunks mapped so far (the caller's first one): statistics are refreshed by it
+    mapped: ChunkCounts = field(default_factory=ChunkCounts)  # the lanes' committed rows, a lane's error too
 
 
 async def map_in_lanes(conn: Any, run: LaneRun) -> ChunkCounts | None:
@@ -141,6 +142,7 @@ async def _lane(conn: Any, lane: tuple[int, int], run: LaneRun, lost: asyncio.Ev
                 conn, run.batch_id, run.worker_id, lane, cfg.batch_chunk_rows, cfg.lease_s
             )
             counts.add(chunk)
+            run.mapped.add(chunk)
             run.chunks += 1
             if not finished:
                 await refresh_statistics(conn, run.chunks, cfg.batch_chunk_rows)

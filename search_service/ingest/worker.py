@@ -66,6 +66,7 @@ class ImportWorker:
         self._outage = Outage(log, worker=self.worker_id)
         self._connecting = False
         self._waited_for: set[UUID] = set()
+        self._before_loss: dict[UUID, pipeline.ChunkCounts] = {}  # a batch's rows mapped here before a lost connection
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -222,8 +223,8 @@ class ImportWorker:
 
     async def _map(self, conn: asyncpg.Connection, batch_id: UUID) -> None:
         cfg = self.config
+        counts = pipeline.ChunkCounts()  # this claim's rows, each chunk committed as it is counted
         try:
-            counts = pipeline.ChunkCounts()
             chunks, last = 0, False
             while not last and not self.stop.is_set():
                 chunk, last = await pipeline.map_chunk(
@@ -236,13 +237,21 @@ class ImportWorker:
                     await self._hold()
                 if chunks == 1 and not last and not self.stop.is_set():  # duplicates marked: the rest may go in lanes
                     run = lanes.LaneRun(self.dsn, batch_id, self.worker_id, cfg, self.stop.is_set, self._hold)
-                    counts.add(await lanes.map_in_lanes(conn, run) or pipeline.ChunkCounts())
+                    try:
+                        await lanes.map_in_lanes(conn, run)
+                    finally:  # a lane's lost connection raises here: the other lanes' committed rows count all the same
+                        counts.add(run.mapped)
             if not last:
                 await pipeline.release_batch(conn, batch_id, self.worker_id)
         except pipeline.LeaseLost:
             log.warning(json.dumps({"event": "lease_lost", "batch": str(batch_id), "worker": self.worker_id}))
             return
+        except CONNECTION_LOST:  # the chunks committed before the loss were mapped here too: kept in the counts
+            self.totals.add(counts)
+            self._before_loss.setdefault(batch_id, pipeline.ChunkCounts()).add(counts)
+            raise
         self.totals.add(counts)
+        counts.add(self._before_loss.pop(batch_id, pipeline.ChunkCounts()))
         # the counts are this worker's rows: a batch taken over, or given back on a stop, was partly mapped elsewhere
         if last:
             self.batches += 1
