@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import multiprocessing
 import os
@@ -127,7 +128,7 @@ def _run_sync(ctx: JobContext) -> int:
     settings = ctx.settings
     settle_heap()
     report = run_sync_loop(ctx.dsn, settings.secret_box(), settings.connectors, drain=ctx.drain, stop=stop)
-    log.info("sync job stopped: %d synced, %d failed", report.synced, report.failed)
+    log.info(json.dumps({"event": "stopped", "job": "sync", "synced": report.synced, "failed": report.failed}))
     return 0
 
 
@@ -223,7 +224,7 @@ class Supervisor:
             if proc.exitcode not in (0, None) and not self.stopping:
                 failed.append(f"{job.name} ({describe_exit(proc.exitcode)})")
         if failed:
-            log.error("jobs failed: %s", ", ".join(failed))
+            log.error(json.dumps({"event": "jobs_failed", "jobs": failed}))
             return 1
         return 0
 
@@ -247,7 +248,8 @@ class Supervisor:
                 if job.name not in restart_at:
                     delay = backoffs[job.name].next_delay(now)
                     ended = describe_exit(proc.exitcode if proc.exitcode is not None else 0)
-                    log.warning("job %s ended (%s); restarting in %.0fs", job.name, ended, delay)
+                    log.warning(json.dumps({"event": "job_ended", "job": job.name, "how": ended,
+                                            "restart_in_s": round(delay)}))  # fmt: skip
                     restart_at[job.name] = now + delay
                 elif now >= restart_at[job.name]:  # not before: popped early, the restart was put off for ever
                     del restart_at[job.name]

@@ -175,7 +175,8 @@ def test_a_job_that_crashed_is_restarted_after_a_pause(fresh_db_url: str) -> Non
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
     assert again and proc.returncode == 0, err[-2000:]
-    assert err.count("job import ended (killed by signal SIGKILL); restarting in 1s") == 1  # it said "code -9"
+    ended = '{"event": "job_ended", "job": "import", "how": "killed by signal SIGKILL", "restart_in_s": 1}'
+    assert err.count(ended) == 1  # it said "code -9", then was a line of plain text among the JSON ones
 
 
 def test_a_batch_whose_mapping_raises_is_recorded_and_given_up_not_crashing_the_job(

@@ -66,5 +66,5 @@ def test_a_job_that_ran_healthily_is_restarted_after_a_second_again(
     stopper.start()
     assert supervisor._supervise() == 0
     stopper.join()
-    pauses = [int(m) for m in re.findall(r"restarting in (\d+)s", caplog.text)]
+    pauses = [int(m) for m in re.findall(r'"restart_in_s": (\d+)', caplog.text)]
     assert pauses == [1, 2, 1], caplog.text
