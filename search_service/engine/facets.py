@@ -17,6 +17,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from search_service.db.sql import statement
+from search_service.engine.results import SearchParams
 from search_service.envconfig import env_int
 
 FACETS = ("category", "brand", "price", "store")
@@ -93,6 +94,15 @@ class FacetedPage:
     best_price: dict[UUID, Decimal]  # lowest qualifying price in scope
     nearest_m: dict[UUID, float]  # nearest qualifying store (sort=distance only)
     facets: Facets = field(default_factory=Facets)
+
+
+async def chosen_filters(conn: Any, params: SearchParams, store_id: UUID | None) -> FacetFilters:
+    """The chosen values as filters: a category as its subtree."""
+    category_ids = None
+    if params.category_id is not None:
+        stmt = statement("engine/facets", "category_subtree")
+        category_ids = list(await conn.fetchval(stmt.sql, *stmt.bind(category_id=params.category_id)))
+    return FacetFilters(category_ids, params.brand, store_id, params.min_price, params.max_price)
 
 
 def price_bucket(index: int) -> tuple[Decimal, Decimal | None]:

@@ -7,8 +7,9 @@
 2. the ranked result set: the engine's own sides (keyword, vector, or both fused by RRF as in `search`) at the
    depth of the fusion window holding offset + limit (`fusion.fusion_depth`), or `FacetConfig.depth` when facets,
    a non-relevance sort or a brand/store filter need the whole set (keyword search: every match, up to the keyword
-   side's caps, `keyword_rank_cap`). With facets the ranking leaves out the facet filters (category, price), which
-   `facet_set` applies, so that each facet can count the values not chosen;
+   side's caps, `keyword_rank_cap`). With facets the ranking leaves out the facet filters (category, brand, price),
+   which `facet_set` applies, so that each facet can count the values not chosen (hybrid fuses the products a chosen
+   value keeps again, as search fuses them: facet_chosen.py);
 3. `facet_set`: filters, orders (stable) and counts; then the page is hydrated, each store says whether it
    delivers to the point, and with explain each hit gets its vector similarity, keyword rank, typo corrections and
    exact-match flag, and the response the plan, candidate count and stage timings.
@@ -27,12 +28,13 @@ from search_service.db.sql import statement
 from search_service.engine import geo_areas
 from search_service.engine import search as engine
 from search_service.engine.candidates import CandidateSets
+from search_service.engine.facet_chosen import chosen_page, refused_sides
 from search_service.engine.facet_fusion import fuse_windows
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import faceted_page
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facet_vectors import listed_in_memory, products_passing, rank_vector_set, union_pays
-from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort, StoreCount
+from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort, StoreCount, chosen_filters
 from search_service.engine.fusion import Ranked, fusion_depth, merge
 from search_service.engine.hydrate import hydrate
 from search_service.engine.keyword import rank_keyword
@@ -213,14 +215,6 @@ async def _current_sets(
     return sets if await sets.brought_current(conn, store_ids, params.in_stock) else None
 
 
-async def _filters(conn: Any, params: engine.SearchParams, ux: UxParams) -> FacetFilters:
-    category_ids = None
-    if params.category_id is not None:
-        stmt = statement("engine/facets", "category_subtree")
-        category_ids = list(await conn.fetchval(stmt.sql, *stmt.bind(category_id=params.category_id)))
-    return FacetFilters(category_ids, params.brand, ux.store_id, params.min_price, params.max_price)
-
-
 @dataclass(frozen=True)
 class _Context:
     """What a search runs with, beyond its parameters."""
@@ -302,7 +296,7 @@ async def _ranked_set(
             conn, lat=params.lat, lon=params.lon, radius_m=params.radius_m, bbox=ux.bbox, fulfilment=ux.fulfilment,
             stores=context.stores,
         )  # fmt: skip
-        filters = await _filters(conn, params, ux)
+        filters = await chosen_filters(conn, params, ux.store_id)
         ranked_stores = await geo_areas.chosen_store_scope(conn, store_ids, ux.store_id)
     else:
         store_ids, filters = known
@@ -370,11 +364,13 @@ async def _ux_run(
     if isinstance(ranking, str):
         return UxResult([], 0, ranking, 0, _no_counts(ux.facets), set(), {}, clock.timings)
     clock.lap("rank")
-    page = await faceted_page(
-        conn, context.labels, ranking.ids, context.stock, ranking.keys, context.stores, store_ids=store_ids,
-        in_stock=params.in_stock, point=point, filters=filters, facets=ux.facets, sort=ux.sort, offset=params.offset,
-        limit=params.limit,
+    sides = refused_sides(ux.facets, filters, ranking.vector, ranking.keyword)  # search's order under chosen values
+    page, fused = await chosen_page(
+        conn, context.labels, (ranking.ids, ranking.keys), context.stock, context.stores, sides,
+        context.config.rrf_depth, store_ids=store_ids, in_stock=params.in_stock, point=point, filters=filters,
+        facets=ux.facets, sort=ux.sort, offset=params.offset, limit=params.limit,
     )  # fmt: skip
+    ranking.scores = ranking.scores | fused
     # the set was ranked over the chosen store: the store facet counts the scope's set
     if ux.store_id is not None and "store" in ux.facets and ux.store_id in (store_ids or [ux.store_id]):
         counted = await _scope_stores(conn, params, query_vector, ux, context, (store_ids, filters))
