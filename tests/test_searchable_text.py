@@ -54,6 +54,33 @@ def test_text_from_the_world_is_found_by_the_words_a_shopper_types(base: str, db
     assert "שוקולד\u200f chocolate" in [s["text"] for s in prefix["suggestions"]], prefix  # inner marks kept
 
 
+def test_suggest_reads_typographic_apostrophes_and_hyphens_as_search_does(base: str, db_url: str) -> None:
+    """`/v1/suggest` compares prefixes as text: `goat’s` (iOS and macOS type `’`), `goat´s` or `goatʼs` completed
+    nothing that `goat's` did, and `lactose‐fr` (U+2010) lost `Lactose-Free`; search found them (its parser splits
+    words at either). Both read `q` alike (text.query_text): apostrophe-likes as `'`, a dash inside a word as `-`."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, store := new_store(conn), "listings:write")
+    names = ["Quimbly's Goat Milk 1 L", "Quimbly Lactose-Free Oat Drink"]
+    items = [{"sku": f"AP-{n}", "name": name, "price": 2, "quantity": 3} for n, name in enumerate(names)]
+    written = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert [r["status"] for r in written.json()["results"]] == ["mapped"] * 2, written.text
+
+    def products(typed: str) -> list[str]:
+        answer = httpx.get(f"{base}/v1/suggest", params={"q": typed, **NEAR})
+        assert answer.status_code == 200, answer.text
+        return [s["text"] for s in answer.json()["suggestions"] if s["kind"] == "product"]
+
+    for mark in ("'", "\u2019", "\u2018", "`", "\u00b4", "\u02bc"):
+        assert products(f"quimbly{mark}s") == [names[0]], mark
+        assert products(f"quimbly{mark}s go") == [names[0]], mark
+        assert [r["product"]["name"] for r in _search(base, q=f"quimbly{mark}s goat")] == [names[0]], mark
+    for dash in ("-", "\u2010", "\u2011", "\u2013", "\u2212"):
+        assert products(f"quimbly lactose{dash}fr") == [names[1]], dash
+        assert [r["product"]["name"] for r in _search(base, q=f"lactose{dash}free quimbly")] == [names[1]], dash
+    # a dash before a word is no `-` (websearch's NOT): `quimbly –goat` excludes nothing
+    assert names[0] in [r["product"]["name"] for r in _search(base, q="quimbly \u2013goat")]
+
+
 def test_the_migration_rewrites_text_stored_before(make_database: Callable[..., str]) -> None:
     url = make_database()
     migrate.downgrade(url, "0032")

@@ -53,11 +53,21 @@ def searchable(text: str) -> str:
 # as spaces in what is typed, so `milk<NBSP>-oat` excludes oat in search (websearch read `milk<NBSP>-oat` as one word
 # and wanted oat) as it did in suggest (split on it). U+0085, also one, is a control character the API refuses.
 _QUERY_SPACES = dict.fromkeys((0x00A0, 0x2007, 0x202F), " ")
+# Apostrophe-likes typed for `'` (iOS and macOS type `’`): suggest's prefixes compare text, so `goat’s` completed
+# nothing that `goat's` did (search's parser splits words at either). Names hold `'`.
+_APOSTROPHES = dict.fromkeys((0x0060, 0x00B4, 0x02BC, 0x2018, 0x2019, 0x201B), "'")
+_QUERY_FOLDS = _QUERY_SPACES | _APOSTROPHES
+# Unicode hyphens and dashes inside a word as `-` (`lactose‐fr` lost `Lactose-Free` in suggest); elsewhere they stay
+# as typed: a `-` before a word is websearch's NOT, and a dash typed there is no exclusion.
+_INNER_DASH = re.compile(r"(?<=[^\W_])[\u2010-\u2015\u2212\ufe63](?=[^\W_])")
 
 
 def query_text(q: str) -> str:
-    """`q` as `/v1/search` and `/v1/suggest` both read it: `searchable`, with its no-break spaces as spaces."""
-    return searchable(q if q.isascii() else q.translate(_QUERY_SPACES))
+    """`q` as `/v1/search` and `/v1/suggest` both read it: `searchable`, with its no-break spaces as spaces, its
+    apostrophe-likes as `'` and the hyphens and dashes inside its words as `-`."""
+    if q.isascii():
+        return searchable(q.replace("`", "'") if "`" in q else q)
+    return _INNER_DASH.sub("-", searchable(q.translate(_QUERY_FOLDS)))
 
 
 def _unaccent_table() -> dict[int, str]:
