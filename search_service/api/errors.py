@@ -19,6 +19,7 @@ from search_service.api.params import (
     EMPTY_BODY,
     PATH_RULES,
     RULES,
+    SPACED_VALUE,
     UUID_RULE,
     BadParameter,
     Gone,
@@ -117,12 +118,27 @@ def handle_product_not_found(request: Request[Any, Any, Any], exc: Exception) ->
 _FIELD_OF_OBJECT = re.compile(r"^Object (?:contains unknown|missing required) field `([^`]+)`")
 
 
+_WRONG_TYPE = re.compile(r"^Expected `[^`]+`, got `str`$")
+
+
+def _sent(request: Request[Any, Any, Any], source: Any, parameter: str | None, detail: str) -> str:
+    """msgspec's `Expected `float | null`, got `str`` for a query parameter as the text sent (`lat=%2052.52`: a
+    number with spaces around it, refused as `lat=abc` is, said nothing of the spaces)."""
+    if source != "query" or parameter is None or not _WRONG_TYPE.match(detail):
+        return detail
+    value = request.query_params.get(parameter)
+    if not isinstance(value, str):
+        return detail
+    return f"got {value[:40]!r}" + (f": {SPACED_VALUE}" if value != value.strip() else "")
+
+
 def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     """litestar's parameter errors, in our format: the first offending parameter and what it accepts."""
     parameter: str | None = None
-    detail = str(exc.detail)
+    detail, source = str(exc.detail), None
     if isinstance(exc.extra, list) and exc.extra and isinstance(exc.extra[0], dict):
         first = exc.extra[0]
+        source = first.get("source")
         parameter = str(first["key"]) if first.get("key") is not None else None
         detail = str(first.get("message") or detail)
     elif detail.startswith("Missing required"):
@@ -137,6 +153,7 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
         parameter = named.group(1) if parameter == "data" else f"{parameter}.{named.group(1)}"
     elif parameter == "data":  # the body itself (`[]`, `null`): no client sends a parameter named `data`
         parameter = "body"
+    detail = _sent(request, source, parameter, detail)
     rule = PATH_RULES.get((request.url.path, parameter or "")) or RULES.get(parameter or "")
     message = detail if rule is None or detail == "is required" else f"{rule} ({detail})"
     return error_response(400, parameter, message)

@@ -64,6 +64,7 @@ RULES = {
     "explain": "must be true or false",
     "page_size": f"must be an integer between 1 and {LISTINGS_PAGE_MAX}",
 }
+SPACED_VALUE = "send it without the spaces around it"  # a number or flag with spaces around it: refused, said why
 UUID_RULE = "must be a UUID like 6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a (8-4-4-4-12 hex digits)"
 # A parameter whose rule differs on one path.
 NEARBY_MAX = 1000  # the page's radar draws every store of the radius, not the nearest 100
