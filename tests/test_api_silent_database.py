@@ -1,10 +1,14 @@
 """A database that stops answering mid-request (its host frozen, a network partition): the request's budget (three
 statement timeouts and a second) ends it with a 503, but releasing the connection reset it first, a round trip the
-silent server never answered: the 503 came 5 s after the budget (12 s with the default 2 s statement timeout)."""
+silent server never answered: the 503 came 5 s after the budget (12 s with the default 2 s statement timeout).
+Also: a connect to a silent server, and the background refreshers' connections when the database goes silent."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import logging
 import socket
 import threading
 import time
@@ -14,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
+from search_service.api import runtime, shared_state
 from search_service.db.cluster import free_port
 from tests.ingest_helpers import serve
 from tests.test_api import app_settings
@@ -73,3 +78,33 @@ def test_a_database_that_stops_answering_is_a_503_within_the_requests_budget(db_
         proxy.frozen.clear()
     assert answer.status_code == 503 and answer.json()["error"]["message"].startswith("the database took too long")
     assert took < 2.5 + 1.5, took  # it took the budget and 5 s more
+
+
+def test_a_connect_that_times_out_says_what_timed_out_and_after_how_long(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that takes the connection and never answers: asyncpg's TimeoutError has no text, and the log said
+    `cannot connect to the database (TimeoutError: )` and `shared state: no database (TimeoutError: TimeoutError)`."""
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel completes the handshake; nobody ever answers
+    url = f"postgresql://plinqy@127.0.0.1:{silent.getsockname()[1]}/plinqy"
+    monkeypatch.setattr(runtime, "CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(shared_state, "CONNECT_TIMEOUT_S", 0.5)
+    rt = runtime.Runtime.build(app_settings(url))
+
+    async def connect_for_a_while() -> None:
+        task = asyncio.create_task(rt._connect())
+        await asyncio.sleep(1.2)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        with caplog.at_level(logging.INFO):
+            asyncio.run(connect_for_a_while())
+            assert shared_state.preload_shared_state(app_settings(url)).labels is None
+    finally:
+        silent.close()
+    said = "(DatabaseSilent: connection timeout expired: no answer within 0.5 s)"
+    lines = [r.getMessage() for r in caplog.records]
+    assert f"cannot connect to the database {said}; retrying in 0.5s" in lines, lines
+    assert f"shared state: not preloaded {said[:-1]}); each worker loads its own" in lines, lines

@@ -32,6 +32,7 @@ from search_service.api.readiness import check_key_at_start, readiness_of
 from search_service.api.schemas import Readiness
 from search_service.api.shared_state import SharedState
 from search_service.db import migrate, sql
+from search_service.db.faults import silent_at_connect
 from search_service.engine import search as engine
 from search_service.engine.batcher import MicroBatcher
 from search_service.engine.facet_labels import ProductLabels
@@ -43,6 +44,7 @@ from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
 
 log = logging.getLogger("search_service.api")
+CONNECT_TIMEOUT_S = 10.0  # a pool's new connection, the database silent
 # A database away fails every request that needs a new connection: one line a minute (it was one a request).
 unreachable_log = RepeatedWarning(log)
 
@@ -315,22 +317,25 @@ class Runtime:
         settings = self.settings
         config = self.engine_config
         engine_settings = engine.generic_plan_settings(config) if generic_plans else engine.session_settings(config)
-        return await asyncpg.create_pool(
-            settings.database_url,
-            min_size=1 if generic_plans else min(settings.pool_min_size, settings.pool_max_size),
-            max_size=settings.pool_max_size,
-            init=init_connection,
-            connection_class=ApiConnection,
-            command_timeout=3 * settings.statement_timeout_ms / 1000 + 1,
-            max_inactive_connection_lifetime=300,
-            max_cacheable_statement_size=sql.CACHEABLE_STATEMENT_BYTES,
-            # The search engine's settings and the statement timeout, for every statement on them.
-            server_settings={
-                "application_name": "plinqy-search-api-generic" if generic_plans else "plinqy-search-api",
-                **engine_settings,
-            },
-            timeout=10,
-        )
+        try:
+            return await asyncpg.create_pool(
+                settings.database_url,
+                min_size=1 if generic_plans else min(settings.pool_min_size, settings.pool_max_size),
+                max_size=settings.pool_max_size,
+                init=init_connection,
+                connection_class=ApiConnection,
+                command_timeout=3 * settings.statement_timeout_ms / 1000 + 1,
+                max_inactive_connection_lifetime=300,
+                max_cacheable_statement_size=sql.CACHEABLE_STATEMENT_BYTES,
+                # The search engine's settings and the statement timeout, for every statement on them.
+                server_settings={
+                    "application_name": "plinqy-search-api-generic" if generic_plans else "plinqy-search-api",
+                    **engine_settings,
+                },
+                timeout=CONNECT_TIMEOUT_S,
+            )
+        except TimeoutError:  # asyncpg's is empty: 'cannot connect to the database (TimeoutError: )'
+            raise silent_at_connect(CONNECT_TIMEOUT_S) from None
 
     async def _connect(self) -> None:
         """Create the pool, retrying until the database answers (readiness says why meanwhile)."""

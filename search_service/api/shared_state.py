@@ -35,6 +35,7 @@ from typing import NoReturn, TypeVar
 import asyncpg
 from pgvector.asyncpg import register_vector
 
+from search_service.db.faults import connect
 from search_service.engine import catalog
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_labels import ProductLabels
@@ -61,7 +62,7 @@ class SharedState:
 
 
 async def _on_connection(settings: Settings, body: Callable[[asyncpg.Connection], Awaitable[Result]]) -> Result:
-    conn = await asyncpg.connect(settings.database_url, timeout=CONNECT_TIMEOUT_S)
+    conn = await connect(settings.database_url, timeout=CONNECT_TIMEOUT_S)  # a timeout that says what timed out
     try:
         return await body(conn)
     finally:
@@ -117,7 +118,7 @@ def preload_shared_state(settings: Settings) -> SharedState:
 
 async def _write_generation(settings: Settings) -> None:
     """The shared vector copy's generation, loaded and written unless a usable one is there (vectors.py)."""
-    conn = await asyncpg.connect(settings.database_url, timeout=CONNECT_TIMEOUT_S)
+    conn = await connect(settings.database_url, timeout=CONNECT_TIMEOUT_S)
     try:
         await register_vector(conn)  # the refresh after the load reads vectors
         if await catalog.vector_count(conn) <= settings.vector_cache_max:

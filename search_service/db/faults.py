@@ -50,7 +50,12 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     except asyncpg.ObjectNotInPrerequisiteStateError as exc:
         raise DatabaseRefused(f"{type(exc).__name__}: {exc}") from exc
     except TimeoutError:
-        raise DatabaseSilent(f"connection timeout expired: no answer within {timeout:g} s") from None
+        raise silent_at_connect(timeout) from None
+
+
+def silent_at_connect(timeout_s: float) -> DatabaseSilent:
+    """asyncpg's TimeoutError at connect, saying what timed out and after how long (its own text is empty)."""
+    return DatabaseSilent(f"connection timeout expired: no answer within {timeout_s:g} s")
 
 
 def lost_connection_text(exc: BaseException) -> str:
