@@ -1,12 +1,13 @@
 """One log format for every process (the API's workers, serve's supervisor, the worker's jobs, uvicorn): one line
-an event, its time and level first, so WARNING and ERROR lines can be grepped and placed in an incident's window."""
+an event, its time and level first, so WARNING and ERROR lines can be grepped and placed in an incident's window,
+then the process id: `serve --workers N`'s workers log the same lines, and only it tells them apart."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
 def configure_logging() -> None:

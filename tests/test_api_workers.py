@@ -266,6 +266,10 @@ def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:
     assert f"worker {before[0]} ended (killed by signal SIGKILL)" in two_workers.log_path.read_text(errors="replace")
 
 
+# '<time> <LEVEL> [<pid>] <logger>: …' (logformat.py): the pid tells the workers' identical lines apart
+STAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \[(\d+)\] [\w.]+: ")
+
+
 def _alive(pid: int) -> bool:
     """Running: not gone and not a zombie (a zombie's files, its sockets among them, are closed)."""
     try:
@@ -394,7 +398,8 @@ def test_every_line_serve_logs_has_its_time_and_level(
 ) -> None:
     """serve's log mixed three formats: uvicorn's 'INFO:     Started server process' and its access lines (no
     time: a request could not be placed in an incident's window), litestar's 'WARNING - <time> - <logger> - …'
-    (one worker) and the supervisor's '<time> INFO <logger>: …'. One format now: '<time> <LEVEL> <logger>: …'."""
+    (one worker) and the supervisor's '<time> INFO <logger>: …'. One format now: '<time> <LEVEL> [<pid>] <logger>: …'
+    (the pid: three workers logged the same line three times, nothing told them apart)."""
     url = make_database()
     server = Server(url, 1024, tmp_path_factory.mktemp("api") / "api.log", workers=workers)
     try:
@@ -407,9 +412,15 @@ def test_every_line_serve_logs_has_its_time_and_level(
     finally:
         server.stop()
     lines = [line for line in server.log_path.read_text(errors="replace").splitlines() if line.strip()]
-    stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
-    assert lines and [line for line in lines if not stamped.match(line)] == [], lines
-    assert any(re.search(r' INFO uvicorn\.access: 127\.0\.0\.1:\d+ - "GET /v1/search\?q=milk', line) for line in lines)
+    assert lines and [line for line in lines if not STAMPED.match(line)] == [], lines
+    # each worker's lines name it: its 'serving' line's pid is the one its message gives (one line each, alike)
+    serving = [line for line in lines if "serving http" in line]
+    logged_by = [(STAMPED.findall(line)[0][1], line.rsplit("(process ", 1)[1].rstrip(")")) for line in serving]
+    assert len({pid for pid, _ in logged_by}) == workers == len(serving), serving
+    assert all(pid == said for pid, said in logged_by), serving
+    assert any(
+        re.search(r' INFO \[\d+\] uvicorn\.access: 127\.0\.0\.1:\d+ - "GET /v1/search\?q=milk', line) for line in lines
+    )
 
 
 def test_a_missing_database_is_logged_not_printed_by_the_supervisors_processes(
@@ -427,7 +438,6 @@ def test_a_missing_database_is_logged_not_printed_by_the_supervisors_processes(
     finally:
         server.stop()
     lines = [line for line in server.log_path.read_text(errors="replace").splitlines() if line.strip()]
-    stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
-    assert [line for line in lines if not stamped.match(line)] == [], lines
+    assert [line for line in lines if not STAMPED.match(line)] == [], lines
     writer = [line for line in lines if "shared state: no database (InvalidCatalogNameError: " in line]
-    assert len(writer) == 1 and " WARNING search_service.api.shared_state: " in writer[0], lines
+    assert len(writer) == 1 and re.search(r" WARNING \[\d+\] search_service\.api\.shared_state: ", writer[0]), lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -160,7 +161,10 @@ def test_serving_is_logged_once_a_connection_is_accepted(db_url: str, tmp_path: 
     finally:
         server.stop()
     log_text = server.log_path.read_text(errors="replace")
-    assert f" INFO search_service.cli.http_server: serving http://127.0.0.1:{server.port} (process " in log_text
+    assert re.search(
+        rf" INFO \[\d+\] search_service\.cli\.http_server: serving http://127\.0\.0\.1:{server.port} \(process ",
+        log_text,
+    )
     assert (f"starting http://127.0.0.1:{server.port}, 2 forked workers" in log_text) == (workers == 2), log_text
 
 
@@ -189,9 +193,9 @@ def test_a_key_that_opens_no_stored_secret_is_logged_as_the_server_starts(
     finally:
         server.stop()
     warned = [line for line in log_text.splitlines() if "opens none of 1 stored secrets tried" in line]
-    assert len(warned) == 1 and " WARNING search_service.api: the secret key (PLINQY_SECRET_KEY) " in warned[0], (
-        log_text
-    )
+    assert len(warned) == 1 and re.search(
+        r" WARNING \[\d+\] search_service\.api: the secret key \(PLINQY_SECRET_KEY\) ", warned[0]
+    ), log_text
     assert "/readyz" not in log_text  # nobody asked
 
 
