@@ -124,3 +124,30 @@ def test_the_vector_copy_blames_the_database_not_the_directory_when_the_database
     assert "PLINQY_VECTOR_SHARED_DIR" not in said
     said = refresh._vectors_failure(settings, True, PermissionError(13, "Permission denied"))
     assert said.endswith(f"check PLINQY_VECTOR_SHARED_DIR={shared.shared_dir} (a writable directory)"), said
+
+
+def test_the_vector_copy_backs_off_and_says_when_it_is_back(
+    fresh_db_url: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The copy's loop had its own retry: a WARNING at every retry and no line once the database was back (the
+    other refreshers back off, warn on the 1st, 2nd, 4th... failure and say once that they refreshed again)."""
+    db = fresh_db_url.rsplit("/", 1)[1]
+    admin_url = fresh_db_url.rsplit("/", 1)[0] + "/postgres"
+    settings = dataclasses.replace(app_settings(fresh_db_url), vector_cache_refresh_s=0.1)
+    with serve(settings, None):
+        _allow(admin_url, db, False)
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as conn:  # the copy's own connection too
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+            time.sleep(5)  # failures after pauses of 1, 2 s: the 3rd is not logged
+        finally:
+            _allow(admin_url, db, True)
+        deadline, err = time.monotonic() + 30, ""
+        while "the in-memory vector copy refreshed again" not in err:
+            assert time.monotonic() < deadline, err[-3000:]
+            time.sleep(0.2)
+            err += capfd.readouterr().err
+    failed = [line for line in err.splitlines() if "vector copy failed" in line]
+    assert 1 <= len(failed) <= 2 and "retrying in 1.0 s (failure 1 in a row)" in failed[0], failed
+    [back] = [line for line in err.splitlines() if "vector copy refreshed again" in line]
+    assert " INFO " in back and "after 3 failures in a row" in back, back

@@ -73,43 +73,31 @@ class StateConnection:
 
 
 async def maintain_vectors(rt: Runtime) -> None:
-    state = StateConnection(rt)
-    try:
-        await _maintain_vectors(rt, state)
-    finally:
-        state.close()
-
-
-async def _maintain_vectors(rt: Runtime, state: StateConnection) -> None:
-    """Load the in-memory vector copy once the database answers, then refresh it every
-    `vector_cache_refresh_s`. Failures are retried; searches meanwhile run without the copy."""
-    settings = rt.settings
-    delay = settings.vector_cache_refresh_s
+    """Load the in-memory vector copy once the database answers, then refresh it every `vector_cache_refresh_s`,
+    as `keep_fresh` keeps the other state (its backoff, its rate-limited warnings, its line on recovery; this loop
+    had a copy of its own that logged every retry and never the recovery). Searches meanwhile run without it."""
     trim = IdleTrim()
-    while True:
-        await asyncio.sleep(delay)
-        vectors, pool = rt.vectors, rt.pool
-        if vectors is None:
-            return
-        if pool is None:
-            delay = 0.2
-            continue
-        try:
-            async with state.use() as conn:
-                if not await _load_or_refresh(rt, conn, vectors):
-                    return
-            rt.vectors_state, rt.vectors_error = "ok", None
-            if trim.due(vectors.batcher.calls, busy=vectors.batcher.callers > 0):
-                release_freed_memory()  # idle since the last check, after searches: what they left on the heap
-            delay = settings.vector_cache_refresh_s
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            rt.vectors_error = _vectors_failure(settings, vectors.loaded, exc)
-            if not vectors.loaded:
-                rt.vectors_state = "failed"
-            log.warning("%s; retrying", rt.vectors_error)
-            delay = min(max(delay * 2, 1.0), 30.0)
+
+    async def load_or_refresh(conn: Any) -> bool:
+        vectors = rt.vectors
+        if vectors is None or not await _load_or_refresh(rt, conn, vectors):
+            return False
+        rt.vectors_state, rt.vectors_error = "ok", None
+        if trim.due(vectors.batcher.calls, busy=vectors.batcher.callers > 0):
+            release_freed_memory()  # idle since the last check, after searches: what they left on the heap
+        return True
+
+    def failed(exc: Exception) -> str:
+        loaded = rt.vectors is not None and rt.vectors.loaded
+        rt.vectors_error = _vectors_failure(rt.settings, loaded, exc)
+        if not loaded:
+            rt.vectors_state = "failed"
+        return rt.vectors_error
+
+    def loaded() -> bool:
+        return rt.vectors is not None and rt.vectors.loaded
+
+    await keep_fresh(rt, "the in-memory vector copy", load_or_refresh, loaded, 1.0, failed)
 
 
 # The database away or gone mid-statement (ConnectionRefusedError, an OSError, is no directory's fault).
@@ -118,6 +106,7 @@ DATABASE_AWAY: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a statement sent on a connection the server ended (db/faults.py CONNECTION_LOST)
     asyncpg.ObjectNotInPrerequisiteStateError,  # 55000 at connect: ALLOW_CONNECTIONS false
 )
 
@@ -137,13 +126,19 @@ RETRY_MAX_S = 60.0  # a refresher that keeps failing (the database away) waits a
 
 
 async def keep_fresh(
-    rt: Runtime, what: str, refresh: Callable[[Any], Awaitable[bool]], loaded: Callable[[], bool], retry_s: float
+    rt: Runtime,
+    what: str,
+    refresh: Callable[[Any], Awaitable[bool]],
+    loaded: Callable[[], bool],
+    retry_s: float,
+    failed: Callable[[Exception], str] | None = None,
 ) -> None:
     """Load `what` once the database answers, then refresh it every `vector_cache_refresh_s`; failures are
-    logged and retried (meanwhile the statement plans answer). `refresh` returning False ends the task."""
+    logged and retried (meanwhile the statement plans answer). `refresh` returning False ends the task.
+    `failed`: what a failure's warning says (default: `what` failed to refresh, and the error)."""
     state = StateConnection(rt)
     try:
-        await _keep_fresh(rt, state, what, refresh, loaded, retry_s)
+        await _keep_fresh(rt, state, what, refresh, loaded, retry_s, failed)
     finally:
         state.close()
 
@@ -155,6 +150,7 @@ async def _keep_fresh(
     refresh: Callable[[Any], Awaitable[bool]],
     loaded: Callable[[], bool],
     retry_s: float,
+    failed: Callable[[Exception], str] | None,
 ) -> None:
     settings = rt.settings
     failures = 0
@@ -172,11 +168,9 @@ async def _keep_fresh(
         except Exception as exc:
             failures += 1
             pause = min(retry_s * 2 ** min(failures - 1, 16), RETRY_MAX_S)
+            said = failed(exc) if failed else f"{what} failed to refresh ({type(exc).__name__}: {exc})"
             if failures & (failures - 1) == 0:  # the 1st, 2nd, 4th, 8th... failure: an outage is a few lines
-                log.warning(
-                    "%s failed to refresh (%s: %s); retrying in %.1f s (failure %d in a row)",
-                    what, type(exc).__name__, exc, pause, failures,
-                )  # fmt: skip
+                log.warning("%s; retrying in %.1f s (failure %d in a row)", said, pause, failures)
             await asyncio.sleep(pause)
             continue
         if failures:
