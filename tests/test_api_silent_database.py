@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from search_service.api import runtime, shared_state
+from search_service.db import silence
 from search_service.db.cluster import free_port
 from tests.ingest_helpers import serve
 from tests.test_api import app_settings
@@ -108,3 +109,32 @@ def test_a_connect_that_times_out_says_what_timed_out_and_after_how_long(
     lines = [r.getMessage() for r in caplog.records]
     assert f"cannot connect to the database {said}; retrying in 0.5s" in lines, lines
     assert f"shared state: not preloaded {said[:-1]}); each worker loads its own" in lines, lines
+
+
+def test_the_background_refreshers_recover_from_a_database_that_went_silent(
+    db_url: str, proxy: FreezingProxy, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state's own connections had no client-side timeout: a 15 s stall (every byte dropped) left each
+    refresher waiting for ever on a reply that never came, with no log line and /readyz 200 (the vector copy's
+    age climbed past 100 s). The connection's silence while it owes a reply is bounded now: dropped, logged,
+    reconnected, and the recovery said."""
+    monkeypatch.setattr(silence, "SILENT_REPLY_S", 1.0)  # 120 s in service
+    parts = urlsplit(db_url)
+    through = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    settings = dataclasses.replace(app_settings(through), vector_cache_refresh_s=0.2)
+    refreshers = ("the in-memory vector copy", "the facet labels", "the store places", "the suggestion index")
+    with serve(settings, None):
+        proxy.frozen.set()
+        time.sleep(3)  # the vector copy reads its changes every 0.2 s: one read is left without its answer
+        proxy.frozen.clear()
+        deadline, err = time.monotonic() + 40, ""
+        while not (stuck := [what for what in refreshers if f"{what} failed to" in err]) or any(
+            f"{what} refreshed again after" not in err for what in stuck
+        ):
+            assert time.monotonic() < deadline, err[-3000:]
+            time.sleep(0.2)
+            err += capfd.readouterr().err
+    assert "the in-memory vector copy" in stuck, err[-3000:]
+    for what in stuck:  # the others sent nothing while it was silent
+        failed = [line for line in err.splitlines() if f"{what} failed to" in line]
+        assert "no answer for " in failed[0] and "connection dropped" in failed[0], failed

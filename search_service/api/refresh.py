@@ -16,6 +16,7 @@ import asyncpg
 from pgvector.asyncpg import register_vector
 
 from search_service.db.faults import connect
+from search_service.db.silence import SilenceWatch
 from search_service.engine import catalog
 from search_service.engine.session import session_settings
 from search_service.engine.vector_load import IdleTrim, release_freed_memory
@@ -46,28 +47,33 @@ class StateConnection:
     """A background loop's own connection, outside the pool. The loads of the in-memory state read the whole
     catalogue (seconds a statement at 1M products, more on a busy machine): on a pool connection the requests'
     statement timeout (2 s) and asyncpg's command timeout cut them, and the loop retried them forever (seen at 1M
-    under load). Opened on first use with the engine's settings but no timeout; closed after a failure, since a
-    cancelled statement may leave it inside a transaction."""
+    under load). Opened on first use with the engine's settings but no statement timeout; what is bounded is the
+    server's silence while it owes a reply (db/silence.py: with none, a 15 s network stall froze every loop for
+    good). Closed after a failure, since a cancelled statement may leave it inside a transaction."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.conn: asyncpg.Connection | None = None
+        self.watch: SilenceWatch | None = None
 
     @contextlib.asynccontextmanager
     async def use(self) -> AsyncIterator[asyncpg.Connection]:
-        if self.conn is None or self.conn.is_closed():
-            config = replace(self.rt.engine_config, statement_timeout_ms=None)
-            settings = {"application_name": "plinqy-search-api-state", **session_settings(config)}
-            self.conn = await connect(self.rt.settings.database_url, timeout=10, server_settings=settings)
-            await register_vector(self.conn)
         try:
-            yield self.conn
+            if self.conn is None or self.watch is None or self.conn.is_closed():
+                config = replace(self.rt.engine_config, statement_timeout_ms=None)
+                settings = {"application_name": "plinqy-search-api-state", **session_settings(config)}
+                self.conn = await connect(self.rt.settings.database_url, timeout=10, server_settings=settings)
+                self.watch = SilenceWatch(self.conn)
+                async with self.watch.guarded() as conn:
+                    await register_vector(conn)
+            async with self.watch.guarded() as conn:
+                yield conn
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
-        conn, self.conn = self.conn, None
+        conn, self.conn, self.watch = self.conn, None, None
         if conn is not None:
             conn.terminate()
 
