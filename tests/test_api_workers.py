@@ -239,8 +239,9 @@ def test_a_stock_change_reaches_the_next_search_in_every_worker(two_workers: Ser
 
 
 def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:
-    """The supervisor starts another; it takes connections once its database pool and model are ready, so no
-    search meanwhile is refused (it answered 503 "the database is not connected yet" for ~2.5 s)."""
+    """The supervisor starts another; it takes connections once its database pool, model and vector copy are
+    ready, so no search meanwhile is refused (it answered 503 "the database is not connected yet" for ~2.5 s) or
+    answered from the approximate plan."""
     before = worker_pids(two_workers)
     os.kill(before[0], signal.SIGKILL)
     # until it is dead its listening socket is in the port's group: a connection the kernel hashed to it in that
@@ -263,7 +264,15 @@ def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:
     assert before[0] not in after and before[1] in after
     assert len(codes) > 20 and set(codes) == {200}, sorted(set(codes))
     # The raw os.wait() status was logged ('status 9'; an exit code 1 read 256).
-    assert f"worker {before[0]} ended (killed by signal SIGKILL)" in two_workers.log_path.read_text(errors="replace")
+    log_text = two_workers.log_path.read_text(errors="replace")
+    assert f"worker {before[0]} ended (killed by signal SIGKILL)" in log_text
+    # It listens once its vector copy is mapped: it said 'serving' ~1 s before, and answered searches with the
+    # approximate HNSW plan meanwhile (SO_REUSEPORT gives a listening worker new connections at once).
+    [new] = [pid for pid in after if pid not in before]
+    said = [line.split(": ", 1)[1] for line in log_text.splitlines() if f" [{new}] " in line]
+    ready = [i for i, line in enumerate(said) if line.startswith("vector cache: ")]
+    serving = [i for i, line in enumerate(said) if line.startswith("serving http")]
+    assert ready and serving and ready[0] < serving[0], said
 
 
 # '<time> <LEVEL> [<pid>] <logger>: …' (logformat.py): the pid tells the workers' identical lines apart

@@ -8,6 +8,7 @@ line (access_log.py) and the OpenAPI description.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
@@ -62,22 +63,21 @@ OPENAPI = OpenAPIConfig(
 )
 
 
-def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: SharedState | None = None) -> Litestar:
+def create_app(
+    settings: Settings,
+    *,
+    encoder: Encoder | None = None,
+    shared: SharedState | None = None,
+    vectors_first: bool = False,
+) -> Litestar:
     """The API. `encoder`: an already loaded one (tests share one); otherwise loaded from settings.encoder.
-    `shared`: candidate sets and facet labels a supervisor loaded before forking this worker (shared_state.py)."""
+    `shared`: candidate sets and facet labels a supervisor loaded before forking this worker (shared_state.py).
+    `vectors_first`: it takes no connection until its vector copy is ready (a worker started in place of one that
+    died: its siblings answer meanwhile; `Runtime.first_answers`)."""
     runtime = Runtime.build(settings, encoder, shared)
     allow_header = AllowHeader()
     redact_access_log()
     quiet_repeated_warnings()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await runtime.start()
-        await runtime.first_answers()
-        try:
-            yield
-        finally:
-            await runtime.stop()
 
     def provide_runtime() -> Runtime:
         return runtime
@@ -96,7 +96,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
         before_request=check_query_string,
         guards=[uuid_path_ids],  # before the routes' key guards: a malformed id is a 400 with or without a key
         middleware=[runtime.metrics.middleware, allow_header.middleware, not_modified_middleware],
-        lifespan=[lifespan],
+        lifespan=[functools.partial(lifespan, runtime, vectors_first)],
         state=State({"runtime": runtime}),
         openapi_config=OPENAPI,
         compression_config=compression_config(settings.gzip_level),
@@ -111,6 +111,17 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None, shared: Sh
     answer_head_as_get(app)
     log_access(app, runtime.metrics)  # outermost: the request's whole time, its method as asked
     return app
+
+
+@contextlib.asynccontextmanager
+async def lifespan(runtime: Runtime, vectors_first: bool, app: Litestar) -> AsyncIterator[None]:
+    """The runtime started, and the first answers waited for, before the server listens."""
+    await runtime.start()
+    await runtime.first_answers(vectors_first=vectors_first)
+    try:
+        yield
+    finally:
+        await runtime.stop()
 
 
 def mend_openapi(schema: OpenAPI, guards: GuardOf) -> None:

@@ -45,6 +45,7 @@ from search_service.settings import Settings
 
 log = logging.getLogger("search_service.api")
 CONNECT_TIMEOUT_S = 10.0  # a pool's new connection, the database silent
+VECTORS_FIRST_S = 120.0  # a replacement worker's wait for its vector copy (mapped: ~1 s; loaded alone at 1M: ~50 s)
 # A database away fails every request that needs a new connection: one line a minute (it was one a request).
 unreachable_log = RepeatedWarning(log)
 
@@ -282,14 +283,22 @@ class Runtime:
             places = refresh.keep_fresh(self, "the store places", self.stores.refresh, lambda: self.stores.loaded, 1.0)
             self.tasks.append(asyncio.create_task(places, name="plinqy-store-places"))
 
-    async def first_answers(self, timeout_s: float = 10.0) -> None:
+    async def first_answers(self, timeout_s: float = 10.0, vectors_first: bool = False) -> None:
         """Wait until the database pool and the model have each been tried once (at most `timeout_s`): a worker that
         `serve` starts again after a crash takes requests from the shared socket once it can answer them (it
-        answered 503 for ~2.5 s while its sibling was ready), and one whose database is down starts at once."""
+        answered 503 for ~2.5 s while its sibling was ready), and one whose database is down starts at once.
+        `vectors_first` (such a worker): also until its vector copy is mapped or failed (at most VECTORS_FIRST_S),
+        since without it searches take the approximate HNSW plan (it answered them for ~1 s after 'serving')."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             tried_db = self.pool is not None or self.database_error is not None
             if tried_db and (self.model_ready or self.model_error is not None):
+                break
+            await asyncio.sleep(0.02)
+        deadline = time.monotonic() + VECTORS_FIRST_S
+        while vectors_first and self.pool is not None and self.vectors_state == "loading":
+            if time.monotonic() > deadline:
+                log.warning("the vector copy is not loaded after %g s: serving without it meanwhile", VECTORS_FIRST_S)
                 break
             await asyncio.sleep(0.02)
         if self.pool is not None:

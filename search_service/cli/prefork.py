@@ -80,10 +80,15 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, bool]:
     return _reuse_port_socket(family, (host, port)), True
 
 
-def _worker(config: Any, sock: socket.socket, own_socket: bool, supervisor: int) -> NoReturn:
+def _worker(config: Any, sock: socket.socket, own_socket: bool, supervisor: int, replacement: bool) -> NoReturn:
     """In the forked child: serve until stopped (or the supervisor is gone, however it went), then leave without
-    the supervisor's clean-up (the shared directories belong to the supervisor)."""
+    the supervisor's clean-up (the shared directories belong to the supervisor). A `replacement` (of a worker that
+    died) listens once its vector copy is mapped: with SO_REUSEPORT it takes new connections as soon as it listens,
+    and before the copy its searches took the approximate HNSW plan; its siblings answer meanwhile."""
     from search_service.api.shared_state import exit_after
+
+    if replacement:
+        config.app = functools.partial(config.app, vectors_first=True)
 
     def serve() -> None:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -134,10 +139,10 @@ def run_workers(settings: Settings, host: str, port: int, workers: int, reserved
         for pid in children:
             os.kill(pid, signal.SIGTERM)
 
-    def fork() -> None:
+    def fork(replacement: bool = False) -> None:
         pid = os.fork()
         if pid == 0:
-            _worker(config, sock, own_sockets, supervisor)
+            _worker(config, sock, own_sockets, supervisor, replacement)
         children.add(pid)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -150,4 +155,4 @@ def run_workers(settings: Settings, host: str, port: int, workers: int, reserved
         children.discard(pid)
         if not stopped and pid != writer:
             log.warning("worker %d ended (%s): starting another", pid, describe_wait_status(status))
-            fork()
+            fork(replacement=True)
