@@ -440,8 +440,8 @@ def test_the_dispatchers_log_lines_carry_their_level(db: psycopg.Connection, fre
         out = subprocess.run([sys.executable, "-m", "search_service", "webhooks", "dispatch", "--drain"], env=env,
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert re.search(r' WARNING plinqy\.events: \{"event": "delivery_failed"', out.stderr), out.stderr
-    assert re.search(r' INFO plinqy\.events: \{"event": "stopped"', out.stderr), out.stderr
+    assert re.search(r' WARNING \[\d+\] plinqy\.events: \{"event": "delivery_failed"', out.stderr), out.stderr
+    assert re.search(r' INFO \[\d+\] plinqy\.events: \{"event": "stopped"', out.stderr), out.stderr
 
 
 def test_add_takes_event_types_as_update_does(db: psycopg.Connection, fresh_db_url: str) -> None:

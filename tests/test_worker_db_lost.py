@@ -58,7 +58,7 @@ def test_the_sync_job_reconnects_in_place_after_pg_terminate_backend(pg_admin_ur
         _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err[-2000:]
     assert err.count('"event": "db_lost"') == 1, err[-2000:]
-    assert re.search(r' WARNING plinqy\.sync: \{"event": "db_lost"', err), err[-2000:]  # the level, to grep for
+    assert re.search(r' WARNING \[\d+\] plinqy\.sync: \{"event": "db_lost"', err), err[-2000:]  # the level, to grep for
     assert "job sync exited" not in err and "Traceback" not in err, err[-2000:]
 
 
