@@ -269,6 +269,10 @@ def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:
     # It listens once its vector copy is mapped: it said 'serving' ~1 s before, and answered searches with the
     # approximate HNSW plan meanwhile (SO_REUSEPORT gives a listening worker new connections at once).
     [new] = [pid for pid in after if pid not in before]
+    deadline = time.monotonic() + 60  # on a loaded machine it may still be mapping its copy
+    while not re.search(rf" \[{new}\] [\w.]+: serving http", log_text) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        log_text = two_workers.log_path.read_text(errors="replace")
     said = [line.split(": ", 1)[1] for line in log_text.splitlines() if f" [{new}] " in line]
     ready = [i for i, line in enumerate(said) if line.startswith("vector cache: ")]
     serving = [i for i, line in enumerate(said) if line.startswith("serving http")]
