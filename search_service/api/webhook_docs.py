@@ -60,6 +60,11 @@ class ImportOutcome(msgspec.Struct, forbid_unknown_fields=True):
     error: str | None
     started_at: Instant | None
     finished_at: Instant | None
+    # Of the processed rows, as `GET /v1/imports/{batch_id}` counts them (migration 0045; absent from an event
+    # stored before it): applied, older than the listing, replaced by a later row of their SKU.
+    mapped_rows: int | None = None
+    stale_rows: int | None = None
+    duplicate_rows: int | None = None
 
 
 class EventData(msgspec.Struct, forbid_unknown_fields=True):
