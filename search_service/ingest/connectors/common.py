@@ -10,6 +10,7 @@ import base64
 import email.utils
 import hashlib
 import hmac
+import html
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -253,10 +254,13 @@ def barcode_fields(raw: Any) -> dict[str, Any]:
 _TAG = re.compile(r"<[^>]+>")
 
 
-def plain_text(html: Any) -> str | None:
-    if not html:
+def plain_text(markup: Any) -> str | None:
+    """A vendor's HTML description as text: tags out, then entities read (`&amp;` was stored and searched as
+    "amp"). In that order, so an escaped `&lt;script&gt;` stays the text `<script>`; white space (NBSP too) as
+    one space."""
+    if not markup:
         return None
-    text = re.sub(r"\s+", " ", _TAG.sub(" ", str(html))).strip()
+    text = re.sub(r"\s+", " ", html.unescape(_TAG.sub(" ", str(markup)))).strip()
     return text or None
 
 
