@@ -4,14 +4,19 @@ the served API."""
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from typing import Any
 
 import httpx
 import psycopg
 
-from tests.connector_helpers import make_connection, make_store, map_batches, sync
-from tests.pos_fakes.vendors import Item, LightspeedXFake, ShopifyFake
+from search_service.ingest.connectors import erply, lightspeed_r, lightspeed_x, shopify
+from search_service.ingest.connectors.common import MapContext
+from tests.connector_helpers import listing, make_connection, make_store, map_batches, sync
+from tests.ingest_helpers import bearer, store_key
+from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedXFake, ShopifyFake
 
 
 def _product(conn: psycopg.Connection, store: uuid.UUID, sku: str) -> tuple[Any, ...]:
@@ -61,3 +66,54 @@ def test_html_entities_in_vendor_descriptions_are_read_as_text(conn: psycopg.Con
     assert served.status_code == 200, served.text
     assert served.json()["description"] == "Tea & coffee – 300 ml. It's grün"
     assert _matches(conn, tea, "grün") and not _matches(conn, tea, "amp") and not _matches(conn, frother, "amp")
+
+
+def _notes(conn: psycopg.Connection, base: str, store: uuid.UUID, cid: uuid.UUID) -> dict[str, str]:
+    """sku -> note of the rows mapped with notes of the connection's sync batches, as `/v1/imports/{id}/notes`
+    answers them."""
+    key, notes = store_key(conn, store, "listings:write"), {}
+    for (batch,) in conn.execute("SELECT id FROM import_batch WHERE connection_id = %s ORDER BY seq", (cid,)):
+        answer = httpx.get(f"{base}/v1/imports/{batch}/notes", headers=bearer(key))
+        assert answer.status_code == 200, answer.text
+        for _number, note, *cells in list(csv.reader(io.StringIO(answer.text.lstrip("\ufeff"))))[1:]:
+            notes[next(c.removeprefix("sku=") for c in cells if c.startswith("sku="))] = note
+    return notes
+
+
+def test_a_fractional_vendor_stock_level_is_rounded_up_with_a_note(conn: psycopg.Connection, base: str) -> None:
+    """Erply's `amountInStock` "0.750" (cheese by the kilo) became quantity 0 (int()), out of search, and "2.5" 2,
+    with no word of it. A positive level now stays in stock: a fraction rounds up to whole units, and the row is
+    mapped with a note saying so, on a first sync (the level carried on its product's upsert) and a later poll."""
+    fake = ErplyFake(warehouses=("1",))
+    for key in ("101", "102", "103"):
+        fake.add(Item(key, f"Cheese {key}", "9.90", 4))
+    fake.set_stock("103", "0.750")
+    fake.set_stock("102", "2.5")
+    store = make_store(conn, "E", 52.3, 4.3)
+    creds = {"client_code": "123456", "username": "api-user", "password": "api-pass"}
+    cid = make_connection(conn, store, "erply", "1", fake.server.url + "/api/", creds)
+    try:
+        sync(conn, cid)
+        map_batches(conn)
+        assert [listing(conn, store, key) for key in ("101", "102", "103")] == [
+            ("9.90", 4, True), ("9.90", 3, True), ("9.90", 1, True),
+        ]  # fmt: skip
+        fake.set_stock("101", "0.25")
+        sync(conn, cid)
+        map_batches(conn)
+        assert listing(conn, store, "101") == ("9.90", 1, True)
+    finally:
+        fake.server.close()
+    assert _notes(conn, base, store, cid) == {
+        "102": "stock level 2.5 rounded up to 3 (a listing holds whole units)",
+        "103": "stock level 0.750 rounded up to 1 (a listing holds whole units)",
+        "101": "stock level 0.25 rounded up to 1 (a listing holds whole units)",
+    }
+    ctx = MapContext("1")  # every vendor's level reader: one function
+    assert erply.map_stock({"productID": 7, "amountInStock": "0.750"})["quantity"] == 1  # type: ignore[index]
+    shop = {"itemShopID": "1", "itemID": "7", "shopID": "1", "qoh": "2.5"}
+    assert lightspeed_r.map_item_shop(shop, ctx) == {"op": "stock", "sku": "7", "quantity": 3, "quantity_sent": "2.5"}
+    x_level = {"outlet_id": "1", "product_id": "p", "inventory_level": 0.5, "version": 9}
+    assert lightspeed_x.map_inventory(x_level, ctx)["quantity"] == 1  # type: ignore[index]
+    s_level = {"inventory_item_id": 5, "location_id": 1, "available": "0.5", "updated_at": "2025-06-18T18:00:00Z"}
+    assert shopify.map_inventory_level(s_level, ctx)["quantity"] == 1  # type: ignore[index]

@@ -12,6 +12,7 @@ THE ROW SHAPE every source produces (CSV, webhooks, the listing API, the POS con
      "price": str | int | float?,            # decimal; "3.49" and "3,49" both work; required for upsert
      "currency": str?,                       # ISO 4217; default: the store's currency
      "quantity": int | str?,                 # absolute stock level, whole, >= 0; upsert without: kept (new: 0)
+     "quantity_sent": str?,                  # a connector's fractional level as sent, rounded up in quantity: noted
      "is_active": bool?,                     # default true (upsert)
      "attributes": dict?,                    # free-form, part of the embedded text
      "updated_at": str?,                     # ISO-8601 (naive = UTC): the source's clock, for newest wins

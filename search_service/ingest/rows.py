@@ -202,6 +202,18 @@ def parse_quantity(value: Any, decimal: str | None = None) -> int:
     return int(number)
 
 
+def rounded_level(sent: Any, quantity: int) -> list[str]:
+    """The note of a connector's level that was a fraction (`quantity_sent`: 0.750 kg of cheese), rounded up to
+    the whole units a listing holds: none when `quantity` is not that fraction rounded up."""
+    try:
+        number = Decimal(str(sent).strip())
+    except InvalidOperation:
+        return []
+    if not number.is_finite() or not quantity - 1 < number < quantity:
+        return []
+    return [f"stock level {str(sent).strip()[:40]} rounded up to {quantity} (a listing holds whole units)"]
+
+
 def parse_currency(value: Any) -> str:
     text = str(value).strip().upper()
     if not _CURRENCY.match(text):
@@ -315,6 +327,8 @@ def _common(row: dict[str, Any], out: ValidRow) -> None:
         out.currency = parse_currency(row["currency"])
     if row.get("quantity") not in (None, ""):
         out.quantity = parse_quantity(row["quantity"], _price_decimal(row.get("price")))
+        if row.get("quantity_sent") not in (None, ""):
+            out.notes.extend(rounded_level(row["quantity_sent"], out.quantity))
 
 
 def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:

@@ -266,7 +266,7 @@ class ErplyFake:
                 "changed": self.clock,
             }
 
-    def set_stock(self, key: str, amount: int, warehouse: str = "1") -> None:
+    def set_stock(self, key: str, amount: int | str, warehouse: str = "1") -> None:
         self.stock[(warehouse, key)].update(amountInStock=amount, changed=self.tick())
 
     def update(self, key: str, **fields: Any) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from search_service.ingest.rows import CLOCK_AHEAD_MAX, MAX_PRICE, MAX_QUANTITY
@@ -97,7 +97,7 @@ class HeldLevels:
         if "_error" in self.levels[row["sku"]]:  # a refused level stays a rejected row of its own (`leftover`)
             return row
         level = self.levels.pop(row["sku"])
-        return {**row, "quantity": level["quantity"], **({"version": level["version"]} if "version" in level else {})}
+        return {**row, **{key: level[key] for key in ("quantity", "quantity_sent", "version") if key in level}}
 
     def leftover(self, cursor: Cursor) -> Page:
         """The levels no product took (other products' stock), with the stock cursor: it is saved only now."""
@@ -204,12 +204,25 @@ MAX_LEVEL = MAX_QUANTITY  # what a listing's quantity holds
 
 
 def stock_level(value: Any) -> int | None:
-    """An absolute stock level: strings and decimals read, fractions dropped, negative stock is 0 sellable, and a
-    level past what a listing holds is that most (`1e12` rejected the whole item, its name and price too)."""
+    """An absolute stock level: strings and decimals read, a fraction rounded up (0.75 kg of cheese is in stock:
+    cut to 0 it left search), negative stock is 0 sellable, and a level past what a listing holds is that most
+    (`1e12` rejected the whole item, its name and price too)."""
     number = to_decimal(value)
     if number is None:
         return None
-    return MAX_LEVEL if number >= MAX_LEVEL else max(0, int(number))  # compared first: int(1e999999) is slow
+    if number <= 0:
+        return 0
+    return MAX_LEVEL if number >= MAX_LEVEL else int(number.to_integral_value(ROUND_CEILING))  # int(1e999999): slow
+
+
+def level_fields(value: Any) -> Row:
+    """A row's `quantity` from a vendor's level (`stock_level`; {} when none) and, when a fraction was rounded up,
+    `quantity_sent`: the level as sent, which ingest notes on the row (rows.rounded_level)."""
+    level, number = stock_level(value), to_decimal(value)
+    if level is None or number is None:
+        return {}
+    rounded = 0 < number < MAX_LEVEL and number != number.to_integral_value()
+    return {"quantity": level, **({"quantity_sent": str(value).strip()[:40]} if rounded else {})}
 
 
 def price_text(value: Any) -> str | None:

@@ -32,12 +32,12 @@ from search_service.ingest.connectors.common import (
     fold_first_sync,
     hmac_sha256,
     iso_from_unix,
+    level_fields,
     matches_any,
     merge_attributes,
     not_text,
     plain_text,
     price_text,
-    stock_level,
     truthy,
 )
 from search_service.ingest.connectors.erply_pass import PassState, deleted_while, settle
@@ -108,11 +108,11 @@ def map_product(record: Mapping[str, Any], ctx: MapContext) -> Row:
 
 def map_stock(record: Mapping[str, Any]) -> Row | None:
     """A stock record of the warehouse the request named (the record itself does not say)."""
-    level = stock_level(record.get("amountInStock"))
-    if level is None or record.get("productID") in (None, ""):
+    level = level_fields(record.get("amountInStock"))
+    if not level or record.get("productID") in (None, ""):
         return None
     # No clock: a level is as of the request, and stock polls of one account run one at a time.
-    return compact({"op": "stock", "sku": str(record["productID"]), "quantity": level})
+    return compact({"op": "stock", "sku": str(record["productID"]), **level})
 
 
 def map_deletion(record: Mapping[str, Any], ahead: int | None = None) -> Row | None:

@@ -23,11 +23,11 @@ from search_service.ingest.connectors.common import (
     barcode_fields,
     clocked_level,
     compact,
+    level_fields,
     merge_attributes,
     pass_start,
     plain_text,
     price_text,
-    stock_level,
     truthy,
 )
 from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, VendorHTTP
@@ -63,7 +63,7 @@ def map_item(item: dict[str, Any], ctx: MapContext) -> Row:
     """An `Item` (with its ItemShops, Category, Manufacturer relations) as an upsert of our listing, with our
     shop's level and that level's clock (`version`, as its stock row carries it: newest wins)."""
     shop = _shop(item, ctx.location)
-    level = stock_level(shop.get("qoh"))
+    level = level_fields(shop.get("qoh"))
     row = compact(
         {
             "op": "upsert",
@@ -74,12 +74,12 @@ def map_item(item: dict[str, Any], ctx: MapContext) -> Row:
             "category": _category(item),
             "price": _default_price(item),
             "currency": ctx.currency,
-            "quantity": level,
+            **level,
             "is_active": not truthy(item.get("archived")),
             "updated_at": item.get("timeStamp") or None,
         }
     )
-    row = clocked_level(row, shop.get("timeStamp")) if level is not None else row
+    row = clocked_level(row, shop.get("timeStamp")) if level else row
     row.update(barcode_fields(item.get("ean") or item.get("upc")))
     return merge_attributes(
         row,
@@ -96,10 +96,10 @@ def map_item_shop(shop: dict[str, Any], ctx: MapContext) -> Row | None:
     shop_id = str(shop.get("shopID"))
     if shop_id == "0" or shop_id != ctx.location:
         return None
-    level = stock_level(shop.get("qoh"))
-    if level is None:
+    level = level_fields(shop.get("qoh"))
+    if not level:
         return None
-    return clocked_level({"op": "stock", "sku": str(shop["itemID"]), "quantity": level}, shop.get("timeStamp"))
+    return clocked_level({"op": "stock", "sku": str(shop["itemID"]), **level}, shop.get("timeStamp"))
 
 
 def _no_later(stamp: str, started: datetime) -> str:

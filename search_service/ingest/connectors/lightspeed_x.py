@@ -32,13 +32,13 @@ from search_service.ingest.connectors.common import (
     compact,
     fold_first_sync,
     iso_from_naive,
+    level_fields,
     matches_any,
     merge_attributes,
     not_text,
     objects,
     plain_text,
     price_text,
-    stock_level,
     to_decimal,
     truthy,
 )
@@ -56,12 +56,12 @@ def default_base_url(domain_prefix: str) -> str:
     return f"https://{domain_prefix}.retail.lightspeed.app"
 
 
-def inventory_level(record: Mapping[str, Any]) -> int | None:
-    """The level under whichever of its three historical names the record uses."""
+def inventory_level(record: Mapping[str, Any]) -> Row:
+    """The level under whichever of its three historical names the record uses (`level_fields`; {} when none)."""
     for name in LEVEL_FIELDS:
         if record.get(name) is not None:
-            return stock_level(record[name])
-    return None
+            return level_fields(record[name])
+    return {}
 
 
 def _gtin_source(product: Mapping[str, Any]) -> Any:
@@ -111,11 +111,9 @@ def map_inventory(record: Mapping[str, Any], ctx: MapContext) -> Row | None:
     if str(record.get("outlet_id")) != ctx.location or not record.get("product_id"):
         return None
     level = inventory_level(record)
-    if level is None:
+    if not level:
         return None
-    return compact(
-        {"op": "stock", "sku": str(record["product_id"]), "quantity": level, "version": record.get("version")}
-    )
+    return compact({"op": "stock", "sku": str(record["product_id"]), **level, "version": record.get("version")})
 
 
 def map_webhook_product(obj: Mapping[str, Any], ctx: MapContext) -> Row:

@@ -37,13 +37,13 @@ from search_service.ingest.connectors.common import (
     clocked_level,
     compact,
     fold_first_sync,
+    level_fields,
     merge_attributes,
     not_text,
     objects,
     pass_start,
     plain_text,
     price_text,
-    stock_level,
 )
 from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, VendorError, VendorHTTP
 from search_service.ingest.sources import NestedTooDeeply, load_json
@@ -161,8 +161,7 @@ def map_inventory_level(
     if str(level.get("location_id")) != ctx.location or sku is None:
         return None
     available = level.get("available")
-    quantity = 0 if available is None else stock_level(available)
-    stock: Row = {"op": "stock", "sku": sku, "quantity": quantity}
+    stock: Row = {"op": "stock", "sku": sku, **({"quantity": 0} if available is None else level_fields(available))}
     row = clocked_level(stock, _later(level.get("updated_at"), read_at))  # the stock clock (common.stock_clock)
     if isinstance(row.get("version"), int) and row["version"] % 1000 == 0:  # a stamp with its own fraction keeps it
         row["version"] += within_second_ms
