@@ -267,6 +267,42 @@ def test_r_series_a_quiet_poll_reads_no_record_of_a_big_newest_stamp_again(db: p
         fake.server.close()
 
 
+@pytest.mark.parametrize("page_size", [1, 3])
+def test_r_series_a_quiet_poll_with_cursor_pages_reads_nothing_again(db: psycopg.Connection, page_size: int) -> None:
+    """With V3 cursor pagination (`@attributes.next`, no `count`) the ids read with the newest stamp were not kept:
+    every poll of an idle shop read the records of that stamp again and stored them (an edited item and its
+    ItemShops: "synced 3 vendor records into 2 rows" each time). Page size 1: the stamp's two ItemShops are more
+    than a page, where offset pages count them first."""
+    fake = LightspeedRFake()
+    fake.bucket, fake.cursor_pages = (0.0, 100_000), True
+    try:
+        for n in range(1001, 1011):
+            fake.add(Item(str(n), f"Item {n}", "1.00", 5))
+        fake.clock.now += timedelta(hours=1)
+        store = make_store(db, "R", 52.36, 4.88)
+        cid = make_connection(db, store, "lightspeed-r", "1", fake.server.url, {"account": "4242", "token": "r-token"})
+        db.execute("UPDATE ingest_connection SET config = config || %s::jsonb WHERE id = %s",
+                   (f'{{"page_size": {page_size}}}', cid))  # fmt: skip
+        sync(db, cid)
+        fake.update("1009", description="Item 1009 renamed")
+        fake.set_stock("1003", 7)
+        fake.clock.now += timedelta(hours=1)
+        changed = sync(db, cid)
+        assert changed.rows >= 2
+        quiet = sync(db, cid)
+        assert (quiet.read, quiet.rows) == (0, 0)
+        row = db.execute("SELECT cursor FROM ingest_connection WHERE id = %s", (cid,)).fetchone()
+        assert row is not None and row[0]["item_ts_ids"] == ["1009"]
+        assert sorted(row[0]["item_shop_ts_ids"]) == ["10030", "10031"]
+        fake.add(Item("1300", "Item 1300", "1.00", 8))  # later, with the cursor's stamp: still read
+        _r_restamp(fake, "1300", fake.items["1009"]["timeStamp"])
+        sync(db, cid)
+        map_batches(db)
+        assert [listing(db, store, key) for key in ("1003", "1300")] == [("1.00", 7, True), ("1.00", 8, True)]
+    finally:
+        fake.server.close()
+
+
 @pytest.mark.parametrize("failing", ["the stamp read again", "a page past the stamp"])
 def test_r_series_a_record_that_joins_the_cursors_stamp_is_read_after_a_pass_cut_short(
     db: psycopg.Connection, failing: str

@@ -55,6 +55,8 @@ class LightspeedRFake:
         self.items: dict[str, dict[str, Any]] = {}
         self.bucket: tuple[float, int] = (0.0, 60)
         self.bucket_at = time.monotonic()
+        self.cursor_pages = False  # V3 cursor pagination: `@attributes` `next`/`previous` links, no `count`
+        self.page_tokens: dict[str, dict[str, str]] = {}  # `after=` token -> its page's query
         self.server = FakeServer(self.handle)
         self.server.clock = lambda: self.clock.now  # the Date header tells the vendor's time
 
@@ -112,31 +114,36 @@ class LightspeedRFake:
         match = re.fullmatch(rf"/API/V3/Account/{self.account}/(Item|ItemShop)\.json", req.path)
         if not match:
             return Reply(404, {"message": "not found"})
-        entity = match.group(1)
+        entity, query = match.group(1), dict(req.query)
+        if self.cursor_pages and (token := query.get("after")):  # a next link: the first page's query, on from it
+            query = self.page_tokens[token]
         records = list(self.items.values())
         if entity == "ItemShop":
             records = [s for i in records for s in i["ItemShops"]["ItemShop"]]
-            if "shopID" in req.query:
-                records = [s for s in records if s["shopID"] in (req.query["shopID"], "0")]  # summary rows too
-        elif req.query.get("archived") != "true":
+            if "shopID" in query:
+                records = [s for s in records if s["shopID"] in (query["shopID"], "0")]  # summary rows too
+        elif query.get("archived") != "true":
             records = [i for i in records if i["archived"] == "false"]
-        if ts := req.query.get("timeStamp"):
+        if ts := query.get("timeStamp"):
             op, _, value = ts.partition(",") if "," in ts else ("=", "", ts)
             records = [r for r in records if _compare(r["timeStamp"], op, value)]
         id_field = "itemID" if entity == "Item" else "itemShopID"
-        if after := req.query.get(id_field):  # `>,ID`: ids compare as numbers
+        if after := query.get(id_field):  # `>,ID`: ids compare as numbers
             records = [r for r in records if int(r[id_field]) > int(after.partition(",")[2])]
-        sort = req.query.get("sort", "timeStamp")
+        sort = query.get("sort", "timeStamp")
         records.sort(key=lambda r: int(r[sort]) if sort == id_field else r[sort])
-        offset, limit = int(req.query.get("offset", 0)), int(req.query.get("limit", 100))
+        offset, limit = int(query.get("offset", 0)), int(query.get("limit", 100))
         page = _page(records, offset, limit)
         now = time.monotonic()  # the bucket leaks one unit a second, as the drip-rate header says
         used = min(self.bucket[1], max(0.0, self.bucket[0] - (now - self.bucket_at)) + 1)
         self.bucket, self.bucket_at = (used, self.bucket[1]), now
-        body = {
-            "@attributes": {"count": str(len(records)), "offset": str(offset), "limit": str(limit)},
-            entity: page[0] if len(page) == 1 else page,
-        }
+        attributes = {"count": str(len(records)), "offset": str(offset), "limit": str(limit)}
+        if self.cursor_pages:
+            token = f"t{len(self.page_tokens)}" if offset + limit < len(records) else ""
+            if token:
+                self.page_tokens[token] = {**query, "offset": str(offset + limit)}
+            attributes = {"next": f"{self.server.url}{req.path}?after={token}" if token else "", "previous": ""}
+        body = {"@attributes": attributes, entity: page[0] if len(page) == 1 else page}
         headers = {"X-LS-API-Bucket-Level": f"{used:g}/{self.bucket[1]}", "X-LS-API-Drip-Rate": "1"}
         return Reply(200, body, headers)
 

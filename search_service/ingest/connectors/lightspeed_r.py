@@ -187,9 +187,10 @@ class LightspeedR:
     ) -> Iterator[tuple[list[dict[str, Any]], datetime, tuple[str, set[str]] | None, bool]]:
         """The pages of one query, oldest first: `>=` the cursor, so a page cut mid-second loses nothing. Offset
         pages follow a keyset (`_Keyset`; `known`: the ids read with the cursor's stamp); `@attributes.next` links
-        (cursor pagination) are followed as sent. Each page comes with the pass's start by the vendor's clock
-        (common.pass_start), by a keyset the newest stamp read and its ids, and whether the cursor must stay at its
-        stamp (`_Keyset.held`)."""
+        (cursor pagination) are followed as sent, the known records dropped and the newest stamp's ids kept as by
+        offset (a quiet poll stored the newest stamp's records again each time). Each page comes with the pass's
+        start by the vendor's clock (common.pass_start), the newest stamp read and its ids, and whether the cursor
+        must stay at its stamp (`_Keyset.held`)."""
         params: dict[str, Any] = {"sort": "timeStamp", "limit": self.page_size}
         if entity == "Item":
             params["load_relations"] = '["ItemShops","Category","Manufacturer"]'
@@ -208,15 +209,15 @@ class LightspeedR:
             started = started or pass_start(response.headers, asked_at)
             body = body if isinstance(body, dict) else {}
             records, attributes = as_list(body.get(entity)), body.get("@attributes") or {}
-            if "next" in attributes and keyset.check:  # no offsets to count with: read from the cursor as sent
-                keyset = _Keyset(since, id_field)
+            if "next" in attributes and keyset.check:  # no offsets to count with: read `>=` the stamp, known dropped
+                keyset = _Keyset(since, id_field, known, len(known or ()))
                 continue
-            if "next" in attributes or not params:  # cursor pagination
-                yield records, started, None, False
+            keyset.note(records)
+            if "next" in attributes or not params:  # cursor pagination: the keyset's stamp and ids, not its offsets
+                yield keyset.fresh(records), started, (keyset.top, keyset.top_ids), False
                 params, url = {}, attributes.get("next") or None
                 url = self.http.next_page(url, seen) if url is not None else None
                 continue
-            keyset.note(records)
             fresh = keyset.fresh(records)
             more = keyset.more(records, int(attributes.get("count") or 0))
             yield fresh, started, (keyset.top, keyset.top_ids), keyset.held and more
