@@ -117,3 +117,35 @@ def test_a_fractional_vendor_stock_level_is_rounded_up_with_a_note(conn: psycopg
     assert lightspeed_x.map_inventory(x_level, ctx)["quantity"] == 1  # type: ignore[index]
     s_level = {"inventory_item_id": 5, "location_id": 1, "available": "0.5", "updated_at": "2025-06-18T18:00:00Z"}
     assert shopify.map_inventory_level(s_level, ctx)["quantity"] == 1  # type: ignore[index]
+
+
+def test_an_erply_matrix_parent_is_no_listing(conn: psycopg.Connection) -> None:
+    """A `type: "MATRIX"` product (the parent of its sizes and colours: Erply's getProducts doc counts only the
+    variations among "the items you can sell") became a listing "Shirt" at quantity 0 beside its variations, which
+    `in_stock=false` showed as an item of its own. It is read and left out, as a Shopify product beside its
+    variants; a parent listed before (200 here) goes with the next full sync, which keeps the variations."""
+    fake = ErplyFake(warehouses=("1",))
+    for key, name in (("100", "Shirt"), ("101", "Shirt S"), ("102", "Shirt M"), ("200", "Jacket")):
+        fake.add(Item(key, name, "20.00", 0 if key in ("100", "200") else 3))
+    fake.update("100", type="MATRIX")
+    for key in ("101", "102"):
+        fake.update(key, parentProductID=100)
+    del fake.stock[("1", "100")], fake.stock[("1", "200")]  # a parent holds no stock of its own
+    store = make_store(conn, "M", 52.4, 4.4)
+    creds = {"client_code": "123456", "username": "api-user", "password": "api-pass"}
+    cid = make_connection(conn, store, "erply", "1", fake.server.url + "/api/", creds)
+    try:
+        first = sync(conn, cid)
+        map_batches(conn)
+        assert [listing(conn, store, key) for key in ("100", "101", "102", "200")] == [
+            None, ("20.00", 3, True), ("20.00", 3, True), ("20.00", 0, True),
+        ]  # fmt: skip
+        fake.update("200", type="MATRIX")  # as a parent listed before the fix
+        full = sync(conn, cid, full=True)
+        map_batches(conn)
+    finally:
+        fake.server.close()
+    assert [listing(conn, store, key) for key in ("101", "102", "200")] == [
+        ("20.00", 3, True), ("20.00", 3, True), ("20.00", 0, False),
+    ]  # fmt: skip
+    assert (first.rows, full.removed) == (3, 1)

@@ -50,6 +50,8 @@ QUOTA_EXCEEDED = 1002
 SESSION_ERRORS = frozenset({1054, 1055, 1056})
 LOGIN_ERRORS = {1050: "(username or password missing)", 1051: "(wrong username or password)", 1052: "(user blocked)"}
 SELLABLE_STATUSES = frozenset({"ACTIVE", "NO_LONGER_ORDERED"})
+# getProducts' doc: its variations (regular products) are "the items you can sell", the matrix parent is not one
+NOT_SOLD_TYPES = frozenset({"MATRIX"})
 STOCK_TABLES = ("wm_inventory", "wm_sales_document", "wm_product_stock")
 PRODUCT_TEXT = ("productID", "name", "brandName", "longdesc", "description", "groupName", "categoryName", "code2")
 
@@ -285,8 +287,9 @@ class Erply:
         return page_no * count >= int(total) or (page_no - 1) * self.page_size + count == int(total)
 
     def _map(self, query: _Query, records: list[dict[str, Any]], ahead: int | None = None) -> list[Row]:
-        if query.request == "getProducts":
-            return [map_product(r, self.ctx) for r in records if r.get("productID") not in (None, "")]
+        if query.request == "getProducts":  # a matrix parent is no listing (as a Shopify product beside its variants)
+            sold = (r for r in records if str(r.get("type") or "").upper() not in NOT_SOLD_TYPES)
+            return [map_product(r, self.ctx) for r in sold if r.get("productID") not in (None, "")]
         if query.request == "getUserOperationsLog":
             return [row for r in records if (row := map_deletion(r, ahead))]
         return [row for r in records if (row := map_stock(r))]
