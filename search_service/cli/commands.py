@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 import click
 
 from search_service.cli import interrupted
-from search_service.cli.common import OLDER_SCHEMA, UNREACHABLE_DATABASE, UserFacingError, database_url, echo
+from search_service.cli.common import (
+    OLDER_SCHEMA,
+    UNREACHABLE_DATABASE,
+    OutputUnwritable,
+    UserFacingError,
+    database_url,
+    echo,
+)
 from search_service.db import migrate as migrate_mod
 from search_service.db.faults import bound_psycopg_connects
 from search_service.db.secretbox import SecretBoxError
@@ -64,6 +73,21 @@ def main() -> None:
         if advice is None:
             raise
         _fail(f"{advice} ({type(exc).__name__}: {first_line(exc)})")
+    except OutputUnwritable as exc:
+        _output_unwritable(exc)
+
+
+def _output_unwritable(exc: OutputUnwritable) -> NoReturn:
+    """Output that could not be written, by any command: one line, exit 1 (it was a traceback); a reader that
+    closed the pipe (`| head`) gets the usual quiet exit unless the command took something back."""
+    with contextlib.suppress(OSError, ValueError):  # the interpreter's last flush would fail again, "Exception ignored"
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if isinstance(exc.cause, BrokenPipeError) and not exc.undone:
+        raise SystemExit(1)
+    try:
+        _fail(f"cannot write the output ({exc})" + (f"; {exc.undone}" if exc.undone else ""))
+    except OutputUnwritable:  # stderr cannot take it either
+        raise SystemExit(1) from None
 
 
 def _schema_advice() -> str | None:
@@ -76,7 +100,7 @@ def _schema_advice() -> str | None:
     return None if migrate_mod.schema_state(current) == "ok" else migrate_mod.schema_advice(current)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     echo(f"error: {message}", err=True)
     raise SystemExit(1)
 

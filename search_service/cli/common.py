@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TextIO, TypeVar
 
 import asyncpg
 import click
@@ -50,7 +52,44 @@ def echo(*columns: object, err: bool = False) -> None:
     escaped. A value from outside (a file name, a receiver's or a vendor's error, a store's text, a connection
     error) then adds no line and no column, and cannot drive the terminal (ESC sequences set its title or cleared
     it)."""
-    click.echo("\t".join(escape_control_chars(str(column)) for column in columns), err=err)
+    try:
+        click.echo("\t".join(escape_control_chars(str(column)) for column in columns), err=err)
+    except OSError as exc:
+        raise OutputUnwritable(exc) from None
+
+
+def write_output(text: str, file: TextIO | None = None) -> None:
+    """`text` as it is (a CSV) to `file` (an --output) or stdout, flushed: a failure is OutputUnwritable."""
+    out = sys.stdout if file is None else file
+    try:
+        out.write(text)
+        out.flush()
+    except OSError as exc:
+        if file is not None and getattr(file, "should_close", True):  # click's close would flush it again
+            with contextlib.suppress(OSError):
+                file.close()
+        raise OutputUnwritable(exc) from None
+
+
+class OutputUnwritable(Exception):
+    """The output could not be written (a full disk, `| head` closing the pipe): the CLI's main says so in one
+    line, exit 1, for every command. `undone` says what the command took back (a secret nobody saw)."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(cause.strerror or str(cause))
+        self.cause = cause
+        self.undone = ""
+
+
+@contextmanager
+def shown_once(undone: str) -> Iterator[None]:
+    """Around making a secret that is printed once and the printing, inside the transaction storing it: output
+    that failed rolls the secret back (a key listed active was never seen), and the error says `undone`."""
+    try:
+        yield
+    except OutputUnwritable as exc:
+        exc.undone = undone
+        raise
 
 
 class UserFacingError(click.ClickException):

@@ -20,6 +20,7 @@ from search_service.cli.common import (
     echo_webhook_url,
     option_mistake,
     refuse_a_wrong_secret_key,
+    shown_once,
     user_errors,
 )
 from search_service.settings import Settings
@@ -251,18 +252,18 @@ def connections_update(settings: Settings, connection_id: UUID, **options: Any) 
 
     update = _connection_update(options)
     refuse_a_wrong_secret_key(settings)  # a key the stored secrets do not open: the connection's are unreadable
-    with connect(settings) as conn:
+    with connect(settings) as conn, shown_once("the connection was not changed"), conn.transaction():
         try:
             done = update_connection(conn, settings.secret_box(), connection_id, update)
         except StoreError as exc:
             raise _update_refused(exc) from None
-    echo(f"connection {connection_id} ({done.source}): {', '.join(done.changed)} changed")
-    if done.source in PUSH_SOURCES and update.secret:  # perhaps its first: the address its webhooks now reach
-        echo_webhook_url(settings, connection_id, "configure it at the vendor, signed with --secret")
-    if done.new_secret is not None:
-        echo(f"the old secret is accepted too until `plinqy-search connections update {connection_id} "
-                   "--secret NEW`; the new signing secret, shown only now:")  # fmt: skip
-        echo(done.new_secret)
+        echo(f"connection {connection_id} ({done.source}): {', '.join(done.changed)} changed")
+        if done.source in PUSH_SOURCES and update.secret:  # perhaps its first: the address its webhooks now reach
+            echo_webhook_url(settings, connection_id, "configure it at the vendor, signed with --secret")
+        if done.new_secret is not None:
+            echo(f"the old secret is accepted too until `plinqy-search connections update {connection_id} "
+                       "--secret NEW`; the new signing secret, shown only now:")  # fmt: skip
+            echo(done.new_secret)
 
 
 def _update_refused(exc: StoreError) -> click.ClickException:

@@ -22,6 +22,7 @@ from search_service.cli.common import (
     exit_on_sigterm_while_starting,
     option_mistake,
     refuse_a_wrong_secret_key,
+    shown_once,
     user_errors,
 )
 from search_service.db import faults
@@ -31,8 +32,9 @@ from search_service.settings import Settings
 T = TypeVar("T")
 
 
-def _with_conn(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run `work(conn)` on one asyncpg connection; the events package's errors become one-line errors."""
+def _with_conn(settings: Settings, work: Callable[[Any], Awaitable[T]], show: Callable[[T], None] | None = None) -> T:
+    """Run `work(conn)` on one asyncpg connection; the events package's errors become one-line errors. `show`
+    prints its result in the same transaction: a secret that could not be printed is rolled back (shown_once)."""
     from search_service.events.subscriptions import SubscriptionError, SubscriptionValueError
 
     url = database_url(settings)
@@ -40,7 +42,12 @@ def _with_conn(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     async def main() -> T:
         conn = await faults.connect(url)
         try:
-            return await work(conn)
+            if show is None:
+                return await work(conn)
+            async with conn.transaction():
+                result = await work(conn)
+                show(result)
+                return result
         finally:
             await conn.close()
 
@@ -76,14 +83,21 @@ def webhooks_add(settings: Settings, store_id: UUID, url: str, events: tuple[str
     from search_service.events import subscriptions
 
     refuse_a_wrong_secret_key(settings)  # a new secret under a key that opens none of the others: never signed
-    created = _with_conn(
-        settings,
-        lambda c: subscriptions.create(c, settings.secret_box(), settings.events, store_id, url, _event_types(events)),
-    )
-    echo(f"webhook {created.subscription['id']} for store {store_id}: {created.subscription['url']}")
-    echo(f"events: {', '.join(created.subscription['events'])}")
-    echo("signing secret, shown only now:")
-    echo(created.secret)  # the last line alone, as `keys create` and `connect webhook` print theirs
+
+    def show(created: subscriptions.Created) -> None:
+        echo(f"webhook {created.subscription['id']} for store {store_id}: {created.subscription['url']}")
+        echo(f"events: {', '.join(created.subscription['events'])}")
+        echo("signing secret, shown only now:")
+        echo(created.secret)  # the last line alone, as `keys create` and `connect webhook` print theirs
+
+    with shown_once("no webhook was made"):
+        _with_conn(
+            settings,
+            lambda c: subscriptions.create(
+                c, settings.secret_box(), settings.events, store_id, url, _event_types(events)
+            ),
+            show,
+        )
 
 
 @webhooks.command("list")
@@ -137,13 +151,19 @@ def webhooks_rotate_secret(settings: Settings, webhook_id: UUID) -> None:
     from search_service.events import subscriptions
 
     refuse_a_wrong_secret_key(settings)
-    rotated = _with_conn(
-        settings, lambda c: subscriptions.rotate_secret(c, settings.secret_box(), settings.events, None, webhook_id)
-    )
-    until = rotated.previous_valid_until.astimezone(UTC).isoformat()
-    echo(f"webhook {webhook_id}: deliveries are signed with both secrets until {until}, then the new one only")
-    echo("new signing secret, shown only now:")
-    echo(rotated.secret)  # the last line alone, as `add` prints it
+
+    def show(rotated: subscriptions.Rotated) -> None:
+        until = rotated.previous_valid_until.astimezone(UTC).isoformat()
+        echo(f"webhook {webhook_id}: deliveries are signed with both secrets until {until}, then the new one only")
+        echo("new signing secret, shown only now:")
+        echo(rotated.secret)  # the last line alone, as `add` prints it
+
+    with shown_once("the secret was not rotated"):
+        _with_conn(
+            settings,
+            lambda c: subscriptions.rotate_secret(c, settings.secret_box(), settings.events, None, webhook_id),
+            show,
+        )
 
 
 @webhooks.command("remove")

@@ -24,7 +24,9 @@ from search_service.cli.common import (
     echo_webhook_url,
     option_mistake,
     refuse_a_wrong_secret_key,
+    shown_once,
     user_errors,
+    write_output,
 )
 from search_service.controlchars import escape_control_chars
 from search_service.settings import Settings
@@ -59,16 +61,16 @@ def keys_create(
 
     if admin == (store_id is not None):
         raise UsageMistake("give either --store STORE_ID or --admin")
-    with connect(settings) as conn:
+    with connect(settings) as conn, shown_once("no key was made"), conn.transaction():
         try:
             new = create_key(conn, store_id=store_id, scopes=list(scopes), name=name)
         except KeyOptionError as exc:  # exit 2, as click's own usage errors
             raise UsageMistake(f"{exc.option}: {exc}") from None
         except ApiKeyError as exc:  # no such store: the command failed
             raise UserFacingError(str(exc)) from None
-    owner = "admin" if store_id is None else f"store {store_id}"
-    echo(f"created key {new.id} ({owner}, scopes: {', '.join(new.scopes)}); it is shown only now:")
-    echo(new.key)
+        owner = "admin" if store_id is None else f"store {store_id}"
+        echo(f"created key {new.id} ({owner}, scopes: {', '.join(new.scopes)}); it is shown only now:")
+        echo(new.key)
 
 
 @keys.command("list")
@@ -155,15 +157,15 @@ def connect_webhook(settings: Settings, store_id: UUID) -> None:
     from search_service.ingest.stores import StoreError, create_connection
 
     refuse_a_wrong_secret_key(settings)  # its secret under a key the others do not open: the API could not read it
-    with connect(settings) as conn:
+    with connect(settings) as conn, shown_once("no connection was made"), conn.transaction():
         try:
             new = create_connection(conn, settings.secret_box(), store_id=store_id, source="webhook")
         except StoreError as exc:
             raise UserFacingError(exc.message) from None
-    echo(f"connection {new.id}")
-    echo_webhook_url(settings, new.id, "Standard Webhooks")
-    echo("signing secret, shown only now:")
-    echo(new.secret)
+        echo(f"connection {new.id}")
+        echo_webhook_url(settings, new.id, "Standard Webhooks")
+        echo("signing secret, shown only now:")
+        echo(new.secret)
 
 
 @click.group("import")
@@ -350,13 +352,11 @@ def imports_errors(settings: Settings, batch_id: UUID, notes: bool, output: Text
             text = batch_rows_csv(conn, batch_id, "batch_notes" if notes else "batch_errors")
         except BatchRowsUnavailable as exc:
             raise UserFacingError(str(exc)) from None
-    if output is not None:
-        output.write(text)
-    elif sys.stdout.isatty():  # a cell's control characters would drive the terminal
+    if output is None and sys.stdout.isatty():  # a cell's control characters would drive the terminal
         for line in text.splitlines():
             echo(line)
     else:
-        sys.stdout.write(text)
+        write_output(text, output)
 
 
 @imports.command("prune")
