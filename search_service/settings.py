@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from embeddings.encoder import EncoderConfig
 from search_service.db.secretbox import SecretBox, SecretKeyUnusable
 from search_service.engine.facets import FacetConfig
@@ -30,8 +33,10 @@ HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")  # an HTTP token (RFC 9110
 SettingsError = ConfigError
 
 
-def _database_url(url: str | None) -> str | None:
-    """DATABASE_URL, checked: a malformed one was a traceback from whichever driver first read it."""
+def _database_url(url: str | None, connect_timeout: str | None) -> str | None:
+    """DATABASE_URL, checked, and PGCONNECT_TIMEOUT: a malformed one was a traceback from whichever driver first
+    read it."""
+    _whole_seconds("PGCONNECT_TIMEOUT", connect_timeout)
     if url is None:
         return None
     if not url.strip():  # set but empty: acting on the embedded cluster instead surprised whoever meant to set it
@@ -48,7 +53,24 @@ def _database_url(url: str | None) -> str | None:
         raise SettingsError(
             "DATABASE_URL must be a PostgreSQL URL naming its database: postgresql://user@host:port/dbname"
         )
+    try:  # libpq's own reading: a parameter it does not know was a traceback in every database command
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise SettingsError(f"DATABASE_URL is not a usable PostgreSQL URL ({str(exc).strip()})") from None
+    _whole_seconds("DATABASE_URL's connect_timeout", params.get("connect_timeout"))
     return url
+
+
+def _whole_seconds(name: str, raw: object) -> None:
+    """A connect timeout libpq and psycopg both read (PGCONNECT_TIMEOUT, a URL's connect_timeout): whole seconds."""
+    if raw is None or str(raw).strip() == "":
+        return
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if not 0 <= value <= 86_400:
+        raise SettingsError(f"{name}={value} is out of range 0..86400")
 
 
 @dataclass(frozen=True)
@@ -117,7 +139,7 @@ class Settings:
         if backend not in ("auto", "onnx", "torch", "onnx-int8"):
             raise SettingsError(f"PLINQY_ENCODER_BACKEND={backend!r}: use auto, onnx, torch or onnx-int8")
         return cls(
-            external_database_url=_database_url(env.get("DATABASE_URL")),
+            external_database_url=_database_url(env.get("DATABASE_URL"), env.get("PGCONNECT_TIMEOUT")),
             db_port=env_int(env, "PLINQY_DB_PORT", DEFAULT_DB_PORT, 1, 65535),
             pgdata=Path(env.get("PLINQY_PGDATA") or PROJECT_ROOT / ".pgdata"),
             pg_bindir=Path(env["PLINQY_PG_BINDIR"]) if env.get("PLINQY_PG_BINDIR") else None,

@@ -240,6 +240,32 @@ def test_a_malformed_database_url_a_bad_revision_or_an_unusable_key_file_is_one_
     assert "db up" not in proc.stderr
 
 
+def test_a_query_parameter_or_connect_timeout_libpq_refuses_is_one_line_in_every_database_command(
+    pg_admin_url: str,
+) -> None:
+    """`?bogusparam=1`, `?connect_timeout=abc` and PGCONNECT_TIMEOUT=abc were psycopg's traceback, exit 1, in every
+    command that reached the database (serve's workers too)."""
+    bogus = dict(os.environ, DATABASE_URL=f"{pg_admin_url}?bogusparam=1")
+    for command in (
+        ("keys", "list"),
+        ("db", "status"),
+        ("migrate",),
+        ("tasks", "stats"),
+        ("worker", "--drain"),
+        ("reembed", "--missing"),
+        ("webhooks", "dispatch", "--drain"),
+        ("serve", "--port", str(free_port()), "--workers", "1"),
+    ):
+        proc = run_cli(*command, env=bogus, timeout=60)
+        assert_one_line_error(proc, "DATABASE_URL", 'invalid URI query parameter: "bogusparam"')
+        assert proc.returncode == 1, command
+    timeout = dict(os.environ, DATABASE_URL=f"{pg_admin_url}?connect_timeout=abc")
+    assert_one_line_error(run_cli("keys", "list", env=timeout), "DATABASE_URL's connect_timeout='abc' is not an")
+    timeout = dict(os.environ, DATABASE_URL=pg_admin_url, PGCONNECT_TIMEOUT="abc")
+    assert_one_line_error(run_cli("keys", "list", env=timeout), "PGCONNECT_TIMEOUT='abc' is not an integer")
+    assert run_cli("db", "url", env=dict(timeout, PGCONNECT_TIMEOUT="7")).returncode == 0
+
+
 def test_commands_on_a_database_behind_or_ahead_of_the_code_say_so_in_one_line(
     make_database: Callable[..., str], tmp_path: Path
 ) -> None:
