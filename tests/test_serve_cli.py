@@ -51,6 +51,17 @@ def test_a_port_it_cannot_have_is_one_line_before_anything_loads(db_url: str, wo
     assert "not an address of this machine" in foreign.stderr
 
 
+@pytest.mark.parametrize("host", ["", " "])
+def test_an_empty_host_is_refused_rather_than_every_interface(db_url: str, host: str) -> None:
+    """`--host "$API_HOST"` with the variable unset listened on 0.0.0.0, its log saying `serving http://:PORT`."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    done = serve(db_url, "--host", host, "--port", str(port), "--workers", "1")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: --host must not be empty") and len(done.stderr.splitlines()) == 1
+
+
 @pytest.mark.slow  # a real server each time, which loads the query model
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_graceful_stop_exits_0_whatever_the_signal_and_workers(db_url: str, tmp_path: Path, workers: int) -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import click
 
-from search_service.cli.common import database_url, require_cache_dir, user_errors
+from search_service.cli.common import UsageMistake, database_url, require_cache_dir, user_errors
 from search_service.cli.ports import bind_port
 from search_service.settings import Settings
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0: every one).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
 @click.option(
     "--workers",
@@ -30,6 +30,8 @@ from search_service.settings import Settings
 @user_errors
 def serve(settings: Settings, host: str, port: int, workers: int | None) -> None:
     """Run the search API (litestar on uvicorn). SIGTERM, SIGINT or SIGHUP: a graceful stop, exit 0."""
+    if not host.strip():  # `--host "$API_HOST"` unset listened on every interface, saying `http://:8000`
+        raise UsageMistake("--host must not be empty: give an address (0.0.0.0 for every interface), or leave it out")
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP's default left the directories behind
         signal.signal(signum, _stopped)
     database_url(settings)  # fails early, in one line, when the embedded cluster is down
