@@ -226,7 +226,9 @@ def test_a_malformed_database_url_a_bad_revision_or_an_unusable_key_file_is_one_
         command = ("webhooks", "list") if url == "garbage" else ("keys", "list")  # asyncpg's and psycopg's
         assert_one_line_error(run_cli(*command, env=dict(os.environ, DATABASE_URL=url)), "DATABASE_URL")
     env = dict(os.environ, DATABASE_URL=pg_admin_url)
-    assert_one_line_error(run_cli("migrate", "--revision", "bogus", env=env), "'bogus'", "migrations/versions")
+    bogus = run_cli("migrate", "--revision", "bogus", env=env)
+    assert_one_line_error(bogus, "'bogus'", "migrations/versions")
+    assert bogus.returncode == 2  # an argument given wrongly, as README's exit codes say (it was 1)
     for key_file in (tmp_path, Path("/proc/no-such-dir/k.key")):
         proc = run_cli("connect", "webhook", "--store", "00000000-0000-0000-0000-000000000000",
                        env={**env, "PLINQY_SECRET_KEY_FILE": str(key_file)})  # fmt: skip

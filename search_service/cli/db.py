@@ -9,6 +9,7 @@ import click
 from search_service.cli.common import (
     UNREACHABLE_DATABASE,
     FiniteFloatRange,
+    UsageMistake,
     connect,
     database_url,
     echo,
@@ -98,6 +99,9 @@ def db_url(settings: Settings) -> None:
 def migrate(settings: Settings, revision: str, lock_timeout_s: float) -> None:
     """Create the extensions and every table (alembic upgrade). One run at a time: a second waits for the first."""
     url = database_url(settings)
-    before = migrate_mod.upgrade(url, revision, lock_timeout_s, on_wait=lambda message: echo(message, err=True))
+    try:
+        before = migrate_mod.upgrade(url, revision, lock_timeout_s, on_wait=lambda message: echo(message, err=True))
+    except migrate_mod.UnknownRevision as exc:
+        raise UsageMistake(str(exc)) from None
     after = migrate_mod.current_revision(url)
     echo(f"database at revision {after}" + (" (it was already there: nothing to do)" if after == before else ""))

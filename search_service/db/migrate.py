@@ -35,6 +35,10 @@ class MigrationError(RuntimeError):
     """A one-line, user-facing reason why migrating cannot proceed."""
 
 
+class UnknownRevision(MigrationError):
+    """--revision names no revision: the command was called wrongly (exit 2), not a failed migration."""
+
+
 def sqlalchemy_url(dsn: str) -> str:
     for prefix in ("postgresql://", "postgres://"):
         if dsn.startswith(prefix):
@@ -85,7 +89,7 @@ def upgrade(
     returns the revision the database was at before. A lock not granted within `lock_timeout_s` rolls the run
     back: MigrationError naming the session in the way."""
     if not revision.strip():
-        raise MigrationError("--revision is empty: give a revision (e.g. 0027) or leave it out for head")
+        raise UnknownRevision("--revision is empty: give a revision (e.g. 0027) or leave it out for head")
     check_server(dsn)
     with migrate_guard.migrate_lock(dsn, on_wait) as lock_conn:  # a run before this one may have moved it
         current = current_revision(dsn)
@@ -100,7 +104,7 @@ def upgrade(
                 command.upgrade(cfg, revision)
         except CommandError as exc:  # an unknown revision: alembic's words, without its traceback
             where = "the revisions are the files under migrations/versions/; leave --revision out for head"
-            raise MigrationError(f"{exc} ({where})") from None
+            raise UnknownRevision(f"{exc} ({where})") from None
         except sqlalchemy.exc.DBAPIError as exc:
             if not isinstance(exc.orig, psycopg.errors.LockNotAvailable):
                 raise
