@@ -89,6 +89,21 @@ def test_a_key_or_store_described_wrongly_exits_2_naming_the_option_as_typed(dsn
         assert conn.execute("SELECT count(*) FROM api_key").fetchone() == (0,)
 
 
+def test_imports_list_marks_a_lease_past_its_time_lapsed(dsn: str) -> None:
+    """A batch whose worker's lease ran out read `leased_by=… until 16:48:00` at 16:56, as if still held."""
+    store = create_store(dsn)
+    with psycopg.connect(dsn) as conn:
+        for worker, until in (("import:gone:1", "- interval '8 minutes'"), ("import:live:2", "+ interval '1 minute'")):
+            conn.execute(
+                "INSERT INTO import_batch (store_id, source, status, locked_by, locked_until, started_at)"
+                f" VALUES (%s, 'csv', 'processing', %s, now() {until}, now())",
+                (store, worker),
+            )
+    listed = cli(dsn, "imports", "list").stdout.splitlines()
+    gone, live = (next(line for line in listed if worker in line) for worker in ("import:gone:1", "import:live:2"))
+    assert gone.endswith(" (lapsed)") and "(lapsed)" not in live, listed
+
+
 def test_connect_webhook_prints_secret_once_and_stores_it_encrypted(dsn: str, tmp_path: Path) -> None:
     store = create_store(dsn)
     env = {"PLINQY_SECRET_KEY_FILE": str(tmp_path / "key")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from uuid import UUID
@@ -328,8 +328,9 @@ def _batch_columns(
         columns.append(f"finished={finished:%Y-%m-%d %H:%M:%S}")
     if file_name:
         columns.append(f"file={file_name}")
-    if locked_by and status == "processing":
-        columns.append(f"leased_by={locked_by} until {locked_until:%H:%M:%S}")
+    if locked_by and status == "processing":  # a lease past its time is held by no one: it read as a live worker's
+        lapsed = " (lapsed)" if locked_until is not None and locked_until < datetime.now(UTC) else ""
+        columns.append(f"leased_by={locked_by} until {locked_until:%H:%M:%S}{lapsed}")
     if failures:
         columns.append(f"mapping_failures={failures}")
     if pruned is not None:
