@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,7 +74,7 @@ def test_add_list_deliveries_replay_remove(db: psycopg.Connection, fresh_db_url:
     assert missing.exit_code == 1 and "removed by retention" in missing.output, missing.output
     assert run(fresh_db_url, "webhooks", "remove", webhook_id).exit_code == 0
     gone = run(fresh_db_url, "webhooks", "remove", webhook_id)
-    assert gone.exit_code == 1 and gone.output.strip() == "error: webhook_id: no webhook with this id"  # no store given
+    assert gone.exit_code == 1 and gone.output.strip() == "error: WEBHOOK_ID: no webhook with this id"  # no store given
 
 
 def test_replay_says_what_its_argument_is(fresh_db_url: str) -> None:
@@ -94,8 +95,16 @@ def test_add_refuses_unsafe_urls_in_one_line(db: psycopg.Connection, fresh_db_ur
     store = seed_store(db)
     result = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "https://169.254.169.254/")
     assert result.exit_code == 1 and result.output.strip().splitlines() == [
-        "error: url: the host 169.254.169.254 is the cloud metadata address; webhooks go to public addresses only"
+        "error: --url: the host 169.254.169.254 is the cloud metadata address; webhooks go to public addresses only"
     ]
+    webhook_id = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "http://127.0.0.1:9/h").output
+    for url in ("http://x.example/", "", "not a url"):  # given wrongly, as `--event bogus.event`: exit 2, not 1
+        for command in (("add", "--store", str(store)), ("update", webhook_id.split()[1])):
+            wrong = run(fresh_db_url, "webhooks", *command, "--url", url)
+            assert wrong.exit_code == 2, (command, url, wrong.output)
+            assert wrong.output.startswith("error: --url: only https URLs are accepted"), wrong.output
+    unknown = run(fresh_db_url, "webhooks", "add", "--store", str(uuid.uuid4()), "--url", "https://x.example/")
+    assert (unknown.exit_code, unknown.output) == (1, "error: --store: no store with this id\n")
     schedule = run(fresh_db_url, "webhooks", "list", PLINQY_WEBHOOK_RETRY_SCHEDULE="5,x")
     assert schedule.exit_code == 1 and "PLINQY_WEBHOOK_RETRY_SCHEDULE" in schedule.output
 
@@ -302,7 +311,7 @@ def test_add_refuses_past_the_stores_limit(db: psycopg.Connection, fresh_db_url:
     third = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", "http://127.0.0.1:9/2",
                 PLINQY_WEBHOOK_MAX_PER_STORE="2")  # fmt: skip
     assert third.exit_code == 1 and third.output.strip().splitlines() == [
-        "error: url: this store has 2 active webhooks, the most allowed (PLINQY_WEBHOOK_MAX_PER_STORE): remove one "
+        "error: --url: this store has 2 active webhooks, the most allowed (PLINQY_WEBHOOK_MAX_PER_STORE): remove one "
         "it no longer needs, or send more event types to one URL"
     ], third.output
 
@@ -356,7 +365,7 @@ def test_a_disabled_webhook_enabled_again_keeps_its_secret_and_numbering_and_rep
     assert {d["data"]["webhook_id"] for d in delivered} == {webhook_id}
     assert run(fresh_db_url, "webhooks", "deliveries", "--failed").output.strip() == "no deliveries"
     unknown = run(fresh_db_url, "webhooks", "enable", "00000000-0000-0000-0000-000000000000")
-    assert unknown.exit_code == 1 and unknown.output.strip() == "error: webhook_id: no webhook with this id"
+    assert unknown.exit_code == 1 and unknown.output.strip() == "error: WEBHOOK_ID: no webhook with this id"
 
 
 def test_the_replay_line_enable_prints_sends_only_that_webhooks_failed_deliveries(
@@ -393,7 +402,7 @@ def test_the_replay_line_enable_prints_sends_only_that_webhooks_failed_deliverie
     for args, said in (
         (("--failed-only", "1"), "error: give either DELIVERY_ID, or --store ID and/or --webhook ID with --since"),
         (("--webhook", webhook_id), "error: give either DELIVERY_ID"),
-        (("--webhook", str(store), "--since", "2000-01-01"), "error: webhook_id: no webhook with this id"),
+        (("--webhook", str(store), "--since", "2000-01-01"), "error: --webhook: no webhook with this id"),
     ):
         refused = run(fresh_db_url, "webhooks", "replay", *args)
         assert refused.exit_code != 0 and refused.output.startswith(said), (args, refused.output)

@@ -109,13 +109,21 @@ class UsageMistake(UserFacingError):
 def option_mistake(field: str, message: str) -> UsageMistake:
     """A command's own check of an option's value failing (exit 2), naming the option as typed: a field the
     command's option stores under another name (`country_code`) is its flag (`--country`)."""
-    context = click.get_current_context(silent=True)
-    params = context.command.params if context is not None else []
-    flags = [p.opts[0] for p in params if isinstance(p, click.Option) and p.name == field]
-    flag = flags[0] if flags else "--" + field.replace("_", "-")
+    flag = named_as_typed(field)
     if message.startswith(f"{field} "):  # "currency 'XXX' is not ...": the flag in the field's place
         return UsageMistake(f"{flag} {message.removeprefix(f'{field} ')}")
     return UsageMistake(f"{flag}: {message}")
+
+
+def named_as_typed(field: str) -> str:
+    """A field as the running command takes it: an option's flag (`store_id`: `--store`), an argument's name
+    (`WEBHOOK_ID`); a message naming the API's field told an operator of no option by that name."""
+    context = click.get_current_context(silent=True)
+    params = context.command.params if context is not None else []
+    for param in params:
+        if param.name == field:
+            return param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+    return "--" + field.replace("_", "-")
 
 
 def user_errors(func: F) -> F:

@@ -20,6 +20,7 @@ from search_service.cli.common import (
     database_url,
     echo,
     exit_on_sigterm_while_starting,
+    named_as_typed,
     option_mistake,
     refuse_a_wrong_secret_key,
     shown_once,
@@ -56,7 +57,7 @@ def _with_conn(settings: Settings, work: Callable[[Any], Awaitable[T]], show: Ca
     except SubscriptionValueError as exc:  # an option given wrongly: exit 2
         raise option_mistake(exc.parameter, exc.message) from None
     except SubscriptionError as exc:  # refused by the store's webhooks or the receiver's address, an unknown id
-        raise UserFacingError(f"{exc.parameter}: {exc.message}") from None
+        raise UserFacingError(f"{named_as_typed(exc.parameter)}: {exc.message}") from None
 
 
 @click.group()

@@ -90,6 +90,10 @@ async def check_url(url: str, config: EventsConfig, resolver: ssrf.Resolver = ss
         netloc = urlsplit(url).netloc
     if "@" in netloc:  # never sent (the signature authenticates us), yet shown in every list and delivery view
         raise SubscriptionValueError("url", "must not hold a user name or password (user:password@host)")
+    try:  # its form first: a URL given wrongly (the command line's exit 2), not one whose address is refused
+        ssrf.parse(url, {host.lower() for host in config.allow_hosts})
+    except ssrf.UnsafeUrl as exc:
+        raise SubscriptionValueError("url", str(exc)) from None
     try:
         await ssrf.check(url, config.allow_hosts, resolver)
     except ssrf.UnsafeUrl as exc:
