@@ -284,6 +284,9 @@ def test_tasks_cli_stats_failed_retry_prune(db: psycopg.Connection, fresh_db_url
     assert listed.returncode == 0 and f"{failed_id}\t" in listed.stdout and "boom: bad text" in listed.stdout
     neither = cli("retry")
     assert neither.returncode == 2 and neither.stderr.startswith("error: give either --all or")
+    for wrong in (("retry", "abc"), ("failed", "--limit", "abc")):  # click said "is not a valid integer range"
+        refused = cli(*wrong)
+        assert refused.returncode == 2 and "'abc' is not a whole number" in refused.stderr, refused.stderr
     retried = cli("retry", str(failed_id), "999999")
     assert retried.returncode == 1 and "requeued 1 task(s)" in retried.stdout  # exit 0 when an id was not
     assert "not requeued: 999999 (no such task)" in retried.stdout  # it said nothing of the ids it left

@@ -235,6 +235,18 @@ def echo_webhook_url(settings: Settings, connection_id: Any, note: str) -> None:
         )
 
 
+class WholeNumber(click.IntRange):
+    """click.IntRange saying "'abc' is not a whole number" (click said "is not a valid integer range")."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, int):
+            try:
+                int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class FiniteFloatRange(click.FloatRange):
     """click.FloatRange that refuses NaN, which compares false with both bounds and so passed, and infinities."""
 

@@ -11,6 +11,7 @@ from search_service.cli.common import (
     FiniteFloatRange,
     UsageMistake,
     UserFacingError,
+    WholeNumber,
     connect,
     current_database_url,
     echo,
@@ -36,7 +37,7 @@ def _encoder(settings: Settings) -> Any:
 
 @click.command()
 @click.option("--only", default=None, help="Comma-separated jobs to run (default: all): sync, import, embed, events.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 4096), help="Tasks per claim.")
+@click.option("--batch-size", default=64, show_default=True, type=WholeNumber(1, 4096), help="Tasks per claim.")
 @click.option(
     "--poll-interval", default=5.0, show_default=True, type=FiniteFloatRange(0.05, 3600), help="Seconds between polls."
 )
@@ -89,11 +90,11 @@ def _log_started(worker_id: str) -> None:
 @click.option("--missing", "modes", flag_value="missing", multiple=True, help="Products without a vector.")
 @click.option("--stale", "modes", flag_value="stale", multiple=True, help="Wrong model or changed text.")
 @click.option("--all", "modes", flag_value="all", multiple=True, help="Every product (resumable).")
-@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--batch-size", default=256, show_default=True, type=WholeNumber(1, 100000))
 @click.option(
     "--limit",
     default=None,
-    type=click.IntRange(1, None),
+    type=WholeNumber(1, None),
     help="Stop after this many products re-embedded (or newly queued); a rerun goes on from there.",
 )
 @click.option("--via-queue", is_flag=True, help="Enqueue ai_tasks for the workers instead of embedding here.")

@@ -15,6 +15,7 @@ from search_service.cli.common import (
     Duration,
     UsageMistake,
     UserFacingError,
+    WholeNumber,
     connect,
     current_database_url,
     database_url,
@@ -205,7 +206,7 @@ def webhooks_enable(settings: Settings, webhook_id: UUID) -> None:
 @webhooks.command("deliveries")
 @click.option("--failed", "failed_only", is_flag=True, help="Only deliveries that failed for good.")
 @click.option("--store", "store_id", type=click.UUID, help="Only this store's deliveries.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--limit", default=50, show_default=True, type=WholeNumber(1, 100_000))
 @click.pass_obj
 @user_errors
 def webhooks_deliveries(settings: Settings, failed_only: bool, store_id: UUID | None, limit: int) -> None:

@@ -18,6 +18,7 @@ from search_service.cli.common import (
     FiniteFloatRange,
     UsageMistake,
     UserFacingError,
+    WholeNumber,
     connect,
     current_database_url,
     echo,
@@ -296,7 +297,7 @@ BATCH_STATUSES = ("receiving", "pending", "processing", "completed", "failed", "
 @click.option(
     "--status", "statuses", multiple=True, type=click.Choice(BATCH_STATUSES), help="Only these statuses (repeat it)."
 )
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000), help="Batches at most.")
+@click.option("--limit", default=50, show_default=True, type=WholeNumber(1, 100_000), help="Batches at most.")
 @click.pass_obj
 @user_errors
 def imports_list(settings: Settings, store_id: UUID | None, statuses: tuple[str, ...], limit: int) -> None:

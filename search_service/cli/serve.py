@@ -12,17 +12,17 @@ from pathlib import Path
 
 import click
 
-from search_service.cli.common import UsageMistake, database_url, require_cache_dir, user_errors
+from search_service.cli.common import UsageMistake, WholeNumber, database_url, require_cache_dir, user_errors
 from search_service.cli.ports import bind_port
 from search_service.settings import Settings
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0: every one).")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option("--port", default=8000, show_default=True, type=WholeNumber(1, 65535), help="TCP port.")
 @click.option(
     "--workers",
-    type=click.IntRange(1, 64),
+    type=WholeNumber(1, 64),
     help="Worker processes [default: one per usable CPU], forked from one that loaded the model: they share it, "
     "and one vector copy.",
 )

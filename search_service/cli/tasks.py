@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from search_service.cli.common import DURATION_UNITS, Duration, UsageMistake, connect, echo, user_errors
+from search_service.cli.common import DURATION_UNITS, Duration, UsageMistake, WholeNumber, connect, echo, user_errors
 from search_service.settings import Settings
 
 
@@ -31,7 +31,7 @@ def tasks_stats(settings: Settings) -> None:
 
 
 @tasks.command("failed")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--limit", default=100, show_default=True, type=WholeNumber(1, 100000))
 @click.pass_obj
 @user_errors
 def tasks_failed(settings: Settings, limit: int) -> None:
@@ -48,7 +48,7 @@ def tasks_failed(settings: Settings, limit: int) -> None:
 
 @tasks.command("retry")
 @click.option("--all", "retry_all", is_flag=True, help="Requeue every failed task.")
-@click.argument("ids", nargs=-1, type=click.IntRange(1, 2**63 - 1))
+@click.argument("ids", nargs=-1, type=WholeNumber(1, 2**63 - 1))
 @click.pass_obj
 @user_errors
 def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> None:
