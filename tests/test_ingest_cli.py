@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 from uuid import UUID
@@ -31,6 +36,25 @@ def cli(dsn: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=180,
     )
+
+
+def cli_on_a_terminal(dsn: str, *args: str | bytes, **env: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """The command with stderr on a terminal (a pty), where the progress bars are drawn: its result and stderr."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))  # 0 columns: tqdm drew nothing
+    command = [sys.executable, "-m", "search_service", *args]
+    environment = {**os.environ, "DATABASE_URL": dsn, **env}
+    with subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=follower, text=True) as proc:
+        os.close(follower)
+        drawn = []
+        with contextlib.suppress(OSError):  # EIO once the command has closed the terminal
+            while chunk := os.read(leader, 65536):
+                drawn.append(chunk)
+        os.close(leader)
+        stdout = proc.stdout.read() if proc.stdout else ""
+        returncode = proc.wait(timeout=180)
+    stderr = b"".join(drawn).decode("utf-8", "replace")
+    return subprocess.CompletedProcess(command, returncode, stdout, stderr), stderr
 
 
 @pytest.fixture
@@ -319,7 +343,7 @@ def test_import_csv_of_a_big_file_maps_it_in_lanes_with_the_bar_moving(dsn: str,
     big.write_text(
         "sku;name;price;quantity\n" + "".join(f"b{i};Thing {i};1,{i % 100:02d};{i % 4}\n" for i in range(1000))
     )
-    out = cli(dsn, "import", "csv", str(big), "--store", str(store), PLINQY_INGEST_CHUNK_ROWS="100")
+    out, _ = cli_on_a_terminal(dsn, "import", "csv", str(big), "--store", str(store), PLINQY_INGEST_CHUNK_ROWS="100")
     assert out.returncode == 0, out.stderr
     assert "1000 rows, 1000 mapped" in out.stdout
     shown = {int(m) for m in re.findall(r"(\d+)/1000", out.stderr)}
@@ -332,10 +356,24 @@ def test_import_csv_of_a_big_file_maps_it_in_lanes_with_the_bar_moving(dsn: str,
 def test_the_import_bar_counts_rows_as_words(dsn: str) -> None:
     """Before the total was known the bar read `0row [00:00, ?row/s]`: the unit is " rows", so "0 rows"."""
     store = create_store(dsn)
-    out = cli(dsn, "import", "csv", str(PROJECT_ROOT / "examples" / "products.csv"), "--store", str(store))
+    out, _ = cli_on_a_terminal(dsn, "import", "csv", str(PROJECT_ROOT / "examples" / "products.csv"), "--store",
+                               str(store))  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "0 rows [" in out.stderr and " rows/s" in out.stderr, out.stderr
     assert not re.search(r"[\d?]rows?\b", out.stderr), out.stderr
+
+
+def test_no_progress_bar_is_drawn_on_a_stderr_that_is_no_terminal(dsn: str, tmp_path: Path) -> None:
+    """`import csv 2>e.txt` (prune, tasks prune, imports prune, sync, reembed alike) filled the file with the bar's
+    `\\r`-separated redraws: the bars are drawn on a terminal only."""
+    store = create_store(dsn)
+    out = cli(dsn, "import", "csv", str(PROJECT_ROOT / "examples" / "products.csv"), "--store", str(store))
+    assert out.returncode == 0 and "completed" in out.stdout, out.stderr
+    assert "\r" not in out.stderr and "rows/s" not in out.stderr, out.stderr
+    for command in (("imports", "prune", "--older-than", "0s"), ("prune", "--older-than", "0s")):
+        pruned = cli(dsn, *command)
+        assert pruned.returncode == 0 and "deleted" in pruned.stdout, pruned.stderr
+        assert pruned.stderr == "", (command, pruned.stderr)
 
 
 def test_import_csv_names_its_duplicate_rows_and_a_good_row_lost_to_a_bad_one(dsn: str, tmp_path: Path) -> None:
@@ -673,14 +711,8 @@ def _import_named(dsn: str, tmp_path: Path, name: bytes) -> tuple[UUID, subproce
     path = os.fsencode(tmp_path) + b"/" + name
     with open(path, "wb") as file:
         file.write(b"sku,name,price,quantity\nx1,Thing,1.00,1\n")
-    out = subprocess.run(
-        [sys.executable, "-m", "search_service", "import", "csv", path, "--store", str(store)],
-        env={**os.environ, "DATABASE_URL": dsn}, capture_output=True, timeout=180,
-    )  # fmt: skip
-    text = subprocess.CompletedProcess(
-        out.args, out.returncode, out.stdout.decode(), out.stderr.decode("utf-8", "replace")
-    )
-    return store, text
+    out, _ = cli_on_a_terminal(dsn, "import", "csv", path, "--store", str(store))  # the bar shows the name
+    return store, out
 
 
 def test_import_csv_shows_a_file_name_in_its_progress_bar_with_its_control_characters_escaped(

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO, TypeVar
 
 import asyncpg
 import click
@@ -25,6 +25,9 @@ from search_service.db.secretbox import SecretBox, SecretKeyUnusable
 from search_service.db.sql import statement
 from search_service.logformat import LOG_FORMAT
 from search_service.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Connecting failed: no server at the address, no answer, no such database, refused credentials (psycopg, asyncpg).
@@ -90,6 +93,19 @@ def shown_once(undone: str) -> Iterator[None]:
     except OutputUnwritable as exc:
         exc.undone = undone
         raise
+
+
+def bars_drawn() -> bool:
+    """Whether progress bars are drawn: only on a terminal. A log or a pipe got every redraw, `\r`-separated."""
+    return sys.stderr.isatty()
+
+
+def progress_bar(desc: str, unit: str, total: float | None = None, *, shown: bool = True) -> tqdm[Any]:
+    """Every command's progress bar, on stderr, drawn when `shown` and bars_drawn(). Close it before the
+    command's last line: closing draws it once more."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, disable=not (shown and bars_drawn()))
 
 
 class UserFacingError(click.ClickException):

@@ -16,7 +16,15 @@ from uuid import UUID
 
 import click
 
-from search_service.cli.common import UsageMistake, UserFacingError, connect, current_database_url, echo, user_errors
+from search_service.cli.common import (
+    UsageMistake,
+    UserFacingError,
+    connect,
+    current_database_url,
+    echo,
+    progress_bar,
+    user_errors,
+)
 from search_service.settings import Settings
 
 if TYPE_CHECKING:
@@ -39,8 +47,6 @@ if TYPE_CHECKING:
 def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal: bool, now: bool) -> None:
     """Poll one POS connection now (its webhooks' re-reads included), with a progress bar. Exit 1 when it failed,
     or when a full sync's removal was refused (more than half of the store's listings)."""
-    from tqdm import tqdm
-
     from search_service.ingest.connectors.job import account_locked
     from search_service.ingest.connectors.sync import SyncFailed, UnknownConnection, load_spec, record_rows
     from search_service.ingest.connectors.sync import sync_connection as run_sync
@@ -62,7 +68,7 @@ def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal
         waiting = partial(echo, "another sync of this vendor account is running: waiting for it", err=True)
         with (
             account_locked(conn, spec.account, waiting),
-            tqdm(unit=" items", desc=f"sync {spec.source}", file=sys.stderr) as bar,
+            progress_bar(f"sync {spec.source}", " items") as bar,
             _stop_on_ctrl_c(_full_again(connection_id, allow_mass_removal) if full else "") as stop,
         ):
             try:

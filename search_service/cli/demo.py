@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from search_service.cli.common import UserFacingError, database_url, echo, user_errors
+from search_service.cli.common import UserFacingError, bars_drawn, database_url, echo, user_errors
 from search_service.settings import Settings
 
 
@@ -30,7 +30,13 @@ def seed_demo(settings: Settings, scale: str, seed_value: int, embed: bool | Non
     url = database_url(settings)
     try:
         report = run_seed(
-            url, scale, seed_value, embed=embed, cache_dir=settings.cache_dir, encoder_config=settings.encoder
+            url,
+            scale,
+            seed_value,
+            embed=embed,
+            cache_dir=settings.cache_dir,
+            encoder_config=settings.encoder,
+            quiet=not bars_drawn(),
         )
     except EncoderError as exc:
         raise UserFacingError(str(exc)) from None

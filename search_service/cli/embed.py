@@ -12,6 +12,7 @@ from search_service.cli.common import (
     UsageMistake,
     UserFacingError,
     WholeNumber,
+    bars_drawn,
     connect,
     current_database_url,
     echo,
@@ -122,6 +123,7 @@ def reembed(settings: Settings, modes: tuple[str, ...], batch_size: int, limit: 
             limit=limit,
             via_queue=via_queue,
             cache_dir=settings.cache_dir,
+            progress=bars_drawn(),
         )
     except ReembedError as exc:
         raise UserFacingError(str(exc)) from None

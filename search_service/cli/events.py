@@ -23,6 +23,7 @@ from search_service.cli.common import (
     exit_on_sigterm_while_starting,
     named_as_typed,
     option_mistake,
+    progress_bar,
     refuse_a_wrong_secret_key,
     shown_once,
     user_errors,
@@ -345,8 +346,6 @@ def webhooks_dispatch(settings: Settings, drain: bool) -> None:
 def prune(settings: Settings, older_than: float, dry_run: bool) -> None:
     """Delete old inventory events, listing history, index-queue rows and finished webhook records: outgoing
     events and their deliveries, delivered or failed for good (an event still pending or retrying stays)."""
-    from tqdm import tqdm
-
     from search_service.events import prune as prune_mod
 
     with connect(settings) as conn:
@@ -356,7 +355,7 @@ def prune(settings: Settings, older_than: float, dry_run: bool) -> None:
             for table, count in plan.counts.items():
                 echo(f"would delete {count} row(s) of {table} {before}")
             return
-        with tqdm(total=plan.total, unit=" rows", desc="prune", disable=plan.total == 0) as bar:
+        with progress_bar("prune", " rows", plan.total, shown=plan.total > 0) as bar:
             deleted = prune_mod.prune(conn, plan, on_batch=lambda _table, n: bar.update(n))
     for table, count in deleted.items():
         echo(f"deleted {count} row(s) of {table} {before}")

@@ -24,6 +24,7 @@ from search_service.cli.common import (
     echo,
     echo_webhook_url,
     option_mistake,
+    progress_bar,
     refuse_a_wrong_secret_key,
     shown_once,
     user_errors,
@@ -205,8 +206,6 @@ def _known_charset(_ctx: click.Context, param: click.Parameter, value: str | Non
 @user_errors
 def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, charset: str | None) -> None:
     """Import a CSV file (sku, gtin, name, brand, description, category, price, currency, quantity, is_active)."""
-    from tqdm import tqdm
-
     from search_service.ingest.csvfile import CsvError
     from search_service.ingest.imports import ImportConnectionLost, ImportInterrupted, import_csv_async
     from search_service.ingest.pipeline import UnknownStore
@@ -216,7 +215,7 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
     reader = _checked_csv(settings, file, store_id, charset)
     # a name's bytes that are not UTF-8 (surrogates here) could not be stored: the batch failed with a traceback
     name = os.fsencode(file.name).decode("utf-8", "replace")
-    with tqdm(total=0, unit=" rows", desc=f"import {escape_control_chars(name)}", file=sys.stderr) as bar:
+    with progress_bar(f"import {escape_control_chars(name)}", " rows", 0) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -232,7 +231,8 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
             raise UserFacingError(str(exc)) from None
         except (ImportInterrupted, ImportConnectionLost) as stopped:  # one line: where the batch is
             interrupted = isinstance(stopped, ImportInterrupted)
-            notice(f"{'interrupted' if interrupted else 'error'}: {stopped}")
+            bar.close()  # before the last line: closing draws the bar again
+            echo(f"{'interrupted' if interrupted else 'error'}: {stopped}", err=True)
             sys.exit(130 if interrupted else LOST_CONNECTION_EXIT)
     _report(out, strict)
 
@@ -372,11 +372,9 @@ def imports_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
     """Delete the batches (CSV files, listing writes, deliveries, syncs) finished longer ago than --older-than,
     with their raw rows, and the webhook delivery records received before then (kept 2 days at least, for the
     duplicate check). Batches not finished stay; the listings they wrote stay."""
-    from tqdm import tqdm
-
     from search_service.ingest.retention import prune_imports
 
-    with connect(settings) as conn, tqdm(unit=" batches", desc="imports prune", disable=dry_run) as bar:
+    with connect(settings) as conn, progress_bar("imports prune", " batches", shown=not dry_run) as bar:
         counts = prune_imports(conn, older_than, dry_run, on_chunk=lambda chunk: bar.update(chunk.batches))
     what = (
         f"{counts.batches} finished batch(es) with {counts.raw_rows} raw row(s), {counts.deliveries} delivery record(s)"

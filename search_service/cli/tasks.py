@@ -6,7 +6,16 @@ import sys
 
 import click
 
-from search_service.cli.common import DURATION_UNITS, Duration, UsageMistake, WholeNumber, connect, echo, user_errors
+from search_service.cli.common import (
+    DURATION_UNITS,
+    Duration,
+    UsageMistake,
+    WholeNumber,
+    connect,
+    echo,
+    progress_bar,
+    user_errors,
+)
 from search_service.settings import Settings
 
 
@@ -84,8 +93,6 @@ def tasks_retry(settings: Settings, retry_all: bool, ids: tuple[int, ...]) -> No
 @user_errors
 def tasks_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
     """Delete done tasks that finished longer ago than --older-than (pending, running and failed ones stay)."""
-    from tqdm import tqdm
-
     from embeddings import queue
 
     with connect(settings) as conn:
@@ -94,6 +101,6 @@ def tasks_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
         if dry_run:
             echo(f"would delete {plan.count} done task(s) {before}")
             return
-        with tqdm(total=plan.count, unit=" tasks", desc="tasks prune", disable=plan.count == 0) as bar:
+        with progress_bar("tasks prune", " tasks", plan.count, shown=plan.count > 0) as bar:
             deleted = queue.prune_done(conn, plan, on_batch=bar.update)
     echo(f"deleted {deleted} done task(s) {before}")
