@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
 from pathlib import Path
 
@@ -39,15 +45,41 @@ _CLI_WITH_CTRL_C = (
 )
 
 
-def run_cli(dsn: str, *args: str, cache: Path) -> subprocess.Popen[str]:
+class OnATerminal:
+    """The command with stderr on a terminal (a pty of 160 columns), where its progress bar is drawn (on a pipe:
+    none); `communicate` answers what it wrote there."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
+        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=follower, text=True)
+        os.close(follower)
+        self._drawn: list[bytes] = []
+        self._reader = threading.Thread(target=self._read, args=(leader,), daemon=True)
+        self._reader.start()
+
+    def _read(self, leader: int) -> None:
+        with contextlib.suppress(OSError):  # EIO once the command has closed the terminal
+            while chunk := os.read(leader, 65536):
+                self._drawn.append(chunk)
+        os.close(leader)
+
+    def send_signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def communicate(self, timeout: float) -> tuple[str, str]:
+        out, _ = self.proc.communicate(timeout=timeout)
+        self._reader.join(timeout)
+        return out, b"".join(self._drawn).decode("utf-8", "replace")
+
+
+def run_cli(dsn: str, *args: str, cache: Path) -> OnATerminal:
     env = {**os.environ, "DATABASE_URL": dsn, "PLINQY_CACHE_DIR": str(cache)}
-    return subprocess.Popen(
-        [sys.executable, "-c", _CLI_WITH_CTRL_C, "reembed", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return OnATerminal([sys.executable, "-c", _CLI_WITH_CTRL_C, "reembed", *args], env)
 
 
 def embedded(conn: psycopg.Connection) -> int:
