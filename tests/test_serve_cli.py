@@ -77,6 +77,35 @@ def test_a_graceful_stop_exits_0_whatever_the_signal_and_workers(db_url: str, tm
         assert status == 0, (signum, status, server.log_path.read_text(errors="replace")[-2000:])
 
 
+WRITER_STOPPED = """
+import os, signal, sys, time
+from dataclasses import replace
+from pathlib import Path
+from search_service.api.shared_state import start_generation_writer
+from search_service.cli.serve import _stopped
+from search_service.engine.vector_files import VectorCopyConfig
+from search_service.settings import Settings
+signal.signal(signal.SIGINT, _stopped)  # as `serve` installs it before anything loads
+settings = replace(Settings.from_env(), vector_copy=VectorCopyConfig(shared_dir=Path(sys.argv[1])))
+writer = start_generation_writer(settings)
+time.sleep(1.5)
+os.kill(writer, signal.SIGINT)
+print(os.waitstatus_to_exitcode(os.waitpid(writer, 0)[1]))
+"""
+
+
+def test_ctrl_c_while_the_shared_vector_copy_loads_is_quiet(db_url: str, tmp_path: Path) -> None:
+    """Ctrl-C on `serve --workers 2` while its forked writer loaded the shared vector copy: serve's handler raised
+    SystemExit inside the load, logged as `ERROR …: process N failed` with asyncpg's chained traceback."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute("LOCK TABLE product_master IN ACCESS EXCLUSIVE MODE")  # the load waits on it: mid-load
+        done = subprocess.run(
+            [sys.executable, "-c", WRITER_STOPPED, str(tmp_path)],
+            env={**os.environ, "DATABASE_URL": db_url}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert (done.stdout.strip(), done.stderr) == ("0", ""), done.stderr
+
+
 def _children(pid: int) -> set[int]:
     found = set()
     for entry in Path("/proc").iterdir():

@@ -26,6 +26,7 @@ import asyncio
 import gc
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -133,12 +134,23 @@ def start_generation_writer(settings: Settings) -> int | None:
     if settings.vector_copy.shared_dir is None or settings.vector_cache_max <= 0:
         return None
     parent = os.getpid()
+    stops = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # none reaches the child before its own handlers
     pid = os.fork()
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
         return pid
+    for signum in stops:  # serve's handler raised SystemExit inside the load: "process N failed", asyncpg's traceback
+        signal.signal(signum, _leave_quietly)
+    signal.pthread_sigmask(signal.SIG_SETMASK, before)
     gc.disable()  # a process that exits after the load
     reuse_large_frees()  # its memory goes with it: reused, not faulted in afresh (vector_load.py)
     exit_after(lambda: asyncio.run(_write_generation(settings)), parent)
+
+
+def _leave_quietly(_signum: int, _frame: object) -> None:
+    """The generation writer stopped (Ctrl-C reaches the whole process group): the run that wanted it is ending."""
+    os._exit(0)
 
 
 # Connecting failed (no server at the address, no such database, refused credentials).
