@@ -109,3 +109,14 @@ def drain_imports(dsn: str, worker_id: str = "test-drain") -> None:
             await conn.close()
 
     asyncio.run(run())
+
+
+OPENAPI_METHODS = ("get", "put", "post", "patch", "delete")
+
+
+def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """An OpenAPI document's operations: (path, method, operation)."""
+    for path, item in spec["paths"].items():
+        for method in OPENAPI_METHODS:
+            if method in item:
+                yield path, method, item[method]

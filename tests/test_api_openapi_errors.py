@@ -18,13 +18,13 @@ from tests.ingest_helpers import (
     bearer,
     ingest_settings,
     new_store,
+    operations,
     serve,
     signed,
     store_key,
     webhook_connection,
 )
 
-METHODS = ("get", "put", "post", "patch", "delete")
 ALL_SCOPES = ("listings:write", "webhooks:write")
 
 
@@ -48,13 +48,6 @@ def spec(base: str) -> dict[str, Any]:
 def conn(db_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(db_url, autocommit=True) as c:
         yield c
-
-
-def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    for path, item in spec["paths"].items():
-        for method in METHODS:
-            if method in item:
-                yield path, method, item[method]
 
 
 def error_examples(op: dict[str, Any], status: str) -> list[dict[str, Any]]:

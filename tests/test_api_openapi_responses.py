@@ -16,11 +16,9 @@ from search_service.engine.results import Strategy
 from search_service.engine.suggest import Kind
 from search_service.events.config import EVENT_TYPES, PING_TYPE
 from search_service.settings import Settings
-from tests.ingest_helpers import bearer, ingest_settings, new_store, serve, store_key
+from tests.ingest_helpers import bearer, ingest_settings, new_store, operations, serve, store_key
 
 jsonschema_rs = pytest.importorskip("jsonschema_rs")  # schemathesis' validator, in the dev environment
-
-METHODS = ("get", "put", "post", "patch", "delete")
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +42,6 @@ def spec(base: str) -> dict[str, Any]:
 def conn(db_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(db_url, autocommit=True) as c:
         yield c
-
-
-def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    for path, item in spec["paths"].items():
-        for method in METHODS:
-            if method in item:
-                yield path, method, item[method]
 
 
 def examples(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], Any]]:
