@@ -23,7 +23,7 @@ def _shop(db_url: str) -> tuple[uuid.UUID, str]:
 
 def _put(base: str, shop: tuple[uuid.UUID, str], sku: str, body: dict[str, Any]) -> httpx.Response:
     store, key = shop
-    return httpx.put(f"{base}/v1/stores/{store}/listings/{sku}", json=body, headers=bearer(key))
+    return httpx.put(f"{base}/v1/stores/{store}/listings/{sku}", json=body, headers=bearer(key), timeout=30)
 
 
 def _gtin_of_product(db_url: str, product: str) -> str | None:

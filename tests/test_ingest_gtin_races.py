@@ -14,18 +14,8 @@ import httpx
 import psycopg
 
 from search_service.ingest.gtins import gtin14
-from tests.ingest_helpers import bearer, new_store, store_key
-
-
-def _shop(db_url: str) -> tuple[uuid.UUID, str]:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        store = new_store(conn)
-        return store, store_key(conn, store, "listings:write")
-
-
-def _put(base: str, shop: tuple[uuid.UUID, str], sku: str, body: dict[str, Any]) -> httpx.Response:
-    store, key = shop
-    return httpx.put(f"{base}/v1/stores/{store}/listings/{sku}", json=body, headers=bearer(key), timeout=30)
+from tests.ingest_helpers import bearer
+from tests.test_ingest_gtin_moves import _put, _shop
 
 
 def _new_gtin() -> str:

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from search_service.settings import Settings
-from tests.ingest_helpers import bearer, ingest_settings, serve, store_key
+from tests.ingest_helpers import bearer, store_key
 from tests.test_ingest_cli import cli
-
-
-@pytest.fixture(scope="module")
-def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture(scope="module")
-def base(settings: Settings) -> Iterator[str]:
-    with serve(settings, None) as url:
-        yield url
 
 
 @pytest.fixture
