@@ -64,10 +64,11 @@ _INNER_DASH = re.compile(r"(?<=[^\W_])[\u2010-\u2015\u2212\ufe63](?=[^\W_])")
 
 def query_text(q: str) -> str:
     """`q` as `/v1/search` and `/v1/suggest` both read it: `searchable`, with its no-break spaces as spaces, its
-    apostrophe-likes as `'` and the hyphens and dashes inside its words as `-`."""
+    apostrophe-likes as `'`, the hyphens and dashes inside its words as `-` and its runs of NOTs bounded
+    (`bounded_nots`)."""
     if q.isascii():
-        return searchable(q.replace("`", "'") if "`" in q else q)
-    return _INNER_DASH.sub("-", searchable(q.translate(_QUERY_FOLDS)))
+        return bounded_nots(searchable(q.replace("`", "'") if "`" in q else q))
+    return bounded_nots(_INNER_DASH.sub("-", searchable(q.translate(_QUERY_FOLDS))))
 
 
 def _unaccent_table() -> dict[int, str]:
@@ -167,6 +168,12 @@ class Negated:
 def negated_operands(q: str) -> list[Negated]:
     """The operands of `q` that a NOT reaches, as websearch_to_tsquery reads them (above); a NOT with no operand
     after it (`milk -`) reaches none."""
+    return [n for n in _not_runs(q) if n.operand < n.end]
+
+
+def _not_runs(q: str) -> list[Negated]:
+    """`q`'s runs of NOTs, as negated_operands reads them, and a run at its end with no operand after it (`milk -`:
+    operand == end == len(q))."""
     found: list[Negated] = []
     if "-" not in q:
         return found
@@ -193,7 +200,22 @@ def negated_operands(q: str) -> list[Negated]:
         if nots:
             found.append(Negated(first_not, at, end, nots))
         at, operand_next, nots = end, False, 0
+    if nots:
+        found.append(Negated(first_not, len(q), len(q), nots))
     return found
+
+
+def bounded_nots(q: str) -> str:
+    """`q` with each run of more than two NOTs as one `-` (an odd run) or `--` (an even one), the operator characters
+    and spaces between them dropped: what it excludes is the same, and websearch_to_tsquery holds a run on a stack
+    of 32 operators (tsquery.c, STACKDEPTH): 33 dashes raised `tsquery stack too small`. A run of two (`--oat`) and
+    every other character stay as typed."""
+    kept, at = [], 0
+    for run in _not_runs(q):
+        if run.nots > 2:
+            kept += [q[at : run.start], "-" if run.excluded else "--"]
+            at = run.operand
+    return "".join(kept) + q[at:] if kept else q
 
 
 def may_exclude(q: str) -> bool:
