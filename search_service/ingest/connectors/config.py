@@ -14,7 +14,7 @@ class ConnectorsConfig:
     sync_interval_s: float = 300.0  # PLINQY_SYNC_INTERVAL_S: how often the worker polls each enabled connection
     retry_base_s: float = 30.0  # PLINQY_SYNC_RETRY_BASE_S: first retry after a failed sync, doubling
     check_s: float = 5.0  # PLINQY_SYNC_CHECK_S: how often the sync job looks for due connections
-    http_timeout_s: float = 15.0  # PLINQY_SYNC_HTTP_TIMEOUT_S: one vendor request
+    http_timeout_s: float = 15.0  # PLINQY_SYNC_HTTP_TIMEOUT_S: one vendor request, whole
     http_attempts: int = 5  # PLINQY_SYNC_HTTP_ATTEMPTS: tries per vendor request (429, 5xx, timeouts)
     max_wait_s: float = 30.0  # PLINQY_SYNC_MAX_WAIT_S: a longer Retry-After ends the sync (recorded, resumed later)
 

@@ -9,9 +9,12 @@ comes back later instead of holding a worker.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import math
 import random
+import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -219,13 +222,33 @@ class VendorHTTP:
 
     def _attempt(self, method: str, path: str, **kwargs: Any) -> tuple[Any, httpx.Response]:
         self.requests += 1
+        deadline = time.monotonic() + self.policy.timeout_s
         try:
-            response = self.client.request(method, path, **kwargs)
+            with self.client.stream(method, path, **kwargs) as response:
+                self._check_status(response, method, path, kwargs)
+                content = _body_by(response, deadline)
         except httpx.TimeoutException:
             raise RetryRequest(f"no answer from {self._origin} within {self.policy.timeout_s:g} s") from None
         except httpx.TransportError as exc:
+            if time.monotonic() >= deadline:  # cut by _body_by's watchdog
+                raise RetryRequest(self._too_slow()) from None
             why = str(exc).strip() or type(exc).__name__  # "[Errno 111] Connection refused", a DNS failure...
             raise RetryRequest(f"connection to {self._origin} failed: {why}") from None
+        if content is None:
+            raise RetryRequest(self._too_slow())
+        try:
+            # msgspec: ints stay exact (Shopify ids beyond 2^53), floats keep their shortest repr ("3.49").
+            body = msgspec.json.decode(content)
+        except (msgspec.DecodeError, ValueError):
+            raise RetryRequest("malformed JSON page") from None
+        if self.check is not None:
+            self.check(body, response)
+        return body, response
+
+    def _too_slow(self) -> str:
+        return f"no whole answer from {self._origin} within {self.policy.timeout_s:g} s"
+
+    def _check_status(self, response: httpx.Response, method: str, path: str, kwargs: Mapping[str, Any]) -> None:
         if self.pacer is not None:
             self.pacer.observe(response.headers)
         status = response.status_code
@@ -235,11 +258,30 @@ class VendorHTTP:
             raise RetryRequest(f"HTTP {status}")
         if status >= 400:
             raise VendorError(f"{self._asked_for(method, path, kwargs)}: HTTP {status}", status=status)
-        try:
-            # msgspec: ints stay exact (Shopify ids beyond 2^53), floats keep their shortest repr ("3.49").
-            body = msgspec.json.decode(response.content)
-        except (msgspec.DecodeError, ValueError):
-            raise RetryRequest("malformed JSON page") from None
-        if self.check is not None:
-            self.check(body, response)
-        return body, response
+
+
+def _body_by(response: httpx.Response, deadline: float) -> bytes | None:
+    """The answer's body if it is whole by `deadline` (monotonic), else None. httpx's timeout bounds each read only:
+    a vendor dripping a byte a second held a sync, and the sync job's other connections, for ever. A watchdog
+    shuts the socket at the deadline, so a read in progress ends then too (a TransportError)."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, (sock,)) if sock is not None else None
+    if watchdog is not None:
+        watchdog.daemon = True
+        watchdog.start()
+    try:
+        chunks = []
+        for chunk in response.iter_bytes():
+            if time.monotonic() >= deadline:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed meanwhile
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's: an SSLSocket's drops its TLS state

@@ -84,7 +84,13 @@ def sync_once(
     try:
         result = sync_connection(conn, spec, recorder, policy=config.policy(), stop=stop)
         report.synced += 1
-        log.info("synced connection %s: %d read, %d rows in %.1fs", spec.id, result.read, result.rows, result.seconds)
+        counts = (result.read, result.rows, result.seconds)
+        if result.interrupted:  # stopped (SIGTERM): it said `synced`, though the pass was cut (before a byte, maybe)
+            log.info(
+                "sync of connection %s stopped, to resume from its cursor: %d read, %d rows in %.1fs", spec.id, *counts
+            )
+        else:
+            log.info("synced connection %s: %d read, %d rows in %.1fs", spec.id, *counts)
     except SyncFailed as exc:
         report.failed += 1
         report.failures.append(f"{spec.id}: {exc}")
