@@ -1,5 +1,6 @@
 """A batch's rows as they are stored raw (`imported_product_raw`): the payload and the original cells as JSON, the
-row's number, and `rejected` with its reason when the row cannot even be stored as it came."""
+row's number, and `rejected` with its reason when the row cannot even be stored as it came (a NUL character), or
+would be stored far past what the mapping takes (attributes of megabytes: stored without them)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from typing import Any
 
 import msgspec
 
+from search_service.ingest.rows import MAX_ATTRIBUTES
+
 NUL_ESCAPE = "\\u0000"  # how JSON writes a NUL character (or a backslash and "u0000": _without_nul tells)
 NUL_REASON = "holds a NUL character (0x00), which cannot be stored as text"
+# Attributes the mapping refuses anyway (over MAX_ATTRIBUTES characters) are not stored past this many bytes: the row
+# is stored rejected without them. 8.5 MB of them went into one jsonb value, past the statement timeout (a 503).
+STORED_ATTRIBUTES_MAX = 4 * MAX_ATTRIBUTES  # bytes: 4 a character at most, so always past the mapping's limit
 
 
 _encode = msgspec.json.Encoder(enc_hook=str).encode  # ~6x json.dumps; what it cannot encode: its str()
@@ -24,7 +30,8 @@ def split_rows(rows: Iterable[dict[str, Any]], start: int = 1) -> list[tuple[int
     out = []
     for number, row in enumerate(rows, start=start):
         raw, error = row.get("_raw"), row.get("_error")
-        payload = _json({k: v for k, v in row.items() if not k.startswith("_")})
+        payload, dropped = _payload(row)
+        error = error or dropped
         raw_json = None if raw is None else _json(raw)
         if NUL_ESCAPE in payload or (raw_json is not None and NUL_ESCAPE in raw_json):
             payload, raw_json, where = _without_nul(row)
@@ -34,13 +41,25 @@ def split_rows(rows: Iterable[dict[str, Any]], start: int = 1) -> list[tuple[int
     return out
 
 
+def _payload(row: dict[str, Any]) -> tuple[str, str | None]:
+    """The row's payload as JSON, and why its attributes were left out of it (None: kept)."""
+    fields = {k: v for k, v in row.items() if not k.startswith("_")}
+    attributes = fields.get("attributes")
+    if isinstance(attributes, dict | list) and attributes:
+        size = len(_encode(attributes))
+        if size > STORED_ATTRIBUTES_MAX:
+            del fields["attributes"]
+            return _json(fields), f"attributes take {size} bytes as JSON; at most {MAX_ATTRIBUTES} characters"
+    return _json(fields), None
+
+
 def _without_nul(row: dict[str, Any]) -> tuple[str, str | None, str | None]:
     """The row's payload and raw JSON with every NUL character replaced by U+FFFD (jsonb refuses \\u0000 and text
     cannot hold it: one such value failed its whole upload), and where there was one (a field's name, `a cell`,
     None: nowhere)."""
     clean = _replace_nul(row)
     raw = clean.get("_raw")
-    payload = _json({k: v for k, v in clean.items() if not k.startswith("_")})
+    payload = _payload(clean)[0]  # without attributes too large to store
     fields = [
         _replace_nul(k) for k, v in row.items() if not k.startswith("_") and (_replace_nul(k) != k or clean[k] != v)
     ]
