@@ -1,6 +1,7 @@
 """A vendor that answers slowly: PLINQY_SYNC_HTTP_TIMEOUT_S bounds one vendor request as a whole. httpx's timeout
 bounded each socket read only, so an answer of `Content-Length: 100000` dripping a byte at a time held `sync` past
-any timeout, and the worker's sync job (one connection at a time) kept every other due connection waiting."""
+any timeout, and the worker's sync job (one connection at a time) kept every other due connection waiting. And one
+that answers too much: a page is read up to MAX_PAGE_BYTES (a 200 MB answer took `sync` to 514 MB)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import psycopg
 import pytest
 
 from search_service.ingest.connectors.config import ConnectorsConfig
+from search_service.ingest.connectors.http import MAX_PAGE_BYTES, RetryPolicy, VendorError, VendorHTTP
 from search_service.ingest.connectors.job import run_sync_loop
 from tests.connector_helpers import BOX, make_connection, make_store
 from tests.pos_fakes.vendors import Item, LightspeedRFake
@@ -24,11 +26,10 @@ HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10
 
 
 class DrippingVendor:
-    """Answers every request with a 100,000-byte body's headers, then a byte every `drip_s` (a few, then silence
-    where `bytes_sent` is reached: a vendor that stalls mid-answer)."""
+    """Answers every request with `head` (a 100,000-byte body's headers), then `chunk` every `drip_s`."""
 
-    def __init__(self, drip_s: float = 0.2) -> None:
-        self.drip_s = drip_s
+    def __init__(self, drip_s: float = 0.2, head: bytes = HEAD + b"[", chunk: bytes = b" ") -> None:
+        self.drip_s, self.head, self.chunk = drip_s, head, chunk
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.closed = threading.Event()
         self.clients: list[socket.socket] = []
@@ -50,9 +51,9 @@ class DrippingVendor:
     def _drip(self, client: socket.socket) -> None:
         try:
             client.recv(65536)
-            client.sendall(HEAD + b"[")
+            client.sendall(self.head)
             while not self.closed.wait(self.drip_s):
-                client.sendall(b" ")
+                client.sendall(self.chunk)
         except OSError:
             return
 
@@ -123,3 +124,27 @@ def test_a_sync_stopped_mid_request_is_logged_as_stopped_not_synced(
     # it said `synced connection …: 0 read, 0 rows in 91.0s` though nothing was read
     assert not [line for line in lines if "synced" in line], lines
     assert [line for line in lines if " stopped, to resume from its cursor: 0 read, 0 rows" in line], lines
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[\r\n"
+MIB_CHUNK = b"100000\r\n" + b" " * (1 << 20) + b"\r\n"  # 1 MiB of spaces in a chunk, sent without end
+
+
+@pytest.mark.parametrize(
+    ("head", "chunk", "says"),
+    [
+        (CHUNKED, MIB_CHUNK, "larger than 64 MiB: stopped reading it"),
+        (HEAD.replace(b"100000", b"200000000") + b"[", b" ", "Content-Length 200000000 is past 64 MiB: not read"),
+    ],
+    ids=["chunked", "declared"],
+)
+def test_a_vendor_answer_past_the_page_limit_is_refused_unread(head: bytes, chunk: bytes, says: str) -> None:
+    vendor = DrippingVendor(drip_s=0.001, head=head, chunk=chunk)
+    try:
+        with VendorHTTP(vendor.url, policy=RetryPolicy(attempts=3, base_delay_s=0.01, timeout_s=30)) as http:
+            with pytest.raises(VendorError, match=says):
+                http.request_json("GET", "/items")  # read it all: 514 MB of memory for 200 MB, then "malformed"
+            assert http.requests == 1  # not retried: the same page would come again
+    finally:
+        vendor.close()
+    assert MAX_PAGE_BYTES == 64 << 20  # as docs/connectors.md says

@@ -42,6 +42,14 @@ class RateLimited(VendorError):
         self.wait_s = wait_s
 
 
+MAX_PAGE_BYTES = 64 << 20  # one vendor answer (a page) at most: one of 200 MB took a sync to 514 MB of memory
+_MAX_PAGE = f"{MAX_PAGE_BYTES >> 20} MiB"
+
+
+class PageTooLarge(Exception):
+    """A vendor answer past MAX_PAGE_BYTES: not retried (the same page would come again)."""
+
+
 class RetryRequest(Exception):
     """Raised by a vendor's response check to ask for a retry (optionally after `wait_s`)."""
 
@@ -227,6 +235,8 @@ class VendorHTTP:
             with self.client.stream(method, path, **kwargs) as response:
                 self._check_status(response, method, path, kwargs)
                 content = _body_by(response, deadline)
+        except PageTooLarge as exc:
+            raise VendorError(f"{self._asked_for(method, path, kwargs)}: {exc}") from None
         except httpx.TimeoutException:
             raise RetryRequest(f"no answer from {self._origin} within {self.policy.timeout_s:g} s") from None
         except httpx.TransportError as exc:
@@ -271,10 +281,16 @@ def _body_by(response: httpx.Response, deadline: float) -> bytes | None:
         watchdog.daemon = True
         watchdog.start()
     try:
-        chunks = []
+        chunks, size = [], 0
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_PAGE_BYTES:
+            raise PageTooLarge(f"the answer's Content-Length {declared} is past {_MAX_PAGE}: not read")
         for chunk in response.iter_bytes():
             if time.monotonic() >= deadline:
                 return None
+            size += len(chunk)
+            if size > MAX_PAGE_BYTES:
+                raise PageTooLarge(f"the answer is larger than {_MAX_PAGE}: stopped reading it")
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
