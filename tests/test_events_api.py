@@ -59,6 +59,9 @@ REFUSED = [
     ("https://192.0.0.192/hook", "Oracle Cloud Classic"),
     ("https://192.0.0.9/hook", "special-purpose"),
     ("https://192.88.99.1/hook", "6to4 relay"),
+    ("https://[3fff::1]/hook", "IPv6 documentation"),  # RFC 9637: it was accepted (Python 3.11 calls it global)
+    ("https://[3fff:fff:ffff::1]/hook", "IPv6 documentation"),
+    ("https://[2001:db8::1]/hook", "private"),  # the first documentation prefix
     ("https://shop:s3cret@example.com/hook", "user name or password"),
     ("https://shop@example.com/hook", "user name or password"),
 ]

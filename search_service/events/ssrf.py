@@ -36,6 +36,8 @@ _NETWORKS: tuple[tuple[str, str], ...] = (
     ("64:ff9b::/96", "a NAT64 address (it embeds an IPv4 address)"),
     ("2002::/16", "a 6to4 address (it embeds an IPv4 address)"),
     ("2001::/32", "a Teredo address (it embeds an IPv4 address)"),
+    # documentation space (2001:db8::/32 Python already calls private): the second prefix, RFC 9637 (2024)
+    ("3fff::/20", "an IPv6 documentation address (3fff::/20, RFC 9637)"),
 )
 _KNOWN = tuple((ipaddress.ip_network(net), why) for net, why in _NETWORKS)
 
