@@ -44,13 +44,14 @@ def split_rows(rows: Iterable[dict[str, Any]], start: int = 1) -> list[tuple[int
 def _payload(row: dict[str, Any]) -> tuple[str, str | None]:
     """The row's payload as JSON, and why its attributes were left out of it (None: kept)."""
     fields = {k: v for k, v in row.items() if not k.startswith("_")}
+    encoded = _encode(fields)
     attributes = fields.get("attributes")
-    if isinstance(attributes, dict | list) and attributes:
+    if len(encoded) > STORED_ATTRIBUTES_MAX and isinstance(attributes, dict | list):  # else they cannot be past it
         size = len(_encode(attributes))
         if size > STORED_ATTRIBUTES_MAX:
             del fields["attributes"]
             return _json(fields), f"attributes take {size} bytes as JSON; at most {MAX_ATTRIBUTES} characters"
-    return _json(fields), None
+    return encoded.decode(), None
 
 
 def _without_nul(row: dict[str, Any]) -> tuple[str, str | None, str | None]:
