@@ -184,6 +184,38 @@ def test_limit_and_via_queue(fresh_db_url: str, tmp_path: Path) -> None:
         assert again.enqueued == 0  # ON CONFLICT DO NOTHING: one pending task per product
 
 
+def test_an_edit_during_a_queued_reembed_is_claimed_before_the_backlog(fresh_db_url: str, tmp_path: Path) -> None:
+    """An edited product kept its pending `--via-queue` task at priority -1 (the trigger's ON CONFLICT DO NOTHING):
+    new products went first and the edit waited behind the whole backlog, searched by its old text meanwhile."""
+    from embeddings import queue
+
+    encoder = load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        seed(conn, 30)
+        tools = conn.execute("INSERT INTO category (name) VALUES ('Tools') RETURNING id").fetchone()[0]
+        moved = conn.execute(
+            "INSERT INTO product_master (name, category_id) VALUES ('Claw hammer', %s) RETURNING id", (tools,)
+        ).fetchone()[0]
+        urgent = conn.execute("INSERT INTO product_master (name) VALUES ('Urgent kibble') RETURNING id").fetchone()[0]
+        conn.execute("UPDATE ai_task SET status = 'done'")
+        queued = reembed(fresh_db_url, encoder, mode="missing", via_queue=True, cache_dir=tmp_path, progress=False)
+        assert queued.enqueued == 32
+        conn.execute("UPDATE ai_task SET priority = 5 WHERE product_master_id = %s", (urgent,))
+        edited = conn.execute("SELECT id FROM product_master ORDER BY id DESC LIMIT 1 OFFSET 7").fetchone()[0]
+        conn.execute("UPDATE product_master SET name = 'Dog food puppy lamb' WHERE id = %s", (edited,))
+        conn.execute("UPDATE category SET name = 'Hand tools' WHERE id = %s", (tools,))  # its products' text
+        conn.execute("UPDATE product_master SET name = 'Urgent kibble 2' WHERE id = %s", (urgent,))
+        added = conn.execute("INSERT INTO product_master (name) VALUES ('Cat litter') RETURNING id").fetchone()[0]
+        claimed = queue.claim(conn, "w1", 4, 30)
+        assert {t.product_id for t in claimed} == {urgent, edited, moved, added}  # before the 29 left at -1
+        priorities = conn.execute(
+            "SELECT product_master_id, priority FROM ai_task WHERE product_master_id = ANY(%s)",
+            ([urgent, edited, moved, added],),
+        ).fetchall()
+        assert dict(priorities) == {urgent: 5, edited: 0, moved: 0, added: 0}  # raised, never lowered
+        assert conn.execute("SELECT count(*) FROM ai_task WHERE status = 'pending'").fetchone() == (29,)
+
+
 def test_a_limited_stale_run_goes_on_where_the_last_one_stopped(fresh_db_url: str, tmp_path: Path) -> None:
     """--limit counts the products re-embedded: counting those read, `--stale --limit 2` read the same first two
     (current) products at every run and never reached the stale ones past them."""
