@@ -19,6 +19,7 @@ import psycopg
 
 from embeddings import queue
 from embeddings.encoder import Encoder
+from embeddings.outage import is_database_outage
 from embeddings.text import compose_text, text_hash
 from embeddings.worker_config import WorkerConfig
 
@@ -103,6 +104,7 @@ class BatchSteps:
         for task_id, exc in batch.failures.items():
             self._fail(conn, batch.tasks[task_id], exc, outcome)
         self._commit_isolating(conn, batch.without_failures(), outcome)
+        self._database_answered()
         elapsed = time.perf_counter() - started
         self.totals.add(outcome)
         self.batches += 1
@@ -119,6 +121,9 @@ class BatchSteps:
             )
         )
 
+    def _database_answered(self) -> None:
+        """A batch was written or nothing was due: an outage, if any, is over (the worker says so once)."""
+
     def _commit_isolating(self, conn: psycopg.Connection, batch: PreparedBatch, out: BatchOutcome) -> None:
         """Write a batch; when the write fails, bisect it so one bad row never fails its neighbours."""
         if not batch.tasks:
@@ -126,8 +131,8 @@ class BatchSteps:
         try:
             self.commit(conn, batch, out)
         except Exception as exc:
-            if conn.broken or conn.closed:
-                raise  # not the tasks' fault: the run loop reconnects, the reaper returns the batch
+            if conn.broken or conn.closed or is_database_outage(exc):
+                raise  # not the tasks' fault: the run loop pauses, then gives the batch back untouched
             ids = list(batch.tasks)
             if len(ids) == 1:
                 self._fail(conn, batch.tasks[ids[0]], exc, out)

@@ -22,6 +22,7 @@ batch; embeddings/writer.py the pipelined write; embeddings/worker_config.py the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from embeddings import queue
 from embeddings.batch import BatchOutcome, BatchSteps, EmbeddingError, PreparedBatch, product_text
 from embeddings.encoder import Encoder
 from embeddings.lease import Claims, Heartbeat
+from embeddings.outage import is_database_outage
 from embeddings.worker_config import WorkerConfig
 from embeddings.writer import BatchWriter
 
@@ -73,6 +75,7 @@ class Worker(BatchSteps):
         self.totals = BatchOutcome()
         self.batches = 0
         self._lost_tries = 0  # failed tries in a row to reach the database (db_lost, db_back)
+        self._interrupted: dict[str, list[int]] = {}  # claims an outage cut short: given back once it answers
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
@@ -88,23 +91,26 @@ class Worker(BatchSteps):
         return conn
 
     def run(self) -> BatchOutcome:
-        """Loop until stopped (or, with drain, until nothing is due). Survives a lost database connection."""
-        delay = self.config.reconnect_base_s
+        """Loop until stopped (or, with drain, until nothing is due). Rides out an outage of the database: a lost
+        connection, or an error of the database as a whole (embeddings/outage.py), which charges no attempt."""
         while not self.stopping:
             try:
                 if self._run_connected():
                     break
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:
+                if not (isinstance(exc, psycopg.OperationalError) or is_database_outage(exc)):
+                    raise
                 if self.config.drain:
+                    self._give_back_interrupted_on_a_new_connection()
                     raise  # a one-shot drain fails loudly; a long-running worker rides the outage out
-                # The server went away (restart, failover, network). Tasks we held come back through the reaper.
+                # The claims it cut short are given back untouched once the database answers again.
                 self._lost_tries += 1
                 if self._lost_tries & (self._lost_tries - 1) == 0:  # the 1st, 2nd, 4th...: a dozen lines an hour
-                    error = str(exc)[:300]
+                    error = f"{type(exc).__name__}: {str(exc)[:300]}"
                     log.warning(json.dumps({"event": "db_lost", "worker": self.worker_id, "tries": self._lost_tries,
                                             "error": error}))  # fmt: skip
-                self._sleep(delay)
-                delay = min(delay * 2, self.config.reconnect_max_s)
+                cfg = self.config
+                self._sleep(min(cfg.reconnect_base_s * 2 ** (self._lost_tries - 1), cfg.reconnect_max_s))
         summary = {"event": "stopped", "worker": self.worker_id, "batches": self.batches, **vars(self.totals)}
         log.info(json.dumps(summary))
         return self.totals
@@ -113,9 +119,7 @@ class Worker(BatchSteps):
         """The loop on one set of connections; True when the worker is done (drained or stopped)."""
         heartbeat = Heartbeat(self._connect, self.claims, self.config.lease_seconds)
         with self._connect() as conn, self._connect() as listener, self._writer() as writer, heartbeat:
-            if self._lost_tries:  # back after an outage: said once (db_lost said the 1st, 2nd, 4th... try)
-                log.info(json.dumps({"event": "db_back", "worker": self.worker_id, "after_tries": self._lost_tries}))
-                self._lost_tries = 0
+            self._give_back_interrupted(conn)
             listener.execute("LISTEN ai_task")
             last_reap = float("-inf")
             while not self.stopping:
@@ -130,6 +134,7 @@ class Worker(BatchSteps):
                     continue
                 if writer is not None:
                     writer.wait()  # the last batch's write may hold the only due work's fate
+                self._database_answered()
                 if self.config.drain:
                     if queue.due_count(conn, keep=self.claims.held()) == 0:
                         return True
@@ -137,6 +142,30 @@ class Worker(BatchSteps):
                     continue
                 self._wait_for_work(listener)
         return True
+
+    def _database_answered(self) -> None:
+        if self._lost_tries:  # back after an outage: said once (db_lost said the 1st, 2nd, 4th... try)
+            log.info(json.dumps({"event": "db_back", "worker": self.worker_id, "after_tries": self._lost_tries}))
+            self._lost_tries = 0
+
+    def _interrupt(self, holder: str, task_ids: list[int], exc: BaseException) -> bool:
+        """Keep a claim an outage cut short in hand (its lease renewed, never self-reaped) to give it back."""
+        if not task_ids or not is_database_outage(exc):
+            return False
+        self._interrupted[holder] = task_ids
+        return True
+
+    def _give_back_interrupted(self, conn: psycopg.Connection) -> None:
+        """The claims an outage cut short go back to the queue untouched: no attempt spent."""
+        for holder, task_ids in list(self._interrupted.items()):
+            queue.release(conn, task_ids, holder)
+            del self._interrupted[holder]
+            self.claims.done(holder)
+
+    def _give_back_interrupted_on_a_new_connection(self) -> None:
+        if self._interrupted:
+            with contextlib.suppress(psycopg.Error), self._connect() as conn:  # else the reaper returns them
+                self._give_back_interrupted(conn)
 
     @property
     def pipelined(self) -> bool:
@@ -181,7 +210,8 @@ class Worker(BatchSteps):
         if self.stopping:
             return False
         holder = self.claims.new()  # in hand (the heartbeat renews it) until written or given back
-        handed_to_writer = False
+        handed_to_writer = interrupted = False
+        tasks: list[queue.ClaimedTask] = []
         try:
             tasks = queue.claim(conn, holder, self.config.batch_size, self.config.lease_seconds)
             if not tasks:
@@ -202,15 +232,23 @@ class Worker(BatchSteps):
                 writer.submit(lambda wconn: self._finish_claim(wconn, batch, started, holder))
                 handed_to_writer = True
             return True
+        except psycopg.Error as exc:  # this batch's, or from submit() the last one's
+            interrupted = self._interrupt(holder, [t.id for t in tasks], exc)
+            raise
         finally:
-            if not handed_to_writer:  # a claim that raised is no longer in hand: its lease runs out, it is reaped
+            if not handed_to_writer and not interrupted:  # no longer in hand: its lease runs out, it is reaped
                 self.claims.done(holder)
 
     def _finish_claim(self, conn: psycopg.Connection, batch: PreparedBatch, started: float, holder: str) -> None:
+        interrupted = False
         try:
             self._finish(conn, batch, started)
+        except psycopg.Error as exc:
+            interrupted = self._interrupt(holder, list(batch.tasks), exc)
+            raise
         finally:
-            self.claims.done(holder)
+            if not interrupted:
+                self.claims.done(holder)
 
 
 def run_worker(dsn: str, encoder: Encoder, config: WorkerConfig, on_start: Callable[[str], None] | None = None) -> int:
