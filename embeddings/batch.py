@@ -36,6 +36,7 @@ class BatchOutcome:
     requeued: int = 0  # edited while embedded and no task of the edit's: back to the queue for the new text
     lost_lease: int = 0
     errors: int = 0
+    failed: int = 0  # of the errors, tasks that ended `failed` (their last attempt)
     no_vector: int = 0  # text the model reads as [UNK] only: written without a vector (NO_KNOWN_TOKEN)
 
     def add(self, other: BatchOutcome) -> None:
@@ -147,6 +148,7 @@ class BatchSteps:
         error = f"{type(exc).__name__}: {exc}"
         status = queue.fail(conn, task, task.holder, error, delay)
         out.errors += 1
+        out.failed += status == "failed"
         log.warning(
             json.dumps(
                 {

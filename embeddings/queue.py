@@ -168,10 +168,13 @@ def reap_expired(conn: psycopg.Connection, keep: Sequence[str] = ()) -> list[tup
         reclaimed.extend((r[0], r[1]) for r in rows)
 
 
-def due_count(conn: psycopg.Connection, keep: Sequence[str] = ()) -> int:
-    """Tasks due or running under another holder's lease (`keep`: the caller's own claims)."""
-    row = conn.execute(sql("due_count"), {"keep": list(keep)}).fetchone()
-    return int(row[0]) if row else 0
+def drain_state(conn: psycopg.Connection, keep: Sequence[str] = ()) -> tuple[int, float | None]:
+    """Tasks pending (due or backing off) or running under another holder's lease (`keep`: the caller's own
+    claims), and the seconds until the next pending one is due (None: none pending)."""
+    row = conn.execute(sql("drain_state"), {"keep": list(keep)}).fetchone()
+    if row is None:
+        return 0, None
+    return int(row[0]), None if row[1] is None else float(row[1])
 
 
 @dataclass(frozen=True)

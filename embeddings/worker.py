@@ -75,6 +75,7 @@ class Worker(BatchSteps):
         self.totals = BatchOutcome()
         self.batches = 0
         self._lost_tries = 0  # failed tries in a row to reach the database (db_lost, db_back)
+        self._said_backing_off = False  # a drain waiting out a backoff says so once
         self._interrupted: dict[str, list[int]] = {}  # claims an outage cut short: given back once it answers
 
     # -- lifecycle ----------------------------------------------------------------------------------------
@@ -128,6 +129,7 @@ class Worker(BatchSteps):
                     reclaimed = queue.reap_expired(conn, keep=self.claims.held())
                     if reclaimed:
                         failed = sum(1 for _, status in reclaimed if status == "failed")
+                        self.totals.failed += failed
                         log.info(json.dumps({"event": "reaped", "tasks": len(reclaimed), "failed": failed}))
                     last_reap = time.monotonic()
                 if self.run_once(conn, writer):
@@ -136,11 +138,23 @@ class Worker(BatchSteps):
                     writer.wait()  # the last batch's write may hold the only due work's fate
                 self._database_answered()
                 if self.config.drain:
-                    if queue.due_count(conn, keep=self.claims.held()) == 0:
+                    if not self._drain_waits(conn):
                         return True
-                    time.sleep(0.05)  # held elsewhere: reaped (above) once its lease lapses, then claimed
                     continue
                 self._wait_for_work(listener)
+        return True
+
+    def _drain_waits(self, conn: psycopg.Connection) -> bool:
+        """Whether a drain has work left; waits a while for it: a task's backoff (bounded by the schedule), or a
+        lease held elsewhere (reaped above once it lapses, then claimed)."""
+        unfinished, next_due_in_s = queue.drain_state(conn, keep=self.claims.held())
+        if not unfinished:
+            return False
+        if next_due_in_s is not None and next_due_in_s > 0 and not self._said_backing_off:
+            self._said_backing_off = True
+            log.info(json.dumps({"event": "waiting", "worker": self.worker_id, "due_in_s": round(next_due_in_s, 1),
+                                 "why": "a failed attempt's backoff: retried when it is over"}))  # fmt: skip
+        self._sleep(min(max(next_due_in_s or 0.0, 0.05), self.config.poll_interval_s))
         return True
 
     def _database_answered(self) -> None:
@@ -257,4 +271,4 @@ def run_worker(dsn: str, encoder: Encoder, config: WorkerConfig, on_start: Calla
     if on_start:
         on_start(worker.worker_id)
     totals = worker.run()
-    return totals.errors
+    return totals.failed

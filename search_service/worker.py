@@ -90,7 +90,11 @@ def _run_embed(ctx: JobContext) -> int:
     )
     encoder = load_encoder(ctx.settings.encoder)
     settle_heap()
-    run_worker(ctx.dsn, encoder, config, on_start=ctx.options.get("on_start"))
+    failed = run_worker(ctx.dsn, encoder, config, on_start=ctx.options.get("on_start"))
+    if ctx.drain and failed:  # the work asked for was not all done (README: exit 1, one line)
+        print(f"error: embed job: {failed} task(s) failed for good: `plinqy-search tasks failed` lists them, "
+              "`tasks retry` requeues them", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

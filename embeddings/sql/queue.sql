@@ -144,12 +144,16 @@ FROM expired
 WHERE t.id = expired.id
 RETURNING t.id, t.status;
 
--- name: due_count
+-- name: drain_state
 -- params: keep text[]
--- What a drain still has to do: the due tasks, and those other holders have running (a killed worker's come back
--- through the reaper once their lease lapses; skipped, the drain ended with them unembedded). `keep`: its own.
-SELECT count(*) FROM ai_task
-WHERE (status = 'pending' AND run_after <= now()) OR (status = 'running' AND locked_by <> ALL(:keep::text[]));
+-- What a drain still has to do: the pending tasks, due or waiting out a failed attempt's backoff (bounded by the
+-- schedule; skipped, the drain ended with them unembedded), and those other holders have running (a killed
+-- worker's come back through the reaper once their lease lapses). `keep`: its own. With the seconds until the
+-- next pending task is due (<= 0: one is due now; NULL: none pending).
+SELECT count(*) AS unfinished,
+       extract(epoch FROM min(run_after) FILTER (WHERE status = 'pending') - now()) AS next_due_in_s
+FROM ai_task
+WHERE status = 'pending' OR (status = 'running' AND locked_by <> ALL(:keep::text[]));
 
 -- name: stats
 -- params: (none)

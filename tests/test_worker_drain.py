@@ -1,0 +1,63 @@
+"""`worker --drain` and the embed queue's backoff: a drain ends only once no task is pending, due or backing off,
+and exits 1, saying how many, when tasks failed for good."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from embeddings.encoder import DEFAULT_CACHE_DIR, Encoder, EncoderConfig, load_encoder
+from embeddings.worker import Worker, WorkerConfig
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
+
+
+@pytest.fixture
+def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        yield conn
+
+
+def statuses(conn: psycopg.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT status, count(*) FROM ai_task GROUP BY status").fetchall())
+
+
+def test_a_drain_waits_out_a_backoff_until_the_task_is_done_or_failed(
+    db: psycopg.Connection, fresh_db_url: str, encoder: Encoder
+) -> None:
+    """The drain counted only due tasks: one waiting out its retry's backoff was left `pending`, the drain over."""
+    db.execute("INSERT INTO product_master (name) VALUES ('Garden hose 10 m'), ('POISONX widget')")
+    config = WorkerConfig(drain=True, poll_interval_s=0.2, backoff_base_s=0.4, fail_marker="POISONX")
+    started = time.monotonic()
+    totals = Worker(fresh_db_url, encoder, config).run()
+    assert statuses(db) == {"done": 1, "failed": 1}  # 4 backoffs waited out: 0.2-0.4, 0.4-0.8, 0.8-1.6, 1.6-3.2 s
+    assert (totals.embedded, totals.errors, totals.failed) == (1, 5, 1)
+    assert 3.0 <= time.monotonic() - started < 60
+
+
+def test_the_drain_exits_1_saying_how_many_tasks_failed_for_good(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """A drain whose tasks ended `failed` exited 0: the work asked for was not done and nothing said so."""
+    db.execute("INSERT INTO product_master (name) VALUES ('Garden hose 10 m'), ('POISONX widget')")
+    db.execute("UPDATE ai_task SET attempts = 4")  # the next failure is its last: no 2-16 s backoff to wait out
+    env = {**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_WORKER_FAIL_MARKER": "POISONX"}
+    args = [sys.executable, "-m", "search_service", "worker", "--only", "embed", "--drain", "--poll-interval", "0.2"]
+    run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stderr[-2000:]
+    said = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    expected = "error: embed job: 1 task(s) failed for good: `plinqy-search tasks failed` lists them, `tasks retry` "
+    assert said == [expected + "requeues them"], run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and statuses(db) == {"done": 1, "failed": 1}
+    db.execute("DELETE FROM product_master WHERE name = 'POISONX widget'")
+    db.execute("UPDATE ai_task SET status = 'done' WHERE status = 'failed'")
+    db.execute("INSERT INTO product_master (name) VALUES ('Garden rake')")
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and statuses(db) == {"done": 3}, again.stderr[-2000:]
