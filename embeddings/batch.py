@@ -270,6 +270,9 @@ class BatchSteps:
             queue.write_no_vectors(
                 conn, [batch.to_embed[t][0] for t in blanks], [batch.to_embed[t][2] for t in blanks], model_id
             )
+        if writes or blanks:
+            task_ids = [w[0] for w in writes] + blanks
+            queue.close_failed_of(conn, task_ids, [batch.to_embed[t][0] for t in task_ids])
 
     def _process(self, conn: psycopg.Connection, tasks: list[queue.ClaimedTask], out: BatchOutcome) -> None:
         """prepare → embed → commit for claimed tasks, synchronously, on one connection."""

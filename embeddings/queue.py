@@ -120,6 +120,11 @@ def write_vectors(
     )
 
 
+def close_failed_of(conn: psycopg.Connection, task_ids: Sequence[int], product_ids: Sequence[UUID]) -> None:
+    """Close the earlier failed tasks of the products these tasks embedded (in the caller's transaction)."""
+    conn.execute(sql("close_failed_of"), {"task_ids": list(task_ids), "product_ids": list(product_ids)})
+
+
 def write_no_vectors(conn: psycopg.Connection, ids: Sequence[UUID], hashes: Sequence[str], model: str) -> None:
     """Products whose text has no token the model knows: no vector, and the hash and model it was read with."""
     conn.execute(sql("write_no_vectors"), {"ids": list(ids), "hashes": list(hashes), "model": model})

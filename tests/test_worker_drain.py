@@ -61,3 +61,26 @@ def test_the_drain_exits_1_saying_how_many_tasks_failed_for_good(db: psycopg.Con
     db.execute("INSERT INTO product_master (name) VALUES ('Garden rake')")
     again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and statuses(db) == {"done": 3}, again.stderr[-2000:]
+
+
+def test_a_failed_task_is_closed_once_a_later_task_embeds_its_product(
+    db: psycopg.Connection, fresh_db_url: str, encoder: Encoder
+) -> None:
+    """The dead letter of a product renamed and embedded since stayed `failed`: `tasks stats` said failed 1 and
+    `tasks failed` listed it for ever (`tasks prune` keeps failed tasks), so an alert on failed > 0 never cleared."""
+    from embeddings import queue
+
+    db.execute("INSERT INTO product_master (name) VALUES ('POISONX widget'), ('Garden hose 10 m')")
+    db.execute("UPDATE ai_task SET attempts = 4")
+    config = WorkerConfig(drain=True, poll_interval_s=0.2, fail_marker="POISONX")
+    Worker(fresh_db_url, encoder, config).run()
+    [(dead, product)] = db.execute("SELECT id, product_master_id FROM ai_task WHERE status = 'failed'").fetchall()
+    other = db.execute("SELECT id FROM product_master WHERE id <> %s", (product,)).fetchone()[0]
+    db.execute("INSERT INTO ai_task (product_master_id, status, attempts) VALUES (%s, 'failed', 5)", (other,))
+    db.execute("UPDATE product_master SET name = 'Widget' WHERE id = %s", (product,))
+    Worker(fresh_db_url, encoder, config).run()
+    later = db.execute("SELECT max(id) FROM ai_task WHERE product_master_id = %s", (product,)).fetchone()[0]
+    row = db.execute("SELECT status, result FROM ai_task WHERE id = %s", (dead,)).fetchone()
+    assert row == ("done", f"superseded: embedded by task {later}")
+    assert queue.stats(db).counts["failed"] == 1  # the other product's dead letter: its product was not embedded again
+    assert [r[1] for r in queue.list_failed(db)] == [other]

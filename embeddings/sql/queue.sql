@@ -63,6 +63,15 @@ SET ai_vector = v.vec, ai_text_hash = v.hash, ai_model = :model, ai_embedded_at 
 FROM unnest(:ids::uuid[], :vectors::vector[], :hashes::text[]) AS v(id, vec, hash)
 WHERE p.id = v.id;
 
+-- name: close_failed_of
+-- params: task_ids bigint[], product_ids uuid[]
+-- In the write transaction: a dead letter of a product these tasks have just embedded is moot; it is closed
+-- ('superseded', done: `tasks prune` deletes it in time), else `tasks failed` and the stats kept alerting on it.
+UPDATE ai_task t
+SET status = 'done', result = 'superseded: embedded by task ' || w.task_id
+FROM unnest(:task_ids::bigint[], :product_ids::uuid[]) AS w(task_id, product_id)
+WHERE t.product_master_id = w.product_id AND t.status = 'failed' AND t.id < w.task_id;
+
 -- name: write_no_vectors
 -- params: ids uuid[], hashes text[], model text
 -- A text the model reads as [UNK] only gets no vector (docs/engine.md). The hash and model say it was read, so
