@@ -185,13 +185,19 @@ def drain_state(conn: psycopg.Connection, keep: Sequence[str] = ()) -> tuple[int
 @dataclass(frozen=True)
 class QueueStats:
     counts: dict[str, int]
-    oldest_pending_s: float | None
+    oldest_pending_s: float | None  # the longest a due task has waited since it was (re)queued or its backoff ended
+    due: int = 0  # pending tasks a worker may claim now
+    backing_off: int = 0  # pending tasks waiting out a failed attempt's backoff
+    next_due_in_s: float | None = None  # when the first of those is due
 
 
 def stats(conn: psycopg.Connection) -> QueueStats:
     rows = conn.execute(sql("stats")).fetchall()
-    oldest = next((float(r[2]) for r in rows if r[0] == "pending" and r[2] is not None), None)
-    return QueueStats({r[0]: int(r[1]) for r in rows}, oldest)
+    pending = next(r for r in rows if r[0] == "pending")
+    counts = {r[0]: int(r[1]) for r in rows}
+    oldest = None if pending[3] is None else float(pending[3])
+    next_due = None if pending[4] is None else float(pending[4])
+    return QueueStats(counts, oldest, int(pending[2]), counts["pending"] - int(pending[2]), next_due)
 
 
 def list_failed(conn: psycopg.Connection, limit: int = 100) -> list[tuple[Any, ...]]:

@@ -175,16 +175,27 @@ def test_reaper_loses_a_race_with_a_product_edit_and_retries(db: psycopg.Connect
 
 
 def test_stats_and_failed_listing(db: psycopg.Connection) -> None:
-    add_products(db, 4)
+    """The oldest pending task's age counted from its creation: a task requeued by `tasks retry` a moment ago read
+    as old as its first failure, and tasks waiting out a backoff were counted with the due ones."""
+    add_products(db, 5)
     ids = sorted(tasks(db))
-    db.execute("UPDATE ai_task SET created_at = now() - interval '90 s' WHERE id = %s", (ids[0],))
+    db.execute("UPDATE ai_task SET created_at = now() - interval '1 hour', run_after = now() - interval '90 s'"
+               " WHERE id = %s", (ids[0],))  # fmt: skip
     db.execute("UPDATE ai_task SET status = 'done' WHERE id = %s", (ids[1],))
     db.execute("UPDATE ai_task SET status = 'failed', attempts = 5, last_error = 'x' WHERE id = %s", (ids[2],))
+    db.execute("UPDATE ai_task SET attempts = 2, run_after = now() + interval '6 s' WHERE id = %s", (ids[4],))
     stats = queue.stats(db)
-    assert stats.counts == {"pending": 2, "running": 0, "done": 1, "failed": 1}
+    assert stats.counts == {"pending": 3, "running": 0, "done": 1, "failed": 1}
+    assert (stats.due, stats.backing_off) == (2, 1)
+    assert stats.next_due_in_s is not None and 4 < stats.next_due_in_s <= 6
     assert stats.oldest_pending_s is not None and 90 <= stats.oldest_pending_s < 120
     [failed] = queue.list_failed(db)
     assert failed[0] == ids[2] and failed[2:5] == (5, 5, "x")
+    db.execute("UPDATE ai_task SET created_at = now() - interval '1 hour' WHERE id = %s", (ids[2],))
+    db.execute("UPDATE ai_task SET status = 'done' WHERE id = %s", (ids[0],))
+    assert queue.retry_failed(db, [ids[2]]) == [ids[2]]
+    again = queue.stats(db)
+    assert again.oldest_pending_s is not None and again.oldest_pending_s < 30  # requeued just now, not an hour ago
 
 
 def test_retry_requeues_dead_letters_and_respects_one_pending_per_product(db: psycopg.Connection) -> None:
@@ -279,7 +290,8 @@ def test_tasks_cli_stats_failed_retry_prune(db: psycopg.Connection, fresh_db_url
     )
     stats = cli("stats")
     assert stats.returncode == 0 and "pending  2" in stats.stdout and "failed   1" in stats.stdout
-    assert "oldest pending: " in stats.stdout
+    assert "oldest pending: " in stats.stdout and "  due          2" in stats.stdout
+    assert "  backing off  0\n" in stats.stdout
     listed = cli("failed")
     assert listed.returncode == 0 and f"{failed_id}\t" in listed.stdout and "boom: bad text" in listed.stdout
     neither = cli("retry")

@@ -166,8 +166,13 @@ WHERE status = 'pending' OR (status = 'running' AND locked_by <> ALL(:keep::text
 
 -- name: stats
 -- params: (none)
+-- Counts by status; of the pending tasks, those due and those waiting out a failed attempt's backoff. A pending
+-- task's age counts from run_after: when it was queued, requeued (`tasks retry`, the reaper) or its backoff ended,
+-- not from its creation (a task retried just now read as old as its first failure).
 SELECT s.status, count(t.id) AS n,
-       extract(epoch FROM now() - min(t.created_at) FILTER (WHERE t.status = 'pending')) AS oldest_pending_s
+       count(t.id) FILTER (WHERE t.status = 'pending' AND t.run_after <= now()) AS due,
+       extract(epoch FROM now() - min(t.run_after) FILTER (WHERE t.status = 'pending' AND t.run_after <= now())) AS oldest_due_s,
+       extract(epoch FROM min(t.run_after) FILTER (WHERE t.status = 'pending' AND t.run_after > now()) - now()) AS next_due_in_s
 FROM unnest(ARRAY['pending', 'running', 'done', 'failed']) AS s(status)
 LEFT JOIN ai_task t ON t.status = s.status
 GROUP BY s.status

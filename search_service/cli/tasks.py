@@ -28,15 +28,18 @@ def tasks() -> None:
 @click.pass_obj
 @user_errors
 def tasks_stats(settings: Settings) -> None:
-    """Counts by status and the age of the oldest pending task."""
+    """Counts by status, the pending ones due and backing off, and how long the oldest due one has waited."""
     from embeddings import queue
 
     with connect(settings) as conn:
         stats = queue.stats(conn)
     for status, count in stats.counts.items():
         echo(f"{status:<8} {count}")
+    echo(f"  due          {stats.due}")
+    backoff = "" if stats.next_due_in_s is None else f" (next due in {stats.next_due_in_s:.1f}s)"
+    echo(f"  backing off  {stats.backing_off}{backoff}")
     age = "-" if stats.oldest_pending_s is None else f"{stats.oldest_pending_s:.1f}s"
-    echo(f"oldest pending: {age}")
+    echo(f"oldest pending: {age} (a due task's wait since it was queued, requeued or its backoff ended)")
 
 
 @tasks.command("failed")
