@@ -157,6 +157,28 @@ def test_an_upload_whose_api_was_killed_while_receiving_it_is_aborted_by_the_imp
     assert db.execute(count, (stuck[0],)).fetchone() == (0,)
 
 
+def test_a_drain_aborts_an_upload_whose_lease_lapsed_while_it_waited(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """A killed `import csv` left its upload `receiving` under a lease: the drain waited it out, mapped the store's
+    later batch, and ended with the dead upload still `receiving` (the sweep ran at its start only), its reason,
+    once aborted, blaming 'the server receiving it'."""
+    store = new_store(db)
+    dead = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=[])
+    db.execute(
+        "UPDATE import_batch SET status = 'receiving', locked_by = %s, locked_until = now() + interval '3 seconds' "
+        "WHERE id = %s",
+        (f"cli-import:{dead}", dead),
+    )
+    later = pipeline.record_batch(db, store_id=store, source="api", kind="listing", rows=[{"sku": "L1", "name": "Leek",
+                                  "price": "1", "quantity": 2}])  # fmt: skip
+    drain = spawn(fresh_db_url, "--drain", PLINQY_INGEST_UPLOAD_TIMEOUT_S="3600")
+    _out, err = drain.communicate(timeout=120)
+    assert drain.returncode == 0, err[-2000:]
+    assert batch_state(db, later)[0] == "completed"
+    row = db.execute("SELECT status, error FROM import_batch WHERE id = %s", (dead,)).fetchone()
+    reason = "the upload never arrived whole (the import csv command storing it stopped); send it again"
+    assert row == ("aborted", reason)
+
+
 def test_a_job_that_crashed_is_restarted_after_a_pause(fresh_db_url: str) -> None:
     """The supervisor put the restart off at every pass (and logged it ~5 times a second): a job that crashed, as
     one does when its database connection is cut, stayed dead while the worker looked healthy."""

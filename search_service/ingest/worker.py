@@ -135,6 +135,7 @@ class ImportWorker:
                 continue
             if self.options.drain:
                 if not await self._still_to_map(conn):
+                    await self._abort_stale_uploads(conn)  # one whose lease lapsed while this drain waited on it
                     return
                 await asyncio.sleep(0.05)  # held elsewhere or waiting behind a store's earlier batch
                 continue

@@ -109,12 +109,15 @@ DELETE FROM import_batch WHERE id = :batch_id AND status = 'receiving';
 
 -- name: abort_stale_uploads
 -- params: older_than_s float8
--- Uploads left `receiving` by an API process that stopped while receiving them (a client that hangs up is aborted
--- by the API itself): aborted once older than any upload takes, or once the API's heartbeat on it lapsed (it
+-- Uploads left `receiving` by an API process (or an `import csv`) that stopped while receiving them (a client that
+-- hangs up is aborted by the API itself): aborted once older than any upload takes, or once the API's heartbeat on it lapsed (it
 -- holds the store's later batches back: beat_upload), nothing of them applied. ix_import_batch_receiving.
 UPDATE import_batch
 SET status = 'aborted', finished_at = now(),
-    error = 'the upload never arrived whole (the server receiving it stopped); send it again'
+    error = 'the upload never arrived whole ('
+            || CASE WHEN locked_by LIKE 'cli-import:%' THEN 'the import csv command storing it stopped'
+                    ELSE 'the server receiving it stopped' END
+            || '); send it again'
 WHERE status = 'receiving'
   AND (created_at < now() - make_interval(secs => :older_than_s) OR locked_until < now())
 RETURNING id;
