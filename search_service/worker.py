@@ -161,6 +161,7 @@ def _child_main(job: Job, ctx: JobContext, supervisor: int) -> None:
     die_with(supervisor, signal.SIGKILL)  # a SIGKILLed worker leaves no child behind holding leases
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked across the fork (Supervisor._start)
     try:
         sys.exit(job.run(ctx))
     except (SecretBoxError, ConfigError) as exc:  # one line, as every command says it, not a traceback per job
@@ -168,6 +169,7 @@ def _child_main(job: Job, ctx: JobContext, supervisor: int) -> None:
         sys.exit(1)
 
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 HEALTHY_RUN_S = 60.0  # a job that ran this long (or its last pause, if longer) before it crashed starts afresh
 
 
@@ -201,7 +203,13 @@ class Supervisor:
 
     def _start(self, job: Job) -> multiprocessing.process.BaseProcess:
         proc = self.mp.Process(target=_child_main, args=(job, self.ctx, os.getpid()), name=f"plinqy-{job.name}")
-        proc.start()
+        # A stop signal in the fork's window ran the supervisor's handler in the child (inherited), which took it:
+        # the child never stopped and the worker hung on SIGTERM. Blocked, it waits for _child_main's SIG_DFL.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.children[job.name] = proc
         return proc
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -68,3 +70,26 @@ def test_a_job_that_ran_healthily_is_restarted_after_a_second_again(
     stopper.join()
     pauses = [int(m) for m in re.findall(r'"restart_in_s": (\d+)', caplog.text)]
     assert pauses == [1, 2, 1], caplog.text
+
+
+STOP_IN_THE_FORKS_WINDOW = """
+import os, signal, sys, time
+from typing import Any, cast
+from search_service.worker import Job, JobContext, Supervisor
+
+def sleeps(ctx): time.sleep(60); return 0
+
+supervisor = Supervisor([Job("sleepy", sleeps)], JobContext(cast(Any, None), "", True, {}))
+# the stop arrives while the child is still inside the fork (after_in_child runs before _child_main)
+os.register_at_fork(after_in_child=lambda: os.kill(os.getpid(), signal.SIGTERM))
+sys.exit(supervisor.run())
+"""
+
+
+def test_a_stop_in_the_forks_window_still_stops_the_child() -> None:
+    """SIGTERM reaching a job's process while it was being forked ran the supervisor's handler there (inherited),
+    which took it: the child went on (here: sleeping a minute) and the worker hung on its stop."""
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", STOP_IN_THE_FORKS_WINDOW], capture_output=True, text=True, timeout=50)
+    assert time.monotonic() - started < 30, proc.stderr[-2000:]
+    assert proc.returncode == 1 and "sleepy (killed by signal SIGTERM)" in proc.stderr, proc.stderr[-2000:]
