@@ -182,7 +182,7 @@ def test_update_and_rotate_secret_from_the_cli(db_url: str) -> None:
         "events: stock.out, stock.back",
     ]
     bad = _cli(db_url, "webhooks", "update", webhook_id, "--url", "https://192.168.1.1/x")
-    assert bad.exit_code == 1 and bad.output.startswith("error: url: ") and "private" in bad.output
+    assert bad.exit_code == 1 and bad.output.startswith("error: --url: ") and "private" in bad.output
     nothing = _cli(db_url, "webhooks", "update", webhook_id)  # called wrongly: exit 2, as click's usage errors
     assert (nothing.exit_code, nothing.output.strip()) == (2, "error: --url: give url and/or events: nothing to change")
     unknown_type = _cli(db_url, "webhooks", "update", webhook_id, "--events", "stock.gone")
@@ -193,4 +193,4 @@ def test_update_and_rotate_secret_from_the_cli(db_url: str) -> None:
     secret = rotated.output.strip().splitlines()[-1]
     assert secret.startswith("whsec_") and "signed with both secrets until" in rotated.output
     missing = _cli(db_url, "webhooks", "rotate-secret", str(uuid.uuid4()))
-    assert missing.exit_code == 1 and missing.output.strip() == "error: webhook_id: no webhook with this id"
+    assert missing.exit_code == 1 and missing.output.strip() == "error: WEBHOOK_ID: no webhook with this id"

@@ -218,8 +218,8 @@ def test_each_access_line_has_the_requests_duration_and_id(server: Server) -> No
         lines = {name: line for name in answers for line in logged if f"line={name} HTTP/1.1" in line}
     for name, line in lines.items():
         method = "HEAD" if name == "head" else "GET"
-        access = re.search(rf' INFO uvicorn\.access: 127\.0\.0\.1:\d+ - "{method} \S+ HTTP/1\.1" 200 OK (\d+\.\d)ms '
-                           r"request_id=(\S+)$", line)  # fmt: skip
+        access = re.search(rf' INFO \[\d+\] uvicorn\.access: 127\.0\.0\.1:\d+ - "{method} \S+ HTTP/1\.1" 200 OK '
+                           r"(\d+\.\d)ms request_id=(\S+)$", line)  # fmt: skip
         assert access is not None and access.group(2) == ids[name], line
         assert 0 <= float(access.group(1)) < 30_000, line
     assert sum("line=own" in line for line in logged) == 1  # one line a request (uvicorn's own is off)
@@ -289,7 +289,7 @@ def test_the_servers_own_answers_carry_a_request_id_cors_and_one_access_line(por
         assert "x-request-id" in head and head.get("access-control-allow-origin") == "*", (status, answer[:600])
         assert rid == kept_id if kept_id else re.fullmatch(r"[0-9a-f]{32}", rid), (status, rid)
         line = logged_line(server, f"request_id={rid}")
-        assert re.search(r' INFO uvicorn\.access: 127\.0\.0\.1:\d+ - "', line), line
+        assert re.search(r' INFO \[\d+\] uvicorn\.access: 127\.0\.0\.1:\d+ - "', line), line
         assert expected_line[status] in line and re.search(r" \d+\.\dms request_id=", line), (status, line)
 
 
