@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -119,3 +120,11 @@ def base(settings: Settings) -> Iterator[str]:
 
     with serve(settings, None) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def spec(base: str) -> dict[str, Any]:
+    """The served API's OpenAPI document."""
+    import httpx
+
+    return httpx.get(f"{base}/schema/openapi.json").json()

@@ -19,11 +19,6 @@ IMPORT_ROUTES = ["/v1/imports/{batch_id}", "/v1/imports/{batch_id}/errors", "/v1
 WEBHOOK = "/v1/stores/{store_id}/webhooks/{webhook_id}"
 
 
-@pytest.fixture(scope="module")
-def spec(base: str) -> dict[str, Any]:
-    return httpx.get(f"{base}/schema/openapi.json").json()
-
-
 def documented_404(spec: dict[str, Any], path: str, method: str) -> Any:
     [example] = spec["paths"][path][method]["responses"]["404"]["content"]["application/json"]["examples"].values()
     return example["value"]

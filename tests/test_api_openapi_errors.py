@@ -19,7 +19,6 @@ from tests.ingest_helpers import (
     ingest_settings,
     new_store,
     operations,
-    serve,
     signed,
     store_key,
     webhook_connection,
@@ -31,17 +30,6 @@ ALL_SCOPES = ("listings:write", "webhooks:write")
 @pytest.fixture(scope="module")
 def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return ingest_settings(db_url, tmp_path_factory.mktemp("errors"), rate_burst=1000, rate_per_s=100)
-
-
-@pytest.fixture(scope="module")
-def base(settings: Settings) -> Iterator[str]:
-    with serve(settings, None) as url:  # no model: the write path needs none
-        yield url
-
-
-@pytest.fixture(scope="module")
-def spec(base: str) -> dict[str, Any]:
-    return httpx.get(f"{base}/schema/openapi.json").json()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from search_service.engine.results import Strategy
 from search_service.engine.suggest import Kind
 from search_service.events.config import EVENT_TYPES, PING_TYPE
 from search_service.settings import Settings
-from tests.ingest_helpers import bearer, ingest_settings, new_store, operations, serve, store_key
+from tests.ingest_helpers import bearer, ingest_settings, new_store, operations, store_key
 
 jsonschema_rs = pytest.importorskip("jsonschema_rs")  # schemathesis' validator, in the dev environment
 
@@ -25,17 +25,6 @@ jsonschema_rs = pytest.importorskip("jsonschema_rs")  # schemathesis' validator,
 def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # a key's bucket holds 3 requests, refilled one a 100 s: the 4th of a key is a 429
     return ingest_settings(db_url, tmp_path_factory.mktemp("keys"), rate_burst=3, rate_per_s=0.01)
-
-
-@pytest.fixture(scope="module")
-def base(settings: Settings) -> Iterator[str]:
-    with serve(settings, None) as url:  # no model: the write path needs none
-        yield url
-
-
-@pytest.fixture(scope="module")
-def spec(base: str) -> dict[str, Any]:
-    return httpx.get(f"{base}/schema/openapi.json").json()
 
 
 @pytest.fixture(scope="module")
