@@ -7,26 +7,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
-from pgvector.psycopg import register_vector
 
-from embeddings.encoder import DEFAULT_CACHE_DIR, Encoder, EncoderConfig, load_encoder
+from embeddings.encoder import Encoder
 from embeddings.worker import Worker, WorkerConfig
+from tests.test_worker import db, encoder
 
-
-@pytest.fixture(scope="module")
-def encoder() -> Encoder:
-    return load_encoder(EncoderConfig(backend="onnx", cache_dir=DEFAULT_CACHE_DIR))
-
-
-@pytest.fixture
-def db(fresh_db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        register_vector(conn)
-        yield conn
+__all__ = ["db", "encoder"]  # test_worker's fixtures (the model loaded once a module, a database a test)
 
 
 def refuse_vector_writes(conn: psycopg.Connection, sqlstate: str, message: str) -> None:
