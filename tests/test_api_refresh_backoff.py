@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -148,6 +149,9 @@ def test_the_vector_copy_backs_off_and_says_when_it_is_back(
             time.sleep(0.2)
             err += capfd.readouterr().err
     failed = [line for line in err.splitlines() if "vector copy failed" in line]
-    assert 1 <= len(failed) <= 2 and "retrying in 1.0 s (failure 1 in a row)" in failed[0], failed
     [back] = [line for line in err.splitlines() if "vector copy refreshed again" in line]
-    assert " INFO " in back and "after 3 failures in a row" in back, back
+    in_a_row = re.search(r"after (\d+) failures in a row", back)
+    assert " INFO " in back and in_a_row is not None and int(in_a_row.group(1)) >= 2, back  # 3 on an idle machine
+    # warned on the 1st, 2nd, 4th... failure only, the first saying its pause
+    warned = [n for n in range(1, int(in_a_row.group(1)) + 1) if n & (n - 1) == 0]
+    assert len(failed) == len(warned) and "retrying in 1.0 s (failure 1 in a row)" in failed[0], failed
