@@ -122,6 +122,7 @@ def measure_baseline(dsn: str, box: SecretBox) -> dict[str, Any]:
                     "delays": [0.0],
                     "status_codes": [response.status_code],
                     "errors": [None],
+                    "urls": [url],
                 },
             )
         return _rate(conn)

@@ -519,3 +519,24 @@ def test_deliveries_say_a_webhook_is_disabled_only_where_it_matters(db: psycopg.
     lines = {int(line.split("\t")[0]): line for line in run(fresh_db_url, "webhooks", "deliveries").output.splitlines()}
     assert "disabled" not in lines[first] and lines[first].endswith("\thttp://127.0.0.1:9/a"), lines[first]
     assert lines[second].split("\t")[-2:] == ["HTTP 410: gone", "webhook disabled: the receiver answered 410 Gone"]
+
+
+def test_deliveries_show_the_url_each_was_sent_to(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """After `webhooks update --url` every old delivery was listed with the new URL, as if the new receiver had
+    answered it."""
+    store = seed_store(db)
+    with Receiver() as receiver:
+        added = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", receiver.url("/ok/old"))
+        webhook_id = added.output.split()[1]
+        product = seed_product(db, "Oat milk")
+        seed_listing(db, store, product, "OM")
+        assert run(fresh_db_url, "webhooks", "dispatch", "--drain").exit_code == 0
+        moved = run(fresh_db_url, "webhooks", "update", webhook_id, "--url", receiver.url("/status/500/new"))
+        assert moved.exit_code == 0, moved.output
+        db.execute("UPDATE store_product SET quantity = 0 WHERE store_id = %s", (store,))
+        assert run(fresh_db_url, "webhooks", "dispatch", "--drain").exit_code == 0
+    lines = run(fresh_db_url, "webhooks", "deliveries").output.strip().splitlines()
+    by_status = {line.split("\t")[1]: line for line in lines}
+    assert set(by_status) == {"delivered", "failed"}, lines
+    assert receiver.url("/ok/old") in by_status["delivered"] and "/new" not in by_status["delivered"], lines
+    assert receiver.url("/status/500/new") in by_status["failed"], lines

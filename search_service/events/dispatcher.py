@@ -307,6 +307,7 @@ class Dispatcher:
             delays=[r.decision.delay_s for r in results],
             status_codes=[r.status_code for r in results],
             errors=[r.error for r in results],
+            urls=[r.url if r.sent and r.decision.outcome != "held" else "" for r in results],
         )
         return {r["id"] for r in await conn.fetch(stmt.sql, *args)}
 

@@ -324,17 +324,10 @@ async def finish_ping(conn: Any, job: PingJob, result: delivery.AttemptResult) -
     as for any delivery."""
     decided = policy.decide(1, result.status_code, result.retry_after, (0.0,), 0.0)
     record = statement("events/dispatch", "record_results")
-    await conn.execute(
-        record.sql,
-        *record.bind(
-            worker_id=job.lock,
-            ids=[job.delivery_id],
-            outcomes=[decided.outcome],
-            delays=[0.0],
-            status_codes=[result.status_code],
-            errors=[result.error],
-        ),
-    )
+    await conn.execute(record.sql, *record.bind(
+        worker_id=job.lock, ids=[job.delivery_id], outcomes=[decided.outcome], delays=[0.0],
+        status_codes=[result.status_code], errors=[result.error], urls=[job.url],
+    ))  # fmt: skip
     if decided.disable_reason:
         await disable_subscription(conn, job.webhook_id, decided.disable_reason)
     ok = decided.outcome == "delivered"

@@ -154,6 +154,7 @@ webhook_delivery = Table(
     Column("locked_until", DateTime(timezone=True)),
     Column("last_status_code", Integer),
     Column("last_error", Text),
+    Column("last_url", Text),  # where the last attempt was sent (the subscription's URL may change since)
     Column("first_attempt_at", DateTime(timezone=True)),
     Column("last_attempt_at", DateTime(timezone=True)),
     Column("delivered_at", DateTime(timezone=True)),

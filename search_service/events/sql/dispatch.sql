@@ -52,7 +52,8 @@ RETURNING d.id, d.webhook_id, d.message_id, d.attempts, e.type,
 
 -- name: record_results
 -- params: worker_id text, ids bigint[], outcomes text[] (delivered | retrying | failed | held),
---    delays float8[] (seconds to the next attempt, for retrying and held), status_codes int[], errors text[]
+--    delays float8[] (seconds to the next attempt, for retrying and held), status_codes int[], errors text[],
+--    urls text[] (where each was sent; '': not sent, the last attempt's URL stays)
 -- The fence: only rows this dispatcher still holds change. `held` (not sent: its secret does not open with this
 -- key) keeps the status and takes back the attempt the claim counted.
 UPDATE webhook_delivery d
@@ -67,11 +68,13 @@ SET status = CASE WHEN r.outcome = 'held' THEN d.status
                            THEN now() + make_interval(secs => r.delay) ELSE d.next_attempt_at END,
     last_status_code = r.code,
     last_error = left(r.error, 2000),
+    last_url = CASE WHEN r.url = '' THEN d.last_url ELSE r.url END,
     delivered_at = CASE WHEN r.outcome = 'delivered' THEN now() END,
     locked_by = NULL,
     locked_until = NULL
-FROM unnest(:ids::bigint[], :outcomes::text[], :delays::float8[], :status_codes::int[], :errors::text[])
-     AS r(id, outcome, delay, code, error)
+FROM unnest(:ids::bigint[], :outcomes::text[], :delays::float8[], :status_codes::int[], :errors::text[],
+            :urls::text[])
+     AS r(id, outcome, delay, code, error, url)
 WHERE d.id = r.id AND d.locked_by = :worker_id::text
 RETURNING d.id;
 

@@ -103,9 +103,10 @@ SELECT d.id, d.message_id, ev.type, ev.payload::text AS payload, ev.created_at F
 
 -- name: list_deliveries
 -- params: failed_only boolean, store_id uuid|null (NULL: every store), limit int
-SELECT d.id, w.store_id, d.webhook_id, w.url, e.type, d.message_id, d.status, d.attempts, d.next_attempt_at,
-       d.last_attempt_at, d.last_status_code, d.last_error, d.delivered_at, d.created_at, w.is_active,
-       w.disabled_reason
+-- url: where the last attempt went (the subscription's URL may have changed since); the subscription's when none
+SELECT d.id, w.store_id, d.webhook_id, coalesce(d.last_url, w.url) AS url, e.type, d.message_id, d.status,
+       d.attempts, d.next_attempt_at, d.last_attempt_at, d.last_status_code, d.last_error, d.delivered_at,
+       d.created_at, w.is_active, w.disabled_reason
 FROM webhook_delivery d
 JOIN store_webhook w ON w.id = d.webhook_id
 JOIN webhook_event e ON e.id = d.event_id
