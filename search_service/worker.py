@@ -161,6 +161,7 @@ def _child_main(job: Job, ctx: JobContext, supervisor: int) -> None:
     die_with(supervisor, signal.SIGKILL)  # a SIGKILLed worker leaves no child behind holding leases
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a hang-up reaches the whole group: the supervisor stops the job
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked across the fork (Supervisor._start)
     try:
         sys.exit(job.run(ctx))
@@ -169,7 +170,7 @@ def _child_main(job: Job, ctx: JobContext, supervisor: int) -> None:
         sys.exit(1)
 
 
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}  # SIGHUP as `serve` takes it: its default left tasks
 HEALTHY_RUN_S = 60.0  # a job that ran this long (or its last pause, if longer) before it crashed starts afresh
 
 
@@ -220,8 +221,8 @@ class Supervisor:
                 with_signal(proc.pid, signal.SIGTERM)
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._stop)
         if self.ctx.drain:
             return self._drain()
         return self._supervise()

@@ -272,12 +272,14 @@ def test_poison_task_fails_after_max_attempts_and_neighbours_succeed(db: psycopg
     assert status_counts(db) == {"done": 11, "pending": 1}
 
 
-def test_sigterm_exits_zero_and_leaves_nothing_running(db: psycopg.Connection) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_exits_zero_and_leaves_nothing_running(db: psycopg.Connection, signum: int) -> None:
+    """SIGHUP (a closed terminal, a unit manager's reload) ended the worker 129 with its tasks left `running`."""
     seed_products(db, 60)
     # The worker holds its batch for 30 s: SIGTERM cuts the hold short and gives the batch back untouched.
     proc = spawn_worker(dsn_of(db), "--batch-size", "10", "--poll-interval", "0.5", PLINQY_WORKER_HOLD_S="30")
     wait_for(lambda: status_counts(db).get("running", 0) > 0, timeout=90)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     started = time.monotonic()
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err[-2000:]

@@ -37,6 +37,7 @@ from search_service.api.access_log import (
 )
 from search_service.api.allow_header import SERVER_METHODS
 from search_service.api.cors import Cors
+from search_service.cli.accept_queue import take_waiting_connections
 from search_service.cli.common import uvicorn_log_config
 from search_service.serverconfig import ServerConfig
 from search_service.settings import Settings
@@ -61,6 +62,19 @@ class AnnouncedServer(uvicorn.Server):
                 yield
         finally:
             signal.signal(signal.SIGHUP, previous)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """The connections already waiting are taken first and their requests served (accept_queue.py)."""
+
+        def protocol() -> asyncio.Protocol:  # as uvicorn's startup makes one for its listeners
+            return self.config.http_protocol_class(  # type: ignore[call-arg]
+                config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+
+        taken = await take_waiting_connections(self.servers, protocol)
+        if taken:
+            log.info("stopping: %d connection(s) that were waiting are served first", taken)
+        await super().shutdown(sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
