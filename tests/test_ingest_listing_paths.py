@@ -5,6 +5,7 @@ SKU, all a page at a time), and anyone reads a store."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
 import time
@@ -378,6 +379,120 @@ def test_queued_writes_hold_no_connection_while_they_wait(
             reads = [httpx.get(f"{base}/v1/stores/{store}", timeout=30).status_code for _ in range(5)]
             assert [w.result() for w in writes] == [202] * 8
         assert reads == [200] * 5
+
+
+API_LOCK_WAIT = (
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s "
+    "AND wait_event_type = 'Lock' AND wait_event = ANY(%s) AND query LIKE %s"
+)
+
+
+def _lock_waiter(db_url: str, application: str, table: str, events: tuple[str, ...] = ("relation",)) -> int:
+    """The backend of `application` waiting for a lock (`table`'s, or a row's with events transactionid and tuple)
+    in a statement that names `table` (waited for up to 5 s)."""
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        deadline = time.monotonic() + 5
+        while not (rows := admin.execute(API_LOCK_WAIT, (application, list(events), f"%{table}%")).fetchall()):
+            assert time.monotonic() < deadline, f"no {application} backend waited for {table}"
+            time.sleep(0.01)
+        return int(rows[0][0])
+
+
+def _terminate_api_waiting_for(db_url: str, table: str) -> None:
+    """The API's connection that waits for `table`'s lock, terminated: a real lost connection mid-statement."""
+    pid = _lock_waiter(db_url, "plinqy-search-api", table)
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+
+
+@contextlib.contextmanager
+def _table_locked(db_url: str, table: str) -> Iterator[None]:
+    """`table` locked ACCESS EXCLUSIVE by another session until the block ends: asked for on entry, and granted
+    once no transaction holds it any more (it waits in line behind any that does)."""
+    release = threading.Event()
+
+    def hold() -> None:
+        with psycopg.connect(db_url, application_name="test-lock") as conn:
+            conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            release.wait(30)
+            conn.rollback()
+
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(hold)
+        try:
+            yield
+        finally:
+            release.set()
+        held.result()
+
+
+def _listing_batches(db_url: str, store: uuid.UUID) -> int:
+    with psycopg.connect(db_url) as conn:
+        found = conn.execute("SELECT count(*) FROM import_batch WHERE store_id = %s AND kind = 'listing'", (store,))
+        return int(found.fetchall()[0][0])
+
+
+def _assert_queued(answer: httpx.Response) -> str:
+    assert answer.status_code == 202, answer.text  # it was a 503 "retry shortly", and the write applied anyway
+    queued = answer.json()
+    assert queued["status"] == "queued" and answer.headers["location"] == queued["status_url"]
+    return str(queued["status_url"])
+
+
+def test_a_queued_write_whose_wait_loses_its_connection_is_answered_queued(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """A queued write (single or batch) whose outcome poll lost its connection (pg_terminate_backend) answered 503
+    "the database is unavailable; retry shortly", and the worker applied it seconds later: a retry stored it twice,
+    a client that gave up found it applied. Once its batch is committed it is answered queued, whatever fails."""
+    store, key = shop
+    milk = {"name": "Milk", "price": "1.00", "quantity": 5}
+    assert httpx.put(listing_url(base, store, "L-1"), json=milk, headers=bearer(key)).status_code == 200
+    upload = httpx.post(f"{base}/v1/stores/{store}/imports", content=b"sku,name,price,quantity\nL-0,Tea,1,1\n",
+                        headers={**bearer(key), "Content-Type": "text/csv"})  # fmt: skip
+    assert upload.status_code == 202
+    writes = [("PATCH", listing_url(base, store, "L-1"), {"quantity": 3}),
+              ("POST", f"{base}/v1/stores/{store}/listings/batch", {"items": [{"sku": "L-2", **milk}]})]  # fmt: skip
+    status_urls = []
+    for method, url, body in writes:
+        before = _listing_batches(db_url, store)
+        with ThreadPoolExecutor(1) as pool:
+            sent = pool.submit(httpx.request, method, url, json=body, headers=bearer(key), timeout=30)
+            while _listing_batches(db_url, store) == before:  # committed: the API polls for its outcome now
+                assert not sent.done(), sent.result().text
+                time.sleep(0.01)
+            with _table_locked(db_url, "import_batch"):  # the next poll waits for it, and is terminated
+                _terminate_api_waiting_for(db_url, "import_batch")
+            status_urls.append(_assert_queued(sent.result()))
+    drain_imports(db_url)
+    for status_url in status_urls:
+        assert httpx.get(f"{base}{status_url}", headers=bearer(key)).json()["status"] == "completed"
+    assert httpx.get(listing_url(base, store, "L-1"), headers=bearer(key)).json()["quantity"] == 3
+    assert httpx.get(listing_url(base, store, "L-2"), headers=bearer(key)).json()["quantity"] == 5
+
+
+def test_a_write_applied_inline_whose_answer_loses_its_connection_is_answered_queued(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """A write mapped and committed inline whose answer's read (the listing) then lost its connection answered 503
+    "retry shortly" though applied. It is answered queued: its outcome is at status_url."""
+    store, key = shop
+    url = listing_url(base, store, "M-1")
+    assert httpx.put(url, json={"name": "Milk", "price": 1, "quantity": 5}, headers=bearer(key)).status_code == 200
+    with psycopg.connect(db_url) as row_lock, ThreadPoolExecutor(1) as pool:
+        # the write waits for the listing's row, holding the listings table: the lock asked for next is granted
+        # only once the write commits, and its answer's read of the listing waits for it
+        row_lock.execute("SELECT 1 FROM store_product WHERE store_id = %s AND sku = 'M-1' FOR UPDATE", (store,))
+        sent = pool.submit(httpx.patch, url, json={"quantity": 4}, headers=bearer(key), timeout=30)
+        _lock_waiter(db_url, "plinqy-search-api", "", ("transactionid", "tuple"))
+        with _table_locked(db_url, "store_product"):
+            _lock_waiter(db_url, "test-lock", "LOCK TABLE store_product")
+            row_lock.commit()
+            _terminate_api_waiting_for(db_url, "store_product")
+        status_url = _assert_queued(sent.result())
+    outcome = httpx.get(f"{base}{status_url}", headers=bearer(key)).json()
+    assert outcome["status"] == "completed" and outcome["results"][0]["status"] == "mapped", outcome
+    assert httpx.get(url, headers=bearer(key)).json()["quantity"] == 4
 
 
 def test_a_write_during_an_upload_still_arriving_applies_after_it(

@@ -25,11 +25,11 @@ from search_service.api import ingest_schemas as S
 from search_service.api import ingest_uploads as uploads
 from search_service.api.auth import key_scope, require_admin_key, require_key, require_store_key
 from search_service.api.bodies import json_body, json_body_if_any
-from search_service.api.errors import Accepted
 from search_service.api.import_rows import owned_batch
 from search_service.api.listing_reads import import_status_of, listing_of, require_store
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import LISTING_PATH, BatchId, Sku, StoreId, listing_sku
+from search_service.api.queued_writes import Committed, queued
 from search_service.api.runtime import Runtime
 from search_service.engine import geo_areas
 from search_service.ingest import listing_writes
@@ -60,11 +60,6 @@ def _row_of(sku: str, body: msgspec.Struct, op: str) -> dict[str, Any]:
     return {**row, "op": op, "sku": sku}  # `updated_at` as sent: the pipeline reads it, as every source's
 
 
-def _queued(batch_id: UUID) -> Accepted:
-    url = f"/v1/imports/{batch_id}"
-    return Accepted(S.WriteQueued(batch_id, "queued", url, S.QUEUED_MESSAGE), url)
-
-
 async def _record_and_map(
     rt: Runtime, conn: Any, store_id: UUID, rows: list[dict[str, Any]]
 ) -> tuple[UUID, list[Any] | None]:
@@ -82,19 +77,21 @@ async def _record_and_map(
 
 
 async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.ListingResult:
-    async with long_connection(rt) as conn:
-        batch_id, results = await _record_and_map(rt, conn, store_id, [row])
-        if results is not None:
+    with Committed() as written:  # committed: a database error from then on answers queued, not 503
+        async with long_connection(rt) as conn:
+            batch_id, results = await _record_and_map(rt, conn, store_id, [row])
+            written.batch_id = batch_id
+            if results is not None:
+                return await _answer(conn, store_id, row, batch_id, results[0])
+        try:  # what needs no database is answered at once (the queued row ends rejected with the same reason)
+            validate(row)
+        except Rejected as exc:
+            raise BadParameter(_parameter(str(exc)), str(exc)) from None
+        results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id)  # no connection held
+        if results is None:
+            raise queued(batch_id)
+        async with long_connection(rt) as conn:
             return await _answer(conn, store_id, row, batch_id, results[0])
-    try:  # what needs no database is answered at once (the queued row ends rejected with the same reason)
-        validate(row)
-    except Rejected as exc:
-        raise BadParameter(_parameter(str(exc)), str(exc)) from None
-    results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id)  # no connection held
-    if results is None:
-        raise _queued(batch_id)
-    async with long_connection(rt) as conn:
-        return await _answer(conn, store_id, row, batch_id, results[0])
 
 
 async def _answer(conn: Any, store_id: UUID, row: dict[str, Any], batch_id: UUID, result: Any) -> S.ListingResult:
@@ -220,12 +217,14 @@ async def batch_listings(
     rt: NamedDependency[Runtime], store_id: StoreId, data: Annotated[S.BatchIn, Body(examples=[S.BATCH_EXAMPLE])]
 ) -> S.BatchResult:
     rows = [_row_of(item.sku, item, item.op) for item in data.items]
-    async with long_connection(rt) as conn:
-        batch_id, results = await _record_and_map(rt, conn, store_id, rows)
+    with Committed() as written:  # as a single write's
+        async with long_connection(rt) as conn:
+            batch_id, results = await _record_and_map(rt, conn, store_id, rows)
+            written.batch_id = batch_id
+        if results is None:
+            results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id)
     if results is None:
-        results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id)
-    if results is None:
-        raise _queued(batch_id)
+        raise queued(batch_id)
     return S.BatchResult(batch_id, _result_items(results))
 
 
