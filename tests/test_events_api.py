@@ -53,6 +53,8 @@ REFUSED = [
     ("https://[fc00::1]/hook", "unique local"),
     ("https://[fd12:3456::1]/hook", "unique local"),
     ("https://[fe80::1]/hook", "IPv6 link-local"),
+    ("https://[fec0::1]/hook", "IPv6 site-local"),  # RFC 3879: it was accepted (Python 3.11 calls it global)
+    ("https://[feff::1]/hook", "IPv6 site-local"),
     ("https://240.0.0.1/hook", "reserved"),
     ("https://[64:ff9b::a00:1]/hook", "NAT64"),
     ("https://[2002:7f00:1::]/hook", "6to4"),

@@ -33,6 +33,7 @@ _NETWORKS: tuple[tuple[str, str], ...] = (
     ("192.88.99.0/24", "a 6to4 relay anycast address"),
     ("fc00::/7", "an IPv6 unique local (ULA) address"),
     ("fe80::/10", "an IPv6 link-local address"),
+    ("fec0::/10", "an IPv6 site-local address (deprecated, RFC 3879)"),
     ("64:ff9b::/96", "a NAT64 address (it embeds an IPv4 address)"),
     ("2002::/16", "a 6to4 address (it embeds an IPv4 address)"),
     ("2001::/32", "a Teredo address (it embeds an IPv4 address)"),
