@@ -153,6 +153,31 @@ def test_an_http11_request_needs_exactly_one_host(port: int) -> None:
         assert answer.split(b" ", 2)[1] == b"200", answer[:200]
 
 
+def test_a_transfer_encoding_not_ending_in_chunked_is_one_400_before_the_app(port: int, server: Server) -> None:
+    """RFC 9112 6.3. llhttp refused it only once the app had the request: a GET was answered 200 and then 400 (two
+    lines logged, a pipelined request after it eaten), and a PATCH with a body waited for the connection's end."""
+    for n, coding in enumerate((b"gzip", b"xchunked", b"chunked ;q=1", b"gzip\r\nTransfer-Encoding: deflate")):
+        rid = f"te-{n}"
+        sent = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: %s\r\nTransfer-Encoding: %s\r\n\r\n" % (
+            rid.encode(),
+            coding,
+        )
+        answer, _ = exchange(port, sent + b"GET /v1/categories HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.count(b"HTTP/1.1 ") == 1 and error_of(answer) == (
+            400,
+            "invalid HTTP request: a Transfer-Encoding whose last coding is not chunked",
+        ), answer[:600]
+        assert '"GET /healthz HTTP/1.1" 400 Bad Request ' in logged_line(server, f"request_id={rid}")
+    patch = b"PATCH /v1/stores/00000000-0000-0000-0000-000000000000/listings/TE2 HTTP/1.1\r\nHost: x\r\n"
+    patch += b"Content-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\n" + b'{"quantity": 7}'
+    answer, waited = exchange(port, patch)
+    assert error_of(answer)[0] == 400 and waited < 2, (answer[:300], waited)
+    for served in (b"gzip, chunked", b"gzip\r\nTransfer-Encoding: Chunked"):  # chunked last: the length is known
+        sent = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: %s\r\n\r\n0\r\n\r\n"
+        answer, _ = exchange(port, sent % served)
+        assert answer.startswith(b"HTTP/1.1 200") and answer.count(b"HTTP/1.1 ") == 1, answer[:300]
+
+
 def test_an_unknown_method_is_a_501_naming_it(port: int) -> None:
     """RFC 9110 9.1: a method the server does not recognise is a 501 (it was the parser's 400)."""
     for method in ("FOO", "get", "BREW"):

@@ -144,6 +144,12 @@ def origin_form(url: bytes) -> bytes:
     return b"/" + (b"?" + parsed.query if parsed.query is not None else b"")
 
 
+def chunked_last(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a request's Transfer-Encoding, if it has one, ends in chunked (llhttp's test: one token, any case)."""
+    codings = b",".join(value for name, value in headers if name == b"transfer-encoding")
+    return not codings or codings.rsplit(b",", 1)[-1].strip(b" \t").lower() == b"chunked"
+
+
 def limited_protocol(limits: ServerConfig, cors: Cors | None = None) -> type[LimitedHttpToolsProtocol]:
     """The protocol class uvicorn instantiates per connection, holding these limits, and the CORS its own answers
     carry as the app's do."""
@@ -258,6 +264,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # RFC 9112 3.2: a 400; two Host lines could route one request two ways behind a proxy
             fault = "an HTTP/1.1 request needs one Host header" if hosts == 0 else "two Host headers"
             self._refuse_head(400, f"invalid HTTP request: {fault}")
+        if not chunked_last(self.headers):
+            # RFC 9112 6.3: the body's length is unknown. llhttp said so only once the app had the request: two answers
+            self._refuse_head(400, "invalid HTTP request: a Transfer-Encoding whose last coding is not chunked")
         self.url = origin_form(self.url)
         super().on_headers_complete()
 
