@@ -230,16 +230,19 @@ def test_a_percent_encoded_listings_segment_or_a_nul_is_a_400_naming_the_sku(
     base: str, shop: tuple[uuid.UUID, str]
 ) -> None:
     """The route matches the decoded path, but the SKU is read from the raw one: `%6cistings/…` and
-    `listings%2F…` were a 500 (IndexError) on every method; a NUL in a read was a 400 naming nothing."""
+    `listings%2F…` were a 500 (IndexError) on every method; a NUL in a read was a 400 naming nothing. With a later
+    `/listings/` (`%6cistings/KB-5/listings/KB-6`: the route's SKU is `KB-5/listings/KB-6`) KB-6 was written."""
     store, key = shop
     body = {"name": "Thing", "price": 1, "quantity": 1}
     assert httpx.put(listing_url(base, store, "KB-5"), json=body, headers=bearer(key)).status_code == 200
-    for path in ("%6cistings/KB-5", "listings%2FKB-5"):
+    paths = ("%6cistings/KB-5", "listings%2FKB-5", "%6cistings/KB-5/listings/KB-6", "listings%2FKB-5/listings/KB-6")
+    for path in paths:
         for method in ("GET", "PUT", "PATCH", "DELETE"):
             sent = body if method == "PUT" else {"quantity": 2} if method == "PATCH" else None
             answer = httpx.request(method, f"{base}/v1/stores/{store}/{path}", json=sent, headers=bearer(key))
             assert answer.status_code == 400, (path, method, answer.text)
             assert answer.json()["error"]["parameter"] == "sku" and "/listings/" in answer.json()["error"]["message"]
+    assert httpx.get(listing_url(base, store, "KB-6"), headers=bearer(key)).status_code == 404
     answer = httpx.get(f"{base}/v1/stores/{store}/listings/a%00b", headers=bearer(key))
     assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "sku"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 from uuid import UUID
@@ -34,6 +35,7 @@ WebhookId = Annotated[UUID, _uuid_path("The webhook (its `id` at creation).")]
 
 # A SKU may hold `/` (`1/2 GAL`): the route takes the rest of the path, and listing_sku reads the SKU itself.
 LISTING_PATH = "/v1/stores/{store_id:uuid}/listings/{sku:path}"
+STORE_PREFIX = re.compile(rb"/v1/stores/[^/]+")  # the raw path before the `/listings/` of LISTING_PATH
 
 
 def uuid_path_ids(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -53,8 +55,10 @@ def listing_sku(request: Request[Any, Any, Any]) -> str:
     raw: bytes | None = request.scope.get("raw_path")
     if raw is None:  # raw_path is optional in ASGI: the decoded path, which serves every SKU without a `/`
         return str(request.scope["path"]).split("/listings/", 1)[1]
-    _, separator, encoded = raw.partition(b"/listings/")
-    if not separator:  # the route matched the decoded path: `/listings/` itself was percent-encoded
+    prefix, separator, encoded = raw.partition(b"/listings/")
+    # the route matched the decoded path: `/listings/` itself was percent-encoded, or (`%6cistings/A/listings/B`)
+    # the first literal one is no separator, and the route's SKU `A/listings/B` is not the `B` read here
+    if not separator or STORE_PREFIX.fullmatch(prefix) is None:
         raise BadParameter("sku", "write `/listings/` as it is in the path (percent-encode only the SKU)")
     try:
         sku = unquote_to_bytes(encoded).decode()
