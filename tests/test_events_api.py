@@ -145,6 +145,14 @@ def test_unsafe_urls_are_refused_before_any_connection(
     assert all(a[1] == _db_port(db_url) for a in connects if isinstance(a, tuple)), connects
 
 
+def test_a_body_that_is_no_json_names_the_body(client: TestClient[Any], store: uuid.UUID, auth: dict[str, str]) -> None:
+    # msgspec's "Input data was truncated" came with `parameter: null`
+    headers = {**auth, "content-type": "application/json"}
+    response = client.post(f"/v1/stores/{store}/webhooks", content=b'{"url": ', headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == {"parameter": "body", "message": "the body is not valid JSON: it ends too early"}
+
+
 def test_table_is_large_enough() -> None:
     assert len(REFUSED) >= 25
 

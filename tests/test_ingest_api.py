@@ -342,6 +342,33 @@ def test_an_empty_body_is_told_so(base: str, shop: tuple[uuid.UUID, str]) -> Non
             assert answer.status_code == 400 and error_of(answer)[0] == "body", (method, body, answer.text)
 
 
+def test_a_body_that_is_no_json_names_the_body_in_the_apis_words(
+    base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str]
+) -> None:
+    # msgspec's own words ("Input data was truncated") came with `parameter: null`, unlike the signed deliveries
+    store, key = shop
+    admin = store_key(conn, None)
+    routes = [
+        ("PUT", f"/v1/stores/{store}/listings/J-1", key),
+        ("PATCH", f"/v1/stores/{store}/listings/J-1", key),
+        ("DELETE", f"/v1/stores/{store}/listings/J-1", key),
+        ("POST", f"/v1/stores/{store}/listings/batch", key),
+        ("POST", "/v1/stores", admin),
+        ("PATCH", f"/v1/stores/{store}", admin),
+    ]
+    bodies = [
+        (b'{"name": "x",', "application/json", "the body is not valid JSON: it ends too early"),
+        (b"nope", "application/json", "the body is not valid JSON: invalid character near byte 4"),
+        (b'{"a": 1} x', "application/json", "the body is not valid JSON: trailing characters near byte 10"),
+        ('{"name": "Käse"}'.encode("latin-1"), "application/json; charset=iso-8859-1", "it is not UTF-8"),
+    ]
+    for method, path, token in routes:
+        for body, media, message in bodies:
+            answer = httpx.request(method, base + path, content=body, headers={**bearer(token), "content-type": media})
+            assert answer.status_code == 400, (method, path, body, answer.text)
+            assert error_of(answer)[0] == "body" and message in error_of(answer)[1], (method, path, body, answer.text)
+
+
 def test_batch_of_listings(base: str, shop: tuple[uuid.UUID, str]) -> None:
     store, key = shop
     items = [

@@ -6,6 +6,8 @@
 - A value of another JSON type than the schema's (`"is_active": 0`, `"updated_at": 0`): litestar converts a body
   as leniently as a query string (0 is false, a number a Unix time), so the body is first checked strictly
   against the handler's `data` type.
+- A body that is no JSON at all (`{"name":`, `nope`, latin-1 text): a 400 naming `body` in the API's words (msgspec's
+  own, "Input data was truncated", named no parameter).
 - A body nested past the decoder's depth: a 400 (it was a RecursionError, a 500).
 - A large body is decoded with the garbage collector paused (`collector_paused`): 8.5 MB of small nested arrays
   held the event loop, and every other request, for seconds.
@@ -61,6 +63,22 @@ def out_of_range_field(body: bytes) -> str | None:
     except (ValueError, RecursionError):
         return None
     return _path_of(parsed, "")
+
+
+_MALFORMED = re.compile(r"JSON is malformed: (?P<what>.+) \(byte (?P<at>\d+)\)")
+_DECODE_FAULTS = {  # msgspec's words, and the API's
+    "Input data was truncated": "it ends too early",
+    "Invalid UTF-8 encoded string": "it is not UTF-8 (JSON is UTF-8 whatever the charset says)",
+}
+
+
+def not_json(decoder_message: str) -> str:
+    """A body the decoder refused, in the API's words (as the signed-delivery route says it), where it failed."""
+    malformed = _MALFORMED.fullmatch(decoder_message)
+    if malformed:
+        return f"the body is not valid JSON: {malformed['what']} near byte {malformed['at']}"
+    fault = _DECODE_FAULTS.get(decoder_message)
+    return f"the body is not valid JSON: {fault}" if fault else f"the body is not valid JSON ({decoder_message})"
 
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
@@ -156,11 +174,11 @@ class PlinqyRequest(Request[Any, Any, Any]):
         try:
             with collector_paused(len(await self.body())):
                 value = await super().json()
-        except SerializationException:
+        except SerializationException as exc:
             field = out_of_range_field(await self.body())
             if field:
                 raise BadParameter(field, "must be a finite number (this one is out of range)") from None
-            raise
+            raise BadParameter("body", not_json(exc.detail)) from None
         except RecursionError:
             raise BadParameter(None, "the JSON body is nested too deeply") from None
         data = self.route_handler.parsed_data_field
