@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -154,6 +155,41 @@ def test_a_rotated_secret_and_the_old_one_both_verify_until_the_grace_ends(
     assert client.post(f"{base}/{hook['id']}/rotate-secret").status_code == 401
     missing = client.post(f"{base}/{uuid.uuid4()}/rotate-secret", headers=auth)
     assert missing.status_code == 404 and missing.json()["error"]["parameter"] == "webhook_id"
+
+
+def _store_secret_under_another_key(db_url: str, webhook_id: str, secret: str) -> None:
+    """As after a restore or a key mix-up: the key still opens the other webhooks' secrets, not this one."""
+    token = SecretBox(Fernet.generate_key()).encrypt(secret).decode()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("UPDATE store_webhook SET secret = %s WHERE id = %s", (token, webhook_id))
+
+
+def test_a_previous_secret_the_key_cannot_open_is_skipped_and_the_new_one_signs(
+    client: TestClient[Any], db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rotated away from a secret stored under another key: the old one, kept for the grace period, held every
+    delivery (pending, uncounted) for a day, though the new secret, which the receiver was just given, signs them."""
+    store, auth = _store(db_url, "Rotates an unopenable secret")
+    base = f"/v1/stores/{store}/webhooks"
+    with Receiver() as receiver:
+        hook = client.post(base, json={"url": receiver.url("/ok/unopenable"), "events": ["*"]}, headers=auth).json()
+        _store_secret_under_another_key(db_url, hook["id"], hook["secret"])
+        new = client.post(f"{base}/{hook['id']}/rotate-secret", headers=auth).json()["secret"]
+        _listing(db_url, store, "U1")
+        _listing(db_url, store, "U2")
+        with caplog.at_level(logging.WARNING, logger="plinqy.events"):
+            _dispatch(db_url)
+        said = [json.loads(r.message) for r in caplog.records if "previous_secret_skipped" in r.message]
+        ping = client.post(f"{base}/{hook['id']}/test", headers=auth)
+        assert ping.status_code == 200 and ping.json()["delivered"] is True, ping.text
+        received = receiver.snapshot()
+    assert len(received) == 3  # two listings and the ping, each signed with the new secret alone
+    for r in received:
+        assert len(_signatures(r)) == 1 and Webhook(new).verify(r.body, r.headers), r.headers
+    assert [(s["webhook"], s["signed_with"]) for s in said] == [(hook["id"], "the current secret alone")]  # once
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT status, attempts FROM webhook_delivery WHERE webhook_id = %s", (hook["id"],))
+        assert sorted(rows.fetchall()) == [("delivered", 1)] * 3
 
 
 def test_openapi_documents_update_and_rotation(client: TestClient[Any]) -> None:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import UUID
 
 import httpx
 from standardwebhooks import Webhook
 
-from search_service.db.secretbox import SecretBox
+from search_service.db.secretbox import SecretBox, SecretBoxError
 from search_service.events import ssrf
 from search_service.events.transport import PinnedTransport, pinned
 
+log = logging.getLogger("plinqy.events")
 USER_AGENT = "Plinqy-Webhooks/1.0"
 
 
@@ -38,6 +41,7 @@ class Signers:
     def __init__(self, box: SecretBox) -> None:
         self._box = box
         self._cache: dict[str, Webhook] = {}
+        self._unopened: set[str] = set()  # previous secrets this key cannot open, said once each
 
     def get(self, token: str) -> Webhook:
         signer = self._cache.get(token)
@@ -47,9 +51,22 @@ class Signers:
             signer = self._cache[token] = Webhook(self._box.decrypt(token.encode()))
         return signer
 
-    def previous(self, token: str | None) -> Webhook | None:
-        """The signer of a rotated-out secret still in its grace period (None: there is none)."""
-        return self.get(token) if token else None
+    def previous(self, token: str | None, webhook_id: UUID | None = None) -> Webhook | None:
+        """The signer of a rotated-out secret still in its grace period. None: there is none, or this key cannot open
+        it (stored under another key, then rotated): the current secret signs alone, said once in the log. Raising,
+        it held every delivery the new secret signs, for the whole grace period."""
+        if not token:
+            return None
+        try:
+            return self.get(token)
+        except SecretBoxError as exc:
+            if token not in self._unopened:
+                self._unopened.add(token)
+                log.warning(json.dumps({"event": "previous_secret_skipped", "webhook": str(webhook_id),
+                                        "error": str(exc), "signed_with": "the current secret alone",
+                                        "why": "the secret a rotation replaced does not open with this key; a "
+                                               "receiver must verify with the current one"}))  # fmt: skip
+            return None
 
 
 def signed_headers(

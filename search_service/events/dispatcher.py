@@ -240,9 +240,10 @@ class Dispatcher:
             return
         body = delivery.message_body(row["type"], row["created_at"], row["payload"])
         try:
-            signer, previous = self.signers.get(row["secret"]), self.signers.previous(row["previous_secret"])
+            signer = self.signers.get(row["secret"])
+            previous = self.signers.previous(row["previous_secret"], row["webhook_id"])  # None: it does not open
             headers = delivery.signed_headers(signer, row["message_id"], body, previous=previous)
-        except SecretBoxError as exc:  # stored under another key: held until the key is fixed, not failed
+        except SecretBoxError as exc:  # the current secret under another key: held until the key is fixed, not failed
             self._hold_unsigned(row, exc)
             return
         except Exception as exc:  # a stored secret that is no signing secret: retrying cannot help

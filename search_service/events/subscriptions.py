@@ -298,7 +298,7 @@ async def start_ping(conn: Any, box: SecretBox, store_id: UUID | None, webhook_i
     assert row is not None
     body = delivery.message_body(row["type"], row["created_at"], row["payload"])
     signers = delivery.Signers(box)
-    previous = signers.previous(sub["previous_secret"])
+    previous = signers.previous(sub["previous_secret"], webhook_id)
     headers = delivery.signed_headers(signers.get(sub["secret"]), row["message_id"], body, previous=previous)
     return PingJob(row["id"], row["message_id"], lock, sub["url"], headers, body, webhook_id)
 
