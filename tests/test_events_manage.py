@@ -192,6 +192,28 @@ def test_a_previous_secret_the_key_cannot_open_is_skipped_and_the_new_one_signs(
         assert sorted(rows.fetchall()) == [("delivered", 1)] * 3
 
 
+def test_a_ping_whose_secret_does_not_open_records_nothing_and_names_the_secret(
+    client: TestClient[Any], db_url: str
+) -> None:
+    """It answered "this connection's stored secret … retry later" with Retry-After: 1 (an inbound connection's words,
+    and a retry cannot help), and each try left a failed delivery saying "a ping in flight" that was never sent."""
+    store, auth = _store(db_url, "Pings an unopenable secret")
+    base = f"/v1/stores/{store}/webhooks"
+    with Receiver() as receiver:
+        hook = client.post(base, json={"url": receiver.url("/ok/unpinged"), "events": ["*"]}, headers=auth).json()
+        _store_secret_under_another_key(db_url, hook["id"], hook["secret"])
+        for _ in range(2):
+            ping = client.post(f"{base}/{hook['id']}/test", headers=auth)
+            assert ping.status_code == 503 and "retry-after" not in ping.headers, (ping.headers, ping.text)
+            message = ping.json()["error"]["message"]
+            assert "this webhook's signing secret" in message and "PLINQY_SECRET_KEY" in message, message
+            assert "connection" not in message and "an operator must fix the key" in message.lower(), message
+        assert receiver.snapshot() == []
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT count(*) FROM webhook_delivery WHERE webhook_id = %s", (hook["id"],)).fetchone()
+        assert rows == (0,)
+
+
 def test_openapi_documents_update_and_rotation(client: TestClient[Any]) -> None:
     paths = client.get("/schema/openapi.json").json()["paths"]
     update = paths["/v1/stores/{store_id}/webhooks/{webhook_id}"]["patch"]

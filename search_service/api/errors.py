@@ -75,13 +75,15 @@ def handle_accepted(request: Request[Any, Any, Any], exc: Accepted) -> Response[
 
 
 class Unavailable(Exception):
-    """503 + Retry-After: the request could not be served now but may succeed soon."""
+    """503 + Retry-After: the request could not be served now but may succeed soon. retry=False: no Retry-After,
+    only an operator can make it succeed (a hint to retry in a second invited a loop that could not)."""
 
-    def __init__(self, reason: str, message: str, detail: str | None = None) -> None:
+    def __init__(self, reason: str, message: str, detail: str | None = None, *, retry: bool = True) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message  # the client's
         self.detail = detail or message  # the operator's (readyz): may name a host or a database
+        self.retry = retry
 
 
 def error_response(
@@ -95,12 +97,12 @@ def error_response(
     )
 
 
-def _unavailable(request: Request[Any, Any, Any], reason: str, message: str) -> Response[Any]:
+def _unavailable(request: Request[Any, Any, Any], reason: str, message: str, retry: bool = True) -> Response[Any]:
     # The runtime (in app state) counts 503s by reason; looked up by attribute so this module needs no runtime.
     metrics = getattr(request.app.state.get("runtime"), "metrics", None)
     if metrics is not None:
         metrics.unavailable.labels(reason).inc()
-    return error_response(503, None, message, {"Retry-After": str(RETRY_AFTER_S)})
+    return error_response(503, None, message, {"Retry-After": str(RETRY_AFTER_S)} if retry else None)
 
 
 def handle_bad_parameter(request: Request[Any, Any, Any], exc: BadParameter) -> Response[Any]:
@@ -160,7 +162,7 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
 
 
 def handle_unavailable(request: Request[Any, Any, Any], exc: Unavailable) -> Response[Any]:
-    return _unavailable(request, exc.reason, exc.message)
+    return _unavailable(request, exc.reason, exc.message, exc.retry)
 
 
 # The routes' UUID path parameters: litestar answers a segment that is not a UUID with a bare 404 (no route).

@@ -13,9 +13,11 @@ from litestar.params import Body
 from search_service.api import events_schemas as S
 from search_service.api.auth import key_scope, require_store_key
 from search_service.api.bodies import json_body
+from search_service.api.errors import Unavailable
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import StoreId, WebhookId
 from search_service.api.runtime import Runtime
+from search_service.db.secretbox import SecretBoxError
 from search_service.events import subscriptions
 
 _BASE = "/v1/stores/{store_id:uuid}/webhooks"
@@ -28,6 +30,13 @@ _EVENTS_DOC = (
     "signed per Standard Webhooks (headers webhook-id, webhook-timestamp, webhook-signature) with the secret "
     "returned at creation; they are retried on the Standard Webhooks schedule, and a 410 answer disables the "
     "webhook."
+)
+
+
+_UNOPENED = (
+    "the server's key cannot open this webhook's signing secret (its {setting} is not the key the secret was stored "
+    "with): nothing was sent. An operator must fix the key, or rotate the secret (POST …/webhooks/{id}/rotate-secret) "
+    "and give the receiver the new one"
 )
 
 
@@ -184,19 +193,23 @@ async def delete_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhoo
     summary="Send a test ping",
     description="Sends a signed `webhook.ping` event now, once, and says how the receiver answered. "
     "Recorded among the deliveries. A disabled webhook is not pinged: 400 naming `webhook_id`; enable it first "
-    "(`…/enable`), then ping it. Needs the store's key (webhooks:write).",
+    "(`…/enable`), then ping it. A webhook whose signing secret the server's key cannot open is not pinged either: "
+    "503 without Retry-After, nothing recorded. Needs the store's key (webhooks:write).",
     tags=_TAGS,
     status_code=200,
     responses=S.PING_RESPONSES,
 )
 async def ping_webhook(rt: NamedDependency[Runtime], store_id: StoreId, webhook_id: WebhookId) -> Response[Any]:
     settings = rt.settings
+    box = settings.secret_box()  # a key that cannot be used at all: errors.py's 503 says so
     try:
         async with rt.connection() as conn:
-            job = await subscriptions.start_ping(conn, settings.secret_box(), store_id, webhook_id)
+            job = await subscriptions.start_ping(conn, box, store_id, webhook_id)
     except subscriptions.SubscriptionError as exc:
         _raise_as_http(exc)
         raise
+    except SecretBoxError as exc:  # no Retry-After: only an operator's key, or a new secret, makes it open
+        raise Unavailable("secret_key", _UNOPENED.format(setting=exc.setting, id=webhook_id), retry=False) from None
     result = await subscriptions.send_ping(job, settings.events)  # no connection held while it waits
     async with rt.connection() as conn:
         outcome = await subscriptions.finish_ping(conn, job, result)

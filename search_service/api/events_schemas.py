@@ -180,6 +180,16 @@ PING_RESPONSES = {
         "sent to it).",
     ),
     **NO_WEBHOOK,
+    **_error(
+        503,
+        None,
+        "the server's key cannot open this webhook's signing secret (its PLINQY_SECRET_KEY_FILE is not the key the "
+        "secret was stored with): nothing was sent. An operator must fix the key, or rotate the secret (POST "
+        "…/webhooks/7a1e…/rotate-secret) and give the receiver the new one",
+        "The database is busy or away (see Retry-After), or the server's key cannot open this webhook's signing "
+        "secret: then no Retry-After (retrying cannot help until the key is fixed or the secret rotated), and "
+        "nothing is sent or recorded.",
+    ),
 }
 ENABLE_RESPONSES = {
     **WRITE_REFUSALS,

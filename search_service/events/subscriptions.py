@@ -293,13 +293,13 @@ async def start_ping(conn: Any, box: SecretBox, store_id: UUID | None, webhook_i
     # a disabled one's deliveries fail unsent, yet a ping was POSTed (a 410's receiver asked again)
     then = f" (POST …/webhooks/{webhook_id}/enable, or `webhooks enable {webhook_id}`), then ping it"
     sub = await _require_enabled(conn, store_id, webhook_id, then)
+    signers = delivery.Signers(box)  # before the row: SecretBoxError left one saying "a ping in flight", unsent
+    signer, previous = signers.get(sub["secret"]), signers.previous(sub["previous_secret"], webhook_id)
     lock = f"ping:{uuid.uuid4().hex[:12]}"
     row = await _one(conn, "insert_ping", store_id=sub["store_id"], webhook_id=webhook_id, lock=lock)
     assert row is not None
     body = delivery.message_body(row["type"], row["created_at"], row["payload"])
-    signers = delivery.Signers(box)
-    previous = signers.previous(sub["previous_secret"], webhook_id)
-    headers = delivery.signed_headers(signers.get(sub["secret"]), row["message_id"], body, previous=previous)
+    headers = delivery.signed_headers(signer, row["message_id"], body, previous=previous)
     return PingJob(row["id"], row["message_id"], lock, sub["url"], headers, body, webhook_id)
 
 
