@@ -388,6 +388,33 @@ def test_one_active_subscription_a_url_whatever_its_spelling(local_client: TestC
     assert len(local_client.get(base, headers=auth).json()["webhooks"]) == 2
 
 
+def test_a_last_dot_segment_leaves_its_slash(local_client: TestClient[Any], db_url: str) -> None:
+    """RFC 3986 5.2.4: `/ok/dir/sub/..` and `/ok/dir2/.` are `/ok/dir/` and `/ok/dir2/`. They were stored and posted
+    as `/ok/dir` (another resource to many receivers: a redirect is a failed delivery), and the one-webhook-a-URL
+    check refused `/ok/dir` and took `/ok/dir/`, the same URL."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = seed_store(conn, "Dot segments")
+    auth = _key(db_url, store)
+    base = f"/v1/stores/{store}/webhooks"
+    with Receiver() as receiver:
+        made = {}
+        for given, stored in (
+            ("/ok/dir/sub/..", "/ok/dir/"),
+            ("/ok/dir2/.", "/ok/dir2/"),
+            ("/ok/a/%2e%2E?x=1", "/ok/?x=1"),
+        ):
+            created = local_client.post(base, json={"url": receiver.url(given), "events": ["*"]}, headers=auth)
+            assert created.status_code == 201 and created.json()["url"] == receiver.url(stored), created.text
+            made[stored] = created.json()["id"]
+            ping = local_client.post(f"{base}/{made[stored]}/test", headers=auth)
+            assert ping.status_code == 200 and ping.json()["delivered"] is True, ping.text
+        assert [r.path for r in receiver.snapshot()] == ["/ok/dir/", "/ok/dir2/", "/ok/"]  # as stored
+        same = local_client.post(base, json={"url": receiver.url("/ok/dir/"), "events": ["*"]}, headers=auth)
+        assert same.status_code == 400 and made["/ok/dir/"] in same.json()["error"]["message"], same.text
+        other = local_client.post(base, json={"url": receiver.url("/ok/dir"), "events": ["*"]}, headers=auth)
+        assert other.status_code == 201 and other.json()["url"] == receiver.url("/ok/dir"), other.text
+
+
 def test_a_store_has_at_most_max_per_store_active_webhooks(client: TestClient[Any], db_url: str) -> None:
     """150 adds all got 201, and one listing change then queued a delivery to each: a traffic multiplier."""
     with psycopg.connect(db_url, autocommit=True) as conn:

@@ -4,7 +4,8 @@
 second got 201 and the receiver each event twice under one webhook-id (and the database's lower-case scheme check
 refused the first with a 500). httpx parses (scheme and host lower case, the port a number, dot segments resolved);
 this module adds what httpx leaves: percent-escapes of unreserved characters decoded, the others' hex upper case, a
-default port and an empty query dropped, an IPv6 literal in lower case.
+default port and an empty query dropped, an IPv6 literal in lower case, and the slash a path's last dot segment
+leaves (RFC 3986 5.2.4: `/a/b/..` and `/a/.` are `/a/`; httpx made them `/a`, another resource to many receivers).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from search_service.events.ssrf import numeric_address
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+# a path ending in a dot segment (`/a/b/..`, `/a/.`), up to the query: its resolution keeps the slash before it
+_LAST_DOT_SEGMENT = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#]*(?:/[^?#]*)?/\.\.?)(?=[?#]|$)")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
@@ -49,6 +52,7 @@ def normalized(url: str) -> str:
     """The URL in its one spelling; a URL httpx cannot read, or not http(s) with a host, comes back as it was (the
     SSRF guard then says what is wrong with it). A fragment is kept: the caller refuses it."""
     decoded = _ESCAPE.sub(_escape_case, url)  # before parsing: `%2E%2E` is a dot segment too
+    decoded = _LAST_DOT_SEGMENT.sub(r"\1/", decoded)  # `/a/b/..` as `/a/b/../`: httpx then keeps the slash
     try:
         parsed = httpx.URL(decoded)
     except (httpx.InvalidURL, ValueError):
