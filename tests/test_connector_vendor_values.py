@@ -16,7 +16,25 @@ from search_service.ingest.connectors import erply, lightspeed_r, lightspeed_x, 
 from search_service.ingest.connectors.common import MapContext
 from tests.connector_helpers import listing, make_connection, make_store, map_batches, sync
 from tests.ingest_helpers import bearer, store_key
-from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedXFake, ShopifyFake
+from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, LightspeedXFake, ShopifyFake
+
+SHOPIFY = ("shopify", {"shop": "s.myshopify.com", "token": "shpat_test"})
+X_SERIES = ("lightspeed-x", {"domain_prefix": "shop", "token": "x-token"})
+R_SERIES = ("lightspeed-r", {"account": "4242", "token": "r-token"})
+
+
+def _synced(conn: psycopg.Connection, *vendors: tuple[Any, str, tuple[str, dict[str, str]]]) -> list[uuid.UUID]:
+    """A store per (fake, location, (source, credentials)), connected, synced and mapped; the fakes closed."""
+    stores: list[uuid.UUID] = []
+    try:
+        for n, (fake, location, (source, credentials)) in enumerate(vendors):
+            stores.append(make_store(conn, f"{source} {n}", 52.1 + n / 10, 4.1 + n / 10))
+            sync(conn, make_connection(conn, stores[-1], source, location, fake.server.url, credentials))
+        map_batches(conn)
+    finally:
+        for fake, *_ in vendors:
+            fake.server.close()
+    return stores
 
 
 def _product(conn: psycopg.Connection, store: uuid.UUID, sku: str) -> tuple[Any, ...]:
@@ -42,22 +60,11 @@ def test_html_entities_in_vendor_descriptions_are_read_as_text(conn: psycopg.Con
     &ndash; 300&nbsp;ml` was stored, served and searched as written ("amp", "nbsp" words; "grün" not found). An
     escaped tag stays text: it is not read as a tag once its entities are."""
     shopify, x_series = ShopifyFake(), LightspeedXFake()
-    try:
-        shopify.add(Item("1", "Tea sampler", "4.00", 3), product_id=501, variant_id=601, inventory_item_id=701)
-        shopify.products["1"]["body_html"] = "<p>Tea &amp; coffee &ndash; 300&nbsp;ml. It&#39;s gr&uuml;n</p>"
-        x_series.add(Item("x1", "Milk frother", "19.00", 2))
-        x_series.products["x1"]["description"] = "<p>Foams &amp; froths &lt;script&gt;x&lt;/script&gt;</p>"
-        s_store, x_store = make_store(conn, "S", 52.1, 4.1), make_store(conn, "X", 52.2, 4.2)
-        s_cid = make_connection(conn, s_store, "shopify", "24826418", shopify.server.url,
-                                {"shop": "s.myshopify.com", "token": "shpat_test"})  # fmt: skip
-        x_cid = make_connection(conn, x_store, "lightspeed-x", "outlet-1", x_series.server.url,
-                                {"domain_prefix": "shop", "token": "x-token"})  # fmt: skip
-        sync(conn, s_cid)
-        sync(conn, x_cid)
-        map_batches(conn)
-    finally:
-        shopify.server.close()
-        x_series.server.close()
+    shopify.add(Item("1", "Tea sampler", "4.00", 3), product_id=501, variant_id=601, inventory_item_id=701)
+    shopify.products["1"]["body_html"] = "<p>Tea &amp; coffee &ndash; 300&nbsp;ml. It&#39;s gr&uuml;n</p>"
+    x_series.add(Item("x1", "Milk frother", "19.00", 2))
+    x_series.products["x1"]["description"] = "<p>Foams &amp; froths &lt;script&gt;x&lt;/script&gt;</p>"
+    s_store, x_store = _synced(conn, (shopify, "24826418", SHOPIFY), (x_series, "outlet-1", X_SERIES))
     tea, tea_text = _product(conn, s_store, "701")
     frother, frother_text = _product(conn, x_store, "x1")
     assert tea_text == "Tea & coffee – 300 ml. It's grün"
@@ -149,3 +156,39 @@ def test_an_erply_matrix_parent_is_no_listing(conn: psycopg.Connection) -> None:
         ("20.00", 3, True), ("20.00", 3, True), ("20.00", 0, False),
     ]  # fmt: skip
     assert (first.rows, full.removed) == (3, 1)
+
+
+def _gtins(conn: psycopg.Connection, store: uuid.UUID) -> dict[str, str | None]:
+    """sku -> the GTIN of the product the store's listing joined."""
+    rows = conn.execute(
+        "SELECT sp.sku, p.gtin FROM store_product sp JOIN product_master p ON p.id = sp.product_master_id "
+        "WHERE sp.store_id = %s",
+        (store,),
+    ).fetchall()
+    return {sku: gtin for sku, gtin in rows}
+
+
+def test_the_first_barcode_that_is_a_gtin_is_used(conn: psycopg.Connection) -> None:
+    """R-Series took `ean` whenever it was not empty ("N/A", "0000", a wrong check digit) and X-Series the first
+    code of a GTIN type, unchecked: a valid `upc` or EAN code after them was ignored, and the listing lost its
+    catalogue match with no word. An 11-digit UPC-A (its leading zero dropped: R-Series' 11-14 digits) was never a
+    GTIN. Each barcode is now tried in turn; a store's own (restricted circulation) number gives way to an article's."""
+    r_series, x_series = LightspeedRFake(), LightspeedXFake()
+    r_barcodes = {"5000": ("", "036000291452"), "5002": ("2100000118248", "012345678905"),
+                  "5003": ("N/A", "073854008089"), "6000": ("0000", "5901234123457"),
+                  "7000": ("", "50001126377"), "8000": ("4006381333931", "junk"),
+                  "9000": ("2000123456782", "097802013796")}  # fmt: skip
+    for key, (ean, upc) in r_barcodes.items():
+        r_series.add(Item(key, f"Item {key}", "2.00", 1))
+        r_series.items[key].update(ean=ean, upc=upc)
+    x_series.add(Item("x1", "Codes probe", "4.00", 4))
+    x_series.products["x1"]["product_codes"] = [
+        {"type": "UPC", "code": "ABC-123"}, {"type": "CUSTOM", "code": "4006381333931"},
+        {"type": "EAN", "code": "5901234123457"},
+    ]  # fmt: skip
+    r_store, x_store = _synced(conn, (r_series, "1", R_SERIES), (x_series, "outlet-1", X_SERIES))
+    assert _gtins(conn, r_store) == {
+        "5000": "00036000291452", "5002": "00012345678905", "5003": "00073854008089", "6000": "05901234123457",
+        "7000": "00050001126377", "8000": "04006381333931", "9000": "00097802013796",
+    }  # fmt: skip
+    assert _gtins(conn, x_store) == {"x1": "05901234123457"}

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from search_service.ingest.gtins import gtin14, store_local_gtin
 from search_service.ingest.rows import CLOCK_AHEAD_MAX, MAX_PRICE, MAX_QUANTITY
 
 Row = dict[str, Any]
@@ -244,24 +245,28 @@ def truthy(value: Any) -> bool:
 
 
 def gtin_or_none(raw: Any) -> str | None:
-    """The barcode when it is a GTIN-8/12/13/14 with a right check digit; free text ("1234_pink") is not."""
+    """The barcode when it is a GTIN-8/12/13/14 with a right check digit, or a UPC-A whose leading zero was dropped
+    (11 digits: R-Series' `ean`/`upc` are 11-14 digits); free text ("1234_pink") is not."""
     if raw is None:
         return None
     code = re.sub(r"[\s-]", "", str(raw))
-    if not code.isdecimal() or len(code) not in (8, 12, 13, 14):
-        return None
-    body, check = code[:-1], int(code[-1])
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return code if (10 - total % 10) % 10 == check else None
+    return code if len(code) in (8, 11, 12, 13, 14) and gtin14(code) is not None else None
 
 
-def barcode_fields(raw: Any) -> dict[str, Any]:
-    """`gtin` when the barcode is one, else the barcode kept as an attribute (still a listing, no GTIN match)."""
-    text = "" if raw is None else str(raw).strip()
-    if not text:
-        return {}
-    gtin = gtin_or_none(text)
-    return {"gtin": gtin} if gtin else {"attributes": {"barcode": text}}
+def _names_an_article(code: str) -> bool:
+    normal = gtin14(code)
+    return normal is not None and store_local_gtin(normal) is None
+
+
+def barcode_fields(*candidates: Any) -> dict[str, Any]:
+    """`gtin`: the first of a record's barcodes, tried in turn, that is a GTIN naming an article, else the first
+    GTIN at all (ingest notes why it is ignored): a store's junk or own code in one field ("N/A", "0000") hid a
+    real GTIN in the next. With no GTIN, the first barcode kept as an attribute (still a listing, no GTIN match)."""
+    texts = [text for text in ("" if raw is None else str(raw).strip() for raw in candidates) if text]
+    gtins = [gtin for gtin in map(gtin_or_none, texts) if gtin]
+    if gtins:
+        return {"gtin": next((gtin for gtin in gtins if _names_an_article(gtin)), gtins[0])}
+    return {"attributes": {"barcode": texts[0]}} if texts else {}
 
 
 _TAG = re.compile(r"<[^>]+>")

@@ -80,7 +80,7 @@ def map_item(item: dict[str, Any], ctx: MapContext) -> Row:
         }
     )
     row = clocked_level(row, shop.get("timeStamp")) if level else row
-    row.update(barcode_fields(item.get("ean") or item.get("upc")))
+    row.update(barcode_fields(item.get("ean"), item.get("upc")))  # the first that is a GTIN
     return merge_attributes(
         row,
         {

@@ -64,11 +64,10 @@ def inventory_level(record: Mapping[str, Any]) -> Row:
     return {}
 
 
-def _gtin_source(product: Mapping[str, Any]) -> Any:
-    for code in objects(product.get("product_codes")):
-        if str(code.get("type", "")).upper() in GTIN_TYPES and code.get("code"):
-            return code["code"]
-    return None
+def _gtin_codes(product: Mapping[str, Any]) -> list[Any]:
+    """The product's codes of a GTIN type, in order: `barcode_fields` takes the first that is a GTIN."""
+    codes = objects(product.get("product_codes"))
+    return [code.get("code") for code in codes if str(code.get("type", "")).upper() in GTIN_TYPES]
 
 
 def _active(flag: Any) -> bool:
@@ -101,7 +100,7 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> Row:
             "catalog_version": clock,
         }
     )
-    row.update(barcode_fields(_gtin_source(product)))
+    row.update(barcode_fields(*_gtin_codes(product)))
     if why := not_text(product, PRODUCT_TEXT):
         row["_error"] = why  # refused with the reason (a list was stored as its Python repr)
     return merge_attributes(row, {"vendor_sku": product.get("sku"), "handle": product.get("handle")})
