@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -199,6 +200,35 @@ def test_erply_quota_used_up_again_after_the_hour_turned_gives_up_with_the_new_w
         assert info.value.wait_s == 1800.0 and "gave up after 2 attempts" in str(info.value)
         assert str(info.value).startswith("POST /api/ (request verifyUser): ")  # it said "POST : " (Erply's one path)
         assert fake.quota_errors == 10**6 - 2  # two calls: waited 0.05 s in place between them, not 1800
+    finally:
+        fake.server.close()
+
+
+def test_erply_429_without_retry_after_waits_out_its_10_s_ip_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past 150 requests in 30 s Erply blocks the IP for 10 s, a 429 without Retry-After. The client's backoffs
+    (0.5 s to 4 s, 7.5 s in all) ended inside the block: every sync gave up on it. Such a 429 now waits the block,
+    in place up to the policy's longest wait, else given up at once with it as the vendor's asked wait (recorded,
+    as error 1002's); a give-up says how long it waited."""
+    fake = ErplyFake()
+    try:
+        fake.add(ITEMS[0])
+        fake.ip_blocked = 1
+        waits_5_s = RetryPolicy(attempts=5, base_delay_s=0.01, max_delay_s=5.0, timeout_s=0.3)
+        with pytest.raises(RateLimited) as info:
+            collect(_erply(fake, policy=waits_5_s), {})
+        assert info.value.wait_s == erply.IP_BLOCK_S == 10.0 and "10 s block" in str(info.value)
+        monkeypatch.setattr(erply, "IP_BLOCK_S", 0.3)  # the same path, without 10 s of test time
+        fake.ip_blocked, started = 2, time.monotonic()
+        rows, _ = collect(_erply(fake), {})
+        assert "101" in by_op(rows, "upsert") and time.monotonic() - started >= 0.6
+        fake.ip_blocked = 10**6
+        with pytest.raises(RateLimited) as info:
+            collect(_erply(fake, policy=RetryPolicy(attempts=3, max_delay_s=5.0, timeout_s=0.3)), {})
+        assert info.value.wait_s == 0.3
+        assert str(info.value) == (
+            "POST /api/ (request verifyUser): gave up after 3 attempts (0.6 s waited): "
+            "HTTP 429 without Retry-After: the vendor's documented 0.3 s block"
+        )
     finally:
         fake.server.close()
 

@@ -233,6 +233,7 @@ class ErplyFake:
         self.stock: dict[tuple[str, str], dict[str, Any]] = {}  # (warehouse, productID) -> record
         self.deletions: list[dict[str, Any]] = []
         self.quota_errors = 0
+        self.ip_blocked = 0  # requests answered with the per-IP block: HTTP 429 without Retry-After
         self.max_page = 1000  # Erply's most records a page, whatever `recordsOnPage` asks
         self.server = FakeServer(self.handle)
 
@@ -297,6 +298,9 @@ class ErplyFake:
     def handle(self, req: Request) -> Reply:
         form = req.form
         request = form.get("request", "")
+        if self.ip_blocked:
+            self.ip_blocked -= 1
+            return Reply(429, {"error": "too many requests"})
         if form.get("clientCode") != self.client_code:
             return Reply(200, {"status": self._status(request, 1050)})
         if self.quota_errors:

@@ -1,9 +1,10 @@
 """Erply: `getProducts`, `getProductStock` and `getUserOperationsLog` (deletions) by `changedSince`.
 
 Errors arrive as HTTP 200 with `status.errorCode` ≠ 0: 1002 is the hourly quota (wait for the next hour), 1054-1056
-an expired session (log in again), 1050-1052 a login refused; a per-IP 429 comes as HTTP. Numbers may be strings.
-A stock record has no warehouse: it belongs to the warehouse the request asked for. Webhooks are enriched events
-used only as a trigger to poll again (the poll is the source of truth), so their data is never trusted.
+an expired session (log in again), 1050-1052 a login refused; a per-IP 429 comes as HTTP, without Retry-After, and
+lasts 10 s (waited out). Numbers may be strings. A stock record has no warehouse: it belongs to the warehouse the
+request asked for. Webhooks are enriched events used only as a trigger to poll again (the poll is the source of
+truth), so their data is never trusted.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from search_service.ingest.sources import NestedTooDeeply, load_json
 
 SOURCE = "erply"
 QUOTA_EXCEEDED = 1002
+IP_BLOCK_S = 10.0  # past 10 concurrent or 150 requests in 30 s per IP: HTTP 429 (no Retry-After) for 10 s
 SESSION_ERRORS = frozenset({1054, 1055, 1056})
 LOGIN_ERRORS = {1050: "(username or password missing)", 1051: "(wrong username or password)", 1052: "(user blocked)"}
 SELLABLE_STATUSES = frozenset({"ACTIVE", "NO_LONGER_ORDERED"})
@@ -165,7 +167,9 @@ class Erply:
         self.client_code = client_code
         self.username, self.password, self.session_key = username, password, session_key
         self.page_size = max(1, min(page_size, self.MAX_PAGE_SIZE))
-        self.http = VendorHTTP(base_url or default_base_url(client_code), policy=policy, check=check_status)
+        self.http = VendorHTTP(
+            base_url or default_base_url(client_code), policy=policy, check=check_status, blocked_s=IP_BLOCK_S
+        )
 
     def close(self) -> None:
         self.http.close()

@@ -1,10 +1,10 @@
 """The one outbound HTTP client of the connectors: retries, backoff, rate-limit pacing, Retry-After.
 
 Every vendor answers overload differently (R-Series and Shopify: a leaky bucket in headers and 429; X-Series: 429
-with `Retry-After` as an HTTP date; Erply: HTTP 200 with error code 1002). The client retries what may pass
-(429, 5xx, timeouts, connection errors, a malformed page) with capped exponential backoff and jitter; a wait
-longer than `max_delay_s` is not slept here but raised as `RateLimited`, so the sync records it and the scheduler
-comes back later instead of holding a worker.
+with `Retry-After` as an HTTP date; Erply: HTTP 200 with error code 1002, and a per-IP 429 without `Retry-After`
+that lasts 10 s, waited as `blocked_s`). The client retries what may pass (429, 5xx, timeouts, connection errors,
+a malformed page) with capped exponential backoff and jitter; a wait longer than `max_delay_s` is not slept here
+but raised as `RateLimited`, so the sync records it and the scheduler comes back later instead of holding a worker.
 """
 
 from __future__ import annotations
@@ -148,8 +148,11 @@ class VendorHTTP:
         pacer: BucketPacer | None = None,
         check: ResponseCheck | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        blocked_s: float | None = None,
     ) -> None:
         self.policy = policy or RetryPolicy()
+        # a 429 without Retry-After waits this (the vendor's documented block) instead of a backoff that ends inside it
+        self.blocked_s = blocked_s
         self.pacer = pacer
         self.check = check
         self.sleep = sleep
@@ -203,7 +206,7 @@ class VendorHTTP:
     def request_json(self, method: str, path: str, **kwargs: Any) -> tuple[Any, httpx.Response]:
         """Send, retrying what may pass; returns the decoded JSON (ints exact)."""
         self.within_base(path)
-        last, asked = "no attempt", None
+        last, asked, waited = "no attempt", None, 0.0
         for attempt in range(self.policy.attempts):
             if self.pacer is not None and (pause := self.pacer.wait_s()) > 0:
                 self.sleep(min(pause, self.policy.max_delay_s))
@@ -214,7 +217,10 @@ class VendorHTTP:
                 delay = exc.wait_s if exc.wait_s is not None else backoff_delay(attempt, self.policy)
             if attempt + 1 < self.policy.attempts:
                 self._wait(delay, last)
-        message = f"{self._asked_for(method, path, kwargs)}: gave up after {self.policy.attempts} attempts: {last}"
+                waited += delay
+        waits = f" ({waited:.1f} s waited)" if waited >= 0.05 else ""  # what a give-up cost, as a vendor block asks
+        gave_up = f"gave up after {self.policy.attempts} attempts{waits}"
+        message = f"{self._asked_for(method, path, kwargs)}: {gave_up}: {last}"
         if asked is not None:  # the vendor's last word was "come back then" (a quota that ran out again, say)
             raise RateLimited(message, asked)
         raise VendorError(message, retryable=True)
@@ -262,8 +268,13 @@ class VendorHTTP:
         if self.pacer is not None:
             self.pacer.observe(response.headers)
         status = response.status_code
+        asked = parse_retry_after(response.headers.get("Retry-After"))
+        if status == 429 and asked is None and self.blocked_s is not None:
+            raise RetryRequest(
+                f"HTTP 429 without Retry-After: the vendor's documented {self.blocked_s:g} s block", self.blocked_s
+            )
         if status == 429 or status == 503:
-            raise RetryRequest(f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After")))
+            raise RetryRequest(f"HTTP {status}", asked)
         if status >= 500:
             raise RetryRequest(f"HTTP {status}")
         if status >= 400:
