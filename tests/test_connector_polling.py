@@ -25,6 +25,7 @@ from search_service.ingest.connectors.http import RateLimited, RetryPolicy, Vend
 from search_service.ingest.connectors.lightspeed_r import LightspeedR
 from search_service.ingest.connectors.lightspeed_x import LightspeedX
 from search_service.ingest.connectors.shopify import Shopify
+from tests.pos_fakes.server import Flaky
 from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, LightspeedXFake, ShopifyFake
 
 FAST = RetryPolicy(attempts=6, base_delay_s=0.01, max_delay_s=5.0, timeout_s=0.3)
@@ -266,6 +267,27 @@ def test_shopify_reconciliation_poll_follows_link_pages(shopify_fake: ShopifyFak
     shopify_fake.set_stock("102", None)
     rows, _ = collect(client, cursor)
     assert by_op(rows, "stock")["271878346596884016"]["quantity"] == 0
+
+
+def test_an_error_on_a_next_page_names_its_path_only_as_on_a_first_page() -> None:
+    """A next page that failed was named by the vendor's whole link (`GET http://host/admin/…?limit=250&page_info=…`)
+    against the rule that an error names a request by its path, never its host or query (a vendor's link can carry
+    anything it puts in it); a first page read `GET /admin/…`. Both now read the same."""
+    fake = ShopifyFake()
+    for n, item in enumerate(ITEMS):
+        fake.add(item, product_id=7880 + n, variant_id=6420 + n, inventory_item_id=2710 + n)
+    once = RetryPolicy(attempts=1, base_delay_s=0.01, max_delay_s=1.0, timeout_s=0.5)
+    ctx, creds = MapContext("24826418"), {"shop": "s.myshopify.com", "token": "shpat_test"}
+    errors = []
+    try:
+        for every in (1, 2):  # the first page fails, then the second
+            fake.server.flaky = Flaky(every=every, faults=("500",))
+            with pytest.raises(VendorError) as info:
+                collect(Shopify(**creds, ctx=ctx, base_url=fake.server.url, policy=once, page_size=1), {})
+            errors.append(str(info.value))
+    finally:
+        fake.server.close()
+    assert errors == ["GET /admin/api/2024-07/inventory_levels.json: gave up after 1 attempts: HTTP 500"] * 2
 
 
 def test_a_sync_cut_after_any_page_resumes_from_that_page_losing_nothing(r_fake: LightspeedRFake) -> None:

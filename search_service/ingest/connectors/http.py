@@ -227,8 +227,9 @@ class VendorHTTP:
 
     def _asked_for(self, method: str, path: str, kwargs: Mapping[str, Any]) -> str:
         """A request as an error names it: its path, and for one endpoint for every call (Erply) the form's
-        `request`; never the query or the rest of the form (they hold credentials)."""
-        asked = f"{method} {path or self.client.base_url.path}"
+        `request`; never the query or the rest of the form (they hold credentials), nor a next page's host and query
+        (a vendor's link, as a first page's path and params)."""
+        asked = f"{method} {httpx.URL(path).path if path else self.client.base_url.path}"
         data = kwargs.get("data")
         if isinstance(data, Mapping) and data.get("request"):
             asked = f"{asked} (request {data['request']})"
