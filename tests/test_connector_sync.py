@@ -300,7 +300,11 @@ def test_cli_sync_waits_for_the_accounts_running_sync(db: psycopg.Connection, fr
     waiting = subprocess.Popen([sys.executable, "-m", "search_service", "sync", str(cid)], env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
-        time.sleep(4)  # start-up and a poll would take well under this
+        deadline = time.monotonic() + 60  # start-up alone took 4.5 s on a loaded machine: wait for its lock wait
+        while not db.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0]:
+            assert time.monotonic() < deadline and waiting.poll() is None, waiting.poll()
+            time.sleep(0.1)
+        time.sleep(0.5)  # were it not waiting for the lock, it would poll the vendor meanwhile
         assert waiting.poll() is None and r_fake.server.requests == []
     finally:
         db.execute("SELECT pg_advisory_unlock(hashtext('plinqy-sync:' || %s))", (account,))
