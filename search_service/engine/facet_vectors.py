@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -214,6 +215,18 @@ async def _settled(
     keys, similarity = keys[:depth], similarity[:depth]
     ids = ids_from_keys(keys)
     return Ranked(ids, dict(zip(ids, similarity.tolist(), strict=True)), total, False, strategy, keys=keys)
+
+
+async def settle_window(conn: Any, vector: np.ndarray, vectors: VectorCache, side: Ranked, window: int) -> Ranked:
+    """`side`, a set's vector side from the copy narrowed to the products chosen facet values keep (facet_chosen.py),
+    with its first `window` (the page's among them) settled as _settled settles a set's: the set's own window is
+    not the page's once a value is chosen."""
+    keys = keys_of(side.ids) if side.keys is None else side.keys
+    similarity = np.array([side.scores[i] for i in side.ids], dtype=np.float64)
+    exact = (score_error(vectors._matrix), window)
+    # one past its length: no last place to settle (the set's was, before the values narrowed it)
+    settled = await _settled(conn, vector, keys, similarity, exact, len(keys) + 1, side.strategy, side.total)
+    return replace(side, ids=settled.ids, scores=settled.scores, keys=settled.keys)
 
 
 def _blocks(similarity: np.ndarray, settle: int, depth: int, error: float) -> list[tuple[int, int]]:

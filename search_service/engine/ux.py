@@ -19,16 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal
 from uuid import UUID
 
 import numpy as np
 
 from search_service.db.sql import statement
-from search_service.engine import geo_areas
+from search_service.engine import facet_vectors, geo_areas
 from search_service.engine import search as engine
 from search_service.engine.candidates import CandidateSets
-from search_service.engine.facet_chosen import chosen_page, refused_sides
+from search_service.engine.facet_chosen import ChosenSides, Settle, chosen_page, left_to_facet_set, refused_sides
 from search_service.engine.facet_fusion import fuse_windows
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import faceted_page
@@ -88,6 +89,7 @@ class _Ranking:
     keyword: Ranked | None = None  # the keyword side (scores: text rank, + 1 for an exact match)
     keys: np.ndarray | None = None  # `ids` as keyindex keys, when the ranking had them (the facet set needs them)
     more: bool = False  # more products matched than `ids` holds (a whole set's sides are ranked one deeper)
+    settle: Settle | None = None  # the vector side is the copy's: re-scores a window of it (facet_chosen.py)
 
     def cut(self, depth: int, exclude_id: UUID | None) -> None:
         """Without the product asked about (similar: ranked one deeper for it, it may be there), `depth` deep."""
@@ -151,7 +153,7 @@ async def _rank(
     keyword side keeps search's typo threshold: a deeper set holds the same matches, not looser typo matches."""
     mode = scope.params.mode if query_vector is not None else "keyword"
     deep = depth + whole  # a whole set's sides one deeper: whether more products match than it holds (`more`)
-    vector_side = keyword_side = None
+    vector_side = keyword_side = settle_copy = None
     filtered = whole and _filtered(scope)
     # what `q` excludes is product_filter's (excluded_words), which the vector plans apply and facet_vectors does not
     excludes = may_exclude(scope.params.q)
@@ -166,6 +168,7 @@ async def _rank(
         union = filtered or await union_pays(conn, scope, config, stats)
         listed = None if union and scope.store_ids is not None else await listed_in_memory(conn, scope, stock)
         vector_side = await rank_vector_set(conn, scope, vectors, vector, deep, union, listed, settle, passing)
+        settle_copy = partial(facet_vectors.settle_window, conn, vector, vectors)
     else:
         assert query_vector is not None
         vector = await _vector_of(query_vector)
@@ -178,7 +181,7 @@ async def _rank(
             plan.cancel()
             raise
         vector_side = await rank_vector(conn, scope, plan, vector, deep, config)
-    return _joined(vector_side, keyword_side, depth, config)
+    return replace(_joined(vector_side, keyword_side, depth, config), settle=settle_copy)
 
 
 def _joined(
@@ -318,9 +321,9 @@ async def _ranked_set(
         near = radius_probe(context.stores, params, len(store_ids))  # the radius's stores, exactly
     scope = Scope(ranked_stores, categories, ranked_params, context.exclude_id, sets=sets, near=near)
     extra = context.exclude_id is not None  # the facet set's in-memory ranking may hold the product itself
-    # the page is the set's slice when no facet value is chosen (without facets the ranking applies them): its
-    # fusion window is ordered as search orders it
-    chosen = (bool(ux.facets) and filters != FacetFilters()) or ux.sort != "relevance"
+    # the page is the set's slice unless facet_set filters the set (a value chosen: facet_chosen settles the page's
+    # window among those that pass; without facets the ranking applies them): its window is ordered as search's
+    chosen = (bool(ux.facets) and left_to_facet_set(filters)) or ux.sort != "relevance"
     window = fusion_depth(params.offset + params.limit, context.config.rrf_depth) + extra
     ranking = await _rank(
         conn, scope, query_vector, depth + extra, _whole(params, ux), context.config, context.vectors,
@@ -364,8 +367,9 @@ async def _ux_run(
     if isinstance(ranking, str):
         return UxResult([], 0, ranking, 0, _no_counts(ux.facets), set(), {}, clock.timings)
     clock.lap("rank")
-    sides = refused_sides(ux.facets, filters, ranking.vector, ranking.keyword)  # search's order under chosen values
-    page, fused = await chosen_page(
+    settle = ranking.settle if ux.sort == "relevance" else None  # the page's window, among the products that pass
+    sides = refused_sides(ux.facets, filters, ranking.vector, ranking.keyword, settle)  # search's order under them
+    page, fused, chosen = await chosen_page(
         conn, context.labels, (ranking.ids, ranking.keys), context.stock, context.stores, sides,
         context.config.rrf_depth, store_ids=store_ids, in_stock=params.in_stock, point=point, filters=filters,
         facets=ux.facets, sort=ux.sort, offset=params.offset, limit=params.limit,
@@ -381,7 +385,8 @@ async def _ux_run(
     hits = await hydrate(conn, Scope(shown, None, params), page.ids, ranking.scores, ux.sort == "price")
     clock.lap("hydrate")
     delivers = {(h.product.id, s.id) for h in hits for s in h.stores if s.delivers}  # measured by hydrate
-    explain = await explained(conn, params.q, ranking.keyword, ranking.vector, page.ids) if ux.explain else {}
+    told = chosen or ChosenSides(ranking.vector, ranking.keyword)  # each side among the products that pass
+    explain = await explained(conn, params.q, ranking.keyword, told.vector, page.ids) if ux.explain else {}
     if ux.explain:
         clock.lap("explain")
     keyword = ranking.vector is None
