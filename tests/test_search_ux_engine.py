@@ -279,6 +279,36 @@ def test_a_chosen_value_with_facets_pages_and_scores_as_without(
                 assert similarity is None or faceted.explain[pid].vector_similarity == similarity
 
 
+@pytest.mark.parametrize(
+    ("mode", "choice"), [("keyword", "category"), ("keyword", "price"), ("hybrid", "category"), ("hybrid", "brand")]
+)
+def test_a_chosen_values_keyword_rank_is_the_hits_place_among_the_results(
+    cat: Catalogue, mode: str, choice: str
+) -> None:
+    """explain's keyword_rank is the hit's place on the keyword side among the products the search ranks, with
+    `facets` as without (keyword mode: its position, whatever the sort). With facets and a chosen value it was the
+    rank among every match, the chosen value left out (the 53rd result said 76th)."""
+    vector = np.random.default_rng(17).normal(size=384).astype(np.float32) if mode == "hybrid" else None
+    params = SearchParams(
+        q="drill", mode=mode, limit=5, lat=CENTER[0], lon=CENTER[1], radius_m=25_000, **_chosen(cat, choice)
+    )  # type: ignore[arg-type]
+    for offset in (0, 5):
+        page = replace(params, offset=offset)
+        faceted = run(_ux(cat.url, page, UxParams(facets=("brand",), explain=True), vector))
+        plain = run(_ux(cat.url, page, UxParams(explain=True), vector))
+        ranks = [faceted.explain[h.product.id].keyword_rank for h in faceted.results]
+        assert len(ranks) == 5 and ranks == [plain.explain[h.product.id].keyword_rank for h in plain.results]
+        if mode == "keyword":
+            assert ranks == list(range(offset + 1, offset + 6))
+    if mode == "keyword":  # sorted by price: each hit's place in the relevance order
+        every = replace(params, limit=100)
+        relevance = run(_ux(cat.url, every, UxParams(explain=True)))
+        by_price = run(_ux(cat.url, every, UxParams(facets=("brand",), sort="price", explain=True)))
+        assert {p: e.keyword_rank for p, e in by_price.explain.items()} == {
+            h.product.id: i for i, h in enumerate(relevance.results, start=1)
+        }
+
+
 def _flipped_pair(rng: np.random.Generator, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Two unit vectors whose similarities to `query` PostgreSQL orders one way (float4 rows, float8 sums) and the
     copy's float16 rows the other."""

@@ -54,10 +54,14 @@ def refused_sides(
     vector: Ranked | None,
     keyword: Ranked | None,
     settle: Settle | None = None,
+    explain: bool = False,
 ) -> ChosenSides | None:
     """The sides to order again when the set's order can differ from search's among the products the chosen values
-    keep: two sides (their fusion), or a vector side from the copy with `settle` (its page's window)."""
-    if not (facets and left_to_facet_set(filters)) or vector is None:
+    keep: two sides (their fusion), or a vector side from the copy with `settle` (its page's window); with `explain`
+    a keyword side alone too, for its ranks among those products (the set's are among every match)."""
+    if not (facets and left_to_facet_set(filters)) or (vector is None and keyword is None):
+        return None
+    if vector is None and not explain:
         return None  # keyword mode: one side, whose order survives a filter
     if keyword is None and settle is None:
         return None  # a vector side alone that the engine's plans ranked (PostgreSQL's scores): so does its order

@@ -367,8 +367,8 @@ async def _ux_run(
     if isinstance(ranking, str):
         return UxResult([], 0, ranking, 0, _no_counts(ux.facets), set(), {}, clock.timings)
     clock.lap("rank")
-    settle = ranking.settle if ux.sort == "relevance" else None  # the page's window, among the products that pass
-    sides = refused_sides(ux.facets, filters, ranking.vector, ranking.keyword, settle)  # search's order under them
+    settle = ranking.settle if ux.sort == "relevance" else None  # search's order under chosen values, scores, ranks
+    sides = refused_sides(ux.facets, filters, ranking.vector, ranking.keyword, settle, ux.explain)
     page, fused, chosen = await chosen_page(
         conn, context.labels, (ranking.ids, ranking.keys), context.stock, context.stores, sides,
         context.config.rrf_depth, store_ids=store_ids, in_stock=params.in_stock, point=point, filters=filters,
@@ -386,7 +386,7 @@ async def _ux_run(
     clock.lap("hydrate")
     delivers = {(h.product.id, s.id) for h in hits for s in h.stores if s.delivers}  # measured by hydrate
     told = chosen or ChosenSides(ranking.vector, ranking.keyword)  # each side among the products that pass
-    explain = await explained(conn, params.q, ranking.keyword, told.vector, page.ids) if ux.explain else {}
+    explain = await explained(conn, params.q, told.keyword, told.vector, page.ids) if ux.explain else {}
     if ux.explain:
         clock.lap("explain")
     keyword = ranking.vector is None

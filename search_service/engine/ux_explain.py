@@ -15,7 +15,7 @@ from search_service.engine.text import spaced_sizes
 @dataclass(frozen=True)
 class HitExplain:
     vector_similarity: float | None  # None: not among the vector side's ranked products (or keyword mode)
-    keyword_rank: int | None  # 1-based position on the keyword side; None: no keyword match
+    keyword_rank: int | None  # 1-based position on the keyword side, among the products that pass; None: no match
     keyword_score: float | None
     # "typed->corrected" pairs its name or brand matched, not matching the typed word; only for a typo match
     typo_corrections: list[str]
