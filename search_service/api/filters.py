@@ -56,7 +56,7 @@ class SearchFilters:
 def provide_search_filters(
     lat: P.Lat = None,
     lon: P.Lon = None,
-    radius_m: P.RadiusM = 5000,
+    radius_m: P.PointRadiusM = None,
     limit: P.Limit = 20,
     offset: P.Offset = 0,
     category_id: P.CategoryId = None,

@@ -23,6 +23,7 @@ from search_service.engine.text import query_text, searchable, trim_invisible
 Q_MAX_LENGTH = 256
 BRAND_MAX_LENGTH = 200
 MAX_RADIUS_M = 100_000
+DEFAULT_RADIUS_M = 5000
 MAX_LIMIT = 100
 MAX_OFFSET = 1000
 MAX_PRICE = 1_000_000_000
@@ -145,6 +146,18 @@ RequiredLon = Annotated[float, Parameter(ge=-180, le=180, description="Longitude
 RadiusM = Annotated[
     float,
     Parameter(ge=1, le=MAX_RADIUS_M, description="Metres around lat/lon (needs them).", examples=_ex(5000)),
+]
+# Where lat/lon are optional: no schema default, since a radius without its point is a 400 (generated clients
+# send a declared default with every call).
+PointRadiusM = Annotated[
+    float | None,
+    Parameter(
+        ge=1,
+        le=MAX_RADIUS_M,
+        description=f"Metres around lat/lon (needs them; not with `bbox`); {DEFAULT_RADIUS_M} when lat/lon are given "
+        "without it.",
+        examples=_ex(DEFAULT_RADIUS_M),
+    ),
 ]
 Limit = Annotated[
     int,
@@ -296,7 +309,9 @@ def clean_brand(brand: str | None) -> str | None:
     return text
 
 
-def check_radius(radius_m: float) -> float:
+def check_radius(radius_m: float | None) -> float:
+    """A PointRadiusM: the default where it is left out."""
+    radius_m = DEFAULT_RADIUS_M if radius_m is None else radius_m
     if not math.isfinite(radius_m) or not 1 <= radius_m <= MAX_RADIUS_M:
         raise BadParameter("radius_m", f"must be between 1 and {MAX_RADIUS_M}")
     return float(radius_m)

@@ -128,13 +128,15 @@ async def suggest_route(
     q: SuggestQ,
     lat: P.Lat = None,
     lon: P.Lon = None,
-    radius_m: P.RadiusM = 5000,
+    radius_m: P.PointRadiusM = None,
     limit: SuggestLimit = MAX_SUGGESTIONS,
 ) -> SuggestResponse:
     started = time.perf_counter()
     text = P.clean_query(q, PREFIX_MAX_LENGTH)  # its own limit, also for a q past the search's (it said 256)
     point = P.check_point(lat, lon)
-    params = SuggestParams(text, point[0] if point else None, point[1] if point else None, radius_m, limit)
+    params = SuggestParams(
+        text, point[0] if point else None, point[1] if point else None, P.check_radius(radius_m), limit
+    )
     async with rt.connection() as conn:
         sets = rt.vectors.candidates if rt.vectors is not None else None
         found = await suggest(conn, params, rt.labels, rt.suggestions, sets, rt.stores)
