@@ -87,6 +87,7 @@ OPERATIONS = {  # name -> (method, path under the store, component schema, a val
     ),
     "stock-patch": ("PATCH", "{store}/listings/STOCK", "StockPatch", {"quantity": 3}),
     "webhook-post": ("POST", "{store}/webhooks", "WebhookCreate", {"url": HOOK, "events": ["stock.out"]}),
+    "webhook-patch": ("PATCH", "{store}/webhooks/{webhook}", "WebhookUpdate", {"events": ["stock.out"]}),
 }
 # (operation, field, values at the bound: schema-valid and accepted, values past it: schema-invalid and a 400)
 BOUNDS: list[tuple[str, str, list[Any], list[Any]]] = [
@@ -116,6 +117,8 @@ BOUNDS: list[tuple[str, str, list[Any], list[Any]]] = [
     ("stock-patch", "version", [2**63 - 1], [2**63]),
     ("webhook-post", "events", [["*"], ["stock.out", "price.changed"]], [[], ["nope"], ["webhook.ping"]]),
     ("webhook-post", "url", [HOOK + "u" * (2000 - len(HOOK))], [HOOK + "u" * (2001 - len(HOOK))]),
+    ("webhook-patch", "events", [["*"], ["stock.out", "price.changed"]], [[], ["stock.chnged"], [""]]),
+    ("webhook-patch", "url", [HOOK + "p" * (2000 - len(HOOK))], [HOOK + "p" * (2001 - len(HOOK))]),
 ]  # fmt: skip
 
 
@@ -134,8 +137,11 @@ def world(base: str, db_url: str) -> dict[str, Any]:
     stock = httpx.put(f"{base}/v1/stores/{store}/listings/STOCK", json=OPERATIONS["listing-put"][3],
                       headers=bearer(keys["store"]))  # fmt: skip
     assert stock.status_code == 200, stock.text
+    hook = httpx.post(f"{base}/v1/stores/{store}/webhooks", json={"url": f"{HOOK}patched", "events": ["stock.out"]},
+                      headers=bearer(keys["store"]))  # fmt: skip
+    assert hook.status_code == 201, hook.text
     components = httpx.get(f"{base}/schema/openapi.json").json()["components"]
-    return {"store": store, "keys": keys, "components": components}
+    return {"store": store, "keys": keys, "components": components, "webhook": hook.json()["id"]}
 
 
 def schema_takes(world: dict[str, Any], component: str, body: dict[str, Any]) -> bool:
@@ -151,7 +157,7 @@ def send(base: str, world: dict[str, Any], operation: str, body: dict[str, Any])
             f"{base}/v1/stores", json=OPERATIONS["store-post"][3], headers=bearer(world["keys"]["admin"])
         )
         store = store.json()["id"]
-    url = f"{base}/v1/stores/" + path.format(store=store, sku=f"SKU-{uuid.uuid4().hex[:8]}")
+    url = f"{base}/v1/stores/" + path.format(store=store, sku=f"SKU-{uuid.uuid4().hex[:8]}", webhook=world["webhook"])
     key = world["keys"]["admin" if operation.startswith("store") else "store"]
     return httpx.request(method, url.rstrip("/"), json=body, headers=bearer(key), timeout=30)
 
@@ -197,6 +203,37 @@ def test_a_stock_patch_names_a_quantity_or_price_that_is_not_null(base: str, wor
     for body in ({"quantity": None, "price": 1.5}, {"quantity": 4, "price": None}, {"quantity": 2}):
         assert schema_takes(world, "StockPatch", body), body
         answer = send(base, world, "stock-patch", body)
+        assert answer.status_code == 200, (body, answer.text)
+
+
+def test_a_webhook_patch_names_a_url_or_events_and_no_other_field(base: str, world: dict[str, Any]) -> None:
+    """WebhookUpdate stated none of the server's rules: `{}`, nulls only and an unknown field were schema-valid
+    and a 400 (events' types and url's length: BOUNDS)."""
+    nothing = ("url", "give url and/or events: nothing to change")
+    unknown = ("enabled", "Object contains unknown field `enabled`")
+    for body, error in [
+        ({}, nothing),
+        ({"url": None, "events": None}, nothing),
+        ({"events": ["stock.out"], "enabled": False}, unknown),
+    ]:
+        assert not schema_takes(world, "WebhookUpdate", body), body
+        answer = send(base, world, "webhook-patch", body)
+        assert answer.status_code == 400 and error_of(answer) == error, (body, answer.text)
+    for body in ({"url": None, "events": ["stock.back"]}, {"url": f"{HOOK}patched", "events": None}):
+        assert schema_takes(world, "WebhookUpdate", body), body
+        answer = send(base, world, "webhook-patch", body)
+        assert answer.status_code == 200, (body, answer.text)
+
+
+def test_a_store_patch_gives_lat_and_lon_together(base: str, world: dict[str, Any]) -> None:
+    """One of lat and lon alone (or beside a null) is a 400, "lat and lon go together"; the schema took it."""
+    for body in ({"lat": 52.5}, {"lon": 13.4}, {"lat": 52.5, "lon": None}, {"lat": None, "lon": 13.4}):
+        assert not schema_takes(world, "StorePatch", body), body
+        answer = send(base, world, "store-patch", body)
+        assert answer.status_code == 400 and error_of(answer)[1] == "lat and lon go together", (body, answer.text)
+    for body in ({"lat": 52.5, "lon": 13.4}, {"lat": None, "lon": None}, {"name": "Eck"}, {}):
+        assert schema_takes(world, "StorePatch", body), body
+        answer = send(base, world, "store-patch", body)
         assert answer.status_code == 200, (body, answer.text)
 
 

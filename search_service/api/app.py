@@ -27,7 +27,7 @@ from search_service.api.bodies import PlinqyRequest
 from search_service.api.compression import compression_config
 from search_service.api.cors import Cors
 from search_service.api.errors import EXCEPTION_HANDLERS
-from search_service.api.events_schemas import WebhookCreate
+from search_service.api.events_schemas import WebhookCreate, WebhookUpdate
 from search_service.api.head_requests import answer_head_as_get
 from search_service.api.ingest_schemas import BODY_STRUCTS
 from search_service.api.log_redaction import redact_access_log
@@ -127,7 +127,7 @@ async def lifespan(runtime: Runtime, vectors_first: bool, app: Litestar) -> Asyn
 def mend_openapi(schema: OpenAPI, guards: GuardOf) -> None:
     """What litestar's document leaves out or writes otherwise: the bodies' rules, optional bodies, unions,
     the outbound webhooks, the response headers and the keys' scopes (`guards`: each keyed operation's)."""
-    state_body_rules(schema, (*BODY_STRUCTS, WebhookCreate))
+    state_body_rules(schema, (*BODY_STRUCTS, WebhookCreate, WebhookUpdate))
     optional_bodies(schema, [("/v1/stores/{store_id}/listings/{sku}", "delete")])
     state_request_rules(schema)
     overlapping_unions_as_any_of(schema)

@@ -70,10 +70,15 @@ def checked_rules() -> Rules:
         ("ListingIn", "price"): _PRICE,
         ("ListingIn", "currency"): [(_TEXT, {"enum": CURRENCIES})],
         ("StockPatch", "price"): _PRICE,
-        ("WebhookCreate", "url"): [(_TEXT, {"max_length": MAX_URL_LENGTH})],
-        ("WebhookCreate", "events"): [
-            (_ARRAY, {"min_items": 1, "items": Schema(type=_TEXT, enum=["*", *EVENT_TYPES])})
-        ],
+        **_webhook_rules("WebhookCreate"),
+        **_webhook_rules("WebhookUpdate"),
+    }
+
+
+def _webhook_rules(struct: str) -> Rules:
+    return {
+        (struct, "url"): [(_TEXT, {"max_length": MAX_URL_LENGTH})],
+        (struct, "events"): [(_ARRAY, {"min_items": 1, "items": Schema(type=_TEXT, enum=["*", *EVENT_TYPES])})],
     }
 
 
@@ -84,7 +89,7 @@ def _applies(rule_type: OpenAPIType, member: Schema) -> bool:
 
 def state_request_rules(openapi: OpenAPI) -> None:
     """checked_rules() on the members of their properties (tests/test_api_request_rules.py checks that each lands),
-    and StockPatch's non-null quantity or price."""
+    and the rules that tie a body's fields together (_state_together)."""
     schemas = openapi.components.schemas or {} if openapi.components else {}
     for (struct, field), rules in checked_rules().items():
         schema = schemas.get(struct)
@@ -95,7 +100,20 @@ def state_request_rules(openapi: OpenAPI) -> None:
                 if isinstance(member, Schema) and _applies(rule_type, member):
                     for name, value in keywords.items():
                         setattr(member, name, value)
-    patch = schemas.get("StockPatch")
-    if isinstance(patch, Schema):  # the server needs one not null: {"quantity": null, "price": null} is a 400
-        not_null = Schema(schema_not=Schema(type=OpenAPIType.NULL))
-        patch.any_of = [Schema(required=[key], properties={key: not_null}) for key in ("quantity", "price")]
+    _state_together(schemas)
+
+
+# A patch the server refuses unless one of these is given, not null ({"quantity": null, "price": null}, {}: a 400).
+ONE_NOT_NULL = {"StockPatch": ("quantity", "price"), "WebhookUpdate": ("url", "events")}
+
+
+def _state_together(schemas: dict[str, Any]) -> None:
+    not_null, null = Schema(schema_not=Schema(type=OpenAPIType.NULL)), Schema(type=OpenAPIType.NULL)
+    for struct, keys in ONE_NOT_NULL.items():
+        schema = schemas.get(struct)
+        if isinstance(schema, Schema):
+            schema.any_of = [Schema(required=[key], properties={key: not_null}) for key in keys]
+    store = schemas.get("StorePatch")
+    if isinstance(store, Schema):  # lat and lon go together: both given, or neither (absent or null)
+        both = Schema(required=["lat", "lon"], properties={"lat": not_null, "lon": not_null})
+        store.any_of = [Schema(properties={"lat": null, "lon": null}), both]
