@@ -91,7 +91,8 @@ OPERATIONS = {  # name -> (method, path under the store, component schema, a val
 }
 # (operation, field, values at the bound: schema-valid and accepted, values past it: schema-invalid and a 400)
 BOUNDS: list[tuple[str, str, list[Any], list[Any]]] = [
-    ("store-post", "name", ["n" * 200, "Laden am Eck"], ["", "   ", " \ufeff", "n" * 201, "Laden\tEck", "Laden\x00"]),
+    ("store-post", "name", ["n" * 200, "Laden am Eck"], ["", "   ", " \ufeff", "n" * 201, "Laden\tEck", "Laden\x00",
+                                                          "\u3164", "\u2800", "\uffa0", "\u115f\u1160"]),
     ("store-post", "postal_code", ["1" * 32, ""], ["1" * 33, "10\n115"]),
     ("store-post", "phone", ["+" * 64], ["1" * 65]),
     ("store-post", "address", ["a" * 500], ["a" * 501, "Str. 1\r\nBerlin", "Str.\x85 1"]),

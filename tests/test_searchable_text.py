@@ -4,6 +4,7 @@ words a shopper types, and a brand's facet value from its own filter."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ import httpx
 import psycopg
 
 from search_service.db import migrate
-from search_service.engine.text import fold_accents, searchable
+from search_service.engine.text import fold_accents, searchable, trim_invisible
 from tests.ingest_helpers import bearer, new_store, store_key
 
 NEAR = {"lat": 52.52, "lon": 13.405, "radius_m": 1000}
@@ -25,6 +26,9 @@ def test_searchable_folds_widths_and_ligatures_and_drops_invisible_characters() 
     assert searchable("Nutella™ 2 m² ½") == "Nutella™ 2 m² ½"  # what NFKC would change is kept
     joined = "👩\u200d👩\u200d👧 می\u200cخواهم"
     assert searchable(joined) == joined  # the zero-width joiners mean something
+    assert searchable("\u3164\u115f\u1160Kim\u3164chi\u2800\uffa0") == "Kim\u3164chi"  # blank fillers: the ends
+    format_chars = [chr(c) for c in range(0x10000) if unicodedata.category(chr(c)) == "Cf"]
+    assert [ch for ch in format_chars if trim_invisible(f"{ch}x{ch}") != "x"] == []  # the list holds Unicode's Cf
 
 
 def _search(base: str, **params: Any) -> list[dict[str, Any]]:

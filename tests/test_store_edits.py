@@ -97,3 +97,22 @@ def test_an_empty_store_patch_writes_nothing(base: str, conn: psycopg.Connection
     assert missing.status_code == 404 and _error(missing)[0] == "store_id"
     renamed = httpx.patch(url, json={"name": "Neu"}, headers=admin)
     assert renamed.json()["name"] == "Neu" and renamed.json()["updated_at"] > store["updated_at"]
+
+
+FILLERS = ("\u3164", "\u2800", "\uffa0", "\u115f\u1160", " \u3164\u200b ")  # Hangul fillers, the braille blank
+
+
+def test_a_name_of_blank_fillers_is_empty(base: str, conn: psycopg.Connection, admin: dict[str, str]) -> None:
+    """Letters and symbols that render as nothing (U+3164 HANGUL FILLER, U+2800 BRAILLE PATTERN BLANK) were a store's
+    or a new product's whole name: a shopper saw a result with none. They are trimmed as a zero-width space is."""
+    store = _create(base, admin).json()["id"]
+    key = bearer(store_key(conn, uuid.UUID(store), "listings:write"))
+    for n, blank in enumerate(FILLERS):
+        patched = httpx.patch(f"{base}/v1/stores/{store}", json={"name": blank}, headers=admin)
+        for refused in (_create(base, admin, name=blank), patched):
+            assert refused.status_code == 400 and _error(refused) == ("name", "must not be empty"), refused.text
+        listing = {"name": blank, "price": "1", "quantity": 1}
+        put = httpx.put(f"{base}/v1/stores/{store}/listings/BL-{n}", json=listing, headers=key)
+        assert put.status_code == 400 and _error(put)[0] == "name", put.text
+    kept = _create(base, admin, name="\u3164 \ud55c\uc785 \u2800")  # trimmed at the ends only
+    assert kept.status_code == 201 and kept.json()["name"] == "\ud55c\uc785", kept.text

@@ -18,7 +18,7 @@ from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
 from search_service.engine.suggest import MAX_SUGGESTIONS
-from search_service.engine.text import query_text, searchable, trim_invisible
+from search_service.engine.text import INVISIBLE_CHARS, query_text, searchable, trim_invisible
 
 Q_MAX_LENGTH = 256
 BRAND_MAX_LENGTH = 200
@@ -30,12 +30,8 @@ MAX_PRICE = 1_000_000_000
 MAX_CATEGORY_ID = 2**63 - 1
 
 # What `q` accepts, as the OpenAPI schema states it: no control characters, at least one character that is neither
-# a space nor an invisible format character (Unicode's Cf of the Basic Multilingual Plane: a zero-width space, a BOM).
-FORMAT_CHARS = (
-    r"\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
-    r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
-)
-Q_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f{FORMAT_CHARS}][^\x00-\x1f\x7f-\x9f]*$"
+# a space nor an invisible one (text.INVISIBLE_CHARS, what the server trims: a zero-width space, a BOM, a filler).
+Q_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f{INVISIBLE_CHARS}][^\x00-\x1f\x7f-\x9f]*$"
 # Every UUID the API takes, in a path or a query: the form it writes them, 8-4-4-4-12 hex digits (either case).
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _UUID_RE = re.compile(UUID_PATTERN[1:-1])  # fullmatch: `$` would let a trailing newline through

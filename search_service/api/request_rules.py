@@ -15,8 +15,8 @@ from typing import Any
 from litestar.openapi.spec import OpenAPI, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
-from search_service.api.params import FORMAT_CHARS
 from search_service.engine.geo_areas import DELIVERY_RADIUS_M as RADIUS
+from search_service.engine.text import INVISIBLE_CHARS
 from search_service.events.config import EVENT_TYPES
 from search_service.events.subscriptions import MAX_URL_LENGTH
 from search_service.ingest.rows import ISO_CURRENCIES, MAX_PRICE, MAX_TEXT
@@ -24,8 +24,9 @@ from search_service.ingest.stores import TEXT_LIMITS
 
 _CONTROL = r"\x00-\x1f\x7f-\x9f"  # Unicode's control characters (Cc), which a store's text fields refuse
 NO_CONTROL = rf"^[^{_CONTROL}]*$"
-# a store's name: more than spaces and invisible format characters (a zero-width space, a BOM), which it is trimmed of
-NOT_BLANK = rf"^[^{_CONTROL}]*[^\s{_CONTROL}{FORMAT_CHARS}][^{_CONTROL}]*$"
+# a store's name: more than spaces and invisible characters (a zero-width space, a BOM, a Hangul filler), which it is
+# trimmed of
+NOT_BLANK = rf"^[^{_CONTROL}]*[^\s{_CONTROL}{INVISIBLE_CHARS}][^{_CONTROL}]*$"
 # stores.is_web_address (its match ignores case), or '' (clears it)
 WEB_ADDRESS = rf"^([Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@{_CONTROL}]+([/?#][^\s{_CONTROL}]*)?)?$"
 COUNTRY_CODE = r"^([A-Za-z]{2})?$"  # ISO 3166-1 alpha-2, or '' (clears it)

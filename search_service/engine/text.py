@@ -9,8 +9,8 @@ descriptions and category paths in this form, and the API reads `q`, `brand` and
 - Invisible characters that never mean anything in a product's text dropped wherever they are: soft hyphens
   (they split `choco­late` into two words), zero-width spaces, word joiners, BOMs. The zero-width (non-)joiners
   stay: Persian and Indic words and emoji sequences need them.
-- Surrounding whitespace and format characters (right-to-left marks pasted with a name) trimmed: a brand held
-  `U+200F RTL`, which its facet listed and its filter never matched.
+- Surrounding whitespace and invisible characters (right-to-left marks pasted with a name, Hangul fillers:
+  INVISIBLE_CHARS) trimmed: a brand held `U+200F RTL`, which its facet listed and its filter never matched.
 """
 
 from __future__ import annotations
@@ -26,14 +26,25 @@ _DROPPED = dict.fromkeys((0x00AD, 0x200B, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064
 _TRANSLATION = _FOLDED | _DROPPED
 
 
+# What renders as nothing, trimmed from text's ends as whitespace is: Unicode's format characters (Cf) of the Basic
+# Multilingual Plane (a BOM, a zero-width space, a right-to-left mark) and the letters and symbols drawn blank (the
+# Hangul fillers U+115F, U+1160, U+3164, U+FFA0, the braille blank U+2800). One list, as a regex class's body, for
+# every path: q, brands, listing rows, stores, and the API's patterns (params.py); the BMP only, since a JSON Schema
+# pattern has no escape for the other planes.
+INVISIBLE_CHARS = (
+    r"\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u180e"
+    r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufeff\uffa0\ufff9-\ufffb"
+)
+_INVISIBLE = re.compile(f"[{INVISIBLE_CHARS}]")
+
+
 def _trimmable(ch: str) -> bool:
-    """Whitespace, or a format character of the Basic Multilingual Plane: the ones the API's `q` pattern can name
-    (a JSON Schema pattern has no escape for the other planes), so that what it trims is what the schema allows."""
-    return ch.isspace() or (ch <= "\uffff" and unicodedata.category(ch) == "Cf")
+    return ch.isspace() or _INVISIBLE.match(ch) is not None
 
 
 def trim_invisible(text: str) -> str:
-    """`text` without surrounding whitespace or format characters (a BOM, a right-to-left mark)."""
+    """`text` without surrounding whitespace or invisible characters (INVISIBLE_CHARS: a BOM, a right-to-left mark,
+    a Hangul filler)."""
     start, end = 0, len(text)
     while start < end and _trimmable(text[start]):
         start += 1
