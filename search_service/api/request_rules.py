@@ -20,7 +20,7 @@ from search_service.engine.text import INVISIBLE_CHARS
 from search_service.events.config import EVENT_TYPES
 from search_service.events.subscriptions import MAX_URL_LENGTH
 from search_service.ingest.rows import ISO_CURRENCIES, MAX_PRICE, MAX_TEXT
-from search_service.ingest.stores import TEXT_LIMITS
+from search_service.ingest.stores import TEXT_LIMITS, web_host_port
 
 _CONTROL = r"\x00-\x1f\x7f-\x9f"  # Unicode's control characters (Cc), which a store's text fields refuse
 NO_CONTROL = rf"^[^{_CONTROL}]*$"
@@ -28,7 +28,7 @@ NO_CONTROL = rf"^[^{_CONTROL}]*$"
 # trimmed of
 NOT_BLANK = rf"^[^{_CONTROL}]*[^\s{_CONTROL}{INVISIBLE_CHARS}][^{_CONTROL}]*$"
 # stores.is_web_address (its match ignores case), or '' (clears it)
-WEB_ADDRESS = rf"^([Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@{_CONTROL}]+([/?#][^\s{_CONTROL}]*)?)?$"
+WEB_ADDRESS = rf"^([Hh][Tt][Tt][Pp][Ss]?://{web_host_port(_CONTROL)}([/?#][^\s{_CONTROL}]*)?)?$"
 COUNTRY_CODE = r"^([A-Za-z]{2})?$"  # ISO 3166-1 alpha-2, or '' (clears it)
 # A price as text: a decimal >= 0 as people write it (3,49 / 1.234,56 / 1 234,56 / 1'234.50 / 1e3), no sign but +:
 # not -1, NaN or Infinity. The server reads each such text (rows.parse_price), grouping checked.

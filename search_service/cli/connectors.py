@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sys
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import click
@@ -122,13 +121,9 @@ def check_base_url(base_url: str) -> None:
     """--base-url: an http(s) address with a port a connection can use (one message says which part is wrong)."""
     from search_service.ingest.stores import is_web_address
 
-    if not is_web_address(base_url):
+    if not is_web_address(base_url, any_port=True):
         raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
-    try:
-        port = urlsplit(base_url).port
-    except ValueError:  # past 65535, or not a number
-        port = 0
-    if port == 0:
+    if not is_web_address(base_url):  # 0, past 65535, or not a number
         raise UsageMistake(f"--base-url {base_url!r} has no usable port: give one from 1 to 65535, or none")
 
 

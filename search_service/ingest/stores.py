@@ -86,12 +86,34 @@ class StoreFields:
 # A store's text fields, at most this long ('' clears an optional one).
 TEXT_LIMITS = {"name": 200, "address": 500, "city": 200, "postal_code": 32, "store_type": 64, "phone": 64,
                "website": 2048}  # fmt: skip
-_WEB_ADDRESS = re.compile(r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$", re.IGNORECASE)
+# A web address's host and port as a browser's `new URL` and urlsplit both read them (a link built from a website
+# threw on `http://[`, `https://[::1` and port 99999): a name without `%`, brackets, `<>\^|` or `:`, or a whole IPv6
+# address in brackets (its hexadecimal forms); a port, if any, from 1 to 65535.
+_H16 = "[0-9A-Fa-f]{1,4}"
+_IPV6 = "|".join([
+    rf"(?:{_H16}:){{7}}{_H16}", rf"(?:{_H16}:){{1,7}}:", rf"(?:{_H16}:){{1,6}}:{_H16}",
+    rf"(?:{_H16}:){{1,5}}(?::{_H16}){{1,2}}", rf"(?:{_H16}:){{1,4}}(?::{_H16}){{1,3}}",
+    rf"(?:{_H16}:){{1,3}}(?::{_H16}){{1,4}}", rf"(?:{_H16}:){{1,2}}(?::{_H16}){{1,5}}",
+    rf"{_H16}:(?::{_H16}){{1,6}}", rf":(?:(?::{_H16}){{1,7}}|:)",
+])  # fmt: skip
+_PORT = r"(?::(?:0*(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?)?"
 
 
-def is_web_address(text: str) -> bool:
-    """An absolute http(s) address with a host and no user name or password (a store's website, a vendor's API)."""
-    return _WEB_ADDRESS.match(text) is not None
+def web_host_port(excluded: str = "", port: str = _PORT) -> str:
+    """The host and port of is_web_address as a regex, its name without the `excluded` characters too (a class's
+    body: request_rules.WEB_ADDRESS states it in the schema, less control characters)."""
+    return rf"(?:[^\s/?#@\[\]%<>\\^|:{excluded}]+|\[(?:{_IPV6})\]){port}"
+
+
+_WEB_ADDRESS = re.compile(rf"https?://{web_host_port()}(?:[/?#]\S*)?", re.IGNORECASE)
+_ANY_PORT_TEXT = r"(?::[^/?#\s]*)?"
+_ANY_PORT = re.compile(rf"https?://{web_host_port(port=_ANY_PORT_TEXT)}(?:[/?#]\S*)?", re.IGNORECASE)
+
+
+def is_web_address(text: str, *, any_port: bool = False) -> bool:
+    """An absolute http(s) address with a host and no user name or password (a store's website, a vendor's API),
+    which a browser reads as one; `any_port`: whatever follows its host's `:` (to say when only the port is wrong)."""
+    return (_ANY_PORT if any_port else _WEB_ADDRESS).fullmatch(text) is not None
 
 
 def _check_lengths(params: dict[str, Any]) -> None:
