@@ -115,6 +115,34 @@ def test_sigterm_exits_zero_and_releases_the_batch(db: psycopg.Connection, fresh
     assert batch_state(db, batch)[:3] == ("completed", ROWS, ROWS)
 
 
+def test_one_stores_big_batch_holds_up_no_other_stores_small_batches(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """One worker mapped one batch at a time: a store's 1M-row import held every other store's CSV and delivery
+    `pending` for minutes. Of its claim loops (PLINQY_INGEST_CONCURRENCY, 2) one stays free for small batches: the
+    big batch held mid-way, other stores' small ones are mapped within seconds, and a second big one waits."""
+    _store, big = seed_batch(db)
+    _other, second_big = seed_batch(db)
+    proc = spawn(fresh_db_url, **{**HOLDING, "PLINQY_INGEST_LEASE_S": "60"})
+    try:
+        wait_for_processed(db, big, 100)  # its first chunk mapped, then held for 60 s
+        item = {"name": "Small one", "price": "1.00", "quantity": 5}
+        csv = pipeline.record_batch(db, store_id=new_store(db), source="csv", kind="csv",
+                                    rows=[{"sku": "E1", **item}, {"sku": "E2", **item}])  # fmt: skip
+        delivery = pipeline.record_batch(db, store_id=new_store(db), source="webhook", kind="webhook",
+                                         rows=[{"sku": "D1", **item}])  # fmt: skip
+        deadline = time.monotonic() + 3
+        while {batch_state(db, b)[:2] for b in (csv, delivery)} != {("completed", 2), ("completed", 1)}:
+            assert time.monotonic() < deadline, [batch_state(db, b) for b in (csv, delivery)]
+            time.sleep(0.05)
+        assert batch_state(db, big)[:2] == ("processing", 100)
+        assert batch_state(db, second_big)[:2] == ("pending", 0)  # the free loop takes no big batch
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert batch_state(db, big)[0] == "processing" and batch_state(db, big)[3] is None  # given back on the stop
+    assert re.search(r'"event": "stopped", "workers": \["import:[^"]+", "import:[^"]+"\], "batches": 2,', err), err
+
+
 def test_an_upload_whose_api_was_killed_while_receiving_it_is_aborted_by_the_import_job(
     db: psycopg.Connection, fresh_db_url: str, tmp_path: Path
 ) -> None:

@@ -19,6 +19,7 @@ class IngestConfig:
     batch_chunk_rows: int = 5000  # rows a worker maps per transaction
     lease_s: float = 60.0  # a worker's hold on a batch; a killed worker's batch is taken over after it
     lanes: int = 2  # a big batch of independent rows is mapped on this many connections at once (lanes.py)
+    concurrency: int = 2  # claim loops of one import job; one of them is kept for small batches (worker.py)
     upload_timeout_s: float = 3600.0  # a batch still `receiving` after this is aborted by the import job
     upload_idle_s: float = 30.0  # an upload whose bytes stop arriving for this long is aborted (408)
 
@@ -38,6 +39,7 @@ class IngestConfig:
             batch_chunk_rows=env_int(env, "PLINQY_INGEST_CHUNK_ROWS", 5000, 1, 1_000_000),
             lease_s=env_float(env, "PLINQY_INGEST_LEASE_S", 60.0, 1, 86400),
             lanes=env_int(env, "PLINQY_INGEST_LANES", 2, 1, 16),
+            concurrency=env_int(env, "PLINQY_INGEST_CONCURRENCY", 2, 1, 16),
             upload_timeout_s=env_float(env, "PLINQY_INGEST_UPLOAD_TIMEOUT_S", 3600.0, 1, 7 * 86400),
             upload_idle_s=env_float(env, "PLINQY_INGEST_UPLOAD_IDLE_S", 30.0, 0.1, 3600),
         )

@@ -41,9 +41,10 @@ async def _fetch(conn: Any, file: str, name: str, **params: Any) -> list[Any]:
     return list(await conn.fetch(stmt.sql, *stmt.bind(**params)))
 
 
-async def claim_next(conn: Any, worker_id: str, lease_s: float) -> Claimed | None:
-    """The oldest batch heading its store's queue (batches.claim_batch), with what grouping needs."""
-    rows = await _fetch(conn, "ingest/batches", "claim_batch", worker_id=worker_id, lease_s=lease_s)
+async def claim_next(conn: Any, worker_id: str, lease_s: float, max_rows: int | None = None) -> Claimed | None:
+    """The oldest batch heading its store's queue (batches.claim_batch), with what grouping needs; with max_rows,
+    only a head of at most that many rows."""
+    rows = await _fetch(conn, "ingest/batches", "claim_batch", worker_id=worker_id, lease_s=lease_s, max_rows=max_rows)
     if not rows:
         return None
     row = rows[0]

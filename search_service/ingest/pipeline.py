@@ -369,7 +369,7 @@ async def complete(conn: Any, batch_id: UUID, worker_id: str) -> bool:
 
 
 async def claim_batch(conn: Any, worker_id: str, lease_s: float) -> UUID | None:
-    rows = await fetch(conn, "claim_batch", worker_id=worker_id, lease_s=lease_s)
+    rows = await fetch(conn, "claim_batch", worker_id=worker_id, lease_s=lease_s, max_rows=None)
     return rows[0]["id"] if rows else None
 
 

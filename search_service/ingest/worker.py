@@ -1,6 +1,8 @@
 """The import job: claims waiting batches (SKIP LOCKED, one store's batches in order), maps them chunk by chunk
 under a lease, each chunk one fenced transaction; a big batch of independent rows in lanes after its first chunk
-(lanes.py).
+(lanes.py). One job runs PLINQY_INGEST_CONCURRENCY claim loops (ImportJob), each on its own connections under its
+own worker id, all but one of them at most mapping a big batch: one store's big import holds up no other store's
+small batches.
 
 A SIGKILLed worker loses nothing: its finished chunks are committed with their counters, the rest stay `pending`
 and its lease lapses, and the next worker takes the batch over. A lost database connection (a restart,
@@ -21,7 +23,7 @@ import os
 import signal
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
@@ -54,24 +56,47 @@ def make_worker_id() -> str:
     return f"import:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+@dataclass
+class LoopShare:
+    """What the claim loops of one import job share. A batch of more than `big_rows` rows (more than a chunk) holds
+    its loop for minutes: at most all loops but one map such a batch at once, so one is always free for the other
+    stores' small batches (with one loop, one store's 1M-row import held every other store's deliveries for minutes)."""
+
+    loops: int = 1
+    big_rows: int = 5000
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    worker_ids: list[str] = field(default_factory=list)
+    waited_for: set[UUID] = field(default_factory=set)  # batches held elsewhere a drain said it waits for
+    mapping_big: int = 0  # loops holding a big slot
+
+    def take_big_slot(self) -> bool:
+        if self.mapping_big >= max(1, self.loops - 1):
+            return False
+        self.mapping_big += 1
+        return True
+
+    def give_back_big_slot(self) -> None:
+        self.mapping_big -= 1
+
+
 class ImportWorker:
-    def __init__(self, dsn: str, config: IngestConfig, options: ImportWorkerOptions) -> None:
+    """One claim loop: its own connection, listener and worker id (so its leases and fences are its own)."""
+
+    def __init__(
+        self, dsn: str, config: IngestConfig, options: ImportWorkerOptions, share: LoopShare | None = None
+    ) -> None:
         self.dsn, self.config, self.options = dsn, config, options
         self.worker_id = make_worker_id()
-        self.stop = asyncio.Event()
+        self.share = share or LoopShare()
+        self.share.worker_ids.append(self.worker_id)
+        self.stop = self.share.stop
         self.batches = 0
         self.totals = pipeline.ChunkCounts()
         self._swept_at = -SWEEP_EVERY_S
         self._reconnect_delay = RECONNECT_FIRST_S
         self._outage = Outage(log, worker=self.worker_id)
         self._connecting = False
-        self._waited_for: set[UUID] = set()
         self._before_loss: dict[UUID, pipeline.ChunkCounts] = {}  # a batch's rows mapped here before a lost connection
-
-    def install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stop.set)
 
     async def run(self) -> int:
         """Until stopped (or, draining, until nothing is due). Rides out a lost connection; a drain that cannot
@@ -90,8 +115,6 @@ class ImportWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), self._reconnect_delay)
                 self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_MAX_S)
-        log.info(json.dumps({"event": "stopped", "worker": self.worker_id, "batches": self.batches,
-                             **vars(self.totals)}))  # fmt: skip
         return 0
 
     async def _run_connected(self, *, release_first: bool) -> None:
@@ -126,9 +149,9 @@ class ImportWorker:
             if (now := asyncio.get_running_loop().time()) - self._swept_at >= SWEEP_EVERY_S:
                 self._swept_at = now
                 await self._abort_stale_uploads(conn)
-            head = await groups.claim_next(conn, self.worker_id, self.config.lease_s)
-            if head is not None:
-                rows = await self._take(conn, head)
+            wake.clear()  # a batch recorded from now on wakes the wait below
+            rows = await self._claim_and_take(conn)
+            if rows is not None:
                 if rows < COALESCE_BELOW_ROWS and not self.options.drain and self.options.coalesce_s > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stop.wait(), self.options.coalesce_s)
@@ -141,12 +164,29 @@ class ImportWorker:
                 continue
             await self._wait(wake)
 
+    async def _claim_and_take(self, conn: asyncpg.Connection) -> int | None:
+        """Claim a head and map it: the rows taken, None when none was due. A loop without a big slot (its
+        siblings hold them) claims only a small head."""
+        share = self.share
+        big = share.take_big_slot()
+        try:
+            head = await groups.claim_next(conn, self.worker_id, self.config.lease_s, None if big else share.big_rows)
+            if big and (head is None or head.total_rows <= share.big_rows):
+                big = False  # a small one: the slot is free for a sibling at once
+                share.give_back_big_slot()
+            return None if head is None else await self._take(conn, head)
+        finally:
+            if big:
+                share.give_back_big_slot()
+
     async def _still_to_map(self, conn: asyncpg.Connection) -> bool:
-        """Whether a drain has batches left (`drain_state`); a batch another holds is said once, with its holder."""
+        """Whether a drain has batches left (`drain_state`); a batch held outside this job is said once, with its
+        holder."""
         query = statement("ingest/batches", "drain_state")
-        unfinished, held, held_by, until = await conn.fetchrow(query.sql, *query.bind(worker_id=self.worker_id))  # type: ignore[misc]
-        if unfinished and held is not None and held not in self._waited_for:
-            self._waited_for.add(held)
+        row = await conn.fetchrow(query.sql, *query.bind(worker_ids=self.share.worker_ids))
+        unfinished, held, held_by, until = row  # type: ignore[misc]
+        if unfinished and held is not None and held not in self.share.waited_for:
+            self.share.waited_for.add(held)
             log.info(json.dumps({"event": "waiting", "batch": str(held), "held_by": held_by,
                                  "until": until.isoformat(), "worker": self.worker_id,
                                  "why": "mapped here once its holder ends or its lease lapses"}))  # fmt: skip
@@ -159,7 +199,6 @@ class ImportWorker:
                                            "receiving after PLINQY_INGEST_UPLOAD_TIMEOUT_S"}))  # fmt: skip
 
     async def _wait(self, wake: asyncio.Event) -> None:
-        wake.clear()
         stop = asyncio.ensure_future(self.stop.wait())
         woke = asyncio.ensure_future(wake.wait())
         await asyncio.wait({stop, woke}, timeout=self.options.poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
@@ -262,10 +301,34 @@ class ImportWorker:
                                  "why": "stopping: the next worker maps the rest", **vars(counts)}))  # fmt: skip
 
 
+class ImportJob:
+    """The import job: `config.concurrency` claim loops sharing a stop (LoopShare). A loop that raises stops the
+    others, each after its chunk in hand."""
+
+    def __init__(self, dsn: str, config: IngestConfig, options: ImportWorkerOptions) -> None:
+        self.share = LoopShare(loops=config.concurrency, big_rows=config.batch_chunk_rows)
+        self.loops = [ImportWorker(dsn, config, options, self.share) for _ in range(config.concurrency)]
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.share.stop.set)
+        tasks = [asyncio.ensure_future(worker.run()) for worker in self.loops]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            self.share.stop.set()
+            await asyncio.wait(tasks)
+        totals = pipeline.ChunkCounts()
+        for worker in self.loops:
+            totals.add(worker.totals)
+        log.info(json.dumps({"event": "stopped", "workers": self.share.worker_ids,
+                             "batches": sum(w.batches for w in self.loops), **vars(totals)}))  # fmt: skip
+        return 0
+
+
 def run_import_worker(dsn: str, config: IngestConfig, options: ImportWorkerOptions) -> int:
     async def main() -> int:
-        worker = ImportWorker(dsn, config, options)
-        worker.install_signal_handlers()
-        return await worker.run()
+        return await ImportJob(dsn, config, options).run()
 
     return asyncio.run(main())

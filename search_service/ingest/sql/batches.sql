@@ -135,13 +135,14 @@ WHERE id = :batch_id AND status = 'receiving';
 SELECT id, currency FROM store WHERE id = :store_id;
 
 -- name: claim_batch
--- params: worker_id text, lease_s float8
+-- params: worker_id text, lease_s float8, max_rows bigint
 -- The oldest waiting batch that heads its store's queue (a store's batches are mapped in order: only its oldest
 -- pending or processing batch may be taken, and none behind an upload still arriving: a CSV has no clock, so a
 -- till's level written meanwhile was set back by the file), skipping batches other workers hold; a lapsed lease
 -- (a killed worker) is taken over. The heads come from a skip scan of ix_import_batch_claim, one probe per store: asking
 -- each waiting batch whether an older one exists cost O(waiting²) (43 ms a claim with 1,000 webhook
--- deliveries waiting, while the intake kept adding more).
+-- deliveries waiting, while the intake kept adding more). max_rows (NULL: any): only a head of at most that many rows,
+-- for the import job's claim loop kept free of big batches (worker.py: LoopShare).
 WITH RECURSIVE heads AS (
     (SELECT id, store_id, seq FROM import_batch
      WHERE status IN ('pending', 'processing') ORDER BY store_id, seq LIMIT 1)
@@ -159,6 +160,7 @@ WITH RECURSIVE heads AS (
       AND NOT EXISTS (SELECT 1 FROM import_batch r  -- an earlier upload still arriving (ix_import_batch_receiving)
                       WHERE r.status = 'receiving' AND r.locked_until > now() AND r.store_id = b.store_id
                         AND r.seq < b.seq)
+      AND (:max_rows::bigint IS NULL OR b.total_rows <= :max_rows::bigint)
     ORDER BY b.seq
     LIMIT 1
     FOR UPDATE OF b SKIP LOCKED
@@ -205,10 +207,11 @@ SELECT pg_advisory_xact_lock(hashtextextended(:store_id::uuid::text, 20261203)) 
        set_config('statement_timeout', :work_timeout, true) AS work_bound;
 
 -- name: drain_state
--- params: worker_id text
+-- params: worker_ids text[]
 -- What a drain still has to map: the batches due, and those a worker or `import csv` holds (a killed one's lease
 -- lapses, then the drain takes the batch over; skipped, the drain ended with them unfinished); a crashed batch's
--- pause (no holder) is not waited out. With them the lease that lapses first, for the drain's log.
+-- pause (no holder) is not waited out. With them the lease that lapses first of a holder outside this job (worker_ids:
+-- its claim loops), for the drain's log.
 SELECT c.unfinished, h.id, h.locked_by, h.locked_until
 FROM (
     SELECT count(*) AS unfinished FROM import_batch
@@ -217,7 +220,7 @@ FROM (
 ) c
 LEFT JOIN LATERAL (
     SELECT id, locked_by, locked_until FROM import_batch
-    WHERE status IN ('pending', 'processing') AND locked_by <> :worker_id AND locked_until >= now()
+    WHERE status IN ('pending', 'processing') AND locked_by <> ALL (:worker_ids::text[]) AND locked_until >= now()
     ORDER BY locked_until LIMIT 1
 ) h ON true;
 
