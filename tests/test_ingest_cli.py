@@ -737,3 +737,15 @@ def test_import_csv_of_a_file_whose_name_is_not_utf8_stores_it_with_the_bytes_re
     with psycopg.connect(dsn) as conn:
         stored = conn.execute("SELECT file_name FROM import_batch WHERE store_id = %s", (store,)).fetchall()
     assert stored == [("a\ufffd.csv",)]
+
+
+def test_import_csv_of_a_file_over_the_limit_names_the_setting_that_raises_it(dsn: str, tmp_path: Path) -> None:
+    """It said "… is larger than 104857600 bytes" alone: the limit is PLINQY_INGEST_MAX_UPLOAD_BYTES, which the
+    docs present as the HTTP upload's, so a CLI user could not know how to import a 120 MB catalogue."""
+    store = create_store(dsn)
+    file = tmp_path / "big.csv"
+    file.write_text("sku,name,price,quantity\n" + "".join(f"B{i},Thing,1,1\n" for i in range(200)))
+    out = cli(dsn, "import", "csv", str(file), "--store", str(store), PLINQY_INGEST_MAX_UPLOAD_BYTES="1024")
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith(f"error: {file} is larger than 1024 bytes"), out.stderr
+    assert "split the file" in out.stderr and "PLINQY_INGEST_MAX_UPLOAD_BYTES" in out.stderr

@@ -276,7 +276,10 @@ def _checked_csv(settings: Settings, file: Path, store_id: UUID, charset: str | 
     from search_service.ingest.pipeline import UnknownStore
 
     if file.stat().st_size > settings.ingest.max_upload_bytes:
-        raise UserFacingError(f"{file} is larger than {settings.ingest.max_upload_bytes} bytes")
+        raise UserFacingError(  # the limit is the upload's: a CLI user would not think of its setting
+            f"{file} is larger than {settings.ingest.max_upload_bytes} bytes, the import limit: split the file, or "
+            "raise the limit with PLINQY_INGEST_MAX_UPLOAD_BYTES (it bounds API uploads too)"
+        )
     try:
         with connect(settings) as conn:
             return open_csv(conn, file, store_id, charset)
