@@ -4,13 +4,15 @@ Retry-After until the import is finished: a list read earlier was incomplete and
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
 import anyio
-from litestar import Request, Response, get
+from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
+from litestar.response import Stream
 
 from search_service.api import error_specs as E
 from search_service.api.auth import key_scope, principal_of, require_key
@@ -18,7 +20,7 @@ from search_service.api.params import Gone, NotFound
 from search_service.api.path_params import BatchId
 from search_service.api.runtime import Runtime
 from search_service.db.sql import statement
-from search_service.ingest.imports import aborted_message, batch_status, rows_csv
+from search_service.ingest.imports import ROWS_PAGE, aborted_message, batch_status, reason_column, rows_csv
 
 _CELLS = (
     "the original cells, every cell quoted. Cells starting (past any whitespace) with = + - @ | (or their full-width "
@@ -66,14 +68,30 @@ def _finished(batch: dict[str, Any]) -> dict[str, Any]:
     return batch
 
 
-async def _rows_csv(rt: Runtime, batch_id: UUID, which: str, reason: str, name: str) -> Response[str]:
-    stmt = statement("ingest/batches", which)
-    async with rt.connection() as conn:
-        rows = await conn.fetch(stmt.sql, *stmt.bind(batch_id=batch_id))
-    # built in a thread: half a million rejected rows took 4 s, which held every request of this process
-    text = await anyio.to_thread.run_sync(rows_csv, rows, reason)
+async def _rows_csv(rt: Runtime, batch_id: UUID, which: str, name: str) -> Stream:
+    """The CSV a page of rows at a time, each page its own short statement: half a million rejected rows read in
+    one ran past the API's statement timeout (503 "retry shortly", for ever). The first page is read before the
+    answer starts, so a database too slow for it is still a 503."""
+    stmt, column = statement("ingest/batches", which), reason_column(which)
+
+    async def page(after: int) -> tuple[str, int | None]:
+        async with rt.connection() as conn:
+            rows = await conn.fetch(stmt.sql, *stmt.bind(batch_id=batch_id, after=after, limit=ROWS_PAGE))
+        # built in a thread: a page's CSV held every request of this process meanwhile
+        text = await anyio.to_thread.run_sync(rows_csv, rows, column, after == 0)
+        return text, rows[-1]["row_number"] if len(rows) == ROWS_PAGE else None
+
+    first, after = await page(0)
+
+    async def pages() -> AsyncIterator[str]:
+        yield first
+        nonlocal after
+        while after is not None:
+            text, after = await page(after)
+            yield text
+
     disposition = f'attachment; filename="import-{batch_id}-{name}.csv"'
-    return Response(text, media_type="text/csv", headers={"Content-Disposition": disposition})
+    return Stream(pages(), media_type="text/csv", headers={"Content-Disposition": disposition})
 
 
 @get(
@@ -89,14 +107,12 @@ async def _rows_csv(rt: Runtime, batch_id: UUID, which: str, reason: str, name: 
     responses={**E.bad_input(E.bad_uuid("batch_id")), **E.WRITE_ERRORS, **E.NO_IMPORT, **NOT_FINISHED, **E.PRUNED_ROWS},
     media_type="text/csv",
 )
-async def import_errors(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
-) -> Response[str]:
+async def import_errors(rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId) -> Stream:
     batch = _finished(await owned_batch(rt, request, batch_id))
     if batch["rows_pruned_at"] is not None and (batch["error_rows"] or batch["duplicate_rows"]):
         counts = f"{batch['error_rows']} rejected, {batch['duplicate_rows']} duplicate"
         raise _pruned(batch, f"; its counts stay: {counts}")
-    return await _rows_csv(rt, batch_id, "batch_errors", "reason", "errors")
+    return await _rows_csv(rt, batch_id, "batch_errors", "errors")
 
 
 @get(
@@ -111,13 +127,11 @@ async def import_errors(
     responses={**E.bad_input(E.bad_uuid("batch_id")), **E.WRITE_ERRORS, **E.NO_IMPORT, **NOT_FINISHED, **E.PRUNED_ROWS},
     media_type="text/csv",
 )
-async def import_notes(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId
-) -> Response[str]:
+async def import_notes(rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId) -> Stream:
     batch = _finished(await owned_batch(rt, request, batch_id))
     if batch["rows_pruned_at"] is not None:
         raise _pruned(batch, "")
-    return await _rows_csv(rt, batch_id, "batch_notes", "note", "notes")
+    return await _rows_csv(rt, batch_id, "batch_notes", "notes")
 
 
 def _pruned(batch: Any, counts: str) -> Gone:

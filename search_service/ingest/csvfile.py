@@ -378,14 +378,17 @@ def escape_cell(value: Any) -> str:
     return "'" + text if starts else text
 
 
-def errors_csv(rows: list[tuple[int, str, list[str] | None, dict[str, Any]]], reason_column: str = "reason") -> str:
+def errors_csv(
+    rows: list[tuple[int, str, list[str] | None, dict[str, Any]]], reason_column: str = "reason", header: bool = True
+) -> str:
     """The rejected rows: row number, reason, then the original cells (or the row's fields); `reason_column`: the
-    second column's name (`note` for the rows mapped with notes)."""
+    second column's name (`note` for the rows mapped with notes); `header`: False for a page after the first."""
     out = io.StringIO()
     # Every cell quoted: a spreadsheet whose list separator is `;` or a tab would split `x;=cmd|…` unquoted and
     # run the second half.
     writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    writer.writerow(["row", reason_column, "cells"])
+    if header:
+        writer.writerow(["row", reason_column, "cells"])
     for number, reason, raw, payload in rows:
         cells = raw if isinstance(raw, list) else [f"{k}={v}" for k, v in payload.items()]
         writer.writerow([number, escape_cell(reason), *(escape_cell(c) for c in cells)])

@@ -39,6 +39,7 @@ class ImportOutcome:
     duplicates: list[tuple[int, str]] | None = None  # the first rows replaced by a later row: (row number, reason)
 
 
+Shown = list[tuple[int, str]]  # rows a summary names: (row number, reason or notes)
 SHOWN_ROWS = 20  # of each kind (rejected, duplicate, noted) in `import csv`'s summary
 
 
@@ -86,14 +87,22 @@ async def batch_status(conn: Any, batch_id: UUID) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
-def rows_csv(rows: Iterable[Any], reason_column: str) -> str:
-    """Rows of batch_errors or batch_notes as the CSV a user gets (`…/errors`, `…/notes`): a UTF-8 BOM first
-    (Excel read a CSV without one in the ANSI code page: GewÃ¼rzgurken), a duplicate's reason saying so."""
+def rows_csv(rows: Iterable[Any], reason_column: str, first: bool = True) -> str:
+    """A page of batch_errors or batch_notes as the CSV a user gets (`…/errors`, `…/notes`), the first page with a
+    UTF-8 BOM and the header (Excel read a CSV without a BOM in the ANSI code page: GewÃ¼rzgurken), a duplicate's
+    reason saying so."""
     table = [
         (r["row_number"], _reason(r), _json(r["raw"]), _json(r["payload"]))  # asyncpg: JSON text; psycopg: decoded
         for r in rows
     ]
-    return "\ufeff" + errors_csv(table, reason_column)
+    return ("\ufeff" if first else "") + errors_csv(table, reason_column, header=first)
+
+
+ROWS_PAGE = 5000  # rows a statement of batch_errors or batch_notes reads: each one short, whatever the batch's size
+
+
+def reason_column(which: str) -> str:
+    return "reason" if which == "batch_errors" else "note"
 
 
 class BatchRowsUnavailable(Exception):
@@ -124,8 +133,16 @@ def batch_rows_csv(conn: psycopg.Connection, batch_id: UUID, which: str) -> str:
                 f"the rows of batch {batch_id} were pruned at {batch['rows_pruned_at']:%Y-%m-%d %H:%M} UTC "
                 "(imports prune); its counts stay: `imports list`"
             )
-        rows = cur.execute(_sql(which).psycopg, {"batch_id": batch_id}).fetchall()
-    return rows_csv(rows, "reason" if which == "batch_errors" else "note")
+        pages: list[str] = []
+        after = 0
+        while True:
+            rows = cur.execute(
+                _sql(which).psycopg, {"batch_id": batch_id, "after": after, "limit": ROWS_PAGE}
+            ).fetchall()
+            pages.append(rows_csv(rows, reason_column(which), first=not pages))
+            if len(rows) < ROWS_PAGE:
+                return "".join(pages)
+            after = rows[-1]["row_number"]
 
 
 def _reason(row: Any) -> str:
@@ -245,8 +262,7 @@ async def import_csv_async(
             raise await _give_back(dsn, batch_id, worker_id) from None
         status = await batch_status(conn, batch_id)
         assert status is not None
-        errors = await conn.fetch(_sql("batch_errors").sql, *_sql("batch_errors").bind(batch_id=batch_id))
-        notes = await conn.fetch(_sql("batch_notes").sql, *_sql("batch_notes").bind(batch_id=batch_id))
+        shown = await _shown_rows(conn, batch_id)
     except CONNECTION_LOST:
         raise await _after_lost_connection(dsn, batch_id, total, config.lease_s) from None
     finally:
@@ -254,15 +270,26 @@ async def import_csv_async(
             await asyncio.wait_for(conn.close(), timeout=2)
     return ImportOutcome(
         batch_id, status["status"], status["total_rows"], status["mapped_rows"], status["stale_rows"],
-        status["duplicate_rows"], status["error_rows"], reader.ignored_columns,
-        _first(r for r in errors if r["status"] == "rejected"), len(notes), _first(notes),
-        _first(r for r in errors if r["status"] == "duplicate"),
+        status["duplicate_rows"], status["error_rows"], reader.ignored_columns, *shown,
     )  # fmt: skip
 
 
-def _first(rows: Iterable[Any]) -> list[tuple[int, str]]:
-    """The first rows a summary names: (row number, reason or notes)."""
-    return [(r["row_number"], r["error"]) for r, _ in zip(rows, range(SHOWN_ROWS), strict=False)]
+async def _shown_rows(conn: Any, batch_id: UUID) -> tuple[Shown, int, Shown, Shown]:
+    """What a summary names: the first rejected rows, the count of noted rows and the first of them, the first
+    duplicates; each read alone, SHOWN_ROWS at most: every bad row fetched to show 20 grew with them (463 MB for
+    600k rejected rows)."""
+    first, notes = _sql("batch_first_errors"), _sql("batch_notes")
+    rejected, duplicates = [
+        _first(await conn.fetch(first.sql, *first.bind(batch_id=batch_id, status=status, limit=SHOWN_ROWS)))
+        for status in ("rejected", "duplicate")
+    ]
+    noted = await conn.fetch(notes.sql, *notes.bind(batch_id=batch_id, after=0, limit=SHOWN_ROWS))
+    return rejected, await noted_rows(conn, batch_id), _first(noted), duplicates
+
+
+def _first(rows: Iterable[Any]) -> Shown:
+    """The rows a summary names: (row number, reason or notes)."""
+    return [(r["row_number"], r["error"]) for r in rows]
 
 
 async def _give_back(dsn: str, batch_id: UUID, worker_id: str) -> ImportInterrupted:

@@ -110,6 +110,21 @@ imported_product_raw = Table(
     Index(
         "ix_imported_product_raw_pending", "import_batch_id", "row_number", postgresql_where=text("status = 'pending'")
     ),
+    # An import's rows not applied (`…/errors`, a page at a time by row number; the status checked in the index for
+    # `import csv`'s first rows of each) and those mapped with notes (`…/notes`, the count `noted_rows`): 0048.
+    Index(
+        "ix_imported_product_raw_not_applied",
+        "import_batch_id",
+        "row_number",
+        "status",
+        postgresql_where=text("status IN ('rejected', 'duplicate')"),
+    ),
+    Index(
+        "ix_imported_product_raw_noted",
+        "import_batch_id",
+        "row_number",
+        postgresql_where=text("status = 'mapped' AND error IS NOT NULL"),
+    ),
     # For the foreign key's ON DELETE SET NULL; a stored row is unmatched (NULL) until mapped (migration 0010).
     Index(
         "ix_imported_product_raw_matched_product_id",
