@@ -719,3 +719,24 @@ def test_openapi_documents_the_write_path(base: str, shop: tuple[uuid.UUID, str]
                         headers={**bearer(key), "content-type": "application/json"})  # fmt: skip
     assert too_big.status_code == 413 and "error" in too_big.json()  # as documented, in the API's error format
     assert error_of(too_big)[1] == "the body is larger than 10000000 bytes"  # was "Request Entity Too Large"
+
+
+def test_a_form_upload_is_held_to_the_files_size_not_the_bodys(
+    base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str]
+) -> None:
+    """A file exactly at the limit was refused 413 as a form (the limit counted its boundaries and part headers)
+    while the same file as text/csv was taken; a file past the limit is still refused, its batch aborted."""
+    store, key = shop
+    rows = b"sku,name,price,quantity\n" + b"".join(b"f%06d,Form milk,1.09,4\n" % i for i in range(LIMIT // 30))
+    exact = rows + b"last,Form milk " + b"x" * (LIMIT - len(rows) - 23) + b",1.09,4\n"
+    assert len(exact) == LIMIT
+    url = f"{base}/v1/stores/{store}/imports"
+    as_csv = upload(base, store, key, exact)
+    as_form = httpx.post(url, files={"file": ("stock.csv", exact, "text/csv")}, headers=bearer(key))
+    assert (as_csv.status_code, as_form.status_code) == (202, 202), as_form.text
+    over = httpx.post(url, files={"file": ("stock.csv", exact + b"y", "text/csv")}, headers=bearer(key))
+    assert over.status_code == 413 and f"larger than {LIMIT} bytes" in over.text
+    status = conn.execute(
+        "SELECT status FROM import_batch WHERE store_id = %s ORDER BY created_at DESC LIMIT 1", (store,)
+    ).fetchone()
+    assert status == ("aborted",)

@@ -4,12 +4,10 @@ once whole) and signed deliveries (`POST /v1/ingest/{connection_id}`, verified o
 from __future__ import annotations
 
 import contextlib
-import email.parser
-import email.policy
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 from uuid import UUID
 
 import anyio.to_thread
@@ -27,6 +25,7 @@ from search_service.api import ingest_schemas as S
 from search_service.api.auth import key_scope, require_store_key
 from search_service.api.bodies import BodyStalled, refuse_compressed
 from search_service.api.listing_reads import require_store
+from search_service.api.multipart_upload import ENVELOPE_BYTES, multipart_file
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import ConnectionId, StoreId
 from search_service.api.runtime import Runtime
@@ -107,37 +106,6 @@ async def read_body(
             await beat()
             beaten = time.monotonic()
     return b"".join(parts)
-
-
-MAX_PARTS = 100  # a form with the file and a few fields; 150,000 empty parts cost the parser 8 s a MB
-
-
-def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None, str | None]:
-    """The part named `file` of a multipart/form-data body, or its only file part (a form of several files that
-    names none `file` is refused: the first of them may be a logo): its bytes, file name and the charset its own
-    Content-Type names (`text/csv; charset=windows-1252`: a browser form's only way to say it)."""
-    boundary = next((p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")
-                     if p.strip().lower().startswith("boundary=")), "")  # fmt: skip
-    if boundary and body.count(b"--" + boundary.encode("latin-1", "replace")) > MAX_PARTS + 1:
-        raise BadParameter("file", f"the multipart body has more than {MAX_PARTS} parts: send the CSV as `file`")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
-    )
-    parts = list(message.iter_parts()) if message.is_multipart() else []
-    named = [p for p in parts if p.get_param("name", header="content-disposition") == "file"]
-    files = named or [p for p in parts if p.get_filename()]
-    if not files:
-        raise BadParameter("file", "the multipart body has no file part (send the CSV as the field `file`)")
-    if len(files) > 1:
-        which = "fields named `file`" if named else "files, none of them named `file`"
-        raise BadParameter("file", f"the multipart body has {len(files)} {which}: send the one CSV as the field `file`")
-    payload = files[0].get_payload(decode=True)
-    charset = files[0].get_param("charset")
-    return (payload if isinstance(payload, bytes) else b""), files[0].get_filename(), _named(charset)
-
-
-def _named(charset: object) -> str | None:
-    return charset.strip() or None if isinstance(charset, str) else None
 
 
 UPLOAD_RESPONSES = {
@@ -247,9 +215,10 @@ async def _receive(
     """The upload's bytes (a multipart body's file part), its file name and charset, if it came with them; a body
     too large, stalled or cut off aborts the batch (on a connection taken for that alone)."""
     limit = rt.settings.ingest.max_upload_bytes
+    form = media == "multipart/form-data"
     failure: tuple[str, Exception] | None = None
     try:
-        body = await read_body(request, limit, beat=lambda: _beat(rt, batch_id))
+        body = await read_body(request, limit + (ENVELOPE_BYTES if form else 0), beat=lambda: _beat(rt, batch_id))
     except TooLarge:
         failure = (f"the upload is larger than {limit} bytes", _too_large(limit))
     except BodyStalled as stalled:
@@ -257,14 +226,13 @@ async def _receive(
     except InternalServerException as exc:
         failure = ("the upload was interrupted", exc)
     if failure is not None:
-        async with _connection_of(rt) as conn:
-            await pipeline.abort_batch(conn, batch_id, failure[0])
-        raise failure[1]
-    if media == "multipart/form-data":  # parsed in a thread: an adversarial body costs seconds of CPU a MB
+        await _aborted(rt, batch_id, *failure)
+    if form:  # parsed in a thread: an adversarial body costs seconds of CPU a MB
         try:
             found = await anyio.to_thread.run_sync(multipart_file, body, request.headers.get("content-type", ""))
             _known_charset(found[2])
-            return found
+            if len(found[0]) <= limit:  # the file alone counts, as a text/csv body does
+                return found
         except BadParameter as exc:  # answered 400: its batch, left receiving, held the store's writes back
             async with _connection_of(rt) as conn:
                 if exc.parameter == "content-type":  # refused as a body's own charset is: no batch left
@@ -273,7 +241,14 @@ async def _receive(
                 else:
                     await pipeline.abort_batch(conn, batch_id, exc.message)
             raise
+        await _aborted(rt, batch_id, f"the upload is larger than {limit} bytes", _too_large(limit))
     return body, None, None
+
+
+async def _aborted(rt: Runtime, batch_id: UUID, reason: str, answer: Exception) -> NoReturn:
+    async with _connection_of(rt) as conn:
+        await pipeline.abort_batch(conn, batch_id, reason)
+    raise answer
 
 
 MAX_DELIVERY_ID = 512  # the (connection, delivery id) unique index holds ~2,700 bytes a key
