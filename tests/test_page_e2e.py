@@ -873,6 +873,29 @@ def test_a_shared_link_keeps_my_location_and_names_an_unknown_place(server: str,
         driver.execute_cdp_cmd("Emulation.clearGeolocationOverride", {})
 
 
+def test_a_linked_position_is_named_the_shared_location_not_yours(
+    server: str, browser: WebDriver, origin: tuple[float, float]
+) -> None:
+    """A link's `at=` is its sender's position, but the page named it "My location" and said "within 5 km of your
+    location" and "drawn around your location" to whoever opened it, who had shared no position."""
+    driver = browser
+    at = f"{origin[0]:.5f},{origin[1]:.5f}"
+    open_page(driver, server, f"?q=faucet&mode=keyword&at={at}")
+    assert wait_results(driver, "faucet")
+    place = Select(driver.find_element(By.ID, "location")).first_selected_option
+    assert place.get_attribute("value") == "me" and place.text == "Shared location (from the link)", place.text
+    status = driver.find_element(By.ID, "status").text
+    assert "within 5 km of the shared location" in status and "your location" not in status, status
+    assert "the position the link shares, not yours" in status, status
+    caption = wait_for(
+        driver, "the radar caption", lambda d: "drawn" in (text := d.find_element(By.ID, "radar-caption").text) and text
+    )
+    assert "drawn around the shared location." in caption, caption
+    type_query(driver, "xylophone")
+    wait_for(driver, "the empty state", lambda d: settled(d) and d.find_elements(By.CSS_SELECTOR, "#results .empty"))
+    assert "your location" not in driver.find_element(By.ID, "status").text
+
+
 MARKERS = {
     "marker": (".marker", "color", ".marker", "backgroundColor"),
     "radar dot": ("#radar .store-dot text", "fill", "#radar .store-dot circle", "fill"),

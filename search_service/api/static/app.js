@@ -27,7 +27,7 @@
 
   var state = {
     presets: [],          // [{name, lat, lon}]
-    me: null,             // {lat, lon} from the browser's geolocation
+    me: null,             // {lat, lon, shared}: the browser's geolocation, or a link's `at` (shared: not this user's)
     response: null,       // the last successful /v1/search body
     params: null,         // the parameters it answered
     selected: -1,         // index of the selected result
@@ -84,7 +84,9 @@
   /** The chosen point: {lat, lon, label}, or null for "anywhere". */
   function currentLocation() {
     var v = els.location.value;
-    if (v === "me" && state.me) return { lat: state.me.lat, lon: state.me.lon, label: "your location" };
+    if (v === "me" && state.me) {  // a link's position is whoever sent it: "your location" placed the stores near you
+      return { lat: state.me.lat, lon: state.me.lon, label: state.me.shared ? "the shared location" : "your location" };
+    }
     if (v.indexOf("preset:") === 0) {
       var p = state.presets[parseInt(v.slice(7), 10)];
       if (p) return { lat: p.lat, lon: p.lon, label: p.name };
@@ -214,7 +216,7 @@
     restoreChosen(u);
     var at = (u.get("at") || "").split(",").map(Number);
     var point = at.length === 2 && Math.abs(at[0]) <= 90 && Math.abs(at[1]) <= 180 && at.every(isFinite)
-      && (u.get("at") || "").trim() !== "" ? { lat: at[0], lon: at[1] } : null;
+      && (u.get("at") || "").trim() !== "" ? { lat: at[0], lon: at[1], shared: true } : null;
     return { near: u.get("near"), category: u.get("category"), at: point };
   }
 
@@ -728,7 +730,9 @@
       return;
     }
     if (!hit) {
-      els.radarCaption.textContent = "You are at the centre (" + loc.label + "); the circle is " + formatKm(km) + ".";
+      var centre = state.me && state.me.shared && els.location.value === "me" ? "The centre is " + loc.label
+        : "You are at the centre (" + loc.label + ")";
+      els.radarCaption.textContent = centre + "; the circle is " + formatKm(km) + ".";
       return;
     }
     var coords = state.stores[storesKey(loc)];
@@ -765,14 +769,16 @@
   }
 
   // --- geolocation
+  /** The browser's position, or a link's (`shared`: the sender's, which this user never gave). */
   function useMyLocation(point) {
     state.me = point;
     var opt = els.location.querySelector('option[value="me"]');
     if (!opt) {
-      opt = el("option", null, "My location");
+      opt = el("option");
       opt.value = "me";
       els.location.insertBefore(opt, els.location.firstChild);
     }
+    opt.textContent = point.shared ? "Shared location (from the link)" : "My location";
     els.location.value = "me";
   }
 
@@ -819,7 +825,10 @@
         wanted = 0;
       }
       els.location.value = wanted < 0 ? "" : "preset:" + wanted;
-      if (at && !near) useMyLocation(at);
+      if (at && !near) {
+        useMyLocation(at);
+        state.linkNote += "Searching around the position the link shares, not yours (“Use my location” for yours). ";
+      }
     }).catch(function () {
       els.location.replaceChildren();
       var any = el("option", null, "Anywhere (places unavailable)");
