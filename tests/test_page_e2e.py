@@ -1209,6 +1209,24 @@ def test_delivers_to_me_says_what_it_searched_and_turns_the_radius_off(server: s
     assert "wider radius" in driver.find_element(By.CSS_SELECTOR, "#results .empty .hint").text
 
 
+def test_an_empty_result_in_a_category_names_it(server: str, browser: WebDriver) -> None:
+    """An empty result caused by the category said "Nothing found within 5 km of Kreuzberg" and suggested a wider
+    radius and the stock box, which cannot help; neither the hint nor the status named the category."""
+    driver = browser
+    drinks = next(c for c in httpx.get(server + "/v1/categories").json()["categories"] if c["name"] == "Food")
+    drinks = next(c for c in drinks["children"] if c["name"] == "Drinks")
+    open_page(driver, server, f"?q=faucet&mode=keyword&near={PRESET}&category={drinks['id']}")
+    wait_for(driver, "the empty state", lambda d: settled(d) and d.find_elements(By.CSS_SELECTOR, "#results .empty"))
+    assert (
+        driver.find_element(By.CSS_SELECTOR, "#results .empty-title").text
+        == f"Nothing found in Drinks within 5 km of {PRESET}."
+    )
+    hint = driver.find_element(By.CSS_SELECTOR, "#results .empty .hint").text
+    assert "Or choose All categories: only Drinks was searched." in hint, hint
+    status = driver.find_element(By.ID, "status").text
+    assert f"No products found for “faucet” in Drinks within 5 km of {PRESET}." in status, status
+
+
 @pytest.mark.parametrize(
     ("link", "said", "asked"),
     [

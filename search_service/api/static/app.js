@@ -531,16 +531,7 @@
     var where = !loc ? "" : delivering() ? " from stores delivering to " + loc.label
       : " within " + formatKm(radiusKm()) + " of " + loc.label;
     if (body.results.length === 0) {
-      var empty = el("li", "empty");
-      empty.appendChild(el("p", "empty-title", "Nothing found" + where + "."));
-      var filtered = Object.keys(state.chosen).length > 0 ? " Or clear the facet values chosen in the column." : "";
-      var wider = delivering() ? "turn off “Delivers to me”" : "a wider radius"; // the radius is off meanwhile
-      empty.appendChild(el("p", "hint", (loc
-        ? "Try other words, " + wider + ", or turn off “Only in stock”."
-        : "Try other words or another category.") + filtered));
-      els.results.appendChild(empty);
-      setStatus(takeLinkNote() + "No products found for “" + els.q.value.trim() + "”" + where + ".");
-      drawRadar();
+      renderEmpty(loc, where);
       return;
     }
     body.results.forEach(function (hit, i) { els.results.appendChild(renderHit(hit, i)); });
@@ -554,6 +545,27 @@
     if (total > n) els.results.appendChild(moreButton(n));
     select(state.keepSelected || 0, false);
     state.keepSelected = 0;
+  }
+
+  /** The chosen category's name, "" for all (an empty result "within 5 km" hid that it searched one category). */
+  function categoryName() {
+    var opt = els.category.selectedOptions[0];
+    return els.category.value && opt ? opt.dataset.name || "" : "";
+  }
+
+  function renderEmpty(loc, where) {
+    var cat = categoryName(), scope = cat ? " in " + cat : "";
+    var empty = el("li", "empty");
+    empty.appendChild(el("p", "empty-title", "Nothing found" + scope + where + "."));
+    var wider = delivering() ? "turn off “Delivers to me”" : "a wider radius"; // the radius is off meanwhile
+    var hint = loc ? "Try other words, " + wider + ", or turn off “Only in stock”."
+      : cat ? "Try other words." : "Try other words or another category.";
+    if (cat) hint += " Or choose All categories: only " + cat + " was searched.";
+    if (Object.keys(state.chosen).length > 0) hint += " Or clear the facet values chosen in the column.";
+    empty.appendChild(el("p", "hint", hint));
+    els.results.appendChild(empty);
+    setStatus(takeLinkNote() + "No products found for “" + els.q.value.trim() + "”" + scope + where + ".");
+    drawRadar();
   }
 
   /** The next page of the same search, added below (the page had no way past its first 20). */
@@ -846,6 +858,7 @@
         nodes.forEach(function (c) {
           var opt = el("option", null, "\u00a0\u00a0\u00a0".repeat(depth) + (depth ? "└ " : "") + c.name);
           opt.value = String(c.id);
+          opt.dataset.name = c.name;
           els.category.appendChild(opt);
           add(c.children || [], depth + 1);
         });
