@@ -1251,3 +1251,34 @@ def test_a_link_with_a_radius_or_category_the_page_cannot_use_says_so(
     query = parse_qs(urlsplit(last_search_url(driver)).query)
     assert "category_id" not in query and {k: query[k] for k in asked} == asked, query
     assert "category=" not in driver.current_url, driver.current_url
+
+
+FIRST = demo_presets().presets[0].name
+
+
+@pytest.mark.parametrize(
+    ("link", "said"),
+    [
+        (
+            "&mode=fuzzy&sort=cheapest&in_stock=no",
+            [
+                "The link's mode “fuzzy” is not one of hybrid, semantic, keyword: hybrid used.",
+                "The link's sort “cheapest” is not one of relevance, distance, price: relevance used.",
+                "The link's in_stock “no” is not true or false: only in stock shown.",
+            ],
+        ),
+        ("&at=52.5,200", [f"The link's position “52.5,200” is not a latitude,longitude: showing {FIRST}."]),
+        ("&at=91,0", [f"The link's position “91,0” is not a latitude,longitude: showing {FIRST}."]),
+        ("&near=anywhere&sort=distance", ["The link's sort by distance needs a place: relevance used."]),
+    ],
+)
+def test_a_link_with_a_mode_sort_stock_or_position_the_page_cannot_use_says_so(
+    server: str, browser: WebDriver, link: str, said: list[str]
+) -> None:
+    """A link's unknown mode, sort or in_stock, a position off the globe and a distance sort without a place fell
+    back to the defaults without a word, though the page notes a bad radius, category or place."""
+    driver = browser
+    open_page(driver, server, "?q=milk" + link)
+    assert wait_results(driver, "milk")
+    status = driver.find_element(By.ID, "status").text
+    assert all(s in status for s in said), status

@@ -109,7 +109,9 @@
     els.radius.title = none ? why : els.delivers.checked ? "Off while “Delivers to me” is on" : "";
     var distance = els.sort.querySelector('option[value="distance"]');
     if (distance) { distance.disabled = none; distance.title = why; }
-    if (none && els.sort.value === "distance") els.sort.value = "relevance";
+    var reset = none && els.sort.value === "distance";
+    if (reset) els.sort.value = "relevance";
+    return reset;
   }
 
   function searchParams() {
@@ -209,15 +211,29 @@
     var u = new URLSearchParams(window.location.search);
     if (u.has("q")) els.q.value = u.get("q");
     restoreRadius(u.get("radius"));
-    if (u.has("mode") && ["hybrid", "semantic", "keyword"].indexOf(u.get("mode")) >= 0) els.mode.value = u.get("mode");
-    if (u.get("in_stock") === "false") els.inStock.checked = false;
-    if (["price", "distance"].indexOf(u.get("sort")) >= 0) els.sort.value = u.get("sort");
+    restoreSelect(u, "mode", els.mode);
+    restoreSelect(u, "sort", els.sort);
+    var stock = u.get("in_stock");
+    if (stock === "false") els.inStock.checked = false;
+    else if (stock && stock !== "true") state.linkNote += "The link's in_stock “" + stock + "” is not true or " +
+      "false: only in stock shown. ";
     if (u.get("delivers") === "1") els.delivers.checked = true;
     restoreChosen(u);
     var at = (u.get("at") || "").split(",").map(Number);
     var point = at.length === 2 && Math.abs(at[0]) <= 90 && Math.abs(at[1]) <= 180 && at.every(isFinite)
       && (u.get("at") || "").trim() !== "" ? { lat: at[0], lon: at[1], shared: true } : null;
-    return { near: u.get("near"), category: u.get("category"), at: point };
+    var badAt = u.get("at") && !point ? u.get("at") : null; // said once the place it falls back to is known
+    return { near: u.get("near"), category: u.get("category"), at: point, badAt: badAt };
+  }
+
+  /** A link's value the menu does not offer keeps the default, with a note (it was dropped without a word). */
+  function restoreSelect(u, key, select) {
+    var v = u.get(key);
+    if (!v) return;
+    var offered = Array.prototype.map.call(select.options, function (o) { return o.value; });
+    if (offered.indexOf(v) >= 0) select.value = v;
+    else state.linkNote += "The link's " + key + " “" + v + "” is not one of " + offered.join(", ") + ": " +
+      select.value + " used. ";
   }
 
   // --- status, errors, loading
@@ -813,7 +829,7 @@
   });
 
   // --- presets and categories
-  function loadPresets(near, at) {
+  function loadPresets(near, at, badAt) {
     return fetch("/v1/presets").then(function (res) {
       if (!res.ok) throw new Error(String(res.status));
       return res.json();
@@ -837,6 +853,10 @@
         wanted = 0;
       }
       els.location.value = wanted < 0 ? "" : "preset:" + wanted;
+      if (badAt && !near) {
+        state.linkNote += "The link's position “" + badAt + "” is not a latitude,longitude: showing " +
+          body.presets[0].name + ". ";
+      }
       if (at && !near) {
         useMyLocation(at);
         state.linkNote += "Searching around the position the link shares, not yours (“Use my location” for yours). ";
@@ -927,8 +947,10 @@
   var restored = restoreFromUrl();
   showRadius();
   drawRadar();
-  Promise.all([loadPresets(restored.near, restored.at), loadCategories(restored.category)]).then(function () {
-    syncPlaceControls();
+  var loaded = [loadPresets(restored.near, restored.at, restored.badAt), loadCategories(restored.category)];
+  Promise.all(loaded).then(function () {
+    // on load, a distance sort comes from the link: it needs a place
+    if (syncPlaceControls()) state.linkNote += "The link's sort by distance needs a place: relevance used. ";
     document.body.dataset.ready = "true";
     if (els.q.value.trim() !== "") runSearch();
     else drawRadar();
