@@ -87,6 +87,9 @@ _GROUPED = {",": re.compile(r"^\d{1,3}(,\d{3})+$"), ".": re.compile(r"^\d{1,3}(\
 _AMBIGUOUS = re.compile(r"([1-9]\d{0,2}),(\d{3})")  # 1,299: 1299 grouped (en), or 1.299 (de)
 _EXAMPLE = {"price": "1234.50 or 1234,50", "quantity": "a whole number such as 1500"}
 _SPACES = str.maketrans("", "", " \u00a0\u202f'\u2019")  # grouping by spaces (fr) or apostrophes (ch)
+_SPACED = re.compile("[ \u00a0\u202f'\u2019]")
+# groups of three after the first, then any decimals: `1 234,56`, `1'234'567.50` (`3 49`, `1'2'3` are not)
+_SPACE_GROUPED = re.compile(r"[+-]?\d{1,3}(?:[ \u00a0\u202f'\u2019]\d{3})+(?:[.,]\d+)?")
 _ARABIC_SIGNS = str.maketrans("\u066b\u066c", ".,")  # ٫ decimal, ٬ thousands: each says which it is
 _LINE_BREAKS = re.compile(r"\s*[\t\n\v\f\r\x1c-\x1e\x85\u2028\u2029]\s*")  # with the spaces around them
 _CODE_IN_PRICE = re.compile(r"^[A-Za-z]{3}[+-]?[\d.,]|[\d.,][A-Za-z]{3}$")  # `3.49 EUR`, `EUR 3.49` (spaces dropped)
@@ -105,10 +108,19 @@ def decimal_sign(text: str) -> str | None:
 _ONE_GROUP = re.compile(r"[+-]?\d{1,3}[.,]\d{3}")  # 1.000: a thousand, or one; the row's price says which
 
 
+def _spaces_group_thousands(text: str) -> bool:
+    """Whether the spaces and apostrophes in a number's text, if any, group thousands: they are dropped before the
+    `.`/`,` groups are checked, and `3 49` or `1'2'3` were read as 349 and 123."""
+    text = text.strip()
+    return not _SPACED.search(text) or _SPACE_GROUPED.fullmatch(text) is not None
+
+
 def level_decimal(text: str, price_decimal: str | None) -> str | None:
     """The decimal sign of a stock level's text: its own where the text shows it (`10.0`, `10,00`: a group of
     one, two or four digits groups no thousands; `1.000,0`: the last of both), the price's for `1.000`, which
     could be either."""
+    if not _spaces_group_thousands(text):
+        return None  # not a number: `_plain_number` refuses it
     text = text.strip().translate(_SPACES)
     if not _ONE_GROUP.fullmatch(text):
         return decimal_sign(text)
@@ -130,13 +142,16 @@ def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
     the decimal sign (as every program writes numbers: `1.999` is 1.999), and `1,299` (a lone comma, then three
     digits), 1299 in English and 1.299 in German, is refused rather than guessed. Digits of any script read
     (`٣٫٤٩`, `１０`), and the Arabic decimal and thousands signs."""
-    shown = f"{key} {text.strip()[:40]!r}"  # as written: `2,10 €`, not the `2,10€` read
-    text = text.strip().translate(_SPACES)
+    shown_text = text.strip()
+    shown = f"{key} {shown_text[:40]!r}"  # as written: `2,10 €`, not the `2,10€` read
+    text = shown_text.translate(_SPACES)
     if key == "price" and any(unicodedata.category(c) == "Sc" for c in text):
         raise Rejected(f"{shown} holds a currency sign: drop it (write {_EXAMPLE[key]}), or put the code in currency")
     if key == "price" and (text[:1].isalpha() or text[-1:].isalpha()) and _CODE_IN_PRICE.search(text):
         raise Rejected(f"{shown} holds a currency code: drop it (write {_EXAMPLE[key]}), and put the code in currency")
-    if "_" in text:  # Python's digit grouping (1_000), which Decimal reads and no till or spreadsheet writes
+    # Python's digit grouping (1_000), which Decimal reads and no till or spreadsheet writes; spaces or apostrophes
+    # that do not group thousands (`3 49`)
+    if "_" in text or not _spaces_group_thousands(shown_text):
         raise Rejected(f"{shown} is not a number (write {_EXAMPLE[key]})")
     if "\u066b" in text or "\u066c" in text:
         if "," in text or "." in text:
