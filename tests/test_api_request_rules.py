@@ -114,7 +114,7 @@ BOUNDS: list[tuple[str, str, list[Any], list[Any]]] = [
     ("listing-put", "description", ["d" * 10_000], ["d" * 10_001]),
     ("listing-put", "category", ["c" * 1000], ["c" * 1001]),
     ("listing-put", "price", [9_999_999_999.99, 0, "3,49", "1.234,56", "1 234,56", "+2"],
-     [10_000_000_000, -1, "-1", "NaN", "Infinity", "abc", "1_000"]),
+     [10_000_000_000, -1, "-1", "NaN", "Infinity", "abc", "1_000", "1.23E+03"]),
     ("listing-put", "currency", ["USD"], ["ZZZ", "EURO", "XXX"]),
     ("listing-put", "version", [2**63 - 1, 0], [2**63, -1]),
     ("stock-patch", "price", [9_999_999_999.99, "0,99"], [10_000_000_000, "-1", "NaN"]),

@@ -30,9 +30,10 @@ NOT_BLANK = rf"^[^{_CONTROL}]*[^\s{_CONTROL}{INVISIBLE_CHARS}][^{_CONTROL}]*$"
 # stores.is_web_address (its match ignores case), or '' (clears it)
 WEB_ADDRESS = rf"^([Hh][Tt][Tt][Pp][Ss]?://{web_host_port(_CONTROL)}([/?#][^\s{_CONTROL}]*)?)?$"
 COUNTRY_CODE = r"^([A-Za-z]{2})?$"  # ISO 3166-1 alpha-2, or '' (clears it)
-# A price as text: a decimal >= 0 as people write it (3,49 / 1.234,56 / 1 234,56 / 1'234.50 / 1e3), no sign but +:
-# not -1, NaN or Infinity. The server reads each such text (rows.parse_price), grouping checked.
-DECIMAL_TEXT = r"^\s*\+?(\d|[.,\u066b]\d)[\d.,'\u2019 \u00a0\u202f\u066b\u066c]*([eE][+-]?\d+)?\s*$"
+# A price as text: a decimal >= 0 as people write it (3,49 / 1.234,56 / 1 234,56 / 1'234.50), no sign but +: not -1,
+# NaN, Infinity or 1.23E+03 (a spreadsheet's display, digits lost). The server reads each such text (rows.parse_price),
+# grouping checked.
+DECIMAL_TEXT = r"^\s*\+?(\d|[.,\u066b]\d)[\d.,'\u2019 \u00a0\u202f\u066b\u066c]*\s*$"
 
 _TEXT, _NUMBER, _ARRAY = OpenAPIType.STRING, OpenAPIType.NUMBER, OpenAPIType.ARRAY
 # (component schema, property) -> [(the type of the members it applies to, litestar Schema attributes)]; a number

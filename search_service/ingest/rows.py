@@ -90,6 +90,7 @@ _SPACES = str.maketrans("", "", " \u00a0\u202f'\u2019")  # grouping by spaces (f
 _SPACED = re.compile("[ \u00a0\u202f'\u2019]")
 # groups of three after the first, then any decimals: `1 234,56`, `1'234'567.50` (`3 49`, `1'2'3` are not)
 _SPACE_GROUPED = re.compile(r"[+-]?\d{1,3}(?:[ \u00a0\u202f'\u2019]\d{3})+(?:[.,]\d+)?")
+_EXPONENT = re.compile(r"[\d.,][eE][+-]?\d+$")  # 1.23E+03: a General-format cell too narrow for its digits
 _ARABIC_SIGNS = str.maketrans("\u066b\u066c", ".,")  # ٫ decimal, ٬ thousands: each says which it is
 _LINE_BREAKS = re.compile(r"\s*[\t\n\v\f\r\x1c-\x1e\x85\u2028\u2029]\s*")  # with the spaces around them
 _CODE_IN_PRICE = re.compile(r"^[A-Za-z]{3}[+-]?[\d.,]|[\d.,][A-Za-z]{3}$")  # `3.49 EUR`, `EUR 3.49` (spaces dropped)
@@ -149,6 +150,9 @@ def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
         raise Rejected(f"{shown} holds a currency sign: drop it (write {_EXAMPLE[key]}), or put the code in currency")
     if key == "price" and (text[:1].isalpha() or text[-1:].isalpha()) and _CODE_IN_PRICE.search(text):
         raise Rejected(f"{shown} holds a currency code: drop it (write {_EXAMPLE[key]}), and put the code in currency")
+    if _EXPONENT.search(text):  # Decimal reads it; digits may be lost (what a GTIN's note says too)
+        raise Rejected(f"{shown} is in scientific notation, which may have lost digits: write the number in full "
+                       f"({_EXAMPLE[key]})")  # fmt: skip
     # Python's digit grouping (1_000), which Decimal reads and no till or spreadsheet writes; spaces or apostrophes
     # that do not group thousands (`3 49`)
     if "_" in text or not _spaces_group_thousands(shown_text):
