@@ -451,14 +451,15 @@ def test_csv_import_status_errors_and_replay(base: str, db_url: str, shop: tuple
 
 def test_an_imports_rows_answer_409_until_it_is_finished(base: str, db_url: str, shop: tuple[uuid.UUID, str]) -> None:
     """Fetched at once, `errors_url` answered 200 with the header line alone: the client concluded the file was
-    clean, while the worker had not yet mapped the row it would reject."""
+    clean, while the worker had not yet mapped the row it would reject. Its count is of the rows processed: C, with
+    no level, is rejected as it is stored, and the message said "1 of 3 rows mapped" while none was."""
     store, key = shop
-    accepted = upload(base, store, key, b"sku,name,price,quantity\nA,x,1,1\nB,y,zzz,1\n").json()
+    accepted = upload(base, store, key, b"sku,name,price,quantity\nA,x,1,1\nB,y,zzz,1\nC,z,1,\n").json()
     for url in (accepted["errors_url"], f"{accepted['status_url']}/notes"):
         early = httpx.get(f"{base}{url}", headers=bearer(key))
         assert early.status_code == 409 and int(early.headers["Retry-After"]) >= 1, early.text
         parameter, message = error_of(early)
-        assert parameter == "batch_id" and message.startswith("this import is pending (0 of 2 rows mapped)"), message
+        assert parameter == "batch_id" and message.startswith("this import is pending (1 of 3 rows processed)"), message
     drain_imports(db_url)
     errors = httpx.get(f"{base}{accepted['errors_url']}", headers=bearer(key))
     assert errors.status_code == 200 and '"2","price' in errors.text

@@ -423,7 +423,9 @@ def test_import_csv_says_how_many_rows_it_did_not_name_and_how_to_get_them_all(d
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("UPDATE import_batch SET status = 'processing' WHERE id = %s", (batch,))
     busy = cli(dsn, "imports", "errors", batch)
-    assert busy.returncode == 1 and busy.stderr.startswith(f"error: batch {batch} is processing (30 of 30 rows mapped)")
+    assert busy.returncode == 1 and busy.stderr.startswith(
+        f"error: batch {batch} is processing (30 of 30 rows processed)"
+    )
 
 
 def test_worker_rejects_unknown_job(dsn: str) -> None:

@@ -35,7 +35,7 @@ NOT_FINISHED = {
     409: E.error_spec(
         409,
         "batch_id",
-        "this import is processing (120 of 5000 rows mapped): its rows are listed once it is completed; "
+        "this import is processing (120 of 5000 rows processed): its rows are listed once it is completed; "
         "retry after Retry-After",
         "The import is not finished (its status is named): retry after Retry-After; or it was aborted (no "
         "Retry-After: nothing of it was applied, import the file again).",
@@ -59,7 +59,7 @@ def _finished(batch: dict[str, Any]) -> dict[str, Any]:
         raise ClientException(
             status_code=409,
             detail=f"this import is {batch['status']} ({batch['processed_rows']} of {batch['total_rows']} rows "
-            "mapped): its rows are listed once it is completed; retry after Retry-After",
+            "processed): its rows are listed once it is completed; retry after Retry-After",
             headers={"Retry-After": str(RETRY_UNFINISHED_S)},
             extra={"parameter": "batch_id"},
         )

@@ -48,7 +48,7 @@ class ImportInterrupted(Exception):
     worker takes it at once, not when the lease lapses)."""
 
     def __init__(self, batch_id: UUID | None, processed: int, total: int) -> None:
-        stored = f"batch {batch_id}: {processed} of {total} rows mapped; the batch is stored whole: " \
+        stored = f"batch {batch_id}: {processed} of {total} rows processed; the batch is stored whole: " \
             "`plinqy-search worker` maps the rest"  # fmt: skip
         super().__init__("before the file was stored: nothing imported" if batch_id is None else stored)
         self.batch_id, self.processed, self.total = batch_id, processed, total
@@ -124,7 +124,7 @@ def batch_rows_csv(conn: psycopg.Connection, batch_id: UUID, which: str) -> str:
         if batch["status"] in ("receiving", "pending", "processing"):  # the list would be incomplete
             raise BatchRowsUnavailable(
                 f"batch {batch_id} is {batch['status']} ({batch['processed_rows']} of {batch['total_rows']} rows "
-                "mapped): its rows are listed once it is completed (`plinqy-search worker --drain` maps it)"
+                "processed): its rows are listed once it is completed (`plinqy-search worker --drain` maps it)"
             )
         if batch["status"] == "aborted":
             raise BatchRowsUnavailable(aborted_message(batch))
