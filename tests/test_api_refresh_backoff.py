@@ -155,3 +155,40 @@ def test_the_vector_copy_backs_off_and_says_when_it_is_back(
     # warned on the 1st, 2nd, 4th... failure only, the first saying its pause
     warned = [n for n in range(1, int(in_a_row.group(1)) + 1) if n & (n - 1) == 0]
     assert len(failed) == len(warned) and "retrying in 1.0 s (failure 1 in a row)" in failed[0], failed
+
+
+def test_a_stop_that_surfaces_as_another_error_still_stops_the_refresher(fresh_db_url: str) -> None:
+    """`serve` stopped right after its start hung on SIGTERM: the runtime cancelled its refreshers, the vector
+    copy's load was inside a transaction, the rollback raised asyncpg's `another operation is in progress` in place
+    of the cancel, and the refresher took it for a failed load, retried and refreshed on; the stop awaited it for
+    ever."""
+    settings = Settings.from_env({"DATABASE_URL": fresh_db_url, "PLINQY_VECTOR_CACHE_REFRESH_S": "0.05"})
+    rt: Any = SimpleNamespace(settings=settings, engine_config=DEFAULT_CONFIG, pool=object())
+    loading = asyncio.Event()
+    loads: list[int] = []
+
+    async def load(conn: Any) -> bool:
+        loads.append(1)
+        loading.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError as cancelled:
+            if len(loads) > 1:  # only the first: a refresher that lives on must still end the test
+                raise
+            # as asyncpg's rollback of a cancelled transaction answers
+            raise asyncpg.InternalClientError("cannot switch to state 15; another operation is in progress") from (
+                cancelled
+            )
+        return True
+
+    async def run() -> None:
+        task = asyncio.create_task(refresh.keep_fresh(rt, "the vector copy", load, lambda: False, 0.1))
+        await asyncio.wait_for(loading.wait(), timeout=10)
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+        stopped = task.done()
+        task.cancel()  # a refresher that lived on: the second load lets this cancel through
+        await asyncio.wait({task}, timeout=5)
+        assert stopped and task.cancelled() and len(loads) == 1, loads
+
+    asyncio.run(run())

@@ -172,6 +172,8 @@ async def _keep_fresh(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if being_cancelled():  # a stop's cancel that surfaced as another error: the stop waited for ever
+                raise asyncio.CancelledError from exc
             failures += 1
             pause = min(retry_s * 2 ** min(failures - 1, 16), RETRY_MAX_S)
             said = failed(exc) if failed else f"{what} failed to refresh ({type(exc).__name__}: {exc})"
@@ -182,6 +184,14 @@ async def _keep_fresh(
         if failures:
             log.info("%s refreshed again after %d failures in a row", what, failures)  # a recovery: not a warning
             failures = 0
+
+
+def being_cancelled() -> bool:
+    """Whether this task was asked to stop: a cancel inside a transaction can come out as the connection's error
+    (asyncpg's `cannot switch to state 15; another operation is in progress` from the rollback), which the retry
+    took for a failed refresh; `serve` then hung on SIGTERM waiting for the refresher."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def refresh_labels(rt: Runtime, conn: Any) -> bool:

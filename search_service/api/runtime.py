@@ -362,6 +362,8 @@ class Runtime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if refresh.being_cancelled():  # a stop's cancel surfacing as a connection's error
+                    raise asyncio.CancelledError from exc
                 self.database_failure = exc
                 self.database_error = str(exc) if isinstance(exc, NotMigrated) else (
                     f"cannot connect to the database ({type(exc).__name__}: {exc})")  # fmt: skip
