@@ -232,9 +232,13 @@ def price_text(value: Any) -> str | None:
     number = to_decimal(value)
     if number is None:
         return None
-    if number < 0 or number > MAX_PRICE:
-        return str(number)
+    if number < 0 or number > MAX_PRICE:  # written out: ingest refuses text in scientific notation ('1E+26') as a
+        # spreadsheet's lost digits, which no store could mend in its POS; within 30 digits (1e999999 is a megabyte)
+        return format(max(min(number, OUT_OF_RANGE), -OUT_OF_RANGE), "f")
     return str(number.quantize(Decimal("0.01"), ROUND_HALF_UP))
+
+
+OUT_OF_RANGE = Decimal("1e30")  # any price past this says the same: too large (or negative)
 
 
 def truthy(value: Any) -> bool:
