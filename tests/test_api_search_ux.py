@@ -111,7 +111,7 @@ def test_facets_keep_the_hybrid_order_of_a_chosen_category_or_price(client: Test
 
 
 def test_sort_by_price_and_distance(client: TestClient[Any]) -> None:
-    common = {"q": "food", "mode": "hybrid", "limit": 50, **AT_CENTER, "radius_m": 40000}
+    common = {"q": "something to fix a dripping tap", "mode": "hybrid", "limit": 50, **AT_CENTER, "radius_m": 40000}
     by_price = get(client, **common, sort="price")
     lowest = [min(s["price"] for s in r["stores"]) for r in by_price["results"]]
     assert lowest == sorted(lowest) and len(lowest) > 3
@@ -119,6 +119,44 @@ def test_sort_by_price_and_distance(client: TestClient[Any]) -> None:
     nearest = [min(s["distance_m"] for s in r["stores"]) for r in by_distance["results"]]
     assert nearest == sorted(nearest)
     assert {r["product"]["id"] for r in by_distance["results"]} == {r["product"]["id"] for r in by_price["results"]}
+
+
+def _names(body: dict[str, Any]) -> list[str]:
+    return [r["product"]["name"] for r in body["results"]]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "semantic"])
+def test_a_sort_by_price_or_distance_keeps_the_relevant_products_only(client: TestClient[Any], mode: str) -> None:
+    """By relevance the weak tail of a semantic set comes last; sorted by price it came first ("shampoo" opened on
+    laundry detergent and milk, and nonsense listed the whole catalogue). A price or distance sort keeps the words'
+    matches and the products at least 0.75 times as similar as the best in scope (ux_ranking.SortFloor)."""
+    common = {"mode": mode, "limit": 50, **AT_CENTER, "radius_m": 40000}
+    assert len(_names(get(client, q="shampoo", **common))) > 5  # by relevance: the whole tail
+    for sort in ("price", "distance"):
+        assert _names(get(client, q="shampoo", **common, sort=sort)) == ["Anti-dandruff shampoo 250 ml"]
+        nonsense = get(client, q="xqzv blorp", **common, sort=sort, facets="brand")
+        assert nonsense["results"] == [] and nonsense["total"] == 0 and nonsense["facets"]["brand"] == []
+        # a query whose products are all weakly similar (0.27-0.34) keeps them, not the unrelated (0.19 and less)
+        tap = set(_names(get(client, q="something to fix a dripping tap", **common, sort=sort)))
+        assert {"PTFE thread seal tape", "Faucet washer set", "Adjustable pipe wrench"} <= tap
+        assert "Kayak paddle" not in tap and "Bicycle floor pump" not in tap
+    assert len(_names(get(client, q="xqzv blorp", **common))) > 5  # by relevance: nearest neighbours as before
+
+
+def test_a_filtered_sort_keeps_what_the_facet_count_promised(client: TestClient[Any]) -> None:
+    """The floor's anchor is the best in scope without the filters: a filtered sort (no facets: ranked among the
+    products that pass) keeps what the faceted sort keeps, not the products near its own best (`shampoo` in
+    Household: the detergent at 0.39 is far under the shampoo's 0.59)."""
+    common = {"q": "shampoo", "mode": "hybrid", "limit": 50, **AT_CENTER, "radius_m": 40000}
+    counted = get(client, **common, facets="price,category")["facets"]  # by relevance: every category of the set
+    chosen: list[dict[str, Any]] = [{"category_id": c["id"]} for c in counted["category"]]
+    chosen += [
+        {"min_price": p["min"]} | ({"max_price": p["max"]} if p["max"] is not None else {}) for p in counted["price"]
+    ]
+    assert len(chosen) > 4
+    for values in chosen:
+        faceted = get(client, **common, **values, sort="price", facets="category")
+        assert _names(get(client, **common, **values, sort="price")) == _names(faceted), values
 
 
 def test_bbox_scope_and_delivery_fulfilment(client: TestClient[Any], seeded: Seeded) -> None:
@@ -224,7 +262,8 @@ def test_similar_takes_facets_sorts_and_explain(client: TestClient[Any], seeded:
         assert get(client, path, **base, facets="brand", **price)["total"] == p["count"]
     by_price = get(client, path, **base, sort="price")
     lowest = [min(s["price"] for s in r["stores"]) for r in by_price["results"]]
-    assert lowest == sorted(lowest) and len(lowest) > 3
+    assert lowest == sorted(lowest) and len(lowest) >= 2  # the most similar (ux_ranking.SortFloor), not all 20
+    assert len(lowest) < len(plain["results"]) and _names(by_price) == _names(plain)[: len(lowest)]
     nearest = [min(s["distance_m"] for s in r["stores"]) for r in get(client, path, **base, sort="distance")["results"]]
     assert nearest == sorted(nearest)
     explained = get(client, path, **base, explain="true")

@@ -71,13 +71,13 @@ async def _ux(
         if stock:  # the listings in stock by product: a wide set's listed products from memory
             buckets = StockBuckets()
             await buckets.load(conn)
-        vectors = None
+        vectors = None  # the similarities of random vectors are noise: no floor for a sort (FacetConfig(depth, 0))
         if copy:  # the API's in-memory vector copy: the facet set comes from facet_vectors
             vectors = VectorCache(shared_dir=shared)  # shared: float16 rows, as `serve` maps them
             await vectors.load(conn)
             vectors.candidates.stale = not sets  # without the candidate sets, SQL lists the products in scope
         return await ux_search(
-            conn, params, vector, ux, config=config, facet_config=FacetConfig(depth=depth), vectors=vectors,
+            conn, params, vector, ux, config=config, facet_config=FacetConfig(depth, 0.0), vectors=vectors,
             stores=locator, stock=buckets,
         )  # fmt: skip
     finally:

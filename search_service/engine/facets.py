@@ -18,7 +18,7 @@ from uuid import UUID
 
 from search_service.db.sql import statement
 from search_service.engine.results import SearchParams
-from search_service.envconfig import env_int
+from search_service.envconfig import env_float, env_int
 
 FACETS = ("category", "brand", "price", "store")
 SORTS = ("relevance", "distance", "price")
@@ -28,16 +28,26 @@ PRICE_EDGES = tuple(Decimal(v) for v in ("0", "5", "10", "20", "50", "100", "200
 CENT = Decimal("0.01")
 FACET_VALUES = 50  # brand and store values: the most frequent, and a chosen one past them
 DEFAULT_DEPTH = 1000
+# a sort by price or distance keeps the products at least RELATIVE times as similar as the best in scope, none if
+# that is below MIN (ux_ranking.py)
+DEFAULT_SORT_RELATIVE_SIMILARITY = 0.75
+DEFAULT_SORT_MIN_SIMILARITY = 0.3
 NARROW_STORES = 4  # scopes of at most this many stores: the set's listings read store by store (facets.sql)
 
 
 @dataclass(frozen=True)
 class FacetConfig:
     depth: int = DEFAULT_DEPTH  # semantic/hybrid: facets and sorts cover this many top results
+    sort_relative_similarity: float = DEFAULT_SORT_RELATIVE_SIMILARITY
+    sort_min_similarity: float = DEFAULT_SORT_MIN_SIMILARITY
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FacetConfig:
-        return cls(depth=env_int(env, "PLINQY_FACET_DEPTH", DEFAULT_DEPTH, 10, 10_000))
+        depth = env_int(env, "PLINQY_FACET_DEPTH", DEFAULT_DEPTH, 10, 10_000)
+        relative = env_float(env, "PLINQY_SORT_RELATIVE_SIMILARITY", DEFAULT_SORT_RELATIVE_SIMILARITY, 0.0, 1.0)
+        return cls(
+            depth, relative, env_float(env, "PLINQY_SORT_MIN_SIMILARITY", DEFAULT_SORT_MIN_SIMILARITY, -1.0, 1.0)
+        )
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -29,14 +30,13 @@ from search_service.db.sql import statement
 from search_service.engine import facet_vectors, geo_areas
 from search_service.engine import search as engine
 from search_service.engine.candidates import CandidateSets
-from search_service.engine.facet_chosen import ChosenSides, Settle, chosen_page, left_to_facet_set, refused_sides
-from search_service.engine.facet_fusion import fuse_windows
+from search_service.engine.facet_chosen import ChosenSides, chosen_page, left_to_facet_set, refused_sides
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import faceted_page
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facet_vectors import listed_in_memory, products_passing, rank_vector_set, union_pays
 from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort, StoreCount, chosen_filters
-from search_service.engine.fusion import Ranked, fusion_depth, merge
+from search_service.engine.fusion import fusion_depth
 from search_service.engine.hydrate import hydrate
 from search_service.engine.keyword import rank_keyword
 from search_service.engine.modes import QueryVector
@@ -48,6 +48,7 @@ from search_service.engine.stats import StatsCache, read_stats
 from search_service.engine.store_locator import StoreLocator
 from search_service.engine.text import may_exclude
 from search_service.engine.ux_explain import HitExplain, explained
+from search_service.engine.ux_ranking import RankedSet, SortFloor, joined
 from search_service.engine.vector_plans import rank_vector
 from search_service.engine.vector_scan import VectorPlan, plan_vector
 from search_service.engine.vectors import VectorCache
@@ -77,25 +78,6 @@ class UxResult:
     explain: dict[UUID, HitExplain] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
     capped: bool = False  # more products matched than the whole set's depth: `total` counts the first ones
-
-
-@dataclass
-class _Ranking:
-    ids: list[UUID]
-    scores: dict[UUID, float]
-    strategy: Strategy
-    candidates: int
-    vector: Ranked | None = None  # the vector side (scores: cosine similarity)
-    keyword: Ranked | None = None  # the keyword side (scores: text rank, + 1 for an exact match)
-    keys: np.ndarray | None = None  # `ids` as keyindex keys, when the ranking had them (the facet set needs them)
-    more: bool = False  # more products matched than `ids` holds (a whole set's sides are ranked one deeper)
-    settle: Settle | None = None  # the vector side is the copy's: re-scores a window of it (facet_chosen.py)
-
-    def cut(self, depth: int, exclude_id: UUID | None) -> None:
-        """Without the product asked about (similar: ranked one deeper for it, it may be there), `depth` deep."""
-        if exclude_id is not None:
-            self.ids, self.keys = [i for i in self.ids if i != exclude_id], None
-            self.more, self.ids = self.more or len(self.ids) > depth, self.ids[:depth]
 
 
 def needs_ux(ux: UxParams, params: engine.SearchParams) -> bool:
@@ -148,7 +130,8 @@ async def _rank(
     stats: StatsCache | None,
     stock: StockBuckets | None = None,
     settle: int = 0,
-) -> _Ranking:
+    floor: SortFloor | None = None,
+) -> RankedSet:
     """The ranked result set, `depth` deep (`whole`: the facets' set; `settle`: facet_vectors._settled's). The
     keyword side keeps search's typo threshold: a deeper set holds the same matches, not looser typo matches."""
     mode = scope.params.mode if query_vector is not None else "keyword"
@@ -181,26 +164,7 @@ async def _rank(
             plan.cancel()
             raise
         vector_side = await rank_vector(conn, scope, plan, vector, deep, config)
-    return replace(_joined(vector_side, keyword_side, depth, config), settle=settle_copy)
-
-
-def _joined(
-    vector_side: Ranked | None, keyword_side: Ranked | None, depth: int, config: engine.EngineConfig
-) -> _Ranking:
-    """The sides as one ranking, `depth` deep; `more`: the sides (ranked deeper) hold more products than that."""
-    if keyword_side is None and vector_side is not None:  # one side, best first: merge would keep its order
-        keys = None if vector_side.keys is None else vector_side.keys[:depth]
-        return _Ranking(vector_side.ids[:depth], vector_side.scores, vector_side.strategy, vector_side.total,
-                        vector_side, keys=keys, more=len(vector_side.ids) > depth)  # fmt: skip
-    if keyword_side is not None and vector_side is not None:  # merge's order, in arrays (facet_fusion.py)
-        ids, scores, keys = fuse_windows(vector_side, keyword_side, depth, config.rrf_depth)
-        total, more = max(vector_side.total, keyword_side.total), len({*vector_side.ids, *keyword_side.ids}) > depth
-        return _Ranking(ids, scores, vector_side.strategy, total, vector_side, keyword_side, keys, more)
-    merged = merge([side for side in (vector_side, keyword_side) if side is not None], first_window=config.rrf_depth)
-    ids = [c.product_id for c in merged.candidates][:depth]
-    scores = {c.product_id: c.score for c in merged.candidates}
-    more = len(merged.candidates) > depth
-    return _Ranking(ids, scores, merged.strategy, merged.total, vector_side, keyword_side, more=more)
+    return replace(joined(vector_side, keyword_side, depth, config, floor), settle=settle_copy)
 
 
 async def _current_sets(
@@ -290,7 +254,7 @@ async def _ranked_set(
     context: _Context,
     clock: StageClock,
     known: tuple[list[UUID] | None, FacetFilters] | None = None,
-) -> tuple[list[UUID] | None, FacetFilters, _Ranking | Strategy]:
+) -> tuple[list[UUID] | None, FacetFilters, RankedSet | Strategy]:
     """The stores in scope, the chosen facet values, and the ranked result set (or why it is empty); with a chosen
     store, the set of that store's products (geo_areas.chosen_store_scope). `known`: the stores and values found
     already, for the set over every store in scope (_scope_stores)."""
@@ -325,12 +289,31 @@ async def _ranked_set(
     # window among those that pass; without facets the ranking applies them): its window is ordered as search's
     chosen = (bool(ux.facets) and left_to_facet_set(filters)) or ux.sort != "relevance"
     window = fusion_depth(params.offset + params.limit, context.config.rrf_depth) + extra
+    floor = None if ux.sort == "relevance" else await _sort_floor(conn, scope, query_vector, context)
     ranking = await _rank(
         conn, scope, query_vector, depth + extra, _whole(params, ux), context.config, context.vectors,
-        context.stats, context.stock, 0 if chosen else window,
+        context.stats, context.stock, 0 if chosen else window, floor,
     )  # fmt: skip
     ranking.cut(depth, context.exclude_id)
     return store_ids, filters, ranking
+
+
+async def _sort_floor(conn: Any, scope: Scope, query_vector: QueryVector | None, context: _Context) -> SortFloor | None:
+    """The vector side's floor for a sort by price or distance (ux_ranking.py). Its anchor is the best similarity
+    in scope without the filters: a filtered ranking (no facets) ranks one product more for it."""
+    config = context.facet_config
+    if query_vector is None or scope.params.mode == "keyword" or config.sort_relative_similarity == 0:
+        return None  # 0: off, a sort orders the whole set
+    floor = SortFloor(config.sort_relative_similarity, config.sort_min_similarity, exclude_id=scope.exclude_id)
+    if not _filtered(scope):
+        return floor  # the vector side's own best
+    bare = replace(scope.params, category_id=None, min_price=None, max_price=None, brand=None, mode="semantic")
+    best = await _rank(
+        conn, replace(scope, category_ids=None, params=bare), query_vector, 1 + (scope.exclude_id is not None),
+        False, context.config, context.vectors, context.stats, context.stock,
+    )  # fmt: skip
+    anchor = floor.best(best.vector)
+    return replace(floor, anchor=-math.inf if anchor is None else anchor)
 
 
 def _no_counts(asked: Sequence[str]) -> Facets:

@@ -1,0 +1,99 @@
+"""The ranked result set of a search with the shopper-facing extras (ux.py): the sides joined, `depth` deep.
+
+A price or distance sort keeps the relevant products only. Sorted by relevance, a semantic or hybrid set's weak tail
+comes last and does no harm; sorted by price or distance it comes first (`shampoo` by price opened on yoghurt, and
+a query of nonsense listed 1,000 products). So those sorts keep the products the query's words match (the keyword
+side) and those at least PLINQY_SORT_RELATIVE_SIMILARITY (0.75) times as similar to the query as the most similar
+product in scope, the facets' filters aside (so that choosing a facet value keeps what its count promised); if
+even that one is less similar than PLINQY_SORT_MIN_SIMILARITY (0.3), the query's meaning matches nothing and only
+its words count. all-MiniLM-L6-v2's similarities are not comparable from one query to another ("something to fix a
+dripping tap" finds its tape and washers at 0.34, "shampoo" its shampoos at 0.5-0.6 and shower gel at 0.42),
+hence a floor relative to the best; a nonsense query's best is 0.18-0.27 (docs/search-features.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from uuid import UUID
+
+import numpy as np
+
+from search_service.engine import search as engine
+from search_service.engine.facet_chosen import Settle
+from search_service.engine.facet_fusion import fuse_windows
+from search_service.engine.fusion import Ranked, merge
+from search_service.engine.results import Strategy
+
+
+@dataclass
+class RankedSet:
+    ids: list[UUID]
+    scores: dict[UUID, float]
+    strategy: Strategy
+    candidates: int
+    vector: Ranked | None = None  # the vector side (scores: cosine similarity)
+    keyword: Ranked | None = None  # the keyword side (scores: text rank, + 1 for an exact match)
+    keys: np.ndarray | None = None  # `ids` as keyindex keys, when the ranking had them (the facet set needs them)
+    more: bool = False  # more products matched than `ids` holds (a whole set's sides are ranked one deeper)
+    settle: Settle | None = None  # the vector side is the copy's: re-scores a window of it (facet_chosen.py)
+
+    def cut(self, depth: int, exclude_id: UUID | None) -> None:
+        """Without the product asked about (similar: ranked one deeper for it, it may be there), `depth` deep."""
+        if exclude_id is not None:
+            self.ids, self.keys = [i for i in self.ids if i != exclude_id], None
+            self.more, self.ids = self.more or len(self.ids) > depth, self.ids[:depth]
+
+
+@dataclass(frozen=True)
+class SortFloor:
+    """A sort by price or distance keeps the vector side's products at least `ratio` as similar to the query as
+    the best in scope (`anchor`; None: the vector side's own best), none if that best is below `minimum`."""
+
+    ratio: float
+    minimum: float
+    anchor: float | None = None
+    exclude_id: UUID | None = None  # similar: the product asked about, which the side may hold
+
+    def best(self, side: Ranked | None) -> float | None:
+        """The similarity of the side's best product (not the one asked about)."""
+        best = None if side is None else next((pid for pid in side.ids if pid != self.exclude_id), None)
+        return None if side is None or best is None else side.scores.get(best)
+
+    def cut(self, side: Ranked) -> Ranked:
+        """`side` without the products under the floor; before the fusion, so that a faceted set and a filtered
+        search fuse the same ranks."""
+        anchor = self.anchor if self.anchor is not None else self.best(side)
+        floor = self.ratio * anchor if anchor is not None and anchor >= self.minimum else math.inf
+        rows = [i for i, pid in enumerate(side.ids) if side.scores.get(pid, -math.inf) >= floor]
+        if len(rows) == len(side.ids):
+            return side
+        ids = [side.ids[i] for i in rows]
+        keys = None if side.keys is None else side.keys[rows]
+        return replace(side, ids=ids, keys=keys, exact_ids=side.exact_ids & frozenset(ids))
+
+
+def joined(
+    vector_side: Ranked | None,
+    keyword_side: Ranked | None,
+    depth: int,
+    config: engine.EngineConfig,
+    floor: SortFloor | None = None,
+) -> RankedSet:
+    """The sides as one ranking, `depth` deep; `more`: the sides (ranked deeper) hold more products than that.
+    `floor`: the vector side's, for a sort by price or distance."""
+    if vector_side is not None and floor is not None:
+        vector_side = floor.cut(vector_side)
+    if keyword_side is None and vector_side is not None:  # one side, best first: merge would keep its order
+        keys = None if vector_side.keys is None else vector_side.keys[:depth]
+        return RankedSet(vector_side.ids[:depth], vector_side.scores, vector_side.strategy, vector_side.total,
+                        vector_side, keys=keys, more=len(vector_side.ids) > depth)  # fmt: skip
+    if keyword_side is not None and vector_side is not None:  # merge's order, in arrays (facet_fusion.py)
+        ids, scores, keys = fuse_windows(vector_side, keyword_side, depth, config.rrf_depth)
+        total, more = max(vector_side.total, keyword_side.total), len({*vector_side.ids, *keyword_side.ids}) > depth
+        return RankedSet(ids, scores, vector_side.strategy, total, vector_side, keyword_side, keys, more)
+    merged = merge([side for side in (vector_side, keyword_side) if side is not None], first_window=config.rrf_depth)
+    ids = [c.product_id for c in merged.candidates][:depth]
+    scores = {c.product_id: c.score for c in merged.candidates}
+    more = len(merged.candidates) > depth
+    return RankedSet(ids, scores, merged.strategy, merged.total, vector_side, keyword_side, more=more)
