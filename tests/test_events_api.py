@@ -360,6 +360,25 @@ def test_an_upper_case_scheme_is_stored_normalised_not_a_500(
         assert api.delete(f"{base}/{created.json()['id']}", headers=auth).status_code == 204
 
 
+def test_spaces_around_a_url_are_dropped_not_a_500(client: TestClient[Any], db_url: str) -> None:
+    """` https://…` passed the SSRF guard (urllib drops leading spaces), httpx read it as a relative URL and the
+    database's `^https?://` check raised: a 500 on POST and PATCH. A trailing space was stored as `%20`."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = seed_store(conn, "Spaces")  # its own store: public literals, checked and never connected to
+    auth = _key(db_url, store)
+    base = f"/v1/stores/{store}/webhooks"
+    for url, stored in (
+        (" https://8.8.8.8/lead", "https://8.8.8.8/lead"),
+        ("https://8.8.8.8/trail \n", "https://8.8.8.8/trail"),
+    ):
+        created = client.post(base, json={"url": url, "events": ["*"]}, headers=auth)
+        assert created.status_code == 201 and created.json()["url"] == stored, created.text
+    changed = client.patch(f"{base}/{created.json()['id']}", json={"url": "\t https://8.8.4.4/p "}, headers=auth)
+    assert changed.status_code == 200 and changed.json()["url"] == "https://8.8.4.4/p", changed.text
+    with pytest.raises(ssrf.UnsafeUrl, match="not a valid URL"):  # the guard reads no string two ways
+        ssrf.parse(" https://8.8.8.8/lead", [])
+
+
 def test_one_active_subscription_a_url_whatever_its_spelling(local_client: TestClient[Any], db_url: str) -> None:
     """Each spelling below got 201: the receiver got every event several times under one webhook-id."""
     with psycopg.connect(db_url, autocommit=True) as conn:

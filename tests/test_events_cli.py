@@ -302,6 +302,18 @@ def test_add_stores_the_url_normalised_and_refuses_in_one_line(db: psycopg.Conne
     assert stored == [("https://1.1.1.1/x",)]
 
 
+def test_add_and_update_drop_spaces_around_the_url(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """`webhooks add --url ' https://…'` (and update) was a traceback: the database's `^https?://` check."""
+    store = seed_store(db)
+    added = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", " https://1.1.1.1/cli", "--event", "*")
+    assert added.exit_code == 0 and f"store {store}: https://1.1.1.1/cli" in added.output, added.output
+    (webhook_id,) = db.execute("SELECT id FROM store_webhook WHERE store_id = %s", (store,)).fetchone() or ()
+    updated = run(fresh_db_url, "webhooks", "update", str(webhook_id), "--url", " https://1.1.1.1/cli2 ")
+    assert updated.exit_code == 0, updated.output
+    stored = db.execute("SELECT url FROM store_webhook WHERE store_id = %s", (store,)).fetchall()
+    assert stored == [("https://1.1.1.1/cli2",)]
+
+
 def test_add_refuses_past_the_stores_limit(db: psycopg.Connection, fresh_db_url: str) -> None:
     store = seed_store(db)
     for i in range(2):

@@ -52,9 +52,10 @@ def _raise_as_http(exc: subscriptions.SubscriptionError) -> None:
     security=key_scope("webhooks:write"),
     summary="Subscribe a URL to the store's events",
     description="The URL must be https and resolve to a public address (checked now and at every delivery). "
-    "It is stored normalised (scheme and host lower case, default port, dot segments and unreserved "
-    "percent-escapes resolved, an empty query dropped; a fragment is refused); a store has one active webhook "
-    "a URL, and at most PLINQY_WEBHOOK_MAX_PER_STORE (25) active webhooks (400 naming `url` past it). " + _EVENTS_DOC,
+    "It is stored normalised (spaces around it dropped, scheme and host lower case, default port, dot segments and "
+    "unreserved percent-escapes resolved, an empty query dropped; a fragment is refused); a store has one active "
+    "webhook a URL, and at most PLINQY_WEBHOOK_MAX_PER_STORE (25) active webhooks (400 naming `url` past it). "
+    + _EVENTS_DOC,
     tags=_TAGS,
     status_code=201,
     responses=S.CREATE_RESPONSES,

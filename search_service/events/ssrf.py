@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -41,6 +42,7 @@ _NETWORKS: tuple[tuple[str, str], ...] = (
     ("3fff::/20", "an IPv6 documentation address (3fff::/20, RFC 9637)"),
 )
 _KNOWN = tuple((ipaddress.ip_network(net), why) for net, why in _NETWORKS)
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 
 
 class UnsafeUrl(ValueError):
@@ -126,6 +128,9 @@ def parse(url: str, allow_hosts: Iterable[str]) -> tuple[str, int]:
     host = unquote(split.hostname or "")
     if split.scheme not in ("https", "http"):
         raise UnsafeUrl(f"only https URLs are accepted, not {split.scheme or 'a relative URL'}")
+    odd = _CONTROL_OR_SPACE.search(url)
+    if odd is not None:  # urllib drops leading ones and tabs or newlines anywhere; httpx and the database do not
+        raise UnsafeUrl(f"not a valid URL ({odd.group()!r} at position {odd.start()}: percent-encode it)")
     if not host:
         raise UnsafeUrl("the URL has no host")
     if "%" in host and ":" not in host:  # `8.8.8.8%eth0` was looked up in the DNS as a name

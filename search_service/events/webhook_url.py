@@ -22,6 +22,8 @@ _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 # a path ending in a dot segment (`/a/b/..`, `/a/.`), up to the query: its resolution keeps the slash before it
 _LAST_DOT_SEGMENT = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#]*(?:/[^?#]*)?/\.\.?)(?=[?#]|$)")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# WHATWG drops these around a URL (urllib the leading ones); httpx read ` https://…` as a relative path: a 500
+_C0_CONTROL_OR_SPACE = "".join(map(chr, range(0x21)))
 
 
 def _escape_case(match: re.Match[str]) -> str:
@@ -50,7 +52,9 @@ def _canonical_host(host: str) -> str:
 
 def normalized(url: str) -> str:
     """The URL in its one spelling; a URL httpx cannot read, or not http(s) with a host, comes back as it was (the
-    SSRF guard then says what is wrong with it). A fragment is kept: the caller refuses it."""
+    SSRF guard then says what is wrong with it). A fragment is kept: the caller refuses it. Spaces and control
+    characters around it are dropped (a trailing space was sent as `%20`, a leading one made the URL relative)."""
+    url = url.strip(_C0_CONTROL_OR_SPACE)
     decoded = _ESCAPE.sub(_escape_case, url)  # before parsing: `%2E%2E` is a dot segment too
     decoded = _LAST_DOT_SEGMENT.sub(r"\1/", decoded)  # `/a/b/..` as `/a/b/../`: httpx then keeps the slash
     try:
