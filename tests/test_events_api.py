@@ -66,6 +66,9 @@ REFUSED = [
     ("https://[2001:db8::1]/hook", "private"),  # the first documentation prefix
     ("https://shop:s3cret@example.com/hook", "user name or password"),
     ("https://shop@example.com/hook", "user name or password"),
+    ("https://8.8.8.8%00.127.0.0.1/", "control character"),  # the resolver read 8.8.8.8: 201, never delivered
+    ("https://8.8.8.8%00.evil/hook", "control character"),
+    ("https://8.8.8.8%20.evil/hook", "space"),
 ]
 
 
@@ -377,6 +380,22 @@ def test_spaces_around_a_url_are_dropped_not_a_500(client: TestClient[Any], db_u
     assert changed.status_code == 200 and changed.json()["url"] == "https://8.8.4.4/p", changed.text
     with pytest.raises(ssrf.UnsafeUrl, match="not a valid URL"):  # the guard reads no string two ways
         ssrf.parse(" https://8.8.8.8/lead", [])
+
+
+def test_a_host_holding_a_nul_or_space_is_no_address() -> None:
+    """`8.8.8.8%00.evil` was 8.8.8.8 to the guard (a C string ends at the NUL) and `8.8.8.8%00.evil` to the
+    stored URL and the delivery, which then never connected. A stored one is refused before any lookup."""
+    assert ssrf.numeric_address("8.8.8.8\x00.127.0.0.1") is None and ssrf.numeric_address("8.8.8.8 x") is None
+    asked: list[str] = []
+
+    async def recording(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["8.8.8.8"]
+
+    for url in ("https://8.8.8.8%00.127.0.0.1/", "https://hooks%0a.example/", "https://8.8.8.8%09/"):
+        with pytest.raises(ssrf.UnsafeUrl, match="space or control character"):
+            asyncio.run(ssrf.check(url, [], recording))
+    assert asked == []
 
 
 def test_one_active_subscription_a_url_whatever_its_spelling(local_client: TestClient[Any], db_url: str) -> None:

@@ -83,6 +83,8 @@ def address_problem(ip: IPAddress) -> str | None:
 
 def numeric_address(host: str) -> IPAddress | None:
     """The address an IP literal means in any spelling the resolver accepts; None for a name."""
+    if _CONTROL_OR_SPACE.search(host):  # C reads `8.8.8.8\0.evil` as 8.8.8.8, and inet_aton stops at a space
+        return None
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
     except (socket.gaierror, UnicodeError, ValueError):
@@ -133,6 +135,8 @@ def parse(url: str, allow_hosts: Iterable[str]) -> tuple[str, int]:
         raise UnsafeUrl(f"not a valid URL ({odd.group()!r} at position {odd.start()}: percent-encode it)")
     if not host:
         raise UnsafeUrl("the URL has no host")
+    if _CONTROL_OR_SPACE.search(host):  # the resolver reads up to a NUL (`8.8.8.8%00.evil` was 8.8.8.8)
+        raise UnsafeUrl(f"the host {host!r} holds a space or control character, which no host name or address does")
     if "%" in host and ":" not in host:  # `8.8.8.8%eth0` was looked up in the DNS as a name
         raise UnsafeUrl(f"the host {host!r} holds a zone id (%…), which only follows an IPv6 address")
     bracketed = "[" in split.netloc.rpartition("@")[2]
