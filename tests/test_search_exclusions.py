@@ -52,6 +52,8 @@ ITEMS = [
     Item("z-rye", "Zorblat Rye Drink", "Zorblat.", "Plant-based drinks"),
     Item("z-barista", "Zorblat Rye Barista", "Zorblat.", "Plant-based drinks"),
     Item("z-pea", "Zorblat Pea Drink", "Zorblat.", "Plant-based drinks", listings=[Listing("far", 2.5)]),
+    # word completions after an apostrophe and a hyphen (`women's ja`, `all-weather ja`)
+    Item("jacket", "Women's All-Weather Jacket, Red", "Waterproof.", "Household"),
 ]
 
 
@@ -216,6 +218,20 @@ def test_a_suggestion_never_turns_an_excluded_word_into_the_word(client: TestCli
     # nor a completion into a word the query excludes: `milk -whole whol` offered "milk -whole whole"
     assert any(t.endswith(" whole") for t in texts("milk whol")), texts("milk whol")
     assert not [t for t in texts("milk -whole whol") if t.endswith(" whole")], texts("milk -whole whol")
+
+
+def test_a_word_completion_keeps_the_apostrophes_and_hyphens_typed(client: TestClient[Any]) -> None:
+    """A completion keeps the text typed before its last word, as with a `-` (above): `women's ja` offered
+    `women s jacket`, which the page then put in the search box and the address bar."""
+
+    def completions(q: str) -> list[str]:
+        answer = client.get("/v1/suggest", params={"q": q, **AT_CENTER})
+        assert answer.status_code == 200, answer.text
+        return [s["text"] for s in answer.json()["suggestions"] if s["kind"] == "query"]
+
+    for typed, wanted in (("Women's ja", "women's jacket"), ("women's all-weather ja", "women's all-weather jacket")):
+        offered = completions(typed)
+        assert wanted in offered and all(t.startswith(typed.lower()) for t in offered), (typed, offered)
 
 
 def test_a_suggestion_row_never_offers_what_search_excludes(client: TestClient[Any], db_url: str) -> None:

@@ -75,12 +75,13 @@ def split_prefix(q: str) -> tuple[str, str, str]:
 
 
 def keep_typed_text(rows: list[Any], prefix: str, head: str, last: str) -> list[Any]:
-    """Word completions of a prefix with a `-` keep the text typed before the last word (`milk -oat ch`: `milk -oat
-    chocolate`; `milk chocolate` dropped the exclusion), and none completes into a word it excludes (`milk
-    -chocolate choc`: `chocolate` wanted and excluded, no product); the rows as they are for any other prefix."""
-    negated = negated_operands(prefix)
-    if not last or not negated:
+    """Word completions keep the text typed before the last word: its `-` (`milk -oat ch`: `milk -oat chocolate`;
+    `milk chocolate` dropped the exclusion), its apostrophes and hyphens (`women's ja`: `women's jacket`, not the
+    words re-joined, `women s jacket`); and none completes into a word the prefix excludes (`milk -chocolate
+    choc`: `chocolate` wanted and excluded, no product)."""
+    if not last:
         return rows
+    negated = negated_operands(prefix)
     excluded = {fold_accents(w) for n in negated if n.excluded for w in _WORD.findall(prefix[n.operand : n.end])}
     before = prefix[: len(prefix) - len(_WORD.findall(prefix)[-1])]
     kept = []
