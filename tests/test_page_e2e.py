@@ -42,6 +42,7 @@ from embeddings.encoder import Encoder, load_encoder
 from embeddings.text import compose_text
 from search_service.api.app import create_app
 from search_service.api.page import demo_presets
+from search_service.api.params import MAX_OFFSET
 from search_service.db.cluster import free_port
 from search_service.settings import Settings
 from tests.page_checks import contrasts, focus_order_jumps, hidden_when_focused, layout_problems
@@ -1043,6 +1044,30 @@ def test_a_capped_total_keeps_its_plus_when_every_row_is_shown(server: str, brow
         items = wait_new_answer(driver, before, f"drill {rows}")
         status = driver.find_element(By.ID, "status").text
         assert len(items) == rows and status.startswith(said + " for"), status
+
+
+def test_show_more_stops_where_the_api_stops_paging(server: str, browser: WebDriver) -> None:
+    """A keyword set is counted whole (up to 2,000) but paged only to offset 1,000: past 1,020 rows "Show more"
+    asked for offset 1,020 and showed the API's 400 on every press. The answer is rewritten in the page."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET + "&q=milk&mode=semantic")
+    assert wait_results(driver, "milk")
+    driver.execute_script(  # `rows` copies of the first hit, of a total of 1,534 (not capped)
+        "window.rows = 0; const f = window.fetch; window.fetch = async function (u, o) { const r = await f(u, o);"
+        " if (!String(u).includes('/v1/search?')) return r; const b = await r.json();"
+        " b.results = Array(window.rows).fill(b.results[0]); b.total = 1534; b.total_capped = false;"
+        " return new Response(JSON.stringify(b), {status: r.status, headers: r.headers}); };"
+    )
+    for rows, more in ((1000, True), (1020, False)):
+        driver.execute_script("window.rows = arguments[0];", rows)
+        before = search_requests(driver)
+        type_query(driver, f"drill {rows}")
+        assert len(wait_new_answer(driver, before, f"drill {rows}")) == rows
+        assert bool(driver.find_elements(By.CSS_SELECTOR, "#results .more-button")) is more, rows
+        end = driver.find_elements(By.CSS_SELECTOR, "#results .paged-to-the-end")
+        assert (not end) if more else ("The first 1,020 are shown" in end[0].text), rows
+    script = (Path(__file__).parents[1] / "search_service/api/static/app.js").read_text()
+    assert f"var MAX_OFFSET = {MAX_OFFSET};" in script  # the page's bound is the API's
 
 
 def test_a_suggestion_picked_right_after_a_keystroke_closes_the_list(server: str, browser: WebDriver) -> None:

@@ -12,6 +12,7 @@
 
   var DEBOUNCE_MS = 250;
   var SUGGEST_MAX_CHARS = 100; // engine/suggest.py PREFIX_MAX_LENGTH
+  var MAX_OFFSET = 1000; // api/params.py MAX_OFFSET: the API refuses a page that starts past it
   var RADAR_R = 100; // the radius circle, in SVG units (viewBox is ±120)
   var SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -558,7 +559,8 @@
     var shown = (total > n ? n.toLocaleString() + " of " : "") + total.toLocaleString() + (capped ? "+" : "");
     setStatus(takeLinkNote() + shown + (total === 1 && !capped ? " product" : " products") + " for “" +
       els.q.value.trim() + "”" + where + ". Press Enter on a result to show its stores on the radar.");
-    if (total > n) els.results.appendChild(moreButton(n));
+    // a keyword set is counted whole (up to 2,000) but paged only to MAX_OFFSET: no button the API would refuse
+    if (total > n) els.results.appendChild(n <= MAX_OFFSET ? moreButton(n) : pagedToTheEnd(n));
     select(state.keepSelected || 0, false);
     state.keepSelected = 0;
   }
@@ -585,6 +587,11 @@
   }
 
   /** The next page of the same search, added below (the page had no way past its first 20). */
+  function pagedToTheEnd(n) {
+    return el("li", "more paged-to-the-end", "The first " + n.toLocaleString() + " are shown, as far as the list " +
+      "goes: choose a category or a brand, or a smaller radius, to see the others.");
+  }
+
   function moreButton(n) {
     var li = el("li", "more");
     var b = el("button", "more-button", "Show more");
