@@ -92,3 +92,17 @@ def test_a_retry_after_of_other_digits_is_unreadable_not_a_crash() -> None:
     """`str.isdigit` holds for `²` and `³`, which float() and int() refuse: a receiver's `Retry-After: ²` raised
     in the dispatcher. Only decimal digits are seconds."""
     assert parse_retry_after("²") is None and parse_retry_after("120") == 120.0
+
+
+def test_a_schedule_of_inf_nan_or_empty_items_is_refused_at_start() -> None:
+    """float() took `inf`, `nan` and `1e400`, and empty items were skipped: with `0,inf` the dispatcher started and
+    every delivery failed for good at its first failure (`interval out of range` when its retry was written), and
+    `0,nan,5` retried at once."""
+    for bad in ("0,inf", "0,nan,5", "0,1e400", "0,-inf", "0,,5", "0,5,", "0,-1", "0,3000000"):
+        with pytest.raises(EventsConfigError, match="PLINQY_WEBHOOK_RETRY_SCHEDULE"):
+            EventsConfig.from_env({"PLINQY_WEBHOOK_RETRY_SCHEDULE": bad})
+    env = {"PLINQY_WEBHOOK_RETRY_SCHEDULE": "0,inf", "DATABASE_URL": "postgresql://nowhere/x"}
+    shell = CliRunner().invoke(cli, ["webhooks", "dispatch"], env=env)
+    assert shell.exit_code == 1 and len(shell.output.strip().splitlines()) == 1, shell.output
+    assert "PLINQY_WEBHOOK_RETRY_SCHEDULE='0,inf'" in shell.output, shell.output
+    assert EventsConfig.from_env({"PLINQY_WEBHOOK_RETRY_SCHEDULE": "0, 5 ,2592000"}).retry_schedule == (0, 5, 2592000)

@@ -10,6 +10,7 @@ from search_service.envconfig import ConfigError, env_float, env_int
 
 # Standard Webhooks' schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+MAX_RETRY_DELAY_S = 30 * 86400.0  # PLINQY_WEBHOOK_DISABLE_AFTER_S's longest too
 
 EventType = Literal[
     "listing.created",
@@ -33,13 +34,17 @@ class EventsConfigError(ConfigError):
 
 def parse_schedule(raw: str) -> tuple[float, ...]:
     try:
-        values = tuple(float(part) for part in raw.split(",") if part.strip())
+        values = tuple(float(part) for part in raw.split(","))  # an empty item is refused too, not skipped
     except ValueError:
         raise EventsConfigError(
             f"PLINQY_WEBHOOK_RETRY_SCHEDULE={raw!r}: give comma-separated seconds, e.g. 0,5,300"
         ) from None
-    if not values or any(v < 0 for v in values):
-        raise EventsConfigError(f"PLINQY_WEBHOOK_RETRY_SCHEDULE={raw!r}: needs at least one delay, none negative")
+    # float() takes inf and nan: an inf delay could not be stored, and the delivery failed at its first failure
+    if not all(0 <= v <= MAX_RETRY_DELAY_S for v in values):
+        raise EventsConfigError(
+            f"PLINQY_WEBHOOK_RETRY_SCHEDULE={raw!r}: each delay must be a number of seconds from 0 to "
+            f"{MAX_RETRY_DELAY_S:.0f} (30 days)"
+        )
     if values[0] != 0:  # an event's first attempt is queued by the change's own transaction, due at once
         raise EventsConfigError(
             f"PLINQY_WEBHOOK_RETRY_SCHEDULE={raw!r}: the first attempt goes at once: start the schedule with 0"
