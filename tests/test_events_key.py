@@ -18,7 +18,7 @@ from benchmarks.webhook_receiver import Receiver
 from search_service.cli.commands import cli
 from search_service.db.secretbox import SecretBox
 from search_service.events.dispatcher import Dispatcher
-from tests.events_support import FAST, deliveries, dispatch, seed_listing, seed_product, seed_store, subscribe
+from tests.events_support import BOX, FAST, deliveries, dispatch, seed_listing, seed_product, seed_store, subscribe
 
 
 def _env(url: str, key_file: Path) -> dict[str, str]:
@@ -45,6 +45,31 @@ def test_a_delivery_the_key_cannot_sign_waits_uncounted_and_goes_once_the_key_is
         db.execute("UPDATE webhook_delivery SET next_attempt_at = now()")  # the restart with the right key, sooner
         assert dispatch(fresh_db_url).delivered == 1
     assert [(r[1], r[2]) for r in deliveries(db)] == [("delivered", 1)]
+
+
+def test_a_drain_ends_when_only_deliveries_it_cannot_sign_are_left(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """Each held delivery is due again 2 minutes later, and a drain waits for what falls due within 60 s: three held
+    ones due 40 s apart kept `webhooks dispatch --drain` (and `worker --only events --drain`) re-holding them in turn
+    for ever."""
+    store = seed_store(db)
+    with Receiver() as receiver:
+        subscribe(fresh_db_url, store, receiver.url("/ok/fine"), ["listing.created"])
+        held = subscribe(fresh_db_url, store, receiver.url("/ok/held"), ["listing.created"])
+        restored = SecretBox(Fernet.generate_key()).encrypt(held.secret).decode()  # from another environment
+        db.execute("UPDATE store_webhook SET secret = %s WHERE id = %s", (restored, held.subscription["id"]))
+        for n in range(3):
+            seed_listing(db, store, seed_product(db, f"Oat milk {n}"), f"OM-{n}")
+        db.execute("""WITH h AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM webhook_delivery
+                                 WHERE webhook_id = %s)
+                      UPDATE webhook_delivery d SET next_attempt_at = now() + (h.n - 1) * interval '40 seconds'
+                      FROM h WHERE h.id = d.id""", (held.subscription["id"],))  # fmt: skip
+        dispatcher = Dispatcher(fresh_db_url, FAST, BOX)
+        totals = asyncio.run(asyncio.wait_for(dispatcher.run(drain=True), timeout=20))
+        assert (totals.delivered, totals.held, totals.failed) == (3, 1, 0), totals
+        assert [r.path for r in receiver.snapshot()] == ["/ok/fine"] * 3
+    waiting = db.execute("SELECT status, attempts FROM webhook_delivery WHERE webhook_id = %s",
+                         (held.subscription["id"],)).fetchall()  # fmt: skip
+    assert waiting == [("pending", 0)] * 3
 
 
 def test_a_dispatcher_whose_key_opens_no_stored_secret_refuses_to_start(

@@ -42,8 +42,8 @@ log = logging.getLogger("plinqy.events")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would cost more than the request
 CHANNEL = "webhook_delivery"
 LINGER_S = 0.01
-# A delivery whose secret this key cannot open waits this long, uncounted: past a drain's horizon (60 s), so a drain
-# ends; the key fixed and the dispatcher restarted, it goes out then.
+# A delivery whose secret this key cannot open waits this long, uncounted (a drain does not wait for it: see
+# _drained); the key fixed and the dispatcher restarted, it goes out then.
 HELD_S = 120.0
 
 
@@ -117,7 +117,7 @@ class Dispatcher:
         self._reconnect_delay = 0.2
         self._outage = Outage(log, dispatcher=self.id)
         self._connecting = False
-        self._unsigned_logged: set[UUID] = set()
+        self._unsignable: set[UUID] = set()  # subscriptions whose secret this key does not open
 
     def request_stop(self) -> None:
         self.stopping = True
@@ -178,7 +178,8 @@ class Dispatcher:
                 await asyncio.wait_for(conn.close(), timeout=2)
 
     async def _drained(self, conn: asyncpg.Connection) -> bool:
-        row = await conn.fetchrow(_q("unfinished_count").sql)
+        stmt = _q("unfinished_count")
+        row = await conn.fetchrow(stmt.sql, *stmt.bind(unsignable=list(self._unsignable)))
         count, due_in = (row[0], row[1]) if row is not None else (0, None)
         return count == 0 or (due_in is not None and float(due_in) > 60.0)
 
@@ -261,8 +262,8 @@ class Dispatcher:
     def _hold_unsigned(self, row: asyncpg.Record, exc: SecretBoxError) -> None:
         """Not sent, no attempt counted, due again in HELD_S; said once a subscription (a line a delivery would
         flood the log)."""
-        if row["webhook_id"] not in self._unsigned_logged:
-            self._unsigned_logged.add(row["webhook_id"])
+        if row["webhook_id"] not in self._unsignable:
+            self._unsignable.add(row["webhook_id"])
             log.error(json.dumps({"event": "delivery_held", "webhook": str(row["webhook_id"]),
                                   "error": f"cannot sign: {exc}", "retry_in_s": HELD_S,
                                   "fix": "set PLINQY_SECRET_KEY_FILE (or PLINQY_SECRET_KEY) to the key the secret "
