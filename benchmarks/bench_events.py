@@ -123,6 +123,7 @@ def measure_baseline(dsn: str, box: SecretBox) -> dict[str, Any]:
                     "status_codes": [response.status_code],
                     "errors": [None],
                     "urls": [url],
+                    "previous_attempts": [None],
                 },
             )
         return _rate(conn)

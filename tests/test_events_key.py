@@ -8,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -45,6 +46,31 @@ def test_a_delivery_the_key_cannot_sign_waits_uncounted_and_goes_once_the_key_is
         db.execute("UPDATE webhook_delivery SET next_attempt_at = now()")  # the restart with the right key, sooner
         assert dispatch(fresh_db_url).delivered == 1
     assert [(r[1], r[2]) for r in deliveries(db)] == [("delivered", 1)]
+
+
+def test_a_held_delivery_keeps_the_attempt_times_it_had(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """The claim writes the attempt times; a held one (no request sent) kept them: `webhooks deliveries` showed a
+    last attempt for a delivery never sent, and its first attempt was the hold's."""
+    store = seed_store(db)
+    with Receiver() as receiver:
+        subscribe(fresh_db_url, store, receiver.url("/ok/held"), ["listing.created"])
+        for n in range(2):
+            seed_listing(db, store, seed_product(db, f"Oat milk {n}"), f"OM-{n}")
+        sent_once = datetime(2026, 12, 1, 10, tzinfo=UTC)  # the second was tried once before the key went wrong
+        db.execute(
+            "UPDATE webhook_delivery SET status = 'retrying', attempts = 1, first_attempt_at = %(t)s, "
+            "last_attempt_at = %(t)s WHERE id = (SELECT max(id) FROM webhook_delivery)",
+            {"t": sent_once},
+        )
+        totals = asyncio.run(Dispatcher(fresh_db_url, FAST, SecretBox(Fernet.generate_key())).run(drain=True))
+        assert totals.held == 2, totals
+        times = "SELECT attempts, first_attempt_at, last_attempt_at FROM webhook_delivery ORDER BY id"
+        assert db.execute(times).fetchall() == [(0, None, None), (1, sent_once, sent_once)]
+        db.execute("UPDATE webhook_delivery SET next_attempt_at = now()")  # the restart with the right key
+        held_until = datetime.now(UTC)
+        assert dispatch(fresh_db_url).delivered == 2
+        [(_, first, last), (_, first_too, _)] = db.execute(times).fetchall()
+        assert first == last and first > held_until and first_too == sent_once
 
 
 def test_a_drain_ends_when_only_deliveries_it_cannot_sign_are_left(db: psycopg.Connection, fresh_db_url: str) -> None:

@@ -21,10 +21,10 @@ import os
 import random
 import signal
 import socket
-import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +37,7 @@ from search_service.events import delivery, policy, ssrf
 from search_service.events.config import EventsConfig
 from search_service.events.subscriptions import disable_subscription
 from search_service.events.transport import Clients
+from search_service.events.webhook_url import url_host
 
 log = logging.getLogger("plinqy.events")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would cost more than the request
@@ -74,17 +75,7 @@ class _Result:
     url: str = ""
     attempts: int = 0
     sent: bool = True  # false: its subscription was disabled (a held one is not sent either: see its outcome)
-
-
-def url_host(url: str) -> str:
-    """The host (and port) of a webhook URL for a log line: never its path or query, which may carry a token."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "?"
-    host = parts.hostname or "?"
-    return f"{host}:{port}" if port else host
+    previous_attempt: datetime | None = None  # last_attempt_at before the claim: a held one gets it back
 
 
 @dataclass
@@ -273,7 +264,8 @@ class Dispatcher:
     def _record(
         self, row: asyncpg.Record, decision: policy.Decision, code: int | None, error: str | None, sent: bool = True
     ) -> None:
-        result = _Result(row["id"], row["webhook_id"], decision, code, error, row["url"], row["attempts"], sent)
+        result = _Result(row["id"], row["webhook_id"], decision, code, error, row["url"], row["attempts"], sent,
+                         row["previous_attempt_at"])  # fmt: skip
         self._state.results.append(result)
 
     # -- results --------------------------------------------------------------------------------------------
@@ -310,6 +302,7 @@ class Dispatcher:
             status_codes=[r.status_code for r in results],
             errors=[r.error for r in results],
             urls=[r.url if r.sent and r.decision.outcome != "held" else "" for r in results],
+            previous_attempts=[r.previous_attempt for r in results],
         )
         return {r["id"] for r in await conn.fetch(stmt.sql, *args)}
 

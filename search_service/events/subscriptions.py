@@ -326,7 +326,7 @@ async def finish_ping(conn: Any, job: PingJob, result: delivery.AttemptResult) -
     record = statement("events/dispatch", "record_results")
     await conn.execute(record.sql, *record.bind(
         worker_id=job.lock, ids=[job.delivery_id], outcomes=[decided.outcome], delays=[0.0],
-        status_codes=[result.status_code], errors=[result.error], urls=[job.url],
+        status_codes=[result.status_code], errors=[result.error], urls=[job.url], previous_attempts=[None],
     ))  # fmt: skip
     if decided.disable_reason:
         await disable_subscription(conn, job.webhook_id, decided.disable_reason)

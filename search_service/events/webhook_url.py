@@ -11,6 +11,7 @@ leaves (RFC 3986 5.2.4: `/a/b/..` and `/a/.` are `/a/`; httpx made them `/a`, an
 from __future__ import annotations
 
 import re
+import urllib.parse
 from urllib.parse import unquote
 
 import httpx
@@ -74,3 +75,14 @@ def normalized(url: str) -> str:
         f"{scheme}://{userinfo + '@' if userinfo else ''}{host}{port}{path or '/'}"
         f"{'?' + query if query else ''}{'#' + parsed.fragment if parsed.fragment else ''}"
     )
+
+
+def url_host(url: str) -> str:
+    """The host (and port) of a webhook URL for a log line: never its path or query, which may carry a token."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "?"
+    host = parts.hostname or "?"
+    return f"{host}:{port}" if port else host

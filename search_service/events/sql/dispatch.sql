@@ -21,7 +21,7 @@ WITH candidates AS (
         LIMIT :batch_size::int * 2
     ) c
 ), due AS (
-    SELECT d.id
+    SELECT d.id, d.last_attempt_at
     FROM webhook_delivery d JOIN candidates c ON c.id = d.id
     WHERE c.nth <= :per_webhook::int
       AND d.status IN ('pending', 'retrying') AND (d.locked_until IS NULL OR d.locked_until < now())
@@ -48,14 +48,18 @@ RETURNING d.id, d.webhook_id, d.message_id, d.attempts, e.type,
           -- a rotated-out secret signs too until its grace period ends (migration 0040)
           CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END AS previous_secret,
           -- a disabled subscription's delivery fails saying why, keeping its last answer's code
-          w.disabled_reason, d.last_status_code;
+          w.disabled_reason, d.last_status_code,
+          -- before this claim: a delivery held unsent (its secret does not open) gets it back
+          due.last_attempt_at AS previous_attempt_at;
 
 -- name: record_results
 -- params: worker_id text, ids bigint[], outcomes text[] (delivered | retrying | failed | held),
 --    delays float8[] (seconds to the next attempt, for retrying and held), status_codes int[], errors text[],
---    urls text[] (where each was sent; '': not sent, the last attempt's URL stays)
+--    urls text[] (where each was sent; '': not sent, the last attempt's URL stays),
+--    previous_attempts timestamptz[] (each one's last_attempt_at before its claim)
 -- The fence: only rows this dispatcher still holds change. `held` (not sent: its secret does not open with this
--- key) keeps the status and takes back the attempt the claim counted.
+-- key) keeps the status and takes back the attempt the claim counted, and the attempt times the claim wrote (no
+-- request went: one never sent showed a last attempt).
 UPDATE webhook_delivery d
 SET status = CASE WHEN r.outcome = 'held' THEN d.status
                   -- its subscription disabled while it was in flight: no retry will be claimed (waiting ones failed)
@@ -64,6 +68,8 @@ SET status = CASE WHEN r.outcome = 'held' THEN d.status
                   THEN 'failed'
                   ELSE r.outcome END,
     attempts = CASE WHEN r.outcome = 'held' THEN d.attempts - 1 ELSE d.attempts END,
+    first_attempt_at = CASE WHEN r.outcome = 'held' AND r.previous IS NULL THEN NULL ELSE d.first_attempt_at END,
+    last_attempt_at = CASE WHEN r.outcome = 'held' THEN r.previous ELSE d.last_attempt_at END,
     next_attempt_at = CASE WHEN r.outcome IN ('retrying', 'held')
                            THEN now() + make_interval(secs => r.delay) ELSE d.next_attempt_at END,
     last_status_code = r.code,
@@ -73,8 +79,8 @@ SET status = CASE WHEN r.outcome = 'held' THEN d.status
     locked_by = NULL,
     locked_until = NULL
 FROM unnest(:ids::bigint[], :outcomes::text[], :delays::float8[], :status_codes::int[], :errors::text[],
-            :urls::text[])
-     AS r(id, outcome, delay, code, error, url)
+            :urls::text[], :previous_attempts::timestamptz[])
+     AS r(id, outcome, delay, code, error, url, previous)
 WHERE d.id = r.id AND d.locked_by = :worker_id::text
 RETURNING d.id;
 
