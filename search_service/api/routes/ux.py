@@ -117,8 +117,8 @@ SuggestLimit = Annotated[
         "completions of its last word (`query`, once it has 2 letters), each backed by an in-stock listing at a "
         "store in scope (within `radius_m` of lat/lon, or any active store). A word that `-` excludes, as search "
         "reads it, is not completed (`milk -oat`: no `milk oat`), and a completion keeps the text typed before its "
-        "last word (`milk -oat whol`: `milk -oat whole`; `women's ja`: `women's jacket`). No product or brand is offered that the same `q` excludes "
-        "from `/v1/search` (`milk - chocolate`: not `Milk - Chocolate Flavour`)."
+        "last word (`milk -oat whol`: `milk -oat whole`; `women's ja`: `women's jacket`). No product or brand is "
+        "offered that the same `q` excludes from `/v1/search` (`milk - chocolate`: not `Milk - Chocolate Flavour`)."
     ),
     tags=["search"],
     responses={400: bad_request("limit", limit_rule(MAX_SUGGESTIONS)), 503: SEARCH_RESPONSES[503]},
