@@ -203,7 +203,7 @@ def test_an_upload_says_which_columns_it_ignored_and_keeps_its_file_name(base: s
 
 def test_the_errors_csv_quotes_every_cell_and_defuses_formulas_past_spaces() -> None:
     """Unquoted, `x;=cmd|…` split into a formula where a spreadsheet's list separator is `;`."""
-    from search_service.ingest.csvfile import errors_csv
+    from search_service.ingest.csv_errors import errors_csv
 
     cells = ["x;=cmd|' /C calc'!A0", " =1+1", "|calc", "\uff1d1+1", "-1", "plain", 'say "hi"']
     text = errors_csv([(2, "=bad", cells, {}), (3, "no raw", 5, {"sku": "@s"})])  # type: ignore[list-item]
@@ -230,7 +230,7 @@ def test_a_header_of_too_many_columns_is_refused_and_a_ragged_rows_cells_are_bou
 def test_a_formula_past_any_whitespace_is_defused(space: str) -> None:
     """Only ASCII spaces were passed over: an ideographic space (an East Asian input method's) or a line break
     before `=1+1` left the formula live, though the row's own reason strips them (`price '=1+1' is not a number`)."""
-    from search_service.ingest.csvfile import escape_cell
+    from search_service.ingest.csv_errors import escape_cell
 
     assert escape_cell(f"{space}=1+1") == f"'{space}=1+1"
     plain = f"{space}plain"  # text is left alone, unless it starts with a tab (a cell a spreadsheet may split)

@@ -19,8 +19,9 @@ from search_service.db.faults import CONNECTION_LOST, connect
 from search_service.db.sql import statement
 from search_service.ingest import lanes, pipeline
 from search_service.ingest.config import IngestConfig
+from search_service.ingest.csv_errors import errors_csv
 from search_service.ingest.csv_store import record_csv
-from search_service.ingest.csvfile import CHARSET_BY_CLI, CsvRows, errors_csv
+from search_service.ingest.csvfile import CHARSET_BY_CLI, CsvRows
 
 
 @dataclass
