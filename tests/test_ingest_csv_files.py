@@ -235,3 +235,39 @@ def test_a_formula_past_any_whitespace_is_defused(space: str) -> None:
     assert escape_cell(f"{space}=1+1") == f"'{space}=1+1"
     plain = f"{space}plain"  # text is left alone, unless it starts with a tab (a cell a spreadsheet may split)
     assert escape_cell(plain) == ("'" + plain if space.startswith("\t") else plain)
+
+
+MAC = b"sku,name,price,quantity\rM-001,Mac Apfel,0.5,10\rM-002,Mac Birne,0.6,11\r"  # Excel for Mac's "CSV (Macintosh)"
+
+
+def test_a_file_of_cr_line_ends_imports_over_http_and_by_import_csv(base: str, db_url: str, tmp_path: Path) -> None:
+    """Its header was cut at the first `\\n`, so the whole file was one line the csv module refused: a 500 with
+    a traceback, a batch left `receiving` that held the store's writes back two minutes, a traceback from `import
+    csv`. A header cell past the reader's limit raised the same csv.Error."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    url = f"{base}/v1/stores/{store}/imports"
+    plain = httpx.post(url, content=MAC, headers={**bearer(key), "content-type": "text/csv"})
+    assert plain.status_code == 202, plain.text
+    named = b"sep=;\rsku;name;price;quantity\rM-003;Mac Quitte;0,7;12\r"
+    form = httpx.post(url, files={"file": ("mac.csv", named, "text/csv")}, headers=bearer(key))
+    assert form.status_code == 202, form.text
+    huge_cell = b'sku,"' + b"x" * 140_000 + b'",price,quantity\nA,b,1,1\n'
+    huge = httpx.post(url, content=huge_cell, headers={**bearer(key), "content-type": "text/csv"})
+    assert (huge.status_code, huge.json()["error"]["parameter"]) == (400, "file"), huge.text[:300]
+    assert "the header cannot be read (field larger than field limit" in huge.json()["error"]["message"]
+    file = tmp_path / "mac.csv"
+    file.write_bytes(MAC.replace(b"M-00", b"C-00"))
+    out = cli(db_url, "import", "csv", str(file), "--store", str(store))
+    assert out.returncode == 0 and "2 rows, 2 mapped" in out.stdout, out.stdout + out.stderr
+    drain_imports(db_url)
+    with psycopg.connect(db_url) as conn:
+        batches = conn.execute("SELECT status FROM import_batch WHERE store_id = %s ORDER BY seq", (store,)).fetchall()
+        listed = conn.execute(
+            "SELECT sku, title, price::text, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (store,)
+        ).fetchall()
+    assert batches == [("completed",), ("completed",), ("aborted",), ("completed",)]
+    assert [sku for sku, *_ in listed] == ["C-001", "C-002", "M-001", "M-002", "M-003"]
+    assert listed[2:] == [("M-001", "Mac Apfel", "0.50", 10), ("M-002", "Mac Birne", "0.60", 11),
+                          ("M-003", "Mac Quitte", "0.70", 12)]  # fmt: skip

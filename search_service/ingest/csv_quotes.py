@@ -10,7 +10,7 @@ import csv
 import re
 from dataclasses import dataclass
 
-_BREAK = re.compile(r"\r\n|\r|\n")  # the lines the reader reads (io.StringIO with newline="")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the lines the reader reads (io.StringIO with newline="")
 _NUMBER = re.compile(r"[+-]?[\d.,' \u00a0]*\d[\d.,' \u00a0]*")  # a price or a level as a file writes it
 STRAY_QUOTE_HINT = 'check for a stray " such as 5" (inside a quoted cell write it "")'
 
@@ -44,7 +44,7 @@ class LineIndex:
         if line < self._line:
             self._line, self._offset = 1, 0
         while self._line < line:
-            found = _BREAK.search(self.text, self._offset)
+            found = LINE_BREAK.search(self.text, self._offset)
             if found is None:
                 return len(self.text)
             self._line, self._offset = self._line + 1, found.end()
@@ -78,7 +78,7 @@ def spanning_quote(index: LineIndex, line: int, delimiter: str, header: list[str
         if text[pos] == '"':  # a quote opens a cell only at its start
             close = closing_quote(text, pos + 1)
             stop = len(text) if close is None else close
-            if _BREAK.search(text, pos, stop):
+            if LINE_BREAK.search(text, pos, stop):
                 opens = line + _breaks(text, start, pos)
                 if close is None:
                     return SpanningQuote(_column(header, cell), opens + shift, None)
@@ -94,7 +94,7 @@ def spanning_quote(index: LineIndex, line: int, delimiter: str, header: list[str
 
 
 def _breaks(text: str, start: int, end: int) -> int:
-    return sum(1 for _ in _BREAK.finditer(text, start, end))
+    return sum(1 for _ in LINE_BREAK.finditer(text, start, end))
 
 
 def _column(header: list[str], cell: int) -> str:

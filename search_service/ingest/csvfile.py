@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search_service.engine.text import trim_invisible
-from search_service.ingest.csv_quotes import STRAY_QUOTE_HINT, LineIndex, row_inside, spanning_quote
+from search_service.ingest.csv_quotes import LINE_BREAK, STRAY_QUOTE_HINT, LineIndex, row_inside, spanning_quote
 
 COLUMNS = ("sku", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity", "is_active")
 REQUIRED = ("sku", "price", "quantity")
@@ -34,7 +34,7 @@ CHARSET_BY_HTTP = (
     "upload it with its charset (Content-Type: text/csv; charset=windows-1252, on the body or its multipart part)"
 )
 CHARSET_BY_CLI = "import it with its charset (--charset windows-1252)"
-_SEP_LINE = re.compile(r"sep=([^\"\r\n])\r?")  # Excel writes (and reads) the delimiter as the first line
+_SEP_LINE = re.compile(r"sep=([^\"\r\n])")  # Excel writes (and reads) the delimiter as the first line
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape holds them
 
 
@@ -72,8 +72,11 @@ def detect_delimiter(header_line: str) -> str:
     counts = _counts(header_line)
     used = sorted((d for d in DELIMITERS if counts[d]), key=lambda d: -counts[d])
     for delimiter in used:
-        names = {_name(cell) for cell in next(csv.reader([header_line], delimiter=delimiter), [])}
-        if all(column in names for column in REQUIRED):
+        try:
+            cells = next(csv.reader([header_line], delimiter=delimiter), [])
+        except csv.Error:  # a cell past the reader's limit: the header's reader refuses it (a CsvError)
+            continue
+        if all(column in {_name(cell) for cell in cells} for column in REQUIRED):
             return delimiter
     return used[0] if used else ","
 
@@ -148,11 +151,11 @@ def _records(data: bytes, charset: str | None = None) -> _Opened:
     """The file opened past its header (one scan of the whole text for bytes that were not UTF-8, not one per
     cell: that per-character check was two thirds of parsing a clean file)."""
     text = _decoded(data, charset)
-    first_line, _, rest = text.partition("\n")
+    first_line, rest = _first_line(text)
     named = _SEP_LINE.fullmatch(first_line)
     if named:
         text = rest
-        first_line = text.partition("\n")[0]
+        first_line = _first_line(text)[0]
     if not text.strip():
         raise CsvError("the file is empty")
     if "\x00" in first_line:
@@ -171,6 +174,13 @@ def _records(data: bytes, charset: str | None = None) -> _Opened:
         raise CsvError(f"the header has {len(header)} columns; at most {MAX_COLUMNS} are read: keep the known ones")
     _check_header(header, None if named else _other_delimiter(first_line, delimiter))
     return _Opened(header, delimiter, reader, source, 1 if named else 0, _UNDECODABLE.search(text) is not None)
+
+
+def _first_line(text: str) -> tuple[str, str]:
+    """The text's first line and the text after it, cut where the csv reader cuts lines: at `\r\n`, `\r` or `\n`
+    (a file of `\r` line ends, Excel for Mac's "CSV (Macintosh)", was one line: a 500 from the csv module)."""
+    found = LINE_BREAK.search(text)
+    return (text, "") if found is None else (text[: found.start()], text[found.end() :])
 
 
 def _other_delimiter(header_line: str, delimiter: str) -> str | None:
