@@ -271,3 +271,23 @@ def test_a_file_of_cr_line_ends_imports_over_http_and_by_import_csv(base: str, d
     assert [sku for sku, *_ in listed] == ["C-001", "C-002", "M-001", "M-002", "M-003"]
     assert listed[2:] == [("M-001", "Mac Apfel", "0.50", 10), ("M-002", "Mac Birne", "0.60", 11),
                           ("M-003", "Mac Quitte", "0.70", 12)]  # fmt: skip
+
+
+def test_blank_lines_before_the_header_are_passed_over(base: str, db_url: str) -> None:
+    """The first line was the header even when blank: `the file has no 'sku' or 'price' or 'quantity' column
+    (columns: )`, a 400, though blank rows and rows of separators only are passed over everywhere else."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    data = b"\r\n\r\nsku,name,price,quantity\r\nB-001,Blank,1,1\r\n"
+    accepted = httpx.post(f"{base}/v1/stores/{store}/imports", files={"file": ("b.csv", data, "text/csv")},
+                          headers=bearer(key))  # fmt: skip
+    assert accepted.status_code == 202, accepted.text
+    drain_imports(db_url)
+    status = httpx.get(f"{base}{accepted.json()['status_url']}", headers=bearer(key)).json()
+    assert (status["status"], status["total_rows"], status["error_rows"]) == ("completed", 1, 0)
+    assert parse_csv(b" \n;;;\nsep=;\n\nsku;name;price;quantity\nQ-1;a;1;1\n").rows[0]["sku"] == "Q-1"
+    with pytest.raises(CsvError, match="a quote opened in column name on line 4 is never closed"):
+        parse_csv(b'\n;;\nsku;name;price;quantity\nQ-3;"Zoll;3;3\nQ-4;vier;4;4\n')  # the file's line, not the text's
+    with pytest.raises(CsvError, match="the file is empty"):
+        parse_csv(b"\r\n;;;\r\n \r\n")

@@ -35,6 +35,7 @@ CHARSET_BY_HTTP = (
 )
 CHARSET_BY_CLI = "import it with its charset (--charset windows-1252)"
 _SEP_LINE = re.compile(r"sep=([^\"\r\n])")  # Excel writes (and reads) the delimiter as the first line
+_BLANK_LINE = re.compile(r"[\s,;]*")  # a line without a cell: blank, or of separators only (`;;;`)
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape holds them
 
 
@@ -143,20 +144,19 @@ class _Opened:
     delimiter: str
     reader: Any  # the csv module's reader: its `line_num` is the line it has read up to
     source: io.StringIO
-    shift: int  # the file's lines before the text read (Excel's `sep=` line)
+    shift: int  # the file's lines before the text read (blank ones, Excel's `sep=` line)
     undecodable: bool  # whether the file holds any bytes that were not UTF-8
 
 
 def _records(data: bytes, charset: str | None = None) -> _Opened:
     """The file opened past its header (one scan of the whole text for bytes that were not UTF-8, not one per
     cell: that per-character check was two thirds of parsing a clean file)."""
-    text = _decoded(data, charset)
-    first_line, rest = _first_line(text)
+    first_line, text, shift = _past_blank_lines(_decoded(data, charset))
     named = _SEP_LINE.fullmatch(first_line)
     if named:
-        text = rest
-        first_line = _first_line(text)[0]
-    if not text.strip():
+        first_line, text, after = _past_blank_lines(_first_line(text)[1])
+        shift += 1 + after
+    if _BLANK_LINE.fullmatch(first_line):  # the first line holding a cell: none
         raise CsvError("the file is empty")
     if "\x00" in first_line:
         raise CsvError(
@@ -173,7 +173,7 @@ def _records(data: bytes, charset: str | None = None) -> _Opened:
     if len(header) > MAX_COLUMNS:  # 10M columns held ~1 GB and answered a 40 MB list of ignored ones
         raise CsvError(f"the header has {len(header)} columns; at most {MAX_COLUMNS} are read: keep the known ones")
     _check_header(header, None if named else _other_delimiter(first_line, delimiter))
-    return _Opened(header, delimiter, reader, source, 1 if named else 0, _UNDECODABLE.search(text) is not None)
+    return _Opened(header, delimiter, reader, source, shift, _UNDECODABLE.search(text) is not None)
 
 
 def _first_line(text: str) -> tuple[str, str]:
@@ -181,6 +181,18 @@ def _first_line(text: str) -> tuple[str, str]:
     (a file of `\r` line ends, Excel for Mac's "CSV (Macintosh)", was one line: a 500 from the csv module)."""
     found = LINE_BREAK.search(text)
     return (text, "") if found is None else (text[: found.start()], text[found.end() :])
+
+
+def _past_blank_lines(text: str) -> tuple[str, str, int]:
+    """The text's first line holding a cell, the text from it on, and how many lines came before it: blank lines
+    and lines of separators only are passed over before the header as they are after it (the first one was read
+    as the header, and the file refused for columns it had)."""
+    skipped = 0
+    line, rest = _first_line(text)
+    while rest and _BLANK_LINE.fullmatch(line):
+        text, skipped = rest, skipped + 1
+        line, rest = _first_line(text)
+    return line, text, skipped
 
 
 def _other_delimiter(header_line: str, delimiter: str) -> str | None:
