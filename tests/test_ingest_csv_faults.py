@@ -4,6 +4,7 @@ on mapped rows nobody saw, and the small refusals (a media type, a price with it
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,3 +217,33 @@ def test_a_category_of_other_digits_is_a_name_not_a_crash() -> None:
     """A category `³` passed str.isdigit and then int() refused it: a PUT answered 500 (schemathesis found it)."""
     assert validate({"sku": "C-1", "name": "c", "price": "1", "quantity": "1", "category": "³"}).category == "³"
     assert validate({"sku": "C-2", "name": "c", "price": "1", "quantity": "1", "category": "42"}).category == 42
+
+
+def test_the_readmes_rule_for_empty_cells_is_what_an_import_does(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """README said an empty cell keeps the stored value, but for `is_active`: an empty price or quantity rejects
+    the row. Which columns an import keeps and which it requires are read here from an import, and README must
+    name each so."""
+    stored = b"sku,name,price,quantity\nE-0,Erbse,1.50,3\nE-1,Erbse,1.50,3\nE-2,Erbse,1.50,3\n"
+    assert _upload(base, shop, stored).status_code == 202
+    emptied = {"name": "E-0,,1.60,4", "price": "E-1,Erbse,,4", "quantity": "E-2,Erbse,1.60,"}
+    assert _upload(base, shop, ("sku,name,price,quantity\n" + "\n".join(emptied.values())).encode()).status_code == 202
+    drain_imports(db_url)
+    with psycopg.connect(db_url) as conn:
+        kept = conn.execute("SELECT title, quantity FROM store_product WHERE store_id = %s AND sku = 'E-0'", (shop[0],))
+        assert kept.fetchone() == ("Erbse", 4)
+        reasons = conn.execute(
+            "SELECT r.raw->>0, r.error FROM imported_product_raw r JOIN import_batch b "
+            "ON b.id = r.import_batch_id WHERE b.store_id = %s AND r.status = 'rejected' ORDER BY 1",
+            (shop[0],),
+        ).fetchall()
+    rejecting = {column for column, row in emptied.items() if row.split(",")[0] in {sku for sku, _ in reasons}}
+    assert rejecting == {"price", "quantity"}, reasons
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    rule = " ".join(readme.split("an empty CSV cell", 1)[1].split(". ", 1)[0].split())
+    required = re.search(r"((?:`\w+`,? )+and `\w+`) are required", rule)
+    assert required is not None, rule
+    assert set(re.findall(r"`(\w+)`", required.group(1))) == {"sku"} | rejecting, rule
+    optional = re.search(r"keeps the stored value of an optional field \(([^)]*)\)", rule)
+    assert optional is not None and "name" in set(re.findall(r"`(\w+)`", optional.group(1))), rule
