@@ -468,3 +468,46 @@ def test_options_asterisk_preflights_and_the_servers_own_refusals_are_counted(po
     after = httpx.get(f"{server.base}/metrics").text
     for labels, heads in sent.items():
         assert _counted(after, *labels) - _counted(before, *labels) == len(heads), (labels, after[-3000:])
+
+
+CHUNKED_BODY_FAULT = "invalid HTTP request: a malformed chunked body"
+
+
+def test_a_malformed_chunked_body_is_one_prompt_400(port: int, server: Server, db_url: str) -> None:
+    """A bad chunk was taken for a later pipelined request's fault: a write, its app awaiting the body, was answered
+    408 'the request body stalled' after 30 s, and a GET (its app not reading the body) got its 200 and then the
+    400: two answers to one request. It is that request's 400, at once, and one line."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, None, "stores:write")
+    head = b"POST /v1/stores HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode() + b"\r\n"
+    head += b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nX-Request-Id: bad-chunk-%d\r\n\r\n"
+    name = b'{"name": "chunk"}'
+    for n, body in enumerate((b"11\r\n" + name + b"\r\nzz\r\n\r\n", b"+11\r\n" + name + b"\r\n0\r\n\r\n",
+                              b"11\r\n" + name + b"0\r\n\r\n", b"zz\r\n")):  # fmt: skip
+        answer, waited = exchange(port, head % n + body)
+        assert answer.count(b"HTTP/1.1 ") == 1 and error_of(answer)[0] == 400 and waited < 3, (n, answer[:400])
+        assert error_of(answer)[1].startswith(CHUNKED_BODY_FAULT), answer[:400]
+        assert '"POST /v1/stores HTTP/1.1" 400 Bad Request ' in logged_line(server, f"request_id=bad-chunk-{n}")
+    bad_get = b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    answer, _ = exchange(port, bad_get)
+    assert answer.count(b"HTTP/1.1 ") == 1 and error_of(answer)[1].startswith(CHUNKED_BODY_FAULT), answer[:400]
+    answer, _ = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + bad_get)  # pipelined behind a good one
+    assert answer.startswith(b"HTTP/1.1 200") and answer.count(b"HTTP/1.1 ") == 2, answer[:600]
+    assert error_of(b"HTTP/1.1 " + answer.split(b"HTTP/1.1 ")[2])[1].startswith(CHUNKED_BODY_FAULT), answer[-300:]
+    with socket.create_connection(("127.0.0.1", port)) as sock:  # the app already reading the body
+        sock.settimeout(5)
+        sock.sendall(head % 9 + b'2\r\n{"\r\n')
+        time.sleep(0.3)
+        started = time.monotonic()
+        sock.sendall(b"zz\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert error_of(answer)[0] == 400 and time.monotonic() - started < 3, answer[:400]
+    assert '"POST /v1/stores HTTP/1.1" 400 Bad Request ' in logged_line(server, "request_id=bad-chunk-9")
+    with socket.create_connection(("127.0.0.1", port)) as sock:  # answered before its body went bad: closed
+        sock.settimeout(5)
+        sock.sendall(bad_get.replace(b"zz", b"1\r\na"))
+        assert one_answer(sock).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"\r\nzz\r\n")
+        assert sock.recv(4096) == b""

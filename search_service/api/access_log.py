@@ -27,6 +27,9 @@ CLIENT_CLOSED = 499
 # scope["state"] key: set once a receive() returned http.disconnect, or serve's protocol lost the connection (a GET
 # never calls receive()); in the state, which a copied scope (a HEAD served as a GET) shares
 CLIENT_GONE = "plinqy.client_gone"
+# scope["state"] key: serve's protocol answered the request itself (a malformed chunked body) with its own line and
+# count; the app, told the client left, is neither logged nor counted (one request, one line)
+REFUSED_BY_SERVER = "plinqy.refused_by_server"
 # A client's id is kept when it is one token of these (a UUID, a trace id, base64): it is echoed and logged as sent.
 USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=@-]{1,128}")
 
@@ -94,7 +97,7 @@ def _logged(app: ASGIApp, counter: AccessCounter) -> ASGIApp:
 
         def log_once() -> None:
             nonlocal logged
-            if not logged:
+            if not logged and not refused_by_server(scope):
                 logged = True
                 # an app that failed before its answer's head: uvicorn answers 500 (unless the client left)
                 shown = answered_status(scope, 500) if status is None else status
@@ -123,6 +126,14 @@ def _logged(app: ASGIApp, counter: AccessCounter) -> ASGIApp:
 def mark_client_gone(scope: Any) -> None:
     """The client left: an answer starting from now on went nowhere (499)."""
     scope.setdefault("state", {})[CLIENT_GONE] = True
+
+
+def mark_refused_by_server(scope: Any) -> None:
+    scope.setdefault("state", {})[REFUSED_BY_SERVER] = True
+
+
+def refused_by_server(scope: Scope) -> bool:
+    return bool((scope.get("state") or {}).get(REFUSED_BY_SERVER))
 
 
 def answered_status(scope: Scope, status: int) -> int:

@@ -26,7 +26,7 @@ from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from search_service.api.access_log import answered_status
+from search_service.api.access_log import answered_status, refused_by_server
 from search_service.run_owner import owned_prefix, remove_abandoned
 
 if TYPE_CHECKING:
@@ -199,6 +199,13 @@ class _StatePublisher:
             prom_multiprocess.mark_process_dead(os.getpid(), path)
 
 
+def _observe(histogram: Any, scope: Scope, status: int | None, seconds: float) -> None:
+    state: Any = scope.get("state") or {}
+    strategy = str(state.get("search_strategy", "")) if isinstance(state, dict) else ""
+    status = answered_status(scope, 500) if status is None else status
+    histogram.labels(_route_template(scope), asked_method(scope), str(status), strategy).observe(seconds)
+
+
 class Metrics:
     def __init__(
         self,
@@ -283,11 +290,8 @@ class Metrics:
             try:
                 await app(scope, receive, send_wrapper)
             finally:
-                route = _route_template(scope)
-                state: Any = scope.get("state") or {}
-                strategy = str(state.get("search_strategy", "")) if isinstance(state, dict) else ""
-                status = answered_status(scope, 500) if status is None else status
-                histogram.labels(route, asked_method(scope), str(status), strategy).observe(time.perf_counter() - start)
+                if not refused_by_server(scope):  # serve's protocol logged and counted its own answer
+                    _observe(histogram, scope, status, time.perf_counter() - start)
 
         return timed
 

@@ -31,6 +31,7 @@ from search_service.api.access_log import (
     REQUEST_ID_HEADER,
     count_refusal,
     mark_client_gone,
+    mark_refused_by_server,
     request_id_of,
     shown_target,
     write_access_line,
@@ -187,6 +188,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal: bytes | None = None  # an answer for a bad pipelined request, sent after those before it
         self._refusal_line: tuple[str, str, str, int, str, float] = ("-", "-", "-", 400, "-", 0.0)  # logged as sent
         self._began = time.perf_counter()  # the request's first byte: its access line's duration
+        self._cycle_before: Any = None  # the request read before this one (its answer precedes this one's)
         self.url, self.headers = b"", []  # uvicorn sets them as a request begins
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -224,7 +226,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            self.send_400_response("")
+            if self._refusal is not None:  # the parser repeats its error on each read; the refusal is already due
+                return
+            if self._head_room is None and self.cycle is not None and self.cycle.more_body:
+                self._refuse_body()
+            else:
+                self.send_400_response("")
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
@@ -268,6 +275,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # RFC 9112 6.3: the body's length is unknown. llhttp said so only once the app had the request: two answers
             self._refuse_head(400, "invalid HTTP request: a Transfer-Encoding whose last coding is not chunked")
         self.url = origin_form(self.url)
+        self._cycle_before = self.cycle
         super().on_headers_complete()
 
     def _refuse_head(self, status: int, message: str) -> None:
@@ -294,6 +302,26 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self._refuse(400, "invalid HTTP request: a malformed request line (a method of letters, an ASCII URL: "
                          "percent-encode other bytes, the version) or header")  # fmt: skip
+
+    def _refuse_body(self) -> None:
+        """The parser refused the body of the request it read last (a bad chunk): that request's 400, sent now or
+        after the answers before it, its app (if running) told the client left. It was taken for a later request's:
+        an app awaiting the body answered 408 after 30 s; one not reading it answered, then the 400 followed."""
+        bad = self.cycle
+        if bad.response_started:  # its answer is out, whole or in part: a second answer would pass for the next's
+            self.transport.close()
+            return
+        queued = [entry for entry in self.pipeline if entry[0] is bad]
+        if queued:  # its app has not run, and will not
+            self.pipeline.remove(queued[0])
+        else:
+            mark_refused_by_server(bad.scope)  # the refusal's line is its one line
+            bad.disconnected = True
+            bad.message_event.set()
+        self.cycle = self._cycle_before  # None, answered, or still answering: the 400 follows it
+        self._line_ended = True  # its line is logged with its version (a pipelined one's said HTTP/-)
+        self._refuse(400, "invalid HTTP request: a malformed chunked body (each chunk: its size in hex, CRLF, its "
+                     "bytes, CRLF; the last: 0, CRLF, CRLF)")  # fmt: skip
 
     def _bad_head_start(self) -> bytes:
         """The refused request's first bytes: past the requests that ended in the same read (pipelined; found by
