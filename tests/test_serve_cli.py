@@ -77,6 +77,31 @@ def test_a_graceful_stop_exits_0_whatever_the_signal_and_workers(db_url: str, tm
         assert status == 0, (signum, status, server.log_path.read_text(errors="replace")[-2000:])
 
 
+# The console script's own code (bin/plinqy-search), after a line saying the interpreter is up (test_ingest_cli.py)
+CONSOLE_SCRIPT = "import sys; print('up', flush=True); from search_service.cli import main; sys.exit(main())"
+
+
+@pytest.mark.parametrize(
+    "command", [("serve", "--workers", "1"), ("worker", "--only", "embed"), ("webhooks", "dispatch")]
+)
+def test_a_sigterm_while_a_graceful_command_loads_exits_0(db_url: str, command: tuple[str, ...]) -> None:
+    """SIGTERM in its first second (its modules loading, before its own handler) exited 130, "interrupted", as
+    Ctrl-C does: a `docker stop` or rollout reaching a just-started container recorded a failure."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CONSOLE_SCRIPT, *command, *(("--port", port) if command[0] == "serve" else ())],
+        env={**os.environ, "DATABASE_URL": db_url, "PLINQY_WEBHOOK_ALLOW_HOSTS": "127.0.0.1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+    time.sleep(0.05)  # its modules take a second or more to load
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "interrupted" not in err, (command, proc.returncode, err[-2000:])
+
+
 WRITER_STOPPED = """
 import os, signal, sys, time
 from dataclasses import replace

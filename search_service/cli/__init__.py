@@ -10,17 +10,26 @@ from types import FrameType
 from typing import NoReturn
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C ended
+# The commands a SIGTERM stops gracefully, exit 0 (a `docker stop` or rollout is no failure); each installs its own
+# handler once loaded, and one that comes before (its modules loading: a second or more) finds nothing in hand
+STOPPED_BY_SIGTERM = (("serve",), ("worker",), ("webhooks", "dispatch"))
 
 
 def main() -> None:
-    """Every command, however early a Ctrl-C (or SIGTERM) comes: one line, `interrupted`, exit 130."""
-    signal.signal(signal.SIGTERM, _stop_as_ctrl_c)  # serve, worker and the dispatchers install their own
+    """Every command, however early a Ctrl-C comes: one line, `interrupted`, exit 130; SIGTERM as Ctrl-C, except
+    in the commands it stops gracefully (it exited 130 there while their modules loaded)."""
+    graceful = any(tuple(sys.argv[1 : 1 + len(words)]) == words for words in STOPPED_BY_SIGTERM)
+    signal.signal(signal.SIGTERM, _stop_quietly if graceful else _stop_as_ctrl_c)
     try:
         from search_service.cli.commands import main as run_command
 
         run_command()
     except KeyboardInterrupt:
         interrupted()
+
+
+def _stop_quietly(_signum: int, _frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)
 
 
 def _stop_as_ctrl_c(_signum: int, frame: FrameType | None) -> None:
