@@ -14,8 +14,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from search_service.ingest.connectors.sync import SyncFailed
+from search_service.ingest.connectors.sync import SyncFailed, load_spec, sync_connection
 from tests.connector_helpers import (
+    BOX,
+    FAST,
     SECRET_KEY,
     deliver,
     make_connection,
@@ -319,3 +321,45 @@ def test_shopify_a_stamp_years_ahead_never_becomes_the_cursor(
     products_asked = [r for r in shopify_fake.server.requests[asked:] if r.path.endswith("/products.json")]
     assert products_asked and "updated_at_min" not in products_asked[0].query
     assert state(db, cid)[0]["products"]["since"] < "2030"
+
+
+@pytest.mark.parametrize("repeat", ["in one page", "on the next page"])
+def test_shopify_a_product_read_twice_in_a_pass_is_stored_once(
+    db: psycopg.Connection, shopify_fake: ShopifyFake, repeat: str
+) -> None:
+    """A page holding a product twice, or a page starting with the last one's product (an offset-shifted cursor),
+    sent its links twice in one upsert: CardinalityViolation, a traceback, nothing recorded, every poll the same."""
+    answer, first = shopify_fake.handle, shopify_fake.products["101"]
+
+    def repeating(req: Request) -> Reply:
+        reply = answer(req)
+        if req.path.endswith("products.json") and reply.status == 200:
+            products = reply.body["products"]
+            if repeat == "in one page":
+                products.append(dict(products[0]))
+            elif "page_info" in req.query:  # the page before's product again (page_size 1)
+                products.insert(0, dict(first))
+        return reply
+
+    shopify_fake.server.handler = repeating
+    cid = shopify_connection(db, shopify_fake)
+    for full in (False, True):
+        sync(db, cid, full=full)
+        assert state(db, cid)[1:] == (0, None)
+    links = db.execute("SELECT count(*) FROM ingest_connector_link WHERE connection_id = %s", (cid,)).fetchone()
+    assert links == (len(ITEMS),)
+    map_batches(db)
+    assert db.execute("SELECT count(*) FROM store_product WHERE is_active").fetchone() == (len(ITEMS),)
+
+
+def test_a_page_the_database_refuses_fails_the_sync_recorded(db: psycopg.Connection, shopify_fake: ShopifyFake) -> None:
+    """A database error storing a page (a refusal like the CardinalityViolation above) escaped as a traceback: the
+    failure was never recorded, and `connections list` showed an older one. Now it is the sync's recorded failure."""
+    cid = shopify_connection(db, shopify_fake)
+
+    def refusing(conn: Any, spec: Any, page: Any) -> None:
+        conn.execute("SELECT 1 / 0")
+
+    with pytest.raises(SyncFailed, match="DivisionByZero: division by zero"):
+        sync_connection(db, load_spec(db, BOX, cid), refusing, policy=FAST)
+    assert state(db, cid) == (None, 1, "DivisionByZero: division by zero")  # no cursor: its page was not stored

@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import psycopg
 from psycopg.types.json import Jsonb
 
 from search_service.controlchars import escape_control_chars
@@ -96,15 +97,18 @@ def load_spec(conn: Any, box: SecretBox, connection_id: UUID | str) -> Connectio
 
 
 def _store_page(conn: Any, spec: ConnectionSpec, page: Page, recorder: Recorder) -> None:
+    # one link per vendor id, the last read winning: one upsert may not touch a row twice (a page repeating a
+    # product, or merged pages that overlap, raised CardinalityViolation)
+    links = list({link.external_id: link for link in page.links}.values())
     with conn.transaction():
-        if page.links:
+        if links:
             conn.execute(
                 _sql("save_links"),
                 {
                     "connection_id": spec.id,
-                    "external_ids": [link.external_id for link in page.links],
-                    "parent_ids": [link.parent_id for link in page.links],
-                    "skus": [link.sku for link in page.links],
+                    "external_ids": [link.external_id for link in links],
+                    "parent_ids": [link.parent_id for link in links],
+                    "skus": [link.sku for link in links],
                 },
             )
         if page.rows:
@@ -236,10 +240,11 @@ def sync_connection(
         # stopped: the pass is not finished (a full one's vanished listings are not known), whatever was read
         report.interrupted = stop is not None and stop.is_set()
     except (VendorError, httpx.HTTPError, ArithmeticError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        message = failure_message(spec, exc)
-        failures = record_failure(conn, spec.id, message, exc.wait_s if isinstance(exc, RateLimited) else None)
-        log.warning("sync of connection %s failed (%d in a row): %s", spec.id, failures, escape_control_chars(message))
-        raise SyncFailed(message) from exc
+        raise _failed(conn, spec, exc) from exc
+    except psycopg.Error as exc:  # the database refused a page (rolled back): recorded, not a traceback
+        if conn.closed:  # the database is gone, not the sync: nothing can record it
+            raise
+        raise _failed(conn, spec, exc) from exc
     finally:
         connector.close()
         report.seconds = time.perf_counter() - started
@@ -249,8 +254,18 @@ def sync_connection(
     return report
 
 
+def _failed(conn: Any, spec: ConnectionSpec, exc: Exception) -> SyncFailed:
+    """The failure recorded on the connection (backing its next attempt off), logged, and to be raised."""
+    message = failure_message(spec, exc)
+    failures = record_failure(conn, spec.id, message, exc.wait_s if isinstance(exc, RateLimited) else None)
+    log.warning("sync of connection %s failed (%d in a row): %s", spec.id, failures, escape_control_chars(message))
+    return SyncFailed(message)
+
+
 def failure_message(spec: ConnectionSpec, exc: Exception) -> str:
     """A failure as recorded, logged and shown; credentials the vendor refused say which to replace, and how."""
+    if isinstance(exc, psycopg.Error):  # its first line: the HINT and DETAIL lines follow on others
+        return f"{type(exc).__name__}: {exc.diag.message_primary or exc}"
     if not (isinstance(exc, VendorError) and exc.status in (401, 403)):
         return f"{type(exc).__name__}: {exc}"
     hint = {401: ": token wrong or revoked", 403: ": the token lacks an access this sync needs"}[exc.status]
