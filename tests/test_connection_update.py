@@ -20,8 +20,9 @@ from urllib.parse import urlencode
 import httpx
 import psycopg
 
-from tests.connector_helpers import BOX, SECRET_KEY, make_store
+from tests.connector_helpers import BOX, SECRET_KEY, make_connection, make_store, map_batches, serving_shopify
 from tests.ingest_helpers import serve, signed
+from tests.pos_fakes.server import Reply
 from tests.pos_fakes.vendors import Item, LightspeedRFake
 from tests.test_api import app_settings
 from tests.test_connector_sync import ITEMS, cli
@@ -285,3 +286,37 @@ def test_a_connection_made_with_the_wrong_vendor_account_is_corrected_in_place(
     assert right.returncode == 0, right.stderr
     config = db.execute("SELECT config FROM ingest_connection WHERE id = %s", (sid,)).fetchone()
     assert config is not None and config[0]["account"] == "shopify:right-shop.myshopify.com"
+
+
+def test_a_base_url_changed_mid_pass_restarts_the_pass_at_the_new_host(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """`--base-url` changed while a pass was mid-way kept its next-page link, to the old host, in the cursor: every
+    later sync failed before a request ("the vendor's answer links to ... outside this connection's base URL"), and
+    only `sync --full` cleared it. Now the stored link is dropped and the pass starts again from its `since`."""
+    fakes = [serving_shopify(ITEMS) for _ in range(2)]
+    old, new = (next(fake) for fake in fakes)  # a proxy, then the vendor: the same shop
+    answer = old.handle
+    old.server.handler = lambda req: (
+        Reply(503, {"errors": "down"}) if "page_info" in req.query and "products" in req.path else answer(req)
+    )
+    try:
+        creds = {"shop": "gifts.myshopify.com", "token": "shpat_test"}
+        cid = make_connection(db, make_store(db, "Shop", 52.36, 4.88), "shopify", "24826418", old.server.url, creds)
+        db.execute("UPDATE ingest_connection SET config = config || '{\"page_size\": 1}' WHERE id = %s", (cid,))
+        failed = cli(fresh_db_url, "sync", str(cid))
+        assert failed.returncode == 1, failed.stderr  # page 2 down: the cursor keeps its link
+        cursor = db.execute("SELECT cursor FROM ingest_connection WHERE id = %s", (cid,)).fetchone()
+        assert cursor is not None and cursor[0]["products"]["next"].startswith(old.server.url)
+        moved = cli(fresh_db_url, "connections", "update", str(cid), "--base-url", new.server.url)
+        assert moved.returncode == 0, moved.stderr
+        synced = cli(fresh_db_url, "sync", str(cid))
+        assert synced.returncode == 0, synced.stderr
+        row = db.execute("SELECT consecutive_failures, cursor FROM ingest_connection WHERE id = %s", (cid,)).fetchone()
+        assert row is not None and row[0] == 0 and "next" not in row[1]["products"]  # the pass done, at the new host
+        assert any("products" in r.path for r in new.server.requests)
+        map_batches(db)
+        assert db.execute("SELECT count(*) FROM store_product").fetchone() == (len(ITEMS),)
+    finally:
+        for fake in fakes:
+            next(fake, None)  # its server closed

@@ -331,8 +331,9 @@ class Shopify:
         later than the pass's start (common.pass_start): Shopify pages by id, so a product read early and changed
         while the pass ran is before the newest stamp, and `updated_at_min` at that stamp skipped it for good."""
         state = {} if full else dict(cursor.get(key) or {})
-        url: str = state.get("next") or f"{self.prefix}/{path}"
-        params = None if state.get("next") else self._first_params(kind, state)
+        resumed = self._resumed(state.get("next"))
+        url: str = resumed or f"{self.prefix}/{path}"
+        params = None if resumed else self._first_params(kind, state)
         newest = _plausible(state.get("newest")) or _plausible(state.get("since"))
         started, asked_at, seen = state.get("started"), time.time(), {url}
         while True:
@@ -357,6 +358,15 @@ class Shopify:
             if not match:
                 return
             params = None
+
+    def _resumed(self, link: str | None) -> str | None:
+        """The stored next-page link, unless it lies outside the base URL: the base changed since the pass stored it
+        (`connections update --base-url`), and the pass starts again from its `since` (refused, it failed every
+        later sync, blaming the vendor). Dropped, it is never asked: the token goes only to the base URL."""
+        try:
+            return self.http.within_base(link) if link else None
+        except VendorError:
+            return None
 
     def _first_params(self, kind: str, state: Cursor) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": self.page_size}
