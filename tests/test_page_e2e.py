@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import psycopg
@@ -1295,6 +1295,11 @@ FIRST = demo_presets().presets[0].name
         ("&at=52.5,200", [f"The link's position “52.5,200” is not a latitude,longitude: showing {FIRST}."]),
         ("&at=91,0", [f"The link's position “91,0” is not a latitude,longitude: showing {FIRST}."]),
         ("&near=anywhere&sort=distance", ["The link's sort by distance needs a place: relevance used."]),
+        (  # a link holding both: the place was used and the position dropped without a word
+            "&near=" + quote(FIRST) + "&at=52.5,13.4",
+            [f"The link names both a place and a position: searching near {FIRST}, not at “52.5,13.4”."],
+        ),
+        ("&near=anywhere&at=52.5,200", ["The link names both a place and a position: searching anywhere, not at"]),
     ],
 )
 def test_a_link_with_a_mode_sort_stock_or_position_the_page_cannot_use_says_so(

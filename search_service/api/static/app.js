@@ -860,6 +860,10 @@
         wanted = 0;
       }
       els.location.value = wanted < 0 ? "" : "preset:" + wanted;
+      if ((at || badAt) && near) {  // a place wins: said, as the page says what else of a link it leaves out
+        state.linkNote += "The link names both a place and a position: searching " + (wanted < 0 ? "anywhere"
+          : "near " + body.presets[wanted].name) + ", not at “" + (at ? at.lat + "," + at.lon : badAt) + "”. ";
+      }
       if (badAt && !near) {
         state.linkNote += "The link's position “" + badAt + "” is not a latitude,longitude: showing " +
           body.presets[0].name + ". ";
