@@ -463,6 +463,28 @@ def test_a_repeated_sku_applies_before_the_items_after_it(db: psycopg.Connection
     assert owners == [("NEW-7", gtin14(gtins["7"])), ("OLD-9", gtin14(gtins["9"]))], owners
 
 
+def test_a_renumbering_file_imported_again_leaves_the_retired_sku_stale(db: psycopg.Connection) -> None:
+    """A full file re-sent after a renumbering: its row taking the old SKU off sale found that SKU retired and its
+    GTIN listed on sale under the new one, and was rejected, saying to take the new SKU off sale (nothing changed)."""
+    store = make_store(db)
+    old = {"sku": "OLD-7", "gtin": "4000000003021", "name": "Renum", "price": "2.00", "quantity": 5}
+    pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=[old])
+    renumbered = [{**old, "is_active": "no"}, {**old, "sku": "NEW-7"}]
+    first = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=renumbered)
+    drain(db)
+    assert [r[1] for r in rows_of(db, first)] == ["mapped", "mapped"]
+    again = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=renumbered)
+    drain(db)
+    got = rows_of(db, again)
+    assert [r[1] for r in got] == ["stale", "mapped"], got
+    assert "sku 'OLD-7' was taken over by another sku" in got[0][2] and "'NEW-7'" in got[0][2], got
+    new7 = listing(db, store, "NEW-7")
+    assert listing(db, store, "OLD-7") is None and new7 is not None and new7[3] is True
+    back = pipeline.record_batch(db, store_id=store, source="csv", kind="csv", rows=[{**old, "is_active": "yes"}])
+    drain(db)  # on sale again under the old SKU: still one listing a product, refused
+    assert [r[1] for r in rows_of(db, back)] == ["rejected"]
+
+
 def test_a_row_the_database_refuses_is_rejected_alone(db: psycopg.Connection) -> None:
     """A value that passed validation but not the database (here a check the test adds) crashed the whole batch
     five times, then failed it, its other rows with it, the store's later writes held behind it."""

@@ -28,6 +28,7 @@ from search_service.errortext import first_line
 from search_service.ingest.categories import Categories
 from search_service.ingest.clocks import is_stale
 from search_service.ingest.gtins import gtin14
+from search_service.ingest.listed_as import listed_otherwise, retired_and_listed
 from search_service.ingest.rows import Rejected, ValidRow, trimmed, validate
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,9 @@ def _product_for(
     if row.gtin and look["gtin_product"] is not None:
         if look["gtin_listed_as"] in earlier and look["gtin_listed_as"] != row.sku:
             return DEFERRED  # an earlier row of that SKU may move it off this GTIN: decided after it is written
-        if (refused := _listed_otherwise(row, look)) is not None:
+        if (done := retired_and_listed(row, look)) is not None:
+            return RowResult("stale", done)
+        if (refused := listed_otherwise(row, look)) is not None:
             return RowResult("rejected", refused)
         return look["gtin_product"], "gtin"
     if look["listing_id"] is not None and not _names_another_product(row, look):
@@ -263,25 +266,6 @@ def _gtin_of_listing(row: ValidRow, look: Any) -> None:
     elif not look["sole_listing"]:
         row.notes.append(f"gtin {row.gtin} ignored: other stores list this listing's product too")
         row.gtin = None
-
-
-def _listed_otherwise(row: ValidRow, look: Any) -> str | None:
-    """Why a row cannot take the product its GTIN names, when the store lists that product under another SKU or
-    none (a listing without a SKU, from SQL or a seed, or a deleted one, is adopted instead when the row's SKU is
-    new: `_decide`; a POS that recreated an item under a new id was refused for good)."""
-    listed_as = look["gtin_listed_as"]
-    if not look["gtin_listed"] or listed_as == row.sku:
-        return None
-    if listed_as is not None and (look["gtin_listing_active"] or look["listing_id"] is not None):
-        refused = f"gtin {row.gtin}: this store already lists its product as sku {listed_as!r}"
-        if look["listing_id"] is None:  # a new SKU takes over a listing off sale: a store renumbering its SKUs
-            return f"{refused}; to move it to sku {row.sku!r}, take {listed_as!r} off sale first (is_active no)"
-        return refused
-    if listed_as is not None:
-        return None
-    if look["listing_id"] is not None:
-        return f"gtin {row.gtin}: this store lists its product without a sku, and sku {row.sku!r} is another listing"
-    return None
 
 
 def _new_product(row: ValidRow, category_id: int | None, plan: _Plan, claimed: dict[UUID, str]) -> tuple[UUID, str]:

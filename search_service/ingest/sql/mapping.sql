@@ -16,11 +16,13 @@
 -- its product; the product with that GTIN (any stored width), whether this store lists it (one listing a product:
 -- uq_store_product_store_id_product_master_id) and under which SKU (NULL: a listing without one, e.g. SQL's); the
 -- GTIN of the listing's product (a GTIN no product holds yet goes onto the store's own product); for a deleted
--- listing of the GTIN's product, whether no other store sells that product (the row taking it over rewrites it).
+-- listing of the GTIN's product, whether no other store sells that product (the row taking it over rewrites it);
+-- whether the SKU was retired (its listing taken over by another SKU: retired_listing_sku).
 SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product,
        coalesce(sp.source_updated_at, r.source_updated_at) AS source_updated_at,  -- a retired SKU: its old clocks
        coalesce(sp.source_version, r.source_version) AS source_version,
        coalesce(sp.source_catalog_version, r.source_catalog_version) AS source_catalog_version,
+       r.sku IS NOT NULL AS sku_retired,  -- a SKU whose listing another SKU took over (its row: listed_as.py)
        sp.quantity AS listing_quantity, sp.currency AS listing_currency, lp.gtin AS listing_gtin,
        (sp.id IS NOT NULL AND NOT EXISTS (  -- other stores' deleted listings froze the text of the one seller left
            SELECT 1 FROM store_product x
