@@ -159,6 +159,30 @@ def test_a_store_is_read_openly_and_an_unknown_one_is_a_404(base: str, shop: tup
     assert missing.status_code == 404 and missing.json()["error"]["parameter"] == "store_id"
 
 
+def test_a_put_to_a_product_another_store_lists_says_what_it_kept(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """The PUT answered `notes: null` while the shared product kept its description and brand."""
+    store, key = shop
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        other = new_store(conn)
+        other_key = store_key(conn, other, "listings:write")
+    body = {
+        "gtin": "4000000000105",
+        "name": "Hafer",
+        "brand": "Oatly",
+        "description": "Typo",
+        "price": 1,
+        "quantity": 5,
+    }
+    assert httpx.put(listing_url(base, store, "SH-1"), json=body, headers=bearer(key)).json()["notes"] is None
+    assert httpx.put(listing_url(base, other, "O-9"), json=body, headers=bearer(other_key)).json()["notes"] is None
+    fixed = httpx.put(listing_url(base, store, "SH-1"), json={**body, "description": "Fixed", "brand": "Oatly AB"},
+                      headers=bearer(key))  # fmt: skip
+    assert fixed.status_code == 200 and fixed.json()["status"] == "mapped", fixed.text
+    assert fixed.json()["notes"].startswith("brand, description not applied: the product keeps its own"), fixed.text
+
+
 def test_a_price_with_more_than_cents_is_rounded_and_the_answer_says_so(base: str, shop: tuple[uuid.UUID, str]) -> None:
     store, key = shop
     put = httpx.put(

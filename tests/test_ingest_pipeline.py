@@ -160,6 +160,43 @@ def test_second_store_links_by_gtin_and_keeps_text(db: psycopg.Connection) -> No
     assert matched == ("gtin",)
 
 
+def test_a_shared_products_text_a_row_would_change_is_kept_and_noted(db: psycopg.Connection) -> None:
+    """A product another store lists keeps its text (deliberate: ingest.md). A row's brand, description, category
+    or attributes were dropped without a word, the row reported `mapped` with no notes: a merchant's correction
+    never reached shoppers, and nothing said so. Fields that equal the product's are not noted."""
+    first, second = make_store(db, "First"), make_store(db, "Second")
+    cat = db.execute("INSERT INTO category (name, slug) VALUES ('Drinks', 'd-kept') RETURNING id").fetchone()
+    assert cat is not None
+    row = {"sku": "SH-1", "gtin": "4000000000099", "name": "Hafer Barsita", "brand": "Oatly",
+           "description": "Typo desc", "price": "1.99", "quantity": 5}  # fmt: skip
+    pipeline.record_batch(db, store_id=first, source="csv", kind="csv", rows=[row])
+    other = {**row, "sku": "OTHER-9", "name": "Haferdrink", "description": "Other desc"}
+    joined = pipeline.record_batch(db, store_id=second, source="csv", kind="csv", rows=[other])
+    fixed = {**row, "name": "Hafer Barista", "brand": "Oatly!", "description": "Fixed", "category": cat[0]}
+    again = pipeline.record_batch(db, store_id=first, source="csv", kind="csv", rows=[fixed, {**row, "sku": "SH-2",
+                                  "gtin": None, "attributes": {"size": "1 L"}}])  # fmt: skip
+    drain(db)
+    got = rows_of(db, joined) + rows_of(db, again)
+    assert [r[1] for r in got] == ["mapped", "mapped", "mapped"], got
+    assert got[0][2] == (
+        "description not applied: the product keeps its own (other stores list it too; only a product one store "
+        "lists takes a row's text)"
+    ), got
+    assert got[1][2] is not None and got[1][2].startswith("brand, description, category not applied"), got
+    assert got[2][2] is None, got  # SH-2 made a product of its own: its text is the row's
+    text = db.execute("SELECT name, brand, description, category_id FROM product_master WHERE gtin = %s",
+                      ("04000000000099",)).fetchone()  # fmt: skip
+    assert text == ("Hafer Barsita", "Oatly", "Typo desc", None)
+    title = listing(db, first, "SH-1")
+    assert title is not None and title[5] == "Hafer Barista"  # the name is the listing's own title: applied
+    noted = db.execute("SELECT count(*) FROM imported_product_raw WHERE import_batch_id = %s AND status = 'mapped' "
+                       "AND error IS NOT NULL", (again,)).fetchone()  # fmt: skip
+    assert noted == (1,)
+    same = pipeline.record_batch(db, store_id=second, source="csv", kind="csv", rows=[{**other, "description": None}])
+    drain(db)
+    assert rows_of(db, same)[0][1:3] == ("mapped", None)  # nothing that differs: no note
+
+
 def test_a_listing_without_a_sku_takes_the_sku_of_a_row_naming_its_product(db: psycopg.Connection) -> None:
     """A store's listing written by SQL or a seed has no SKU; a row naming its product by GTIN inserted a second
     listing of the product, whose unique key failed the whole batch, again at every claim."""

@@ -230,8 +230,8 @@ class ImportStatus(msgspec.Struct):
     # When `imports prune` before migration 0036 deleted its raw rows alone: its `results` and errors CSV are gone
     # (410); the prune now deletes a finished batch whole (404).
     rows_pruned_at: datetime | None = None
-    # Of its mapped rows, those applied with notes (a GTIN or category ignored, a price rounded): `…/notes` lists
-    # them. Counted for one import's status; null in a list of them.
+    # Of its mapped rows, those applied with notes (a GTIN or category ignored, a price rounded, a shared product's
+    # text kept): `…/notes` lists them. Counted for one import's status; null in a list of them.
     noted_rows: int | None = None
     # A listing write's batch (the listing API's), once mapped: each item's result, as the write would have
     # answered (a queued write's 202 points here); none once its rows are pruned.

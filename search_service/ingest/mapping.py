@@ -3,8 +3,9 @@ chunk, whatever its size). Runs inside the caller's transaction, under the store
 
 Matching (per upsert row): a valid GTIN links to the product with that GTIN (`gtin`); otherwise the store's
 listing of the SKU keeps its product (`sku`); otherwise a new product is created (`created`, embedded later by
-the worker through the product trigger). Only a product no other store lists has its text rewritten. A round
-that finds a GTIN it gives a product taken by another transaction meanwhile is mapped again, matching that product.
+the worker through the product trigger). Only a product no other store lists has its text rewritten (the fields
+a row would change on another are noted). A round that finds a GTIN it gives a product taken by another
+transaction meanwhile is mapped again, matching that product.
 Newest wins: a row older (updated_at, version or catalog_version) than what its listing holds ends `stale` and
 changes nothing.
 """
@@ -28,6 +29,7 @@ from search_service.errortext import first_line
 from search_service.ingest.categories import Categories
 from search_service.ingest.clocks import is_stale
 from search_service.ingest.gtins import gtin14
+from search_service.ingest.kept_text import note_kept_text
 from search_service.ingest.listed_as import listed_otherwise, retired_and_listed
 from search_service.ingest.rows import Rejected, ValidRow, trimmed, validate
 
@@ -48,6 +50,7 @@ class _Plan:
 
     new_products: list[tuple[UUID, ValidRow, int | None]] = field(default_factory=list)
     product_updates: list[tuple[UUID, ValidRow, int | None]] = field(default_factory=list)
+    kept_text: list[tuple[UUID, ValidRow, int | None]] = field(default_factory=list)  # another store's product too
     listings: list[tuple[ValidRow, UUID, str]] = field(default_factory=list)  # row, product, currency
     stock: list[ValidRow] = field(default_factory=list)
     deletes: list[ValidRow] = field(default_factory=list)
@@ -210,7 +213,8 @@ def _plan_product(
     row: ValidRow, look: Any, product: UUID, matched_by: str, category_id: int | None, plan: _Plan
 ) -> None:
     """The store's SKU-less or deleted listing of the product takes this SKU; the store's own product (no other
-    store sells it) takes the row's text, a taken-over one's too (it was written only when the row came again)."""
+    store sells it) takes the row's text, a taken-over one's too (it was written only when the row came again);
+    another keeps its own, and the row's note says which of its fields were not applied."""
     sole = look["listing_id"] is not None and look["sole_listing"] and look["listing_product"] == product
     if matched_by == "gtin" and look["gtin_listed"] and look["gtin_listed_as"] != row.sku:
         plan.adopt.append((row.sku, product))
@@ -219,6 +223,8 @@ def _plan_product(
             sole = bool(look["gtin_sole"])
     if sole:
         plan.product_updates.append((product, row, category_id))
+    elif matched_by != "created":  # a new product has the row's text
+        plan.kept_text.append((product, row, category_id))
 
 
 def _product_for(
@@ -289,6 +295,8 @@ async def _write(
         await _insert_products(conn, plan, results, valid)
     if plan.product_updates:
         await _update_products(conn, plan)
+    if plan.kept_text:
+        await note_kept_text(conn, store_id, plan.kept_text)
     if plan.adopt:
         adopted = set(plan.adopt)
         listings = [item for item in plan.listings if (item[0].sku, item[1]) in adopted]

@@ -96,6 +96,25 @@ WITH v AS (
 )
 SELECT id FROM v WHERE gtin_taken;
 
+-- name: kept_text
+-- params: store_id uuid, ids uuid[], brands text[], descriptions text[], category_ids bigint[], attributes jsonb[]
+-- Rows whose product keeps its text (not the store's own: update_products): per row (ord) that sends a field
+-- the product holds otherwise, which fields, and whether another store lists the product on sale (the note's why).
+SELECT d.ord, d.brand, d.description, d.category, d.attributes,
+       EXISTS (SELECT 1 FROM store_product x
+               WHERE x.product_master_id = d.id AND x.store_id <> :store_id::uuid AND x.is_active) AS shared
+FROM (
+    SELECT v.ord, v.id,
+           v.brand IS NOT NULL AND v.brand IS DISTINCT FROM p.brand AS brand,
+           v.description IS NOT NULL AND v.description IS DISTINCT FROM p.description AS description,
+           v.category_id IS NOT NULL AND v.category_id IS DISTINCT FROM p.category_id AS category,
+           v.attributes IS NOT NULL AND v.attributes IS DISTINCT FROM p.attributes AS attributes
+    FROM unnest(:ids::uuid[], :brands::text[], :descriptions::text[], :category_ids::bigint[], :attributes::jsonb[])
+         WITH ORDINALITY AS v(id, brand, description, category_id, attributes, ord)
+    JOIN product_master p ON p.id = v.id
+) d
+WHERE d.brand OR d.description OR d.category OR d.attributes;
+
 -- name: adopt_listings
 -- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],
 --    quantities int[], actives bool[], updated_ats timestamptz[], versions bigint[], catalog_versions bigint[]
