@@ -159,6 +159,20 @@ def test_a_filtered_sort_keeps_what_the_facet_count_promised(client: TestClient[
         assert _names(get(client, **common, **values, sort="price")) == _names(faceted), values
 
 
+@pytest.mark.parametrize("q", ["shampoo", "milk", "food", "something to fix a dripping tap"])
+def test_a_chosen_store_keeps_what_its_sorted_count_promised(client: TestClient[Any], q: str) -> None:
+    """The floor's anchor is the best in the stores in scope, not in the chosen store: a store whose best was a
+    detergent listed it under `shampoo` by price (a count of 1 became 14 in the demo city), and one the sorted set
+    did not count (0) listed its own best products."""
+    common = {"q": q, "mode": "hybrid", "limit": 50, **AT_CENTER, "radius_m": 40000, "sort": "price"}
+    every = {s["id"] for s in get(client, **common | {"sort": "relevance"}, facets="store")["facets"]["store"]}
+    counted = {s["id"]: s["count"] for s in get(client, **common, facets="store")["facets"]["store"]}
+    assert len(every) >= len(counted) > 0
+    for store in every:
+        assert len(get(client, **common, store_id=store)["results"]) == counted.get(store, 0), store
+        assert get(client, **common, store_id=store, facets="brand")["total"] == counted.get(store, 0), store
+
+
 def test_bbox_scope_and_delivery_fulfilment(client: TestClient[Any], seeded: Seeded) -> None:
     lat, lon = seeded.store_points["far"]
     box = f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}"

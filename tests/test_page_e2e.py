@@ -1252,6 +1252,18 @@ def test_an_empty_result_in_a_category_names_it(server: str, browser: WebDriver)
     assert f"No products found for “faucet” in Drinks within 5 km of {PRESET}." in status, status
 
 
+def test_an_empty_sorted_result_says_the_sort_keeps_close_matches_only(server: str, browser: WebDriver) -> None:
+    """Sorted by price, a search whose products are all far from its meaning lists none (engine/ux_ranking.py);
+    the empty state suggested other words and a wider radius, which cannot help, and never relevance."""
+    driver = browser
+    open_page(driver, server, f"?q=xqzv%20blorp&mode=semantic&sort=price&near={PRESET}")
+    wait_for(driver, "the empty state", lambda d: settled(d) and d.find_elements(By.CSS_SELECTOR, "#results .empty"))
+    hint = driver.find_element(By.CSS_SELECTOR, "#results .empty .hint").text
+    assert "Sorted by price, only products close to what you typed are listed: sort by relevance" in hint, hint
+    Select(driver.find_element(By.ID, "sort")).select_by_value("relevance")
+    assert wait_results(driver, "xqzv blorp")  # by relevance: the nearest, however far
+
+
 @pytest.mark.parametrize(
     ("link", "said", "asked"),
     [

@@ -39,9 +39,10 @@ SortParam = Annotated[
         description=(
             "relevance (default); distance: nearest store with stock first (needs lat/lon); price: lowest price in "
             "scope first. Distance and price order the same result set the facets count; ties keep relevance order. "
-            "In semantic and hybrid mode they keep the relevant products only: those the query's words match and "
-            "those at least PLINQY_SORT_RELATIVE_SIMILARITY (default 0.75) times as similar to the query as the most "
-            "similar product in scope (a query of nonsense lists none), so they can list fewer than relevance. "
+            "In semantic and hybrid mode they keep the relevant products only: those at least "
+            "PLINQY_SORT_RELATIVE_SIMILARITY (default 0.75) times as similar to the query as the most similar product "
+            "in scope, and the query's exact word matches and word matches at least 0.6 times as similar, so they "
+            "can list fewer than relevance (a query of nonsense: a few or none). "
             "Prices are compared as numbers, whatever their currency (no conversion): 2.00 USD sorts as 2.00 EUR."
         ),
         examples=[Example(summary="cheapest first", value="price")],

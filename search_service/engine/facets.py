@@ -29,9 +29,10 @@ CENT = Decimal("0.01")
 FACET_VALUES = 50  # brand and store values: the most frequent, and a chosen one past them
 DEFAULT_DEPTH = 1000
 # a sort by price or distance keeps the products at least RELATIVE times as similar as the best in scope, none if
-# that is below MIN (ux_ranking.py)
+# that is below MIN, and the word matches exact or at least WORDS times as similar (ux_ranking.py)
 DEFAULT_SORT_RELATIVE_SIMILARITY = 0.75
-DEFAULT_SORT_MIN_SIMILARITY = 0.3
+DEFAULT_SORT_MIN_SIMILARITY = 0.2
+SORT_WORDS_SIMILARITY = 0.6
 NARROW_STORES = 4  # scopes of at most this many stores: the set's listings read store by store (facets.sql)
 
 

@@ -35,7 +35,15 @@ from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import faceted_page
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facet_vectors import listed_in_memory, products_passing, rank_vector_set, union_pays
-from search_service.engine.facets import FacetConfig, FacetFilters, Facets, Sort, StoreCount, chosen_filters
+from search_service.engine.facets import (
+    SORT_WORDS_SIMILARITY,
+    FacetConfig,
+    FacetFilters,
+    Facets,
+    Sort,
+    StoreCount,
+    chosen_filters,
+)
 from search_service.engine.fusion import fusion_depth
 from search_service.engine.hydrate import hydrate
 from search_service.engine.keyword import rank_keyword
@@ -289,7 +297,7 @@ async def _ranked_set(
     # window among those that pass; without facets the ranking applies them): its window is ordered as search's
     chosen = (bool(ux.facets) and left_to_facet_set(filters)) or ux.sort != "relevance"
     window = fusion_depth(params.offset + params.limit, context.config.rrf_depth) + extra
-    floor = None if ux.sort == "relevance" else await _sort_floor(conn, scope, query_vector, context)
+    floor = None if ux.sort == "relevance" else await _sort_floor(conn, (scope, store_ids), query_vector, context)
     ranking = await _rank(
         conn, scope, query_vector, depth + extra, _whole(params, ux), context.config, context.vectors,
         context.stats, context.stock, 0 if chosen else window, floor,
@@ -298,19 +306,28 @@ async def _ranked_set(
     return store_ids, filters, ranking
 
 
-async def _sort_floor(conn: Any, scope: Scope, query_vector: QueryVector | None, context: _Context) -> SortFloor | None:
-    """The vector side's floor for a sort by price or distance (ux_ranking.py). Its anchor is the best similarity
-    in scope without the filters: a filtered ranking (no facets) ranks one product more for it."""
+async def _sort_floor(
+    conn: Any, scopes: tuple[Scope, list[UUID] | None], query_vector: QueryVector | None, context: _Context
+) -> SortFloor | None:
+    """The floor for a sort by price or distance (ux_ranking.py). Its anchor is the best similarity in scope
+    without the filters and the chosen store (`scopes`: the ranking's, and the stores in scope): a filtered
+    ranking (no facets) or a chosen store's ranks one product more for it."""
+    scope, store_ids = scopes
     config = context.facet_config
     if query_vector is None or scope.params.mode == "keyword" or config.sort_relative_similarity == 0:
         return None  # 0: off, a sort orders the whole set
-    floor = SortFloor(config.sort_relative_similarity, config.sort_min_similarity, exclude_id=scope.exclude_id)
-    if not _filtered(scope):
+    floor = SortFloor(
+        config.sort_relative_similarity, config.sort_min_similarity, SORT_WORDS_SIMILARITY, exclude_id=scope.exclude_id
+    )
+    if not _filtered(scope) and scope.store_ids is store_ids:
         return floor  # the vector side's own best
     bare = replace(scope.params, category_id=None, min_price=None, max_price=None, brand=None, mode="semantic")
+    sets = scope.sets if scope.store_ids is store_ids else await _current_sets(conn, bare, store_ids, context.vectors)
+    wide = replace(scope, store_ids=store_ids, category_ids=None, params=bare, in_scope=None, sets=sets)
+    wide = wide if scope.store_ids is store_ids else replace(wide, near=None)
     best = await _rank(
-        conn, replace(scope, category_ids=None, params=bare), query_vector, 1 + (scope.exclude_id is not None),
-        False, context.config, context.vectors, context.stats, context.stock,
+        conn, wide, query_vector, 1 + (scope.exclude_id is not None), False, context.config, context.vectors,
+        context.stats, context.stock,
     )  # fmt: skip
     anchor = floor.best(best.vector)
     return replace(floor, anchor=-math.inf if anchor is None else anchor)

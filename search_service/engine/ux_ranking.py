@@ -1,19 +1,15 @@
 """The ranked result set of a search with the shopper-facing extras (ux.py): the sides joined, `depth` deep.
 
-A price or distance sort keeps the relevant products only. Sorted by relevance, a semantic or hybrid set's weak tail
-comes last and does no harm; sorted by price or distance it comes first (`shampoo` by price opened on yoghurt, and
-a query of nonsense listed 1,000 products). So those sorts keep the products the query's words match (the keyword
-side) and those at least PLINQY_SORT_RELATIVE_SIMILARITY (0.75) times as similar to the query as the most similar
-product in scope, the facets' filters aside (so that choosing a facet value keeps what its count promised); if
-even that one is less similar than PLINQY_SORT_MIN_SIMILARITY (0.3), the query's meaning matches nothing and only
-its words count. all-MiniLM-L6-v2's similarities are not comparable from one query to another ("something to fix a
-dripping tap" finds its tape and washers at 0.34, "shampoo" its shampoos at 0.5-0.6 and shower gel at 0.42),
-hence a floor relative to the best; a nonsense query's best is 0.18-0.27 (docs/search-features.md).
+A price or distance sort keeps the relevant products only (SortFloor; docs/search-features.md, "The set a sort by
+price or distance orders"). Sorted by relevance, a semantic or hybrid set's weak tail comes last and does no harm;
+sorted by price or distance it came first (`shampoo` by price opened on yoghurt, and a query of nonsense listed
+1,000 products).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from uuid import UUID
 
@@ -48,10 +44,13 @@ class RankedSet:
 @dataclass(frozen=True)
 class SortFloor:
     """A sort by price or distance keeps the vector side's products at least `ratio` as similar to the query as
-    the best in scope (`anchor`; None: the vector side's own best), none if that best is below `minimum`."""
+    the best in scope (`anchor`; None: the vector side's own best), none if that best is below `minimum`; and the
+    keyword side's exact matches and those at least `words_ratio` as similar (a typo's or a description's match
+    is no evidence of relevance: `watch` by price listed ham and rum, through `catch` and `batch`)."""
 
     ratio: float
     minimum: float
+    words_ratio: float
     anchor: float | None = None
     exclude_id: UUID | None = None  # similar: the product asked about, which the side may hold
 
@@ -60,17 +59,28 @@ class SortFloor:
         best = None if side is None else next((pid for pid in side.ids if pid != self.exclude_id), None)
         return None if side is None or best is None else side.scores.get(best)
 
-    def cut(self, side: Ranked) -> Ranked:
-        """`side` without the products under the floor; before the fusion, so that a faceted set and a filtered
-        search fuse the same ranks."""
-        anchor = self.anchor if self.anchor is not None else self.best(side)
+    def cut(self, vector: Ranked, words: Ranked | None, depth: int) -> tuple[Ranked, Ranked | None]:
+        """The sides without the products under their floors; before the fusion, so that a faceted set and a
+        filtered search fuse the same ranks. A word match the vector side does not hold is as similar as its
+        last (`depth` deep: it holds every product of the scope with a vector otherwise, and one without, not
+        embedded yet, is kept)."""
+        anchor = self.anchor if self.anchor is not None else self.best(vector)
         floor = self.ratio * anchor if anchor is not None and anchor >= self.minimum else math.inf
-        rows = [i for i, pid in enumerate(side.ids) if side.scores.get(pid, -math.inf) >= floor]
-        if len(rows) == len(side.ids):
-            return side
-        ids = [side.ids[i] for i in rows]
-        keys = None if side.keys is None else side.keys[rows]
-        return replace(side, ids=ids, keys=keys, exact_ids=side.exact_ids & frozenset(ids))
+        kept = _kept(vector, lambda pid: vector.scores.get(pid, -math.inf) >= floor)
+        if words is None or anchor is None:
+            return kept, words
+        least = vector.scores.get(vector.ids[-1], math.inf) if len(vector.ids) >= depth else math.inf
+        words_floor = self.words_ratio * anchor
+        return kept, _kept(words, lambda pid: pid in words.exact_ids or vector.scores.get(pid, least) >= words_floor)
+
+
+def _kept(side: Ranked, keep: Callable[[UUID], bool]) -> Ranked:
+    rows = [i for i, pid in enumerate(side.ids) if keep(pid)]
+    if len(rows) == len(side.ids):
+        return side
+    ids = [side.ids[i] for i in rows]
+    keys = None if side.keys is None else side.keys[rows]
+    return replace(side, ids=ids, keys=keys, exact_ids=side.exact_ids & frozenset(ids))
 
 
 def joined(
@@ -83,7 +93,7 @@ def joined(
     """The sides as one ranking, `depth` deep; `more`: the sides (ranked deeper) hold more products than that.
     `floor`: the vector side's, for a sort by price or distance."""
     if vector_side is not None and floor is not None:
-        vector_side = floor.cut(vector_side)
+        vector_side, keyword_side = floor.cut(vector_side, keyword_side, depth)
     if keyword_side is None and vector_side is not None:  # one side, best first: merge would keep its order
         keys = None if vector_side.keys is None else vector_side.keys[:depth]
         return RankedSet(vector_side.ids[:depth], vector_side.scores, vector_side.strategy, vector_side.total,

@@ -580,6 +580,10 @@
       : cat ? "Try other words." : "Try other words or another category.";
     if (cat) hint += " Or choose All categories: only " + cat + " was searched.";
     if (Object.keys(state.chosen).length > 0) hint += " Or clear the facet values chosen in the column.";
+    if (els.sort.value !== "relevance" && els.mode.value !== "keyword") {  // the sort keeps the close matches only
+      hint += " Sorted by " + els.sort.value + ", only products close to what you typed are listed: sort by " +
+        "relevance to see the nearest matches.";
+    }
     empty.appendChild(el("p", "hint", hint));
     els.results.appendChild(empty);
     setStatus(takeLinkNote() + "No products found for “" + els.q.value.trim() + "”" + scope + where + ".");
