@@ -186,3 +186,27 @@ def test_the_vendors_asked_wait_outlives_new_credentials_and_goes_with_a_new_hos
     r_fake.server.flaky.every = 0
     synced = cli(fresh_db_url, "sync", str(cid))
     assert synced.returncode == 0 and "synced" in synced.stdout, synced.stderr
+
+
+def test_a_vendors_absurd_wait_is_bounded_to_a_day_and_connections_list_never_breaks(
+    db: psycopg.Connection, fresh_db_url: str, r_fake: Any
+) -> None:
+    """`Retry-After: 1796600000` (an epoch time sent as seconds) parked the connection until 2083, and `sync` said
+    "until 22:31:12" (a time of day earlier than now); a stored wait past the year 9999 (`1e12`) made every
+    `connections list` end in a traceback. The wait is now a day at most (said, and logged as suspect), the
+    refusal names the date when the wait ends after today, and the list shows a stored wait of any size."""
+    cid = r_connection(db, r_fake, page_size=100)
+    r_fake.server.flaky.every, r_fake.server.flaky.faults, r_fake.server.flaky.retry_after = 1, ("429",), "1796600000"
+    first = cli(fresh_db_url, "sync", str(cid))
+    assert first.returncode == 1 and "past a day, suspect: a day is waited" in first.stderr, first.stderr
+    not_before = state(db, cid)[3]["not_before"]
+    assert time.time() + 86000 < not_before <= time.time() + 86400
+    again = cli(fresh_db_url, "sync", str(cid)).stderr.strip().splitlines()[-1]
+    day = time.strftime("%Y-%m-%d", time.localtime(not_before))
+    assert re.fullmatch(rf"error: the vendor asked to wait until {day} \d\d:\d\d:\d\d \(8\d{{4}}s\); .*", again), again
+    db.execute("UPDATE ingest_connection SET config = config || '{\"not_before\": 1e12}'::jsonb WHERE id = %s", (cid,))
+    listed = cli(fresh_db_url, "connections", "list")
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    assert re.search(r"next_attempt=999[89]-\S+ \S+ \(the vendor asked to wait", listed.stdout), listed.stdout
+    refused = cli(fresh_db_url, "sync", str(cid))
+    assert refused.returncode == 1 and re.search("until 999[89]-", refused.stderr), refused.stderr

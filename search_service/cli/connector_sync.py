@@ -85,8 +85,10 @@ def _refuse_while_asked_to_wait(config: dict[str, Any]) -> None:
     now is refused again, and counts as one more failure."""
     until = float(config.get("not_before") or 0)
     if (wait := until - time.time()) > 0:
+        when = time.localtime(min(until, 253370764800))  # 9999-01-01: a wait stored before it was bounded
+        day = "" if when[:3] == time.localtime()[:3] else "%Y-%m-%d "  # a time of day alone read as today's
         raise UserFacingError(
-            f"the vendor asked to wait until {time.strftime('%H:%M:%S', time.localtime(until))} ({wait:.0f}s); "
+            f"the vendor asked to wait until {time.strftime(day + '%H:%M:%S', when)} ({wait:.0f}s); "
             "run again then, or pass --now to try anyway"
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import logging
 import math
 import random
 import socket
@@ -23,6 +24,8 @@ from typing import Any
 
 import httpx
 import msgspec
+
+log = logging.getLogger("plinqy.connectors")
 
 
 class VendorError(Exception):
@@ -42,6 +45,9 @@ class RateLimited(VendorError):
         self.wait_s = wait_s
 
 
+# A vendor's asked wait at most a day (Erply's quota asks an hour at most): an epoch time sent as `Retry-After`
+# parked a connection for 57 years, and one past the year 9999 broke `connections list`.
+MAX_VENDOR_WAIT_S = 86400.0
 MAX_PAGE_BYTES = 64 << 20  # one vendor answer (a page) at most: one of 200 MB took a sync to 514 MB of memory
 _MAX_PAGE = f"{MAX_PAGE_BYTES >> 20} MiB"
 
@@ -84,6 +90,17 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def bounded_wait(value: str | None) -> tuple[float | None, str]:
+    """A `Retry-After`'s wait, at most MAX_VENDOR_WAIT_S, and a note for the error when it asked for more (logged:
+    a vendor, or a proxy before it, that sends an absurd value is suspect)."""
+    asked = parse_retry_after(value)
+    if asked is None or asked <= MAX_VENDOR_WAIT_S or value is None:
+        return asked, ""
+    shown = repr(value.strip()[:40])
+    log.warning("the vendor's Retry-After %s asks to wait %.0f s: suspicious, a day is waited", shown, asked)
+    return MAX_VENDOR_WAIT_S, f" (its Retry-After {shown} is past a day, suspect: a day is waited)"
 
 
 def backoff_delay(attempt: int, policy: RetryPolicy) -> float:
@@ -269,13 +286,13 @@ class VendorHTTP:
         if self.pacer is not None:
             self.pacer.observe(response.headers)
         status = response.status_code
-        asked = parse_retry_after(response.headers.get("Retry-After"))
+        asked, note = bounded_wait(response.headers.get("Retry-After"))
         if status == 429 and asked is None and self.blocked_s is not None:
             raise RetryRequest(
                 f"HTTP 429 without Retry-After: the vendor's documented {self.blocked_s:g} s block", self.blocked_s
             )
         if status == 429 or status == 503:
-            raise RetryRequest(f"HTTP {status}", asked)
+            raise RetryRequest(f"HTTP {status}{note}", asked)
         if status >= 500:
             raise RetryRequest(f"HTTP {status}")
         if status >= 400:

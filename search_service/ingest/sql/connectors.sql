@@ -31,7 +31,9 @@ SELECT c.id, c.store_id, c.source, c.external_location, c.enabled, c.last_sync_a
 FROM ingest_connection c
 CROSS JOIN LATERAL (
     SELECT greatest(w.vendor_wait, w.backoff) AS at, w.vendor_wait
-    FROM (SELECT to_timestamp((c.config ->> 'not_before')::float8) AS vendor_wait,
+    -- at most 9999-01-01: psycopg loads no later year (a wait stored before the client bounded it)
+    FROM (SELECT CASE WHEN c.config ->> 'not_before' IS NOT NULL
+                      THEN to_timestamp(least((c.config ->> 'not_before')::float8, 253370764800)) END AS vendor_wait,
                  CASE WHEN c.consecutive_failures > 0 AND NOT coalesce((c.config ->> 'due_now')::boolean, false)
                       THEN c.last_error_at + make_interval(secs => least(
                           4 * :interval_s, :retry_base_s * power(2, least(c.consecutive_failures - 1, 20)))) END
