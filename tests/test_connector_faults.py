@@ -4,6 +4,7 @@ block the connection, and never lose changes silently."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -363,3 +364,35 @@ def test_a_page_the_database_refuses_fails_the_sync_recorded(db: psycopg.Connect
     with pytest.raises(SyncFailed, match="DivisionByZero: division by zero"):
         sync_connection(db, load_spec(db, BOX, cid), refusing, policy=FAST)
     assert state(db, cid) == (None, 1, "DivisionByZero: division by zero")  # no cursor: its page was not stored
+
+
+def test_a_vendors_redirect_fails_at_once_naming_its_status_and_target(db: psycopg.Connection) -> None:
+    """A 301 or 302 (a base URL or domain that moved, a sign-in page) was read as a malformed JSON page and retried
+    5 times ("gave up after 5 attempts: malformed JSON page"), and one with a JSON body as a good, empty page. A
+    redirect is not followed (the token would go along): the sync fails at once, naming the status and where it
+    points (never its query), and what to check."""
+    fake = LightspeedXFake()
+    moved = "https://h04shop.retail.lightspeed.app/api/2.0/inventory"
+    moves = [
+        (Reply(301, b"", {"Location": f"{moved}?token=x"}), moved),
+        (Reply(302, b"<html>Please log in</html>", {"Location": "/signin"}), f"{fake.server.url}/signin"),
+        (Reply(302, {"data": [], "version": {"min": 0, "max": 0}}, {"Location": "/api/2.1/inventory"}),
+         f"{fake.server.url}/api/2.1/inventory"),
+    ]  # fmt: skip
+    try:
+        store = make_store(db, "X", 52.36, 4.91)
+        cid = make_connection(
+            db, store, "lightspeed-x", "outlet-1", fake.server.url, {"domain_prefix": "s", "token": "x-token"}
+        )
+        for failures, (reply, where) in enumerate(moves, 1):
+            fake.server.handler = functools.partial(lambda answer, _req: answer, reply)
+            asked = len(fake.server.requests)
+            with pytest.raises(SyncFailed) as failed:
+                sync(db, cid)
+            said = str(failed.value)
+            assert f": HTTP {reply.status} (redirected to {where}): check the connection's --base-url" in said, said
+            assert "malformed" not in said and "token=x" not in said
+            assert len(fake.server.requests) == asked + 1  # not retried
+            assert state(db, cid)[1] == failures and state(db, cid)[0] is None  # no page, no cursor
+    finally:
+        fake.server.close()

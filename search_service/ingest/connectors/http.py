@@ -208,9 +208,15 @@ class VendorHTTP:
             return link
         same_origin = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
         if not same_origin or not url.path.startswith(base.path.rstrip("/") + "/"):
-            where = f"{url.scheme}://{url.host}{f':{url.port}' if url.port else ''}{url.path}"
-            raise VendorError(f"the vendor's answer links to {where}, outside this connection's base URL: refused")
+            raise VendorError(
+                f"the vendor's answer links to {self._where(url)}, outside this connection's base URL: refused"
+            )
         return link
+
+    @staticmethod
+    def _where(url: httpx.URL) -> str:
+        """An address as an error names it: never its query (it may hold a token)."""
+        return f"{url.scheme}://{url.host}{f':{url.port}' if url.port else ''}{url.path}"
 
     def next_page(self, link: str, seen: set[str]) -> str:
         """The next page's link of a pass, checked (`within_base`) and new to it: a link that repeats would read
@@ -295,8 +301,20 @@ class VendorHTTP:
             raise RetryRequest(f"HTTP {status}{note}", asked)
         if status >= 500:
             raise RetryRequest(f"HTTP {status}")
+        if 300 <= status < 400:  # it was read as a malformed page and retried 5 times (or, as JSON, a page)
+            raise VendorError(f"{self._asked_for(method, path, kwargs)}: {self._moved(response)}", status=status)
         if status >= 400:
             raise VendorError(f"{self._asked_for(method, path, kwargs)}: HTTP {status}", status=status)
+
+    def _moved(self, response: httpx.Response) -> str:
+        """A redirect, not followed (it would take the token along, and retrying cannot help): where it points."""
+        location = response.headers.get("Location", "").strip()
+        try:
+            where = f"redirected to {self._where(response.url.join(location))}" if location else "no Location"
+        except httpx.InvalidURL:
+            where = "redirected to an address that is not one"
+        check = "check the connection's --base-url (or --shop, --domain-prefix, --client-code)"
+        return f"HTTP {response.status_code} ({where}): {check}"
 
 
 def _body_by(response: httpx.Response, deadline: float) -> bytes | None:
