@@ -320,3 +320,36 @@ def test_a_base_url_changed_mid_pass_restarts_the_pass_at_the_new_host(
     finally:
         for fake in fakes:
             next(fake, None)  # its server closed
+
+
+def test_a_token_no_http_header_can_carry_is_refused_and_a_stored_one_fails_its_sync_in_one_line(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """`connect` and `connections update` took a token holding `é` or `ü` (exit 0), and every sync of it then ended
+    in a traceback (`UnicodeEncodeError: 'ascii' codec`), the worker's in "internal error". Both refuse it now as
+    they refuse a control character; a token stored before fails its sync in one line saying how to replace it. An
+    Erply password (sent in a form, as UTF-8) may hold any letter."""
+    stores = [str(make_store(db, name, 52.37, 4.89)) for name in ("S", "R", "E")]
+    said = "--token holds a character that cannot be sent in an HTTP header"
+    shopify = ("connect", "shopify", "--store", stores[0], "--location", "123", "--shop", "myshop.myshopify.com")
+    r_series = ("connect", "lightspeed-r", "--store", stores[1], "--location", "1", "--account", "12345")
+    for args in ((*shopify, "--token", "shpat_\u00fcmlaut"), (*r_series, "--token", "t\u00f6k")):
+        refused = cli(fresh_db_url, *args, "--base-url", "http://127.0.0.1:9")
+        assert refused.returncode == 2 and said in refused.stderr, refused.stderr
+    made = cli(fresh_db_url, *shopify, "--token", "shpat_x", "--base-url", "http://127.0.0.1:9")
+    assert made.returncode == 0, made.stderr
+    cid = made.stdout.split()[1]
+    updated = cli(fresh_db_url, "connections", "update", cid, "--token", "shpat_caf\u00e9")
+    assert updated.returncode == 2 and said in updated.stderr and "changed" not in updated.stdout, updated.stderr
+    erply = cli(fresh_db_url, "connect", "erply", "--store", stores[2], "--location", "1", "--client-code",
+                "123456", "--username", "api-user", "--password", "p\u00e4ssw\u00f6rt",
+                "--base-url", "http://127.0.0.1:9")  # fmt: skip
+    assert erply.returncode == 0, erply.stderr
+    stored = make_connection(db, uuid.UUID(stores[1]), "lightspeed-r", "1", "http://127.0.0.1:9",
+                             {"account": "12345", "token": "caf\u00e9"})  # fmt: skip
+    synced = cli(fresh_db_url, "sync", str(stored))
+    last = synced.stderr.strip().splitlines()[-1]
+    assert synced.returncode == 1 and "Traceback" not in synced.stderr, synced.stderr
+    assert said in last and f"update it with `plinqy-search connections update {stored} --token`" in last, last
+    listed = cli(fresh_db_url, "connections", "list").stdout
+    assert said in next(line for line in listed.splitlines() if line.startswith(str(stored))), listed

@@ -33,11 +33,17 @@ CREDENTIAL_FORMS: dict[tuple[str, str], tuple[re.Pattern[str], str]] = {
     ("shopify", "shop"): (
         re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.myshopify\.com", re.A), "NAME.myshopify.com, lower case"),
 }  # fmt: skip
+HEADER_CREDENTIALS = frozenset({"token"})  # sent in a request's headers (Erply's go in its form, UTF-8)
 PUSH_SOURCES = frozenset({"lightspeed-x", "erply", "shopify"})  # R-Series has no item or stock webhooks
 
 
 class ConnectionError_(ValueError):
-    """A connection's stored settings cannot make a client (missing credentials, unknown source)."""
+    """A connection's stored settings cannot make a client (missing credentials, unknown source); `option`: the
+    credential's option that replaces an unusable value (`connections update ID --token`)."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 @dataclass
@@ -75,8 +81,13 @@ def check_credentials(source: str, credentials: dict[str, str]) -> None:
     if needed:
         raise ConnectionError_(f"{source} needs {', '.join('--' + n.replace('_', '-') for n in needed)}")
     for name, value in credentials.items():  # a line break in a token would go into a request's headers
+        option = f"--{name.replace('_', '-')}"
         if any(unicodedata.category(ch) == "Cc" for ch in value):
-            raise ConnectionError_(f"--{name.replace('_', '-')} holds a control character (a line break, a tab)")
+            raise ConnectionError_(f"{option} holds a control character (a line break, a tab)", option)
+        if name in HEADER_CREDENTIALS and not value.isascii():  # httpx sent it as ASCII: every sync crashed
+            raise ConnectionError_(
+                f"{option} holds a character that cannot be sent in an HTTP header (not ASCII)", option
+            )
     for (vendor, name), (form, words) in CREDENTIAL_FORMS.items():
         given = credentials.get(name)
         if vendor == source and given is not None and not form.fullmatch(given):

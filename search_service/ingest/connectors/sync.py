@@ -224,8 +224,9 @@ def sync_connection(
     try:
         connector = build_connector(spec, policy)
     except ConnectionError_ as exc:
-        record_failure(conn, spec.id, str(exc))
-        raise SyncFailed(str(exc)) from None
+        message = failure_message(spec, exc)
+        record_failure(conn, spec.id, message)
+        raise SyncFailed(message) from None
     try:
         apply_triggers(conn, spec, recorder)
         vendor_pages = prefetched(connector.pages(spec.cursor, full=full), halt=stop)
@@ -263,9 +264,13 @@ def _failed(conn: Any, spec: ConnectionSpec, exc: Exception) -> SyncFailed:
 
 
 def failure_message(spec: ConnectionSpec, exc: Exception) -> str:
-    """A failure as recorded, logged and shown; credentials the vendor refused say which to replace, and how."""
+    """A failure as recorded, logged and shown; credentials the vendor refused (or a stored one no request can
+    carry) say which to replace, and how."""
     if isinstance(exc, psycopg.Error):  # its first line: the HINT and DETAIL lines follow on others
         return f"{type(exc).__name__}: {exc.diag.message_primary or exc}"
+    if isinstance(exc, ConnectionError_):
+        fix = f": update it with `plinqy-search connections update {spec.id} {exc.option}`" if exc.option else ""
+        return f"{exc}{fix}"
     if not (isinstance(exc, VendorError) and exc.status in (401, 403)):
         return f"{type(exc).__name__}: {exc}"
     hint = {401: ": token wrong or revoked", 403: ": the token lacks an access this sync needs"}[exc.status]
