@@ -353,3 +353,26 @@ def test_a_token_no_http_header_can_carry_is_refused_and_a_stored_one_fails_its_
     assert said in last and f"update it with `plinqy-search connections update {stored} --token`" in last, last
     listed = cli(fresh_db_url, "connections", "list").stdout
     assert said in next(line for line in listed.splitlines() if line.startswith(str(stored))), listed
+
+
+def test_a_base_url_with_a_user_name_or_password_is_refused_without_repeating_it(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """`--base-url http://user:hunter2pass@[::1]:9438/` said "has no usable port" (its port is valid) and quoted the
+    password to stderr: the user name read as the host, the rest as its "port". `connect` and `connections update`
+    now say the address must not hold a user name or password, and repeat neither."""
+    store = str(make_store(db, "S", 52.37, 4.89))
+    shopify = ("connect", "shopify", "--store", store, "--location", "123", "--shop", "myshop.myshopify.com",
+               "--token", "shpat_x")  # fmt: skip
+    said = "error: --base-url must not hold a user name or password (user:password@host)"
+    for url in ("http://user:hunter2pass@[::1]:9438/", "http://u:hunter2pass@example.com/", "http://user@[::1]:9438/"):
+        refused = cli(fresh_db_url, *shopify, "--base-url", url)
+        assert refused.returncode == 2 and refused.stderr.strip().endswith(said), refused.stderr
+        assert "hunter2pass" not in refused.stderr
+    made = cli(fresh_db_url, *shopify, "--base-url", "http://[::1]:9438/")
+    assert made.returncode == 0, made.stderr
+    updated = cli(fresh_db_url, "connections", "update", made.stdout.split()[1], "--base-url",
+                  "https://u:hunter2pass@example.com:8443/admin")  # fmt: skip
+    assert updated.returncode == 2 and said in updated.stderr and "hunter2pass" not in updated.stderr, updated.stderr
+    port = cli(fresh_db_url, *shopify, "--base-url", "http://127.0.0.1:99999/a@b")  # an `@` in the path: a port
+    assert port.returncode == 2 and "has no usable port" in port.stderr, port.stderr

@@ -4,6 +4,7 @@ connect_pos.py; `sync`: connector_sync.py)."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -121,6 +122,9 @@ def check_base_url(base_url: str) -> None:
     """--base-url: an http(s) address with a port a connection can use (one message says which part is wrong)."""
     from search_service.ingest.stores import is_web_address
 
+    authority = re.sub(r"^[^:/?#]*://|[/?#].*$", "", base_url, flags=re.S)  # [user:password@]host[:port]
+    if "@" in authority:  # it said "no usable port", quoting the password
+        raise UsageMistake("--base-url must not hold a user name or password (user:password@host)")
     if not is_web_address(base_url, any_port=True):
         raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
     if not is_web_address(base_url):  # 0, past 65535, or not a number

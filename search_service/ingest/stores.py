@@ -106,7 +106,7 @@ def web_host_port(excluded: str = "", port: str = _PORT) -> str:
 
 
 _WEB_ADDRESS = re.compile(rf"https?://{web_host_port()}(?:[/?#]\S*)?", re.IGNORECASE)
-_ANY_PORT_TEXT = r"(?::[^/?#\s]*)?"
+_ANY_PORT_TEXT = r"(?::[^/?#@\s]*)?"  # never past an `@`: `u:p@host` is no host `u` with the port `p@host`
 _ANY_PORT = re.compile(rf"https?://{web_host_port(port=_ANY_PORT_TEXT)}(?:[/?#]\S*)?", re.IGNORECASE)
 
 
