@@ -130,26 +130,59 @@ def test_a_level_that_could_be_two_numbers_or_a_fraction_is_refused(price: objec
         validate(row(price, quantity))
 
 
-GERMAN = "sku;name;price;quantity\ntv1;Fernseher 55 Zoll;1.299,00;1.000\nmilk;Milch;1,19;24\nodd;Kaffee;1,299;3\n"
-
-
-def test_a_german_spreadsheets_file_imports_its_thousands_and_refuses_what_could_be_two(base: str, db_url: str) -> None:
+def imported(base: str, db_url: str, text: str) -> tuple[str, str, str]:
+    """A new store, its key and the status URL of its upload of `text`, once mapped."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         store = new_store(conn)
         key = store_key(conn, store, "listings:write")
     headers = {**bearer(key), "content-type": "text/csv"}
-    accepted = httpx.post(f"{base}/v1/stores/{store}/imports", content=GERMAN.encode(), headers=headers)
+    accepted = httpx.post(f"{base}/v1/stores/{store}/imports", content=text.encode(), headers=headers)
     assert accepted.status_code == 202, accepted.text
     drain_imports(db_url)
-    status = httpx.get(f"{base}{accepted.json()['status_url']}", headers=bearer(key)).json()
+    return store, key, f"{base}{accepted.json()['status_url']}"
+
+
+GERMAN = "sku;name;price;quantity\ntv1;Fernseher 55 Zoll;1.299,00;1.000\nmilk;Milch;1,19;24\nodd;Kaffee;1,299;3\n"
+
+
+def test_a_german_spreadsheets_file_imports_its_thousands_and_refuses_what_could_be_two(base: str, db_url: str) -> None:
+    store, key, status_url = imported(base, db_url, GERMAN)
+    status = httpx.get(status_url, headers=bearer(key)).json()
     assert (status["status"], status["total_rows"], status["error_rows"]) == ("completed", 3, 1)
-    errors = httpx.get(f"{base}{accepted.json()['status_url']}/errors", headers=bearer(key)).text
+    errors = httpx.get(f"{status_url}/errors", headers=bearer(key)).text
     assert "price '1,299' could be 1.299 or 1299" in errors
     with psycopg.connect(db_url) as conn:
         listed = conn.execute(
             "SELECT sku, price::text, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (store,)
         ).fetchall()
     assert listed == [("milk", "1.19", 24), ("tv1", "1299.00", 1000)]
+
+
+THOUSANDS = "sku;name;price;quantity\r\nTV-2;Fernseher;1.290;3\r\nTV-3;E-Bike;2.500;1\r\nTV-4;Kabel;3,49;1.000\r\n"
+
+
+def test_a_price_with_a_point_before_three_digits_is_noted_naming_the_thousands_reading(base: str, db_url: str) -> None:
+    """`2.500` (an e-bike at 2.500 EUR, in a German file) was stored as 2.50 with no note, as `1.290` as 1.29: only
+    a price that rounding changed (`1.299`) was noted. Still read as a decimal point, now noted on every way in."""
+    store, key, status_url = imported(base, db_url, THOUSANDS)
+    status = httpx.get(status_url, headers=bearer(key)).json()
+    assert (status["mapped_rows"], status["error_rows"], status["noted_rows"]) == (3, 0, 2), status
+    notes = httpx.get(f"{status_url}/notes", headers=bearer(key)).text
+    lines = notes.removeprefix("\ufeff").splitlines()
+    assert lines[1:] == [
+        '"1","price \'1.290\' read as 1.29 (a lone point is a decimal point): if it is 1290, write it without a '
+        'thousands separator","TV-2","Fernseher","1.290","3"',
+        '"2","price \'2.500\' read as 2.50 (a lone point is a decimal point): if it is 2500, write it without a '
+        'thousands separator","TV-3","E-Bike","2.500","1"',
+    ]
+    put = httpx.put(f"{base}/v1/stores/{store}/listings/P1", json={"name": "e", "price": " 12.500 ", "quantity": 1},
+                    headers=bearer(key))  # fmt: skip
+    assert put.status_code == 200, put.text
+    assert put.json()["notes"].startswith(
+        "price '12.500' read as 12.50 (a lone point is a decimal point): if it is 12500"
+    )
+    for price in ("0.500", "2.50", 2.5, "1234.500"):  # no thousands group starts with 0 or has four digits
+        assert validate(row(price)).notes == []
 
 
 def listed_and_rejected(

@@ -85,6 +85,7 @@ def _text(row: dict[str, Any], key: str) -> str | None:
 
 _GROUPED = {",": re.compile(r"^\d{1,3}(,\d{3})+$"), ".": re.compile(r"^\d{1,3}(\.\d{3})+$")}
 _AMBIGUOUS = re.compile(r"([1-9]\d{0,2}),(\d{3})")  # 1,299: 1299 grouped (en), or 1.299 (de)
+_LONE_POINT = re.compile(r"([1-9]\d{0,2})\.(\d{3})")  # 2.500: 2.5 as read, or 2500 grouped (de): noted
 _EXAMPLE = {"price": "1234.50 or 1234,50", "quantity": "a whole number such as 1500"}
 _SPACES = str.maketrans("", "", " \u00a0\u202f'\u2019")  # grouping by spaces (fr) or apostrophes (ch)
 _SPACED = re.compile("[ \u00a0\u202f'\u2019]")
@@ -342,6 +343,9 @@ def _common(row: dict[str, Any], out: ValidRow) -> None:
         out.price = cents(given)
         if out.price != given:  # a listing holds cents: say so rather than change the price silently
             out.notes.append(f"price {given} rounded to {out.price} (a listing holds 2 decimals)")
+        elif isinstance(row["price"], str) and (split := _LONE_POINT.fullmatch(row["price"].strip())):  # 2.500
+            out.notes.append(f"price {split[0]!r} read as {out.price} (a lone point is a decimal point): if it is "
+                             f"{split[1]}{split[2]}, write it without a thousands separator")  # fmt: skip
     if row.get("currency") not in (None, ""):
         out.currency = parse_currency(row["currency"])
     if row.get("quantity") not in (None, ""):
