@@ -213,6 +213,34 @@ def test_two_stray_quotes_that_make_a_well_formed_cell_reject_its_row() -> None:
     assert "_error" not in parse_csv(prose).rows[0]  # a line of prose with commas is no row: no numbers there
 
 
+NAIVE_QUOTES = (
+    b'"sku","name","price","quantity"\r\n"QN-1","Monitor 27" Full HD","199.00","4"\r\n'
+    b'"QN-2","Rohr 1/2" verzinkt, 3 m","12.50","10"\r\n"QN-3","Schraube M8","0.10","500"\r\n'
+    b'QN-4,"28" Fahrradschlauch,4.99,3\r\nQN-5,5" Zoll,1,1\r\nQN-6,"Kabel ""3 m""" ,2,2\r\n'
+)
+
+
+def test_a_quote_that_closes_a_cell_on_its_line_with_text_after_it_rejects_the_row(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """Inner quotes not doubled, an export's common fault: `"Monitor 27" Full HD"` was stored as `Monitor 27 Full
+    HD"` and `"28" Fahrradschlauch` as `28 Fahrradschlauch`, mapped with no note; a ragged such row had no hint."""
+    accepted = _upload(base, shop, NAIVE_QUOTES)
+    assert accepted.status_code == 202, accepted.text
+    drain_imports(db_url)
+    errors = httpx.get(f"{base}{accepted.json()['errors_url']}", headers=bearer(shop[1])).text.splitlines()
+    hint = 'check for a stray "" such as 5"" (inside a quoted cell write it """")'
+    said = "in column name on line {} closes inside a cell, with text after it: the cell was read without that quote"
+    assert [line.split('","')[:2] for line in errors[1:]] == [
+        ['"1', f"a quote opened {said.format(2)}; {hint}"],
+        ['"2', f"the row has 5 cells, the header has 4: a quote opened {said.format(3)}; {hint}"],
+        ['"4', f"a quote opened {said.format(5)}; {hint}"],
+    ]
+    with psycopg.connect(db_url) as conn:
+        listed = conn.execute("SELECT sku, title FROM store_product WHERE store_id = %s ORDER BY sku", (shop[0],))
+        assert listed.fetchall() == [("QN-3", "Schraube M8"), ("QN-5", '5" Zoll'), ("QN-6", 'Kabel "3 m"')]
+
+
 def test_a_category_of_other_digits_is_a_name_not_a_crash() -> None:
     """A category `³` passed str.isdigit and then int() refused it: a PUT answered 500 (schemathesis found it)."""
     assert validate({"sku": "C-1", "name": "c", "price": "1", "quantity": "1", "category": "³"}).category == "³"

@@ -1,4 +1,5 @@
-"""The errors CSV of an import: its rows not applied, their cells made safe to open in a spreadsheet."""
+"""The CSV a batch's rejected rows (`…/errors`) and rows mapped with notes (`…/notes`) are answered as: every cell
+quoted, none a spreadsheet runs as a formula."""
 
 from __future__ import annotations
 

@@ -2,12 +2,14 @@
 typed first) opens a quoted cell that swallows the lines after it, as the csv module reads it: up to the next
 quote, or to the end of the file. Only looked into when a record spans lines (its quoted cell's lines are read again
 for lines that are rows of their own) or the reader gave up, so the scans here are no cost of a file without
-cells over several lines."""
+cells over several lines. On one line, a quote that closes a quoted cell with text after it (`"28" Zoll`): a line
+holding a quote is searched for one (`quote_then_text`), and only a line that may hold one is walked."""
 
 from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the lines the reader reads (io.StringIO with newline="")
@@ -115,3 +117,48 @@ def row_inside(index: LineIndex, quote: SpanningQuote, delimiter: str, header: l
         if len(cells) == len(header) and all(_NUMBER.fullmatch(cells[i].strip()) for i in numeric):
             return line + shift
     return None
+
+
+def remembered(lines: Iterable[str], last: list[str]) -> Iterator[str]:
+    """`lines`, each kept in `last[0]` as the reader reads it: a record on one line is its last line."""
+    for line in lines:
+        last[0] = line
+        yield line
+
+
+def quote_then_text(delimiter: str) -> Callable[[str], re.Match[str] | None]:
+    """A search for a quote that may close a quoted cell with text after it (`"28" Zoll`): an odd run of quotes (a
+    closing one after `""` pairs) not at a cell's start, then, past any spaces, text. `closed_inside` says whether
+    one does (`5" Zoll` in a cell not quoted is read as written); a well-formed line of quoted cells has none."""
+    d, spaces = re.escape(delimiter), "" if delimiter == " " else " *"
+    return re.compile('"(?<=[^' + d + '"]")(?:"")*' + spaces + "[^" + d + '"\r\n ]').search  # a quote first: fast
+
+
+def closed_inside(line: str, delimiter: str, header: list[str], number: int) -> str | None:
+    """Why a record on one line, the file's line `number`, is rejected when a quote closes one of its quoted cells
+    with text after it (`"28" Zoll`, `"Monitor 27" Full HD"`): the reader drops that quote and keeps the text, so
+    the cell was stored altered, without a trace. None when no quoted cell is closed so."""
+    stops = re.compile(f"[{re.escape(delimiter)}\r\n]")
+    pos = cell = 0
+    while pos < len(line):
+        if line[pos] == '"':
+            close = closing_quote(line, pos + 1)
+            if close is None:
+                return None
+            found = stops.search(line, close + 1)
+            pos = found.start() if found else len(line)
+            if line[close + 1 : pos].strip(" "):
+                return (f"a quote opened in column {_column(header, cell)} on line {number} closes inside a cell, "
+                        f"with text after it: the cell was read without that quote; {STRAY_QUOTE_HINT}")  # fmt: skip
+        found = stops.search(line, pos)
+        if found is None or found.group() != delimiter:
+            return None
+        cell, pos = cell + 1, found.end()
+    return None
+
+
+def split_first_line(text: str) -> tuple[str, str]:
+    """The text's first line and the text after it, cut where the csv reader cuts lines: at `\r\n`, `\r` or `\n`
+    (a file of `\r` line ends, Excel for Mac's "CSV (Macintosh)", was one line: a 500 from the csv module)."""
+    found = LINE_BREAK.search(text)
+    return (text, "") if found is None else (text[: found.start()], text[found.end() :])

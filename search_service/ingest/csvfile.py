@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from search_service.engine.text import trim_invisible
-from search_service.ingest.csv_quotes import LINE_BREAK, STRAY_QUOTE_HINT, LineIndex, row_inside, spanning_quote
+from search_service.ingest.csv_quotes import (
+    STRAY_QUOTE_HINT,
+    LineIndex,
+    closed_inside,
+    quote_then_text,
+    remembered,
+    row_inside,
+    spanning_quote,
+    split_first_line,
+)
 
 COLUMNS = ("sku", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity", "is_active")
 REQUIRED = ("sku", "price", "quantity")
@@ -146,6 +155,7 @@ class _Opened:
     source: io.StringIO
     shift: int  # the file's lines before the text read (blank ones, Excel's `sep=` line)
     undecodable: bool  # whether the file holds any bytes that were not UTF-8
+    last: list[str]  # the line the reader read last, kept when the file holds a quote (`remembered`)
 
 
 def _records(data: bytes, charset: str | None = None) -> _Opened:
@@ -154,7 +164,7 @@ def _records(data: bytes, charset: str | None = None) -> _Opened:
     first_line, text, shift = _past_blank_lines(_decoded(data, charset))
     named = _SEP_LINE.fullmatch(first_line)
     if named:
-        first_line, text, after = _past_blank_lines(_first_line(text)[1])
+        first_line, text, after = _past_blank_lines(split_first_line(text)[1])
         shift += 1 + after
     if _BLANK_LINE.fullmatch(first_line):  # the first line holding a cell: none
         raise CsvError("the file is empty")
@@ -164,8 +174,8 @@ def _records(data: bytes, charset: str | None = None) -> _Opened:
             f"byte-order mark?): {SAVE_AS}"
         )
     delimiter = named.group(1) if named else detect_delimiter(first_line)
-    source = io.StringIO(text, newline="")
-    reader = csv.reader(source, delimiter=delimiter)
+    source, last = io.StringIO(text, newline=""), [""]
+    reader = csv.reader(remembered(source, last) if '"' in text else source, delimiter=delimiter)
     try:
         header = [_name(h) for h in next(reader)]
     except (StopIteration, csv.Error) as exc:
@@ -173,14 +183,7 @@ def _records(data: bytes, charset: str | None = None) -> _Opened:
     if len(header) > MAX_COLUMNS:  # 10M columns held ~1 GB and answered a 40 MB list of ignored ones
         raise CsvError(f"the header has {len(header)} columns; at most {MAX_COLUMNS} are read: keep the known ones")
     _check_header(header, None if named else _other_delimiter(first_line, delimiter))
-    return _Opened(header, delimiter, reader, source, shift, _UNDECODABLE.search(text) is not None)
-
-
-def _first_line(text: str) -> tuple[str, str]:
-    """The text's first line and the text after it, cut where the csv reader cuts lines: at `\r\n`, `\r` or `\n`
-    (a file of `\r` line ends, Excel for Mac's "CSV (Macintosh)", was one line: a 500 from the csv module)."""
-    found = LINE_BREAK.search(text)
-    return (text, "") if found is None else (text[: found.start()], text[found.end() :])
+    return _Opened(header, delimiter, reader, source, shift, _UNDECODABLE.search(text) is not None, last)
 
 
 def _past_blank_lines(text: str) -> tuple[str, str, int]:
@@ -188,10 +191,10 @@ def _past_blank_lines(text: str) -> tuple[str, str, int]:
     and lines of separators only are passed over before the header as they are after it (the first one was read
     as the header, and the file refused for columns it had)."""
     skipped = 0
-    line, rest = _first_line(text)
+    line, rest = split_first_line(text)
     while rest and _BLANK_LINE.fullmatch(line):
         text, skipped = rest, skipped + 1
-        line, rest = _first_line(text)
+        line, rest = split_first_line(text)
     return line, text, skipped
 
 
@@ -300,6 +303,7 @@ class CsvRows:
         opened = _records(data, charset)
         self.delimiter, self._reader, self._undecodable = opened.delimiter, opened.reader, opened.undecodable
         self._source, self._shift = opened.source, opened.shift
+        self._last, self._quote_then_text = opened.last, quote_then_text(opened.delimiter)
         self._naming_charset = naming_charset
         self._header = header = opened.header
         self.columns = [h for h in header if h in COLUMNS]
@@ -320,6 +324,8 @@ class CsvRows:
                     row = _row(self._header, cells, self._undecodable, self._naming_charset)
                     if reader.line_num - start > 1:  # a quoted cell held line breaks
                         self._spanning(row, start + 1)
+                    elif '"' in (line := self._last[0]) and self._quote_then_text(line):  # `"28" Zoll`
+                        _stray(row, closed_inside(line, self.delimiter, self._header, start + 1 + self._shift))
                     rows.append(row)
                     if len(rows) >= size:
                         return rows
@@ -340,10 +346,8 @@ class CsvRows:
         quote = self._never_closed(line)
         if quote is None:
             return
-        ragged = str(row.get("_error", "")).startswith("the row has")
-        if ragged or quote.mid_cell:
-            why = row["_error"] + ": " if ragged else ""
-            row["_error"] = f"{why}{quote.says()}: the lines between were read as one cell; {STRAY_QUOTE_HINT}"
+        if quote.mid_cell or str(row.get("_error", "")).startswith("the row has"):
+            _stray(row, f"{quote.says()}: the lines between were read as one cell; {STRAY_QUOTE_HINT}")
         elif (inside := row_inside(self._lines(), quote, self.delimiter, self._header, self._shift)) is not None:
             row["_error"] = (f"{quote.says()}: the rows between (from line {inside}) were read as part of this row's "
                              f"cell, not as rows; {STRAY_QUOTE_HINT}")  # fmt: skip
@@ -378,6 +382,13 @@ class CsvRows:
             f"the file cannot be read past line {shown}: {quote.says()}, and a cell is read up to {limit} "
             f"characters; the {unread} lines from line {shown} on were not read; {STRAY_QUOTE_HINT}"
         )
+
+
+def _stray(row: dict[str, Any], says: str | None) -> None:
+    """`says` (a stray quote's doing) as the row's rejection, after a ragged row's cell count."""
+    if says is not None:
+        ragged = str(row.get("_error", "")).startswith("the row has")
+        row["_error"] = f"{row['_error']}: {says}" if ragged else says
 
 
 def parse_csv(data: bytes) -> ParsedCsv:
