@@ -223,10 +223,8 @@ def sync_connection(
     cursor: Cursor = spec.cursor
     try:
         connector = build_connector(spec, policy)
-    except ConnectionError_ as exc:
-        message = failure_message(spec, exc)
-        record_failure(conn, spec.id, message)
-        raise SyncFailed(message) from None
+    except ConnectionError_ as exc:  # a stored credential no request can carry
+        raise _failed(conn, spec, exc) from None
     try:
         apply_triggers(conn, spec, recorder)
         vendor_pages = prefetched(connector.pages(spec.cursor, full=full), halt=stop)
