@@ -74,6 +74,7 @@ class HeldLevels:
     levels: dict[str, Row] = field(default_factory=dict)  # sku -> its stock row
     read: int = 0  # vendor stock records read
     end: Any = None  # the stock query's cursor at the end of its pass: saved only with the leftover levels
+    taken: set[str] = field(default_factory=set)  # the skus whose level an upsert carries
 
     @classmethod
     def read_ahead(cls, stock_pages: Iterable[Page], key: str, cap: int = FOLD_MAX_LEVELS) -> HeldLevels | None:
@@ -97,14 +98,18 @@ class HeldLevels:
             return row
         if "_error" in self.levels[row["sku"]]:  # a refused level stays a rejected row of its own (`leftover`)
             return row
-        level = self.levels.pop(row["sku"])
+        # every upsert of the sku carries it: a product sent twice in a pass took it on its first copy only, and
+        # the batch kept the last (a later row of a sku wins), so a first sync stored 0 and never read it again
+        level = self.levels[row["sku"]]
+        self.taken.add(row["sku"])
         return {**row, **{key: level[key] for key in ("quantity", "quantity_sent", "version") if key in level}}
 
     def leftover(self, cursor: Cursor) -> Page:
         """The levels no product took (other products' stock), with the stock cursor: it is saved only now."""
         if self.end is not None:
             cursor[self.key] = self.end
-        return Page("stock", list(self.levels.values()), dict(cursor), self.read)
+        left = [row for sku, row in self.levels.items() if sku not in self.taken]
+        return Page("stock", left, dict(cursor), self.read)
 
 
 def fold_first_sync(
