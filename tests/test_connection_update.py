@@ -376,3 +376,7 @@ def test_a_base_url_with_a_user_name_or_password_is_refused_without_repeating_it
     assert updated.returncode == 2 and said in updated.stderr and "hunter2pass" not in updated.stderr, updated.stderr
     port = cli(fresh_db_url, *shopify, "--base-url", "http://127.0.0.1:99999/a@b")  # an `@` in the path: a port
     assert port.returncode == 2 and "has no usable port" in port.stderr, port.stderr
+    # a query or fragment: accepted, every request went to the base path itself, the sync "succeeded" empty
+    for url in ("http://[::1]:9438/?shop=x", "http://[::1]:9438/api#v2"):
+        query = cli(fresh_db_url, *shopify, "--base-url", url)
+        assert query.returncode == 2 and "must not hold a query or a fragment" in query.stderr, query.stderr

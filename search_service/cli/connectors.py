@@ -125,6 +125,8 @@ def check_base_url(base_url: str) -> None:
     authority = re.sub(r"^[^:/?#]*://|[/?#].*$", "", base_url, flags=re.S)  # [user:password@]host[:port]
     if "@" in authority:  # it said "no usable port", quoting the password
         raise UsageMistake("--base-url must not hold a user name or password (user:password@host)")
+    if re.search(r"[?#]", base_url):  # the vendor's paths are joined to it: requests went to the base path itself
+        raise UsageMistake("--base-url must not hold a query or a fragment (?… or #…): give the address only")
     if not is_web_address(base_url, any_port=True):
         raise UsageMistake(f"--base-url {base_url!r} is not an http(s) address such as https://api.example.com")
     if not is_web_address(base_url):  # 0, past 65535, or not a number
