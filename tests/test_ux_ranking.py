@@ -15,21 +15,29 @@ def _side(scores: dict[uuid.UUID, float], exact: frozenset[uuid.UUID] = frozense
     return Ranked(list(scores), scores, len(scores), True, "exact", exact)
 
 
-def test_word_matches_keep_the_exact_and_the_similar_enough_only() -> None:
-    """`watch` by price listed ham and rum (typo matches `catch`, `batch`: similarity ~0.1) and no smartwatch:
-    a word match stays if it is an exact match or at least `words_ratio` times as similar as the best."""
+def test_word_matches_keep_the_exact_the_best_tier_and_the_similar_enough() -> None:
+    """`watch` by price listed ham and rum (typo matches `catch`, `batch`: tier 0, similarity ~0.1) and no
+    smartwatch; `whole mi` dropped Whole Milk (the last word a prefix: tier 1) for Wholewheat bread, nearer in
+    meaning. A word match stays if it is exact, of the best tier present (from 1: the words as typed, or the last as
+    a prefix), or at least `words_ratio` times as similar as the best (fusion.py: the score's whole part is the
+    tier, + 1 for an exact match)."""
     vector = _side({IDS[0]: 0.50, IDS[1]: 0.40, IDS[2]: 0.32, IDS[3]: 0.10})
-    words = _side({IDS[3]: 3.0, IDS[2]: 2.0, IDS[4]: 1.0, IDS[5]: 0.5}, exact=frozenset({IDS[5]}))
     floor = SortFloor(ratio=0.75, minimum=0.2, words_ratio=0.6)
-    kept_vector, kept_words = floor.cut(vector, words, depth=4)
+    typos = _side({IDS[3]: 0.9, IDS[2]: 0.8, IDS[4]: 0.7, IDS[5]: 2.5}, exact=frozenset({IDS[5]}))
+    kept_vector, kept_words = floor.cut(vector, typos, depth=4)
     assert kept_vector.ids == [IDS[0], IDS[1]]  # 0.75 * 0.50 = 0.375
-    # IDS[3] at 0.10 and IDS[4] past a full vector side (at most its last, 0.10) go; IDS[2] (0.32 >= 0.30) and
-    # the exact match IDS[5] stay
+    # typos only (IDS[5] is an exact match, its tier 1.5 - 1): IDS[3] at 0.10 and IDS[4] past a full vector side
+    # (at most its last, 0.10) go; IDS[2] (0.32 >= 0.30) and the exact match stay
     assert kept_words is not None and kept_words.ids == [IDS[2], IDS[5]]
     # a vector side that is not full holds every product in scope with a vector: one it lacks has none yet (not
     # embedded): its word match stays
-    _, words_of_all = floor.cut(vector, words, depth=10)
+    _, words_of_all = floor.cut(vector, typos, depth=10)
     assert words_of_all is not None and words_of_all.ids == [IDS[2], IDS[4], IDS[5]]
+    # the best tier present (1: a prefix) stays whatever its meaning; a lower one needs the similarity
+    prefixes = _side({IDS[6]: 1.8, IDS[3]: 1.2, IDS[4]: 0.9})
+    assert floor.cut(vector, prefixes, depth=4)[1].ids == [IDS[6], IDS[3]]  # type: ignore[union-attr]
+    typed = _side({IDS[6]: 2.7, IDS[7]: 2.1, IDS[3]: 1.9, IDS[2]: 0.5})
+    assert floor.cut(vector, typed, depth=4)[1].ids == [IDS[6], IDS[7], IDS[2]]  # type: ignore[union-attr]
 
 
 def test_a_best_under_the_minimum_keeps_no_neighbour_and_the_given_anchor_rules() -> None:

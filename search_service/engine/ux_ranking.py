@@ -45,8 +45,9 @@ class RankedSet:
 class SortFloor:
     """A sort by price or distance keeps the vector side's products at least `ratio` as similar to the query as
     the best in scope (`anchor`; None: the vector side's own best), none if that best is below `minimum`; and the
-    keyword side's exact matches and those at least `words_ratio` as similar (a typo's or a description's match
-    is no evidence of relevance: `watch` by price listed ham and rum, through `catch` and `batch`)."""
+    keyword side's exact matches, its matches of the best tier present (the words as typed, or the last as a
+    prefix: `whole mi` keeps Whole Milk), and those at least `words_ratio` as similar (a typo's match alone is no
+    evidence: `watch` by price listed ham and rum, through `catch` and `batch`)."""
 
     ratio: float
     minimum: float
@@ -70,8 +71,19 @@ class SortFloor:
         if words is None or anchor is None:
             return kept, words
         least = vector.scores.get(vector.ids[-1], math.inf) if len(vector.ids) >= depth else math.inf
-        words_floor = self.words_ratio * anchor
-        return kept, _kept(words, lambda pid: pid in words.exact_ids or vector.scores.get(pid, least) >= words_floor)
+        words_floor, tiers = self.words_ratio * anchor, _tiers(words)
+        top = max(tiers.values(), default=0)
+        best = top if top >= 1 else math.inf  # typo matches alone are no evidence
+
+        def relevant(pid: UUID) -> bool:
+            return pid in words.exact_ids or tiers[pid] >= best or vector.scores.get(pid, least) >= words_floor
+
+        return kept, _kept(words, relevant)
+
+
+def _tiers(words: Ranked) -> dict[UUID, int]:
+    """Each word match's tier (fusion.py: 2 the words as typed, 1 the last word as a prefix only, 0 a typo only)."""
+    return {pid: int(words.scores.get(pid, 0.0) - (pid in words.exact_ids)) for pid in words.ids}
 
 
 def _kept(side: Ranked, keep: Callable[[UUID], bool]) -> Ranked:
