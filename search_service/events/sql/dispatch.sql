@@ -34,10 +34,10 @@ SET locked_by = :worker_id::text,
     locked_until = now() + make_interval(secs => :lease_s::float8),
     -- a disabled subscription's delivery is failed, not sent: no attempt (a fan-out racing the disable queues one)
     attempts = d.attempts + CASE WHEN w.is_active THEN 1 ELSE 0 END,
-    first_attempt_at = CASE WHEN w.is_active THEN coalesce(d.first_attempt_at, clock_timestamp())
-                            ELSE d.first_attempt_at END,
-    last_attempt_at = CASE WHEN w.is_active THEN clock_timestamp() ELSE d.last_attempt_at END
-FROM due, webhook_event e, store_webhook w
+    -- one reading of the clock: a first attempt's two times differed by a microsecond (two calls)
+    first_attempt_at = CASE WHEN w.is_active THEN coalesce(d.first_attempt_at, c.now) ELSE d.first_attempt_at END,
+    last_attempt_at = CASE WHEN w.is_active THEN c.now ELSE d.last_attempt_at END
+FROM due, webhook_event e, store_webhook w, (SELECT clock_timestamp() AS now) c
 WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.webhook_id
 RETURNING d.id, d.webhook_id, d.message_id, d.attempts, e.type,
           -- data.sequence: the subscription's number (migration 0027), store_sequence the store's, webhook_id whose
