@@ -560,7 +560,10 @@
     setStatus(takeLinkNote() + shown + (total === 1 && !capped ? " product" : " products") + " for “" +
       els.q.value.trim() + "”" + where + ". Press Enter on a result to show its stores on the radar.");
     // a keyword set is counted whole (up to 2,000) but paged only to MAX_OFFSET: no button the API would refuse
-    if (total > n) els.results.appendChild(n <= MAX_OFFSET ? moreButton(n) : pagedToTheEnd(n));
+    var fetched = body.fetched || n; // a page that came back empty ends the list, whatever `total` said
+    if (total > n && !body.exhausted) {
+      els.results.appendChild(fetched <= MAX_OFFSET ? moreButton(fetched) : pagedToTheEnd(fetched));
+    }
     select(state.keepSelected || 0, false);
     state.keepSelected = 0;
   }
@@ -623,10 +626,15 @@
           // the focus moves to the new rows only from the button (or where its removal left it), never from
           // a control the user went on to
           var fromHere = document.activeElement === b || document.activeElement === document.body;
-          state.response.results = state.response.results.concat(r.body.results);
+          // a product that moved between the pages (a price changed under sort=price) came again: shown once
+          var shown = state.response.results, seen = {};
+          shown.forEach(function (hit) { seen[hit.product.id] = true; });
+          state.response.results = shown.concat(r.body.results.filter(function (hit) { return !seen[hit.product.id]; }));
+          state.response.fetched = n + r.body.results.length; // the next page's offset: rows read, not shown
+          state.response.exhausted = r.body.results.length === 0;
           state.keepSelected = state.selected;
           renderResults();
-          var first = els.results.querySelector('li.result[data-index="' + n + '"]');
+          var first = els.results.querySelector('li.result[data-index="' + shown.length + '"]');
           if (first && fromHere) first.focus();
         })
         .catch(function () {
