@@ -18,8 +18,19 @@ from cryptography.fernet import Fernet
 from benchmarks.webhook_receiver import Receiver
 from search_service.cli.commands import cli
 from search_service.db.secretbox import SecretBox
+from search_service.events import subscriptions
 from search_service.events.dispatcher import Dispatcher
-from tests.events_support import BOX, FAST, deliveries, dispatch, seed_listing, seed_product, seed_store, subscribe
+from tests.events_support import (
+    BOX,
+    FAST,
+    deliveries,
+    dispatch,
+    on_conn,
+    seed_listing,
+    seed_product,
+    seed_store,
+    subscribe,
+)
 
 
 def _env(url: str, key_file: Path) -> dict[str, str]:
@@ -135,3 +146,19 @@ def test_the_dispatch_command_says_it_in_one_line_too(
     subscribe(fresh_db_url, store, "https://127.0.0.1:9/hook")  # never sent: the dispatcher does not start
     result = CliRunner().invoke(cli, ["webhooks", "dispatch", "--drain"], env=_env(fresh_db_url, tmp_path / "new.key"))
     assert result.exit_code == 1 and "opens none of" in result.output, result.output
+
+
+def test_a_rotated_secret_releases_the_deliveries_held_for_it(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """The hold's log line and the API tell an operator to fix a subscription it cannot sign for with rotate-secret;
+    its held deliveries still waited out their 2-minute hold, and a drain right after the rotation sent none."""
+    store = seed_store(db)
+    with Receiver() as receiver:
+        created = subscribe(fresh_db_url, store, receiver.url("/ok/rotated"), ["listing.created"])
+        for n in range(2):
+            seed_listing(db, store, seed_product(db, f"Oat milk {n}"), f"OM-{n}")
+        wrong_key = SecretBox(Fernet.generate_key())  # the secret was stored under another key
+        assert asyncio.run(Dispatcher(fresh_db_url, FAST, wrong_key).run(drain=True)).held == 2
+        webhook = created.subscription["id"]
+        on_conn(fresh_db_url, lambda c: subscriptions.rotate_secret(c, BOX, FAST, store, webhook))
+        assert dispatch(fresh_db_url).delivered == 2
+        assert [d[1] for d in deliveries(db)] == ["delivered", "delivered"]

@@ -64,7 +64,17 @@ RETURNING id, store_id, url, events, is_active, disabled_reason, failing_since, 
 -- name: rotate_secret
 -- params: store_id uuid|null (NULL: any store), webhook_id uuid, secret text, grace_s float8
 -- The new secret signs from now on; the one it replaces signs too for grace_s (a second rotation within that time
--- drops the oldest). SET reads the row as it was, so previous_secret gets the secret being replaced.
+-- drops the oldest). SET reads the row as it was, so previous_secret gets the secret being replaced. Its deliveries
+-- held unsent ('cannot sign': its secret did not open with the key) are due at once: the rotation is what the hold's
+-- log line advises, and they waited out their hold (a drain right after sent none).
+WITH released AS (
+    UPDATE webhook_delivery d
+    SET next_attempt_at = now()
+    WHERE d.webhook_id = :webhook_id::uuid AND d.status IN ('pending', 'retrying') AND d.locked_by IS NULL
+      AND d.last_error LIKE 'cannot sign:%' AND d.next_attempt_at > now()
+      AND EXISTS (SELECT 1 FROM store_webhook w
+                  WHERE w.id = :webhook_id::uuid AND (:store_id::uuid IS NULL OR w.store_id = :store_id::uuid))
+)
 UPDATE store_webhook
 SET previous_secret = secret, previous_secret_until = now() + make_interval(secs => :grace_s::float8),
     secret = :secret::text, updated_at = now()
