@@ -373,6 +373,9 @@ def test_spaces_around_a_url_are_dropped_not_a_500(client: TestClient[Any], db_u
     for url, stored in (
         (" https://8.8.8.8/lead", "https://8.8.8.8/lead"),
         ("https://8.8.8.8/trail \n", "https://8.8.8.8/trail"),
+        # a no-break space said "not a relative URL" before it, and was stored in the path after it (`/w%C2%A0`)
+        ("\xa0https://8.8.8.8/nbsp\xa0", "https://8.8.8.8/nbsp"),
+        ("\u200bhttps://8.8.8.8/zwsp\u200b\ufeff", "https://8.8.8.8/zwsp"),
     ):
         created = client.post(base, json={"url": url, "events": ["*"]}, headers=auth)
         assert created.status_code == 201 and created.json()["url"] == stored, created.text

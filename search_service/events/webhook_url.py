@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 import httpx
 
+from search_service.engine.text import INVISIBLE_CHARS
 from search_service.events.ssrf import numeric_address
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -24,7 +25,8 @@ _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _LAST_DOT_SEGMENT = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#]*(?:/[^?#]*)?/\.\.?)(?=[?#]|$)")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # WHATWG drops these around a URL (urllib the leading ones); httpx read ` https://…` as a relative path: a 500
-_C0_CONTROL_OR_SPACE = "".join(map(chr, range(0x21)))
+# and a no-break or zero-width space a page's copy brings (a trailing one was stored in the path, `/w%C2%A0`)
+_AROUND = re.compile(rf"^[\x00-\x20\s{INVISIBLE_CHARS}]+|[\x00-\x20\s{INVISIBLE_CHARS}]+$")
 
 
 def _escape_case(match: re.Match[str]) -> str:
@@ -54,8 +56,9 @@ def _canonical_host(host: str) -> str:
 def normalized(url: str) -> str:
     """The URL in its one spelling; a URL httpx cannot read, or not http(s) with a host, comes back as it was (the
     SSRF guard then says what is wrong with it). A fragment is kept: the caller refuses it. Spaces and control
-    characters around it are dropped (a trailing space was sent as `%20`, a leading one made the URL relative)."""
-    url = url.strip(_C0_CONTROL_OR_SPACE)
+    characters around it are dropped, invisible ones too (a trailing space was sent as `%20`, a leading one made
+    the URL relative)."""
+    url = _AROUND.sub("", url)
     decoded = _ESCAPE.sub(_escape_case, url)  # before parsing: `%2E%2E` is a dot segment too
     decoded = _LAST_DOT_SEGMENT.sub(r"\1/", decoded)  # `/a/b/..` as `/a/b/../`: httpx then keeps the slash
     try:
