@@ -433,6 +433,9 @@ def test_worker_rejects_unknown_job(dsn: str) -> None:
     assert out.returncode == 2 and "unknown job 'nope'" in out.stderr
     empty = cli(dsn, "worker", "--only", " , ", "--drain")  # ran every job, sync and embed included
     assert empty.returncode == 2 and "--only names no job" in empty.stderr
+    # repeated, every one counts: the last alone ran (`--only import --only events` left the imports pending)
+    repeated = cli(dsn, "worker", "--only", "nope", "--only", "events", "--drain")
+    assert repeated.returncode == 2 and "unknown job 'nope'" in repeated.stderr, repeated.stderr
 
 
 def test_reembed_refuses_two_modes_rather_than_run_the_larger(dsn: str) -> None:

@@ -37,7 +37,11 @@ def _encoder(settings: Settings) -> Any:
 
 
 @click.command()
-@click.option("--only", default=None, help="Comma-separated jobs to run (default: all): sync, import, embed, events.")
+@click.option(
+    "--only",
+    multiple=True,
+    help="Jobs to run (default: all): sync, import, embed, events; comma-separated, or the option repeated.",
+)
 @click.option("--batch-size", default=64, show_default=True, type=WholeNumber(1, 4096), help="Tasks per claim.")
 @click.option(
     "--poll-interval", default=5.0, show_default=True, type=FiniteFloatRange(0.05, 3600), help="Seconds between polls."
@@ -47,10 +51,11 @@ def _encoder(settings: Settings) -> Any:
 @click.pass_obj
 @user_errors
 def worker(
-    settings: Settings, only: str | None, batch_size: int, poll_interval: float, lease: float, drain: bool
+    settings: Settings, only: tuple[str, ...], batch_size: int, poll_interval: float, lease: float, drain: bool
 ) -> None:
     """Run the background jobs, each in its own process (SIGTERM/SIGINT: finish what is in hand, exit 0)."""
     exit_on_sigterm_while_starting()
+    named = ",".join(only) if only else None  # repeated: every one (the last alone ran, without a word)
     from search_service import worker as worker_mod
 
     configure_logging()
@@ -58,7 +63,7 @@ def worker(
         pass
     url = current_database_url(settings)
     try:
-        jobs = worker_mod.select_jobs(only)
+        jobs = worker_mod.select_jobs(named)
     except ValueError as exc:
         raise UsageMistake(str(exc)) from None
     names = {j.name for j in jobs}
@@ -74,7 +79,7 @@ def worker(
         "lease": lease,
         "on_start": _log_started,
     }
-    code = worker_mod.run(settings, url, only=only, drain=drain, options=options)
+    code = worker_mod.run(settings, url, only=named, drain=drain, options=options)
     if code:
         sys.exit(code)
 
