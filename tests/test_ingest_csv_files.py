@@ -56,6 +56,10 @@ def test_a_sep_line_names_a_delimiter_the_header_would_not() -> None:
     assert parsed.rows[0]["name"] == "Milk, whole" and parsed.rows[0]["sku"] == "A1"
     with pytest.raises(CsvError, match="empty"):
         parse_csv(b"sep=;\r\n")
+    # a sheet saved again pads the line with empty cells, and writes it in capitals: refused for "no 'sku' column"
+    for line in (b"sep=;;;;", b"SEP=;", b"Sep=; "):
+        padded = parse_csv(line + b"\r\nsku;name;price;quantity\r\nA1;Milk, whole;1,5;3\r\n")
+        assert padded.delimiter == ";" and padded.rows[0]["name"] == "Milk, whole", line
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,8 @@ CHARSET_BY_HTTP = (
     "upload it with its charset (Content-Type: text/csv; charset=windows-1252, on the body or its multipart part)"
 )
 CHARSET_BY_CLI = "import it with its charset (--charset windows-1252)"
-_SEP_LINE = re.compile(r"sep=([^\"\r\n])")  # Excel writes (and reads) the delimiter as the first line
+# Excel writes (and reads) the delimiter as the first line; a sheet saved again pads it with empty cells (`sep=;;;`)
+_SEP_LINE = re.compile(r"sep=([^\"\r\n])\1*\s*", re.IGNORECASE)
 _BLANK_LINE = re.compile(r"[\s,;]*")  # a line without a cell: blank, or of separators only (`;;;`)
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape holds them
 
