@@ -721,6 +721,8 @@ def test_facets_sort_suggestions_and_delivery(server: str, browser: WebDriver, a
     assert lowest == sorted(lowest) and len(lowest) > 1
     shown_names = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#results li.result .name")]
     assert shown_names == [hit["product"]["name"] for hit in body["results"]]
+    labels = {e.get_attribute("aria-label") for e in driver.find_elements(By.CSS_SELECTOR, "#results ul.stores")}
+    assert labels == {"Cheapest stores"}, labels  # each hit's stores come cheapest first ("Nearest" said otherwise)
 
     before = search_requests(driver)
     driver.find_element(By.ID, "delivers").click()

@@ -667,7 +667,8 @@
       li.appendChild(el("p", "no-stores", "No store near you lists it."));
     } else {
       var ul = el("ul", "stores");
-      ul.setAttribute("aria-label", "Nearest stores");
+      // sorted by price the API lists a hit's cheapest stores first: "Nearest" told a screen reader otherwise
+      ul.setAttribute("aria-label", els.sort.value === "price" ? "Cheapest stores" : "Nearest stores");
       hit.stores.forEach(function (s, k) {
         var row = el("li", "store");
         row.dataset.storeId = s.id;
