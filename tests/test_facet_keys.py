@@ -5,16 +5,13 @@ very next request's counts."""
 
 from __future__ import annotations
 
-import random
 import uuid
 from typing import Any
 
 import asyncpg
 import numpy as np
-import psycopg
 import pytest
 from pgvector.asyncpg import register_vector
-from pgvector.psycopg import register_vector as register_vector_psycopg
 
 from search_service.engine import facet_memory
 from search_service.engine.facet_labels import ProductLabels
@@ -24,7 +21,8 @@ from search_service.engine.keyindex import ids_from_keys, keys_of
 from search_service.engine.search import SearchParams
 from search_service.engine.ux import UxParams, ux_search
 from search_service.engine.vectors import VectorCache
-from tests.test_search_ux import CENTER, _near, _seed, run
+from tests.test_search_ux import CENTER, _near, run
+from tests.test_search_ux_engine import seeded_with_vectors
 
 WANTED = ("category", "brand", "price")
 
@@ -84,11 +82,5 @@ async def _scenario(url: str, scope: list[uuid.UUID], monkeypatch: pytest.Monkey
 def test_semantic_and_hybrid_facet_sets_count_with_the_rankings_keys(
     fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
-        cat = _seed(sync, random.Random(7))
-        register_vector_psycopg(sync)
-        rng = np.random.default_rng(3)
-        for pid in cat.products:
-            v = rng.normal(size=384).astype(np.float32)
-            sync.execute("UPDATE product_master SET ai_vector = %s WHERE id = %s", (v / np.linalg.norm(v), pid))
+    cat = seeded_with_vectors(fresh_db_url)
     run(_scenario(fresh_db_url, sorted(_near(cat, 20_000)), monkeypatch))

@@ -19,6 +19,7 @@ from pgvector.psycopg import register_vector as register_vector_psycopg
 
 from search_service.engine import facet_vectors, geo_areas, store_locator
 from search_service.engine.candidates import CandidateSets
+from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facets import FACETS, FacetConfig, FacetFilters
 from search_service.engine.scope import Scope
@@ -40,25 +41,30 @@ from tests.test_search_ux import (
 )
 
 
-@pytest.fixture(scope="module")
-def cat(db_url: str) -> Iterator[Catalogue]:
+def seeded_with_vectors(url: str, seed: int = 7, vector_seed: int = 3) -> Catalogue:
+    """test_search_ux's catalogue, each product with a random unit vector."""
     import random
 
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        catalogue = _seed(conn, random.Random(7))
+    with psycopg.connect(url, autocommit=True) as conn:
+        catalogue = _seed(conn, random.Random(seed))
         register_vector_psycopg(conn)
-        rng = np.random.default_rng(3)
+        rng = np.random.default_rng(vector_seed)
         for pid in catalogue.products:
             v = rng.normal(size=384).astype(np.float32)
             conn.execute("UPDATE product_master SET ai_vector = %s WHERE id = %s", (v / np.linalg.norm(v), pid))
-    catalogue.url = db_url
-    yield catalogue
+    catalogue.url = url
+    return catalogue
+
+
+@pytest.fixture(scope="module")
+def cat(db_url: str) -> Iterator[Catalogue]:
+    yield seeded_with_vectors(db_url)
 
 
 async def _ux(
     url: str, params: SearchParams, ux: UxParams, vector: Any = None, depth: int = 1000, copy: bool = False,
     sets: bool = True, config: EngineConfig = DEFAULT_CONFIG, stores: bool = False, stock: bool = False,
-    shared: Path | None = None,
+    shared: Path | None = None, labels: bool = False,
 ) -> Any:  # fmt: skip
     conn = await asyncpg.connect(url)
     await register_vector(conn)
@@ -71,6 +77,10 @@ async def _ux(
         if stock:  # the listings in stock by product: a wide set's listed products from memory
             buckets = StockBuckets()
             await buckets.load(conn)
+        held = None
+        if labels:  # the API's in-memory product labels: facet_memory counts, and the inactive products are known
+            held = ProductLabels()
+            await held.load(conn)
         vectors = None  # the similarities of random vectors are noise: no floor for a sort (FacetConfig(depth, 0))
         if copy:  # the API's in-memory vector copy: the facet set comes from facet_vectors
             vectors = VectorCache(shared_dir=shared)  # shared: float16 rows, as `serve` maps them
@@ -78,7 +88,7 @@ async def _ux(
             vectors.candidates.stale = not sets  # without the candidate sets, SQL lists the products in scope
         return await ux_search(
             conn, params, vector, ux, config=config, facet_config=FacetConfig(depth, 0.0), vectors=vectors,
-            stores=locator, stock=buckets,
+            stores=locator, stock=buckets, labels=held,
         )  # fmt: skip
     finally:
         await conn.close()
@@ -205,6 +215,26 @@ def test_a_global_set_holds_only_products_in_stock_somewhere(cat: Catalogue) -> 
     assert len(stocked) < len(cat.products)  # some products are in stock nowhere
     best = run(_call(cat.url, _most_similar, stocked, vector, 40))
     assert [h.product.id for h in got.results] == best[:40] and got.total == 40
+
+
+@pytest.mark.parametrize(("radius_m", "sets"), [(None, True), (20_000.0, True), (20_000.0, False)])
+def test_a_set_skips_inactive_products_and_stays_full(fresh_db_url: str, radius_m: float | None, sets: bool) -> None:
+    """Products deactivated but still in stock counted toward the set's depth, and facet_set then dropped them: a
+    total of depth - 3, the set's last places missing. The in-memory ranking skips what the labels hold inactive
+    (global with the listing buckets, the candidate sets' union, the listed products gathered in SQL)."""
+    cat = seeded_with_vectors(fresh_db_url, 11, 4)
+    vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+    near = {} if radius_m is None else {"lat": CENTER[0], "lon": CENTER[1], "radius_m": radius_m}
+    params = SearchParams(q="", mode="semantic", limit=100, **near)
+    stocked = sorted({p for _s, p, _price in _qualifying(cat, None if radius_m is None else _near(cat, radius_m))})
+    best = run(_call(fresh_db_url, _most_similar, stocked, vector, 43))
+    off = [best[0], best[7], best[39]]
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute("UPDATE product_master SET is_active = false WHERE id = ANY(%s)", (off,))
+    ux = UxParams(facets=("brand",))
+    got = run(_ux(fresh_db_url, params, ux, vector, 40, True, sets=sets, stock=True, labels=True))
+    assert len(stocked) > 43 and got.capped
+    assert [h.product.id for h in got.results] == [p for p in best if p not in off] and got.total == 40
 
 
 def test_facets_of_a_chosen_store_or_category_out_of_scope_count_the_scope(cat: Catalogue) -> None:

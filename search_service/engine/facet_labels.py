@@ -100,6 +100,7 @@ class ProductLabels:
         self.watermark: dt.datetime | None = None  # highest updated_at held
         self.horizon: dt.datetime | None = None  # the write horizon read before the last snapshot (vectors.py)
         self.loaded = False
+        self._inactive: np.ndarray | None = None  # inactive_keys, until the next write
 
     def __len__(self) -> int:
         return self.n
@@ -122,6 +123,12 @@ class ProductLabels:
     def rows_of_keys(self, keys: np.ndarray) -> np.ndarray:
         """`rows_of` for ids given as (k, 2) keys (`keyindex.keys_of`)."""
         return self.index.find(self.key, self.n, keys)
+
+    def inactive_keys(self) -> np.ndarray:
+        """The (k, 2) keys of the products held as inactive (a facet set's in-memory ranking skips them)."""
+        if self._inactive is None:
+            self._inactive = self.key[: self.n][~self.active[: self.n]]
+        return self._inactive
 
     def brand_code(self, brand: str | None, lower: str | None = None) -> int:
         """The code of `brand` (added when new); NO_BRAND for None. `lower`: its lower() (PostgreSQL's)."""
@@ -160,6 +167,7 @@ class ProductLabels:
         self.category[rows] = [NO_CATEGORY if r["category_id"] is None else r["category_id"] for r in records]
         self.brand[rows] = [self.brand_code(r["brand"], r["lower_brand"]) for r in records]
         self.active[rows] = [bool(r["is_active"]) for r in records]
+        self._inactive = None
         newest = max(r["updated_at"] for r in records)
         if self.watermark is None or newest > self.watermark:
             self.watermark = newest

@@ -14,7 +14,8 @@ now (`listed_in_memory`) or probed by `listed_among` until `depth` are listed; t
 held products with a listing in scope, in exact score order. A global
 set in stock is kept so, listed at any active store; otherwise (in_stock=false, no buckets) it is the copy's best
 `depth`, with products no active store lists, which `facet_set` drops. Products whose
-vector changed since the copy's last refresh (about a second) rank by their old vector.
+vector changed since the copy's last refresh (about a second) rank by their old vector. Every plan skips the products
+the labels hold inactive (`inactive_rows`): they counted toward the depth, and facet_set dropped them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 
 from search_service.db.sql import statement
 from search_service.engine.config import EngineConfig
+from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.fusion import Ranked
 from search_service.engine.keyindex import ids_from_keys, keys_of
@@ -77,7 +79,8 @@ async def _wide_top(
     rows, threshold = whole.top(min(len(whole), WIDE_RESCORED * depth))  # by bound: certified below
     rows, similarity = _exact_order(vectors, vectors._unit_query(vector), rows)
     # no row left out scores above the threshold (float16 similarities: within score_error of float32's)
-    certain = np.flatnonzero(similarity - score_error(vectors._matrix) > threshold)[: WIDE_PROBED * depth]
+    certain = np.flatnonzero(similarity - score_error(vectors._matrix) > threshold)
+    certain = certain[_active(rows[certain], scope.inactive)][: WIDE_PROBED * depth]
     if listed is not None:
         picked = certain[listed(vectors._view.key[rows[certain]])]
         if len(picked) < depth and len(certain) < len(whole):
@@ -132,12 +135,13 @@ async def rank_vector_set(
     `settle`: how many of the best to order by PostgreSQL's scores (_settled: a page's window). `passing`: the
     products a filter keeps (products_passing), with the candidate sets' union."""
     exact = (score_error(vectors._matrix), settle)
+    ranked = functools.partial(_ranked_rows, conn, vectors, vector, inactive=scope.inactive)
     in_scope = scope.products_in_scope() if union or passing is not None else scope.in_scope
     if in_scope is not None:  # the candidate sets' products in stock in scope: no statement
         rows = vectors.candidates.rows_in_copy(in_scope.products, vectors)
         if passing is not None:
             rows = np.intersect1d(rows, vectors._view.index.rows_of(vectors._view.key, vectors._view.n, passing))
-        return await _ranked_rows(conn, vectors, vector, vectors.rank_subset(vector, rows), (depth, exact), "facet_set")
+        return await ranked(vectors.rank_subset(vector, rows), (depth, exact), "facet_set")
     if scope.store_ids is not None and len(scope.store_ids) >= WIDE_SCOPE_STORES:
         wide = await _wide_top(conn, scope, vectors, vector, depth, exact, listed)
         if wide is not None:
@@ -145,13 +149,13 @@ async def rank_vector_set(
     if scope.store_ids is None:
         ranking = await vectors.rank_batched(vector)
         if listed is not None:  # the best listed at an active store
-            return await _ranked_rows(conn, vectors, vector, ranking, (depth, exact), "global_facet_set", listed)
+            return await ranked(ranking, (depth, exact), "global_facet_set", listed)
         # facet_set drops products no active store lists: the page is no slice of the set, all of it is settled
-        return await _ranked_rows(conn, vectors, vector, ranking, (depth, (exact[0], depth)), "global_facet_set")
+        return await ranked(ranking, (depth, (exact[0], depth)), "global_facet_set")
     # rank_subset ranks the whole copy itself only when that beats gathering the listed rows
     stmt = statement("engine/search", "listed_products")
     ranking = vectors.rank_subset(vector, await conn.fetchval(stmt.sql, *scope.bind(stmt)))
-    return await _ranked_rows(conn, vectors, vector, ranking, (depth, exact), "facet_set")
+    return await ranked(ranking, (depth, exact), "facet_set")
 
 
 async def _ranked_rows(
@@ -162,21 +166,43 @@ async def _ranked_rows(
     sized: tuple[int, Any],
     strategy: Strategy,
     listed: Listed | None = None,
+    inactive: np.ndarray | None = None,
 ) -> Ranked:
-    """`sized`: the depth, and _settled's `exact`. `listed`: only the rows it keeps, the best taken deeper (twice
-    as deep each time) until `depth` of them are in hand."""
+    """`sized`: the depth, and _settled's `exact`. `listed`: only the rows it keeps, and none of `inactive` (rows
+    of inactive products), the best taken deeper (twice as deep each time) until `depth` of them are in hand."""
     depth, exact = sized
     want = depth
     while True:
         rows, similarity = ranking.best(want)  # at least `want`: every row above the highest bound left unscored
-        if listed is None:
+        if listed is None and inactive is None:
             break
-        kept = listed(vectors._view.key[rows])
+        kept = _active(rows, inactive)
+        if listed is not None:
+            kept &= listed(vectors._view.key[rows])
         if int(np.count_nonzero(kept)) >= depth or len(rows) >= len(ranking):
             rows, similarity = rows[kept], similarity[kept]
             break
         want = min(len(ranking), 2 * max(want, len(rows)))
     return await _settled(conn, vector, vectors._view.key[rows], similarity, exact, depth, strategy, len(ranking))
+
+
+def _active(rows: np.ndarray, inactive: np.ndarray | None) -> np.ndarray:
+    """Which of the copy's `rows` are not among `inactive`'s."""
+    if inactive is None:
+        return np.ones(len(rows), dtype=bool)
+    return ~np.isin(rows, inactive)
+
+
+def inactive_rows(labels: ProductLabels | None, vectors: VectorCache | None) -> np.ndarray | None:
+    """The copy's rows of the products the labels hold as inactive (as of their last refresh, about a second);
+    None when there are none or no labels."""
+    if labels is None or not labels.loaded or vectors is None or not vectors.loaded:
+        return None
+    keys = labels.inactive_keys()
+    if len(keys) == 0:
+        return None
+    rows = vectors._view.index.find(vectors._view.key, vectors._view.n, keys)
+    return np.sort(rows[rows >= 0]) if np.any(rows >= 0) else None
 
 
 async def _settled(

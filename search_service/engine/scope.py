@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 from uuid import UUID
 
+import numpy as np
+
 from search_service.db.sql import Statement, statement
 from search_service.engine.candidates import NO_CHANGES, CandidateSets, InScope
 from search_service.engine.results import SearchParams, SearchResult, Strategy
@@ -31,6 +33,9 @@ class Scope:
     # (lon, lat, radius_m) when `store_ids` are the active stores in that radius and hold most stores: statements
     # with store_scope_near's parameters probe the radius instead of receiving the list (store_locator.py).
     near: tuple[float, float, float] | None = None
+    # Rows of the vector copy whose products the labels hold as inactive (facet_vectors.inactive_rows): a facet
+    # set's in-memory ranking skips them, where facet_set dropped them after they counted toward its depth.
+    inactive: np.ndarray | None = None
 
     def products_in_scope(self) -> InScope | None:
         """`in_scope`, or the union of the sets taken now (once): a search that routes without it (a keyword

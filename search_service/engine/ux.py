@@ -10,9 +10,8 @@
    side's caps, `keyword_rank_cap`). With facets the ranking leaves out the facet filters (category, brand, price),
    which `facet_set` applies, so that each facet can count the values not chosen (hybrid fuses the products a chosen
    value keeps again, as search fuses them: facet_chosen.py);
-3. `facet_set`: filters, orders (stable) and counts; then the page is hydrated, each store says whether it
-   delivers to the point, and with explain each hit gets its vector similarity, keyword rank, typo corrections and
-   exact-match flag, and the response the plan, candidate count and stage timings.
+3. `facet_set`: filters, orders (stable) and counts; then the page is hydrated, each store says whether it delivers
+   to the point; explain: each hit's similarity, keyword rank, typo corrections, exact match, and the stage timings.
 """
 
 from __future__ import annotations
@@ -263,9 +262,8 @@ async def _ranked_set(
     clock: StageClock,
     known: tuple[list[UUID] | None, FacetFilters] | None = None,
 ) -> tuple[list[UUID] | None, FacetFilters, RankedSet | Strategy]:
-    """The stores in scope, the chosen facet values, and the ranked result set (or why it is empty); with a chosen
-    store, the set of that store's products (geo_areas.chosen_store_scope). `known`: the stores and values found
-    already, for the set over every store in scope (_scope_stores)."""
+    """The stores in scope, the chosen facet values, and the ranked set (or why it is empty); a chosen store's: its
+    products' (geo_areas.chosen_store_scope). `known`: the stores and values found already (_scope_stores)."""
     if known is None:
         store_ids = await geo_areas.store_scope(
             conn, lat=params.lat, lon=params.lon, radius_m=params.radius_m, bbox=ux.bbox, fulfilment=ux.fulfilment,
@@ -291,7 +289,8 @@ async def _ranked_set(
     near = None
     if ux.bbox is None and ux.fulfilment == "pickup" and store_ids is not None and ranked_stores is store_ids:
         near = radius_probe(context.stores, params, len(store_ids))  # the radius's stores, exactly
-    scope = Scope(ranked_stores, categories, ranked_params, context.exclude_id, sets=sets, near=near)
+    rows = facet_vectors.inactive_rows(context.labels, context.vectors)  # a set's in-memory ranking skips them
+    scope = Scope(ranked_stores, categories, ranked_params, context.exclude_id, sets=sets, near=near, inactive=rows)
     extra = context.exclude_id is not None  # the facet set's in-memory ranking may hold the product itself
     # the page is the set's slice unless facet_set filters the set (a value chosen: facet_chosen settles the page's
     # window among those that pass; without facets the ranking applies them): its window is ordered as search's
