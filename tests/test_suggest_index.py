@@ -284,6 +284,45 @@ def test_a_build_leaves_the_event_loop_answering(fresh_db_url: str, monkeypatch:
     run(_call(fresh_db_url, scenario))
 
 
+async def _by_every_path(
+    conn: asyncpg.Connection,
+    memory: tuple[ProductLabels, SuggestIndex, CandidateSets],
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    want: dict[str, list[str]],
+) -> None:
+    """Each prefix's completions of `kind` are `want`'s, near CENTER and globally, by every path: the index, the
+    walk, the narrow plan (radius scopes) and the labels."""
+    labels, index, sets = memory
+    for q, names in want.items():
+        for point, metres in ((CENTER, 1000.0), ((None, None), 5000.0)):
+            params = SuggestParams(q, point[0], point[1], metres, 10)
+            answers = {"index": await _from_memory(conn, index, sets, params)}
+            for narrow in (0, 10_000):  # the walk, then the narrow plan (radius scopes) and the labels
+                monkeypatch.setattr(suggest_module, "NARROW_STORES", narrow)
+                answers[f"sql {narrow}"] = await suggest(conn, params)
+                answers[f"labels {narrow}"] = await suggest(conn, params, labels)
+            for way, got in answers.items():
+                assert [s.text for s in got if s.kind == kind] == names, (q, point, way)
+
+
+def _stocked_at_center(url: str, products: list[tuple[str, str | None, int | None]]) -> None:
+    """A store at CENTER with these products (name, brand, category_id) in stock."""
+    with psycopg.connect(url, autocommit=True) as sync:
+        store = sync.execute(
+            "INSERT INTO store (name, location) VALUES ('Corner store', ST_SetSRID(ST_MakePoint(%s, %s), 4326))"
+            " RETURNING id",
+            (CENTER[1], CENTER[0]),
+        ).fetchone()[0]  # type: ignore[index]
+        for name, brand, category in products:
+            sync.execute(
+                "WITH p AS (INSERT INTO product_master (name, brand, category_id) VALUES (%s, %s, %s) RETURNING id)"
+                " INSERT INTO store_product (store_id, product_master_id, price, currency, quantity)"
+                " SELECT %s, id, 1, 'EUR', 3 FROM p",
+                (name, brand, category, store),
+            )
+
+
 def test_a_brand_is_suggested_once_whatever_its_accents_by_every_path(
     fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -291,19 +330,8 @@ def test_a_brand_is_suggested_once_whatever_its_accents_by_every_path(
     the brand completions grouped and matched lower(brand), where the brand filter folds accents too (migration
     0038). Every path (the walk, the narrow plan, the labels, the index and its overlay) now gives one brand, its
     smallest spelling, for the prefix typed with or without accents."""
-    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
-        store = sync.execute(
-            "INSERT INTO store (name, location) VALUES ('Wine store', ST_SetSRID(ST_MakePoint(%s, %s), 4326))"
-            " RETURNING id",
-            (CENTER[1], CENTER[0]),
-        ).fetchone()[0]  # type: ignore[index]
-        for n, brand in enumerate(["Château Belair", "Château Belair", "Chateau Belair", "Chatelain", "Łowicz"]):
-            sync.execute(
-                "WITH p AS (INSERT INTO product_master (name, brand) VALUES (%s, %s) RETURNING id)"
-                " INSERT INTO store_product (store_id, product_master_id, price, currency, quantity)"
-                " SELECT %s, id, 1, 'EUR', 3 FROM p",
-                (f"Grenvox wine {n}", brand, store),
-            )
+    brands = ["Château Belair", "Château Belair", "Chateau Belair", "Chatelain", "Łowicz"]
+    _stocked_at_center(fresh_db_url, [(f"Grenvox wine {n}", brand, None) for n, brand in enumerate(brands)])
     typed = {"ch": ["Chateau Belair", "Chatelain"], "chât": ["Chateau Belair", "Chatelain"],
              "CHÂTEAU b": ["Chateau Belair"], "lo": ["Łowicz"], "ŁOW": ["Łowicz"]}  # fmt: skip
 
@@ -313,16 +341,7 @@ def test_a_brand_is_suggested_once_whatever_its_accents_by_every_path(
         index, sets = await _loaded(conn)
         if change:  # after the snapshots: the index's overlay and the labels' newer rows
             await conn.execute(change)
-        for q, names in want.items():
-            for point, metres in ((CENTER, 1000.0), ((None, None), 5000.0)):
-                params = SuggestParams(q, point[0], point[1], metres, 10)
-                answers = {"index": await _from_memory(conn, index, sets, params)}
-                for narrow in (0, 10_000):  # the walk, then the narrow plan (radius scopes) and the labels
-                    monkeypatch.setattr(suggest_module, "NARROW_STORES", narrow)
-                    answers[f"sql {narrow}"] = await suggest(conn, params)
-                    answers[f"labels {narrow}"] = await suggest(conn, params, labels)
-                for way, got in answers.items():
-                    assert [s.text for s in got if s.kind == "brand"] == names, (q, point, way)
+        await _by_every_path(conn, (labels, index, sets), monkeypatch, "brand", want)
 
     run(_call(fresh_db_url, brands, typed))
     renamed = "UPDATE product_master SET brand = 'CHATEAU BELAIR' WHERE brand = 'Chatelain'"  # the smallest spelling
@@ -331,6 +350,31 @@ def test_a_brand_is_suggested_once_whatever_its_accents_by_every_path(
             fresh_db_url, brands, {"chat": ["CHATEAU BELAIR"], "château b": ["CHATEAU BELAIR"], "chateaub": []}, renamed
         )
     )
+
+
+def test_a_category_is_completed_whatever_the_accents_typed_by_every_path(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`éle` gave the brand `Elektra` but no category, where `ele` gave `Electrical & Lighting` first: categories
+    were keyed and matched by lower(name), brands by plinqy_fold. Every path (the walk, the narrow plan, the labels,
+    the index) now folds both the category's name and the prefix, as for brands."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        names = ["Electrical & Lighting", "Électroménager", "Plant-Based Drinks", "Öle"]
+        added = [sync.execute("INSERT INTO category (name) VALUES (%s) RETURNING id", (c,)).fetchone() for c in names]
+        ids = [row[0] for row in added if row is not None]
+    _stocked_at_center(fresh_db_url, [(f"Grenvox item {n}", "Zorblat", c) for n, c in enumerate(ids)])
+    typed = {"ele": ["Electrical & Lighting", "Électroménager"], "éle": ["Electrical & Lighting", "Électroménager"],
+             "ÉLEC": ["Electrical & Lighting", "Électroménager"], "plä": ["Plant-Based Drinks"], "Ö": ["Öle"],
+             "ole": ["Öle"], "élé": ["Electrical & Lighting", "Électroménager"]}  # fmt: skip
+
+    async def categories(conn: asyncpg.Connection) -> None:
+        labels = ProductLabels()
+        await labels.load(conn)
+        await labels.load_categories(conn)
+        index, sets = await _loaded(conn)
+        await _by_every_path(conn, (labels, index, sets), monkeypatch, "category", typed)
+
+    run(_call(fresh_db_url, categories))
 
 
 def _index_scans(plan: dict[str, Any]) -> list[str]:

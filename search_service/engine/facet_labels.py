@@ -36,7 +36,7 @@ NO_BRAND = -1
 class Category:
     name: str
     parent_id: int | None
-    lower_name: str  # lower(name) as PostgreSQL has it
+    folded_name: str  # plinqy_fold(name) as PostgreSQL has it (case and accents folded: category completions)
 
 
 class NameColumn:
@@ -199,10 +199,10 @@ class ProductLabels:
             return
         row = await conn.fetchrow(statement("engine/facets", "category_tree").sql)
         state = (row["n"], row["newest"])
-        columns = (row["ids"] or [], row["parents"] or [], row["names"] or [], row["lower_names"] or [])
+        columns = (row["ids"] or [], row["parents"] or [], row["names"] or [], row["folded_names"] or [])
         self.categories = {
-            int(i): Category(name, None if p is None else int(p), lower)
-            for i, p, name, lower in zip(*columns, strict=True)
+            int(i): Category(name, None if p is None else int(p), folded)
+            for i, p, name, folded in zip(*columns, strict=True)
         }
         self._category_state = state
 

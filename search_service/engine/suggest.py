@@ -221,7 +221,7 @@ async def _fetch(
         stmt.sql,
         *stmt.bind(
             prefix=prefix,
-            brand_prefix=fold_accents(prefix),  # a brand is matched as plinqy_fold folds it (suggest.sql)
+            brand_prefix=fold_accents(prefix),  # brands, category names are matched as plinqy_fold folds them
             head=head,
             last_word=last,
             lon=params.lon,

@@ -88,7 +88,7 @@ class Groups:
 @dataclass(frozen=True)
 class CategoryTree:
     names: dict[int, str]
-    lower_names: dict[int, str]
+    folded_names: dict[int, str]  # plinqy_fold(name): case and accents folded, as completions match them
     parents: dict[int, int | None]
     state: tuple[Any, Any]  # (row count, newest stamp) of the category table
 
@@ -124,7 +124,7 @@ class SuggestIndex:
         self.spellings: list[str] = []  # per position of `brands`: the brand as stored
         self.words = Groups([], [])
         self.lexemes = Groups([], [])  # every lexeme of search_tsv (description's too), keys packed
-        self.categories = Groups([], [])  # keyed by lower(name); `category_ids` gives each position's id
+        self.categories = Groups([], [])  # keyed by plinqy_fold(name), as brands; `category_ids`: each position's id
         self.category_ids: list[int] = []
         self.tree = CategoryTree({}, {}, {}, (None, None))
         self.since = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -200,7 +200,7 @@ def _built(head: Any, groups: dict[str, tuple[list[Any], list[Any], list[np.ndar
     ids = [int(i) for i in head["category_ids"] or []]
     tree = CategoryTree(
         dict(zip(ids, head["category_names"] or [], strict=True)),
-        dict(zip(ids, head["category_lower_names"] or [], strict=True)),
+        dict(zip(ids, head["category_folded_names"] or [], strict=True)),
         {i: None if p is None else int(p) for i, p in zip(ids, head["category_parents"] or [], strict=True)},
         (head["category_count"], head["category_newest"]),
     )
@@ -228,17 +228,17 @@ def _built(head: Any, groups: dict[str, tuple[list[Any], list[Any], list[np.ndar
 
 def _subtree_groups(tree: CategoryTree, own: dict[int, np.ndarray]) -> tuple[Groups, list[int]]:
     """Each category with the rows of its subtree (a product counts for its category's ancestors), in the order
-    of the categories' lower-cased names, and the category ids in that order."""
+    of the categories' folded names, and the category ids in that order."""
     subtree: dict[int, list[np.ndarray]] = {c: [] for c in tree.parents}
     for category, rows in own.items():
         for c in tree.ancestors(category):
             subtree[c].append(rows)
-    order = sorted((tree.lower_names[c], c) for c in subtree)
+    order = sorted((tree.folded_names[c], c) for c in subtree)
     groups = Groups(
-        [lower for lower, _c in order],
-        [np.unique(np.concatenate(subtree[c])) if subtree[c] else np.zeros(0, np.int32) for _l, c in order],
+        [folded for folded, _c in order],
+        [np.unique(np.concatenate(subtree[c])) if subtree[c] else np.zeros(0, np.int32) for _f, c in order],
     )
-    return groups, [c for _lower, c in order]
+    return groups, [c for _folded, c in order]
 
 
 class ScopeCache:

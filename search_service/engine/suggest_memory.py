@@ -72,15 +72,17 @@ def _brands(labels: ProductLabels, s: _Stocked, prefix: str, limit: int) -> list
 
 
 def _categories(labels: ProductLabels, s: _Stocked, prefix: str, limit: int) -> list[dict[str, Any]]:
-    """Categories starting with the prefix that hold a stocked product in their subtree."""
+    """Categories starting with the prefix that hold a stocked product in their subtree, name and prefix folded as
+    brands are (`éle` completes `Electronics`)."""
     leaves = set(s.category[s.kept].tolist()) - {NO_CATEGORY}
     held = {a for leaf in leaves for a in labels.ancestors(leaf)}
+    folded = fold_accents(prefix)
     found = sorted(
-        (labels.categories[c].lower_name, c) for c in held if labels.categories[c].lower_name.startswith(prefix)
+        (labels.categories[c].folded_name, c) for c in held if labels.categories[c].folded_name.startswith(folded)
     )
     return [
         {"kind": "category", "label": labels.categories[c].name, "ref": str(c), "ord": n}
-        for n, (_lower, c) in enumerate(found[:limit], 1)
+        for n, (_folded, c) in enumerate(found[:limit], 1)
     ]
 
 

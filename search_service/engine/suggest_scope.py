@@ -7,10 +7,10 @@ earlier words, the lexemes `plinqy_simple` makes of them (the index holds every 
 (the union of its stores' sets; globally every store's but the inactive ones', cached until a set changes)
 become a mask over the index's rows, and each kind walks its sorted keys from the prefix, testing them against
 the mask, until it has its completions. The completions are the narrow plan's (suggest.sql) for any scope:
-names, brands (one per brand with case and accents folded, its smallest spelling in scope), categories (a product
-of the subtree in scope) and words of the products in scope, each in byte order. None: the statement plans answer
-(index or sets not loaded or behind, an overlay past its cap, the category table changed, a last word the parser
-splits).
+names, brands (one per brand with case and accents folded, its smallest spelling in scope), categories (folded
+likewise; a product of the subtree in scope) and words of the products in scope, each in byte order. None: the
+statement plans answer (index or sets not loaded or behind, an overlay past its cap, the category table changed, a
+last word the parser splits).
 """
 
 from __future__ import annotations
@@ -103,10 +103,11 @@ def _brands(index: SuggestIndex, mask: np.ndarray, over: _Overlay, prefix: str, 
 
 
 def _categories(index: SuggestIndex, mask: np.ndarray, over: _Overlay, prefix: str, lim: int) -> list[dict[str, Any]]:
-    """Categories starting with the prefix with a product of their subtree in scope, by (lower(name), id)."""
+    """Categories starting with the prefix with a product of their subtree in scope, by (folded name, id): name and
+    prefix folded as brands are (`éle` completes `Electronics`)."""
     extra = {a for item in over.items if item["category"] is not None for a in index.tree.ancestors(item["category"])}
     out: list[dict[str, Any]] = []
-    for i in index.categories.starting_with(prefix):
+    for i in index.categories.starting_with(fold_accents(prefix)):
         c = index.category_ids[i]
         if c in extra or index.categories.held(i, mask):
             out.append({"kind": "category", "label": index.tree.names[c], "ref": str(c), "ord": len(out) + 1})

@@ -228,10 +228,11 @@ SELECT count(*) AS n, max(updated_at) AS newest FROM category;
 
 -- name: category_tree
 -- params: none
--- The category tree of the in-memory labels, with the state category_state reads.
+-- The category tree of the in-memory labels, with the state category_state reads; names also folded (plinqy_fold),
+-- as category completions match them.
 SELECT count(*) AS n, max(updated_at) AS newest, array_agg(id ORDER BY id) AS ids,
        array_agg(parent_id ORDER BY id) AS parents, array_agg(name ORDER BY id) AS names,
-       array_agg(lower(name) ORDER BY id) AS lower_names
+       array_agg(plinqy_fold(name) ORDER BY id) AS folded_names
 FROM category;
 
 -- fragment: fresh_labels

@@ -18,7 +18,7 @@ EXISTS (
 
 -- name: suggest
 -- params: prefix text (lower case, trimmed, non-empty), brand_prefix text (the prefix with accents folded, as
---    plinqy_fold folds brands), head text (the typed words before the last one),
+--    plinqy_fold folds brands and category names), head text (the typed words before the last one),
 --    last_word text (the last typed word, lower case), lon float8|null, lat float8|null, radius_m float8,
 --    lim int (completions of each kind), walk_cap int (product names the name walk examines at most),
 --    probe_cap int (products examined at most per brand, category or word before it counts as absent),
@@ -135,10 +135,11 @@ WITH pt AS (
     )
     SELECT id FROM up
 ), categories AS (
+    -- matched and ordered as folded (plinqy_fold), as brands: `éle` completes `Electronics` (it completed none)
     SELECT 'category' AS kind, c.name AS label, c.id::text AS ref,
-           row_number() OVER (ORDER BY lower(c.name), c.id) AS ord
+           row_number() OVER (ORDER BY plinqy_fold(c.name) COLLATE "C", c.id) AS ord
     FROM category c
-    WHERE starts_with(lower(c.name), :prefix::text)
+    WHERE starts_with(plinqy_fold(c.name), :brand_prefix::text)
       AND CASE WHEN (SELECT narrow FROM scope) THEN c.id IN (SELECT id FROM stocked_categories)
                ELSE EXISTS (
                    WITH RECURSIVE sub(id) AS (
@@ -151,7 +152,7 @@ WITH pt AS (
                          WHERE p.category_id IN (SELECT id FROM sub) AND p.is_active LIMIT :probe_cap::int) p
                    WHERE {{ in_scope }}
                ) END
-    ORDER BY lower(c.name), c.id
+    ORDER BY plinqy_fold(c.name) COLLATE "C", c.id
     LIMIT :lim::int
 ), terms AS (
     SELECT 'query' AS kind, btrim(:head::text || ' ' || t.term) AS label, NULL::text AS ref,
@@ -272,7 +273,8 @@ index_rows AS MATERIALIZED (
 -- name: index_products
 -- params: none
 -- The index's products in row order: their ids packed 16 bytes each, names and lower-cased names; the highest
--- stamp of every product (active or not: the look-back when the write horizon is unknown) and the category tree.
+-- stamp of every product (active or not: the look-back when the write horizon is unknown) and the category tree
+-- (names also folded, plinqy_fold, as category completions match them).
 WITH {{ index_rows }}
 SELECT (SELECT coalesce(string_agg(uuid_send(id), ''::bytea ORDER BY r), ''::bytea) FROM index_rows) AS packed_ids,
        (SELECT array_agg(name ORDER BY r) FROM index_rows) AS names,
@@ -283,7 +285,7 @@ SELECT (SELECT coalesce(string_agg(uuid_send(id), ''::bytea ORDER BY r), ''::byt
        (SELECT array_agg(id ORDER BY id) FROM category) AS category_ids,
        (SELECT array_agg(parent_id ORDER BY id) FROM category) AS category_parents,
        (SELECT array_agg(name ORDER BY id) FROM category) AS category_names,
-       (SELECT array_agg(lower(name) ORDER BY id) FROM category) AS category_lower_names;
+       (SELECT array_agg(plinqy_fold(name) ORDER BY id) FROM category) AS category_folded_names;
 
 -- name: index_groups
 -- params: none
