@@ -246,6 +246,35 @@ def test_suggest_bad_input(client: TestClient[Any]) -> None:
         assert answer.status_code == 400 and answer.json()["error"]["message"].endswith("at most 100 characters")
 
 
+def test_suggest_refuses_a_bbox_it_would_not_scope_by(client: TestClient[Any]) -> None:
+    """A map front end sent search's viewport to suggest, which dropped it without a word and suggested every store's
+    products (`oat` in an empty box: Oatfield and more, none of which the search in the box finds)."""
+    box = "13.40,52.51,13.41,52.52"
+    for params in ({"bbox": box}, {"bbox": box, **AT_CENTER}, {"bbox": ""}):
+        message = bad(client, "bbox", "/v1/suggest", q="oat", **params)
+        assert "is not taken by suggest" in message and "radius_m" in message, message
+    assert get(client, "/v1/suggest", q="oat", **AT_CENTER, radius_m=5000)["suggestions"]
+
+
+_NOT_SIMILAR_S = ("keyword", "hybrid", "semantic", "query", "typo", "exact-match", "relevant products")
+
+
+def test_each_operation_s_parameters_describe_only_what_it_takes(client: TestClient[Any]) -> None:
+    """Suggest's `radius_m` said "not with `bbox`", which suggest has not; similar's `explain`, `facets` and `sort`
+    spoke of keyword ranks, typo corrections, modes and the query, where similar has no `q` and no `mode`."""
+    spec = client.get("/schema/openapi.json").json()
+    suggest = {p["name"]: p["description"] for p in spec["paths"]["/v1/suggest"]["get"]["parameters"]}
+    assert "bbox" not in suggest and not [n for n, text in suggest.items() if "bbox" in text], suggest
+    assert "bbox" in spec["paths"]["/v1/suggest"]["get"]["description"]  # refused, and said so
+    similar_path = spec["paths"]["/v1/products/{product_id}/similar"]["get"]
+    similar = {p["name"]: p["description"] for p in similar_path["parameters"]}
+    wrong = {n: text for n, text in similar.items() for word in _NOT_SIMILAR_S if word in text.lower()}
+    assert not wrong, wrong
+    assert "vector similarity" in similar["explain"] and "PLINQY_FACET_DEPTH" in similar["facets"]
+    search = {p["name"]: p["description"] for p in spec["paths"]["/v1/search"]["get"]["parameters"]}
+    assert "keyword rank" in search["explain"] and "keyword mode" in search["facets"] and "bbox" in search["radius_m"]
+
+
 def test_openapi_documents_the_new_parameters(client: TestClient[Any]) -> None:
     spec = client.get("/schema/openapi.json").json()
     search = {p["name"]: p for p in spec["paths"]["/v1/search"]["get"]["parameters"]}

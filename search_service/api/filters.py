@@ -13,7 +13,7 @@ from decimal import Decimal
 from litestar.di import Provide
 
 from search_service.api import params as P
-from search_service.api.ux_params import UX_DEPENDENCIES
+from search_service.api.ux_params import SIMILAR_UX_DEPENDENCIES, UX_DEPENDENCIES
 from search_service.engine.search import SearchParams
 
 
@@ -87,3 +87,8 @@ def provide_search_filters(
 
 # Handlers declare `filters: NamedDependency[SearchFilters]`, `ux: NamedDependency[UxOptions]` and these.
 FILTER_DEPENDENCIES = {"filters": Provide(provide_search_filters, sync_to_thread=False), **UX_DEPENDENCIES}
+# /similar's: the same, its options described as it ranks (by the product, no query or mode)
+SIMILAR_FILTER_DEPENDENCIES = {
+    "filters": Provide(provide_search_filters, sync_to_thread=False),
+    **SIMILAR_UX_DEPENDENCIES,
+}

@@ -1,6 +1,7 @@
 """The search routes' shopper-facing parameters: facets, sort, bbox, fulfilment, explain, store_id.
 
-One litestar dependency, `ux`, part of the shared filters (filters.py): `/v1/search` and `/v1/similar` take them.
+One litestar dependency, `ux`, part of the shared filters (filters.py): `/v1/search` and `/v1/similar` take them,
+each declared with descriptions of its own (similar has no query and no mode: its ranking is the product's).
 Types are checked by litestar; the rest here, as `BadParameter` naming the parameter.
 """
 
@@ -19,16 +20,35 @@ from search_service.engine import geo_areas
 from search_service.engine.facets import FACETS
 from search_service.engine.ux import UxParams
 
+# The facets' and sorts' rules after what each route ranks by (search: a query's relevance; similar: the
+# product's similarity), so that each operation's parameters describe only what it takes.
+_FACET_RULES = (
+    "Category counts roll up the tree. A chosen value (category_id, brand, store_id, min_price/max_price) filters the "
+    "results and the other facets' counts, not its own facet's. The brand and store facets list their 50 most "
+    "frequent values, and a chosen brand or store past them with its count."
+)
+_PRICES_AS_NUMBERS = (
+    "Prices are compared as numbers, whatever their currency (no conversion): 2.00 USD sorts as 2.00 EUR."
+)
+_SORTS = "distance: nearest store with stock first (needs lat/lon); price: lowest price in scope first."
 FacetsParam = Annotated[
     str | None,
     Parameter(
         description=(
             "Comma-separated facets to count over the result set: any of category, brand, price, store. The result "
             "set is every product that passes the filters in keyword mode, and the top PLINQY_FACET_DEPTH (default "
-            "1000) products by relevance in semantic and hybrid mode. Category counts roll up the tree. A chosen "
-            "value (category_id, brand, store_id, min_price/max_price) filters the results and the other facets' "
-            "counts, not its own facet's. The brand and store facets list their 50 most frequent values, and a "
-            "chosen brand or store past them with its count."
+            f"1000) products by relevance in semantic and hybrid mode. {_FACET_RULES}"
+        ),
+        examples=[Example(summary="three facets", value="category,brand,price")],
+    ),
+]
+SimilarFacetsParam = Annotated[
+    str | None,
+    Parameter(
+        description=(
+            "Comma-separated facets to count over the result set: any of category, brand, price, store. The result "
+            "set is the PLINQY_FACET_DEPTH (default 1000) products most similar to this one that pass the filters. "
+            + _FACET_RULES
         ),
         examples=[Example(summary="three facets", value="category,brand,price")],
     ),
@@ -37,13 +57,23 @@ SortParam = Annotated[
     Literal["relevance", "distance", "price"],
     Parameter(
         description=(
-            "relevance (default); distance: nearest store with stock first (needs lat/lon); price: lowest price in "
-            "scope first. Distance and price order the same result set the facets count; ties keep relevance order. "
-            "In semantic and hybrid mode they keep the relevant products only: those at least "
+            f"relevance (default); {_SORTS} Distance and price order the same result set the facets count; ties "
+            "keep relevance order. In semantic and hybrid mode they keep the relevant products only: those at least "
             "PLINQY_SORT_RELATIVE_SIMILARITY (default 0.75) times as similar to the query as the most similar product "
             "in scope, and the query's exact word matches and word matches at least 0.6 times as similar, so they "
-            "can list fewer than relevance (a query of nonsense: a few or none). "
-            "Prices are compared as numbers, whatever their currency (no conversion): 2.00 USD sorts as 2.00 EUR."
+            f"can list fewer than relevance (a query of nonsense: a few or none). {_PRICES_AS_NUMBERS}"
+        ),
+        examples=[Example(summary="cheapest first", value="price")],
+    ),
+]
+SimilarSortParam = Annotated[
+    Literal["relevance", "distance", "price"],
+    Parameter(
+        description=(
+            f"relevance (default: the most similar first); {_SORTS} Distance and price order the same result set the "
+            "facets count; ties keep similarity order. They keep the products at least PLINQY_SORT_RELATIVE_SIMILARITY "
+            "(default 0.75) times as similar to this product as the most similar one in scope, so they can list "
+            f"fewer than relevance. {_PRICES_AS_NUMBERS}"
         ),
         examples=[Example(summary="cheapest first", value="price")],
     ),
@@ -70,13 +100,19 @@ FulfilmentParam = Annotated[
         examples=[Example(summary="delivered to me", value="delivery")],
     ),
 ]
+_EXPLAIN_RESPONSE = "and to the response the plan, its candidate count and each stage's time."
 ExplainParam = Annotated[
     bool,
     Parameter(
-        description=(
-            "Add to each hit its vector similarity, keyword rank, typo corrections and exact-match flag, and to "
-            "the response the plan, its candidate count and each stage's time."
-        ),
+        description="Add to each hit its vector similarity, keyword rank, typo corrections and exact-match flag, "
+        + _EXPLAIN_RESPONSE,
+        examples=[Example(summary="explain", value=True)],
+    ),
+]
+SimilarExplainParam = Annotated[
+    bool,
+    Parameter(
+        description="Add to each hit its vector similarity to this product, " + _EXPLAIN_RESPONSE,
         examples=[Example(summary="explain", value=True)],
     ),
 ]
@@ -119,6 +155,32 @@ def provide_ux(
     explain: ExplainParam = False,
     store_id: StoreIdParam = None,
 ) -> UxOptions:
+    """`/v1/search`'s options (`ux_options` checks them)."""
+    return ux_options(request, facets, sort, bbox, fulfilment, explain, store_id)
+
+
+def provide_similar_ux(
+    request: Request[Any, Any, Any],
+    facets: SimilarFacetsParam = None,
+    sort: SimilarSortParam = "relevance",
+    bbox: BBoxParam = None,
+    fulfilment: FulfilmentParam = "pickup",
+    explain: SimilarExplainParam = False,
+    store_id: StoreIdParam = None,
+) -> UxOptions:
+    """`/v1/products/{id}/similar`'s: the same options, described as that route ranks (no query, no mode)."""
+    return ux_options(request, facets, sort, bbox, fulfilment, explain, store_id)
+
+
+def ux_options(
+    request: Request[Any, Any, Any],
+    facets: str | None,
+    sort: Literal["relevance", "distance", "price"],
+    bbox: str | None,
+    fulfilment: Literal["pickup", "delivery", "any"],
+    explain: bool,
+    store_id: str | None,
+) -> UxOptions:
     """The checks a type cannot make: facet names, bbox shape and ranges, bbox with radius_m, what needs a point."""
     query = request.query_params
     point = query.get("lat") is not None and query.get("lon") is not None
@@ -139,3 +201,4 @@ def provide_ux(
 
 
 UX_DEPENDENCIES = {"ux": Provide(provide_ux, sync_to_thread=False)}
+SIMILAR_UX_DEPENDENCIES = {"ux": Provide(provide_similar_ux, sync_to_thread=False)}

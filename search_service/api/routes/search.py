@@ -17,7 +17,7 @@ from litestar import Request, get
 from litestar.di import NamedDependency
 
 from search_service.api import params as P
-from search_service.api.filters import FILTER_DEPENDENCIES, SearchFilters
+from search_service.api.filters import FILTER_DEPENDENCIES, SIMILAR_FILTER_DEPENDENCIES, SearchFilters
 from search_service.api.routes.ux import run_ux_search, ux_response
 from search_service.api.runtime import Runtime
 from search_service.api.schemas import (
@@ -194,7 +194,7 @@ async def search_products(
     ),
     tags=["search"],
     responses=SIMILAR_RESPONSES,
-    dependencies=FILTER_DEPENDENCIES,
+    dependencies=SIMILAR_FILTER_DEPENDENCIES,
 )
 async def similar_products(
     rt: NamedDependency[Runtime],

@@ -8,7 +8,7 @@ import time
 from typing import Annotated, Any
 
 import numpy as np
-from litestar import get
+from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
@@ -96,12 +96,26 @@ async def run_ux_search(
     return result, started
 
 
+SUGGEST_NO_BBOX = (
+    "is not taken by suggest (no map viewport): give lat, lon and a radius_m around the viewport, or neither for "
+    "every store"
+)
 SuggestQ = Annotated[
     str,
     Parameter(
         description=f"What has been typed so far: 1–{PREFIX_MAX_LENGTH} characters.",
         schema_extra={"minLength": 1, "maxLength": PREFIX_MAX_LENGTH, "pattern": P.Q_PATTERN},
         examples=[Example(summary="a prefix", value="cordless dr")],
+    ),
+]
+# Suggest's own: it has no `bbox` (search's radius says "not with `bbox`"), see suggest_route.
+SuggestRadiusM = Annotated[
+    float | None,
+    Parameter(
+        ge=1,
+        le=P.MAX_RADIUS_M,
+        description=f"Metres around lat/lon (needs them); {P.DEFAULT_RADIUS_M} when lat/lon are given without it.",
+        examples=[Example(summary=f"{P.DEFAULT_RADIUS_M}", value=P.DEFAULT_RADIUS_M)],
     ),
 ]
 SuggestLimit = Annotated[
@@ -118,20 +132,25 @@ SuggestLimit = Annotated[
         "store in scope (within `radius_m` of lat/lon, or any active store). A word that `-` excludes, as search "
         "reads it, is not completed (`milk -oat`: no `milk oat`), and a completion keeps the text typed before its "
         "last word (`milk -oat whol`: `milk -oat whole`; `women's ja`: `women's jacket`). No product or brand is "
-        "offered that the same `q` excludes from `/v1/search` (`milk - chocolate`: not `Milk - Chocolate Flavour`)."
+        "offered that the same `q` excludes from `/v1/search` (`milk - chocolate`: not `Milk - Chocolate Flavour`). "
+        "There is no map viewport: a `bbox` is refused (400), since its completions would come from stores the "
+        "search's viewport leaves out; send lat/lon and a `radius_m` around the viewport instead."
     ),
     tags=["search"],
     responses={400: bad_request("limit", limit_rule(MAX_SUGGESTIONS)), 503: SEARCH_RESPONSES[503]},
 )
 async def suggest_route(
     rt: NamedDependency[Runtime],
+    request: Request[Any, Any, Any],
     q: SuggestQ,
     lat: P.Lat = None,
     lon: P.Lon = None,
-    radius_m: P.PointRadiusM = None,
+    radius_m: SuggestRadiusM = None,
     limit: SuggestLimit = MAX_SUGGESTIONS,
 ) -> SuggestResponse:
     started = time.perf_counter()
+    if "bbox" in request.query_params:  # search's scope, which suggest has not: ignored, it suggested every store's
+        raise P.BadParameter("bbox", SUGGEST_NO_BBOX)
     text = P.clean_query(q, PREFIX_MAX_LENGTH)  # its own limit, also for a q past the search's (it said 256)
     point = P.check_point(lat, lon)
     params = SuggestParams(
