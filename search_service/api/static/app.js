@@ -163,7 +163,19 @@
 
   var UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i; // as the API writes ids
   var MAX_PRICE = 1e9; // api/params.py MAX_PRICE
-  var BRAND_MAX_CHARS = 200; // api/params.py BRAND_MAX_LENGTH
+  var BRAND_MAX_CHARS = 200; // api/params.py BRAND_MAX_LENGTH, in characters (code points), as Python counts them
+  // engine/text.py INVISIBLE_CHARS: what renders as nothing, which the API trims with the spaces (a brand of a
+  // right-to-left mark or a soft hyphen is empty to it)
+  var INVISIBLE_CHARS = "\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u180e" +
+    "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufeff\uffa0\ufff9-\ufffb";
+  var BLANK_ENDS = new RegExp("^[\\s" + INVISIBLE_CHARS + "]+|[\\s" + INVISIBLE_CHARS + "]+$", "g");
+
+  /** A link's brand as the API judges it: trimmed of spaces and invisible characters, at most BRAND_MAX_CHARS
+   *  code points (an emoji is one, two UTF-16 units), no control characters: whether the API takes it. */
+  function brandTaken(brand) {
+    var text = brand.replace(BLANK_ENDS, "");
+    return text !== "" && Array.from(text).length <= BRAND_MAX_CHARS && !/[\x00-\x1f\x7f-\x9f]/.test(brand);
+  }
 
   /** The link's facet values the API would take; one it would refuse is left out, with a note (it was sent, and
    *  every later search failed on it with no control to mark or change). */
@@ -183,8 +195,7 @@
     if (low !== undefined) state.chosen.min_price = low;
     if (high !== undefined) state.chosen.max_price = high;
     var brand = u.get("brand");
-    var brandOk = brand !== null && brand.trim() !== "" && brand.length <= BRAND_MAX_CHARS;
-    if (brandOk && !/[\x00-\x1f\x7f-\x9f]/.test(brand)) state.chosen.brand = brand;
+    if (brand !== null && brandTaken(brand)) state.chosen.brand = brand;
     else if (brand) ignored.push("brand “" + brand + "”");
     var store = u.get("store_id");
     if (store !== null && UUID_RE.test(store)) state.chosen.store_id = store;
@@ -349,9 +360,15 @@
     var message = err && err.message ? err.message : res.statusText || "unexpected answer";
     if (res.status === 400) {
       var what = err && err.parameter ? describeParam(err.parameter) : "The search";
-      var dropped = err && err.parameter && state.chosen[err.parameter] !== undefined;
-      if (dropped) { delete state.chosen[err.parameter]; saveToUrl(); } // no control to correct it with
-      showError("That search can't run.", what + " " + message + "." + (dropped ? " It is left out from now on." : ""));
+      if (err && err.parameter && state.chosen[err.parameter] !== undefined) {
+        // A facet value has no control to correct it with: left out, said in the status, and the search run again
+        // without it (it showed the error alone, with no results, until something else changed).
+        state.linkNote += what + " “" + state.chosen[err.parameter] + "” " + message + ": left out. ";
+        delete state.chosen[err.parameter];
+        runSearch();
+        return;
+      }
+      showError("That search can't run.", what + " " + message + ".");
       if (err && err.parameter) markInvalid(err.parameter);
     } else if (res.status === 503) {
       var after = res.headers.get("Retry-After");
