@@ -57,6 +57,16 @@ def _titles(db_url: str, store: uuid.UUID) -> list[tuple[str, str]]:
         return [(sku, title) for sku, title in rows.fetchall()]
 
 
+def _products(db_url: str, store: uuid.UUID, fields: str) -> list[tuple[Any, ...]]:
+    """The store's listings by SKU: each SKU and the `fields` of its listing `sp` and product `p`."""
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(
+            f"SELECT sp.sku, {fields} FROM store_product sp JOIN product_master p ON p.id = sp.product_master_id "
+            "WHERE sp.store_id = %s ORDER BY sp.sku",
+            (store,),
+        ).fetchall()
+
+
 WINDOWS_WITH_MARK = BOM + "sku;name;price;quantity\r\nX1;Käse;3,49;2\r\n".encode("cp1252")
 
 
@@ -138,13 +148,7 @@ def test_a_line_break_in_a_name_or_brand_is_a_space(base: str, db_url: str) -> N
         json={"name": "Erste \n Zeile\tzwei", "brand": "A\nB", "description": "a\nb", "price": 1, "quantity": 1},
     )  # fmt: skip
     assert put.status_code == 200, put.text
-    with psycopg.connect(db_url) as conn:
-        products = conn.execute(
-            "SELECT sp.sku, sp.title, p.name, p.brand, p.description FROM store_product sp "
-            "JOIN product_master p ON p.id = sp.product_master_id WHERE sp.store_id = %s ORDER BY sp.sku",
-            (shop[0],),
-        ).fetchall()
-    assert products == [
+    assert _products(db_url, shop[0], "sp.title, p.name, p.brand, p.description") == [
         ("N1", "Name zweite Zeile", "Name zweite Zeile", "Bio Hof", "eins\r\nzwei"),
         ("N2", "Erste Zeile zwei", "Erste Zeile zwei", "A B", "a\nb"),
     ]
@@ -170,3 +174,20 @@ def test_a_gtin_refusal_says_how_a_renumbered_sku_takes_its_product_over(base: s
             "SELECT sku, is_active, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (shop[0],)
         ).fetchall()
     assert listed == [("N-001", True, 2)], listed  # the listing itself took the new SKU
+
+
+def test_a_gtin_kept_as_text_by_a_spreadsheet_reads_as_its_digits(base: str, db_url: str) -> None:
+    """A GTIN cell Excel keeps as text, `'5901234123457` or `="4000000000037"` (quoted or not), was ignored with
+    "a GTIN is 8 to 14 digits", though it holds 13 digits and a valid check digit."""
+    shop = _shop(db_url)
+    data = (
+        b'sku;gtin;name;price;quantity\nT1;\'5901234123457;Tee;1;1\nT2;="4000000000037";Kaffee;1;1\n'
+        b'T3;"=""4000000000044""";Kakao;1;1\n'
+    )
+    status = _import(base, db_url, shop, data)
+    assert (status["status"], status["error_rows"], status["noted_rows"]) == ("completed", 0, 0), status
+    assert _products(db_url, shop[0], "p.gtin") == [
+        ("T1", "05901234123457"),
+        ("T2", "04000000000037"),
+        ("T3", "04000000000044"),
+    ]

@@ -6,12 +6,24 @@ from __future__ import annotations
 import re
 from typing import Any
 
+_TEXT_MARKER = re.compile(r"'(.*)|=\"(.*)\"")  # '5901234123457, ="5901234123457": a spreadsheet's text cell
+
+
+def _cell(value: Any) -> str:
+    """A GTIN's text less spaces and hyphens, and less the marker that keeps a spreadsheet cell text (a leading `'`,
+    an `="…"` wrapper: Excel's way to keep leading zeros), which was read as a length problem."""
+    text = re.sub(r"[\s-]", "", str(value))
+    if marked := _TEXT_MARKER.fullmatch(text):
+        return marked[1] if marked[1] is not None else marked[2]
+    return text
+
 
 def gtin14(value: Any) -> str | None:
     """The GTIN in its normal form (14 digits, zero-padded) when it is a GTIN-8/12/13/14 with a valid check
-    digit, else None. Spaces and hyphens are ignored. GTINs are right-aligned numbers (GS1): 9 to 11 digits are
-    one whose leading zeros a spreadsheet dropped (UPC-A `036000291452` as `36000291452`)."""
-    text = re.sub(r"[\s-]", "", str(value))
+    digit, else None. Spaces, hyphens and a spreadsheet's text marker are ignored. GTINs are right-aligned
+    numbers (GS1): 9 to 11 digits are one whose leading zeros a spreadsheet dropped (UPC-A `036000291452` as
+    `36000291452`)."""
+    text = _cell(value)
     if not text.isascii() or not text.isdecimal() or not 8 <= len(text) <= 14:
         return None
     padded = text.zfill(14)
@@ -42,7 +54,7 @@ _POINT_ZERO = re.compile(r"(\d+)[.,]0+")  # 4044608329039.0, as pandas writes a 
 def digits_of_a_number(value: Any) -> str | None:
     """The digits of a GTIN written as a number that kept them all (`4.067829728481E+12`, `4044608329039.0`),
     else None: its check digit then decides, as for any other."""
-    text = re.sub(r"[\s-]", "", str(value))
+    text = _cell(value)
     if point_zero := _POINT_ZERO.fullmatch(text):
         return point_zero[1]
     if not (scientific := _SCIENTIFIC.fullmatch(text)):
@@ -54,7 +66,7 @@ def digits_of_a_number(value: Any) -> str | None:
 
 
 def why_not_a_gtin(value: Any) -> str:
-    text = re.sub(r"[\s-]", "", str(value))
+    text = _cell(value)
     if scientific := _SCIENTIFIC.fullmatch(text):
         kept, needed = 1 + len(scientific[2] or ""), 1 + int(scientific[3])
         if kept < needed and 8 <= needed <= 14:  # only here are a GTIN's digits known to be lost
