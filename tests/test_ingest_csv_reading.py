@@ -191,3 +191,24 @@ def test_a_gtin_kept_as_text_by_a_spreadsheet_reads_as_its_digits(base: str, db_
         ("T2", "04000000000037"),
         ("T3", "04000000000044"),
     ]
+
+
+def test_a_sku_in_scientific_notation_is_refused_saying_a_spreadsheet_changed_it(base: str, db_url: str) -> None:
+    """A sheet re-saved by Excel writes 4006381333948 as 4.00638E+12: the row made a new listing and product,
+    the real listing's stock was not updated, and two different SKUs were merged as a "duplicate"."""
+    shop = _shop(db_url)
+    first = _import(base, db_url, shop, b"sku,name,price,quantity\n4006381333948,Eins,1,1\n4006381333955,Zwei,1,1\n")
+    assert first["error_rows"] == 0, first
+    data = b'sku,name,price,quantity\n4.00638E+12,Eins,1,5\n4.00638E+12,Zwei,1,7\n"4,00638E+12",Zwei,1,7\n'
+    data += b"1.23457e+11,Drei,1,1\nA1E+5,X,1,1\n"
+    resaved = _import(base, db_url, shop, data)
+    assert (resaved["status"], resaved["duplicate_rows"], resaved["error_rows"]) == ("completed", 0, 4), resaved
+    errors = _errors(base, shop, resaved)
+    for sku in ("4.00638E+12", "4,00638E+12", "1.23457e+11"):
+        assert f"sku '{sku}' is in scientific notation: a spreadsheet changed it" in errors, errors
+    assert errors.count("format the sku column as text") == 4
+    with psycopg.connect(db_url) as conn:
+        listed = conn.execute(
+            "SELECT sku, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (shop[0],)
+        ).fetchall()
+    assert listed == [("4006381333948", 1), ("4006381333955", 1), ("A1E+5", 1)]  # only a SKU of letters is new

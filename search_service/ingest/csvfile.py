@@ -11,7 +11,6 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +46,11 @@ CHARSET_BY_CLI = "import it with its charset (--charset windows-1252)"
 _SEP_LINE = re.compile(r"sep=([^\"\r\n])\1*\s*", re.IGNORECASE)
 _BLANK_LINE = re.compile(r"[\s,;]*")  # a line without a cell: blank, or of separators only (`;;;`)
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape holds them
+_SCIENTIFIC = re.compile(r"\d[.,]\d+E\+\d{1,3}", re.IGNORECASE)  # 4006381333948 in Excel's General format
+_SKU_CHANGED = (
+    "is in scientific notation: a spreadsheet changed it (a number format keeps only some of its digits, and two "
+    "SKUs may read the same): format the sku column as text and export the file again"
+)
 
 
 class CsvError(ValueError):
@@ -139,13 +143,9 @@ def _row(
         row["sku"] = trim_invisible(row["sku"])
     if "quantity" not in row:  # an empty level is no level: a new listing went in out of stock, silently
         row["_error"] = "quantity is required: the cell is empty (write the stock level, 0 when there is none)"
+    if _SCIENTIFIC.fullmatch(row.get("sku", "")):  # mapped, it was another listing, or a "duplicate" of another SKU
+        row["_error"] = f"sku {row['sku']!r} {_SKU_CHANGED}"
     return row
-
-
-def iter_records(data: bytes) -> tuple[list[str], str, Iterator[list[str]]]:
-    """The header (lower-cased), the delimiter and the remaining records of a CSV file's bytes."""
-    opened = _records(data)
-    return opened.header, opened.delimiter, opened.reader
 
 
 @dataclass
