@@ -168,3 +168,40 @@ def test_a_write_without_a_gtin_keeps_the_listings_product_and_its_gtin(base: st
     ).json()["results"][0]  # fmt: skip
     assert batch["product_id"] == first["product_id"]
     assert _gtin_of_product(db_url, first["product_id"]) == "0" + RADIO
+
+
+def test_a_corrected_gtin_keeps_the_text_its_row_leaves_out(base: str, db_url: str) -> None:
+    """A new GTIN made the listing a product of the row alone: a corrected barcode without brand, description,
+    category and attributes lost them without a word (an absent field keeps the stored value), and the listing
+    left the brand's and the category's filters. The row's fields still win; the note says what was kept."""
+    a, b = _shop(db_url), _shop(db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        category = conn.execute(f"INSERT INTO category (name) VALUES ('Oat {uuid.uuid4().hex[:6]}') RETURNING id")
+        category_id = category.fetchone()[0]  # type: ignore[index]
+    text = {"brand": "Kiezbauer", "description": "Cremig, vegan", "category": category_id, "attributes": {"l": 1}}
+    old = _put(base, a, "R1", {"gtin": "4001234001005", "name": "Hafer 1 L", "price": 2.49, "quantity": 3, **text})
+    assert (
+        _put(base, b, "R1B", {"gtin": "4001234001005", "name": "Hafer", "price": 2, "quantity": 1}).status_code == 200
+    )
+    moved = _put(base, a, "R1", {"gtin": "4001234001012", "name": "Hafer 1 L", "price": 2.49, "quantity": 3})
+    assert moved.status_code == 200 and moved.json()["matched_by"] == "created", moved.text
+    assert moved.json()["notes"] == (
+        "brand, description, category, attributes kept from the product this listing left (gtin 04001234001005): "
+        "the row gives none; send them if this article's differ"
+    )
+    own = _put(base, a, "R1", {"gtin": "4001234001029", "name": "Hafer 1 L", "brand": "Neu", "price": 2, "quantity": 3})
+    assert "description, category, attributes kept" in own.json()["notes"], own.text
+    with psycopg.connect(db_url) as conn:
+        products = [
+            conn.execute(
+                "SELECT gtin, brand, description, category_id, attributes FROM product_master WHERE id = %s",
+                (answer.json()["product_id"],),
+            ).fetchone()
+            for answer in (old, moved, own)
+        ]
+    kept = ("Cremig, vegan", category_id, {"l": 1})
+    assert products == [
+        ("04001234001005", "Kiezbauer", *kept),  # the product left keeps its text (store B lists it)
+        ("04001234001012", "Kiezbauer", *kept),
+        ("04001234001029", "Neu", *kept),
+    ]

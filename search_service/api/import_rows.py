@@ -120,7 +120,8 @@ async def import_errors(rt: NamedDependency[Runtime], request: Request[Any, Any,
     summary="An import's rows mapped with notes, as CSV",
     description="The rows that were applied, but not all as written: a GTIN ignored (its check digit, scientific "
     "notation that lost digits), a category not found, a price rounded to cents, a price read with a decimal point "
-    "before three digits (`2.500` is 2.50; 2500 in German). Row number, note (several joined "
+    "before three digits (`2.500` is 2.50; 2500 in German), the brand, description or category a row left out kept "
+    "from the product a new GTIN moved its listing off. Row number, note (several joined "
     f"by `; `), {_CELLS} Their count is the status's `noted_rows`. 410 once `imports prune` deleted its rows.",
     tags=["ingest"],
     guards=[require_key("listings:write")],

@@ -29,7 +29,7 @@ from search_service.errortext import first_line
 from search_service.ingest.categories import Categories
 from search_service.ingest.clocks import is_stale
 from search_service.ingest.gtins import gtin14
-from search_service.ingest.kept_text import note_kept_text
+from search_service.ingest.kept_text import carry_former_text, note_kept_text
 from search_service.ingest.listed_as import listed_otherwise, retired_and_listed
 from search_service.ingest.rows import Rejected, ValidRow, trimmed, validate
 
@@ -56,6 +56,7 @@ class _Plan:
     deletes: list[ValidRow] = field(default_factory=list)
     new_by_gtin: dict[str, UUID] = field(default_factory=dict)  # the products the round gives a GTIN, by GTIN
     adopt: list[tuple[str, UUID]] = field(default_factory=list)  # (sku, product): a SKU-less listing takes the SKU
+    former: dict[UUID, UUID] = field(default_factory=dict)  # a new product → the one its listing leaves (a new GTIN)
 
 
 async def _run(conn: Any, name: str, **params: Any) -> list[Any]:
@@ -196,7 +197,7 @@ def _decide(
     category_id = categories.resolve(row)
     if row.quantity is None:  # an upsert without a level keeps the listing's (read under the store lock)
         row.quantity = look["listing_quantity"] or 0
-    chosen = _product_for(row, look, category_id, plan, claimed, earlier)
+    chosen = _product_for(row, look, category_id, plan, earlier)
     if isinstance(chosen, RowResult):
         return chosen
     product, matched_by = chosen
@@ -228,7 +229,7 @@ def _plan_product(
 
 
 def _product_for(
-    row: ValidRow, look: Any, category_id: int | None, plan: _Plan, claimed: dict[UUID, str], earlier: set[str]
+    row: ValidRow, look: Any, category_id: int | None, plan: _Plan, earlier: set[str]
 ) -> tuple[UUID, str] | RowResult:
     """The product an upsert's listing goes to and how it was matched, or the row's outcome when it cannot go."""
     if row.gtin and look["gtin_product"] is not None:
@@ -248,7 +249,7 @@ def _product_for(
         return look["listing_product"], "sku"
     if not row.name:
         return RowResult("rejected", "name is required for a new sku")
-    return _new_product(row, category_id, plan, claimed)
+    return _new_product(row, category_id, plan, look["listing_product"])
 
 
 def _names_another_product(row: ValidRow, look: Any) -> bool:
@@ -274,11 +275,14 @@ def _gtin_of_listing(row: ValidRow, look: Any) -> None:
         row.gtin = None
 
 
-def _new_product(row: ValidRow, category_id: int | None, plan: _Plan, claimed: dict[UUID, str]) -> tuple[UUID, str]:
+def _new_product(row: ValidRow, category_id: int | None, plan: _Plan, former: UUID | None) -> tuple[UUID, str]:
+    """`former`: the product of the row's listing, which its new GTIN moves to this one (None: a new SKU)."""
     if row.gtin and row.gtin in plan.new_by_gtin:  # two new SKUs of one round with one new GTIN: the first's
         return plan.new_by_gtin[row.gtin], "gtin"
     product = uuid.uuid4()
     plan.new_products.append((product, row, category_id))
+    if former is not None:
+        plan.former[product] = former
     if row.gtin:
         plan.new_by_gtin[row.gtin] = product
     return product, "created"
@@ -348,6 +352,8 @@ async def _update_products(conn: Any, plan: _Plan) -> None:
 async def _insert_products(
     conn: Any, plan: _Plan, results: dict[int, RowResult], valid: list[tuple[int, ValidRow]]
 ) -> None:
+    if plan.former:  # what the rows of moved listings leave out, their former product keeps for them
+        plan.new_products = await carry_former_text(conn, plan.new_products, plan.former)
     ids, rows, cats = zip(*plan.new_products, strict=True)
     inserted = await _run(
         conn,

@@ -115,6 +115,13 @@ FROM (
 ) d
 WHERE d.brand OR d.description OR d.category OR d.attributes;
 
+-- name: former_text
+-- params: ids uuid[]
+-- The products listings leave for a new product of their new GTIN (a barcode corrected): the text their rows leave
+-- out is carried over to it (kept_text.carry_former_text), as an absent field keeps the stored value.
+SELECT id, gtin, brand, description, category_id, nullif(attributes, '{}'::jsonb)::text AS attributes
+FROM product_master WHERE id = ANY(:ids::uuid[]);
+
 -- name: adopt_listings
 -- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],
 --    quantities int[], actives bool[], updated_ats timestamptz[], versions bigint[], catalog_versions bigint[]
