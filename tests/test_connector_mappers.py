@@ -9,6 +9,7 @@ import hmac
 import json
 import time
 import uuid
+from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
@@ -25,6 +26,7 @@ from search_service.ingest.connectors.common import (
     stock_level,
 )
 from search_service.ingest.connectors.http import parse_retry_after
+from search_service.ingest.rows import Rejected, validate
 from search_service.ingest.sources import IncomingRequest, SignatureError
 from search_service.ingest.stores import Connection
 from tests.connector_helpers import BOX
@@ -308,6 +310,17 @@ def test_shopify_both_secrets_are_valid_during_a_rotation_and_a_wrong_one_is_401
     tampered = SHOPIFY_PRODUCT.replace(b"3.49", b"0.01")
     with pytest.raises(WebhookRejected):
         shopify.verify_webhook(_shopify_headers(SHOPIFY_PRODUCT, "products/update"), tampered, ["new-secret"])
+
+
+def test_a_vendors_price_text_that_is_no_plain_number_goes_to_ingest_as_sent() -> None:
+    """Erply's `priceWithVat: "5,49"` was dropped (no plain number), and the row refused as "price is required",
+    its name change with it: ingest reads the decimal comma, and names a price it cannot read."""
+    assert [price_text(v) for v in ("5,49", " abc ", "", "  ", None, {"amount": 1})] == ["5,49", "abc"] + [None] * 4
+    assert validate({"op": "upsert", "sku": "1026", "name": "Renamed", "price": price_text("5,49")}).price == Decimal(
+        "5.49"
+    )
+    with pytest.raises(Rejected, match="price 'abc'"):
+        validate({"op": "upsert", "sku": "1026", "name": "Renamed", "price": price_text("abc")})
 
 
 def test_a_vendors_price_past_cents_rounds_half_up_as_ingest_does() -> None:

@@ -233,10 +233,11 @@ def level_fields(value: Any) -> Row:
 
 def price_text(value: Any) -> str | None:
     """The price in cents, half up as ingest rounds a listing's price. A negative price, or one past what a listing
-    holds, goes as sent: ingest rejects that row with its reason (quantizing 1e26 raised and failed the whole page)."""
+    holds, goes as sent: ingest rejects that row with its reason (quantizing 1e26 raised and failed the whole page);
+    so does text that is no plain number (it was dropped, and the row refused as "price is required")."""
     number = to_decimal(value)
-    if number is None:
-        return None
+    if number is None:  # text it cannot read (`5,49`) goes as sent: ingest reads it, or names it refusing it
+        return (value.strip()[:40] or None) if isinstance(value, str) else None
     if number < 0 or number > MAX_PRICE:  # written out: ingest refuses text in scientific notation ('1E+26') as a
         # spreadsheet's lost digits, which no store could mend in its POS; within 30 digits (1e999999 is a megabyte)
         return format(max(min(number, OUT_OF_RANGE), -OUT_OF_RANGE), "f")
