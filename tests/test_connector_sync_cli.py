@@ -142,6 +142,9 @@ def test_sync_keeps_the_wait_the_vendor_asked_for_and_connections_list_shows_it(
     r_fake.server.flaky.every, r_fake.server.flaky.faults, r_fake.server.flaky.retry_after = 1, ("429",), "120"
     first = cli(fresh_db_url, "sync", str(cid))
     assert first.returncode == 1 and "120s" in first.stderr, first.stderr
+    # it said "RateLimited: HTTP 429: the vendor asks to wait 120s": a class name, and no request named
+    assert re.search(r"rate-limited by the vendor: GET /API/V3/Account/\d+/\w+\.json: HTTP 429", first.stderr)
+    assert "RateLimited" not in first.stderr and "(the next sync waits for it)" in first.stderr
     asked = len(r_fake.server.requests)
     again = cli(fresh_db_url, "sync", str(cid))
     last = again.stderr.strip().splitlines()[-1]

@@ -196,7 +196,7 @@ class VendorHTTP:
 
     def _wait(self, seconds: float, why: str) -> None:
         if seconds > self.policy.max_delay_s:
-            raise RateLimited(f"{why}: the vendor asks to wait {seconds:.0f}s", seconds)
+            raise RateLimited(f"{why}: the vendor asks to wait {seconds:.0f}s (the next sync waits for it)", seconds)
         self.retries += 1
         self.sleep(seconds)
 
@@ -239,7 +239,7 @@ class VendorHTTP:
                 last, asked = str(exc), exc.wait_s
                 delay = exc.wait_s if exc.wait_s is not None else backoff_delay(attempt, self.policy)
             if attempt + 1 < self.policy.attempts:
-                self._wait(delay, last)
+                self._wait(delay, f"{self._asked_for(method, path, kwargs)}: {last}")  # a wait too long names both
                 waited += delay
         waits = f" ({waited:.1f} s waited)" if waited >= 0.05 else ""  # what a give-up cost, as a vendor block asks
         gave_up = f"gave up after {self.policy.attempts} attempts{waits}"

@@ -269,6 +269,8 @@ def failure_message(spec: ConnectionSpec, exc: Exception) -> str:
     if isinstance(exc, ConnectionError_):
         fix = f": update it with `plinqy-search connections update {spec.id} {exc.option}`" if exc.option else ""
         return f"{exc}{fix}"
+    if isinstance(exc, RateLimited):  # not its class's name: what it is
+        return f"rate-limited by the vendor: {exc}"
     if not (isinstance(exc, VendorError) and exc.status in (401, 403)):
         return f"{type(exc).__name__}: {exc}"
     hint = {401: ": token wrong or revoked", 403: ": the token lacks an access this sync needs"}[exc.status]
