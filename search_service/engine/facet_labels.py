@@ -101,6 +101,8 @@ class ProductLabels:
         self.horizon: dt.datetime | None = None  # the write horizon read before the last snapshot (vectors.py)
         self.loaded = False
         self._inactive: np.ndarray | None = None  # inactive_keys, until the next write
+        self.version = 0  # one more at each write: what a cache of the labels (facet_vectors.inactive_rows) keys on
+        self.inactive_rows: tuple[Any, ...] | None = None  # that cache: (version, vector view, its n, rows)
 
     def __len__(self) -> int:
         return self.n
@@ -167,7 +169,7 @@ class ProductLabels:
         self.category[rows] = [NO_CATEGORY if r["category_id"] is None else r["category_id"] for r in records]
         self.brand[rows] = [self.brand_code(r["brand"], r["lower_brand"]) for r in records]
         self.active[rows] = [bool(r["is_active"]) for r in records]
-        self._inactive = None
+        self._inactive, self.version = None, self.version + 1
         newest = max(r["updated_at"] for r in records)
         if self.watermark is None or newest > self.watermark:
             self.watermark = newest

@@ -187,10 +187,12 @@ async def _ranked_rows(
 
 
 def _active(rows: np.ndarray, inactive: np.ndarray | None) -> np.ndarray:
-    """Which of the copy's `rows` are not among `inactive`'s."""
-    if inactive is None:
+    """Which of the copy's `rows` are not among `inactive`'s (sorted: a binary search each, where np.isin took
+    ~195 ms for 1,001 rows among 100k inactive)."""
+    if inactive is None or len(inactive) == 0:
         return np.ones(len(rows), dtype=bool)
-    return ~np.isin(rows, inactive)
+    at = np.minimum(np.searchsorted(inactive, rows), len(inactive) - 1)
+    return inactive[at] != rows
 
 
 def inactive_rows(labels: ProductLabels | None, vectors: VectorCache | None) -> np.ndarray | None:
@@ -201,8 +203,14 @@ def inactive_rows(labels: ProductLabels | None, vectors: VectorCache | None) -> 
     keys = labels.inactive_keys()
     if len(keys) == 0:
         return None
-    rows = vectors._view.index.find(vectors._view.key, vectors._view.n, keys)
-    return np.sort(rows[rows >= 0]) if np.any(rows >= 0) else None
+    view = vectors._view
+    cached = labels.inactive_rows
+    if cached is not None and cached[0] == labels.version and cached[1] is view and cached[2] == view.n:
+        return cached[3]  # found once per write of either: 13 ms for 100 keys among 1M, 310 ms for 100k
+    rows = view.index.find(view.key, view.n, keys)
+    found = np.sort(rows[rows >= 0]) if np.any(rows >= 0) else None
+    labels.inactive_rows = (labels.version, view, view.n, found)
+    return found
 
 
 async def _settled(
