@@ -88,7 +88,7 @@ def webhook_connection(conn: psycopg.Connection, settings: Settings, store_id: u
 def signed(secret: str, body: bytes, msg_id: str | None = None, at: datetime | None = None) -> dict[str, str]:
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     at = at or datetime.now(UTC)
-    signature = Webhook(secret).sign(msg_id, at, body.decode())
+    signature = Webhook(secret).sign(msg_id, at, body)  # byte for byte: a body that is not UTF-8 too
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(at.timestamp())),

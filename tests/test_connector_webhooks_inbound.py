@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -218,6 +219,33 @@ def test_a_body_nested_past_the_parsers_depth_is_a_400_for_every_pos(db: psycopg
             response = client.post(f"/v1/ingest/{cid}", content=body, headers=headers)
             assert response.status_code == 400, (cid, response.text[:300])
             assert "nested too deeply" in response.text and "Traceback" not in response.text
+
+
+def test_a_lone_surrogate_or_nan_in_a_pos_delivery_is_a_400_saying_so(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """h05 D1: the POS sources read their bodies with the `webhook` source's `load_json`: a signed Shopify product
+    or X-Series `payload` whose title held `\\ud800` alone answered 500 (its row could not be stored) and the
+    vendor retried it. A 400 saying which field holds what, as for NaN, nothing stored."""
+    store = make_store(db, "Shop", 52.36, 4.88)
+    shopify = make_connection(db, store, "shopify", LOCATION, "http://127.0.0.1:9", {"shop": SHOP}, secret="app-secret")
+    x = make_connection(db, store, "lightspeed-x", "outlet-1", "http://127.0.0.1:9", {"domain_prefix": "s"}, "x-secret")
+    product = '{"id":7,"title":"Caf\\udce9","variants":[{"id":8,"title":"Default Title","price":"8.50",' \
+        '"inventory_item_id":9,"sku":"S1"}]}'  # fmt: skip
+    x_body = ("type=product.update&payload=" + quote('{"id":"p1","name":"Caf\\udce9","sku":"X1"}')).encode()
+    x_signature = hmac.new(b"x-secret", x_body, hashlib.sha256).hexdigest()
+    x_headers = {"Content-Type": "application/x-www-form-urlencoded",
+                 "X-Signature": f"signature={x_signature},algorithm=HMAC-SHA256"}  # fmt: skip
+    nan = '{"id":7,"title":"T","variants":[{"id":8,"price":NaN,"inventory_item_id":9,"sku":"S1"}]}'
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        for cid, headers, body, says in (
+            (shopify, *shopify_delivery(product.encode(), "products/update", "ev-1"), "title holds half of a UTF-16"),
+            (x, x_headers, x_body, "name holds half of a UTF-16 surrogate pair"),
+            (shopify, *shopify_delivery(nan.encode(), "products/update", "ev-2"), "variants[0].price must be a finite"),
+        ):
+            response = client.post(f"/v1/ingest/{cid}", content=body, headers=headers)
+            assert response.status_code == 400 and says in response.json()["error"]["message"], response.text[:300]
+    assert db.execute("SELECT count(*) FROM import_batch WHERE store_id = %s", (store,)).fetchone() == (0,)
 
 
 def _variant(item: int, **fields: object) -> dict[str, object]:

@@ -663,6 +663,90 @@ def test_a_listings_upsert_row_naming_another_op_is_rejected_saying_op_is_not_re
     assert "send a stock change as stock.set" in reason
 
 
+def deliver(base: str, connection: uuid.UUID, secret: str, body: bytes) -> httpx.Response:
+    return httpx.post(f"{base}/v1/ingest/{connection}", content=body, headers=signed(secret, body))
+
+
+HALF = "holds half of a UTF-16 surrogate pair (an escape such as \\ud800 alone), which is no character"
+NOT_FINITE = "must be a finite number (NaN, Infinity and -Infinity are no JSON numbers)"
+TOO_BIG = "must be a finite number (this one is out of range)"
+LISTING = b'"name":"n","price":"3","quantity":1'
+
+
+@pytest.mark.parametrize(
+    ("body", "parameter", "message"),
+    [
+        (b'{"type":"listing.upsert","data":{"sku":"A","name":"lone \\ud800 surrogate","price":"3","quantity":1}}',
+         "data.name", HALF),
+        (b'{"type":"stock.set","data":{"sku":"H05-\\udfff","quantity":1}}', "data.sku", HALF),
+        (b'{"type":"listing.upsert","data":{"sku":"A",' + LISTING + b',"attributes":{"\\ud83d":"x"}}}',
+         "data.attributes.\\ud83d", HALF),
+        (b'{"type":"listings.upsert","data":[{"sku":"A",' + LISTING + b'},{"sku":"B","name":"\\udc00"}]}',
+         "data[1].name", HALF),
+        (b'{"type":"stock.set","data":{"sku":"A","quantity":NaN,"price":"4.00"}}', "data.quantity", NOT_FINITE),
+        (b'{"type":"listing.upsert","data":{"sku":"A","name":"n","price":"2","quantity":Infinity}}',
+         "data.quantity", NOT_FINITE),
+        (b'{"type":"stock.set","data":{"sku":"A","quantity":-Infinity,"price":"3.00"}}', "data.quantity", NOT_FINITE),
+        (b'{"type":"stock.set","data":{"sku":"A","price":1e400}}', "data.price", TOO_BIG),
+        (b'{"type":"listings.upsert","data":[{"sku":"A",' + LISTING + b'},{"sku":"B","price":-1e400}]}',
+         "data[1].price", TOO_BIG),
+    ],
+)  # fmt: skip
+def test_a_delivery_holding_what_cannot_be_stored_as_sent_is_a_400_naming_the_field(
+    base: str, settings: Settings, conn: psycopg.Connection, body: bytes, parameter: str, message: str
+) -> None:
+    """h05 D1, D2: a lone surrogate escape answered 500 (its row could not be encoded to be stored) and lost the whole
+    delivery; `NaN`, `Infinity` and `1e400` were stored as null, and the row read as if the field were not sent
+    (a new listing with quantity 0, a price "required"). The write API refuses them: so does a delivery, naming
+    the field, nothing stored."""
+    store = new_store(conn)
+    connection, secret = webhook_connection(conn, settings, store)
+    answer = deliver(base, connection, secret, body)
+    assert (answer.status_code, answer.json()["error"]) == (400, {"parameter": parameter, "message": message})
+    assert conn.execute("SELECT count(*) FROM import_batch WHERE store_id = %s", (store,)).fetchone() == (0,)
+
+
+def test_a_surrogate_pair_in_a_delivery_is_one_character_stored_as_sent(
+    base: str, db_url: str, settings: Settings, conn: psycopg.Connection
+) -> None:
+    store = new_store(conn)
+    connection, secret = webhook_connection(conn, settings, store)
+    body = b'{"type":"listing.upsert","data":{"sku":"TEA","name":"Tea \\ud83c\\udf75","price":"3","quantity":1}}'
+    accepted = deliver(base, connection, secret, body)
+    assert accepted.status_code == 202, accepted.text
+    drain_imports(db_url)
+    stored = conn.execute(
+        "SELECT status, payload->>'name' FROM imported_product_raw WHERE import_batch_id = %s",
+        (accepted.json()["batch_id"],),
+    ).fetchall()
+    assert stored == [("mapped", "Tea \U0001f375")]
+
+
+@pytest.mark.parametrize(
+    ("body", "parameter", "message"),
+    [
+        (b'{"type":"stock.set","data":{"sku":"A","quantity":5}', "body",
+         "the body is not valid JSON: it ends too early"),
+        (b'{"type":"stock.set","data":{"sku":"A","quantity":5}} x', "body",
+         "the body is not valid JSON: trailing characters near byte 54"),
+        (b'{"type":"stock.set","data":{"sku":"\xff"}}', "body",
+         "the body is not valid JSON: it is not UTF-8 (JSON is UTF-8 whatever the charset says)"),
+        ('{"type":"stock.set","data":{"sku":"A","quantity":5}}'.encode("utf-16"), "body",
+         "the body is not valid JSON: invalid character near byte 0"),
+        (b'{"type":"stock.set","data":{"sku":"A","quantity":1' + b"0" * 5000 + b"}}", "data.quantity", TOO_BIG),
+    ],
+)  # fmt: skip
+def test_an_unreadable_delivery_says_why_and_where_as_the_listing_api_does(
+    base: str, settings: Settings, conn: psycopg.Connection, body: bytes, parameter: str, message: str
+) -> None:
+    """h05 D5: each answered only "the body is not valid JSON", the 5,001-digit quantity too (valid JSON, past
+    Python's int limit); a UTF-16 body was read, though JSON is UTF-8."""
+    store = new_store(conn)
+    connection, secret = webhook_connection(conn, settings, store)
+    answer = deliver(base, connection, secret, body)
+    assert (answer.status_code, answer.json()["error"]) == (400, {"parameter": parameter, "message": message})
+
+
 def test_rate_limit_answers_429_with_retry_after(db_url: str, tmp_path: Path, conn: psycopg.Connection) -> None:
     store = new_store(conn)
     key = store_key(conn, store, "listings:write")

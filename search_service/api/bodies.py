@@ -18,8 +18,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 import re
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -31,55 +29,8 @@ from litestar.exceptions import HTTPException, SerializationException
 from litestar.handlers.base import BaseRouteHandler
 
 from search_service.api.params import EMPTY_BODY, BadParameter
+from search_service.ingest.json_faults import OUT_OF_RANGE, not_json, out_of_range_field
 from search_service.ingest.sources import collector_paused
-
-_OUT_OF_RANGE = object()
-
-
-def _float_or_marker(text: str) -> Any:
-    value = float(text)
-    return _OUT_OF_RANGE if math.isinf(value) else value
-
-
-def _path_of(value: Any, path: str) -> str | None:
-    if value is _OUT_OF_RANGE:
-        return path
-    children: Any = ()
-    if isinstance(value, dict):
-        children = ((f"{path}.{key}" if path else str(key), child) for key, child in value.items())
-    elif isinstance(value, list):
-        children = ((f"{path}[{i}]", child) for i, child in enumerate(value))
-    for child_path, child in children:
-        found = _path_of(child, child_path)
-        if found is not None:
-            return found
-    return None
-
-
-def out_of_range_field(body: bytes) -> str | None:
-    """The path of the first number in this JSON body too large for a float (`price`, `items[3].price`), if any."""
-    try:
-        parsed = json.loads(body, parse_float=_float_or_marker, parse_constant=float)
-    except (ValueError, RecursionError):
-        return None
-    return _path_of(parsed, "")
-
-
-_MALFORMED = re.compile(r"JSON is malformed: (?P<what>.+) \(byte (?P<at>\d+)\)")
-_DECODE_FAULTS = {  # msgspec's words, and the API's
-    "Input data was truncated": "it ends too early",
-    "Invalid UTF-8 encoded string": "it is not UTF-8 (JSON is UTF-8 whatever the charset says)",
-}
-
-
-def not_json(decoder_message: str) -> str:
-    """A body the decoder refused, in the API's words (as the signed-delivery route says it), where it failed."""
-    malformed = _MALFORMED.fullmatch(decoder_message)
-    if malformed:
-        return f"the body is not valid JSON: {malformed['what']} near byte {malformed['at']}"
-    fault = _DECODE_FAULTS.get(decoder_message)
-    return f"the body is not valid JSON: {fault}" if fault else f"the body is not valid JSON ({decoder_message})"
-
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 
@@ -177,7 +128,7 @@ class PlinqyRequest(Request[Any, Any, Any]):
         except SerializationException as exc:
             field = out_of_range_field(await self.body())
             if field:
-                raise BadParameter(field, "must be a finite number (this one is out of range)") from None
+                raise BadParameter(field, OUT_OF_RANGE) from None
             raise BadParameter("body", not_json(exc.detail)) from None
         except RecursionError:
             raise BadParameter(None, "the JSON body is nested too deeply") from None

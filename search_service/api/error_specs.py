@@ -121,7 +121,12 @@ DELIVERY_RESPONSES = {
         examples=[Example(summary="duplicate", value={"batch_id": EXAMPLE_BATCH, "duplicate": True})],
     ),
     # the `webhook` source's words; a POS connector's source words its own (ingest/connectors)
-    400: error_spec(400, "body", webhooks.NOT_JSON, "A body the connection's source cannot read."),
+    400: error_spec(
+        400,
+        "body",
+        "the body is not valid JSON: it ends too early",
+        "A body the connection's source cannot read: why, and where (a byte, or the field: `data.quantity`).",
+    ),
     401: error_spec(401, None, webhooks.BAD_SIGNATURE, "Not signed by the secret."),
     404: error_spec(404, "connection_id", "no enabled connection with this id", UNKNOWN_CONNECTION),
     **STALLED,

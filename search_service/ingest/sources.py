@@ -21,11 +21,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import math
+import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from search_service.db.secretbox import SecretBox
+from search_service.ingest.json_faults import NOT_A_CHARACTER, NotJson, half_surrogate_field, why_not_json
 from search_service.ingest.stores import Connection
 
 
@@ -69,13 +72,39 @@ def collector_paused(size: int) -> Iterator[None]:
 
 
 def load_json(text: bytes | str, **options: Any) -> Any:
-    """`json.loads`, a document nested past the parser's depth a `NestedTooDeeply` (its RecursionError answered
-    500 with a traceback, before any signature check where the signature is inside the body)."""
+    """`json.loads`, held to what can be stored as it was sent, as the write API is: `NaN`, `Infinity`, a number
+    out of range (`1e400`, read as inf) and a string holding half a UTF-16 surrogate pair (`\\ud800`) are refused
+    (a `NotJson`, a ValueError saying why and naming the field; every other fault in msgspec's words, with the
+    byte). Stored, the first three became null (a quantity sent read as none) and the last was a 500. A document
+    nested past the parser's depth is a `NestedTooDeeply` (its RecursionError answered 500 with a traceback, before
+    any signature check where the signature is inside the body)."""
     try:
+        # JSON is UTF-8: json.loads read UTF-16 too, and UTF-8's encoded surrogates (surrogatepass)
+        decoded = text.decode() if isinstance(text, bytes) else text
         with collector_paused(len(text)):
-            return json.loads(text, **options)
+            value = json.loads(decoded, parse_constant=_refuse, **{"parse_float": _finite, **options})
     except RecursionError:
         raise NestedTooDeeply("nested too deeply") from None
+    except ValueError:  # a UnicodeDecodeError, a 5,000-digit number, NaN or 1e400 too
+        raise why_not_json(text) from None
+    if _ESCAPED_SURROGATE.search(decoded) and (field := half_surrogate_field(value)) is not None:
+        raise NotJson(NOT_A_CHARACTER, field)
+    return value
+
+
+# What a lone surrogate is read from (an escape, or in a str one itself): only a document holding one is searched.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+
+
+def _refuse(constant: str) -> Any:
+    raise ValueError(f"{constant} is no JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("out of range")
+    return value
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 from standardwebhooks import Webhook
 
 from search_service.db.secretbox import SecretBox
+from search_service.ingest.json_faults import NotJson
 from search_service.ingest.sources import (
     Delivery,
     IncomingRequest,
@@ -31,7 +32,6 @@ _EACH_ROW = {"upsert": "an upsert", "delete": "a delete", "stock": "a stock chan
 MAX_ITEMS = 1000
 # Its answers (401, 400, 415), as the OpenAPI shows them too (api/error_specs.py).
 BAD_SIGNATURE = "the webhook signature is missing, wrong, or its timestamp is more than 5 minutes off"
-NOT_JSON = "the body is not valid JSON"
 JSON_ONLY = "a webhook body must be application/json"
 
 
@@ -68,8 +68,8 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
         message = load_json(body)
     except NestedTooDeeply:
         raise PayloadError("the body is nested too deeply to be a listing") from None
-    except (ValueError, UnicodeDecodeError):
-        raise PayloadError(NOT_JSON) from None
+    except NotJson as exc:  # why and where, as the write API says it; NaN or a lone surrogate named by field
+        raise PayloadError(exc.message, exc.path or "body") from None
     if not isinstance(message, dict) or message.get("type") not in EVENT_OPS:
         raise PayloadError(f"type must be one of {', '.join(EVENT_OPS)}", "type")
     op, data = EVENT_OPS[message["type"]], message.get("data")

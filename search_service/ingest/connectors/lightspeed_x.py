@@ -170,8 +170,8 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
         payload = load_json(raw_payload, parse_float=Decimal)
     except NestedTooDeeply:
         raise WebhookRejected("the form field `payload` is nested too deeply", 400) from None
-    except ValueError:
-        raise WebhookRejected("the form field `payload` is not JSON", 400) from None
+    except ValueError as exc:  # load_json's NotJson: why and where (NaN, a lone surrogate: a 500 or stored as null)
+        raise WebhookRejected(f"the form field `payload` is refused: {exc}", 400) from None
     if not isinstance(payload, dict):
         raise WebhookRejected("the form field `payload` is not an object", 400)
     # No delivery id at X-Series: the payload's hash identifies a retried delivery.

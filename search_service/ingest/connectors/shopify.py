@@ -255,8 +255,8 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
         payload = load_json(body, parse_float=Decimal)  # ints stay exact beyond 2^53
     except NestedTooDeeply:
         raise WebhookRejected("the body is nested too deeply", 400) from None
-    except ValueError:
-        raise WebhookRejected("the body is not JSON", 400) from None
+    except ValueError as exc:  # load_json's NotJson: why and where (NaN, a lone surrogate: a 500 or stored as null)
+        raise WebhookRejected(str(exc), 400) from None
     if not isinstance(payload, dict):
         raise WebhookRejected("the body is not a JSON object", 400)
     delivery_id = f"shopify:{event_id}:{topic}"

@@ -1,0 +1,122 @@
+"""What is wrong with a JSON text, said as the write API says it: why and where (msgspec's words made the API's),
+the field of a number out of range, the field of a string holding half a UTF-16 surrogate pair. Shared by the
+API's request class (`api/bodies.py`) and the signed deliveries' reader (`sources.load_json`), so both say it
+alike."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+OUT_OF_RANGE = "must be a finite number (this one is out of range)"
+NOT_A_NUMBER = "must be a finite number (NaN, Infinity and -Infinity are no JSON numbers)"
+NOT_A_CHARACTER = "holds half of a UTF-16 surrogate pair (an escape such as \\ud800 alone), which is no character"
+_OUT_OF_RANGE = object()
+
+
+class NotJson(ValueError):
+    """A JSON text refused: `message` says why (and where, as a byte); `path` names the field, None the body."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message if path is None else f"{path} {message}")
+        self.message, self.path = message, path
+
+
+def _float_or_marker(text: str) -> Any:
+    value = float(text)
+    return _OUT_OF_RANGE if math.isinf(value) else value
+
+
+def _int_or_marker(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:  # past Python's 4,300 digits
+        return _OUT_OF_RANGE
+
+
+def _path_of(value: Any, path: str, found: Callable[[Any], bool]) -> str | None:
+    """The path (`price`, `items[3].price`, `data.name`) of the first key or value `found` says is it, if any."""
+    if found(value):
+        return path
+    children: Any = ()
+    if isinstance(value, dict):
+        children = ((f"{path}.{_spelled(key)}" if path else _spelled(key), key, child) for key, child in value.items())
+    elif isinstance(value, list):
+        children = ((f"{path}[{i}]", None, child) for i, child in enumerate(value))
+    for child_path, key, child in children:
+        if key is not None and found(key):
+            return child_path
+        if (inside := _path_of(child, child_path, found)) is not None:
+            return inside
+    return None
+
+
+def _spelled(key: Any) -> str:
+    return str(key).encode("utf-8", "backslashreplace").decode()  # a lone surrogate as its escape
+
+
+def out_of_range_field(body: bytes | str) -> str | None:
+    """The path of the first number in this JSON body too large for a float (`1e309`) or an int (5,000 digits)."""
+    return _marked_field(body, parse_float=_float_or_marker, parse_int=_int_or_marker, parse_constant=float)
+
+
+def constant_field(body: bytes | str) -> str | None:
+    """The path of the first `NaN`, `Infinity` or `-Infinity` in this body (json.loads reads them; JSON has none)."""
+    return _marked_field(body, parse_constant=lambda _: _OUT_OF_RANGE)
+
+
+def _marked_field(body: bytes | str, **hooks: Any) -> str | None:
+    try:
+        parsed = json.loads(body, **hooks)
+    except (ValueError, RecursionError):
+        return None
+    return _path_of(parsed, "", lambda value: value is _OUT_OF_RANGE)
+
+
+def half_surrogate(text: str) -> bool:
+    return isinstance(text, str) and not text.isascii() and _SURROGATE.search(text) is not None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def half_surrogate_field(value: Any) -> str | None:
+    """The path of the first key or string holding a lone surrogate (json.loads reads `\\ud800` into one, and no
+    UTF-8 text, PostgreSQL's included, can hold it)."""
+    return _path_of(value, "", half_surrogate)
+
+
+_MALFORMED = re.compile(r"JSON is malformed: (?P<what>.+) \(byte (?P<at>\d+)\)")
+_DECODE_FAULTS = {  # msgspec's words, and the API's
+    "Input data was truncated": "it ends too early",
+    "Invalid UTF-8 encoded string": "it is not UTF-8 (JSON is UTF-8 whatever the charset says)",
+}
+
+
+def not_json(decoder_message: str) -> str:
+    """A body the decoder refused, in the API's words (as the signed-delivery route says it), where it failed."""
+    malformed = _MALFORMED.fullmatch(decoder_message)
+    if malformed:
+        return f"the body is not valid JSON: {malformed['what']} near byte {malformed['at']}"
+    fault = _DECODE_FAULTS.get(decoder_message)
+    return f"the body is not valid JSON: {fault}" if fault else f"the body is not valid JSON ({decoder_message})"
+
+
+def why_not_json(text: bytes | str) -> NotJson:
+    """Why a text json.loads refused (or read into what cannot be stored: `NaN`, `1e400`) is no JSON a listing can
+    be read from: a number out of range, naming its field, or msgspec's words for where the text goes wrong."""
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if (field := constant_field(data)) is not None:
+        return NotJson(NOT_A_NUMBER, field)
+    if (field := out_of_range_field(data)) is not None:
+        return NotJson(OUT_OF_RANGE, field)
+    try:
+        msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:  # its ValidationError too ("Integer value out of range", past its range)
+        return NotJson(not_json(str(exc)))
+    return NotJson("the body is not valid JSON")  # json.loads refused what msgspec reads (none is known)
