@@ -359,7 +359,14 @@ def test_a_signed_sender_cannot_set_the_pipelines_own_keys_nor_fail_with_a_500(
     assert httpx.post(url, content=body, headers=signed(secret, body)).status_code == 202
     drain_imports(db_url)
     listed = httpx.get(f"{base}/v1/stores/{store}/listings/w1", headers=bearer(key))
-    assert listed.status_code == 200, listed.text  # mapped, not rejected with the sender's reason
+    assert listed.status_code == 404, listed.text  # a field no row takes rejects its row (as the listing API's 400)
+    with psycopg.connect(db_url) as conn:
+        reason = conn.execute(
+            "SELECT r.error FROM imported_product_raw r JOIN import_batch b ON b.id = r.import_batch_id "
+            "WHERE b.store_id = %s",
+            (store,),
+        ).fetchone()
+    assert reason is not None and reason[0].startswith('unknown field "_error": '), reason  # not the sender's reason
     long_id = signed(secret, body, msg_id="m" * 9000)  # past the dedup index's key: a 500
     assert _error(httpx.post(url, content=body, headers=long_id))[:2] == (400, "webhook-id")
     deep = b'{"type": "listing.upsert", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"

@@ -667,6 +667,42 @@ def deliver(base: str, connection: uuid.UUID, secret: str, body: bytes) -> httpx
     return httpx.post(f"{base}/v1/ingest/{connection}", content=body, headers=signed(secret, body))
 
 
+def raw_rows(conn: psycopg.Connection, batch_id: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT payload->>'sku', status, error FROM imported_product_raw WHERE import_batch_id = %s"
+        " ORDER BY row_number",
+        (batch_id,),
+    ).fetchall()
+
+
+def test_a_delivery_row_with_a_field_no_row_takes_is_rejected_naming_it(
+    base: str, db_url: str, settings: Settings, conn: psycopg.Connection
+) -> None:
+    """h05 D3: `"quantiy": 12` was dropped and its row `mapped`: a new listing on sale with quantity 0, no note;
+    `"qty": 99` kept the old level. The listing endpoints answer 400 naming such a field; a delivery's row is
+    rejected naming it, its other rows applied."""
+    store = new_store(conn)
+    connection, secret = webhook_connection(conn, settings, store)
+    rows = [{"sku": "TYPO", "name": "Typo", "price": "1.00", "quantiy": 12},
+            {"sku": "OK", "name": "Fine", "price": "1.00", "quantity": 2},
+            {"sku": "P", "name": "Paint", "price": "1", "quantity": 1, "colour": "red"}]  # fmt: skip
+    accepted = deliver(base, connection, secret, json.dumps({"type": "listings.upsert", "data": rows}).encode())
+    stock = deliver(base, connection, secret, b'{"type":"stock.set","data":{"sku":"OK","qty":99}}')
+    assert (accepted.status_code, stock.status_code) == (202, 202), (accepted.text, stock.text)
+    drain_imports(db_url)
+    takes = "a row takes sku, op, gtin, name, brand, description, category, price, currency, quantity, is_active, "
+    assert raw_rows(conn, accepted.json()["batch_id"]) == [
+        ("TYPO", "rejected", f'unknown field "quantiy": {takes}attributes, updated_at, version'),
+        ("OK", "mapped", None),
+        ("P", "rejected", f'unknown field "colour": {takes}attributes, updated_at, version'),
+    ]
+    assert raw_rows(conn, stock.json()["batch_id"]) == [
+        ("OK", "rejected", f'unknown field "qty": {takes}attributes, updated_at, version')
+    ]
+    listed = conn.execute("SELECT sku, quantity FROM store_product WHERE store_id = %s", (store,)).fetchall()
+    assert listed == [("OK", 2)]
+
+
 HALF = "holds half of a UTF-16 surrogate pair (an escape such as \\ud800 alone), which is no character"
 NOT_FINITE = "must be a finite number (NaN, Infinity and -Infinity are no JSON numbers)"
 TOO_BIG = "must be a finite number (this one is out of range)"

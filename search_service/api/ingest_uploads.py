@@ -334,7 +334,10 @@ def _verified(handler: Any, incoming: IncomingRequest, connection: Connection, b
     description="Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, verified on the raw "
     'bytes with the connection\'s `whsec_` secret). Body: `{"type": "listing.upsert" | "listing.delete" | '
     '"stock.set", "data": {...}}` or `"listings.upsert"` with a list of up to 1,000; the type says what each row '
-    "is: a row naming another `op` is rejected (send mixed ops to the listings batch endpoint). A bad or missing "
+    "is: a row naming another `op` is rejected (send mixed ops to the listings batch endpoint), and so is a row with "
+    "a field the listing batch's items do not take, naming it. A body that is not JSON: 400 saying why and where; "
+    "`NaN`, `Infinity`, a number out of range (`1e400`) or half a UTF-16 surrogate pair (`\\ud800` alone): 400 "
+    "naming the field (`data.quantity`), nothing stored. A bad or missing "
     "signature, or a timestamp more than 5 minutes off: 401, nothing stored. A `webhook-id` already received: 200 "
     '`{"batch_id": ..., "duplicate": true}` (its first delivery\'s batch), nothing changed. Otherwise 202: stored, '
     "mapped by the worker. The connection's source "

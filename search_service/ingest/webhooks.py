@@ -3,12 +3,14 @@ verified with the `standardwebhooks` package on the raw bytes, against the conne
 
 Body: {"type": "listing.upsert" | "listing.delete" | "stock.set", "data": {...}} or
 {"type": "listings.upsert", "data": [{...}, ...]}. `data` is in the pipeline's row shape; the type says each row's
-`op`: a row that names another op is rejected saying so (it was read as the type's, a stock row as an upsert).
+`op`: a row that names another op is rejected saying so (it was read as the type's, a stock row as an upsert), and
+so is a row with a field no row takes (`ROW_FIELDS`: the listing batch's items'), naming it.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from standardwebhooks import Webhook
@@ -28,6 +30,9 @@ from search_service.ingest.sources import (
 from search_service.ingest.stores import Connection
 
 EVENT_OPS = {"listing.upsert": "upsert", "listing.delete": "delete", "stock.set": "stock", "listings.upsert": "upsert"}
+# What a row of a delivery takes: the listing batch's items' fields (`op`: its type's, or left out).
+ROW_FIELDS = ("sku", "op", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity",
+              "is_active", "attributes", "updated_at", "version")  # fmt: skip
 _EACH_ROW = {"upsert": "an upsert", "delete": "a delete", "stock": "a stock change"}
 MAX_ITEMS = 1000
 # Its answers (401, 400, 415), as the OpenAPI shows them too (api/error_specs.py).
@@ -78,13 +83,21 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
         raise PayloadError(f"data must be a list of 1 to {MAX_ITEMS} listings", "data")
     if not all(isinstance(item, dict) for item in items):
         raise PayloadError("each listing in data must be an object", "data")
-    # `_raw` and `_error` are the pipeline's own keys (a source's original cells, its reading error): a sender
-    # setting them chose a row's rejection reason or failed its batch's errors CSV.
-    rows = [{**{k: v for k, v in item.items() if not str(k).startswith("_")}, "op": op} for item in items]
-    for row, item in zip(rows, items, strict=True):
-        if item.get("op", op) != op:
-            row["op"], row["_error"] = item["op"], _op_not_read(message["type"], item["op"])
-    return rows
+    return [_row(item, op, message["type"]) for item in items]
+
+
+def _row(item: dict[str, Any], op: str, kind: str) -> dict[str, Any]:
+    """A delivery's item as a row of its type's op; rejected alone (`_error`) for another op, or a field no row
+    takes (`quantiy`: its listing was made with no stock, `mapped`), as the listing endpoints refuse both."""
+    # `_raw` and `_error` are the pipeline's own keys (a source's original cells, its reading error): kept out of
+    # the row (a sender setting them chose its rejection reason or failed its batch's errors CSV), and named.
+    row = {**{k: v for k, v in item.items() if not str(k).startswith("_")}, "op": op}
+    if item.get("op", op) != op:
+        row["op"], row["_error"] = item["op"], _op_not_read(kind, item["op"])
+    elif unknown := [key for key in item if key not in ROW_FIELDS]:
+        named = json.dumps(unknown[0], ensure_ascii=False)
+        row["_error"] = f"unknown field {named}: a row takes {', '.join(ROW_FIELDS)}"
+    return row
 
 
 def _op_not_read(kind: str, sent: Any) -> str:
