@@ -659,7 +659,7 @@ def test_a_listings_upsert_row_naming_another_op_is_rejected_saying_op_is_not_re
     ).fetchall()
     assert [(sku, status) for sku, status, _ in results] == [("S1", "rejected"), ("U1", "mapped"), ("U2", "mapped")]
     reason = results[0][2]
-    assert reason.startswith("op 'stock' is not read in a listings.upsert delivery, whose every row is an upsert: ")
+    assert reason.startswith('op "stock" is not read in a listings.upsert delivery, whose every row is an upsert: ')
     assert "send a stock change as stock.set" in reason
 
 
@@ -673,6 +673,33 @@ def raw_rows(conn: psycopg.Connection, batch_id: str) -> list[tuple[Any, ...]]:
         " ORDER BY row_number",
         (batch_id,),
     ).fetchall()
+
+
+def test_an_op_of_the_types_but_for_its_case_or_null_is_told_so_in_json(
+    base: str, db_url: str, settings: Settings, conn: psycopg.Connection
+) -> None:
+    """h05 D6: `"op": null` was rejected as "op 'None' is not read", and `"op": "Stock"` in a stock.set told to "send
+    a stock change as stock.set"; the errors CSV wrote JSON's `true` and `["x"]` as Python's `True` and `['x']`."""
+    store = new_store(conn)
+    key = store_key(conn, store, "listings:write")
+    connection, secret = webhook_connection(conn, settings, store)
+    rows = [{"sku": "N", "name": "n", "price": "1", "quantity": 1, "op": None},
+            {"sku": "C", "name": "c", "price": "1", "quantity": 1, "op": "Upsert"},
+            {"sku": "T", "name": "t", "price": "1", "quantity": True},
+            {"sku": ["x"], "name": "l", "price": "1"}]  # fmt: skip
+    accepted = deliver(base, connection, secret, json.dumps({"type": "listings.upsert", "data": rows}).encode())
+    assert accepted.status_code == 202, accepted.text
+    drain_imports(db_url)
+    reasons = [error for _, _, error in raw_rows(conn, accepted.json()["batch_id"])]
+    assert reasons[:2] == [
+        'op must be exactly "upsert" (or left out) in a listings.upsert delivery, not null',
+        'op must be exactly "upsert" (or left out) in a listings.upsert delivery, not "Upsert"',
+    ]
+    status_url = f"{base}/v1/imports/{accepted.json()['batch_id']}"
+    table = list(csv.reader(io.StringIO(httpx.get(f"{status_url}/errors", headers=bearer(key)).text)))
+    cells = {cell for line in table[1:] for cell in line[2:]}
+    assert {"op=null", "quantity=true", 'sku=["x"]'} <= cells, table
+    assert not {cell for cell in cells if "None" in cell or "True" in cell or "['" in cell}, table
 
 
 def test_a_delivery_row_with_a_field_no_row_takes_is_rejected_naming_it(

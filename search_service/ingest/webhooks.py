@@ -95,14 +95,22 @@ def _row(item: dict[str, Any], op: str, kind: str) -> dict[str, Any]:
     if item.get("op", op) != op:
         row["op"], row["_error"] = item["op"], _op_not_read(kind, item["op"])
     elif unknown := [key for key in item if key not in ROW_FIELDS]:
-        named = json.dumps(unknown[0], ensure_ascii=False)
-        row["_error"] = f"unknown field {named}: a row takes {', '.join(ROW_FIELDS)}"
+        row["_error"] = f"unknown field {_spelled(unknown[0])}: a row takes {', '.join(ROW_FIELDS)}"
     return row
 
 
+def _spelled(value: Any) -> str:
+    """A value as JSON writes it (`null`, `true`, `"Stock"`), cut short: what the sender sent, not Python's repr."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def _op_not_read(kind: str, sent: Any) -> str:
+    op = EVENT_OPS[kind]
+    if sent is None or (isinstance(sent, str) and sent.strip().lower() == op):  # `null`, `"Stock"`: not another op
+        return f"op must be exactly {_spelled(op)} (or left out) in a {kind} delivery, not {_spelled(sent)}"
     return (
-        f"op {str(sent)[:20]!r} is not read in a {kind} delivery, whose every row is {_EACH_ROW[EVENT_OPS[kind]]}: "
+        f"op {_spelled(sent)} is not read in a {kind} delivery, whose every row is {_EACH_ROW[op]}: "
         "send a stock change as stock.set, a delete as listing.delete, or write rows of mixed ops to "
         "POST /v1/stores/{store_id}/listings/batch"
     )
