@@ -509,6 +509,44 @@ def test_a_next_page_on_another_host_is_refused_and_gets_no_token(
         other.close()
 
 
+def test_a_relative_next_page_link_is_resolved_against_its_page_and_held_to_the_base_path() -> None:
+    """A relative link was joined onto the base path unchecked, and httpx's dot-segment removal took
+    `/../../shopB/…` (and the token) off it; `/proxy/shopA/admin/…` was asked as `/proxy/shopA/proxy/shopA/admin/…`."""
+    from search_service.ingest.connectors.http import VendorHTTP
+    from tests.pos_fakes.server import FakeServer, Reply
+
+    links = {"products.json": "products.json?page_info=2",  # relative to the page: the same folder
+             "inventory_levels.json": "/proxy/shopA/admin/api/2024-07/inventory_levels.json?page_info=3"}  # fmt: skip
+
+    def answer(req: Any) -> Reply:
+        link = links.get(req.path.rsplit("/", 1)[-1])
+        headers = {"Link": f'<{link}>; rel="next"'} if link and "page_info" not in req.query else {}
+        return Reply(200, {"products": [], "inventory_levels": []}, headers)
+
+    server = FakeServer(answer)
+    try:
+        shop = Shopify(shop="s.myshopify.com", token="shpat_test", ctx=MapContext("1"),
+                       base_url=f"{server.url}/proxy/shopA", policy=FAST)  # fmt: skip
+        collect(shop, {})
+        asked = {(r.path, r.query.get("page_info")) for r in server.requests}
+        assert ("/proxy/shopA/admin/api/2024-07/products.json", "2") in asked
+        assert ("/proxy/shopA/admin/api/2024-07/inventory_levels.json", "3") in asked
+        assert all(path.startswith("/proxy/shopA/admin/") for path, _ in asked), asked
+        server.requests.clear()
+        links["products.json"] = links["inventory_levels.json"] = "/../../shopB/admin/api/leak.json?page_info=1"
+        with pytest.raises(VendorError, match=r"links to http://127\.0\.0\.1:\d+/shopB/admin/api/leak\.json, outside"):
+            collect(shop, {})
+        assert all("page_info" not in r.query for r in server.requests)  # refused before any request
+        http = VendorHTTP(f"{server.url}/base")
+        for path in ("/base/../../etc", "/x/%2e%2e/%2E%2e/etc"):  # ours, or a stored cursor: as httpx sends it
+            with pytest.raises(VendorError, match="outside this connection's base URL"):
+                http.within_base(path)
+        with pytest.raises(VendorError, match=r"links to http://127\.0\.0\.2/base/x, outside"):
+            http.within_base("//127.0.0.2/base/x", http.client.base_url.join("page.json"))
+    finally:
+        server.close()
+
+
 def test_a_next_page_link_that_repeats_stops_the_pass(r_fake: LightspeedRFake) -> None:
     """A next link naming the page just read (a vendor's glitch) read it again for ever, storing it each time."""
     _r_next(r_fake, lambda req: f"{r_fake.server.url}{req.path}?after=same")

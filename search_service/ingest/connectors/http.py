@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import msgspec
@@ -200,31 +201,39 @@ class VendorHTTP:
         self.retries += 1
         self.sleep(seconds)
 
-    def within_base(self, link: str) -> str:
+    def within_base(self, link: str, page: httpx.URL | None = None) -> str:
         """A link from a vendor's answer (a next page), refused unless it lies under the base URL: the client sends
-        the connection's token with every request, so a link elsewhere would hand it to another host."""
-        url, base = httpx.URL(link), self.client.base_url
-        if not url.is_absolute_url:
-            return link
+        the connection's token with every request, so a link elsewhere would hand it to another host. A relative one
+        is resolved (RFC 3986) against `page`, the answer's URL, and returned absolute: it was joined onto the base
+        path unchecked, and httpx's dot-segment removal then took `/../../other` (and the token) off the base path.
+        Without `page` (a path of ours, a stored cursor) it is checked where the client sends it."""
+        url = httpx.URL(link)
+        if relative := not url.is_absolute_url:
+            url = page.join(url) if page is not None else self.client.build_request("GET", url).url
+        base = self.client.base_url
         same_origin = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
-        if not same_origin or not url.path.startswith(base.path.rstrip("/") + "/"):
+        # a %2e%2e segment is left to the server, which may decode it and step out of the base path
+        dots = any(unquote(part) in (".", "..") for part in url.path.split("/"))
+        if not same_origin or dots or not url.path.startswith(base.path.rstrip("/") + "/"):
             raise VendorError(
                 f"the vendor's answer links to {self._where(url)}, outside this connection's base URL: refused"
             )
-        return link
+        return str(url) if relative and page is not None else link
 
     @staticmethod
     def _where(url: httpx.URL) -> str:
         """An address as an error names it: never its query (it may hold a token)."""
         return f"{url.scheme}://{url.host}{f':{url.port}' if url.port else ''}{url.path}"
 
-    def next_page(self, link: str, seen: set[str]) -> str:
-        """The next page's link of a pass, checked (`within_base`) and new to it: a link that repeats would read
-        the same page for ever, so the pass stops (its pages so far are kept; the next sync resumes)."""
-        if link in seen:
+    def next_page(self, link: str, seen: set[str], page: httpx.URL) -> str:
+        """The next page's link of a pass, from the answer at `page`: checked (`within_base`, a relative one resolved
+        against `page`) and new to it: a link that repeats would read the same page for ever, so the pass stops (its
+        pages so far are kept; the next sync resumes)."""
+        resolved = self.within_base(link, page)
+        if link in seen or resolved in seen:
             raise VendorError("the vendor's next-page link repeats a page of this pass: stopped", retryable=True)
-        seen.add(link)
-        return self.within_base(link)
+        seen.update((link, resolved))
+        return resolved
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> tuple[Any, httpx.Response]:
         """Send, retrying what may pass; returns the decoded JSON (ints exact)."""

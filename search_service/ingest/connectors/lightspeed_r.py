@@ -216,7 +216,7 @@ class LightspeedR:
             if "next" in attributes or not params:  # cursor pagination: the keyset's stamp and ids, not its offsets
                 yield keyset.fresh(records), started, (keyset.top, keyset.top_ids), False
                 params, url = {}, attributes.get("next") or None
-                url = self.http.next_page(url, seen) if url is not None else None
+                url = self.http.next_page(url, seen, response.url) if url is not None else None
                 continue
             fresh = keyset.fresh(records)
             more = keyset.more(records, int(attributes.get("count") or 0))

@@ -345,12 +345,12 @@ class Shopify:
                 newest = _later(newest, _plausible(record.get("updated_at")))
             match = _NEXT_LINK.search(response.headers.get("link") or "")
             try:
-                url = self.http.next_page(match.group(1), seen) if match else url
+                url = self.http.next_page(match.group(1), seen, response.url) if match else url
             except VendorError:  # checked before it becomes the cursor: a refused link stored failed every sync
                 yield Page(kind, rows, dict(cursor), len(records), links)  # the cursor stays at this page
                 raise
             cursor[key] = (
-                {"since": state.get("since"), "next": match.group(1), "newest": newest, "started": started}
+                {"since": state.get("since"), "next": url, "newest": newest, "started": started}  # absolute
                 if match
                 else {"since": _earlier(newest, started)}
             )
