@@ -100,6 +100,36 @@ def test_a_webhook_secret_is_rotated_in_place(db: psycopg.Connection, fresh_db_u
     assert unknown.returncode == 1 and "no connection" in unknown.stderr
 
 
+def test_a_second_rotation_keeps_the_secret_the_sender_still_signs_with(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """A second --new-webhook-secret before `--secret NEW` (the first one's output lost) kept only the newest secret:
+    the sender's, the first, answered 401 at once, and the output said nothing of it."""
+    store = make_store(db, "W", 52.37, 4.89)
+    made = cli(fresh_db_url, "connect", "webhook", "--store", str(store))
+    assert made.returncode == 0, made.stderr
+    cid, secrets, outputs = made.stdout.split()[1], [made.stdout.strip().splitlines()[-1]], []
+    for _ in range(2):
+        rotated = cli(fresh_db_url, "connections", "update", cid, "--new-webhook-secret")
+        assert rotated.returncode == 0, rotated.stderr
+        secrets.append(rotated.stdout.strip().splitlines()[-1])
+        outputs.append(rotated.stdout)
+    assert "the old secret is accepted too" in outputs[0] and "the 2 older secrets are accepted too" in outputs[1]
+    assert "no longer accepted" not in "".join(outputs)
+    settings = dataclasses.replace(app_settings(fresh_db_url), secret_key=SECRET_KEY)
+    with serve(settings, None) as base:
+        assert [_deliver(base, cid, secret) for secret in secrets] == [202, 202, 202]
+        third = cli(fresh_db_url, "connections", "update", cid, "--new-webhook-secret")
+        assert third.returncode == 0 and "the oldest unconfirmed secret is no longer accepted" in third.stdout
+        assert "3 at most" in third.stdout and "the 2 older secrets are accepted too" in third.stdout
+        secrets.append(third.stdout.strip().splitlines()[-1])
+        deadline = time.monotonic() + 15  # the API reads a connection again within 5 s
+        while _deliver(base, cid, secrets[0]) != 401:
+            assert time.monotonic() < deadline, "the oldest secret is still accepted"
+            time.sleep(0.5)
+        assert [_deliver(base, cid, secret) for secret in secrets[1:]] == [202, 202, 202]
+
+
 def subprocess_with_stdin(dsn: str, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": dsn, "PLINQY_SECRET_KEY": SECRET_KEY}
     env.pop("PLINQY_CONNECTION_SECRET", None)

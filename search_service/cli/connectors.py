@@ -26,7 +26,7 @@ from search_service.cli.common import (
 from search_service.settings import Settings
 
 if TYPE_CHECKING:
-    from search_service.ingest.connection_edits import ConnectionUpdate
+    from search_service.ingest.connection_edits import ConnectionUpdate, UpdatedConnection
     from search_service.ingest.stores import StoreError
 
 # Per vendor: (option, credential key, help); every credential is stored encrypted and never shown again.
@@ -231,8 +231,8 @@ def _account_options(command: Any) -> Any:
 @click.option(
     "--new-webhook-secret",
     is_flag=True,
-    help="A webhook connection: make a new secret (printed once, last line); the old one stays accepted "
-    "until `--secret NEW` drops it.",
+    help="A webhook connection: make a new secret (printed once, last line); the old ones stay accepted "
+    "until `--secret NEW` drops them (3 secrets at most: the oldest goes, said).",
 )
 @click.option("--username", default=None, help="Erply: a new API user.")
 @_account_options
@@ -262,9 +262,23 @@ def connections_update(settings: Settings, connection_id: UUID, **options: Any) 
         if done.source in PUSH_SOURCES and update.secret:  # perhaps its first: the address its webhooks now reach
             echo_webhook_url(settings, connection_id, "configure it at the vendor, signed with --secret")
         if done.new_secret is not None:
-            echo(f"the old secret is accepted too until `plinqy-search connections update {connection_id} "
-                       "--secret NEW`; the new signing secret, shown only now:")  # fmt: skip
-            echo(done.new_secret)
+            _echo_rotation(connection_id, done)
+
+
+def _echo_rotation(connection_id: UUID, done: UpdatedConnection) -> None:
+    """A new webhook secret, last: which secrets are still accepted, and any the rotation stopped accepting (a
+    second rotation dropped the sender's secret without a word)."""
+    from search_service.ingest.connection_edits import MAX_WEBHOOK_SECRETS
+
+    if done.older_dropped:
+        oldest = "secret is" if done.older_dropped == 1 else f"{done.older_dropped} secrets are"
+        echo(f"the oldest unconfirmed {oldest} no longer accepted (a connection keeps {MAX_WEBHOOK_SECRETS} at most): "
+             "a sender still signing with it gets 401")  # fmt: skip
+    if done.older_kept:
+        older = "the old secret is" if done.older_kept == 1 else f"the {done.older_kept} older secrets are"
+        echo(f"{older} accepted too until `plinqy-search connections update {connection_id} --secret NEW`")
+    echo("the new signing secret, shown only now:")
+    echo(done.new_secret or "")
 
 
 def _update_refused(exc: StoreError) -> click.ClickException:

@@ -19,7 +19,7 @@ from search_service.ingest.stores import StoreError, new_webhook_secret
 @dataclass(frozen=True)
 class ConnectionUpdate:
     secret: str | None = None  # the signing secret(s), space-separated: "NEW OLD" during a rotation, then "NEW"
-    new_webhook_secret: bool = False  # a `webhook` connection: a new whsec_ secret, the old one kept for a rotation
+    new_webhook_secret: bool = False  # a `webhook` connection: a new whsec_ secret, the unconfirmed ones kept
     credentials: dict[str, str] = field(default_factory=dict)  # vendor credentials to replace (others kept)
     base_url: str | None = None  # "" : back to the vendor's own host
     signature: dict[str, str] = field(default_factory=dict)  # webhook signature settings to replace (config keys)
@@ -30,6 +30,8 @@ class UpdatedConnection:
     source: str
     changed: list[str]
     new_secret: str | None  # made by new_webhook_secret: shown once
+    older_kept: int = 0  # with new_secret: the secrets before it, none confirmed yet, still accepted
+    older_dropped: int = 0  # with new_secret: the oldest unconfirmed ones no longer accepted (MAX_WEBHOOK_SECRETS)
 
 
 # The webhook signature settings a vendor's connection may change (the same choices as `connect`'s options):
@@ -38,6 +40,12 @@ SIGNATURE_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "lightspeed-x": {"signature_encoding": ("hex", "base64"), "signature_message": ("raw", "payload")},
     "erply": {"signature_encoding": ("hex", "base64"), "signature_message": ("id", "items")},
 }
+
+
+# --new-webhook-secret keeps every secret not yet confirmed (`--secret NEW`) accepted: the sender may still sign
+# with any of them (a rotation's output lost and the command run again cut off the live one). At most this many in
+# all, the newest first; past it the oldest goes, and the command says so.
+MAX_WEBHOOK_SECRETS = 3
 
 
 def _sql(name: str) -> str:
@@ -60,20 +68,21 @@ def _is_webhook_secret(secret: str) -> bool:
         return False
 
 
-def _secrets(source: str, update: ConnectionUpdate, box: SecretBox, secret_enc: bytes | None) -> tuple[str, str]:
-    """(the secret text to store, a new secret to show once or "")."""
+def _secrets(source: str, update: ConnectionUpdate, box: SecretBox, secret_enc: bytes | None) -> tuple[str, str, int]:
+    """(the secret text to store, a new secret to show once or "", how many unconfirmed secrets it drops)."""
     if update.new_webhook_secret:
         if source != "webhook":
             raise StoreError("new_webhook_secret", "only a webhook connection makes its own secret: give --secret")
         new = new_webhook_secret()
-        old = box.decrypt(secret_enc).split()[:1] if secret_enc else []
-        return " ".join([new, *old]), new
+        old = box.decrypt(secret_enc).split() if secret_enc else []
+        kept = old[: MAX_WEBHOOK_SECRETS - 1]
+        return " ".join([new, *kept]), new, len(old) - len(kept)
     given = (update.secret or "").split()
     if not 1 <= len(given) <= 2:
         raise StoreError("secret", "give the signing secret, or two space-separated (new, old) during a rotation")
     if source == "webhook" and not all(_is_webhook_secret(secret) for secret in given):
         raise StoreError("secret", "a webhook connection's secret is whsec_ and 24-64 bytes in base64")
-    return " ".join(given), ""
+    return " ".join(given), "", 0
 
 
 def _signature(source: str, signature: dict[str, str]) -> str:
@@ -131,9 +140,10 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
                               "due_again": False, "drop_wait": False, "account": None,
                               "signature": _signature(source, update.signature)}  # fmt: skip
     changed: list[str] = []
-    shown = ""
+    shown, older, dropped = "", 0, 0
     if update.secret is not None or update.new_webhook_secret:
-        text, shown = _secrets(source, update, box, secret_enc)
+        text, shown, dropped = _secrets(source, update, box, secret_enc)
+        older = len(text.split()) - 1 if shown else 0
         params["secret_enc"] = box.encrypt(text)
         changed.append("signing secret")
     if update.credentials:
@@ -154,7 +164,7 @@ def update_connection(conn: Any, box: SecretBox, connection_id: UUID, update: Co
     params["due_again"] = bool(update.credentials) or update.base_url is not None
     params["drop_wait"] = update.base_url is not None or params["account"] is not None
     conn.execute(_sql("update_connection_secrets"), params)
-    return UpdatedConnection(source, changed, shown or None)
+    return UpdatedConnection(source, changed, shown or None, older, dropped)
 
 
 def same_location_connection(conn: Any, store_id: UUID, source: str, location: str) -> tuple[UUID, bool] | None:
