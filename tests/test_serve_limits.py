@@ -10,6 +10,7 @@ import select
 import socket
 import struct
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -511,3 +512,32 @@ def test_a_malformed_chunked_body_is_one_prompt_400(port: int, server: Server, d
         assert one_answer(sock).startswith(b"HTTP/1.1 200")
         sock.sendall(b"\r\nzz\r\n")
         assert sock.recv(4096) == b""
+
+
+def test_a_websocket_handshake_is_answered_and_logged_by_the_app_its_key_redacted(
+    port: int, server: Server, db_url: str
+) -> None:
+    """uvicorn's WebSocket handler took an `Upgrade: websocket` request: a bare 403 without X-Request-Id, and a
+    `"WebSocket <target>" 403` line with the target as sent, a key in it too, outside the access log's redaction.
+    The API has no WebSocket route: the app answers it as any request, logged once with the key redacted, and the
+    connection closes after it; an h2c upgrade is served without uvicorn's 'Unsupported upgrade request.'."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, None, "stores:write")
+    upgrade = b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    targets = {"ws-1": f"/v1/search?q=milk&api_key={key}", "ws-2": f"/v1/stores/{uuid.uuid4()}/listings/{key}"}
+    for rid, target in targets.items():
+        sent = f"GET {target} HTTP/1.1\r\nHost: x\r\nX-Request-Id: {rid}\r\n".encode() + upgrade
+        pipelined = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"  # not read: the connection ends with the answer
+        answer, _ = exchange(port, sent + b"Sec-WebSocket-Version: 13\r\n\r\n" + pipelined)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.decode().lower().split("\r\n")
+        assert f"x-request-id: {rid}" in lines and "connection: close" in lines, answer[:600]
+        assert isinstance(json.loads(body), dict) and answer.count(b"HTTP/1.1 ") == 1, answer[:600]
+        assert f" request_id={rid}" in logged_line(server, f"request_id={rid}")
+    h2c = b"GET /healthz?h2c HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+    answer, _ = exchange(port, h2c + b"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nX-Request-Id: h2c-1\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b"x-request-id: h2c-1" in answer, answer[:600]
+    logged_line(server, "request_id=h2c-1")
+    log_text = server.log_path.read_text(errors="replace")
+    assert key not in log_text and key[4:] not in log_text and "api_key=plq_[redacted]" in log_text
+    assert "WebSocket" not in log_text and "Unsupported upgrade" not in log_text, log_text[-3000:]

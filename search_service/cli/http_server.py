@@ -94,6 +94,7 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options
         http=limited_protocol(limits, Cors(settings.cors_origins, settings.cors_headers)),
         timeout_keep_alive=limits.keep_alive_s,
         log_config=uvicorn_log_config(),
+        ws="none",  # no WebSocket route: uvicorn's handler logged a handshake's URL (a key in it too) and 403'd it
         **options,
     )
 
@@ -233,10 +234,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self.send_400_response("")
         except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
+            # ws="none": the app answers it as a plain request (RFC 9110 7.8), without uvicorn's warning; httptools
+            # skipped its body for the new protocol, so nothing more is read and its answer closes the connection
+            self.transport.pause_reading()  # not self.flow's: the app's receive() resumes that
 
     def _overflowing(self, data: bytes, room: int) -> None:
         """`data` would take the head past its limit: parsed up to the limit, and refused unless the head ended."""
@@ -277,6 +277,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.url = origin_form(self.url)
         self._cycle_before = self.cycle
         super().on_headers_complete()
+        self.cycle.keep_alive = self.cycle.keep_alive and not self.parser.should_upgrade()  # _parse: read no more
 
     def _refuse_head(self, status: int, message: str) -> None:
         """Refuse the head just parsed: raised to the parser, whose error uvicorn answers with send_400_response."""
