@@ -121,3 +121,41 @@ def test_a_batch_behind_a_store_lock_held_too_long_is_told_to_retry_and_applies_
     assert listing_count(served.db_url, store_id) == 0
     with psycopg.connect(served.db_url) as conn:  # not recorded either: no batch for a worker to apply later
         assert conn.execute("SELECT count(*) FROM import_batch WHERE store_id = %s", (store_id,)).fetchone() == (0,)
+
+
+def test_a_burst_of_writes_to_one_store_leaves_the_pool_to_searches(served: Served) -> None:
+    """Each listing write waiting for its store's lock held a pooled connection: a burst at one store took all ten
+    of a worker's, and the searches of every store (and the writes) answered 503 'all database connections are
+    busy'. The writes now wait for their turn holding none: searches are answered, writes applied or told 429."""
+    store_id, headers = store_with_key(served.db_url)
+    base = f"{served.server.base}/v1/stores/{store_id}/listings"
+
+    def search(i: int, after_s: float) -> tuple[int, str]:
+        time.sleep(after_s)
+        response = httpx.get(f"{served.server.base}/v1/search", params={"q": f"oat milk {i}"}, timeout=30)
+        return response.status_code, response.text[:200]
+
+    with ThreadPoolExecutor(40) as pool:  # each worker's pool opened to its size: a new connection is no answer
+        list(pool.map(search, range(40), [0.0] * 40))
+    held = threading.Event()
+    holder = threading.Thread(target=hold_store_lock, args=(served.db_url, store_id, 2.5, held))
+    holder.start()
+    assert held.wait(10)
+
+    def write(i: int) -> tuple[int, int, str]:  # a till's single writes and a sync script's batches, all at once
+        one = {"name": f"Burst item {i}", "price": 1.5, "quantity": 3}
+        if i % 2:
+            batch = [{**one, "sku": f"B{i}-{j}", "name": f"Burst item {i} {j}"} for j in range(10)]
+            response = httpx.post(f"{base}/batch", json={"items": batch}, headers=headers, timeout=30)
+            return response.status_code, 10, response.text[:200]
+        response = httpx.put(f"{base}/P{i}", json=one, headers=headers, timeout=30)
+        return response.status_code, 1, response.text[:200]
+
+    with ThreadPoolExecutor(56) as pool:
+        writes = [pool.submit(write, i) for i in range(40)]
+        searches = [pool.submit(search, i, 0.3 + 0.1 * i) for i in range(16)]  # while the writes wait
+        wrote, searched = [w.result() for w in writes], [s.result() for s in searches]
+    holder.join()
+    assert all(status == 200 for status, _ in searched), searched
+    assert {status for status, _, _ in wrote} <= {200, 429} and any(status == 200 for status, _, _ in wrote), wrote
+    assert listing_count(served.db_url, store_id) == sum(rows for status, rows, _ in wrote if status == 200)

@@ -60,26 +60,35 @@ def _row_of(sku: str, body: msgspec.Struct, op: str) -> dict[str, Any]:
     return {**row, "op": op, "sku": sku}  # `updated_at` as sent: the pipeline reads it, as every source's
 
 
-async def _record_and_map(
-    rt: Runtime, conn: Any, store_id: UUID, rows: list[dict[str, Any]]
-) -> tuple[UUID, list[Any] | None]:
-    """A listing write recorded and mapped (listing_writes.record_and_map); 429 + Retry-After when the store's
-    other writes held its lock too long (nothing applied: the client sends it again)."""
-    await require_store(conn, store_id)
+@contextlib.asynccontextmanager
+async def store_turn(rt: Runtime, store_id: UUID) -> AsyncIterator[tuple[Any, float]]:
+    """A listing write's turn at its store (StoreGates), then its pooled connection, and what is left of the wait
+    for the store's lock; 429 + Retry-After when the store's other writes held it too long (nothing applied: the
+    client sends it again). A write waiting for its turn holds no connection: searches keep theirs."""
     try:
-        return await listing_writes.record_and_map(
-            conn, store_id=store_id, rows=rows, worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s
-        )
+        async with rt.store_gates.turn(store_id) as wait_s, long_connection(rt) as conn:
+            yield conn, wait_s
     except listing_writes.StoreBusy as exc:
         raise TooManyRequestsException(
             f"{E.STORE_BUSY_MESSAGE} ({exc}); nothing was applied", headers={"Retry-After": "1"}
         ) from None
 
 
+async def _record_and_map(
+    rt: Runtime, conn: Any, store_id: UUID, rows: list[dict[str, Any]], wait_s: float
+) -> tuple[UUID, list[Any] | None]:
+    """A listing write recorded and mapped (listing_writes.record_and_map), in its turn (`store_turn`)."""
+    await require_store(conn, store_id)
+    return await listing_writes.record_and_map(
+        conn, store_id=store_id, rows=rows, worker_id=f"api:{store_id}", lease_s=rt.settings.ingest.lease_s,
+        wait_s=wait_s,
+    )  # fmt: skip
+
+
 async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.ListingResult:
     with Committed() as written:  # committed: a database error from then on answers queued, not 503
-        async with long_connection(rt) as conn:
-            batch_id, results = await _record_and_map(rt, conn, store_id, [row])
+        async with store_turn(rt, store_id) as (conn, wait_s):
+            batch_id, results = await _record_and_map(rt, conn, store_id, [row], wait_s)
             written.batch_id = batch_id
             if results is not None:
                 return await _answer(conn, store_id, row, batch_id, results[0])
@@ -218,8 +227,8 @@ async def batch_listings(
 ) -> S.BatchResult:
     rows = [_row_of(item.sku, item, item.op) for item in data.items]
     with Committed() as written:  # as a single write's
-        async with long_connection(rt) as conn:
-            batch_id, results = await _record_and_map(rt, conn, store_id, rows)
+        async with store_turn(rt, store_id) as (conn, wait_s):
+            batch_id, results = await _record_and_map(rt, conn, store_id, rows, wait_s)
             written.batch_id = batch_id
         if results is None:
             results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id)

@@ -41,6 +41,7 @@ from search_service.engine.stats import StatsCache
 from search_service.engine.store_locator import StoreLocator
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.vectors import VectorCache
+from search_service.ingest.listing_writes import StoreGates
 from search_service.settings import Settings
 
 log = logging.getLogger("search_service.api")
@@ -79,6 +80,7 @@ class Runtime:
     stock: StockBuckets = field(default_factory=StockBuckets)  # the facet sets' listings in memory once loaded
     stores: StoreLocator = field(default_factory=StoreLocator)  # the stores' places, once loaded (store_locator.py)
     shared: SharedState = field(default_factory=SharedState)  # preloaded before a fork
+    store_gates: StoreGates = field(default_factory=StoreGates)  # listing writers of a store, in turn
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     collector_was_enabled: bool = True  # the garbage collector's state when the runtime started
     # Concurrent cache misses share one model call (a batch of short texts costs little more than one).

@@ -4,8 +4,9 @@ queued behind the store's earlier batches (a store's batches are mapped in order
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 from uuid import UUID
@@ -24,13 +25,47 @@ class StoreBusy(Exception):
     """The store's other writers held its lock for over STORE_WAIT_S: the write was rolled back, nothing applied."""
 
 
+class StoreGates:
+    """A process's listing writers of one store wait here in turn, before they take a pooled connection: each one
+    waiting on the store's lock held one, so a burst of ten at one store held every connection of an API worker,
+    and its searches (and the writes themselves) answered 503 'all database connections are busy'."""
+
+    def __init__(self) -> None:
+        self._gates: dict[UUID, tuple[asyncio.Lock, int]] = {}  # a store's gate, and how many hold or want it
+
+    @contextlib.asynccontextmanager
+    async def turn(self, store_id: UUID, wait_s: float = STORE_WAIT_S) -> AsyncIterator[float]:
+        """The store's turn, waited for at most `wait_s` (StoreBusy past it); yields what is left of `wait_s`,
+        the wait the store's lock may still take (the writers in other processes)."""
+        started = time.monotonic()
+        gate, users = self._gates.get(store_id, (asyncio.Lock(), 0))
+        self._gates[store_id] = (gate, users + 1)
+        try:
+            try:
+                async with asyncio.timeout(wait_s):
+                    await gate.acquire()
+            except TimeoutError:
+                raise StoreBusy(f"the store's other writes held it for over {wait_s:g} s") from None
+            try:
+                yield max(wait_s - (time.monotonic() - started), 0.001)
+            finally:
+                gate.release()
+        finally:
+            gate, users = self._gates[store_id]
+            if users > 1:
+                self._gates[store_id] = (gate, users - 1)
+            else:
+                del self._gates[store_id]
+
+
 async def record_and_map(
-    conn: Any, *, store_id: UUID, rows: Sequence[dict[str, Any]], worker_id: str, lease_s: float = 60.0
-) -> tuple[UUID, list[Any] | None]:
+    conn: Any, *, store_id: UUID, rows: Sequence[dict[str, Any]], worker_id: str, lease_s: float = 60.0,
+    wait_s: float = STORE_WAIT_S,
+) -> tuple[UUID, list[Any] | None]:  # fmt: skip
     """A listing write: store the rows (source api, kind listing) and map them at once, through the same code and
     leaving the same record as any batch. Returns the batch id and its rows' results (batch_rows). A store with
     an earlier batch still waiting or mapping (an uploaded CSV, a delivery) gets the write queued behind it, as
-    any batch, for the workers: no results then (`wait_for_results`)."""
+    any batch, for the workers: no results then (`wait_for_results`). `wait_s`: the wait for the store's lock."""
     # One transaction for the record and its mapping: an API process killed between the two left a batch held by
     # no one, which a worker applied a minute later, over the writes answered meanwhile (the client never had an
     # answer for it). Now such a write is not there at all, as its missing answer says.
@@ -44,7 +79,7 @@ async def record_and_map(
         if queued:
             await fetch(conn, "notify")
             return batch_id, None
-        await take_store_lock(conn, store_id)
+        await take_store_lock(conn, store_id, wait_s)
         await map_batch(conn, batch_id, worker_id, max(len(rows), 1), lease_s)
         await fetch(conn, "synchronous_commit")  # the chunk's fence turned it off: this commit is an answer
         return batch_id, await results_of(conn, batch_id)
@@ -53,7 +88,7 @@ async def record_and_map(
 async def take_store_lock(conn: Any, store_id: UUID, wait_s: float = STORE_WAIT_S) -> None:
     """The store's lock, waited for at most `wait_s` (StoreBusy past it) apart from the statement timeout, which
     then bounds the write's work alone."""
-    before = (await fetch(conn, "store_wait", wait=f"{int(wait_s * 1000)}ms"))[0]
+    before = (await fetch(conn, "store_wait", wait=f"{max(int(wait_s * 1000), 1)}ms"))[0]  # 0 would wait for ever
     lock = statement("ingest/batches", "store_lock")
     params = lock.bind(
         store_id=store_id, work_timeout=before["work_timeout"], work_lock_timeout=before["work_lock_timeout"]
@@ -61,7 +96,7 @@ async def take_store_lock(conn: Any, store_id: UUID, wait_s: float = STORE_WAIT_
     try:  # the pool's client-side timeout is sized for a search's statements
         await conn.fetch(lock.sql, *params, timeout=wait_s + 5)
     except asyncpg.exceptions.LockNotAvailableError:
-        raise StoreBusy(f"the store's other writes held it for over {wait_s:g} s") from None
+        raise StoreBusy(f"the store's other writes held it for over {STORE_WAIT_S:g} s") from None  # all told
 
 
 async def results_if_mapped(conn: Any, batch_id: UUID) -> list[Any] | None:
