@@ -185,6 +185,16 @@ def test_a_price_with_a_point_before_three_digits_is_noted_naming_the_thousands_
         assert validate(row(price)).notes == []
 
 
+def test_a_level_with_a_lone_point_beside_a_noted_price_is_noted_too() -> None:
+    """`2.500;1.000` in a German file is 2500 EUR and a thousand in stock: the price was noted as read 2.50, the
+    level read as 1 without a word. Both are noted now; beside a plain price (`3.49`) the level is one, unnoted."""
+    read = validate(row("2.500", " 1.000 "))
+    assert read.quantity == 1 and read.notes[1:] == [
+        "quantity '1.000' read as 1 (as the price's lone point): if it is 1000, write it without a thousands separator"
+    ]
+    assert validate(row("3.49", "1.000")).notes == [] and validate(row("2.500", "3")).notes[1:] == []
+
+
 def listed_and_rejected(
     db_url: str, store: str, rows: str = "r.status = 'rejected'"
 ) -> tuple[list[tuple[str, str, int]], list[str]]:

@@ -16,7 +16,7 @@ from search_service.api.openapi_fixes import ExampleWithNulls
 from search_service.api.params import LISTINGS_PAGE_MAX, RULES, UUID_RULE
 from search_service.api.schemas import ErrorBody
 from search_service.ingest import webhooks
-from search_service.ingest.rows import NEGATIVE_PRICE
+from search_service.ingest.numbers import NEGATIVE_PRICE
 from search_service.ingest.stores import EMPTY_NAME
 
 Case = tuple[str | None, str]  # an error's parameter and message

@@ -19,7 +19,8 @@ from search_service.engine.geo_areas import DELIVERY_RADIUS_M as RADIUS
 from search_service.engine.text import INVISIBLE_CHARS
 from search_service.events.config import EVENT_TYPES
 from search_service.events.subscriptions import MAX_URL_LENGTH
-from search_service.ingest.rows import ISO_CURRENCIES, MAX_PRICE, MAX_TEXT
+from search_service.ingest.numbers import MAX_PRICE
+from search_service.ingest.rows import ISO_CURRENCIES, MAX_TEXT
 from search_service.ingest.stores import TEXT_LIMITS, web_host_port
 
 _CONTROL = r"\x00-\x1f\x7f-\x9f"  # Unicode's control characters (Cc), which a store's text fields refuse

@@ -20,7 +20,8 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from search_service.ingest.gtins import gtin14, store_local_gtin
-from search_service.ingest.rows import CLOCK_AHEAD_MAX, MAX_PRICE, MAX_QUANTITY
+from search_service.ingest.numbers import MAX_PRICE, MAX_QUANTITY
+from search_service.ingest.rows import CLOCK_AHEAD_MAX
 
 Row = dict[str, Any]
 Cursor = dict[str, Any]
