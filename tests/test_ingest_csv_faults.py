@@ -168,6 +168,10 @@ def test_a_level_of_one_group_is_read_by_the_price_or_refused_naming_both(price:
 def test_small_refusals_say_what_to_do(base: str, db_url: str, shop: tuple[uuid.UUID, str]) -> None:
     wrong = _upload(base, shop, b"sku,price,quantity\nx,1,1\n", media="application/json")
     assert wrong.status_code == 415 and wrong.json()["error"]["parameter"] == "content-type"
+    said = wrong.json()["error"]["message"]  # it named text/csv and multipart alone, though five types are taken
+    for media in ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/tab-separated-values"):
+        assert media in said, said
+    assert "multipart/form-data (field `file`)" in said, said
     tabs = _upload(base, shop, b"sku\tname\tprice\tquantity\nT-1\tTee\t1\t1\n", media="text/tab-separated-values")
     assert tabs.status_code == 202, tabs.text
     trailing = _upload(base, shop, b"sku;name;price;quantity\nTR-1;x;1;1;;\nTR-2;y;2,10 \xe2\x82\xac;1\n")

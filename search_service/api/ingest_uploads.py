@@ -42,7 +42,8 @@ from search_service.ingest.stores import Connection, connection_async
 log = logging.getLogger("search_service.api")
 
 
-CSV_ONLY = "send text/csv or multipart/form-data (field `file`)"
+# Every type the upload takes, named: it said "text/csv or multipart" only, while three more worked too
+CSV_ONLY = f"send the CSV as {', '.join(CSV_TYPES)}, or as multipart/form-data (field `file`)"
 
 
 class TooLarge(Exception):
