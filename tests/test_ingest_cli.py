@@ -395,6 +395,28 @@ def test_import_csv_names_its_duplicate_rows_and_a_good_row_lost_to_a_bad_one(ds
     assert "3 duplicate, 1 rejected" in lines[4]
 
 
+def test_import_csv_names_its_stale_rows_and_the_errors_csv_lists_them(dsn: str, tmp_path: Path) -> None:
+    """A renumbering file sent again: its row retiring the old SKU ends stale, and "1 stale" was all the output
+    said: no row line, and the errors CSV (and notes CSV) a header alone; the reason was in the database only."""
+    store = create_store(dsn)
+    first = tmp_path / "v1.csv"
+    first.write_text("sku,gtin,name,price,quantity\nVV1,4000000000136,Hose S,1.00,1\n")
+    assert cli(dsn, "import", "csv", str(first), "--store", str(store)).returncode == 0
+    renumbered = tmp_path / "v2.csv"
+    renumbered.write_text(
+        "sku,gtin,name,price,quantity,is_active\nVV1,4000000000136,Hose S,1.00,1,no\nNN1,4000000000136,Hose S,1.00,3,\n"
+    )
+    assert cli(dsn, "import", "csv", str(renumbered), "--store", str(store)).returncode == 0
+    out = cli(dsn, "import", "csv", str(renumbered), "--store", str(store))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("row 1: stale: sku 'VV1' was taken over by another sku") and "'NN1'" in lines[0], lines
+    assert "1 mapped (0 with notes), 1 stale, 0 duplicate, 0 rejected" in lines[1] and len(lines) == 2, lines
+    table = list(csv.reader(io.StringIO(cli(dsn, "imports", "errors", lines[1].split()[1]).stdout.lstrip("\ufeff"))))
+    assert len(table) == 2 and table[1][0] == "1" and table[1][1].startswith("stale: sku 'VV1' was taken over"), table
+    assert table[1][2:5] == ["VV1", "4000000000136", "Hose S"], table
+
+
 def test_import_csv_says_how_many_rows_it_did_not_name_and_how_to_get_them_all(dsn: str, tmp_path: Path) -> None:
     """It named the first 20 of 30 rejected rows, then "30 rejected": no "and 10 more", no way to get the rest."""
     store = create_store(dsn)
@@ -406,7 +428,10 @@ def test_import_csv_says_how_many_rows_it_did_not_name_and_how_to_get_them_all(d
     assert [line.split(":")[0] for line in lines[:20]] == [f"row {i}" for i in range(1, 21)]
     assert lines[20] == "... and 10 more rejected rows" and "30 rejected" in lines[21]
     batch = lines[21].split()[1]
-    assert lines[22] == f"every rejected and duplicate row: plinqy-search imports errors {batch} --output errors.csv"
+    assert (
+        lines[22]
+        == f"every rejected, duplicate and stale row: plinqy-search imports errors {batch} --output errors.csv"
+    )
     saved = tmp_path / "errors.csv"
     written = cli(dsn, "imports", "errors", batch, "--output", str(saved))
     assert written.returncode == 0 and written.stdout == "", written.stderr

@@ -97,10 +97,11 @@ async def _rows_csv(rt: Runtime, batch_id: UUID, which: str, name: str) -> Strea
 @get(
     "/v1/imports/{batch_id:uuid}/errors",
     summary="An import's rows not applied, as CSV",
-    description="The rows rejected and the duplicates: an earlier row of a SKU that a later row of the file replaced "
-    "(the last one wins, even when it is rejected: its reason then says the SKU was left as it was), its reason "
-    f"starting `duplicate: `. Row number, reason, {_CELLS} 410 once `imports prune` deleted the rows of an import "
-    "that had such rows. Rows mapped with notes are at `…/notes`.",
+    description="The rows rejected, the stale ones (nothing to do: older than the listing, or a retired SKU's row in "
+    "a file sent again; reason starting `stale: `) and the duplicates: an earlier row of a SKU that a later row of the "
+    "file replaced (the last one wins, even when it is rejected: its reason then says the SKU was left as it was), its "
+    f"reason starting `duplicate: `. Row number, reason, {_CELLS} 410 once `imports prune` deleted the rows of an "
+    "import that had such rows. Rows mapped with notes are at `…/notes`.",
     tags=["ingest"],
     guards=[require_key("listings:write")],
     security=key_scope("listings:write"),
@@ -109,8 +110,8 @@ async def _rows_csv(rt: Runtime, batch_id: UUID, which: str, name: str) -> Strea
 )
 async def import_errors(rt: NamedDependency[Runtime], request: Request[Any, Any, Any], batch_id: BatchId) -> Stream:
     batch = _finished(await owned_batch(rt, request, batch_id))
-    if batch["rows_pruned_at"] is not None and (batch["error_rows"] or batch["duplicate_rows"]):
-        counts = f"{batch['error_rows']} rejected, {batch['duplicate_rows']} duplicate"
+    if batch["rows_pruned_at"] is not None and (batch["error_rows"] or batch["duplicate_rows"] or batch["stale_rows"]):
+        counts = f"{batch['error_rows']} rejected, {batch['duplicate_rows']} duplicate, {batch['stale_rows']} stale"
         raise _pruned(batch, f"; its counts stay: {counts}")
     return await _rows_csv(rt, batch_id, "batch_errors", "errors")
 

@@ -238,12 +238,13 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
 
 
 def _report(out: ImportOutcome, strict: bool) -> None:
-    """The first rejected, duplicate and noted rows, the summary line, where the rest are; exit 1 unless completed,
-    3 on --strict rejections."""
+    """The first rejected, duplicate, stale and noted rows, the summary line, where the rest are; exit 1 unless
+    completed, 3 on --strict rejections."""
     from search_service.ingest.imports import row_count_text
 
     _first_rows("rejected", out.errors, out.rejected)
     _first_rows("duplicate", out.duplicates or [], out.duplicate)
+    _first_rows("stale", out.stales or [], out.stale)  # "1 stale" said neither which row nor why
     _first_rows("note", out.notes or [], out.noted)
     if out.ignored_columns:
         echo(f"ignored columns: {', '.join(out.ignored_columns)}")
@@ -251,8 +252,10 @@ def _report(out: ImportOutcome, strict: bool) -> None:
         f"batch {out.batch_id} {out.status}: {row_count_text(out.total)}, {out.mapped} mapped "
         f"({out.noted} with notes), {out.stale} stale, {out.duplicate} duplicate, {out.rejected} rejected"
     )
-    if len(out.errors) + len(out.duplicates or []) < out.rejected + out.duplicate:
-        echo(f"every rejected and duplicate row: plinqy-search imports errors {out.batch_id} --output errors.csv")
+    if len(out.errors) + len(out.duplicates or []) + len(out.stales or []) < out.rejected + out.duplicate + out.stale:
+        echo(
+            f"every rejected, duplicate and stale row: plinqy-search imports errors {out.batch_id} --output errors.csv"
+        )
     if len(out.notes or []) < out.noted:
         echo(f"every row with notes: plinqy-search imports errors {out.batch_id} --notes --output notes.csv")
     if out.status != "completed":
@@ -349,7 +352,7 @@ def _batch_columns(
 @click.pass_obj
 @user_errors
 def imports_errors(settings: Settings, batch_id: UUID, notes: bool, output: TextIO | None) -> None:
-    """An import's rejected and duplicate rows as the CSV GET /v1/imports/ID/errors answers (UTF-8 with a BOM)."""
+    """An import's rejected, duplicate and stale rows as the CSV GET /v1/imports/ID/errors answers (UTF-8, a BOM)."""
     from search_service.ingest.imports import BatchRowsUnavailable, batch_rows_csv
 
     with connect(settings) as conn:

@@ -38,10 +38,11 @@ class ImportOutcome:
     noted: int = 0  # mapped rows with notes (a GTIN or category ignored, a price rounded)
     notes: list[tuple[int, str]] | None = None  # the first of them: (row number, notes)
     duplicates: list[tuple[int, str]] | None = None  # the first rows replaced by a later row: (row number, reason)
+    stales: list[tuple[int, str]] | None = None  # the first stale rows, nothing to do: (row number, reason)
 
 
 Shown = list[tuple[int, str]]  # rows a summary names: (row number, reason or notes)
-SHOWN_ROWS = 20  # of each kind (rejected, duplicate, noted) in `import csv`'s summary
+SHOWN_ROWS = 20  # of each kind (rejected, duplicate, stale, noted) in `import csv`'s summary
 
 
 class ImportInterrupted(Exception):
@@ -91,7 +92,7 @@ async def batch_status(conn: Any, batch_id: UUID) -> dict[str, Any] | None:
 def rows_csv(rows: Iterable[Any], reason_column: str, first: bool = True) -> str:
     """A page of batch_errors or batch_notes as the CSV a user gets (`…/errors`, `…/notes`), the first page with a
     UTF-8 BOM and the header (Excel read a CSV without a BOM in the ANSI code page: GewÃ¼rzgurken), a duplicate's
-    reason saying so."""
+    or a stale row's reason saying so."""
     table = [
         (r["row_number"], _reason(r), _json(r["raw"]), _json(r["payload"]))  # asyncpg: JSON text; psycopg: decoded
         for r in rows
@@ -147,7 +148,8 @@ def batch_rows_csv(conn: psycopg.Connection, batch_id: UUID, which: str) -> str:
 
 
 def _reason(row: Any) -> str:
-    return f"duplicate: {row['error']}" if row.get("status") == "duplicate" else row["error"] or ""
+    kind = row.get("status")
+    return f"{kind}: {row['error']}" if kind in ("duplicate", "stale") else row["error"] or ""
 
 
 def _json(value: Any) -> Any:
@@ -275,17 +277,17 @@ async def import_csv_async(
     )  # fmt: skip
 
 
-async def _shown_rows(conn: Any, batch_id: UUID) -> tuple[Shown, int, Shown, Shown]:
+async def _shown_rows(conn: Any, batch_id: UUID) -> tuple[Shown, int, Shown, Shown, Shown]:
     """What a summary names: the first rejected rows, the count of noted rows and the first of them, the first
-    duplicates; each read alone, SHOWN_ROWS at most: every bad row fetched to show 20 grew with them (463 MB for
-    600k rejected rows)."""
+    duplicates and stale rows; each read alone, SHOWN_ROWS at most: every bad row fetched to show 20 grew with them
+    (463 MB for 600k rejected rows)."""
     first, notes = _sql("batch_first_errors"), _sql("batch_notes")
-    rejected, duplicates = [
+    rejected, duplicates, stales = [
         _first(await conn.fetch(first.sql, *first.bind(batch_id=batch_id, status=status, limit=SHOWN_ROWS)))
-        for status in ("rejected", "duplicate")
+        for status in ("rejected", "duplicate", "stale")
     ]
     noted = await conn.fetch(notes.sql, *notes.bind(batch_id=batch_id, after=0, limit=SHOWN_ROWS))
-    return rejected, await noted_rows(conn, batch_id), _first(noted), duplicates
+    return rejected, await noted_rows(conn, batch_id), _first(noted), duplicates, stales
 
 
 def _first(rows: Iterable[Any]) -> Shown:

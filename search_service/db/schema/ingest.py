@@ -111,13 +111,14 @@ imported_product_raw = Table(
         "ix_imported_product_raw_pending", "import_batch_id", "row_number", postgresql_where=text("status = 'pending'")
     ),
     # An import's rows not applied (`…/errors`, a page at a time by row number; the status checked in the index for
-    # `import csv`'s first rows of each) and those mapped with notes (`…/notes`, the count `noted_rows`): 0048.
+    # `import csv`'s first rows of each) and those mapped with notes (`…/notes`, the count `noted_rows`): 0048;
+    # the stale rows listed too: 0049.
     Index(
         "ix_imported_product_raw_not_applied",
         "import_batch_id",
         "row_number",
         "status",
-        postgresql_where=text("status IN ('rejected', 'duplicate')"),
+        postgresql_where=text("status IN ('rejected', 'duplicate', 'stale')"),
     ),
     Index(
         "ix_imported_product_raw_noted",

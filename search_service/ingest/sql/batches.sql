@@ -399,8 +399,9 @@ FROM imported_product_raw WHERE import_batch_id = :batch_id ORDER BY row_number;
 
 -- name: batch_errors
 -- params: batch_id uuid, after int, limit int
--- A page of a batch's rows not applied, those past row `after` (0: from the first): those rejected, and the
--- duplicates (replaced by a later row of their SKU, mark_duplicates), a duplicate saying when the row that replaced
+-- A page of a batch's rows not applied, those past row `after` (0: from the first): those rejected, the stale
+-- (nothing to do: older than the listing, a retired SKU's row sent again; no output named them: migration 0049), and
+-- the duplicates (replaced by a later row of their SKU, mark_duplicates), a duplicate saying when the row that replaced
 -- it (replaced_by_row) was rejected: a good row lost to a bad one left the SKU as it was, which the user learnt from
 -- no output. A page at a time on ix_imported_product_raw_not_applied: half a million rows in one statement ran past
 -- the API's statement timeout (503 for ever).
@@ -413,12 +414,12 @@ FROM imported_product_raw r
 LEFT JOIN imported_product_raw w
        ON r.status = 'duplicate' AND w.import_batch_id = r.import_batch_id
       AND w.row_number = r.replaced_by_row
-WHERE r.import_batch_id = :batch_id AND r.status IN ('rejected', 'duplicate') AND r.row_number > :after::int
+WHERE r.import_batch_id = :batch_id AND r.status IN ('rejected', 'duplicate', 'stale') AND r.row_number > :after::int
 ORDER BY r.row_number
 LIMIT :limit::int;
 
 -- name: batch_first_errors
--- params: batch_id uuid, status text ('rejected' or 'duplicate'), limit int
+-- params: batch_id uuid, status text ('rejected', 'duplicate' or 'stale'), limit int
 -- The first rows of one kind that batch_errors lists (`import csv`'s summary names 20 of each): the status is
 -- checked in ix_imported_product_raw_not_applied, so the rows of the other kind cost no heap read.
 SELECT r.row_number, r.status,
@@ -429,7 +430,7 @@ FROM imported_product_raw r
 LEFT JOIN imported_product_raw w
        ON r.status = 'duplicate' AND w.import_batch_id = r.import_batch_id
       AND w.row_number = r.replaced_by_row
-WHERE r.import_batch_id = :batch_id AND r.status IN ('rejected', 'duplicate') AND r.status = :status::text
+WHERE r.import_batch_id = :batch_id AND r.status IN ('rejected', 'duplicate', 'stale') AND r.status = :status::text
 ORDER BY r.row_number
 LIMIT :limit::int;
 
