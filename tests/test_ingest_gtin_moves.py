@@ -121,12 +121,51 @@ def test_a_category_that_does_not_exist_is_reported_as_ignored(base: str, db_url
     assert row is not None
     made = _put(base, shop, "K1", {"name": "Kettle", "price": 20, "quantity": 2, "category": row[0]})
     again = _put(base, shop, "K1", {"name": "Kettle", "price": 20, "quantity": 2, "category": 999_999})
-    assert again.json()["notes"] == "category '999999' not found; ignored"
+    assert (
+        again.json()["notes"] == "category '999999' not found; ignored: write its full path (Parent > Child) or its id"
+    )
     with psycopg.connect(db_url) as conn:
         kept = conn.execute(
             "SELECT category_id FROM product_master WHERE id = %s", (made.json()["product_id"],)
         ).fetchone()
     assert kept == (row[0],)  # it said "mapped without a category" and kept it
+
+
+def test_a_category_given_by_its_name_resolves_when_one_category_has_it(base: str, db_url: str) -> None:
+    """`Coffee` for `Grocery > Coffee` was "category 'Coffee' not found; ignored", no hint what to write: a bare name
+    one category has resolves; one several have, or a wrong path, is noted with the full paths to write."""
+    shop, tag = _shop(db_url), uuid.uuid4().hex[:6]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        ids: dict[str, int] = {}
+        for path in ("Grocery", "Baby", "Grocery > Coffee", "Grocery > Milk", "Baby > Milk"):
+            *parent, name = path.split(" > ")
+            made = conn.execute(
+                "INSERT INTO category (name, parent_id) VALUES (%s, %s) RETURNING id",
+                (f"{name} {tag}", ids[parent[0]] if parent else None),
+            ).fetchone()
+            assert made is not None
+            ids[path] = made[0]
+    body = {"name": "Beans", "price": 5, "quantity": 1}
+    named = _put(base, shop, "CF1", {**body, "category": f"  coffee {tag.upper()} "})
+    assert named.status_code == 200 and not named.json()["notes"], named.text
+    with psycopg.connect(db_url) as conn:
+        got = conn.execute(
+            "SELECT category_id FROM product_master WHERE id = %s", (named.json()["product_id"],)
+        ).fetchone()
+    assert got == (ids["Grocery > Coffee"],)
+    several = _put(base, shop, "CF2", {**body, "category": f"Milk {tag}"})
+    assert several.json()["notes"] == (
+        f"category 'Milk {tag}' names 2 categories; ignored: write its full path, "
+        f"'Baby {tag} > Milk {tag}' or 'Grocery {tag} > Milk {tag}'"
+    ), several.text
+    wrong = _put(base, shop, "CF3", {**body, "category": f"Drinks > Coffee {tag}"})
+    assert wrong.json()["notes"] == (
+        f"category 'Drinks > Coffee {tag}' not found; ignored: write its full path, 'Grocery {tag} > Coffee {tag}'"
+    ), wrong.text
+    unknown = _put(base, shop, "CF4", {**body, "category": "23.0"})
+    assert unknown.json()["notes"] == (
+        "category '23.0' not found; ignored: write its full path (Parent > Child) or its id"
+    ), unknown.text
 
 
 def test_a_moved_listing_takes_its_stock_off_the_old_product(base: str, db_url: str) -> None:

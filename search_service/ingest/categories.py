@@ -1,4 +1,5 @@
-"""The category tree as mapping reads it: a row's category id or path (`Dairy, Eggs & Plant-Based > Milk`) to an id."""
+"""The category tree as mapping reads it: a row's category id, path (`Dairy, Eggs & Plant-Based > Milk`) or the
+name of one category (`Milk`) to an id."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 from search_service.db.sql import statement
 from search_service.ingest.rows import ValidRow
 
+NAMED_PATHS = 5  # the paths a note offers for a name several categories have, at the most
+
 
 def _category_key(name: str) -> str:
     """A category name as paths compare it: case and runs of spaces (NBSP too) do not matter."""
@@ -15,21 +18,25 @@ def _category_key(name: str) -> str:
 
 
 class Categories:
-    """The category tree, to resolve a row's category id or path (`Dairy, Eggs & Plant-Based > Milk`, in any
-    case)."""
+    """The category tree, to resolve a row's category id, path (`Dairy, Eggs & Plant-Based > Milk`, in any case) or
+    bare name, when one category alone has it (a merchant writes `Coffee` for `Grocery > Coffee`)."""
 
     def __init__(self, rows: Sequence[Any]) -> None:
         self.ids = {r["id"] for r in rows}
         parent = {r["id"]: r["parent_id"] for r in rows}
         name = {r["id"]: r["name"] for r in rows}
         self.paths: dict[str, int] = {}
+        self.shown: dict[int, str] = {}  # a category's path as the tree writes it, for a note to offer
+        self.named: dict[str, list[int]] = {}  # a name (as paths compare it) → the categories that have it
         for cid in self.ids:
             parts: list[str] = []
             node, depth = cid, 0
             while node is not None and depth < 32:
-                parts.insert(0, _category_key(name[node]))
+                parts.insert(0, name[node])
                 node, depth = parent.get(node), depth + 1
-            self.paths[" > ".join(parts)] = cid
+            self.paths[" > ".join(_category_key(p) for p in parts)] = cid
+            self.shown[cid] = " > ".join(parts)
+            self.named.setdefault(_category_key(name[cid]), []).append(cid)
 
     @classmethod
     async def load(cls, conn: Any) -> Categories:
@@ -42,9 +49,23 @@ class Categories:
         if isinstance(row.category, int):
             if row.category in self.ids:
                 return row.category
+            named: list[int] = []
         else:
-            key = " > ".join(_category_key(p) for p in row.category.split(">"))
-            if key in self.paths:
-                return self.paths[key]
-        row.notes.append(f"category {str(row.category)[:80]!r} not found; ignored")
+            parts = [_category_key(p) for p in row.category.split(">")]
+            if (found := self.paths.get(" > ".join(parts))) is not None:
+                return found
+            named = sorted(self.named.get(parts[-1], []), key=self.shown.__getitem__)
+            if len(parts) == 1 and len(named) == 1:
+                return named[0]  # a bare name one category has
+        row.notes.append(self._not_found(str(row.category)[:80], named))
         return None
+
+    def _not_found(self, given: str, named: list[int]) -> str:
+        """The note of a category not resolved, saying what to write: the paths of the categories of its (last)
+        name, or that a path or an id is wanted (it said "not found" alone, of `Coffee` in `Grocery > Coffee`)."""
+        if not named:
+            return f"category {given!r} not found; ignored: write its full path (Parent > Child) or its id"
+        offered = " or ".join(repr(self.shown[c]) for c in named[:NAMED_PATHS])
+        more = f" ({len(named) - NAMED_PATHS} more)" if len(named) > NAMED_PATHS else ""
+        what = f"names {len(named)} categories" if ">" not in given and len(named) > 1 else "not found"
+        return f"category {given!r} {what}; ignored: write its full path, {offered}{more}"
