@@ -482,8 +482,9 @@ def test_import_csv_maps_its_stores_earlier_batches_first_or_says_what_it_waits_
     with psycopg.connect(dsn, autocommit=True) as conn:
         earlier = pipeline.record_batch(conn, store_id=store, source="csv", kind="csv",
                                         rows=[{"sku": "e1", "name": "Early", "price": 1, "quantity": 4}])  # fmt: skip
+        # a lease the command's start (2-5 s on a loaded machine: it lapsed first, nothing to wait for) outlives
         conn.execute("UPDATE import_batch SET status = 'processing', locked_by = 'worker-7', "
-                     "locked_until = now() + interval '3 seconds' WHERE id = %s", (earlier,))  # fmt: skip
+                     "locked_until = now() + interval '10 seconds' WHERE id = %s", (earlier,))  # fmt: skip
     file = tmp_path / "later.csv"
     file.write_text("sku,name,price,quantity\ne1,Early,1,9\n")
     out = cli(dsn, "import", "csv", str(file), "--store", str(store))
