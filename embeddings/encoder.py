@@ -17,6 +17,7 @@ import json
 import os
 import re
 import string
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
@@ -52,6 +53,15 @@ def _offline() -> None:
     # Never reach for a hub: this service runs where there is none.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def _loader_bars_on_a_terminal_only() -> None:
+    """transformers draws a "Loading weights" bar of its own while it loads the weights (the torch backend, the ONNX
+    export): stderr sent to a log or a pipe got each redraw, `\\r`-separated. Call after importing transformers."""
+    if not sys.stderr.isatty():
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
 
 def resolve_model_dir(config: EncoderConfig) -> Path:
@@ -212,6 +222,7 @@ class TorchEncoder(Encoder):
         import torch
         from sentence_transformers import SentenceTransformer
 
+        _loader_bars_on_a_terminal_only()
         device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
         if device.startswith("cuda"):
@@ -234,6 +245,7 @@ def _export_onnx(model_dir: Path, target: Path) -> None:
     import torch
     from transformers import AutoModel
 
+    _loader_bars_on_a_terminal_only()
     model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", local_files_only=True).eval()
 
     class LastHiddenState(torch.nn.Module):

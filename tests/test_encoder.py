@@ -175,3 +175,21 @@ def test_one_thread_encoder_gives_the_same_vectors(onnx_encoder: Encoder, cache_
     single = load_encoder(EncoderConfig(backend="onnx", cache_dir=cache_dir, threads=1))
     assert single._session.get_session_options().intra_op_num_threads == 1  # type: ignore[attr-defined]
     np.testing.assert_allclose(single.encode(PRODUCT_TEXTS), onnx_encoder.encode(PRODUCT_TEXTS), atol=1e-5)
+
+
+def test_loading_draws_no_bar_into_a_log(tmp_path: Path) -> None:
+    """The ONNX export (a fresh cache: the first `reembed`, `serve` or `worker`) and the torch backend wrote
+    transformers' own "Loading weights" bar, `\\r`-separated, into stderr sent to a file; on a terminal only now."""
+    code = (
+        "from pathlib import Path; from embeddings.encoder import EncoderConfig, load_encoder; "
+        f"cache = Path({str(tmp_path / 'cache')!r}); "
+        "print(load_encoder(EncoderConfig(backend='onnx', cache_dir=cache)).backend_name); "
+        "print(load_encoder(EncoderConfig(backend='torch', device='cpu', cache_dir=cache)).backend_name)"
+    )
+    with (tmp_path / "stderr.log").open("w+") as log:
+        out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=log, text=True, timeout=300)
+        log.seek(0)
+        err = log.read()
+    assert out.returncode == 0 and out.stdout.split() == ["onnx", "torch"], out.stdout + err
+    assert any((tmp_path / "cache").glob("*/model.onnx")), "the export ran"
+    assert "Loading weights" not in err and "\r" not in err, err
