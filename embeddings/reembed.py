@@ -1,7 +1,8 @@
 """Batch re-embedding of whole catalogues: keyset walk, bulk COPY writes, resumable, with a progress bar.
 
 Resuming: `--missing` and `--stale` select only unfinished products, so a second run continues by construction.
-`--all` records its start time in a checkpoint file; a rerun re-embeds only products embedded before that time.
+`--all` records its start time in a checkpoint file (one per database, model and `--via-queue` or not); a rerun
+re-embeds only products embedded before that time, and says so (`on_resume`); `restart` drops the checkpoint.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,7 +47,8 @@ class ReembedReport:
     selected: int = 0  # products found to need a vector (what --limit counts)
     no_vector: int = 0  # of those, texts with no token the model knows: written without one (not with --via-queue)
     seconds: float = 0.0
-    resumed_from: str | None = None
+    resumed_from: datetime | None = None  # the start of the interrupted or limited `--all` run this one goes on
+    left: int = 0  # the products the mode selected as the run began (resumed: not re-embedded since that start)
 
     @property
     def rate(self) -> float:
@@ -72,11 +74,22 @@ def check_dimension(conn: psycopg.Connection, encoder: Encoder) -> None:
         )
 
 
-class Checkpoint:
-    """Start time of an interrupted `--all` run, kept per database so a rerun resumes it."""
+def database_identity(conn: psycopg.Connection) -> str:
+    """The database as the server names it (cluster and oid), however the URL spells it (`localhost`, options).
+    A role denied pg_control_system() gets the address and port the connection reached, and the database name."""
+    try:
+        return str(conn.execute(_sql("database_identity")).fetchone()[0])  # type: ignore[index]
+    except psycopg.errors.InsufficientPrivilege:
+        return f"{conn.info.hostaddr or conn.info.host}:{conn.info.port}/{conn.info.dbname}"
 
-    def __init__(self, cache_dir: Path, dsn: str, model_id: str) -> None:
-        key = hashlib.sha256(f"{dsn}|{model_id}".encode()).hexdigest()[:16]
+
+class Checkpoint:
+    """Start time of an interrupted `--all` run, kept per database, model, and `--via-queue` or not: a run that only
+    queued tasks does not scope one that embeds here."""
+
+    def __init__(self, cache_dir: Path, database: str, model_id: str, *, via_queue: bool) -> None:
+        how = "queue" if via_queue else "here"
+        key = hashlib.sha256(f"{database}|{model_id}|{how}".encode()).hexdigest()[:16]
         self.path = cache_dir / f"reembed-all-{key}.json"
 
     def load(self) -> datetime | None:
@@ -129,25 +142,39 @@ def _write_batch(conn: psycopg.Connection, todo: Todo, vectors: list[np.ndarray 
         return cur.rowcount
 
 
+def _prepare(
+    conn: psycopg.Connection, write_conn: psycopg.Connection, encoder: Encoder, cache_dir: Path, via_queue: bool
+) -> Checkpoint:
+    """Both connections ready for vectors, the model's dimension checked, the staging table made; the checkpoint
+    an `--all` run keeps."""
+    register_vector(conn)
+    register_vector(write_conn)
+    check_dimension(conn, encoder)
+    write_conn.execute(_sql("create_staging"))
+    return Checkpoint(cache_dir, database_identity(conn), encoder.model_id, via_queue=via_queue)
+
+
 def _resume_point(
-    conn: psycopg.Connection, mode: Mode, checkpoint: Checkpoint, report: ReembedReport
+    conn: psycopg.Connection, mode: Mode, checkpoint: Checkpoint, report: ReembedReport, restart: bool
 ) -> datetime | None:
-    """`--all` re-embeds what was updated before its start: an interrupted run's start, else the server's now."""
+    """`--all` re-embeds what was updated before its start: an interrupted run's start (unless `restart`), else the
+    server's now."""
     if mode != "all":
         return None
-    before = checkpoint.load()
+    before = None if restart else checkpoint.load()
     if before is not None:
-        report.resumed_from = before.isoformat()
+        report.resumed_from = before
     else:
         before = conn.execute(_sql("server_now")).fetchone()[0]  # type: ignore[index]
         checkpoint.save(before)
     return before
 
 
-def _total(conn: psycopg.Connection, mode: Mode, before: datetime | None, limit: int | None) -> int:
-    """The progress bar's total: the products to walk (`stale` cannot tell which need work before it reads them)."""
+def _total(conn: psycopg.Connection, mode: Mode, before: datetime | None, limit: int | None) -> tuple[int, int]:
+    """The products to walk, and the progress bar's total: as many, or the limit (`stale` cannot tell which need
+    work before it reads them)."""
     total = int(conn.execute(_sql("count_products"), {"mode": mode, "before": before}).fetchone()[0])  # type: ignore[index]
-    return total if limit is None or mode == "stale" else min(total, limit)
+    return total, total if limit is None or mode == "stale" else min(total, limit)
 
 
 def _selected(
@@ -243,10 +270,12 @@ def reembed(
     via_queue: bool = False,
     cache_dir: Path,
     progress: bool = True,
+    restart: bool = False,
+    on_resume: Callable[[ReembedReport], None] | None = None,
 ) -> ReembedReport:
     """Walk the catalogue and (re-)embed what `mode` selects. Interrupting it (Ctrl-C) is safe at any point: every
-    batch is one transaction, and a rerun skips finished work. Batch n is written on a second connection while
-    batch n+1 is embedded."""
+    batch is one transaction, and a rerun skips finished work (`--all`: `on_resume` is told, before the walk;
+    `restart` starts it over). Batch n is written on a second connection while batch n+1 is embedded."""
     report = ReembedReport(mode=mode)
     started = time.perf_counter()
     with (
@@ -254,13 +283,11 @@ def reembed(
         psycopg.connect(dsn, autocommit=True, application_name="plinqy-reembed-writer") as write_conn,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="plinqy-reembed-writer") as pool,
     ):
-        register_vector(conn)
-        register_vector(write_conn)
-        check_dimension(conn, encoder)
-        checkpoint = Checkpoint(cache_dir, dsn, encoder.model_id)
-        before = _resume_point(conn, mode, checkpoint, report)
-        total = _total(conn, mode, before, limit)
-        write_conn.execute(_sql("create_staging"))
+        checkpoint = _prepare(conn, write_conn, encoder, cache_dir, via_queue)
+        before = _resume_point(conn, mode, checkpoint, report, restart)
+        report.left, total = _total(conn, mode, before, limit)
+        if report.resumed_from is not None and on_resume is not None:
+            on_resume(report)
         bar = tqdm(total=total, unit=" products", desc=f"reembed --{mode}", disable=not progress, smoothing=0.1)
         writes = _OneWrite(pool, write_conn)
         try:

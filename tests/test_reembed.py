@@ -22,7 +22,7 @@ import pytest
 from pgvector.psycopg import register_vector
 
 from embeddings.encoder import DEFAULT_CACHE_DIR, EncoderConfig, load_encoder
-from embeddings.reembed import ReembedError, check_dimension, reembed
+from embeddings.reembed import ReembedError, check_dimension, database_identity, reembed
 from embeddings.text import text_hash
 from embeddings.worker import product_text
 
@@ -337,3 +337,67 @@ def test_all_via_queue_reembeds_what_it_queued_and_a_limited_rerun_goes_on(fresh
         ).fetchone()
         assert queued == (20, 20)
         assert "enqueued 5 " in cli("reembed", "--all", "--via-queue", "--limit", "10")  # the last five
+
+
+def test_a_resumed_all_says_so_per_database_and_mode_and_restart_starts_over(fresh_db_url: str, tmp_path: Path) -> None:
+    """A later `--all` took an old checkpoint's start as its cut-off without a word, even one an `--all --via-queue`
+    run left (it only queued), and the same database spelled otherwise (`localhost`, `?connect_timeout=5`) got a
+    checkpoint of its own. Now a resumed run says since when and how many are left; `--restart` starts over."""
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    for item in DEFAULT_CACHE_DIR.iterdir():
+        (cache / "models" / item.name).symlink_to(item)
+
+    def cli(*args: str, url: str = fresh_db_url, code: int = 0) -> tuple[str, str]:
+        env = {**os.environ, "DATABASE_URL": url, "PLINQY_CACHE_DIR": str(cache)}
+        proc = subprocess.run([sys.executable, "-m", "search_service", "reembed", *args], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == code, proc.stderr[-2000:]
+        return proc.stdout, proc.stderr
+
+    resumed = re.compile(r"reembed --all: resuming the run started at (\S+ \S+), (\d+) products not re-embedded since")
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        seed(conn, 30)
+        assert "wrote 30" in cli("--missing")[0]
+        conn.execute("UPDATE ai_task SET status = 'done'")
+        assert "enqueued 10 " in cli("--all", "--via-queue", "--limit", "10")[0]
+        # the worker embeds the ten it queued: after that run's start
+        conn.execute("UPDATE product_master SET ai_embedded_at = now() WHERE id IN (SELECT product_master_id "
+                     "FROM ai_task WHERE status = 'pending')")  # fmt: skip
+        out, err = cli("--all", "--limit", "5")  # embeds here: not scoped by the queued run
+        assert "wrote 5 " in out and "resuming" not in err + out, err
+        other_spelling = fresh_db_url.replace("127.0.0.1", "localhost") + "?connect_timeout=5"
+        out, err = cli("--all", "--limit", "5", url=other_spelling)
+        said = resumed.search(err)
+        assert said and said[2] == "25" and "(--restart starts over)" in err, err
+        assert "wrote 5 (resumed the run started at " + said[1] + ")" in out, out
+        out, err = cli("--all", "--restart", "--limit", "5")
+        assert "wrote 5 " in out and "resuming" not in err + out, err
+        said = resumed.search(cli("--all", "--limit", "5")[1])
+        assert said and said[2] == "25", said
+        assert len(list(cache.glob("reembed-all-*.json"))) == 2  # the queued run's, and this one's
+        assert "--restart is for --all" in cli("--missing", "--restart", code=2)[1]
+
+
+def test_the_checkpoint_names_the_database_not_the_url(fresh_db_url: str) -> None:
+    """The server's names for the database, however the URL spells it; a role denied pg_control_system() gets the
+    address, port and name the connection reached."""
+    other_spelling = fresh_db_url.replace("127.0.0.1", "localhost") + "?connect_timeout=5"
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn, psycopg.connect(other_spelling) as other:
+        named = database_identity(conn)
+        assert named == database_identity(other)
+        system, oid = conn.execute(
+            "SELECT (SELECT system_identifier FROM pg_control_system()), oid FROM pg_database "
+            "WHERE datname = current_database()"
+        ).fetchone()
+        assert named == f"{system}/{oid}"
+        role = f"plinqy_no_control_{os.getpid()}"
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")  # this database's copy only
+        try:
+            as_role = other_spelling.replace("postgres@", f"{role}@")
+            with psycopg.connect(as_role, autocommit=True) as limited:
+                port, dbname = conn.info.port, conn.info.dbname
+                assert database_identity(limited) == f"127.0.0.1:{port}/{dbname}"
+        finally:
+            conn.execute(f"DROP ROLE {role}")

@@ -57,6 +57,14 @@ DO UPDATE SET kind = EXCLUDED.kind
     WHERE EXCLUDED.kind = 'reembed_product' AND ai_task.kind <> 'reembed_product'
 RETURNING id;
 
+-- name: database_identity
+-- params: (none)
+-- What an `--all` checkpoint is kept per: the cluster (its system identifier) and the database's oid in it, the
+-- same however a URL spells the host, the port or its options.
+SELECT (SELECT system_identifier FROM pg_control_system())::text || '/' || d.oid::text
+FROM pg_database d
+WHERE d.datname = current_database();
+
 -- name: server_now
 -- params: (none)
 -- The run's start for `--all`, on the server's clock: the one ai_embedded_at (now() of the write) is compared to.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import Any
 
 import click
@@ -104,18 +105,18 @@ def _log_started(worker_id: str) -> None:
     help="Stop after this many products re-embedded (or newly queued); a rerun goes on from there.",
 )
 @click.option("--via-queue", is_flag=True, help="Enqueue ai_tasks for the workers instead of embedding here.")
+@click.option("--restart", is_flag=True, help="--all: start over instead of resuming an interrupted or limited run.")
 @click.pass_obj
 @user_errors
-def reembed(settings: Settings, modes: tuple[str, ...], batch_size: int, limit: int | None, via_queue: bool) -> None:
+def reembed(
+    settings: Settings, modes: tuple[str, ...], batch_size: int, limit: int | None, via_queue: bool, restart: bool
+) -> None:
     """Re-embed the catalogue in bulk (Ctrl-C is safe: run again to resume)."""
     from embeddings.reembed import ReembedError
     from embeddings.reembed import reembed as run_reembed
     from search_service.worker import settle_heap
 
-    if len(set(modes)) != 1:  # two would run the larger silently (--missing --all: the whole catalogue)
-        given = " and ".join(f"--{m}" for m in dict.fromkeys(modes))
-        raise UsageMistake(f"choose one of --missing, --stale or --all{f' (not {given})' if modes else ''}")
-    mode = modes[0]
+    mode = _one_mode(modes, restart)
     url = current_database_url(settings)
     encoder = _encoder(settings)
     settle_heap()
@@ -129,13 +130,44 @@ def reembed(settings: Settings, modes: tuple[str, ...], batch_size: int, limit: 
             via_queue=via_queue,
             cache_dir=settings.cache_dir,
             progress=bars_drawn(),
+            restart=restart,
+            on_resume=lambda resumed: _say_resumed(resumed, via_queue),
         )
     except ReembedError as exc:
         raise UserFacingError(str(exc)) from None
     except KeyboardInterrupt:
         echo("interrupted: finished batches are saved; run the same command again to resume", err=True)
         sys.exit(130)
+    echo(_summary(report, via_queue))
+
+
+def _one_mode(modes: tuple[str, ...], restart: bool) -> str:
+    if len(set(modes)) != 1:  # two would run the larger silently (--missing --all: the whole catalogue)
+        given = " and ".join(f"--{m}" for m in dict.fromkeys(modes))
+        raise UsageMistake(f"choose one of --missing, --stale or --all{f' (not {given})' if modes else ''}")
+    if restart and modes[0] != "all":  # --missing and --stale keep no checkpoint: each run selects what is left
+        raise UsageMistake(f"--restart is for --all (--{modes[0]} always goes on with what is left)")
+    return modes[0]
+
+
+def _summary(report: Any, via_queue: bool) -> str:
     action = f"enqueued {report.enqueued}" if via_queue else f"wrote {report.written}"
     if report.no_vector:  # a text the model reads as [UNK] only gets no vector (docs/engine.md)
         action += f" ({report.no_vector} without a vector: no token the model knows)"
-    echo(f"reembed --{mode}: scanned {report.scanned}, {action} in {report.seconds:.1f}s ({report.rate:.0f}/s)")
+    if report.resumed_from is not None:
+        action += f" (resumed the run started at {_when(report.resumed_from)})"
+    return f"reembed --{report.mode}: scanned {report.scanned}, {action} in {report.seconds:.1f}s ({report.rate:.0f}/s)"
+
+
+def _when(moment: datetime) -> str:
+    return moment.isoformat(sep=" ", timespec="seconds")
+
+
+def _say_resumed(report: Any, via_queue: bool) -> None:
+    """Before the walk: a resumed `--all` skips what was embedded since its start (a checkpoint may be days old)."""
+    command = "reembed --all --via-queue" if via_queue else "reembed --all"
+    echo(
+        f"{command}: resuming the run started at {_when(report.resumed_from)}, {report.left} products not "
+        "re-embedded since (--restart starts over)",
+        err=True,
+    )
