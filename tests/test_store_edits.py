@@ -1,4 +1,5 @@
-"""A store's edits over real HTTP and the CLI: delivery areas PostGIS refuses, text trimmed, an empty PATCH."""
+"""A store's edits over real HTTP and the CLI: delivery areas as the globe reads them (PostGIS's refusals, the
+antimeridian; areas checked against geographiclib), text trimmed, an empty PATCH."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from geographiclib.geodesic import Geodesic
 
 from tests.ingest_helpers import bearer, store_key
 from tests.test_ingest_cli import cli
@@ -48,6 +50,86 @@ def test_a_delivery_area_postgis_refuses_as_a_geography_is_a_400_naming_it(
     halves = [[-10, 0], [80, 0], [170, 0], [170, 1], [80, 1], [-10, 1], [-10, 0]]  # a corner between the ends
     split = httpx.patch(url, json={"delivery_area": {"type": "Polygon", "coordinates": [halves]}}, headers=admin)
     assert split.status_code == 200 and split.json()["delivery_area"]["type"] == "MultiPolygon", split.text
+
+
+def _geodesic_area(*rings: list[list[float]]) -> float:
+    """geographiclib's area of a polygon (m², WGS 84): the shell's less its holes'."""
+    areas = []
+    for ring in rings:
+        polygon = Geodesic.WGS84.Polygon()
+        for lon, lat in ring[:-1]:
+            polygon.AddPoint(lat, lon)
+        areas.append(abs(polygon.Compute(False, True)[2]))
+    return areas[0] - sum(areas[1:])
+
+
+def _stored(conn: psycopg.Connection, store: str, lon: float, lat: float) -> tuple[float, bool]:
+    """The stored area's size (m²) and whether it covers the point (as stores_delivering reads it)."""
+    row = conn.execute(
+        "SELECT ST_Area(delivery_area), ST_Covers(delivery_area, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography)"
+        " FROM store WHERE id = %s",
+        (lon, lat, store),
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_a_band_from_lon_minus_180_to_180_is_refused_as_it_has_no_area_on_the_globe(
+    base: str, conn: psycopg.Connection, admin: dict[str, str]
+) -> None:
+    """-180 and 180 are one meridian on the globe: an edge between them has zero length, so a band drawn with
+    corners only there collapsed to a line once stored as a geography. It was a 200 storing an area of 0 m² that
+    delivered nowhere, not even to the store's own place."""
+    store = _create(base, admin, lat=0, lon=10).json()["id"]
+    url = f"{base}/v1/stores/{store}"
+    for south, north in ((-60, 60), (-10, 10), (-20, -15), (-89, 89)):
+        band = [[-180, south], [180, south], [180, north], [-180, north], [-180, south]]
+        refused = httpx.patch(url, json={"delivery_area": {"type": "Polygon", "coordinates": [band]}}, headers=admin)
+        assert refused.status_code == 400, refused.text
+        parameter, message = _error(refused)
+        assert parameter == "delivery_area" and "has no extent on the globe" in message, message
+        assert "an edge from -180 to 180 has zero length" in message and "put corners between its ends" in message
+    multi = {"type": "MultiPolygon", "coordinates": [[[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]], [band]]}
+    refused = httpx.patch(url, json={"delivery_area": multi}, headers=admin)
+    assert refused.status_code == 400 and "-180 to 180 (polygon 1) has zero length" in _error(refused)[1], refused.text
+    assert conn.execute("SELECT delivery_area IS NULL FROM store WHERE id = %s", (store,)).fetchone() == (True,)
+    lons = (-180, -90, 0, 90, 180)  # the same band with corners between its ends: stored as drawn
+    ring = [[x, -60] for x in lons] + [[x, 60] for x in reversed(lons)] + [[-180, -60]]
+    kept = httpx.patch(url, json={"delivery_area": {"type": "Polygon", "coordinates": [ring]}}, headers=admin)
+    assert kept.status_code == 200, kept.text
+    area, covers_home = _stored(conn, store, 10, 0)
+    assert covers_home and area == pytest.approx(_geodesic_area(ring), rel=1e-6)
+
+
+def test_an_area_valid_on_the_globe_across_the_antimeridian_is_stored(
+    base: str, conn: psycopg.Connection, admin: dict[str, str]
+) -> None:
+    """Validity was judged on the lon/lat map, where edges across 180 degrees run the long way round: a hole
+    straddling 180 degrees, or a concave corner, "crossed" them, a 400 "Self-intersection[-175 -19]" where nothing
+    crosses on the globe. A shape invalid on the globe is still refused, its place said as the map writes it."""
+    store = _create(base, admin, lat=-17.5, lon=179.9).json()["id"]
+    url = f"{base}/v1/stores/{store}"
+    box = [[175, -20], [-175, -20], [-175, -15], [175, -15], [175, -20]]
+    hole = [[179, -19], [179, -18], [-179, -18], [-179, -19], [179, -19]]
+    concave = [[178, -20], [-178, -20], [-178, -16], [179, -18], [178, -16], [178, -20]]
+    inside, outside = [(179.8, -16.0), (-179.8, -19.5)], [(180.0, -18.5), (-179.5, -18.5), (170.0, -17.0)]
+    for rings, points_in, points_out in (
+        ([box, hole], inside, outside),
+        ([concave], [(179.0, -19.0), (-178.5, -17.0)], [(179.0, -17.0), (-177.0, -18.0)]),
+    ):
+        stored = httpx.patch(url, json={"delivery_area": {"type": "Polygon", "coordinates": rings}}, headers=admin)
+        assert stored.status_code == 200, stored.text
+        for lon, lat in points_in + points_out:
+            area, covers = _stored(conn, store, lon, lat)
+            assert covers == ((lon, lat) in points_in), (rings, lon, lat)
+        assert area == pytest.approx(_geodesic_area(*rings), rel=1e-6)
+    bowtie = [[179, 0], [-179, 1], [-179, 0], [179, 1], [179, 0]]  # crosses itself on the globe too, at 180
+    refused = httpx.patch(url, json={"delivery_area": {"type": "Polygon", "coordinates": [bowtie]}}, headers=admin)
+    assert refused.status_code == 400, refused.text
+    assert _error(refused) == ("delivery_area", "is not a valid polygon: Self-intersection[180 0.5]")
+    wide = [[179.5, -19], [179.5, -18], [-170, -18], [-170, -19], [179.5, -19]]  # a hole out of its shell
+    refused = httpx.patch(url, json={"delivery_area": {"type": "Polygon", "coordinates": [box, wide]}}, headers=admin)
+    assert _error(refused) == ("delivery_area", "is not a valid polygon: Self-intersection[-175 -19]"), refused.text
 
 
 def test_store_text_is_trimmed_as_listing_text_is(

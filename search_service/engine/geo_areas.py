@@ -2,19 +2,22 @@
 
 A delivery area is a GeoJSON Polygon or MultiPolygon (lon/lat, WGS 84). `parse_area` checks its shape in Python
 (types, coordinate pairs in range, rings of at least four positions that end where they start; an altitude is
-dropped); `check_area` then asks PostGIS whether it is valid (no self-intersection, holes inside their shell) and
-returns it as a MultiPolygon, refusing too what PostGIS refuses as a geography (an edge 180 degrees of longitude
-long, whose shortest path on the Earth is no one line). Both raise `InvalidArea`, whose message says what is wrong;
-the HTTP layer answers 400 naming `delivery_area`.
+dropped); `check_area` then asks PostGIS whether it is valid (no self-intersection, holes inside their shell) as the
+globe reads it (across the antimeridian, where its edges run: `globe_frame`) and returns it as a MultiPolygon,
+refusing too what PostGIS refuses as a geography (an edge 180 degrees of longitude long, whose shortest path on the
+Earth is no one line) and a polygon with no area as that geography (corners only on lon -180 and 180). Both raise
+`InvalidArea`, whose message says what is wrong; the HTTP layer answers 400 naming `delivery_area`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Any
 from uuid import UUID
 
@@ -154,14 +157,62 @@ def _postgis_refusals() -> Iterator[None]:
         raise InvalidArea(f"is not a valid polygon on the globe: {reason}") from None
 
 
+def _edges(rings: list[list[list[float]]]) -> Iterator[tuple[float, float]]:
+    """Each edge's two longitudes."""
+    for ring in rings:
+        yield from ((a[0], b[0]) for a, b in pairwise(ring))
+
+
+def globe_frame(area: dict[str, Any]) -> dict[str, Any]:
+    """The area as a MultiPolygon where its edges run as on the globe: a polygon with an edge over 180 degrees of
+    longitude on the map crosses the antimeridian the short way, so its western longitudes move past 180 (on the
+    map such a polygon runs the long way round, where a hole or a concave corner seems to cross its other edges)."""
+    polygons = [area["coordinates"]] if area["type"] == "Polygon" else area["coordinates"]
+    judged = []
+    for rings in polygons:
+        if any(abs(a - b) > 180 for a, b in _edges(rings)):
+            rings = [[[lon + 360 if lon < 0 else lon, lat] for lon, lat in ring] for ring in rings]
+        judged.append(rings)
+    return {"type": "MultiPolygon", "coordinates": judged}
+
+
+def _zero_edge(area: dict[str, Any]) -> str:
+    """Which polygon has an edge from -180 to 180 (one meridian: on the globe the edge has zero length), or ''."""
+    polygons = [area["coordinates"]] if area["type"] == "Polygon" else area["coordinates"]
+    for i, rings in enumerate(polygons):
+        if any(abs(a - b) == 360 for a, b in _edges(rings)):
+            which = "" if area["type"] == "Polygon" else f" (polygon {i})"
+            return (
+                f"an edge from -180 to 180{which} has zero length, as both are one meridian; "
+                "put corners between its ends"
+            )
+    return ""
+
+
+def _flat_reason(area: dict[str, Any], index: int) -> str:
+    """Why polygon `index` (1-based) of the stored MultiPolygon has no area on the globe."""
+    which = "" if area["type"] == "Polygon" else f"polygon {index - 1} "
+    zero_edge = _zero_edge(area)
+    return f"{which}has no extent on the globe (no area once stored as a geography)" + (
+        f": {zero_edge}" if zero_edge else ""
+    )
+
+
 async def check_area(conn: Any, value: str | dict[str, Any]) -> str:
-    """The area as a GeoJSON MultiPolygon text ready for `set_delivery`, or InvalidArea (asyncpg connection)."""
+    """The area as a GeoJSON MultiPolygon text ready for `set_delivery`, or InvalidArea (asyncpg connection):
+    judged as the globe reads it (edges across the antimeridian run the short way), with area as stored."""
     area = parse_area(value)
     stmt = statement("engine/geo_scope", "check_area")
     with _postgis_refusals():
-        row = await conn.fetchrow(stmt.sql, *stmt.bind(geojson=json.dumps(area)))
+        row = await conn.fetchrow(stmt.sql, *stmt.bind(geojson=json.dumps(area), judged=json.dumps(globe_frame(area))))
     if not row["valid"]:
-        raise InvalidArea(f"is not a valid polygon: {row['reason']}")
+        reason, x = str(row["reason"]), row["x"]
+        if x is not None and x > 180:  # a place east of 180 in the judged frame: said as the map writes it
+            reason = re.sub(r"\[\S+ ", f"[{x - 360:.15g} ", reason, count=1)
+        zero_edge = _zero_edge(area)  # a ring round the globe collapses there ("Too few points")
+        raise InvalidArea(f"is not a valid polygon: {reason}" + (f" ({zero_edge})" if zero_edge else ""))
+    if row["flat"] is not None:
+        raise InvalidArea(_flat_reason(area, row["flat"]))
     return str(row["multi"])
 
 

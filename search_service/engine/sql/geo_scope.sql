@@ -45,14 +45,28 @@ FROM (
 ) x;
 
 -- name: check_area
--- params: geojson text (a Polygon or MultiPolygon, already checked for shape by geo_areas.parse_area)
--- PostGIS's verdict on a delivery polygon: valid (OGC rules: no self-intersection, holes inside their shell),
--- the reason when not, and the polygon as a MultiPolygon for storage. A valid one is cast to geography here, as
--- set_delivery stores it, so that what the globe refuses (an edge 180 degrees long) is refused here too.
-WITH g AS (SELECT ST_SetSRID(ST_GeomFromGeoJSON(:geojson::text), 4326) AS geom)
-SELECT ST_IsValid(geom) AS valid, ST_IsValidReason(geom) AS reason,
-       CASE WHEN ST_IsValid(geom) THEN ST_AsGeoJSON(ST_Multi(geom)::geography) END AS multi
-FROM g;
+-- params: geojson text (a Polygon or MultiPolygon, already checked for shape by geo_areas.parse_area),
+--         judged text (the same as a MultiPolygon, each polygon with an edge across the antimeridian moved to
+--         lon 0..360: geo_areas.globe_frame)
+-- PostGIS's verdict on a delivery polygon as the globe reads it: valid (OGC rules: no self-intersection, holes
+-- inside their shell) as drawn on the lon/lat map or, across the antimeridian, where its edges run the short way
+-- (judged: on the map they run the long way round and seem to cross); when not, the reason and its place (x) in
+-- the judged frame. A valid one is returned as a MultiPolygon cast to geography, as set_delivery stores it, so
+-- that what the globe refuses (an edge 180 degrees long) is refused here too; `flat` is the first of the stored
+-- polygons with no area on the globe (an edge from -180 to 180 has zero length there: a band round it collapses).
+WITH g AS (
+    SELECT ST_SetSRID(ST_GeomFromGeoJSON(:geojson::text), 4326) AS geom, ST_GeomFromGeoJSON(:judged::text) AS judged
+), v AS (
+    SELECT geom, judged, CASE WHEN ST_IsValid(geom) THEN true ELSE ST_IsValid(judged) END AS valid FROM g
+), m AS (
+    SELECT judged, valid, CASE WHEN valid THEN ST_AsGeoJSON(ST_Multi(geom)::geography) END AS multi FROM v
+)
+SELECT valid, multi,
+       CASE WHEN NOT valid THEN ST_IsValidReason(judged) END AS reason,
+       CASE WHEN NOT valid THEN ST_X((ST_IsValidDetail(judged)).location) END AS x,
+       (SELECT min(d.path[1]) FROM ST_Dump(ST_GeomFromGeoJSON(multi)) d
+        WHERE ST_Area(ST_SetSRID(d.geom, 4326)::geography) = 0) AS flat
+FROM m;
 
 -- name: set_delivery
 -- params: store_id uuid, set_radius bool, delivery_radius_m int|null, set_area bool,
