@@ -173,13 +173,13 @@ def test_a_failing_lane_leaves_its_rows_to_the_chunk_loop(
     real_apply = lanes.apply_rows
     failed: list[int] = []
 
-    async def apply_or_fail(conn: Any, store_id: uuid.UUID, currency: str, items: Any) -> Any:
+    async def apply_or_fail(conn: Any, store_id: uuid.UUID, currency: str, items: Any, **store: Any) -> Any:
         if not failed:
             number = await conn.fetchval("SELECT row_number FROM imported_product_raw WHERE id = $1", items[0][0])
             if number > BIG // 2:  # the second lane's first chunk: the server refuses a statement
                 failed.append(number)
                 await conn.execute("SELECT 1 / 0")
-        return await real_apply(conn, store_id, currency, items)
+        return await real_apply(conn, store_id, currency, items, **store)
 
     monkeypatch.setattr(lanes, "apply_rows", apply_or_fail)
     rows = [{"sku": f"f{i}", "name": f"Item {i}", "price": "1.00", "quantity": 1} for i in range(BIG)]
@@ -235,8 +235,8 @@ def test_a_batch_taken_over_while_a_lane_maps_rolls_the_lanes_chunk_back(
         conn.execute("UPDATE import_batch SET status = 'processing', locked_by = 'me' WHERE id = %s", (batch,))
     real_apply = lanes.apply_rows
 
-    async def apply_then_lose(conn: Any, store_id: uuid.UUID, currency: str, items: Any) -> Any:
-        results = await real_apply(conn, store_id, currency, items)
+    async def apply_then_lose(conn: Any, store_id: uuid.UUID, currency: str, items: Any, **store: Any) -> Any:
+        results = await real_apply(conn, store_id, currency, items, **store)
         with psycopg.connect(fresh_db_url, autocommit=True) as other:  # another worker takes the batch over
             other.execute("UPDATE import_batch SET locked_by = 'other' WHERE id = %s", (batch,))
         return results

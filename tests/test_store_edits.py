@@ -198,3 +198,26 @@ def test_a_name_of_blank_fillers_is_empty(base: str, conn: psycopg.Connection, a
         assert put.status_code == 400 and _error(put)[0] == "name", put.text
     kept = _create(base, admin, name="\u3164 \ud55c\uc785 \u2800")  # trimmed at the ends only
     assert kept.status_code == 201 and kept.json()["name"] == "\ud55c\uc785", kept.text
+
+
+def test_a_write_to_an_inactive_stores_listing_says_search_does_not_show_it(
+    base: str, conn: psycopg.Connection, admin: dict[str, str]
+) -> None:
+    """Deactivating a store hides it from shoppers only (its keys and webhooks keep working, as documented), but a
+    write to its listings was answered 200 "mapped" with notes null: nothing told the writer search shows none."""
+    store = _create(base, admin).json()["id"]
+    key, url = bearer(store_key(conn, uuid.UUID(store), "listings:write")), f"{base}/v1/stores/{store}"
+    listing = {"name": "Kava root powder", "price": "12.50", "quantity": 3}
+    assert httpx.put(f"{url}/listings/FJ-1", json=listing, headers=key).json()["notes"] is None
+    assert httpx.patch(url, json={"is_active": False}, headers=admin).json()["is_active"] is False
+    said = "the store is inactive: the listing is stored, but not shown in search until the store is active again"
+    patched = httpx.patch(f"{url}/listings/FJ-1", json={"quantity": 11, "price": 13}, headers=key)
+    created = httpx.put(f"{url}/listings/FJ-2", json={**listing, "price": "1.005"}, headers=key)
+    batch = httpx.post(f"{url}/listings/batch", json={"items": [{"sku": "FJ-3", **listing}]}, headers=key)
+    for answer in (patched.json(), created.json(), batch.json()["results"][0]):
+        assert answer["status"] == "mapped" and said in answer["notes"], answer
+    assert created.json()["notes"].startswith("price 1.005 rounded to"), created.text  # its own notes kept
+    assert conn.execute("SELECT quantity FROM store_product WHERE store_id = %s AND sku = 'FJ-1'", (store,)).fetchone()
+    assert httpx.patch(url, json={"is_active": True}, headers=admin).status_code == 200
+    again = httpx.patch(f"{url}/listings/FJ-1", json={"quantity": 12}, headers=key)
+    assert again.json()["status"] == "mapped" and again.json()["notes"] is None, again.text

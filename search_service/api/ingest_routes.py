@@ -324,7 +324,9 @@ async def create_store(
     "search); `null` clears either. Text is trimmed (surrounding whitespace, invisible characters such as a BOM): "
     "an empty or blank string clears an optional text field (address, city, postal_code, country_code, store_type, "
     "phone, website), a blank name is a 400; `null` keeps a field. A body that changes nothing (`{}`, or only "
-    "`null`s for the fields it keeps) writes nothing: the store is answered as it is.",
+    "`null`s for the fields it keeps) writes nothing: the store is answered as it is. `is_active: false` hides the "
+    "store from shoppers only: its listings leave search (suggestions, facets, delivery) until it is active again; "
+    "its keys, listing writes and webhooks keep working, and a listing write's `notes` say the store is inactive.",
     tags=["ingest"],
     guards=[require_admin_key("stores:write"), json_body],
     security=key_scope("stores:write"),

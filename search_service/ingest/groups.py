@@ -77,7 +77,8 @@ async def map_group(conn: Any, group: list[Claimed], worker_id: str, lease_s: fl
         duplicates = Counter({r["import_batch_id"]: int(r["duplicates"]) for r in marked})
         pending = await _fetch(conn, "ingest/groups", "pending_rows_group", batch_ids=batch_ids)
         batch_of = {r["id"]: r["import_batch_id"] for r in pending}
-        results = await apply_rows(conn, store_id, currency, [(r["id"], _decode(r["payload"])) for r in pending])
+        rows = [(r["id"], _decode(r["payload"])) for r in pending]
+        results = await apply_rows(conn, store_id, currency, rows, store_active=fenced[0]["store_active"])
         per_batch = {batch: ChunkCounts(duplicate=duplicates[batch]) for batch in batch_ids}
         for row_id, result in results.items():
             counts = per_batch[batch_of[row_id]]

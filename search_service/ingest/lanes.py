@@ -72,7 +72,8 @@ async def map_lane_chunk(
         store_id, currency = fenced[0]["store_id"], fenced[0]["currency"].strip()
         after, upto = lane
         pending = await _fetch(conn, "lane_rows", batch_id=batch_id, after=after, upto=upto, limit=limit)
-        results = await apply_rows(conn, store_id, currency, [(r["id"], _decode(r["payload"])) for r in pending])
+        rows = [(r["id"], _decode(r["payload"])) for r in pending]
+        results = await apply_rows(conn, store_id, currency, rows, store_active=fenced[0]["store_active"])
         counts = await save_results(conn, batch_id, worker_id, lease_s, results, last=False)
     return counts, len(pending) < limit
 

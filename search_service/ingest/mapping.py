@@ -32,6 +32,7 @@ from search_service.ingest.gtins import gtin14
 from search_service.ingest.kept_text import carry_former_text, note_kept_text
 from search_service.ingest.listed_as import listed_otherwise, retired_and_listed
 from search_service.ingest.rows import Rejected, ValidRow, trimmed, validate
+from search_service.ingest.stores import note_store_inactive
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def _rounds(items: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
 
 
 async def apply_rows(
-    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]]
+    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], *, store_active: bool = True
 ) -> dict[int, RowResult]:
     """Map (key, payload) items; returns each key's result. The caller holds the store lock and the transaction."""
     wanted = any(isinstance(p, dict) and p.get("category") not in (None, "") for _, p in items)
@@ -101,6 +102,8 @@ async def apply_rows(
                 got = await _apply_one_by_one(conn, store_id, currency, pending, categories)
             results.update({key: result for key, result in got.items() if result is not DEFERRED})
             pending = [item for item in pending if got.get(item[0]) is DEFERRED]  # never the first: progress
+    if not store_active:  # its fence read the store: search shows no listing of an inactive one
+        note_store_inactive(results.values())
     return results
 
 

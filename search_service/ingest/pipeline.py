@@ -311,7 +311,8 @@ async def map_chunk(
         pending = await fetch(conn, "pending_rows", batch_id=batch_id, limit=limit)
         # Fewer than `limit`: these are all that is left (a stored batch never grows), so this chunk is the last.
         last = len(pending) < limit
-        results = await apply_rows(conn, store_id, currency, [(r["id"], _decode(r["payload"])) for r in pending])
+        rows = [(r["id"], _decode(r["payload"])) for r in pending]
+        results = await apply_rows(conn, store_id, currency, rows, store_active=fenced[0]["store_active"])
         return await save_results(conn, batch_id, worker_id, lease_s, results, last=last, duplicates=marked), last
 
 

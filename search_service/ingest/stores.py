@@ -8,6 +8,7 @@ import math
 import re
 import secrets
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 from uuid import UUID
@@ -212,3 +213,14 @@ async def connection_async(conn: Any, connection_id: UUID) -> Connection | None:
         row["id"], row["store_id"], row["source"], row["secret_enc"], row["credentials_enc"],
         json.loads(config) if isinstance(config, str) else dict(config or {}), row["enabled"],
     )  # fmt: skip
+
+
+STORE_INACTIVE = "the store is inactive: the listing is stored, but not shown in search until the store is active again"
+
+
+def note_store_inactive(results: Iterable[Any]) -> None:
+    """A write to an inactive store's listing is mapped as any (deactivating hides a store from shoppers only: its
+    keys and webhooks keep working), and its notes say that search does not show it (mapping.RowResult)."""
+    for result in results:
+        if result.status == "mapped":
+            result.error = "; ".join(filter(None, (result.error, STORE_INACTIVE)))

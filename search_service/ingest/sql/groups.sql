@@ -36,7 +36,7 @@ WITH ours AS (
     WHERE id = ANY (:batch_ids::uuid[]) AND locked_by = :worker_id AND status = 'processing'
     RETURNING store_id
 )
-SELECT (SELECT count(*) FROM ours) AS held, s.id AS store_id, s.currency,
+SELECT (SELECT count(*) FROM ours) AS held, s.id AS store_id, s.currency, s.is_active AS store_active,
        pg_advisory_xact_lock(hashtextextended(s.id::text, 20261203)) AS locked,
        set_config('synchronous_commit', 'off', true) AS async_commit,
        set_config('plan_cache_mode', 'auto', true) AS key_checks_planned_once
