@@ -47,6 +47,14 @@ def _import(base: str, db_url: str, shop: tuple[uuid.UUID, str], data: bytes, ch
     return status
 
 
+def _over(base: str, db_url: str, listed: bytes, data: bytes) -> tuple[tuple[uuid.UUID, str], dict[str, Any]]:
+    """A new store's listings imported from `listed`, then `data` imported over them: the store and its status."""
+    shop = _shop(db_url)
+    first = _import(base, db_url, shop, listed)
+    assert first["error_rows"] == 0, first
+    return shop, _import(base, db_url, shop, data)
+
+
 def _errors(base: str, shop: tuple[uuid.UUID, str], status: dict[str, Any]) -> str:
     return httpx.get(f"{base}/v1/imports/{status['batch_id']}/errors", headers=bearer(shop[1])).text
 
@@ -55,6 +63,12 @@ def _titles(db_url: str, store: uuid.UUID) -> list[tuple[str, str]]:
     with psycopg.connect(db_url) as conn:
         rows = conn.execute("SELECT sku, title FROM store_product WHERE store_id = %s ORDER BY sku", (store,))
         return [(sku, title) for sku, title in rows.fetchall()]
+
+
+def _levels(db_url: str, store: uuid.UUID) -> list[tuple[str, int]]:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT sku, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (store,))
+        return [(sku, quantity) for sku, quantity in rows.fetchall()]
 
 
 def _products(db_url: str, store: uuid.UUID, fields: str) -> list[tuple[Any, ...]]:
@@ -196,19 +210,24 @@ def test_a_gtin_kept_as_text_by_a_spreadsheet_reads_as_its_digits(base: str, db_
 def test_a_sku_in_scientific_notation_is_refused_saying_a_spreadsheet_changed_it(base: str, db_url: str) -> None:
     """A sheet re-saved by Excel writes 4006381333948 as 4.00638E+12: the row made a new listing and product,
     the real listing's stock was not updated, and two different SKUs were merged as a "duplicate"."""
-    shop = _shop(db_url)
-    first = _import(base, db_url, shop, b"sku,name,price,quantity\n4006381333948,Eins,1,1\n4006381333955,Zwei,1,1\n")
-    assert first["error_rows"] == 0, first
+    listed = b"sku,name,price,quantity\n4006381333948,Eins,1,1\n4006381333955,Zwei,1,1\n"
     data = b'sku,name,price,quantity\n4.00638E+12,Eins,1,5\n4.00638E+12,Zwei,1,7\n"4,00638E+12",Zwei,1,7\n'
     data += b"1.23457e+11,Drei,1,1\nA1E+5,X,1,1\n"
-    resaved = _import(base, db_url, shop, data)
+    shop, resaved = _over(base, db_url, listed, data)
     assert (resaved["status"], resaved["duplicate_rows"], resaved["error_rows"]) == ("completed", 0, 4), resaved
     errors = _errors(base, shop, resaved)
     for sku in ("4.00638E+12", "4,00638E+12", "1.23457e+11"):
         assert f"sku '{sku}' is in scientific notation: a spreadsheet changed it" in errors, errors
     assert errors.count("format the sku column as text") == 4
-    with psycopg.connect(db_url) as conn:
-        listed = conn.execute(
-            "SELECT sku, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (shop[0],)
-        ).fetchall()
-    assert listed == [("4006381333948", 1), ("4006381333955", 1), ("A1E+5", 1)]  # only a SKU of letters is new
+    assert _levels(db_url, shop[0]) == [("4006381333948", 1), ("4006381333955", 1), ("A1E+5", 1)]  # letters: new
+
+
+def test_a_sku_kept_as_text_by_a_spreadsheet_is_the_sku_it_holds(base: str, db_url: str) -> None:
+    """`="0012345"` (an ERP export's way to keep a SKU's leading zeros from Excel) and `'0012345` were SKUs of
+    their own: the stock-out went to a new listing, and the real 0012345 stayed on sale at 40."""
+    listed = b"sku,name,price,quantity\n0012345,Nails 50,1,40\nH-12,Hammer,1,3\n"
+    data = b'sku;name;price;quantity\n="0012345";Nails 50;"1,99";0\n\'H-12;Hammer;1;2\n"=""0099""";Saw;1;1\n'
+    shop, marked = _over(base, db_url, listed, data + b'="";Nothing;1;1\n')
+    assert (marked["status"], marked["error_rows"]) == ("completed", 1), marked
+    assert "sku is required" in _errors(base, shop, marked)  # `=""`: a text cell holding nothing
+    assert _levels(db_url, shop[0]) == [("0012345", 0), ("0099", 1), ("H-12", 2)]

@@ -25,6 +25,7 @@ from search_service.ingest.csv_quotes import (
     spanning_quote,
     split_first_line,
 )
+from search_service.ingest.spreadsheet_cells import read_sku
 
 COLUMNS = ("sku", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity", "is_active")
 REQUIRED = ("sku", "price", "quantity")
@@ -46,11 +47,6 @@ CHARSET_BY_CLI = "import it with its charset (--charset windows-1252)"
 _SEP_LINE = re.compile(r"sep=([^\"\r\n])\1*\s*", re.IGNORECASE)
 _BLANK_LINE = re.compile(r"[\s,;]*")  # a line without a cell: blank, or of separators only (`;;;`)
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape holds them
-_SCIENTIFIC = re.compile(r"\d[.,]\d+E\+\d{1,3}", re.IGNORECASE)  # 4006381333948 in Excel's General format
-_SKU_CHANGED = (
-    "is in scientific notation: a spreadsheet changed it (a number format keeps only some of its digits, and two "
-    "SKUs may read the same): format the sku column as text and export the file again"
-)
 
 
 class CsvError(ValueError):
@@ -139,12 +135,9 @@ def _row(
     for column, cell in zip(header, cells, strict=True):
         if column in COLUMNS and cell.strip() != "":
             row[column] = cell.strip()
-    if "sku" in row and not row["sku"].isascii():  # a BOM or zero-width space at its ends: an SKU no one could type
-        row["sku"] = trim_invisible(row["sku"])
     if "quantity" not in row:  # an empty level is no level: a new listing went in out of stock, silently
         row["_error"] = "quantity is required: the cell is empty (write the stock level, 0 when there is none)"
-    if _SCIENTIFIC.fullmatch(row.get("sku", "")):  # mapped, it was another listing, or a "duplicate" of another SKU
-        row["_error"] = f"sku {row['sku']!r} {_SKU_CHANGED}"
+    read_sku(row)  # a spreadsheet's text marker dropped; scientific notation rejected
     return row
 
 

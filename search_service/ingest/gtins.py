@@ -6,16 +6,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_TEXT_MARKER = re.compile(r"'(.*)|=\"(.*)\"")  # '5901234123457, ="5901234123457": a spreadsheet's text cell
+from search_service.ingest.spreadsheet_cells import unmarked
 
 
 def _cell(value: Any) -> str:
     """A GTIN's text less spaces and hyphens, and less the marker that keeps a spreadsheet cell text (a leading `'`,
     an `="…"` wrapper: Excel's way to keep leading zeros), which was read as a length problem."""
     text = re.sub(r"[\s-]", "", str(value))
-    if marked := _TEXT_MARKER.fullmatch(text):
-        return marked[1] if marked[1] is not None else marked[2]
-    return text
+    inside = unmarked(text)
+    return text if inside is None else inside
 
 
 def gtin14(value: Any) -> str | None:

@@ -1,0 +1,39 @@
+"""Cells as a spreadsheet writes them: the marker that keeps a cell text (a leading `'`, an `="…"` wrapper, an ERP
+export's way to keep leading zeros from Excel), dropped from a GTIN (`gtins`) and a CSV's SKU; a SKU cell in
+scientific notation (Excel's General format: `4.00638E+12`) refused, as its digits may be lost and two
+SKUs read the same."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from search_service.engine.text import trim_invisible
+
+_TEXT_MARKER = re.compile(r"'(.*)|=\"(.*)\"")  # '0012345, ="0012345": a spreadsheet's text cell
+_SCIENTIFIC = re.compile(r"\d[.,]\d+E\+\d{1,3}", re.IGNORECASE)  # 4006381333948 in Excel's General format
+_SKU_CHANGED = (
+    "is in scientific notation: a spreadsheet changed it (a number format keeps only some of its digits, and two "
+    "SKUs may read the same): format the sku column as text and export the file again"
+)
+
+
+def unmarked(text: str) -> str | None:
+    """The text inside a spreadsheet's text marker (`'0012345`, `="0012345"`), or None when `text` has none."""
+    if marked := _TEXT_MARKER.fullmatch(text):
+        return marked[1] if marked[1] is not None else marked[2]
+    return None
+
+
+def read_sku(row: dict[str, Any]) -> None:
+    """The row's `sku` cell (stripped) as the SKU it names, or the row rejected naming `sku`. Read as written, a
+    marked cell (`="0012345"`) was a new listing beside 0012345, which kept its stock; one in scientific notation
+    was another listing, or a "duplicate" of another SKU. A marked cell is text, so no spreadsheet changed it."""
+    if "sku" not in row:
+        return
+    sku = row["sku"] if row["sku"].isascii() else trim_invisible(row["sku"])  # a BOM or zero-width space at its ends
+    if _SCIENTIFIC.fullmatch(sku):
+        row["_error"] = f"sku {sku!r} {_SKU_CHANGED}"
+    elif (inside := unmarked(sku)) is not None:
+        sku = trim_invisible(inside)
+    row["sku"] = sku
