@@ -769,6 +769,38 @@ def test_a_delivery_holding_what_cannot_be_stored_as_sent_is_a_400_naming_the_fi
     assert conn.execute("SELECT count(*) FROM import_batch WHERE store_id = %s", (store,)).fetchone() == (0,)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "parameter", "message"),
+    [
+        ("PUT", "listings/H13-K", b'{"name":"K","price":NaN,"quantity":2}', "price", NOT_FINITE),
+        ("PUT", "listings/H13-K", b'{"name":"K","price":-Infinity,"quantity":2}', "price", NOT_FINITE),
+        ("PATCH", "listings/H13-K", b'{"quantity":NaN}', "quantity", NOT_FINITE),
+        ("POST", "listings/batch", b'{"items":[{"sku":"H13-K","name":"K","price":Infinity,"quantity":2}]}',
+         "items[0].price", NOT_FINITE),
+        ("PUT", "listings/H13-K", b'{"name":"K\\ud800","price":"1","quantity":2}', "name", HALF),
+        ("POST", "listings/batch", b'{"items":[{"sku":"H13-K",' + LISTING + b'},{"sku":"\\udc00","quantity":1}]}',
+         "items[1].sku", HALF),
+        ("PUT", "listings/H13-K", b'{"name":"K","price":1e309,"quantity":2}', "price", TOO_BIG),
+        ("PUT", "listings/H13-K", b"NaN", "body", NOT_FINITE),
+    ],
+)  # fmt: skip
+def test_a_write_holding_what_json_has_no_value_for_names_the_field_as_a_delivery_does(
+    base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str], method: str, path: str, body: bytes,
+    parameter: str, message: str,
+) -> None:  # fmt: skip
+    """h13 D6: `NaN`, `Infinity` and half a surrogate pair answered "the body is not valid JSON ... near byte 20"
+    naming `body`, where a signed delivery (and a write's `1e309`) names the field."""
+    store, key = shop
+    answer = httpx.request(
+        method,
+        f"{base}/v1/stores/{store}/{path}",
+        content=body,
+        headers={**bearer(key), "content-type": "application/json"},
+    )
+    assert (answer.status_code, answer.json()["error"]) == (400, {"parameter": parameter, "message": message})
+    assert conn.execute("SELECT count(*) FROM store_product WHERE store_id = %s", (store,)).fetchone() == (0,)
+
+
 def test_a_surrogate_pair_in_a_delivery_is_one_character_stored_as_sent(
     base: str, db_url: str, settings: Settings, conn: psycopg.Connection
 ) -> None:

@@ -1,8 +1,10 @@
 """The API's request class: a JSON body is held to its schema's JSON types, and its faults get a 400 naming a field.
 
-- A number out of range (`1e309`): msgspec refuses it while decoding the body, before any field is known, and says
-  only "Number out of range - at `$[...]`". This class finds the field the way litestar names validation errors
-  (`price`, `items[3].price`) and raises `BadParameter`, answered in the API's JSON error format.
+- A number out of range (`1e309`), `NaN` or `Infinity`, a string holding half a UTF-16 surrogate pair (`\\ud800`):
+  msgspec refuses it while decoding the body, before any field is known, and says only where ("Number out of
+  range - at `$[...]`", "invalid character near byte 20"). This class finds the field the way litestar names
+  validation errors (`price`, `items[3].price`), as a signed delivery names it (`ingest/json_faults.py`), and raises
+  `BadParameter`, answered in the API's JSON error format.
 - A value of another JSON type than the schema's (`"is_active": 0`, `"updated_at": 0`): litestar converts a body
   as leniently as a query string (0 is false, a number a Unix time), so the body is first checked strictly
   against the handler's `data` type.
@@ -29,7 +31,7 @@ from litestar.exceptions import HTTPException, SerializationException
 from litestar.handlers.base import BaseRouteHandler
 
 from search_service.api.params import EMPTY_BODY, BadParameter
-from search_service.ingest.json_faults import OUT_OF_RANGE, not_json, out_of_range_field
+from search_service.ingest.json_faults import named_fault, not_json
 from search_service.ingest.sources import collector_paused
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
@@ -126,9 +128,8 @@ class PlinqyRequest(Request[Any, Any, Any]):
             with collector_paused(len(await self.body())):
                 value = await super().json()
         except SerializationException as exc:
-            field = out_of_range_field(await self.body())
-            if field:
-                raise BadParameter(field, OUT_OF_RANGE) from None
+            if fault := named_fault(await self.body()):  # NaN, 1e309, "\ud800": named as a signed delivery names it
+                raise BadParameter(fault.path or "body", fault.message) from None
             raise BadParameter("body", not_json(exc.detail)) from None
         except RecursionError:
             raise BadParameter(None, "the JSON body is nested too deeply") from None

@@ -85,10 +85,35 @@ def half_surrogate(text: str) -> bool:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def half_surrogate_field(value: Any) -> str | None:
-    """The path of the first key or string holding a lone surrogate (json.loads reads `\\ud800` into one, and no
-    UTF-8 text, PostgreSQL's included, can hold it)."""
-    return _path_of(value, "", half_surrogate)
+# What a lone surrogate is read from (an escape, or in a str one itself): only a document holding one is searched.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+
+
+def half_surrogate_field(text: str, value: Any) -> str | None:
+    """The path of the first key or string of `value` (json.loads' reading of `text`) holding a lone surrogate
+    (json.loads reads `\\ud800` into one, and no UTF-8 text, PostgreSQL's included, can hold it)."""
+    return _path_of(value, "", half_surrogate) if _ESCAPED_SURROGATE.search(text) else None
+
+
+def _lone_surrogate_field(body: bytes | str) -> str | None:
+    try:
+        text = body.decode() if isinstance(body, bytes) else body
+        return half_surrogate_field(text, json.loads(text))
+    except (ValueError, RecursionError):  # not UTF-8, or no JSON: said in msgspec's words
+        return None
+
+
+def named_fault(body: bytes | str) -> NotJson | None:
+    """What in a JSON body no listing can hold, naming its field (`price`, `items[3].name`, `data.quantity`):
+    `NaN` or `Infinity`, a number out of range, half a UTF-16 surrogate pair; None when it holds none of them.
+    The write API asks it of a body its decoder refused (which said only "not valid JSON", naming `body`)."""
+    if (field := constant_field(body)) is not None:
+        return NotJson(NOT_A_NUMBER, field)
+    if (field := out_of_range_field(body)) is not None:
+        return NotJson(OUT_OF_RANGE, field)
+    if (field := _lone_surrogate_field(body)) is not None:
+        return NotJson(NOT_A_CHARACTER, field)
+    return None
 
 
 _MALFORMED = re.compile(r"JSON is malformed: (?P<what>.+) \(byte (?P<at>\d+)\)")
@@ -111,10 +136,8 @@ def why_not_json(text: bytes | str) -> NotJson:
     """Why a text json.loads refused (or read into what cannot be stored: `NaN`, `1e400`) is no JSON a listing can
     be read from: a number out of range, naming its field, or msgspec's words for where the text goes wrong."""
     data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-    if (field := constant_field(data)) is not None:
-        return NotJson(NOT_A_NUMBER, field)
-    if (field := out_of_range_field(data)) is not None:
-        return NotJson(OUT_OF_RANGE, field)
+    if (fault := named_fault(data)) is not None:
+        return fault
     try:
         msgspec.json.decode(data)
     except msgspec.DecodeError as exc:  # its ValidationError too ("Integer value out of range", past its range)

@@ -22,7 +22,6 @@ import contextlib
 import gc
 import json
 import math
-import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,13 +86,9 @@ def load_json(text: bytes | str, **options: Any) -> Any:
         raise NestedTooDeeply("nested too deeply") from None
     except ValueError:  # a UnicodeDecodeError, a 5,000-digit number, NaN or 1e400 too
         raise why_not_json(text) from None
-    if _ESCAPED_SURROGATE.search(decoded) and (field := half_surrogate_field(value)) is not None:
+    if (field := half_surrogate_field(decoded, value)) is not None:
         raise NotJson(NOT_A_CHARACTER, field)
     return value
-
-
-# What a lone surrogate is read from (an escape, or in a str one itself): only a document holding one is searched.
-_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 
 def _refuse(constant: str) -> Any:
