@@ -207,6 +207,18 @@ def test_a_gtin_kept_as_text_by_a_spreadsheet_reads_as_its_digits(base: str, db_
     ]
 
 
+def _refused_as_scientific(
+    base: str, shop: tuple[uuid.UUID, str], status: dict[str, Any], skus: tuple[str, ...]
+) -> None:
+    """The import's rejected rows are those of `skus`, each refused as a SKU a spreadsheet wrote in scientific
+    notation, and none is a duplicate."""
+    assert (status["status"], status["duplicate_rows"], status["error_rows"]) == ("completed", 0, len(skus)), status
+    errors = _errors(base, shop, status)
+    for sku in skus:
+        assert f"sku '{sku}' is in scientific notation: a spreadsheet changed it" in errors, errors
+    assert errors.count("format the sku column as text") == len(skus)
+
+
 def test_a_sku_in_scientific_notation_is_refused_saying_a_spreadsheet_changed_it(base: str, db_url: str) -> None:
     """A sheet re-saved by Excel writes 4006381333948 as 4.00638E+12: the row made a new listing and product,
     the real listing's stock was not updated, and two different SKUs were merged as a "duplicate"."""
@@ -214,11 +226,7 @@ def test_a_sku_in_scientific_notation_is_refused_saying_a_spreadsheet_changed_it
     data = b'sku,name,price,quantity\n4.00638E+12,Eins,1,5\n4.00638E+12,Zwei,1,7\n"4,00638E+12",Zwei,1,7\n'
     data += b"1.23457e+11,Drei,1,1\nA1E+5,X,1,1\n"
     shop, resaved = _over(base, db_url, listed, data)
-    assert (resaved["status"], resaved["duplicate_rows"], resaved["error_rows"]) == ("completed", 0, 4), resaved
-    errors = _errors(base, shop, resaved)
-    for sku in ("4.00638E+12", "4,00638E+12", "1.23457e+11"):
-        assert f"sku '{sku}' is in scientific notation: a spreadsheet changed it" in errors, errors
-    assert errors.count("format the sku column as text") == 4
+    _refused_as_scientific(base, shop, resaved, ("4.00638E+12", "4.00638E+12", "4,00638E+12", "1.23457e+11"))
     assert _levels(db_url, shop[0]) == [("4006381333948", 1), ("4006381333955", 1), ("A1E+5", 1)]  # letters: new
 
 
@@ -231,3 +239,15 @@ def test_a_sku_kept_as_text_by_a_spreadsheet_is_the_sku_it_holds(base: str, db_u
     assert (marked["status"], marked["error_rows"]) == ("completed", 1), marked
     assert "sku is required" in _errors(base, shop, marked)  # `=""`: a text cell holding nothing
     assert _levels(db_url, shop[0]) == [("0012345", 0), ("0099", 1), ("H-12", 2)]
+
+
+def test_a_sku_in_scientific_notation_without_a_decimal_point_is_refused_too(base: str, db_url: str) -> None:
+    """Excel's General format writes 2000000012345 as `2E+12` and 1000000000001 as `1E+12`: such rows mapped, two
+    different SKUs became one listing (the other a "duplicate"), and the real listings kept their stock."""
+    listed = b"sku;name;price;quantity\n2000000012345;Wurst;3,49;1\n2000000012352;K\xc3\xa4se;4,99;1\n"
+    data = b"sku;name;price;quantity\n2E+12;Wurst;3,49;5\n2E+12;K\xc3\xa4se;4,99;7\n1e+12;Brot;2,10;3\n"
+    data += b"1E-05;Salz;1;1\n4.00638E12;Mehl;1;1\n12E4;Modell;1;1\n'2E+12;Text;1;1\n"
+    shop, status = _over(base, db_url, listed, data)
+    _refused_as_scientific(base, shop, status, ("2E+12", "2E+12", "1e+12", "1E-05", "4.00638E12"))
+    # a model code (no decimal point, no sign: no spreadsheet writes it); a cell kept as text
+    assert _levels(db_url, shop[0]) == [("12E4", 1), ("2000000012345", 1), ("2000000012352", 1), ("2E+12", 1)]

@@ -1,6 +1,6 @@
 """Cells as a spreadsheet writes them: the marker that keeps a cell text (a leading `'`, an `="…"` wrapper, an ERP
 export's way to keep leading zeros from Excel), dropped from a GTIN (`gtins`) and a CSV's SKU; a SKU cell in
-scientific notation (Excel's General format: `4.00638E+12`) refused, as its digits may be lost and two
+scientific notation (Excel's General format: `4.00638E+12`, `2E+12`) refused, as its digits may be lost and two
 SKUs read the same."""
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from typing import Any
 from search_service.engine.text import trim_invisible
 
 _TEXT_MARKER = re.compile(r"'(.*)|=\"(.*)\"")  # '0012345, ="0012345": a spreadsheet's text cell
-_SCIENTIFIC = re.compile(r"\d[.,]\d+E\+\d{1,3}", re.IGNORECASE)  # 4006381333948 in Excel's General format
+# 4006381333948 in Excel's General format: 4.00638E+12, 4,00638E+12, 2E+12 (no decimal point, a sign: `12E4` is a
+# model code a store may use; no spreadsheet writes an exponent without its sign)
+_SCIENTIFIC = re.compile(r"\d+[.,]\d+E[+-]?\d{1,3}|\d+E[+-]\d{1,3}", re.IGNORECASE)
 _SKU_CHANGED = (
     "is in scientific notation: a spreadsheet changed it (a number format keeps only some of its digits, and two "
     "SKUs may read the same): format the sku column as text and export the file again"
