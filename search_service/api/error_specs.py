@@ -76,8 +76,8 @@ STORE_BUSY_MESSAGE = "the store is busy with other writes; retry after Retry-Aft
 STORE_BUSY = {
     429: error_cases(
         429,
-        "Rate limited (this key), or the store's other writes held it for over 5 s (nothing applied): retry after "
-        "Retry-After.",
+        "Rate limited (this key), or the store's other writes (or other stores' writes, the API's write slots) "
+        "held it for over 5 s (nothing applied): retry after Retry-After.",
         {
             **dict([_RATE_LIMITED]),
             "the store busy": (None, f"{STORE_BUSY_MESSAGE} (the store's other writes held it for over 5 s); nothing "

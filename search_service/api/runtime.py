@@ -98,7 +98,10 @@ class Runtime:
             lambda: holder[0].pool if holder else None,
             lambda: holder[0].vectors if holder else None,
         )
-        runtime = cls(settings=settings, cache=cache, metrics=metrics, encoder=encoder, shared=shared or SharedState())
+        runtime = cls(
+            settings=settings, cache=cache, metrics=metrics, encoder=encoder, shared=shared or SharedState(),
+            store_gates=StoreGates(settings.pool_max_size),
+        )  # fmt: skip
         if runtime.shared.labels is not None:
             runtime.labels = runtime.shared.labels
         if runtime.shared.stock is not None:

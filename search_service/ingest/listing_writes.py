@@ -28,26 +28,37 @@ class StoreBusy(Exception):
 class StoreGates:
     """A process's listing writers of one store wait here in turn, before they take a pooled connection: each one
     waiting on the store's lock held one, so a burst of ten at one store held every connection of an API worker,
-    and its searches (and the writes themselves) answered 503 'all database connections are busy'."""
+    and its searches (and the writes themselves) answered 503 'all database connections are busy'. Then they take
+    one of the process's write slots, half its pool (`write_slots`): writes to many stores at once took every
+    connection too, and searches answered 503 as well."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool_size: int = 10) -> None:
         self._gates: dict[UUID, tuple[asyncio.Lock, int]] = {}  # a store's gate, and how many hold or want it
+        self._slots = write_slots(pool_size)
+        self._writers: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None  # bound to one loop
+
+    def _writer_slots(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._writers is None or self._writers[0] is not loop:  # a test's app may run on a new loop
+            self._writers = (loop, asyncio.Semaphore(self._slots))
+        return self._writers[1]
 
     @contextlib.asynccontextmanager
     async def turn(self, store_id: UUID, wait_s: float = STORE_WAIT_S) -> AsyncIterator[float]:
-        """The store's turn, waited for at most `wait_s` (StoreBusy past it); yields what is left of `wait_s`,
-        the wait the store's lock may still take (the writers in other processes)."""
-        started = time.monotonic()
+        """The store's turn, then a write slot, waited for at most `wait_s` in all (StoreBusy past it); yields
+        what is left of `wait_s`, the wait the store's lock may still take (the writers in other processes)."""
+        deadline = time.monotonic() + wait_s
         gate, users = self._gates.get(store_id, (asyncio.Lock(), 0))
         self._gates[store_id] = (gate, users + 1)
         try:
+            await _acquire(gate, deadline, f"the store's other writes held it for over {wait_s:g} s")
             try:
-                async with asyncio.timeout(wait_s):
-                    await gate.acquire()
-            except TimeoutError:
-                raise StoreBusy(f"the store's other writes held it for over {wait_s:g} s") from None
-            try:
-                yield max(wait_s - (time.monotonic() - started), 0.001)
+                slots = self._writer_slots()
+                await _acquire(slots, deadline, f"other stores' writes held the API's for over {wait_s:g} s")
+                try:
+                    yield max(deadline - time.monotonic(), 0.001)
+                finally:
+                    slots.release()
             finally:
                 gate.release()
         finally:
@@ -56,6 +67,20 @@ class StoreGates:
                 self._gates[store_id] = (gate, users - 1)
             else:
                 del self._gates[store_id]
+
+
+async def _acquire(lock: asyncio.Lock | asyncio.Semaphore, deadline: float, busy: str) -> None:
+    try:
+        async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
+            await lock.acquire()
+    except TimeoutError:
+        raise StoreBusy(busy) from None
+
+
+def write_slots(pool_size: int) -> int:
+    """How many listing writes of a process may hold a pooled connection at once: half the pool (at least one),
+    the rest kept for searches, which wait at most PLINQY_POOL_TIMEOUT_S for one."""
+    return max(1, pool_size // 2)
 
 
 async def record_and_map(
