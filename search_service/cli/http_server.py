@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import threading
@@ -33,13 +32,13 @@ from search_service.api.access_log import (
     mark_client_gone,
     mark_refused_by_server,
     request_id_of,
-    shown_target,
     write_access_line,
 )
 from search_service.api.allow_header import SERVER_METHODS
 from search_service.api.cors import Cors
 from search_service.cli.accept_queue import take_waiting_connections
 from search_service.cli.common import uvicorn_log_config
+from search_service.cli.http_heads import UpgradeBody, chunked_last, origin_form, received_line, unknown_method
 from search_service.serverconfig import ServerConfig
 from search_service.settings import Settings
 
@@ -99,57 +98,9 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options
     )
 
 
-METHOD_TOKEN = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}) ")  # RFC 9110's token, then the space
 HEAD_START = LOGGED_TARGET + 80  # bytes kept of a head's start: the method and target of a request the parser refused
 API_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS"
 ALLOW = SERVER_METHODS  # a CONNECT's 405: the methods of the API as a whole
-
-
-def unknown_method(head_start: bytes) -> str | None:
-    """The request's method when it is a well-formed token the parser does not know (501), else None."""
-    token = METHOD_TOKEN.match(head_start)
-    if token is None:
-        return None
-    probe = httptools.HttpRequestParser(None)
-    try:
-        probe.feed_data(token.group(1) + b" / HTTP/1.1\r\nHost: x\r\n\r\n")
-    except httptools.HttpParserUpgrade:  # CONNECT: known (its head is refused in on_headers_complete)
-        return None
-    except httptools.HttpParserError:
-        return token.group(1).decode("ascii")
-    return None
-
-
-REQUEST_LINE_START = re.compile(rb"([^ \r\n]*)(?: ([^ \r\n]*))?")  # its first two words, as far as read
-
-
-def received_line(head_start: bytes, url: bytes) -> tuple[str, str]:
-    """The method and target of a refused request as received, for its access line: the parser gives no method
-    when it failed in it (`G\\x01T`), and no target when it failed inside it; each cut and percent-encoded, "-"
-    where not read. Both "" when no byte of the line is known."""
-    words = REQUEST_LINE_START.match(head_start.lstrip(b"\r\n"))  # empty lines before a request are allowed
-    method, target = (words.group(1), url or words.group(2) or b"") if words else (b"", url)
-    return ("", "") if not method and not target else (shown_target(method), shown_target(target))
-
-
-def origin_form(url: bytes) -> bytes:
-    """An absolute-form target with an empty path (`http://host:port?q`) as RFC 9112 3.2.1 reads it, `/?q`;
-    any other target unchanged (uvicorn took the missing path for a malformed request: a 400)."""
-    if url.startswith(b"/"):
-        return url
-    try:
-        parsed = httptools.parse_url(url)
-    except httptools.HttpParserInvalidURLError:
-        return url  # the parser's 400 follows
-    if parsed.schema is None or parsed.path is not None:
-        return url
-    return b"/" + (b"?" + parsed.query if parsed.query is not None else b"")
-
-
-def chunked_last(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Whether a request's Transfer-Encoding, if it has one, ends in chunked (llhttp's test: one token, any case)."""
-    codings = b",".join(value for name, value in headers if name == b"transfer-encoding")
-    return not codings or codings.rsplit(b",", 1)[-1].strip(b" \t").lower() == b"chunked"
 
 
 def limited_protocol(limits: ServerConfig, cors: Cors | None = None) -> type[LimitedHttpToolsProtocol]:
@@ -191,6 +142,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._began = time.perf_counter()  # the request's first byte: its access line's duration
         self._cycle_before: Any = None  # the request read before this one (its answer precedes this one's)
         self.url, self.headers = b"", []  # uvicorn sets them as a request begins
+        self._upgrade_body: UpgradeBody | None = None  # the body of a request with Upgrade, the connection's last
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -206,6 +158,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._upgrade_body is not None:
+            self._read_upgrade_body(data)
+            return
         room = self._head_room
         if room is None:
             self._parse(data)
@@ -233,10 +188,24 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse_body()
             else:
                 self.send_400_response("")
-        except httptools.HttpParserUpgrade:
-            # ws="none": the app answers it as a plain request (RFC 9110 7.8), without uvicorn's warning; httptools
-            # skipped its body for the new protocol, so nothing more is read and its answer closes the connection
-            self.transport.pause_reading()  # not self.flow's: the app's receive() resumes that
+        except httptools.HttpParserUpgrade as upgrade:
+            # ws="none": the app answers it as a plain request (RFC 9110 7.8), without uvicorn's warning, its body
+            # read (httptools left it for the new protocol: the app saw none), and its answer closes the connection
+            self.cycle.more_body = True  # on_message_complete said none; its app has not run yet
+            self._upgrade_body = UpgradeBody(self.headers, self.on_body, self._upgrade_body_read)
+            self._read_upgrade_body(data[upgrade.args[0] :])
+
+    def _read_upgrade_body(self, data: bytes) -> None:
+        try:
+            self._upgrade_body.feed(data)  # type: ignore[union-attr]
+        except httptools.HttpParserError:
+            self._upgrade_body.complete = True  # type: ignore[union-attr]  # refused: nothing more is read
+            self._refuse_body()
+
+    def _upgrade_body_read(self) -> None:
+        self.cycle.more_body = False
+        self.cycle.message_event.set()
+        self.transport.pause_reading()  # nothing more is read; not self.flow's: the app's receive() resumes that
 
     def _overflowing(self, data: bytes, room: int) -> None:
         """`data` would take the head past its limit: parsed up to the limit, and refused unless the head ended."""
