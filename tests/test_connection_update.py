@@ -104,7 +104,8 @@ def test_a_second_rotation_keeps_the_secret_the_sender_still_signs_with(
     db: psycopg.Connection, fresh_db_url: str
 ) -> None:
     """A second --new-webhook-secret before `--secret NEW` (the first one's output lost) kept only the newest secret:
-    the sender's, the first, answered 401 at once, and the output said nothing of it."""
+    the sender's, the first, answered 401 at once, and the output said nothing of it. Past 3, the live secret was the
+    first dropped while the output called it unconfirmed: the oldest unconfirmed one goes instead."""
     store = make_store(db, "W", 52.37, 4.89)
     made = cli(fresh_db_url, "connect", "webhook", "--store", str(store))
     assert made.returncode == 0, made.stderr
@@ -122,12 +123,14 @@ def test_a_second_rotation_keeps_the_secret_the_sender_still_signs_with(
         third = cli(fresh_db_url, "connections", "update", cid, "--new-webhook-secret")
         assert third.returncode == 0 and "the oldest unconfirmed secret is no longer accepted" in third.stdout
         assert "3 at most" in third.stdout and "the 2 older secrets are accepted too" in third.stdout
+        assert "the one in use before the rotations stays accepted" in third.stdout
         secrets.append(third.stdout.strip().splitlines()[-1])
         deadline = time.monotonic() + 15  # the API reads a connection again within 5 s
-        while _deliver(base, cid, secrets[0]) != 401:
-            assert time.monotonic() < deadline, "the oldest secret is still accepted"
+        while _deliver(base, cid, secrets[1]) != 401:  # the first rotation's, never confirmed
+            assert time.monotonic() < deadline, "the oldest unconfirmed secret is still accepted"
             time.sleep(0.5)
-        assert [_deliver(base, cid, secret) for secret in secrets[1:]] == [202, 202, 202]
+        # the live one (connect's), which the sender signs with until `--secret NEW`, stays: it was dropped first
+        assert [_deliver(base, cid, secret) for secret in [secrets[0], *secrets[2:]]] == [202, 202, 202]
 
 
 def subprocess_with_stdin(dsn: str, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:

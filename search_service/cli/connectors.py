@@ -273,7 +273,7 @@ def _echo_rotation(connection_id: UUID, done: UpdatedConnection) -> None:
     if done.older_dropped:
         oldest = "secret is" if done.older_dropped == 1 else f"{done.older_dropped} secrets are"
         echo(f"the oldest unconfirmed {oldest} no longer accepted (a connection keeps {MAX_WEBHOOK_SECRETS} at most): "
-             "a sender still signing with it gets 401")  # fmt: skip
+             "a sender still signing with it gets 401; the one in use before the rotations stays accepted")  # fmt: skip
     if done.older_kept:
         older = "the old secret is" if done.older_kept == 1 else f"the {done.older_kept} older secrets are"
         echo(f"{older} accepted too until `plinqy-search connections update {connection_id} --secret NEW`")

@@ -44,7 +44,8 @@ SIGNATURE_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
 
 # --new-webhook-secret keeps every secret not yet confirmed (`--secret NEW`) accepted: the sender may still sign
 # with any of them (a rotation's output lost and the command run again cut off the live one). At most this many in
-# all, the newest first; past it the oldest goes, and the command says so.
+# all, the newest first; past it the oldest unconfirmed one goes, and the command says so. The stored list's last
+# is the one in use (set by `connect` or `--secret`; rotations only put new ones before it): it is never dropped.
 MAX_WEBHOOK_SECRETS = 3
 
 
@@ -75,8 +76,9 @@ def _secrets(source: str, update: ConnectionUpdate, box: SecretBox, secret_enc: 
             raise StoreError("new_webhook_secret", "only a webhook connection makes its own secret: give --secret")
         new = new_webhook_secret()
         old = box.decrypt(secret_enc).split() if secret_enc else []
-        kept = old[: MAX_WEBHOOK_SECRETS - 1]
-        return " ".join([new, *kept]), new, len(old) - len(kept)
+        unconfirmed, live = old[:-1], old[-1:]  # the sender's live secret is the last: past the cap it stays
+        kept = unconfirmed[: MAX_WEBHOOK_SECRETS - 1 - len(live)]
+        return " ".join([new, *kept, *live]), new, len(unconfirmed) - len(kept)
     given = (update.secret or "").split()
     if not 1 <= len(given) <= 2:
         raise StoreError("secret", "give the signing secret, or two space-separated (new, old) during a rotation")
