@@ -328,6 +328,27 @@ def test_a_delete_of_no_listing_is_done_and_a_stock_change_of_none_is_rejected(d
     assert listing(db, store, "GONE") is None
 
 
+def test_a_delete_applies_no_price_or_level_it_carries_and_says_so(db: psycopg.Connection) -> None:
+    """A delete row (webhook `listing.delete`, batch `op: delete`) carrying a price and quantity applied them without
+    a word (its name it did not): it takes the listing off sale only, and its notes name what it ignored."""
+    store = make_store(db)
+    pipeline.record_batch(db, store_id=store, source="api", kind="listing",
+                          rows=[{"sku": "F", "name": "Soap", "price": "5.49", "quantity": 1}])  # fmt: skip
+    drain(db)
+    before = listing(db, store, "F")
+    assert before is not None and before[:4] == ("5.49", 1, "EUR", True)
+    delete = {"op": "delete", "sku": "F", "quantity": 11, "price": "7.777", "name": "Renamed F"}
+    batch = pipeline.record_batch(db, store_id=store, source="webhook", kind="webhook", rows=[delete])
+    drain(db)
+    assert listing(db, store, "F") == (*before[:3], False, *before[4:])
+    _, status, note, _ = rows_of(db, batch)[0]
+    assert status == "mapped" and note == "name, price, quantity ignored: a delete only takes the listing off sale"
+    bad = {"op": "delete", "sku": "F", "price": "abc", "quantity": -1}  # not read, so not a reason to refuse it
+    batch = pipeline.record_batch(db, store_id=store, source="api", kind="listing", rows=[bad])
+    drain(db)
+    assert rows_of(db, batch)[0][1] == "mapped"
+
+
 def test_an_upsert_with_both_clocks_applies_its_catalogue_when_only_its_level_is_older(db: psycopg.Connection) -> None:
     """A first sync's upsert carries the product's clock (updated_at) and its level's (version): a newer stock
     change already mapped keeps its level, the upsert's newer catalogue still applies; a row with one clock is

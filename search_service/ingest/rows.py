@@ -27,6 +27,9 @@ from search_service.ingest.numbers import (
 )
 
 OPS = ("upsert", "delete", "stock")
+# What a delete row may carry but does not apply: it takes the listing off sale, its clocks alone read.
+NOT_ON_A_DELETE = ("name", "brand", "description", "category", "gtin", "price", "currency", "quantity", "is_active",
+                   "attributes")  # fmt: skip
 MAX_ATTRIBUTES = 10_000  # characters of their JSON
 MAX_TEXT = {"sku": 200, "name": 500, "brand": 200, "description": 10_000, "category": 1000}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -243,7 +246,10 @@ def validate(row: Any) -> ValidRow:
         raise Rejected(str(row["_error"]))
     op, sku = _op_and_sku(row)
     out = ValidRow(op=op, sku=sku)
-    _common(row, out)
+    ignored = [key for key in NOT_ON_A_DELETE if row.get(key) not in (None, "")] if op == "delete" else []
+    _common({key: value for key, value in row.items() if key not in ignored}, out)
+    if ignored:  # its price and level were applied without a word (its name was not)
+        out.notes.append(f"{', '.join(ignored)} ignored: a delete only takes the listing off sale")
     if op == "upsert":
         _upsert_fields(row, out)
     elif op == "stock" and out.quantity is None and out.price is None:
