@@ -323,8 +323,12 @@ def test_a_vendors_price_text_that_is_no_plain_number_goes_to_ingest_as_sent() -
         validate({"op": "upsert", "sku": "1026", "name": "Renamed", "price": price_text("abc")})
 
 
-def test_a_vendors_price_past_cents_rounds_half_up_as_ingest_does() -> None:
-    """Rounded half to even here (2.345 → 2.34, 10.005 → 10.00) where ingest rounds a listing's price half up."""
-    assert [price_text(v) for v in ("2.345", "10.005", 2.345, 3.4999999999999996, "2.344")] == [
-        "2.35", "10.01", "2.35", "3.50", "2.34",
-    ]  # fmt: skip
+def test_a_vendors_price_past_cents_goes_to_ingest_which_rounds_it_half_up() -> None:
+    """Rounded half to even here (2.345 → 2.34, 10.005 → 10.00), then half up without a note: the price goes as
+    sent (written out), and ingest rounds it half up and notes it."""
+    sent = [price_text(v) for v in ("2.345", "10.005", 2.345, 3.4999999999999996, "2.344", 1e-7, "1e-999999")]
+    assert sent == ["2.345", "10.005", "2.345", "3.4999999999999996", "2.344", "0.0000001", "1E-999999"]
+    prices = [validate({"op": "upsert", "sku": "1", "price": price}).price for price in sent[:6]]
+    assert prices == [Decimal(p) for p in ("2.35", "10.01", "2.35", "3.50", "2.34", "0.00")]
+    with pytest.raises(Rejected, match="scientific notation"):  # a megabyte written out
+        validate({"op": "upsert", "sku": "1", "price": sent[6]})

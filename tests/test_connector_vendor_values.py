@@ -126,6 +126,38 @@ def test_a_fractional_vendor_stock_level_is_rounded_up_with_a_note(conn: psycopg
     assert shopify.map_inventory_level(s_level, ctx)["quantity"] == 1  # type: ignore[index]
 
 
+def test_a_vendors_price_past_cents_goes_to_ingest_as_sent_and_its_rounding_is_noted(
+    conn: psycopg.Connection, base: str
+) -> None:
+    """The connectors rounded a price to cents before ingest: R-Series' "0.004" went on sale free (0.00) and
+    "3.999" became 4.00, the raw rows holding the rounded prices and no note. Ingest rounds them now, as for a CSV,
+    and says so; the raw row keeps what the vendor sent."""
+    fake = LightspeedRFake()
+    for key, price in (("1", "3.999"), ("2", "0.004"), ("3", "2.50")):
+        fake.add(Item(key, f"Oat drink {key}", price, 7))
+    store = make_store(conn, "R", 52.3, 4.3)
+    cid = make_connection(conn, store, R_SERIES[0], "1", fake.server.url, R_SERIES[1])
+    try:
+        sync(conn, cid)
+        map_batches(conn)
+    finally:
+        fake.server.close()
+    assert [listing(conn, store, key) for key in ("1", "2", "3")] == [
+        ("4.00", 7, True), ("0.00", 7, True), ("2.50", 7, True),
+    ]  # fmt: skip
+    notes = _notes(conn, base, store, cid)  # the fake's category is not seeded: noted too
+    assert {sku: note.split("; ")[0] for sku, note in notes.items() if note.startswith("price")} == {
+        "1": "price 3.999 rounded to 4.00 (a listing holds 2 decimals)",
+        "2": "price 0.004 rounded to 0.00 (a listing holds 2 decimals)",
+    }
+    sent = conn.execute(
+        "SELECT r.payload->>'sku', r.payload->>'price' FROM imported_product_raw r JOIN import_batch b ON b.id = "
+        "r.import_batch_id WHERE b.connection_id = %s AND r.payload->>'op' = 'upsert' ORDER BY 1",
+        (cid,),
+    ).fetchall()
+    assert sent == [("1", "3.999"), ("2", "0.004"), ("3", "2.50")]
+
+
 def test_an_erply_matrix_parent_is_no_listing(conn: psycopg.Connection) -> None:
     """A `type: "MATRIX"` product (the parent of its sizes and colours: Erply's getProducts doc counts only the
     variations among "the items you can sell") became a listing "Shirt" at quantity 0 beside its variations, which

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from search_service.ingest.gtins import gtin14, store_local_gtin
@@ -233,16 +233,19 @@ def level_fields(value: Any) -> Row:
 
 
 def price_text(value: Any) -> str | None:
-    """The price in cents, half up as ingest rounds a listing's price. A negative price, or one past what a listing
-    holds, goes as sent: ingest rejects that row with its reason (quantizing 1e26 raised and failed the whole page);
-    so does text that is no plain number (it was dropped, and the row refused as "price is required")."""
+    """The price as the vendor sent it, written out: ingest rounds it to cents and notes that on the row (rounded
+    here, `0.004` went on sale free without a word, and the raw row held 0.00). A negative price, or one past what
+    a listing holds, goes as sent: ingest rejects that row with its reason (quantizing 1e26 raised and failed the
+    whole page); so does text that is no plain number (it was dropped, and the row refused as "price is
+    required")."""
     number = to_decimal(value)
     if number is None:  # text it cannot read (`5,49`) goes as sent: ingest reads it, or names it refusing it
         return (value.strip()[:40] or None) if isinstance(value, str) else None
     if number < 0 or number > MAX_PRICE:  # written out: ingest refuses text in scientific notation ('1E+26') as a
         # spreadsheet's lost digits, which no store could mend in its POS; within 30 digits (1e999999 is a megabyte)
         return format(max(min(number, OUT_OF_RANGE), -OUT_OF_RANGE), "f")
-    return str(number.quantize(Decimal("0.01"), ROUND_HALF_UP))
+    written = format(number, "f")  # 1E-7 written out: ingest refuses scientific notation
+    return written if len(written) <= 40 else str(number)  # 1e-999999 is a megabyte written out: refused as sent
 
 
 OUT_OF_RANGE = Decimal("1e30")  # any price past this says the same: too large (or negative)
