@@ -284,6 +284,9 @@ def test_bad_bodies(base: str, shop: tuple[uuid.UUID, str]) -> None:
     batch = b'{"items": [{"sku": "A", "name": "a", "price": 1, "quantity": 1}, {"sku": "B", "price": 1e400}]}'
     huge_batch = httpx.post(f"{base}/v1/stores/{store}/listings/batch", content=batch, headers=as_json)
     assert huge_batch.status_code == 400 and error_of(huge_batch)[0] == "items[1].price", huge_batch.text
+    tiny = b'{"items": [{"sku": "A", "name": "a", "price": 1, "quantity": 1}, {"sku": "B", "price": 1e-400}]}'
+    tiny_batch = httpx.post(f"{base}/v1/stores/{store}/listings/batch", content=tiny, headers=as_json)  # not 0.00
+    assert tiny_batch.status_code == 400 and error_of(tiny_batch)[0] == "items[1].price", tiny_batch.text
     malformed = httpx.put(url, content=b'{"name": ', headers={**bearer(key), "content-type": "application/json"})
     assert malformed.status_code == 400 and "error" in malformed.json()
     wrong_type = httpx.put(url, content=json.dumps(OAT), headers={**bearer(key), "content-type": "text/plain"})
@@ -753,6 +756,9 @@ LISTING = b'"name":"n","price":"3","quantity":1'
         (b'{"type":"stock.set","data":{"sku":"A","price":1e400}}', "data.price", TOO_BIG),
         (b'{"type":"listings.upsert","data":[{"sku":"A",' + LISTING + b'},{"sku":"B","price":-1e400}]}',
          "data[1].price", TOO_BIG),
+        # h13 D7: read as 0.0, stored as such and mapped a free item with no note
+        (b'{"type":"listing.upsert","data":{"sku":"Z2","name":"Z2","price":1e-400,"quantity":1}}', "data.price",
+         TOO_BIG),
     ],
 )  # fmt: skip
 def test_a_delivery_holding_what_cannot_be_stored_as_sent_is_a_400_naming_the_field(

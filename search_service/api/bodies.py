@@ -31,7 +31,7 @@ from litestar.exceptions import HTTPException, SerializationException
 from litestar.handlers.base import BaseRouteHandler
 
 from search_service.api.params import EMPTY_BODY, BadParameter
-from search_service.ingest.json_faults import named_fault, not_json
+from search_service.ingest.json_faults import OUT_OF_RANGE, named_fault, not_json, underflow_field
 from search_service.ingest.sources import collector_paused
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
@@ -133,6 +133,8 @@ class PlinqyRequest(Request[Any, Any, Any]):
             raise BadParameter("body", not_json(exc.detail)) from None
         except RecursionError:
             raise BadParameter(None, "the JSON body is nested too deeply") from None
+        if (tiny := underflow_field(await self.body())) is not None:  # msgspec read 1e-400 as 0.0: a free item
+            raise BadParameter(tiny, OUT_OF_RANGE)
         data = self.route_handler.parsed_data_field
         if data is not None and value is not None:
             check_json_types(value, data.annotation)

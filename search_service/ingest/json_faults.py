@@ -27,9 +27,21 @@ class NotJson(ValueError):
         self.message, self.path = message, path
 
 
+def out_of_range(text: str, value: float) -> bool:
+    """Whether the JSON number `text`, read as `value`, is past a float: too large (`1e400`, inf) or so small that
+    a number other than 0 reads as 0.0 (`1e-400`: stored as a free item's 0.00, not as sent)."""
+    return math.isinf(value) or (value == 0.0 and _NONZERO_DIGIT.search(_EXPONENT.split(text)[0]) is not None)
+
+
+_EXPONENT, _NONZERO_DIGIT = re.compile("[eE]"), re.compile("[1-9]")
+# What may read as 0.0 though it is not 0: an exponent of -300 or below, or 300 zeros after the point (a float's
+# smallest is about 5e-324).
+_TINY = re.compile(rb"[eE]-0*[3-9][0-9]{2}|[eE]-0*[1-9][0-9]{3}|\.0{300}")
+
+
 def _float_or_marker(text: str) -> Any:
     value = float(text)
-    return _OUT_OF_RANGE if math.isinf(value) else value
+    return _OUT_OF_RANGE if out_of_range(text, value) else value
 
 
 def _int_or_marker(text: str) -> Any:
@@ -63,6 +75,12 @@ def _spelled(key: Any) -> str:
 def out_of_range_field(body: bytes | str) -> str | None:
     """The path of the first number in this JSON body too large for a float (`1e309`) or an int (5,000 digits)."""
     return _marked_field(body, parse_float=_float_or_marker, parse_int=_int_or_marker, parse_constant=float)
+
+
+def underflow_field(body: bytes) -> str | None:
+    """The path of the first number other than 0 in this JSON body that reads as 0.0 (`1e-400`), which msgspec
+    reads without a word: a body without such an exponent is not parsed again."""
+    return out_of_range_field(body) if _TINY.search(body) else None
 
 
 def constant_field(body: bytes | str) -> str | None:

@@ -21,13 +21,18 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from search_service.db.secretbox import SecretBox
-from search_service.ingest.json_faults import NOT_A_CHARACTER, NotJson, half_surrogate_field, why_not_json
+from search_service.ingest.json_faults import (
+    NOT_A_CHARACTER,
+    NotJson,
+    half_surrogate_field,
+    out_of_range,
+    why_not_json,
+)
 from search_service.ingest.stores import Connection
 
 
@@ -97,7 +102,7 @@ def _refuse(constant: str) -> Any:
 
 def _finite(text: str) -> float:
     value = float(text)
-    if math.isinf(value):
+    if out_of_range(text, value):  # 1e400 (inf), 1e-400 (0.0)
         raise ValueError("out of range")
     return value
 
