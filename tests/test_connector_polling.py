@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from search_service.ingest.connectors import erply
@@ -543,6 +544,32 @@ def test_a_relative_next_page_link_is_resolved_against_its_page_and_held_to_the_
                 http.within_base(path)
         with pytest.raises(VendorError, match=r"links to http://127\.0\.0\.2/base/x, outside"):
             http.within_base("//127.0.0.2/base/x", http.client.base_url.join("page.json"))
+    finally:
+        server.close()
+
+
+def test_a_next_page_link_stepping_out_with_backslashes_or_dot_segments_is_refused_and_gets_no_token() -> None:
+    """`..\\..\\other` and `..%5c..%5cother` passed the dot-segment check (one segment each) and were asked with the
+    token, though a WHATWG parser before the vendor (a proxy, IIS) reads `\\` as `/`; Tomcat's `..;` passed too."""
+    from search_service.ingest.connectors.http import VendorHTTP
+    from tests.pos_fakes.server import FakeServer, Reply
+
+    server = FakeServer(lambda request: Reply(200, {}))
+    try:
+        http = VendorHTTP(f"{server.url}/shopA", headers={"Authorization": "Bearer TOKEN123"}, policy=FAST)
+        page = httpx.URL(f"{server.url}/shopA/API/Account/1/Item.json")
+        links = [f"{server.url}/shopA/..\\..\\other/x", "/shopA/..%5c..%5cother/y", "/shopA/..%5C..%5Cother/y",
+                 "/shopA/..;/other/z", "/shopA/.;x/..;y/other", "/shopA/%252e%252e/other", "/shopA/a\\b.json",
+                 "..\\..\\other/rel"]  # fmt: skip
+        for link in links:
+            with pytest.raises(VendorError, match="outside this connection's base URL: refused"):
+                http.request_json("GET", http.next_page(link, set(), page))
+        assert server.requests == []  # refused before any request
+        fine = http.next_page("/shopA/API/Account/1/Item.json;v=2?after=b%5c", set(), page)  # not a dot segment
+        http.request_json("GET", fine)
+        assert [(r.path, r.headers["authorization"]) for r in server.requests] == [
+            ("/shopA/API/Account/1/Item.json;v=2", "Bearer TOKEN123")
+        ]
     finally:
         server.close()
 

@@ -212,9 +212,8 @@ class VendorHTTP:
             url = page.join(url) if page is not None else self.client.build_request("GET", url).url
         base = self.client.base_url
         same_origin = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
-        # a %2e%2e segment is left to the server, which may decode it and step out of the base path
-        dots = any(unquote(part) in (".", "..") for part in url.path.split("/"))
-        if not same_origin or dots or not url.path.startswith(base.path.rstrip("/") + "/"):
+        under = url.path.startswith(base.path.rstrip("/") + "/") and not _steps_out(url.path)
+        if not same_origin or not under:
             raise VendorError(
                 f"the vendor's answer links to {self._where(url)}, outside this connection's base URL: refused"
             )
@@ -324,6 +323,18 @@ class VendorHTTP:
             where = "redirected to an address that is not one"
         check = "check the connection's --base-url (or --shop, --domain-prefix, --client-code)"
         return f"HTTP {response.status_code} ({where}): {check}"
+
+
+def _steps_out(path: str) -> bool:
+    """Whether a path (httpx's, decoded once) may leave its folder on some server: a `..` or `.` segment in any
+    spelling (`%2e%2e`, `%252e%252e` decoded twice, Tomcat's `..;x`), or a backslash (`%5c`), which WHATWG parsers
+    (proxies, IIS) read as `/`: `..\\..\\other` steps out as `../../other` does. httpx sends all these as they are."""
+    while True:
+        if "\\" in path or any(segment.partition(";")[0] in (".", "..") for segment in path.split("/")):
+            return True
+        if (decoded := unquote(path)) == path:
+            return False
+        path = decoded
 
 
 def _body_by(response: httpx.Response, deadline: float) -> bytes | None:
