@@ -574,6 +574,34 @@ def test_a_next_page_link_stepping_out_with_backslashes_or_dot_segments_is_refus
         server.close()
 
 
+def test_a_next_page_link_with_a_user_and_password_is_refused_and_never_replaces_the_token() -> None:
+    """`http://evil:pw@<vendor>/base/…` was "within the base" (scheme, host, port and path only), and httpx sent its
+    user:password as Basic auth in place of the connection's Bearer token; the error hid them, so nothing showed it."""
+    from search_service.ingest.connectors.http import VendorHTTP
+    from tests.pos_fakes.server import FakeServer, Reply
+
+    server = FakeServer(lambda request: Reply(200, {}))
+    try:
+        http = VendorHTTP(f"{server.url}/shopA", headers={"Authorization": "Bearer TOKEN123"}, policy=FAST)
+        page = httpx.URL(f"{server.url}/shopA/API/Account/1/Item.json")
+        origin = server.url.removeprefix("http://")
+        for link in (
+            f"http://evil:pw@{origin}/shopA/z?t=1",
+            f"http://evil@{origin}/shopA/z",
+            f"//evil:pw@{origin}/shopA/z",
+        ):
+            with pytest.raises(VendorError) as refused:
+                http.request_json("GET", http.next_page(link, set(), page))
+            shown = f"{server.url}/shopA/z (it carries a user name or password)"  # no user, password nor query
+            assert (
+                str(refused.value)
+                == f"the vendor's answer links to {shown}, outside this connection's base URL: refused"
+            )
+        assert server.requests == []  # refused before any request
+    finally:
+        server.close()
+
+
 def test_a_next_page_link_that_repeats_stops_the_pass(r_fake: LightspeedRFake) -> None:
     """A next link naming the page just read (a vendor's glitch) read it again for ever, storing it each time."""
     _r_next(r_fake, lambda req: f"{r_fake.server.url}{req.path}?after=same")

@@ -212,10 +212,13 @@ class VendorHTTP:
             url = page.join(url) if page is not None else self.client.build_request("GET", url).url
         base = self.client.base_url
         same_origin = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
+        # httpx sends a link's user:password as Basic auth in place of the connection's own (the error hides them)
+        credentials = " (it carries a user name or password)" if url.userinfo else ""
         under = url.path.startswith(base.path.rstrip("/") + "/") and not _steps_out(url.path)
-        if not same_origin or not under:
+        if credentials or not same_origin or not under:
             raise VendorError(
-                f"the vendor's answer links to {self._where(url)}, outside this connection's base URL: refused"
+                f"the vendor's answer links to {self._where(url)}{credentials}, outside this connection's base URL:"
+                " refused"
             )
         return str(url) if relative and page is not None else link
 
