@@ -338,7 +338,8 @@ def _verified(handler: Any, incoming: IncomingRequest, connection: Connection, b
     "is: a row naming another `op` is rejected (send mixed ops to the listings batch endpoint), and so is a row with "
     "a field the listing batch's items do not take, naming it. A body that is not JSON: 400 saying why and where; "
     "`NaN`, `Infinity`, a number out of range (`1e400`) or half a UTF-16 surrogate pair (`\\ud800` alone): 400 "
-    "naming the field (`data.quantity`), nothing stored. A bad or missing "
+    "naming the field (`data.quantity`), nothing stored; so is a key given twice in one object (`type`: readers "
+    "differ on which counts), or a field beside `type`, `data` and `timestamp` (not read). A bad or missing "
     "signature, or a timestamp more than 5 minutes off: 401, nothing stored. A `webhook-id` already received: 200 "
     '`{"batch_id": ..., "duplicate": true}` (its first delivery\'s batch), nothing changed. Otherwise 202: stored, '
     "mapped by the worker. The connection's source "

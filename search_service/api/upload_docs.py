@@ -80,7 +80,8 @@ class SignedDeliveryOperation(Operation):
         self.parameters = [*(self.parameters or []), *headers]
         self.request_body = RequestBody(
             required=True,
-            description="The raw bytes the signature covers; for the custom webhook source: `{type, data}`.",
+            description="The raw bytes the signature covers; for the custom webhook source: `{type, data}`"
+            " (and `timestamp`, not read).",
             content={
                 "application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT), example=_DELIVERY_EXAMPLE),
                 # Lightspeed X-Series posts its webhooks as a form whose `payload` field holds the JSON object

@@ -16,7 +16,9 @@ import msgspec
 OUT_OF_RANGE = "must be a finite number (this one is out of range)"
 NOT_A_NUMBER = "must be a finite number (NaN, Infinity and -Infinity are no JSON numbers)"
 NOT_A_CHARACTER = "holds half of a UTF-16 surrogate pair (an escape such as \\ud800 alone), which is no character"
+REPEATED_KEY = "is given twice in one object (JSON readers differ on which one counts): send each key once"
 _OUT_OF_RANGE = object()
+_REPEATED = object()
 
 
 class NotJson(ValueError):
@@ -66,6 +68,30 @@ def _path_of(value: Any, path: str, found: Callable[[Any], bool]) -> str | None:
         if (inside := _path_of(child, child_path, found)) is not None:
             return inside
     return None
+
+
+class KeysOnce:
+    """A `json.loads` object_pairs_hook noting keys given twice in an object: json.loads keeps the last, other
+    readers the first, so a signed `{"type":"stock.set","type":"listing.delete"}` meant a delete here only. Each
+    such key's value is a marker, and `field` names the first in the text's order."""
+
+    def __init__(self) -> None:
+        self.repeated = False
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        value = dict(pairs)
+        if len(value) < len(pairs):
+            self.repeated = True
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    value[key] = _REPEATED
+                seen.add(key)
+        return value
+
+    def field(self, value: Any) -> str | None:
+        """The path (`type`, `data.quantity`) of the first key given twice in `value`, the text read, if any."""
+        return _path_of(value, "", lambda child: child is _REPEATED) if self.repeated else None
 
 
 def _spelled(key: Any) -> str:

@@ -4,7 +4,8 @@ verified with the `standardwebhooks` package on the raw bytes, against the conne
 Body: {"type": "listing.upsert" | "listing.delete" | "stock.set", "data": {...}} or
 {"type": "listings.upsert", "data": [{...}, ...]}. `data` is in the pipeline's row shape; the type says each row's
 `op`: a row that names another op is rejected saying so (it was read as the type's, a stock row as an upsert), and
-so is a row with a field no row takes (`ROW_FIELDS`: the listing batch's items'), naming it.
+so is a row with a field no row takes (`ROW_FIELDS`: the listing batch's items'), naming it. A body with a key
+given twice in an object, or a field beside `type`, `data` and `timestamp`, is refused (400), naming it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ EVENT_OPS = {"listing.upsert": "upsert", "listing.delete": "delete", "stock.set"
 # What a row of a delivery takes: the listing batch's items' fields (`op`: its type's, or left out).
 ROW_FIELDS = ("sku", "op", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity",
               "is_active", "attributes", "updated_at", "version")  # fmt: skip
+# A delivery's own fields: Standard Webhooks' envelope (its `timestamp` is taken, not read: the header's is signed).
+MESSAGE_FIELDS = ("type", "data", "timestamp")
+TAKES = "a delivery takes type, data and timestamp (not read)"
 _EACH_ROW = {"upsert": "an upsert", "delete": "a delete", "stock": "a stock change"}
 MAX_ITEMS = 1000
 # Its answers (401, 400, 415), as the OpenAPI shows them too (api/error_specs.py).
@@ -70,13 +74,16 @@ MAX_WEBHOOK_ID = 256
 
 def parse_body(body: bytes) -> list[dict[str, Any]]:
     try:
-        message = load_json(body)
+        # a key given twice is refused: readers differ on which counts (json.loads: the last `type`, a delete)
+        message = load_json(body, keys_once=True)
     except NestedTooDeeply:
         raise PayloadError("the body is nested too deeply to be a listing") from None
     except NotJson as exc:  # why and where, as the write API says it; NaN or a lone surrogate named by field
         raise PayloadError(exc.message, exc.path or "body") from None
     if not isinstance(message, dict) or message.get("type") not in EVENT_OPS:
         raise PayloadError(f"type must be one of {', '.join(EVENT_OPS)}", "type")
+    if unknown := [key for key in message if key not in MESSAGE_FIELDS]:  # as a row's unknown field is
+        raise PayloadError(f"unknown field {_spelled(unknown[0])}: {TAKES}", unknown[0][:40])
     op, data = EVENT_OPS[message["type"]], message.get("data")
     items = data if message["type"] == "listings.upsert" else [data]
     if not isinstance(items, list) or not items or len(items) > MAX_ITEMS:
