@@ -492,6 +492,45 @@ def test_an_aborted_imports_rows_answer_409_saying_nothing_was_applied(
     assert listed.returncode == 1 and "this import was aborted" in listed.stderr, listed.stderr
 
 
+def test_a_failed_imports_rows_answer_409_naming_its_error_and_its_rows_processed(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """An import whose mapping was given up (the database refused its rows at every try) answered its errors 200
+    with the header alone, as a clean import's (its row with price 'zz' listed nowhere), and `imports errors`
+    printed that header and exited 0."""
+    store, key = shop
+    accepted = upload(base, store, key, b"sku,name,price,quantity\nA,x,1,1\nB,y,zz,1\nC,z,1,1\nD,w,1,1\n").json()
+    refuse = f"refuse_{store.hex}"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(f"""
+            CREATE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'refused by a test trigger'; END $$;
+            CREATE TRIGGER {refuse} BEFORE INSERT ON store_product FOR EACH ROW
+            WHEN (NEW.store_id = '{store}') EXECUTE FUNCTION {refuse}();
+        """)  # fmt: skip
+        # its last try: the pauses between the worker's tries (30 s, 60 s, ...) are the worker tests'
+        conn.execute("UPDATE import_batch SET mapping_failures = 4 WHERE id = %s", (accepted["batch_id"],))
+        try:
+            cli(db_url, "worker", "--drain", "--only", "import")
+        finally:
+            conn.execute(f"DROP TRIGGER {refuse} ON store_product; DROP FUNCTION {refuse}()")
+    assert status_of(base, key, accepted["batch_id"])["status"] == "failed"
+    for which in ("errors", "notes"):
+        answer = httpx.get(f"{base}/v1/imports/{accepted['batch_id']}/{which}", headers=bearer(key))
+        assert answer.status_code == 409 and "retry-after" not in answer.headers, answer.text
+        parameter, message = error_of(answer)
+        assert parameter == "batch_id" and message.startswith(
+            "this import failed (mapping failed 5 times, now given up: RaiseError: refused by a test trigger): "
+            "0 of 4 rows processed"
+        ), message
+        assert message.endswith("import the file again"), message
+    listed = cli(db_url, "imports", "errors", accepted["batch_id"])
+    assert listed.returncode == 1 and listed.stdout == "", listed.stdout
+    assert listed.stderr.count("\n") == 1 and "this import failed (mapping failed 5 times" in listed.stderr, (
+        listed.stderr
+    )
+
+
 def test_an_imports_rows_come_as_a_named_attachment_excel_reads_as_utf8(
     base: str, db_url: str, shop: tuple[uuid.UUID, str]
 ) -> None:

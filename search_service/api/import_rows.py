@@ -1,6 +1,7 @@
 """An import's rows as CSV: those not applied (`…/errors`: rejected, or replaced by a later row) and those mapped
 with notes (`…/notes`: a GTIN, a category ignored, a price rounded), each with the original cells. Both answer 409 +
-Retry-After until the import is finished: a list read earlier was incomplete and looked clean."""
+Retry-After until the import is finished (a list read earlier was incomplete and looked clean), and 409 for an
+aborted or failed one."""
 
 from __future__ import annotations
 
@@ -20,14 +21,15 @@ from search_service.api.params import Gone, NotFound
 from search_service.api.path_params import BatchId
 from search_service.api.runtime import Runtime
 from search_service.db.sql import statement
-from search_service.ingest.imports import ROWS_PAGE, aborted_message, batch_status, reason_column, rows_csv
+from search_service.ingest.imports import ROWS_PAGE, batch_status, no_rows_message, reason_column, rows_csv
 
 _CELLS = (
     "the original cells, every cell quoted. Cells starting (past any whitespace) with = + - @ | (or their full-width "
     "forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them. The body starts with a UTF-8 BOM "
     "(Excel reads it as UTF-8 only then) and comes as an attachment, `import-<batch_id>-errors.csv` (or `-notes`). "
     "409 + Retry-After while the import is not finished (`receiving`, `pending`, `processing`): its list would be "
-    "incomplete; 409 without it for an `aborted` import, naming why (nothing of it was applied)."
+    "incomplete; 409 without it for an `aborted` import, naming why (nothing of it was applied), and for a `failed` "
+    "one, naming its error and its rows processed (the others never will be: its list would look clean)."
 )
 UNFINISHED = ("receiving", "pending", "processing")
 RETRY_UNFINISHED_S = 2
@@ -37,8 +39,8 @@ NOT_FINISHED = {
         "batch_id",
         "this import is processing (120 of 5000 rows processed): its rows are listed once it is completed; "
         "retry after Retry-After",
-        "The import is not finished (its status is named): retry after Retry-After; or it was aborted (no "
-        "Retry-After: nothing of it was applied, import the file again).",
+        "The import is not finished (its status is named): retry after Retry-After; or it was aborted or failed "
+        "(no Retry-After: the message says why; import the file again).",
     )
 }
 
@@ -54,7 +56,7 @@ async def owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: UU
 
 
 def _finished(batch: dict[str, Any]) -> dict[str, Any]:
-    """The import, once no row of it is left to map; a 409 naming its status before."""
+    """The import, once no row of it is left to map; a 409 naming its status before, or why it has no list."""
     if batch["status"] in UNFINISHED:
         raise ClientException(
             status_code=409,
@@ -63,8 +65,8 @@ def _finished(batch: dict[str, Any]) -> dict[str, Any]:
             headers={"Retry-After": str(RETRY_UNFINISHED_S)},
             extra={"parameter": "batch_id"},
         )
-    if batch["status"] == "aborted":  # nothing of it was read: a header alone looked like a clean file
-        raise ClientException(status_code=409, detail=aborted_message(batch), extra={"parameter": "batch_id"})
+    if (why := no_rows_message(batch)) is not None:  # aborted, failed: a header alone looked like a clean file
+        raise ClientException(status_code=409, detail=why, extra={"parameter": "batch_id"})
     return batch
 
 

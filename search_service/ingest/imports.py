@@ -108,13 +108,25 @@ def reason_column(which: str) -> str:
 
 
 class BatchRowsUnavailable(Exception):
-    """Why an import's rows cannot be listed (`imports errors`): unknown, not finished, or pruned."""
+    """Why an import's rows cannot be listed (`imports errors`): unknown, not finished, aborted, failed, pruned."""
 
 
-def aborted_message(batch: Any) -> str:
-    """Why an aborted import lists no rows: none of its file was applied (an upload cut off or refused)."""
+def no_rows_message(batch: Any) -> str | None:
+    """Why a finished import lists no rows (None when it does): an aborted one applied nothing of its file (an
+    upload cut off or refused); a failed one's mapping was given up, the rows never processed are in no list (a
+    header line alone, or a part of its rows, looked like a clean file)."""
     why = f" ({batch['error']})" if batch["error"] else ""
-    return f"this import was aborted{why}: nothing of it was applied, and it has no rows to list; import the file again"
+    if batch["status"] == "aborted":
+        return (
+            f"this import was aborted{why}: nothing of it was applied, and it has no rows to list; import the file "
+            "again"
+        )
+    if batch["status"] == "failed":
+        return (
+            f"this import failed{why}: {batch['processed_rows']} of {batch['total_rows']} rows processed, the others "
+            "never will be, so it has no list of rows; fix the cause and import the file again"
+        )
+    return None
 
 
 def batch_rows_csv(conn: psycopg.Connection, batch_id: UUID, which: str) -> str:
@@ -128,8 +140,8 @@ def batch_rows_csv(conn: psycopg.Connection, batch_id: UUID, which: str) -> str:
                 f"batch {batch_id} is {batch['status']} ({batch['processed_rows']} of {batch['total_rows']} rows "
                 "processed): its rows are listed once it is completed (`plinqy-search worker --drain` maps it)"
             )
-        if batch["status"] == "aborted":
-            raise BatchRowsUnavailable(aborted_message(batch))
+        if (why := no_rows_message(batch)) is not None:  # aborted, failed
+            raise BatchRowsUnavailable(why)
         if batch["rows_pruned_at"] is not None:
             raise BatchRowsUnavailable(
                 f"the rows of batch {batch_id} were pruned at {batch['rows_pruned_at']:%Y-%m-%d %H:%M} UTC "
