@@ -336,6 +336,52 @@ def test_import_csv_that_loses_its_connection_says_where_its_batch_is_in_one_lin
         assert done == [("completed", 30000, 30000)]
 
 
+def test_import_csv_whose_mapping_raises_records_it_on_the_batch_and_gives_it_back_in_one_line(
+    dsn: str, tmp_path: Path
+) -> None:
+    """A row the database refuses (a trigger raises here): a traceback, rc 1, and the batch left `processing`, no
+    error recorded, held for the dead command's lease. Now it is recorded as the worker records it (`error`,
+    `mapping_failures`, tried again after a pause, failed at the last try), released, and said in one line; a store's
+    earlier batch the command maps first too."""
+    store = create_store(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"""
+            CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'refused by a test trigger'; END $$;
+            CREATE TRIGGER trg_refuse BEFORE INSERT ON store_product FOR EACH ROW
+            WHEN (NEW.store_id = '{store}') EXECUTE FUNCTION refuse();
+        """)  # fmt: skip
+        first, second = tmp_path / "f4.csv", tmp_path / "later.csv"
+        first.write_text("sku,name,price,quantity\nA,x,1,1\nB,y,zz,1\nC,z,1,1\nD,w,1,1\n")
+        second.write_text("sku,name,price,quantity\nE,v,1,1\n")
+        out = cli(dsn, "import", "csv", str(first), "--store", str(store))
+        batch, status, failures, error, locked_by, backing_off = conn.execute(
+            "SELECT id, status, mapping_failures, error, locked_by, locked_until > now() FROM import_batch"
+        ).fetchone()  # type: ignore[misc]
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+        assert [line for line in out.stderr.splitlines() if line.startswith("error: ")] == [
+            f"error: mapping batch {batch} failed (RaiseError: refused by a test trigger): recorded on the batch, "
+            "which the workers try again after a pause (given up after 5 failures): `plinqy-search imports list` "
+            "shows its error, `plinqy-search worker` maps it"
+        ], out.stderr[-3000:]
+        assert (status, failures, error) == ("processing", 1, "mapping failed: RaiseError: refused by a test trigger")
+        assert locked_by is None and backing_off  # released: the workers' pause, not this command's lease
+        # Its last try: the next `import csv` maps it first (the store's order), and it is failed.
+        conn.execute("UPDATE import_batch SET mapping_failures = 4, locked_until = NULL WHERE id = %s", (batch,))
+        later = cli(dsn, "import", "csv", str(second), "--store", str(store))
+        assert later.returncode == 1 and "Traceback" not in later.stderr, later.stderr[-3000:]
+        assert f"error: mapping batch {batch} failed (RaiseError: refused by a test trigger) for the 5th time: " \
+            "it is failed, given up (its rows stay stored); fix the cause and import the file again" \
+            in later.stderr.splitlines(), later.stderr[-3000:]  # fmt: skip
+        rows = conn.execute("SELECT status, mapping_failures, locked_by FROM import_batch ORDER BY seq").fetchall()
+        assert rows == [("failed", 5, None), ("pending", 0, None)], rows
+        conn.execute("DROP TRIGGER trg_refuse ON store_product")
+    drained = cli(dsn, "worker", "--drain", "--only", "import")
+    assert drained.returncode == 0, drained.stderr[-3000:]
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT sku FROM store_product").fetchall() == [("E",)]
+
+
 def test_import_csv_of_a_big_file_maps_it_in_lanes_with_the_bar_moving(dsn: str, tmp_path: Path) -> None:
     """1,000 rows in chunks of 100: the first chunk, then two lanes (ingest/lanes.py) on their own connections."""
     store = create_store(dsn)

@@ -207,7 +207,12 @@ def _known_charset(_ctx: click.Context, param: click.Parameter, value: str | Non
 def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, charset: str | None) -> None:
     """Import a CSV file (sku, gtin, name, brand, description, category, price, currency, quantity, is_active)."""
     from search_service.ingest.csvfile import CsvError
-    from search_service.ingest.imports import ImportConnectionLost, ImportInterrupted, import_csv_async
+    from search_service.ingest.imports import (
+        ImportConnectionLost,
+        ImportInterrupted,
+        ImportMappingFailed,
+        import_csv_async,
+    )
     from search_service.ingest.pipeline import UnknownStore
     from search_service.worker import settle_heap
 
@@ -227,7 +232,7 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
         settle_heap()
         try:
             out = asyncio.run(import_csv_async(dsn, reader, name, store_id, settings.ingest, progress, notice))
-        except (CsvError, UnknownStore) as exc:
+        except (CsvError, UnknownStore, ImportMappingFailed) as exc:
             raise UserFacingError(str(exc)) from None
         except (ImportInterrupted, ImportConnectionLost) as stopped:  # one line: where the batch is
             interrupted = isinstance(stopped, ImportInterrupted)

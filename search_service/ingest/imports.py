@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,28 @@ class ImportConnectionLost(Exception):
             )
         super().__init__(message)  # fmt: skip
         self.batch_id = batch_id
+
+
+class ImportMappingFailed(Exception):
+    """Mapping a batch raised (a row the database refuses, a bug): recorded on the batch as the worker records it
+    (pipeline.batch_crashed), which also gave the batch back; what became of it, in a line."""
+
+    def __init__(self, batch_id: UUID, status: str | None, error: str) -> None:
+        if status == "failed":
+            message = (
+                f"mapping batch {batch_id} failed ({error}) for the {pipeline.MAX_MAPPING_ATTEMPTS}th time: "
+                "it is failed, given up (its rows stay stored); fix the cause and import the file again"
+            )
+        elif status is None:  # our lease lapsed meanwhile: a worker has taken the batch over
+            message = f"mapping batch {batch_id} failed ({error}); a worker has taken the batch over"
+        else:
+            message = (
+                f"mapping batch {batch_id} failed ({error}): recorded on the batch, which the workers try "
+                f"again after a pause (given up after {pipeline.MAX_MAPPING_ATTEMPTS} failures): `plinqy-search "
+                "imports list` shows its error, `plinqy-search worker` maps it"
+            )
+        super().__init__(message)
+        self.batch_id, self.status = batch_id, status
 
 
 def row_count_text(count: int) -> str:
@@ -181,7 +203,8 @@ async def _follow(
     claim, told = _sql("claim_this_batch"), set()
     while True:
         if await conn.fetchval(claim.sql, *claim.bind(batch_id=batch_id, worker_id=worker_id, lease_s=config.lease_s)):
-            await _map_with_progress(conn, dsn, batch_id, worker_id, config, progress)
+            mapping = _map_with_progress(conn, dsn, batch_id, worker_id, config, progress)
+            await _mapped_or_recorded(conn, batch_id, worker_id, mapping)
             return
         status = await batch_status(conn, batch_id)
         assert status is not None
@@ -216,8 +239,24 @@ async def _map_earlier(
         return False
     size = row_count_text(head["total_rows"])
     notice(f"mapping this store's earlier batch {head['id']} first ({head['source']}, {size})")
-    await pipeline.map_batch(conn, head["id"], worker_id, config.batch_chunk_rows, config.lease_s)
+    mapping = pipeline.map_batch(conn, head["id"], worker_id, config.batch_chunk_rows, config.lease_s)
+    await _mapped_or_recorded(conn, head["id"], worker_id, mapping)
     return True
+
+
+async def _mapped_or_recorded(conn: Any, batch_id: UUID, worker_id: str, mapping: Awaitable[Any]) -> None:
+    """Map a batch; one that raises is recorded on it as the worker records it and released (a traceback ended the
+    command, the batch held for its lease with no error recorded): ImportMappingFailed."""
+    try:
+        await mapping
+    except CONNECTION_LOST:
+        raise
+    except pipeline.LeaseLost:  # taken over: its new holder maps it, nothing to record
+        raise
+    except Exception as exc:  # its chunk was rolled back: the connection is usable
+        error = f"{type(exc).__name__}: {exc}"
+        status = await pipeline.batch_crashed(conn, batch_id, worker_id, error)
+        raise ImportMappingFailed(batch_id, status, error) from None
 
 
 async def _map_with_progress(
