@@ -116,7 +116,8 @@ UNKNOWN_CONNECTION = "No such enabled connection, or one taking no deliveries (p
 DELIVERY_RESPONSES = {
     200: ResponseSpec(
         IngestAccepted,
-        description="A delivery already received: nothing changed; `batch_id` is the batch its first delivery made.",
+        description="A delivery already received: nothing changed; `batch_id` is the batch its first delivery made "
+        "(null with `batch_pruned: true` once `imports prune` deleted it).",
         generate_examples=False,
         examples=[Example(summary="duplicate", value={"batch_id": EXAMPLE_BATCH, "duplicate": True})],
     ),

@@ -246,6 +246,8 @@ class ImportPage(msgspec.Struct):
 class IngestAccepted(msgspec.Struct):
     batch_id: UUID | None
     duplicate: bool = False
+    # a duplicate whose first delivery's batch `imports prune` deleted: its batch_id null said nothing of why
+    batch_pruned: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class WebhookListing(msgspec.Struct):

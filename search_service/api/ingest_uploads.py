@@ -12,6 +12,7 @@ from uuid import UUID
 
 import anyio.to_thread
 import asyncpg
+import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.exceptions import (
@@ -341,7 +342,8 @@ def _verified(handler: Any, incoming: IncomingRequest, connection: Connection, b
     "naming the field (`data.quantity`), nothing stored; so is a key given twice in one object (`type`: readers "
     "differ on which counts), or a field beside `type`, `data` and `timestamp` (not read). A bad or missing "
     "signature, or a timestamp more than 5 minutes off: 401, nothing stored. A `webhook-id` already received: 200 "
-    '`{"batch_id": ..., "duplicate": true}` (its first delivery\'s batch), nothing changed. Otherwise 202: stored, '
+    '`{"batch_id": ..., "duplicate": true}` (its first delivery\'s batch; null with `"batch_pruned": true` once '
+    "`imports prune` deleted that batch), nothing changed. Otherwise 202: stored, "
     "mapped by the worker. The connection's source "
     "decides how a request is verified and read (POS connectors register their own). Example body: "
     '`{"type": "stock.set", "data": {"sku": "KB-001", "quantity": 0, "updated_at": "2026-12-03T08:05:00Z"}}`.',
@@ -373,7 +375,8 @@ async def ingest_delivery(
                 connection_id=connection.id, delivery_id=delivery.delivery_id,
             )  # fmt: skip
         except pipeline.DuplicateDelivery as dup:
-            return Response(S.IngestAccepted(dup.batch_id, duplicate=True), status_code=200)
+            pruned = True if dup.batch_id is None else msgspec.UNSET  # its delivery record outlives its batch
+            return Response(S.IngestAccepted(dup.batch_id, duplicate=True, batch_pruned=pruned), status_code=200)
     return Response(S.IngestAccepted(batch_id), status_code=202)
 
 
