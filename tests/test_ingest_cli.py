@@ -543,6 +543,31 @@ def test_import_csv_maps_its_stores_earlier_batches_first_or_says_what_it_waits_
         assert conn.execute("SELECT quantity FROM store_product WHERE sku = 'e1'").fetchone() == (9,)  # in order
 
 
+def test_import_csv_waiting_on_an_earlier_batchs_pause_after_a_failure_says_so(dsn: str, tmp_path: Path) -> None:
+    """An earlier batch of the store in its pause after a failed mapping (no holder) read "waiting: None is mapping
+    batch …". It says the batch failed, why, and when it is tried again; then maps it once the pause ends."""
+    from search_service.ingest import pipeline
+
+    store = create_store(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        earlier = pipeline.record_batch(conn, store_id=store, source="csv", kind="csv",
+                                        rows=[{"sku": "p1", "name": "Paused", "price": 1, "quantity": 4}])  # fmt: skip
+        conn.execute("UPDATE import_batch SET status = 'processing', locked_by = NULL, mapping_failures = 1, "
+                     "error = 'RaiseError: the trigger said no', locked_until = now() + interval '10 seconds' "
+                     "WHERE id = %s", (earlier,))  # fmt: skip
+    file = tmp_path / "later.csv"
+    file.write_text("sku,name,price,quantity\np1,Paused,1,9\n")
+    out = cli(dsn, "import", "csv", str(file), "--store", str(store))
+    assert out.returncode == 0, out.stderr
+    assert "None" not in out.stderr
+    assert re.search(
+        rf"waiting: batch {earlier} of this store failed to map \(1 time\(s\): RaiseError: the trigger said no\) "
+        r"and is tried again at \d\d:\d\d:\d\d \(its batches are mapped in order\)",
+        out.stderr,
+    ), out.stderr
+    assert "1 row, 1 mapped" in out.stdout
+
+
 def test_import_csv_waiting_on_its_own_batch_says_it_is_this_import(dsn: str) -> None:
     """A worker mapping the batch just uploaded read as another's: `waiting: a worker is mapping batch <id> of this
     store`. Its own batch held by a worker for a second, then mapped here."""

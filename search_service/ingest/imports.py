@@ -224,6 +224,11 @@ async def _follow(
 def _waiting_for(head: Any, batch_id: UUID) -> str:
     if head is None:  # this import's own batch: it read as another's ("a worker is mapping batch … of this store")
         return f"waiting: a worker is mapping this import (batch {batch_id}); its progress shows here"
+    if head["status"] != "receiving" and head["locked_by"] is None:  # it said "None is mapping": a failure's pause
+        until = head["locked_until"].astimezone().strftime("%H:%M:%S")
+        why = (head["error"] or "").splitlines()[0][:200] if head["error"] else "no error recorded"
+        return (f"waiting: batch {head['id']} of this store failed to map ({head['mapping_failures']} time(s): "
+                f"{why}) and is tried again at {until} (its batches are mapped in order)")  # fmt: skip
     who = "an upload is still sending" if head["status"] == "receiving" else f"{head['locked_by']} is mapping"
     return f"waiting: {who} batch {head['id']} of this store (its batches are mapped in order)"
 

@@ -528,8 +528,9 @@ RETURNING b.id;
 -- name: earlier_head
 -- params: batch_id uuid
 -- The first of the store's batches before this one still waiting or being mapped (what `import csv` waits for,
--- or maps itself when no worker holds it); `held`: a worker's lease on it is live.
-SELECT e.id, e.source, e.status, e.total_rows, e.locked_by,
+-- or maps itself when no worker holds it); `held`: a worker's lease on it is live, or the pause after a failed
+-- mapping (no holder, `locked_until` then: batch_crashed) runs.
+SELECT e.id, e.source, e.status, e.total_rows, e.locked_by, e.locked_until, e.mapping_failures, e.error,
        e.status = 'receiving' OR coalesce(e.locked_until > now(), false) AS held
 FROM import_batch b
 JOIN import_batch e ON e.store_id = b.store_id AND e.seq < b.seq
