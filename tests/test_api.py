@@ -773,6 +773,13 @@ def test_a_database_one_migration_behind_the_code_is_a_503_schema_not_a_500(
     # whichever of the two configurations the statement reads first (plinqy_english since the compound readings)
     missing = re.search(r'text search configuration "plinqy_(simple|english)" does not exist', logged)
     assert "Traceback" not in logged and missing, logged
+    # a request is one line naming it: the suggestion's missing plinqy_fold(text) logged PostgreSQL's HINT as a
+    # second line, with no timestamp, and neither line said which request it was
+    lines = [line for line in logged.splitlines() if line.strip()]
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:", line) for line in lines), lines
+    said = [line for line in lines if "lacks what this code needs" in line]
+    assert [line.split(" on ")[1].split(" (")[0] for line in said] == ["GET /v1/search", "GET /v1/suggest"], said
+    assert "plinqy_fold(text) does not exist): is it migrated?" in said[1], said
 
 
 def test_readyz_without_the_database_names_its_state(pg_admin_url: str, encoder: Encoder) -> None:

@@ -29,6 +29,7 @@ from search_service.api.params import (
 from search_service.controlchars import escape_control_chars
 from search_service.db.secretbox import SecretBoxError, SecretKeyUnusable
 from search_service.engine import search as engine
+from search_service.errortext import first_line
 
 log = logging.getLogger("search_service.api")
 
@@ -209,6 +210,11 @@ def _logged_request(request: Request[Any, Any, Any]) -> str:
     return escape_control_chars(f"{asked_method(request.scope)} {request.url.path}")
 
 
+def _reason(exc: BaseException) -> str:
+    """A database error's reason in one log line: its first line (not PostgreSQL's DETAIL or HINT), escaped."""
+    return escape_control_chars(first_line(exc))
+
+
 def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, (asyncpg.QueryCanceledError, TimeoutError)):  # a search's, a write's or a listing's
         return _unavailable(request, "statement_timeout", "the database took too long; retry shortly")
@@ -226,13 +232,16 @@ def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[An
             request, "secret_key", f"the server cannot open this connection's stored secret (its {exc.setting} "
             "is not the key the secret was stored with); retry later",
         )  # fmt: skip
-    if isinstance(exc, OLDER_SCHEMA_ERRORS):
-        log.error("the database lacks what this code needs (%s): is it migrated? see /readyz", exc)
+    if isinstance(exc, OLDER_SCHEMA_ERRORS):  # its text's first line: PostgreSQL's HINT made a second log line
+        log.error(
+            "the database lacks what this code needs on %s (%s): is it migrated? see /readyz",
+            _logged_request(request), _reason(exc),
+        )  # fmt: skip
         return _unavailable(
             request, "schema", "the database is not at this code's migration: `plinqy-search migrate` (see /readyz)"
         )
     if isinstance(exc, TRANSIENT_DB_ERRORS):
-        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        log.warning("database unavailable on %s: %s: %s", _logged_request(request), type(exc).__name__, _reason(exc))
         return _unavailable(request, "database", "the database is unavailable; retry shortly")
     log.error("unhandled error on %s", _logged_request(request), exc_info=exc)
     return error_response(500, None, "internal error")

@@ -21,6 +21,7 @@ from search_service.engine import catalog
 from search_service.engine.session import session_settings
 from search_service.engine.vector_load import IdleTrim, release_freed_memory
 from search_service.engine.vectors import VectorCache
+from search_service.errortext import first_line
 
 if TYPE_CHECKING:
     from search_service.api.runtime import Runtime
@@ -176,7 +177,7 @@ async def _keep_fresh(
                 raise asyncio.CancelledError from exc
             failures += 1
             pause = min(retry_s * 2 ** min(failures - 1, 16), RETRY_MAX_S)
-            said = failed(exc) if failed else f"{what} failed to refresh ({type(exc).__name__}: {exc})"
+            said = failed(exc) if failed else f"{what} failed to refresh ({type(exc).__name__}: {first_line(exc)})"
             if failures & (failures - 1) == 0:  # the 1st, 2nd, 4th, 8th... failure: an outage is a few lines
                 log.warning("%s; retrying in %.1f s (failure %d in a row)", said, pause, failures)
             await asyncio.sleep(pause)
