@@ -100,7 +100,9 @@ def test_import_batch_finishing_emits_import_events(db: psycopg.Connection, fres
         "INSERT INTO import_batch (store_id, source, total_rows) VALUES (%s, 'csv', 10) RETURNING id", (store,)
     ).fetchone()[0]
     db.execute("UPDATE import_batch SET status = 'processing' WHERE id = %s", (batch,))
-    counts = "processed_rows = 10, mapped_rows = 6, stale_rows = 1, duplicate_rows = 2, error_rows = 1"
+    counts = (
+        "processed_rows = 10, mapped_rows = 6, stale_rows = 1, duplicate_rows = 2, error_rows = 1, unchanged_rows = 4"
+    )
     db.execute(f"UPDATE import_batch SET status = 'completed', {counts} WHERE id = %s", (batch,))
     db.execute("UPDATE import_batch SET processed_rows = 10 WHERE id = %s", (batch,))  # not a status change
     db.execute(
@@ -110,8 +112,10 @@ def test_import_batch_finishing_emits_import_events(db: psycopg.Connection, fres
     assert [t for t, _, _ in got] == ["import.completed", "import.failed"]
     assert got[0][2]["import"]["id"] == str(batch) and got[0][2]["import"]["processed_rows"] == 10
     # what was applied, as GET /v1/imports/{id} says it: it said processed and rejected only
-    outcome = {k: got[0][2]["import"][k] for k in ("mapped_rows", "stale_rows", "duplicate_rows", "error_rows")}
-    assert outcome == {"mapped_rows": 6, "stale_rows": 1, "duplicate_rows": 2, "error_rows": 1}
+    # (and of the mapped rows those that changed nothing: a file sent again said "mapped" as one that changed all)
+    names = ("mapped_rows", "stale_rows", "duplicate_rows", "error_rows", "unchanged_rows")
+    outcome = {k: got[0][2]["import"][k] for k in names}
+    assert outcome == {"mapped_rows": 6, "stale_rows": 1, "duplicate_rows": 2, "error_rows": 1, "unchanged_rows": 4}
     assert got[1][2]["import"]["error"] == "bad"
     assert db.execute("SELECT count(*) FROM webhook_delivery").fetchone() == (2,)
 

@@ -418,7 +418,7 @@ CSV_TEXT = (
 def test_csv_import_status_errors_and_replay(base: str, db_url: str, shop: tuple[uuid.UUID, str]) -> None:
     store, key = shop
     states = []
-    for _ in range(3):
+    for sent in range(3):
         response = upload(base, store, key, CSV_TEXT.encode() + b"c4;Caf\xe9;1;1;\n")
         assert response.status_code == 202, response.text
         accepted = response.json()
@@ -426,6 +426,8 @@ def test_csv_import_status_errors_and_replay(base: str, db_url: str, shop: tuple
         status = status_of(base, key, accepted["batch_id"])
         assert status["status"] == "completed" and status["total_rows"] == 5
         assert (status["mapped_rows"], status["duplicate_rows"], status["error_rows"]) == (1, 1, 3)
+        # the file sent again changed nothing: its status said "1 mapped" as the first's did, and nothing else
+        assert status["unchanged_rows"] == (0 if sent == 0 else 1), status
         with psycopg.connect(db_url) as c:
             states.append(c.execute(
                 "SELECT sku, price::text, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (store,)

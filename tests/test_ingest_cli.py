@@ -457,10 +457,31 @@ def test_import_csv_names_its_stale_rows_and_the_errors_csv_lists_them(dsn: str,
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith("row 1: stale: sku 'VV1' was taken over by another sku") and "'NN1'" in lines[0], lines
-    assert "1 mapped (0 with notes), 1 stale, 0 duplicate, 0 rejected" in lines[1] and len(lines) == 2, lines
+    assert "1 mapped (0 with notes, 1 unchanged), 1 stale, 0 duplicate, 0 rejected" in lines[1] and len(lines) == 2
     table = list(csv.reader(io.StringIO(cli(dsn, "imports", "errors", lines[1].split()[1]).stdout.lstrip("\ufeff"))))
     assert len(table) == 2 and table[1][0] == "1" and table[1][1].startswith("stale: sku 'VV1' was taken over"), table
     assert table[1][2:5] == ["VV1", "4000000000136", "Hose S"], table
+
+
+def test_import_csv_of_a_file_sent_again_says_its_rows_changed_nothing(dsn: str, tmp_path: Path) -> None:
+    """The same file twice: both summaries said "20 mapped", though the second wrote nothing (no history, no
+    event); an import that changed nothing read as one that rewrote every listing."""
+    store = create_store(dsn)
+    products = PROJECT_ROOT / "examples" / "products.csv"
+    edited = tmp_path / "edited.csv"
+    lines = products.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace(";2,49;", ";2,59;")  # a price: the listing's
+    lines[2] = lines[2].replace("every morning", "every morning, sliced")  # a description: the product's alone
+    edited.write_text("".join(lines))
+    said = []
+    for sent in (products, products, edited):
+        out = cli(dsn, "import", "csv", str(sent), "--store", str(store))
+        assert out.returncode == 0, out.stderr
+        said.append(out.stdout.splitlines()[-1].split(": ", 1)[1])
+    assert said == [
+        f"20 rows, 20 mapped (0 with notes, {unchanged} unchanged), 0 stale, 0 duplicate, 0 rejected"
+        for unchanged in (0, 20, 18)
+    ], said
 
 
 def test_import_csv_says_how_many_rows_it_did_not_name_and_how_to_get_them_all(dsn: str, tmp_path: Path) -> None:

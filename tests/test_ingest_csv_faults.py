@@ -123,7 +123,7 @@ def test_notes_on_mapped_rows_are_counted_listed_and_printed(
     out = cli(db_url, "import", "csv", str(file), "--store", str(shop[0]))
     assert out.returncode == 0, out.stderr
     assert "row 1: note: price 1.999 rounded to 2.00" in out.stdout
-    assert "2 rows, 2 mapped (1 with notes), 0 stale, 0 duplicate, 0 rejected" in out.stdout
+    assert "2 rows, 2 mapped (1 with notes, 0 unchanged), 0 stale, 0 duplicate, 0 rejected" in out.stdout
 
 
 def test_a_file_without_price_or_quantity_is_refused_and_an_empty_level_rejected(

@@ -366,7 +366,8 @@ async def get_store(rt: NamedDependency[Runtime], store_id: StoreId) -> S.StoreO
 @get(
     "/v1/imports/{batch_id:uuid}",
     summary="An import's status",
-    description="Status (`receiving`, `pending`, `processing`, `completed`, `aborted`) and row counts; for a "
+    description="Status (`receiving`, `pending`, `processing`, `completed`, `aborted`) and row counts (of the "
+    "mapped rows, `unchanged_rows` changed nothing: a file sent again maps every row and changes none); for a "
     "listing write's batch (a queued write's `status_url`), each item's result once mapped (`results`), until "
     "`imports prune` deletes the import once finished longer ago than its retention (then 404). Another store's "
     "import is answered as an unknown id (404); an admin key sees every store's.",

@@ -222,6 +222,13 @@ class ImportStatus(msgspec.Struct):
     stale_rows: int
     duplicate_rows: int
     error_rows: int
+    unchanged_rows: Annotated[
+        int,
+        msgspec.Meta(
+            description="Of `mapped_rows`, those whose write changed nothing: their listing (and product) held their "
+            "values already, so nothing was written (no history, no event). A file sent again counts every row here."
+        ),
+    ]
     error: str | None
     file_name: str | None
     created_at: datetime

@@ -65,6 +65,8 @@ class ImportOutcome(msgspec.Struct, forbid_unknown_fields=True):
     mapped_rows: int | None = None
     stale_rows: int | None = None
     duplicate_rows: int | None = None
+    # Of the mapped rows, those whose write changed nothing (a file sent again): migration 0050.
+    unchanged_rows: int | None = None
 
 
 class EventData(msgspec.Struct, forbid_unknown_fields=True):

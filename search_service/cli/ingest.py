@@ -255,7 +255,8 @@ def _report(out: ImportOutcome, strict: bool) -> None:
         echo(f"ignored columns: {', '.join(out.ignored_columns)}")
     echo(
         f"batch {out.batch_id} {out.status}: {row_count_text(out.total)}, {out.mapped} mapped "
-        f"({out.noted} with notes), {out.stale} stale, {out.duplicate} duplicate, {out.rejected} rejected"
+        f"({out.noted} with notes, {out.unchanged} unchanged), {out.stale} stale, {out.duplicate} duplicate, "
+        f"{out.rejected} rejected"
     )
     if len(out.errors) + len(out.duplicates or []) + len(out.stales or []) < out.rejected + out.duplicate + out.stale:
         echo(

@@ -24,7 +24,7 @@ from search_service.ingest.mapping import apply_rows
 from search_service.ingest.pipeline import ChunkCounts, LeaseLost
 
 MAX_GROUP_BATCHES = 1000
-COUNTERS = ("mapped", "stale", "duplicate", "rejected")
+COUNTERS = ("mapped", "stale", "duplicate", "rejected", "unchanged")
 _decode = msgspec.json.Decoder().decode
 
 
@@ -81,8 +81,7 @@ async def map_group(conn: Any, group: list[Claimed], worker_id: str, lease_s: fl
         results = await apply_rows(conn, store_id, currency, rows, store_active=fenced[0]["store_active"])
         per_batch = {batch: ChunkCounts(duplicate=duplicates[batch]) for batch in batch_ids}
         for row_id, result in results.items():
-            counts = per_batch[batch_of[row_id]]
-            setattr(counts, result.status, getattr(counts, result.status) + 1)
+            per_batch[batch_of[row_id]].count(result)
         ids = list(results)
         await _fetch(
             conn, "ingest/groups", "save_group_results", ids=ids, statuses=[results[i].status for i in ids],

@@ -39,6 +39,7 @@ class ImportOutcome:
     notes: list[tuple[int, str]] | None = None  # the first of them: (row number, notes)
     duplicates: list[tuple[int, str]] | None = None  # the first rows replaced by a later row: (row number, reason)
     stales: list[tuple[int, str]] | None = None  # the first stale rows, nothing to do: (row number, reason)
+    unchanged: int = 0  # mapped rows whose write changed nothing (a file sent again)
 
 
 Shown = list[tuple[int, str]]  # rows a summary names: (row number, reason or notes)
@@ -330,6 +331,7 @@ async def import_csv_async(
     return ImportOutcome(
         batch_id, status["status"], status["total_rows"], status["mapped_rows"], status["stale_rows"],
         status["duplicate_rows"], status["error_rows"], reader.ignored_columns, *shown,
+        unchanged=status["unchanged_rows"],
     )  # fmt: skip
 
 

@@ -43,6 +43,7 @@ class RowResult:
     error: str | None = None  # the reason (rejected) or what was ignored (mapped)
     matched_by: str | None = None  # gtin | sku | created (upserts)
     product_id: UUID | None = None
+    changed: bool = True  # False: a mapped row whose write changed nothing (the import's unchanged_rows)
 
 
 @dataclass
@@ -300,40 +301,41 @@ async def _write(
 ) -> None:
     if plan.new_products:
         await _insert_products(conn, plan, results, valid)
+    changed: set[str] = set()  # the SKUs whose rows wrote something (each statement returns those it wrote)
     if plan.product_updates:
-        await _update_products(conn, plan)
+        updated = await _update_products(conn, plan)
+        changed.update(row.sku for product, row, _ in plan.product_updates if product in updated)
     if plan.kept_text:
         await note_kept_text(conn, store_id, plan.kept_text)
     if plan.adopt:
         adopted = set(plan.adopt)
         listings = [item for item in plan.listings if (item[0].sku, item[1]) in adopted]
-        await _run(conn, "adopt_listings", **_listing_values(store_id, listings))
+        changed.update(r["sku"] for r in await _run(conn, "adopt_listings", **_listing_values(store_id, listings)))
     if plan.listings:
-        await _run(conn, "upsert_listings", **_listing_values(store_id, plan.listings))
-    changes = plan.stock + plan.deletes
-    if changes:
-        await _run(
-            conn,
-            "update_stock",
-            store_id=store_id,
-            skus=[r.sku for r in changes],
-            quantities=[r.quantity for r in changes],
-            prices=[r.price for r in changes],
-            deactivate=[r.op == "delete" for r in changes],
-            updated_ats=[r.updated_at for r in changes],
-            versions=[r.version for r in changes],
-            catalog_versions=[r.catalog_version for r in changes],
+        changed.update(
+            r["sku"] for r in await _run(conn, "upsert_listings", **_listing_values(store_id, plan.listings))
         )
+    if changes := plan.stock + plan.deletes:
+        written = await _run(
+            conn, "update_stock", store_id=store_id, skus=[r.sku for r in changes],
+            quantities=[r.quantity for r in changes], prices=[r.price for r in changes],
+            deactivate=[r.op == "delete" for r in changes], updated_ats=[r.updated_at for r in changes],
+            versions=[r.version for r in changes], catalog_versions=[r.catalog_version for r in changes],
+        )  # fmt: skip
+        changed.update(r["sku"] for r in written)
     for key, row in valid:
         result = results[key]
-        if result is not DEFERRED and result.status == "mapped" and row.notes and result.error is None:
-            result.error = "; ".join(row.notes)
+        if result is not DEFERRED and result.status == "mapped":
+            result.changed = row.sku in changed  # an unchanged write writes nothing: its row says so
+            if row.notes and result.error is None:
+                result.error = "; ".join(row.notes)
 
 
-async def _update_products(conn: Any, plan: _Plan) -> None:
+async def _update_products(conn: Any, plan: _Plan) -> set[UUID]:
+    """The products whose text (or GTIN) changed; GtinTaken when another product took a GTIN meanwhile."""
     ids, rows, cats = zip(*plan.product_updates, strict=True)
     try:
-        taken = await _run(
+        got = await _run(
             conn,
             "update_products",
             ids=list(ids),
@@ -348,8 +350,9 @@ async def _update_products(conn: Any, plan: _Plan) -> None:
         if exc.constraint_name != "uq_product_master_gtin":
             raise
         raise GtinTaken from exc
-    if taken:
+    if any(r["taken"] for r in got):
         raise GtinTaken
+    return {r["id"] for r in got}
 
 
 async def _insert_products(

@@ -29,7 +29,8 @@ THE ROW SHAPE every source produces (CSV, webhooks, the listing API, the POS con
   that reason).
 
 Every row ends `mapped`, `stale` (older than the listing), `duplicate` (a later row of the batch has its SKU and
-replaces it) or `rejected` (with the reason); one bad row never fails its batch. A batch is mapped in chunks, one
+replaces it) or `rejected` (with the reason); one bad row never fails its batch. A mapped row whose write changed
+nothing (a file sent again) is counted `unchanged` too. A batch is mapped in chunks, one
 transaction each, fenced on the worker's lease: a killed worker's batch is finished by the next one, and every
 total adds up (the counters move in the same transaction as the rows).
 """
@@ -284,10 +285,15 @@ class ChunkCounts:
     stale: int = 0
     duplicate: int = 0
     rejected: int = 0
+    unchanged: int = 0  # of `mapped`: rows whose write changed nothing (a file sent again)
 
     def add(self, other: ChunkCounts) -> None:
         for key, value in vars(other).items():
             setattr(self, key, getattr(self, key) + value)
+
+    def count(self, result: RowResult) -> None:
+        setattr(self, result.status, getattr(self, result.status) + 1)
+        self.unchanged += result.status == "mapped" and not result.changed
 
 
 class LeaseLost(Exception):
@@ -330,7 +336,7 @@ async def save_results(
     back) when the batch is no longer ours."""
     counts = ChunkCounts(duplicate=duplicates)
     for result in results.values():
-        setattr(counts, result.status, getattr(counts, result.status) + 1)
+        counts.count(result)
     ids = list(results)
     saved = await fetch(
         conn, "save_results", batch_id=batch_id, worker_id=worker_id, lease_s=lease_s, ids=ids,

@@ -58,6 +58,7 @@ import_batch = Table(
     Column("mapped_rows", Integer, nullable=False, server_default=text("0")),
     Column("stale_rows", Integer, nullable=False, server_default=text("0")),
     Column("duplicate_rows", Integer, nullable=False, server_default=text("0")),
+    Column("unchanged_rows", Integer, nullable=False, server_default=text("0")),  # of mapped_rows: wrote nothing (0050)
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("mapping_failures", Integer, nullable=False, server_default=text("0")),  # mappings that raised (0028)
     Column(

@@ -295,7 +295,7 @@ WHERE r.id = v.id AND r.status = 'pending';
 -- name: save_results
 -- params: batch_id uuid, worker_id text, lease_s float8, ids bigint[], statuses text[], errors text[],
 --    matched_by text[], products uuid[], mapped int, stale int, duplicate int, rejected int,
---    last bool (true: no pending row is left after these)
+--    unchanged int (of mapped: wrote nothing), last bool (true: no pending row is left after these)
 -- A chunk's row outcomes and the batch's counters in one statement (they move together, so totals always add up),
 -- only while the batch is still ours (no row returned: the caller rolls the chunk back; a lane holds no row lock
 -- on the batch until here, lanes.sql); the lease is extended, or, by the last chunk, let go with the batch
@@ -311,6 +311,7 @@ WITH saved AS (
 UPDATE import_batch
 SET mapped_rows = mapped_rows + :mapped, stale_rows = stale_rows + :stale,
     duplicate_rows = duplicate_rows + :duplicate, error_rows = error_rows + :rejected,
+    unchanged_rows = unchanged_rows + :unchanged,
     processed_rows = processed_rows + :mapped + :stale + :duplicate + :rejected,
     status = CASE WHEN :last THEN 'completed' ELSE status END,
     finished_at = CASE WHEN :last THEN now() ELSE finished_at END,
@@ -364,7 +365,7 @@ RETURNING status;
 -- name: batch_status
 -- params: batch_id uuid
 SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
-       error_rows, error, file_name, created_at, started_at, finished_at, rows_pruned_at
+       error_rows, unchanged_rows, error, file_name, created_at, started_at, finished_at, rows_pruned_at
 FROM import_batch WHERE id = :batch_id;
 
 -- name: store_batches
@@ -373,7 +374,7 @@ FROM import_batch WHERE id = :batch_id;
 -- from the newest), of one source or all (NULL), on ix_import_batch_store_seq. With a source, the index is read
 -- newest first until the page fills: a rare source among a till's many writes reads further.
 SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
-       error_rows, error, file_name, created_at, started_at, finished_at, rows_pruned_at, seq
+       error_rows, unchanged_rows, error, file_name, created_at, started_at, finished_at, rows_pruned_at, seq
 FROM import_batch
 WHERE store_id = :store_id AND seq < coalesce(:before::bigint, 9223372036854775807)
   AND (:source::text IS NULL OR source = :source::text)

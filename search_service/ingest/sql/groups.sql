@@ -83,7 +83,7 @@ ORDER BY b.seq, r.row_number;
 
 -- name: save_group_results
 -- params: ids bigint[], statuses text[], errors text[], matched_by text[], products uuid[], batch_ids uuid[],
---    mapped int[], stale int[], duplicate int[], rejected int[]
+--    mapped int[], stale int[], duplicate int[], rejected int[], unchanged int[]
 -- save_results (batches.sql) for a group: the rows' outcomes, and every batch's counters, completed, its lease
 -- let go, in one statement.
 WITH saved AS (
@@ -97,9 +97,11 @@ WITH saved AS (
 UPDATE import_batch b
 SET mapped_rows = b.mapped_rows + c.mapped, stale_rows = b.stale_rows + c.stale,
     duplicate_rows = b.duplicate_rows + c.duplicate, error_rows = b.error_rows + c.rejected,
+    unchanged_rows = b.unchanged_rows + c.unchanged,
     processed_rows = b.processed_rows + c.mapped + c.stale + c.duplicate + c.rejected,
     status = 'completed', finished_at = now(), locked_by = NULL, locked_until = NULL
-FROM unnest(:batch_ids::uuid[], :mapped::int[], :stale::int[], :duplicate::int[], :rejected::int[])
-     AS c(id, mapped, stale, duplicate, rejected)
+FROM unnest(:batch_ids::uuid[], :mapped::int[], :stale::int[], :duplicate::int[], :rejected::int[],
+            :unchanged::int[])
+     AS c(id, mapped, stale, duplicate, rejected, unchanged)
 WHERE b.id = c.id AND (SELECT count(*) FROM saved) >= 0
 RETURNING b.id;

@@ -74,8 +74,9 @@ ORDER BY lpad(gtin, 14, '0'), created_at;
 --    gtins text[] (GTIN-14: set on a product without one)
 -- The text of products only this store lists (a shared GTIN product keeps its text); absent fields stay. The
 -- embedding trigger re-queues a product whose text changed. Returns the products whose GTIN another transaction
--- gave to another product since the lookup (the caller maps their rows again, to that product): one snapshot
--- for the check and the update (a data-modifying CTE).
+-- gave to another product since the lookup (taken: the caller maps their rows again, to that product), and those
+-- it changed (not taken: their rows changed something): one snapshot for the check and the update (a
+-- data-modifying CTE).
 WITH v AS (
     SELECT v.*, q.gtin IS NULL AND v.gtin IS NOT NULL AND EXISTS (
                     SELECT 1 FROM product_master o WHERE lpad(o.gtin, 14, '0') = v.gtin) AS gtin_taken,
@@ -93,8 +94,11 @@ WITH v AS (
       AND (p.name, p.brand, p.description, p.category_id, p.attributes, p.gtin) IS DISTINCT FROM
           (coalesce(v.name, p.name), coalesce(v.brand, p.brand), coalesce(v.description, p.description),
            coalesce(v.category_id, p.category_id), coalesce(v.attributes, p.attributes), v.new_gtin)
+    RETURNING p.id
 )
-SELECT id FROM v WHERE gtin_taken;
+SELECT id, true AS taken FROM v WHERE gtin_taken
+UNION ALL
+SELECT id, false FROM updated;
 
 -- name: kept_text
 -- params: store_id uuid, ids uuid[], brands text[], descriptions text[], category_ids bigint[], attributes jsonb[]
@@ -129,7 +133,8 @@ FROM product_master WHERE id = ANY(:ids::uuid[]);
 -- id), takes the SKU of a row that names its product by GTIN, so that the row's upsert finds it (inserting a second
 -- listing of the product failed the whole batch), and the row's values with it, as `upsert_listings` would write
 -- them: one change, one listing.updated event, not two. A deleted one's clocks were its old item's: they go, kept
--- with its old SKU (retired_listing_sku), so a late write to that SKU is still compared with them.
+-- with its old SKU (retired_listing_sku), so a late write to that SKU is still compared with them. Returns the SKUs
+-- it wrote (their rows changed something).
 WITH retired AS (
     INSERT INTO retired_listing_sku AS r (store_id, sku, source_updated_at, source_version, source_catalog_version)
     SELECT sp.store_id, sp.sku, sp.source_updated_at, sp.source_version, sp.source_catalog_version
@@ -152,12 +157,14 @@ FROM unnest(:skus::text[], :products::uuid[], :titles::text[], :prices::numeric[
             :quantities::int[], :actives::bool[], :updated_ats::timestamptz[], :versions::bigint[],
             :catalog_versions::bigint[])
      AS v(sku, product, title, price, currency, quantity, active, updated_at, version, catalog_version)
-WHERE sp.store_id = :store_id AND sp.product_master_id = v.product AND (sp.sku IS NULL OR NOT sp.is_active);
+WHERE sp.store_id = :store_id AND sp.product_master_id = v.product AND (sp.sku IS NULL OR NOT sp.is_active)
+RETURNING sp.sku;
 
 -- name: upsert_listings
 -- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],
 --    quantities int[], actives bool[], updated_ats timestamptz[], versions bigint[], catalog_versions bigint[]
--- One statement for new and existing listings; an unchanged listing is not written (no history, no event).
+-- One statement for new and existing listings; an unchanged listing is not written (no history, no event): the
+-- SKUs returned are those written, a row of any other changed nothing (the import's unchanged_rows).
 -- The triggers write history_store_product and inventory_event (the delta from the absolute quantity).
 INSERT INTO store_product (store_id, sku, product_master_id, title, price, currency, quantity, is_active,
                            source_updated_at, source_version, source_catalog_version)
@@ -182,14 +189,15 @@ WHERE (store_product.product_master_id, store_product.title, store_product.price
        excluded.currency, excluded.quantity, excluded.is_active,
        coalesce(excluded.source_updated_at, store_product.source_updated_at),
        coalesce(excluded.source_version, store_product.source_version),
-       coalesce(excluded.source_catalog_version, store_product.source_catalog_version));
+       coalesce(excluded.source_catalog_version, store_product.source_catalog_version))
+RETURNING sku;
 
 -- name: update_stock
 -- params: store_id uuid, skus text[], quantities int[] (NULL: keep), prices numeric[] (NULL: keep),
 --    deactivate bool[] (true: a delete), updated_ats timestamptz[], versions bigint[],
 --    catalog_versions bigint[] (a delete's product version)
 -- Stock/price changes and deletes of existing listings. A delete only stops the listing being sellable: its
--- history and its product stay.
+-- history and its product stay. Returns the SKUs written, as upsert_listings.
 UPDATE store_product sp
 SET quantity = coalesce(v.quantity, sp.quantity), price = coalesce(v.price, sp.price),
     is_active = sp.is_active AND NOT v.deactivate,
@@ -205,7 +213,8 @@ WHERE sp.store_id = v.store_id AND sp.sku = v.sku  -- the exact key, the store a
       IS DISTINCT FROM
       (coalesce(v.quantity, sp.quantity), coalesce(v.price, sp.price), sp.is_active AND NOT v.deactivate,
        coalesce(v.updated_at, sp.source_updated_at), coalesce(v.version, sp.source_version),
-       coalesce(v.catalog_version, sp.source_catalog_version));
+       coalesce(v.catalog_version, sp.source_catalog_version))
+RETURNING sp.sku;
 
 -- name: listings_of
 -- params: store_id uuid, skus text[]
