@@ -1,13 +1,11 @@
 """Apply a chunk of raw rows to products and listings: validate in Python, write set-based (a few statements per
 chunk, whatever its size). Runs inside the caller's transaction, under the store's advisory lock.
-
 Matching (per upsert row): a valid GTIN links to the product with that GTIN (`gtin`); otherwise the store's
 listing of the SKU keeps its product (`sku`); otherwise a new product is created (`created`, embedded later by
 the worker through the product trigger). Only a product no other store lists has its text rewritten (the fields
 a row would change on another are noted). A round that finds a GTIN it gives a product taken by another
-transaction meanwhile is mapped again, matching that product.
-Newest wins: a row older (updated_at, version or catalog_version) than what its listing holds ends `stale` and
-changes nothing.
+transaction meanwhile is mapped again, matching that product. Newest wins: a row older (updated_at, version or
+catalog_version) than what its listing holds ends `stale` and changes nothing.
 """
 
 from __future__ import annotations
@@ -62,8 +60,7 @@ class _Plan:
 
 
 async def _run(conn: Any, name: str, **params: Any) -> list[Any]:
-    stmt = statement("ingest/mapping", name)
-    return list(await conn.fetch(stmt.sql, *stmt.bind(**params)))
+    return list(await conn.fetch((stmt := statement("ingest/mapping", name)).sql, *stmt.bind(**params)))
 
 
 def _rounds(items: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
