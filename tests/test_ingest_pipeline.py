@@ -349,6 +349,28 @@ def test_a_delete_applies_no_price_or_level_it_carries_and_says_so(db: psycopg.C
     assert rows_of(db, batch)[0][1] == "mapped"
 
 
+def test_a_stock_row_names_the_fields_it_does_not_apply(db: psycopg.Connection) -> None:
+    """A stock change (webhook `stock.set`, batch `op: stock`) carrying `is_active: false`, a name or a GTIN dropped
+    them without a word: the listing stayed on sale. Its notes name them; its price and level apply."""
+    store = make_store(db)
+    pipeline.record_batch(db, store_id=store, source="api", kind="listing",
+                          rows=[{"sku": "G", "name": "Soap", "price": "5.49", "quantity": 1}])  # fmt: skip
+    drain(db)
+    stock = {"op": "stock", "sku": "G", "quantity": 4, "price": "5.99", "is_active": False, "name": "Renamed",
+             "gtin": "123"}  # fmt: skip
+    batch = pipeline.record_batch(db, store_id=store, source="webhook", kind="webhook", rows=[stock])
+    drain(db)
+    got = listing(db, store, "G")
+    assert got is not None and got[:4] == ("5.99", 4, "EUR", True)
+    _, status, note, _ = rows_of(db, batch)[0]
+    assert status == "mapped"
+    assert note == "name, gtin, is_active ignored: a stock row sets the price and quantity (an upsert the rest)"
+    plain = pipeline.record_batch(db, store_id=store, source="api", kind="listing",
+                                  rows=[{"op": "stock", "sku": "G", "quantity": 2}])  # fmt: skip
+    drain(db)
+    assert rows_of(db, plain)[0][1:3] == ("mapped", None)
+
+
 def test_an_upsert_with_both_clocks_applies_its_catalogue_when_only_its_level_is_older(db: psycopg.Connection) -> None:
     """A first sync's upsert carries the product's clock (updated_at) and its level's (version): a newer stock
     change already mapped keeps its level, the upsert's newer catalogue still applies; a row with one clock is

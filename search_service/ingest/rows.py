@@ -30,6 +30,8 @@ OPS = ("upsert", "delete", "stock")
 # What a delete row may carry but does not apply: it takes the listing off sale, its clocks alone read.
 NOT_ON_A_DELETE = ("name", "brand", "description", "category", "gtin", "price", "currency", "quantity", "is_active",
                    "attributes")  # fmt: skip
+# What a stock row may carry but does not apply (it sets a listing's price and level): an upsert changes them.
+NOT_ON_A_STOCK_ROW = ("name", "brand", "description", "category", "gtin", "is_active", "attributes")
 MAX_ATTRIBUTES = 10_000  # characters of their JSON
 MAX_TEXT = {"sku": 200, "name": 500, "brand": 200, "description": 10_000, "category": 1000}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -252,6 +254,11 @@ def validate(row: Any) -> ValidRow:
         out.notes.append(f"{', '.join(ignored)} ignored: a delete only takes the listing off sale")
     if op == "upsert":
         _upsert_fields(row, out)
-    elif op == "stock" and out.quantity is None and out.price is None:
-        raise Rejected("a stock row needs quantity or price")
+    elif op == "stock":
+        if out.quantity is None and out.price is None:
+            raise Rejected("a stock row needs quantity or price")
+        if unread := [key for key in NOT_ON_A_STOCK_ROW if row.get(key) not in (None, "")]:  # dropped unsaid
+            out.notes.append(
+                f"{', '.join(unread)} ignored: a stock row sets the price and quantity (an upsert the rest)"
+            )
     return out
