@@ -482,6 +482,8 @@ def test_import_csv_of_a_file_sent_again_says_its_rows_changed_nothing(dsn: str,
         f"20 rows, 20 mapped (0 with notes, {unchanged} unchanged), 0 stale, 0 duplicate, 0 rejected"
         for unchanged in (0, 20, 18)
     ], said
+    listed = cli(dsn, "imports", "list", "--store", str(store)).stdout.splitlines()  # it showed no such count
+    assert [line.split("\t")[4].split()[-1] for line in listed] == ["unchanged=18", "unchanged=20", "unchanged=0"]
 
 
 def test_import_csv_says_how_many_rows_it_did_not_name_and_how_to_get_them_all(dsn: str, tmp_path: Path) -> None:

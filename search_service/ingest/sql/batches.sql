@@ -386,7 +386,7 @@ LIMIT :limit::int;
 -- `imports list`: batches newest first, of one store (ix_import_batch_store_seq) or of all (a scan: an operator's
 -- command), of some statuses or all, with the lease of those being mapped.
 SELECT id, store_id, source, kind, status, total_rows, mapped_rows, stale_rows, duplicate_rows, error_rows, error,
-       file_name, created_at, finished_at, locked_by, locked_until, mapping_failures, rows_pruned_at
+       file_name, created_at, finished_at, locked_by, locked_until, mapping_failures, rows_pruned_at, unchanged_rows
 FROM import_batch
 WHERE (:store_id::uuid IS NULL OR store_id = :store_id::uuid)
   AND (:statuses::text[] IS NULL OR status = ANY(:statuses::text[]))
