@@ -191,6 +191,7 @@ def test_a_redirect_is_a_failure_and_not_followed(
         ("https://login.example.com:8443/sso/callback?token=s3cret", "https://login.example.com:8443"),
         ("/session/expired?token=s3cret", "http://127.0.0.1:{port}"),  # relative: the receiver's own origin
         ("https://[2001:db8::1]/s3cret", "https://[2001:db8::1]"),
+        ("https://hooks.example.com\\s3cret/sso/?token=s3cret", "https://hooks.example.com"),  # `\` is `/` (WHATWG)
     ],
 )
 def test_a_redirects_path_and_query_stay_out_of_last_error_and_the_log(
@@ -212,17 +213,24 @@ def test_a_redirects_path_and_query_stay_out_of_last_error_and_the_log(
     assert len(logged) == 1 and "s3cret" not in logged[0] and "/sso/" not in logged[0], logged
 
 
+_UNREADABLE = "HTTP 302: a redirect to an unreadable Location is a"
+
+
 @pytest.mark.parametrize(
     ("path", "said"),
     [
         ("/status/300/bare?location=", "HTTP 300: a redirect without a Location header is a failure"),
-        ("/status/302/bad?location=http%3A%2F%2F%5B%3A%3A1", "HTTP 302: a redirect to an unreadable Location is a"),
+        ("/status/302/bad?location=http%3A%2F%2F%5B%3A%3A1", _UNREADABLE),
+        # urlsplit kept these in the hostname, shown: no host holds a `;` or a `%`
+        ("/status/302/semi?location=" + quote("https://h.example.com;token=s3cret/x", safe=""), _UNREADABLE),
+        ("/status/302/pct?location=" + quote("https://h.example.com%2F%3Ftoken%3Ds3cret/", safe=""), _UNREADABLE),
     ],
 )
 def test_a_redirect_without_a_readable_location_says_so(
     db: psycopg.Connection, fresh_db_url: str, receiver: Receiver, path: str, said: str
 ) -> None:
-    """A 3xx without a Location (or with one no host can be read from) said `a redirect (to ?) is a failure`."""
+    """A 3xx without a Location (or with one no host can be read from) said `a redirect (to ?) is a failure`; one with
+    `;` or `%` in its authority showed it (`to https://h.example.com;token=s3cret`)."""
     store = seed_store(db)
     subscribe(fresh_db_url, store, receiver.url(path), ["listing.created"])
     seed_listing(db, store, seed_product(db, "Oat milk"), "A")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import re
 import secrets
 import urllib.parse
 from dataclasses import dataclass
@@ -102,17 +104,27 @@ _SILENT_ERRORS = {
 }
 
 
+# The characters of a host name (an internationalised one's letters too) or an IPv4 address. urlsplit ends the
+# host only at `/`, `?` or `#`: `host;token=…` and `host%2F%3Ftoken…` came back as the hostname, shown.
+_HOST_NAME = re.compile(r"[\w.-]+")
+
+
 def redirect_origin(url: str, location: str) -> str | None:
     """Scheme, host and port of a redirect's target (a relative one is the request's): never its path or query,
     which may carry a token, as the Location did into last_error and the log. None: no host can be read from it."""
+    location = location.strip()
     try:
-        parts = urllib.parse.urlsplit(urllib.parse.urljoin(url, location.strip()))
+        if urllib.parse.urlsplit(location).scheme.lower() in ("", "http", "https"):
+            location = location.replace("\\", "/")  # as WHATWG reads http(s): `host\cb?t=…` is a path
+        parts = urllib.parse.urlsplit(urllib.parse.urljoin(url, location))
         port = parts.port
+        host = parts.hostname or ""
+        if ":" in host and "%" not in host:  # an IPv6 literal (a zone id's `%` is refused below)
+            host = f"[{ipaddress.IPv6Address(host)}]"
     except ValueError:
         return None
-    if not parts.hostname:
+    if not (host.startswith("[") or _HOST_NAME.fullmatch(host)):
         return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
