@@ -70,11 +70,32 @@ def test_add_list_deliveries_replay_remove(db: psycopg.Connection, fresh_db_url:
     assert disabled.exit_code == 1 and "webhook is disabled (HTTP 410 Gone)" in disabled.output
     none = run(fresh_db_url, "webhooks", "replay", "--store", str(store), "--since", "2000-01-01T00:00:00+00:00")
     assert none.output.strip() == "queued 0 deliveries again"
-    missing = run(fresh_db_url, "webhooks", "replay", "999999")  # a pruned one looked like a typo
-    assert missing.exit_code == 1 and "removed by retention" in missing.output, missing.output
+    missing = run(fresh_db_url, "webhooks", "replay", "999999")  # past every id given: never made
+    assert missing.exit_code == 1 and "no delivery 999999: never made" in missing.output, missing.output
     assert run(fresh_db_url, "webhooks", "remove", webhook_id).exit_code == 0
     gone = run(fresh_db_url, "webhooks", "remove", webhook_id)
     assert gone.exit_code == 1 and gone.output.strip() == "error: WEBHOOK_ID: no webhook with this id"  # no store given
+
+
+def test_replaying_a_removed_webhooks_delivery_says_it_went_with_its_webhook(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """`webhooks remove` deleted the delivered and failed deliveries too, where its help named the queued ones; a
+    replay of one then said "never made, or removed by retention", sending the operator to `prune`."""
+    store = seed_store(db)
+    with Receiver() as receiver:
+        added = run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", receiver.url("/status/410/w2"))
+        seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+        assert run(fresh_db_url, "webhooks", "dispatch", "--drain").exit_code == 0
+    failed = run(fresh_db_url, "webhooks", "deliveries", "--failed").output.split("\t")[0]
+    assert failed.isdecimal(), failed
+    assert run(fresh_db_url, "webhooks", "remove", added.output.split()[1]).exit_code == 0
+    replayed = run(fresh_db_url, "webhooks", "replay", failed)
+    assert replayed.exit_code == 1, replayed.output
+    assert f"no delivery {failed}: deleted with its webhook" in replayed.output, replayed.output
+    assert "never made" not in replayed.output and "cannot be sent again" in replayed.output, replayed.output
+    helped = " ".join(run(fresh_db_url, "webhooks", "remove", "--help").output.split())
+    assert "all its deliveries: queued, delivered and failed ones" in helped, helped
 
 
 def test_replay_says_what_its_argument_is(fresh_db_url: str) -> None:
@@ -88,7 +109,7 @@ def test_replay_says_what_its_argument_is(fresh_db_url: str) -> None:
     zero = run(fresh_db_url, "webhooks", "replay", "0")
     assert zero.exit_code == 2 and "0 is not in the range of delivery ids, 1 to " in zero.output, zero.output
     missing = run(fresh_db_url, "webhooks", "replay", "424242")  # a number is still looked up
-    assert missing.exit_code == 1 and "removed by retention" in missing.output, missing.output
+    assert missing.exit_code == 1 and "no delivery 424242: never made" in missing.output, missing.output
 
 
 def test_add_refuses_unsafe_urls_in_one_line(db: psycopg.Connection, fresh_db_url: str) -> None:

@@ -174,7 +174,8 @@ async def rotate_webhook_secret(
     guards=[require_store_key("webhooks:write")],
     security=key_scope("webhooks:write"),
     summary="Remove a webhook",
-    description="Its queued deliveries are dropped with it. Needs the store's key (webhooks:write).",
+    description="All its deliveries go with it, queued, delivered and failed (none can be replayed after). "
+    "Needs the store's key (webhooks:write).",
     tags=_TAGS,
     status_code=204,
     responses=S.DELETE_RESPONSES,

@@ -174,7 +174,7 @@ def webhooks_rotate_secret(settings: Settings, webhook_id: UUID) -> None:
 @click.pass_obj
 @user_errors
 def webhooks_remove(settings: Settings, webhook_id: UUID) -> None:
-    """Delete a subscription (its queued deliveries go with it)."""
+    """Delete a subscription and all its deliveries: queued, delivered and failed ones (none can be replayed)."""
     from search_service.events import subscriptions
 
     _with_conn(settings, lambda c: subscriptions.delete(c, None, webhook_id))

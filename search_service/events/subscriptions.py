@@ -353,13 +353,14 @@ async def replay(
     """Queue finished deliveries again (failed_only: the failed ones); returns how many. One delivery must exist
     and be finished; a webhook must exist and be enabled."""
     if delivery_id is not None:
-        row = await _one(conn, "delivery_exists", delivery_id=delivery_id)
-        if row is None:
-            raise SubscriptionNotFound(  # a pruned one looked like a typo
-                "delivery_id",
-                f"no delivery {delivery_id} (never made, or removed by retention: `plinqy-search prune` keeps "
-                "finished deliveries 30 days by default)",
+        row = await _one(conn, "delivery_exists", delivery_id=delivery_id)  # one row whatever the id
+        if row is None or row["status"] is None:  # a removed webhook's said "never made, or removed by retention"
+            gone = (
+                "deleted with its webhook (removing one deletes all its deliveries), or by retention "
+                "(`plinqy-search prune` keeps finished deliveries 30 days by default): it cannot be sent again"
             )
+            made = row is not None and row["made"]
+            raise SubscriptionNotFound("delivery_id", f"no delivery {delivery_id}: {gone if made else 'never made'}")
         if row["type"] == "webhook.ping":
             raise SubscriptionError("delivery_id", f"delivery {delivery_id} is a ping: send a new one (…/test)")
         if row["status"] not in ("delivered", "failed"):

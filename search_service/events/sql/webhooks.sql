@@ -150,6 +150,14 @@ SELECT count(*) AS n, pg_notify('webhook_delivery', '') IS NULL AS notified FROM
 
 -- name: delivery_exists
 -- params: delivery_id bigint
-SELECT d.status, d.webhook_id, w.is_active, w.disabled_reason, e.type
-FROM webhook_delivery d JOIN store_webhook w ON w.id = d.webhook_id JOIN webhook_event e ON e.id = d.event_id
-WHERE d.id = :delivery_id::bigint;
+-- One row whatever the id; status NULL: none. `made`: the id sequence got that far, so a missing one was deleted,
+-- with its webhook (ON DELETE CASCADE) or by the prune, not mistyped.
+SELECT d.status, d.webhook_id, d.is_active, d.disabled_reason, d.type,
+       :delivery_id::bigint <= coalesce(
+           pg_sequence_last_value(pg_get_serial_sequence('webhook_delivery', 'id')::regclass), 0) AS made
+FROM (SELECT) AS one
+LEFT JOIN (
+    SELECT d.status, d.webhook_id, w.is_active, w.disabled_reason, e.type
+    FROM webhook_delivery d JOIN store_webhook w ON w.id = d.webhook_id JOIN webhook_event e ON e.id = d.event_id
+    WHERE d.id = :delivery_id::bigint
+) AS d ON true;
