@@ -1,5 +1,5 @@
 """The request heads' readings the server's protocol (http_server.py) needs beyond httptools': the method and target
-of a refused request, an absolute-form target, a Transfer-Encoding's last coding, and the body of a request carrying
+of a refused request, an absolute-form target, a Transfer-Encoding's codings, and the body of a request carrying
 `Upgrade`, which httptools leaves unread."""
 
 from __future__ import annotations
@@ -59,6 +59,14 @@ def chunked_last(headers: list[tuple[bytes, bytes]]) -> bool:
     """Whether a request's Transfer-Encoding, if it has one, ends in chunked (llhttp's test: one token, any case)."""
     codings = b",".join(value for name, value in headers if name == b"transfer-encoding")
     return not codings or codings.rsplit(b",", 1)[-1].strip(b" \t").lower() == b"chunked"
+
+
+def codings_before_chunked(headers: list[tuple[bytes, bytes]]) -> str:
+    """The transfer codings applied before a request's final chunked (`gzip` of `gzip, chunked`), comma-joined and
+    cut for an error message; "" when there are none. The server implements chunked alone (RFC 9112 6.1: 501)."""
+    codings = b",".join(value for name, value in headers if name == b"transfer-encoding").split(b",")[:-1]
+    named = b", ".join(token for coding in codings if (token := coding.strip(b" \t")))
+    return named[:60].decode("ascii", "backslashreplace")
 
 
 class UpgradeBody:

@@ -38,7 +38,14 @@ from search_service.api.allow_header import SERVER_METHODS
 from search_service.api.cors import Cors
 from search_service.cli.accept_queue import take_waiting_connections
 from search_service.cli.common import uvicorn_log_config
-from search_service.cli.http_heads import UpgradeBody, chunked_last, origin_form, received_line, unknown_method
+from search_service.cli.http_heads import (
+    UpgradeBody,
+    chunked_last,
+    codings_before_chunked,
+    origin_form,
+    received_line,
+    unknown_method,
+)
 from search_service.serverconfig import ServerConfig
 from search_service.settings import Settings
 
@@ -243,6 +250,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if not chunked_last(self.headers):
             # RFC 9112 6.3: the body's length is unknown. llhttp said so only once the app had the request: two answers
             self._refuse_head(400, "invalid HTTP request: a Transfer-Encoding whose last coding is not chunked")
+        if codings := codings_before_chunked(self.headers):  # the body would reach the app still encoded
+            self._refuse_head(
+                501,
+                f"the Transfer-Encoding {codings} is not implemented: send the body as it is, with "
+                "Transfer-Encoding: chunked alone or a Content-Length",
+            )
         self.url = origin_form(self.url)
         self._cycle_before = self.cycle
         super().on_headers_complete()
