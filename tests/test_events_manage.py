@@ -157,24 +157,52 @@ def test_a_rotated_secret_and_the_old_one_both_verify_until_the_grace_ends(
     assert missing.status_code == 404 and missing.json()["error"]["parameter"] == "webhook_id"
 
 
-def _store_secret_under_another_key(db_url: str, webhook_id: str, secret: str) -> None:
+def _store_secret_under_another_key(db_url: str, webhook_id: str, secret: str, column: str = "secret") -> None:
     """As after a restore or a key mix-up: the key still opens the other webhooks' secrets, not this one."""
     token = SecretBox(Fernet.generate_key()).encrypt(secret).decode()
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("UPDATE store_webhook SET secret = %s WHERE id = %s", (token, webhook_id))
+        conn.execute(f"UPDATE store_webhook SET {column} = %s WHERE id = %s", (token, webhook_id))
+
+
+def _stored_previous(db_url: str, webhook_id: str) -> tuple[Any, ...] | None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        query = "SELECT previous_secret, previous_secret_until FROM store_webhook WHERE id = %s"
+        return conn.execute(query, (webhook_id,)).fetchone()
+
+
+def test_a_rotation_drops_a_secret_the_key_cannot_open_and_says_so(client: TestClient[Any], db_url: str) -> None:
+    """A secret stored under another key was kept as the previous one for the grace period, a dead entry that signs
+    nothing, and the answer promised both secrets would sign until then."""
+    store, auth = _store(db_url, "Rotates away a dead secret")
+    base = f"/v1/stores/{store}/webhooks"
+    hook = client.post(base, json={"url": "https://127.0.0.1:9/dead", "events": ["*"]}, headers=auth).json()
+    _store_secret_under_another_key(db_url, hook["id"], hook["secret"])
+    rotated = client.post(f"{base}/{hook['id']}/rotate-secret", headers=auth)
+    assert rotated.status_code == 200 and rotated.json()["previous_secret_valid_until"] is None, rotated.text
+    assert _stored_previous(db_url, hook["id"]) == (None, None)
+    again = client.post(f"{base}/{hook['id']}/rotate-secret", headers=auth).json()  # the live one is kept
+    assert again["previous_secret_valid_until"] is not None and _stored_previous(db_url, hook["id"])[0] is not None
+    _store_secret_under_another_key(db_url, hook["id"], again["secret"])
+    said = _cli(db_url, "webhooks", "rotate-secret", hook["id"])
+    assert said.exit_code == 0 and said.output.splitlines()[0] == (
+        f"webhook {hook['id']}: the replaced secret does not open with PLINQY_SECRET_KEY (stored under another key): "
+        "dropped; deliveries are signed with the new secret only"
+    ), said.output
+    assert said.output.strip().splitlines()[-1].startswith("whsec_")
+    assert _stored_previous(db_url, hook["id"]) == (None, None)
 
 
 def test_a_previous_secret_the_key_cannot_open_is_skipped_and_the_new_one_signs(
     client: TestClient[Any], db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Rotated away from a secret stored under another key: the old one, kept for the grace period, held every
+    """Rotated, then the old secret stops opening (the key changed within the grace period): the old one held every
     delivery (pending, uncounted) for a day, though the new secret, which the receiver was just given, signs them."""
     store, auth = _store(db_url, "Rotates an unopenable secret")
     base = f"/v1/stores/{store}/webhooks"
     with Receiver() as receiver:
         hook = client.post(base, json={"url": receiver.url("/ok/unopenable"), "events": ["*"]}, headers=auth).json()
-        _store_secret_under_another_key(db_url, hook["id"], hook["secret"])
         new = client.post(f"{base}/{hook['id']}/rotate-secret", headers=auth).json()["secret"]
+        _store_secret_under_another_key(db_url, hook["id"], hook["secret"], column="previous_secret")
         _listing(db_url, store, "U1")
         _listing(db_url, store, "U2")
         with caplog.at_level(logging.WARNING, logger="plinqy.events"):

@@ -58,7 +58,8 @@ class WebhookRotated(WebhookOut):
     """The subscription as listed, with its new secret."""
 
     secret: str  # the new whsec_…, shown once
-    previous_secret_valid_until: datetime  # until then each delivery is signed with the old secret too
+    # until then each delivery is signed with the old secret too; null: the old one did not open, and was dropped
+    previous_secret_valid_until: datetime | None
 
 
 class WebhookList(msgspec.Struct):
@@ -236,7 +237,9 @@ ROTATE_RESPONSES = {
         },
         "Rotated. `secret` (whsec_…) is the new signing secret, shown only now; until "
         "`previous_secret_valid_until` each delivery carries both signatures (`webhook-signature: v1,<new> "
-        "v1,<old>`), so a receiver verifies with either secret while it switches over.",
+        "v1,<old>`), so a receiver verifies with either secret while it switches over. `null`: the old secret does "
+        "not open with the server's key (stored under another): it could sign nothing and was dropped, the new one "
+        "signs alone from now on.",
     ),
     **NO_WEBHOOK,
 }

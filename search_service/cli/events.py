@@ -156,8 +156,13 @@ def webhooks_rotate_secret(settings: Settings, webhook_id: UUID) -> None:
     refuse_a_wrong_secret_key(settings)
 
     def show(rotated: subscriptions.Rotated) -> None:
-        until = rotated.previous_valid_until.astimezone(UTC).isoformat()
-        echo(f"webhook {webhook_id}: deliveries are signed with both secrets until {until}, then the new one only")
+        if rotated.previous_valid_until is None:
+            key = settings.secret_box().source
+            echo(f"webhook {webhook_id}: the replaced secret does not open with {key} (stored under another key): "
+                 "dropped; deliveries are signed with the new secret only")  # fmt: skip
+        else:
+            until = rotated.previous_valid_until.astimezone(UTC).isoformat()
+            echo(f"webhook {webhook_id}: deliveries are signed with both secrets until {until}, then the new one only")
         echo("new signing secret, shown only now:")
         echo(rotated.secret)  # the last line alone, as `add` prints it
 

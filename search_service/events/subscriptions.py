@@ -197,18 +197,20 @@ async def update(
 class Rotated:
     subscription: dict[str, Any]
     secret: str  # the new whsec_…, shown once
-    previous_valid_until: datetime  # the old secret signs too until then
+    previous_valid_until: datetime | None  # the old secret signs too until then; None: it did not open, dropped
 
 
 async def rotate_secret(
     conn: Any, box: SecretBox, config: EventsConfig, store_id: UUID | None, webhook_id: UUID
 ) -> Rotated:
-    """A new signing secret; the old one also signs each delivery for config.secret_grace_s."""
-    secret = delivery.new_secret()
-    token = box.encrypt(secret).decode()
-    row = await _one(
-        conn, "rotate_secret", store_id=store_id, webhook_id=webhook_id, secret=token, grace_s=config.secret_grace_s
-    )
+    """A new signing secret; the old one also signs each delivery for config.secret_grace_s, unless this key cannot
+    open it (stored under another key): then it is dropped (it was kept as a previous secret that signs nothing)."""
+    sub = await _one(conn, "get_subscription", store_id=store_id, webhook_id=webhook_id)
+    old = sub["secret"] if sub is not None else None
+    unopened = old if old is not None and box.opens_none_of([old.encode()]) else None
+    token = box.encrypt(secret := delivery.new_secret()).decode()
+    values = {"secret": token, "grace_s": config.secret_grace_s, "unopened": unopened}
+    row = await _one(conn, "rotate_secret", store_id=store_id, webhook_id=webhook_id, **values)
     if row is None:
         raise SubscriptionNotFound("webhook_id", _not_found(store_id))
     found = dict(row)

@@ -62,9 +62,11 @@ WHERE id = :webhook_id::uuid
 RETURNING id, store_id, url, events, is_active, disabled_reason, failing_since, created_at;
 
 -- name: rotate_secret
--- params: store_id uuid|null (NULL: any store), webhook_id uuid, secret text, grace_s float8
+-- params: store_id uuid|null (NULL: any store), webhook_id uuid, secret text, grace_s float8,
+--         unopened text|null (the secret being replaced, when the server's key does not open it)
 -- The new secret signs from now on; the one it replaces signs too for grace_s (a second rotation within that time
--- drops the oldest). SET reads the row as it was, so previous_secret gets the secret being replaced. Its deliveries
+-- drops the oldest). SET reads the row as it was, so previous_secret gets the secret being replaced, unless it is
+-- `unopened`: a secret that cannot sign is dropped (previous_secret_until NULL), not kept as a dead entry. Its deliveries
 -- held unsent ('cannot sign': its secret did not open with the key) are due at once: the rotation is what the hold's
 -- log line advises, and they waited out their hold (a drain right after sent none).
 WITH released AS (
@@ -76,7 +78,9 @@ WITH released AS (
                   WHERE w.id = :webhook_id::uuid AND (:store_id::uuid IS NULL OR w.store_id = :store_id::uuid))
 )
 UPDATE store_webhook
-SET previous_secret = secret, previous_secret_until = now() + make_interval(secs => :grace_s::float8),
+SET previous_secret = CASE WHEN secret IS DISTINCT FROM :unopened::text THEN secret END,
+    previous_secret_until = CASE WHEN secret IS DISTINCT FROM :unopened::text
+                                 THEN now() + make_interval(secs => :grace_s::float8) END,
     secret = :secret::text, updated_at = now()
 WHERE id = :webhook_id::uuid AND (:store_id::uuid IS NULL OR store_id = :store_id::uuid)
 RETURNING id, store_id, url, events, is_active, disabled_reason, failing_since, created_at, previous_secret_until;
