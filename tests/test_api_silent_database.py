@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psycopg
 import pytest
 
 from search_service.api import runtime, shared_state
@@ -79,6 +80,29 @@ def test_a_database_that_stops_answering_is_a_503_within_the_requests_budget(db_
         proxy.frozen.clear()
     assert answer.status_code == 503 and answer.json()["error"]["message"].startswith("the database took too long")
     assert took < 2.5 + 1.5, took  # it took the budget and 5 s more
+
+
+def test_readyz_says_a_stalled_database_is_slow_within_the_statement_timeout(db_url: str, proxy: FreezingProxy) -> None:
+    """/readyz waited out a request's budget (three statement timeouts and a second: 7 s by default) before saying
+    `slow`, past a readiness probe's own timeout; a lock held by `migrate` (the server's statement timeout) was
+    `unreachable`."""
+    parts = urlsplit(db_url)
+    through = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    settings = dataclasses.replace(app_settings(through), statement_timeout_ms=1000)  # a request budget of 4 s
+    with serve(settings, None) as base, psycopg.connect(db_url) as locker:
+        proxy.frozen.set()
+        started = time.monotonic()
+        stalled = httpx.get(f"{base}/readyz", timeout=30)
+        took = time.monotonic() - started
+        proxy.frozen.clear()
+        locker.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")  # as a running migration does
+        locked = httpx.get(f"{base}/readyz", timeout=30)
+        locker.rollback()
+    assert took < 1 + 0.5 + 1, took  # its bound, the statement timeout and half a second; it took the budget, 4 s
+    for answer in (stalled, locked):
+        body = answer.json()
+        assert answer.status_code == 503 and body["checks"]["database"] == "slow", body
+        assert "database: no answer within 1 s (PLINQY_STATEMENT_TIMEOUT_MS)" in body["reasons"][0], body
 
 
 def test_a_connect_that_times_out_says_what_timed_out_and_after_how_long(

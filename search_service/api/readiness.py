@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -28,12 +29,15 @@ async def readiness_of(rt: Runtime) -> Readiness:
     checks: dict[str, str] = {}
     reasons: list[str] = []
     checks["model"] = _model_check(rt, reasons)
-    checks["database"], checks["migrations"] = await _database_checks(rt, reasons)
+    # one bound on its database round trips (a stalled database held the answer for a request's budget, 7 s), past
+    # the statement timeout: a server that answers cancels the statement itself, and the connection stays usable
+    deadline = time.monotonic() + rt.settings.statement_timeout_ms / 1000 + 0.5
+    checks["database"], checks["migrations"] = await _database_checks(rt, reasons, deadline)
     # read once: the copy may finish loading while the key check awaits, and the answer said `ready` beside
     # `vectors: loading` (a CI run under load)
     checks["vectors"] = vectors = rt.vectors_state
     vectors_error = rt.vectors_error
-    checks["secret_key"] = await _key_check(rt, reasons, checks["migrations"] in ("ok", "ahead"))
+    checks["secret_key"] = await _key_check(rt, reasons, checks["migrations"] in ("ok", "ahead"), deadline)
     waiting = checks["database"] != "ok" and rt.suggestions_state == "building"  # nothing builds without it
     checks["suggestions"] = "waiting" if waiting else rt.suggestions_state
     if vectors in ("loading", "failed"):
@@ -56,17 +60,29 @@ def _model_check(rt: Runtime, reasons: list[str]) -> str:
     return "loading"
 
 
-async def _database_checks(rt: Runtime, reasons: list[str]) -> tuple[str, str]:
+def _left(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.05)
+
+
+def _slow(rt: Runtime) -> str:
+    bound = rt.settings.statement_timeout_ms / 1000
+    return f"database: no answer within {bound:g} s (PLINQY_STATEMENT_TIMEOUT_MS): it is stalled or overloaded"
+
+
+async def _database_checks(rt: Runtime, reasons: list[str], deadline: float) -> tuple[str, str]:
     """(database, migrations) states; "" for migrations when the database could not be asked."""
     try:
-        async with rt.transaction() as conn:
+        async with rt.transaction(_left(deadline)) as conn:
             versions = await catalog.migration_revisions(conn)
     except asyncpg.UndefinedTableError:
         reasons.append("the database has no migrations applied: run `plinqy-search migrate`")
         return "ok", "missing"
     except Unavailable as exc:  # not connected (yet), every connection busy, too slow to answer, not migrated
-        reasons.append(exc.detail)
+        reasons.append(_slow(rt) if exc.reason == "statement_timeout" else exc.detail)
         return _DATABASE_STATES.get(exc.reason, "unreachable"), "missing" if exc.reason == "schema" else ""
+    except asyncpg.QueryCanceledError:  # the server's statement timeout: a lock or a stall, not unreachable
+        reasons.append(_slow(rt))
+        return "slow", ""
     except TRANSIENT_DB_ERRORS as exc:
         reasons.append(f"database: {type(exc).__name__}: {exc}")
         return "unreachable", ""
@@ -92,7 +108,7 @@ async def check_key_at_start(rt: Runtime) -> None:
         await _key_check(rt, [], migrated=True)
 
 
-async def _key_check(rt: Runtime, reasons: list[str], migrated: bool) -> str:
+async def _key_check(rt: Runtime, reasons: list[str], migrated: bool, deadline: float | None = None) -> str:
     """`unusable` (malformed, unreadable: not ready), `wrong` (it opens none of a few stored secrets: a mistyped key
     file path made a new key there, and every connection's webhooks answered 503 while readyz said ok) or `ok`.
     A wrong key leaves the API ready: searches and the writes are served; it is logged and shown here."""
@@ -102,7 +118,7 @@ async def _key_check(rt: Runtime, reasons: list[str], migrated: bool) -> str:
     if not migrated:
         return "ok"
     try:
-        async with rt.transaction() as conn:
+        async with rt.transaction(None if deadline is None else _left(deadline)) as conn:
             tokens = await catalog.some_stored_secrets(conn)
     except _NOT_ASKED:  # the database checks above say why
         return "ok"

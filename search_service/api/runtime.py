@@ -173,9 +173,9 @@ class Runtime:
         )
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
+    async def connection(self, budget_s: float | None = None) -> AsyncIterator[PoolConnectionProxy[Any]]:
         """A pooled connection, bounded in time: the acquire waits at most `pool_acquire_timeout_s`, and the
-        whole block at most a few statement timeouts (client side, in case the server does not answer)."""
+        whole block at most `budget_s`, by default a few statement timeouts (client side: a server not answering)."""
         pool = self.pool
         if pool is None:
             if isinstance(self.database_failure, NotMigrated):
@@ -193,7 +193,7 @@ class Runtime:
             cause = f"cannot connect to the database ({type(exc).__name__}: {exc})"
             unreachable_log.warning("cannot connect to the database (%s: %s)", type(exc).__name__, exc)
             raise Unavailable("database", "the database is unavailable; retry shortly", cause) from None
-        budget_s = 3 * settings.statement_timeout_ms / 1000 + 1
+        budget_s = budget_s or 3 * settings.statement_timeout_ms / 1000 + 1
         try:
             async with asyncio.timeout(budget_s):
                 yield conn
@@ -206,10 +206,10 @@ class Runtime:
             await pool.release(conn, timeout=5)
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
+    async def transaction(self, budget_s: float | None = None) -> AsyncIterator[PoolConnectionProxy[Any]]:
         """A pooled connection (as `connection()`) in a read-only transaction (its statements each run under the
         statement timeout every pool connection carries)."""
-        async with self.connection() as conn, conn.transaction(readonly=True):
+        async with self.connection(budget_s) as conn, conn.transaction(readonly=True):
             yield conn
 
     @contextlib.asynccontextmanager
