@@ -176,17 +176,19 @@ def globe_frame(area: dict[str, Any]) -> dict[str, Any]:
     return {"type": "MultiPolygon", "coordinates": judged}
 
 
-def _zero_edge(area: dict[str, Any]) -> str:
-    """Which polygon has an edge from -180 to 180 (one meridian: on the globe the edge has zero length), or ''."""
+def _zero_edge_polygon(area: dict[str, Any]) -> int | None:
+    """The index of the first polygon with an edge from -180 to 180 (one meridian: on the globe the edge has zero
+    length), or None."""
     polygons = [area["coordinates"]] if area["type"] == "Polygon" else area["coordinates"]
-    for i, rings in enumerate(polygons):
-        if any(abs(a - b) == 360 for a, b in _edges(rings)):
-            which = "" if area["type"] == "Polygon" else f" (polygon {i})"
-            return (
-                f"an edge from -180 to 180{which} has zero length, as both are one meridian; "
-                "put corners between its ends"
-            )
-    return ""
+    return next((i for i, rings in enumerate(polygons) if any(abs(a - b) == 360 for a, b in _edges(rings))), None)
+
+
+def _zero_edge(area: dict[str, Any]) -> str:
+    """What is wrong with the polygon that has an edge from -180 to 180, or ''."""
+    if (i := _zero_edge_polygon(area)) is None:
+        return ""
+    which = "" if area["type"] == "Polygon" else f" (polygon {i})"
+    return f"an edge from -180 to 180{which} has zero length, as both are one meridian; put corners between its ends"
 
 
 def _flat_reason(area: dict[str, Any], index: int) -> str:
@@ -209,7 +211,10 @@ async def check_area(conn: Any, value: str | dict[str, Any]) -> str:
         reason, x = str(row["reason"]), row["x"]
         if x is not None and x > 180:  # a place east of 180 in the judged frame: said as the map writes it
             reason = re.sub(r"\[\S+ ", f"[{x - 360:.15g} ", reason, count=1)
-        zero_edge = _zero_edge(area)  # a ring round the globe collapses there ("Too few points")
+        collapsed = _zero_edge_polygon(area)
+        if collapsed is not None and reason.startswith("Too few points"):  # its ring round the globe, in `judged`
+            raise InvalidArea(_flat_reason(area, collapsed + 1))  # (a MultiPolygon whose other polygon it overlaps)
+        zero_edge = _zero_edge(area)
         raise InvalidArea(f"is not a valid polygon: {reason}" + (f" ({zero_edge})" if zero_edge else ""))
     if row["flat"] is not None:
         raise InvalidArea(_flat_reason(area, row["flat"]))
