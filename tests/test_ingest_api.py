@@ -973,10 +973,25 @@ def test_openapi_documents_the_write_path(base: str, shop: tuple[uuid.UUID, str]
     delivery = paths["/v1/ingest/{connection_id}"]["post"]["requestBody"]["content"]
     assert set(delivery) == {"application/json", "application/x-www-form-urlencoded"}
     store, key = shop
-    too_big = httpx.put(f"{base}/v1/stores/{store}/listings/X", content=b"{" + b" " * 11_000_000 + b"}",
-                        headers={**bearer(key), "content-type": "application/json"})  # fmt: skip
+    too_big = httpx.post(f"{base}/v1/stores/{store}/listings/batch", content=b"{" + b" " * 11_000_000 + b"}",
+                         headers={**bearer(key), "content-type": "application/json"})  # fmt: skip
     assert too_big.status_code == 413 and "error" in too_big.json()  # as documented, in the API's error format
     assert error_of(too_big)[1] == "the body is larger than 10000000 bytes"  # was "Request Entity Too Large"
+
+
+def test_a_listing_write_far_larger_than_any_listing_is_refused_unread(base: str, shop: tuple[uuid.UUID, str]) -> None:
+    """An 8 MB PUT (attributes of small nested arrays) was decoded whole before its attributes were refused: the event
+    loop, and every other request, was held for a second and more. No listing comes near 1 MiB: a 413 reads none."""
+    store, key = shop
+    huge = json.dumps({**OAT, "gtin": None, "attributes": {"a": [[0]] * 1_200_000}}).encode()
+    headers = {**bearer(key), "content-type": "application/json"}
+    for method in ("PUT", "PATCH"):
+        refused = httpx.request(method, f"{base}/v1/stores/{store}/listings/BIG-1", content=huge, headers=headers)
+        assert refused.status_code == 413 and error_of(refused) == (None, "the body is larger than 1048576 bytes")
+    largest = {**OAT, "gtin": None, "description": "\u00e9" * 10_000, "attributes": {"note": "\u00e9" * 9_000}}
+    body = json.dumps(largest).encode()  # each é written \u00e9, six bytes: the largest a valid listing takes
+    kept = httpx.put(f"{base}/v1/stores/{store}/listings/BIG-2", content=body, headers=headers)
+    assert kept.status_code == 200 and kept.json()["status"] == "mapped", kept.text
 
 
 def test_a_form_upload_is_held_to_the_files_size_not_the_bodys(

@@ -11,6 +11,7 @@ from litestar.openapi.spec import Example
 
 from search_service.api.auth import NO_KEY, OTHER_STORE, RATE_LIMITED, UNKNOWN_KEY
 from search_service.api.bodies import JSON_ONLY_MESSAGE
+from search_service.api.ingest_fields import LISTING_BODY_MAX
 from search_service.api.ingest_schemas import EXAMPLE_BATCH, IngestAccepted
 from search_service.api.openapi_fixes import ExampleWithNulls
 from search_service.api.params import LISTINGS_PAGE_MAX, RULES, UUID_RULE
@@ -70,6 +71,10 @@ JSON_ONLY = {
     408: error_spec(
         408, None, "the request body stalled: no byte for 30 s; send it again", "The body stopped arriving."
     ),
+}
+LISTING_JSON_ONLY = {  # one listing's write: no valid one is near this size
+    **JSON_ONLY,
+    413: error_spec(413, None, f"the body is larger than {LISTING_BODY_MAX} bytes", "Over 1 MiB: no listing is."),
 }
 STORE_BUSY_MESSAGE = "the store is busy with other writes; retry after Retry-After"
 # A listing write waits for the store's other writers (they take its lock in turn) at most 5 s (listing_writes).

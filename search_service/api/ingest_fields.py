@@ -6,6 +6,11 @@ from typing import Annotated, Any
 
 import msgspec
 
+# One listing's body (PUT/PATCH) at most: its texts and attributes (~22,000 characters) take ~130 KB even written
+# as \u escapes. An 8 MB one was decoded whole before its attributes were refused, holding the event loop (and
+# every other request) for a second and more: the decoder holds the GIL, so no thread helps; a 413 reads none of it.
+LISTING_BODY_MAX = 1024 * 1024
+
 Price = Annotated[float | str, msgspec.Meta(description='A decimal >= 0: 3.49 or "3,49".', examples=[3.49])]
 Quantity = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1, description="Absolute stock level.")]
 Version = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]  # a bigint

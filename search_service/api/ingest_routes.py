@@ -26,6 +26,7 @@ from search_service.api import ingest_uploads as uploads
 from search_service.api.auth import key_scope, require_admin_key, require_key, require_store_key
 from search_service.api.bodies import json_body, json_body_if_any
 from search_service.api.import_rows import owned_batch
+from search_service.api.ingest_fields import LISTING_BODY_MAX
 from search_service.api.listing_reads import import_status_of, listing_of, require_store
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import LISTING_PATH, BatchId, Sku, StoreId, listing_sku
@@ -131,12 +132,13 @@ _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; ma
     "(`updated_at`/`version`) changes nothing: `status: stale`.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
+    request_max_body_size=LISTING_BODY_MAX,
     security=key_scope("listings:write"),
     responses={
         **_LISTING_400,
         **E.WRITE_ERRORS,
         **E.NO_STORE,
-        **E.JSON_ONLY,
+        **E.LISTING_JSON_ONLY,
         **S.QUEUED,
         **E.STORE_BUSY,
         **E.BATCH_PATH,
@@ -160,12 +162,13 @@ async def put_listing(
     "or `price` that is not null is required. 404 when the store has no listing with this SKU.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
+    request_max_body_size=LISTING_BODY_MAX,
     security=key_scope("listings:write"),
     responses={
         **_LISTING_400,
         **E.WRITE_ERRORS,
         **E.NO_LISTING,
-        **E.JSON_ONLY,
+        **E.LISTING_JSON_ONLY,
         **S.QUEUED,
         **E.STORE_BUSY,
         **E.BATCH_PATH,
