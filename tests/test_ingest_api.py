@@ -533,6 +533,41 @@ def test_a_failed_imports_rows_answer_409_naming_its_error_and_its_rows_processe
     )
 
 
+def test_an_imports_rows_in_the_pause_after_a_failed_mapping_answer_409_naming_it_and_when_it_is_tried_again(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """Waiting out the pause after a failed mapping (30-120 s), the errors and notes answered "this import is
+    processing" with `Retry-After: 2`, saying nothing of the failure, and `imports errors` the same."""
+    store, key = shop
+    accepted = upload(base, store, key, b"sku,name,price,quantity\nA,x,1,1\nB,y,zz,1\n").json()
+    with psycopg.connect(db_url, autocommit=True) as conn:  # as batch_crashed leaves it after its 2nd failure
+        conn.execute("UPDATE import_batch SET status = 'processing', locked_by = NULL, mapping_failures = 2, "
+                     "error = 'mapping failed: RaiseError: refused by a test trigger\nDETAIL: more', "
+                     "locked_until = now() + interval '90 seconds' WHERE id = %s", (accepted["batch_id"],))  # fmt: skip
+        until = conn.execute("SELECT locked_until FROM import_batch WHERE id = %s", (accepted["batch_id"],)).fetchone()
+    assert until is not None
+    at = f"{until[0].astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    for which in ("errors", "notes"):
+        answer = httpx.get(f"{base}/v1/imports/{accepted['batch_id']}/{which}", headers=bearer(key))
+        assert answer.status_code == 409 and 80 <= int(answer.headers["Retry-After"]) <= 90, answer.headers
+        parameter, message = error_of(answer)
+        assert parameter == "batch_id" and re.fullmatch(
+            r"this import is processing \(0 of 2 rows processed\): mapping it failed \(RaiseError: refused by a test "
+            rf"trigger\); it is tried again at {at}, in \d+ s \(attempt 3 of 5\); its rows are listed once it is "
+            "completed; retry after Retry-After",
+            message,
+        ), message
+    listed = cli(db_url, "imports", "errors", accepted["batch_id"])
+    assert listed.returncode == 1 and listed.stdout == "", listed.stdout
+    assert (
+        f"mapping it failed (RaiseError: refused by a test trigger); it is tried again at {at}, in " in (listed.stderr)
+        and "(attempt 3 of 5); its rows are listed once it is completed" in listed.stderr
+    ), listed.stderr
+    with psycopg.connect(db_url, autocommit=True) as conn:  # its pause over: mapped (the later tests drain)
+        conn.execute("UPDATE import_batch SET locked_until = NULL WHERE id = %s", (accepted["batch_id"],))
+    drain_imports(db_url)
+
+
 def test_an_imports_rows_come_as_a_named_attachment_excel_reads_as_utf8(
     base: str, db_url: str, shop: tuple[uuid.UUID, str]
 ) -> None:

@@ -61,7 +61,7 @@ def test_a_big_imports_errors_come_whole_a_page_at_a_time_within_the_statement_t
     key = store_key(conn, store, "listings:write")
     batch = stored_batch(conn, store, BIG, "rejected", "price must not be negative")
     # a duplicate replaced by a rejected row across a page's edge: the page joins the row that replaced it
-    edge = 5000  # ingest.imports.ROWS_PAGE
+    edge = 5000  # ingest.batch_rows.ROWS_PAGE
     conn.execute(
         "UPDATE imported_product_raw SET status = 'duplicate', replaced_by_row = %s, error = 'replaced by row ' || %s "
         "WHERE import_batch_id = %s AND row_number = %s",

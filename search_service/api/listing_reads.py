@@ -30,9 +30,12 @@ def listing_out(row: Any) -> S.ListingOut:
     )  # fmt: skip
 
 
+INTERNAL = ("id", "kind", "seq", "locked_by", "locked_until", "mapping_failures", "retry_in_s")  # not shown
+
+
 def import_status_of(row: Any) -> S.ImportStatus:
     """A batch's row (`batch_status`, `store_batches`) as the API shows it."""
-    values = {k: v for k, v in dict(row).items() if k not in ("id", "kind", "seq")}
+    values = {k: v for k, v in dict(row).items() if k not in INTERNAL}
     return S.ImportStatus(batch_id=row["id"], **values)
 
 

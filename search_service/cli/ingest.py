@@ -361,7 +361,7 @@ def _batch_columns(
 @user_errors
 def imports_errors(settings: Settings, batch_id: UUID, notes: bool, output: TextIO | None) -> None:
     """An import's rejected, duplicate and stale rows as the CSV GET /v1/imports/ID/errors answers (UTF-8, a BOM)."""
-    from search_service.ingest.imports import BatchRowsUnavailable, batch_rows_csv
+    from search_service.ingest.batch_rows import BatchRowsUnavailable, batch_rows_csv
 
     with connect(settings) as conn:
         try:

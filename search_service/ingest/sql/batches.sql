@@ -364,8 +364,13 @@ RETURNING status;
 
 -- name: batch_status
 -- params: batch_id uuid
+-- retry_in_s: while the pause after a failed mapping runs (batch_crashed: no holder, `locked_until` then), the
+-- seconds until it is tried again (NULL otherwise); by the database's clock, as the claims read it.
 SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
-       error_rows, unchanged_rows, error, file_name, created_at, started_at, finished_at, rows_pruned_at
+       error_rows, unchanged_rows, error, file_name, created_at, started_at, finished_at, rows_pruned_at,
+       locked_by, locked_until, mapping_failures,
+       CASE WHEN status = 'processing' AND locked_by IS NULL AND locked_until > now()
+            THEN ceil(extract(epoch FROM locked_until - now()))::int END AS retry_in_s
 FROM import_batch WHERE id = :batch_id;
 
 -- name: store_batches
