@@ -591,9 +591,9 @@ def test_import_csv_waiting_on_an_earlier_batchs_pause_after_a_failure_says_so(d
     assert "1 row, 1 mapped" in out.stdout
 
 
-def test_import_csv_waiting_on_its_own_batch_says_it_is_this_import(dsn: str) -> None:
-    """A worker mapping the batch just uploaded read as another's: `waiting: a worker is mapping batch <id> of this
-    store`. Its own batch held by a worker for a second, then mapped here."""
+def own_batch_held(dsn: str, held: str) -> tuple[UUID, list[str]]:
+    """`import csv`'s batch of one row, held as `held` (SQL SET items) says, followed until it is mapped here: its
+    id and the lines the command printed meanwhile."""
     import asyncio
 
     import asyncpg
@@ -605,8 +605,7 @@ def test_import_csv_waiting_on_its_own_batch_says_it_is_this_import(dsn: str) ->
     with psycopg.connect(dsn, autocommit=True) as conn:
         batch = pipeline.record_batch(conn, store_id=store, source="csv", kind="csv",
                                       rows=[{"sku": "o1", "name": "Own", "price": 1, "quantity": 4}])  # fmt: skip
-        conn.execute("UPDATE import_batch SET status = 'processing', locked_by = 'worker-9', "
-                     "locked_until = now() + interval '1 second' WHERE id = %s", (batch,))  # fmt: skip
+        conn.execute(f"UPDATE import_batch SET status = 'processing', {held} WHERE id = %s", (batch,))
     told: list[str] = []
 
     async def follow() -> None:
@@ -617,7 +616,29 @@ def test_import_csv_waiting_on_its_own_batch_says_it_is_this_import(dsn: str) ->
             await conn.close()
 
     asyncio.run(follow())
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT status FROM import_batch WHERE id = %s", (batch,)).fetchone() == ("completed",)
+    return batch, told
+
+
+def test_import_csv_waiting_on_its_own_batch_says_it_is_this_import(dsn: str) -> None:
+    """A worker mapping the batch just uploaded read as another's: `waiting: a worker is mapping batch <id> of this
+    store`. Its own batch held by a worker for a second, then mapped here."""
+    batch, told = own_batch_held(dsn, "locked_by = 'worker-9', locked_until = now() + interval '1 second'")
     assert told == [f"waiting: a worker is mapping this import (batch {batch}); its progress shows here"]
+
+
+def test_import_csv_waiting_out_its_own_batchs_pause_after_a_failed_mapping_says_so(dsn: str) -> None:
+    """Its own batch's mapping failed (a row the database refused) and waits out the pause before it is tried again:
+    it said `waiting: a worker is mapping this import`, while nobody was. It says what failed, when it is tried
+    again and which attempt that is, and that Ctrl-C leaves it to the workers; then maps it here once the pause ends."""
+    paused = "locked_by = NULL, mapping_failures = 2, locked_until = now() + interval '2 seconds'"
+    batch, told = own_batch_held(dsn, f"{paused}, error = 'mapping failed: RaiseError: refused by a test trigger'")
+    assert len(told) == 1 and re.fullmatch(
+        rf"waiting: batch {batch} of this import: mapping it failed \(RaiseError: refused by a test trigger\); it is "
+        r"tried again at \d\d:\d\d:\d\d \(attempt 3 of 5\); Ctrl-C leaves it to the workers",
+        told[0],
+    ), told
 
 
 def test_import_csv_reads_a_file_in_the_charset_given(dsn: str, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import psycopg
 from search_service.db.faults import CONNECTION_LOST, connect
 from search_service.db.sql import statement
 from search_service.ingest import lanes, pipeline
-from search_service.ingest.batch_rows import batch_status
+from search_service.ingest.batch_rows import batch_status, failure_of, retry_pause
 from search_service.ingest.config import IngestConfig
 from search_service.ingest.csv_store import record_csv
 from search_service.ingest.csvfile import CHARSET_BY_CLI, CsvRows
@@ -115,7 +115,7 @@ async def _follow(
 ) -> None:  # fmt: skip
     """Map the batch here when it can be claimed; otherwise map the store's earlier batches first when no worker
     holds them (a store's batches are mapped in order), or wait while a worker has one of them, or this one."""
-    claim, told = _sql("claim_this_batch"), set()
+    claim, told = _sql("claim_this_batch"), set[str]()
     while True:
         if await conn.fetchval(claim.sql, *claim.bind(batch_id=batch_id, worker_id=worker_id, lease_s=config.lease_s)):
             mapping = _map_with_progress(conn, dsn, batch_id, worker_id, config, progress)
@@ -129,19 +129,23 @@ async def _follow(
         head = await conn.fetchrow(_sql("earlier_head").sql, *_sql("earlier_head").bind(batch_id=batch_id))
         if head is not None and not head["held"] and await _map_earlier(conn, head, worker_id, config, notice):
             continue
-        waited_for = head["id"] if head is not None else batch_id
-        if waited_for not in told:
-            told.add(waited_for)
-            notice(_waiting_for(head, batch_id))
+        waiting = _waiting_for(head, status)
+        if waiting is not None and waiting not in told:  # once a state: a worker's failure meanwhile is told too
+            told.add(waiting)
+            notice(waiting)
         await asyncio.sleep(0.2)
 
 
-def _waiting_for(head: Any, batch_id: UUID) -> str:
+def _waiting_for(head: Any, status: dict[str, Any]) -> str | None:
     if head is None:  # this import's own batch: it read as another's ("a worker is mapping batch … of this store")
-        return f"waiting: a worker is mapping this import (batch {batch_id}); its progress shows here"
+        if (pause := retry_pause(status, local=True)) is not None:  # nobody maps it: it read "a worker is mapping"
+            return f"waiting: batch {status['id']} of this import: {pause}; Ctrl-C leaves it to the workers"
+        if status["locked_by"] is None:  # its pause just ended: claimed next time round
+            return None
+        return f"waiting: a worker is mapping this import (batch {status['id']}); its progress shows here"
     if head["status"] != "receiving" and head["locked_by"] is None:  # it said "None is mapping": a failure's pause
         until = head["locked_until"].astimezone().strftime("%H:%M:%S")
-        why = (head["error"] or "").splitlines()[0][:200] if head["error"] else "no error recorded"
+        why = failure_of(head)
         return (f"waiting: batch {head['id']} of this store failed to map ({head['mapping_failures']} time(s): "
                 f"{why}) and is tried again at {until} (its batches are mapped in order)")  # fmt: skip
     who = "an upload is still sending" if head["status"] == "receiving" else f"{head['locked_by']} is mapping"
