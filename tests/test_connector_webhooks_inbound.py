@@ -443,3 +443,47 @@ def test_a_products_body_resent_as_inventory_items_delete_is_refused(
         assert deliver(client, cid, *shopify_delivery(item, "inventory_items/delete", "ev-9")) == "stored"
     map_batches(db)
     assert listing(db, store, "2711") == ("1.00", 102, False)
+
+
+def _x_delivery(body: bytes, secret: bytes = b"x-secret") -> dict[str, str]:
+    signature = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/x-www-form-urlencoded",
+            "X-Signature": f"signature={signature},algorithm=HMAC-SHA256"}  # fmt: skip
+
+
+def _erply_event(text: str) -> bytes:
+    """An Erply event signed as the connection's default (`hmac` of the event id `d1`), `text` spliced in."""
+    signature = hmac.new(b"e-secret", b"d1", hashlib.sha256).hexdigest()
+    return ('{"id":"d1","hmac":"' + signature + '","table":"wm_product",' + text + "}").encode()
+
+
+def test_a_vendor_delivery_with_a_key_given_twice_is_a_400_naming_it_and_a_field_vendors_add_is_taken(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """F3-D1: only the `webhook` source refused a key given twice; a signed Shopify product with `"sku":"A","sku":"B"`
+    was read as its last (a sender, proxy or log keeping the first saw another SKU), an Erply event and an X-Series
+    `payload` (or a form field given twice) alike. Each is a 400 naming the key now, nothing stored; a field a
+    vendor added (`new_vendor_field`) is still taken: vendors' shapes are open."""
+    store = make_store(db, "Shop", 52.36, 4.88)
+    shop = make_connection(db, store, "shopify", LOCATION, "http://127.0.0.1:9", {"shop": SHOP}, secret="app-secret")
+    erply = make_connection(db, store, "erply", "1", "http://127.0.0.1:9", {"client_code": "123456"}, secret="e-secret")
+    x = make_connection(db, store, "lightspeed-x", "outlet-1", "http://127.0.0.1:9", {"domain_prefix": "s"}, "x-secret")
+    twice = b'{"id":7,"title":"Mug","variants":[{"id":8,"price":"8.50","inventory_item_id":9,"sku":"A","sku":"B"}]}'
+    x_twice = b'type=product.update&payload={"id":"p1","name":"Mug","sku":"A","sku":"B"}'
+    x_form = b'type=product.update&type=inventory.update&payload={"id":"p1","name":"Mug","sku":"A"}'
+    said = "is given twice"
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        for cid, headers, body, field in (
+            (shop, *shopify_delivery(twice, "products/update", "ev-1"), "variants[0].sku is given twice"),
+            (erply, {"Content-Type": "application/json"}, _erply_event('"items":[{"a":1,"a":2}]'), "items[0].a"),
+            (x, _x_delivery(x_twice), x_twice, "the form field `payload` is refused: sku " + said),
+            (x, _x_delivery(x_form), x_form, "the form field `type` " + said),
+        ):
+            answer = client.post(f"/v1/ingest/{cid}", content=body, headers=headers)
+            assert answer.status_code == 400 and field in answer.json()["error"]["message"], answer.text[:300]
+            assert said in answer.json()["error"]["message"], answer.text[:300]
+        assert db.execute("SELECT count(*) FROM import_batch WHERE store_id = %s", (store,)).fetchone() == (0,)
+        added = {"id": 7, "title": "Mug", "new_vendor_field": 1, "variants": [_variant(9, sku="A")]}
+        assert deliver(client, shop, *shopify_delivery(added, "products/update", "ev-2")) == "stored"
+        event = _erply_event('"items":[{"a":1}],"new_vendor_field":1')
+        assert deliver(client, erply, {"Content-Type": "application/json"}, event) == "stored"

@@ -77,16 +77,16 @@ def collector_paused(size: int) -> Iterator[None]:
         gc.enable()
 
 
-def load_json(text: bytes | str, *, keys_once: bool = False, **options: Any) -> Any:
+def load_json(text: bytes | str, **options: Any) -> Any:
     """`json.loads`, held to what can be stored as it was sent, as the write API is: `NaN`, `Infinity`, a number
     out of range (`1e400`, read as inf) and a string holding half a UTF-16 surrogate pair (`\\ud800`) are refused
     (a `NotJson`, a ValueError saying why and naming the field; every other fault in msgspec's words, with the
     byte). Stored, the first three became null (a quantity sent read as none) and the last was a 500. A document
     nested past the parser's depth is a `NestedTooDeeply` (its RecursionError answered 500 with a traceback, before
-    any signature check where the signature is inside the body). With `keys_once`, a key given twice in an object
-    is refused too, naming it (`KeysOnce`)."""
+    any signature check where the signature is inside the body). A key given twice in an object is refused too,
+    naming it (`KeysOnce`), for every source: json.loads keeps the last, other readers of the signed bytes the first."""
     hooks: dict[str, Any] = {"parse_float": _finite, **options}
-    once = hooks["object_pairs_hook"] = KeysOnce() if keys_once else None
+    once = hooks["object_pairs_hook"] = KeysOnce()
     try:
         # JSON is UTF-8: json.loads read UTF-16 too, and UTF-8's encoded surrogates (surrogatepass)
         decoded = text.decode() if isinstance(text, bytes) else text
@@ -96,7 +96,7 @@ def load_json(text: bytes | str, *, keys_once: bool = False, **options: Any) -> 
         raise NestedTooDeeply("nested too deeply") from None
     except ValueError:  # a UnicodeDecodeError, a 5,000-digit number, NaN or 1e400 too
         raise why_not_json(text) from None
-    if once is not None and (field := once.field(value)) is not None:
+    if (field := once.field(value)) is not None:
         raise NotJson(REPEATED_KEY, field)
     if (field := half_surrogate_field(decoded, value)) is not None:
         raise NotJson(NOT_A_CHARACTER, field)

@@ -75,7 +75,7 @@ MAX_WEBHOOK_ID = 256
 def parse_body(body: bytes) -> list[dict[str, Any]]:
     try:
         # a key given twice is refused: readers differ on which counts (json.loads: the last `type`, a delete)
-        message = load_json(body, keys_once=True)
+        message = load_json(body)
     except NestedTooDeeply:
         raise PayloadError("the body is nested too deeply to be a listing") from None
     except NotJson as exc:  # why and where, as the write API says it; NaN or a lone surrogate named by field

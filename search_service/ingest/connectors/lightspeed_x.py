@@ -49,6 +49,7 @@ SOURCE = "lightspeed-x"
 LEVEL_FIELDS = ("current_inventory_level", "inventory_level", "current_amount")
 GTIN_TYPES = ("EAN", "UPC", "JAN", "ISBN", "ITF", "GTIN")
 PRODUCT_TEXT = ("name", "variant_name", "description", "price_including_tax", "updated_at", "sku", "handle")
+TWICE_IN_FORM = "is given twice (form readers differ on which one counts): send each field once"
 WEBHOOK_PRODUCT_TEXT = ("name", "variant_name", "brand_name", "description", "type", "price", "tax", "sku", "handle")
 
 
@@ -164,6 +165,8 @@ def verify_webhook(headers: Mapping[str, str], body: bytes, secrets: list[str], 
 
 def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> WebhookResult:
     form = parse_qs(body.decode("utf-8", "replace"))
+    if twice := [name for name, values in form.items() if len(values) > 1]:  # as a JSON key given twice
+        raise WebhookRejected(f"the form field `{twice[0][:40]}` {TWICE_IN_FORM}", 400)
     topic = (form.get("type") or [headers.get("x-topic", "")])[0]
     raw_payload = (form.get("payload") or [""])[0]
     try:
