@@ -487,3 +487,23 @@ def test_a_vendor_delivery_with_a_key_given_twice_is_a_400_naming_it_and_a_field
         assert deliver(client, shop, *shopify_delivery(added, "products/update", "ev-2")) == "stored"
         event = _erply_event('"items":[{"a":1}],"new_vendor_field":1')
         assert deliver(client, erply, {"Content-Type": "application/json"}, event) == "stored"
+
+
+def test_a_malformed_x_series_payload_is_named_as_the_form_field_not_the_body(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """F3-D2: X-Series posts a form whose field `payload` holds the JSON; a malformed one was answered "the form
+    field `payload` is refused: the body is not valid JSON", naming a body that is a form. It names the field now."""
+    store = make_store(db, "Shop", 52.36, 4.88)
+    x = make_connection(db, store, "lightspeed-x", "outlet-1", "http://127.0.0.1:9", {"domain_prefix": "s"}, "x-secret")
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        for body, says in (
+            (
+                b'type=product.update&payload={"id":"p1",',
+                "the form field `payload` is not valid JSON: it ends too early",
+            ),
+            (b"type=product.update&payload={x}", "the form field `payload` is not valid JSON: object keys must be"),
+        ):
+            answer = client.post(f"/v1/ingest/{x}", content=body, headers=_x_delivery(body))
+            message = answer.json()["error"]["message"]
+            assert answer.status_code == 400 and message.startswith(says) and "body" not in message, answer.text

@@ -167,23 +167,24 @@ _DECODE_FAULTS = {  # msgspec's words, and the API's
 }
 
 
-def not_json(decoder_message: str) -> str:
-    """A body the decoder refused, in the API's words (as the signed-delivery route says it), where it failed."""
+def not_json(decoder_message: str, subject: str = "the body") -> str:
+    """A body the decoder refused, in the API's words (as the signed-delivery route says it), where it failed.
+    `subject`: what held the text, where it is not the body (X-Series' form field `payload`)."""
     malformed = _MALFORMED.fullmatch(decoder_message)
     if malformed:
-        return f"the body is not valid JSON: {malformed['what']} near byte {malformed['at']}"
+        return f"{subject} is not valid JSON: {malformed['what']} near byte {malformed['at']}"
     fault = _DECODE_FAULTS.get(decoder_message)
-    return f"the body is not valid JSON: {fault}" if fault else f"the body is not valid JSON ({decoder_message})"
+    return f"{subject} is not valid JSON: {fault}" if fault else f"{subject} is not valid JSON ({decoder_message})"
 
 
-def why_not_json(text: bytes | str) -> NotJson:
+def why_not_json(text: bytes | str, subject: str = "the body") -> NotJson:
     """Why a text json.loads refused (or read into what cannot be stored: `NaN`, `1e400`) is no JSON a listing can
-    be read from: a number out of range, naming its field, or msgspec's words for where the text goes wrong."""
+    be read from: a number out of range, naming its field, or msgspec's words for where `subject` goes wrong."""
     data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     if (fault := named_fault(data)) is not None:
         return fault
     try:
         msgspec.json.decode(data)
     except msgspec.DecodeError as exc:  # its ValidationError too ("Integer value out of range", past its range)
-        return NotJson(not_json(str(exc)))
-    return NotJson("the body is not valid JSON")  # json.loads refused what msgspec reads (none is known)
+        return NotJson(not_json(str(exc), subject))
+    return NotJson(f"{subject} is not valid JSON")  # json.loads refused what msgspec reads (none is known)

@@ -77,14 +77,15 @@ def collector_paused(size: int) -> Iterator[None]:
         gc.enable()
 
 
-def load_json(text: bytes | str, **options: Any) -> Any:
+def load_json(text: bytes | str, *, subject: str = "the body", **options: Any) -> Any:
     """`json.loads`, held to what can be stored as it was sent, as the write API is: `NaN`, `Infinity`, a number
     out of range (`1e400`, read as inf) and a string holding half a UTF-16 surrogate pair (`\\ud800`) are refused
     (a `NotJson`, a ValueError saying why and naming the field; every other fault in msgspec's words, with the
     byte). Stored, the first three became null (a quantity sent read as none) and the last was a 500. A document
     nested past the parser's depth is a `NestedTooDeeply` (its RecursionError answered 500 with a traceback, before
     any signature check where the signature is inside the body). A key given twice in an object is refused too,
-    naming it (`KeysOnce`), for every source: json.loads keeps the last, other readers of the signed bytes the first."""
+    naming it (`KeysOnce`), for every source: json.loads keeps the last, other readers of the signed bytes the first.
+    `subject` names what holds the text in msgspec's words (the form field `payload`: X-Series' is no body)."""
     hooks: dict[str, Any] = {"parse_float": _finite, **options}
     once = hooks["object_pairs_hook"] = KeysOnce()
     try:
@@ -95,7 +96,7 @@ def load_json(text: bytes | str, **options: Any) -> Any:
     except RecursionError:
         raise NestedTooDeeply("nested too deeply") from None
     except ValueError:  # a UnicodeDecodeError, a 5,000-digit number, NaN or 1e400 too
-        raise why_not_json(text) from None
+        raise why_not_json(text, subject) from None
     if (field := once.field(value)) is not None:
         raise NotJson(REPEATED_KEY, field)
     if (field := half_surrogate_field(decoded, value)) is not None:

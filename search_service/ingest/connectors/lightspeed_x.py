@@ -43,12 +43,14 @@ from search_service.ingest.connectors.common import (
     truthy,
 )
 from search_service.ingest.connectors.http import RetryPolicy, VendorError, VendorHTTP
+from search_service.ingest.json_faults import NotJson
 from search_service.ingest.sources import NestedTooDeeply, load_json
 
 SOURCE = "lightspeed-x"
 LEVEL_FIELDS = ("current_inventory_level", "inventory_level", "current_amount")
 GTIN_TYPES = ("EAN", "UPC", "JAN", "ISBN", "ITF", "GTIN")
 PRODUCT_TEXT = ("name", "variant_name", "description", "price_including_tax", "updated_at", "sku", "handle")
+PAYLOAD = "the form field `payload`"  # the webhook's JSON: a form field, not the body
 TWICE_IN_FORM = "is given twice (form readers differ on which one counts): send each field once"
 WEBHOOK_PRODUCT_TEXT = ("name", "variant_name", "brand_name", "description", "type", "price", "tax", "sku", "handle")
 
@@ -170,13 +172,13 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     topic = (form.get("type") or [headers.get("x-topic", "")])[0]
     raw_payload = (form.get("payload") or [""])[0]
     try:
-        payload = load_json(raw_payload, parse_float=Decimal)
+        payload = load_json(raw_payload, subject=PAYLOAD, parse_float=Decimal)
     except NestedTooDeeply:
-        raise WebhookRejected("the form field `payload` is nested too deeply", 400) from None
-    except ValueError as exc:  # load_json's NotJson: why and where (NaN, a lone surrogate: a 500 or stored as null)
-        raise WebhookRejected(f"the form field `payload` is refused: {exc}", 400) from None
+        raise WebhookRejected(f"{PAYLOAD} is nested too deeply", 400) from None
+    except NotJson as exc:  # why and where (NaN, a lone surrogate: a 500 or stored as null); a field's, or the text's
+        raise WebhookRejected(exc.message if exc.path is None else f"{PAYLOAD} is refused: {exc}", 400) from None
     if not isinstance(payload, dict):
-        raise WebhookRejected("the form field `payload` is not an object", 400)
+        raise WebhookRejected(f"{PAYLOAD} is not an object", 400)
     # No delivery id at X-Series: the payload's hash identifies a retried delivery.
     delivery_id = f"{topic}:{hashlib.sha256(raw_payload.encode()).hexdigest()}"
     if payload.get("id") is not None and an_id(payload["id"]) is None:
