@@ -1048,3 +1048,31 @@ def test_a_form_upload_is_held_to_the_files_size_not_the_bodys(
         "SELECT status FROM import_batch WHERE store_id = %s ORDER BY created_at DESC LIMIT 1", (store,)
     ).fetchone()
     assert status == ("aborted",)
+
+
+NO_LEVEL = "quantity not given: a new listing, stored with quantity 0 (an existing one keeps its level)"
+
+
+def test_an_upsert_creating_a_listing_without_quantity_says_the_level_it_stored(
+    base: str, db_url: str, settings: Settings, conn: psycopg.Connection, shop: tuple[uuid.UUID, str]
+) -> None:
+    """F3-D3: a batch item or a delivery's upsert without `quantity` created its listing at 0, on sale, with no
+    note (a CSV's empty cell rejects its row; `PUT` requires it). Its notes say so now; a listing that exists keeps
+    its level, unnoted."""
+    store, key = shop
+    assert put(base, store, "KEPT", key, {"name": "Kept", "price": "2", "quantity": 7}).status_code in (200, 201)
+    items = [{"sku": "NEW", "name": "New", "price": "1"}, {"sku": "KEPT", "name": "Kept", "price": "2"}]
+    answer = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert answer.status_code == 200, answer.text
+    assert [(r["status"], r["notes"]) for r in answer.json()["results"]] == [("mapped", NO_LEVEL), ("mapped", None)]
+    no_level = put(base, store, "PUT", key, {"name": "Put", "price": "1"})
+    assert (no_level.status_code, error_of(no_level)[0]) == (400, "quantity")
+    connection, secret = webhook_connection(conn, settings, store)
+    delivered = deliver(
+        base, connection, secret, b'{"type":"listing.upsert","data":{"sku":"HOOK","name":"H","price":1}}'
+    )
+    assert delivered.status_code == 202, delivered.text
+    drain_imports(db_url)
+    assert raw_rows(conn, delivered.json()["batch_id"]) == [("HOOK", "mapped", NO_LEVEL)]
+    levels = conn.execute("SELECT sku, quantity FROM store_product WHERE store_id = %s ORDER BY sku", (store,))
+    assert levels.fetchall() == [("HOOK", 0), ("KEPT", 7), ("NEW", 0)]

@@ -29,7 +29,7 @@ from search_service.ingest.clocks import is_stale
 from search_service.ingest.gtins import gtin14
 from search_service.ingest.kept_text import carry_former_text, note_kept_text
 from search_service.ingest.listed_as import listed_otherwise, retired_and_listed
-from search_service.ingest.rows import Rejected, ValidRow, trimmed, validate
+from search_service.ingest.rows import Rejected, ValidRow, keep_level, trimmed, validate
 from search_service.ingest.stores import note_store_inactive
 
 log = logging.getLogger(__name__)
@@ -196,8 +196,7 @@ def _decide(
         (plan.stock if row.op == "stock" else plan.deletes).append(row)
         return RowResult("mapped", None, None, look["listing_product"])
     category_id = categories.resolve(row)
-    if row.quantity is None:  # an upsert without a level keeps the listing's (read under the store lock)
-        row.quantity = look["listing_quantity"] or 0
+    keep_level(row, look["listing_id"] is not None, look["listing_quantity"])  # none sent: the listing's, or 0
     chosen = _product_for(row, look, category_id, plan, earlier)
     if isinstance(chosen, RowResult):
         return chosen

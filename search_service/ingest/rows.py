@@ -240,6 +240,18 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
             out.notes.append(f"gtin {str(raw_gtin)[:20]!r} ignored: {local}")
 
 
+NO_LEVEL = "quantity not given: a new listing, stored with quantity 0 (an existing one keeps its level)"
+
+
+def keep_level(row: ValidRow, listed: bool, held: int | None) -> None:
+    """An upsert without a level keeps its listing's (`held`, read under the store lock); a new listing's is 0,
+    noted: a batch item or delivery that left `quantity` out put it on sale out of stock without a word."""
+    if row.quantity is None:
+        row.quantity = held or 0
+        if not listed:
+            row.notes.append(NO_LEVEL)
+
+
 def validate(row: Any) -> ValidRow:
     """The row, checked and typed; raises Rejected with the reason."""
     if not isinstance(row, dict):
