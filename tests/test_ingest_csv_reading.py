@@ -251,3 +251,20 @@ def test_a_sku_in_scientific_notation_without_a_decimal_point_is_refused_too(bas
     _refused_as_scientific(base, shop, status, ("2E+12", "2E+12", "1e+12", "1E-05", "4.00638E12"))
     # a model code (no decimal point, no sign: no spreadsheet writes it); a cell kept as text
     assert _levels(db_url, shop[0]) == [("12E4", 1), ("2000000012345", 1), ("2000000012352", 1), ("2E+12", 1)]
+
+
+def test_a_sku_that_may_be_a_number_a_program_wrote_is_mapped_as_written_and_noted(base: str, db_url: str) -> None:
+    """F3-D4: `12E4` (no sign: no spreadsheet writes it, a model code may read so) and pandas' `4006381333948.0` (an
+    integer column with an empty cell, read as floats) mapped as written without a word, while the same `.0` is read
+    as digits in a `gtin` cell. Both stay mapped as written, with a note naming the cell; a size `1.0` is no note,
+    but is one beside a GTIN that ends `.0` too (its column was written by pandas)."""
+    shop = _shop(db_url)
+    data = b"sku,name,price,quantity,gtin\n12E4,Modell,1,1,\n4006381333948.0,Pandas,1,2,\n1.0,Size,1,3,\n"
+    data += b"2.0,Size two,1,4,0.0\n"
+    status = _import(base, db_url, shop, data)
+    assert (status["status"], status["error_rows"], status["noted_rows"]) == ("completed", 0, 3), status
+    notes = httpx.get(f"{base}/v1/imports/{status['batch_id']}/notes", headers=bearer(shop[1])).text
+    assert "sku '12E4' is mapped as written, though it reads as a number in scientific notation" in notes, notes
+    assert "sku '4006381333948.0' is mapped as written, though it looks like 4006381333948 written as a" in notes
+    assert "sku '2.0' is mapped as written" in notes and "'1.0'" not in notes, notes
+    assert _levels(db_url, shop[0]) == [("1.0", 3), ("12E4", 1), ("2.0", 4), ("4006381333948.0", 2)]

@@ -25,6 +25,7 @@ from search_service.ingest.numbers import (
     parse_quantity,
     rounded_level,
 )
+from search_service.ingest.spreadsheet_cells import sku_note
 
 OPS = ("upsert", "delete", "stock")
 # What a delete row may carry but does not apply: it takes the listing off sale, its clocks alone read.
@@ -266,6 +267,8 @@ def validate(row: Any) -> ValidRow:
         out.notes.append(f"{', '.join(ignored)} ignored: a delete only takes the listing off sale")
     if op == "upsert":
         _upsert_fields(row, out)
+        if note := sku_note(sku, row.get("gtin")):  # mapped as written: a real SKU may read so
+            out.notes.append(note)
     elif op == "stock":
         if out.quantity is None and out.price is None:
             raise Rejected("a stock row needs quantity or price")

@@ -1,7 +1,7 @@
 """Cells as a spreadsheet writes them: the marker that keeps a cell text (a leading `'`, an `="…"` wrapper, an ERP
 export's way to keep leading zeros from Excel), dropped from a GTIN (`gtins`) and a CSV's SKU; a SKU cell in
 scientific notation (Excel's General format: `4.00638E+12`, `2E+12`) refused, as its digits may be lost and two
-SKUs read the same."""
+SKUs read the same; one that may be a number a program wrote (`12E4`, pandas' `4006381333948.0`) noted."""
 
 from __future__ import annotations
 
@@ -18,6 +18,32 @@ _SKU_CHANGED = (
     "is in scientific notation: a spreadsheet changed it (a number format keeps only some of its digits, and two "
     "SKUs may read the same): format the sku column as text and export the file again"
 )
+
+
+# Read as written but noted (`sku_note`): `12E4` reads as 120000 in scientific notation, but no spreadsheet writes
+# an exponent without its sign and model codes are written so (no digits known lost); `4006381333948.0` is how pandas
+# writes an integer column that has an empty cell (read as floats), where `1.0` is a size: a long number, or one
+# whose row's GTIN ends `.0` too.
+_UNSIGNED_EXPONENT = re.compile(r"\d+E\d{1,3}", re.IGNORECASE)
+_POINT_ZERO = re.compile(r"(\d+)[.,]0+")
+_ITEM_NUMBER_DIGITS = 6
+
+
+def sku_note(sku: str, gtin: Any) -> str | None:
+    """What an upsert's SKU, mapped as written, may be instead: a number a program wrote (`4006381333948.0`,
+    `12E4`), said so that a store whose real SKU is 4006381333948 finds its new listing; None for any other."""
+    if _UNSIGNED_EXPONENT.fullmatch(sku):
+        return (
+            f"sku {sku!r} is mapped as written, though it reads as a number in scientific notation: if a spreadsheet "
+            "or program wrote it so, digits may be lost (format the sku column as text and export it again)"
+        )
+    point_zero = _POINT_ZERO.fullmatch(sku)
+    if point_zero and (len(point_zero[1]) >= _ITEM_NUMBER_DIGITS or _POINT_ZERO.fullmatch(str(gtin or "").strip())):
+        return (
+            f"sku {sku!r} is mapped as written, though it looks like {point_zero[1]} written as a decimal (pandas "
+            "writes an integer column with an empty cell so): if that is the SKU, write the column as whole numbers"
+        )
+    return None
 
 
 def unmarked(text: str) -> str | None:
