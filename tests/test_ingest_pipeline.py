@@ -732,3 +732,96 @@ def test_a_given_up_write_has_no_results(db: psycopg.Connection) -> None:
             await conn.close()
 
     assert asyncio.run(results()) is None
+
+
+class _Counted:
+    """An asyncpg connection that counts the statements sent through it (a savepoint's are not)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn, self.sent = conn, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    async def fetch(self, *args: Any, **kwargs: Any) -> Any:
+        self.sent += 1
+        return await self.conn.fetch(*args, **kwargs)
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        self.sent += 1
+        return await self.conn.execute(*args, **kwargs)
+
+
+def _write(db: psycopg.Connection, store: uuid.UUID, rows: list[dict[str, Any]]) -> tuple[list[tuple[Any, ...]], int]:
+    """A listing batch written as the API writes it: each item's (status, error, matched_by), the statements sent."""
+    from search_service.ingest import listing_writes
+
+    async def run() -> tuple[list[tuple[Any, ...]], int]:
+        conn = _Counted(await asyncpg.connect(dsn_of(db)))
+        try:
+            _, results = await listing_writes.record_and_map(conn, store_id=store, rows=rows, worker_id="api:test")
+        finally:
+            await conn.conn.close()
+        assert results is not None
+        return [(r["status"], r["error"], r["matched_by"]) for r in results], conn.sent
+
+    return asyncio.run(run())
+
+
+def _state(db: psycopg.Connection, store: uuid.UUID) -> list[tuple[Any, ...]]:
+    """The store's listings and how many history rows and level changes their writes left."""
+    return db.execute(
+        "SELECT sp.sku, sp.price::text, sp.quantity, sp.is_active, sp.title, "
+        "       (SELECT count(*) FROM history_store_product h WHERE h.store_product_id = sp.id), "
+        "       (SELECT count(*) FROM inventory_event e WHERE e.store_product_id = sp.id) "
+        "FROM store_product sp WHERE sp.store_id = %s ORDER BY sp.sku",
+        (store,),
+    ).fetchall()
+
+
+def test_repeated_items_are_answered_as_one_by_one_without_a_round_each(db: psycopg.Connection) -> None:
+    """1,000 items of one SKU were mapped in 1,000 rounds (a savepoint, a lookup and the writes each, and every
+    write of the listing left one more version of its row for the later probes to walk): seconds, where 1,000
+    SKUs took a fraction. A repeat of the item before it now takes the answer of its run's second item."""
+    item = {"sku": "R1", "name": "Oat milk", "price": "1.49", "quantity": 7, "gtin": "4006381333931"}
+    same, sent_same = _write(db, make_store(db), [item] * 1000)
+    distinct, sent_distinct = _write(db, make_store(db), [{**item, "sku": f"R{n}", "gtin": None} for n in range(1000)])
+    assert same == [("mapped", None, "created")] + [("mapped", None, "gtin")] * 999
+    assert distinct == [("mapped", None, "created")] * 1000
+    assert sent_same <= sent_distinct + 10, (sent_same, sent_distinct)  # was 3 statements an item: 3,000 and more
+    batch, one_by_one = make_store(db, "batch"), make_store(db, "one by one")  # the same answers either way
+    answers = _write(db, batch, _repeating("4000000000013"))[0]
+    assert answers == [_write(db, one_by_one, [row])[0][0] for row in _repeating("4000000000020")]
+    assert _state(db, batch) == _state(db, one_by_one)
+
+
+def _repeating(gtin: str) -> list[dict[str, Any]]:
+    """Runs of repeated items of each op and outcome, the store's own GTIN on one SKU's (another SKU in the batch:
+    a GTIN's rows are all mapped)."""
+    return [
+        *[{"sku": "A", "name": "Tea", "price": "2", "quantity": 1, "gtin": gtin}] * 3,
+        *[{"sku": "B", "name": "Milk", "price": "1", "quantity": 5}] * 4,
+        *[{"sku": "C", "name": "Bad", "price": "-1", "quantity": 5}] * 3,
+        *[{"sku": "B", "op": "stock", "quantity": 2}] * 3,
+        {"sku": "A", "name": "Tea", "price": "2", "quantity": 1, "gtin": gtin},
+        *[{"sku": "D", "name": "Jam", "price": "3", "quantity": 1, "version": 5}] * 3,
+        *[{"sku": "D", "name": "Jam", "price": "4", "quantity": 2, "version": 3}] * 3,
+        *[{"sku": "B", "op": "delete"}] * 3,
+        *[{"sku": "E", "op": "stock", "quantity": 1}] * 3,
+    ]
+
+
+def test_a_repeat_after_a_second_item_that_wrote_is_mapped_as_one_by_one(db: psycopg.Connection) -> None:
+    """Repeats take their run's second item's answer only where that item wrote nothing (a fixed point); here
+    every write of the listing changes it again (a trigger), so each repeat is mapped, as one by one."""
+    db.execute("""CREATE FUNCTION tick() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN NEW.title := NEW.title || '*'; NEW.quantity := OLD.quantity + 1; RETURN NEW; END $$""")
+    db.execute("CREATE TRIGGER tick BEFORE UPDATE ON store_product FOR EACH ROW EXECUTE FUNCTION tick()")
+    db.execute("""CREATE FUNCTION tick_new() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN UPDATE store_product SET quantity = quantity WHERE id = NEW.id; RETURN NULL; END $$""")
+    db.execute("CREATE TRIGGER tick_new AFTER INSERT ON store_product FOR EACH ROW EXECUTE FUNCTION tick_new()")
+    store = make_store(db)
+    answers, _ = _write(db, store, [{"sku": "T", "name": "Tea", "price": "2", "quantity": 7}] * 5)
+    assert answers == [("mapped", None, "created")] + [("mapped", None, "sku")] * 4
+    # its title is never the item's: each item wrote, and each write ticked the level (the insert's too)
+    assert [row[:5] for row in _state(db, store)] == [("T", "2.00", 12, True, "Tea*")]

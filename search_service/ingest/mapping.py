@@ -29,7 +29,8 @@ from search_service.ingest.clocks import is_stale
 from search_service.ingest.gtins import gtin14
 from search_service.ingest.kept_text import carry_former_text, note_kept_text
 from search_service.ingest.listed_as import listed_otherwise, retired_and_listed
-from search_service.ingest.rows import Rejected, ValidRow, keep_level, trimmed, validate
+from search_service.ingest.rounds import apply_repeating, rounds_of
+from search_service.ingest.rows import Rejected, ValidRow, keep_level, validate
 from search_service.ingest.stores import note_store_inactive
 
 log = logging.getLogger(__name__)
@@ -63,35 +64,23 @@ async def _run(conn: Any, name: str, **params: Any) -> list[Any]:
     return list(await conn.fetch((stmt := statement("ingest/mapping", name)).sql, *stmt.bind(**params)))
 
 
-def _rounds(items: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
-    """A SKU once per round, each SKU's rows in order; an upsert naming a GTIN in no earlier round than a row before
-    it that can move a product between listings (any op but stock; in one round it is DEFERRED), as one by one."""
-    rounds: list[list[tuple[int, Any]]] = []
-    last: dict[Any, int] = {}  # each SKU's latest round
-    holders_changed = -1  # the latest round of a row before this one that can move a product between listings
-    for item in items:
-        payload = item[1] if isinstance(item[1], dict) else {}
-        sku = trimmed(str(payload.get("sku")))
-        op = payload.get("op") or "upsert"
-        index = last.get(sku, -1) + 1
-        if op == "upsert" and payload.get("gtin") not in (None, ""):
-            index = max(index, holders_changed)
-        if op != "stock":
-            holders_changed = max(holders_changed, index)
-        last[sku] = index
-        rounds.extend([] for _ in range(index + 1 - len(rounds)))
-        rounds[index].append(item)
-    return rounds
-
-
 async def apply_rows(
     conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], *, store_active: bool = True
 ) -> dict[int, RowResult]:
     """Map (key, payload) items; returns each key's result. The caller holds the store lock and the transaction."""
+    results = await apply_repeating(conn, items, lambda chosen: _apply_in_rounds(conn, store_id, currency, chosen))
+    if not store_active:  # its fence read the store: search shows no listing of an inactive one
+        note_store_inactive(results.values())
+    return results
+
+
+async def _apply_in_rounds(
+    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]]
+) -> dict[int, RowResult]:
     wanted = any(isinstance(p, dict) and p.get("category") not in (None, "") for _, p in items)
     categories = await Categories.load(conn) if wanted else Categories([])  # a stock update reads no tree
     results: dict[int, RowResult] = {}
-    for round_items in _rounds(items):
+    for round_items in rounds_of(items):
         pending = list(round_items)
         while pending:  # rows deferred behind an earlier row of another SKU go again once it is written
             try:  # a savepoint: a row the database refuses is then rejected alone
@@ -100,8 +89,6 @@ async def apply_rows(
                 got = await _apply_one_by_one(conn, store_id, currency, pending, categories)
             results.update({key: result for key, result in got.items() if result is not DEFERRED})
             pending = [item for item in pending if got.get(item[0]) is DEFERRED]  # never the first: progress
-    if not store_active:  # its fence read the store: search shows no listing of an inactive one
-        note_store_inactive(results.values())
     return results
 
 
