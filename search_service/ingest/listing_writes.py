@@ -105,7 +105,9 @@ async def record_and_map(
             await fetch(conn, "notify")
             return batch_id, None
         await take_store_lock(conn, store_id, wait_s)
-        await map_batch(conn, batch_id, worker_id, max(len(rows), 1), lease_s)
+        # One chunk, its last: a chunk of exactly its rows read as more to come (an empty second chunk, and at 1,000
+        # items the statistics refreshed, an ANALYZE of four tables inside the write).
+        await map_batch(conn, batch_id, worker_id, len(rows) + 1, lease_s)
         await fetch(conn, "synchronous_commit")  # the chunk's fence turned it off: this commit is an answer
         return batch_id, await results_of(conn, batch_id)
 
