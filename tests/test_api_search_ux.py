@@ -348,6 +348,17 @@ def test_similar_bad_input_names_the_parameter(
     assert message in bad(client, parameter, _similar(seeded), **params)
 
 
+def test_similar_refuses_a_query_and_a_mode_it_would_not_rank_by(client: TestClient[Any], seeded: Seeded) -> None:
+    """Similar ranks by the product's vector; a `q` or `mode` sent to it (search's) was dropped without a word."""
+    for params in ({"q": "milk"}, {"mode": "keyword"}, {"q": ""}, {"q": "milk", "mode": "hybrid", "sort": "price"}):
+        parameter = "q" if "q" in params else "mode"
+        message = bad(client, parameter, _similar(seeded), **params)
+        assert "is not taken by similar" in message and "/v1/search" in message, message
+    spec = client.get("/schema/openapi.json").json()
+    assert "a `q` or a `mode` is refused" in spec["paths"]["/v1/products/{product_id}/similar"]["get"]["description"]
+    assert get(client, _similar(seeded), **AT_CENTER)["results"]
+
+
 def test_openapi_documents_the_similar_parameters(client: TestClient[Any]) -> None:
     spec = client.get("/schema/openapi.json").json()
     similar = {p["name"]: p for p in spec["paths"]["/v1/products/{product_id}/similar"]["get"]["parameters"]}

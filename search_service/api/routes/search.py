@@ -183,6 +183,11 @@ async def search_products(
     return to_search_response(result, (time.perf_counter() - started) * 1000)
 
 
+SIMILAR_NO_QUERY = (
+    "is not taken by similar (it ranks by the product's vector, semantically): use /v1/search for a query or a mode"
+)
+
+
 @get(
     "/v1/products/{product_id:str}/similar",
     summary="Products similar to a product",
@@ -190,7 +195,8 @@ async def search_products(
         "Products whose embedding is nearest to this product's, with the same filters as search: a radius, a map "
         "viewport (`bbox`) or the stores delivering to lat/lon (`fulfilment`); `facets` counted over the "
         "PLINQY_FACET_DEPTH (default 1000) most similar products; `sort` by distance or price; `explain=true` "
-        "gives each hit's vector similarity and the plan's stages. The product itself is never a result."
+        "gives each hit's vector similarity and the plan's stages. The product itself is never a result. It ranks "
+        "by the product, not by words: a `q` or a `mode` is refused (400 naming it)."
     ),
     tags=["search"],
     responses=SIMILAR_RESPONSES,
@@ -204,6 +210,9 @@ async def similar_products(
     ux: NamedDependency[UxOptions],
 ) -> SearchResponse:
     started = time.perf_counter()
+    for taken_by_search_only in ("q", "mode"):  # search's, which similar has not: they were dropped without a word
+        if taken_by_search_only in request.query_params:
+            raise P.BadParameter(taken_by_search_only, SIMILAR_NO_QUERY)
     pid = P.parse_uuid("product_id", product_id)
     sp = filters.params(q="", mode="semantic")
     if needs_ux(ux.ux, sp):
