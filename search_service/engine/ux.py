@@ -19,21 +19,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Any, Literal
 from uuid import UUID
-
-import numpy as np
 
 from search_service.db.sql import statement
 from search_service.engine import facet_vectors, geo_areas
 from search_service.engine import search as engine
-from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_chosen import ChosenSides, chosen_page, left_to_facet_set, refused_sides
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.facet_memory import faceted_page
 from search_service.engine.facet_stock import StockBuckets
-from search_service.engine.facet_vectors import listed_in_memory, products_passing, rank_vector_set, union_pays
 from search_service.engine.facets import (
     SORT_WORDS_SIMILARITY,
     FacetConfig,
@@ -45,19 +40,16 @@ from search_service.engine.facets import (
 )
 from search_service.engine.fusion import fusion_depth
 from search_service.engine.hydrate import hydrate
-from search_service.engine.keyword import rank_keyword
 from search_service.engine.modes import QueryVector
 from search_service.engine.results import Strategy
 from search_service.engine.scope import Scope, radius_probe
 from search_service.engine.session import transaction
 from search_service.engine.stage_clock import StageClock
-from search_service.engine.stats import StatsCache, read_stats
+from search_service.engine.stats import StatsCache
 from search_service.engine.store_locator import StoreLocator
-from search_service.engine.text import may_exclude
 from search_service.engine.ux_explain import HitExplain, explained
-from search_service.engine.ux_ranking import RankedSet, SortFloor, joined
-from search_service.engine.vector_plans import rank_vector
-from search_service.engine.vector_scan import VectorPlan, plan_vector
+from search_service.engine.ux_ranking import RankedSet, SortFloor
+from search_service.engine.ux_sides import current_sets, filtered_by, rank_set
 from search_service.engine.vectors import VectorCache
 
 DEFAULT_FACETS = FacetConfig()
@@ -106,87 +98,6 @@ def _depth(
     mode every match its side ranks (up to `keyword_rank_cap`); or the fusion window holding the page."""
     whole = config.keyword_rank_cap if keyword else facets.depth
     return whole if _whole(params, ux) else fusion_depth(params.offset + params.limit, config.rrf_depth)
-
-
-async def _plan(
-    conn: Any, scope: Scope, depth: int, config: engine.EngineConfig, vectors: VectorCache | None, stats: Any
-) -> VectorPlan:
-    catalogue = await (read_stats(conn) if stats is None else stats.get(conn))
-    return plan_vector(scope, catalogue, depth, config, vectors)
-
-
-async def _vector_of(query_vector: QueryVector) -> np.ndarray:
-    return np.asarray(query_vector if isinstance(query_vector, np.ndarray) else await query_vector, np.float32)
-
-
-def _filtered(scope: Scope) -> bool:
-    """Whether the ranking must apply product or price filters (no facets asked), which facet_vectors' in-memory
-    set leaves out (it kept the scope's 1000 best and facet_set filtered those: `brand=X` found 4 of 27)."""
-    p = scope.params
-    return scope.category_ids is not None or p.brand is not None or p.min_price is not None or p.max_price is not None
-
-
-async def _rank(
-    conn: Any,
-    scope: Scope,
-    query_vector: QueryVector | None,
-    depth: int,
-    whole: bool,
-    config: engine.EngineConfig,
-    vectors: VectorCache | None,
-    stats: StatsCache | None,
-    stock: StockBuckets | None = None,
-    settle: int = 0,
-    floor: SortFloor | None = None,
-) -> RankedSet:
-    """The ranked result set, `depth` deep (`whole`: the facets' set; `settle`: facet_vectors._settled's). The
-    keyword side keeps search's typo threshold: a deeper set holds the same matches, not looser typo matches."""
-    mode = scope.params.mode if query_vector is not None else "keyword"
-    deep = depth + whole  # a whole set's sides one deeper: whether more products match than it holds (`more`)
-    vector_side = keyword_side = settle_copy = None
-    filtered = whole and _filtered(scope)
-    # what `q` excludes is product_filter's (excluded_words), which the vector plans apply and facet_vectors does not
-    excludes = may_exclude(scope.params.q)
-    passing = await products_passing(conn, scope) if filtered and mode != "keyword" and vectors is not None else None
-    if mode == "keyword":
-        keyword_side = await rank_keyword(conn, scope, deep, config)
-    elif whole and vectors is not None and vectors.loaded and (not filtered or passing is not None) and not excludes:
-        assert query_vector is not None  # a whole set: facet_vectors, among the products its filters keep
-        if mode == "hybrid":
-            keyword_side = await rank_keyword(conn, scope, deep, config)
-        vector = await _vector_of(query_vector)
-        union = filtered or await union_pays(conn, scope, config, stats)
-        listed = None if union and scope.store_ids is not None else await listed_in_memory(conn, scope, stock)
-        vector_side = await rank_vector_set(conn, scope, vectors, vector, deep, union, listed, settle, passing)
-        settle_copy = partial(facet_vectors.settle_window, conn, vector, vectors)
-    else:
-        assert query_vector is not None
-        vector = await _vector_of(query_vector)
-        plan = await _plan(conn, scope, deep, config, vectors, stats)
-        plan.start_scan(vector)  # the in-memory ranking runs in a thread meanwhile, as in search
-        try:
-            if mode == "hybrid":
-                keyword_side = await rank_keyword(conn, scope, deep, config)
-        except BaseException:
-            plan.cancel()
-            raise
-        vector_side = await rank_vector(conn, scope, plan, vector, deep, config)
-    return replace(joined(vector_side, keyword_side, depth, config, floor), settle=settle_copy)
-
-
-async def _current_sets(
-    conn: Any,
-    params: engine.SearchParams,
-    store_ids: list[UUID] | None,
-    vectors: VectorCache | None,
-) -> CandidateSets | None:
-    """The candidate sets brought up to now (candidates.py): the vector side's plans and a facet set's rank on them
-    (facet_vectors.py), and the keyword side ranks a common word's matches in scope on them (keyword.py). Their
-    union is taken only if a plan or a common word asks."""
-    if vectors is None:
-        return None
-    sets = vectors.candidates
-    return sets if await sets.brought_current(conn, store_ids, params.in_stock) else None
 
 
 @dataclass(frozen=True)
@@ -285,7 +196,7 @@ async def _ranked_set(
     )
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
     depth = _depth(params, ux, context.facet_config, context.config, query_vector is None or params.mode == "keyword")
-    sets = await _current_sets(conn, params, ranked_stores, context.vectors)
+    sets = await current_sets(conn, params, ranked_stores, context.vectors)
     near = None
     if ux.bbox is None and ux.fulfilment == "pickup" and store_ids is not None and ranked_stores is store_ids:
         near = radius_probe(context.stores, params, len(store_ids))  # the radius's stores, exactly
@@ -297,7 +208,7 @@ async def _ranked_set(
     chosen = (bool(ux.facets) and left_to_facet_set(filters)) or ux.sort != "relevance"
     window = fusion_depth(params.offset + params.limit, context.config.rrf_depth) + extra
     floor = None if ux.sort == "relevance" else await _sort_floor(conn, (scope, store_ids), query_vector, context)
-    ranking = await _rank(
+    ranking = await rank_set(
         conn, scope, query_vector, depth + extra, _whole(params, ux), context.config, context.vectors,
         context.stats, context.stock, 0 if chosen else window, floor,
     )  # fmt: skip
@@ -318,13 +229,13 @@ async def _sort_floor(
     floor = SortFloor(
         config.sort_relative_similarity, config.sort_min_similarity, SORT_WORDS_SIMILARITY, exclude_id=scope.exclude_id
     )
-    if not _filtered(scope) and scope.store_ids is store_ids:
+    if not filtered_by(scope) and scope.store_ids is store_ids:
         return floor  # the vector side's own best
     bare = replace(scope.params, category_id=None, min_price=None, max_price=None, brand=None, mode="semantic")
-    sets = scope.sets if scope.store_ids is store_ids else await _current_sets(conn, bare, store_ids, context.vectors)
+    sets = scope.sets if scope.store_ids is store_ids else await current_sets(conn, bare, store_ids, context.vectors)
     wide = replace(scope, store_ids=store_ids, category_ids=None, params=bare, in_scope=None, sets=sets)
     wide = wide if scope.store_ids is store_ids else replace(wide, near=None)
-    best = await _rank(
+    best = await rank_set(
         conn, wide, query_vector, 1 + (scope.exclude_id is not None), False, context.config, context.vectors,
         context.stats, context.stock,
     )  # fmt: skip
