@@ -603,6 +603,11 @@ def test_a_set_is_capped_only_when_more_matched_than_its_depth(cat: Catalogue, m
     unknown = replace(params, category_id=999_999)
     nothing = run(_ux(cat.url, unknown, UxParams(facets=FACETS), vector, depth=every.total - 1, copy=copy))
     assert (nothing.total, nothing.capped) == (0, False)
+    # nor does a chosen store outside the scope: with facets it said "0 of 1,000+" by relevance, false by price
+    away = next(s for s, (_lat, _lon, active) in sorted(cat.stores.items()) if active and s not in _near(cat, 20_000))
+    for chosen in (UxParams(facets=FACETS, store_id=away), UxParams(facets=FACETS, sort="price", store_id=away)):
+        nothing = run(_ux(cat.url, params, chosen, vector, depth=every.total - 1, copy=copy))
+        assert (nothing.total, nothing.capped, nothing.results) == (0, False, []), chosen.sort
 
 
 def test_a_keyword_set_is_every_match_whatever_the_facet_depth(cat: Catalogue) -> None:

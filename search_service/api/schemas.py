@@ -92,7 +92,8 @@ class SearchResponse(msgspec.Struct, omit_defaults=True):
             "(PLINQY_FACET_DEPTH, default 1000; in keyword mode, when the keyword side's caps cut its matches), so "
             "`total` and the facet counts cover the depth's best and more may match past it (a facet value chosen "
             "is applied within the set: `brand=X&facets=brand` with `total` 0 and `total_capped` true found no X among "
-            "the depth's best); false when all that matched is counted (an unknown `category_id`: none)."
+            "the depth's best); false when all that matched is counted (an unknown `category_id` or a `store_id` "
+            "outside the scope: none)."
         ),
     ] = None
     facets: FacetsOut | None = None  # facets=... only

@@ -185,15 +185,14 @@ async def _ranked_set(
     else:
         store_ids, filters = known
         ranked_stores = store_ids
-    if ux.facets and (ranked_stores == [] or filters.category_ids == []):
+    none = ranked_stores == [] or filters.category_ids == []  # a chosen store out of scope, an unknown category
+    if ux.facets and none:
         ranked_stores = store_ids  # no result, but each facet counts the set without its own filter
     clock.lap("scope")
     if ranked_stores == [] or (filters.category_ids == [] and not ux.facets):
         return store_ids, filters, "no_stores" if ranked_stores == [] else "no_category"
     # With facets the ranking leaves the facet filters to facet_set; otherwise it applies what it can.
-    ranked_params = (
-        replace(params, category_id=None, min_price=None, max_price=None, brand=None) if ux.facets else params
-    )
+    bare = replace(params, category_id=None, min_price=None, max_price=None, brand=None) if ux.facets else params
     categories = None if ux.facets or filters.category_ids is None else list(filters.category_ids)
     depth = _depth(params, ux, context.facet_config, context.config, query_vector is None or params.mode == "keyword")
     sets = await current_sets(conn, params, ranked_stores, context.vectors)
@@ -201,7 +200,7 @@ async def _ranked_set(
     if ux.bbox is None and ux.fulfilment == "pickup" and store_ids is not None and ranked_stores is store_ids:
         near = radius_probe(context.stores, params, len(store_ids))  # the radius's stores, exactly
     rows = facet_vectors.inactive_rows(context.labels, context.vectors)  # a set's in-memory ranking skips them
-    scope = Scope(ranked_stores, categories, ranked_params, context.exclude_id, sets=sets, near=near, inactive=rows)
+    scope = Scope(ranked_stores, categories, bare, context.exclude_id, sets=sets, near=near, inactive=rows)
     extra = context.exclude_id is not None  # the facet set's in-memory ranking may hold the product itself
     # the page is the set's slice unless facet_set filters the set (a value chosen: facet_chosen settles the page's
     # window among those that pass; without facets the ranking applies them): its window is ordered as search's
@@ -213,6 +212,7 @@ async def _ranked_set(
         context.stats, context.stock, 0 if chosen else window, floor,
     )  # fmt: skip
     ranking.cut(depth, context.exclude_id)
+    ranking.matches_none = none
     return store_ids, filters, ranking
 
 
@@ -303,7 +303,7 @@ async def _ux_run(
     depth = _depth(params, ux, context.facet_config, context.config, keyword)
     complete = _whole(params, ux) or len(ranking.ids) < depth
     cut = keyword and ranking.keyword is not None and not ranking.keyword.total_exact  # its caps cut the matches
-    capped = _whole(params, ux) and (ranking.more or cut) and filters.category_ids != []  # [] matches none past it
+    capped = _whole(params, ux) and (ranking.more or cut) and not ranking.matches_none  # none past the depth either
     return UxResult(
         hits, page.total if complete else None, ranking.strategy, ranking.candidates, page.facets, delivers, explain,
         clock.timings, capped,
