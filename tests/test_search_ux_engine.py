@@ -64,7 +64,7 @@ def cat(db_url: str) -> Iterator[Catalogue]:
 async def _ux(
     url: str, params: SearchParams, ux: UxParams, vector: Any = None, depth: int = 1000, copy: bool = False,
     sets: bool = True, config: EngineConfig = DEFAULT_CONFIG, stores: bool = False, stock: bool = False,
-    shared: Path | None = None, labels: bool = False,
+    shared: Path | None = None, labels: bool = False, floor: float = 0.0,
 ) -> Any:  # fmt: skip
     conn = await asyncpg.connect(url)
     await register_vector(conn)
@@ -87,7 +87,7 @@ async def _ux(
             await vectors.load(conn)
             vectors.candidates.stale = not sets  # without the candidate sets, SQL lists the products in scope
         return await ux_search(
-            conn, params, vector, ux, config=config, facet_config=FacetConfig(depth, 0.0), vectors=vectors,
+            conn, params, vector, ux, config=config, facet_config=FacetConfig(depth, floor, -1.0), vectors=vectors,
             stores=locator, stock=buckets, labels=held,
         )  # fmt: skip
     finally:
@@ -265,6 +265,37 @@ def test_a_faceted_semantic_page_is_the_plain_searchs(
         plain = run(_plain(cat.url, params, vector))
         assert [h.product.id for h in faceted.results] == [h.product.id for h in plain.results]
         assert [h.score for h in faceted.results] == [h.score for h in plain.results]  # PostgreSQL's, both
+
+
+def test_a_product_at_the_sort_floor_is_kept_or_cut_alike_with_facets_and_with_a_price_range(
+    cat: Catalogue, tmp_path: Path
+) -> None:
+    """The set of a sort by price ranked on the copy's float16 rows, anchored on the copy's best; with a price range
+    the engine's plans ranked it in PostgreSQL's scores, anchored on PostgreSQL's best. A product between the two
+    floors was counted in its price bucket and cut by the range (`Milch` by price: 7 counted, 6 listed). The floor
+    here is set between the two for the product the copy favours most."""
+    params = SearchParams(q="", mode="semantic", limit=1000, lat=CENTER[0], lon=CENTER[1], radius_m=20_000)
+    vector = np.random.default_rng(17).normal(size=384).astype(np.float32)
+    every = run(_ux(cat.url, params, UxParams(sort="price", explain=True), vector, copy=True, shared=tmp_path))
+    copy = {h.product.id: every.explain[h.product.id].vector_similarity for h in every.results}
+    with psycopg.connect(cat.url) as conn:
+        register_vector_psycopg(conn)
+        rows = conn.execute(
+            "SELECT id, 1 - (ai_vector <=> %s) FROM product_master WHERE id = ANY(%s)", (vector, list(copy))
+        ).fetchall()
+    exact = {pid: float(similarity) for pid, similarity in rows}
+    best, best_copy = max(exact.values()), max(copy.values())
+    at = max(copy, key=lambda pid: copy[pid] / best_copy - exact[pid] / best)
+    assert exact[at] / best < copy[at] / best_copy  # the copy keeps it at a floor between the two, PostgreSQL not
+    floor = (exact[at] / best + copy[at] / best_copy) / 2
+    faceted = run(_ux(cat.url, params, UxParams(facets=("price",), sort="price"), vector, copy=True, shared=tmp_path,
+                      floor=floor))  # fmt: skip
+    ranged = run(_ux(cat.url, replace(params, min_price=Decimal(0)), UxParams(sort="price"), vector, copy=True,
+                     shared=tmp_path, floor=floor))  # fmt: skip
+    listed = {h.product.id for h in faceted.results}
+    assert listed == {h.product.id for h in ranged.results} and 1 < len(listed) < len(copy)
+    assert faceted.total == ranged.total == len(listed)
+    assert at not in listed  # as PostgreSQL's scores place it
 
 
 def _chosen(cat: Catalogue, choice: str) -> dict[str, Any]:

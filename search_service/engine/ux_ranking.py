@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from uuid import UUID
 
 import numpy as np
@@ -55,6 +55,7 @@ class SortFloor:
     words_ratio: float
     anchor: float | None = None
     exclude_id: UUID | None = None  # similar: the product asked about, which the side may hold
+    scores: dict[UUID, float] = field(default_factory=dict)  # PostgreSQL's, near the floors (ux_sides.py)
 
     def best(self, side: Ranked | None) -> float | None:
         """The similarity of the side's best product (not the one asked about)."""
@@ -68,16 +69,20 @@ class SortFloor:
         embedded yet, is kept)."""
         anchor = self.anchor if self.anchor is not None else self.best(vector)
         floor = self.ratio * anchor if anchor is not None and anchor >= self.minimum else math.inf
-        kept = _kept(vector, lambda pid: vector.scores.get(pid, -math.inf) >= floor)
+
+        def similarity(pid: UUID, default: float) -> float:
+            return self.scores.get(pid, vector.scores.get(pid, default))
+
+        kept = _kept(vector, lambda pid: similarity(pid, -math.inf) >= floor)
         if words is None or anchor is None:
             return kept, words
-        least = vector.scores.get(vector.ids[-1], math.inf) if len(vector.ids) >= depth else math.inf
+        least = similarity(vector.ids[-1], math.inf) if len(vector.ids) >= depth else math.inf
         words_floor, tiers = self.words_ratio * anchor, _tiers(words)
         top = max(tiers.values(), default=0)
         best = top if top >= 1 else math.inf  # typo matches alone are no evidence
 
         def relevant(pid: UUID) -> bool:
-            return pid in words.exact_ids or tiers[pid] >= best or vector.scores.get(pid, least) >= words_floor
+            return pid in words.exact_ids or tiers[pid] >= best or similarity(pid, least) >= words_floor
 
         return kept, _kept(words, relevant)
 

@@ -10,13 +10,16 @@ from uuid import UUID
 
 import numpy as np
 
+from search_service.db.sql import statement
 from search_service.engine import facet_vectors
 from search_service.engine import search as engine
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_stock import StockBuckets
 from search_service.engine.facet_vectors import listed_in_memory, products_passing, rank_vector_set, union_pays
+from search_service.engine.fusion import Ranked
 from search_service.engine.keyword import rank_keyword
 from search_service.engine.modes import QueryVector
+from search_service.engine.ranking import score_error
 from search_service.engine.scope import Scope
 from search_service.engine.stats import StatsCache, read_stats
 from search_service.engine.text import may_exclude
@@ -77,6 +80,7 @@ async def rank_set(
         listed = None if union and scope.store_ids is not None else await listed_in_memory(conn, scope, stock)
         vector_side = await rank_vector_set(conn, scope, vectors, vector, deep, union, listed, settle, passing)
         settle_copy = partial(facet_vectors.settle_window, conn, vector, vectors)
+        floor = await _settled_floor(conn, vector, score_error(vectors._matrix), vector_side, floor)
     else:
         assert query_vector is not None
         vector = await _vector_of(query_vector)
@@ -90,6 +94,37 @@ async def rank_set(
             raise
         vector_side = await rank_vector(conn, scope, plan, vector, deep, config)
     return replace(joined(vector_side, keyword_side, depth, config, floor), settle=settle_copy)
+
+
+async def _settled_floor(
+    conn: Any, vector: np.ndarray, error: float, side: Ranked, floor: SortFloor | None
+) -> SortFloor | None:
+    """`floor` with PostgreSQL's scores where the copy's (float16 rows, within `error`) could put a product on
+    either side of it: its anchor, when that is the side's own best, and the products near the floors. The
+    engine's plans (a price range, which the copy cannot filter) score them so: a product at the floor was kept
+    with facets and cut by the range its price bucket's count promised (7 counted, 6 listed)."""
+    best = None if floor is None or not error else floor.best(side)
+    if floor is None or best is None:
+        return floor
+    anchor = best if floor.anchor is None else floor.anchor
+    # the copy's anchor is within `error` of PostgreSQL's: a product farther than 3 x error from a floor stays
+    # on its side of it, whichever the anchor
+    marks = (floor.ratio * anchor, floor.words_ratio * anchor)
+    near = [
+        pid
+        for pid in side.ids
+        if pid != floor.exclude_id
+        and (
+            (floor.anchor is None and side.scores[pid] >= best - 2 * error)
+            or any(abs(side.scores[pid] - mark) <= 3 * error for mark in marks)
+        )
+    ]
+    stmt = statement("engine/search", "product_similarity")
+    rows = await conn.fetch(stmt.sql, *stmt.bind(ids=near, query_vector=vector)) if near else []
+    scores = {r["id"]: float(r["similarity"]) for r in rows}
+    if floor.anchor is None:
+        anchor = max(scores.get(pid, side.scores[pid]) for pid in near if side.scores[pid] >= best - 2 * error)
+    return replace(floor, anchor=anchor, scores=scores)
 
 
 async def current_sets(
