@@ -298,6 +298,22 @@ def test_a_product_at_the_sort_floor_is_kept_or_cut_alike_with_facets_and_with_a
     assert at not in listed  # as PostgreSQL's scores place it
 
 
+def test_a_sort_by_price_explains_and_scores_each_hit_as_relevance_does(cat: Catalogue) -> None:
+    """Under a sort's floor the sides were fused after the cut: a hit's keyword rank and score were those among the
+    products the floor kept (`tothpaste` by price: Sensitive Toothpaste 5th and 0.0295 by relevance, 3rd and 0.0159
+    by price). A chosen brand with facets explains as the filtered search without them."""
+    params = SearchParams(q="drill", mode="hybrid", limit=1000, lat=CENTER[0], lon=CENTER[1], radius_m=20_000)
+    vector = np.random.default_rng(19).normal(size=384).astype(np.float32)
+    for chosen in (params, replace(params, brand="Bolt")):
+        relevance = run(_ux(cat.url, chosen, UxParams(facets=("brand",), explain=True), vector, floor=0.75))
+        told = {h.product.id: (h.score, relevance.explain[h.product.id]) for h in relevance.results}
+        for ux in (UxParams(facets=("brand",), sort="price", explain=True), UxParams(sort="price", explain=True)):
+            price = run(_ux(cat.url, chosen, ux, vector, floor=0.75))
+            assert 1 < len(price.results) < len(relevance.results), chosen.brand  # the floor cut some
+            for h in price.results:
+                assert (h.score, price.explain[h.product.id]) == told[h.product.id], (chosen.brand, ux.facets)
+
+
 def _chosen(cat: Catalogue, choice: str) -> dict[str, Any]:
     """A chosen facet value as search parameters: a category (its subtree), a price range, a brand."""
     if choice == "category":

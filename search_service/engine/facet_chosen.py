@@ -99,6 +99,11 @@ async def _refused(
     return (*fuse_windows(vector, keyword, len(kept), first_window), restricted)
 
 
+def _among(ids: list[UUID], keys: np.ndarray | None, kept: set[UUID]) -> tuple[list[UUID], np.ndarray | None]:
+    at = [i for i, pid in enumerate(ids) if pid in kept]
+    return [ids[i] for i in at], None if keys is None else keys[at]
+
+
 async def chosen_page(
     conn: Any,
     labels: ProductLabels | None,
@@ -107,13 +112,15 @@ async def chosen_page(
     places: StoreLocator | None,
     sides: ChosenSides | None,
     first_window: int,
+    *,
+    every: tuple[list[UUID], np.ndarray | None] | None = None,
     **kw: Any,
 ) -> tuple[FacetedPage, dict[UUID, float], ChosenSides | None]:
     """`faceted_page` over the set `ranked` (ids, keys), with `sides` (`refused_sides`) in search's order under the
     chosen values, their scores (search's) and the sides restricted to the products that pass. By relevance the
     whole filtered set is read in one call and its page cut from that order; another sort orders the set with the
     fused products first (a tie of price or distance keeps search's order), which takes a call more to learn which
-    products pass."""
+    products pass, among `every` (a sort's floor: the whole sides' fusion, ux_ranking.joined) as search ranks them."""
     ids, keys = ranked
     if sides is None:
         return await faceted_page(conn, labels, ids, stock, keys, places, **kw), {}, None
@@ -134,11 +141,14 @@ async def chosen_page(
             scores,
             restricted,
         )
+    ranks, ranks_keys = every or ranked
     passing = await faceted_page(
-        conn, labels, ids, stock, keys, places, **(kw | {"facets": (), "sort": "relevance"}), offset=0,
-        limit=max(len(ids), 1),
+        conn, labels, ranks, stock, ranks_keys, places, **(kw | {"facets": (), "sort": "relevance"}), offset=0,
+        limit=max(len(ranks), 1),
     )  # fmt: skip
     fused, scores, fused_keys, restricted = await _refused(passing.ids, sides, first_window, 0)
+    if every is not None:  # the set's products among them
+        fused, fused_keys = _among(fused, fused_keys, set(ids))
     rest = [i for i, pid in enumerate(ids) if pid not in scores]
     order = fused + [ids[i] for i in rest]
     order_keys = None if keys is None or fused_keys is None else np.concatenate([fused_keys, keys[rest]])

@@ -281,8 +281,8 @@ async def _ux_run(
     sides = refused_sides(ux.facets, filters, ranking.vector, ranking.keyword, settle, ux.explain)
     page, fused, chosen = await chosen_page(
         conn, context.labels, (ranking.ids, ranking.keys), context.stock, context.stores, sides,
-        context.config.rrf_depth, store_ids=store_ids, in_stock=params.in_stock, point=point, filters=filters,
-        facets=ux.facets, sort=ux.sort, offset=params.offset, limit=params.limit,
+        context.config.rrf_depth, every=ranking.every, store_ids=store_ids, in_stock=params.in_stock, point=point,
+        filters=filters, facets=ux.facets, sort=ux.sort, offset=params.offset, limit=params.limit,
     )  # fmt: skip
     ranking.scores = ranking.scores | fused
     # the set was ranked over the chosen store: the store facet counts the scope's set

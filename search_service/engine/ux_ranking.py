@@ -34,6 +34,7 @@ class RankedSet:
     more: bool = False  # more products matched than `ids` holds (a whole set's sides are ranked one deeper)
     settle: Settle | None = None  # the vector side is the copy's: re-scores a window of it (facet_chosen.py)
     matches_none: bool = False  # a chosen store out of scope or an unknown category: ranked for the facets only
+    every: tuple[list[UUID], np.ndarray | None] | None = None  # a sort's floor: the sides' whole fusion (joined)
 
     def cut(self, depth: int, exclude_id: UUID | None) -> None:
         """Without the product asked about (similar: ranked one deeper for it, it may be there), `depth` deep."""
@@ -63,10 +64,10 @@ class SortFloor:
         return None if side is None or best is None else side.scores.get(best)
 
     def cut(self, vector: Ranked, words: Ranked | None, depth: int) -> tuple[Ranked, Ranked | None]:
-        """The sides without the products under their floors; before the fusion, so that a faceted set and a
-        filtered search fuse the same ranks. A word match the vector side does not hold is as similar as its
-        last (`depth` deep: it holds every product of the scope with a vector otherwise, and one without, not
-        embedded yet, is kept)."""
+        """The sides without the products under their floors: which products the set keeps (joined fuses the
+        whole sides, so that a faceted set and a filtered search fuse the same ranks). A word match the vector
+        side does not hold is as similar as its last (`depth` deep: it holds every product of the scope with a
+        vector otherwise, and one without, not embedded yet, is kept)."""
         anchor = self.anchor if self.anchor is not None else self.best(vector)
         floor = self.ratio * anchor if anchor is not None and anchor >= self.minimum else math.inf
 
@@ -109,9 +110,24 @@ def joined(
     floor: SortFloor | None = None,
 ) -> RankedSet:
     """The sides as one ranking, `depth` deep; `more`: the sides (ranked deeper) hold more products than that.
-    `floor`: the vector side's, for a sort by price or distance."""
-    if vector_side is not None and floor is not None:
-        vector_side, keyword_side = floor.cut(vector_side, keyword_side, depth)
+    `floor`: a sort by price or distance's, which keeps the products it keeps (SortFloor.cut) in the whole sides'
+    fusion: their order, scores and explained ranks are relevance's (fused after the cut, a hit's keyword rank
+    and score changed with the sort), and `every` holds that fusion for the chosen values' (facet_chosen.py)."""
+    if vector_side is None or floor is None:
+        return _joined(vector_side, keyword_side, depth, config)
+    cut_vector, cut_words = floor.cut(vector_side, keyword_side, depth)
+    kept = {*cut_vector.ids, *(cut_words.ids if cut_words is not None else ())}
+    whole = _joined(vector_side, keyword_side, len(vector_side.ids) + len(keyword_side.ids if keyword_side else ()),
+                    config)  # fmt: skip
+    at = [i for i, pid in enumerate(whole.ids) if pid in kept][:depth]
+    keys = None if whole.keys is None else whole.keys[at]
+    every = (whole.ids, whole.keys)
+    return replace(whole, ids=[whole.ids[i] for i in at], keys=keys, more=len(kept) > depth, every=every)
+
+
+def _joined(
+    vector_side: Ranked | None, keyword_side: Ranked | None, depth: int, config: engine.EngineConfig
+) -> RankedSet:
     if keyword_side is None and vector_side is not None:  # one side, best first: merge would keep its order
         keys = None if vector_side.keys is None else vector_side.keys[:depth]
         return RankedSet(vector_side.ids[:depth], vector_side.scores, vector_side.strategy, vector_side.total,
