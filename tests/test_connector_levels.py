@@ -8,9 +8,10 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -27,9 +28,10 @@ from tests.connector_helpers import (
     serving_shopify,
     sync,
 )
+from tests.events_support import subscribe
 from tests.ingest_helpers import bearer, ingest_settings, serve, store_key
 from tests.pos_fakes.server import Reply, Request
-from tests.pos_fakes.vendors import Item, LightspeedRFake, LightspeedXFake, ShopifyFake
+from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, LightspeedXFake, ShopifyFake
 from tests.test_api import app_settings, running_client
 from tests.test_connector_cursors import once_when
 
@@ -337,5 +339,49 @@ def test_r_series_a_record_that_joins_the_cursors_stamp_is_read_after_a_pass_cut
             sync(db, cid)
         map_batches(db)
         assert [listing(db, store, key) for key in ("1300", "1002")] == [("1.00", 8, True), ("1.00", 5, True)]
+    finally:
+        fake.server.close()
+
+
+def _vendor(source: str) -> tuple[Any, str, dict[str, str], Callable[[Item], str]]:
+    """A fake vendor holding ITEMS: (fake, location, credentials, add: an item in, its listing's sku out)."""
+    if source == "shopify":  # listings keyed by inventory item (ITEMS': 2710 + n)
+        shop = next(serving_shopify(ITEMS, location=LOCATION))
+        ids = {"product_id": 9101, "variant_id": 9201, "inventory_item_id": 9301}
+        creds = {"shop": "s.myshopify.com", "token": "shpat_test"}
+        return shop, LOCATION, creds, lambda item: shop.add(item, **ids) or "9301"
+    fake, location, creds = {
+        "lightspeed-r": (LightspeedRFake(), "1", {"account": "4242", "token": "r-token"}),
+        "lightspeed-x": (LightspeedXFake(), "outlet-1", {"domain_prefix": "s", "token": "x-token"}),
+        "erply": (ErplyFake(), "1", {"client_code": "123456", "username": "api-user", "password": "api-pass"}),
+    }[source]
+    for item in ITEMS:
+        fake.add(item)
+    return fake, location, creds, lambda item: fake.add(item) or item.key
+
+
+@pytest.mark.parametrize("source", ["lightspeed-r", "lightspeed-x", "erply", "shopify"])
+def test_a_new_item_a_later_poll_finds_is_created_with_its_level(
+    db: psycopg.Connection, fresh_db_url: str, source: str
+) -> None:
+    """Only a first sync carried each level on its product's upsert: an item new at the vendor that a later poll
+    read was created at quantity 0 (`listing.created` at 0, out of stock in search), then its level came as a stock
+    row (`stock.back` for an item never out of stock). Every poll carries the levels it reads now."""
+    fake, location, creds, add = _vendor(source)
+    try:
+        store = make_store(db, source, 52.36, 4.88)
+        cid = make_connection(db, store, source, location, fake.server.url, creds, secret="app-secret")
+        sync(db, cid)
+        map_batches(db)
+        subscribe(fresh_db_url, store, "http://127.0.0.1:9/hook", ["*"])
+        sku = add(Item("301", "Item 301", "1.00", 7))
+        fake.set_stock("101", 4)  # an existing listing's level moves in the same poll: a stock row as before
+        sync(db, cid)
+        map_batches(db)
+        events = "SELECT type, payload->'new'->>'quantity' FROM webhook_event WHERE payload->'listing'->>'sku' = %s"
+        assert db.execute(events + " ORDER BY id", (sku,)).fetchall() == [("listing.created", "7")]
+        assert listing(db, store, sku) == ("1.00", 7, True)
+        moved = db.execute(events + " AND type LIKE 'stock.%%'", ("2710" if source == "shopify" else "101",))
+        assert moved.fetchall() == [("stock.changed", "4")]
     finally:
         fake.server.close()

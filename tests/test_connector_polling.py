@@ -152,7 +152,8 @@ def test_erply_pages_string_numbers_request_warehouse_deletions(erply_fake: Erpl
     erply_fake.update("103", name="Almond Drink 1L (new)")
     rows, cursor = collect(_erply(erply_fake), cursor)
     assert by_op(rows, "stock")["101"]["quantity"] == 3 and set(by_op(rows, "delete")) == {"102"}
-    assert "quantity" not in by_op(rows, "upsert")["103"]  # a later poll: the level comes as a stock row
+    upsert, stock = by_op(rows, "upsert")["103"], by_op(rows, "stock")["103"]  # read again (the cursor's overlap)
+    assert upsert["quantity"] == stock["quantity"] == 5  # a later poll carries it too, and sends it as a stock row
 
 
 def test_erply_quota_error_1002_is_not_slept_in_place_and_expired_session_logs_in_again(
@@ -399,8 +400,9 @@ def test_shopify_first_sync_carries_each_level_and_its_clock_on_its_variant(shop
     started = shopify_fake.clock.now - timedelta(seconds=PASS_OVERLAP_S)  # the vendor's Date, less the overlap
     assert cursor["inventory"] == {"since": started.isoformat()}  # no later than the pass's start
     shopify_fake.update("101", title="Barista Oat Drink 1 L")
-    rows, _ = collect(client, cursor)  # a later poll: products without a level, the stock as stock rows
-    assert "quantity" not in by_op(rows, "upsert")["271878346596884015"]
+    rows, _ = collect(client, cursor)  # a later poll: the levels it reads on the products, and as stock rows
+    upsert, stock = by_op(rows, "upsert")["271878346596884015"], by_op(rows, "stock")["271878346596884015"]
+    assert upsert["quantity"] == stock["quantity"] and upsert["version"] == stock["version"]
 
 
 def test_x_series_first_sync_cut_after_any_page_loses_no_level(x_fake: LightspeedXFake) -> None:

@@ -64,12 +64,12 @@ class Connector(Protocol):
     def close(self) -> None: ...
 
 
-FOLD_MAX_LEVELS = 500_000  # a first sync holds this many stock levels in memory (~100 MB) to write each listing once
+FOLD_MAX_LEVELS = 500_000  # a poll holds this many stock levels in memory (~100 MB) to write each new listing once
 
 
 @dataclass
 class HeldLevels:
-    """A first sync's stock levels, read before the products and carried on their upserts (see `fold_first_sync`)."""
+    """A poll's stock levels, read before the products and carried on their upserts (see `fold_levels`)."""
 
     key: str  # the stock query's cursor key
     levels: dict[str, Row] = field(default_factory=dict)  # sku -> its stock row
@@ -105,15 +105,15 @@ class HeldLevels:
         self.taken.add(row["sku"])
         return {**row, **{key: level[key] for key in ("quantity", "quantity_sent", "version") if key in level}}
 
-    def leftover(self, cursor: Cursor) -> Page:
-        """The levels no product took (other products' stock), with the stock cursor: it is saved only now."""
+    def leftover(self, cursor: Cursor, *, every: bool = False) -> Page:
+        """The levels no product took (`every`: all), with the stock cursor: it is saved only now."""
         if self.end is not None:
             cursor[self.key] = self.end
-        left = [row for sku, row in self.levels.items() if sku not in self.taken]
+        left = [row for sku, row in self.levels.items() if every or sku not in self.taken]
         return Page("stock", left, dict(cursor), self.read)
 
 
-def fold_first_sync(
+def fold_levels(
     cursor: Cursor,
     *,
     full: bool,
@@ -122,20 +122,21 @@ def fold_first_sync(
     catalog: Callable[[], Iterator[Page]],
     stock: Callable[[Cursor], Iterator[Page]],
 ) -> Iterator[Page]:
-    """The catalogue pages, then the stock pages. A first (no `catalog_key` cursor) or full sync reads the stock
-    first (on a copy of the cursor) and carries each level on its product's upsert: every new listing is written
-    once with its stock instead of created at 0 and then updated (half the mapping work, no spurious 0 -> N stock
-    events). The stock cursor comes only with the leftover levels, after the products: a sync cut before them
-    re-reads the stock on the next poll. `catalog()` and `stock(cursor)` walk the vendor, moving `cursor`."""
-    held = None
-    if full or not cursor.get(catalog_key):
-        held = HeldLevels.read_ahead(stock(dict(cursor)), stock_key)
+    """The catalogue pages, then the stock pages. Every poll reads the stock first (on a copy of the cursor) and
+    carries each level on its product's upsert: a new listing is written with its stock instead of created at 0
+    and then updated (`listing.created` at 0, then a spurious `stock.back`: so went a later poll's new items while
+    only a first sync folded). A first (no `catalog_key` cursor) or full sync writes each listing once; a later
+    poll also sends the levels the upserts took as stock rows (an unchanged write where the upsert applied), so an
+    upsert refused or older than its listing loses no level. The stock cursor comes with those levels, after the
+    products: a sync cut before them reads the stock again. `catalog()`, `stock(cursor)` walk the vendor."""
+    first = full or not cursor.get(catalog_key)
+    held = HeldLevels.read_ahead(stock(dict(cursor)), stock_key)
     for page in catalog():
         yield held.carry(page) if held is not None else page
     if held is None:
         yield from stock(cursor)
     else:
-        yield held.leftover(cursor)
+        yield held.leftover(cursor, every=not first)
 
 
 class WebhookRejected(Exception):

@@ -30,7 +30,7 @@ from search_service.ingest.connectors.common import (
     barcode_fields,
     compact,
     compact_json,
-    fold_first_sync,
+    fold_levels,
     hmac_sha256,
     iso_from_unix,
     level_fields,
@@ -199,12 +199,12 @@ class Erply:
             return self._post({"request": request, "sessionKey": self.session_key, **params})
 
     def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]:
-        """Products, deletions, then stock, each query with its own state; a first (or full) sync carries each
-        level on its product's upsert (common.fold_first_sync)."""
+        """Products, deletions, then stock, each query with its own state; each level read rides on its product's
+        upsert (common.fold_levels)."""
         cursor = dict(cursor)
         # a full pass re-reads everything that exists: no deletions log
         catalog = [q for q in QUERIES if q.kind == "catalog" and not (full and q.key == "deletions")]
-        yield from fold_first_sync(
+        yield from fold_levels(
             cursor,
             full=full,
             catalog_key="products",

@@ -30,7 +30,7 @@ from search_service.ingest.connectors.common import (
     as_list,
     barcode_fields,
     compact,
-    fold_first_sync,
+    fold_levels,
     iso_from_naive,
     level_fields,
     matches_any,
@@ -215,10 +215,10 @@ class LightspeedX:
         self.http.close()
 
     def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]:
-        """Products, then inventory, each from its `version` cursor; a first (or full) sync carries each level
-        on its product's upsert (common.fold_first_sync)."""
+        """Products, then inventory, each from its `version` cursor; each level read rides on its product's
+        upsert (common.fold_levels)."""
         cursor = dict(cursor)
-        yield from fold_first_sync(
+        yield from fold_levels(
             cursor,
             full=full,
             catalog_key="products",

@@ -36,7 +36,7 @@ from search_service.ingest.connectors.common import (
     barcode_fields,
     clocked_level,
     compact,
-    fold_first_sync,
+    fold_levels,
     level_fields,
     merge_attributes,
     not_text,
@@ -312,12 +312,12 @@ class Shopify:
         self.http.close()
 
     def pages(self, cursor: Cursor, *, full: bool = False) -> Iterator[Page]:
-        """The reconciliation poll: products, then our location's inventory levels; a first (or full) sync carries
-        each level on its variant's upsert (common.fold_first_sync). A variant read without a level at our location
+        """The reconciliation poll: products, then our location's inventory levels; each level read rides on
+        its variant's upsert (common.fold_levels). A variant read without a level at our location
         keeps its listing's level: zeroing it stamped the zero with the pass's start, newer than every unchanged
         level, so one empty stock answer (a glitch, a token's scope) zeroed the store for good."""
         cursor = dict(cursor)
-        yield from fold_first_sync(
+        yield from fold_levels(
             cursor,
             full=full,
             catalog_key="products",
