@@ -38,7 +38,7 @@ def out_of_range(text: str, value: float) -> bool:
 _EXPONENT, _NONZERO_DIGIT = re.compile("[eE]"), re.compile("[1-9]")
 # What may read as 0.0 though it is not 0: an exponent of -300 or below, or 300 zeros after the point (a float's
 # smallest is about 5e-324).
-_TINY = re.compile(rb"[eE]-0*[3-9][0-9]{2}|[eE]-0*[1-9][0-9]{3}|\.0{300}")
+_TINY = re.compile(rb"[eE]-0*(?:[3-9][0-9]{2}|[1-9][0-9]{3})|\.0{300}")
 
 
 def _float_or_marker(text: str) -> Any:
@@ -106,7 +106,9 @@ def out_of_range_field(body: bytes | str) -> str | None:
 def underflow_field(body: bytes) -> str | None:
     """The path of the first number other than 0 in this JSON body that reads as 0.0 (`1e-400`), which msgspec
     reads without a word: a body without such an exponent is not parsed again."""
-    return out_of_range_field(body) if _TINY.search(body) else None
+    # The substring checks first: `in` runs at memory speed, the pattern ~10x slower on a body of many numbers.
+    maybe_tiny = b"e-" in body or b"E-" in body or b".000" in body
+    return out_of_range_field(body) if maybe_tiny and _TINY.search(body) else None
 
 
 def constant_field(body: bytes | str) -> str | None:
