@@ -168,3 +168,50 @@ def test_a_group_whose_batch_fails_maps_none_of_the_later_ones_past_it(
     db.execute("UPDATE import_batch SET locked_until = NULL WHERE id = %s", (first,))  # its pause over
     run_worker(fresh_db_url)
     assert listed(db, store, "a")[0] == 5  # 666, then 5: in order
+
+
+async def _put(dsn: str, store: uuid.UUID, *rows: dict[str, Any]) -> None:
+    """A listing write mapped inline (`PUT …/listings/{sku}`, `POST …/listings/batch`)."""
+    from search_service.ingest import listing_writes
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await listing_writes.record_and_map(conn, store_id=store, rows=list(rows), worker_id=f"api:{store}")
+    finally:
+        await conn.close()
+
+
+def test_a_single_writes_products_are_embedded_before_a_bulk_imports_backlog(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """Every product's embedding task was queued at priority 0 and claimed first in, first out: while a 12,000-row
+    CSV's tasks were embedded, a product one PUT or delivery added waited behind all of them (72 s, not ≤ 5 s)."""
+    from embeddings import queue
+
+    def row(sku: str, name: str) -> dict[str, Any]:
+        return {"sku": sku, "name": name, "price": "1.00", "quantity": 1}
+
+    bulk, shop, synced = new_store(db), new_store(db), new_store(db)
+    csv = [row(f"B{i}", f"Bulk widget number {i}") for i in range(30)]
+    pipeline.record_batch(db, store_id=bulk, source="csv", kind="csv", rows=csv)
+    drain_imports(fresh_db_url)
+    pipeline.record_batch(db, store_id=synced, source="erply", kind="sync", rows=[row("S1", "Synced kettle")])
+    asyncio.run(_put(fresh_db_url, shop, row("L1", "Vintage brass lantern")))
+    asyncio.run(_put(fresh_db_url, bulk, row("B7", "Bulk widget renamed")))  # an edit lifts its pending task
+    deliver(db, shop, row("D1", "Delivered teapot"))
+    deliver(db, shop, row("D2", "Delivered cup"))  # mapped together with D1 (groups)
+    run_worker(fresh_db_url)
+    products = dict(db.execute("SELECT sku, product_master_id FROM store_product").fetchall())
+
+    first = queue.claim(db, "embed-1", 4, 30)
+    assert {t.product_id for t in first} == {products[s] for s in ("L1", "B7", "D1", "D2")}
+    rest = queue.claim(db, "embed-2", 29, 30)  # the backlog still moves, in its order, before the later sync
+    assert {t.product_id for t in rest} == {products[f"B{i}"] for i in range(30) if i != 7}
+    assert [t.product_id for t in queue.claim(db, "embed-3", 5, 30)] == [products["S1"]]
+
+    asyncio.run(_put(fresh_db_url, shop, *(row(f"M{i}", f"Many lamps {i}") for i in range(101))))  # a big batch
+    priorities = db.execute(
+        "SELECT DISTINCT t.priority FROM ai_task t JOIN store_product sp USING (product_master_id) "
+        "WHERE sp.sku LIKE 'M%' AND t.status = 'pending'"
+    ).fetchall()
+    assert priorities == [(0,)]

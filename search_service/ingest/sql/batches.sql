@@ -233,15 +233,19 @@ LEFT JOIN LATERAL (
 -- `plan_cache_mode` back to `auto` for the transaction: the API's connections force custom plans (engine/session.py),
 -- and a foreign key's check is a cached query that is then planned again for every row it checks (a 100k-row COPY
 -- of raw rows cost 2.0 instead of 1.0 s of the backend's CPU; mapping inserts check four keys a row).
+-- `plinqy.embed_priority`: the priority the product triggers queue the chunk's embedding tasks at (migration 0058:
+-- a listing write or a small delivery before a CSV's or a sync's backlog).
 WITH ours AS (
     UPDATE import_batch SET locked_until = now() + make_interval(secs => :lease_s)
     WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing'
-    RETURNING store_id, total_rows
+    RETURNING store_id, total_rows, kind
 )
 SELECT ours.store_id, ours.total_rows, s.currency, s.is_active AS store_active,
        pg_advisory_xact_lock(hashtextextended(ours.store_id::text, 20261203)) AS locked,
        set_config('synchronous_commit', 'off', true) AS async_commit,
-       set_config('plan_cache_mode', 'auto', true) AS key_checks_planned_once
+       set_config('plan_cache_mode', 'auto', true) AS key_checks_planned_once,
+       set_config('plinqy.embed_priority', ai_task_batch_priority(ours.kind, ours.total_rows)::text, true)
+           AS embed_priority
 FROM ours JOIN store s ON s.id = ours.store_id;
 
 -- name: mark_duplicates

@@ -30,16 +30,19 @@ RETURNING b.id, b.seq, b.total_rows;
 -- name: fence_group
 -- params: batch_ids uuid[], worker_id text, lease_s float8
 -- fence (batches.sql) for a group: every batch still ours (held = how many), the store lock, async commit, key
--- checks planned once.
+-- checks planned once, the embedding priority: its best batch's (one statement writes the group's products, so a
+-- delivery mapped with a small sync page lifts the page's tasks too, at most a chunk's rows, rather than wait).
 WITH ours AS (
     UPDATE import_batch SET locked_until = now() + make_interval(secs => :lease_s)
     WHERE id = ANY (:batch_ids::uuid[]) AND locked_by = :worker_id AND status = 'processing'
-    RETURNING store_id
+    RETURNING store_id, kind, total_rows
 )
 SELECT (SELECT count(*) FROM ours) AS held, s.id AS store_id, s.currency, s.is_active AS store_active,
        pg_advisory_xact_lock(hashtextextended(s.id::text, 20261203)) AS locked,
        set_config('synchronous_commit', 'off', true) AS async_commit,
-       set_config('plan_cache_mode', 'auto', true) AS key_checks_planned_once
+       set_config('plan_cache_mode', 'auto', true) AS key_checks_planned_once,
+       set_config('plinqy.embed_priority', (SELECT max(ai_task_batch_priority(kind, total_rows)) FROM ours)::text,
+                  true) AS embed_priority
 FROM store s WHERE s.id = (SELECT store_id FROM ours LIMIT 1);
 
 -- name: mark_duplicates_group
