@@ -105,8 +105,10 @@ def test_import_batch_finishing_emits_import_events(db: psycopg.Connection, fres
     )
     db.execute(f"UPDATE import_batch SET status = 'completed', {counts} WHERE id = %s", (batch,))
     db.execute("UPDATE import_batch SET processed_rows = 10 WHERE id = %s", (batch,))  # not a status change
-    db.execute(
-        "INSERT INTO import_batch (store_id, source, status, error) VALUES (%s, 'csv', 'failed', 'bad')", (store,)
+    db.execute(  # given up after its first chunk: 1 row of 4 processed (rejected), 3 never
+        "INSERT INTO import_batch (store_id, source, status, error, total_rows, processed_rows, error_rows) "
+        "VALUES (%s, 'csv', 'failed', 'bad', 4, 1, 1)",
+        (store,),
     )
     got = events(db)
     assert [t for t, _, _ in got] == ["import.completed", "import.failed"]
@@ -117,6 +119,8 @@ def test_import_batch_finishing_emits_import_events(db: psycopg.Connection, fres
     outcome = {k: got[0][2]["import"][k] for k in names}
     assert outcome == {"mapped_rows": 6, "stale_rows": 1, "duplicate_rows": 2, "error_rows": 1, "unchanged_rows": 4}
     assert got[1][2]["import"]["error"] == "bad"
+    # a failed import's rows never processed: its `error_rows: 1` alone read as 3 of 4 rows applied
+    assert [got[i][2]["import"]["unprocessed_rows"] for i in (0, 1)] == [0, 3]
     assert db.execute("SELECT count(*) FROM webhook_delivery").fetchone() == (2,)
 
 

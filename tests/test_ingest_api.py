@@ -516,7 +516,13 @@ def test_a_failed_imports_rows_answer_409_naming_its_error_and_its_rows_processe
             cli(db_url, "worker", "--drain", "--only", "import")
         finally:
             conn.execute(f"DROP TRIGGER {refuse} ON store_product; DROP FUNCTION {refuse}()")
-    assert status_of(base, key, accepted["batch_id"])["status"] == "failed"
+    status = status_of(base, key, accepted["batch_id"])
+    # its 4 rows never processed: `error_rows: 0` alone read as a clean import's (the list and `imports list` too)
+    assert (status["status"], status["error_rows"], status["unprocessed_rows"]) == ("failed", 0, 4), status
+    page = httpx.get(f"{base}/v1/stores/{store}/imports", headers=bearer(key)).json()
+    assert [i["unprocessed_rows"] for i in page["items"] if i["batch_id"] == accepted["batch_id"]] == [4], page
+    line = cli(db_url, "imports", "list", "--store", str(store)).stdout.splitlines()[0]
+    assert line.split("\t")[4].endswith("rejected=0 unchanged=0 unprocessed=4"), line
     for which in ("errors", "notes"):
         answer = httpx.get(f"{base}/v1/imports/{accepted['batch_id']}/{which}", headers=bearer(key))
         assert answer.status_code == 409 and "retry-after" not in answer.headers, answer.text

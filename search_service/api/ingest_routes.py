@@ -369,11 +369,12 @@ async def get_store(rt: NamedDependency[Runtime], store_id: StoreId) -> S.StoreO
 @get(
     "/v1/imports/{batch_id:uuid}",
     summary="An import's status",
-    description="Status (`receiving`, `pending`, `processing`, `completed`, `aborted`) and row counts (of the "
-    "mapped rows, `unchanged_rows` changed nothing: a file sent again maps every row and changes none); for a "
-    "listing write's batch (a queued write's `status_url`), each item's result once mapped (`results`), until "
-    "`imports prune` deletes the import once finished longer ago than its retention (then 404). Another store's "
-    "import is answered as an unknown id (404); an admin key sees every store's.",
+    description="Status (`receiving`, `pending`, `processing`, `completed`, `failed`, `aborted`) and row counts "
+    "(of the mapped rows, `unchanged_rows` changed nothing: a file sent again; `unprocessed_rows`: a failed "
+    "import's rows never processed, neither applied nor rejected); for a listing write's batch (a queued write's "
+    "`status_url`), each item's result once mapped (`results`), until `imports prune` deletes the import once "
+    "finished longer ago than its retention (then 404). Another store's import is answered as an unknown id (404); "
+    "an admin key sees every store's.",
     tags=["ingest"],
     guards=[require_key("listings:write")],
     security=key_scope("listings:write"),

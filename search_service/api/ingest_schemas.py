@@ -229,6 +229,14 @@ class ImportStatus(msgspec.Struct):
             "values already, so nothing was written (no history, no event). A file sent again counts every row here."
         ),
     ]
+    unprocessed_rows: Annotated[
+        int,
+        msgspec.Meta(
+            description="Rows not processed (`total_rows` less `processed_rows`): while the import is pending or "
+            "processing, those still to map; of a `failed` or `aborted` one, those never processed, neither applied "
+            "nor rejected (its `error_rows` counts only rows rejected), in no list of `…/errors`. 0 once completed."
+        ),
+    ]
     error: str | None
     file_name: str | None
     created_at: datetime

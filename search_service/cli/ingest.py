@@ -332,11 +332,10 @@ def _batch_columns(
     batch_id: UUID, store_id: UUID, source: str, kind: str, status: str, total: int, mapped: int, stale: int,
     duplicate: int, rejected: int, error: str | None, file_name: str | None, created: datetime,
     finished: datetime | None, locked_by: str | None, locked_until: datetime | None, failures: int,
-    pruned: datetime | None, unchanged: int,
+    pruned: datetime | None, unchanged: int, unprocessed: int,
 ) -> list[str]:  # fmt: skip
-    counts = (
-        f"rows={total} mapped={mapped} stale={stale} duplicate={duplicate} rejected={rejected} unchanged={unchanged}"
-    )
+    counts = f"rows={total} mapped={mapped} stale={stale} duplicate={duplicate} rejected={rejected} "
+    counts += f"unchanged={unchanged}" + (f" unprocessed={unprocessed}" if unprocessed else "")  # failed: never mapped
     columns = [str(batch_id), f"store={store_id}", f"{source}/{kind}", status, counts]
     columns.append(f"created={created:%Y-%m-%d %H:%M:%S}")
     if finished is not None:

@@ -371,8 +371,8 @@ RETURNING status;
 -- retry_in_s: while the pause after a failed mapping runs (batch_crashed: no holder, `locked_until` then), the
 -- seconds until it is tried again (NULL otherwise); by the database's clock, as the claims read it.
 SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
-       error_rows, unchanged_rows, error, file_name, created_at, started_at, finished_at, rows_pruned_at,
-       locked_by, locked_until, mapping_failures,
+       error_rows, unchanged_rows, total_rows - processed_rows AS unprocessed_rows, error, file_name, created_at,
+       started_at, finished_at, rows_pruned_at, locked_by, locked_until, mapping_failures,
        CASE WHEN status = 'processing' AND locked_by IS NULL AND locked_until > now()
             THEN ceil(extract(epoch FROM locked_until - now()))::int END AS retry_in_s
 FROM import_batch WHERE id = :batch_id;
@@ -383,7 +383,8 @@ FROM import_batch WHERE id = :batch_id;
 -- from the newest), of one source or all (NULL), on ix_import_batch_store_seq. With a source, the index is read
 -- newest first until the page fills: a rare source among a till's many writes reads further.
 SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
-       error_rows, unchanged_rows, error, file_name, created_at, started_at, finished_at, rows_pruned_at, seq
+       error_rows, unchanged_rows, total_rows - processed_rows AS unprocessed_rows, error, file_name, created_at,
+       started_at, finished_at, rows_pruned_at, seq
 FROM import_batch
 WHERE store_id = :store_id AND seq < coalesce(:before::bigint, 9223372036854775807)
   AND (:source::text IS NULL OR source = :source::text)
@@ -395,7 +396,8 @@ LIMIT :limit::int;
 -- `imports list`: batches newest first, of one store (ix_import_batch_store_seq) or of all (a scan: an operator's
 -- command), of some statuses or all, with the lease of those being mapped.
 SELECT id, store_id, source, kind, status, total_rows, mapped_rows, stale_rows, duplicate_rows, error_rows, error,
-       file_name, created_at, finished_at, locked_by, locked_until, mapping_failures, rows_pruned_at, unchanged_rows
+       file_name, created_at, finished_at, locked_by, locked_until, mapping_failures, rows_pruned_at, unchanged_rows,
+       total_rows - processed_rows AS unprocessed_rows
 FROM import_batch
 WHERE (:store_id::uuid IS NULL OR store_id = :store_id::uuid)
   AND (:statuses::text[] IS NULL OR status = ANY(:statuses::text[]))
