@@ -67,7 +67,7 @@ class ImportOutcome(msgspec.Struct, forbid_unknown_fields=True):
     duplicate_rows: int | None = None
     # Of the mapped rows, those whose write changed nothing (a file sent again): migration 0050.
     unchanged_rows: int | None = None
-    # Rows never processed, total less processed (migration 0059): a failed import's rows neither applied nor
+    # Rows never processed, total less processed (migration 0052): a failed import's rows neither applied nor
     # rejected (its error_rows 0 read as a clean import's); 0 on import.completed.
     unprocessed_rows: int | None = None
 

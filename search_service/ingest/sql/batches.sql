@@ -233,7 +233,7 @@ LEFT JOIN LATERAL (
 -- `plan_cache_mode` back to `auto` for the transaction: the API's connections force custom plans (engine/session.py),
 -- and a foreign key's check is a cached query that is then planned again for every row it checks (a 100k-row COPY
 -- of raw rows cost 2.0 instead of 1.0 s of the backend's CPU; mapping inserts check four keys a row).
--- `plinqy.embed_priority`: the priority the product triggers queue the chunk's embedding tasks at (migration 0058:
+-- `plinqy.embed_priority`: the priority the product triggers queue the chunk's embedding tasks at (migration 0051:
 -- a listing write or a small delivery before a CSV's or a sync's backlog).
 WITH ours AS (
     UPDATE import_batch SET locked_until = now() + make_interval(secs => :lease_s)

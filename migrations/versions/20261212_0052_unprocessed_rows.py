@@ -3,8 +3,8 @@
 A failed import's event carried `error_rows: 0`, the same as a clean import's, with nothing saying that its rows
 were never mapped (neither applied nor rejected). `import.completed` carries it too, 0, so the shape is one.
 
-Revision ID: 0059
-Revises: 0050
+Revision ID: 0052
+Revises: 0051
 Create Date: 2026-12-12 10:00:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0059"
-down_revision: str | None = "0050"
+revision: str = "0052"
+down_revision: str | None = "0051"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

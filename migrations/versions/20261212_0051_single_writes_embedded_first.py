@@ -7,7 +7,7 @@ the priority the writing transaction asks for (`plinqy.embed_priority`, set by t
 1 for a listing write or a delivery of at most 100 rows, 0 for a CSV, a sync or a bigger batch; 0 when unset),
 and an edit lifts a pending task below that priority to it (migration 0046 lifted to 0 only).
 
-Revision ID: 0058
+Revision ID: 0051
 Revises: 0050
 Create Date: 2026-12-12 12:00:00
 """
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0058"
+revision: str = "0051"
 down_revision: str | None = "0050"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
