@@ -920,6 +920,35 @@ def test_a_delivery_with_a_key_given_twice_or_a_field_beside_type_and_data_is_a_
     assert deliver(base, connection, secret, enveloped).status_code == 202
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "parameter"),
+    [
+        ("POST", "listings/batch", b'{"items":[{"sku":"DX1","name":"x","price":"1","quantity":7,"quantity":0,'
+         b'"sku":"DY1"}]}', "items[0].sku"),
+        ("POST", "listings/batch", b'{"items":[{"sku":"A",' + LISTING + b'}],"items":[{"sku":"B",' + LISTING + b"}]}",
+         "items"),
+        ("PUT", "listings/DK3", b'{"name":"x","price":"1","quantity":1,"quantity":0}', "quantity"),
+        ("PUT", "listings/DK3", b'{"name":"x","price":"1","quantity":1,"attributes":{"c":"x","c":"y"}}',
+         "attributes.c"),
+        ("PATCH", "listings/DK3", b'{"price":"3","price":"4"}', "price"),
+    ],
+)  # fmt: skip
+def test_a_write_with_a_key_given_twice_is_a_400_naming_it_as_a_delivery_is(
+    base: str, conn: psycopg.Connection, shop: tuple[uuid.UUID, str], method: str, path: str, body: bytes,
+    parameter: str,
+) -> None:  # fmt: skip
+    """h05 D1: the write API read a key given twice as its last (`"sku":"DX1",…,"sku":"DY1"` wrote DY1, quantity
+    0 not 7, price 4), without a word, while a signed delivery is a 400 for it: a proxy or log keeping the first saw
+    another listing written. It is a 400 naming the key now, nothing written."""
+    store, key = shop
+    assert put(base, store, "DK3", key, {**OAT, "gtin": None}).status_code == 200  # PATCH's listing
+    as_json = {**bearer(key), "content-type": "application/json"}
+    answer = httpx.request(method, f"{base}/v1/stores/{store}/{path}", content=body, headers=as_json)
+    assert (answer.status_code, answer.json()["error"]) == (400, {"parameter": parameter, "message": TWICE})
+    listed = conn.execute("SELECT sku, price::text, quantity FROM store_product WHERE store_id = %s", (store,))
+    assert listed.fetchall() == [("DK3", "2.49", 5)]
+
+
 def test_a_surrogate_pair_in_a_delivery_is_one_character_stored_as_sent(
     base: str, db_url: str, settings: Settings, conn: psycopg.Connection
 ) -> None:

@@ -11,6 +11,8 @@
 - A body that is no JSON at all (`{"name":`, `nope`, latin-1 text): a 400 naming `body` in the API's words (msgspec's
   own, "Input data was truncated", named no parameter).
 - A body nested past the decoder's depth: a 400 (it was a RecursionError, a 500).
+- A key given twice in one object (`{"quantity":7,"quantity":0}`): a 400 naming it (`items[0].quantity`), as a
+  signed delivery's is; msgspec kept the last, so a proxy or log keeping the first saw another listing written.
 - A large body is decoded with the garbage collector paused (`collector_paused`): 8.5 MB of small nested arrays
   held the event loop, and every other request, for seconds.
 - A body that stops arriving: a 408 once no byte came for PLINQY_INGEST_UPLOAD_IDLE_S (`BodyStalled`), whatever the
@@ -31,7 +33,14 @@ from litestar.exceptions import HTTPException, SerializationException
 from litestar.handlers.base import BaseRouteHandler
 
 from search_service.api.params import EMPTY_BODY, BadParameter
-from search_service.ingest.json_faults import OUT_OF_RANGE, named_fault, not_json, underflow_field
+from search_service.ingest.json_faults import (
+    OUT_OF_RANGE,
+    REPEATED_KEY,
+    named_fault,
+    not_json,
+    repeated_key_field,
+    underflow_field,
+)
 from search_service.ingest.sources import collector_paused
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
@@ -133,8 +142,13 @@ class PlinqyRequest(Request[Any, Any, Any]):
             raise BadParameter("body", not_json(exc.detail)) from None
         except RecursionError:
             raise BadParameter(None, "the JSON body is nested too deeply") from None
-        if (tiny := underflow_field(await self.body())) is not None:  # msgspec read 1e-400 as 0.0: a free item
+        body = await self.body()
+        if (tiny := underflow_field(body)) is not None:  # msgspec read 1e-400 as 0.0: a free item
             raise BadParameter(tiny, OUT_OF_RANGE)
+        with collector_paused(len(body)):  # msgspec keeps a repeated key's last value: refused, as a delivery's is
+            repeated = repeated_key_field(body)
+        if repeated is not None:
+            raise BadParameter(repeated, REPEATED_KEY)
         data = self.route_handler.parsed_data_field
         if data is not None and value is not None:
             check_json_types(value, data.annotation)

@@ -94,6 +94,16 @@ class KeysOnce:
         return _path_of(value, "", lambda child: child is _REPEATED) if self.repeated else None
 
 
+def repeated_key_field(body: bytes) -> str | None:
+    """The path (`sku`, `items[0].quantity`) of the first key given twice in one object of this JSON body, which
+    msgspec reads as the last without a word (as json.loads does, while a proxy or a log may keep the first)."""
+    once = KeysOnce()
+    try:
+        return once.field(json.loads(body, object_pairs_hook=once))
+    except (ValueError, RecursionError):  # what the decoder took but json.loads does not: none known
+        return None
+
+
 def _spelled(key: Any) -> str:
     return str(key).encode("utf-8", "backslashreplace").decode()  # a lone surrogate as its escape
 
