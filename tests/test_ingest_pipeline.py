@@ -797,6 +797,22 @@ def test_repeated_items_are_answered_as_one_by_one_without_a_round_each(db: psyc
     assert _state(db, batch) == _state(db, one_by_one)
 
 
+def test_a_repeat_only_python_equal_to_the_items_before_it_is_answered_as_sent_one_by_one(
+    db: psycopg.Connection,
+) -> None:
+    """h05 D2: `"quantity": true` after two items with `"quantity": 1` was taken for a repeat (Python's `True == 1`)
+    and answered as the second, `mapped`, where alone it is rejected; so was an attribute's `true` after `1`."""
+    item = {"sku": "T7", "name": "t", "price": "1", "quantity": 1, "attributes": {"a": 1}}
+    rows = [item, item, {**item, "quantity": True}, item, {**item, "attributes": {"a": True}}]
+    batch, one_by_one = make_store(db, "batch"), make_store(db, "one by one")
+    for store in (batch, one_by_one):  # listed already: the run's second item writes nothing
+        assert _write(db, store, [item])[0] == [("mapped", None, "created")]
+    answers = _write(db, batch, rows)[0]
+    assert answers == [_write(db, one_by_one, [row])[0][0] for row in rows]
+    assert answers[2] == ("rejected", "quantity must be a whole number", None)
+    assert _state(db, batch) == _state(db, one_by_one)
+
+
 def _repeating(gtin: str) -> list[dict[str, Any]]:
     """Runs of repeated items of each op and outcome, the store's own GTIN on one SKU's (another SKU in the batch:
     a GTIN's rows are all mapped)."""

@@ -47,9 +47,27 @@ def repeats_of(items: Items) -> dict[int, int]:
     one_sku = len({trimmed(str(p.get("sku"))) if isinstance(p, dict) else None for _, p in items}) == 1
     found: dict[int, int] = {}
     for (_, first), (second, payload), (key, repeat) in zip(items, items[1:], items[2:], strict=False):
-        if isinstance(repeat, dict) and repeat == payload == first and (one_sku or repeat.get("gtin") in (None, "")):
+        if (
+            isinstance(repeat, dict)
+            and repeat == payload == first
+            and word_for_word(repeat, payload)
+            and word_for_word(payload, first)
+            and (one_sku or repeat.get("gtin") in (None, ""))
+        ):
             found[key] = found.get(second, second)
     return found
+
+
+def word_for_word(a: Any, b: Any) -> bool:
+    """Two equal payloads (`==`) that are equal in their JSON types too: Python's `==` has `true == 1 == 1.0`, and
+    a row with `"quantity": true` is rejected where one with `1` is mapped."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return all(word_for_word(value, b[key]) for key, value in a.items())
+    if isinstance(a, list):
+        return all(word_for_word(x, y) for x, y in zip(a, b, strict=True))
+    return True
 
 
 class _SecondWrote(Exception):
