@@ -463,7 +463,8 @@ def test_a_vendor_delivery_with_a_key_given_twice_is_a_400_naming_it_and_a_field
     """F3-D1: only the `webhook` source refused a key given twice; a signed Shopify product with `"sku":"A","sku":"B"`
     was read as its last (a sender, proxy or log keeping the first saw another SKU), an Erply event and an X-Series
     `payload` (or a form field given twice) alike. Each is a 400 naming the key now, nothing stored; a field a
-    vendor added (`new_vendor_field`) is still taken: vendors' shapes are open."""
+    vendor added (`new_vendor_field`) is still taken: vendors' shapes are open. h05 D3: a form field given twice
+    with one copy empty was taken (the empty copy dropped unread)."""
     store = make_store(db, "Shop", 52.36, 4.88)
     shop = make_connection(db, store, "shopify", LOCATION, "http://127.0.0.1:9", {"shop": SHOP}, secret="app-secret")
     erply = make_connection(db, store, "erply", "1", "http://127.0.0.1:9", {"client_code": "123456"}, secret="e-secret")
@@ -471,6 +472,9 @@ def test_a_vendor_delivery_with_a_key_given_twice_is_a_400_naming_it_and_a_field
     twice = b'{"id":7,"title":"Mug","variants":[{"id":8,"price":"8.50","inventory_item_id":9,"sku":"A","sku":"B"}]}'
     x_twice = b'type=product.update&payload={"id":"p1","name":"Mug","sku":"A","sku":"B"}'
     x_form = b'type=product.update&type=inventory.update&payload={"id":"p1","name":"Mug","sku":"A"}'
+    # h05 D3: an empty copy was dropped before the check: a reader keeping the last payload saw none
+    x_blank = b'type=product.update&payload={"id":"p1","name":"Mug","sku":"A"}&payload='
+    x_blank_type = b'type=&type=product.update&payload={"id":"p1","name":"Mug","sku":"A"}'
     said = "is given twice"
     with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
         for cid, headers, body, field in (
@@ -478,6 +482,8 @@ def test_a_vendor_delivery_with_a_key_given_twice_is_a_400_naming_it_and_a_field
             (erply, {"Content-Type": "application/json"}, _erply_event('"items":[{"a":1,"a":2}]'), "items[0].a"),
             (x, _x_delivery(x_twice), x_twice, "the form field `payload` is refused: sku " + said),
             (x, _x_delivery(x_form), x_form, "the form field `type` " + said),
+            (x, _x_delivery(x_blank), x_blank, "the form field `payload` " + said),
+            (x, _x_delivery(x_blank_type), x_blank_type, "the form field `type` " + said),
         ):
             answer = client.post(f"/v1/ingest/{cid}", content=body, headers=headers)
             assert answer.status_code == 400 and field in answer.json()["error"]["message"], answer.text[:300]

@@ -160,16 +160,24 @@ def verify_webhook(headers: Mapping[str, str], body: bytes, secrets: list[str], 
         raise WebhookRejected("missing or unsupported X-Signature")
     message = body
     if config.message == "payload":
-        message = (parse_qs(body.decode("utf-8", "replace")).get("payload") or [""])[0].encode()
+        message = (form_fields(body).get("payload") or [""])[0].encode()
     if not matches_any(signature, secrets, message, config.encoding):
         raise WebhookRejected("X-Signature does not match")
 
 
-def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> WebhookResult:
-    form = parse_qs(body.decode("utf-8", "replace"))
-    if twice := [name for name, values in form.items() if len(values) > 1]:  # as a JSON key given twice
+def form_fields(body: bytes) -> dict[str, list[str]]:
+    """The form's fields, each once, or a 400 naming one given twice (as a JSON key given twice): form readers differ
+    on which copy counts. Empty copies count (`payload=…&payload=`): parse_qs dropped them, so one reader saw the
+    payload and another, keeping the last, none."""
+    form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    if twice := [name for name, values in form.items() if len(values) > 1]:
         raise WebhookRejected(f"the form field `{twice[0][:40]}` {TWICE_IN_FORM}", 400)
-    topic = (form.get("type") or [headers.get("x-topic", "")])[0]
+    return form
+
+
+def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> WebhookResult:
+    form = form_fields(body)
+    topic = (form.get("type") or [""])[0] or headers.get("x-topic", "")
     raw_payload = (form.get("payload") or [""])[0]
     try:
         payload = load_json(raw_payload, subject=PAYLOAD, parse_float=Decimal)
