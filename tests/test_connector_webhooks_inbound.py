@@ -133,6 +133,30 @@ def test_shopify_a_level_delivered_before_its_product_is_not_lost(
     assert listing(db, store, "2712") == ("2.50", 9, True)
 
 
+def test_a_new_pos_product_delivered_without_its_level_is_created_at_0_without_a_quantity_note(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """h05 D4: every new POS product delivered without its level (a Shopify `products/create`, an X-Series
+    `product.update`: both vendors send stock apart) was noted "quantity not given: a new listing, stored with
+    quantity 0", meant for an API client that forgot `quantity`: every new product read as bad data."""
+    store = make_store(db, "Shop", 52.36, 4.88)
+    shop = make_connection(db, store, "shopify", LOCATION, "http://127.0.0.1:9", {"shop": SHOP}, secret="app-secret")
+    x = make_connection(db, store, "lightspeed-x", "outlet-1", "http://127.0.0.1:9", {"domain_prefix": "s"}, "x-secret")
+    product = {"id": 8122, "title": "Shop thing", "status": "active", "variants": [_variant(81222)]}
+    x_body = ("type=product.update&payload=" + quote('{"id":"p9","name":"Mug","price":"2.00","tax":"0.38"}')).encode()
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        assert deliver(client, shop, *shopify_delivery(product, "products/create", "ev-1")) == "stored"
+        assert deliver(client, x, _x_delivery(x_body), x_body) == "stored"
+    map_batches(db)
+    assert (listing(db, store, "81222"), listing(db, store, "p9")) == (("8.50", 0, True), ("2.38", 0, True))
+    notes = db.execute(
+        "SELECT r.status, r.error FROM imported_product_raw r JOIN import_batch b ON b.id = r.import_batch_id "
+        "WHERE b.store_id = %s",
+        (store,),
+    ).fetchall()
+    assert notes == [("mapped", None)] * 2
+
+
 def test_shopify_two_levels_of_one_second_delivered_out_of_order_keep_the_newer(
     db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
 ) -> None:

@@ -18,7 +18,9 @@ THE ROW SHAPE every source produces (CSV, webhooks, the listing API, the POS con
      "updated_at": str?,                     # ISO-8601 (naive = UTC): the source's clock, for newest wins
      "version": int?,                        # or a version number, for newest wins (an upsert with both:
                                              # updated_at is the catalogue's clock, version the level's)
-     "catalog_version": int?}                # a connector's product version (X-Series): the catalogue's clock
+     "catalog_version": int?,                # a connector's product version (X-Series): the catalogue's clock
+     "stock_apart": bool?}                   # a connector's catalogue row whose level comes apart (X-Series,
+                                             # Erply, Shopify): a new listing without quantity is not noted
 
 - `upsert` creates or replaces a listing (price required; no quantity keeps the listing's, 0 when new). `stock`
   changes quantity and/or price of an existing listing only (the till's fast path). `delete` makes the listing

@@ -66,6 +66,7 @@ class ValidRow:
     updated_at: datetime | None = None
     version: int | None = None
     catalog_version: int | None = None  # a connector's product version: the catalogue's clock where it has one
+    stock_apart: bool = False  # a connector's catalogue row whose vendor sends the level apart (no note without it)
     notes: list[str] = field(default_factory=list)  # what was ignored; kept on the row with status mapped
 
 
@@ -246,10 +247,11 @@ NO_LEVEL = "quantity not given: a new listing, stored with quantity 0 (an existi
 
 def keep_level(row: ValidRow, listed: bool, held: int | None) -> None:
     """An upsert without a level keeps its listing's (`held`, read under the store lock); a new listing's is 0,
-    noted: a batch item or delivery that left `quantity` out put it on sale out of stock without a word."""
+    noted: a batch item or delivery that left `quantity` out put it on sale out of stock without a word. Not a POS
+    catalogue row (`stock_apart`): its vendor sends the level apart, so every new product read as bad data."""
     if row.quantity is None:
         row.quantity = held or 0
-        if not listed:
+        if not listed and not row.stock_apart:
             row.notes.append(NO_LEVEL)
 
 
@@ -267,6 +269,7 @@ def validate(row: Any) -> ValidRow:
         out.notes.append(f"{', '.join(ignored)} ignored: a delete only takes the listing off sale")
     if op == "upsert":
         _upsert_fields(row, out)
+        out.stock_apart = row.get("stock_apart") is True
         if note := sku_note(sku, row.get("gtin")):  # mapped as written: a real SKU may read so
             out.notes.append(note)
     elif op == "stock":

@@ -102,6 +102,7 @@ def map_product(record: Mapping[str, Any], ctx: MapContext) -> Row:
             "currency": ctx.currency,
             "is_active": status in SELLABLE_STATUSES and truthy(record.get("active", 1)),
             "updated_at": iso_from_unix(record.get("lastModified")),
+            "stock_apart": True,  # its level comes apart: none on a new listing is no sender's fault
         }
     )
     row.update(barcode_fields(record.get("code2")))

@@ -101,6 +101,7 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> Row:
             "is_active": _active(product.get("is_active")),
             "updated_at": product.get("updated_at"),
             "catalog_version": clock,
+            "stock_apart": True,  # its level comes apart: none on a new listing is no sender's fault
         }
     )
     row.update(barcode_fields(*_gtin_codes(product)))
@@ -139,6 +140,7 @@ def map_webhook_product(obj: Mapping[str, Any], ctx: MapContext) -> Row:
             "currency": ctx.currency,
             "is_active": _active(obj.get("active")),
             "updated_at": updated_at,
+            "stock_apart": True,  # its level comes apart: none on a new listing is no sender's fault
         }
     )
     if why := not_text(obj, WEBHOOK_PRODUCT_TEXT):

@@ -136,6 +136,7 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row],
                 "currency": ctx.currency,
                 "is_active": active,
                 "updated_at": _later(product.get("updated_at"), variant.get("updated_at")),
+                "stock_apart": True,  # its level comes apart: none on a new listing is no sender's fault
             }
         )
         row.update(barcode_fields(variant.get("barcode")))
