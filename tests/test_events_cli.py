@@ -237,6 +237,24 @@ def test_every_duration_option_says_its_units_m_being_minutes() -> None:
         assert "s, m (minutes, not months), h or d" in shown, (path, option, shown)
 
 
+def test_a_capital_unit_is_refused_not_read_as_minutes(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """`prune --older-than 6M` (a month, to most) was folded to `6m` and deleted the audit trail up to six minutes
+    ago; `30D` was read as days in silence. Every duration option refuses a unit it does not list, exit 2."""
+    store = seed_store(db)
+    seed_listing(db, store, seed_product(db, "P"), "S")
+    db.execute("UPDATE inventory_event SET occurred_at = now() - interval '1 hour'")
+    db.execute("UPDATE history_store_product SET changed_at = now() - interval '1 hour'")
+    before = _counts(db)
+    for path, option in _duration_options(cli):
+        for value, says in (("6M", "months are not a unit (m is minutes)"), ("30D", "is not a duration")):
+            refused = run(fresh_db_url, *path, option, value)
+            assert refused.exit_code == 2, (path, value, refused.output)
+            assert says in refused.output, (path, value, refused.output)
+    assert _counts(db) == before
+    assert run(fresh_db_url, "prune", "--older-than", "6m").exit_code == 0  # the lowercase minute still works
+    assert _counts(db)["inventory_event"] == 0
+
+
 def test_prune_leaves_a_delivery_a_replay_queues_meanwhile(db: psycopg.Connection, fresh_db_url: str) -> None:
     """A replay re-queuing an old failed delivery while prune ran: the event step saw the delivery failed (the
     replay not committed), deleted the event, and its cascade waited for the replay's lock and then deleted the

@@ -274,11 +274,11 @@ class FiniteFloatRange(click.FloatRange):
 
 
 # Said in every duration option's help: a reader took `1m` for a month (it is a minute).
-DURATION_UNITS = "a number and a unit: s, m (minutes, not months), h or d"
+DURATION_UNITS = "a number and a unit in lowercase, s, m (minutes, not months), h or d"
 
 
 class Duration(click.ParamType):
-    """A span of time as a number and a unit: 90s, 30m, 12h, 7d."""
+    """A span of time as a number and a lowercase unit: 90s, 30m, 12h, 7d (`30D`, `6M` are refused, not guessed)."""
 
     name = "duration"
     UNITS: ClassVar[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -287,7 +287,10 @@ class Duration(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, float):
             return value
-        text = str(value).strip().lower()
+        # Case kept: `6M` (a month to most, as in ISO 8601) was folded to `6m`, and a prune deleted all but 6 minutes.
+        text = str(value).strip()
+        if text[-1:] == "M":
+            self.fail(f"{value!r}: months are not a unit (m is minutes); give {DURATION_UNITS}, e.g. 180d", param, ctx)
         try:
             seconds = float(text[:-1]) * self.UNITS[text[-1:]]
         except (KeyError, ValueError):
