@@ -187,6 +187,34 @@ def test_an_empty_store_patch_writes_nothing(base: str, conn: psycopg.Connection
     assert renamed.json()["name"] == "Neu" and renamed.json()["updated_at"] > store["updated_at"]
 
 
+def test_a_store_patch_bumps_the_stores_version_only_when_it_moves_or_activates_it(
+    base: str, conn: psycopg.Connection, admin: dict[str, str]
+) -> None:
+    """Every PATCH with a field bumped `store_geo_version` (the trigger fired `UPDATE OF location, is_active` as
+    the statement names them, whatever their values), so a phone or website change made every API process reload
+    its stores' places; one repeating the store's values also moved its `updated_at`."""
+    store = _create(base, admin, phone="+49 30 1").json()
+    url = f"{base}/v1/stores/{store['id']}"
+
+    def version() -> int:
+        return conn.execute("SELECT version FROM store_geo_version").fetchone()[0]  # type: ignore[index]
+
+    before = version()
+    phone = httpx.patch(url, json={"phone": "+49 30 2", "website": "https://shop.example"}, headers=admin).json()
+    assert phone["phone"] == "+49 30 2" and phone["updated_at"] > store["updated_at"] and version() == before
+    same = {"name": "Eck", "lat": 52.5, "lon": 13.4, "is_active": True, "phone": "+49 30 2", "delivery_radius_m": None}
+    for _ in range(2):
+        repeated = httpx.patch(url, json=same, headers=admin)
+        assert repeated.status_code == 200 and repeated.json() == phone, repeated.text
+    assert version() == before
+    assert httpx.patch(url, json={"delivery_radius_m": 3000}, headers=admin).json()["updated_at"] > phone["updated_at"]
+    assert version() == before  # delivery is read from the row per search, not from the places held
+    moved = httpx.patch(url, json={"lat": 52.6, "lon": 13.4}, headers=admin)
+    assert moved.status_code == 200 and version() == before + 1, moved.text
+    closed = httpx.patch(url, json={"is_active": False, "website": "https://shop.example"}, headers=admin)
+    assert closed.json()["is_active"] is False and version() == before + 2, closed.text
+
+
 FILLERS = ("\u3164", "\u2800", "\uffa0", "\u115f\u1160", " \u3164\u200b ")  # Hangul fillers, the braille blank
 
 

@@ -327,7 +327,8 @@ async def create_store(
     "search); `null` clears either. Text is trimmed (surrounding whitespace, invisible characters such as a BOM): "
     "an empty or blank string clears an optional text field (address, city, postal_code, country_code, store_type, "
     "phone, website), a blank name is a 400; `null` keeps a field. A body that changes nothing (`{}`, or only "
-    "`null`s for the fields it keeps) writes nothing: the store is answered as it is. `is_active: false` hides the "
+    "`null`s for the fields it keeps) writes nothing: the store is answered as it is; one that repeats the store's "
+    "values leaves `updated_at` as it was. `is_active: false` hides the "
     "store from shoppers only: its listings leave search (suggestions, facets, delivery) until it is active again; "
     "its keys, listing writes and webhooks keep working, and a listing write's `notes` say the store is inactive.",
     tags=["ingest"],

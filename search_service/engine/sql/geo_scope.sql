@@ -76,8 +76,7 @@ UPDATE store
 SET delivery_radius_m = CASE WHEN :set_radius::bool THEN :delivery_radius_m::int ELSE delivery_radius_m END,
     delivery_area = CASE WHEN NOT :set_area::bool THEN delivery_area
                          WHEN :delivery_area::text IS NULL THEN NULL
-                         ELSE ST_SetSRID(ST_GeomFromGeoJSON(:delivery_area::text), 4326)::geography END,
-    updated_at = now()
+                         ELSE ST_SetSRID(ST_GeomFromGeoJSON(:delivery_area::text), 4326)::geography END
 WHERE id = :store_id::uuid
 RETURNING id;
 

@@ -1,0 +1,66 @@
+"""A store write that moves no store bumps no version, and one that changes nothing stamps no `updated_at`.
+
+Migration 0019's trigger fired `AFTER … UPDATE OF location, is_active`, which PostgreSQL fires whenever either
+column is in the SET list, whatever its value: every `PATCH /v1/stores/{id}` (a phone, a website, or the values
+the store already had) bumped `store_geo_version`, and every API process reloaded its stores' places and meanwhile
+found the stores in SQL. An UPDATE now bumps it only when a row's id, place or activity differs after it (its
+transition tables, compared once per statement). `set_updated_at` stamped every UPDATE of a store; it now stamps
+one that changed the row.
+
+Revision ID: 0060
+Revises: 0050
+Create Date: 2026-12-12 10:00:00
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0060"
+down_revision: str | None = "0050"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# Migration 0020's bump, when an updated row's place or activity changed.
+MOVED = """
+CREATE FUNCTION store_geo_version_bump_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT id, location, is_active FROM new_stores EXCEPT SELECT id, location, is_active FROM old_stores)
+    THEN
+        INSERT INTO store_geo_version (only_row, version) VALUES (true, nextval('store_geo_version_seq'))
+        ON CONFLICT (only_row) DO UPDATE SET version = EXCLUDED.version;
+    END IF;
+    RETURN NULL;
+END $$;
+"""
+
+
+def upgrade() -> None:
+    op.execute(MOVED)
+    op.execute(
+        """
+        DROP TRIGGER trg_store_geo_version ON store;
+        CREATE TRIGGER trg_store_geo_version AFTER INSERT OR DELETE ON store
+            FOR EACH STATEMENT EXECUTE FUNCTION store_geo_version_bump();
+        CREATE TRIGGER trg_store_geo_version_update AFTER UPDATE ON store
+            REFERENCING OLD TABLE AS old_stores NEW TABLE AS new_stores
+            FOR EACH STATEMENT EXECUTE FUNCTION store_geo_version_bump_moved();
+        DROP TRIGGER trg_store_updated_at ON store;
+        CREATE TRIGGER trg_store_updated_at BEFORE UPDATE ON store
+            FOR EACH ROW WHEN (OLD IS DISTINCT FROM NEW) EXECUTE FUNCTION set_updated_at();
+        """
+    )
+
+
+def downgrade() -> None:
+    op.execute(
+        """
+        DROP TRIGGER trg_store_updated_at ON store;
+        CREATE TRIGGER trg_store_updated_at BEFORE UPDATE ON store FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+        DROP TRIGGER trg_store_geo_version_update ON store;
+        DROP FUNCTION store_geo_version_bump_moved();
+        DROP TRIGGER trg_store_geo_version ON store;
+        CREATE TRIGGER trg_store_geo_version AFTER INSERT OR DELETE OR UPDATE OF location, is_active ON store
+            FOR EACH STATEMENT EXECUTE FUNCTION store_geo_version_bump();
+        """
+    )
