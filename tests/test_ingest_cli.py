@@ -90,6 +90,21 @@ def test_keys_create_list_revoke(dsn: str) -> None:
     assert missing.returncode == 1 and "no store with id 0b7e9f5c" in missing.stderr  # the command failed
 
 
+def test_keys_list_says_its_times_in_utc_whatever_the_sessions_zone(dsn: str) -> None:
+    """`keys list` printed a key's last use and revocation as `2026-12-07 00:21`, no zone, in the database
+    session's zone (America/New_York here): the key was used at 05:21 UTC."""
+    store = create_store(dsn)
+    for name in ("used", "revoked"):
+        assert cli(dsn, "keys", "create", "--store", str(store), "--name", name).returncode == 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET timezone = 'America/New_York'")
+        conn.execute("UPDATE api_key SET last_used_at = '2026-12-07 05:21:44+00'")
+        conn.execute("UPDATE api_key SET revoked_at = '2026-12-07 06:00:00+00' WHERE name = 'revoked'")
+    lines = {line.split("\t")[-1]: line.split("\t") for line in cli(dsn, "keys", "list").stdout.splitlines()}
+    assert lines["used"][4:6] == ["active", "used=2026-12-07T05:21:44Z"], lines
+    assert lines["revoked"][4:6] == ["revoked 2026-12-07T06:00:00Z", "used=2026-12-07T05:21:44Z"], lines
+
+
 def test_a_key_or_store_described_wrongly_exits_2_naming_the_option_as_typed(dsn: str) -> None:
     """The README's exit 2 is for a command called wrongly, its own checks too: an unknown or clashing --scope,
     --currency XXX, --country DEU (named `country_code`), an empty --name exited 1, as a failure."""

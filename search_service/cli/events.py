@@ -27,6 +27,7 @@ from search_service.cli.common import (
     refuse_a_wrong_secret_key,
     shown_once,
     user_errors,
+    utc_text,
 )
 from search_service.db import faults
 from search_service.logformat import configure_logging
@@ -237,7 +238,7 @@ def webhooks_deliveries(settings: Settings, failed_only: bool, store_id: UUID | 
 
 
 def _utc(when: datetime | None) -> str:
-    return "-" if when is None else when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "-" if when is None else utc_text(when)
 
 
 def _times(row: Any) -> list[str]:
