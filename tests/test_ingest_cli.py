@@ -107,7 +107,8 @@ def test_keys_list_says_its_times_in_utc_whatever_the_sessions_zone(dsn: str) ->
 
 def test_a_key_or_store_described_wrongly_exits_2_naming_the_option_as_typed(dsn: str) -> None:
     """The README's exit 2 is for a command called wrongly, its own checks too: an unknown or clashing --scope,
-    --currency XXX, --country DEU (named `country_code`), an empty --name exited 1, as a failure."""
+    --currency XXX, --country DEU (named `country_code`), an empty --name exited 1, as a failure. A country code
+    no country has (`xx`) was stored as `XX`."""
     store = create_store(dsn)
     key = ("keys", "create", "--store", str(store))
     place = ("stores", "create", "--lat", "52.5", "--lon", "13.4")
@@ -117,6 +118,7 @@ def test_a_key_or_store_described_wrongly_exits_2_naming_the_option_as_typed(dsn
         ((*key, "--name", "x" * 201), "error: --name: at most 200 characters"),
         ((*place, "--name", "X", "--currency", "XXX"), "error: --currency 'XXX' is not a current ISO 4217 code"),
         ((*place, "--name", "X", "--country", "DEU"), "error: --country: must be 2 letters (ISO 3166-1)"),
+        ((*place, "--name", "X", "--country", "xx"), "error: --country: 'xx' is not an ISO 3166-1 country code"),
         ((*place, "--name", ""), "error: --name: must not be empty"),
         ((*place, "--name", "Kiez\x01Laden"), "error: --name: must not contain control characters"),
     ]

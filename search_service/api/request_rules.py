@@ -21,7 +21,7 @@ from search_service.events.config import EVENT_TYPES
 from search_service.events.subscriptions import MAX_URL_LENGTH
 from search_service.ingest.numbers import MAX_PRICE
 from search_service.ingest.rows import ISO_CURRENCIES, MAX_TEXT
-from search_service.ingest.stores import TEXT_LIMITS, web_host_port
+from search_service.ingest.stores import ISO_COUNTRIES, TEXT_LIMITS, web_host_port
 
 _CONTROL = r"\x00-\x1f\x7f-\x9f"  # Unicode's control characters (Cc), which a store's text fields refuse
 NO_CONTROL = rf"^[^{_CONTROL}]*$"
@@ -30,7 +30,17 @@ NO_CONTROL = rf"^[^{_CONTROL}]*$"
 NOT_BLANK = rf"^[^{_CONTROL}]*[^\s{_CONTROL}{INVISIBLE_CHARS}][^{_CONTROL}]*$"
 # stores.is_web_address (its match ignores case), or '' (clears it)
 WEB_ADDRESS = rf"^([Hh][Tt][Tt][Pp][Ss]?://{web_host_port(_CONTROL)}([/?#][^\s{_CONTROL}]*)?)?$"
-COUNTRY_CODE = r"^([A-Za-z]{2})?$"  # ISO 3166-1 alpha-2, or '' (clears it)
+
+
+def _country_code() -> str:
+    """stores.ISO_COUNTRIES in either case, or '' (clears it): `^([Aa][DEFGILMOQRSTUWXZdefgilmoqrstuwxz]|…)?$`."""
+    firsts = sorted({code[0] for code in ISO_COUNTRIES})
+    seconds = {first: "".join(sorted(c[1] for c in ISO_COUNTRIES if c[0] == first)) for first in firsts}
+    return "^(" + "|".join(f"[{f}{f.lower()}][{s}{s.lower()}]" for f, s in seconds.items()) + ")?$"
+
+
+COUNTRY_CODE = _country_code()
+
 # A price as text: a decimal >= 0 as people write it (3,49 / 1.234,56 / 1 234,56 / 1'234.50), no sign but +: not -1,
 # NaN, Infinity or 1.23E+03 (a spreadsheet's display, digits lost). The server reads each such text (rows.parse_price),
 # grouping checked.

@@ -14,12 +14,16 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+import pycountry
 
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.ingest.rows import Rejected, parse_currency, trimmed
 
 EMPTY_NAME = "must not be empty"  # a store's name: a 400 of the store writes (api/error_specs.py)
+# ISO 3166-1's assigned alpha-2 codes (pycountry's copy), and XK (Kosovo: user-assigned, as the EU and banks use it).
+# Any two letters passed: `xx` was stored as the country `XX` of a store's address, where a currency `XXX` is a 400.
+ISO_COUNTRIES = frozenset(country.alpha_2 for country in pycountry.countries) | {"XK"}
 
 
 class StoreError(ValueError):
@@ -70,6 +74,10 @@ class StoreFields:
         _check_lengths(params)
         if self.country_code and not re.fullmatch(r"[A-Za-z]{2}", self.country_code):
             raise StoreError("country_code", "must be 2 letters (ISO 3166-1), or empty to clear it")
+        if self.country_code and self.country_code.upper() not in ISO_COUNTRIES:
+            raise StoreError(
+                "country_code", f"{self.country_code!r} is not an ISO 3166-1 country code (e.g. DE, FR, GB)"
+            )
         if self.country_code is not None:
             params["country_code"] = self.country_code.upper()
         if self.website and not is_web_address(self.website):
