@@ -245,6 +245,42 @@ def test_constraints_reject_bad_listings(conn: psycopg.Connection, column_values
     assert excinfo.value.diag.constraint_name == constraint
 
 
+def test_a_product_image_is_an_http_address_or_on_this_site_and_one_is_primary(conn: psycopg.Connection) -> None:
+    """`ck_product_image_url`'s `/` (a path on this site) took `//evil.example/x.jpg`, which a browser loads from
+    that host and `GET /v1/products/{id}` served; two images of one product could both be primary."""
+    _, pid = _store_and_product(conn)
+    insert = "INSERT INTO product_image (product_master_id, url, position, is_primary) VALUES (%s, %s, %s, %s)"
+    for url in ("//evil.example/x.jpg", "/\\evil.example/x.jpg", "http:evil", "javascript:alert(1)", "img/a.jpg"):
+        with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+            conn.execute(insert, (pid, url, 0, False))
+    for position, url in enumerate(("https://img.example/a.jpg", "/img/b.jpg", "/", "http://img.example/c.jpg")):
+        conn.execute(insert, (pid, url, position, position == 0))
+    with pytest.raises(psycopg.errors.UniqueViolation), conn.transaction():
+        conn.execute(insert, (pid, "/c.jpg", 4, True))
+    primary = "SELECT count(*) FROM product_image WHERE product_master_id = %s AND is_primary"
+    assert conn.execute(primary, (pid,)).fetchone() == (1,)
+
+
+def test_migrating_writes_a_protocol_relative_image_out_and_keeps_one_primary(
+    make_database: Callable[..., str],
+) -> None:
+    """Rows the old constraint took: `//host/x.jpg` becomes the https address it loads on an https page, and of a
+    product's primary images the first (by position) stays primary."""
+    url = make_database()
+    migrate.downgrade(url, "0050")
+    with psycopg.connect(url, autocommit=True) as conn:
+        _, pid = _store_and_product(conn)
+        conn.execute(
+            "INSERT INTO product_image (product_master_id, url, position, is_primary) VALUES "
+            "(%s, '//img.example/a.jpg', 1, true), (%s, '/\\img.example/b.jpg', 0, true), (%s, '/c.jpg', 2, false)",
+            (pid, pid, pid),
+        )
+    migrate.upgrade(url)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT url, is_primary FROM product_image ORDER BY position").fetchall()
+    assert rows == [("https://img.example/b.jpg", True), ("https://img.example/a.jpg", False), ("/c.jpg", False)]
+
+
 def test_listing_is_unique_per_store_and_product(conn: psycopg.Connection) -> None:
     sid, pid = _store_and_product(conn)
     insert = (

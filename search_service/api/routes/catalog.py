@@ -59,7 +59,8 @@ def _store_out(r: Any) -> StoreNearbyOut:
 @get(
     "/v1/products/{product_id:str}",
     summary="One product",
-    description="A product with its category path (root first) and its images.",
+    description="A product with its category path (root first) and its images: each `url` an http(s) address or a "
+    "path on this site (never `//host/…`), the primary one (at most one) first, then by `position`.",
     tags=["catalog"],
     responses=PRODUCT_RESPONSES,
 )

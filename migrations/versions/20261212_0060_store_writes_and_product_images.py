@@ -1,4 +1,5 @@
-"""A store write that moves no store bumps no version, and one that changes nothing stamps no `updated_at`.
+"""A store write that moves no store bumps no version, one that changes nothing stamps no `updated_at`; a product
+image is on this site or at an http(s) address, and one a product at most is primary.
 
 Migration 0019's trigger fired `AFTER … UPDATE OF location, is_active`, which PostgreSQL fires whenever either
 column is in the SET list, whatever its value: every `PATCH /v1/stores/{id}` (a phone, a website, or the values
@@ -6,6 +7,11 @@ the store already had) bumped `store_geo_version`, and every API process reloade
 found the stores in SQL. An UPDATE now bumps it only when a row's id, place or activity differs after it (its
 transition tables, compared once per statement). `set_updated_at` stamped every UPDATE of a store; it now stamps
 one that changed the row.
+
+`ck_product_image_url` (`^(https?://|/)`) meant an absolute http(s) address or a path on this site, but its `/` took
+`//evil.example/x.jpg` too, which a browser loads from that host (`/\\host` as well), and `GET /v1/products/{id}`
+served it. Such a URL is written out as the https address it loads on an https page; the path after `/` may not
+start with `/` or `\\`. Several images of a product could be primary: all but its first (by position) stop being.
 
 Revision ID: 0060
 Revises: 0050
@@ -33,9 +39,36 @@ BEGIN
     RETURN NULL;
 END $$;
 """
+OLD_URL = "^(https?://|/)"
+URL = "^(https?://|/(?![/\\\\]))"  # SQL text: the regex `/(?![/\\])`, a slash not followed by a slash or a backslash
+FIRST_PRIMARY = """
+UPDATE product_image i SET is_primary = false
+FROM (SELECT id, row_number() OVER (PARTITION BY product_master_id ORDER BY position, created_at, id) AS n
+      FROM product_image WHERE is_primary) ranked
+WHERE i.id = ranked.id AND ranked.n > 1
+"""
 
 
 def upgrade() -> None:
+    _stores_upgrade()
+    op.execute("UPDATE product_image SET url = 'https:' || url WHERE url ~ '^//'")
+    op.execute("UPDATE product_image SET url = 'https://' || substr(url, 3) WHERE url ~ '^/\\\\'")
+    op.drop_constraint(op.f("ck_product_image_url"), "product_image", type_="check")
+    op.create_check_constraint(op.f("ck_product_image_url"), "product_image", f"url ~ '{URL}'")
+    op.execute(FIRST_PRIMARY)
+    op.create_index(
+        "uq_product_image_primary", "product_image", ["product_master_id"], unique=True, postgresql_where="is_primary"
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("uq_product_image_primary", table_name="product_image")
+    op.drop_constraint(op.f("ck_product_image_url"), "product_image", type_="check")
+    op.create_check_constraint(op.f("ck_product_image_url"), "product_image", f"url ~ '{OLD_URL}'")
+    _stores_downgrade()
+
+
+def _stores_upgrade() -> None:
     op.execute(MOVED)
     op.execute(
         """
@@ -52,7 +85,7 @@ def upgrade() -> None:
     )
 
 
-def downgrade() -> None:
+def _stores_downgrade() -> None:
     op.execute(
         """
         DROP TRIGGER trg_store_updated_at ON store;
