@@ -254,7 +254,7 @@ product_image = Table(
     Column("position", Integer, nullable=False, server_default=text("0")),
     Column("is_primary", Boolean, nullable=False, server_default=text("false")),
     *_timestamps(),
-    # an http(s) address, or a path on this site: not `//host/…` or `/\host`, which load from that host (0060)
+    # an http(s) address, or a path on this site: not `//host/…` or `/\host`, which load from that host (0053)
     CheckConstraint("url ~ '^(https?://|/(?![/\\\\]))'", name="url"),
     Index("uq_product_image_primary", "product_master_id", unique=True, postgresql_where=text("is_primary")),
 )

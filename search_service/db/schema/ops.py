@@ -118,7 +118,7 @@ listing_change_pruned = Table(
 )
 
 # The stores' places' version (migration 0019): bumped by every statement that adds, removes, moves, activates or
-# deactivates a store, and by no other (0060); the API's in-memory store places (engine/store_locator.py) are
+# deactivates a store, and by no other (0053); the API's in-memory store places (engine/store_locator.py) are
 # current while it holds.
 store_geo_version = Table(
     "store_geo_version",

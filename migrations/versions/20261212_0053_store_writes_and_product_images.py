@@ -13,8 +13,8 @@ one that changed the row.
 served it. Such a URL is written out as the https address it loads on an https page; the path after `/` may not
 start with `/` or `\\`. Several images of a product could be primary: all but its first (by position) stop being.
 
-Revision ID: 0060
-Revises: 0050
+Revision ID: 0053
+Revises: 0052
 Create Date: 2026-12-12 10:00:00
 """
 
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0060"
-down_revision: str | None = "0050"
+revision: str = "0053"
+down_revision: str | None = "0052"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
