@@ -314,6 +314,22 @@ def test_a_sort_by_price_explains_and_scores_each_hit_as_relevance_does(cat: Cat
                 assert (h.score, price.explain[h.product.id]) == told[h.product.id], (chosen.brand, ux.facets)
 
 
+def test_a_hybrid_hit_explains_only_the_ranks_its_fusion_window_counted(cat: Catalogue) -> None:
+    """A hit fused in a window on one side's rank alone: ranked to the page's window (relevance, no facets) the
+    other side did not hold it, ranked deeper (facets, a sort) it told that side's place, which its score does not
+    count (`milk`: keyword_rank null by relevance, 104 with facets or by price, the score 1/(60+65) either way)."""
+    params = SearchParams(q="drill", mode="hybrid", limit=100, lat=CENTER[0], lon=CENTER[1], radius_m=25_000)
+    vector = np.random.default_rng(29).normal(size=384).astype(np.float32)
+    plain = run(_ux(cat.url, params, UxParams(explain=True), vector))
+    told = {h.product.id: (h.score, plain.explain[h.product.id]) for h in plain.results}
+    assert any(e.vector_similarity is None for _s, e in told.values())  # a hit fused on its keyword rank alone
+    for ux in (UxParams(facets=("brand",), explain=True), UxParams(sort="price", explain=True)):
+        result = run(_ux(cat.url, params, ux, vector))
+        got = {h.product.id: (h.score, result.explain[h.product.id]) for h in result.results}
+        both = got.keys() & told.keys()  # by price: the page's hits that relevance's page holds
+        assert len(both) > 10 and {p: got[p] for p in both} == {p: told[p] for p in both}, ux
+
+
 def _chosen(cat: Catalogue, choice: str) -> dict[str, Any]:
     """A chosen facet value as search parameters: a category (its subtree), a price range, a brand."""
     if choice == "category":

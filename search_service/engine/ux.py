@@ -296,7 +296,11 @@ async def _ux_run(
     clock.lap("hydrate")
     delivers = {(h.product.id, s.id) for h in hits for s in h.stores if s.delivers}  # measured by hydrate
     told = chosen or ChosenSides(ranking.vector, ranking.keyword)  # each side among the products that pass
-    explain = await explained(conn, params.q, told.keyword, told.vector, page.ids) if ux.explain else {}
+    explain = (
+        await explained(conn, params.q, told.keyword, told.vector, page.ids, context.config.rrf_depth)
+        if ux.explain
+        else {}
+    )
     if ux.explain:
         clock.lap("explain")
     keyword = ranking.vector is None
