@@ -250,7 +250,8 @@ def test_a_product_image_is_an_http_address_or_on_this_site_and_one_is_primary(c
     that host and `GET /v1/products/{id}` served; two images of one product could both be primary."""
     _, pid = _store_and_product(conn)
     insert = "INSERT INTO product_image (product_master_id, url, position, is_primary) VALUES (%s, %s, %s, %s)"
-    for url in ("//evil.example/x.jpg", "/\\evil.example/x.jpg", "http:evil", "javascript:alert(1)", "img/a.jpg"):
+    refused = ("//evil.example/x.jpg", "/\\evil.example/x.jpg", "http:evil", "javascript:alert(1)", "img/a.jpg")
+    for url in (*refused, "/\t/evil.example/x.jpg", "/\r\\evil.example/x.jpg", "/\n/evil.example/y.jpg", "/a\x01b"):
         with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
             conn.execute(insert, (pid, url, 0, False))
     for position, url in enumerate(("https://img.example/a.jpg", "/img/b.jpg", "/", "http://img.example/c.jpg")):
@@ -272,13 +273,20 @@ def test_migrating_writes_a_protocol_relative_image_out_and_keeps_one_primary(
         _, pid = _store_and_product(conn)
         conn.execute(
             "INSERT INTO product_image (product_master_id, url, position, is_primary) VALUES "
-            "(%s, '//img.example/a.jpg', 1, true), (%s, '/\\img.example/b.jpg', 0, true), (%s, '/c.jpg', 2, false)",
-            (pid, pid, pid),
+            "(%s, '//img.example/a.jpg', 1, true), (%s, '/\\img.example/b.jpg', 0, true), (%s, '/c.jpg', 2, false),"
+            " (%s, %s, 3, false), (%s, %s, 4, false)",
+            (pid, pid, pid, pid, "/\t/img.example/d.jpg", pid, "/e\x02f.jpg"),
         )
     migrate.upgrade(url)
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT url, is_primary FROM product_image ORDER BY position").fetchall()
-    assert rows == [("https://img.example/b.jpg", True), ("https://img.example/a.jpg", False), ("/c.jpg", False)]
+    assert rows == [
+        ("https://img.example/b.jpg", True),
+        ("https://img.example/a.jpg", False),
+        ("/c.jpg", False),
+        ("https://img.example/d.jpg", False),  # the tab dropped, as a browser drops it
+        ("/e%02f.jpg", False),
+    ]
 
 
 def test_listing_is_unique_per_store_and_product(conn: psycopg.Connection) -> None:

@@ -11,7 +11,8 @@ one that changed the row.
 `ck_product_image_url` (`^(https?://|/)`) meant an absolute http(s) address or a path on this site, but its `/` took
 `//evil.example/x.jpg` too, which a browser loads from that host (`/\\host` as well), and `GET /v1/products/{id}`
 served it. Such a URL is written out as the https address it loads on an https page; the path after `/` may not
-start with `/` or `\\`. Several images of a product could be primary: all but its first (by position) stop being.
+start with `/` or `\\`. A browser drops tab, CR and LF from a URL before reading it (`/<tab>/host` loads from
+host): they are dropped here too, and no control character may remain. Several images of a product could be primary: all but its first (by position) stop being.
 
 Revision ID: 0053
 Revises: 0052
@@ -40,7 +41,16 @@ BEGIN
 END $$;
 """
 OLD_URL = "^(https?://|/)"
-URL = "^(https?://|/(?![/\\\\]))"  # SQL text: the regex `/(?![/\\])`, a slash not followed by a slash or a backslash
+# SQL text: the regex `/(?![/\\])`, a slash not followed by a slash or a backslash, and no C0 control or DEL anywhere
+URL = "^(https?://|/(?![/\\\\]))[^\\x01-\\x1f\\x7f]*$"
+# What a browser does with them: tab, CR and LF dropped, any other control percent-encoded.
+CONTROLS_OUT = """
+UPDATE product_image SET url = (
+    SELECT string_agg(CASE WHEN c ~ '[\\x01-\\x1f\\x7f]' THEN '%' || upper(lpad(to_hex(ascii(c)), 2, '0')) ELSE c END,
+                      '' ORDER BY i)
+    FROM regexp_split_to_table(regexp_replace(url, '[\\t\\r\\n]', '', 'g'), '') WITH ORDINALITY AS t(c, i))
+WHERE url ~ '[\\x01-\\x1f\\x7f]'
+"""
 FIRST_PRIMARY = """
 UPDATE product_image i SET is_primary = false
 FROM (SELECT id, row_number() OVER (PARTITION BY product_master_id ORDER BY position, created_at, id) AS n
@@ -51,6 +61,7 @@ WHERE i.id = ranked.id AND ranked.n > 1
 
 def upgrade() -> None:
     _stores_upgrade()
+    op.execute(CONTROLS_OUT)
     op.execute("UPDATE product_image SET url = 'https:' || url WHERE url ~ '^//'")
     op.execute("UPDATE product_image SET url = 'https://' || substr(url, 3) WHERE url ~ '^/\\\\'")
     op.drop_constraint(op.f("ck_product_image_url"), "product_image", type_="check")

@@ -254,8 +254,9 @@ product_image = Table(
     Column("position", Integer, nullable=False, server_default=text("0")),
     Column("is_primary", Boolean, nullable=False, server_default=text("false")),
     *_timestamps(),
-    # an http(s) address, or a path on this site: not `//host/…` or `/\host`, which load from that host (0053)
-    CheckConstraint("url ~ '^(https?://|/(?![/\\\\]))'", name="url"),
+    # an http(s) address, or a path on this site: not `//host/…` or `/\host`, which load from that host, nor with a
+    # control character (a browser drops tab, CR and LF: `/<tab>/host` loads from host) (0053)
+    CheckConstraint("url ~ '^(https?://|/(?![/\\\\]))[^\\x01-\\x1f\\x7f]*$'", name="url"),
     Index("uq_product_image_primary", "product_master_id", unique=True, postgresql_where=text("is_primary")),
 )
 
