@@ -574,6 +574,44 @@ def test_an_imports_rows_in_the_pause_after_a_failed_mapping_answer_409_naming_i
     drain_imports(db_url)
 
 
+def test_an_import_queued_behind_a_failed_mappings_pause_names_that_batch_and_when_it_is_tried_again(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """A store's batches behind one waiting out the pause after a failed mapping said "this import is processing",
+    `Retry-After: 2`, its status nothing more, for up to 4 pauses: nothing named the earlier batch that held them."""
+    store, key = shop
+    failing = upload(base, store, key, b"sku,name,price,quantity\nF,x,1,1\n").json()["batch_id"]
+    held = upload(base, store, key, b"sku,name,price,quantity\nG,y,1,1\n").json()["batch_id"]
+    with psycopg.connect(db_url, autocommit=True) as conn:  # as batch_crashed leaves it after its 1st failure
+        conn.execute("UPDATE import_batch SET status = 'processing', locked_by = NULL, mapping_failures = 1, "
+                     "error = 'mapping failed: RaiseError: refused by a test trigger', "
+                     "locked_until = now() + interval '60 seconds' WHERE id = %s", (failing,))  # fmt: skip
+        until = conn.execute("SELECT locked_until FROM import_batch WHERE id = %s", (failing,)).fetchone()
+    assert until is not None
+    at = f"{until[0].astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    pause = (
+        rf"it waits behind batch {failing} of this store \(a store's batches are mapped in order\), whose mapping "
+        rf"failed \(RaiseError: refused by a test trigger\); that one is tried again at {at}, in \d+ s \(attempt 2 "
+        r"of 5\), this one after it"
+    )
+    for which in ("errors", "notes"):
+        answer = httpx.get(f"{base}/v1/imports/{held}/{which}", headers=bearer(key))
+        assert answer.status_code == 409 and 50 <= int(answer.headers["Retry-After"]) <= 60, answer.headers
+        message = error_of(answer)[1]
+        assert re.fullmatch(rf"this import is pending \(0 of 1 rows processed\): {pause}; its rows are listed once "
+                            "it is completed; retry after Retry-After", message), message  # fmt: skip
+    assert re.fullmatch(pause, status_of(base, key, held)["waiting"]), status_of(base, key, held)
+    assert status_of(base, key, failing)["waiting"].startswith("mapping it failed (RaiseError: refused by a test")
+    listed = httpx.get(f"{base}/v1/stores/{store}/imports", headers=bearer(key)).json()["items"]
+    assert [i["waiting"] for i in listed] == [None, None], listed  # a list's: null, as noted_rows
+    errors = cli(db_url, "imports", "errors", held)
+    assert errors.returncode == 1 and f"it waits behind batch {failing} of this store" in errors.stderr, errors.stderr
+    with psycopg.connect(db_url, autocommit=True) as conn:  # its pause over: both mapped (the later tests drain)
+        conn.execute("UPDATE import_batch SET locked_until = NULL WHERE id = %s", (failing,))
+    drain_imports(db_url)
+    assert status_of(base, key, held)["status"] == "completed" and status_of(base, key, held)["waiting"] is None
+
+
 def test_an_imports_rows_come_as_a_named_attachment_excel_reads_as_utf8(
     base: str, db_url: str, shop: tuple[uuid.UUID, str]
 ) -> None:

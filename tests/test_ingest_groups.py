@@ -159,11 +159,12 @@ def test_a_group_whose_batch_fails_maps_none_of_the_later_ones_past_it(
     first = deliver(db, store, {"op": "stock", "sku": "a", "quantity": 666})
     later = deliver(db, store, {"op": "stock", "sku": "a", "quantity": 5})
     one_claim(fresh_db_url)
-    rows = db.execute("SELECT id, status, processed_rows, locked_by IS NULL FROM import_batch WHERE id = ANY(%s)",
-                      ([first, later],)).fetchall()  # fmt: skip
+    rows = db.execute("SELECT id, status, processed_rows, locked_by IS NULL, started_at IS NULL FROM import_batch "
+                      "WHERE id = ANY(%s)", ([first, later],)).fetchall()  # fmt: skip
     states = {r[0]: tuple(r[1:]) for r in rows}
     assert states[first][:2] == ("processing", 0)  # paused, to be tried again
-    assert states[later] == ("processing", 0, True) and listed(db, store, "a")[0] == 1  # back in the queue, unmapped
+    # back in the queue, unmapped: pending, never started (it read "processing", started, while nobody mapped it)
+    assert states[later] == ("pending", 0, True, True) and listed(db, store, "a")[0] == 1
     db.execute("UPDATE fail_now SET on_ = false")
     db.execute("UPDATE import_batch SET locked_until = NULL WHERE id = %s", (first,))  # its pause over
     run_worker(fresh_db_url)

@@ -26,6 +26,7 @@ from search_service.ingest.batch_rows import (
     batch_status,
     no_rows_message,
     reason_column,
+    retry_after_s,
     retry_pause,
     rows_csv,
 )
@@ -35,9 +36,10 @@ _CELLS = (
     "forms), a tab or a CR are prefixed with ' so a spreadsheet does not run them. The body starts with a UTF-8 BOM "
     "(Excel reads it as UTF-8 only then) and comes as an attachment, `import-<batch_id>-errors.csv` (or `-notes`). "
     "409 + Retry-After while the import is not finished (`receiving`, `pending`, `processing`): its list would be "
-    "incomplete (in the pause after a failed mapping, the message names the error and when it is tried again, and "
-    "Retry-After points there); 409 without it for an `aborted` import, naming why (nothing of it was applied), and "
-    "for a `failed` one, naming its error and its rows processed (the others never will be: its list would look clean)."
+    "incomplete (in the pause after a failed mapping, its own or that of the store's earlier batch it waits behind, "
+    "the message names the batch, the error and when it is tried again, and Retry-After points there); 409 without "
+    "it for an `aborted` import, naming why (nothing of it was applied), and for a `failed` one, naming its error "
+    "and its rows processed (the others never will be: its list would look clean)."
 )
 UNFINISHED = ("receiving", "pending", "processing")
 RETRY_UNFINISHED_S = 2
@@ -47,9 +49,9 @@ NOT_FINISHED = {
         "batch_id",
         "this import is processing (120 of 5000 rows processed): its rows are listed once it is completed; "
         "retry after Retry-After",
-        "The import is not finished (its status is named; in the pause after a failed mapping, the error and when "
-        "it is tried again): retry after Retry-After; or it was aborted or failed "
-        "(no Retry-After: the message says why; import the file again).",
+        "The import is not finished (its status is named; in the pause after a failed mapping, its own or an "
+        "earlier batch's it waits behind, that batch, the error and when it is tried again): retry after "
+        "Retry-After; or it was aborted or failed (no Retry-After: the message says why; import the file again).",
     )
 }
 
@@ -67,13 +69,13 @@ async def owned_batch(rt: Runtime, request: Request[Any, Any, Any], batch_id: UU
 def _finished(batch: dict[str, Any]) -> dict[str, Any]:
     """The import, once no row of it is left to map; a 409 naming its status before, or why it has no list."""
     if batch["status"] in UNFINISHED:
-        pause = retry_pause(batch)  # a failed mapping's pause: "retry in 2 s" for up to 2 minutes
+        pause = retry_pause(batch)  # a failed mapping's pause, its own or its store's earlier batch's: "retry in 2 s"
         raise ClientException(
             status_code=409,
             detail=f"this import is {batch['status']} ({batch['processed_rows']} of {batch['total_rows']} rows "
             f"processed): {pause + '; ' if pause else ''}its rows are listed once it is completed; retry after "
             "Retry-After",
-            headers={"Retry-After": str(batch["retry_in_s"] or RETRY_UNFINISHED_S)},
+            headers={"Retry-After": str(retry_after_s(batch) or RETRY_UNFINISHED_S)},
             extra={"parameter": "batch_id"},
         )
     if (why := no_rows_message(batch)) is not None:  # aborted, failed: a header alone looked like a clean file

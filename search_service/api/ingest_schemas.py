@@ -169,7 +169,8 @@ class WriteQueued(msgspec.Struct):
 
 QUEUED_MESSAGE = (
     "the store has an earlier import or delivery still waiting or being mapped: this write is applied after it, "
-    "in order, by a worker; its outcome is at status_url"
+    "in order, by a worker; its outcome is at status_url (whose `waiting` names the earlier batch, if a failed "
+    "mapping of it holds this one)"
 )
 QUEUED = {
     202: ResponseSpec(
@@ -248,6 +249,15 @@ class ImportStatus(msgspec.Struct):
     # Of its mapped rows, those applied with notes (a GTIN or category ignored, a price rounded, a shared product's
     # text kept): `…/notes` lists them. Counted for one import's status; null in a list of them.
     noted_rows: int | None = None
+    waiting: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="Why no worker maps this unfinished import now: the pause after a failed mapping, its own or "
+            "that of the store's earlier batch it waits behind (a store's batches are mapped in order), naming that "
+            "batch, its error, and when it is tried again (`…/errors` answers the same, with `Retry-After` counting "
+            "to it). Null otherwise, and in a list of imports."
+        ),
+    ] = None
     # A listing write's batch (the listing API's), once mapped: each item's result, as the write would have
     # answered (a queued write's 202 points here); none once its rows are pruned.
     results: list[BatchResultItem] | None = None

@@ -19,6 +19,7 @@ from search_service.api.runtime import Runtime
 from search_service.db.schema.base import INGEST_SOURCES
 from search_service.db.sql import statement
 from search_service.ingest import pipeline
+from search_service.ingest.batch_rows import retry_pause
 from search_service.ingest.rows import trimmed
 
 
@@ -30,13 +31,19 @@ def listing_out(row: Any) -> S.ListingOut:
     )  # fmt: skip
 
 
-INTERNAL = ("id", "kind", "seq", "locked_by", "locked_until", "mapping_failures", "retry_in_s")  # not shown
+# not shown: `waiting` says what the pause's columns hold
+INTERNAL = (
+    "id", "kind", "seq", "locked_by", "locked_until", "mapping_failures", "retry_in_s",
+    "held_by", "held_error", "held_failures", "held_until", "held_retry_in_s",
+)  # fmt: skip
 
 
 def import_status_of(row: Any) -> S.ImportStatus:
     """A batch's row (`batch_status`, `store_batches`) as the API shows it."""
-    values = {k: v for k, v in dict(row).items() if k not in INTERNAL}
-    return S.ImportStatus(batch_id=row["id"], **values)
+    fields = dict(row)
+    values = {k: v for k, v in fields.items() if k not in INTERNAL}
+    waiting = retry_pause(fields) if "retry_in_s" in fields else None  # batch_status's row: a list's has no pause
+    return S.ImportStatus(batch_id=row["id"], waiting=waiting, **values)
 
 
 async def require_store(conn: Any, store_id: UUID) -> None:

@@ -45,26 +45,37 @@ def reason_column(which: str) -> str:
     return "reason" if which == "batch_errors" else "note"
 
 
-def failure_of(batch: Any) -> str:
+def failure_of(batch: Any, error_key: str = "error") -> str:
     """The error a batch's last failed mapping kept, its first line (batch_crashed's prefix left out)."""
-    error = (batch["error"] or "").removeprefix("mapping failed: ")
+    error = (batch[error_key] or "").removeprefix("mapping failed: ")
     return error.splitlines()[0][:200] if error.strip() else "no error recorded"
 
 
 def retry_pause(batch: Any, local: bool = False) -> str | None:
-    """What failed and when it is tried again, for a batch waiting out the pause after a failed mapping
-    (batch_crashed; None for any other): it read as "processing", retry in 2 s, for up to 2 minutes. The time in
-    UTC, or `local` (the command line's, as its other waiting lines)."""
-    if batch["retry_in_s"] is None:
+    """What failed and when it is tried again, for a batch waiting out the pause after a failed mapping, its own
+    (batch_crashed) or that of the store's earlier batch it waits behind (`held_by`); None for any other: both read
+    as "processing", retry in 2 s, for up to 2 minutes, nothing naming the failing batch. The time in UTC, or
+    `local` (the command line's, as its other waiting lines)."""
+    if batch["retry_in_s"] is not None:
+        when = _retry_at(batch["locked_until"], batch["retry_in_s"], batch["mapping_failures"], local)
+        return f"mapping it failed ({failure_of(batch)}); it is tried again at {when}"
+    if batch.get("held_by") is None:
         return None
-    until = batch["locked_until"]
-    at = (
-        f"{until.astimezone():%H:%M:%S}"
-        if local
-        else f"{until.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, in {batch['retry_in_s']} s"
+    when = _retry_at(batch["held_until"], batch["held_retry_in_s"], batch["held_failures"], local)
+    return (
+        f"it waits behind batch {batch['held_by']} of this store (a store's batches are mapped in order), whose "
+        f"mapping failed ({failure_of(batch, 'held_error')}); that one is tried again at {when}, this one after it"
     )
-    attempt = f"attempt {batch['mapping_failures'] + 1} of {pipeline.MAX_MAPPING_ATTEMPTS}"
-    return f"mapping it failed ({failure_of(batch)}); it is tried again at {at} ({attempt})"
+
+
+def retry_after_s(batch: Any) -> int | None:
+    """The seconds until the failed mapping that holds an unfinished batch is tried again (retry_pause), or None."""
+    return batch["retry_in_s"] or batch.get("held_retry_in_s")
+
+
+def _retry_at(until: Any, in_s: int, failures: int, local: bool) -> str:
+    at = f"{until.astimezone():%H:%M:%S}" if local else f"{until.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, in {in_s} s"
+    return f"{at} (attempt {failures + 1} of {pipeline.MAX_MAPPING_ATTEMPTS})"
 
 
 class BatchRowsUnavailable(Exception):

@@ -335,8 +335,13 @@ RETURNING b.id;
 
 -- name: release_batch
 -- params: batch_id uuid, worker_id text
--- Graceful stop: the batch goes back to the queue at once, its finished chunks kept.
-UPDATE import_batch SET locked_by = NULL, locked_until = NULL
+-- Graceful stop: the batch goes back to the queue at once, its finished chunks kept. Nothing of it mapped (a failed
+-- group's batches behind the one that failed: worker.py _one_by_one), it is pending again, never started: it read
+-- "processing" since the group's claim, with a started_at, while it waited out the failed batch's pauses.
+UPDATE import_batch
+SET locked_by = NULL, locked_until = NULL,
+    status = CASE WHEN processed_rows = 0 THEN 'pending' ELSE status END,
+    started_at = CASE WHEN processed_rows = 0 THEN NULL ELSE started_at END
 WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing';
 
 -- name: release_worker_batches
@@ -370,12 +375,24 @@ RETURNING status;
 -- params: batch_id uuid
 -- retry_in_s: while the pause after a failed mapping runs (batch_crashed: no holder, `locked_until` then), the
 -- seconds until it is tried again (NULL otherwise); by the database's clock, as the claims read it.
-SELECT id, store_id, source, kind, status, total_rows, processed_rows, mapped_rows, stale_rows, duplicate_rows,
-       error_rows, unchanged_rows, total_rows - processed_rows AS unprocessed_rows, error, file_name, created_at,
-       started_at, finished_at, rows_pruned_at, locked_by, locked_until, mapping_failures,
-       CASE WHEN status = 'processing' AND locked_by IS NULL AND locked_until > now()
-            THEN ceil(extract(epoch FROM locked_until - now()))::int END AS retry_in_s
-FROM import_batch WHERE id = :batch_id;
+-- held_*: the store's first unfinished batch before this one (ix_import_batch_claim), while it waits out such a
+-- pause: nobody maps this one meanwhile (a store's batches are mapped in order); it read "processing", retry in 2 s.
+SELECT b.id, b.store_id, b.source, b.kind, b.status, b.total_rows, b.processed_rows, b.mapped_rows, b.stale_rows,
+       b.duplicate_rows, b.error_rows, b.unchanged_rows, b.total_rows - b.processed_rows AS unprocessed_rows, b.error,
+       b.file_name, b.created_at, b.started_at, b.finished_at, b.rows_pruned_at, b.locked_by, b.locked_until,
+       b.mapping_failures,
+       CASE WHEN b.status = 'processing' AND b.locked_by IS NULL AND b.locked_until > now()
+            THEN ceil(extract(epoch FROM b.locked_until - now()))::int END AS retry_in_s,
+       h.id AS held_by, h.error AS held_error, h.mapping_failures AS held_failures, h.locked_until AS held_until,
+       ceil(extract(epoch FROM h.locked_until - now()))::int AS held_retry_in_s
+FROM import_batch b
+LEFT JOIN LATERAL (
+    SELECT e.id, e.status, e.error, e.mapping_failures, e.locked_by, e.locked_until FROM import_batch e
+    WHERE e.store_id = b.store_id AND e.seq < b.seq AND e.status IN ('pending', 'processing')
+    ORDER BY e.seq LIMIT 1
+) h ON b.status IN ('pending', 'processing') AND h.status = 'processing' AND h.locked_by IS NULL
+   AND h.locked_until > now()
+WHERE b.id = :batch_id;
 
 -- name: store_batches
 -- params: store_id uuid, before bigint, source text, limit int
