@@ -9,9 +9,11 @@ from typing import Any, get_args
 import httpx
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 
 from search_service.api.schemas import EXAMPLE_PRODUCT_ID
 from search_service.db.schema.base import BATCH_STATUSES, INGEST_SOURCES
+from search_service.db.secretbox import SecretBox
 from search_service.engine.results import Strategy
 from search_service.engine.suggest import Kind
 from search_service.events.config import EVENT_TYPES, PING_TYPE
@@ -119,6 +121,36 @@ def test_the_documented_headers_are_sent(base: str, conn: psycopg.Connection, sp
     assert sent_as_documented(spec, "/v1/stores", "post", created).status_code == 201
     assert created.headers["Location"] == f"/v1/stores/{created.json()['id']}"
     assert httpx.get(base + created.headers["Location"]).json() == created.json()
+
+
+def test_an_answer_no_retry_can_help_goes_without_retry_after_as_documented(
+    base: str, conn: psycopg.Connection, spec: dict[str, Any]
+) -> None:
+    """A failed import's rows (409) and a ping of a webhook whose secret the server's key cannot open (503) send no
+    Retry-After, as their prose says; their headers said it was required (a generated client's `retryAfter` typed
+    as always there, a strict validator failing both answers)."""
+    store = new_store(conn)
+    key = store_key(conn, store, "listings:write")
+    csv = {"Content-Type": "text/csv", **bearer(key)}
+    batch = httpx.post(f"{base}/v1/stores/{store}/imports", content=b"sku,name,price,quantity\nA,x,1,1\n", headers=csv)
+    failed = batch.json()["batch_id"]
+    conn.execute("UPDATE import_batch SET status = 'failed', finished_at = now(), mapping_failures = 5, error = "
+                 "'mapping failed 5 times, now given up: RaiseError: refused' WHERE id = %s", (failed,))  # fmt: skip
+    for which in ("errors", "notes"):
+        answer = httpx.get(f"{base}/v1/imports/{failed}/{which}", headers=bearer(key))
+        assert answer.status_code == 409 and "Retry-After" not in answer.headers, answer.headers
+        sent_as_documented(spec, f"/v1/imports/{{batch_id}}/{which}", "get", answer)
+    token = SecretBox(Fernet.generate_key()).encrypt("whsec_x").decode()  # not the server's key
+    webhook = conn.execute("INSERT INTO store_webhook (store_id, url, secret) VALUES (%s, 'https://1.1.1.1/h', %s) "
+                           "RETURNING id", (store, token)).fetchone()  # fmt: skip
+    assert webhook is not None
+    ping = httpx.post(
+        f"{base}/v1/stores/{store}/webhooks/{webhook[0]}/test", headers=bearer(store_key(conn, store, "webhooks:write"))
+    )
+    assert ping.status_code == 503 and "Retry-After" not in ping.headers, ping.text
+    sent_as_documented(spec, "/v1/stores/{store_id}/webhooks/{webhook_id}/test", "post", ping)
+    listings = spec["paths"]["/v1/stores/{store_id}/listings"]["get"]["responses"]
+    assert listings["503"]["headers"]["Retry-After"]["required"]  # a busy database: always sent
 
 
 KEYED = 20  # listings 6, imports and CSV 5 (its notes too), stores 2 (admin), webhooks 7

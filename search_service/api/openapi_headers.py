@@ -1,7 +1,8 @@
 """The headers the server sends with a response, stated on that response in the OpenAPI (a ResponseSpec has no
 headers, so litestar wrote none): Retry-After on every 409, 429 and 503 (import_rows.py, auth.py, errors.py,
-/readyz), WWW-Authenticate on a keyed operation's 401 (auth.py; a signed delivery's 401 sends none), Allow on a 405,
-Location on a 201 or 202 whose body has an URL of its own (a queued write, an uploaded CSV, a new store)."""
+/readyz), not required on those that go without it where no retry can help, WWW-Authenticate on a keyed operation's
+401 (auth.py; a signed delivery's 401 sends none), Allow on a 405, Location on a 201 or 202 whose body has an URL of
+its own (a queued write, an uploaded CSV, a new store)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,19 @@ WWW_AUTHENTICATE = OpenAPIHeader(
     required=True,
     description="The key's scheme: `Authorization: Bearer plq_…`.",
 )
+RETRY_AFTER_IF_ANY = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.INTEGER, minimum=1),
+    required=False,
+    description="Seconds to wait before retrying; not sent where no retry can help (the message says why).",
+)
+# Answers that may come without Retry-After (required there, a generated client typed it as always present and a
+# strict validator failed them): an aborted or failed import's rows (import_rows.py), a webhook whose signing secret
+# the server's key cannot open (events_routes.py ping_webhook).
+RETRY_AFTER_SOMETIMES = {
+    ("/v1/imports/{batch_id}/errors", "409"),
+    ("/v1/imports/{batch_id}/notes", "409"),
+    ("/v1/stores/{store_id}/webhooks/{webhook_id}/test", "503"),
+}
 ALLOW = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.STRING), required=True, description="The methods the path takes: `OPTIONS, POST`."
 )
@@ -37,9 +51,9 @@ def _body_component(response: OpenAPIResponse) -> str | None:
     return schemas[0].ref.rsplit("/", 1)[-1] if schemas and isinstance(schemas[0], Reference) else None
 
 
-def _headers(operation: Operation, status: str, response: OpenAPIResponse) -> dict[str, OpenAPIHeader]:
+def _headers(path: str, operation: Operation, status: str, response: OpenAPIResponse) -> dict[str, OpenAPIHeader]:
     if status in ("409", "429", "503"):  # 409: an import not finished (import_rows.py)
-        return {"Retry-After": RETRY_AFTER}
+        return {"Retry-After": RETRY_AFTER_IF_ANY if (path, status) in RETRY_AFTER_SOMETIMES else RETRY_AFTER}
     if status == "405":  # a listing's SKU `batch`: the batch route's methods (error_specs.BATCH_PATH)
         return {"Allow": ALLOW}
     if status == "401" and operation.security:
@@ -49,9 +63,9 @@ def _headers(operation: Operation, status: str, response: OpenAPIResponse) -> di
 
 
 def document_response_headers(openapi: OpenAPI) -> None:
-    for item in (openapi.paths or {}).values():
+    for path, item in (openapi.paths or {}).items():
         operations = (getattr(item, method, None) for method in ("get", "put", "post", "patch", "delete"))
         for operation in (op for op in operations if isinstance(op, Operation)):
             for status, response in (operation.responses or {}).items():
-                if isinstance(response, OpenAPIResponse) and (found := _headers(operation, status, response)):
+                if isinstance(response, OpenAPIResponse) and (found := _headers(path, operation, status, response)):
                     response.headers = {**(response.headers or {}), **found}
