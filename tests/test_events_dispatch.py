@@ -501,6 +501,10 @@ def test_every_delivery_matches_the_openapi_webhooks_schema(
     for body in bodies:
         errors = [str(e) for e in validator.iter_errors(body)]
         assert errors == [], (body["type"], errors)
+    # every field of a snapshot is documented (title and the source's clocks were sent, in no schema)
+    sent = {key for b in bodies for side in ("old", "new") for key in b["data"].get(side) or {}}
+    documented = spec["components"]["schemas"]["ListingSnapshot"]["properties"]
+    assert sent == set(documented), sent ^ set(documented)
     # a listing moved to another product said so nowhere: `old` and `new` were alike (migration 0031)
     moves = [b["data"] for b in bodies if b["type"] == "listing.updated"
              and b["data"]["old"]["product_id"] != b["data"]["new"]["product_id"]]  # fmt: skip

@@ -40,14 +40,35 @@ class ProductRef(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ListingSnapshot(msgspec.Struct, forbid_unknown_fields=False):
-    """The listing's columns before or after the change (more may follow: read what you know)."""
+    """The listing's columns before or after the change, each one always sent (more may follow: read what you
+    know). Its title and the source's clocks were sent too, documented nowhere: a generated model dropped them."""
 
     sku: str
     price: float
     currency: str
     quantity: int
     is_active: bool
+    title: Annotated[
+        str | None,
+        msgspec.Meta(description="The store's own title of the listing (`title` of `GET …/listings/{sku}`, `name` of "
+                     "its writes and CSV rows); null when it wrote none: `product.name` then names it."),
+    ]  # fmt: skip
+    source_updated_at: Annotated[
+        Instant | None,
+        msgspec.Meta(description="The source's clock of the write last applied (its `updated_at`: an older write is "
+                     "stale); null when its writes sent none."),
+    ]  # fmt: skip
+    source_version: Annotated[
+        int | None,
+        msgspec.Meta(description="The source's version of the listing last applied (a delivery's `version`, a POS's "
+                     "item version; a lower one is stale); null when its writes sent none."),
+    ]  # fmt: skip
     product_id: UUID | None = None  # the listing's product (migration 0031): a GTIN re-coded moves it
+    source_catalog_version: Annotated[
+        int | None,
+        msgspec.Meta(description="The catalogue version a POS sync last applied (Lightspeed X-Series, migration "
+                     "0041); null otherwise, absent from an event stored before that migration."),
+    ] = None  # fmt: skip
 
 
 class ImportOutcome(msgspec.Struct, forbid_unknown_fields=True):
