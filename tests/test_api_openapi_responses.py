@@ -18,7 +18,7 @@ from search_service.engine.results import Strategy
 from search_service.engine.suggest import Kind
 from search_service.events.config import EVENT_TYPES, PING_TYPE
 from search_service.settings import Settings
-from tests.ingest_helpers import bearer, ingest_settings, new_store, operations, store_key
+from tests.ingest_helpers import bearer, drain_imports, ingest_settings, new_store, operations, store_key
 
 jsonschema_rs = pytest.importorskip("jsonschema_rs")  # schemathesis' validator, in the dev environment
 
@@ -247,3 +247,21 @@ def test_the_schema_says_when_total_candidates_is_an_estimate(spec: dict[str, An
     front end showed it as a result count."""
     description = spec["components"]["schemas"]["SearchResponse"]["properties"]["total_candidates"]["description"]
     assert "ESTIMATE" in description and "in_stock=false" in description and "`total`" in description
+
+
+def test_the_schema_says_noted_rows_is_null_in_a_list_of_imports(
+    base: str, db_url: str, conn: psycopg.Connection, spec: dict[str, Any]
+) -> None:
+    """An import's `noted_rows` is a count in its own status and null in the store's list of imports: the schema
+    said nothing of it (`integer|null`, no description), so a list's null read as "no notes"."""
+    store = new_store(conn)
+    key = store_key(conn, store, "listings:write")
+    csv = {"Content-Type": "text/csv", **bearer(key)}
+    batch = httpx.post(f"{base}/v1/stores/{store}/imports", content=b"sku,name,price,quantity\nA,x,1.999,1\n",
+                       headers=csv).json()["batch_id"]  # fmt: skip
+    drain_imports(db_url)
+    one = httpx.get(f"{base}/v1/imports/{batch}", headers=bearer(key)).json()
+    listed = httpx.get(f"{base}/v1/stores/{store}/imports", headers=bearer(key)).json()["items"]
+    assert (one["noted_rows"], [i["noted_rows"] for i in listed]) == (1, [None])  # price 1.999 rounded to 2.00
+    description = spec["components"]["schemas"]["ImportStatus"]["properties"]["noted_rows"]["description"]
+    assert "null in a list of imports" in description and "not counted there" in description, description

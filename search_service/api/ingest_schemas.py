@@ -246,9 +246,15 @@ class ImportStatus(msgspec.Struct):
     # When `imports prune` before migration 0036 deleted its raw rows alone: its `results` and errors CSV are gone
     # (410); the prune now deletes a finished batch whole (404).
     rows_pruned_at: datetime | None = None
-    # Of its mapped rows, those applied with notes (a GTIN or category ignored, a price rounded, a shared product's
-    # text kept): `…/notes` lists them. Counted for one import's status; null in a list of them.
-    noted_rows: int | None = None
+    noted_rows: Annotated[
+        int | None,
+        msgspec.Meta(
+            description="Of `mapped_rows`, those applied with notes (a GTIN or category ignored, a price rounded, a "
+            "shared product's text kept): `…/notes` lists them. Counted for one import (`GET /v1/imports/{batch_id}`)"
+            "; null in a list of imports (`GET /v1/stores/{store_id}/imports`): not counted there, which is not none "
+            "(ask the import itself). Its count said nothing of this: a list's null read as no notes."
+        ),
+    ] = None
     waiting: Annotated[
         str | None,
         msgspec.Meta(
