@@ -201,6 +201,37 @@ def test_a_transfer_coding_before_chunked_is_a_501_naming_it(port: int, server: 
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
 
 
+def test_a_transfer_encoding_refused_in_the_headers_or_sent_with_http10_is_a_400_naming_it(
+    port: int, server: Server
+) -> None:
+    """RFC 9112 6.1. llhttp refuses `chunked, gzip`, chunked twice and chunked beside a Content-Length before
+    on_headers_complete: the 400 sent the client to fix its request line. HTTP/1.0 has no chunked framing: its
+    Transfer-Encoding is faulty framing (a 400 and close), it was served."""
+    target = b"/v1/stores/00000000-0000-0000-0000-000000000000/listings/TE4"
+    put = b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" % target
+    body = b"\r\n" + b"f\r\n" + b'{"quantity": 7}' + b"\r\n0\r\n\r\n"
+    last, both = "whose last coding is not chunked", "both a Transfer-Encoding and a Content-Length"
+    framings = {
+        b"Transfer-Encoding: chunked, gzip": last,
+        b"Transfer-Encoding: chunked, chunked": "chunked twice",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked": "chunked twice",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5": both,
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked": both,
+    }
+    for n, (framing, said) in enumerate(framings.items()):
+        answer, waited = exchange(port, put + b"X-Request-Id: te-head-%d\r\n%s\r\n" % (n, framing) + body)
+        status, message = error_of(answer)
+        assert status == 400 and message.startswith("invalid HTTP request: ") and said in message, (framing, message)
+        assert "Transfer-Encoding" in message and "request line" not in message and waited < 2, (message, waited)
+        line = logged_line(server, f"request_id=te-head-{n}")
+        assert f'"PUT {target.decode()} HTTP/1.1" 400 Bad Request ' in line, line
+    for old in (b"GET /healthz HTTP/1.0\r\n", b"PUT %s HTTP/1.0\r\nContent-Type: application/json\r\n" % target):
+        answer, waited = exchange(port, old + b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n" + body)
+        status, message = error_of(answer)
+        assert status == 400 and "Transfer-Encoding in an HTTP/1.0 request" in message, answer[:400]
+        assert answer.count(b"HTTP/1.1 ") == 1 and waited < 2, (answer[:600], waited)
+
+
 def test_an_unknown_method_is_a_501_naming_it(port: int) -> None:
     """RFC 9110 9.1: a method the server does not recognise is a 501 (it was the parser's 400)."""
     for method in ("FOO", "get", "BREW"):

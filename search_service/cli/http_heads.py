@@ -55,10 +55,29 @@ def origin_form(url: bytes) -> bytes:
     return b"/" + (b"?" + parsed.query if parsed.query is not None else b"")
 
 
+TE_AND_LENGTH = "both a Transfer-Encoding and a Content-Length (RFC 9112 6.1: send one)"
+
+
 def chunked_last(headers: list[tuple[bytes, bytes]]) -> bool:
     """Whether a request's Transfer-Encoding, if it has one, ends in chunked (llhttp's test: one token, any case)."""
     codings = b",".join(value for name, value in headers if name == b"transfer-encoding")
     return not codings or codings.rsplit(b",", 1)[-1].strip(b" \t").lower() == b"chunked"
+
+
+# llhttp's reasons for the framing faults it refuses within the headers, before on_headers_complete's checks run,
+# and what the 400 says of each (it sent the client to fix its request line)
+PARSER_FRAMING_FAULTS = {
+    # a coding after chunked (`chunked, gzip`), or chunked twice, in one Transfer-Encoding line or two
+    "Invalid `Transfer-Encoding` header value": "a Transfer-Encoding whose last coding is not chunked, or with chunked "
+    "twice (RFC 9112 6.1: chunked once, last)",
+    "Content-Length can't be present with Transfer-Encoding": TE_AND_LENGTH,
+    "Transfer-Encoding can't be present with Content-Length": TE_AND_LENGTH,
+}
+
+
+def framing_fault(parser_reason: str) -> str | None:
+    """What a 400 says of the parser's error when it refused the body's framing in the headers, else None."""
+    return PARSER_FRAMING_FAULTS.get(parser_reason)
 
 
 def codings_before_chunked(headers: list[tuple[bytes, bytes]]) -> str:

@@ -42,6 +42,7 @@ from search_service.cli.http_heads import (
     UpgradeBody,
     chunked_last,
     codings_before_chunked,
+    framing_fault,
     origin_form,
     received_line,
     unknown_method,
@@ -188,13 +189,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as error:
             if self._refusal is not None:  # the parser repeats its error on each read; the refusal is already due
                 return
             if self._head_room is None and self.cycle is not None and self.cycle.more_body:
                 self._refuse_body()
             else:
-                self.send_400_response("")
+                self.send_400_response(str(error))
         except httptools.HttpParserUpgrade as upgrade:
             # ws="none": the app answers it as a plain request (RFC 9110 7.8), without uvicorn's warning, its body
             # read (httptools left it for the new protocol: the app saw none), and its answer closes the connection
@@ -247,6 +248,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # RFC 9112 3.2: a 400; two Host lines could route one request two ways behind a proxy
             fault = "an HTTP/1.1 request needs one Host header" if hosts == 0 else "two Host headers"
             self._refuse_head(400, f"invalid HTTP request: {fault}")
+        if self.parser.get_http_version() != "1.1" and any(name == b"transfer-encoding" for name, _ in self.headers):
+            # RFC 9112 6.1: its framing is faulty (HTTP/1.0 has no chunked), and llhttp read the body as chunked
+            self._refuse_head(400, "invalid HTTP request: a Transfer-Encoding in an HTTP/1.0 request; send a "
+                              "Content-Length")  # fmt: skip
         if not chunked_last(self.headers):
             # RFC 9112 6.3: the body's length is unknown. llhttp said so only once the app had the request: two answers
             self._refuse_head(400, "invalid HTTP request: a Transfer-Encoding whose last coding is not chunked")
@@ -274,14 +279,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._ended_in_chunk += 1
 
     def send_400_response(self, msg: str) -> None:
-        """A request the parser refused: in the API's error format (it was text/plain); an unknown method is
-        RFC 9110's 501."""
+        """A request the parser refused (`msg`: its reason): in the API's error format (it was text/plain); an
+        unknown method is RFC 9110's 501."""
         if self._head_fault is not None:
             status, message = self._head_fault
             allow = [(b"allow", ALLOW)] if status == 405 else []
             self._refuse(status, message, self._fault_head_only, allow)
         elif (method := unknown_method(self._bad_head_start())) is not None:
             self._refuse(501, f"the method {method} is not implemented: the API takes {API_METHODS}")
+        elif (fault := framing_fault(msg)) is not None:
+            self._refuse(400, f"invalid HTTP request: {fault}")
         else:
             self._refuse(400, "invalid HTTP request: a malformed request line (a method of letters, an ASCII URL: "
                          "percent-encode other bytes, the version) or header")  # fmt: skip
