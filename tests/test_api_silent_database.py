@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -103,6 +104,30 @@ def test_readyz_says_a_stalled_database_is_slow_within_the_statement_timeout(db_
         body = answer.json()
         assert answer.status_code == 503 and body["checks"]["database"] == "slow", body
         assert "database: no answer within 1 s (PLINQY_STATEMENT_TIMEOUT_MS)" in body["reasons"][0], body
+
+
+def test_readyz_that_waited_for_a_pooled_connection_still_answers_within_its_bound(db_url: str) -> None:
+    """A probe that waited for a connection (searches held the pool in a stall) then ran into the connection's whole
+    statement timeout: 2.9 s for its bound of 2.5. Here the pool's one connection is held by another probe."""
+    settings = app_settings(
+        db_url, statement_timeout_ms=1500, pool_min_size=1, pool_max_size=1, pool_acquire_timeout_s=2.0
+    )  # a bound of 2 s; the wait for the connection may take it all
+
+    def probe(base: str, after_s: float) -> tuple[httpx.Response, float]:
+        time.sleep(after_s)
+        started = time.monotonic()
+        return httpx.get(f"{base}/readyz", timeout=30), time.monotonic() - started
+
+    with serve(settings, None) as base, psycopg.connect(db_url) as locker:
+        locker.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")  # as a running migration does
+        with ThreadPoolExecutor(2) as probes:
+            first, waiting = probes.submit(probe, base, 0), probes.submit(probe, base, 0.3)
+            answers = [first.result(), waiting.result()]
+        locker.rollback()
+    for answer, took in answers:
+        body = answer.json()
+        assert answer.status_code == 503 and body["checks"]["database"] == "slow", body
+        assert took < 1.5 + 0.5 + 0.3, answers  # the second took ~1.2 s for the connection, then 1.5 s more
 
 
 def test_a_connect_that_times_out_says_what_timed_out_and_after_how_long(

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -23,6 +24,7 @@ log = logging.getLogger("search_service.api")
 # readyz's `database` state for each reason a connection was refused (errors.Unavailable).
 _DATABASE_STATES = {"database": "unreachable", "pool_exhausted": "busy", "statement_timeout": "slow", "schema": "ok"}
 _NOT_ASKED: tuple[type[BaseException], ...] = (Unavailable, *TRANSIENT_DB_ERRORS)
+_CANCEL_MARGIN_S = 0.5  # readiness's time limit past its statements' timeout: the server cancels them first
 
 
 async def readiness_of(rt: Runtime) -> Readiness:
@@ -31,7 +33,7 @@ async def readiness_of(rt: Runtime) -> Readiness:
     checks["model"] = _model_check(rt, reasons)
     # one bound on its database round trips (a stalled database held the answer for a request's budget, 7 s), past
     # the statement timeout: a server that answers cancels the statement itself, and the connection stays usable
-    deadline = time.monotonic() + rt.settings.statement_timeout_ms / 1000 + 0.5
+    deadline = time.monotonic() + rt.settings.statement_timeout_ms / 1000 + _CANCEL_MARGIN_S
     checks["database"], checks["migrations"] = await _database_checks(rt, reasons, deadline)
     # read once: the copy may finish loading while the key check awaits, and the answer said `ready` beside
     # `vectors: loading` (a CI run under load)
@@ -64,6 +66,17 @@ def _left(deadline: float) -> float:
     return max(deadline - time.monotonic(), 0.05)
 
 
+@contextlib.asynccontextmanager
+async def _bounded(rt: Runtime, deadline: float | None) -> AsyncIterator[Any]:
+    """A read-only transaction ending by `deadline`, the wait for its connection included: its statements' timeout
+    is what is left less the margin (one that waited for a connection freed by a search ran into the full
+    statement timeout: 2.9 s for 2.5)."""
+    async with rt.transaction(None if deadline is None else _left(deadline)) as conn:
+        if deadline is not None:
+            await catalog.bound_statements(conn, max(int((deadline - time.monotonic() - _CANCEL_MARGIN_S) * 1000), 1))
+        yield conn
+
+
 def _slow(rt: Runtime) -> str:
     bound = rt.settings.statement_timeout_ms / 1000
     return f"database: no answer within {bound:g} s (PLINQY_STATEMENT_TIMEOUT_MS): it is stalled or overloaded"
@@ -72,7 +85,7 @@ def _slow(rt: Runtime) -> str:
 async def _database_checks(rt: Runtime, reasons: list[str], deadline: float) -> tuple[str, str]:
     """(database, migrations) states; "" for migrations when the database could not be asked."""
     try:
-        async with rt.transaction(_left(deadline)) as conn:
+        async with _bounded(rt, deadline) as conn:
             versions = await catalog.migration_revisions(conn)
     except asyncpg.UndefinedTableError:
         reasons.append("the database has no migrations applied: run `plinqy-search migrate`")
@@ -118,7 +131,7 @@ async def _key_check(rt: Runtime, reasons: list[str], migrated: bool, deadline: 
     if not migrated:
         return "ok"
     try:
-        async with rt.transaction(None if deadline is None else _left(deadline)) as conn:
+        async with _bounded(rt, deadline) as conn:
             tokens = await catalog.some_stored_secrets(conn)
     except _NOT_ASKED:  # the database checks above say why
         return "ok"

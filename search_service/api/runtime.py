@@ -174,17 +174,17 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def connection(self, budget_s: float | None = None) -> AsyncIterator[PoolConnectionProxy[Any]]:
-        """A pooled connection, bounded in time: the acquire waits at most `pool_acquire_timeout_s`, and the
-        whole block at most `budget_s`, by default a few statement timeouts (client side: a server not answering)."""
+        """A pooled connection, bounded in time: the acquire waits at most `pool_acquire_timeout_s`, and the block
+        a few statement timeouts (client side: a server not answering); a `budget_s` bounds both together."""
         pool = self.pool
         if pool is None:
             if isinstance(self.database_failure, NotMigrated):
                 raise Unavailable("schema", str(self.database_failure))
             # the cause (a host, a database's name) is the operator's: logged, and on /readyz
             raise Unavailable("database", "the database is unavailable; retry shortly", self.database_error)
-        settings = self.settings
+        settings, began = self.settings, time.monotonic()
         try:
-            conn = await pool.acquire(timeout=settings.pool_acquire_timeout_s)
+            conn = await pool.acquire(timeout=min(settings.pool_acquire_timeout_s, budget_s or float("inf")))
         except TimeoutError:
             raise Unavailable("pool_exhausted", "all database connections are busy; retry shortly") from None
         except NotMigrated as exc:
@@ -193,7 +193,8 @@ class Runtime:
             cause = f"cannot connect to the database ({type(exc).__name__}: {exc})"
             unreachable_log.warning("cannot connect to the database (%s: %s)", type(exc).__name__, exc)
             raise Unavailable("database", "the database is unavailable; retry shortly", cause) from None
-        budget_s = budget_s or 3 * settings.statement_timeout_ms / 1000 + 1
+        # a given budget is what is left after the wait (readyz behind searches took 2.9 s of its 2.5)
+        budget_s = budget_s - (time.monotonic() - began) if budget_s else 3 * settings.statement_timeout_ms / 1000 + 1
         try:
             async with asyncio.timeout(budget_s):
                 yield conn

@@ -39,6 +39,12 @@ async def categories(conn: Any) -> list[Any]:
     return list(await conn.fetch(statement(FILE, "categories").sql))
 
 
+async def bound_statements(conn: Any, timeout_ms: int) -> None:
+    """The statement timeout of the rest of the connection's transaction."""
+    stmt = statement(FILE, "bound_statements")
+    await conn.execute(stmt.sql, *stmt.bind(timeout_ms=str(timeout_ms)))
+
+
 async def migration_revisions(conn: Any) -> list[str]:
     """The alembic revision(s) the database is at; raises asyncpg.UndefinedTableError when none was applied."""
     return [row["version_num"] for row in await conn.fetch(statement(FILE, "migration_revisions").sql)]

@@ -28,8 +28,8 @@ async def healthz() -> Health:
         "Ready when the database answers, migrations are at head, the model is loaded and warmed, the vector copy "
         "is loaded and the secret key (PLINQY_SECRET_KEY) is usable. `checks.suggestions` says whether the "
         "suggestion index is built yet (not waited for). It answers within the statement timeout "
-        "(PLINQY_STATEMENT_TIMEOUT_MS, 2 s) and half a second: a database that has not answered by then, stalled or "
-        "locked, is `database: slow`."
+        "(PLINQY_STATEMENT_TIMEOUT_MS, 2 s) and half a second, a wait for a database connection included: a database "
+        "that has not answered by then, stalled or locked, is `database: slow`."
     ),
     tags=["health"],
     responses=READYZ_RESPONSES,

@@ -77,6 +77,12 @@ ORDER BY c.position, c.name, c.id;
 UNION ALL (SELECT credentials_enc FROM ingest_connection WHERE credentials_enc IS NOT NULL LIMIT 4)
 UNION ALL (SELECT convert_to(secret, 'UTF8') FROM store_webhook WHERE secret IS NOT NULL LIMIT 4);
 
+-- name: bound_statements
+-- params: timeout_ms text
+-- Inside readiness's transaction: its statements' timeout, what is left of its time limit after the wait for a
+-- connection (the server cancels them, and the connection stays usable).
+SELECT set_config('statement_timeout', :timeout_ms, true);
+
 -- name: migration_revisions
 -- params: none
 -- The migration revision the database is at (alembic keeps exactly one row).
