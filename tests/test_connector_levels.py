@@ -17,6 +17,7 @@ import httpx
 import psycopg
 import pytest
 
+from search_service.ingest.clocks import LEVEL_ALONE
 from search_service.ingest.connectors.sync import SyncFailed
 from tests.connector_helpers import (
     SECRET_KEY,
@@ -34,6 +35,7 @@ from tests.pos_fakes.server import Reply, Request
 from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, LightspeedXFake, ShopifyFake
 from tests.test_api import app_settings, running_client
 from tests.test_connector_cursors import once_when
+from tests.test_connector_faults import raw_rows
 
 ITEMS = [Item(f"{n}", f"Item {n}", "1.00", n) for n in range(101, 104)]
 LOCATION = "24826418"
@@ -383,5 +385,37 @@ def test_a_new_item_a_later_poll_finds_is_created_with_its_level(
         assert listing(db, store, sku) == ("1.00", 7, True)
         moved = db.execute(events + " AND type LIKE 'stock.%%'", ("2710" if source == "shopify" else "101",))
         assert moved.fetchall() == [("stock.changed", "4")]
+    finally:
+        fake.server.close()
+
+
+@pytest.mark.parametrize("source", ["lightspeed-r", "lightspeed-x", "erply", "shopify"])
+def test_a_first_or_full_sync_applies_a_level_whose_product_is_older_than_its_listing(
+    db: psycopg.Connection, fresh_db_url: str, tmp_path: Path, source: str
+) -> None:
+    """A first or full sync carries each level on its product's upsert only. Where the listing was written later
+    (the store's own system, a PATCH), the upsert was `stale` and its level went with it; the stock cursor moved
+    past it, so no later poll read it again. The level now applies alone, by its own clock."""
+    fake, location, creds, _ = _vendor(source)
+    sku = "2710" if source == "shopify" else "101"  # ITEMS[0]: 101 in stock
+    try:
+        store = make_store(db, source, 52.36, 4.88)
+        with serve(ingest_settings(fresh_db_url, tmp_path), None) as base:
+            url, key = f"{base}/v1/stores/{store}/listings/{sku}", store_key(db, store, "listings:write")
+            now = datetime.now(UTC).isoformat()
+            put = httpx.put(url, json={"name": "Drink", "price": "2.00", "quantity": 1, "updated_at": now},
+                            headers=bearer(key))  # fmt: skip
+            assert put.status_code == 200, put.text
+            cid = make_connection(db, store, source, location, fake.server.url, creds, secret="app-secret")
+            sync(db, cid)
+            map_batches(db)
+            assert listing(db, store, sku) == ("2.00", 101, True)  # the level, not the catalogue
+            patch = {"price": "2.10", "updated_at": datetime.now(UTC).isoformat()}
+            assert httpx.patch(url, json=patch, headers=bearer(key)).status_code == 200
+        fake.set_stock("101", 42)
+        sync(db, cid, full=True)
+        map_batches(db)
+        assert listing(db, store, sku) == ("2.10", 42, True)
+        assert raw_rows(db, cid)[sku] == ("mapped", LEVEL_ALONE)
     finally:
         fake.server.close()

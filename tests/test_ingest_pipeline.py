@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from search_service.ingest import pipeline
+from search_service.ingest.clocks import LEVEL_ALONE
 from search_service.ingest.gtins import gtin14
 from search_service.ingest.rows import validate
 from tests.events_support import subscribe
@@ -374,7 +375,7 @@ def test_a_stock_row_names_the_fields_it_does_not_apply(db: psycopg.Connection) 
 def test_an_upsert_with_both_clocks_applies_its_catalogue_when_only_its_level_is_older(db: psycopg.Connection) -> None:
     """A first sync's upsert carries the product's clock (updated_at) and its level's (version): a newer stock
     change already mapped keeps its level, the upsert's newer catalogue still applies; a row with one clock is
-    stale as a whole when that clock is older."""
+    stale as a whole when that clock is older; one whose catalogue alone is older applies its level alone."""
     store = make_store(db)
     first = {"sku": "S", "name": "Soap", "price": "1.00", "quantity": 10, "updated_at": "2026-12-01T10:00:00Z",
              "version": 20}  # fmt: skip
@@ -396,7 +397,13 @@ def test_an_upsert_with_both_clocks_applies_its_catalogue_when_only_its_level_is
     older_catalogue = {**later, "name": "Older", "updated_at": "2026-12-01T10:30:00Z", "version": 25}
     batch = pipeline.record_batch(db, store_id=store, source="shopify", kind="sync", rows=[older_catalogue])
     drain(db)
-    assert rows_of(db, batch)[0][1] == "stale"
+    assert rows_of(db, batch)[0][1:3] == ("mapped", LEVEL_ALONE)  # its level is newer: it alone applies
+    got = listing(db, store, "S")
+    assert got is not None and (got[0], got[1], got[5]) == ("1.20", 3, "Soap bar")
+    older_level = {**older_catalogue, "quantity": 4, "version": 24}
+    batch = pipeline.record_batch(db, store_id=store, source="shopify", kind="sync", rows=[older_level])
+    drain(db)
+    assert rows_of(db, batch)[0][1] == "stale"  # both older
 
 
 def test_replayed_delivery_is_stored_once(db: psycopg.Connection) -> None:

@@ -9,7 +9,9 @@ from search_service.ingest.rows import ValidRow
 
 def clock_staleness(row: ValidRow, look: Any) -> str | None:
     """`stale` (older than the listing: nothing changes), `level` (a row with both clocks whose stock level
-    alone is older: the rest of it applies, the listing keeps its level) or None.
+    alone is older: the rest of it applies, the listing keeps its level), `catalog` (the reverse: a level with its
+    own clock, or a POS level that carries none, on a row whose catalogue part is older: the level alone applies)
+    or None.
 
     A row carrying both `updated_at` and `version` (a connector's first sync carries each level, with its own
     clock, on its product's upsert; a till's PATCH, stock change or delete may too) reads `updated_at` as the
@@ -27,15 +29,31 @@ def clock_staleness(row: ValidRow, look: Any) -> str | None:
     )
     older_version = row.version is not None and held_version is not None and row.version < held_version
     catalog_clock = row.updated_at is not None or row.catalog_version is not None
+    if older_catalog and not older_version and _own_level(row):
+        return "catalog"
     if older_catalog or (older_version and not catalog_clock):
         return "stale"
     return "level" if older_version else None
 
 
+def _own_level(row: ValidRow) -> bool:
+    """A level judged by its own clock (`version`), or a level a POS sends apart from its products (`stock_apart`,
+    no clock: it applies, as its stock row would): a poll's fold carries it on the product's upsert, whose older
+    `updated_at` dropped it, and the stock cursor moved past it for good."""
+    return row.op != "delete" and row.quantity is not None and (row.version is not None or row.stock_apart)
+
+
+LEVEL_ALONE = "older than the listing's last update: only its stock level applied (a level has its own clock)"
+
+
 def is_stale(row: ValidRow, look: Any) -> bool:
     """Whether the row is older than its listing; a row whose level alone is older drops the level (and its
-    version, the level's clock stays the listing's) and says so; the rest of it applies."""
+    version, the level's clock stays the listing's) and says so; the rest of it applies. One whose catalogue part
+    alone is older becomes a stock row of its level (its notes on that part dropped) and says so."""
     staleness = clock_staleness(row, look)
+    if staleness == "catalog":
+        row.op, row.price, row.currency, row.updated_at, row.catalog_version = "stock", None, None, None, None
+        row.notes = [note for note in row.notes if note.startswith(("stock level", "quantity"))] + [LEVEL_ALONE]
     if staleness == "level":
         row.quantity, row.version = None, None
         if row.op != "delete":  # a delete carries no level
