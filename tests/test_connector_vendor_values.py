@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -75,22 +76,28 @@ def test_html_entities_in_vendor_descriptions_are_read_as_text(conn: psycopg.Con
     assert _matches(conn, tea, "grün") and not _matches(conn, tea, "amp") and not _matches(conn, frother, "amp")
 
 
-def _notes(conn: psycopg.Connection, base: str, store: uuid.UUID, cid: uuid.UUID) -> dict[str, str]:
-    """sku -> note of the rows mapped with notes of the connection's sync batches, as `/v1/imports/{id}/notes`
+def _noted(conn: psycopg.Connection, base: str, store: uuid.UUID, cid: uuid.UUID) -> list[tuple[str, str]]:
+    """(sku, note) of each row mapped with notes of the connection's sync batches, as `/v1/imports/{id}/notes`
     answers them."""
-    key, notes = store_key(conn, store, "listings:write"), {}
+    key, notes = store_key(conn, store, "listings:write"), []
     for (batch,) in conn.execute("SELECT id FROM import_batch WHERE connection_id = %s ORDER BY seq", (cid,)):
         answer = httpx.get(f"{base}/v1/imports/{batch}/notes", headers=bearer(key))
         assert answer.status_code == 200, answer.text
         for _number, note, *cells in list(csv.reader(io.StringIO(answer.text.lstrip("\ufeff"))))[1:]:
-            notes[next(c.removeprefix("sku=") for c in cells if c.startswith("sku="))] = note
+            notes.append((next(c.removeprefix("sku=") for c in cells if c.startswith("sku=")), note))
     return notes
+
+
+def _notes(conn: psycopg.Connection, base: str, store: uuid.UUID, cid: uuid.UUID) -> dict[str, str]:
+    """sku -> the last note of its rows (`_noted`)."""
+    return dict(_noted(conn, base, store, cid))
 
 
 def test_a_fractional_vendor_stock_level_is_rounded_up_with_a_note(conn: psycopg.Connection, base: str) -> None:
     """Erply's `amountInStock` "0.750" (cheese by the kilo) became quantity 0 (int()), out of search, and "2.5" 2,
     with no word of it. A positive level now stays in stock: a fraction rounds up to whole units, and the row is
-    mapped with a note saying so, on a first sync (the level carried on its product's upsert) and a later poll."""
+    mapped with a note saying so, on a first sync (the level carried on its product's upsert) and a later poll:
+    once, though a later poll also resends a level its upsert carried as a stock row (it was noted twice)."""
     fake = ErplyFake(warehouses=("1",))
     for key in ("101", "102", "103"):
         fake.add(Item(key, f"Cheese {key}", "9.90", 4))
@@ -106,15 +113,20 @@ def test_a_fractional_vendor_stock_level_is_rounded_up_with_a_note(conn: psycopg
             ("9.90", 4, True), ("9.90", 3, True), ("9.90", 1, True),
         ]  # fmt: skip
         fake.set_stock("101", "0.25")
+        fake.add(Item("104", "Cheese 104", "9.90", 4))  # new: its upsert carries the level, a stock row repeats it
+        fake.set_stock("104", "0.5")
         sync(conn, cid)
         map_batches(conn)
-        assert listing(conn, store, "101") == ("9.90", 1, True)
+        assert [listing(conn, store, key) for key in ("101", "104")] == [("9.90", 1, True), ("9.90", 1, True)]
     finally:
         fake.server.close()
-    assert _notes(conn, base, store, cid) == {
+    noted = _noted(conn, base, store, cid)  # the later poll read every product again: each a row, a note each
+    assert Counter(sku for sku, note in noted if "rounded up" in note) == {"101": 1, "102": 2, "103": 2, "104": 1}
+    assert {sku: note.partition(";")[0] for sku, note in noted} == {
+        "101": "stock level 0.25 rounded up to 1 (a listing holds whole units)",
         "102": "stock level 2.5 rounded up to 3 (a listing holds whole units)",
         "103": "stock level 0.750 rounded up to 1 (a listing holds whole units)",
-        "101": "stock level 0.25 rounded up to 1 (a listing holds whole units)",
+        "104": "stock level 0.5 rounded up to 1 (a listing holds whole units)",
     }
     ctx = MapContext("1")  # every vendor's level reader: one function
     assert erply.map_stock({"productID": 7, "amountInStock": "0.750"})["quantity"] == 1  # type: ignore[index]

@@ -106,10 +106,12 @@ class HeldLevels:
         return {**row, **{key: level[key] for key in ("quantity", "quantity_sent", "version") if key in level}}
 
     def leftover(self, cursor: Cursor, *, every: bool = False) -> Page:
-        """The levels no product took (`every`: all), with the stock cursor: it is saved only now."""
+        """The levels no product took (`every`: all, a taken one without its `quantity_sent`: its upsert noted the
+        rounding, and each fractional level was noted twice), with the stock cursor: it is saved only now."""
         if self.end is not None:
             cursor[self.key] = self.end
-        left = [row for sku, row in self.levels.items() if every or sku not in self.taken]
+        bare = {s: {k: v for k, v in self.levels[s].items() if k != "quantity_sent"} for s in self.taken if every}
+        left = [bare.get(sku, row) for sku, row in self.levels.items() if every or sku not in self.taken]
         return Page("stock", left, dict(cursor), self.read)
 
 
@@ -124,11 +126,9 @@ def fold_levels(
 ) -> Iterator[Page]:
     """The catalogue pages, then the stock pages. Every poll reads the stock first (on a copy of the cursor) and
     carries each level on its product's upsert: a new listing is written with its stock instead of created at 0
-    and then updated (`listing.created` at 0, then a spurious `stock.back`: so went a later poll's new items while
-    only a first sync folded). A first (no `catalog_key` cursor) or full sync writes each listing once; a later
-    poll also sends the levels the upserts took as stock rows (an unchanged write where the upsert applied), so an
-    upsert refused or older than its listing loses no level. The stock cursor comes with those levels, after the
-    products: a sync cut before them reads the stock again. `catalog()`, `stock(cursor)` walk the vendor."""
+    and then updated (a spurious `stock.back`). A first (no `catalog_key` cursor) or full sync writes each listing
+    once (a stale upsert still applies its level: ingest's clocks); a later poll also sends the taken levels as
+    stock rows (a refused upsert loses none), with the stock cursor: a sync cut before them reads the stock again."""
     first = full or not cursor.get(catalog_key)
     held = HeldLevels.read_ahead(stock(dict(cursor)), stock_key)
     for page in catalog():
