@@ -32,6 +32,7 @@ from tests.connector_helpers import (
     serving_shopify,
     sync,
 )
+from tests.events_support import subscribe
 from tests.pos_fakes.vendors import Item, LightspeedRFake, ShopifyFake
 from tests.test_api import app_settings, running_client
 
@@ -116,8 +117,11 @@ def test_shopify_a_level_delivered_before_its_product_is_not_lost(
     """Shopify does not order its deliveries: a new variant's `inventory_levels/update`, then 0.3 s later its
     `products/create`. The level's row was rejected (no listing with that sku), the product created at 0, and it
     stayed out of stock until the interval's poll. A level of a SKU the store has no listing of now makes the
-    connection due for a sync at once (a trigger stored with the delivery), which reads the product and its level."""
+    connection due for a sync at once (a trigger stored with the delivery), which reads the product and its level.
+    The product was still created at 0 and went out as `listing.created` at 0, then `stock.back` (never out of
+    stock): its delivery now takes the level delivered before it, and the listing is created with it."""
     store, cid = shopify_store(db, shopify_fake)
+    subscribe(fresh_db_url, store, "http://127.0.0.1:9/hook", ["*"])
     shopify_fake.add(Item("103", "Item 103", "2.50", 9), product_id=7890, variant_id=6430, inventory_item_id=2712)
     level, product = shopify_fake.levels["103"], shopify_fake.products["103"]
     with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
@@ -125,12 +129,14 @@ def test_shopify_a_level_delivered_before_its_product_is_not_lost(
         time.sleep(0.3)
         assert deliver(client, cid, *shopify_delivery(product, "products/create", "ev-2")) == "stored"
     map_batches(db)
-    assert listing(db, store, "2712") == ("2.50", 0, True)  # mapped before its product: the level found no listing
+    assert listing(db, store, "2712") == ("2.50", 9, True)  # the level's own row found no listing
     config = ConnectorsConfig(sync_interval_s=3600, http_attempts=2, http_timeout_s=5)  # the last sync was just now
     report = run_sync_loop(db.info.dsn, BOX, config, drain=True)
     assert (report.synced, report.failed) == (1, 0)
     map_batches(db)
     assert listing(db, store, "2712") == ("2.50", 9, True)
+    events = "SELECT type, payload->'new'->>'quantity' FROM webhook_event WHERE payload->'listing'->>'sku' = '2712'"
+    assert db.execute(events + " ORDER BY id").fetchall() == [("listing.created", "9")]
 
 
 def test_a_new_pos_product_delivered_without_its_level_is_created_at_0_without_a_quantity_note(

@@ -157,9 +157,8 @@ class WebhookResult:
     links: list[ItemLink] = field(default_factory=list)
     repoll: set[str] = field(default_factory=set)  # "stock", "catalog", or "stock=<external id>"
     deleted_parents: list[str] = field(default_factory=list)  # Shopify products/delete: resolve via links
-    # SKUs whose level the rows set (Shopify): one the store has no listing of yet (its product's delivery still to
-    # come: Shopify does not order them) makes the connection due for a sync at once, which reads both
-    needs_listing: list[str] = field(default_factory=list)
+    needs_listing: list[str] = field(default_factory=list)  # SKUs whose level the rows set (Shopify): webhooks.py
+    levels_first: list[str] = field(default_factory=list)  # SKUs of products whose level may have come first (Shopify)
     event_time: str | None = None  # the vendor's time of the event (a delete's `updated_at`, for newest wins)
     account: Any = None  # the vendor account the delivery names (Erply's `clientCode`), checked at intake
 

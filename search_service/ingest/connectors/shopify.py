@@ -264,7 +264,8 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     record_id = _record_id(topic, payload)
     if topic in PRODUCT_TOPICS:
         rows, links = map_product(payload, ctx)
-        return WebhookResult(delivery_id, "catalog", rows=rows, links=links)
+        first = [row["sku"] for row in rows if "sku" in row and "_error" not in row]  # its level may precede it
+        return WebhookResult(delivery_id, "catalog", rows=rows, links=links, levels_first=first)
     when = delivery_time(headers, payload)
     if topic == "products/delete":  # its listings: resolved at intake
         if held := [key for key in PRODUCT_RECORD if key in payload]:  # a product's signed body under this topic

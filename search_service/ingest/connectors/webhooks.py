@@ -8,7 +8,8 @@ delivery's `resolve` step finds its listings at intake (through the links a poll
 for a product created since the last poll the raw rows of the webhooks that brought it) and stores a `delete`
 row for each, so the listings leave search as soon as the import job maps the delivery; a product not known yet
 becomes a trigger for the next sync. A Shopify level of a SKU the store has no listing of yet (its product's
-delivery still to come) becomes a trigger too: the sync reads the product and its level.
+delivery still to come) becomes a trigger too: the sync reads the product and its level; that product's own
+delivery takes the level delivered before it, so its listing is created with it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from urllib.parse import parse_qs
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.ingest.connectors import erply, lightspeed_x, shopify
-from search_service.ingest.connectors.common import MapContext, WebhookRejected, WebhookResult, compact
+from search_service.ingest.connectors.common import MapContext, Row, WebhookRejected, WebhookResult, compact
 from search_service.ingest.sources import (
     Delivery,
     IncomingRequest,
@@ -46,7 +47,7 @@ def _ctx(connection: Connection) -> MapContext:
 
 def _delivery(result: WebhookResult, *, resolved: bool = False) -> Delivery:
     """Rows go to the pipeline; a re-read request or an unresolved delete becomes a trigger delivery id."""
-    if (result.deleted_parents or result.needs_listing) and not resolved:
+    if (result.deleted_parents or result.needs_listing or result.levels_first) and not resolved:
         return Delivery(result.delivery_id, result.rows, "webhook", resolve=functools.partial(_resolve, result))
     wants = sorted(result.repoll) + [f"delete={p}" for p in result.deleted_parents]
     if wants:  # "trigger:stock=p-9|delete=123 <the vendor's delivery id>"
@@ -59,7 +60,7 @@ async def _resolve(result: WebhookResult, conn: Any, connection: Connection) -> 
     known of yet stay a trigger for the next sync. A level of a SKU the store has no listing of yet also becomes a
     trigger: its row is rejected (no listing) when mapped before its product, and the sync reads both again."""
     repoll = set(result.repoll) | {f"level={sku}" for sku in await _unlisted(conn, connection, result.needs_listing)}
-    rows, unresolved = list(result.rows), []
+    rows, unresolved = await _with_delivered_levels(conn, connection, result), []
     for parent in result.deleted_parents:
         found: list[str] = []
         # The poll's links (an index probe) first; the raw rows of earlier webhooks (a scan of the connection's
@@ -74,6 +75,23 @@ async def _resolve(result: WebhookResult, conn: Any, connection: Connection) -> 
         if not found:
             unresolved.append(parent)
     return _delivery(dataclasses.replace(result, rows=rows, deleted_parents=unresolved, repoll=repoll), resolved=True)
+
+
+async def _with_delivered_levels(conn: Any, connection: Connection, result: WebhookResult) -> list[Row]:
+    """The rows, a new product's upserts with the level delivered before them (Shopify does not order its
+    deliveries; that level's row found no listing): created at 0, the listing went out as `listing.created` at 0
+    and then `stock.back` once the sync the level triggered read it again. The level's clock goes with it."""
+    unlisted = await _unlisted(conn, connection, result.levels_first)
+    if not unlisted:
+        return list(result.rows)
+    stmt = statement("ingest/connectors", "delivered_levels")
+    got = await conn.fetch(stmt.sql, *stmt.bind(connection_id=connection.id, skus=unlisted))
+    levels = {r["sku"]: compact({"quantity": int(r["quantity"]), "quantity_sent": r["quantity_sent"],
+                                 "version": int(r["version"]) if r["version"] else None}) for r in got}  # fmt: skip
+    return [
+        {**row, **levels[row["sku"]]} if row.get("op") == "upsert" and row.get("sku") in levels else row
+        for row in result.rows
+    ]
 
 
 async def _unlisted(conn: Any, connection: Connection, skus: list[str]) -> list[str]:

@@ -134,6 +134,19 @@ FROM import_batch b JOIN imported_product_raw r ON r.import_batch_id = b.id
 WHERE b.connection_id = :connection_id AND b.kind = 'webhook'
   AND r.payload -> 'attributes' ->> 'product_id' = :parent_id AND r.payload ->> 'op' = 'upsert'
 
+-- name: delivered_levels
+-- params: connection_id uuid, skus text[]
+-- The newest level (by its clock) the connection's webhooks delivered of each SKU (a scan of its webhook batches,
+-- pruned with them), read at intake of a product delivery for the SKUs the store has no listing of: Shopify may
+-- deliver a new variant's level before its product, and the product's listing is created with it.
+SELECT DISTINCT ON (r.payload ->> 'sku') r.payload ->> 'sku' AS sku, r.payload ->> 'quantity' AS quantity,
+       r.payload ->> 'quantity_sent' AS quantity_sent, r.payload ->> 'version' AS version
+FROM import_batch b JOIN imported_product_raw r ON r.import_batch_id = b.id
+WHERE b.connection_id = :connection_id AND b.kind = 'webhook' AND r.payload ->> 'op' = 'stock'
+  AND r.payload ->> 'sku' = ANY(:skus::text[])
+  AND r.payload ->> 'quantity' IS NOT NULL AND r.payload ->> '_error' IS NULL  -- a refused level: none
+ORDER BY r.payload ->> 'sku', (r.payload ->> 'version')::numeric DESC NULLS LAST, b.seq DESC, r.row_number DESC
+
 -- name: listed_skus
 -- params: store_id uuid, skus text[]
 -- Which of these SKUs the store has a listing of (a Shopify level's, at intake: see connectors/webhooks.py).
