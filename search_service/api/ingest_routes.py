@@ -127,10 +127,9 @@ _LISTING_DOC = "Write one listing of the store, keyed by the store's own SKU; ma
 @put(
     LISTING_PATH,
     summary="Create or replace a listing",
-    description=_LISTING_DOC + " A valid GTIN links to the global product with it (`matched_by: gtin`); otherwise "
-    "the SKU keeps its product (`sku`) or a product is created (`created`). A write older than the listing "
-    "(`updated_at`/`version`) changes nothing: `status: stale`; one carrying both whose `updated_at` alone is "
-    "older applies its quantity alone.",
+    description=_LISTING_DOC + " A valid GTIN links to the global product with it (`matched_by: gtin`); else the SKU "
+    "keeps its product (`sku`) or one is created (`created`). A write older than the listing (`updated_at`/`version`) "
+    "changes nothing: `status: stale`; one carrying both whose `updated_at` alone is older applies its quantity alone.",
     tags=["ingest"],
     guards=[require_store_key("listings:write"), json_body],
     request_max_body_size=LISTING_BODY_MAX,
