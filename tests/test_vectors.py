@@ -375,9 +375,9 @@ def test_readyz_reads_the_vector_copys_state_once(
         runtime = app.state["runtime"]
         key_check = readiness._key_check
 
-        async def copy_loads_meanwhile(rt: Any, reasons: list[str], migrated: bool) -> str:
+        async def copy_loads_meanwhile(rt: Any, reasons: list[str], migrated: bool, deadline: float | None) -> str:
             rt.vectors_state = "ok"
-            return await key_check(rt, reasons, migrated)
+            return await key_check(rt, reasons, migrated, deadline)
 
         runtime.vectors_state = "loading"
         monkeypatch.setattr(readiness, "_key_check", copy_loads_meanwhile)
