@@ -246,26 +246,66 @@ def test_suggest_bad_input(client: TestClient[Any]) -> None:
         assert answer.status_code == 400 and answer.json()["error"]["message"].endswith("at most 100 characters")
 
 
-def test_suggest_refuses_a_bbox_it_would_not_scope_by(client: TestClient[Any]) -> None:
-    """A map front end sent search's viewport to suggest, which dropped it without a word and suggested every store's
-    products (`oat` in an empty box: Oatfield and more, none of which the search in the box finds)."""
-    box = "13.40,52.51,13.41,52.52"
-    for params in ({"bbox": box}, {"bbox": box, **AT_CENTER}, {"bbox": ""}):
-        message = bad(client, "bbox", "/v1/suggest", q="oat", **params)
-        assert "is not taken by suggest" in message and "radius_m" in message, message
-    assert get(client, "/v1/suggest", q="oat", **AT_CENTER, radius_m=5000)["suggestions"]
+def _box(point: tuple[float, float], half: float = 0.005) -> str:
+    """A bbox (min_lon,min_lat,max_lon,max_lat) around a (lat, lon) point."""
+    lat, lon = point
+    return f"{lon - half},{lat - half},{lon + half},{lat + half}"
+
+
+def _suggested(client: TestClient[Any], kind: str = "product", **params: Any) -> list[str]:
+    return [s["ref"] or s["text"] for s in get(client, "/v1/suggest", **params)["suggestions"] if s["kind"] == kind]
+
+
+def test_suggest_scopes_by_a_bbox_as_the_search_does(client: TestClient[Any], seeded: Seeded) -> None:
+    """A map front end sends the search's viewport to suggest too, which answered 400 (it scoped by a radius only):
+    now the box is suggest's scope, its stores found as the search finds them."""
+    paddle, oat = str(seeded.products["paddle"]), str(seeded.products["oat"])  # stocked at "far" / "near" only
+    around_far, around_near = _box(seeded.store_points["far"]), _box(seeded.store_points["near"])
+    assert paddle in _suggested(client, q="Kayak", bbox=around_far)
+    search = get(client, q="kayak", mode="keyword", bbox=around_far)
+    assert paddle in [r["product"]["id"] for r in search["results"]]  # the search in the same box finds it
+    assert paddle not in _suggested(client, q="Kayak", bbox=around_near)
+    assert oat in _suggested(client, q="Oat", bbox=around_near) and not _suggested(client, q="Oat", bbox=around_far)
+    assert _suggested(client, "brand", q="Av", bbox=around_near) == ["Avena"]
+    assert _suggested(client, "brand", q="Av", bbox=around_far) == []
+    assert _suggested(client, "query", q="paddle ka", bbox=around_far) == ["paddle kayak"]
+    assert _suggested(client, "query", q="paddle -oat ka", bbox=around_far) == ["paddle -oat kayak"]
+    assert _suggested(client, "query", q="paddle ka", bbox=around_near) == []
+    # as the search: lat/lon beside a box leave the box the scope (the search measures distances from them)
+    assert paddle in _suggested(client, q="Kayak", bbox=around_far, **AT_CENTER)
+    assert oat not in _suggested(client, q="Oat", bbox=around_far, **AT_CENTER)
+    assert get(client, "/v1/suggest", q="o", bbox="0,0,0.01,0.01")["suggestions"] == []  # no store in the box
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"bbox": "1,2,3"}, "four numbers"),
+        ({"bbox": ""}, "four numbers"),
+        ({"bbox": "4.8,52.4,4.9,52.3"}, "min_lat must not exceed max_lat"),
+        ({"bbox": "181,52.3,4.9,52.4"}, "min_lon must be between"),
+        ({"bbox": "4.8,52.3,4.9,52.4", "radius_m": 500}, "not both"),
+        ({"bbox": "4.8,52.3,4.9,52.4", "radius_m": 500, **AT_CENTER}, "not both"),
+    ],
+)
+def test_suggest_refuses_a_bad_bbox_as_the_search_does(
+    client: TestClient[Any], params: dict[str, Any], message: str
+) -> None:
+    said = bad(client, "bbox", "/v1/suggest", q="oat", **params)
+    assert message in said and said == bad(client, "bbox", q="oat", **params)
 
 
 _NOT_SIMILAR_S = ("keyword", "hybrid", "semantic", "query", "typo", "exact-match", "relevant products")
 
 
 def test_each_operation_s_parameters_describe_only_what_it_takes(client: TestClient[Any]) -> None:
-    """Suggest's `radius_m` said "not with `bbox`", which suggest has not; similar's `explain`, `facets` and `sort`
-    spoke of keyword ranks, typo corrections, modes and the query, where similar has no `q` and no `mode`."""
+    """Suggest's `bbox` scopes completions and measures no distance (search's says distances are measured from
+    lat/lon); similar's `explain`, `facets` and `sort` spoke of keyword ranks, typo corrections, modes and the query,
+    where similar has no `q` and no `mode`."""
     spec = client.get("/schema/openapi.json").json()
     suggest = {p["name"]: p["description"] for p in spec["paths"]["/v1/suggest"]["get"]["parameters"]}
-    assert "bbox" not in suggest and not [n for n, text in suggest.items() if "bbox" in text], suggest
-    assert "bbox" in spec["paths"]["/v1/suggest"]["get"]["description"]  # refused, and said so
+    assert "not with `bbox`" in suggest["radius_m"] and "distance" not in suggest["bbox"].lower(), suggest
+    assert "bbox" in spec["paths"]["/v1/suggest"]["get"]["description"]
     similar_path = spec["paths"]["/v1/products/{product_id}/similar"]["get"]
     similar = {p["name"]: p["description"] for p in similar_path["parameters"]}
     wrong = {n: text for n, text in similar.items() for word in _NOT_SIMILAR_S if word in text.lower()}

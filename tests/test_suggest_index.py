@@ -24,6 +24,7 @@ from search_service.engine import suggest as suggest_module
 from search_service.engine import suggest_index as suggest_index_module
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_labels import ProductLabels
+from search_service.engine.geo_areas import BBox
 from search_service.engine.suggest import Suggestion, SuggestParams, merge, split_prefix, suggest
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_scope import suggest_in_memory
@@ -80,6 +81,47 @@ def test_every_scope_from_memory_equals_the_statement(cat: Catalogue, monkeypatc
         return found
 
     assert run(_call(cat.url, compare)) > 300
+
+
+# (min_lon, min_lat, max_lon, max_lat): around CENTER, small and wide; across the antimeridian (the FIJI stores);
+# and one holding no store
+BOXES = ((13.39, 52.54, 13.43, 52.555), (13.1, 52.3, 13.7, 52.7), (179.9, -17.0, -179.9, -16.0), (0.0, 0.0, 0.1, 0.1))
+
+
+def _stocked_in(cat: Catalogue, box: BBox) -> set[str]:
+    """The products in stock at an active store inside the box (the oracle of a bbox's product completions)."""
+    inside = {s for s, (lat, lon, active) in cat.stores.items() if active and box.contains(lon, lat)}
+    return {str(p) for store, p, _price, quantity, active in cat.listings if store in inside and quantity and active}
+
+
+def test_a_bbox_is_suggested_alike_by_every_path(cat: Catalogue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`/v1/suggest` refused search's `bbox`; now every path scopes by its stores (geo_areas.stores_in_bbox): the
+    index, the labels and the walk give only products stocked in the box, the first two what the narrow plan gives."""
+    answers = memory_answers(monkeypatch)
+
+    async def compare(conn: asyncpg.Connection) -> int:
+        labels = ProductLabels()
+        await labels.load(conn)
+        index, sets = await _loaded(conn)
+        found = 0
+        for box in (BBox(*b) for b in BOXES):
+            stocked = _stocked_in(cat, box)
+            for prefix in PREFIXES:
+                params = SuggestParams(prefix, *CENTER, 5000.0, 10, bbox=box)  # lat/lon beside it: the box scopes
+                monkeypatch.setattr(suggest_module, "NARROW_STORES", 100_000)  # every box: the exact narrow plan
+                want = await suggest(conn, params)
+                before = len(answers)
+                assert await suggest(conn, params, None, index, sets) == want, (box, prefix)
+                assert answers[before:] == ([True] if stocked else []), (box, prefix)  # no store: none asked
+                assert await suggest(conn, params, labels) == want, (box, prefix)
+                monkeypatch.setattr(suggest_module, "NARROW_STORES", 0)
+                walked = await suggest(conn, params)
+                for got in (want, walked):
+                    assert {s.ref for s in got if s.kind == "product"} <= stocked, (box, prefix)
+                found += len(want)
+        return found
+
+    assert run(_call(cat.url, compare)) > 100
 
 
 def _first_in_stock(conn: psycopg.Connection, store: uuid.UUID) -> tuple[uuid.UUID, str]:
@@ -404,7 +446,7 @@ def test_one_folded_brand_index_serves_the_filter_and_the_completions(fresh_db_u
     walk = suggesting.bind(
         prefix=prefix, brand_prefix=fold_accents(prefix), head=head, last_word=last, lon=None, lat=None,
         radius_m=5000.0, lim=10, walk_cap=suggest_module.WALK_CAP, probe_cap=suggest_module.PROBE_CAP,
-        narrow_stores=suggest_module.NARROW_STORES, near=False,
+        narrow_stores=suggest_module.NARROW_STORES, near=False, store_ids=None,
     )  # fmt: skip
 
     async def plans(conn: asyncpg.Connection) -> list[list[str]]:

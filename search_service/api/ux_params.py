@@ -146,6 +146,19 @@ def parse_facets(raw: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def checked_bbox(request: Request[Any, Any, Any], bbox: str | None) -> geo_areas.BBox | None:
+    """The viewport, or BadParameter naming bbox: malformed, out of range, or sent with radius_m (search's and
+    suggest's rule alike)."""
+    if bbox is None:
+        return None
+    if request.query_params.get("radius_m") is not None:
+        raise BadParameter("bbox", "give either bbox or radius_m, not both")
+    try:
+        return geo_areas.parse_bbox(bbox)
+    except geo_areas.InvalidBBox as exc:
+        raise BadParameter("bbox", str(exc)) from None
+
+
 def provide_ux(
     request: Request[Any, Any, Any],
     facets: FacetsParam = None,
@@ -184,14 +197,7 @@ def ux_options(
     """The checks a type cannot make: facet names, bbox shape and ranges, bbox with radius_m, what needs a point."""
     query = request.query_params
     point = query.get("lat") is not None and query.get("lon") is not None
-    box = None
-    if bbox is not None:
-        if query.get("radius_m") is not None:
-            raise BadParameter("bbox", "give either bbox or radius_m, not both")
-        try:
-            box = geo_areas.parse_bbox(bbox)
-        except geo_areas.InvalidBBox as exc:
-            raise BadParameter("bbox", str(exc)) from None
+    box = checked_bbox(request, bbox)
     if sort == "distance" and not point:
         raise BadParameter("sort", "sort=distance needs lat and lon")
     if fulfilment != "pickup" and not point:

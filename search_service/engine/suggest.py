@@ -9,11 +9,12 @@ gives categories and brands a couple of places first, then names, then word comp
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from uuid import UUID
 
 from search_service.db.sql import statement
+from search_service.engine import geo_areas
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.store_locator import StoreLocator
@@ -50,6 +51,8 @@ class SuggestParams:
     lon: float | None = None
     radius_m: float = 5000
     limit: int = MAX_SUGGESTIONS
+    bbox: geo_areas.BBox | None = None  # a map viewport: the scope instead of the radius, as search's
+    store_ids: list[UUID] | None = None  # the bbox's active stores, as `suggest` finds them (search's scope)
 
 
 def lower_as_sql(text: str) -> str:
@@ -120,6 +123,7 @@ async def without_excluded(conn: Any, rows: list[Any], params: SuggestParams, he
             probe_cap=PROBE_CAP,
             lon=params.lon,
             lat=params.lat,
+            store_ids=params.store_ids,
             excluding=excluding,
         ),
     )
@@ -177,11 +181,16 @@ async def suggest(
     """Up to `params.limit` (≤ 10) completions; an empty or wordless prefix gives none. `index` and `sets`: the
     API's suggestion index and candidate sets, which answer every scope (suggest_scope.py) once both are loaded;
     else `labels`, the in-memory product labels, answer narrow scopes (suggest_memory.py); else the statement,
-    which probes a radius holding most of the stores in `stores` (the stores' places in memory) per listing."""
+    which probes a radius holding most of the stores in `stores` (the stores' places in memory) per listing.
+    A `bbox` scopes them all to its stores, found as the search finds them (`geo_areas.stores_in_bbox`)."""
     prefix, head, last = split_prefix(params.q)
     if not prefix.strip():
         return []
     limit = max(1, min(params.limit, MAX_SUGGESTIONS))
+    if params.bbox is not None:  # the box is the scope; lat/lon measure nothing here
+        params = replace(params, lat=None, lon=None, store_ids=await geo_areas.stores_in_bbox(conn, params.bbox))
+        if not params.store_ids:
+            return []
     if index is not None and sets is not None:
         geo = params.lat is not None and params.lon is not None
         scope = {
@@ -189,12 +198,12 @@ async def suggest(
             "lat": params.lat if geo else None,
             "radius_m": float(params.radius_m),
         }
-        found = await suggest_in_memory(conn, index, sets, (prefix, head, last), scope, limit)
+        found = await suggest_in_memory(conn, index, sets, (prefix, head, last), scope, limit, params.store_ids)
         if found is not None:
             return merge(keep_typed_text(await without_excluded(conn, found, params, head), prefix, head, last), limit)
-    if labels is not None and labels.loaded and params.lat is not None and params.lon is not None:
-        scope = {"lon": params.lon, "lat": params.lat, "radius_m": float(params.radius_m)}
-        rows = await suggest_narrow(conn, labels, prefix, head, last, {**scope, "narrow_stores": NARROW_STORES}, limit)
+    narrow = _narrow_scope(params)
+    if labels is not None and labels.loaded and narrow is not None:
+        rows = await suggest_narrow(conn, labels, prefix, head, last, narrow, limit)
         if rows is not None:
             return merge(keep_typed_text(await without_excluded(conn, rows, params, head), prefix, head, last), limit)
     stmt = statement("engine/suggest", "suggest")
@@ -205,6 +214,21 @@ async def suggest(
         rows = await _fetch(conn, stmt, prefix, head, last, params, limit, _radius_probed(params, stores))
     kept = await without_excluded(conn, list(rows), params, head)
     return merge(keep_typed_text(kept, prefix, head, last), limit)
+
+
+def _narrow_scope(params: SuggestParams) -> dict[str, Any] | None:
+    """The scope suggest_memory.py reads when it may be narrow (a point's radius, a bbox of a few stores), or None."""
+    if params.store_ids is not None and len(params.store_ids) > NARROW_STORES:
+        return None
+    if params.store_ids is None and (params.lat is None or params.lon is None):
+        return None
+    return {
+        "lon": params.lon,
+        "lat": params.lat,
+        "radius_m": float(params.radius_m),
+        "store_ids": params.store_ids,
+        "narrow_stores": NARROW_STORES,
+    }
 
 
 def _radius_probed(params: SuggestParams, stores: StoreLocator | None) -> bool:
@@ -227,6 +251,7 @@ async def _fetch(
             lon=params.lon,
             lat=params.lat,
             radius_m=float(params.radius_m),
+            store_ids=params.store_ids,
             lim=limit,
             walk_cap=WALK_CAP,
             probe_cap=PROBE_CAP,

@@ -98,7 +98,7 @@ async def suggest_narrow(
     conn: Any, labels: ProductLabels, prefix: str, head: str, last: str, scope: dict[str, Any], limit: int
 ) -> list[Any] | None:
     """The rows `suggest.merge` takes, or None when the scope is not narrow (or a product is unknown to the copy:
-    the SQL plan answers). `scope`: lon, lat, radius_m, narrow_stores."""
+    the SQL plan answers). `scope`: lon, lat, radius_m, narrow_stores, store_ids (a bbox's stores; else None)."""
     stmt = statement("engine/suggest", "suggest_stocked")
     row = await conn.fetchrow(stmt.sql, *stmt.bind(since=labels.since, **scope))
     if not row["narrow"]:

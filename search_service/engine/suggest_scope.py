@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 from pyroaring import BitMap
@@ -133,10 +134,16 @@ def _terms(
 
 
 async def suggest_in_memory(
-    conn: Any, index: SuggestIndex, sets: CandidateSets, typed: tuple[str, str, str], scope: dict[str, Any], limit: int
+    conn: Any,
+    index: SuggestIndex,
+    sets: CandidateSets,
+    typed: tuple[str, str, str],
+    scope: dict[str, Any],
+    limit: int,
+    store_ids: list[UUID] | None = None,
 ) -> list[dict[str, Any]] | None:
     """The rows `suggest.merge` takes, or None (the module's cases). `typed`: (prefix, head, last word);
-    `scope`: lon, lat (None: global), radius_m."""
+    `scope`: lon, lat (None: global), radius_m; `store_ids`: the stores in scope when found already (a bbox's)."""
     if not index.loaded or not sets.loaded:
         return None
     prefix, head, last = typed
@@ -144,7 +151,7 @@ async def suggest_in_memory(
     stmt = statement("engine/search", "suggest_context")
     base = sets.snapshot
     row = await conn.fetchrow(stmt.sql, *stmt.bind(
-        **scope, since=index.since, overlay_cap=OVERLAY_CAP, head=head, last_word=last,
+        **scope, since=index.since, overlay_cap=OVERLAY_CAP, head=head, last_word=last, scoped=store_ids is not None,
         **sets.read_args()))  # fmt: skip
     if not sets.apply(base, row):
         return None
@@ -155,10 +162,11 @@ async def suggest_in_memory(
         index.rebuild_due = True
     if row["overlay_count"] > OVERLAY_CAP or (terms and list(row["last_lexemes"] or []) != [last]):
         return None  # too many changed products; or the narrow plan's tsquery of the last word is not that word
-    if row["store_ids"] is None:
+    in_scope = store_ids if store_ids is not None else row["store_ids"]
+    if in_scope is None:
         products, mask = index.scopes.global_scope(index, sets, list(row["inactive_store_ids"] or []))
     else:
-        products = sets.in_scope(list(row["store_ids"])).products
+        products = sets.in_scope(list(in_scope)).products
         mask = index.scopes.mask(index, sets, products)
     over = _overlay(index, sets, row, products)
     if len(over.stale_rows):

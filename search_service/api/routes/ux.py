@@ -16,6 +16,7 @@ from litestar.params import Parameter
 from search_service.api import params as P
 from search_service.api.runtime import Runtime
 from search_service.api.schemas import SEARCH_RESPONSES, HitOut, SearchResponse, bad_request, limit_rule
+from search_service.api.ux_params import checked_bbox
 from search_service.api.ux_schemas import (
     BrandFacet,
     CategoryFacet,
@@ -96,10 +97,6 @@ async def run_ux_search(
     return result, started
 
 
-SUGGEST_NO_BBOX = (
-    "is not taken by suggest (no map viewport): give lat, lon and a radius_m around the viewport, or neither for "
-    "every store"
-)
 SuggestQ = Annotated[
     str,
     Parameter(
@@ -108,14 +105,27 @@ SuggestQ = Annotated[
         examples=[Example(summary="a prefix", value="cordless dr")],
     ),
 ]
-# Suggest's own: it has no `bbox` (search's radius says "not with `bbox`"), see suggest_route.
+# Suggest's own: no distances are measured, so lat/lon beside a bbox serve nothing (search's measure from them).
 SuggestRadiusM = Annotated[
     float | None,
     Parameter(
         ge=1,
         le=P.MAX_RADIUS_M,
-        description=f"Metres around lat/lon (needs them); {P.DEFAULT_RADIUS_M} when lat/lon are given without it.",
+        description=f"Metres around lat/lon (needs them; not with `bbox`); {P.DEFAULT_RADIUS_M} when lat/lon are "
+        "given without it.",
         examples=[Example(summary=f"{P.DEFAULT_RADIUS_M}", value=P.DEFAULT_RADIUS_M)],
+    ),
+]
+SuggestBBox = Annotated[
+    str | None,
+    Parameter(
+        description=(
+            "Map viewport instead of a radius, as `/v1/search` takes it: min_lon,min_lat,max_lon,max_lat (WGS 84, "
+            "bounds included); completions only from the active stores inside the box. min_lon > max_lon is a box "
+            "across the antimeridian; lon -180 and 180 are one meridian. Not together with radius_m; lat/lon "
+            "beside it are ignored."
+        ),
+        examples=[Example(summary="central Berlin", value="13.30,52.48,13.48,52.56")],
     ),
 ]
 SuggestLimit = Annotated[
@@ -129,12 +139,11 @@ SuggestLimit = Annotated[
     description=(
         "Up to 10 completions of what is typed so far: product names, brands and categories starting with it, and "
         "completions of its last word (`query`, once it has 2 letters), each backed by an in-stock listing at a "
-        "store in scope (within `radius_m` of lat/lon, or any active store). A word that `-` excludes, as search "
-        "reads it, is not completed (`milk -oat`: no `milk oat`), and a completion keeps the text typed before its "
-        "last word (`milk -oat whol`: `milk -oat whole`; `women's ja`: `women's jacket`). No product or brand is "
-        "offered that the same `q` excludes from `/v1/search` (`milk - chocolate`: not `Milk - Chocolate Flavour`). "
-        "There is no map viewport: a `bbox` is refused (400), since its completions would come from stores the "
-        "search's viewport leaves out; send lat/lon and a `radius_m` around the viewport instead."
+        "store in scope (within `radius_m` of lat/lon, inside the map viewport `bbox` as `/v1/search` scopes it, or "
+        "any active store). A word that `-` excludes, as search reads it, is not completed (`milk -oat`: no "
+        "`milk oat`), and a completion keeps the text typed before its last word (`milk -oat whol`: "
+        "`milk -oat whole`; `women's ja`: `women's jacket`). No product or brand is "
+        "offered that the same `q` excludes from `/v1/search` (`milk - chocolate`: not `Milk - Chocolate Flavour`)."
     ),
     tags=["search"],
     responses={400: bad_request("limit", limit_rule(MAX_SUGGESTIONS)), 503: SEARCH_RESPONSES[503]},
@@ -146,15 +155,15 @@ async def suggest_route(
     lat: P.Lat = None,
     lon: P.Lon = None,
     radius_m: SuggestRadiusM = None,
+    bbox: SuggestBBox = None,
     limit: SuggestLimit = MAX_SUGGESTIONS,
 ) -> SuggestResponse:
     started = time.perf_counter()
-    if "bbox" in request.query_params:  # search's scope, which suggest has not: ignored, it suggested every store's
-        raise P.BadParameter("bbox", SUGGEST_NO_BBOX)
     text = P.clean_query(q, PREFIX_MAX_LENGTH)  # its own limit, also for a q past the search's (it said 256)
     point = P.check_point(lat, lon)
+    box = checked_bbox(request, bbox)  # search's checks and messages
     params = SuggestParams(
-        text, point[0] if point else None, point[1] if point else None, P.check_radius(radius_m), limit
+        text, point[0] if point else None, point[1] if point else None, P.check_radius(radius_m), limit, box
     )
     async with rt.connection() as conn:
         sets = rt.vectors.candidates if rt.vectors is not None else None

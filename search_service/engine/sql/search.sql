@@ -837,7 +837,8 @@ SELECT ai_vector FROM product_master WHERE id = :product_id::uuid AND is_active;
 
 -- name: suggest_context
 -- params: lon float8|null, lat float8|null, radius_m float8, since timestamptz (the suggestion index may miss
---    products stamped after this), overlay_cap int, head text, last_word text (+ changes_since)
+--    products stamped after this), overlay_cap int, head text, last_word text, scoped bool (the caller found the
+--    stores in scope already, a bbox's: neither the radius's nor the inactive stores are read) (+ changes_since)
 -- A suggestion answered from memory (engine/suggest_scope.py), its one round trip: the active stores in the
 -- radius (global: the inactive stores, whose listings do not count), the candidate sets' changes, the products
 -- stamped since the index was built (at most overlay_cap + 1, bounds in ix_product_master_updated_at), the
@@ -855,11 +856,12 @@ WITH {{ changes_since }}, pt AS (
     LIMIT :overlay_cap::int + 1
 )
 SELECT
-    (SELECT CASE WHEN pt.g IS NULL THEN NULL
+    (SELECT CASE WHEN pt.g IS NULL OR :scoped::bool THEN NULL
                  ELSE coalesce((SELECT array_agg(s.id) FROM store s
                                 WHERE s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)),
                                '{}'::uuid[]) END FROM pt) AS store_ids,
-    (SELECT array_agg(s.id) FROM store s WHERE NOT s.is_active AND (SELECT g FROM pt) IS NULL) AS inactive_store_ids,
+    (SELECT array_agg(s.id) FROM store s
+     WHERE NOT s.is_active AND (SELECT g FROM pt) IS NULL AND NOT :scoped::bool) AS inactive_store_ids,
     (SELECT count(*) FROM category) AS category_count,
     (SELECT max(updated_at) FROM category) AS category_newest,
     (SELECT count(*) FROM overlay) AS overlay_count,
@@ -879,7 +881,8 @@ SELECT
 -- name: suggest_excluded
 -- params: product_ids uuid[], brands text[], head text (the words typed before the last, the excluded left out),
 --    terms text[] (the `query` completions' last words), radius_m float8, probe_cap int (products probed at most
---    per word) (+ search_point, excluded_words)
+--    per word), store_ids uuid[]|null (the stores in scope found already: a bbox's; lon/lat null)
+--    (+ search_point, excluded_words)
 -- Of a suggestion's product and brand rows, those that what `q` excludes leaves out, as search's product_filter
 -- reads it: the products whose search_tsv holds it, and the brands whose own words hold it (search_tsv holds the
 -- brand's `plinqy_simple` words, so search excludes every product of such a brand). And the `query` completions
@@ -889,7 +892,8 @@ SELECT
 -- without the excluded are probed in scope, probe_cap at most (past it the completion is dropped, never wrong).
 -- Asked only when `q` excludes something and a row is a product, a brand or a completion.
 WITH {{ search_point }}, x AS MATERIALIZED (SELECT {{ excluded_words }} AS q), scope AS MATERIALIZED (
-    SELECT CASE WHEN pt.g IS NULL THEN NULL
+    SELECT CASE WHEN :store_ids::uuid[] IS NOT NULL THEN :store_ids::uuid[]
+                WHEN pt.g IS NULL THEN NULL
                 ELSE coalesce((SELECT array_agg(s.id) FROM store s
                                WHERE s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)),
                               '{}'::uuid[]) END AS ids

@@ -24,7 +24,8 @@ EXISTS (
 --    probe_cap int (products examined at most per brand, category or word before it counts as absent),
 --    narrow_stores int (scopes of at most this many stores are read from their listings),
 --    near bool (the radius holds most stores, store_locator.radius_pays: each listing probed is measured against it
---    rather than the radius's stores listed: 1M products, 20 km, 8,112 stores measured ~6 ms of ~8)
+--    rather than the radius's stores listed: 1M products, 20 km, 8,112 stores measured ~6 ms of ~8),
+--    store_ids uuid[]|null (the stores in scope found already: a bbox's, geo_areas.stores_in_bbox; lon/lat null)
 -- One round trip, two plans chosen by one-time filters on the scope's size.
 -- WALK (global, or more than narrow_stores stores): each kind walks a text_pattern_ops btree (migration 0008) over
 -- [prefix, prefix || U+10FFFF) in byte order and probes the listings of what it finds, so a LIMIT stops early; the
@@ -44,7 +45,8 @@ WITH pt AS (
 ), scope_ids AS MATERIALIZED (
     -- a CTE of its own: as a subquery of `scope` it was pulled up and its array_agg ran once per use of `ids`
     -- there (three times: 17 of 18 ms at 20 km over 10k stores)
-    SELECT CASE WHEN pt.g IS NULL OR :near::bool THEN NULL
+    SELECT CASE WHEN :store_ids::uuid[] IS NOT NULL THEN :store_ids::uuid[]
+                WHEN pt.g IS NULL OR :near::bool THEN NULL
                 ELSE coalesce((SELECT array_agg(s.id) FROM store s
                                WHERE s.is_active AND ST_DWithin(s.location, pt.g, :radius_m::float8)),
                               '{}'::uuid[]) END AS ids
@@ -201,17 +203,18 @@ UNION ALL SELECT kind, label, ref, ord FROM terms
 UNION ALL SELECT kind, label, ref, ord FROM narrow_terms;
 
 -- name: suggest_stocked
--- params: lon float8, lat float8, radius_m float8, narrow_stores int,
---    since timestamptz (the API's in-memory labels may miss products stamped after this)
+-- params: lon float8|null, lat float8|null, radius_m float8, narrow_stores int,
+--    since timestamptz (the API's in-memory labels may miss products stamped after this),
+--    store_ids uuid[]|null (the stores in scope found already: a bbox's; else the radius's)
 -- Suggestions from the in-memory labels (suggest_memory.py), step 1: whether the scope is narrow (at most
 -- narrow_stores active stores), and if so the products they stock in stock, packed 16 bytes each (one per
 -- listing, index-only in ix_store_product_store_in_stock), with the labels of those stamped after `since`. The
 -- `suggest` statement's narrow plan read the label of every one of them (3.5k index probes at 0.5 km, two
 -- stores: ~25 ms of 35) and lower-cased and split every name (~45 ms for a word completion).
 WITH scope AS MATERIALIZED (
-    SELECT coalesce(array_agg(s.id), '{}'::uuid[]) AS ids
+    SELECT coalesce(:store_ids::uuid[], array_agg(s.id), '{}'::uuid[]) AS ids
     FROM store s
-    WHERE s.is_active
+    WHERE :store_ids::uuid[] IS NULL AND s.is_active
       AND ST_DWithin(s.location, ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography,
                      :radius_m::float8)
 ), stocked AS MATERIALIZED (
