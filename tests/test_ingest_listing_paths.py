@@ -88,6 +88,46 @@ def test_a_second_sku_for_a_gtins_product_is_refused_naming_the_gtin(base: str, 
     }
 
 
+def test_a_retired_sku_written_again_without_its_gtin_takes_its_product_back(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """X (GTIN G) off sale, its listing taken over by Y (G), Y off sale: X written again without a GTIN (an empty
+    barcode cell) found no listing and made a second product beside X's own; it takes that one back now, as a
+    deleted listing's SKU keeps its product. In one batch after Y's delete too (as one by one); while Y is on sale,
+    X is another item (a store lists a product once)."""
+    store, key = shop
+    rye = {"name": "Rye bread", "price": 2, "quantity": 3, "gtin": "5411188112709"}
+    no_gtin = {"name": "Rye bread", "price": 2, "quantity": 4}
+
+    def write(sku: str, body: dict[str, object] | None = None) -> dict[str, object]:
+        url = listing_url(base, store, sku)
+        answer = httpx.put(url, json=body, headers=bearer(key)) if body else httpx.delete(url, headers=bearer(key))
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    product = write("X", rye)["product_id"]
+    write("X")
+    assert write("Y", rye)["product_id"] == product  # took X's deleted listing over: X retired
+    write("Y")
+    back = write("X", no_gtin)
+    assert (back["matched_by"], back["product_id"]) == ("sku", product), back
+    assert back["notes"] == "took back this store's deleted listing of its product (sku 'Y')"
+    write("X")
+    assert write("Y", rye)["product_id"] == product
+    items = [{"sku": "Y", "op": "delete"}, {"sku": "X", **no_gtin}]
+    batch = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert batch.status_code == 200, batch.text
+    assert [i.get("product_id") for i in batch.json()["results"]] == [product, product], batch.text
+    write("X")
+    assert write("Y", rye)["product_id"] == product
+    assert write("X", no_gtin)["matched_by"] == "created"  # Y sells it
+    with psycopg.connect(db_url) as conn:
+        listed = conn.execute(
+            "SELECT sku, product_master_id = %s FROM store_product WHERE store_id = %s ORDER BY sku", (product, store)
+        ).fetchall()
+    assert listed == [("X", False), ("Y", True)]
+
+
 def test_a_body_missing_a_field_or_with_an_unknown_one_names_that_field(base: str, shop: tuple[uuid.UUID, str]) -> None:
     store, key = shop
     cases = [

@@ -1,11 +1,12 @@
 """Apply a chunk of raw rows to products and listings: validate in Python, write set-based (a few statements per
 chunk, whatever its size). Runs inside the caller's transaction, under the store's advisory lock.
 Matching (per upsert row): a valid GTIN links to the product with that GTIN (`gtin`); otherwise the store's
-listing of the SKU keeps its product (`sku`); otherwise a new product is created (`created`, embedded later by
-the worker through the product trigger). Only a product no other store lists has its text rewritten (the fields
-a row would change on another are noted). A round that finds a GTIN it gives a product taken by another
-transaction meanwhile is mapped again, matching that product. Newest wins: a row older (updated_at, version or
-catalog_version) than what its listing holds ends `stale` and changes nothing.
+listing of the SKU keeps its product (`sku`), and a retired SKU's row without one takes back the product it had
+(its listing deleted, under the SKU that took it over: `sku`); otherwise a new product is created (`created`,
+embedded later by the worker through the product trigger). Only a product no other store lists has its text
+rewritten (the fields a row would change on another are noted). A round that finds a GTIN it gives a product taken
+by another transaction meanwhile is mapped again, matching that product. Newest wins: a row older (updated_at,
+version or catalog_version) than what its listing holds ends `stale` and changes nothing.
 """
 
 from __future__ import annotations
@@ -209,6 +210,13 @@ def _plan_product(
         if look["gtin_listed_as"] is not None:
             row.notes.append(f"took over this store's deleted listing of the product (sku {look['gtin_listed_as']!r})")
             sole = bool(look["gtin_sole"])
+    elif matched_by == "sku" and look["listing_id"] is None:  # a retired SKU takes its product back (_product_for)
+        plan.adopt.append((row.sku, product))
+        if look["retired_listed_as"] is not None:
+            row.notes.append(
+                f"took back this store's deleted listing of its product (sku {look['retired_listed_as']!r})"
+            )
+        sole = bool(look["retired_sole"])
     if sole:
         plan.product_updates.append((product, row, category_id))
     elif matched_by != "created":  # a new product has the row's text
@@ -234,6 +242,11 @@ def _product_for(
         if row.gtin:  # its product takes the GTIN: a later row of the round with it waits for this one
             plan.new_by_gtin[row.gtin] = look["listing_product"]
         return look["listing_product"], "sku"
+    if look["listing_id"] is None and (former := look["retired_product"]) is not None:  # a retired SKU, no GTIN
+        if look["retired_listed_as"] in earlier:
+            return DEFERRED  # that row may take it off sale: decided after it is written, as one by one
+        if not look["retired_listing_active"]:  # its earlier product, as a deleted listing's SKU keeps its own
+            return former, "sku"
     if not row.name:
         return RowResult("rejected", "name is required for a new sku")
     return _new_product(row, category_id, plan, look["listing_product"])

@@ -17,7 +17,9 @@
 -- uq_store_product_store_id_product_master_id) and under which SKU (NULL: a listing without one, e.g. SQL's); the
 -- GTIN of the listing's product (a GTIN no product holds yet goes onto the store's own product); for a deleted
 -- listing of the GTIN's product, whether no other store sells that product (the row taking it over rewrites it);
--- whether the SKU was retired (its listing taken over by another SKU: retired_listing_sku).
+-- whether the SKU was retired (its listing taken over by another SKU: retired_listing_sku), and for a row without
+-- a GTIN the product the retired SKU had, this store's listing of it (its SKU, on sale or not) and, when none is on
+-- sale, whether no other store sells it (a row taking it back rewrites its text).
 SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product,
        coalesce(sp.source_updated_at, r.source_updated_at) AS source_updated_at,  -- a retired SKU: its old clocks
        coalesce(sp.source_version, r.source_version) AS source_version,
@@ -32,7 +34,12 @@ SELECT i.ord, sp.id AS listing_id, sp.product_master_id AS listing_product,
        coalesce(o.is_active, false) AS gtin_listing_active,
        CASE WHEN o.id IS NOT NULL AND NOT o.is_active THEN NOT EXISTS (  -- a deleted listing taken over: its text
            SELECT 1 FROM store_product x WHERE x.product_master_id = g.id AND x.store_id <> i.store_id AND x.is_active
-       ) END AS gtin_sole
+       ) END AS gtin_sole,
+       CASE WHEN i.gtin IS NULL THEN r.product_master_id END AS retired_product, f.sku AS retired_listed_as, f.is_active AS retired_listing_active,
+       CASE WHEN r.product_master_id IS NOT NULL AND f.is_active IS NOT TRUE THEN NOT EXISTS (
+           SELECT 1 FROM store_product x
+           WHERE x.product_master_id = r.product_master_id AND x.store_id <> i.store_id AND x.is_active
+       ) END AS retired_sole
 FROM unnest(:skus::text[], :gtins::text[], array_fill(:store_id::uuid, ARRAY[cardinality(:skus::text[])]))
      WITH ORDINALITY AS i(sku, gtin, store_id, ord)
 LEFT JOIN store_product sp ON sp.store_id = i.store_id AND sp.sku = i.sku
@@ -45,6 +52,8 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) g ON true
 LEFT JOIN store_product o ON o.store_id = i.store_id AND o.product_master_id = g.id  -- one probe, sku and presence
+LEFT JOIN store_product f  -- a retired SKU's former product, as this store lists it now (one listing a product)
+       ON i.gtin IS NULL AND f.store_id = i.store_id AND f.product_master_id = r.product_master_id
 ORDER BY i.ord;
 
 -- name: categories
@@ -130,20 +139,24 @@ FROM product_master WHERE id = ANY(:ids::uuid[]);
 -- params: store_id uuid, skus text[], products uuid[], titles text[], prices numeric[], currencies text[],
 --    quantities int[], actives bool[], updated_ats timestamptz[], versions bigint[], catalog_versions bigint[]
 -- A listing without a SKU (written by SQL or a seed), or a deleted one (a POS that recreated the item under a new
--- id), takes the SKU of a row that names its product by GTIN, so that the row's upsert finds it (inserting a second
--- listing of the product failed the whole batch), and the row's values with it, as `upsert_listings` would write
--- them: one change, one listing.updated event, not two. A deleted one's clocks were its old item's: they go, kept
--- with its old SKU (retired_listing_sku), so a late write to that SKU is still compared with them. Returns the SKUs
+-- id), takes the SKU of a row that names its product by GTIN (or of a retired SKU that had it, written again without
+-- one), so that the row's upsert finds it (inserting a second listing of the product failed the whole batch), and
+-- the row's values with it, as `upsert_listings` would write them: one change, one listing.updated event, not two.
+-- A deleted one's clocks were its old item's: they go, kept with its old SKU and its product (retired_listing_sku),
+-- so a late write to that SKU is still compared with them, and one without a GTIN finds the product. Returns the SKUs
 -- it wrote (their rows changed something).
 WITH retired AS (
-    INSERT INTO retired_listing_sku AS r (store_id, sku, source_updated_at, source_version, source_catalog_version)
-    SELECT sp.store_id, sp.sku, sp.source_updated_at, sp.source_version, sp.source_catalog_version
+    INSERT INTO retired_listing_sku AS r (store_id, sku, source_updated_at, source_version, source_catalog_version,
+                                          product_master_id)
+    SELECT sp.store_id, sp.sku, sp.source_updated_at, sp.source_version, sp.source_catalog_version,
+           sp.product_master_id
     FROM store_product sp JOIN unnest(:skus::text[], :products::uuid[]) AS t(sku, product)
          ON sp.store_id = :store_id AND sp.product_master_id = t.product
     WHERE sp.sku IS NOT NULL AND NOT sp.is_active AND sp.sku <> t.sku
     ON CONFLICT (store_id, sku) DO UPDATE
     SET source_updated_at = excluded.source_updated_at, source_version = excluded.source_version,
-        source_catalog_version = excluded.source_catalog_version, retired_at = now()
+        source_catalog_version = excluded.source_catalog_version, product_master_id = excluded.product_master_id,
+        retired_at = now()
 )
 UPDATE store_product sp
 SET sku = v.sku, title = coalesce(v.title, sp.title), price = v.price, currency = v.currency, quantity = v.quantity,
