@@ -37,3 +37,15 @@ ItemQuantity = Annotated[
     int | float | str,
     msgspec.Meta(description="Absolute stock level, a whole number >= 0; an item with another is rejected alone."),
 ]
+
+# A GTIN as a product holds it (one field of the answers): matched as 14 digits whatever the width (ingest.md).
+StoredGtin = Annotated[
+    str,
+    msgspec.Meta(
+        description="The product's GTIN as stored: a write (PUT, batch, CSV, connector) stores the 14-digit GTIN-14, "
+        "zero-padded (04006381333931 for the EAN-13 4006381333931, 00012345678905 for the UPC-A 012345678905); a "
+        "product loaded by SQL or the demo's loader keeps its width. GTINs are matched as 14 digits: the forms of "
+        "one article name one product.",
+        examples=["04006381333931"],
+    ),
+]

@@ -10,7 +10,16 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
-from search_service.api.ingest_fields import Attributes, Currency, ItemQuantity, Price, Quantity, SourceClock, Version
+from search_service.api.ingest_fields import (
+    Attributes,
+    Currency,
+    ItemQuantity,
+    Price,
+    Quantity,
+    SourceClock,
+    StoredGtin,
+    Version,
+)
 from search_service.db.schema.base import BatchStatus, IngestSource
 
 EXAMPLE_STORE = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
@@ -131,7 +140,7 @@ class ListingOut(msgspec.Struct):
     sku: str
     product_id: UUID
     title: str
-    gtin: str | None
+    gtin: StoredGtin | None
     price: float
     currency: str
     quantity: int

@@ -11,6 +11,7 @@ from litestar import MediaType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
+from search_service.api.ingest_fields import StoredGtin
 from search_service.api.openapi_fixes import ExampleWithNulls
 from search_service.api.params import MAX_LIMIT, NEARBY_MAX, UUID_RULE
 from search_service.api.ux_schemas import ExplainOut, FacetsOut, HitExplainOut
@@ -47,7 +48,7 @@ class ProductOut(msgspec.Struct):
     name: str
     brand: str | None
     category_id: int | None
-    gtin: str | None
+    gtin: StoredGtin | None
     description: str | None
 
 
@@ -142,7 +143,7 @@ class ProductDetail(msgspec.Struct):
     brand: str | None
     description: str | None
     category_id: int | None
-    gtin: str | None
+    gtin: StoredGtin | None
     attributes: dict[str, Any]
     category_path: list[CategoryRef]
     images: list[ImageOut]
