@@ -151,3 +151,35 @@ def test_a_receiver_that_resets_the_connection_is_named_in_the_delivery_error() 
     assert result.status_code is None and result.error is not None
     kind, _, why = result.error.partition(": ")
     assert kind in ("ReadError", "RemoteProtocolError") and why.strip(), result.error
+
+
+def test_a_host_whose_first_address_is_down_is_reached_on_the_next_and_the_error_names_each_address() -> None:
+    """Only the first checked address was ever tried: a receiver whose first address was down (an AAAA first where
+    IPv6 is broken, a dead round-robin member) failed every delivery, "All connection attempts failed"."""
+
+    async def scenario() -> tuple[ssrf.Target, list[delivery.AttemptResult], int, delivery.AttemptResult]:
+        connections: list[int] = []
+        port, servers = await _serve(b"ok", connections)  # 127.0.0.1 and ::1; nothing on 127.0.0.2 or .3
+        answers = {"localhost": ["127.0.0.2", "127.0.0.1", "127.0.0.2"]}
+
+        async def resolver(host: str, port: int) -> list[str]:
+            return answers[host]
+
+        url = f"http://localhost:{port}/hook"
+        target = await ssrf.check(url, ["localhost"], resolver)
+        async with make_client(5.0, 4) as client:
+            sent = [await _send(client, url, resolver) for _ in range(3)]
+            answers["localhost"] = ["127.0.0.2", "127.0.0.3"]
+            down = await _send(client, url, resolver)
+        for server in servers:
+            server.close()
+        return target, sent, len(connections), down
+
+    target, sent, connections, down = asyncio.run(scenario())
+    assert [r.status_code for r in sent] == [200, 200, 200], sent
+    assert target.addresses == ("127.0.0.2", "127.0.0.1")  # every checked address, once each, in order
+    assert connections == 1  # the connection to the address that answered is kept and reused
+    assert down.status_code is None and down.error == (
+        "ConnectError: could not connect to any of 2 addresses: "
+        "127.0.0.2 (Connection refused), 127.0.0.3 (Connection refused)"
+    ), down.error

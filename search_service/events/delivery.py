@@ -165,8 +165,8 @@ async def attempt(
     try:
         with pinned(target):
             response = await client.post(target.url, body.encode(), headers)
-    except httpx.TimeoutException as exc:
-        return AttemptResult(None, None, f"timed out ({type(exc).__name__})")
+    except httpx.TimeoutException as exc:  # its text, if any, says where (the addresses a connect tried)
+        return AttemptResult(None, None, f"timed out ({type(exc).__name__}{f': {exc}' if str(exc) else ''})"[:500])
     except httpx.HTTPError as exc:  # some say nothing (a receiver that closed the connection: "ReadError: ")
         why = str(exc) or _SILENT_ERRORS.get(type(exc).__name__, "no detail given")
         return AttemptResult(None, None, storable(f"{type(exc).__name__}: {why}"[:500]))

@@ -1,10 +1,10 @@
-"""The SSRF guard: which webhook URLs we may call, and the one address we then connect to.
+"""The SSRF guard: which webhook URLs we may call, and the addresses we then connect to.
 
 A URL must be https (http only for hosts in PLINQY_WEBHOOK_ALLOW_HOSTS, matched on the host as written), and every
 address its host resolves to must be a public unicast one. IP literals are read the way the C resolver reads
 them (getaddrinfo with AI_NUMERICHOST: 2130706433, 0177.0.0.1, 127.1, 0x7f000001 are all 127.0.0.1), so no
 spelling slips past. The check runs at registration and again before every delivery, and the delivery connects
-to the address that was checked (events/transport.py pins it), so a second DNS answer cannot swap it.
+to an address that was checked (events/transport.py pins them), so a second DNS answer cannot swap it.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Target:
     url: httpx.URL
     host: str  # as httpcore will ask to connect to it
     port: int
-    address: str  # the checked address to connect to instead
+    addresses: tuple[str, ...]  # the checked addresses to connect to instead, in the resolver's order
 
 
 def address_problem(ip: IPAddress) -> str | None:
@@ -100,7 +100,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
 class CachingResolver:
     """Another resolver's answers per (host, port), kept ttl_s: at hundreds of deliveries a second to one host a
     getaddrinfo (a thread hop) per delivery costs more than the send. The guard still checks the (cached) answers
-    at every delivery and the connection goes to the address checked. Failures are not kept."""
+    at every delivery and the connection goes to an address checked. Failures are not kept."""
 
     def __init__(self, inner: Resolver = system_resolver, ttl_s: float = 30.0, max_hosts: int = 10_000) -> None:
         self.inner, self.ttl_s, self.max_hosts = inner, ttl_s, max_hosts
@@ -185,4 +185,5 @@ async def check(url: str, allow_hosts: Iterable[str], resolver: Resolver = syste
         parsed = _httpx_url(url)
     except (httpx.InvalidURL, ValueError) as exc:
         raise UnsafeUrl(f"not a valid URL ({exc})") from None
-    return Target(parsed, unquote(parsed.host), port, str(addresses[0]))
+    # All of them: a host whose first address is down (an AAAA first where IPv6 is broken) is reached on the next.
+    return Target(parsed, unquote(parsed.host), port, tuple(dict.fromkeys(str(a) for a in addresses)))

@@ -1,8 +1,8 @@
 """An httpx transport (keep-alive pool) that connects only to addresses the SSRF guard checked.
 
 The URL (hence the Host header and TLS SNI and certificate check) stays as registered; the TCP connection goes to
-the pinned address of the current request. A host with no pin in the current task is refused before any socket
-is opened, so a connection can only ever reach a checked address.
+a pinned address of the current request, each in turn until one connects. A host with no pin in the current task
+is refused before any socket is opened, so a connection can only ever reach a checked address.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import os
+import ssl
 import typing
 from collections.abc import Iterator
 
@@ -20,21 +22,57 @@ from httpx._transports.default import map_httpcore_exceptions
 
 from search_service.events.ssrf import Target
 
-_PINS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("plinqy_webhook_pins", default=None)
+_Pins = dict[str, tuple[str, ...]]
+_PINS: contextvars.ContextVar[_Pins | None] = contextvars.ContextVar("plinqy_webhook_pins", default=None)
 
 
 class UnpinnedHost(httpcore.ConnectError):
     """A connection to a host the guard did not check (never attempted)."""
 
 
+def _pin_key(host: str) -> str:
+    return host.lower().strip("[]")
+
+
 @contextlib.contextmanager
 def pinned(target: Target) -> Iterator[None]:
-    """Within this block (this task), connections to target.host go to target.address."""
-    token = _PINS.set({target.host.lower().strip("[]"): target.address})
+    """Within this block (this task), connections to target.host go to one of target.addresses."""
+    token = _PINS.set({_pin_key(target.host): target.addresses})
     try:
         yield
     finally:
         _PINS.reset(token)
+
+
+@contextlib.contextmanager
+def _only(host: str, address: str) -> Iterator[None]:
+    """The pin of host narrowed to the one checked address the next connection tries."""
+    pins = _PINS.get() or {}
+    assert address in pins.get(host, ()), "only a checked address"
+    token = _PINS.set({**pins, host: (address,)})
+    try:
+        yield
+    finally:
+        _PINS.reset(token)
+
+
+def _why(exc: Exception) -> str:
+    """Why a connect failed, short: anyio's text is "All connection attempts failed" even for its one attempt; the
+    errno at the root says what happened ("Connection refused"). A TLS failure keeps its own text."""
+    root: BaseException = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    if isinstance(root, OSError) and not isinstance(root, ssl.SSLError) and root.errno:
+        return os.strerror(root.errno)
+    return "timed out" if isinstance(exc, httpcore.ConnectTimeout) else str(exc) or type(exc).__name__
+
+
+def _unreached(failures: list[tuple[str, Exception]]) -> httpcore.ConnectError | httpcore.ConnectTimeout:
+    """One error naming each address tried and why it failed (a timeout if every one timed out)."""
+    said = ", ".join(f"{address} ({_why(exc)})" for address, exc in failures)
+    many = f"any of {len(failures)} addresses: " if len(failures) > 1 else ""
+    timed_out = all(isinstance(exc, httpcore.ConnectTimeout) for _, exc in failures)
+    return (httpcore.ConnectTimeout if timed_out else httpcore.ConnectError)(f"could not connect to {many}{said}")
 
 
 class PinnedBackend(httpcore.AsyncNetworkBackend):
@@ -49,10 +87,11 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        address = (_PINS.get() or {}).get(host.lower().strip("[]"))
-        if address is None:
+        addresses = (_PINS.get() or {}).get(_pin_key(host))
+        if not addresses:
             raise UnpinnedHost(f"refusing to connect to {host}: no checked address for it")
-        return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+        # PinnedTransport narrows the pin to the address it tries (its pool is kept per address).
+        return await self._inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
 
     async def connect_unix_socket(
         self,
@@ -67,7 +106,8 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
 
 
 MAX_RESPONSE_BYTES = 64 * 1024  # of a receiver's answer we keep (the error text shows 200 characters)
-_PoolKey = tuple[bytes, bytes, int, str]
+_Origin = tuple[bytes, bytes, int]
+_PoolKey = tuple[bytes, bytes, int, str]  # the origin and the checked address
 
 
 class PinnedTransport(httpx.AsyncBaseTransport):
@@ -103,8 +143,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.AsyncByteStream)
         url = request.url
-        address = (_PINS.get() or {}).get(url.host.lower().strip("[]"), "")
-        key = (url.raw_scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80), address)
+        origin = (url.raw_scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80))
         core_request = httpcore.Request(
             method=request.method,
             url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
@@ -114,25 +153,57 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         )
         timeouts = request.extensions.get("timeout", {})
         with map_httpcore_exceptions():
+            addresses = (_PINS.get() or {}).get(_pin_key(url.host))
+            if not addresses:
+                raise UnpinnedHost(f"refusing to connect to {url.host}: no checked address for it")
             try:
                 await asyncio.wait_for(self._slots.acquire(), timeouts.get("pool"))
             except TimeoutError:
                 raise httpcore.PoolTimeout("no free connection slot") from None
             try:
                 async with asyncio.timeout(self._deadline_s):
-                    return await self._exchange(key, core_request)
+                    return await self._send(origin, _pin_key(url.host), addresses, core_request)
             except TimeoutError:  # a receiver dripping its answer held a send (and the lease) for minutes
                 raise httpcore.ReadTimeout(f"no whole answer within {self._deadline_s:g} s") from None
             finally:
                 self._slots.release()
 
-    async def _exchange(self, key: _PoolKey, request: httpcore.Request) -> httpx.Response:
-        connection = await self._take(key) or httpcore.AsyncHTTPConnection(
+    async def _send(
+        self, origin: _Origin, host: str, addresses: tuple[str, ...], request: httpcore.Request
+    ) -> httpx.Response:
+        """Over an idle connection to a checked address, else a new one to each in turn (the resolver's order) until
+        one connects: a receiver whose first address is down (an AAAA first where IPv6 is broken) is still reached.
+        Only a failed connect moves on, so nothing is sent twice. Each address gets its share of the time left to
+        connect (as curl splits it), so one that drops packets leaves the next some time."""
+        for address in addresses:
+            idle = await self._take((*origin, address))
+            if idle is not None:
+                return await self._exchange((*origin, address), idle, request)
+        loop = asyncio.get_running_loop()
+        ends, timeouts = loop.time() + self._deadline_s, dict(request.extensions.get("timeout", {}))
+        failures: list[tuple[str, Exception]] = []
+        for left, address in zip(range(len(addresses), 0, -1), addresses, strict=True):
+            share = (ends - loop.time()) / left
+            connect = min(share, timeouts.get("connect") or share)
+            request.extensions = {**request.extensions, "timeout": {**timeouts, "connect": connect}}
+            with _only(host, address):
+                try:
+                    return await self._exchange((*origin, address), self._connection(request), request)
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                    failures.append((address, exc))
+        raise _unreached(failures)
+
+    def _connection(self, request: httpcore.Request) -> httpcore.AsyncHTTPConnection:
+        return httpcore.AsyncHTTPConnection(
             origin=request.url.origin,
             ssl_context=self._ssl_context,
             keepalive_expiry=self._keepalive_expiry,
             network_backend=self._backend,
         )
+
+    async def _exchange(
+        self, key: _PoolKey, connection: httpcore.AsyncHTTPConnection, request: httpcore.Request
+    ) -> httpx.Response:
         try:
             response = await connection.handle_async_request(request)
             chunks, size = [], 0
