@@ -591,3 +591,34 @@ def test_deliveries_show_the_url_each_was_sent_to(db: psycopg.Connection, fresh_
     assert set(by_status) == {"delivered", "failed"}, lines
     assert receiver.url("/ok/old") in by_status["delivered"] and "/new" not in by_status["delivered"], lines
     assert receiver.url("/status/500/new") in by_status["failed"], lines
+
+
+def test_deliveries_say_an_attempt_is_in_flight_not_a_next_attempt_before_the_last(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """While an attempt was under way the line showed `next_attempt=` the time it had been due, before its
+    `last_attempt=` (the claim writes the latter; the former waits for the attempt's result)."""
+    store = seed_store(db)
+    with Receiver() as receiver:
+        url = receiver.url("/slow/3/inflight")
+        assert run(fresh_db_url, "webhooks", "add", "--store", str(store), "--url", url).exit_code == 0
+        seed_listing(db, store, seed_product(db, "Oat milk"), "OM")
+        env = {**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_SECRET_KEY": KEY,
+               "PLINQY_WEBHOOK_ALLOW_HOSTS": "127.0.0.1"}  # fmt: skip
+        with subprocess.Popen([sys.executable, "-m", "search_service", "webhooks", "dispatch", "--drain"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as dispatching:  # fmt: skip
+            deadline = time.monotonic() + 60
+            while not receiver.count() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            [line] = run(fresh_db_url, "webhooks", "deliveries").output.splitlines()
+            assert dispatching.wait(timeout=60) == 0
+    assert "\tpending\tattempts=1\t" in line and "\tnext_attempt=in flight\t" in line, line
+    assert "\tlast_attempt=-\t" not in line, line
+    # A lease run out (its dispatcher died mid-send): due again when it ran out, after the last attempt.
+    db.execute(
+        "UPDATE webhook_delivery SET status = 'retrying', last_attempt_at = now() - interval '2 minutes', "
+        "next_attempt_at = now() - interval '3 minutes', locked_until = now() - interval '1 minute'"
+    )
+    [line] = run(fresh_db_url, "webhooks", "deliveries").output.splitlines()
+    [(until,)] = db.execute("SELECT locked_until FROM webhook_delivery").fetchall()
+    assert f"\tnext_attempt={until.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}\t" in line, line

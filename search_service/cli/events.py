@@ -242,10 +242,11 @@ def _utc(when: datetime | None) -> str:
 
 
 def _times(row: Any) -> list[str]:
-    """When it was last tried, and when it is tried next (still queued) or was delivered."""
+    """When it was last tried, and when it is tried next (still queued; not known while an attempt is in flight) or
+    was delivered."""
     times = [f"last_attempt={_utc(row['last_attempt_at'])}"]
     if row["status"] in ("pending", "retrying"):
-        times.append(f"next_attempt={_utc(row['next_attempt_at'])}")
+        times.append("next_attempt=in flight" if row["in_flight"] else f"next_attempt={_utc(row['next_attempt_at'])}")
     if row["status"] == "delivered":
         times.append(f"delivered_at={_utc(row['delivered_at'])}")
     return times

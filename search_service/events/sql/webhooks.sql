@@ -117,10 +117,14 @@ SELECT d.id, d.message_id, ev.type, ev.payload::text AS payload, ev.created_at F
 
 -- name: list_deliveries
 -- params: failed_only boolean, store_id uuid|null (NULL: every store), limit int
--- url: where the last attempt went (the subscription's URL may have changed since); the subscription's when none
+-- url: where the last attempt went (the subscription's URL may have changed since); the subscription's when none.
+-- in_flight: a dispatcher holds it (an attempt under way): its next time is not known until the attempt ends (the
+-- claim wrote last_attempt_at and left next_attempt_at at the time it was due: shown, it came before the last
+-- attempt). A lease run out (its dispatcher died) made it due again then.
 SELECT d.id, w.store_id, d.webhook_id, coalesce(d.last_url, w.url) AS url, e.type, d.message_id, d.status,
-       d.attempts, d.next_attempt_at, d.last_attempt_at, d.last_status_code, d.last_error, d.delivered_at,
-       d.created_at, w.is_active, w.disabled_reason
+       d.attempts, greatest(d.next_attempt_at, d.locked_until) AS next_attempt_at, d.last_attempt_at,
+       d.last_status_code, d.last_error, d.delivered_at, d.created_at, w.is_active, w.disabled_reason,
+       coalesce(d.locked_until > now(), false) AS in_flight
 FROM webhook_delivery d
 JOIN store_webhook w ON w.id = d.webhook_id
 JOIN webhook_event e ON e.id = d.event_id
