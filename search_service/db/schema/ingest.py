@@ -239,7 +239,7 @@ retired_listing_sku = Table(
     Column("source_updated_at", DateTime(timezone=True)),
     Column("source_version", BigInteger),
     Column("source_catalog_version", BigInteger),  # migration 0041
-    # The product the SKU had (migration 0056): the SKU written again without a GTIN takes it back.
+    # The product the SKU had (migration 0054): the SKU written again without a GTIN takes it back.
     Column("product_master_id", UUID(as_uuid=True), ForeignKey("product_master.id", ondelete="SET NULL")),
     Column("retired_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

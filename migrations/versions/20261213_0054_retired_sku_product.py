@@ -8,7 +8,7 @@ keeps X's product, and X's row takes P's deleted listing back (mapping.py), as a
 Existing retired SKUs find theirs in the listing history (the update that gave the listing another SKU); one
 whose history was pruned keeps none and is mapped as before.
 
-Revision ID: 0056
+Revision ID: 0054
 Revises: 0053
 Create Date: 2026-12-13 09:00:00
 """
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0056"
+revision: str = "0054"
 down_revision: str | None = "0053"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
