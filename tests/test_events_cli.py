@@ -399,6 +399,7 @@ def test_a_disabled_webhook_enabled_again_keeps_its_secret_and_numbering_and_rep
         replay_line = enabled.output.strip().splitlines()[-1]
         assert replay_line.startswith("1 failed delivery; to send them again: "), enabled.output
         assert f"webhooks replay --webhook {webhook_id} --failed-only --since " in replay_line, enabled.output
+        assert re.search(r" --since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", replay_line), replay_line  # UTC, as keys
         again = run(fresh_db_url, "webhooks", "enable", webhook_id)
         assert again.exit_code == 0 and "enabled already" in again.output
         listed = run(fresh_db_url, "webhooks", "list", "--store", str(store)).output

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -278,5 +279,6 @@ def test_update_and_rotate_secret_from_the_cli(db_url: str) -> None:
     assert rotated.exit_code == 0, rotated.output
     secret = rotated.output.strip().splitlines()[-1]
     assert secret.startswith("whsec_") and "signed with both secrets until" in rotated.output
+    assert re.search(r"until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, then", rotated.output), rotated.output  # UTC, as keys
     missing = _cli(db_url, "webhooks", "rotate-secret", str(uuid.uuid4()))
     assert missing.exit_code == 1 and missing.output.strip() == "error: WEBHOOK_ID: no webhook with this id"

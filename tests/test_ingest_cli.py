@@ -105,6 +105,47 @@ def test_keys_list_says_its_times_in_utc_whatever_the_sessions_zone(dsn: str) ->
     assert lines["revoked"][4:6] == ["revoked 2026-12-07T06:00:00Z", "used=2026-12-07T05:21:44Z"], lines
 
 
+def test_imports_connections_and_prune_lines_say_their_times_in_utc_whatever_the_sessions_zone(
+    dsn: str, tmp_path: Path
+) -> None:
+    """`imports list` (created, finished, a lease's end), `connections list` (last sync, last error, next attempt),
+    `prune` and `tasks prune` printed times with no zone, in the database session's (America/New_York here) or with
+    its abbreviation: read as UTC, hours off. They say UTC with its `Z`, as `keys list` does."""
+    store = create_store(dsn)
+    env = {"PLINQY_SECRET_KEY_FILE": str(tmp_path / "key")}
+    assert cli(dsn, "connect", "webhook", "--store", str(store), **env).returncode == 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET timezone = 'America/New_York'")
+        conn.execute(
+            "INSERT INTO import_batch (store_id, source, status, created_at, finished_at) VALUES "
+            "(%s, 'csv', 'completed', '2026-12-07 05:21:44+00', '2026-12-07 05:22:01+00')",
+            (store,),
+        )
+        conn.execute(
+            "INSERT INTO import_batch (store_id, source, status, locked_by, locked_until, started_at, created_at)"
+            " VALUES (%s, 'csv', 'processing', 'import:host:7', '2100-01-01 00:00:00+00', now(), now())",
+            (store,),
+        )
+        conn.execute(
+            "UPDATE ingest_connection SET last_sync_at = '2026-12-07 05:21:44+00', consecutive_failures = 1, "
+            "last_error = 'HTTP 503', last_error_at = '2026-12-07 06:00:00+00', "
+            """config = config || '{"not_before": 4102444800}'::jsonb"""
+        )
+    processing, completed = cli(dsn, "imports", "list").stdout.splitlines()
+    assert "\tcreated=2026-12-07T05:21:44Z\tfinished=2026-12-07T05:22:01Z" in completed, completed
+    assert "\tleased_by=import:host:7 until 2100-01-01T00:00:00Z" in processing, processing
+    [connection] = cli(dsn, "connections", "list").stdout.splitlines()
+    assert "\tsynced=2026-12-07T05:21:44Z\t" in connection, connection
+    assert "\tlast_error=2026-12-07T06:00:00Z: HTTP 503\tnext_attempt=2100-01-01T00:00:00Z " in connection, connection
+    utc = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    pruned = cli(dsn, "prune", "--dry-run").stdout.splitlines()
+    assert pruned and all(re.fullmatch(rf"would delete \d+ row\(s\) of \w+ older than {utc}", p) for p in pruned), (
+        pruned
+    )
+    tasks = cli(dsn, "tasks", "prune", "--older-than", "1d", "--dry-run").stdout.strip()
+    assert re.fullmatch(rf"would delete 0 done task\(s\) that finished before {utc}", tasks), tasks
+
+
 def test_a_key_or_store_described_wrongly_exits_2_naming_the_option_as_typed(dsn: str) -> None:
     """The README's exit 2 is for a command called wrongly, its own checks too: an unknown or clashing --scope,
     --currency XXX, --country DEU (named `country_code`), an empty --name exited 1, as a failure. A country code
@@ -602,7 +643,7 @@ def test_import_csv_waiting_on_an_earlier_batchs_pause_after_a_failure_says_so(d
     assert "None" not in out.stderr
     assert re.search(
         rf"waiting: batch {earlier} of this store failed to map \(1 time\(s\): RaiseError: the trigger said no\) "
-        r"and is tried again at \d\d:\d\d:\d\d \(its batches are mapped in order\)",
+        r"and is tried again at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(its batches are mapped in order\)",
         out.stderr,
     ), out.stderr
     assert "1 row, 1 mapped" in out.stdout
@@ -653,7 +694,7 @@ def test_import_csv_waiting_out_its_own_batchs_pause_after_a_failed_mapping_says
     batch, told = own_batch_held(dsn, f"{paused}, error = 'mapping failed: RaiseError: refused by a test trigger'")
     assert len(told) == 1 and re.fullmatch(
         rf"waiting: batch {batch} of this import: mapping it failed \(RaiseError: refused by a test trigger\); it is "
-        r"tried again at \d\d:\d\d:\d\d \(attempt 3 of 5\); Ctrl-C leaves it to the workers",
+        r"tried again at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(attempt 3 of 5\); Ctrl-C leaves it to the workers",
         told[0],
     ), told
 

@@ -355,7 +355,7 @@ def test_a_resumed_all_says_so_per_database_and_mode_and_restart_starts_over(fre
         assert proc.returncode == code, proc.stderr[-2000:]
         return proc.stdout, proc.stderr
 
-    resumed = re.compile(r"reembed --all: resuming the run started at (\S+ \S+), (\d+) products not re-embedded since")
+    resumed = re.compile(r"reembed --all: resuming the run started at (\S+Z), (\d+) products not re-embedded since")
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         seed(conn, 30)
         assert "wrote 30" in cli("--missing")[0]

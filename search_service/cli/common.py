@@ -10,7 +10,6 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO, TypeVar
 
@@ -60,12 +59,6 @@ def echo(*columns: object, err: bool = False) -> None:
         click.echo("\t".join(escape_control_chars(str(column)) for column in columns), err=err)
     except OSError as exc:
         raise OutputUnwritable(exc) from None
-
-
-def utc_text(when: datetime) -> str:
-    """A time as the API writes it, in UTC with its `Z`: the database session's zone (`ALTER DATABASE … SET
-    timezone`), printed without its name, read as UTC."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_output(text: str, file: TextIO | None = None) -> None:

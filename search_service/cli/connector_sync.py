@@ -26,6 +26,7 @@ from search_service.cli.common import (
     user_errors,
 )
 from search_service.settings import Settings
+from search_service.timetext import utc_text_of
 
 if TYPE_CHECKING:
     from search_service.ingest.connectors.sync import SyncReport
@@ -85,11 +86,9 @@ def _refuse_while_asked_to_wait(config: dict[str, Any]) -> None:
     now is refused again, and counts as one more failure."""
     until = float(config.get("not_before") or 0)
     if (wait := until - time.time()) > 0:
-        when = time.localtime(min(until, 253370764800))  # 9999-01-01: a wait stored before it was bounded
-        day = "" if when[:3] == time.localtime()[:3] else "%Y-%m-%d "  # a time of day alone read as today's
+        when = utc_text_of(min(until, 253370764800))  # 9999-01-01: a wait stored before it was bounded
         raise UserFacingError(
-            f"the vendor asked to wait until {time.strftime(day + '%H:%M:%S', when)} ({wait:.0f}s); "
-            "run again then, or pass --now to try anyway"
+            f"the vendor asked to wait until {when} ({wait:.0f}s); run again then, or pass --now to try anyway"
         )
 
 

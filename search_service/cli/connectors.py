@@ -24,6 +24,7 @@ from search_service.cli.common import (
     user_errors,
 )
 from search_service.settings import Settings
+from search_service.timetext import utc_text
 
 if TYPE_CHECKING:
     from search_service.ingest.connection_edits import ConnectionUpdate, UpdatedConnection
@@ -155,15 +156,15 @@ def connections_list(settings: Settings) -> None:
         cid, store_id, source, location, enabled, last_sync, failures, error, error_at, first_rows, *rest = row
         no_levels, *due = rest
         state = "enabled" if enabled else "disabled"
-        synced = f"{last_sync:%Y-%m-%d %H:%M:%S}" if last_sync else "never"
+        synced = utc_text(last_sync) if last_sync else "never"
         if first_rows is not None:  # it said "never" of a first sync killed after storing thousands of items
             synced += f" (a first sync stored {first_rows} items, unfinished: the next sync resumes from its cursor)"
         columns = [cid, source, f"location={location or '-'}", f"store={store_id}", state, f"synced={synced}"]
         if failures:
-            columns += [f"failures={failures}", f"last_error={error_at:%Y-%m-%d %H:%M:%S}: {error}"]
+            columns += [f"failures={failures}", f"last_error={utc_text(error_at)}: {error}"]
         if (next_attempt := due[0]) is not None:  # backing off, or the vendor asked to wait: `sync` waits too
             asked = " (the vendor asked to wait; `sync ID --now` tries anyway)" if due[1] else ""
-            columns.append(f"next_attempt={next_attempt:%Y-%m-%d %H:%M:%S}{asked}")
+            columns.append(f"next_attempt={utc_text(next_attempt)}{asked}")
         if no_levels:  # until a sync reads a level
             columns.append(f"warning={no_levels}")
         echo(*columns)

@@ -25,6 +25,7 @@ from search_service.cli.common import (
 )
 from search_service.logformat import configure_logging
 from search_service.settings import Settings
+from search_service.timetext import utc_text
 
 
 def _encoder(settings: Settings) -> Any:
@@ -160,7 +161,7 @@ def _summary(report: Any, via_queue: bool) -> str:
 
 
 def _when(moment: datetime) -> str:
-    return moment.isoformat(sep=" ", timespec="seconds")
+    return utc_text(moment)
 
 
 def _say_resumed(report: Any, via_queue: bool) -> None:

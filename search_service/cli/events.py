@@ -27,11 +27,11 @@ from search_service.cli.common import (
     refuse_a_wrong_secret_key,
     shown_once,
     user_errors,
-    utc_text,
 )
 from search_service.db import faults
 from search_service.logformat import configure_logging
 from search_service.settings import Settings
+from search_service.timetext import utc_text
 
 T = TypeVar("T")
 
@@ -162,7 +162,7 @@ def webhooks_rotate_secret(settings: Settings, webhook_id: UUID) -> None:
             echo(f"webhook {webhook_id}: the replaced secret does not open with {key} (stored under another key): "
                  "dropped; deliveries are signed with the new secret only")  # fmt: skip
         else:
-            until = rotated.previous_valid_until.astimezone(UTC).isoformat()
+            until = utc_text(rotated.previous_valid_until)
             echo(f"webhook {webhook_id}: deliveries are signed with both secrets until {until}, then the new one only")
         echo("new signing secret, shown only now:")
         echo(rotated.secret)  # the last line alone, as `add` prints it
@@ -202,7 +202,7 @@ def webhooks_enable(settings: Settings, webhook_id: UUID) -> None:
         return
     echo(f"enabled webhook {webhook_id}: {row['url']}")
     if enabled.failed_from is not None:
-        since = enabled.failed_from.astimezone(UTC).isoformat()
+        since = utc_text(enabled.failed_from)  # to the second, floored: the first failed one is in
         n = enabled.failed
         echo(
             f"{n} failed deliver{'y' if n == 1 else 'ies'}; to send them again: "
@@ -357,7 +357,7 @@ def prune(settings: Settings, older_than: float, dry_run: bool) -> None:
 
     with connect(settings) as conn:
         plan = prune_mod.plan(conn, older_than)
-        before = f"older than {plan.cutoff:%Y-%m-%d %H:%M:%S %Z}"
+        before = f"older than {utc_text(plan.cutoff)}"
         if dry_run:
             for table, count in plan.counts.items():
                 echo(f"would delete {count} row(s) of {table} {before}")

@@ -32,6 +32,7 @@ from search_service.cli.common import (
 from search_service.cli.keys import keys
 from search_service.controlchars import escape_control_chars
 from search_service.settings import Settings
+from search_service.timetext import utc_text
 
 if TYPE_CHECKING:
     from search_service.ingest.csvfile import CsvRows
@@ -262,14 +263,15 @@ def _batch_columns(
     counts = f"rows={total} mapped={mapped} stale={stale} duplicate={duplicate} rejected={rejected} "
     counts += f"unchanged={unchanged}" + (f" unprocessed={unprocessed}" if unprocessed else "")  # failed: never mapped
     columns = [str(batch_id), f"store={store_id}", f"{source}/{kind}", status, counts]
-    columns.append(f"created={created:%Y-%m-%d %H:%M:%S}")
+    columns.append(f"created={utc_text(created)}")
     if finished is not None:
-        columns.append(f"finished={finished:%Y-%m-%d %H:%M:%S}")
+        columns.append(f"finished={utc_text(finished)}")
     if file_name:
         columns.append(f"file={file_name}")
     if locked_by and status == "processing":  # a lease past its time is held by no one: it read as a live worker's
         lapsed = " (lapsed)" if locked_until is not None and locked_until < datetime.now(UTC) else ""
-        columns.append(f"leased_by={locked_by} until {locked_until:%H:%M:%S}{lapsed}")
+        until = utc_text(locked_until) if locked_until is not None else "-"
+        columns.append(f"leased_by={locked_by} until {until}{lapsed}")
     if failures:
         columns.append(f"mapping_failures={failures}")
     if pruned is not None:

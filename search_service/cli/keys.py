@@ -6,8 +6,9 @@ from uuid import UUID
 
 import click
 
-from search_service.cli.common import UsageMistake, UserFacingError, connect, echo, shown_once, user_errors, utc_text
+from search_service.cli.common import UsageMistake, UserFacingError, connect, echo, shown_once, user_errors
 from search_service.settings import Settings
+from search_service.timetext import utc_text
 
 
 @click.group()

@@ -17,6 +17,7 @@ from search_service.cli.common import (
     user_errors,
 )
 from search_service.settings import Settings
+from search_service.timetext import utc_text
 
 
 @click.group()
@@ -100,7 +101,7 @@ def tasks_prune(settings: Settings, older_than: float, dry_run: bool) -> None:
 
     with connect(settings) as conn:
         plan = queue.plan_prune(conn, older_than)
-        before = f"that finished before {plan.cutoff:%Y-%m-%d %H:%M:%S %Z}"
+        before = f"that finished before {utc_text(plan.cutoff)}"
         if dry_run:
             echo(f"would delete {plan.count} done task(s) {before}")
             return

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from search_service.db.sql import statement
 from search_service.ingest import pipeline
 from search_service.ingest.csv_errors import errors_csv
+from search_service.timetext import utc_text
 
 
 def _sql(name: str) -> Any:
@@ -51,17 +52,17 @@ def failure_of(batch: Any, error_key: str = "error") -> str:
     return error.splitlines()[0][:200] if error.strip() else "no error recorded"
 
 
-def retry_pause(batch: Any, local: bool = False) -> str | None:
+def retry_pause(batch: Any, cli: bool = False) -> str | None:
     """What failed and when it is tried again, for a batch waiting out the pause after a failed mapping, its own
     (batch_crashed) or that of the store's earlier batch it waits behind (`held_by`); None for any other: both read
-    as "processing", retry in 2 s, for up to 2 minutes, nothing naming the failing batch. The time in UTC, or
-    `local` (the command line's, as its other waiting lines)."""
+    as "processing", retry in 2 s, for up to 2 minutes, nothing naming the failing batch. The time in UTC, for the
+    `cli` as every command writes one (utc_text)."""
     if batch["retry_in_s"] is not None:
-        when = _retry_at(batch["locked_until"], batch["retry_in_s"], batch["mapping_failures"], local)
+        when = _retry_at(batch["locked_until"], batch["retry_in_s"], batch["mapping_failures"], cli)
         return f"mapping it failed ({failure_of(batch)}); it is tried again at {when}"
     if batch.get("held_by") is None:
         return None
-    when = _retry_at(batch["held_until"], batch["held_retry_in_s"], batch["held_failures"], local)
+    when = _retry_at(batch["held_until"], batch["held_retry_in_s"], batch["held_failures"], cli)
     return (
         f"it waits behind batch {batch['held_by']} of this store (a store's batches are mapped in order), whose "
         f"mapping failed ({failure_of(batch, 'held_error')}); that one is tried again at {when}, this one after it"
@@ -73,8 +74,8 @@ def retry_after_s(batch: Any) -> int | None:
     return batch["retry_in_s"] or batch.get("held_retry_in_s")
 
 
-def _retry_at(until: Any, in_s: int, failures: int, local: bool) -> str:
-    at = f"{until.astimezone():%H:%M:%S}" if local else f"{until.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, in {in_s} s"
+def _retry_at(until: Any, in_s: int, failures: int, cli: bool) -> str:
+    at = utc_text(until) if cli else f"{until.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, in {in_s} s"
     return f"{at} (attempt {failures + 1} of {pipeline.MAX_MAPPING_ATTEMPTS})"
 
 

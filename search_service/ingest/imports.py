@@ -20,6 +20,7 @@ from search_service.ingest.batch_rows import batch_status, failure_of, retry_pau
 from search_service.ingest.config import IngestConfig
 from search_service.ingest.csv_store import record_csv
 from search_service.ingest.csvfile import CHARSET_BY_CLI, CsvRows
+from search_service.timetext import utc_text
 
 
 @dataclass
@@ -138,13 +139,13 @@ async def _follow(
 
 def _waiting_for(head: Any, status: dict[str, Any]) -> str | None:
     if head is None:  # this import's own batch: it read as another's ("a worker is mapping batch … of this store")
-        if (pause := retry_pause(status, local=True)) is not None:  # nobody maps it: it read "a worker is mapping"
+        if (pause := retry_pause(status, cli=True)) is not None:  # nobody maps it: it read "a worker is mapping"
             return f"waiting: batch {status['id']} of this import: {pause}; Ctrl-C leaves it to the workers"
         if status["locked_by"] is None:  # its pause just ended: claimed next time round
             return None
         return f"waiting: a worker is mapping this import (batch {status['id']}); its progress shows here"
     if head["status"] != "receiving" and head["locked_by"] is None:  # it said "None is mapping": a failure's pause
-        until = head["locked_until"].astimezone().strftime("%H:%M:%S")
+        until = utc_text(head["locked_until"])
         why = failure_of(head)
         return (f"waiting: batch {head['id']} of this store failed to map ({head['mapping_failures']} time(s): "
                 f"{why}) and is tried again at {until} (its batches are mapped in order)")  # fmt: skip
