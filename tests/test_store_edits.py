@@ -157,6 +157,11 @@ def test_store_text_is_trimmed_as_listing_text_is(
         refused = httpx.patch(url, json={"name": invisible}, headers=admin)
         assert refused.status_code == 400 and _error(refused) == ("name", "must not be empty"), refused.text
         assert _create(base, admin, name=invisible).status_code == 400
+    for sent in ("gb\n", " GB", "GB "):  # the spec's pattern refused these, which the server took (and takes)
+        patched = httpx.patch(url, json={"country_code": sent}, headers=admin)
+        assert patched.status_code == 200 and patched.json()["country_code"] == "GB", (sent, patched.text)
+    spaced = httpx.patch(url, json={"country_code": "G B"}, headers=admin)
+    assert spaced.status_code == 400 and _error(spaced)[0] == "country_code", spaced.text
     cleared = httpx.patch(url, json={"city": " ", "store_type": "\u200b"}, headers=admin)
     assert (cleared.json()["city"], cleared.json()["store_type"]) == (None, None), cleared.text
     out = cli(db_url, "stores", "create", "--name", " \u200bCLI Laden ", "--lat", "1", "--lon", "1", "--address", " ")

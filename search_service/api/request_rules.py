@@ -25,6 +25,9 @@ from search_service.ingest.stores import ISO_COUNTRIES, TEXT_LIMITS, web_host_po
 
 _CONTROL = r"\x00-\x1f\x7f-\x9f"  # Unicode's control characters (Cc), which a store's text fields refuse
 NO_CONTROL = rf"^[^{_CONTROL}]*$"
+# What the server trims from a store's text before checking it (rows.trimmed): whitespace, line breaks included, and
+# invisible characters. A code's pattern takes them around it, as the server does: `GB\n` and ` gb` are GB.
+TRIMMED = rf"[\s{INVISIBLE_CHARS}]*"
 # a store's name: more than spaces and invisible characters (a zero-width space, a BOM, a Hangul filler), which it is
 # trimmed of
 NOT_BLANK = rf"^[^{_CONTROL}]*[^\s{_CONTROL}{INVISIBLE_CHARS}][^{_CONTROL}]*$"
@@ -33,10 +36,12 @@ WEB_ADDRESS = rf"^([Hh][Tt][Tt][Pp][Ss]?://{web_host_port(_CONTROL)}([/?#][^\s{_
 
 
 def _country_code() -> str:
-    """stores.ISO_COUNTRIES in either case, or '' (clears it): `^([Aa][DEFGILMOQRSTUWXZdefgilmoqrstuwxz]|…)?$`."""
+    """stores.ISO_COUNTRIES in either case, or '' (clears it), TRIMMED around it:
+    `^TRIMMED([Aa][DEFGILMOQRSTUWXZdefgilmoqrstuwxz]|…)?TRIMMED$`."""
     firsts = sorted({code[0] for code in ISO_COUNTRIES})
     seconds = {first: "".join(sorted(c[1] for c in ISO_COUNTRIES if c[0] == first)) for first in firsts}
-    return "^(" + "|".join(f"[{f}{f.lower()}][{s}{s.lower()}]" for f, s in seconds.items()) + ")?$"
+    codes = "|".join(f"[{f}{f.lower()}][{s}{s.lower()}]" for f, s in seconds.items())
+    return f"^{TRIMMED}({codes})?{TRIMMED}$"
 
 
 COUNTRY_CODE = _country_code()
