@@ -103,6 +103,15 @@ BOUNDS: list[tuple[str, str, list[Any], list[Any]]] = [
     # trimmed as all store text before the check, stored in capitals: the spec's pattern refused what the server took
     ("store-post", "country_code", ["GB ", " gb", "GB\n", "\u200bDE\t", "  "], ["G B", "G\nB", "GB.", " XX "]),
     ("store-patch", "country_code", ["GB ", "nl\r\n"], ["G B", "xx\n"]),
+    # the other store text, trimmed too: a line break or an invisible character around it was refused by the spec
+    ("store-post", "name", ["\nLaden\t", "\u200bEck\r\n"], ["\nLa\tden\n"]),
+    ("store-post", "postal_code", ["10115\n", "\t10115 "], ["10\t115\n"]),
+    ("store-post", "phone", ["+49 30 1234\r\n"], ["+49\n30\n"]),
+    ("store-post", "address", ["\tStr. 1\n"], ["\tStr.\n1\n"]),
+    ("store-post", "city", ["Berlin\n", "\ufeffBerlin"], ["Ber\x1blin\n"]),
+    ("store-post", "store_type", ["\u200bGROCERY\n"], ["GRO\x00CERY\n"]),
+    ("store-post", "website", [" https://shop.example/\n", "\thttp://[::1]:8080 "], [" https://sh op.example\n"]),
+    ("store-patch", "website", ["https://shop.example\r\n"], ["\nhttp://[\n"]),
     ("store-post", "currency", ["GBP", "EUR"], ["ABCD", "ZZZ", "XAU"]),
     ("store-post", "website", ["https://shop.example/x?y=1", "HTTP://shop.example", ""],
      ["javascript:alert(1)", "https://user@shop.example", "ftp://shop.example", "https://" + "s" * 2041]),

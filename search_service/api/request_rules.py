@@ -24,15 +24,16 @@ from search_service.ingest.rows import ISO_CURRENCIES, MAX_TEXT
 from search_service.ingest.stores import ISO_COUNTRIES, TEXT_LIMITS, web_host_port
 
 _CONTROL = r"\x00-\x1f\x7f-\x9f"  # Unicode's control characters (Cc), which a store's text fields refuse
-NO_CONTROL = rf"^[^{_CONTROL}]*$"
 # What the server trims from a store's text before checking it (rows.trimmed): whitespace, line breaks included, and
-# invisible characters. A code's pattern takes them around it, as the server does: `GB\n` and ` gb` are GB.
+# invisible characters. Each store pattern takes them around the value, as the server does: `GB\n` and ` gb` are GB,
+# `Berlin\n` is Berlin (the patterns refused these, which the server took).
 TRIMMED = rf"[\s{INVISIBLE_CHARS}]*"
+NO_CONTROL = rf"^{TRIMMED}[^{_CONTROL}]*{TRIMMED}$"
 # a store's name: more than spaces and invisible characters (a zero-width space, a BOM, a Hangul filler), which it is
 # trimmed of
-NOT_BLANK = rf"^[^{_CONTROL}]*[^\s{_CONTROL}{INVISIBLE_CHARS}][^{_CONTROL}]*$"
+NOT_BLANK = rf"^{TRIMMED}[^{_CONTROL}]*[^\s{_CONTROL}{INVISIBLE_CHARS}][^{_CONTROL}]*{TRIMMED}$"
 # stores.is_web_address (its match ignores case), or '' (clears it)
-WEB_ADDRESS = rf"^([Hh][Tt][Tt][Pp][Ss]?://{web_host_port(_CONTROL)}([/?#][^\s{_CONTROL}]*)?)?$"
+WEB_ADDRESS = rf"^{TRIMMED}([Hh][Tt][Tt][Pp][Ss]?://{web_host_port(_CONTROL)}([/?#][^\s{_CONTROL}]*)?)?{TRIMMED}$"
 
 
 def _country_code() -> str:
