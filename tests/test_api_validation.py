@@ -7,11 +7,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from litestar.testing import TestClient
 
 from embeddings.encoder import Encoder
 from search_service.api.params import Q_PATTERN, BadParameter, clean_query
+from tests.ingest_helpers import bearer, store_key
 from tests.test_api import app_settings, load_test_encoder, running_client
 
 POINT = {"lat": "52.37", "lon": "4.89"}
@@ -258,6 +260,37 @@ def test_a_number_with_spaces_around_it_is_refused_saying_so(
     assert_bad(response, parameter)
     message = response.json()["error"]["message"]
     assert f"(got {sent}: send it without the spaces around it)" in message and "Expected" not in message, message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/search?q=milk&limit=05",
+        "/v1/search?q=milk&offset=00",
+        "/v1/search?q=milk&category_id=012",
+        "/v1/search?q=milk&stores_per_product=03",
+        "/v1/search?q=milk&min_price=01.5",
+        "/v1/search?q=milk&lat=52.5&lon=13.4&radius_m=05000",
+        "/v1/search?q=milk&lon=13.4&lat=-052.5",
+        "/v1/stores/nearby?lat=52.5&lon=13.4&limit=05",
+        "/v1/suggest?q=mi&limit=05",
+        "/v1/stores/0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b/listings?page_size=05",
+    ],
+)
+def test_a_number_with_a_leading_zero_is_refused_saying_so(client: TestClient[Any], db_url: str, url: str) -> None:
+    """A number is read as JSON writes one: `limit=05` was refused as "must be an integer between 1 and 100 (got
+    '05')", which `05` looks to be to every client language. The message says what is wrong with it (the last
+    parameter of each URL)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, None)  # a store's listings are read with a key
+    response = client.get(url, headers=bearer(key))
+    parameter, sent = url.rsplit("&" if "&" in url else "?", 1)[1].split("=")
+    assert_bad(response, parameter)
+    message = response.json()["error"]["message"]
+    assert message.endswith(f"(got {sent!r}: send it without the leading zero, as JSON writes numbers)"), message
+    flag = client.get("/v1/search?q=milk&in_stock=01")  # no number: its rule says what it takes
+    assert_bad(flag, "in_stock")
+    assert flag.json()["error"]["message"] == "must be true or false (got '01')"
 
 
 def test_a_number_that_is_no_number_quotes_what_was_sent(client: TestClient[Any]) -> None:

@@ -19,12 +19,12 @@ from search_service.api.params import (
     EMPTY_BODY,
     PATH_RULES,
     RULES,
-    SPACED_VALUE,
     UUID_RULE,
     BadParameter,
     Gone,
     NotFound,
     is_uuid_text,
+    sent_value,
 )
 from search_service.controlchars import escape_control_chars
 from search_service.db.secretbox import SecretBoxError, SecretKeyUnusable
@@ -121,18 +121,21 @@ def handle_product_not_found(request: Request[Any, Any, Any], exc: Exception) ->
 _FIELD_OF_OBJECT = re.compile(r"^Object (?:contains unknown|missing required) field `([^`]+)`")
 
 
-_WRONG_TYPE = re.compile(r"^Expected `[^`]+`, got `str`$")
+_WRONG_TYPE = re.compile(r"^Expected `([^`]+)`, got `str`$")
+_NUMBER_TYPE = re.compile(r"\b(?:int|float)\b")
 
 
 def _sent(request: Request[Any, Any, Any], source: Any, parameter: str | None, detail: str) -> str:
     """msgspec's `Expected `float | null`, got `str`` for a query parameter as the text sent (`lat=%2052.52`: a
-    number with spaces around it, refused as `lat=abc` is, said nothing of the spaces)."""
-    if source != "query" or parameter is None or not _WRONG_TYPE.match(detail):
+    number with spaces around it, refused as `lat=abc` is, said nothing of the spaces; `min_price=01.5` nothing of
+    its leading zero)."""
+    wrong = _WRONG_TYPE.match(detail)
+    if source != "query" or parameter is None or wrong is None:
         return detail
     value = request.query_params.get(parameter)
     if not isinstance(value, str):
         return detail
-    return f"got {value[:40]!r}" + (f": {SPACED_VALUE}" if value != value.strip() else "")
+    return sent_value(value, number=_NUMBER_TYPE.search(wrong.group(1)) is not None)
 
 
 def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:

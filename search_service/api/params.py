@@ -62,6 +62,9 @@ RULES = {
     "page_size": f"must be an integer between 1 and {LISTINGS_PAGE_MAX}",
 }
 SPACED_VALUE = "send it without the spaces around it"  # a number or flag with spaces around it: refused, said why
+# A number is read as JSON writes one (msgspec, query_string.py): `05` and `01.5` are refused, and the message says why.
+LEADING_ZERO = "send it without the leading zero, as JSON writes numbers"
+_LEADING_ZERO = re.compile(r"-?0[0-9]")
 UUID_RULE = "must be a UUID like 6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a (8-4-4-4-12 hex digits)"
 # A parameter whose rule differs on one path.
 NEARBY_MAX = 1000  # the page's radar draws every store of the radius, not the nearest 100
@@ -277,6 +280,18 @@ def _price(name: str, value: float | None) -> Decimal | None:
     if not math.isfinite(value) or not 0 <= value <= MAX_PRICE:
         raise BadParameter(name, f"must be a number between 0 and {MAX_PRICE}")
     return Decimal(repr(value))
+
+
+def sent_value(value: str, number: bool = True) -> str:
+    """`got '…'` for a 400 on a parameter's text, with what is wrong where the rule alone does not say it (spaces
+    around it, a number's leading zero: `limit=05` was "must be an integer between 1 and 100", which it looks to be)."""
+    if value != value.strip():
+        why = SPACED_VALUE
+    elif number and _LEADING_ZERO.match(value):
+        why = LEADING_ZERO
+    else:
+        return f"got {value[:40]!r}"
+    return f"got {value[:40]!r}: {why}"
 
 
 def is_uuid_text(raw: str) -> bool:

@@ -14,7 +14,7 @@ from litestar import Request
 from litestar.openapi.spec import OpenAPI, Parameter, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
-from search_service.api.params import SPACED_VALUE, BadParameter
+from search_service.api.params import BadParameter, sent_value
 
 _INTEGER_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")  # as JSON writes an integer: no sign, exponent or leading zero
 _METHODS = ("get", "put", "post", "patch", "delete")
@@ -86,7 +86,6 @@ def check_query_string(request: Request[Any, Any, Any]) -> None:
         seen.add(name)
         value = _text(raw_value, name)
         if rule.integer and not _INTEGER_TEXT.fullmatch(value):
-            spaced = f": {SPACED_VALUE}" if value != value.strip() else ""
-            raise BadParameter(name, f"{rule.integer_rule()} (got {value[:40]!r}{spaced})")
+            raise BadParameter(name, f"{rule.integer_rule()} ({sent_value(value)})")
     if "radius_m" in seen and "lat" in declared and not seen & {"lat", "lon", "bbox"}:
         raise BadParameter("radius_m", "needs lat and lon: the radius is around that point")
