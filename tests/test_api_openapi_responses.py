@@ -4,6 +4,7 @@ schema, one error schema, the headers each response sends, the key scope of each
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import httpx
@@ -18,6 +19,7 @@ from search_service.engine.results import Strategy
 from search_service.engine.suggest import Kind
 from search_service.events.config import EVENT_TYPES, PING_TYPE
 from search_service.settings import Settings
+from tests import ingest_helpers as helpers
 from tests.ingest_helpers import bearer, drain_imports, ingest_settings, new_store, operations, store_key
 
 jsonschema_rs = pytest.importorskip("jsonschema_rs")  # schemathesis' validator, in the dev environment
@@ -100,7 +102,23 @@ def test_every_response_documents_the_headers_it_sends(spec: dict[str, Any]) -> 
     for path, method, status in located:
         assert spec["paths"][path][method]["responses"][status]["headers"]["Location"]["required"], (path, method)
     delivery = spec["paths"]["/v1/ingest/{connection_id}"]["post"]["responses"]
-    assert not delivery["401"].get("headers") and not delivery["202"].get("headers")  # signed: no key, no status URL
+    assert delivery["401"]["headers"]["WWW-Authenticate"]["schema"]["const"] == "Signature"  # signed: no key
+    assert not delivery["202"].get("headers")  # no status URL
+
+
+def test_a_refused_delivery_s_401_sends_a_challenge(
+    base: str, conn: psycopg.Connection, settings: Settings, spec: dict[str, Any]
+) -> None:
+    """A delivery with a wrong signature, none, or a timestamp 400 s old was a 401 without `WWW-Authenticate`,
+    which RFC 9110 requires on every 401 (some clients and proxies take one without it as malformed)."""
+    connection, secret = helpers.webhook_connection(conn, settings, new_store(conn))
+    body = b'{"type": "stock.set", "data": {"sku": "A", "quantity": 1}}'
+    forged = {**helpers.signed(secret, body), "webhook-signature": "v1,AAAA"}
+    stale = helpers.signed(secret, body, at=datetime.now(UTC) - timedelta(seconds=400))
+    for headers in (forged, {"content-type": "application/json"}, stale):
+        answer = httpx.post(f"{base}/v1/ingest/{connection}", content=body, headers=headers)
+        refused = sent_as_documented(spec, "/v1/ingest/{connection_id}", "post", answer)
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Signature", refused.headers
 
 
 def test_the_documented_headers_are_sent(base: str, conn: psycopg.Connection, spec: dict[str, Any]) -> None:

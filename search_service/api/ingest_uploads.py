@@ -30,7 +30,13 @@ from search_service.api.multipart_upload import ENVELOPE_BYTES, multipart_file
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import ConnectionId, StoreId
 from search_service.api.runtime import Runtime
-from search_service.api.upload_docs import CSV_TYPES, UPLOAD_DOC, CsvUploadOperation, SignedDeliveryOperation
+from search_service.api.upload_docs import (
+    CSV_TYPES,
+    SIGNATURE_CHALLENGE,
+    UPLOAD_DOC,
+    CsvUploadOperation,
+    SignedDeliveryOperation,
+)
 from search_service.db.schema.base import BatchStatus
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
@@ -323,7 +329,7 @@ def _verified(handler: Any, incoming: IncomingRequest, connection: Connection, b
     try:
         return handler(incoming, connection, box)
     except SignatureError as exc:
-        raise NotAuthorizedException(str(exc)) from None
+        raise NotAuthorizedException(str(exc), headers={"WWW-Authenticate": SIGNATURE_CHALLENGE}) from None
     except MediaTypeError as exc:
         raise HTTPException(status_code=415, detail=exc.message) from None
     except PayloadError as exc:
@@ -341,7 +347,8 @@ def _verified(handler: Any, incoming: IncomingRequest, connection: Connection, b
     "`NaN`, `Infinity`, a number out of range (`1e400`) or half a UTF-16 surrogate pair (`\\ud800` alone): 400 "
     "naming the field (`data.quantity`), nothing stored; so is a key given twice in one object (`type`: readers "
     "differ on which counts), or a field beside `type`, `data` and `timestamp` (not read). A bad or missing "
-    "signature, or a timestamp more than 5 minutes off: 401, nothing stored. A `webhook-id` already received: 200 "
+    "signature, or a timestamp more than 5 minutes off: 401 (`WWW-Authenticate: Signature`), nothing stored. "
+    "A `webhook-id` already received: 200 "
     '`{"batch_id": ..., "duplicate": true}` (its first delivery\'s batch; null with `"batch_pruned": true` once '
     "`imports prune` deleted that batch), nothing changed. Otherwise 202: stored, "
     "mapped by the worker. The connection's source "

@@ -1,13 +1,15 @@
 """The headers the server sends with a response, stated on that response in the OpenAPI (a ResponseSpec has no
 headers, so litestar wrote none): Retry-After on every 409, 429 and 503 (import_rows.py, auth.py, errors.py,
 /readyz), not required on those that go without it where no retry can help, WWW-Authenticate on a keyed operation's
-401 (auth.py; a signed delivery's 401 sends none), Allow on a 405, Location on a 201 or 202 whose body has an URL of
-its own (a queued write, an uploaded CSV, a new store)."""
+401 (auth.py: `Bearer`) and a signed delivery's (ingest_uploads.py: `Signature`), Allow on a 405, Location on a 201
+or 202 whose body has an URL of its own (a queued write, an uploaded CSV, a new store)."""
 
 from __future__ import annotations
 
 from litestar.openapi.spec import OpenAPI, OpenAPIHeader, OpenAPIResponse, Operation, Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
+
+from search_service.api.upload_docs import SIGNATURE_CHALLENGE, SignedDeliveryOperation
 
 RETRY_AFTER = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.INTEGER, minimum=1), required=True, description="Seconds to wait before retrying."
@@ -16,6 +18,11 @@ WWW_AUTHENTICATE = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.STRING, const="Bearer"),
     required=True,
     description="The key's scheme: `Authorization: Bearer plq_…`.",
+)
+SIGNED_WWW_AUTHENTICATE = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING, const=SIGNATURE_CHALLENGE),
+    required=True,
+    description="No key: the delivery is authenticated by its signature (`webhook-signature`, or the POS vendor's).",
 )
 RETRY_AFTER_IF_ANY = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.INTEGER, minimum=1),
@@ -58,6 +65,8 @@ def _headers(path: str, operation: Operation, status: str, response: OpenAPIResp
         return {"Allow": ALLOW}
     if status == "401" and operation.security:
         return {"WWW-Authenticate": WWW_AUTHENTICATE}
+    if status == "401" and isinstance(operation, SignedDeliveryOperation):
+        return {"WWW-Authenticate": SIGNED_WWW_AUTHENTICATE}
     location = LOCATIONS.get(_body_component(response) or "") if status in ("201", "202") else None
     return {"Location": _location(location)} if location else {}
 

@@ -57,6 +57,8 @@ class CsvUploadOperation(Operation):
         )
 
 
+# A signed delivery's 401 challenge (RFC 9110 requires one on every 401): the body's signature, no key.
+SIGNATURE_CHALLENGE = "Signature"
 _SIGNED = (
     ("webhook-id", "The delivery's id: one already received is answered 200 `duplicate`, nothing changed."),
     ("webhook-timestamp", "Unix seconds; more than 5 minutes off: 401."),
