@@ -7,10 +7,11 @@ import dataclasses
 from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 
 from search_service.settings import Settings, SettingsError, cors_headers, cors_origins
-from tests.ingest_helpers import serve
+from tests.ingest_helpers import bearer, drain_imports, new_store, serve, store_key
 
 SHOP = "https://shop.example.com"
 OTHER = "https://other.example.org"
@@ -33,6 +34,25 @@ def test_a_page_of_another_origin_reads_and_writes(base: str) -> None:
     refused = httpx.get(f"{base}/v1/search", params={"q": "x", "limit": 0}, headers={"Origin": SHOP})
     assert refused.status_code == 400 and refused.headers["access-control-allow-origin"] == "*"  # the page reads why
     assert "retry-after" in refused.headers["access-control-expose-headers"].lower()
+
+
+def test_a_page_reads_an_attachment_s_name_and_a_401_s_challenge(
+    base: str, conn: psycopg.Connection, db_url: str
+) -> None:
+    """A dashboard follows an upload's `errors_url` with `fetch` (it sends the key): it could not read the CSV's
+    Content-Disposition (to save it under the name the API gives), nor a 401's WWW-Authenticate."""
+    store = new_store(conn)
+    key = bearer(store_key(conn, store))
+    csv = {"Content-Type": "text/csv", **key}
+    upload = httpx.post(
+        f"{base}/v1/stores/{store}/imports", content=b"sku,name,price,quantity\nA,Apple,-1,2\n", headers=csv
+    )
+    drain_imports(db_url)
+    errors = httpx.get(f"{base}{upload.json()['errors_url']}", headers={"Origin": SHOP, **key})
+    unkeyed = httpx.patch(f"{base}/v1/stores/{store}/listings/A", json={"price": 1}, headers={"Origin": SHOP})
+    for answer, header in ((errors, "content-disposition"), (unkeyed, "www-authenticate")):
+        exposed = {name.strip().lower() for name in answer.headers["access-control-expose-headers"].split(",")}
+        assert header in answer.headers and header in exposed, (answer.status_code, answer.headers)
 
 
 def test_the_origins_setting() -> None:

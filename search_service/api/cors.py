@@ -27,8 +27,8 @@ DEFAULT_HEADERS = (
 # A browser asks for these too when a value is not safelisted (an Accept of over 128 bytes, or with `"`, `:`, `(`)
 SAFELISTED = ("accept", "accept-language", "content-language")
 # What a page reads past the simple headers: a 429's or 503's Retry-After, a queued write's Location, Allow, the
-# request's id (to quote in a report).
-EXPOSED = b"Allow, Location, Retry-After, X-Request-Id"
+# request's id (to quote in a report), an import's CSV file name (Content-Disposition), a 401's challenge.
+EXPOSED = b"Allow, Content-Disposition, Location, Retry-After, WWW-Authenticate, X-Request-Id"
 MAX_AGE = b"600"
 
 
