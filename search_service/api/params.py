@@ -101,6 +101,15 @@ class Gone(NotFound):
     """The addressed resource was there and was deleted for good (pruned); rendered as 410."""
 
 
+# The parameters' examples are the demo's (`seed-demo`, its default scale and seed 42, what `make run` serves), and
+# agree with each other: sent together (Swagger's "try it out"), a search finds the product at the store.
+EXAMPLE_LAT, EXAMPLE_LON = 52.52, 13.405  # the demo city's centre, Berlin
+EXAMPLE_CATEGORY_ID = 96  # Plumbing > Tap Repair
+EXAMPLE_BRAND = "Plumbright"
+EXAMPLE_PRODUCT_ID = "ae13e71b-fdb6-4ea5-afaf-315ef12d9c5f"  # Tap Washer Assortment 30 pcs, Plumbright
+EXAMPLE_STORE_ID = "762ae74f-bb89-4f03-91ac-c3fd51c5c1fd"  # Handyman's Depot Pankow: 4 km off, delivers there
+
+
 def _ex(value: object, summary: str | None = None) -> list[Example]:
     return [Example(summary=summary or f"{value}", value=value)]
 
@@ -129,7 +138,9 @@ Q = Annotated[
 ]
 Lat = Annotated[
     float | None,
-    Parameter(ge=-90, le=90, description="Latitude (WGS 84) of the searcher; give with `lon`.", examples=_ex(52.37)),
+    Parameter(
+        ge=-90, le=90, description="Latitude (WGS 84) of the searcher; give with `lon`.", examples=_ex(EXAMPLE_LAT)
+    ),
 ]
 Lon = Annotated[
     float | None,
@@ -137,11 +148,11 @@ Lon = Annotated[
         ge=-180,
         le=180,
         description="Longitude (WGS 84) of the searcher; give with `lat`.",
-        examples=_ex(4.89),
+        examples=_ex(EXAMPLE_LON),
     ),
 ]
-RequiredLat = Annotated[float, Parameter(ge=-90, le=90, description="Latitude (WGS 84).", examples=_ex(52.37))]
-RequiredLon = Annotated[float, Parameter(ge=-180, le=180, description="Longitude (WGS 84).", examples=_ex(4.89))]
+RequiredLat = Annotated[float, Parameter(ge=-90, le=90, description="Latitude (WGS 84).", examples=_ex(EXAMPLE_LAT))]
+RequiredLon = Annotated[float, Parameter(ge=-180, le=180, description="Longitude (WGS 84).", examples=_ex(EXAMPLE_LON))]
 RadiusM = Annotated[
     float,
     Parameter(ge=1, le=MAX_RADIUS_M, description="Metres around lat/lon (needs them).", examples=_ex(5000)),
@@ -184,7 +195,7 @@ CategoryId = Annotated[
         ge=1,
         le=MAX_CATEGORY_ID,
         description="Only products in this category or its subcategories.",
-        examples=_ex(12),
+        examples=_ex(EXAMPLE_CATEGORY_ID, "Tap Repair"),
     ),
 ]
 MinPrice = Annotated[
@@ -234,7 +245,7 @@ Brand = Annotated[
             "trimming surrounding whitespace; no control characters."
         ),
         schema_extra={"minLength": 1, "maxLength": BRAND_MAX_LENGTH, "pattern": Q_PATTERN},
-        examples=_ex("FixIt"),
+        examples=_ex(EXAMPLE_BRAND),
     ),
 ]
 ProductIdParam = Annotated[
@@ -242,7 +253,7 @@ ProductIdParam = Annotated[
     Parameter(
         description=f"Product id (UUID): {UUID_FORM}.",
         schema_extra={"format": "uuid", "pattern": UUID_PATTERN},
-        examples=_ex("6f1c2a1e-8a53-4c1e-9d3b-2f8f6c1d2e3a"),
+        examples=_ex(EXAMPLE_PRODUCT_ID, "Tap Washer Assortment 30 pcs"),
     ),
 ]
 

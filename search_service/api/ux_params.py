@@ -15,7 +15,7 @@ from litestar.di import Provide
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
-from search_service.api.params import UUID_FORM, UUID_PATTERN, BadParameter, parse_uuid
+from search_service.api.params import EXAMPLE_STORE_ID, UUID_FORM, UUID_PATTERN, BadParameter, parse_uuid
 from search_service.engine import geo_areas
 from search_service.engine.facets import FACETS
 from search_service.engine.ux import UxParams
@@ -85,9 +85,8 @@ BBoxParam = Annotated[
             "Map viewport instead of a radius: min_lon,min_lat,max_lon,max_lat (WGS 84, bounds included). "
             "min_lon > max_lon is a box across the antimeridian; lon -180 and 180 are one meridian (an edge on it "
             "holds the stores at either). Not together with radius_m. Distances are still "
-            "measured from lat/lon when given."
-        ),
-        examples=[Example(summary="central Berlin", value="13.30,52.48,13.48,52.56")],
+            "measured from lat/lon when given. Central Berlin: `13.30,52.48,13.48,52.56`."
+        ),  # no example: sent with radius_m's (Swagger's "try it out" sends each), a 400
     ),
 ]
 FulfilmentParam = Annotated[
@@ -124,7 +123,7 @@ StoreIdParam = Annotated[
             f"the store facet still counts every store in scope. A UUID: {UUID_FORM}."
         ),
         schema_extra={"format": "uuid", "pattern": UUID_PATTERN},
-        examples=[Example(summary="a store", value="0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b")],
+        examples=[Example(summary="Handyman's Depot Pankow", value=EXAMPLE_STORE_ID)],
     ),
 ]
 
