@@ -123,9 +123,8 @@ SuggestBBox = Annotated[
             "Map viewport instead of a radius, as `/v1/search` takes it: min_lon,min_lat,max_lon,max_lat (WGS 84, "
             "bounds included); completions only from the active stores inside the box. min_lon > max_lon is a box "
             "across the antimeridian; lon -180 and 180 are one meridian. Not together with radius_m; lat/lon "
-            "beside it are ignored."
-        ),
-        examples=[Example(summary="central Berlin", value="13.30,52.48,13.48,52.56")],
+            "beside it are ignored. Central Berlin: `13.30,52.48,13.48,52.56`."
+        ),  # no example: sent with radius_m's (Swagger's "try it out" sends each), a 400
     ),
 ]
 SuggestLimit = Annotated[
