@@ -419,3 +419,37 @@ def test_a_first_or_full_sync_applies_a_level_whose_product_is_older_than_its_li
         assert raw_rows(db, cid)[sku] == ("mapped", LEVEL_ALONE)
     finally:
         fake.server.close()
+
+
+def _reprice(fake: Any, source: str, item: Item) -> None:
+    """The vendor's item again, with its price and level: re-added (Shopify under ITEMS[0]'s ids)."""
+    if source == "shopify":
+        fake.add(item, product_id=7880, variant_id=6420, inventory_item_id=2710)
+    else:
+        fake.add(item)
+
+
+@pytest.mark.parametrize("source", ["lightspeed-r", "lightspeed-x", "erply", "shopify"])
+def test_a_full_sync_applies_the_level_of_an_upsert_refused_for_its_price(db: psycopg.Connection, source: str) -> None:
+    """A first or full sync sends each level once, on its product's upsert. An upsert refused for another reason
+    (a negative price) took its valid level with it: the listing kept its old quantity. The level applies alone
+    now, as a later poll's stock row would, and the price is still refused with its reason."""
+    fake, location, creds, _ = _vendor(source)
+    sku = "2710" if source == "shopify" else "101"
+    try:
+        fake.set_stock("101", 5)
+        store = make_store(db, source, 52.36, 4.88)
+        cid = make_connection(db, store, source, location, fake.server.url, creds, secret="app-secret")
+        sync(db, cid)
+        map_batches(db)
+        assert listing(db, store, sku) == ("1.00", 5, True)
+        _reprice(fake, source, Item("101", "Item 101", "-1.00", 9))
+        sync(db, cid, full=True)
+        map_batches(db)
+        assert listing(db, store, sku) == ("1.00", 9, True)
+        status, error = raw_rows(db, cid)[sku]
+        assert (status, error) == ("rejected", "price must not be negative; its stock level applied alone (the "
+                                               "vendor's level is valid on its own)")  # fmt: skip
+        assert stock_deltas(db, store, sku)[-1] == (4, 9)
+    finally:
+        fake.server.close()

@@ -31,7 +31,7 @@ from search_service.ingest.gtins import gtin14
 from search_service.ingest.kept_text import carry_former_text, note_kept_text
 from search_service.ingest.listed_as import listed_otherwise, retired_and_listed
 from search_service.ingest.rounds import apply_repeating, rounds_of
-from search_service.ingest.rows import Rejected, ValidRow, keep_level, validate
+from search_service.ingest.rows import LEVEL_APPLIED, Rejected, ValidRow, keep_level, level_alone, validate
 from search_service.ingest.stores import note_store_inactive
 
 log = logging.getLogger(__name__)
@@ -147,11 +147,15 @@ async def _apply_round(
 ) -> dict[int, RowResult]:
     results: dict[int, RowResult] = {}
     valid: list[tuple[int, ValidRow]] = []
+    alone: dict[int, RowResult] = {}  # refused upserts whose vendor level applies alone (rows.level_alone)
     for key, payload in items:
         try:
             valid.append((key, validate(payload)))
         except Rejected as exc:
             results[key] = RowResult("rejected", str(exc))
+            if (level := level_alone(payload)) is not None:
+                alone[key] = results[key]
+                valid.append((key, level))
     if not valid:
         return results
     looks = await _run(
@@ -164,6 +168,9 @@ async def _apply_round(
         results[key] = _decide(row, look, currency, categories, plan, claimed, earlier)
         earlier.add(row.sku)
     await _write(conn, store_id, plan, results, valid)
+    for key, refused in alone.items():  # still rejected for the rest of it, saying whether its level applied
+        applied = results[key].status == "mapped"
+        results[key] = RowResult("rejected", f"{refused.error}{LEVEL_APPLIED}" if applied else refused.error)
     return results
 
 

@@ -19,8 +19,9 @@ THE ROW SHAPE every source produces (CSV, webhooks, the listing API, the POS con
      "version": int?,                        # or a version number, for newest wins (an upsert with both:
                                              # updated_at is the catalogue's clock, version the level's)
      "catalog_version": int?,                # a connector's product version (X-Series): the catalogue's clock
-     "stock_apart": bool?}                   # a connector's catalogue row whose level comes apart (X-Series,
+     "stock_apart": bool?,                   # a connector's catalogue row whose level comes apart (X-Series,
                                              # Erply, Shopify): a new listing without quantity is not noted
+     "own_level": bool?}                     # connectors: the vendor's level, applied even if the rest is refused
 
 - `upsert` creates or replaces a listing (price required; no quantity keeps the listing's, 0 when new). `stock`
   changes quantity and/or price of an existing listing only (the till's fast path). `delete` makes the listing

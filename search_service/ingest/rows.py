@@ -255,6 +255,23 @@ def keep_level(row: ValidRow, listed: bool, held: int | None) -> None:
             row.notes.append(NO_LEVEL)
 
 
+LEVEL_APPLIED = "; its stock level applied alone (the vendor's level is valid on its own)"
+
+
+def level_alone(row: Any) -> ValidRow | None:
+    """The stock row of a refused upsert's vendor level (`own_level`: a connector carries the level on its product's
+    upsert), None without one or when it is refused too: a first or full sync sends each level once, on the upsert,
+    so a bad price lost a valid level for good (the listing kept its old one); a later poll's stock row applies it."""
+    if not isinstance(row, dict) or row.get("own_level") is not True or row.get("op", "upsert") != "upsert":
+        return None
+    try:
+        return validate(
+            {"op": "stock", **{k: row[k] for k in ("sku", "quantity", "quantity_sent", "version") if k in row}}
+        )
+    except Rejected:
+        return None
+
+
 def validate(row: Any) -> ValidRow:
     """The row, checked and typed; raises Rejected with the reason."""
     if not isinstance(row, dict):

@@ -97,13 +97,13 @@ class HeldLevels:
         """An upsert with its held level (and the level's own version, for newest wins, as its stock row has it)."""
         if row.get("op") != "upsert" or "quantity" in row or row.get("sku") not in self.levels:  # no sku: refused
             return row
-        if "_error" in self.levels[row["sku"]]:  # a refused level stays a rejected row of its own (`leftover`)
-            return row
+        if "_error" in self.levels[row["sku"]] or "_error" in row:  # a refused level stays a rejected row of its
+            return row  # own (`leftover`); a row refused as read is never mapped: its level goes as a stock row
         # every upsert of the sku carries it: a product sent twice in a pass took it on its first copy only, and
         # the batch kept the last (a later row of a sku wins), so a first sync stored 0 and never read it again
-        level = self.levels[row["sku"]]
         self.taken.add(row["sku"])
-        return {**row, **{key: level[key] for key in ("quantity", "quantity_sent", "version") if key in level}}
+        carried = {k: v for k, v in self.levels[row["sku"]].items() if k in ("quantity", "quantity_sent", "version")}
+        return {**row, **carried, "own_level": True}  # refused for the rest of it, the level applies alone (ingest)
 
     def leftover(self, cursor: Cursor, *, every: bool = False) -> Page:
         """The levels no product took (`every`: all, a taken one without its `quantity_sent`: its upsert noted the

@@ -79,7 +79,8 @@ def map_item(item: dict[str, Any], ctx: MapContext) -> Row:
             "updated_at": item.get("timeStamp") or None,
         }
     )
-    row = clocked_level(row, shop.get("timeStamp")) if level else row
+    if level:  # refused for the rest of it (a bad price), the level applies alone (ingest: rows.level_alone)
+        row = {**clocked_level(row, shop.get("timeStamp")), "own_level": True}
     row.update(barcode_fields(item.get("ean"), item.get("upc")))  # the first that is a GTIN
     return merge_attributes(
         row,
@@ -121,7 +122,7 @@ def _without_repeats(rows: list[Row], carried: set[tuple[Any, ...]]) -> list[Row
     kept = []
     for row in rows:
         level = (row["sku"], row.get("quantity"), row.get("version"))
-        if row["op"] == "upsert" and "quantity" in row and len(carried) < FOLD_MAX_LEVELS:
+        if row["op"] == "upsert" and "quantity" in row and "_error" not in row and len(carried) < FOLD_MAX_LEVELS:
             carried.add(level)
         if row["op"] != "stock" or level not in carried:
             kept.append(row)
