@@ -139,6 +139,41 @@ def test_shopify_a_level_delivered_before_its_product_is_not_lost(
     assert db.execute(events + " ORDER BY id").fetchall() == [("listing.created", "9")]
 
 
+def test_shopify_a_new_variant_is_created_at_its_products_inventory_quantity_where_the_shop_has_one_location(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """Shopify sends a new variant's `products/create`, then its `inventory_levels/update`. The product created the
+    listing at 0 (`listing.created` at 0, out of search), then the level set it (`stock.back`) for an item never
+    out of stock. The variant's `inventory_quantity` is its level where the shop has one location (the poll counts
+    them): the listing is created at it, and the level after it changes nothing. It sums every location's stock,
+    so in a shop of two the listing is created at 0 as before and takes its location's level when that comes."""
+    store, cid = shopify_store(db, shopify_fake)  # the poll counted one location
+    subscribe(fresh_db_url, store, "http://127.0.0.1:9/hook", ["*"])
+    shopify_fake.add(Item("103", "Item 103", "2.50", 9), product_id=7890, variant_id=6430, inventory_item_id=2712)
+    level, product = shopify_fake.levels["103"], shopify_fake.products["103"]
+    events = "SELECT type, payload->'new'->>'quantity' FROM webhook_event WHERE payload->'listing'->>'sku' = %s"
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        assert deliver(client, cid, *shopify_delivery(product, "products/create", "ev-1")) == "stored"
+        map_batches(db)
+        assert listing(db, store, "2712") == ("2.50", 9, True)
+        assert deliver(client, cid, *shopify_delivery(level, "inventory_levels/update", "ev-2")) == "stored"
+        map_batches(db)
+        assert listing(db, store, "2712") == ("2.50", 9, True)
+        sent = db.execute(events + " ORDER BY id", ("2712",)).fetchall()  # the level's newer clock: listing.updated
+        assert sent[0] == ("listing.created", "9") and set(sent[1:]) <= {("listing.updated", "9")}
+        shopify_fake.location_count = 2
+        sync(db, cid)
+        shopify_fake.add(Item("104", "Item 104", "3.00", 6), product_id=7891, variant_id=6431, inventory_item_id=2713)
+        level, product = shopify_fake.levels["104"], shopify_fake.products["104"]
+        assert deliver(client, cid, *shopify_delivery(product, "products/create", "ev-3")) == "stored"
+        map_batches(db)
+        assert listing(db, store, "2713") == ("3.00", 0, True)  # 6 is the shop's, not this location's
+        assert deliver(client, cid, *shopify_delivery({**level, "available": 4}, "inventory_levels/update",
+                                                      "ev-4")) == "stored"  # fmt: skip
+    map_batches(db)
+    assert listing(db, store, "2713") == ("3.00", 4, True)
+
+
 def test_a_new_pos_product_delivered_without_its_level_is_created_at_0_without_a_quantity_note(
     db: psycopg.Connection, fresh_db_url: str
 ) -> None:

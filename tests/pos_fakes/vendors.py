@@ -348,6 +348,7 @@ class ShopifyFake:
         self.products: dict[str, dict[str, Any]] = {}
         self.levels: dict[str, dict[str, Any]] = {}
         self.page_tokens: dict[str, tuple[dict[str, str], int]] = {}
+        self.location_count = 1  # `locations/count.json`: a variant's `inventory_quantity` sums them all
         self.server = FakeServer(self.handle)
         self.server.clock = lambda: self.clock.now  # the Date header tells the vendor's time
 
@@ -398,6 +399,8 @@ class ShopifyFake:
         query, offset = dict(req.query), 0
         if token := req.query.get("page_info"):  # the token carries the first page's filters, as at Shopify
             query, offset = self.page_tokens[token]
+        if req.path.endswith("/locations/count.json"):
+            return Reply(200, {"count": self.location_count}, {"X-Shopify-Shop-Api-Call-Limit": "3/40"})
         if name == "products.json":
             key, records = "products", list(self.products.values())
         elif name == "inventory_levels.json":

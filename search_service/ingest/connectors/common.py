@@ -159,6 +159,7 @@ class WebhookResult:
     deleted_parents: list[str] = field(default_factory=list)  # Shopify products/delete: resolve via links
     needs_listing: list[str] = field(default_factory=list)  # SKUs whose level the rows set (Shopify): webhooks.py
     levels_first: list[str] = field(default_factory=list)  # SKUs of products whose level may have come first (Shopify)
+    totals: dict[str, Row] = field(default_factory=dict)  # a new variant's level where the shop has one location
     event_time: str | None = None  # the vendor's time of the event (a delete's `updated_at`, for newest wins)
     account: Any = None  # the vendor account the delivery names (Erply's `clientCode`), checked at intake
 

@@ -46,6 +46,7 @@ from search_service.ingest.connectors.common import (
     price_text,
 )
 from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, VendorError, VendorHTTP
+from search_service.ingest.connectors.shopify_totals import count_locations, variant_totals
 from search_service.ingest.sources import NestedTooDeeply, load_json
 
 SOURCE = "shopify"
@@ -265,7 +266,9 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     if topic in PRODUCT_TOPICS:
         rows, links = map_product(payload, ctx)
         first = [row["sku"] for row in rows if "sku" in row and "_error" not in row]  # its level may precede it
-        return WebhookResult(delivery_id, "catalog", rows=rows, links=links, levels_first=first)
+        variants = [(shopify_id(v.get("inventory_item_id")), v) for v in objects(payload.get("variants"))]
+        totals = variant_totals(variants, delivery_time(headers, payload))  # a new listing's level: webhooks.py
+        return WebhookResult(delivery_id, "catalog", rows=rows, links=links, levels_first=first, totals=totals)
     when = delivery_time(headers, payload)
     if topic == "products/delete":  # its listings: resolved at intake
         if held := [key for key in PRODUCT_RECORD if key in payload]:  # a product's signed body under this topic
@@ -318,7 +321,7 @@ class Shopify:
         its variant's upsert (common.fold_levels). A variant read without a level at our location
         keeps its listing's level: zeroing it stamped the zero with the pass's start, newer than every unchanged
         level, so one empty stock answer (a glitch, a token's scope) zeroed the store for good."""
-        cursor = dict(cursor)
+        cursor = {**cursor, "locations": count_locations(self.http, self.prefix)}  # one: a total is our level
         yield from fold_levels(
             cursor,
             full=full,

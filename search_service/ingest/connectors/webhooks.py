@@ -80,7 +80,8 @@ async def _resolve(result: WebhookResult, conn: Any, connection: Connection) -> 
 async def _with_delivered_levels(conn: Any, connection: Connection, result: WebhookResult) -> list[Row]:
     """The rows, a new product's upserts with the level delivered before them (Shopify does not order its
     deliveries; that level's row found no listing): created at 0, the listing went out as `listing.created` at 0
-    and then `stock.back` once the sync the level triggered read it again. The level's clock goes with it."""
+    and then `stock.back` once the sync the level triggered read it again. The level's clock goes with it. Without
+    one, a variant's own `inventory_quantity` where the shop has one location (shopify_totals)."""
     unlisted = await _unlisted(conn, connection, result.levels_first)
     if not unlisted:
         return list(result.rows)
@@ -88,10 +89,21 @@ async def _with_delivered_levels(conn: Any, connection: Connection, result: Webh
     got = await conn.fetch(stmt.sql, *stmt.bind(connection_id=connection.id, skus=unlisted))
     levels = {r["sku"]: compact({"quantity": int(r["quantity"]), "quantity_sent": r["quantity_sent"],
                                  "version": int(r["version"]) if r["version"] else None}) for r in got}  # fmt: skip
+    totals = {sku: result.totals[sku] for sku in unlisted if sku not in levels and sku in result.totals}
+    if totals and await _one_location(conn, connection):  # else no level: one delivered first is our location's
+        levels.update(totals)
     return [
         {**row, **levels[row["sku"]]} if row.get("op") == "upsert" and row.get("sku") in levels else row
         for row in result.rows
     ]
+
+
+async def _one_location(conn: Any, connection: Connection) -> bool:
+    """Whether the connection's last poll counted one location at the vendor (Shopify's `locations/count.json`, in
+    its cursor): a variant's `inventory_quantity`, summed over the shop's locations, is then our location's level."""
+    stmt = statement("ingest/connectors", "one_location")
+    got = await conn.fetch(stmt.sql, *stmt.bind(connection_id=connection.id))
+    return bool(got and got[0]["one"])
 
 
 async def _unlisted(conn: Any, connection: Connection, skus: list[str]) -> list[str]:

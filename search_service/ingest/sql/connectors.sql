@@ -147,6 +147,12 @@ WHERE b.connection_id = :connection_id AND b.kind = 'webhook' AND r.payload ->> 
   AND r.payload ->> 'quantity' IS NOT NULL AND r.payload ->> '_error' IS NULL  -- a refused level: none
 ORDER BY r.payload ->> 'sku', (r.payload ->> 'version')::numeric DESC NULLS LAST, b.seq DESC, r.row_number DESC
 
+-- name: one_location
+-- params: connection_id uuid
+-- Whether the connection's last poll counted one location at the vendor (Shopify `locations/count.json`, kept in its
+-- cursor): a new variant's `inventory_quantity`, summed over the shop's locations, is then its level here.
+SELECT coalesce(cursor -> 'locations' = '1'::jsonb, false) AS one FROM ingest_connection WHERE id = :connection_id
+
 -- name: listed_skus
 -- params: store_id uuid, skus text[]
 -- Which of these SKUs the store has a listing of (a Shopify level's, at intake: see connectors/webhooks.py).
