@@ -35,7 +35,8 @@ def _stop_quietly(_signum: int, _frame: FrameType | None) -> NoReturn:
 def _stop_as_ctrl_c(_signum: int, frame: FrameType | None) -> None:
     """SIGTERM (timeout, systemd, docker stop, Kubernetes) stops a command as Ctrl-C does, through whatever handles
     SIGINT now (asyncio's task cancel, sync's stop after the batch in hand): it ended the process, exit 143, with
-    no line said and the batch in hand leased for minutes. SIGINT ignored (a script's `cmd &`): KeyboardInterrupt."""
+    no line said and the batch in hand leased for minutes. SIGINT ignored (a script's `cmd &`): KeyboardInterrupt
+    (common.run_stoppable's own SIGTERM handler cancels its task instead)."""
     on_sigint = signal.getsignal(signal.SIGINT)
     if callable(on_sigint):
         on_sigint(signal.SIGINT, frame)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import math
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO, TypeVar
 
 import asyncpg
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 # Connecting failed: no server at the address, no answer, no such database, refused credentials (psycopg, asyncpg).
 UNREACHABLE_DATABASE: tuple[type[BaseException], ...] = (
     psycopg.OperationalError,
@@ -172,6 +175,40 @@ def exit_on_sigterm_while_starting() -> None:
     """Until a job installs its own handlers, SIGTERM exits 0: nothing is in hand yet (a fleet stopping a worker
     it had just restarted saw it die of the signal, exit -15, while it imported and checked the database)."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
+def run_stoppable(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run for a command whose coroutine says where a Ctrl-C (its task cancelled) stopped it; SIGTERM
+    cancels the task too where SIGINT is ignored (a shell's `cmd &`). asyncio installs its Ctrl-C handler only
+    over Python's default one: SIGTERM was then a KeyboardInterrupt inside the loop, whose shutdown cancelled the
+    task and printed what it raised as a traceback, followed by a bare `interrupted`."""
+    if callable(signal.getsignal(signal.SIGINT)):  # SIGTERM calls it (cli._stop_as_ctrl_c): asyncio's, at run
+        return asyncio.run(main)
+    return asyncio.run(_cancelled_by_sigterm(main))
+
+
+async def _cancelled_by_sigterm(main: Coroutine[Any, Any, T]) -> T:
+    task, loop = asyncio.current_task(), asyncio.get_running_loop()
+    assert task is not None
+    stops = 0
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:  # as asyncio's Ctrl-C handler
+        nonlocal stops
+        stops += 1
+        if stops > 1:  # a second one: at once
+            raise KeyboardInterrupt
+        task.cancel()
+        loop.call_soon_threadsafe(lambda: None)  # wakes a loop waiting in select()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return await main
+    except asyncio.CancelledError:
+        if stops and task.uncancel() == 0:  # the command's own line not said: `interrupted`, as asyncio.run does
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def current_database_url(settings: Settings) -> str:

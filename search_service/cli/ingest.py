@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from search_service.cli.common import (
     option_mistake,
     progress_bar,
     refuse_a_wrong_secret_key,
+    run_stoppable,
     shown_once,
     user_errors,
     write_output,
@@ -157,7 +157,7 @@ def import_csv(settings: Settings, file: Path, store_id: UUID, strict: bool, cha
 
         settle_heap()
         try:
-            out = asyncio.run(import_csv_async(dsn, reader, name, store_id, settings.ingest, progress, notice))
+            out = run_stoppable(import_csv_async(dsn, reader, name, store_id, settings.ingest, progress, notice))
         except (CsvError, UnknownStore, ImportMappingFailed) as exc:
             raise UserFacingError(str(exc)) from None
         except (ImportInterrupted, ImportConnectionLost) as stopped:  # one line: where the batch is
