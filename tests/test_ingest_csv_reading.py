@@ -103,6 +103,29 @@ def test_import_csv_reads_a_marked_file_in_the_charset_given(fresh_db_url: str, 
     assert _titles(fresh_db_url, store) == [("X1", "Käse")]
 
 
+# Excel's windows-1252 bytes at 0x80-0x9F (€ “ ” …), and 0x81, one windows-1252 leaves unassigned
+WINDOWS_CALLED_LATIN_1 = (
+    b"sku;name;price;quantity\r\nL-1;Gutschein 10 \x80 \x93Sommer\x94\x85;10,00;5\r\nL-2;a\x81b;1;1\r\n"
+)
+
+
+def test_a_latin_1_label_is_read_as_windows_1252(base: str, db_url: str, tmp_path: Path) -> None:
+    """A Windows export called "Latin-1" (`charset=iso-8859-1`, `--charset latin-1`) was decoded as ISO-8859-1:
+    its € “ ” … became invisible C1 controls, stored in the titles with no note, and no search found the €. It is
+    read as windows-1252 now, as WHATWG and every browser read the label; 0x81 as the browsers read it too."""
+    shop = _shop(db_url)
+    status = _import(base, db_url, shop, WINDOWS_CALLED_LATIN_1, "iso-8859-1")
+    assert (status["status"], status["error_rows"]) == ("completed", 0), _errors(base, shop, status)
+    titles = [("L-1", "Gutschein 10 € “Sommer”…"), ("L-2", "a\x81b")]
+    assert _titles(db_url, shop[0]) == titles
+    store = create_store(db_url)
+    file = tmp_path / "lat.csv"
+    file.write_bytes(WINDOWS_CALLED_LATIN_1)
+    out = cli(db_url, "import", "csv", str(file), "--store", str(store), "--charset", "latin-1")
+    assert out.returncode == 0 and "2 mapped" in out.stdout, out.stdout + out.stderr
+    assert _titles(db_url, store) == titles
+
+
 def test_the_delimiter_is_the_one_that_finds_the_required_columns(fresh_db_url: str, tmp_path: Path) -> None:
     """The header's most used sign was its delimiter: the commas of `Maße (B,H,T,L,G)` outnumbered the `;`s, and
     the file was refused as having no sku, price or quantity column."""

@@ -42,7 +42,8 @@ from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.ingest import pipeline
 from search_service.ingest.csv_store import store_csv_rows
-from search_service.ingest.csvfile import CsvError, CsvRows, check_charset
+from search_service.ingest.csv_text import check_charset
+from search_service.ingest.csvfile import CsvError, CsvRows
 from search_service.ingest.sources import IncomingRequest, MediaTypeError, PayloadError, SignatureError, handler_for
 from search_service.ingest.stores import Connection, connection_async
 

@@ -108,7 +108,7 @@ LOST_CONNECTION_EXIT = 75
 
 def _known_charset(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """--charset names a text encoding (not e.g. rot13, hex or Python's unicode_escape): the upload's own check."""
-    from search_service.ingest.csvfile import CsvError, check_charset
+    from search_service.ingest.csv_text import CsvError, check_charset
 
     try:
         check_charset(value)

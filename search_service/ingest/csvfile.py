@@ -7,7 +7,6 @@ cannot read to its end (a quote never closed, a cell past the reader's limit) is
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
@@ -25,19 +24,13 @@ from search_service.ingest.csv_quotes import (
     spanning_quote,
     split_first_line,
 )
+from search_service.ingest.csv_text import SAVE_AS, decoded
+from search_service.ingest.csv_text import CsvError as CsvError  # raised here, caught by every caller
 from search_service.ingest.spreadsheet_cells import read_sku
 
 COLUMNS = ("sku", "gtin", "name", "brand", "description", "category", "price", "currency", "quantity", "is_active")
 REQUIRED = ("sku", "price", "quantity")
 DELIMITERS = (",", ";", "\t")
-BOM = b"\xef\xbb\xbf"
-# Checked in this order: a UTF-32 LE mark begins with the UTF-16 LE one.
-WIDE_BOMS = (((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"), "utf-32"), ((b"\xff\xfe", b"\xfe\xff"), "utf-16"))
-WORKBOOKS = (
-    (b"PK\x03\x04", "a zip archive (an .xlsx or .ods workbook?)"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Excel workbook (.xls)"),
-)
-SAVE_AS = "save it as CSV (UTF-8) and import that"
 # How a file that is not UTF-8 names its charset, by the door it came through (a row not UTF-8 is told which).
 CHARSET_BY_HTTP = (
     "upload it with its charset (Content-Type: text/csv; charset=windows-1252, on the body or its multipart part)"
@@ -47,14 +40,6 @@ CHARSET_BY_CLI = "import it with its charset (--charset windows-1252)"
 _SEP_LINE = re.compile(r"sep=([^\"\r\n])\1*\s*", re.IGNORECASE)
 _BLANK_LINE = re.compile(r"[\s,;]*")  # a line without a cell: blank, or of separators only (`;;;`)
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape holds them
-
-
-class CsvError(ValueError):
-    """The file cannot be imported at all; `column` names the missing column when that is why."""
-
-    def __init__(self, message: str, column: str | None = None) -> None:
-        super().__init__(message)
-        self.column = column
 
 
 @dataclass
@@ -155,7 +140,7 @@ class _Opened:
 def _records(data: bytes, charset: str | None = None) -> _Opened:
     """The file opened past its header (one scan of the whole text for bytes that were not UTF-8, not one per
     cell: that per-character check was two thirds of parsing a clean file)."""
-    first_line, text, shift = _past_blank_lines(_decoded(data, charset))
+    first_line, text, shift = _past_blank_lines(decoded(data, charset))
     named = _SEP_LINE.fullmatch(first_line)
     if named:
         first_line, text, after = _past_blank_lines(split_first_line(text)[1])
@@ -216,74 +201,6 @@ def _check_header(header: list[str], other_delimiter: str | None = None) -> None
         where = [i + 1 for i, h in enumerate(header) if h == column]
         if len(where) > 1:  # which one holds the value is not ours to guess
             raise CsvError(f"the column {column!r} appears {len(where)} times (columns {where}): keep one", column)
-
-
-def _decoded(data: bytes, charset: str | None = None) -> str:
-    """The file's text. UTF-8 keeps the bytes that are not UTF-8 as surrogates (their rows are rejected); a file
-    with a UTF-16/32 mark must decode whole; so must one whose upload declared another charset (Excel's "CSV"
-    on Windows writes windows-1252: every row with an umlaut or € was rejected as not UTF-8), with a UTF-8 mark or
-    without."""
-    for magic, what in WORKBOOKS:
-        if data.startswith(magic):
-            raise CsvError(f"the file is {what}, not CSV: {SAVE_AS}")
-    # A declared charset wins over a UTF-8 mark (its bytes dropped): a tool that re-saved the file kept the mark
-    if charset is not None and not _is_utf8(charset) and not any(data.startswith(m) for m, _ in WIDE_BOMS):
-        return _declared(data.removeprefix(BOM), charset)
-    if data.startswith(BOM):
-        return data[len(BOM) :].decode("utf-8", "surrogateescape")
-    for marks, codec in WIDE_BOMS:
-        if data.startswith(marks):
-            try:
-                return data.decode(codec)  # the codec reads the mark's byte order and drops it
-            except UnicodeDecodeError as exc:
-                name = codec.upper()
-                raise CsvError(
-                    f"the file starts with a {name} byte-order mark but is not {name} ({exc.reason} at byte "
-                    f"{exc.start}): {SAVE_AS}"
-                ) from None
-    return data.decode("utf-8", "surrogateescape")
-
-
-def _is_utf8(charset: str) -> bool:
-    return charset.strip().strip('"').lower().replace("_", "-") in ("utf-8", "utf8", "us-ascii", "ascii")
-
-
-# What a CSV's charset must read as ASCII does: its backslashes, `+`, `.` and `xn--` kept
-_ASCII_SAMPLE = b"sku;name,price\t+-\\x41\\u0041 Ab-1.5.xn--ls8h\r\n"
-
-
-def check_charset(charset: str | None) -> None:
-    """A CsvError naming `content-type` unless `charset` is None or a text encoding: an upload checks it before
-    any batch is opened (an unknown one left an `aborted` batch behind)."""
-    if charset is None or _is_utf8(charset):
-        return
-    name = charset.strip().strip('"')
-    try:
-        wide = codecs.lookup(name).name.startswith(("utf-16", "utf-32"))  # their ASCII is two or four bytes
-        if not wide and _ASCII_SAMPLE.decode(name) != _ASCII_SAMPLE.decode("ascii"):
-            raise LookupError(name)  # Python's own codecs: unicode_escape, utf-7, idna, punycode rewrite ASCII
-    except (LookupError, ValueError, UnicodeError):  # ValueError: a NUL in the name; `undefined` decodes nothing
-        raise _unknown_charset(name) from None
-
-
-def _unknown_charset(name: str) -> CsvError:
-    shown = name if len(name) <= 64 else name[:64] + "..."
-    return CsvError(
-        f"the charset {shown!r} is unknown (or no text encoding a CSV is written in): send the file as UTF-8 (no "
-        "charset, or charset=utf-8), or name a text encoding such as windows-1252, iso-8859-15 or utf-16",
-        "content-type",
-    )
-
-
-def _declared(data: bytes, charset: str) -> str:
-    name = charset.strip().strip('"')
-    try:
-        return data.decode(name)
-    except LookupError:
-        raise _unknown_charset(name) from None
-    except UnicodeError as exc:  # UnicodeDecodeError, or a codec's own (punycode raises a bare UnicodeError)
-        where = f" at byte {exc.start}" if isinstance(exc, UnicodeDecodeError) else ""
-        raise CsvError(f"the file is not {name} ({exc}{where}): {SAVE_AS}", "content-type") from None
 
 
 class CsvRows:
