@@ -62,6 +62,44 @@ def test_a_sep_line_names_a_delimiter_the_header_would_not() -> None:
         assert padded.delimiter == ";" and padded.rows[0]["name"] == "Milk, whole", line
 
 
+# Excel's quoted table behind its `sep=;` line, and what tools did to that line: a second BOM (a re-save), a
+# zero-width space, LibreOffice's quoting of the cell holding `;`
+SEP_LINE_TABLE = '"SKU";"Name";"Price";"Quantity"\r\n"X-1";"Eins";"1,00";"1"\r\n'
+SEP_LINES_BEHIND_WHAT_TOOLS_WROTE = (
+    "\ufeff\ufeffsep=;\r\n",
+    "\u200bsep=;\r\n",
+    '"sep=;";;;\r\n',
+    '\ufeff"sep=;";;;\r\n',
+)
+
+
+def test_a_sep_line_behind_a_second_bom_or_a_zero_width_space_or_quoted_is_read(
+    base: str, db_url: str, tmp_path: Path
+) -> None:
+    """Each was read as the header and the file refused: "the file has no 'sku' or 'price' or 'quantity' column
+    (columns: sep=, ; not read: sep=, )", LibreOffice's quoted one told to "make sep=; the file's first line"."""
+    for line in SEP_LINES_BEHIND_WHAT_TOOLS_WROTE:
+        parsed = parse_csv((line + SEP_LINE_TABLE).encode())
+        assert (parsed.delimiter, parsed.rows[0]["sku"], parsed.rows[0]["price"]) == (";", "X-1", "1,00"), line
+        lf = parse_csv((line + SEP_LINE_TABLE).replace("\r\n", "\n").encode())
+        assert (lf.delimiter, lf.rows[0]["sku"]) == (";", "X-1"), line
+    store = create_store(db_url)
+    file = tmp_path / "x1.csv"
+    file.write_text(SEP_LINES_BEHIND_WHAT_TOOLS_WROTE[0] + SEP_LINE_TABLE, encoding="utf-8", newline="")
+    out = cli(db_url, "import", "csv", str(file), "--store", str(store))
+    assert out.returncode == 0 and "1 mapped" in out.stdout, out.stdout + out.stderr
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, store, "listings:write")
+    data = (SEP_LINES_BEHIND_WHAT_TOOLS_WROTE[2] + SEP_LINE_TABLE.replace("1,00", "2,00")).encode()
+    accepted = httpx.post(f"{base}/v1/stores/{store}/imports", content=data,
+                          headers={**bearer(key), "Content-Type": "text/csv"})  # fmt: skip
+    assert accepted.status_code == 202, accepted.text
+    drain_imports(db_url)
+    with psycopg.connect(db_url) as conn:
+        listed = conn.execute("SELECT sku, title, price::text FROM store_product WHERE store_id = %s", (store,))
+        assert listed.fetchall() == [("X-1", "Eins", "2.00")]
+
+
 @pytest.mark.parametrize(
     ("data", "says"),
     [

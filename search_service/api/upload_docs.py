@@ -18,8 +18,8 @@ CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-ex
 
 UPLOAD_DOC = (
     "Body: `text/csv`, or `multipart/form-data` with the file in `file`. Columns (headers case-insensitive, `,` `;` "
-    "or tab detected (the one that finds the required columns), or named by a first line `sep=;`; lines ending in "
-    "CRLF, LF or CR; UTF-8 with or "
+    "or tab detected (the one that finds the required columns), or named by a first line `sep=;` "
+    '(or `"sep=;";;;`); lines ending in CRLF, LF or CR; UTF-8 with or '
     "without BOM, or UTF-16/32 with one, or the charset the body's Content-Type or the multipart file part's names, "
     "`text/csv; charset=windows-1252` (it wins over a UTF-8 BOM; a Latin-1 label, `iso-8859-1`, is read as "
     "windows-1252, as browsers read it); the form's `_charset_` field, its text fields' "

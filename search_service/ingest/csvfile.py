@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from search_service.engine.text import trim_invisible
+from search_service.engine.text import INVISIBLE_CHARS, trim_invisible
 from search_service.ingest.csv_quotes import (
     STRAY_QUOTE_HINT,
     LineIndex,
@@ -36,8 +36,12 @@ CHARSET_BY_HTTP = (
     "upload it with its charset (Content-Type: text/csv; charset=windows-1252, on the body or its multipart part)"
 )
 CHARSET_BY_CLI = "import it with its charset (--charset windows-1252)"
-# Excel writes (and reads) the delimiter as the first line; a sheet saved again pads it with empty cells (`sep=;;;`)
-_SEP_LINE = re.compile(r"sep=([^\"\r\n])\1*\s*", re.IGNORECASE)
+# Excel writes (and reads) the delimiter as the first line; a sheet saved again pads it with empty cells (`sep=;;;`),
+# LibreOffice quotes it as the cell holding the delimiter it is (`"sep=;";;;`); a second BOM or a zero-width space
+# a tool left before it (the header's cells are read without them) made the line the header, and the file refused
+_SEP_LINE = re.compile(
+    rf"[{INVISIBLE_CHARS}]*(?P<quote>\"?)sep=(?P<sep>[^\"\r\n])(?P=quote)(?P=sep)*\s*", re.IGNORECASE
+)
 _BLANK_LINE = re.compile(r"[\s,;]*")  # a line without a cell: blank, or of separators only (`;;;`)
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape holds them
 
@@ -152,7 +156,7 @@ def _records(data: bytes, charset: str | None = None) -> _Opened:
             "the file's first line holds NUL bytes, so it is not UTF-8 text (a binary file, or UTF-16 without a "
             f"byte-order mark?): {SAVE_AS}"
         )
-    delimiter = named.group(1) if named else detect_delimiter(first_line)
+    delimiter = named.group("sep") if named else detect_delimiter(first_line)
     source, last = io.StringIO(text, newline=""), [""]
     reader = csv.reader(remembered(source, last) if '"' in text else source, delimiter=delimiter)
     try:
