@@ -16,7 +16,6 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -31,7 +30,15 @@ from search_service.ingest.gtins import gtin14
 from search_service.ingest.kept_text import carry_former_text, note_kept_text
 from search_service.ingest.listed_as import listed_otherwise, retired_and_listed
 from search_service.ingest.rounds import apply_repeating, rounds_of
-from search_service.ingest.rows import LEVEL_APPLIED, Rejected, ValidRow, keep_level, level_alone, validate
+from search_service.ingest.rows import (
+    LEVEL_APPLIED,
+    Rejected,
+    ValidRow,
+    keep_level,
+    level_alone,
+    listing_values,
+    validate,
+)
 from search_service.ingest.stores import note_store_inactive
 
 log = logging.getLogger(__name__)
@@ -313,11 +320,9 @@ async def _write(
     if plan.adopt:
         adopted = set(plan.adopt)
         listings = [item for item in plan.listings if (item[0].sku, item[1]) in adopted]
-        changed.update(r["sku"] for r in await _run(conn, "adopt_listings", **_listing_values(store_id, listings)))
+        changed.update(r["sku"] for r in await _run(conn, "adopt_listings", **listing_values(store_id, listings)))
     if plan.listings:
-        changed.update(
-            r["sku"] for r in await _run(conn, "upsert_listings", **_listing_values(store_id, plan.listings))
-        )
+        changed.update(r["sku"] for r in await _run(conn, "upsert_listings", **listing_values(store_id, plan.listings)))
     if changes := plan.stock + plan.deletes:
         written = await _run(
             conn, "update_stock", store_id=store_id, skus=[r.sku for r in changes],
@@ -386,21 +391,3 @@ async def _insert_products(
     for result in results.values():
         if result.product_id in swap:
             result.product_id, result.matched_by = swap[result.product_id], "gtin"
-
-
-def _listing_values(store_id: UUID, listings: list[tuple[ValidRow, UUID, str]]) -> dict[str, Any]:
-    """The parameters of `upsert_listings` (and `adopt_listings`) for (row, product, currency) triples."""
-    rows = [r for r, _, _ in listings]
-    return {
-        "store_id": store_id,
-        "skus": [r.sku for r in rows],
-        "products": [p for _, p, _ in listings],
-        "titles": [r.name for r in rows],
-        "prices": [r.price if r.price is not None else Decimal(0) for r in rows],
-        "currencies": [c for _, _, c in listings],
-        "quantities": [r.quantity or 0 for r in rows],
-        "actives": [True if r.is_active is None else r.is_active for r in rows],
-        "updated_ats": [r.updated_at for r in rows],
-        "versions": [r.version for r in rows],
-        "catalog_versions": [r.catalog_version for r in rows],
-    }

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pycountry
 
@@ -297,3 +298,21 @@ def validate(row: Any) -> ValidRow:
                 f"{', '.join(unread)} ignored: a stock row sets the price and quantity (an upsert the rest)"
             )
     return out
+
+
+def listing_values(store_id: UUID, listings: list[tuple[ValidRow, UUID, str]]) -> dict[str, Any]:
+    """The parameters of `upsert_listings` (and `adopt_listings`) for (row, product, currency) triples."""
+    rows = [r for r, _, _ in listings]
+    return {
+        "store_id": store_id,
+        "skus": [r.sku for r in rows],
+        "products": [p for _, p, _ in listings],
+        "titles": [r.name for r in rows],
+        "prices": [r.price if r.price is not None else Decimal(0) for r in rows],
+        "currencies": [c for _, _, c in listings],
+        "quantities": [r.quantity or 0 for r in rows],
+        "actives": [True if r.is_active is None else r.is_active for r in rows],
+        "updated_ats": [r.updated_at for r in rows],
+        "versions": [r.version for r in rows],
+        "catalog_versions": [r.catalog_version for r in rows],
+    }
