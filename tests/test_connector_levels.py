@@ -19,6 +19,7 @@ import pytest
 
 from search_service.ingest.clocks import LEVEL_ALONE
 from search_service.ingest.connectors.sync import SyncFailed
+from search_service.ingest.rows import NO_LEVEL
 from tests.connector_helpers import (
     SECRET_KEY,
     deliver,
@@ -128,6 +129,34 @@ def test_r_series_more_items_of_one_time_stamp_than_a_page_and_one_edited_mid_pa
         assert [(listing(db, store, key) or ())[:2] for key in keys] == [("1.00", 5)] * 5
         read = [r.query.get("offset") for r in fake.server.requests if r.path.endswith("/Item.json")]
         assert len(read) < 12, read  # no endless re-reading
+    finally:
+        fake.server.close()
+
+
+def test_r_series_an_item_with_no_level_at_our_shop_is_not_noted_quantity_not_given(db: psycopg.Connection) -> None:
+    """An item stocked at another shop only, or every item under a wrong location id, was created at 0 with the note
+    "quantity not given: …" (meant for a sender that left `quantity` out) on each row: R-Series reports no level
+    there, which is no sender's fault, and a wrong location already gets the sync's one warning."""
+    fake = LightspeedRFake()
+    fake.bucket = (0.0, 100_000)
+    try:
+        for item in ITEMS:
+            fake.add(item)
+        fake.items["103"]["ItemShops"]["ItemShop"][0]["shopID"] = "2"  # stocked at another shop only
+        creds = {"account": "4242", "token": "r-token"}
+        store, other = make_store(db, "R", 52.36, 4.88), make_store(db, "R99", 52.36, 4.89)
+        cid = make_connection(db, store, "lightspeed-r", "1", fake.server.url, creds)
+        wrong = make_connection(db, other, "lightspeed-r", "99", fake.server.url, creds)
+        sync(db, cid)
+        assert "no stock levels" in (sync(db, wrong).warning or "")
+        map_batches(db)
+        assert [listing(db, store, key) for key in ("101", "103")] == [("1.00", 101, True), ("1.00", 0, True)]
+        noted = [
+            (sku, status, NO_LEVEL in (note or ""))
+            for c in (cid, wrong)
+            for sku, (status, note) in raw_rows(db, c).items()
+        ]
+        assert noted == [(key, "mapped", False) for key in ("101", "102", "103")] * 2
     finally:
         fake.server.close()
 

@@ -81,6 +81,8 @@ def map_item(item: dict[str, Any], ctx: MapContext) -> Row:
     )
     if level:  # refused for the rest of it (a bad price), the level applies alone (ingest: rows.level_alone)
         row = {**clocked_level(row, shop.get("timeStamp")), "own_level": True}
+    else:  # none at our shop: no sender's fault (a wrong location gets the sync's warning, not a note a row)
+        row["stock_apart"] = True
     row.update(barcode_fields(item.get("ean"), item.get("upc")))  # the first that is a GTIN
     return merge_attributes(
         row,
