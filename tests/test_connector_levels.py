@@ -104,6 +104,69 @@ def test_shopify_a_level_no_longer_reported_goes_out_of_stock(
     assert stock_deltas(db, store, "2712") == [(103, 103), (-103, 0)]
 
 
+def _deletes(db: psycopg.Connection, cid: uuid.UUID) -> list[str]:
+    """The skus of the connection's raw delete rows, oldest first."""
+    sql = ("SELECT r.payload->>'sku' FROM imported_product_raw r JOIN import_batch b ON b.id = r.import_batch_id "
+           "WHERE b.connection_id = %s AND r.payload->>'op' = 'delete' ORDER BY b.seq, r.row_number")  # fmt: skip
+    return [sku for (sku,) in db.execute(sql, (cid,))]
+
+
+def test_shopify_a_variant_gone_from_a_polled_product_is_deleted(
+    db: psycopg.Connection, shopify_fake: ShopifyFake
+) -> None:
+    """A product's record holds its every variant: one deleted at the shop left the product's next record, yet its
+    listing stayed on sale with its last level until a `sync --full`. The poll now deletes it, once."""
+    mug = shopify_fake.products["101"]
+    blue = {**mug["variants"][0], "id": 6499, "title": "Blue", "inventory_item_id": 2799}
+    shopify_fake.update("101", variants=[*mug["variants"], blue])
+    shopify_fake.levels["101-blue"] = {**shopify_fake.levels["101"], "inventory_item_id": 2799, "available": 13}
+    store = make_store(db, "Shop", 52.36, 4.88)
+    creds = {"shop": "gifts.myshopify.com", "token": "shpat_test"}
+    cid = make_connection(db, store, "shopify", LOCATION, shopify_fake.server.url, creds)
+    sync(db, cid)
+    map_batches(db)
+    assert [listing(db, store, sku) for sku in ("2710", "2799")] == [("1.00", 101, True), ("1.00", 13, True)]
+    shopify_fake.update("101", variants=mug["variants"][:1])
+    del shopify_fake.levels["101-blue"]
+    sync(db, cid)
+    map_batches(db)
+    assert [listing(db, store, sku) for sku in ("2710", "2799", "2711")] == [
+        ("1.00", 101, True), ("1.00", 13, False), ("1.00", 102, True),
+    ]  # fmt: skip
+    shopify_fake.update("101", title="Mug!")  # a later record of the product: no second delete
+    sync(db, cid)
+    map_batches(db)
+    assert _deletes(db, cid) == ["2799"]
+
+
+def test_shopify_a_variant_a_products_update_no_longer_holds_is_deleted(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """`products/update` carries the product's every variant: one it dropped kept its listing on sale. Its delete
+    follows the product's create even when both wait to be mapped; a create replayed later, older, is stale."""
+    store = make_store(db, "Shop", 52.36, 4.88)
+    cid = make_connection(db, store, "shopify", LOCATION, "http://127.0.0.1:9", {"shop": "s"}, secret="app-secret")
+    small = {"id": 2750, "title": "S", "price": "8.50", "inventory_item_id": 2750}
+    large = {"id": 2751, "title": "L", "price": "8.50", "inventory_item_id": 2751}
+    cap = {"id": 9500, "title": "Cap", "status": "active", "updated_at": "2026-01-05T10:00:00Z"}
+    created = _shopify_webhook({**cap, "variants": [small, large]}, "products/create", "ev-1", "2026-01-05T10:00:00Z")
+    update = {**cap, "updated_at": "2026-01-05T10:00:02Z", "variants": [small]}
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        assert deliver(client, cid, *created) == "stored"
+        assert deliver(client, cid, *_shopify_webhook(update, "products/update", "ev-2", "2026-01-05T10:00:02Z"))
+        map_batches(db)
+        assert [listing(db, store, sku) for sku in ("2750", "2751")] == [("8.50", 0, True), ("8.50", 0, False)]
+        again = {**update, "title": "Cap!", "updated_at": "2026-01-05T10:00:04Z"}
+        assert deliver(client, cid, *_shopify_webhook(again, "products/update", "ev-3", "2026-01-05T10:00:04Z"))
+        replayed = _shopify_webhook(
+            {**cap, "variants": [small, large]}, "products/create", "ev-4", "2026-01-05T10:00:00Z"
+        )
+        assert deliver(client, cid, *replayed) == "stored"
+    map_batches(db)
+    assert [listing(db, store, sku) for sku in ("2750", "2751")] == [("8.50", 0, True), ("8.50", 0, False)]
+    assert _deletes(db, cid) == ["2751"] and raw_rows(db, cid)["2751"][0] == "stale"
+
+
 def test_r_series_more_items_of_one_time_stamp_than_a_page_and_one_edited_mid_pass(db: psycopg.Connection) -> None:
     """Five items share one `timeStamp` (a bulk import), two a page: inside that stamp the pass pages by offset, so
     an item edited while it ran moved to the end and the next item moved onto the page already read."""

@@ -54,6 +54,7 @@ class ItemLink:
     external_id: str
     parent_id: str | None
     sku: str
+    whole_at: str | None = None  # its parent read with every child: a linked SKU not among them is deleted then
 
 
 class Connector(Protocol):

@@ -46,6 +46,7 @@ from search_service.ingest.connectors.common import (
     price_text,
 )
 from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, VendorError, VendorHTTP
+from search_service.ingest.connectors.links import read_whole
 from search_service.ingest.connectors.shopify_totals import count_locations, variant_totals
 from search_service.ingest.sources import NestedTooDeeply, load_json
 
@@ -111,7 +112,8 @@ def _earlier(newest: str | None, started: str) -> str | None:
 
 
 def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row], list[ItemLink]]:
-    """One upsert per variant that has an inventory item, and the links that let a delete find them later."""
+    """One upsert per variant that has an inventory item, and the links that let a delete find them later (and the
+    variants a later record no longer holds: connectors/links.py)."""
     rows: list[Row] = []
     links: list[ItemLink] = []
     product_id = str(product["id"])
@@ -149,7 +151,7 @@ def map_product(product: Mapping[str, Any], ctx: MapContext) -> tuple[list[Row],
             continue
         rows.append(merge_attributes(row, {**attributes, "product_id": product_id}))
         links.append(ItemLink(external_id=sku, parent_id=product_id, sku=sku))
-    return rows, links
+    return rows, read_whole(links, rows, product.get("variants"), _plausible(product.get("updated_at")))
 
 
 def map_inventory_level(

@@ -27,6 +27,7 @@ from search_service.db.sql import statement
 from search_service.ingest.connectors.common import Cursor, Page
 from search_service.ingest.connectors.factory import ConnectionError_, ConnectionSpec, build_connector, parse_secrets
 from search_service.ingest.connectors.http import RateLimited, RetryPolicy, VendorError
+from search_service.ingest.connectors.links import link_params, removal_params, removal_rows, unique
 
 log = logging.getLogger("plinqy.connectors")
 
@@ -97,20 +98,12 @@ def load_spec(conn: Any, box: SecretBox, connection_id: UUID | str) -> Connectio
 
 
 def _store_page(conn: Any, spec: ConnectionSpec, page: Page, recorder: Recorder) -> None:
-    # one link per vendor id, the last read winning: one upsert may not touch a row twice (a page repeating a
-    # product, or merged pages that overlap, raised CardinalityViolation)
-    links = list({link.external_id: link for link in page.links}.values())
+    links = unique(page.links)
     with conn.transaction():
         if links:
-            conn.execute(
-                _sql("save_links"),
-                {
-                    "connection_id": spec.id,
-                    "external_ids": [link.external_id for link in links],
-                    "parent_ids": [link.parent_id for link in links],
-                    "skus": [link.sku for link in links],
-                },
-            )
+            if params := removal_params(spec.id, spec.store_id, links):  # the variants its products no longer hold
+                page.rows = page.rows + removal_rows(links, conn.execute(_sql("removed_variants"), params))
+            conn.execute(_sql("save_links"), link_params(spec.id, links))
         if page.rows:
             recorder(conn, spec, page)
         conn.execute(_sql("save_cursor"), {"connection_id": spec.id, "cursor": Jsonb(page.cursor)})

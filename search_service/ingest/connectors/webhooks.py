@@ -9,7 +9,8 @@ for a product created since the last poll the raw rows of the webhooks that brou
 row for each, so the listings leave search as soon as the import job maps the delivery; a product not known yet
 becomes a trigger for the next sync. A Shopify level of a SKU the store has no listing of yet (its product's
 delivery still to come) becomes a trigger too: the sync reads the product and its level; that product's own
-delivery takes the level delivered before it, so its listing is created with it.
+delivery takes the level delivered before it, so its listing is created with it. A product's delivery records its
+links as a poll does, and deletes the listings of the variants it no longer holds (connectors/links.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.ingest.connectors import erply, lightspeed_x, shopify
 from search_service.ingest.connectors.common import MapContext, Row, WebhookRejected, WebhookResult, compact
+from search_service.ingest.connectors.links import link_params, removal_params, removal_rows, unique
 from search_service.ingest.sources import (
     Delivery,
     IncomingRequest,
@@ -47,7 +49,7 @@ def _ctx(connection: Connection) -> MapContext:
 
 def _delivery(result: WebhookResult, *, resolved: bool = False) -> Delivery:
     """Rows go to the pipeline; a re-read request or an unresolved delete becomes a trigger delivery id."""
-    if (result.deleted_parents or result.needs_listing or result.levels_first) and not resolved:
+    if (result.deleted_parents or result.needs_listing or result.levels_first or result.links) and not resolved:
         return Delivery(result.delivery_id, result.rows, "webhook", resolve=functools.partial(_resolve, result))
     wants = sorted(result.repoll) + [f"delete={p}" for p in result.deleted_parents]
     if wants:  # "trigger:stock=p-9|delete=123 <the vendor's delivery id>"
@@ -60,7 +62,8 @@ async def _resolve(result: WebhookResult, conn: Any, connection: Connection) -> 
     known of yet stay a trigger for the next sync. A level of a SKU the store has no listing of yet also becomes a
     trigger: its row is rejected (no listing) when mapped before its product, and the sync reads both again."""
     repoll = set(result.repoll) | {f"level={sku}" for sku in await _unlisted(conn, connection, result.needs_listing)}
-    rows, unresolved = await _with_delivered_levels(conn, connection, result), []
+    rows = await _with_delivered_levels(conn, connection, result) + await _relinked(conn, connection, result)
+    unresolved: list[str] = []
     for parent in result.deleted_parents:
         found: list[str] = []
         # The poll's links (an index probe) first; the raw rows of earlier webhooks (a scan of the connection's
@@ -75,6 +78,20 @@ async def _resolve(result: WebhookResult, conn: Any, connection: Connection) -> 
         if not found:
             unresolved.append(parent)
     return _delivery(dataclasses.replace(result, rows=rows, deleted_parents=unresolved, repoll=repoll), resolved=True)
+
+
+async def _relinked(conn: Any, connection: Connection, result: WebhookResult) -> list[Row]:
+    """A product delivery's links recorded (a later delivery or delete finds its listings by them, as a poll's), and
+    a `delete` row for each variant linked to a product read whole that it no longer holds (connectors/links.py)."""
+    if not (links := unique(result.links)):
+        return []
+    removed: list[Row] = []
+    if params := removal_params(connection.id, connection.store_id, links):
+        stmt = statement("ingest/connectors", "removed_variants")
+        removed = removal_rows(links, await conn.fetch(stmt.sql, *stmt.bind(**params)))
+    stmt = statement("ingest/connectors", "save_links")
+    await conn.execute(stmt.sql, *stmt.bind(**link_params(connection.id, links)))
+    return removed
 
 
 async def _with_delivered_levels(conn: Any, connection: Connection, result: WebhookResult) -> list[Row]:

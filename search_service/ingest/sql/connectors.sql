@@ -118,6 +118,19 @@ INSERT INTO ingest_connector_link (connection_id, external_id, parent_id, sku)
 SELECT :connection_id, e, p, s FROM unnest(:external_ids::text[], :parent_ids::text[], :skus::text[]) AS t(e, p, s)
 ON CONFLICT (connection_id, external_id) DO UPDATE SET parent_id = excluded.parent_id, sku = excluded.sku
 
+-- name: removed_variants
+-- params: connection_id uuid, store_id uuid, parent_ids text[], kept text[]
+-- The linked SKUs of products read whole that their record no longer holds (variants deleted at the vendor:
+-- connectors/links.py), less those whose listing is already off sale: later records of the product add no delete.
+-- A listing not there yet (its product's batch still to be mapped, before this one) is deleted after it. `kept` as
+-- an anti-join: `NOT (external_id = ANY(:kept))` went through the array for each link under a generic plan (5,000
+-- products a page: 0.7 s against 0.02 s).
+SELECT l.parent_id, l.sku
+FROM ingest_connector_link l
+WHERE l.connection_id = :connection_id AND l.parent_id = ANY(:parent_ids::text[])
+  AND NOT EXISTS (SELECT 1 FROM unnest(:kept::text[]) AS k(id) WHERE k.id = l.external_id)
+  AND NOT EXISTS (SELECT 1 FROM store_product sp WHERE sp.store_id = :store_id AND sp.sku = l.sku AND NOT sp.is_active)
+
 -- name: linked_skus_of_parent
 -- params: connection_id uuid, parent_id text
 -- The links a poll recorded (in the transaction of its rows): one index probe, what a delete webhook tries first.
