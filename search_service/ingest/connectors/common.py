@@ -98,10 +98,9 @@ class HeldLevels:
         """An upsert with its held level (and the level's own version, for newest wins, as its stock row has it)."""
         if row.get("op") != "upsert" or "quantity" in row or row.get("sku") not in self.levels:  # no sku: refused
             return row
-        if "_error" in self.levels[row["sku"]] or "_error" in row:  # a refused level stays a rejected row of its
-            return row  # own (`leftover`); a row refused as read is never mapped: its level goes as a stock row
-        # every upsert of the sku carries it: a product sent twice in a pass took it on its first copy only, and
-        # the batch kept the last (a later row of a sku wins), so a first sync stored 0 and never read it again
+        if "_error" in self.levels[row["sku"]] or "_error" in row:  # a refused level: a rejected row (`leftover`);
+            return row  # a row refused as read is never mapped: its level goes as a stock row
+        # every upsert of the sku carries it: one sent twice in a pass took it once, and the later copy won (at 0)
         self.taken.add(row["sku"])
         carried = {k: v for k, v in self.levels[row["sku"]].items() if k in ("quantity", "quantity_sent", "version")}
         return {**row, **carried, "own_level": True}  # refused for the rest of it, the level applies alone (ingest)
