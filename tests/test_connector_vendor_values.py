@@ -159,7 +159,8 @@ def test_a_vendors_price_past_cents_goes_to_ingest_as_sent_and_its_rounding_is_n
     ]  # fmt: skip
     notes = _notes(conn, base, store, cid)  # the fake's category is not seeded: noted too
     assert {sku: note.split("; ")[0] for sku, note in notes.items() if note.startswith("price")} == {
-        "1": "price 3.999 rounded to 4.00 (a listing holds 2 decimals)",
+        "1": "price '3.999' read as 3.999, rounded to 4.00 (a lone point is a decimal point, and a listing holds 2 "
+        "decimals): if it is 3999, write it without a thousands separator",  # as text, so the lone point's note
         "2": "price 0.004 rounded to 0.00 (a listing holds 2 decimals)",
     }
     sent = conn.execute(

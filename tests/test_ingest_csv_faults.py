@@ -115,14 +115,16 @@ def test_notes_on_mapped_rows_are_counted_listed_and_printed(
     assert notes.status_code == 200 and notes.headers["content-type"].startswith("text/csv")
     lines = notes.content.decode("utf-8-sig").splitlines()
     assert lines[0] == '"row","note","cells"' and len(lines) == 2
-    assert lines[1].startswith('"1","price 1.999 rounded to 2.00 (a listing holds 2 decimals); gtin \'4.00638E+12\'')
+    assert lines[1].startswith('"1","price \'1.999\' read as 1.999, rounded to 2.00 (a lone point is a decimal '
+                               "point, and a listing holds 2 decimals): if it is 1999, write it without a thousands "
+                               'separator; gtin \'4.00638E+12\'')  # fmt: skip
     assert lines[1].endswith('(a spreadsheet number format lost the rest: format the column as text)","N-1","Nudeln",'
                              '"1.999","3","4.00638E+12"')  # fmt: skip
     file = tmp_path / "noted.csv"
     file.write_bytes(data.replace(b"N-", b"M-"))
     out = cli(db_url, "import", "csv", str(file), "--store", str(shop[0]))
     assert out.returncode == 0, out.stderr
-    assert "row 1: note: price 1.999 rounded to 2.00" in out.stdout
+    assert "row 1: note: price '1.999' read as 1.999, rounded to 2.00" in out.stdout
     assert "2 rows, 2 mapped (1 with notes, 0 unchanged), 0 stale, 0 duplicate, 0 rejected" in out.stdout
 
 

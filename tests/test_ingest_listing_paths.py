@@ -230,7 +230,10 @@ def test_a_price_with_more_than_cents_is_rounded_and_the_answer_says_so(base: st
     )
     assert put.status_code == 200, put.text
     assert put.json()["listing"]["price"] == 2.0
-    assert put.json()["notes"] == "price 1.999 rounded to 2.00 (a listing holds 2 decimals)"
+    assert put.json()["notes"] == (
+        "price '1.999' read as 1.999, rounded to 2.00 (a lone point is a decimal point, and a listing holds 2 "
+        "decimals): if it is 1999, write it without a thousands separator"
+    )
     patched = httpx.patch(listing_url(base, store, "p1"), json={"price": 0.125}, headers=bearer(key))
     assert patched.json()["listing"]["price"] == 0.13 and "0.125 rounded to 0.13" in patched.json()["notes"]
     exact = httpx.patch(listing_url(base, store, "p1"), json={"price": "3,40"}, headers=bearer(key))

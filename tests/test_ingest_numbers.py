@@ -195,6 +195,37 @@ def test_a_level_with_a_lone_point_beside_a_noted_price_is_noted_too() -> None:
     assert validate(row("3.49", "1.000")).notes == [] and validate(row("2.500", "3")).notes[1:] == []
 
 
+ROUNDED_1234 = (
+    "price '1.234' read as 1.234, rounded to 1.23 (a lone point is a decimal point, and a listing holds 2 "
+    "decimals): if it is 1234, write it without a thousands separator"
+)
+
+
+def test_a_price_with_a_lone_point_that_rounds_is_noted_naming_the_thousands_reading(base: str, db_url: str) -> None:
+    """`1.234` (1234 EUR in a German file) was stored as 1.23 noted only as rounded, while `2.500` was noted naming
+    2500: the lone point's note was skipped for a price rounding changed. One note says both now, on every way in."""
+    store, key, status_url = imported(base, db_url, "sku;name;price;quantity\nLP-4;Lone;1.234;3\nLP-5;Lone;2.500;3\n")
+    notes = httpx.get(f"{status_url}/notes", headers=bearer(key)).text.removeprefix("\ufeff").splitlines()
+    assert [line.split('","')[1] for line in notes[1:]] == [
+        ROUNDED_1234,
+        "price '2.500' read as 2.50 (a lone point is a decimal point): if it is 2500, write it without a thousands "
+        "separator",
+    ]
+    items = [{"sku": "LP-2", "name": "x", "price": "1.234", "quantity": 1},
+             {"sku": "LP-11", "name": "x", "price": "12.345", "quantity": "1.000"}]  # fmt: skip
+    url = f"{base}/v1/stores/{store}/listings"
+    results = httpx.post(f"{url}/batch", json={"items": items}, headers=bearer(key)).json()["results"]
+    assert [r["notes"] for r in results] == [
+        ROUNDED_1234,
+        "price '12.345' read as 12.345, rounded to 12.35 (a lone point is a decimal point, and a listing holds 2 "
+        "decimals): if it is 12345, write it without a thousands separator; quantity '1.000' read as 1 (as the "
+        "price's lone point): if it is 1000, write it without a thousands separator",
+    ]
+    put = httpx.put(f"{url}/LP-9", json={"name": "x", "price": "1.234", "quantity": 1}, headers=bearer(key))
+    assert put.status_code == 200 and put.json()["notes"] == ROUNDED_1234, put.text
+    assert validate(row(1.234)).notes == ["price 1.234 rounded to 1.23 (a listing holds 2 decimals)"]  # a number
+
+
 def listed_and_rejected(
     db_url: str, store: str, rows: str = "r.status = 'rejected'"
 ) -> tuple[list[tuple[str, str, int]], list[str]]:

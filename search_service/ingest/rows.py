@@ -190,6 +190,17 @@ def _price_decimal(price: Any) -> str | None:
     return "." if isinstance(price, int | float | Decimal) and not isinstance(price, bool) else None
 
 
+def _price_notes(sent: Any, given: Decimal, price: Decimal) -> list[str]:
+    """A price's note: rounded to the cents a listing holds, and a lone point's thousands reading (`2.500`), both in
+    one when both apply: `1.234` (1234 in German) was noted as rounded alone, never as 1234."""
+    rounded = price != given
+    if lone_point(sent) is None:  # the common case: no note, or the rounding's alone
+        return [f"price {given} rounded to {price} (a listing holds 2 decimals)"] if rounded else []
+    read, why = (f"{given}, rounded to {price}", ", and a listing holds 2 decimals") if rounded else (price, "")
+    note = lone_point_note(sent, "price", read, f"a lone point is a decimal point{why}")
+    return [note] if note else []
+
+
 def _common(row: dict[str, Any], out: ValidRow) -> None:
     if row.get("updated_at") not in (None, ""):
         out.updated_at = parse_timestamp(row["updated_at"])
@@ -200,10 +211,7 @@ def _common(row: dict[str, Any], out: ValidRow) -> None:
     if row.get("price") not in (None, ""):
         given = parse_price(row["price"])
         out.price = cents(given)
-        if out.price != given:  # a listing holds cents: say so rather than change the price silently
-            out.notes.append(f"price {given} rounded to {out.price} (a listing holds 2 decimals)")
-        elif note := lone_point_note(row["price"], "price", out.price, "a lone point is a decimal point"):  # 2.500
-            out.notes.append(note)
+        out.notes.extend(_price_notes(row["price"], given, out.price))
     if row.get("currency") not in (None, ""):
         out.currency = parse_currency(row["currency"])
     if row.get("quantity") not in (None, ""):
