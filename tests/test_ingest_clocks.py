@@ -119,3 +119,28 @@ def test_updated_at_is_read_one_way_by_the_write_api_and_signed_deliveries(
     drain_imports(db_url)
     read = httpx.get(f"{base}/v1/stores/{store}/listings/W1", headers=bearer(key)).json()
     assert read["price"] == 3.0  # an equal clock applies: the same write again, by webhook
+
+
+def test_a_stale_or_level_only_write_names_its_listings_product(base: str, db_url: str) -> None:
+    """A write older than its listing answered `product_id: null` and `matched_by: null` beside a `listing` naming
+    the product (a batch item, with no `listing`, said nothing of it); a PUT that applied its level alone answered
+    `matched_by: null`. They name the SKU's listing's product now; an upsert was matched by its SKU."""
+    shop = _shop(db_url)
+    held = {"name": "Clock Thing", "price": 1, "quantity": 3, "version": 10, "updated_at": "2026-12-01T08:00:00Z"}
+    product = _send(base, shop, "PUT", "T-2", held).json()["product_id"]
+    older = {"updated_at": "2026-12-01T07:00:00Z"}
+    answers = [
+        _send(base, shop, "PUT", "T-2", {**held, **older, "version": 11}),
+        _send(base, shop, "PATCH", "T-2", {"quantity": 9, **older}),
+        _send(base, shop, "DELETE", "T-2", older),
+    ]
+    said = [(a.json()["status"], a.json()["matched_by"], a.json()["product_id"]) for a in answers]
+    assert said == [("mapped", "sku", product), ("stale", None, product), ("stale", None, product)], said
+    assert answers[0].json()["notes"].startswith("older than the listing's last update: only its stock level applied")
+    assert all(a.json()["listing"]["product_id"] == product for a in answers)
+    items = [{"sku": "T-2", "op": "stock", "quantity": 1, **older}, {"sku": "T-2", "name": "x", "price": 2, **older},
+             {"sku": "T-9", "op": "delete"}]  # fmt: skip
+    results = _batch(base, shop, items).json()["results"]
+    assert [(r["status"], r["matched_by"], r["product_id"]) for r in results] == [
+        ("stale", None, product), ("stale", "sku", product), ("stale", None, None),
+    ], results  # fmt: skip

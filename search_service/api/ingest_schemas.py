@@ -157,13 +157,28 @@ class ListingPage(msgspec.Struct):
 # A written row's outcome, and how a mapped one found its product (a single write's and a batch item's).
 RowOutcome = Literal["mapped", "stale", "duplicate", "rejected"]
 MatchedBy = Literal["gtin", "sku", "created"]
+RowMatchedBy = Annotated[
+    MatchedBy | None,
+    msgspec.Meta(
+        description="How an upsert (`PUT`, a batch's or file's upsert row) found its product: `gtin`, `sku` (its SKU's "
+        "listing: also when stale, or when only its stock level applied) or `created`; null for a stock change "
+        "(`PATCH`), a delete, and a row that found no listing"
+    ),
+]
+RowProduct = Annotated[
+    UUID | None,
+    msgspec.Meta(
+        description="The product of the SKU's listing, a stale write's too; null for a rejected row or a SKU with no "
+        "listing"
+    ),
+]
 
 
 class ListingResult(msgspec.Struct):
     sku: str
     status: RowOutcome
-    matched_by: MatchedBy | None
-    product_id: UUID | None
+    matched_by: RowMatchedBy
+    product_id: RowProduct
     notes: str | None
     listing: ListingOut | None
     batch_id: UUID
@@ -202,8 +217,8 @@ QUEUED = {
 class BatchResultItem(msgspec.Struct):
     sku: str | None
     status: RowOutcome
-    matched_by: MatchedBy | None
-    product_id: UUID | None
+    matched_by: RowMatchedBy
+    product_id: RowProduct
     error: str | None = None  # why the item was not applied (rejected, stale, duplicate); None when mapped
     notes: str | None = None  # a mapped item's notes (a GTIN ignored, a price rounded), as a single write's `notes`
 

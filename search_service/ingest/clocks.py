@@ -44,6 +44,7 @@ def _own_level(row: ValidRow) -> bool:
 
 
 LEVEL_ALONE = "older than the listing's last update: only its stock level applied (a level has its own clock)"
+NOTHING_CHANGED = "older than the listing's last update; nothing changed"
 
 
 def is_stale(row: ValidRow, look: Any) -> bool:

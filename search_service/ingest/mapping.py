@@ -25,7 +25,7 @@ from search_service.controlchars import escape_control_chars
 from search_service.db.sql import statement
 from search_service.errortext import first_line
 from search_service.ingest.categories import Categories
-from search_service.ingest.clocks import is_stale
+from search_service.ingest.clocks import NOTHING_CHANGED, is_stale
 from search_service.ingest.gtins import gtin14
 from search_service.ingest.kept_text import carry_former_text, note_kept_text
 from search_service.ingest.listed_as import listed_otherwise, retired_and_listed
@@ -186,8 +186,9 @@ def _decide(
     earlier: set[str],
 ) -> RowResult:  # fmt: skip
     held_currency = (look["listing_currency"] or "").strip()  # "" for a new listing
-    if is_stale(row, look):
-        return RowResult("stale", "older than the listing's last update; nothing changed")
+    by_sku = "sku" if row.op == "upsert" and look["listing_id"] is not None else None  # stale, or its level alone
+    if is_stale(row, look):  # its listing and product named still (they answered null)
+        return RowResult("stale", NOTHING_CHANGED, by_sku, look["listing_product"])
     if row.op != "upsert":
         if look["listing_id"] is None:  # a delete of what is not here is done (a POS's first sync sends its deleted)
             outcome = "stale" if row.op == "delete" else "rejected"
@@ -196,7 +197,7 @@ def _decide(
             return RowResult("rejected", f"currency {row.currency}: a stock change keeps the listing's "
                              f"({held_currency}); change the currency with an upsert")  # fmt: skip
         (plan.stock if row.op == "stock" else plan.deletes).append(row)
-        return RowResult("mapped", None, None, look["listing_product"])
+        return RowResult("mapped", None, by_sku, look["listing_product"])
     category_id = categories.resolve(row)
     keep_level(row, look["listing_id"] is not None, look["listing_quantity"])  # none sent: the listing's, or 0
     chosen = _product_for(row, look, category_id, plan, earlier)
