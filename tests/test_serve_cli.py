@@ -82,11 +82,19 @@ CONSOLE_SCRIPT = "import sys; print('up', flush=True); from search_service.cli i
 
 
 @pytest.mark.parametrize(
-    "command", [("serve", "--workers", "1"), ("worker", "--only", "embed"), ("webhooks", "dispatch")]
+    ("command", "signum"),
+    [
+        (("serve", "--workers", "1"), signal.SIGTERM),
+        (("worker", "--only", "embed"), signal.SIGTERM),
+        (("webhooks", "dispatch"), signal.SIGTERM),
+        (("serve", "--workers", "1"), signal.SIGHUP),
+        (("worker", "--only", "embed"), signal.SIGHUP),
+    ],
 )
-def test_a_sigterm_while_a_graceful_command_loads_exits_0(db_url: str, command: tuple[str, ...]) -> None:
+def test_a_stop_while_a_graceful_command_loads_exits_0(db_url: str, command: tuple[str, ...], signum: int) -> None:
     """SIGTERM in its first second (its modules loading, before its own handler) exited 130, "interrupted", as
-    Ctrl-C does: a `docker stop` or rollout reaching a just-started container recorded a failure."""
+    Ctrl-C does: a `docker stop` or rollout reaching a just-started container recorded a failure. SIGHUP there
+    (a closed terminal or ssh session) ended `serve` and `worker` 129, with no line."""
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = str(free.getsockname()[1])
@@ -97,9 +105,9 @@ def test_a_sigterm_while_a_graceful_command_loads_exits_0(db_url: str, command: 
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline() == "up\n"
     time.sleep(0.05)  # its modules take a second or more to load
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0 and "interrupted" not in err, (command, proc.returncode, err[-2000:])
+    assert proc.returncode == 0 and "interrupted" not in err, (command, signum, proc.returncode, err[-2000:])
 
 
 WRITER_STOPPED = """

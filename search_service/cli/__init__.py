@@ -10,16 +10,24 @@ from types import FrameType
 from typing import NoReturn
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C ended
-# The commands a SIGTERM stops gracefully, exit 0 (a `docker stop` or rollout is no failure); each installs its own
-# handler once loaded, and one that comes before (its modules loading: a second or more) finds nothing in hand
-STOPPED_BY_SIGTERM = (("serve",), ("worker",), ("webhooks", "dispatch"))
+# The commands a SIGTERM stops gracefully, exit 0 (a `docker stop` or rollout is no failure), each with the other
+# signals that stop it so; each installs its own handlers once loaded, and a signal that comes before (its modules
+# loading: a second or more) finds nothing in hand. SIGHUP's default ended `serve` and `worker` 129 there.
+GRACEFUL_STOPS: dict[tuple[str, ...], tuple[signal.Signals, ...]] = {
+    ("serve",): (signal.SIGHUP,),
+    ("worker",): (signal.SIGHUP,),
+    ("webhooks", "dispatch"): (),
+}
 
 
 def main() -> None:
     """Every command, however early a Ctrl-C comes: one line, `interrupted`, exit 130; SIGTERM as Ctrl-C, except
-    in the commands it stops gracefully (it exited 130 there while their modules loaded)."""
-    graceful = any(tuple(sys.argv[1 : 1 + len(words)]) == words for words in STOPPED_BY_SIGTERM)
+    in the commands it stops gracefully (it exited 130 there while their modules loaded), as SIGHUP does `serve` and
+    `worker`."""
+    graceful = [also for words, also in GRACEFUL_STOPS.items() if tuple(sys.argv[1 : 1 + len(words)]) == words]
     signal.signal(signal.SIGTERM, _stop_quietly if graceful else _stop_as_ctrl_c)
+    for signum in graceful[0] if graceful else ():
+        signal.signal(signum, _stop_quietly)
     try:
         from search_service.cli.commands import main as run_command
 
