@@ -189,6 +189,30 @@ def test_unreachable_database_url(tmp_path: Path) -> None:
     assert status.returncode == 3 and "external database (DATABASE_URL) is not reachable" in status.stdout
 
 
+def test_a_connection_lost_mid_run_is_not_blamed_on_the_url(fresh_db_url: str) -> None:
+    """A connection ended mid-run (a restart, a failover; here pg_terminate_backend while each waits on a lock)
+    said "cannot reach the database (…): check DATABASE_URL (its host, port and database name)" of a URL that
+    had just worked."""
+    commands = [("tasks", "prune", "--older-than", "1d"), ("prune",), ("imports", "prune", "--older-than", "1d")]
+    env, pipes = dict(os.environ, DATABASE_URL=fresh_db_url), {"stderr": subprocess.PIPE, "text": True}
+    waiting = "FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    with psycopg.connect(fresh_db_url, autocommit=True) as admin, psycopg.connect(fresh_db_url) as locker:
+        tables = [row[0] for row in locker.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        locker.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+        procs = [subprocess.Popen([sys.executable, "-m", "search_service", *c], env=env, **pipes) for c in commands]
+        deadline = time.monotonic() + 60
+        while admin.execute(f"SELECT count(*) {waiting}").fetchone() != (len(commands),):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.05)
+        admin.execute(f"SELECT pg_terminate_backend(pid) {waiting}")
+        outcomes = [proc.communicate(timeout=60)[1] for proc in procs]
+    for command, proc, stderr in zip(commands, procs, outcomes, strict=True):
+        assert proc.returncode == 1 and stderr == (
+            "error: lost the database connection mid-run (terminating connection due to administrator command): "
+            "the batches it finished are saved; run the same command again to resume\n"
+        ), (command, stderr)
+
+
 def test_a_database_that_never_answers_is_one_line_within_seconds() -> None:
     """A server that takes the connection but never answers (a hung host, a stopped cluster): every command but
     `migrate` waited for ever (psycopg's 130 s a try, asyncpg's 60 s); now each gives up as `migrate` does."""

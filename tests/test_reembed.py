@@ -126,6 +126,37 @@ def test_interrupted_all_resumes_and_a_second_run_writes_nothing(fresh_db_url: s
         assert {r[2] for r in rows} == {encoder.model_id}
 
 
+def test_a_connection_lost_mid_run_says_so_and_a_rerun_resumes(fresh_db_url: str, tmp_path: Path) -> None:
+    """Its connections terminated mid-run (a restart, a failover) said "cannot reach the database (…): check
+    DATABASE_URL (its host, port and database name)", of a URL that had worked: now that the connection was lost,
+    the finished batches are kept and the same command resumes."""
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    for item in DEFAULT_CACHE_DIR.iterdir():
+        (cache / "models" / item.name).symlink_to(item)
+    n, ours = 400, "datname = current_database() AND application_name LIKE 'plinqy-reembed%'"
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        seed(conn, n)
+        proc = run_cli(fresh_db_url, "--all", "--batch-size", "20", cache=cache)
+        deadline = time.monotonic() + 120
+        while embedded(conn) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {ours}")
+        _out, err = proc.communicate(timeout=60)
+        done_first = embedded(conn)
+    assert proc.returncode == 1, err[-1500:]
+    said = re.findall(r"error: [^\r\n]*", err)
+    assert said == [
+        "error: lost the database connection mid-run (terminating connection due to administrator command): "
+        "the batches it finished are saved; run the same command again to resume"
+    ], err[-1500:]
+    assert "DATABASE_URL" not in err and "Traceback" not in err and 40 <= done_first < n
+    resumed = run_cli(fresh_db_url, "--all", "--batch-size", "50", cache=cache)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0 and "resuming the run started at" in err, err[-1500:]
+    assert f"wrote {n - done_first}" in out
+
+
 def test_the_bar_of_a_limited_run_counts_the_products_read_not_whole_batches(fresh_db_url: str, tmp_path: Path) -> None:
     """`--limit 30 --batch-size 20` showed 40/30 on its bar (the whole second batch) while it wrote 30."""
     cache = tmp_path / "cache"

@@ -19,7 +19,7 @@ from search_service.cli.common import (
     echo,
 )
 from search_service.db import migrate as migrate_mod
-from search_service.db.faults import bound_psycopg_connects
+from search_service.db.faults import bound_psycopg_connects, lost_after_connecting
 from search_service.db.secretbox import SecretBoxError
 from search_service.errortext import first_line
 from search_service.settings import Settings, SettingsError
@@ -53,8 +53,8 @@ def cli(ctx: click.Context) -> None:
 
 
 def main() -> None:
-    """The command line; a failure every command can meet (the database unreachable, the secret key wrong) is one
-    line saying what to do, exit code 1, not a traceback."""
+    """The command line; a failure every command can meet (the database unreachable or its connection lost
+    mid-run, the secret key wrong) is one line saying what to do, exit code 1, not a traceback."""
     bound_psycopg_connects()  # a database that never answers: one line after seconds, not a hang
     try:
         cli(prog_name="plinqy-search")
@@ -62,6 +62,11 @@ def main() -> None:
         _fail(f"{exc}; set PLINQY_SECRET_KEY or PLINQY_SECRET_KEY_FILE to the key the secrets were stored with")
     except UNREACHABLE_DATABASE as exc:
         reason = first_line(exc)
+        if lost_after_connecting(exc):  # a URL that worked is not the problem: a restart or failover was
+            _fail(
+                f"lost the database connection mid-run ({reason}): the batches it finished are saved; "
+                "run the same command again to resume"
+            )
         hint = (
             "check DATABASE_URL (its host, port and database name), or unset it to use the embedded cluster"
             if os.environ.get("DATABASE_URL")  # `db up` starts only the embedded cluster, which DATABASE_URL bypasses

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import asyncpg
+import psycopg
 
 # How long connecting waits for a database that accepts the connection but never answers (a hung or stopped
 # server, a black-holing firewall): every command and job waited for ever (psycopg: 130 s a try, asyncpg: 60 s).
@@ -39,6 +40,23 @@ CONNECTION_LOST: tuple[type[BaseException], ...] = (
     ConnectionError,  # DatabaseRefused included
     OSError,
 )
+
+
+# A psycopg session the server ended: terminated or shut down (57P01), another backend's crash (57P02), idle too
+# long (57P05), a connection exception (08). Connecting's own failures carry no SQLSTATE: libpq's text only.
+ENDED_SESSION_SQLSTATES = ("57P01", "57P02", "57P05", "08")
+# psycopg's own words (no SQLSTATE) for a socket that closed under a connection it had made (a crash, the network)
+ENDED_SOCKET_TEXTS = ("consuming input failed", "sending query", "flushing failed", "the connection is")
+
+
+def lost_after_connecting(exc: BaseException) -> bool:
+    """Whether a psycopg error says a connection that was made and worked ended mid-run (a restart, a failover,
+    `pg_terminate_backend`), not that connecting failed: the URL is not to blame then."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    if exc.sqlstate:
+        return exc.sqlstate.startswith(ENDED_SESSION_SQLSTATES)
+    return exc.pgconn is None and str(exc).startswith(ENDED_SOCKET_TEXTS)
 
 
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
