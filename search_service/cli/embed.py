@@ -38,6 +38,13 @@ def _encoder(settings: Settings) -> Any:
         raise UserFacingError(str(exc)) from None
 
 
+# It was "Lease in seconds.", as if of every job's work: the other jobs' leases are settings of their own
+LEASE_HELP = (
+    "Seconds the embed job holds the embedding tasks it claimed (an import batch's lease is PLINQY_INGEST_LEASE_S, "
+    "a webhook delivery's PLINQY_WEBHOOK_LEASE_S)."
+)
+
+
 @click.command()
 @click.option(
     "--only",
@@ -48,14 +55,14 @@ def _encoder(settings: Settings) -> Any:
 @click.option(
     "--poll-interval", default=5.0, show_default=True, type=FiniteFloatRange(0.05, 3600), help="Seconds between polls."
 )
-@click.option("--lease", default=60.0, show_default=True, type=FiniteFloatRange(1, 86400), help="Lease in seconds.")
+@click.option("--lease", default=60.0, show_default=True, type=FiniteFloatRange(1, 86400), help=LEASE_HELP)
 @click.option("--drain", is_flag=True, help="Process what is pending (job after job), then exit.")
 @click.pass_obj
 @user_errors
 def worker(
     settings: Settings, only: tuple[str, ...], batch_size: int, poll_interval: float, lease: float, drain: bool
 ) -> None:
-    """Run the background jobs, each in its own process (SIGTERM/SIGINT: finish what is in hand, exit 0)."""
+    """Run the background jobs, each in its own process (SIGTERM/SIGINT/SIGHUP: finish what is in hand, exit 0)."""
     exit_on_sigterm_while_starting()
     named = ",".join(only) if only else None  # repeated: every one (the last alone ran, without a word)
     from search_service import worker as worker_mod
