@@ -213,3 +213,18 @@ def test_a_vendors_absurd_wait_is_bounded_to_a_day_and_connections_list_never_br
     assert re.search(r"next_attempt=999[89]-\S+Z \(the vendor asked to wait", listed.stdout), listed.stdout
     refused = cli(fresh_db_url, "sync", str(cid))
     assert refused.returncode == 1 and re.search("until 999[89]-", refused.stderr), refused.stderr
+
+
+def test_a_quiet_sync_says_nothing_new_not_a_batch_for_the_worker(
+    db: psycopg.Connection, fresh_db_url: str, r_fake: Any
+) -> None:
+    """A poll with nothing new at the vendor stores only its cursor, yet said "in 1 batch; the import worker maps
+    them": a batch `imports list` never shows. It says "nothing new" now, and a poll that stored one still counts it."""
+    cid = r_connection(db, r_fake, page_size=100)
+    first = cli(fresh_db_url, "sync", str(cid))
+    assert first.returncode == 0 and "in 1 batch " in first.stdout and "import worker" in first.stdout, first.stderr
+    batches = db.execute("SELECT count(*) FROM import_batch").fetchone()
+    quiet = cli(fresh_db_url, "sync", str(cid))
+    assert quiet.returncode == 0, quiet.stderr
+    assert "synced 0 vendor records: nothing new" in quiet.stdout and "batch" not in quiet.stdout, quiet.stdout
+    assert db.execute("SELECT count(*) FROM import_batch").fetchone() == batches

@@ -115,8 +115,11 @@ def _tell(connection_id: UUID, full: bool, report: SyncReport, allow_mass_remova
     removed = f"; {report.removed} listing(s) gone at the vendor removed" if report.removed else ""
     if full and report.shifted:  # a deletion between two pages moved a record onto a page already read
         removed = "; the vendor's set shifted while the pass ran: listings it did not read were not removed"
-    echo(f"synced {report.read} vendor records into {report.rows} rows in {_batches(report.pages)} "
-               f"({report.seconds:.1f}s){removed}; the import worker maps them")  # fmt: skip
+    if report.pages:
+        echo(f"synced {report.read} vendor records into {report.rows} rows in {_batches(report.pages)} "
+             f"({report.seconds:.1f}s){removed}; the import worker maps them")  # fmt: skip
+    else:  # a quiet poll stores only its cursor: no batch for the worker (nor `imports list`) to show
+        echo(f"synced {report.read} vendor records: nothing new ({report.seconds:.1f}s){removed}")
     if report.warning:  # a wrong location id synced "successfully" at stock 0
         echo(f"warning: {report.warning}", err=True)
     if report.removal_refused:  # the records are stored, but the pass did not do what --full is for

@@ -45,7 +45,7 @@ class UnknownConnection(LookupError):
 
 @dataclass
 class SyncReport:
-    pages: int = 0
+    pages: int = 0  # raw batches stored (a page with no rows stores only its cursor)
     read: int = 0
     rows: int = 0
     removed: int = 0  # listings a full sync found gone at the vendor
@@ -58,7 +58,8 @@ class SyncReport:
     warning: str | None = None  # a first or full pass read items and no level at all: the location id is wrong?
 
     def add(self, page: Page) -> None:
-        self.pages, self.read, self.rows = self.pages + 1, self.read + page.read, self.rows + len(page.rows)
+        self.pages += bool(page.rows)
+        self.read, self.rows = self.read + page.read, self.rows + len(page.rows)
         self.shifted = self.shifted or page.shifted
         for row in page.rows:
             self.items += row.get("op") == "upsert"
@@ -315,7 +316,7 @@ def _finish_pass(
         if isinstance(removed, str):
             report.removal_refused = removed
             return  # refused, and recorded as the connection's last error
-        report.removed = removed
+        report.removed, report.pages = removed, report.pages + bool(removed)  # the removal is a batch of its own
     conn.execute(_sql("record_sync_success"), {"connection_id": spec.id})
 
 
