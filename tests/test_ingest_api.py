@@ -60,6 +60,11 @@ def shop(conn: psycopg.Connection) -> tuple[uuid.UUID, str]:
     return store, store_key(conn, store, "listings:write")
 
 
+STOCK_SET = '{"type":"stock.set","data":{"sku":"A","quantity":5}}'
+NOT_UTF8 = "it is not UTF-8 (JSON is UTF-8 whatever the charset says)"
+UTF8_BOM = "the body is not valid JSON: it starts with a byte order mark (EF BB BF): send UTF-8 without one"
+
+
 def put(base: str, store: uuid.UUID, sku: str, key: str, body: Any, **kw: Any) -> httpx.Response:
     return httpx.put(f"{base}/v1/stores/{store}/listings/{sku}", json=body, headers=bearer(key), **kw)
 
@@ -364,6 +369,9 @@ def test_a_body_that_is_no_json_names_the_body_in_the_apis_words(
         (b"nope", "application/json", "the body is not valid JSON: invalid character near byte 4"),
         (b'{"a": 1} x', "application/json", "the body is not valid JSON: trailing characters near byte 10"),
         ('{"name": "Käse"}'.encode("latin-1"), "application/json; charset=iso-8859-1", "it is not UTF-8"),
+        ('{"name": "x"}'.encode("utf-16"), "application/json; charset=utf-16", NOT_UTF8),  # "byte 0"
+        ('{"name": "x"}'.encode("utf-16-le"), "application/json", NOT_UTF8),  # "object keys must be strings"
+        ('{"name": "x"}'.encode("utf-8-sig"), "application/json", UTF8_BOM),
     ]
     for method, path, token in routes:
         for body, media, message in bodies:
@@ -1012,8 +1020,9 @@ def test_a_surrogate_pair_in_a_delivery_is_one_character_stored_as_sent(
          "the body is not valid JSON: trailing characters near byte 54"),
         (b'{"type":"stock.set","data":{"sku":"\xff"}}', "body",
          "the body is not valid JSON: it is not UTF-8 (JSON is UTF-8 whatever the charset says)"),
-        ('{"type":"stock.set","data":{"sku":"A","quantity":5}}'.encode("utf-16"), "body",
-         "the body is not valid JSON: invalid character near byte 0"),
+        *[(STOCK_SET.encode(coding), "body", f"the body is not valid JSON: {NOT_UTF8}")
+          for coding in ("utf-16", "utf-16-le", "utf-16-be", "utf-32")],  # "invalid character near byte 0"
+        (STOCK_SET.encode("utf-8-sig"), "body", UTF8_BOM),
         (b'{"type":"stock.set","data":{"sku":"A","quantity":1' + b"0" * 5000 + b"}}", "data.quantity", TOO_BIG),
     ],
 )  # fmt: skip

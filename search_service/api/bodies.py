@@ -36,6 +36,7 @@ from search_service.api.params import EMPTY_BODY, BadParameter
 from search_service.ingest.json_faults import (
     OUT_OF_RANGE,
     REPEATED_KEY,
+    encoding_fault,
     named_fault,
     not_json,
     repeated_key_field,
@@ -133,6 +134,8 @@ class PlinqyRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
         if not (await self.body()).strip():  # only whitespace: msgspec's "Input data was truncated" said nothing
             raise BadParameter("body", EMPTY_BODY)
+        if unreadable := encoding_fault(await self.body()):  # a BOM, UTF-16: msgspec said "invalid character", byte 0
+            raise BadParameter("body", unreadable)
         try:
             with collector_paused(len(await self.body())):
                 value = await super().json()

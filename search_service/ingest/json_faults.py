@@ -172,10 +172,26 @@ def named_fault(body: bytes | str) -> NotJson | None:
     return None
 
 
+NOT_UTF8 = "it is not UTF-8 (JSON is UTF-8 whatever the charset says)"
+_UTF8_BOM = b"\xef\xbb\xbf"
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")  # UTF-16 LE/BE; UTF-32 LE starts as UTF-16 LE
+
+
+def encoding_fault(body: bytes, subject: str = "the body") -> str | None:
+    """Why `subject` is no JSON before a byte is parsed: a byte order mark, or UTF-16/32 (its first characters
+    are ASCII, so a NUL among its first two bytes: no UTF-8 JSON holds one). msgspec said "invalid character
+    near byte 0" of them."""
+    if body.startswith(_UTF8_BOM):
+        return f"{subject} is not valid JSON: it starts with a byte order mark (EF BB BF): send UTF-8 without one"
+    if body.startswith(_WIDE_BOMS) or 0 in body[:2]:
+        return f"{subject} is not valid JSON: {NOT_UTF8}"
+    return None
+
+
 _MALFORMED = re.compile(r"JSON is malformed: (?P<what>.+) \(byte (?P<at>\d+)\)")
 _DECODE_FAULTS = {  # msgspec's words, and the API's
     "Input data was truncated": "it ends too early",
-    "Invalid UTF-8 encoded string": "it is not UTF-8 (JSON is UTF-8 whatever the charset says)",
+    "Invalid UTF-8 encoded string": NOT_UTF8,
 }
 
 
@@ -193,6 +209,8 @@ def why_not_json(text: bytes | str, subject: str = "the body") -> NotJson:
     """Why a text json.loads refused (or read into what cannot be stored: `NaN`, `1e400`) is no JSON a listing can
     be read from: a number out of range, naming its field, or msgspec's words for where `subject` goes wrong."""
     data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if (encoding := encoding_fault(data, subject)) is not None:
+        return NotJson(encoding)
     if (fault := named_fault(data)) is not None:
         return fault
     try:
