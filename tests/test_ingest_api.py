@@ -1023,6 +1023,8 @@ def test_a_surrogate_pair_in_a_delivery_is_one_character_stored_as_sent(
         *[(STOCK_SET.encode(coding), "body", f"the body is not valid JSON: {NOT_UTF8}")
           for coding in ("utf-16", "utf-16-le", "utf-16-be", "utf-32")],  # "invalid character near byte 0"
         (STOCK_SET.encode("utf-8-sig"), "body", UTF8_BOM),
+        (b"", "body", "the body is empty: send a JSON object"),  # it said "it ends too early", as of a cut body
+        (b"  \n", "body", "the body is empty: send a JSON object"),
         (b'{"type":"stock.set","data":{"sku":"A","quantity":1' + b"0" * 5000 + b"}}", "data.quantity", TOO_BIG),
     ],
 )  # fmt: skip

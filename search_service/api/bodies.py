@@ -32,7 +32,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, SerializationException
 from litestar.handlers.base import BaseRouteHandler
 
-from search_service.api.params import EMPTY_BODY, BadParameter
+from search_service.api.params import BadParameter
 from search_service.ingest.json_faults import (
     OUT_OF_RANGE,
     REPEATED_KEY,
@@ -132,9 +132,7 @@ class PlinqyRequest(Request[Any, Any, Any]):
             await chunks.aclose()
 
     async def json(self) -> Any:
-        if not (await self.body()).strip():  # only whitespace: msgspec's "Input data was truncated" said nothing
-            raise BadParameter("body", EMPTY_BODY)
-        if unreadable := encoding_fault(await self.body()):  # a BOM, UTF-16: msgspec said "invalid character", byte 0
+        if unreadable := encoding_fault(await self.body()):  # empty, a BOM, UTF-16: msgspec said "byte 0", "truncated"
             raise BadParameter("body", unreadable)
         try:
             with collector_paused(len(await self.body())):

@@ -16,7 +16,6 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from search_service.api.metrics import asked_method
 from search_service.api.params import (
-    EMPTY_BODY,
     PATH_RULES,
     RULES,
     UUID_RULE,
@@ -30,6 +29,7 @@ from search_service.controlchars import escape_control_chars
 from search_service.db.secretbox import SecretBoxError, SecretKeyUnusable
 from search_service.engine import search as engine
 from search_service.errortext import first_line
+from search_service.ingest.json_faults import EMPTY_BODY
 
 log = logging.getLogger("search_service.api")
 

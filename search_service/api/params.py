@@ -76,9 +76,6 @@ PATH_RULES = {
 }
 
 
-EMPTY_BODY = "the body is empty: send a JSON object"
-
-
 class BadParameter(Exception):
     """A request parameter is invalid; rendered as 400 `{"error": {"parameter", "message"}}`."""
 

@@ -173,14 +173,18 @@ def named_fault(body: bytes | str) -> NotJson | None:
 
 
 NOT_UTF8 = "it is not UTF-8 (JSON is UTF-8 whatever the charset says)"
+EMPTY = "is empty: send a JSON object"
+EMPTY_BODY = f"the body {EMPTY}"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")  # UTF-16 LE/BE; UTF-32 LE starts as UTF-16 LE
 
 
 def encoding_fault(body: bytes, subject: str = "the body") -> str | None:
-    """Why `subject` is no JSON before a byte is parsed: a byte order mark, or UTF-16/32 (its first characters
-    are ASCII, so a NUL among its first two bytes: no UTF-8 JSON holds one). msgspec said "invalid character
-    near byte 0" of them."""
+    """Why `subject` is no JSON before a byte is parsed: empty, a byte order mark, or UTF-16/32 (its first
+    characters are ASCII, so a NUL among its first two bytes: no UTF-8 JSON holds one). msgspec said "invalid
+    character near byte 0" of them, and "it ends too early" of an empty body."""
+    if not body.strip():
+        return f"{subject} {EMPTY}"
     if body.startswith(_UTF8_BOM):
         return f"{subject} is not valid JSON: it starts with a byte order mark (EF BB BF): send UTF-8 without one"
     if body.startswith(_WIDE_BOMS) or 0 in body[:2]:
