@@ -1039,6 +1039,36 @@ def test_an_unreadable_delivery_says_why_and_where_as_the_listing_api_does(
     assert (answer.status_code, answer.json()["error"]) == (400, {"parameter": parameter, "message": message})
 
 
+ENVELOPE = "the body must be a JSON object with type and data, not "
+ONE = "an object (one listing) for stock.set"
+
+
+@pytest.mark.parametrize(
+    ("body", "parameter", "message"),
+    [
+        ([json.loads(STOCK_SET)], "body", ENVELOPE + "an array"),  # each said "type must be one of …"
+        (None, "body", ENVELOPE + "null"),
+        (5, "body", ENVELOPE + "a number"),
+        ({"type": "stock.set"}, "data", f"data is required: {ONE}"),  # each said "each listing in data must be…"
+        ({"type": "stock.set", "data": None}, "data", f"data is required: {ONE}"),
+        ({"type": "stock.set", "data": [{"sku": "A", "quantity": 1}]}, "data",
+         f"data must be {ONE}, not an array; send one delivery per listing"),
+        ({"type": "listing.upsert", "data": [{"sku": "A"}]}, "data",
+         "data must be an object (one listing) for listing.upsert, not an array; send several as listings.upsert"),
+        ({"type": "listings.upsert"}, "data", "data is required: a list of 1 to 1000 listings (objects)"),
+    ],
+)  # fmt: skip
+def test_a_delivery_that_is_no_object_or_lacks_data_is_told_which(
+    base: str, settings: Settings, conn: psycopg.Connection, body: Any, parameter: str, message: str
+) -> None:
+    """h09 D4: an array, null or 5 was told "type must be one of …", and a missing or null data, or a list for a
+    single listing's type, "each listing in data must be an object"."""
+    store = new_store(conn)
+    connection, secret = webhook_connection(conn, settings, store)
+    answer = deliver(base, connection, secret, json.dumps(body).encode())
+    assert (answer.status_code, answer.json()["error"]) == (400, {"parameter": parameter, "message": message})
+
+
 def test_rate_limit_answers_429_with_retry_after(db_url: str, tmp_path: Path, conn: psycopg.Connection) -> None:
     store = new_store(conn)
     key = store_key(conn, store, "listings:write")

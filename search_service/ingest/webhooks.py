@@ -5,7 +5,8 @@ Body: {"type": "listing.upsert" | "listing.delete" | "stock.set", "data": {...}}
 {"type": "listings.upsert", "data": [{...}, ...]}. `data` is in the pipeline's row shape; the type says each row's
 `op`: a row that names another op is rejected saying so (it was read as the type's, a stock row as an upsert), and
 so is a row with a field no row takes (`ROW_FIELDS`: the listing batch's items'), naming it. A body with a key
-given twice in an object, or a field beside `type`, `data` and `timestamp`, is refused (400), naming it.
+given twice in an object, or a field beside `type`, `data` and `timestamp`, is refused (400), naming it; so is a body
+that is no object, and a `data` missing or of the wrong shape for its type.
 """
 
 from __future__ import annotations
@@ -80,17 +81,44 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
         raise PayloadError("the body is nested too deeply to be a listing") from None
     except NotJson as exc:  # why and where, as the write API says it; NaN or a lone surrogate named by field
         raise PayloadError(exc.message, exc.path or "body") from None
-    if not isinstance(message, dict) or message.get("type") not in EVENT_OPS:
+    if not isinstance(message, dict):  # an array, null, 5: it was told "type must be one of …"
+        raise PayloadError(f"the body must be a JSON object with type and data, not {_json_kind(message)}", "body")
+    if message.get("type") not in EVENT_OPS:
         raise PayloadError(f"type must be one of {', '.join(EVENT_OPS)}", "type")
     if unknown := [key for key in message if key not in MESSAGE_FIELDS]:  # as a row's unknown field is
         raise PayloadError(f"unknown field {_spelled(unknown[0])}: {TAKES}", unknown[0][:40])
-    op, data = EVENT_OPS[message["type"]], message.get("data")
-    items = data if message["type"] == "listings.upsert" else [data]
-    if not isinstance(items, list) or not items or len(items) > MAX_ITEMS:
-        raise PayloadError(f"data must be a list of 1 to {MAX_ITEMS} listings", "data")
-    if not all(isinstance(item, dict) for item in items):
+    kind = message["type"]
+    return [_row(item, EVENT_OPS[kind], kind) for item in _items(kind, message.get("data"))]
+
+
+def _items(kind: str, data: Any) -> list[dict[str, Any]]:
+    """The delivery's listings: `data` one object, or a list of them for listings.upsert; refused saying which
+    (a missing `data`, or a list for one listing, was told "each listing in data must be an object")."""
+    several = kind == "listings.upsert"
+    wanted = f"a list of 1 to {MAX_ITEMS} listings (objects)" if several else f"an object (one listing) for {kind}"
+    if data is None:
+        raise PayloadError(f"data is required: {wanted}", "data")
+    if not several:
+        if isinstance(data, dict):
+            return [data]
+        more = ""
+        if isinstance(data, list):
+            more = (
+                "; send several as listings.upsert" if kind == "listing.upsert" else "; send one delivery per listing"
+            )
+        raise PayloadError(f"data must be {wanted}, not {_json_kind(data)}{more}", "data")
+    if not isinstance(data, list) or not data or len(data) > MAX_ITEMS:
+        raise PayloadError(f"data must be {wanted}", "data")
+    if not all(isinstance(item, dict) for item in data):
         raise PayloadError("each listing in data must be an object", "data")
-    return [_row(item, op, message["type"]) for item in items]
+    return data
+
+
+_JSON_KINDS = {list: "an array", str: "a string", bool: "true or false", int: "a number", float: "a number"}
+
+
+def _json_kind(value: Any) -> str:
+    return "null" if value is None else _JSON_KINDS.get(type(value), "an object")
 
 
 def _row(item: dict[str, Any], op: str, kind: str) -> dict[str, Any]:
