@@ -550,6 +550,19 @@ def test_a_relative_next_page_link_is_resolved_against_its_page_and_held_to_the_
         server.close()
 
 
+def test_an_ipv6_address_is_named_in_brackets_as_a_url_has_it() -> None:
+    """A refused link to `http://[::1]:9892/x` was named `http://::1:9892/x`, and a failed connection's origin
+    so too: no URL, and its port unreadable."""
+    from search_service.ingest.connectors.http import VendorHTTP
+
+    http = VendorHTTP("http://127.0.0.1:9/base", policy=RetryPolicy(attempts=1, timeout_s=1.0))
+    with pytest.raises(VendorError, match=r"links to http://\[::1\]:9892/base/x, outside"):
+        http.within_base("http://[::1]:9892/base/x?token=t")
+    refused = VendorHTTP("http://[::1]:9/base", policy=RetryPolicy(attempts=1, timeout_s=1.0))
+    with pytest.raises(VendorError, match=r"connection to http://\[::1\]:9 failed"):
+        refused.request_json("GET", "/base/x.json")
+
+
 def test_a_next_page_link_stepping_out_with_backslashes_or_dot_segments_is_refused_and_gets_no_token() -> None:
     """`..\\..\\other` and `..%5c..%5cother` passed the dot-segment check (one segment each) and were asked with the
     token, though a WHATWG parser before the vendor (a proxy, IIS) reads `\\` as `/`; Tomcat's `..;` passed too."""

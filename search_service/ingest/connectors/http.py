@@ -38,6 +38,12 @@ class VendorError(Exception):
         self.retryable = retryable
 
 
+def _origin_of(url: httpx.URL) -> str:
+    """`scheme://host:port`, an IPv6 address in its brackets as a URL has it (httpx's `host` has none)."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}{f':{url.port}' if url.port else ''}"
+
+
 class RateLimited(VendorError):
     """The vendor asks us to come back after `wait_s` seconds, longer than we sleep in place."""
 
@@ -183,8 +189,7 @@ class VendorHTTP:
     @property
     def _origin(self) -> str:
         """Where the requests go (a wrong --base-url shows itself), never a path or query (they may hold tokens)."""
-        base = self.client.base_url
-        return f"{base.scheme}://{base.host}{f':{base.port}' if base.port else ''}"
+        return _origin_of(self.client.base_url)
 
     def close(self) -> None:
         self.client.close()
@@ -225,7 +230,7 @@ class VendorHTTP:
     @staticmethod
     def _where(url: httpx.URL) -> str:
         """An address as an error names it: never its query (it may hold a token)."""
-        return f"{url.scheme}://{url.host}{f':{url.port}' if url.port else ''}{url.path}"
+        return f"{_origin_of(url)}{url.path}"
 
     def next_page(self, link: str, seen: set[str], page: httpx.URL) -> str:
         """The next page's link of a pass, from the answer at `page`: checked (`within_base`, a relative one resolved
