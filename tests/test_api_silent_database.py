@@ -184,6 +184,7 @@ def test_the_background_refreshers_recover_from_a_database_that_went_silent(
             time.sleep(0.2)
             err += capfd.readouterr().err
     assert "the in-memory vector copy" in stuck, err[-3000:]
-    for what in stuck:  # the others sent nothing while it was silent
+    for what in stuck:  # the others sent nothing while it was silent, or (a loaded machine) were connecting then
         failed = [line for line in err.splitlines() if f"{what} failed to" in line]
-        assert "no answer for " in failed[0] and "connection dropped" in failed[0], failed
+        dropped = "no answer for " in failed[0] and "connection dropped" in failed[0]
+        assert dropped or "connection timeout expired: no answer within" in failed[0], failed
