@@ -252,13 +252,14 @@ def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:
         time.sleep(0.01)
     params = {"q": "synthetic product 3", "limit": "3"}
     codes: list[int] = []
-    cut: list[str] = []  # connections closed unanswered: the kernel's race with the dead socket (see above)
+    cut: list[tuple[int, str]] = []  # connections closed unanswered: the kernel's race with the dead socket (above)
+    rounds = [0]
 
     def search(_: int) -> int:
         try:
             return httpx.get(two_workers.base + "/v1/search", params=params).status_code
         except httpx.TransportError as exc:
-            cut.append(repr(exc))
+            cut.append((rounds[0], repr(exc)))
             return httpx.get(two_workers.base + "/v1/search", params=params).status_code
 
     replaced_at = None
@@ -266,13 +267,15 @@ def test_a_worker_that_dies_is_replaced(two_workers: Server) -> None:
     with ThreadPoolExecutor(8) as pool:  # fresh connections, spread over both workers' sockets by the kernel
         while time.monotonic() < deadline and (replaced_at is None or time.monotonic() < replaced_at + 4):
             codes += pool.map(search, range(8))
+            rounds[0] += 1
             pids = bench_memory.worker_pids(two_workers)
             if replaced_at is None and len(pids) == 2 and before[0] not in pids:
                 replaced_at = time.monotonic()
     after = worker_pids(two_workers)
     assert before[0] not in after and before[1] in after
     assert len(codes) > 20 and set(codes) == {200}, sorted(set(codes))
-    assert len(cut) <= 1, cut  # one, once in a loaded CI run; every request answered when sent again
+    # in the first round only (one, or two on a loaded machine), each answered when sent again: not a worker's gap
+    assert all(round_no == 0 for round_no, _ in cut), cut
     # The raw os.wait() status was logged ('status 9'; an exit code 1 read 256).
     log_text = two_workers.log_path.read_text(errors="replace")
     assert f"worker {before[0]} ended (killed by signal SIGKILL)" in log_text
