@@ -126,6 +126,27 @@ def test_interrupted_all_resumes_and_a_second_run_writes_nothing(fresh_db_url: s
         assert {r[2] for r in rows} == {encoder.model_id}
 
 
+def test_an_interrupted_restart_says_to_resume_without_restart(fresh_db_url: str, tmp_path: Path) -> None:
+    """`--all --restart` stopped by Ctrl-C said "run the same command again to resume": that command starts over."""
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    for item in DEFAULT_CACHE_DIR.iterdir():
+        (cache / "models" / item.name).symlink_to(item)
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        seed(conn, 200)
+        proc = run_cli(fresh_db_url, "--all", "--restart", "--batch-size", "20", cache=cache)
+        deadline = time.monotonic() + 120
+        while embedded(conn) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err[-1500:]
+        assert "finished batches are saved; run it again without --restart to resume" in err, err[-1500:]
+        resumed = run_cli(fresh_db_url, "--all", "--batch-size", "50", cache=cache)
+        out, err = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0 and "resumed the run started at" in out, (out, err[-1500:])
+
+
 def test_a_connection_lost_mid_run_says_so_and_a_rerun_resumes(fresh_db_url: str, tmp_path: Path) -> None:
     """Its connections terminated mid-run (a restart, a failover) said "cannot reach the database (…): check
     DATABASE_URL (its host, port and database name)", of a URL that had worked: now that the connection was lost,

@@ -144,7 +144,8 @@ def reembed(
     except ReembedError as exc:
         raise UserFacingError(str(exc)) from None
     except KeyboardInterrupt:
-        echo("interrupted: finished batches are saved; run the same command again to resume", err=True)
+        again = "run it again without --restart" if restart else "run the same command again"  # --restart starts over
+        echo(f"interrupted: finished batches are saved; {again} to resume", err=True)
         sys.exit(130)
     echo(_summary(report, via_queue))
 
