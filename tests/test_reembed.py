@@ -253,7 +253,9 @@ def test_an_edit_during_a_queued_reembed_is_claimed_before_the_backlog(fresh_db_
         queued = reembed(fresh_db_url, encoder, mode="missing", via_queue=True, cache_dir=tmp_path, progress=False)
         assert queued.enqueued == 32
         conn.execute("UPDATE ai_task SET priority = 5 WHERE product_master_id = %s", (urgent,))
-        edited = conn.execute("SELECT id FROM product_master ORDER BY id DESC LIMIT 1 OFFSET 7").fetchone()[0]
+        edited = conn.execute(  # one of the seeded products (random ids: OFFSET 7 alone was the hammer at times)
+            "SELECT id FROM product_master WHERE id <> ALL(%s) ORDER BY id DESC LIMIT 1 OFFSET 7", ([moved, urgent],)
+        ).fetchone()[0]
         conn.execute("UPDATE product_master SET name = 'Dog food puppy lamb' WHERE id = %s", (edited,))
         conn.execute("UPDATE category SET name = 'Hand tools' WHERE id = %s", (tools,))  # its products' text
         conn.execute("UPDATE product_master SET name = 'Urgent kibble 2' WHERE id = %s", (urgent,))
