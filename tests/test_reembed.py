@@ -82,16 +82,21 @@ def run_cli(dsn: str, *args: str, cache: Path) -> OnATerminal:
     return OnATerminal([sys.executable, "-c", _CLI_WITH_CTRL_C, "reembed", *args], env)
 
 
+def model_cache(tmp_path: Path) -> Path:
+    """A cache folder for the subprocess that reuses the suite's ONNX export instead of exporting again."""
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    for item in DEFAULT_CACHE_DIR.iterdir():
+        (cache / "models" / item.name).symlink_to(item)
+    return cache
+
+
 def embedded(conn: psycopg.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM product_master WHERE ai_vector IS NOT NULL").fetchone()[0])
 
 
 def test_interrupted_all_resumes_and_a_second_run_writes_nothing(fresh_db_url: str, tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    (cache / "models").mkdir(parents=True)
-    # Reuse the suite's ONNX export instead of exporting again in the subprocess.
-    for item in DEFAULT_CACHE_DIR.iterdir():
-        (cache / "models" / item.name).symlink_to(item)
+    cache = model_cache(tmp_path)
     n = 400
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         seed(conn, n)
@@ -128,10 +133,7 @@ def test_interrupted_all_resumes_and_a_second_run_writes_nothing(fresh_db_url: s
 
 def test_an_interrupted_restart_says_to_resume_without_restart(fresh_db_url: str, tmp_path: Path) -> None:
     """`--all --restart` stopped by Ctrl-C said "run the same command again to resume": that command starts over."""
-    cache = tmp_path / "cache"
-    (cache / "models").mkdir(parents=True)
-    for item in DEFAULT_CACHE_DIR.iterdir():
-        (cache / "models" / item.name).symlink_to(item)
+    cache = model_cache(tmp_path)
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         seed(conn, 200)
         proc = run_cli(fresh_db_url, "--all", "--restart", "--batch-size", "20", cache=cache)
@@ -151,10 +153,7 @@ def test_a_connection_lost_mid_run_says_so_and_a_rerun_resumes(fresh_db_url: str
     """Its connections terminated mid-run (a restart, a failover) said "cannot reach the database (…): check
     DATABASE_URL (its host, port and database name)", of a URL that had worked: now that the connection was lost,
     the finished batches are kept and the same command resumes."""
-    cache = tmp_path / "cache"
-    (cache / "models").mkdir(parents=True)
-    for item in DEFAULT_CACHE_DIR.iterdir():
-        (cache / "models" / item.name).symlink_to(item)
+    cache = model_cache(tmp_path)
     n, ours = 400, "datname = current_database() AND application_name LIKE 'plinqy-reembed%'"
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         seed(conn, n)
@@ -180,10 +179,7 @@ def test_a_connection_lost_mid_run_says_so_and_a_rerun_resumes(fresh_db_url: str
 
 def test_the_bar_of_a_limited_run_counts_the_products_read_not_whole_batches(fresh_db_url: str, tmp_path: Path) -> None:
     """`--limit 30 --batch-size 20` showed 40/30 on its bar (the whole second batch) while it wrote 30."""
-    cache = tmp_path / "cache"
-    (cache / "models").mkdir(parents=True)
-    for item in DEFAULT_CACHE_DIR.iterdir():
-        (cache / "models" / item.name).symlink_to(item)
+    cache = model_cache(tmp_path)
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         seed(conn, 50)
     proc = run_cli(fresh_db_url, "--missing", "--limit", "30", "--batch-size", "20", cache=cache)
@@ -361,10 +357,7 @@ LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 def test_all_via_queue_reembeds_what_it_queued_and_a_limited_rerun_goes_on(fresh_db_url: str, tmp_path: Path) -> None:
     """`--all --via-queue` queued plain tasks: the worker skipped each (text and model current), ai_embedded_at never
     moved, and a `--limit` rerun queued the same first products again for ever."""
-    cache = tmp_path / "cache"
-    (cache / "models").mkdir(parents=True)
-    for item in DEFAULT_CACHE_DIR.iterdir():
-        (cache / "models" / item.name).symlink_to(item)
+    cache = model_cache(tmp_path)
     env = {**os.environ, "DATABASE_URL": fresh_db_url, "PLINQY_CACHE_DIR": str(cache)}
 
     def cli(*args: str) -> str:
@@ -397,10 +390,7 @@ def test_a_resumed_all_says_so_per_database_and_mode_and_restart_starts_over(fre
     """A later `--all` took an old checkpoint's start as its cut-off without a word, even one an `--all --via-queue`
     run left (it only queued), and the same database spelled otherwise (`localhost`, `?connect_timeout=5`) got a
     checkpoint of its own. Now a resumed run says since when and how many are left; `--restart` starts over."""
-    cache = tmp_path / "cache"
-    (cache / "models").mkdir(parents=True)
-    for item in DEFAULT_CACHE_DIR.iterdir():
-        (cache / "models" / item.name).symlink_to(item)
+    cache = model_cache(tmp_path)
 
     def cli(*args: str, url: str = fresh_db_url, code: int = 0) -> tuple[str, str]:
         env = {**os.environ, "DATABASE_URL": url, "PLINQY_CACHE_DIR": str(cache)}
