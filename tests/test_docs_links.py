@@ -1,11 +1,16 @@
-"""Every relative link of README.md and docs/*.md reaches a file that exists and, where it names an anchor, a
-heading of that file (GitHub's slugs): a renamed heading broke links into it without a word."""
+"""The docs hold together: every relative link of README.md and docs/*.md reaches a file that exists and, where it
+names an anchor, a heading of that file (GitHub's slugs: a renamed heading broke links into it without a word), and
+every command-line option is named beside its command."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 from pathlib import Path
+
+import click
+
+from search_service.cli.commands import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
@@ -70,3 +75,29 @@ def test_the_slugs_are_githubs() -> None:
     assert slug("Coarse rows for whole scans (measured, not built: branch `coarse-rows`)") == (
         "coarse-rows-for-whole-scans-measured-not-built-branch-coarse-rows"
     )
+
+
+def command_options(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    """Every (command path, long option) of the CLI."""
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += command_options(command, (*path, name))
+            continue
+        for param in command.params:
+            if isinstance(param, click.Option):
+                found += [((*path, name), flag) for flag in param.opts + param.secondary_opts if flag[:2] == "--"]
+    return [(path, flag) for path, flag in found if flag != "--help"]
+
+
+def test_every_command_line_option_is_documented_beside_its_command() -> None:
+    """Each option is named in a document that names its command (the README's table or a docs page): `--help`
+    says more, but an option named nowhere was found only by reading the code."""
+    texts = [doc.read_text(encoding="utf-8") for doc in documents()]
+    missing = []
+    for path, flag in command_options(cli):
+        command = re.compile(rf"(?<![\w-]){re.escape(path[-1])}(?![\w-])")
+        option = re.compile(rf"{re.escape(flag)}(?![\w-])")
+        if not any(command.search(text) and option.search(text) for text in texts):
+            missing.append(f"{' '.join(path)} {flag}")
+    assert not missing, "documented nowhere: " + ", ".join(missing)
