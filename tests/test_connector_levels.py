@@ -19,7 +19,7 @@ import pytest
 
 from search_service.ingest.clocks import LEVEL_ALONE
 from search_service.ingest.connectors.sync import SyncFailed
-from search_service.ingest.rows import NO_LEVEL
+from search_service.ingest.rows import LEVEL_APPLIED, NO_LEVEL
 from tests.connector_helpers import (
     SECRET_KEY,
     deliver,
@@ -513,10 +513,10 @@ def test_a_first_or_full_sync_applies_a_level_whose_product_is_older_than_its_li
         fake.server.close()
 
 
-def _reprice(fake: Any, source: str, item: Item) -> None:
-    """The vendor's item again, with its price and level: re-added (Shopify under ITEMS[0]'s ids)."""
+def _reprice(fake: Any, source: str, item: Item, n: int = 0) -> None:
+    """The vendor's item again, with its price and level: re-added (Shopify under ITEMS[n]'s ids)."""
     if source == "shopify":
-        fake.add(item, product_id=7880, variant_id=6420, inventory_item_id=2710)
+        fake.add(item, product_id=7880 + n, variant_id=6420 + n, inventory_item_id=2710 + n)
     else:
         fake.add(item)
 
@@ -543,5 +543,51 @@ def test_a_full_sync_applies_the_level_of_an_upsert_refused_for_its_price(db: ps
         assert (status, error) == ("rejected", "price must not be negative; its stock level applied alone (the "
                                                "vendor's level is valid on its own)")  # fmt: skip
         assert stock_deltas(db, store, sku)[-1] == (4, 9)
+    finally:
+        fake.server.close()
+
+
+@pytest.mark.parametrize("source", ["lightspeed-r", "lightspeed-x", "erply", "shopify"])
+def test_a_full_sync_applies_the_level_of_an_upsert_refused_for_a_gtin_another_listing_holds(
+    db: psycopg.Connection, source: str
+) -> None:
+    """An upsert refused when mapped (its GTIN names the product the store lists under another SKU) lost the level
+    it carried, as one refused for its price did: the listing kept its old quantity. Its level applies alone too."""
+    fake, location, creds, _ = _vendor(source)
+    sku, other = ("2710", "2711") if source == "shopify" else ("101", "102")
+    try:
+        _reprice(fake, source, Item("102", "Item 102", "1.00", 102, barcode="4000000003021"), n=1)
+        store = make_store(db, source, 52.36, 4.88)
+        cid = make_connection(db, store, source, location, fake.server.url, creds, secret="app-secret")
+        sync(db, cid)
+        map_batches(db)
+        assert listing(db, store, sku) == ("1.00", 101, True)
+        _reprice(fake, source, Item("101", "Item 101", "1.00", 9, barcode="4000000003021"))
+        sync(db, cid, full=True)
+        map_batches(db)
+        assert listing(db, store, sku) == ("1.00", 9, True) and listing(db, store, other) == ("1.00", 102, True)
+        refused = f"gtin 04000000003021: this store already lists its product as sku {other!r}"
+        assert raw_rows(db, cid)[sku] == ("rejected", refused + LEVEL_APPLIED)
+        assert stock_deltas(db, store, sku)[-1] == (-92, 9)
+    finally:
+        fake.server.close()
+
+
+def test_a_full_sync_applies_the_level_of_an_upsert_the_database_refuses(db: psycopg.Connection) -> None:
+    """An upsert whose values the database refuses (here a check the test adds on its price) is rejected alone; the
+    level it carried went with it. Its level applies alone, as for a row refused in validation."""
+    fake, location, creds, _ = _vendor("lightspeed-x")
+    try:
+        store = make_store(db, "x", 52.36, 4.88)
+        cid = make_connection(db, store, "lightspeed-x", location, fake.server.url, creds)
+        sync(db, cid)
+        map_batches(db)
+        db.execute("ALTER TABLE store_product ADD CONSTRAINT no_three CHECK (price <> 3)")
+        fake.add(Item("101", "Item 101", "3.00", 9))
+        sync(db, cid, full=True)
+        map_batches(db)
+        assert listing(db, store, "101") == ("1.00", 9, True) and listing(db, store, "102") == ("1.00", 102, True)
+        status, error = raw_rows(db, cid)["101"]
+        assert status == "rejected" and "no_three" in (error or "") and (error or "").endswith(LEVEL_APPLIED), error
     finally:
         fake.server.close()

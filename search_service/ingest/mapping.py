@@ -11,6 +11,7 @@ version or catalog_version) than what its listing holds ends `stale` and changes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -137,15 +138,17 @@ async def _apply_one_by_one(
     conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], categories: Categories
 ) -> dict[int, RowResult]:
     results: dict[int, RowResult] = {}
-    for item in items:
+    for key, payload in items:
         try:
-            results.update(await _apply_round_again_if_raced(conn, store_id, currency, [item], categories))
+            results.update(await _apply_round_again_if_raced(conn, store_id, currency, [(key, payload)], categories))
         except REFUSED_VALUES as exc:
             reason = first_line(exc)
-            log.warning(
-                "a row the database refused was rejected: %s", escape_control_chars(reason)
-            )  # a value of the row
-            results[item[0]] = RowResult("rejected", f"the database refused this row's values: {reason[:300]}")
+            log.warning("a row the database refused was rejected: %s", escape_control_chars(reason))  # its value
+            results[key] = RowResult("rejected", f"the database refused this row's values: {reason[:300]}")
+            if level_alone(payload) is not None:  # its vendor level applies alone, as for a reason of validation
+                with contextlib.suppress(*REFUSED_VALUES):
+                    again = [(key, {**payload, "_error": results[key].error})]
+                    results.update(await _apply_round_again_if_raced(conn, store_id, currency, again, categories))
     return results
 
 
@@ -168,11 +171,14 @@ async def _apply_round(
     looks = await _run(
         conn, "lookup", store_id=store_id, skus=[r.sku for _, r in valid], gtins=[r.gtin for _, r in valid]
     )
-    plan = _Plan()
+    plan, payloads = _Plan(), dict(items)
     claimed: dict[UUID, str] = {}  # product → the SKU of this round that takes it
     earlier: set[str] = set()  # the SKUs of this round's rows before this one
-    for (key, row), look in zip(valid, looks, strict=True):
+    for index, ((key, row), look) in enumerate(zip(valid, looks, strict=True)):
         results[key] = _decide(row, look, currency, categories, plan, claimed, earlier)
+        if results[key].status == "rejected" and key not in alone and (level := level_alone(payloads[key])):
+            alone[key], valid[index] = results[key], (key, level)  # refused as mapped (its GTIN listed as another
+            results[key] = _decide(level, look, currency, categories, plan, claimed, earlier)  # SKU): level alone
         earlier.add(row.sku)
     await _write(conn, store_id, plan, results, valid)
     for key, refused in alone.items():  # still rejected for the rest of it, saying whether its level applied
