@@ -591,3 +591,21 @@ def test_a_full_sync_applies_the_level_of_an_upsert_the_database_refuses(db: psy
         assert status == "rejected" and "no_three" in (error or "") and (error or "").endswith(LEVEL_APPLIED), error
     finally:
         fake.server.close()
+
+
+def test_shopify_a_refused_variant_gets_no_delete(db: psycopg.Connection, shopify_fake: ShopifyFake) -> None:
+    """A variant whose row is refused (a price that is no number) is never listed. Once it left its product's
+    record, every later record of the product added a `delete` row for it, each `stale` (no listing). It gets
+    none now, in the record or gone from it; the listed variant beside it is untouched."""
+    mug = shopify_fake.products["101"]
+    blue = {**mug["variants"][0], "id": 6499, "title": "Blue", "inventory_item_id": 2799, "price": "abc"}
+    shopify_fake.update("101", variants=[*mug["variants"], blue])
+    store = make_store(db, "Shop", 52.36, 4.88)
+    cid = make_connection(db, store, "shopify", LOCATION, shopify_fake.server.url, {"shop": "gifts.myshopify.com",
+                                                                                    "token": "shpat_test"})  # fmt: skip
+    for change in ({}, {"title": "Mug!"}, {"variants": mug["variants"][:1]}, {"title": "Mug!!"}):
+        shopify_fake.update("101", **change)
+        sync(db, cid)
+        map_batches(db)
+    assert raw_rows(db, cid)["2799"][0] == "rejected" and listing(db, store, "2799") is None
+    assert _deletes(db, cid) == [] and listing(db, store, "2710") == ("1.00", 101, True)

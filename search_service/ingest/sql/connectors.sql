@@ -121,15 +121,21 @@ ON CONFLICT (connection_id, external_id) DO UPDATE SET parent_id = excluded.pare
 -- name: removed_variants
 -- params: connection_id uuid, store_id uuid, parent_ids text[], kept text[]
 -- The linked SKUs of products read whole that their record no longer holds (variants deleted at the vendor:
--- connectors/links.py), less those whose listing is already off sale: later records of the product add no delete.
--- A listing not there yet (its product's batch still to be mapped, before this one) is deleted after it. `kept` as
--- an anti-join: `NOT (external_id = ANY(:kept))` went through the array for each link under a generic plan (5,000
--- products a page: 0.7 s against 0.02 s).
+-- connectors/links.py) whose listing is on sale: one already off sale gets no second delete from later records.
+-- A listing not there yet is deleted only while an upsert of it waits to be mapped (its product's batch, before
+-- this one: deleted after it); a variant never listed (its row refused) got a `delete` from every later record of
+-- its product, each `stale`. The wait is probed only for such a link (rare), through the store's unfinished
+-- batches (ix_import_batch_claim). `kept` as an anti-join: `NOT (external_id = ANY(:kept))` went through the array
+-- for each link under a generic plan (5,000 products a page: 0.7 s against 0.02 s).
 SELECT l.parent_id, l.sku
 FROM ingest_connector_link l
+LEFT JOIN store_product sp ON sp.store_id = :store_id AND sp.sku = l.sku
 WHERE l.connection_id = :connection_id AND l.parent_id = ANY(:parent_ids::text[])
   AND NOT EXISTS (SELECT 1 FROM unnest(:kept::text[]) AS k(id) WHERE k.id = l.external_id)
-  AND NOT EXISTS (SELECT 1 FROM store_product sp WHERE sp.store_id = :store_id AND sp.sku = l.sku AND NOT sp.is_active)
+  AND (sp.is_active OR sp.id IS NULL AND EXISTS (
+      SELECT 1 FROM import_batch b JOIN imported_product_raw r ON r.import_batch_id = b.id
+      WHERE b.store_id = :store_id AND b.status IN ('pending', 'processing') AND b.connection_id = :connection_id
+        AND r.status = 'pending' AND r.payload ->> 'op' = 'upsert' AND r.payload ->> 'sku' = l.sku))
 
 -- name: linked_skus_of_parent
 -- params: connection_id uuid, parent_id text
