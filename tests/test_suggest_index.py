@@ -25,7 +25,7 @@ from search_service.engine import suggest_index as suggest_index_module
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.geo_areas import BBox
-from search_service.engine.suggest import Suggestion, SuggestParams, merge, split_prefix, suggest
+from search_service.engine.suggest import Suggestion, SuggestParams, keep_typed_text, merge, split_prefix, suggest
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_scope import suggest_in_memory
 from search_service.engine.text import fold_accents
@@ -55,12 +55,14 @@ async def _loaded(conn: asyncpg.Connection) -> tuple[SuggestIndex, CandidateSets
 async def _from_memory(
     conn: asyncpg.Connection, index: SuggestIndex, sets: CandidateSets, params: SuggestParams
 ) -> list[Suggestion]:
-    """The in-memory answer itself (the test fails if it would fall back to the statement)."""
+    """The in-memory answer itself (the test fails if it would fall back to the statement), with the typed text
+    kept as `suggest` keeps it."""
     geo = params.lat is not None
     scope = {"lon": params.lon if geo else None, "lat": params.lat if geo else None, "radius_m": params.radius_m}
-    rows = await suggest_in_memory(conn, index, sets, split_prefix(params.q), scope, params.limit)
+    typed = split_prefix(params.q)
+    rows = await suggest_in_memory(conn, index, sets, typed, scope, params.limit)
     assert rows is not None, params
-    return merge(rows, params.limit)
+    return merge(keep_typed_text(rows, *typed), params.limit)
 
 
 def test_every_scope_from_memory_equals_the_statement(cat: Catalogue, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -417,6 +419,26 @@ def test_a_category_is_completed_whatever_the_accents_typed_by_every_path(
         await _by_every_path(conn, (labels, index, sets), monkeypatch, "category", typed)
 
     run(_call(fresh_db_url, categories))
+
+
+def test_a_word_after_a_glued_size_is_completed_by_every_path(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`1l haf` completed nothing where `1 l haf` gave `1 l hafer`: the words before the last were read as typed,
+    `1l` a word no name writing `1 L` holds, where search reads them with the size spaced (`text.spaced_sizes`) and
+    finds the product. Every path now reads them so, and the completion keeps the text as typed."""
+    names = ["Zorblax Hafer Drink 1 L", "Weizenmehl Type 405 500 g", "Vollmilch Zorblax 2 l"]
+    _stocked_at_center(fresh_db_url, [(name, None, None) for name in names])
+    typed = {"1l haf": ["1l hafer"], "1 l haf": ["1 l hafer"], "500g weiz": ["500g weizenmehl"],
+             "2L voll": ["2l vollmilch"], "2l haf": [], "zorblax 1l dr": ["zorblax 1l drink"]}  # fmt: skip
+
+    async def words(conn: asyncpg.Connection) -> None:
+        labels = ProductLabels()
+        await labels.load(conn)
+        index, sets = await _loaded(conn)
+        await _by_every_path(conn, (labels, index, sets), monkeypatch, "query", typed)
+
+    run(_call(fresh_db_url, words))
 
 
 def _index_scans(plan: dict[str, Any]) -> list[str]:

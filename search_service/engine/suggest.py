@@ -21,7 +21,13 @@ from search_service.engine.store_locator import StoreLocator
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_memory import suggest_narrow
 from search_service.engine.suggest_scope import suggest_in_memory
-from search_service.engine.text import exclusion_readings, fold_accents, negated_operands, without_exclusions
+from search_service.engine.text import (
+    exclusion_readings,
+    fold_accents,
+    negated_operands,
+    spaced_sizes,
+    without_exclusions,
+)
 
 MAX_SUGGESTIONS = 10
 WALK_CAP = 400  # product names the name walk examines at most (see the statement's comment)
@@ -64,16 +70,20 @@ def lower_as_sql(text: str) -> str:
 def split_prefix(q: str) -> tuple[str, str, str]:
     """(prefix, head, last_word): the whole typed text in lower case, the words before the last one, the last
     with its accents folded. Words that `-` excludes are neither (`milk -oat ch`: `milk`, `ch`), and an excluded last
-    word is none (`milk -oat`: no completion, which would turn it into the word: `milk oat`)."""
+    word is none (`milk -oat`: no completion, which would turn it into the word: `milk oat`). The words before the
+    last are read with their sizes spaced, as search's prefix reads them (`text.last_word_prefix`): `1l haf` wanted
+    a product word `1l`, which names writing `1 L` lack."""
     prefix = " ".join(lower_as_sql(q).split())[:PREFIX_MAX_LENGTH]
     negated = negated_operands(prefix)
-    words = _WORD.findall(without_exclusions(prefix) if negated else prefix)
+    text = without_exclusions(prefix) if negated else prefix
+    words = list(_WORD.finditer(text))
     if not words:
         return prefix, "", ""
     last_excluded = bool(negated) and negated[-1].excluded and negated[-1].end == len(prefix)
     ends_in_word = not last_excluded and (prefix[-1:].isalnum() or prefix.endswith("_"))
-    last = fold_accents(words[-1]) if ends_in_word else ""  # as the vocabulary holds words (migration 0035)
-    head = " ".join(words[:-1] if ends_in_word else words)
+    last = fold_accents(words[-1].group()) if ends_in_word else ""  # as the vocabulary holds words (migration 0035)
+    before = text[: words[-1].start()] if ends_in_word else text
+    head = " ".join(_WORD.findall(spaced_sizes(before) or before))
     return prefix, head, last
 
 
