@@ -25,10 +25,18 @@ from search_service.engine import suggest_index as suggest_index_module
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_labels import ProductLabels
 from search_service.engine.geo_areas import BBox
-from search_service.engine.suggest import Suggestion, SuggestParams, keep_typed_text, merge, split_prefix, suggest
+from search_service.engine.suggest import (
+    Suggestion,
+    SuggestParams,
+    keep_typed_text,
+    lower_as_sql,
+    merge,
+    split_prefix,
+    suggest,
+)
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_scope import suggest_in_memory
-from search_service.engine.text import fold_accents
+from search_service.engine.text import caseless, fold_accents
 from tests.test_api import AT_CENTER, app_settings, load_test_encoder, running_client, seed_catalogue
 from tests.test_search_ux import CENTER, Catalogue, _call, _near, _seed, run
 
@@ -350,6 +358,19 @@ async def _by_every_path(
                 assert [s.text for s in got if s.kind == kind] == names, (q, point, way)
 
 
+async def _after_snapshots(
+    conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch, kind: str, want: dict[str, list[str]], change: str = ""
+) -> None:
+    """`_by_every_path` over labels, an index and candidate sets loaded now, with `change` made after the snapshots
+    (the index's overlay and the labels' newer rows then answer for it)."""
+    labels = ProductLabels()
+    await labels.load(conn)
+    index, sets = await _loaded(conn)
+    if change:
+        await conn.execute(change)
+    await _by_every_path(conn, (labels, index, sets), monkeypatch, kind, want)
+
+
 def _stocked_at_center(url: str, products: list[tuple[str, str | None, int | None]]) -> None:
     """A store at CENTER with these products (name, brand, category_id) in stock."""
     with psycopg.connect(url, autocommit=True) as sync:
@@ -378,22 +399,10 @@ def test_a_brand_is_suggested_once_whatever_its_accents_by_every_path(
     _stocked_at_center(fresh_db_url, [(f"Grenvox wine {n}", brand, None) for n, brand in enumerate(brands)])
     typed = {"ch": ["Chateau Belair", "Chatelain"], "chât": ["Chateau Belair", "Chatelain"],
              "CHÂTEAU b": ["Chateau Belair"], "lo": ["Łowicz"], "ŁOW": ["Łowicz"]}  # fmt: skip
-
-    async def brands(conn: asyncpg.Connection, want: dict[str, list[str]], change: str = "") -> None:
-        labels = ProductLabels()
-        await labels.load(conn)
-        index, sets = await _loaded(conn)
-        if change:  # after the snapshots: the index's overlay and the labels' newer rows
-            await conn.execute(change)
-        await _by_every_path(conn, (labels, index, sets), monkeypatch, "brand", want)
-
-    run(_call(fresh_db_url, brands, typed))
+    run(_call(fresh_db_url, _after_snapshots, monkeypatch, "brand", typed))
     renamed = "UPDATE product_master SET brand = 'CHATEAU BELAIR' WHERE brand = 'Chatelain'"  # the smallest spelling
-    run(
-        _call(
-            fresh_db_url, brands, {"chat": ["CHATEAU BELAIR"], "château b": ["CHATEAU BELAIR"], "chateaub": []}, renamed
-        )
-    )
+    after = {"chat": ["CHATEAU BELAIR"], "château b": ["CHATEAU BELAIR"], "chateaub": []}
+    run(_call(fresh_db_url, _after_snapshots, monkeypatch, "brand", after, renamed))
 
 
 def test_a_category_is_completed_whatever_the_accents_typed_by_every_path(
@@ -431,14 +440,57 @@ def test_a_word_after_a_glued_size_is_completed_by_every_path(
     _stocked_at_center(fresh_db_url, [(name, None, None) for name in names])
     typed = {"1l haf": ["1l hafer"], "1 l haf": ["1 l hafer"], "500g weiz": ["500g weizenmehl"],
              "2L voll": ["2l vollmilch"], "2l haf": [], "zorblax 1l dr": ["zorblax 1l drink"]}  # fmt: skip
+    run(_call(fresh_db_url, _after_snapshots, monkeypatch, "query", typed))
 
-    async def words(conn: asyncpg.Connection) -> None:
-        labels = ProductLabels()
-        await labels.load(conn)
-        index, sets = await _loaded(conn)
-        await _by_every_path(conn, (labels, index, sets), monkeypatch, "query", typed)
 
-    run(_call(fresh_db_url, words))
+def test_a_name_typed_in_capitals_is_completed_by_every_path(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`KIRMIZI E` and `STRASSENKREIDE B` completed no name, where `Kırmızı e` and `Straßenkreide b` did: the prefix
+    was lowered (`kirmizi`, `strassenkreide`) and compared with lower(name), which keeps `ı` and `ß`. Every path
+    (the walk, the narrow plan, the labels, the index and its overlay) now compares both caseless (plinqy_caseless,
+    migration 0067); accents still count (`STUCK` is not `Stück`)."""
+    names = ["Kırmızı Elma", "Kirsche Rot", "Işık Lamba LED", "Straßenkreide Bunt 12 Stück"]
+    _stocked_at_center(fresh_db_url, [(name, None, None) for name in names])
+    typed = {"KIRMIZI E": [names[0]], "kırmızı e": [names[0]], "KIR": [names[0], names[1]], "Kır": [names[0], names[1]],
+             "IŞIK L": [names[2]], "Işık L": [names[2]], "STRASSENKREIDE B": [names[3]], "STRASSENK": [names[3]],
+             "straßenk": [names[3]], "STRAẞENK": [names[3]], "STRASSENKREIDE BUNT 12 STÜCK": [names[3]],
+             "STRASSENKREIDE BUNT 12 STUCK": []}  # fmt: skip
+    run(_call(fresh_db_url, _after_snapshots, monkeypatch, "product", typed))
+    renamed = "UPDATE product_master SET name = 'Işıklı Fener' WHERE name = 'Işık Lamba LED'"
+    after = {"IŞIKL": ["Işıklı Fener"], "ISIKL": [], "IŞIK L": []}
+    run(_call(fresh_db_url, _after_snapshots, monkeypatch, "product", after, renamed))
+
+
+def test_the_name_walk_reads_the_caseless_prefix_index(fresh_db_url: str) -> None:
+    """Migration 0067 keys the name walk's prefix btree on plinqy_caseless(name), which the walk reads, and the
+    Python fold of a prefix (text.caseless of lower_as_sql) is PostgreSQL's."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        sync.execute(
+            "INSERT INTO product_master (name) SELECT (ARRAY['Kırmızı ', 'Straße ', 'Işık ', 'Kiwi '])[g % 4 + 1] || g"
+            " FROM generate_series(1, 5000) g"
+        )
+        sync.execute("ANALYZE product_master")
+        texts = ["KIRMIZI", "Kırmızı", "Işık", "İstanbul", "STRASSE", "Straße", "STRAẞE", "ΟΔΟΣ", "Crème"]
+        folded = sync.execute("SELECT array_agg(plinqy_caseless(t) ORDER BY n) FROM unnest(%s::text[])"
+                              " WITH ORDINALITY AS u(t, n)", (texts,)).fetchone()[0]  # type: ignore[index]  # fmt: skip
+    assert [caseless(lower_as_sql(t)) for t in texts] == folded
+    assert folded[:7] == ["kirmizi", "kirmizi", "işik", "istanbul", "strasse", "strasse", "strasse"]
+    prefix, head, last = split_prefix("KIRMIZI 1")
+    walk = statement("engine/suggest", "suggest").bind(
+        prefix=caseless(prefix), brand_prefix=fold_accents(prefix), head=head, last_word=last, lon=None, lat=None,
+        radius_m=5000.0, lim=10, walk_cap=suggest_module.WALK_CAP, probe_cap=suggest_module.PROBE_CAP,
+        narrow_stores=suggest_module.NARROW_STORES, near=False, store_ids=None,
+    )  # fmt: skip
+
+    async def plan(conn: asyncpg.Connection) -> list[str]:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")  # as suggest() plans it
+            raw = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + statement("engine/suggest", "suggest").sql,
+                                      *walk)  # fmt: skip
+        return _index_scans(json.loads(raw)[0]["Plan"])
+
+    assert "ix_product_master_name_prefix" in run(_call(fresh_db_url, plan))
 
 
 def _index_scans(plan: dict[str, Any]) -> list[str]:

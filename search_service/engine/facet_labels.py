@@ -79,8 +79,9 @@ class NameColumn:
 
 
 class ProductLabels:
-    """Category id, brand (as a code into `brands`), is_active and lower(name) of each product, by row (see the
-    module). Lower-cased names and brands are PostgreSQL's lower() (suggest_memory.py matches prefixes on them)."""
+    """Category id, brand (as a code into `brands`), is_active and caseless name of each product, by row (see the
+    module). Names are plinqy_caseless's (lower(), `ı` and `ß` folded), brands PostgreSQL's lower()
+    (suggest_memory.py matches prefixes on them)."""
 
     def __init__(self, margin_s: float = 60.0) -> None:
         self.margin = dt.timedelta(seconds=margin_s)
@@ -90,7 +91,7 @@ class ProductLabels:
         self.brand = np.zeros(0, dtype=np.int32)
         self.active = np.zeros(0, dtype=bool)
         self.index = KeyIndex()
-        self.lower_names = NameColumn()  # row -> lower(name)
+        self.lower_names = NameColumn()  # row -> plinqy_caseless(name), what name completions compare
         self.brands: list[str] = []  # code -> the brand as stored
         self.lower_brands: dict[int, str] = {}  # code -> lower(brand)
         self.folded_brands: dict[int, str] = {}  # code -> plinqy_fold(brand): what a brand completion matches

@@ -22,6 +22,7 @@ from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_memory import suggest_narrow
 from search_service.engine.suggest_scope import suggest_in_memory
 from search_service.engine.text import (
+    caseless,
     exclusion_readings,
     fold_accents,
     negated_operands,
@@ -254,7 +255,7 @@ async def _fetch(
     return await conn.fetch(
         stmt.sql,
         *stmt.bind(
-            prefix=prefix,
+            prefix=caseless(prefix),  # as the name walk's index keys names (migration 0067)
             brand_prefix=fold_accents(prefix),  # brands, category names are matched as plinqy_fold folds them
             head=head,
             last_word=last,

@@ -2,8 +2,8 @@
 
 Built from one snapshot (`index_products`, `index_groups` in suggest.sql) and then read only; `suggest_scope.py`
 answers a suggestion from it and the candidate sets (candidates.py) with one statement. Rows are the products in
-the order of the name completions (lower(name) in byte order, then id, as the SQL plans order them), so the names
-starting with a prefix are one range of rows, found by binary search on their first `KEY_BYTES` bytes.
+the order of the name completions (plinqy_caseless(name) in byte order, then id, as the SQL plans order them), so
+the names starting with a prefix are one range of rows, found by binary search on their first `KEY_BYTES` bytes.
 Brands, categories and words keep, per key, their rows (int32, CSR). A product changed after the snapshot (any
 stamp past `since`) is read again by every suggestion (the overlay) until a rebuild, which the API's refresh does
 when the overlay grows past `rebuild_after` or the category table changed, no sooner than REBUILD_GAP times the
@@ -119,7 +119,7 @@ class SuggestIndex:
         self.key_index = KeyIndex()
         self.name_keys = np.zeros(0, dtype=f"S{KEY_BYTES}")
         self.names = PackedStrings([])
-        self.lower_names = PackedStrings([])
+        self.lower_names = PackedStrings([])  # plinqy_caseless(name): lower(), `ı` and `ß` folded
         self.brands = Groups([], [])  # keyed by plinqy_fold(brand): case and accents folded, as the filter reads it
         self.spellings: list[str] = []  # per position of `brands`: the brand as stored
         self.words = Groups([], [])

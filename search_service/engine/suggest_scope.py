@@ -26,7 +26,7 @@ from search_service.db.sql import statement
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.keyindex import keys_of
 from search_service.engine.suggest_index import KEY_BYTES, SuggestIndex
-from search_service.engine.text import fold_accents
+from search_service.engine.text import caseless, fold_accents
 
 OVERLAY_CAP = 1000  # changed products a suggestion judges itself; past it the statement plans answer
 CHUNK = 4096  # rows of a name range tested at a time
@@ -60,8 +60,9 @@ def _overlay(index: SuggestIndex, sets: CandidateSets, row: Any, in_scope: BitMa
 
 
 def _names(index: SuggestIndex, mask: np.ndarray, over: _Overlay, prefix: str, want: int) -> list[dict[str, Any]]:
-    """The first `want` names starting with the prefix, in (lower(name), id) order: the index's rows are in that
+    """The first `want` names starting with the prefix, in (caseless name, id) order: the index's rows are in that
     order already; the overlay's are merged in."""
+    prefix = caseless(prefix)  # as the names are keyed (`KIRMIZI`: Kırmızı)
     lo, hi = index.name_range(prefix)
     rows: list[int] = []
     long = len(prefix.encode()) > KEY_BYTES  # the binary search compared the first KEY_BYTES only

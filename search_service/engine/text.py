@@ -102,6 +102,18 @@ def fold_accents(text: str) -> str:
     return text if text.isascii() else text.translate(_UNACCENT)
 
 
+# Lower-case letters whose capital is also another letter's, as that one: `KIRMIZI` lowers to `kirmizi`, `STRASSE`
+# to `strasse`, and a name completion compares them with `Kırmızı`, `Straße` so.
+_CASELESS = {ord("ı"): "i", ord("ß"): "ss"}
+
+
+def caseless(lowered: str) -> str:
+    """Lower-cased text (PostgreSQL's lower()) as `plinqy_caseless` folds it (migration 0067), what name completions
+    compare: `ı` as `i`, `ß` as `ss`, so a name typed in capitals completes (`KIRMIZI E`: Kırmızı Elma). Accents
+    stay: a name completion starts with what was typed."""
+    return lowered if lowered.isascii() else lowered.translate(_CASELESS)
+
+
 # A size glued to its unit (`1l`, `500g`, `1,5kg`, `6x1l`): the parser keeps it one token, which matches only names
 # that glue it too, never `1 L` or `500 g`. Units as shops write them, case-insensitive; `x` is a pack's count
 # (`6x`, `6x1l`). Letters before the digits (GU10, E14, CR2032) or a unit not listed (4K) are not sizes.

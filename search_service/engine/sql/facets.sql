@@ -210,15 +210,16 @@ GROUP BY p.id;
 
 -- name: labels_all
 -- params: none
--- The in-memory product labels (facet_labels.py): every product's category, brand, active flag and lower-cased
--- name and brand (PostgreSQL's lower(), which the SQL paths compare with), and its stamp.
-SELECT id, category_id, brand, is_active, updated_at, lower(name) AS lower_name, lower(brand) AS lower_brand
+-- The in-memory product labels (facet_labels.py): every product's category, brand, active flag, name as name
+-- completions compare it (plinqy_caseless: lower() with `ı` as `i`, `ß` as `ss`), lower-cased brand (PostgreSQL's
+-- lower(), which the SQL paths compare with), and its stamp.
+SELECT id, category_id, brand, is_active, updated_at, plinqy_caseless(name) AS lower_name, lower(brand) AS lower_brand
 FROM product_master;
 
 -- name: labels_changed
 -- params: since timestamptz
 -- A refresh of the labels: the products stamped after `since` (index-only in ix_product_master_updated_at).
-SELECT id, category_id, brand, is_active, updated_at, lower(name) AS lower_name, lower(brand) AS lower_brand
+SELECT id, category_id, brand, is_active, updated_at, plinqy_caseless(name) AS lower_name, lower(brand) AS lower_brand
 FROM product_master WHERE updated_at > :since::timestamptz;
 
 -- name: category_state

@@ -848,7 +848,7 @@ WITH {{ changes_since }}, pt AS (
     SELECT CASE WHEN :lon::float8 IS NULL OR :lat::float8 IS NULL THEN NULL
                 ELSE ST_SetSRID(ST_MakePoint(:lon::float8, :lat::float8), 4326)::geography END AS g
 ), overlay AS MATERIALIZED (
-    SELECT p.id, p.name, lower(p.name) AS lower_name, p.brand, plinqy_fold(p.brand) AS folded_brand,
+    SELECT p.id, p.name, plinqy_caseless(p.name) AS lower_name, p.brand, plinqy_fold(p.brand) AS folded_brand,
            p.category_id, p.is_active, array_to_string(ARRAY(SELECT search_terms_of(p.name, p.brand)), ' ') AS words,
            array_to_string(tsvector_to_array(p.search_tsv), ' ') AS lexemes
     FROM product_master p

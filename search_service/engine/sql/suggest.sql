@@ -17,8 +17,9 @@ EXISTS (
 )
 
 -- name: suggest
--- params: prefix text (lower case, trimmed, non-empty), brand_prefix text (the prefix with accents folded, as
---    plinqy_fold folds brands and category names), head text (the typed words before the last one),
+-- params: prefix text (lower case, `ı` and `ß` folded as plinqy_caseless folds names: text.caseless; trimmed,
+--    non-empty), brand_prefix text (the typed prefix with accents folded, as plinqy_fold folds brands and category
+--    names), head text (the typed words before the last one),
 --    last_word text (the last typed word, lower case), lon float8|null, lat float8|null, radius_m float8,
 --    lim int (completions of each kind), walk_cap int (product names the name walk examines at most),
 --    probe_cap int (products examined at most per brand, category or word before it counts as absent),
@@ -69,17 +70,19 @@ WITH pt AS (
         WHERE p.id = l.id AND p.is_active LIMIT 1
     ) p
 ), names AS (
-    -- in (lower(name), id) order, as the index and the narrow plan (a duplicate name gave the other product)
+    -- in (plinqy_caseless(name), id) order, as the index and the narrow plan (a duplicate name gave the other
+    -- product); caseless (migration 0067), so `KIRMIZI` completes `Kırmızı`
     SELECT 'product' AS kind, w.name AS label, w.id::text AS ref,
-           row_number() OVER (ORDER BY lower(w.name) USING ~<~, w.id) AS ord
+           row_number() OVER (ORDER BY plinqy_caseless(w.name) USING ~<~, w.id) AS ord
     FROM (
         SELECT p.id, p.name
         FROM (
             SELECT p.id, p.name FROM product_master p
             WHERE NOT (SELECT narrow FROM scope)
-              AND lower(p.name) ~>=~ :prefix::text AND lower(p.name) ~<~ (:prefix::text || chr(1114111))
-              AND starts_with(lower(p.name), :prefix::text) AND p.is_active
-            ORDER BY lower(p.name) USING ~<~, p.id
+              AND plinqy_caseless(p.name) ~>=~ :prefix::text
+              AND plinqy_caseless(p.name) ~<~ (:prefix::text || chr(1114111))
+              AND starts_with(plinqy_caseless(p.name), :prefix::text) AND p.is_active
+            ORDER BY plinqy_caseless(p.name) USING ~<~, p.id
             LIMIT :walk_cap::int
         ) p
         WHERE {{ in_scope }}
@@ -87,9 +90,9 @@ WITH pt AS (
     ) w
 ), narrow_names AS (
     SELECT 'product' AS kind, p.name AS label, p.id::text AS ref,
-           row_number() OVER (ORDER BY lower(p.name) USING ~<~, p.id) AS ord
-    FROM stocked p WHERE starts_with(lower(p.name), :prefix::text)
-    ORDER BY lower(p.name) USING ~<~, p.id
+           row_number() OVER (ORDER BY plinqy_caseless(p.name) USING ~<~, p.id) AS ord
+    FROM stocked p WHERE starts_with(plinqy_caseless(p.name), :prefix::text)
+    ORDER BY plinqy_caseless(p.name) USING ~<~, p.id
     LIMIT 4 * :lim::int
 ), brand_keys AS (
     WITH RECURSIVE k(key, n) AS (
@@ -223,7 +226,9 @@ WITH scope AS MATERIALIZED (
     JOIN store_product sp ON sp.store_id = st.id
     WHERE cardinality(scope.ids) <= :narrow_stores::int AND sp.is_active AND sp.quantity > 0
 ), changed AS (
-    SELECT p.id, lower(p.name) AS lower_name, p.category_id, p.brand, lower(p.brand) AS lower_brand, p.is_active
+    -- lower_name: the name as completions compare it (plinqy_caseless)
+    SELECT p.id, plinqy_caseless(p.name) AS lower_name, p.category_id, p.brand, lower(p.brand) AS lower_brand,
+           p.is_active
     FROM product_master p
     WHERE p.updated_at > :since::timestamptz AND p.id IN (SELECT id FROM stocked)
 )
@@ -265,9 +270,9 @@ UNION ALL SELECT kind, label, ref, ord FROM terms;
 -- fragment: index_rows
 -- params: none
 -- The suggestion index's products (suggest_index.py): the active ones numbered from 0 in the order of the name
--- completions (lower(name) in byte order, then id), so a prefix's names are a range of rows. A CTE.
+-- completions (plinqy_caseless(name) in byte order, then id), so a prefix's names are a range of rows. A CTE.
 index_rows AS MATERIALIZED (
-    SELECT (row_number() OVER (ORDER BY lower(p.name) COLLATE "C", p.id) - 1)::int AS r,
+    SELECT (row_number() OVER (ORDER BY plinqy_caseless(p.name) COLLATE "C", p.id) - 1)::int AS r,
            p.id, p.name, p.brand, p.category_id
     FROM product_master p
     WHERE p.is_active
@@ -275,13 +280,13 @@ index_rows AS MATERIALIZED (
 
 -- name: index_products
 -- params: none
--- The index's products in row order: their ids packed 16 bytes each, names and lower-cased names; the highest
+-- The index's products in row order: their ids packed 16 bytes each, names and caseless names; the highest
 -- stamp of every product (active or not: the look-back when the write horizon is unknown) and the category tree
 -- (names also folded, plinqy_fold, as category completions match them).
 WITH {{ index_rows }}
 SELECT (SELECT coalesce(string_agg(uuid_send(id), ''::bytea ORDER BY r), ''::bytea) FROM index_rows) AS packed_ids,
        (SELECT array_agg(name ORDER BY r) FROM index_rows) AS names,
-       (SELECT array_agg(lower(name) ORDER BY r) FROM index_rows) AS lower_names,
+       (SELECT array_agg(plinqy_caseless(name) ORDER BY r) FROM index_rows) AS lower_names,
        (SELECT max(updated_at) FROM product_master) AS watermark,
        (SELECT count(*) FROM category) AS category_count,
        (SELECT max(updated_at) FROM category) AS category_newest,
