@@ -449,7 +449,7 @@ def test_a_name_typed_in_capitals_is_completed_by_every_path(
     """`KIRMIZI E` and `STRASSENKREIDE B` completed no name, where `Kırmızı e` and `Straßenkreide b` did: the prefix
     was lowered (`kirmizi`, `strassenkreide`) and compared with lower(name), which keeps `ı` and `ß`. Every path
     (the walk, the narrow plan, the labels, the index and its overlay) now compares both caseless (plinqy_caseless,
-    migration 0067); accents still count (`STUCK` is not `Stück`)."""
+    migration 0055); accents still count (`STUCK` is not `Stück`)."""
     names = ["Kırmızı Elma", "Kirsche Rot", "Işık Lamba LED", "Straßenkreide Bunt 12 Stück"]
     _stocked_at_center(fresh_db_url, [(name, None, None) for name in names])
     typed = {"KIRMIZI E": [names[0]], "kırmızı e": [names[0]], "KIR": [names[0], names[1]], "Kır": [names[0], names[1]],
@@ -463,7 +463,7 @@ def test_a_name_typed_in_capitals_is_completed_by_every_path(
 
 
 def test_the_name_walk_reads_the_caseless_prefix_index(fresh_db_url: str) -> None:
-    """Migration 0067 keys the name walk's prefix btree on plinqy_caseless(name), which the walk reads, and the
+    """Migration 0055 keys the name walk's prefix btree on plinqy_caseless(name), which the walk reads, and the
     Python fold of a prefix (text.caseless of lower_as_sql) is PostgreSQL's."""
     with psycopg.connect(fresh_db_url, autocommit=True) as sync:
         sync.execute(

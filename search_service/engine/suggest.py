@@ -255,7 +255,7 @@ async def _fetch(
     return await conn.fetch(
         stmt.sql,
         *stmt.bind(
-            prefix=caseless(prefix),  # as the name walk's index keys names (migration 0067)
+            prefix=caseless(prefix),  # as the name walk's index keys names (migration 0055)
             brand_prefix=fold_accents(prefix),  # brands, category names are matched as plinqy_fold folds them
             head=head,
             last_word=last,

@@ -108,7 +108,7 @@ _CASELESS = {ord("ı"): "i", ord("ß"): "ss"}
 
 
 def caseless(lowered: str) -> str:
-    """Lower-cased text (PostgreSQL's lower()) as `plinqy_caseless` folds it (migration 0067), what name completions
+    """Lower-cased text (PostgreSQL's lower()) as `plinqy_caseless` folds it (migration 0055), what name completions
     compare: `ı` as `i`, `ß` as `ss`, so a name typed in capitals completes (`KIRMIZI E`: Kırmızı Elma). Accents
     stay: a name completion starts with what was typed."""
     return lowered if lowered.isascii() else lowered.translate(_CASELESS)

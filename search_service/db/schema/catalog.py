@@ -151,7 +151,7 @@ product_master = Table(
     Index("ix_product_master_lower_name", text("lower(name)")),
     # Ingest matches GTINs in one normal form, GTIN-14 (migration 0006); older rows may hold 8-13 digits.
     Index("ix_product_master_gtin14", text("lpad(gtin, 14, '0')"), postgresql_where=text("gtin IS NOT NULL")),
-    # Search-as-you-type: prefix range scans outside the C collation (migration 0009), of the caseless name (0067:
+    # Search-as-you-type: prefix range scans outside the C collation (migration 0009), of the caseless name (0055:
     # plinqy_caseless is lower() with `ı` as `i`, `ß` as `ss`).
     Index("ix_product_master_name_prefix", text("plinqy_caseless(name) text_pattern_ops")),
     # The brand filter (=) and the brand completions' prefix walk, accents folded (migrations 0038, 0039:

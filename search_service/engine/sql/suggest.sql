@@ -71,7 +71,7 @@ WITH pt AS (
     ) p
 ), names AS (
     -- in (plinqy_caseless(name), id) order, as the index and the narrow plan (a duplicate name gave the other
-    -- product); caseless (migration 0067), so `KIRMIZI` completes `Kırmızı`
+    -- product); caseless (migration 0055), so `KIRMIZI` completes `Kırmızı`
     SELECT 'product' AS kind, w.name AS label, w.id::text AS ref,
            row_number() OVER (ORDER BY plinqy_caseless(w.name) USING ~<~, w.id) AS ord
     FROM (

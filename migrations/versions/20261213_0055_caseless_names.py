@@ -6,7 +6,7 @@ A name typed in capitals lost its completions where a capital is also another le
 `caseless` folds a prefix alike), and the name walk's prefix btree (0009, lower(name)) is rebuilt on it: one index
 still, the same size.
 
-Revision ID: 0067
+Revision ID: 0055
 Revises: 0054
 Create Date: 2026-12-13 12:00:00
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0067"
+revision: str = "0055"
 down_revision: str | None = "0054"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
