@@ -254,6 +254,38 @@ def test_a_store_patch_gives_lat_and_lon_together(base: str, world: dict[str, An
         assert answer.status_code == 200, (body, answer.text)
 
 
+def test_the_patch_bodies_state_their_rules_beside_their_typed_properties(world: dict[str, Any]) -> None:
+    """F-H D2: the rules above sat in an `anyOf` at the schema's top, which generators make the body's type: the
+    Python client's `StockPatchType0(quantity: Any)`, `StorePatchType0(lat: None, lon: None)`, the other fields
+    untyped. An `allOf` of the `anyOf` keeps the rules (the tests above) and leaves the model to the properties."""
+    schemas = world["components"]["schemas"]
+    for component, fields in (("StockPatch", {"quantity", "price"}), ("WebhookUpdate", {"url", "events"}),
+                              ("StorePatch", {"lat", "lon"})):  # fmt: skip
+        schema = schemas[component]
+        assert not {"anyOf", "oneOf"} & set(schema), (component, schema.get("anyOf") or schema.get("oneOf"))
+        assert schema["type"] == "object" and fields <= set(schema["properties"]), component
+        (rule,) = schema["allOf"]
+        assert set(rule) == {"anyOf"} and all(set(m) <= {"required", "properties"} for m in rule["anyOf"]), rule
+
+
+def test_a_delete_without_a_body_is_what_its_schema_leaves_out(base: str, world: dict[str, Any]) -> None:
+    """F-H D2: the optional clock was `oneOf [DeleteClock, null]`, which the generated Python client's call without
+    a body sent as JSON (`TypeError: Object of type Unset is not JSON serializable`, no request made). The body is
+    DeleteClock, not required: that client then sends none, with its `Content-Type: application/json`."""
+    spec = httpx.get(f"{base}/schema/openapi.json").json()
+    body = spec["paths"]["/v1/stores/{store_id}/listings/{sku}"]["delete"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert body["required"] is False and schema["allOf"] == [{"$ref": "#/components/schemas/DeleteClock"}], body
+    assert "oneOf" not in schema and "anyOf" not in schema, schema
+    store, key = world["store"], world["keys"]["store"]
+    for sku, sent in (("DEL-NONE", {}), ("DEL-CLOCK", {"content": b'{"updated_at": "2026-12-03T08:05:00Z"}'})):
+        url = f"{base}/v1/stores/{store}/listings/{sku}"
+        assert httpx.put(url, json=OPERATIONS["listing-put"][3], headers=bearer(key)).status_code == 200
+        headers = {**bearer(key), "Content-Type": "application/json"}
+        deleted = httpx.request("DELETE", url, headers=headers, **sent)  # type: ignore[arg-type]
+        assert deleted.status_code == 200 and deleted.json()["status"] in ("mapped", "stale"), (sku, deleted.text)
+
+
 # A category path as the docs write one, quoted or in backticks, parts capitalised: `Dairy, Eggs & Plant-Based > Milk`
 DOCUMENTED_PATH = re.compile(r'[`"]([A-Z][^`"<>\n]*(?: > [A-Z][^`"<>\n]*)+)[`"]')
 

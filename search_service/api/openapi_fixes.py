@@ -4,7 +4,7 @@
   version) was dropped from the schema while the server enforced it (`{"quantity": -1}`, schema-valid, was a 400).
   Query parameters state theirs with `schema_extra` (params.py); the rules the server checks in code are stated by
   request_rules.py.
-- An optional body (a DELETE's clock, `data: X | None = None`) is written `required: true`.
+- An optional body (a DELETE's clock, `data: X | None = None`) is written `required: true`, as `oneOf [X, null]`.
 - A struct that forbids unknown fields: litestar leaves `additionalProperties` out, so a client generated from the
   schema sends what the server refuses (400 naming the field). `additionalProperties: false`.
 - A union of `int` and `float` (a batch item's `quantity`: `int | float | str`) as `oneOf`: a whole number matches
@@ -59,12 +59,20 @@ def overlapping_unions_as_any_of(openapi: OpenAPI) -> None:
 
 
 def optional_bodies(openapi: OpenAPI, operations: Iterable[tuple[str, str]]) -> None:
-    """`requestBody.required: false` on these (path, method) operations, whose body may be left out."""
+    """`requestBody.required: false` on these (path, method) operations, whose body may be left out, and its schema
+    the body's own type, `allOf [X]` as litestar writes a required one: `oneOf [X, null]` made a generated client's
+    call without a body send its unset default as JSON (openapi-python-client: a TypeError, nothing sent)."""
     for path, method in operations:
         item = (openapi.paths or {}).get(path)
         operation = getattr(item, method, None) if item is not None else None
-        if operation is not None and operation.request_body is not None:
-            operation.request_body.required = False
+        if operation is None or operation.request_body is None:
+            continue
+        operation.request_body.required = False
+        for media in (operation.request_body.content or {}).values():
+            schema = media.schema
+            if isinstance(schema, Schema) and schema.one_of:  # leaving the body out says "none"; null is not named
+                schema.all_of = [m for m in schema.one_of if getattr(m, "type", None) != OpenAPIType.NULL]
+                schema.one_of = None
 
 
 class ExampleWithNulls(Example):

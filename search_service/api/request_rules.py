@@ -127,12 +127,17 @@ ONE_NOT_NULL = {"StockPatch": ("quantity", "price"), "WebhookUpdate": ("url", "e
 
 
 def _state_together(schemas: dict[str, Any]) -> None:
+    """Each rule an `anyOf` inside `allOf`: at the schema's top, generators made the body that union (openapi-python-
+    client: `StockPatchType0(quantity: Any)`, `price` and the others untyped); `allOf` keeps the struct's model."""
     not_null, null = Schema(schema_not=Schema(type=OpenAPIType.NULL)), Schema(type=OpenAPIType.NULL)
-    for struct, keys in ONE_NOT_NULL.items():
+    rules = {
+        struct: [Schema(required=[key], properties={key: not_null}) for key in keys]
+        for struct, keys in ONE_NOT_NULL.items()
+    }
+    both = Schema(required=["lat", "lon"], properties={"lat": not_null, "lon": not_null})
+    # lat and lon go together: both given, or neither (absent or null)
+    rules["StorePatch"] = [Schema(properties={"lat": null, "lon": null}), both]
+    for struct, members in rules.items():
         schema = schemas.get(struct)
         if isinstance(schema, Schema):
-            schema.any_of = [Schema(required=[key], properties={key: not_null}) for key in keys]
-    store = schemas.get("StorePatch")
-    if isinstance(store, Schema):  # lat and lon go together: both given, or neither (absent or null)
-        both = Schema(required=["lat", "lon"], properties={"lat": not_null, "lon": not_null})
-        store.any_of = [Schema(properties={"lat": null, "lon": null}), both]
+            schema.all_of = [*(schema.all_of or []), Schema(any_of=members)]
