@@ -1164,6 +1164,25 @@ def test_a_form_upload_is_held_to_the_files_size_not_the_bodys(
     assert status == ("aborted",)
 
 
+def test_the_uploads_multipart_file_part_is_a_file_to_a_generated_client(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """F-H D1: the part `file` was a string with `contentMediaType: text/csv` alone, valid 3.1 that generators read as
+    text: openapi-python-client's `file: str` sent its File's repr, a 400 naming no sku column. `format: binary`
+    makes it a file part; sent as that client sends one (a named part, its type), it is imported."""
+    spec = httpx.get(f"{base}/schema/openapi.json").json()
+    content = spec["paths"]["/v1/stores/{store_id}/imports"]["post"]["requestBody"]["content"]
+    part = content["multipart/form-data"]["schema"]["properties"]["file"]
+    assert (part["type"], part.get("format"), part["contentMediaType"]) == ("string", "binary", "text/csv"), part
+    store, key = shop
+    sent = ("p.csv", io.BytesIO(b"sku,name,price,quantity\nGEN-1,Oat,1.39,24\n"), "text/csv")
+    accepted = httpx.post(f"{base}/v1/stores/{store}/imports", files=[("file", sent)], headers=bearer(key))
+    assert accepted.status_code == 202, accepted.text
+    drain_imports(db_url)
+    status = status_of(base, key, accepted.json()["batch_id"])
+    assert (status["status"], status["error_rows"]) == ("completed", 0), status
+
+
 NO_LEVEL = "quantity not given: a new listing, stored with quantity 0 (an existing one keeps its level)"
 
 
