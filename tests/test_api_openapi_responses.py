@@ -171,6 +171,28 @@ def test_an_answer_no_retry_can_help_goes_without_retry_after_as_documented(
     assert listings["503"]["headers"]["Retry-After"]["required"]  # a busy database: always sent
 
 
+def test_an_imports_rows_state_the_attachment_name_they_send(
+    base: str, conn: psycopg.Connection, db_url: str, spec: dict[str, Any]
+) -> None:
+    """F-H D3: `…/errors` and `…/notes` send `Content-Disposition` (the file name; cors.py exposes it for a page
+    to read) and their 200 stated no header: a generated client had no way to read it, a page's code no word of it."""
+    store = new_store(conn)
+    key = store_key(conn, store, "listings:write")
+    csv = {"Content-Type": "text/csv", **bearer(key)}
+    upload = httpx.post(
+        f"{base}/v1/stores/{store}/imports", content=b"sku,name,price,quantity\nA,x,-1,1\n", headers=csv
+    )
+    batch = upload.json()["batch_id"]
+    drain_imports(db_url)
+    for which in ("errors", "notes"):
+        path = f"/v1/imports/{{batch_id}}/{which}"
+        header = spec["paths"][path]["get"]["responses"]["200"].get("headers", {}).get("Content-Disposition")
+        assert header and header["required"] and f'filename="import-<batch_id>-{which}.csv"' in header["description"]
+        answer = httpx.get(f"{base}/v1/imports/{batch}/{which}", headers=bearer(key))
+        assert sent_as_documented(spec, path, "get", answer).status_code == 200, answer.text
+        assert answer.headers["Content-Disposition"] == f'attachment; filename="import-{batch}-{which}.csv"'
+
+
 KEYED = 20  # listings 6, imports and CSV 5 (its notes too), stores 2 (admin), webhooks 7
 
 

@@ -2,7 +2,8 @@
 headers, so litestar wrote none): Retry-After on every 409, 429 and 503 (import_rows.py, auth.py, errors.py,
 /readyz), not required on those that go without it where no retry can help, WWW-Authenticate on a keyed operation's
 401 (auth.py: `Bearer`) and a signed delivery's (ingest_uploads.py: `Signature`), Allow on a 405, Location on a 201
-or 202 whose body has an URL of its own (a queued write, an uploaded CSV, a new store)."""
+or 202 whose body has an URL of its own (a queued write, an uploaded CSV, a new store), Content-Disposition on an
+import's rows as CSV (import_rows.py: the file name, which cors.py exposes for a page to save it under)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,18 @@ LOCATIONS = {
     "StoreOut": "The new store, `GET /v1/stores/{store_id}`.",
 }
 
+# An import's rows as CSV (import_rows.py `_rows_csv`): path → the file name's last part
+ATTACHMENTS = {"/v1/imports/{batch_id}/errors": "errors", "/v1/imports/{batch_id}/notes": "notes"}
+
+
+def _attachment(which: str) -> OpenAPIHeader:
+    return OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.STRING),
+        required=True,
+        description=f'`attachment; filename="import-<batch_id>-{which}.csv"`: the name to save the CSV under.',
+        example=f'attachment; filename="import-699358b2-aab4-421c-823b-0a2e473f1201-{which}.csv"',
+    )
+
 
 def _location(description: str) -> OpenAPIHeader:
     schema = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.URI_REFERENCE)
@@ -67,6 +80,8 @@ def _headers(path: str, operation: Operation, status: str, response: OpenAPIResp
         return {"WWW-Authenticate": WWW_AUTHENTICATE}
     if status == "401" and isinstance(operation, SignedDeliveryOperation):
         return {"WWW-Authenticate": SIGNED_WWW_AUTHENTICATE}
+    if status == "200" and path in ATTACHMENTS:
+        return {"Content-Disposition": _attachment(ATTACHMENTS[path])}
     location = LOCATIONS.get(_body_component(response) or "") if status in ("201", "202") else None
     return {"Location": _location(location)} if location else {}
 
