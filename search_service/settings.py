@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -46,19 +46,41 @@ def _database_url(url: str | None, connect_timeout: str | None) -> str | None:
         )
     try:
         split = urlsplit(url)
-        split.port  # noqa: B018  (a port that is no number raises here)
     except ValueError as exc:
         raise SettingsError(f"DATABASE_URL is not a valid URL ({exc})") from None
+    try:
+        split.port  # noqa: B018  (a port that is no number raises here)
+    except ValueError:  # not Python's text: it quotes the port, the password's start where a '/' in it ended the host
+        cut = "@" in url and "@" not in split.netloc
+        hint = "; a '/', '?' or '#' in the password is written %2F, %3F, %23" if cut else ""
+        raise SettingsError(
+            f"DATABASE_URL is not a valid URL (its port is not a number from 0 to 65535{hint})"
+        ) from None
     if split.scheme not in ("postgresql", "postgres") or not split.path.strip("/"):
         raise SettingsError(
             "DATABASE_URL must be a PostgreSQL URL naming its database: postgresql://user@host:port/dbname"
         )
+    if split.netloc.count("@") > 1:  # libpq ends the password at the first '@', and named the rest as the host
+        raise SettingsError("DATABASE_URL has an '@' in its user name or password: write it as %40")
     try:  # libpq's own reading: a parameter it does not know was a traceback in every database command
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        raise SettingsError(f"DATABASE_URL is not a usable PostgreSQL URL ({str(exc).strip()})") from None
+        reason = _password_masked(str(exc).strip(), split)
+        raise SettingsError(f"DATABASE_URL is not a usable PostgreSQL URL ({reason})") from None
     _whole_seconds("DATABASE_URL's connect_timeout", params.get("connect_timeout"))
     return url
+
+
+def _password_masked(reason: str, split: SplitResult) -> str:
+    """libpq's reason quotes the token it could not read (`unexpected spaces found in "<token>"`), which can be the
+    password (or a `password=` / `sslpassword=` parameter): such a token is named, not shown."""
+    query = (part.partition("=") for part in split.query.split("&"))
+    secrets = [split.password, *(value for key, _, value in query if key in ("password", "sslpassword"))]
+    for secret in filter(None, secrets):
+        quoted = re.escape(f'"{secret}"')
+        reason = re.sub(rf"(?::\s*| in ){quoted}", " in the password", reason)
+        reason = re.sub(quoted, "the password", reason)
+    return reason
 
 
 def _whole_seconds(name: str, raw: object) -> None:

@@ -292,6 +292,32 @@ def test_a_query_parameter_or_connect_timeout_libpq_refuses_is_one_line_in_every
     assert run_cli("db", "url", env=dict(timeout, PGCONNECT_TIMEOUT="7")).returncode == 0
 
 
+def test_a_password_a_url_cannot_hold_as_written_is_named_not_shown() -> None:
+    """libpq's reason quotes the token it could not read, and Python's the port (a password's start, where a '/' in it
+    ended the host), and an '@' in it moved the rest into the host that a failed connect named: each printed the
+    password (or its part) to the terminal, to CI logs and to serve's log."""
+    where = f"127.0.0.1:{free_port()}/db"
+    cases = {  # the URL: what the one line says instead
+        f"postgresql://u:S3cr3t Pw_h02@{where}": "unexpected spaces found in the password, use percent-encoded",
+        f"postgresql://u:S3cr3t%zzPw_h02@{where}": "invalid percent-encoded token in the password",
+        f"postgresql://u:S3cr3t%00Pw_h02@{where}": "forbidden value %00 in percent-encoded value in the password",
+        f"postgresql://u@{where}?password=S3cr3t Pw_h02": "unexpected spaces found in the password",
+        f"postgresql://u:S3cr3t@Pw_h02@{where}": "an '@' in its user name or password: write it as %40",
+        f"postgresql://u:S3cr3t/Pw_h02@{where}": "its port is not a number from 0 to 65535; a '/', '?' or '#' in the",
+    }
+    for url, says in cases.items():
+        commands = [("db", "status")]
+        if " " in url:
+            commands += [("tasks", "stats"), ("serve", "--port", str(free_port()), "--workers", "1")]
+        for command in commands:
+            proc = run_cli(*command, env=dict(os.environ, DATABASE_URL=url), timeout=60)
+            assert "S3cr3t" not in proc.stdout + proc.stderr and "Pw_h02" not in proc.stdout + proc.stderr, url
+            assert_one_line_error(proc, "DATABASE_URL", says)
+            assert proc.returncode == 1, (url, command)
+    typo = run_cli("db", "status", env=dict(os.environ, DATABASE_URL="postgresql://u@127.0.0.1:54x/db"))
+    assert_one_line_error(typo, "(its port is not a number from 0 to 65535)")  # no hint where no password was cut
+
+
 def test_commands_on_a_database_behind_or_ahead_of_the_code_say_so_in_one_line(
     make_database: Callable[..., str], tmp_path: Path
 ) -> None:
