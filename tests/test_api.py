@@ -778,7 +778,9 @@ def test_a_database_one_migration_behind_the_code_is_a_503_schema_not_a_500(
     lines = [line for line in logged.splitlines() if line.strip()]
     assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:", line) for line in lines), lines
     said = [line for line in lines if "lacks what this code needs" in line]
-    assert [line.split(" on ")[1].split(" (")[0] for line in said] == ["GET /v1/search", "GET /v1/suggest"], said
+    named = [re.sub(r" request_id=[0-9a-f]{32}$", "", line.split(" on ")[1].split(" (")[0]) for line in said]
+    assert named == ["GET /v1/search", "GET /v1/suggest"], said
+    assert all(re.search(r" request_id=[0-9a-f]{32} \(", line) for line in said), said  # as its access line
     assert "plinqy_fold(text) does not exist): is it migrated?" in said[1], said
 
 

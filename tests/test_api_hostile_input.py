@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from litestar import get
 from litestar.params import PathParameter
@@ -109,9 +111,30 @@ def test_a_request_s_control_characters_stay_in_its_error_line(
         assert raw_request(url, "HEAD", target) == (500, b"")
         status, body = raw_request(url, "GET", target)
     assert status == 500 and json.loads(body)["error"]["message"] == "internal error"
-    lines = [r.getMessage() for r in caplog.records if r.name == "search_service.api"]
+    lines = [
+        re.sub(r" request_id=[0-9a-f]{32}$", "", r.getMessage())
+        for r in caplog.records
+        if r.name == "search_service.api"
+    ]
     escaped = "/v1/test-crash/x\\n" + FORGED + "\\x00\\x1b[2J"
     assert lines == [f"unhandled error on HEAD {escaped}", f"unhandled error on GET {escaped}"]
+
+
+def test_an_unhandled_error_s_line_carries_the_request_s_id(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ERROR line with the traceback named the method and path only: with several workers and concurrent requests
+    it was not matched to the client's `X-Request-Id` nor to the access line that has the id."""
+    with serve(settings, None, [crash]) as url, logged_to(caplog, "search_service.api", logging.ERROR):
+        sent = httpx.get(f"{url}/v1/test-crash/a", headers={"X-Request-Id": "crash-7"}, timeout=30)
+        made = httpx.get(f"{url}/v1/test-crash/b", timeout=30)
+    assert sent.status_code == made.status_code == 500 and sent.headers["x-request-id"] == "crash-7"
+    records = [r for r in caplog.records if r.name == "search_service.api"]
+    assert [r.getMessage() for r in records] == [
+        "unhandled error on GET /v1/test-crash/a request_id=crash-7",
+        f"unhandled error on GET /v1/test-crash/b request_id={made.headers['x-request-id']}",
+    ]
+    assert all(r.exc_info for r in records)  # the traceback is still the line's
 
 
 def test_a_request_s_control_characters_stay_in_its_access_line(base: str, caplog: pytest.LogCaptureFixture) -> None:

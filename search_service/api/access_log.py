@@ -30,6 +30,8 @@ CLIENT_GONE = "plinqy.client_gone"
 # scope["state"] key: serve's protocol answered the request itself (a malformed chunked body) with its own line and
 # count; the app, told the client left, is neither logged nor counted (one request, one line)
 REFUSED_BY_SERVER = "plinqy.refused_by_server"
+# scope["state"] key: the request's id, for the app's own log lines (an error's traceback matched to its access line)
+REQUEST_ID = "plinqy.request_id"
 # A client's id is kept when it is one token of these (a UUID, a trace id, base64): it is echoed and logged as sent.
 USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=@-]{1,128}")
 
@@ -86,6 +88,7 @@ def _logged(app: ASGIApp, counter: AccessCounter) -> ASGIApp:
             return
         started = time.perf_counter()
         rid = request_id(scope)
+        cast("Any", scope).setdefault("state", {})[REQUEST_ID] = rid
         status: int | None = None  # no head yet
         logged = False
 
@@ -134,6 +137,11 @@ def mark_refused_by_server(scope: Any) -> None:
 
 def refused_by_server(scope: Scope) -> bool:
     return bool((scope.get("state") or {}).get(REFUSED_BY_SERVER))
+
+
+def logged_request_id(scope: Scope) -> str | None:
+    """The id this request's access line and `X-Request-Id` carry (None: no access line, as under a test client)."""
+    return (scope.get("state") or {}).get(REQUEST_ID)
 
 
 def answered_status(scope: Scope, status: int) -> int:

@@ -14,6 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
+from search_service.api.access_log import logged_request_id
 from search_service.api.metrics import asked_method
 from search_service.api.params import (
     PATH_RULES,
@@ -209,8 +210,12 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 def _logged_request(request: Request[Any, Any, Any]) -> str:
     """The request as its log line names it: the method the client asked (a HEAD is served as a GET) and the path,
-    control characters escaped (a path's %0a wrote a whole forged line, its %00 made the log binary to grep)."""
-    return escape_control_chars(f"{asked_method(request.scope)} {request.url.path}")
+    control characters escaped (a path's %0a wrote a whole forged line, its %00 made the log binary to grep), and its
+    id as its access line and `X-Request-Id` give it (without, a traceback was not matched to either)."""
+    rid = logged_request_id(request.scope)
+    return escape_control_chars(
+        f"{asked_method(request.scope)} {request.url.path}" + (f" request_id={rid}" if rid else "")
+    )
 
 
 def _reason(exc: BaseException) -> str:
