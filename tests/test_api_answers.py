@@ -126,6 +126,25 @@ def test_a_store_reads_its_pages_with_bad_cursors_refused(base: str, db_url: str
     assert _error(listings)[:2] == (400, "after")
 
 
+def test_an_out_of_range_before_says_its_range_as_a_wrong_type_one_does(base: str, db_url: str) -> None:
+    """`before=0` (or `-1`, or past 2**63 - 1) answered msgspec's bare "Expected `int` >= 1": no parameter rule named
+    it, where `before=abc` and the route's `page_size=0` say the range first."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    imports, rule = f"{base}/v1/stores/{store}/imports", f"must be an integer between 1 and {2**63 - 1}"
+    for sent, says in [
+        ("0", "Expected `int` >= 1"),
+        ("-1", "Expected `int` >= 1"),
+        ("99999999999999999999", f"Expected `int` <= {2**63 - 1}"),
+        ("abc", "got 'abc'"),
+    ]:
+        answer = httpx.get(imports, params={"before": sent}, headers=bearer(key))
+        assert _error(answer) == (400, "before", f"{rule} ({says})"), sent
+    page_size = httpx.get(imports, params={"page_size": "0"}, headers=bearer(key))
+    assert _error(page_size) == (400, "page_size", "must be an integer between 1 and 1000 (Expected `int` >= 1)")
+
+
 def test_a_secret_stored_under_another_key_is_a_503_not_a_500(
     base: str, db_url: str, tmp_path: Path, settings: Settings
 ) -> None:
