@@ -240,6 +240,56 @@ def test_a_price_with_more_than_cents_is_rounded_and_the_answer_says_so(base: st
     assert exact.json()["listing"]["price"] == 3.4 and exact.json()["notes"] is None
 
 
+def test_a_price_is_rounded_to_its_currencys_decimals_and_the_answer_says_so(base: str, db_url: str) -> None:
+    """ISO 4217's minor units: a yen has no decimals, so 199.5 JPY (the store's currency, named by no row) is 200
+    and noted, by a PUT, a PATCH, a batch item and a CSV row alike (it went in as 199.50 without a word); a dinar has
+    3, of which a listing holds 2, and its note says so."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store, other = new_store(conn, currency="JPY"), new_store(conn, currency="USD")
+        key, other_key = store_key(conn, store, "listings:write"), store_key(conn, other, "listings:write")
+    put = httpx.put(listing_url(base, store, "HALF"), json={"name": "Matcha", "price": 199.5, "quantity": 5},
+                    headers=bearer(key))  # fmt: skip
+    assert put.status_code == 200, put.text
+    assert (put.json()["listing"]["price"], put.json()["notes"]) == (
+        200,
+        "price 199.5 rounded to 200 (JPY has no decimals)",
+    )
+    patched = httpx.patch(listing_url(base, store, "HALF"), json={"price": "0.5"}, headers=bearer(key))
+    assert (
+        patched.json()["listing"]["price"] == 1
+        and patched.json()["notes"] == "price 0.5 rounded to 1 (JPY has no decimals)"
+    )
+    items = [
+        {"sku": "C4", "name": "Tea", "price": "199.5", "quantity": 1},
+        {"sku": "C5", "name": "Tea", "price": "1.000"},
+    ]
+    batch = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json={"items": items}, headers=bearer(key))
+    assert [r["notes"] for r in batch.json()["results"]] == [
+        "price 199.5 rounded to 200 (JPY has no decimals)",
+        "price '1.000' read as 1 (a lone point is a decimal point): if it is 1000, write it without a thousands "
+        "separator; quantity not given: a new listing, stored with quantity 0 (an existing one keeps its level)",
+    ], batch.text
+    upload = httpx.post(f"{base}/v1/stores/{store}/imports", content=b'sku,name,price,quantity\nK1,Tea,"199,5",3\n',
+                        headers={**bearer(key), "content-type": "text/csv"})  # fmt: skip
+    assert upload.status_code == 202, upload.text
+    drain_imports(db_url)
+    dinar = httpx.put(listing_url(base, other, "B9"), json={"name": "Dinar", "price": 1.995, "currency": "KWD",
+                      "quantity": 3}, headers=bearer(other_key))  # fmt: skip
+    assert (dinar.json()["listing"]["price"], dinar.json()["notes"]) == (
+        2.0,
+        "price 1.995 rounded to 2.00 (a listing holds 2 decimals, KWD has 3)",
+    ), dinar.text
+    with psycopg.connect(db_url) as conn:
+        held = conn.execute("SELECT sku, price::text FROM store_product WHERE store_id = %s ORDER BY sku", (store,))
+        assert held.fetchall() == [("C4", "200.00"), ("C5", "1.00"), ("HALF", "1.00"), ("K1", "200.00")]
+        noted = conn.execute(
+            "SELECT r.error FROM imported_product_raw r JOIN import_batch b ON b.id = r.import_batch_id "
+            "WHERE b.store_id = %s AND b.kind = 'csv'",
+            (store,),
+        )
+        assert noted.fetchall() == [("price 199.5 rounded to 200 (JPY has no decimals)",)]
+
+
 def test_a_store_lists_its_imports_newest_first_a_page_at_a_time(base: str, shop: tuple[uuid.UUID, str]) -> None:
     store, key = shop
     for i in range(4):

@@ -11,7 +11,14 @@ import msgspec
 # every other request) for a second and more: the decoder holds the GIL, so no thread helps; a 413 reads none of it.
 LISTING_BODY_MAX = 1024 * 1024
 
-Price = Annotated[float | str, msgspec.Meta(description='A decimal >= 0: 3.49 or "3,49".', examples=[3.49])]
+Price = Annotated[
+    float | str,
+    msgspec.Meta(
+        description='A decimal >= 0: 3.49 or "3,49". Rounded half up to the decimals its currency has (ISO 4217: '
+        "none for JPY or KRW), at most the 2 a listing holds, and noted.",
+        examples=[3.49],
+    ),
+]
 Quantity = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1, description="Absolute stock level.")]
 Version = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]  # a bigint
 # Text read by the pipeline (rows.parse_timestamp), as a signed delivery's is: one reading on every path.

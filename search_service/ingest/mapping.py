@@ -38,6 +38,7 @@ from search_service.ingest.rows import (
     keep_level,
     level_alone,
     listing_values,
+    price_in,
     validate,
 )
 from search_service.ingest.stores import note_store_inactive
@@ -195,6 +196,11 @@ def _decide(
     by_sku = "sku" if row.op == "upsert" and look["listing_id"] is not None else None  # stale, or its level alone
     if is_stale(row, look):  # its listing and product named still (they answered null)
         return RowResult("stale", NOTHING_CHANGED, by_sku, look["listing_product"])
+    if row.currency is None:  # its price was read as 2 decimals: the listing's or store's currency may have fewer
+        try:
+            price_in(row, held_currency or currency)
+        except Rejected as exc:
+            return RowResult("rejected", str(exc))
     if row.op != "upsert":
         if look["listing_id"] is None:  # a delete of what is not here is done (a POS's first sync sends its deleted)
             outcome = "stale" if row.op == "delete" else "rejected"

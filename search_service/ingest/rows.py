@@ -8,15 +8,17 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
 import pycountry
 
 from search_service.engine.text import searchable, trim_invisible
+from search_service.ingest.currencies import price_decimals, why_rounded
 from search_service.ingest.gtins import digits_of_a_number, gtin14, store_local_gtin, why_not_a_gtin
 from search_service.ingest.numbers import (
+    MAX_PRICE,
     Rejected,
     cents,
     decimal_sign,
@@ -69,6 +71,9 @@ class ValidRow:
     catalog_version: int | None = None  # a connector's product version: the catalogue's clock where it has one
     stock_apart: bool = False  # a connector's catalogue row whose vendor sends the level apart (no note without it)
     notes: list[str] = field(default_factory=list)  # what was ignored; kept on the row with status mapped
+    price_sent: Any = None  # the price as sent, and as read (`given`): rounded again in the listing's currency
+    price_given: Decimal | None = None
+    price_notes: list[str] = field(default_factory=list)  # the notes of its rounding, among `notes`
 
 
 def trimmed(text: str) -> str:
@@ -190,15 +195,29 @@ def _price_decimal(price: Any) -> str | None:
     return "." if isinstance(price, int | float | Decimal) and not isinstance(price, bool) else None
 
 
-def _price_notes(sent: Any, given: Decimal, price: Decimal) -> list[str]:
-    """A price's note: rounded to the cents a listing holds, and a lone point's thousands reading (`2.500`), both in
-    one when both apply: `1.234` (1234 in German) was noted as rounded alone, never as 1234."""
-    rounded = price != given
+def _price_notes(sent: Any, given: Decimal, price: Decimal, currency: str | None) -> list[str]:
+    """A price's note: rounded to the decimals its currency has in a listing, and a lone point's thousands reading
+    (`2.500`), both in one when both apply: `1.234` (1234 in German) was noted as rounded alone, never as 1234."""
+    rounded, why = price != given, why_rounded(currency)
     if lone_point(sent) is None:  # the common case: no note, or the rounding's alone
-        return [f"price {given} rounded to {price} (a listing holds 2 decimals)"] if rounded else []
-    read, why = (f"{given}, rounded to {price}", ", and a listing holds 2 decimals") if rounded else (price, "")
+        return [f"price {given} rounded to {price} ({why})"] if rounded else []
+    read, why = (f"{given}, rounded to {price}", f", and {why}") if rounded else (price, "")
     note = lone_point_note(sent, "price", read, f"a lone point is a decimal point{why}")
     return [note] if note else []
+
+
+def price_in(row: ValidRow, currency: str | None) -> None:
+    """The row's price rounded half up to the decimals of `currency` (ISO 4217, at most a listing's 2: a yen has
+    none), noted when that changed it; the note of an earlier rounding replaced (a row naming no currency is read
+    as 2 decimals until its listing's or store's is known: 199.5 JPY went in as 199.50 without a word)."""
+    if row.price_given is None or row.price is None:  # none sent, or dropped (`clocks.is_stale`)
+        return
+    price = row.price_given.quantize(Decimal(1).scaleb(-price_decimals(currency)), rounding=ROUND_HALF_UP)
+    if price > MAX_PRICE:  # 9999999999.5 JPY is 10000000000
+        raise Rejected(f"price must be at most {MAX_PRICE}")
+    notes = _price_notes(row.price_sent, row.price_given, price, currency)
+    row.notes = notes + [note for note in row.notes if note not in row.price_notes]  # a price's notes come first
+    row.price, row.price_notes = cents(price), notes
 
 
 def _common(row: dict[str, Any], out: ValidRow) -> None:
@@ -209,11 +228,11 @@ def _common(row: dict[str, Any], out: ValidRow) -> None:
     if row.get("catalog_version") not in (None, ""):
         out.catalog_version = parse_version(row["catalog_version"], "catalog_version")
     if row.get("price") not in (None, ""):
-        given = parse_price(row["price"])
-        out.price = cents(given)
-        out.notes.extend(_price_notes(row["price"], given, out.price))
+        out.price_sent, out.price_given = row["price"], parse_price(row["price"])
+        out.price = out.price_given
     if row.get("currency") not in (None, ""):
         out.currency = parse_currency(row["currency"])
+    price_in(out, out.currency)  # none named: 2 decimals, until `mapping` reads the listing's or store's
     if row.get("quantity") not in (None, ""):
         out.quantity = parse_quantity(row["quantity"], _price_decimal(row.get("price")))
         if lone_point(row.get("price")) and (  # 2.500 and 1.000: both thousands in a German file?
