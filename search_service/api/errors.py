@@ -124,6 +124,9 @@ _FIELD_OF_OBJECT = re.compile(r"^Object (?:contains unknown|missing required) fi
 
 
 _WRONG_TYPE = re.compile(r"^Expected `([^`]+)`, got `str`$")
+# msgspec's bound (`Expected `float` <= 9999999999.99`): the rule says the range in words, the validator's text added
+# nothing but its types
+_OUT_OF_RANGE = re.compile(r"^Expected `[^`]+` [<>]=? \S+$")
 _NUMBER_TYPE = re.compile(r"\b(?:int|float)\b")
 
 
@@ -175,7 +178,10 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
         or RULES.get(parameter or "")
         or _declared_rule(request, source, parameter)
     )
-    message = detail if rule is None or detail == "is required" else f"{rule} ({detail})"
+    if rule is None or detail == "is required":
+        message = detail
+    else:
+        message = rule if _OUT_OF_RANGE.match(detail) else f"{rule} ({detail})"
     return error_response(400, parameter, message)
 
 

@@ -19,6 +19,7 @@ from litestar.params import Parameter
 
 from search_service.engine.suggest import MAX_SUGGESTIONS
 from search_service.engine.text import INVISIBLE_CHARS, query_text, searchable, trim_invisible
+from search_service.ingest.numbers import MAX_PRICE  # what a listing holds: every price a filter can meet
 
 Q_MAX_LENGTH = 256
 BRAND_MAX_LENGTH = 200
@@ -26,7 +27,6 @@ MAX_RADIUS_M = 100_000
 DEFAULT_RADIUS_M = 5000
 MAX_LIMIT = 100
 MAX_OFFSET = 1000
-MAX_PRICE = 1_000_000_000
 MAX_CATEGORY_ID = 2**63 - 1
 
 # What `q` accepts, as the OpenAPI schema states it: no control characters, at least one character that is neither
@@ -199,7 +199,7 @@ MinPrice = Annotated[
     float | None,
     Parameter(
         ge=0,
-        le=MAX_PRICE,
+        le=float(MAX_PRICE),
         description="Only listings priced at least this much, in whatever currency each is priced (no conversion: "
         "2.00 USD passes as 2.00 EUR).",
         examples=_ex(1.5),
@@ -210,7 +210,7 @@ MaxPrice = Annotated[
     float | None,
     Parameter(
         ge=0,
-        le=MAX_PRICE,
+        le=float(MAX_PRICE),
         description="Only listings priced at most this much, in whatever currency each is priced (no conversion).",
         examples=_ex(20),
         schema_extra={"minimum": 0},

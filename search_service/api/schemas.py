@@ -187,7 +187,7 @@ def bad_request(parameter: str, message: str) -> ResponseSpec:
 
 
 def limit_rule(maximum: int) -> str:
-    return f"must be an integer between 1 and {maximum} (Expected `int` <= {maximum})"
+    return f"must be an integer between 1 and {maximum}"
 
 
 _BAD_REQUEST = bad_request("limit", limit_rule(MAX_LIMIT))

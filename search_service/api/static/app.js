@@ -162,7 +162,7 @@
   }
 
   var UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i; // as the API writes ids
-  var MAX_PRICE = 1e9; // api/params.py MAX_PRICE
+  var MAX_PRICE = 9999999999.99; // ingest/numbers.py MAX_PRICE, what a listing holds (the API's filters take it)
   var BRAND_MAX_CHARS = 200; // api/params.py BRAND_MAX_LENGTH, in characters (code points), as Python counts them
   // engine/text.py INVISIBLE_CHARS: what renders as nothing, which the API trims with the spaces (a brand of a
   // right-to-left mark or a soft hyphen is empty to it)
