@@ -422,16 +422,6 @@
     runSearch();
   }
 
-  /** " EUR" when every store price on the page is in one currency (the buckets are numbers only), else "". */
-  function pageCurrency() {
-    var seen = {};
-    ((state.response && state.response.results) || []).forEach(function (hit) {
-      hit.stores.forEach(function (s) { seen[s.currency] = true; });
-    });
-    var all = Object.keys(seen);
-    return all.length === 1 ? " " + all[0] : "";
-  }
-
   /** As the API's brand filter compares them (case and accents aside): a link's "forge" is the listed "Forge". */
   function sameBrand(a, b) {
     var fold = function (s) { return s.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase(); };
@@ -461,10 +451,11 @@
       var on = sameBrand(f.value, c.brand);
       return facetButton(f.value, f.count, on, function () { choose({ brand: on ? null : f.value }); });
     }));
-    var currency = pageCurrency();
+    // Numbers alone: a bucket counts the whole set, whose listings may be in any currency (the API compares prices
+    // as numbers); the page's own hits, which once named the currency, say nothing of the rest.
     facetGroup("Price", (facets.price || []).map(function (f) {
       var on = c.min_price === f.min && c.max_price === (f.max === null ? undefined : f.max);
-      var label = (f.max === null ? "from " + f.min : f.min + "–" + f.max) + currency;
+      var label = f.max === null ? "from " + f.min : f.min + "–" + f.max;
       return facetButton(label, f.count, on, function () {
         choose(on ? { min_price: null, max_price: null } : { min_price: f.min, max_price: f.max });
       });
