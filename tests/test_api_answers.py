@@ -149,16 +149,11 @@ def test_an_out_of_range_before_says_its_range_as_a_wrong_type_one_does(base: st
         store = new_store(conn)
         key = store_key(conn, store, "listings:write")
     imports, rule = f"{base}/v1/stores/{store}/imports", f"must be an integer between 1 and {2**63 - 1}"
-    for sent, says in [
-        ("0", "Expected `int` >= 1"),
-        ("-1", "Expected `int` >= 1"),
-        ("99999999999999999999", f"Expected `int` <= {2**63 - 1}"),
-        ("abc", "got 'abc'"),
-    ]:
+    for sent, says in [("0", rule), ("-1", rule), ("99999999999999999999", rule), ("abc", f"{rule} (got 'abc')")]:
         answer = httpx.get(imports, params={"before": sent}, headers=bearer(key))
-        assert _error(answer) == (400, "before", f"{rule} ({says})"), sent
+        assert _error(answer) == (400, "before", says), sent  # a range error: the rule alone (as every range's)
     page_size = httpx.get(imports, params={"page_size": "0"}, headers=bearer(key))
-    assert _error(page_size) == (400, "page_size", "must be an integer between 1 and 1000 (Expected `int` >= 1)")
+    assert _error(page_size) == (400, "page_size", "must be an integer between 1 and 1000")
 
 
 def test_a_secret_stored_under_another_key_is_a_503_not_a_500(
