@@ -149,15 +149,23 @@ def test_an_interrupted_restart_says_to_resume_without_restart(fresh_db_url: str
         assert resumed.returncode == 0 and "resumed the run started at" in out, (out, err[-1500:])
 
 
-def test_a_connection_lost_mid_run_says_so_and_a_rerun_resumes(fresh_db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("options", "again"),
+    [((), "run the same command again"), (("--restart",), "run it again without --restart")],
+    ids=["all", "restart"],
+)
+def test_a_connection_lost_mid_run_says_so_and_a_rerun_resumes(
+    fresh_db_url: str, tmp_path: Path, options: tuple[str, ...], again: str
+) -> None:
     """Its connections terminated mid-run (a restart, a failover) said "cannot reach the database (…): check
     DATABASE_URL (its host, port and database name)", of a URL that had worked: now that the connection was lost,
-    the finished batches are kept and the same command resumes."""
+    the finished batches are kept and the same command resumes. `--restart` said "run the same command again"
+    too, which starts over: it says to run it again without --restart, as its Ctrl-C does."""
     cache = model_cache(tmp_path)
     n, ours = 400, "datname = current_database() AND application_name LIKE 'plinqy-reembed%'"
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         seed(conn, n)
-        proc = run_cli(fresh_db_url, "--all", "--batch-size", "20", cache=cache)
+        proc = run_cli(fresh_db_url, "--all", *options, "--batch-size", "20", cache=cache)
         deadline = time.monotonic() + 120
         while embedded(conn) < 40 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -168,7 +176,7 @@ def test_a_connection_lost_mid_run_says_so_and_a_rerun_resumes(fresh_db_url: str
     said = re.findall(r"error: [^\r\n]*", err)
     assert said == [
         "error: lost the database connection mid-run (terminating connection due to administrator command): "
-        "the batches it finished are saved; run the same command again to resume"
+        f"the batches it finished are saved; {again} to resume"
     ], err[-1500:]
     assert "DATABASE_URL" not in err and "Traceback" not in err and 40 <= done_first < n
     resumed = run_cli(fresh_db_url, "--all", "--batch-size", "50", cache=cache)

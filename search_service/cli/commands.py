@@ -17,6 +17,7 @@ from search_service.cli.common import (
     UserFacingError,
     database_url,
     echo,
+    lost_mid_run,
 )
 from search_service.db import migrate as migrate_mod
 from search_service.db.faults import bound_psycopg_connects, lost_after_connecting
@@ -63,10 +64,7 @@ def main() -> None:
     except UNREACHABLE_DATABASE as exc:
         reason = first_line(exc)
         if lost_after_connecting(exc):  # a URL that worked is not the problem: a restart or failover was
-            _fail(
-                f"lost the database connection mid-run ({reason}): the batches it finished are saved; "
-                "run the same command again to resume"
-            )
+            _fail(lost_mid_run(exc))
         hint = (
             "check DATABASE_URL (its host, port and database name), or unset it to use the embedded cluster"
             if os.environ.get("DATABASE_URL")  # `db up` starts only the embedded cluster, which DATABASE_URL bypasses

@@ -25,6 +25,7 @@ from search_service.db import migrate as migrate_mod
 from search_service.db.faults import DatabaseRefused, DatabaseSilent
 from search_service.db.secretbox import SecretBox, SecretKeyUnusable
 from search_service.db.sql import statement
+from search_service.errortext import first_line
 from search_service.logformat import LOG_FORMAT
 from search_service.settings import Settings, SettingsError
 
@@ -51,6 +52,13 @@ OLDER_SCHEMA: tuple[type[BaseException], ...] = (
     asyncpg.UndefinedTableError,
     asyncpg.UndefinedColumnError,
 )
+
+
+def lost_mid_run(exc: BaseException, again: str = "run the same command again") -> str:
+    """A connection that worked, lost mid-run (a restart, a failover): the URL is not to blame. `again` is how to
+    resume: a command whose options start over (`reembed --all --restart`) says to run it without them."""
+    reason = first_line(exc)
+    return f"lost the database connection mid-run ({reason}): the batches it finished are saved; {again} to resume"
 
 
 def echo(*columns: object, err: bool = False) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from search_service.cli.common import (
+    UNREACHABLE_DATABASE,
     FiniteFloatRange,
     UsageMistake,
     UserFacingError,
@@ -18,11 +19,13 @@ from search_service.cli.common import (
     current_database_url,
     echo,
     exit_on_sigterm_while_starting,
+    lost_mid_run,
     refuse_a_wrong_secret_key,
     require_cache_dir,
     usable_secret_box,
     user_errors,
 )
+from search_service.db.faults import lost_after_connecting
 from search_service.logformat import configure_logging
 from search_service.settings import Settings
 from search_service.timetext import utc_text
@@ -144,10 +147,17 @@ def reembed(
     except ReembedError as exc:
         raise UserFacingError(str(exc)) from None
     except KeyboardInterrupt:
-        again = "run it again without --restart" if restart else "run the same command again"  # --restart starts over
-        echo(f"interrupted: finished batches are saved; {again} to resume", err=True)
+        echo(f"interrupted: finished batches are saved; {_how_to_resume(restart)} to resume", err=True)
         sys.exit(130)
+    except UNREACHABLE_DATABASE as exc:
+        if not lost_after_connecting(exc):  # connecting failed: main's advice on the URL
+            raise
+        raise UserFacingError(lost_mid_run(exc, _how_to_resume(restart))) from None
     echo(_summary(report, via_queue))
+
+
+def _how_to_resume(restart: bool) -> str:
+    return "run it again without --restart" if restart else "run the same command again"  # --restart starts over
 
 
 def _one_mode(modes: tuple[str, ...], restart: bool) -> str:
