@@ -129,6 +129,10 @@ BOUNDS: list[tuple[str, str, list[Any], list[Any]]] = [
     ("listing-put", "price", [9_999_999_999.99, 0, "3,49", "1.234,56", "1 234,56", "+2"],
      [10_000_000_000, -1, "-1", "NaN", "Infinity", "abc", "1_000", "1.23E+03"]),
     ("listing-put", "currency", ["USD"], ["ZZZ", "EURO", "XXX"]),
+    # either case, trimmed, as the server reads a currency (stored in capitals): the spec's enum took upper case only
+    ("store-post", "currency", ["eur", " EUR ", "Gbp\n", "\u200bchf\t"], ["E U R", "", "  ", "\u017fek", " xxx "]),
+    ("store-patch", "currency", ["usd ", "\tnok"], ["\u0131dr", "us d"]),
+    ("listing-put", "currency", ["usd", " EUR\n", "\ufeffgbp", ""], ["  ", "E UR", "\u017fek", " xau "]),
     ("listing-put", "version", [2**63 - 1, 0], [2**63, -1]),
     ("stock-patch", "price", [9_999_999_999.99, "0,99"], [10_000_000_000, "-1", "NaN"]),
     ("stock-patch", "version", [2**63 - 1], [2**63]),

@@ -32,7 +32,11 @@ SourceClock = Annotated[
     ),
 ]
 Currency = Annotated[
-    str, msgspec.Meta(description="A current ISO 4217 code (EUR, USD, ...); default: the store's currency.")
+    str,
+    msgspec.Meta(
+        description="A current ISO 4217 code (EUR, USD, ...), either case, whitespace around it trimmed, stored in "
+        "capitals; default (absent or ''): the store's currency."
+    ),
 ]
 Attributes = Annotated[
     dict[str, Any], msgspec.Meta(description="Free-form; part of the embedded text; at most 10,000 characters as JSON.")

@@ -36,16 +36,22 @@ NOT_BLANK = rf"^{TRIMMED}[^{_CONTROL}]*[^\s{_CONTROL}{INVISIBLE_CHARS}][^{_CONTR
 WEB_ADDRESS = rf"^{TRIMMED}([Hh][Tt][Tt][Pp][Ss]?://{web_host_port(_CONTROL)}([/?#][^\s{_CONTROL}]*)?)?{TRIMMED}$"
 
 
-def _country_code() -> str:
-    """stores.ISO_COUNTRIES in either case, or '' (clears it), TRIMMED around it:
-    `^TRIMMED([Aa][DEFGILMOQRSTUWXZdefgilmoqrstuwxz]|…)?TRIMMED$`."""
-    firsts = sorted({code[0] for code in ISO_COUNTRIES})
-    seconds = {first: "".join(sorted(c[1] for c in ISO_COUNTRIES if c[0] == first)) for first in firsts}
-    codes = "|".join(f"[{f}{f.lower()}][{s}{s.lower()}]" for f, s in seconds.items())
-    return f"^{TRIMMED}({codes})?{TRIMMED}$"
+def _either_case(codes: frozenset[str]) -> str:
+    """Upper-case codes in either case, as alternatives grouped by all but their last letter:
+    `[Aa][DEFGILMOQRSTUWXZdefgilmoqrstuwxz]|…` (ISO 3166-1), `[Ee][Uu][Rr]|…` (ISO 4217)."""
+    heads = sorted({code[:-1] for code in codes})
+    lasts = {head: "".join(sorted(c[-1] for c in codes if c[:-1] == head)) for head in heads}
+    return "|".join(
+        "".join(f"[{c}{c.lower()}]" for c in head) + f"[{last}{last.lower()}]" for head, last in lasts.items()
+    )
 
 
-COUNTRY_CODE = _country_code()
+# stores.ISO_COUNTRIES, or '' (clears it), TRIMMED around it (the server trims a store's text, stores it in capitals)
+COUNTRY_CODE = f"^{TRIMMED}({_either_case(ISO_COUNTRIES)})?{TRIMMED}$"
+# rows.ISO_CURRENCIES as rows.parse_currency reads one: either case, TRIMMED around it; a listing's '' is none (the
+# store's currency), a store's currency is never empty
+CURRENCY = f"^{TRIMMED}({_either_case(ISO_CURRENCIES)}){TRIMMED}$"
+LISTING_CURRENCY = f"^({TRIMMED}({_either_case(ISO_CURRENCIES)}){TRIMMED})?$"
 
 # A price as text: a decimal >= 0 as people write it (3,49 / 1.234,56 / 1 234,56 / 1'234.50), no sign but +: not -1,
 # NaN, Infinity or 1.23E+03 (a spreadsheet's display, digits lost). The server reads each such text (rows.parse_price),
@@ -56,7 +62,6 @@ _TEXT, _NUMBER, _ARRAY = OpenAPIType.STRING, OpenAPIType.NUMBER, OpenAPIType.ARR
 # (component schema, property) -> [(the type of the members it applies to, litestar Schema attributes)]; a number
 # rule applies to integer members too.
 Rules = dict[tuple[str, str], list[tuple[OpenAPIType, dict[str, Any]]]]
-CURRENCIES = sorted(ISO_CURRENCIES)
 
 
 def _store_rules(struct: str) -> Rules:
@@ -66,7 +71,7 @@ def _store_rules(struct: str) -> Rules:
     rules[(struct, "name")] = [(_TEXT, {"min_length": 1, "max_length": TEXT_LIMITS["name"], "pattern": NOT_BLANK})]
     rules[(struct, "website")] = [(_TEXT, {"max_length": TEXT_LIMITS["website"], "pattern": WEB_ADDRESS})]
     rules[(struct, "country_code")] = [(_TEXT, {"pattern": COUNTRY_CODE})]
-    rules[(struct, "currency")] = [(_TEXT, {"enum": CURRENCIES})]
+    rules[(struct, "currency")] = [(_TEXT, {"pattern": CURRENCY})]
     rules[(struct, "lat")] = [(_NUMBER, {"minimum": -90, "maximum": 90})]
     rules[(struct, "lon")] = [(_NUMBER, {"minimum": -180, "maximum": 180})]
     return rules
@@ -87,7 +92,7 @@ def checked_rules() -> Rules:
         ("StorePatch", "delivery_radius_m"): [(_NUMBER, {"minimum": RADIUS[0], "maximum": RADIUS[1]})],
         **listing,
         ("ListingIn", "price"): _PRICE,
-        ("ListingIn", "currency"): [(_TEXT, {"enum": CURRENCIES})],
+        ("ListingIn", "currency"): [(_TEXT, {"pattern": LISTING_CURRENCY})],
         ("StockPatch", "price"): _PRICE,
         **_webhook_rules("WebhookCreate"),
         **_webhook_rules("WebhookUpdate"),

@@ -38,7 +38,7 @@ NOT_ON_A_DELETE = ("name", "brand", "description", "category", "gtin", "price", 
 NOT_ON_A_STOCK_ROW = ("name", "brand", "description", "category", "gtin", "is_active", "attributes")
 MAX_ATTRIBUTES = 10_000  # characters of their JSON
 MAX_TEXT = {"sku": 200, "name": 500, "brand": 200, "description": 10_000, "category": 1000}
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CURRENCY = re.compile(r"[A-Za-z]{3}")
 # ISO 4217's current codes (pycountry's copy of the standard): `EUO` or `ERU` would price a listing in nothing. Less
 # the codes that are no money a shop takes: metals, bond units, SDR-like units, testing (XTS), "no currency" (XXX).
 # And the funds codes (accounting units, no cash).
@@ -99,12 +99,13 @@ def _text(row: dict[str, Any], key: str) -> str | None:
 
 
 def parse_currency(value: Any) -> str:
-    text = str(value).strip().upper()
-    if not _CURRENCY.match(text):
+    """A code in either case, trimmed as a store's text is (api/request_rules.py states it so), in capitals."""
+    text = trimmed(str(value))
+    if not _CURRENCY.fullmatch(text):  # ASCII letters before upper(): 'ſek' and 'ıdr' were SEK and IDR
         raise Rejected(f"currency {str(value)[:20]!r} is not a 3-letter code (ISO 4217, e.g. EUR)")
-    if text not in ISO_CURRENCIES:
-        raise Rejected(f"currency {text!r} is not a current ISO 4217 code of money (e.g. EUR, USD, GBP)")
-    return text
+    if (code := text.upper()) not in ISO_CURRENCIES:
+        raise Rejected(f"currency {code!r} is not a current ISO 4217 code of money (e.g. EUR, USD, GBP)")
+    return code
 
 
 def _attributes(value: Any) -> dict[str, Any] | None:
