@@ -143,7 +143,8 @@ def test_a_vendors_price_past_cents_goes_to_ingest_as_sent_and_its_rounding_is_n
 ) -> None:
     """The connectors rounded a price to cents before ingest: R-Series' "0.004" went on sale free (0.00) and
     "3.999" became 4.00, the raw rows holding the rounded prices and no note. Ingest rounds them now, as for a CSV,
-    and says so; the raw row keeps what the vendor sent."""
+    and says so; the raw row keeps what the vendor sent. Without the note for people typing a CSV ("if it is 3999,
+    write it without a thousands separator"): a vendor's program writes a decimal point."""
     fake = LightspeedRFake()
     for key, price in (("1", "3.999"), ("2", "0.004"), ("3", "2.50")):
         fake.add(Item(key, f"Oat drink {key}", price, 7))
@@ -159,8 +160,7 @@ def test_a_vendors_price_past_cents_goes_to_ingest_as_sent_and_its_rounding_is_n
     ]  # fmt: skip
     notes = _notes(conn, base, store, cid)  # the fake's category is not seeded: noted too
     assert {sku: note.split("; ")[0] for sku, note in notes.items() if note.startswith("price")} == {
-        "1": "price '3.999' read as 3.999, rounded to 4.00 (a lone point is a decimal point, and a listing holds 2 "
-        "decimals): if it is 3999, write it without a thousands separator",  # as text, so the lone point's note
+        "1": "price 3.999 rounded to 4.00 (a listing holds 2 decimals)",  # no "if it is 3999": a program's point
         "2": "price 0.004 rounded to 0.00 (a listing holds 2 decimals)",
     }
     sent = conn.execute(

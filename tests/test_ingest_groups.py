@@ -216,3 +216,27 @@ def test_a_single_writes_products_are_embedded_before_a_bulk_imports_backlog(
         "WHERE sp.sku LIKE 'M%' AND t.status = 'pending'"
     ).fetchall()
     assert priorities == [(0,)]
+
+
+def test_a_lone_points_hint_is_for_rows_people_wrote_not_a_connectors(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """A POS connector's price '1.234' (a program's decimal point) got the hint meant for people typing a CSV: "if
+    it is 1234, write it without a thousands separator". Mapped in one group, the signed webhook's row keeps it; the
+    connector's says its rounding alone."""
+    store = new_store(db)
+    row = {"name": "Oat drink", "price": "1.234", "quantity": 5}
+    people = deliver(db, store, {**row, "sku": "people"})
+    program = pipeline.record_batch(
+        db, store_id=store, source="shopify", kind="webhook", rows=[{**row, "sku": "program"}]
+    )
+    run_worker(fresh_db_url)
+    noted = db.execute(
+        "SELECT payload->>'sku', status, error FROM imported_product_raw WHERE import_batch_id = ANY(%s)",
+        ([people, program],),
+    ).fetchall()
+    assert sorted(noted) == [
+        ("people", "mapped", "price '1.234' read as 1.234, rounded to 1.23 (a lone point is a decimal point, and a "
+         "listing holds 2 decimals): if it is 1234, write it without a thousands separator"),
+        ("program", "mapped", "price 1.234 rounded to 1.23 (a listing holds 2 decimals)"),
+    ]  # fmt: skip

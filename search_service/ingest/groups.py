@@ -19,6 +19,7 @@ from uuid import UUID
 
 import msgspec
 
+from search_service.db.schema.base import CONNECTOR_SOURCES
 from search_service.db.sql import statement
 from search_service.ingest.mapping import apply_rows
 from search_service.ingest.pipeline import ChunkCounts, LeaseLost
@@ -78,7 +79,9 @@ async def map_group(conn: Any, group: list[Claimed], worker_id: str, lease_s: fl
         pending = await _fetch(conn, "ingest/groups", "pending_rows_group", batch_ids=batch_ids)
         batch_of = {r["id"]: r["import_batch_id"] for r in pending}
         rows = [(r["id"], _decode(r["payload"])) for r in pending]
-        results = await apply_rows(conn, store_id, currency, rows, store_active=fenced[0]["store_active"])
+        programs = [r["id"] for r in pending if r["source"] in CONNECTOR_SOURCES]  # raw_rows.by_program, batch by batch
+        results = await apply_rows(conn, store_id, currency, rows, store_active=fenced[0]["store_active"],
+                                   programs=programs)  # fmt: skip
         per_batch = {batch: ChunkCounts(duplicate=duplicates[batch]) for batch in batch_ids}
         for row_id, result in results.items():
             per_batch[batch_of[row_id]].count(result)

@@ -27,6 +27,7 @@ from search_service.db.sql import statement
 from search_service.ingest.config import IngestConfig
 from search_service.ingest.mapping import apply_rows
 from search_service.ingest.pipeline import ChunkCounts, LeaseLost, refresh_statistics, save_results
+from search_service.ingest.raw_rows import by_program
 
 log = logging.getLogger("plinqy.ingest")
 
@@ -73,7 +74,8 @@ async def map_lane_chunk(
         after, upto = lane
         pending = await _fetch(conn, "lane_rows", batch_id=batch_id, after=after, upto=upto, limit=limit)
         rows = [(r["id"], _decode(r["payload"])) for r in pending]
-        results = await apply_rows(conn, store_id, currency, rows, store_active=fenced[0]["store_active"])
+        results = await apply_rows(conn, store_id, currency, rows, store_active=fenced[0]["store_active"],
+                                   programs=by_program(rows, fenced[0]["source"]))  # fmt: skip
         counts = await save_results(conn, batch_id, worker_id, lease_s, results, last=False)
     return counts, len(pending) < limit
 

@@ -12,11 +12,9 @@ version or catalog_version) than what its listing holds ends `stale` and changes
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -28,8 +26,9 @@ from search_service.errortext import first_line
 from search_service.ingest.categories import Categories
 from search_service.ingest.clocks import NOTHING_CHANGED, is_stale
 from search_service.ingest.gtins import gtin14
-from search_service.ingest.kept_text import carry_former_text, note_kept_text
+from search_service.ingest.kept_text import note_kept_text
 from search_service.ingest.listed_as import listed_otherwise, retired_and_listed
+from search_service.ingest.round_writes import GtinTaken, Plan, RowResult, insert_products, update_products
 from search_service.ingest.rounds import apply_repeating, rounds_of
 from search_service.ingest.rows import (
     LEVEL_APPLIED,
@@ -46,46 +45,24 @@ from search_service.ingest.stores import note_store_inactive
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RowResult:
-    status: str  # mapped | stale | rejected
-    error: str | None = None  # the reason (rejected) or what was ignored (mapped)
-    matched_by: str | None = None  # gtin | sku | created (upserts)
-    product_id: UUID | None = None
-    changed: bool = True  # False: a mapped row whose write changed nothing (the import's unchanged_rows)
-
-
-@dataclass
-class _Plan:
-    """One round's writes (each SKU at most once per round)."""
-
-    new_products: list[tuple[UUID, ValidRow, int | None]] = field(default_factory=list)
-    product_updates: list[tuple[UUID, ValidRow, int | None]] = field(default_factory=list)
-    kept_text: list[tuple[UUID, ValidRow, int | None]] = field(default_factory=list)  # another store's product too
-    listings: list[tuple[ValidRow, UUID, str]] = field(default_factory=list)  # row, product, currency
-    stock: list[ValidRow] = field(default_factory=list)
-    deletes: list[ValidRow] = field(default_factory=list)
-    new_by_gtin: dict[str, UUID] = field(default_factory=dict)  # the products the round gives a GTIN, by GTIN
-    adopt: list[tuple[str, UUID]] = field(default_factory=list)  # (sku, product): a SKU-less listing takes the SKU
-    former: dict[UUID, UUID] = field(default_factory=dict)  # a new product → the one its listing leaves (a new GTIN)
-
-
 async def _run(conn: Any, name: str, **params: Any) -> list[Any]:
     return list(await conn.fetch((stmt := statement("ingest/mapping", name)).sql, *stmt.bind(**params)))
 
 
 async def apply_rows(
-    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], *, store_active: bool = True
-) -> dict[int, RowResult]:
-    """Map (key, payload) items; returns each key's result. The caller holds the store lock and the transaction."""
-    results = await apply_repeating(conn, items, lambda chosen: _apply_in_rounds(conn, store_id, currency, chosen))
+    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], *, store_active: bool = True,
+    programs: Collection[int] = (),
+) -> dict[int, RowResult]:  # fmt: skip
+    """Map (key, payload) items; returns each key's result. The caller holds the store lock and the transaction.
+    `programs`: the keys of rows a POS connector wrote (rows.validate's `by_people` False)."""
+    results = await apply_repeating(conn, items, lambda run: _apply_in_rounds(conn, store_id, currency, run, programs))
     if not store_active:  # its fence read the store: search shows no listing of an inactive one
         note_store_inactive(results.values())
     return results
 
 
 async def _apply_in_rounds(
-    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]]
+    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], programs: Collection[int]
 ) -> dict[int, RowResult]:
     wanted = any(isinstance(p, dict) and p.get("category") not in (None, "") for _, p in items)
     categories = await Categories.load(conn) if wanted else Categories([])  # a stock update reads no tree
@@ -94,31 +71,28 @@ async def _apply_in_rounds(
         pending = list(round_items)
         while pending:  # rows deferred behind an earlier row of another SKU go again once it is written
             try:  # a savepoint: a row the database refuses is then rejected alone
-                got = await _apply_round_again_if_raced(conn, store_id, currency, pending, categories)
+                got = await _apply_round_again_if_raced(conn, store_id, currency, pending, categories, programs)
             except REFUSED_VALUES:
-                got = await _apply_one_by_one(conn, store_id, currency, pending, categories)
+                got = await _apply_one_by_one(conn, store_id, currency, pending, categories, programs)
             results.update({key: result for key, result in got.items() if result is not DEFERRED})
             pending = [item for item in pending if got.get(item[0]) is DEFERRED]  # never the first: progress
     return results
-
-
-class GtinTaken(Exception):
-    """Another transaction gave a GTIN this round attaches to a product to another product since the lookup."""
 
 
 GTIN_RACE_TRIES = 3
 
 
 async def _apply_round_again_if_raced(
-    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], categories: Categories
-) -> dict[int, RowResult]:
+    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], categories: Categories,
+    programs: Collection[int],
+) -> dict[int, RowResult]:  # fmt: skip
     """The round in a savepoint, mapped again when a GTIN it gives a product was taken meanwhile: the new lookup
     sees the other product, and the rows match it (`gtin`) as they would have a moment later (a 500, or the GTIN
     dropped without a note)."""
     for attempt in range(1, GTIN_RACE_TRIES + 1):
         try:
             async with conn.transaction():
-                return await _apply_round(conn, store_id, currency, items, categories)
+                return await _apply_round(conn, store_id, currency, items, categories, programs)
         except GtinTaken:
             if attempt == GTIN_RACE_TRIES:
                 raise
@@ -136,12 +110,15 @@ REFUSED_VALUES = (asyncpg.DataError, asyncpg.CheckViolationError)
 
 
 async def _apply_one_by_one(
-    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], categories: Categories
-) -> dict[int, RowResult]:
+    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], categories: Categories,
+    programs: Collection[int],
+) -> dict[int, RowResult]:  # fmt: skip
     results: dict[int, RowResult] = {}
     for key, payload in items:
         try:
-            results.update(await _apply_round_again_if_raced(conn, store_id, currency, [(key, payload)], categories))
+            results.update(
+                await _apply_round_again_if_raced(conn, store_id, currency, [(key, payload)], categories, programs)
+            )
         except REFUSED_VALUES as exc:
             reason = first_line(exc)
             log.warning("a row the database refused was rejected: %s", escape_control_chars(reason))  # its value
@@ -149,19 +126,22 @@ async def _apply_one_by_one(
             if level_alone(payload) is not None:  # its vendor level applies alone, as for a reason of validation
                 with contextlib.suppress(*REFUSED_VALUES):
                     again = [(key, {**payload, "_error": results[key].error})]
-                    results.update(await _apply_round_again_if_raced(conn, store_id, currency, again, categories))
+                    results.update(
+                        await _apply_round_again_if_raced(conn, store_id, currency, again, categories, programs)
+                    )
     return results
 
 
 async def _apply_round(
-    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], categories: Categories
-) -> dict[int, RowResult]:
+    conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], categories: Categories,
+    programs: Collection[int],
+) -> dict[int, RowResult]:  # fmt: skip
     results: dict[int, RowResult] = {}
     valid: list[tuple[int, ValidRow]] = []
     alone: dict[int, RowResult] = {}  # refused upserts whose vendor level applies alone (rows.level_alone)
     for key, payload in items:
         try:
-            valid.append((key, validate(payload)))
+            valid.append((key, validate(payload, by_people=key not in programs)))
         except Rejected as exc:
             results[key] = RowResult("rejected", str(exc))
             if (level := level_alone(payload)) is not None:
@@ -172,7 +152,7 @@ async def _apply_round(
     looks = await _run(
         conn, "lookup", store_id=store_id, skus=[r.sku for _, r in valid], gtins=[r.gtin for _, r in valid]
     )
-    plan, payloads = _Plan(), dict(items)
+    plan, payloads = Plan(), dict(items)
     claimed: dict[UUID, str] = {}  # product → the SKU of this round that takes it
     earlier: set[str] = set()  # the SKUs of this round's rows before this one
     for index, ((key, row), look) in enumerate(zip(valid, looks, strict=True)):
@@ -189,7 +169,7 @@ async def _apply_round(
 
 
 def _decide(
-    row: ValidRow, look: Any, currency: str, categories: Categories, plan: _Plan, claimed: dict[UUID, str],
+    row: ValidRow, look: Any, currency: str, categories: Categories, plan: Plan, claimed: dict[UUID, str],
     earlier: set[str],
 ) -> RowResult:  # fmt: skip
     held_currency = (look["listing_currency"] or "").strip()  # "" for a new listing
@@ -226,7 +206,7 @@ def _decide(
 
 
 def _plan_product(
-    row: ValidRow, look: Any, product: UUID, matched_by: str, category_id: int | None, plan: _Plan
+    row: ValidRow, look: Any, product: UUID, matched_by: str, category_id: int | None, plan: Plan
 ) -> None:
     """The store's SKU-less or deleted listing of the product takes this SKU; the store's own product (no other
     store sells it) takes the row's text, a taken-over one's too (it was written only when the row came again);
@@ -251,7 +231,7 @@ def _plan_product(
 
 
 def _product_for(
-    row: ValidRow, look: Any, category_id: int | None, plan: _Plan, earlier: set[str]
+    row: ValidRow, look: Any, category_id: int | None, plan: Plan, earlier: set[str]
 ) -> tuple[UUID, str] | RowResult:
     """The product an upsert's listing goes to and how it was matched, or the row's outcome when it cannot go."""
     if row.gtin and look["gtin_product"] is not None:
@@ -302,7 +282,7 @@ def _gtin_of_listing(row: ValidRow, look: Any) -> None:
         row.gtin = None
 
 
-def _new_product(row: ValidRow, category_id: int | None, plan: _Plan, former: UUID | None) -> tuple[UUID, str]:
+def _new_product(row: ValidRow, category_id: int | None, plan: Plan, former: UUID | None) -> tuple[UUID, str]:
     """`former`: the product of the row's listing, which its new GTIN moves to this one (None: a new SKU)."""
     if row.gtin and row.gtin in plan.new_by_gtin:  # two new SKUs of one round with one new GTIN: the first's
         return plan.new_by_gtin[row.gtin], "gtin"
@@ -315,18 +295,14 @@ def _new_product(row: ValidRow, category_id: int | None, plan: _Plan, former: UU
     return product, "created"
 
 
-def _jsonb(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value)
-
-
 async def _write(
-    conn: Any, store_id: UUID, plan: _Plan, results: dict[int, RowResult], valid: list[tuple[int, ValidRow]]
+    conn: Any, store_id: UUID, plan: Plan, results: dict[int, RowResult], valid: list[tuple[int, ValidRow]]
 ) -> None:
     if plan.new_products:
-        await _insert_products(conn, plan, results, valid)
+        await insert_products(conn, plan, results, valid)
     changed: set[str] = set()  # the SKUs whose rows wrote something (each statement returns those it wrote)
     if plan.product_updates:
-        updated = await _update_products(conn, plan)
+        updated = await update_products(conn, plan)
         changed.update(row.sku for product, row, _ in plan.product_updates if product in updated)
     if plan.kept_text:
         await note_kept_text(conn, store_id, plan.kept_text)
@@ -350,57 +326,3 @@ async def _write(
             result.changed = row.sku in changed  # an unchanged write writes nothing: its row says so
             if row.notes and result.error is None:
                 result.error = "; ".join(row.notes)
-
-
-async def _update_products(conn: Any, plan: _Plan) -> set[UUID]:
-    """The products whose text (or GTIN) changed; GtinTaken when another product took a GTIN meanwhile."""
-    ids, rows, cats = zip(*plan.product_updates, strict=True)
-    try:
-        got = await _run(
-            conn,
-            "update_products",
-            ids=list(ids),
-            names=[r.name for r in rows],
-            brands=[r.brand for r in rows],
-            descriptions=[r.description for r in rows],
-            category_ids=list(cats),
-            attributes=[_jsonb(r.attributes) for r in rows],
-            gtins=[r.gtin for r in rows],
-        )
-    except asyncpg.UniqueViolationError as exc:  # the other product's transaction committed while this waited
-        if exc.constraint_name != "uq_product_master_gtin":
-            raise
-        raise GtinTaken from exc
-    if any(r["taken"] for r in got):
-        raise GtinTaken
-    return {r["id"] for r in got}
-
-
-async def _insert_products(
-    conn: Any, plan: _Plan, results: dict[int, RowResult], valid: list[tuple[int, ValidRow]]
-) -> None:
-    if plan.former:  # what the rows of moved listings leave out, their former product keeps for them
-        plan.new_products = await carry_former_text(conn, plan.new_products, plan.former)
-    ids, rows, cats = zip(*plan.new_products, strict=True)
-    inserted = await _run(
-        conn,
-        "insert_products",
-        ids=list(ids),
-        names=[r.name for r in rows],
-        brands=[r.brand for r in rows],
-        descriptions=[r.description for r in rows],
-        category_ids=list(cats),
-        gtins=[r.gtin for r in rows],
-        attributes=[_jsonb(r.attributes) for r in rows],
-    )
-    missing = set(ids) - {r["id"] for r in inserted}
-    if not missing:
-        return
-    # Another transaction created these GTINs' products first: link to those.
-    lost = {pid: row.gtin for pid, row, _ in plan.new_products if pid in missing}
-    found = {r["gtin14"]: r["id"] for r in await _run(conn, "gtin_products", gtins=list(lost.values()))}
-    swap = {pid: found[gtin] for pid, gtin in lost.items() if gtin in found}
-    plan.listings = [(row, swap.get(pid, pid), cur) for row, pid, cur in plan.listings]
-    for result in results.values():
-        if result.product_id in swap:
-            result.product_id, result.matched_by = swap[result.product_id], "gtin"

@@ -28,14 +28,13 @@ THE ROW SHAPE every source produces (CSV, webhooks, the listing API, the POS con
   unsellable (history stays).
 - Values may be strings as a CSV gives them; validation (rows.py) types them. Missing keys mean "not given".
 - Two private keys, for source adapters: `_raw` (the source's original cells, JSON; shown in the errors CSV) and
-  `_error` (the source could not even read the row, e.g. a ragged CSV line: it is stored `rejected` with
-  that reason).
+  `_error` (the source could not even read the row, e.g. a ragged CSV line: it is stored `rejected` with that reason).
 
 Every row ends `mapped`, `stale` (older than the listing), `duplicate` (a later row of the batch has its SKU and
 replaces it) or `rejected` (with the reason); one bad row never fails its batch. A mapped row whose write changed
-nothing (a file sent again) is counted `unchanged` too. A batch is mapped in chunks, one
-transaction each, fenced on the worker's lease: a killed worker's batch is finished by the next one, and every
-total adds up (the counters move in the same transaction as the rows).
+nothing (a file sent again) is counted `unchanged` too. A batch is mapped in chunks, one transaction each, fenced
+on the worker's lease: a killed worker's batch is finished by the next one, and every total adds up (the counters
+move in the same transaction as the rows).
 """
 
 from __future__ import annotations
@@ -51,8 +50,9 @@ import msgspec
 import psycopg
 
 from search_service.db.sql import statement
-from search_service.ingest.mapping import RowResult, apply_rows
-from search_service.ingest.raw_rows import split_rows
+from search_service.ingest.mapping import apply_rows
+from search_service.ingest.raw_rows import by_program, split_rows
+from search_service.ingest.round_writes import RowResult
 
 KINDS = ("csv", "webhook", "listing", "sync")
 COPY_THRESHOLD = 200
@@ -314,14 +314,14 @@ async def map_chunk(
         if not fenced:
             raise LeaseLost(str(batch_id))
         store_id, currency = fenced[0]["store_id"], fenced[0]["currency"].strip()
-        # A one-row batch (a webhook delivery, mostly) has no duplicates: a round trip saved.
-        dedupe = first and fenced[0]["total_rows"] > 1
+        dedupe = first and fenced[0]["total_rows"] > 1  # a one-row batch (a delivery, mostly) has none: a trip saved
         marked = int((await fetch(conn, "mark_duplicates", batch_id=batch_id))[0][0]) if dedupe else 0
         pending = await fetch(conn, "pending_rows", batch_id=batch_id, limit=limit)
         # Fewer than `limit`: these are all that is left (a stored batch never grows), so this chunk is the last.
         last = len(pending) < limit
         rows = [(r["id"], _decode(r["payload"])) for r in pending]
-        results = await apply_rows(conn, store_id, currency, rows, store_active=fenced[0]["store_active"])
+        results = await apply_rows(conn, store_id, currency, rows, store_active=fenced[0]["store_active"],
+                                   programs=by_program(rows, fenced[0]["source"]))  # fmt: skip
         return await save_results(conn, batch_id, worker_id, lease_s, results, last=last, duplicates=marked), last
 
 

@@ -4,11 +4,12 @@ would be stored far past what the mapping takes (attributes of megabytes: stored
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
 
+from search_service.db.schema.base import CONNECTOR_SOURCES
 from search_service.ingest.rows import MAX_ATTRIBUTES
 
 NUL_ESCAPE = "\\u0000"  # how JSON writes a NUL character (or a backslash and "u0000": _without_nul tells)
@@ -76,3 +77,9 @@ def _replace_nul(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(_replace_nul(v) for v in value)
     return value
+
+
+def by_program(rows: Sequence[tuple[int, Any]], source: str) -> list[int]:
+    """The keys of a batch's rows read back, (key, payload), when a POS connector wrote them (the batch's `source`):
+    rows.validate's `by_people` False, a program's price whose lone point is a decimal point."""
+    return [key for key, _ in rows] if source in CONNECTOR_SOURCES else []

@@ -74,6 +74,7 @@ class ValidRow:
     price_sent: Any = None  # the price as sent, and as read (`given`): rounded again in the listing's currency
     price_given: Decimal | None = None
     price_notes: list[str] = field(default_factory=list)  # the notes of its rounding, among `notes`
+    by_people: bool = True  # people wrote its values (not a POS connector's program): the thousands hints apply
 
 
 def trimmed(text: str) -> str:
@@ -196,11 +197,12 @@ def _price_decimal(price: Any) -> str | None:
     return "." if isinstance(price, int | float | Decimal) and not isinstance(price, bool) else None
 
 
-def _price_notes(sent: Any, given: Decimal, price: Decimal, currency: str | None) -> list[str]:
+def _price_notes(sent: Any, given: Decimal, price: Decimal, currency: str | None, by_people: bool) -> list[str]:
     """A price's note: rounded to the decimals its currency has in a listing, and a lone point's thousands reading
-    (`2.500`), both in one when both apply: `1.234` (1234 in German) was noted as rounded alone, never as 1234."""
+    (`2.500`), both in one when both apply: `1.234` (1234 in German) was noted as rounded alone, never as 1234. The
+    thousands reading is for people (`by_people`): a POS connector's program writes a decimal point."""
     rounded, why = price != given, why_rounded(currency)
-    if lone_point(sent) is None:  # the common case: no note, or the rounding's alone
+    if not by_people or lone_point(sent) is None:  # the common case: no note, or the rounding's alone
         return [f"price {given} rounded to {price} ({why})"] if rounded else []
     read, why = (f"{given}, rounded to {price}", f", and {why}") if rounded else (price, "")
     note = lone_point_note(sent, "price", read, f"a lone point is a decimal point{why}")
@@ -216,12 +218,13 @@ def price_in(row: ValidRow, currency: str | None) -> None:
     price = row.price_given.quantize(Decimal(1).scaleb(-price_decimals(currency)), rounding=ROUND_HALF_UP)
     if price > MAX_PRICE:  # 9999999999.5 JPY is 10000000000
         raise Rejected(f"price must be at most {MAX_PRICE}")
-    notes = _price_notes(row.price_sent, row.price_given, price, currency)
+    notes = _price_notes(row.price_sent, row.price_given, price, currency, row.by_people)
     row.notes = notes + [note for note in row.notes if note not in row.price_notes]  # a price's notes come first
     row.price, row.price_notes = cents(price), notes
 
 
-def _common(row: dict[str, Any], out: ValidRow) -> None:
+def _common(row: dict[str, Any], out: ValidRow, by_people: bool) -> None:
+    out.by_people = by_people
     if row.get("updated_at") not in (None, ""):
         out.updated_at = parse_timestamp(row["updated_at"])
     if row.get("version") not in (None, ""):
@@ -236,9 +239,8 @@ def _common(row: dict[str, Any], out: ValidRow) -> None:
     price_in(out, out.currency)  # none named: 2 decimals, until `mapping` reads the listing's or store's
     if row.get("quantity") not in (None, ""):
         out.quantity = parse_quantity(row["quantity"], _price_decimal(row.get("price")))
-        if lone_point(row.get("price")) and (  # 2.500 and 1.000: both thousands in a German file?
-            note := lone_point_note(row["quantity"], "quantity", out.quantity, "as the price's lone point")
-        ):
+        hint = by_people and lone_point(row.get("price"))  # 2.500 and 1.000: both thousands in a German file?
+        if hint and (note := lone_point_note(row["quantity"], "quantity", out.quantity, "as the price's lone point")):
             out.notes.append(note)
         if row.get("quantity_sent") not in (None, ""):
             out.notes.extend(rounded_level(row["quantity_sent"], out.quantity))
@@ -301,8 +303,9 @@ def level_alone(row: Any) -> ValidRow | None:
         return None
 
 
-def validate(row: Any) -> ValidRow:
-    """The row, checked and typed; raises Rejected with the reason."""
+def validate(row: Any, *, by_people: bool = True) -> ValidRow:
+    """The row, checked and typed; raises Rejected with the reason. `by_people`: people wrote its values (a CSV, the
+    listing API, the signed webhook), whose lone point may group thousands; False: a POS connector's program."""
     if not isinstance(row, dict):
         raise Rejected("a row must be an object")
     if row.get("_error"):
@@ -310,7 +313,7 @@ def validate(row: Any) -> ValidRow:
     op, sku = _op_and_sku(row)
     out = ValidRow(op=op, sku=sku)
     ignored = [key for key in NOT_ON_A_DELETE if row.get(key) not in (None, "")] if op == "delete" else []
-    _common({key: value for key, value in row.items() if key not in ignored}, out)
+    _common({key: value for key, value in row.items() if key not in ignored}, out, by_people)
     if ignored:  # its price and level were applied without a word (its name was not)
         out.notes.append(f"{', '.join(ignored)} ignored: a delete only takes the listing off sale")
     if op == "upsert":

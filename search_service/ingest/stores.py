@@ -228,7 +228,7 @@ STORE_INACTIVE = "the store is inactive: the listing is stored, but not shown in
 
 def note_store_inactive(results: Iterable[Any]) -> None:
     """A write to an inactive store's listing is mapped as any (deactivating hides a store from shoppers only: its
-    keys and webhooks keep working), and its notes say that search does not show it (mapping.RowResult)."""
+    keys and webhooks keep working), and its notes say that search does not show it (round_writes.RowResult)."""
     for result in results:
         if result.status == "mapped":
             result.error = "; ".join(filter(None, (result.error, STORE_INACTIVE)))

@@ -32,8 +32,10 @@ POS_SOURCES = ("lightspeed", "vend", "erply", "shopify_pos", "csv", "webhook")
 # Where an import batch came from (migration 0006): the write API, CSV, signed webhooks, the POS connectors.
 IngestSource = Literal["api", "csv", "webhook", "lightspeed-r", "lightspeed-x", "erply", "shopify"]
 INGEST_SOURCES: tuple[IngestSource, ...] = get_args(IngestSource)  # the API's enum too (ImportStatus.source)
+# The POS connectors: their rows are a program's (a price's lone point is a decimal point, ingest/rows.validate).
+CONNECTOR_SOURCES = ("lightspeed-r", "lightspeed-x", "erply", "shopify")
 # What an ingest connection is (the sources that deliver on their own: webhooks and the POS connectors).
-CONNECTION_SOURCES = ("webhook", "lightspeed-r", "lightspeed-x", "erply", "shopify")
+CONNECTION_SOURCES = ("webhook", *CONNECTOR_SOURCES)
 # receiving: an upload is still arriving (aborted if it never completes); pending: stored whole, waits for the
 # mapping; processing: a worker holds its lease; completed: every row ended mapped/stale/duplicate/rejected.
 BatchStatus = Literal["receiving", "pending", "processing", "completed", "failed", "aborted"]

@@ -238,9 +238,9 @@ LEFT JOIN LATERAL (
 WITH ours AS (
     UPDATE import_batch SET locked_until = now() + make_interval(secs => :lease_s)
     WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing'
-    RETURNING store_id, total_rows, kind
+    RETURNING store_id, total_rows, kind, source
 )
-SELECT ours.store_id, ours.total_rows, s.currency, s.is_active AS store_active,
+SELECT ours.store_id, ours.total_rows, ours.source, s.currency, s.is_active AS store_active,
        pg_advisory_xact_lock(hashtextextended(ours.store_id::text, 20261203)) AS locked,
        set_config('synchronous_commit', 'off', true) AS async_commit,
        set_config('plan_cache_mode', 'auto', true) AS key_checks_planned_once,

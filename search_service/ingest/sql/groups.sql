@@ -79,7 +79,7 @@ SELECT import_batch_id, count(*) AS duplicates FROM marked GROUP BY import_batch
 -- name: pending_rows_group
 -- params: batch_ids uuid[]
 -- The group's rows in the order they came: batch by batch (seq), row by row.
-SELECT r.id, r.import_batch_id, r.payload
+SELECT r.id, r.import_batch_id, b.source, r.payload
 FROM imported_product_raw r JOIN import_batch b ON b.id = r.import_batch_id
 WHERE r.import_batch_id = ANY (:batch_ids::uuid[]) AND r.status = 'pending'
 ORDER BY b.seq, r.row_number;

@@ -32,7 +32,7 @@ FROM pending;
 -- Starts a lane chunk's transaction: the batch is still ours, the store's lock taken shared, async commit and key
 -- checks planned once (as the sequential fence: a server crash leaves the rows pending, mapped again to the same
 -- state).
-SELECT b.store_id, s.currency, s.is_active AS store_active,
+SELECT b.store_id, b.source, s.currency, s.is_active AS store_active,
        pg_advisory_xact_lock_shared(hashtextextended(b.store_id::text, 20261203)) AS locked,
        set_config('synchronous_commit', 'off', true) AS async_commit,
        set_config('plan_cache_mode', 'auto', true) AS key_checks_planned_once
