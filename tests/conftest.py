@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -90,6 +91,22 @@ def db_url(make_database: Callable[..., str]) -> str:
 def fresh_db_url(make_database: Callable[..., str]) -> str:
     """A migrated database of one's own, for tests that need an empty catalogue."""
     return make_database()
+
+
+@pytest.fixture
+def rightless_url(fresh_db_url: str) -> Iterator[str]:
+    """`fresh_db_url` as a role that may connect and nothing more (no grant on any table): a read-only or
+    unprivileged role put in DATABASE_URL by mistake. A test may grant it some rights (dropped with it)."""
+    role = f"plinqy_norights_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+    parts = urlsplit(fresh_db_url)
+    try:
+        yield urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+    finally:
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
 
 
 @pytest.fixture

@@ -9,10 +9,12 @@ import time
 import unicodedata
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import psycopg
+import pytest
 from pgvector.psycopg import register_vector
 
 from search_service.settings import Settings
@@ -26,6 +28,7 @@ from tests.ingest_helpers import (
     store_key,
     webhook_connection,
 )
+from tests.test_api import READY_TIMEOUT_S
 from tests.test_ingest_cli import cli
 
 
@@ -199,6 +202,53 @@ def test_a_malformed_secret_key_is_named_by_readiness_and_the_answers(
     assert worker.stderr.count("error: ") == 1 and "is not a Fernet key" in worker.stderr, worker.stderr
     again = httpx.get(f"{base}/readyz")  # read again: fixed without a restart (`wrong` would not make it unready)
     assert again.status_code == 200 and again.json()["checks"]["secret_key"] != "unusable"
+
+
+def _readiness_once_asked(base: str) -> httpx.Response:
+    """/readyz once the model is loaded and the pool has tried the database (it says `unreachable` until then)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        answer = httpx.get(f"{base}/readyz", timeout=30)
+        checks = answer.json().get("checks", {})
+        if answer.status_code != 503 or (checks["model"] == "ok" and checks["database"] != "unreachable"):
+            return answer
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.2)
+
+
+def test_a_role_without_rights_is_a_503_that_says_so_not_a_500(
+    fresh_db_url: str, rightless_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A DATABASE_URL whose role connects but may read nothing (a read-only or unprivileged role): /readyz and every
+    route answered 500 "internal error", a traceback logged for each request; a load balancer saw no reason."""
+    role = urlsplit(rightless_url).username
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        admin = bearer(store_key(conn, None))
+    with serve(ingest_settings(rightless_url, tmp_path), None, until_ready=False) as base:
+        ready = _readiness_once_asked(base)
+        search = httpx.get(f"{base}/v1/search", params={"q": "milk", "lat": 52.52, "lon": 13.405}, timeout=30)
+        patched = httpx.patch(f"{base}/v1/stores/{store}", json={"city": "Berlin"}, headers=admin, timeout=30)
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:  # the revision readable, the secrets not
+            conn.execute(f"GRANT SELECT ON alembic_version TO {role}")
+        partly = httpx.get(f"{base}/readyz", timeout=30)
+    body = ready.json()
+    assert ready.status_code == 503 and ready.headers["retry-after"], ready.text
+    assert body["checks"]["database"] == "forbidden" and "migrations" not in body["checks"], body
+    assert body["reasons"][0] == (
+        f"the database role '{role}' lacks rights (permission denied for table alembic_version): grant it access to "
+        "the tables, or set DATABASE_URL to the role that ran `plinqy-search migrate`"
+    ), body
+    for answer in (search, patched):
+        status, _, message = _error(answer)
+        assert status == 503 and answer.headers["retry-after"], answer.text
+        assert message.startswith("the database role this server uses lacks rights"), message
+    assert partly.status_code == 503 and partly.json()["checks"]["migrations"] == "ok", partly.text
+    assert any(f"'{role}' lacks rights (permission denied" in reason for reason in partly.json()["reasons"])
+    logged = capfd.readouterr().err
+    assert "Traceback" not in logged and "unhandled error" not in logged, logged[-3000:]
+    said = [line.split(" on ")[1].split(" (")[0] for line in logged.splitlines() if "lacks rights on" in line]
+    assert said == ["GET /v1/search", f"PATCH /v1/stores/{store}"], logged[-3000:]
 
 
 def test_the_command_line_says_in_one_line_what_to_do_when_it_cannot_start(db_url: str) -> None:

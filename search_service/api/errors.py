@@ -1,6 +1,6 @@
 """One JSON error format, `{"error": {"parameter": ..., "message": ...}}`, and the exception handlers that produce
-it: bad input 400, unknown ids 404, a busy or absent database (timeout, exhausted pool, unreachable) or a model
-still loading 503 + Retry-After, anything else 500 (logged)."""
+it: bad input 400, unknown ids 404, a busy or absent database (timeout, exhausted pool, unreachable), a role that
+lacks rights or a model still loading 503 + Retry-After, anything else 500 (logged)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from search_service.api.params import (
 )
 from search_service.api.query_string import QueryRules
 from search_service.controlchars import escape_control_chars
+from search_service.db.rights import LACKS_RIGHTS
 from search_service.db.secretbox import SecretBoxError, SecretKeyUnusable
 from search_service.engine import search as engine
 from search_service.errortext import first_line
@@ -242,6 +243,23 @@ def _reason(exc: BaseException) -> str:
     return escape_control_chars(first_line(exc))
 
 
+# Database errors only an operator can mend, each a 503 saying what to do and one log line (not a 500 with a
+# traceback): (errors, 503 reason, log line on request and error, the client's message).
+_OPERATOR_MENDS: tuple[tuple[tuple[type[BaseException], ...], str, str, str], ...] = (
+    (
+        OLDER_SCHEMA_ERRORS, "schema",
+        "the database lacks what this code needs on %s (%s): is it migrated? see /readyz",
+        "the database is not at this code's migration: `plinqy-search migrate` (see /readyz)",
+    ),
+    (  # a role without grants in DATABASE_URL (a read-only or unprivileged one)
+        LACKS_RIGHTS, "rights",
+        "the database role lacks rights on %s (%s): grant them, or use the role that ran migrate; see /readyz",
+        "the database role this server uses lacks rights on what this request needs: an operator must grant them "
+        "(see /readyz)",
+    ),
+)  # fmt: skip
+
+
 def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, (asyncpg.QueryCanceledError, TimeoutError)):  # a search's, a write's or a listing's
         return _unavailable(request, "statement_timeout", "the database took too long; retry shortly")
@@ -259,14 +277,10 @@ def handle_other(request: Request[Any, Any, Any], exc: Exception) -> Response[An
             request, "secret_key", f"the server cannot open this connection's stored secret (its {exc.setting} "
             "is not the key the secret was stored with); retry later",
         )  # fmt: skip
-    if isinstance(exc, OLDER_SCHEMA_ERRORS):  # its text's first line: PostgreSQL's HINT made a second log line
-        log.error(
-            "the database lacks what this code needs on %s (%s): is it migrated? see /readyz",
-            _logged_request(request), _reason(exc),
-        )  # fmt: skip
-        return _unavailable(
-            request, "schema", "the database is not at this code's migration: `plinqy-search migrate` (see /readyz)"
-        )
+    for errors, reason, logged, message in _OPERATOR_MENDS:
+        if isinstance(exc, errors):  # its text's first line: PostgreSQL's HINT made a second log line
+            log.error(logged, _logged_request(request), _reason(exc))
+            return _unavailable(request, reason, message)
     if isinstance(exc, TRANSIENT_DB_ERRORS):
         log.warning("database unavailable on %s: %s: %s", _logged_request(request), type(exc).__name__, _reason(exc))
         return _unavailable(request, "database", "the database is unavailable; retry shortly")

@@ -14,6 +14,7 @@ import asyncpg
 from search_service.api.errors import TRANSIENT_DB_ERRORS, Unavailable
 from search_service.api.schemas import Readiness
 from search_service.db import migrate
+from search_service.db.rights import LACKS_RIGHTS, lacks_rights
 from search_service.engine import catalog
 
 if TYPE_CHECKING:
@@ -99,6 +100,9 @@ async def _database_checks(rt: Runtime, reasons: list[str], deadline: float) -> 
     except TRANSIENT_DB_ERRORS as exc:
         reasons.append(f"database: {type(exc).__name__}: {exc}")
         return "unreachable", ""
+    except LACKS_RIGHTS as exc:  # it answers, but refuses this role: a grant to make, not a wait (it was a 500)
+        reasons.append(lacks_rights(rt.settings.database_url, exc))
+        return "forbidden", ""
     if versions == [rt.head_revision]:
         return "ok", "ok"
     current = versions[0] if versions else None
@@ -134,6 +138,9 @@ async def _key_check(rt: Runtime, reasons: list[str], migrated: bool, deadline: 
         async with _bounded(rt, deadline) as conn:
             tokens = await catalog.some_stored_secrets(conn)
     except _NOT_ASKED:  # the database checks above say why
+        return "ok"
+    except LACKS_RIGHTS as exc:  # a role that reads the revision but not the secrets' tables: not ready, said
+        reasons.append(lacks_rights(rt.settings.database_url, exc))
         return "ok"
     box = rt.settings.secret_box()
     if tried := box.opens_none_of(tokens):

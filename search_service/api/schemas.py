@@ -346,7 +346,8 @@ READYZ_RESPONSES = {
     ),
     503: ResponseSpec(
         Readiness,
-        description="Not ready; `reasons` says why. `database`: ok, unreachable, busy or slow; `migrations`: "
+        description="Not ready; `reasons` says why. `database`: ok, unreachable, busy, slow or forbidden (the role "
+        "in DATABASE_URL lacks rights: a grant to make); `migrations`: "
         "behind (run `plinqy-search migrate`) or missing; `suggestions`: waiting while the database is away.",
         examples=[
             Example(
