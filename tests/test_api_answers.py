@@ -8,6 +8,7 @@ import json
 import time
 import unicodedata
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ from tests.ingest_helpers import (
     webhook_connection,
 )
 from tests.test_api import READY_TIMEOUT_S
-from tests.test_ingest_cli import cli
+from tests.test_ingest_cli import PROJECT_ROOT, cli
 
 
 def _error(answer: httpx.Response) -> tuple[int, str | None, str]:
@@ -263,6 +264,26 @@ def test_the_command_line_says_in_one_line_what_to_do_when_it_cannot_start(db_ur
     assert "db up" not in unreachable.stderr  # DATABASE_URL set: `db up` starts only the embedded cluster it bypasses
     assert 'database "no_such_database" does not exist' in missing.stderr
     assert "not a Fernet key" in bad_key.stderr and "PLINQY_SECRET_KEY_FILE" in bad_key.stderr
+
+
+def test_every_command_says_in_one_line_that_the_role_lacks_rights(fresh_db_url: str, rightless_url: str) -> None:
+    """A DATABASE_URL whose role connects but may read nothing: each command printed a traceback ending in
+    `permission denied for table …`, while `db status` said the database is reachable."""
+    role = urlsplit(rightless_url).username
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        store = str(new_store(conn))
+    commands = [
+        ("tasks", "stats"), ("keys", "list"), ("migrate",), ("imports", "list"), ("worker", "--drain"),
+        ("import", "csv", str(PROJECT_ROOT / "examples" / "products.csv"), "--store", store),
+        ("reembed", "--missing"), ("webhooks", "list", "--store", store),
+    ]  # fmt: skip
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda command: cli(rightless_url, *command), commands))
+    for command, out in zip(commands, outs, strict=True):
+        assert out.returncode == 1 and "Traceback" not in out.stderr, (command, out.stderr)
+        [line] = out.stderr.strip().splitlines()
+        assert line.startswith(f"error: the database role '{role}' lacks rights (permission denied for "), line
+        assert line.endswith("or set DATABASE_URL to the role that ran `plinqy-search migrate`"), line
 
 
 def test_a_stores_optional_fields_clear_with_an_empty_string_and_are_checked(base: str, db_url: str) -> None:

@@ -21,6 +21,7 @@ from search_service.cli.common import (
 )
 from search_service.db import migrate as migrate_mod
 from search_service.db.faults import bound_psycopg_connects, lost_after_connecting
+from search_service.db.rights import LACKS_RIGHTS, lacks_rights
 from search_service.db.secretbox import SecretBoxError
 from search_service.errortext import first_line
 from search_service.settings import Settings, SettingsError
@@ -55,7 +56,8 @@ def cli(ctx: click.Context) -> None:
 
 def main() -> None:
     """The command line; a failure every command can meet (the database unreachable or its connection lost
-    mid-run, the secret key wrong) is one line saying what to do, exit code 1, not a traceback."""
+    mid-run, its role without rights, the secret key wrong) is one line saying what to do, exit code 1, not a
+    traceback."""
     bound_psycopg_connects()  # a database that never answers: one line after seconds, not a hang
     try:
         cli(prog_name="plinqy-search")
@@ -76,6 +78,8 @@ def main() -> None:
         if advice is None:
             raise
         _fail(f"{advice} ({type(exc).__name__}: {first_line(exc)})")
+    except LACKS_RIGHTS as exc:  # the role in DATABASE_URL connects but may not read or write what the command needs
+        _fail(lacks_rights(_configured_url(), exc))
     except OutputUnwritable as exc:
         _output_unwritable(exc)
 
@@ -101,6 +105,14 @@ def _schema_advice() -> str | None:
     except Exception:  # the error being reported is the one that matters
         return None
     return None if migrate_mod.schema_state(current) == "ok" else migrate_mod.schema_advice(current)
+
+
+def _configured_url() -> str | None:
+    """The URL the commands connect with (the role it names), without a check that the cluster runs."""
+    try:
+        return Settings.from_env().database_url
+    except SettingsError:
+        return None
 
 
 def _fail(message: str) -> NoReturn:
