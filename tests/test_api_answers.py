@@ -248,7 +248,7 @@ def test_a_role_without_rights_is_a_503_that_says_so_not_a_500(
     assert any(f"'{role}' lacks rights (permission denied" in reason for reason in partly.json()["reasons"])
     logged = capfd.readouterr().err
     assert "Traceback" not in logged and "unhandled error" not in logged, logged[-3000:]
-    said = [line.split(" on ")[1].split(" (")[0] for line in logged.splitlines() if "lacks rights on" in line]
+    said = [line.split(" on ")[1].split(" request_id=")[0] for line in logged.splitlines() if "lacks rights on" in line]
     assert said == ["GET /v1/search", f"PATCH /v1/stores/{store}"], logged[-3000:]
 
 
