@@ -443,6 +443,20 @@ def test_a_word_after_a_glued_size_is_completed_by_every_path(
     run(_call(fresh_db_url, _after_snapshots, monkeypatch, "query", typed))
 
 
+def test_a_word_after_a_decimal_size_is_completed_by_every_path(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`1.5l pea`, `1,5l pea`, `1.5 l pea` and `4.0ah bat` completed nothing though search finds the product: the
+    words before the last were split at the point (`1 5 l`), where the product's words hold `1.5`. Every path now
+    keeps the decimal size one word, as PostgreSQL reads it; a comma typed apart stays two words, as search reads it."""
+    names = ["Peach Flavoured Water 1.5 L", "Heat Gun with 2 x 4.0 Ah Batteries", "Zorblax Wasser 1,5 L"]
+    _stocked_at_center(fresh_db_url, [(name, None, None) for name in names])
+    typed = {"1.5 l pea": ["1.5 l peach"], "1.5l pea": ["1.5l peach"], "1,5l pea": ["1,5l peach"],
+             "4.0ah bat": ["4.0ah batteries"], "4.0 ah bat": ["4.0 ah batteries"], "1,5 l zor": ["1,5 l zorblax"],
+             "1.5 l zor": [], "1 l pea": []}  # fmt: skip
+    run(_call(fresh_db_url, _after_snapshots, monkeypatch, "query", typed))
+
+
 def test_a_name_typed_in_capitals_is_completed_by_every_path(
     fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -36,6 +36,9 @@ PROBE_CAP = 64  # products examined per brand, category or word
 NARROW_STORES = 3  # scopes of at most this many stores are read from their listings
 PREFIX_MAX_LENGTH = 100
 _WORD = re.compile(r"\w+", re.UNICODE)
+# A word before the last as PostgreSQL's parser reads it: a decimal point stays in it (`1.5`, `4.0`, names' words),
+# where `\w+` split `1.5 l` into `1 5 l`, which no product holds.
+_HEAD_WORD = re.compile(r"\w+(?:\.[0-9]+)*")
 
 Kind = Literal["product", "brand", "category", "query"]
 _FIRST_PLACES = {"category": 2, "brand": 2}  # places reserved up front; the rest fill what remains
@@ -73,7 +76,7 @@ def split_prefix(q: str) -> tuple[str, str, str]:
     with its accents folded. Words that `-` excludes are neither (`milk -oat ch`: `milk`, `ch`), and an excluded last
     word is none (`milk -oat`: no completion, which would turn it into the word: `milk oat`). The words before the
     last are read with their sizes spaced, as search's prefix reads them (`text.last_word_prefix`): `1l haf` wanted
-    a product word `1l`, which names writing `1 L` lack."""
+    a product word `1l`, which names writing `1 L` lack; a decimal size keeps its point (`1,5l pea`: `1.5 l`)."""
     prefix = " ".join(lower_as_sql(q).split())[:PREFIX_MAX_LENGTH]
     negated = negated_operands(prefix)
     text = without_exclusions(prefix) if negated else prefix
@@ -84,7 +87,7 @@ def split_prefix(q: str) -> tuple[str, str, str]:
     ends_in_word = not last_excluded and (prefix[-1:].isalnum() or prefix.endswith("_"))
     last = fold_accents(words[-1].group()) if ends_in_word else ""  # as the vocabulary holds words (migration 0035)
     before = text[: words[-1].start()] if ends_in_word else text
-    head = " ".join(_WORD.findall(spaced_sizes(before) or before))
+    head = " ".join(_HEAD_WORD.findall(spaced_sizes(before) or before))
     return prefix, head, last
 
 
