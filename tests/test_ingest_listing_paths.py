@@ -290,6 +290,39 @@ def test_a_price_is_rounded_to_its_currencys_decimals_and_the_answer_says_so(bas
         assert noted.fetchall() == [("price 199.5 rounded to 200 (JPY has no decimals)",)]
 
 
+def test_a_price_whose_rounding_passes_the_limit_is_refused_with_the_rounding_named(base: str, db_url: str) -> None:
+    """9999999999.5 JPY rounds to 10000000000, past what a listing holds, and was refused with "price must be at most
+    9999999999.99", a limit the price sent meets. A PUT, a batch item and a CSV row now name the rounding and the most
+    a listing holds in that currency; 9999999999.4 still goes in, rounded."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store, other = new_store(conn, currency="JPY"), new_store(conn, currency="EUR")
+        key, other_key = store_key(conn, store, "listings:write"), store_key(conn, other, "listings:write")
+    why = (
+        "price 9999999999.5 rounds to 10000000000 (JPY has no decimals), past the most a listing holds in JPY, "
+        "9999999999"
+    )
+    put = httpx.put(listing_url(base, store, "P7"), json={"name": "Probe bread", "price": 9999999999.5, "quantity": 3},
+                    headers=bearer(key))  # fmt: skip
+    assert (put.status_code, put.json()["error"]["message"]) == (400, why), put.text
+    items = [{"sku": "B7", "name": "Bread", "price": 9999999999.5, "currency": "JPY", "quantity": 1},
+             {"sku": "B8", "name": "Bread", "price": "9999999999.4", "currency": "JPY", "quantity": 1}]  # fmt: skip
+    batch = httpx.post(f"{base}/v1/stores/{other}/listings/batch", json={"items": items}, headers=bearer(other_key))
+    results = batch.json()["results"]
+    assert [(r["status"], r.get("error")) for r in results] == [("rejected", why), ("mapped", None)], batch.text
+    assert results[1]["notes"] == "price 9999999999.4 rounded to 9999999999 (JPY has no decimals)", batch.text
+    upload = httpx.post(f"{base}/v1/stores/{store}/imports", content=b"sku,name,price,quantity\nM1,Max,9999999999.5,1",
+                        headers={**bearer(key), "content-type": "text/csv"})  # fmt: skip
+    assert upload.status_code == 202, upload.text
+    drain_imports(db_url)
+    with psycopg.connect(db_url) as conn:
+        refused = conn.execute(
+            "SELECT r.error FROM imported_product_raw r JOIN import_batch b ON b.id = r.import_batch_id "
+            "WHERE b.store_id = %s AND b.kind = 'csv'",
+            (store,),
+        )
+        assert refused.fetchall() == [(why,)]
+
+
 def test_a_store_lists_its_imports_newest_first_a_page_at_a_time(base: str, shop: tuple[uuid.UUID, str]) -> None:
     store, key = shop
     for i in range(4):

@@ -8,7 +8,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
@@ -215,9 +215,14 @@ def price_in(row: ValidRow, currency: str | None) -> None:
     as 2 decimals until its listing's or store's is known: 199.5 JPY went in as 199.50 without a word)."""
     if row.price_given is None or row.price is None:  # none sent, or dropped (`clocks.is_stale`)
         return
-    price = row.price_given.quantize(Decimal(1).scaleb(-price_decimals(currency)), rounding=ROUND_HALF_UP)
-    if price > MAX_PRICE:  # 9999999999.5 JPY is 10000000000
-        raise Rejected(f"price must be at most {MAX_PRICE}")
+    step = Decimal(1).scaleb(-price_decimals(currency))
+    price = row.price_given.quantize(step, rounding=ROUND_HALF_UP)
+    if price > MAX_PRICE:  # 9999999999.5 JPY is 10000000000: the given price is under the limit, its rounding not
+        most = MAX_PRICE.quantize(step, rounding=ROUND_DOWN)
+        raise Rejected(
+            f"price {row.price_given} rounds to {price} ({why_rounded(currency)}), past the most a listing holds"
+            f" in {currency}, {most}"
+        )
     notes = _price_notes(row.price_sent, row.price_given, price, currency, row.by_people)
     row.notes = notes + [note for note in row.notes if note not in row.price_notes]  # a price's notes come first
     row.price, row.price_notes = cents(price), notes
