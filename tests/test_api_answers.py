@@ -160,6 +160,31 @@ def test_an_out_of_range_before_says_its_range_as_a_wrong_type_one_does(base: st
     assert _error(page_size) == (400, "page_size", "must be an integer between 1 and 1000")
 
 
+def test_a_bodys_range_error_reads_as_the_batchs_and_a_huge_number_as_its_rule(base: str, db_url: str) -> None:
+    """A PUT's or PATCH's quantity or version past its range said msgspec's "Expected `int` >= 0", where a batch item
+    says "quantity must not be negative" for the same rule; a query number past a float's (`1e400`) added msgspec's
+    "(Number out of range)" to the rule that says the range. One wording a rule now, whichever path."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, store := new_store(conn), "listings:write")
+    listings = f"{base}/v1/stores/{store}/listings"
+    for field, sent, says in [("quantity", -1, "quantity must not be negative"),
+                              ("quantity", 99999999999, "quantity must be at most 2147483647"),
+                              ("version", -1, "version must be a whole number >= 0"),
+                              ("version", 2**63, "version is too large")]:  # fmt: skip
+        body = {"name": "Zorblax range", "price": 1, "quantity": 1, field: sent}
+        put = httpx.put(f"{listings}/RX", json=body, headers=bearer(key))
+        assert _error(put) == (400, field, says), (field, sent)
+        patch = httpx.patch(f"{listings}/RX", json={field: sent, "quantity": body["quantity"]}, headers=bearer(key))
+        assert _error(patch) == (400, field, says), (field, sent)
+        batch = httpx.post(f"{listings}/batch", json={"items": [{"sku": "RX", **body}]}, headers=bearer(key))
+        assert batch.json()["results"][0]["error"] == says, batch.text
+    near = {"q": "milk", "lat": 52.52, "lon": 13.405}
+    for name, rule in [("max_price", "must be a number between 0 and 9999999999.99"),
+                       ("lat", "must be a number between -90 and 90")]:  # fmt: skip
+        answer = httpx.get(f"{base}/v1/search", params={**near, name: "1e400"})
+        assert _error(answer) == (400, name, rule), answer.text
+
+
 def test_a_secret_stored_under_another_key_is_a_503_not_a_500(
     base: str, db_url: str, tmp_path: Path, settings: Settings
 ) -> None:

@@ -33,6 +33,8 @@ from search_service.db.secretbox import SecretBoxError, SecretKeyUnusable
 from search_service.engine import search as engine
 from search_service.errortext import first_line
 from search_service.ingest.json_faults import EMPTY_BODY
+from search_service.ingest.numbers import QUANTITY_RANGE
+from search_service.ingest.rows import VERSION_RANGE
 
 log = logging.getLogger("search_service.api")
 
@@ -125,9 +127,12 @@ _FIELD_OF_OBJECT = re.compile(r"^Object (?:contains unknown|missing required) fi
 
 
 _WRONG_TYPE = re.compile(r"^Expected `([^`]+)`, got `str`$")
-# msgspec's bound (`Expected `float` <= 9999999999.99`): the rule says the range in words, the validator's text added
-# nothing but its types
-_OUT_OF_RANGE = re.compile(r"^Expected `[^`]+` [<>]=? \S+$")
+# msgspec's bound (`Expected `float` <= 9999999999.99`), or a number past a float's (`1e400`): the rule says the range
+# in words, the validator's text added nothing but its types
+_OUT_OF_RANGE = re.compile(r"^(?:Expected `[^`]+` ([<>])=? \S+|Number out of range)$")
+# A PUT's or PATCH's level and version past msgspec's bound, (below, above): a batch item's words for them, where
+# msgspec's bare `Expected `int` >= 0` said another thing for one rule
+_BODY_RANGES = {"quantity": QUANTITY_RANGE, "version": tuple(f"version {words}" for words in VERSION_RANGE)}
 _NUMBER_TYPE = re.compile(r"\b(?:int|float)\b")
 
 
@@ -142,6 +147,14 @@ def _sent(request: Request[Any, Any, Any], source: Any, parameter: str | None, d
     if not isinstance(value, str):
         return detail
     return sent_value(value, number=_NUMBER_TYPE.search(wrong.group(1)) is not None)
+
+
+def _batch_words(source: Any, parameter: str | None, detail: str) -> str | None:
+    """A body's range error as a batch item's reason words it (`quantity must not be negative`), or None."""
+    words, bound = _BODY_RANGES.get(parameter or ""), _OUT_OF_RANGE.match(detail)
+    if source != "body" or words is None or bound is None or bound.group(1) is None:
+        return None
+    return words[bound.group(1) == "<"]
 
 
 def _declared_rule(request: Request[Any, Any, Any], source: Any, parameter: str | None) -> str | None:
@@ -174,6 +187,8 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
     elif parameter == "data":  # the body itself (`[]`, `null`): no client sends a parameter named `data`
         parameter = "body"
     detail = _sent(request, source, parameter, detail)
+    if (words := _batch_words(source, parameter, detail)) is not None:
+        return error_response(400, parameter, words)
     rule = (
         PATH_RULES.get((request.url.path, parameter or ""))
         or RULES.get(parameter or "")

@@ -14,6 +14,8 @@ from typing import Any
 MAX_PRICE = Decimal("9999999999.99")  # numeric(12, 2)
 MAX_QUANTITY = 2**31 - 1
 NEGATIVE_PRICE = "price must not be negative"  # a 400 of the listing writes too (api/error_specs.py)
+# A level past its range: a batch item's reason, and a PUT's or PATCH's 400 in the same words (api/errors.py)
+QUANTITY_RANGE = ("quantity must not be negative", f"quantity must be at most {MAX_QUANTITY}")
 
 
 class Rejected(ValueError):
@@ -152,9 +154,9 @@ def parse_quantity(value: Any, decimal: str | None = None) -> int:
     if not number.is_finite() or number != number.to_integral_value():
         raise Rejected(f"quantity {str(value)[:40]!r} is not a whole number")
     if number < 0:
-        raise Rejected("quantity must not be negative")
+        raise Rejected(QUANTITY_RANGE[0])
     if number > MAX_QUANTITY:
-        raise Rejected(f"quantity must be at most {MAX_QUANTITY}")
+        raise Rejected(QUANTITY_RANGE[1])
     return int(number)
 
 

@@ -156,12 +156,16 @@ def parse_timestamp(value: Any) -> datetime:
     return stamp
 
 
+# A clock's version past its range, after its key: a batch item's reason, a PUT's or PATCH's 400 (api/errors.py)
+VERSION_RANGE = ("must be a whole number >= 0", "is too large")
+
+
 def parse_version(value: Any, key: str = "version") -> int:
     if isinstance(value, bool) or not str(value).strip().isdecimal():
-        raise Rejected(f"{key} must be a whole number >= 0")
+        raise Rejected(f"{key} {VERSION_RANGE[0]}")
     number = int(str(value).strip())
     if number >= 2**63:
-        raise Rejected(f"{key} is too large")
+        raise Rejected(f"{key} {VERSION_RANGE[1]}")
     return number
 
 
