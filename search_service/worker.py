@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from search_service.db.rights import LACKS_RIGHTS, lacks_rights
 from search_service.db.secretbox import SecretBoxError
 from search_service.envconfig import ConfigError, env_float
 from search_service.forked import describe_exit, die_with
@@ -167,6 +168,9 @@ def _child_main(job: Job, ctx: JobContext, supervisor: int) -> None:
         sys.exit(job.run(ctx))
     except (SecretBoxError, ConfigError) as exc:  # one line, as every command says it, not a traceback per job
         print(f"error: {job.name} job: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except LACKS_RIGHTS as exc:  # a read-only role passes the checks before the fork: main() never sees this
+        print(f"error: {job.name} job: {lacks_rights(ctx.dsn, exc)}", file=sys.stderr)
         sys.exit(1)
 
 

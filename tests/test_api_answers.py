@@ -5,6 +5,10 @@ is gone."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import unicodedata
 import uuid
@@ -309,6 +313,34 @@ def test_every_command_says_in_one_line_that_the_role_lacks_rights(fresh_db_url:
         [line] = out.stderr.strip().splitlines()
         assert line.startswith(f"error: the database role '{role}' lacks rights (permission denied for "), line
         assert line.endswith("or set DATABASE_URL to the role that ran `plinqy-search migrate`"), line
+
+
+def _read_only(fresh_db_url: str, rightless_url: str) -> str:
+    """`rightless_url`'s role given SELECT on every table (GRANT SELECT only: the common read-only role); its name."""
+    role = str(urlsplit(rightless_url).username)
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    return role
+
+
+def test_a_read_only_role_gets_one_line_from_each_worker_job_not_a_traceback(
+    fresh_db_url: str, rightless_url: str
+) -> None:
+    """A role that reads but may not write passes the checks before the jobs start: each job (a child process)
+    died with a traceback multiprocessing printed, 3 a drain and a dozen in 15 s of `worker`, naming no role."""
+    role = _read_only(fresh_db_url, rightless_url)
+    drained = cli(rightless_url, "worker", "--drain")
+    env = {**os.environ, "DATABASE_URL": rightless_url}
+    with subprocess.Popen([sys.executable, "-m", "search_service", "worker"], env=env, stderr=subprocess.PIPE,
+                          text=True) as running:  # fmt: skip
+        time.sleep(6)  # each job fails and is restarted after 1 s, then 2 s
+        running.send_signal(signal.SIGTERM)
+        logged = running.communicate(timeout=60)[1]
+    for out, code in ((drained.stderr, drained.returncode), (logged, running.returncode)):
+        assert "Traceback" not in out and code == (1 if out is drained.stderr else 0), out[-3000:]
+        said = {line.split(" job: ")[0] for line in out.splitlines() if line.startswith("error: ")}
+        assert said == {"error: import", "error: embed", "error: events"}, out[-3000:]
+        assert f"job: the database role '{role}' lacks rights (permission denied for table " in out, out[-3000:]
 
 
 def test_a_stores_optional_fields_clear_with_an_empty_string_and_are_checked(base: str, db_url: str) -> None:
