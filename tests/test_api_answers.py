@@ -343,6 +343,36 @@ def test_a_read_only_role_gets_one_line_from_each_worker_job_not_a_traceback(
         assert f"job: the database role '{role}' lacks rights (permission denied for table " in out, out[-3000:]
 
 
+def test_a_read_only_role_is_not_ready_naming_the_writes_it_may_not_make(
+    fresh_db_url: str, rightless_url: str, tmp_path: Path
+) -> None:
+    """GRANT SELECT only: every keyed request (key authentication writes `api_key`) and every write was a 503 saying
+    "see /readyz", and /readyz said ready, `database: ok`; the reason was in the server's log alone."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        admin = bearer(store_key(conn, None))
+    role = _read_only(fresh_db_url, rightless_url)
+    with serve(ingest_settings(rightless_url, tmp_path), None, until_ready=False) as base:
+        ready = _readiness_once_asked(base)
+        patched = httpx.patch(f"{base}/v1/stores/{store}", json={"city": "Berlin"}, headers=admin, timeout=30)
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            conn.execute(f"GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while (granted := httpx.get(f"{base}/readyz", timeout=30)).status_code != 200:
+            assert time.monotonic() < deadline, granted.text
+            time.sleep(0.2)
+        again = httpx.patch(f"{base}/v1/stores/{store}", json={"city": "Berlin"}, headers=admin, timeout=30)
+    body = ready.json()
+    assert ready.status_code == 503 and body["checks"]["database"] == "forbidden", ready.text
+    [reason] = [r for r in body["reasons"] if "may not write" in r]
+    assert reason.startswith(f"the database role '{role}' may not write what the API writes (it lacks api_key: "
+                             "UPDATE; api_key_rate: INSERT, UPDATE; "), reason  # fmt: skip
+    assert "store: INSERT, UPDATE;" in reason and "import_batch: DELETE, INSERT, UPDATE;" in reason, reason
+    assert reason.endswith("or set DATABASE_URL to the role that ran `plinqy-search migrate`"), reason
+    assert patched.status_code == 503 and "(see /readyz)" in _error(patched)[2], patched.text
+    assert granted.json()["checks"]["database"] == "ok" and again.status_code == 200, (granted.text, again.text)
+
+
 def test_a_stores_optional_fields_clear_with_an_empty_string_and_are_checked(base: str, db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as conn:
         admin = store_key(conn, None)

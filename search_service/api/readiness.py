@@ -14,7 +14,7 @@ import asyncpg
 from search_service.api.errors import TRANSIENT_DB_ERRORS, Unavailable
 from search_service.api.schemas import Readiness
 from search_service.db import migrate
-from search_service.db.rights import LACKS_RIGHTS, lacks_rights
+from search_service.db.rights import LACKS_RIGHTS, cannot_write, lacks_rights, missing_write_rights
 from search_service.engine import catalog
 
 if TYPE_CHECKING:
@@ -36,6 +36,8 @@ async def readiness_of(rt: Runtime) -> Readiness:
     # the statement timeout: a server that answers cancels the statement itself, and the connection stays usable
     deadline = time.monotonic() + rt.settings.statement_timeout_ms / 1000 + _CANCEL_MARGIN_S
     checks["database"], checks["migrations"] = await _database_checks(rt, reasons, deadline)
+    if checks["migrations"] in ("ok", "ahead") and not await _may_write(rt, reasons, deadline):
+        checks["database"] = "forbidden"
     # read once: the copy may finish loading while the key check awaits, and the answer said `ready` beside
     # `vectors: loading` (a CI run under load)
     checks["vectors"] = vectors = rt.vectors_state
@@ -116,6 +118,23 @@ async def _database_checks(rt: Runtime, reasons: list[str], deadline: float) -> 
         return "ok", state
     reasons.append(migrate.schema_advice(current, rt.head_revision))
     return "ok", state
+
+
+async def _may_write(rt: Runtime, reasons: list[str], deadline: float) -> bool:
+    """Whether the role has the rights the API's writes need (key authentication's included), asked until it has:
+    a read-only role read as ready while every keyed request was a 503 saying "see /readyz"."""
+    if rt.may_write:
+        return True
+    try:
+        async with _bounded(rt, deadline) as conn:
+            missing = await missing_write_rights(conn)
+    except _NOT_ASKED:  # the database checks above say why
+        return True
+    if missing:
+        reasons.append(cannot_write(rt.settings.database_url, missing))
+        return False
+    rt.may_write = True
+    return True
 
 
 async def check_key_at_start(rt: Runtime) -> None:

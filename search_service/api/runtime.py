@@ -69,6 +69,7 @@ class Runtime:
     wrong_key_logged: bool = False  # the start or readiness found the key opens no stored secret, and logged it
     head_revision: str = ""
     schema_ahead_logged: bool = False  # readiness found the database migrated past this code, and said so in the log
+    may_write: bool = False  # readiness found the role has the rights the API's writes need: not asked again
     vectors: VectorCache | None = None  # None: turned off (PLINQY_VECTOR_CACHE_MAX=0) or too many vectors
     vectors_state: str = "loading"  # loading | ok | disabled | failed
     # building | ok | off (over PLINQY_SUGGEST_INDEX_MAX): said by /readyz, not waited for (the statements answer)

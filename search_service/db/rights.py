@@ -4,10 +4,13 @@ unprivileged role in DATABASE_URL): told apart from a database that is away, and
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from search_service.db.sql import statement
 from search_service.errortext import first_line
 
 LACKS_RIGHTS: tuple[type[BaseException], ...] = (
@@ -27,11 +30,28 @@ def role_of(url: str | None) -> str | None:
     return str(user) if user else None
 
 
+def _who(url: str | None) -> str:
+    role = role_of(url)
+    return f"the database role '{role}'" if role else "the database role"
+
+
 def lacks_rights(url: str | None, exc: BaseException) -> str:
     """One line for the operator: which role, what PostgreSQL refused, what to do."""
-    role = role_of(url)
-    who = f"the database role '{role}'" if role else "the database role"
     return (
-        f"{who} lacks rights ({first_line(exc)}): grant it access to the tables, or set DATABASE_URL to the role "
-        "that ran `plinqy-search migrate`"
+        f"{_who(url)} lacks rights ({first_line(exc)}): grant it access to the tables, or set DATABASE_URL to the "
+        "role that ran `plinqy-search migrate`"
+    )
+
+
+async def missing_write_rights(conn: Any) -> list[str]:
+    """`table: INSERT, UPDATE` for each table the API writes on which the connected role lacks a right it needs."""
+    rows = await conn.fetch(statement("db/rights", "missing_write_rights").sql)
+    return [f"{row['table_name']}: {row['lacking']}" for row in rows]
+
+
+def cannot_write(url: str | None, missing: list[str]) -> str:
+    """One line for the operator: which role, the rights on which tables it lacks, what to do."""
+    return (
+        f"{_who(url)} may not write what the API writes (it lacks {'; '.join(missing)}): grant it those rights, or "
+        "set DATABASE_URL to the role that ran `plinqy-search migrate`"
     )
