@@ -449,21 +449,42 @@ def test_every_line_serve_logs_has_its_time_and_level(
     )
 
 
-def test_a_missing_database_is_logged_not_printed_by_the_supervisors_processes(
-    pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """With no database, the process the supervisor forks to write the shared vectors printed 'shared state: no
-    database (…)' bare beside the supervisor's logged warning; it logs it now, as every other line is logged."""
-    missing = pg_admin_url.rsplit("/", 1)[0] + f"/plinqy_missing_{uuid.uuid4().hex[:8]}"
-    server = Server(missing, 1024, tmp_path_factory.mktemp("api") / "api.log", workers=2)
+def _logged_until(url: str, tmp_path_factory: pytest.TempPathFactory, said: Callable[[str], bool]) -> list[str]:
+    """`serve --workers 2` on `url` until its log says what `said` looks for; its lines, each one stamped."""
+    server = Server(url, 1024, tmp_path_factory.mktemp("api") / "api.log", workers=2)
     try:
         deadline = time.monotonic() + 60
-        while not all(s in server.log_path.read_text(errors="replace") for s in ("no database (", "serving http")):
+        while not said(server.log_path.read_text(errors="replace")):
             assert time.monotonic() < deadline and server.proc.poll() is None, server.log_path.read_text()[-3000:]
             time.sleep(0.2)
     finally:
         server.stop()
     lines = [line for line in server.log_path.read_text(errors="replace").splitlines() if line.strip()]
     assert [line for line in lines if not STAMPED.match(line)] == [], lines
+    return lines
+
+
+def test_a_missing_database_is_logged_not_printed_by_the_supervisors_processes(
+    pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With no database, the process the supervisor forks to write the shared vectors printed 'shared state: no
+    database (…)' bare beside the supervisor's logged warning; it logs it now, as every other line is logged."""
+    missing = pg_admin_url.rsplit("/", 1)[0] + f"/plinqy_missing_{uuid.uuid4().hex[:8]}"
+    lines = _logged_until(missing, tmp_path_factory, lambda log: "no database (" in log and "serving http" in log)
     writer = [line for line in lines if "shared state: no database (InvalidCatalogNameError: " in line]
     assert len(writer) == 1 and re.search(r" WARNING \[\d+\] search_service\.api\.shared_state: ", writer[0]), lines
+
+
+def test_a_role_without_rights_is_one_line_from_the_shared_vectors_writer(
+    rightless_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With a role that may read nothing, the process the supervisor forks to write the shared vectors logged
+    `process N failed` and asyncpg's traceback (25 lines), where everything else says it in one line."""
+    lines = _logged_until(  # a worker serving, and the writer's outcome (a failure before)
+        rightless_url, tmp_path_factory,
+        lambda log: "serving http" in log and ("shared state: not written" in log or " failed\n" in log),
+    )  # fmt: skip
+    [writer] = [line for line in lines if "shared_state: " in line and "not preloaded" not in line]  # the supervisor's
+    role = rightless_url.split("//", 1)[1].split("@", 1)[0]
+    assert re.search(r" WARNING \[\d+\] search_service\.api\.shared_state: shared state: not written, the database "
+                     f"role '{role}' lacks rights \\(permission denied for table ", writer), writer  # fmt: skip

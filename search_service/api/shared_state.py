@@ -37,6 +37,7 @@ import asyncpg
 from pgvector.asyncpg import register_vector
 
 from search_service.db.faults import connect
+from search_service.db.rights import LACKS_RIGHTS, lacks_rights
 from search_service.engine import catalog
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.facet_labels import ProductLabels
@@ -145,7 +146,7 @@ def start_generation_writer(settings: Settings) -> int | None:
     signal.pthread_sigmask(signal.SIG_SETMASK, before)
     gc.disable()  # a process that exits after the load
     reuse_large_frees()  # its memory goes with it: reused, not faulted in afresh (vector_load.py)
-    exit_after(lambda: asyncio.run(_write_generation(settings)), parent)
+    exit_after(lambda: asyncio.run(_write_generation(settings)), parent, settings.database_url)
 
 
 def _leave_quietly(_signum: int, _frame: object) -> None:
@@ -162,10 +163,11 @@ NO_DATABASE: tuple[type[BaseException], ...] = (
 )
 
 
-def exit_after(body: Callable[[], object], parent: int | None = None) -> NoReturn:
+def exit_after(body: Callable[[], object], parent: int | None = None, database_url: str | None = None) -> NoReturn:
     """In a forked child: run `body`, then leave at once with its outcome (1 after logging the error), without
     the parent's clean-up (atexit handlers, finalizers of what the parent owns). `parent`: the process that forked
-    it, which it does not outlive. Logged as the supervisor logs (a bare print broke the log's one format)."""
+    it, which it does not outlive. Logged as the supervisor logs (a bare print broke the log's one format);
+    `database_url`: the one `body` connects to, whose role a refusal names."""
     code = 0
     try:
         if parent is not None:
@@ -173,6 +175,9 @@ def exit_after(body: Callable[[], object], parent: int | None = None) -> NoRetur
         body()
     except NO_DATABASE as exc:  # one line, not a traceback: the supervisor logs what it means for the workers
         log.warning("shared state: no database (%s: %s)", type(exc).__name__, first_line(exc))
+        code = 1
+    except LACKS_RIGHTS as exc:  # known as the server knows it (readyz, the routes' 503): one line, no traceback
+        log.warning("shared state: not written, %s", lacks_rights(database_url, exc))
         code = 1
     except BaseException:
         log.exception("process %d failed", os.getpid())
