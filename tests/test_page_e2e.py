@@ -1417,3 +1417,50 @@ def test_a_link_with_a_mode_sort_stock_or_position_the_page_cannot_use_says_so(
     assert wait_results(driver, "milk")
     status = driver.find_element(By.ID, "status").text
     assert all(s in status for s in said), status
+
+
+# One word of 290 letters, no space, as a store may name a product: the first hit's name, brand and store, and the
+# first brand and store of the facets.
+LONG_WORD = (
+    "const long = 'Superlongwordwithoutanybreaks'.repeat(10); const f = window.fetch;"
+    " window.fetch = async function (u, o) { const r = await f(u, o);"
+    " if (!String(u).includes('/v1/search?') || !r.ok) return r; const b = await r.json(); const hit = b.results[0];"
+    " if (hit) { hit.product.name = 'Zebrafrost ' + long; hit.product.brand = long; hit.stores[0].name = long; }"
+    " if (b.facets.brand) b.facets.brand[0].value = long; if (b.facets.store) b.facets.store[0].name = long;"
+    " return new Response(JSON.stringify(b), {status: r.status, headers: r.headers}); };"
+)
+
+
+def test_a_long_word_in_a_name_keeps_the_page_the_width_of_the_window(server: str, browser: WebDriver) -> None:
+    """A product, brand or store name of one long word made the whole page scroll sideways (3,469 px at 1280, 2,869
+    px on a 360 px phone): the radar caption, the status once a result was chosen and the facet labels ran on past
+    the window, where the result card wrapped the name. The answer is rewritten in the page."""
+    driver = browser
+    try:
+        for width, height, phone in ((1280, 800, False), (360, 740, True)):
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": phone},
+            )
+            open_page(driver, server, "?near=" + PRESET + "&q=tap+washer")
+            assert wait_results(driver, "tap washer")
+            driver.execute_script(LONG_WORD)
+            before = search_requests(driver)
+            type_query(driver, "faucet")
+            first = wait_new_answer(driver, before, "faucet")[0]
+            driver.execute_script("arguments[0].focus();", first)
+            driver.switch_to.active_element.send_keys(Keys.ENTER)
+            wait_for(driver, "the radar caption", lambda d: "drawn" in d.find_element(By.ID, "radar-caption").text)
+            assert driver.find_element(By.ID, "status").text.startswith("Selected Zebrafrost")
+            wide = driver.execute_script(  # the page wider than the window, a text running out of its box
+                "const root = document.documentElement, w = root.clientWidth, out = [];"
+                "if (root.scrollWidth > w) out.push('page ' + root.scrollWidth);"
+                "document.querySelectorAll('#status, #radar-caption, #facets button, #facets .label, #results .name,"
+                " #results .brand, #results .store-name').forEach(e => { const r = e.getBoundingClientRect();"
+                " if (e.scrollWidth > e.clientWidth + 1 || r.width > w) out.push(`${e.id || e.className} ` +"
+                "  `${e.scrollWidth} in ${e.clientWidth} (${Math.round(r.width)} wide)`); });"
+                "return out;"
+            )
+            assert wide == [], (width, wide)
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
