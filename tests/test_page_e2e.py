@@ -1464,3 +1464,52 @@ def test_a_long_word_in_a_name_keeps_the_page_the_width_of_the_window(server: st
             assert wide == [], (width, wide)
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+# Pages of 4; a next page (offset=) is answered by `window.proxy` ([status, statusText, body, headers]) while set,
+# as a proxy in front of the service answers.
+PAGES_OF_4_BEHIND_A_PROXY = (
+    "const set = URLSearchParams.prototype.set; URLSearchParams.prototype.set = function (k, v) {"
+    " return set.call(this, k, k === 'limit' && v === '20' ? '4' : v); };"
+    "window.proxy = null; const f = window.fetch; window.fetch = function (u, o) {"
+    " if (!String(u).includes('offset=') || !window.proxy) return f(u, o); const [status, statusText, body, headers]"
+    " = window.proxy; return Promise.resolve(new Response(body, {status, statusText, headers})); };"
+)
+
+
+def test_a_failed_next_page_says_what_answered_and_keeps_the_rows_shown(server: str, browser: WebDriver) -> None:
+    """A proxy's 502 (an HTML body) to Show more said "Can't reach the search service", where the same answer to a
+    search says "Something went wrong (502)"; a 503 ran page 1 again, dropping the pages shown, and while the 503s
+    lasted the list went empty. A failed next page now says what answered and leaves the rows and the button."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET + "&q=milk&mode=semantic")
+    assert wait_results(driver, "milk")
+    driver.execute_script(PAGES_OF_4_BEHIND_A_PROXY)
+    before = search_requests(driver)
+    type_query(driver, "milk")
+    assert len(wait_new_answer(driver, before, "milk")) == 4
+    status = driver.find_element(By.ID, "status").text
+
+    def press_more(proxy: list[Any] | None) -> None:
+        driver.execute_script("window.proxy = arguments[0];", proxy)
+        driver.find_element(By.CSS_SELECTOR, "#results .more-button").click()
+
+    def error(d: WebDriver) -> str | bool:
+        box = d.find_element(By.ID, "error")
+        return box.is_displayed() and box.text
+
+    press_more([502, "Bad Gateway", "<html>Bad gateway</html>", {"Content-Type": "text/html"}])
+    said = wait_for(driver, "the error", error)
+    assert "Something went wrong (502)." in said and "Bad Gateway" in said and "reach" not in said, said
+    busy = {"Content-Type": "application/json", "Retry-After": "1"}
+    before = search_requests(driver)
+    press_more([503, "Service Unavailable", '{"error": {"message": "not ready"}}', busy])
+    said = wait_for(driver, "the busy error", lambda d: "busy" in (text := error(d) or "") and text)
+    assert "not ready (try again in 1 s)" in said, said
+    time.sleep(2.5)  # a retry of page 1 would have come and gone
+    assert search_requests(driver) == before, "the search ran again"
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#results li.result")) == 4
+    assert driver.find_element(By.ID, "status").text == status
+    press_more(None)  # the button is there to press again, and the error goes with the page it brings
+    wait_for(driver, "the next page", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li.result")) == 8)
+    assert not driver.find_element(By.ID, "error").is_displayed()

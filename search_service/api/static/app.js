@@ -320,13 +320,7 @@
     setLoading(true);
     setStatus("Searching…");
     fetch("/v1/search?" + params.toString(), { signal: ctl.signal, headers: { Accept: "application/json" } })
-      .then(function (res) {
-        return res.text().then(function (text) {
-          var body = null;
-          try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
-          return { res: res, body: body };
-        });
-      })
+      .then(readAnswer)
       .then(function (r) {
         if (seq !== state.seq) return; // a newer search started meanwhile
         state.searchCtl = null;
@@ -355,7 +349,17 @@
       });
   }
 
-  function failed(res, body) {
+  /** The answer with its body, null where that is no JSON (a proxy's HTML page): its status is said all the same. */
+  function readAnswer(res) {
+    return res.text().then(function (text) {
+      var body = null;
+      try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+      return { res: res, body: body };
+    });
+  }
+
+  /** Says why a search (or, `nextPage`, a Show-more page) got no results. */
+  function failed(res, body, nextPage) {
     var err = body && body.error ? body.error : null;
     var message = err && err.message ? err.message : res.statusText || "unexpected answer";
     if (res.status === 400) {
@@ -374,7 +378,8 @@
       var after = res.headers.get("Retry-After");
       showError("The service is busy or still starting.",
         message + (after ? " (try again in " + after + " s)" : ""));
-      scheduleSearch(Math.max(1, parseInt(after || "2", 10)) * 1000);
+      // a next page is pressed again: running page 1 again dropped the rows shown
+      if (!nextPage) scheduleSearch(Math.max(1, parseInt(after || "2", 10)) * 1000);
     } else {
       showError("Something went wrong (" + res.status + ").", message);
     }
@@ -622,15 +627,16 @@
       var ctl = new AbortController();
       state.moreCtl = ctl;
       fetch("/v1/search?" + params.toString(), { signal: ctl.signal, headers: { Accept: "application/json" } })
-        .then(function (res) { return res.json().then(function (body) { return { res: res, body: body }; }); })
+        .then(readAnswer) // a proxy's HTML error page is an answer: "Can't reach the service" was said of it
         .then(function (r) {
           if (!current()) return;
           state.moreCtl = null;
           if (!r.res.ok || !r.body || !Array.isArray(r.body.results)) {
-            failed(r.res, r.body);
+            failed(r.res, r.body, true);
             b.disabled = false;
             return;
           }
+          clearError(); // a failed press's error goes with the page that came
           // the focus moves to the new rows only from the button (or where its removal left it), never from
           // a control the user went on to
           var fromHere = document.activeElement === b || document.activeElement === document.body;
