@@ -1419,15 +1419,22 @@ def test_a_link_with_a_mode_sort_stock_or_position_the_page_cannot_use_says_so(
     assert all(s in status for s in said), status
 
 
+def rewrite_answers(driver: WebDriver, edit: str) -> None:
+    """Each successful /v1/search answer goes through `edit` (script over its body `b`) before the page reads it."""
+    driver.execute_script(
+        "const f = window.fetch; window.fetch = async function (u, o) { const r = await f(u, o);"
+        " if (!String(u).includes('/v1/search?') || !r.ok) return r; const b = await r.json();"
+        + edit
+        + " return new Response(JSON.stringify(b), {status: r.status, headers: r.headers}); };"
+    )
+
+
 # One word of 290 letters, no space, as a store may name a product: the first hit's name, brand and store, and the
 # first brand and store of the facets.
 LONG_WORD = (
-    "const long = 'Superlongwordwithoutanybreaks'.repeat(10); const f = window.fetch;"
-    " window.fetch = async function (u, o) { const r = await f(u, o);"
-    " if (!String(u).includes('/v1/search?') || !r.ok) return r; const b = await r.json(); const hit = b.results[0];"
+    "const long = 'Superlongwordwithoutanybreaks'.repeat(10), hit = b.results[0];"
     " if (hit) { hit.product.name = 'Zebrafrost ' + long; hit.product.brand = long; hit.stores[0].name = long; }"
     " if (b.facets.brand) b.facets.brand[0].value = long; if (b.facets.store) b.facets.store[0].name = long;"
-    " return new Response(JSON.stringify(b), {status: r.status, headers: r.headers}); };"
 )
 
 
@@ -1444,7 +1451,7 @@ def test_a_long_word_in_a_name_keeps_the_page_the_width_of_the_window(server: st
             )
             open_page(driver, server, "?near=" + PRESET + "&q=tap+washer")
             assert wait_results(driver, "tap washer")
-            driver.execute_script(LONG_WORD)
+            rewrite_answers(driver, LONG_WORD)
             before = search_requests(driver)
             type_query(driver, "faucet")
             first = wait_new_answer(driver, before, "faucet")[0]
@@ -1513,3 +1520,28 @@ def test_a_failed_next_page_says_what_answered_and_keeps_the_rows_shown(server: 
     press_more(None)  # the button is there to press again, and the error goes with the page it brings
     wait_for(driver, "the next page", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li.result")) == 8)
     assert not driver.find_element(By.ID, "error").is_displayed()
+
+
+def test_prices_in_several_currencies_are_said_to_be_compared_as_numbers(server: str, browser: WebDriver) -> None:
+    """Stores of two currencies in one search: sorted by price the list went $0.50, €1.99, €2.50 and the price buckets
+    read "0–4.99" without a word that the API compares prices as numbers, unconverted (docs/search-features.md: "a
+    front end showing mixed currencies should say so"). The first hit's first store is made a USD one in the page."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET + "&q=tap+washer&mode=keyword")
+    assert wait_results(driver, "tap washer")
+    driver.execute_script("window.usd = true;")
+    rewrite_answers(driver, "if (window.usd && b.results[0]) b.results[0].stores[0].currency = 'USD';")
+    said = "Prices in EUR and USD are compared as numbers, not converted."
+    before = search_requests(driver)
+    Select(driver.find_element(By.ID, "sort")).select_by_value("price")
+    items = wait_new_answer(driver, before, "tap washer")
+    assert "$" in items[0].find_element(By.CSS_SELECTOR, ".price").text
+    assert said in driver.find_element(By.ID, "status").text
+    price = next(g for g in driver.find_elements(By.CSS_SELECTOR, "#facets .facet-group") if g.text.startswith("Price"))
+    assert price.find_element(By.CSS_SELECTOR, ".facet-note").text == said
+    driver.execute_script("window.usd = false;")  # one currency: nothing to say
+    before = search_requests(driver)
+    type_query(driver, "faucet")
+    wait_new_answer(driver, before, "faucet")
+    assert "compared as numbers" not in driver.find_element(By.ID, "status").text
+    assert not driver.find_elements(By.CSS_SELECTOR, "#facets .facet-note")

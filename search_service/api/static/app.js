@@ -418,6 +418,7 @@
     items.forEach(function (li) { ul.appendChild(li); });
     box.appendChild(ul);
     els.facets.appendChild(box);
+    return box;
   }
 
   function choose(changes) {
@@ -457,14 +458,15 @@
       return facetButton(f.value, f.count, on, function () { choose({ brand: on ? null : f.value }); });
     }));
     // Numbers alone: a bucket counts the whole set, whose listings may be in any currency (the API compares prices
-    // as numbers); the page's own hits, which once named the currency, say nothing of the rest.
-    facetGroup("Price", (facets.price || []).map(function (f) {
+    // as numbers); the page's own hits, which once named the currency, say nothing of the rest. Mixed, they say so.
+    var price = facetGroup("Price", (facets.price || []).map(function (f) {
       var on = c.min_price === f.min && c.max_price === (f.max === null ? undefined : f.max);
       var label = f.max === null ? "from " + f.min : f.min + "–" + f.max;
       return facetButton(label, f.count, on, function () {
         choose(on ? { min_price: null, max_price: null } : { min_price: f.min, max_price: f.max });
       });
     }));
+    if (price && currencyNote()) price.appendChild(el("p", "hint facet-note", currencyNote()));
     var stores = withChosen(facets.store, 8, function (f) { return f.id === c.store_id; },
       c.store_id === undefined ? null : { id: c.store_id, name: "The chosen store", count: 0 });
     facetGroup("Store", stores.map(function (f) {
@@ -478,6 +480,19 @@
       state.facetFocus = null;
       if (again) again.focus(); // a keyboard user stayed where they were (the focus fell to the page's top)
     }
+  }
+
+  /** The page's prices in more than one currency, said (docs/search-features.md asks it of a front end): the API
+   *  sorts, filters and buckets them as numbers, unconverted ($0.50 before €1.99). "" for one currency. */
+  function currencyNote() {
+    var seen = {};
+    (state.response ? state.response.results : []).forEach(function (hit) {
+      hit.stores.forEach(function (s) { if (s.currency) seen[s.currency] = true; });
+    });
+    var codes = Object.keys(seen).sort();
+    if (codes.length < 2) return "";
+    return "Prices in " + codes.slice(0, -1).join(", ") + " and " + codes[codes.length - 1] +
+      " are compared as numbers, not converted.";
   }
 
   // --- suggestions under the search box
@@ -570,8 +585,10 @@
     // a capped set counts its first PLINQY_FACET_DEPTH products: more may match, whatever is shown
     var capped = body.total_capped === true;
     var shown = (total > n ? n.toLocaleString() + " of " : "") + total.toLocaleString() + (capped ? "+" : "");
+    var mixed = currencyNote();
     setStatus(takeLinkNote() + shown + (total === 1 && !capped ? " product" : " products") + " for “" +
-      els.q.value.trim() + "”" + where + ". Press Enter on a result to show its stores on the radar.");
+      els.q.value.trim() + "”" + where + ". " + (mixed ? mixed + " " : "") +
+      "Press Enter on a result to show its stores on the radar.");
     // a keyword set is counted whole (up to 2,000) but paged only to MAX_OFFSET: no button the API would refuse
     var fetched = body.fetched || n; // a page that came back empty ends the list, whatever `total` said
     if (total > n && !body.exhausted) {
