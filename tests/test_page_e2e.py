@@ -1545,3 +1545,39 @@ def test_prices_in_several_currencies_are_said_to_be_compared_as_numbers(server:
     wait_new_answer(driver, before, "faucet")
     assert "compared as numbers" not in driver.find_element(By.ID, "status").text
     assert not driver.find_elements(By.CSS_SELECTOR, "#facets .facet-note")
+
+
+def test_back_and_forward_step_through_the_searches(server: str, browser: WebDriver) -> None:
+    """The address bar kept the search with replaceState alone: Back left the page (about:blank here) rather than
+    going back to the search before. A search asked for (Enter, a place, a sort, a facet) is a history entry now, and
+    a typed query one (its later keystrokes replace it); Back and Forward put the search back and run it."""
+    driver = browser
+    driver.get("about:blank")
+    open_page(driver, server, "?q=milk&mode=semantic")
+    assert wait_results(driver, "milk")
+    type_query(driver, "bread")  # five keystrokes, one entry (Back goes from "bread" to "milk")
+    wait_results(driver, "bread")
+    before = search_requests(driver)
+    Select(driver.find_element(By.ID, "location")).select_by_visible_text(PRESET)
+    wait_new_answer(driver, before, "bread")
+    before = search_requests(driver)
+    Select(driver.find_element(By.ID, "sort")).select_by_value("price")
+    wait_new_answer(driver, before, "bread")
+
+    def step(go: Callable[[], None], query: str) -> dict[str, list[str]]:
+        before = search_requests(driver)
+        go()
+        wait_new_answer(driver, before, query)
+        assert driver.find_element(By.ID, "q").get_attribute("value") == query
+        return parse_qs(urlsplit(last_search_url(driver)).query)
+
+    asked = step(driver.back, "bread")  # Kreuzberg by relevance
+    assert "sort" not in asked and driver.find_element(By.ID, "sort").get_attribute("value") == "relevance"
+    assert "near=Kreuzberg" in driver.current_url and "sort=" not in driver.current_url
+    kreuzberg = asked["lat"]
+    asked = step(driver.back, "bread")  # the first place, as typed
+    assert asked["lat"] != kreuzberg and "near=Kreuzberg" not in driver.current_url
+    assert Select(driver.find_element(By.ID, "location")).first_selected_option.text == FIRST
+    asked = step(driver.back, "milk")
+    assert asked["mode"] == ["semantic"] and "q=milk" in driver.current_url
+    assert step(driver.forward, "bread")["lat"] != kreuzberg

@@ -42,7 +42,9 @@
     facetFocus: null,     // the label of the facet button just pressed, focused again once redrawn
     linkNote: "",         // what the link held that the page ignores (a place, a facet value), said once
     suggestTimer: 0,
-    moreCtl: null         // AbortController of the Show-more page in flight
+    moreCtl: null,        // AbortController of the Show-more page in flight
+    url: "",              // the address last written (a search's history entry)
+    draft: false          // that entry is a typed query's: its next keystrokes replace it
   };
 
   // --- formatting (the e2e test formats the API's numbers the same way)
@@ -136,8 +138,11 @@
     return params;
   }
 
-  /** Mirror the inputs in the address bar, so a search can be shared or reloaded. */
-  function saveToUrl() {
+  /** Mirror the inputs in the address bar, so a search can be shared or reloaded, and Back goes to the one before
+   *  (with replaceState alone Back left the page): `how` "push" (a search asked for: Enter, a menu, a facet) adds a
+   *  history entry, "typed" adds one at a query's first keystrokes and the next ones replace it (not an entry a
+   *  keystroke), "replace" (a link's search, a retry) adds none. */
+  function saveToUrl(how) {
     var u = new URLSearchParams();
     if (els.q.value) u.set("q", els.q.value);
     var v = els.location.value;
@@ -158,7 +163,30 @@
     ["brand", "store_id", "min_price", "max_price"].forEach(function (k) {  // the facet values chosen
       if (state.chosen[k] !== undefined) u.set(k, String(state.chosen[k]));
     });
-    try { history.replaceState(null, "", "?" + u.toString()); } catch (e) { /* file: or sandboxed */ }
+    var url = "?" + u.toString();
+    var push = how !== "replace" && url !== window.location.search && !(how === "typed" && state.draft);
+    if (push || how !== "typed") state.draft = push && how === "typed";
+    state.url = url;
+    try {
+      if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
+    } catch (e) { /* file: or sandboxed */ }
+  }
+
+  /** Back or Forward to another search's entry: its inputs and facet values put back, and the search run again. */
+  function restoreEntry() {
+    if (window.location.search === state.url) return; // the same search (the skip link's #results)
+    dropSuggestions();
+    els.form.reset(); // what the entry leaves out is the default, as on a load
+    state.chosen = {};
+    var r = restoreFromUrl();
+    restoreCategory(r.category);
+    var wanted = r.near ? presetIndex(r.near) : null;
+    if (wanted !== null) els.location.value = wanted < 0 ? "" : "preset:" + wanted;
+    else if (r.at && state.me) els.location.value = "me"; // written from it: the position this page holds
+    else if (state.presets.length) els.location.value = "preset:0";
+    showRadius();
+    syncPlaceControls();
+    runSearch("replace");
   }
 
   var UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i; // as the API writes ids
@@ -291,7 +319,7 @@
     if (state.searchCtl) { state.searchCtl.abort(); state.searchCtl = null; }
     dropMore();
     state.seq++;
-    state.timer = setTimeout(runSearch, delay === undefined ? DEBOUNCE_MS : delay);
+    state.timer = setTimeout(function () { runSearch("typed"); }, delay === undefined ? DEBOUNCE_MS : delay);
   }
 
   /** A next page belongs to the search it continues: once another is pending, it is not wanted. */
@@ -299,9 +327,10 @@
     if (state.moreCtl) { state.moreCtl.abort(); state.moreCtl = null; }
   }
 
-  function runSearch() {
+  /** `how` the address bar keeps it (saveToUrl): by default a history entry of its own. */
+  function runSearch(how) {
     clearTimeout(state.timer);
-    saveToUrl();
+    saveToUrl(how || "push");
     if (state.searchCtl) state.searchCtl.abort();
     state.searchCtl = null;
     dropMore();
@@ -369,7 +398,7 @@
         // without it (it showed the error alone, with no results, until something else changed).
         state.linkNote += what + " “" + state.chosen[err.parameter] + "” " + message + ": left out. ";
         delete state.chosen[err.parameter];
-        runSearch();
+        runSearch("replace");
         return;
       }
       showError("That search can't run.", what + " " + message + ".");
@@ -880,6 +909,14 @@
   });
 
   // --- presets and categories
+  /** The preset a link's `near` names: its index, -1 for "anywhere", null for an unknown name. */
+  function presetIndex(near) {
+    if (near === "anywhere") return -1;
+    var found = null;
+    state.presets.forEach(function (p, i) { if (p.name === near) found = i; });
+    return found;
+  }
+
   function loadPresets(near, at, badAt) {
     return fetch("/v1/presets").then(function (res) {
       if (!res.ok) throw new Error(String(res.status));
@@ -896,9 +933,7 @@
       var any = el("option", null, "Anywhere (no distance limit)");
       any.value = "";
       els.location.appendChild(any);
-      var wanted = near ? null : 0;
-      if (near === "anywhere") wanted = -1;
-      else if (near) body.presets.forEach(function (p, i) { if (p.name === near) wanted = i; });
+      var wanted = near ? presetIndex(near) : 0;
       if (near && wanted === null) {  // it fell back to the first neighbourhood without a word
         state.linkNote += "“" + near + "” is not one of the places here: showing " + body.presets[0].name + ". ";
         wanted = 0;
@@ -924,6 +959,12 @@
     });
   }
 
+  function restoreCategory(wanted) {
+    if (wanted && els.category.querySelector('option[value="' + CSS.escape(wanted) + '"]')) els.category.value = wanted;
+    else if (wanted) state.linkNote += "The link's category " + wanted + " is not one of the catalogue's: all " +
+      "categories. ";
+  }
+
   function loadCategories(wanted) {
     return fetch("/v1/categories").then(function (res) {
       if (!res.ok) throw new Error(String(res.status));
@@ -939,9 +980,7 @@
         });
       };
       add(body.categories, 0);
-      if (wanted && els.category.querySelector('option[value="' + CSS.escape(wanted) + '"]')) els.category.value = wanted;
-      else if (wanted) state.linkNote += "The link's category " + wanted + " is not one of the catalogue's: all " +
-        "categories. ";
+      restoreCategory(wanted);
     }).catch(function () {
       var opt = el("option", null, "(categories unavailable)");
       opt.disabled = true;
@@ -999,6 +1038,8 @@
     input.addEventListener("change", function () { runSearch(); });
   });
 
+  window.addEventListener("popstate", restoreEntry);
+
   var restored = restoreFromUrl();
   showRadius();
   drawRadar();
@@ -1007,7 +1048,7 @@
     // on load, a distance sort comes from the link: it needs a place
     if (syncPlaceControls()) state.linkNote += "The link's sort by distance needs a place: relevance used. ";
     document.body.dataset.ready = "true";
-    if (els.q.value.trim() !== "") runSearch();
+    if (els.q.value.trim() !== "") runSearch("replace");
     else drawRadar();
   });
 })();
