@@ -72,6 +72,7 @@ from search_service.engine.search import (
 )
 from search_service.engine.stats import read_stats
 from search_service.engine.store_locator import NOT_LOCATED
+from search_service.engine.text import embedded_text
 from search_service.engine.vectors import VectorCache
 from search_service.settings import Settings
 
@@ -1738,7 +1739,9 @@ def encode_queries(queries: Sequence[qmod.Query], settings: Settings) -> tuple[n
     from embeddings.encoder import load_encoder
 
     encoder = load_encoder(settings.encoder)
-    return encoder.encode([q.text for q in queries]), encoder.model_id
+    # the text the API embeds (its operators and excluded words left out): `cornflakes or muesli` embedded as typed
+    # ranked near-ties otherwise, and the HTTP answers' recall read 0.996 against a truth the API never asks for
+    return encoder.encode([embedded_text(q.text) or q.text for q in queries]), encoder.model_id
 
 
 def checkpoint(result: dict[str, Any]) -> None:
