@@ -52,21 +52,24 @@ def jsonb(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value)
 
 
+def product_columns(products: list[tuple[UUID, ValidRow, int | None]]) -> dict[str, list[Any]]:
+    """The product statements' arrays, one item a product: its id, text, category, attributes and GTIN."""
+    ids, rows, cats = zip(*products, strict=True)
+    return {
+        "ids": list(ids),
+        "names": [r.name for r in rows],
+        "brands": [r.brand for r in rows],
+        "descriptions": [r.description for r in rows],
+        "category_ids": list(cats),
+        "attributes": [jsonb(r.attributes) for r in rows],
+        "gtins": [r.gtin for r in rows],
+    }
+
+
 async def update_products(conn: Any, plan: Plan) -> set[UUID]:
     """The products whose text (or GTIN) changed; GtinTaken when another product took a GTIN meanwhile."""
-    ids, rows, cats = zip(*plan.product_updates, strict=True)
     try:
-        got = await _run(
-            conn,
-            "update_products",
-            ids=list(ids),
-            names=[r.name for r in rows],
-            brands=[r.brand for r in rows],
-            descriptions=[r.description for r in rows],
-            category_ids=list(cats),
-            attributes=[jsonb(r.attributes) for r in rows],
-            gtins=[r.gtin for r in rows],
-        )
+        got = await _run(conn, "update_products", **product_columns(plan.product_updates))
     except asyncpg.UniqueViolationError as exc:  # the other product's transaction committed while this waited
         if exc.constraint_name != "uq_product_master_gtin":
             raise
@@ -81,19 +84,9 @@ async def insert_products(
 ) -> None:
     if plan.former:  # what the rows of moved listings leave out, their former product keeps for them
         plan.new_products = await carry_former_text(conn, plan.new_products, plan.former)
-    ids, rows, cats = zip(*plan.new_products, strict=True)
-    inserted = await _run(
-        conn,
-        "insert_products",
-        ids=list(ids),
-        names=[r.name for r in rows],
-        brands=[r.brand for r in rows],
-        descriptions=[r.description for r in rows],
-        category_ids=list(cats),
-        gtins=[r.gtin for r in rows],
-        attributes=[jsonb(r.attributes) for r in rows],
-    )
-    missing = set(ids) - {r["id"] for r in inserted}
+    columns = product_columns(plan.new_products)
+    inserted = await _run(conn, "insert_products", **columns)
+    missing = set(columns["ids"]) - {r["id"] for r in inserted}
     if not missing:
         return
     # Another transaction created these GTINs' products first: link to those.
