@@ -25,6 +25,7 @@ import pytest
 from cryptography.fernet import Fernet
 from geographiclib.geodesic import Geodesic
 from litestar.testing import TestClient
+from litestar.utils.sync import AsyncCallable
 
 from embeddings.encoder import Encoder, load_encoder
 from embeddings.text import compose_text
@@ -353,6 +354,18 @@ def test_keyword_mode_alone_cannot_find_them(client: TestClient[Any], seeded: Se
     """The semantic results above owe nothing to shared words."""
     body = search(client, q="something to fix a dripping tap", mode="keyword", **AT_CENTER)
     assert seeded.products["washer"] not in result_ids(body)
+
+
+def test_every_guard_and_hook_runs_on_the_event_loop(client: TestClient[Any]) -> None:
+    """litestar runs a sync guard or request hook on a worker thread (anyio.to_thread): the app's uuid guard and
+    query-string hook, sync, cost every request two thread hops (/healthz 0.22 -> 0.55 ms of CPU a request)."""
+    on_threads = []
+    for route in client.app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            hooks = [*handler.resolve_guards(), handler.resolve_before_request(), handler.resolve_after_response()]
+            hooks += [getattr(handler, "resolve_after_request", lambda: None)()]
+            on_threads += [(route.path, h.func) for h in hooks if isinstance(h, AsyncCallable)]
+    assert not on_threads
 
 
 def test_response_shape(client: TestClient[Any], seeded: Seeded) -> None:

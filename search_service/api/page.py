@@ -113,9 +113,9 @@ def static_file_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     return error_response(500, None, "internal error")
 
 
-def no_directory_form(connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
+async def no_directory_form(connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
     """A name ending in `/` or `/.` (`/static/app.js/`, `app.js%2f`) asks for a directory: a 404, where the file
-    system's normalising served the file."""
+    system's normalising served the file. Async: litestar runs a sync guard on a worker thread."""
     raw = connection.scope.get("raw_path")  # the router drops a path's trailing slash
     path = unquote(raw.decode("latin-1")) if raw else connection.scope["path"]
     if path.rsplit("/", 1)[-1] in ("", "."):

@@ -38,10 +38,11 @@ LISTING_PATH = "/v1/stores/{store_id:uuid}/listings/{sku:path}"
 STORE_PREFIX = re.compile(rb"/v1/stores/[^/]+")  # the raw path before the `/listings/` of LISTING_PATH
 
 
-def uuid_path_ids(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def uuid_path_ids(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """The app's first guard, before any key is checked: a `{…:uuid}` path segment in the form params.parse_uuid
     takes, as /v1/products/{id} and the store_id query take it (litestar's own `uuid` type also took 32 bare
-    digits, braces and `urn:uuid:`), else a 400 naming it."""
+    digits, braces and `urn:uuid:`), else a 400 naming it. Async though it awaits nothing: litestar runs a sync
+    guard on a worker thread, a hop every request paid."""
     template = str(connection.scope.get("path_template", "")).split("/")
     segments = connection.scope["path"].split("/")
     for name, value in connection.path_params.items():
