@@ -29,13 +29,13 @@ from search_service.engine.suggest import (
     Suggestion,
     SuggestParams,
     keep_typed_text,
-    lower_as_sql,
     merge,
     split_prefix,
     suggest,
 )
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_scope import suggest_in_memory
+from search_service.engine.suggest_typed import lower_as_sql
 from search_service.engine.text import caseless, fold_accents
 from tests.test_api import AT_CENTER, app_settings, load_test_encoder, running_client, seed_catalogue
 from tests.test_search_ux import CENTER, Catalogue, _call, _near, _seed, run
@@ -457,6 +457,28 @@ def test_a_word_after_a_decimal_size_is_completed_by_every_path(
     run(_call(fresh_db_url, _after_snapshots, monkeypatch, "query", typed))
 
 
+def test_a_word_after_a_size_a_name_glues_is_completed_by_every_path(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`1l haf` did not complete `Hafermilch Barista 1l`, which search for `1l hafermilch` finds: the earlier words
+    were read with their sizes spaced only (`1 l`), which a name gluing it lacks. Every path (and the exclusions'
+    check) now reads them either way, as search reads `q`; typed spaced, a glued name is none, as in search."""
+    names = ["Hafermilch Barista 1l", "Zorblax Hafer Drink 1 L", "Klebeband Rot 19mm"]
+    _stocked_at_center(fresh_db_url, [(name, None, None) for name in names])
+    typed = {"1l haf": ["1l hafer", "1l hafermilch"], "1 l haf": ["1 l hafer"], "19MM kle": ["19mm klebeband"],
+             "klebeband 19mm ro": ["klebeband 19mm rot"], "19 mm kle": []}  # fmt: skip
+    run(_call(fresh_db_url, _after_snapshots, monkeypatch, "query", typed))
+
+    async def excluding(conn: asyncpg.Connection) -> list[str]:  # suggest_excluded reads the head either way too
+        got = await suggest(conn, SuggestParams("1l -zorblax haf", *CENTER, 1000.0, 10))
+        return [s.text for s in got if s.kind == "query"]
+
+    assert run(_call(fresh_db_url, excluding)) == ["1l -zorblax hafermilch"]
+    renamed = "UPDATE product_master SET name = 'Klebeband Blau 19mm' WHERE name = 'Klebeband Rot 19mm'"
+    after = {"19mm bl": ["19mm blau"], "klebeband 19mm ro": []}
+    run(_call(fresh_db_url, _after_snapshots, monkeypatch, "query", after, renamed))
+
+
 def test_a_name_typed_in_capitals_is_completed_by_every_path(
     fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -492,9 +514,9 @@ def test_the_name_walk_reads_the_caseless_prefix_index(fresh_db_url: str) -> Non
     assert folded[:7] == ["kirmizi", "kirmizi", "işik", "istanbul", "strasse", "strasse", "strasse"]
     prefix, head, last = split_prefix("KIRMIZI 1")
     walk = statement("engine/suggest", "suggest").bind(
-        prefix=caseless(prefix), brand_prefix=fold_accents(prefix), head=head, last_word=last, lon=None, lat=None,
-        radius_m=5000.0, lim=10, walk_cap=suggest_module.WALK_CAP, probe_cap=suggest_module.PROBE_CAP,
-        narrow_stores=suggest_module.NARROW_STORES, near=False, store_ids=None,
+        prefix=caseless(prefix), brand_prefix=fold_accents(prefix), head=head, glued_head=None, last_word=last,
+        lon=None, lat=None, radius_m=5000.0, lim=10, walk_cap=suggest_module.WALK_CAP,
+        probe_cap=suggest_module.PROBE_CAP, narrow_stores=suggest_module.NARROW_STORES, near=False, store_ids=None,
     )  # fmt: skip
 
     async def plan(conn: asyncpg.Connection) -> list[str]:
@@ -532,8 +554,8 @@ def test_one_folded_brand_index_serves_the_filter_and_the_completions(fresh_db_u
     suggesting = statement("engine/suggest", "suggest")
     prefix, head, last = split_prefix("chât")
     walk = suggesting.bind(
-        prefix=prefix, brand_prefix=fold_accents(prefix), head=head, last_word=last, lon=None, lat=None,
-        radius_m=5000.0, lim=10, walk_cap=suggest_module.WALK_CAP, probe_cap=suggest_module.PROBE_CAP,
+        prefix=prefix, brand_prefix=fold_accents(prefix), head=head, glued_head=None, last_word=last, lon=None,
+        lat=None, radius_m=5000.0, lim=10, walk_cap=suggest_module.WALK_CAP, probe_cap=suggest_module.PROBE_CAP,
         narrow_stores=suggest_module.NARROW_STORES, near=False, store_ids=None,
     )  # fmt: skip
 

@@ -8,7 +8,6 @@ gives categories and brands a couple of places first, then names, then word comp
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 from uuid import UUID
@@ -21,24 +20,13 @@ from search_service.engine.store_locator import StoreLocator
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_memory import suggest_narrow
 from search_service.engine.suggest_scope import suggest_in_memory
-from search_service.engine.text import (
-    caseless,
-    exclusion_readings,
-    fold_accents,
-    negated_operands,
-    spaced_sizes,
-    without_exclusions,
-)
+from search_service.engine.suggest_typed import WORD, glued_head, split_prefix
+from search_service.engine.text import caseless, exclusion_readings, fold_accents, negated_operands
 
 MAX_SUGGESTIONS = 10
 WALK_CAP = 400  # product names the name walk examines at most (see the statement's comment)
 PROBE_CAP = 64  # products examined per brand, category or word
 NARROW_STORES = 3  # scopes of at most this many stores are read from their listings
-PREFIX_MAX_LENGTH = 100
-_WORD = re.compile(r"\w+", re.UNICODE)
-# A word before the last as PostgreSQL's parser reads it: a decimal point stays in it (`1.5`, `4.0`, names' words),
-# where `\w+` split `1.5 l` into `1 5 l`, which no product holds.
-_HEAD_WORD = re.compile(r"\w+(?:\.[0-9]+)*")
 
 Kind = Literal["product", "brand", "category", "query"]
 _FIRST_PLACES = {"category": 2, "brand": 2}  # places reserved up front; the rest fill what remains
@@ -65,32 +53,6 @@ class SuggestParams:
     store_ids: list[UUID] | None = None  # the bbox's active stores, as `suggest` finds them (search's scope)
 
 
-def lower_as_sql(text: str) -> str:
-    """`lower()` as PostgreSQL computes it, a character at a time into one: Python's lowers `İ` to two characters
-    and a word-final `Σ` to `ς`, so a name typed as stored (`İznik`, `ΟΔΟΣ`) matched nothing PostgreSQL lowered."""
-    return text.lower() if text.isascii() else "".join(c.lower()[0] for c in text)
-
-
-def split_prefix(q: str) -> tuple[str, str, str]:
-    """(prefix, head, last_word): the whole typed text in lower case, the words before the last one, the last
-    with its accents folded. Words that `-` excludes are neither (`milk -oat ch`: `milk`, `ch`), and an excluded last
-    word is none (`milk -oat`: no completion, which would turn it into the word: `milk oat`). The words before the
-    last are read with their sizes spaced, as search's prefix reads them (`text.last_word_prefix`): `1l haf` wanted
-    a product word `1l`, which names writing `1 L` lack; a decimal size keeps its point (`1,5l pea`: `1.5 l`)."""
-    prefix = " ".join(lower_as_sql(q).split())[:PREFIX_MAX_LENGTH]
-    negated = negated_operands(prefix)
-    text = without_exclusions(prefix) if negated else prefix
-    words = list(_WORD.finditer(text))
-    if not words:
-        return prefix, "", ""
-    last_excluded = bool(negated) and negated[-1].excluded and negated[-1].end == len(prefix)
-    ends_in_word = not last_excluded and (prefix[-1:].isalnum() or prefix.endswith("_"))
-    last = fold_accents(words[-1].group()) if ends_in_word else ""  # as the vocabulary holds words (migration 0035)
-    before = text[: words[-1].start()] if ends_in_word else text
-    head = " ".join(_HEAD_WORD.findall(spaced_sizes(before) or before))
-    return prefix, head, last
-
-
 def keep_typed_text(rows: list[Any], prefix: str, head: str, last: str) -> list[Any]:
     """Word completions keep the text typed before the last word: its `-` (`milk -oat ch`: `milk -oat chocolate`;
     `milk chocolate` dropped the exclusion), its apostrophes and hyphens (`women's ja`: `women's jacket`, not the
@@ -99,15 +61,15 @@ def keep_typed_text(rows: list[Any], prefix: str, head: str, last: str) -> list[
     if not last:
         return rows
     negated = negated_operands(prefix)
-    excluded = {fold_accents(w) for n in negated if n.excluded for w in _WORD.findall(prefix[n.operand : n.end])}
-    before = prefix[: len(prefix) - len(_WORD.findall(prefix)[-1])]
+    excluded = {fold_accents(w) for n in negated if n.excluded for w in WORD.findall(prefix[n.operand : n.end])}
+    before = prefix[: len(prefix) - len(WORD.findall(prefix)[-1])]
     kept = []
     for row in rows:
         if row["kind"] != "query":
             kept.append(row)
             continue
         completed = _completed_word(row["label"], head)
-        if not excluded.intersection(fold_accents(w) for w in _WORD.findall(completed)):
+        if not excluded.intersection(fold_accents(w) for w in WORD.findall(completed)):
             kept.append({**dict(row), "label": before + completed})
     return kept
 
@@ -132,6 +94,7 @@ async def without_excluded(conn: Any, rows: list[Any], params: SuggestParams, he
             product_ids=ids,
             brands=brands,
             head=head,
+            glued_head=glued_head(split_prefix(params.q)[0]),
             terms=terms,
             radius_m=float(params.radius_m),
             probe_cap=PROBE_CAP,
@@ -261,6 +224,7 @@ async def _fetch(
             prefix=caseless(prefix),  # as the name walk's index keys names (migration 0055)
             brand_prefix=fold_accents(prefix),  # brands, category names are matched as plinqy_fold folds them
             head=head,
+            glued_head=glued_head(prefix),
             last_word=last,
             lon=params.lon,
             lat=params.lat,

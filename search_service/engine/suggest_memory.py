@@ -20,6 +20,7 @@ import numpy as np
 from search_service.db.sql import statement
 from search_service.engine.facet_labels import NO_BRAND, NO_CATEGORY, ProductLabels
 from search_service.engine.keyindex import ids_from_keys, keys_of
+from search_service.engine.suggest_typed import glued_head
 from search_service.engine.text import caseless, fold_accents
 
 
@@ -115,6 +116,8 @@ async def suggest_narrow(
     rows: list[Any] = _brands(labels, s, prefix, limit) + _categories(labels, s, prefix, limit)
     if name_ids or term_ids:
         details = statement("engine/suggest", "suggest_details")
-        values = details.bind(name_ids=name_ids, term_ids=term_ids, head=head, last_word=last, lim=limit)
+        values = details.bind(
+            name_ids=name_ids, term_ids=term_ids, head=head, glued_head=glued_head(prefix), last_word=last, lim=limit
+        )
         rows += list(await conn.fetch(details.sql, *values))
     return rows

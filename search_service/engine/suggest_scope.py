@@ -3,7 +3,8 @@
 One statement (`suggest_context`, search.sql) reads the stores in scope, the candidate sets' changes (applied
 first, so a stock change is in the very next suggestion), the products changed since the index was built (the
 overlay: they leave the index's rows and are judged from their fresh row), and, for a `query` completion after
-earlier words, the lexemes `plinqy_simple` makes of them (the index holds every product's). The scope's products
+earlier words, the lexemes `plinqy_simple` makes of them, also of their sizes glued as typed where they glue one
+(`suggest_typed.glued_head`; the index holds every product's). The scope's products
 (the union of its stores' sets; globally every store's but the inactive ones', cached until a set changes)
 become a mask over the index's rows, and each kind walks its sorted keys from the prefix, testing them against
 the mask, until it has its completions. The completions are the narrow plan's (suggest.sql) for any scope:
@@ -26,6 +27,7 @@ from search_service.db.sql import statement
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.keyindex import keys_of
 from search_service.engine.suggest_index import KEY_BYTES, SuggestIndex
+from search_service.engine.suggest_typed import glued_head
 from search_service.engine.text import caseless, fold_accents
 
 OVERLAY_CAP = 1000  # changed products a suggestion judges itself; past it the statement plans answer
@@ -134,6 +136,17 @@ def _terms(
     ]
 
 
+def _holding_head(
+    index: SuggestIndex, mask: np.ndarray, items: list[dict[str, Any]], row: Any
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """The narrow plan's test of a `query` completion's products: their search_tsv has every earlier word (and the
+    last's prefix), of one reading of them at least (the head's, or its sizes glued as typed: glued_lexemes)."""
+    readings = [list(row["head_lexemes"] or [])]
+    readings += [list(row["glued_lexemes"])] if row["glued_lexemes"] is not None else []
+    mask = mask & np.logical_or.reduce([index.with_lexemes(wanted) for wanted in readings])
+    return mask, [item for item in items if any(item["lexemes"].issuperset(w) for w in readings)]
+
+
 async def suggest_in_memory(
     conn: Any,
     index: SuggestIndex,
@@ -152,8 +165,8 @@ async def suggest_in_memory(
     stmt = statement("engine/search", "suggest_context")
     base = sets.snapshot
     row = await conn.fetchrow(stmt.sql, *stmt.bind(
-        **scope, since=index.since, overlay_cap=OVERLAY_CAP, head=head, last_word=last, scoped=store_ids is not None,
-        **sets.read_args()))  # fmt: skip
+        **scope, since=index.since, overlay_cap=OVERLAY_CAP, head=head, glued_head=glued_head(prefix), last_word=last,
+        scoped=store_ids is not None, **sets.read_args()))  # fmt: skip
     if not sets.apply(base, row):
         return None
     if (row["category_count"], row["category_newest"]) != index.tree.state:
@@ -177,9 +190,7 @@ async def suggest_in_memory(
     out += _categories(index, mask, over, prefix, limit)
     if terms:
         items = over.items
-        if head:  # the narrow plan's test: the product's search_tsv has every earlier word (and the last's prefix)
-            wanted = list(row["head_lexemes"] or [])
-            mask = mask & index.with_lexemes(wanted)
-            items = [item for item in items if item["lexemes"].issuperset(wanted)]
+        if head:
+            mask, items = _holding_head(index, mask, items, row)
         out += _terms(index, mask, items, head, last, limit)
     return out

@@ -30,7 +30,8 @@ from search_service.api.ux_schemas import (
 )
 from search_service.engine import search as engine
 from search_service.engine.facets import Facets
-from search_service.engine.suggest import MAX_SUGGESTIONS, PREFIX_MAX_LENGTH, SuggestParams, suggest
+from search_service.engine.suggest import MAX_SUGGESTIONS, SuggestParams, suggest
+from search_service.engine.suggest_typed import PREFIX_MAX_LENGTH
 from search_service.engine.ux import UxParams, UxResult, ux_search
 
 

@@ -837,7 +837,8 @@ SELECT ai_vector FROM product_master WHERE id = :product_id::uuid AND is_active;
 
 -- name: suggest_context
 -- params: lon float8|null, lat float8|null, radius_m float8, since timestamptz (the suggestion index may miss
---    products stamped after this), overlay_cap int, head text, last_word text, scoped bool (the caller found the
+--    products stamped after this), overlay_cap int, head text, glued_head text|null (head with its sizes glued as
+--    typed, suggest_typed.glued_head), last_word text, scoped bool (the caller found the
 --    stores in scope already, a bbox's: neither the radius's nor the inactive stores are read) (+ changes_since)
 -- A suggestion answered from memory (engine/suggest_scope.py), its one round trip: the active stores in the
 -- radius (global: the inactive stores, whose listings do not count), the candidate sets' changes, the products
@@ -875,11 +876,14 @@ SELECT
     (SELECT array_agg(words) FROM overlay) AS overlay_words,
     (SELECT array_agg(lexemes) FROM overlay) AS overlay_lexemes,
     tsvector_to_array(to_tsvector('plinqy_simple', :head::text)) AS head_lexemes,
+    CASE WHEN :glued_head::text IS NOT NULL
+         THEN tsvector_to_array(to_tsvector('plinqy_simple', :glued_head::text)) END AS glued_lexemes,
     tsvector_to_array(to_tsvector('plinqy_simple', :last_word::text)) AS last_lexemes,
     {{ listing_changes_columns }};
 
 -- name: suggest_excluded
 -- params: product_ids uuid[], brands text[], head text (the words typed before the last, the excluded left out),
+--    glued_head text|null (head with its sizes glued as typed: a product holding either reading counts),
 --    terms text[] (the `query` completions' last words), radius_m float8, probe_cap int (products probed at most
 --    per word), store_ids uuid[]|null (the stores in scope found already: a bbox's; lon/lat null)
 --    (+ search_point, excluded_words)
@@ -899,8 +903,10 @@ WITH {{ search_point }}, x AS MATERIALIZED (SELECT {{ excluded_words }} AS q), s
                               '{}'::uuid[]) END AS ids
     FROM pt
 ), words AS (
-    SELECT t.term, plainto_tsquery('plinqy_simple', :head::text) && to_tsquery('plinqy_simple', quote_literal(t.term))
-           AS q
+    SELECT t.term, CASE WHEN :glued_head::text IS NULL THEN plainto_tsquery('plinqy_simple', :head::text)
+                        ELSE plainto_tsquery('plinqy_simple', :head::text)
+                             || plainto_tsquery('plinqy_simple', :glued_head::text) END
+                   && to_tsquery('plinqy_simple', quote_literal(t.term)) AS q
     FROM unnest(:terms::text[]) AS t(term)
 )
 SELECT

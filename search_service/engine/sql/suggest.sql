@@ -16,10 +16,18 @@ EXISTS (
                              OR ST_DWithin(s.location, (SELECT g FROM pt), :radius_m::float8))))
 )
 
+-- fragment: head_query
+-- params: head text, glued_head text|null
+-- The earlier words of a `query` completion as a product must hold them: head, or, where it glues a size to its
+-- unit as typed, glued_head (`1l haf`: `1 l` or `1l`, as search reads `q` both ways).
+(CASE WHEN :glued_head::text IS NULL THEN plainto_tsquery('plinqy_simple', :head::text)
+      ELSE plainto_tsquery('plinqy_simple', :head::text) || plainto_tsquery('plinqy_simple', :glued_head::text) END)
+
 -- name: suggest
 -- params: prefix text (lower case, `ı` and `ß` folded as plinqy_caseless folds names: text.caseless; trimmed,
 --    non-empty), brand_prefix text (the typed prefix with accents folded, as plinqy_fold folds brands and category
---    names), head text (the typed words before the last one),
+--    names), head text (the typed words before the last one, sizes spaced),
+--    glued_head text|null (them with their sizes glued as typed, where they glue one),
 --    last_word text (the last typed word, lower case), lon float8|null, lat float8|null, radius_m float8,
 --    lim int (completions of each kind), walk_cap int (product names the name walk examines at most),
 --    probe_cap int (products examined at most per brand, category or word before it counts as absent),
@@ -173,8 +181,7 @@ WITH pt AS (
     WHERE EXISTS (
         SELECT 1
         FROM (SELECT p.id FROM product_master p
-              WHERE p.search_tsv @@ (plainto_tsquery('plinqy_simple', :head::text)
-                                     && to_tsquery('plinqy_simple', quote_literal(t.term)))
+              WHERE p.search_tsv @@ ({{ head_query }} && to_tsquery('plinqy_simple', quote_literal(t.term)))
                 AND p.is_active LIMIT :probe_cap::int) p
         WHERE {{ in_scope }}
     )
@@ -190,7 +197,7 @@ WITH pt AS (
             WHERE length(:last_word::text) >= 2 AND starts_with(w, :last_word::text)
             OFFSET 0  -- a fence: the product rows are read for these candidates only
         ) c
-        WHERE (SELECT m.search_tsv @@ (plainto_tsquery('plinqy_simple', :head::text)
+        WHERE (SELECT m.search_tsv @@ ({{ head_query }}
                                        && to_tsquery('plinqy_simple', quote_literal(:last_word::text) || ':*'))
                FROM product_master m WHERE m.id = c.id)
     ) w
@@ -241,7 +248,8 @@ FROM (SELECT array_agg(id) AS ids, array_agg(lower_name) AS lower_names, array_a
 
 -- name: suggest_details
 -- params: name_ids uuid[] (the product completions, in order), term_ids uuid[] (stocked products whose lower-cased
---    name or brand holds the last word), head text, last_word text (at least two letters), lim int
+--    name or brand holds the last word), head text, glued_head text|null (as `suggest` reads them), last_word text
+--    (at least two letters), lim int
 -- Suggestions from the in-memory labels, step 2: the names of the product completions, and the `query`
 -- completions of the last word among term_ids, as `suggest`'s narrow plan finds them (the words of the product's
 -- name and brand that start with it, where the product also has the earlier words).
@@ -258,7 +266,7 @@ WITH names AS (
         WHERE p.id = ANY(:term_ids::uuid[]) AND starts_with(w, :last_word::text)
           -- a CASE: the planner folds the constant tsquery, and an empty last word ('':*) is a syntax error
           AND p.search_tsv @@ CASE WHEN length(:last_word::text) >= 2
-                                   THEN plainto_tsquery('plinqy_simple', :head::text)
+                                   THEN {{ head_query }}
                                         && to_tsquery('plinqy_simple', quote_literal(:last_word::text) || ':*') END
     ) w
     ORDER BY w.term USING ~<~
