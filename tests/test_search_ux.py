@@ -631,7 +631,7 @@ def test_the_suggest_statement_finds_the_stores_in_scope_once(cat: Catalogue, me
     stmt = statement("engine/suggest", "suggest")
     prefix, head, last = split_prefix("dr")
     values = stmt.bind(
-        prefix=prefix, brand_prefix=prefix, head=head, glued_head=None, last_word=last, lon=CENTER[1],
+        prefixes=[prefix], brand_prefix=prefix, head=head, glued_head=None, last_word=last, lon=CENTER[1],
         lat=CENTER[0], radius_m=float(metres), lim=10, walk_cap=suggest_module.WALK_CAP,
         probe_cap=suggest_module.PROBE_CAP, narrow_stores=suggest_module.NARROW_STORES, near=False, store_ids=None,
     )  # fmt: skip

@@ -479,6 +479,23 @@ def test_a_word_after_a_size_a_name_glues_is_completed_by_every_path(
     run(_call(fresh_db_url, _after_snapshots, monkeypatch, "query", after, renamed))
 
 
+def test_a_name_spacing_a_size_typed_glued_is_completed_by_every_path(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`22mm ptfe th` completed no name, where `22 mm ptfe th` gave `22 mm PTFE Thread Seal Tape 12 m`, which search
+    for `22mm ptfe thread` finds: a name completed the prefix as typed only. Every path now also completes it with
+    its sizes spaced (`suggest_typed.name_prefixes`), the names of both readings in their order."""
+    names = ["22 mm PTFE Thread Seal Tape 12 m", "6 x 1 l Wasser", "6x1l Saft", "PTFE Band 12mm"]
+    _stocked_at_center(fresh_db_url, [(name, None, None) for name in names])
+    typed = {"22mm ptfe th": [names[0]], "22MM PTFE": [names[0]], "22 mm ptfe th": [names[0]], "22mm": [names[0]],
+             "6x1l": [names[1], names[2]], "6 x 1 l": [names[1]], "ptfe band 12mm": [names[3]],
+             "ptfe band 12 mm": [], "22mm ptfe x": []}  # fmt: skip
+    run(_call(fresh_db_url, _after_snapshots, monkeypatch, "product", typed))
+    renamed = "UPDATE product_master SET name = '6 x 1 l Apfelsaft' WHERE name = '6x1l Saft'"
+    after = {"6x1l": ["6 x 1 l Apfelsaft", names[1]], "6x1l s": []}
+    run(_call(fresh_db_url, _after_snapshots, monkeypatch, "product", after, renamed))
+
+
 def test_a_name_typed_in_capitals_is_completed_by_every_path(
     fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -514,7 +531,7 @@ def test_the_name_walk_reads_the_caseless_prefix_index(fresh_db_url: str) -> Non
     assert folded[:7] == ["kirmizi", "kirmizi", "işik", "istanbul", "strasse", "strasse", "strasse"]
     prefix, head, last = split_prefix("KIRMIZI 1")
     walk = statement("engine/suggest", "suggest").bind(
-        prefix=caseless(prefix), brand_prefix=fold_accents(prefix), head=head, glued_head=None, last_word=last,
+        prefixes=[caseless(prefix)], brand_prefix=fold_accents(prefix), head=head, glued_head=None, last_word=last,
         lon=None, lat=None, radius_m=5000.0, lim=10, walk_cap=suggest_module.WALK_CAP,
         probe_cap=suggest_module.PROBE_CAP, narrow_stores=suggest_module.NARROW_STORES, near=False, store_ids=None,
     )  # fmt: skip
@@ -554,7 +571,7 @@ def test_one_folded_brand_index_serves_the_filter_and_the_completions(fresh_db_u
     suggesting = statement("engine/suggest", "suggest")
     prefix, head, last = split_prefix("chât")
     walk = suggesting.bind(
-        prefix=prefix, brand_prefix=fold_accents(prefix), head=head, glued_head=None, last_word=last, lon=None,
+        prefixes=[prefix], brand_prefix=fold_accents(prefix), head=head, glued_head=None, last_word=last, lon=None,
         lat=None, radius_m=5000.0, lim=10, walk_cap=suggest_module.WALK_CAP, probe_cap=suggest_module.PROBE_CAP,
         narrow_stores=suggest_module.NARROW_STORES, near=False, store_ids=None,
     )  # fmt: skip

@@ -20,11 +20,11 @@ from search_service.engine.store_locator import StoreLocator
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_memory import suggest_narrow
 from search_service.engine.suggest_scope import suggest_in_memory
-from search_service.engine.suggest_typed import WORD, glued_head, split_prefix
-from search_service.engine.text import caseless, exclusion_readings, fold_accents, negated_operands
+from search_service.engine.suggest_typed import WORD, glued_head, name_prefixes, split_prefix
+from search_service.engine.text import exclusion_readings, fold_accents, negated_operands
 
 MAX_SUGGESTIONS = 10
-WALK_CAP = 400  # product names the name walk examines at most (see the statement's comment)
+WALK_CAP = 400  # product names the name walk examines at most, a prefix (see the statement's comment)
 PROBE_CAP = 64  # products examined per brand, category or word
 NARROW_STORES = 3  # scopes of at most this many stores are read from their listings
 
@@ -221,7 +221,7 @@ async def _fetch(
     return await conn.fetch(
         stmt.sql,
         *stmt.bind(
-            prefix=caseless(prefix),  # as the name walk's index keys names (migration 0055)
+            prefixes=name_prefixes(prefix),  # caseless, as the name walk's index keys names (migration 0055)
             brand_prefix=fold_accents(prefix),  # brands, category names are matched as plinqy_fold folds them
             head=head,
             glued_head=glued_head(prefix),

@@ -20,8 +20,8 @@ import numpy as np
 from search_service.db.sql import statement
 from search_service.engine.facet_labels import NO_BRAND, NO_CATEGORY, ProductLabels
 from search_service.engine.keyindex import ids_from_keys, keys_of
-from search_service.engine.suggest_typed import glued_head
-from search_service.engine.text import caseless, fold_accents
+from search_service.engine.suggest_typed import glued_head, name_prefixes
+from search_service.engine.text import fold_accents
 
 
 def _take(values: np.ndarray, rows: np.ndarray, missing: Any) -> np.ndarray:
@@ -109,7 +109,7 @@ async def suggest_narrow(
         return None
     if not set(s.category[s.kept].tolist()) <= {NO_CATEGORY, *labels.categories}:
         await labels.load_categories(conn)  # a category newer than the copy's tree
-    name_prefix = caseless(prefix)  # as the labels hold names (`KIRMIZI`: Kırmızı)
+    name_prefix = tuple(name_prefixes(prefix))  # caseless, as the labels hold names (`KIRMIZI`: Kırmızı)
     names = sorted((s.lower_names[i], i) for i in s.kept if s.lower_names[i].startswith(name_prefix))
     name_ids = s.ids([i for _name, i in names[: 4 * limit]])
     term_ids = s.ids(_holding(labels, s, last)) if len(last) >= 2 else []

@@ -27,8 +27,8 @@ from search_service.db.sql import statement
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.keyindex import keys_of
 from search_service.engine.suggest_index import KEY_BYTES, SuggestIndex
-from search_service.engine.suggest_typed import glued_head
-from search_service.engine.text import caseless, fold_accents
+from search_service.engine.suggest_typed import glued_head, name_prefixes
+from search_service.engine.text import fold_accents
 
 OVERLAY_CAP = 1000  # changed products a suggestion judges itself; past it the statement plans answer
 CHUNK = 4096  # rows of a name range tested at a time
@@ -61,10 +61,8 @@ def _overlay(index: SuggestIndex, sets: CandidateSets, row: Any, in_scope: BitMa
     return out
 
 
-def _names(index: SuggestIndex, mask: np.ndarray, over: _Overlay, prefix: str, want: int) -> list[dict[str, Any]]:
-    """The first `want` names starting with the prefix, in (caseless name, id) order: the index's rows are in that
-    order already; the overlay's are merged in."""
-    prefix = caseless(prefix)  # as the names are keyed (`KIRMIZI`: Kırmızı)
+def _name_rows(index: SuggestIndex, mask: np.ndarray, prefix: str, want: int) -> list[int]:
+    """The first `want` rows in scope whose caseless name starts with `prefix`, in row order."""
     lo, hi = index.name_range(prefix)
     rows: list[int] = []
     long = len(prefix.encode()) > KEY_BYTES  # the binary search compared the first KEY_BYTES only
@@ -73,9 +71,16 @@ def _names(index: SuggestIndex, mask: np.ndarray, over: _Overlay, prefix: str, w
         rows += [r for r in hits if index.lower_names[r].startswith(prefix)] if long else hits
         if len(rows) >= want:
             break
-    rows = rows[:want]
+    return rows[:want]
+
+
+def _names(index: SuggestIndex, mask: np.ndarray, over: _Overlay, prefix: str, want: int) -> list[dict[str, Any]]:
+    """The first `want` names starting with the prefix (either reading: `name_prefixes`), in (caseless name, id)
+    order: the index's rows are in that order already; the overlay's are merged in."""
+    prefixes = tuple(name_prefixes(prefix))  # caseless, as the names are keyed (`KIRMIZI`: Kırmızı)
+    rows = sorted(r for p in prefixes for r in _name_rows(index, mask, p, want))[:want]
     found = [(index.names[r], ref) for r, ref in zip(rows, index.ids(rows), strict=True)]
-    extra = [item for item in over.items if item["lower_name"].startswith(prefix)]
+    extra = [item for item in over.items if item["lower_name"].startswith(prefixes)]
     if extra:
         keyed = [
             (index.lower_names[r], index.keys[r].astype(">u8").tobytes(), *f) for r, f in zip(rows, found, strict=True)

@@ -1,6 +1,7 @@
 """What a suggestion's typed text asks for: its prefix, the words before the last one and the last one
-(`split_prefix`), and the other reading of the sizes glued to their unit in the earlier words, as search reads `q`
-both ways (engine.md, "Sizes glued to their unit"): products holding them glued as typed (`glued_head`).
+(`split_prefix`), and the other readings of the sizes glued to their unit in it, as search reads `q` both ways
+(engine.md, "Sizes glued to their unit"): names completing the prefix with its sizes spaced (`name_prefixes`) and
+products holding the earlier words with their sizes glued as typed (`glued_head`).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import re
 
 from search_service.engine.text import (
+    caseless,
     fold_accents,
     negated_operands,
     spaced_sizes,
@@ -61,3 +63,11 @@ def glued_head(prefix: str) -> str | None:
     `Hafermilch 1l` lacks the `1` and `l` of the spaced reading, `1 l`)."""
     before, _last = _before_last(prefix)
     return " ".join(_HEAD_WORD.findall(before)) if spaced_sizes(before) is not None else None
+
+
+def name_prefixes(prefix: str) -> list[str]:
+    """The prefixes a product name completes, caseless (`text.caseless`) and in byte order: the typed one and, where
+    it glues a size to its unit, the one with the size spaced (`22mm ptfe th` completes `22 mm PTFE Thread Seal
+    Tape`, as search for `22mm ptfe thread` finds it). Neither starts the other: their names are disjoint ranges."""
+    spaced = spaced_sizes(prefix, quote="")
+    return sorted({caseless(prefix), caseless(spaced)}) if spaced is not None else [caseless(prefix)]

@@ -123,22 +123,23 @@ _SIZE = re.compile(rf"(?:([0-9]+)(x))?({_NUMBER})({_UNITS})", re.IGNORECASE)
 _TOKEN = re.compile(r"[^\W_]+(?:[.,][^\W_]+)*")
 
 
-def spaced_sizes(q: str) -> str | None:
+def spaced_sizes(q: str, quote: str = '"') -> str | None:
     """`q` with each size glued to its unit spaced as a phrase (`whole milk 1l` -> `whole milk "1 l"`, `6x1l` ->
     `"6 x 1 l"`), a decimal comma as a point (`1,5kg` -> `"1.5 kg"`: the keyword side also reads it with commas), or
     None when it holds none: the keyword side matches `q` or this, so names that write it either way match. A
     phrase: `5g` spaced as two words matched any `5` and any `g` of a product's text (`5% fat, 300 g`). Inside a
     phrase typed (`-"1l"`, `"whole milk 1l"`) it is spaced without quotes of its own: those ended the phrase
-    (`-""1 l""`: an empty phrase excluded, `1` and `l` wanted)."""
+    (`-""1 l""`: an empty phrase excluded, `1` and `l` wanted). `quote=""`: the sizes spaced alone, the text as
+    typed otherwise (a suggestion's name prefix: `22mm ptfe th` -> `22 mm ptfe th`)."""
 
-    def spaced(token: re.Match[str], quote: str) -> str:
+    def spaced(token: re.Match[str], mark: str) -> str:
         size = _SIZE.fullmatch(token.group())
         if size is None:
             return token.group()
-        return quote + " ".join(part.replace(",", ".") for part in size.groups() if part) + quote
+        return mark + " ".join(part.replace(",", ".") for part in size.groups() if part) + mark
 
     def outside(token: re.Match[str]) -> str:
-        return spaced(token, '"')
+        return spaced(token, quote)
 
     def inside(token: re.Match[str]) -> str:
         return spaced(token, "")

@@ -24,12 +24,13 @@ EXISTS (
       ELSE plainto_tsquery('plinqy_simple', :head::text) || plainto_tsquery('plinqy_simple', :glued_head::text) END)
 
 -- name: suggest
--- params: prefix text (lower case, `ı` and `ß` folded as plinqy_caseless folds names: text.caseless; trimmed,
---    non-empty), brand_prefix text (the typed prefix with accents folded, as plinqy_fold folds brands and category
---    names), head text (the typed words before the last one, sizes spaced),
+-- params: prefixes text[] (the typed prefix, and where it glues a size to its unit the prefix with it spaced:
+--    suggest_typed.name_prefixes; lower case, `ı` and `ß` folded as plinqy_caseless folds names: text.caseless;
+--    trimmed, non-empty; in byte order), brand_prefix text (the typed prefix with accents folded, as plinqy_fold
+--    folds brands and category names), head text (the typed words before the last one, sizes spaced),
 --    glued_head text|null (them with their sizes glued as typed, where they glue one),
 --    last_word text (the last typed word, lower case), lon float8|null, lat float8|null, radius_m float8,
---    lim int (completions of each kind), walk_cap int (product names the name walk examines at most),
+--    lim int (completions of each kind), walk_cap int (product names the name walk examines at most, a prefix),
 --    probe_cap int (products examined at most per brand, category or word before it counts as absent),
 --    narrow_stores int (scopes of at most this many stores are read from their listings),
 --    near bool (the radius holds most stores, store_locator.radius_pays: each listing probed is measured against it
@@ -39,9 +40,9 @@ EXISTS (
 -- WALK (global, or more than narrow_stores stores): each kind walks a text_pattern_ops btree (migration 0008) over
 -- [prefix, prefix || U+10FFFF) in byte order and probes the listings of what it finds, so a LIMIT stops early; the
 -- range operators (~>=~, ~<~) take a bound parameter where LIKE 'x%' needs a constant. Brands are read by a loose
--- index scan (one probe per brand). The name walk examines at most walk_cap names, and each brand, category or
--- word at most probe_cap of its products (with 50 brands of a letter and no listing nearby, uncapped probes cost
--- 100+ ms): completions past a cap are missed, never wrong.
+-- index scan (one probe per brand). The name walk examines at most walk_cap names a prefix, and each brand,
+-- category or word at most probe_cap of its products (with 50 brands of a letter and no listing nearby, uncapped
+-- probes cost 100+ ms): completions past a cap are missed, never wrong.
 -- NARROW (a few stores): the products those stores stock in-stock (ix_store_product_store_in_stock, ~1.1k per
 -- store), filtered by prefix: probing catalogue-wide walks there would mostly miss.
 -- A brand is one brand whatever its case and accents (plinqy_fold, as the brand filter reads it: migration 0038),
@@ -83,13 +84,15 @@ WITH pt AS (
     SELECT 'product' AS kind, w.name AS label, w.id::text AS ref,
            row_number() OVER (ORDER BY plinqy_caseless(w.name) USING ~<~, w.id) AS ord
     FROM (
+        -- a walk per prefix, one after another: in byte order, their disjoint ranges come in the names' order
         SELECT p.id, p.name
-        FROM (
+        FROM unnest(:prefixes::text[]) AS x(prefix)
+        CROSS JOIN LATERAL (
             SELECT p.id, p.name FROM product_master p
             WHERE NOT (SELECT narrow FROM scope)
-              AND plinqy_caseless(p.name) ~>=~ :prefix::text
-              AND plinqy_caseless(p.name) ~<~ (:prefix::text || chr(1114111))
-              AND starts_with(plinqy_caseless(p.name), :prefix::text) AND p.is_active
+              AND plinqy_caseless(p.name) ~>=~ x.prefix
+              AND plinqy_caseless(p.name) ~<~ (x.prefix || chr(1114111))
+              AND starts_with(plinqy_caseless(p.name), x.prefix) AND p.is_active
             ORDER BY plinqy_caseless(p.name) USING ~<~, p.id
             LIMIT :walk_cap::int
         ) p
@@ -99,7 +102,7 @@ WITH pt AS (
 ), narrow_names AS (
     SELECT 'product' AS kind, p.name AS label, p.id::text AS ref,
            row_number() OVER (ORDER BY plinqy_caseless(p.name) USING ~<~, p.id) AS ord
-    FROM stocked p WHERE starts_with(plinqy_caseless(p.name), :prefix::text)
+    FROM stocked p WHERE plinqy_caseless(p.name) ^@ ANY (:prefixes::text[])
     ORDER BY plinqy_caseless(p.name) USING ~<~, p.id
     LIMIT 4 * :lim::int
 ), brand_keys AS (
