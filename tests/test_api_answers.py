@@ -5,10 +5,6 @@ is gone."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import unicodedata
 import uuid
@@ -323,24 +319,22 @@ def _read_only(fresh_db_url: str, rightless_url: str) -> str:
     return role
 
 
-def test_a_read_only_role_gets_one_line_from_each_worker_job_not_a_traceback(
+def test_a_read_only_role_gets_one_line_from_the_worker_not_a_traceback_per_job(
     fresh_db_url: str, rightless_url: str
 ) -> None:
-    """A role that reads but may not write passes the checks before the jobs start: each job (a child process)
-    died with a traceback multiprocessing printed, 3 a drain and a dozen in 15 s of `worker`, naming no role."""
+    """A role that reads but may not write passed the checks before the jobs start: each job (a child process)
+    died with a traceback multiprocessing printed, 3 a drain and a dozen in 15 s of `worker`, naming no role. The
+    worker now asks for the rights its jobs need before it starts them: one line naming them, exit 1."""
     role = _read_only(fresh_db_url, rightless_url)
     drained = cli(rightless_url, "worker", "--drain")
-    env = {**os.environ, "DATABASE_URL": rightless_url}
-    with subprocess.Popen([sys.executable, "-m", "search_service", "worker"], env=env, stderr=subprocess.PIPE,
-                          text=True) as running:  # fmt: skip
-        time.sleep(6)  # each job fails and is restarted after 1 s, then 2 s
-        running.send_signal(signal.SIGTERM)
-        logged = running.communicate(timeout=60)[1]
-    for out, code in ((drained.stderr, drained.returncode), (logged, running.returncode)):
-        assert "Traceback" not in out and code == (1 if out is drained.stderr else 0), out[-3000:]
-        said = {line.split(" job: ")[0] for line in out.splitlines() if line.startswith("error: ")}
-        assert said == {"error: import", "error: embed", "error: events"}, out[-3000:]
-        assert f"job: the database role '{role}' lacks rights (permission denied for table " in out, out[-3000:]
+    running = cli(rightless_url, "worker", "--only", "events")
+    for out in (drained, running):
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+        [line] = out.stderr.strip().splitlines()
+        assert line.startswith(f"error: the database role '{role}' may not write what the worker's jobs "), line
+        assert line.endswith("or set DATABASE_URL to the role that ran `plinqy-search migrate`"), line
+    assert "jobs (sync, import, embed, events) write (it lacks ai_task: INSERT, UPDATE; " in drained.stderr
+    assert "jobs (events) write (it lacks store_webhook: UPDATE; webhook_delivery: UPDATE): " in running.stderr
 
 
 def test_a_read_only_role_is_not_ready_naming_the_writes_it_may_not_make(
@@ -355,8 +349,7 @@ def test_a_read_only_role_is_not_ready_naming_the_writes_it_may_not_make(
     with serve(ingest_settings(rightless_url, tmp_path), None, until_ready=False) as base:
         ready = _readiness_once_asked(base)
         patched = httpx.patch(f"{base}/v1/stores/{store}", json={"city": "Berlin"}, headers=admin, timeout=30)
-        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-            conn.execute(f"GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        _may_write(fresh_db_url, role)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while (granted := httpx.get(f"{base}/readyz", timeout=30)).status_code != 200:
             assert time.monotonic() < deadline, granted.text
@@ -365,12 +358,52 @@ def test_a_read_only_role_is_not_ready_naming_the_writes_it_may_not_make(
     body = ready.json()
     assert ready.status_code == 503 and body["checks"]["database"] == "forbidden", ready.text
     [reason] = [r for r in body["reasons"] if "may not write" in r]
-    assert reason.startswith(f"the database role '{role}' may not write what the API writes (it lacks api_key: "
-                             "UPDATE; api_key_rate: INSERT, UPDATE; "), reason  # fmt: skip
+    assert reason.startswith(f"the database role '{role}' may not write what the API writes (it lacks ai_task: "
+                             "INSERT, UPDATE; api_key: UPDATE; api_key_rate: INSERT, UPDATE; "), reason  # fmt: skip
     assert "store: INSERT, UPDATE;" in reason and "import_batch: DELETE, INSERT, UPDATE;" in reason, reason
     assert reason.endswith("or set DATABASE_URL to the role that ran `plinqy-search migrate`"), reason
     assert patched.status_code == 503 and "(see /readyz)" in _error(patched)[2], patched.text
     assert granted.json()["checks"]["database"] == "ok" and again.status_code == 200, (granted.text, again.text)
+
+
+def _may_write(fresh_db_url: str, role: str, *also: str) -> None:
+    """`role` may write every table and draw from every sequence (a trigger's nextval), then `also` (SQL) is run."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute(f"GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        for statement in also:
+            conn.execute(statement)
+
+
+def test_a_role_that_may_not_write_what_a_trigger_writes_is_not_ready_and_the_worker_does_not_start(
+    fresh_db_url: str, rightless_url: str, tmp_path: Path
+) -> None:
+    """A role with every right on the tables the API writes but INSERT on inventory_event, which store_product's
+    trigger writes: /readyz said ready and the first listing write failed (a 503 `rights`); `worker` started its
+    jobs, and each failed at its first such write and was restarted for ever."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        key = store_key(conn, store := new_store(conn), "listings:write")
+    role = _read_only(fresh_db_url, rightless_url)
+    _may_write(fresh_db_url, role, f"REVOKE INSERT ON inventory_event FROM {role}")
+    drained = cli(rightless_url, "worker", "--drain", "--only", "import,events")
+    with serve(ingest_settings(rightless_url, tmp_path), None, until_ready=False) as base:
+        ready = _readiness_once_asked(base)
+        _may_write(fresh_db_url, role, f"GRANT INSERT ON inventory_event TO {role}")
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while (granted := httpx.get(f"{base}/readyz", timeout=30)).status_code != 200:
+            assert time.monotonic() < deadline, granted.text
+            time.sleep(0.2)
+        body = {"name": "Trigger Test Milk", "price": 1.5, "quantity": 4}
+        put = httpx.put(f"{base}/v1/stores/{store}/listings/TRG-1", json=body, headers=bearer(key), timeout=30)
+    assert ready.status_code == 503 and ready.json()["checks"]["database"] == "forbidden", ready.text
+    lacks = "(it lacks inventory_event: INSERT): grant it those rights, or set DATABASE_URL to the role that ran "
+    [reason] = [r for r in ready.json()["reasons"] if "may not write" in r]
+    assert reason.startswith(f"the database role '{role}' may not write what the API writes {lacks}"), reason
+    assert drained.returncode == 1 and drained.stderr.strip() == (
+        f"error: the database role '{role}' may not write what the worker's jobs (import, events) write {lacks}"
+        "`plinqy-search migrate`"
+    ), drained.stderr[-3000:]
+    assert put.status_code == 200, put.text  # granted: what the check asks for is all the write needs
 
 
 def test_a_stores_optional_fields_clear_with_an_empty_string_and_are_checked(base: str, db_url: str) -> None:

@@ -121,8 +121,8 @@ async def _database_checks(rt: Runtime, reasons: list[str], deadline: float) -> 
 
 
 async def _may_write(rt: Runtime, reasons: list[str], deadline: float) -> bool:
-    """Whether the role has the rights the API's writes need (key authentication's included), asked until it has:
-    a read-only role read as ready while every keyed request was a 503 saying "see /readyz"."""
+    """Whether the role has the rights the API's writes need (key authentication's and their triggers' included),
+    asked until it has: a read-only role read as ready while every keyed request was a 503 saying "see /readyz"."""
     if rt.may_write:
         return True
     try:

@@ -347,7 +347,8 @@ READYZ_RESPONSES = {
     503: ResponseSpec(
         Readiness,
         description="Not ready; `reasons` says why. `database`: ok, unreachable, busy, slow or forbidden (the role "
-        "in DATABASE_URL lacks rights, to read or to write what the API writes, such as a read-only role: a grant "
+        "in DATABASE_URL lacks rights, to read or to write what the API or its triggers write, such as a read-only "
+        "role: a grant "
         "to make); `migrations`: "
         "behind (run `plinqy-search migrate`) or missing; `suggestions`: waiting while the database is away.",
         examples=[

@@ -25,6 +25,7 @@ from search_service.cli.common import (
     usable_secret_box,
     user_errors,
 )
+from search_service.db import rights
 from search_service.db.faults import lost_after_connecting
 from search_service.logformat import configure_logging
 from search_service.settings import Settings
@@ -78,7 +79,11 @@ def worker(
         jobs = worker_mod.select_jobs(named)
     except ValueError as exc:
         raise UsageMistake(str(exc)) from None
-    names = {j.name for j in jobs}
+    names = [j.name for j in jobs]
+    # a role that may not write what the jobs (or their triggers) write: one line now, not each job failing at its
+    # first write and restarted for ever
+    if refused := rights.cannot_write_now(url, names, f"what the worker's jobs ({', '.join(names)}) write"):
+        raise UserFacingError(refused)
     if "embed" in names:
         _encoder(settings)  # a missing model fails here, in one line, before any child starts
     if "sync" in names:

@@ -4,6 +4,7 @@ unprivileged role in DATABASE_URL): told apart from a database that is away, and
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -43,15 +44,34 @@ def lacks_rights(url: str | None, exc: BaseException) -> str:
     )
 
 
-async def missing_write_rights(conn: Any) -> list[str]:
-    """`table: INSERT, UPDATE` for each table the API writes on which the connected role lacks a right it needs."""
-    rows = await conn.fetch(statement("db/rights", "missing_write_rights").sql)
-    return [f"{row['table_name']}: {row['lacking']}" for row in rows]
+# rights.sql's writers: the API (what `serve` needs) and each job of `plinqy-search worker`, by its name
+API = "api"
+WRITERS = (API, "sync", "import", "embed", "events")
 
 
-def cannot_write(url: str | None, missing: list[str]) -> str:
+def _listed(rows: Iterable[Sequence[Any]]) -> list[str]:
+    return [f"{table}: {lacking}" for table, lacking in rows]
+
+
+async def missing_write_rights(conn: Any, writers: Sequence[str] = (API,)) -> list[str]:
+    """`table: INSERT, UPDATE` for each table that `writers` (asyncpg) or their triggers write on which the connected
+    role lacks a right it needs."""
+    stmt = statement("db/rights", "missing_write_rights")
+    return _listed(tuple(row) for row in await conn.fetch(stmt.sql, *stmt.bind(writers=list(writers))))
+
+
+def cannot_write(url: str | None, missing: list[str], what: str = "what the API writes") -> str:
     """One line for the operator: which role, the rights on which tables it lacks, what to do."""
     return (
-        f"{_who(url)} may not write what the API writes (it lacks {'; '.join(missing)}): grant it those rights, or "
+        f"{_who(url)} may not write {what} (it lacks {'; '.join(missing)}): grant it those rights, or "
         "set DATABASE_URL to the role that ran `plinqy-search migrate`"
     )
+
+
+def cannot_write_now(url: str, writers: Sequence[str], what: str) -> str | None:
+    """`cannot_write`'s line for `writers`, asked on a connection of its own (psycopg, as the commands connect);
+    None when the role has every right they need."""
+    stmt = statement("db/rights", "missing_write_rights")
+    with psycopg.connect(url, autocommit=True) as conn:
+        missing = _listed(conn.execute(stmt.psycopg, {"writers": list(writers)}).fetchall())
+    return cannot_write(url, missing, what) if missing else None
