@@ -189,6 +189,37 @@ def test_unreachable_database_url(tmp_path: Path) -> None:
     assert status.returncode == 3 and "external database (DATABASE_URL) is not reachable" in status.stdout
 
 
+def test_db_status_says_what_the_role_may_not_do(fresh_db_url: str, rightless_url: str) -> None:
+    """A DATABASE_URL whose role may read or write nothing: `db status` said the database is reachable, exit 0,
+    while /readyz said `database: forbidden` and every command failed. It says so now in /readyz's words."""
+    env = dict(os.environ, DATABASE_URL=rightless_url)
+    role = rightless_url.split("//", 1)[1].split("@", 1)[0]
+    rightless = run_cli("db", "status", env=env)
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        reading = run_cli("db", "status", env=env)
+        conn.execute(f"GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        conn.execute(f"REVOKE INSERT ON inventory_event FROM {role}")  # written by store_product's trigger
+        but_one = run_cli("db", "status", env=env)
+        conn.execute(f"GRANT INSERT ON inventory_event TO {role}")
+        granted = run_cli("db", "status", env=env)
+    reachable = f"external database (DATABASE_URL) is reachable, but the database role '{role}' "
+    fix = "or set DATABASE_URL to the role that ran `plinqy-search migrate`\n"
+    assert rightless.returncode == 3 and rightless.stdout.startswith(
+        f"{reachable}lacks rights (permission denied for table alembic_version): grant it access to the tables, "
+    ) and rightless.stdout.endswith(fix), rightless.stdout + rightless.stderr  # fmt: skip
+    writes = f"{reachable}may not write what the API and the worker's jobs write (it lacks "
+    assert reading.returncode == 3 and reading.stdout.startswith(f"{writes}ai_task: INSERT, UPDATE; api_key: "), (
+        reading.stdout + reading.stderr
+    )
+    assert "; ingest_connection: UPDATE; " in reading.stdout and reading.stdout.endswith(fix), reading.stdout
+    assert (
+        but_one.returncode == 3 and but_one.stdout == f"{writes}inventory_event: INSERT): grant it those rights, {fix}"
+    )
+    assert (granted.returncode, granted.stdout) == (0, "external database (DATABASE_URL) is reachable\n"), granted
+
+
 def test_a_connection_lost_mid_run_is_not_blamed_on_the_url(fresh_db_url: str) -> None:
     """A connection ended mid-run (a restart, a failover; here pg_terminate_backend while each waits on a lock)
     said "cannot reach the database (…): check DATABASE_URL (its host, port and database name)" of a URL that

@@ -17,6 +17,8 @@ from search_service.cli.common import (
     user_errors,
 )
 from search_service.db import migrate as migrate_mod
+from search_service.db import rights
+from search_service.db.rights import LACKS_RIGHTS, lacks_rights
 from search_service.errortext import first_line
 from search_service.settings import Settings
 
@@ -57,8 +59,8 @@ def db_down(settings: Settings) -> None:
 @click.pass_obj
 @user_errors
 def db_status(settings: Settings) -> None:
-    """Report the database's state: the embedded cluster's, or whether DATABASE_URL's answers (exit 3 when it is
-    not running or not reachable)."""
+    """Report the database's state: the embedded cluster's, or whether DATABASE_URL's answers and its role has the
+    rights the API and the worker need (exit 3 when it is not running, not reachable or lacks rights)."""
     if not settings.uses_embedded_db:
         try:
             with connect(settings):
@@ -67,12 +69,25 @@ def db_status(settings: Settings) -> None:
             echo(f"external database (DATABASE_URL) is not reachable: {first_line(exc)}")
             sys.exit(3)
         migrate_mod.check_server(settings.database_url)  # the extensions this code needs
+        if (refused := _refused(settings.database_url)) is not None:  # it said "reachable" of a role without rights
+            echo(f"external database (DATABASE_URL) is reachable, but {refused}")
+            sys.exit(3)
         echo("external database (DATABASE_URL) is reachable")
         return
     status = embedded_cluster(settings).status()
     echo(f"embedded database {status.describe()}")
     if not status.running:
         sys.exit(3)
+
+
+def _refused(url: str) -> str | None:
+    """What the role may not do that the API and the worker need, in /readyz's words: read the revision, write what
+    they (and their triggers) write; None when it may."""
+    try:
+        migrate_mod.current_revision(url)
+    except LACKS_RIGHTS as exc:
+        return lacks_rights(url, exc)
+    return rights.cannot_write_now(url, rights.WRITERS, "what the API and the worker's jobs write")
 
 
 @db.command("url")
