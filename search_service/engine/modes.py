@@ -67,6 +67,8 @@ async def semantic_sides(run: SearchRun) -> list[Ranked]:
 
 
 async def keyword_sides(run: SearchRun) -> list[Ranked]:
+    if run.keyword_conn is not None:  # a connection of generic plans: the statement is planned for longer than it runs
+        return [await rank_keyword_apart(run.keyword_conn, run.scope, run.depth, run.config)]
     return [await rank_keyword(run.conn, run.scope, run.depth, run.config)]
 
 

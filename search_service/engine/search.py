@@ -137,9 +137,9 @@ async def search(
     an awaitable of one (the embedding still running: the engine awaits it only once it needs it); None is
     accepted in keyword mode only. `vectors`: the in-memory vector copy, which enables the exact scan and
     gather plans (without it, or before it is loaded, the engine chooses between the exact and HNSW plans).
-    `keyword_conn`: a second connection for hybrid's keyword side (the engine opens a transaction on it, or
-    uses the caller's). `stats`: the catalogue statistics the plan choice reads (without a cache, a
-    statement per search reads them). `stores`: the stores' places in memory (store_locator.py), which find the
+    `keyword_conn`: a second connection for the keyword side, hybrid's or keyword mode's (the engine opens a
+    transaction on it, or uses the caller's). `stats`: the catalogue statistics the plan choice reads (without a
+    cache, a statement per search reads them). `stores`: the stores' places in memory (store_locator.py), which find the
     stores in a radius without a radius query. `context_conn`: a connection that reuses one generic plan per
     statement (`generic_plan_settings`), for the first and last statements (search_context, hydrate), whose
     generic plans are as good as their custom ones; it may be `keyword_conn` too (the keyword side runs between
