@@ -3,7 +3,8 @@
 For `n` product names (a seeded sample) the query is the name with one or two slips (`queries.typo`, the same
 generator as the query set's typo kind). A query succeeds when a product of exactly that name is among the first
 10 (and 30) results of the engine, globally, in keyword and in hybrid mode. The baseline, in the same run, is the
-same engine with `typo_tolerance` off: the keyword side then matches the words as typed only.
+same engine with `typo_tolerance` off: the keyword side then matches the words as typed only. The engine is set up
+as an API worker runs it (api_engine.py: the keyword side on its connection of generic plans).
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import asyncpg
 import numpy as np
-from pgvector.asyncpg import register_vector
 
 from benchmarks import queries as qmod
-from search_service.engine.search import DEFAULT_CONFIG, EngineConfig, Mode, SearchParams, search
-from search_service.engine.stats import StatsCache
-from search_service.engine.vectors import VectorCache
+from benchmarks.api_engine import ApiEngine, open_api_engine
+from search_service.engine.search import Mode, SearchParams
 from search_service.settings import Settings
 
 SAMPLE_SQL = """
@@ -43,28 +41,24 @@ def slipped_names(names: list[str], seed: int) -> list[tuple[str, str]]:
 async def _measure(url: str, settings: Settings, n: int, seed: int) -> dict[str, Any]:
     from embeddings.encoder import load_encoder
 
-    conn = await asyncpg.connect(url)
+    api, _ = await open_api_engine(url, settings)  # as an API worker runs it: the keyword side on generic plans
     try:
-        await register_vector(conn)
-        vector_copy = VectorCache()  # as the API holds it: the hybrid side's vector ranking is exact
-        await vector_copy.load(conn)
-        catalogue = StatsCache()
-        names = [r["name"] for r in await conn.fetch(SAMPLE_SQL, str(seed), n)]
+        names = [r["name"] for r in await api.conn.fetch(SAMPLE_SQL, str(seed), n)]
         pairs = slipped_names(names, seed)
         vectors = load_encoder(settings.encoder).encode([typed for _, typed in pairs])
-        configs: dict[str, EngineConfig] = {
-            "typo_tolerance": DEFAULT_CONFIG,
-            "words_as_typed": replace(DEFAULT_CONFIG, typo_tolerance=False),
+        engines: dict[str, ApiEngine] = {
+            "typo_tolerance": api,
+            "words_as_typed": replace(api, config=replace(api.config, typo_tolerance=False)),
         }
         out: dict[str, Any] = {"names": len(pairs), "examples": [list(p) for p in pairs[:5]]}
-        for label, config in configs.items():
+        for label, engine in engines.items():
             for mode in MODES:
                 found10 = found30 = 0
                 times: list[float] = []
                 for (name, typed), vector in zip(pairs, vectors, strict=True):
                     params = SearchParams(q=typed, limit=DEPTH, mode=mode)
                     t0 = time.perf_counter()
-                    result = await search(conn, params, vector, config, vectors=vector_copy, stats=catalogue)
+                    result = await engine.search(params, vector)
                     times.append((time.perf_counter() - t0) * 1000)
                     ranked = [h.product.name.lower() for h in result.results]
                     found10 += name.lower() in ranked[:10]
@@ -77,7 +71,7 @@ async def _measure(url: str, settings: Settings, n: int, seed: int) -> dict[str,
                 }
         return out
     finally:
-        await conn.close()
+        await api.close()
 
 
 def measure(url: str, settings: Settings, n: int = 300, seed: int = 11) -> dict[str, Any]:
