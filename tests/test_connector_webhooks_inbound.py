@@ -578,3 +578,33 @@ def test_a_malformed_x_series_payload_is_named_as_the_form_field_not_the_body(
             answer = client.post(f"/v1/ingest/{x}", content=body, headers=_x_delivery(body))
             message = answer.json()["error"]["message"]
             assert answer.status_code == 400 and message.startswith(says) and "body" not in message, answer.text
+
+
+def test_a_shopify_time_in_the_year_1_is_ignored_as_one_that_is_no_time_not_a_500(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """A signed delivery whose `X-Shopify-Triggered-At` (unsigned) or body `updated_at` was in the year 1 answered
+    500 with a traceback on every topic (`fromtimestamp` of year 0 in UTC, a microsecond before 0001-01-01), and
+    Shopify retried it for 48 h. Such a time is ignored now, as one that is not a time: the delivery is clocked by
+    the others or by its receipt, and applies."""
+    store, cid = shopify_store(db, shopify_fake)
+    shopify_fake.add(Item("103", "Item 103", "2.50", 9), product_id=7890, variant_id=6430, inventory_item_id=2712)
+    level = {
+        "inventory_item_id": 2710,
+        "location_id": int(LOCATION),
+        "available": 7,
+        "updated_at": _iso(timedelta(seconds=-1)),
+    }
+    zoned, utc = "0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z"
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        product = shopify_fake.products["103"]
+        assert deliver(client, cid, *shopify_delivery(product, "products/update", "ev-1", zoned)) == "stored"
+        assert deliver(client, cid, *shopify_delivery(level, "inventory_levels/update", "ev-2", zoned)) == "stored"
+        map_batches(db)
+        assert [listing(db, store, sku) for sku in ("2710", "2712")] == [("1.00", 7, True), ("2.50", 9, True)]
+        item = {"id": 2711, "updated_at": utc}
+        assert deliver(client, cid, *shopify_delivery(item, "inventory_items/delete", "ev-3")) == "stored"
+        assert deliver(client, cid, *shopify_delivery({"id": 7890}, "products/delete", "ev-4", utc)) == "stored"
+    map_batches(db)
+    assert [listing(db, store, sku) for sku in ("2711", "2712")] == [("1.00", 102, False), ("2.50", 9, False)]
+    assert rejections(db, cid) == []

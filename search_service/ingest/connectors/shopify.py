@@ -217,9 +217,10 @@ def delivery_time(headers: Mapping[str, str], payload: Mapping[str, Any]) -> str
     """`X-Shopify-Triggered-At`, which the signature does not cover: no later than this server's clock at receipt,
     nor than the body's own `updated_at` when it has one; this server's clock without it. Taken as sent, a signed
     body replayed as `inventory_levels/disconnect` and stamped 2999 zeroed its level for good (every later level
-    older); a delete without one had no time and applied over any listing."""
+    older); a delete without one had no time and applied over any listing. One before 1970 (a clock never set) is
+    ignored, as one that is not a time: year 1 (0001-01-01T00:00+01:00 is year 0 in UTC) was a 500."""
     times = (_instant(headers.get("x-shopify-triggered-at")), time.time(), _instant(payload.get("updated_at")))
-    return datetime.fromtimestamp(min(when for when in times if when is not None), UTC).isoformat()
+    return datetime.fromtimestamp(min(when for when in times if when is not None and when >= 0), UTC).isoformat()
 
 
 def deleted_at(when: str) -> str:
