@@ -12,6 +12,7 @@ import psycopg
 
 from search_service.settings import Settings
 from tests.ingest_helpers import bearer, drain_imports, new_store, signed, store_key, webhook_connection
+from tests.test_ingest_numbers import listed_and_rejected
 
 
 def _shop(db_url: str) -> tuple[uuid.UUID, str]:
@@ -144,3 +145,30 @@ def test_a_stale_or_level_only_write_names_its_listings_product(base: str, db_ur
     assert [(r["status"], r["matched_by"], r["product_id"]) for r in results] == [
         ("stale", None, product), ("stale", "sku", product), ("stale", None, None),
     ], results  # fmt: skip
+
+
+def _deliver(base: str, connection: uuid.UUID, secret: str, data: dict[str, Any]) -> None:
+    delivery = json.dumps({"type": "listing.upsert", "data": data}).encode()
+    sent = httpx.post(f"{base}/v1/ingest/{connection}", content=delivery, headers=signed(secret, delivery))
+    assert sent.status_code == 202, sent.text
+
+
+def test_a_version_written_7_point_0_is_7_on_every_path(base: str, db_url: str, settings: Settings) -> None:
+    """A signed delivery's `"version": 7.0` was rejected "version must be a whole number >= 0", where a PUT, a PATCH
+    and a batch item read it as 7 (as JSON Schema reads a whole number); its `"quantity": 5.0` was mapped."""
+    shop = _shop(db_url)
+    store = shop[0]
+    body = {"name": "ver item", "price": 2, "quantity": 1, "version": 7.0}
+    assert _send(base, shop, "PUT", "V-put", body).json()["status"] == "mapped"
+    assert _send(base, shop, "PATCH", "V-put", {"quantity": 1, "version": 7.0}).json()["status"] == "mapped"
+    assert _batch(base, shop, [{**body, "sku": "V-batch"}]).json()["results"][0]["status"] == "mapped"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        connection, secret = webhook_connection(conn, settings, store)
+    _deliver(base, connection, secret, {**body, "sku": "V-hook", "quantity": 5.0})
+    drain_imports(db_url)
+    listed, errors = listed_and_rejected(db_url, store, "r.error IS NOT NULL")  # no reason, no note
+    levels = [(sku, level) for sku, _, level in listed]
+    assert (levels, errors) == ([("V-batch", 1), ("V-hook", 5), ("V-put", 1)], [])
+    with psycopg.connect(db_url) as conn:
+        versions = conn.execute("SELECT DISTINCT source_version FROM store_product WHERE store_id = %s", (store,))
+        assert versions.fetchall() == [(7,)]

@@ -161,6 +161,10 @@ VERSION_RANGE = ("must be a whole number >= 0", "is too large")
 
 
 def parse_version(value: Any, key: str = "version") -> int:
+    """A whole number >= 0; a JSON number written `7.0` is 7, as the API's bodies read it (a signed delivery's was
+    rejected as no whole number: `str(7.0)` is `7.0`). A text's digits alone (a CSV cell)."""
+    if isinstance(value, float | Decimal) and Decimal(value).is_finite() and value == int(value):
+        value = int(value)
     if isinstance(value, bool) or not str(value).strip().isdecimal():
         raise Rejected(f"{key} {VERSION_RANGE[0]}")
     number = int(str(value).strip())
