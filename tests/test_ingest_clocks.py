@@ -172,3 +172,22 @@ def test_a_version_written_7_point_0_is_7_on_every_path(base: str, db_url: str, 
     with psycopg.connect(db_url) as conn:
         versions = conn.execute("SELECT DISTINCT source_version FROM store_product WHERE store_id = %s", (store,))
         assert versions.fetchall() == [(7,)]
+
+
+def test_a_delivered_updated_at_that_is_no_text_is_named_as_json_writes_it(
+    base: str, db_url: str, settings: Settings
+) -> None:
+    """The reason showed Python's repr of a non-text `updated_at` (`updated_at 'True'`, `"{'a': None}"`) where
+    docs/ingest.md promises JSON's spelling, as the errors CSV's cells beside it have; a text is quoted as before."""
+    store = _shop(db_url)[0]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        connection, secret = webhook_connection(conn, settings, store)
+    for n, sent in enumerate((True, {"a": None}, ["x"], 0, "soon")):
+        _deliver(
+            base, connection, secret, {"sku": f"T-{n}", "name": "t", "price": 1, "quantity": 1, "updated_at": sent}
+        )
+    drain_imports(db_url)
+    _, errors = listed_and_rejected(db_url, store)
+    assert errors == sorted(
+        f"updated_at {shown} is not an ISO-8601 time" for shown in ("true", '{"a":null}', '["x"]', "0", "'soon'")
+    )

@@ -139,19 +139,28 @@ CLOCK_AHEAD_MAX = timedelta(days=1)
 CLOCK_FLOOR = datetime(1970, 1, 1, tzinfo=UTC)  # no till's clock reads earlier unless it was never set
 
 
+def _sent(value: Any) -> str:
+    """A sent value in a reason: a text quoted as typed (`'soon'`), anything else as JSON writes it (`true`,
+    `{"a":null}`): the reason showed Python's repr of its str() (`'True'`, `"{'a': None}"`)."""
+    if isinstance(value, str):
+        return repr(value[:40])
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def parse_timestamp(value: Any) -> datetime:
     try:
         stamp = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         stamp = stamp.astimezone(UTC) if stamp.tzinfo else stamp.replace(tzinfo=UTC)
     except ValueError:
-        raise Rejected(f"updated_at {str(value)[:40]!r} is not an ISO-8601 time") from None
+        raise Rejected(f"updated_at {_sent(value)} is not an ISO-8601 time") from None
     except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the year 9999 in UTC
-        raise Rejected(f"updated_at {str(value)[:40]!r} is out of range (years 1-9999 in UTC)") from None
+        raise Rejected(f"updated_at {_sent(value)} is out of range (years 1-9999 in UTC)") from None
     if stamp < CLOCK_FLOOR:  # 0001-01-01T00:00Z went in as -infinity, and every later clocked write was a 500
-        raise Rejected(f"updated_at {str(value)[:40]!r} is before 1970: a clock that was never set")
+        raise Rejected(f"updated_at {_sent(value)} is before 1970: a clock that was never set")
     if stamp - datetime.now(UTC) > CLOCK_AHEAD_MAX:
         raise Rejected(
-            f"updated_at {str(value)[:40]!r} is more than a day ahead of this server's clock: check the sender's clock"
+            f"updated_at {_sent(value)} is more than a day ahead of this server's clock: check the sender's clock"
         )
     return stamp
 
