@@ -590,3 +590,46 @@ def test_one_folded_brand_index_serves_the_filter_and_the_completions(fresh_db_u
     assert filtered == ["ix_product_master_brand_folded_prefix"], filtered
     # the walk's first key, each next key, and each key's products
     assert walked.count("ix_product_master_brand_folded_prefix") == 3, str(walked)
+
+
+async def _through_suggest(
+    conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch, q: str
+) -> dict[str, list[Suggestion]]:
+    """`suggest`'s answers to `q`, near CENTER and globally, by every path: the index, the walk, the narrow plan
+    (radius scopes) and the labels, each through `suggest` itself (its checks of the prefix included)."""
+    labels = ProductLabels()
+    await labels.load(conn)
+    await labels.load_categories(conn)
+    index, sets = await _loaded(conn)
+    answers = {}
+    for point, metres in ((CENTER, 1000.0), ((None, None), 5000.0)):
+        params = SuggestParams(q, point[0], point[1], metres, 10)
+        answers[f"index {metres}"] = await suggest(conn, params, None, index, sets)
+        for narrow in (0, 10_000):
+            monkeypatch.setattr(suggest_module, "NARROW_STORES", narrow)
+            answers[f"sql {narrow} {metres}"] = await suggest(conn, params)
+            answers[f"labels {narrow} {metres}"] = await suggest(conn, params, labels)
+    return answers
+
+
+def test_no_path_suggests_a_text_the_search_refuses(fresh_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names and brands stored with an ESC, a BEL or a C1 control (as rows were before ingest made them spaces),
+    and a name past search's 256 characters, were suggested, and the search the page ran with the pick was a 400
+    (`q`/`brand` must not contain control characters). No path offers them; their clean neighbours stay."""
+    long_name = "Zqxbar Long" + " word" * 60
+    products = [("Zqxbar\x1b[1m Deluxe\x07 Tee", None), ("Zqxbar Plain Tee", None), (long_name, None),
+                ("Zqxbar Brandprobe", "Zqx\x07Brand"), ("Zqxbar Other", "Zqxclean"),
+                ("Oat \x9b Milk", None)]  # fmt: skip
+    _stocked_at_center(fresh_db_url, [(name, brand, None) for name, brand in products])
+
+    async def offered(conn: asyncpg.Connection, q: str) -> dict[str, list[tuple[str, str]]]:
+        return {
+            way: [(s.kind, s.text) for s in got if s.kind in ("product", "brand")]  # word completions are typed text
+            for way, got in (await _through_suggest(conn, monkeypatch, q)).items()
+        }
+
+    clean = [("brand", "Zqxclean"), ("product", "Zqxbar Brandprobe"), ("product", "Zqxbar Other"),
+             ("product", "Zqxbar Plain Tee")]  # fmt: skip
+    for q, want in (("zqx", clean), ("oat", []), ("zqxbar l", [])):
+        for way, got in run(_call(fresh_db_url, offered, q)).items():
+            assert sorted(got) == want, (q, way, got)

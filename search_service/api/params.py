@@ -18,10 +18,9 @@ from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
 from search_service.engine.suggest import MAX_SUGGESTIONS
-from search_service.engine.text import INVISIBLE_CHARS, query_text, searchable, trim_invisible
+from search_service.engine.text import INVISIBLE_CHARS, Q_MAX_LENGTH, query_text, searchable, trim_invisible
 from search_service.ingest.numbers import MAX_PRICE  # what a listing holds: every price a filter can meet
 
-Q_MAX_LENGTH = 256
 BRAND_MAX_LENGTH = 200
 MAX_RADIUS_M = 100_000
 DEFAULT_RADIUS_M = 5000

@@ -21,7 +21,7 @@ from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_memory import suggest_narrow
 from search_service.engine.suggest_scope import suggest_in_memory
 from search_service.engine.suggest_typed import WORD, glued_head, name_prefixes, split_prefix
-from search_service.engine.text import exclusion_readings, fold_accents, negated_operands
+from search_service.engine.text import exclusion_readings, fold_accents, negated_operands, taken_as_query
 
 MAX_SUGGESTIONS = 10
 WALK_CAP = 400  # product names the name walk examines at most, a prefix (see the statement's comment)
@@ -123,7 +123,8 @@ def merge(rows: list[Any], limit: int) -> list[Suggestion]:
     """Categories and brands get their reserved places first, then every kind in `_ORDER` fills the rest."""
     by_kind: dict[str, list[Suggestion]] = {k: [] for k in _ORDER}
     for row in sorted(rows, key=lambda r: (r["kind"], r["ord"])):
-        by_kind[row["kind"]].append(Suggestion(row["kind"], row["label"], row["ref"]))
+        if taken_as_query(row["label"]):  # a pick is the next search's q: never one it refuses (an ESC in an old name)
+            by_kind[row["kind"]].append(Suggestion(row["kind"], row["label"], row["ref"]))
     chosen: list[Suggestion] = []
     seen: set[tuple[str, str]] = set()
     texts: set[str] = set()  # a text shown once, whatever its kind (`alpenmilch`, the brand, not its completion)

@@ -73,6 +73,17 @@ _QUERY_FOLDS = _QUERY_SPACES | _APOSTROPHES
 _INNER_DASH = re.compile(r"(?<=[^\W_])[\u2010-\u2015\u2212\ufe63](?=[^\W_])")
 
 
+Q_MAX_LENGTH = 256  # characters of `q`, as sent, that `/v1/search` takes (api/params.clean_query)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode's control characters (Cc): q and brand refuse them
+
+
+def taken_as_query(text: str) -> bool:
+    """Whether `/v1/search` takes `text` (a suggestion's, which the page sends as `q`, a brand's also as `brand`):
+    no control characters, at most Q_MAX_LENGTH characters. A name stored with an ESC or a BEL, or past 256
+    characters, was suggested, and the search its pick ran was a 400."""
+    return len(text) <= Q_MAX_LENGTH and _CONTROL.search(text) is None
+
+
 def query_text(q: str) -> str:
     """`q` as `/v1/search` and `/v1/suggest` both read it: `searchable`, with its no-break spaces as spaces, its
     apostrophe-likes as `'`, the hyphens and dashes inside its words as `-` and its runs of NOTs bounded

@@ -48,7 +48,14 @@ _NOT_MONEY = frozenset(_METALS_AND_UNITS + _FUNDS)
 ISO_CURRENCIES = frozenset(currency.alpha_3 for currency in pycountry.currencies) - _NOT_MONEY
 # English and the words German Excel writes and types (WAHR/FALSCH, ja/nein); French and Dutch (vrai/faux, waar/onwaar).
 _TRUE = {"true", "1", "yes", "y", "t", "wahr", "ja", "j", "vrai", "oui", "waar"}
-_LINE_BREAKS = re.compile(r"\s*[\t\n\v\f\r\x1c-\x1e\x85\u2028\u2029]\s*")  # with the spaces around them
+# A name's or brand's run of control characters (C0, DEL, C1: line breaks, tabs, an ESC, a BEL) and line separators,
+# with the spaces around it: one space. An ESC or BEL was stored, suggested, and refused by search as q or brand.
+_CONTROLS = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+_ONE_LINE = re.compile(rf"[\s{_CONTROLS}]*[{_CONTROLS}][\s{_CONTROLS}]*")
+# A description keeps its lines (tab, LF, CR; the other line breaks, Excel for Mac's VT among them, as LF); its other
+# control characters are spaces.
+_DESCRIPTION_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_AS_LINE_BREAK = frozenset("\v\f\x1c\x1d\x1e\x85")
 _FALSE = {"false", "0", "no", "n", "f", "falsch", "nein", "faux", "non", "onwaar", "nee"}
 
 
@@ -268,6 +275,11 @@ def _common(row: dict[str, Any], out: ValidRow, by_people: bool) -> None:
             out.notes.extend(rounded_level(row["quantity_sent"], out.quantity))
 
 
+def _in_text(control: re.Match[str]) -> str:
+    """A description's control character as text holds it: a line break, else a space."""
+    return "\n" if control.group() in _AS_LINE_BREAK else " "
+
+
 def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
     if out.price is None:
         raise Rejected("price is required")
@@ -275,8 +287,8 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
     # apart: X-Series, Erply and Shopify send products without a level for the location).
     for key in ("name", "brand", "description"):  # as search reads them (engine/text.py): NFC, widths folded
         text = _text(row, key)
-        if text is not None and key != "description" and not text.isprintable():  # Excel's Alt+Enter: a space
-            text = _LINE_BREAKS.sub(" ", text)
+        if text is not None and not text.isprintable():  # Excel's Alt+Enter in a name: a space
+            text = _ONE_LINE.sub(" ", text) if key != "description" else _DESCRIPTION_CONTROLS.sub(_in_text, text)
         folded = (searchable(text) or None) if text is not None else None
         if folded is not None and len(folded) > MAX_TEXT[key]:  # a ligature spelled out is two or three letters
             raise Rejected(f"{key} is longer than {MAX_TEXT[key]} characters once its ligatures are spelled out")

@@ -143,7 +143,9 @@ SuggestLimit = Annotated[
         "any active store). A word that `-` excludes, as search reads it, is not completed (`milk -oat`: no "
         "`milk oat`), and a completion keeps the text typed before its last word (`milk -oat whol`: "
         "`milk -oat whole`; `women's ja`: `women's jacket`). No product or brand is "
-        "offered that the same `q` excludes from `/v1/search` (`milk - chocolate`: not `Milk - Chocolate Flavour`)."
+        "offered that the same `q` excludes from `/v1/search` (`milk - chocolate`: not `Milk - Chocolate Flavour`), "
+        f"and no text that `/v1/search` refuses as `q` or `brand` (a control character, over {P.Q_MAX_LENGTH} "
+        "characters): a completion picked is the next search's `q`."
     ),
     tags=["search"],
     responses={400: bad_request("limit", limit_rule(MAX_SUGGESTIONS)), 503: SEARCH_RESPONSES[503]},
