@@ -633,3 +633,24 @@ def test_no_path_suggests_a_text_the_search_refuses(fresh_db_url: str, monkeypat
     for q, want in (("zqx", clean), ("oat", []), ("zqxbar l", [])):
         for way, got in run(_call(fresh_db_url, offered, q)).items():
             assert sorted(got) == want, (q, way, got)
+
+
+def test_a_prefix_of_combining_marks_alone_suggests_nothing_by_every_path(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`q` = U+0301 (a dead key's accent typed alone), U+034F or U+20DD gave ten categories and brands in alphabetical
+    order: the prefix was not blank, but folding its accents left "", which every label starts with. Such a prefix is
+    wordless, as `suggest` says, and gives none (as `/v1/search` finds nothing); a mark after a letter still folds."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as sync:
+        added = sync.execute("INSERT INTO category (name) VALUES ('Grenvox Goods') RETURNING id").fetchone()
+    assert added is not None
+    _stocked_at_center(fresh_db_url, [("Grenvox Tee", "Alpenmilch", added[0]), ("Bolt Drill", "Bolt", added[0])])
+
+    async def answers(conn: asyncpg.Connection, q: str) -> dict[str, list[Suggestion]]:
+        return await _through_suggest(conn, monkeypatch, q)
+
+    for q in ("\u0301", "\u034f", "\u0301\u0301", "\u20dd", " \u0301 "):
+        for way, got in run(_call(fresh_db_url, answers, q)).items():
+            assert got == [], (q, way, got)
+    for way, got in run(_call(fresh_db_url, answers, "g\u0301")).items():
+        assert ("category", "Grenvox Goods") in [(s.kind, s.text) for s in got], (way, got)

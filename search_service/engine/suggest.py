@@ -162,7 +162,7 @@ async def suggest(
     which probes a radius holding most of the stores in `stores` (the stores' places in memory) per listing.
     A `bbox` scopes them all to its stores, found as the search finds them (`geo_areas.stores_in_bbox`)."""
     prefix, head, last = split_prefix(params.q)
-    if not prefix.strip():
+    if not fold_accents(prefix).strip():  # marks alone (a dead key's accent) fold to "", which every label starts with
         return []
     limit = max(1, min(params.limit, MAX_SUGGESTIONS))
     if params.bbox is not None:  # the box is the scope; lat/lon measure nothing here
