@@ -13,7 +13,7 @@ import psycopg
 
 from search_service.db import migrate
 from search_service.engine.text import fold_accents, searchable, trim_invisible
-from tests.ingest_helpers import bearer, new_store, store_key
+from tests.ingest_helpers import bearer, drain_imports, new_store, store_key
 
 NEAR = {"lat": 52.52, "lon": 13.405, "radius_m": 1000}
 
@@ -123,6 +123,27 @@ def test_lengths_are_checked_as_sent_for_filters_and_as_stored_for_listings(base
         assert [r["product"]["brand"] for r in found] == [searchable(fits)], brand
     ligatures_q = httpx.get(f"{base}/v1/search", params={**NEAR, "q": "\ufb03" * 256, "mode": "keyword"})
     assert ligatures_q.status_code == 200, ligatures_q.text  # 256 as the schema counts them
+
+
+def test_decomposed_text_counts_as_the_composed_text_stored_and_searched(base: str, db_url: str) -> None:
+    """macOS and PDFs paste `é` as `e` + U+0301: a 400-letter name was refused as "longer than 500 characters" (and a
+    150-letter brand, by a write, a CSV and the brand filter) though stored composed, 400 long."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = store_key(conn, store := new_store(conn), "listings:write")
+    url, name, brand = f"{base}/v1/stores/{store}/listings", "Nfdname " + "e\u0301" * 400, "Nfd " + "e\u0301" * 150
+    put = httpx.put(f"{url}/NFD-1", json={"name": name, "brand": brand, "price": 1, "quantity": 1}, headers=bearer(key))
+    assert put.status_code == 200, put.text
+    over = httpx.put(f"{url}/NFD-2", json={"name": "e\u0301" * 501, "price": 1, "quantity": 1}, headers=bearer(key))
+    assert over.status_code == 400 and "name is longer than 500 characters" in over.text, over.text
+    upload = f"sku,name,brand,price,quantity\nNFD-3,{name},{brand},1,1\n"
+    headers = {**bearer(key), "content-type": "text/csv"}
+    assert httpx.post(f"{base}/v1/stores/{store}/imports", content=upload.encode(), headers=headers).status_code == 202
+    drain_imports(db_url)
+    for sku in ("NFD-1", "NFD-3"):  # stored composed: 408 long
+        read = httpx.get(f"{url}/{sku}", headers=bearer(key))
+        assert read.status_code == 200 and read.json()["title"] == "Nfdname " + "é" * 400, read.text
+    found = _search(base, q="nfdname", brand=brand)  # 154 long
+    assert [r["product"]["brand"] for r in found] == ["Nfd " + "é" * 150] * 2, found
 
 
 def test_accents_fold_in_python_as_postgresql_folds_them(db_url: str) -> None:

@@ -238,7 +238,8 @@ Brand = Annotated[
     Parameter(
         description=(
             f"Only products of this brand, whatever its case and accents. 1–{BRAND_MAX_LENGTH} characters after "
-            "trimming surrounding whitespace; no control characters."
+            "trimming surrounding whitespace (a decomposed accent, as macOS pastes it, counts as the letter it "
+            "composes, as the brand is stored); no control characters."
         ),
         schema_extra={"minLength": 1, "maxLength": BRAND_MAX_LENGTH, "pattern": Q_PATTERN},
         examples=_ex(EXAMPLE_BRAND),
@@ -254,6 +255,12 @@ ProductIdParam = Annotated[
 ]
 
 
+def too_long(sent: str, most: int) -> bool:
+    """Whether a parameter is over `most` characters both as sent (what the schema counts: a ligature is one) and
+    as searched (`searchable`: a decomposed `é` pasted from macOS is one, as a stored name counts it)."""
+    return len(trim_invisible(sent)) > most and len(searchable(sent)) > most
+
+
 def clean_query(q: str, max_length: int | None = None) -> str:
     """`q` trimmed, or BadParameter: empty, whitespace only, longer than `max_length` (default Q_MAX_LENGTH), or
     holding control characters."""
@@ -263,7 +270,7 @@ def clean_query(q: str, max_length: int | None = None) -> str:
     if not text:
         raise BadParameter("q", "must not be empty or whitespace only")
     most = Q_MAX_LENGTH if max_length is None else max_length
-    if len(trim_invisible(q)) > most:  # as sent, as the schema says: a ligature spelled out makes it longer
+    if too_long(q, most):
         raise BadParameter("q", f"must be at most {most} characters")
     return text
 
@@ -322,7 +329,7 @@ def clean_brand(brand: str | None) -> str | None:
     text = searchable(brand)
     if not text:
         raise BadParameter("brand", "must not be empty or whitespace only")
-    if len(trim_invisible(brand)) > BRAND_MAX_LENGTH:  # as sent (a facet's value, stored at most this long)
+    if too_long(brand, BRAND_MAX_LENGTH):  # a facet's value, stored at most this long
         raise BadParameter("brand", f"must be at most {BRAND_MAX_LENGTH} characters")
     return text
 

@@ -38,6 +38,7 @@ NOT_ON_A_DELETE = ("name", "brand", "description", "category", "gtin", "price", 
 NOT_ON_A_STOCK_ROW = ("name", "brand", "description", "category", "gtin", "is_active", "attributes")
 MAX_ATTRIBUTES = 10_000  # characters of their JSON
 MAX_TEXT = {"sku": 200, "name": 500, "brand": 200, "description": 10_000, "category": 1000}
+SEARCHABLE_TEXT = ("name", "brand", "description", "category")  # stored as search reads them: `searchable`
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
 # ISO 4217's current codes (pycountry's copy of the standard): `EUO` or `ERU` would price a listing in nothing. Less
 # the codes that are no money a shop takes: metals, bond units, SDR-like units, testing (XTS), "no currency" (XXX).
@@ -100,9 +101,10 @@ def _text(row: dict[str, Any], key: str) -> str | None:
         if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
             raise Rejected(f"{key} must be a string")
         value = str(value)
-    text = trimmed(value)
-    if len(text) > MAX_TEXT.get(key, 1000):
-        raise Rejected(f"{key} is longer than {MAX_TEXT.get(key, 1000)} characters")
+    text, most = trimmed(value), MAX_TEXT.get(key, 1000)
+    # Counted as stored: a decomposed `é` (macOS, PDFs) is one letter once composed (the ligature check is apart)
+    if len(text) > most and (key not in SEARCHABLE_TEXT or len(searchable(text)) > most):
+        raise Rejected(f"{key} is longer than {most} characters")
     return text or None
 
 

@@ -199,10 +199,12 @@
   var BLANK_ENDS = new RegExp("^[\\s" + INVISIBLE_CHARS + "]+|[\\s" + INVISIBLE_CHARS + "]+$", "g");
 
   /** A link's brand as the API judges it: trimmed of spaces and invisible characters, at most BRAND_MAX_CHARS
-   *  code points (an emoji is one, two UTF-16 units), no control characters: whether the API takes it. */
+   *  code points (an emoji is one, two UTF-16 units) as sent or composed (a decomposed é is one, as stored), no
+   *  control characters: whether the API takes it. */
   function brandTaken(brand) {
     var text = brand.replace(BLANK_ENDS, "");
-    return text !== "" && Array.from(text).length <= BRAND_MAX_CHARS && !/[\x00-\x1f\x7f-\x9f]/.test(brand);
+    var fits = Math.min(Array.from(text).length, Array.from(text.normalize("NFC")).length) <= BRAND_MAX_CHARS;
+    return text !== "" && fits && !/[\x00-\x1f\x7f-\x9f]/.test(brand);
   }
 
   /** The link's facet values the API would take; one it would refuse is left out, with a note (it was sent, and
