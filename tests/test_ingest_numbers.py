@@ -42,6 +42,10 @@ def row(price: object, quantity: object = 1) -> dict[str, object]:
         ("١٬٢٣٤٫٥٦", "1234.56"),  # U+066C groups thousands: no two readings
         ("١٬٢٩٩", "1299"),
         ("３.４９", "3.49"),
+        ("３．４９", "3.49"),  # U+FF0E and U+FF0C: what a Japanese input method types in full-width mode
+        ("３，４９", "3.49"),
+        ("１，２３４．５６", "1234.56"),
+        ("3.49\u200b", "3.49"),  # a zero-width space pasted with it, dropped as search drops it
         (1.25, "1.25"),
     ],
 )
@@ -410,3 +414,31 @@ def test_numbers_in_scientific_notation_are_refused_on_every_way_in(base: str, d
         f"quantity '1e3' is in scientific notation, {full} (a whole number such as 1500)",
         f"quantity '2.5e1' is in scientific notation, {full} (a whole number such as 1500)",
     ]
+
+
+def test_full_width_numbers_and_gtins_read_on_every_way_in(base: str, db_url: str) -> None:
+    """A Japanese input method's `３．４９` and `３，４９` were "not a number" (`３.４９` read), and a full-width or
+    zero-width-spaced GTIN was dropped as "a GTIN is 8 to 14 digits", though search finds its product by it."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        store = new_store(conn)
+        key = store_key(conn, store, "listings:write")
+    url, wide = f"{base}/v1/stores/{store}/listings", str.maketrans("0123456789", "０１２３４５６７８９")
+    body = {"name": "Wide", "price": "３，４９", "quantity": 1, "gtin": "4501234567896".translate(wide)}
+    put = httpx.put(f"{url}/FW-1", json=body, headers=bearer(key))
+    assert put.status_code == 200 and (put.json()["matched_by"], put.json()["notes"]) == ("created", None), put.text
+    item = {"sku": "FW-2", "name": "Wide", "price": "３．４９", "quantity": "5\u200b", "gtin": "4901234567894\u200b"}
+    batch = httpx.post(f"{url}/batch", json={"items": [item]}, headers=bearer(key)).json()["results"]
+    assert [(r["status"], r["error"], r["notes"]) for r in batch] == [("mapped", None, None)], batch
+    upload = f"sku,name,price,quantity,gtin\nFW-3,Wide,３．４９,５,{'4012345678918'.translate(wide)}\n"
+    headers = {**bearer(key), "content-type": "text/csv"}
+    assert httpx.post(f"{base}/v1/stores/{store}/imports", content=upload.encode(), headers=headers).status_code == 202
+    drain_imports(db_url)
+    listed = httpx.get(url, headers=bearer(key)).json()["items"]
+    assert [(i["sku"], i["gtin"], i["price"], i["quantity"]) for i in listed] == [
+        ("FW-1", "04501234567896", 3.49, 1),
+        ("FW-2", "04901234567894", 3.49, 5),
+        ("FW-3", "04012345678918", 3.49, 5),
+    ]
+    assert listed_and_rejected(db_url, store, "r.error IS NOT NULL")[1] == []  # no note either
+    arabic = validate({**row("1"), "gtin": "٤٠١٢٣٤٥٦٧٨٩١٨"}).notes  # search reads a barcode in 0-9 only
+    assert arabic == ["gtin '٤٠١٢٣٤٥٦٧٨٩١٨' ignored: a GTIN is written in the digits 0-9"]

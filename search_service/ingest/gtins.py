@@ -6,13 +6,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from search_service.engine.text import searchable
 from search_service.ingest.spreadsheet_cells import unmarked
 
 
 def _cell(value: Any) -> str:
     """A GTIN's text less spaces and hyphens, and less the marker that keeps a spreadsheet cell text (a leading `'`,
-    an `="…"` wrapper: Excel's way to keep leading zeros), which was read as a length problem."""
-    text = re.sub(r"[\s-]", "", str(value))
+    an `="…"` wrapper: Excel's way to keep leading zeros), which was read as a length problem. Read as search reads
+    `q` (`searchable`): full-width digits (a Japanese input method types `４００６…`) as ASCII, a ZWSP dropped."""
+    text = re.sub(r"[\s-]", "", searchable(str(value)))
     inside = unmarked(text)
     return text if inside is None else inside
 
@@ -76,6 +78,8 @@ def why_not_a_gtin(value: Any) -> str:
         if kept > needed and digits_of_a_number(text) is None:
             return "not a whole number: a GTIN is 8 to 14 digits"
     text = digits_of_a_number(text) or text
-    if not text.isascii() or not text.isdecimal() or not 8 <= len(text) <= 14:
+    if not text.isdecimal() or not 8 <= len(text) <= 14:
         return "a GTIN is 8 to 14 digits"
+    if not text.isascii():  # Arabic-Indic or other digits: search reads a barcode in 0-9 only
+        return "a GTIN is written in the digits 0-9"
     return "its check digit is wrong"

@@ -11,6 +11,8 @@ import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from search_service.engine.text import searchable
+
 MAX_PRICE = Decimal("9999999999.99")  # numeric(12, 2)
 MAX_QUANTITY = 2**31 - 1
 NEGATIVE_PRICE = "price must not be negative"  # a 400 of the listing writes too (api/error_specs.py)
@@ -35,9 +37,16 @@ _ARABIC_SIGNS = str.maketrans("\u066b\u066c", ".,")  # ٫ decimal, ٬ thousands:
 _CODE_IN_PRICE = re.compile(r"^[A-Za-z]{3}[+-]?[\d.,]|[\d.,][A-Za-z]{3}$")  # `3.49 EUR`, `EUR 3.49` (spaces dropped)
 
 
+def _ascii_forms(text: str) -> str:
+    """A number's text with full-width digits and signs as ASCII (`３．４９`, `３，４９`: a Japanese input method) and
+    invisible characters dropped (`5` and a zero-width space), as search reads `q` (engine/text.searchable)."""
+    return text if text.isascii() else searchable(text)
+
+
 def decimal_sign(text: str) -> str | None:
     """The decimal sign a number's text uses, when it shows one: the last of `,` and `.` when both appear (the
     other groups thousands), the only one when it appears once; None for a plain or grouped whole number."""
+    text = _ascii_forms(text)
     comma, dot = text.rfind(","), text.rfind(".")
     if comma >= 0 and dot >= 0:
         return "," if comma > dot else "."
@@ -59,6 +68,7 @@ def level_decimal(text: str, price_decimal: str | None) -> str | None:
     """The decimal sign of a stock level's text: its own where the text shows it (`10.0`, `10,00`: a group of
     one, two or four digits groups no thousands; `1.000,0`: the last of both), the price's for `1.000`, which
     could be either."""
+    text = _ascii_forms(text)
     if not _spaces_group_thousands(text):
         return None  # not a number: `_plain_number` refuses it
     text = text.strip().translate(_SPACES)
@@ -81,10 +91,10 @@ def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
     three digits are checked, so `1,2,3` is refused rather than read as 123. Without `decimal`, a lone `.` is
     the decimal sign (as every program writes numbers: `1.999` is 1.999), and `1,299` (a lone comma, then three
     digits), 1299 in English and 1.299 in German, is refused rather than guessed. Digits of any script read
-    (`٣٫٤٩`, `１０`), and the Arabic decimal and thousands signs."""
-    shown_text = text.strip()
+    (`٣٫٤٩`, `１０`), the full-width signs (`３．４９`) and the Arabic decimal and thousands signs."""
+    shown_text, read = text.strip(), _ascii_forms(text.strip())
     shown = f"{key} {shown_text[:40]!r}"  # as written: `2,10 €`, not the `2,10€` read
-    text = shown_text.translate(_SPACES)
+    text = read.translate(_SPACES)
     if key == "price" and any(unicodedata.category(c) == "Sc" for c in text):
         raise Rejected(f"{shown} holds a currency sign: drop it (write {_EXAMPLE[key]}), or put the code in currency")
     if key == "price" and (text[:1].isalpha() or text[-1:].isalpha()) and _CODE_IN_PRICE.search(text):
@@ -94,7 +104,7 @@ def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
                        f"({_EXAMPLE[key]})")  # fmt: skip
     # Python's digit grouping (1_000), which Decimal reads and no till or spreadsheet writes; spaces or apostrophes
     # that do not group thousands (`3 49`)
-    if "_" in text or not _spaces_group_thousands(shown_text):
+    if "_" in text or not _spaces_group_thousands(read):
         raise Rejected(f"{shown} is not a number (write {_EXAMPLE[key]})")
     if "\u066b" in text or "\u066c" in text:
         if "," in text or "." in text:
@@ -174,7 +184,7 @@ def rounded_level(sent: Any, quantity: int) -> list[str]:
 
 def lone_point(value: Any) -> re.Match[str] | None:
     """A text with a lone point before three digits (`2.500`: 2.5, or 2500 grouped in German), split there."""
-    return _LONE_POINT.fullmatch(value.strip()) if isinstance(value, str) else None
+    return _LONE_POINT.fullmatch(_ascii_forms(value.strip())) if isinstance(value, str) else None
 
 
 def lone_point_note(value: Any, key: str, read: Any, why: str) -> str | None:
