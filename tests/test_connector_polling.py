@@ -19,13 +19,13 @@ from search_service.ingest.connectors.common import (
     MapContext,
     Page,
     Row,
-    stock_clock,
 )
 from search_service.ingest.connectors.erply import Erply
 from search_service.ingest.connectors.http import RateLimited, RetryPolicy, VendorError
 from search_service.ingest.connectors.lightspeed_r import LightspeedR
 from search_service.ingest.connectors.lightspeed_x import LightspeedX
 from search_service.ingest.connectors.shopify import Shopify
+from search_service.ingest.connectors.vendor_clocks import stock_clock
 from tests.pos_fakes.server import Flaky
 from tests.pos_fakes.vendors import ErplyFake, Item, LightspeedRFake, LightspeedXFake, ShopifyFake
 

@@ -237,3 +237,41 @@ def test_the_first_barcode_that_is_a_gtin_is_used(conn: psycopg.Connection) -> N
         "7000": "00050001126377", "8000": "04006381333931", "9000": "00097802013796",
     }  # fmt: skip
     assert _gtins(conn, x_store) == {"x1": "05901234123457"}
+
+
+def test_an_erply_time_past_the_year_9999_refuses_its_row_alone(conn: psycopg.Connection) -> None:
+    """A `lastModified` (or a deletion's `timestamp`) in milliseconds, or 1e20, raised out of the mapping: every
+    sync of the connection failed at that page for good (its cursor kept), the good products on it unwritten and
+    no row named. Its row alone is refused now, naming `updated_at` and the vendor's field; the rest applies."""
+    fake = ErplyFake(warehouses=("1",))
+    for key in ("101", "102", "103", "104"):
+        fake.add(Item(key, f"Tea {key}", "2.00", 5))
+    fake.products["102"]["lastModified"] = fake.clock * 1000  # epoch milliseconds
+    fake.products["103"]["lastModified"] = 1e20
+    store = make_store(conn, "E", 52.5, 4.5)
+    creds = {"client_code": "123456", "username": "api-user", "password": "api-pass"}
+    cid = make_connection(conn, store, "erply", "1", fake.server.url + "/api/", creds)
+    try:
+        sync(conn, cid)
+        fake.delete("104")
+        fake.deletions[-1]["timestamp"] *= 1000
+        fake.set_stock("101", 8)
+        sync(conn, cid)
+        map_batches(conn)
+    finally:
+        fake.server.close()
+    assert [listing(conn, store, key) for key in ("101", "102", "103", "104")] == [
+        ("2.00", 8, True), None, None, ("2.00", 5, True),
+    ]  # fmt: skip
+    refused = conn.execute(
+        "SELECT DISTINCT r.payload->>'sku', r.error FROM imported_product_raw r JOIN import_batch b "
+        "ON b.id = r.import_batch_id WHERE b.connection_id = %s AND r.payload->>'op' IN ('upsert', 'delete')"
+        " AND r.status = 'rejected' ORDER BY 1",
+        (cid,),
+    ).fetchall()
+    past = "is past the year 9999 as a Unix time in seconds"
+    assert refused == [
+        ("102", f"updated_at (lastModified {fake.products['102']['lastModified']}) {past}"),
+        ("103", f"updated_at (lastModified 1e+20) {past}"),
+        ("104", f"updated_at (timestamp {fake.deletions[-1]['timestamp']}) {past}"),
+    ]

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import html
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +20,6 @@ from typing import Any, Protocol
 
 from search_service.ingest.gtins import gtin14, store_local_gtin
 from search_service.ingest.numbers import MAX_PRICE, MAX_QUANTITY
-from search_service.ingest.rows import CLOCK_AHEAD_MAX
 
 Row = dict[str, Any]
 Cursor = dict[str, Any]
@@ -297,13 +295,6 @@ def plain_text(markup: Any) -> str | None:
     return text or None
 
 
-def iso_from_unix(seconds: Any) -> str | None:
-    number = to_decimal(seconds)
-    if number is None or number <= 0:
-        return None
-    return datetime.fromtimestamp(float(number), UTC).isoformat()
-
-
 PASS_OVERLAP_S = 60.0  # how far before its pass's start a cursor goes: the vendor's own clocks differ by seconds
 
 
@@ -318,33 +309,6 @@ def pass_start(headers: Mapping[str, str], asked_at: float, overlap_s: float = P
         when = datetime.fromtimestamp(asked_at, UTC)
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
     return datetime.fromtimestamp(when.timestamp() - overlap_s, UTC)
-
-
-def stock_clock(stamp: Any) -> int | None:
-    """A stock row's ordering key: the vendor's stock timestamp in epoch milliseconds, sent as `version`.
-
-    Catalogue rows order by `updated_at` and stock rows by `version`, two independent clocks per listing: a product
-    edit is never dropped as older than a later stock move (or the reverse), yet an old stock event after a newer
-    one is stale.
-    """
-    if not stamp:
-        return None
-    try:
-        when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
-
-
-def clocked_level(row: Row, stamp: Any) -> Row:
-    """A stock row with its stock clock (`version`) from `stamp`; refused with its reason (`_error`) when the stamp
-    is more than ingest's bound ahead of this server's clock, as ingest refuses such an `updated_at`: to ingest a
-    version is only a number, and one from 2999 made every later level of the listing stale for good."""
-    version = stock_clock(stamp)
-    if version is not None and version > (time.time() + CLOCK_AHEAD_MAX.total_seconds()) * 1000:
-        ahead = f"the stock time {str(stamp)[:40]!r} is more than a day ahead of this server's clock"
-        return {**compact(row), "_error": f"{ahead}: check the sender's clock"}
-    return compact({**row, "version": version})
 
 
 def iso_from_naive(text: Any) -> str | None:

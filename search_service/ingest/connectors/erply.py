@@ -32,7 +32,6 @@ from search_service.ingest.connectors.common import (
     compact_json,
     fold_levels,
     hmac_sha256,
-    iso_from_unix,
     level_fields,
     matches_any,
     merge_attributes,
@@ -43,6 +42,7 @@ from search_service.ingest.connectors.common import (
 )
 from search_service.ingest.connectors.erply_pass import PassState, deleted_while, settle
 from search_service.ingest.connectors.http import RetryPolicy, RetryRequest, VendorError, VendorHTTP
+from search_service.ingest.connectors.vendor_clocks import unix_clock
 from search_service.ingest.rows import CLOCK_AHEAD_MAX
 from search_service.ingest.sources import NestedTooDeeply, load_json
 
@@ -101,7 +101,7 @@ def map_product(record: Mapping[str, Any], ctx: MapContext) -> Row:
             "price": price_text(record.get("priceWithVat")),  # `price` is net of VAT
             "currency": ctx.currency,
             "is_active": status in SELLABLE_STATUSES and truthy(record.get("active", 1)),
-            "updated_at": iso_from_unix(record.get("lastModified")),
+            **unix_clock(record.get("lastModified"), "lastModified"),  # one past 9999: the row refused, naming it
             "stock_apart": True,  # its level comes apart: none on a new listing is no sender's fault
         }
     )
@@ -129,7 +129,7 @@ def map_deletion(record: Mapping[str, Any], ahead: int | None = None) -> Row | N
     stamp = record.get("timestamp")
     if ahead is not None and str(stamp).isdecimal() and int(str(stamp)) < ahead:
         stamp = min(ahead, int(time.time() + CLOCK_AHEAD_MAX.total_seconds()))
-    return compact({"op": "delete", "sku": str(record["itemID"]), "updated_at": iso_from_unix(stamp)})
+    return compact({"op": "delete", "sku": str(record["itemID"]), **unix_clock(stamp, "timestamp")})
 
 
 @dataclass(frozen=True)

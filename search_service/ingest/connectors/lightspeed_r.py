@@ -21,7 +21,6 @@ from search_service.ingest.connectors.common import (
     Row,
     as_list,
     barcode_fields,
-    clocked_level,
     compact,
     level_fields,
     merge_attributes,
@@ -31,6 +30,7 @@ from search_service.ingest.connectors.common import (
     truthy,
 )
 from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, VendorHTTP
+from search_service.ingest.connectors.vendor_clocks import clocked_level
 
 SOURCE = "lightspeed-r"
 DEFAULT_BASE_URL = "https://api.lightspeedapp.com"

@@ -34,7 +34,6 @@ from search_service.ingest.connectors.common import (
     WebhookRejected,
     WebhookResult,
     barcode_fields,
-    clocked_level,
     compact,
     fold_levels,
     level_fields,
@@ -48,6 +47,7 @@ from search_service.ingest.connectors.common import (
 from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, VendorError, VendorHTTP
 from search_service.ingest.connectors.links import read_whole
 from search_service.ingest.connectors.shopify_totals import count_locations, variant_totals
+from search_service.ingest.connectors.vendor_clocks import clocked_level
 from search_service.ingest.sources import NestedTooDeeply, load_json
 
 SOURCE = "shopify"
@@ -166,7 +166,7 @@ def map_inventory_level(
         return None
     available = level.get("available")
     stock: Row = {"op": "stock", "sku": sku, **({"quantity": 0} if available is None else level_fields(available))}
-    row = clocked_level(stock, _later(level.get("updated_at"), read_at))  # the stock clock (common.stock_clock)
+    row = clocked_level(stock, _later(level.get("updated_at"), read_at))  # the stock clock (vendor_clocks.stock_clock)
     if isinstance(row.get("version"), int) and row["version"] % 1000 == 0:  # a stamp with its own fraction keeps it
         row["version"] += within_second_ms
     return row

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from search_service.ingest.connectors.common import Row, clocked_level, level_fields
+from search_service.ingest.connectors.common import Row, level_fields
 from search_service.ingest.connectors.http import VendorError, VendorHTTP
+from search_service.ingest.connectors.vendor_clocks import clocked_level
 
 LEVEL_KEYS = ("quantity", "quantity_sent", "version")
 
