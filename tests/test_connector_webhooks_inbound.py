@@ -17,7 +17,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from search_service.ingest.connectors import shopify
+from search_service.ingest.connectors import lightspeed_r, shopify
 from search_service.ingest.connectors.common import MapContext
 from search_service.ingest.connectors.config import ConnectorsConfig
 from search_service.ingest.connectors.job import run_sync_loop
@@ -109,6 +109,40 @@ def test_shopify_a_stock_time_far_ahead_is_refused_and_later_levels_still_apply(
         assert deliver(client, cid, *shopify_delivery(later, "inventory_levels/update", "ev-4")) == "stored"
     map_batches(db)
     assert listing(db, store, "2710") == ("1.00", 7, True)
+
+
+def test_a_stock_time_that_does_not_read_refuses_its_level_instead_of_applying_it_unclocked(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """A level whose `updated_at` did not read (`yesterday`; a lowercase `z`, which ingest's `updated_at` does not
+    read either) went without a stock clock, and applied over a newer level: the listing's stock went back, still
+    showing the newer version, the row `mapped` without a note. It is refused now, with its reason, as one ahead."""
+    store, cid = shopify_store(db, shopify_fake)
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    week_ago = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%S")
+    levels = [
+        (2710, 10, hour_ago), (2711, 10, hour_ago),  # newer levels first
+        (2710, 99, week_ago + "Z"), (2711, 99, week_ago + "z"), (2710, 42, "yesterday"),
+    ]  # fmt: skip
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        for n, (item, available, stamp) in enumerate(levels):
+            level = {
+                "inventory_item_id": item,
+                "location_id": int(LOCATION),
+                "available": available,
+                "updated_at": stamp,
+            }
+            assert deliver(client, cid, *shopify_delivery(level, "inventory_levels/update", f"ev-{n}")) == "stored"
+            map_batches(db)
+    assert [listing(db, store, sku) for sku in ("2710", "2711")] == [("1.00", 10, True), ("1.00", 10, True)]
+    assert rejections(db, cid) == [
+        ("2711", f"the stock time '{week_ago}z' is not an ISO-8601 time"),
+        ("2710", "the stock time 'yesterday' is not an ISO-8601 time"),
+    ]
+    shop = {"itemShopID": "1", "itemID": "7", "shopID": "1", "qoh": "2", "timeStamp": "yesterday"}  # R-Series' too
+    assert lightspeed_r.map_item_shop(shop, MapContext("1")) == {
+        "op": "stock", "sku": "7", "quantity": 2, "_error": "the stock time 'yesterday' is not an ISO-8601 time",
+    }  # fmt: skip
 
 
 def test_shopify_a_level_delivered_before_its_product_is_not_lost(

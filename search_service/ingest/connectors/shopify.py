@@ -166,7 +166,8 @@ def map_inventory_level(
         return None
     available = level.get("available")
     stock: Row = {"op": "stock", "sku": sku, **({"quantity": 0} if available is None else level_fields(available))}
-    row = clocked_level(stock, _later(level.get("updated_at"), read_at))  # the stock clock (vendor_clocks.stock_clock)
+    stamp = level.get("updated_at")  # one that is no time, nor a full pass's to stand in: refused (clocked_level)
+    row = clocked_level(stock, _later(stamp, read_at) or stamp)  # the stock clock (vendor_clocks.stock_clock)
     if isinstance(row.get("version"), int) and row["version"] % 1000 == 0:  # a stamp with its own fraction keeps it
         row["version"] += within_second_ms
     return row

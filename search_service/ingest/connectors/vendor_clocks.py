@@ -1,4 +1,9 @@
-"""A vendor's times as a row's clocks: a Unix time as `updated_at` (Erply), a stock time as `version`."""
+"""A vendor's times as a row's clocks: a Unix time as `updated_at` (Erply), a stock time as `version`.
+
+A time that cannot be a clock refuses its row alone, with the reason, as ingest refuses such an `updated_at`: one
+that raised failed every poll of the connection at its page, and a stock time dropped applied its level unclocked,
+over a newer one.
+"""
 
 from __future__ import annotations
 
@@ -24,27 +29,40 @@ def unix_clock(seconds: Any, name: str) -> Row:
 
 
 def stock_clock(stamp: Any) -> int | None:
-    """A stock row's ordering key: the vendor's stock timestamp in epoch milliseconds, sent as `version`.
+    """A stock row's ordering key: the vendor's stock timestamp in epoch milliseconds, sent as `version`; None when
+    none is sent or it does not read (`clocked_level` refuses that row).
 
     Catalogue rows order by `updated_at` and stock rows by `version`, two independent clocks per listing: a product
     edit is never dropped as older than a later stock move (or the reverse), yet an old stock event after a newer
     one is stale.
     """
-    if not stamp:
+    if _unsent(stamp):
         return None
     try:
-        when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
+        when = datetime.fromisoformat(str(stamp).strip().replace("Z", "+00:00"))  # as ingest reads `updated_at`
+        return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+    except (ValueError, OverflowError):
         return None
-    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 def clocked_level(row: Row, stamp: Any) -> Row:
-    """A stock row with its stock clock (`version`) from `stamp`; refused with its reason (`_error`) when the stamp
-    is more than ingest's bound ahead of this server's clock, as ingest refuses such an `updated_at`: to ingest a
-    version is only a number, and one from 2999 made every later level of the listing stale for good."""
+    """A stock row with its stock clock (`version`) from `stamp` (none without one); refused with its reason
+    (`_error`) when the stamp cannot be that clock, as ingest refuses such an `updated_at`: to ingest a version is
+    only a number, and a level whose stamp did not read (`yesterday`, a lowercase `z`) applied with none, over a
+    newer level; one from 2999 made every later level of the listing stale for good."""
     version = stock_clock(stamp)
-    if version is not None and version > (time.time() + CLOCK_AHEAD_MAX.total_seconds()) * 1000:
-        ahead = f"the stock time {str(stamp)[:40]!r} is more than a day ahead of this server's clock"
-        return {**compact(row), "_error": f"{ahead}: check the sender's clock"}
+    if why := _not_a_clock(stamp, version):
+        return {**compact(row), "_error": f"the stock time {str(stamp)[:40]!r} {why}"}
     return compact({**row, "version": version})
+
+
+def _unsent(stamp: Any) -> bool:
+    return stamp is None or not str(stamp).strip()
+
+
+def _not_a_clock(stamp: Any, version: int | None) -> str | None:
+    if version is None:
+        return None if _unsent(stamp) else "is not an ISO-8601 time"
+    if version > (time.time() + CLOCK_AHEAD_MAX.total_seconds()) * 1000:
+        return "is more than a day ahead of this server's clock: check the sender's clock"
+    return None
