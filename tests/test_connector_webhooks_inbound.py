@@ -145,6 +145,31 @@ def test_a_stock_time_that_does_not_read_refuses_its_level_instead_of_applying_i
     }  # fmt: skip
 
 
+def test_a_stock_time_before_1970_is_refused_as_such_and_an_unsigned_one_gives_way_to_the_receipt_time(
+    db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
+) -> None:
+    """A level stamped before 1970 was refused as "version must be a whole number >= 0", a field the sender never
+    sent; it is refused as a time before 1970 now, as an `updated_at` is. A disconnect whose unsigned
+    `X-Shopify-Triggered-At` is before 1970 was refused so too (its level kept): it is clocked by its receipt."""
+    store, cid = shopify_store(db, shopify_fake)
+    moon = {
+        "inventory_item_id": 2710,
+        "location_id": int(LOCATION),
+        "available": 8,
+        "updated_at": "1969-07-20T20:17:40Z",
+    }
+    gone = {"inventory_item_id": 2711, "location_id": int(LOCATION)}
+    with running_client(app_settings(fresh_db_url, secret_key=SECRET_KEY), None) as client:
+        assert deliver(client, cid, *shopify_delivery(moon, "inventory_levels/update", "ev-1")) == "stored"
+        disconnect = shopify_delivery(gone, "inventory_levels/disconnect", "ev-2", "1969-12-31T23:00:00Z")
+        assert deliver(client, cid, *disconnect) == "stored"
+    map_batches(db)
+    assert [listing(db, store, sku) for sku in ("2710", "2711")] == [("1.00", 101, True), ("1.00", 0, True)]
+    assert rejections(db, cid) == [
+        ("2710", "the stock time '1969-07-20T20:17:40Z' is before 1970: a clock that was never set"),
+    ]
+
+
 def test_shopify_a_level_delivered_before_its_product_is_not_lost(
     db: psycopg.Connection, fresh_db_url: str, shopify_fake: ShopifyFake
 ) -> None:

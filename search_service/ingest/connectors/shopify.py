@@ -166,8 +166,7 @@ def map_inventory_level(
         return None
     available = level.get("available")
     stock: Row = {"op": "stock", "sku": sku, **({"quantity": 0} if available is None else level_fields(available))}
-    stamp = level.get("updated_at")  # one that is no time, nor a full pass's to stand in: refused (clocked_level)
-    row = clocked_level(stock, _later(stamp, read_at) or stamp)  # the stock clock (vendor_clocks.stock_clock)
+    row = clocked_level(stock, _later(stamp := level.get("updated_at"), read_at) or stamp)  # no time read: refused
     if isinstance(row.get("version"), int) and row["version"] % 1000 == 0:  # a stamp with its own fraction keeps it
         row["version"] += within_second_ms
     return row
@@ -219,7 +218,7 @@ def delivery_time(headers: Mapping[str, str], payload: Mapping[str, Any]) -> str
     nor than the body's own `updated_at` when it has one; this server's clock without it. Taken as sent, a signed
     body replayed as `inventory_levels/disconnect` and stamped 2999 zeroed its level for good (every later level
     older); a delete without one had no time and applied over any listing. One before 1970 (a clock never set) is
-    ignored, as one that is not a time: year 1 (0001-01-01T00:00+01:00 is year 0 in UTC) was a 500."""
+    ignored, as one that is not a time: the year 1 was a 500, 1969 refused the disconnect."""
     times = (_instant(headers.get("x-shopify-triggered-at")), time.time(), _instant(payload.get("updated_at")))
     return datetime.fromtimestamp(min(when for when in times if when is not None and when >= 0), UTC).isoformat()
 

@@ -49,7 +49,8 @@ def clocked_level(row: Row, stamp: Any) -> Row:
     """A stock row with its stock clock (`version`) from `stamp` (none without one); refused with its reason
     (`_error`) when the stamp cannot be that clock, as ingest refuses such an `updated_at`: to ingest a version is
     only a number, and a level whose stamp did not read (`yesterday`, a lowercase `z`) applied with none, over a
-    newer level; one from 2999 made every later level of the listing stale for good."""
+    newer level; one before 1970 was refused as a negative `version` the sender never sent; one from 2999 made
+    every later level of the listing stale for good."""
     version = stock_clock(stamp)
     if why := _not_a_clock(stamp, version):
         return {**compact(row), "_error": f"the stock time {str(stamp)[:40]!r} {why}"}
@@ -63,6 +64,8 @@ def _unsent(stamp: Any) -> bool:
 def _not_a_clock(stamp: Any, version: int | None) -> str | None:
     if version is None:
         return None if _unsent(stamp) else "is not an ISO-8601 time"
+    if version < 0:
+        return "is before 1970: a clock that was never set"
     if version > (time.time() + CLOCK_AHEAD_MAX.total_seconds()) * 1000:
         return "is more than a day ahead of this server's clock: check the sender's clock"
     return None
