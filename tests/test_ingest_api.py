@@ -206,20 +206,46 @@ def test_put_patch_delete_a_listing(base: str, conn: psycopg.Connection, shop: t
     assert never.status_code == 404 and error_of(never)[0] == "sku"
 
 
-def test_a_write_past_the_statement_timeout_is_not_told_the_search_took_too_long(
+def test_a_write_past_the_statement_timeout_is_queued_not_refused(
     base: str, db_url: str, shop: tuple[uuid.UUID, str]
 ) -> None:
-    """A listing write behind a row another transaction holds is cancelled by PLINQY_STATEMENT_TIMEOUT_MS (2 s here):
-    503 + Retry-After, and it was told "the search took too long"."""
+    """A listing write whose mapping runs past PLINQY_STATEMENT_TIMEOUT_MS (2 s here; behind a row another
+    transaction holds) answered 503 "the database took too long" (it said "the search" before), nothing kept. Its
+    rows are stored first: the mapping is rolled back and the batch left to the workers, 202 queued."""
     store, key = shop
     assert put(base, store, "HELD-1", key, OAT).status_code == 200
     with psycopg.connect(db_url) as locker:
         locker.execute("SELECT 1 FROM store_product WHERE store_id = %s FOR UPDATE", (store,))
         held = put(base, store, "HELD-1", key, {**OAT, "quantity": 6}, timeout=30)
         locker.rollback()
-    assert held.status_code == 503 and held.headers["retry-after"], held.text
-    assert error_of(held) == (None, "the database took too long; retry shortly")
-    assert put(base, store, "HELD-1", key, {**OAT, "quantity": 6}).status_code == 200
+    assert held.status_code == 202 and held.json()["status"] == "queued", held.text
+    drain_imports(db_url)  # a worker maps it, without the API's statement timeout
+    listing = httpx.get(f"{base}/v1/stores/{store}/listings/HELD-1", headers=bearer(key)).json()
+    assert listing["quantity"] == 6, listing
+    assert put(base, store, "HELD-1", key, {**OAT, "quantity": 7}).status_code == 200
+
+
+def test_a_full_batch_whose_mapping_runs_past_the_statement_timeout_is_queued_not_503(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """Four clients' full 1,000-item batches to one store on a loaded 2-core machine: one mapping statement (1,000
+    new products' INSERT with its triggers) ran past the 2 s statement timeout: 503, though the docs promise 200
+    or 429 for a busy store. Made to run past it here by a row another transaction holds: 202 queued, every row
+    kept raw first, and applied by a worker."""
+    store, key = shop
+    assert put(base, store, "FULL-0", key, {"name": "Bulk item 0", "price": 1, "quantity": 0}).status_code == 200
+    items = [{"sku": f"FULL-{i}", "name": f"Bulk item {i}", "price": "1.00", "quantity": i} for i in range(1000)]
+    url = f"{base}/v1/stores/{store}/listings/batch"
+    with psycopg.connect(db_url) as locker:
+        locker.execute("SELECT 1 FROM store_product WHERE store_id = %s FOR UPDATE", (store,))
+        held = httpx.post(url, json={"items": items}, headers=bearer(key), timeout=60)
+        locker.rollback()
+    assert held.status_code == 202 and held.json()["status"] == "queued", held.text
+    drain_imports(db_url)
+    status = httpx.get(f"{base}{held.json()['status_url']}", headers=bearer(key)).json()
+    assert status["status"] == "completed" and status["mapped_rows"] == 1000, status
+    count = httpx.get(f"{base}/v1/stores/{store}/listings/FULL-999", headers=bearer(key)).json()
+    assert count["quantity"] == 999, count
 
 
 def test_a_delete_carries_the_source_clock(base: str, shop: tuple[uuid.UUID, str]) -> None:

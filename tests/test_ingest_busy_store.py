@@ -82,8 +82,16 @@ def test_concurrent_full_batches_to_one_store_are_all_answered(served: Served) -
                 if status != 200:
                     refused.append(f"{status} {text}")
     assert answers[503] == 0, refused
-    assert set(answers) <= {200, 429}, refused
+    # 202: a mapping past the statement timeout on a loaded machine, its rows kept for the workers (none here)
+    assert set(answers) <= {200, 202, 429}, refused
     assert listing_count(served.db_url, store_id) == answers[200] * ITEMS  # a refused batch applied nothing
+    with psycopg.connect(served.db_url) as conn:  # a queued one is kept whole, nothing lost
+        kept = conn.execute(
+            "SELECT count(*), coalesce(sum(total_rows), 0) FROM import_batch"
+            " WHERE store_id = %s AND status <> 'completed'",
+            (store_id,),
+        ).fetchone()
+    assert kept == (answers[202], answers[202] * ITEMS), refused
 
 
 def hold_store_lock(db_url: str, store_id: uuid.UUID, seconds: float, held: threading.Event) -> None:
@@ -188,8 +196,8 @@ def test_a_burst_of_writes_to_many_stores_leaves_the_pool_to_searches(served: Se
         wrote, searched = [w.result() for w in writes], [s.result() for s in searches]
     assert all(status == 200 for status, _ in searched), [s for s in searched if s[0] != 200]
     assert any(status == 200 for status, _ in wrote), wrote
-    # a 503 only when a mapping statement ran past the 2 s timeout on this 2-core box (capacity), never for want
-    # of a connection
-    assert all(status in (200, 429) or "took too long" in text for status, text in wrote), wrote
+    # a mapping statement past the 2 s timeout on this 2-core box (capacity) is queued for the workers (202), never
+    # a 503 (it was one)
+    assert all(status in (200, 202, 429) for status, _ in wrote), wrote
     for (status, _), (store_id, _) in zip(wrote, stores, strict=True):  # a refused batch applied nothing
         assert listing_count(served.db_url, store_id) == (100 if status == 200 else 0)

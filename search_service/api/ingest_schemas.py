@@ -201,7 +201,8 @@ QUEUED = {
         WriteQueued,
         description="Queued behind the store's earlier batches (an uploaded CSV, a delivery): a store's batches are "
         "applied in order. Not applied yet; `status_url` (also `Location`) gives its outcome. Also the answer for a "
-        "write stored, then its outcome unread (the database failed): stored, it is applied; never a 503 saying retry.",
+        "write stored, then its outcome unread (the database failed), or whose mapping ran past the statement timeout: "
+        "stored, it is applied by the workers; never a 503 saying retry.",
         generate_examples=False,
         examples=[
             Example(

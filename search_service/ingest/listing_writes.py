@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -14,7 +15,9 @@ from uuid import UUID
 import asyncpg
 
 from search_service.db.sql import statement
-from search_service.ingest.pipeline import fetch, map_batch, open_batch, store_rows
+from search_service.ingest.pipeline import fetch, map_batch, open_batch, release_batch, store_rows
+
+log = logging.getLogger(__name__)
 
 QUEUED_WAIT_S = 2.0  # a queued listing write waits this long for a worker to map it before answering "queued"
 POLL_S = 0.1
@@ -105,11 +108,28 @@ async def record_and_map(
             await fetch(conn, "notify")
             return batch_id, None
         await take_store_lock(conn, store_id, wait_s)
-        # One chunk, its last: a chunk of exactly its rows read as more to come (an empty second chunk, and at 1,000
-        # items the statistics refreshed, an ANALYZE of four tables inside the write).
-        await map_batch(conn, batch_id, worker_id, len(rows) + 1, lease_s)
+        if not await map_inline(conn, batch_id, worker_id, len(rows), lease_s):
+            return batch_id, None
         await fetch(conn, "synchronous_commit")  # the chunk's fence turned it off: this commit is an answer
         return batch_id, await results_of(conn, batch_id)
+
+
+async def map_inline(conn: Any, batch_id: UUID, worker_id: str, rows: int, lease_s: float) -> bool:
+    """Map a listing write's batch in its transaction; False when its mapping ran past the statement timeout (sized
+    for a search): the mapping (its savepoint) is rolled back and the batch, its rows stored, left to the workers,
+    which map it unbounded (queued). A full batch on a loaded machine, 1,000 new products' INSERT with its triggers
+    (search terms, the GIN flush, embedding tasks, events), ran past 2 s: 503, though its store was only busy."""
+    try:
+        # One chunk, its last: a chunk of exactly its rows read as more to come (an empty second chunk, and at 1,000
+        # items the statistics refreshed, an ANALYZE of four tables inside the write).
+        await map_batch(conn, batch_id, worker_id, rows + 1, lease_s)
+    except asyncpg.QueryCanceledError as exc:
+        log.warning("listing write %s (%d rows): mapping it inline was cancelled (%s); queued for the workers",
+                    batch_id, rows, exc)  # fmt: skip
+        await release_batch(conn, batch_id, worker_id)
+        await fetch(conn, "notify")
+        return False
+    return True
 
 
 async def take_store_lock(conn: Any, store_id: UUID, wait_s: float = STORE_WAIT_S) -> None:
