@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from pyroaring import BitMap
 
+from search_service.db.cluster import pg_bin_dir
 from search_service.demo.synthetic import random_unit_vectors
 from search_service.engine.candidates import CandidateSets
 from search_service.engine.ranking import FLOAT16_ERROR
@@ -229,6 +230,37 @@ def test_a_generation_of_the_older_layout_is_loaded_anew(fresh_db_url: str, tmp_
     second = run(load())
     assert second.generation == 2 and second._view.int8 is not None and second._view.int8.scores_rows
     assert [p.name for p in tmp_path.glob("*/gen-*")] == ["gen-00000002"]
+
+
+def test_a_generation_kept_from_before_an_in_place_restore_is_loaded_anew(fresh_db_url: str, tmp_path: Path) -> None:
+    """pg_restore --clean into the same database keeps its identity (the directory) and, once a product is embedded
+    after it, the newest stamp passes the kept generation's watermark; the generation, taken from the product_master
+    the restore dropped, holds a vector the database no longer has. It is not mapped: the copy is loaded anew."""
+    product_ids, _store, vecs = seed(fresh_db_url, 120)
+    dump, bin_dir = tmp_path / "backup.dump", pg_bin_dir()
+    subprocess.run([bin_dir / "pg_dump", "-Fc", "-f", dump, "-d", fresh_db_url], check=True, timeout=120)
+    changed = random_unit_vectors(2, np.random.default_rng(21))
+    set_vector(fresh_db_url, product_ids[0], changed[0])  # after the backup
+
+    async def load() -> VectorCache:
+        conn = await connect(fresh_db_url)
+        try:
+            cache = VectorCache(shared_dir=tmp_path / "kept")
+            assert await cache.load(conn) == 120
+            return cache
+        finally:
+            await conn.close()
+
+    before = run(load())
+    assert before.generation == 1 and top_ids(before, changed[0], 1) == [str(product_ids[0])]
+    restore = [bin_dir / "pg_restore", "--clean", "--if-exists", "-d", fresh_db_url, dump]
+    subprocess.run(restore, check=True, timeout=120)
+    set_vector(fresh_db_url, product_ids[1], changed[1])  # embedded after the restore: past the watermark
+    after = run(load())
+    assert after.generation == 2  # not generation 1, mapped
+    assert top_ids(after, vecs[0], 1) == [str(product_ids[0])]  # the vector the database holds again
+    assert top_ids(after, changed[1], 1) == [str(product_ids[1])]
+    assert [p.name for p in (tmp_path / "kept").glob("*/gen-*")] == ["gen-00000002"]
 
 
 def add_unembedded_product(url: str, name: str, store: uuid.UUID) -> uuid.UUID:

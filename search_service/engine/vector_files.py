@@ -66,6 +66,7 @@ class GenerationMeta:
     watermark: str | None  # isoformat of the highest stamp held
     horizon: str | None  # the write horizon read before the snapshot (see vectors.py)
     rounded_norm_max: float
+    origin: str | None = None  # the product_master table it was loaded from (None: written before it was kept)
 
     def stamp(self, name: str) -> dt.datetime | None:
         value = getattr(self, name)
@@ -138,11 +139,15 @@ def latest_meta(directory: Path) -> tuple[Path, GenerationMeta] | None:
     return path, meta
 
 
-def usable_generation(directory: Path, dim: int, newest: dt.datetime | None) -> Generation | None:
-    """The newest generation mapped, unless none is usable: of another dimension or layout, unlinked meanwhile, or
-    newer than the database (`newest`: its highest stamp; a restore)."""
+def usable_generation(directory: Path, dim: int, newest: dt.datetime | None, origin: str) -> Generation | None:
+    """The newest generation mapped, unless none is usable: of another dimension or layout, unlinked meanwhile,
+    written from another product_master table (`origin`: a restore recreates it, and rows embedded since would
+    pass the stamp check), or newer than the database (`newest`: its highest stamp; a restore)."""
     found = latest_meta(directory)
     if found is None or found[1].dim != dim:
+        return None
+    if found[1].origin != origin:
+        log.warning("vector cache: %s was written from another product_master (restored?): not used", found[0])
         return None
     watermark = found[1].stamp("watermark")
     if watermark is not None and (newest is None or newest < watermark):

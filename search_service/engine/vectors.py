@@ -90,6 +90,7 @@ class VectorCache:
         self.margin = dt.timedelta(seconds=margin_s)
         self.shared_dir = shared_dir
         self._dir: Path | None = None  # shared_dir's directory of this database, once known
+        self._origin: str | None = None  # its product_master table (kept_copy_origin), read at the load
         self.last_refresh_stamps = 0  # stamps the last refresh read (its cost grows with them)
         self.private_floor = 2048  # see private_limit
         self.loaded = False
@@ -142,8 +143,7 @@ class VectorCache:
 
     @property
     def nbytes(self) -> int:
-        view = self._view
-        return int(view.matrix[: view.n].nbytes) + (0 if view.int8 is None else view.int8.nbytes)
+        return int(self._matrix.nbytes) + (0 if self._view.int8 is None else self._view.int8.nbytes)
 
     @property
     def scoring(self) -> str:
@@ -333,9 +333,8 @@ class VectorCache:
     def _write(self, directory: Path, view: CopyView) -> files.Generation:
         """Write `view` as the next generation (the caller holds the directory's lock) and map it."""
         arrays, norm = view.export(self.dim)
-        n = view.n
-        meta = files.GenerationMeta(0, n, self.dim, iso(view.watermark), iso(view.horizon), norm)
-        return files.write_generation(directory, meta, arrays, capacity=n + max(4096, n // 16))
+        meta = files.GenerationMeta(0, view.n, self.dim, iso(view.watermark), iso(view.horizon), norm, self._origin)
+        return files.write_generation(directory, meta, arrays, capacity=view.n + max(4096, view.n // 16))
 
     async def _directory(self, conn: Conn) -> Path:
         if self._dir is None:
@@ -345,8 +344,9 @@ class VectorCache:
         return self._dir
 
     async def _usable(self, conn: Conn, directory: Path) -> files.Generation | None:
-        newest = await conn.fetchval(statement("engine/vectors", "newest_stamp").sql)
-        return files.usable_generation(directory, self.dim, newest)
+        [kept] = await conn.fetch(statement("engine/vectors", "kept_copy_origin").sql)  # an aggregate: one row
+        self._origin = kept["origin"]  # the table the generations this process writes come from
+        return files.usable_generation(directory, self.dim, kept["newest"], self._origin)
 
     async def _load_shared(self, conn: Conn, batch: int) -> None:
         """Map the newest generation, or load from PostgreSQL and write one, under the directory's lock (the

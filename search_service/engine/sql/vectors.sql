@@ -67,7 +67,12 @@ WHERE id = ANY(:ids::uuid[]) AND ai_vector IS NOT NULL;
 SELECT concat_ws(':', coalesce(host(inet_server_addr()), 'local'), current_setting('port'), current_database(),
                  (SELECT oid FROM pg_database WHERE datname = current_database())) AS identity;
 
--- name: newest_stamp
+-- name: kept_copy_origin
 -- params: none
--- A shared generation newer than this was taken from another state of the database (a restore): not reused.
-SELECT max(ai_embedded_at) AS newest FROM product_master;
+-- What a kept shared generation must match to be reused (vector_files.usable_generation): one newer than
+-- `newest` was taken from another state of the database; one of another `origin` from another product_master
+-- table. A restore (pg_restore --clean, a dump into a recreated schema) recreates it: a new oid, while the
+-- database's identity stays. Its file node also changes with TRUNCATE, VACUUM FULL, CLUSTER (a load anew).
+SELECT max(ai_embedded_at) AS newest,
+       concat_ws('/', 'product_master'::regclass::oid, pg_relation_filenode('product_master')) AS origin
+FROM product_master;
