@@ -22,13 +22,16 @@ RUN python -c "from search_service.settings import Settings; from embeddings.enc
 load_encoder(Settings.from_env().encoder).encode(['warm up'])"
 
 FROM python:3.11-slim-bookworm
-RUN groupadd --system plinqy && useradd --system --gid plinqy --home-dir /app --shell /usr/sbin/nologin plinqy
+# /app is root's (the service cannot change its code), so the secret key lives in a directory of plinqy's:
+# docker-compose.yml mounts one volume there for every container, which all need the same key.
+RUN groupadd --system plinqy && useradd --system --gid plinqy --home-dir /app --shell /usr/sbin/nologin plinqy \
+    && install -d -o plinqy -g plinqy -m 0700 /var/lib/plinqy/secrets
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build --chown=plinqy:plinqy /opt/plinqy-cache /opt/plinqy-cache
 COPY --from=build --chown=root:root /app /app
 WORKDIR /app
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-    PLINQY_CACHE_DIR=/opt/plinqy-cache
+    PLINQY_CACHE_DIR=/opt/plinqy-cache PLINQY_SECRET_KEY_FILE=/var/lib/plinqy/secrets/plinqy.key
 USER plinqy
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s \

@@ -3,12 +3,15 @@ plus HMAC-SHA256). Secrets we only compare (API keys) are hashed instead, elsewh
 
 The key comes from `PLINQY_SECRET_KEY` (a Fernet key: 32 url-safe base64 bytes) or, when that is unset, from the
 file `PLINQY_SECRET_KEY_FILE` (default `.secrets/plinqy.key`), created with mode 0600 on first use so that
-`make run` needs no set-up. Losing the key makes the stored secrets unreadable: back it up with the database.
+`make run` needs no set-up (the Docker image's is on a volume docker-compose.yml shares between its containers).
+Losing the key makes the stored secrets unreadable: back it up with the database.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,6 +35,26 @@ class SecretKeyUnusable(SecretBoxError):
 KEY_HINT = 'make one with `python3 -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`'
 
 
+def _read_or_make(key_file: Path) -> bytes:
+    """The key in `key_file`, made there first if there is none. Written whole under another name and linked into
+    place: processes starting together on one key file (compose's api and worker share a volume) read one key, never
+    a half-written file or an O_EXCL refusal."""
+    try:
+        return key_file.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    fd, made = tempfile.mkstemp(dir=key_file.parent, prefix=f".{key_file.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(Fernet.generate_key())
+        with contextlib.suppress(FileExistsError):  # another process linked its key first: that one is read
+            os.link(made, key_file)
+    finally:
+        os.unlink(made)
+    return key_file.read_bytes().strip()
+
+
 class SecretBox:
     """`source` says where the key came from, `setting` which variable set it (both name the one to fix)."""
 
@@ -51,12 +74,7 @@ class SecretBox:
         setting = "PLINQY_SECRET_KEY_FILE"
         source = f"the key file {key_file} ({setting})"
         try:
-            if not key_file.exists():
-                key_file.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as out:
-                    out.write(Fernet.generate_key())
-            stored = key_file.read_bytes().strip()
+            stored = _read_or_make(key_file)
         except OSError as exc:  # a directory, a path that cannot be created, no permission: one line, not a traceback
             raise SecretKeyUnusable(f"{source} cannot be read or created ({exc.strerror or exc})", setting) from None
         return cls(stored, source, setting)
