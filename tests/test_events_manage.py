@@ -176,6 +176,8 @@ def test_a_rotation_drops_a_secret_the_key_cannot_open_and_says_so(client: TestC
     nothing, and the answer promised both secrets would sign until then."""
     store, auth = _store(db_url, "Rotates away a dead secret")
     base = f"/v1/stores/{store}/webhooks"
+    live = {"url": "https://127.0.0.1:9/live", "events": ["*"]}  # the key opens it: the key is right, not this one
+    assert client.post(base, json=live, headers=auth).status_code == 201
     hook = client.post(base, json={"url": "https://127.0.0.1:9/dead", "events": ["*"]}, headers=auth).json()
     _store_secret_under_another_key(db_url, hook["id"], hook["secret"])
     rotated = client.post(f"{base}/{hook['id']}/rotate-secret", headers=auth)
@@ -191,6 +193,28 @@ def test_a_rotation_drops_a_secret_the_key_cannot_open_and_says_so(client: TestC
     ), said.output
     assert said.output.strip().splitlines()[-1].startswith("whsec_")
     assert _stored_previous(db_url, hook["id"]) == (None, None)
+
+
+def test_a_key_that_opens_no_stored_secret_stores_no_new_one_over_http(client: TestClient[Any], db_url: str) -> None:
+    """A mistyped PLINQY_SECRET_KEY_FILE (a new key there), which `webhooks add` refuses: the API stored a new
+    webhook's secret under it, a rotation dropped the secret the right key opens, and the secret so stored then made
+    the wrong key read as right (/readyz `ok`, the CLI's refusals gone)."""
+    store, auth = _store(db_url, "Refuses a wrong key")
+    base = f"/v1/stores/{store}/webhooks"
+    hook = client.post(base, json={"url": "https://127.0.0.1:9/kept", "events": ["*"]}, headers=auth).json()
+    wrong = app_settings(db_url, secret_key=Fernet.generate_key().decode(), events=FAST)
+    with running_client(wrong, load_test_encoder()) as other:
+        new = {"url": "https://127.0.0.1:9/wrong", "events": ["*"]}
+        for path, body in ((base, new), (f"{base}/{hook['id']}/rotate-secret", None)):
+            answer = other.post(path, json=body, headers=auth)
+            assert answer.status_code == 503 and "retry-after" not in answer.headers, (path, answer.text)
+            message = answer.json()["error"]["message"]
+            assert "(its PLINQY_SECRET_KEY) opens none of" in message and "nothing was stored" in message, message
+        assert other.get("/readyz").json()["checks"]["secret_key"] == "wrong"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        query = "SELECT secret, previous_secret FROM store_webhook WHERE store_id = %s"
+        [(secret, previous)] = conn.execute(query, (store,)).fetchall()
+    assert BOX.decrypt(secret.encode()) == hook["secret"] and previous is None  # untouched, under the right key
 
 
 def test_a_previous_secret_the_key_cannot_open_is_skipped_and_the_new_one_signs(

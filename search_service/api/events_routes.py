@@ -17,7 +17,8 @@ from search_service.api.errors import Unavailable
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import StoreId, WebhookId
 from search_service.api.runtime import Runtime
-from search_service.db.secretbox import SecretBoxError
+from search_service.db.secretbox import SecretBox, SecretBoxError
+from search_service.engine import catalog
 from search_service.events import subscriptions
 
 _BASE = "/v1/stores/{store_id:uuid}/webhooks"
@@ -38,6 +39,21 @@ _UNOPENED = (
     "with): nothing was sent. An operator must fix the key, or rotate the secret (POST …/webhooks/{id}/rotate-secret) "
     "and give the receiver the new one"
 )
+
+
+_WRONG_KEY = (
+    "the server's secret key (its {setting}) opens none of the {tried} stored secrets tried, so a secret stored "
+    "under it could not be read back: nothing was stored. An operator must fix the key (see /readyz)"
+)
+
+
+async def _box_for_a_new_secret(rt: Runtime, conn: Any) -> SecretBox:
+    """The key, refused (503, no Retry-After) when it opens none of the stored secrets /readyz tries, as the CLI
+    refuses it: a mistyped key file stored webhooks' secrets under a new key, and then read as the right key."""
+    box = rt.settings.secret_box()
+    if tried := box.opens_none_of(await catalog.some_stored_secrets(conn)):
+        raise Unavailable("secret_key", _WRONG_KEY.format(setting=box.setting, tried=tried), retry=False)
+    return box
 
 
 def _raise_as_http(exc: subscriptions.SubscriptionError) -> None:
@@ -65,12 +81,10 @@ async def create_webhook(
     store_id: StoreId,
     data: Annotated[S.WebhookCreate, Body(examples=[S.CREATE_EXAMPLE])],
 ) -> S.WebhookCreated:
-    settings = rt.settings
     try:
         async with rt.connection() as conn:
-            created = await subscriptions.create(
-                conn, settings.secret_box(), settings.events, store_id, data.url, data.events
-            )
+            box = await _box_for_a_new_secret(rt, conn)
+            created = await subscriptions.create(conn, box, rt.settings.events, store_id, data.url, data.events)
     except subscriptions.SubscriptionError as exc:
         _raise_as_http(exc)
         raise
@@ -154,12 +168,10 @@ async def update_webhook(
 async def rotate_webhook_secret(
     rt: NamedDependency[Runtime], store_id: StoreId, webhook_id: WebhookId
 ) -> S.WebhookRotated:
-    settings = rt.settings
     try:
         async with rt.connection() as conn:
-            rotated = await subscriptions.rotate_secret(
-                conn, settings.secret_box(), settings.events, store_id, webhook_id
-            )
+            box = await _box_for_a_new_secret(rt, conn)
+            rotated = await subscriptions.rotate_secret(conn, box, rt.settings.events, store_id, webhook_id)
     except subscriptions.SubscriptionError as exc:
         _raise_as_http(exc)
         raise

@@ -138,6 +138,16 @@ WRITE_REFUSALS = {**AUTH_ERRORS, 503: WRITE_ERRORS[503]}
 # a malformed id in the path, in the words of every path's id (path_params.py)
 STORE_PATH = {**bad_input(bad_uuid("store_id")), **WRITE_REFUSALS}
 WEBHOOK_PATH = {**bad_input(bad_uuid("store_id"), bad_uuid("webhook_id")), **WRITE_REFUSALS}
+# a new secret is not stored under a key that opens none of the stored ones (`webhooks add` refuses it too)
+WRONG_KEY = _error(
+    503,
+    None,
+    "the server's secret key (its PLINQY_SECRET_KEY_FILE) opens none of the 3 stored secrets tried, so a secret "
+    "stored under it could not be read back: nothing was stored. An operator must fix the key (see /readyz)",
+    "The database is busy or away (see Retry-After), or the server's secret key opens none of a few stored secrets "
+    "(connections' and webhooks'): then no Retry-After, nothing is stored, and the message names the variable the "
+    "key came from (a secret under that key would split the stored ones across two keys).",
+)
 CREATE_RESPONSES = {
     **STORE_PATH,
     **_spec(
@@ -150,6 +160,7 @@ CREATE_RESPONSES = {
     **BAD_URL,
     **NO_STORE,
     **JSON_ONLY,
+    **WRONG_KEY,
 }
 LIST_RESPONSES = {
     **STORE_PATH,
@@ -242,4 +253,5 @@ ROTATE_RESPONSES = {
         "signs alone from now on.",
     ),
     **NO_WEBHOOK,
+    **WRONG_KEY,
 }
