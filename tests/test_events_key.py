@@ -5,6 +5,7 @@ there) or cannot be used at all: the dispatcher refuses to start in one line, an
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from cryptography.fernet import Fernet
 
 from benchmarks.webhook_receiver import Receiver
 from search_service.cli.commands import cli
-from search_service.db.secretbox import SecretBox
+from search_service.db.secretbox import SecretBox, SecretBoxError
 from search_service.events import subscriptions
 from search_service.events.dispatcher import Dispatcher
 from tests.events_support import (
@@ -162,3 +163,24 @@ def test_a_rotated_secret_releases_the_deliveries_held_for_it(db: psycopg.Connec
         on_conn(fresh_db_url, lambda c: subscriptions.rotate_secret(c, BOX, FAST, store, webhook))
         assert dispatch(fresh_db_url).delivered == 2
         assert [d[1] for d in deliveries(db)] == ["delivered", "delivered"]
+
+
+def _sealed_with_the_key_read(key_file: str) -> str:
+    """ "x" encrypted with the key this process read from `key_file`, or why it read none."""
+    try:
+        return SecretBox.from_settings(None, Path(key_file)).encrypt("x").decode()
+    except SecretBoxError as exc:
+        return str(exc)
+
+
+def test_processes_that_make_the_key_file_together_all_read_the_one_key(tmp_path: Path) -> None:
+    """The file was created, then written: a process starting beside read it empty and said the key "is not a Fernet
+    key" (a serve worker's /readyz `unusable`, `worker` exit 1), though the file was fine a moment later."""
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        for n in range(100):
+            key_file = tmp_path / str(n) / "plinqy.key"
+            sealed = pool.map(_sealed_with_the_key_read, [str(key_file)] * 8)
+            assert [said for said in sealed if " " in said] == [], n  # a token has no spaces, a refusal has
+            box = SecretBox(key_file.read_bytes().strip())
+            assert [box.decrypt(token.encode()) for token in sealed] == ["x"] * 8  # each read the one key
+            assert (key_file.stat().st_mode & 0o777, os.listdir(key_file.parent)) == (0o600, ["plinqy.key"])
