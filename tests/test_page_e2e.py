@@ -1159,6 +1159,38 @@ def test_typing_after_show_more_drops_the_page_and_keeps_the_focus(server: str, 
     assert "offset=" not in last_search_url(driver)
 
 
+def test_typing_after_a_facet_press_keeps_the_focus_in_the_box(server: str, browser: WebDriver) -> None:
+    """A facet pressed, then the box typed in before its answer came: the typed search's answer moved the focus to
+    that facet's button (the press's "focus it again" outlived the answer it was for), so the next keys were lost.
+    A press left alone still gets its focus back once the buttons are drawn again."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET + "&q=milk&mode=semantic")
+    assert wait_results(driver, "milk")
+    label = driver.find_element(By.CSS_SELECTOR, "#facets .facet-group:nth-of-type(2) button").get_attribute(
+        "data-facet"
+    )
+    before = search_requests(driver)
+    driver.execute_script(  # the press, then back to the box and typing, before the press's answer
+        "const b = [...document.querySelectorAll('#facets button')].find(x => x.dataset.facet === arguments[0]);"
+        "const q = document.getElementById('q'); b.click(); q.focus(); q.value = 'milk oat';"
+        "q.dispatchEvent(new Event('input', {bubbles: true}));",
+        label,
+    )
+    wait_new_answer(driver, before, "milk oat")
+    assert driver.switch_to.active_element.get_attribute("id") == "q"
+    webdriver.ActionChains(driver).send_keys("s").perform()
+    assert driver.find_element(By.ID, "q").get_attribute("value") == "milk oats"
+    wait_results(driver, "milk oats")  # its facets drawn, not redrawn under the next press
+
+    button = _facet_button(driver, "Brand", label)
+    assert button is not None
+    before = search_requests(driver)
+    button.send_keys(Keys.ENTER)  # a press alone: the redraw drops the focus, which goes back to the button
+    wait_for(driver, "the pressed facet's answer", lambda d: search_requests(d) > before and settled(d))
+    wait_for(driver, "the focus back on the facet", lambda d: d.switch_to.active_element.get_attribute("data-facet"))
+    assert driver.switch_to.active_element.get_attribute("data-facet") == label
+
+
 @pytest.mark.parametrize(
     ("link", "said"),
     [

@@ -320,6 +320,7 @@
     // What is in flight answers a question the user is no longer asking: cancel it now, drop its answer.
     if (state.searchCtl) { state.searchCtl.abort(); state.searchCtl = null; }
     dropMore();
+    state.facetFocus = null; // a facet pressed before is not where the user is now: its answer must not pull the focus
     state.seq++;
     state.timer = setTimeout(function () { runSearch("typed"); }, delay === undefined ? DEBOUNCE_MS : delay);
   }
@@ -509,7 +510,9 @@
         return b.dataset.facet === state.facetFocus;
       });
       state.facetFocus = null;
-      if (again) again.focus(); // a keyboard user stayed where they were (the focus fell to the page's top)
+      // back to the button only where the redraw dropped the focus: not from a control the user went on to
+      var fell = document.activeElement === document.body || !document.contains(document.activeElement);
+      if (again && fell) again.focus();
     }
   }
 
