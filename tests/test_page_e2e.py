@@ -639,6 +639,39 @@ def test_phone_width(server: str, browser: WebDriver, artifacts: Path) -> None:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+@pytest.mark.parametrize(("width", "scale"), [(320, 1), (640, 2)])
+def test_the_delivers_tag_has_a_cell_of_its_own_on_a_narrow_screen(
+    server: str, browser: WebDriver, width: int, scale: int
+) -> None:
+    """A phone and a laptop at 200 % zoom: the "delivers" tag, the one cell of a store row without a grid area, was
+    put in the 1.4rem cell under the marker, and its text ran 19 px out of it over the price ("delive€2.49")."""
+    driver = browser
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 640, "deviceScaleFactor": scale, "mobile": scale == 1},
+    )
+    try:
+        open_page(driver, server, f"?q=faucet&mode=keyword&near={PRESET}&delivers=1")
+        assert wait_results(driver, "faucet")
+        found = driver.execute_script(
+            """
+            return [...document.querySelectorAll('#results li.store')].filter(r => r.querySelector('.delivers'))
+              .map(row => { const tag = row.querySelector('.delivers'), text = document.createRange();
+                text.selectNodeContents(tag);
+                const t = text.getBoundingClientRect(), b = tag.getBoundingClientRect();
+                const over = [...row.children].filter(c => c !== tag).filter(c => { const r = c.getBoundingClientRect();
+                  return t.left < r.right && r.left < t.right && t.top < r.bottom && r.top < t.bottom; });
+                return {box: [b.left, b.right], text: [t.left, t.right], over: over.map(c => c.className)}; });
+            """
+        )
+        assert found, "no store row shows “delivers”"
+        for tag in found:
+            assert tag["over"] == [] and tag["text"][1] <= tag["box"][1] + 0.5, (width, tag)
+        assert layout_problems(driver) == [], width
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def wait_new_answer(driver: WebDriver, before: int, query: str) -> list[WebElement]:
     wait_for(driver, "a new search request", lambda d: search_requests(d) > before)
     return wait_results(driver, query)
