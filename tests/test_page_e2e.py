@@ -944,8 +944,18 @@ SUGGESTION = {
     "kind": ("#suggestions .kind", "color", "", ""),
 }
 FOCUSED_SUGGESTION = {
-    "focused suggestion": ("#suggestions button:focus", "color", "#suggestions button:focus", "backgroundColor"),
-    "its kind": ("#suggestions button:focus .kind", "color", "#suggestions button:focus", "backgroundColor"),
+    "focused suggestion": (
+        "#suggestions [aria-selected=true]",
+        "color",
+        "#suggestions [aria-selected=true]",
+        "backgroundColor",
+    ),
+    "its kind": (
+        "#suggestions [aria-selected=true] .kind",
+        "color",
+        "#suggestions [aria-selected=true]",
+        "backgroundColor",
+    ),
 }
 RING = {  # the ring of the focused box against each background it can show on
     f"ring on {bg}": ("#q", "outlineColor", bg, "backgroundColor") for bg in ("body", "#search-form", "li.selected")
@@ -1159,6 +1169,35 @@ def test_a_suggestion_picked_right_after_a_keystroke_closes_the_list(server: str
     time.sleep(1.0)  # the keystroke's timer and answer would have come by now
     assert _suggestions_hidden(driver), "the list opened again after a suggestion was picked"
     assert driver.find_element(By.ID, "q").get_attribute("aria-expanded") == "false"
+
+
+def test_the_suggestion_list_is_a_combobox_the_focus_stays_in_the_box(server: str, browser: WebDriver) -> None:
+    """↓ moved the focus onto the first option, a button: the space of " milk" clicked it, the box took "Oatfield"
+    (or here "Oat drink…") and its brand, and "milk" was glued on. Now ↓/↑ point at an option from the box
+    (aria-activedescendant, aria-selected), typing goes on into the box, and Enter alone picks the option."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET)
+    box = driver.find_element(By.ID, "q")
+    type_query(driver, "oat")
+    wait_for(driver, "suggestions", lambda d: not _suggestions_hidden(d))
+    box.send_keys(Keys.ARROW_DOWN)
+    first = driver.find_element(By.CSS_SELECTOR, "#suggestions [role=option]")
+    assert driver.switch_to.active_element.get_attribute("id") == "q"
+    assert box.get_attribute("aria-activedescendant") == first.get_attribute("id")
+    selected = [o.get_attribute("aria-selected") for o in driver.find_elements(By.CSS_SELECTOR, "[role=option]")]
+    assert selected[0] == "true" and set(selected[1:]) <= {"false"}, selected
+    webdriver.ActionChains(driver).send_keys(" milk").perform()
+    assert box.get_attribute("value") == "oat milk"
+    wait_results(driver, "oat milk")
+    assert "brand=" not in last_search_url(driver) and driver.switch_to.active_element.get_attribute("id") == "q"
+
+    type_query(driver, "cordless dr")
+    wait_for(driver, "suggestions", lambda d: not _suggestions_hidden(d))
+    text = driver.find_element(By.CSS_SELECTOR, "#suggestions [role=option] span:first-child").text
+    before = search_requests(driver)
+    box.send_keys(Keys.ARROW_DOWN, Keys.ENTER)
+    wait_new_answer(driver, before, text)
+    assert box.get_attribute("value") == text and box.get_attribute("aria-activedescendant") is None
 
 
 def test_typing_after_show_more_drops_the_page_and_keeps_the_focus(server: str, browser: WebDriver) -> None:

@@ -534,6 +534,19 @@
     els.suggestions.hidden = true;
     els.suggestions.replaceChildren();
     els.q.setAttribute("aria-expanded", "false");
+    els.q.removeAttribute("aria-activedescendant");
+  }
+
+  /** The ARIA combobox pattern: the focus stays in the box, ↓/↑ move the option it points at (-1: none). The
+   *  options were focused themselves, so Space (a button's click) picked one and the words after it were glued on. */
+  function options() { return Array.prototype.slice.call(els.suggestions.querySelectorAll('[role="option"]')); }
+  function pointedOption() {
+    return options().findIndex(function (o) { return o.getAttribute("aria-selected") === "true"; });
+  }
+  function pointAt(i) {
+    options().forEach(function (o, k) { o.setAttribute("aria-selected", k === i ? "true" : "false"); });
+    if (i >= 0) els.q.setAttribute("aria-activedescendant", "suggestion-" + i);
+    else els.q.removeAttribute("aria-activedescendant");
   }
 
   /** Closes the list for good: one still to come (the timer, the request in flight) must not reopen it. */
@@ -574,9 +587,13 @@
       .then(function (res) { if (!res.ok) throw new Error(String(res.status)); return res.json(); })
       .then(function (body) {
         els.suggestions.replaceChildren();
-        body.suggestions.forEach(function (s) {
+        els.q.removeAttribute("aria-activedescendant");
+        body.suggestions.forEach(function (s, k) {
           var b = el("button", "suggestion");
           b.type = "button";
+          b.id = "suggestion-" + k;
+          b.tabIndex = -1; // reached from the box (aria-activedescendant), never focused from the keyboard
+          b.setAttribute("aria-selected", "false");
           b.setAttribute("role", "option"); // the option itself (it was a button inside an option)
           b.appendChild(el("span", null, s.text));
           b.appendChild(el("span", "kind", s.kind));
@@ -1001,29 +1018,26 @@
   });
   els.q.addEventListener("input", function () {
     state.chosen = {}; // a new query: the facet values chosen for the last one may not exist for it
+    pointAt(-1); // the old list's option is not what Enter picks once the text changed
     scheduleSearch();
     clearTimeout(state.suggestTimer);
     state.suggestTimer = setTimeout(loadSuggestions, 120);
   });
   els.q.addEventListener("keydown", function (ev) {
-    if (ev.key === "Escape" && !els.suggestions.hidden) {
+    if (els.suggestions.hidden) return;
+    var i = pointedOption(), n = options().length;
+    if (ev.key === "Escape") {
       ev.preventDefault(); // the first Escape closes the list only (a search box's own Escape cleared the query)
       hideSuggestions();
+    } else if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault(); // ↑ from the first option goes back to the box's text; ↓ stops at the last
+      pointAt(Math.min(i + (ev.key === "ArrowDown" ? 1 : -1), n - 1));
+    } else if (ev.key === "Enter" && i >= 0) {
+      ev.preventDefault(); // Enter alone picks an option (not a search for the text typed)
+      options()[i].click();
+    } else if (["Home", "End", "ArrowLeft", "ArrowRight"].indexOf(ev.key) >= 0) {
+      pointAt(-1); // the caret moves in the box: the box is pointed at again
     }
-    if (ev.key === "ArrowDown" && !els.suggestions.hidden) {
-      ev.preventDefault();
-      var first = els.suggestions.querySelector("button");
-      if (first) first.focus();
-    }
-  });
-  els.suggestions.addEventListener("keydown", function (ev) {
-    var buttons = Array.prototype.slice.call(els.suggestions.querySelectorAll("button"));
-    var i = buttons.indexOf(document.activeElement);
-    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
-      ev.preventDefault();
-      var next = i + (ev.key === "ArrowDown" ? 1 : -1);
-      if (next < 0) els.q.focus(); else if (next < buttons.length) buttons[next].focus();
-    } else if (ev.key === "Escape") { hideSuggestions(); els.q.focus(); }
   });
   // Clicking or tabbing away leaves the list behind no more (it stayed over the other controls).
   els.q.parentNode.addEventListener("focusout", function (ev) {
