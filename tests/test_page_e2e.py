@@ -1656,6 +1656,31 @@ def test_prices_in_several_currencies_are_said_to_be_compared_as_numbers(server:
     assert not driver.find_elements(By.CSS_SELECTOR, "#facets .facet-note")
 
 
+def test_the_page_title_names_the_search(server: str, browser: WebDriver) -> None:
+    """Every search (each its own history entry) was titled "Plinqy — search near me": the tab and the Back menu
+    could not tell them apart, and a screen reader said the same title on every step. Now the title says it."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET)
+    assert driver.title == "Plinqy — search near me"
+    type_query(driver, "milk")
+    driver.find_element(By.ID, "q").send_keys(Keys.ENTER)
+    wait_results(driver, "milk")
+    assert driver.title == f"“milk” near {PRESET} – Plinqy"
+    type_query(driver, "tap washer")
+    driver.find_element(By.ID, "q").send_keys(Keys.ENTER)
+    wait_results(driver, "tap washer")
+    assert driver.title == f"“tap washer” near {PRESET} – Plinqy"
+    driver.back()
+    wait_for(driver, "the title of the search before", lambda d: d.title == f"“milk” near {PRESET} – Plinqy")
+    driver.execute_script(  # a query the API refuses (a tab in it): the title says the search failed
+        "const q = document.getElementById('q'); q.value = 'tap\\twasher';"
+        "q.dispatchEvent(new Event('input', {bubbles: true}));"
+    )
+    wait_for(
+        driver, "the error's title", lambda d: d.title.startswith("Error – “tap washer”")
+    )  # a title's tab is a space
+
+
 def test_back_and_forward_step_through_the_searches(server: str, browser: WebDriver) -> None:
     """The address bar kept the search with replaceState alone: Back left the page (about:blank here) rather than
     going back to the search before. A search asked for (Enter, a place, a sort, a facet) is a history entry now, and

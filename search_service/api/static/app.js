@@ -17,6 +17,7 @@
   var SVG_NS = "http://www.w3.org/2000/svg";
 
   var $ = function (id) { return document.getElementById(id); };
+  var BASE_TITLE = document.title;
   var els = {
     form: $("search-form"), q: $("q"), location: $("location"), locate: $("locate"), city: $("city-name"),
     radius: $("radius"), radiusOut: $("radius-out"), mode: $("mode"), category: $("category"),
@@ -330,6 +331,13 @@
     if (state.moreCtl) { state.moreCtl.abort(); state.moreCtl = null; }
   }
 
+  /** The tab's and the history entry's name says the search (every entry was "Plinqy — search near me"). */
+  function titleFor(params, error) {
+    var loc = currentLocation(), q = params ? params.get("q") : "";
+    if (!q) return BASE_TITLE;
+    return (error ? "Error – " : "") + "“" + q + "”" + (loc ? " near " + loc.label : "") + " – Plinqy";
+  }
+
   /** `how` the address bar keeps it (saveToUrl): by default a history entry of its own. */
   function runSearch(how) {
     clearTimeout(state.timer);
@@ -343,6 +351,7 @@
       clearError();
       state.response = null;
       renderResults();
+      document.title = titleFor(null);
       setStatus("Type what you are looking for.");
       return;
     }
@@ -362,10 +371,12 @@
           state.response = r.body;
           state.params = params;
           renderResults();
+          document.title = titleFor(params);
           return;
         }
         state.response = null;
         renderResults();
+        document.title = titleFor(params, true);
         setStatus(""); // the error is said once, by the alert (the status, a live region too, said it again)
         failed(r.res, r.body);
       })
@@ -376,6 +387,7 @@
         setLoading(false);
         state.response = null;
         renderResults();
+        document.title = titleFor(params, true);
         setStatus("");
         showError("Can't reach the search service.", "Check your connection and try again.");
       });
