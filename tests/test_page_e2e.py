@@ -492,7 +492,12 @@ def test_search_near_a_preset_matches_the_api(
     # Nearest first, the 8 km store is outside the 5 km radius: 400 m, 1.8 km, 3.5 km.
     assert [d for _, d in shown] == ["400 m", "1.8 km", "3.5 km"]
     assert first.find_element(By.CSS_SELECTOR, ".brand").text == "FixPro"
-    assert first.find_element(By.CSS_SELECTOR, ".score").text == f"{first_hit['score']:.3f}"
+    score = first.find_element(By.CSS_SELECTOR, ".score")
+    # read as "score 0.032", the word visually hidden: an aria-label on a plain span is prohibited, readers said
+    # the bare number
+    assert score.get_attribute("aria-label") is None
+    assert score.get_attribute("textContent") == f"score {first_hit['score']:.3f}"
+    assert score.find_element(By.CSS_SELECTOR, ".visually-hidden").get_attribute("textContent") == "score "
     assert "€3.49" in rows[0].text and "12 in stock" in rows[0].text
     badge = driver.find_element(By.ID, "badge")
     assert badge.is_displayed() and badge.text.startswith(body["strategy"] + " · ") and badge.text.endswith(" ms")

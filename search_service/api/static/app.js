@@ -751,9 +751,11 @@
     li.setAttribute("aria-current", "false");
     var head = el("div", "result-head");
     head.appendChild(el("h3", "name", p.name));
-    var score = el("span", "score", hit.score.toFixed(3));
+    var score = el("span", "score");
+    // said with its number as text: an aria-label on a plain span is prohibited (readers said the bare number)
+    score.appendChild(el("span", "visually-hidden", "score "));
+    score.appendChild(document.createTextNode(hit.score.toFixed(3)));
     score.title = "relevance score";
-    score.setAttribute("aria-label", "score " + hit.score.toFixed(3));
     head.appendChild(score);
     li.appendChild(head);
     li.appendChild(el("p", "brand", p.brand || "no brand"));
