@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.connector_helpers import SECRET_KEY, make_connection, make_store, map_batches, sync
+from tests.pos_fakes.server import Reply
 from tests.pos_fakes.vendors import ErplyFake
 from tests.test_connector_sync import cli, r_connection, r_fake, state
 
@@ -228,3 +229,19 @@ def test_a_quiet_sync_says_nothing_new_not_a_batch_for_the_worker(
     assert quiet.returncode == 0, quiet.stderr
     assert "synced 0 vendor records: nothing new" in quiet.stdout and "batch" not in quiet.stdout, quiet.stdout
     assert db.execute("SELECT count(*) FROM import_batch").fetchone() == batches
+
+
+def test_a_vendor_answering_404_says_which_account_or_address_to_check(
+    db: psycopg.Connection, fresh_db_url: str, r_fake: Any
+) -> None:
+    """A vendor answering 404 for good (a wrong or removed account, a wrong --base-url) was recorded as a bare
+    "VendorError: GET ...: HTTP 404", with nothing to do; now it names the connection's options to check."""
+    cid = r_connection(db, r_fake)
+    r_fake.server.handler = lambda req: Reply(404, {"error": "not found"})
+    out = cli(fresh_db_url, "sync", str(cid))
+    last = out.stderr.strip().splitlines()[-1]
+    assert out.returncode == 1, out.stderr
+    assert "HTTP 404" in last and "check the connection's --account and --base-url" in last, last
+    assert "VendorError" not in last
+    listed = next(line for line in cli(fresh_db_url, "connections", "list").stdout.splitlines() if str(cid) in line)
+    assert "check the connection's --account and --base-url" in listed, listed

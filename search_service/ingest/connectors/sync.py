@@ -25,7 +25,13 @@ from search_service.controlchars import escape_control_chars
 from search_service.db.secretbox import SecretBox
 from search_service.db.sql import statement
 from search_service.ingest.connectors.common import Cursor, Page
-from search_service.ingest.connectors.factory import ConnectionError_, ConnectionSpec, build_connector, parse_secrets
+from search_service.ingest.connectors.factory import (
+    CREDENTIALS,
+    ConnectionError_,
+    ConnectionSpec,
+    build_connector,
+    parse_secrets,
+)
 from search_service.ingest.connectors.http import RateLimited, RetryPolicy, VendorError
 from search_service.ingest.connectors.links import link_params, removal_params, removal_rows, unique
 
@@ -265,6 +271,9 @@ def failure_message(spec: ConnectionSpec, exc: Exception) -> str:
         return f"{exc}{fix}"
     if isinstance(exc, RateLimited):  # not its class's name: what it is
         return f"rate-limited by the vendor: {exc}"
+    if isinstance(exc, VendorError) and exc.status == 404:  # the account or address is wrong (or gone), not data
+        account = "--" + CREDENTIALS[spec.source][0].replace("_", "-")
+        return f"the vendor knows no such account or address ({exc}): check the connection's {account} and --base-url"
     if not (isinstance(exc, VendorError) and exc.status in (401, 403)):
         return f"{type(exc).__name__}: {exc}"
     hint = {401: ": token wrong or revoked", 403: ": the token lacks an access this sync needs"}[exc.status]
