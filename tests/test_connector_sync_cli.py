@@ -14,7 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.connector_helpers import SECRET_KEY, make_connection, make_store, map_batches, sync
+from search_service.db.sql import statement
+from search_service.ingest.connectors.sync import SyncFailed, load_spec, record_rows, sync_connection
+from tests.connector_helpers import BOX, FAST, SECRET_KEY, make_connection, make_store, map_batches, sync
 from tests.pos_fakes.server import Reply
 from tests.pos_fakes.vendors import ErplyFake
 from tests.test_connector_sync import cli, r_connection, r_fake, state
@@ -245,3 +247,92 @@ def test_a_vendor_answering_404_says_which_account_or_address_to_check(
     assert "VendorError" not in last
     listed = next(line for line in cli(fresh_db_url, "connections", "list").stdout.splitlines() if str(cid) in line)
     assert "check the connection's --account and --base-url" in listed, listed
+
+
+def start_sync(dsn: str, cid: Any, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "DATABASE_URL": dsn, "PLINQY_SECRET_KEY": SECRET_KEY}
+    return subprocess.Popen([sys.executable, "-m", "search_service", "sync", str(cid), *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def wait_until(done: Any, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not done():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+
+
+def test_a_vendor_account_corrected_during_a_sync_keeps_its_reset(
+    db: psycopg.Connection, fresh_db_url: str, r_fake: Any
+) -> None:
+    """`connections update --account` during a sync reset the cursor ("the next sync is a first one"), then the
+    old account's pass saved its cursor (and rows, and `synced`) over it: the right account's catalogue below that
+    cursor was never read. Its writes now apply only to the connection it read; it stops, and says so."""
+    cid = r_connection(db, r_fake, page_size=1)
+    original = r_fake.handle
+
+    def slow(req: Any) -> Any:
+        time.sleep(0.3)
+        return original(req)
+
+    r_fake.server.handler = slow
+    proc = start_sync(fresh_db_url, cid, "--full")
+    try:
+        wait_until(lambda: len(r_fake.server.requests) >= 3, proc)
+        updated = cli(fresh_db_url, "connections", "update", str(cid), "--account", "4243")
+        assert updated.returncode == 0 and "the next sync is a first one" in updated.stdout, updated.stderr
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and f"connection {cid} was disabled or updated during this sync" in err, err
+    cursor, failures, error, config, last_sync = state(db, cid)
+    assert cursor is None and last_sync is None and failures == 0 and error is None, (cursor, error)
+    assert config["account"] == "lightspeed-r:4243"
+    assert db.execute("SELECT count(*) FROM import_batch WHERE connection_id = %s", (cid,)).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("meanwhile", ["disabled", "synced"])
+def test_a_sync_that_waited_for_its_account_syncs_the_connection_as_it_is_then(
+    db: psycopg.Connection, fresh_db_url: str, r_fake: Any, meanwhile: str
+) -> None:
+    """`sync ID` waiting for its vendor account's lock went on with what it had read before waiting: a connection
+    disabled meanwhile was synced in full (into a store whose POS may be another now), and a first sync another
+    sync had just done was read a second time from the empty cursor. It reads the connection again once it holds
+    the lock: a disabled one is refused, and a synced one goes on from the cursor the other left."""
+    cid = r_connection(db, r_fake, page_size=100)
+    lock = {"account_key": "lightspeed-r:4242"}
+    db.execute(statement("ingest/connectors", "account_lock").psycopg, lock)  # another sync of the account runs
+    proc = start_sync(fresh_db_url, cid)
+    try:
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        wait_until(lambda: db.execute(waiting).fetchone() == (1,), proc)
+        if meanwhile == "disabled":
+            assert cli(fresh_db_url, "connections", "disable", str(cid)).returncode == 0
+        else:
+            sync(db, cid)  # the other sync: the first one, all of the catalogue
+        db.execute(statement("ingest/connectors", "account_unlock").psycopg, lock)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    batches = db.execute("SELECT count(*) FROM import_batch WHERE connection_id = %s", (cid,)).fetchone()
+    if meanwhile == "disabled":
+        assert proc.returncode == 1 and f"connection {cid} was disabled during this sync" in err, err
+        assert batches == (0,) and not r_fake.server.requests and state(db, cid)[4] is None
+    else:
+        assert proc.returncode == 0 and "nothing new" in out, (out, err)
+        assert batches == (1,)  # a quiet poll from the other's cursor, not a first one again
+
+
+def test_the_old_tokens_refusal_is_not_recorded_over_the_new_token(
+    db: psycopg.Connection, fresh_db_url: str, r_fake: Any
+) -> None:
+    """A sync in flight with the old token recorded its 401 after `connections update --token` had reset the
+    failures: "update them with ... --token" (just done) and a backoff for the new token. Not recorded now."""
+    cid = r_connection(db, r_fake)
+    in_flight = load_spec(db, BOX, cid)  # a sync under way with the old token
+    r_fake.server.handler = lambda req: Reply(401, {"error": "unauthorized"})
+    assert cli(fresh_db_url, "connections", "update", str(cid), "--token", "new-token").returncode == 0
+    with pytest.raises(SyncFailed, match="was disabled or updated during this sync"):
+        sync_connection(db, in_flight, record_rows, policy=FAST)
+    _cursor, failures, error, _config, _last_sync = state(db, cid)
+    assert failures == 0 and error is None, error

@@ -29,6 +29,8 @@ from search_service.settings import Settings
 from search_service.timetext import utc_text_of
 
 if TYPE_CHECKING:
+    from search_service.db.secretbox import SecretBox
+    from search_service.ingest.connectors.factory import ConnectionSpec
     from search_service.ingest.connectors.sync import SyncReport
 
 
@@ -49,23 +51,15 @@ def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal
     """Poll one POS connection now (its webhooks' re-reads included), with a progress bar. Exit 1 when it failed,
     or when a full sync's removal was refused (more than half of the store's listings)."""
     from search_service.ingest.connectors.job import account_locked
-    from search_service.ingest.connectors.sync import SyncFailed, UnknownConnection, load_spec, record_rows
+    from search_service.ingest.connectors.sync import ConnectionChanged, SyncFailed, record_rows, reread_spec
     from search_service.ingest.connectors.sync import sync_connection as run_sync
 
     if allow_mass_removal and not full:
         raise UsageMistake("--allow-mass-removal goes with --full (only a full sync removes listings)")
     current_database_url(settings)
     with connect(settings) as conn:
-        try:
-            spec = load_spec(conn, settings.secret_box(), connection_id)
-        except UnknownConnection as exc:
-            raise UserFacingError(str(exc)) from None
-        if spec.source == "webhook":
-            raise UserFacingError("a webhook connection is pushed to, not polled")
-        if not spec.enabled:
-            raise UserFacingError(f"connection {connection_id} is disabled: `connections enable` it first")
-        if not now:
-            _refuse_while_asked_to_wait(spec.config)
+        box = settings.secret_box()
+        spec = _syncable(conn, box, connection_id, now)
         waiting = partial(echo, "another sync of this vendor account is running: waiting for it", err=True)
         with (
             account_locked(conn, spec.account, waiting),
@@ -73,12 +67,32 @@ def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal
             _stop_on_ctrl_c(_full_again(connection_id, allow_mass_removal) if full else "") as stop,
         ):
             try:
+                spec = reread_spec(conn, box, spec)  # what it is now: another sync may have run, an update come
                 report = run_sync(conn, spec, record_rows, full=full, policy=settings.connectors.policy(),
                                   on_read=lambda page: bar.update(page.read), stop=stop,
                                   allow_mass_removal=allow_mass_removal)  # fmt: skip
+            except ConnectionChanged as exc:
+                raise UserFacingError(str(exc)) from None
             except SyncFailed as exc:
                 raise UserFacingError(f"sync failed (recorded on the connection; the cursor kept): {exc}") from None
     _tell(connection_id, full, report, allow_mass_removal)
+
+
+def _syncable(conn: Any, box: SecretBox, connection_id: UUID, now: bool) -> ConnectionSpec:
+    """The connection as read before its account's lock is waited for (read again once held), if it may sync."""
+    from search_service.ingest.connectors.sync import UnknownConnection, load_spec
+
+    try:
+        spec = load_spec(conn, box, connection_id)
+    except UnknownConnection as exc:
+        raise UserFacingError(str(exc)) from None
+    if spec.source == "webhook":
+        raise UserFacingError("a webhook connection is pushed to, not polled")
+    if not spec.enabled:
+        raise UserFacingError(f"connection {connection_id} is disabled: `connections enable` it first")
+    if not now:
+        _refuse_while_asked_to_wait(spec.config)
+    return spec
 
 
 def _refuse_while_asked_to_wait(config: dict[str, Any]) -> None:

@@ -59,6 +59,8 @@ class ConnectionSpec:
     cursor: dict[str, Any]
     currency: str = "EUR"
     enabled: bool = True
+    # the credentials as stored when read (encrypted anew by every update): a sync writes only while they stand
+    stamp: bytes | None = field(default=None, repr=False)
 
     @property
     def ctx(self) -> MapContext:

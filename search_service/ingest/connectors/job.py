@@ -25,6 +25,7 @@ from search_service.db.secretbox import SecretBox
 from search_service.ingest.connectors.config import ConnectorsConfig
 from search_service.ingest.connectors.factory import SOURCES
 from search_service.ingest.connectors.sync import (
+    ConnectionChanged,
     Recorder,
     SyncFailed,
     UnknownConnection,
@@ -32,6 +33,7 @@ from search_service.ingest.connectors.sync import (
     load_spec,
     record_failure,
     record_rows,
+    reread_spec,
     sync_connection,
 )
 
@@ -82,7 +84,7 @@ def sync_once(
         report.skipped_locked += 1
         return
     try:
-        result = sync_connection(conn, spec, recorder, policy=config.policy(), stop=stop)
+        result = sync_connection(conn, reread_spec(conn, box, spec), recorder, policy=config.policy(), stop=stop)
         report.synced += 1
         counts = (result.read, result.rows, result.seconds)
         if result.interrupted:  # stopped (SIGTERM): it said `synced`, though the pass was cut (before a byte, maybe)
@@ -91,6 +93,8 @@ def sync_once(
             )
         else:
             log.info("synced connection %s: %d read, %d rows in %.1fs", spec.id, *counts)
+    except ConnectionChanged as exc:  # disabled or updated meanwhile: not a failure of the connection as it is
+        log.info("%s", exc)
     except SyncFailed as exc:
         report.failed += 1
         report.failures.append(f"{spec.id}: {exc}")

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -34,6 +33,7 @@ from search_service.ingest.connectors.factory import (
 )
 from search_service.ingest.connectors.http import RateLimited, RetryPolicy, VendorError
 from search_service.ingest.connectors.links import link_params, removal_params, removal_rows, unique
+from search_service.ingest.connectors.paging import announced, coalesced, prefetched
 
 log = logging.getLogger("plinqy.connectors")
 
@@ -47,6 +47,23 @@ class SyncFailed(RuntimeError):
 
 class UnknownConnection(LookupError):
     pass
+
+
+class ConnectionChanged(SyncFailed):
+    """The connection was disabled, or its credentials (the account) or host updated, while the sync waited for its
+    account or ran: nothing more of it is stored, not its cursor nor its outcome (the update's reset stands)."""
+
+
+def changed(spec: ConnectionSpec, what: str = "was disabled or updated") -> ConnectionChanged:
+    return ConnectionChanged(
+        f"connection {spec.id} {what} during this sync: its outcome is dropped (the change stands); "
+        f"`plinqy-search sync {spec.id}` syncs it as it is now"
+    )
+
+
+def as_read(spec: ConnectionSpec) -> dict[str, Any]:
+    """What a sync's writes compare with (a compare-and-set): the connection still the one it read."""
+    return {"connection_id": spec.id, "stamp": spec.stamp, "base_url": spec.base_url}
 
 
 @dataclass
@@ -101,7 +118,20 @@ def load_spec(conn: Any, box: SecretBox, connection_id: UUID | str) -> Connectio
         cursor=dict(cursor or {}),
         currency=(currency or "EUR").strip(),
         enabled=bool(enabled),
+        stamp=bytes(credentials_enc) if credentials_enc else None,
     )
+
+
+def reread_spec(conn: Any, box: SecretBox, spec: ConnectionSpec) -> ConnectionSpec:
+    """The connection as it is once its account's lock is held: a sync that waited goes on from the cursor the other
+    left; one disabled or moved to another account (another lock) meanwhile is refused."""
+    try:
+        now = load_spec(conn, box, spec.id)
+    except UnknownConnection:
+        raise changed(spec, "was removed") from None
+    if not now.enabled or now.account != spec.account:
+        raise changed(spec, "was disabled" if not now.enabled else f"moved to account {now.account}")
+    return now
 
 
 def _store_page(conn: Any, spec: ConnectionSpec, page: Page, recorder: Recorder) -> None:
@@ -113,91 +143,17 @@ def _store_page(conn: Any, spec: ConnectionSpec, page: Page, recorder: Recorder)
             conn.execute(_sql("save_links"), link_params(spec.id, links))
         if page.rows:
             recorder(conn, spec, page)
-        conn.execute(_sql("save_cursor"), {"connection_id": spec.id, "cursor": Jsonb(page.cursor)})
+        if conn.execute(_sql("save_cursor"), {**as_read(spec), "cursor": Jsonb(page.cursor)}).fetchone() is None:
+            raise changed(spec)  # rolls the page back: the connection is no longer the one read
 
 
-def prefetched(pages: Iterator[Page], depth: int = 2, halt: threading.Event | None = None) -> Iterator[Page]:
-    """The vendor's next pages are fetched and mapped on a thread while this one stores the current page (the store
-    waits on PostgreSQL with the GIL released). The cursor is still saved only with its stored page. A set `halt`
-    ends the pages while the thread still reads (a first sync's stock pass takes minutes before its first page)."""
-    slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for page in pages:
-                while not stop.is_set():
-                    try:
-                        slots.put(("page", page), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put(("end", None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            slots.put(("error", exc))
-
-    worker = threading.Thread(target=produce, name="plinqy-sync-fetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            try:
-                what, item = slots.get(timeout=0.2)
-            except queue.Empty:
-                if halt is not None and halt.is_set():
-                    return
-                continue
-            if what == "end":
-                return
-            if what == "error":
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=1 if halt is not None and halt.is_set() else 30)  # halted: its read in flight is dropped
-
-
-def _announced(pages: Iterator[Page], on_read: Callable[[Page], object] | None) -> Iterator[Page]:
-    """Each vendor page as it is read (a progress bar moves with the vendor, not with the stored batches)."""
-    for page in pages:
-        if on_read is not None:
-            on_read(page)
-        yield page
-
-
-def coalesced(pages: Iterator[Page], max_rows: int, max_age_s: float = 5.0) -> Iterator[Page]:
-    """Consecutive pages merged up to `max_rows` rows (or `max_age_s`): one raw batch and one commit for several
-    vendor pages. The cursor is the last merged page's, and what is held is handed over before a vendor error is
-    raised, so the cursor never runs ahead of the stored rows and no stored progress is lost."""
-    held: Page | None = None
-    since = 0.0
-    try:
-        for page in pages:
-            if held is None:
-                held, since = (
-                    Page(page.kind, list(page.rows), page.cursor, page.read, list(page.links), page.shifted),
-                    time.monotonic(),
-                )
-            else:
-                held.rows += page.rows
-                held.links += page.links
-                held.cursor, held.read = page.cursor, held.read + page.read
-                held.shifted = held.shifted or page.shifted
-            if len(held.rows) >= max_rows or time.monotonic() - since >= max_age_s:
-                yield held
-                held = None
-    except Exception:
-        if held is not None:
-            yield held
-        raise
-    if held is not None:
-        yield held
-
-
-def record_failure(conn: Any, connection_id: UUID, error: str, wait_s: float | None = None) -> int:
+def record_failure(
+    conn: Any, connection_id: UUID, error: str, wait_s: float | None = None, spec: ConnectionSpec | None = None
+) -> int:
+    """Recorded; with the sync's `spec`, only while the connection is as it read it (else 0)."""
     not_before = time.time() + wait_s if wait_s else None
-    params = {"connection_id": connection_id, "error": error[:500], "not_before": not_before}
+    params = {"connection_id": connection_id, "error": error[:500], "not_before": not_before, "guarded": bool(spec)}
+    params.update(as_read(spec) if spec else {"stamp": None, "base_url": None})
     row = conn.execute(_sql("record_sync_failure"), params).fetchone()
     return int(row[0]) if row else 0
 
@@ -228,7 +184,7 @@ def sync_connection(
     try:
         apply_triggers(conn, spec, recorder)
         vendor_pages = prefetched(connector.pages(spec.cursor, full=full), halt=stop)
-        for page in coalesced(_announced(vendor_pages, on_read), batch_rows):
+        for page in coalesced(announced(vendor_pages, on_read), batch_rows):
             _store_page(conn, spec, page, recorder)
             cursor = page.cursor
             if seen is not None:
@@ -256,7 +212,10 @@ def sync_connection(
 def _failed(conn: Any, spec: ConnectionSpec, exc: Exception) -> SyncFailed:
     """The failure recorded on the connection (backing its next attempt off), logged, and to be raised."""
     message = failure_message(spec, exc)
-    failures = record_failure(conn, spec.id, message, exc.wait_s if isinstance(exc, RateLimited) else None)
+    failures = record_failure(conn, spec.id, message, exc.wait_s if isinstance(exc, RateLimited) else None, spec)
+    if not failures:  # the old credentials' (or a disabled connection's) failure: not the connection's now
+        log.info("sync of connection %s failed, not recorded: %s", spec.id, escape_control_chars(message))
+        return changed(spec)
     log.warning("sync of connection %s failed (%d in a row): %s", spec.id, failures, escape_control_chars(message))
     return SyncFailed(message)
 
@@ -326,7 +285,8 @@ def _finish_pass(
             report.removal_refused = removed
             return  # refused, and recorded as the connection's last error
         report.removed, report.pages = removed, report.pages + bool(removed)  # the removal is a batch of its own
-    conn.execute(_sql("record_sync_success"), {"connection_id": spec.id})
+    if conn.execute(_sql("record_sync_success"), as_read(spec)).fetchone() is None:
+        raise changed(spec)
 
 
 def remove_vanished(
@@ -345,7 +305,7 @@ def remove_vanished(
             "than half of the store's active listings (a vendor glitch must not empty a store); if they are really "
             f"gone: `plinqy-search sync {spec.id} --full --allow-mass-removal`"
         )
-        record_failure(conn, spec.id, message)
+        record_failure(conn, spec.id, message, spec=spec)
         log.warning("connection %s: %s", spec.id, message)
         return message
     rows = [{"op": "delete", "sku": sku} for sku, _ in vanished]

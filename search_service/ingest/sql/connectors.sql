@@ -50,15 +50,24 @@ UPDATE ingest_connection SET enabled = false WHERE id = :connection_id RETURNING
 UPDATE ingest_connection SET enabled = true WHERE id = :connection_id RETURNING id
 
 -- name: save_cursor
--- params: connection_id uuid, cursor jsonb
--- Runs in the transaction that stored the page's rows: the cursor never runs ahead of what is stored.
-UPDATE ingest_connection SET cursor = :cursor WHERE id = :connection_id
+-- params: connection_id uuid, cursor jsonb, stamp bytea|null, base_url text|null
+-- Runs in the transaction that stored the page's rows: the cursor never runs ahead of what is stored. Only while
+-- the connection is as the sync read it (a compare-and-set): enabled, the same credentials (stored encrypted anew by
+-- every update: `stamp`) and host. Else nothing (no row): the sync rolls the page back and stops, and a
+-- `connections update`'s cursor reset (another account) or a `connections disable` stands.
+UPDATE ingest_connection SET cursor = :cursor
+WHERE id = :connection_id
+  AND enabled AND credentials_enc IS NOT DISTINCT FROM :stamp AND base_url IS NOT DISTINCT FROM :base_url
+RETURNING id
 
 -- name: record_sync_success
--- params: connection_id uuid
+-- params: connection_id uuid, stamp bytea|null, base_url text|null
+-- Only while the connection is as the sync read it (see save_cursor).
 UPDATE ingest_connection
 SET last_sync_at = now(), consecutive_failures = 0, config = config - 'due_now' - 'not_before'
 WHERE id = :connection_id
+  AND enabled AND credentials_enc IS NOT DISTINCT FROM :stamp AND base_url IS NOT DISTINCT FROM :base_url
+RETURNING id
 
 -- name: note_no_levels
 -- params: connection_id uuid, warning text, full bool
@@ -73,13 +82,17 @@ RETURNING id
 UPDATE ingest_connection SET config = config - 'no_levels' WHERE id = :connection_id
 
 -- name: record_sync_failure
--- params: connection_id uuid, error text, not_before float8|null (unix seconds a vendor asked us to wait for)
--- The failure stays visible (connections list) until a sync succeeds; the cursor is untouched.
+-- params: connection_id uuid, error text, not_before float8|null (unix seconds a vendor asked us to wait for),
+--    guarded bool, stamp bytea|null, base_url text|null
+-- The failure stays visible (connections list) until a sync succeeds; the cursor is untouched. `guarded`: a sync's
+-- failure, recorded only while the connection is as the sync read it (see save_cursor): a 401 of the old token
+-- after `connections update --token` is not the new one's.
 UPDATE ingest_connection
 SET last_error = :error, last_error_at = now(), consecutive_failures = consecutive_failures + 1,
     config = CASE WHEN :not_before::float8 IS NULL THEN config - 'not_before'
                   ELSE config || jsonb_build_object('not_before', :not_before::float8) END
-WHERE id = :connection_id
+WHERE id = :connection_id AND (NOT :guarded::bool
+    OR enabled AND credentials_enc IS NOT DISTINCT FROM :stamp AND base_url IS NOT DISTINCT FROM :base_url)
 RETURNING consecutive_failures
 
 -- name: due_connections
