@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import io
@@ -15,11 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import psycopg
 import pytest
 
 from search_service.db.sql import statement
+from search_service.ingest import pipeline
 from search_service.ingest.keys import revoke_key
 from search_service.settings import Settings
 from tests.ingest_helpers import (
@@ -644,6 +647,42 @@ def test_an_import_queued_behind_a_failed_mappings_pause_names_that_batch_and_wh
         conn.execute("UPDATE import_batch SET locked_until = NULL WHERE id = %s", (failing,))
     drain_imports(db_url)
     assert status_of(base, key, held)["status"] == "completed" and status_of(base, key, held)["waiting"] is None
+
+
+def test_an_import_given_back_part_mapped_reads_as_waiting_for_a_worker(
+    base: str, db_url: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """A batch given back part-mapped (a worker's SIGTERM, `import csv` interrupted: release_batch) stayed
+    `processing` with no worker and no lease: its status and `imports list` said a worker mapped it, and …/errors
+    told the client "this import is processing … retry after Retry-After" for as long as no worker ran. It is
+    `pending` again, its chunk kept, and a worker maps the rest of it."""
+    store, key = shop
+    body = b"sku,name,price,quantity\n" + b"".join(b"R%d,x,1,1\n" % i for i in range(5))
+    batch = uuid.UUID(upload(base, store, key, body).json()["batch_id"])
+
+    async def map_two_then_stop() -> None:
+        conn = await asyncpg.connect(db_url)
+        try:
+            claim = statement("ingest/batches", "claim_this_batch")
+            assert await conn.fetchval(claim.sql, *claim.bind(batch_id=batch, worker_id="stopping", lease_s=30))
+            await pipeline.map_chunk(conn, batch, "stopping", 2, 30, first=True)
+            await pipeline.release_batch(conn, batch, "stopping")
+        finally:
+            await conn.close()
+
+    asyncio.run(map_two_then_stop())
+    status = status_of(base, key, str(batch))
+    assert (status["status"], status["processed_rows"], status["unprocessed_rows"]) == ("pending", 2, 3), status
+    assert status["waiting"] is None and status["started_at"] is not None, status
+    answer = httpx.get(f"{base}/v1/imports/{batch}/errors", headers=bearer(key))
+    assert answer.status_code == 409 and error_of(answer)[1].startswith("this import is pending (2 of 5 rows"), (
+        answer.text
+    )
+    line = cli(db_url, "imports", "list", "--store", str(store)).stdout.splitlines()[0]
+    assert line.split("\t")[3] == "pending" and "leased_by" not in line, line
+    drain_imports(db_url)
+    done = status_of(base, key, str(batch))
+    assert (done["status"], done["processed_rows"], done["mapped_rows"]) == ("completed", 5, 5), done
 
 
 def test_an_imports_rows_come_as_a_named_attachment_excel_reads_as_utf8(

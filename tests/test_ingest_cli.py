@@ -263,7 +263,7 @@ def test_ctrl_c_during_import_csv_gives_the_batch_back_to_the_workers(dsn: str, 
         assert proc.returncode == 130, err
         assert "interrupted: batch" in err and "`plinqy-search worker` maps the rest" in err and "Traceback" not in err
         held = conn.execute("SELECT status, locked_by, processed_rows FROM import_batch").fetchone()
-        assert held is not None and held[0] == "processing" and held[1] is None and 0 < held[2] < 30000
+        assert held is not None and held[0] == "pending" and held[1] is None and 0 < held[2] < 30000
         # a second import maps that earlier batch first: interrupted, it gives that one back too (it kept it)
         small = tmp_path / "small.csv"
         small.write_text("sku,name,price,quantity\nX1,Extra,1.00,1\n")
@@ -326,7 +326,7 @@ def test_sigterm_stops_import_csv_as_ctrl_c_does(dsn: str, tmp_path: Path, sigin
     assert mapping[0] == 130 and len(mapping[1]) == 1 and mapping[1][0].startswith("interrupted: batch"), mapping
     with psycopg.connect(dsn) as conn:
         batches = conn.execute("SELECT status, locked_by FROM import_batch ORDER BY seq").fetchall()
-    assert batches == [("aborted", None), ("processing", None)]  # nothing held: the store's writes go on at once
+    assert batches == [("aborted", None), ("pending", None)]  # nothing held: the store's writes go on at once
 
 
 # The console script's own code (bin/plinqy-search), after a line saying the interpreter is up: a SIGINT before
@@ -388,7 +388,7 @@ def test_import_csv_that_loses_its_connection_says_where_its_batch_is_in_one_lin
         f"error: lost the database connection: batch {batch} is stored (30000 rows, {processed} mapped) and given "
         "back to the workers: `plinqy-search worker --drain` maps the rest"
     ], err[-3000:]
-    assert status == "processing" and locked_by is None and 0 < processed < 30000  # no lease to wait for
+    assert status == "pending" and locked_by is None and 0 < processed < 30000  # no lease to wait for
     drained = cli(dsn, "worker", "--drain", "--only", "import")
     assert drained.returncode == 0, drained.stderr
     with psycopg.connect(dsn) as conn:

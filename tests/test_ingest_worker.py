@@ -107,9 +107,12 @@ def test_sigterm_exits_zero_and_releases_the_batch(db: psycopg.Connection, fresh
     assert proc.returncode == 0, err[-2000:]
     assert time.monotonic() - started < 10
     status, processed, _mapped, locked_by = batch_state(db, batch)
-    assert status == "processing" and locked_by is None and processed == 100
+    # queued again, its chunk kept: it read `processing` with no worker and no lease, the API's …/errors "retry in
+    # 2 s" for as long as no worker ran
+    assert status == "pending" and locked_by is None and processed == 100
     # said as given back, not as a batch done (its line read as a completed one, counted in the stop's summary)
     assert '"event": "batch_released"' in err and '"event": "batch",' not in err, err[-2000:]
+    assert '"status": "pending"' in err, err[-2000:]
     drain = spawn(fresh_db_url, "--drain")
     assert drain.wait(timeout=120) == 0
     assert batch_state(db, batch)[:3] == ("completed", ROWS, ROWS)
@@ -139,7 +142,7 @@ def test_one_stores_big_batch_holds_up_no_other_stores_small_batches(db: psycopg
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err[-2000:]
-    assert batch_state(db, big)[0] == "processing" and batch_state(db, big)[3] is None  # given back on the stop
+    assert batch_state(db, big)[0] == "pending" and batch_state(db, big)[3] is None  # given back on the stop
     assert re.search(r'"event": "stopped", "workers": \["import:[^"]+", "import:[^"]+"\], "batches": 2,', err), err
 
 

@@ -323,7 +323,7 @@ class ImportWorker:
             self.batches += 1
             log.info(json.dumps({"event": "batch", "batch": str(batch_id), "status": "completed", **vars(counts)}))
         else:
-            log.info(json.dumps({"event": "batch_released", "batch": str(batch_id), "status": "processing",
+            log.info(json.dumps({"event": "batch_released", "batch": str(batch_id), "status": "pending",
                                  "why": "stopping: the next worker maps the rest", **vars(counts)}))  # fmt: skip
 
 

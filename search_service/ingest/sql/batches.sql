@@ -335,20 +335,20 @@ RETURNING b.id;
 
 -- name: release_batch
 -- params: batch_id uuid, worker_id text
--- Graceful stop: the batch goes back to the queue at once, its finished chunks kept. Nothing of it mapped (a failed
--- group's batches behind the one that failed: worker.py _one_by_one), it is pending again, never started: it read
--- "processing" since the group's claim, with a started_at, while it waited out the failed batch's pauses.
+-- Graceful stop: the batch goes back to the queue at once, pending (no lease: "processing" told the API and
+-- `imports list` a worker mapped it, …/errors "retry in 2 s" for as long as none ran), its finished chunks kept
+-- (processed_rows; the next claim maps its pending rows). Nothing of it mapped (a failed group's batches behind the
+-- one that failed: worker.py _one_by_one), it is never started either: no started_at.
 UPDATE import_batch
-SET locked_by = NULL, locked_until = NULL,
-    status = CASE WHEN processed_rows = 0 THEN 'pending' ELSE status END,
+SET locked_by = NULL, locked_until = NULL, status = 'pending',
     started_at = CASE WHEN processed_rows = 0 THEN NULL ELSE started_at END
 WHERE id = :batch_id AND locked_by = :worker_id AND status = 'processing';
 
 -- name: release_worker_batches
 -- params: worker_id text
--- `import csv` interrupted: every batch it holds (its own, and a store's earlier one it was mapping first) goes
--- back to the queue at once, its finished chunks kept.
-UPDATE import_batch SET locked_by = NULL, locked_until = NULL
+-- `import csv` interrupted, or a worker's lost connection: every batch it holds (its own, and a store's earlier one
+-- it was mapping first) goes back to the queue at once, pending as release_batch leaves it, its finished chunks kept.
+UPDATE import_batch SET locked_by = NULL, locked_until = NULL, status = 'pending'
 WHERE locked_by = :worker_id AND status = 'processing';
 
 -- name: batch_crashed
