@@ -97,7 +97,7 @@ async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.List
             validate(row)
         except Rejected as exc:
             raise BadParameter(_parameter(str(exc)), str(exc)) from None
-        results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id)  # no connection held
+        results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id, rt.store_gates)
         if results is None:
             raise queued(batch_id)
         async with long_connection(rt) as conn:
@@ -234,7 +234,7 @@ async def batch_listings(
             batch_id, results = await _record_and_map(rt, conn, store_id, rows, wait_s)
             written.batch_id = batch_id
         if results is None:
-            results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id)
+            results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id, rt.store_gates)
     if results is None:
         raise queued(batch_id)
     return S.BatchResult(batch_id, _result_items(results))

@@ -47,6 +47,14 @@ class StoreGates:
         return self._writers[1]
 
     @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """A write slot alone, no store's turn: a queued write's look at its results (`wait_for_results`) takes its
+        connection within the writes' half of the pool; forty queued batches looking ten times a second took the
+        searches' half too (503 'all database connections are busy')."""
+        async with self._writer_slots():
+            yield
+
+    @contextlib.asynccontextmanager
     async def turn(self, store_id: UUID, wait_s: float = STORE_WAIT_S) -> AsyncIterator[float]:
         """The store's turn, then a write slot, waited for at most `wait_s` in all (StoreBusy past it); yields
         what is left of `wait_s`, the wait the store's lock may still take (the writers in other processes)."""
@@ -159,15 +167,16 @@ async def results_of(conn: Any, batch_id: UUID) -> list[Any]:
 
 
 async def wait_for_results(
-    connection: Callable[[], AbstractAsyncContextManager[Any]], batch_id: UUID, wait_s: float = QUEUED_WAIT_S
-) -> list[Any] | None:
+    connection: Callable[[], AbstractAsyncContextManager[Any]], batch_id: UUID, gates: StoreGates | None = None,
+    wait_s: float = QUEUED_WAIT_S,
+) -> list[Any] | None:  # fmt: skip
     """A queued write's results if a worker maps it within `wait_s`. Each look takes a pooled connection for
     itself alone: one held for the whole wait let a burst of a store's queued writes take every connection,
-    and searches answered 503."""
+    and searches answered 503. With `gates`, within a write slot (StoreGates.slot)."""
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         await asyncio.sleep(POLL_S)
-        async with connection() as conn:
+        async with gates.slot() if gates is not None else contextlib.nullcontext(), connection() as conn:
             results = await results_if_mapped(conn, batch_id)
         if results is not None:
             return results
