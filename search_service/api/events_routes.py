@@ -4,6 +4,7 @@ does the work)."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
 from litestar import Response, delete, get, patch, post
@@ -54,6 +55,12 @@ async def _box_for_a_new_secret(rt: Runtime, conn: Any) -> SecretBox:
     if tried := box.opens_none_of(await catalog.some_stored_secrets(conn)):
         raise Unavailable("secret_key", _WRONG_KEY.format(setting=box.setting, tried=tried), retry=False)
     return box
+
+
+async def _require_webhook(conn: Any, store_id: UUID, webhook_id: UUID) -> None:
+    """An unknown or another store's webhook is a 404 before the key is asked anything, as the other routes say."""
+    if all(w["id"] != webhook_id for w in await subscriptions.list_for(conn, store_id)):
+        raise NotFound("webhook_id", "no webhook with this id for this store")
 
 
 def _raise_as_http(exc: subscriptions.SubscriptionError) -> None:
@@ -170,6 +177,7 @@ async def rotate_webhook_secret(
 ) -> S.WebhookRotated:
     try:
         async with rt.connection() as conn:
+            await _require_webhook(conn, store_id, webhook_id)
             box = await _box_for_a_new_secret(rt, conn)
             rotated = await subscriptions.rotate_secret(conn, box, rt.settings.events, store_id, webhook_id)
     except subscriptions.SubscriptionError as exc:
