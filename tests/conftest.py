@@ -62,9 +62,16 @@ def template_db(pg_admin_url: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
+def _drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
 def make_database(pg_admin_url: str, template_db: str) -> Iterator[Callable[..., str]]:
-    """Factory: a new database cloned from the migrated template (or empty), dropped at session end."""
+    """Factory: a new database cloned from the migrated template (or empty), dropped when the module ends. Kept
+    to the session's end, the ~650 databases of a run (18 MB each, migrated) filled a CI machine's /tmp: the
+    cluster crashed ("in recovery mode") and a test's mapped vector file died of SIGBUS."""
     created: list[str] = []
 
     def factory(*, migrated: bool = True) -> str:
@@ -76,9 +83,8 @@ def make_database(pg_admin_url: str, template_db: str) -> Iterator[Callable[...,
         return _replace_db(pg_admin_url, name)
 
     yield factory
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        for name in created:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for name in created:
+        _drop_database(pg_admin_url, name)
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +94,11 @@ def db_url(make_database: Callable[..., str]) -> str:
 
 
 @pytest.fixture
-def fresh_db_url(make_database: Callable[..., str]) -> str:
-    """A migrated database of one's own, for tests that need an empty catalogue."""
-    return make_database()
+def fresh_db_url(make_database: Callable[..., str], pg_admin_url: str) -> Iterator[str]:
+    """A migrated database of one's own, for tests that need an empty catalogue; dropped after the test."""
+    url = make_database()
+    yield url
+    _drop_database(pg_admin_url, url.rsplit("/", 1)[1])
 
 
 @pytest.fixture
