@@ -60,7 +60,7 @@ async def _box_for_a_new_secret(rt: Runtime, conn: Any) -> SecretBox:
 async def _require_webhook(conn: Any, store_id: UUID, webhook_id: UUID) -> None:
     """An unknown or another store's webhook is a 404 before the key is asked anything, as the other routes say."""
     if all(w["id"] != webhook_id for w in await subscriptions.list_for(conn, store_id)):
-        raise NotFound("webhook_id", "no webhook with this id for this store")
+        raise NotFound("webhook_id", subscriptions.not_found(store_id))
 
 
 def _raise_as_http(exc: subscriptions.SubscriptionError) -> None:

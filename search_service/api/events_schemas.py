@@ -14,6 +14,7 @@ from search_service.api.error_specs import AUTH_ERRORS, JSON_ONLY, WRITE_ERRORS,
 from search_service.api.openapi_fixes import ExampleWithNulls
 from search_service.api.schemas import ErrorBody
 from search_service.events.config import EventType
+from search_service.events.subscriptions import not_found
 
 _STORE = "0b7e9f5c-3d2a-4e61-8c4b-9a1d2e3f4a5b"
 _WEBHOOK = "5d2c8e4a-1f3b-4a6d-9e8c-7b6a5f4e3d2c"
@@ -129,9 +130,7 @@ BAD_URL = _error(
     "Invalid input; `parameter` names it. URLs must be https and resolve to public addresses only.",
 )
 NO_STORE = _error(404, "store_id", "no store with this id", "No such store.")
-NO_WEBHOOK = _error(
-    404, "webhook_id", "no webhook with this id for this store", "No such webhook in this store (or another store's)."
-)
+NO_WEBHOOK = _error(404, "webhook_id", not_found(UUID(_STORE)), "No such webhook in this store (or another store's).")
 
 # Every operation here also answers bad input, the key's refusals and a database busy or away, as the write API.
 WRITE_REFUSALS = {**AUTH_ERRORS, 503: WRITE_ERRORS[503]}

@@ -180,7 +180,7 @@ async def update(
     chosen = None if events is None else check_events(events)
     sub = await _one(conn, "get_subscription", store_id=store_id, webhook_id=webhook_id)
     if sub is None:  # before the URL: an unknown webhook needs no DNS lookup to be refused
-        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+        raise SubscriptionNotFound("webhook_id", not_found(store_id))
     if url is not None:
         url = normalized_url(url)
         await check_url(url, config, resolver)
@@ -189,7 +189,7 @@ async def update(
             await _room_for(conn, config, sub["store_id"], url, "url", webhook_id, counted=sub["is_active"])
         row = await _one(conn, "update_subscription", webhook_id=webhook_id, url=url, events=chosen)
     if row is None:  # removed meanwhile
-        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+        raise SubscriptionNotFound("webhook_id", not_found(store_id))
     return dict(row)
 
 
@@ -212,7 +212,7 @@ async def rotate_secret(
     values = {"secret": token, "grace_s": config.secret_grace_s, "unopened": unopened}
     row = await _one(conn, "rotate_secret", store_id=store_id, webhook_id=webhook_id, **values)
     if row is None:
-        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+        raise SubscriptionNotFound("webhook_id", not_found(store_id))
     found = dict(row)
     until = found.pop("previous_secret_until")
     return Rotated(found, secret, until)
@@ -237,7 +237,7 @@ async def enable(
     replayed. Its URL is checked again, and it must fit the store's limit and be the store's one to that URL."""
     sub = await _one(conn, "get_subscription", store_id=store_id, webhook_id=webhook_id)
     if sub is None:
-        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+        raise SubscriptionNotFound("webhook_id", not_found(store_id))
     public = {k: v for k, v in dict(sub).items() if k != "secret"}
     if sub["is_active"]:
         return Enabled(public, False, 0, None)
@@ -249,7 +249,7 @@ async def enable(
         await _room_for(conn, config, sub["store_id"], webhook_url.normalized(sub["url"]), "webhook_id", webhook_id)
         row = await _one(conn, "enable_subscription", webhook_id=webhook_id)
     if row is None:  # removed meanwhile
-        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+        raise SubscriptionNotFound("webhook_id", not_found(store_id))
     found = dict(row)
     failed, failed_from = found.pop("failed"), found.pop("failed_from")
     return Enabled(found, True, int(failed), failed_from)
@@ -261,13 +261,13 @@ async def list_for(conn: Any, store_id: UUID | None) -> list[dict[str, Any]]:
     return [dict(r) for r in await _fetch(conn, "list_subscriptions", store_id=store_id)]
 
 
-def _not_found(store_id: UUID | None) -> str:
+def not_found(store_id: UUID | None) -> str:  # also the API's 404 (api/events_routes.py)
     return "no webhook with this id" + ("" if store_id is None else " for this store")  # None: an admin, the CLI
 
 
 async def delete(conn: Any, store_id: UUID | None, webhook_id: UUID) -> None:
     if not await _fetch(conn, "delete_subscription", store_id=store_id, webhook_id=webhook_id):
-        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+        raise SubscriptionNotFound("webhook_id", not_found(store_id))
 
 
 @dataclass(frozen=True)
@@ -389,7 +389,7 @@ async def _require_enabled(conn: Any, store_id: UUID | None, webhook_id: UUID, h
     """The subscription, refused when disabled (its deliveries would fail at once)."""
     sub = await _one(conn, "get_subscription", store_id=store_id, webhook_id=webhook_id)
     if sub is None:
-        raise SubscriptionNotFound("webhook_id", _not_found(store_id))
+        raise SubscriptionNotFound("webhook_id", not_found(store_id))
     if not sub["is_active"]:
         why = f" ({sub['disabled_reason']})" if sub["disabled_reason"] else ""
         raise SubscriptionError("webhook_id", f"webhook {webhook_id} is disabled{why}: enable it first{how}")
