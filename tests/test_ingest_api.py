@@ -21,6 +21,7 @@ import httpx
 import psycopg
 import pytest
 
+from search_service.api.ingest_schemas import TIMED_OUT_MESSAGE
 from search_service.db.sql import statement
 from search_service.ingest import pipeline
 from search_service.ingest.keys import revoke_key
@@ -78,6 +79,14 @@ def error_of(response: httpx.Response) -> tuple[Any, str]:
 
 
 OAT = {"name": "Oat drink", "price": "2,49", "quantity": 5, "gtin": "4006381333931"}
+
+
+def assert_timed_out(queued: httpx.Response) -> None:
+    """A 202 for a write whose own mapping ran past the statement timeout: said so, not "an earlier import"."""
+    body = queued.json()
+    assert body["message"] == TIMED_OUT_MESSAGE and "earlier" not in body["message"], body
+    assert "statement timeout" in body["message"] and "nothing is lost" in body["message"]
+    assert queued.headers["location"] == body["status_url"] and "status_url" in body["message"]
 
 
 def fresh_gtin() -> str:
@@ -214,7 +223,8 @@ def test_a_write_past_the_statement_timeout_is_queued_not_refused(
 ) -> None:
     """A listing write whose mapping runs past PLINQY_STATEMENT_TIMEOUT_MS (2 s here; behind a row another
     transaction holds) answered 503 "the database took too long" (it said "the search" before), nothing kept. Its
-    rows are stored first: the mapping is rolled back and the batch left to the workers, 202 queued."""
+    rows are stored first: the mapping is rolled back and the batch left to the workers, 202 queued. Its message
+    said "the store has an earlier import or delivery still waiting", though none was: it says what happened now."""
     store, key = shop
     assert put(base, store, "HELD-1", key, OAT).status_code == 200
     with psycopg.connect(db_url) as locker:
@@ -222,6 +232,7 @@ def test_a_write_past_the_statement_timeout_is_queued_not_refused(
         held = put(base, store, "HELD-1", key, {**OAT, "quantity": 6}, timeout=30)
         locker.rollback()
     assert held.status_code == 202 and held.json()["status"] == "queued", held.text
+    assert_timed_out(held)
     drain_imports(db_url)  # a worker maps it, without the API's statement timeout
     listing = httpx.get(f"{base}/v1/stores/{store}/listings/HELD-1", headers=bearer(key)).json()
     assert listing["quantity"] == 6, listing
@@ -244,6 +255,7 @@ def test_a_full_batch_whose_mapping_runs_past_the_statement_timeout_is_queued_no
         held = httpx.post(url, json={"items": items}, headers=bearer(key), timeout=60)
         locker.rollback()
     assert held.status_code == 202 and held.json()["status"] == "queued", held.text
+    assert_timed_out(held)
     drain_imports(db_url)
     status = httpx.get(f"{base}{held.json()['status_url']}", headers=bearer(key)).json()
     assert status["status"] == "completed" and status["mapped_rows"] == 1000, status

@@ -451,6 +451,7 @@ def test_a_listing_write_queues_behind_the_stores_waiting_import(
     assert patched.status_code == 202, patched.text
     queued = patched.json()
     assert queued["status"] == "queued" and patched.headers["location"] == queued["status_url"]
+    assert queued["message"].startswith("the store has an earlier import or delivery still waiting"), queued
     waiting = httpx.get(f"{base}{queued['status_url']}", headers=bearer(key)).json()
     assert waiting["status"] == "pending" and waiting["results"] is None
     batch = {"items": [{"sku": "Q-2", **milk}]}

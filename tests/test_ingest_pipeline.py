@@ -718,8 +718,9 @@ def test_an_inline_write_that_fails_leaves_nothing_for_a_worker_to_apply_later(d
     with pytest.raises(asyncpg.RaiseError, match="refused"):
         asyncio.run(write("POISON"))
     assert db.execute("SELECT count(*) FROM import_batch WHERE store_id = %s", (store,)).fetchone() == (0,)
-    _batch, results = asyncio.run(write("FINE"))
-    assert results is not None and results[0]["status"] == "mapped"  # mapped inline, queued behind nothing
+    written = asyncio.run(write("FINE"))
+    assert written.results is not None and written.results[0]["status"] == "mapped"  # mapped inline
+    assert written.queued is None  # queued behind nothing
 
 
 def test_a_given_up_write_has_no_results(db: psycopg.Connection) -> None:
@@ -767,7 +768,8 @@ def _write(db: psycopg.Connection, store: uuid.UUID, rows: list[dict[str, Any]])
     async def run() -> tuple[list[tuple[Any, ...]], int]:
         conn = _Counted(await asyncpg.connect(dsn_of(db)))
         try:
-            _, results = await listing_writes.record_and_map(conn, store_id=store, rows=rows, worker_id="api:test")
+            written = await listing_writes.record_and_map(conn, store_id=store, rows=rows, worker_id="api:test")
+            results = written.results
         finally:
             await conn.conn.close()
         assert results is not None

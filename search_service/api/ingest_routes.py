@@ -77,7 +77,7 @@ async def store_turn(rt: Runtime, store_id: UUID) -> AsyncIterator[tuple[Any, fl
 
 async def _record_and_map(
     rt: Runtime, conn: Any, store_id: UUID, rows: list[dict[str, Any]], wait_s: float
-) -> tuple[UUID, list[Any] | None]:
+) -> listing_writes.Recorded:
     """A listing write recorded and mapped (listing_writes.record_and_map), in its turn (`store_turn`)."""
     await require_store(conn, store_id)
     return await listing_writes.record_and_map(
@@ -89,8 +89,8 @@ async def _record_and_map(
 async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.ListingResult:
     with Committed() as written:  # committed: a database error from then on answers queued, not 503
         async with store_turn(rt, store_id) as (conn, wait_s):
-            batch_id, results = await _record_and_map(rt, conn, store_id, [row], wait_s)
-            written.batch_id = batch_id
+            batch_id, results, why = await _record_and_map(rt, conn, store_id, [row], wait_s)
+            written.batch_id, written.why = batch_id, why
             if results is not None:
                 return await _answer(conn, store_id, row, batch_id, results[0])
         try:  # what needs no database is answered at once (the queued row ends rejected with the same reason)
@@ -99,7 +99,7 @@ async def _write_one(rt: Runtime, store_id: UUID, row: dict[str, Any]) -> S.List
             raise BadParameter(_parameter(str(exc)), str(exc)) from None
         results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id, rt.store_gates)
         if results is None:
-            raise queued(batch_id)
+            raise queued(batch_id, why)
         async with long_connection(rt) as conn:
             return await _answer(conn, store_id, row, batch_id, results[0])
 
@@ -231,12 +231,12 @@ async def batch_listings(
     rows = [_row_of(item.sku, item, item.op) for item in data.items]
     with Committed() as written:  # as a single write's
         async with store_turn(rt, store_id) as (conn, wait_s):
-            batch_id, results = await _record_and_map(rt, conn, store_id, rows, wait_s)
-            written.batch_id = batch_id
+            batch_id, results, why = await _record_and_map(rt, conn, store_id, rows, wait_s)
+            written.batch_id, written.why = batch_id, why
         if results is None:
             results = await listing_writes.wait_for_results(lambda: long_connection(rt), batch_id, rt.store_gates)
     if results is None:
-        raise queued(batch_id)
+        raise queued(batch_id, why)
     return S.BatchResult(batch_id, _result_items(results))
 
 

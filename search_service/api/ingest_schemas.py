@@ -196,20 +196,26 @@ QUEUED_MESSAGE = (
     "in order, by a worker; its outcome is at status_url (whose `waiting` names the earlier batch, if a failed "
     "mapping of it holds this one)"
 )
+# its own inline mapping ran past the statement timeout (listing_writes.map_inline): no earlier batch to name
+TIMED_OUT_MESSAGE = (
+    "mapping this write took longer than the server's statement timeout (a busy database, or its listings locked by "
+    "another write), so it was stopped and handed to the workers: its rows are stored and nothing is lost. Do not "
+    "send it again: a worker applies it, and its outcome is at status_url"
+)
+_QUEUED_EXAMPLE = {"batch_id": "0b7f6c2e-3f4a-4c1e-9a51-2f1d7c7f9e10", "status": "queued",
+                   "status_url": "/v1/imports/0b7f6c2e-3f4a-4c1e-9a51-2f1d7c7f9e10"}  # fmt: skip
 QUEUED = {
     202: ResponseSpec(
         WriteQueued,
         description="Queued behind the store's earlier batches (an uploaded CSV, a delivery): a store's batches are "
         "applied in order. Not applied yet; `status_url` (also `Location`) gives its outcome. Also the answer for a "
-        "write stored, then its outcome unread (the database failed), or whose mapping ran past the statement timeout: "
-        "stored, it is applied by the workers; never a 503 saying retry.",
+        "write stored, then its outcome unread (the database failed), or whose own mapping ran past the statement "
+        "timeout (`message` says so: no earlier batch holds it): stored, it is applied by the workers; never a 503 "
+        "saying retry.",
         generate_examples=False,
         examples=[
-            Example(
-                summary="queued",
-                value={"batch_id": "0b7f6c2e-3f4a-4c1e-9a51-2f1d7c7f9e10", "status": "queued",
-                       "status_url": "/v1/imports/0b7f6c2e-3f4a-4c1e-9a51-2f1d7c7f9e10", "message": QUEUED_MESSAGE},
-            )
+            Example(summary="queued", value={**_QUEUED_EXAMPLE, "message": QUEUED_MESSAGE}),
+            Example(summary="its mapping timed out", value={**_QUEUED_EXAMPLE, "message": TIMED_OUT_MESSAGE}),
         ],
     )
 }  # fmt: skip

@@ -11,17 +11,22 @@ import asyncpg
 
 from search_service.api import ingest_schemas as S
 from search_service.api.errors import TRANSIENT_DB_ERRORS, Accepted, Unavailable
+from search_service.ingest.listing_writes import Queued
 
 log = logging.getLogger("search_service.api")
 
 # what a lost, killed, restarted or slow database raises while a committed write's outcome is read
 _OUTCOME_UNREAD: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError, Unavailable)
+# a write left to the workers, in the words of why: an earlier batch of the store, or its own mapping past the
+# statement timeout (it was told "an earlier import or delivery" is waiting, though none was)
+_MESSAGES: dict[Queued, str] = {"behind": S.QUEUED_MESSAGE, "timed_out": S.TIMED_OUT_MESSAGE}
 
 
-def queued(batch_id: UUID) -> Accepted:
-    """202: the write is taken, not applied yet; its outcome is at `status_url` (also `Location`)."""
+def queued(batch_id: UUID, why: Queued | None = None) -> Accepted:
+    """202: the write is taken, not applied yet; its outcome is at `status_url` (also `Location`). `why`: as the
+    write's Recorded says (None: mapped inline, its outcome then unread, answered as one queued behind)."""
     url = f"/v1/imports/{batch_id}"
-    return Accepted(S.WriteQueued(batch_id, "queued", url, S.QUEUED_MESSAGE), url)
+    return Accepted(S.WriteQueued(batch_id, "queued", url, _MESSAGES[why or "behind"]), url)
 
 
 class Committed:
@@ -30,6 +35,7 @@ class Committed:
     write was applied anyway seconds later, a retry stored it twice, a client that gave up found it applied."""
 
     batch_id: UUID | None = None
+    why: Queued | None = None  # why it was left to the workers, if it was (listing_writes.Recorded.queued)
 
     def __enter__(self) -> Committed:
         return self
@@ -40,4 +46,4 @@ class Committed:
                 "listing write %s is committed but its outcome could not be read (%s: %s): answered queued",
                 self.batch_id, type(exc).__name__, exc,
             )  # fmt: skip
-            raise queued(self.batch_id) from exc
+            raise queued(self.batch_id, self.why) from exc

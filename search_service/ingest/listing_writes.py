@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -22,6 +22,20 @@ log = logging.getLogger(__name__)
 QUEUED_WAIT_S = 2.0  # a queued listing write waits this long for a worker to map it before answering "queued"
 POLL_S = 0.1
 STORE_WAIT_S = 5.0  # a write waits this long for the store's lock (other writers of the store), then StoreBusy
+
+
+# Why a listing write is left to the workers (answered 202 queued): the store's earlier batch still waiting or being
+# mapped, or its own mapping cancelled past the statement timeout (map_inline). Each is answered in its own words.
+Queued = Literal["behind", "timed_out"]
+
+
+class Recorded(NamedTuple):
+    """A listing write stored: its batch, and its rows' results when mapped inline; None when left to the workers
+    (`queued` says why)."""
+
+    batch_id: UUID
+    results: list[Any] | None
+    queued: Queued | None = None
 
 
 class StoreBusy(Exception):
@@ -97,11 +111,12 @@ def write_slots(pool_size: int) -> int:
 async def record_and_map(
     conn: Any, *, store_id: UUID, rows: Sequence[dict[str, Any]], worker_id: str, lease_s: float = 60.0,
     wait_s: float = STORE_WAIT_S,
-) -> tuple[UUID, list[Any] | None]:  # fmt: skip
+) -> Recorded:  # fmt: skip
     """A listing write: store the rows (source api, kind listing) and map them at once, through the same code and
     leaving the same record as any batch. Returns the batch id and its rows' results (batch_rows). A store with
     an earlier batch still waiting or mapping (an uploaded CSV, a delivery) gets the write queued behind it, as
-    any batch, for the workers: no results then (`wait_for_results`). `wait_s`: the wait for the store's lock."""
+    any batch, for the workers: no results then (`wait_for_results`), and `queued` "behind"; "timed_out" when its own
+    mapping ran past the statement timeout (map_inline). `wait_s`: the wait for the store's lock."""
     # One transaction for the record and its mapping: an API process killed between the two left a batch held by
     # no one, which a worker applied a minute later, over the writes answered meanwhile (the client never had an
     # answer for it). Now such a write is not there at all, as its missing answer says.
@@ -114,12 +129,12 @@ async def record_and_map(
         await store_rows(conn, batch_id, rows)
         if queued:
             await fetch(conn, "notify")
-            return batch_id, None
+            return Recorded(batch_id, None, "behind")
         await take_store_lock(conn, store_id, wait_s)
         if not await map_inline(conn, batch_id, worker_id, len(rows), lease_s):
-            return batch_id, None
+            return Recorded(batch_id, None, "timed_out")
         await fetch(conn, "synchronous_commit")  # the chunk's fence turned it off: this commit is an answer
-        return batch_id, await results_of(conn, batch_id)
+        return Recorded(batch_id, await results_of(conn, batch_id))
 
 
 async def map_inline(conn: Any, batch_id: UUID, worker_id: str, rows: int, lease_s: float) -> bool:
