@@ -3,21 +3,29 @@ here: the shipped files are read as Docker reads them, and the containers' start
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from cryptography.fernet import Fernet
 
+from search_service import healthcheck
+from search_service.api.app import create_app
+from search_service.api.routes import health
 from search_service.db.secretbox import SecretBox
 from search_service.settings import PROJECT_ROOT, Settings
+from tests.ingest_helpers import ingest_settings, serve
+from tests.test_api import load_test_encoder
 
 APP_SERVICES = ("migrate", "api", "worker")  # the containers of the image
 # what an api container checks for /readyz, printing a secret it stored as the worker's jobs would read it
@@ -127,3 +135,84 @@ def test_a_process_starting_while_another_makes_the_key_file_reads_the_same_key(
     first = SecretBox.from_settings(None, key_file)
     assert second[0].decrypt(first.encrypt("s")) == "s" and first.decrypt(second[0].encrypt("t")) == "t"
     assert os.listdir(key_file.parent) == ["plinqy.key"] and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def _healthcheck(stage: list[tuple[str, str]]) -> tuple[dict[str, float], list[str]]:
+    """The image's HEALTHCHECK: its options in seconds (retries a count) and its command (exec form)."""
+    options, command = _last(stage, "HEALTHCHECK").split(" CMD ", 1)
+    values = dict(o.removeprefix("--").split("=", 1) for o in options.split())
+    return {k: float(v.removesuffix("s")) for k, v in values.items()}, json.loads(command)
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+
+
+def test_the_image_is_healthy_when_the_api_it_serves_is_ready(tmp_path: Path) -> None:
+    """The HEALTHCHECK asked /healthz, which answers with the database down: healthy, while every search answered
+    503, and `depends_on: condition: service_healthy` (or `up --wait`) went on. It asks the route the app serves
+    as /readyz, on the port the image's and compose's `serve` listen on, and a blip shorter than 45 s (a database
+    restart) cannot turn it unhealthy."""
+    stage = _runtime_stage()
+    options, command = _healthcheck(stage)
+    url = urlsplit(next(word for word in command if word.startswith("http://")))
+    assert command[:3] == ["python", "-m", "search_service.healthcheck"] and url.hostname == "127.0.0.1", command
+    assert _last(stage, "EXPOSE") == str(url.port)
+    for serve_command in (json.loads(_last(stage, "CMD")), _compose()["services"]["api"]["command"]):
+        assert serve_command[0] == "serve" and serve_command[serve_command.index("--port") + 1] == str(url.port)
+    app = create_app(ingest_settings("postgresql://plinqy@127.0.0.1:1/none", tmp_path))  # built, not started
+    [route] = [r for r in app.routes if r.path == url.path]
+    assert [h.fn for h in route.route_handlers if "GET" in h.http_methods] == [health.readyz.fn], url.path
+    api_env = _compose_env(_compose()["services"]["api"].get("environment") or {}, {})  # no timeout set there
+    readyz_bound_s = Settings.from_env(api_env).statement_timeout_ms / 1000 + 0.5  # it answers by then (readiness)
+    assert readyz_bound_s < healthcheck.TIMEOUT_S < options["timeout"], options  # a slow answer is read, and shown
+    assert options["interval"] * (options["retries"] - 1) >= 45 and options["start-period"] >= 60, options
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Any:
+    return load_test_encoder()
+
+
+def _check(command: list[str], base: str) -> subprocess.CompletedProcess[str]:
+    """The image's check as Docker runs it, against `base` for the container's own API."""
+    argv = [sys.executable if w == "python" else re.sub(r"^http://127\.0\.0\.1:\d+", base, w) for w in command]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=PROJECT_ROOT)
+
+
+def test_the_healthcheck_passes_only_while_the_api_is_ready(
+    fresh_db_url: str, make_database: Callable[..., str], encoder: Any, tmp_path: Path
+) -> None:
+    """Exit 0 only for a ready API; 1 (Docker's unhealthy, never 2) for one that is up but not ready, printing
+    /readyz's reasons for `docker inspect`, and for none listening (starting, or ended)."""
+    _, command = _healthcheck(_runtime_stage())
+    with serve(ingest_settings(fresh_db_url, tmp_path), encoder) as base:
+        ready = _check(command, base)
+    assert ready.returncode == 0 and '"status":"ready"' in ready.stdout, ready
+    unmigrated = ingest_settings(make_database(migrated=False), tmp_path)
+    with serve(unmigrated, encoder, until_ready=False) as base:
+        not_ready = _check(command, base)
+    assert not_ready.returncode == 1 and not_ready.stdout.startswith("503 "), not_ready
+    assert "run `plinqy-search migrate`" in not_ready.stdout and not not_ready.stderr, not_ready
+    gone = _check(command, base)  # that server has stopped
+    assert gone.returncode == 1 and gone.stdout.startswith(f"no answer from {base}/readyz"), gone
+
+
+def test_the_long_running_services_restart_and_only_the_api_has_the_images_healthcheck() -> None:
+    """compose had no restart policy: an API, worker or database that exited (or a reboot) stayed down. The
+    one-shot `migrate` must not get one (`unless-stopped` runs it again once it succeeded). The image's check asks
+    the API: a worker's container (no HTTP) was unhealthy for ever."""
+    services = _compose()["services"]
+    one_shots = {
+        name
+        for service in services.values()
+        for name, needs in (service.get("depends_on") or {}).items()
+        if needs.get("condition") == "service_completed_successfully"
+    }
+    assert one_shots == {"migrate"}, one_shots
+    for name, service in services.items():
+        policy = service.get("restart", "no")
+        assert policy in (("no", "on-failure") if name in one_shots else ("always", "unless-stopped")), (name, policy)
+        if service.get("build") == ".":  # the image
+            serves = service["command"][0] == "serve"
+            assert service.get("healthcheck") == (None if serves else {"disable": True}), name
