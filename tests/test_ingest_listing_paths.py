@@ -618,6 +618,7 @@ def test_a_queued_write_whose_wait_loses_its_connection_is_answered_queued(
             with _table_locked(db_url, "import_batch"):  # the next poll waits for it, and is terminated
                 _terminate_api_waiting_for(db_url, "import_batch")
             status_urls.append(_assert_queued(sent.result()))
+            assert "an earlier import or delivery still waiting" in sent.result().json()["message"]  # behind it
     drain_imports(db_url)
     for status_url in status_urls:
         assert httpx.get(f"{base}{status_url}", headers=bearer(key)).json()["status"] == "completed"
@@ -644,6 +645,8 @@ def test_a_write_applied_inline_whose_answer_loses_its_connection_is_answered_qu
             row_lock.commit()
             _terminate_api_waiting_for(db_url, "store_product")
         status_url = _assert_queued(sent.result())
+        said = sent.result().json()["message"]  # it said an earlier import was waiting, the write applied after it
+        assert said.startswith("this write was stored and mapped") and "earlier" not in said, said
     outcome = httpx.get(f"{base}{status_url}", headers=bearer(key)).json()
     assert outcome["status"] == "completed" and outcome["results"][0]["status"] == "mapped", outcome
     assert httpx.get(url, headers=bearer(key)).json()["quantity"] == 4

@@ -202,6 +202,11 @@ TIMED_OUT_MESSAGE = (
     "another write), so it was stopped and handed to the workers: its rows are stored and nothing is lost. Do not "
     "send it again: a worker applies it, and its outcome is at status_url"
 )
+# mapped inline and committed, then its answer's read failed (queued_writes.Committed): applied, not waiting
+UNREAD_MESSAGE = (
+    "this write was stored and mapped, but the database failed before its answer could be read: nothing is lost. "
+    "Do not send it again: its outcome, each item's, is at status_url"
+)
 _QUEUED_EXAMPLE = {"batch_id": "0b7f6c2e-3f4a-4c1e-9a51-2f1d7c7f9e10", "status": "queued",
                    "status_url": "/v1/imports/0b7f6c2e-3f4a-4c1e-9a51-2f1d7c7f9e10"}  # fmt: skip
 QUEUED = {
@@ -209,13 +214,14 @@ QUEUED = {
         WriteQueued,
         description="Queued behind the store's earlier batches (an uploaded CSV, a delivery): a store's batches are "
         "applied in order. Not applied yet; `status_url` (also `Location`) gives its outcome. Also the answer for a "
-        "write stored, then its outcome unread (the database failed), or whose own mapping ran past the statement "
-        "timeout (`message` says so: no earlier batch holds it): stored, it is applied by the workers; never a 503 "
-        "saying retry.",
+        "write whose own mapping ran past the statement timeout (no earlier batch holds it), stored and applied by "
+        "the workers, and for one stored, then its outcome unread (the database failed; one mapped inline is "
+        "applied already): `message` says which; never a 503 saying retry.",
         generate_examples=False,
         examples=[
             Example(summary="queued", value={**_QUEUED_EXAMPLE, "message": QUEUED_MESSAGE}),
             Example(summary="its mapping timed out", value={**_QUEUED_EXAMPLE, "message": TIMED_OUT_MESSAGE}),
+            Example(summary="applied, its answer unread", value={**_QUEUED_EXAMPLE, "message": UNREAD_MESSAGE}),
         ],
     )
 }  # fmt: skip

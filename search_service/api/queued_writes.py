@@ -18,15 +18,18 @@ log = logging.getLogger("search_service.api")
 # what a lost, killed, restarted or slow database raises while a committed write's outcome is read
 _OUTCOME_UNREAD: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError, Unavailable)
 # a write left to the workers, in the words of why: an earlier batch of the store, or its own mapping past the
-# statement timeout (it was told "an earlier import or delivery" is waiting, though none was)
-_MESSAGES: dict[Queued, str] = {"behind": S.QUEUED_MESSAGE, "timed_out": S.TIMED_OUT_MESSAGE}
+# statement timeout; None: mapped inline, its answer unread. Each was told "an earlier import or delivery" is
+# waiting, though none was (and the last, that it was not applied yet, though it was).
+_MESSAGES: dict[Queued | None, str] = {
+    "behind": S.QUEUED_MESSAGE, "timed_out": S.TIMED_OUT_MESSAGE, None: S.UNREAD_MESSAGE,
+}  # fmt: skip
 
 
-def queued(batch_id: UUID, why: Queued | None = None) -> Accepted:
-    """202: the write is taken, not applied yet; its outcome is at `status_url` (also `Location`). `why`: as the
-    write's Recorded says (None: mapped inline, its outcome then unread, answered as one queued behind)."""
+def queued(batch_id: UUID, why: Queued | None) -> Accepted:
+    """202: the write is taken, its outcome at `status_url` (also `Location`). `why`: as the write's Recorded says
+    (None: mapped inline, its answer then unread)."""
     url = f"/v1/imports/{batch_id}"
-    return Accepted(S.WriteQueued(batch_id, "queued", url, _MESSAGES[why or "behind"]), url)
+    return Accepted(S.WriteQueued(batch_id, "queued", url, _MESSAGES[why]), url)
 
 
 class Committed:
