@@ -364,7 +364,7 @@ def test_a_batch_item_with_a_bad_level_is_rejected_alone(base: str, db_url: str,
     results = [(r["status"], r["error"]) for r in answer.json()["results"]]
     assert results == [
         ("rejected", "quantity must not be negative"),
-        ("rejected", "quantity '1.5' is not a whole number"),
+        ("rejected", "quantity 1.5 is not a whole number"),  # a JSON number as sent: it read '1.5'
         ("rejected", "quantity 'lots' is not a number (write a whole number such as 1500)"),
         ("mapped", None),
         ("mapped", None),

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any
+
+from search_service.ingest.sent_values import as_cell
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|", "\uff1d", "\uff0b", "\uff0d", "\uff20")  # full-width too
 
@@ -32,11 +33,6 @@ def errors_csv(
     if header:
         writer.writerow(["row", reason_column, "cells"])
     for number, reason, raw, payload in rows:
-        cells = raw if isinstance(raw, list) else [f"{k}={_spelled(v)}" for k, v in payload.items()]
+        cells = raw if isinstance(raw, list) else [f"{k}={as_cell(v)}" for k, v in payload.items()]
         writer.writerow([number, escape_cell(reason), *(escape_cell(c) for c in cells)])
     return out.getvalue()
-
-
-def _spelled(value: Any) -> str:
-    """A field's value as its sender wrote it in JSON (`true`, `["x"]`, `null`), a text as it is: not Python's repr."""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)

@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from search_service.engine.text import searchable
+from search_service.ingest.sent_values import as_sent
 
 MAX_PRICE = Decimal("9999999999.99")  # numeric(12, 2)
 MAX_QUANTITY = 2**31 - 1
@@ -93,7 +94,7 @@ def _plain_number(text: str, key: str, decimal: str | None) -> Decimal:
     digits), 1299 in English and 1.299 in German, is refused rather than guessed. Digits of any script read
     (`٣٫٤٩`, `１０`), the full-width signs (`３．４９`) and the Arabic decimal and thousands signs."""
     shown_text, read = text.strip(), _ascii_forms(text.strip())
-    shown = f"{key} {shown_text[:40]!r}"  # as written: `2,10 €`, not the `2,10€` read
+    shown = f"{key} {as_sent(shown_text)}"  # as written: `2,10 €`, not the `2,10€` read
     text = read.translate(_SPACES)
     if key == "price" and any(unicodedata.category(c) == "Sc" for c in text):
         raise Rejected(f"{shown} holds a currency sign: drop it (write {_EXAMPLE[key]}), or put the code in currency")
@@ -138,7 +139,7 @@ def parse_price(value: Any) -> Decimal:
     if isinstance(value, int | float | Decimal):  # a JSON number says what it is
         price = Decimal(str(value))
     else:
-        price = _plain_number(str(value), "price", None)
+        price = _plain_number(_text_of(value, "price"), "price", None)
     if not price.is_finite():
         raise Rejected("price must be a finite number")
     if price < 0:
@@ -146,6 +147,14 @@ def parse_price(value: Any) -> Decimal:
     if price >= MAX_PRICE + Decimal("0.005"):  # what rounds to a cent past it (9999999999.994 is .99)
         raise Rejected(f"price must be at most {MAX_PRICE}")
     return price
+
+
+def _text_of(value: Any, key: str) -> str:
+    """A number's text, refused when the value is no text (a JSON list or object), named as sent: its str() was
+    read, and quoted as a text (`"['3']"`)."""
+    if not isinstance(value, str):
+        raise Rejected(f"{key} {as_sent(value)} is not a number (write {_EXAMPLE[key]})")
+    return value
 
 
 def cents(price: Decimal) -> Decimal:
@@ -160,9 +169,10 @@ def parse_quantity(value: Any, decimal: str | None = None) -> int:
     if isinstance(value, int | float | Decimal):
         number = Decimal(value)
     else:
-        number = _plain_number(str(value), "quantity", level_decimal(str(value), decimal))
+        text = _text_of(value, "quantity")
+        number = _plain_number(text, "quantity", level_decimal(text, decimal))
     if not number.is_finite() or number != number.to_integral_value():
-        raise Rejected(f"quantity {str(value)[:40]!r} is not a whole number")
+        raise Rejected(f"quantity {as_sent(value)} is not a whole number")
     if number < 0:
         raise Rejected(QUANTITY_RANGE[0])
     if number > MAX_QUANTITY:

@@ -28,6 +28,7 @@ from search_service.ingest.numbers import (
     parse_quantity,
     rounded_level,
 )
+from search_service.ingest.sent_values import as_sent
 from search_service.ingest.spreadsheet_cells import sku_note
 
 OPS = ("upsert", "delete", "stock")
@@ -110,9 +111,9 @@ def _text(row: dict[str, Any], key: str) -> str | None:
 
 def parse_currency(value: Any) -> str:
     """A code in either case, trimmed as a store's text is (api/request_rules.py states it so), in capitals."""
-    text = trimmed(str(value))
+    text = trimmed(value) if isinstance(value, str) else ""  # `true`, `["EUR"]`: no code (as sent in the reason)
     if not _CURRENCY.fullmatch(text):  # ASCII letters before upper(): 'ſek' and 'ıdr' were SEK and IDR
-        raise Rejected(f"currency {str(value)[:20]!r} is not a 3-letter code (ISO 4217, e.g. EUR)")
+        raise Rejected(f"currency {as_sent(value, 20)} is not a 3-letter code (ISO 4217, e.g. EUR)")
     if (code := text.upper()) not in ISO_CURRENCIES:
         raise Rejected(f"currency {code!r} is not a current ISO 4217 code of money (e.g. EUR, USD, GBP)")
     return code
@@ -148,28 +149,19 @@ CLOCK_AHEAD_MAX = timedelta(days=1)
 CLOCK_FLOOR = datetime(1970, 1, 1, tzinfo=UTC)  # no till's clock reads earlier unless it was never set
 
 
-def _sent(value: Any) -> str:
-    """A sent value in a reason: a text quoted as typed (`'soon'`), anything else as JSON writes it (`true`,
-    `{"a":null}`): the reason showed Python's repr of its str() (`'True'`, `"{'a': None}"`)."""
-    if isinstance(value, str):
-        return repr(value[:40])
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
 def parse_timestamp(value: Any) -> datetime:
     try:
         stamp = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         stamp = stamp.astimezone(UTC) if stamp.tzinfo else stamp.replace(tzinfo=UTC)
     except ValueError:
-        raise Rejected(f"updated_at {_sent(value)} is not an ISO-8601 time") from None
+        raise Rejected(f"updated_at {as_sent(value)} is not an ISO-8601 time") from None
     except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the year 9999 in UTC
-        raise Rejected(f"updated_at {_sent(value)} is out of range (years 1-9999 in UTC)") from None
+        raise Rejected(f"updated_at {as_sent(value)} is out of range (years 1-9999 in UTC)") from None
     if stamp < CLOCK_FLOOR:  # 0001-01-01T00:00Z went in as -infinity, and every later clocked write was a 500
-        raise Rejected(f"updated_at {_sent(value)} is before 1970: a clock that was never set")
+        raise Rejected(f"updated_at {as_sent(value)} is before 1970: a clock that was never set")
     if stamp - datetime.now(UTC) > CLOCK_AHEAD_MAX:
         raise Rejected(
-            f"updated_at {_sent(value)} is more than a day ahead of this server's clock: check the sender's clock"
+            f"updated_at {as_sent(value)} is more than a day ahead of this server's clock: check the sender's clock"
         )
     return stamp
 
@@ -303,10 +295,10 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
     if raw_gtin not in (None, ""):
         out.gtin = gtin14(digits_of_a_number(raw_gtin) or raw_gtin)
         if out.gtin is None:
-            out.notes.append(f"gtin {str(raw_gtin)[:20]!r} ignored: {why_not_a_gtin(raw_gtin)}")
+            out.notes.append(f"gtin {as_sent(raw_gtin, 20)} ignored: {why_not_a_gtin(raw_gtin)}")
         elif (local := store_local_gtin(out.gtin)) is not None:  # not an article's: it would join other stores'
             out.gtin = None
-            out.notes.append(f"gtin {str(raw_gtin)[:20]!r} ignored: {local}")
+            out.notes.append(f"gtin {as_sent(raw_gtin, 20)} ignored: {local}")
 
 
 NO_LEVEL = "quantity not given: a new listing, stored with quantity 0 (an existing one keeps its level)"

@@ -12,13 +12,13 @@ that is no object, and a `data` missing or of the wrong shape for its type.
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
 from standardwebhooks import Webhook
 
 from search_service.db.secretbox import SecretBox
 from search_service.ingest.json_faults import NotJson
+from search_service.ingest.sent_values import as_json
 from search_service.ingest.sources import (
     Delivery,
     IncomingRequest,
@@ -86,7 +86,7 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
     if message.get("type") not in EVENT_OPS:
         raise PayloadError(f"type must be one of {', '.join(EVENT_OPS)}", "type")
     if unknown := [key for key in message if key not in MESSAGE_FIELDS]:  # as a row's unknown field is
-        raise PayloadError(f"unknown field {_spelled(unknown[0])}: {TAKES}", unknown[0][:40])
+        raise PayloadError(f"unknown field {as_json(unknown[0])}: {TAKES}", unknown[0][:40])
     kind = message["type"]
     return [_row(item, EVENT_OPS[kind], kind) for item in _items(kind, message.get("data"))]
 
@@ -130,22 +130,16 @@ def _row(item: dict[str, Any], op: str, kind: str) -> dict[str, Any]:
     if item.get("op", op) != op:
         row["op"], row["_error"] = item["op"], _op_not_read(kind, item["op"])
     elif unknown := [key for key in item if key not in ROW_FIELDS]:
-        row["_error"] = f"unknown field {_spelled(unknown[0])}: a row takes {', '.join(ROW_FIELDS)}"
+        row["_error"] = f"unknown field {as_json(unknown[0])}: a row takes {', '.join(ROW_FIELDS)}"
     return row
-
-
-def _spelled(value: Any) -> str:
-    """A value as JSON writes it (`null`, `true`, `"Stock"`), cut short: what the sender sent, not Python's repr."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _op_not_read(kind: str, sent: Any) -> str:
     op = EVENT_OPS[kind]
     if sent is None or (isinstance(sent, str) and sent.strip().lower() == op):  # `null`, `"Stock"`: not another op
-        return f"op must be exactly {_spelled(op)} (or left out) in a {kind} delivery, not {_spelled(sent)}"
+        return f"op must be exactly {as_json(op)} (or left out) in a {kind} delivery, not {as_json(sent)}"
     return (
-        f"op {_spelled(sent)} is not read in a {kind} delivery, whose every row is {_EACH_ROW[op]}: "
+        f"op {as_json(sent)} is not read in a {kind} delivery, whose every row is {_EACH_ROW[op]}: "
         "send a stock change as stock.set, a delete as listing.delete, or write rows of mixed ops to "
         "POST /v1/stores/{store_id}/listings/batch"
     )

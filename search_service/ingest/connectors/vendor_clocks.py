@@ -13,6 +13,7 @@ from typing import Any
 
 from search_service.ingest.connectors.common import Row, compact, to_decimal
 from search_service.ingest.rows import CLOCK_AHEAD_MAX
+from search_service.ingest.sent_values import as_sent
 
 
 def unix_clock(seconds: Any, name: str) -> Row:
@@ -53,7 +54,7 @@ def clocked_level(row: Row, stamp: Any) -> Row:
     every later level of the listing stale for good."""
     version = stock_clock(stamp)
     if why := _not_a_clock(stamp, version):
-        return {**compact(row), "_error": f"the stock time {str(stamp)[:40]!r} {why}"}
+        return {**compact(row), "_error": f"the stock time {as_sent(stamp)} {why}"}
     return compact({**row, "version": version})
 
 

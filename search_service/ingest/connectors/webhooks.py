@@ -25,6 +25,7 @@ from search_service.db.sql import statement
 from search_service.ingest.connectors import erply, lightspeed_x, shopify
 from search_service.ingest.connectors.common import MapContext, Row, WebhookRejected, WebhookResult, compact
 from search_service.ingest.connectors.links import link_params, removal_params, removal_rows, unique
+from search_service.ingest.sent_values import as_sent
 from search_service.ingest.sources import (
     Delivery,
     IncomingRequest,
@@ -139,7 +140,7 @@ def _same_account(connection: Connection, named: Any, where: str) -> None:
     account = str(connection.config.get("account") or "").partition(":")[2].lower()
     given = str(named).strip().lower() if isinstance(named, str | int) else ""
     if given and account and given != account:
-        raise SignatureError(f"{where} is {str(named)[:100]!r}, not this connection's account {account!r}")
+        raise SignatureError(f"{where} is {as_sent(named, 100)}, not this connection's account {account!r}")
 
 
 def _reject(exc: WebhookRejected) -> Exception:

@@ -1,0 +1,135 @@
+"""A row's reasons and notes name a value that is no text as its sender wrote it in JSON (`true`, `12.5`, `["EUR"]`,
+`{"a":1}`), a text quoted as before (`'x y'`): a signed delivery's rows over real HTTP, mapped into real PostgreSQL,
+and a vendor's stock time. They read as Python's repr of its str() (`'True'`, `'12.5'`, `"['EUR']"`)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from search_service.ingest.connectors import lightspeed_r
+from search_service.ingest.connectors.common import MapContext
+from search_service.ingest.sent_values import as_cell, as_json, as_sent
+from search_service.settings import Settings
+from tests.ingest_helpers import drain_imports, ingest_settings, new_store, serve, signed, webhook_connection
+
+
+@pytest.fixture(scope="module")
+def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return ingest_settings(db_url, tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def base(settings: Settings) -> Iterator[str]:
+    with serve(settings, None) as url:  # no model: the write path needs none
+        yield url
+
+
+@pytest.fixture(scope="module")
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True) as c:
+        yield c
+
+
+LISTING = {"name": "Tea", "price": "1.00", "quantity": 1}
+NOT_ISO = "is not an ISO-8601 time"
+NO_LEVEL = "quantity not given: a new listing, stored with quantity 0 (an existing one keeps its level)"
+
+
+def _reasons(shown: str) -> dict[str, tuple[str, str | None]]:
+    """Each field's row (its SKU) for a value that reads `shown` and is refused or ignored as no text or list is."""
+    return {
+        "currency": ("rejected", f"currency {shown} is not a 3-letter code (ISO 4217, e.g. EUR)"),
+        "gtin": ("mapped", f"gtin {shown} ignored: a GTIN is 8 to 14 digits"),
+        "quantity": ("rejected", f"quantity {shown} is not a number (write a whole number such as 1500)"),
+        "price": ("rejected", f"price {shown} is not a number (write 1234.50 or 1234,50)"),
+        "updated_at": ("rejected", f"updated_at {shown} {NOT_ISO}"),
+    }
+
+
+NUMBER = {
+    **_reasons("12.5"),
+    "quantity": ("rejected", "quantity 12.5 is not a whole number"),
+    "price": ("mapped", None),  # a price
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, {**_reasons("true"), "quantity": ("rejected", "quantity must be a whole number"),
+                "price": ("rejected", "price must be a number")}),
+        (12.5, NUMBER),
+        (None, {"currency": ("mapped", None), "gtin": ("mapped", None), "quantity": ("mapped", NO_LEVEL),
+                "price": ("rejected", "price is required"), "updated_at": ("mapped", None)}),  # none sent
+        (["EUR"], _reasons('["EUR"]')),
+        ({"a": 1}, _reasons('{"a":1}')),
+        ("x y", _reasons("'x y'")),  # a text reads as before: quoted as typed
+    ],
+    ids=["true", "number", "null", "list", "object", "text"],
+)  # fmt: skip
+def test_a_delivered_value_that_is_no_text_is_named_as_sent_in_its_rows_reason(
+    base: str, db_url: str, settings: Settings, conn: psycopg.Connection, value: Any, expected: dict[str, Any]
+) -> None:
+    """`"currency": true` was rejected as "currency 'True' is not a 3-letter code", `["EUR"]` as `"['EUR']"`; a
+    GTIN `12.5` was ignored as `'12.5'`; a quantity `12.5` "is not a whole number" as `'12.5'`, a list one (and a
+    list price) "is not a number" as `"['EUR']"`. Each row holds one field set to the value, the rest valid."""
+    store = new_store(conn)
+    connection, secret = webhook_connection(conn, settings, store)
+    rows = [{"sku": field, **LISTING, field: value} for field in expected]
+    body = json.dumps({"type": "listings.upsert", "data": rows}).encode()
+    accepted = httpx.post(f"{base}/v1/ingest/{connection}", content=body, headers=signed(secret, body))
+    assert accepted.status_code == 202, accepted.text
+    drain_imports(db_url)
+    got = conn.execute(
+        "SELECT payload->>'sku', status, error FROM imported_product_raw WHERE import_batch_id = %s"
+        " ORDER BY row_number",
+        (uuid.UUID(accepted.json()["batch_id"]),),
+    ).fetchall()
+    assert {sku: (status, error) for sku, status, error in got} == expected
+
+
+@pytest.mark.parametrize(
+    ("stamp", "reason"),
+    [
+        (True, f"the stock time true {NOT_ISO}"),
+        (12.5, f"the stock time 12.5 {NOT_ISO}"),
+        (None, None),  # none sent: the level goes unclocked, as before
+        (["2026-01-01T00:00:00Z"], f'the stock time ["2026-01-01T00:00:00Z"] {NOT_ISO}'),
+        ({"a": 1}, f'the stock time {{"a":1}} {NOT_ISO}'),
+        ("yesterday", f"the stock time 'yesterday' {NOT_ISO}"),  # a text as before
+    ],
+    ids=["true", "number", "null", "list", "object", "text"],
+)
+def test_a_vendors_stock_time_that_is_no_text_is_named_as_sent(stamp: Any, reason: str | None) -> None:
+    """An R-Series ItemShop's `timeStamp` (a Shopify level's `updated_at` goes the same way, `clocked_level`):
+    `true` was "the stock time 'True' is not an ISO-8601 time"."""
+    shop = {"itemShopID": "1", "itemID": "7", "shopID": "1", "qoh": "2", "timeStamp": stamp}
+    row = lightspeed_r.map_item_shop(shop, MapContext("1"))
+    assert row is not None and row.get("_error") == reason
+
+
+@pytest.mark.parametrize(
+    ("value", "sent", "json_text", "cell"),
+    [
+        ("EUR", "'EUR'", '"EUR"', "EUR"),
+        (True, "true", "true", "true"),
+        (12.5, "12.5", "12.5", "12.5"),
+        (Decimal("12.50"), "12.50", "12.50", "12.50"),  # a connector's number: a number, not a text
+        (None, "null", "null", "null"),
+        (["EUR", 1], '["EUR",1]', '["EUR",1]', '["EUR",1]'),
+        ({"a": 1}, '{"a":1}', '{"a":1}', '{"a":1}'),
+        ("é" * 50, repr("é" * 40), '"' + "é" * 38 + "…", "é" * 50),  # cut short, but for a cell
+        (list(range(30)), "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,…", "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,…",
+         json.dumps(list(range(30)), separators=(",", ":"))),
+    ],
+)  # fmt: skip
+def test_a_value_is_written_as_its_sender_wrote_it(value: Any, sent: str, json_text: str, cell: str) -> None:
+    assert (as_sent(value), as_json(value), as_cell(value)) == (sent, json_text, cell)
