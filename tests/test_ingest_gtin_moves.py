@@ -121,9 +121,10 @@ def test_a_category_that_does_not_exist_is_reported_as_ignored(base: str, db_url
     assert row is not None
     made = _put(base, shop, "K1", {"name": "Kettle", "price": 20, "quantity": 2, "category": row[0]})
     again = _put(base, shop, "K1", {"name": "Kettle", "price": 20, "quantity": 2, "category": 999_999})
-    assert (
-        again.json()["notes"] == "category '999999' not found; ignored: write its full path (Parent > Child) or its id"
-    )
+    ignored = "not found; ignored: write its full path (Parent > Child) or its id"
+    assert again.json()["notes"] == f"category 999999 {ignored}"  # a JSON number as sent: it read '999999'
+    as_text = _put(base, shop, "K1", {"name": "Kettle", "price": 20, "quantity": 2, "category": " 999999"})
+    assert as_text.json()["notes"] == f"category '999999' {ignored}"  # a text quoted, as before
     with psycopg.connect(db_url) as conn:
         kept = conn.execute(
             "SELECT category_id FROM product_master WHERE id = %s", (made.json()["product_id"],)

@@ -4,6 +4,8 @@ and a vendor's stock time. They read as Python's repr of its str() (`'True'`, `'
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Iterator
@@ -18,7 +20,9 @@ from search_service.ingest.connectors import lightspeed_r
 from search_service.ingest.connectors.common import MapContext
 from search_service.ingest.sent_values import as_cell, as_json, as_sent
 from search_service.settings import Settings
+from tests.connector_helpers import SECRET_KEY, make_connection
 from tests.ingest_helpers import drain_imports, ingest_settings, new_store, serve, signed, webhook_connection
+from tests.test_api import app_settings, running_client
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,11 @@ def _reasons(shown: str) -> dict[str, tuple[str, str | None]]:
         "quantity": ("rejected", f"quantity {shown} is not a number (write a whole number such as 1500)"),
         "price": ("rejected", f"price {shown} is not a number (write 1234.50 or 1234,50)"),
         "updated_at": ("rejected", f"updated_at {shown} {NOT_ISO}"),
+        "category": ("mapped", f"category {shown} not found; ignored: write its full path (Parent > Child) or its id"),
     }
+
+
+NO_TEXT = ("rejected", "category must be a string")
 
 
 NUMBER = {
@@ -65,12 +73,13 @@ NUMBER = {
     ("value", "expected"),
     [
         (True, {**_reasons("true"), "quantity": ("rejected", "quantity must be a whole number"),
-                "price": ("rejected", "price must be a number")}),
+                "price": ("rejected", "price must be a number"), "category": NO_TEXT}),
         (12.5, NUMBER),
         (None, {"currency": ("mapped", None), "gtin": ("mapped", None), "quantity": ("mapped", NO_LEVEL),
-                "price": ("rejected", "price is required"), "updated_at": ("mapped", None)}),  # none sent
-        (["EUR"], _reasons('["EUR"]')),
-        ({"a": 1}, _reasons('{"a":1}')),
+                "price": ("rejected", "price is required"), "updated_at": ("mapped", None),
+                "category": ("mapped", None)}),  # none sent
+        (["EUR"], {**_reasons('["EUR"]'), "category": NO_TEXT}),
+        ({"a": 1}, {**_reasons('{"a":1}'), "category": NO_TEXT}),
         ("x y", _reasons("'x y'")),  # a text reads as before: quoted as typed
     ],
     ids=["true", "number", "null", "list", "object", "text"],
@@ -80,7 +89,8 @@ def test_a_delivered_value_that_is_no_text_is_named_as_sent_in_its_rows_reason(
 ) -> None:
     """`"currency": true` was rejected as "currency 'True' is not a 3-letter code", `["EUR"]` as `"['EUR']"`; a
     GTIN `12.5` was ignored as `'12.5'`; a quantity `12.5` "is not a whole number" as `'12.5'`, a list one (and a
-    list price) "is not a number" as `"['EUR']"`. Each row holds one field set to the value, the rest valid."""
+    list price) "is not a number" as `"['EUR']"`; a category `12.5` "not found" as `'12.5'`. Each row holds one
+    field set to the value, the rest valid."""
     store = new_store(conn)
     connection, secret = webhook_connection(conn, settings, store)
     rows = [{"sku": field, **LISTING, field: value} for field in expected]
@@ -114,6 +124,26 @@ def test_a_vendors_stock_time_that_is_no_text_is_named_as_sent(stamp: Any, reaso
     shop = {"itemShopID": "1", "itemID": "7", "shopID": "1", "qoh": "2", "timeStamp": stamp}
     row = lightspeed_r.map_item_shop(shop, MapContext("1"))
     assert row is not None and row.get("_error") == reason
+
+
+@pytest.mark.parametrize(
+    ("client_code", "shown"), [(999, "999"), ("999", "'999'"), (True, "true")], ids=["number", "text", "true"]
+)
+def test_an_erply_event_of_another_client_code_names_it_as_sent(
+    db_url: str, conn: psycopg.Connection, client_code: Any, shown: str
+) -> None:
+    """An Erply `clientCode` is a number (`123456`): another account's, sent as one, read `'999'`."""
+    erply = make_connection(conn, new_store(conn), "erply", "1", "http://127.0.0.1:9", {"client_code": "123456"},
+                            secret="e-secret")  # fmt: skip
+    event = {"id": "e-1", "clientCode": client_code, "table": "wm_product", "items": []}
+    event["hmac"] = hmac.new(b"e-secret", b"e-1", hashlib.sha256).hexdigest()
+    with running_client(app_settings(db_url, secret_key=SECRET_KEY), None) as client:
+        answer = client.post(
+            f"/v1/ingest/{erply}", content=json.dumps(event), headers={"content-type": "application/json"}
+        )
+    assert answer.status_code == 401, answer.text
+    said = f"the event's clientCode is {shown}, not this connection's account '123456'"
+    assert answer.json()["error"]["message"] == said, answer.text
 
 
 @pytest.mark.parametrize(

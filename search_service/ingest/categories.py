@@ -8,6 +8,7 @@ from typing import Any
 
 from search_service.db.sql import statement
 from search_service.ingest.rows import ValidRow
+from search_service.ingest.sent_values import as_sent
 
 NAMED_PATHS = 5  # the paths a note offers for a name several categories have, at the most
 
@@ -57,15 +58,18 @@ class Categories:
             named = sorted(self.named.get(parts[-1], []), key=self.shown.__getitem__)
             if len(parts) == 1 and len(named) == 1:
                 return named[0]  # a bare name one category has
-        row.notes.append(self._not_found(str(row.category)[:80], named))
+        given = str(row.category)[:80]  # a text as read (trimmed, folded); a JSON number as sent (`999999`)
+        shown = as_sent(given if isinstance(row.category_sent, str | None) else row.category_sent, 80)
+        row.notes.append(self._not_found(given, shown, named))
         return None
 
-    def _not_found(self, given: str, named: list[int]) -> str:
-        """The note of a category not resolved, saying what to write: the paths of the categories of its (last)
-        name, or that a path or an id is wanted (it said "not found" alone, of `Coffee` in `Grocery > Coffee`)."""
+    def _not_found(self, given: str, shown: str, named: list[int]) -> str:
+        """The note of a category not resolved (`shown`: as the note names it), saying what to write: the paths of
+        the categories of its (last) name, or that a path or an id is wanted (it said "not found" alone, of
+        `Coffee` in `Grocery > Coffee`)."""
         if not named:
-            return f"category {given!r} not found; ignored: write its full path (Parent > Child) or its id"
+            return f"category {shown} not found; ignored: write its full path (Parent > Child) or its id"
         offered = " or ".join(repr(self.shown[c]) for c in named[:NAMED_PATHS])
         more = f" ({len(named) - NAMED_PATHS} more)" if len(named) > NAMED_PATHS else ""
         what = f"names {len(named)} categories" if ">" not in given and len(named) > 1 else "not found"
-        return f"category {given!r} {what}; ignored: write its full path, {offered}{more}"
+        return f"category {shown} {what}; ignored: write its full path, {offered}{more}"

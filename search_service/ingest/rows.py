@@ -70,6 +70,7 @@ class ValidRow:
     brand: str | None = None
     description: str | None = None
     category: int | str | None = None  # an id or a path "A > B > C" (resolved by the mapping)
+    category_sent: Any = None  # as sent: a JSON number's note (not found) names it as one, not as a text
     price: Decimal | None = None
     currency: str | None = None
     quantity: int | None = None
@@ -287,7 +288,7 @@ def _upsert_fields(row: dict[str, Any], out: ValidRow) -> None:
         if folded is not None and len(folded) > MAX_TEXT[key]:  # a ligature spelled out is two or three letters
             raise Rejected(f"{key} is longer than {MAX_TEXT[key]} characters once its ligatures are spelled out")
         setattr(out, key, folded)
-    out.category = parse_category(row.get("category"))
+    out.category, out.category_sent = parse_category(row.get("category")), row.get("category")
     if row.get("is_active") not in (None, ""):
         out.is_active = parse_bool(row["is_active"], "is_active")
     out.attributes = _attributes(row.get("attributes"))
