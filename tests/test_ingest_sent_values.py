@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from search_service.ingest.connectors import lightspeed_r
+from search_service.ingest.connectors import lightspeed_r, shopify
 from search_service.ingest.connectors.common import MapContext
 from search_service.ingest.sent_values import as_cell, as_json, as_sent
 from search_service.settings import Settings
@@ -124,6 +124,18 @@ def test_a_vendors_stock_time_that_is_no_text_is_named_as_sent(stamp: Any, reaso
     shop = {"itemShopID": "1", "itemID": "7", "shopID": "1", "qoh": "2", "timeStamp": stamp}
     row = lightspeed_r.map_item_shop(shop, MapContext("1"))
     assert row is not None and row.get("_error") == reason
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(True, "true"), (Decimal("12.5"), "12.5"), (None, None), (["1"], '["1"]'), ({"a": 1}, '{"a":1}'),
+     ("abc", "'abc'")],
+    ids=["true", "number", "null", "list", "object", "text"],
+)  # fmt: skip
+def test_a_shopify_id_that_is_no_id_is_named_as_sent(value: Any, shown: str | None) -> None:
+    """A Shopify delivery's JSON reads its numbers as Decimals; `true` or `[1]` as an id read `bool`, `list`."""
+    why = shopify.not_an_id({"inventory_item_id": value}, "inventory_item_id", "variants[].")
+    assert why == (None if shown is None else f"variants[].inventory_item_id must be a positive integer, not {shown}")
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,7 @@ from search_service.ingest.connectors.http import BucketPacer, RetryPolicy, Vend
 from search_service.ingest.connectors.links import read_whole
 from search_service.ingest.connectors.shopify_totals import count_locations, variant_totals
 from search_service.ingest.connectors.vendor_clocks import clocked_level
+from search_service.ingest.sent_values import as_sent
 from search_service.ingest.sources import NestedTooDeeply, load_json
 
 SOURCE = "shopify"
@@ -78,8 +79,7 @@ def not_an_id(record: Mapping[str, Any], name: str, where: str = "") -> str | No
     value = record.get(name)
     if value is None or shopify_id(value) is not None:
         return None
-    shown = repr(value[:40]) if isinstance(value, str) else str(value)[:40] if isinstance(value, int | Decimal) else ""
-    return f"{where}{name} must be a positive integer, not {shown or type(value).__name__}"
+    return f"{where}{name} must be a positive integer, not {as_sent(value)}"  # `true`, `[1]`: not `bool`, `list`
 
 
 def _instant(stamp: Any) -> float | None:
