@@ -6,6 +6,9 @@ Backends give the same vectors (cosine ≥ 0.999 to the reference, checked by te
   CPU. The export is cached on disk, keyed by the model's fingerprint.
 - ``onnx-int8``: dynamic int8 quantisation of that export. Faster, but its vectors differ (cosine ~0.96), so it is
   opt-in and records a different ``model_id``.
+- the API's query form (``EncoderConfig.query_int8``, ``PLINQY_QUERY_ENCODER=int8``): int8 with one scale per channel
+  of the same export, for queries only (cosine ≥ 0.985 to fp32, ~0.3× its CPU a query). Its ``model_id`` is the
+  fp32 one: the stored product vectors are of that model, and nothing may store vectors of this form.
 - ``auto``: torch on CUDA when a GPU is present, otherwise onnx.
 Heavy libraries are imported lazily, so importing this module (e.g. for ``EncoderConfig``) stays cheap.
 """
@@ -17,16 +20,16 @@ import json
 import os
 import re
 import string
-import sys
 import threading
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
+
+from embeddings.model_files import _loader_bars_on_a_terminal_only, onnx_model_file
 
 Backend = Literal["auto", "onnx", "torch", "onnx-int8"]
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "models"
@@ -47,21 +50,14 @@ class EncoderConfig:
     # ONNX Runtime's memory arena keeps the largest buffers a run needed: ~27 MiB in each API process for
     # one-query batches, which cost no measurable CPU without it (6.0 ms either way). Off for query encoders.
     memory_arena: bool = True
+    # The API's queries only: the int8 query form of the ONNX export (docs/performance.md), same model_id.
+    query_int8: bool = False
 
 
 def _offline() -> None:
     # Never reach for a hub: this service runs where there is none.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
-
-
-def _loader_bars_on_a_terminal_only() -> None:
-    """transformers draws a "Loading weights" bar of its own while it loads the weights (the torch backend, the ONNX
-    export): stderr sent to a log or a pipe got each redraw, `\\r`-separated. Call after importing transformers."""
-    if not sys.stderr.isatty():
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
 
 
 def resolve_model_dir(config: EncoderConfig) -> Path:
@@ -240,50 +236,6 @@ class TorchEncoder(Encoder):
         return _normalise(np.asarray(vectors, dtype=np.float32))
 
 
-def _export_onnx(model_dir: Path, target: Path) -> None:
-    """torch.onnx.export of the bare transformer (optimum would downgrade transformers and break the stack)."""
-    import torch
-    from transformers import AutoModel
-
-    _loader_bars_on_a_terminal_only()
-    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", local_files_only=True).eval()
-
-    class LastHiddenState(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    dummy = torch.ones((2, 8), dtype=torch.long)
-    axes = {0: "batch", 1: "sequence"}
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer chatter about shapes we fix as dynamic axes anyway
-        torch.onnx.export(
-            LastHiddenState(model),
-            (dummy, dummy, torch.zeros_like(dummy)),
-            str(tmp),
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["last_hidden_state"],
-            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes},
-            opset_version=17,
-            dynamo=False,
-        )
-    os.replace(tmp, target)  # atomic: concurrent processes never see a half-written file
-
-
-def _quantise(source: Path, target: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
-    os.replace(tmp, target)
-
-
 class OnnxEncoder(Encoder):
     def __init__(self, model_dir: Path, config: EncoderConfig, *, int8: bool = False) -> None:
         import onnxruntime as ort
@@ -301,15 +253,7 @@ class OnnxEncoder(Encoder):
             raise EncoderError(f"{model_dir}: no tokenizer.json (fast tokenizer): set PLINQY_ENCODER_BACKEND=torch")
         fingerprint = _fingerprint(model_dir)
         cache_dir = config.cache_dir / f"{_model_name(model_dir)}-{fingerprint}"
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fp32 = cache_dir / "model.onnx"
-        if not fp32.exists():
-            _export_onnx(model_dir, fp32)
-        path = fp32
-        if int8:
-            path = cache_dir / "model-int8.onnx"
-            if not path.exists():
-                _quantise(fp32, path)
+        path = onnx_model_file(cache_dir, model_dir, int8=int8, query_int8=config.query_int8 and not int8)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = config.threads or os.cpu_count() or 1
@@ -326,7 +270,7 @@ class OnnxEncoder(Encoder):
         tokenizer.no_padding()  # encode() pads per batch, to that batch's longest text only
         self._pad_id = 0 if pad_id is None else pad_id
         self._tokenizer = tokenizer
-        self.backend_name = "onnx-int8" if int8 else "onnx"
+        self.backend_name = "onnx-int8" if int8 else "onnx-int8-query" if config.query_int8 else "onnx"
         dim = int(json.loads((model_dir / "config.json").read_text()).get("hidden_size", 0))
         model_id = f"{_model_name(model_dir)}@{fingerprint}" + ("+int8" if int8 else "")
         super().__init__(model_dir, config, dim, model_id)
@@ -339,7 +283,9 @@ class OnnxEncoder(Encoder):
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        size = max(1, self.config.batch_size)
+        # The int8 query form quantises a run's activations with one scale: in a batch a query's vector would
+        # depend on the queries queued with it (cosine 0.982 alone against batched), so it embeds each alone.
+        size = 1 if self.config.query_int8 else max(1, self.config.batch_size)
         with self._lock:
             for start in range(0, len(order), size):
                 idx = order[start : start + size]
@@ -380,6 +326,13 @@ def load_encoder(config: EncoderConfig) -> Encoder:
     _offline()
     model_dir = resolve_model_dir(config)
     backend = config.backend
+    if config.query_int8:
+        if backend not in ("auto", "onnx"):
+            raise EncoderError(
+                f"the int8 query encoder is a form of the onnx backend, not of {backend}: "
+                "set PLINQY_ENCODER_BACKEND=auto or onnx, or PLINQY_QUERY_ENCODER=fp32"
+            )
+        backend = "onnx"  # on a GPU machine too: a query on one CPU core takes ~1 ms
     if backend == "auto":
         # An explicit non-CUDA device means CPU, where onnx is the fast path.
         on_cuda = config.device.startswith("cuda") if config.device else _cuda_available()

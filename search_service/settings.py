@@ -6,9 +6,9 @@ import contextlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
 import psycopg
@@ -111,6 +111,9 @@ class Settings:
     # The API embeds one short query at a time (or a micro-batch): a second ONNX thread costs more in
     # hand-offs than it saves (measured here: c=1 p50 15.6 vs 18.8 ms, CPU per request 9.9 vs 10.6 ms).
     query_encoder_threads: int = 1
+    # How the API embeds queries: fp32, the products' model as is, or int8, the same model quantised for queries
+    # only (~0.3× the CPU, top 10 ~93 % the same; docs/performance.md). The stored vectors stay fp32.
+    query_encoder: Literal["fp32", "int8"] = "fp32"
     # The API's in-memory vector copy (exact scan): off above this many vectors (~1.5 kB each per API
     # process; a 100k-product scan is ~7 ms on 2 cores, 1M would be ~70 ms), 0 turns it off.
     vector_cache_max: int = 1_000_000
@@ -157,9 +160,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         cache_dir = Path(env.get("PLINQY_CACHE_DIR") or PROJECT_ROOT / ".cache")
-        backend = env.get("PLINQY_ENCODER_BACKEND", "auto")
-        if backend not in ("auto", "onnx", "torch", "onnx-int8"):
-            raise SettingsError(f"PLINQY_ENCODER_BACKEND={backend!r}: use auto, onnx, torch or onnx-int8")
+        backend, query_encoder = _encoders(env)
         return cls(
             external_database_url=_database_url(env.get("DATABASE_URL"), env.get("PGCONNECT_TIMEOUT")),
             db_port=env_int(env, "PLINQY_DB_PORT", DEFAULT_DB_PORT, 1, 65535),
@@ -168,7 +169,7 @@ class Settings:
             cache_dir=cache_dir,
             encoder=EncoderConfig(
                 model_path=env.get("PLINQY_MODEL") or None,
-                backend=backend,  # type: ignore[arg-type]
+                backend=backend,
                 cache_dir=cache_dir / "models",
             ),
             statement_timeout_ms=env_int(env, "PLINQY_STATEMENT_TIMEOUT_MS", 2000, 10, 600_000),
@@ -177,6 +178,7 @@ class Settings:
             pool_acquire_timeout_s=env_float(env, "PLINQY_POOL_TIMEOUT_S", 1.0, 0.01, 60.0),
             query_cache_size=env_int(env, "PLINQY_QUERY_CACHE_SIZE", 1024, 0, 1_000_000),
             query_encoder_threads=env_int(env, "PLINQY_QUERY_ENCODER_THREADS", 1, 0, 256),
+            query_encoder=query_encoder,
             vector_cache_max=env_int(env, "PLINQY_VECTOR_CACHE_MAX", 1_000_000, 0, 100_000_000),
             vector_cache_refresh_s=env_float(env, "PLINQY_VECTOR_CACHE_REFRESH_S", 1.0, 0.05, 3600.0),
             rank_threads=env_int(env, "PLINQY_RANK_THREADS", 2, 1, 256),
@@ -214,6 +216,16 @@ class Settings:
         """The address a vendor calls for this API path, or None when PLINQY_PUBLIC_BASE_URL is not set."""
         return f"{self.public_base_url}{path}" if self.public_base_url else None
 
+    def query_encoder_config(self) -> EncoderConfig:
+        """The API's query encoder (runtime.py, and prefork.py before the fork): the products' model and backend on
+        its own threads, without ONNX Runtime's memory arena, in int8 where PLINQY_QUERY_ENCODER says so."""
+        return replace(
+            self.encoder,
+            threads=self.query_encoder_threads,
+            memory_arena=False,
+            query_int8=self.query_encoder == "int8",
+        )
+
     @property
     def uses_embedded_db(self) -> bool:
         return self.external_database_url is None
@@ -224,6 +236,25 @@ class Settings:
         if self.external_database_url:
             return self.external_database_url
         return embedded_url(self.db_port)
+
+
+def _encoders(env: Mapping[str, str]) -> tuple[Any, Literal["fp32", "int8"]]:
+    """PLINQY_ENCODER_BACKEND, and PLINQY_QUERY_ENCODER: how the API embeds queries (a form of the onnx backend)."""
+    backend = env.get("PLINQY_ENCODER_BACKEND", "auto")
+    if backend not in ("auto", "onnx", "torch", "onnx-int8"):
+        raise SettingsError(f"PLINQY_ENCODER_BACKEND={backend!r}: use auto, onnx, torch or onnx-int8")
+    query = env.get("PLINQY_QUERY_ENCODER", "fp32")
+    if query not in ("fp32", "int8"):
+        raise SettingsError(
+            f"PLINQY_QUERY_ENCODER={query!r}: use fp32 (queries embedded as the products are, the default) or int8 "
+            "(the same model quantised for queries: ~0.3× the CPU, docs/performance.md)"
+        )
+    if query == "int8" and backend not in ("auto", "onnx"):
+        raise SettingsError(
+            f"PLINQY_QUERY_ENCODER=int8 embeds queries with the onnx backend, not {backend}: "
+            "set PLINQY_ENCODER_BACKEND=auto or onnx, or PLINQY_QUERY_ENCODER=fp32"
+        )
+    return backend, query  # type: ignore[return-value]
 
 
 def _domain_config(config: Any, env: Mapping[str, str]) -> Any:

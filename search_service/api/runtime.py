@@ -382,7 +382,7 @@ class Runtime:
         try:
             encoder = self.encoder
             if encoder is None:
-                config = replace(self.settings.encoder, threads=self.settings.query_encoder_threads, memory_arena=False)
+                config = self.settings.query_encoder_config()
                 encoder = await anyio.to_thread.run_sync(load_encoder, config)
                 self.encoder = encoder
             assert encoder is not None
@@ -390,7 +390,7 @@ class Runtime:
             await anyio.to_thread.run_sync(encoder.has_known_token, ["and its vocabulary"])  # searches ask it
             self.embed_batcher = MicroBatcher(lambda texts: list(encoder.encode(texts)), max_batch=32)
             self.model_ready = True
-            log.info("model %s loaded and warmed", encoder.model_id)
+            log.info("model %s (%s) loaded and warmed", encoder.model_id, encoder.backend_name)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -22,7 +22,6 @@ import logging
 import os
 import signal
 import socket
-from dataclasses import replace
 from typing import Any, NoReturn
 
 from embeddings.encoder import Encoder, load_encoder
@@ -39,7 +38,7 @@ def preload_encoder(settings: Settings) -> Encoder | None:
     """The query model, loaded as a worker would load it, when it is safe to share across a fork."""
     if settings.query_encoder_threads != 1:
         return None
-    return load_encoder(replace(settings.encoder, threads=1, memory_arena=False))  # as runtime.py loads it
+    return load_encoder(settings.query_encoder_config())  # as runtime.py loads it
 
 
 def _metrics_for_workers() -> None:

@@ -1,0 +1,99 @@
+"""The files an ONNX encoder runs, made once from the model and cached on disk (`onnx_model_file`): the fp32
+export, the opt-in int8 form of the `onnx-int8` backend, and the int8 form that embeds the API's queries only
+(`PLINQY_QUERY_ENCODER=int8`, docs/performance.md). Each is written to a temporary name and renamed, so concurrent
+processes never read a half-written file."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+# The query form's file, named by its recipe: a changed recipe gets a new name rather than an old file.
+QUERY_INT8_FILE = "model-query-int8-pc1.onnx"
+
+
+def _loader_bars_on_a_terminal_only() -> None:
+    """transformers draws a "Loading weights" bar of its own while it loads the weights (the torch backend, the ONNX
+    export): stderr sent to a log or a pipe got each redraw, `\\r`-separated. Call after importing transformers."""
+    if not sys.stderr.isatty():
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
+
+def _export_onnx(model_dir: Path, target: Path) -> None:
+    """torch.onnx.export of the bare transformer (optimum would downgrade transformers and break the stack)."""
+    import torch
+    from transformers import AutoModel
+
+    _loader_bars_on_a_terminal_only()
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", local_files_only=True).eval()
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    dummy = torch.ones((2, 8), dtype=torch.long)
+    axes = {0: "batch", 1: "sequence"}
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter about shapes we fix as dynamic axes anyway
+        torch.onnx.export(
+            LastHiddenState(model),
+            (dummy, dummy, torch.zeros_like(dummy)),
+            str(tmp),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes},
+            opset_version=17,
+            dynamo=False,
+        )
+    os.replace(tmp, target)  # atomic: concurrent processes never see a half-written file
+
+
+def _quantise(source: Path, target: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
+    os.replace(tmp, target)
+
+
+def _quantise_for_queries(source: Path, target: Path) -> None:
+    """Dynamic int8 with one scale per output channel of each weight, the first layer's feed-forward output
+    projection kept in float (its activations have the widest range): cosine to fp32 ≥ 0.985 on the benchmark's
+    queries where the `onnx-int8` form (one scale a tensor) falls to 0.88, at ~0.3× fp32's CPU a query."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    keep = [
+        node.name
+        for node in onnx.load(str(source), load_external_data=False).graph.node
+        if node.op_type == "MatMul" and "layer.0/output/dense" in node.name
+    ]
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=keep)
+    os.replace(tmp, target)
+
+
+def onnx_model_file(cache_dir: Path, model_dir: Path, *, int8: bool, query_int8: bool) -> Path:
+    """The ONNX file of this form of the model, made (exported, quantised) where `cache_dir` lacks it."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fp32 = cache_dir / "model.onnx"
+    if not fp32.exists():
+        _export_onnx(model_dir, fp32)
+    if not (int8 or query_int8):
+        return fp32
+    path = cache_dir / ("model-int8.onnx" if int8 else QUERY_INT8_FILE)
+    if not path.exists():
+        (_quantise if int8 else _quantise_for_queries)(fp32, path)
+    return path

@@ -1,0 +1,112 @@
+"""PLINQY_QUERY_ENCODER=int8: the API embeds queries with an int8 form of the products' model, the stored vectors
+stay fp32 (real model, real database): the setting's validation, the query vectors' bound to fp32, and searches that
+answer as with fp32 queries."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+
+from embeddings.encoder import Encoder, EncoderConfig, EncoderError, load_encoder
+from search_service.settings import Settings, SettingsError
+from tests.test_api import AT_CENTER, Seeded, app_settings, load_test_encoder, running_client, seed_catalogue
+
+# What shoppers type (the benchmark's kinds: needs, paraphrases, brands, names, a GTIN, typos), for the catalogue of
+# test_api. Over the benchmark's 400 queries on the demo city the int8 form's cosine to fp32 was ≥ 0.985.
+QUERIES = [
+    "something to fix a dripping tap",
+    "milk for people who avoid dairy",
+    "something for a headache",
+    "charger for my phone",
+    "batteries for the tv remote",
+    "sunscreen for the beach",
+    "food for my dog",
+    "coffee beans",
+    "Claw hammer 16 oz",
+    "Screwdrievr set",
+    "8712345678906",
+    "anything from Voltix",
+    "shampoo for dandruff",
+    "a bulb for the living room lamp",
+    "pasta for dinner tonight",
+    "somewhere to buy plant milk near me",
+]
+COSINE_BOUND = 0.98
+
+
+def test_the_setting_is_validated_with_a_clear_error() -> None:
+    for value in ("int4", "INT8", "", "fp16"):
+        with pytest.raises(SettingsError, match=r"PLINQY_QUERY_ENCODER=.*use fp32 .* or int8"):
+            Settings.from_env({"PLINQY_QUERY_ENCODER": value})
+    for backend in ("torch", "onnx-int8"):
+        env = {"PLINQY_QUERY_ENCODER": "int8", "PLINQY_ENCODER_BACKEND": backend}
+        with pytest.raises(SettingsError, match=f"not {backend}: set PLINQY_ENCODER_BACKEND=auto or onnx"):
+            Settings.from_env(env)
+    default = Settings.from_env({})
+    assert default.query_encoder == "fp32" and not default.query_encoder_config().query_int8
+    settings = Settings.from_env({"PLINQY_QUERY_ENCODER": "int8", "PLINQY_QUERY_ENCODER_THREADS": "2"})
+    config = settings.query_encoder_config()
+    assert config.query_int8 and config.threads == 2 and not config.memory_arena
+    assert config.backend == settings.encoder.backend and not settings.encoder.query_int8  # the worker's: fp32
+
+
+def test_the_query_form_of_another_backend_is_refused() -> None:
+    with pytest.raises(EncoderError, match="PLINQY_ENCODER_BACKEND=auto or onnx, or PLINQY_QUERY_ENCODER=fp32"):
+        load_encoder(EncoderConfig(backend="torch", query_int8=True))
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return load_test_encoder()
+
+
+@pytest.fixture(scope="module")
+def int8_encoder() -> Encoder:
+    settings = Settings.from_env({**os.environ, "PLINQY_QUERY_ENCODER": "int8"})
+    return load_encoder(settings.query_encoder_config())
+
+
+def test_int8_query_vectors_are_of_the_products_model(encoder: Encoder, int8_encoder: Encoder) -> None:
+    # the stored vectors' model: the query cache and anything comparing model ids see the one model
+    assert int8_encoder.model_id == encoder.model_id and int8_encoder.backend_name == "onnx-int8-query"
+    exact, int8 = encoder.encode(QUERIES), int8_encoder.encode(QUERIES)
+    cosines = (exact * int8).sum(axis=1)
+    assert cosines.min() >= COSINE_BOUND, dict(zip(QUERIES, cosines.round(4).tolist(), strict=True))
+    assert cosines.min() < 0.9999  # it is the int8 form
+    # a query's vector does not depend on the queries batched with it (the API micro-batches under load)
+    alone = np.stack([int8_encoder.encode_one(q) for q in QUERIES])
+    assert (alone * int8).sum(axis=1).min() > 0.99999
+
+
+@pytest.fixture(scope="module")
+def seeded(db_url: str, encoder: Encoder) -> Seeded:
+    return seed_catalogue(db_url, encoder)  # product vectors in fp32, as the worker writes them
+
+
+def _top(client: Any, mode: str) -> dict[str, list[str]]:
+    answers = {}
+    for q in QUERIES:
+        response = client.get("/v1/search", params={"q": q, "mode": mode, "limit": 5, **AT_CENTER})
+        assert response.status_code == 200, response.text
+        answers[q] = [r["product"]["id"] for r in response.json()["results"]]
+    return answers
+
+
+def test_a_search_answers_as_with_fp32_queries(db_url: str, seeded: Seeded, encoder: Encoder) -> None:
+    with running_client(app_settings(db_url), encoder) as client:
+        fp32 = {mode: _top(client, mode) for mode in ("hybrid", "semantic")}
+    with running_client(app_settings(db_url, query_encoder="int8"), None) as client:
+        int8 = {mode: _top(client, mode) for mode in ("hybrid", "semantic")}
+        runtime = client.app.dependencies["rt"].dependency()  # the app's Runtime, which loaded its encoder
+        assert runtime.encoder.backend_name == "onnx-int8-query", runtime.encoder.backend_name
+    # Near ties may swap (PTFE tape 0.354 and the washer set 0.352 for "something to fix a dripping tap", fp32's
+    # cosines): each query's top 5 keeps 4 of fp32's at least, and its first result is one of fp32's first two.
+    for mode in ("hybrid", "semantic"):
+        for q in QUERIES:
+            exact, int8_top = fp32[mode][q], int8[mode][q]
+            assert len(set(int8_top) & set(exact)) >= 4 and int8_top[0] in exact[:2], (mode, q, exact, int8_top)
+    same = sum(int8["hybrid"][q] == fp32["hybrid"][q] for q in QUERIES)
+    assert same >= len(QUERIES) // 2, same  # most answer the same five in the same order (here 9 of 16)
