@@ -29,7 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-from embeddings.model_files import _loader_bars_on_a_terminal_only, onnx_model_file
+from embeddings.model_files import loader_bars_on_a_terminal_only, onnx_model_file
 
 Backend = Literal["auto", "onnx", "torch", "onnx-int8"]
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "models"
@@ -218,7 +218,7 @@ class TorchEncoder(Encoder):
         import torch
         from sentence_transformers import SentenceTransformer
 
-        _loader_bars_on_a_terminal_only()
+        loader_bars_on_a_terminal_only()
         device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
         if device.startswith("cuda"):

@@ -15,7 +15,7 @@ from typing import Any
 QUERY_INT8_FILE = "model-query-int8-pc1.onnx"
 
 
-def _loader_bars_on_a_terminal_only() -> None:
+def loader_bars_on_a_terminal_only() -> None:
     """transformers draws a "Loading weights" bar of its own while it loads the weights (the torch backend, the ONNX
     export): stderr sent to a log or a pipe got each redraw, `\\r`-separated. Call after importing transformers."""
     if not sys.stderr.isatty():
@@ -29,7 +29,7 @@ def _export_onnx(model_dir: Path, target: Path) -> None:
     import torch
     from transformers import AutoModel
 
-    _loader_bars_on_a_terminal_only()
+    loader_bars_on_a_terminal_only()
     model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", local_files_only=True).eval()
 
     class LastHiddenState(torch.nn.Module):
