@@ -165,6 +165,8 @@ def test_an_erply_event_of_another_client_code_names_it_as_sent(
         (True, "true", "true", "true"),
         (12.5, "12.5", "12.5", "12.5"),
         (Decimal("12.50"), "12.50", "12.50", "12.50"),  # a connector's number: a number, not a text
+        (["Mug", Decimal("1.50"), {"a": [Decimal("2")]}], '["Mug",1.50,{"a":[2]}]', '["Mug",1.50,{"a":[2]}]',
+         '["Mug",1.50,{"a":[2]}]'),  # in a list or object too: it was `"1.50"`, a text
         (None, "null", "null", "null"),
         (["EUR", 1], '["EUR",1]', '["EUR",1]', '["EUR",1]'),
         ({"a": 1}, '{"a":1}', '{"a":1}', '{"a":1}'),

@@ -10,13 +10,36 @@ from decimal import Decimal
 from typing import Any
 
 
+class _HoldsDecimal(Exception):
+    """json.dumps met a finite Decimal: it can write one only as a text (`"1.5"`), `_written` writes it as sent."""
+
+
+def _other(value: Any) -> str:
+    if isinstance(value, Decimal) and value.is_finite():
+        raise _HoldsDecimal
+    return str(value)
+
+
+def _written(value: Any) -> str:
+    """`value` as compact JSON, a finite Decimal at any depth as the number it was (a connector's webhook reads
+    its numbers as Decimals: `["Mug", 1.5]` was written `["Mug","1.5"]`)."""
+    if isinstance(value, Decimal) and value.is_finite():
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(map(_written, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_written(str(key))}:{_written(child)}" for key, child in value.items()) + "}"
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def as_json(value: Any, most: int | None = 40) -> str:
     """`value` as JSON writes it, compact (`{"a":1}`; a text in double quotes, `"Stock"`), cut to `most` characters
-    with `…` (None: whole). A finite Decimal (a connector's number) is a number, not a text."""
-    if isinstance(value, Decimal) and value.is_finite():
-        text = str(value)
-    else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    with `…` (None: whole). A finite Decimal (a connector's number), alone or in a list or object, is a number, not
+    a text."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_other)
+    except _HoldsDecimal:  # the rare value: walked again, its Decimals as numbers
+        text = _written(value)
     return text if most is None or len(text) <= most else text[: most - 1] + "…"
 
 
