@@ -401,7 +401,7 @@ def test_malformed_lists_and_objects_of_a_signed_delivery_are_skipped_or_refused
     map_batches(db)
     assert listing(db, store, "5001") == ("8.50", 0, True)
     assert listing(db, store, "5002") is None
-    assert rejections(db, cid) == [("5002", "title must be text or a number, not list")]
+    assert rejections(db, cid) == [("5002", 'title must be text or a number, not ["Mug","Cup"]')]
 
 
 def test_a_delivery_naming_another_vendor_account_is_refused(db: psycopg.Connection, fresh_db_url: str) -> None:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import psycopg
@@ -20,8 +21,9 @@ from search_service.ingest.connectors import lightspeed_r, shopify
 from search_service.ingest.connectors.common import MapContext
 from search_service.ingest.sent_values import as_cell, as_json, as_sent
 from search_service.settings import Settings
-from tests.connector_helpers import SECRET_KEY, make_connection
+from tests.connector_helpers import SECRET_KEY, make_connection, map_batches, sync
 from tests.ingest_helpers import drain_imports, ingest_settings, new_store, serve, signed, webhook_connection
+from tests.pos_fakes.vendors import ErplyFake, Item
 from tests.test_api import app_settings, running_client
 
 
@@ -156,6 +158,95 @@ def test_an_erply_event_of_another_client_code_names_it_as_sent(
     assert answer.status_code == 401, answer.text
     said = f"the event's clientCode is {shown}, not this connection's account '123456'"
     assert answer.json()["error"]["message"] == said, answer.text
+
+
+def _x_series_form(topic: str, payload: str) -> tuple[dict[str, str], bytes]:
+    """An X-Series webhook as the vendor posts it: a form whose `payload` is the JSON, signed with `x-secret`."""
+    body = f"type={topic}&payload={quote(payload)}".encode()
+    signature = hmac.new(b"x-secret", body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               "X-Signature": f"signature={signature},algorithm=HMAC-SHA256"}  # fmt: skip
+    return headers, body
+
+
+def _x_series(conn: psycopg.Connection) -> uuid.UUID:
+    return make_connection(conn, new_store(conn), "lightspeed-x", "outlet-1", "http://127.0.0.1:9",
+                           {"domain_prefix": "s"}, "x-secret")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sent_id", "shown"),
+    [("true", "true"), ("12.5", "12.5"), ("[1]", "[1]"), ('{"a": 1}', '{"a":1}'), ('""', "''")],
+    ids=["true", "number", "list", "object", "empty-text"],
+)
+def test_an_x_series_webhook_id_that_is_no_id_is_named_as_sent(
+    db_url: str, conn: psycopg.Connection, sent_id: str, shown: str
+) -> None:
+    """An X-Series `product.update` whose payload's `id` was `true` or `[1]` answered "the payload's id must be
+    text, not bool" (`list`, `dict`; a number `12.5` "not Decimal", an empty text "must be text, not str")."""
+    headers, body = _x_series_form("product.update", f'{{"id": {sent_id}, "name": "Mug"}}')
+    with running_client(app_settings(db_url, secret_key=SECRET_KEY), None) as client:
+        answer = client.post(f"/v1/ingest/{_x_series(conn)}", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    said = f"the payload's id must be text (not empty) or a whole number, not {shown}"
+    assert answer.json()["error"]["message"] == said, answer.text
+
+
+def _rejected(conn: psycopg.Connection, connection: uuid.UUID) -> dict[str, str]:
+    """sku -> the reason of each upsert row of the connection's batches refused (a level of a refused listing's
+    is refused too, "no listing with sku …")."""
+    rows = conn.execute(
+        "SELECT r.payload->>'sku', r.error FROM imported_product_raw r JOIN import_batch b ON b.id = r.import_batch_id"
+        " WHERE b.connection_id = %s AND r.status = 'rejected' AND r.payload->>'op' = 'upsert'",
+        (connection,),
+    ).fetchall()
+    return {sku: error for sku, error in rows}
+
+
+NO_TEXT_SENT = [  # (the JSON sent, as a reason names it)
+    ("true", "true"),
+    ('["Mug", 1.5]', '["Mug",1.5]'),  # a number in it as sent, not the text "1.5"
+    ('{"en": "Mug"}', '{"en":"Mug"}'),
+    ("[" + ", ".join(map(str, range(30))) + "]", "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,…"),  # cut short
+]
+
+
+def test_a_webhook_products_field_that_is_no_text_is_named_as_sent(db_url: str, conn: psycopg.Connection) -> None:
+    """An X-Series `product.update` whose `name` was a list was refused "name must be text or a number, not list"
+    (`true`: `bool`, an object: `dict`). Over HTTP, signed, mapped into PostgreSQL: the row's reason names it as
+    sent."""
+    connection = _x_series(conn)
+    with running_client(app_settings(db_url, secret_key=SECRET_KEY), None) as client:
+        for n, (sent, _shown) in enumerate(NO_TEXT_SENT):
+            headers, body = _x_series_form("product.update", f'{{"id": "x{n}", "name": {sent}, "price": "2.00"}}')
+            answer = client.post(f"/v1/ingest/{connection}", content=body, headers=headers)
+            assert answer.status_code == 202, answer.text
+    map_batches(conn)
+    assert _rejected(conn, connection) == {
+        f"x{n}": f"name must be text or a number, not {shown}" for n, (_sent, shown) in enumerate(NO_TEXT_SENT)
+    }
+
+
+def test_a_synced_products_field_that_is_no_text_is_named_as_sent(conn: psycopg.Connection) -> None:
+    """An Erply product whose `name` was a list, `brandName` true or `longdesc` an object: refused naming its
+    type as Python calls it (`list`, `bool`, `dict`). Through a fake Erply over HTTP, the sync, and the mapping."""
+    fake = ErplyFake(warehouses=("1",))
+    for key, field, value in (("101", "name", ["Tea", 1.5]), ("102", "brandName", True),
+                              ("103", "longdesc", {"en": "Tea"}), ("104", "name", "Tea")):  # fmt: skip
+        fake.add(Item(key, "Tea", "2.00", 5))
+        fake.products[key][field] = value
+    connection = make_connection(conn, new_store(conn), "erply", "1", fake.server.url + "/api/",
+                                 {"client_code": "123456", "username": "api-user", "password": "api-pass"})  # fmt: skip
+    try:
+        sync(conn, connection)
+        map_batches(conn)
+    finally:
+        fake.server.close()
+    assert _rejected(conn, connection) == {
+        "101": 'name must be text or a number, not ["Tea",1.5]',
+        "102": "brandName must be text or a number, not true",
+        "103": 'longdesc must be text or a number, not {"en":"Tea"}',
+    }
 
 
 @pytest.mark.parametrize(

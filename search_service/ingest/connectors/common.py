@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from search_service.ingest.gtins import gtin14, store_local_gtin
 from search_service.ingest.numbers import MAX_PRICE, MAX_QUANTITY
+from search_service.ingest.sent_values import as_sent
 
 Row = dict[str, Any]
 Cursor = dict[str, Any]
@@ -188,11 +189,12 @@ def an_id(value: Any) -> str | None:
 
 def not_text(record: Mapping[str, Any], names: Iterable[str], where: str = "") -> str | None:
     """Why a record cannot be read, naming the first of `names` whose value is neither text nor a number (a list, an
-    object, true): such a title was stored as its Python repr. None when they all read."""
+    object, true) as sent (`not ["Mug","Cup"]`, `not true`): such a title was stored as its Python repr. None when
+    they all read."""
     for name in names:
         value = record.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, str | int | float | Decimal)):
-            return f"{where}{name} must be text or a number, not {type(value).__name__}"
+            return f"{where}{name} must be text or a number, not {as_sent(value)}"  # not `list`, `bool`: Python's
     return None
 
 

@@ -44,6 +44,7 @@ from search_service.ingest.connectors.common import (
 )
 from search_service.ingest.connectors.http import RetryPolicy, VendorError, VendorHTTP
 from search_service.ingest.json_faults import NotJson
+from search_service.ingest.sent_values import as_sent
 from search_service.ingest.sources import NestedTooDeeply, load_json
 
 SOURCE = "lightspeed-x"
@@ -53,6 +54,7 @@ PRODUCT_TEXT = ("name", "variant_name", "description", "price_including_tax", "u
 PAYLOAD = "the form field `payload`"  # the webhook's JSON: a form field, not the body
 TWICE_IN_FORM = "is given twice (form readers differ on which one counts): send each field once"
 WEBHOOK_PRODUCT_TEXT = ("name", "variant_name", "brand_name", "description", "type", "price", "tax", "sku", "handle")
+ID_WORDS = "text (not empty) or a whole number"  # common.an_id: a product's id, `null` being none sent
 
 
 def default_base_url(domain_prefix: str) -> str:
@@ -192,7 +194,7 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, ctx: MapContext) -> W
     # No delivery id at X-Series: the payload's hash identifies a retried delivery.
     delivery_id = f"{topic}:{hashlib.sha256(raw_payload.encode()).hexdigest()}"
     if payload.get("id") is not None and an_id(payload["id"]) is None:
-        raise WebhookRejected(f"the payload's id must be text, not {type(payload['id']).__name__}", 400)
+        raise WebhookRejected(f"the payload's id must be {ID_WORDS}, not {as_sent(payload['id'])}", 400)
     if topic == "product.update" and payload.get("id"):
         row = map_webhook_product(payload, ctx)
         repoll = set() if row["op"] == "delete" else {f"stock={payload['id']}"}  # its level, with its version
