@@ -128,6 +128,9 @@ def test_a_retired_sku_written_again_without_its_gtin_takes_its_product_back(
     assert listed == [("X", False), ("Y", True)]
 
 
+NOT_TEXT = "must be a string or null, not 5"  # msgspec's `Expected `str | null`, got `int``: Python's words
+
+
 def test_a_body_missing_a_field_or_with_an_unknown_one_names_that_field(base: str, shop: tuple[uuid.UUID, str]) -> None:
     store, key = shop
     cases = [
@@ -135,7 +138,7 @@ def test_a_body_missing_a_field_or_with_an_unknown_one_names_that_field(base: st
         ("PUT", "listings/m1", {"name": "Milk", "price": 1, "quantity": 1, "colour": "white"}, "colour", "unknown"),
         ("POST", "listings/batch", {}, "items", "missing required field `items`"),
         ("POST", "listings/batch", {"items": [{"sku": "a", "price": 1, "quantity": 1, "x": 2}]}, "items[0].x", "`x`"),
-        ("POST", "listings/batch", {"items": [{"sku": "a", "price": 1, "name": 5}]}, "items[0].name", "`str | null`"),
+        ("POST", "listings/batch", {"items": [{"sku": "a", "price": 1, "name": 5}]}, "items[0].name", NOT_TEXT),
     ]
     for method, path, body, parameter, says in cases:
         url = f"{base}/v1/stores/{store}/{path}"
@@ -412,7 +415,7 @@ def test_json_bodies_keep_their_schemas_json_types(base: str, db_url: str, shop:
     for sent, field in wrong:
         answer = httpx.put(listing_url(base, store, "T-1"), json=sent, headers=bearer(key))
         assert answer.status_code == 400, (sent, answer.text)
-        assert answer.json()["error"]["parameter"] == field and "Expected" in answer.json()["error"]["message"]
+        assert answer.json()["error"]["parameter"] == field, answer.text
     batch = {"items": [{"sku": "T-2", **good}, {"sku": "T-3", **good, "updated_at": 1}]}
     answer = httpx.post(f"{base}/v1/stores/{store}/listings/batch", json=batch, headers=bearer(key))
     assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "items[1].updated_at"

@@ -7,7 +7,8 @@
   `BadParameter`, answered in the API's JSON error format.
 - A value of another JSON type than the schema's (`"is_active": 0`, `"updated_at": 0`): litestar converts a body
   as leniently as a query string (0 is false, a number a Unix time), so the body is first checked strictly
-  against the handler's `data` type.
+  against the handler's `data` type. The 400 says it in JSON's words, naming the value as sent (`json_words.py`:
+  `must be true, false or null, not 0`; msgspec's `Expected `bool | null`, got `int`` named Python's types).
 - A body that is no JSON at all (`{"name":`, `nope`, latin-1 text): a 400 naming `body` in the API's words (msgspec's
   own, "Input data was truncated", named no parameter).
 - A body nested past the decoder's depth: a 400 (it was a RecursionError, a 500).
@@ -32,6 +33,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, SerializationException
 from litestar.handlers.base import BaseRouteHandler
 
+from search_service.api.json_words import SENT_BODY, in_json_words, value_at
 from search_service.api.params import BadParameter
 from search_service.ingest.json_faults import (
     OUT_OF_RANGE,
@@ -44,7 +46,7 @@ from search_service.ingest.json_faults import (
 )
 from search_service.ingest.sources import collector_paused
 
-_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_AT = re.compile(r" - at `\$(?P<steps>\.?(?P<path>[^`]*))`$")
 
 
 def _whole_numbers_as_ints(value: Any) -> Any:
@@ -69,14 +71,16 @@ def check_json_types(value: Any, data_type: Any) -> None:
     try:  # the rare body that fails: again with its whole floats as ints (walking every body cost each write)
         msgspec.convert(_whole_numbers_as_ints(value), data_type, strict=True)
     except msgspec.ValidationError as exc:
-        try:
-            msgspec.convert(value, data_type, strict=False)
-        except msgspec.ValidationError:
-            return
         message = str(exc)
         at = _AT.search(message)
-        field = at.group("path") if at else None
-        raise BadParameter(field or None, message[: at.start()] if at else message) from None
+        detail = message[: at.start()] if at else message
+        words = in_json_words(detail, value_at(value, at.group("steps") if at else ""))
+        try:
+            msgspec.convert(value, data_type, strict=False)
+        except msgspec.ValidationError as loose:
+            if words is None or str(loose) != message:  # its range, a missing field: litestar's error says it
+                return
+        raise BadParameter((at.group("path") if at else "") or "body", words or detail) from None  # `[]`: the body
 
 
 JSON_ONLY_MESSAGE = "send the body as application/json"
@@ -153,6 +157,7 @@ class PlinqyRequest(Request[Any, Any, Any]):
         data = self.route_handler.parsed_data_field
         if data is not None and value is not None:
             check_json_types(value, data.annotation)
+        self.state[SENT_BODY] = value  # litestar's own type error names the value as sent (errors.handle_validation)
         return value
 
 

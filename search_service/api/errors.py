@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from search_service.api.access_log import logged_request_id
+from search_service.api.json_words import SENT_BODY, UNKNOWN, in_json_words, value_at
 from search_service.api.metrics import asked_method
 from search_service.api.params import (
     PATH_RULES,
@@ -187,6 +188,9 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
     elif parameter == "data":  # the body itself (`[]`, `null`): no client sends a parameter named `data`
         parameter = "body"
     detail = _sent(request, source, parameter, detail)
+    if source == "body":  # a type the strict check left to litestar (`bodies.check_json_types`): in JSON's words
+        body = request.state.get(SENT_BODY, UNKNOWN)
+        detail = in_json_words(detail, value_at(body, f".{parameter}" if parameter != "body" else "")) or detail
     if (words := _batch_words(source, parameter, detail)) is not None:
         return error_response(400, parameter, words)
     rule = (
