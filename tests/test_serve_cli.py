@@ -81,6 +81,25 @@ def test_a_graceful_stop_exits_0_whatever_the_signal_and_workers(db_url: str, tm
 CONSOLE_SCRIPT = "import sys; print('up', flush=True); from search_service.cli import main; sys.exit(main())"
 
 
+def _caught(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+
+
+def _wait_for_main_s_handlers(pid: int, signum: int) -> None:
+    """Until main() has put its handlers in (SIGTERM's first, the command's other stops just after), while the
+    command's modules load (a second or more): a signal sent a fixed 50 ms after "up" reached a process still
+    starting at load ~10 and ended it by the default action (-15) before main() ran."""
+    deadline = time.monotonic() + 60
+    while not _caught(pid) >> (signal.SIGTERM - 1) & 1:
+        assert time.monotonic() < deadline, "main() never caught SIGTERM"
+        time.sleep(0.002)
+    soon = time.monotonic() + 0.25  # a command's own handlers come once its modules are loaded: 0.5 s at least
+    while not _caught(pid) >> (signum - 1) & 1:
+        assert time.monotonic() < soon, f"main() did not catch signal {signum} beside SIGTERM"
+        time.sleep(0.002)
+
+
 @pytest.mark.parametrize(
     ("command", "signum"),
     [
@@ -104,7 +123,7 @@ def test_a_stop_while_a_graceful_command_loads_exits_0(db_url: str, command: tup
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline() == "up\n"
-    time.sleep(0.05)  # its modules take a second or more to load
+    _wait_for_main_s_handlers(proc.pid, signum)
     proc.send_signal(signum)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "interrupted" not in err, (command, signum, proc.returncode, err[-2000:])
