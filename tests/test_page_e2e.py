@@ -364,6 +364,11 @@ def settled(driver: WebDriver) -> bool:
     )
 
 
+def suggestions_settled(driver: WebDriver) -> bool:
+    """No keystroke's suggestion list is still to come (drawn, hidden or dropped)."""
+    return driver.find_element(By.ID, "suggestions").get_attribute("aria-busy") != "true"
+
+
 def last_search_url(driver: WebDriver) -> str:
     urls = driver.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/v1/search?'));"
@@ -553,6 +558,26 @@ def test_latest_query_wins(server: str, browser: WebDriver) -> None:
     assert items[0].find_element(By.CSS_SELECTOR, ".name").text == "Oat drink barista edition"
     # In stock only (the default): the 0-quantity listing at Kiez Hardware is not offered.
     assert "Kiez Hardware" not in items[0].text
+
+
+def test_the_results_and_the_list_are_busy_until_the_box_s_text_is_answered(server: str, browser: WebDriver) -> None:
+    """The results were marked busy (aria-busy) only once the debounced search ran: for 250 ms after a keystroke the
+    last answer read as the answer to the text typed, to a screen reader and to these tests' waits, which a loaded
+    machine stretches. The suggestion list had no such mark: an earlier keystroke's list could be redrawn under a
+    click or an arrow key. Both are busy now from the keystroke until the answer to the box's text is drawn."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET + "&q=milk")
+    wait_results(driver, "milk")
+    marks = driver.execute_script(
+        "const q = document.getElementById('q'); q.focus(); q.value = 'oat milk';"
+        "q.dispatchEvent(new Event('input', {bubbles: true}));"
+        "return [document.getElementById('results').getAttribute('aria-busy'),"
+        " document.getElementById('suggestions').getAttribute('aria-busy'),"
+        " document.body.classList.contains('is-loading')];"
+    )
+    assert marks == ["true", "true", False], marks  # a search and a list to come, no request yet
+    wait_results(driver, "oat milk")  # not busy once answered (the wait reads aria-busy "false")
+    wait_for(driver, "the list for “oat milk”", suggestions_settled)
 
 
 def test_empty_state_in_keyword_mode(server: str, browser: WebDriver) -> None:

@@ -43,6 +43,7 @@
     facetFocus: null,     // the label of the facet button just pressed, focused again once redrawn
     linkNote: "",         // what the link held that the page ignores (a place, a facet value), said once
     suggestTimer: 0,
+    suggestAsked: 0,      // keystrokes in the box: the list answers the text once the last one's answer is drawn
     moreCtl: null,        // AbortController of the Show-more page in flight
     url: "",              // the address last written (a search's history entry)
     draft: false          // that entry is a typed query's: its next keystrokes replace it
@@ -310,6 +311,8 @@
     control.setAttribute("aria-invalid", "true");
     control.setAttribute("aria-describedby", ((control.getAttribute("aria-describedby") || "") + " error").trim());
   }
+  /** The results are busy (aria-busy) from the moment a search is pending, its keystrokes' pause included, until its
+   *  answer is drawn: they are an older question's meanwhile. The spinner (is-loading) shows a request in flight. */
   function setLoading(on) {
     els.results.setAttribute("aria-busy", on ? "true" : "false");
     document.body.classList.toggle("is-loading", on);
@@ -323,6 +326,7 @@
     dropMore();
     state.facetFocus = null; // a facet pressed before is not where the user is now: its answer must not pull the focus
     state.seq++;
+    els.results.setAttribute("aria-busy", "true"); // what is shown answers an older question until the search runs
     state.timer = setTimeout(function () { runSearch("typed"); }, delay === undefined ? DEBOUNCE_MS : delay);
   }
 
@@ -542,6 +546,8 @@
   }
 
   // --- suggestions under the search box
+  /** The list is busy (aria-busy) from a keystroke until the list for the box's text is drawn, or the list dropped. */
+  function suggestionsBusy(on) { els.suggestions.setAttribute("aria-busy", on ? "true" : "false"); }
   function hideSuggestions() {
     els.suggestions.hidden = true;
     els.suggestions.replaceChildren();
@@ -566,6 +572,7 @@
     clearTimeout(state.suggestTimer);
     if (state.suggestCtl) state.suggestCtl.abort();
     hideSuggestions();
+    suggestionsBusy(false);
   }
 
   /** The box takes the suggestion's text; a category one also sets the picker, a brand one the brand facet (they
@@ -583,10 +590,11 @@
   }
 
   function loadSuggestions() {
-    var text = els.q.value.trim();
+    var text = els.q.value.trim(), asked = state.suggestAsked;
+    var latest = function () { return asked === state.suggestAsked; }; // no keystroke since: the answer is the box's
     if (state.suggestCtl) state.suggestCtl.abort();
     // Past what /v1/suggest takes (100 characters) nothing completes: an old list must not stay on screen.
-    if (!text || text.length > SUGGEST_MAX_CHARS) { hideSuggestions(); return; }
+    if (!text || text.length > SUGGEST_MAX_CHARS) { hideSuggestions(); suggestionsBusy(false); return; }
     var q = new URLSearchParams({ q: text, limit: "8" });
     var loc = currentLocation();
     if (loc) {
@@ -618,8 +626,12 @@
         });
         els.suggestions.hidden = body.suggestions.length === 0 || !els.q.parentNode.contains(document.activeElement);
         els.q.setAttribute("aria-expanded", els.suggestions.hidden ? "false" : "true");
+        if (latest()) suggestionsBusy(false);
       })
-      .catch(function () { if (state.suggestCtl === ctl) hideSuggestions(); /* optional: a failed list goes */ });
+      .catch(function () {
+        if (state.suggestCtl === ctl) hideSuggestions(); // optional: a failed list goes
+        if (latest()) suggestionsBusy(false);
+      });
   }
 
   function renderResults() {
@@ -1035,6 +1047,8 @@
     pointAt(-1); // the old list's option is not what Enter picks once the text changed
     scheduleSearch();
     clearTimeout(state.suggestTimer);
+    state.suggestAsked++;
+    suggestionsBusy(true);
     state.suggestTimer = setTimeout(loadSuggestions, 120);
   });
   els.q.addEventListener("keydown", function (ev) {
