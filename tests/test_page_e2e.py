@@ -953,17 +953,19 @@ def test_laptop_width_paging_and_the_suggestion_list(server: str, browser: WebDr
         press(driver, "Show more", (By.CSS_SELECTOR, "#results .more-button"))
         wait_for(driver, "the next page", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li.result")) == 8)
         assert search_requests(driver) == before + 1 and "offset=4" in last_search_url(driver)
-        # a next page answered after a new search was added to the new one's list; `window.late` counts the next
-        # pages handed to the page (1.5 s after they were asked for), so the check waits for that one, not a time
+        # a next page answered after a new search was added to the new one's list. The page is held until the new
+        # search has answered (`window.late` counts the pages handed to the page): a fixed 1.5 s let it in before
+        # the keystrokes on a loaded machine, where it is rightly added and the check saw nothing of what it is for
         driver.execute_script(
-            "window.late = 0; const f = window.fetch; window.fetch = function (u, o) { const p = f(u, o);"
-            " return String(u).includes('offset=')"
-            "  ? new Promise(r => setTimeout(() => { r(p); window.late++; }, 1500)) : p; };"
+            "window.late = 0; window.hold = true; const f = window.fetch; window.fetch = function (u, o) {"
+            " const p = f(u, o); return String(u).includes('offset=') ? new Promise(r => setTimeout(function go() {"
+            "  if (window.hold) setTimeout(go, 50); else { r(p); window.late++; } }, 50)) : p; };"
         )
         press(driver, "Show more", (By.CSS_SELECTOR, "#results .more-button"))
         before = search_requests(driver)
         type_query(driver, "drill")
         wait_new_answer(driver, before, "drill")
+        driver.execute_script("window.hold = false;")
         wait_for(driver, "the old next page", lambda d: d.execute_script("return window.late;") == 1)
         assert len(driver.find_elements(By.CSS_SELECTOR, "#results li.result")) == 4  # the old page dropped
 
@@ -1309,32 +1311,37 @@ def test_typing_after_show_more_drops_the_page_and_keeps_the_focus(server: str, 
     driver = browser
     open_page(driver, server, "?near=" + PRESET + "&q=milk&mode=semantic")
     assert wait_results(driver, "milk")
-    driver.execute_script(  # pages of 4; the next page answers in 0.5 s, a new search in 2 s (and not before
-        # `window.held` is false again); `window.pages` counts the next pages handed to the page
+    # Pages of 4; a next page answers in 0.5 s, a new search in 2 s, each once `window.held` lets it (the test
+    # holds them until what must come first has: timed alone, a loaded machine let the page in before the click on
+    # the box or the keystrokes, 11 rows, or the search's answer in before the checks); `window.pages` counts the
+    # next pages handed to the page.
+    driver.execute_script(
         "const set = URLSearchParams.prototype.set; URLSearchParams.prototype.set = function (k, v) {"
         " return set.call(this, k, k === 'limit' && v === '20' ? '4' : v); };"
-        "window.held = false; window.pages = 0; const f = window.fetch; window.fetch = function (u, o) {"
-        " const p = f(u, o); if (!String(u).includes('/v1/search?')) return p;"
-        " if (String(u).includes('offset=')) return new Promise(r => setTimeout(() => { r(p); window.pages++; }, 500));"
-        " return new Promise(r => setTimeout(function go() { if (window.held) setTimeout(go, 50); else r(p); }, 2000));"
-        " };"
+        "window.held = {page: false, search: false}; window.pages = 0; const f = window.fetch;"
+        "const after = (p, ms, kind) => new Promise(r => setTimeout(function go() {"
+        " if (window.held[kind]) setTimeout(go, 50); else { r(p); if (kind === 'page') window.pages++; } }, ms));"
+        "window.fetch = function (u, o) { const p = f(u, o); if (!String(u).includes('/v1/search?')) return p;"
+        " return String(u).includes('offset=') ? after(p, 500, 'page') : after(p, 2000, 'search'); };"
     )
     before = search_requests(driver)
     type_query(driver, "milk")
     assert len(wait_new_answer(driver, before, "milk")) == 4
+    driver.execute_script("window.held.page = true;")
     press(driver, "Show more", (By.CSS_SELECTOR, "#results .more-button"))
     driver.find_element(By.ID, "q").click()  # on to the box, not typing yet: the page comes, the focus stays
+    driver.execute_script("window.held.page = false;")
     wait_for(driver, "the next page", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li.result")) == 8)
     assert driver.switch_to.active_element.get_attribute("id") == "q"
-    # The next search's answer is held until the checks below are done: with a fixed 1 s for the page and 2 s for
-    # the search, a loaded machine could let the search's answer in before them.
-    driver.execute_script("window.held = true;")
+    driver.execute_script("window.held.page = true; window.held.search = true;")
     press(driver, "Show more", (By.CSS_SELECTOR, "#results .more-button"))
     driver.find_element(By.ID, "q").send_keys(Keys.END, " o")
+    wait_for(driver, "the typed search to be pending", lambda d: not settled(d))  # its keystroke marks it busy
+    driver.execute_script("window.held.page = false;")
     wait_for(driver, "the next page asked before typing", lambda d: d.execute_script("return window.pages;") == 2)
     assert driver.switch_to.active_element.get_attribute("id") == "q"
     assert len(driver.find_elements(By.CSS_SELECTOR, "#results li.result")) == 8  # the old page was dropped
-    driver.execute_script("window.held = false;")
+    driver.execute_script("window.held.search = false;")
     webdriver.ActionChains(driver).send_keys("at").perform()  # typing on: every key reaches the box
     assert driver.find_element(By.ID, "q").get_attribute("value") == "milk oat"
     wait_results(driver, "milk oat")
