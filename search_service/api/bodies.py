@@ -15,7 +15,8 @@
 - A key given twice in one object (`{"quantity":7,"quantity":0}`): a 400 naming it (`items[0].quantity`), as a
   signed delivery's is; msgspec kept the last, so a proxy or log keeping the first saw another listing written.
 - A large body is decoded with the garbage collector paused (`collector_paused`): 8.5 MB of small nested arrays
-  held the event loop, and every other request, for seconds.
+  held the event loop, and every other request, for seconds. Its checks after msgspec's decoding (the repeated keys,
+  the numbers, the JSON types) run off the event loop from 64 KiB on (`off_loop.sized_work`).
 - A body that stops arriving: a 408 once no byte came for PLINQY_INGEST_UPLOAD_IDLE_S (`BodyStalled`), whatever the
   route (a JSON write that sent half its body held its request and connection for ever; only uploads had a limit).
 """
@@ -34,6 +35,7 @@ from litestar.exceptions import HTTPException, SerializationException
 from litestar.handlers.base import BaseRouteHandler
 
 from search_service.api.json_words import SENT_BODY, in_json_words, value_at
+from search_service.api.off_loop import sized_work
 from search_service.api.params import BadParameter
 from search_service.ingest.json_faults import (
     OUT_OF_RANGE,
@@ -136,29 +138,41 @@ class PlinqyRequest(Request[Any, Any, Any]):
             await chunks.aclose()
 
     async def json(self) -> Any:
-        if unreadable := encoding_fault(await self.body()):  # empty, a BOM, UTF-16: msgspec said "byte 0", "truncated"
+        """The body decoded and held to its schema; a large body's checks run off the event loop (off_loop.py)."""
+        body = await self.body()
+        if unreadable := encoding_fault(body):  # empty, a BOM, UTF-16: msgspec said "byte 0", "truncated"
             raise BadParameter("body", unreadable)
         try:
-            with collector_paused(len(await self.body())):
+            with collector_paused(len(body)):
                 value = await super().json()
         except SerializationException as exc:
-            if fault := named_fault(await self.body()):  # NaN, 1e309, "\ud800": named as a signed delivery names it
-                raise BadParameter(fault.path or "body", fault.message) from None
-            raise BadParameter("body", not_json(exc.detail)) from None
+            raise await sized_work(len(body), _decode_fault, body, exc.detail) from None
         except RecursionError:
             raise BadParameter(None, "the JSON body is nested too deeply") from None
-        body = await self.body()
-        if (tiny := underflow_field(body)) is not None:  # msgspec read 1e-400 as 0.0: a free item
-            raise BadParameter(tiny, OUT_OF_RANGE)
-        with collector_paused(len(body)):  # msgspec keeps a repeated key's last value: refused, as a delivery's is
-            repeated = repeated_key_field(body)
-        if repeated is not None:
-            raise BadParameter(repeated, REPEATED_KEY)
         data = self.route_handler.parsed_data_field
-        if data is not None and value is not None:
-            check_json_types(value, data.annotation)
+        await sized_work(len(body), _held_to_schema, body, value, None if data is None else data.annotation)
         self.state[SENT_BODY] = value  # litestar's own type error names the value as sent (errors.handle_validation)
         return value
+
+
+def _decode_fault(body: bytes, detail: str) -> BadParameter:
+    """A body msgspec refused: NaN, 1e309, "\\ud800" named as a signed delivery names it, else why it is no JSON."""
+    if fault := named_fault(body):
+        return BadParameter(fault.path or "body", fault.message)
+    return BadParameter("body", not_json(detail))
+
+
+def _held_to_schema(body: bytes, value: Any, data_type: Any) -> None:
+    """A decoded body's faults msgspec let through, each a BadParameter: an underflowing number, a repeated key,
+    a value of another JSON type than the schema's."""
+    if (tiny := underflow_field(body)) is not None:  # msgspec read 1e-400 as 0.0: a free item
+        raise BadParameter(tiny, OUT_OF_RANGE)
+    with collector_paused(len(body)):  # msgspec keeps a repeated key's last value: refused, as a delivery's is
+        repeated = repeated_key_field(body)
+    if repeated is not None:
+        raise BadParameter(repeated, REPEATED_KEY)
+    if data_type is not None and value is not None:
+        check_json_types(value, data_type)
 
 
 async def json_body_if_any(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:

@@ -27,6 +27,7 @@ from search_service.api.auth import key_scope, require_store_key
 from search_service.api.bodies import BodyStalled, refuse_compressed
 from search_service.api.listing_reads import require_store
 from search_service.api.multipart_upload import ENVELOPE_BYTES, multipart_file
+from search_service.api.off_loop import sized_work
 from search_service.api.params import BadParameter, NotFound
 from search_service.api.path_params import ConnectionId, StoreId
 from search_service.api.runtime import Runtime
@@ -298,7 +299,8 @@ async def _verified_delivery(
 ) -> tuple[Connection, Any]:
     """The connection and its verified delivery. A signature refused by a cached connection is checked once more
     against the connection read again, and so is a cached one that took no deliveries: `connections update` (a
-    secret, a new one, other signature settings) and `enable` take effect at the next delivery, not seconds later."""
+    secret, a new one, other signature settings) and `enable` take effect at the next delivery, not seconds later.
+    A large body is verified and read in a worker thread (off_loop.sized_work): the event loop serves meanwhile."""
     found, cached = await _connection(request, conn, connection_id)
     try:
         connection, handler = _handler(found, connection_id)
@@ -310,12 +312,12 @@ async def _verified_delivery(
     incoming = IncomingRequest(body, {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params))
     box = _secret_box(request, rt)
     try:
-        return connection, _verified(handler, incoming, connection, box)
+        return connection, await sized_work(len(body), _verified, handler, incoming, connection, box)
     except NotAuthorizedException:
         if not cached:
             raise
     connection, handler = _handler((await _connection(request, conn, connection_id, cached=False))[0], connection_id)
-    return connection, _verified(handler, incoming, connection, box)
+    return connection, await sized_work(len(body), _verified, handler, incoming, connection, box)
 
 
 def _secret_box(request: Request[Any, Any, Any], rt: Runtime) -> SecretBox:
