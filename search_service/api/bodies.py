@@ -15,8 +15,8 @@
 - A key given twice in one object (`{"quantity":7,"quantity":0}`): a 400 naming it (`items[0].quantity`), as a
   signed delivery's is; msgspec kept the last, so a proxy or log keeping the first saw another listing written.
 - A large body is decoded with the garbage collector paused (`collector_paused`): 8.5 MB of small nested arrays
-  held the event loop, and every other request, for seconds. Its checks after msgspec's decoding (the repeated keys,
-  the numbers, the JSON types) run off the event loop from 64 KiB on (`off_loop.sized_work`).
+  held the event loop, and every other request, for seconds. From 64 KiB on, its decoding and its checks (the
+  repeated keys, the numbers, the JSON types) run off the event loop (`off_loop.sized_work`).
 - A body that stops arriving: a 408 once no byte came for PLINQY_INGEST_UPLOAD_IDLE_S (`BodyStalled`), whatever the
   route (a JSON write that sent half its body held its request and connection for ever; only uploads had a limit).
 """
@@ -33,9 +33,11 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, SerializationException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.serialization import decode_json
+from litestar.types import Empty
 
 from search_service.api.json_words import SENT_BODY, in_json_words, value_at
-from search_service.api.off_loop import sized_work
+from search_service.api.off_loop import OFF_LOOP_BYTES, sized_work
 from search_service.api.params import BadParameter
 from search_service.ingest.json_faults import (
     OUT_OF_RANGE,
@@ -143,8 +145,7 @@ class PlinqyRequest(Request[Any, Any, Any]):
         if unreadable := encoding_fault(body):  # empty, a BOM, UTF-16: msgspec said "byte 0", "truncated"
             raise BadParameter("body", unreadable)
         try:
-            with collector_paused(len(body)):
-                value = await super().json()
+            value = await self._decoded(body)
         except SerializationException as exc:
             raise await sized_work(len(body), _decode_fault, body, exc.detail) from None
         except RecursionError:
@@ -153,6 +154,20 @@ class PlinqyRequest(Request[Any, Any, Any]):
         await sized_work(len(body), _held_to_schema, body, value, None if data is None else data.annotation)
         self.state[SENT_BODY] = value  # litestar's own type error names the value as sent (errors.handle_validation)
         return value
+
+    async def _decoded(self, body: bytes) -> Any:
+        """litestar's decoding (Request.json), cached where it caches it; a large body's in a worker thread."""
+        if len(body) < OFF_LOOP_BYTES or self._json is not Empty or self._connection_state.json is not Empty:
+            with collector_paused(len(body)):
+                return await super().json()
+        decoders = self.route_handler.resolve_type_decoders()
+        self._json = self._connection_state.json = await sized_work(len(body), _decode_json, body, decoders)
+        return self._json
+
+
+def _decode_json(body: bytes, type_decoders: Any) -> Any:
+    with collector_paused(len(body)):
+        return decode_json(body, type_decoders=type_decoders)
 
 
 def _decode_fault(body: bytes, detail: str) -> BadParameter:
