@@ -41,6 +41,7 @@ from search_service.ingest.rows import (
     validate,
 )
 from search_service.ingest.stores import note_store_inactive
+from search_service.ingest.threads import rows_off_loop
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +137,30 @@ async def _apply_round(
     conn: Any, store_id: UUID, currency: str, items: Sequence[tuple[int, Any]], categories: Categories,
     programs: Collection[int],
 ) -> dict[int, RowResult]:  # fmt: skip
+    results, valid, alone = await rows_off_loop(len(items), _validated, items, programs)
+    if not valid:
+        return results
+    looks = await _run(
+        conn, "lookup", store_id=store_id, skus=[r.sku for _, r in valid], gtins=[r.gtin for _, r in valid]
+    )
+    plan = Plan()
+    await rows_off_loop(len(valid), _decide_round, items, valid, looks, (currency, categories, plan), results, alone)
+    await _write(conn, store_id, plan, results, valid)
+    for key, refused in alone.items():  # still rejected for the rest of it, saying whether its level applied
+        applied = results[key].status == "mapped"
+        results[key] = RowResult("rejected", f"{refused.error}{LEVEL_APPLIED}" if applied else refused.error)
+    return results
+
+
+Validated = tuple[dict[int, RowResult], list[tuple[int, ValidRow]], dict[int, RowResult]]
+
+
+def _validated(items: Sequence[tuple[int, Any]], programs: Collection[int]) -> Validated:
+    """A round's rows validated: the rejected ones' results, the valid rows, and the refused upserts whose vendor
+    level applies alone (rows.level_alone; among the valid rows as their level)."""
     results: dict[int, RowResult] = {}
     valid: list[tuple[int, ValidRow]] = []
-    alone: dict[int, RowResult] = {}  # refused upserts whose vendor level applies alone (rows.level_alone)
+    alone: dict[int, RowResult] = {}
     for key, payload in items:
         try:
             valid.append((key, validate(payload, by_people=key not in programs)))
@@ -147,12 +169,17 @@ async def _apply_round(
             if (level := level_alone(payload)) is not None:
                 alone[key] = results[key]
                 valid.append((key, level))
-    if not valid:
-        return results
-    looks = await _run(
-        conn, "lookup", store_id=store_id, skus=[r.sku for _, r in valid], gtins=[r.gtin for _, r in valid]
-    )
-    plan, payloads = Plan(), dict(items)
+    return results, valid, alone
+
+
+def _decide_round(
+    items: Sequence[tuple[int, Any]], valid: list[tuple[int, ValidRow]], looks: Sequence[Any],
+    context: tuple[str, Categories, Plan], results: dict[int, RowResult], alone: dict[int, RowResult],
+) -> None:  # fmt: skip
+    """Each valid row's result (`_decide`) into `results`, its writes into the plan; a row refused as mapped whose
+    vendor level applies alone is decided again as its level (into `alone` and `valid`)."""
+    currency, categories, plan = context
+    payloads = dict(items)
     claimed: dict[UUID, str] = {}  # product → the SKU of this round that takes it
     earlier: set[str] = set()  # the SKUs of this round's rows before this one
     for index, ((key, row), look) in enumerate(zip(valid, looks, strict=True)):
@@ -161,11 +188,6 @@ async def _apply_round(
             alone[key], valid[index] = results[key], (key, level)  # refused as mapped (its GTIN listed as another
             results[key] = _decide(level, look, currency, categories, plan, claimed, earlier)  # SKU): level alone
         earlier.add(row.sku)
-    await _write(conn, store_id, plan, results, valid)
-    for key, refused in alone.items():  # still rejected for the rest of it, saying whether its level applied
-        applied = results[key].status == "mapped"
-        results[key] = RowResult("rejected", f"{refused.error}{LEVEL_APPLIED}" if applied else refused.error)
-    return results
 
 
 def _decide(

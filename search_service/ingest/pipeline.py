@@ -46,18 +46,17 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import msgspec
 import psycopg
 
 from search_service.db.sql import statement
 from search_service.ingest.mapping import apply_rows
-from search_service.ingest.raw_rows import by_program, split_rows
+from search_service.ingest.raw_rows import by_program, decoded_rows, split_rows
 from search_service.ingest.round_writes import RowResult
+from search_service.ingest.threads import rows_off_loop
 
 KINDS = ("csv", "webhook", "listing", "sync")
 COPY_THRESHOLD = 200
 COPY_TIMEOUT_S = 600.0
-_decode = msgspec.json.Decoder().decode
 
 
 class DuplicateDelivery(Exception):
@@ -319,7 +318,7 @@ async def map_chunk(
         pending = await fetch(conn, "pending_rows", batch_id=batch_id, limit=limit)
         # Fewer than `limit`: these are all that is left (a stored batch never grows), so this chunk is the last.
         last = len(pending) < limit
-        rows = [(r["id"], _decode(r["payload"])) for r in pending]
+        rows = await rows_off_loop(len(pending), decoded_rows, pending)  # (id, payload)
         results = await apply_rows(conn, store_id, currency, rows, store_active=fenced[0]["store_active"],
                                    programs=by_program(rows, fenced[0]["source"]))  # fmt: skip
         return await save_results(conn, batch_id, worker_id, lease_s, results, last=last, duplicates=marked), last

@@ -20,6 +20,7 @@ STORED_ATTRIBUTES_MAX = 4 * MAX_ATTRIBUTES  # bytes: 4 a character at most, so a
 
 
 _encode = msgspec.json.Encoder(enc_hook=str).encode  # ~6x json.dumps; what it cannot encode: its str()
+_decode = msgspec.json.Decoder().decode
 
 
 def _json(value: Any) -> str:
@@ -83,3 +84,8 @@ def by_program(rows: Sequence[tuple[int, Any]], source: str) -> list[int]:
     """The keys of a batch's rows read back, (key, payload), when a POS connector wrote them (the batch's `source`):
     rows.validate's `by_people` False, a program's price whose lone point is a decimal point."""
     return [key for key, _ in rows] if source in CONNECTOR_SOURCES else []
+
+
+def decoded_rows(stored: Sequence[Any]) -> list[tuple[int, Any]]:
+    """Stored rows' (id, payload) with their payloads decoded (`pending_rows`' records)."""
+    return [(r["id"], _decode(r["payload"])) for r in stored]

@@ -14,6 +14,7 @@ import asyncpg
 from search_service.db.sql import statement
 from search_service.ingest.kept_text import carry_former_text
 from search_service.ingest.rows import ValidRow
+from search_service.ingest.threads import rows_off_loop
 
 
 async def _run(conn: Any, name: str, **params: Any) -> list[Any]:
@@ -69,7 +70,8 @@ def product_columns(products: list[tuple[UUID, ValidRow, int | None]]) -> dict[s
 async def update_products(conn: Any, plan: Plan) -> set[UUID]:
     """The products whose text (or GTIN) changed; GtinTaken when another product took a GTIN meanwhile."""
     try:
-        got = await _run(conn, "update_products", **product_columns(plan.product_updates))
+        columns = await rows_off_loop(len(plan.product_updates), product_columns, plan.product_updates)
+        got = await _run(conn, "update_products", **columns)
     except asyncpg.UniqueViolationError as exc:  # the other product's transaction committed while this waited
         if exc.constraint_name != "uq_product_master_gtin":
             raise
@@ -84,7 +86,7 @@ async def insert_products(
 ) -> None:
     if plan.former:  # what the rows of moved listings leave out, their former product keeps for them
         plan.new_products = await carry_former_text(conn, plan.new_products, plan.former)
-    columns = product_columns(plan.new_products)
+    columns = await rows_off_loop(len(plan.new_products), product_columns, plan.new_products)
     inserted = await _run(conn, "insert_products", **columns)
     missing = set(columns["ids"]) - {r["id"] for r in inserted}
     if not missing:
