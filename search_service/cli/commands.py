@@ -125,6 +125,7 @@ def _fail(message: str) -> NoReturn:
 from search_service.cli.db import db, migrate  # noqa: E402
 from search_service.cli.demo import seed_demo  # noqa: E402
 from search_service.cli.embed import reembed, worker  # noqa: E402
+from search_service.cli.secret_key import secrets  # noqa: E402
 from search_service.cli.serve import serve  # noqa: E402
 from search_service.cli.tasks import tasks  # noqa: E402
 from search_service.cli.vocabulary import vocabulary  # noqa: E402
@@ -137,6 +138,7 @@ cli.add_command(reembed)
 cli.add_command(tasks)
 cli.add_command(vocabulary)
 cli.add_command(seed_demo)
+cli.add_command(secrets)
 
 from search_service.cli.events import prune as events_prune  # noqa: E402
 from search_service.cli.events import webhooks  # noqa: E402
