@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import psycopg
 import pytest
@@ -23,6 +24,7 @@ import pytest
 from search_service.api import runtime, shared_state
 from search_service.db import silence
 from search_service.db.cluster import free_port
+from search_service.db.faults import DatabaseSilent
 from tests.ingest_helpers import serve
 from tests.test_api import app_settings
 
@@ -188,3 +190,31 @@ def test_the_background_refreshers_recover_from_a_database_that_went_silent(
         failed = [line for line in err.splitlines() if f"{what} failed to" in line]
         dropped = "no answer for " in failed[0] and "connection dropped" in failed[0]
         assert dropped or "connection timeout expired: no answer within" in failed[0], failed
+
+
+def test_a_statement_sent_the_moment_a_reply_came_is_watched_too(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watch took a statement for answered when the kernel's time of the last data sent was no later than
+    that of the last received: in jiffies (4 ms at HZ=250), the statement sent in the tick its predecessor's reply
+    came owed nothing, and a stall that caught it (the vector copy's refresh, its statements one after another)
+    left the refresher waiting for ever, with no line logged. `pg_sleep` is a server silent while it owes a reply.
+    A connection idle after a reply, longer than the limit, is left alone."""
+    monkeypatch.setattr(silence, "SILENT_REPLY_S", 1.0)
+
+    async def stalled_after_a_reply() -> float:
+        conn = await asyncpg.connect(db_url)
+        watch, started = silence.SilenceWatch(conn), time.monotonic()
+        try:
+            with pytest.raises(DatabaseSilent, match="while a reply was owed"):
+                async with watch.guarded() as guarded:
+                    await guarded.execute("SELECT 1")
+                    await asyncio.sleep(1.5)  # idle, owing nothing: not cut
+                    await guarded.execute("SELECT 1")
+                    started = time.monotonic()
+                    await guarded.execute("SELECT pg_sleep(8)")  # sent in the tick the reply before it came
+            return time.monotonic() - started
+        finally:
+            conn.terminate()
+
+    for _ in range(3):  # before, each waited the 8 s out (10 of 10 on a HZ=250 kernel)
+        took = asyncio.run(stalled_after_a_reply())
+        assert took < 1.0 + 2.5, took  # the limit, the watch's quarter-second tick, and a loaded machine's delay
