@@ -62,6 +62,25 @@ def test_an_empty_host_is_refused_rather_than_every_interface(db_url: str, host:
     assert done.stderr.startswith("error: --host must not be empty") and len(done.stderr.splitlines()) == 1
 
 
+def test_a_model_that_cannot_load_stops_several_workers_in_one_line(db_url: str, tmp_path: Path) -> None:
+    """`serve --workers 2` loads the model in its supervisor, before the fork: a PLINQY_MODEL that is no model (or
+    the int8 query form refusing this CPU, tests/test_query_encoder.py) was a traceback. One worker keeps serving,
+    not ready, /readyz and one log line saying it (tests/test_runtime_model_log.py)."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "search_service", "serve", "--port", str(port), "--workers", "2"],
+        env={**os.environ, "DATABASE_URL": db_url, "PLINQY_MODEL": str(tmp_path)},  # a directory with no model
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(f"error: the model failed to load: PLINQY_MODEL={tmp_path} is not a sentence-")
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
 @pytest.mark.slow  # a real server each time, which loads the query model
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_graceful_stop_exits_0_whatever_the_signal_and_workers(db_url: str, tmp_path: Path, workers: int) -> None:

@@ -24,7 +24,8 @@ import signal
 import socket
 from typing import Any, NoReturn
 
-from embeddings.encoder import Encoder, load_encoder
+from embeddings.encoder import Encoder, EncoderError, load_encoder
+from search_service.cli.common import UserFacingError
 from search_service.cli.http_server import AnnouncedServer, uvicorn_config
 from search_service.cli.ports import bind_port
 from search_service.forked import describe_exit
@@ -35,10 +36,15 @@ log = logging.getLogger(__name__)
 
 
 def preload_encoder(settings: Settings) -> Encoder | None:
-    """The query model, loaded as a worker would load it, when it is safe to share across a fork."""
+    """The query model, loaded as a worker would load it, when it is safe to share across a fork. One that cannot
+    be loaded (PLINQY_MODEL, or the int8 query form refusing this CPU) stops `serve` with one line, exit 1: it was
+    a traceback."""
     if settings.query_encoder_threads != 1:
         return None
-    return load_encoder(settings.query_encoder_config())  # as runtime.py loads it
+    try:
+        return load_encoder(settings.query_encoder_config())  # as runtime.py loads it
+    except EncoderError as exc:
+        raise UserFacingError(f"the model failed to load: {exc}") from None
 
 
 def _metrics_for_workers() -> None:
