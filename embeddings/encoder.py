@@ -8,7 +8,8 @@ Backends give the same vectors (cosine ≥ 0.999 to the reference, checked by te
   opt-in and records a different ``model_id``.
 - the API's query form (``EncoderConfig.query_int8``, ``PLINQY_QUERY_ENCODER=int8``): int8 with one scale per channel
   of the same export, for queries only (cosine ≥ 0.985 to fp32, ~0.3× its CPU a query). Its ``model_id`` is the
-  fp32 one: the stored product vectors are of that model, and nothing may store vectors of this form.
+  fp32 one: the stored product vectors are of that model, and nothing may store vectors of this form. It checks
+  itself against fp32 as it loads and refuses where this CPU's int8 kernels stray (`query_check.py`).
 - ``auto``: torch on CUDA when a GPU is present, otherwise onnx.
 Heavy libraries are imported lazily, so importing this module (e.g. for ``EncoderConfig``) stays cheap.
 """
@@ -22,7 +23,7 @@ import re
 import string
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
@@ -30,6 +31,7 @@ from typing import Literal
 import numpy as np
 
 from embeddings.model_files import loader_bars_on_a_terminal_only, onnx_model_file
+from embeddings.query_check import CHECK_QUERIES, QUERY_INT8_MIN_COSINE, refusal, worst_agreement
 
 Backend = Literal["auto", "onnx", "torch", "onnx-int8"]
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "models"
@@ -37,6 +39,10 @@ DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "models"
 
 class EncoderError(RuntimeError):
     """A one-line, user-facing reason the model cannot be loaded."""
+
+
+class QueryFormRefused(EncoderError):
+    """The int8 query form strays from fp32 on this CPU (query_check.py): the message says to embed in fp32."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class EncoderConfig:
     memory_arena: bool = True
     # The API's queries only: the int8 query form of the ONNX export (docs/performance.md), same model_id.
     query_int8: bool = False
+    # The lowest cosine to fp32 the query form may show on query_check.CHECK_QUERIES as it loads (> 1: it refuses).
+    query_int8_min_cosine: float = QUERY_INT8_MIN_COSINE
 
 
 def _offline() -> None:
@@ -166,6 +174,7 @@ class Encoder:
     """Base of the backends: length-sorted batching and the public encode API."""
 
     backend_name: str = "base"
+    checked_cosine: float | None = None  # the int8 query form's lowest cosine to fp32 at load (_checked_query_form)
 
     def __init__(self, model_dir: Path, config: EncoderConfig, dim: int, model_id: str) -> None:
         self.model_dir = model_dir
@@ -308,6 +317,20 @@ class OnnxEncoder(Encoder):
         return _normalise(pooled)
 
 
+def _checked_query_form(model_dir: Path, config: EncoderConfig) -> OnnxEncoder:
+    """The int8 query form, once its vectors of CHECK_QUERIES are within the bound of fp32's. The fp32 session (of
+    the export the form is made from) embeds them first and is dropped before the form loads: never both at once."""
+    fp32 = OnnxEncoder(model_dir, replace(config, query_int8=False, memory_arena=False))
+    reference = fp32.encode(CHECK_QUERIES)
+    del fp32
+    encoder = OnnxEncoder(model_dir, config)
+    cosine, query = worst_agreement(encoder, reference)
+    if not cosine >= config.query_int8_min_cosine:  # a NaN too
+        raise QueryFormRefused(refusal(cosine, query, config.query_int8_min_cosine))
+    encoder.checked_cosine = cosine
+    return encoder
+
+
 def _cuda_available() -> bool:
     # Importing torch costs ~140 MiB in every process that only needs ONNX: without an NVIDIA device node (or
     # WSL's /dev/dxg) there is no CUDA for it to find.
@@ -340,6 +363,8 @@ def load_encoder(config: EncoderConfig) -> Encoder:
     try:
         if backend == "torch":
             return TorchEncoder(model_dir, config)
+        if config.query_int8:
+            return _checked_query_form(model_dir, config)
         if backend in ("onnx", "onnx-int8"):
             return OnnxEncoder(model_dir, config, int8=backend == "onnx-int8")
     except EncoderError:

@@ -15,17 +15,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import anyio
-import anyio.to_thread
 import asyncpg
 import numpy as np
 from asyncpg.pool import PoolConnectionProxy
 
-from embeddings.encoder import Encoder, load_encoder
+from embeddings.encoder import Encoder
 from search_service.api import refresh
 from search_service.api.errors import Unavailable
 from search_service.api.log_repeats import RepeatedWarning
 from search_service.api.metrics import Metrics
+from search_service.api.model_load import load_and_warm
 from search_service.api.pool_connections import ApiConnection, NotMigrated, init_connection
 from search_service.api.query_cache import QueryEmbeddingCache
 from search_service.api.readiness import check_key_at_start, readiness_of
@@ -379,21 +378,4 @@ class Runtime:
                 delay = min(delay * 2, 10)
 
     async def _load_model(self) -> None:
-        try:
-            encoder = self.encoder
-            if encoder is None:
-                config = self.settings.query_encoder_config()
-                encoder = await anyio.to_thread.run_sync(load_encoder, config)
-                self.encoder = encoder
-            assert encoder is not None
-            await anyio.to_thread.run_sync(encoder.encode, ["warm up the model"])
-            await anyio.to_thread.run_sync(encoder.has_known_token, ["and its vocabulary"])  # searches ask it
-            self.embed_batcher = MicroBatcher(lambda texts: list(encoder.encode(texts)), max_batch=32)
-            self.model_ready = True
-            log.info("model %s (%s) loaded and warmed", encoder.model_id, encoder.backend_name)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.model_error = f"the model failed to load ({type(exc).__name__}: {exc})"
-            log.error("%s: check PLINQY_MODEL (readyz says the same)", self.model_error)  # one line: a setting
-            log.debug("model load failed", exc_info=True)
+        await load_and_warm(self)  # model_load.py
