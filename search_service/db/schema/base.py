@@ -49,7 +49,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 def _uuid_pk() -> Column[object]:
-    return Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("uuid_generate_v4()"))
+    return Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()"))
 
 
 def _bigint_pk() -> Column[object]:
