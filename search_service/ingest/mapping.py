@@ -25,6 +25,7 @@ from search_service.db.sql import statement
 from search_service.errortext import first_line
 from search_service.ingest.categories import Categories
 from search_service.ingest.clocks import NOTHING_CHANGED, is_stale
+from search_service.ingest.currencies import minor_units
 from search_service.ingest.gtins import gtin14
 from search_service.ingest.kept_text import note_kept_text
 from search_service.ingest.listed_as import listed_otherwise, retired_and_listed
@@ -198,7 +199,9 @@ def _decide(
     by_sku = "sku" if row.op == "upsert" and look["listing_id"] is not None else None  # stale, or its level alone
     if is_stale(row, look):  # its listing and product named still (they answered null)
         return RowResult("stale", NOTHING_CHANGED, by_sku, look["listing_product"])
-    if row.currency is None:  # its price was read as 2 decimals: the listing's or store's currency may have fewer
+    if row.currency is None and minor_units(held_currency or currency) != minor_units(None):
+        # Its price was read as 2 decimals: the listing's or store's currency has other minor units (a yen none, a
+        # dinar 3: its note says so). One of 2 rounds and notes it as validation did: nothing to do again.
         try:
             price_in(row, held_currency or currency)
         except Rejected as exc:
