@@ -147,9 +147,9 @@ class CpuMeter:
 
 
 def _database_pid(dsn: str) -> int | None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn:  # read while the backend is there: it exits on close
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    return None if row is None else postmaster_of(int(row[0]))
+        return None if row is None else postmaster_of(int(row[0]))
 
 
 def measure_csv(base: str, key: str, store: uuid.UUID, dsn: str, rows: int, cpu: CpuMeter) -> dict[str, Any]:
