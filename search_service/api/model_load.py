@@ -1,7 +1,8 @@
 """The API's query model, loaded and warmed off the event loop as the runtime starts (`Runtime._load_model`). A
-model that cannot be loaded is one log line and /readyz's reason (`model: failed`), naming the setting to change,
-never a traceback: PLINQY_MODEL, or PLINQY_QUERY_ENCODER where the int8 query form refused this CPU
-(embeddings/query_check.py)."""
+model that cannot be loaded is one log line and /readyz's reason (`model: failed`), never a traceback. The error
+names the setting to change (PLINQY_QUERY_ENCODER where the int8 query form refused this CPU, PLINQY_ENCODER_BACKEND
+where the model needs torch, ...); the log adds "check PLINQY_MODEL" only to a failure of the model's files that
+does not name it already (`_advice`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.to_thread
 
-from embeddings.encoder import Encoder, QueryFormRefused, load_encoder
+from embeddings.encoder import Encoder, EncoderError, ModelFilesError, load_encoder
 from search_service.engine.batcher import MicroBatcher
 
 if TYPE_CHECKING:
@@ -37,10 +38,16 @@ async def load_and_warm(rt: Runtime) -> None:
         raise
     except Exception as exc:
         rt.model_error = f"the model failed to load ({type(exc).__name__}: {exc})"
-        # one line: a setting (the int8 query form's refusal names its own, and what to do)
-        hint = "" if isinstance(exc, QueryFormRefused) else ": check PLINQY_MODEL"
-        log.error("%s%s (readyz says the same)", rt.model_error, hint)
+        log.error("%s%s (readyz says the same)", rt.model_error, _advice(exc))
         log.debug("model load failed", exc_info=True)
+
+
+def _advice(exc: Exception) -> str:
+    """What the log line adds to the error: "check PLINQY_MODEL" where the model's directory or files failed (or
+    something unforeseen, most likely a file of the model's) and the error does not say it already; nothing where
+    the error is one of the encoder's own, which says what to do (another setting: the backend, the query form)."""
+    about_the_files = isinstance(exc, ModelFilesError) or not isinstance(exc, EncoderError)
+    return ": check PLINQY_MODEL" if about_the_files and "PLINQY_MODEL" not in str(exc) else ""
 
 
 def _checked(encoder: Encoder) -> str:
