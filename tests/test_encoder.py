@@ -12,6 +12,7 @@ import pytest
 
 from embeddings.encoder import Encoder, EncoderConfig, EncoderError, load_encoder
 from embeddings.text import compose_text, text_hash
+from tests.test_int8_backend import load_int8_backend
 
 PRODUCT_TEXTS = [
     "Oat Drink Barista Edition. Brand: Oatly. Category: Dairy & Plant-Based > Plant-Based Milk. Size: 1 L",
@@ -107,7 +108,7 @@ def test_semantics_survive_the_export(onnx_encoder: Encoder) -> None:
 
 
 def test_int8_is_opt_in_with_its_own_model_id(onnx_encoder: Encoder, cache_dir: Path) -> None:
-    int8 = load_encoder(EncoderConfig(backend="onnx-int8", cache_dir=cache_dir))
+    int8 = load_int8_backend(EncoderConfig(backend="onnx-int8", cache_dir=cache_dir))  # checked (test_int8_backend)
     assert int8.model_id != onnx_encoder.model_id and int8.model_id.endswith("+int8")
     cosines = (int8.encode(PRODUCT_TEXTS[:10]) * onnx_encoder.encode(PRODUCT_TEXTS[:10])).sum(axis=1)
     assert 0.8 < cosines.mean() < 0.9999

@@ -17,7 +17,7 @@ from search_service.api.runtime import Runtime
 from search_service.settings import Settings
 
 
-def _logged_failure(env: dict[str, str], caplog: pytest.LogCaptureFixture) -> str:
+def logged_load_failure(env: dict[str, str], caplog: pytest.LogCaptureFixture) -> str:
     """The one error line the runtime logs as the model from `env` fails to load."""
     rt = Runtime.build(Settings.from_env({**os.environ, **env}))
     with caplog.at_level(logging.INFO, logger="search_service.api"):
@@ -32,7 +32,7 @@ def _logged_failure(env: dict[str, str], caplog: pytest.LogCaptureFixture) -> st
 def test_a_model_that_fails_to_load_is_one_line_naming_the_setting(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    line = _logged_failure({"PLINQY_MODEL": str(tmp_path)}, caplog)  # a directory with no model in it
+    line = logged_load_failure({"PLINQY_MODEL": str(tmp_path)}, caplog)  # a directory with no model in it
     assert line.startswith("the model failed to load (ModelFilesError: PLINQY_MODEL=") and (
         line.endswith(": point it at one, or unset it to use the bundled model) (readyz says the same)")
     ), line  # the error names the setting: no "check PLINQY_MODEL" after it
@@ -59,7 +59,7 @@ def test_a_failure_naming_another_setting_is_not_blamed_on_the_model(
     modules = json.loads((model / "modules.json").read_text())
     modules.append({"idx": len(modules), "name": "9", "path": "9_Dense", "type": "sentence_transformers.models.Dense"})
     (model / "modules.json").write_text(json.dumps(modules))
-    line = _logged_failure({"PLINQY_MODEL": str(model), "PLINQY_ENCODER_BACKEND": "onnx"}, caplog)
+    line = logged_load_failure({"PLINQY_MODEL": str(model), "PLINQY_ENCODER_BACKEND": "onnx"}, caplog)
     assert line == (
         f"the model failed to load (EncoderError: {model}: the onnx backend supports Transformer + mean Pooling + "
         "Normalize only (found sentence_transformers.models.Dense): set PLINQY_ENCODER_BACKEND=torch) "
@@ -73,6 +73,6 @@ def test_model_files_that_cannot_be_read_say_check_plinqy_model(
     """A model directory without its weights: the error names the directory, the line the setting to check."""
     model = _copy_of_the_model(tmp_path, leave_out=(".safetensors", ".bin"))
     env = {"PLINQY_MODEL": str(model), "PLINQY_ENCODER_BACKEND": "onnx", "PLINQY_CACHE_DIR": str(tmp_path / "cache")}
-    line = _logged_failure(env, caplog)
+    line = logged_load_failure(env, caplog)
     assert line.startswith(f"the model failed to load (ModelFilesError: cannot load the model from {model}: "), line
     assert line.endswith("): check PLINQY_MODEL (readyz says the same)"), line

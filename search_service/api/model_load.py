@@ -1,8 +1,8 @@
 """The API's query model, loaded and warmed off the event loop as the runtime starts (`Runtime._load_model`). A
 model that cannot be loaded is one log line and /readyz's reason (`model: failed`), never a traceback. The error
 names the setting to change (PLINQY_QUERY_ENCODER where the int8 query form refused this CPU, PLINQY_ENCODER_BACKEND
-where the model needs torch, ...); the log adds "check PLINQY_MODEL" only to a failure of the model's files that
-does not name it already (`_advice`)."""
+where the onnx-int8 backend did or the model needs torch, ...); the log adds "check PLINQY_MODEL" only to a failure
+of the model's files that does not name it already (`_advice`)."""
 
 from __future__ import annotations
 
