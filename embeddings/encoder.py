@@ -7,10 +7,10 @@ Backends give the same vectors (cosine ≥ 0.999 to the reference, checked by te
 - ``onnx-int8``: dynamic int8 quantisation of that export. Faster, but its vectors differ (cosine ~0.96), so it is
   opt-in and records a different ``model_id``. Its vectors are stored: it checks itself against fp32 as it loads and
   refuses where this CPU's int8 kernels stray (`int8_check.py`).
-- the API's query form (``EncoderConfig.query_int8``, ``PLINQY_QUERY_ENCODER=int8``): int8 with one scale per channel
-  of the same export, for queries only (cosine ≥ 0.985 to fp32, ~0.3× its CPU a query). Its ``model_id`` is the
-  fp32 one: the stored product vectors are of that model, and nothing may store vectors of this form. It checks
-  itself against fp32 as it loads and refuses where this CPU's int8 kernels stray (`query_check.py`).
+- the API's query form (``EncoderConfig.query_int8``, ``PLINQY_QUERY_ENCODER=int8``): 8-bit weights in blocks of 32
+  with int8 arithmetic, of the same export, for queries only (cosine ≥ 0.999 to fp32, ~0.4× its CPU a query). Its
+  ``model_id`` is the fp32 one: the stored product vectors are of that model, and nothing may store vectors of this
+  form. It checks itself against fp32 as it loads and refuses where this CPU's int8 kernels stray (`query_check.py`).
 - ``auto``: torch on CUDA when a GPU is present, otherwise onnx.
 Heavy libraries are imported lazily, so importing this module (e.g. for ``EncoderConfig``) stays cheap.
 """
@@ -304,9 +304,7 @@ class OnnxEncoder(Encoder):
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        # The int8 query form quantises a run's activations with one scale: in a batch a query's vector would
-        # depend on the queries queued with it (cosine 0.982 alone against batched), so it embeds each alone.
-        size = 1 if self.config.query_int8 else max(1, self.config.batch_size)
+        size = max(1, self.config.batch_size)  # the int8 query form rounds each token's activations on their own
         with self._lock:
             for start in range(0, len(order), size):
                 idx = order[start : start + size]
