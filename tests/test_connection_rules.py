@@ -11,13 +11,16 @@ import sys
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import click
 import httpx
 import psycopg
 import pytest
 
-from tests.connector_helpers import SECRET_KEY, make_store, serving_shopify
+from search_service.ingest.connection_edits import ConnectionUpdate, update_connection
+from search_service.ingest.connectors.sync import SyncReport, _note_levels, load_spec
+from tests.connector_helpers import BOX, SECRET_KEY, make_connection, make_store, serving_shopify
 from tests.ingest_helpers import serve
 from tests.pos_fakes.vendors import ErplyFake, LightspeedRFake
 from tests.test_api import app_settings
@@ -252,3 +255,33 @@ def test_ctrl_c_at_a_hidden_secret_prompt_is_interrupted_exit_130(
     with pytest.raises(SystemExit) as stopped:
         connectors._read_secret("--token")
     assert stopped.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+def test_a_pass_of_a_connection_changed_since_it_read_neither_warns_nor_clears(db: psycopg.Connection) -> None:
+    """The no-levels warning was written whatever happened to the connection while the pass ran, where the sync's
+    other writes (cursor, success) compare it with what the pass read: a first pass of the old account, finished
+    after `connections update` moved the connection to another account, warned about the new one's location (and
+    an old pass that read levels cleared a warning about the new one). Both now stand only for the connection the
+    pass read."""
+    store = make_store(db, "S", 52.37, 4.89)
+    creds = {"shop": "a.myshopify.com", "token": "shpat_a"}
+    cid = make_connection(db, store, "shopify", "11111", "http://127.0.0.1:9", creds)
+    no_levels = SyncReport(items=5)
+    read_before = load_spec(db, BOX, cid)
+    update_connection(db, BOX, cid, ConnectionUpdate(credentials={"shop": "b.myshopify.com"}))  # another account
+    _note_levels(db, read_before, no_levels, full=True)
+    assert no_levels.warning is None and "no_levels" not in _config(db, cid)
+    _note_levels(db, load_spec(db, BOX, cid), no_levels, full=True)  # the connection as it is: it warns
+    assert no_levels.warning is not None and "no_levels" in _config(db, cid)
+    read_before = load_spec(db, BOX, cid)
+    update_connection(db, BOX, cid, ConnectionUpdate(credentials={"token": "shpat_b"}))
+    _note_levels(db, read_before, SyncReport(items=5, levels=5), full=False)
+    assert "no_levels" in _config(db, cid)  # read with the old token: the warning stands
+    _note_levels(db, load_spec(db, BOX, cid), SyncReport(items=5, levels=5), full=False)
+    assert "no_levels" not in _config(db, cid)
+
+
+def _config(db: psycopg.Connection, cid: uuid.UUID) -> dict[str, Any]:
+    row = db.execute("SELECT config FROM ingest_connection WHERE id = %s", (cid,)).fetchone()
+    assert row is not None
+    return dict(row[0])

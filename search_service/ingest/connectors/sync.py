@@ -252,7 +252,7 @@ def _note_levels(conn: Any, spec: ConnectionSpec, report: SyncReport, *, full: b
     know synced "successfully" with every listing at 0. The data is stored all the same (a store may have none)."""
     if report.levels:
         if "no_levels" in spec.config:
-            conn.execute(_sql("clear_no_levels"), {"connection_id": spec.id})
+            conn.execute(_sql("clear_no_levels"), as_read(spec))
         return
     if not report.items:
         return
@@ -260,7 +260,7 @@ def _note_levels(conn: Any, spec: ConnectionSpec, report: SyncReport, *, full: b
         f"{spec.source} location {spec.location} returned no stock levels for any of {report.items} items: check the "
         f"location id; to change it, `plinqy-search connections disable {spec.id}` and connect the right location"
     )
-    params = {"connection_id": spec.id, "warning": warning, "full": full}
+    params = {**as_read(spec), "warning": warning, "full": full}
     if conn.execute(_sql("note_no_levels"), params).fetchone() is not None:  # a first or full pass
         report.warning = warning
         log.warning("connection %s: %s", spec.id, warning)

@@ -70,16 +70,22 @@ WHERE id = :connection_id
 RETURNING id
 
 -- name: note_no_levels
--- params: connection_id uuid, warning text, full bool
+-- params: connection_id uuid, warning text, full bool, stamp bytea|null, base_url text|null
 -- A first or full pass that read items and not one stock level at its location (a location id the vendor does not
 -- know reads as every item out of stock): kept in the config, shown by `connections list` until a sync reads one.
+-- Only while the connection is as the sync read it (see save_cursor): a pass of the old account's credentials,
+-- finished after `connections update` moved the connection to another account, must not warn about the new one.
 UPDATE ingest_connection SET config = config || jsonb_build_object('no_levels', :warning::text)
 WHERE id = :connection_id AND (:full::bool OR last_sync_at IS NULL)
+  AND enabled AND credentials_enc IS NOT DISTINCT FROM :stamp AND base_url IS NOT DISTINCT FROM :base_url
 RETURNING id
 
 -- name: clear_no_levels
--- params: connection_id uuid
-UPDATE ingest_connection SET config = config - 'no_levels' WHERE id = :connection_id
+-- params: connection_id uuid, stamp bytea|null, base_url text|null
+-- Only while the connection is as the sync read it (see save_cursor).
+UPDATE ingest_connection SET config = config - 'no_levels'
+WHERE id = :connection_id
+  AND enabled AND credentials_enc IS NOT DISTINCT FROM :stamp AND base_url IS NOT DISTINCT FROM :base_url
 
 -- name: record_sync_failure
 -- params: connection_id uuid, error text, not_before float8|null (unix seconds a vendor asked us to wait for),
