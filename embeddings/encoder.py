@@ -3,7 +3,8 @@
 Backends give the same vectors (cosine ≥ 0.999 to the reference, checked by tests):
 - ``torch``: sentence-transformers, the reference; fp16 on CUDA.
 - ``onnx``: the same transformer exported with ``torch.onnx.export`` and run on ONNX Runtime, about 2x torch on a
-  CPU. The export is cached on disk, keyed by the model's fingerprint.
+  CPU. The export is cached on disk, keyed by the model's fingerprint; a cached file that cannot be loaded is
+  made again, once (`model_files.onnx_session`).
 - ``onnx-int8``: dynamic int8 quantisation of that export. Faster, but its vectors differ (cosine ~0.96), so it is
   opt-in and records a different ``model_id``. Its vectors are stored: it checks itself against fp32 as it loads and
   refuses where this CPU's int8 kernels stray (`int8_check.py`).
@@ -31,28 +32,13 @@ from typing import Literal
 
 import numpy as np
 
+from embeddings.errors import EncoderError, Int8BackendRefused, ModelFilesError, QueryFormRefused
 from embeddings.int8_check import CHECK_PRODUCTS, INT8_BACKEND_MIN_COSINE, backend_refusal, hand_back_freed_memory
-from embeddings.model_files import loader_bars_on_a_terminal_only, onnx_model_file
+from embeddings.model_files import loader_bars_on_a_terminal_only, onnx_session
 from embeddings.query_check import CHECK_QUERIES, QUERY_INT8_MIN_COSINE, refusal, worst_agreement
 
 Backend = Literal["auto", "onnx", "torch", "onnx-int8"]
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "models"
-
-
-class EncoderError(RuntimeError):
-    """A one-line, user-facing reason the model cannot be loaded."""
-
-
-class ModelFilesError(EncoderError):
-    """The model's directory or files (PLINQY_MODEL, the bundled package) are missing or cannot be read."""
-
-
-class QueryFormRefused(EncoderError):
-    """The int8 query form strays from fp32 on this CPU (query_check.py): the message says to embed in fp32."""
-
-
-class Int8BackendRefused(EncoderError):
-    """The onnx-int8 backend strays from fp32 on this CPU (int8_check.py): the message says to use onnx."""
 
 
 @dataclass(frozen=True)
@@ -274,7 +260,6 @@ class OnnxEncoder(Encoder):
             raise EncoderError(f"{model_dir}: no tokenizer.json (fast tokenizer): set PLINQY_ENCODER_BACKEND=torch")
         fingerprint = _fingerprint(model_dir)
         cache_dir = config.cache_dir / f"{_model_name(model_dir)}-{fingerprint}"
-        path = onnx_model_file(cache_dir, model_dir, int8=int8, query_int8=config.query_int8 and not int8)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = config.threads or os.cpu_count() or 1
@@ -282,7 +267,9 @@ class OnnxEncoder(Encoder):
         # spinning threads cost ~1.7x throughput (measured on the 2-core dev box: 49-61/s vs 29-34/s).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.enable_cpu_mem_arena = config.memory_arena
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # a cached file that cannot be loaded is made again, once (model_files.onnx_session)
+        query_int8 = config.query_int8 and not int8
+        self._session = onnx_session(cache_dir, model_dir, options, int8=int8, query_int8=query_int8)
         self._inputs = {i.name for i in self._session.get_inputs()}
         tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         max_len = _max_seq_length(model_dir)

@@ -1,16 +1,23 @@
 """The files an ONNX encoder runs, made once from the model and cached on disk (`onnx_model_file`): the fp32
 export, the opt-in int8 form of the `onnx-int8` backend, and the int8 form that embeds the API's queries only
 (`PLINQY_QUERY_ENCODER=int8`, docs/performance.md). Each is written to a temporary name and renamed, so concurrent
-processes never read a half-written file."""
+processes never read a half-written file. A cached file that cannot be loaded all the same (truncated by an older
+version's full disk, copied, edited) is made again, once (`onnx_session`)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
+
+from embeddings.errors import CachedFileError
+
+log = logging.getLogger("plinqy.model")
 
 # The query form's file, named by its recipe: a changed recipe gets a new name rather than an old file.
 QUERY_INT8_FILE = "model-query-int8-nb8b32.onnx"
@@ -109,3 +116,85 @@ def onnx_model_file(cache_dir: Path, model_dir: Path, *, int8: bool, query_int8:
     if not path.exists():
         (_quantise if int8 else _quantise_for_queries)(fp32, path)
     return path
+
+
+def onnx_session(cache_dir: Path, model_dir: Path, options: Any, *, int8: bool, query_int8: bool) -> Any:
+    """An ONNX Runtime session of this form's cached file (`onnx_model_file`). A file ONNX Runtime cannot make a
+    session of (truncated, overwritten, ...) is mended: one warning naming it and why, the file moved out of the way
+    (`_move_aside`), made again as on a cold cache, loaded again. Once: what fails then is a CachedFileError."""
+    import onnxruntime as ort
+
+    def made() -> Path:
+        return onnx_model_file(cache_dir, model_dir, int8=int8, query_int8=query_int8)
+
+    def session(path: Path) -> Any:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    path = made()
+    seen = _identity(path)
+    try:
+        return session(path)
+    except _unloadable() as exc:
+        log.warning("the cached ONNX file %s cannot be loaded (%s): making it again", path, _reason(exc))
+    _move_aside(path, seen)
+    try:
+        path = made()
+    except Exception as exc:  # the export's and the quantisers' errors are many (torch, onnx; OSError: disk full)
+        raise CachedFileError(_unmendable(path, "cannot be made again", exc, cache_dir)) from None
+    try:
+        return session(path)
+    except _unloadable() as exc:
+        raise CachedFileError(_unmendable(path, "was made again and still cannot be loaded", exc, cache_dir)) from None
+
+
+def _unloadable() -> tuple[type[Exception], ...]:
+    """ONNX Runtime's errors for a file it cannot make a session of: not a protobuf (InvalidProtobuf), no graph or
+    one that does not check (InvalidArgument, InvalidGraph, Fail), an operator it does not know (NotImplemented),
+    no file (NoSuchFile: another process moved it aside)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoModel", "NoSuchFile", "NotImplemented")
+    return tuple(getattr(ort_state, name) for name in names if hasattr(ort_state, name))
+
+
+def _identity(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _move_aside(path: Path, seen: tuple[int, ...] | None) -> None:
+    """Take the file that failed to load here out of `path` (`seen`: its device, inode, size and mtime before the
+    load). Safe where several processes mend the same file at once, each writing its own temporary file and renaming
+    it into place: whatever is at `path` now is renamed to this process's own name (atomic: the others find the whole
+    file there or none, and one that finds none makes it, as on a cold cache). If it is not the file that failed here
+    (another process mended it already), it is linked back, and os.link never replaces a file renamed into place
+    since; otherwise it is deleted. So a good file is never deleted (at worst, where hard links are refused, it is
+    made again) and none is read half-written."""
+    aside = path.with_name(f".{path.name}.corrupt-{os.getpid()}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:  # another process moved it aside first
+        return
+    try:
+        if _identity(aside) != seen:
+            with contextlib.suppress(OSError):  # FileExistsError: another process made it meanwhile
+                os.link(aside, path)
+    finally:
+        aside.unlink(missing_ok=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """An error's first line, without ONNX Runtime's "[ONNXRuntimeError] : 7 : " prefix."""
+    lines = str(exc).strip().splitlines()
+    return re.sub(r"^\[ONNXRuntimeError\] : \d+ : ", "", lines[0]) if lines else type(exc).__name__
+
+
+def _unmendable(path: Path, what: str, exc: BaseException, cache_dir: Path) -> str:
+    return (
+        f"the cached ONNX file {path} could not be loaded and {what} ({type(exc).__name__}: {_reason(exc)}): "
+        f"remove the directory {cache_dir}, check its disk's free space and that PLINQY_CACHE_DIR is writable, "
+        "then start again (the files are made again)"
+    )
