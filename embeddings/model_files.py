@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,19 @@ def loader_bars_on_a_terminal_only() -> None:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+
+
+@contextlib.contextmanager
+def _written_then_renamed(target: Path) -> Iterator[Path]:
+    """A temporary name of this process's own for `target`, renamed to it once written (atomic: concurrent processes
+    never see a half-written file); removed where writing it fails (a full disk keeps none of it)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
 
 
 def _export_onnx(model_dir: Path, target: Path) -> None:
@@ -52,8 +66,7 @@ def _export_onnx(model_dir: Path, target: Path) -> None:
 
     dummy = torch.ones((2, 8), dtype=torch.long)
     axes = {0: "batch", 1: "sequence"}
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _written_then_renamed(target) as tmp:
         warnings.simplefilter("ignore")  # tracer chatter about shapes we fix as dynamic axes anyway
         torch.onnx.export(
             LastHiddenState(model),
@@ -65,15 +78,13 @@ def _export_onnx(model_dir: Path, target: Path) -> None:
             opset_version=17,
             dynamo=False,
         )
-    os.replace(tmp, target)  # atomic: concurrent processes never see a half-written file
 
 
 def _quantise(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
-    os.replace(tmp, target)
+    with _written_then_renamed(target) as tmp:
+        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
 
 
 def _quantise_for_queries(source: Path, target: Path) -> None:
@@ -86,9 +97,8 @@ def _quantise_for_queries(source: Path, target: Path) -> None:
 
     quantizer = _nbits_quantizer()(onnx.load(str(source)), bits=8, block_size=32, is_symmetric=False, accuracy_level=4)
     quantizer.process()
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    quantizer.model.save_model_to_file(str(tmp))
-    os.replace(tmp, target)
+    with _written_then_renamed(target) as tmp:
+        quantizer.model.save_model_to_file(str(tmp))
 
 
 def _nbits_quantizer() -> Any:

@@ -140,6 +140,18 @@ def test_a_file_that_cannot_be_made_again_is_one_line(
         load_encoder(EncoderConfig(backend="onnx", cache_dir=tmp_path))
 
 
+def test_a_file_whose_writing_fails_leaves_no_part_of_it(tmp_path: Path) -> None:
+    """A re-make that fails half-way (a full disk) leaves no temporary file behind to fill the disk further."""
+    target = tmp_path / "model.onnx"
+    with pytest.raises(OSError, match="No space"), model_files._written_then_renamed(target) as tmp:
+        tmp.write_bytes(b"half a model")
+        raise OSError(28, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+    with model_files._written_then_renamed(target) as tmp:
+        tmp.write_bytes(b"a whole model")
+    assert list(tmp_path.iterdir()) == [target] and target.read_bytes() == b"a whole model"
+
+
 def test_moving_aside_never_takes_a_file_another_process_mended(tmp_path: Path) -> None:
     """Several processes may find the same bad file: the one that failed here goes, another's new one stays."""
     path = tmp_path / "model.onnx"
