@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -185,3 +186,18 @@ def test_the_worker_mends_a_corrupt_export_and_embeds(clean: dict[str, Encoder],
         embedded = conn.execute("SELECT ai_model FROM product_master WHERE ai_vector IS NOT NULL").fetchall()
     assert embedded == [(clean["fp32"].model_id,)], run.stderr[-3000:]
     assert load_encoder(EncoderConfig(backend="onnx", cache_dir=tmp_path / "models")).dim == 384  # mended for good
+
+
+def test_reembed_says_the_mend_in_the_log_format(clean: dict[str, Encoder], tmp_path: Path, db_url: str) -> None:
+    """`reembed` configured no logging: the mend's warning came out as a bare line, without its time, level and
+    logger, unlike every other command's."""
+    files = _copied_cache(clean, tmp_path / "models", "model.onnx")
+    _garbage(files / "model.onnx")
+    env = {**os.environ, "DATABASE_URL": db_url, "PLINQY_CACHE_DIR": str(tmp_path), "PLINQY_ENCODER_BACKEND": "onnx"}
+    run = subprocess.run([sys.executable, "-m", "search_service", "reembed", "--missing"], env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    [warning] = [line for line in run.stderr.splitlines() if "cannot be loaded" in line]
+    assert re.match(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING \[\d+\] plinqy\.model: the cached ONNX file ", warning
+    )

@@ -133,6 +133,7 @@ def reembed(
     from search_service.worker import settle_heap
 
     mode = _one_mode(modes, restart)
+    configure_logging()  # a warning (a cached model file made again) in the log's format, as every command's
     url = current_database_url(settings)
     encoder = _encoder(settings)
     settle_heap()
