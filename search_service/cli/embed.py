@@ -36,6 +36,7 @@ def _encoder(settings: Settings) -> Any:
     from embeddings.encoder import EncoderError, load_encoder
 
     require_cache_dir(settings)  # where the model's converted files go: not blamed on the model
+    configure_logging()  # its warning (a cached file made again) in the log's format in every command (reembed's)
     try:
         return load_encoder(settings.encoder)
     except EncoderError as exc:
@@ -133,7 +134,6 @@ def reembed(
     from search_service.worker import settle_heap
 
     mode = _one_mode(modes, restart)
-    configure_logging()  # a warning (a cached model file made again) in the log's format, as every command's
     url = current_database_url(settings)
     encoder = _encoder(settings)
     settle_heap()
