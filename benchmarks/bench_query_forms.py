@@ -20,7 +20,6 @@ Results: benchmarks/results/query-forms-<date>.{json,md} (`-run2`, … when that
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import statistics
 import time
@@ -34,7 +33,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-from benchmarks.output import measured_run, save_and_show
+from benchmarks.output import cpu_model, measured_run, save_and_show
 from benchmarks.queries import Query, build_queries, places_from_stores, sample_products
 from benchmarks.report import free_stem
 from benchmarks.run import code_version, speed_probe_ms
@@ -176,12 +175,7 @@ def quality(
 def machine_state() -> dict[str, Any]:
     import onnxruntime
 
-    cpu_model = platform.processor()
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            cpu_model = line.split(":", 1)[1].strip()
-            break
-    return {"cpu_model": cpu_model, "onnxruntime": onnxruntime.__version__, "speed_probe_ms_start": speed_probe_ms()}
+    return {"cpu_model": cpu_model(), "onnxruntime": onnxruntime.__version__, "speed_probe_ms_start": speed_probe_ms()}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:

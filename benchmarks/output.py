@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -38,3 +39,12 @@ def save_and_show(result: dict[str, Any], markdown: str, out_dir: Path, stem: st
     """Both files written, the Markdown printed with where they went."""
     json_path, md_path = write_json_and_markdown(result, markdown, out_dir, stem)
     print(markdown, f"\nwrote {json_path} and {md_path}", sep="")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what `platform` says where there is none."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or ""

@@ -53,6 +53,7 @@ from psycopg import sql as psql
 from benchmarks import bench_typos, cputime
 from benchmarks import queries as qmod
 from benchmarks.api_engine import open_api_engine
+from benchmarks.output import cpu_model
 from benchmarks.plan_probe import NAIVE_GLOBAL_SQL, NAIVE_SQL
 from search_service.db import migrate
 from search_service.db.hnsw import build_memory
@@ -1690,12 +1691,7 @@ ENGINE_AT_IMPORT = engine_fingerprint()
 
 
 def machine(url: str) -> dict[str, Any]:
-    cpu_model = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     mem = None
     with contextlib.suppress(OSError):
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -1718,7 +1714,7 @@ def machine(url: str) -> dict[str, Any]:
             versions[mod] = None
     return {
         "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
+        "cpu_model": cpu,
         "ram_bytes": mem,
         "load_average_start": os.getloadavg(),
         "speed_probe_ms_start": speed_probe_ms(),

@@ -2,9 +2,9 @@
 queries against the fp32 vectors of the same ONNX export, the lowest cosine held to `QUERY_INT8_MIN_COSINE`.
 
 Measured here (AMD EPYC, AVX-512 VNNI) the form is ≥ 0.9992 from fp32 on the benchmark's 400 queries, 0.9993 on
-these. ONNX Runtime documents that on an x86 CPU without VNNI its u8s8 int8 kernels can saturate (what its
-`reduce_range` is for): there the query vectors could stray far from fp32 and every search get silently worse, so
-the encoder refuses to load instead (`encoder.QueryFormRefused`), saying to embed queries in fp32."""
+these. On another CPU ONNX Runtime's int8 kernels differ (on x86 without VNNI its u8s8 products can saturate):
+there the query vectors could stray far from fp32 and every search get silently worse, so the encoder refuses to
+load instead (`encoder.QueryFormRefused`), saying to embed queries in fp32."""
 
 from __future__ import annotations
 
