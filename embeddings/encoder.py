@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import string
@@ -33,9 +34,12 @@ from typing import Literal
 import numpy as np
 
 from embeddings.errors import EncoderError, Int8BackendRefused, ModelFilesError, QueryFormRefused
+from embeddings.form_speed import FormSpeed, ms_a_text, slower_warning
 from embeddings.int8_check import CHECK_PRODUCTS, INT8_BACKEND_MIN_COSINE, backend_refusal, hand_back_freed_memory
 from embeddings.model_files import loader_bars_on_a_terminal_only, onnx_session
 from embeddings.query_check import CHECK_QUERIES, QUERY_INT8_MIN_COSINE, refusal, worst_agreement
+
+log = logging.getLogger("plinqy.model")
 
 Backend = Literal["auto", "onnx", "torch", "onnx-int8"]
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "models"
@@ -173,6 +177,7 @@ class Encoder:
 
     backend_name: str = "base"
     checked_cosine: float | None = None  # an int8 form's lowest cosine to fp32 at load (_checked_int8)
+    checked_speed: FormSpeed | None = None  # and its speed against fp32's (form_speed.py)
 
     def __init__(self, model_dir: Path, config: EncoderConfig, dim: int, model_id: str) -> None:
         self.model_dir = model_dir
@@ -314,13 +319,20 @@ class OnnxEncoder(Encoder):
         return _normalise(pooled)
 
 
+_SETTING_AND_UNSET = {
+    False: ("PLINQY_QUERY_ENCODER=int8", "unset PLINQY_QUERY_ENCODER (or set it to fp32) to embed queries in fp32"),
+    True: ("PLINQY_ENCODER_BACKEND=onnx-int8", "set PLINQY_ENCODER_BACKEND=onnx to embed in fp32"),
+}
+
+
 def _checked_int8(model_dir: Path, config: EncoderConfig, *, int8: bool) -> OnnxEncoder:
     """An int8 form, once its vectors of its check texts are within its bound of fp32's: the onnx-int8 backend's
     (`int8`, CHECK_PRODUCTS) or the query form's (CHECK_QUERIES). The fp32 session (of the export the form is made
     from) embeds them first and is dropped before the form loads: never both at once."""
-    texts = CHECK_PRODUCTS if int8 else CHECK_QUERIES
+    texts, one_by_one = (CHECK_PRODUCTS, False) if int8 else (CHECK_QUERIES, True)
     fp32 = OnnxEncoder(model_dir, replace(config, query_int8=False, memory_arena=False))
     reference = fp32.encode(texts)
+    fp32_ms = ms_a_text(fp32, texts, one_by_one=one_by_one)
     del fp32
     encoder = OnnxEncoder(model_dir, config, int8=int8)
     cosine, text = worst_agreement(encoder, reference, texts)
@@ -330,6 +342,10 @@ def _checked_int8(model_dir: Path, config: EncoderConfig, *, int8: bool) -> Onnx
         refused = Int8BackendRefused if int8 else QueryFormRefused
         raise refused((backend_refusal if int8 else refusal)(cosine, text, bound))
     encoder.checked_cosine = cosine
+    encoder.checked_speed = FormSpeed(ms_a_text(encoder, texts, one_by_one=one_by_one), fp32_ms)
+    warning = slower_warning(*_SETTING_AND_UNSET[int8], encoder.checked_speed)
+    if warning:
+        log.warning("%s", warning)
     return encoder
 
 

@@ -117,6 +117,38 @@ def test_a_query_form_below_the_bound_is_refused_saying_what_to_do() -> None:
     assert "\n" not in message and isinstance(refused.value, EncoderError)  # one line, as every load failure
 
 
+def test_the_query_form_is_timed_against_fp32_as_it_loads(int8_encoder: Encoder) -> None:
+    speed = int8_encoder.checked_speed
+    assert speed is not None and 0 < speed.form_ms < 100 and 0 < speed.fp32_ms < 100, speed
+    if _cpu_has_vnni():  # measured 0.4x fp32's CPU a query here: a margin far beyond the timing's noise
+        assert speed.faster and speed.form_ms < 0.8 * speed.fp32_ms, speed
+
+
+def test_a_form_no_faster_than_fp32_loads_with_one_warning_saying_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a CPU without int8 kernels for the blocks (ONNX Runtime computes them in fp32 from their codes): the form's
+    # vectors are right, its CPU a query higher; the timings are given, the load and its check are real
+    timings = iter([2.5, 7.5])  # fp32's, then the form's: ms a query
+    monkeypatch.setattr("embeddings.encoder.ms_a_text", lambda *_a, **_k: next(timings))
+    config = dataclasses.replace(_int8_settings().query_encoder_config(), query_int8_min_cosine=COSINE_BOUND - 1e-6)
+    with caplog.at_level(logging.WARNING, logger="plinqy.model"):
+        try:
+            slow = load_encoder(config)
+        except QueryFormRefused as exc:
+            if _cpu_has_vnni():
+                raise
+            pytest.skip(f"the int8 query encoder refuses this CPU: {exc}")
+    assert slow.checked_speed is not None and not slow.checked_speed.faster
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "plinqy.model" and r.levelno == logging.WARNING]
+    assert warning == (
+        "PLINQY_QUERY_ENCODER=int8: the int8 form is no faster than fp32 on this CPU (7.50 against 2.50 ms a text, "
+        "measured as it loaded); its vectors are right but it costs more CPU (a CPU without AVX-512 VNNI is the likely "
+        "cause): unset PLINQY_QUERY_ENCODER (or set it to fp32) to embed queries in fp32"
+    )
+    assert slow.encode_one("coffee beans").shape == (slow.dim,)  # it still serves
+
+
 def test_int8_query_vectors_are_of_the_products_model(encoder: Encoder, int8_encoder: Encoder) -> None:
     # the stored vectors' model: the query cache and anything comparing model ids see the one model
     assert int8_encoder.model_id == encoder.model_id and int8_encoder.backend_name == "onnx-int8-query"

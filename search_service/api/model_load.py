@@ -53,4 +53,6 @@ def _advice(exc: Exception) -> str:
 def _checked(encoder: Encoder) -> str:
     if encoder.checked_cosine is None:
         return ""
-    return f"; its load check: cosine to fp32 ≥ {encoder.checked_cosine:.4f}"
+    speed = encoder.checked_speed
+    timed = f", {speed.form_ms:.2f} ms a query against fp32's {speed.fp32_ms:.2f}" if speed else ""
+    return f"; its load check: cosine to fp32 ≥ {encoder.checked_cosine:.4f}{timed}"
