@@ -11,8 +11,9 @@ setup(
         Extension(
             "search_service.engine._rowdot",
             sources=["search_service/engine/native/rowdot.c"],
-            # -fno-wrapv after Python's own -fwrapv, which slowed the kernel's loops (8 queries, 1M rows: 27 -> 23 ms)
-            extra_compile_args=["-O3", "-fno-wrapv"],
+            # -fno-wrapv after Python's own -fwrapv, which slowed the kernel's loops (8 queries, 1M rows: 27 -> 23 ms);
+            # loops aligned to 64 bytes: a function added or moved shifted the others' loops, up to +18 % (rowdot.c)
+            extra_compile_args=["-O3", "-fno-wrapv", "-falign-loops=64"],
             optional=True,
         )
     ]

@@ -34,7 +34,7 @@ ROW_ZERO_POINT = 64  # a shared generation's rows are stored as uint8: code + 64
 CALIBRATION_ROWS = 32_768  # 12 MiB of rows: each kernel ~1-4 ms a call here, the best of three taken
 MLAS_COLUMNS = 16  # MLAS computes this many query columns whatever the batch
 WIDE_MIN_ROWS = 65_536  # a lone search's rows are split between threads from this many (~1 ms of work)
-NATIVE_MIN_BATCH = 2  # the native kernel reads contiguous rows once for a batch; SimSIMD is faster for one
+NATIVE_MIN_BATCH = 2  # the native kernel reads contiguous rows once for a batch; SimSIMD is as fast for one
 
 TestCodes = tuple[np.ndarray, np.ndarray]  # codes (dim, k) int8 within ±63 and queries (b, dim) int8
 
