@@ -20,7 +20,9 @@ from search_service.engine.store_locator import StoreLocator
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_memory import suggest_narrow
 from search_service.engine.suggest_scope import suggest_in_memory
-from search_service.engine.suggest_typed import WORD, glued_head, name_prefixes, split_prefix
+from search_service.engine.suggest_spelling import completed_word as _completed_word
+from search_service.engine.suggest_spelling import spelled
+from search_service.engine.suggest_typed import WORD, glued_head, name_prefixes, split_prefix, typed_last_word
 from search_service.engine.text import exclusion_readings, fold_accents, negated_operands, taken_as_query
 
 MAX_SUGGESTIONS = 10
@@ -114,11 +116,6 @@ async def without_excluded(conn: Any, rows: list[Any], params: SuggestParams, he
     ]
 
 
-def _completed_word(label: str, head: str) -> str:
-    """The word a `query` completion adds to the earlier words (its label is `head word`)."""
-    return label[len(head) :].strip() if head else label
-
-
 def merge(rows: list[Any], limit: int) -> list[Suggestion]:
     """Categories and brands get their reserved places first, then every kind in `_ORDER` fills the rest."""
     by_kind: dict[str, list[Suggestion]] = {k: [] for k in _ORDER}
@@ -178,19 +175,29 @@ async def suggest(
         }
         found = await suggest_in_memory(conn, index, sets, (prefix, head, last), scope, limit, params.store_ids)
         if found is not None:
-            return merge(keep_typed_text(await without_excluded(conn, found, params, head), prefix, head, last), limit)
+            return await _finished(conn, found, params, (prefix, head, last), limit)
     narrow = _narrow_scope(params)
     if labels is not None and labels.loaded and narrow is not None:
         rows = await suggest_narrow(conn, labels, prefix, head, last, narrow, limit)
         if rows is not None:
-            return merge(keep_typed_text(await without_excluded(conn, rows, params, head), prefix, head, last), limit)
+            return await _finished(conn, rows, params, (prefix, head, last), limit)
     stmt = statement("engine/suggest", "suggest")
     # One generic plan, prepared once per connection: planning this statement (a dozen CTEs) took longer than
     # running it, and its index walks do not depend on the prefix's selectivity.
     async with conn.transaction():
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         rows = await _fetch(conn, stmt, prefix, head, last, params, limit, _radius_probed(params, stores))
-    kept = await without_excluded(conn, list(rows), params, head)
+    return await _finished(conn, list(rows), params, (prefix, head, last), limit)
+
+
+async def _finished(
+    conn: Any, rows: list[Any], params: SuggestParams, typed: tuple[str, str, str], limit: int
+) -> list[Suggestion]:
+    """Every path's rows made the answer: what `q` excludes left out, word completions spelt as their products
+    write them (suggest_spelling.py), the typed text kept, merged."""
+    prefix, head, last = typed
+    kept = await without_excluded(conn, rows, params, head)
+    kept = await spelled(conn, kept, head, typed_last_word(prefix))
     return merge(keep_typed_text(kept, prefix, head, last), limit)
 
 

@@ -138,7 +138,8 @@ SuggestLimit = Annotated[
     summary="Search-as-you-type suggestions",
     description=(
         "Up to 10 completions of what is typed so far: product names, brands and categories starting with it, and "
-        "completions of its last word (`query`, once it has 2 letters), each backed by an in-stock listing at a "
+        "completions of its last word (`query`, once it has 2 letters; the word as the products write it, whatever "
+        "the accents typed: `pate` completes to `pâté`), each backed by an in-stock listing at a "
         "store in scope (within `radius_m` of lat/lon, inside the map viewport `bbox` as `/v1/search` scopes it, or "
         "any active store). A word that `-` excludes, as search reads it, is not completed (`milk -oat`: no "
         "`milk oat`), and a completion keeps the text typed before its last word (`milk -oat whol`: "

@@ -335,3 +335,18 @@ FROM index_rows i JOIN product_master p ON p.id = i.id, unnest(tsvector_to_array
 GROUP BY l COLLATE "C"
 ) g
 ORDER BY g.kind, g.key COLLATE "C", g.spelling COLLATE "C";
+
+-- name: word_spellings
+-- params: terms text[] (the words of `query` completions, as search_term holds them: accents folded),
+--    probe_cap int (products read a word)
+-- The names and brands of up to probe_cap active products holding each word in their name or brand (weights A
+-- and B of search_tsv, an index probe of ix_product_master_search_tsv a word), from which suggest_spelling.py
+-- picks the word as the products write it (`creme` -> `crème`).
+SELECT t.term, array_agg(concat_ws(' ', p.name, p.brand)) AS texts
+FROM unnest(:terms::text[]) AS t(term)
+CROSS JOIN LATERAL (
+    SELECT p.name, p.brand FROM product_master p
+    WHERE p.search_tsv @@ to_tsquery('plinqy_simple', quote_literal(t.term) || ':' || 'AB') AND p.is_active
+    LIMIT :probe_cap::int
+) p
+GROUP BY t.term;
