@@ -194,6 +194,28 @@ def test_listing_reads_are_the_stores_own_and_bad_pages_are_400s(
     assert empty == {"items": [], "next_after": None}
 
 
+def test_a_sku_or_after_past_200_characters_is_a_400_saying_so_on_the_reads_too(
+    base: str, shop: tuple[uuid.UUID, str]
+) -> None:
+    """The spec gives the SKU of `…/listings/{sku}` and the `after` of the listings' pages 200 characters at most.
+    PUT, PATCH and DELETE of a longer SKU said so (400), but its GET answered 404 `no listing with sku 'xxx…'`
+    (echoing the whole SKU), and a longer `after` was msgspec's bare ``Expected `str` of length <= 200``."""
+    store, key = shop
+    long_sku = "x" * 201
+    for method in ("GET", "DELETE"):
+        answer = httpx.request(method, listing_url(base, store, long_sku), headers=bearer(key))
+        assert answer.status_code == 400, (method, answer.text)
+        assert answer.json()["error"] == {"parameter": "sku", "message": "sku is longer than 200 characters"}
+    at_most = httpx.get(listing_url(base, store, "x" * 200), headers=bearer(key))
+    assert at_most.status_code == 404 and at_most.json()["error"]["parameter"] == "sku"
+    page = httpx.get(f"{base}/v1/stores/{store}/listings", params={"after": long_sku}, headers=bearer(key))
+    assert page.status_code == 400, page.text
+    assert page.json()["error"] == {"parameter": "after", "message": "must be at most 200 characters (an SKU): give "
+                                    "the answer's next_after"}  # fmt: skip
+    fine = httpx.get(f"{base}/v1/stores/{store}/listings", params={"after": "x" * 200}, headers=bearer(key))
+    assert fine.status_code == 200 and fine.json() == {"items": [], "next_after": None}
+
+
 def test_a_store_is_read_openly_and_an_unknown_one_is_a_404(base: str, shop: tuple[uuid.UUID, str]) -> None:
     store, _key = shop
     found = httpx.get(f"{base}/v1/stores/{store}")

@@ -130,7 +130,7 @@ _FIELD_OF_OBJECT = re.compile(r"^Object (?:contains unknown|missing required) fi
 _WRONG_TYPE = re.compile(r"^Expected `([^`]+)`, got `str`$")
 # msgspec's bound (`Expected `float` <= 9999999999.99`), or a number past a float's (`1e400`): the rule says the range
 # in words, the validator's text added nothing but its types
-_OUT_OF_RANGE = re.compile(r"^(?:Expected `[^`]+` ([<>])=? \S+|Number out of range)$")
+_OUT_OF_RANGE = re.compile(r"^(?:Expected `[^`]+` (?:of length )?([<>])=? \S+|Number out of range)$")
 # A PUT's or PATCH's level and version past msgspec's bound, (below, above): a batch item's words for them, where
 # msgspec's bare `Expected `int` >= 0` said another thing for one rule
 _BODY_RANGES = {"quantity": QUANTITY_RANGE, "version": tuple(f"version {words}" for words in VERSION_RANGE)}

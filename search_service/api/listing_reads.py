@@ -20,7 +20,7 @@ from search_service.db.schema.base import INGEST_SOURCES
 from search_service.db.sql import statement
 from search_service.ingest import pipeline
 from search_service.ingest.batch_rows import retry_pause
-from search_service.ingest.rows import trimmed
+from search_service.ingest.rows import MAX_TEXT, trimmed
 
 
 def listing_out(row: Any) -> S.ListingOut:
@@ -71,6 +71,8 @@ async def get_listing(
     rt: NamedDependency[Runtime], store_id: StoreId, sku: Sku, request: Request[Any, Any, Any]
 ) -> S.ListingOut:
     key = trimmed(listing_sku(request))  # as the writes key it: ` A1 ` reads `A1`
+    if len(key) > MAX_TEXT["sku"]:  # as the writes refuse it (rows.py); it was a 404 echoing the whole SKU
+        raise BadParameter("sku", f"sku is longer than {MAX_TEXT['sku']} characters")
     async with rt.connection() as conn:
         listing = await listing_of(conn, store_id, key)
         if listing is None:
@@ -93,7 +95,9 @@ async def get_listing(
 async def list_listings(
     rt: NamedDependency[Runtime],
     store_id: StoreId,
-    after: Annotated[str | None, Parameter(description="The last SKU of the page before.", max_length=200)] = None,
+    after: Annotated[
+        str | None, Parameter(description="The last SKU of the page before.", max_length=MAX_TEXT["sku"])
+    ] = None,
     page_size: Annotated[int, Parameter(ge=1, le=LISTINGS_PAGE_MAX, description="Listings a page.")] = 100,
 ) -> S.ListingPage:
     if after is not None and "\x00" in after:  # no SKU holds one (text cannot)

@@ -59,6 +59,7 @@ RULES = {
     "fulfilment": "must be one of pickup, delivery, any",
     "explain": "must be true or false",
     "page_size": f"must be an integer between 1 and {LISTINGS_PAGE_MAX}",
+    "after": "must be at most 200 characters (an SKU): give the answer's next_after",
 }
 SPACED_VALUE = "send it without the spaces around it"  # a number or flag with spaces around it: refused, said why
 # A number is read as JSON writes one (msgspec, query_string.py): `05` and `01.5` are refused, and the message says why.
