@@ -37,7 +37,7 @@ from search_service.engine.suggest import (
 from search_service.engine.suggest_index import SuggestIndex
 from search_service.engine.suggest_scope import suggest_in_memory
 from search_service.engine.suggest_spelling import spelled
-from search_service.engine.suggest_typed import lower_as_sql, typed_last_word
+from search_service.engine.suggest_typed import lower_as_sql
 from search_service.engine.text import caseless, fold_accents
 from tests.test_api import AT_CENTER, app_settings, load_test_encoder, running_client, seed_catalogue
 from tests.test_search_ux import CENTER, Catalogue, _call, _near, _seed, run
@@ -72,7 +72,7 @@ async def _from_memory(
     typed = split_prefix(params.q)
     rows = await suggest_in_memory(conn, index, sets, typed, scope, params.limit)
     assert rows is not None, params
-    rows = await spelled(conn, rows, typed[1], typed_last_word(typed[0]))
+    rows = spelled(rows, typed[1])
     return merge(keep_typed_text(rows, *typed), params.limit)
 
 
@@ -447,18 +447,21 @@ def test_a_word_completion_is_spelt_as_the_products_write_it_by_every_path(
     fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The vocabulary holds words with their accents folded (migration 0035), and every path offered that form:
-    `crè` completed to `creme`, `pât` to `pate`, `rosé` to `rose`, `weiß` to `weissbrot`, and the brand
-    `Kinderglück` came twice, once as the word `kindergluck`. A word completion is now spelt as its products' names
-    and brands write it: the spelling starting with the word as typed, else the most frequent (`ros`: two `Rose`
-    names, one `Rosé`), and a word that repeats a brand shown is left out."""
-    names = ["Zorblax Crème Fraîche 250 g", "Zorblax Pâté de Campagne", "Zorblax Rosé Wine", "Zorblax Rose Soap",
-             "Zorblax Rose Candle", "Weißbrot Zorblax 500 g"]  # fmt: skip
+    `crè` completed to `creme`, `pât` to `pate`, `ros` to `rose`, `weiß` to `weissbrot`, and the brand `Kinderglück`
+    came twice, once as the word `kindergluck`. A word completion is now spelt as the name of a product in scope
+    holding it writes it, and a word that only a brand spells is shown once, as the brand."""
+    names = ["Zorblax Crème Fraîche 250 g", "Zorblax Pâté de Campagne", "Zorblax Rosé Wine", "Weißbrot Zorblax 500 g",
+             "Zorblax Pasta 500 g"]  # fmt: skip
     _stocked_at_center(fresh_db_url, [(name, None, None) for name in names] + [("Zorblax Lolly", "Kinderglück", None)])
-    typed = {"crè": ["crème"], "CREME fr": ["creme fraîche"], "zorblax cr": ["zorblax crème"], "pât": ["pâté"],
-             "pate": ["pâté"], "ros": ["rose"], "rosé": ["rosé"], "weiß": ["weißbrot"], "weiss": ["weißbrot"],
-             "kinderg": []}  # fmt: skip
+    typed = {"crè": ["crème"], "CREME fr": ["creme fraîche"], "zorblax cr": ["zorblax crème"],
+             "pât": ["pâté"], "pa": ["pasta", "pâté"], "pate": ["pâté"], "ros": ["rosé"], "rosé": ["rosé"],
+             "weiß": ["weißbrot"], "weiss": ["weißbrot"], "kinderg": [],
+             "zorblax 500 g wei": ["zorblax 500 g weißbrot"]}  # fmt: skip
     run(_call(fresh_db_url, _after_snapshots, monkeypatch, "query", typed))
     run(_call(fresh_db_url, _after_snapshots, monkeypatch, "brand", {"kinderg": ["Kinderglück"]}))
+    renamed = "UPDATE product_master SET name = 'Zorblax Crème Brûlée' WHERE name = 'Zorblax Pasta 500 g'"
+    after = {"brû": ["brûlée"], "crè": ["crème"], "pa": ["pâté"]}  # a product changed since: the overlay spells it
+    run(_call(fresh_db_url, _after_snapshots, monkeypatch, "query", after, renamed))
 
 
 def test_a_word_after_a_glued_size_is_completed_by_every_path(

@@ -22,7 +22,7 @@ from search_service.engine.suggest_memory import suggest_narrow
 from search_service.engine.suggest_scope import suggest_in_memory
 from search_service.engine.suggest_spelling import completed_word as _completed_word
 from search_service.engine.suggest_spelling import spelled
-from search_service.engine.suggest_typed import WORD, glued_head, name_prefixes, split_prefix, typed_last_word
+from search_service.engine.suggest_typed import WORD, glued_head, name_prefixes, split_prefix
 from search_service.engine.text import exclusion_readings, fold_accents, negated_operands, taken_as_query
 
 MAX_SUGGESTIONS = 10
@@ -130,7 +130,7 @@ def merge(rows: list[Any], limit: int) -> list[Suggestion]:
         for item in items:
             if len(chosen) >= limit or n <= 0:
                 return
-            text = item.text.lower()
+            text = fold_accents(item.text.lower())  # `hafergluck`, a brand's word unspelt: the brand `Haferglück` once
             if (item.kind, text) in seen or text in texts:
                 continue
             seen.add((item.kind, text))
@@ -196,8 +196,7 @@ async def _finished(
     """Every path's rows made the answer: what `q` excludes left out, word completions spelt as their products
     write them (suggest_spelling.py), the typed text kept, merged."""
     prefix, head, last = typed
-    kept = await without_excluded(conn, rows, params, head)
-    kept = await spelled(conn, kept, head, typed_last_word(prefix))
+    kept = spelled(await without_excluded(conn, rows, params, head), head)
     return merge(keep_typed_text(kept, prefix, head, last), limit)
 
 

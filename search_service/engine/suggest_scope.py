@@ -128,16 +128,23 @@ def _categories(index: SuggestIndex, mask: np.ndarray, over: _Overlay, prefix: s
 def _terms(
     index: SuggestIndex, mask: np.ndarray, items: list[dict[str, Any]], head: str, last: str, lim: int
 ) -> list[dict[str, Any]]:
-    """Words of the products in scope (mask, items: those with the earlier words) starting with the last word."""
-    found: list[str] = []
+    """Words of the products in scope (mask, items: those with the earlier words) starting with the last word, each
+    with the name of its first product in scope (`source`: the name spells the word, suggest_spelling.py)."""
+    found: dict[str, str] = {}
     for i in index.words.starting_with(last):
         if len(found) >= lim:
             break
-        if index.words.held(i, mask):
-            found.append(index.words.keys[i])
-    chosen = sorted(set(found) | {w for item in items for w in item["words"] if w.startswith(last)})[:lim]
+        rows = index.words.rows_of(i)
+        held = rows[mask[rows]]
+        if len(held):
+            found[index.words.keys[i]] = index.names[int(held[0])]
+    for item in items:
+        for w in item["words"]:
+            if w.startswith(last):
+                found[w] = min(found.get(w, item["name"]), item["name"])
     return [
-        {"kind": "query", "label": f"{head} {w}".strip(" "), "ref": None, "ord": n} for n, w in enumerate(chosen, 1)
+        {"kind": "query", "label": f"{head} {w}".strip(" "), "ref": None, "ord": n, "source": found[w]}
+        for n, w in enumerate(sorted(found)[:lim], 1)
     ]
 
 

@@ -1,24 +1,21 @@
-"""A `query` completion's word as the products write it: `crè` completes to `crème`, `Haferglück` to no `hafergluck`.
+"""A `query` completion's word as the products write it: `crè` completes to `crème`, not the vocabulary's `creme`.
 
 The vocabulary (`search_term`, `search_terms_of`) holds words with their accents folded (migration 0035), so that a
 typo is corrected to a word the keyword index holds, and every path of `suggest` completed the last word to that
-folded form: `Crème` was offered `creme`, `Rosé` `rose`, `fraî` `fraiche`, and a brand typed whole, `Haferglück`,
-was offered again as the word `hafergluck` beside the brand (the page then wrote the misspelt pick into the box).
-Each word is now shown as the names and brands of a few products holding it write it (lower case, as before):
-the spelling that starts with the last word as typed, else the most frequent, else the folded word itself. A word
-no product name or brand spells so (a stem) keeps its folded form. One round trip, only when a row completes a word.
+folded form: `Crème` was offered `creme`, `pât` `pate`, `fraî` `fraiche`, and the page wrote the pick into the box.
+Each path already reads a product in scope holding the word (to know the word is in scope): it now also gives that
+product's name (`source`: the index's first row, the narrow plans' smallest name, the walk's first found), and the
+word is shown as that name writes it, lower-cased. A word the name does not spell (a brand's, a stem) keeps its
+folded form; `merge` then shows it once beside the brand that spells it (`Haferglück`, not also `hafergluck`).
+No round trip of its own.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
-from search_service.db.sql import statement
 from search_service.engine.suggest_typed import WORD, lower_as_sql
 from search_service.engine.text import fold_accents
-
-SPELLING_PROBES = 16  # products read a word: its spellings are its products' own
 
 
 def completed_word(label: str, head: str) -> str:
@@ -26,29 +23,25 @@ def completed_word(label: str, head: str) -> str:
     return label[len(head) :].strip() if head else label
 
 
-def best_spelling(term: str, texts: list[str], typed_last: str) -> str:
-    """`term` (folded) as `texts` (product names and brands) write it, lower-cased: one starting with the word as
-    typed first (`rosé` typed keeps `rosé` where `Rose` is also sold), then the most frequent, then `term`."""
-    counts = Counter(
-        word for text in texts for word in (lower_as_sql(w) for w in WORD.findall(text)) if fold_accents(word) == term
-    )
-    if not counts:
+def spelling(term: str, source: str | None) -> str:
+    """`term` (folded) as the name `source` writes it, lower-cased; `term` where the name has no such word."""
+    if not source or source.isascii():
         return term
-    return min(counts, key=lambda w: (not w.startswith(typed_last), -counts[w], w != term, w))
+    for word in WORD.findall(source):
+        lowered = lower_as_sql(word)
+        if lowered != term and fold_accents(lowered) == term:
+            return lowered
+    return term
 
 
-async def spelled(conn: Any, rows: list[Any], head: str, typed_last: str) -> list[Any]:
-    """`rows` with each `query` completion's word spelt as its products write it (`head` kept as typed)."""
-    terms = sorted({completed_word(r["label"], head) for r in rows if r["kind"] == "query"})
-    if not terms:
-        return rows
-    stmt = statement("engine/suggest", "word_spellings")
-    found = await conn.fetch(stmt.sql, *stmt.bind(terms=terms, probe_cap=SPELLING_PROBES))
-    spelling = {r["term"]: best_spelling(r["term"], list(r["texts"]), typed_last) for r in found}
+def spelled(rows: list[Any], head: str) -> list[Any]:
+    """`rows` with each `query` completion's word spelt as its source name writes it (`head` kept as typed)."""
     out = []
     for row in rows:
-        word = completed_word(row["label"], head) if row["kind"] == "query" else ""
-        if spelling.get(word, word) != word:
-            row = {**dict(row), "label": f"{head} {spelling[word]}".strip(" ")}
+        if row["kind"] == "query":
+            word = completed_word(row["label"], head)
+            shown = spelling(word, row.get("source"))
+            if shown != word:
+                row = {**dict(row), "label": f"{head} {shown}".strip(" ")}
         out.append(row)
     return out

@@ -57,11 +57,6 @@ def split_prefix(q: str) -> tuple[str, str, str]:
     return prefix, head, fold_accents(last)  # the last as the vocabulary holds words (migration 0035)
 
 
-def typed_last_word(prefix: str) -> str:
-    """The last word of a prefix as typed (lower case, accents kept), "" where `split_prefix` completes none."""
-    return _before_last(prefix)[1]
-
-
 def glued_head(prefix: str) -> str | None:
     """The words before the last with their sizes as typed, where they glue one to its unit (`1l haf`: `1l`), or
     None: a `query` completion's products hold the head read either way, as search matches `q` (a name writing

@@ -171,8 +171,9 @@ WITH pt AS (
     ORDER BY plinqy_fold(c.name) COLLATE "C", c.id
     LIMIT :lim::int
 ), terms AS (
+    -- source: the name of the product in scope found first, which spells the word (suggest_spelling.py)
     SELECT 'query' AS kind, btrim(:head::text || ' ' || t.term) AS label, NULL::text AS ref,
-           row_number() OVER () AS ord
+           row_number() OVER () AS ord, s.name AS source
     FROM (
         SELECT DISTINCT ON (t.term) t.term
         FROM search_term t
@@ -181,21 +182,22 @@ WITH pt AS (
         ORDER BY t.term USING ~<~
         LIMIT 2 * :lim::int
     ) t
-    WHERE EXISTS (
-        SELECT 1
-        FROM (SELECT p.id FROM product_master p
+    CROSS JOIN LATERAL (
+        SELECT p.name
+        FROM (SELECT p.id, p.name FROM product_master p
               WHERE p.search_tsv @@ ({{ head_query }} && to_tsquery('plinqy_simple', quote_literal(t.term)))
                 AND p.is_active LIMIT :probe_cap::int) p
         WHERE {{ in_scope }}
-    )
+        LIMIT 1
+    ) s
     LIMIT :lim::int
 ), narrow_terms AS (
     SELECT 'query' AS kind, btrim(:head::text || ' ' || w.term) AS label, NULL::text AS ref,
-           row_number() OVER (ORDER BY w.term USING ~<~) AS ord
+           row_number() OVER (ORDER BY w.term USING ~<~) AS ord, w.source
     FROM (
-        SELECT DISTINCT c.term
+        SELECT c.term, min(c.name COLLATE "C") AS source  -- the name that spells the word (suggest_spelling.py)
         FROM (
-            SELECT p.id, w AS term
+            SELECT p.id, p.name, w AS term
             FROM stocked p, search_terms_of(p.name, p.brand) w
             WHERE length(:last_word::text) >= 2 AND starts_with(w, :last_word::text)
             OFFSET 0  -- a fence: the product rows are read for these candidates only
@@ -203,17 +205,18 @@ WITH pt AS (
         WHERE (SELECT m.search_tsv @@ ({{ head_query }}
                                        && to_tsquery('plinqy_simple', quote_literal(:last_word::text) || ':*'))
                FROM product_master m WHERE m.id = c.id)
+        GROUP BY c.term
     ) w
     ORDER BY w.term USING ~<~
     LIMIT :lim::int
 )
-SELECT kind, label, ref, ord FROM categories
-UNION ALL SELECT kind, label, ref, ord FROM brands
-UNION ALL SELECT kind, label, ref, ord FROM narrow_brands
-UNION ALL SELECT kind, label, ref, ord FROM names
-UNION ALL SELECT kind, label, ref, ord FROM narrow_names
-UNION ALL SELECT kind, label, ref, ord FROM terms
-UNION ALL SELECT kind, label, ref, ord FROM narrow_terms;
+SELECT kind, label, ref, ord, NULL::text AS source FROM categories
+UNION ALL SELECT kind, label, ref, ord, NULL FROM brands
+UNION ALL SELECT kind, label, ref, ord, NULL FROM narrow_brands
+UNION ALL SELECT kind, label, ref, ord, NULL FROM names
+UNION ALL SELECT kind, label, ref, ord, NULL FROM narrow_names
+UNION ALL SELECT kind, label, ref, ord, source FROM terms
+UNION ALL SELECT kind, label, ref, ord, source FROM narrow_terms;
 
 -- name: suggest_stocked
 -- params: lon float8|null, lat float8|null, radius_m float8, narrow_stores int,
@@ -262,21 +265,22 @@ WITH names AS (
     JOIN product_master p ON p.id = n.id
 ), terms AS (
     SELECT 'query' AS kind, btrim(:head::text || ' ' || w.term) AS label, NULL::text AS ref,
-           row_number() OVER (ORDER BY w.term USING ~<~) AS ord
+           row_number() OVER (ORDER BY w.term USING ~<~) AS ord, w.source
     FROM (
-        SELECT DISTINCT w AS term
+        SELECT w AS term, min(p.name COLLATE "C") AS source  -- the name that spells the word (suggest_spelling.py)
         FROM product_master p, search_terms_of(p.name, p.brand) w
         WHERE p.id = ANY(:term_ids::uuid[]) AND starts_with(w, :last_word::text)
           -- a CASE: the planner folds the constant tsquery, and an empty last word ('':*) is a syntax error
           AND p.search_tsv @@ CASE WHEN length(:last_word::text) >= 2
                                    THEN {{ head_query }}
                                         && to_tsquery('plinqy_simple', quote_literal(:last_word::text) || ':*') END
+        GROUP BY w
     ) w
     ORDER BY w.term USING ~<~
     LIMIT :lim::int
 )
-SELECT kind, label, ref, ord FROM names
-UNION ALL SELECT kind, label, ref, ord FROM terms;
+SELECT kind, label, ref, ord, NULL::text AS source FROM names
+UNION ALL SELECT kind, label, ref, ord, source FROM terms;
 
 -- fragment: index_rows
 -- params: none
@@ -335,18 +339,3 @@ FROM index_rows i JOIN product_master p ON p.id = i.id, unnest(tsvector_to_array
 GROUP BY l COLLATE "C"
 ) g
 ORDER BY g.kind, g.key COLLATE "C", g.spelling COLLATE "C";
-
--- name: word_spellings
--- params: terms text[] (the words of `query` completions, as search_term holds them: accents folded),
---    probe_cap int (products read a word)
--- The names and brands of up to probe_cap active products holding each word in their name or brand (weights A
--- and B of search_tsv, an index probe of ix_product_master_search_tsv a word), from which suggest_spelling.py
--- picks the word as the products write it (`creme` -> `crème`).
-SELECT t.term, array_agg(concat_ws(' ', p.name, p.brand)) AS texts
-FROM unnest(:terms::text[]) AS t(term)
-CROSS JOIN LATERAL (
-    SELECT p.name, p.brand FROM product_master p
-    WHERE p.search_tsv @@ to_tsquery('plinqy_simple', quote_literal(t.term) || ':' || 'AB') AND p.is_active
-    LIMIT :probe_cap::int
-) p
-GROUP BY t.term;
