@@ -119,8 +119,9 @@ Q = Annotated[
         description=(
             f"What to look for, in natural language. 1–{Q_MAX_LENGTH} characters after trimming surrounding "
             "whitespace; no control characters; a no-break space is a space. A barcode (GTIN-8/12/13/14, spaces "
-            "and dashes allowed) finds its "
-            "product first, whatever its leading zeros. A size glued to its unit (`1l`, `500g`, `6x1l`) also finds "
+            "and dashes allowed) finds its product first in hybrid and keyword mode (semantic ranks by meaning "
+            "alone: a barcode means nothing to the model), whatever its leading zeros. A size glued to its unit "
+            "(`1l`, `500g`, `6x1l`) also finds "
             "names that space it (`1 L`, `500 g`). The last word is also a prefix (`choc` finds Chocolate) unless a "
             "space follows it (`choc `: the word only). A word or phrase after `-` is excluded in every mode "
             '(`milk -oat`, `milk (-oat)`, `milk -"oat milk"`: no result holds it; the meaning ranked is the rest\'s, '
