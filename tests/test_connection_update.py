@@ -413,3 +413,27 @@ def test_a_base_url_with_a_user_name_or_password_is_refused_without_repeating_it
     for url in ("http://[::1]:9438/?shop=x", "http://[::1]:9438/api#v2"):
         query = cli(fresh_db_url, *shopify, "--base-url", url)
         assert query.returncode == 2 and "must not hold a query or a fragment" in query.stderr, query.stderr
+
+
+def test_a_lightspeed_r_connection_takes_no_webhook_secret(db: psycopg.Connection, fresh_db_url: str) -> None:
+    """R-Series sends no item or stock webhooks (polled only; a delivery to its connection is a 404), yet `connect
+    lightspeed-r` offered `--secret` ("the webhook signing secret") and `connections update ID --secret S` stored one
+    and said "signing secret changed", exit 0: an operator was told webhooks were set up that are never taken."""
+    from search_service.cli.connectors import SECRET_HELP
+    from search_service.ingest.connectors.factory import PUSH_SOURCES
+
+    assert set(SECRET_HELP) == PUSH_SOURCES  # the vendors `connect` offers --secret are those whose webhooks count
+    store = make_store(db, "R", 52.37, 4.89)
+    connect = ["connect", "lightspeed-r", "--store", str(store), "--location", "1", "--account", "4242"]
+    connect += ["--token", "t", "--base-url", "http://127.0.0.1:9"]
+    made = cli(fresh_db_url, *connect, "--secret", "s3cret")
+    assert made.returncode == 2 and "lightspeed-r sends no webhooks" in made.stderr, made.stderr
+    assert "--secret" not in cli(fresh_db_url, "connect", "lightspeed-r", "--help").stdout
+    assert db.execute("SELECT count(*) FROM ingest_connection").fetchone() == (0,)
+    made = cli(fresh_db_url, *connect)
+    assert made.returncode == 0, made.stderr
+    refused = cli(fresh_db_url, "connections", "update", made.stdout.split()[1], "--secret", "s3cret")
+    assert refused.returncode == 2, (refused.stdout, refused.stderr)
+    assert "a lightspeed-r connection has no --secret" in refused.stderr and "Traceback" not in refused.stderr
+    assert "changed" not in refused.stdout
+    assert db.execute("SELECT secret_enc FROM ingest_connection").fetchone() == (None,)

@@ -191,7 +191,8 @@ def test_cli_connect_list_sync_disable(db: psycopg.Connection, fresh_db_url: str
          "--base-url 'http://127.0.0.1:99999' has no usable port: give one from 1 to 65535"),
         ((*r_args, "--location", " ", "--account", "4242"), "--location is empty"),
         ((*r_args, "--location", "1", "--account", "42/../x"), "is not the R-Series account ID"),
-        ((*r_args, "--location", "1", "--account", "4242", "--secret", "a b c"), "two space-separated"),
+        (("connect", "shopify", "--store", str(store), "--location", "1", "--token", "t",
+          "--shop", "s.myshopify.com", "--secret", "a b c"), "two space-separated"),  # R-Series takes no secret
         (("connect", "shopify", "--store", str(store), "--location", "1", "--token", "t", "--shop", "evil.com/x"),
          "--shop 'evil.com/x' is not NAME.myshopify.com"),
         (("connect", "lightspeed-x", "--store", str(store), "--location", "1", "--token", "t",

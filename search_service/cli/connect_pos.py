@@ -18,6 +18,7 @@ from search_service.cli.common import (
 )
 from search_service.cli.connectors import (
     LOCATION_HELP,
+    SECRET_HELP,
     SIGNATURE_OPTIONS,
     VENDOR_OPTIONS,
     check_base_url,
@@ -42,8 +43,13 @@ def connect_command(source: str) -> click.Command:
         click.Option(["--store", "store_id"], required=True, type=click.UUID, help="The Plinqy store."),
         click.Option(["--location"], required=True, help=f"The vendor location: {LOCATION_HELP[source]}."),
         click.Option(["--base-url"], default=None, help="Another API host (a proxy, a sandbox, a test server)."),
-        secret_option("--secret", "secret", "The webhook signing secret (two, space-separated, in a rotation)."),
     ]
+    if source in SECRET_HELP:
+        params.append(
+            secret_option("--secret", "secret", f"{SECRET_HELP[source]} (two, space-separated, in a rotation).")
+        )
+    else:  # R-Series sends no webhooks: its secret was stored and never used; refused in _create, saying so
+        params.append(click.Option(["--secret"], hidden=True, default=None))
     params += [secret_option(flag, key, text) for flag, key, text in VENDOR_OPTIONS[source]]
     params += [
         click.Option([flag, key], type=click.Choice(choices), default=choices[0], show_default=True, help=text)
@@ -70,6 +76,8 @@ def _create(settings: Settings, source: str, store_id: UUID, location: str, base
         check_base_url(base_url)
     if not location:
         raise UsageMistake(f"--location is empty: give {LOCATION_HELP[source]}")
+    if secret is not None and source not in PUSH_SOURCES:
+        raise UsageMistake(f"--secret: {source} sends no webhooks (it is polled only): leave --secret out")
     if secret is not None and not 1 <= len(secret.split()) <= 2:
         raise UsageMistake("--secret takes the webhook signing secret, or two space-separated during a rotation")
     try:

@@ -48,6 +48,12 @@ VENDOR_OPTIONS: dict[str, list[tuple[str, str, str]]] = {
         ("--token", "token", "Admin API token."),
     ],
 }
+# The vendors that send webhooks (factory.PUSH_SOURCES): what `--secret` is there. R-Series sends none: no option.
+SECRET_HELP: dict[str, str] = {
+    "lightspeed-x": "The webhook signing secret: the X-Series app's client secret",
+    "erply": "The webhook signing secret: Erply's webhook secret",
+    "shopify": "The webhook signing secret: the Shopify app's secret",
+}
 # Per vendor: webhook signature details the vendors do not document (docs/connectors.md): (option, config key,
 # choices, help); the first choice is the default. Stored in the connection's config, not secret.
 SIGNATURE_OPTIONS: dict[str, list[tuple[str, str, tuple[str, ...], str]]] = {

@@ -106,8 +106,10 @@ def _a(source: str) -> str:
 def _refuse_what_the_source_lacks(source: str, update: ConnectionUpdate) -> None:
     """StoreError naming an option the connection's vendor has no use for: it was merged in, accepted and reset the
     backoff (`--username` on a Shopify connection), changing nothing the vendor reads."""
-    from search_service.ingest.connectors.factory import CREDENTIALS
+    from search_service.ingest.connectors.factory import CREDENTIALS, PUSH_SOURCES
 
+    if update.secret is not None and source in CREDENTIALS and source not in PUSH_SOURCES:  # R-Series: polled only
+        raise StoreError("secret", f"{_a(source)} connection has no --secret (the vendor sends no webhooks)")
     for key in update.credentials:
         if key not in CREDENTIALS.get(source, ()):
             raise StoreError(key, f"{_a(source)} connection has no --{key.replace('_', '-')}")
