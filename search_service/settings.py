@@ -113,7 +113,7 @@ class Settings:
     # hand-offs than it saves (measured here: c=1 p50 15.6 vs 18.8 ms, CPU per request 9.9 vs 10.6 ms).
     query_encoder_threads: int = 1
     # How the API embeds queries: fp32, the products' model as is, or int8, the same model quantised for queries
-    # only (~0.3× the CPU, top 10 ~93 % the same; docs/performance.md). The stored vectors stay fp32.
+    # only (~0.4× the CPU on AVX-512 VNNI, top 10 overlap 0.973; docs/performance.md). The stored vectors stay fp32.
     query_encoder: Literal["fp32", "int8"] = "fp32"
     # The API's in-memory vector copy (exact scan): off above this many vectors (~1.5 kB each per API
     # process; a 100k-product scan is ~7 ms on 2 cores, 1M would be ~70 ms), 0 turns it off.
@@ -252,7 +252,8 @@ def _encoders(env: Mapping[str, str]) -> tuple[Any, Literal["fp32", "int8"]]:
     if query not in ("fp32", "int8"):
         raise SettingsError(
             f"PLINQY_QUERY_ENCODER={query!r}: use fp32 (queries embedded as the products are, the default) or int8 "
-            "(the same model quantised for queries: ~0.3× the CPU, docs/performance.md)"
+            "(the same model quantised for queries: ~0.4× the CPU on AVX-512 VNNI, slower without int8 kernels; "
+            "README.md, docs/performance.md)"
         )
     if query == "int8" and backend not in ("auto", "onnx"):
         raise SettingsError(
