@@ -108,3 +108,22 @@ def test_a_secret_that_could_not_be_shown_is_not_kept(
     out = cli(fresh_db_url, "connections", "update", connection_id, "--new-webhook-secret", stdout=full)
     assert out.returncode == 1 and out.stderr.endswith(f"{FULL}; the connection was not changed\n"), out.stderr
     assert db.execute("SELECT secret_enc FROM ingest_connection").fetchone() == secret
+
+
+def test_an_output_file_that_cannot_be_opened_is_said_as_any_unwritable_output(
+    db: psycopg.Connection, fresh_db_url: str, tmp_path: os.PathLike[str]
+) -> None:
+    """`imports errors ID --output PATH` into a folder that does not exist (or onto a folder) said click's own
+    `Error: Could not open file '…': …`, unlike every other output the CLI cannot write (README: `error: cannot
+    write the output (REASON)`, exit 1)."""
+    store = seed_store(db)
+    batch = db.execute(
+        "INSERT INTO import_batch (store_id, source, kind, status) VALUES (%s, 'csv', 'csv', 'completed') RETURNING id",
+        (store,),
+    ).fetchone()
+    assert batch is not None
+    missing = os.path.join(tmp_path, "no-such-folder", "errors.csv")
+    for path, reason in ((missing, "No such file or directory"), (os.fspath(tmp_path), "Is a directory")):
+        out = cli(fresh_db_url, "imports", "errors", str(batch[0]), "--output", path, stdout=subprocess.PIPE)
+        said = f"error: cannot write the output (cannot open {path}: {reason})\n"
+        assert (out.returncode, out.stderr) == (1, said), out.stderr

@@ -78,6 +78,8 @@ def write_output(text: str, file: TextIO | None = None) -> None:
     try:
         out.write(text)
         out.flush()
+    except click.FileError as exc:  # a lazy --output opened at the first write: click's own "Error: Could not…"
+        raise OutputUnwritable(OSError(f"cannot open {exc.ui_filename}: {exc.message}")) from None
     except OSError as exc:
         if file is not None and getattr(file, "should_close", True):  # click's close would flush it again
             with contextlib.suppress(OSError):
