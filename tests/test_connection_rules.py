@@ -253,7 +253,7 @@ def test_ctrl_c_at_a_hidden_secret_prompt_is_interrupted_exit_130(
     monkeypatch.setattr(connectors.sys.stdin, "isatty", lambda: True, raising=False)
     monkeypatch.setattr(connectors.click, "prompt", ctrl_c)
     with pytest.raises(SystemExit) as stopped:
-        connectors._read_secret("--token")
+        connectors._read_secret("--token", "PLINQY_POS_TOKEN")
     assert stopped.value.code == 130 and capsys.readouterr().err == "interrupted\n"
 
 

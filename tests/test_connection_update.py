@@ -437,3 +437,20 @@ def test_a_lightspeed_r_connection_takes_no_webhook_secret(db: psycopg.Connectio
     assert "a lightspeed-r connection has no --secret" in refused.stderr and "Traceback" not in refused.stderr
     assert "changed" not in refused.stdout
     assert db.execute("SELECT secret_enc FROM ingest_connection").fetchone() == (None,)
+
+
+def test_a_secret_option_given_alone_without_a_value_names_its_variable(
+    db: psycopg.Connection, fresh_db_url: str
+) -> None:
+    """`--token` alone with nothing piped and PLINQY_POS_TOKEN unset said "its environment variable is unset":
+    the operator was left to find which variable in the help."""
+    store = make_store(db, "S", 52.37, 4.89)
+    args = ("connect", "shopify", "--store", str(store), "--location", "556", "--shop", "probe.myshopify.com",
+            "--base-url", "http://127.0.0.1:9", "--token")  # fmt: skip
+    os.environ.pop("PLINQY_POS_TOKEN", None)
+    refused = subprocess_with_stdin(fresh_db_url, "", *args)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr == (
+        "error: --token given alone: no value on stdin, and PLINQY_POS_TOKEN is unset or empty: "
+        "set it, pipe the value, or give --token VALUE\n"
+    )

@@ -107,17 +107,18 @@ def secret_values(values: dict[str, str | None]) -> dict[str, str | None]:
         if value == FROM_ENV:
             envvar = SECRET_ENVVARS[key]
             flag = "--" + key.replace("_", "-")
-            out[key] = os.environ.get(envvar) or _read_secret(flag)
+            out[key] = os.environ.get(envvar) or _read_secret(flag, envvar)
     return out
 
 
-def _read_secret(flag: str) -> str:
+def _read_secret(flag: str, envvar: str) -> str:
     """A piped secret's first line (getpass read the terminal instead, and warned of echo without one), else asked
     for, hidden."""
     if not sys.stdin.isatty():
         line = sys.stdin.readline().strip()
-        if not line:
-            raise UsageMistake(f"{flag} given alone: no value on stdin, and its environment variable is unset")
+        if not line:  # named: "its environment variable" left the operator to find which in the help
+            raise UsageMistake(f"{flag} given alone: no value on stdin, and {envvar} is unset or empty: "
+                               f"set it, pipe the value, or give {flag} VALUE")  # fmt: skip
         return line
     try:
         return str(click.prompt(flag, hide_input=True, err=True))
