@@ -4,6 +4,7 @@ batch in hand."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -54,6 +55,7 @@ def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal
     from search_service.ingest.connectors.sync import ConnectionChanged, SyncFailed, record_rows, reread_spec
     from search_service.ingest.connectors.sync import sync_connection as run_sync
 
+    _failure_said_once()
     if allow_mass_removal and not full:
         raise UsageMistake("--allow-mass-removal goes with --full (only a full sync removes listings)")
     current_database_url(settings)
@@ -74,8 +76,18 @@ def sync(settings: Settings, connection_id: UUID, full: bool, allow_mass_removal
             except ConnectionChanged as exc:
                 raise UserFacingError(str(exc)) from None
             except SyncFailed as exc:
-                raise UserFacingError(f"sync failed (recorded on the connection; the cursor kept): {exc}") from None
+                raise UserFacingError(
+                    f"sync failed ({exc.failures} in a row; recorded on the connection, the cursor kept): {exc}"
+                ) from None
     _tell(connection_id, full, report, allow_mass_removal)
+
+
+def _failure_said_once() -> None:
+    """The command's error line says a failure: the sync's log line (bare, the CLI setting no log format) said it
+    a second time above it."""
+    from search_service.ingest.connectors.sync import FAILED_LOG
+
+    logging.getLogger("plinqy.connectors").addFilter(lambda record: record.msg is not FAILED_LOG)
 
 
 def _syncable(conn: Any, box: SecretBox, connection_id: UUID, now: bool) -> ConnectionSpec:

@@ -41,8 +41,17 @@ log = logging.getLogger("plinqy.connectors")
 Recorder = Callable[[Any, ConnectionSpec, Page], None]
 
 
+# The failure's log line; `plinqy-search sync` says it in its own error line instead (once, not twice)
+FAILED_LOG = "sync of connection %s failed (%d in a row): %s"
+
+
 class SyncFailed(RuntimeError):
-    """The sync stopped; the failure is recorded on the connection and the stored pages stay stored."""
+    """The sync stopped; the failure is recorded on the connection (the `failures`-th in a row) and the stored pages
+    stay stored."""
+
+    def __init__(self, message: str, failures: int = 1) -> None:
+        super().__init__(message)
+        self.failures = failures
 
 
 class UnknownConnection(LookupError):
@@ -216,8 +225,8 @@ def _failed(conn: Any, spec: ConnectionSpec, exc: Exception) -> SyncFailed:
     if not failures:  # the old credentials' (or a disabled connection's) failure: not the connection's now
         log.info("sync of connection %s failed, not recorded: %s", spec.id, escape_control_chars(message))
         return changed(spec)
-    log.warning("sync of connection %s failed (%d in a row): %s", spec.id, failures, escape_control_chars(message))
-    return SyncFailed(message)
+    log.warning(FAILED_LOG, spec.id, failures, escape_control_chars(message))
+    return SyncFailed(message, failures)
 
 
 def failure_message(spec: ConnectionSpec, exc: Exception) -> str:
