@@ -171,6 +171,19 @@ def test_a_key_or_store_described_wrongly_exits_2_naming_the_option_as_typed(dsn
         assert conn.execute("SELECT count(*) FROM api_key").fetchone() == (0,)
 
 
+def test_stores_create_takes_every_field_post_v1_stores_takes(dsn: str) -> None:
+    """`stores create` is "what POST /v1/stores does" (README, its help), but had no --phone or --website, two of
+    the API's StoreIn fields: a store made from the command line could get them only through PATCH."""
+    place = ("stores", "create", "--name", "Kiez Laden", "--lat", "52.5", "--lon", "13.4")
+    out = cli(dsn, *place, "--phone", "+49 30 1234567", "--website", "https://kiez-laden.example")
+    assert out.returncode == 0, out.stderr
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT phone, website FROM store WHERE id = %s", (out.stdout.strip(),)).fetchone()
+    assert row == ("+49 30 1234567", "https://kiez-laden.example")
+    bad = cli(dsn, *place, "--website", "kiez-laden")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --website: must be an http(s) address"), bad.stderr
+
+
 def test_imports_list_marks_a_lease_past_its_time_lapsed(dsn: str) -> None:
     """A batch whose worker's lease ran out read `leased_by=… until 16:48:00` at 16:56, as if still held."""
     store = create_store(dsn)

@@ -56,6 +56,8 @@ def stores() -> None:
 @click.option("--country", "country_code", default=None, help="ISO 3166-1 alpha-2, e.g. DE.")
 @click.option("--store-type", default=None, help="A free label, e.g. grocery or hardware.")
 @click.option("--currency", default="EUR", show_default=True, help="The store's default currency (ISO 4217).")
+@click.option("--phone", default=None, help="The store's phone number, as shoppers see it.")
+@click.option("--website", default=None, help="The store's http(s) address, e.g. https://shop.example.")
 @click.pass_obj
 @user_errors
 def stores_create(settings: Settings, **fields: object) -> None:
