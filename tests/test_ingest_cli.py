@@ -213,6 +213,15 @@ def test_connect_webhook_prints_secret_once_and_stores_it_encrypted(dsn: str, tm
     assert enc is not None and secret.encode() not in bytes(enc[0])
 
 
+def test_import_csv_counts_one_row_as_one_row(dsn: str, tmp_path: Path) -> None:
+    """A one-row file said `batch … stored: 1 rows` (its summary line, `completed: 1 row`, was right)."""
+    store = create_store(dsn)
+    one = tmp_path / "one.csv"
+    one.write_text("SKU,Price,Quantity,Name\nx1,1.00,2,Thing\n")
+    single = cli(dsn, "import", "csv", str(one), "--store", str(store))
+    assert single.returncode == 0 and re.search(r"stored: 1 row$", single.stderr, re.M), single.stderr
+
+
 def test_import_csv_then_strict_and_prune(dsn: str, tmp_path: Path) -> None:
     store = create_store(dsn)
     out = cli(dsn, "import", "csv", str(PROJECT_ROOT / "examples" / "products.csv"), "--store", str(store))

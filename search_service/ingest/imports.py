@@ -233,7 +233,7 @@ async def import_csv_async(
             batch_id, total = await record_csv(conn, dsn, store_id, reader, file_name)
         except asyncio.CancelledError:  # Ctrl-C while storing: its rows rolled back, its batch aborted
             raise ImportInterrupted(None, 0, 0) from None
-        notice(f"batch {batch_id} stored: {total} rows")  # named before anything can fail
+        notice(f"batch {batch_id} stored: {total} row{'' if total == 1 else 's'}")  # named before anything can fail
         worker_id = f"cli-import:{batch_id}"
         try:
             await _follow(conn, dsn, batch_id, worker_id, config, lambda done: progress(done, total), notice)
