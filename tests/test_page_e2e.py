@@ -1514,6 +1514,35 @@ def test_a_category_or_brand_suggestion_applies_its_filter(server: str, browser:
     assert voltix is not None and voltix.get_attribute("aria-pressed") == "true"
 
 
+def test_a_category_suggestion_picked_in_keyword_mode_shows_the_category_s_products(
+    server: str, browser: WebDriver
+) -> None:
+    """A category suggestion searched its name within the category, and in keyword mode, which matches the words of
+    names and brands, no product is called "Plumbing": nothing found. The pick now shows the category's products in
+    every mode: keyword mode goes to hybrid (the category's name ranks by meaning), and the status says so."""
+    driver = browser
+    open_page(driver, server, "?near=" + PRESET + "&mode=keyword")
+    _pick_suggestion(driver, "plumb", "category", "Plumbing")
+    names = {
+        li.find_element(By.CSS_SELECTOR, ".name").text
+        for li in driver.find_elements(By.CSS_SELECTOR, "#results li.result")
+    }
+    plumbing = {p.name for p in CATALOGUE if p.category == "Plumbing"}
+    assert names == plumbing, names
+    query = parse_qs(urlsplit(last_search_url(driver)).query)
+    assert query["mode"] == ["hybrid"] and query["q"] == ["Plumbing"], query
+    assert Select(driver.find_element(By.ID, "mode")).first_selected_option.get_attribute("value") == "hybrid"
+    assert "mode=hybrid" in driver.current_url, driver.current_url
+    status = driver.find_element(By.ID, "status").text
+    assert "Exact words (keyword) match product names, not categories: Hybrid shows Plumbing's products." in status
+    # in hybrid or semantic mode the pick keeps the mode
+    Select(driver.find_element(By.ID, "category")).select_by_value("")
+    Select(driver.find_element(By.ID, "mode")).select_by_value("semantic")
+    _pick_suggestion(driver, "plumb", "category", "Plumbing")
+    assert parse_qs(urlsplit(last_search_url(driver)).query)["mode"] == ["semantic"]
+    assert "not categories" not in driver.find_element(By.ID, "status").text
+
+
 @pytest.mark.parametrize(("radius", "rings"), [("0.5", ["0.5 km", "0.25 km"]), ("1.5", ["1.5 km", "0.75 km"])])
 def test_the_radar_rings_say_their_radius_exactly(
     server: str, browser: WebDriver, radius: str, rings: list[str]

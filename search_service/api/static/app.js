@@ -576,7 +576,9 @@
   }
 
   /** The box takes the suggestion's text; a category one also sets the picker, a brand one the brand facet (they
-   *  only ran a text search for the name). */
+   *  only ran a text search for the name). A category's name ranks its products by meaning: keyword mode, which
+   *  matches the words of names and brands, found none of them ("Plumbing" names no product), so it goes to
+   *  hybrid, said in the status. */
   function pickSuggestion(s) {
     els.q.value = s.text;
     els.q.focus(); // before the list (and its buttons) goes: the focus fell to <body>
@@ -584,6 +586,11 @@
     var ref = s.ref === null || s.ref === undefined ? "" : String(s.ref);
     if (s.kind === "category" && ref && els.category.querySelector('option[value="' + CSS.escape(ref) + '"]')) {
       els.category.value = ref;
+      if (els.mode.value === "keyword") {
+        els.mode.value = "hybrid";
+        state.linkNote += "Exact words (keyword) match product names, not categories: Hybrid shows " + s.text +
+          "'s products. ";
+      }
     }
     if (s.kind === "brand") state.chosen.brand = s.text;
     runSearch();
