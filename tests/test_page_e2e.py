@@ -1873,3 +1873,22 @@ def test_back_and_forward_step_through_the_searches(server: str, browser: WebDri
     asked = step(driver.back, "milk")
     assert asked["mode"] == ["semantic"] and "q=milk" in driver.current_url
     assert step(driver.forward, "bread")["lat"] != kreuzberg
+
+
+def test_a_query_typed_after_another_s_answer_was_read_is_an_entry_of_its_own(server: str, browser: WebDriver) -> None:
+    """A typed query's keystrokes replace its history entry; every later query typed did too, however long its
+    answer had been read: "milk" typed, read, then "bread" typed over it, and Back went past "milk" to the empty
+    page. A pause of more than the page's DRAFT_MS (3 s) between typed searches ends the entry: Back goes to "milk"."""
+    driver = browser
+    driver.get("about:blank")
+    open_page(driver, server, "?near=" + PRESET)
+    type_query(driver, "milk")
+    assert wait_results(driver, "milk")
+    time.sleep(3.5)  # the shopper reads the answer
+    type_query(driver, "bread")
+    assert wait_results(driver, "bread")
+    before = search_requests(driver)
+    driver.back()
+    wait_new_answer(driver, before, "milk")
+    assert driver.find_element(By.ID, "q").get_attribute("value") == "milk"
+    assert "q=milk" in driver.current_url, driver.current_url

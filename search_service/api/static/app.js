@@ -11,6 +11,8 @@
   "use strict";
 
   var DEBOUNCE_MS = 250;
+  // Typed searches further apart than this are two queries (the first one's answer read): two history entries
+  var DRAFT_MS = 3000;
   var SUGGEST_MAX_CHARS = 100; // engine/suggest.py PREFIX_MAX_LENGTH
   var MAX_OFFSET = 1000; // api/params.py MAX_OFFSET: the API refuses a page that starts past it
   var RADAR_R = 100; // the radius circle, in SVG units (viewBox is ±120)
@@ -46,7 +48,8 @@
     suggestAsked: 0,      // keystrokes in the box: the list answers the text once the last one's answer is drawn
     moreCtl: null,        // AbortController of the Show-more page in flight
     url: "",              // the address last written (a search's history entry)
-    draft: false          // that entry is a typed query's: its next keystrokes replace it
+    draft: false,         // that entry is a typed query's: its next keystrokes replace it
+    typedAt: 0            // when a typed search last wrote the address (performance.now())
   };
 
   // --- formatting (the e2e test formats the API's numbers the same way)
@@ -143,7 +146,7 @@
   /** Mirror the inputs in the address bar, so a search can be shared or reloaded, and Back goes to the one before
    *  (with replaceState alone Back left the page): `how` "push" (a search asked for: Enter, a menu, a facet) adds a
    *  history entry, "typed" adds one at a query's first keystrokes and the next ones replace it (not an entry a
-   *  keystroke), "replace" (a link's search, a retry) adds none. */
+   *  keystroke) until a pause of DRAFT_MS, "replace" (a link's search, a retry) adds none. */
   function saveToUrl(how) {
     var u = new URLSearchParams();
     if (els.q.value) u.set("q", els.q.value);
@@ -166,6 +169,9 @@
       if (state.chosen[k] !== undefined) u.set(k, String(state.chosen[k]));
     });
     var url = "?" + u.toString();
+    // a pause ends the typed query's entry: "bread" typed over "milk" once read replaced it, and Back skipped "milk"
+    if (how === "typed" && performance.now() - state.typedAt > DRAFT_MS) state.draft = false;
+    if (how === "typed") state.typedAt = performance.now();
     var push = how !== "replace" && url !== window.location.search && !(how === "typed" && state.draft);
     if (push || how !== "typed") state.draft = push && how === "typed";
     state.url = url;
