@@ -1041,6 +1041,38 @@ def test_a_linked_position_is_named_the_shared_location_not_yours(
     assert "your location" not in driver.find_element(By.ID, "status").text
 
 
+def test_my_own_location_is_still_mine_after_a_reload(server: str, browser: WebDriver) -> None:
+    """After "Use my location" the address holds `at=`, and a reload (or Back from another site) read it as a link's
+    position: "Shared location (from the link)", "the position the link shares, not yours", "within 5 km of the
+    shared location", of the shopper's own position. The tab now remembers the position it located; another `at=`
+    is still a link's."""
+    driver = browser
+    driver.execute_cdp_cmd("Browser.grantPermissions", {"permissions": ["geolocation"]})
+    driver.execute_cdp_cmd("Emulation.setGeolocationOverride", {"latitude": 52.5001, "longitude": 13.41, "accuracy": 9})
+    try:
+        open_page(driver, server, "?q=milk&near=" + PRESET)
+        assert wait_results(driver, "milk")
+        before = search_requests(driver)
+        press(driver, "Use my location", (By.ID, "locate"))
+        wait_new_answer(driver, before, "milk")
+        assert "at=52.50010%2C13.41000" in driver.current_url, driver.current_url
+        driver.refresh()
+        wait_for(
+            driver, "the page", lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true"
+        )
+        wait_results(driver, "milk")
+        place = Select(driver.find_element(By.ID, "location")).first_selected_option
+        status = driver.find_element(By.ID, "status").text
+        assert place.text == "My location", place.text
+        assert "within 5 km of your location" in status and "shares" not in status, status
+        open_page(driver, server, "?q=milk&at=52.51000,13.39000")  # someone else's position
+        wait_results(driver, "milk")
+        assert Select(driver.find_element(By.ID, "location")).first_selected_option.text.startswith("Shared location")
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearGeolocationOverride", {})
+        driver.execute_script("sessionStorage.clear();")
+
+
 MARKERS = {
     "marker": (".marker", "color", ".marker", "backgroundColor"),
     "radar dot": ("#radar .store-dot text", "fill", "#radar .store-dot circle", "fill"),

@@ -157,7 +157,7 @@
     } else if (v === "") {
       u.set("near", "anywhere");
     } else if (v === "me" && state.me) {  // kept: a reload or a shared link went back to the first neighbourhood
-      u.set("at", state.me.lat.toFixed(5) + "," + state.me.lon.toFixed(5));
+      u.set("at", atText(state.me));
     }
     u.set("radius", els.radius.value);
     u.set("mode", els.mode.value);
@@ -179,6 +179,13 @@
       if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
     } catch (e) { /* file: or sandboxed */ }
   }
+
+  /** A position as `at` writes it. The tab remembers the one it located (sessionStorage): a reload or Back from
+   *  another site read the address's `at` as a link's, "Shared location (from the link)", of the shopper's own. */
+  var OWN_AT = "plinqy.at";
+  function atText(p) { return p.lat.toFixed(5) + "," + p.lon.toFixed(5); }
+  function rememberOwn(p) { try { sessionStorage.setItem(OWN_AT, atText(p)); } catch (e) { /* storage off */ } }
+  function isOwn(p) { try { return sessionStorage.getItem(OWN_AT) === atText(p); } catch (e) { return false; } }
 
   /** Back or Forward to another search's entry: its inputs and facet values put back, and the search run again. */
   function restoreEntry() {
@@ -272,6 +279,7 @@
     var at = (u.get("at") || "").split(",").map(Number);
     var point = at.length === 2 && Math.abs(at[0]) <= 90 && Math.abs(at[1]) <= 180 && at.every(isFinite)
       && (u.get("at") || "").trim() !== "" ? { lat: at[0], lon: at[1], shared: true } : null;
+    if (point && isOwn(point)) point.shared = false; // this tab's own, written by "Use my location"
     var badAt = u.get("at") && !point ? u.get("at") : null; // said once the place it falls back to is known
     return { near: u.get("near"), category: u.get("category"), at: point, badAt: badAt };
   }
@@ -941,6 +949,7 @@
   /** The browser's position, or a link's (`shared`: the sender's, which this user never gave). */
   function useMyLocation(point) {
     state.me = point;
+    if (!point.shared) rememberOwn(point);
     var opt = els.location.querySelector('option[value="me"]');
     if (!opt) {
       opt = el("option");
@@ -1010,7 +1019,8 @@
       }
       if (at && !near) {
         useMyLocation(at);
-        state.linkNote += "Searching around the position the link shares, not yours (“Use my location” for yours). ";
+        if (at.shared) state.linkNote += "Searching around the position the link shares, not yours (“Use my " +
+          "location” for yours). ";
       }
     }).catch(function () {
       els.location.replaceChildren();
