@@ -1770,6 +1770,37 @@ def test_a_long_word_in_a_name_keeps_the_page_the_width_of_the_window(server: st
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+def test_a_long_word_in_a_suggestion_keeps_the_page_the_width_of_the_window(server: str, browser: WebDriver) -> None:
+    """A suggestion of one long word (a product's name) ran on past the list, its kind cut off, and the whole page
+    scrolled sideways (1,224 px on a 500 px window); the names elsewhere wrap. The suggestions are rewritten in the
+    page."""
+    driver = browser
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 360, "height": 740, "deviceScaleFactor": 1, "mobile": True}
+    )
+    try:
+        open_page(driver, server, "?near=" + PRESET)
+        driver.execute_script(
+            "const f = window.fetch; window.fetch = async function (u, o) { const r = await f(u, o);"
+            " if (!String(u).includes('/v1/suggest?') || !r.ok) return r; const b = await r.json();"
+            " b.suggestions.unshift({kind: 'product', text: 'Zebrafrost' + 'Superlongword'.repeat(20), ref: null});"
+            " return new Response(JSON.stringify(b), {status: r.status, headers: r.headers}); };"
+        )
+        driver.find_element(By.ID, "q").send_keys("faucet")
+        wait_for(driver, "the suggestions", suggestions_ready)
+        wide = driver.execute_script(
+            "const root = document.documentElement, w = root.clientWidth, out = [];"
+            "if (root.scrollWidth > w) out.push('page ' + root.scrollWidth);"
+            "document.querySelectorAll('#suggestions, #suggestions button').forEach(e => {"
+            " if (e.scrollWidth > e.clientWidth + 1)"
+            "  out.push(`${e.id || e.className} ${e.scrollWidth} in ${e.clientWidth}`); });"
+            "return out;"
+        )
+        assert wide == [], wide
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 # Pages of 4; a next page (offset=) is answered by `window.proxy` ([status, statusText, body, headers]) while set,
 # as a proxy in front of the service answers.
 PAGES_OF_4_BEHIND_A_PROXY = (
