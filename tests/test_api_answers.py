@@ -494,22 +494,6 @@ def test_facets_asked_of_an_empty_scope_answer_empty_lists(base: str) -> None:
     assert answer.status_code == 200 and answer.json()["facets"] == {"brand": [], "store": []}, answer.text
 
 
-@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
-def test_an_unknown_category_with_facets_answers_no_category_without_ranking(base: str, db_url: str, mode: str) -> None:
-    """An unknown category (a stale link's) answered `no_category` at once without facets, but with them ranked and
-    counted the whole set for an empty page (`global_facet_set`, ~90 ms on the demo): now the same short answer,
-    with the facets asked for empty, as for a scope with no store."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        new_store(conn)  # a store in scope: no store at all answered `no_stores` first
-    params = {"q": "milk", "mode": mode, "category_id": 987654321, "facets": "category,brand,price,store"}
-    for near in ({}, {"lat": 52.52, "lon": 13.405}):
-        answer = httpx.get(f"{base}/v1/search", params={**params, **near})
-        assert answer.status_code == 200, answer.text
-        body = answer.json()
-        assert (body["strategy"], body["results"]) == ("no_category", []), answer.text
-        assert body["facets"] == {"category": [], "brand": [], "price": [], "store": []}, answer.text
-
-
 def test_stalled_uploads_hold_no_connection_and_are_aborted(db_url: str, tmp_path: Path) -> None:
     """An upload held a pool connection while its body arrived: ten stalled ones (the pool's ten) made every route,
     search included, answer 503 for as long as their clients liked. Now no connection waits for a body, and a body

@@ -185,11 +185,11 @@ async def _ranked_set(
     else:
         store_ids, filters = known
         ranked_stores = store_ids
-    none = ranked_stores == []  # a chosen store out of scope
+    none = ranked_stores == [] or filters.category_ids == []  # a chosen store out of scope, an unknown category
     if ux.facets and none:
         ranked_stores = store_ids  # no result, but each facet counts the set without its own filter
     clock.lap("scope")
-    if ranked_stores == [] or filters.category_ids == []:  # an unknown category: no facet counts, as for no store
+    if ranked_stores == [] or (filters.category_ids == [] and not ux.facets):
         return store_ids, filters, "no_stores" if ranked_stores == [] else "no_category"
     # With facets the ranking leaves the facet filters to facet_set; otherwise it applies what it can.
     bare = replace(params, category_id=None, min_price=None, max_price=None, brand=None) if ux.facets else params

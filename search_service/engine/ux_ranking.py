@@ -33,7 +33,7 @@ class RankedSet:
     keys: np.ndarray | None = None  # `ids` as keyindex keys, when the ranking had them (the facet set needs them)
     more: bool = False  # more products matched than `ids` holds (a whole set's sides are ranked one deeper)
     settle: Settle | None = None  # the vector side is the copy's: re-scores a window of it (facet_chosen.py)
-    matches_none: bool = False  # a chosen store out of scope: ranked for the facets only
+    matches_none: bool = False  # a chosen store out of scope or an unknown category: ranked for the facets only
     every: tuple[list[UUID], np.ndarray | None] | None = None  # a sort's floor: the sides' whole fusion (joined)
 
     def cut(self, depth: int, exclude_id: UUID | None) -> None:
