@@ -20,6 +20,7 @@ from litestar.params import Parameter
 from search_service.engine.suggest import MAX_SUGGESTIONS
 from search_service.engine.text import INVISIBLE_CHARS, Q_MAX_LENGTH, query_text, searchable, trim_invisible
 from search_service.ingest.numbers import MAX_PRICE  # what a listing holds: every price a filter can meet
+from search_service.ingest.rows import MAX_TEXT
 
 BRAND_MAX_LENGTH = 200
 MAX_RADIUS_M = 100_000
@@ -59,7 +60,7 @@ RULES = {
     "fulfilment": "must be one of pickup, delivery, any",
     "explain": "must be true or false",
     "page_size": f"must be an integer between 1 and {LISTINGS_PAGE_MAX}",
-    "after": "must be at most 200 characters (an SKU): give the answer's next_after",
+    "after": f"must be at most {MAX_TEXT['sku']} characters (an SKU): give the answer's next_after",
 }
 SPACED_VALUE = "send it without the spaces around it"  # a number or flag with spaces around it: refused, said why
 # A number is read as JSON writes one (msgspec, query_string.py): `05` and `01.5` are refused, and the message says why.
