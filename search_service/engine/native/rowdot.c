@@ -104,9 +104,10 @@ VNNI static void fast_two(const uint8_t *const *row, int64_t nb, int contiguous,
 
 /* Contiguous rows for one or two queries: each row's pieces loaded in order, with no software prefetch. The
  * hardware's prefetcher follows that stream, where the piece-major order (a piece of eight rows, then the next)
- * needed prefetches and still ran ~35 % slower (1M rows, one query, 19.4 -> 15.1 ms; two 19.8 -> 13.8; the
- * bandwidth floor, a plain sum of the bytes, 12.3). A block read twice (three queries or more) keeps the
- * prefetching loops above: there the second read lost the hardware's stream. */
+ * needed prefetches and still ran slower (1M rows, one query, 18.8 -> 15.3 ms; two 19.2 -> 13.1; the bandwidth
+ * floor, a plain sum of the bytes, 12.3). A block read twice (three queries or more) keeps the prefetching loops
+ * above: there the second read lost the hardware's stream. These repeat fast_one's and fast_two's arithmetic on
+ * purpose: the loop order and prefetch as a flag of theirs, even one never set, cost ~15 % in the loop here. */
 VNNI static void stream_one(const uint8_t *const *row, int64_t nb, const int8_t *q, float *o) {
     __m512i qv[PIECES];
     for (int k = 0; k < PIECES; k++)
